@@ -1,0 +1,94 @@
+# mcpwarden: one build entry point.
+#   make            release build in build/rel (daemon, wardenctl, BPF object and skeleton)
+#   make deps       install Debian packages and the pinned npm test tools (idempotent)
+#   make run        deps + build + start the sidecar on examples/mcpwarden.json
+#   make test       deps + sanitizer build in build/test + every test suite
+#   make bench      benchmarks (tools/bench)
+
+MODE      ?= rel
+B         := build/$(MODE)
+CC        ?= gcc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+PKGS      := libevent libevent_pthreads libcurl libcjson sqlite3 libbpf openssl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
+CFLAGS    := -std=c17 -D_GNU_SOURCE -g $(WARN) -Iinclude -Iuserspace -I$(B) $(PKG_CFLAGS)
+LDLIBS    := $(PKG_LIBS) -lpthread -lm
+ifeq ($(MODE),test)
+CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS   += -fsanitize=address,undefined
+else
+CFLAGS    += -O2
+endif
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(B)/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(B)/%.skel.h,$(BPF_SRCS))
+ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -Wall -Werror \
+	$(shell $(CLANG) -v -E - </dev/null 2>&1 | sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+
+LIB_SRCS  := $(filter-out userspace/main.c,$(wildcard userspace/*.c))
+LIB_OBJS  := $(patsubst userspace/%.c,$(B)/obj/%.o,$(LIB_SRCS))
+LIB       := $(B)/libwarden.a
+TOOLS     := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
+UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+KTESTS    := $(patsubst tests/kernel/%.c,$(B)/tests/%,$(wildcard tests/kernel/ktest_*.c))
+BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(wildcard tools/bench/*.c))
+
+.PHONY: all deps run test bench clean
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(B)/mcpwarden $(TOOLS) $(BPF_OBJS)
+
+deps:
+	@scripts/deps.sh
+
+$(B)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h) $(wildcard include/*.h) | $(B)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(B)/%.skel.h: $(B)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@
+
+$(B)/obj/%.o: userspace/%.c $(wildcard userspace/*.h) $(wildcard include/*.h) | $(SKELS) $(B)/obj
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/mcpwarden: $(B)/obj/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/%: tools/%.c $(LIB) $(wildcard userspace/*.h) | $(SKELS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h) | $(B)/tests
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
+
+$(B)/tests/%: tests/kernel/%.c $(LIB) $(wildcard tests/kernel/*.h) | $(B)/tests
+	$(CC) $(CFLAGS) -Itests/kernel $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
+
+$(B)/bench/%: tools/bench/%.c $(LIB) | $(B)/bench
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(B) $(B)/obj $(B)/tests $(B)/bench:
+	mkdir -p $@
+
+run: deps
+	$(MAKE) all
+	@scripts/run.sh
+
+test: deps
+	$(MAKE) MODE=test all $(UNIT) $(KTESTS)
+	@tests/run.sh build/test
+
+bench: deps
+	$(MAKE) all $(BENCH)
+	@tools/bench/run.sh build/rel
+
+clean:
+	rm -rf build

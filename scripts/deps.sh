@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what mcpwarden needs on Debian 12, idempotently: the Debian build packages and the
+# pinned npm test tools (tests/package.json + lockfile). Safe to run again; does nothing when
+# everything is present.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
+      libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev nodejs npm
+      iproute2 curl)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+# npm may come from outside Debian (a newer one on PATH); accept it when present.
+if [ ${#missing[@]} -gt 0 ] && command -v npm >/dev/null && command -v node >/dev/null; then
+	kept=()
+	for p in "${missing[@]}"; do
+		case "$p" in nodejs|npm) ;; *) kept+=("$p") ;; esac
+	done
+	missing=("${kept[@]+"${kept[@]}"}")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: missing Debian packages: ${missing[*]} (run as root to install)" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cd "$top/tests"
+if [ ! -x node_modules/node/bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+	echo "deps: installing npm test tools (tests/package-lock.json)"
+	npm ci --no-audit --no-fund --loglevel=error
+fi

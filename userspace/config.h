@@ -1,0 +1,110 @@
+/* config: loading and validating the daemon's JSON configuration.
+ *
+ * config_load() reads a file (or the embedded default), validates every field and returns a
+ * struct config, or fills a config_errors list where each entry names the field path
+ * ("upstreams[1].url: not an http(s) URL"). Modules that own a section (enforcement, keys,
+ * policies, ...) parse it themselves from config->raw with the cfg_* helpers below, so their
+ * errors carry paths in the same form. A config is immutable once loaded; SIGHUP builds a new
+ * one and swaps it only if the whole new file is valid.
+ */
+#ifndef WARDEN_CONFIG_H
+#define WARDEN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#define CONFIG_NAME_MAX 32       /* upstream names: [a-z0-9-]{1,32} */
+#define CONFIG_MAX_ERRORS 32
+
+enum upstream_kind { UPSTREAM_STDIO, UPSTREAM_HTTP };
+enum prefix_mode { PREFIX_AUTO, PREFIX_ALWAYS, PREFIX_NEVER };
+
+struct config_header {
+	char *name;
+	char *value;        /* already resolved from the environment where the config asked */
+};
+
+struct upstream_config {
+	char *name;
+	enum upstream_kind kind;
+	/* stdio */
+	char **argv;        /* NULL-terminated; argv[0] is the program */
+	char **envp;        /* NULL-terminated "KEY=VALUE": the child's whole environment */
+	char *cwd;          /* NULL: the daemon's */
+	bool per_session;   /* one child per downstream session instead of one shared child */
+	/* http */
+	char *url;
+	struct config_header *headers;
+	size_t nheaders;
+	/* both */
+	int connect_timeout_ms;
+	int request_timeout_ms;
+	bool validate_args; /* validate tools/call arguments against inputSchema */
+	bool charge_failures;
+};
+
+struct config {
+	char *path;                 /* file it came from, or "(embedded)" */
+	/* agent-facing listener */
+	char *listen_host;          /* default 127.0.0.1 */
+	int listen_port;            /* 0: pick a free port (tests) */
+	char *mcp_path;             /* default /mcp */
+	char **allowed_origins;     /* NULL-terminated; loopback origins are always allowed */
+	/* admin listener (separate port; NULL host: disabled) */
+	char *admin_host;
+	int admin_port;
+	char *admin_token;          /* resolved; NULL when no admin plane */
+	enum prefix_mode prefix;
+	bool auth_required;         /* false only for no-auth loopback test mode */
+	/* limits and timeouts */
+	size_t max_body_bytes;
+	size_t max_header_bytes;
+	unsigned max_sessions;
+	int header_timeout_ms;      /* client must send its request within this */
+	int idle_timeout_ms;        /* an idle keep-alive connection is closed after this */
+	int session_idle_ms;        /* a session with no request for this long is ended */
+	int request_timeout_ms;     /* default upstream call timeout */
+	int connect_timeout_ms;     /* default upstream connect timeout */
+	char *log_level;
+	char *state_dir;            /* SQLite store and other durable state */
+	struct upstream_config *upstreams;
+	size_t nupstreams;
+	cJSON *raw;                 /* the whole parsed document, owned */
+};
+
+struct config_errors {
+	int count;
+	char msg[CONFIG_MAX_ERRORS][384];
+};
+
+/* Load and validate; on failure returns -EINVAL and fills errs (every problem, each with its
+ * field path). path NULL loads the embedded default. */
+int config_load(const char *path, struct config **out, struct config_errors *errs);
+/* Parse from memory (tests, embedded default). */
+int config_parse(const char *text, const char *origin, struct config **out,
+		 struct config_errors *errs);
+void config_free(struct config *c);
+const struct upstream_config *config_upstream(const struct config *c, const char *name);
+
+/* Helpers for modules that own a section. Each records an error at `path.key` in errs and
+ * returns -EINVAL when the field is present but wrong, or missing and required; returns
+ * -ENOENT (without an error) when an optional field is absent (out untouched). */
+int config_fail(struct config_errors *errs, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int cfg_string(const cJSON *obj, const char *key, const char *path, bool required,
+	       const char **out, struct config_errors *errs);
+int cfg_int(const cJSON *obj, const char *key, const char *path, bool required,
+	    long long min, long long max, long long *out, struct config_errors *errs);
+int cfg_bool(const cJSON *obj, const char *key, const char *path, bool required, bool *out,
+	     struct config_errors *errs);
+/* A string, or {"env": "NAME"} resolved from the environment (error if unset). Caller frees. */
+int cfg_secret(const cJSON *obj, const char *key, const char *path, bool required, char **out,
+	       struct config_errors *errs);
+/* Every key of obj must be in allowed (NULL-terminated): unknown fields are errors, so typos
+ * are caught rather than silently ignored. */
+int cfg_known_keys(const cJSON *obj, const char *path, const char *const *allowed,
+		   struct config_errors *errs);
+
+#endif

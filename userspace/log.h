@@ -1,0 +1,32 @@
+/* log: the daemon's operational log (stderr) and its structured record stream (stdout).
+ *
+ * Operational messages are human text on stderr with a level. Records (audit decisions, eBPF
+ * denials) are one JSON object per line on stdout, written by log_record(): the format auditors
+ * parse. Secrets never reach either: callers log key ids, never keys.
+ */
+#ifndef WARDEN_LOG_H
+#define WARDEN_LOG_H
+
+#include <cjson/cJSON.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_set_level(enum log_level lvl);
+enum log_level log_get_level(void);
+/* Parse "debug", "info", "warn", "error"; returns 0 or -EINVAL. */
+int log_level_parse(const char *s, enum log_level *out);
+
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* Write one record as a JSON line on stdout; adds "ts" (RFC 3339, UTC, ms) and "type".
+ * Does not take ownership of obj. */
+void log_record(const char *type, cJSON *obj);
+
+/* Current wall-clock time as RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
+void log_timestamp(char *buf, unsigned long len);
+
+#endif
