@@ -1,0 +1,139 @@
+/* Config validation: every error names its field path; defaults; secrets from the environment. */
+#include <CUnit/Basic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static int has_error(const struct config_errors *e, const char *needle)
+{
+	for (int i = 0; i < e->count; i++)
+		if (strstr(e->msg[i], needle))
+			return 1;
+	return 0;
+}
+
+static void test_defaults(void)
+{
+	struct config *c = NULL;
+	struct config_errors e = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(config_parse("{}", "t", &c, &e), 0);
+	CU_ASSERT_STRING_EQUAL(c->listen_host, "127.0.0.1");
+	CU_ASSERT_EQUAL(c->listen_port, 8080);
+	CU_ASSERT_STRING_EQUAL(c->mcp_path, "/mcp");
+	CU_ASSERT_TRUE(c->auth_required);
+	CU_ASSERT_EQUAL(c->prefix, PREFIX_AUTO);
+	CU_ASSERT_EQUAL(c->nupstreams, 0);
+	config_free(c);
+}
+
+static void test_full(void)
+{
+	struct config *c = NULL;
+	struct config_errors e = { 0 };
+	const char *text =
+		"{\"listen\": \"[::1]:0\", \"prefix\": \"never\", \"auth\": {\"required\": false},"
+		" \"timeouts\": {\"request_ms\": 1500},"
+		" \"upstreams\": ["
+		"  {\"name\": \"mem\", \"transport\": \"stdio\", \"command\": [\"node\", \"x.js\"],"
+		"   \"env\": {\"A\": \"1\", \"TOKEN\": {\"env\": \"WARDEN_TEST_SECRET\"}}, \"inherit_env\": []},"
+		"  {\"name\": \"remote-1\", \"transport\": \"http\", \"url\": \"http://127.0.0.1:9/mcp\","
+		"   \"headers\": {\"Authorization\": {\"env\": \"WARDEN_TEST_SECRET\"}}, \"request_timeout_ms\": 99}]}";
+
+	setenv("WARDEN_TEST_SECRET", "s3cret", 1);
+	CU_ASSERT_EQUAL_FATAL(config_parse(text, "t", &c, &e), 0);
+	CU_ASSERT_STRING_EQUAL(c->listen_host, "::1");
+	CU_ASSERT_EQUAL(c->listen_port, 0);
+	CU_ASSERT_FALSE(c->auth_required);
+	CU_ASSERT_EQUAL(c->prefix, PREFIX_NEVER);
+	CU_ASSERT_EQUAL_FATAL(c->nupstreams, 2);
+	const struct upstream_config *m = config_upstream(c, "mem");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->kind, UPSTREAM_STDIO);
+	CU_ASSERT_STRING_EQUAL(m->argv[1], "x.js");
+	CU_ASSERT_PTR_NULL(m->argv[2]);
+	/* Only what the config names reaches the child: no inherited PATH here. */
+	CU_ASSERT_STRING_EQUAL(m->envp[0], "A=1");
+	CU_ASSERT_STRING_EQUAL(m->envp[1], "TOKEN=s3cret");
+	CU_ASSERT_PTR_NULL(m->envp[2]);
+	CU_ASSERT_EQUAL(m->request_timeout_ms, 1500);
+	const struct upstream_config *r = config_upstream(c, "remote-1");
+	CU_ASSERT_EQUAL(r->kind, UPSTREAM_HTTP);
+	CU_ASSERT_EQUAL(r->request_timeout_ms, 99);
+	CU_ASSERT_EQUAL(r->nheaders, 1);
+	CU_ASSERT_STRING_EQUAL(r->headers[0].value, "s3cret");
+	config_free(c);
+}
+
+static void test_errors_name_paths(void)
+{
+	struct config *c = NULL;
+	struct config_errors e = { 0 };
+	const char *text =
+		"{\"listen\": \"localhost\", \"prefx\": 1, \"prefix\": \"sometimes\","
+		" \"limits\": {\"max_body_bytes\": 5},"
+		" \"upstreams\": ["
+		"  {\"name\": \"Bad_Name\", \"transport\": \"stdio\", \"command\": []},"
+		"  {\"name\": \"a\", \"transport\": \"http\", \"url\": \"ftp://x\", \"headers\": {\"X\": {\"env\": \"WARDEN_UNSET_VAR\"}}},"
+		"  {\"name\": \"a\", \"transport\": \"carrier-pigeon\"}]}";
+
+	unsetenv("WARDEN_UNSET_VAR");
+	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_TRUE(has_error(&e, "listen: expected \"host:port\""));
+	CU_ASSERT_TRUE(has_error(&e, "prefx: unknown field"));
+	CU_ASSERT_TRUE(has_error(&e, "prefix: must be"));
+	CU_ASSERT_TRUE(has_error(&e, "limits.max_body_bytes: must be between"));
+	CU_ASSERT_TRUE(has_error(&e, "upstreams[0].name: must match"));
+	CU_ASSERT_TRUE(has_error(&e, "upstreams[0].command: stdio upstreams need"));
+	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].url: must be an http"));
+	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].headers.X: environment variable WARDEN_UNSET_VAR"));
+	CU_ASSERT_TRUE(has_error(&e, "upstreams[2].transport: must be \"stdio\" or \"http\""));
+}
+
+static void test_bad_json(void)
+{
+	struct config *c = NULL;
+	struct config_errors e = { 0 };
+
+	CU_ASSERT_EQUAL(config_parse("{\n \"listen\": ,\n}", "t", &c, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "not valid JSON (line 2"));
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_EQUAL(config_parse("[1]", "t", &c, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "must be a JSON object"));
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_NOT_EQUAL(config_load("/nonexistent/mcpwarden.json", &c, &e), 0);
+	CU_ASSERT_TRUE(has_error(&e, "cannot open"));
+}
+
+static void test_duplicate_upstream(void)
+{
+	struct config *c = NULL;
+	struct config_errors e = { 0 };
+	const char *text = "{\"upstreams\": ["
+		"{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://a/\"},"
+		"{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://b/\"}]}";
+
+	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].name: duplicate upstream name \"x\""));
+}
+
+int main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("config", NULL, NULL);
+	CU_add_test(s, "defaults", test_defaults);
+	CU_add_test(s, "full config", test_full);
+	CU_add_test(s, "errors name field paths", test_errors_name_paths);
+	CU_add_test(s, "bad JSON and missing file", test_bad_json);
+	CU_add_test(s, "duplicate upstream names", test_duplicate_upstream);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
