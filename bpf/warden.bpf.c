@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* warden: cgroup socket hooks that keep enrolled agent cgroups away from MCP servers except
+ * through the local sidecar. Attached once at the cgroup v2 root; every program first finds
+ * the calling task's nearest enrolled (or exempt) cgroup and lets everyone else through.
+ *
+ *   connect4/connect6   TCP and UDP connect, TCP fast open, io_uring connect, ping connect
+ *   sendmsg4/sendmsg6   unconnected UDP sends (v4-mapped sends from v6 sockets run sendmsg4)
+ *   sock_create         no raw sockets and no ICMP "ping" sockets: their sends are not hooked
+ *   connect_unix        connects to protected unix socket paths (kernel 6.7+; loaded as
+ *                       "cgroup/connect4" with expected attach type BPF_CGROUP_UNIX_CONNECT
+ *                       because libbpf 1.1 lacks the section name)
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/policy.h"
+#include "lib/audit.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Common body of the four inet sock_addr hooks. */
+static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook, const struct dst *d)
+{
+	struct warden_config *cfg = config_get();
+	struct verdict v = {};
+
+	if (!cfg)
+		return SYS_PROCEED;	/* cannot happen: array map */
+	v.mode = cgroup_mode(cfg, &v.enrolled_id);
+	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
+		count(hook, COUNT_UNENROLLED);
+		return SYS_PROCEED;
+	}
+	if (policy_inet(cfg, d, &v) == 0) {
+		count(hook, COUNT_ALLOWED);
+		return SYS_PROCEED;
+	}
+	count(hook, COUNT_DENIED);
+	event_inet(hook, &v, d, (__u16)ctx->protocol);
+	deny_errno(cfg);
+	return SYS_REJECT;
+}
+
+SEC("cgroup/connect4")
+int warden_connect4(struct bpf_sock_addr *ctx)
+{
+	struct dst d;
+
+	dst_from_ctx4(ctx, &d);
+	return hook_inet(ctx, WARDEN_HOOK_CONNECT4, &d);
+}
+
+SEC("cgroup/connect6")
+int warden_connect6(struct bpf_sock_addr *ctx)
+{
+	struct dst d;
+
+	dst_from_ctx6(ctx, &d);
+	return hook_inet(ctx, WARDEN_HOOK_CONNECT6, &d);
+}
+
+SEC("cgroup/sendmsg4")
+int warden_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct dst d;
+
+	/* Also runs for a v6 socket sending to ::ffff:a.b.c.d (ctx->family is then AF_INET6):
+	 * user_ip4 holds the v4 address either way. */
+	dst_from_ctx4(ctx, &d);
+	if (ctx->family == AF_INET6)
+		d.flags = WARDEN_EV_F_V4MAPPED;
+	return hook_inet(ctx, WARDEN_HOOK_SENDMSG4, &d);
+}
+
+SEC("cgroup/sendmsg6")
+int warden_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct dst d;
+
+	dst_from_ctx6(ctx, &d);
+	return hook_inet(ctx, WARDEN_HOOK_SENDMSG6, &d);
+}
+
+/* Raw sockets and ICMP ping sockets send without passing connect or sendmsg hooks: refuse to
+ * create them at all in enforced cgroups. */
+SEC("cgroup/sock_create")
+int warden_sock_create(struct bpf_sock *sk)
+{
+	const __u32 hook = WARDEN_HOOK_SOCK_CREATE;
+	struct warden_config *cfg = config_get();
+	struct warden_event *ev;
+	struct verdict v = {};
+	__u32 type, proto;
+
+	if (!cfg)
+		return SYS_PROCEED;
+	v.mode = cgroup_mode(cfg, &v.enrolled_id);
+	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
+		count(hook, COUNT_UNENROLLED);
+		return SYS_PROCEED;
+	}
+	type = sk->type;
+	proto = sk->protocol;
+	if (type == SOCK_RAW)
+		v.reason = WARDEN_REASON_RAW_SOCKET;
+	else if (type == SOCK_DGRAM && (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6))
+		v.reason = WARDEN_REASON_PING_SOCKET;
+	if (v.reason == WARDEN_REASON_NONE) {
+		count(hook, COUNT_ALLOWED);
+		return SYS_PROCEED;
+	}
+	count(hook, COUNT_DENIED);
+	ev = event_begin(hook, &v);
+	if (ev) {
+		ev->family = sk->family;
+		ev->protocol = proto;
+		ev->sock_type = type;
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return SYS_REJECT;	/* socket() fails with EPERM */
+}
+
+/* Unix socket connect (kernel 6.7+). The kernel-side context carries the sockaddr_un; these
+ * declarations are relocated against the running kernel's BTF (CO-RE). */
+struct sockaddr___warden;
+struct bpf_sock_addr_kern___warden {
+	struct sockaddr___warden *uaddr;
+	__u32 uaddrlen;
+} __attribute__((preserve_access_index));
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Make the key what the kernel will look up: bytes past the address length cleared, and a
+ * path name cut at its first NUL (the kernel does the same: trailing bytes after the NUL must
+ * not let "/run/x.sock\0junk" miss the "/run/x.sock" entry); an abstract name (leading NUL)
+ * is exactly len bytes. Branch-free, so the verifier walks the 108 bytes once. */
+static __always_inline void unix_key_normalise(struct warden_unix_key *key, __u32 len)
+{
+	__u64 c0 = (__u8)key->path[0];
+	__u64 abstract = 1 - ((c0 + 0xff) >> 8);	/* 1 iff path[0] == 0 */
+	__u64 alive = 1;
+
+	for (__u32 i = 0; i < WARDEN_UNIX_PATH_LEN; i++) {
+		__u64 c = (__u8)key->path[i];
+		__u64 nonzero = (c + 0xff) >> 8;
+		__u64 inside = ((__u64)((__s64)i - (__s64)len)) >> 63;	/* 1 iff i < len */
+
+		alive &= inside & (nonzero | abstract);
+		key->path[i] = (char)(c & (0 - alive));
+	}
+}
+
+SEC("cgroup/connect4")	/* expected attach type set to BPF_CGROUP_UNIX_CONNECT by userspace */
+int warden_connect_unix(struct bpf_sock_addr *ctx)
+{
+	const __u32 hook = WARDEN_HOOK_CONNECT_UNIX;
+	struct bpf_sock_addr_kern___warden *sa;
+	struct warden_config *cfg = config_get();
+	struct warden_unix_key key = {};
+	struct warden_rule *r;
+	struct warden_event *ev;
+	struct verdict v = {};
+	__u32 len;
+
+	if (!cfg)
+		return SYS_PROCEED;
+	v.mode = cgroup_mode(cfg, &v.enrolled_id);
+	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
+		count(hook, COUNT_UNENROLLED);
+		return SYS_PROCEED;
+	}
+	sa = bpf_cast_to_kern_ctx(ctx);
+	len = sa->uaddrlen;
+	/* sun_path follows the 2-byte family; the kernel copy lives in a sockaddr_storage, so
+	 * reading the full 108 bytes stays inside it. Bytes past uaddrlen are cleared below. */
+	if (bpf_probe_read_kernel(key.path, sizeof(key.path), (char *)sa->uaddr + 2) < 0)
+		goto allowed;	/* cannot happen for a kernel sockaddr; keep the call usable */
+	len = len > 2 ? len - 2 : 0;
+	unix_key_normalise(&key, len);
+	r = bpf_map_lookup_elem(&warden_unixpath, &key);
+	if (!r)
+		goto allowed;
+	v.reason = WARDEN_REASON_UNIX_PATH;
+	v.rule_id = r->id;
+	count(hook, COUNT_DENIED);
+	ev = event_begin(hook, &v);
+	if (ev) {
+		ev->family = AF_UNIX;
+		__builtin_memcpy(ev->path, key.path, sizeof(ev->path));
+		bpf_ringbuf_submit(ev, 0);
+	}
+	deny_errno(cfg);
+	return SYS_REJECT;
+allowed:
+	count(hook, COUNT_ALLOWED);
+	return SYS_PROCEED;
+}

@@ -1,0 +1,162 @@
+/* warden_types: the types shared by the BPF programs (bpf/warden.bpf.c) and userspace
+ * (userspace/enforcer.c, tools/wardenctl.c). Types and constants only, no functions.
+ *
+ * Every struct here is a map key, a map value or a ring-buffer record, so its layout is ABI
+ * between the two sides and with the pinned maps of an older daemon: fixed-width types,
+ * explicit padding, sizes asserted. Changing a layout means bumping WARDEN_ABI_VERSION (an old
+ * pin directory is then refused and must be removed with `wardenctl uninstall`).
+ *
+ * Byte order: addresses and ports inside map keys are in network order (they are compared
+ * against the socket address the program sees); ports in events are in host order.
+ */
+#ifndef WARDEN_TYPES_H
+#define WARDEN_TYPES_H
+
+#include <linux/types.h>
+
+#define WARDEN_ABI_VERSION	1
+
+/* Pin directory layout (bpffs). Maps are pinned as <pin_dir>/<map name>, links as
+ * <pin_dir>/link_<hook name>. */
+#define WARDEN_PIN_DIR_DEFAULT	"/sys/fs/bpf/mcpwarden"
+#define WARDEN_LINK_PREFIX	"link_"
+
+/* Map names (BPF object names are at most 15 characters). */
+#define WARDEN_MAP_CONFIG	"warden_config"		/* array[1]: struct warden_config */
+#define WARDEN_MAP_ENROLLED	"warden_enrolled"	/* hash: __u64 cgroup id -> struct warden_enroll */
+#define WARDEN_MAP_PROTECT4	"warden_protect4"	/* lpm: struct warden_lpm4_key -> struct warden_rule */
+#define WARDEN_MAP_PROTECT6	"warden_protect6"	/* lpm: struct warden_lpm6_key -> struct warden_rule */
+#define WARDEN_MAP_ALLOW4	"warden_allow4"		/* lpm: struct warden_lpm4_key -> struct warden_rule */
+#define WARDEN_MAP_ALLOW6	"warden_allow6"		/* lpm: struct warden_lpm6_key -> struct warden_rule */
+#define WARDEN_MAP_UNIXPATH	"warden_unixpath"	/* hash: struct warden_unix_key -> struct warden_rule */
+#define WARDEN_MAP_EVENTS	"warden_events"		/* ringbuf of struct warden_event */
+#define WARDEN_MAP_COUNTERS	"warden_counters"	/* percpu array[WARDEN_HOOK_MAX]: struct warden_counters */
+
+#define WARDEN_MAX_ENROLLED	16384
+#define WARDEN_MAX_RULES	16384	/* per LPM trie */
+#define WARDEN_MAX_UNIXPATHS	1024
+#define WARDEN_EVENTS_BYTES	(256 * 1024)
+#define WARDEN_MAX_LEVELS	32	/* cgroup depth below the root the programs look at */
+#define WARDEN_COMM_LEN		16
+#define WARDEN_UNIX_PATH_LEN	108	/* sizeof(sockaddr_un.sun_path) */
+
+/* Hooks: index of warden_counters, warden_event.hook. Names (for links and output) are
+ * "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix". */
+enum warden_hook {
+	WARDEN_HOOK_CONNECT4 = 0,
+	WARDEN_HOOK_CONNECT6 = 1,
+	WARDEN_HOOK_SENDMSG4 = 2,
+	WARDEN_HOOK_SENDMSG6 = 3,
+	WARDEN_HOOK_SOCK_CREATE = 4,
+	WARDEN_HOOK_CONNECT_UNIX = 5,
+	WARDEN_HOOK_MAX = 6,
+};
+
+/* Per enrolled cgroup. The entry nearest to the calling task wins, so an exempt cgroup (the
+ * sidecar's) below an enrolled one (its pod) is not enforced. */
+enum warden_mode {
+	WARDEN_MODE_NONE = 0,		/* never stored */
+	WARDEN_MODE_LOCKDOWN = 1,	/* only the sidecar endpoints and the allowlist */
+	WARDEN_MODE_PROTECT = 2,	/* everything except the protected destinations */
+	WARDEN_MODE_EXEMPT = 3,		/* not enforced, even below an enrolled ancestor */
+};
+
+/* Why a deny event was emitted (warden_event.reason). */
+enum warden_reason {
+	WARDEN_REASON_NONE = 0,
+	WARDEN_REASON_LOCKDOWN = 1,	/* lockdown: not the sidecar and not allowlisted */
+	WARDEN_REASON_PROTECTED = 2,	/* matched a protected destination (rule_id) */
+	WARDEN_REASON_RAW_SOCKET = 3,	/* socket(SOCK_RAW) */
+	WARDEN_REASON_PING_SOCKET = 4,	/* socket(SOCK_DGRAM, IPPROTO_ICMP/ICMPV6) */
+	WARDEN_REASON_UNIX_PATH = 5,	/* connect to a protected unix socket path (rule_id) */
+};
+
+/* warden_config.flags */
+#define WARDEN_CFG_F_UNIX_HOOK	(1U << 0)	/* informational: connect_unix attached */
+
+struct warden_config {
+	__u32 abi_version;	/* WARDEN_ABI_VERSION once userspace initialised the map */
+	__u32 level_mask;	/* bit L set: some enrolled/exempt cgroup sits at depth L */
+	__u32 deny_errno;	/* 0 or EPERM: plain EPERM; else bpf_set_retval(-deny_errno) */
+	__u16 sidecar_port;	/* network order; 0: no sidecar endpoint allowed */
+	__u16 flags;		/* WARDEN_CFG_F_* */
+};
+
+struct warden_enroll {
+	__u32 mode;		/* enum warden_mode */
+	__u32 level;		/* depth of this cgroup below the cgroup2 root (root = 0) */
+};
+
+/* LPM trie keys. The matched data is port then address, so one trie holds both
+ * "cidr:port" (prefixlen = 16 + cidr bits) and "cidr, any port" (stored with port 0,
+ * prefixlen = 16 + cidr bits as well, looked up a second time with port 0). The trailing
+ * padding is never inside a prefix. */
+struct warden_lpm4_key {
+	__u32 prefixlen;
+	__u16 port;		/* network order; 0 = any port */
+	__u8 addr[4];
+	__u8 pad[2];
+};
+
+struct warden_lpm6_key {
+	__u32 prefixlen;
+	__u16 port;		/* network order; 0 = any port */
+	__u8 addr[16];
+	__u8 pad[2];
+};
+
+struct warden_rule {
+	__u32 id;		/* assigned by userspace, reported in events */
+	__u32 flags;		/* reserved, 0 */
+};
+
+/* Exact sun_path, zero padded. Abstract names keep their leading NUL. */
+struct warden_unix_key {
+	char path[WARDEN_UNIX_PATH_LEN];
+};
+
+struct warden_counters {
+	__u64 allowed;		/* decisions that let an enrolled cgroup through */
+	__u64 denied;		/* refusals */
+	__u64 events_dropped;	/* refusals whose event did not fit the ring buffer */
+	__u64 unenrolled;	/* calls from cgroups that are not enrolled (or exempt) */
+};
+
+/* warden_event.flags */
+#define WARDEN_EV_F_V4MAPPED	(1U << 0)	/* destination was ::ffff:a.b.c.d, reported as v4 */
+
+/* One refusal, as written to the ring buffer. */
+struct warden_event {
+	__u64 ts_boot_ns;	/* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id;	/* the calling task's cgroup v2 id */
+	__u64 enrolled_id;	/* the enrolled cgroup (itself or an ancestor) that decided */
+	__u32 pid;		/* thread id */
+	__u32 tgid;		/* process id */
+	__u32 uid;
+	__u32 gid;
+	__u32 rule_id;		/* matched rule, 0 when the refusal is a mode default */
+	__u16 protocol;		/* IPPROTO_* of the socket */
+	__u16 dport;		/* host order */
+	__u8 hook;		/* enum warden_hook */
+	__u8 family;		/* AF_INET (also after v4-mapped normalisation), AF_INET6, AF_UNIX */
+	__u8 mode;		/* enum warden_mode of enrolled_id */
+	__u8 reason;		/* enum warden_reason */
+	__u8 flags;		/* WARDEN_EV_F_* */
+	__u8 pad;
+	__u16 sock_type;	/* SOCK_* (sock_create) */
+	__u8 daddr[16];		/* AF_INET: first 4 bytes */
+	char comm[WARDEN_COMM_LEN];
+	char path[WARDEN_UNIX_PATH_LEN];	/* AF_UNIX destination */
+	__u8 pad2[4];
+};
+
+_Static_assert(sizeof(struct warden_config) == 16, "warden_config layout");
+_Static_assert(sizeof(struct warden_enroll) == 8, "warden_enroll layout");
+_Static_assert(sizeof(struct warden_lpm4_key) == 12, "warden_lpm4_key layout");
+_Static_assert(sizeof(struct warden_lpm6_key) == 24, "warden_lpm6_key layout");
+_Static_assert(sizeof(struct warden_rule) == 8, "warden_rule layout");
+_Static_assert(sizeof(struct warden_unix_key) == 108, "warden_unix_key layout");
+_Static_assert(sizeof(struct warden_counters) == 32, "warden_counters layout");
+_Static_assert(sizeof(struct warden_event) == 200, "warden_event layout");
+
+#endif
