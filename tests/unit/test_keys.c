@@ -1,0 +1,587 @@
+/* Keys: generation, hashing, lookup, expired/disabled/unknown, run-time changes, the per-peer
+ * failure tracker, and the config sections. */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "keys.h"
+#include "policy.h"
+
+#define NOW 1800000000LL   /* a fixed wall-clock time, unix seconds */
+
+static struct keystore *store(void)
+{
+	struct keystore *ks = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(keys_new(NULL, &ks), 0);
+	return ks;
+}
+
+static struct key_record record(const char *id, const char *key, const char *policy)
+{
+	struct key_record r = { 0 };
+
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.name, sizeof(r.name), "name of %s", id);
+	snprintf(r.policy, sizeof(r.policy), "%s", policy);
+	CU_ASSERT_EQUAL(keys_hash(key, strlen(key), r.hash), 0);
+	return r;
+}
+
+static enum keys_auth auth(struct keystore *ks, const char *key, int64_t now,
+			   struct key_identity *who)
+{
+	struct key_identity tmp;
+
+	return keys_authenticate(ks, key, strlen(key), now, who ? who : &tmp);
+}
+
+static void test_generate(void)
+{
+	static char keys[2000][KEYS_TOKEN_SIZE];
+	unsigned seen[256] = { 0 };
+	char small[KEYS_TOKEN_SIZE - 1], id[16];
+
+	for (int i = 0; i < 2000; i++) {
+		CU_ASSERT_EQUAL_FATAL(keys_generate(keys[i], sizeof(keys[i])), 0);
+		CU_ASSERT_EQUAL(strlen(keys[i]), KEYS_TOKEN_SIZE - 1);
+		CU_ASSERT_EQUAL(strncmp(keys[i], "mcpw_", 5), 0);
+		/* 43 base64url characters carry the 256 random bits */
+		CU_ASSERT_EQUAL(strspn(keys[i] + 5, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				       "0123456789-_"), 43);
+		for (const char *p = keys[i] + 5; *p; p++)
+			seen[(unsigned char)*p]++;
+	}
+	/* Every one of the 64 symbols shows up, and no key repeats. */
+	int symbols = 0;
+	for (int c = 0; c < 256; c++)
+		symbols += seen[c] > 0;
+	CU_ASSERT_EQUAL(symbols, 64);
+	for (int i = 0; i < 2000; i++)
+		for (int j = i + 1; j < 2000; j++)
+			if (strcmp(keys[i], keys[j]) == 0)
+				CU_FAIL("duplicate key");
+	CU_ASSERT_EQUAL(keys_generate(small, sizeof(small)), -ENOSPC);
+	CU_ASSERT_EQUAL(keys_generate_id(id, sizeof(id)), 0);
+	CU_ASSERT_EQUAL(strlen(id), 10);
+	CU_ASSERT_EQUAL(strncmp(id, "k_", 2), 0);
+	CU_ASSERT_EQUAL(strspn(id + 2, "0123456789abcdef"), 8);
+	CU_ASSERT_EQUAL(keys_generate_id(id, 10), -ENOSPC);
+}
+
+static void test_hash_text(void)
+{
+	unsigned char d[KEYS_HASH_LEN], d2[KEYS_HASH_LEN];
+	char text[KEYS_HASH_TEXT_SIZE];
+
+	CU_ASSERT_EQUAL(keys_hash("abc", 3, d), 0);
+	keys_hash_format(d, text);
+	CU_ASSERT_STRING_EQUAL(text, "sha256:ba7816bf8f01cfea414140de5dae2223"
+			       "b00361a396177a9cb410ff61f20015ad");
+	CU_ASSERT_EQUAL(keys_hash_parse(text, d2), 0);
+	CU_ASSERT_EQUAL(memcmp(d, d2, sizeof(d)), 0);
+	CU_ASSERT_EQUAL(keys_hash_parse("sha256:BA7816BF8F01CFEA414140DE5DAE2223"
+					"B00361A396177A9CB410FF61F20015AD", d2), 0);
+	CU_ASSERT_EQUAL(memcmp(d, d2, sizeof(d)), 0);
+	CU_ASSERT_EQUAL(keys_hash_parse("ba7816bf8f01cfea414140de5dae2223"
+					"b00361a396177a9cb410ff61f20015ad", d2), -EINVAL);
+	CU_ASSERT_EQUAL(keys_hash_parse("sha256:ba7816bf", d2), -EINVAL);
+	CU_ASSERT_EQUAL(keys_hash_parse("sha256:za7816bf8f01cfea414140de5dae2223"
+					"b00361a396177a9cb410ff61f20015ad", d2), -EINVAL);
+	CU_ASSERT_EQUAL(keys_hash_parse("sha256:ba7816bf8f01cfea414140de5dae2223"
+					"b00361a396177a9cb410ff61f20015ad0", d2), -EINVAL);
+	CU_ASSERT_EQUAL(keys_hash_parse("", d2), -EINVAL);
+}
+
+static void test_lookup(void)
+{
+	struct keystore *ks = store();
+	static char keys[3000][KEYS_TOKEN_SIZE];
+	struct key_identity who;
+	char id[16];
+
+	for (int i = 0; i < 3000; i++) {
+		CU_ASSERT_EQUAL_FATAL(keys_generate(keys[i], sizeof(keys[i])), 0);
+		snprintf(id, sizeof(id), "k%d", i);
+		struct key_record r = record(id, keys[i], "p");
+		CU_ASSERT_EQUAL_FATAL(keys_add(ks, &r), 0);
+	}
+	CU_ASSERT_EQUAL(keys_count(ks), 3000);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "k%d", i);
+		CU_ASSERT_EQUAL(auth(ks, keys[i], NOW, &who), KEYS_AUTH_OK);
+		CU_ASSERT_STRING_EQUAL(who.id, id);
+	}
+	CU_ASSERT_STRING_EQUAL(who.name, "name of k2999");
+	CU_ASSERT_STRING_EQUAL(who.policy, "p");
+	CU_ASSERT_STRING_EQUAL(who.team, "");
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "");
+
+	/* A near miss (last character changed) is simply unknown, and says nothing. */
+	char near[KEYS_TOKEN_SIZE];
+	memcpy(near, keys[7], sizeof(near));
+	near[KEYS_TOKEN_SIZE - 2] = near[KEYS_TOKEN_SIZE - 2] == 'A' ? 'B' : 'A';
+	CU_ASSERT_EQUAL(auth(ks, near, NOW, &who), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_STRING_EQUAL(who.id, "");
+	/* Any printable token is hashed (keys imported from elsewhere), other input is malformed. */
+	CU_ASSERT_EQUAL(auth(ks, "sk-legacy-0123", NOW, NULL), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(auth(ks, "", NOW, NULL), KEYS_AUTH_MALFORMED);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_ abc", NOW, NULL), KEYS_AUTH_MALFORMED);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_\x01" "abc", NOW, NULL), KEYS_AUTH_MALFORMED);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_\xc3\xa9", NOW, NULL), KEYS_AUTH_MALFORMED);
+	CU_ASSERT_EQUAL(keys_authenticate(ks, NULL, 0, NOW, &who), KEYS_AUTH_MALFORMED);
+	char *big = malloc(KEYS_PRESENTED_MAX + 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, 'a', KEYS_PRESENTED_MAX + 1);
+	big[KEYS_PRESENTED_MAX + 1] = '\0';
+	CU_ASSERT_EQUAL(auth(ks, big, NOW, NULL), KEYS_AUTH_MALFORMED);
+	big[KEYS_PRESENTED_MAX] = '\0';
+	CU_ASSERT_EQUAL(auth(ks, big, NOW, NULL), KEYS_AUTH_UNKNOWN);
+	free(big);
+	/* Only len bytes count: a key followed by more bytes in the buffer still matches. */
+	char longer[KEYS_TOKEN_SIZE + 8];
+	snprintf(longer, sizeof(longer), "%s, x", keys[9]);
+	CU_ASSERT_EQUAL(keys_authenticate(ks, longer, KEYS_TOKEN_SIZE - 1, NOW, &who),
+			KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.id, "k9");
+	keys_free(ks);
+}
+
+/* Digests that land in the same bucket (same first 8 bytes) and differ only at the end are
+ * told apart: the whole digest is compared (with CRYPTO_memcmp), not a prefix. */
+static void test_full_digest_compare(void)
+{
+	struct keystore *ks = store();
+	struct key_identity who;
+	struct key_record a = record("a", "x", "p"), b = record("b", "x", "p");
+	unsigned char probe[KEYS_HASH_LEN];
+
+	memset(a.hash, 0x5a, KEYS_HASH_LEN);
+	memset(b.hash, 0x5a, KEYS_HASH_LEN);
+	b.hash[KEYS_HASH_LEN - 1] = 0x5b;
+	CU_ASSERT_EQUAL_FATAL(keys_add(ks, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(keys_add(ks, &b), 0);
+	CU_ASSERT_EQUAL(keys_authenticate_hash(ks, a.hash, NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.id, "a");
+	CU_ASSERT_EQUAL(keys_authenticate_hash(ks, b.hash, NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.id, "b");
+	memcpy(probe, a.hash, sizeof(probe));
+	for (int i = 0; i < KEYS_HASH_LEN; i++) {
+		probe[i] ^= 0x80;
+		CU_ASSERT_EQUAL(keys_authenticate_hash(ks, probe, NOW, &who), KEYS_AUTH_UNKNOWN);
+		probe[i] ^= 0x80;
+	}
+	keys_free(ks);
+}
+
+static void test_expired_disabled(void)
+{
+	struct keystore *ks = store();
+	struct key_identity who;
+	struct key_record r = record("exp", "mcpw_expiring", "p");
+
+	r.expires = NOW + 60;
+	CU_ASSERT_EQUAL_FATAL(keys_add(ks, &r), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_expiring", NOW + 59, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(who.expires, NOW + 60);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_expiring", NOW + 60, &who), KEYS_AUTH_EXPIRED);
+	CU_ASSERT_STRING_EQUAL(who.id, "exp");  /* the audit record names the key */
+	r = record("off", "mcpw_off", "p");
+	r.disabled = true;
+	CU_ASSERT_EQUAL_FATAL(keys_add(ks, &r), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_off", NOW, &who), KEYS_AUTH_DISABLED);
+	CU_ASSERT_STRING_EQUAL(who.id, "off");
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_nobody", NOW, &who), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_STRING_EQUAL(keys_auth_name(KEYS_AUTH_OK), "ok");
+	CU_ASSERT_STRING_EQUAL(keys_auth_name(KEYS_AUTH_MALFORMED), "malformed");
+	CU_ASSERT_STRING_EQUAL(keys_auth_name(KEYS_AUTH_UNKNOWN), "unknown");
+	CU_ASSERT_STRING_EQUAL(keys_auth_name(KEYS_AUTH_EXPIRED), "expired");
+	CU_ASSERT_STRING_EQUAL(keys_auth_name(KEYS_AUTH_DISABLED), "disabled");
+	keys_free(ks);
+}
+
+static void test_runtime_changes(void)
+{
+	struct keystore *ks = store();
+	struct key_identity who;
+	struct key_record r, got;
+
+	CU_ASSERT_EQUAL(keys_team_set(ks, "ml", "team-ro"), 0);
+	r = record("k1", "mcpw_one", "mine");
+	snprintf(r.team, sizeof(r.team), "ml");
+	CU_ASSERT_EQUAL_FATAL(keys_add(ks, &r), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.team, "ml");
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "team-ro");
+
+	/* A team's new policy applies to the next request. */
+	CU_ASSERT_EQUAL(keys_team_set(ks, "ml", "team-rw"), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "team-rw");
+	CU_ASSERT_STRING_EQUAL(keys_team_policy(ks, "ml"), "team-rw");
+	CU_ASSERT_PTR_NULL(keys_team_policy(ks, "nope"));
+	CU_ASSERT_EQUAL(keys_team_delete(ks, "ml"), -EBUSY);
+
+	/* Revocation: disable, enable, then delete; each applies to the next request. */
+	CU_ASSERT_EQUAL(keys_set_disabled(ks, "k1", true), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_one", NOW, NULL), KEYS_AUTH_DISABLED);
+	CU_ASSERT_EQUAL(keys_set_disabled(ks, "k1", false), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_one", NOW, NULL), KEYS_AUTH_OK);
+
+	/* Rotation: a new hash replaces the old secret. */
+	r = record("k1", "mcpw_one-rotated", "mine");
+	CU_ASSERT_EQUAL(keys_update(ks, &r), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_one", NOW, NULL), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_one-rotated", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.team, "");  /* the update replaced every field */
+	CU_ASSERT_EQUAL(keys_team_delete(ks, "ml"), 0);
+	CU_ASSERT_EQUAL(keys_team_delete(ks, "ml"), -ENOENT);
+	CU_ASSERT_EQUAL(keys_get(ks, "k1", &got), 0);
+	CU_ASSERT_STRING_EQUAL(got.name, "name of k1");
+	CU_ASSERT_EQUAL(memcmp(got.hash, r.hash, KEYS_HASH_LEN), 0);
+
+	/* Conflicts and bad records. */
+	struct key_record k2 = record("k2", "mcpw_two", "mine");
+	CU_ASSERT_EQUAL(keys_add(ks, &k2), 0);
+	r = record("k1", "mcpw_x", "mine");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -EEXIST);            /* id in use */
+	r = record("k3", "mcpw_two", "mine");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -EEXIST);            /* secret in use */
+	r = record("k1", "mcpw_two", "mine");
+	CU_ASSERT_EQUAL(keys_update(ks, &r), -EEXIST);         /* another key's secret */
+	r = record("k9", "mcpw_nine", "mine");
+	CU_ASSERT_EQUAL(keys_update(ks, &r), -ENOENT);
+	snprintf(r.team, sizeof(r.team), "ghost");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -ENOENT);
+	r = record("k9", "mcpw_nine", "");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -EINVAL);            /* no policy, no team */
+	r = record("bad id", "mcpw_nine", "mine");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -EINVAL);
+	r = record("", "mcpw_nine", "mine");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -EINVAL);
+	r = record("k9", "mcpw_nine", "mine");
+	r.name[0] = '\0';
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -EINVAL);
+	r = record("k9", "mcpw_nine", "mine");
+	memset(r.id, 'a', sizeof(r.id));                       /* not terminated */
+	CU_ASSERT_EQUAL(keys_add(ks, &r), -EINVAL);
+	CU_ASSERT_EQUAL(keys_team_set(ks, "t", ""), -EINVAL);
+	CU_ASSERT_EQUAL(keys_team_set(ks, "t t", "p"), -EINVAL);
+
+	/* A key in a team may leave its own policy out: the team's alone governs. */
+	CU_ASSERT_EQUAL(keys_team_set(ks, "ops", "ops-policy"), 0);
+	r = record("k4", "mcpw_four", "");
+	snprintf(r.team, sizeof(r.team), "ops");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_four", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.policy, "");
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "ops-policy");
+
+	CU_ASSERT_EQUAL(keys_count(ks), 3);
+	CU_ASSERT_EQUAL(keys_delete(ks, "k1"), 0);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_one-rotated", NOW, NULL), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(keys_delete(ks, "k1"), -ENOENT);
+	CU_ASSERT_EQUAL(keys_get(ks, "k1", &got), -ENOENT);
+	CU_ASSERT_EQUAL(keys_set_disabled(ks, "k1", true), -ENOENT);
+	CU_ASSERT_EQUAL(keys_count(ks), 2);
+	/* The freed hash can be used again. */
+	r = record("k5", "mcpw_one-rotated", "mine");
+	CU_ASSERT_EQUAL(keys_add(ks, &r), 0);
+	keys_free(ks);
+}
+
+static struct keystore *tracker(size_t capacity)
+{
+	struct keys_peer_limits lim = {
+		.max_failures = 3, .window_ms = 1000, .block_ms = 100, .max_block_ms = 400,
+		.capacity = capacity,
+	};
+	struct keystore *ks = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(keys_new(&lim, &ks), 0);
+	return ks;
+}
+
+static bool blocked(struct keystore *ks, const char *peer, int64_t now, int64_t *retry)
+{
+	int64_t r;
+
+	return keys_peer_blocked(ks, peer, now, retry ? retry : &r);
+}
+
+static void fail_n(struct keystore *ks, const char *peer, int64_t now, int n)
+{
+	for (int i = 0; i < n; i++)
+		keys_peer_failure(ks, peer, now);
+}
+
+static void test_tracker_window(void)
+{
+	struct keystore *ks = tracker(64);
+	int64_t retry;
+
+	fail_n(ks, "10.0.0.1", 1000, 2);
+	CU_ASSERT_FALSE(blocked(ks, "10.0.0.1", 1000, &retry));
+	CU_ASSERT_EQUAL(retry, 0);
+	keys_peer_failure(ks, "10.0.0.1", 1010);
+	CU_ASSERT_TRUE(blocked(ks, "10.0.0.1", 1010, &retry));
+	CU_ASSERT_EQUAL(retry, 100);
+	CU_ASSERT_TRUE(blocked(ks, "10.0.0.1", 1109, &retry));
+	CU_ASSERT_EQUAL(retry, 1);
+	CU_ASSERT_FALSE(blocked(ks, "10.0.0.1", 1110, NULL));
+	CU_ASSERT_FALSE(blocked(ks, "10.0.0.2", 1010, NULL));  /* others are unaffected */
+
+	/* Failures further apart than the window do not add up. */
+	for (int64_t t = 0; t < 10000; t += 600)
+		keys_peer_failure(ks, "10.0.0.3", t);
+	CU_ASSERT_FALSE(blocked(ks, "10.0.0.3", 10000, NULL));
+
+	/* A success clears the count. */
+	fail_n(ks, "10.0.0.4", 0, 2);
+	keys_peer_success(ks, "10.0.0.4", 1);
+	fail_n(ks, "10.0.0.4", 2, 2);
+	CU_ASSERT_FALSE(blocked(ks, "10.0.0.4", 2, NULL));
+	keys_free(ks);
+}
+
+static void test_tracker_escalation(void)
+{
+	struct keystore *ks = tracker(64);
+	int64_t retry, t = 0;
+
+	/* Each further block doubles, up to max_block_ms. */
+	const int64_t expect[] = { 100, 200, 400, 400 };
+	for (int i = 0; i < 4; i++) {
+		fail_n(ks, "192.0.2.7", t, 3);
+		CU_ASSERT_TRUE(blocked(ks, "192.0.2.7", t, &retry));
+		CU_ASSERT_EQUAL(retry, expect[i]);
+		t += retry;
+		CU_ASSERT_FALSE(blocked(ks, "192.0.2.7", t, NULL));
+	}
+	/* A success clears the count but not the escalation. */
+	keys_peer_success(ks, "192.0.2.7", t);
+	fail_n(ks, "192.0.2.7", t, 3);
+	CU_ASSERT_TRUE(blocked(ks, "192.0.2.7", t, &retry));
+	CU_ASSERT_EQUAL(retry, 400);
+	t += retry;
+	/* After max_block_ms of quiet the escalation is forgotten. */
+	t += 401;
+	fail_n(ks, "192.0.2.7", t, 3);
+	CU_ASSERT_TRUE(blocked(ks, "192.0.2.7", t, &retry));
+	CU_ASSERT_EQUAL(retry, 100);
+	keys_free(ks);
+}
+
+static void test_tracker_addresses(void)
+{
+	struct keystore *ks = tracker(64);
+
+	/* An IPv6 peer counts as its /64. */
+	keys_peer_failure(ks, "2001:db8::1", 0);
+	keys_peer_failure(ks, "2001:db8::2", 0);
+	keys_peer_failure(ks, "[2001:db8::3]", 0);
+	CU_ASSERT_TRUE(blocked(ks, "2001:db8::99", 0, NULL));
+	CU_ASSERT_TRUE(blocked(ks, "2001:db8:0:0:ffff::1", 0, NULL));
+	CU_ASSERT_FALSE(blocked(ks, "2001:db8:0:1::1", 0, NULL));
+	/* A v4-mapped address is the IPv4 address. */
+	keys_peer_failure(ks, "::ffff:10.1.2.3", 0);
+	keys_peer_failure(ks, "10.1.2.3", 0);
+	keys_peer_failure(ks, "::ffff:10.1.2.3", 0);
+	CU_ASSERT_TRUE(blocked(ks, "10.1.2.3", 0, NULL));
+	CU_ASSERT_FALSE(blocked(ks, "10.1.2.4", 0, NULL));
+	/* Anything else is an opaque name; nothing crashes. */
+	fail_n(ks, "unix:/run/agent.sock", 0, 3);
+	CU_ASSERT_TRUE(blocked(ks, "unix:/run/agent.sock", 0, NULL));
+	CU_ASSERT_FALSE(blocked(ks, "unix:/run/other.sock", 0, NULL));
+	fail_n(ks, "", 0, 3);
+	fail_n(ks, NULL, 0, 3);
+	CU_ASSERT_TRUE(blocked(ks, NULL, 0, NULL));
+	keys_free(ks);
+}
+
+static void test_tracker_eviction(void)
+{
+	struct keystore *ks = tracker(4);
+	char peer[32];
+
+	/* B, C, D fail once; A is blocked last, so it is the most recent. */
+	keys_peer_failure(ks, "10.0.0.2", 0);
+	keys_peer_failure(ks, "10.0.0.3", 1);
+	keys_peer_failure(ks, "10.0.0.4", 2);
+	fail_n(ks, "10.0.0.1", 3, 3);
+	CU_ASSERT_TRUE(blocked(ks, "10.0.0.1", 3, NULL));
+	/* A fifth peer evicts the least recently failing one (B), not A. */
+	keys_peer_failure(ks, "10.0.0.5", 4);
+	CU_ASSERT_TRUE(blocked(ks, "10.0.0.1", 4, NULL));
+	fail_n(ks, "10.0.0.2", 5, 2);   /* B starts again from zero: not blocked after 2 */
+	CU_ASSERT_FALSE(blocked(ks, "10.0.0.2", 5, NULL));
+	/* Memory stays bounded however many peers fail. */
+	for (int i = 0; i < 100000; i++) {
+		snprintf(peer, sizeof(peer), "198.51.%d.%d", i / 256 % 256, i % 256);
+		keys_peer_failure(ks, peer, 10 + i);
+	}
+	fail_n(ks, "203.0.113.9", 200000, 3);
+	CU_ASSERT_TRUE(blocked(ks, "203.0.113.9", 200000, NULL));
+	CU_ASSERT_FALSE(blocked(ks, "10.0.0.1", 200000, NULL));
+	keys_free(ks);
+
+	struct keys_peer_limits bad = { 0 };
+	CU_ASSERT_EQUAL(keys_new(&bad, &ks), -EINVAL);
+	CU_ASSERT_PTR_NULL(ks);
+}
+
+static int has_error(const struct config_errors *e, const char *needle)
+{
+	for (int i = 0; i < e->count; i++)
+		if (strstr(e->msg[i], needle))
+			return 1;
+	return 0;
+}
+
+#define H_ABC "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+static void test_config(void)
+{
+	struct config_errors e = { 0 };
+	struct policy_set *ps = NULL;
+	struct keystore *ks = store();
+	struct key_record r;
+	unsigned char d[KEYS_HASH_LEN];
+	char h2[KEYS_HASH_TEXT_SIZE], h3[KEYS_HASH_TEXT_SIZE], text[2048];
+	struct key_identity who;
+	cJSON *root;
+
+	CU_ASSERT_EQUAL(keys_hash("mcpw_two", 8, d), 0);
+	keys_hash_format(d, h2);
+	CU_ASSERT_EQUAL(keys_hash("mcpw_three", 10, d), 0);
+	keys_hash_format(d, h3);
+	snprintf(text, sizeof(text),
+		 "{\"policies\": {\"ro\": {}, \"rw\": {}},"
+		 " \"teams\": [{\"name\": \"ml\", \"policy\": \"ro\"}],"
+		 " \"keys\": ["
+		 "  {\"id\": \"ci\", \"name\": \"CI runner\", \"hash\": \"" H_ABC "\","
+		 "   \"policy\": \"rw\", \"expires\": \"2027-01-31T00:00:00Z\","
+		 "   \"created\": \"2026-01-01T00:00:00.250+01:00\"},"
+		 "  {\"hash\": \"%s\", \"team\": \"ml\", \"disabled\": true},"
+		 "  {\"id\": \"late\", \"hash\": \"%s\", \"team\": \"ml\", \"policy\": \"rw\","
+		 "   \"expires\": \"2027-01-31T01:30:00+01:30\"}]}", h2, h3);
+	root = cJSON_Parse(text);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL_FATAL(policy_set_parse(root, &ps, &e), 0);
+	CU_ASSERT_EQUAL(keys_config_parse(root, ps, ks, &e), 0);
+	for (int i = 0; i < e.count; i++)
+		fprintf(stderr, "unexpected: %s\n", e.msg[i]);
+	cJSON_Delete(root);
+	CU_ASSERT_EQUAL(keys_count(ks), 3);
+
+	CU_ASSERT_EQUAL(keys_get(ks, "ci", &r), 0);
+	CU_ASSERT_STRING_EQUAL(r.name, "CI runner");
+	CU_ASSERT_EQUAL(r.expires, 1801353600);
+	CU_ASSERT_EQUAL(r.created, 1767222000);
+	CU_ASSERT_EQUAL(auth(ks, "abc", 1801353599, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(auth(ks, "abc", 1801353600, &who), KEYS_AUTH_EXPIRED);
+	/* No id: derived from the hash, so it stays the same across restarts. */
+	char derived[16];
+	snprintf(derived, sizeof(derived), "k_%.8s", h2 + 7);
+	CU_ASSERT_EQUAL(auth(ks, "mcpw_two", NOW, &who), KEYS_AUTH_DISABLED);
+	CU_ASSERT_STRING_EQUAL(who.id, derived);
+	CU_ASSERT_STRING_EQUAL(who.name, derived);
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "ro");
+	CU_ASSERT_EQUAL(keys_get(ks, "late", &r), 0);
+	CU_ASSERT_EQUAL(r.expires, 1801353600);
+	CU_ASSERT_FALSE(r.disabled);
+	keys_free(ks);
+
+	/* Every problem is reported, each with its field path. */
+	ks = store();
+	memset(&e, 0, sizeof(e));
+	snprintf(text, sizeof(text),
+		 "{\"teams\": [{\"name\": \"ml\", \"policy\": \"ro\"},"
+		 "             {\"name\": \"x\", \"policy\": \"nope\"},"
+		 "             {\"name\": \"ml\", \"policy\": \"ro\"}, 7, {\"policy\": \"ro\"}],"
+		 " \"keys\": ["
+		 "  {\"id\": \"a\", \"hash\": \"mcpw_plaintext\", \"policy\": \"ro\"},"
+		 "  {\"id\": \"b\", \"hash\": \"%s\", \"team\": \"ghost\"},"
+		 "  {\"id\": \"c\", \"hash\": \"%s\"},"
+		 "  {\"id\": \"d\", \"hash\": \"%s\", \"policy\": \"ro\", \"expires\": \"tomorrow\"},"
+		 "  {\"id\": \"e e\", \"hash\": \"%s\", \"policy\": \"ro\"},"
+		 "  {\"id\": \"f\", \"hash\": \"%s\", \"policy\": \"ro\", \"secret\": \"x\"},"
+		 "  {\"id\": \"g\", \"hash\": \"%s\", \"policy\": \"ro\"},"
+		 "  {\"id\": \"g\", \"hash\": \"" H_ABC "\", \"policy\": \"ro\"},"
+		 "  {\"id\": \"h\", \"hash\": \"%s\", \"policy\": \"ro\"},"
+		 "  {\"id\": \"i\", \"hash\": 5, \"policy\": \"missing\", \"disabled\": \"no\"},"
+		 "  \"k\"]}",
+		 h2, h2, h2, h2, h2, h3, h3);
+	root = cJSON_Parse(text);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL(keys_config_parse(root, ps, ks, &e), -EINVAL);
+	const char *want[] = {
+		"teams[1].policy: no policy named \"nope\"",
+		"teams[2].name: team \"ml\" is defined twice",
+		"teams[3]: must be an object",
+		"teams[4].name: required field is missing",
+		"keys[0].hash: must be \"sha256:\" and 64 hex digits",
+		"keys[1].team: no team named \"ghost\"",
+		"keys[2].policy: required for a key without a team",
+		"keys[3].expires: not an RFC 3339 date-time",
+		"keys[4].id: must be 1-64 of",
+		"keys[5].secret: unknown field",
+		"keys[7].id: key id \"g\" is used twice",
+		"keys[8].hash: the same hash is used by another key",
+		"keys[9].hash: must be a string",
+		"keys[9].policy: no policy named \"missing\"",
+		"keys[9].disabled: must be true or false",
+		"keys[10]: must be an object",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!has_error(&e, want[i])) {
+			fprintf(stderr, "missing error \"%s\"; got:\n", want[i]);
+			for (int j = 0; j < e.count; j++)
+				fprintf(stderr, "  %s\n", e.msg[j]);
+			CU_FAIL("expected config error");
+		}
+	}
+	/* The secret itself never appears in an error. */
+	for (int j = 0; j < e.count; j++)
+		CU_ASSERT_PTR_NULL(strstr(e.msg[j], "mcpw_plaintext"));
+	cJSON_Delete(root);
+	keys_free(ks);
+
+	ks = store();
+	memset(&e, 0, sizeof(e));
+	root = cJSON_Parse("{\"teams\": {}, \"keys\": 3}");
+	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "teams: must be an array"));
+	CU_ASSERT_TRUE(has_error(&e, "keys: must be an array"));
+	cJSON_Delete(root);
+	keys_free(ks);
+	policy_set_free(ps);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("keys", NULL, NULL);
+	CU_add_test(s, "generate: format and entropy", test_generate);
+	CU_add_test(s, "hash text form", test_hash_text);
+	CU_add_test(s, "lookup of many keys", test_lookup);
+	CU_add_test(s, "full-digest compare in one bucket", test_full_digest_compare);
+	CU_add_test(s, "expired, disabled, unknown", test_expired_disabled);
+	CU_add_test(s, "run-time add, update, revoke, teams", test_runtime_changes);
+	CU_add_test(s, "failure tracker: window", test_tracker_window);
+	CU_add_test(s, "failure tracker: escalation and decay", test_tracker_escalation);
+	CU_add_test(s, "failure tracker: addresses", test_tracker_addresses);
+	CU_add_test(s, "failure tracker: eviction, bounded", test_tracker_eviction);
+	CU_add_test(s, "config sections", test_config);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}

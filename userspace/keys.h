@@ -1,0 +1,145 @@
+/* keys: virtual keys, their teams, and authentication of a presented key.
+ *
+ * A key is a bearer secret: "mcpw_" followed by 43 base64url characters (32 random bytes). The
+ * sidecar never stores or logs a key, only its SHA-256 digest ("sha256:<64 hex>" in the config
+ * and the store) and its short public id. Authentication hashes the presented key, finds the
+ * digest in a hash table (the digest of a secret reveals nothing about other keys, so looking it
+ * up is safe) and confirms the match with CRYPTO_memcmp. Every change (add, update, disable,
+ * delete, a team's policy) applies to the next request: nothing caches an authentication.
+ *
+ * A per-peer failure tracker slows down key guessing: after max_failures failed attempts within
+ * window_ms, a peer is refused without checking its key for block_ms, doubling on each repeat up
+ * to max_block_ms. It is a fixed-size table (LRU eviction), so memory is bounded.
+ *
+ * Not thread-safe: the keystore belongs to the event-loop thread.
+ */
+#ifndef WARDEN_KEYS_H
+#define WARDEN_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+struct config_errors;
+struct policy_set;
+struct keystore;
+
+#define KEYS_PREFIX          "mcpw_"
+#define KEYS_TOKEN_SIZE      49   /* "mcpw_" + 43 base64url characters + NUL */
+#define KEYS_PRESENTED_MAX   512  /* longer presented keys are malformed */
+#define KEYS_HASH_LEN        32   /* SHA-256 */
+#define KEYS_HASH_TEXT_SIZE  72   /* "sha256:" + 64 hex + NUL */
+#define KEYS_ID_SIZE         65   /* ids, team and policy names: [A-Za-z0-9_.-]{1,64} */
+#define KEYS_NAME_SIZE       129  /* display names: 1-128 printable bytes */
+
+/* A key as configured or managed at run time. Never holds the secret. */
+struct key_record {
+	char id[KEYS_ID_SIZE];
+	char name[KEYS_NAME_SIZE];
+	char team[KEYS_ID_SIZE];        /* "" when none */
+	char policy[KEYS_ID_SIZE];      /* "" allowed only with a team: the team's policy alone */
+	unsigned char hash[KEYS_HASH_LEN];
+	int64_t created;                /* unix seconds, 0 unknown */
+	int64_t expires;                /* unix seconds, 0 never; expired when now >= expires */
+	bool disabled;
+};
+
+/* Who a request comes from, copied out at authentication (so it stays valid however long the
+ * request lives, whatever happens to the keystore meanwhile). */
+struct key_identity {
+	char id[KEYS_ID_SIZE];
+	char name[KEYS_NAME_SIZE];
+	char team[KEYS_ID_SIZE];
+	char policy[KEYS_ID_SIZE];      /* "" none */
+	char team_policy[KEYS_ID_SIZE]; /* the team's policy now; "" when no team */
+	int64_t expires;
+};
+
+/* The outcome of an authentication, for the audit record. The HTTP answer is the same 401 for
+ * every failure, so a caller learns nothing about which keys exist. */
+enum keys_auth {
+	KEYS_AUTH_OK,
+	KEYS_AUTH_MALFORMED,   /* empty, longer than KEYS_PRESENTED_MAX, or not printable ASCII */
+	KEYS_AUTH_UNKNOWN,
+	KEYS_AUTH_EXPIRED,
+	KEYS_AUTH_DISABLED,
+};
+
+struct keys_peer_limits {
+	unsigned max_failures;  /* failures within window_ms that block a peer (default 10) */
+	int64_t window_ms;      /* default 60 s */
+	int64_t block_ms;       /* first block (default 30 s), doubled on each further block */
+	int64_t max_block_ms;   /* cap of the block; also the quiet time that forgets (15 min) */
+	size_t capacity;        /* peers tracked at once (default 8192) */
+};
+
+/* limits NULL: defaults. Returns 0, -ENOMEM, -EINVAL (a zero limit) or -EIO (no randomness). */
+int keys_new(const struct keys_peer_limits *limits, struct keystore **out);
+void keys_free(struct keystore *ks);
+
+/* A fresh key: "mcpw_" + base64url(32 bytes from RAND_bytes). len >= KEYS_TOKEN_SIZE.
+ * Returns 0, -ENOSPC or -EIO. The caller shows it once and keeps only keys_hash() of it. */
+int keys_generate(char *out, size_t len);
+/* A fresh public id "k_" + 8 hex digits; len >= 11. Returns 0, -ENOSPC or -EIO. */
+int keys_generate_id(char *out, size_t len);
+/* SHA-256 of a presented key. Returns 0 or -EIO. */
+int keys_hash(const char *key, size_t len, unsigned char out[KEYS_HASH_LEN]);
+/* "sha256:<64 lowercase hex>" <-> digest. keys_hash_parse returns 0 or -EINVAL. */
+void keys_hash_format(const unsigned char hash[KEYS_HASH_LEN], char out[KEYS_HASH_TEXT_SIZE]);
+int keys_hash_parse(const char *text, unsigned char out[KEYS_HASH_LEN]);
+
+/* Teams. keys_team_set adds a team or changes its policy (effective on the next request).
+ * Returns 0, -EINVAL (bad name or empty policy) or -ENOMEM. keys_team_delete returns 0,
+ * -ENOENT, or -EBUSY while a key belongs to the team. */
+int keys_team_set(struct keystore *ks, const char *name, const char *policy);
+int keys_team_delete(struct keystore *ks, const char *name);
+/* The team's policy, or NULL when there is no such team. */
+const char *keys_team_policy(const struct keystore *ks, const char *name);
+
+/* Keys, by id. keys_add: 0, -EINVAL (a field out of range, no policy and no team), -ENOENT
+ * (no such team), -EEXIST (the id or the hash is already used) or -ENOMEM. keys_update
+ * replaces every field of the key with that id (a new hash rotates the secret): 0, -EINVAL,
+ * -ENOENT (no such key or team) or -EEXIST (the hash belongs to another key). */
+int keys_add(struct keystore *ks, const struct key_record *k);
+int keys_update(struct keystore *ks, const struct key_record *k);
+int keys_set_disabled(struct keystore *ks, const char *id, bool disabled);
+int keys_delete(struct keystore *ks, const char *id);
+int keys_get(const struct keystore *ks, const char *id, struct key_record *out);
+size_t keys_count(const struct keystore *ks);
+
+/* Authenticate a presented key (not NUL-terminated: len bytes) at wall-clock time now (unix
+ * seconds). who is filled for OK, EXPIRED and DISABLED (the audit record names the key id) and
+ * zeroed otherwise. Fails closed: an internal error reads as UNKNOWN. */
+enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, size_t len,
+				 int64_t now, struct key_identity *who);
+/* The same from a digest (admin paths that hold a hash, tests). */
+enum keys_auth keys_authenticate_hash(const struct keystore *ks,
+				      const unsigned char hash[KEYS_HASH_LEN], int64_t now,
+				      struct key_identity *who);
+/* "ok", "malformed", "unknown", "expired", "disabled". */
+const char *keys_auth_name(enum keys_auth r);
+
+/* Brute-force tracker; peer is the client's address as text (IPv4, IPv6; an IPv6 peer counts
+ * as its /64, a v4-mapped address as IPv4; anything else as an opaque string). now_ms is a
+ * monotonic clock. Call keys_peer_blocked before authenticating; when it returns true refuse
+ * without checking the key and tell the client *retry_after_ms. Report each failed
+ * authentication with keys_peer_failure and each success with keys_peer_success (which clears
+ * the failure count, not the escalation: that decays after max_block_ms of quiet). */
+bool keys_peer_blocked(struct keystore *ks, const char *peer, int64_t now_ms,
+		       int64_t *retry_after_ms);
+void keys_peer_failure(struct keystore *ks, const char *peer, int64_t now_ms);
+void keys_peer_success(struct keystore *ks, const char *peer, int64_t now_ms);
+
+/* Read the "teams" and "keys" sections of the config into ks (normally empty):
+ *   "teams": [{"name", "policy"}]
+ *   "keys":  [{"id", "name", "team", "hash": "sha256:...", "created", "expires" (RFC 3339),
+ *              "disabled", "policy"}]
+ * A key without an id gets "k_" + the first 8 hex digits of its hash (stable across restarts).
+ * ps, when given, is used to check that every named policy exists. Returns 0, or -EINVAL with
+ * every problem in errs, each naming its field path ("keys[2].hash: ..."); then ks holds an
+ * unspecified subset and should be discarded. */
+int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct keystore *ks,
+		      struct config_errors *errs);
+
+#endif
