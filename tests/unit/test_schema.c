@@ -1,0 +1,727 @@
+/* test_schema: tools/call argument validation against inputSchema, keyword by keyword, with
+ * the exact error (path, keyword, message) a caller of the gateway receives. */
+#include "schema.h"
+#include "log.h"
+
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct schema *compile_text(const char *text)
+{
+	cJSON *doc = cJSON_Parse(text);
+	struct schema *s = NULL;
+	char err[256];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+	if (schema_compile(doc, &s, err, sizeof(err)) != 0)
+		fprintf(stderr, "\ncompile failed: %s\n  schema: %s\n", err, text);
+	cJSON_Delete(doc);  /* the compiled schema must not point into it (ASan checks) */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	return s;
+}
+
+static int run(struct schema *s, const char *inst_text, struct schema_error *e)
+{
+	cJSON *inst = inst_text ? cJSON_Parse(inst_text) : NULL;
+	int rc;
+
+	if (inst_text)
+		CU_ASSERT_PTR_NOT_NULL_FATAL(inst);
+	rc = schema_validate(s, inst, e);
+	cJSON_Delete(inst);
+	return rc;
+}
+
+#define OK(schema, inst) ok_at(__LINE__, schema, inst)
+#define BAD(schema, inst, path, keyword, message) \
+	bad_at(__LINE__, schema, inst, path, keyword, message)
+
+static void ok_at(int line, const char *schema, const char *inst)
+{
+	struct schema *s = compile_text(schema);
+	struct schema_error e;
+	int rc = run(s, inst, &e);
+
+	if (rc != 0)
+		fprintf(stderr, "\nline %d: expected valid, got %s %s: %s\n  schema: %s\n  value: %s\n",
+			line, e.path, e.keyword, e.message, schema, inst ? inst : "(absent)");
+	CU_ASSERT_EQUAL(rc, 0);
+	schema_free(s);
+}
+
+/* path or message NULL: not checked */
+static void bad_at(int line, const char *schema, const char *inst, const char *path,
+		   const char *keyword, const char *message)
+{
+	struct schema *s = compile_text(schema);
+	struct schema_error e;
+	int rc = run(s, inst, &e);
+	bool match = rc == -EINVAL && (!path || strcmp(e.path, path) == 0) && strcmp(e.keyword, keyword) == 0 &&
+		     (!message || strcmp(e.message, message) == 0);
+
+	if (!match)
+		fprintf(stderr, "\nline %d: expected %s %s: %s\n  got rc=%d %s %s: %s\n  schema: %s\n"
+			"  value: %s\n", line, path ? path : "*", keyword, message ? message : "*", rc, e.path,
+			e.keyword, e.message, schema, inst ? inst : "(absent)");
+	CU_ASSERT(match);
+	schema_free(s);
+}
+
+static void test_type(void)
+{
+	OK("{\"type\":\"object\"}", "{}");
+	OK("{\"type\":\"array\"}", "[]");
+	OK("{\"type\":\"string\"}", "\"\"");
+	OK("{\"type\":\"number\"}", "1.5");
+	OK("{\"type\":\"number\"}", "3");
+	OK("{\"type\":\"integer\"}", "3");
+	OK("{\"type\":\"integer\"}", "3.0");     /* a number with no fractional part */
+	OK("{\"type\":\"integer\"}", "-1e3");
+	OK("{\"type\":\"boolean\"}", "false");
+	OK("{\"type\":\"null\"}", "null");
+	OK("{\"type\":[\"string\",\"null\"]}", "null");
+	OK("{\"type\":[\"string\",\"null\"]}", "\"x\"");
+	BAD("{\"type\":\"integer\"}", "3.5", "$", "type", "expected integer, got number");
+	BAD("{\"properties\":{\"a\":{\"type\":\"integer\"}}}", "{\"a\":\"3\"}", "$.a", "type",
+	    "expected integer, got string");
+	BAD("{\"type\":\"object\"}", "[]", "$", "type", "expected object, got array");
+	BAD("{\"type\":\"boolean\"}", "1", "$", "type", "expected boolean, got integer");
+	BAD("{\"type\":\"null\"}", "false", "$", "type", "expected null, got boolean");
+	BAD("{\"type\":[\"string\",\"null\"]}", "1", "$", "type", "expected string or null, got integer");
+	BAD("{\"type\":[\"object\",\"array\",\"null\"]}", "\"s\"", "$", "type",
+	    "expected object, array or null, got string");
+	/* a malformed type keyword is ignored, not fatal */
+	OK("{\"type\":\"strnig\"}", "1");
+	OK("{\"type\":[]}", "1");
+}
+
+static void test_properties_required(void)
+{
+	const char *s = "{\"type\":\"object\",\"properties\":{\"user\":{\"type\":\"object\","
+			"\"properties\":{\"name\":{\"type\":\"string\"},\"city\":{\"type\":\"string\"}},"
+			"\"required\":[\"name\",\"city\"]}},\"required\":[\"user\"]}";
+
+	OK(s, "{\"user\":{\"name\":\"a\",\"city\":\"b\"}}");
+	OK(s, "{\"user\":{\"name\":\"a\",\"city\":\"b\",\"extra\":1},\"other\":[]}");
+	BAD(s, "{}", "$", "required", "missing required property \"user\"");
+	BAD(s, "{\"user\":{\"name\":\"a\"}}", "$.user", "required",
+	    "missing required property \"city\"");
+	BAD(s, "{\"user\":{\"name\":1,\"city\":\"b\"}}", "$.user.name", "type",
+	    "expected string, got integer");
+	/* arguments absent: validated as {} */
+	BAD(s, NULL, "$", "required", "missing required property \"user\"");
+	/* a repeated key cannot smuggle a bad value past the first copy */
+	BAD("{\"properties\":{\"path\":{\"pattern\":\"^/safe\"}}}",
+	    "{\"path\":\"/safe/a\",\"path\":\"/etc/passwd\"}", "$.path", "pattern",
+	    "must match pattern \"^/safe\"");
+	/* a property whose schema is malformed is declared but unconstrained */
+	OK("{\"properties\":{\"a\":5},\"additionalProperties\":false}", "{\"a\":\"x\"}");
+	/* many properties: binary search over the sorted names */
+	OK("{\"properties\":{\"k\":{\"type\":\"string\"},\"b\":{\"type\":\"string\"},"
+	   "\"z\":{\"type\":\"string\"},\"a\":{\"type\":\"string\"}},\"additionalProperties\":false}",
+	   "{\"z\":\"1\",\"a\":\"2\",\"k\":\"3\",\"b\":\"4\"}");
+}
+
+static void test_additional_and_pattern_properties(void)
+{
+	const char *closed = "{\"properties\":{\"a\":{}},\"additionalProperties\":false}";
+	const char *typed = "{\"properties\":{\"a\":{}},\"additionalProperties\":{\"type\":\"string\"}}";
+	const char *pp = "{\"properties\":{\"id\":{\"type\":\"integer\"}},"
+			 "\"patternProperties\":{\"^x-\":{\"type\":\"integer\"},\"n$\":{\"minimum\":0}},"
+			 "\"additionalProperties\":false}";
+
+	OK(closed, "{\"a\":1}");
+	BAD(closed, "{\"a\":1,\"extra\":2}", "$.extra", "additionalProperties",
+	    "property \"extra\" is not allowed");
+	BAD(closed, "{\"a b\":2}", "$['a b']", "additionalProperties",
+	    "property \"a b\" is not allowed");
+	OK(typed, "{\"a\":1,\"b\":\"s\"}");
+	BAD(typed, "{\"a\":1,\"b\":2}", "$.b", "type", "expected string, got integer");
+	OK(pp, "{\"id\":1,\"x-trace\":2,\"xn\":3}");
+	BAD(pp, "{\"x-trace\":\"2\"}", "$['x-trace']", "type", "expected integer, got string");
+	/* a key matching two patterns must satisfy both */
+	BAD(pp, "{\"x-n\":-1}", "$['x-n']", "minimum", "must be >= 0");
+	BAD(pp, "{\"y\":1}", "$.y", "additionalProperties", "property \"y\" is not allowed");
+	/* patternProperties is a search, not a full match */
+	OK("{\"patternProperties\":{\"[0-9]\":{\"type\":\"string\"}}}", "{\"a1b\":\"s\",\"ab\":1}");
+	BAD("{\"patternProperties\":{\"[0-9]\":{\"type\":\"string\"}}}", "{\"a1b\":1}", "$.a1b",
+	    "type", "expected string, got integer");
+	/* an uncompilable pattern property is dropped: the key counts as additional */
+	BAD("{\"patternProperties\":{\"(?=x)\":{}},\"additionalProperties\":false}", "{\"x\":1}",
+	    "$.x", "additionalProperties", NULL);
+}
+
+static void test_enum_const(void)
+{
+	const char *e = "{\"enum\":[\"error\",\"success\",\"debug\",1,null,{\"a\":[1,2]}]}";
+
+	OK(e, "\"debug\"");
+	OK(e, "1.0");               /* numbers by value */
+	OK(e, "null");
+	OK(e, "{\"a\":[1,2.0]}");
+	BAD(e, "\"info\"", "$", "enum",
+	    "must be one of: \"error\", \"success\", \"debug\", 1, null, {\"a\":[1,2]}");
+	BAD(e, "{\"a\":[2,1]}", "$", "enum", NULL);      /* arrays are ordered */
+	BAD(e, "true", "$", "enum", NULL);
+	OK("{\"const\":{\"a\":1,\"b\":[true,null,\"x\"]}}", "{\"b\":[true,null,\"x\"],\"a\":1.0}");
+	BAD("{\"const\":{\"a\":1,\"b\":2}}", "{\"a\":1}", "$", "const", "must be equal to {\"a\":1,\"b\":2}");
+	BAD("{\"const\":{\"a\":1,\"b\":2}}", "{\"a\":1,\"c\":2}", "$", "const", NULL);
+	BAD("{\"const\":{\"a\":1}}", "{\"a\":1,\"a\":1}", "$", "const", NULL);
+	OK("{\"const\":null}", "null");
+	BAD("{\"const\":null}", "0", "$", "const", "must be equal to null");
+	BAD("{\"const\":0}", "false", "$", "const", "must be equal to 0");
+	BAD("{\"const\":\"a\"}", "\"A\"", "$", "const", "must be equal to \"a\"");
+
+	/* objects bigger than the small-object path: sorted comparison, any order */
+	char a[1024] = "{\"const\":{", b[1024] = "{";
+	for (int i = 0; i < 40; i++) {
+		char m[32];
+		snprintf(m, sizeof(m), "%s\"k%d\":%d", i ? "," : "", i, i);
+		strcat(a, m);
+		snprintf(m, sizeof(m), "%s\"k%d\":%d", i ? "," : "", 39 - i, 39 - i);
+		strcat(b, m);
+	}
+	strcat(a, "}}");
+	strcat(b, "}");
+	OK(a, b);
+	b[strlen(b) - 2] = '7';     /* ..."k0":0} becomes ..."k0":7} */
+	BAD(a, b, "$", "const", NULL);
+}
+
+static void test_numeric(void)
+{
+	const char *s = "{\"minimum\":1,\"maximum\":10}";
+	const char *x = "{\"exclusiveMinimum\":0,\"exclusiveMaximum\":1.5}";
+
+	OK(s, "1");
+	OK(s, "10");
+	OK(s, "5.5");
+	BAD(s, "0.5", "$", "minimum", "must be >= 1");
+	BAD(s, "11", "$", "maximum", "must be <= 10");
+	OK(x, "0.001");
+	BAD(x, "0", "$", "exclusiveMinimum", "must be > 0");
+	BAD(x, "1.5", "$", "exclusiveMaximum", "must be < 1.5");
+	OK("{\"multipleOf\":3}", "-9");
+	BAD("{\"multipleOf\":3}", "10", "$", "multipleOf", "must be a multiple of 3");
+	OK("{\"multipleOf\":0.1}", "0.3");     /* 0.3/0.1 is 2.9999999999999996 in binary */
+	OK("{\"multipleOf\":0.01}", "19.99");
+	BAD("{\"multipleOf\":0.1}", "0.35", "$", "multipleOf", "must be a multiple of 0.1");
+	OK("{\"multipleOf\":0.5}", "2.5");
+	/* bounds apply to numbers only */
+	OK(s, "\"0\"");
+	/* draft-04 boolean exclusive bounds */
+	BAD("{\"minimum\":1,\"exclusiveMinimum\":true}", "1", "$", "exclusiveMinimum", "must be > 1");
+	OK("{\"minimum\":1,\"exclusiveMinimum\":false}", "1");
+	BAD("{\"maximum\":1,\"exclusiveMaximum\":true}", "1", "$", "exclusiveMaximum", "must be < 1");
+	/* malformed bounds are ignored */
+	OK("{\"minimum\":\"5\",\"multipleOf\":0}", "1");
+	/* big and fractional bounds print readably */
+	BAD("{\"maximum\":0.1}", "0.2", "$", "maximum", "must be <= 0.1");
+	BAD("{\"minimum\":1e300}", "1", "$", "minimum", "must be >= 1e+300");
+}
+
+static void test_strings(void)
+{
+	const char *s = "{\"minLength\":2,\"maxLength\":5}";
+
+	OK(s, "\"ab\"");
+	OK(s, "\"héllo\"");                    /* 5 characters, 6 bytes */
+	OK(s, "\"日本語です\"");               /* 5 characters, 15 bytes */
+	OK(s, "\"\\u00e9\\u00e9\"");           /* escapes decode to 2 characters */
+	OK("{\"maxLength\":1}", "\"😀\"");     /* one code point, 4 bytes */
+	OK("{\"maxLength\":1}", "\"\\ud83d\\ude00\"");
+	BAD(s, "\"a\"", "$", "minLength", "must be at least 2 characters");
+	BAD(s, "\"abcdef\"", "$", "maxLength", "must be at most 5 characters");
+	BAD("{\"maxLength\":1}", "\"ab\"", "$", "maxLength", "must be at most 1 character");
+	BAD("{\"maxLength\":3}", "\"😀😀😀😀\"", "$", "maxLength", "must be at most 3 characters");
+	BAD("{\"properties\":{\"user\":{\"properties\":{\"nick\":{\"maxLength\":16}}}}}",
+	    "{\"user\":{\"nick\":\"abcdefghijklmnopq\"}}", "$.user.nick", "maxLength",
+	    "must be at most 16 characters");
+	OK(s, "12345678");                      /* string keywords apply to strings only */
+	OK("{\"minLength\":-1,\"maxLength\":1.5}", "\"abc\"");     /* malformed: ignored */
+}
+
+static void test_pattern(void)
+{
+	OK("{\"pattern\":\"^[a-z]+$\"}", "\"abc\"");
+	BAD("{\"pattern\":\"^[a-z]+$\"}", "\"abC\"", "$", "pattern", "must match pattern \"^[a-z]+$\"");
+	OK("{\"pattern\":\"b\"}", "\"abc\"");           /* unanchored: a search */
+	OK("{\"pattern\":\"^\\\\d{3}-\\\\d{4}$\"}", "\"555-1234\"");
+	BAD("{\"pattern\":\"^\\\\d{3}-\\\\d{4}$\"}", "\"555-12a4\"", "$", "pattern",
+	    "must match pattern \"^\\\\d{3}-\\\\d{4}$\"");
+	OK("{\"pattern\":\"^\\\\w+$\"}", "\"snake_case_9\"");
+	BAD("{\"pattern\":\"^\\\\w+$\"}", "\"kebab-case\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^\\\\S+\\\\s\\\\S+$\"}", "\"two\\twords\"");
+	OK("{\"pattern\":\"^\\\\D+$\"}", "\"abc\"");
+	BAD("{\"pattern\":\"^\\\\D+$\"}", "\"a1c\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^\\\\W$\"}", "\"-\"");
+	/* escapes inside a class, ']' and '-' placement, escaped specials */
+	OK("{\"pattern\":\"^[\\\\d\\\\-.]+$\"}", "\"1.2-3\"");
+	OK("{\"pattern\":\"^[\\\\w\\\\]]+$\"}", "\"a]b\"");
+	OK("{\"pattern\":\"^[\\\\^]$\"}", "\"^\"");
+	BAD("{\"pattern\":\"^[\\\\^]$\"}", "\"a\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^[^\\\\s/]+$\"}", "\"file.txt\"");
+	BAD("{\"pattern\":\"^[^\\\\s/]+$\"}", "\"a/b\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^a\\\\.b\\\\/c\\\\\\\\$\"}", "\"a.b/c\\\\\"");
+	BAD("{\"pattern\":\"^a\\\\.b$\"}", "\"axb\"", "$", "pattern", NULL);
+	/* non-capturing and named groups, lazy quantifiers, literal braces */
+	OK("{\"pattern\":\"^(?:ab)+$\"}", "\"abab\"");
+	OK("{\"pattern\":\"^(?<year>\\\\d{4})-\\\\d{2}$\"}", "\"2025-01\"");
+	OK("{\"pattern\":\"^a.*?b$\"}", "\"axxb\"");
+	OK("{\"pattern\":\"^\\\\{[a-z]+}$\"}", "\"{id}\"");
+	OK("{\"pattern\":\"^x{$\"}", "\"x{\"");
+	/* code points, not bytes: "." is one character */
+	OK("{\"pattern\":\"^.{2}$\"}", "\"éü\"");
+	OK("{\"pattern\":\"^[^é]$\"}", "\"e\"");
+	BAD("{\"pattern\":\"^[^é]$\"}", "\"é\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^\\\\u00e9\\\\x41$\"}", "\"éA\"");
+	OK("{\"pattern\":\"^\\\\ud83d\\\\ude00$\"}", "\"😀\"");
+	/* unsupported constructs make the keyword ignored, never fatal */
+	OK("{\"pattern\":\"^(?!admin).*$\"}", "\"admin\"");
+	OK("{\"pattern\":\"(a)\\\\1\"}", "\"ab\"");
+	OK("{\"pattern\":\"\\\\p{L}\"}", "\"1\"");
+	OK("{\"pattern\":\"[z-a]\"}", "\"1\"");
+	OK("{\"pattern\":\"(\"}", "\"1\"");
+	OK("{\"pattern\":\"^[\\\\D]$\"}", "\"1\"");
+	OK("{\"pattern\":5}", "\"1\"");
+	/* patterns apply to strings only */
+	OK("{\"pattern\":\"^a$\"}", "5");
+}
+
+static void test_arrays(void)
+{
+	const char *tags = "{\"properties\":{\"user\":{\"properties\":{\"tags\":{\"type\":\"array\","
+			   "\"items\":{\"type\":\"string\",\"maxLength\":3},\"minItems\":1,\"maxItems\":3}}}}}";
+	const char *tuple = "{\"prefixItems\":[{\"type\":\"string\"},{\"type\":\"integer\"}],\"items\":false}";
+	const char *open_tuple = "{\"prefixItems\":[{\"type\":\"string\"}],\"items\":{\"type\":\"boolean\"}}";
+	const char *legacy = "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"items\":"
+			     "[{\"type\":\"string\"}],\"additionalItems\":false}";
+
+	OK(tags, "{\"user\":{\"tags\":[\"a\",\"bb\",\"ccc\"]}}");
+	BAD(tags, "{\"user\":{\"tags\":[\"a\",\"bb\",\"cccc\"]}}", "$.user.tags[2]", "maxLength",
+	    "must be at most 3 characters");
+	BAD(tags, "{\"user\":{\"tags\":[\"a\",1]}}", "$.user.tags[1]", "type",
+	    "expected string, got integer");
+	BAD(tags, "{\"user\":{\"tags\":[]}}", "$.user.tags", "minItems", "must have at least 1 item");
+	BAD(tags, "{\"user\":{\"tags\":[\"a\",\"b\",\"c\",\"d\"]}}", "$.user.tags", "maxItems",
+	    "must have at most 3 items");
+	OK(tuple, "[\"a\",1]");
+	OK(tuple, "[\"a\"]");
+	BAD(tuple, "[1,1]", "$[0]", "type", "expected string, got integer");
+	BAD(tuple, "[\"a\",1,2]", "$", "items", "must have at most 2 items");
+	OK(open_tuple, "[\"a\",true,false]");
+	BAD(open_tuple, "[\"a\",true,3]", "$[2]", "type", "expected boolean, got integer");
+	OK(legacy, "[\"a\"]");
+	BAD(legacy, "[\"a\",\"b\"]", "$", "items", "must have at most 1 item");
+	/* nested arrays */
+	OK("{\"items\":{\"items\":{\"type\":\"integer\"}}}", "[[1,2],[3]]");
+	BAD("{\"items\":{\"items\":{\"type\":\"integer\"}}}", "[[1,2],[3,4.5]]", "$[1][1]", "type",
+	    "expected integer, got number");
+}
+
+static void test_unique_items(void)
+{
+	const char *u = "{\"uniqueItems\":true}";
+
+	OK(u, "[1,2,\"1\",[1],{\"a\":1},{\"a\":2},null,true,false]");
+	BAD(u, "[1,2,1.0]", "$", "uniqueItems", "must not contain duplicates (items 0 and 2 are equal)");
+	BAD(u, "[{\"a\":1,\"b\":2},{\"b\":2,\"a\":1}]", "$", "uniqueItems", NULL);
+	BAD(u, "[[1,[2]],[1,[2]]]", "$", "uniqueItems", NULL);
+	OK("{\"uniqueItems\":false}", "[1,1]");
+
+	/* big arrays take the hashing path; the report names the first duplicate pair */
+	char big[4096] = "[";
+	for (int i = 0; i < 200; i++) {
+		char m[48];
+		snprintf(m, sizeof(m), "%s{\"k\":%d,\"v\":[%d]}", i ? "," : "", i, i);
+		strcat(big, m);
+	}
+	strcat(big, "]");
+	OK(u, big);
+	char dup[4200];
+	snprintf(dup, sizeof(dup), "%.*s,{\"v\":[150],\"k\":150},{\"v\":[7],\"k\":7}]",
+		 (int)strlen(big) - 1, big);
+	BAD(u, dup, "$", "uniqueItems", "must not contain duplicates (items 150 and 200 are equal)");
+	char dup2[4200];
+	snprintf(dup2, sizeof(dup2), "%.*s,-0,0]", (int)strlen(big) - 1, big);
+	BAD(u, dup2, "$", "uniqueItems", "must not contain duplicates (items 200 and 201 are equal)");
+}
+
+static void test_properties_count(void)
+{
+	const char *s = "{\"minProperties\":1,\"maxProperties\":2}";
+
+	OK(s, "{\"a\":1}");
+	OK(s, "{\"a\":1,\"b\":2}");
+	BAD(s, "{}", "$", "minProperties", "must have at least 1 property");
+	BAD(s, "{\"a\":1,\"b\":2,\"c\":3}", "$", "maxProperties", "must have at most 2 properties");
+	OK(s, "[]");
+}
+
+static void test_combinators(void)
+{
+	const char *any = "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"integer\",\"minimum\":0}]}";
+	const char *one = "{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":10}]}";
+	const char *all = "{\"allOf\":[{\"type\":\"object\"},{\"properties\":{\"a\":{\"maxLength\":2}}}]}";
+
+	OK(any, "\"s\"");
+	OK(any, "3");
+	BAD(any, "-3", "$", "anyOf", "must match at least one of the 2 schemas in anyOf");
+	BAD("{\"properties\":{\"v\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}]}}}",
+	    "{\"v\":1}", "$.v", "anyOf", NULL);
+	OK(one, "3");
+	OK(one, "10.5");
+	BAD(one, "11", "$", "oneOf", "must match exactly one of the 2 schemas in oneOf (matches 0 and 1)");
+	BAD(one, "2.5", "$", "oneOf",
+	    "must match exactly one of the 2 schemas in oneOf (matches none)");
+	OK(all, "{\"a\":\"ab\"}");
+	BAD(all, "{\"a\":\"abc\"}", "$.a", "maxLength", "must be at most 2 characters");
+	BAD(all, "1", "$", "type", "expected object, got integer");
+	OK("{\"not\":{\"type\":\"string\"}}", "1");
+	BAD("{\"not\":{\"type\":\"string\"}}", "\"s\"", "$", "not", "must not match the schema in not");
+	/* errors inside a failed anyOf branch do not leak into a passing result */
+	OK("{\"anyOf\":[{\"required\":[\"a\"]},{\"required\":[\"b\"]}]}", "{\"b\":1}");
+	/* malformed combinators are ignored */
+	OK("{\"anyOf\":[],\"oneOf\":{},\"allOf\":[1]}", "1");
+}
+
+static void test_ref(void)
+{
+	const char *defs = "{\"$defs\":{\"city\":{\"type\":\"string\",\"minLength\":1}},"
+			   "\"properties\":{\"home\":{\"$ref\":\"#/$defs/city\"},"
+			   "\"work\":{\"$ref\":\"#/$defs/city\"}}}";
+	const char *legacy = "{\"definitions\":{\"n\":{\"type\":\"integer\"}},"
+			     "\"items\":{\"$ref\":\"#/definitions/n\"}}";
+	const char *escaped = "{\"$defs\":{\"a/b\":{\"type\":\"string\"},\"c~d\":{\"type\":\"integer\"},"
+			      "\"e f\":{\"type\":\"null\"}},\"prefixItems\":[{\"$ref\":\"#/$defs/a~1b\"},"
+			      "{\"$ref\":\"#/$defs/c~0d\"},{\"$ref\":\"#/$defs/e%20f\"}]}";
+	/* zod-to-json-schema reuses a schema by pointing at its first use */
+	const char *zod = "{\"type\":\"object\",\"properties\":{\"from\":{\"type\":\"object\","
+			  "\"properties\":{\"lat\":{\"type\":\"number\"}},\"required\":[\"lat\"]},"
+			  "\"to\":{\"$ref\":\"#/properties/from\"}}}";
+	/* recursion through the instance is legitimate: a tree */
+	const char *tree = "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"name\":"
+			   "{\"type\":\"string\"},\"kids\":{\"type\":\"array\",\"items\":"
+			   "{\"$ref\":\"#/$defs/node\"}}},\"required\":[\"name\"]}},"
+			   "\"$ref\":\"#/$defs/node\"}";
+
+	OK(defs, "{\"home\":\"Paris\",\"work\":\"Lyon\"}");
+	BAD(defs, "{\"home\":\"Paris\",\"work\":\"\"}", "$.work", "minLength",
+	    "must be at least 1 character");
+	OK(legacy, "[1,2]");
+	BAD(legacy, "[1,\"2\"]", "$[1]", "type", "expected integer, got string");
+	OK(escaped, "[\"s\",1,null]");
+	BAD(escaped, "[\"s\",\"1\"]", "$[1]", "type", "expected integer, got string");
+	BAD(escaped, "[\"s\",1,0]", "$[2]", "type", "expected null, got integer");
+	OK(zod, "{\"from\":{\"lat\":1},\"to\":{\"lat\":2}}");
+	BAD(zod, "{\"from\":{\"lat\":1},\"to\":{}}", "$.to", "required",
+	    "missing required property \"lat\"");
+	OK(tree, "{\"name\":\"r\",\"kids\":[{\"name\":\"a\"},{\"name\":\"b\",\"kids\":[{\"name\":\"c\"}]}]}");
+	BAD(tree, "{\"name\":\"r\",\"kids\":[{\"name\":\"a\"},{\"name\":\"b\",\"kids\":[{}]}]}",
+	    "$.kids[1].kids[0]", "required", "missing required property \"name\"");
+	/* 2020-12: siblings of $ref apply; draft-07: they are ignored */
+	BAD("{\"$defs\":{\"s\":{\"type\":\"string\"}},\"$ref\":\"#/$defs/s\",\"maxLength\":1}",
+	    "\"ab\"", "$", "maxLength", NULL);
+	OK("{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"definitions\":{\"s\":"
+	   "{\"type\":\"string\"}},\"$ref\":\"#/definitions/s\",\"maxLength\":1}", "\"ab\"");
+	/* unresolvable or external references are ignored (logged), never fatal */
+	OK("{\"$ref\":\"#/$defs/missing\"}", "1");
+	OK("{\"$ref\":\"https://example.com/s.json\"}", "1");
+	OK("{\"$ref\":\"#anchor\"}", "1");
+	OK("{\"$ref\":\"#/$defs/a~2\",\"$defs\":{}}", "1");
+	/* reference to an array element of the document */
+	OK("{\"prefixItems\":[{\"type\":\"string\"}],\"items\":{\"$ref\":\"#/prefixItems/0\"}}",
+	   "[\"a\",\"b\"]");
+	BAD("{\"prefixItems\":[{\"type\":\"string\"}],\"items\":{\"$ref\":\"#/prefixItems/0\"}}",
+	    "[\"a\",1]", "$[1]", "type", NULL);
+	OK("{\"$ref\":\"#/prefixItems/01\",\"prefixItems\":[false,false]}", "1");
+}
+
+static void test_ref_cycles(void)
+{
+	/* a cycle that never consumes the instance ends in a depth error, not a stack overflow */
+	BAD("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"$ref\":\"#/$defs/a\"}},"
+	    "\"$ref\":\"#/$defs/a\"}", "1", "$", "depth",
+	    "schema evaluation nested deeper than 256 levels (a $ref cycle?)");
+	BAD("{\"$ref\":\"#\"}", "{}", "$", "depth", NULL);
+	BAD("{\"allOf\":[{\"$ref\":\"#\"}]}", "1", "$", "depth", NULL);
+	/* inside not/anyOf the limit still fails the call: it cannot flip a "not" */
+	BAD("{\"not\":{\"$ref\":\"#\"}}", "1", "$", "depth", NULL);
+	BAD("{\"anyOf\":[{\"$ref\":\"#\"},true]}", "1", "$", "depth", NULL);
+}
+
+static void test_unknown_keywords(void)
+{
+	const char *s = "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+			"\"$id\":\"urn:x\",\"title\":\"T\",\"description\":\"D\",\"default\":{},"
+			"\"examples\":[1],\"$comment\":\"c\",\"x-vendor\":{\"type\":\"string\"},"
+			"\"type\":\"object\",\"properties\":{\"u\":{\"type\":\"string\",\"format\":\"uri\","
+			"\"contentMediaType\":\"text/plain\",\"readOnly\":true,\"deprecated\":true}}}";
+
+	OK(s, "{\"u\":\"not a uri\"}");
+	BAD(s, "{\"u\":1}", "$.u", "type", NULL);
+}
+
+static void test_boolean_schemas(void)
+{
+	OK("true", "1");
+	OK("true", "[]");
+	BAD("false", "{}", "$", "false", "no value is allowed here");
+	OK("{\"properties\":{\"a\":true,\"b\":false}}", "{\"a\":[1]}");
+	BAD("{\"properties\":{\"a\":true,\"b\":false}}", "{\"b\":1}", "$.b", "false",
+	    "no value is allowed here");
+	OK("{\"items\":true}", "[1,\"a\"]");
+	BAD("{\"items\":false}", "[1]", "$", "items", "must have at most 0 items");
+	BAD("{\"not\":true}", "1", "$", "not", NULL);
+}
+
+static void test_paths(void)
+{
+	BAD("{\"additionalProperties\":{\"type\":\"integer\"}}", "{\"it's\":\"x\"}", "$['it\\'s']",
+	    "type", NULL);
+	BAD("{\"additionalProperties\":{\"type\":\"integer\"}}", "{\"a\\nb\":\"x\"}",
+	    "$['a\\u000ab']", "type", NULL);
+	BAD("{\"additionalProperties\":{\"type\":\"integer\"}}", "{\"9lives\":\"x\"}", "$['9lives']",
+	    "type", NULL);
+	BAD("{\"additionalProperties\":{\"type\":\"integer\"}}", "{\"\":\"x\"}", "$['']", "type", NULL);
+	BAD("{\"additionalProperties\":{\"type\":\"integer\"}}", "{\"_ok9\":\"x\"}", "$._ok9", "type",
+	    NULL);
+	/* a path too long for the buffer is truncated with "..." */
+	char key[400], schema[600], inst[600];
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	snprintf(schema, sizeof(schema), "{\"additionalProperties\":false}");
+	snprintf(inst, sizeof(inst), "{\"%s\":1}", key);
+	struct schema *s = compile_text(schema);
+	struct schema_error e;
+	CU_ASSERT_EQUAL(run(s, inst, &e), -EINVAL);
+	CU_ASSERT_EQUAL(strlen(e.path), sizeof(e.path) - 1);
+	CU_ASSERT_STRING_EQUAL(e.path + sizeof(e.path) - 4, "...");
+	CU_ASSERT_STRING_EQUAL(e.keyword, "additionalProperties");
+	CU_ASSERT(strncmp(e.message, "property \"kkk", 13) == 0);
+	CU_ASSERT(strlen(e.message) < sizeof(e.message));
+	schema_free(s);
+}
+
+/* "[[[...1...]]]" nested n deep */
+static char *nested_arrays(int n)
+{
+	char *t = malloc((size_t)2 * n + 2);
+
+	memset(t, '[', (size_t)n);
+	t[n] = '1';
+	memset(t + n + 1, ']', (size_t)n);
+	t[2 * n + 1] = '\0';
+	return t;
+}
+
+static void test_hostile_depth(void)
+{
+	char *deep = nested_arrays(100), *ok = nested_arrays(SCHEMA_MAX_DEPTH);
+	char path[512] = "$";
+
+	/* the instance limit: the validator stops at SCHEMA_MAX_DEPTH levels */
+	for (int i = 0; i < SCHEMA_MAX_DEPTH; i++)
+		strcat(path, "[0]");
+	BAD("{\"items\":{\"$ref\":\"#\"}}", deep, path, "depth", "value nested deeper than 64 levels");
+	OK("{\"items\":{\"$ref\":\"#\"}}", ok);
+	/* a schema that does not descend does not care */
+	OK("{\"type\":\"array\"}", deep);
+	/* neither does a "not" or an enum get fooled by depth */
+	BAD("{\"not\":{\"items\":{\"$ref\":\"#/not\"}}}", deep, path, "depth", NULL);
+	/* const, enum and uniqueItems compare only as deep as the shallower value... */
+	BAD("{\"const\":[[1]]}", deep, "$", "const", "must be equal to [[1]]");
+	OK("{\"uniqueItems\":true}", "[1,[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	   "[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+	/* ...and stop at the limit when both are deep */
+	char *schema_text = malloc(strlen(deep) + 32), *pair = malloc(2 * strlen(deep) + 32);
+	snprintf(schema_text, strlen(deep) + 32, "{\"const\":%s}", deep);
+	BAD(schema_text, deep, "$", "depth", "value nested deeper than 64 levels");
+	snprintf(schema_text, strlen(deep) + 32, "{\"enum\":[2,%s]}", deep);
+	BAD(schema_text, deep, "$", "depth", "value nested deeper than 64 levels");
+	snprintf(pair, 2 * strlen(deep) + 32, "[%s,%s]", deep, deep);
+	BAD("{\"uniqueItems\":true}", pair, "$", "depth", NULL);
+	snprintf(pair, 2 * strlen(deep) + 32, "[%s,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]", deep);
+	BAD("{\"uniqueItems\":true}", pair, "$", "depth", NULL);      /* the hashing path */
+	free(schema_text);
+	free(pair);
+	free(deep);
+	free(ok);
+
+	/* the schema limit: compile refuses a schema nested deeper than SCHEMA_MAX_DEPTH */
+	char schema[4096] = "", tail[4096] = "";
+	for (int i = 0; i < 100; i++) {
+		strcat(schema, "{\"items\":");
+		strcat(tail, "}");
+	}
+	strcat(schema, "true");
+	strcat(schema, tail);
+	cJSON *doc = cJSON_Parse(schema);
+	struct schema *s = NULL;
+	char err[256];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+	CU_ASSERT_EQUAL(schema_compile(doc, &s, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT(strncmp(err, "schema nested deeper than 64 levels at #/items/items/", 53) == 0);
+	cJSON_Delete(doc);
+
+	/* exponential anyOf fan-out is cut by the step budget */
+	char *wide = nested_arrays(40);
+	wide[40] = '"';
+	char *quoted = malloc(strlen(wide) + 3);
+	snprintf(quoted, strlen(wide) + 3, "%.*s\"x\"%s", 40, wide, wide + 41);
+	BAD("{\"type\":\"array\",\"anyOf\":[{\"items\":{\"$ref\":\"#\"}},{\"items\":{\"$ref\":\"#\"}}]}",
+	    quoted, NULL, "depth", "validation exceeded 4194304 steps");
+	free(wide);
+	free(quoted);
+}
+
+static void test_missing_schema(void)
+{
+	struct schema *s = NULL;
+	struct schema_error e;
+	char err[128];
+
+	CU_ASSERT_EQUAL_FATAL(schema_compile(NULL, &s, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(run(s, "{\"anything\":[1]}", &e), 0);
+	CU_ASSERT_EQUAL(run(s, NULL, &e), 0);
+	CU_ASSERT_EQUAL(run(s, "[1]", &e), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(e.keyword, "type");
+	CU_ASSERT_STRING_EQUAL(e.message, "expected object, got array");
+	CU_ASSERT_EQUAL(run(s, "[1]", NULL), -EINVAL);  /* err is optional */
+	schema_free(s);
+	OK("{}", "{\"a\":1}");
+	BAD("{}", "\"a\"", "$", "type", "expected object, got string");
+
+	cJSON *str = cJSON_CreateString("object");
+	s = NULL;
+	CU_ASSERT_EQUAL(schema_compile(str, &s, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_STRING_EQUAL(err, "inputSchema must be an object or a boolean");
+	CU_ASSERT_EQUAL(schema_compile(str, &s, NULL, 0), -EINVAL);
+	cJSON_Delete(str);
+	schema_free(NULL);
+}
+
+static void test_error_json(void)
+{
+	struct schema *s = compile_text("{\"properties\":{\"a\":{\"type\":\"string\"}}}");
+	struct schema_error e;
+	cJSON *j;
+
+	CU_ASSERT_EQUAL(run(s, "{\"a\":1}", &e), -EINVAL);
+	j = schema_error_json(&e);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "path")->valuestring, "$.a");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "keyword")->valuestring, "type");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "message")->valuestring,
+			       "expected string, got integer");
+	cJSON_Delete(j);
+	schema_free(s);
+}
+
+/* The inputSchemas @modelcontextprotocol/server-everything (tests/node_modules) lists, copied
+ * verbatim from its tools/list reply. */
+static void test_server_everything(void)
+{
+	const char *get_sum = "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\","
+		"\"properties\":{\"a\":{\"type\":\"number\",\"description\":\"First number\"},"
+		"\"b\":{\"type\":\"number\",\"description\":\"Second number\"}},\"required\":[\"a\",\"b\"]}";
+	const char *echo = "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\","
+		"\"properties\":{\"message\":{\"type\":\"string\",\"description\":\"Message to echo\"}},"
+		"\"required\":[\"message\"]}";
+	const char *annotated = "{\"$schema\":\"http://json-schema.org/draft-07/schema#\","
+		"\"type\":\"object\",\"properties\":{\"messageType\":{\"type\":\"string\",\"enum\":"
+		"[\"error\",\"success\",\"debug\"],\"description\":\"Type of message to demonstrate "
+		"different annotation patterns\"},\"includeImage\":{\"default\":false,\"description\":"
+		"\"Whether to include an example image\",\"type\":\"boolean\"}},\"required\":[\"messageType\"]}";
+	const char *links = "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\","
+		"\"properties\":{\"count\":{\"default\":3,\"description\":\"Number of resource links to "
+		"return (1-10)\",\"type\":\"number\",\"minimum\":1,\"maximum\":10}}}";
+
+	OK(get_sum, "{\"a\":1,\"b\":2.5}");
+	BAD(get_sum, "{\"a\":1}", "$", "required", "missing required property \"b\"");
+	BAD(get_sum, "{\"a\":\"1\",\"b\":2}", "$.a", "type", "expected number, got string");
+	BAD(get_sum, NULL, "$", "required", "missing required property \"a\"");
+	OK(echo, "{\"message\":\"hello\"}");
+	BAD(echo, "{\"message\":null}", "$.message", "type", "expected string, got null");
+	BAD(echo, "{}", "$", "required", "missing required property \"message\"");
+	OK(annotated, "{\"messageType\":\"debug\",\"includeImage\":true}");
+	BAD(annotated, "{\"messageType\":\"info\"}", "$.messageType", "enum",
+	    "must be one of: \"error\", \"success\", \"debug\"");
+	BAD(annotated, "{\"messageType\":\"error\",\"includeImage\":\"yes\"}", "$.includeImage",
+	    "type", "expected boolean, got string");
+	OK(links, "{}");
+	OK(links, "{\"count\":10}");
+	BAD(links, "{\"count\":11}", "$.count", "maximum", "must be <= 10");
+	BAD(links, "{\"count\":0}", "$.count", "minimum", "must be >= 1");
+}
+
+/* One compiled schema, many validations, as on the hot path. */
+static void test_reuse(void)
+{
+	struct schema *s = compile_text("{\"type\":\"object\",\"properties\":{\"q\":{\"type\":\"string\","
+					 "\"pattern\":\"^[a-z ]+$\",\"maxLength\":32}},\"required\":[\"q\"]}");
+	struct schema_error e;
+
+	for (int i = 0; i < 1000; i++) {
+		CU_ASSERT_EQUAL(run(s, "{\"q\":\"hello world\"}", &e), 0);
+		CU_ASSERT_EQUAL(run(s, "{\"q\":\"Hello\"}", &e), -EINVAL);
+	}
+	CU_ASSERT_STRING_EQUAL(e.keyword, "pattern");
+	schema_free(s);
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{ "type", test_type },
+		{ "properties and required", test_properties_required },
+		{ "additionalProperties and patternProperties", test_additional_and_pattern_properties },
+		{ "enum and const", test_enum_const },
+		{ "numeric bounds", test_numeric },
+		{ "string bounds (code points)", test_strings },
+		{ "pattern", test_pattern },
+		{ "items, prefixItems, minItems, maxItems", test_arrays },
+		{ "uniqueItems", test_unique_items },
+		{ "minProperties, maxProperties", test_properties_count },
+		{ "allOf, anyOf, oneOf, not", test_combinators },
+		{ "$ref", test_ref },
+		{ "$ref cycles", test_ref_cycles },
+		{ "unknown keywords", test_unknown_keywords },
+		{ "boolean schemas", test_boolean_schemas },
+		{ "error paths", test_paths },
+		{ "hostile depth", test_hostile_depth },
+		{ "missing schema", test_missing_schema },
+		{ "error as JSON", test_error_json },
+		{ "server-everything schemas", test_server_everything },
+		{ "compile once, validate many", test_reuse },
+	};
+	CU_pSuite suite;
+	unsigned failed;
+
+	/* compile-time warnings about ignored keywords are expected here; keep the output readable */
+	log_set_level(LOG_ERROR);
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	suite = CU_add_suite("schema", NULL, NULL);
+	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
+			suite = NULL;
+	if (!suite) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
