@@ -1,0 +1,808 @@
+/* Kernel enforcement, end to end on the real kernel (root): enrolled cgroups reach MCP servers
+ * only through the sidecar. Every probe runs in a forked child placed in a temporary cgroup
+ * under the cgroup v2 root; every refusal must show up as an audit event naming that child.
+ * Everything made here (cgroups, bpffs pins, servers, processes) carries this process's pid
+ * and is removed at the end, so concurrent runs do not interfere. */
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <event2/event.h>
+
+#include "enforcer.h"
+#include "log.h"
+
+static struct enforcer *E;
+static struct event_base *base;
+static char pin_dir[128], root[256], cg_base[512], cg_lock[600], cg_lock_sub[640],
+	cg_exempt[640], cg_prot[600], cg_plain[600], unix_path[108];
+static int srv_up4 = -1, srv_up6 = -1, srv_udp4 = -1, srv_side4 = -1, srv_side6 = -1,
+	   srv_allow = -1, srv_other = -1, srv_unix = -1;
+static uint16_t port_up4, port_up6, port_udp4, port_side, port_allow, port_other;
+static bool unix_supported;
+static char unix_skip[160];
+
+#define MAX_EVENTS 256
+static struct warden_event events[MAX_EVENTS];
+static int nevents;
+
+static void on_event(const struct warden_event *ev, void *arg)
+{
+	if (nevents < MAX_EVENTS)
+		events[nevents++] = *ev;
+}
+
+/* ---- servers ----------------------------------------------------------------------------- */
+
+static int listen_on(int family, int type, const char *addr, uint16_t port, uint16_t *out)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	int fd = socket(family, type | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &s->sin_addr);
+		len = sizeof(*s);
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		s->sin6_family = AF_INET6;
+		s->sin6_port = htons(port);
+		inet_pton(AF_INET6, addr, &s->sin6_addr);
+		len = sizeof(*s);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	*out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+/* The sidecar listens on the same ephemeral port on 127.0.0.1 and ::1. */
+static int sidecar_listen(void)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		srv_side4 = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_side);
+		if (srv_side4 < 0)
+			return srv_side4;
+		srv_side6 = listen_on(AF_INET6, SOCK_STREAM, "::1", port_side, &port_side);
+		if (srv_side6 >= 0)
+			return 0;
+		close(srv_side4);
+		srv_side4 = -1;
+	}
+	return -EADDRINUSE;
+}
+
+/* ---- cgroups and children ---------------------------------------------------------------- */
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int join_cgroup(const char *cg)
+{
+	char p[700];
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", cg);
+	return write_file(p, "0");
+}
+
+typedef int (*probe_fn)(const void *arg);
+
+/* Run fn in a child placed in cg, named comm; returns the errno fn reported (0: success), and
+ * the child's pid in *pid. */
+static int run_in(const char *cg, const char *comm, probe_fn fn, const void *arg, pid_t *pid)
+{
+	int status;
+	pid_t p = fork();
+
+	if (p < 0)
+		return -errno;
+	if (p == 0) {
+		prctl(PR_SET_NAME, comm);
+		if (join_cgroup(cg) < 0)
+			_exit(200);
+		_exit(fn(arg) & 0xff);
+	}
+	if (pid)
+		*pid = p;
+	if (waitpid(p, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/* ---- probes (run in the child; return 0 or an errno) --------------------------------------- */
+
+struct target {
+	int family;		/* socket family */
+	int type;
+	const char *addr;
+	uint16_t port;
+};
+
+static socklen_t make_addr(const struct target *t, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (t->family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(t->port);
+		inet_pton(AF_INET, t->addr, &s->sin_addr);
+		return sizeof(*s);
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(t->port);
+	inet_pton(AF_INET6, t->addr, &s6->sin6_addr);
+	return sizeof(*s6);
+}
+
+static int probe_connect(const void *arg)
+{
+	const struct target *t = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(t, &ss);
+	int fd = socket(t->family, t->type, 0), ret = 0;
+
+	if (fd < 0)
+		return errno;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0)
+		ret = errno;
+	close(fd);
+	return ret;
+}
+
+static int probe_sendto(const void *arg)
+{
+	const struct target *t = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(t, &ss);
+	int fd = socket(t->family, SOCK_DGRAM, 0), ret = 0;
+
+	if (fd < 0)
+		return errno;
+	if (sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len) < 0)
+		ret = errno;
+	close(fd);
+	return ret;
+}
+
+static int probe_udp_connect_send(const void *arg)
+{
+	const struct target *t = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(t, &ss);
+	int fd = socket(t->family, SOCK_DGRAM, 0), ret = 0;
+
+	if (fd < 0)
+		return errno;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 || send(fd, "x", 1, 0) < 0)
+		ret = errno;
+	close(fd);
+	return ret;
+}
+
+static int probe_fastopen(const void *arg)
+{
+	const struct target *t = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(t, &ss);
+	int fd = socket(t->family, SOCK_STREAM, 0), ret = 0;
+
+	if (fd < 0)
+		return errno;
+	if (sendto(fd, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&ss, len) < 0)
+		ret = errno;
+	close(fd);
+	return ret;
+}
+
+/* io_uring IORING_OP_CONNECT with raw syscalls (no liburing). 0 or errno; ENOSYS/EPERM when
+ * io_uring is unavailable, reported as 250 so the test can tell it apart. */
+static int probe_uring_connect(const void *arg)
+{
+	const struct target *t = arg;
+	struct io_uring_params p = { 0 };
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(t, &ss);
+	int ring, fd, ret;
+
+	ring = (int)syscall(__NR_io_uring_setup, 4, &p);
+	if (ring < 0)
+		return 250;
+	size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+	size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	char *sq = mmap(NULL, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+			IORING_OFF_SQ_RING);
+	char *cq = mmap(NULL, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+			IORING_OFF_CQ_RING);
+	struct io_uring_sqe *sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+					 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+					 IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
+		return 250;
+	fd = socket(t->family, SOCK_STREAM, 0);
+	if (fd < 0)
+		return errno;
+	unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
+	unsigned mask = *(unsigned *)(sq + p.sq_off.ring_mask);
+	unsigned *array = (unsigned *)(sq + p.sq_off.array);
+	unsigned idx = *tail & mask;
+
+	memset(&sqes[idx], 0, sizeof(sqes[idx]));
+	sqes[idx].opcode = IORING_OP_CONNECT;
+	sqes[idx].fd = fd;
+	sqes[idx].addr = (unsigned long)&ss;
+	sqes[idx].off = len;
+	array[idx] = idx;
+	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		return 250;
+	unsigned head = __atomic_load_n((unsigned *)(cq + p.cq_off.head), __ATOMIC_ACQUIRE);
+	unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
+	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+
+	ret = cqes[head & cmask].res;
+	close(fd);
+	close(ring);
+	return ret < 0 ? -ret : 0;
+}
+
+static int probe_raw_socket(const void *arg)
+{
+	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+/* Ping sockets need ping_group_range to include us: set it in a private netns so the host's
+ * setting is untouched and the probe means something. */
+static int probe_ping_socket(const void *arg)
+{
+	int fd;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 251;
+	if (write_file("/proc/sys/net/ipv4/ping_group_range", "0 0") < 0)
+		return 251;
+	fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+/* Escape attempt: make a child cgroup of our own and move into it before connecting. */
+static int probe_escape_connect(const void *arg)
+{
+	if (join_cgroup(cg_lock_sub) < 0)
+		return 252;
+	return probe_connect(arg);
+}
+
+struct unix_target {
+	const char *path;
+	bool junk;	/* "path\0junk" with the full sockaddr length */
+};
+
+static int probe_unix(const void *arg)
+{
+	const struct unix_target *t = arg;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), ret = 0;
+
+	if (fd < 0)
+		return errno;
+	strncpy(sa.sun_path, t->path, sizeof(sa.sun_path) - 1);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(t->path) + 1);
+	if (t->junk) {
+		size_t n = strlen(t->path) + 1;
+
+		memcpy(sa.sun_path + n, "junk", 4);
+		len = sizeof(sa);
+	}
+	if (connect(fd, (struct sockaddr *)&sa, len) < 0)
+		ret = errno;
+	close(fd);
+	return ret;
+}
+
+/* ---- event checks ------------------------------------------------------------------------ */
+
+static const struct warden_event *wait_event(pid_t pid)
+{
+	for (int i = 0; i < 200; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		for (int j = 0; j < nevents; j++)
+			if ((pid_t)events[j].tgid == pid)
+				return &events[j];
+		usleep(10000);
+	}
+	return NULL;
+}
+
+/* The refusal was audited with the right process, cgroup, hook and destination. */
+static void check_event(pid_t pid, const char *cg, const char *comm, unsigned hook,
+			unsigned reason, const char *dst, uint16_t dport)
+{
+	const struct warden_event *ev = wait_event(pid);
+	uint64_t id = 0;
+	cJSON *j;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(enforcer_cgroup_id(cg, &id), 0);
+	CU_ASSERT_EQUAL(ev->cgroup_id, id);
+	CU_ASSERT_EQUAL(ev->tgid, (uint32_t)pid);
+	CU_ASSERT_STRING_EQUAL(ev->comm, comm);
+	CU_ASSERT_EQUAL(ev->hook, hook);
+	CU_ASSERT_EQUAL(ev->reason, reason);
+	CU_ASSERT_EQUAL(ev->uid, getuid());
+	j = enforcer_event_json(E, ev);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "cgroup")), cg);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "comm")), comm);
+	CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "pid")), pid);
+	if (dst) {
+		CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "dst")), dst);
+		CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "dport")), dport);
+	}
+	cJSON_Delete(j);
+}
+
+/* Run in cg, expect EPERM and an audit event from cgroup ev_cg. */
+#define REFUSED_EV(cg, ev_cg, comm, fn, arg, hook, reason, dst, dport) do {		\
+	pid_t pid_ = 0;									\
+	int r_ = run_in(cg, comm, fn, arg, &pid_);					\
+	CU_ASSERT_EQUAL(r_, EPERM);							\
+	if (r_ == EPERM)								\
+		check_event(pid_, ev_cg, comm, hook, reason, dst, dport);		\
+} while (0)
+#define REFUSED(cg, ...) REFUSED_EV(cg, cg, __VA_ARGS__)
+
+#define ALLOWED(cg, comm, fn, arg) CU_ASSERT_EQUAL(run_in(cg, comm, fn, arg, NULL), 0)
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_refused_protect(void)
+{
+	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	struct target t6 = { AF_INET6, SOCK_STREAM, "::1", port_up6 };
+	struct target tm = { AF_INET6, SOCK_STREAM, "::ffff:127.0.0.1", port_up4 };
+	struct target any = { AF_INET, SOCK_STREAM, "0.0.0.0", port_up4 };
+	struct target u4 = { AF_INET, SOCK_DGRAM, "127.0.0.1", port_udp4 };
+	struct target um = { AF_INET6, SOCK_DGRAM, "::ffff:127.0.0.1", port_udp4 };
+
+	REFUSED(cg_prot, "wk-connect4", probe_connect, &t4, WARDEN_HOOK_CONNECT4,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
+	REFUSED(cg_prot, "wk-connect6", probe_connect, &t6, WARDEN_HOOK_CONNECT6,
+		WARDEN_REASON_PROTECTED, "::1", port_up6);
+	REFUSED(cg_prot, "wk-mapped", probe_connect, &tm, WARDEN_HOOK_CONNECT6,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
+	REFUSED(cg_prot, "wk-any", probe_connect, &any, WARDEN_HOOK_CONNECT4,
+		WARDEN_REASON_PROTECTED, "0.0.0.0", port_up4);
+	REFUSED(cg_prot, "wk-udp4", probe_sendto, &u4, WARDEN_HOOK_SENDMSG4,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_udp4);
+	/* A v6 socket sending to a v4-mapped address runs sendmsg4. */
+	REFUSED(cg_prot, "wk-udpmapped", probe_sendto, &um, WARDEN_HOOK_SENDMSG4,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_udp4);
+	REFUSED(cg_prot, "wk-udpconn", probe_udp_connect_send, &u4, WARDEN_HOOK_CONNECT4,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_udp4);
+	REFUSED(cg_prot, "wk-tfo", probe_fastopen, &t4, WARDEN_HOOK_CONNECT4,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
+}
+
+static void test_refused_io_uring(void)
+{
+	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	int r = run_in(cg_plain, "wk-uring-ok", probe_uring_connect, &t4, NULL);
+
+	if (r == 250) {
+		printf("\n  SKIP io_uring connect: io_uring unavailable (io_uring_setup failed; "
+		       "kernel.io_uring_disabled?)\n");
+		return;
+	}
+	CU_ASSERT_EQUAL(r, 0);	/* the probe itself works outside enrolled cgroups */
+	REFUSED(cg_prot, "wk-uring", probe_uring_connect, &t4, WARDEN_HOOK_CONNECT4,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
+}
+
+static void test_refused_sockets(void)
+{
+	int r;
+
+	ALLOWED(cg_plain, "wk-raw-ok", probe_raw_socket, NULL);
+	REFUSED(cg_prot, "wk-raw", probe_raw_socket, NULL, WARDEN_HOOK_SOCK_CREATE,
+		WARDEN_REASON_RAW_SOCKET, NULL, 0);
+	r = run_in(cg_plain, "wk-ping-ok", probe_ping_socket, NULL, NULL);
+	if (r == 251) {
+		printf("\n  SKIP ping socket: cannot set ping_group_range in a private netns\n");
+		return;
+	}
+	CU_ASSERT_EQUAL(r, 0);
+	REFUSED(cg_lock, "wk-ping", probe_ping_socket, NULL, WARDEN_HOOK_SOCK_CREATE,
+		WARDEN_REASON_PING_SOCKET, NULL, 0);
+}
+
+static void test_refused_after_escape(void)
+{
+	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+
+	/* The event names the child cgroup the process moved into. */
+	REFUSED_EV(cg_lock, cg_lock_sub, "wk-escape", probe_escape_connect, &t4,
+		   WARDEN_HOOK_CONNECT4, WARDEN_REASON_LOCKDOWN, "127.0.0.1", port_up4);
+}
+
+static void test_unix(void)
+{
+	struct unix_target t = { unix_path, false }, junk = { unix_path, true };
+
+	if (!unix_supported) {
+		printf("\n  SKIP unix socket: %s\n", unix_skip);
+		return;
+	}
+	ALLOWED(cg_plain, "wk-unix-ok", probe_unix, &t);
+	REFUSED(cg_prot, "wk-unix", probe_unix, &t, WARDEN_HOOK_CONNECT_UNIX,
+		WARDEN_REASON_UNIX_PATH, NULL, 0);
+	REFUSED(cg_lock, "wk-unixjunk", probe_unix, &junk, WARDEN_HOOK_CONNECT_UNIX,
+		WARDEN_REASON_UNIX_PATH, NULL, 0);
+}
+
+static void test_allowed(void)
+{
+	struct target s4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_side };
+	struct target s6 = { AF_INET6, SOCK_STREAM, "::1", port_side };
+	struct target sm = { AF_INET6, SOCK_STREAM, "::ffff:127.0.0.1", port_side };
+	struct target up4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	struct target al = { AF_INET, SOCK_STREAM, "127.0.0.1", port_allow };
+	struct target other = { AF_INET, SOCK_STREAM, "127.0.0.1", port_other };
+
+	/* The sidecar endpoints, from both modes. */
+	ALLOWED(cg_lock, "wk-side4", probe_connect, &s4);
+	ALLOWED(cg_lock, "wk-side6", probe_connect, &s6);
+	ALLOWED(cg_lock, "wk-sidemap", probe_connect, &sm);
+	ALLOWED(cg_prot, "wk-side4p", probe_connect, &s4);
+	/* The allowlist in lockdown; anything unprotected in protect mode. */
+	ALLOWED(cg_lock, "wk-allow", probe_connect, &al);
+	ALLOWED(cg_prot, "wk-other", probe_connect, &other);
+	/* Lockdown refuses what is neither sidecar nor allowlisted. */
+	REFUSED(cg_lock, "wk-lockdown", probe_connect, &other, WARDEN_HOOK_CONNECT4,
+		WARDEN_REASON_LOCKDOWN, "127.0.0.1", port_other);
+	/* Unenrolled and exempt cgroups reach the protected upstream. */
+	ALLOWED(cg_plain, "wk-plain", probe_connect, &up4);
+	ALLOWED(cg_exempt, "wk-exempt", probe_connect, &up4);
+}
+
+static void test_errno_configurable(void)
+{
+	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+
+	CU_ASSERT_EQUAL_FATAL(enforcer_set_errno(E, ECONNREFUSED), 0);
+	CU_ASSERT_EQUAL(run_in(cg_prot, "wk-refused", probe_connect, &t4, NULL), ECONNREFUSED);
+	CU_ASSERT_EQUAL_FATAL(enforcer_set_errno(E, EPERM), 0);
+	CU_ASSERT_EQUAL(run_in(cg_prot, "wk-eperm", probe_connect, &t4, NULL), EPERM);
+	CU_ASSERT_EQUAL(enforcer_set_errno(E, 12345), -EINVAL);
+}
+
+static void test_root_refused(void)
+{
+	CU_ASSERT_EQUAL(enforcer_enroll(E, root, WARDEN_MODE_LOCKDOWN), -EINVAL);
+	CU_ASSERT_EQUAL(enforcer_enroll(E, "/", WARDEN_MODE_LOCKDOWN), -EINVAL);
+	CU_ASSERT_EQUAL(enforcer_enroll(E, "/tmp", WARDEN_MODE_LOCKDOWN), -EINVAL);
+}
+
+static void test_counters(void)
+{
+	struct enforcer_counters c;
+
+	CU_ASSERT_EQUAL_FATAL(enforcer_counters(E, &c), 0);
+	CU_ASSERT_TRUE(c.hook[WARDEN_HOOK_CONNECT4].denied >= 3);
+	CU_ASSERT_TRUE(c.hook[WARDEN_HOOK_CONNECT4].allowed >= 2);
+	CU_ASSERT_TRUE(c.hook[WARDEN_HOOK_SOCK_CREATE].denied >= 1);
+	CU_ASSERT_EQUAL(c.total.events_dropped, 0);
+}
+
+/* Links that belong to the enforcer e: cgroup links whose program uses e's enrolled map. */
+static int count_links(struct enforcer *e, int per_type[64])
+{
+	struct bpf_map_info mi = { 0 };
+	__u32 mlen = sizeof(mi), id = 0;
+	int total = 0;
+
+	if (bpf_obj_get_info_by_fd(enforcer_map_fd(e, WARDEN_MAP_ENROLLED), &mi, &mlen) < 0)
+		return -errno;
+	memset(per_type, 0, 64 * sizeof(int));
+	while (bpf_link_get_next_id(id, &id) == 0) {
+		struct bpf_link_info li = { 0 };
+		struct bpf_prog_info pi = { 0 };
+		__u32 ids[16], llen = sizeof(li), plen = sizeof(pi);
+		int lfd = bpf_link_get_fd_by_id(id), pfd;
+
+		if (lfd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(lfd, &li, &llen) == 0 && li.type == BPF_LINK_TYPE_CGROUP &&
+		    (pfd = bpf_prog_get_fd_by_id(li.prog_id)) >= 0) {
+			pi.nr_map_ids = 16;
+			pi.map_ids = (unsigned long)ids;
+			if (bpf_obj_get_info_by_fd(pfd, &pi, &plen) == 0) {
+				for (__u32 k = 0; k < pi.nr_map_ids && k < 16; k++) {
+					if (ids[k] == mi.id && li.cgroup.attach_type < 64) {
+						per_type[li.cgroup.attach_type]++;
+						total++;
+					}
+				}
+			}
+			close(pfd);
+		}
+		close(lfd);
+	}
+	return total;
+}
+
+/* kill -9 of the process holding the enforcer: still refused; re-open adopts; exactly one
+ * attachment per hook; destroying the pins ends enforcement. */
+static void test_kill9_and_readopt(void)
+{
+	char dir2[160], cg_k[600], c = 0;
+	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	struct enforcer_opts o = { 0 };
+	struct enforcer_status st;
+	struct enforcer *e2 = NULL;
+	int fds[2], per_type[64], status, expect;
+	pid_t holder;
+
+	snprintf(dir2, sizeof(dir2), "%s-k", pin_dir);
+	snprintf(cg_k, sizeof(cg_k), "%s/killed", cg_base);
+	CU_ASSERT_EQUAL_FATAL(mkdir(cg_k, 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+	holder = fork();
+	CU_ASSERT_FATAL(holder >= 0);
+	if (holder == 0) {
+		struct enforcer_opts ho = { .pin_dir = dir2, .cgroup_root = root };
+		struct enforcer *h = NULL;
+		char port[64];
+
+		snprintf(port, sizeof(port), "127.0.0.1:%u", port_up4);
+		if (enforcer_open(&ho, &h) < 0 || enforcer_enroll(h, cg_k, WARDEN_MODE_PROTECT) < 0 ||
+		    enforcer_protect(h, port) < 0)
+			_exit(1);
+		if (write(fds[1], "r", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	CU_ASSERT_EQUAL(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	kill(holder, SIGKILL);
+	waitpid(holder, &status, 0);
+	CU_ASSERT_EQUAL_FATAL(c, 'r');
+
+	CU_ASSERT_EQUAL(run_in(cg_k, "wk-afterkill", probe_connect, &t4, NULL), EPERM);
+
+	o.pin_dir = dir2;
+	o.cgroup_root = root;
+	CU_ASSERT_EQUAL_FATAL(enforcer_open(&o, &e2), 0);
+	CU_ASSERT_EQUAL(enforcer_status(e2, &st), 0);
+	CU_ASSERT_TRUE(st.adopted);
+	CU_ASSERT_EQUAL(st.nenrolled, 1);
+	expect = st.hooks[WARDEN_HOOK_CONNECT_UNIX].attached ? WARDEN_HOOK_MAX : WARDEN_HOOK_MAX - 1;
+	CU_ASSERT_EQUAL(count_links(e2, per_type), expect);
+	CU_ASSERT_EQUAL(per_type[BPF_CGROUP_INET4_CONNECT], 1);
+	CU_ASSERT_EQUAL(per_type[BPF_CGROUP_INET6_CONNECT], 1);
+	CU_ASSERT_EQUAL(per_type[BPF_CGROUP_UDP4_SENDMSG], 1);
+	CU_ASSERT_EQUAL(per_type[BPF_CGROUP_UDP6_SENDMSG], 1);
+	CU_ASSERT_EQUAL(per_type[BPF_CGROUP_INET_SOCK_CREATE], 1);
+	/* The policy survived in the pinned maps and the swapped programs enforce it. */
+	CU_ASSERT_EQUAL(run_in(cg_k, "wk-readopt", probe_connect, &t4, NULL), EPERM);
+	enforcer_close(e2);
+	/* Opening again still does not add attachments. */
+	e2 = NULL;
+	CU_ASSERT_EQUAL_FATAL(enforcer_open(&o, &e2), 0);
+	CU_ASSERT_EQUAL(count_links(e2, per_type), expect);
+	enforcer_close(e2);
+	CU_ASSERT_EQUAL(run_in(cg_k, "wk-afterclose", probe_connect, &t4, NULL), EPERM);
+
+	CU_ASSERT_EQUAL(enforcer_destroy_pins(dir2), 0);
+	CU_ASSERT_EQUAL(run_in(cg_k, "wk-uninstalled", probe_connect, &t4, NULL), 0);
+	CU_ASSERT_EQUAL(rmdir(cg_k), 0);
+}
+
+static void test_adopt_mode(void)
+{
+	struct enforcer_opts o = { .pin_dir = pin_dir, .cgroup_root = root,
+				   .mode = ENFORCER_ADOPT };
+	struct enforcer_opts none = { .pin_dir = "/sys/fs/bpf/mcpwarden-absent-test",
+				      .cgroup_root = root, .mode = ENFORCER_ADOPT };
+	struct enforcer_status st;
+	struct enforcer *a = NULL;
+
+	CU_ASSERT_EQUAL(enforcer_open(&none, &a), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(enforcer_open(&o, &a), 0);
+	CU_ASSERT_EQUAL(enforcer_status(a, &st), 0);
+	CU_ASSERT_EQUAL(st.sidecar_port, port_side);
+	CU_ASSERT_TRUE(st.hooks[WARDEN_HOOK_CONNECT4].attached);
+	CU_ASSERT_TRUE(st.nenrolled >= 3);
+	enforcer_close(a);
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+static int setup(void)
+{
+	struct enforcer_opts o = { 0 };
+	struct enforcer_status st;
+	char spec[64];
+	int ret;
+
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-test-%d", getpid());
+	if (enforcer_detect_cgroup_root(root, sizeof(root)) < 0)
+		return -1;
+	snprintf(cg_base, sizeof(cg_base), "%s/mcpwarden-ktest-%d", root, getpid());
+	snprintf(cg_lock, sizeof(cg_lock), "%s/lockdown", cg_base);
+	snprintf(cg_lock_sub, sizeof(cg_lock_sub), "%s/lockdown/sub", cg_base);
+	snprintf(cg_exempt, sizeof(cg_exempt), "%s/lockdown/sidecar", cg_base);
+	snprintf(cg_prot, sizeof(cg_prot), "%s/protect", cg_base);
+	snprintf(cg_plain, sizeof(cg_plain), "%s/plain", cg_base);
+	snprintf(unix_path, sizeof(unix_path), "/tmp/mcpwarden-ktest-%d.sock", getpid());
+	if (mkdir(cg_base, 0755) < 0 || mkdir(cg_lock, 0755) < 0 || mkdir(cg_lock_sub, 0755) < 0 ||
+	    mkdir(cg_exempt, 0755) < 0 || mkdir(cg_prot, 0755) < 0 || mkdir(cg_plain, 0755) < 0)
+		return -1;
+	srv_up4 = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_up4);
+	srv_up6 = listen_on(AF_INET6, SOCK_STREAM, "::1", 0, &port_up6);
+	srv_udp4 = listen_on(AF_INET, SOCK_DGRAM, "127.0.0.1", 0, &port_udp4);
+	srv_allow = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_allow);
+	srv_other = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_other);
+	if (srv_up4 < 0 || srv_up6 < 0 || srv_udp4 < 0 || srv_allow < 0 || srv_other < 0 ||
+	    sidecar_listen() < 0)
+		return -1;
+	srv_unix = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		strcpy(sa.sun_path, unix_path);
+		if (srv_unix < 0 || bind(srv_unix, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    listen(srv_unix, 16) < 0)
+			return -1;
+	}
+
+	o.pin_dir = pin_dir;
+	o.cgroup_root = root;
+	ret = enforcer_open(&o, &E);
+	if (ret < 0) {
+		fprintf(stderr, "enforcer_open: %s\n", strerror(-ret));
+		return -1;
+	}
+	base = event_base_new();
+	if (!base || enforcer_events_attach(E, base, on_event, NULL) < 0)
+		return -1;
+	if (enforcer_status(E, &st) < 0)
+		return -1;
+	unix_supported = st.hooks[WARDEN_HOOK_CONNECT_UNIX].attached;
+	snprintf(unix_skip, sizeof(unix_skip), "%s", st.unix_unsupported_reason);
+
+	snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_up4);
+	ret = enforcer_protect(E, spec);
+	snprintf(spec, sizeof(spec), "[::1]:%u", port_up6);
+	ret = ret ?: enforcer_protect(E, spec);
+	snprintf(spec, sizeof(spec), "127.0.0.1/32:%u", port_udp4);
+	ret = ret ?: enforcer_protect(E, spec);
+	snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_allow);
+	ret = ret ?: enforcer_allow(E, spec);
+	ret = ret ?: enforcer_set_sidecar(E, port_side);
+	ret = ret ?: enforcer_enroll(E, cg_lock, WARDEN_MODE_LOCKDOWN);
+	ret = ret ?: enforcer_enroll(E, cg_prot, WARDEN_MODE_PROTECT);
+	ret = ret ?: enforcer_exempt(E, cg_exempt);
+	if (ret == 0 && unix_supported)
+		ret = enforcer_protect_unix(E, unix_path);
+	return ret < 0 ? -1 : 0;
+}
+
+static int teardown(void)
+{
+	int fds[] = { srv_up4, srv_up6, srv_udp4, srv_side4, srv_side6, srv_allow, srv_other,
+		      srv_unix };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	unlink(unix_path);
+	if (E)
+		enforcer_close(E);
+	if (base)
+		event_base_free(base);
+	enforcer_destroy_pins(pin_dir);
+	rmdir(cg_lock_sub);
+	rmdir(cg_exempt);
+	rmdir(cg_lock);
+	rmdir(cg_prot);
+	rmdir(cg_plain);
+	rmdir(cg_base);
+	return 0;
+}
+
+int main(void)
+{
+	char r[256];
+	CU_pSuite s;
+
+	if (geteuid() != 0) {
+		printf("SKIP ktest_enforcer: needs root (BPF programs, cgroups)\n");
+		return 0;
+	}
+	if (enforcer_detect_cgroup_root(r, sizeof(r)) < 0) {
+		printf("SKIP ktest_enforcer: no cgroup v2 hierarchy mounted\n");
+		return 0;
+	}
+	log_set_level(LOG_WARN);
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("enforcer (real kernel)", setup, teardown);
+	CU_add_test(s, "refused in protect mode: v4, v6, v4-mapped, 0.0.0.0, UDP, TFO",
+		    test_refused_protect);
+	CU_add_test(s, "refused: io_uring connect", test_refused_io_uring);
+	CU_add_test(s, "refused: raw and ping sockets", test_refused_sockets);
+	CU_add_test(s, "refused after moving into a child cgroup", test_refused_after_escape);
+	CU_add_test(s, "unix socket to a protected path", test_unix);
+	CU_add_test(s, "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed);
+	CU_add_test(s, "deny errno is configurable", test_errno_configurable);
+	CU_add_test(s, "enrolling the root is refused", test_root_refused);
+	CU_add_test(s, "counters", test_counters);
+	CU_add_test(s, "adopt-only open", test_adopt_mode);
+	CU_add_test(s, "kill -9 keeps enforcing; re-open adopts; one link per hook",
+		    test_kill9_and_readopt);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			  CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
