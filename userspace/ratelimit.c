@@ -2,7 +2,6 @@
 #include "ratelimit.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,25 +70,6 @@ const char *ratelimit_per_name(uint64_t period_ns)
 	return "?";
 }
 
-/* Same form as config_fail(): "path: message", capped at CONFIG_MAX_ERRORS. */
-static int rl_fail(struct config_errors *errs, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int rl_fail(struct config_errors *errs, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!errs || errs->count >= CONFIG_MAX_ERRORS)
-		return -EINVAL;
-	char *m = errs->msg[errs->count++];
-	int n = snprintf(m, sizeof(errs->msg[0]), "%s: ", path);
-	if (n < 0 || (size_t)n >= sizeof(errs->msg[0]))
-		return -EINVAL;
-	va_start(ap, fmt);
-	vsnprintf(m + n, sizeof(errs->msg[0]) - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 /* ---- config ---- */
 
 static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
@@ -103,31 +83,31 @@ static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
 	if (cJSON_IsString(v) && strcmp(v->valuestring, "unlimited") == 0)
 		return 0;
 	if (!cJSON_IsObject(v))
-		return rl_fail(errs, path, "expected {\"requests\": n, \"per\": \"minute\", "
+		return config_fail(errs, path, "expected {\"requests\": n, \"per\": \"minute\", "
 			       "\"burst\": n} or \"unlimited\"");
 	for (const cJSON *it = v->child; it; it = it->next) {
 		bool ok = false;
 		for (const char *const *k = known; *k; k++)
 			ok |= strcmp(it->string, *k) == 0;
 		if (!ok)
-			rc = rl_fail(errs, path, "unknown field \"%s\"", it->string);
+			rc = config_fail(errs, path, "unknown field \"%s\"", it->string);
 	}
 	req = cJSON_GetObjectItemCaseSensitive(v, "requests");
 	per = cJSON_GetObjectItemCaseSensitive(v, "per");
 	burst = cJSON_GetObjectItemCaseSensitive(v, "burst");
 	if (!cJSON_IsNumber(req) || req->valuedouble != (double)(long long)req->valuedouble ||
 	    req->valuedouble < 1 || req->valuedouble > 1000000)
-		rc = rl_fail(errs, path, "requests: an integer from 1 to 1000000 is required");
+		rc = config_fail(errs, path, "requests: an integer from 1 to 1000000 is required");
 	else
 		out->requests = (uint32_t)req->valuedouble;
 	if (!cJSON_IsString(per)) {
-		rc = rl_fail(errs, path, "per: one of second, minute, hour, day is required");
+		rc = config_fail(errs, path, "per: one of second, minute, hour, day is required");
 	} else {
 		for (size_t i = 0; i < sizeof(pers) / sizeof(pers[0]); i++)
 			if (strcmp(per->valuestring, pers[i].name) == 0)
 				out->period_ns = pers[i].ns;
 		if (!out->period_ns)
-			rc = rl_fail(errs, path, "per: \"%s\" is not one of second, minute, hour, "
+			rc = config_fail(errs, path, "per: \"%s\" is not one of second, minute, hour, "
 				     "day", per->valuestring);
 	}
 	if (!burst) {
@@ -135,13 +115,13 @@ static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
 	} else if (!cJSON_IsNumber(burst) ||
 		   burst->valuedouble != (double)(long long)burst->valuedouble ||
 		   burst->valuedouble < 1 || burst->valuedouble > 1000000) {
-		rc = rl_fail(errs, path, "burst: an integer from 1 to 1000000 is required");
+		rc = config_fail(errs, path, "burst: an integer from 1 to 1000000 is required");
 	} else {
 		out->burst = (uint32_t)burst->valuedouble;
 	}
 	/* The bucket capacity burst * period_ns must fit in 63 bits. */
 	if (rc == 0 && out->burst > INT64_MAX / out->period_ns)
-		rc = rl_fail(errs, path, "burst: %u per %s is too large", out->burst,
+		rc = config_fail(errs, path, "burst: %u per %s is too large", out->burst,
 			     per->valuestring);
 	if (rc)
 		memset(out, 0, sizeof(*out));
@@ -190,7 +170,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 	if (!sec)
 		goto out;
 	if (!cJSON_IsObject(sec)) {
-		rc = rl_fail(errs, "rate_limits", "expected an object of selector: limits");
+		rc = config_fail(errs, "rate_limits", "expected an object of selector: limits");
 		goto out;
 	}
 	cfg->sel = calloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*cfg->sel));
@@ -203,12 +183,12 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 
 		snprintf(path, sizeof(path), "rate_limits.%s", s->string);
 		if (!selector_name_ok(s->string)) {
-			rc = rl_fail(errs, path, "selector must be \"default\", \"key:<id>\", "
+			rc = config_fail(errs, path, "selector must be \"default\", \"key:<id>\", "
 				     "\"team:<name>\" or \"policy:<name>\"");
 			continue;
 		}
 		if (!cJSON_IsObject(s)) {
-			rc = rl_fail(errs, path, "expected {\"key\": ..., \"server\": ..., "
+			rc = config_fail(errs, path, "expected {\"key\": ..., \"server\": ..., "
 				     "\"tool\": ...}");
 			continue;
 		}
@@ -219,7 +199,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 					lv = i;
 			snprintf(path, sizeof(path), "rate_limits.%s.%s", s->string, l->string);
 			if (lv < 0) {
-				rc = rl_fail(errs, path, "unknown level (key, server, tool)");
+				rc = config_fail(errs, path, "unknown level (key, server, tool)");
 				continue;
 			}
 			if (parse_spec(l, path, &sel->spec[lv], errs) < 0) {
@@ -238,7 +218,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 	qsort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
 	for (size_t i = 1; i < cfg->nsel; i++)
 		if (strcmp(cfg->sel[i - 1].name, cfg->sel[i].name) == 0)
-			rc = rl_fail(errs, "rate_limits", "selector \"%s\" appears twice",
+			rc = config_fail(errs, "rate_limits", "selector \"%s\" appears twice",
 				     cfg->sel[i].name);
 out:
 	if (rc) {

@@ -1,0 +1,519 @@
+/* test_budget: exact money, UTC period boundaries, cost table, reserve/commit/release. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <CUnit/Basic.h>
+
+#include "budget.h"
+
+#define DAY 86400ll
+#define M(x) ((int64_t)(x))     /* micro-units, for readability */
+
+/* unix seconds of a UTC date and time */
+static int64_t at(int64_t y, unsigned mo, unsigned d, int h, int mi, int s)
+{
+	return budget_days_from_civil(y, mo, d) * DAY + h * 3600 + mi * 60 + s;
+}
+
+static void test_money_parse(void)
+{
+	int64_t v = -1;
+
+	CU_ASSERT(budget_parse_money("0.0025", &v) == 0 && v == 2500);
+	CU_ASSERT(budget_parse_money("12", &v) == 0 && v == 12000000);
+	CU_ASSERT(budget_parse_money("5.10", &v) == 0 && v == 5100000);
+	CU_ASSERT(budget_parse_money("0.000001", &v) == 0 && v == 1);
+	CU_ASSERT(budget_parse_money("0", &v) == 0 && v == 0);
+	CU_ASSERT(budget_parse_money("0.1", &v) == 0 && v == 100000);     /* no 0.1 float drift */
+	CU_ASSERT(budget_parse_money("1000000000000", &v) == 0 && v == BUDGET_MONEY_MAX);
+	v = 42;
+	CU_ASSERT(budget_parse_money("0.0000001", &v) == -EINVAL);        /* 7 decimals */
+	CU_ASSERT(budget_parse_money("1.1234567", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("-1", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("-0.5", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("+1", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("1e3", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money(" 1", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("1 ", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("1.", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money(".5", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("1,5", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("NaN", &v) == -EINVAL);
+	CU_ASSERT(budget_parse_money("1000000000000.000001", &v) == -ERANGE);
+	CU_ASSERT(budget_parse_money("99999999999999999999999", &v) == -ERANGE);
+	CU_ASSERT(v == 42);     /* untouched on error */
+}
+
+static void test_money_format(void)
+{
+	char b[40];
+
+	budget_format_money(2500, b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "0.0025");
+	budget_format_money(5000000, b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "5.00");
+	budget_format_money(5100000, b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "5.10");
+	budget_format_money(1, b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "0.000001");
+	budget_format_money(0, b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "0.00");
+	budget_format_money(BUDGET_MONEY_MAX, b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "1000000000000.00");
+}
+
+static void test_civil(void)
+{
+	int64_t y;
+	unsigned m, d;
+	char b[40];
+
+	CU_ASSERT(budget_days_from_civil(1970, 1, 1) == 0);
+	CU_ASSERT(budget_days_from_civil(2000, 3, 1) == 11017);
+	CU_ASSERT(budget_days_from_civil(1969, 12, 31) == -1);
+	/* Every day from 1900 to 2400 round-trips and follows the previous one. */
+	int64_t prev = budget_days_from_civil(1899, 12, 31);
+	for (int64_t yy = 1900; yy <= 2400; yy++) {
+		static const unsigned mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+		bool leap = (yy % 4 == 0 && yy % 100 != 0) || yy % 400 == 0;
+		for (unsigned mm = 1; mm <= 12; mm++) {
+			unsigned n = mdays[mm - 1] + (mm == 2 && leap);
+			for (unsigned dd = 1; dd <= n; dd++) {
+				int64_t z = budget_days_from_civil(yy, mm, dd);
+				if (z != prev + 1)
+					CU_FAIL("days not consecutive");
+				prev = z;
+				budget_civil_from_days(z, &y, &m, &d);
+				if (y != yy || m != mm || d != dd)
+					CU_FAIL("civil round trip");
+			}
+		}
+	}
+	budget_rfc3339(at(2028, 2, 29, 0, 0, 0), b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "2028-02-29T00:00:00Z");
+	CU_ASSERT(at(2028, 2, 29, 23, 59, 59) == 1835481599);
+	budget_rfc3339(1835481599, b, sizeof(b));
+	CU_ASSERT_STRING_EQUAL(b, "2028-02-29T23:59:59Z");
+}
+
+static void check_period(enum budget_period p, int64_t now, int64_t start, int64_t next)
+{
+	int64_t s = budget_period_start(p, now);
+	CU_ASSERT(s == start);
+	CU_ASSERT(budget_period_next(p, s) == next);
+}
+
+static void test_periods(void)
+{
+	/* month ends: 31, 30, 28 and 29 days */
+	check_period(BUDGET_MONTHLY, at(2027, 1, 31, 23, 59, 59), at(2027, 1, 1, 0, 0, 0),
+		     at(2027, 2, 1, 0, 0, 0));
+	check_period(BUDGET_MONTHLY, at(2027, 4, 30, 23, 59, 59), at(2027, 4, 1, 0, 0, 0),
+		     at(2027, 5, 1, 0, 0, 0));
+	check_period(BUDGET_MONTHLY, at(2027, 2, 28, 23, 59, 59), at(2027, 2, 1, 0, 0, 0),
+		     at(2027, 3, 1, 0, 0, 0));
+	check_period(BUDGET_MONTHLY, at(2028, 2, 28, 12, 0, 0), at(2028, 2, 1, 0, 0, 0),
+		     at(2028, 3, 1, 0, 0, 0));
+	/* leap day */
+	check_period(BUDGET_MONTHLY, at(2028, 2, 29, 23, 59, 59), at(2028, 2, 1, 0, 0, 0),
+		     at(2028, 3, 1, 0, 0, 0));
+	check_period(BUDGET_DAILY, at(2028, 2, 29, 23, 59, 59), at(2028, 2, 29, 0, 0, 0),
+		     at(2028, 3, 1, 0, 0, 0));
+	check_period(BUDGET_MONTHLY, at(2028, 3, 1, 0, 0, 0), at(2028, 3, 1, 0, 0, 0),
+		     at(2028, 4, 1, 0, 0, 0));
+	check_period(BUDGET_DAILY, at(2100, 2, 28, 1, 0, 0), at(2100, 2, 28, 0, 0, 0),
+		     at(2100, 3, 1, 0, 0, 0));                     /* 2100: not a leap year */
+	/* year end */
+	check_period(BUDGET_MONTHLY, at(2027, 12, 31, 23, 59, 59), at(2027, 12, 1, 0, 0, 0),
+		     at(2028, 1, 1, 0, 0, 0));
+	check_period(BUDGET_DAILY, at(2027, 12, 31, 23, 59, 59), at(2027, 12, 31, 0, 0, 0),
+		     at(2028, 1, 1, 0, 0, 0));
+	check_period(BUDGET_MONTHLY, at(2028, 1, 1, 0, 0, 0), at(2028, 1, 1, 0, 0, 0),
+		     at(2028, 2, 1, 0, 0, 0));
+	/* ISO weeks start on Monday 00:00 UTC, across the year end: 2027-01-01 is a Friday of
+	 * the week that began Monday 2026-12-28; Sunday 2028-01-02 ends 2027-W52. */
+	check_period(BUDGET_WEEKLY, at(2027, 1, 1, 8, 0, 0), at(2026, 12, 28, 0, 0, 0),
+		     at(2027, 1, 4, 0, 0, 0));
+	check_period(BUDGET_WEEKLY, at(2028, 1, 2, 23, 59, 59), at(2027, 12, 27, 0, 0, 0),
+		     at(2028, 1, 3, 0, 0, 0));
+	check_period(BUDGET_WEEKLY, at(2028, 1, 3, 0, 0, 0), at(2028, 1, 3, 0, 0, 0),
+		     at(2028, 1, 10, 0, 0, 0));
+	check_period(BUDGET_WEEKLY, at(1970, 1, 1, 0, 0, 0), at(1969, 12, 29, 0, 0, 0),
+		     at(1970, 1, 5, 0, 0, 0));
+	CU_ASSERT(budget_rolling_slot(86400) == 60);
+	CU_ASSERT(budget_rolling_slot(3600) == 3);
+	CU_ASSERT(budget_rolling_slot(60) == 1);
+}
+
+static struct budget_config *parse(const char *text, struct config_errors *errs, int *rc)
+{
+	cJSON *root = cJSON_Parse(text);
+	struct budget_config *cfg = NULL;
+
+	CU_ASSERT_FATAL(root != NULL);
+	*rc = budget_config_parse(root, &cfg, errs);
+	cJSON_Delete(root);
+	return cfg;
+}
+
+static bool has_err(const struct config_errors *errs, const char *s)
+{
+	for (int i = 0; i < errs->count; i++)
+		if (strstr(errs->msg[i], s))
+			return true;
+	return false;
+}
+
+static void test_costs(void)
+{
+	struct config_errors errs = { 0 };
+	int rc;
+	struct budget_config *cfg = parse(
+		"{\"costs\": {\"default\": \"0.001\", \"github/*\": \"0.002\","
+		" \"github/create_*\": \"0.005\", \"github/create_issue\": \"0.0100\","
+		" \"*/search\": 1, \"web/sear?h\": \"0.25\"}}", &errs, &rc);
+
+	CU_ASSERT_FATAL(rc == 0 && cfg);
+	CU_ASSERT(budget_cost(cfg, "github", "create_issue") == 10000);   /* exact wins */
+	CU_ASSERT(budget_cost(cfg, "github", "create_pr") == 5000);       /* longer glob */
+	CU_ASSERT(budget_cost(cfg, "github", "list") == 2000);
+	CU_ASSERT(budget_cost(cfg, "fs", "read") == 1000);                /* default */
+	CU_ASSERT(budget_cost(cfg, "fs", "search") == 1000000);           /* integer JSON */
+	CU_ASSERT(budget_cost(cfg, "web", "search") == 250000);           /* more literals */
+	budget_config_free(cfg);
+
+	cfg = parse("{}", &errs, &rc);
+	CU_ASSERT_FATAL(rc == 0 && cfg);
+	CU_ASSERT(budget_cost(cfg, "a", "b") == 0);
+	budget_config_free(cfg);
+
+	cfg = parse("{\"costs\": {\"a/b\": \"0.0000001\", \"a/c\": 0.5, \"a/d\": \"-1\","
+		    " \"nosep\": \"1\", \"a/e\": \"1e-3\", \"a/f\": true}}", &errs, &rc);
+	CU_ASSERT(rc == -EINVAL && cfg == NULL);
+	CU_ASSERT(has_err(&errs, "costs.a/b: \"0.0000001\" is not an amount with at most 6"));
+	CU_ASSERT(has_err(&errs, "costs.a/c: write amounts with decimals as a string"));
+	CU_ASSERT(has_err(&errs, "costs.a/d: \"-1\": must not be negative"));
+	CU_ASSERT(has_err(&errs, "costs.nosep: a pattern is"));
+	CU_ASSERT(has_err(&errs, "costs.a/e: \"1e-3\" is not an amount"));
+	CU_ASSERT(has_err(&errs, "costs.a/f: expected an amount"));
+}
+
+static void test_budget_config_errors(void)
+{
+	struct config_errors errs = { 0 };
+	int rc;
+	struct budget_config *cfg = parse(
+		"{\"budgets\": {"
+		" \"everyone\": [],"
+		" \"default\": [{\"limit\": \"1\", \"period\": \"daily\", \"rolling\": \"1h\"}],"
+		" \"key:a\": [{\"limit\": \"1\", \"rolling\": \"25x\"}],"
+		" \"key:b\": [{\"limit\": \"1\", \"period\": \"daily\"},"
+		"             {\"limit\": \"2\", \"period\": \"daily\"}],"
+		" \"key:c\": [{\"limit\": \"1\", \"period\": \"yearly\", \"colour\": 1}],"
+		" \"key:d\": [{\"period\": \"daily\"}],"
+		" \"team:t\": {\"limit\": \"1\"}}}", &errs, &rc);
+
+	CU_ASSERT(rc == -EINVAL && cfg == NULL);
+	CU_ASSERT(has_err(&errs, "budgets.everyone: selector must be"));
+	CU_ASSERT(has_err(&errs, "budgets.default[0]: exactly one of \"period\" or \"rolling\""));
+	CU_ASSERT(has_err(&errs, "budgets.key:a[0].rolling: a duration"));
+	CU_ASSERT(has_err(&errs, "budgets.key:b[1]: a second budget with the same period"));
+	CU_ASSERT(has_err(&errs, "budgets.key:c[0].period: one of daily, weekly, monthly"));
+	CU_ASSERT(has_err(&errs, "budgets.key:c[0].colour: unknown field"));
+	CU_ASSERT(has_err(&errs, "budgets.key:d[0].limit: required"));
+	CU_ASSERT(has_err(&errs, "budgets.team:t: expected an array"));
+}
+
+static struct budget *mk(const char *text, struct budget_config **cfg)
+{
+	struct config_errors errs = { 0 };
+	struct budget *b;
+	int rc;
+
+	*cfg = parse(text, &errs, &rc);
+	for (int i = 0; i < errs.count; i++)
+		fprintf(stderr, "config: %s\n", errs.msg[i]);
+	CU_ASSERT_FATAL(rc == 0);
+	CU_ASSERT_FATAL(budget_new(NULL, &b) == 0);
+	budget_set_config(b, *cfg);
+	return b;
+}
+
+static void test_reserve_commit_release(void)
+{
+	struct budget_config *cfg;
+	struct budget *b = mk("{\"budgets\": {\"default\": [{\"name\": \"key-daily\","
+			      " \"limit\": \"1.00\", \"period\": \"daily\"}]}}", &cfg);
+	struct budget_subject k = { "k1", NULL, NULL };
+	struct budget_resv *r[4];
+	struct budget_refusal why;
+	int64_t now = at(2028, 2, 29, 12, 0, 0), spent, reserved;
+
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(budget_reserve(b, &k, M(300000), now, &r[i], &why) == 0);
+	CU_ASSERT(budget_reserve(b, &k, M(300000), now, &r[3], &why) == -EDQUOT);
+	CU_ASSERT(r[3] == NULL);
+	CU_ASSERT_STRING_EQUAL(why.name, "key-daily");
+	CU_ASSERT_STRING_EQUAL(why.scope, "key:k1");
+	CU_ASSERT_STRING_EQUAL(why.period, "day");
+	CU_ASSERT(why.spent == 0 && why.reserved == 900000 && why.limit == 1000000);
+	CU_ASSERT(why.resets_at == at(2028, 3, 1, 0, 0, 0));
+	/* Release gives the capacity back. */
+	budget_release(b, r[2]);
+	CU_ASSERT(budget_reserve(b, &k, M(300000), now, &r[2], &why) == 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(budget_commit(b, r[i], NULL, NULL) == 1);    /* no store: done */
+	CU_ASSERT(budget_counter(b, "key:k1", "day", now, &spent, &reserved) == 0);
+	CU_ASSERT(spent == 900000 && reserved == 0);
+	/* Exactly up to the limit is fine; a micro-unit more is not. */
+	CU_ASSERT(budget_reserve(b, &k, M(100001), now, &r[0], &why) == -EDQUOT);
+	CU_ASSERT(budget_reserve(b, &k, M(100000), now, &r[0], &why) == 0);
+	budget_release(b, r[0]);
+	/* A free call always passes. */
+	CU_ASSERT(budget_reserve(b, &k, 0, now, &r[0], &why) == 0);
+	CU_ASSERT(budget_commit(b, r[0], NULL, NULL) == 1);
+	/* Refusal as JSON data. */
+	CU_ASSERT(budget_reserve(b, &k, M(250000), now, &r[0], &why) == -EDQUOT);
+	cJSON *j = budget_refusal_json(&why);
+	char *s = cJSON_PrintUnformatted(j);
+	CU_ASSERT_STRING_EQUAL(s, "{\"budget\":\"key-daily\",\"scope\":\"key:k1\",\"period\":"
+			       "\"day\",\"spent\":\"0.90\",\"reserved\":\"0.00\",\"limit\":"
+			       "\"1.00\",\"cost\":\"0.25\",\"resets_at\":\"2028-03-01T00:00:00Z\"}");
+	cJSON_free(s);
+	cJSON_Delete(j);
+	/* A new day starts at zero. */
+	CU_ASSERT(budget_reserve(b, &k, M(1000000), at(2028, 3, 1, 0, 0, 0), &r[0], &why) == 0);
+	budget_release(b, r[0]);
+	/* A call dearer than the whole limit can never fit: resets_at is null. */
+	CU_ASSERT(budget_reserve(b, &k, M(1000001), now, &r[0], &why) == -EDQUOT);
+	CU_ASSERT(why.resets_at == 0);
+	budget_free(b);
+	budget_config_free(cfg);
+}
+
+/* Random interleavings of reserve/commit/release against a nearly spent budget: the invariant
+ * spent + reserved <= limit holds after every step, and spent is exactly the committed sum. */
+static void test_interleavings(void)
+{
+	struct budget_config *cfg;
+	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"10.00\","
+			      " \"period\": \"monthly\"}], \"team:t\": [{\"limit\": \"7.50\","
+			      " \"period\": \"weekly\"}]}}", &cfg);
+	struct budget_subject ks[3] = { { "a", "t", NULL }, { "b", "t", NULL }, { "c", NULL, NULL } };
+	struct budget_resv *inflight[64];
+	int64_t committed[3] = { 0 }, team_committed = 0, now = at(2028, 2, 29, 10, 0, 0);
+	size_t n = 0;
+	struct budget_refusal why;
+	unsigned seed = 12345;
+
+	for (int step = 0; step < 20000; step++) {
+		int op = rand_r(&seed) % 3;
+		if (op == 0 && n < 64) {
+			int who = rand_r(&seed) % 3;
+			int64_t cost = 1 + rand_r(&seed) % 400000;
+			struct budget_resv *r;
+			if (budget_reserve(b, &ks[who], cost, now, &r, &why) == 0)
+				inflight[n++] = r;
+		} else if (n > 0) {
+			size_t i = (size_t)rand_r(&seed) % n;
+			struct budget_resv *r = inflight[i];
+			inflight[i] = inflight[--n];
+			if (op == 1) {
+				/* peek: who and cost are not exposed, so track through counters */
+				budget_commit(b, r, NULL, NULL);
+			} else {
+				budget_release(b, r);
+			}
+		}
+		int64_t sp, rs;
+		for (int k = 0; k < 3; k++) {
+			char scope[16];
+			snprintf(scope, sizeof(scope), "key:%s", ks[k].key_id);
+			if (budget_counter(b, scope, "month", now, &sp, &rs) == 0) {
+				if (sp + rs > 10000000 || sp < committed[k])
+					CU_FAIL("key budget overshoot");
+				committed[k] = sp;
+			}
+		}
+		if (budget_counter(b, "team:t", "week", now, &sp, &rs) == 0) {
+			if (sp + rs > 7500000 || sp < team_committed)
+				CU_FAIL("team budget overshoot");
+			team_committed = sp;
+		}
+	}
+	while (n > 0)
+		budget_commit(b, inflight[--n], NULL, NULL);
+	int64_t sa, sb, st, rs;
+	CU_ASSERT(budget_counter(b, "key:a", "month", now, &sa, &rs) == 0 && rs == 0);
+	CU_ASSERT(budget_counter(b, "key:b", "month", now, &sb, &rs) == 0 && rs == 0);
+	CU_ASSERT(budget_counter(b, "team:t", "week", now, &st, &rs) == 0 && rs == 0);
+	/* The team counter is charged exactly what its keys were charged, and is nearly full
+	 * (the run is long enough to fill it). */
+	CU_ASSERT(st == sa + sb);
+	CU_ASSERT(st <= 7500000 && st > 7500000 - 400000);
+	budget_free(b);
+	budget_config_free(cfg);
+}
+
+/* Key and team both limit; a refusal by the team reserves nothing on the key. */
+static void test_team_and_key(void)
+{
+	struct budget_config *cfg;
+	struct budget *b = mk("{\"budgets\": {"
+			      " \"default\": [{\"limit\": \"0.50\", \"period\": \"daily\"}],"
+			      " \"policy:big\": [{\"limit\": \"100\", \"period\": \"daily\"}],"
+			      " \"key:vip\": [{\"limit\": \"2.00\", \"period\": \"daily\"},"
+			      "               {\"name\": \"burst\", \"limit\": \"1.00\", \"rolling\": \"1h\"}],"
+			      " \"team:research\": [{\"name\": \"research-monthly\", \"limit\": \"1.00\","
+			      "                      \"period\": \"monthly\"}]}}", &cfg);
+	struct budget_subject a = { "a", "research", "big" }, c = { "c", "research", NULL };
+	struct budget_subject vip = { "vip", NULL, "big" };
+	struct budget_resv *r1, *r2;
+	struct budget_refusal why;
+	int64_t now = at(2027, 12, 31, 23, 0, 0), sp, rs;
+
+	CU_ASSERT(budget_reserve(b, &a, M(600000), now, &r1, &why) == 0);  /* policy: 100 */
+	CU_ASSERT(budget_reserve(b, &c, M(400000), now, &r2, &why) == 0);  /* default: 0.50 */
+	budget_release(b, r2);
+	CU_ASSERT(budget_reserve(b, &c, M(450000), now, &r2, &why) == -EDQUOT);
+	CU_ASSERT_STRING_EQUAL(why.scope, "team:research");
+	CU_ASSERT_STRING_EQUAL(why.name, "research-monthly");
+	CU_ASSERT(why.reserved == 600000);
+	CU_ASSERT(why.resets_at == at(2028, 1, 1, 0, 0, 0));
+	CU_ASSERT(budget_counter(b, "key:c", "day", now, &sp, &rs) == 0);
+	CU_ASSERT(sp == 0 && rs == 0);
+	/* The key's own limit refuses first when it is the one exceeded. */
+	CU_ASSERT(budget_reserve(b, &c, M(510000), now, &r2, &why) == -EDQUOT);
+	CU_ASSERT_STRING_EQUAL(why.scope, "key:c");
+	CU_ASSERT(budget_commit(b, r1, NULL, NULL) == 1);
+	CU_ASSERT(budget_counter(b, "team:research", "month", now, &sp, &rs) == 0);
+	CU_ASSERT(sp == 600000 && rs == 0);
+	/* key:<id> beats the policy; both of its budgets apply. */
+	CU_ASSERT(budget_reserve(b, &vip, M(1000000), now, &r1, &why) == 0);
+	CU_ASSERT(budget_reserve(b, &vip, M(1), now, &r2, &why) == -EDQUOT);
+	CU_ASSERT_STRING_EQUAL(why.name, "burst");
+	CU_ASSERT_STRING_EQUAL(why.period, "rolling:3600");
+	budget_release(b, r1);
+	budget_free(b);
+	budget_config_free(cfg);
+}
+
+/* A call reserved before midnight and committed after it is charged to the old day. */
+static void test_rollover_in_flight(void)
+{
+	struct budget_config *cfg;
+	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
+			      " \"period\": \"daily\"}]}}", &cfg);
+	struct budget_subject k = { "k", NULL, NULL };
+	struct budget_resv *r1, *r2;
+	struct budget_refusal why;
+	int64_t sp, rs;
+
+	CU_ASSERT(budget_reserve(b, &k, M(700000), at(2028, 2, 28, 23, 59, 59), &r1, &why) == 0);
+	/* New day, old call still in flight: its reservation still holds capacity. */
+	CU_ASSERT(budget_reserve(b, &k, M(400000), at(2028, 2, 29, 0, 0, 0), &r2, &why) == -EDQUOT);
+	CU_ASSERT(why.spent == 0 && why.reserved == 700000);
+	CU_ASSERT(budget_commit(b, r1, NULL, NULL) == 1);
+	CU_ASSERT(budget_counter(b, "key:k", "day", at(2028, 2, 29, 0, 0, 1), &sp, &rs) == 0);
+	CU_ASSERT(sp == 0 && rs == 0);
+	CU_ASSERT(budget_reserve(b, &k, M(1000000), at(2028, 2, 29, 0, 0, 1), &r2, &why) == 0);
+	budget_release(b, r2);
+	/* A clock that steps back does not reopen the old day. */
+	CU_ASSERT(budget_counter(b, "key:k", "day", at(2028, 2, 28, 23, 0, 0), &sp, &rs) == 0);
+	CU_ASSERT(sp == 0);
+	budget_free(b);
+	budget_config_free(cfg);
+}
+
+/* 1h rolling window: slots of 3 s; a charge counts for at least 3600 s and at most 3606 s. */
+static void test_rolling(void)
+{
+	struct budget_config *cfg;
+	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
+			      " \"rolling\": \"1h\"}]}}", &cfg);
+	struct budget_subject k = { "k", NULL, NULL };
+	struct budget_resv *r;
+	struct budget_refusal why;
+	int64_t t0 = at(2028, 2, 29, 23, 30, 0), sp, rs;   /* a multiple of 3 s */
+
+	CU_ASSERT(t0 % 3 == 0);
+	CU_ASSERT(budget_reserve(b, &k, M(500000), t0 + 1, &r, &why) == 0);
+	CU_ASSERT(budget_commit(b, r, NULL, NULL) == 1);
+	CU_ASSERT(budget_reserve(b, &k, M(500000), t0 + 1800, &r, &why) == 0);
+	CU_ASSERT(budget_commit(b, r, NULL, NULL) == 1);
+	CU_ASSERT(budget_reserve(b, &k, M(1), t0 + 1800, &r, &why) == -EDQUOT);
+	CU_ASSERT(why.spent == 1000000);
+	/* The first charge (slot t0) leaves the window at t0 + 1201 * 3 s. */
+	CU_ASSERT(why.resets_at == t0 + 3603);
+	CU_ASSERT(budget_reserve(b, &k, M(1), t0 + 3601, &r, &why) == -EDQUOT);  /* >= W */
+	CU_ASSERT(budget_reserve(b, &k, M(1), t0 + 3602, &r, &why) == -EDQUOT);
+	CU_ASSERT(budget_reserve(b, &k, M(500000), t0 + 3603, &r, &why) == 0);  /* crosses midnight */
+	budget_release(b, r);
+	CU_ASSERT(budget_counter(b, "key:k", "rolling:3600", t0 + 3603, &sp, &rs) == 0);
+	CU_ASSERT(sp == 500000 && rs == 0);
+	/* A whole window later everything has gone. */
+	CU_ASSERT(budget_counter(b, "key:k", "rolling:3600", t0 + 1800 + 3606, &sp, &rs) == 0);
+	CU_ASSERT(sp == 0);
+	budget_free(b);
+	budget_config_free(cfg);
+}
+
+/* Rows from the store: the current period is restored, older ones are ignored. */
+static void test_load_spend(void)
+{
+	struct budget_config *cfg;
+	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
+			      " \"period\": \"monthly\"}, {\"limit\": \"0.50\", \"rolling\": \"24h\"}]}}",
+			      &cfg);
+	int64_t now = at(2028, 3, 15, 12, 0, 0), sp, rs;
+	struct budget_subject k = { "k", NULL, NULL };
+	struct budget_resv *r;
+	struct budget_refusal why;
+	const struct store_spend rows[] = {
+		{ "key:k", "month", at(2028, 2, 1, 0, 0, 0), 990000, 0 },   /* last month */
+		{ "key:k", "month", at(2028, 3, 1, 0, 0, 0), 700000, 0 },
+		{ "key:k", "rolling:86400", now - 86400 - 120, 400000, now - 60 },    /* gone */
+		{ "key:k", "rolling:86400", now - 3600, 200000, now + 82860 },
+		{ "key:k", "rolling:86400", now - 60, 100000, now + 86460 },
+		{ "key:k", "fortnight", now, 1, 0 },                      /* unknown: ignored */
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		CU_ASSERT(budget_load_spend(b, &rows[i], now) == 0);
+	CU_ASSERT(budget_counter(b, "key:k", "month", now, &sp, &rs) == 0 && sp == 700000);
+	CU_ASSERT(budget_counter(b, "key:k", "rolling:86400", now, &sp, &rs) == 0 && sp == 300000);
+	CU_ASSERT(budget_reserve(b, &k, M(300001), now, &r, &why) == -EDQUOT);
+	CU_ASSERT_STRING_EQUAL(why.period, "month");
+	CU_ASSERT(budget_reserve(b, &k, M(200001), now, &r, &why) == -EDQUOT);
+	CU_ASSERT_STRING_EQUAL(why.period, "rolling:86400");
+	CU_ASSERT(budget_reserve(b, &k, M(200000), now, &r, &why) == 0);
+	budget_free(b);         /* frees the outstanding reservation too */
+	budget_config_free(cfg);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("budget", NULL, NULL);
+	CU_add_test(s, "money: exact parse, rejects", test_money_parse);
+	CU_add_test(s, "money: format", test_money_format);
+	CU_add_test(s, "civil dates round trip", test_civil);
+	CU_add_test(s, "period boundaries", test_periods);
+	CU_add_test(s, "cost table", test_costs);
+	CU_add_test(s, "budget config errors", test_budget_config_errors);
+	CU_add_test(s, "reserve, commit, release", test_reserve_commit_release);
+	CU_add_test(s, "interleavings never overshoot", test_interleavings);
+	CU_add_test(s, "team and key both limit", test_team_and_key);
+	CU_add_test(s, "rollover with a call in flight", test_rollover_in_flight);
+	CU_add_test(s, "rolling window", test_rolling);
+	CU_add_test(s, "load persisted spend", test_load_spend);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
