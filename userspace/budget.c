@@ -481,7 +481,7 @@ static const struct selector *find_sel(const struct budget_config *cfg, const ch
 	char buf[NAME_BUF];
 	struct selector key;
 
-	if (!cfg || !name)
+	if (!cfg || !name || !*name)        /* keys use "" for no team / no policy */
 		return NULL;
 	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", prefix, name) >= sizeof(buf))
 		return NULL;
@@ -766,8 +766,10 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 		ks = find_sel(b->cfg, "", "default");
 	ts = find_sel(b->cfg, "team:", who->team);
 	if ((size_t)snprintf(scope[0], sizeof(scope[0]), "key:%s", who->key_id) >=
-	    sizeof(scope[0]) || (who->team && (size_t)snprintf(scope[1], sizeof(scope[1]),
-		    "team:%s", who->team) >= sizeof(scope[1])))
+	    sizeof(scope[0]))
+		return -EINVAL;
+	if (ts && (size_t)snprintf(scope[1], sizeof(scope[1]), "team:%s", who->team) >=
+	    sizeof(scope[1]))
 		return -EINVAL;
 	for (size_t i = 0; ks && i < ks->n; i++, n++) {
 		spec[n] = &ks->spec[i];

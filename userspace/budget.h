@@ -54,8 +54,8 @@ struct budget_spec {
 
 struct budget_subject {
 	const char *key_id;
-	const char *team;               /* NULL: none */
-	const char *policy;             /* NULL: none */
+	const char *team;               /* NULL or "": none */
+	const char *policy;             /* NULL or "": none */
 };
 
 struct budget_refusal {

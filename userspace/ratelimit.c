@@ -235,7 +235,7 @@ static const struct selector *find_sel(const struct ratelimit_config *cfg, const
 	char buf[512];
 	struct selector key;
 
-	if (!name)
+	if (!name || !*name)        /* keys use "" for no team / no policy */
 		return NULL;
 	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", prefix, name) >= sizeof(buf))
 		return NULL;

@@ -43,7 +43,7 @@ struct rate_limits {
 	struct rate_spec level[RATE_NLEVELS];
 };
 
-/* Which caller a check is for: key id, and the team and policy it belongs to (NULL: none). */
+/* Who a check is for: key id, and its team and policy (NULL or "": none). */
 struct rate_subject {
 	const char *key_id;
 	const char *team;
