@@ -50,8 +50,8 @@ int sse_write_event(struct evbuffer *out, const char *id, const char *event, lon
 			return rc;
 	}
 	if (data) {
-		/* One data line per source line; CRLF counts as one break. A trailing break yields
-		 * a final empty data line, so the reader gets the text back unchanged (modulo CR). */
+		/* One data line per source line; CRLF counts as one break. A trailing break
+		 * yields a final empty data line, so a reader gets the text back (CRs as LF). */
 		size_t i = 0;
 		for (;;) {
 			size_t j = i;

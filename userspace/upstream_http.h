@@ -18,4 +18,10 @@ void upstream_http_shutdown(void);
 int upstream_http_new(struct event_base *base, const struct upstream_config *cfg,
 		      const struct transport_cb *cb, struct transport **out);
 
+/* The session id the upstream assigned in its initialize answer, and the protocol version it
+ * negotiated; NULL before that, after the session expired, or for a non-HTTP transport. For
+ * diagnostics and tests; the strings live until the next send. */
+const char *upstream_http_session_id(const struct transport *t);
+const char *upstream_http_protocol_version(const struct transport *t);
+
 #endif

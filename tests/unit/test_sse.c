@@ -83,7 +83,7 @@ static void test_basic_fields(void)
 	CU_ASSERT_PTR_NULL(last);
 	rec_clear(&r);
 
-	/* Typed event with id and retry; unknown fields ignored; the id persists to later events. */
+	/* Typed event with id and retry; unknown fields ignored; the id persists. */
 	CU_ASSERT(parse_all("event: message\nid: 42\nretry: 1500\nfoo: bar\ndata: {\"a\":1}\n\n"
 			    "event: ping\ndata:x\n\n", &r, &retry, &last) == 0);
 	CU_ASSERT_EQUAL(r.n, 2);
@@ -329,7 +329,8 @@ int main(void)
 	s = CU_add_suite("sse", NULL, NULL);
 	CU_add_test(s, "basic fields", test_basic_fields);
 	CU_add_test(s, "multi-line data, LF/CRLF/CR", test_multiline_and_line_ends);
-	CU_add_test(s, "comments, priming events, partial events", test_comments_priming_and_partial);
+	CU_add_test(s, "comments, priming events, partial events",
+		    test_comments_priming_and_partial);
 	CU_add_test(s, "chunk boundary at every byte", test_every_chunk_boundary);
 	CU_add_test(s, "oversized events", test_oversized_event);
 	CU_add_test(s, "callback error stops parsing", test_callback_error_stops);
