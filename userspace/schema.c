@@ -411,6 +411,12 @@ static int class_atom(const char **pp, uint32_t *cp, char *cls, bool *neg, const
 	return 0;
 }
 
+/* Characters whose place inside a POSIX bracket expression is fixed. */
+static bool is_bracket_special(uint32_t cp)
+{
+	return cp == '[' || cp == ']' || cp == '-' || cp == '^';
+}
+
 /* Translate the ECMA class at *pp (just after '[') into a POSIX bracket expression. POSIX
  * puts ']' first, '-' last and treats '\' literally, so members are sorted into place. */
 static int translate_class(const char **pp, struct sb *out, const char **why)
@@ -465,7 +471,7 @@ static int translate_class(const char **pp, struct sb *out, const char **why)
 				*why = "bad range in character class";
 				return -EINVAL;
 			}
-			if (strchr("[]-^", (int)lo) || strchr("[]-^", (int)hi)) {
+			if (is_bracket_special(lo) || is_bracket_special(hi)) {
 				*why = "range bounded by [ ] - or ^";
 				return -EINVAL;
 			}

@@ -661,6 +661,39 @@ static void test_server_everything(void)
 	BAD(links, "{\"count\":0}", "$.count", "minimum", "must be >= 1");
 }
 
+/* Nested arrays of objects, from @modelcontextprotocol/server-memory and server-filesystem. */
+static void test_server_memory_filesystem(void)
+{
+	const char *create_entities = "{\"$schema\":\"http://json-schema.org/draft-07/schema#\","
+		"\"type\":\"object\",\"properties\":{\"entities\":{\"type\":\"array\",\"items\":"
+		"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"description\":"
+		"\"The name of the entity\"},\"entityType\":{\"type\":\"string\",\"description\":"
+		"\"The type of the entity\"},\"observations\":{\"type\":\"array\",\"items\":"
+		"{\"type\":\"string\"},\"description\":\"An array of observation contents associated "
+		"with the entity\"}},\"required\":[\"name\",\"entityType\",\"observations\"]}}},"
+		"\"required\":[\"entities\"]}";
+	const char *edit_file = "{\"$schema\":\"http://json-schema.org/draft-07/schema#\","
+		"\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"edits\":"
+		"{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"oldText\":"
+		"{\"type\":\"string\",\"description\":\"Text to search for - must match exactly\"},"
+		"\"newText\":{\"type\":\"string\",\"description\":\"Text to replace with\"}},"
+		"\"required\":[\"oldText\",\"newText\"]}},\"dryRun\":{\"default\":false,"
+		"\"description\":\"Preview changes using git-style diff format\",\"type\":\"boolean\"}},"
+		"\"required\":[\"path\",\"edits\"]}";
+
+	OK(create_entities, "{\"entities\":[{\"name\":\"a\",\"entityType\":\"person\","
+	   "\"observations\":[\"likes tea\"]}]}");
+	BAD(create_entities, "{\"entities\":[{\"name\":\"a\",\"entityType\":\"person\","
+	    "\"observations\":[]},{\"name\":\"b\",\"entityType\":\"x\",\"observations\":[\"o\",7]}]}",
+	    "$.entities[1].observations[1]", "type", "expected string, got integer");
+	BAD(create_entities, "{\"entities\":[{\"name\":\"a\",\"observations\":[]}]}",
+	    "$.entities[0]", "required", "missing required property \"entityType\"");
+	OK(edit_file, "{\"path\":\"/tmp/x\",\"edits\":[{\"oldText\":\"a\",\"newText\":\"b\"}],"
+	   "\"dryRun\":true}");
+	BAD(edit_file, "{\"path\":\"/tmp/x\",\"edits\":{\"oldText\":\"a\",\"newText\":\"b\"}}",
+	    "$.edits", "type", "expected array, got object");
+}
+
 /* One compiled schema, many validations, as on the hot path. */
 static void test_reuse(void)
 {
@@ -702,6 +735,7 @@ int main(void)
 		{ "missing schema", test_missing_schema },
 		{ "error as JSON", test_error_json },
 		{ "server-everything schemas", test_server_everything },
+		{ "server-memory and server-filesystem schemas", test_server_memory_filesystem },
 		{ "compile once, validate many", test_reuse },
 	};
 	CU_pSuite suite;
