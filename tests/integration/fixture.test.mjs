@@ -1,0 +1,124 @@
+// The conformance fixture on its own, through lib.mjs: what the gateway suites rely on it for.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectHttp, connectStdio, fixtureStdioUpstream, gatewayConfig, paths, postJson,
+	startDaemon, startFixture } from './lib.mjs';
+
+const EXPECTED_TOOLS = [
+	'json_schema_2020_12_tool', 'test_audio_content', 'test_elicitation',
+	'test_elicitation_sep1034_defaults', 'test_elicitation_sep1330_enums', 'test_embedded_resource',
+	'test_error_handling', 'test_image_content', 'test_multiple_content_types', 'test_reconnection',
+	'test_sampling', 'test_simple_text', 'test_tool_with_logging', 'test_tool_with_progress',
+];
+
+const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
+	capabilities: {}, clientInfo: { name: 'probe', version: '1' } } };
+
+describe('conformance fixture over HTTP', () => {
+	let fx;
+	before(async () => { fx = await startFixture(); });
+	after(async () => { await fx?.stop(); });
+
+	test('listens on loopback only and prints its URL', () => {
+		assert.match(fx.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+	});
+
+	test('lists every tool the conformance scenarios call', async () => {
+		const c = await connectHttp(fx.url);
+		try {
+			const { tools } = await c.client.listTools();
+			assert.deepEqual(tools.map((t) => t.name).sort(), EXPECTED_TOOLS);
+			const js = tools.find((t) => t.name === 'json_schema_2020_12_tool');
+			assert.equal(js.inputSchema.$schema, 'https://json-schema.org/draft/2020-12/schema');
+			assert.equal(js.inputSchema.additionalProperties, false);
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('test_simple_text returns the documented text', async () => {
+		const c = await connectHttp(fx.url, { headers: { 'X-Api-Key': 'ignored-by-fixture' } });
+		try {
+			const r = await c.client.callTool({ name: 'test_simple_text', arguments: {} });
+			assert.deepEqual(r.content,
+				[{ type: 'text', text: 'This is a simple text response for testing.' }]);
+			assert.notEqual(r.isError, true);
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('an unknown tool is a JSON-RPC -32602 error, not a text result', async () => {
+		const c = await connectHttp(fx.url);
+		try {
+			await assert.rejects(c.client.callTool({ name: 'no_such_tool', arguments: {} }),
+				(e) => e.code === -32602);
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('sampling, elicitation and progress reach the client during a call', async () => {
+		const c = await connectHttp(fx.url, { capabilities: { sampling: {}, elicitation: {} } });
+		try {
+			c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+				role: 'assistant', model: 'm', stopReason: 'endTurn',
+				content: { type: 'text', text: `echo ${req.params.messages[0].content.text}` },
+			}));
+			c.client.setRequestHandler(ElicitRequestSchema, async () =>
+				({ action: 'accept', content: { username: 'u', email: 'e@example.com' } }));
+			const s = await c.client.callTool({ name: 'test_sampling', arguments: { prompt: 'hi' } });
+			assert.equal(s.content[0].text, 'LLM response: echo hi');
+			const e = await c.client.callTool({ name: 'test_elicitation',
+				arguments: { message: 'who?' } });
+			assert.match(e.content[0].text, /action=accept/);
+			const progress = [];
+			await c.client.callTool({ name: 'test_tool_with_progress', arguments: {} }, undefined,
+				{ onprogress: (p) => progress.push(p.progress) });
+			assert.deepEqual(progress, [0, 50, 100]);
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('refuses a foreign Origin (DNS rebinding) and unknown sessions', async () => {
+		const evil = await postJson(fx.url, INIT, { Origin: 'http://evil.example.com' });
+		assert.equal(evil.status, 403);
+		const ok = await postJson(fx.url, INIT, { Origin: new URL(fx.url).origin });
+		assert.equal(ok.status, 200);
+		const gone = await postJson(fx.url, { jsonrpc: '2.0', id: 2, method: 'ping' },
+			{ 'Mcp-Session-Id': 'no-such-session' });
+		assert.equal(gone.status, 404);
+	});
+});
+
+describe('conformance fixture over stdio', () => {
+	test('serves the same tools', async () => {
+		const c = await connectStdio(paths.node, [paths.fixture, '--stdio']);
+		try {
+			const { tools } = await c.client.listTools();
+			assert.deepEqual(tools.map((t) => t.name).sort(), EXPECTED_TOOLS);
+			const r = await c.client.readResource({ uri: 'test://template/42/data' });
+			assert.deepEqual(JSON.parse(r.contents[0].text),
+				{ id: '42', templateTest: true, data: 'Data for ID: 42' });
+		} finally {
+			await c.close();
+		}
+	});
+});
+
+describe('startDaemon', () => {
+	test('reports the daemon\'s own error when it refuses to start', async (t) => {
+		if (!existsSync(paths.daemon)) {
+			t.skip(`no daemon binary at ${paths.daemon} (build it first)`);
+			return;
+		}
+		// Two upstreams with one name: a config error the daemon must exit on; the rejection
+		// carries the exit status and what the daemon said.
+		const bad = gatewayConfig([fixtureStdioUpstream('dup'), fixtureStdioUpstream('dup')]);
+		await assert.rejects(startDaemon(bad, { timeoutMs: 10000 }),
+			/exited \(code [1-9]\d*, signal null\)[\s\S]*stderr:\n\S/);
+	});
+});
