@@ -57,8 +57,9 @@ int schema_compile(const cJSON *schema, struct schema **out, char *err, size_t e
 
 /* Validate an instance (the tools/call arguments; NULL means absent and validates {}).
  * Returns 0 when valid, -EINVAL with err filled (err may be NULL) when not. Never modifies the
- * instance, never allocates unless uniqueItems or a big object comparison needs scratch space
- * (then -ENOMEM is possible). */
+ * instance. Allocates only scratch space for uniqueItems over more than 16 items or for comparing
+ * objects of more than 16 members (then -ENOMEM is possible), and to render enum/const values in
+ * an error message. */
 int schema_validate(const struct schema *s, const cJSON *instance, struct schema_error *err);
 
 void schema_free(struct schema *s);
