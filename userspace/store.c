@@ -585,8 +585,13 @@ static int prepare(struct store *st)
 		"INSERT INTO spend (scope, period, start, amount, expires) VALUES (?, ?, ?, ?, ?)"
 		" ON CONFLICT (scope, period, start) DO UPDATE SET"
 		" amount = amount + excluded.amount, expires = max(expires, excluded.expires)",
-		"INSERT OR REPLACE INTO keys (id, name, team, policy, hash, created, expires,"
-		" disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		/* An upsert on id, not OR REPLACE: that would also silently delete another key
+		 * whose hash collides instead of failing. */
+		"INSERT INTO keys (id, name, team, policy, hash, created, expires, disabled)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+		" name = excluded.name, team = excluded.team, policy = excluded.policy,"
+		" hash = excluded.hash, created = excluded.created, expires = excluded.expires,"
+		" disabled = excluded.disabled",
 		"DELETE FROM keys WHERE id = ?",
 		"INSERT INTO audit (ts, record) VALUES (?, ?)",
 		"DELETE FROM spend WHERE expires != 0 AND expires < ?",
@@ -679,7 +684,8 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		sqlite3_finalize(s);
 	}
 	if (!mode || strcmp(mode, "wal") != 0) {
-		log_error("store: %s: cannot use WAL mode (%s)", st->path, mode ? mode : "error");
+		log_error("store: %s: cannot use WAL mode: %s", st->path,
+			  mode ? mode : sqlite3_errmsg(st->db));
 		rc = -EPROTO;
 		goto out;
 	}

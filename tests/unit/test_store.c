@@ -1,0 +1,440 @@
+/* test_store: the SQLite store against a real database in a temporary directory. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <CUnit/Basic.h>
+#include <sqlite3.h>
+
+#include "budget.h"
+#include "log.h"
+#include "store.h"
+#include "store_test_util.h"
+
+static char dir[PATH_MAX], path[PATH_MAX + 32];
+static struct event_base *base;
+
+static int setup(void)
+{
+	log_set_level(LOG_WARN);
+	if (tmpdir_make(dir, sizeof(dir)) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/warden.db", dir);
+	base = event_base_new();
+	return base ? 0 : -1;
+}
+
+static int teardown(void)
+{
+	event_base_free(base);
+	tmpdir_remove(dir);
+	return 0;
+}
+
+static void fresh(void)
+{
+	char p[PATH_MAX + 40];
+
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+}
+
+static struct store *open_store(int fsync_ms)
+{
+	struct store_options o = { .path = path, .fsync_interval_ms = fsync_ms };
+	struct store *st = NULL;
+
+	CU_ASSERT_FATAL(store_open(&o, base, &st) == 0);
+	return st;
+}
+
+struct acks {
+	int n, errs, order_bad, last_errno;
+	int next;               /* expected sequence number of the next callback */
+	bool all;
+	int want;
+};
+
+struct ack_arg {
+	struct acks *a;
+	int seq;
+};
+
+static void on_ack(void *arg, int err)
+{
+	struct ack_arg *x = arg;
+
+	if (x->seq != x->a->next++)
+		x->a->order_bad++;
+	if (err) {
+		x->a->errs++;
+		x->a->last_errno = err;
+	}
+	if (++x->a->n == x->a->want)
+		x->a->all = true;
+}
+
+struct sums {
+	int64_t key, team, rows;
+};
+
+static int sum_spend(void *arg, const struct store_spend *r)
+{
+	struct sums *s = arg;
+
+	if (strcmp(r->scope, "key:k1") == 0)
+		s->key += r->amount;
+	else if (strcmp(r->scope, "team:t") == 0)
+		s->team += r->amount;
+	s->rows++;
+	return 0;
+}
+
+/* Charges are acknowledged in order, and after reopening the counters hold exactly them. */
+static void test_charge_reopen(void)
+{
+	struct acks a = { .want = 200 };
+	struct ack_arg args[200];
+	struct sums s = { 0 };
+	struct store *st;
+	struct stat sb;
+
+	fresh();
+	st = open_store(1000);
+	for (int i = 0; i < 200; i++) {
+		struct store_spend items[2] = {
+			{ "key:k1", "day", 86400 * (i % 2), i + 1, 0 },
+			{ "team:t", "month", 0, i + 1, 0 },
+		};
+		args[i] = (struct ack_arg){ &a, i };
+		CU_ASSERT(store_charge(st, items, 2, on_ack, &args[i]) == 0);
+	}
+	CU_ASSERT(loop_until(base, &a.all));
+	CU_ASSERT(a.errs == 0 && a.order_bad == 0);
+	/* Group commit: far fewer transactions than operations (every one was queued before
+	 * the loop ran, so at most a few batches). */
+	CU_ASSERT(store_commits(st) < 200);
+	/* The database holds key hashes: owner-only. */
+	CU_ASSERT(stat(path, &sb) == 0 && (sb.st_mode & 077) == 0);
+	store_close(st);
+
+	st = open_store(1000);
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT(s.key == 200 * 201 / 2 && s.team == 200 * 201 / 2);
+	CU_ASSERT(s.rows == 3);       /* two days for the key, one month for the team */
+	/* Reopened counters continue exactly: more charges add to the same rows. */
+	a = (struct acks){ .want = 1 };
+	args[0] = (struct ack_arg){ &a, 0 };
+	CU_ASSERT(store_charge(st, &(struct store_spend){ "key:k1", "day", 0, 5, 0 }, 1, on_ack,
+			       &args[0]) == 0);
+	CU_ASSERT(loop_until(base, &a.all));
+	s = (struct sums){ 0 };
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT(s.key == 200 * 201 / 2 + 5);
+	store_close(st);
+}
+
+struct load {
+	struct budget *b;
+	int64_t now;
+};
+
+static int load_into_budget(void *arg, const struct store_spend *row)
+{
+	struct load *l = arg;
+
+	return budget_load_spend(l->b, row, l->now);
+}
+
+/* The budget module charges through the store; a restart restores its counters exactly. */
+static void test_budget_through_store(void)
+{
+	cJSON *root = cJSON_Parse("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
+				  " \"period\": \"daily\"}], \"team:t\": [{\"limit\": \"5\","
+				  " \"rolling\": \"24h\"}]}}");
+	struct config_errors errs = { 0 };
+	struct budget_config *cfg;
+	struct budget_subject who = { "k1", "t", NULL };
+	struct budget_refusal why;
+	struct budget_resv *r;
+	struct budget *b;
+	struct store *st;
+	struct acks a = { .want = 3 };
+	struct ack_arg args[3];
+	int64_t now = 1835481599 - 600, sp, rs;         /* 2028-02-29T23:49:59Z */
+
+	fresh();
+	CU_ASSERT_FATAL(budget_config_parse(root, &cfg, &errs) == 0);
+	st = open_store(1000);
+	CU_ASSERT_FATAL(budget_new(st, &b) == 0);
+	budget_set_config(b, cfg);
+	for (int i = 0; i < 3; i++) {
+		args[i] = (struct ack_arg){ &a, i };
+		CU_ASSERT(budget_reserve(b, &who, 250000, now + i, &r, &why) == 0);
+		CU_ASSERT(budget_commit(b, r, on_ack, &args[i]) == 0);
+	}
+	/* Released and free calls write nothing. */
+	CU_ASSERT(budget_reserve(b, &who, 250000, now, &r, &why) == 0);
+	budget_release(b, r);
+	CU_ASSERT(budget_reserve(b, &who, 0, now, &r, &why) == 0);
+	CU_ASSERT(budget_commit(b, r, on_ack, NULL) == 1);
+	CU_ASSERT(loop_until(base, &a.all));
+	CU_ASSERT(a.errs == 0);
+	budget_free(b);
+	store_close(st);
+
+	st = open_store(1000);
+	CU_ASSERT_FATAL(budget_new(st, &b) == 0);
+	budget_set_config(b, cfg);
+	struct load ld = { b, now + 60 };
+	CU_ASSERT(store_load_spend(st, load_into_budget, &ld) == 0);
+	CU_ASSERT(budget_counter(b, "key:k1", "day", now + 60, &sp, &rs) == 0);
+	CU_ASSERT(sp == 750000 && rs == 0);
+	CU_ASSERT(budget_counter(b, "team:t", "rolling:86400", now + 60, &sp, &rs) == 0);
+	CU_ASSERT(sp == 750000);
+	CU_ASSERT(budget_reserve(b, &who, 250001, now + 60, &r, &why) == -EDQUOT);
+	CU_ASSERT(why.spent == 750000);
+	/* After midnight the daily counter starts at zero; the rolling one still counts. */
+	budget_free(b);
+	CU_ASSERT_FATAL(budget_new(st, &b) == 0);
+	budget_set_config(b, cfg);
+	ld = (struct load){ b, now + 700 };
+	CU_ASSERT(store_load_spend(st, load_into_budget, &ld) == 0);
+	CU_ASSERT(budget_counter(b, "key:k1", "day", now + 700, &sp, &rs) == 0 && sp == 0);
+	CU_ASSERT(budget_counter(b, "team:t", "rolling:86400", now + 700, &sp, &rs) == 0);
+	CU_ASSERT(sp == 750000);
+	budget_free(b);
+	store_close(st);
+	budget_config_free(cfg);
+	cJSON_Delete(root);
+}
+
+struct keyseen {
+	int n;
+	char ids[4][16];
+	char teams[4][16];
+	bool disabled[4];
+	int64_t expires[4];
+	unsigned char h0[4];
+};
+
+static int collect_key(void *arg, const struct store_key *k)
+{
+	struct keyseen *s = arg;
+
+	if (s->n < 4) {
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", k->id);
+		snprintf(s->teams[s->n], sizeof(s->teams[0]), "%s", k->team ? k->team : "-");
+		s->disabled[s->n] = k->disabled;
+		s->expires[s->n] = k->expires;
+		s->h0[s->n] = k->hash[0];
+	}
+	s->n++;
+	return 0;
+}
+
+/* Key records: put, replace, delete; a duplicate hash fails alone, not its batch. */
+static void test_keys(void)
+{
+	struct store_key k1 = { "k1", "first", "t", "p", { 1 }, 100, 0, false };
+	struct store_key k2 = { "k2", "second", NULL, "p", { 2 }, 100, 5000, false };
+	struct store_key dup = { "k3", "dup", NULL, NULL, { 1 }, 100, 0, false };
+	struct acks a = { .want = 5 };
+	struct ack_arg args[5];
+	int err[5];
+	struct keyseen seen = { 0 };
+	struct store *st;
+
+	fresh();
+	st = open_store(1000);
+	for (int i = 0; i < 5; i++)
+		args[i] = (struct ack_arg){ &a, i };
+	CU_ASSERT(store_key_put(st, &k1, on_ack, &args[0]) == 0);
+	CU_ASSERT(store_key_put(st, &k2, on_ack, &args[1]) == 0);
+	CU_ASSERT(store_key_put(st, &dup, on_ack, &args[2]) == 0);
+	k1.disabled = true;
+	k1.team = "u";
+	CU_ASSERT(store_key_put(st, &k1, on_ack, &args[3]) == 0);
+	CU_ASSERT(store_key_delete(st, "k2", on_ack, &args[4]) == 0);
+	CU_ASSERT(loop_until(base, &a.all));
+	CU_ASSERT(a.errs == 1 && a.last_errno == -EEXIST && a.order_bad == 0);
+	(void)err;
+	store_close(st);
+
+	st = open_store(1000);
+	CU_ASSERT(store_load_keys(st, collect_key, &seen) == 0);
+	CU_ASSERT(seen.n == 1);
+	CU_ASSERT_STRING_EQUAL(seen.ids[0], "k1");
+	CU_ASSERT_STRING_EQUAL(seen.teams[0], "u");
+	CU_ASSERT(seen.disabled[0] && seen.h0[0] == 1);
+	store_close(st);
+}
+
+/* A database at schema 1 (as the first release wrote it) is migrated and keeps its data;
+ * one from a newer mcpwarden is refused. */
+static void test_migrations(void)
+{
+	sqlite3 *db;
+	struct store *st = NULL;
+	struct store_options o = { .path = path, .fsync_interval_ms = 1000 };
+	struct sums s = { 0 };
+	struct acks a = { .want = 1 };
+	struct ack_arg arg = { &a, 0 };
+	sqlite3_stmt *q;
+	int v = -1;
+
+	fresh();
+	CU_ASSERT_FATAL(sqlite3_open(path, &db) == SQLITE_OK);
+	CU_ASSERT(sqlite3_exec(db,
+		"PRAGMA journal_mode = WAL;"
+		"CREATE TABLE keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, team TEXT,"
+		" policy TEXT, hash BLOB NOT NULL CHECK (length(hash) = 32),"
+		" created INTEGER NOT NULL, expires INTEGER NOT NULL DEFAULT 0,"
+		" disabled INTEGER NOT NULL DEFAULT 0);"
+		"CREATE UNIQUE INDEX keys_hash ON keys(hash);"
+		"CREATE TABLE spend (scope TEXT NOT NULL, period TEXT NOT NULL,"
+		" start INTEGER NOT NULL, amount INTEGER NOT NULL,"
+		" expires INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (scope, period, start))"
+		" WITHOUT ROWID;"
+		"INSERT INTO spend VALUES ('key:k1', 'month', 0, 1234, 0);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+
+	st = open_store(1000);
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT(s.key == 1234);
+	CU_ASSERT(store_audit(st, 1700000000000, "{\"decision\":\"deny\"}", on_ack, &arg) == 0);
+	CU_ASSERT(loop_until(base, &a.all));
+	CU_ASSERT(a.errs == 0);
+	store_close(st);
+
+	CU_ASSERT_FATAL(sqlite3_open(path, &db) == SQLITE_OK);
+	CU_ASSERT(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	CU_ASSERT(v == STORE_SCHEMA_VERSION);
+	CU_ASSERT(sqlite3_prepare_v2(db, "SELECT count(*) FROM audit", -1, &q, NULL) == SQLITE_OK);
+	CU_ASSERT(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1);
+	sqlite3_finalize(q);
+	CU_ASSERT(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CU_ASSERT(store_open(&o, base, &st) == -EPROTO);
+	CU_ASSERT(st == NULL);
+	/* Not a database at all: a clear error, nothing overwritten. */
+	fresh();
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs("this is not a database, it is a text file of some length........\n", f);
+	fclose(f);
+	CU_ASSERT(store_open(&o, base, &st) < 0);
+	CU_ASSERT(st == NULL);
+}
+
+/* The checkpointer fsyncs within the interval after a commit; rolling rows that left their
+ * window are pruned. */
+static void test_sync_interval(void)
+{
+	struct acks a = { .want = 1 };
+	struct ack_arg arg = { &a, 0 };
+	struct store *st;
+	bool synced = false;
+
+	fresh();
+	st = open_store(20);
+	CU_ASSERT(store_charge(st, &(struct store_spend){ "key:k1", "rolling:60", 60, 7, 120 }, 1,
+			       on_ack, &arg) == 0);
+	CU_ASSERT(loop_until(base, &a.all));
+	for (int i = 0; i < 500 && !synced; i++) {
+		struct timeval tv = { 0, 10000 };
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		synced = store_syncs(st) > 0;
+	}
+	CU_ASSERT(synced);
+	store_close(st);
+	/* Reopen: the first batch prunes the expired rolling row. */
+	st = open_store(20);
+	a = (struct acks){ .want = 1 };
+	CU_ASSERT(store_flush(st, on_ack, &arg) == 0);
+	CU_ASSERT(loop_until(base, &a.all));
+	struct sums s = { 0 };
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT(s.rows == 0);
+	store_close(st);
+}
+
+/* Closing drains: everything queued is committed and called back from store_close. */
+static void test_close_drains(void)
+{
+	struct acks a = { .want = 50 };
+	struct ack_arg args[50];
+	struct sums s = { 0 };
+	struct store *st;
+
+	fresh();
+	st = open_store(1000);
+	for (int i = 0; i < 50; i++) {
+		args[i] = (struct ack_arg){ &a, i };
+		CU_ASSERT(store_charge(st, &(struct store_spend){ "team:t", "day", 0, 1, 0 }, 1,
+				       on_ack, &args[i]) == 0);
+	}
+	store_close(st);
+	CU_ASSERT(a.all && a.errs == 0 && a.order_bad == 0);
+	st = open_store(1000);
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT(s.team == 50);
+	/* Bad arguments are refused up front. */
+	CU_ASSERT(store_charge(st, NULL, 0, NULL, NULL) == -EINVAL);
+	CU_ASSERT(store_key_put(st, &(struct store_key){ .id = "x" }, NULL, NULL) == -EINVAL);
+	store_close(st);
+}
+
+static void test_options(void)
+{
+	struct config_errors errs = { 0 };
+	struct store_options o;
+	cJSON *root = cJSON_Parse("{}");
+
+	CU_ASSERT(store_options_parse(root, "/var/lib/mcpwarden", &o, &errs) == 0);
+	CU_ASSERT_STRING_EQUAL(o.path, "/var/lib/mcpwarden/mcpwarden.db");
+	CU_ASSERT(o.fsync_interval_ms == 1000);
+	store_options_clear(&o);
+	cJSON_Delete(root);
+	root = cJSON_Parse("{\"store\": {\"path\": \"/x.db\", \"fsync_interval_ms\": 250}}");
+	CU_ASSERT(store_options_parse(root, "/s", &o, &errs) == 0);
+	CU_ASSERT_STRING_EQUAL(o.path, "/x.db");
+	CU_ASSERT(o.fsync_interval_ms == 250);
+	store_options_clear(&o);
+	cJSON_Delete(root);
+	root = cJSON_Parse("{\"store\": {\"path\": \"\", \"fsync_interval_ms\": 0, \"fsync\": 1}}");
+	CU_ASSERT(store_options_parse(root, "/s", &o, &errs) == -EINVAL);
+	CU_ASSERT(errs.count == 3);
+	for (int i = 0; i < errs.count; i++)
+		CU_ASSERT(strncmp(errs.msg[i], "store.", 6) == 0);
+	cJSON_Delete(root);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("store", setup, teardown);
+	CU_add_test(s, "charges acknowledged in order, reopen continues", test_charge_reopen);
+	CU_add_test(s, "budget through the store, restart restores", test_budget_through_store);
+	CU_add_test(s, "key records", test_keys);
+	CU_add_test(s, "migrations", test_migrations);
+	CU_add_test(s, "fsync interval and pruning", test_sync_interval);
+	CU_add_test(s, "close drains the queue", test_close_drains);
+	CU_add_test(s, "options", test_options);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
