@@ -536,6 +536,8 @@ static struct {
 	struct evhttp *http;
 	int port;
 	bool get_405;           /* answer the standalone GET with 405 */
+	bool poll_never;        /* resumed GETs never carry the response */
+	int good_accept;        /* requests with the Accept the spec asks for */
 	int posts, gets, deletes;
 	int with_api_key;       /* requests carrying the configured header */
 	int with_version;       /* requests carrying MCP-Protocol-Version after initialize */
@@ -585,6 +587,8 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 	const char *lei = evhttp_find_header(in, "Last-Event-ID");
 	const char *key = evhttp_find_header(in, "X-Api-Key");
 	const char *ver = evhttp_find_header(in, "MCP-Protocol-Version");
+	const char *accept = evhttp_find_header(in, "Accept");
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evbuffer *ev = evbuffer_new();
 	cJSON *msg = NULL;
 	const cJSON *id, *method;
@@ -595,7 +599,10 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 		fake.with_api_key++;
 	if (ver && strcmp(ver, "2025-06-18") == 0)
 		fake.with_version++;
-	switch (evhttp_request_get_command(req)) {
+	if (accept && strcmp(accept, cmd == EVHTTP_REQ_POST ?
+			     "application/json, text/event-stream" : "text/event-stream") == 0)
+		fake.good_accept++;
+	switch (cmd) {
 	case EVHTTP_REQ_DELETE:
 		fake.deletes++;
 		snprintf(fake.delete_sid, sizeof(fake.delete_sid), "%s", sid ? sid : "");
@@ -603,7 +610,11 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 		goto out;
 	case EVHTTP_REQ_GET:
 		fake.gets++;
-		if (lei && fake.poll_id) {
+		if (lei && fake.poll_never) {
+			/* a poll that finds nothing new: the client must try again after retry */
+			sse_write_event(ev, lei, NULL, 50, "", 0);
+			reply_sse(req, ev);
+		} else if (lei && fake.poll_id) {
 			/* resume: replay the response after the given event */
 			snprintf(fake.last_event_id, sizeof(fake.last_event_id), "%s", lei);
 			s = result_for(fake.poll_id, "{\"content\":[],\"polled\":true}");
@@ -745,6 +756,7 @@ static void test_scripted_answers(void)
 	struct config_header hdr;
 	struct transport *t = fake_session(&cfg, url, &hdr);
 	const cJSON *r;
+	int gets;
 
 	/* the GET stream opens after initialized; its messages relate to no request */
 	got_reset();
@@ -785,9 +797,20 @@ static void test_scripted_answers(void)
 	CU_ASSERT_STRING_EQUAL(fake.last_event_id, "ev-1");
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "polled")));
 
+	/* Polling that never finds the response ends at the request deadline. */
+	got_reset();
+	fake.poll_never = true;
+	cfg.request_timeout_ms = 400;
+	gets = fake.gets;
+	CU_ASSERT_PTR_NULL(call(t, 16, "tools/call", tool_params("poll"), 3000));
+	CU_ASSERT_EQUAL(got.err, -ETIMEDOUT);
+	CU_ASSERT(fake.gets - gets >= 2);
+	fake.poll_never = false;
+
 	/* every request carried the configured header; all after initialize the version */
 	CU_ASSERT_EQUAL(fake.with_api_key, fake.posts + fake.gets + fake.deletes);
 	CU_ASSERT_EQUAL(fake.with_version, fake.posts + fake.gets - 1);
+	CU_ASSERT_EQUAL(fake.good_accept, fake.posts + fake.gets);
 
 	/* destroy: no callback afterwards, DELETE with the session id */
 	got_reset();
