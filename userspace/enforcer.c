@@ -443,7 +443,7 @@ static void cache_free(struct cg_cache *c)
 static int cache_scan_one(const char *path, const char *name, void *arg)
 {
 	struct enforcer *e = arg;
-	uint64_t id;
+	uint64_t id = 0;
 
 	if (enforcer_cgroup_id(path, &id) == 0 && cache_put(e, id, path) < 0)
 		return -ENOMEM;
@@ -969,7 +969,7 @@ int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode)
 {
 	char abs[PATH_MAX];
 	struct warden_enroll v = { .mode = mode };
-	uint64_t id;
+	uint64_t id = 0;
 	int level, ret;
 
 	if (mode != WARDEN_MODE_LOCKDOWN && mode != WARDEN_MODE_PROTECT &&
@@ -1026,7 +1026,7 @@ int enforcer_unenroll_id(struct enforcer *e, uint64_t id)
 int enforcer_unenroll(struct enforcer *e, const char *path)
 {
 	char abs[PATH_MAX];
-	uint64_t id;
+	uint64_t id = 0;
 	int level, ret;
 
 	ret = cgroup_abspath(e, path, abs, &level);
