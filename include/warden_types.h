@@ -73,6 +73,13 @@ enum warden_reason {
 
 /* warden_config.flags */
 #define WARDEN_CFG_F_UNIX_HOOK	(1U << 0)	/* informational: connect_unix attached */
+/* Which kinds of entries each trie may hold, so the programs skip lookups that cannot match
+ * (most deployments only have host:port rules: one LPM lookup instead of two). Set by
+ * userspace before inserting such an entry; a stale set bit only costs a lookup. */
+#define WARDEN_CFG_F_PROTECT_PORT	(1U << 1)	/* protect4/6 hold port-specific entries */
+#define WARDEN_CFG_F_PROTECT_ANY	(1U << 2)	/* protect4/6 hold any-port entries */
+#define WARDEN_CFG_F_ALLOW_PORT		(1U << 3)
+#define WARDEN_CFG_F_ALLOW_ANY		(1U << 4)
 
 struct warden_config {
 	__u32 abi_version;	/* WARDEN_ABI_VERSION once userspace initialised the map */

@@ -1153,23 +1153,52 @@ static void dest_key(struct enforcer *e, const struct enforcer_dest *d, bool pro
 	}
 }
 
-static int rule_add(struct enforcer *e, const struct enforcer_dest *d, bool protect,
-		    uint32_t *rule_id)
+/* Tell the programs which kind of entry a trie may now hold: before the entry exists. */
+static int rule_kind_mark(struct enforcer *e, const struct enforcer_dest *d, bool protect)
 {
-	struct warden_rule r = { 0 };
-	lpm_key key;
-	int fd;
+	__u16 bit = protect ? (d->port ? WARDEN_CFG_F_PROTECT_PORT : WARDEN_CFG_F_PROTECT_ANY)
+			    : (d->port ? WARDEN_CFG_F_ALLOW_PORT : WARDEN_CFG_F_ALLOW_ANY);
+	struct warden_config cfg;
+	int ret = config_read(e, &cfg);
 
+	if (ret < 0 || (cfg.flags & bit))
+		return ret;
+	cfg.flags |= bit;
+	return config_write(e, &cfg);
+}
+
+/* Insert d unless that exact key exists; *created says which. (A userspace lookup on an LPM
+ * trie is a longest-prefix match too, so "exists" is asked through BPF_NOEXIST.) */
+static int rule_add_ex(struct enforcer *e, const struct enforcer_dest *d, bool protect,
+		       uint32_t *rule_id, bool *created)
+{
+	struct warden_rule r = { .id = e->next_rule_id };
+	lpm_key key;
+	int fd, ret;
+
+	ret = rule_kind_mark(e, d, protect);
+	if (ret < 0)
+		return ret;
 	dest_key(e, d, protect, &key, &fd);
-	/* LPM lookups match prefixes; only an exact key hit means "already present". */
-	if (bpf_map_lookup_elem(fd, &key, &r) < 0) {
-		r.id = e->next_rule_id++;
-		if (bpf_map_update_elem(fd, &key, &r, BPF_NOEXIST) < 0 && errno != EEXIST)
-			return -errno;
+	*created = bpf_map_update_elem(fd, &key, &r, BPF_NOEXIST) == 0;
+	if (*created) {
+		e->next_rule_id++;
+	} else if (errno != EEXIST) {
+		return -errno;
+	} else if (bpf_map_lookup_elem(fd, &key, &r) < 0) {	/* the exact entry: longest */
+		return -errno;
 	}
 	if (rule_id)
 		*rule_id = r.id;
 	return 0;
+}
+
+static int rule_add(struct enforcer *e, const struct enforcer_dest *d, bool protect,
+		    uint32_t *rule_id)
+{
+	bool created;
+
+	return rule_add_ex(e, d, protect, rule_id, &created);
 }
 
 static int rule_del(struct enforcer *e, const struct enforcer_dest *d, bool protect)
@@ -1831,16 +1860,6 @@ static bool dest_eq(const struct enforcer_dest *a, const struct enforcer_dest *b
 	       memcmp(a->addr, b->addr, 16) == 0;
 }
 
-static bool dest_present(struct enforcer *e, const struct enforcer_dest *d)
-{
-	struct warden_rule r;
-	lpm_key key;
-	int fd;
-
-	dest_key(e, d, true, &key, &fd);
-	return bpf_map_lookup_elem(fd, &key, &r) == 0;
-}
-
 /* On the loop: make the protected set equal to the resolved set. */
 static void upstream_apply(struct enforcer_upstream *u, const struct enforcer_dest *ds, size_t n)
 {
@@ -1862,8 +1881,7 @@ static void upstream_apply(struct enforcer_upstream *u, const struct enforcer_de
 			}
 		}
 		if (!was) {
-			added = !dest_present(u->e, &ds[i]);
-			if (enforcer_protect_dest(u->e, &ds[i], NULL) < 0) {
+			if (rule_add_ex(u->e, &ds[i], true, NULL, &added) < 0) {
 				log_warn("enforcer: could not protect an address of %s", u->host);
 				continue;
 			}

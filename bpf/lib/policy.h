@@ -54,43 +54,59 @@ static __always_inline __u32 cgroup_mode(const struct warden_config *cfg, __u64 
 	return mode;
 }
 
-/* Longest-prefix match of dst in a v4 trie, first for the exact port, then for "any port". */
-static __always_inline struct warden_rule *lpm4_match(void *map, const struct dst *d)
+/* Longest-prefix match of dst in a v4 trie: first for the exact port, then for "any port",
+ * each only when the trie holds such entries (kinds: WARDEN_CFG_F_*_PORT/_ANY bits). */
+static __always_inline struct warden_rule *lpm4_match(void *map, const struct dst *d,
+						      bool with_port, bool any_port)
 {
 	struct warden_lpm4_key k = {
 		.prefixlen = 48,
 		.port = d->port,
 	};
-	struct warden_rule *r;
+	struct warden_rule *r = NULL;
 
 	__builtin_memcpy(k.addr, &d->addr[0], 4);
-	r = bpf_map_lookup_elem(map, &k);
-	if (r || d->port == 0)
+	if (with_port || d->port == 0)
+		r = bpf_map_lookup_elem(map, &k);
+	if (r || !any_port || d->port == 0)
 		return r;
 	k.port = 0;
 	return bpf_map_lookup_elem(map, &k);
 }
 
-static __always_inline struct warden_rule *lpm6_match(void *map, const struct dst *d)
+static __always_inline struct warden_rule *lpm6_match(void *map, const struct dst *d,
+						      bool with_port, bool any_port)
 {
 	struct warden_lpm6_key k = {
 		.prefixlen = 144,
 		.port = d->port,
 	};
-	struct warden_rule *r;
+	struct warden_rule *r = NULL;
 
 	__builtin_memcpy(k.addr, d->addr, 16);
-	r = bpf_map_lookup_elem(map, &k);
-	if (r || d->port == 0)
+	if (with_port || d->port == 0)
+		r = bpf_map_lookup_elem(map, &k);
+	if (r || !any_port || d->port == 0)
 		return r;
 	k.port = 0;
 	return bpf_map_lookup_elem(map, &k);
 }
 
-static __always_inline struct warden_rule *dst_match(void *map4, void *map6, const struct dst *d)
+static __always_inline struct warden_rule *dst_match(void *map4, void *map6, const struct dst *d,
+						     __u16 flags, __u16 port_bit, __u16 any_bit)
 {
-	return d->family == AF_INET ? lpm4_match(map4, d) : lpm6_match(map6, d);
+	bool with_port = flags & port_bit, any_port = flags & any_bit;
+
+	if (!with_port && !any_port)
+		return NULL;
+	return d->family == AF_INET ? lpm4_match(map4, d, with_port, any_port)
+				    : lpm6_match(map6, d, with_port, any_port);
 }
+
+#define match_protect(cfg, d) dst_match(&warden_protect4, &warden_protect6, d, (cfg)->flags, \
+					WARDEN_CFG_F_PROTECT_PORT, WARDEN_CFG_F_PROTECT_ANY)
+#define match_allow(cfg, d) dst_match(&warden_allow4, &warden_allow6, d, (cfg)->flags, \
+				      WARDEN_CFG_F_ALLOW_PORT, WARDEN_CFG_F_ALLOW_ANY)
 
 /* Connecting to the unspecified address reaches the local host: judge 0.0.0.0 as 127.0.0.1
  * and :: as ::1, or "protect 127.0.0.1:P" would be bypassed by connect(0.0.0.0:P). */
@@ -127,18 +143,18 @@ static __always_inline int policy_inet(const struct warden_config *cfg, const st
 	if (dst_is_sidecar(cfg, d))
 		return 0;
 	if (v->mode == WARDEN_MODE_PROTECT) {
-		r = dst_match(&warden_protect4, &warden_protect6, d);
+		r = match_protect(cfg, d);
 		if (!r)
 			return 0;
 		/* An allow entry carves an exception out of a protected range. */
-		if (dst_match(&warden_allow4, &warden_allow6, d))
+		if (match_allow(cfg, d))
 			return 0;
 		v->reason = WARDEN_REASON_PROTECTED;
 		v->rule_id = r->id;
 		return -EPERM;
 	}
 	/* Lockdown (and any unknown mode: fail closed). */
-	r = dst_match(&warden_allow4, &warden_allow6, d);
+	r = match_allow(cfg, d);
 	if (r)
 		return 0;
 	v->reason = WARDEN_REASON_LOCKDOWN;
