@@ -558,3 +558,19 @@ int ratelimit_check_subject(struct ratelimit *rl, const struct ratelimit_config 
 	ratelimit_config_resolve(cfg, who, &lim);
 	return ratelimit_check(rl, &lim, who->key_id, server, tool, now_ns, why);
 }
+
+cJSON *ratelimit_refusal_json(const struct rate_refusal *why)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "limit", ratelimit_level_name(why->level));
+	cJSON_AddNumberToObject(o, "requests", why->spec.requests);
+	cJSON_AddStringToObject(o, "per", ratelimit_per_name(why->spec.period_ns));
+	cJSON_AddNumberToObject(o, "burst", why->spec.burst);
+	cJSON_AddNumberToObject(o, "retry_after_ms", (double)why->retry_after_ms);
+	if (why->table_full)
+		cJSON_AddTrueToObject(o, "table_full");
+	return o;
+}

@@ -84,6 +84,10 @@ int ratelimit_check_subject(struct ratelimit *rl, const struct ratelimit_config 
 			    const struct rate_subject *who, const char *server, const char *tool,
 			    uint64_t now_ns, struct rate_refusal *why);
 
+/* The refusal as the JSON-RPC error's data: {"limit": "tool", "requests": 10, "per": "minute",
+ * "burst": 10, "retry_after_ms": 5400} (+ "table_full": true when that was the cause). */
+cJSON *ratelimit_refusal_json(const struct rate_refusal *why);
+
 /* Number of buckets currently held (tests, metrics). */
 size_t ratelimit_bucket_count(const struct ratelimit *rl);
 const char *ratelimit_level_name(enum rate_level level);   /* "key", "server", "tool" */

@@ -111,6 +111,12 @@ static void test_refusal_names_longest_wait(void)
 	CU_ASSERT(ratelimit_check(rl, &l, "k", "s", "t", T0, &why) == -EAGAIN);
 	CU_ASSERT(why.level == RATE_SERVER);
 	CU_ASSERT(why.retry_after_ms == 60000);
+	cJSON *j = ratelimit_refusal_json(&why);
+	char *txt = cJSON_PrintUnformatted(j);
+	CU_ASSERT_STRING_EQUAL(txt, "{\"limit\":\"server\",\"requests\":1,\"per\":\"minute\","
+			       "\"burst\":1,\"retry_after_ms\":60000}");
+	cJSON_free(txt);
+	cJSON_Delete(j);
 	/* No server: only the key level applies. */
 	CU_ASSERT(ratelimit_check(rl, &l, "k", NULL, NULL, T0 + SEC, &why) == 0);
 	ratelimit_free(rl);
