@@ -20,7 +20,7 @@ int upstream_http_new(struct event_base *base, const struct upstream_config *cfg
 
 /* The session id the upstream assigned in its initialize answer, and the protocol version it
  * negotiated; NULL before that, after the session expired, or for a non-HTTP transport. For
- * diagnostics and tests; the strings live until the next send. */
+ * diagnostics and tests; a string is valid until the event loop next runs. */
 const char *upstream_http_session_id(const struct transport *t);
 const char *upstream_http_protocol_version(const struct transport *t);
 
