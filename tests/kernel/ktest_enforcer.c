@@ -674,6 +674,27 @@ static void test_adopt_mode(void)
 	enforcer_close(a);
 }
 
+/* A hostname upstream is resolved off the loop and its addresses protected; freeing it with
+ * unprotect removes only what it added. */
+static void test_upstream_resolver(void)
+{
+	struct target o4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_other };
+	struct enforcer_upstream *u = NULL;
+
+	CU_ASSERT_EQUAL(run_in(cg_prot, "wk-before", probe_connect, &o4, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(enforcer_upstream_protect(E, base, "localhost", port_other, 60000,
+							&u), 0);
+	for (int i = 0; i < 300 && enforcer_upstream_count(u) == 0; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	CU_ASSERT_TRUE(enforcer_upstream_count(u) >= 1);
+	REFUSED(cg_prot, "wk-resolved", probe_connect, &o4, WARDEN_HOOK_CONNECT4,
+		WARDEN_REASON_PROTECTED, "127.0.0.1", port_other);
+	enforcer_upstream_free(u, true);
+	CU_ASSERT_EQUAL(run_in(cg_prot, "wk-after", probe_connect, &o4, NULL), 0);
+}
+
 /* ---- setup ------------------------------------------------------------------------------- */
 
 static int setup(void)
@@ -797,6 +818,7 @@ int main(void)
 	CU_add_test(s, "enrolling the root is refused", test_root_refused);
 	CU_add_test(s, "counters", test_counters);
 	CU_add_test(s, "adopt-only open", test_adopt_mode);
+	CU_add_test(s, "upstream hostnames resolved off the loop", test_upstream_resolver);
 	CU_add_test(s, "kill -9 keeps enforcing; re-open adopts; one link per hook",
 		    test_kill9_and_readopt);
 	CU_basic_set_mode(CU_BRM_VERBOSE);

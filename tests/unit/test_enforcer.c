@@ -1,0 +1,202 @@
+/* enforcer without privilege: destination specs, the "enforcement" config section, and
+ * container/pod cgroup resolution against a cgroupfs-shaped directory tree. */
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "enforcer.h"
+#include "log.h"
+
+static void check_dest(const char *spec, int family, const char *canon)
+{
+	struct enforcer_dest d;
+	char buf[80];
+
+	CU_ASSERT_EQUAL_FATAL(enforcer_dest_parse(spec, &d), 0);
+	CU_ASSERT_EQUAL(d.family, family);
+	CU_ASSERT_EQUAL(enforcer_dest_format(&d, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, canon);
+}
+
+static void test_dest_parse(void)
+{
+	struct enforcer_dest d;
+
+	check_dest("10.0.0.1", AF_INET, "10.0.0.1/32");
+	check_dest("10.1.2.3/8", AF_INET, "10.0.0.0/8");	/* host bits cleared */
+	check_dest("10.96.0.10/32:53", AF_INET, "10.96.0.10/32:53");
+	check_dest("127.0.0.1:8080", AF_INET, "127.0.0.1/32:8080");
+	check_dest("2001:db8::/32", AF_INET6, "2001:db8::/32");
+	check_dest("[::1]:443", AF_INET6, "[::1/128]:443");
+	check_dest("[2001:db8::1/64]:80", AF_INET6, "[2001:db8::/64]:80");
+	/* v4-mapped specs are stored as v4: the programs judge mapped destinations as v4 */
+	check_dest("[::ffff:10.0.0.1]:80", AF_INET, "10.0.0.1/32:80");
+	check_dest("::ffff:10.0.0.0/104", AF_INET, "10.0.0.0/8");
+
+	const char *bad[] = { "", "x", "10.0.0.1:0", "10.0.0.1:70000", "10.0.0.1/33",
+			      "10.0.0.1:8a", "[::1]", "[::1]:", "::1/129", "10.0.0.1/", "1.2.3",
+			      "[::1:80", "10.0.0.1/-1" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CU_ASSERT_EQUAL(enforcer_dest_parse(bad[i], &d), -EINVAL);
+	CU_ASSERT_EQUAL(enforcer_dest_parse(NULL, &d), -EINVAL);
+}
+
+static int has_error(const struct config_errors *e, const char *needle)
+{
+	for (int i = 0; i < e->count; i++)
+		if (strstr(e->msg[i], needle))
+			return 1;
+	return 0;
+}
+
+static void test_config_ok(void)
+{
+	const char *text = "{\"enabled\": true, \"pin_dir\": \"/sys/fs/bpf/x\", \"cgroup_root\": \"auto\","
+		" \"errno\": \"ECONNREFUSED\","
+		" \"enroll\": [{\"cgroup\": \"/sys/fs/cgroup/unified/agents/a1\", \"mode\": \"lockdown\"},"
+		"   {\"container\": \"0123456789abcdef\", \"mode\": \"protect\"}, {\"pod\": \"1b2c3d4e-aaaa\"}],"
+		" \"exempt\": [\"/sys/fs/cgroup/unified/agents/sidecar\", {\"container\": \"abcdefabcdef\"}],"
+		" \"allow\": [\"10.96.0.10/32:53\"], \"protect\": [\"10.0.0.0/8\", \"[::1]:9000\"],"
+		" \"protect_unix\": [\"/run/mcp.sock\"]}";
+	cJSON *j = cJSON_Parse(text);
+	struct enforcer_config c;
+	struct config_errors e = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(enforcer_config_parse(j, "enforcement", &c, &e), 0);
+	CU_ASSERT_TRUE(c.enabled);
+	CU_ASSERT_STRING_EQUAL(c.pin_dir, "/sys/fs/bpf/x");
+	CU_ASSERT_PTR_NULL(c.cgroup_root);
+	CU_ASSERT_EQUAL(c.deny_errno, ECONNREFUSED);
+	CU_ASSERT_EQUAL_FATAL(c.nenroll, 3);
+	CU_ASSERT_EQUAL(c.enroll[0].mode, WARDEN_MODE_LOCKDOWN);
+	CU_ASSERT_STRING_EQUAL(c.enroll[1].container, "0123456789abcdef");
+	CU_ASSERT_EQUAL(c.enroll[1].mode, WARDEN_MODE_PROTECT);
+	CU_ASSERT_EQUAL(c.enroll[2].mode, WARDEN_MODE_LOCKDOWN);	/* the default */
+	CU_ASSERT_EQUAL_FATAL(c.nexempt, 2);
+	CU_ASSERT_STRING_EQUAL(c.exempt[0].cgroup, "/sys/fs/cgroup/unified/agents/sidecar");
+	CU_ASSERT_EQUAL(c.nallow, 1);
+	CU_ASSERT_EQUAL(c.nprotect, 2);
+	CU_ASSERT_EQUAL(c.nprotect_unix, 1);
+	enforcer_config_free(&c);
+	cJSON_Delete(j);
+
+	/* Absent section: disabled, nothing to free. */
+	CU_ASSERT_EQUAL(enforcer_config_parse(NULL, "enforcement", &c, &e), 0);
+	CU_ASSERT_FALSE(c.enabled);
+	enforcer_config_free(&c);
+}
+
+static void test_config_errors(void)
+{
+	const char *text = "{\"errno\": \"EBOGUS\", \"pin_dir\": \"relative\", \"typo\": 1,"
+		" \"enroll\": [{\"cgroup\": \"/a\", \"mode\": \"strict\"}, {\"cgroup\": \"/\"},"
+		"   {\"container\": \"xyz\"}, {\"cgroup\": \"/a\", \"pod\": \"1234abcd\"}, 7],"
+		" \"allow\": [\"10.0.0.1:99999\"], \"protect\": \"10.0.0.0/8\"}";
+	cJSON *j = cJSON_Parse(text);
+	struct enforcer_config c;
+	struct config_errors e = { 0 };
+
+	CU_ASSERT_EQUAL(enforcer_config_parse(j, "enforcement", &c, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.errno"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.pin_dir"));
+	CU_ASSERT_TRUE(has_error(&e, "typo"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[0].mode"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[1]"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[2]"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[3]"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[4]"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.allow[0]"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.protect"));
+	enforcer_config_free(&c);
+	cJSON_Delete(j);
+}
+
+static char tree[64];
+
+static void mk(const char *rel)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/%s", tree, rel);
+	CU_ASSERT_EQUAL(mkdir(p, 0755), 0);
+}
+
+static void test_resolve(void)
+{
+	const char *cid = "4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0";
+	char buf[512], want[512];
+
+	snprintf(tree, sizeof(tree), "/tmp/mcpwarden-unit-cg-%d", getpid());
+	CU_ASSERT_EQUAL_FATAL(mkdir(tree, 0755), 0);
+	/* systemd driver */
+	mk("kubepods.slice");
+	mk("kubepods.slice/kubepods-burstable.slice");
+	mk("kubepods.slice/kubepods-burstable.slice/"
+	   "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice");
+	mk("kubepods.slice/kubepods-burstable.slice/"
+	   "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice/"
+	   "cri-containerd-4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0.scope");
+	mk("kubepods.slice/kubepods-burstable.slice/"
+	   "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice/"
+	   "crio-conmon-4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0.scope");
+	/* cgroupfs driver */
+	mk("kubepods");
+	mk("kubepods/besteffort");
+	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111");
+	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111/abcdef0123456789");
+	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111/abcdef0123459999");
+
+	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, cid, buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/kubepods.slice/kubepods-burstable.slice/"
+		 "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice/"
+		 "cri-containerd-%s.scope", tree, cid);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "4f1b2c3d4e5f", buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	CU_ASSERT_EQUAL(enforcer_resolve_pod(tree, "11112222-3333-4444-5555-666677778888", buf,
+					     sizeof(buf)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "kubepods-burstable-pod11112222_3333"));
+	CU_ASSERT_EQUAL(enforcer_resolve_pod(tree, "aaaabbbb-cccc-dddd-eeee-ffff00001111", buf,
+					     sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/kubepods/besteffort/"
+		 "podaaaabbbb-cccc-dddd-eeee-ffff00001111", tree);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "abcdef0123456789", buf, sizeof(buf)), 0);
+	/* A prefix shared by two containers is ambiguous; unknown ids and bad input are errors. */
+	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "abcdef0123", buf, sizeof(buf)), -EINVAL);
+	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "abcdef012345", buf, sizeof(buf)), -EEXIST);
+	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "999999999999", buf, sizeof(buf)), -ENOENT);
+	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "../../etc/xx", buf, sizeof(buf)), -EINVAL);
+	CU_ASSERT_EQUAL(enforcer_resolve_pod(tree, "../../etc", buf, sizeof(buf)), -EINVAL);
+
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
+		CU_ASSERT_EQUAL(system(cmd), 0);
+	}
+}
+
+int main(void)
+{
+	CU_pSuite s;
+
+	log_set_level(LOG_ERROR);
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("enforcer", NULL, NULL);
+	CU_add_test(s, "destination specs", test_dest_parse);
+	CU_add_test(s, "config section", test_config_ok);
+	CU_add_test(s, "config errors name field paths", test_config_errors);
+	CU_add_test(s, "container and pod cgroup resolution", test_resolve);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
