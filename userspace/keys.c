@@ -39,11 +39,24 @@ struct team {
 	size_t nkeys;
 };
 
+/* A stored key: what authentication reads sits in the first cache line, the strings packed right
+ * after it, so a lookup touches about two lines whatever the number of keys. */
 struct key {
-	struct node by_hash;
-	struct node by_id;
-	struct key_record rec;
+	unsigned char hash[KEYS_HASH_LEN];
+	int64_t expires;
 	struct team *team;
+	int64_t created;
+	bool disabled;
+	uint8_t name_off, policy_off;  /* into text, which starts with the id */
+	struct node by_id;
+	char text[];                   /* "id\0name\0policy\0" */
+} __attribute__((aligned(64)));
+
+/* Open addressing by digest: a slot holds the digest's first 8 bytes, so probing a slot that
+ * belongs to another key costs no access to that key. */
+struct slot {
+	uint64_t tag;
+	struct key *key;
 };
 
 /* Failure tracker entry. Links are indexes into the peers array; NIL ends a list. */
@@ -62,7 +75,8 @@ struct peer {
 };
 
 struct keystore {
-	struct table keys_by_hash;
+	struct slot *slots;            /* power of two, at most half full */
+	size_t slot_mask;
 	struct table keys_by_id;
 	struct table teams;
 	EVP_MD *sha256;
@@ -162,25 +176,82 @@ static struct key *find_by_id(const struct keystore *ks, const char *id)
 	for (struct node *n = ks->keys_by_id.slot[h & ks->keys_by_id.mask]; n; n = n->next) {
 		struct key *k = container_of(n, struct key, by_id);
 
-		if (n->h == h && strcmp(k->rec.id, id) == 0)
+		if (n->h == h && strcmp(k->text, id) == 0)
 			return k;
 	}
 	return NULL;
 }
 
-/* Every candidate in the chain is compared in full and in constant time. */
-static struct key *find_by_hash(const struct keystore *ks, const unsigned char *d)
+/* The slot index of a digest, or of the free slot where it would go. A candidate whose tag
+ * matches is confirmed by comparing the whole digest in constant time. */
+static size_t slot_find(const struct keystore *ks, const unsigned char *d)
 {
 	uint64_t h = digest_hash(d);
-	struct key *found = NULL;
+	size_t i = h & ks->slot_mask;
 
-	for (struct node *n = ks->keys_by_hash.slot[h & ks->keys_by_hash.mask]; n; n = n->next) {
-		struct key *k = container_of(n, struct key, by_hash);
-
-		if (CRYPTO_memcmp(k->rec.hash, d, KEYS_HASH_LEN) == 0)
-			found = k;
+	for (; ks->slots[i].key; i = (i + 1) & ks->slot_mask) {
+		if (ks->slots[i].tag == h &&
+		    CRYPTO_memcmp(ks->slots[i].key->hash, d, KEYS_HASH_LEN) == 0)
+			break;
 	}
-	return found;
+	return i;
+}
+
+static struct key *find_by_hash(const struct keystore *ks, const unsigned char *d)
+{
+	return ks->slots[slot_find(ks, d)].key;
+}
+
+/* Keeps the table at most half full; a failed grow just leaves it fuller. */
+static void slot_insert(struct keystore *ks, struct key *k)
+{
+	size_t n = ks->slot_mask + 1;
+
+	if ((keys_count(ks) + 1) * 2 > n) {
+		struct slot *ns = calloc(n * 2, sizeof(*ns));
+
+		if (ns) {
+			for (size_t i = 0; i < n; i++) {
+				size_t j = ks->slots[i].tag & (n * 2 - 1);
+
+				if (!ks->slots[i].key)
+					continue;
+				while (ns[j].key)
+					j = (j + 1) & (n * 2 - 1);
+				ns[j] = ks->slots[i];
+			}
+			free(ks->slots);
+			ks->slots = ns;
+			ks->slot_mask = n * 2 - 1;
+		}
+	}
+	size_t i = slot_find(ks, k->hash);
+
+	ks->slots[i].tag = digest_hash(k->hash);
+	ks->slots[i].key = k;
+}
+
+/* Linear-probing delete: pull later members of the cluster back over the hole. */
+static void slot_remove(struct keystore *ks, const struct key *k)
+{
+	size_t m = ks->slot_mask, i = slot_find(ks, k->hash), j = i;
+
+	if (ks->slots[i].key != k)
+		return;
+	for (;;) {
+		j = (j + 1) & m;
+		if (!ks->slots[j].key)
+			break;
+		size_t home = ks->slots[j].tag & m;
+
+		/* move j into the hole at i unless its home lies cyclically in (i, j] */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			ks->slots[i] = ks->slots[j];
+			i = j;
+		}
+	}
+	ks->slots[i].key = NULL;
+	ks->slots[i].tag = 0;
 }
 
 static struct team *find_team(const struct keystore *ks, const char *name)
@@ -217,9 +288,12 @@ int keys_new(const struct keys_peer_limits *limits, struct keystore **out)
 	ks->lim = *limits;
 	while (nb < limits->capacity)
 		nb *= 2;
-	if (table_init(&ks->keys_by_hash, 64) || table_init(&ks->keys_by_id, 64) ||
-	    table_init(&ks->teams, 16))
+	if (table_init(&ks->keys_by_id, 64) || table_init(&ks->teams, 16))
 		goto out;
+	ks->slots = calloc(128, sizeof(*ks->slots));
+	if (!ks->slots)
+		goto out;
+	ks->slot_mask = 127;
 	ks->peers = calloc(limits->capacity, sizeof(*ks->peers));
 	ks->buckets = malloc(nb * sizeof(*ks->buckets));
 	if (!ks->peers || !ks->buckets)
@@ -258,7 +332,7 @@ void keys_free(struct keystore *ks)
 			next = n->next;
 			struct key *k = container_of(n, struct key, by_id);
 
-			OPENSSL_cleanse(k->rec.hash, sizeof(k->rec.hash));
+			OPENSSL_cleanse(k->hash, sizeof(k->hash));
 			free(k);
 		}
 	}
@@ -270,7 +344,7 @@ void keys_free(struct keystore *ks)
 			free(container_of(n, struct team, node));
 		}
 	}
-	free(ks->keys_by_hash.slot);
+	free(ks->slots);
 	free(ks->keys_by_id.slot);
 	free(ks->teams.slot);
 	free(ks->peers);
@@ -476,6 +550,54 @@ const char *keys_team_policy(const struct keystore *ks, const char *name)
 
 /* ---- keys ---- */
 
+/* A stored key built from a checked record. */
+static struct key *key_new(const struct key_record *r, struct team *team)
+{
+	size_t lid = strlen(r->id), lname = strlen(r->name), lpol = strlen(r->policy);
+	size_t size = offsetof(struct key, text) + lid + lname + lpol + 3;
+	struct key *k;
+
+	size = (size + 63) & ~(size_t)63;  /* aligned_alloc wants a multiple of the alignment */
+	k = aligned_alloc(_Alignof(struct key), size);
+	if (!k)
+		return NULL;
+	memset(k, 0, size);
+	memcpy(k->hash, r->hash, KEYS_HASH_LEN);
+	k->expires = r->expires;
+	k->created = r->created;
+	k->disabled = r->disabled;
+	k->team = team;
+	k->name_off = (uint8_t)(lid + 1);
+	k->policy_off = (uint8_t)(lid + 1 + lname + 1);
+	memcpy(k->text, r->id, lid);
+	memcpy(k->text + k->name_off, r->name, lname);
+	memcpy(k->text + k->policy_off, r->policy, lpol);
+	k->by_id.h = str_hash(r->id);
+	return k;
+}
+
+static void key_link(struct keystore *ks, struct key *k)
+{
+	if (k->team)
+		k->team->nkeys++;
+	table_insert(&ks->keys_by_id, &k->by_id);
+	slot_insert(ks, k);
+}
+
+static void key_unlink(struct keystore *ks, struct key *k)
+{
+	slot_remove(ks, k);
+	table_remove(&ks->keys_by_id, &k->by_id);
+	if (k->team)
+		k->team->nkeys--;
+}
+
+static void key_free(struct key *k)
+{
+	OPENSSL_cleanse(k->hash, sizeof(k->hash));
+	free(k);
+}
+
 int keys_add(struct keystore *ks, const struct key_record *k)
 {
 	struct team *team;
@@ -486,23 +608,16 @@ int keys_add(struct keystore *ks, const struct key_record *k)
 		return rc;
 	if (find_by_id(ks, k->id) || find_by_hash(ks, k->hash))
 		return -EEXIST;
-	nk = calloc(1, sizeof(*nk));
+	nk = key_new(k, team);
 	if (!nk)
 		return -ENOMEM;
-	nk->rec = *k;
-	nk->team = team;
-	if (team)
-		team->nkeys++;
-	nk->by_id.h = str_hash(k->id);
-	nk->by_hash.h = digest_hash(k->hash);
-	table_insert(&ks->keys_by_id, &nk->by_id);
-	table_insert(&ks->keys_by_hash, &nk->by_hash);
+	key_link(ks, nk);
 	return 0;
 }
 
 int keys_update(struct keystore *ks, const struct key_record *k)
 {
-	struct key *cur, *other;
+	struct key *cur, *other, *nk;
 	struct team *team;
 	int rc = check_record(ks, k, &team);
 
@@ -514,15 +629,12 @@ int keys_update(struct keystore *ks, const struct key_record *k)
 	other = find_by_hash(ks, k->hash);
 	if (other && other != cur)
 		return -EEXIST;
-	if (cur->team)
-		cur->team->nkeys--;
-	if (team)
-		team->nkeys++;
-	cur->team = team;
-	table_remove(&ks->keys_by_hash, &cur->by_hash);
-	cur->rec = *k;
-	cur->by_hash.h = digest_hash(k->hash);
-	table_insert(&ks->keys_by_hash, &cur->by_hash);
+	nk = key_new(k, team);
+	if (!nk)
+		return -ENOMEM;
+	key_unlink(ks, cur);
+	key_free(cur);
+	key_link(ks, nk);
 	return 0;
 }
 
@@ -532,7 +644,7 @@ int keys_set_disabled(struct keystore *ks, const char *id, bool disabled)
 
 	if (!k)
 		return -ENOENT;
-	k->rec.disabled = disabled;
+	k->disabled = disabled;
 	return 0;
 }
 
@@ -542,12 +654,8 @@ int keys_delete(struct keystore *ks, const char *id)
 
 	if (!k)
 		return -ENOENT;
-	table_remove(&ks->keys_by_id, &k->by_id);
-	table_remove(&ks->keys_by_hash, &k->by_hash);
-	if (k->team)
-		k->team->nkeys--;
-	OPENSSL_cleanse(k->rec.hash, sizeof(k->rec.hash));
-	free(k);
+	key_unlink(ks, k);
+	key_free(k);
 	return 0;
 }
 
@@ -557,7 +665,16 @@ int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
 
 	if (!k)
 		return -ENOENT;
-	*out = k->rec;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->hash, k->hash, KEYS_HASH_LEN);
+	out->expires = k->expires;
+	out->created = k->created;
+	out->disabled = k->disabled;
+	strcpy(out->id, k->text);
+	strcpy(out->name, k->text + k->name_off);
+	strcpy(out->policy, k->text + k->policy_off);
+	if (k->team)
+		strcpy(out->team, k->team->name);
 	return 0;
 }
 
@@ -586,19 +703,24 @@ enum keys_auth keys_authenticate_hash(const struct keystore *ks,
 {
 	const struct key *k = find_by_hash(ks, hash);
 
-	memset(who, 0, sizeof(*who));
-	if (!k)
+	if (!k) {
+		memset(who, 0, sizeof(*who));
 		return KEYS_AUTH_UNKNOWN;
-	memcpy(who->id, k->rec.id, sizeof(who->id));
-	memcpy(who->name, k->rec.name, sizeof(who->name));
-	memcpy(who->team, k->rec.team, sizeof(who->team));
-	memcpy(who->policy, k->rec.policy, sizeof(who->policy));
-	if (k->team)
-		memcpy(who->team_policy, k->team->policy, sizeof(who->team_policy));
-	who->expires = k->rec.expires;
-	if (k->rec.disabled)
+	}
+	/* Lengths were checked on the way in: every string fits its field. */
+	strcpy(who->id, k->text);
+	strcpy(who->name, k->text + k->name_off);
+	strcpy(who->policy, k->text + k->policy_off);
+	if (k->team) {
+		strcpy(who->team, k->team->name);
+		strcpy(who->team_policy, k->team->policy);
+	} else {
+		who->team[0] = who->team_policy[0] = '\0';
+	}
+	who->expires = k->expires;
+	if (k->disabled)
 		return KEYS_AUTH_DISABLED;
-	if (k->rec.expires && now >= k->rec.expires)
+	if (k->expires && now >= k->expires)
 		return KEYS_AUTH_EXPIRED;
 	return KEYS_AUTH_OK;
 }
@@ -609,21 +731,24 @@ enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, siz
 	unsigned char d[KEYS_HASH_LEN];
 	enum keys_auth r;
 
-	memset(who, 0, sizeof(*who));
 	/* Any printable token is hashed, so keys imported from another system keep working. */
 	if (!presented || len == 0 || len > KEYS_PRESENTED_MAX)
-		return KEYS_AUTH_MALFORMED;
+		goto malformed;
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)presented[i] <= 0x20 || (unsigned char)presented[i] >= 0x7f)
-			return KEYS_AUTH_MALFORMED;
+			goto malformed;
 	}
 	if (hash_with(ks, presented, len, d)) {
 		log_error("keys: SHA-256 failed; refusing the request");
+		memset(who, 0, sizeof(*who));
 		return KEYS_AUTH_UNKNOWN;
 	}
 	r = keys_authenticate_hash(ks, d, now, who);
 	OPENSSL_cleanse(d, sizeof(d));
 	return r;
+malformed:
+	memset(who, 0, sizeof(*who));
+	return KEYS_AUTH_MALFORMED;
 }
 
 /* ---- per-peer failure tracker ---- */

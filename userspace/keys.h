@@ -33,16 +33,17 @@ struct keystore;
 #define KEYS_ID_SIZE         65   /* ids, team and policy names: [A-Za-z0-9_.-]{1,64} */
 #define KEYS_NAME_SIZE       129  /* display names: 1-128 printable bytes */
 
-/* A key as configured or managed at run time. Never holds the secret. */
+/* A key as configured or managed at run time. Never holds the secret. (The fields that
+ * authentication reads come first: they share a cache line in the keystore.) */
 struct key_record {
+	unsigned char hash[KEYS_HASH_LEN];
+	int64_t expires;                /* unix seconds, 0 never; expired when now >= expires */
+	bool disabled;
+	int64_t created;                /* unix seconds, 0 unknown */
 	char id[KEYS_ID_SIZE];
 	char name[KEYS_NAME_SIZE];
 	char team[KEYS_ID_SIZE];        /* "" when none */
 	char policy[KEYS_ID_SIZE];      /* "" allowed only with a team: the team's policy alone */
-	unsigned char hash[KEYS_HASH_LEN];
-	int64_t created;                /* unix seconds, 0 unknown */
-	int64_t expires;                /* unix seconds, 0 never; expired when now >= expires */
-	bool disabled;
 };
 
 /* Who a request comes from, copied out at authentication (so it stays valid however long the

@@ -177,6 +177,72 @@ static void test_full_digest_compare(void)
 	keys_free(ks);
 }
 
+/* Lookups stay right through deletes, with clusters of digests that want the same slot,
+ * including one that wraps around the end of the table. */
+static void test_delete_clusters(void)
+{
+	struct keystore *ks = store();
+	struct key_identity who;
+	struct key_record r[40];
+	bool live[40];
+	char id[16];
+
+	for (int i = 0; i < 40; i++) {
+		r[i] = record("x", "x", "p");
+		snprintf(r[i].id, sizeof(r[i].id), "c%d", i);
+		/* 30 digests whose first bytes put them in the last slot, 10 in the first */
+		memset(r[i].hash, i < 30 ? 0xff : 0x00, KEYS_HASH_LEN);
+		r[i].hash[7] = (unsigned char)i;
+		r[i].hash[31] = (unsigned char)i;
+		CU_ASSERT_EQUAL_FATAL(keys_add(ks, &r[i]), 0);
+		live[i] = true;
+	}
+	for (int round = 0; round < 3; round++) {
+		for (int i = round; i < 40; i += 3) {
+			snprintf(id, sizeof(id), "c%d", i);
+			CU_ASSERT_EQUAL(keys_delete(ks, id), 0);
+			live[i] = false;
+			for (int j = 0; j < 40; j++) {
+				enum keys_auth a = keys_authenticate_hash(ks, r[j].hash, NOW, &who);
+
+				CU_ASSERT_EQUAL(a, live[j] ? KEYS_AUTH_OK : KEYS_AUTH_UNKNOWN);
+				if (live[j] && a == KEYS_AUTH_OK)
+					CU_ASSERT_STRING_EQUAL(who.id, r[j].id);
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(keys_count(ks), 0);
+	for (int i = 39; i >= 0; i--)
+		CU_ASSERT_EQUAL(keys_add(ks, &r[i]), 0);
+	for (int i = 0; i < 40; i++)
+		CU_ASSERT_EQUAL(keys_authenticate_hash(ks, r[i].hash, NOW, &who), KEYS_AUTH_OK);
+	keys_free(ks);
+
+	/* Many real keys, half deleted in a scattered order, the rest still found. */
+	static char keys[6000][KEYS_TOKEN_SIZE];
+	ks = store();
+	for (int i = 0; i < 6000; i++) {
+		CU_ASSERT_EQUAL_FATAL(keys_generate(keys[i], sizeof(keys[i])), 0);
+		snprintf(id, sizeof(id), "k%d", i);
+		struct key_record k = record(id, keys[i], "p");
+		CU_ASSERT_EQUAL_FATAL(keys_add(ks, &k), 0);
+	}
+	for (int i = 0; i < 6000; i++) {
+		int j = (i * 7919) % 6000;  /* a permutation: 7919 is prime */
+
+		if (j % 2) {
+			snprintf(id, sizeof(id), "k%d", j);
+			CU_ASSERT_EQUAL(keys_delete(ks, id), 0);
+		}
+	}
+	CU_ASSERT_EQUAL(keys_count(ks), 3000);
+	int wrong = 0;
+	for (int i = 0; i < 6000; i++)
+		wrong += auth(ks, keys[i], NOW, NULL) != (i % 2 ? KEYS_AUTH_UNKNOWN : KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(wrong, 0);
+	keys_free(ks);
+}
+
 static void test_expired_disabled(void)
 {
 	struct keystore *ks = store();
@@ -572,6 +638,7 @@ int main(void)
 	CU_add_test(s, "hash text form", test_hash_text);
 	CU_add_test(s, "lookup of many keys", test_lookup);
 	CU_add_test(s, "full-digest compare in one bucket", test_full_digest_compare);
+	CU_add_test(s, "deletes inside slot clusters", test_delete_clusters);
 	CU_add_test(s, "expired, disabled, unknown", test_expired_disabled);
 	CU_add_test(s, "run-time add, update, revoke, teams", test_runtime_changes);
 	CU_add_test(s, "failure tracker: window", test_tracker_window);
