@@ -196,7 +196,7 @@ static int user_version(sqlite3 *db, int *out)
 static int migrate(sqlite3 *db, const char *path)
 {
 	char sql[64];
-	int v, rc;
+	int v = 0, rc;
 
 	rc = user_version(db, &v);
 	if (rc)
