@@ -562,7 +562,10 @@ static void child_poll(struct stdio_transport *st)
 	pid_t r;
 
 	memset(&si, 0, sizeof(si));
-	if (waitid(P_PID, (id_t)st->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+	do
+		r = waitid(P_PID, (id_t)st->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
 		/* ECHILD: someone else reaped it (a waitpid(-1) elsewhere, SIGCHLD ignored). */
 		log_warn("upstream %s: pid %d: %s", st->name, (int)st->pid, strerror(errno));
 		child_reaped(st, -1);

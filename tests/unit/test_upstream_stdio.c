@@ -715,6 +715,31 @@ static void test_destroy_escalates_to_sigkill(void)
 	rec_free(&r);
 }
 
+/* A child that closes its stdout can no longer answer: the transport goes down, stops the
+ * child (it ignores stdin's EOF, so SIGTERM) and reports the exit. */
+static void test_stdout_closed_means_down(void)
+{
+	struct sh_cfg c;
+	struct transport_cb cb;
+	struct transport *t;
+	struct rec r;
+	struct waiter w = { &r, 1 };
+	pid_t pid;
+
+	test_begin();
+	rec_init(&r, &cb);
+	sh_cfg(&c, "mute", SAY_PID "exec sleep 60 >&-", NULL);
+	t = start(&c.cfg, &cb);
+	pid = wait_pid_msg(&r);
+	CU_ASSERT_FATAL(run_until(have_downs, &w, 15000));
+	CU_ASSERT_STRING_EQUAL(r.down_why, "killed by signal 15");
+	CU_ASSERT(process_gone(pid));
+	CU_ASSERT(send_text(t, "{\"jsonrpc\":\"2.0\",\"method\":\"x\"}") == -ENOTCONN);
+	transport_destroy(t);
+	test_end();
+	rec_free(&r);
+}
+
 /* Requests stuck in the queue when the child dies are reported; notifications are not; the
  * queue is bounded. */
 static void test_send_errors_and_backpressure(void)
@@ -889,6 +914,7 @@ int main(void)
 	CU_add_test(s, "child gets only argv/envp/cwd and fds 0-2", test_child_gets_only_the_config);
 	CU_add_test(s, "spawn failures", test_spawn_failures);
 	CU_add_test(s, "destroy: SIGTERM ignored, SIGKILL, reaped", test_destroy_escalates_to_sigkill);
+	CU_add_test(s, "stdout closed: down, child stopped", test_stdout_closed_means_down);
 	CU_add_test(s, "send errors for queued requests, -ENOBUFS",
 		    test_send_errors_and_backpressure);
 	CU_add_test(s, "destroy from callbacks", test_destroy_from_callbacks);
