@@ -1,0 +1,128 @@
+/* JSON-RPC classification and builders: what the gateway accepts and how it refuses. */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <string.h>
+
+#include "jsonrpc.h"
+
+static cJSON *keep;  /* m borrows from the value: kept until the next call */
+
+static int classify(const char *text, struct jsonrpc_msg *m, int *code, const char **why)
+{
+	cJSON_Delete(keep);
+	keep = cJSON_Parse(text);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
+	return jsonrpc_classify(keep, m, code, why);
+}
+
+static void test_kinds(void)
+{
+	struct jsonrpc_msg m;
+	int code;
+	const char *why;
+
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &m, &code, &why), 0);
+	CU_ASSERT_EQUAL(m.kind, JSONRPC_REQUEST);
+	CU_ASSERT_STRING_EQUAL(m.method, "tools/list");
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}", &m, &code, &why), 0);
+	CU_ASSERT_PTR_NOT_NULL(m.params);
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", &m, &code, &why), 0);
+	CU_ASSERT_EQUAL(m.kind, JSONRPC_NOTIFICATION);
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}", &m, &code, &why), 0);
+	CU_ASSERT_EQUAL(m.kind, JSONRPC_RESPONSE);
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-1,\"message\":\"x\"}}", &m, &code, &why), 0);
+	CU_ASSERT_PTR_NOT_NULL(m.error);
+}
+
+static void test_invalid(void)
+{
+	static const struct { const char *text; int code; const char *why; } cases[] = {
+		{ "[1]", JSONRPC_INVALID_REQUEST, "must be an object" },
+		{ "{\"id\":1,\"method\":\"x\"}", JSONRPC_INVALID_REQUEST, "\"jsonrpc\" must be \"2.0\"" },
+		{ "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}", JSONRPC_INVALID_REQUEST, "\"2.0\"" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}", JSONRPC_INVALID_REQUEST, "must not be null" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}", JSONRPC_INVALID_REQUEST, "string or an integer" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}", JSONRPC_INVALID_REQUEST, "string or an integer" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\"}", JSONRPC_INVALID_REQUEST, "non-empty string" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":3}", JSONRPC_INVALID_REQUEST, "non-empty string" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"params\":[1]}", JSONRPC_INVALID_PARAMS, "must be an object" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1}", JSONRPC_INVALID_REQUEST, "exactly one of" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}", JSONRPC_INVALID_REQUEST, "exactly one of" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":\"x\"}}", JSONRPC_INVALID_REQUEST, "integer \"code\"" },
+		{ "{\"jsonrpc\":\"2.0\"}", JSONRPC_INVALID_REQUEST, "needs \"method\"" },
+	};
+	struct jsonrpc_msg m;
+	int code;
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CU_ASSERT_EQUAL(classify(cases[i].text, &m, &code, &why), -EINVAL);
+		CU_ASSERT_EQUAL(code, cases[i].code);
+		CU_ASSERT_PTR_NOT_NULL(strstr(why, cases[i].why));
+	}
+	/* The id is still reported when it could be read, so the error can echo it. */
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"x\",\"params\":5}", &m, &code, &why), -EINVAL);
+	CU_ASSERT_TRUE(cJSON_IsNumber(m.id) && m.id->valueint == 9);
+}
+
+static void test_builders(void)
+{
+	cJSON *id = cJSON_CreateString("req-1");
+	cJSON *e = jsonrpc_errorf(id, JSONRPC_METHOD_NOT_FOUND, NULL, "Method not found: %s", "x/y");
+	char *t = cJSON_PrintUnformatted(e);
+
+	CU_ASSERT_STRING_EQUAL(t, "{\"jsonrpc\":\"2.0\",\"id\":\"req-1\",\"error\":{\"code\":-32601,\"message\":\"Method not found: x/y\"}}");
+	cJSON_free(t);
+	cJSON_Delete(e);
+	e = jsonrpc_error(NULL, JSONRPC_PARSE_ERROR, "Parse error", NULL);
+	t = cJSON_PrintUnformatted(e);
+	CU_ASSERT_STRING_EQUAL(t, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"Parse error\"}}");
+	cJSON_free(t);
+	cJSON_Delete(e);
+	e = jsonrpc_result(id, cJSON_CreateObject());
+	t = cJSON_PrintUnformatted(e);
+	CU_ASSERT_STRING_EQUAL(t, "{\"jsonrpc\":\"2.0\",\"id\":\"req-1\",\"result\":{}}");
+	cJSON_free(t);
+	cJSON_Delete(e);
+	e = jsonrpc_notification("notifications/tools/list_changed", NULL);
+	t = cJSON_PrintUnformatted(e);
+	CU_ASSERT_STRING_EQUAL(t, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}");
+	cJSON_free(t);
+	cJSON_Delete(e);
+	cJSON_Delete(id);
+}
+
+static void test_id_keys(void)
+{
+	char a[64], b[64];
+	cJSON *n = cJSON_CreateNumber(42), *s = cJSON_CreateString("42");
+
+	/* 42 and "42" are different ids and must not collide. */
+	jsonrpc_id_key(n, a, sizeof(a));
+	jsonrpc_id_key(s, b, sizeof(b));
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	CU_ASSERT_STRING_EQUAL(a, "n:42");
+	CU_ASSERT_TRUE(jsonrpc_valid_id(n));
+	CU_ASSERT_FALSE(jsonrpc_valid_id(NULL));
+	cJSON_Delete(n);
+	cJSON_Delete(s);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("jsonrpc", NULL, NULL);
+	CU_add_test(s, "message kinds", test_kinds);
+	CU_add_test(s, "invalid messages get precise codes", test_invalid);
+	CU_add_test(s, "builders", test_builders);
+	CU_add_test(s, "id keys", test_id_keys);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	cJSON_Delete(keep);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,55 @@
+/* jsonrpc: classifying and validating JSON-RPC 2.0 messages, building responses and errors.
+ *
+ * MCP ids are strings or integers, never null; params are objects. Everything the gateway
+ * refuses gets a precise standard code: -32700 parse error, -32600 invalid request,
+ * -32601 method not found, -32602 invalid params.
+ */
+#ifndef WARDEN_JSONRPC_H
+#define WARDEN_JSONRPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+enum jsonrpc_code {
+	JSONRPC_PARSE_ERROR = -32700,
+	JSONRPC_INVALID_REQUEST = -32600,
+	JSONRPC_METHOD_NOT_FOUND = -32601,
+	JSONRPC_INVALID_PARAMS = -32602,
+	JSONRPC_INTERNAL_ERROR = -32603,
+	JSONRPC_REQUEST_CANCELLED = -32800,
+};
+
+enum jsonrpc_kind { JSONRPC_REQUEST, JSONRPC_NOTIFICATION, JSONRPC_RESPONSE };
+
+struct jsonrpc_msg {
+	enum jsonrpc_kind kind;
+	const cJSON *id;        /* request/response; borrowed from the message */
+	const char *method;     /* request/notification */
+	const cJSON *params;    /* object or NULL */
+	const cJSON *result;    /* response */
+	const cJSON *error;     /* response */
+};
+
+/* Classify a parsed value. On failure returns -EINVAL and sets *code and *why (static text)
+ * for the error response; *id is the message's id when it could be read (else NULL). */
+int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const char **why);
+
+/* An id usable as a JSON-RPC id: string or integral number. */
+bool jsonrpc_valid_id(const cJSON *id);
+
+/* Builders. They duplicate id (NULL id → "id": null, used when it could not be read).
+ * `result`/`data`/`params` are taken over (deleted on failure). Return NULL on ENOMEM. */
+cJSON *jsonrpc_result(const cJSON *id, cJSON *result);
+cJSON *jsonrpc_error(const cJSON *id, int code, const char *message, cJSON *data);
+cJSON *jsonrpc_errorf(const cJSON *id, int code, cJSON *data, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+cJSON *jsonrpc_request(const cJSON *id, const char *method, cJSON *params);
+cJSON *jsonrpc_notification(const char *method, cJSON *params);
+
+/* Canonical text of an id for use as a map key ("s:abc" / "n:42"); buf >= 64 bytes is
+ * enough for integers; strings are truncated to len-1 and so must be checked by the caller
+ * when exact identity matters (ids longer than 200 chars are refused by jsonrpc_classify). */
+void jsonrpc_id_key(const cJSON *id, char *buf, size_t len);
+
+#endif
