@@ -15,7 +15,8 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
-CFLAGS    := -std=c17 -D_GNU_SOURCE -g $(WARN) -Iinclude -Iuserspace -I$(B) $(PKG_CFLAGS)
+VERSION   := 0.1.0
+CFLAGS    := -std=c17 -D_GNU_SOURCE -DWARDEN_VERSION=\"$(VERSION)\" -g $(WARN) -Iinclude -Iuserspace -I$(B) $(PKG_CFLAGS)
 LDLIBS    := $(PKG_LIBS) -lpthread -lm
 ifeq ($(MODE),test)
 CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -39,7 +40,7 @@ UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*
 KTESTS    := $(patsubst tests/kernel/%.c,$(B)/tests/%,$(wildcard tests/kernel/ktest_*.c))
 BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(wildcard tools/bench/*.c))
 
-.PHONY: all deps run test bench clean
+.PHONY: all deps run test bench clean check-build
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -47,6 +48,9 @@ all: $(B)/mcpwarden $(TOOLS) $(BPF_OBJS)
 
 deps:
 	@scripts/deps.sh
+
+# Everything the test suites run, in the current MODE.
+check-build: all $(UNIT) $(KTESTS)
 
 $(B)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h) $(wildcard include/*.h) | $(B)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -82,8 +86,10 @@ run: deps
 	$(MAKE) all
 	@scripts/run.sh
 
+# The release build is part of the test: -O2 finds warnings (-Werror) that -O1 does not.
 test: deps
-	$(MAKE) MODE=test all $(UNIT) $(KTESTS)
+	$(MAKE) MODE=rel all
+	$(MAKE) MODE=test check-build
 	@tests/run.sh build/test
 
 bench: deps

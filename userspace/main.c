@@ -1,10 +1,235 @@
 /* main: flags, start-up order, signals, shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "front.h"
+#include "gate.h"
+#include "log.h"
+#include "router.h"
+#include "upstream_http.h"
+#include "upstream_stdio.h"
+
+struct daemon {
+	struct event_base *base;
+	const char *config_path;
+	struct config *cfg;
+	struct router *router;
+	struct front *front;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: mcpwarden [-c FILE] [--check-config FILE] [--log-level LEVEL]\n"
+		"\n"
+		"The mcpwarden sidecar: an MCP gateway (Streamable HTTP) in front of MCP servers.\n"
+		"\n"
+		"  -c, --config FILE        configuration file (default: the embedded default)\n"
+		"      --check-config FILE  validate FILE, print every error with its field path, exit\n"
+		"      --log-level LEVEL    debug, info, warn or error (overrides the config)\n"
+		"  -V, --version            print the version and exit\n"
+		"  -h, --help               this help\n"
+		"\n"
+		"Signals: SIGHUP reloads the configuration (a bad file is refused and the running one\n"
+		"keeps serving); SIGINT and SIGTERM shut down cleanly.\n"
+		"See docs/configuration.md.\n");
+}
+
+static void print_errors(const char *path, const struct config_errors *e)
+{
+	fprintf(stderr, "mcpwarden: %s: %d configuration error%s:\n", path ? path : "(embedded)",
+		e->count, e->count == 1 ? "" : "s");
+	for (int i = 0; i < e->count; i++)
+		fprintf(stderr, "  %s\n", e->msg[i]);
+}
+
+static int start(struct daemon *d, struct config *cfg)
+{
+	enum log_level lvl;
+	int rc;
+
+	if (log_level_parse(cfg->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	struct config_errors errs = { 0 };
+	rc = router_new(d->base, cfg, &d->router, &errs);
+	if (rc) {
+		for (int i = 0; i < errs.count; i++)
+			log_error("%s", errs.msg[i]);
+		log_error("cannot start: %s", strerror(-rc));
+		return rc;
+	}
+	rc = front_new(d->base, cfg, d->router, &d->front);
+	if (rc) {
+		router_free(d->router);
+		d->router = NULL;
+		return rc;
+	}
+	d->cfg = cfg;
+	/* Tests and scripts wait for this exact line. */
+	fprintf(stderr, "mcpwarden: listening on http://%s%s%s:%d%s\n",
+		strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
+		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
+	if (!cfg->auth_required)
+		log_warn("authentication is OFF (auth.required = false): any local process can call "
+			 "every tool");
+	return 0;
+}
+
+static void stop(struct daemon *d)
+{
+	/* The listener goes first, so no reply is written to a router that is gone. */
+	front_free(d->front);
+	d->front = NULL;
+	router_free(d->router);
+	d->router = NULL;
+	config_free(d->cfg);
+	d->cfg = NULL;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct config_errors errs = { 0 };
+	struct config *ncfg = NULL;
+	struct gate *g = NULL;
+
+	if (config_load(d->config_path, &ncfg, &errs) || gate_new(NULL, ncfg, &g, &errs)) {
+		config_free(ncfg);
+		log_error("reload refused: %s has %d error%s; the running configuration stays",
+			  d->config_path ? d->config_path : "(embedded)", errs.count,
+			  errs.count == 1 ? "" : "s");
+		for (int i = 0; i < errs.count; i++)
+			log_error("  %s", errs.msg[i]);
+		return;
+	}
+	gate_free(g);
+	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
+	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
+	struct config *old = d->cfg;
+	front_free(d->front);
+	d->front = NULL;
+	router_free(d->router);
+	d->router = NULL;
+	if (start(d, ncfg)) {
+		log_error("the new configuration could not start; going back to the previous one");
+		config_free(ncfg);
+		if (start(d, old)) {
+			log_error("the previous configuration could not start either: exiting");
+			config_free(old);
+			event_base_loopexit(d->base, NULL);
+		}
+		return;
+	}
+	config_free(old);
+	log_info("configuration reloaded");
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopexit(d->base, NULL);
+}
 
 int main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "mcpwarden: not yet\n");
-	return 1;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, 'C' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct daemon d = { 0 };
+	struct config_errors errs = { 0 };
+	struct config *cfg = NULL;
+	struct event *sigs[3] = { NULL, NULL, NULL };
+	const char *check = NULL, *level = NULL;
+	int opt, rc = 1;
+
+	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': d.config_path = optarg; break;
+		case 'C': check = optarg; break;
+		case 'l': level = optarg; break;
+		case 'V': printf("mcpwarden %s\n", WARDEN_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (check) {
+		struct gate *g = NULL;
+		if (config_load(check, &cfg, &errs) || gate_new(NULL, cfg, &g, &errs)) {
+			print_errors(check, &errs);
+			config_free(cfg);
+			return 1;
+		}
+		gate_free(g);
+		printf("%s: OK (%zu upstream%s)\n", check, cfg->nupstreams,
+		       cfg->nupstreams == 1 ? "" : "s");
+		config_free(cfg);
+		return 0;
+	}
+	if (config_load(d.config_path, &cfg, &errs)) {
+		print_errors(d.config_path, &errs);
+		return 1;
+	}
+	if (level) {
+		free(cfg->log_level);
+		cfg->log_level = strdup(level);
+		enum log_level l;
+		if (!cfg->log_level || log_level_parse(level, &l)) {
+			fprintf(stderr, "mcpwarden: --log-level: must be debug, info, warn or error\n");
+			config_free(cfg);
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads()) {
+		fprintf(stderr, "mcpwarden: libevent has no pthreads support\n");
+		config_free(cfg);
+		return 1;
+	}
+	d.base = event_base_new();
+	if (!d.base || upstream_http_init(d.base)) {
+		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
+		config_free(cfg);
+		goto out;
+	}
+	sigs[0] = evsignal_new(d.base, SIGHUP, on_hup, &d);
+	sigs[1] = evsignal_new(d.base, SIGINT, on_term, &d);
+	sigs[2] = evsignal_new(d.base, SIGTERM, on_term, &d);
+	for (int i = 0; i < 3; i++)
+		if (!sigs[i] || event_add(sigs[i], NULL))
+			goto out;
+	if (start(&d, cfg)) {
+		config_free(cfg);
+		goto out;
+	}
+	event_base_dispatch(d.base);
+	rc = 0;
+out:
+	stop(&d);
+	for (int i = 0; i < 3; i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	upstream_http_shutdown();
+	upstream_stdio_shutdown();
+	if (d.base)
+		event_base_free(d.base);
+	libevent_global_shutdown();
+	return rc;
 }

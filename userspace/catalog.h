@@ -1,0 +1,86 @@
+/* catalog: the aggregated tools, resources, templates and prompts of every upstream.
+ *
+ * Each upstream gets a catalogue link at start-up (all in parallel); once initialised, all
+ * pages of each list it supports are fetched and cached; a server is ready only after its
+ * lists succeeded. A server that is down is retried with backoff and does not hold up the
+ * others. notifications/<kind>/list_changed refreshes that list and is then announced to
+ * downstream sessions through the on_change hook.
+ *
+ * Exposed names: "<server>__<tool>" / "<server>__<prompt>" and resource URIs
+ * "<server>+<uri>" when prefixing is on (prefix "always", or "auto" with more than one
+ * upstream); with "never" a name offered by two servers keeps the first (config order) and
+ * the clash is logged as a configuration error. Lookups are hash-based.
+ */
+#ifndef WARDEN_CATALOG_H
+#define WARDEN_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+#include <event2/event.h>
+
+struct config;
+struct upstream_config;
+struct link;
+struct link_ops;
+
+enum catalog_kind { CAT_TOOLS, CAT_RESOURCES, CAT_TEMPLATES, CAT_PROMPTS, CAT_NKINDS };
+
+struct catalog_entry {
+	enum catalog_kind kind;
+	size_t server;          /* index into the config's upstreams */
+	size_t index;           /* position in its kind's list (stable until the next rebuild) */
+	const char *name;       /* the upstream's own name (or URI / URI template) */
+	const char *exposed;    /* what agents see */
+	cJSON *json;            /* the exposed object (name/uri rewritten), owned */
+	void *schema;           /* compiled inputSchema (tools), owned by catalog */
+};
+
+struct catalog_hooks {
+	/* A list changed (after the refresh is complete): tell downstream sessions. */
+	void (*on_change)(void *arg, enum catalog_kind kind);
+	/* Something on a shared link (one stdio child for all sessions) that belongs to a
+	 * downstream call: route it. msg is owned by the callee. */
+	void (*on_call_request)(void *arg, struct link *l, cJSON *msg, void *call);
+	void (*on_call_notification)(void *arg, struct link *l, cJSON *msg, void *call);
+	void *arg;
+};
+
+struct catalog;
+
+int catalog_new(struct event_base *base, const struct config *cfg,
+		const struct catalog_hooks *hooks, struct catalog **out);
+void catalog_free(struct catalog *c);
+
+bool catalog_prefixing(const struct catalog *c);
+size_t catalog_nservers(const struct catalog *c);
+const struct upstream_config *catalog_server_config(const struct catalog *c, size_t server);
+bool catalog_server_ready(const struct catalog *c, size_t server);
+/* The link that calls for `server` must use when it is shared (a single stdio child); NULL
+ * when every session opens its own. */
+struct link *catalog_shared_link(const struct catalog *c, size_t server);
+/* The server's initialize result capabilities (NULL before ready). */
+const cJSON *catalog_server_caps(const struct catalog *c, size_t server);
+/* Merge the ready servers' capabilities into the gateway's own (listChanged always on). */
+cJSON *catalog_capabilities(const struct catalog *c);
+/* A server's catalogue changed (list_changed seen on any link of it): refresh that kind. */
+void catalog_refresh(struct catalog *c, size_t server, enum catalog_kind kind);
+
+size_t catalog_count(const struct catalog *c, enum catalog_kind kind);
+const struct catalog_entry *catalog_at(const struct catalog *c, enum catalog_kind kind, size_t i);
+/* Lookup by exposed name (tools, prompts) or exposed URI (resources). */
+const struct catalog_entry *catalog_find(const struct catalog *c, enum catalog_kind kind,
+					 const char *exposed);
+/* Route an exposed resource URI: sets *server and *uri (the upstream's URI; points into
+ * `exposed` or catalog storage). -ENOENT when no upstream claims it. */
+int catalog_route_uri(const struct catalog *c, const char *exposed, size_t *server,
+		      const char **uri);
+/* The exposed form of an upstream URI from `server` (caller frees). */
+char *catalog_expose_uri(const struct catalog *c, size_t server, const char *uri);
+/* Route an exposed prompt/tool name whether or not it is listed (used for completion refs). */
+int catalog_route_name(const struct catalog *c, enum catalog_kind kind, const char *exposed,
+		       size_t *server, const char **name);
+/* Bumped on every rebuild: policy views compiled against an older generation are stale. */
+unsigned long catalog_generation(const struct catalog *c);
+
+#endif

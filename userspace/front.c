@@ -1,0 +1,623 @@
+/* front: MCP Streamable HTTP towards agents, on libevent's evhttp. */
+#include "front.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "config.h"
+#include "gate.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+#include "sse.h"
+
+#define KEEPALIVE_MS 25000
+
+struct front {
+	struct event_base *base;
+	const struct config *cfg;
+	struct router *r;
+	struct evhttp *http;
+	int port;
+	bool loopback;
+	struct front_stream *streams;
+	struct event *keepalive;
+};
+
+struct front_reply {
+	struct front *f;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	bool streaming;
+	void (*gone)(void *arg);
+	void *gone_arg;
+};
+
+struct front_stream {
+	struct front *f;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct session *s;
+	struct front_stream *prev, *next;
+};
+
+/* --- small HTTP helpers --------------------------------------------------------------- */
+
+static const char *header(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+static void set_header(struct evhttp_request *req, const char *name, const char *value)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_remove_header(h, name);
+	evhttp_add_header(h, name, value);
+}
+
+static void send_json(struct evhttp_request *req, int status, const char *reason, const cJSON *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+
+	if (buf && text) {
+		set_header(req, "Content-Type", "application/json");
+		evbuffer_add(buf, text, strlen(text));
+	}
+	evhttp_send_reply(req, status, reason, buf);
+	cJSON_free(text);
+	if (buf)
+		evbuffer_free(buf);
+}
+
+/* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
+static void send_error(struct evhttp_request *req, int status, const char *reason, int code,
+		       const char *message)
+{
+	cJSON *e = jsonrpc_error(NULL, code, message, NULL);
+
+	send_json(req, status, reason, e);
+	cJSON_Delete(e);
+}
+
+static bool has_token(const char *list, const char *token)
+{
+	size_t n = strlen(token);
+
+	for (const char *p = list; p && (p = strcasestr(p, token)); p += n) {
+		bool start = p == list || p[-1] == ',' || p[-1] == ' ';
+		bool end = !p[n] || p[n] == ',' || p[n] == ';' || p[n] == ' ';
+		if (start && end)
+			return true;
+	}
+	return false;
+}
+
+/* Loopback names with an optional port: localhost, 127.0.0.1, [::1]. */
+static bool loopback_host(const char *h, size_t len)
+{
+	static const char *const names[] = { "localhost", "127.0.0.1", "[::1]", NULL };
+
+	for (const char *const *n = names; *n; n++) {
+		size_t nl = strlen(*n);
+		if (len >= nl && !strncasecmp(h, *n, nl) && (len == nl || h[nl] == ':'))
+			return true;
+	}
+	return false;
+}
+
+static bool origin_allowed(const struct front *f, const char *origin)
+{
+	const char *host;
+
+	for (char **o = f->cfg->allowed_origins; o && *o; o++)
+		if (!strcasecmp(*o, origin))
+			return true;
+	if (!strncasecmp(origin, "http://", 7))
+		host = origin + 7;
+	else if (!strncasecmp(origin, "https://", 8))
+		host = origin + 8;
+	else
+		return false;
+	return loopback_host(host, strlen(host));
+}
+
+/* --- replies -------------------------------------------------------------------------- */
+
+static void reply_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_reply *r = arg;
+
+	/* evhttp frees the request after this: forget it, and tell the router. */
+	if (r->gone)
+		r->gone(r->gone_arg);
+	free(r);
+}
+
+void front_reply_on_gone(struct front_reply *r, void (*fn)(void *arg), void *arg)
+{
+	r->gone = fn;
+	r->gone_arg = arg;
+}
+
+static int write_event(struct evhttp_request *req, const cJSON *msg)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = cJSON_PrintUnformatted(msg);
+	int rc = -ENOMEM;
+
+	if (buf && text) {
+		rc = sse_write_event(buf, NULL, "message", -1, text, strlen(text));
+		if (rc == 0)
+			evhttp_send_reply_chunk(req, buf);
+	}
+	cJSON_free(text);
+	if (buf)
+		evbuffer_free(buf);
+	return rc;
+}
+
+static void start_stream(struct evhttp_request *req)
+{
+	set_header(req, "Content-Type", "text/event-stream");
+	set_header(req, "Cache-Control", "no-cache, no-transform");
+	evhttp_send_reply_start(req, 200, "OK");
+}
+
+int front_reply_event(struct front_reply *r, const cJSON *msg)
+{
+	if (!r->streaming) {
+		start_stream(r->req);
+		r->streaming = true;
+	}
+	return write_event(r->req, msg);
+}
+
+void front_reply_finish(struct front_reply *r, cJSON *response)
+{
+	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+	if (r->streaming) {
+		if (response)
+			write_event(r->req, response);
+		evhttp_send_reply_end(r->req);
+	} else if (response) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(response, "error");
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+		const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
+		if (cJSON_IsNumber(code) && code->valueint == -32004 && cJSON_IsNumber(ra)) {
+			char buf[32];
+			snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
+			set_header(r->req, "Retry-After", buf);
+		}
+		send_json(r->req, 200, "OK", response);
+	} else {
+		evhttp_send_reply(r->req, 202, "Accepted", NULL);
+	}
+	cJSON_Delete(response);
+	free(r);
+}
+
+/* --- GET streams ---------------------------------------------------------------------- */
+
+static void stream_unlink(struct front_stream *st)
+{
+	struct front *f = st->f;
+
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		f->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+}
+
+static void stream_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_stream *st = arg;
+
+	router_stream_closed(st->f->r, st->s, st);
+	stream_unlink(st);
+	free(st);
+}
+
+int front_stream_event(struct front_stream *st, const cJSON *msg)
+{
+	return write_event(st->req, msg);
+}
+
+void front_stream_close(struct front_stream *st)
+{
+	evhttp_connection_set_closecb(st->evcon, NULL, NULL);
+	router_stream_closed(st->f->r, st->s, st);
+	evhttp_send_reply_end(st->req);
+	stream_unlink(st);
+	free(st);
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+	struct front *f = arg;
+
+	/* A comment line keeps proxies from timing the stream out and finds dead clients. */
+	for (struct front_stream *st = f->streams; st; st = st->next) {
+		struct evbuffer *buf = evbuffer_new();
+		if (buf && sse_write_comment(buf, "keepalive") == 0)
+			evhttp_send_reply_chunk(st->req, buf);
+		if (buf)
+			evbuffer_free(buf);
+	}
+}
+
+/* --- request handling ----------------------------------------------------------------- */
+
+/* Session lookup shared by POST, GET and DELETE: answers the error itself when it fails.
+ * A session is not authentication: the key of every request must be the session's. */
+static struct session *find_session(struct front *f, struct evhttp_request *req,
+				    const struct key_identity *who)
+{
+	const char *sid = header(req, "Mcp-Session-Id");
+	const char *ver = header(req, "MCP-Protocol-Version");
+	struct session *s;
+
+	if (!sid) {
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
+			   "Mcp-Session-Id header is required (send initialize first)");
+		return NULL;
+	}
+	s = router_session(f->r, sid);
+	if (!s) {
+		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST,
+			   "session not found: it ended or never existed; initialize again");
+		return NULL;
+	}
+	if (who && strcmp(who->id, s->key_id)) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "key", who->id);
+		cJSON_AddStringToObject(o, "reason", "key does not match the session");
+		log_record("auth", o);
+		cJSON_Delete(o);
+		send_error(req, 403, "Forbidden", -32001,
+			   "this session was opened with another key");
+		return NULL;
+	}
+	if (ver && !session_version_supported(ver)) {
+		char m[160];
+		snprintf(m, sizeof(m), "unsupported MCP-Protocol-Version \"%.40s\" (supported: "
+			 "2025-11-25, 2025-06-18, 2025-03-26)", ver);
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
+		return NULL;
+	}
+	if (ver && strcmp(ver, s->version)) {
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
+			   "MCP-Protocol-Version does not match the version negotiated for this session");
+		return NULL;
+	}
+	return s;
+}
+
+static void handle_post(struct front *f, struct evhttp_request *req,
+			const struct key_identity *who)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const char *accept = header(req, "Accept"), *ctype = header(req, "Content-Type");
+	size_t len = evbuffer_get_length(in);
+	struct jsonrpc_msg m;
+	struct session *s;
+	cJSON *msg;
+	int code;
+	const char *why;
+
+	if (!accept || (!has_token(accept, "*/*") && (!has_token(accept, "application/json") ||
+						     !has_token(accept, "text/event-stream")))) {
+		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
+			   "Accept must list application/json and text/event-stream");
+		return;
+	}
+	if (!ctype || strncasecmp(ctype, "application/json", 16)) {
+		send_error(req, 415, "Unsupported Media Type", JSONRPC_INVALID_REQUEST,
+			   "Content-Type must be application/json");
+		return;
+	}
+	msg = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
+	if (!msg) {
+		send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
+		return;
+	}
+	if (cJSON_IsArray(msg)) {
+		/* Batches were removed in 2025-06-18; the gateway answers single messages only. */
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
+			   "JSON-RPC batches are not supported: send one message per request");
+		cJSON_Delete(msg);
+		return;
+	}
+	if (jsonrpc_classify(msg, &m, &code, &why)) {
+		cJSON *e = jsonrpc_error(m.id, code, why, NULL);
+		send_json(req, 400, "Bad Request", e);
+		cJSON_Delete(e);
+		cJSON_Delete(msg);
+		return;
+	}
+	if (m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {
+		cJSON *resp = NULL;
+		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
+		if (s)
+			set_header(req, "Mcp-Session-Id", s->id);
+		send_json(req, 200, "OK", resp);
+		cJSON_Delete(resp);
+		cJSON_Delete(msg);
+		return;
+	}
+	s = find_session(f, req, who);
+	if (!s) {
+		cJSON_Delete(msg);
+		return;
+	}
+	set_header(req, "Mcp-Session-Id", s->id);
+	if (m.kind == JSONRPC_NOTIFICATION) {
+		router_notification(f->r, s, msg, &m);
+		evhttp_send_reply(req, 202, "Accepted", NULL);
+		return;
+	}
+	if (m.kind == JSONRPC_RESPONSE) {
+		router_response(f->r, s, msg, &m);
+		evhttp_send_reply(req, 202, "Accepted", NULL);
+		return;
+	}
+	struct front_reply *r = calloc(1, sizeof(*r));
+	if (!r) {
+		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
+		cJSON_Delete(msg);
+		return;
+	}
+	r->f = f;
+	r->req = req;
+	r->evcon = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(r->evcon, reply_closed, r);
+	router_request(f->r, s, who, msg, &m, r);
+}
+
+static void handle_get(struct front *f, struct evhttp_request *req, const struct key_identity *who)
+{
+	const char *accept = header(req, "Accept");
+	struct front_stream *st;
+	struct session *s;
+
+	if (!accept || !has_token(accept, "text/event-stream")) {
+		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
+			   "GET opens an event stream: Accept must list text/event-stream");
+		return;
+	}
+	s = find_session(f, req, who);
+	if (!s)
+		return;
+	if (s->stream) {
+		send_error(req, 409, "Conflict", JSONRPC_INVALID_REQUEST,
+			   "this session already has an open stream");
+		return;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
+		return;
+	}
+	st->f = f;
+	st->req = req;
+	st->s = s;
+	st->evcon = evhttp_request_get_connection(req);
+	set_header(req, "Mcp-Session-Id", s->id);
+	start_stream(req);
+	struct evbuffer *buf = evbuffer_new();
+	if (buf && sse_write_comment(buf, "stream open") == 0)
+		evhttp_send_reply_chunk(req, buf);
+	if (buf)
+		evbuffer_free(buf);
+	evhttp_connection_set_closecb(st->evcon, stream_closed, st);
+	st->next = f->streams;
+	if (f->streams)
+		f->streams->prev = st;
+	f->streams = st;
+	router_stream_open(f->r, s, st);
+}
+
+static void handle_delete(struct front *f, struct evhttp_request *req,
+			  const struct key_identity *who)
+{
+	struct session *s = find_session(f, req, who);
+
+	if (!s)
+		return;
+	if (s->stream)
+		front_stream_close(s->stream);
+	router_end_session(f->r, s);
+	evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* The key from Authorization: Bearer or X-Api-Key. */
+static const char *presented_key(struct evhttp_request *req)
+{
+	const char *a = header(req, "Authorization");
+
+	if (a && !strncasecmp(a, "Bearer ", 7)) {
+		a += 7;
+		while (*a == ' ')
+			a++;
+		return a;
+	}
+	return header(req, "X-Api-Key");
+}
+
+/* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
+ * recorded with the key id when there is one, never the key. */
+static bool authenticate(struct front *f, struct evhttp_request *req, struct key_identity *who)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	const char *reason;
+	int64_t retry_ms;
+
+	evhttp_connection_get_peer(evcon, &peer, &port);
+	enum gate_auth r = gate_authenticate(router_gate(f->r), presented_key(req), peer, who,
+					     &reason, &retry_ms);
+	if (r == GATE_AUTH_OK)
+		return true;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "reason", reason);
+	if (who->id[0])
+		cJSON_AddStringToObject(o, "key", who->id);
+	if (peer)
+		cJSON_AddStringToObject(o, "peer", peer);
+	log_record("auth", o);
+	cJSON_Delete(o);
+	if (r == GATE_AUTH_BLOCKED) {
+		char ra[32];
+		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
+		set_header(req, "Retry-After", ra);
+		send_error(req, 429, "Too Many Requests", -32001,
+			   "too many failed authentications from this address; retry later");
+		return false;
+	}
+	set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+	send_error(req, 401, "Unauthorized", -32001,
+		   r == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer <key>"
+					  : "invalid key");
+	return false;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct front *f = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *origin = header(req, "Origin"), *host = header(req, "Host");
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (path && !strcmp(path, "/healthz") && cmd == EVHTTP_REQ_GET) {
+		struct evbuffer *b = evbuffer_new();
+		if (b)
+			evbuffer_add_printf(b, "ok\n");
+		evhttp_send_reply(req, 200, "OK", b);
+		if (b)
+			evbuffer_free(b);
+		return;
+	}
+	if (!path || strcmp(path, f->cfg->mcp_path)) {
+		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
+		return;
+	}
+	/* DNS rebinding: a page on a foreign origin must not reach a loopback gateway. */
+	if (origin && !origin_allowed(f, origin)) {
+		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST, "Origin not allowed");
+		return;
+	}
+	if (f->loopback && (!host || !loopback_host(host, strlen(host)))) {
+		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST,
+			   "Host not allowed: this gateway listens on loopback");
+		return;
+	}
+	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE) {
+		set_header(req, "Allow", "GET, POST, DELETE");
+		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
+			   "use POST, GET or DELETE");
+		return;
+	}
+	struct key_identity who;
+	const struct key_identity *whop = NULL;
+	if (gate_auth_required(router_gate(f->r))) {
+		if (!authenticate(f, req, &who))
+			return;
+		whop = &who;
+	}
+	switch (cmd) {
+	case EVHTTP_REQ_POST:
+		handle_post(f, req, whop);
+		break;
+	case EVHTTP_REQ_GET:
+		handle_get(f, req, whop);
+		break;
+	case EVHTTP_REQ_DELETE:
+		handle_delete(f, req, whop);
+		break;
+	default:
+		set_header(req, "Allow", "GET, POST, DELETE");
+		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
+			   "use POST, GET or DELETE");
+	}
+}
+
+int front_new(struct event_base *base, const struct config *cfg, struct router *r,
+	      struct front **out)
+{
+	struct front *f = calloc(1, sizeof(*f));
+	struct evhttp_bound_socket *sock;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct timeval tv;
+	int rc = -ENOMEM;
+
+	if (!f)
+		return -ENOMEM;
+	f->base = base;
+	f->cfg = cfg;
+	f->r = r;
+	f->http = evhttp_new(base);
+	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
+	if (!f->http || !f->keepalive)
+		goto fail;
+	evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+					    EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD |
+					    EVHTTP_REQ_PATCH);
+	evhttp_set_max_body_size(f->http, (ev_ssize_t)cfg->max_body_bytes);
+	evhttp_set_max_headers_size(f->http, (ev_ssize_t)cfg->max_header_bytes);
+	tv.tv_sec = cfg->header_timeout_ms / 1000;
+	tv.tv_usec = (cfg->header_timeout_ms % 1000) * 1000;
+	evhttp_set_timeout_tv(f->http, &tv);
+	evhttp_set_gencb(f->http, on_request, f);
+	sock = evhttp_bind_socket_with_handle(f->http, cfg->listen_host, (ev_uint16_t)cfg->listen_port);
+	if (!sock) {
+		rc = -EADDRNOTAVAIL;
+		log_error("cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+			  strerror(errno));
+		goto fail;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl) == 0)
+		f->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
+	f->loopback = loopback_host(cfg->listen_host, strlen(cfg->listen_host)) ||
+		      !strcmp(cfg->listen_host, "::1");
+	tv.tv_sec = KEEPALIVE_MS / 1000;
+	tv.tv_usec = 0;
+	event_add(f->keepalive, &tv);
+	*out = f;
+	return 0;
+fail:
+	front_free(f);
+	return rc;
+}
+
+void front_free(struct front *f)
+{
+	if (!f)
+		return;
+	while (f->streams)
+		front_stream_close(f->streams);
+	if (f->keepalive)
+		event_free(f->keepalive);
+	if (f->http)
+		evhttp_free(f->http);
+	free(f);
+}
+
+int front_port(const struct front *f) { return f->port; }

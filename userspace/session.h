@@ -1,0 +1,66 @@
+/* session: Mcp-Session-Id lifecycle, protocol-version negotiation and per-session state.
+ *
+ * A session is created by initialize: its id carries 256 random bits (hex), it remembers the
+ * negotiated protocol version, the client's capabilities and the key that created it, and
+ * holds its own links to upstreams that are not shared. It ends on DELETE, when idle past
+ * session_idle_ms, or at shutdown; an ended id answers 404.
+ */
+#ifndef WARDEN_SESSION_H
+#define WARDEN_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <event2/event.h>
+
+struct link;
+struct hmap;
+struct front_stream;
+
+#define SESSION_ID_LEN 64
+
+struct session {
+	char id[SESSION_ID_LEN + 1];
+	char version[16];             /* negotiated protocol version */
+	cJSON *client_caps;           /* owned */
+	cJSON *client_info;           /* owned */
+	char key_id[64];              /* the key that initialised it; "" when auth is off */
+	uint64_t last_active_ms;
+	struct link **links;          /* per upstream: this session's own link, or NULL */
+	size_t nlinks;
+	struct front_stream *stream;  /* the GET stream, when open */
+	struct hmap *calls;           /* downstream request id key -> router call */
+	struct hmap *relayed;         /* gateway id for a relayed server request -> router state */
+	uint64_t next_relay_id;
+	bool initialized;             /* notifications/initialized received */
+	void *owner;                  /* the router's per-session state */
+};
+
+struct session_table;
+
+/* on_expire runs for a session that idled out, before it is freed. */
+int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_sessions,
+		      int idle_ms, void (*on_expire)(void *arg, struct session *s), void *arg,
+		      struct session_table **out);
+void session_table_free(struct session_table *t);
+
+/* Supported protocol versions, newest first; negotiation per the spec: the requested one if
+ * supported, else the newest. */
+extern const char *const session_versions[];
+bool session_version_supported(const char *v);
+const char *session_negotiate(const char *requested);
+
+/* -EBUSY when max_sessions are open. */
+int session_create(struct session_table *t, const char *version, const cJSON *caps,
+		   const cJSON *info, const char *key_id, struct session **out);
+struct session *session_find(struct session_table *t, const char *id);
+void session_touch(struct session *s);
+/* Remove from the table and free. Links must already be closed by the caller. */
+void session_destroy(struct session_table *t, struct session *s);
+size_t session_count(const struct session_table *t);
+/* Iterate: call fn for each session (fn may not destroy). */
+void session_foreach(struct session_table *t, void (*fn)(void *arg, struct session *s), void *arg);
+
+uint64_t session_now_ms(void);
+
+#endif
