@@ -14,6 +14,7 @@
 
 #define NKINDS 3
 #define PATTERN_MAX 1024
+#define NAME_MAX_MATCH 4096   /* longer names (client-sent URIs) are refused, not matched */
 #define POLICY_NAME_MAX 64
 
 /* The four boolean ToolAnnotations hints. */
@@ -25,7 +26,7 @@ static const char *const hint_names[NHINTS] = {
 static const char *const kind_names[NKINDS] = { "tools", "resources", "prompts" };
 
 /* Refusal texts live in the set's table; index 0 means "allowed". */
-enum { WHY_ALLOWED, WHY_DOT_DOT, WHY_BAD_ENTRY, WHY_FIRST_RULE };
+enum { WHY_ALLOWED, WHY_DOT_DOT, WHY_BAD_ENTRY, WHY_TOO_LONG, WHY_FIRST_RULE };
 
 struct pattern {
 	char *server;     /* glob over the upstream name */
@@ -348,7 +349,8 @@ int policy_set_parse(const cJSON *root, struct policy_set **out, struct config_e
 	/* Fixed texts at fixed indexes (see WHY_*). */
 	if (add_why(ps, &idx, "allowed") ||
 	    add_why(ps, &idx, "resource URI has a dot-dot path segment") ||
-	    add_why(ps, &idx, "not a valid catalogue entry"))
+	    add_why(ps, &idx, "not a valid catalogue entry") ||
+	    add_why(ps, &idx, "name longer than %d bytes", NAME_MAX_MATCH))
 		goto out;
 	rc = 0;
 	if (pols && !cJSON_IsObject(pols)) {
@@ -457,7 +459,9 @@ static void subject_init(struct subject *s, const struct policy_entry *e)
 		s->refused = WHY_BAD_ENTRY;
 		return;
 	}
-	if (e->kind == POLICY_RESOURCE && has_dot_dot(e->name))
+	if (strnlen(e->name, NAME_MAX_MATCH + 1) > NAME_MAX_MATCH)
+		s->refused = WHY_TOO_LONG;
+	else if (e->kind == POLICY_RESOURCE && has_dot_dot(e->name))
 		s->refused = WHY_DOT_DOT;
 	if (e->kind != POLICY_TOOL)
 		return;

@@ -79,6 +79,49 @@ static void test_globs(void)
 	CU_ASSERT_EQUAL(TOOL(ps, "exact", "fs", "read_file2"), -EACCES);
 	CU_ASSERT_EQUAL(TOOL(ps, "exact", "fs", ""), -EACCES);
 	policy_set_free(ps);
+
+	/* Stars anywhere, several of them, empty runs, and a backslash for a literal star. */
+	ps = set_of("{\"policies\": {"
+		"\"multi\": {\"tools\": {\"allow\": [\"*/a*b*c\", \"s*/*x\", \"e/*\\\\*\"]}},"
+		"\"q\": {\"tools\": {\"allow\": [\"?" "?/??\"]}}}}");
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "z", "abc"), 0);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "z", "a-b-c"), 0);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "z", "aXbYbZc"), 0);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "z", "abcd"), -EACCES);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "z", "acb"), -EACCES);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "s", "x"), 0);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "srv-1", "a.x"), 0);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "e", "go*"), 0);    /* "\\*" is a literal star */
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "e", "go"), -EACCES);
+	CU_ASSERT_EQUAL(TOOL(ps, "multi", "e", "go*x"), -EACCES);
+	CU_ASSERT_EQUAL(TOOL(ps, "q", "ab", "cd"), 0);
+	CU_ASSERT_EQUAL(TOOL(ps, "q", "ab", "c"), -EACCES);
+	CU_ASSERT_EQUAL(TOOL(ps, "q", "abc", "cd"), -EACCES);
+	policy_set_free(ps);
+}
+
+/* A long, crafted name against a many-star pattern is decided (glibc's fnmatch does not
+ * backtrack exponentially), and names beyond the limit are refused outright. */
+static void test_glob_worst_case(void)
+{
+	const char *why;
+	char *name = malloc(5000);
+	struct policy_set *ps = set_of("{\"policies\": {\"p\": {"
+		"\"resources\": {\"allow\": [\"fs/*a*a*a*a*a*a*a*a*b\"]}}}}");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+	memset(name, 'a', 4096);
+	name[4096] = '\0';
+	CU_ASSERT_EQUAL(check(ps, "p", NULL, POLICY_RESOURCE, "fs", name, NULL, NULL), -EACCES);
+	name[4095] = 'b';
+	CU_ASSERT_EQUAL(check(ps, "p", NULL, POLICY_RESOURCE, "fs", name, NULL, NULL), 0);
+	memset(name, 'a', 4097);
+	name[4096] = 'b';
+	name[4097] = '\0';
+	CU_ASSERT_EQUAL(check(ps, "p", NULL, POLICY_RESOURCE, "fs", name, NULL, &why), -EACCES);
+	CU_ASSERT_STRING_EQUAL(why, "name longer than 4096 bytes");
+	free(name);
+	policy_set_free(ps);
 }
 
 static void test_precedence(void)
@@ -480,6 +523,7 @@ int main(void)
 		return 1;
 	s = CU_add_suite("policy", NULL, NULL);
 	CU_add_test(s, "glob patterns", test_globs);
+	CU_add_test(s, "glob worst case and length limit", test_glob_worst_case);
 	CU_add_test(s, "deny wins, default deny, kinds apart", test_precedence);
 	CU_add_test(s, "key policy and team policy intersect", test_team_intersection);
 	CU_add_test(s, "annotation rules with MCP defaults", test_annotations);
