@@ -52,7 +52,7 @@ enum opt_id {
 	O_PIN_DIR = 'd', O_JSON = 'j', O_HELP = 'h', O_VERBOSE = 'v', O_VERSION = 'V',
 	O_CONTAINER = 'c', O_POD = 'p', O_MODE = 'm', O_FOLLOW = 'f', O_COUNT = 'n',
 	O_TIMEOUT = 't',
-	O_CGROUP_ROOT = 256, O_ID, O_UNIX, O_TAP, O_CONSUME,
+	O_CGROUP_ROOT = 256, O_ID, O_UNIX, O_TAP, O_CONSUME, O_YES,
 };
 
 static const struct option all_opts[] = {
@@ -72,6 +72,7 @@ static const struct option all_opts[] = {
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "tap", no_argument, NULL, O_TAP },
 	{ "consume", no_argument, NULL, O_CONSUME },
+	{ "yes", no_argument, NULL, O_YES },
 	{ 0 },
 };
 
@@ -86,7 +87,7 @@ struct args {
 	const char *container, *pod, *mode, *unix_path;
 	uint64_t id;
 	bool have_id;
-	bool follow, tap, consume;
+	bool follow, tap, consume, yes;
 	long count;		/* 0: unlimited */
 	double timeout_s;	/* 0: none */
 	char **pos;		/* positional arguments */
@@ -97,7 +98,8 @@ struct cmd {
 	const char *name;
 	int (*run)(struct args *a);
 	const char *opts;	/* short letters of the accepted options besides COMMON_OPTS;
-				 * \x02 --id, \x03 --unix, \x04 --tap, \x05 --consume */
+				 * \x02 --id, \x03 --unix, \x04 --tap, \x05 --consume,
+				 * \x06 --yes */
 	const char *synopsis;
 	const char *summary;
 	const char *details;
@@ -692,6 +694,8 @@ static void event_text(struct enforcer *e, const struct warden_event *ev)
 		       " dst=[%s]:%d" : " dst=%s:%d",
 		       cJSON_GetStringValue(cJSON_GetObjectItem(o, "dst")),
 		       (int)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "dport")));
+	if (cJSON_IsTrue(cJSON_GetObjectItem(o, "v4mapped")))
+		printf(" (v4-mapped)");
 	if (cJSON_GetObjectItem(o, "path"))
 		printf(" path=%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "path")));
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -872,6 +876,7 @@ static int enroll_like(struct args *a, const char *cmd, enum warden_mode mode, b
 	char path[PATH_MAX];
 	struct enforcer *e;
 	uint64_t id = 0;
+	bool relative;
 	int rc, err;
 
 	rc = open_enforcer(a, &e);
@@ -901,10 +906,14 @@ static int enroll_like(struct args *a, const char *cmd, enum warden_mode mode, b
 		rc = EXIT_FAIL;
 		goto out;
 	}
+	/* Say which directory that was: relative paths are under the cgroup v2 root. */
+	relative = path[0] != '/' && !a->have_id;
 	if (remove)
-		printf("unenrolled %s\n", path);
+		printf("unenrolled %s%s%s\n", relative ? enforcer_cgroup_root(e) : "",
+		       relative ? "/" : "", path);
 	else
-		printf("%s %s (%s)\n", mode == WARDEN_MODE_EXEMPT ? "exempted" : "enrolled", path,
+		printf("%s %s%s%s (%s)\n", mode == WARDEN_MODE_EXEMPT ? "exempted" : "enrolled",
+		       relative ? enforcer_cgroup_root(e) : "", relative ? "/" : "", path,
 		       enforcer_mode_name(mode));
 out:
 	enforcer_close(e);
@@ -1326,6 +1335,49 @@ out:
 	return rc;
 }
 
+/* ---- uninstall --------------------------------------------------------------------------- */
+
+static int cmd_uninstall(struct args *a)
+{
+	struct holders h = { .n = 0 };
+	struct pins *p = NULL;
+	int err;
+
+	if (!a->yes) {
+		errmsg("uninstall stops enforcement for every enrolled cgroup: add --yes to confirm");
+		return EXIT_USAGE;
+	}
+	/* A pin directory of another ABI cannot be decoded but can be removed: that is the
+	 * remedy for it. */
+	err = pins_open(a->pin_dir, &p);
+	if (err < 0 && err != -EPROTO)
+		return pins_error(a->pin_dir, err);
+	if (p && pins_map_holders(p, PINS_CONFIG, h.pid, 8, &h.n) < 0)
+		h.n = 0;
+	pins_close(p);
+	err = enforcer_destroy_pins(a->pin_dir);
+	if (err < 0) {
+		errmsg("removing the pins under %s: %s", a->pin_dir, strerror(-err));
+		return EXIT_FAIL;
+	}
+	printf("removed the pins under %s\n", a->pin_dir);
+	if (!h.n) {
+		printf("enforcement is detached\n");
+		return EXIT_OK;
+	}
+	/* Links live while any fd refers to them: a running daemon keeps enforcing. */
+	printf("still held open by");
+	for (size_t i = 0; i < h.n && i < 8; i++) {
+		char comm[32];
+
+		holder_comm(h.pid[i], comm, sizeof(comm));
+		printf("%s %s (pid %d)", i ? "," : "", comm, (int)h.pid[i]);
+	}
+	printf(": its programs stay attached until it exits (stop mcpwarden first to end "
+	       "enforcement now)\n");
+	return EXIT_OK;
+}
+
 /* ---- not yet ----------------------------------------------------------------------------- */
 
 static int cmd_admin_api(struct args *a)
@@ -1409,6 +1461,11 @@ static const struct cmd cmds[] = {
 	  "deny counter and the deny event (pid, comm, destination) without taking it from the\n"
 	  "daemon. Everything temporary is removed, also on failure; signals wait until then.\n"
 	  "Exits 0 when every check passed, 1 otherwise." },
+	{ "uninstall", cmd_uninstall, "\x06", "uninstall --yes",
+	  "remove every pin: enforcement stops",
+	  "Unpins the links and maps under the pin directory, which detaches the programs once\n"
+	  "no process holds them (a running daemon does: stop it first). Also the way to clear\n"
+	  "a pin directory left by a version with another map layout (ABI)." },
 	{ "keys", cmd_admin_api, "", "keys ...", "virtual keys (daemon admin API; not yet)",
 	  "Not available in this version: it needs the daemon's admin API." },
 	{ "usage", cmd_admin_api, "", "usage ...", "usage and budgets (daemon admin API; not yet)",
@@ -1516,6 +1573,8 @@ static void print_cmd_help(const struct cmd *c)
 			     break;
 		case '\x05': printf("        --consume       consume events (no daemon running)\n");
 			     break;
+		case '\x06': printf("        --yes           confirm\n");
+			     break;
 		}
 	}
 	printf("    and the global options: --pin-dir DIR, --cgroup-root DIR, --verbose\n");
@@ -1548,6 +1607,7 @@ static char opt_letter(int id)
 	case O_UNIX: return '\x03';
 	case O_TAP: return '\x04';
 	case O_CONSUME: return '\x05';
+	case O_YES: return '\x06';
 	default: return (char)id;
 	}
 }
@@ -1621,6 +1681,7 @@ static int parse_args(const struct cmd *c, int argc, char **argv, struct args *a
 		case O_FOLLOW: a->follow = true; break;
 		case O_TAP: a->tap = true; break;
 		case O_CONSUME: a->consume = true; break;
+		case O_YES: a->yes = true; break;
 		case O_ID:
 			if (parse_number(opt_name(opt), optarg, 1.8e19, &num) < 0)
 				return EXIT_USAGE;

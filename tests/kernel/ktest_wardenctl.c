@@ -726,6 +726,27 @@ static void test_errors_and_help(void)
 	run_free(&r);
 }
 
+/* Last: uninstall wants --yes, removes the pins, and says who still holds the programs. */
+static void test_uninstall(void)
+{
+	char pid[32];
+	struct run r;
+
+	CU_ASSERT_FATAL(ctl_run(&r, "uninstall") == 0);
+	CU_ASSERT(r.status == 2);
+	run_free(&r);
+	CU_ASSERT(access(pin_dir, F_OK) == 0);
+	CU_ASSERT_FATAL(ctl_run(&r, "uninstall", "--yes") == 0);
+	CU_ASSERT(r.status == 0);
+	snprintf(pid, sizeof(pid), "(pid %d)", (int)getpid());
+	CU_ASSERT(strstr(r.out, pid) != NULL);	/* this process's enforcer holds them */
+	run_free(&r);
+	CU_ASSERT(access(pin_dir, F_OK) < 0 && errno == ENOENT);
+	CU_ASSERT_FATAL(ctl_run(&r, "status") == 0);
+	CU_ASSERT(r.status == 3);
+	run_free(&r);
+}
+
 int main(void)
 {
 	const char *build = getenv("MCPWARDEN_BUILD");
@@ -770,6 +791,7 @@ int main(void)
 	CU_add_test(s, "status --json reports links and counters", test_status_json);
 	CU_add_test(s, "events: tap, consume, bounded follow", test_events);
 	CU_add_test(s, "errors and help", test_errors_and_help);
+	CU_add_test(s, "uninstall", test_uninstall);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
