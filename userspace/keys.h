@@ -33,8 +33,7 @@ struct keystore;
 #define KEYS_ID_SIZE         65   /* ids, team and policy names: [A-Za-z0-9_.-]{1,64} */
 #define KEYS_NAME_SIZE       129  /* display names: 1-128 printable bytes */
 
-/* A key as configured or managed at run time. Never holds the secret. (The fields that
- * authentication reads come first: they share a cache line in the keystore.) */
+/* A key as configured or managed at run time. Never holds the secret. */
 struct key_record {
 	unsigned char hash[KEYS_HASH_LEN];
 	int64_t expires;                /* unix seconds, 0 never; expired when now >= expires */
