@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "budget.h"
 #include "catalog.h"
@@ -60,6 +61,26 @@ static uint64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* mkdir -p for the store's directory, private to the daemon's user. */
+static int make_parent_dirs(const char *file)
+{
+	char buf[4096];
+	size_t n = strlen(file);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, file, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
 }
 
 static int load_key(void *arg, const struct store_key *k)
@@ -122,7 +143,9 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	}
 	if ((rc = policy_cache_new(g->ps, &g->pc)) || (rc = ratelimit_new(0, &g->rl)))
 		goto fail;
-	rc = store_open(&so, base, &g->store);
+	rc = make_parent_dirs(so.path);
+	if (rc == 0)
+		rc = store_open(&so, base, &g->store);
 	if (rc) {
 		config_fail(errs, "store.path", "cannot open the store %s: %s", so.path, strerror(-rc));
 		goto fail;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "front.h"
 #include "gate.h"
+#include "guard.h"
 #include "log.h"
 #include "router.h"
 #include "upstream_http.h"
@@ -22,6 +23,7 @@ struct daemon {
 	struct config *cfg;
 	struct router *router;
 	struct front *front;
+	struct guard *guard;
 };
 
 static void usage(FILE *out)
@@ -50,6 +52,26 @@ static void print_errors(const char *path, const struct config_errors *e)
 		fprintf(stderr, "  %s\n", e->msg[i]);
 }
 
+/* Load and validate every section, the modules' own included: 0 with *out, or -EINVAL with
+ * every error in errs (and *out NULL). */
+static int validate(const char *path, struct config **out, struct config_errors *errs)
+{
+	struct gate *g = NULL;
+	int rc = config_load(path, out, errs);
+
+	if (rc)
+		return rc;
+	if (gate_new(NULL, *out, &g, errs) == 0)
+		gate_free(g);
+	guard_check(*out, errs);
+	if (errs->count) {
+		config_free(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int start(struct daemon *d, struct config *cfg)
 {
 	enum log_level lvl;
@@ -76,6 +98,9 @@ static int start(struct daemon *d, struct config *cfg)
 	fprintf(stderr, "mcpwarden: listening on http://%s%s%s:%d%s\n",
 		strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
 		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
+	/* Enforcement failing is loud but not fatal: the gateway still governs its callers. */
+	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
+		d->guard = NULL;
 	if (!cfg->auth_required)
 		log_warn("authentication is OFF (auth.required = false): any local process can call "
 			 "every tool");
@@ -84,6 +109,8 @@ static int start(struct daemon *d, struct config *cfg)
 
 static void stop(struct daemon *d)
 {
+	guard_stop(d->guard);
+	d->guard = NULL;
 	/* The listener goes first, so no reply is written to a router that is gone. */
 	front_free(d->front);
 	d->front = NULL;
@@ -98,10 +125,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	struct config_errors errs = { 0 };
 	struct config *ncfg = NULL;
-	struct gate *g = NULL;
 
-	if (config_load(d->config_path, &ncfg, &errs) || gate_new(NULL, ncfg, &g, &errs)) {
-		config_free(ncfg);
+	if (validate(d->config_path, &ncfg, &errs)) {
 		log_error("reload refused: %s has %d error%s; the running configuration stays",
 			  d->config_path ? d->config_path : "(embedded)", errs.count,
 			  errs.count == 1 ? "" : "s");
@@ -109,10 +134,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 			log_error("  %s", errs.msg[i]);
 		return;
 	}
-	gate_free(g);
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
 	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
 	struct config *old = d->cfg;
+	guard_stop(d->guard);
+	d->guard = NULL;
 	front_free(d->front);
 	d->front = NULL;
 	router_free(d->router);
@@ -171,13 +197,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check) {
-		struct gate *g = NULL;
-		if (config_load(check, &cfg, &errs) || gate_new(NULL, cfg, &g, &errs)) {
+		if (validate(check, &cfg, &errs)) {
 			print_errors(check, &errs);
-			config_free(cfg);
 			return 1;
 		}
-		gate_free(g);
 		printf("%s: OK (%zu upstream%s)\n", check, cfg->nupstreams,
 		       cfg->nupstreams == 1 ? "" : "s");
 		config_free(cfg);
