@@ -60,6 +60,8 @@ struct call {
 	char *target;           /* tool / prompt / uri for the record */
 	unsigned fanout;        /* logging/setLevel: answers still expected */
 	uint64_t started_ms;
+	uint64_t sent_ms;       /* when it went upstream: splits gateway from upstream latency */
+	cJSON *args_shape;      /* tools/call: the arguments' types, never their values */
 };
 
 struct router {
@@ -113,7 +115,12 @@ static void record(struct call *c, const char *decision, const char *reason, con
 	}
 	if (c->ticket)
 		cJSON_AddNumberToObject(o, "cost_micros", (double)gate_ticket_cost(c->ticket));
-	cJSON_AddNumberToObject(o, "latency_ms", (double)(session_now_ms() - c->started_ms));
+	if (c->args_shape)
+		cJSON_AddItemReferenceToObject(o, "args_shape", c->args_shape);
+	uint64_t now = session_now_ms();
+	cJSON_AddNumberToObject(o, "latency_ms", (double)(now - c->started_ms));
+	if (c->sent_ms)
+		cJSON_AddNumberToObject(o, "upstream_ms", (double)(now - c->sent_ms));
 	log_record("decision", o);
 	cJSON_Delete(o);
 }
@@ -155,6 +162,7 @@ static void call_free(struct call *c)
 	if (c->s && hmap_get(c->s->calls, c->key) == c)
 		hmap_del(c->s->calls, c->key);
 	cJSON_Delete(c->down_id);
+	cJSON_Delete(c->args_shape);
 	free(c->target);
 	free(c);
 }
@@ -347,6 +355,7 @@ static void forward(struct call *c, size_t server, const char *method, cJSON *pa
 	}
 	if (c->reply)
 		front_reply_on_gone(c->reply, call_gone, c);
+	c->sent_ms = session_now_ms();
 	if (link_call(c->link, method, params, 0, on_call_reply, c, &c->handle)) {
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", catalog_server_config(r->cat, server)->name);
@@ -727,6 +736,28 @@ static cJSON *take_params(cJSON *msg)
 	return p ? p : cJSON_CreateObject();
 }
 
+/* The shape of a value for the record: types and keys, no values (arguments can carry
+ * secrets and personal data). */
+static cJSON *shape_of(const cJSON *v, int depth)
+{
+	if (cJSON_IsObject(v)) {
+		cJSON *o = cJSON_CreateObject();
+		const cJSON *it;
+		if (depth >= 4)
+			return cJSON_CreateString("object");
+		cJSON_ArrayForEach(it, v)
+			cJSON_AddItemToObject(o, it->string, shape_of(it, depth + 1));
+		return o;
+	}
+	if (cJSON_IsArray(v)) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "array[%d]", cJSON_GetArraySize(v));
+		return cJSON_CreateString(buf);
+	}
+	return cJSON_CreateString(cJSON_IsString(v) ? "string" : cJSON_IsNumber(v) ? "number"
+				  : cJSON_IsBool(v) ? "boolean" : "null");
+}
+
 static void handle_tool_call(struct router *r, struct call *c, cJSON *msg)
 {
 	cJSON *params = take_params(msg);
@@ -740,6 +771,8 @@ static void handle_tool_call(struct router *r, struct call *c, cJSON *msg)
 		return;
 	}
 	c->target = strdup(name->valuestring);
+	if (args)
+		c->args_shape = shape_of(args, 0);
 	e = catalog_find(r->cat, CAT_TOOLS, name->valuestring);
 	if (!e) {
 		cJSON *data = cJSON_CreateObject();
