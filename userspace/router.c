@@ -422,10 +422,39 @@ out:
 	cJSON_Delete(msg);
 }
 
+/* The upstream cancels a request it sent us: the client knows it by the gateway's id. */
+static bool remap_cancel(size_t server, cJSON *msg, struct session *s)
+{
+	cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(params, "requestId");
+	struct hmap_iter it;
+	const char *key;
+	struct relay *rel;
+
+	if (!s || !rid)
+		return false;
+	it = hmap_iter(s->relayed);
+	while (hmap_next(s->relayed, &it, &key, (void **)&rel)) {
+		if (rel->server != server || !cJSON_Compare(rel->server_id, rid, 1))
+			continue;
+		cJSON_ReplaceItemInObjectCaseSensitive(params, "requestId", cJSON_CreateString(key + 2));
+		hmap_del(s->relayed, key);
+		cJSON_Delete(rel->server_id);
+		free(rel);
+		return true;
+	}
+	return false;
+}
+
 static void relay_notification(struct router *r, size_t server, cJSON *msg, struct call *c,
 			       struct session *s)
 {
 	const char *method = cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring;
+
+	if (!strcmp(method, "notifications/cancelled") && !remap_cancel(server, msg, s)) {
+		cJSON_Delete(msg);  /* about nothing the client knows */
+		return;
+	}
 
 	if (!strcmp(method, "notifications/resources/updated")) {
 		cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
