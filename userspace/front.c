@@ -34,6 +34,8 @@ struct front {
 	struct event *keepalive;
 };
 
+struct front_batch;
+
 struct front_reply {
 	struct front *f;
 	struct evhttp_request *req;
@@ -41,6 +43,17 @@ struct front_reply {
 	bool streaming;
 	void (*gone)(void *arg);
 	void *gone_arg;
+	struct front_batch *batch;       /* a request inside a 2025-03-26 batch */
+	struct front_reply *bprev, *bnext;
+};
+
+/* A 2025-03-26 JSON-RPC batch: answered as one JSON array once every request is done. */
+struct front_batch {
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	cJSON *responses;
+	struct front_reply *children;   /* requests still in progress */
+	unsigned pending;               /* children + 1 while the batch is being dispatched */
 };
 
 struct front_stream {
@@ -175,8 +188,29 @@ static void start_stream(struct evhttp_request *req)
 	evhttp_send_reply_start(req, 200, "OK");
 }
 
+static void batch_done(struct front_batch *b);
+
+static void batch_child_finish(struct front_reply *r, cJSON *response)
+{
+	struct front_batch *b = r->batch;
+
+	if (r->bprev)
+		r->bprev->bnext = r->bnext;
+	else
+		b->children = r->bnext;
+	if (r->bnext)
+		r->bnext->bprev = r->bprev;
+	if (response)
+		cJSON_AddItemToArray(b->responses, response);
+	free(r);
+	batch_done(b);
+}
+
 int front_reply_event(struct front_reply *r, const cJSON *msg)
 {
+	/* A batch is answered as one JSON array: nothing can be streamed before it. */
+	if (r->batch)
+		return -ENOTSUP;
 	if (!r->streaming) {
 		start_stream(r->req);
 		r->streaming = true;
@@ -186,6 +220,10 @@ int front_reply_event(struct front_reply *r, const cJSON *msg)
 
 void front_reply_finish(struct front_reply *r, cJSON *response)
 {
+	if (r->batch) {
+		batch_child_finish(r, response);
+		return;
+	}
 	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 	if (r->streaming) {
 		if (response)
@@ -307,6 +345,121 @@ static struct session *find_session(struct front *f, struct evhttp_request *req,
 	return s;
 }
 
+static void batch_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_batch *b = arg;
+
+	/* The client left: every request still running is told, then forgotten. */
+	while (b->children) {
+		struct front_reply *r = b->children;
+		b->children = r->bnext;
+		if (r->gone)
+			r->gone(r->gone_arg);
+		free(r);
+	}
+	cJSON_Delete(b->responses);
+	free(b);
+}
+
+static void batch_done(struct front_batch *b)
+{
+	if (--b->pending)
+		return;
+	evhttp_connection_set_closecb(b->evcon, NULL, NULL);
+	if (cJSON_GetArraySize(b->responses))
+		send_json(b->req, 200, "OK", b->responses);
+	else
+		evhttp_send_reply(b->req, 202, "Accepted", NULL);  /* only notifications/responses */
+	cJSON_Delete(b->responses);
+	free(b);
+}
+
+/* 2025-03-26 allows batches (later versions removed them): each element is handled as if it
+ * came alone, and the answers go back together. */
+static void handle_batch(struct front *f, struct evhttp_request *req,
+			 const struct key_identity *who, cJSON *arr)
+{
+	struct session *s = find_session(f, req, who);
+	struct front_batch *b;
+	cJSON *el;
+
+	if (!s)
+		goto out;
+	if (strcmp(s->version, "2025-03-26")) {
+		char m[160];
+		snprintf(m, sizeof(m), "JSON-RPC batches are not allowed in protocol version %s: "
+			 "send one message per request", s->version);
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
+		goto out;
+	}
+	if (!cJSON_GetArraySize(arr)) {
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, "empty batch");
+		goto out;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b || !(b->responses = cJSON_CreateArray())) {
+		free(b);
+		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
+		goto out;
+	}
+	b->req = req;
+	b->evcon = evhttp_request_get_connection(req);
+	b->pending = 1;
+	set_header(req, "Mcp-Session-Id", s->id);
+	evhttp_connection_set_closecb(b->evcon, batch_closed, b);
+	cJSON_ArrayForEach(el, arr) {
+		cJSON *msg = cJSON_Duplicate(el, 1);
+		struct jsonrpc_msg m;
+		int code;
+		const char *why;
+
+		if (!msg) {
+			cJSON_AddItemToArray(b->responses, jsonrpc_error(NULL, JSONRPC_INTERNAL_ERROR,
+									 "out of memory", NULL));
+			continue;
+		}
+		int rc = jsonrpc_classify(msg, &m, &code, &why);
+		if (rc == 0 && m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {
+			rc = -EINVAL;
+			code = JSONRPC_INVALID_REQUEST;
+			why = "initialize must not be part of a batch";
+		}
+		if (rc) {
+			cJSON_AddItemToArray(b->responses, jsonrpc_error(m.id, code, why, NULL));
+			cJSON_Delete(msg);
+			continue;
+		}
+		if (m.kind == JSONRPC_NOTIFICATION) {
+			router_notification(f->r, s, msg, &m);
+			continue;
+		}
+		if (m.kind == JSONRPC_RESPONSE) {
+			router_response(f->r, s, msg, &m);
+			continue;
+		}
+		struct front_reply *r = calloc(1, sizeof(*r));
+		if (!r) {
+			cJSON_AddItemToArray(b->responses, jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR,
+									 "out of memory", NULL));
+			cJSON_Delete(msg);
+			continue;
+		}
+		r->f = f;
+		r->req = req;
+		r->evcon = b->evcon;
+		r->batch = b;
+		r->bnext = b->children;
+		if (b->children)
+			b->children->bprev = r;
+		b->children = r;
+		b->pending++;
+		router_request(f->r, s, who, msg, &m, r);
+	}
+	batch_done(b);
+out:
+	cJSON_Delete(arr);
+}
+
 static void handle_post(struct front *f, struct evhttp_request *req,
 			const struct key_identity *who)
 {
@@ -336,10 +489,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		return;
 	}
 	if (cJSON_IsArray(msg)) {
-		/* Batches were removed in 2025-06-18; the gateway answers single messages only. */
-		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
-			   "JSON-RPC batches are not supported: send one message per request");
-		cJSON_Delete(msg);
+		handle_batch(f, req, who, msg);
 		return;
 	}
 	if (jsonrpc_classify(msg, &m, &code, &why)) {
