@@ -7,7 +7,9 @@
 // MCPWARDEN_TOP (default: this checkout).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -174,7 +176,8 @@ export function npmStdioUpstream(name, bin, args = [], extra = {}) {
 
 /**
  * Write config to a temp file, run `mcpwarden -c file`, wait for the listening line.
- * opts: { args: extra argv, env: extra environment, timeoutMs: start-up bound (15 s) }.
+ * opts: { args: extra argv, env: extra environment, timeoutMs: start-up bound (15 s),
+ *   ready: true (or an array of upstream names) to also wait until those upstreams are ready }.
  * Returns { url, adminUrl (getter; null until printed), proc, dir, configPath,
  *   stderrLines, stdoutLines, stdoutRecords (stdout lines that parse as JSON), exited,
  *   waitForStderr(re, ms), waitForRecord(pred, ms), stop(ms) -> {code, signal} }.
@@ -214,8 +217,17 @@ export async function startDaemon(config, opts = {}) {
 		throw e;
 	}
 
-	return {
-		url: m[1],
+	const d = {
+		/** The URL of the latest listening line: a SIGHUP reload re-binds the listener. */
+		get url() {
+			let url = m[1];
+			for (const line of p.stderrLines) {
+				const l = LISTENING_RE.exec(line);
+				if (l)
+					url = l[1];
+			}
+			return url;
+		},
 		get adminUrl() {
 			for (const line of p.stderrLines) {
 				const a = ADMIN_RE.exec(line);
@@ -232,6 +244,25 @@ export async function startDaemon(config, opts = {}) {
 		stdoutRecords,
 		exited: p.exited,
 		waitForStderr: (re, ms) => p.waitFor('stderr', re, ms),
+		/**
+		 * Wait until each named upstream has logged "upstream NAME: ready" on stderr at or
+		 * after line `from` (the catalogue fills in after the listening line; a reload starts
+		 * it again: pass the stderr line count from before the reload).
+		 */
+		async waitForUpstreams(names, ms = 20000, from = 0) {
+			const deadline = Date.now() + ms;
+			for (;;) {
+				const seen = p.stderrLines.slice(from);
+				const missing = names.filter((n) =>
+					!seen.some((l) => l.includes(`upstream ${n}: ready`)));
+				if (!missing.length)
+					return;
+				if (p.proc.exitCode !== null || p.proc.signalCode !== null || Date.now() > deadline)
+					throw new Error(`upstreams not ready: ${missing.join(', ')}; stderr:\n` +
+						p.stderrLines.slice(-30).join('\n'));
+				await new Promise((res) => setTimeout(res, 20));
+			}
+		},
 		/** First stdout JSON record (already seen or future) for which pred is true. */
 		waitForRecord(pred, ms = 5000) {
 			const seen = stdoutRecords.find(pred);
@@ -252,7 +283,55 @@ export async function startDaemon(config, opts = {}) {
 			removeTempDir(dir);
 			return r;
 		},
+		/**
+		 * Replace the config file (state_dir kept unless the new config sets one) and send
+		 * SIGHUP. Resolves { ok: true, url } once the daemon says it reloaded (url: where it
+		 * listens now), or { ok: false, errors: [lines] } when it refused the file.
+		 */
+		async reload(newConfig, ms = 15000) {
+			const text = typeof newConfig === 'string' ? newConfig
+				: JSON.stringify({ state_dir: cfg.state_dir, ...newConfig }, null, 2);
+			writeFileSync(configPath, text);
+			const from = p.stderrLines.length;
+			p.proc.kill('SIGHUP');
+			const deadline = Date.now() + ms;
+			for (;;) {
+				const seen = p.stderrLines.slice(from);
+				if (seen.some((l) => /configuration reloaded/.test(l)) &&
+				    seen.some((l) => LISTENING_RE.test(l)))
+					return { ok: true, url: this.url };
+				const refused = seen.findIndex((l) => /reload refused/.test(l));
+				if (refused >= 0) {
+					await new Promise((res) => setTimeout(res, 100));  // the error lines follow
+					return { ok: false, errors: p.stderrLines.slice(from + refused) };
+				}
+				if (p.proc.exitCode !== null || p.proc.signalCode !== null)
+					throw new Error(`mcpwarden exited during reload:\n${seen.join('\n')}`);
+				if (Date.now() > deadline)
+					throw new Error(`no reload within ${ms} ms:\n${seen.join('\n')}`);
+				await new Promise((res) => setTimeout(res, 20));
+			}
+		},
+		/** SIGKILL, wait for the exit, remove the temp dir (not a state_dir set by the config). */
+		async kill() {
+			if (p.proc.exitCode === null && p.proc.signalCode === null)
+				p.proc.kill('SIGKILL');
+			const r = await p.exited;
+			removeTempDir(dir);
+			return r;
+		},
 	};
+	// opts.ready: wait for the catalogue (every upstream of the config, or the names given).
+	if (opts.ready) {
+		const names = Array.isArray(opts.ready) ? opts.ready : (cfg.upstreams ?? []).map((u) => u.name);
+		try {
+			await d.waitForUpstreams(names, opts.timeoutMs ?? 20000);
+		} catch (e) {
+			await d.stop(2000);
+			throw e;
+		}
+	}
+	return d;
 }
 
 // ---- upstream servers ----
@@ -295,6 +374,35 @@ export async function startProcess(cmd, args, { env, ready, readyOn = 'stderr', 
 	}
 	return { match, proc: p.proc, stdoutLines: p.stdoutLines, stderrLines: p.stderrLines,
 		exited: p.exited, stop: p.stop };
+}
+
+/**
+ * An upstream entry that runs a real npm MCP server over stdio behind a small tap that appends
+ * every line the daemon sends it to logPath (JSON-RPC, one message a line), so a test can prove
+ * what reached the upstream and what did not. Read it with upstreamSaw(logPath).
+ */
+export function tappedStdioUpstream(name, bin, args, logPath, extra = {}) {
+	const tap = join(dirname(logPath), `tap-${name}.mjs`);
+	writeFileSync(tap, `import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+const [log, ...argv] = process.argv.slice(2);
+const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'inherit', 'inherit'] });
+process.stdin.on('data', (d) => { appendFileSync(log, d); child.stdin.write(d); });
+process.stdin.on('end', () => child.stdin.end());
+process.on('SIGTERM', () => { child.kill('SIGTERM'); process.exit(0); });
+child.on('exit', (code) => process.exit(code ?? 1));
+`);
+	return { name, transport: 'stdio',
+		command: [paths.node, tap, logPath, paths.node, bin, ...args], ...extra };
+}
+
+/** The JSON-RPC messages a tapped upstream received so far (see tappedStdioUpstream). */
+export function upstreamSaw(logPath) {
+	if (!existsSync(logPath))
+		return [];
+	return readFileSync(logPath, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
+		try { return [JSON.parse(l)]; } catch { return []; }
+	});
 }
 
 // ---- SDK clients ----
@@ -357,4 +465,67 @@ export async function postJson(url, message, headers = {}) {
 	let json = null;
 	try { json = JSON.parse(text); } catch { /* SSE or empty */ }
 	return { status: res.status, headers: res.headers, text, json };
+}
+
+// ---- keys and raw requests for governance tests ----
+
+/**
+ * A fresh virtual key in the documented format (mcpw_ + 43 base64url characters, 256 random
+ * bits) and its config hash. Made per test run: no key is ever committed.
+ */
+export function makeKey() {
+	const key = `mcpw_${randomBytes(32).toString('base64url')}`;
+	return { key, hash: `sha256:${createHash('sha256').update(key).digest('hex')}` };
+}
+
+/**
+ * One HTTP request with node:http, for what fetch cannot do: choose the client's source
+ * address (localAddress, e.g. '127.0.0.2' to be another peer on loopback). Returns
+ * { status, headers (lower-case names), text, json }.
+ */
+export function rawRequest(url, { method = 'POST', headers = {}, body, localAddress } = {}) {
+	const u = new URL(url);
+	const payload = body === undefined ? undefined
+		: typeof body === 'string' ? body : JSON.stringify(body);
+	return new Promise((res, rej) => {
+		const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method,
+			localAddress, agent: false,
+			headers: { 'Content-Type': 'application/json',
+				Accept: 'application/json, text/event-stream', ...headers,
+				...(payload !== undefined ? { 'Content-Length': Buffer.byteLength(payload) } : {}) } },
+		(r) => {
+			let text = '';
+			r.setEncoding('utf8');
+			r.on('data', (d) => { text += d; });
+			r.on('end', () => {
+				let json = null;
+				try { json = JSON.parse(text); } catch { /* SSE or empty */ }
+				res({ status: r.statusCode, headers: r.headers, text, json });
+			});
+		});
+		req.on('error', rej);
+		if (payload !== undefined)
+			req.write(payload);
+		req.end();
+	});
+}
+
+/**
+ * Open a session by hand (initialize + notifications/initialized) with the given headers.
+ * Returns { sessionId, headers (the ones to send on every later request), post(message) ->
+ * postJson result }.
+ */
+export async function rawSession(url, headers = {}, protocolVersion = '2025-11-25') {
+	const init = await postJson(url, { jsonrpc: '2.0', id: 0, method: 'initialize',
+		params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } } },
+	headers);
+	if (init.status !== 200 || !init.json?.result)
+		throw new Error(`initialize: HTTP ${init.status} ${init.text}`);
+	const sessionId = init.headers.get('mcp-session-id');
+	const h = { ...headers, 'Mcp-Session-Id': sessionId,
+		'MCP-Protocol-Version': init.json.result.protocolVersion };
+	const n = await postJson(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, h);
+	if (n.status !== 202)
+		throw new Error(`notifications/initialized: HTTP ${n.status} ${n.text}`);
+	return { sessionId, headers: h, post: (message) => postJson(url, message, h) };
 }
