@@ -313,8 +313,11 @@ static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 	va_end(ap);
 	cJSON_AddNumberToObject(e, "code", code);
 	cJSON_AddStringToObject(e, "message", msg);
-	if (data)
+	if (data) {
+		/* docs/policy.md: agents tell refusals apart by data.type as well as by code. */
+		cJSON_AddStringToObject(data, "type", refusal_name(code));
 		cJSON_AddItemToObject(e, "data", data);
+	}
 	return e;
 }
 
