@@ -15,6 +15,7 @@
 #include "hmap.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "refusal.h"
 #include "schema.h"
 #include "session.h"
 #include "upstream.h"
@@ -805,6 +806,7 @@ static void handle_tool_call(struct router *r, struct call *c, cJSON *msg)
 	e = catalog_find(r->cat, CAT_TOOLS, name->valuestring);
 	if (!e) {
 		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "type", refusal_name(REFUSAL_INVALID_ARGUMENTS));
 		cJSON_AddStringToObject(data, "tool", name->valuestring);
 		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, data, "Unknown tool: %s", name->valuestring);
 		cJSON_Delete(params);
@@ -815,8 +817,13 @@ static void handle_tool_call(struct router *r, struct call *c, cJSON *msg)
 		return;
 	}
 	if (args && !cJSON_IsObject(args)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "type", refusal_name(REFUSAL_INVALID_ARGUMENTS));
+		cJSON_AddStringToObject(data, "path", "$");
+		cJSON_AddStringToObject(data, "keyword", "type");
+		cJSON_AddStringToObject(data, "message", "arguments must be an object");
 		cJSON_Delete(params);
-		call_fail(c, JSONRPC_INVALID_PARAMS, "invalid arguments", NULL,
+		call_fail(c, JSONRPC_INVALID_PARAMS, "invalid arguments", data,
 			  "params.arguments must be an object");
 		return;
 	}
@@ -827,6 +834,7 @@ static void handle_tool_call(struct router *r, struct call *c, cJSON *msg)
 		cJSON_Delete(empty);
 		if (rc) {
 			cJSON *data = cJSON_CreateObject();
+			cJSON_AddStringToObject(data, "type", refusal_name(REFUSAL_INVALID_ARGUMENTS));
 			cJSON_AddStringToObject(data, "path", se.path);
 			cJSON_AddStringToObject(data, "keyword", se.keyword);
 			cJSON_AddStringToObject(data, "message", se.message);
