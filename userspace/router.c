@@ -114,7 +114,10 @@ static void record(struct call *c, const char *decision, const char *reason, con
 					cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
 						? "tool_error" : "ok");
 	}
-	if (c->ticket)
+	/* What is charged, not what was reserved: refused, failed and cancelled calls release
+	 * their reservation (failures are charged only where the upstream says so). */
+	if (c->ticket && !strcmp(decision, "allow") && resp &&
+	    (!err || catalog_server_config(c->r->cat, c->server)->charge_failures))
 		cJSON_AddNumberToObject(o, "cost_micros", (double)gate_ticket_cost(c->ticket));
 	if (c->args_shape)
 		cJSON_AddItemReferenceToObject(o, "args_shape", c->args_shape);
