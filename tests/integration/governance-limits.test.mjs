@@ -1,0 +1,259 @@
+// Rate limits and budgets through the real daemon, in front of server-everything over stdio:
+// the refusal an agent gets (-32004 with retry_after_ms and Retry-After, -32005 with budget,
+// spent, limit, reset), what is not counted (protocol traffic, refused calls), and that parallel
+// calls from several sessions and keys never spend past a limit.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectHttp, makeKey, npmStdioUpstream, paths, rawSession, startDaemon } from './lib.mjs';
+
+const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
+const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
+const call = (id, name, args) => ({ jsonrpc: '2.0', id, method: 'tools/call',
+	params: { name, arguments: args } });
+
+/** Settle every promise; returns { ok: [results], refused: [errors] } and fails on other errors. */
+async function tally(promises, refusalCode) {
+	const out = { ok: [], refused: [] };
+	for (const r of await Promise.allSettled(promises)) {
+		if (r.status === 'fulfilled')
+			out.ok.push(r.value);
+		else if (r.reason?.code === refusalCode)
+			out.refused.push(r.reason);
+		else
+			throw r.reason;
+	}
+	return out;
+}
+
+/** The next UTC midnight after t, as the daemon writes it. */
+function nextUtcMidnight(t) {
+	const d = new Date(t);
+	return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1))
+		.toISOString().replace('.000Z', 'Z');
+}
+
+describe('rate limits', () => {
+	const k = { tool: makeKey(), key: makeKey(), ro: makeKey() };
+	let d;
+
+	before(async () => {
+		d = await startDaemon({
+			listen: '127.0.0.1:0', upstreams: [everything()],
+			keys: [
+				{ id: 'tool-limited', hash: k.tool.hash, policy: 'all' },
+				{ id: 'key-limited', hash: k.key.hash, policy: 'all' },
+				{ id: 'ro-limited', hash: k.ro.hash, policy: 'ro' },
+			],
+			policies: {
+				all: { tools: { allow: ['*/*'] } },
+				ro: { tools: { allow: ['*/*'] }, annotations: { require: { readOnlyHint: true } } },
+			},
+			rate_limits: {
+				'key:tool-limited': { tool: { requests: 2, per: 'hour' } },
+				'key:key-limited': { key: { requests: 3, per: 'hour' } },
+				'key:ro-limited': { key: { requests: 1, per: 'hour' } },
+			},
+		}, { ready: true });
+	});
+	after(async () => { await d?.stop(); });
+
+	test('an exhausted tool bucket is -32004 with retry_after_ms and a Retry-After header',
+		async () => {
+			const s = await rawSession(d.url, bearer(k.tool));
+			for (let i = 1; i <= 2; i++) {
+				const r = await s.post(call(i, 'echo', { message: `m${i}` }));
+				assert.equal(r.json.result.content[0].text, `Echo: m${i}`);
+				assert.equal(r.headers.get('retry-after'), null);
+			}
+			const r = await s.post(call(3, 'echo', { message: 'm3' }));
+			assert.equal(r.status, 200);
+			assert.match(r.headers.get('content-type'), /^application\/json/);
+			const e = r.json.error;
+			assert.equal(e.code, -32004);
+			assert.equal(e.data.type, 'rate_limited');
+			assert.equal(e.data.limit, 'tool');
+			// 2 per hour: the next token is 30 minutes away, less the time the test took
+			assert.ok(e.data.retry_after_ms > 29 * 60000 && e.data.retry_after_ms <= 30 * 60000,
+				`retry_after_ms ${e.data.retry_after_ms}`);
+			assert.equal(r.headers.get('retry-after'), String(Math.ceil(e.data.retry_after_ms / 1000)));
+			// the tool bucket is per tool: another tool still has its own two
+			const other = await s.post(call(4, 'get-sum', { a: 2, b: 3 }));
+			assert.ok(other.json.result, other.text);
+			const rec = await d.waitForRecord((x) => x.type === 'decision' && x.key === 'tool-limited' &&
+				x.error_code === -32004);
+			assert.equal(rec.decision, 'deny');
+			assert.equal(rec.reason, 'rate limited (tool)');
+		});
+
+	test('the SDK client gets the same -32004 refusal', async () => {
+		const c = await connectHttp(d.url, { headers: bearer(k.tool) });
+		try {
+			await assert.rejects(c.client.callTool({ name: 'echo', arguments: { message: 'x' } }),
+				(e) => e.code === -32004 && e.data.retry_after_ms > 0 && e.data.limit === 'tool');
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('protocol traffic is not counted: initialize, ping, lists, notifications', async () => {
+		// three sessions (initialize + initialized each), many pings and lists, notifications
+		const sessions = [];
+		for (let i = 0; i < 3; i++)
+			sessions.push(await rawSession(d.url, bearer(k.key)));
+		const s = sessions[0];
+		for (let i = 0; i < 20; i++) {
+			assert.deepEqual((await s.post({ jsonrpc: '2.0', id: `p${i}`, method: 'ping' })).json.result, {});
+			for (const m of ['tools/list', 'resources/list', 'prompts/list', 'resources/templates/list'])
+				assert.ok((await s.post({ jsonrpc: '2.0', id: `${m}${i}`, method: m })).json.result);
+			for (const n of ['notifications/initialized', 'notifications/roots/list_changed'])
+				assert.equal((await s.post({ jsonrpc: '2.0', method: n })).status, 202);
+		}
+		const c = await connectHttp(d.url, { headers: bearer(k.key) });
+		try {
+			await c.client.ping();
+			await c.client.listTools();
+			// exactly the 3 calls of the key bucket, then the refusal
+			for (let i = 0; i < 3; i++)
+				await c.client.callTool({ name: 'echo', arguments: { message: `n${i}` } });
+			await assert.rejects(c.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } }),
+				(e) => e.code === -32004 && e.data.limit === 'key');
+			// and refused calls keep it refused without extending it past the first token
+			await c.client.ping();
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('a call refused by policy does not use up the rate limit', async () => {
+		const c = await connectHttp(d.url, { headers: bearer(k.ro) });
+		try {
+			for (let i = 0; i < 5; i++)
+				await assert.rejects(c.client.callTool({ name: 'toggle-simulated-logging', arguments: {} }),
+					(e) => e.code === -32003);
+			const r = await c.client.callTool({ name: 'echo', arguments: { message: 'still mine' } });
+			assert.equal(r.content[0].text, 'Echo: still mine');
+			await assert.rejects(c.client.callTool({ name: 'echo', arguments: { message: 'x' } }),
+				(e) => e.code === -32004);
+		} finally {
+			await c.close();
+		}
+	});
+});
+
+describe('budgets', () => {
+	const k = { a: makeKey(), b: makeKey(), solo: makeKey(), shape: makeKey() };
+	let d;
+
+	before(async () => {
+		d = await startDaemon({
+			listen: '127.0.0.1:0', upstreams: [everything()],
+			keys: [
+				{ id: 'shape', hash: k.shape.hash, policy: 'all' },
+				{ id: 'solo', hash: k.solo.hash, policy: 'all' },
+				{ id: 'team-a', hash: k.a.hash, policy: 'all', team: 'research' },
+				{ id: 'team-b', hash: k.b.hash, policy: 'all', team: 'research' },
+			],
+			teams: [{ name: 'research', policy: 'all' }],
+			policies: { all: { tools: { allow: ['*/*'] } } },
+			costs: { default: '0', 'everything/echo': '0.25', 'everything/get-sum': '0.10',
+				'everything/trigger-long-running-operation': '0.03', 'everything/get-structured-content': '50' },
+			budgets: {
+				'key:shape': [{ name: 'daily', limit: '1.00', period: 'daily' }],
+				// rolling windows: no midnight reset in the middle of the test
+				'key:solo': [{ name: 'solo', limit: '1.00', rolling: '7d' }],
+				default: [{ name: 'own', limit: '100', rolling: '7d' }],
+				'team:research': [{ name: 'research', limit: '1.00', rolling: '7d' }],
+			},
+		}, { ready: true });
+	});
+	after(async () => { await d?.stop(); });
+
+	test('over budget is -32005 with budget, spent, limit and reset', async () => {
+		const c = await connectHttp(d.url, { headers: bearer(k.shape) });
+		try {
+			for (let i = 0; i < 4; i++)
+				await c.client.callTool({ name: 'echo', arguments: { message: `$${i}` } });
+			const t0 = Date.now();
+			let err;
+			await assert.rejects(c.client.callTool({ name: 'echo', arguments: { message: 'one more' } }),
+				(e) => { err = e; return e.code === -32005; });
+			const t1 = Date.now();
+			assert.equal(err.data.type, 'over_budget');
+			assert.equal(err.data.budget, 'daily');
+			assert.equal(err.data.spent, '1.00');
+			assert.equal(err.data.limit, '1.00');
+			assert.equal(err.data.cost, '0.25');
+			assert.ok([nextUtcMidnight(t0), nextUtcMidnight(t1)].includes(err.data.reset),
+				`reset ${err.data.reset}`);
+			// a free tool still works: only calls that cost are refused
+			const r = await c.client.callTool({ name: 'get-env', arguments: {} });
+			assert.notEqual(r.isError, true);
+			const recs = d.stdoutRecords.filter((x) => x.type === 'decision' && x.key === 'shape' &&
+				x.target === 'echo');
+			assert.deepEqual(recs.map((x) => [x.decision, x.cost_micros ?? 0]),
+				[['allow', 250000], ['allow', 250000], ['allow', 250000], ['allow', 250000], ['deny', 0]]);
+			assert.equal(recs[4].reason, 'over budget daily');
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('50 parallel calls through 5 sessions against a nearly spent budget: exactly ' +
+		'floor(remaining/cost) succeed', async () => {
+		const clients = [];
+		for (let i = 0; i < 5; i++)
+			clients.push(await connectHttp(d.url, { headers: bearer(k.solo) }));
+		try {
+			// spend 0.70 of 1.00 first: 0.30 remain, room for 10 calls of 0.03
+			for (let i = 0; i < 7; i++)
+				await clients[0].client.callTool({ name: 'get-sum', arguments: { a: i, b: 0 } });
+			// each call takes ~300 ms upstream, so all 50 are in flight together
+			const calls = [];
+			for (let i = 0; i < 50; i++)
+				calls.push(clients[i % 5].client.callTool({ name: 'trigger-long-running-operation',
+					arguments: { duration: 0.3, steps: 1 } }, undefined, { timeout: 30000 }));
+			const { ok, refused } = await tally(calls, -32005);
+			assert.equal(ok.length, 10, `succeeded: ${ok.length}`);
+			assert.equal(refused.length, 40);
+			for (const e of refused)
+				assert.equal(e.data.budget, 'solo');
+			// all of it is spent, and no more
+			await assert.rejects(clients[1].client.callTool({ name: 'get-structured-content',
+				arguments: { location: 'Chicago' } }),
+				(e) => e.code === -32005 && e.data.spent === '1.00');
+		} finally {
+			await Promise.all(clients.map((c) => c.close()));
+		}
+	});
+
+	test('two keys of one team, 50 parallel calls: the shared team budget is never overshot',
+		async () => {
+			const clients = [];
+			for (let i = 0; i < 6; i++)
+				clients.push(await connectHttp(d.url, { headers: bearer(i % 2 ? k.b : k.a) }));
+			try {
+				// 0.55 spent by key a, 0.45 of the team's 1.00 left: 4 calls of 0.10
+				await clients[0].client.callTool({ name: 'echo', arguments: { message: 'a' } });
+				await clients[0].client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } });
+				await clients[0].client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } });
+				await clients[0].client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } });
+				const calls = [];
+				for (let i = 0; i < 50; i++)
+					calls.push(clients[i % 6].client.callTool({ name: 'get-sum', arguments: { a: i, b: 1 } }));
+				const { ok, refused } = await tally(calls, -32005);
+				assert.equal(ok.length, 4, `succeeded: ${ok.length}`);
+				assert.equal(refused.length, 46);
+				for (const e of refused) {
+					assert.equal(e.data.budget, 'research');
+					assert.equal(e.data.limit, '1.00');
+				}
+				// both keys see the same team spend
+				for (const c of clients.slice(0, 2))
+					await assert.rejects(c.client.callTool({ name: 'get-structured-content',
+						arguments: { location: 'Chicago' } }),
+						(e) => e.code === -32005 && e.data.budget === 'research' && e.data.spent === '0.95');
+			} finally {
+				await Promise.all(clients.map((c) => c.close()));
+			}
+		});
+});
