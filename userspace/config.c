@@ -418,8 +418,8 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 {
 	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
 						  "max_sessions", NULL };
-	static const char *const timeout_keys[] = { "header_ms", "idle_ms", "session_idle_ms",
-						    "request_ms", "connect_ms", NULL };
+	static const char *const timeout_keys[] = { "header_ms", "session_idle_ms", "request_ms",
+						    "connect_ms", NULL };
 	static const char *const admin_keys[] = { "listen", "token", NULL };
 	static const char *const auth_keys[] = { "required", NULL };
 	static const char *const log_keys[] = { "level", NULL };
@@ -508,7 +508,6 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		if (cfg_known_keys(sec, "timeouts", timeout_keys, errs))
 			rc = -EINVAL;
 		v = opt_int(sec, "header_ms", "timeouts", 100, 600000, &c->header_timeout_ms, errs);
-		v |= opt_int(sec, "idle_ms", "timeouts", 100, 86400000, &c->idle_timeout_ms, errs);
 		v |= opt_int(sec, "session_idle_ms", "timeouts", 1000, 604800000,
 			     &c->session_idle_ms, errs);
 		v |= opt_int(sec, "request_ms", "timeouts", 1, 86400000, &c->request_timeout_ms, errs);
@@ -586,7 +585,6 @@ int config_parse(const char *text, const char *origin, struct config **out,
 	c->max_header_bytes = DEFAULT_MAX_HEADER;
 	c->max_sessions = 10000;
 	c->header_timeout_ms = 10000;
-	c->idle_timeout_ms = 120000;
 	c->session_idle_ms = 1800000;
 	c->request_timeout_ms = 60000;
 	c->connect_timeout_ms = 5000;

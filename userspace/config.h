@@ -62,8 +62,8 @@ struct config {
 	size_t max_body_bytes;
 	size_t max_header_bytes;
 	unsigned max_sessions;
-	int header_timeout_ms;      /* client must send its request within this */
-	int idle_timeout_ms;        /* an idle keep-alive connection is closed after this */
+	int header_timeout_ms;      /* inactivity limit while reading a request, and for an idle
+				     * keep-alive connection */
 	int session_idle_ms;        /* a session with no request for this long is ended */
 	int request_timeout_ms;     /* default upstream call timeout */
 	int connect_timeout_ms;     /* default upstream connect timeout */
