@@ -107,7 +107,8 @@ static int start(struct daemon *d, struct config *cfg)
 	return 0;
 }
 
-static void stop(struct daemon *d)
+/* Undo start(); the config stays. */
+static void stop_serving(struct daemon *d)
 {
 	guard_stop(d->guard);
 	d->guard = NULL;
@@ -116,6 +117,11 @@ static void stop(struct daemon *d)
 	d->front = NULL;
 	router_free(d->router);
 	d->router = NULL;
+}
+
+static void stop(struct daemon *d)
+{
+	stop_serving(d);
 	config_free(d->cfg);
 	d->cfg = NULL;
 }
@@ -137,12 +143,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
 	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
 	struct config *old = d->cfg;
-	guard_stop(d->guard);
-	d->guard = NULL;
-	front_free(d->front);
-	d->front = NULL;
-	router_free(d->router);
-	d->router = NULL;
+	stop_serving(d);
 	if (start(d, ncfg)) {
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
