@@ -384,8 +384,11 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 		struct budget_resv *resv = NULL;
 		int rc = budget_reserve(g->budget, &bs, cost, now_s(), &resv, &br);
 		if (rc == -EDQUOT) {
-			char spent[32], limit[32], c[32], reset[40] = "never";
-			budget_format_money(br.spent + br.reserved, spent, sizeof(spent));
+			/* Money as decimal strings (docs/budgets.md); reset is RFC 3339, or null
+			 * when the call costs more than the whole limit and can never fit. */
+			char spent[32], reserved[32], limit[32], c[32], reset[40] = "never";
+			budget_format_money(br.spent, spent, sizeof(spent));
+			budget_format_money(br.reserved, reserved, sizeof(reserved));
 			budget_format_money(br.limit, limit, sizeof(limit));
 			budget_format_money(br.cost, c, sizeof(c));
 			if (br.resets_at)
@@ -395,13 +398,18 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 			cJSON_AddStringToObject(d, "scope", br.scope);
 			cJSON_AddStringToObject(d, "period", br.period);
 			cJSON_AddStringToObject(d, "spent", spent);
+			cJSON_AddStringToObject(d, "reserved", reserved);
 			cJSON_AddStringToObject(d, "limit", limit);
 			cJSON_AddStringToObject(d, "cost", c);
-			cJSON_AddStringToObject(d, "reset", reset);
+			if (br.resets_at)
+				cJSON_AddStringToObject(d, "reset", reset);
+			else
+				cJSON_AddNullToObject(d, "reset");
 			snprintf(reason, reason_len, "over budget %s", br.name);
 			*error = refusal(REFUSAL_OVER_BUDGET, d,
-					 "Over budget: %s (%s, %s) has %s of %s spent; this call costs %s; "
-					 "resets %s", br.name, br.scope, br.period, spent, limit, c, reset);
+					 "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
+					 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
+					 limit, reserved, c, reset);
 			return -EDQUOT;
 		}
 		if (rc)

@@ -44,6 +44,8 @@ async function spentViaRefusal(url) {
 		await assert.rejects(c.client.callTool({ name: 'get-structured-content',
 			arguments: { location: 'Chicago' } }), (e) => {
 			assert.equal(e.code, -32005, e.message);
+			assert.equal(e.data.reserved, '0.00', 'nothing in flight');
+			assert.equal(e.data.reset, null, 'dearer than the whole limit: never fits');
 			spent = micros(e.data.spent);
 			return true;
 		});

@@ -25,6 +25,13 @@ async function tally(promises, refusalCode) {
 	return out;
 }
 
+/** "12.34" -> 12340000 micro-units */
+function micros(money) {
+	const m = /^(\d+)\.(\d{1,6})$/.exec(money);
+	assert.ok(m, `money "${money}"`);
+	return Number(m[1]) * 1e6 + Number(m[2].padEnd(6, '0'));
+}
+
 /** The next UTC midnight after t, as the daemon writes it. */
 function nextUtcMidnight(t) {
 	const d = new Date(t);
@@ -181,6 +188,7 @@ describe('budgets', () => {
 			assert.equal(err.data.type, 'over_budget');
 			assert.equal(err.data.budget, 'daily');
 			assert.equal(err.data.spent, '1.00');
+			assert.equal(err.data.reserved, '0.00');
 			assert.equal(err.data.limit, '1.00');
 			assert.equal(err.data.cost, '0.25');
 			assert.ok([nextUtcMidnight(t0), nextUtcMidnight(t1)].includes(err.data.reset),
@@ -207,20 +215,26 @@ describe('budgets', () => {
 			// spend 0.70 of 1.00 first: 0.30 remain, room for 10 calls of 0.03
 			for (let i = 0; i < 7; i++)
 				await clients[0].client.callTool({ name: 'get-sum', arguments: { a: i, b: 0 } });
-			// each call takes ~300 ms upstream, so all 50 are in flight together
+			// each call takes a second upstream, so all 50 are in flight together
 			const calls = [];
 			for (let i = 0; i < 50; i++)
 				calls.push(clients[i % 5].client.callTool({ name: 'trigger-long-running-operation',
-					arguments: { duration: 0.3, steps: 1 } }, undefined, { timeout: 30000 }));
+					arguments: { duration: 1, steps: 1 } }, undefined, { timeout: 30000 }));
 			const { ok, refused } = await tally(calls, -32005);
 			assert.equal(ok.length, 10, `succeeded: ${ok.length}`);
 			assert.equal(refused.length, 40);
-			for (const e of refused)
+			for (const e of refused) {
 				assert.equal(e.data.budget, 'solo');
+				// refused exactly when spent + reserved leaves less than the cost
+				assert.equal(micros(e.data.spent) + micros(e.data.reserved), 1000000,
+					JSON.stringify(e.data));
+			}
+			assert.ok(refused.some((e) => micros(e.data.reserved) > 0),
+				'calls in flight show as reserved, not spent');
 			// all of it is spent, and no more
 			await assert.rejects(clients[1].client.callTool({ name: 'get-structured-content',
 				arguments: { location: 'Chicago' } }),
-				(e) => e.code === -32005 && e.data.spent === '1.00');
+				(e) => e.code === -32005 && e.data.spent === '1.00' && e.data.reset === null);
 		} finally {
 			await Promise.all(clients.map((c) => c.close()));
 		}
@@ -246,12 +260,15 @@ describe('budgets', () => {
 				for (const e of refused) {
 					assert.equal(e.data.budget, 'research');
 					assert.equal(e.data.limit, '1.00');
+					const held = micros(e.data.spent) + micros(e.data.reserved);
+					assert.ok(held > 900000 && held <= 1000000, JSON.stringify(e.data));
 				}
 				// both keys see the same team spend
 				for (const c of clients.slice(0, 2))
 					await assert.rejects(c.client.callTool({ name: 'get-structured-content',
 						arguments: { location: 'Chicago' } }),
-						(e) => e.code === -32005 && e.data.budget === 'research' && e.data.spent === '0.95');
+						(e) => e.code === -32005 && e.data.budget === 'research' && e.data.spent === '0.95' &&
+							e.data.reserved === '0.00');
 			} finally {
 				await Promise.all(clients.map((c) => c.close()));
 			}
