@@ -707,6 +707,30 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 }
 
+static void apply_limits(struct front *f)
+{
+	struct timeval tv;
+
+	evhttp_set_max_body_size(f->http, (ev_ssize_t)f->cfg->max_body_bytes);
+	evhttp_set_max_headers_size(f->http, (ev_ssize_t)f->cfg->max_header_bytes);
+	tv.tv_sec = f->cfg->header_timeout_ms / 1000;
+	tv.tv_usec = (f->cfg->header_timeout_ms % 1000) * 1000;
+	evhttp_set_timeout_tv(f->http, &tv);
+}
+
+void front_close_streams(struct front *f)
+{
+	while (f->streams)
+		front_stream_close(f->streams);
+}
+
+void front_reconfigure(struct front *f, const struct config *cfg, struct router *r)
+{
+	f->cfg = cfg;
+	f->r = r;
+	apply_limits(f);
+}
+
 int front_new(struct event_base *base, const struct config *cfg, struct router *r,
 	      struct front **out)
 {
@@ -729,11 +753,7 @@ int front_new(struct event_base *base, const struct config *cfg, struct router *
 	evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
 					    EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD |
 					    EVHTTP_REQ_PATCH);
-	evhttp_set_max_body_size(f->http, (ev_ssize_t)cfg->max_body_bytes);
-	evhttp_set_max_headers_size(f->http, (ev_ssize_t)cfg->max_header_bytes);
-	tv.tv_sec = cfg->header_timeout_ms / 1000;
-	tv.tv_usec = (cfg->header_timeout_ms % 1000) * 1000;
-	evhttp_set_timeout_tv(f->http, &tv);
+	apply_limits(f);
 	evhttp_set_gencb(f->http, on_request, f);
 	sock = evhttp_bind_socket_with_handle(f->http, cfg->listen_host, (ev_uint16_t)cfg->listen_port);
 	if (!sock) {
@@ -761,8 +781,7 @@ void front_free(struct front *f)
 {
 	if (!f)
 		return;
-	while (f->streams)
-		front_stream_close(f->streams);
+	front_close_streams(f);
 	if (f->keepalive)
 		event_free(f->keepalive);
 	if (f->http)

@@ -22,6 +22,10 @@ int front_new(struct event_base *base, const struct config *cfg, struct router *
 void front_free(struct front *f);
 /* The bound port (useful when the config asked for port 0). */
 int front_port(const struct front *f);
+/* Reload on the same listener (same host and port): first end every GET stream (their
+ * sessions belong to the router being replaced), then serve cfg with router r. */
+void front_close_streams(struct front *f);
+void front_reconfigure(struct front *f, const struct config *cfg, struct router *r);
 
 /* Called when the client goes away before the reply is finished: after it, r is gone. */
 void front_reply_on_gone(struct front_reply *r, void (*fn)(void *arg), void *arg);

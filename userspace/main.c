@@ -72,6 +72,16 @@ static int validate(const char *path, struct config **out, struct config_errors 
 	return 0;
 }
 
+/* Printed after every (re)start: scripts and tests wait for this exact line. */
+static void announce(const struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+
+	fprintf(stderr, "mcpwarden: listening on http://%s%s%s:%d%s\n",
+		strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
+		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
+}
+
 static int start(struct daemon *d, struct config *cfg)
 {
 	enum log_level lvl;
@@ -94,10 +104,7 @@ static int start(struct daemon *d, struct config *cfg)
 		return rc;
 	}
 	d->cfg = cfg;
-	/* Tests and scripts wait for this exact line. */
-	fprintf(stderr, "mcpwarden: listening on http://%s%s%s:%d%s\n",
-		strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
-		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
+	announce(d);
 	/* Enforcement failing is loud but not fatal: the gateway still governs its callers. */
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
 		d->guard = NULL;
@@ -126,6 +133,34 @@ static void stop(struct daemon *d)
 	d->cfg = NULL;
 }
 
+/* Replace the router behind the running listener with one for cfg. The old router goes first:
+ * its calls in flight are answered ("session ended") and its store drains before the new one
+ * opens the same file. */
+static int swap_router(struct daemon *d, struct config *cfg)
+{
+	struct config_errors errs = { 0 };
+	int rc;
+
+	guard_stop(d->guard);
+	d->guard = NULL;
+	front_close_streams(d->front);
+	router_free(d->router);
+	d->router = NULL;
+	rc = router_new(d->base, cfg, &d->router, &errs);
+	if (rc) {
+		for (int i = 0; i < errs.count; i++)
+			log_error("%s", errs.msg[i]);
+		d->router = NULL;
+		return rc;
+	}
+	front_reconfigure(d->front, cfg, d->router);
+	d->cfg = cfg;
+	announce(d);
+	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
+		d->guard = NULL;
+	return 0;
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -143,6 +178,23 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
 	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
 	struct config *old = d->cfg;
+	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port) {
+		/* Same address: keep the listener (and its port, even when it was picked). */
+		if (swap_router(d, ncfg) == 0) {
+			config_free(old);
+			log_info("configuration reloaded");
+			return;
+		}
+		log_error("the new configuration could not start; going back to the previous one");
+		config_free(ncfg);
+		if (swap_router(d, old)) {
+			log_error("the previous configuration could not start either: exiting");
+			front_free(d->front);  /* nothing may reach a router that is gone */
+			d->front = NULL;
+			event_base_loopexit(d->base, NULL);
+		}
+		return;
+	}
 	stop_serving(d);
 	if (start(d, ncfg)) {
 		log_error("the new configuration could not start; going back to the previous one");
