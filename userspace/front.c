@@ -322,8 +322,13 @@ static struct session *find_session(struct front *f, struct evhttp_request *req,
 	}
 	if (who && strcmp(who->id, s->key_id)) {
 		cJSON *o = cJSON_CreateObject();
+		char *peer = NULL;
+		ev_uint16_t port = 0;
+		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
 		cJSON_AddStringToObject(o, "key", who->id);
 		cJSON_AddStringToObject(o, "reason", "key does not match the session");
+		if (peer)       /* docs/audit.md: every auth record names the peer */
+			cJSON_AddStringToObject(o, "peer", peer);
 		log_record("auth", o);
 		cJSON_Delete(o);
 		send_error(req, 403, "Forbidden", -32001,

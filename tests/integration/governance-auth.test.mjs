@@ -125,6 +125,7 @@ describe('authentication', () => {
 			for (const rec of recs) {
 				assert.equal(rec.key, 'other-agent');
 				assert.equal(rec.reason, 'key does not match the session');
+				assert.equal(rec.peer, '127.0.0.1');
 			}
 			// the owner's session is untouched
 			assert.equal((await s.post(ECHO(2, 'mine'))).json.result.content[0].text, 'Echo: mine');
