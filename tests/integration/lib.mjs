@@ -297,8 +297,8 @@ export async function startDaemon(config, opts = {}) {
 			const deadline = Date.now() + ms;
 			for (;;) {
 				const seen = p.stderrLines.slice(from);
-				if (seen.some((l) => /configuration reloaded/.test(l)) &&
-				    seen.some((l) => LISTENING_RE.test(l)))
+				// A re-bound listener prints its listening line before this one.
+				if (seen.some((l) => /configuration reloaded/.test(l)))
 					return { ok: true, url: this.url };
 				const refused = seen.findIndex((l) => /reload refused/.test(l));
 				if (refused >= 0) {
