@@ -321,9 +321,20 @@ static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 	return e;
 }
 
+/* charge_failures of the upstream called `server` (resources outside the lists have no entry) */
+static bool charges_failures(const struct gate *g, const struct catalog_entry *e, const char *server)
+{
+	if (e)
+		return catalog_server_config(g->cat, e->server)->charge_failures;
+	for (size_t i = 0; i < catalog_nservers(g->cat); i++)
+		if (!strcmp(catalog_server_config(g->cat, i)->name, server))
+			return catalog_server_config(g->cat, i)->charge_failures;
+	return false;
+}
+
 int gate_admit(struct gate *g, const struct key_identity *who, const struct catalog_entry *e,
-	       int kind, const char *server, const char *name, struct gate_ticket **ticket,
-	       cJSON **error, char *reason, size_t reason_len)
+	       int kind, const char *server, const char *name, bool work,
+	       struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
 {
 	const char *why = NULL;
 	int64_t cost = 0;
@@ -358,6 +369,8 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 			return -EACCES;
 		}
 	}
+	if (!work)
+		return 0;
 	/* 2. rate: only after permission, so refused calls do not use up quota */
 	struct rate_subject rs = { who->id, who->team, who->policy };
 	struct rate_refusal rr;
@@ -375,9 +388,12 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 				 (unsigned long long)rr.retry_after_ms);
 		return -EAGAIN;
 	}
-	/* 3. budget */
-	if (e && kind == CAT_TOOLS && g->tool_cost)
-		cost = g->tool_cost[e->index];
+	/* 3. budget: tools' costs are resolved once per catalogue; prompts and resources (read
+	 * by URI, often outside the lists) are matched per call */
+	if (kind == CAT_TOOLS)
+		cost = e && g->tool_cost ? g->tool_cost[e->index] : 0;
+	else
+		cost = budget_cost(g->bc, server, name);
 	if (cost > 0) {
 		struct budget_subject bs = { who->id, who->team, who->policy };
 		struct budget_refusal br;
@@ -421,7 +437,7 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 		}
 		(*ticket)->resv = resv;
 		(*ticket)->cost = cost;
-		(*ticket)->charge_failures = catalog_server_config(g->cat, e->server)->charge_failures;
+		(*ticket)->charge_failures = charges_failures(g, e, server);
 	}
 	return 0;
 }

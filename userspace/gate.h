@@ -53,12 +53,15 @@ bool gate_visible(struct gate *g, const struct key_identity *who, const struct c
 size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from);
 
 /* Admit a call to e (or, for a resource outside the lists, to server/name with e NULL).
+ * work: the call does work upstream (tools/call, prompts/get, resources/read) and is rate
+ * limited and charged its cost (`costs` matched on server/name); otherwise (resources/
+ * subscribe, completion/complete) only permission applies.
  * 0: admitted, *ticket to settle (may be NULL: nothing to settle). Otherwise a negative errno
  * (-EACCES not permitted, -EAGAIN rate limited, -EDQUOT over budget) and *error is the
  * JSON-RPC error object {code, message, data} to send; *reason a short text for the record. */
 int gate_admit(struct gate *g, const struct key_identity *who, const struct catalog_entry *e,
-	       int kind, const char *server, const char *name, struct gate_ticket **ticket,
-	       cJSON **error, char *reason, size_t reason_len);
+	       int kind, const char *server, const char *name, bool work,
+	       struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len);
 /* Settle a ticket: success commits the reserved cost (charge_failures commits failures too),
  * otherwise it is released. Returns 0 when cb(arg, err) will follow once the charge is
  * durable, 1 when nothing had to be persisted (cb not called), < 0 when the charge could not

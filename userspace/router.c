@@ -295,9 +295,13 @@ static bool admit(struct call *c, const struct catalog_entry *e, int kind, size_
 	cJSON *err = NULL;
 	int rc;
 
+	/* Rate limits and costs apply to the calls that do work upstream (docs/budgets.md). */
+	bool work = !strcmp(c->method, "tools/call") || !strcmp(c->method, "prompts/get") ||
+		    !strcmp(c->method, "resources/read");
+
 	c->server = server;
 	rc = gate_admit(c->r->gate, c->has_who ? &c->who : NULL, e, kind,
-			catalog_server_config(c->r->cat, server)->name, name, &c->ticket, &err,
+			catalog_server_config(c->r->cat, server)->name, name, work, &c->ticket, &err,
 			reason, sizeof(reason));
 	if (rc == 0)
 		return true;
