@@ -932,6 +932,12 @@ static void handle_complete(struct router *r, struct call *c, cJSON *msg)
 		if (cJSON_IsString(name) &&
 		    !catalog_route_name(r->cat, CAT_PROMPTS, name->valuestring, &server, &up)) {
 			c->target = strdup(name->valuestring);
+			/* Completions reveal a prompt's argument values: only for keys that may use it. */
+			if (!admit(c, catalog_find(r->cat, CAT_PROMPTS, name->valuestring), CAT_PROMPTS,
+				   server, up)) {
+				cJSON_Delete(params);
+				return;
+			}
 			cJSON_ReplaceItemInObjectCaseSensitive(ref, "name", cJSON_CreateString(up));
 			forward(c, server, "completion/complete", params);
 			return;
@@ -940,6 +946,10 @@ static void handle_complete(struct router *r, struct call *c, cJSON *msg)
 		cJSON *uri = cJSON_GetObjectItemCaseSensitive(ref, "uri");
 		if (cJSON_IsString(uri) && !catalog_route_uri(r->cat, uri->valuestring, &server, &up)) {
 			c->target = strdup(uri->valuestring);
+			if (!admit(c, NULL, CAT_RESOURCES, server, up)) {
+				cJSON_Delete(params);
+				return;
+			}
 			char *upd = strdup(up);
 			cJSON_ReplaceItemInObjectCaseSensitive(ref, "uri", cJSON_CreateString(upd ? upd : ""));
 			free(upd);
