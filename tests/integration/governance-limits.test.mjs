@@ -4,7 +4,8 @@
 // calls from several sessions and keys never spend past a limit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectHttp, makeKey, npmStdioUpstream, paths, rawSession, startDaemon } from './lib.mjs';
+import { connectHttp, makeKey, npmStdioUpstream, paths, rawSession, responseOf,
+	startDaemon } from './lib.mjs';
 
 const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
@@ -273,4 +274,94 @@ describe('budgets', () => {
 				await Promise.all(clients.map((c) => c.close()));
 			}
 		});
+});
+
+describe('prompts and resources are governed like tools', () => {
+	const k = { p: makeKey(), r: makeKey(), rl: makeKey() };
+	let d;
+
+	before(async () => {
+		d = await startDaemon({
+			listen: '127.0.0.1:0', upstreams: [everything()],
+			keys: [
+				{ id: 'prompts', hash: k.p.hash, policy: 'prompts' },
+				{ id: 'resources', hash: k.r.hash, policy: 'resources' },
+				{ id: 'limited', hash: k.rl.hash, policy: 'both' },
+			],
+			policies: {
+				prompts: { prompts: { allow: ['everything/simple-prompt', 'everything/completable-prompt'] } },
+				resources: { resources: { allow: ['everything/demo://resource/*'] } },
+				both: { prompts: { allow: ['*/*'] }, resources: { allow: ['*/*'] } },
+			},
+			costs: { 'everything/simple-prompt': '0.40', 'everything/demo://resource/*': '0.40' },
+			budgets: { default: [{ name: 'hourly', limit: '1.00', rolling: '1h' }],
+				'key:limited': [{ name: 'big', limit: '100', rolling: '1h' }] },
+			rate_limits: { 'key:limited': { key: { requests: 2, per: 'hour' } } },
+		}, { ready: true });
+	});
+	after(async () => { await d?.stop(); });
+
+	test('prompts/get is charged its cost and refused over budget', async () => {
+		const s = await rawSession(d.url, bearer(k.p));
+		const get = (id) => s.post({ jsonrpc: '2.0', id, method: 'prompts/get',
+			params: { name: 'simple-prompt' } });
+		for (let i = 1; i <= 2; i++)
+			assert.ok((await get(i)).json.result.messages, `prompts/get ${i}`);
+		const e = (await get(3)).json.error;
+		assert.equal(e?.code, -32005, JSON.stringify(e));
+		assert.equal(e.data.spent, '0.80');
+		assert.equal(e.data.cost, '0.40');
+		const recs = d.stdoutRecords.filter((x) => x.type === 'decision' && x.key === 'prompts' &&
+			x.method === 'prompts/get');
+		assert.deepEqual(recs.map((x) => x.cost_micros ?? 0), [400000, 400000, 0]);
+	});
+
+	test('resources/read is charged, listed or read through a template', async () => {
+		const s = await rawSession(d.url, bearer(k.r));
+		const read = (id, uri) => s.post({ jsonrpc: '2.0', id, method: 'resources/read',
+			params: { uri } });
+		const listed = (await s.post({ jsonrpc: '2.0', id: 0, method: 'resources/list' }))
+			.json.result.resources[0].uri;
+		assert.ok((await read(1, listed)).json.result.contents, 'a listed resource');
+		assert.ok((await read(2, 'demo://resource/dynamic/text/1')).json.result.contents,
+			'a resource from a template');
+		const e = (await read(3, listed)).json.error;
+		assert.equal(e?.code, -32005, JSON.stringify(e));
+		assert.equal(e.data.spent, '0.80');
+	});
+
+	test('completion/complete needs permission for the prompt it completes', async () => {
+		const complete = { jsonrpc: '2.0', id: 1, method: 'completion/complete', params: {
+			ref: { type: 'ref/prompt', name: 'completable-prompt' },
+			argument: { name: 'department', value: 'E' } } };
+		const allowed = await (await rawSession(d.url, bearer(k.p))).post(complete);
+		assert.ok(allowed.json.result?.completion, allowed.text);
+		const refused = await (await rawSession(d.url, bearer(k.r))).post(complete);
+		assert.equal(refused.json.error?.code, -32003, refused.text);
+		assert.equal(refused.json.error.data.type, 'not_permitted');
+	});
+
+	test('prompts/get and resources/read count against rate limits; completion and ' +
+		'subscriptions do not', async () => {
+		const s = await rawSession(d.url, bearer(k.rl));
+		for (let i = 0; i < 3; i++) {
+			const c = await s.post({ jsonrpc: '2.0', id: `c${i}`, method: 'completion/complete', params: {
+				ref: { type: 'ref/prompt', name: 'completable-prompt' },
+				argument: { name: 'department', value: 'E' } } });
+			assert.ok(c.json.result, c.text);
+			for (const m of ['resources/subscribe', 'resources/unsubscribe']) {
+				const r = await s.post({ jsonrpc: '2.0', id: `${m}${i}`, method: m,
+					params: { uri: 'demo://resource/dynamic/text/1' } });
+				assert.ok(responseOf(r)?.result, `${m}: ${r.text}`);
+			}
+		}
+		assert.ok((await s.post({ jsonrpc: '2.0', id: 1, method: 'prompts/get',
+			params: { name: 'simple-prompt' } })).json.result);
+		assert.ok((await s.post({ jsonrpc: '2.0', id: 2, method: 'resources/read',
+			params: { uri: 'demo://resource/dynamic/text/2' } })).json.result);
+		const r = await s.post({ jsonrpc: '2.0', id: 3, method: 'prompts/get',
+			params: { name: 'simple-prompt' } });
+		assert.equal(r.json.error?.code, -32004, r.text);
+		assert.ok(Number(r.headers.get('retry-after')) > 0);
+	});
 });

@@ -529,3 +529,22 @@ export async function rawSession(url, headers = {}, protocolVersion = '2025-11-2
 		throw new Error(`notifications/initialized: HTTP ${n.status} ${n.text}`);
 	return { sessionId, headers: h, post: (message) => postJson(url, message, h) };
 }
+
+/**
+ * The JSON-RPC messages of a POST answer, whether it came as application/json or as an SSE
+ * stream (text/event-stream: every `data:` event, in order).
+ */
+export function messagesOf(r) {
+	if (r.json)
+		return [r.json];
+	return r.text.split(/\r?\n\r?\n/).flatMap((ev) => {
+		const data = ev.split(/\r?\n/).filter((l) => l.startsWith('data:'))
+			.map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+		try { return data ? [JSON.parse(data)] : []; } catch { return []; }
+	});
+}
+
+/** The response (the message with an id and a result or error) of a POST answer. */
+export function responseOf(r) {
+	return messagesOf(r).find((m) => m.id !== undefined && ('result' in m || 'error' in m)) ?? null;
+}
