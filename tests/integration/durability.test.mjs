@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectHttp, makeKey, makeTempDir, npmStdioUpstream, paths, removeTempDir,
-	startDaemon } from './lib.mjs';
+	startDaemon, waitForTool } from './lib.mjs';
 
 const ROUNDS = 6;
 const WORKERS = 6;
@@ -36,6 +36,8 @@ function micros(money) {
 	return Number(m[1]) * 1e6 + Number(m[2].padEnd(6, '0'));
 }
 
+let lastRefusal = null;  // data of the last probe's refusal
+
 /** The spend the daemon has for key dur, from an over-budget refusal. */
 async function spentViaRefusal(url) {
 	const c = await connectHttp(url, { headers: { Authorization: `Bearer ${key.key}` } });
@@ -45,8 +47,10 @@ async function spentViaRefusal(url) {
 			arguments: { location: 'Chicago' } }), (e) => {
 			assert.equal(e.code, -32005, e.message);
 			assert.equal(e.data.reserved, '0.00', 'nothing in flight');
+			assert.match(e.data.budget, /^(dur|renamed-\d)$/);
 			assert.equal(e.data.reset, null, 'dearer than the whole limit: never fits');
 			spent = micros(e.data.spent);
+			lastRefusal = e.data;
 			return true;
 		});
 		return spent;
@@ -145,4 +149,63 @@ describe('spend survives kill -9 under load', () => {
 			await d.stop();
 		}
 	});
+
+	test('SIGHUP under load: every call is answered, spend is kept across reloads, and a ' +
+		'changed limit or budget name keeps what was spent', async () => {
+		const d = await startDaemon(config, { ready: true });
+		try {
+			const start = await spentViaRefusal(d.url);
+			let acked = 0, unanswered = 0;
+			const clients = [];
+			for (let w = 0; w < 4; w++)
+				clients.push(await connectHttp(d.url, { headers: { Authorization: `Bearer ${key.key}` } }));
+			let stop = false;
+			const worker = async (c, w) => {
+				for (let i = 0; !stop; i++) {
+					const name = w % 2 && i % 2 === 0 ? 'trigger-long-running-operation' : 'echo';
+					const args = name === 'echo' ? { message: `h${w}.${i}` } : { duration: 0.2, steps: 1 };
+					try {
+						await c.client.callTool({ name, arguments: args }, undefined, { timeout: 10000 });
+						acked += COST[name];
+					} catch (e) {
+						// the reload ends sessions: calls in flight are answered with an error
+						// (or the session is gone: 404); none may hang
+						assert.notEqual(e.code, -32001, 'timed out: a call was never answered');
+						unanswered += COST[name];
+						return;
+					}
+				}
+			};
+			for (let r = 0; r < 3; r++) {
+				stop = false;
+				const loops = clients.map((c, w) => worker(c, w));
+				await new Promise((res) => setTimeout(res, 200));
+				const cfg = structuredClone(config);
+				cfg.budgets['key:dur'] = [{ name: `renamed-${r}`, limit: String(9000 + r), rolling: '7d' }];
+				const rl = await d.reload(cfg);
+				assert.ok(rl.ok, rl.errors?.join('\n'));
+				stop = true;
+				await Promise.all(loops);
+				await waitForTool(d.url, { Authorization: `Bearer ${key.key}` }, 'echo');
+				// sessions ended with the reload: open new ones on the (same) listener
+				await Promise.all(clients.map((c) => c.close()));
+				for (let w = 0; w < 4; w++)
+					clients[w] = await connectHttp(d.url, { headers: { Authorization: `Bearer ${key.key}` } });
+			}
+			await Promise.all(clients.map((c) => c.close()));
+			const spent = await spentViaRefusal(d.url);
+			assert.equal(lastRefusal.budget, 'renamed-2', 'the reloaded budget applies');
+			assert.equal(lastRefusal.limit, '9002.00');
+			assert.ok(acked > 0);
+			assert.ok(spent - start >= acked, `spent ${spent - start} < acknowledged ${acked}`);
+			assert.ok(spent - start <= acked + unanswered,
+				`spent ${spent - start} > acknowledged ${acked} + unanswered ${unanswered}`);
+			const sig = await d.stop();
+			assert.equal(sig.signal, null, 'stopped cleanly, not killed');
+			assert.equal(sig.code, 0, `exit code ${sig.code}`);
+		} finally {
+			await d.kill();
+		}
+	});
 });
+

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectHttp, makeKey, npmStdioUpstream, paths, postJson, rawRequest, rawSession,
-	startDaemon } from './lib.mjs';
+	startDaemon, waitForTool } from './lib.mjs';
 
 const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
@@ -23,19 +23,6 @@ function assert401(r, what) {
 }
 
 const authRecords = (d) => d.stdoutRecords.filter((r) => r.type === 'auth');
-
-/** After a reload the catalogue may be filling in again: wait until `name` is listed. */
-async function waitForTool(url, headers, name, ms = 20000) {
-	const deadline = Date.now() + ms;
-	for (;;) {
-		const s = await rawSession(url, headers);
-		const r = await s.post({ jsonrpc: '2.0', id: 'l', method: 'tools/list' });
-		if (r.json?.result?.tools?.some((t) => t.name === name))
-			return;
-		assert.ok(Date.now() < deadline, `${name} not listed after the reload: ${r.text}`);
-		await new Promise((res) => setTimeout(res, 50));
-	}
-}
 
 describe('authentication', () => {
 	const k = { ok: makeKey(), other: makeKey(), expired: makeKey(), disabled: makeKey(),

@@ -548,3 +548,22 @@ export function messagesOf(r) {
 export function responseOf(r) {
 	return messagesOf(r).find((m) => m.id !== undefined && ('result' in m || 'error' in m)) ?? null;
 }
+
+/**
+ * Wait until tools/list, for a session opened with `headers`, names the tool `name` (after a
+ * start or a reload the catalogue fills in while the daemon already answers).
+ */
+export async function waitForTool(url, headers, name, ms = 20000) {
+	const deadline = Date.now() + ms;
+	for (;;) {
+		const s = await rawSession(url, headers);
+		const r = await s.post({ jsonrpc: '2.0', id: 'l', method: 'tools/list' });
+		await fetch(url, { method: 'DELETE', headers: s.headers }).catch(() => {});
+		if (responseOf(r)?.result?.tools?.some((t) => t.name === name))
+			return;
+		if (Date.now() > deadline)
+			throw new Error(`${name} not listed within ${ms} ms: ${r.text}`);
+		await new Promise((res) => setTimeout(res, 50));
+	}
+}
+
