@@ -134,6 +134,33 @@ describe('authentication', () => {
 		});
 });
 
+describe('expiry during a session', () => {
+	const k = makeKey();
+	let d, expires;
+
+	before(async () => {
+		// a few seconds ahead, on a whole second: enough to start the daemon and call once
+		expires = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
+		d = await startDaemon({
+			listen: '127.0.0.1:0', upstreams: [everything()],
+			keys: [{ id: 'short-lived', hash: k.hash, policy: 'all', expires: expires.toISOString() }],
+			policies: { all: { tools: { allow: ['*/*'] } } },
+		}, { ready: true });
+	});
+	after(async () => { await d?.stop(); });
+
+	test('a key that expires mid-session is refused from that second on', async () => {
+		const s = await rawSession(d.url, bearer(k));
+		const r = await s.post(ECHO(1, 'before'));
+		assert.ok(Date.now() < expires.getTime(), 'the machine was too slow to call before expiry');
+		assert.ok(r.json.result, 'works before it expires');
+		await new Promise((res) => setTimeout(res, expires.getTime() - Date.now() + 100));
+		assert401(await s.post(ECHO(2, 'after')), 'expired mid-session');
+		const rec = await d.waitForRecord((x) => x.type === 'auth' && x.reason === 'expired');
+		assert.equal(rec.key, 'short-lived');
+	});
+});
+
 describe('revocation by config reload (SIGHUP)', () => {
 	const k = { stays: makeKey(), deleted: makeKey(), disabled: makeKey(), expires: makeKey(),
 		added: makeKey() };
