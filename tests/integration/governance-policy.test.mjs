@@ -248,15 +248,22 @@ describe('refusal codes', () => {
 		const table = new Map([...doc.matchAll(/^\| (-32\d\d\d) \| `([a-z_]+)` \|/gm)]
 			.map((m) => [Number(m[1]), m[2]]));
 		const hdr = readFileSync(join(paths.top, 'userspace', 'refusal.h'), 'utf8');
-		const enumCodes = new Map([...hdr.matchAll(/case REFUSAL_\w+:\s+return "([a-z_]+)";/g)]
-			.map((m) => m[1]).map((name, i) => [name, i]));
+		// enum refusal_code { REFUSAL_X = -320yy } and refusal_name(): case REFUSAL_X: "type"
+		const value = new Map([...hdr.matchAll(/^\s*(REFUSAL_\w+)\s*=\s*(-\d+),/gm)]
+			.map((m) => [m[1], Number(m[2])]));
+		const header = new Map([...hdr.matchAll(/case (REFUSAL_\w+):\s+return "([a-z_]+)";/g)]
+			.map((m) => [value.get(m[1]), m[2]]));
+		assert.ok(header.size >= 7, 'refusal.h parsed');
+		assert.deepEqual([...header].sort(), [...table].sort(),
+			'docs/policy.md lists exactly the codes and types of refusal.h');
+		const enumCodes = new Map([...header].map(([code, type]) => [type, code]));
 		// What this suite observes from the daemon (asserted in the tests above and in
 		// governance-limits / governance-auth).
 		const observed = { not_permitted: -32003, rate_limited: -32004, over_budget: -32005,
 			invalid_arguments: -32602, unauthenticated: -32001 };
 		for (const [type, code] of Object.entries(observed)) {
 			assert.equal(table.get(code), type, `docs/policy.md documents ${code} as ${type}`);
-			assert.ok(enumCodes.has(type), `refusal.h names ${type}`);
+			assert.equal(enumCodes.get(type), code, `refusal.h gives ${type} the code ${code}`);
 		}
 		const codes = [...table.keys()];
 		assert.equal(new Set(codes).size, codes.length, 'codes are distinct');
