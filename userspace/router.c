@@ -206,22 +206,41 @@ static void call_fail(struct call *c, int code, const char *reason, cJSON *data,
 	call_finish(c, e);
 }
 
+/* Replace obj[field], an upstream's URI, by the URI the client sees. */
+static void expose_uri(struct router *r, size_t server, cJSON *obj, const char *field)
+{
+	cJSON *u = cJSON_GetObjectItemCaseSensitive(obj, field);
+	char *ex;
+
+	if (!catalog_prefixing(r->cat) || !cJSON_IsString(u))
+		return;
+	ex = catalog_expose_uri(r->cat, server, u->valuestring);
+	if (ex) {
+		cJSON_SetValuestring(u, ex);
+		free(ex);
+	}
+}
+
 static void expose_uris(struct router *r, size_t server, cJSON *arr, const char *field)
 {
 	cJSON *it;
 
-	if (!catalog_prefixing(r->cat))
+	cJSON_ArrayForEach(it, arr)
+		expose_uri(r, server, it, field);
+}
+
+/* Resource links and embedded resources in tool results and prompts name the upstream's URIs:
+ * expose them so the client can read them back through the gateway. */
+static void expose_block_uri(struct router *r, size_t server, cJSON *block)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(block, "type");
+
+	if (!cJSON_IsString(type))
 		return;
-	cJSON_ArrayForEach(it, arr) {
-		cJSON *u = cJSON_GetObjectItemCaseSensitive(it, field);
-		if (!cJSON_IsString(u))
-			continue;
-		char *ex = catalog_expose_uri(r->cat, server, u->valuestring);
-		if (ex) {
-			cJSON_SetValuestring(u, ex);
-			free(ex);
-		}
-	}
+	if (!strcmp(type->valuestring, "resource_link"))
+		expose_uri(r, server, block, "uri");
+	else if (!strcmp(type->valuestring, "resource"))
+		expose_uri(r, server, cJSON_GetObjectItemCaseSensitive(block, "resource"), "uri");
 }
 
 struct settling {
@@ -253,6 +272,14 @@ static void on_call_reply(void *arg, cJSON *resp)
 	if (!strcmp(c->method, "resources/read")) {
 		cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
 		expose_uris(c->r, c->server, cJSON_GetObjectItemCaseSensitive(res, "contents"), "uri");
+	} else if (!strcmp(c->method, "tools/call")) {
+		cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result"), *b;
+		cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(res, "content"))
+			expose_block_uri(c->r, c->server, b);
+	} else if (!strcmp(c->method, "prompts/get")) {
+		cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result"), *m;
+		cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(res, "messages"))
+			expose_block_uri(c->r, c->server, cJSON_GetObjectItemCaseSensitive(m, "content"));
 	}
 	record(c, "allow", NULL, resp);
 	if (!t) {
