@@ -148,13 +148,23 @@ static bool origin_allowed(const struct front *f, const char *origin)
 
 /* --- replies -------------------------------------------------------------------------- */
 
+/* A client went away while its request was unanswered: libevent detaches such a request
+ * from the dying connection and leaves freeing it to us (evhttp_connection_incoming_fail);
+ * one still attached is freed with its connection. */
+static void free_detached(struct evhttp_request *req)
+{
+	if (!evhttp_request_get_connection(req))
+		evhttp_request_free(req);
+}
+
 static void reply_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct front_reply *r = arg;
 
-	/* evhttp frees the request after this: forget it, and tell the router. */
+	/* Forget the request, and tell the router. */
 	if (r->gone)
 		r->gone(r->gone_arg);
+	free_detached(r->req);
 	free(r);
 }
 
@@ -267,6 +277,7 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
 
 	router_stream_closed(st->f->r, st->s, st);
 	stream_unlink(st);
+	free_detached(st->req);
 	free(st);
 }
 
