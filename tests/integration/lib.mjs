@@ -405,6 +405,146 @@ export function upstreamSaw(logPath) {
 	});
 }
 
+// ---- gateway suites (gateway-*.test.mjs) ----
+
+/** Fixture files beyond the conformance server. */
+export const fixturePaths = {
+	/** tests/fixtures/fault-server.mjs: crashes, hangs, changes its tool list on request. */
+	fault: join(top, 'tests', 'fixtures', 'fault-server.mjs'),
+	/** tests/fixtures/loopback-listen.mjs: a node --import preload pinning listen() to loopback. */
+	loopbackPreload: join(top, 'tests', 'fixtures', 'loopback-listen.mjs'),
+};
+
+/** An upstream entry that has the daemon spawn the fault fixture over stdio. */
+export function faultStdioUpstream(name = 'fault', extra = {}) {
+	return { name, transport: 'stdio', command: [paths.node, fixturePaths.fault, '--tag', name],
+		...extra };
+}
+
+/** Wait until the daemon says every named upstream is ready (tools etc. listed). */
+export async function waitUpstreamsReady(daemon, names, ms = 20000) {
+	await Promise.all(names.map((n) =>
+		daemon.waitForStderr(new RegExp(`upstream ${n}: ready \\(`), ms)));
+}
+
+/** A port that was free a moment ago (for a server that must come up later on a known port). */
+export async function freePort() {
+	const { createServer } = await import('node:net');
+	return new Promise((res, rej) => {
+		const s = createServer();
+		s.on('error', rej);
+		s.listen(0, '127.0.0.1', () => {
+			const { port } = s.address();
+			s.close(() => res(port));
+		});
+	});
+}
+
+/**
+ * server-everything in streamableHttp mode on loopback (through the loopback preload).
+ * opts: { port (default 0 = ephemeral), timeoutMs }. Returns { url, port, proc, stderrLines,
+ * exited, stop(ms) }.
+ */
+export async function startEverythingHttp(opts = {}) {
+	const p = await startProcess(paths.node,
+		['--import', `file://${fixturePaths.loopbackPreload}`, paths.bin.everything, 'streamableHttp'],
+		{ env: { PORT: String(opts.port ?? 0) }, ready: /^LOOPBACK-LISTENING 127\.0\.0\.1:(\d+)$/,
+			readyOn: 'stderr', timeoutMs: opts.timeoutMs ?? 20000, name: 'everything-http' });
+	const port = Number(p.match[1]);
+	return { url: `http://127.0.0.1:${port}/mcp`, port, proc: p.proc, stderrLines: p.stderrLines,
+		exited: p.exited, stop: p.stop };
+}
+
+/** What sanitizers print when they find something. */
+export const SANITIZER_RE = /ERROR: (?:Address|Leak|Undefined)Sanitizer|runtime error:/;
+
+/**
+ * Stop the daemon (SIGTERM) and check that it ran clean: exit code 0 and no sanitizer report
+ * on stderr. Returns a list of problems (empty when clean); the caller asserts on it.
+ */
+export async function stopDaemonChecked(daemon, ms = 15000) {
+	const { code, signal } = await daemon.stop(ms);
+	const problems = [];
+	if (code !== 0 || signal !== null)
+		problems.push(`daemon exit: code ${code}, signal ${signal}`);
+	const i = daemon.stderrLines.findIndex((l) => SANITIZER_RE.test(l));
+	if (i >= 0)
+		problems.push(`sanitizer report on stderr:\n${daemon.stderrLines.slice(i, i + 40).join('\n')}`);
+	return problems;
+}
+
+/**
+ * Poll `fn` (async) until it returns a truthy value; returns it, or throws after ms with
+ * `what` in the message.
+ */
+export async function eventually(fn, { ms = 10000, every = 100, what = 'condition' } = {}) {
+	const end = Date.now() + ms;
+	let last;
+	for (;;) {
+		try {
+			const v = await fn();
+			if (v)
+				return v;
+		} catch (e) {
+			last = e;
+		}
+		if (Date.now() > end)
+			throw new Error(`${what}: not true within ${ms} ms${last ? ` (last error: ${last.message})` : ''}`);
+		await new Promise((r) => setTimeout(r, every));
+	}
+}
+
+/**
+ * A raw Streamable HTTP session (initialize + initialized by hand) for wire-level tests, with
+ * opts { version, capabilities, headers }. Returns { sessionId, version, headers (to send on later requests), post(msg, extra headers) }.
+ */
+export async function openRawSession(url, opts = {}) {
+	const init = await postJson(url, { jsonrpc: '2.0', id: 0, method: 'initialize',
+		params: { protocolVersion: opts.version ?? '2025-11-25', capabilities: opts.capabilities ?? {},
+			clientInfo: { name: 'raw', version: '1' } } }, opts.headers);
+	if (init.status !== 200)
+		throw new Error(`initialize: HTTP ${init.status}: ${init.text}`);
+	const sessionId = init.headers.get('mcp-session-id');
+	const version = init.json?.result?.protocolVersion;
+	const headers = { ...(opts.headers ?? {}), 'Mcp-Session-Id': sessionId,
+		'MCP-Protocol-Version': version };
+	const n = await postJson(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers);
+	if (n.status !== 202)
+		throw new Error(`notifications/initialized: HTTP ${n.status}: ${n.text}`);
+	return { sessionId, version, headers, init,
+		post: (msg, extra = {}) => postJson(url, msg, { ...headers, ...extra }) };
+}
+
+/** Parse an SSE body into the JSON payloads of its data lines. */
+export function sseMessages(text) {
+	const out = [];
+	for (const block of text.split(/\r?\n\r?\n/)) {
+		const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:'))
+			.map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+		if (data)
+			try { out.push(JSON.parse(data)); } catch { /* not JSON */ }
+	}
+	return out;
+}
+
+/**
+ * connectHttp, plus `streamOpen`: a promise that resolves once the SDK's GET event stream has
+ * been answered 200 (so server notifications sent from then on reach the client).
+ */
+export async function connectHttpWithStream(url, opts = {}) {
+	let opened;
+	const streamOpen = new Promise((res) => { opened = res; });
+	const inner = opts.fetch ?? fetch;
+	const wrapped = async (input, init) => {
+		const res = await inner(input, init);
+		if ((init?.method ?? 'GET') === 'GET' && res.status === 200)
+			opened();
+		return res;
+	};
+	const c = await connectHttp(url, { ...opts, fetch: wrapped });
+	return { ...c, streamOpen };
+}
+
 // ---- SDK clients ----
 
 /**

@@ -1,0 +1,416 @@
+// The gateway core through the official SDK client: the real daemon in front of real MCP servers
+// (server-everything, server-memory, server-filesystem over stdio, plus the fault fixture with
+// enough tools to need two pages), prefix mode auto. What comes through the gateway is compared
+// with what the same servers answer directly, so "relayed unchanged" means exactly that.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ResourceUpdatedNotificationSchema }
+	from '@modelcontextprotocol/sdk/types.js';
+import { connectHttp, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
+	npmStdioUpstream, paths, postJson, openRawSession, stopDaemonChecked, startDaemon,
+	waitUpstreamsReady } from './lib.mjs';
+
+const EXTRA_TOOLS = 80;	// with the stock servers' ~40 tools: more than one page of 100
+
+// The client capabilities the gateway's own upstream sessions declare, so the direct reference
+// sessions see the same capability-gated tools.
+const REF_CAPS = { sampling: {}, elicitation: {} };
+
+describe('gateway core: stdio upstreams, prefix auto', () => {
+	let d, files, memDir;
+	const ref = {};	// direct sessions with the same servers: { everything, memory, files }
+	const clients = [];
+
+	async function connect(opts) {
+		const c = await connectHttp(d.url, opts);
+		clients.push(c);
+		return c;
+	}
+
+	before(async () => {
+		files = makeTempDir('mcpwarden-files-');
+		memDir = makeTempDir('mcpwarden-memory-');
+		writeFileSync(join(files, 'hello.txt'), 'hello from the filesystem\n');
+		const memEnv = { MEMORY_FILE_PATH: join(memDir, 'memory.jsonl') };
+		d = await startDaemon(gatewayConfig([
+			npmStdioUpstream('everything', paths.bin.everything, ['stdio']),
+			npmStdioUpstream('memory', paths.bin.memory, [], { env: memEnv }),
+			npmStdioUpstream('files', paths.bin.filesystem, [files]),
+			faultStdioUpstream('fault', { command: [paths.node, fixturePaths.fault, '--tag', 'fault',
+				'--extra-tools', String(EXTRA_TOOLS)] }),
+		], { prefix: 'auto' }));
+		const refMemDir = makeTempDir('mcpwarden-memory-ref-');
+		[ref.everything, ref.memory, ref.files] = await Promise.all([
+			connectStdio(paths.node, [paths.bin.everything, 'stdio'], { capabilities: REF_CAPS }),
+			connectStdio(paths.node, [paths.bin.memory],
+				{ env: { ...process.env, MEMORY_FILE_PATH: join(refMemDir, 'memory.jsonl') } }),
+			connectStdio(paths.node, [paths.bin.filesystem, files]),
+		]);
+		await waitUpstreamsReady(d, ['everything', 'memory', 'files', 'fault']);
+	});
+
+	after(async () => {
+		for (const c of [...clients, ...Object.values(ref)])
+			await c.close();
+		if (d) {
+			const problems = await stopDaemonChecked(d);
+			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
+		}
+	});
+
+	// Every page of tools/list through the SDK (it follows no cursors by itself).
+	async function allTools(client) {
+		const pages = [];
+		let cursor;
+		do {
+			const r = await client.listTools(cursor ? { cursor } : undefined);
+			pages.push(r.tools);
+			cursor = r.nextCursor;
+		} while (cursor && pages.length < 20);
+		return pages;
+	}
+
+	// The everything server's list settles after its initialized handler adds the tools that
+	// depend on the client's capabilities (announced with list_changed): wait for them.
+	async function refTools(name) {
+		const { tools } = await ref[name].client.listTools();
+		return tools;
+	}
+
+	test('initialize: serverInfo, negotiated version, aggregated capabilities, session id', async () => {
+		const c = await connect();
+		assert.deepEqual(c.client.getServerVersion(), { name: 'mcpwarden', version: c.client.getServerVersion().version });
+		assert.match(c.client.getServerVersion().version, /^\d+\.\d+\.\d+/);
+		assert.equal(c.transport.protocolVersion, '2025-11-25');
+		assert.match(c.sessionId, /^[0-9a-f]{32,}$/, 'a long random session id');
+		const caps = c.client.getServerCapabilities();
+		assert.equal(caps.tools?.listChanged, true);
+		assert.equal(caps.prompts?.listChanged, true);
+		assert.equal(caps.resources?.listChanged, true);
+		assert.equal(caps.resources?.subscribe, true, 'server-everything supports subscribe');
+		assert.ok(caps.logging, 'server-everything logs');
+		assert.ok(caps.completions, 'server-everything completes');
+		const c2 = await connect();
+		assert.notEqual(c2.sessionId, c.sessionId, 'every initialize opens its own session');
+	});
+
+	test('initialize: an older supported version is echoed; an unknown one gets the latest', async () => {
+		const old = await openRawSession(d.url, { version: '2025-06-18' });
+		assert.equal(old.version, '2025-06-18');
+		const future = await openRawSession(d.url, { version: '2099-01-01' });
+		assert.equal(future.version, '2025-11-25');
+		for (const s of [old, future]) {
+			const del = await fetch(d.url, { method: 'DELETE', headers: s.headers });
+			assert.equal(del.status, 200);
+		}
+	});
+
+	test('tools/list aggregates every upstream, each tool exactly as its server lists it, prefixed', async () => {
+		const c = await connect();
+		const pages = await allTools(c.client);
+		const tools = pages.flat();
+		const names = tools.map((t) => t.name);
+		assert.equal(new Set(names).size, names.length, 'no tool listed twice across pages');
+		for (const server of ['everything', 'memory', 'files']) {
+			const direct = await refTools(server);
+			const through = tools.filter((t) => t.name.startsWith(`${server}__`));
+			assert.equal(through.length, direct.length, `${server}: every tool, no more`);
+			for (const t of direct) {
+				const g = through.find((x) => x.name === `${server}__${t.name}`);
+				assert.ok(g, `${server}__${t.name} listed`);
+				assert.deepEqual({ ...g, name: t.name }, t, `${server}__${t.name} relayed unchanged`);
+			}
+		}
+		const fault = tools.filter((t) => t.name.startsWith('fault__'));
+		assert.equal(fault.length, 5 + EXTRA_TOOLS);
+		assert.ok(names.every((n) => /^(everything|memory|files|fault)__/.test(n)),
+			'with several upstreams every name carries its server prefix');
+	});
+
+	test('tools/list pages: 100 per page, an opaque cursor, the last page without nextCursor', async () => {
+		const c = await connect();
+		const first = await c.client.listTools();
+		assert.equal(first.tools.length, 100);
+		assert.equal(typeof first.nextCursor, 'string');
+		const second = await c.client.listTools({ cursor: first.nextCursor });
+		assert.ok(second.tools.length > 0 && second.tools.length <= 100);
+		assert.equal(second.nextCursor, undefined, 'the last page has no nextCursor');
+		const overlap = second.tools.filter((t) => first.tools.some((f) => f.name === t.name));
+		assert.deepEqual(overlap, [], 'pages do not overlap');
+		// A cursor is reusable: the same page again.
+		const again = await c.client.listTools({ cursor: first.nextCursor });
+		assert.deepEqual(again.tools.map((t) => t.name), second.tools.map((t) => t.name));
+	});
+
+	test('tools/list with an invalid cursor is -32602', async () => {
+		const c = await connect();
+		for (const cursor of ['garbage', 'mcpw:', 'mcpw:12x', 'mcpw:999999999', '', 'mcpw:-1']) {
+			await assert.rejects(c.client.listTools({ cursor }), (e) => e.code === -32602,
+				`cursor ${JSON.stringify(cursor)}`);
+		}
+		const s = await openRawSession(d.url);
+		const r = await s.post({ jsonrpc: '2.0', id: 5, method: 'tools/list', params: { cursor: 42 } });
+		assert.equal(r.json?.error?.code, -32602, 'a cursor that is not a string');
+	});
+
+	test('tools/call: results relayed unchanged (text, image, annotations, structuredContent)', async () => {
+		const c = await connect();
+		const calls = [
+			['get-sum', { a: 2, b: 3 }],
+			['echo', { message: 'through the gateway' }],
+			['get-tiny-image', {}],
+			['get-annotated-message', { messageType: 'error', includeImage: true }],
+			['get-structured-content', { location: 'Chicago' }],
+			['get-resource-reference', { resourceType: 'Text', resourceId: 3 }],
+		];
+		for (const [name, args] of calls) {
+			const direct = await ref.everything.client.callTool({ name, arguments: args });
+			const through = await c.client.callTool({ name: `everything__${name}`, arguments: args });
+			if (name === 'get-resource-reference') {
+				// Embedded resources name the upstream's URI; the gateway exposes it prefixed so
+				// the client can read it back through the gateway.
+				for (const b of through.content)
+					if (b.type === 'resource') {
+						assert.match(b.resource.uri, /^everything\+demo:/);
+						b.resource.uri = b.resource.uri.slice('everything+'.length);
+					}
+			}
+			assert.deepEqual(through, direct, `${name}: same result as the server answers directly`);
+		}
+		const sc = await c.client.callTool({ name: 'everything__get-structured-content',
+			arguments: { location: 'New York' } });
+		assert.equal(typeof sc.structuredContent.temperature, 'number');
+		assert.deepEqual(JSON.parse(sc.content[0].text), sc.structuredContent);
+	});
+
+	test('tools/call: a tool error comes back as isError:true, not as a JSON-RPC error', async () => {
+		const c = await connect();
+		const r = await c.client.callTool({ name: 'files__read_text_file',
+			arguments: { path: '/etc/hostname' } });
+		assert.equal(r.isError, true, 'a path outside the allowed directory is a tool error');
+		assert.match(r.content[0].text, /denied|outside|not allowed/i);
+		const ok = await c.client.callTool({ name: 'files__read_text_file',
+			arguments: { path: join(files, 'hello.txt') } });
+		assert.notEqual(ok.isError, true);
+		assert.equal(ok.content[0].text, 'hello from the filesystem\n');
+		const m = await c.client.callTool({ name: 'memory__create_entities', arguments: {
+			entities: [{ name: 'gateway', entityType: 'component', observations: ['relays calls'] }] } });
+		assert.notEqual(m.isError, true);
+		const g = await c.client.callTool({ name: 'memory__read_graph', arguments: {} });
+		assert.match(g.content[0].text, /relays calls/);
+	});
+
+	test('tools/call: an unknown tool is a JSON-RPC -32602 error, not a text result', async () => {
+		const c = await connect();
+		for (const name of ['no_such_tool', 'get-sum', 'everything__nope', 'nope__get-sum', '']) {
+			await assert.rejects(c.client.callTool({ name, arguments: {} }),
+				(e) => e.code === -32602 && /Unknown tool/.test(e.message), `tool ${JSON.stringify(name)}`);
+		}
+	});
+
+	test('tools/call: bad arguments are -32602 naming the path, and never reach the upstream', async () => {
+		const c = await connect();
+		const before = d.stderrLines.filter((l) => /fault-server\[fault\]: call echo/.test(l)).length;
+		await assert.rejects(c.client.callTool({ name: 'fault__echo', arguments: { text: 42 } }),
+			(e) => e.code === -32602 && e.data?.path === '$.text' && /fault__echo/.test(e.message));
+		await assert.rejects(c.client.callTool({ name: 'fault__echo', arguments: {} }),
+			(e) => e.code === -32602 && typeof e.data?.path === 'string' && /text/.test(e.message));
+		await assert.rejects(c.client.callTool({ name: 'everything__get-sum', arguments: { a: 'x', b: 1 } }),
+			(e) => e.code === -32602 && e.data?.path === '$.a');
+		// The good call is the only one the fixture sees.
+		const ok = await c.client.callTool({ name: 'fault__echo', arguments: { text: 'fine' } });
+		assert.equal(ok.content[0].text, 'fault: fine');
+		await d.waitForStderr(/fault-server\[fault\]: call echo \{"text":"fine"\}/);
+		const seen = d.stderrLines.filter((l) => /fault-server\[fault\]: call echo/.test(l));
+		assert.equal(seen.length - before, 1, `the upstream saw only the valid call: ${seen.join(' | ')}`);
+		const rec = await d.waitForRecord((r) => r.type === 'decision' && r.target === 'fault__echo' &&
+			r.decision === 'deny');
+		assert.equal(rec.error_code, -32602);
+	});
+
+	test('tools/call: arguments that are not an object are -32602', async () => {
+		const s = await openRawSession(d.url);
+		const r = await s.post({ jsonrpc: '2.0', id: 9, method: 'tools/call',
+			params: { name: 'fault__echo', arguments: ['text'] } });
+		assert.equal(r.json?.error?.code, -32602);
+		const n = await s.post({ jsonrpc: '2.0', id: 10, method: 'tools/call', params: { arguments: {} } });
+		assert.equal(n.json?.error?.code, -32602, 'no name');
+	});
+
+	test('progress notifications arrive with the client\'s own token, per session', async () => {
+		const [a, b] = [await connect(), await connect()];
+		const seen = { a: [], b: [] };
+		const run = (c, who) => c.client.callTool({ name: 'everything__trigger-long-running-operation',
+			arguments: { duration: 1, steps: 4 } }, undefined,
+		{ onprogress: (p) => seen[who].push(p), resetTimeoutOnProgress: true });
+		// Both sessions use the same progress token values (the SDK's own request ids): the
+		// gateway keeps them apart on the shared child.
+		const [ra, rb] = await Promise.all([run(a, 'a'), run(b, 'b')]);
+		for (const r of [ra, rb])
+			assert.match(r.content[0].text, /Long running operation completed/);
+		for (const who of ['a', 'b'])
+			assert.deepEqual(seen[who].map((p) => [p.progress, p.total]), [[1, 4], [2, 4], [3, 4], [4, 4]],
+				`session ${who} hears its own progress, once each`);
+	});
+
+	test('resources/list and templates: URIs carry the server prefix', async () => {
+		const c = await connect();
+		const { resources } = await c.client.listResources();
+		const direct = (await ref.everything.client.listResources()).resources;
+		for (const r of direct) {
+			const g = resources.find((x) => x.uri === `everything+${r.uri}`);
+			assert.ok(g, `everything+${r.uri} listed`);
+			assert.deepEqual({ ...g, uri: r.uri }, r);
+		}
+		assert.ok(resources.some((r) => r.uri === 'memory+memory://knowledge-graph'));
+		const { resourceTemplates } = await c.client.listResourceTemplates();
+		const dt = (await ref.everything.client.listResourceTemplates()).resourceTemplates;
+		assert.deepEqual(resourceTemplates.map((t) => t.uriTemplate).sort(),
+			dt.map((t) => `everything+${t.uriTemplate}`).sort());
+	});
+
+	test('resources/read: a prefixed URI maps back; the answer names the prefixed URI', async () => {
+		const c = await connect();
+		const uri = 'demo://resource/static/document/features.md';
+		const direct = await ref.everything.client.readResource({ uri });
+		const through = await c.client.readResource({ uri: `everything+${uri}` });
+		assert.equal(through.contents.length, direct.contents.length);
+		assert.equal(through.contents[0].uri, `everything+${uri}`);
+		assert.deepEqual({ ...through.contents[0], uri }, direct.contents[0]);
+		// A template instance.
+		const t = await c.client.readResource({ uri: 'everything+demo://resource/dynamic/text/7' });
+		assert.equal(t.contents[0].uri, 'everything+demo://resource/dynamic/text/7');
+		assert.match(t.contents[0].text, /Resource 7/);
+		const mem = await c.client.readResource({ uri: 'memory+memory://knowledge-graph' });
+		assert.equal(mem.contents[0].uri, 'memory+memory://knowledge-graph');
+		for (const bad of ['nosuch+demo://x', 'demo://resource/static/document/features.md'])
+			await assert.rejects(c.client.readResource({ uri: bad }), (e) => e.code === -32602, bad);
+	});
+
+	test('resource links and embedded resources (tools, prompts) can be read back through the gateway', async () => {
+		const c = await connect();
+		const r = await c.client.callTool({ name: 'everything__get-resource-links', arguments: { count: 2 } });
+		const links = r.content.filter((b) => b.type === 'resource_link');
+		assert.equal(links.length, 2);
+		for (const l of links) {
+			assert.match(l.uri, /^everything\+demo:\/\//, 'exposed with the server prefix');
+			const read = await c.client.readResource({ uri: l.uri });
+			assert.equal(read.contents[0].uri, l.uri);
+		}
+		const p = await c.client.getPrompt({ name: 'everything__resource-prompt',
+			arguments: { resourceType: 'Text', resourceId: '2' } });
+		const embedded = p.messages.map((m) => m.content).filter((b) => b.type === 'resource');
+		assert.equal(embedded.length, 1);
+		assert.equal(embedded[0].resource.uri, 'everything+demo://resource/dynamic/text/2');
+		const read = await c.client.readResource({ uri: embedded[0].resource.uri });
+		assert.match(read.contents[0].text, /Resource 2/);
+	});
+
+	test('resources/subscribe and unsubscribe reach the upstream', async () => {
+		const c = await connect();
+		const uri = 'everything+demo://resource/static/document/architecture.md';
+		assert.deepEqual(await c.client.subscribeResource({ uri }), {});
+		assert.deepEqual(await c.client.unsubscribeResource({ uri }), {});
+		await assert.rejects(c.client.subscribeResource({ uri: 'nosuch+x://y' }), (e) => e.code === -32602);
+	});
+
+	test('prompts/list and prompts/get with arguments', async () => {
+		const c = await connect();
+		const { prompts } = await c.client.listPrompts();
+		const direct = (await ref.everything.client.listPrompts()).prompts;
+		assert.deepEqual(prompts.filter((p) => p.name.startsWith('everything__'))
+			.map((p) => ({ ...p, name: p.name.slice('everything__'.length) })), direct);
+		const args = { city: 'Lisbon', state: 'Estremadura' };
+		const g = await c.client.getPrompt({ name: 'everything__args-prompt', arguments: args });
+		assert.deepEqual(g, await ref.everything.client.getPrompt({ name: 'args-prompt', arguments: args }));
+		assert.match(JSON.stringify(g.messages), /Lisbon/);
+		await assert.rejects(c.client.getPrompt({ name: 'everything__nope' }), (e) => e.code === -32602);
+	});
+
+	test('completion/complete for a prefixed prompt', async () => {
+		const c = await connect();
+		const req = { ref: { type: 'ref/prompt', name: 'completable-prompt' },
+			argument: { name: 'department', value: 'E' } };
+		const direct = await ref.everything.client.complete(req);
+		const through = await c.client.complete({ ...req,
+			ref: { type: 'ref/prompt', name: 'everything__completable-prompt' } });
+		assert.deepEqual(through, direct);
+		assert.ok(through.completion.values.includes('Engineering'));
+		await assert.rejects(c.client.complete({ ...req, ref: { type: 'ref/prompt', name: 'nope' } }),
+			(e) => e.code === -32602);
+	});
+
+	test('sampling: the upstream\'s request reaches the client, the tool result carries its answer', async () => {
+		const c = await connect({ capabilities: { sampling: {} } });
+		const asked = [];
+		c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+			asked.push(req.params);
+			return { role: 'assistant', model: 'gateway-test-model', stopReason: 'endTurn',
+				content: { type: 'text', text: 'the answer is 42' } };
+		});
+		const r = await c.client.callTool({ name: 'everything__trigger-sampling-request',
+			arguments: { prompt: 'what is the answer?', maxTokens: 17 } });
+		assert.equal(asked.length, 1);
+		assert.match(asked[0].messages[0].content.text, /what is the answer\?/);
+		assert.equal(asked[0].maxTokens, 17);
+		assert.notEqual(r.isError, true);
+		assert.match(r.content[0].text, /the answer is 42/);
+		assert.match(r.content[0].text, /gateway-test-model/);
+	});
+
+	test('elicitation: the upstream\'s request reaches the client, the tool result carries its answer', async () => {
+		const c = await connect({ capabilities: { elicitation: {} } });
+		let asked;
+		c.client.setRequestHandler(ElicitRequestSchema, async (req) => {
+			asked = req.params;
+			return { action: 'accept', content: { name: 'Ada Lovelace', check: true } };
+		});
+		const r = await c.client.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
+		assert.ok(asked?.requestedSchema?.properties?.name, 'the form schema came through');
+		assert.match(JSON.stringify(r.content), /Ada Lovelace/);
+	});
+
+	test('sampling for a client that did not declare it is refused to the upstream, not sent', async () => {
+		const c = await connect();	// no sampling capability
+		let called = false;
+		// The SDK refuses to register a handler for an undeclared capability; watch the wire instead.
+		c.transport.onmessage = ((orig) => (m) => {
+			if (m.method === 'sampling/createMessage')
+				called = true;
+			orig(m);
+		})(c.transport.onmessage);
+		const r = await c.client.callTool({ name: 'everything__trigger-sampling-request',
+			arguments: { prompt: 'x' } }).catch((e) => ({ rejected: e }));
+		assert.equal(called, false, 'no sampling request reached a client that cannot answer it');
+		assert.ok(r.rejected || r.isError === true, `the call fails: ${JSON.stringify(r)}`);
+	});
+
+	test('logging/setLevel and ping', async () => {
+		const c = await connect();
+		assert.deepEqual(await c.client.setLoggingLevel('warning'), {});
+		assert.deepEqual(await c.client.ping(), {});
+	});
+
+	test('each call is recorded once as a JSON decision line on stdout', async () => {
+		const c = await connect();
+		await c.client.callTool({ name: 'everything__get-sum', arguments: { a: 40, b: 2 } });
+		const rec = await d.waitForRecord((r) => r.method === 'tools/call' &&
+			r.target === 'everything__get-sum' && r.session === c.sessionId.slice(0, 8));
+		assert.equal(rec.decision, 'allow');
+		assert.equal(rec.server, 'everything');
+		assert.equal(rec.status, 'ok');
+		assert.equal(typeof rec.latency_ms, 'number');
+		assert.doesNotMatch(JSON.stringify(rec), /"a":40/, 'argument values are not logged');
+	});
+
+	test('raw wire: a request answered with application/json carries the session id', async () => {
+		const s = await openRawSession(d.url);
+		assert.match(s.sessionId, /^[0-9a-f]{32,}$/);
+		const r = await postJson(d.url, { jsonrpc: '2.0', id: 1, method: 'ping' }, s.headers);
+		assert.equal(r.status, 200);
+		assert.deepEqual(r.json, { jsonrpc: '2.0', id: 1, result: {} });
+		assert.equal(r.headers.get('mcp-session-id'), s.sessionId);
+	});
+});

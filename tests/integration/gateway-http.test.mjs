@@ -1,0 +1,257 @@
+// The gateway's Streamable HTTP front on the wire: statuses, JSON-RPC errors, limits, session
+// lifecycle, and the GET stream that carries list changes. Real daemon, real upstreams
+// (server-everything and the fault fixture over stdio), raw HTTP where the SDK would hide the
+// detail, the SDK client where a user's client would be.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ResourceListChangedNotificationSchema, ToolListChangedNotificationSchema }
+	from '@modelcontextprotocol/sdk/types.js';
+import { connectHttpWithStream, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
+	postJson, rawRequest, openRawSession, stopDaemonChecked, startDaemon, waitUpstreamsReady }
+	from './lib.mjs';
+
+const MAX_BODY = 65536;
+const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
+	capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+
+describe('gateway HTTP front', () => {
+	let d;
+	const clients = [];
+
+	before(async () => {
+		d = await startDaemon(gatewayConfig([
+			npmStdioUpstream('everything', paths.bin.everything, ['stdio']),
+			faultStdioUpstream('fault'),
+		], { prefix: 'auto', limits: { max_body_bytes: MAX_BODY } }));
+		await waitUpstreamsReady(d, ['everything', 'fault']);
+	});
+
+	after(async () => {
+		for (const c of clients)
+			await c.close();
+		if (d) {
+			const problems = await stopDaemonChecked(d);
+			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
+		}
+	});
+
+	test('a foreign Origin is refused with 403; loopback origins are served', async () => {
+		for (const origin of ['http://evil.example.com', 'https://127.0.0.1.evil.example', 'null',
+			'http://localhostevil.com']) {
+			const r = await postJson(d.url, INIT, { Origin: origin });
+			assert.equal(r.status, 403, origin);
+		}
+		for (const origin of ['http://localhost:3000', 'http://127.0.0.1', 'http://[::1]:8080']) {
+			const r = await postJson(d.url, INIT, { Origin: origin });
+			assert.equal(r.status, 200, origin);
+		}
+	});
+
+	test('a non-loopback Host on a loopback listener is refused with 403 (DNS rebinding)', async () => {
+		const body = JSON.stringify(INIT);
+		const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
+		const evil = await rawRequest(d.url, { headers: { ...headers, Host: 'evil.example.com:80' }, body });
+		assert.equal(evil.status, 403);
+		const ok = await rawRequest(d.url, { headers: { ...headers, Host: 'localhost' }, body });
+		assert.equal(ok.status, 200);
+	});
+
+	test('requests without a session header are 400; an unknown session is 404', async () => {
+		const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
+		const none = await postJson(d.url, ping);
+		assert.equal(none.status, 400);
+		assert.equal(none.json?.error?.code, -32600);
+		const unknown = await postJson(d.url, ping, { 'Mcp-Session-Id': 'f'.repeat(64) });
+		assert.equal(unknown.status, 404);
+		const get = await fetch(d.url, { headers: { Accept: 'text/event-stream', 'Mcp-Session-Id': 'nope' } });
+		assert.equal(get.status, 404);
+		await get.body?.cancel();
+	});
+
+	test('DELETE ends a session: the next request on it is 404', async () => {
+		const s = await openRawSession(d.url);
+		assert.equal((await s.post({ jsonrpc: '2.0', id: 1, method: 'ping' })).status, 200);
+		const del = await fetch(d.url, { method: 'DELETE', headers: s.headers });
+		assert.equal(del.status, 200);
+		assert.equal((await s.post({ jsonrpc: '2.0', id: 2, method: 'ping' })).status, 404);
+		const again = await fetch(d.url, { method: 'DELETE', headers: s.headers });
+		assert.equal(again.status, 404, 'a second DELETE finds nothing');
+	});
+
+	test('an unsupported or mismatching MCP-Protocol-Version is 400', async () => {
+		const s = await openRawSession(d.url);
+		const ping = { jsonrpc: '2.0', id: 3, method: 'ping' };
+		const bad = await s.post(ping, { 'MCP-Protocol-Version': '1999-01-01' });
+		assert.equal(bad.status, 400);
+		assert.match(bad.json?.error?.message ?? '', /MCP-Protocol-Version/);
+		const other = await s.post(ping, { 'MCP-Protocol-Version': '2025-06-18' });
+		assert.equal(other.status, 400, 'a supported version other than the negotiated one');
+		assert.equal((await s.post(ping)).status, 200, 'the session still works');
+	});
+
+	test('malformed JSON is -32700; valid JSON that is not JSON-RPC is -32600', async () => {
+		const s = await openRawSession(d.url);
+		for (const body of ['{', '{"jsonrpc":"2.0","id":1,"method":"ping"', 'nul', '\u0000', '']) {
+			const r = await s.post(body);
+			assert.equal(r.status, 400, JSON.stringify(body));
+			assert.equal(r.json?.error?.code, -32700, JSON.stringify(body));
+		}
+		for (const msg of [{ foo: 1 }, { jsonrpc: '1.0', id: 1, method: 'ping' },
+			{ jsonrpc: '2.0', id: 1, method: 7 }, { jsonrpc: '2.0', id: {}, method: 'ping' },
+			{ jsonrpc: '2.0', id: null, method: 'ping' }, 42, JSON.stringify('ping')]) {
+			const r = await s.post(msg);
+			assert.equal(r.status, 400, JSON.stringify(msg));
+			assert.equal(r.json?.error?.code, -32600, JSON.stringify(msg));
+		}
+		assert.equal((await s.post({ jsonrpc: '2.0', id: 4, method: 'ping' })).status, 200);
+	});
+
+	test('an unknown method is -32601 with the request id', async () => {
+		const s = await openRawSession(d.url);
+		const r = await s.post({ jsonrpc: '2.0', id: 'abc', method: 'tools/frobnicate' });
+		assert.equal(r.json?.error?.code, -32601);
+		assert.equal(r.json?.id, 'abc');
+	});
+
+	test('a batch (JSON array) is refused', async () => {
+		const s = await openRawSession(d.url);
+		const r = await s.post([{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', id: 2, method: 'ping' }]);
+		assert.equal(r.status, 400);
+		assert.equal(r.json?.error?.code, -32600);
+		assert.match(r.json?.error?.message, /batch/i);
+	});
+
+	test('notifications and responses are accepted with 202 and no body', async () => {
+		const s = await openRawSession(d.url);
+		const n = await s.post({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' });
+		assert.equal(n.status, 202);
+		assert.equal(n.text, '');
+		const resp = await s.post({ jsonrpc: '2.0', id: 'never-asked', result: {} });
+		assert.equal(resp.status, 202);
+	});
+
+	test('wrong Accept is 406, wrong Content-Type 415, other methods 405', async () => {
+		const body = JSON.stringify(INIT);
+		const acc = await rawRequest(d.url, { headers: { 'Content-Type': 'application/json',
+			Accept: 'text/html' }, body });
+		assert.equal(acc.status, 406);
+		const ct = await rawRequest(d.url, { headers: { 'Content-Type': 'text/plain',
+			Accept: 'application/json, text/event-stream' }, body });
+		assert.equal(ct.status, 415);
+		for (const method of ['PUT', 'PATCH'])
+			assert.equal((await rawRequest(d.url, { method, headers: { 'Content-Type': 'application/json' },
+				body })).status, 405, method);
+		const s = await openRawSession(d.url);
+		const get = await rawRequest(d.url, { method: 'GET', headers: { ...s.headers, Accept: 'application/json' } });
+		assert.equal(get.status, 406, 'GET must accept text/event-stream');
+	});
+
+	test('initialize without a protocolVersion is -32602', async () => {
+		const r = await postJson(d.url, { ...INIT, params: { capabilities: {} } });
+		assert.equal(r.json?.error?.code, -32602);
+		assert.equal(r.headers.get('mcp-session-id'), null, 'no session is opened');
+	});
+
+	test(`a body over limits.max_body_bytes (${MAX_BODY}) is 413; one under it is served`, async () => {
+		const s = await openRawSession(d.url);
+		const call = (text) => ({ jsonrpc: '2.0', id: 7, method: 'tools/call',
+			params: { name: 'fault__echo', arguments: { text } } });
+		const under = 'x'.repeat(MAX_BODY - 200);
+		const ok = await s.post(call(under));
+		assert.equal(ok.status, 200);
+		assert.equal(ok.json?.result?.content?.[0]?.text, `fault: ${under}`);
+		const over = await s.post(call('x'.repeat(MAX_BODY + 1)));
+		assert.equal(over.status, 413);
+		assert.equal((await s.post({ jsonrpc: '2.0', id: 8, method: 'ping' })).status, 200,
+			'the daemon keeps serving');
+	});
+
+	test('one GET stream per session; a second one is refused', async () => {
+		const s = await openRawSession(d.url);
+		const ac = new AbortController();
+		const first = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' },
+			signal: ac.signal });
+		assert.equal(first.status, 200);
+		assert.match(first.headers.get('content-type'), /^text\/event-stream/);
+		const second = await rawRequest(d.url, { method: 'GET', headers: { ...s.headers, Accept: 'text/event-stream' } });
+		assert.equal(second.status, 409);
+		ac.abort();
+		await first.body.cancel().catch(() => {});
+	});
+
+	test('clients that hang up mid-stream (GET stream, POST SSE reply) cost nothing', async () => {
+		// Leaks would show at daemon exit (checked in after()); here: the session keeps working.
+		const s = await openRawSession(d.url);
+		const get = new AbortController();
+		const stream = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' },
+			signal: get.signal });
+		assert.equal(stream.status, 200);
+		get.abort();
+		await stream.body.cancel().catch(() => {});
+		const post = new AbortController();
+		const r = await fetch(d.url, { method: 'POST', signal: post.signal, headers: { ...s.headers,
+			'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+		body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: {
+			name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 4 },
+			_meta: { progressToken: 'p' } } }) });
+		assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+		const first = await r.body.getReader().read();
+		assert.match(new TextDecoder().decode(first.value), /notifications\/progress/);
+		post.abort();
+		// The call runs on upstream (disconnection is not cancellation); its answer is dropped.
+		await d.waitForRecord((rec) => rec.type === 'decision' && rec.session === s.sessionId.slice(0, 8) &&
+			rec.target === 'everything__trigger-long-running-operation', 5000);
+		const ping = await s.post({ jsonrpc: '2.0', id: 2, method: 'ping' });
+		assert.equal(ping.status, 200);
+		const again = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' } });
+		assert.equal(again.status, 200, 'the aborted GET stream was released: a new one opens');
+		await again.body.cancel().catch(() => {});
+	});
+
+	test('the GET stream receives tools/list_changed when an upstream\'s tool list changes', async () => {
+		const c = await connectHttpWithStream(d.url);
+		clients.push(c);
+		await c.streamOpen;
+		let changed;
+		const heard = new Promise((res) => { changed = res; });
+		c.client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed());
+		const before = (await c.client.listTools()).tools.map((t) => t.name);
+		assert.ok(!before.includes('fault__brand-new'));
+		// The fault fixture really adds the tool and announces it (the SDK's sendToolListChanged).
+		const r = await c.client.callTool({ name: 'fault__add-tool', arguments: { name: 'brand-new' } });
+		assert.equal(r.content[0].text, 'added brand-new');
+		await heard;
+		const after = (await c.client.listTools()).tools.map((t) => t.name);
+		assert.ok(after.includes('fault__brand-new'), 'the catalogue was refreshed before announcing');
+		const run = await c.client.callTool({ name: 'fault__brand-new', arguments: {} });
+		assert.equal(run.content[0].text, 'brand-new ran');
+	});
+
+	test('the GET stream receives resources/list_changed when server-everything adds a resource', async () => {
+		const c = await connectHttpWithStream(d.url);
+		clients.push(c);
+		await c.streamOpen;
+		let changed;
+		const heard = new Promise((res) => { changed = res; });
+		c.client.setNotificationHandler(ResourceListChangedNotificationSchema, () => changed());
+		// gzip-file-as-resource registers a session resource (a data: URI: no network).
+		const r = await c.client.callTool({ name: 'everything__gzip-file-as-resource', arguments: {
+			name: 'hello.txt.gz', data: 'data:text/plain;base64,aGVsbG8gZ2F0ZXdheQ==',
+			outputType: 'resourceLink' } });
+		assert.notEqual(r.isError, true, JSON.stringify(r));
+		const link = r.content.find((b) => b.type === 'resource_link');
+		assert.match(link.uri, /^everything\+/);
+		await heard;
+		const { resources } = await c.client.listResources();
+		assert.ok(resources.some((x) => x.uri === link.uri), `${link.uri} listed after the change`);
+		const read = await c.client.readResource({ uri: link.uri });
+		assert.equal(read.contents[0].uri, link.uri);
+		assert.ok(read.contents[0].blob.length > 0);
+	});
+
+	test('the daemon answered everything above and is still up', async () => {
+		assert.equal(d.proc.exitCode, null);
+		const h = await fetch(d.url.replace(/\/mcp$/, '/healthz'));
+		assert.equal(h.status, 200);
+	});
+});
