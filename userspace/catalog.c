@@ -36,6 +36,7 @@ struct server {
 	struct link *ctl;
 	bool shared;                    /* one stdio child serves every session */
 	bool ready;
+	bool was_ready;                 /* ready at least once */
 	int backoff_ms;
 	struct event *retry;
 	cJSON *lists[CAT_NKINDS];       /* last complete list per kind (array), owned */
@@ -197,12 +198,15 @@ static void check_ready(struct server *s)
 		if (server_supports(s, k) && !(s->have & (1u << k)))
 			return;
 	s->ready = true;
+	s->was_ready = true;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	log_info("upstream %s: ready (%d tools, %d resources, %d templates, %d prompts)",
 		 s->cfg->name, cJSON_GetArraySize(s->lists[CAT_TOOLS]),
 		 cJSON_GetArraySize(s->lists[CAT_RESOURCES]),
 		 cJSON_GetArraySize(s->lists[CAT_TEMPLATES]),
 		 cJSON_GetArraySize(s->lists[CAT_PROMPTS]));
+	if (s->cat->hooks.on_ready)
+		s->cat->hooks.on_ready(s->cat->hooks.arg, s->index);
 }
 
 static void start_fetch(struct server *s, enum catalog_kind kind)
@@ -485,6 +489,14 @@ const struct upstream_config *catalog_server_config(const struct catalog *c, siz
 bool catalog_server_ready(const struct catalog *c, size_t server)
 {
 	return c->srv[server].ready && c->srv[server].ctl && link_ready(c->srv[server].ctl);
+}
+
+bool catalog_all_ready(const struct catalog *c)
+{
+	for (size_t i = 0; i < c->nsrv; i++)
+		if (!c->srv[i].was_ready)
+			return false;
+	return true;
 }
 
 struct link *catalog_shared_link(const struct catalog *c, size_t server)

@@ -39,6 +39,8 @@ struct catalog_entry {
 struct catalog_hooks {
 	/* A list changed (after the refresh is complete): tell downstream sessions. */
 	void (*on_change)(void *arg, enum catalog_kind kind);
+	/* A server became ready (initialised and listed); see catalog_all_ready. */
+	void (*on_ready)(void *arg, size_t server);
 	/* Something on a shared link (one stdio child for all sessions) that belongs to a
 	 * downstream call: route it. msg is owned by the callee. */
 	void (*on_call_request)(void *arg, struct link *l, cJSON *msg, void *call);
@@ -56,6 +58,8 @@ bool catalog_prefixing(const struct catalog *c);
 size_t catalog_nservers(const struct catalog *c);
 const struct upstream_config *catalog_server_config(const struct catalog *c, size_t server);
 bool catalog_server_ready(const struct catalog *c, size_t server);
+/* Every upstream has been ready at least once since start. */
+bool catalog_all_ready(const struct catalog *c);
 /* The link that calls for `server` must use when it is shared (a single stdio child); NULL
  * when every session opens its own. */
 struct link *catalog_shared_link(const struct catalog *c, size_t server);

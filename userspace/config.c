@@ -419,7 +419,7 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
 						  "max_sessions", NULL };
 	static const char *const timeout_keys[] = { "header_ms", "session_idle_ms", "request_ms",
-						    "connect_ms", NULL };
+						    "connect_ms", "startup_ms", NULL };
 	static const char *const admin_keys[] = { "listen", "token", NULL };
 	static const char *const auth_keys[] = { "required", NULL };
 	static const char *const log_keys[] = { "level", NULL };
@@ -512,6 +512,7 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 			     &c->session_idle_ms, errs);
 		v |= opt_int(sec, "request_ms", "timeouts", 1, 86400000, &c->request_timeout_ms, errs);
 		v |= opt_int(sec, "connect_ms", "timeouts", 1, 600000, &c->connect_timeout_ms, errs);
+		v |= opt_int(sec, "startup_ms", "timeouts", 0, 600000, &c->startup_timeout_ms, errs);
 		if (v)
 			rc = -EINVAL;
 	}
@@ -588,6 +589,7 @@ int config_parse(const char *text, const char *origin, struct config **out,
 	c->session_idle_ms = 1800000;
 	c->request_timeout_ms = 60000;
 	c->connect_timeout_ms = 5000;
+	c->startup_timeout_ms = 10000;
 	c->log_level = strdup("info");
 	c->state_dir = strdup("/var/lib/mcpwarden");
 	if (!c->path || !c->listen_host || !c->mcp_path || !c->log_level || !c->state_dir) {

@@ -65,6 +65,7 @@ struct config {
 	int header_timeout_ms;      /* inactivity limit while reading a request, and for an idle
 				     * keep-alive connection */
 	int session_idle_ms;        /* a session with no request for this long is ended */
+	int startup_timeout_ms;     /* requests wait at most this for every upstream to list */
 	int request_timeout_ms;     /* default upstream call timeout */
 	int connect_timeout_ms;     /* default upstream connect timeout */
 	char *log_level;

@@ -23,6 +23,8 @@
 
 #define KEEPALIVE_MS 25000
 
+struct parked;
+
 struct front {
 	struct event_base *base;
 	const struct config *cfg;
@@ -32,6 +34,15 @@ struct front {
 	bool loopback;
 	struct front_stream *streams;
 	struct event *keepalive;
+	struct parked *parked, *parked_tail;  /* requests waiting for the router to be ready */
+};
+
+/* A request that came while the catalogue was still being listed. */
+struct parked {
+	struct front *f;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct parked *prev, *next;
 };
 
 struct front_batch;
@@ -662,6 +673,68 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 	return false;
 }
 
+static void on_request(struct evhttp_request *req, void *arg);
+
+static void parked_unlink(struct parked *p)
+{
+	struct front *f = p->f;
+
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		f->parked = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		f->parked_tail = p->prev;
+}
+
+static void parked_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct parked *p = arg;
+
+	parked_unlink(p);
+	free(p);
+}
+
+/* The router is ready: serve what waited, in arrival order. */
+static void unpark(void *arg)
+{
+	struct front *f = arg;
+
+	while (f->parked) {
+		struct parked *p = f->parked;
+		struct evhttp_request *req = p->req;
+		parked_unlink(p);
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		free(p);
+		on_request(req, f);
+	}
+}
+
+/* Hold a request until the catalogue is complete: an agent that initialises while the
+ * upstreams are still being listed would otherwise see no tools and draw conclusions. */
+static bool park(struct front *f, struct evhttp_request *req)
+{
+	struct parked *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return false;
+	p->f = f;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->prev = f->parked_tail;
+	if (f->parked_tail)
+		f->parked_tail->next = p;
+	else
+		f->parked = p;
+	f->parked_tail = p;
+	evhttp_connection_set_closecb(p->evcon, parked_closed, p);
+	if (p == f->parked)
+		router_when_ready(f->r, unpark, f);
+	return true;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct front *f = arg;
@@ -679,10 +752,22 @@ static void on_request(struct evhttp_request *req, void *arg)
 			evbuffer_free(b);
 		return;
 	}
+	if (path && !strcmp(path, "/readyz") && cmd == EVHTTP_REQ_GET) {
+		bool ready = router_ready(f->r);
+		struct evbuffer *b = evbuffer_new();
+		if (b)
+			evbuffer_add_printf(b, ready ? "ready\n" : "starting: upstreams are being listed\n");
+		evhttp_send_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", b);
+		if (b)
+			evbuffer_free(b);
+		return;
+	}
 	if (!path || strcmp(path, f->cfg->mcp_path)) {
 		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
 		return;
 	}
+	if (!router_ready(f->r) && park(f, req))
+		return;
 	/* DNS rebinding: a page on a foreign origin must not reach a loopback gateway. */
 	if (origin && !origin_allowed(f, origin)) {
 		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST, "Origin not allowed");
@@ -745,6 +830,8 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct router 
 	f->cfg = cfg;
 	f->r = r;
 	apply_limits(f);
+	if (f->parked)
+		router_when_ready(r, unpark, f);
 }
 
 int front_new(struct event_base *base, const struct config *cfg, struct router *r,
@@ -798,6 +885,13 @@ void front_free(struct front *f)
 	if (!f)
 		return;
 	front_close_streams(f);
+	/* Parked requests are evhttp's to free with their connections; only forget them. */
+	while (f->parked) {
+		struct parked *p = f->parked;
+		parked_unlink(p);
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		free(p);
+	}
 	if (f->keepalive)
 		event_free(f->keepalive);
 	if (f->http)

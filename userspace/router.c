@@ -70,6 +70,10 @@ struct router {
 	const struct config *cfg;
 	struct catalog *cat;
 	struct gate *gate;
+	bool ready;
+	struct event *startup;          /* the startup_ms deadline */
+	void (*when_ready)(void *arg);
+	void *when_ready_arg;
 	struct session_table *sessions;
 };
 
@@ -602,6 +606,53 @@ static void send_list_changed(void *arg, struct session *s)
 {
 	if (s->stream)
 		front_stream_event(s->stream, arg);
+}
+
+static void become_ready(struct router *r, const char *why)
+{
+	void (*fn)(void *) = r->when_ready;
+
+	if (r->ready)
+		return;
+	r->ready = true;
+	if (r->startup)
+		event_del(r->startup);
+	log_info("serving: %s", why);
+	r->when_ready = NULL;
+	if (fn)
+		fn(r->when_ready_arg);
+}
+
+static void on_server_ready(void *arg, size_t server)
+{
+	struct router *r = arg;
+
+	if (catalog_all_ready(r->cat))
+		become_ready(r, "every upstream is ready");
+}
+
+static void on_startup_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct router *r = arg;
+
+	for (size_t i = 0; i < catalog_nservers(r->cat); i++)
+		if (!catalog_server_ready(r->cat, i))
+			log_warn("upstream %s is not ready after %d ms: serving without it; it joins "
+				 "when it comes up", catalog_server_config(r->cat, i)->name,
+				 r->cfg->startup_timeout_ms);
+	become_ready(r, "start-up wait is over");
+}
+
+bool router_ready(const struct router *r) { return r->ready; }
+
+void router_when_ready(struct router *r, void (*fn)(void *arg), void *arg)
+{
+	if (r->ready) {
+		fn(arg);
+		return;
+	}
+	r->when_ready = fn;
+	r->when_ready_arg = arg;
 }
 
 static void on_catalog_change(void *arg, enum catalog_kind kind)
@@ -1140,7 +1191,7 @@ int router_new(struct event_base *base, const struct config *cfg, struct router 
 		return -ENOMEM;
 	r->base = base;
 	r->cfg = cfg;
-	hooks = (struct catalog_hooks){ on_catalog_change, hook_call_request,
+	hooks = (struct catalog_hooks){ on_catalog_change, on_server_ready, hook_call_request,
 					 hook_call_notification, r };
 	rc = gate_new(base, cfg, &r->gate, errs);
 	if (rc)
@@ -1153,6 +1204,17 @@ int router_new(struct event_base *base, const struct config *cfg, struct router 
 	if (rc)
 		goto fail;
 	gate_catalog_changed(r->gate, r->cat);
+	if (catalog_all_ready(r->cat)) {
+		r->ready = true;  /* no upstreams: nothing to wait for */
+	} else {
+		struct timeval tv = { cfg->startup_timeout_ms / 1000,
+				      (cfg->startup_timeout_ms % 1000) * 1000 };
+		r->startup = evtimer_new(base, on_startup_deadline, r);
+		if (!r->startup || evtimer_add(r->startup, &tv)) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+	}
 	*out = r;
 	return 0;
 fail:
@@ -1171,6 +1233,8 @@ void router_free(struct router *r)
 		return;
 	if (r->sessions)
 		session_foreach(r->sessions, end_each, r);
+	if (r->startup)
+		event_free(r->startup);
 	session_table_free(r->sessions);
 	catalog_free(r->cat);
 	gate_free(r->gate);  /* last: closing links settles calls, and the store drains */

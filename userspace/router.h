@@ -10,6 +10,7 @@
 #ifndef WARDEN_ROUTER_H
 #define WARDEN_ROUTER_H
 
+#include <stdbool.h>
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
@@ -30,6 +31,12 @@ int router_new(struct event_base *base, const struct config *cfg, struct router 
 	       struct config_errors *errs);
 void router_free(struct router *r);
 struct catalog *router_catalog(struct router *r);
+/* Ready to serve: every upstream has been initialised and listed once, or timeouts.startup_ms
+ * has passed since the router started (upstreams that come later are announced with
+ * list_changed). Until then an agent would see an empty or partial catalogue. */
+bool router_ready(const struct router *r);
+/* fn(arg) runs once when the router becomes ready (at once when it already is). */
+void router_when_ready(struct router *r, void (*fn)(void *arg), void *arg);
 struct gate *router_gate(struct router *r);
 
 /* initialize: negotiates, creates the session, returns the response (owned). On failure
