@@ -907,6 +907,80 @@ int budget_counter(struct budget *b, const char *scope, const char *period, int6
 	return 0;
 }
 
+size_t budget_usage(struct budget *b, const char *scope, const char *policy, int64_t now,
+		    struct budget_usage out[BUDGET_MAX_PER_SCOPE])
+{
+	const struct selector *sel = NULL;
+	size_t n = 0;
+
+	if (!strncmp(scope, "key:", 4)) {
+		sel = find_sel(b->cfg, "key:", scope + 4);
+		if (!sel)
+			sel = find_sel(b->cfg, "policy:", policy);
+		if (!sel)
+			sel = find_sel(b->cfg, "", "default");
+	} else if (!strncmp(scope, "team:", 5)) {
+		sel = find_sel(b->cfg, "team:", scope + 5);
+	}
+	for (size_t i = 0; sel && i < sel->n; i++, n++) {
+		const struct budget_spec *sp = &sel->spec[i];
+		struct budget_usage *u = &out[n];
+		struct counter *c;
+
+		memset(u, 0, sizeof(*u));
+		snprintf(u->name, sizeof(u->name), "%s", sp->name);
+		period_id(sp, u->period, sizeof(u->period));
+		u->limit = sp->limit;
+		if (sp->period == BUDGET_ROLLING) {
+			u->period_start = now - sp->window;
+		} else {
+			u->period_start = budget_period_start(sp->period, now);
+			u->resets_at = budget_period_next(sp->period, u->period_start);
+		}
+		c = counter_find(b, scope, u->period, false);
+		if (!c)
+			continue;
+		counter_advance(c, now);
+		u->spent = c->spent;
+		u->reserved = c->reserved;
+		if (c->kind == BUDGET_ROLLING && c->lo < c->hi)
+			u->resets_at = c->ents[c->lo].start + c->nslots * c->slot;
+	}
+	return n;
+}
+
+int budget_reset(struct budget *b, const char *scope, int64_t now, store_done_fn cb, void *arg)
+{
+	size_t slen = strlen(scope), n = 0;
+	struct store_spend items[64];
+	int rc = 1;
+
+	for (size_t i = 0; i < b->nslots; i++) {
+		for (struct counter *c = b->slots[i]; c; c = c->next) {
+			if (c->slen != slen || memcmp(c->name, scope, slen) != 0)
+				continue;
+			if (n == sizeof(items) / sizeof(items[0]))
+				return -E2BIG;
+			counter_advance(c, now);
+			/* Rolling: every slot still in the window; calendar: this period's row. */
+			items[n++] = (struct store_spend){ .scope = c->name,
+							  .period = c->name + c->slen + 1,
+							  .start = c->kind == BUDGET_ROLLING ? INT64_MIN
+											    : c->start };
+		}
+	}
+	/* Zero only once every counter is known to fit the store operation: all or nothing. */
+	for (size_t i = 0; i < n; i++) {
+		struct counter *c = counter_find(b, items[i].scope, items[i].period, false);
+
+		c->spent = 0;
+		c->lo = c->hi = 0;
+	}
+	if (b->st && n)
+		rc = store_spend_reset(b->st, items, n, cb, arg);
+	return rc;
+}
+
 cJSON *budget_refusal_json(const struct budget_refusal *why)
 {
 	cJSON *o = cJSON_CreateObject();

@@ -128,6 +128,26 @@ int budget_load_spend(struct budget *b, const struct store_spend *row, int64_t n
 /* Current spent and reserved of one counter at now; -ENOENT if it has never been used. */
 int budget_counter(struct budget *b, const char *scope, const char *period, int64_t now,
 		   int64_t *spent, int64_t *reserved);
+/* One budget of a scope as the admin plane reports it. */
+struct budget_usage {
+	char name[BUDGET_NAME_MAX];
+	char period[32];                /* counter id: "day", "week", "month", "rolling:<s>" */
+	int64_t limit, spent, reserved; /* micro-units */
+	int64_t period_start;           /* calendar: start of the current period; rolling: now - window */
+	int64_t resets_at;              /* calendar: next period start; rolling: when the oldest
+					 * spend leaves the window (0: nothing spent) */
+};
+/* The budgets that apply to scope ("key:<id>", chosen with the key's policy as
+ * budget_reserve chooses them, or "team:<name>") with their counters at now. Returns how many
+ * were written to out (0 when the scope has no budget). */
+size_t budget_usage(struct budget *b, const char *scope, const char *policy, int64_t now,
+		    struct budget_usage out[BUDGET_MAX_PER_SCOPE]);
+/* Zero the spend of every counter of scope in its current period (rolling: the whole window)
+ * and queue the deletion of those rows to the store; reservations in flight are kept. Returns
+ * 0: cb(arg, err) follows once durable; 1: nothing to persist (no store or no counter), cb is
+ * not called; < 0: could not queue (memory is reset anyway). */
+int budget_reset(struct budget *b, const char *scope, int64_t now, store_done_fn cb, void *arg);
+
 /* The refusal as the JSON-RPC error's data: {"budget", "scope", "period", "spent", "limit",
  * "cost", "reserved" (money as decimal strings), "resets_at" (RFC 3339 or null)}. */
 cJSON *budget_refusal_json(const struct budget_refusal *why);

@@ -104,6 +104,20 @@ static int load_key(void *arg, const struct store_key *k)
 	return 0;
 }
 
+static int load_team(void *arg, const char *name, const char *policy)
+{
+	struct gate *g = arg;
+	int rc;
+
+	if (keys_team_policy(g->ks, name)) {
+		log_warn("team %s from the store is also in the config: the config's wins", name);
+		return 0;
+	}
+	if ((rc = keys_team_set(g->ks, name, policy)))
+		log_warn("team %s from the store not loaded: %s", name, strerror(-rc));
+	return rc == -ENOMEM ? rc : 0;
+}
+
 static int load_spend(void *arg, const struct store_spend *row)
 {
 	return budget_load_spend(arg, row, now_s());
@@ -154,7 +168,8 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		goto fail;
 	budget_set_config(g->budget, g->bc);
 	/* Start-up only: these read SQLite synchronously before the loop serves anyone. */
-	if ((rc = store_load_keys(g->store, load_key, g)) ||
+	if ((rc = store_load_teams(g->store, load_team, g)) ||
+	    (rc = store_load_keys(g->store, load_key, g)) ||
 	    (rc = store_load_spend(g->store, load_spend, g->budget))) {
 		config_fail(errs, "store.path", "cannot load the store: %s", strerror(-rc));
 		goto fail;
@@ -191,6 +206,10 @@ bool gate_auth_required(const struct gate *g) { return g->auth_required; }
 struct keystore *gate_keystore(struct gate *g) { return g->ks; }
 struct store *gate_store(struct gate *g) { return g->store; }
 struct budget *gate_budget(struct gate *g) { return g->budget; }
+bool gate_policy_exists(const struct gate *g, const char *name)
+{
+	return g->ps && policy_set_has(g->ps, name);
+}
 
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
 				 struct key_identity *who, const char **reason,

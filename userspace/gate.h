@@ -33,6 +33,8 @@ bool gate_auth_required(const struct gate *g);
 struct keystore *gate_keystore(struct gate *g);
 struct store *gate_store(struct gate *g);
 struct budget *gate_budget(struct gate *g);
+/* Is there a policy of that name (the admin plane checks what it is given)? */
+bool gate_policy_exists(const struct gate *g, const char *name);
 
 enum gate_auth { GATE_AUTH_OK, GATE_AUTH_MISSING, GATE_AUTH_REFUSED, GATE_AUTH_BLOCKED };
 

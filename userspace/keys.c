@@ -683,6 +683,40 @@ size_t keys_count(const struct keystore *ks)
 	return ks->keys_by_id.count;
 }
 
+int keys_foreach(const struct keystore *ks, int (*fn)(void *arg, const struct key_record *k),
+		 void *arg)
+{
+	struct key_record r = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i <= ks->keys_by_id.mask && !rc; i++) {
+		for (struct node *n = ks->keys_by_id.slot[i]; n && !rc; n = n->next) {
+			const struct key *k = container_of(n, struct key, by_id);
+
+			if (keys_get(ks, k->text, &r) == 0)
+				rc = fn(arg, &r);
+		}
+	}
+	OPENSSL_cleanse(r.hash, sizeof(r.hash));
+	return rc;
+}
+
+int keys_team_foreach(const struct keystore *ks,
+		      int (*fn)(void *arg, const char *name, const char *policy, size_t nkeys),
+		      void *arg)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i <= ks->teams.mask && !rc; i++) {
+		for (struct node *n = ks->teams.slot[i]; n && !rc; n = n->next) {
+			const struct team *t = container_of(n, struct team, node);
+
+			rc = fn(arg, t->name, t->policy, t->nkeys);
+		}
+	}
+	return rc;
+}
+
 /* ---- authentication ---- */
 
 const char *keys_auth_name(enum keys_auth r)
@@ -946,7 +980,7 @@ void keys_peer_success(struct keystore *ks, const char *peer, int64_t now_ms)
 /* ---- config ---- */
 
 /* RFC 3339 date-time ("2026-01-31T12:00:00Z", fraction and numeric offset allowed). */
-static int parse_rfc3339(const char *s, int64_t *out)
+int keys_parse_time(const char *s, int64_t *out)
 {
 	struct tm tm = { 0 };
 	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -1011,7 +1045,7 @@ static int cfg_time(const cJSON *obj, const char *key, const char *path, int64_t
 	const char *s;
 	int rc = cfg_string(obj, key, path, false, &s, errs);
 
-	if (rc == 0 && parse_rfc3339(s, out))
+	if (rc == 0 && keys_parse_time(s, out))
 		rc = fail_at(errs, path, key,
 			     "not an RFC 3339 date-time (e.g. 2027-01-31T00:00:00Z)");
 	return rc;

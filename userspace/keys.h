@@ -107,6 +107,17 @@ int keys_set_disabled(struct keystore *ks, const char *id, bool disabled);
 int keys_delete(struct keystore *ks, const char *id);
 int keys_get(const struct keystore *ks, const char *id, struct key_record *out);
 size_t keys_count(const struct keystore *ks);
+/* Call fn for every key (in no particular order; a copy, so fn may not change the keystore);
+ * a non-zero return stops the walk and is returned. The admin plane lists keys with it. */
+int keys_foreach(const struct keystore *ks, int (*fn)(void *arg, const struct key_record *k),
+		 void *arg);
+/* The same for teams: name, policy and how many keys belong to it. */
+int keys_team_foreach(const struct keystore *ks,
+		      int (*fn)(void *arg, const char *name, const char *policy, size_t nkeys),
+		      void *arg);
+/* RFC 3339 date-time ("2027-01-31T00:00:00Z", fraction and numeric offset allowed) -> unix
+ * seconds, as the config's "expires" reads it. Returns 0 or -EINVAL. */
+int keys_parse_time(const char *s, int64_t *out);
 
 /* Authenticate a presented key (not NUL-terminated: len bytes) at wall-clock time now (unix
  * seconds). who is filled for OK, EXPIRED and DISABLED (the audit record names the key id) and

@@ -19,7 +19,8 @@
 
 #define PRUNE_EVERY_S 3600
 
-enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH };
+enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEND_RESET,
+	       OP_TEAM_PUT, OP_TEAM_DELETE };
 
 struct op {
 	struct op *next;
@@ -27,11 +28,11 @@ struct op {
 	store_done_fn cb;
 	void *arg;
 	int err;
-	size_t n;                       /* OP_CHARGE: items */
-	struct store_spend *items;      /* OP_CHARGE; strings in data[] */
+	size_t n;                       /* OP_CHARGE, OP_SPEND_RESET: items */
+	struct store_spend *items;      /* OP_CHARGE, OP_SPEND_RESET; strings in data[] */
 	struct store_key key;           /* OP_KEY_PUT; OP_KEY_DELETE uses key.id */
 	int64_t ts;                     /* OP_AUDIT */
-	const char *text;               /* OP_AUDIT */
+	const char *text;               /* OP_AUDIT; OP_TEAM_PUT: the policy */
 	char data[];
 };
 
@@ -39,6 +40,7 @@ struct store {
 	sqlite3 *db;                    /* writer connection; loop thread only at open/load/close */
 	sqlite3 *ckpt_db;               /* checkpointer connection */
 	sqlite3_stmt *st_charge, *st_key_put, *st_key_del, *st_audit, *st_prune;
+	sqlite3_stmt *st_reset, *st_team_put, *st_team_del;
 	char *path;
 	int fsync_interval_ms;
 
@@ -136,6 +138,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	");"
 	"CREATE INDEX audit_ts ON audit(ts);"
 	"CREATE INDEX spend_expires ON spend(expires) WHERE expires != 0;",
+
+	/* Teams made through the admin API (config teams live in the config file). */
+	"CREATE TABLE teams ("
+	"  name TEXT PRIMARY KEY,"
+	"  policy TEXT NOT NULL"
+	");",
 };
 
 static int sqlite_errno(int rc)
@@ -291,6 +299,24 @@ static int apply(struct store *st, struct op *op)
 		s = st->st_audit;
 		sqlite3_bind_int64(s, 1, op->ts);
 		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		return step_reset(s);
+	case OP_SPEND_RESET:
+		s = st->st_reset;
+		for (size_t i = 0; i < op->n && rc == 0; i++) {
+			sqlite3_bind_text(s, 1, op->items[i].scope, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, op->items[i].period, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 3, op->items[i].start);
+			rc = step_reset(s);
+		}
+		return rc;
+	case OP_TEAM_PUT:
+		s = st->st_team_put;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		return step_reset(s);
+	case OP_TEAM_DELETE:
+		s = st->st_team_del;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
 		return step_reset(s);
 	case OP_FLUSH:
 		return 0;
@@ -487,8 +513,8 @@ static const char *put_str(struct op *op, size_t *pos, const char *s)
 	return op->data + *pos - n;
 }
 
-int store_charge(struct store *st, const struct store_spend *items, size_t n,
-		 store_done_fn cb, void *arg)
+static int queue_spend(struct store *st, enum op_type type, const struct store_spend *items,
+		       size_t n, store_done_fn cb, void *arg)
 {
 	size_t extra = n * sizeof(struct store_spend), pos;
 	struct op *op;
@@ -500,7 +526,7 @@ int store_charge(struct store *st, const struct store_spend *items, size_t n,
 			return -EINVAL;
 		extra += strlen(items[i].scope) + strlen(items[i].period) + 2;
 	}
-	op = op_new(OP_CHARGE, extra, cb, arg);
+	op = op_new(type, extra, cb, arg);
 	if (!op)
 		return -ENOMEM;
 	/* Items first (aligned: data[] follows pointer-aligned members), then the strings. */
@@ -512,6 +538,48 @@ int store_charge(struct store *st, const struct store_spend *items, size_t n,
 		op->items[i].scope = put_str(op, &pos, items[i].scope);
 		op->items[i].period = put_str(op, &pos, items[i].period);
 	}
+	return enqueue(st, op);
+}
+
+int store_charge(struct store *st, const struct store_spend *items, size_t n,
+		 store_done_fn cb, void *arg)
+{
+	return queue_spend(st, OP_CHARGE, items, n, cb, arg);
+}
+
+int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
+		      store_done_fn cb, void *arg)
+{
+	return queue_spend(st, OP_SPEND_RESET, items, n, cb, arg);
+}
+
+int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,
+		   void *arg)
+{
+	size_t pos = 0;
+	struct op *op;
+
+	if (!st || !name || !policy)
+		return -EINVAL;
+	op = op_new(OP_TEAM_PUT, strlen(name) + strlen(policy) + 2, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	op->key.id = put_str(op, &pos, name);
+	op->text = put_str(op, &pos, policy);
+	return enqueue(st, op);
+}
+
+int store_team_delete(struct store *st, const char *name, store_done_fn cb, void *arg)
+{
+	size_t pos = 0;
+	struct op *op;
+
+	if (!st || !name)
+		return -EINVAL;
+	op = op_new(OP_TEAM_DELETE, strlen(name) + 1, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	op->key.id = put_str(op, &pos, name);
 	return enqueue(st, op);
 }
 
@@ -595,9 +663,13 @@ static int prepare(struct store *st)
 		"DELETE FROM keys WHERE id = ?",
 		"INSERT INTO audit (ts, record) VALUES (?, ?)",
 		"DELETE FROM spend WHERE expires != 0 AND expires < ?",
+		"DELETE FROM spend WHERE scope = ? AND period = ? AND start >= ?",
+		"INSERT INTO teams (name, policy) VALUES (?, ?)"
+		" ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
+		"DELETE FROM teams WHERE name = ?",
 	};
 	sqlite3_stmt **out[] = { &st->st_charge, &st->st_key_put, &st->st_key_del, &st->st_audit,
-				 &st->st_prune };
+				 &st->st_prune, &st->st_reset, &st->st_team_put, &st->st_team_del };
 
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		int rc = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -617,6 +689,9 @@ static void store_free(struct store *st)
 	sqlite3_finalize(st->st_key_del);
 	sqlite3_finalize(st->st_audit);
 	sqlite3_finalize(st->st_prune);
+	sqlite3_finalize(st->st_reset);
+	sqlite3_finalize(st->st_team_put);
+	sqlite3_finalize(st->st_team_del);
 	if (st->db) {
 		/* Fold the WAL back into the database so a clean stop leaves one file. */
 		if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
@@ -804,6 +879,29 @@ int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_s
 		if ((rc = cb(arg, &row)) != 0)
 			goto out;
 	}
+	rc = sqlite_errno(rc);
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->db_lock);
+	return rc;
+}
+
+int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
+		     void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = sqlite3_prepare_v2(st->db, "SELECT name, policy FROM teams ORDER BY name", -1, &s,
+				NULL);
+	if (rc != SQLITE_OK) {
+		rc = sqlite_errno(rc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = cb(arg, col_text(s, 0), col_text(s, 1))) != 0)
+			goto out;
 	rc = sqlite_errno(rc);
 out:
 	sqlite3_finalize(s);

@@ -30,7 +30,7 @@
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_FSYNC_INTERVAL_MS_DEFAULT 1000
 
 struct store_options {
@@ -83,6 +83,14 @@ int store_charge(struct store *st, const struct store_spend *items, size_t n,
 /* Insert or replace a key record / delete one (deleting a missing id is not an error). */
 int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb, void *arg);
 int store_key_delete(struct store *st, const char *id, store_done_fn cb, void *arg);
+/* Delete the persisted spend of each item's (scope, period) from item.start on (amount and
+ * expires are ignored): an admin usage reset. Strings are copied. */
+int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
+		      store_done_fn cb, void *arg);
+/* Insert or replace a team made through the admin API / delete one (missing is not an error). */
+int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,
+		   void *arg);
+int store_team_delete(struct store *st, const char *name, store_done_fn cb, void *arg);
 /* Append an audit record (a JSON text) stamped ts (unix ms). */
 int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn cb, void *arg);
 /* Completes once everything queued before it is committed. */
@@ -93,6 +101,8 @@ int store_flush(struct store *st, store_done_fn cb, void *arg);
 int store_load_keys(struct store *st, int (*cb)(void *arg, const struct store_key *k),
 		    void *arg);
 int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_spend *row),
+		     void *arg);
+int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
 		     void *arg);
 
 /* Counters for tests and metrics (loop thread). */
