@@ -15,6 +15,7 @@
 #include "hmap.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "refusal.h"
 #include "schema.h"
 #include "session.h"
@@ -63,6 +64,7 @@ struct call {
 	uint64_t started_ms;
 	uint64_t sent_ms;       /* when it went upstream: splits gateway from upstream latency */
 	cJSON *args_shape;      /* tools/call: the arguments' types, never their values */
+	uint64_t t0_ns, fwd_ns;  /* metrics: received, forwarded upstream (0: not forwarded) */
 };
 
 struct router {
@@ -131,6 +133,13 @@ static void record(struct call *c, const char *decision, const char *reason, con
 		cJSON_AddNumberToObject(o, "upstream_ms", (double)(now - c->sent_ms));
 	log_record("decision", o);
 	cJSON_Delete(o);
+	uint64_t tns = metrics_now_ns(), up = c->fwd_ns ? tns - c->fwd_ns : 0;
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+	metrics_decision(c->method, decision, cJSON_IsNumber(code) ? code->valueint : 0,
+			 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")),
+			 c->server < catalog_nservers(c->r->cat)
+				? catalog_server_config(c->r->cat, c->server)->name : NULL,
+			 tns - c->t0_ns - up, up);
 }
 
 /* --- calls -------------------------------------------------------------------------- */
@@ -155,11 +164,13 @@ static struct call *call_new(struct router *r, struct session *s, const struct k
 	c->method = method;
 	c->server = SIZE_MAX;
 	c->started_ms = session_now_ms();
+	c->t0_ns = metrics_now_ns();
 	jsonrpc_id_key(m->id, c->key, sizeof(c->key));
 	if (!c->down_id) {
 		free(c);
 		return NULL;
 	}
+	metrics_request_begin();
 	return c;
 }
 
@@ -173,6 +184,7 @@ static void call_free(struct call *c)
 	cJSON_Delete(c->args_shape);
 	free(c->target);
 	free(c);
+	metrics_request_end();
 }
 
 static void call_gone(void *arg)
@@ -395,6 +407,7 @@ static void forward(struct call *c, size_t server, const char *method, cJSON *pa
 	if (c->reply)
 		front_reply_on_gone(c->reply, call_gone, c);
 	c->sent_ms = session_now_ms();
+	c->fwd_ns = metrics_now_ns();
 	if (link_call(c->link, method, params, 0, on_call_reply, c, &c->handle)) {
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", catalog_server_config(r->cat, server)->name);
@@ -682,6 +695,7 @@ static void rsess_free(struct session *s)
 	free(rs->slinks);
 	free(rs);
 	s->owner = NULL;
+	metrics_session_closed();
 }
 
 static void teardown(struct router *r, struct session *s)
@@ -751,6 +765,7 @@ void router_initialize(struct router *r, const struct jsonrpc_msg *m, const char
 	for (size_t i = 0; i < s->nlinks; i++)
 		rs->slinks[i] = (struct slink){ r, s, i };
 	s->owner = rs;
+	metrics_session_opened();
 
 	cJSON *res = cJSON_CreateObject(), *si = cJSON_CreateObject();
 	cJSON_AddStringToObject(res, "protocolVersion", s->version);

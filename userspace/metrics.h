@@ -1,0 +1,55 @@
+/* metrics: the daemon's counters in the Prometheus text exposition format (version 0.0.4).
+ *
+ * The counting hooks are called on the request path by the router: each is a few increments
+ * of fixed arrays (methods, decisions and reason classes are small enums; upstream servers a
+ * fixed open-addressing table), so a hook costs O(1) and never allocates. The state is
+ * process-wide and belongs to the event-loop thread, like everything the hooks are called
+ * from; it survives a configuration reload, so counters never go backwards while the process
+ * lives. Gauges that other modules already count (store commits, keys, eBPF counters) are
+ * read when /metrics is scraped, not pushed.
+ *
+ * Families (docs/admin-api.md lists them with their labels):
+ *   mcpwarden_requests_total{method,decision,reason}   every JSON-RPC request answered
+ *   mcpwarden_upstream_errors_total{server,kind}       failures and timeouts per upstream
+ *   mcpwarden_sessions, mcpwarden_requests_in_flight   gauges
+ *   mcpwarden_request_duration_seconds{part}           histogram: gateway time vs upstream time
+ *   mcpwarden_store_commits_total, mcpwarden_store_syncs_total, mcpwarden_keys
+ *   mcpwarden_ebpf_*                                   when an enforcer is set
+ */
+#ifndef WARDEN_METRICS_H
+#define WARDEN_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct enforcer;
+struct keystore;
+struct store;
+
+/* Monotonic nanoseconds: what the router stamps calls with for the latency split. */
+uint64_t metrics_now_ns(void);
+
+/* One answered request. method: the JSON-RPC method; decision: "allow", "deny" or "error";
+ * error_code: the JSON-RPC error code of the answer (0 when it has a result); tool_error:
+ * the result has isError; server: the upstream's name or NULL; gateway_ns / upstream_ns: the
+ * time spent in the gateway and waiting for the upstream (0 when not forwarded). */
+void metrics_decision(const char *method, const char *decision, int error_code, bool tool_error,
+		      const char *server, uint64_t gateway_ns, uint64_t upstream_ns);
+void metrics_request_begin(void);
+void metrics_request_end(void);
+void metrics_session_opened(void);
+void metrics_session_closed(void);
+
+/* The enforcer whose counters /metrics shows (NULL: none, e.g. enforcement is off). Not owned:
+ * clear it before freeing the enforcer. */
+void metrics_set_enforcer(struct enforcer *e);
+
+/* Append the whole exposition to out. st and ks may be NULL (those families are left out).
+ * Returns 0 or -ENOMEM. */
+int metrics_render(struct evbuffer *out, struct store *st, const struct keystore *ks);
+
+/* Forget every count (tests). */
+void metrics_reset(void);
+
+#endif
