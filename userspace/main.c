@@ -8,11 +8,13 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "admin.h"
 #include "config.h"
 #include "front.h"
 #include "gate.h"
 #include "guard.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "upstream_http.h"
 #include "upstream_stdio.h"
@@ -23,6 +25,7 @@ struct daemon {
 	struct config *cfg;
 	struct router *router;
 	struct front *front;
+	struct admin *admin;
 	struct guard *guard;
 };
 
@@ -77,6 +80,10 @@ static void announce(const struct daemon *d)
 {
 	const struct config *cfg = d->cfg;
 
+	if (d->admin)
+		fprintf(stderr, "mcpwarden: admin listening on http://%s%s%s:%d\n",
+			strchr(cfg->admin_host, ':') ? "[" : "", cfg->admin_host,
+			strchr(cfg->admin_host, ':') ? "]" : "", admin_port(d->admin));
 	fprintf(stderr, "mcpwarden: listening on http://%s%s%s:%d%s\n",
 		strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
 		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
@@ -103,11 +110,21 @@ static int start(struct daemon *d, struct config *cfg)
 		d->router = NULL;
 		return rc;
 	}
+	rc = admin_new(d->base, cfg, d->router, &d->admin);
+	if (rc) {
+		log_error("cannot start the admin plane: %s", strerror(-rc));
+		front_free(d->front);
+		d->front = NULL;
+		router_free(d->router);
+		d->router = NULL;
+		return rc;
+	}
 	d->cfg = cfg;
 	announce(d);
 	/* Enforcement failing is loud but not fatal: the gateway still governs its callers. */
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
 		d->guard = NULL;
+	metrics_set_enforcer(d->guard ? guard_enforcer(d->guard) : NULL);
 	if (!cfg->auth_required)
 		log_warn("authentication is OFF (auth.required = false): any local process can call "
 			 "every tool");
@@ -117,11 +134,14 @@ static int start(struct daemon *d, struct config *cfg)
 /* Undo start(); the config stays. */
 static void stop_serving(struct daemon *d)
 {
+	metrics_set_enforcer(NULL);
 	guard_stop(d->guard);
 	d->guard = NULL;
-	/* The listener goes first, so no reply is written to a router that is gone. */
+	/* The listeners go first, so no reply is written to a router that is gone. */
 	front_free(d->front);
 	d->front = NULL;
+	admin_free(d->admin);
+	d->admin = NULL;
 	router_free(d->router);
 	d->router = NULL;
 }
@@ -141,8 +161,19 @@ static int swap_router(struct daemon *d, struct config *cfg)
 	struct config_errors errs = { 0 };
 	int rc;
 
+	metrics_set_enforcer(NULL);
 	guard_stop(d->guard);
 	d->guard = NULL;
+	/* The admin plane holds the router: detached now, pointed at the new one below. Its
+	 * listener stays when its address is unchanged. */
+	bool keep_admin = d->admin && cfg->admin_host && !strcmp(cfg->admin_host, d->cfg->admin_host) &&
+			  cfg->admin_port == d->cfg->admin_port;
+	if (keep_admin) {
+		admin_reconfigure(d->admin, NULL, NULL);
+	} else {
+		admin_free(d->admin);
+		d->admin = NULL;
+	}
 	front_close_streams(d->front);
 	router_free(d->router);
 	d->router = NULL;
@@ -153,11 +184,20 @@ static int swap_router(struct daemon *d, struct config *cfg)
 		d->router = NULL;
 		return rc;
 	}
+	rc = keep_admin ? admin_reconfigure(d->admin, cfg, d->router)
+			: admin_new(d->base, cfg, d->router, &d->admin);
+	if (rc) {
+		log_error("cannot start the admin plane: %s", strerror(-rc));
+		router_free(d->router);
+		d->router = NULL;
+		return rc;
+	}
 	front_reconfigure(d->front, cfg, d->router);
 	d->cfg = cfg;
 	announce(d);
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
 		d->guard = NULL;
+	metrics_set_enforcer(d->guard ? guard_enforcer(d->guard) : NULL);
 	return 0;
 }
 
