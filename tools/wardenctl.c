@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <cjson/cJSON.h>
 
+#include "adminclient.h"
 #include "enforcer.h"
 #include "log.h"
 #include "pins.h"
@@ -1378,13 +1379,12 @@ static int cmd_uninstall(struct args *a)
 	return EXIT_OK;
 }
 
-/* ---- not yet ----------------------------------------------------------------------------- */
+/* ---- keys, usage: the daemon's admin API ------------------------------------------------ */
 
+/* Never runs: main() hands these commands, with their own options, to adminclient_main(). */
 static int cmd_admin_api(struct args *a)
 {
-	errmsg("'%s' talks to the daemon's admin API, which this version does not have yet",
-	       a->cmd);
-	return EXIT_FAIL;
+	return EXIT_USAGE;
 }
 
 /* ---- help -------------------------------------------------------------------------------- */
@@ -1466,10 +1466,21 @@ static const struct cmd cmds[] = {
 	  "Unpins the links and maps under the pin directory, which detaches the programs once\n"
 	  "no process holds them (a running daemon does: stop it first). Also the way to clear\n"
 	  "a pin directory left by a version with another map layout (ABI)." },
-	{ "keys", cmd_admin_api, "", "keys ...", "virtual keys (daemon admin API; not yet)",
-	  "Not available in this version: it needs the daemon's admin API." },
-	{ "usage", cmd_admin_api, "", "usage ...", "usage and budgets (daemon admin API; not yet)",
-	  "Not available in this version: it needs the daemon's admin API." },
+	{ "keys", cmd_admin_api, "", "keys (create [--name N] [--team T] [--policy P] "
+				     "[--expires TIME] [--id ID] | list | show ID | revoke ID) "
+				     "[--admin URL] [--token-file FILE] [--json]",
+	  "virtual keys, through the daemon's admin API",
+	  "create prints the new key once (only its hash is kept); list, show and revoke take\n"
+	  "effect on the running daemon at once. --admin URL is the admin listener (default\n"
+	  "$MCPWARDEN_ADMIN_URL, else http://127.0.0.1:8081); the admin token is read from\n"
+	  "--token-file or $MCPWARDEN_ADMIN_TOKEN, never from the command line. Tables by\n"
+	  "default, the API's JSON with --json. See docs/admin-api.md." },
+	{ "usage", cmd_admin_api, "", "usage [reset] [--key ID | --team NAME] [--admin URL] "
+				      "[--token-file FILE] [--json]",
+	  "budget usage per key and team, through the daemon's admin API",
+	  "One row per budget: scope, budget, period, spent, reserved, limit, remaining and\n"
+	  "when it resets. 'usage reset --key ID' (or --team NAME) zeroes the current period's\n"
+	  "counters, durably. Same --admin and token rules as 'keys'." },
 	{ "help", cmd_help, "", "help [COMMAND]", "this manual, or a command's", "" },
 };
 
@@ -1735,6 +1746,9 @@ int main(int argc, char **argv)
 		usage_line(stderr);
 		return EXIT_USAGE;
 	}
+	/* keys and usage talk to the daemon's admin API and parse their own options. */
+	if (c->run == cmd_admin_api)
+		return adminclient_main(argc - cmd_at, argv + cmd_at);
 	/* The command's own options, in any order with its arguments. */
 	a.cmd = c->name;
 	rc = parse_args(c, argc - cmd_at, argv + cmd_at, &a);

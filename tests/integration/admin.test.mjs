@@ -351,3 +351,70 @@ describe('admin plane', () => {
 		assert.equal((await api(d, 'GET', '/v1/keys/cfgkey')).json.source, 'config');
 	});
 });
+describe('wardenctl keys and usage', () => {
+	let d, tokenFile;
+	const ctl = join(paths.build, 'wardenctl');
+	const run = (args, env = {}) => new Promise((res) => {
+		execFile(ctl, args, { env: { PATH: process.env.PATH, ...env } }, (err, stdout, stderr) =>
+			res({ code: err ? err.code : 0, stdout, stderr }));
+	});
+	before(async () => {
+		const dir = makeTempDir('mcpwarden-ctl-');
+		tokenFile = join(dir, 'token');
+		writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+		d = await start(dir);
+	});
+	after(async () => { await d?.stop(); });
+
+	test('keys create prints the key once; list, show, revoke; usage', async () => {
+		const base = ['--admin', d.adminUrl, '--token-file', tokenFile];
+		const c = await run(['keys', 'create', ...base, '--name', 'from ctl', '--policy', 'all',
+			'--json']);
+		assert.equal(c.code, 0, c.stderr);
+		const created = JSON.parse(c.stdout);
+		assert.match(created.key, /^mcpw_/);
+		await callSimple(d, created.key);
+
+		const human = await run(['keys', 'create', ...base, '--policy', 'all', '--id', 'ctl2']);
+		assert.equal(human.code, 0, human.stderr);
+		assert.match(human.stdout, /mcpw_[A-Za-z0-9_-]{43}/);
+		assert.match(human.stdout, /ctl2/);
+
+		const list = await run(['keys', 'list', ...base]);
+		assert.equal(list.code, 0, list.stderr);
+		assert.match(list.stdout, /^ID\s+NAME\s+TEAM\s+POLICY/m);
+		assert.match(list.stdout, new RegExp(`^${created.record.id}\\s+from ctl\\s+-\\s+all`, 'm'));
+		assert.ok(!list.stdout.includes(created.key));
+		const listJson = JSON.parse((await run(['keys', 'list', ...base, '--json'])).stdout);
+		assert.ok(listJson.keys.some((k) => k.id === 'ctl2'));
+
+		const show = await run(['keys', 'show', created.record.id, ...base, '--json']);
+		assert.equal(JSON.parse(show.stdout).name, 'from ctl');
+
+		const usage = await run(['usage', ...base, '--key', created.record.id]);
+		assert.equal(usage.code, 0, usage.stderr);
+		assert.match(usage.stdout, new RegExp(`key:${created.record.id}\\s+daily\\s+day\\s+0\\.25\\s+0\\.00\\s+1\\.00`));
+		const uj = JSON.parse((await run(['usage', ...base, '--json'])).stdout);
+		assert.ok(uj.keys.some((k) => k.id === created.record.id));
+
+		const rv = await run(['keys', 'revoke', created.record.id, ...base]);
+		assert.equal(rv.code, 0, rv.stderr);
+		assert.equal((await postJson(d.url, INIT, { Authorization: `Bearer ${created.key}` })).status,
+			401);
+
+		// The token also comes from the environment; errors are clear and exit non-zero.
+		const env = await run(['keys', 'list', '--admin', d.adminUrl],
+			{ MCPWARDEN_ADMIN_TOKEN: TOKEN });
+		assert.equal(env.code, 0, env.stderr);
+		const bad = await run(['keys', 'list', '--admin', d.adminUrl],
+			{ MCPWARDEN_ADMIN_TOKEN: 'wrong-token-wrong' });
+		assert.notEqual(bad.code, 0);
+		assert.match(bad.stderr, /401|token/);
+		const none = await run(['keys', 'show', 'no-such', ...base]);
+		assert.notEqual(none.code, 0);
+		assert.match(none.stderr, /no key with id/);
+		const notoken = await run(['keys', 'list', '--admin', d.adminUrl]);
+		assert.notEqual(notoken.code, 0);
+		assert.match(notoken.stderr, /token/);
+	});
+});
