@@ -531,10 +531,52 @@ static struct call *as_call(void *p)
 	return p && *(uint32_t *)p == CALL_MAGIC ? p : NULL;
 }
 
+struct owners {
+	struct session *s;
+	bool several;
+};
+
+static void note_owner(void *arg, void *callp)
+{
+	struct owners *o = arg;
+	struct call *c = as_call(callp);
+
+	if (!c || !c->s)
+		return;
+	if (o->s && o->s != c->s)
+		o->several = true;
+	o->s = c->s;
+}
+
+/* A shared child's requests and log messages carry no relation to the call they belong to
+ * (stdio has none): the newest call in flight is the right guess only while every call in
+ * flight is one session's. Otherwise one agent's prompt could reach another agent. */
+static bool one_session_in_flight(struct link *l)
+{
+	struct owners o = { NULL, false };
+
+	link_foreach_call(l, note_owner, &o);
+	return !o.several;
+}
+
 static void hook_call_request(void *arg, struct link *l, cJSON *msg, void *callp)
 {
 	struct call *c = as_call(callp);
 
+	if (c && !one_session_in_flight(l)) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");
+		cJSON *e = cJSON_CreateObject();
+		log_warn("upstream %s: %s refused: calls of several sessions are in flight on this shared "
+			 "child, so which client it is for is unknown (per_session: true avoids this)",
+			 link_server(l), m->valuestring);
+		cJSON_AddNumberToObject(e, "code", JSONRPC_INTERNAL_ERROR);
+		cJSON_AddStringToObject(e, "message", "mcpwarden: calls from several clients are in "
+				       "flight on this server; cannot tell which client this request is for");
+		link_respond(l, id, NULL, e);
+		cJSON_Delete(msg);
+		return;
+	}
 	relay_request(arg, l, c ? c->server : 0, msg, c, c ? c->s : NULL);
 }
 
@@ -573,6 +615,13 @@ static void hook_call_notification(void *arg, struct link *l, cJSON *msg, void *
 		}
 		struct updated_ctx u = { r, msg };
 		session_foreach(r->sessions, send_if_subscribed, &u);
+		cJSON_Delete(msg);
+		return;
+	}
+	/* Progress is matched by token, exactly; anything else was a guess (see above). */
+	if (strcmp(cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring,
+		   "notifications/progress") && !one_session_in_flight(l)) {
+		log_debug("upstream %s: a notification of unknown session dropped", link_server(l));
 		cJSON_Delete(msg);
 		return;
 	}

@@ -516,3 +516,9 @@ bool link_down(const struct link *l) { return l->state == LINK_DOWN; }
 const char *link_server(const struct link *l) { return l->cfg->name; }
 const cJSON *link_init_result(const struct link *l) { return l->init_result; }
 unsigned link_inflight(const struct link *l) { return l->inflight; }
+
+void link_foreach_call(const struct link *l, void (*fn)(void *arg, void *call), void *arg)
+{
+	for (const struct pending *p = l->head; p; p = p->next)
+		fn(arg, p->call);
+}

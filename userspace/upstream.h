@@ -63,5 +63,7 @@ const char *link_server(const struct link *l);
 const cJSON *link_init_result(const struct link *l);
 /* Number of calls in flight. */
 unsigned link_inflight(const struct link *l);
+/* Each call in flight, oldest first: fn(arg, its `call` context). */
+void link_foreach_call(const struct link *l, void (*fn)(void *arg, void *call), void *arg);
 
 #endif
