@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ResourceUpdatedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { connectHttp, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
+import { connectHttp, connectHttpWithStream, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
 	npmStdioUpstream, paths, postJson, openRawSession, stopDaemonChecked, startDaemon,
 	waitUpstreamsReady } from './lib.mjs';
 
@@ -124,7 +124,7 @@ describe('gateway core: stdio upstreams, prefix auto', () => {
 			}
 		}
 		const fault = tools.filter((t) => t.name.startsWith('fault__'));
-		assert.equal(fault.length, 5 + EXTRA_TOOLS);
+		assert.equal(fault.length, 6 + EXTRA_TOOLS, 'the fault fixture\'s six tools and its extras');
 		assert.ok(names.every((n) => /^(everything|memory|files|fault)__/.test(n)),
 			'with several upstreams every name carries its server prefix');
 	});
@@ -316,6 +316,42 @@ describe('gateway core: stdio upstreams, prefix auto', () => {
 		await assert.rejects(c.client.subscribeResource({ uri: 'nosuch+x://y' }), (e) => e.code === -32602);
 	});
 
+	test('resources/updated from a shared child reaches the subscribed session only', async () => {
+		// a subscribes; b, which did not, is the one whose call makes the server send updates;
+		// c, which did not either, has a call in flight on the same child meanwhile.
+		const a = await connectHttpWithStream(d.url);
+		const b = await connectHttpWithStream(d.url);
+		const c = await connectHttpWithStream(d.url);
+		clients.push(a, b, c);
+		await Promise.all([a.streamOpen, b.streamOpen, c.streamOpen]);
+		const uri = 'everything+demo://resource/static/document/startup.md';
+		const heard = { a: [], b: [], c: [] };
+		let gotA;
+		const aHeard = new Promise((res) => { gotA = res; });
+		a.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+			heard.a.push(n.params.uri);
+			gotA();
+		});
+		b.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => heard.b.push(n.params.uri));
+		c.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => heard.c.push(n.params.uri));
+		await a.client.subscribeResource({ uri });
+		const busy = c.client.callTool({ name: 'everything__trigger-long-running-operation',
+			arguments: { duration: 1, steps: 2 } }, undefined, { onprogress: () => {} });
+		await new Promise((r) => setTimeout(r, 100));
+		const t = await b.client.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+		assert.match(t.content[0].text, /Started simulated resource updated/);
+		try {
+			await aHeard;
+			await busy;
+			assert.equal(heard.a[0], uri, 'the update names the URI the client subscribed to');
+			assert.deepEqual(heard.b, [], 'nothing for a session that subscribed to nothing');
+			assert.deepEqual(heard.c, [], 'nor for one that just had a call in flight');
+		} finally {
+			await b.client.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+			await a.client.unsubscribeResource({ uri });
+		}
+	});
+
 	test('prompts/list and prompts/get with arguments', async () => {
 		const c = await connect();
 		const { prompts } = await c.client.listPrompts();
@@ -370,6 +406,35 @@ describe('gateway core: stdio upstreams, prefix auto', () => {
 		const r = await c.client.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
 		assert.ok(asked?.requestedSchema?.properties?.name, 'the form schema came through');
 		assert.match(JSON.stringify(r.content), /Ada Lovelace/);
+	});
+
+	test('a shared child\'s sampling request never reaches another session\'s client', async () => {
+		// stdio carries no relation between a server request and the call it belongs to. With
+		// calls of two sessions in flight on the one shared child, the gateway must not guess.
+		const [a, b] = [await connect({ capabilities: { sampling: {} } }),
+			await connect({ capabilities: { sampling: {} } })];
+		const asked = { a: [], b: [] };
+		for (const [who, c] of [['a', a], ['b', b]])
+			c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+				asked[who].push(req.params.messages[0].content.text);
+				return { role: 'assistant', model: 'm', content: { type: 'text', text: `${who}-answer` } };
+			});
+		const pa = a.client.callTool({ name: 'fault__sample-later',
+			arguments: { prompt: 'private to a', delay_ms: 700 } }).catch((e) => e);
+		await d.waitForStderr(/fault-server\[fault\]: call sample-later \{"prompt":"private to a"/);
+		const stop = new AbortController();
+		const pb = b.client.callTool({ name: 'fault__hang', arguments: {} }, undefined,
+			{ signal: stop.signal }).catch((e) => e);
+		const ra = await pa;
+		stop.abort();
+		await pb;
+		assert.deepEqual(asked.b, [], 'b\'s client never saw a\'s prompt');
+		assert.doesNotMatch(JSON.stringify(ra.content ?? ra.message), /b-answer/);
+		// With only a's call in flight the request is a's, and goes through.
+		const ok = await a.client.callTool({ name: 'fault__sample-later',
+			arguments: { prompt: 'again', delay_ms: 0 } });
+		assert.equal(ok.content[0].text, 'sampled: a-answer');
+		assert.deepEqual(asked.a, ['again']);
 	});
 
 	test('sampling for a client that did not declare it is refused to the upstream, not sent', async () => {

@@ -1,0 +1,201 @@
+// Upstream faults through the real daemon: a stdio child that crashes mid-call or is killed, one
+// that never answers, an HTTP upstream that is down at start or goes away. What a user relies
+// on: the failing call gets a precise JSON-RPC error naming the upstream, within a bounded time;
+// everyone else keeps being served; the upstream comes back by itself; the daemon never crashes.
+import { after, afterEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectHttp, connectHttpWithStream, eventually, faultStdioUpstream, freePort,
+	gatewayConfig, httpUpstream, npmStdioUpstream, paths, startEverythingHttp, startDaemon,
+	stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
+
+const UPSTREAM_FAILED = -32010;
+const UPSTREAM_TIMEOUT = -32011;
+
+// Per test: what to close and stop, in order, and the daemon whose exit is checked.
+let cleanup = [];
+let daemon = null;
+
+async function startGateway(upstreams, overrides = {}, ready = upstreams.map((u) => u.name)) {
+	daemon = await startDaemon(gatewayConfig(upstreams, { prefix: 'always', ...overrides }));
+	await waitUpstreamsReady(daemon, ready);
+	return daemon;
+}
+
+async function connect(url, opts) {
+	const c = await connectHttp(url, opts);
+	cleanup.push(() => c.close());
+	return c;
+}
+
+afterEach(async () => {
+	for (const fn of cleanup.reverse())
+		await fn();
+	cleanup = [];
+	if (daemon) {
+		const d = daemon;
+		daemon = null;
+		const problems = await stopDaemonChecked(d);
+		assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
+	}
+});
+
+after(() => { /* lib.mjs kills anything left at exit */ });
+
+const pidOf = async (c) => Number((await c.client.callTool({ name: 'fault__pid', arguments: {} }))
+	.content[0].text);
+
+describe('stdio upstream faults', () => {
+	test('a child that crashes mid-call: the call fails naming it, others are served, it restarts', async () => {
+		const d = await startGateway([faultStdioUpstream('fault'),
+			npmStdioUpstream('everything', paths.bin.everything, ['stdio'])]);
+		const c = await connect(d.url);
+		const pid = await pidOf(c);
+		// A second call in flight on the same child fails with it.
+		const hanging = c.client.callTool({ name: 'fault__hang', arguments: {} }).catch((e) => e);
+		await d.waitForStderr(/fault-server\[fault\]: hanging on request/);
+		await assert.rejects(c.client.callTool({ name: 'fault__crash', arguments: {} }), (e) => {
+			assert.equal(e.code, UPSTREAM_FAILED);
+			assert.match(e.message, /\bfault\b/, 'the error names the upstream');
+			assert.equal(e.data?.server, 'fault');
+			return true;
+		});
+		const h = await hanging;
+		assert.equal(h.code, UPSTREAM_FAILED, 'the other call on the crashed child fails too');
+		assert.equal(h.data?.server, 'fault');
+		// The other upstream never noticed.
+		const sum = await c.client.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } });
+		assert.equal(sum.content[0].text, 'The sum of 1 and 2 is 3.');
+		// While it restarts, calls fail fast with the upstream's name; then it serves again.
+		await d.waitForStderr(/upstream fault: down/);
+		const newPid = await eventually(async () => pidOf(c), { ms: 15000, what: 'fault restarted' });
+		assert.notEqual(newPid, pid, 'a new child');
+		const echo = await c.client.callTool({ name: 'fault__echo', arguments: { text: 'back' } });
+		assert.equal(echo.content[0].text, 'fault: back');
+	});
+
+	test('a child killed from outside is restarted; calls meanwhile fail naming it', async () => {
+		const d = await startGateway([faultStdioUpstream('fault')]);
+		const c = await connect(d.url);
+		const pid = await pidOf(c);
+		process.kill(pid, 'SIGKILL');
+		await d.waitForStderr(/upstream fault: down/);
+		// Depending on timing a call sees the restart in progress or the new child: never a hang,
+		// never a crash, and every error names the upstream.
+		const r = await c.client.callTool({ name: 'fault__echo', arguments: { text: 'x' } }).catch((e) => e);
+		if (r instanceof Error) {
+			assert.equal(r.code, UPSTREAM_FAILED);
+			assert.match(r.message, /\bfault\b/);
+		}
+		const newPid = await eventually(async () => pidOf(c), { ms: 15000, what: 'fault restarted' });
+		assert.notEqual(newPid, pid);
+		// Restarted children are listed again: the catalogue still has the tools.
+		const { tools } = await c.client.listTools();
+		assert.ok(tools.some((t) => t.name === 'fault__echo'));
+	});
+
+	test('a child that never answers: -32011 naming it after request_timeout_ms, the upstream is told, others served', async () => {
+		const TIMEOUT = 1500;
+		const d = await startGateway([faultStdioUpstream('fault', { request_timeout_ms: TIMEOUT }),
+			npmStdioUpstream('everything', paths.bin.everything, ['stdio'])]);
+		const [a, b] = [await connect(d.url), await connect(d.url)];
+		const started = Date.now();
+		let settled = false;
+		const slow = a.client.callTool({ name: 'fault__hang', arguments: {} }, undefined,
+			{ timeout: 60000 }).catch((e) => e).finally(() => { settled = true; });
+		await d.waitForStderr(/fault-server\[fault\]: hanging on request (\S+)/);
+		// Meanwhile another session is served, by the other upstream and by the same child.
+		const sum = await b.client.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 2 } });
+		assert.equal(sum.content[0].text, 'The sum of 2 and 2 is 4.');
+		const echo = await b.client.callTool({ name: 'fault__echo', arguments: { text: 'meanwhile' } });
+		assert.equal(echo.content[0].text, 'fault: meanwhile');
+		assert.equal(settled, false, 'the hanging call is still waiting while others are served');
+		const e = await slow;
+		const elapsed = Date.now() - started;
+		assert.equal(e.code, UPSTREAM_TIMEOUT, `got ${e.message}`);
+		assert.match(e.message, /\bfault\b/);
+		assert.equal(e.data?.server, 'fault');
+		assert.equal(e.data?.timeout_ms, TIMEOUT);
+		assert.ok(elapsed >= TIMEOUT - 100, `not before the timeout (${elapsed} ms)`);
+		assert.ok(elapsed < TIMEOUT + 10000, `bounded (${elapsed} ms)`);
+		// The gateway sent notifications/cancelled: the fixture's handler saw its abort signal.
+		await d.waitForStderr(/fault-server\[fault\]: cancelled \S+/);
+		const rec = await d.waitForRecord((r) => r.type === 'decision' && r.target === 'fault__hang');
+		assert.equal(rec.error_code, UPSTREAM_TIMEOUT);
+		// The child itself is fine.
+		const again = await a.client.callTool({ name: 'fault__echo', arguments: { text: 'after' } });
+		assert.equal(again.content[0].text, 'fault: after');
+	});
+
+	test('the client cancelling a call: the upstream is told, the session goes on', async () => {
+		const d = await startGateway([faultStdioUpstream('fault')]);
+		const c = await connect(d.url);
+		const ac = new AbortController();
+		const p = c.client.callTool({ name: 'fault__hang', arguments: {} }, undefined,
+			{ signal: ac.signal }).catch((e) => e);
+		await d.waitForStderr(/fault-server\[fault\]: hanging on request/);
+		ac.abort('changed my mind');
+		const e = await p;
+		assert.ok(e instanceof Error);
+		await d.waitForStderr(/fault-server\[fault\]: cancelled \S+/);
+		const echo = await c.client.callTool({ name: 'fault__echo', arguments: { text: 'next' } });
+		assert.equal(echo.content[0].text, 'fault: next');
+	});
+});
+
+describe('HTTP upstream faults', () => {
+	test('an HTTP upstream down at start: the others serve, it joins when it comes up', async () => {
+		const port = await freePort();
+		const url = `http://127.0.0.1:${port}/mcp`;
+		const d = await startGateway([faultStdioUpstream('fault'), httpUpstream(url, 'remote')],
+			{}, ['fault']);
+		await d.waitForStderr(/upstream remote: .*(refused|connect|down|retry)/i);
+		const c = await connectHttpWithStream(d.url);
+		cleanup.push(() => c.close());
+		await c.streamOpen;
+		let changed = 0;
+		c.client.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed++; });
+		const before = (await c.client.listTools()).tools.map((t) => t.name);
+		assert.ok(before.includes('fault__echo'));
+		assert.ok(!before.some((n) => n.startsWith('remote__')), 'nothing from the absent upstream');
+		await assert.rejects(c.client.callTool({ name: 'remote__get-sum', arguments: { a: 1, b: 1 } }),
+			(e) => e.code === -32602);
+		const echo = await c.client.callTool({ name: 'fault__echo', arguments: { text: 'alone' } });
+		assert.equal(echo.content[0].text, 'fault: alone');
+		// Now it comes up on its port; the gateway's retry (with backoff) finds it.
+		const srv = await startEverythingHttp({ port });
+		cleanup.push(() => srv.stop());
+		await d.waitForStderr(/upstream remote: ready \(/, 40000);
+		await eventually(() => changed > 0, { ms: 5000, what: 'tools/list_changed on the GET stream' });
+		const after = (await c.client.listTools()).tools.map((t) => t.name);
+		assert.ok(after.includes('remote__get-sum'));
+		const sum = await c.client.callTool({ name: 'remote__get-sum', arguments: { a: 20, b: 22 } });
+		assert.equal(sum.content[0].text, 'The sum of 20 and 22 is 42.');
+	});
+
+	test('an HTTP upstream that goes away: calls fail naming it, others served; it comes back', async () => {
+		let srv = await startEverythingHttp();
+		const port = srv.port;
+		cleanup.push(() => srv.stop());
+		const d = await startGateway([faultStdioUpstream('fault'), httpUpstream(srv.url, 'remote',
+			{ connect_timeout_ms: 1000, request_timeout_ms: 5000 })]);
+		const c = await connect(d.url);
+		const ok = await c.client.callTool({ name: 'remote__get-sum', arguments: { a: 1, b: 1 } });
+		assert.equal(ok.content[0].text, 'The sum of 1 and 1 is 2.');
+		await srv.stop();
+		const e = await c.client.callTool({ name: 'remote__get-sum', arguments: { a: 1, b: 1 } })
+			.catch((x) => x);
+		assert.ok(e instanceof Error, `the call fails: ${JSON.stringify(e)}`);
+		assert.ok([UPSTREAM_FAILED, UPSTREAM_TIMEOUT].includes(e.code), `code ${e.code}: ${e.message}`);
+		assert.match(e.message, /\bremote\b/, 'the error names the upstream');
+		const echo = await c.client.callTool({ name: 'fault__echo', arguments: { text: 'still here' } });
+		assert.equal(echo.content[0].text, 'fault: still here');
+		// It comes back on the same port (a fresh server: its sessions are gone).
+		srv = await startEverythingHttp({ port });
+		const back = await eventually(async () => {
+			const r = await c.client.callTool({ name: 'remote__get-sum', arguments: { a: 3, b: 4 } });
+			return r.content[0].text;
+		}, { ms: 40000, every: 500, what: 'remote serves again' });
+		assert.equal(back, 'The sum of 3 and 4 is 7.');
+	});
+});
