@@ -177,7 +177,10 @@ describe('gateway core: stdio upstreams, prefix auto', () => {
 						b.resource.uri = b.resource.uri.slice('everything+'.length);
 					}
 			}
-			assert.deepEqual(through, direct, `${name}: same result as the server answers directly`);
+			// Dynamic resources say when they were made (to the second): not part of the relay.
+			const timeless = (r) => JSON.parse(JSON.stringify(r).replace(/created at [^"]*/g, 'created at T'));
+			assert.deepEqual(timeless(through), timeless(direct),
+				`${name}: same result as the server answers directly`);
 		}
 		const sc = await c.client.callTool({ name: 'everything__get-structured-content',
 			arguments: { location: 'New York' } });
