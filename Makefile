@@ -61,6 +61,9 @@ $(B)/%.skel.h: $(B)/%.bpf.o
 $(B)/obj/%.o: userspace/%.c $(wildcard userspace/*.h) $(wildcard include/*.h) | $(SKELS) $(B)/obj
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The skeleton embeds the BPF object: the enforcer must be rebuilt when it changes.
+$(B)/obj/enforcer.o: $(SKELS)
+
 $(LIB): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 

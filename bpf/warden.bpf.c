@@ -17,25 +17,37 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Common body of the four inet sock_addr hooks. */
-static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook, const struct dst *d)
+/* Common body of the four inet sock_addr hooks (hook is a constant: the branches on it fold
+ * away). Who is calling is decided first: the destination is only read for enforced tasks. */
+static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
 {
 	struct warden_config *cfg = config_get();
 	struct verdict v = {};
+	struct dst d;
 
 	if (!cfg)
 		return SYS_PROCEED;	/* cannot happen: array map */
-	v.mode = cgroup_mode(cfg, &v.enrolled_id);
+	v.mode = cgroup_mode_cached(cfg);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
 	}
-	if (policy_inet(cfg, d, &v) == 0) {
+	if (hook == WARDEN_HOOK_CONNECT6 || hook == WARDEN_HOOK_SENDMSG6) {
+		dst_from_ctx6(ctx, &d);
+	} else {
+		dst_from_ctx4(ctx, &d);
+		/* sendmsg4 also runs for a v6 socket sending to ::ffff:a.b.c.d (ctx->family is
+		 * then AF_INET6): user_ip4 holds the v4 address either way. */
+		if (hook == WARDEN_HOOK_SENDMSG4 && ctx->family == AF_INET6)
+			d.flags = WARDEN_EV_F_V4MAPPED;
+	}
+	if (policy_inet(cfg, &d, &v) == 0) {
 		count(hook, COUNT_ALLOWED);
 		return SYS_PROCEED;
 	}
 	count(hook, COUNT_DENIED);
-	event_inet(hook, &v, d, (__u16)ctx->protocol);
+	v.enrolled_id = enrolled_id(cfg);
+	event_inet(hook, &v, &d, (__u16)ctx->protocol);
 	deny_errno(cfg);
 	return SYS_REJECT;
 }
@@ -43,41 +55,25 @@ static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook, cons
 SEC("cgroup/connect4")
 int warden_connect4(struct bpf_sock_addr *ctx)
 {
-	struct dst d;
-
-	dst_from_ctx4(ctx, &d);
-	return hook_inet(ctx, WARDEN_HOOK_CONNECT4, &d);
+	return hook_inet(ctx, WARDEN_HOOK_CONNECT4);
 }
 
 SEC("cgroup/connect6")
 int warden_connect6(struct bpf_sock_addr *ctx)
 {
-	struct dst d;
-
-	dst_from_ctx6(ctx, &d);
-	return hook_inet(ctx, WARDEN_HOOK_CONNECT6, &d);
+	return hook_inet(ctx, WARDEN_HOOK_CONNECT6);
 }
 
 SEC("cgroup/sendmsg4")
 int warden_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	struct dst d;
-
-	/* Also runs for a v6 socket sending to ::ffff:a.b.c.d (ctx->family is then AF_INET6):
-	 * user_ip4 holds the v4 address either way. */
-	dst_from_ctx4(ctx, &d);
-	if (ctx->family == AF_INET6)
-		d.flags = WARDEN_EV_F_V4MAPPED;
-	return hook_inet(ctx, WARDEN_HOOK_SENDMSG4, &d);
+	return hook_inet(ctx, WARDEN_HOOK_SENDMSG4);
 }
 
 SEC("cgroup/sendmsg6")
 int warden_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	struct dst d;
-
-	dst_from_ctx6(ctx, &d);
-	return hook_inet(ctx, WARDEN_HOOK_SENDMSG6, &d);
+	return hook_inet(ctx, WARDEN_HOOK_SENDMSG6);
 }
 
 /* Raw sockets and ICMP ping sockets send without passing connect or sendmsg hooks: refuse to
@@ -93,7 +89,7 @@ int warden_sock_create(struct bpf_sock *sk)
 
 	if (!cfg)
 		return SYS_PROCEED;
-	v.mode = cgroup_mode(cfg, &v.enrolled_id);
+	v.mode = cgroup_mode_cached(cfg);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
@@ -109,6 +105,7 @@ int warden_sock_create(struct bpf_sock *sk)
 		return SYS_PROCEED;
 	}
 	count(hook, COUNT_DENIED);
+	v.enrolled_id = enrolled_id(cfg);
 	ev = event_begin(hook, &v);
 	if (ev) {
 		ev->family = sk->family;
@@ -163,7 +160,7 @@ int warden_connect_unix(struct bpf_sock_addr *ctx)
 
 	if (!cfg)
 		return SYS_PROCEED;
-	v.mode = cgroup_mode(cfg, &v.enrolled_id);
+	v.mode = cgroup_mode_cached(cfg);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
@@ -182,6 +179,7 @@ int warden_connect_unix(struct bpf_sock_addr *ctx)
 	v.reason = WARDEN_REASON_UNIX_PATH;
 	v.rule_id = r->id;
 	count(hook, COUNT_DENIED);
+	v.enrolled_id = enrolled_id(cfg);
 	ev = event_begin(hook, &v);
 	if (ev) {
 		ev->family = AF_UNIX;

@@ -14,7 +14,9 @@
 
 #include <linux/types.h>
 
-#define WARDEN_ABI_VERSION	1
+/* 2: host rules (/32, /128) moved out of the tries into the warden_exact4/6 hash maps; the
+ *    per-CPU cgroup decision cache (warden_cgcache, warden_epoch). */
+#define WARDEN_ABI_VERSION	2
 
 /* Pin directory layout (bpffs). Maps are pinned as <pin_dir>/<map name>, links as
  * <pin_dir>/link_<hook name>. */
@@ -28,14 +30,20 @@
 #define WARDEN_MAP_PROTECT6	"warden_protect6"	/* lpm: struct warden_lpm6_key -> struct warden_rule */
 #define WARDEN_MAP_ALLOW4	"warden_allow4"		/* lpm: struct warden_lpm4_key -> struct warden_rule */
 #define WARDEN_MAP_ALLOW6	"warden_allow6"		/* lpm: struct warden_lpm6_key -> struct warden_rule */
+#define WARDEN_MAP_EXACT4	"warden_exact4"		/* hash: struct warden_exact4_key -> struct warden_rule */
+#define WARDEN_MAP_EXACT6	"warden_exact6"		/* hash: struct warden_exact6_key -> struct warden_rule */
 #define WARDEN_MAP_UNIXPATH	"warden_unixpath"	/* hash: struct warden_unix_key -> struct warden_rule */
 #define WARDEN_MAP_EVENTS	"warden_events"		/* ringbuf of struct warden_event */
 #define WARDEN_MAP_COUNTERS	"warden_counters"	/* percpu array[WARDEN_HOOK_MAX]: struct warden_counters */
+#define WARDEN_MAP_EPOCH	"warden_epoch"		/* array[1]: __u64 enrolment epoch */
+#define WARDEN_MAP_CGCACHE	"warden_cgcache"	/* percpu array[WARDEN_CGCACHE_SLOTS]: __u64 tag */
 
 #define WARDEN_MAX_ENROLLED	16384
 #define WARDEN_MAX_RULES	16384	/* per LPM trie */
+#define WARDEN_MAX_EXACT	32768	/* per exact map: protected and allowed hosts together */
 #define WARDEN_MAX_UNIXPATHS	1024
 #define WARDEN_EVENTS_BYTES	(256 * 1024)
+#define WARDEN_CGCACHE_SLOTS	64	/* per CPU; a power of two */
 #define WARDEN_MAX_LEVELS	32	/* cgroup depth below the root the programs look at */
 #define WARDEN_COMM_LEN		16
 #define WARDEN_UNIX_PATH_LEN	108	/* sizeof(sockaddr_un.sun_path) */
@@ -73,13 +81,17 @@ enum warden_reason {
 
 /* warden_config.flags */
 #define WARDEN_CFG_F_UNIX_HOOK	(1U << 0)	/* informational: connect_unix attached */
-/* Which kinds of entries each trie may hold, so the programs skip lookups that cannot match
- * (most deployments only have host:port rules: one LPM lookup instead of two). Set by
+/* Which kinds of entries each map may hold, so the programs skip lookups that cannot match
+ * (most deployments only have host:port rules: one hash lookup and no trie walk). Set by
  * userspace before inserting such an entry; a stale set bit only costs a lookup. */
-#define WARDEN_CFG_F_PROTECT_PORT	(1U << 1)	/* protect4/6 hold port-specific entries */
-#define WARDEN_CFG_F_PROTECT_ANY	(1U << 2)	/* protect4/6 hold any-port entries */
+#define WARDEN_CFG_F_PROTECT_PORT	(1U << 1)	/* protect4/6 hold port-specific prefixes */
+#define WARDEN_CFG_F_PROTECT_ANY	(1U << 2)	/* protect4/6 hold any-port prefixes */
 #define WARDEN_CFG_F_ALLOW_PORT		(1U << 3)
 #define WARDEN_CFG_F_ALLOW_ANY		(1U << 4)
+#define WARDEN_CFG_F_XPROTECT_PORT	(1U << 5)	/* exact4/6 hold protected host:port */
+#define WARDEN_CFG_F_XPROTECT_ANY	(1U << 6)	/* exact4/6 hold protected hosts, any port */
+#define WARDEN_CFG_F_XALLOW_PORT	(1U << 7)
+#define WARDEN_CFG_F_XALLOW_ANY		(1U << 8)
 
 struct warden_config {
 	__u32 abi_version;	/* WARDEN_ABI_VERSION once userspace initialised the map */
@@ -112,6 +124,29 @@ struct warden_lpm6_key {
 	__u8 pad[2];
 };
 
+/* Host rules: a full-length address (/32, /128) with a port or any port (port 0) is not a
+ * prefix, and most protected upstreams are exactly that. They live in one hash map per family
+ * instead of the tries: one hash lookup instead of a trie walk that grows with the number of
+ * rules. kind tells a protected host from an allowed one (both may exist for one address). */
+enum warden_rule_kind {
+	WARDEN_KIND_PROTECT = 1,
+	WARDEN_KIND_ALLOW = 2,
+};
+
+struct warden_exact4_key {
+	__u8 addr[4];
+	__u16 port;		/* network order; 0 = any port */
+	__u8 kind;		/* enum warden_rule_kind */
+	__u8 pad;
+};
+
+struct warden_exact6_key {
+	__u8 addr[16];
+	__u16 port;		/* network order; 0 = any port */
+	__u8 kind;		/* enum warden_rule_kind */
+	__u8 pad;
+};
+
 struct warden_rule {
 	__u32 id;		/* assigned by userspace, reported in events */
 	__u32 flags;		/* reserved, 0 */
@@ -121,6 +156,18 @@ struct warden_rule {
 struct warden_unix_key {
 	char path[WARDEN_UNIX_PATH_LEN];
 };
+
+/* The cgroup decision cache. Finding the calling task's enrolled ancestor costs a hash
+ * lookup per populated level; a task usually connects many times from the same cgroup, so
+ * each CPU remembers the mode of recently seen cgroups. A slot is one 64-bit word, written
+ * and read with single 8-byte accesses, so a preempted writer never leaves a torn entry:
+ *
+ *   tag = (hash(cgroup id, epoch) & ~WARDEN_CGCACHE_MODE_MASK) | mode   (bpf/lib/policy.h)
+ *
+ * The epoch (warden_epoch) is a fresh random value written by userspace after every change
+ * to warden_enrolled or level_mask, so every cached decision made before the change stops
+ * matching. A false match needs a 62-bit hash collision. */
+#define WARDEN_CGCACHE_MODE_MASK	3ULL
 
 struct warden_counters {
 	__u64 allowed;		/* decisions that let an enrolled cgroup through */
@@ -161,6 +208,8 @@ _Static_assert(sizeof(struct warden_config) == 16, "warden_config layout");
 _Static_assert(sizeof(struct warden_enroll) == 8, "warden_enroll layout");
 _Static_assert(sizeof(struct warden_lpm4_key) == 12, "warden_lpm4_key layout");
 _Static_assert(sizeof(struct warden_lpm6_key) == 24, "warden_lpm6_key layout");
+_Static_assert(sizeof(struct warden_exact4_key) == 8, "warden_exact4_key layout");
+_Static_assert(sizeof(struct warden_exact6_key) == 20, "warden_exact6_key layout");
 _Static_assert(sizeof(struct warden_rule) == 8, "warden_rule layout");
 _Static_assert(sizeof(struct warden_unix_key) == 108, "warden_unix_key layout");
 _Static_assert(sizeof(struct warden_counters) == 32, "warden_counters layout");

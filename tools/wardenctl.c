@@ -162,7 +162,9 @@ static int pins_error(const char *dir, int err)
 		return EXIT_PRIVILEGE;
 	case -EPROTO:
 		errmsg("the maps pinned under %s do not have this wardenctl's layout (ABI %d): "
-		       "the daemon and wardenctl come from different versions", dir,
+		       "the daemon and wardenctl come from different versions; to upgrade, run "
+		       "'wardenctl uninstall --yes' (enforcement stops) and restart mcpwarden, "
+		       "which installs the new maps and refills them from its config", dir,
 		       WARDEN_ABI_VERSION);
 		return EXIT_FAIL;
 	default:
@@ -284,12 +286,14 @@ static int cmd_status(struct args *a)
 	for (size_t i = 0; i < nen; i++)
 		if (en[i].e.mode < 4)
 			nmode[en[i].e.mode]++;
-	for (enum pins_map m = PINS_PROTECT4; m <= PINS_ALLOW6; m++) {
+	/* nrules: [0] protected, [2] allowed (prefixes and hosts), [4] unix paths. */
+	for (enum pins_map m = PINS_PROTECT4; m <= PINS_EXACT6; m++) {
 		struct pins_rule *r;
 		size_t n;
 
 		if (pins_rules(p, m, &r, &n) == 0)
-			nrules[m - PINS_PROTECT4] = n;
+			for (size_t i = 0; i < n; i++)
+				nrules[r[i].kind == WARDEN_KIND_PROTECT ? 0 : 2]++;
 		free(r);
 	}
 	{
@@ -456,10 +460,17 @@ static const char *rule_map_title(enum pins_map m)
 {
 	switch (m) {
 	case PINS_PROTECT4:
-	case PINS_PROTECT6: return "protected destinations (refused in protect mode)";
-	default: return "allowlist (lockdown: the only destinations besides the sidecar; "
-			"protect: exceptions)";
+	case PINS_PROTECT6: return "protected prefixes (refused in protect mode)";
+	case PINS_EXACT4:
+	case PINS_EXACT6: return "hosts, protected and allowed (one hash lookup)";
+	default: return "allowed prefixes (lockdown: the only destinations besides the sidecar "
+			"and allowed hosts; protect: exceptions)";
 	}
+}
+
+static const char *kind_name(enum warden_rule_kind k)
+{
+	return k == WARDEN_KIND_PROTECT ? "protect" : k == WARDEN_KIND_ALLOW ? "allow" : "?";
 }
 
 static void dest_text(const struct enforcer_dest *d, char *buf, size_t len)
@@ -495,7 +506,8 @@ static int cmd_maps(struct args *a)
 	struct pins_map_info mi;
 	struct warden_config cfg;
 	size_t nen = 0, nup = 0;
-	char root[PATH_MAX] = "";
+	char root[PATH_MAX] = "", hex[17];
+	uint64_t epoch = 0;
 	struct pins *p;
 	cJSON *o = NULL, *maps = NULL, *x = NULL;
 	int rc, err;
@@ -575,8 +587,10 @@ static int cmd_maps(struct args *a)
 		}
 	}
 
-	/* Protected destinations and the allowlist. */
-	for (enum pins_map m = PINS_PROTECT4; m <= PINS_ALLOW6; m++) {
+	/* Protected destinations and the allowlist: prefixes in the tries, hosts in the exact
+	 * maps; every rule is in exactly one map. */
+	for (enum pins_map m = PINS_PROTECT4; m <= PINS_EXACT6; m++) {
+		bool both = m == PINS_EXACT4 || m == PINS_EXACT6;
 		struct pins_rule *r;
 		size_t n;
 
@@ -590,7 +604,9 @@ static int cmd_maps(struct args *a)
 			x = cJSON_AddArrayToObject(maps, pins_map_name(m));
 		} else {
 			printf("\n%s: %s (%zu)\n", pins_map_name(m), rule_map_title(m), n);
-			if (n)
+			if (n && both)
+				printf("  %-6s %-8s %s\n", "RULE", "KIND", "DESTINATION");
+			else if (n)
 				printf("  %-6s %s\n", "RULE", "DESTINATION");
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -601,8 +617,11 @@ static int cmd_maps(struct args *a)
 				cJSON *e = cJSON_CreateObject();
 
 				cJSON_AddStringToObject(e, "dest", d);
+				cJSON_AddStringToObject(e, "kind", kind_name(r[i].kind));
 				cJSON_AddNumberToObject(e, "rule_id", r[i].rule.id);
 				cJSON_AddItemToArray(x, e);
+			} else if (both) {
+				printf("  %-6u %-8s %s\n", r[i].rule.id, kind_name(r[i].kind), d);
 			} else {
 				printf("  %-6u %s\n", r[i].rule.id, d);
 			}
@@ -641,6 +660,24 @@ static int cmd_maps(struct args *a)
 		for (unsigned i = 0; i < WARDEN_HOOK_MAX; i++)
 			print_counters_row(enforcer_hook_name(i), &hook[i]);
 		print_counters_row("total", &total);
+	}
+
+	/* The decision cache is per-CPU scratch (hashed tags, nothing to read); its epoch says
+	 * when the enrolments last changed. */
+	if (pins_epoch(p, &epoch) < 0)
+		epoch = 0;
+	pins_map_info(p, PINS_CGCACHE, &mi);
+	if (a->json) {
+		x = cJSON_AddObjectToObject(maps, WARDEN_MAP_EPOCH);
+		snprintf(hex, sizeof(hex), "%016" PRIx64, epoch);
+		cJSON_AddStringToObject(x, "epoch", hex);
+		x = cJSON_AddObjectToObject(maps, WARDEN_MAP_CGCACHE);
+		cJSON_AddNumberToObject(x, "slots_per_cpu", mi.max_entries);
+	} else {
+		printf("\n%s: %016" PRIx64 " (changes with every enrolment change)\n",
+		       WARDEN_MAP_EPOCH, epoch);
+		printf("%s: per-CPU cache of cgroup decisions, %u slots per CPU (tags only)\n",
+		       WARDEN_MAP_CGCACHE, mi.max_entries);
 	}
 
 	pins_map_info(p, PINS_EVENTS, &mi);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
@@ -34,14 +35,15 @@
 #define FILEID_KERNFS 0xfe
 
 enum map_idx {
-	M_CONFIG, M_ENROLLED, M_PROTECT4, M_PROTECT6, M_ALLOW4, M_ALLOW6, M_UNIXPATH, M_EVENTS,
-	M_COUNTERS, M_MAX
+	M_CONFIG, M_ENROLLED, M_PROTECT4, M_PROTECT6, M_ALLOW4, M_ALLOW6, M_EXACT4, M_EXACT6,
+	M_UNIXPATH, M_EVENTS, M_COUNTERS, M_EPOCH, M_CGCACHE, M_MAX
 };
 
 static const char *const map_names[M_MAX] = {
 	WARDEN_MAP_CONFIG, WARDEN_MAP_ENROLLED, WARDEN_MAP_PROTECT4, WARDEN_MAP_PROTECT6,
-	WARDEN_MAP_ALLOW4, WARDEN_MAP_ALLOW6, WARDEN_MAP_UNIXPATH, WARDEN_MAP_EVENTS,
-	WARDEN_MAP_COUNTERS,
+	WARDEN_MAP_ALLOW4, WARDEN_MAP_ALLOW6, WARDEN_MAP_EXACT4, WARDEN_MAP_EXACT6,
+	WARDEN_MAP_UNIXPATH, WARDEN_MAP_EVENTS, WARDEN_MAP_COUNTERS, WARDEN_MAP_EPOCH,
+	WARDEN_MAP_CGCACHE,
 };
 
 static const char *const hook_names[WARDEN_HOOK_MAX] = {
@@ -524,8 +526,27 @@ static int config_write(struct enforcer *e, const struct warden_config *c)
 	return bpf_map_update_elem(e->map_fds[M_CONFIG], &zero, c, BPF_ANY) < 0 ? -errno : 0;
 }
 
+/* A new enrolment epoch: every decision the programs cached before it stops matching. A
+ * random value rather than a counter, so two writers (the daemon and wardenctl) can never
+ * bring back an epoch some cached decision still carries. */
+static int epoch_bump(struct enforcer *e)
+{
+	__u64 epoch;
+	__u32 zero = 0;
+
+	if (getrandom(&epoch, sizeof(epoch), GRND_NONBLOCK) != sizeof(epoch)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);	/* early boot only: still fresh */
+		epoch = ((__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec) ^
+			((__u64)getpid() << 40);
+	}
+	return bpf_map_update_elem(e->map_fds[M_EPOCH], &zero, &epoch, BPF_ANY) < 0 ? -errno : 0;
+}
+
 /* level_mask tells the programs which ancestor depths can hold an entry: recompute it from
- * the map so removals clear bits no other entry needs. */
+ * the map so removals clear bits no other entry needs. Every change to warden_enrolled ends
+ * here, so this is also where the cached decisions are invalidated (after the maps). */
 static int level_mask_refresh(struct enforcer *e)
 {
 	struct warden_config cfg;
@@ -541,10 +562,14 @@ static int level_mask_refresh(struct enforcer *e)
 		prev = &key;
 	}
 	ret = config_read(e, &cfg);
-	if (ret < 0)
-		return ret;
-	cfg.level_mask = mask;
-	return config_write(e, &cfg);
+	if (ret == 0) {
+		cfg.level_mask = mask;
+		ret = config_write(e, &cfg);
+	}
+	/* Even when the mask could not be written: the entry itself changed. */
+	if (epoch_bump(e) < 0 && ret == 0)
+		ret = -errno;
+	return ret;
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
@@ -728,6 +753,46 @@ static int adopt_maps(struct enforcer *e)
 	return 0;
 }
 
+/* A pin directory written by a build with another map layout cannot be reused: libbpf would
+ * refuse some pinned maps (or worse, silently add new ones beside stale ones). Check the
+ * ABI version in the pinned config map before loading or adopting anything. */
+static int abi_check_pins(const char *pin_dir)
+{
+	struct bpf_map_info info;
+	struct warden_config cfg;
+	__u32 len = sizeof(info), zero = 0;
+	char pin[PATH_MAX];
+	int fd, ret;
+
+	ret = path_join(pin, sizeof(pin), pin_dir, WARDEN_MAP_CONFIG);
+	if (ret < 0)
+		return ret;
+	fd = bpf_obj_get(pin);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;	/* nothing installed: nothing to check */
+	memset(&info, 0, sizeof(info));
+	memset(&cfg, 0, sizeof(cfg));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (info.value_size == sizeof(cfg) && bpf_map_lookup_elem(fd, &zero, &cfg) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (info.value_size != sizeof(cfg) ||
+	    (cfg.abi_version != 0 && cfg.abi_version != WARDEN_ABI_VERSION)) {
+		log_error("enforcer: %s holds maps of another version (ABI %u, this build uses %u); "
+			  "upgrade: run 'wardenctl uninstall --yes' (enforcement stops), then "
+			  "start mcpwarden again, which installs and re-fills the maps from its "
+			  "config", pin_dir, cfg.abi_version, WARDEN_ABI_VERSION);
+		ret = -EPROTO;
+	}
+out:
+	close(fd);
+	return ret;
+}
+
 /* The highest rule id in a map, so new rules never reuse an id an auditor already saw. */
 static void rule_ids_scan(struct enforcer *e, int fd, size_t key_size)
 {
@@ -788,6 +853,9 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 	if (ret < 0)
 		goto out;
 
+	ret = abi_check_pins(e->pin_dir);
+	if (ret < 0)
+		goto out;
 	if (opts->mode == ENFORCER_ADOPT) {
 		e->own_map_fds = true;
 		ret = adopt_maps(e);
@@ -822,9 +890,13 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		e->map_fds[M_PROTECT6] = bpf_map__fd(e->skel->maps.warden_protect6);
 		e->map_fds[M_ALLOW4] = bpf_map__fd(e->skel->maps.warden_allow4);
 		e->map_fds[M_ALLOW6] = bpf_map__fd(e->skel->maps.warden_allow6);
+		e->map_fds[M_EXACT4] = bpf_map__fd(e->skel->maps.warden_exact4);
+		e->map_fds[M_EXACT6] = bpf_map__fd(e->skel->maps.warden_exact6);
 		e->map_fds[M_UNIXPATH] = bpf_map__fd(e->skel->maps.warden_unixpath);
 		e->map_fds[M_EVENTS] = bpf_map__fd(e->skel->maps.warden_events);
 		e->map_fds[M_COUNTERS] = bpf_map__fd(e->skel->maps.warden_counters);
+		e->map_fds[M_EPOCH] = bpf_map__fd(e->skel->maps.warden_epoch);
+		e->map_fds[M_CGCACHE] = bpf_map__fd(e->skel->maps.warden_cgcache);
 		ret = config_read(e, &cfg);
 		if (ret < 0)
 			goto out;
@@ -868,6 +940,8 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 	rule_ids_scan(e, e->map_fds[M_PROTECT6], sizeof(struct warden_lpm6_key));
 	rule_ids_scan(e, e->map_fds[M_ALLOW4], sizeof(struct warden_lpm4_key));
 	rule_ids_scan(e, e->map_fds[M_ALLOW6], sizeof(struct warden_lpm6_key));
+	rule_ids_scan(e, e->map_fds[M_EXACT4], sizeof(struct warden_exact4_key));
+	rule_ids_scan(e, e->map_fds[M_EXACT6], sizeof(struct warden_exact6_key));
 	rule_ids_scan(e, e->map_fds[M_UNIXPATH], sizeof(struct warden_unix_key));
 	log_info("enforcer: %s %s (cgroup root %s)",
 		 e->adopted ? "adopted" : "attached", e->pin_dir, e->cgroup_root);
@@ -1133,14 +1207,38 @@ int enforcer_dest_format(const struct enforcer_dest *d, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-typedef union { struct warden_lpm4_key k4; struct warden_lpm6_key k6; } lpm_key;
+typedef union {
+	struct warden_lpm4_key k4;
+	struct warden_lpm6_key k6;
+	struct warden_exact4_key x4;
+	struct warden_exact6_key x6;
+} rule_key;
 
-/* Build the LPM key of d; *fd is the trie (protect or allow) for its family. */
-static void dest_key(struct enforcer *e, const struct enforcer_dest *d, bool protect,
-		     lpm_key *key, int *fd)
+/* A host (full-length address) rule lives in the exact hash map, a prefix in the trie: the
+ * programs look a host:port up with one hash lookup and walk a trie only for prefixes. */
+static bool dest_is_host(const struct enforcer_dest *d)
 {
+	return d->prefixlen == (d->family == AF_INET ? 32 : 128);
+}
+
+/* Build the map key of d; *fd is the map (exact, or the protect or allow trie) for it. */
+static void dest_key(struct enforcer *e, const struct enforcer_dest *d, bool protect,
+		     rule_key *key, int *fd)
+{
+	__u8 kind = protect ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
+
 	memset(key, 0, sizeof(*key));
-	if (d->family == AF_INET) {
+	if (d->family == AF_INET && dest_is_host(d)) {
+		memcpy(key->x4.addr, d->addr, 4);
+		key->x4.port = htons(d->port);
+		key->x4.kind = kind;
+		*fd = e->map_fds[M_EXACT4];
+	} else if (dest_is_host(d)) {
+		memcpy(key->x6.addr, d->addr, 16);
+		key->x6.port = htons(d->port);
+		key->x6.kind = kind;
+		*fd = e->map_fds[M_EXACT6];
+	} else if (d->family == AF_INET) {
 		key->k4.prefixlen = 16u + d->prefixlen;
 		key->k4.port = htons(d->port);
 		memcpy(key->k4.addr, d->addr, 4);
@@ -1153,11 +1251,16 @@ static void dest_key(struct enforcer *e, const struct enforcer_dest *d, bool pro
 	}
 }
 
-/* Tell the programs which kind of entry a trie may now hold: before the entry exists. */
+/* Tell the programs which kind of entry a map may now hold: before the entry exists. */
 static int rule_kind_mark(struct enforcer *e, const struct enforcer_dest *d, bool protect)
 {
-	__u16 bit = protect ? (d->port ? WARDEN_CFG_F_PROTECT_PORT : WARDEN_CFG_F_PROTECT_ANY)
-			    : (d->port ? WARDEN_CFG_F_ALLOW_PORT : WARDEN_CFG_F_ALLOW_ANY);
+	static const __u16 bits[2][2][2] = {	/* [protect][host][port] */
+		{ { WARDEN_CFG_F_ALLOW_ANY, WARDEN_CFG_F_ALLOW_PORT },
+		  { WARDEN_CFG_F_XALLOW_ANY, WARDEN_CFG_F_XALLOW_PORT } },
+		{ { WARDEN_CFG_F_PROTECT_ANY, WARDEN_CFG_F_PROTECT_PORT },
+		  { WARDEN_CFG_F_XPROTECT_ANY, WARDEN_CFG_F_XPROTECT_PORT } },
+	};
+	__u16 bit = bits[protect][dest_is_host(d)][d->port != 0];
 	struct warden_config cfg;
 	int ret = config_read(e, &cfg);
 
@@ -1173,7 +1276,7 @@ static int rule_add_ex(struct enforcer *e, const struct enforcer_dest *d, bool p
 		       uint32_t *rule_id, bool *created)
 {
 	struct warden_rule r = { .id = e->next_rule_id };
-	lpm_key key;
+	rule_key key;
 	int fd, ret;
 
 	ret = rule_kind_mark(e, d, protect);
@@ -1203,7 +1306,7 @@ static int rule_add(struct enforcer *e, const struct enforcer_dest *d, bool prot
 
 static int rule_del(struct enforcer *e, const struct enforcer_dest *d, bool protect)
 {
-	lpm_key key;
+	rule_key key;
 	int fd;
 
 	dest_key(e, d, protect, &key, &fd);

@@ -41,10 +41,16 @@ static const struct {
 			  sizeof(struct warden_rule) },
 	[PINS_ALLOW6] = { WARDEN_MAP_ALLOW6, sizeof(struct warden_lpm6_key),
 			  sizeof(struct warden_rule) },
+	[PINS_EXACT4] = { WARDEN_MAP_EXACT4, sizeof(struct warden_exact4_key),
+			  sizeof(struct warden_rule) },
+	[PINS_EXACT6] = { WARDEN_MAP_EXACT6, sizeof(struct warden_exact6_key),
+			  sizeof(struct warden_rule) },
 	[PINS_UNIXPATH] = { WARDEN_MAP_UNIXPATH, sizeof(struct warden_unix_key),
 			    sizeof(struct warden_rule) },
 	[PINS_EVENTS] = { WARDEN_MAP_EVENTS, 0, 0 },
 	[PINS_COUNTERS] = { WARDEN_MAP_COUNTERS, 4, sizeof(struct warden_counters) },
+	[PINS_EPOCH] = { WARDEN_MAP_EPOCH, 4, 8 },
+	[PINS_CGCACHE] = { WARDEN_MAP_CGCACHE, 4, 8 },
 };
 
 const char *pins_map_name(enum pins_map m)
@@ -146,8 +152,17 @@ int pins_open(const char *dir, struct pins **out)
 			goto out;
 		found += p->fd[i] >= 0;
 	}
-	if (!found)
+	if (!found) {
 		err = -ENOENT;
+	} else if (p->fd[PINS_CONFIG] >= 0) {
+		/* Maps of another layout version can have the same sizes (ABI 1 had no exact
+		 * maps): the version in the config decides. */
+		struct warden_config cfg;
+
+		err = pins_config(p, &cfg);
+		if (err == 0 && cfg.abi_version && cfg.abi_version != WARDEN_ABI_VERSION)
+			err = -EPROTO;
+	}
 out:
 	if (err < 0) {
 		pins_close(p);
@@ -216,6 +231,16 @@ int pins_config(const struct pins *p, struct warden_config *out)
 {
 	uint32_t zero = 0;
 	int fd = pins_map_fd(p, PINS_CONFIG);
+
+	if (fd < 0)
+		return fd;
+	return bpf_map_lookup_elem(fd, &zero, out) < 0 ? -errno : 0;
+}
+
+int pins_epoch(const struct pins *p, uint64_t *out)
+{
+	uint32_t zero = 0;
+	int fd = pins_map_fd(p, PINS_EPOCH);
 
 	if (fd < 0)
 		return fd;
@@ -351,20 +376,74 @@ int pins_enrolled(const struct pins *p, struct pins_enrolled **out, size_t *n)
 
 static int cmp_rule(const void *a, const void *b)
 {
-	const struct enforcer_dest *x = &((const struct pins_rule *)a)->dest;
-	const struct enforcer_dest *y = &((const struct pins_rule *)b)->dest;
+	const struct pins_rule *rx = a, *ry = b;
+	const struct enforcer_dest *x = &rx->dest, *y = &ry->dest;
 	int c = memcmp(x->addr, y->addr, sizeof(x->addr));
 
 	if (c)
 		return c;
 	if (x->prefixlen != y->prefixlen)
 		return x->prefixlen < y->prefixlen ? -1 : 1;
-	return x->port < y->port ? -1 : x->port > y->port;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return (int)rx->kind - (int)ry->kind;
+}
+
+/* Decode one key of map m into r. */
+static void rule_decode(enum pins_map m, const uint8_t *key, struct pins_rule *r)
+{
+	switch (m) {
+	case PINS_EXACT4: {
+		struct warden_exact4_key k;
+
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET;
+		memcpy(r->dest.addr, k.addr, 4);
+		r->dest.prefixlen = 32;
+		r->dest.port = ntohs(k.port);
+		r->kind = (enum warden_rule_kind)k.kind;
+		break;
+	}
+	case PINS_EXACT6: {
+		struct warden_exact6_key k;
+
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET6;
+		memcpy(r->dest.addr, k.addr, 16);
+		r->dest.prefixlen = 128;
+		r->dest.port = ntohs(k.port);
+		r->kind = (enum warden_rule_kind)k.kind;
+		break;
+	}
+	case PINS_PROTECT6:
+	case PINS_ALLOW6: {
+		struct warden_lpm6_key k;
+
+		/* The trie matches port then address: prefixlen counts the 16 port bits too. */
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET6;
+		memcpy(r->dest.addr, k.addr, 16);
+		r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
+		r->dest.port = ntohs(k.port);
+		r->kind = m == PINS_PROTECT6 ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
+		break;
+	}
+	default: {
+		struct warden_lpm4_key k;
+
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET;
+		memcpy(r->dest.addr, k.addr, 4);
+		r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
+		r->dest.port = ntohs(k.port);
+		r->kind = m == PINS_PROTECT4 ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
+		break;
+	}
+	}
 }
 
 int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, size_t *n)
 {
-	bool v6 = m == PINS_PROTECT6 || m == PINS_ALLOW6;
 	const struct pins_map_info *mi;
 	struct pins_rule *res = NULL;
 	struct warden_rule *vals;
@@ -373,7 +452,8 @@ int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, si
 
 	*out = NULL;
 	*n = 0;
-	if (m != PINS_PROTECT4 && m != PINS_PROTECT6 && m != PINS_ALLOW4 && m != PINS_ALLOW6)
+	if (m != PINS_PROTECT4 && m != PINS_PROTECT6 && m != PINS_ALLOW4 && m != PINS_ALLOW6 &&
+	    m != PINS_EXACT4 && m != PINS_EXACT6)
 		return -EINVAL;
 	mi = &p->info[m];
 	if (!mi->present)
@@ -384,27 +464,8 @@ int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, si
 		return cnt;
 	res = calloc((size_t)cnt + 1, sizeof(*res));
 	for (int i = 0; res && i < cnt; i++) {
-		struct pins_rule *r = &res[i];
-
-		/* The trie matches port then address: prefixlen counts the 16 port bits too. */
-		if (v6) {
-			struct warden_lpm6_key k;
-
-			memcpy(&k, keys + (size_t)i * sizeof(k), sizeof(k));
-			r->dest.family = AF_INET6;
-			memcpy(r->dest.addr, k.addr, 16);
-			r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
-			r->dest.port = ntohs(k.port);
-		} else {
-			struct warden_lpm4_key k;
-
-			memcpy(&k, keys + (size_t)i * sizeof(k), sizeof(k));
-			r->dest.family = AF_INET;
-			memcpy(r->dest.addr, k.addr, 4);
-			r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
-			r->dest.port = ntohs(k.port);
-		}
-		r->rule = vals[i];
+		rule_decode(m, keys + (size_t)i * mi->key_size, &res[i]);
+		res[i].rule = vals[i];
 	}
 	free(keys);
 	free(vals);

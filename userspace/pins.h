@@ -34,9 +34,13 @@ enum pins_map {
 	PINS_PROTECT6,
 	PINS_ALLOW4,
 	PINS_ALLOW6,
+	PINS_EXACT4,		/* host rules (/32), protected and allowed */
+	PINS_EXACT6,		/* host rules (/128) */
 	PINS_UNIXPATH,
 	PINS_EVENTS,
 	PINS_COUNTERS,
+	PINS_EPOCH,
+	PINS_CGCACHE,
 	PINS_MAP_MAX,
 };
 
@@ -44,7 +48,8 @@ struct pins;
 
 /* Open every pin under dir (NULL: WARDEN_PIN_DIR_DEFAULT). -ENOENT when the directory or
  * every map pin is missing; a partial install opens, and the accessors of a missing map
- * return -ENOENT. -EPROTO when a pinned map's key or value size is not this build's ABI. */
+ * return -ENOENT. -EPROTO when a pinned map's key or value size, or the ABI version in the
+ * pinned config, is not this build's. */
 int pins_open(const char *dir, struct pins **out);
 void pins_close(struct pins *p);
 const char *pins_dir(const struct pins *p);
@@ -84,6 +89,8 @@ int pins_link(const struct pins *p, unsigned hook, struct pins_link *out);
 
 /* ---- maps -------------------------------------------------------------------------------- */
 int pins_config(const struct pins *p, struct warden_config *out);
+/* The enrolment epoch (changes after every change to the enrolled cgroups). */
+int pins_epoch(const struct pins *p, uint64_t *out);
 /* Summed over the possible CPUs; per hook and in total. */
 int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_MAX],
 		  struct warden_counters *total);
@@ -95,13 +102,16 @@ struct pins_enrolled {
 /* Every entry of warden_enrolled (exempt included), sorted by cgroup id; free(*out). */
 int pins_enrolled(const struct pins *p, struct pins_enrolled **out, size_t *n);
 
-/* A decoded LPM entry: the destination (print it with enforcer_dest_format) and its rule. */
+/* A decoded rule: the destination (print it with enforcer_dest_format), what it does and its
+ * rule id. */
 struct pins_rule {
 	struct enforcer_dest dest;
+	enum warden_rule_kind kind;	/* protect or allow */
 	struct warden_rule rule;
 };
-/* m: PINS_PROTECT4, PINS_PROTECT6, PINS_ALLOW4 or PINS_ALLOW6. Sorted by address, prefix,
- * port; free(*out). */
+/* m: a trie (PINS_PROTECT4, PINS_PROTECT6, PINS_ALLOW4, PINS_ALLOW6: prefixes) or an exact
+ * map (PINS_EXACT4, PINS_EXACT6: hosts, both kinds). Sorted by address, prefix, port, kind;
+ * free(*out). Every rule is in exactly one of these maps. */
 int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, size_t *n);
 
 struct pins_unixpath {

@@ -52,6 +52,24 @@ struct {
 	__type(value, struct warden_rule);
 } warden_allow6 SEC(".maps");
 
+/* Host rules (full-length address, a port or any port) of both kinds: one hash lookup
+ * answers the common case without walking a trie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WARDEN_MAX_EXACT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct warden_exact4_key);
+	__type(value, struct warden_rule);
+} warden_exact4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WARDEN_MAX_EXACT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct warden_exact6_key);
+	__type(value, struct warden_rule);
+} warden_exact6 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, WARDEN_MAX_UNIXPATHS);
@@ -70,5 +88,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct warden_counters);
 } warden_counters SEC(".maps");
+
+/* The enrolment epoch and the per-CPU cgroup decision cache (warden_types.h explains both). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} warden_epoch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WARDEN_CGCACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} warden_cgcache SEC(".maps");
 
 #endif

@@ -54,59 +54,138 @@ static __always_inline __u32 cgroup_mode(const struct warden_config *cfg, __u64 
 	return mode;
 }
 
-/* Longest-prefix match of dst in a v4 trie: first for the exact port, then for "any port",
- * each only when the trie holds such entries (kinds: WARDEN_CFG_F_*_PORT/_ANY bits). */
-static __always_inline struct warden_rule *lpm4_match(void *map, const struct dst *d,
-						      bool with_port, bool any_port)
+/* The cgroup decision cache in front of cgroup_mode() (layout and epoch protocol in
+ * warden_types.h). Returns the mode; the enrolled id is not cached, only deny paths need it
+ * (enrolled_id() below). x86-64 only: the protocol relies on loads not being reordered with
+ * older loads (the epoch is read before the walk's map loads, and userspace writes the epoch
+ * after the maps); weakly ordered CPUs would need an acquire load that clang 14 cannot emit
+ * for BPF, so there every call walks. */
+static __always_inline __u64 cgcache_tag(__u64 cgroup_id, __u64 epoch)
 {
-	struct warden_lpm4_key k = {
-		.prefixlen = 48,
-		.port = d->port,
-	};
-	struct warden_rule *r = NULL;
+	__u64 x = cgroup_id ^ (epoch * 0x9e3779b97f4a7c15ULL);
 
-	__builtin_memcpy(k.addr, &d->addr[0], 4);
-	if (with_port || d->port == 0)
-		r = bpf_map_lookup_elem(map, &k);
-	if (r || !any_port || d->port == 0)
+	/* splitmix64's finaliser: every input bit reaches every output bit */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x & ~WARDEN_CGCACHE_MODE_MASK;
+}
+
+static __always_inline __u32 cgroup_mode_cached(const struct warden_config *cfg)
+{
+	__u64 enrolled;
+#ifdef __TARGET_ARCH_x86
+	__u32 zero = 0, slot;
+	__u64 *epoch, *slotp, id, tag, seen;
+	__u32 mode;
+
+	if (!cfg->level_mask)
+		return WARDEN_MODE_NONE;	/* nothing enrolled: no need to know who calls */
+	epoch = bpf_map_lookup_elem(&warden_epoch, &zero);
+	if (!epoch)
+		return cgroup_mode(cfg, &enrolled);
+	tag = *(volatile __u64 *)epoch;		/* before any map load of the walk */
+	id = bpf_get_current_cgroup_id();
+	tag = cgcache_tag(id, tag);
+	slot = (__u32)(id ^ (id >> 32)) & (WARDEN_CGCACHE_SLOTS - 1);
+	slotp = bpf_map_lookup_elem(&warden_cgcache, &slot);
+	if (slotp) {
+		seen = *(volatile __u64 *)slotp;	/* one 8-byte load: never torn */
+		if ((seen & ~WARDEN_CGCACHE_MODE_MASK) == tag)
+			return (__u32)(seen & WARDEN_CGCACHE_MODE_MASK);
+	}
+	mode = cgroup_mode(cfg, &enrolled);
+	/* The walk reads the task's cgroup afresh at every level: if the task was moved
+	 * meanwhile, the mode may belong to another cgroup. Use it once, do not cache it. */
+	if (slotp && bpf_get_current_cgroup_id() == id)
+		*(volatile __u64 *)slotp = tag | (mode & WARDEN_CGCACHE_MODE_MASK);
+	return mode;
+#else
+	return cgroup_mode(cfg, &enrolled);
+#endif
+}
+
+/* The enrolled cgroup that decided, for a deny event (the cache does not keep it). */
+static __always_inline __u64 enrolled_id(const struct warden_config *cfg)
+{
+	__u64 id = 0;
+
+	cgroup_mode(cfg, &id);
+	return id;
+}
+
+/* The host rule of kind for d at port (network order; 0: the "any port" entry). */
+static __always_inline struct warden_rule *exact_match(const struct dst *d, __u16 port,
+						       __u8 kind)
+{
+	if (d->family == AF_INET) {
+		struct warden_exact4_key k = { .port = port, .kind = kind };
+
+		__builtin_memcpy(k.addr, &d->addr[0], 4);
+		return bpf_map_lookup_elem(&warden_exact4, &k);
+	}
+	struct warden_exact6_key k6 = { .port = port, .kind = kind };
+
+	__builtin_memcpy(k6.addr, d->addr, 16);
+	return bpf_map_lookup_elem(&warden_exact6, &k6);
+}
+
+/* Longest-prefix match of d at port (0: the "any port" entries) in the family's trie. */
+static __always_inline struct warden_rule *lpm_match(void *map4, void *map6, const struct dst *d,
+						     __u16 port)
+{
+	if (d->family == AF_INET) {
+		struct warden_lpm4_key k = { .prefixlen = 48, .port = port };
+
+		__builtin_memcpy(k.addr, &d->addr[0], 4);
+		return bpf_map_lookup_elem(map4, &k);
+	}
+	struct warden_lpm6_key k6 = { .prefixlen = 144, .port = port };
+
+	__builtin_memcpy(k6.addr, d->addr, 16);
+	return bpf_map_lookup_elem(map6, &k6);
+}
+
+/* Which warden_config.flags bits say a map may hold candidates of one kind. */
+struct rule_bits {
+	__u16 host_port, prefix_port, host_any, prefix_any;
+};
+
+/* The rule of one kind that d matches, most specific first: host:port, prefix:port, host
+ * (any port), prefix (any port) — a port-specific rule beats an any-port one, and within
+ * each the longest address wins. This is the rule an event names; whether anything matched
+ * does not depend on the order. Only maps whose flags bit is set are consulted, so the
+ * usual "host:port rules only" policy costs one hash lookup. Destination port 0 can only
+ * match any-port entries. */
+static __always_inline struct warden_rule *rule_match(const struct dst *d, __u16 flags,
+						      __u8 kind, void *trie4, void *trie6,
+						      const struct rule_bits b)
+{
+	struct warden_rule *r;
+
+	if (d->port) {
+		if ((flags & b.host_port) && (r = exact_match(d, d->port, kind)))
+			return r;
+		if ((flags & b.prefix_port) && (r = lpm_match(trie4, trie6, d, d->port)))
+			return r;
+	}
+	if ((flags & b.host_any) && (r = exact_match(d, 0, kind)))
 		return r;
-	k.port = 0;
-	return bpf_map_lookup_elem(map, &k);
+	if (flags & b.prefix_any)
+		return lpm_match(trie4, trie6, d, 0);
+	return NULL;
 }
 
-static __always_inline struct warden_rule *lpm6_match(void *map, const struct dst *d,
-						      bool with_port, bool any_port)
-{
-	struct warden_lpm6_key k = {
-		.prefixlen = 144,
-		.port = d->port,
-	};
-	struct warden_rule *r = NULL;
-
-	__builtin_memcpy(k.addr, d->addr, 16);
-	if (with_port || d->port == 0)
-		r = bpf_map_lookup_elem(map, &k);
-	if (r || !any_port || d->port == 0)
-		return r;
-	k.port = 0;
-	return bpf_map_lookup_elem(map, &k);
-}
-
-static __always_inline struct warden_rule *dst_match(void *map4, void *map6, const struct dst *d,
-						     __u16 flags, __u16 port_bit, __u16 any_bit)
-{
-	bool with_port = flags & port_bit, any_port = flags & any_bit;
-
-	if (!with_port && !any_port)
-		return NULL;
-	return d->family == AF_INET ? lpm4_match(map4, d, with_port, any_port)
-				    : lpm6_match(map6, d, with_port, any_port);
-}
-
-#define match_protect(cfg, d) dst_match(&warden_protect4, &warden_protect6, d, (cfg)->flags, \
-					WARDEN_CFG_F_PROTECT_PORT, WARDEN_CFG_F_PROTECT_ANY)
-#define match_allow(cfg, d) dst_match(&warden_allow4, &warden_allow6, d, (cfg)->flags, \
-				      WARDEN_CFG_F_ALLOW_PORT, WARDEN_CFG_F_ALLOW_ANY)
+#define match_protect(cfg, d) rule_match(d, (cfg)->flags, WARDEN_KIND_PROTECT,		\
+	&warden_protect4, &warden_protect6, (struct rule_bits){				\
+		WARDEN_CFG_F_XPROTECT_PORT, WARDEN_CFG_F_PROTECT_PORT,			\
+		WARDEN_CFG_F_XPROTECT_ANY, WARDEN_CFG_F_PROTECT_ANY })
+#define match_allow(cfg, d) rule_match(d, (cfg)->flags, WARDEN_KIND_ALLOW,		\
+	&warden_allow4, &warden_allow6, (struct rule_bits){				\
+		WARDEN_CFG_F_XALLOW_PORT, WARDEN_CFG_F_ALLOW_PORT,			\
+		WARDEN_CFG_F_XALLOW_ANY, WARDEN_CFG_F_ALLOW_ANY })
 
 /* Connecting to the unspecified address reaches the local host: judge 0.0.0.0 as 127.0.0.1
  * and :: as ::1, or "protect 127.0.0.1:P" would be bypassed by connect(0.0.0.0:P). */

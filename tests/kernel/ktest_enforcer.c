@@ -521,6 +521,174 @@ static void test_allowed(void)
 	ALLOWED(cg_exempt, "wk-exempt", probe_connect, &up4);
 }
 
+/* ---- host rules (exact maps) and prefix rules (tries) together -------------------------- */
+
+/* Add a rule through the dest API to learn its id (what an event must name). */
+static uint32_t rule(bool protect, const char *spec)
+{
+	struct enforcer_dest d;
+	uint32_t id = 0;
+
+	CU_ASSERT_FATAL(enforcer_dest_parse(spec, &d) == 0);
+	if (protect) {
+		CU_ASSERT_FATAL(enforcer_protect_dest(E, &d, &id) == 0);
+	} else {
+		CU_ASSERT_FATAL(enforcer_allow(E, spec) == 0);
+	}
+	return id;
+}
+
+/* Refused from cg with an event naming rule_id (0: a lockdown default). */
+static void refused_by(const char *cg, const char *comm, const struct target *t, unsigned hook,
+		       unsigned reason, uint32_t rule_id)
+{
+	pid_t pid = 0;
+	int r = run_in(cg, comm, probe_connect, t, &pid);
+	const struct warden_event *ev;
+
+	CU_ASSERT_EQUAL(r, EPERM);
+	if (r != EPERM)
+		return;
+	ev = wait_event(pid);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->hook, hook);
+	CU_ASSERT_EQUAL(ev->reason, reason);
+	CU_ASSERT_EQUAL(ev->rule_id, rule_id);
+}
+
+/* Host rules live in the exact maps and prefixes in the tries; the programs must combine them
+ * exactly as one longest-prefix policy did: in protect mode any allow rule (host or prefix)
+ * carves an exception out of any protect rule, and the event names the most specific protect
+ * rule (port-specific before any-port, host before prefix); in lockdown only allow rules
+ * matter, wherever they live. */
+static void test_exact_and_prefix(void)
+{
+	char spec[64], pfx_port[64], host_port[64];
+	struct target o4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_other };
+	struct target om = { AF_INET6, SOCK_STREAM, "::ffff:127.0.0.1", port_other };
+	struct target up4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	uint32_t pfx_id, host_id, any_id;
+	uint16_t port6 = 0;
+	int srv6;
+
+	snprintf(pfx_port, sizeof(pfx_port), "127.0.0.0/8:%u", port_other);
+	snprintf(host_port, sizeof(host_port), "127.0.0.1:%u", port_other);
+
+	/* Protect mode, a protected prefix:port; a host allow inside it is an exception. */
+	pfx_id = rule(true, pfx_port);
+	refused_by(cg_prot, "wk-pfx", &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED, pfx_id);
+	refused_by(cg_prot, "wk-pfxmap", &om, WARDEN_HOOK_CONNECT6, WARDEN_REASON_PROTECTED,
+		   pfx_id);
+	rule(false, host_port);
+	ALLOWED(cg_prot, "wk-hostallow", probe_connect, &o4);
+	ALLOWED(cg_prot, "wk-hostallowm", probe_connect, &om);
+	CU_ASSERT(enforcer_disallow(E, host_port) == 0);
+	/* A protected host inside the protected prefix: the event names the host rule. */
+	host_id = rule(true, host_port);
+	CU_ASSERT(host_id != pfx_id);
+	refused_by(cg_prot, "wk-both", &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED, host_id);
+	CU_ASSERT(enforcer_unprotect(E, host_port) == 0);
+	refused_by(cg_prot, "wk-pfxagain", &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED,
+		   pfx_id);
+	/* Lockdown ignores protect rules: an allowed prefix:port lets the host through. */
+	rule(false, pfx_port);
+	ALLOWED(cg_lock, "wk-lockpfx", probe_connect, &o4);
+	ALLOWED(cg_prot, "wk-protpfx", probe_connect, &o4);	/* allow beats protect */
+	refused_by(cg_lock, "wk-lockother", &up4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_LOCKDOWN, 0);
+	CU_ASSERT(enforcer_disallow(E, pfx_port) == 0);
+	CU_ASSERT(enforcer_unprotect(E, pfx_port) == 0);
+	ALLOWED(cg_prot, "wk-clean", probe_connect, &o4);
+	refused_by(cg_lock, "wk-lockclean", &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_LOCKDOWN, 0);
+
+	/* Any-port rules: a protected /24 and an allowed host (any port) inside it. */
+	pfx_id = rule(true, "127.0.0.0/24");
+	refused_by(cg_prot, "wk-pfxany", &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED,
+		   pfx_id);
+	rule(false, "127.0.0.1");
+	ALLOWED(cg_prot, "wk-hostany", probe_connect, &o4);
+	ALLOWED(cg_lock, "wk-lockhostany", probe_connect, &up4);
+	CU_ASSERT(enforcer_disallow(E, "127.0.0.1") == 0);
+	/* A protected host (any port) beats the prefix in the event; a port-specific protected
+	 * prefix beats both (port first, then length). */
+	any_id = rule(true, "127.0.0.1");
+	refused_by(cg_prot, "wk-hostanyp", &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED,
+		   any_id);
+	snprintf(spec, sizeof(spec), "127.0.0.0/16:%u", port_other);
+	host_id = rule(true, spec);
+	refused_by(cg_prot, "wk-portfirst", &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED,
+		   host_id);
+	/* An allowed prefix:port is an exception to the protected host (any port); other ports
+	 * of that host stay refused (port_up4 by its own host:port rule from setup: the most
+	 * specific one). */
+	rule(false, pfx_port);
+	ALLOWED(cg_prot, "wk-pfxexc", probe_connect, &o4);
+	snprintf(host_port, sizeof(host_port), "127.0.0.1:%u", port_up4);
+	refused_by(cg_prot, "wk-pfxexc2", &up4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED,
+		   rule(true, host_port));	/* re-adding keeps the id */
+	CU_ASSERT(enforcer_disallow(E, pfx_port) == 0);
+	CU_ASSERT(enforcer_unprotect(E, spec) == 0);
+	CU_ASSERT(enforcer_unprotect(E, "127.0.0.1") == 0);
+	CU_ASSERT(enforcer_unprotect(E, "127.0.0.0/24") == 0);
+	ALLOWED(cg_prot, "wk-clean2", probe_connect, &o4);
+
+	/* IPv6: a protected prefix:port, a host allow inside it. */
+	srv6 = listen_on(AF_INET6, SOCK_STREAM, "::1", 0, &port6);
+	CU_ASSERT_FATAL(srv6 >= 0);
+	{
+		struct target t6 = { AF_INET6, SOCK_STREAM, "::1", port6 };
+
+		snprintf(spec, sizeof(spec), "[::/120]:%u", port6);
+		pfx_id = rule(true, spec);
+		refused_by(cg_prot, "wk-pfx6", &t6, WARDEN_HOOK_CONNECT6,
+			   WARDEN_REASON_PROTECTED, pfx_id);
+		snprintf(host_port, sizeof(host_port), "[::1]:%u", port6);
+		rule(false, host_port);
+		ALLOWED(cg_prot, "wk-host6", probe_connect, &t6);
+		ALLOWED(cg_lock, "wk-lockhost6", probe_connect, &t6);
+		CU_ASSERT(enforcer_disallow(E, host_port) == 0);
+		refused_by(cg_lock, "wk-lock6", &t6, WARDEN_HOOK_CONNECT6, WARDEN_REASON_LOCKDOWN,
+			   0);
+		CU_ASSERT(enforcer_unprotect(E, spec) == 0);
+		ALLOWED(cg_prot, "wk-clean6", probe_connect, &t6);
+	}
+	close(srv6);
+}
+
+/* Enrolment changes take effect at once for a cgroup whose decisions the programs have
+ * cached (per-CPU cache keyed by cgroup and epoch). */
+static void test_cached_decisions_follow_changes(void)
+{
+	struct target up4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	struct target o4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_other };
+	char spec[64];
+	uint32_t up_id;
+
+	snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_up4);
+	up_id = rule(true, spec);	/* exists since setup: its id */
+	/* Several runs so that both CPUs have a cached "not enrolled" for cg_plain. */
+	for (int i = 0; i < 4; i++)
+		ALLOWED(cg_plain, "wk-cache-free", probe_connect, &up4);
+	CU_ASSERT_FATAL(enforcer_enroll(E, cg_plain, WARDEN_MODE_PROTECT) == 0);
+	for (int i = 0; i < 4; i++) {
+		refused_by(cg_plain, "wk-cache-prot", &up4, WARDEN_HOOK_CONNECT4,
+			   WARDEN_REASON_PROTECTED, up_id);
+		ALLOWED(cg_plain, "wk-cache-oth", probe_connect, &o4);
+	}
+	CU_ASSERT_FATAL(enforcer_enroll(E, cg_plain, WARDEN_MODE_LOCKDOWN) == 0);
+	for (int i = 0; i < 4; i++)
+		refused_by(cg_plain, "wk-cache-lock", &o4, WARDEN_HOOK_CONNECT4,
+			   WARDEN_REASON_LOCKDOWN, 0);
+	CU_ASSERT_FATAL(enforcer_exempt(E, cg_plain) == 0);
+	for (int i = 0; i < 4; i++)
+		ALLOWED(cg_plain, "wk-cache-ex", probe_connect, &up4);
+	CU_ASSERT_FATAL(enforcer_enroll(E, cg_plain, WARDEN_MODE_PROTECT) == 0);
+	refused_by(cg_plain, "wk-cache-back", &up4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_PROTECTED,
+		   up_id);
+	CU_ASSERT_FATAL(enforcer_unenroll(E, cg_plain) == 0);
+	for (int i = 0; i < 4; i++)
+		ALLOWED(cg_plain, "wk-cache-gone", probe_connect, &up4);
+}
+
 static void test_errno_configurable(void)
 {
 	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
@@ -814,6 +982,9 @@ int main(void)
 	CU_add_test(s, "refused after moving into a child cgroup", test_refused_after_escape);
 	CU_add_test(s, "unix socket to a protected path", test_unix);
 	CU_add_test(s, "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed);
+	CU_add_test(s, "host rules and prefix rules combine as one policy", test_exact_and_prefix);
+	CU_add_test(s, "cached decisions follow enrolment changes",
+		    test_cached_decisions_follow_changes);
 	CU_add_test(s, "deny errno is configurable", test_errno_configurable);
 	CU_add_test(s, "enrolling the root is refused", test_root_refused);
 	CU_add_test(s, "counters", test_counters);

@@ -24,7 +24,10 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
+#include <bpf/bpf.h>
+
 #include "enforcer.h"
+#include "pins.h"
 #include "log.h"
 
 static struct enforcer *E;
@@ -285,14 +288,27 @@ static cJSON *map_of(cJSON *maps_json, const char *name)
 	return cJSON_GetObjectItem(cJSON_GetObjectItem(maps_json, "maps"), name);
 }
 
-static bool has_dest(cJSON *arr, const char *dest)
+/* A rule of that kind ("protect", "allow") and destination in a map dump. */
+static bool has_rule(cJSON *arr, const char *kind, const char *dest)
 {
 	cJSON *it;
 
 	cJSON_ArrayForEach(it, arr)
-		if (strcmp(str_of(it, "dest"), dest) == 0)
+		if (strcmp(str_of(it, "dest"), dest) == 0 && strcmp(str_of(it, "kind"), kind) == 0)
 			return true;
 	return false;
+}
+
+/* Rules across every rule map (tries and exact maps). */
+static int nrules_all(cJSON *j)
+{
+	static const char *const names[] = { "warden_protect4", "warden_protect6",
+		"warden_allow4", "warden_allow6", "warden_exact4", "warden_exact6" };
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		n += cJSON_GetArraySize(map_of(j, names[i]));
+	return n;
 }
 
 static cJSON *enrolled_entry(cJSON *arr, const char *path)
@@ -321,6 +337,9 @@ static void test_maps_json(void)
 	CU_ASSERT_FATAL(enforcer_protect(E, prot) == 0);
 	CU_ASSERT_FATAL(enforcer_protect(E, "[fd00::/8]:443") == 0);
 	CU_ASSERT_FATAL(enforcer_allow(E, "10.96.0.10/32:53") == 0);
+	CU_ASSERT_FATAL(enforcer_protect(E, "10.1.0.0/16") == 0);
+	CU_ASSERT_FATAL(enforcer_allow(E, "10.1.2.3") == 0);
+	CU_ASSERT_FATAL(enforcer_protect(E, "[2001:db8::7]:8443") == 0);
 
 	CU_ASSERT_FATAL(ctl_run(&r, "maps", "--json") == 0);
 	CU_ASSERT(r.status == 0);
@@ -335,13 +354,21 @@ static void test_maps_json(void)
 	CU_ASSERT(stat(cg_a, &st) == 0 &&
 		  cJSON_GetNumberValue(cJSON_GetObjectItem(e, "cgroup_id")) == (double)st.st_ino);
 	CU_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "level")) == 2);
+	/* Prefixes are in the tries, hosts in the exact maps; each rule exactly once. */
+	CU_ASSERT(nrules_all(j) == 6);
 	CU_ASSERT(cJSON_GetArraySize(map_of(j, "warden_protect4")) == 1);
-	CU_ASSERT(has_dest(map_of(j, "warden_protect4"), prot));
+	CU_ASSERT(has_rule(map_of(j, "warden_protect4"), "protect", "10.1.0.0/16"));
 	CU_ASSERT(cJSON_GetArraySize(map_of(j, "warden_protect6")) == 1);
-	CU_ASSERT(has_dest(map_of(j, "warden_protect6"), "[fd00::/8]:443"));
-	CU_ASSERT(cJSON_GetArraySize(map_of(j, "warden_allow4")) == 1);
-	CU_ASSERT(has_dest(map_of(j, "warden_allow4"), "10.96.0.10/32:53"));
+	CU_ASSERT(has_rule(map_of(j, "warden_protect6"), "protect", "[fd00::/8]:443"));
+	CU_ASSERT(cJSON_GetArraySize(map_of(j, "warden_allow4")) == 0);
 	CU_ASSERT(cJSON_GetArraySize(map_of(j, "warden_allow6")) == 0);
+	CU_ASSERT(cJSON_GetArraySize(map_of(j, "warden_exact4")) == 3);
+	CU_ASSERT(has_rule(map_of(j, "warden_exact4"), "protect", prot));
+	CU_ASSERT(has_rule(map_of(j, "warden_exact4"), "allow", "10.96.0.10/32:53"));
+	CU_ASSERT(has_rule(map_of(j, "warden_exact4"), "allow", "10.1.2.3/32"));
+	CU_ASSERT(cJSON_GetArraySize(map_of(j, "warden_exact6")) == 1);
+	CU_ASSERT(has_rule(map_of(j, "warden_exact6"), "protect", "[2001:db8::7/128]:8443"));
+	CU_ASSERT(cJSON_GetObjectItem(map_of(j, "warden_epoch"), "epoch") != NULL);
 	CU_ASSERT_STRING_EQUAL(str_of(map_of(j, "warden_config"), "deny_errno"), "EPERM");
 	cJSON_Delete(j);
 	run_free(&r);
@@ -352,12 +379,30 @@ static void test_maps_json(void)
 	CU_ASSERT(strstr(r.out, cg_a) != NULL);
 	CU_ASSERT(strstr(r.out, prot) != NULL);
 	CU_ASSERT(strstr(r.out, "10.96.0.10/32:53") != NULL);
+	CU_ASSERT(strstr(r.out, "allow    10.1.2.3/32") != NULL);
+	CU_ASSERT(strstr(r.out, "10.1.0.0/16") != NULL);
+	run_free(&r);
+
+	/* status counts rules of both kinds wherever they live. */
+	CU_ASSERT_FATAL(ctl_run(&r, "status", "--json") == 0);
+	j = parse_out(&r);
+	CU_ASSERT_FATAL(j != NULL);
+	{
+		cJSON *rules = cJSON_GetObjectItem(j, "rules");
+
+		CU_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(rules, "protect")) == 4);
+		CU_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(rules, "allow")) == 2);
+	}
+	cJSON_Delete(j);
 	run_free(&r);
 
 	CU_ASSERT(enforcer_unenroll(E, cg_a) == 0);
 	CU_ASSERT(enforcer_unprotect(E, prot) == 0);
 	CU_ASSERT(enforcer_unprotect(E, "[fd00::/8]:443") == 0);
 	CU_ASSERT(enforcer_disallow(E, "10.96.0.10/32:53") == 0);
+	CU_ASSERT(enforcer_unprotect(E, "10.1.0.0/16") == 0);
+	CU_ASSERT(enforcer_disallow(E, "10.1.2.3") == 0);
+	CU_ASSERT(enforcer_unprotect(E, "[2001:db8::7]:8443") == 0);
 }
 
 /* enroll/protect through wardenctl refuse a real connect; unenroll/unprotect lift it. */
@@ -395,7 +440,7 @@ static void test_enroll_protect_take_effect(void)
 				      "mode"), "protect");
 	CU_ASSERT_STRING_EQUAL(str_of(enrolled_entry(map_of(j, "warden_enrolled"), cg_a),
 				      "mode"), "lockdown");
-	CU_ASSERT(has_dest(map_of(j, "warden_protect4"), prot));
+	CU_ASSERT(has_rule(map_of(j, "warden_exact4"), "protect", prot));
 	cJSON_Delete(j);
 	run_free(&r);
 
@@ -726,6 +771,49 @@ static void test_errors_and_help(void)
 	run_free(&r);
 }
 
+/* Pins left by a build with another map layout (an older ABI) are refused by the daemon, the
+ * pins reader and wardenctl with the upgrade path, and `uninstall --yes` removes them. */
+static void test_abi_mismatch(void)
+{
+	struct enforcer_opts o = { .cgroup_root = root };
+	struct warden_config cfg;
+	struct enforcer *e = NULL;
+	struct pins *p = NULL;
+	char dir[160];
+	__u32 zero = 0;
+	struct run r;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s-abi", pin_dir);
+	o.pin_dir = dir;
+	CU_ASSERT_FATAL(enforcer_open(&o, &e) == 0);
+	fd = enforcer_map_fd(e, WARDEN_MAP_CONFIG);
+	CU_ASSERT_FATAL(fd >= 0 && bpf_map_lookup_elem(fd, &zero, &cfg) == 0);
+	cfg.abi_version = WARDEN_ABI_VERSION - 1;	/* what an older daemon left */
+	CU_ASSERT_FATAL(bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) == 0);
+	enforcer_close(e);
+	e = NULL;
+
+	CU_ASSERT(enforcer_open(&o, &e) == -EPROTO);
+	o.mode = ENFORCER_ADOPT;
+	CU_ASSERT(enforcer_open(&o, &e) == -EPROTO);
+	CU_ASSERT(pins_open(dir, &p) == -EPROTO);
+	ctl_pin_dir = dir;
+	CU_ASSERT_FATAL(ctl_run(&r, "maps") == 0);
+	CU_ASSERT(r.status == 1);
+	CU_ASSERT(strstr(r.err, "uninstall --yes") != NULL);
+	run_free(&r);
+	CU_ASSERT_FATAL(ctl_run(&r, "uninstall", "--yes") == 0);
+	CU_ASSERT(r.status == 0);
+	run_free(&r);
+	ctl_pin_dir = pin_dir;
+	/* The documented upgrade: after uninstall a fresh install works. */
+	o.mode = ENFORCER_LOAD;
+	CU_ASSERT(enforcer_open(&o, &e) == 0);
+	enforcer_close(e);
+	CU_ASSERT(enforcer_destroy_pins(dir) == 0);
+}
+
 /* Last: uninstall wants --yes, removes the pins, and says who still holds the programs. */
 static void test_uninstall(void)
 {
@@ -791,6 +879,7 @@ int main(void)
 	CU_add_test(s, "status --json reports links and counters", test_status_json);
 	CU_add_test(s, "events: tap, consume, bounded follow", test_events);
 	CU_add_test(s, "errors and help", test_errors_and_help);
+	CU_add_test(s, "pins of another ABI: refused, upgrade by uninstall", test_abi_mismatch);
 	CU_add_test(s, "uninstall", test_uninstall);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
