@@ -2,6 +2,7 @@
 #include "jsonrpc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,6 +88,20 @@ int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const c
 	return 0;
 }
 
+cJSON *jsonrpc_id_dup(const cJSON *id)
+{
+	char buf[32];
+
+	/* cJSON 1.7 prints a number with 15 significant digits whenever that passes a relative
+	 * round-trip check, so 9007199254740991 would come back as ...990: integers beyond int
+	 * range are written out exactly as raw text instead. */
+	if (cJSON_IsNumber(id) && jsonrpc_valid_id(id) && fabs(id->valuedouble) > INT_MAX) {
+		snprintf(buf, sizeof(buf), "%.0f", id->valuedouble);
+		return cJSON_CreateRaw(buf);
+	}
+	return cJSON_Duplicate(id, 1);
+}
+
 static cJSON *envelope(const cJSON *id)
 {
 	cJSON *m = cJSON_CreateObject();
@@ -94,7 +109,7 @@ static cJSON *envelope(const cJSON *id)
 	if (!m)
 		return NULL;
 	if (!cJSON_AddStringToObject(m, "jsonrpc", "2.0") ||
-	    !cJSON_AddItemToObject(m, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull())) {
+	    !cJSON_AddItemToObject(m, "id", id ? jsonrpc_id_dup(id) : cJSON_CreateNull())) {
 		cJSON_Delete(m);
 		return NULL;
 	}

@@ -37,6 +37,9 @@ int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const c
 
 /* An id usable as a JSON-RPC id: string or integral number. */
 bool jsonrpc_valid_id(const cJSON *id);
+/* A copy of an id for an outgoing message that prints exactly as it was received (NULL when
+ * out of memory). Read ids of received messages only, not of such copies. */
+cJSON *jsonrpc_id_dup(const cJSON *id);
 
 /* Builders. They duplicate id (NULL id → "id": null, used when it could not be read).
  * `result`/`data`/`params` are taken over (deleted on failure). Return NULL on ENOMEM. */

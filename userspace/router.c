@@ -199,7 +199,7 @@ static void call_gone(void *arg)
 static void call_finish(struct call *c, cJSON *resp)
 {
 	if (resp)
-		cJSON_ReplaceItemInObjectCaseSensitive(resp, "id", cJSON_Duplicate(c->down_id, 1));
+		cJSON_ReplaceItemInObjectCaseSensitive(resp, "id", jsonrpc_id_dup(c->down_id));
 	if (c->reply)
 		front_reply_finish(c->reply, resp);
 	else

@@ -501,7 +501,7 @@ int link_respond(struct link *l, const cJSON *server_id, cJSON *result, cJSON *e
 		return m ? -ENOTCONN : -ENOMEM;
 	}
 	cJSON_AddStringToObject(m, "jsonrpc", "2.0");
-	cJSON_AddItemToObject(m, "id", cJSON_Duplicate(server_id, 1));
+	cJSON_AddItemToObject(m, "id", jsonrpc_id_dup(server_id));
 	if (error) {
 		cJSON_AddItemToObject(m, "error", error);
 		cJSON_Delete(result);
