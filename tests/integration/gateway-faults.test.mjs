@@ -45,7 +45,7 @@ after(() => { /* lib.mjs kills anything left at exit */ });
 const pidOf = async (c) => Number((await c.client.callTool({ name: 'fault__pid', arguments: {} }))
 	.content[0].text);
 
-describe('stdio upstream faults', () => {
+describe('stdio upstream faults', { timeout: 90000 }, () => {
 	test('a child that crashes mid-call: the call fails naming it, others are served, it restarts', async () => {
 		const d = await startGateway([faultStdioUpstream('fault'),
 			npmStdioUpstream('everything', paths.bin.everything, ['stdio'])]);
@@ -143,7 +143,7 @@ describe('stdio upstream faults', () => {
 	});
 });
 
-describe('HTTP upstream faults', () => {
+describe('HTTP upstream faults', { timeout: 120000 }, () => {
 	test('an HTTP upstream down at start: the others serve, it joins when it comes up', async () => {
 		const port = await freePort();
 		const url = `http://127.0.0.1:${port}/mcp`;

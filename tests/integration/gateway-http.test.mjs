@@ -14,7 +14,7 @@ const MAX_BODY = 65536;
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
 	capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
 
-describe('gateway HTTP front', () => {
+describe('gateway HTTP front', { timeout: 60000 }, () => {
 	let d;
 	const clients = [];
 
@@ -253,5 +253,95 @@ describe('gateway HTTP front', () => {
 		assert.equal(d.proc.exitCode, null);
 		const h = await fetch(d.url.replace(/\/mcp$/, '/healthz'));
 		assert.equal(h.status, 200);
+	});
+});
+
+describe('gateway HTTP front: sessions and limits', { timeout: 60000 }, () => {
+	let d;
+
+	before(async () => {
+		d = await startDaemon(gatewayConfig([faultStdioUpstream('fault')], {
+			limits: { max_sessions: 3, max_header_bytes: 4096 },
+			timeouts: { session_idle_ms: 1000 } }));
+		await waitUpstreamsReady(d, ['fault']);
+	});
+
+	after(async () => {
+		if (d) {
+			const problems = await stopDaemonChecked(d);
+			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
+		}
+	});
+
+	test('a request id still in flight cannot be reused; the client\'s cancellation ends the call', async () => {
+		const s = await openRawSession(d.url);
+		const pending = s.post({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'hang', arguments: {} } });
+		await d.waitForStderr(/fault-server\[fault\]: hanging on request/);
+		const dup = await s.post({ jsonrpc: '2.0', id: 7, method: 'ping' });
+		assert.equal(dup.json?.error?.code, -32600);
+		assert.equal(dup.json?.id, 7);
+		const n = await s.post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } });
+		assert.equal(n.status, 202);
+		const r = await pending;
+		assert.equal(r.json?.id, 7, 'the pending POST is answered, not left hanging');
+		await d.waitForStderr(/fault-server\[fault\]: cancelled \S+/);
+		assert.equal((await s.post({ jsonrpc: '2.0', id: 7, method: 'ping' })).status, 200, 'the id is free again');
+		await fetch(d.url, { method: 'DELETE', headers: s.headers });
+	});
+
+	test('ids: strings and integers are echoed exactly; fractions and unsafe integers are -32600', async () => {
+		const s = await openRawSession(d.url);
+		for (const id of ['', 'é"\\\\', 0, -5, 2 ** 53 - 1]) {
+			const r = await s.post({ jsonrpc: '2.0', id, method: 'ping' });
+			assert.deepEqual(r.json, { jsonrpc: '2.0', id, result: {} }, JSON.stringify(id));
+		}
+		for (const raw of ['1.5', '9007199254740993', '1e21']) {
+			const r = await s.post(`{"jsonrpc":"2.0","id":${raw},"method":"ping"}`);
+			assert.equal(r.json?.error?.code, -32600, raw);
+		}
+		await fetch(d.url, { method: 'DELETE', headers: s.headers });
+	});
+
+	test('headers over limits.max_header_bytes are refused', async () => {
+		const r = await rawRequest(d.url, { headers: { 'X-Padding': 'a'.repeat(8000) },
+			body: JSON.stringify(INIT) });
+		assert.ok([400, 431].includes(r.status), `status ${r.status}`);
+	});
+
+	test('limits.max_sessions: initialize beyond it is refused; an idle session ends (404)', async () => {
+		const held = [];
+		let refused = null;
+		for (let i = 0; i < 4 && !refused; i++) {
+			const r = await postJson(d.url, INIT);
+			if (r.json?.error)
+				refused = r;
+			else
+				held.push(r.headers.get('mcp-session-id'));
+		}
+		assert.ok(refused, 'a fourth session is refused');
+		assert.match(refused.json.error.message, /too many sessions/);
+		assert.equal(refused.headers.get('mcp-session-id'), null);
+		// Unused, they expire after session_idle_ms (the sweep runs every second); any request
+		// would count as use, so nothing touches them meanwhile.
+		await new Promise((r) => setTimeout(r, 3000));
+		for (const sid of held) {
+			const r = await postJson(d.url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { 'Mcp-Session-Id': sid });
+			assert.equal(r.status, 404, 'the idle session ended');
+		}
+		const again = await postJson(d.url, INIT);
+		assert.equal(again.status, 200);
+		assert.ok(again.json?.result, 'room for a new session');
+	});
+
+	test('a session with an open GET stream is not idle', async () => {
+		const s = await openRawSession(d.url);
+		const ac = new AbortController();
+		const stream = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' },
+			signal: ac.signal });
+		assert.equal(stream.status, 200);
+		await new Promise((r) => setTimeout(r, 3000));	// three idle periods
+		assert.equal((await s.post({ jsonrpc: '2.0', id: 1, method: 'ping' })).status, 200);
+		ac.abort();
+		await stream.body.cancel().catch(() => {});
 	});
 });

@@ -442,8 +442,8 @@ export async function freePort() {
 
 /**
  * server-everything in streamableHttp mode on loopback (through the loopback preload).
- * opts: { port (default 0 = ephemeral), timeoutMs }. Returns { url, port, proc, stderrLines,
- * exited, stop(ms) }.
+ * opts: { port (default 0 = ephemeral), timeoutMs }. Returns { url, port, proc, stdoutLines,
+ * stderrLines, exited, stop(ms) }.
  */
 export async function startEverythingHttp(opts = {}) {
 	const p = await startProcess(paths.node,
@@ -451,8 +451,8 @@ export async function startEverythingHttp(opts = {}) {
 		{ env: { PORT: String(opts.port ?? 0) }, ready: /^LOOPBACK-LISTENING 127\.0\.0\.1:(\d+)$/,
 			readyOn: 'stderr', timeoutMs: opts.timeoutMs ?? 20000, name: 'everything-http' });
 	const port = Number(p.match[1]);
-	return { url: `http://127.0.0.1:${port}/mcp`, port, proc: p.proc, stderrLines: p.stderrLines,
-		exited: p.exited, stop: p.stop };
+	return { url: `http://127.0.0.1:${port}/mcp`, port, proc: p.proc, stdoutLines: p.stdoutLines,
+		stderrLines: p.stderrLines, exited: p.exited, stop: p.stop };
 }
 
 /** What sanitizers print when they find something. */

@@ -1,0 +1,144 @@
+// The gateway in front of a Streamable HTTP upstream: server-everything in streamableHttp mode
+// (pinned to loopback by tests/fixtures/loopback-listen.mjs), one upstream, prefix never. Each
+// downstream session gets its own upstream session, so server-to-client traffic (sampling,
+// elicitation, log messages) goes exactly to the client it belongs to.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema }
+	from '@modelcontextprotocol/sdk/types.js';
+import { connectHttp, connectHttpWithStream, eventually, gatewayConfig, httpUpstream,
+	startDaemon, startEverythingHttp, stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
+
+describe('gateway in front of server-everything over Streamable HTTP (prefix never)', { timeout: 90000 }, () => {
+	let srv, d, ref;
+	const clients = [];
+
+	async function connect(opts) {
+		const c = await connectHttp(d.url, opts);
+		clients.push(c);
+		return c;
+	}
+
+	before(async () => {
+		srv = await startEverythingHttp();
+		d = await startDaemon(gatewayConfig([httpUpstream(srv.url, 'everything')], { prefix: 'never' }));
+		await waitUpstreamsReady(d, ['everything']);
+		ref = await connectHttp(srv.url, { capabilities: { sampling: {}, elicitation: {} } });
+	});
+
+	after(async () => {
+		for (const c of [...clients, ref].filter(Boolean))
+			await c.close();
+		if (d) {
+			const problems = await stopDaemonChecked(d);
+			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
+		}
+		await srv?.stop();
+	});
+
+	test('one upstream with prefix never: tools, resources and prompts keep their names', async () => {
+		const c = await connect({ capabilities: { sampling: {}, elicitation: {} } });
+		const through = (await c.client.listTools()).tools;
+		const direct = (await ref.client.listTools()).tools;
+		assert.deepEqual(through.map((t) => t.name).sort(), direct.map((t) => t.name).sort());
+		for (const t of direct)
+			assert.deepEqual(through.find((x) => x.name === t.name), t, `${t.name} unchanged`);
+		const res = (await c.client.listResources()).resources.map((r) => r.uri);
+		assert.deepEqual(res.sort(), (await ref.client.listResources()).resources.map((r) => r.uri).sort());
+		const prompts = (await c.client.listPrompts()).prompts.map((p) => p.name);
+		assert.ok(prompts.includes('args-prompt'));
+	});
+
+	test('calls, resources, templates and prompts relayed unchanged', async () => {
+		const c = await connect();
+		for (const [name, args] of [['get-sum', { a: 5, b: 8 }], ['get-tiny-image', {}],
+			['get-structured-content', { location: 'Los Angeles' }]]) {
+			assert.deepEqual(await c.client.callTool({ name, arguments: args }),
+				await ref.client.callTool({ name, arguments: args }), name);
+		}
+		const uri = 'demo://resource/static/document/how-it-works.md';
+		assert.deepEqual(await c.client.readResource({ uri }), await ref.client.readResource({ uri }));
+		const t = await c.client.readResource({ uri: 'demo://resource/dynamic/blob/4' });
+		assert.equal(t.contents[0].uri, 'demo://resource/dynamic/blob/4');
+		assert.ok(t.contents[0].blob);
+		const args = { city: 'Oslo' };
+		assert.deepEqual(await c.client.getPrompt({ name: 'args-prompt', arguments: args }),
+			await ref.client.getPrompt({ name: 'args-prompt', arguments: args }));
+	});
+
+	test('progress over an HTTP upstream arrives with the client\'s token', async () => {
+		const c = await connect();
+		const seen = [];
+		const r = await c.client.callTool({ name: 'trigger-long-running-operation',
+			arguments: { duration: 1, steps: 3 } }, undefined, { onprogress: (p) => seen.push(p.progress) });
+		assert.match(r.content[0].text, /completed/);
+		assert.deepEqual(seen, [1, 2, 3]);
+	});
+
+	test('sampling: two sessions at once, each answered by its own client', async () => {
+		const [a, b] = [await connect({ capabilities: { sampling: {} } }),
+			await connect({ capabilities: { sampling: {} } })];
+		const asked = { a: [], b: [] };
+		for (const [who, c] of [['a', a], ['b', b]])
+			c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+				asked[who].push(req.params.messages[0].content.text);
+				await new Promise((r) => setTimeout(r, 200));	// both in flight together
+				return { role: 'assistant', model: 'm', content: { type: 'text', text: `answer-${who}` } };
+			});
+		const [ra, rb] = await Promise.all([
+			a.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'from a' } }),
+			b.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'from b' } }),
+		]);
+		assert.match(ra.content[0].text, /answer-a/);
+		assert.doesNotMatch(ra.content[0].text, /answer-b/);
+		assert.match(rb.content[0].text, /answer-b/);
+		assert.equal(asked.a.length, 1);
+		assert.match(asked.a[0], /from a/);
+		assert.equal(asked.b.length, 1);
+		assert.match(asked.b[0], /from b/);
+	});
+
+	test('elicitation over an HTTP upstream', async () => {
+		const c = await connect({ capabilities: { elicitation: {} } });
+		c.client.setRequestHandler(ElicitRequestSchema, async () =>
+			({ action: 'decline' }));
+		const r = await c.client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+		assert.match(JSON.stringify(r.content), /decline/i);
+	});
+
+	test('log messages of an upstream session reach only their own client', async () => {
+		const a = await connectHttpWithStream(d.url);
+		const b = await connectHttpWithStream(d.url);
+		clients.push(a, b);
+		await Promise.all([a.streamOpen, b.streamOpen]);
+		const logs = { a: [], b: [] };
+		a.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.a.push(String(n.params.data)));
+		b.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.b.push(String(n.params.data)));
+		const ta = await a.client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
+		const tb = await b.client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
+		// Each answer names the upstream session it ran in; the messages carry the same id.
+		const sidA = /session ([0-9a-f-]{36})/.exec(ta.content[0].text)?.[1];
+		const sidB = /session ([0-9a-f-]{36})/.exec(tb.content[0].text)?.[1];
+		assert.ok(sidA && sidB && sidA !== sidB, `two upstream sessions: ${ta.content[0].text} / ${tb.content[0].text}`);
+		try {
+			await eventually(() => logs.a.length > 0 && logs.b.length > 0,
+				{ ms: 12000, what: 'a log message for each client' });
+			assert.ok(logs.a.every((m) => m.includes(sidA) && !m.includes(sidB)), logs.a.join(' | '));
+			assert.ok(logs.b.every((m) => m.includes(sidB) && !m.includes(sidA)), logs.b.join(' | '));
+		} finally {
+			await a.client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
+			await b.client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
+		}
+	});
+
+	test('ending the downstream session ends its upstream session (DELETE)', async () => {
+		const c = await connectHttp(d.url);
+		await c.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 1 } });	// opens it
+		const opened = srv.stdoutLines.filter((l) => /Session initialized with ID/.test(l)).length;
+		const ended = () => srv.stdoutLines.filter((l) => /Received session termination request/.test(l)).length;
+		const before = ended();
+		await c.close();
+		await eventually(() => ended() > before, { ms: 5000, what: 'the upstream saw a DELETE' });
+		assert.ok(opened >= 1);
+	});
+});
