@@ -4,7 +4,8 @@
 // everyone else keeps being served; the upstream comes back by itself; the daemon never crashes.
 import { after, afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ToolListChangedNotificationSchema }
+	from '@modelcontextprotocol/sdk/types.js';
 import { connectHttp, connectHttpWithStream, eventually, faultStdioUpstream, freePort,
 	gatewayConfig, httpUpstream, npmStdioUpstream, paths, startEverythingHttp, startDaemon,
 	stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
@@ -143,12 +144,41 @@ describe('stdio upstream faults', { timeout: 90000 }, () => {
 	});
 });
 
+describe('per-session stdio children (per_session: true)', { timeout: 60000 }, () => {
+	test('each session its own child: exact sampling, a crash costs only that session, DELETE ends it', async () => {
+		const d = await startGateway([faultStdioUpstream('fault', { per_session: true })]);
+		const [a, b] = [await connect(d.url, { capabilities: { sampling: {} } }),
+			await connect(d.url, { capabilities: { sampling: {} } })];
+		for (const [who, c] of [['a', a], ['b', b]])
+			c.client.setRequestHandler(CreateMessageRequestSchema, async () =>
+				({ role: 'assistant', model: 'm', content: { type: 'text', text: `from ${who}` } }));
+		const [pa, pb] = [await pidOf(a), await pidOf(b)];
+		assert.notEqual(pa, pb, 'two sessions, two children');
+		assert.equal(await pidOf(a), pa, 'a session keeps its child');
+		// Both in flight at once: each child asks its own client.
+		const [ra, rb] = await Promise.all([
+			a.client.callTool({ name: 'fault__sample-later', arguments: { prompt: 'x', delay_ms: 300 } }),
+			b.client.callTool({ name: 'fault__sample-later', arguments: { prompt: 'y', delay_ms: 100 } })]);
+		assert.equal(ra.content[0].text, 'sampled: from a');
+		assert.equal(rb.content[0].text, 'sampled: from b');
+		await assert.rejects(a.client.callTool({ name: 'fault__crash', arguments: {} }),
+			(e) => e.code === UPSTREAM_FAILED && e.data?.server === 'fault');
+		assert.equal(await pidOf(b), pb, 'b\'s child is untouched');
+		const pa2 = await pidOf(a);
+		assert.ok(pa2 !== pa && pa2 !== pb, 'a gets a fresh child on its next call');
+		await b.close();
+		await eventually(() => { try { process.kill(pb, 0); return false; } catch { return true; } },
+			{ ms: 5000, what: 'b\'s child ended with its session' });
+	});
+});
+
 describe('HTTP upstream faults', { timeout: 120000 }, () => {
 	test('an HTTP upstream down at start: the others serve, it joins when it comes up', async () => {
 		const port = await freePort();
 		const url = `http://127.0.0.1:${port}/mcp`;
+		// Requests wait for the whole catalogue at most startup_ms; then the others serve.
 		const d = await startGateway([faultStdioUpstream('fault'), httpUpstream(url, 'remote')],
-			{}, ['fault']);
+			{ timeouts: { startup_ms: 1500 } }, ['fault']);
 		await d.waitForStderr(/upstream remote: .*(refused|connect|down|retry)/i);
 		const c = await connectHttpWithStream(d.url);
 		cleanup.push(() => c.close());
