@@ -27,7 +27,7 @@ static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
 
 	if (!cfg)
 		return SYS_PROCEED;	/* cannot happen: array map */
-	v.mode = cgroup_mode_cached(cfg);
+	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
@@ -46,7 +46,6 @@ static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
 		return SYS_PROCEED;
 	}
 	count(hook, COUNT_DENIED);
-	v.enrolled_id = enrolled_id(cfg);
 	event_inet(hook, &v, &d, (__u16)ctx->protocol);
 	deny_errno(cfg);
 	return SYS_REJECT;
@@ -89,7 +88,7 @@ int warden_sock_create(struct bpf_sock *sk)
 
 	if (!cfg)
 		return SYS_PROCEED;
-	v.mode = cgroup_mode_cached(cfg);
+	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
@@ -105,7 +104,6 @@ int warden_sock_create(struct bpf_sock *sk)
 		return SYS_PROCEED;
 	}
 	count(hook, COUNT_DENIED);
-	v.enrolled_id = enrolled_id(cfg);
 	ev = event_begin(hook, &v);
 	if (ev) {
 		ev->family = sk->family;
@@ -160,7 +158,7 @@ int warden_connect_unix(struct bpf_sock_addr *ctx)
 
 	if (!cfg)
 		return SYS_PROCEED;
-	v.mode = cgroup_mode_cached(cfg);
+	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
@@ -179,7 +177,6 @@ int warden_connect_unix(struct bpf_sock_addr *ctx)
 	v.reason = WARDEN_REASON_UNIX_PATH;
 	v.rule_id = r->id;
 	count(hook, COUNT_DENIED);
-	v.enrolled_id = enrolled_id(cfg);
 	ev = event_begin(hook, &v);
 	if (ev) {
 		ev->family = AF_UNIX;

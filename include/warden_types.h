@@ -36,7 +36,7 @@
 #define WARDEN_MAP_EVENTS	"warden_events"		/* ringbuf of struct warden_event */
 #define WARDEN_MAP_COUNTERS	"warden_counters"	/* percpu array[WARDEN_HOOK_MAX]: struct warden_counters */
 #define WARDEN_MAP_EPOCH	"warden_epoch"		/* array[1]: __u64 enrolment epoch */
-#define WARDEN_MAP_CGCACHE	"warden_cgcache"	/* percpu array[WARDEN_CGCACHE_SLOTS]: __u64 tag */
+#define WARDEN_MAP_CGCACHE	"warden_cgcache"	/* percpu array[WARDEN_CGCACHE_SLOTS]: struct warden_cgcache */
 
 #define WARDEN_MAX_ENROLLED	16384
 #define WARDEN_MAX_RULES	16384	/* per LPM trie */
@@ -159,15 +159,24 @@ struct warden_unix_key {
 
 /* The cgroup decision cache. Finding the calling task's enrolled ancestor costs a hash
  * lookup per populated level; a task usually connects many times from the same cgroup, so
- * each CPU remembers the mode of recently seen cgroups. A slot is one 64-bit word, written
- * and read with single 8-byte accesses, so a preempted writer never leaves a torn entry:
+ * each CPU remembers recent decisions. Programs on one CPU can preempt each other mid-update,
+ * so a slot is never trusted as a whole: each word is read and written with one 8-byte access
+ * and the words check each other.
  *
- *   tag = (hash(cgroup id, epoch) & ~WARDEN_CGCACHE_MODE_MASK) | mode   (bpf/lib/policy.h)
+ *   tag         = (mix(cgroup id, epoch) & ~WARDEN_CGCACHE_MODE_MASK) | mode
+ *   enrolled_id = the deciding cgroup (for events)
+ *   check       = mix(tag, enrolled_id)                         (mix: bpf/lib/policy.h)
  *
  * The epoch (warden_epoch) is a fresh random value written by userspace after every change
- * to warden_enrolled or level_mask, so every cached decision made before the change stops
+ * to warden_enrolled and level_mask, so every decision cached before the change stops
  * matching. A false match needs a 62-bit hash collision. */
 #define WARDEN_CGCACHE_MODE_MASK	3ULL
+
+struct warden_cgcache {
+	__u64 tag;
+	__u64 enrolled_id;
+	__u64 check;
+};
 
 struct warden_counters {
 	__u64 allowed;		/* decisions that let an enrolled cgroup through */
@@ -213,6 +222,7 @@ _Static_assert(sizeof(struct warden_exact6_key) == 20, "warden_exact6_key layout
 _Static_assert(sizeof(struct warden_rule) == 8, "warden_rule layout");
 _Static_assert(sizeof(struct warden_unix_key) == 108, "warden_unix_key layout");
 _Static_assert(sizeof(struct warden_counters) == 32, "warden_counters layout");
+_Static_assert(sizeof(struct warden_cgcache) == 24, "warden_cgcache layout");
 _Static_assert(sizeof(struct warden_event) == 200, "warden_event layout");
 
 #endif

@@ -72,6 +72,7 @@ struct enforcer {
 	struct bpf_link *links[WARDEN_HOOK_MAX];
 	bool hook_supported[WARDEN_HOOK_MAX];
 	bool adopted;
+	bool task_btf;			/* programs loaded with warden_task_btf */
 	char unix_reason[128];
 	uint32_t next_rule_id;
 	/* audit */
@@ -641,7 +642,7 @@ static struct bpf_program *hook_prog(struct warden_bpf *s, unsigned hook)
 	}
 }
 
-static int skel_load(struct enforcer *e, bool with_unix, struct warden_bpf **out)
+static int skel_load(struct enforcer *e, bool with_unix, bool task_btf, struct warden_bpf **out)
 {
 	struct warden_bpf *s = warden_bpf__open();
 	struct bpf_map *m;
@@ -650,7 +651,10 @@ static int skel_load(struct enforcer *e, bool with_unix, struct warden_bpf **out
 
 	if (!s)
 		return -errno;
+	s->rodata->warden_task_btf = task_btf;
 	bpf_object__for_each_map(m, s->obj) {
+		if (bpf_map__is_internal(m))
+			continue;	/* .rodata: this load's constants, not state to keep */
 		ret = path_join(pin, sizeof(pin), e->pin_dir, bpf_map__name(m));
 		if (ret < 0)
 			goto out;
@@ -674,6 +678,23 @@ out:
 	}
 	*out = s;
 	return 0;
+}
+
+/* Load with the cheaper cgroup lookup (the task's cgroup read through BTF) and fall back to
+ * helper calls where the kernel does not allow it for cgroup programs: same policy, slower. */
+static int skel_load_any(struct enforcer *e, bool with_unix, bool helpers,
+			 struct warden_bpf **out)
+{
+	int ret = helpers ? -EPERM : skel_load(e, with_unix, true, out), ret2;
+
+	e->task_btf = ret == 0;
+	if (ret == 0)
+		return 0;
+	ret2 = skel_load(e, with_unix, false, out);
+	if (ret2 == 0 && !helpers)
+		log_info("enforcer: the kernel refused BTF access to the current task (%s); "
+			 "cgroup lookups use helper calls", strerror(-ret));
+	return ret2;
 }
 
 /* Attach hook's program at the root through a pinned link, or adopt the pinned link and swap
@@ -869,14 +890,14 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		if (ret < 0)
 			goto out;
 		ret = probe_unix_connect(e->unix_reason, sizeof(e->unix_reason));
-		ret = skel_load(e, ret == 0, &e->skel);
+		ret = skel_load_any(e, ret == 0, opts->cgroup_helpers, &e->skel);
 		if (ret < 0 && !e->unix_reason[0]) {
 			/* The kernel has the hook but refused our program (kfuncs, verifier):
 			 * enforce everything else rather than nothing. */
 			snprintf(e->unix_reason, sizeof(e->unix_reason),
 				 "connect_unix program failed to load: %s", strerror(-ret));
 			log_warn("enforcer: %s; continuing without it", e->unix_reason);
-			ret = skel_load(e, false, &e->skel);
+			ret = skel_load_any(e, false, opts->cgroup_helpers, &e->skel);
 		}
 		if (ret < 0) {
 			log_error("enforcer: loading the BPF programs failed: %s%s", strerror(-ret),
@@ -1011,6 +1032,7 @@ int enforcer_status(struct enforcer *e, struct enforcer_status *out)
 	if (ret < 0)
 		return ret;
 	out->adopted = e->adopted;
+	out->task_btf = e->task_btf;
 	out->deny_errno = cfg.deny_errno ? (int)cfg.deny_errno : EPERM;
 	out->sidecar_port = ntohs(cfg.sidecar_port);
 	while (bpf_map_get_next_key(e->map_fds[M_ENROLLED], prev, &next) == 0) {

@@ -35,6 +35,9 @@ struct enforcer_opts {
 	const char *cgroup_root;	/* NULL: /sys/fs/cgroup if cgroup2, else /sys/fs/cgroup/unified */
 	enum enforcer_open_mode mode;
 	int deny_errno;			/* 0: leave as configured in the pinned map (fresh: EPERM) */
+	bool cgroup_helpers;		/* find the calling cgroup with helper calls even where the
+					 * kernel allows the cheaper BTF reads (tests; old kernels
+					 * get this automatically) */
 };
 
 /* Load/adopt as described above. Fails (-EPERM without privilege, -EOPNOTSUPP without
@@ -59,6 +62,8 @@ struct enforcer_hook_status {
 
 struct enforcer_status {
 	bool adopted;		/* links were already pinned when this enforcer opened */
+	bool task_btf;		/* this enforcer's programs read the calling cgroup through BTF
+				 * (false: helper calls; always false in ENFORCER_ADOPT mode) */
 	int deny_errno;
 	uint16_t sidecar_port;	/* host order, 0: none */
 	uint32_t nenrolled;	/* entries in warden_enrolled (exempt included) */

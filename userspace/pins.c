@@ -50,7 +50,7 @@ static const struct {
 	[PINS_EVENTS] = { WARDEN_MAP_EVENTS, 0, 0 },
 	[PINS_COUNTERS] = { WARDEN_MAP_COUNTERS, 4, sizeof(struct warden_counters) },
 	[PINS_EPOCH] = { WARDEN_MAP_EPOCH, 4, 8 },
-	[PINS_CGCACHE] = { WARDEN_MAP_CGCACHE, 4, 8 },
+	[PINS_CGCACHE] = { WARDEN_MAP_CGCACHE, 4, sizeof(struct warden_cgcache) },
 };
 
 const char *pins_map_name(enum pins_map m)

@@ -101,7 +101,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, WARDEN_CGCACHE_SLOTS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct warden_cgcache);
 } warden_cgcache SEC(".maps");
 
 #endif

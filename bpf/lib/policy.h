@@ -54,15 +54,92 @@ static __always_inline __u32 cgroup_mode(const struct warden_config *cfg, __u64 
 	return mode;
 }
 
-/* The cgroup decision cache in front of cgroup_mode() (layout and epoch protocol in
- * warden_types.h). Returns the mode; the enrolled id is not cached, only deny paths need it
- * (enrolled_id() below). x86-64 only: the protocol relies on loads not being reordered with
- * older loads (the epoch is read before the walk's map loads, and userspace writes the epoch
- * after the maps); weakly ordered CPUs would need an acquire load that clang 14 cannot emit
- * for BPF, so there every call walks. */
-static __always_inline __u64 cgcache_tag(__u64 cgroup_id, __u64 epoch)
+/* Kernel types read through BTF (CO-RE: offsets are relocated against the running kernel).
+ * Only the fields used; the ___warden suffix keeps them apart from real declarations. */
+struct kernfs_node___warden {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup___warden;
+struct cgroup_subsys_state___warden {
+	struct cgroup___warden *cgroup;
+	struct cgroup_subsys_state___warden *parent;
+} __attribute__((preserve_access_index));
+
+struct cgroup___warden {
+	struct cgroup_subsys_state___warden self;
+	struct kernfs_node___warden *kn;
+	int level;
+} __attribute__((preserve_access_index));
+
+struct css_set___warden {
+	struct cgroup___warden *dfl_cgrp;
+} __attribute__((preserve_access_index));
+
+struct task_struct___warden {
+	struct css_set___warden *cgroups;
+} __attribute__((preserve_access_index));
+
+/* Set by userspace before loading when the kernel lets cgroup programs read the current task
+ * through BTF. Then the calling task's cgroup is read once, as one consistent snapshot, and
+ * its id and ancestors follow from plain loads instead of a helper call per level (calls
+ * are what costs most here). The verifier drops the branch not taken. */
+const volatile bool warden_task_btf = false;
+
+static __always_inline struct cgroup___warden *task_cgroup(void)
 {
-	__u64 x = cgroup_id ^ (epoch * 0x9e3779b97f4a7c15ULL);
+	struct task_struct___warden *t = (void *)bpf_get_current_task_btf();
+
+	return t->cgroups->dfl_cgrp;
+}
+
+/* cgroup_mode() for the cgroup c, walking up from it: the first (deepest) entry wins. Entries
+ * sit at most WARDEN_MAX_LEVELS - 1 deep; a deeper task (an agent nesting cgroups to escape)
+ * is decided by the helper walk, which looks at those levels directly. */
+static __always_inline __u32 cgroup_mode_btf(const struct warden_config *cfg,
+					     struct cgroup___warden *c, __u64 *enrolled_id)
+{
+	__u32 mask = cfg->level_mask;
+	__u32 lvl = (__u32)c->level;
+
+	if (!mask)
+		return WARDEN_MODE_NONE;
+	if (lvl >= WARDEN_MAX_LEVELS)
+		return cgroup_mode(cfg, enrolled_id);
+	for (int i = 1; i < WARDEN_MAX_LEVELS; i++) {
+		if (lvl == 0 || !(mask & ((2U << lvl) - 1)))
+			break;	/* no entries at this depth or above (the root is never one) */
+		if (mask & (1U << lvl)) {
+			__u64 id = c->kn->id;
+			struct warden_enroll *e = bpf_map_lookup_elem(&warden_enrolled, &id);
+
+			if (e) {
+				*enrolled_id = id;
+				return e->mode;
+			}
+		}
+		c = c->self.parent->cgroup;
+		lvl--;
+	}
+	return WARDEN_MODE_NONE;
+}
+
+static __always_inline __u32 cgroup_mode_any(const struct warden_config *cfg,
+					     __u64 *enrolled_id)
+{
+	if (warden_task_btf)
+		return cgroup_mode_btf(cfg, task_cgroup(), enrolled_id);
+	return cgroup_mode(cfg, enrolled_id);
+}
+
+/* The cgroup decision cache in front of the walk (layout and protocol in warden_types.h).
+ * x86-64 only: the epoch protocol relies on loads not being reordered with older loads (the
+ * epoch is read before the walk's map loads, and userspace writes the epoch after the maps);
+ * weakly ordered CPUs would need an acquire load that clang 14 cannot emit for BPF, so there
+ * every call walks. */
+static __always_inline __u64 cgcache_mix(__u64 a, __u64 b)
+{
+	__u64 x = a ^ (b * 0x9e3779b97f4a7c15ULL);
 
 	/* splitmix64's finaliser: every input bit reaches every output bit */
 	x ^= x >> 30;
@@ -70,50 +147,63 @@ static __always_inline __u64 cgcache_tag(__u64 cgroup_id, __u64 epoch)
 	x ^= x >> 27;
 	x *= 0x94d049bb133111ebULL;
 	x ^= x >> 31;
-	return x & ~WARDEN_CGCACHE_MODE_MASK;
+	return x;
 }
 
-static __always_inline __u32 cgroup_mode_cached(const struct warden_config *cfg)
+/* The mode of the calling task's nearest enrolled (or exempt) cgroup, and that cgroup's id. */
+static __always_inline __u32 cgroup_mode_cached(const struct warden_config *cfg,
+						__u64 *enrolled_id)
 {
-	__u64 enrolled;
 #ifdef __TARGET_ARCH_x86
-	__u32 zero = 0, slot;
-	__u64 *epoch, *slotp, id, tag, seen;
-	__u32 mode;
+	struct cgroup___warden *c = NULL;
+	struct warden_cgcache *s;
+	__u32 zero = 0, slot, mode;
+	__u64 *epoch, id, tag, t, eid;
 
 	if (!cfg->level_mask)
 		return WARDEN_MODE_NONE;	/* nothing enrolled: no need to know who calls */
 	epoch = bpf_map_lookup_elem(&warden_epoch, &zero);
 	if (!epoch)
-		return cgroup_mode(cfg, &enrolled);
+		return cgroup_mode_any(cfg, enrolled_id);
 	tag = *(volatile __u64 *)epoch;		/* before any map load of the walk */
-	id = bpf_get_current_cgroup_id();
-	tag = cgcache_tag(id, tag);
-	slot = (__u32)(id ^ (id >> 32)) & (WARDEN_CGCACHE_SLOTS - 1);
-	slotp = bpf_map_lookup_elem(&warden_cgcache, &slot);
-	if (slotp) {
-		seen = *(volatile __u64 *)slotp;	/* one 8-byte load: never torn */
-		if ((seen & ~WARDEN_CGCACHE_MODE_MASK) == tag)
-			return (__u32)(seen & WARDEN_CGCACHE_MODE_MASK);
+	if (warden_task_btf) {
+		c = task_cgroup();
+		id = c->kn->id;
+	} else {
+		id = bpf_get_current_cgroup_id();
 	}
-	mode = cgroup_mode(cfg, &enrolled);
-	/* The walk reads the task's cgroup afresh at every level: if the task was moved
-	 * meanwhile, the mode may belong to another cgroup. Use it once, do not cache it. */
-	if (slotp && bpf_get_current_cgroup_id() == id)
-		*(volatile __u64 *)slotp = tag | (mode & WARDEN_CGCACHE_MODE_MASK);
+	tag = cgcache_mix(id, tag) & ~WARDEN_CGCACHE_MODE_MASK;
+	slot = (__u32)(id ^ (id >> 32)) & (WARDEN_CGCACHE_SLOTS - 1);
+	s = bpf_map_lookup_elem(&warden_cgcache, &slot);
+	if (s) {
+		t = *(volatile __u64 *)&s->tag;
+		eid = *(volatile __u64 *)&s->enrolled_id;
+		if ((t & ~WARDEN_CGCACHE_MODE_MASK) == tag &&
+		    *(volatile __u64 *)&s->check == cgcache_mix(t, eid)) {
+			*enrolled_id = eid;
+			return (__u32)(t & WARDEN_CGCACHE_MODE_MASK);
+		}
+	}
+	if (warden_task_btf) {
+		/* id and ancestry come from the same cgroup snapshot */
+		mode = cgroup_mode_btf(cfg, c, enrolled_id);
+	} else {
+		mode = cgroup_mode(cfg, enrolled_id);
+		/* The helper walk reads the task's cgroup afresh at every level: if the task
+		 * was moved meanwhile, the mode may be another cgroup's. Use it, do not keep it. */
+		if (bpf_get_current_cgroup_id() != id)
+			return mode;
+	}
+	if (s) {
+		t = tag | (mode & WARDEN_CGCACHE_MODE_MASK);
+		*(volatile __u64 *)&s->tag = t;
+		*(volatile __u64 *)&s->enrolled_id = *enrolled_id;
+		*(volatile __u64 *)&s->check = cgcache_mix(t, *enrolled_id);
+	}
 	return mode;
 #else
-	return cgroup_mode(cfg, &enrolled);
+	return cgroup_mode_any(cfg, enrolled_id);
 #endif
-}
-
-/* The enrolled cgroup that decided, for a deny event (the cache does not keep it). */
-static __always_inline __u64 enrolled_id(const struct warden_config *cfg)
-{
-	__u64 id = 0;
-
-	cgroup_mode(cfg, &id);
-	return id;
 }
 
 /* The host rule of kind for d at port (network order; 0: the "any port" entry). */

@@ -481,6 +481,33 @@ static void test_refused_after_escape(void)
 		   WARDEN_HOOK_CONNECT4, WARDEN_REASON_LOCKDOWN, "127.0.0.1", port_up4);
 }
 
+/* Nesting cgroups deeper than the levels the fast walk covers does not escape: a task 33
+ * levels down in a lockdown cgroup is still refused. */
+static void test_refused_when_nested_deep(void)
+{
+	struct target o4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_other };
+	char path[640];
+	size_t len;
+	int depth = 0;
+
+	snprintf(path, sizeof(path), "%s", cg_lock);
+	len = strlen(path);
+	while (depth < 31 && len + 4 < sizeof(path)) {
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "/n%d", depth % 10);
+		if (mkdir(path, 0755) < 0)
+			break;
+		depth++;
+	}
+	CU_ASSERT_EQUAL(depth, 31);
+	if (depth == 31)
+		REFUSED(path, "wk-deep", probe_connect, &o4, WARDEN_HOOK_CONNECT4,
+			WARDEN_REASON_LOCKDOWN, "127.0.0.1", port_other);
+	for (; depth > 0; depth--) {
+		rmdir(path);
+		*strrchr(path, '/') = '\0';
+	}
+}
+
 static void test_unix(void)
 {
 	struct unix_target t = { unix_path, false }, junk = { unix_path, true };
@@ -687,6 +714,49 @@ static void test_cached_decisions_follow_changes(void)
 	CU_ASSERT_FATAL(enforcer_unenroll(E, cg_plain) == 0);
 	for (int i = 0; i < 4; i++)
 		ALLOWED(cg_plain, "wk-cache-gone", probe_connect, &up4);
+}
+
+/* The same decisions with the calling cgroup found through helper calls (what kernels that
+ * refuse BTF access to the current task get), from a second enforcer in its own pin dir:
+ * both are attached at the root, the first one does not enrol cg_plain. */
+static void test_helper_cgroup_lookups(void)
+{
+	struct enforcer_opts o = { .cgroup_root = root, .cgroup_helpers = true };
+	struct target up4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	struct target o4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_other };
+	struct enforcer_status st;
+	struct enforcer *e2 = NULL;
+	char dir[160], spec[64], sub[700];
+
+	CU_ASSERT(enforcer_status(E, &st) == 0);
+	printf("\n  cgroup lookups of the main enforcer: %s\n",
+	       st.task_btf ? "BTF (fast path)" : "helper calls (kernel refused BTF)");
+	snprintf(dir, sizeof(dir), "%s-helpers", pin_dir);
+	snprintf(sub, sizeof(sub), "%s/sub", cg_plain);
+	o.pin_dir = dir;
+	CU_ASSERT_FATAL(enforcer_open(&o, &e2) == 0);
+	CU_ASSERT(enforcer_status(e2, &st) == 0 && !st.task_btf);
+	CU_ASSERT_FATAL(mkdir(sub, 0755) == 0);
+	snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_up4);
+	CU_ASSERT(enforcer_protect(e2, spec) == 0);
+	for (int i = 0; i < 4; i++)
+		ALLOWED(sub, "wk-h-free", probe_connect, &up4);
+	CU_ASSERT(enforcer_enroll(e2, cg_plain, WARDEN_MODE_PROTECT) == 0);
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(run_in(sub, "wk-h-prot", probe_connect, &up4, NULL), EPERM);
+		ALLOWED(sub, "wk-h-other", probe_connect, &o4);
+	}
+	CU_ASSERT(enforcer_enroll(e2, cg_plain, WARDEN_MODE_LOCKDOWN) == 0);
+	CU_ASSERT_EQUAL(run_in(sub, "wk-h-lock", probe_connect, &o4, NULL), EPERM);
+	CU_ASSERT(enforcer_exempt(e2, sub) == 0);
+	ALLOWED(sub, "wk-h-exempt", probe_connect, &o4);
+	CU_ASSERT_EQUAL(run_in(cg_plain, "wk-h-parent", probe_connect, &o4, NULL), EPERM);
+	CU_ASSERT(enforcer_unenroll(e2, sub) == 0);
+	CU_ASSERT(enforcer_unenroll(e2, cg_plain) == 0);
+	ALLOWED(sub, "wk-h-gone", probe_connect, &up4);
+	enforcer_close(e2);
+	CU_ASSERT(enforcer_destroy_pins(dir) == 0);
+	rmdir(sub);
 }
 
 static void test_errno_configurable(void)
@@ -980,11 +1050,14 @@ int main(void)
 	CU_add_test(s, "refused: io_uring connect", test_refused_io_uring);
 	CU_add_test(s, "refused: raw and ping sockets", test_refused_sockets);
 	CU_add_test(s, "refused after moving into a child cgroup", test_refused_after_escape);
+	CU_add_test(s, "refused when nested deeper than the fast walk", test_refused_when_nested_deep);
 	CU_add_test(s, "unix socket to a protected path", test_unix);
 	CU_add_test(s, "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed);
 	CU_add_test(s, "host rules and prefix rules combine as one policy", test_exact_and_prefix);
 	CU_add_test(s, "cached decisions follow enrolment changes",
 		    test_cached_decisions_follow_changes);
+	CU_add_test(s, "cgroup lookups through helper calls (older kernels)",
+		    test_helper_cgroup_lookups);
 	CU_add_test(s, "deny errno is configurable", test_errno_configurable);
 	CU_add_test(s, "enrolling the root is refused", test_root_refused);
 	CU_add_test(s, "counters", test_counters);
