@@ -751,6 +751,8 @@ static void teardown(struct router *r, struct session *s)
 {
 	struct hmap_iter it = hmap_iter(s->calls);
 	struct call *c;
+	struct relay *rel;
+	const char *key;
 
 	/* Calls on shared links are cancelled upstream; own links fail theirs when closed. */
 	while (hmap_next(s->calls, &it, NULL, (void **)&c)) {
@@ -758,6 +760,21 @@ static void teardown(struct router *r, struct session *s)
 			link_cancel(c->link, c->handle, "session ended");
 		cJSON *e = jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "session ended", NULL);
 		call_finish(c, e);
+	}
+	/* Requests relayed to this client and still unanswered: a shared child hears that no
+	 * answer is coming (own links close below). */
+	it = hmap_iter(s->relayed);
+	while (hmap_next(s->relayed, &it, &key, (void **)&rel)) {
+		struct link *l = catalog_shared_link(r->cat, rel->server);
+		if (l && !link_down(l)) {
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddNumberToObject(e, "code", JSONRPC_INTERNAL_ERROR);
+			cJSON_AddStringToObject(e, "message", "the client's session ended");
+			link_respond(l, rel->server_id, NULL, e);
+		}
+		hmap_del(s->relayed, key);
+		cJSON_Delete(rel->server_id);
+		free(rel);
 	}
 	for (size_t i = 0; i < s->nlinks; i++) {
 		link_close(s->links[i]);
