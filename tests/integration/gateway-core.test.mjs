@@ -485,6 +485,26 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 		assert.doesNotMatch(JSON.stringify(rec), /"a":40/, 'argument values are not logged');
 	});
 
+	test('many sessions at once, calls interleaved across upstreams: every answer is the right one', async () => {
+		const N = 16;
+		const sessions = await Promise.all(Array.from({ length: N }, () => connect()));
+		await Promise.all(sessions.map(async (c, i) => {
+			for (let k = 0; k < 6; k++) {
+				const [sum, echo, prog] = await Promise.all([
+					c.client.callTool({ name: 'everything__get-sum', arguments: { a: i, b: k } }),
+					c.client.callTool({ name: 'fault__echo', arguments: { text: `s${i}-k${k}` } }),
+					k === 0 ? c.client.callTool({ name: 'everything__trigger-long-running-operation',
+						arguments: { duration: 0.2, steps: 2 } }, undefined, { onprogress: () => {} }) : null,
+				]);
+				assert.equal(sum.content[0].text, `The sum of ${i} and ${k} is ${i + k}.`);
+				assert.equal(echo.content[0].text, `fault: s${i}-k${k}`);
+				if (prog)
+					assert.match(prog.content[0].text, /completed/);
+			}
+		}));
+		await Promise.all(sessions.map((c) => c.close()));
+	});
+
 	test('raw wire: a request answered with application/json carries the session id', async () => {
 		const s = await openRawSession(d.url);
 		assert.match(s.sessionId, /^[0-9a-f]{32,}$/);

@@ -144,6 +144,32 @@ describe('stdio upstream faults', { timeout: 90000 }, () => {
 	});
 });
 
+describe('clients that leave mid-relay', { timeout: 60000 }, () => {
+	test('a client that ends its session while an upstream waits for its sampling answer', async () => {
+		const d = await startGateway([faultStdioUpstream('fault')]);
+		const a = await connect(d.url, { capabilities: { sampling: {} } });
+		let asked;
+		const askedP = new Promise((r) => { asked = r; });
+		a.client.setRequestHandler(CreateMessageRequestSchema, () => {
+			asked();
+			return new Promise(() => {});	// never answers
+		});
+		const pending = a.client.callTool({ name: 'fault__sample-later',
+			arguments: { prompt: 'anyone?', delay_ms: 0 } }).catch((e) => e);
+		await askedP;
+		await a.transport.terminateSession();	// DELETE while the relay is outstanding
+		const e = await pending;
+		assert.equal(e.code, -32800, `the call ends with the session: ${e.message}`);
+		// The shared child is not stuck: another client samples through it.
+		const b = await connect(d.url, { capabilities: { sampling: {} } });
+		b.client.setRequestHandler(CreateMessageRequestSchema, async () =>
+			({ role: 'assistant', model: 'm', content: { type: 'text', text: 'here' } }));
+		const r = await b.client.callTool({ name: 'fault__sample-later', arguments: { prompt: 'b?' } });
+		assert.equal(r.content[0].text, 'sampled: here');
+		// What the daemon held for the relay is released: afterEach checks for leaks at exit.
+	});
+});
+
 describe('per-session stdio children (per_session: true)', { timeout: 60000 }, () => {
 	test('each session its own child: exact sampling, a crash costs only that session, DELETE ends it', async () => {
 		const d = await startGateway([faultStdioUpstream('fault', { per_session: true })]);
