@@ -27,7 +27,7 @@ static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
 
 	if (!cfg)
 		return SYS_PROCEED;	/* cannot happen: array map */
-	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id);
+	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id, &v.cgroup_id);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
@@ -88,7 +88,7 @@ int warden_sock_create(struct bpf_sock *sk)
 
 	if (!cfg)
 		return SYS_PROCEED;
-	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id);
+	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id, &v.cgroup_id);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;
@@ -158,7 +158,7 @@ int warden_connect_unix(struct bpf_sock_addr *ctx)
 
 	if (!cfg)
 		return SYS_PROCEED;
-	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id);
+	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id, &v.cgroup_id);
 	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return SYS_PROCEED;

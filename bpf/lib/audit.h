@@ -36,20 +36,36 @@ static __always_inline struct warden_event *event_begin(__u32 hook, const struct
 		return NULL;
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
-	pid_tgid = bpf_get_current_pid_tgid();
-	uid_gid = bpf_get_current_uid_gid();
+	if (warden_task_btf) {
+		/* The same values as the helpers, as plain loads: calls are what costs. */
+		struct task_struct___warden *t = (void *)bpf_get_current_task_btf();
+		const struct cred___warden *cr = t->cred;
+
+		ev->pid = (__u32)t->pid;
+		ev->tgid = (__u32)t->tgid;
+		ev->uid = cr->uid.val;
+		ev->gid = cr->gid.val;
+		/* comm is always NUL-terminated in the task; a concurrent rename may tear it,
+		 * as it may the helper's copy */
+		*(__u64 *)&ev->comm[0] = *(const __u64 *)&t->comm[0];
+		*(__u64 *)&ev->comm[8] = *(const __u64 *)&t->comm[8];
+	} else {
+		pid_tgid = bpf_get_current_pid_tgid();
+		uid_gid = bpf_get_current_uid_gid();
+		ev->pid = (__u32)pid_tgid;
+		ev->tgid = pid_tgid >> 32;
+		ev->uid = (__u32)uid_gid;
+		ev->gid = uid_gid >> 32;
+	}
 	ev->ts_boot_ns = bpf_ktime_get_boot_ns();
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->cgroup_id = v->cgroup_id ? v->cgroup_id : bpf_get_current_cgroup_id();
 	ev->enrolled_id = v->enrolled_id;
-	ev->pid = (__u32)pid_tgid;
-	ev->tgid = pid_tgid >> 32;
-	ev->uid = (__u32)uid_gid;
-	ev->gid = uid_gid >> 32;
 	ev->rule_id = v->rule_id;
 	ev->hook = hook;
 	ev->mode = v->mode;
 	ev->reason = v->reason;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	if (!warden_task_btf)
+		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	return ev;
 }
 

@@ -10,6 +10,7 @@
 
 struct verdict {
 	__u64 enrolled_id;	/* the deciding enrolled cgroup */
+	__u64 cgroup_id;	/* the calling task's cgroup; 0: not read (yet) */
 	__u32 mode;		/* enum warden_mode */
 	__u32 reason;		/* enum warden_reason when refused */
 	__u32 rule_id;
@@ -76,7 +77,20 @@ struct css_set___warden {
 	struct cgroup___warden *dfl_cgrp;
 } __attribute__((preserve_access_index));
 
+struct kuid___warden {
+	__u32 val;
+};
+
+struct cred___warden {
+	struct kuid___warden uid;	/* kuid_t, kgid_t: ids in the initial namespace */
+	struct kuid___warden gid;
+} __attribute__((preserve_access_index));
+
 struct task_struct___warden {
+	int pid;
+	int tgid;
+	const struct cred___warden *cred;
+	char comm[WARDEN_COMM_LEN];
 	struct css_set___warden *cgroups;
 } __attribute__((preserve_access_index));
 
@@ -152,7 +166,7 @@ static __always_inline __u64 cgcache_mix(__u64 a, __u64 b)
 
 /* The mode of the calling task's nearest enrolled (or exempt) cgroup, and that cgroup's id. */
 static __always_inline __u32 cgroup_mode_cached(const struct warden_config *cfg,
-						__u64 *enrolled_id)
+						__u64 *enrolled_id, __u64 *cgroup_id)
 {
 #ifdef __TARGET_ARCH_x86
 	struct cgroup___warden *c = NULL;
@@ -172,6 +186,7 @@ static __always_inline __u32 cgroup_mode_cached(const struct warden_config *cfg,
 	} else {
 		id = bpf_get_current_cgroup_id();
 	}
+	*cgroup_id = id;
 	tag = cgcache_mix(id, tag) & ~WARDEN_CGCACHE_MODE_MASK;
 	slot = (__u32)(id ^ (id >> 32)) & (WARDEN_CGCACHE_SLOTS - 1);
 	s = bpf_map_lookup_elem(&warden_cgcache, &slot);

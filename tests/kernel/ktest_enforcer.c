@@ -476,9 +476,15 @@ static void test_refused_after_escape(void)
 {
 	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
 
-	/* The event names the child cgroup the process moved into. */
+	/* The event names the child cgroup the process moved into, and the enrolled parent. */
 	REFUSED_EV(cg_lock, cg_lock_sub, "wk-escape", probe_escape_connect, &t4,
 		   WARDEN_HOOK_CONNECT4, WARDEN_REASON_LOCKDOWN, "127.0.0.1", port_up4);
+	{
+		uint64_t lock_id = 0;
+
+		CU_ASSERT(enforcer_cgroup_id(cg_lock, &lock_id) == 0);
+		CU_ASSERT(nevents > 0 && events[nevents - 1].enrolled_id == lock_id);
+	}
 }
 
 /* Nesting cgroups deeper than the levels the fast walk covers does not escape: a task 33
@@ -565,13 +571,15 @@ static uint32_t rule(bool protect, const char *spec)
 	return id;
 }
 
-/* Refused from cg with an event naming rule_id (0: a lockdown default). */
+/* Refused from cg with an event naming rule_id (0: a lockdown default) and cg as the
+ * deciding enrolled cgroup (the tests enrol the cgroups they run in). */
 static void refused_by(const char *cg, const char *comm, const struct target *t, unsigned hook,
 		       unsigned reason, uint32_t rule_id)
 {
 	pid_t pid = 0;
 	int r = run_in(cg, comm, probe_connect, t, &pid);
 	const struct warden_event *ev;
+	uint64_t id = 0;
 
 	CU_ASSERT_EQUAL(r, EPERM);
 	if (r != EPERM)
@@ -581,6 +589,7 @@ static void refused_by(const char *cg, const char *comm, const struct target *t,
 	CU_ASSERT_EQUAL(ev->hook, hook);
 	CU_ASSERT_EQUAL(ev->reason, reason);
 	CU_ASSERT_EQUAL(ev->rule_id, rule_id);
+	CU_ASSERT(enforcer_cgroup_id(cg, &id) == 0 && ev->enrolled_id == id && ev->cgroup_id == id);
 }
 
 /* Host rules live in the exact maps and prefixes in the tries; the programs must combine them
@@ -736,6 +745,8 @@ static void test_helper_cgroup_lookups(void)
 	o.pin_dir = dir;
 	CU_ASSERT_FATAL(enforcer_open(&o, &e2) == 0);
 	CU_ASSERT(enforcer_status(e2, &st) == 0 && !st.task_btf);
+	/* Its events (filled by helper calls on this path) land in the same list. */
+	CU_ASSERT_FATAL(enforcer_events_attach(e2, base, on_event, NULL) == 0);
 	CU_ASSERT_FATAL(mkdir(sub, 0755) == 0);
 	snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_up4);
 	CU_ASSERT(enforcer_protect(e2, spec) == 0);
@@ -743,11 +754,13 @@ static void test_helper_cgroup_lookups(void)
 		ALLOWED(sub, "wk-h-free", probe_connect, &up4);
 	CU_ASSERT(enforcer_enroll(e2, cg_plain, WARDEN_MODE_PROTECT) == 0);
 	for (int i = 0; i < 4; i++) {
-		CU_ASSERT_EQUAL(run_in(sub, "wk-h-prot", probe_connect, &up4, NULL), EPERM);
+		REFUSED(sub, "wk-h-prot", probe_connect, &up4, WARDEN_HOOK_CONNECT4,
+			WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
 		ALLOWED(sub, "wk-h-other", probe_connect, &o4);
 	}
 	CU_ASSERT(enforcer_enroll(e2, cg_plain, WARDEN_MODE_LOCKDOWN) == 0);
-	CU_ASSERT_EQUAL(run_in(sub, "wk-h-lock", probe_connect, &o4, NULL), EPERM);
+	REFUSED(sub, "wk-h-lock", probe_connect, &o4, WARDEN_HOOK_CONNECT4, WARDEN_REASON_LOCKDOWN,
+		"127.0.0.1", port_other);
 	CU_ASSERT(enforcer_exempt(e2, sub) == 0);
 	ALLOWED(sub, "wk-h-exempt", probe_connect, &o4);
 	CU_ASSERT_EQUAL(run_in(cg_plain, "wk-h-parent", probe_connect, &o4, NULL), EPERM);
