@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateMessageRequestSchema, ElicitRequestSchema, ResourceUpdatedNotificationSchema }
+import { CreateMessageRequestSchema, ElicitRequestSchema, McpError, ResourceUpdatedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
 import { connectHttp, connectHttpWithStream, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
 	npmStdioUpstream, paths, postJson, openRawSession, stopDaemonChecked, startDaemon,
@@ -450,6 +450,26 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 			arguments: { prompt: 'again', delay_ms: 0 } });
 		assert.equal(ok.content[0].text, 'sampled: a-answer');
 		assert.deepEqual(asked.a, ['again']);
+	});
+
+	test('sampling refused by the client (error -1): the refusal reaches the upstream', async () => {
+		const c = await connect({ capabilities: { sampling: {} } });
+		c.client.setRequestHandler(CreateMessageRequestSchema, async () => {
+			throw new McpError(-1, 'User rejected sampling request');
+		});
+		const r = await c.client.callTool({ name: 'everything__trigger-sampling-request',
+			arguments: { prompt: 'may I?' } }).catch((e) => ({ rejected: e }));
+		const text = r.rejected ? r.rejected.message : JSON.stringify(r.content);
+		assert.ok(r.rejected || r.isError === true, `the tool fails: ${text}`);
+		assert.match(text, /User rejected sampling request/, 'with the client\'s own reason');
+	});
+
+	test('large results and arguments (2 MB) are relayed intact', async () => {
+		const c = await connect();
+		const text = 'é0123456789abcdef'.repeat(2 * 1024 * 1024 / 17);
+		const r = await c.client.callTool({ name: 'fault__echo', arguments: { text } });
+		assert.equal(r.content[0].text.length, `fault: ${text}`.length);
+		assert.equal(r.content[0].text, `fault: ${text}`);
 	});
 
 	test('sampling for a client that did not declare it is refused to the upstream, not sent', async () => {

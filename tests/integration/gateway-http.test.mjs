@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { ResourceListChangedNotificationSchema, ToolListChangedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
 import { connectHttpWithStream, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
-	postJson, rawRequest, openRawSession, stopDaemonChecked, startDaemon, waitUpstreamsReady }
+	postJson, rawRequest, openRawSession, sseMessages, stopDaemonChecked, startDaemon, waitUpstreamsReady }
 	from './lib.mjs';
 
 const MAX_BODY = 65536;
@@ -206,6 +206,22 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 		const again = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' } });
 		assert.equal(again.status, 200, 'the aborted GET stream was released: a new one opens');
 		await again.body.cancel().catch(() => {});
+	});
+
+	test('a POST answered as SSE: progress with the caller\'s own token first, then the result with its id', async () => {
+		const s = await openRawSession(d.url);
+		const r = await s.post({ jsonrpc: '2.0', id: 'call-é', method: 'tools/call', params: {
+			name: 'everything__trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 },
+			_meta: { progressToken: 'tok-é/1' } } });
+		assert.equal(r.status, 200);
+		assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+		const msgs = sseMessages(r.text);
+		const progress = msgs.filter((m) => m.method === 'notifications/progress');
+		assert.deepEqual(progress.map((m) => [m.params.progressToken, m.params.progress]),
+			[['tok-é/1', 1], ['tok-é/1', 2], ['tok-é/1', 3]]);
+		const last = msgs.at(-1);
+		assert.equal(last.id, 'call-é', 'the response comes last, under the client\'s id');
+		assert.match(last.result.content[0].text, /completed/);
 	});
 
 	test('the GET stream receives tools/list_changed when an upstream\'s tool list changes', async () => {
