@@ -128,6 +128,18 @@ describe('stdio upstream faults', { timeout: 90000 }, () => {
 		assert.equal(again.content[0].text, 'fault: after');
 	});
 
+	test('a child writing junk on its protocol stream: dropped with a warning, the call answered', async () => {
+		const d = await startGateway([faultStdioUpstream('fault')]);
+		const c = await connect(d.url);
+		for (let i = 0; i < 3; i++) {
+			const r = await c.client.callTool({ name: 'fault__garbage', arguments: {} });
+			assert.deepEqual(r.content, [{ type: 'text', text: 'survived' }]);
+		}
+		await d.waitForStderr(/upstream fault: dropping a line that is not JSON/);
+		const echo = await c.client.callTool({ name: 'fault__echo', arguments: { text: 'fine' } });
+		assert.equal(echo.content[0].text, 'fault: fine');
+	});
+
 	test('the client cancelling a call: the upstream is told, the session goes on', async () => {
 		const d = await startGateway([faultStdioUpstream('fault')]);
 		const c = await connect(d.url);
