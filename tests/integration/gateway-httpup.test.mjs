@@ -4,7 +4,8 @@
 // elicitation, log messages) goes exactly to the client it belongs to.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema }
+import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
+	LoggingMessageNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
 import { connectHttp, connectHttpWithStream, eventually, gatewayConfig, httpUpstream,
 	startDaemon, startEverythingHttp, stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
@@ -129,6 +130,28 @@ describe('gateway in front of server-everything over Streamable HTTP (prefix nev
 			await a.client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
 			await b.client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
 		}
+	});
+
+	test('roots: the upstream asks outside any call (GET stream), the client\'s answer gets back', async () => {
+		const c = await connectHttpWithStream(d.url, { capabilities: { roots: { listChanged: true } } });
+		clients.push(c);
+		await c.streamOpen;
+		let roots = [{ uri: 'file:///srv/one', name: 'one' }, { uri: 'file:///srv/two', name: 'two' }];
+		let asked = 0;
+		c.client.setRequestHandler(ListRootsRequestSchema, async () => { asked++; return { roots }; });
+		const logs = [];
+		c.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(String(n.params.data)));
+		// The upstream session opens on first use; server-everything asks for roots just after.
+		await c.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
+		await eventually(() => logs.some((m) => /Roots updated: 2 root\(s\)/.test(m)),
+			{ ms: 8000, what: 'the upstream received the client\'s two roots' });
+		assert.equal(asked, 1);
+		// The client's roots change: the notification reaches the upstream, which asks again.
+		roots = [{ uri: 'file:///srv/three', name: 'three' }];
+		await c.client.sendRootsListChanged();
+		await eventually(() => logs.some((m) => /Roots updated: 1 root\(s\)/.test(m)),
+			{ ms: 8000, what: 'the upstream asked again after roots/list_changed' });
+		assert.equal(asked, 2);
 	});
 
 	test('ending the downstream session ends its upstream session (DELETE)', async () => {
