@@ -754,9 +754,10 @@ static void teardown(struct router *r, struct session *s)
 	struct relay *rel;
 	const char *key;
 
-	/* Calls on shared links are cancelled upstream; own links fail theirs when closed. */
+	/* Every call in flight is cancelled upstream before it is finished here: a link still
+	 * holding it would call back into freed memory (own links are closed only below). */
 	while (hmap_next(s->calls, &it, NULL, (void **)&c)) {
-		if (c->link && catalog_shared_link(r->cat, c->server) == c->link && c->handle)
+		if (c->link && c->handle)
 			link_cancel(c->link, c->handle, "session ended");
 		cJSON *e = jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "session ended", NULL);
 		call_finish(c, e);
