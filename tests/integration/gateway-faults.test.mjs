@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { CreateMessageRequestSchema, ToolListChangedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
 import { connectHttp, connectHttpWithStream, eventually, faultStdioUpstream, freePort,
-	gatewayConfig, httpUpstream, npmStdioUpstream, paths, startEverythingHttp, startDaemon,
-	stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
+	gatewayConfig, httpUpstream, npmStdioUpstream, openRawSession, paths, startEverythingHttp,
+	startDaemon, stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
 
 const UPSTREAM_FAILED = -32010;
 const UPSTREAM_TIMEOUT = -32011;
@@ -179,6 +179,32 @@ describe('clients that leave mid-relay', { timeout: 60000 }, () => {
 		const r = await b.client.callTool({ name: 'fault__sample-later', arguments: { prompt: 'b?' } });
 		assert.equal(r.content[0].text, 'sampled: here');
 		// What the daemon held for the relay is released: afterEach checks for leaks at exit.
+	});
+});
+
+describe('sessions ended with calls in flight', { timeout: 60000 }, () => {
+	test('DELETE while calls run on the session\'s own upstream sessions (stdio per_session, HTTP)', async () => {
+		const srv = await startEverythingHttp();
+		cleanup.push(() => srv.stop());
+		const d = await startGateway([faultStdioUpstream('fault', { per_session: true }),
+			httpUpstream(srv.url, 'remote')]);
+		for (const call of [{ name: 'fault__hang', arguments: {} },
+			{ name: 'remote__trigger-long-running-operation', arguments: { duration: 3, steps: 3 } }]) {
+			const s = await openRawSession(d.url);
+			const pending = s.post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: call });
+			if (call.name === 'fault__hang')
+				await d.waitForStderr(/fault-server\[fault\]: hanging on request/);
+			else
+				await new Promise((r) => setTimeout(r, 500));
+			const del = await fetch(d.url, { method: 'DELETE', headers: s.headers });
+			assert.equal(del.status, 200);
+			const r = await pending;
+			assert.equal(r.json?.error?.code, -32800, `${call.name}: answered, the session ended: ${r.text}`);
+		}
+		// Still serving (and afterEach checks the exit for sanitizer reports).
+		const c = await connect(d.url);
+		const sum = await c.client.callTool({ name: 'remote__get-sum', arguments: { a: 2, b: 5 } });
+		assert.equal(sum.content[0].text, 'The sum of 2 and 5 is 7.');
 	});
 });
 
