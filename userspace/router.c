@@ -757,6 +757,17 @@ static void teardown(struct router *r, struct session *s)
 	/* Every call in flight is cancelled upstream before it is finished here: a link still
 	 * holding it would call back into freed memory (own links are closed only below). */
 	while (hmap_next(s->calls, &it, NULL, (void **)&c)) {
+		if (c->fanout) {
+			/* Its link calls have no handle: answered now, it frees itself on the last
+			 * reply (own links deliver theirs when closed below). */
+			hmap_del(s->calls, c->key);
+			c->s = NULL;
+			if (c->reply)
+				front_reply_finish(c->reply, jsonrpc_error(c->down_id,
+					JSONRPC_REQUEST_CANCELLED, "session ended", NULL));
+			c->reply = NULL;
+			continue;
+		}
 		if (c->link && c->handle)
 			link_cancel(c->link, c->handle, "session ended");
 		cJSON *e = jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "session ended", NULL);
