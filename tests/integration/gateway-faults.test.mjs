@@ -183,7 +183,7 @@ describe('clients that leave mid-relay', { timeout: 60000 }, () => {
 });
 
 describe('sessions ended with calls in flight', { timeout: 60000 }, () => {
-	test('DELETE while calls run on the session\'s own upstream sessions (stdio per_session, HTTP)', async () => {
+	test('DELETE while calls run on the session\'s own upstream sessions (stdio per_session, HTTP, fan-out)', async () => {
 		const srv = await startEverythingHttp();
 		cleanup.push(() => srv.stop());
 		const d = await startGateway([faultStdioUpstream('fault', { per_session: true }),
@@ -201,6 +201,13 @@ describe('sessions ended with calls in flight', { timeout: 60000 }, () => {
 			const r = await pending;
 			assert.equal(r.json?.error?.code, -32800, `${call.name}: answered, the session ended: ${r.text}`);
 		}
+		// A logging/setLevel fan-out waiting on a session's own child.
+		const s = await openRawSession(d.url);
+		const pending = s.post({ jsonrpc: '2.0', id: 2, method: 'logging/setLevel',
+			params: { level: 'emergency' } });
+		await d.waitForStderr(/fault-server\[fault\]: holding logging\/setLevel/);
+		assert.equal((await fetch(d.url, { method: 'DELETE', headers: s.headers })).status, 200);
+		assert.equal((await pending).json?.error?.code, -32800);
 		// Still serving (and afterEach checks the exit for sanitizer reports).
 		const c = await connect(d.url);
 		const sum = await c.client.callTool({ name: 'remote__get-sum', arguments: { a: 2, b: 5 } });
