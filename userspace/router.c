@@ -1199,8 +1199,12 @@ void router_request(struct router *r, struct session *s, const struct key_identi
 		cJSON_Delete(msg);
 		return;
 	}
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(m->params, "_meta");
 	if (!method)
 		call_fail(c, JSONRPC_METHOD_NOT_FOUND, NULL, NULL, "Method not found: %s", m->method);
+	else if (meta && !cJSON_IsObject(meta))
+		/* Servers drop such a request unanswered: the client would wait for the timeout. */
+		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, NULL, "params._meta must be an object");
 	else if (!strcmp(method, "ping"))
 		call_finish(c, jsonrpc_result(c->down_id, cJSON_CreateObject()));
 	else if (!strcmp(method, "tools/list"))
