@@ -20,8 +20,8 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 
 	before(async () => {
 		d = await startDaemon(gatewayConfig([
-			npmStdioUpstream('everything', paths.bin.everything, ['stdio']),
-			faultStdioUpstream('fault'),
+			npmStdioUpstream('everything', paths.bin.everything, ['stdio'], { request_timeout_ms: 5000 }),
+			faultStdioUpstream('fault', { request_timeout_ms: 5000 }),
 		], { prefix: 'auto', limits: { max_body_bytes: MAX_BODY } }));
 		await waitUpstreamsReady(d, ['everything', 'fault']);
 	});
@@ -111,6 +111,35 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 		const r = await s.post({ jsonrpc: '2.0', id: 'abc', method: 'tools/frobnicate' });
 		assert.equal(r.json?.error?.code, -32601);
 		assert.equal(r.json?.id, 'abc');
+	});
+
+	test('malformed params for every method: a JSON-RPC answer at once, never an upstream timeout', async () => {
+		const s = await openRawSession(d.url);
+		const methods = ['tools/list', 'tools/call', 'resources/list', 'resources/read',
+			'resources/templates/list', 'resources/subscribe', 'resources/unsubscribe', 'prompts/list',
+			'prompts/get', 'completion/complete', 'logging/setLevel', 'ping', 'initialize'];
+		const echo = { name: 'fault__echo', arguments: { text: 'x' } };
+		const params = [undefined, null, 5, 'x', [], {}, { name: 5 }, { name: null }, { uri: {} },
+			{ uri: [] }, { uri: 'everything+' }, { uri: '+x' }, { name: 'everything__' }, { name: '__x' },
+			{ name: 'everything__args-prompt', arguments: 'x' }, { ref: 5 }, { ref: { type: 'ref/prompt' } },
+			{ ref: { type: 'ref/prompt', name: 'everything__completable-prompt' }, argument: 5 },
+			{ level: 5 }, { cursor: {} }, { _meta: 5 }, { ...echo, _meta: 'x' }, { ...echo, _meta: [] },
+			{ ...echo, _meta: { progressToken: {} } }, { ...echo, _meta: { progressToken: null } }];
+		let id = 100;
+		for (const method of methods) {
+			for (const p of params) {
+				const msg = { jsonrpc: '2.0', id: id++, method, ...(p === undefined ? {} : { params: p }) };
+				const r = await s.post(msg);
+				const what = `${method} ${JSON.stringify(p)}`;
+				assert.ok([200, 400].includes(r.status), `${what}: HTTP ${r.status}`);
+				const answer = r.json ?? sseMessages(r.text).at(-1);
+				assert.ok(answer && ('result' in answer || 'error' in answer), `${what}: ${r.text.slice(0, 200)}`);
+				assert.notEqual(answer.error?.code, -32011, `${what}: left to time out upstream`);
+				if (p !== undefined && p !== null && (typeof p !== 'object' || Array.isArray(p)))
+					assert.equal(answer.error?.code, -32602, `${what}: params must be an object`);
+			}
+		}
+		assert.equal(d.proc.exitCode, null, 'the daemon is up');
 	});
 
 	test('a batch (JSON array) is refused', async () => {
