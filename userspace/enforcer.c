@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sys/file.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -513,6 +514,32 @@ int enforcer_cgroup_path(struct enforcer *e, uint64_t id, char *buf, size_t len)
 
 /* ---- config map -------------------------------------------------------------------------- */
 
+/* The daemon and wardenctl both edit warden_config by read-modify-write (flags, level mask,
+ * sidecar port, errno). Unserialised, one writer could drop the other's level bit and the
+ * programs would skip a cgroup depth: one flock on the pin directory orders them. Held for
+ * microseconds; closing the fd releases it. */
+static int config_lock(struct enforcer *e)
+{
+	int fd = open(e->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int ret = -errno;
+			close(fd);
+			return ret;
+		}
+	}
+	return fd;
+}
+
+static void config_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 static int config_read(struct enforcer *e, struct warden_config *c)
 {
 	__u32 zero = 0;
@@ -555,7 +582,11 @@ static int level_mask_refresh(struct enforcer *e)
 	__u64 key, next, *prev = NULL;
 	__u32 mask = 0;
 	int ret, fd = e->map_fds[M_ENROLLED];
+	int lock = config_lock(e);
 
+	if (lock < 0)
+		return lock;
+	/* The scan is inside the lock: a writer that enrolled meanwhile is seen by one of us. */
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		if (bpf_map_lookup_elem(fd, &next, &v) == 0 && v.level < WARDEN_MAX_LEVELS)
 			mask |= 1U << v.level;
@@ -567,6 +598,7 @@ static int level_mask_refresh(struct enforcer *e)
 		cfg.level_mask = mask;
 		ret = config_write(e, &cfg);
 	}
+	config_unlock(lock);
 	/* Even when the mask could not be written: the entry itself changed. */
 	if (epoch_bump(e) < 0 && ret == 0)
 		ret = -errno;
@@ -836,7 +868,7 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 	const struct enforcer_opts defaults = { 0 };
 	struct enforcer *e = calloc(1, sizeof(*e));
 	struct warden_config cfg;
-	int ret;
+	int ret, lock;
 
 	if (!e)
 		return -ENOMEM;
@@ -918,9 +950,12 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		e->map_fds[M_COUNTERS] = bpf_map__fd(e->skel->maps.warden_counters);
 		e->map_fds[M_EPOCH] = bpf_map__fd(e->skel->maps.warden_epoch);
 		e->map_fds[M_CGCACHE] = bpf_map__fd(e->skel->maps.warden_cgcache);
-		ret = config_read(e, &cfg);
-		if (ret < 0)
+		lock = config_lock(e);
+		ret = lock < 0 ? lock : config_read(e, &cfg);
+		if (ret < 0) {
+			config_unlock(lock);
 			goto out;
+		}
 		if (cfg.abi_version == 0) {
 			cfg.abi_version = WARDEN_ABI_VERSION;
 			cfg.deny_errno = EPERM;
@@ -928,6 +963,7 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 			log_error("enforcer: %s holds ABI version %u maps, this build uses %u; "
 				  "remove it (wardenctl uninstall) first", e->pin_dir,
 				  cfg.abi_version, WARDEN_ABI_VERSION);
+			config_unlock(lock);
 			ret = -EPROTO;
 			goto out;
 		}
@@ -936,6 +972,7 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		else
 			cfg.flags &= (__u16)~WARDEN_CFG_F_UNIX_HOOK;
 		ret = config_write(e, &cfg);
+		config_unlock(lock);
 		if (ret < 0)
 			goto out;
 		for (unsigned h = 0; h < WARDEN_HOOK_MAX; h++) {
@@ -1284,12 +1321,17 @@ static int rule_kind_mark(struct enforcer *e, const struct enforcer_dest *d, boo
 	};
 	__u16 bit = bits[protect][dest_is_host(d)][d->port != 0];
 	struct warden_config cfg;
-	int ret = config_read(e, &cfg);
+	int lock = config_lock(e), ret;
 
-	if (ret < 0 || (cfg.flags & bit))
-		return ret;
-	cfg.flags |= bit;
-	return config_write(e, &cfg);
+	if (lock < 0)
+		return lock;
+	ret = config_read(e, &cfg);
+	if (ret == 0 && !(cfg.flags & bit)) {
+		cfg.flags |= bit;
+		ret = config_write(e, &cfg);
+	}
+	config_unlock(lock);
+	return ret;
 }
 
 /* Insert d unless that exact key exists; *created says which. (A userspace lookup on an LPM
@@ -1422,12 +1464,17 @@ int enforcer_unprotect_unix(struct enforcer *e, const char *path)
 int enforcer_set_sidecar(struct enforcer *e, uint16_t port)
 {
 	struct warden_config cfg;
-	int ret = config_read(e, &cfg);
+	int lock = config_lock(e), ret;
 
-	if (ret < 0)
-		return ret;
-	cfg.sidecar_port = htons(port);
-	return config_write(e, &cfg);
+	if (lock < 0)
+		return lock;
+	ret = config_read(e, &cfg);
+	if (ret == 0) {
+		cfg.sidecar_port = htons(port);
+		ret = config_write(e, &cfg);
+	}
+	config_unlock(lock);
+	return ret;
 }
 
 int enforcer_set_errno(struct enforcer *e, int err)
@@ -1440,11 +1487,16 @@ int enforcer_set_errno(struct enforcer *e, int err)
 			  "ENETUNREACH, EHOSTUNREACH", err);
 		return -EINVAL;
 	}
+	int lock = config_lock(e);
+	if (lock < 0)
+		return lock;
 	ret = config_read(e, &cfg);
-	if (ret < 0)
-		return ret;
-	cfg.deny_errno = (__u32)err;
-	return config_write(e, &cfg);
+	if (ret == 0) {
+		cfg.deny_errno = (__u32)err;
+		ret = config_write(e, &cfg);
+	}
+	config_unlock(lock);
+	return ret;
 }
 
 /* ---- audit ------------------------------------------------------------------------------- */
