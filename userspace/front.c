@@ -364,11 +364,9 @@ static struct session *find_session(struct front *f, struct evhttp_request *req,
 		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
 		return NULL;
 	}
-	if (ver && strcmp(ver, s->version)) {
-		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
-			   "MCP-Protocol-Version does not match the version negotiated for this session");
-		return NULL;
-	}
+	/* A supported version other than the negotiated one is accepted: the spec refuses only
+	 * invalid or unsupported ones, and clients (the conformance suite among them) send an
+	 * older header on some requests. */
 	return s;
 }
 
