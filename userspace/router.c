@@ -1268,10 +1268,19 @@ void router_response(struct router *r, struct session *s, cJSON *msg, const stru
 		return;
 	}
 	l = session_link(r, s, rel->server, &err);
-	if (l)
+	if (l && m->result && !cJSON_IsObject(m->result)) {
+		/* MCP results are objects: servers drop anything else unread and would wait for
+		 * an answer forever. They hear a precise error instead. */
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "code", JSONRPC_INTERNAL_ERROR);
+		cJSON_AddStringToObject(e, "message", "the client answered with a result that is not "
+				       "an object");
+		link_respond(l, rel->server_id, NULL, e);
+	} else if (l) {
 		link_respond(l, rel->server_id,
 			     cJSON_DetachItemFromObjectCaseSensitive(msg, "result"),
 			     cJSON_DetachItemFromObjectCaseSensitive(msg, "error"));
+	}
 	cJSON_Delete(rel->server_id);
 	free(rel);
 	cJSON_Delete(msg);
