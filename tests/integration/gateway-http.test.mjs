@@ -307,7 +307,7 @@ describe('gateway HTTP front: sessions and limits', { timeout: 60000 }, () => {
 	let d;
 
 	before(async () => {
-		d = await startDaemon(gatewayConfig([faultStdioUpstream('fault')], {
+		d = await startDaemon(gatewayConfig([faultStdioUpstream('fault', { request_timeout_ms: 5000 })], {
 			limits: { max_sessions: 3, max_header_bytes: 4096 },
 			timeouts: { session_idle_ms: 1000 } }));
 		await waitUpstreamsReady(d, ['fault']);
@@ -346,6 +346,36 @@ describe('gateway HTTP front: sessions and limits', { timeout: 60000 }, () => {
 			const r = await s.post(`{"jsonrpc":"2.0","id":${raw},"method":"ping"}`);
 			assert.equal(r.json?.error?.code, -32600, raw);
 		}
+		await fetch(d.url, { method: 'DELETE', headers: s.headers });
+	});
+
+	test('a client answering a relayed request with a non-object result: the upstream hears an error', async () => {
+		const s = await openRawSession(d.url, { capabilities: { sampling: {} } });
+		const res = await fetch(d.url, { method: 'POST', headers: { ...s.headers,
+			'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+		body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+			params: { name: 'sample-later', arguments: { prompt: 'p' } } }) });
+		assert.match(res.headers.get('content-type'), /^text\/event-stream/);
+		const reader = res.body.getReader();
+		let text = '';
+		let relayed;
+		while (!relayed) {
+			const { value, done } = await reader.read();
+			assert.ok(!done, 'the stream carries the sampling request');
+			text += new TextDecoder().decode(value);
+			relayed = sseMessages(text).find((m) => m.method === 'sampling/createMessage');
+		}
+		const ack = await s.post({ jsonrpc: '2.0', id: relayed.id, result: 5 });
+		assert.equal(ack.status, 202);
+		for (;;) {
+			const { value, done } = await reader.read();
+			if (done)
+				break;
+			text += new TextDecoder().decode(value);
+		}
+		const final = sseMessages(text).at(-1);
+		assert.equal(final.id, 1);
+		assert.match(final.error?.message ?? '', /not an object/, 'the call fails at once, precisely');
 		await fetch(d.url, { method: 'DELETE', headers: s.headers });
 	});
 
