@@ -93,7 +93,7 @@ static void set_header(struct evhttp_request *req, const char *name, const char 
 static void send_json(struct evhttp_request *req, int status, const char *reason, const cJSON *body)
 {
 	struct evbuffer *buf = evbuffer_new();
-	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	char *text = body ? jsonrpc_print((cJSON *)body) : NULL;
 
 	if (buf && text) {
 		set_header(req, "Content-Type", "application/json");
@@ -188,7 +188,7 @@ void front_reply_on_gone(struct front_reply *r, void (*fn)(void *arg), void *arg
 static int write_event(struct evhttp_request *req, const cJSON *msg)
 {
 	struct evbuffer *buf = evbuffer_new();
-	char *text = cJSON_PrintUnformatted(msg);
+	char *text = jsonrpc_print((cJSON *)msg);
 	int rc = -ENOMEM;
 
 	if (buf && text) {

@@ -27,6 +27,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "sse.h"
 
@@ -1022,7 +1023,7 @@ static int http_send(struct transport *t, const cJSON *msg)
 		return -EINVAL;
 	if (!(c = call_new(h, CALL_POST)))
 		return -ENOMEM;
-	if (!(c->body = cJSON_PrintUnformatted(msg)))
+	if (!(c->body = jsonrpc_print((cJSON *)msg)))
 		goto fail;
 	if (request) {
 		if (!(c->id = cJSON_Duplicate(id, true)))

@@ -11,6 +11,7 @@
 #include "upstream_stdio.h"
 
 #include "config.h"
+#include "jsonrpc.h"
 #include "log.h"
 
 #include <errno.h>
@@ -922,7 +923,7 @@ static int stdio_send(struct transport *t, const cJSON *msg)
 		return -ENOTCONN;
 	if (!msg)
 		return -EINVAL;
-	text = cJSON_PrintUnformatted(msg);
+	text = jsonrpc_print((cJSON *)msg);
 	if (!text)
 		return -ENOMEM;
 	len = strlen(text);

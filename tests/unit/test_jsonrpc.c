@@ -108,6 +108,19 @@ static void test_id_keys(void)
 	cJSON_Delete(s);
 }
 
+static void test_exact_numbers(void)
+{
+	cJSON *m = cJSON_Parse("{\"a\":9007199254740991,\"b\":[0.30000000000000004,1.5,42],"
+			       "\"c\":{\"d\":1e-7,\"e\":123456789}}");
+	char *t = jsonrpc_print(m);
+
+	/* Values 15 digits would change keep 17; the rest print as cJSON always did. */
+	CU_ASSERT_STRING_EQUAL(t, "{\"a\":9007199254740991,\"b\":[0.30000000000000004,1.5,42],"
+				  "\"c\":{\"d\":1e-07,\"e\":123456789}}");
+	cJSON_free(t);
+	cJSON_Delete(m);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -119,6 +132,7 @@ int main(void)
 	CU_add_test(s, "invalid messages get precise codes", test_invalid);
 	CU_add_test(s, "builders", test_builders);
 	CU_add_test(s, "id keys", test_id_keys);
+	CU_add_test(s, "numbers printed exactly", test_exact_numbers);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
