@@ -21,6 +21,7 @@
 #include "gate.h"
 #include "hmap.h"
 #include "keys.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -158,19 +159,6 @@ static void fail(struct ctx *c, int status, const char *field, const char *fmt, 
 	va_end(ap);
 	c->refused = status;
 	send_error(c->req, status, field, "%s", c->why);
-}
-
-static bool loopback_host(const char *h)
-{
-	static const char *const names[] = { "localhost", "127.0.0.1", "[::1]", "::1", NULL };
-	size_t len = strlen(h);
-
-	for (const char *const *n = names; *n; n++) {
-		size_t nl = strlen(*n);
-		if (len >= nl && !strncasecmp(h, *n, nl) && (len == nl || h[nl] == ':'))
-			return true;
-	}
-	return false;
 }
 
 /* The body as a JSON object; NULL after answering 400 itself. Empty bodies read as {}. */
@@ -1196,7 +1184,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (!path)
 		path = "";
 	/* DNS rebinding: a web page must not reach a loopback admin plane through its own name. */
-	if (a->loopback && (!host || !loopback_host(host))) {
+	if (a->loopback && (!host || !listener_is_loopback(host))) {
 		send_error(req, 403, NULL, "Host not allowed: the admin plane listens on loopback");
 		return;
 	}
@@ -1255,9 +1243,6 @@ static int config_sets(struct admin *a)
 int admin_new(struct event_base *base, const struct config *cfg, struct router *r,
 	      struct admin **out)
 {
-	struct evhttp_bound_socket *sock;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	struct admin *a;
 	int rc = -ENOMEM;
 
@@ -1288,17 +1273,10 @@ int admin_new(struct event_base *base, const struct config *cfg, struct router *
 	evhttp_set_max_headers_size(a->http, (ev_ssize_t)cfg->max_header_bytes);
 	evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
 	evhttp_set_gencb(a->http, on_request, a);
-	sock = evhttp_bind_socket_with_handle(a->http, cfg->admin_host, (ev_uint16_t)cfg->admin_port);
-	if (!sock) {
-		rc = -EADDRNOTAVAIL;
-		log_error("admin: cannot listen on %s:%d: %s", cfg->admin_host, cfg->admin_port,
-			  strerror(errno));
+	rc = listener_bind(a->http, "admin", cfg->admin_host, cfg->admin_port, &a->port);
+	if (rc)
 		goto fail;
-	}
-	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl) == 0)
-		a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							 : ((struct sockaddr_in *)&ss)->sin_port);
-	a->loopback = loopback_host(cfg->admin_host);
+	a->loopback = listener_is_loopback(cfg->admin_host);
 	if (!a->loopback)
 		log_warn("admin: listening on %s, not loopback: anyone who can reach it and has the "
 			 "token manages keys", cfg->admin_host);

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "gate.h"
 #include "jsonrpc.h"
+#include "listener.h"
 #include "log.h"
 #include "router.h"
 #include "session.h"
@@ -128,19 +129,6 @@ static bool has_token(const char *list, const char *token)
 	return false;
 }
 
-/* Loopback names with an optional port: localhost, 127.0.0.1, [::1]. */
-static bool loopback_host(const char *h, size_t len)
-{
-	static const char *const names[] = { "localhost", "127.0.0.1", "[::1]", NULL };
-
-	for (const char *const *n = names; *n; n++) {
-		size_t nl = strlen(*n);
-		if (len >= nl && !strncasecmp(h, *n, nl) && (len == nl || h[nl] == ':'))
-			return true;
-	}
-	return false;
-}
-
 static bool origin_allowed(const struct front *f, const char *origin)
 {
 	const char *host;
@@ -154,7 +142,7 @@ static bool origin_allowed(const struct front *f, const char *origin)
 		host = origin + 8;
 	else
 		return false;
-	return loopback_host(host, strlen(host));
+	return listener_is_loopback(host);
 }
 
 /* --- replies -------------------------------------------------------------------------- */
@@ -771,7 +759,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST, "Origin not allowed");
 		return;
 	}
-	if (f->loopback && (!host || !loopback_host(host, strlen(host)))) {
+	if (f->loopback && (!host || !listener_is_loopback(host))) {
 		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST,
 			   "Host not allowed: this gateway listens on loopback");
 		return;
@@ -836,9 +824,6 @@ int front_new(struct event_base *base, const struct config *cfg, struct router *
 	      struct front **out)
 {
 	struct front *f = calloc(1, sizeof(*f));
-	struct evhttp_bound_socket *sock;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	struct timeval tv;
 	int rc = -ENOMEM;
 
@@ -856,18 +841,10 @@ int front_new(struct event_base *base, const struct config *cfg, struct router *
 					    EVHTTP_REQ_PATCH);
 	apply_limits(f);
 	evhttp_set_gencb(f->http, on_request, f);
-	sock = evhttp_bind_socket_with_handle(f->http, cfg->listen_host, (ev_uint16_t)cfg->listen_port);
-	if (!sock) {
-		rc = -EADDRNOTAVAIL;
-		log_error("cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
-			  strerror(errno));
+	rc = listener_bind(f->http, "agent listener", cfg->listen_host, cfg->listen_port, &f->port);
+	if (rc)
 		goto fail;
-	}
-	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl) == 0)
-		f->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							 : ((struct sockaddr_in *)&ss)->sin_port);
-	f->loopback = loopback_host(cfg->listen_host, strlen(cfg->listen_host)) ||
-		      !strcmp(cfg->listen_host, "::1");
+	f->loopback = listener_is_loopback(cfg->listen_host);
 	tv.tv_sec = KEEPALIVE_MS / 1000;
 	tv.tv_usec = 0;
 	event_add(f->keepalive, &tv);
