@@ -379,7 +379,7 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 		await assert.rejects(c.client.getPrompt({ name: 'everything__nope' }), (e) => e.code === -32602);
 	});
 
-	test('completion/complete for a prefixed prompt', async () => {
+	test('completion/complete for a prefixed prompt and resource template', async () => {
 		const c = await connect();
 		const req = { ref: { type: 'ref/prompt', name: 'completable-prompt' },
 			argument: { name: 'department', value: 'E' } };
@@ -388,6 +388,14 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 			ref: { type: 'ref/prompt', name: 'everything__completable-prompt' } });
 		assert.deepEqual(through, direct);
 		assert.ok(through.completion.values.includes('Engineering'));
+		// A resource template's argument: the prefixed template URI maps back.
+		const rreq = { ref: { type: 'ref/resource', uri: 'demo://resource/dynamic/text/{resourceId}' },
+			argument: { name: 'resourceId', value: '4' } };
+		const rdirect = await ref.everything.client.complete(rreq);
+		const rthrough = await c.client.complete({ ...rreq,
+			ref: { type: 'ref/resource', uri: `everything+${rreq.ref.uri}` } });
+		assert.deepEqual(rthrough, rdirect);
+		assert.deepEqual(rthrough.completion.values, ['4']);
 		await assert.rejects(c.client.complete({ ...req, ref: { type: 'ref/prompt', name: 'nope' } }),
 			(e) => e.code === -32602);
 	});
