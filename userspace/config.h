@@ -62,8 +62,8 @@ struct config {
 	size_t max_body_bytes;
 	size_t max_header_bytes;
 	unsigned max_sessions;
-	int header_timeout_ms;      /* inactivity limit while reading a request, and for an idle
-				     * keep-alive connection */
+	int header_timeout_ms;      /* a whole request must arrive within this (from the connection
+				     * or the previous answer); also the idle keep-alive limit */
 	int session_idle_ms;        /* a session with no request for this long is ended */
 	int startup_timeout_ms;     /* requests wait at most this for every upstream to list */
 	int request_timeout_ms;     /* default upstream call timeout */

@@ -10,11 +10,13 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "config.h"
 #include "gate.h"
+#include "hmap.h"
 #include "jsonrpc.h"
 #include "listener.h"
 #include "log.h"
@@ -23,8 +25,10 @@
 #include "sse.h"
 
 #define KEEPALIVE_MS 25000
+#define SWEEP_MS 500
 
 struct parked;
+struct conn;
 
 struct front {
 	struct event_base *base;
@@ -36,6 +40,18 @@ struct front {
 	struct front_stream *streams;
 	struct event *keepalive;
 	struct parked *parked, *parked_tail;  /* requests waiting for the router to be ready */
+	struct hmap *conns;                   /* "%p" of the bufferevent -> struct conn */
+	struct event *sweep;
+};
+
+/* A client connection, for the one limit evhttp lacks: a whole request must arrive within
+ * header_ms (its own timeout restarts on every byte, so a client trickling bytes was never
+ * cut). We hold a reference on the bufferevent so it outlives evhttp's use of it; evhttp is
+ * done with it when its callbacks are cleared (bufferevent_free does that, before the fd is
+ * closed), and the sweep then lets it go. */
+struct conn {
+	struct bufferevent *bev;
+	uint64_t deadline_ms;   /* the current request must be in by then; 0: none being read */
 };
 
 /* A request that came while the catalogue was still being listed. */
@@ -75,6 +91,99 @@ struct front_stream {
 	struct session *s;
 	struct front_stream *prev, *next;
 };
+
+/* --- slow clients ---------------------------------------------------------------------- */
+
+static void conn_key(const struct bufferevent *bev, char *buf, size_t len)
+{
+	snprintf(buf, len, "%p", (const void *)bev);
+}
+
+static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
+{
+	struct front *f = arg;
+	struct conn *c = calloc(1, sizeof(*c));
+	char key[32];
+
+	/* What evhttp would make itself (options 0: it closes the fd), plus our reference. */
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	if (!bev || !c) {
+		free(c);
+		return bev;  /* served, just without the deadline */
+	}
+	c->bev = bev;
+	c->deadline_ms = session_now_ms() + (uint64_t)f->cfg->header_timeout_ms;
+	conn_key(bev, key, sizeof(key));
+	if (hmap_put(f->conns, key, c, NULL)) {
+		free(c);
+		return bev;
+	}
+	bufferevent_incref(bev);
+	return bev;
+}
+
+static struct conn *conn_of(struct front *f, struct evhttp_request *req)
+{
+	char key[32];
+
+	conn_key(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)), key,
+		 sizeof(key));
+	return hmap_get(f->conns, key);
+}
+
+/* A reply is done: the next request on this connection has header_ms to arrive whole. */
+static void on_reply_complete(struct evhttp_request *req, void *arg)
+{
+	struct front *f = arg;
+	struct conn *c = conn_of(f, req);
+
+	if (c)
+		c->deadline_ms = session_now_ms() + (uint64_t)f->cfg->header_timeout_ms;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct front *f = arg;
+	struct hmap_iter it = hmap_iter(f->conns);
+	uint64_t now = session_now_ms();
+	const char *key;
+	struct conn *c;
+
+	while (hmap_next(f->conns, &it, &key, (void **)&c)) {
+		bufferevent_data_cb rcb = NULL;
+		bufferevent_getcb(c->bev, &rcb, NULL, NULL, NULL);
+		if (!rcb) {  /* evhttp let it go */
+			hmap_del(f->conns, key);
+			bufferevent_decref(c->bev);
+			free(c);
+			continue;
+		}
+		if (c->deadline_ms && now > c->deadline_ms) {
+			/* evhttp still owns the fd (its callbacks are set): end the connection the
+			 * way a peer would, and evhttp frees it on the EOF. */
+			log_info("cut a client that did not send its request within %d ms",
+				 f->cfg->header_timeout_ms);
+			c->deadline_ms = 0;
+			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		}
+	}
+}
+
+static void conns_free(struct front *f)
+{
+	struct hmap_iter it;
+	struct conn *c;
+
+	if (!f->conns)
+		return;
+	it = hmap_iter(f->conns);
+	while (hmap_next(f->conns, &it, NULL, (void **)&c)) {
+		bufferevent_decref(c->bev);
+		free(c);
+	}
+	hmap_free(f->conns, NULL);
+	f->conns = NULL;
+}
 
 /* --- small HTTP helpers --------------------------------------------------------------- */
 
@@ -724,6 +833,13 @@ static bool park(struct front *f, struct evhttp_request *req)
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct front *f = arg;
+	struct conn *conn = conn_of(f, req);
+
+	/* The request is in: no deadline while it is served, a fresh one once it is answered. */
+	if (conn && conn->deadline_ms) {
+		conn->deadline_ms = 0;
+		evhttp_request_set_on_complete_cb(req, on_reply_complete, f);
+	}
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *origin = header(req, "Origin"), *host = header(req, "Host");
@@ -834,8 +950,11 @@ int front_new(struct event_base *base, const struct config *cfg, struct router *
 	f->r = r;
 	f->http = evhttp_new(base);
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
-	if (!f->http || !f->keepalive)
+	f->sweep = event_new(base, -1, EV_PERSIST, on_sweep, f);
+	f->conns = hmap_new();
+	if (!f->http || !f->keepalive || !f->sweep || !f->conns)
 		goto fail;
+	evhttp_set_bevcb(f->http, on_new_conn, f);
 	evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
 					    EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD |
 					    EVHTTP_REQ_PATCH);
@@ -848,6 +967,9 @@ int front_new(struct event_base *base, const struct config *cfg, struct router *
 	tv.tv_sec = KEEPALIVE_MS / 1000;
 	tv.tv_usec = 0;
 	event_add(f->keepalive, &tv);
+	tv.tv_sec = 0;
+	tv.tv_usec = SWEEP_MS * 1000;
+	event_add(f->sweep, &tv);
 	*out = f;
 	return 0;
 fail:
@@ -869,8 +991,11 @@ void front_free(struct front *f)
 	}
 	if (f->keepalive)
 		event_free(f->keepalive);
+	if (f->sweep)
+		event_free(f->sweep);
 	if (f->http)
-		evhttp_free(f->http);
+		evhttp_free(f->http);  /* frees every connection: our references go after */
+	conns_free(f);
 	free(f);
 }
 
