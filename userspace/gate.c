@@ -12,6 +12,7 @@
 #include "budget.h"
 #include "catalog.h"
 #include "config.h"
+#include "hmap.h"
 #include "log.h"
 #include "policy.h"
 #include "ratelimit.h"
@@ -34,6 +35,9 @@ struct gate {
 	size_t nentries;
 	size_t offset[CAT_NKINDS];
 	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
+	/* Which keys and teams the config defines (the rest came through the admin API): a
+	 * reload replaces the former and keeps the latter. */
+	struct hmap *config_keys, *config_teams;
 };
 
 struct gate_ticket {
@@ -123,6 +127,27 @@ static int load_spend(void *arg, const struct store_spend *row)
 	return budget_load_spend(arg, row, now_s());
 }
 
+static int note_key(void *arg, const struct key_record *k)
+{
+	return hmap_put(arg, k->id, (void *)1, NULL);
+}
+
+static int note_team(void *arg, const char *name, const char *policy, size_t nkeys)
+{
+	return hmap_put(arg, name, (void *)1, NULL);
+}
+
+/* Remember the ids the config defines: call right after keys_config_parse. */
+static int note_config_ids(struct keystore *ks, struct hmap **keys, struct hmap **teams)
+{
+	*keys = hmap_new();
+	*teams = hmap_new();
+	if (!*keys || !*teams)
+		return -ENOMEM;
+	int rc = keys_foreach(ks, note_key, *keys);
+	return rc ? rc : keys_team_foreach(ks, note_team, *teams);
+}
+
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs)
 {
@@ -155,7 +180,8 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		*out = g;
 		return 0;
 	}
-	if ((rc = policy_cache_new(g->ps, &g->pc)) || (rc = ratelimit_new(0, &g->rl)))
+	if ((rc = policy_cache_new(g->ps, &g->pc)) || (rc = ratelimit_new(0, &g->rl)) ||
+	    (rc = note_config_ids(g->ks, &g->config_keys, &g->config_teams)))
 		goto fail;
 	rc = make_parent_dirs(so.path);
 	if (rc == 0)
@@ -199,7 +225,105 @@ void gate_free(struct gate *g)
 	policy_set_free(g->ps);
 	free(g->entries);
 	free(g->tool_cost);
+	hmap_free(g->config_keys, NULL);
+	hmap_free(g->config_teams, NULL);
 	free(g);
+}
+
+struct carry {
+	struct gate *g;
+	struct keystore *to;
+};
+
+static int carry_team(void *arg, const char *name, const char *policy, size_t nkeys)
+{
+	struct carry *c = arg;
+
+	if (hmap_get(c->g->config_teams, name) || keys_team_policy(c->to, name))
+		return 0;  /* the config's, or now defined by the config: the new config wins */
+	if (keys_team_set(c->to, name, policy))
+		log_warn("reload: team %s (admin API) could not be kept", name);
+	return 0;
+}
+
+static int carry_key(void *arg, const struct key_record *k)
+{
+	struct carry *c = arg;
+	int rc;
+
+	if (hmap_get(c->g->config_keys, k->id))
+		return 0;
+	rc = keys_add(c->to, k);
+	if (rc == -EEXIST)
+		log_warn("reload: key %s (admin API) is now also in the config: the config's wins", k->id);
+	else if (rc)
+		log_warn("reload: key %s (admin API) is no longer usable (%s): its team or policy "
+			 "went away", k->id, strerror(-rc));
+	return 0;
+}
+
+int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)
+{
+	struct policy_set *ps = NULL;
+	struct keystore *ks = NULL;
+	struct policy_cache *pc = NULL;
+	struct ratelimit_config *rlc = NULL;
+	struct budget_config *bc = NULL;
+	struct hmap *ckeys = NULL, *cteams = NULL;
+	int rc = policy_set_parse(cfg->raw, &ps, errs), r;
+
+	if (rc == 0 && (rc = keys_new(NULL, &ks)) == 0)
+		rc = keys_config_parse(cfg->raw, ps, ks, errs);
+	if ((r = ratelimit_config_parse(cfg->raw, &rlc, errs)))
+		rc = rc ? rc : r;
+	if ((r = budget_config_parse(cfg->raw, &bc, errs)))
+		rc = rc ? rc : r;
+	if (rc == 0)
+		rc = note_config_ids(ks, &ckeys, &cteams);
+	if (rc == 0)
+		rc = policy_cache_new(ps, &pc);
+	if (rc == 0) {
+		/* What the admin API added stays: teams first, so its keys find them. */
+		struct carry c = { g, ks };
+		keys_team_foreach(g->ks, carry_team, &c);
+		keys_foreach(g->ks, carry_key, &c);
+	}
+	if (rc) {
+		hmap_free(ckeys, NULL);
+		hmap_free(cteams, NULL);
+		policy_cache_free(pc);
+		budget_config_free(bc);
+		ratelimit_config_free(rlc);
+		keys_free(ks);
+		policy_set_free(ps);
+		return rc;
+	}
+	/* Swap. Buckets, spend and reservations in flight live on: they are not config. Views
+	 * borrow the old policy set's text, so the old cache goes before it. */
+	struct policy_cache *old_pc = g->pc;
+	struct policy_set *old_ps = g->ps;
+	struct keystore *old_ks = g->ks;
+	struct ratelimit_config *old_rlc = g->rlc;
+	struct budget_config *old_bc = g->bc;
+	g->pc = pc;
+	g->ps = ps;
+	g->ks = ks;
+	g->rlc = rlc;
+	g->bc = bc;
+	budget_set_config(g->budget, bc);
+	g->auth_required = cfg->auth_required;
+	hmap_free(g->config_keys, NULL);
+	hmap_free(g->config_teams, NULL);
+	g->config_keys = ckeys;
+	g->config_teams = cteams;
+	policy_cache_free(old_pc);
+	if (g->cat)
+		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
+	policy_set_free(old_ps);
+	keys_free(old_ks);
+	ratelimit_config_free(old_rlc);
+	budget_config_free(old_bc);
+	return 0;
 }
 
 bool gate_auth_required(const struct gate *g) { return g->auth_required; }

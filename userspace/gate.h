@@ -29,6 +29,11 @@ struct gate_ticket;
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs);
 void gate_free(struct gate *g);
+/* A reload that changes only governance (keys and teams in the config, policies, rate
+ * limits, costs, budgets, auth.required): swap them in place. Sessions, rate buckets, spend,
+ * reservations in flight and keys and teams created through the admin API are kept. Nothing
+ * changes on error (-EINVAL with errs filled). */
+int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs);
 bool gate_auth_required(const struct gate *g);
 struct keystore *gate_keystore(struct gate *g);
 struct store *gate_store(struct gate *g);

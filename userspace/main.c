@@ -1,5 +1,6 @@
 /* main: flags, start-up order, signals, shutdown. */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -201,6 +202,53 @@ static int swap_router(struct daemon *d, struct config *cfg)
 	return 0;
 }
 
+/* The sections gate_reload can replace in place. */
+static const char *const governance[] = { "keys", "teams", "policies", "costs", "budgets",
+					   "rate_limits", "auth", NULL };
+
+/* Do a and b differ in nothing but governance sections? */
+static bool only_governance_differs(const cJSON *a, const cJSON *b)
+{
+	cJSON *x = cJSON_Duplicate(a, 1), *y = cJSON_Duplicate(b, 1);
+	bool same = false;
+
+	if (x && y) {
+		for (const char *const *k = governance; *k; k++) {
+			cJSON_DeleteItemFromObjectCaseSensitive(x, *k);
+			cJSON_DeleteItemFromObjectCaseSensitive(y, *k);
+		}
+		same = cJSON_Compare(x, y, 1);
+	}
+	cJSON_Delete(x);
+	cJSON_Delete(y);
+	return same;
+}
+
+/* Keys, policies, limits or budgets changed and nothing else: no agent loses its session and
+ * no MCP server is restarted. The running config takes the new sections (moved, so anything
+ * that borrowed from them stays valid). */
+static int reload_governance(struct daemon *d, struct config *ncfg)
+{
+	struct config_errors errs = { 0 };
+	int rc = gate_reload(router_gate(d->router), ncfg, &errs);
+
+	if (rc) {
+		for (int i = 0; i < errs.count; i++)
+			log_error("  %s", errs.msg[i]);
+		return rc;
+	}
+	for (const char *const *k = governance; *k; k++) {
+		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(ncfg->raw, *k);
+		cJSON_DeleteItemFromObjectCaseSensitive(d->cfg->raw, *k);
+		if (item)
+			cJSON_AddItemToObject(d->cfg->raw, *k, item);
+	}
+	d->cfg->auth_required = ncfg->auth_required;
+	if (d->admin && admin_reconfigure(d->admin, d->cfg, d->router))
+		log_error("admin plane: could not take the new key list");
+	return 0;
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -213,6 +261,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 			  errs.count == 1 ? "" : "s");
 		for (int i = 0; i < errs.count; i++)
 			log_error("  %s", errs.msg[i]);
+		return;
+	}
+	if (only_governance_differs(d->cfg->raw, ncfg->raw)) {
+		if (reload_governance(d, ncfg) == 0)
+			log_info("configuration reloaded: keys, policies and limits replaced; sessions "
+				 "and upstreams kept");
+		else
+			log_error("reload refused: the running configuration stays");
+		config_free(ncfg);
 		return;
 	}
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */

@@ -1,0 +1,48 @@
+// SIGHUP: a change to keys, policies or limits only is applied in place — other agents keep
+// their sessions and no MCP server is restarted; a change that touches the upstreams ends the
+// sessions (clients re-initialise on 404) and restarts them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectHttp, faultStdioUpstream, gatewayConfig, makeKey, startDaemon } from './lib.mjs';
+
+async function pidOf(c) {
+	const r = await c.client.callTool({ name: 'fault__pid', arguments: {} });
+	return r.content[0].text;
+}
+
+test('governance-only reload keeps sessions and upstreams', { timeout: 60000 }, async (t) => {
+	const a = makeKey(), b = makeKey();
+	const base = (keys, extra = {}) => gatewayConfig([faultStdioUpstream('fault', extra)], {
+		prefix: 'always', auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		keys,
+	});
+	const both = [{ id: 'a', policy: 'all', hash: a.hash }, { id: 'b', policy: 'all', hash: b.hash }];
+	const d = await startDaemon(base(both));
+	t.after(() => d.stop(3000));
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+
+	const ca = await connectHttp(d.url, { headers: { Authorization: `Bearer ${a.key}` } });
+	const cb = await connectHttp(d.url, { headers: { Authorization: `Bearer ${b.key}` } });
+	const pid = await pidOf(ca);
+
+	// Revoke b in the file: b is refused from the next request, a's session goes on, the
+	// upstream child is the same process.
+	const r = await d.reload(base([both[0]]));
+	assert.equal(r.ok, true);
+	assert.ok(d.stderrLines.some((l) => /sessions and upstreams kept/.test(l)));
+	assert.equal(await pidOf(ca), pid, 'same session, same upstream child');
+	await assert.rejects(cb.client.listTools(), /401|Unauthorized|invalid key/i);
+
+	// A change to the upstreams is a full reload: sessions end (404), the child is new.
+	assert.equal((await d.reload(base([both[0]], { request_timeout_ms: 30000 }), 20000)).ok, true);
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	await assert.rejects(ca.client.listTools(), /404|Session not found|not found/i);
+	const again = await connectHttp(d.url, { headers: { Authorization: `Bearer ${a.key}` } });
+	assert.notEqual(await pidOf(again), pid, 'a restarted upstream child');
+	await again.close();
+	await ca.close();
+	await cb.close();
+	for (const line of d.stderrLines)
+		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+});
