@@ -21,6 +21,7 @@
 #include "gate.h"
 #include "hmap.h"
 #include "keys.h"
+#include "audit.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -254,7 +255,7 @@ static void audit_emit(cJSON *o, const char *result, int status)
 {
 	cJSON_AddStringToObject(o, "result", result);
 	cJSON_AddNumberToObject(o, "status", status);
-	log_record("admin", o);
+	audit_admin(o);
 	cJSON_Delete(o);
 }
 

@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "audit.h"
 #include "config.h"
 #include "gate.h"
 #include "hmap.h"
@@ -440,16 +441,10 @@ static struct session *find_session(struct front *f, struct evhttp_request *req,
 		return NULL;
 	}
 	if (who && strcmp(who->id, s->key_id)) {
-		cJSON *o = cJSON_CreateObject();
 		char *peer = NULL;
 		ev_uint16_t port = 0;
 		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-		cJSON_AddStringToObject(o, "key", who->id);
-		cJSON_AddStringToObject(o, "reason", "key does not match the session");
-		if (peer)       /* docs/audit.md: every auth record names the peer */
-			cJSON_AddStringToObject(o, "peer", peer);
-		log_record("auth", o);
-		cJSON_Delete(o);
+		audit_auth("key does not match the session", who->id, peer);
 		send_error(req, 403, "Forbidden", -32001,
 			   "this session was opened with another key");
 		return NULL;
@@ -745,14 +740,7 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 					     &reason, &retry_ms);
 	if (r == GATE_AUTH_OK)
 		return true;
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "reason", reason);
-	if (who->id[0])
-		cJSON_AddStringToObject(o, "key", who->id);
-	if (peer)
-		cJSON_AddStringToObject(o, "peer", peer);
-	log_record("auth", o);
-	cJSON_Delete(o);
+	audit_auth(reason, who->id, peer);
 	if (r == GATE_AUTH_BLOCKED) {
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));

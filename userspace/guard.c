@@ -7,6 +7,7 @@
 #include <string.h>
 #include <curl/curl.h>
 
+#include "audit.h"
 #include "config.h"
 #include "enforcer.h"
 #include "log.h"
@@ -48,7 +49,7 @@ static void on_deny(const struct warden_event *ev, void *arg)
 	cJSON *o = enforcer_event_json(g->e, ev);
 
 	if (o) {
-		log_record("kernel_deny", o);
+		audit_kernel_deny(o);
 		cJSON_Delete(o);
 	}
 }

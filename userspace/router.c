@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "catalog.h"
 #include "config.h"
 #include "front.h"
@@ -90,56 +91,39 @@ static const struct link_ops slink_ops = { slink_on_request, slink_on_notificati
 
 static void record(struct call *c, const char *decision, const char *reason, const cJSON *resp)
 {
-	cJSON *o = cJSON_CreateObject();
-	char sid[9];
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(resp, "error");
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const char *server = c->server < catalog_nservers(c->r->cat)
+		? catalog_server_config(c->r->cat, c->server)->name : NULL;
+	uint64_t now = session_now_ms();
+	struct audit_decision d = {
+		.session = c->s ? c->s->id : NULL,
+		.key = c->has_who ? c->who.id : NULL,
+		.team = c->has_who ? c->who.team : NULL,
+		.method = c->method,
+		.server = server,
+		.target = c->target,
+		.decision = decision,
+		.reason = reason,
+		.response = resp,
+		.cost_micros = -1,
+		.args_shape = c->args_shape,
+		.latency_ms = now - c->started_ms,
+		.went_upstream = c->sent_ms != 0,
+		.upstream_ms = c->sent_ms ? now - c->sent_ms : 0,
+	};
 
-	memcpy(sid, c->s->id, sizeof(sid) - 1);
-	sid[sizeof(sid) - 1] = '\0';
-	cJSON_AddStringToObject(o, "session", sid);
-	if (c->has_who) {
-		cJSON_AddStringToObject(o, "key", c->who.id);
-		if (c->who.team[0])
-			cJSON_AddStringToObject(o, "team", c->who.team);
-	}
-	cJSON_AddStringToObject(o, "method", c->method);
-	if (c->server < catalog_nservers(c->r->cat))
-		cJSON_AddStringToObject(o, "server", catalog_server_config(c->r->cat, c->server)->name);
-	if (c->target)
-		cJSON_AddStringToObject(o, "target", c->target);
-	cJSON_AddStringToObject(o, "decision", decision);
-	if (reason)
-		cJSON_AddStringToObject(o, "reason", reason);
-	if (err) {
-		cJSON_AddStringToObject(o, "status", "error");
-		cJSON_AddItemToObject(o, "error_code",
-				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(err, "code"), 1));
-	} else if (res) {
-		cJSON_AddStringToObject(o, "status",
-					cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
-						? "tool_error" : "ok");
-	}
 	/* What is charged, not what was reserved: refused, failed and cancelled calls release
 	 * their reservation (failures are charged only where the upstream says so). */
 	if (c->ticket && !strcmp(decision, "allow") && resp &&
 	    (!err || catalog_server_config(c->r->cat, c->server)->charge_failures))
-		cJSON_AddNumberToObject(o, "cost_micros", (double)gate_ticket_cost(c->ticket));
-	if (c->args_shape)
-		cJSON_AddItemReferenceToObject(o, "args_shape", c->args_shape);
-	uint64_t now = session_now_ms();
-	cJSON_AddNumberToObject(o, "latency_ms", (double)(now - c->started_ms));
-	if (c->sent_ms)
-		cJSON_AddNumberToObject(o, "upstream_ms", (double)(now - c->sent_ms));
-	log_record("decision", o);
-	cJSON_Delete(o);
+		d.cost_micros = gate_ticket_cost(c->ticket);
+	audit_decision(&d);
 	uint64_t tns = metrics_now_ns(), up = c->fwd_ns ? tns - c->fwd_ns : 0;
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
 	metrics_decision(c->method, decision, cJSON_IsNumber(code) ? code->valueint : 0,
 			 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")),
-			 c->server < catalog_nservers(c->r->cat)
-				? catalog_server_config(c->r->cat, c->server)->name : NULL,
-			 tns - c->t0_ns - up, up);
+			 server, tns - c->t0_ns - up, up);
 }
 
 /* --- calls -------------------------------------------------------------------------- */

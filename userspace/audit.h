@@ -1,0 +1,40 @@
+/* audit: the records an auditor reads (docs/audit.md), one JSON line each on stdout.
+ *
+ * The shape of each record lives here, in one place, so the documentation and the code have
+ * a single thing to agree on. Records name keys by id, never the key, and tool arguments by
+ * shape, never by value.
+ */
+#ifndef WARDEN_AUDIT_H
+#define WARDEN_AUDIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+/* One per call, allowed or refused, once its outcome is known. */
+struct audit_decision {
+	const char *session;        /* the full session id; recorded as its first 8 characters */
+	const char *key, *team;     /* NULL when authentication is off; team NULL or "" if none */
+	const char *method;
+	const char *server;         /* NULL when the call never had one */
+	const char *target;         /* tool, prompt or URI as the agent named it, or NULL */
+	const char *decision;       /* "allow", "deny" or "error" */
+	const char *reason;         /* NULL for a plain allow */
+	const cJSON *response;      /* the answer the agent got (status and error code), or NULL */
+	int64_t cost_micros;        /* < 0: nothing was charged */
+	const cJSON *args_shape;    /* tools/call: keys and types of the arguments, or NULL */
+	uint64_t latency_ms;
+	bool went_upstream;
+	uint64_t upstream_ms;       /* the part spent waiting for the upstream */
+};
+
+void audit_decision(const struct audit_decision *d);
+/* A refused authentication: reason as gate_authenticate words it, the key id when the key
+ * was recognised (expired, disabled, another session's), the client's address. */
+void audit_auth(const char *reason, const char *key, const char *peer);
+/* A connection the kernel refused (the enforcer's event, already decoded). */
+void audit_kernel_deny(cJSON *event);
+/* An action on the admin plane (built by the admin module: docs/admin-api.md#records). */
+void audit_admin(cJSON *action);
+
+#endif
