@@ -7,6 +7,7 @@
 #ifndef WARDEN_LOG_H
 #define WARDEN_LOG_H
 
+#include <stddef.h>
 #include <cjson/cJSON.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -26,7 +27,20 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
  * Does not take ownership of obj. */
 void log_record(const char *type, cJSON *obj);
 
+/* A plain line on stderr, without timestamp or level (the daemon's "listening on" lines that
+ * scripts wait for), in order with everything else logged. */
+void log_announce(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Current wall-clock time as RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 void log_timestamp(char *buf, unsigned long len);
+
+/* From log_async_start until log_async_stop, lines are queued and a writer thread puts them
+ * on stdout and stderr, so a slow reader of the record stream never stalls the event loop.
+ * The queue is bounded (LOG_QUEUE_MAX bytes): past it callers wait — records are never
+ * dropped. Outside that window writes are direct. 0 or -errno. */
+#define LOG_QUEUE_MAX (64u << 20)
+int log_async_start(void);
+/* Write out everything queued, then stop the thread (at exit). */
+void log_async_stop(void);
 
 #endif

@@ -82,10 +82,10 @@ static void announce(const struct daemon *d)
 	const struct config *cfg = d->cfg;
 
 	if (d->admin)
-		fprintf(stderr, "mcpwarden: admin listening on http://%s%s%s:%d\n",
+		log_announce("mcpwarden: admin listening on http://%s%s%s:%d",
 			strchr(cfg->admin_host, ':') ? "[" : "", cfg->admin_host,
 			strchr(cfg->admin_host, ':') ? "]" : "", admin_port(d->admin));
-	fprintf(stderr, "mcpwarden: listening on http://%s%s%s:%d%s\n",
+	log_announce("mcpwarden: listening on http://%s%s%s:%d%s",
 		strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
 		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
 }
@@ -376,6 +376,10 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
+	/* From here on, stdout and stderr are written by a thread: a slow reader of the record
+	 * stream must not stall the agents' calls. */
+	if (log_async_start())
+		log_warn("cannot start the log writer thread: logging directly");
 	d.base = event_base_new();
 	if (!d.base || upstream_http_init(d.base)) {
 		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
@@ -404,5 +408,6 @@ out:
 	if (d.base)
 		event_base_free(d.base);
 	libevent_global_shutdown();
+	log_async_stop();  /* last: everything logged during shutdown is written out */
 	return rc;
 }

@@ -197,8 +197,11 @@ describe('budgets', () => {
 			// a free tool still works: only calls that cost are refused
 			const r = await c.client.callTool({ name: 'get-env', arguments: {} });
 			assert.notEqual(r.isError, true);
-			const recs = d.stdoutRecords.filter((x) => x.type === 'decision' && x.key === 'shape' &&
-				x.target === 'echo');
+			// Records are written by the daemon's log thread: wait for all five.
+			const shapeRecs = () => d.stdoutRecords.filter((x) => x.type === 'decision' &&
+				x.key === 'shape' && x.target === 'echo');
+			await d.waitForRecord(() => shapeRecs().length >= 5);
+			const recs = shapeRecs();
 			assert.deepEqual(recs.map((x) => [x.decision, x.cost_micros ?? 0]),
 				[['allow', 250000], ['allow', 250000], ['allow', 250000], ['allow', 250000], ['deny', 0]]);
 			assert.equal(recs[4].reason, 'over budget daily');
@@ -311,8 +314,10 @@ describe('prompts and resources are governed like tools', () => {
 		assert.equal(e?.code, -32005, JSON.stringify(e));
 		assert.equal(e.data.spent, '0.80');
 		assert.equal(e.data.cost, '0.40');
-		const recs = d.stdoutRecords.filter((x) => x.type === 'decision' && x.key === 'prompts' &&
-			x.method === 'prompts/get');
+		const promptRecs = () => d.stdoutRecords.filter((x) => x.type === 'decision' &&
+			x.key === 'prompts' && x.method === 'prompts/get');
+		await d.waitForRecord(() => promptRecs().length >= 3);  // written by the log thread
+		const recs = promptRecs();
 		assert.deepEqual(recs.map((x) => x.cost_micros ?? 0), [400000, 400000, 0]);
 	});
 
