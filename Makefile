@@ -32,8 +32,10 @@ ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -Wall -Werror \
 	$(shell $(CLANG) -v -E - </dev/null 2>&1 | sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
 
-LIB_SRCS  := $(filter-out userspace/main.c,$(wildcard userspace/*.c))
+# userspace/<layer>/<module>.c: every module but main goes into one static library.
+LIB_SRCS  := $(filter-out userspace/main.c,$(shell find userspace -name '*.c' | sort))
 LIB_OBJS  := $(patsubst userspace/%.c,$(B)/obj/%.o,$(LIB_SRCS))
+HDRS      := $(shell find userspace include -name '*.h')
 LIB       := $(B)/libwarden.a
 TOOLS     := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
 UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -58,11 +60,12 @@ $(B)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h) $(wildcard include/*.h) | $(B)
 $(B)/%.skel.h: $(B)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-$(B)/obj/%.o: userspace/%.c $(wildcard userspace/*.h) $(wildcard include/*.h) | $(SKELS) $(B)/obj
+$(B)/obj/%.o: userspace/%.c $(HDRS) | $(SKELS)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The skeleton embeds the BPF object: the enforcer must be rebuilt when it changes.
-$(B)/obj/enforcer.o: $(SKELS)
+$(B)/obj/enforce/enforcer.o: $(SKELS)
 
 $(LIB): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -70,7 +73,7 @@ $(LIB): $(LIB_OBJS)
 $(B)/mcpwarden: $(B)/obj/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/%: tools/%.c $(LIB) $(wildcard userspace/*.h) | $(SKELS)
+$(B)/%: tools/%.c $(LIB) $(HDRS) | $(SKELS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h) | $(B)/tests
@@ -82,7 +85,7 @@ $(B)/tests/%: tests/kernel/%.c $(LIB) $(wildcard tests/kernel/*.h) | $(B)/tests
 $(B)/bench/%: tools/bench/%.c $(LIB) | $(B)/bench
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(B) $(B)/obj $(B)/tests $(B)/bench:
+$(B) $(B)/tests $(B)/bench:
 	mkdir -p $@
 
 run: deps

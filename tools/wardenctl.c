@@ -27,10 +27,10 @@
 #include <sys/wait.h>
 #include <cjson/cJSON.h>
 
-#include "adminclient.h"
-#include "enforcer.h"
-#include "log.h"
-#include "pins.h"
+#include "admin/adminclient.h"
+#include "enforce/enforcer.h"
+#include "base/log.h"
+#include "enforce/pins.h"
 #include "warden_types.h"
 
 /* Exit status (documented in --help and docs/wardenctl.md). */

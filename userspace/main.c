@@ -9,16 +9,16 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "admin.h"
-#include "config.h"
-#include "front.h"
-#include "gate.h"
-#include "guard.h"
-#include "log.h"
-#include "metrics.h"
-#include "router.h"
-#include "upstream_http.h"
-#include "upstream_stdio.h"
+#include "admin/admin.h"
+#include "base/config.h"
+#include "mcp/transport/front.h"
+#include "govern/gate.h"
+#include "enforce/guard.h"
+#include "base/log.h"
+#include "observe/metrics.h"
+#include "mcp/router.h"
+#include "mcp/transport/upstream_http.h"
+#include "mcp/transport/upstream_stdio.h"
 
 struct daemon {
 	struct event_base *base;

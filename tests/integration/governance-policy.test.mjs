@@ -247,7 +247,7 @@ describe('refusal codes', () => {
 		const doc = readFileSync(join(paths.top, 'docs', 'policy.md'), 'utf8');
 		const table = new Map([...doc.matchAll(/^\| (-32\d\d\d) \| `([a-z_]+)` \|/gm)]
 			.map((m) => [Number(m[1]), m[2]]));
-		const hdr = readFileSync(join(paths.top, 'userspace', 'refusal.h'), 'utf8');
+		const hdr = readFileSync(join(paths.top, 'userspace', 'govern', 'refusal.h'), 'utf8');
 		// enum refusal_code { REFUSAL_X = -320yy } and refusal_name(): case REFUSAL_X: "type"
 		const value = new Map([...hdr.matchAll(/^\s*(REFUSAL_\w+)\s*=\s*(-\d+),/gm)]
 			.map((m) => [m[1], Number(m[2])]));

@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <unistd.h>
 
-#include "enforcer.h"
-#include "pins.h"
+#include "enforce/enforcer.h"
+#include "enforce/pins.h"
 
 static char pin_dir[128], root[PATH_MAX], top[PATH_MAX + 64], shallow[PATH_MAX + 80],
 	deep[PATH_MAX + 80];

@@ -29,8 +29,8 @@
 #include <bpf/bpf.h>
 #include <event2/event.h>
 
-#include "enforcer.h"
-#include "log.h"
+#include "enforce/enforcer.h"
+#include "base/log.h"
 
 static struct enforcer *E;
 static struct event_base *base;

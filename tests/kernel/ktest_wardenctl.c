@@ -26,9 +26,9 @@
 
 #include <bpf/bpf.h>
 
-#include "enforcer.h"
-#include "pins.h"
-#include "log.h"
+#include "enforce/enforcer.h"
+#include "enforce/pins.h"
+#include "base/log.h"
 
 static struct enforcer *E;
 static char pin_dir[128], root[256], ctl[PATH_MAX];

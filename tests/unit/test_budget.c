@@ -4,7 +4,7 @@
 #include <string.h>
 #include <CUnit/Basic.h>
 
-#include "budget.h"
+#include "govern/budget.h"
 
 #define DAY 86400ll
 #define M(x) ((int64_t)(x))     /* micro-units, for readability */

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "enforcer.h"
-#include "log.h"
+#include "enforce/enforcer.h"
+#include "base/log.h"
 
 static void check_dest(const char *spec, int family, const char *canon)
 {

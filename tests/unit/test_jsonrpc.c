@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "jsonrpc.h"
+#include "mcp/jsonrpc.h"
 
 static cJSON *keep;  /* m borrows from the value: kept until the next call */
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "keys.h"
-#include "policy.h"
+#include "base/config.h"
+#include "govern/keys.h"
+#include "govern/policy.h"
 
 #define NOW 1800000000LL   /* a fixed wall-clock time, unix seconds */
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hmap.h"
-#include "names.h"
+#include "base/hmap.h"
+#include "mcp/names.h"
 
 static void test_expose_split(void)
 {

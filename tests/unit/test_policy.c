@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "policy.h"
+#include "base/config.h"
+#include "govern/policy.h"
 
 static struct policy_set *set_of(const char *json)
 {

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <CUnit/Basic.h>
 
-#include "ratelimit.h"
+#include "govern/ratelimit.h"
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC)         /* an arbitrary monotonic start */

@@ -1,7 +1,7 @@
 /* test_schema: tools/call argument validation against inputSchema, keyword by keyword, with
  * the exact error (path, keyword, message) a caller of the gateway receives. */
-#include "schema.h"
-#include "log.h"
+#include "govern/schema.h"
+#include "base/log.h"
 
 #include <CUnit/Basic.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* test_sse: the text/event-stream writer and incremental parser. */
-#include "sse.h"
+#include "mcp/transport/sse.h"
 
 #include <errno.h>
 #include <stdio.h>

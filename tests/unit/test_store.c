@@ -6,9 +6,9 @@
 #include <CUnit/Basic.h>
 #include <sqlite3.h>
 
-#include "budget.h"
-#include "log.h"
-#include "store.h"
+#include "govern/budget.h"
+#include "base/log.h"
+#include "store/store.h"
 #include "store_test_util.h"
 
 static char dir[PATH_MAX], path[PATH_MAX + 32];

@@ -15,8 +15,8 @@
 #include <time.h>
 #include <CUnit/Basic.h>
 
-#include "log.h"
-#include "store.h"
+#include "base/log.h"
+#include "store/store.h"
 #include "store_test_util.h"
 
 #define ROUNDS 6

@@ -7,7 +7,7 @@
  * 502, non-JSON and oversized bodies, SSE polling (priming event, retry, GET + Last-Event-ID).
  * And against plain sockets: connection refused, and a peer that never answers.
  */
-#include "upstream_http.h"
+#include "mcp/transport/upstream_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,8 +29,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "config.h"
-#include "sse.h"
+#include "base/config.h"
+#include "mcp/transport/sse.h"
 
 static struct event_base *base;
 static char top[4096];

@@ -2,10 +2,10 @@
  * (server-everything) over stdio for the protocol, small sh children for exits, framing, stderr,
  * signals, descriptors and the environment. Every test reaps what it started and frees its loop;
  * check_no_children() proves nothing was left unreaped. */
-#include "upstream_stdio.h"
+#include "mcp/transport/upstream_stdio.h"
 
-#include "config.h"
-#include "log.h"
+#include "base/config.h"
+#include "base/log.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -36,8 +36,8 @@
 
 #include <bpf/bpf.h>
 
-#include "enforcer.h"
-#include "log.h"
+#include "enforce/enforcer.h"
+#include "base/log.h"
 
 #define NPROTECT	10000
 #define NPREFIX		(NPROTECT / 4)

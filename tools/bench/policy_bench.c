@@ -21,11 +21,11 @@
 
 #include <openssl/evp.h>
 
-#include "budget.h"
-#include "config.h"
-#include "keys.h"
-#include "policy.h"
-#include "ratelimit.h"
+#include "govern/budget.h"
+#include "base/config.h"
+#include "govern/keys.h"
+#include "govern/policy.h"
+#include "govern/ratelimit.h"
 
 #define NPOLICIES 10
 #define NTEAMS 10

@@ -1,0 +1,703 @@
+/* config: load, validate and free the daemon's JSON configuration.
+ *
+ * Validation collects every problem rather than stopping at the first, each one prefixed by
+ * the field path, so an operator fixes a file in one pass.
+ */
+#include "base/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DEFAULT_MAX_BODY   (4u << 20)
+#define DEFAULT_MAX_HEADER (64u << 10)
+#define MAX_CONFIG_BYTES   (16u << 20)
+
+/* Sections owned by other modules: they parse them from config->raw. */
+static const char *const top_keys[] = {
+	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
+	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "policies", "costs",
+	"budgets", "rate_limits", "store", "$schema", "_comment", NULL
+};
+static const char *const upstream_keys[] = {
+	"name", "transport", "command", "env", "inherit_env", "cwd", "per_session", "url",
+	"headers", "connect_timeout_ms", "request_timeout_ms", "validate_args", "charge_failures",
+	"_comment", NULL
+};
+static const char *const default_inherit[] = { "PATH", "HOME", "LANG", "LC_ALL", "TZ", NULL };
+
+/* The default used when no -c is given: loopback, no upstreams, auth on. */
+static const char embedded_default[] =
+	"{\"listen\": \"127.0.0.1:8080\", \"upstreams\": []}";
+
+int config_fail(struct config_errors *errs, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!errs || errs->count >= CONFIG_MAX_ERRORS)
+		return -EINVAL;
+	char *m = errs->msg[errs->count++];
+	int n = snprintf(m, sizeof(errs->msg[0]), "%s: ", path && *path ? path : "(root)");
+	if (n < 0 || (size_t)n >= sizeof(errs->msg[0]))
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(m + n, sizeof(errs->msg[0]) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static void field_path(char *buf, size_t len, const char *path, const char *key)
+{
+	if (path && *path)
+		snprintf(buf, len, "%s.%s", path, key);
+	else
+		snprintf(buf, len, "%s", key);
+}
+
+static const cJSON *field(const cJSON *obj, const char *key)
+{
+	return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+}
+
+int cfg_string(const cJSON *obj, const char *key, const char *path, bool required,
+	       const char **out, struct config_errors *errs)
+{
+	char p[256];
+	const cJSON *v = field(obj, key);
+
+	field_path(p, sizeof(p), path, key);
+	if (!v)
+		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return config_fail(errs, p, "must be a string");
+	*out = v->valuestring;
+	return 0;
+}
+
+int cfg_int(const cJSON *obj, const char *key, const char *path, bool required,
+	    long long min, long long max, long long *out, struct config_errors *errs)
+{
+	char p[256];
+	const cJSON *v = field(obj, key);
+
+	field_path(p, sizeof(p), path, key);
+	if (!v)
+		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble)
+		return config_fail(errs, p, "must be an integer");
+	long long x = (long long)v->valuedouble;
+	if (x < min || x > max)
+		return config_fail(errs, p, "must be between %lld and %lld (got %lld)", min, max, x);
+	*out = x;
+	return 0;
+}
+
+int cfg_bool(const cJSON *obj, const char *key, const char *path, bool required, bool *out,
+	     struct config_errors *errs)
+{
+	char p[256];
+	const cJSON *v = field(obj, key);
+
+	field_path(p, sizeof(p), path, key);
+	if (!v)
+		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	if (!cJSON_IsBool(v))
+		return config_fail(errs, p, "must be true or false");
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+static int secret_value(const cJSON *v, const char *p, char **out, struct config_errors *errs)
+{
+	if (cJSON_IsString(v)) {
+		*out = strdup(v->valuestring);
+		return *out ? 0 : -ENOMEM;
+	}
+	const cJSON *name = field(v, "env");
+	if (cJSON_IsObject(v) && cJSON_IsString(name) && cJSON_GetArraySize(v) == 1) {
+		const char *val = getenv(name->valuestring);
+		if (!val)
+			return config_fail(errs, p, "environment variable %s is not set",
+					   name->valuestring);
+		*out = strdup(val);
+		return *out ? 0 : -ENOMEM;
+	}
+	return config_fail(errs, p, "must be a string or {\"env\": \"NAME\"}");
+}
+
+int cfg_secret(const cJSON *obj, const char *key, const char *path, bool required, char **out,
+	       struct config_errors *errs)
+{
+	char p[256];
+	const cJSON *v = field(obj, key);
+
+	field_path(p, sizeof(p), path, key);
+	if (!v)
+		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	return secret_value(v, p, out, errs);
+}
+
+int cfg_known_keys(const cJSON *obj, const char *path, const char *const *allowed,
+		   struct config_errors *errs)
+{
+	int rc = 0;
+	const cJSON *it;
+
+	if (!cJSON_IsObject(obj))
+		return config_fail(errs, path, "must be an object");
+	cJSON_ArrayForEach(it, obj) {
+		bool ok = false;
+		for (const char *const *a = allowed; *a && !ok; a++)
+			ok = strcmp(*a, it->string) == 0;
+		if (!ok) {
+			char p[256];
+			field_path(p, sizeof(p), path, it->string);
+			rc = config_fail(errs, p, "unknown field");
+		}
+	}
+	return rc;
+}
+
+/* "host:port", "[v6]:port" or ":port". */
+static int parse_hostport(const char *s, const char *p, char **host, int *port,
+			  struct config_errors *errs)
+{
+	const char *colon;
+	char *end;
+	size_t hl;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return config_fail(errs, p, "expected \"[address]:port\"");
+		colon = rb + 1;
+		s++;
+		hl = (size_t)(rb - s);
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return config_fail(errs, p, "expected \"host:port\"");
+		hl = (size_t)(colon - s);
+	}
+	errno = 0;
+	long v = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || v < 0 || v > 65535)
+		return config_fail(errs, p, "port must be 0-65535");
+	*host = hl ? strndup(s, hl) : strdup("127.0.0.1");
+	if (!*host)
+		return -ENOMEM;
+	*port = (int)v;
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > CONFIG_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-'))
+			return false;
+	return true;
+}
+
+static int strv_push(char ***v, size_t *n, char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+
+	if (!nv) {
+		free(s);
+		return -ENOMEM;
+	}
+	nv[(*n)++] = s;
+	nv[*n] = NULL;
+	*v = nv;
+	return 0;
+}
+
+static void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int parse_env(const cJSON *u, const char *path, struct upstream_config *uc,
+		     struct config_errors *errs)
+{
+	char p[256];
+	size_t n = 0;
+	const cJSON *inherit = field(u, "inherit_env"), *env = field(u, "env"), *it;
+	int rc = 0;
+
+	/* The child's environment is built, not inherited: the daemon's own environment may
+	 * hold secrets (admin token, upstream credentials) that a tool could read back. */
+	if (inherit) {
+		field_path(p, sizeof(p), path, "inherit_env");
+		if (!cJSON_IsArray(inherit))
+			return config_fail(errs, p, "must be an array of variable names");
+		cJSON_ArrayForEach(it, inherit) {
+			if (!cJSON_IsString(it)) {
+				rc = config_fail(errs, p, "must be an array of variable names");
+				continue;
+			}
+			const char *val = getenv(it->valuestring);
+			char *kv;
+			if (val && asprintf(&kv, "%s=%s", it->valuestring, val) >= 0 &&
+			    strv_push(&uc->envp, &n, kv))
+				return -ENOMEM;
+		}
+	} else {
+		for (const char *const *k = default_inherit; *k; k++) {
+			const char *val = getenv(*k);
+			char *kv;
+			if (val && asprintf(&kv, "%s=%s", *k, val) >= 0 &&
+			    strv_push(&uc->envp, &n, kv))
+				return -ENOMEM;
+		}
+	}
+	if (env) {
+		field_path(p, sizeof(p), path, "env");
+		if (!cJSON_IsObject(env))
+			return config_fail(errs, p, "must be an object of NAME: value");
+		cJSON_ArrayForEach(it, env) {
+			char vp[320], *val = NULL, *kv;
+			snprintf(vp, sizeof(vp), "%s.%s", p, it->string);
+			if (secret_value(it, vp, &val, errs)) {
+				rc = -EINVAL;
+				continue;
+			}
+			int r = asprintf(&kv, "%s=%s", it->string, val);
+			free(val);
+			if (r < 0 || strv_push(&uc->envp, &n, kv))
+				return -ENOMEM;
+		}
+	}
+	if (!uc->envp) {
+		uc->envp = calloc(1, sizeof(char *));
+		if (!uc->envp)
+			return -ENOMEM;
+	}
+	return rc;
+}
+
+static int parse_upstream(const cJSON *u, const char *path, const struct config *c,
+			  struct upstream_config *uc, struct config_errors *errs)
+{
+	const char *s;
+	char p[256];
+	long long x;
+	int rc = 0;
+
+	uc->connect_timeout_ms = c->connect_timeout_ms;
+	uc->request_timeout_ms = c->request_timeout_ms;
+	uc->validate_args = true;
+	if (cfg_known_keys(u, path, upstream_keys, errs))
+		rc = -EINVAL;
+	if (!cJSON_IsObject(u))
+		return -EINVAL;
+	if (cfg_string(u, "name", path, true, &s, errs) == 0) {
+		field_path(p, sizeof(p), path, "name");
+		if (!valid_name(s))
+			rc = config_fail(errs, p, "must match [a-z0-9-]{1,32} (got \"%s\")", s);
+		uc->name = strdup(s);
+	} else {
+		rc = -EINVAL;
+	}
+	if (cfg_string(u, "transport", path, true, &s, errs) == 0) {
+		field_path(p, sizeof(p), path, "transport");
+		if (strcmp(s, "stdio") == 0)
+			uc->kind = UPSTREAM_STDIO;
+		else if (strcmp(s, "http") == 0 || strcmp(s, "streamable-http") == 0)
+			uc->kind = UPSTREAM_HTTP;
+		else
+			rc = config_fail(errs, p, "must be \"stdio\" or \"http\" (got \"%s\")", s);
+	} else {
+		return -EINVAL;
+	}
+	if (uc->kind == UPSTREAM_STDIO) {
+		const cJSON *cmd = field(u, "command"), *it;
+		size_t n = 0;
+		field_path(p, sizeof(p), path, "command");
+		if (!cJSON_IsArray(cmd) || cJSON_GetArraySize(cmd) < 1)
+			rc = config_fail(errs, p, "stdio upstreams need a non-empty array of strings");
+		cJSON_ArrayForEach(it, cmd) {
+			if (!cJSON_IsString(it) || !*it->valuestring) {
+				rc = config_fail(errs, p, "every element must be a non-empty string");
+				continue;
+			}
+			char *dup = strdup(it->valuestring);
+			if (!dup || strv_push(&uc->argv, &n, dup))
+				return -ENOMEM;
+		}
+		if (field(u, "url"))
+			rc = config_fail(errs, path, "\"url\" is for http upstreams");
+		if (cfg_string(u, "cwd", path, false, &s, errs) == 0)
+			uc->cwd = strdup(s);
+		int r = parse_env(u, path, uc, errs);
+		if (r)
+			rc = r;
+		if (cfg_bool(u, "per_session", path, false, &uc->per_session, errs) == -EINVAL)
+			rc = -EINVAL;
+	} else {
+		if (cfg_string(u, "url", path, true, &s, errs) == 0) {
+			field_path(p, sizeof(p), path, "url");
+			if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8))
+				rc = config_fail(errs, p, "must be an http:// or https:// URL");
+			uc->url = strdup(s);
+		} else {
+			rc = -EINVAL;
+		}
+		if (field(u, "command") || field(u, "env") || field(u, "cwd"))
+			rc = config_fail(errs, path, "\"command\", \"env\" and \"cwd\" are for stdio upstreams");
+		const cJSON *h = field(u, "headers"), *it;
+		if (h) {
+			field_path(p, sizeof(p), path, "headers");
+			if (!cJSON_IsObject(h))
+				rc = config_fail(errs, p, "must be an object of Header: value");
+			uc->headers = calloc((size_t)cJSON_GetArraySize(h) + 1, sizeof(*uc->headers));
+			if (!uc->headers)
+				return -ENOMEM;
+			cJSON_ArrayForEach(it, h) {
+				char hp[320];
+				struct config_header *ch = &uc->headers[uc->nheaders];
+				snprintf(hp, sizeof(hp), "%s.%s", p, it->string);
+				if (strpbrk(it->string, ":\r\n ") || !*it->string) {
+					rc = config_fail(errs, hp, "invalid header name");
+					continue;
+				}
+				if (secret_value(it, hp, &ch->value, errs)) {
+					rc = -EINVAL;
+					continue;
+				}
+				if (strpbrk(ch->value, "\r\n")) {
+					rc = config_fail(errs, hp, "header value must not contain line breaks");
+					free(ch->value);
+					ch->value = NULL;
+					continue;
+				}
+				ch->name = strdup(it->string);
+				uc->nheaders++;
+			}
+		}
+	}
+	if (cfg_int(u, "connect_timeout_ms", path, false, 1, 600000, &x, errs) == 0)
+		uc->connect_timeout_ms = (int)x;
+	else if (field(u, "connect_timeout_ms"))
+		rc = -EINVAL;
+	if (cfg_int(u, "request_timeout_ms", path, false, 1, 86400000, &x, errs) == 0)
+		uc->request_timeout_ms = (int)x;
+	else if (field(u, "request_timeout_ms"))
+		rc = -EINVAL;
+	if (cfg_bool(u, "validate_args", path, false, &uc->validate_args, errs) == -EINVAL)
+		rc = -EINVAL;
+	if (cfg_bool(u, "charge_failures", path, false, &uc->charge_failures, errs) == -EINVAL)
+		rc = -EINVAL;
+	return rc;
+}
+
+/* Optional integer field into *dst; returns -EINVAL only for a present but bad field. */
+static int opt_int(const cJSON *obj, const char *key, const char *path, long long min,
+		   long long max, int *dst, struct config_errors *errs)
+{
+	long long x;
+	int r = cfg_int(obj, key, path, false, min, max, &x, errs);
+
+	if (r == 0)
+		*dst = (int)x;
+	return r == -ENOENT ? 0 : r;
+}
+
+static int parse_sections(const cJSON *root, struct config *c, struct config_errors *errs)
+{
+	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
+						  "max_sessions", NULL };
+	static const char *const timeout_keys[] = { "header_ms", "session_idle_ms", "request_ms",
+						    "connect_ms", "startup_ms", NULL };
+	static const char *const admin_keys[] = { "listen", "token", NULL };
+	static const char *const auth_keys[] = { "required", NULL };
+	static const char *const log_keys[] = { "level", NULL };
+	const cJSON *sec, *it;
+	const char *s;
+	int rc = 0, v;
+
+	if (cfg_known_keys(root, "", top_keys, errs))
+		rc = -EINVAL;
+	if (cfg_string(root, "listen", "", false, &s, errs) == 0) {
+		free(c->listen_host);
+		c->listen_host = NULL;
+		if (parse_hostport(s, "listen", &c->listen_host, &c->listen_port, errs))
+			rc = -EINVAL;
+	} else if (field(root, "listen")) {
+		rc = -EINVAL;
+	}
+	if (cfg_string(root, "path", "", false, &s, errs) == 0) {
+		if (s[0] != '/' || strpbrk(s, "?# "))
+			rc = config_fail(errs, "path", "must start with / and hold no query");
+		free(c->mcp_path);
+		c->mcp_path = strdup(s);
+	}
+	if ((sec = field(root, "allowed_origins"))) {
+		size_t n = 0;
+		if (!cJSON_IsArray(sec))
+			rc = config_fail(errs, "allowed_origins", "must be an array of origins");
+		cJSON_ArrayForEach(it, sec) {
+			if (!cJSON_IsString(it)) {
+				rc = config_fail(errs, "allowed_origins", "every element must be a string");
+				continue;
+			}
+			char *dup = strdup(it->valuestring);
+			if (!dup || strv_push(&c->allowed_origins, &n, dup))
+				return -ENOMEM;
+		}
+	}
+	if (cfg_string(root, "prefix", "", false, &s, errs) == 0) {
+		if (!strcmp(s, "auto"))
+			c->prefix = PREFIX_AUTO;
+		else if (!strcmp(s, "always"))
+			c->prefix = PREFIX_ALWAYS;
+		else if (!strcmp(s, "never"))
+			c->prefix = PREFIX_NEVER;
+		else
+			rc = config_fail(errs, "prefix", "must be \"auto\", \"always\" or \"never\"");
+	}
+	if ((sec = field(root, "auth"))) {
+		if (cfg_known_keys(sec, "auth", auth_keys, errs))
+			rc = -EINVAL;
+		if (cfg_bool(sec, "required", "auth", false, &c->auth_required, errs) == -EINVAL)
+			rc = -EINVAL;
+	}
+	if ((sec = field(root, "admin"))) {
+		if (cfg_known_keys(sec, "admin", admin_keys, errs))
+			rc = -EINVAL;
+		if (cfg_string(sec, "listen", "admin", true, &s, errs) == 0) {
+			if (parse_hostport(s, "admin.listen", &c->admin_host, &c->admin_port, errs))
+				rc = -EINVAL;
+		} else {
+			rc = -EINVAL;
+		}
+		if (cfg_secret(sec, "token", "admin", true, &c->admin_token, errs))
+			rc = -EINVAL;
+		else if (strlen(c->admin_token) < 16)
+			rc = config_fail(errs, "admin.token", "must be at least 16 characters");
+	}
+	if ((sec = field(root, "limits"))) {
+		long long x;
+		if (cfg_known_keys(sec, "limits", limit_keys, errs))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_body_bytes", "limits", false, 1024, 1LL << 30, &x, errs) == 0)
+			c->max_body_bytes = (size_t)x;
+		else if (field(sec, "max_body_bytes"))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_header_bytes", "limits", false, 1024, 1 << 20, &x, errs) == 0)
+			c->max_header_bytes = (size_t)x;
+		else if (field(sec, "max_header_bytes"))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_sessions", "limits", false, 1, 1000000, &x, errs) == 0)
+			c->max_sessions = (unsigned)x;
+		else if (field(sec, "max_sessions"))
+			rc = -EINVAL;
+	}
+	if ((sec = field(root, "timeouts"))) {
+		if (cfg_known_keys(sec, "timeouts", timeout_keys, errs))
+			rc = -EINVAL;
+		v = opt_int(sec, "header_ms", "timeouts", 100, 600000, &c->header_timeout_ms, errs);
+		v |= opt_int(sec, "session_idle_ms", "timeouts", 1000, 604800000,
+			     &c->session_idle_ms, errs);
+		v |= opt_int(sec, "request_ms", "timeouts", 1, 86400000, &c->request_timeout_ms, errs);
+		v |= opt_int(sec, "connect_ms", "timeouts", 1, 600000, &c->connect_timeout_ms, errs);
+		v |= opt_int(sec, "startup_ms", "timeouts", 0, 600000, &c->startup_timeout_ms, errs);
+		if (v)
+			rc = -EINVAL;
+	}
+	if ((sec = field(root, "log"))) {
+		if (cfg_known_keys(sec, "log", log_keys, errs))
+			rc = -EINVAL;
+		if (cfg_string(sec, "level", "log", false, &s, errs) == 0) {
+			if (strcmp(s, "debug") && strcmp(s, "info") && strcmp(s, "warn") &&
+			    strcmp(s, "error"))
+				rc = config_fail(errs, "log.level", "must be debug, info, warn or error");
+			free(c->log_level);
+			c->log_level = strdup(s);
+		}
+	}
+	if (cfg_string(root, "state_dir", "", false, &s, errs) == 0) {
+		free(c->state_dir);
+		c->state_dir = strdup(s);
+	}
+	return rc;
+}
+
+static int parse_upstreams(const cJSON *root, struct config *c, struct config_errors *errs)
+{
+	const cJSON *ups = field(root, "upstreams"), *it;
+	int rc = 0;
+	size_t i = 0;
+
+	if (!ups)
+		return 0;
+	if (!cJSON_IsArray(ups))
+		return config_fail(errs, "upstreams", "must be an array");
+	c->upstreams = calloc((size_t)cJSON_GetArraySize(ups) + 1, sizeof(*c->upstreams));
+	if (!c->upstreams)
+		return -ENOMEM;
+	cJSON_ArrayForEach(it, ups) {
+		char p[64];
+		snprintf(p, sizeof(p), "upstreams[%zu]", i);
+		struct upstream_config *uc = &c->upstreams[i++];
+		c->nupstreams = i;
+		int r = parse_upstream(it, p, c, uc, errs);
+		if (r == -ENOMEM)
+			return r;
+		if (r)
+			rc = r;
+		for (size_t j = 0; uc->name && j + 1 < i; j++) {
+			if (c->upstreams[j].name && !strcmp(c->upstreams[j].name, uc->name)) {
+				char np[80];
+				snprintf(np, sizeof(np), "%s.name", p);
+				rc = config_fail(errs, np, "duplicate upstream name \"%s\"", uc->name);
+			}
+		}
+	}
+	return rc;
+}
+
+int config_parse(const char *text, const char *origin, struct config **out,
+		 struct config_errors *errs)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->path = strdup(origin ? origin : "(memory)");
+	c->listen_host = strdup("127.0.0.1");
+	c->listen_port = 8080;
+	c->mcp_path = strdup("/mcp");
+	c->prefix = PREFIX_AUTO;
+	c->auth_required = true;
+	c->max_body_bytes = DEFAULT_MAX_BODY;
+	c->max_header_bytes = DEFAULT_MAX_HEADER;
+	c->max_sessions = 10000;
+	c->header_timeout_ms = 10000;
+	c->session_idle_ms = 1800000;
+	c->request_timeout_ms = 60000;
+	c->connect_timeout_ms = 5000;
+	c->startup_timeout_ms = 10000;
+	c->log_level = strdup("info");
+	c->state_dir = strdup("/var/lib/mcpwarden");
+	if (!c->path || !c->listen_host || !c->mcp_path || !c->log_level || !c->state_dir) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	const char *end = NULL;
+	c->raw = cJSON_ParseWithOpts(text, &end, true);
+	if (!c->raw) {
+		int line = 1, col = 1;
+		for (const char *q = text; end && q < end; q++, col++)
+			if (*q == '\n') {
+				line++;
+				col = 0;
+			}
+		rc = config_fail(errs, "", "not valid JSON (line %d, column %d)", line, col);
+		goto out;
+	}
+	if (!cJSON_IsObject(c->raw)) {
+		rc = config_fail(errs, "", "the configuration must be a JSON object");
+		goto out;
+	}
+	rc = parse_sections(c->raw, c, errs);
+	int r = parse_upstreams(c->raw, c, errs);
+	if (r)
+		rc = r;
+	if (!rc && (!c->listen_host || !c->mcp_path))
+		rc = -ENOMEM;
+out:
+	if (rc) {
+		config_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int config_load(const char *path, struct config **out, struct config_errors *errs)
+{
+	FILE *f;
+	char *buf = NULL;
+	struct stat st;
+	int rc;
+
+	if (!path)
+		return config_parse(embedded_default, "(embedded)", out, errs);
+	f = fopen(path, "re");
+	if (!f) {
+		rc = -errno;
+		config_fail(errs, path, "cannot open: %s", strerror(-rc));
+		return rc;
+	}
+	if (fstat(fileno(f), &st) || st.st_size > MAX_CONFIG_BYTES) {
+		rc = config_fail(errs, path, "missing or larger than %u bytes", MAX_CONFIG_BYTES);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t n = fread(buf, 1, (size_t)st.st_size, f);
+	if (ferror(f)) {
+		rc = config_fail(errs, path, "read error");
+		goto out;
+	}
+	buf[n] = '\0';
+	rc = config_parse(buf, path, out, errs);
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nupstreams; i++) {
+		struct upstream_config *u = &c->upstreams[i];
+		free(u->name);
+		strv_free(u->argv);
+		strv_free(u->envp);
+		free(u->cwd);
+		free(u->url);
+		for (size_t j = 0; j < u->nheaders; j++) {
+			free(u->headers[j].name);
+			free(u->headers[j].value);
+		}
+		free(u->headers);
+	}
+	free(c->upstreams);
+	strv_free(c->allowed_origins);
+	free(c->path);
+	free(c->listen_host);
+	free(c->mcp_path);
+	free(c->admin_host);
+	free(c->admin_token);
+	free(c->log_level);
+	free(c->state_dir);
+	cJSON_Delete(c->raw);
+	free(c);
+}
+
+const struct upstream_config *config_upstream(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nupstreams; i++)
+		if (!strcmp(c->upstreams[i].name, name))
+			return &c->upstreams[i];
+	return NULL;
+}

@@ -1,0 +1,238 @@
+/* log: operational messages on stderr, JSON-line records on stdout, written by a thread. */
+#include "base/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level g_level = LOG_INFO;
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+struct line {
+	struct line *next;
+	int fd;
+	size_t len;
+	char text[];
+};
+
+/* The queue between the event loop (and worker threads) and the writer thread. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t more, room;
+	struct line *head, *tail;
+	size_t bytes;
+	bool running, stopping;
+	pthread_t thread;
+} q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+	NULL, NULL, 0, false, false, 0 };
+
+void log_set_level(enum log_level lvl) { g_level = lvl; }
+enum log_level log_get_level(void) { return g_level; }
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcasecmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void log_timestamp(char *buf, unsigned long len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static void write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;  /* nowhere to report a failing log; the process goes on */
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Put one finished line (taken over) on its way to fd. */
+static void emit(struct line *l)
+{
+	pthread_mutex_lock(&q.mu);
+	if (!q.running) {
+		pthread_mutex_unlock(&q.mu);
+		write_all(l->fd, l->text, l->len);
+		free(l);
+		return;
+	}
+	/* Backpressure rather than loss: an audit trail must not have holes. */
+	while (q.bytes > LOG_QUEUE_MAX && q.running && !q.stopping)
+		pthread_cond_wait(&q.room, &q.mu);
+	l->next = NULL;
+	if (q.tail)
+		q.tail->next = l;
+	else
+		q.head = l;
+	q.tail = l;
+	q.bytes += l->len;
+	pthread_cond_signal(&q.more);
+	pthread_mutex_unlock(&q.mu);
+}
+
+static struct line *line_vformat(int fd, const char *prefix, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	size_t plen = strlen(prefix);
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return NULL;
+	struct line *l = malloc(sizeof(*l) + plen + (size_t)n + 2);
+	if (!l)
+		return NULL;
+	memcpy(l->text, prefix, plen);
+	vsnprintf(l->text + plen, (size_t)n + 1, fmt, ap);
+	l->text[plen + (size_t)n] = '\n';
+	l->text[plen + (size_t)n + 1] = '\0';
+	l->len = plen + (size_t)n + 1;
+	l->fd = fd;
+	return l;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	char prefix[96], ts[40];
+	va_list ap;
+	struct line *l;
+
+	if (lvl < g_level)
+		return;
+	log_timestamp(ts, sizeof(ts));
+	snprintf(prefix, sizeof(prefix), "%s mcpwarden %s: ", ts, level_names[lvl]);
+	va_start(ap, fmt);
+	l = line_vformat(STDERR_FILENO, prefix, fmt, ap);
+	va_end(ap);
+	if (l)
+		emit(l);
+}
+
+void log_announce(const char *fmt, ...)
+{
+	va_list ap;
+	struct line *l;
+
+	va_start(ap, fmt);
+	l = line_vformat(STDERR_FILENO, "", fmt, ap);
+	va_end(ap);
+	if (l)
+		emit(l);
+}
+
+void log_record(const char *type, cJSON *obj)
+{
+	char ts[40];
+	cJSON *line = cJSON_CreateObject();
+	char *text;
+
+	if (!line)
+		return;
+	log_timestamp(ts, sizeof(ts));
+	cJSON_AddStringToObject(line, "ts", ts);
+	cJSON_AddStringToObject(line, "type", type);
+	for (cJSON *it = obj ? obj->child : NULL; it; it = it->next)
+		cJSON_AddItemReferenceToObject(line, it->string, it);
+	text = cJSON_PrintUnformatted(line);
+	cJSON_Delete(line);
+	if (!text)
+		return;
+	size_t n = strlen(text);
+	struct line *l = malloc(sizeof(*l) + n + 2);
+	if (l) {
+		memcpy(l->text, text, n);
+		l->text[n] = '\n';
+		l->text[n + 1] = '\0';
+		l->len = n + 1;
+		l->fd = STDOUT_FILENO;
+		emit(l);
+	}
+	cJSON_free(text);
+}
+
+static void *writer(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&q.mu);
+	for (;;) {
+		while (!q.head && !q.stopping)
+			pthread_cond_wait(&q.more, &q.mu);
+		struct line *batch = q.head;
+		q.head = q.tail = NULL;
+		q.bytes = 0;
+		pthread_cond_broadcast(&q.room);
+		if (!batch && q.stopping)
+			break;
+		pthread_mutex_unlock(&q.mu);
+		while (batch) {
+			struct line *next = batch->next;
+			write_all(batch->fd, batch->text, batch->len);
+			free(batch);
+			batch = next;
+		}
+		pthread_mutex_lock(&q.mu);
+	}
+	pthread_mutex_unlock(&q.mu);
+	return NULL;
+}
+
+int log_async_start(void)
+{
+	int rc;
+
+	pthread_mutex_lock(&q.mu);
+	if (q.running) {
+		pthread_mutex_unlock(&q.mu);
+		return 0;
+	}
+	q.stopping = false;
+	rc = pthread_create(&q.thread, NULL, writer, NULL);
+	if (rc == 0)
+		q.running = true;
+	pthread_mutex_unlock(&q.mu);
+	return -rc;
+}
+
+void log_async_stop(void)
+{
+	pthread_mutex_lock(&q.mu);
+	if (!q.running) {
+		pthread_mutex_unlock(&q.mu);
+		return;
+	}
+	q.stopping = true;
+	pthread_cond_broadcast(&q.more);
+	pthread_cond_broadcast(&q.room);
+	pthread_mutex_unlock(&q.mu);
+	pthread_join(q.thread, NULL);  /* the writer drains the queue before it ends */
+	pthread_mutex_lock(&q.mu);
+	q.running = false;
+	pthread_mutex_unlock(&q.mu);
+}

@@ -1,0 +1,195 @@
+/* guard: config -> enforcer, upstream protection, kernel denials -> records. */
+#include "enforce/guard.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+
+#include "observe/audit.h"
+#include "base/config.h"
+#include "enforce/enforcer.h"
+#include "base/log.h"
+
+#define UPSTREAM_REFRESH_MS 60000
+
+struct guard {
+	struct enforcer *e;
+	struct enforcer_config cfg;
+	struct enforcer_upstream **ups;
+	size_t nups;
+};
+
+static int parse_section(const struct config *cfg, struct enforcer_config *out,
+			 struct config_errors *errs)
+{
+	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(cfg->raw, "enforcement");
+
+	memset(out, 0, sizeof(*out));
+	if (!sec)
+		return -ENOENT;
+	return enforcer_config_parse(sec, "enforcement", out, errs);
+}
+
+int guard_check(const struct config *cfg, struct config_errors *errs)
+{
+	struct enforcer_config c;
+	int rc = parse_section(cfg, &c, errs);
+
+	if (rc == -ENOENT)
+		return 0;
+	enforcer_config_free(&c);
+	return rc;
+}
+
+static void on_deny(const struct warden_event *ev, void *arg)
+{
+	struct guard *g = arg;
+	cJSON *o = enforcer_event_json(g->e, ev);
+
+	if (o) {
+		audit_kernel_deny(o);
+		cJSON_Delete(o);
+	}
+}
+
+/* The host and port of an upstream URL, with the scheme's default port. */
+static int url_hostport(const char *url, char **host, uint16_t *port)
+{
+	CURLU *u = curl_url();
+	char *h = NULL, *p = NULL;
+	int rc = -EINVAL;
+
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+		size_t n = strlen(h);
+		/* curl keeps IPv6 literals in brackets; the resolver wants them bare. */
+		*host = h[0] == '[' && n > 2 ? strndup(h + 1, n - 2) : strdup(h);
+		*port = (uint16_t)atoi(p);
+		rc = *host ? 0 : -ENOMEM;
+	}
+	curl_free(h);
+	curl_free(p);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* The daemon's own cgroup v2 path relative to the root, from /proc/self/cgroup ("0::/x"). */
+static int own_cgroup(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[4096];
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(buf, len, "%s", line + 3);
+		rc = 0;
+	}
+	fclose(f);
+	return rc;
+}
+
+int guard_start(struct event_base *base, const struct config *cfg, int sidecar_port,
+		struct guard **out)
+{
+	struct guard *g;
+	struct enforcer_opts opts = { 0 };
+	char own[4096], path[4200];
+	int rc;
+
+	*out = NULL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	rc = parse_section(cfg, &g->cfg, NULL);
+	if (rc == -ENOENT || (rc == 0 && !g->cfg.enabled)) {
+		log_warn("kernel enforcement is OFF (%s): agents can reach MCP servers without going "
+			 "through this gateway", rc ? "no \"enforcement\" section" : "enforcement.enabled is false");
+		enforcer_config_free(&g->cfg);
+		free(g);
+		return 0;
+	}
+	if (rc)
+		goto fail;
+	opts.pin_dir = g->cfg.pin_dir;
+	opts.cgroup_root = g->cfg.cgroup_root;
+	opts.mode = ENFORCER_LOAD;
+	opts.deny_errno = g->cfg.deny_errno;
+	rc = enforcer_open(&opts, &g->e);
+	if (rc)
+		goto fail;
+	if ((rc = enforcer_apply_config(g->e, &g->cfg)) ||
+	    (rc = enforcer_set_sidecar(g->e, (uint16_t)sidecar_port)))
+		goto fail;
+	/* The daemon itself must reach the upstreams even when an ancestor is enrolled. */
+	if (own_cgroup(own, sizeof(own)) == 0 && strcmp(own, "/")) {
+		snprintf(path, sizeof(path), "%s%s", enforcer_cgroup_root(g->e), own);
+		rc = enforcer_exempt(g->e, path);
+		if (rc)
+			log_warn("enforcement: cannot exempt the daemon's own cgroup %s: %s", own,
+				 strerror(-rc));
+		else
+			log_info("enforcement: the daemon's own cgroup %s is exempt", own);
+	}
+	g->ups = calloc(cfg->nupstreams + 1, sizeof(*g->ups));
+	if (!g->ups) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->nupstreams; i++) {
+		const struct upstream_config *u = &cfg->upstreams[i];
+		char *host = NULL;
+		uint16_t port;
+		if (u->kind != UPSTREAM_HTTP)
+			continue;
+		rc = url_hostport(u->url, &host, &port);
+		if (rc == 0)
+			rc = enforcer_upstream_protect(g->e, base, host, port, UPSTREAM_REFRESH_MS,
+						       &g->ups[g->nups]);
+		if (rc == 0)
+			g->nups++;
+		else
+			log_error("enforcement: cannot protect upstream %s (%s): %s", u->name, u->url,
+				  strerror(-rc));
+		free(host);
+	}
+	rc = enforcer_events_attach(g->e, base, on_deny, g);
+	if (rc)
+		goto fail;
+	log_info("kernel enforcement is ON: pins in %s, %zu enrolled target(s), %zu upstream "
+		 "address(es) protected, sidecar port %d", enforcer_pin_dir(g->e), g->cfg.nenroll,
+		 g->nups, sidecar_port);
+	*out = g;
+	return 0;
+fail:
+	log_error("kernel enforcement could NOT start (%s): nothing is enforced; the gateway keeps "
+		  "serving", strerror(-rc));
+	guard_stop(g);
+	return rc;
+}
+
+void guard_stop(struct guard *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->nups; i++)
+		enforcer_upstream_free(g->ups[i], false);  /* stay protected: fail closed */
+	free(g->ups);
+	if (g->e) {
+		enforcer_events_detach(g->e);
+		enforcer_close(g->e);
+	}
+	enforcer_config_free(&g->cfg);
+	free(g);
+}
+
+struct enforcer *guard_enforcer(struct guard *g) { return g ? g->e : NULL; }

@@ -1,0 +1,902 @@
+/* pins: read an installed enforcement from its bpffs pins, without the daemon. */
+#include "enforce/pins.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fts.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+struct pins {
+	char dir[PATH_MAX];
+	int fd[PINS_MAP_MAX];
+	struct pins_map_info info[PINS_MAP_MAX];
+};
+
+static const struct {
+	const char *name;
+	uint32_t key_size;	/* 0: not checked (ring buffer) */
+	uint32_t value_size;
+} map_spec[PINS_MAP_MAX] = {
+	[PINS_CONFIG] = { WARDEN_MAP_CONFIG, 4, sizeof(struct warden_config) },
+	[PINS_ENROLLED] = { WARDEN_MAP_ENROLLED, 8, sizeof(struct warden_enroll) },
+	[PINS_PROTECT4] = { WARDEN_MAP_PROTECT4, sizeof(struct warden_lpm4_key),
+			    sizeof(struct warden_rule) },
+	[PINS_PROTECT6] = { WARDEN_MAP_PROTECT6, sizeof(struct warden_lpm6_key),
+			    sizeof(struct warden_rule) },
+	[PINS_ALLOW4] = { WARDEN_MAP_ALLOW4, sizeof(struct warden_lpm4_key),
+			  sizeof(struct warden_rule) },
+	[PINS_ALLOW6] = { WARDEN_MAP_ALLOW6, sizeof(struct warden_lpm6_key),
+			  sizeof(struct warden_rule) },
+	[PINS_EXACT4] = { WARDEN_MAP_EXACT4, sizeof(struct warden_exact4_key),
+			  sizeof(struct warden_rule) },
+	[PINS_EXACT6] = { WARDEN_MAP_EXACT6, sizeof(struct warden_exact6_key),
+			  sizeof(struct warden_rule) },
+	[PINS_UNIXPATH] = { WARDEN_MAP_UNIXPATH, sizeof(struct warden_unix_key),
+			    sizeof(struct warden_rule) },
+	[PINS_EVENTS] = { WARDEN_MAP_EVENTS, 0, 0 },
+	[PINS_COUNTERS] = { WARDEN_MAP_COUNTERS, 4, sizeof(struct warden_counters) },
+	[PINS_EPOCH] = { WARDEN_MAP_EPOCH, 4, 8 },
+	[PINS_CGCACHE] = { WARDEN_MAP_CGCACHE, 4, sizeof(struct warden_cgcache) },
+};
+
+const char *pins_map_name(enum pins_map m)
+{
+	return (unsigned)m < PINS_MAP_MAX ? map_spec[m].name : NULL;
+}
+
+const char *pins_dir(const struct pins *p)
+{
+	return p->dir;
+}
+
+int pins_map_fd(const struct pins *p, enum pins_map m)
+{
+	if ((unsigned)m >= PINS_MAP_MAX)
+		return -EINVAL;
+	return p->fd[m] >= 0 ? p->fd[m] : -ENOENT;
+}
+
+int pins_map_info(const struct pins *p, enum pins_map m, struct pins_map_info *out)
+{
+	if ((unsigned)m >= PINS_MAP_MAX)
+		return -EINVAL;
+	*out = p->info[m];
+	return 0;
+}
+
+void pins_close(struct pins *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < PINS_MAP_MAX; i++)
+		if (p->fd[i] >= 0)
+			close(p->fd[i]);
+	free(p);
+}
+
+/* Open one map pin and check its layout against this build. 0 with *fd = -1 when the pin
+ * does not exist. */
+static int open_map(struct pins *p, enum pins_map m)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+	char path[PATH_MAX + 32];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", p->dir, map_spec[m].name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if (map_spec[m].key_size &&
+	    (info.key_size != map_spec[m].key_size || info.value_size != map_spec[m].value_size)) {
+		close(fd);
+		return -EPROTO;
+	}
+	p->fd[m] = fd;
+	p->info[m] = (struct pins_map_info){
+		.present = true,
+		.id = info.id,
+		.type = info.type,
+		.key_size = info.key_size,
+		.value_size = info.value_size,
+		.max_entries = info.max_entries,
+		.btf_id = info.btf_id,
+	};
+	return 0;
+}
+
+int pins_open(const char *dir, struct pins **out)
+{
+	struct pins *p;
+	struct stat st;
+	int err = 0, found = 0;
+
+	*out = NULL;
+	if (!dir)
+		dir = WARDEN_PIN_DIR_DEFAULT;
+	if (strlen(dir) >= sizeof(p->dir))
+		return -ENAMETOOLONG;
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	strcpy(p->dir, dir);
+	for (int i = 0; i < PINS_MAP_MAX; i++)
+		p->fd[i] = -1;
+	for (int i = 0; i < PINS_MAP_MAX; i++) {
+		err = open_map(p, (enum pins_map)i);
+		if (err < 0)
+			goto out;
+		found += p->fd[i] >= 0;
+	}
+	if (!found) {
+		err = -ENOENT;
+	} else if (p->fd[PINS_CONFIG] >= 0) {
+		/* Maps of another layout version can have the same sizes (ABI 1 had no exact
+		 * maps): the version in the config decides. */
+		struct warden_config cfg;
+
+		err = pins_config(p, &cfg);
+		if (err == 0 && cfg.abi_version && cfg.abi_version != WARDEN_ABI_VERSION)
+			err = -EPROTO;
+	}
+out:
+	if (err < 0) {
+		pins_close(p);
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
+/* ---- links ------------------------------------------------------------------------------- */
+
+int pins_link(const struct pins *p, unsigned hook, struct pins_link *out)
+{
+	struct bpf_link_info li;
+	struct bpf_prog_info pi;
+	uint32_t len;
+	char path[PATH_MAX + 32];
+	int fd, pfd = -1, err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (hook >= WARDEN_HOOK_MAX)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/" WARDEN_LINK_PREFIX "%s", p->dir, enforcer_hook_name(hook));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	out->pinned = true;
+	memset(&li, 0, sizeof(li));
+	len = sizeof(li);
+	if (bpf_obj_get_info_by_fd(fd, &li, &len) < 0) {
+		err = -errno;
+		goto out;
+	}
+	out->link_id = li.id;
+	out->prog_id = li.prog_id;
+	if (li.type == BPF_LINK_TYPE_CGROUP) {
+		out->cgroup_id = li.cgroup.cgroup_id;
+		out->attach_type = li.cgroup.attach_type;
+	}
+	/* A cgroup link whose cgroup was removed stays pinned but reports cgroup id 0. */
+	out->attached = out->cgroup_id != 0;
+	pfd = bpf_prog_get_fd_by_id(li.prog_id);
+	if (pfd < 0)
+		goto out;	/* a detached link may have lost its program; report what we have */
+	memset(&pi, 0, sizeof(pi));
+	len = sizeof(pi);
+	if (bpf_obj_get_info_by_fd(pfd, &pi, &len) < 0) {
+		err = -errno;
+		goto out;
+	}
+	snprintf(out->prog_name, sizeof(out->prog_name), "%s", pi.name);
+	for (int i = 0; i < BPF_TAG_SIZE; i++)
+		snprintf(out->prog_tag + 2 * i, 3, "%02x", pi.tag[i]);
+	out->run_cnt = pi.run_cnt;
+	out->run_time_ns = pi.run_time_ns;
+out:
+	if (pfd >= 0)
+		close(pfd);
+	close(fd);
+	return err;
+}
+
+/* ---- maps -------------------------------------------------------------------------------- */
+
+int pins_config(const struct pins *p, struct warden_config *out)
+{
+	uint32_t zero = 0;
+	int fd = pins_map_fd(p, PINS_CONFIG);
+
+	if (fd < 0)
+		return fd;
+	return bpf_map_lookup_elem(fd, &zero, out) < 0 ? -errno : 0;
+}
+
+int pins_epoch(const struct pins *p, uint64_t *out)
+{
+	uint32_t zero = 0;
+	int fd = pins_map_fd(p, PINS_EPOCH);
+
+	if (fd < 0)
+		return fd;
+	return bpf_map_lookup_elem(fd, &zero, out) < 0 ? -errno : 0;
+}
+
+int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_MAX],
+		  struct warden_counters *total)
+{
+	int fd = pins_map_fd(p, PINS_COUNTERS), ncpu = libbpf_num_possible_cpus(), err = 0;
+	struct warden_counters *percpu;
+
+	if (fd < 0)
+		return fd;
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	percpu = calloc((size_t)ncpu, sizeof(*percpu));
+	if (!percpu)
+		return -ENOMEM;
+	memset(total, 0, sizeof(*total));
+	for (uint32_t h = 0; h < WARDEN_HOOK_MAX; h++) {
+		struct warden_counters *c = &hook[h];
+
+		memset(c, 0, sizeof(*c));
+		if (bpf_map_lookup_elem(fd, &h, percpu) < 0) {
+			err = -errno;
+			goto out;
+		}
+		for (int cpu = 0; cpu < ncpu; cpu++) {
+			c->allowed += percpu[cpu].allowed;
+			c->denied += percpu[cpu].denied;
+			c->events_dropped += percpu[cpu].events_dropped;
+			c->unenrolled += percpu[cpu].unenrolled;
+		}
+		total->allowed += c->allowed;
+		total->denied += c->denied;
+		total->events_dropped += c->events_dropped;
+		total->unenrolled += c->unenrolled;
+	}
+out:
+	free(percpu);
+	return err;
+}
+
+/* Walk every key of a hash or LPM map: keys are collected first, values looked up after, so an
+ * entry deleted meanwhile is skipped rather than restarting the walk. Returns the number of
+ * entries copied into the two malloc'd arrays or a negative errno. */
+static int dump_map(int fd, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+		    void **keys_out, void **vals_out)
+{
+	uint8_t *keys = NULL, *vals = NULL;
+	size_t n = 0, cap = max_entries + 1;
+	int err = 0;
+
+	*keys_out = *vals_out = NULL;
+	keys = malloc(cap * key_size);
+	vals = malloc(cap * value_size);
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (void *prev = NULL; n < cap; prev = keys + (n - 1) * key_size) {
+		if (bpf_map_get_next_key(fd, prev, keys + n * key_size) < 0) {
+			if (errno != ENOENT)
+				err = -errno;
+			break;
+		}
+		n++;
+	}
+	if (err < 0)
+		goto out;
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(fd, keys + i * key_size, vals + kept * value_size) < 0) {
+			if (errno == ENOENT)
+				continue;
+			err = -errno;
+			goto out;
+		}
+		if (kept != i)
+			memmove(keys + kept * key_size, keys + i * key_size, key_size);
+		kept++;
+	}
+	n = kept;
+out:
+	if (err < 0) {
+		free(keys);
+		free(vals);
+		return err;
+	}
+	*keys_out = keys;
+	*vals_out = vals;
+	return (int)n;
+}
+
+static int cmp_enrolled(const void *a, const void *b)
+{
+	const struct pins_enrolled *x = a, *y = b;
+
+	return x->cgroup_id < y->cgroup_id ? -1 : x->cgroup_id > y->cgroup_id;
+}
+
+int pins_enrolled(const struct pins *p, struct pins_enrolled **out, size_t *n)
+{
+	const struct pins_map_info *mi = &p->info[PINS_ENROLLED];
+	struct pins_enrolled *res = NULL;
+	uint64_t *keys;
+	struct warden_enroll *vals;
+	int cnt;
+
+	*out = NULL;
+	*n = 0;
+	if (!mi->present)
+		return -ENOENT;
+	cnt = dump_map(p->fd[PINS_ENROLLED], mi->key_size, mi->value_size, mi->max_entries,
+		       (void **)&keys, (void **)&vals);
+	if (cnt < 0)
+		return cnt;
+	res = calloc((size_t)cnt + 1, sizeof(*res));
+	if (res) {
+		for (int i = 0; i < cnt; i++)
+			res[i] = (struct pins_enrolled){ keys[i], vals[i] };
+		qsort(res, (size_t)cnt, sizeof(*res), cmp_enrolled);
+	}
+	free(keys);
+	free(vals);
+	if (!res)
+		return -ENOMEM;
+	*out = res;
+	*n = (size_t)cnt;
+	return 0;
+}
+
+static int cmp_rule(const void *a, const void *b)
+{
+	const struct pins_rule *rx = a, *ry = b;
+	const struct enforcer_dest *x = &rx->dest, *y = &ry->dest;
+	int c = memcmp(x->addr, y->addr, sizeof(x->addr));
+
+	if (c)
+		return c;
+	if (x->prefixlen != y->prefixlen)
+		return x->prefixlen < y->prefixlen ? -1 : 1;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return (int)rx->kind - (int)ry->kind;
+}
+
+/* Decode one key of map m into r. */
+static void rule_decode(enum pins_map m, const uint8_t *key, struct pins_rule *r)
+{
+	switch (m) {
+	case PINS_EXACT4: {
+		struct warden_exact4_key k;
+
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET;
+		memcpy(r->dest.addr, k.addr, 4);
+		r->dest.prefixlen = 32;
+		r->dest.port = ntohs(k.port);
+		r->kind = (enum warden_rule_kind)k.kind;
+		break;
+	}
+	case PINS_EXACT6: {
+		struct warden_exact6_key k;
+
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET6;
+		memcpy(r->dest.addr, k.addr, 16);
+		r->dest.prefixlen = 128;
+		r->dest.port = ntohs(k.port);
+		r->kind = (enum warden_rule_kind)k.kind;
+		break;
+	}
+	case PINS_PROTECT6:
+	case PINS_ALLOW6: {
+		struct warden_lpm6_key k;
+
+		/* The trie matches port then address: prefixlen counts the 16 port bits too. */
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET6;
+		memcpy(r->dest.addr, k.addr, 16);
+		r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
+		r->dest.port = ntohs(k.port);
+		r->kind = m == PINS_PROTECT6 ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
+		break;
+	}
+	default: {
+		struct warden_lpm4_key k;
+
+		memcpy(&k, key, sizeof(k));
+		r->dest.family = AF_INET;
+		memcpy(r->dest.addr, k.addr, 4);
+		r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
+		r->dest.port = ntohs(k.port);
+		r->kind = m == PINS_PROTECT4 ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
+		break;
+	}
+	}
+}
+
+int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, size_t *n)
+{
+	const struct pins_map_info *mi;
+	struct pins_rule *res = NULL;
+	struct warden_rule *vals;
+	uint8_t *keys;
+	int cnt;
+
+	*out = NULL;
+	*n = 0;
+	if (m != PINS_PROTECT4 && m != PINS_PROTECT6 && m != PINS_ALLOW4 && m != PINS_ALLOW6 &&
+	    m != PINS_EXACT4 && m != PINS_EXACT6)
+		return -EINVAL;
+	mi = &p->info[m];
+	if (!mi->present)
+		return -ENOENT;
+	cnt = dump_map(p->fd[m], mi->key_size, mi->value_size, mi->max_entries, (void **)&keys,
+		       (void **)&vals);
+	if (cnt < 0)
+		return cnt;
+	res = calloc((size_t)cnt + 1, sizeof(*res));
+	for (int i = 0; res && i < cnt; i++) {
+		rule_decode(m, keys + (size_t)i * mi->key_size, &res[i]);
+		res[i].rule = vals[i];
+	}
+	free(keys);
+	free(vals);
+	if (!res)
+		return -ENOMEM;
+	qsort(res, (size_t)cnt, sizeof(*res), cmp_rule);
+	*out = res;
+	*n = (size_t)cnt;
+	return 0;
+}
+
+int pins_unixpaths(const struct pins *p, struct pins_unixpath **out, size_t *n)
+{
+	const struct pins_map_info *mi = &p->info[PINS_UNIXPATH];
+	struct pins_unixpath *res;
+	struct warden_unix_key *keys;
+	struct warden_rule *vals;
+	int cnt;
+
+	*out = NULL;
+	*n = 0;
+	if (!mi->present)
+		return -ENOENT;
+	cnt = dump_map(p->fd[PINS_UNIXPATH], mi->key_size, mi->value_size, mi->max_entries,
+		       (void **)&keys, (void **)&vals);
+	if (cnt < 0)
+		return cnt;
+	res = calloc((size_t)cnt + 1, sizeof(*res));
+	for (int i = 0; res && i < cnt; i++) {
+		const char *k = keys[i].path;
+		size_t l;
+
+		/* Abstract names (leading NUL) print as "@name", like ss(8) does. */
+		if (k[0] == '\0') {
+			l = WARDEN_UNIX_PATH_LEN - 1;
+			while (l > 0 && k[l] == '\0')
+				l--;
+			res[i].path[0] = '@';
+			memcpy(res[i].path + 1, k + 1, l);
+		} else {
+			l = strnlen(k, WARDEN_UNIX_PATH_LEN);
+			memcpy(res[i].path, k, l);
+		}
+		res[i].rule = vals[i];
+	}
+	free(keys);
+	free(vals);
+	if (!res)
+		return -ENOMEM;
+	*out = res;
+	*n = (size_t)cnt;
+	return 0;
+}
+
+/* ---- features ---------------------------------------------------------------------------- */
+
+/* The attach type exists when the running kernel's BTF names it in enum bpf_attach_type. */
+static bool kernel_has_enum_value(const char *enum_name, const char *value)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool found = false;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, enum_name, BTF_KIND_ENUM);
+	if (id > 0) {
+		const struct btf_type *t = btf__type_by_id(btf, (uint32_t)id);
+		const struct btf_enum *e = btf_enum(t);
+
+		for (int i = 0; i < btf_vlen(t) && !found; i++)
+			found = strcmp(btf__name_by_offset(btf, e[i].name_off), value) == 0;
+	}
+	btf__free(btf);
+	return found;
+}
+
+int pins_features(struct pins_features *out)
+{
+	struct utsname u;
+	FILE *f;
+	int v;
+
+	memset(out, 0, sizeof(*out));
+	if (uname(&u) == 0)
+		snprintf(out->kernel, sizeof(out->kernel), "%s", u.release);
+	out->ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
+	out->unix_connect = kernel_has_enum_value("bpf_attach_type", "BPF_CGROUP_UNIX_CONNECT");
+	out->bpf_stats = -1;
+	f = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
+	if (f) {
+		if (fscanf(f, "%d", &v) == 1)
+			out->bpf_stats = v != 0;
+		fclose(f);
+	}
+	if (enforcer_detect_cgroup_root(out->cgroup_root, sizeof(out->cgroup_root)) < 0)
+		out->cgroup_root[0] = '\0';
+	return 0;
+}
+
+/* ---- cgroups ----------------------------------------------------------------------------- */
+
+struct cg_entry {
+	uint64_t id;
+	char *path;
+};
+
+struct pins_cgroups {
+	struct cg_entry *v;
+	size_t n;
+};
+
+static int cmp_cg(const void *a, const void *b)
+{
+	const struct cg_entry *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int pins_cgroups_scan(const char *root, struct pins_cgroups **out)
+{
+	char *const roots[] = { (char *)root, NULL };
+	struct pins_cgroups *c;
+	size_t cap = 0;
+	FTSENT *ent;
+	FTS *fts;
+	int err = 0;
+
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	fts = fts_open(roots, FTS_PHYSICAL | FTS_NOCHDIR | FTS_XDEV, NULL);
+	if (!fts) {
+		err = -errno;
+		goto out;
+	}
+	/* cgroupfs is in-memory kernfs: one walk costs a few syscalls per cgroup. */
+	while ((ent = fts_read(fts))) {
+		if (ent->fts_info != FTS_D)
+			continue;
+		if (c->n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct cg_entry *nv = realloc(c->v, ncap * sizeof(*nv));
+
+			if (!nv) {
+				err = -ENOMEM;
+				break;
+			}
+			c->v = nv;
+			cap = ncap;
+		}
+		c->v[c->n].id = ent->fts_statp->st_ino;
+		c->v[c->n].path = strdup(ent->fts_path);
+		if (!c->v[c->n].path) {
+			err = -ENOMEM;
+			break;
+		}
+		c->n++;
+	}
+	if (!err && !ent && errno)
+		err = -errno;
+	fts_close(fts);
+	qsort(c->v, c->n, sizeof(*c->v), cmp_cg);
+out:
+	if (err < 0) {
+		pins_cgroups_free(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+const char *pins_cgroups_path(const struct pins_cgroups *c, uint64_t id)
+{
+	struct cg_entry key = { .id = id }, *e;
+
+	if (!c || !c->n)
+		return NULL;
+	e = bsearch(&key, c->v, c->n, sizeof(*c->v), cmp_cg);
+	return e ? e->path : NULL;
+}
+
+void pins_cgroups_free(struct pins_cgroups *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].path);
+	free(c->v);
+	free(c);
+}
+
+/* ---- ring buffer ------------------------------------------------------------------------- */
+
+/* The ring's mmap layout (kernel/bpf/ringbuf.c): one consumer page (writable), one producer
+ * page, then the data area mapped twice so a record never wraps. A record is an 8-byte
+ * header (length with busy/discard bits, page offset) and its data, rounded up to 8. */
+struct pins_ring {
+	enum pins_ring_mode mode;
+	size_t page, size;		/* size: data area, a power of two */
+	uint64_t mask;
+	volatile uint64_t *cons_pos;
+	volatile uint64_t *prod_pos;
+	uint8_t *data;
+	void *cons_map, *prod_map;
+	uint64_t cursor;		/* next record to read */
+	uint64_t gaps;
+	int epfd;
+};
+
+int pins_ring_open(const struct pins *p, enum pins_ring_mode mode, struct pins_ring **out)
+{
+	const struct pins_map_info *mi = &p->info[PINS_EVENTS];
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	struct pins_ring *r;
+	int fd = p->fd[PINS_EVENTS], err = 0;
+
+	*out = NULL;
+	if (!mi->present)
+		return -ENOENT;
+	if (mi->type != BPF_MAP_TYPE_RINGBUF)
+		return -EPROTO;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->mode = mode;
+	r->epfd = -1;
+	r->cons_map = r->prod_map = MAP_FAILED;
+	r->page = (size_t)sysconf(_SC_PAGESIZE);
+	r->size = mi->max_entries;
+	r->mask = r->size - 1;
+	/* A tap maps the consumer page read-only: it cannot move the daemon's position. */
+	r->cons_map = mmap(NULL, r->page, mode == PINS_RING_CONSUME ? PROT_READ | PROT_WRITE
+								   : PROT_READ,
+			   MAP_SHARED, fd, 0);
+	if (r->cons_map == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	r->prod_map = mmap(NULL, r->page + 2 * r->size, PROT_READ, MAP_SHARED, fd,
+			   (off_t)r->page);
+	if (r->prod_map == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	r->cons_pos = r->cons_map;
+	r->prod_pos = r->prod_map;
+	r->data = (uint8_t *)r->prod_map + r->page;
+	r->cursor = __atomic_load_n(r->cons_pos, __ATOMIC_ACQUIRE);
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->epfd < 0 || epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		err = -errno;
+out:
+	if (err < 0) {
+		pins_ring_close(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void pins_ring_skip(struct pins_ring *r)
+{
+	r->cursor = __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE);
+	if (r->mode == PINS_RING_CONSUME)
+		__atomic_store_n(r->cons_pos, r->cursor, __ATOMIC_RELEASE);
+}
+
+/* The producer may overwrite data only once it is a whole ring ahead of it. */
+static bool lapped(const struct pins_ring *r, uint64_t pos)
+{
+	return __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE) - pos > r->size;
+}
+
+int pins_ring_read(struct pins_ring *r, pins_ring_cb cb, void *arg)
+{
+	struct warden_event ev;
+	int delivered = 0;
+
+	for (;;) {
+		uint64_t prod = __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE);
+		uint32_t hdr, len;
+		uint64_t next;
+
+		if (r->mode == PINS_RING_TAP && prod - r->cursor > r->size) {
+			/* Fell a ring behind: resume where data is still protected. */
+			r->gaps++;
+			r->cursor = __atomic_load_n(r->cons_pos, __ATOMIC_ACQUIRE);
+			if (prod - r->cursor > r->size)
+				r->cursor = prod;
+			continue;
+		}
+		if (r->cursor >= prod)
+			break;
+		hdr = __atomic_load_n((uint32_t *)(r->data + (r->cursor & r->mask)),
+				      __ATOMIC_ACQUIRE);
+		if (hdr & BPF_RINGBUF_BUSY_BIT)
+			break;	/* reserved, not yet committed: records are committed in order */
+		len = hdr & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+		if (len > r->size) {
+			if (r->mode == PINS_RING_CONSUME)
+				return -EPROTO;
+			r->gaps++;	/* torn header under a tap: skip ahead */
+			r->cursor = prod;
+			break;
+		}
+		next = r->cursor + ((len + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL);
+		bool keep = !(hdr & BPF_RINGBUF_DISCARD_BIT) && len >= sizeof(ev);
+
+		if (keep)
+			memcpy(&ev, r->data + (r->cursor & r->mask) + BPF_RINGBUF_HDR_SZ,
+			       sizeof(ev));
+		if (r->mode == PINS_RING_TAP && lapped(r, r->cursor))
+			continue;	/* overwritten while we copied it: counted as a gap above */
+		r->cursor = next;
+		if (r->mode == PINS_RING_CONSUME)
+			__atomic_store_n(r->cons_pos, next, __ATOMIC_RELEASE);
+		if (!keep)
+			continue;
+		delivered++;
+		if (cb(&ev, arg))
+			break;
+	}
+	return delivered;
+}
+
+int pins_ring_wait(struct pins_ring *r, int timeout_ms)
+{
+	struct epoll_event ev;
+	int n;
+
+	if (__atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE) != r->cursor)
+		return 1;
+	n = epoll_wait(r->epfd, &ev, 1, timeout_ms);
+	if (n < 0)
+		return -errno;
+	return n > 0 || __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE) != r->cursor;
+}
+
+uint64_t pins_ring_gaps(const struct pins_ring *r)
+{
+	return r->gaps;
+}
+
+void pins_ring_close(struct pins_ring *r)
+{
+	if (!r)
+		return;
+	if (r->epfd >= 0)
+		close(r->epfd);
+	if (r->prod_map != MAP_FAILED)
+		munmap(r->prod_map, r->page + 2 * r->size);
+	if (r->cons_map != MAP_FAILED)
+		munmap(r->cons_map, r->page);
+	free(r);
+}
+
+/* ---- holders ----------------------------------------------------------------------------- */
+
+/* Does /proc/<pid>/fd hold a bpf map with this id? Only bpf-map fds have their fdinfo read. */
+static bool pid_holds_map(const char *pid, uint32_t map_id)
+{
+	char path[320], link[64], line[128];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d))) {
+		ssize_t l;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd/%s", pid, de->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		if (strcmp(link, "anon_inode:bpf-map") != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned id;
+
+			if (sscanf(line, "map_id: %u", &id) == 1) {
+				found = id == map_id;
+				break;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+int pins_map_holders(const struct pins *p, enum pins_map m, pid_t *pids, size_t max, size_t *n)
+{
+	const struct pins_map_info *mi;
+	pid_t self = getpid();
+	struct dirent *de;
+	DIR *d;
+
+	*n = 0;
+	if ((unsigned)m >= PINS_MAP_MAX)
+		return -EINVAL;
+	mi = &p->info[m];
+	if (!mi->present)
+		return -ENOENT;
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == self)
+			continue;
+		if (!pid_holds_map(de->d_name, mi->id))
+			continue;
+		if (*n < max)
+			pids[*n] = (pid_t)pid;
+		(*n)++;
+	}
+	closedir(d);
+	return 0;
+}

@@ -1,0 +1,606 @@
+/* gate: key → permission → rate → budget, for every call. */
+#include "govern/gate.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+
+#include "govern/budget.h"
+#include "mcp/catalog.h"
+#include "base/config.h"
+#include "base/hmap.h"
+#include "base/log.h"
+#include "govern/policy.h"
+#include "govern/ratelimit.h"
+#include "govern/refusal.h"
+#include "store/store.h"
+
+struct gate {
+	bool auth_required;
+	struct policy_set *ps;
+	struct keystore *ks;
+	struct policy_cache *pc;
+	struct ratelimit_config *rlc;
+	struct ratelimit *rl;
+	struct budget_config *bc;
+	struct budget *budget;
+	struct store *store;
+	const struct catalog *cat;
+	/* The flat catalogue the policy views index: tools, resources, templates, prompts. */
+	struct policy_entry *entries;
+	size_t nentries;
+	size_t offset[CAT_NKINDS];
+	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
+	/* Which keys and teams the config defines (the rest came through the admin API): a
+	 * reload replaces the former and keeps the latter. */
+	struct hmap *config_keys, *config_teams;
+};
+
+struct gate_ticket {
+	struct budget_resv *resv;
+	int64_t cost;
+	bool charge_failures;
+};
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* mkdir -p for the store's directory, private to the daemon's user. */
+static int make_parent_dirs(const char *file)
+{
+	char buf[4096];
+	size_t n = strlen(file);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, file, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+static int load_key(void *arg, const struct store_key *k)
+{
+	struct gate *g = arg;
+	struct key_record r = { 0 };
+
+	snprintf(r.id, sizeof(r.id), "%s", k->id);
+	snprintf(r.name, sizeof(r.name), "%s", k->name ? k->name : "");
+	snprintf(r.team, sizeof(r.team), "%s", k->team ? k->team : "");
+	snprintf(r.policy, sizeof(r.policy), "%s", k->policy ? k->policy : "");
+	memcpy(r.hash, k->hash, sizeof(r.hash));
+	r.created = k->created;
+	r.expires = k->expires;
+	r.disabled = k->disabled;
+	int rc = keys_add(g->ks, &r);
+	if (rc == -EEXIST)
+		log_warn("key %s from the store is also in the config: the config's wins", k->id);
+	else if (rc)
+		log_warn("key %s from the store not loaded: %s", k->id, strerror(-rc));
+	return 0;
+}
+
+static int load_team(void *arg, const char *name, const char *policy)
+{
+	struct gate *g = arg;
+	int rc;
+
+	if (keys_team_policy(g->ks, name)) {
+		log_warn("team %s from the store is also in the config: the config's wins", name);
+		return 0;
+	}
+	if ((rc = keys_team_set(g->ks, name, policy)))
+		log_warn("team %s from the store not loaded: %s", name, strerror(-rc));
+	return rc == -ENOMEM ? rc : 0;
+}
+
+static int load_spend(void *arg, const struct store_spend *row)
+{
+	return budget_load_spend(arg, row, now_s());
+}
+
+static int note_key(void *arg, const struct key_record *k)
+{
+	return hmap_put(arg, k->id, (void *)1, NULL);
+}
+
+static int note_team(void *arg, const char *name, const char *policy, size_t nkeys)
+{
+	return hmap_put(arg, name, (void *)1, NULL);
+}
+
+/* Remember the ids the config defines: call right after keys_config_parse. */
+static int note_config_ids(struct keystore *ks, struct hmap **keys, struct hmap **teams)
+{
+	*keys = hmap_new();
+	*teams = hmap_new();
+	if (!*keys || !*teams)
+		return -ENOMEM;
+	int rc = keys_foreach(ks, note_key, *keys);
+	return rc ? rc : keys_team_foreach(ks, note_team, *teams);
+}
+
+int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
+	     struct config_errors *errs)
+{
+	struct gate *g = calloc(1, sizeof(*g));
+	struct store_options so = { 0 };
+	int rc = 0, r;
+
+	if (!g)
+		return -ENOMEM;
+	g->auth_required = cfg->auth_required;
+	r = policy_set_parse(cfg->raw, &g->ps, errs);
+	if (r == -ENOMEM)
+		goto nomem;
+	rc = r;
+	r = keys_new(NULL, &g->ks);
+	if (r)
+		goto nomem;
+	if (g->ps && (r = keys_config_parse(cfg->raw, g->ps, g->ks, errs)))
+		rc = r;
+	if ((r = ratelimit_config_parse(cfg->raw, &g->rlc, errs)))
+		rc = r;
+	if ((r = budget_config_parse(cfg->raw, &g->bc, errs)))
+		rc = r;
+	if ((r = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
+		rc = r;
+	if (rc)
+		goto fail;
+	if (!base) {
+		store_options_clear(&so);
+		*out = g;
+		return 0;
+	}
+	if ((rc = policy_cache_new(g->ps, &g->pc)) || (rc = ratelimit_new(0, &g->rl)) ||
+	    (rc = note_config_ids(g->ks, &g->config_keys, &g->config_teams)))
+		goto fail;
+	rc = make_parent_dirs(so.path);
+	if (rc == 0)
+		rc = store_open(&so, base, &g->store);
+	if (rc) {
+		config_fail(errs, "store.path", "cannot open the store %s: %s", so.path, strerror(-rc));
+		goto fail;
+	}
+	if ((rc = budget_new(g->store, &g->budget)))
+		goto fail;
+	budget_set_config(g->budget, g->bc);
+	/* Start-up only: these read SQLite synchronously before the loop serves anyone. */
+	if ((rc = store_load_teams(g->store, load_team, g)) ||
+	    (rc = store_load_keys(g->store, load_key, g)) ||
+	    (rc = store_load_spend(g->store, load_spend, g->budget))) {
+		config_fail(errs, "store.path", "cannot load the store: %s", strerror(-rc));
+		goto fail;
+	}
+	store_options_clear(&so);
+	*out = g;
+	return 0;
+nomem:
+	rc = -ENOMEM;
+fail:
+	store_options_clear(&so);
+	gate_free(g);
+	return rc;
+}
+
+void gate_free(struct gate *g)
+{
+	if (!g)
+		return;
+	budget_free(g->budget);
+	store_close(g->store);  /* drains: every queued charge is committed first */
+	budget_config_free(g->bc);
+	ratelimit_free(g->rl);
+	ratelimit_config_free(g->rlc);
+	policy_cache_free(g->pc);
+	keys_free(g->ks);
+	policy_set_free(g->ps);
+	free(g->entries);
+	free(g->tool_cost);
+	hmap_free(g->config_keys, NULL);
+	hmap_free(g->config_teams, NULL);
+	free(g);
+}
+
+struct carry {
+	struct gate *g;
+	struct keystore *to;
+};
+
+static int carry_team(void *arg, const char *name, const char *policy, size_t nkeys)
+{
+	struct carry *c = arg;
+
+	if (hmap_get(c->g->config_teams, name) || keys_team_policy(c->to, name))
+		return 0;  /* the config's, or now defined by the config: the new config wins */
+	if (keys_team_set(c->to, name, policy))
+		log_warn("reload: team %s (admin API) could not be kept", name);
+	return 0;
+}
+
+static int carry_key(void *arg, const struct key_record *k)
+{
+	struct carry *c = arg;
+	int rc;
+
+	if (hmap_get(c->g->config_keys, k->id))
+		return 0;
+	rc = keys_add(c->to, k);
+	if (rc == -EEXIST)
+		log_warn("reload: key %s (admin API) is now also in the config: the config's wins", k->id);
+	else if (rc)
+		log_warn("reload: key %s (admin API) is no longer usable (%s): its team or policy "
+			 "went away", k->id, strerror(-rc));
+	return 0;
+}
+
+int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)
+{
+	struct policy_set *ps = NULL;
+	struct keystore *ks = NULL;
+	struct policy_cache *pc = NULL;
+	struct ratelimit_config *rlc = NULL;
+	struct budget_config *bc = NULL;
+	struct hmap *ckeys = NULL, *cteams = NULL;
+	int rc = policy_set_parse(cfg->raw, &ps, errs), r;
+
+	if (rc == 0 && (rc = keys_new(NULL, &ks)) == 0)
+		rc = keys_config_parse(cfg->raw, ps, ks, errs);
+	if ((r = ratelimit_config_parse(cfg->raw, &rlc, errs)))
+		rc = rc ? rc : r;
+	if ((r = budget_config_parse(cfg->raw, &bc, errs)))
+		rc = rc ? rc : r;
+	if (rc == 0)
+		rc = note_config_ids(ks, &ckeys, &cteams);
+	if (rc == 0)
+		rc = policy_cache_new(ps, &pc);
+	if (rc == 0) {
+		/* What the admin API added stays: teams first, so its keys find them. */
+		struct carry c = { g, ks };
+		keys_team_foreach(g->ks, carry_team, &c);
+		keys_foreach(g->ks, carry_key, &c);
+	}
+	if (rc) {
+		hmap_free(ckeys, NULL);
+		hmap_free(cteams, NULL);
+		policy_cache_free(pc);
+		budget_config_free(bc);
+		ratelimit_config_free(rlc);
+		keys_free(ks);
+		policy_set_free(ps);
+		return rc;
+	}
+	/* Swap. Buckets, spend and reservations in flight live on: they are not config. Views
+	 * borrow the old policy set's text, so the old cache goes before it. */
+	struct policy_cache *old_pc = g->pc;
+	struct policy_set *old_ps = g->ps;
+	struct keystore *old_ks = g->ks;
+	struct ratelimit_config *old_rlc = g->rlc;
+	struct budget_config *old_bc = g->bc;
+	g->pc = pc;
+	g->ps = ps;
+	g->ks = ks;
+	g->rlc = rlc;
+	g->bc = bc;
+	budget_set_config(g->budget, bc);
+	g->auth_required = cfg->auth_required;
+	hmap_free(g->config_keys, NULL);
+	hmap_free(g->config_teams, NULL);
+	g->config_keys = ckeys;
+	g->config_teams = cteams;
+	policy_cache_free(old_pc);
+	if (g->cat)
+		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
+	policy_set_free(old_ps);
+	keys_free(old_ks);
+	ratelimit_config_free(old_rlc);
+	budget_config_free(old_bc);
+	return 0;
+}
+
+bool gate_auth_required(const struct gate *g) { return g->auth_required; }
+struct keystore *gate_keystore(struct gate *g) { return g->ks; }
+struct store *gate_store(struct gate *g) { return g->store; }
+struct budget *gate_budget(struct gate *g) { return g->budget; }
+bool gate_policy_exists(const struct gate *g, const char *name)
+{
+	return g->ps && policy_set_has(g->ps, name);
+}
+
+enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
+				 struct key_identity *who, const char **reason,
+				 int64_t *retry_after_ms)
+{
+	int64_t now = mono_ms();
+	enum keys_auth r;
+
+	memset(who, 0, sizeof(*who));
+	*retry_after_ms = 0;
+	if (peer && keys_peer_blocked(g->ks, peer, now, retry_after_ms)) {
+		*reason = "blocked";
+		return GATE_AUTH_BLOCKED;
+	}
+	if (!presented || !*presented) {
+		*reason = "missing";
+		return GATE_AUTH_MISSING;
+	}
+	r = keys_authenticate(g->ks, presented, strlen(presented), now_s(), who);
+	*reason = keys_auth_name(r);
+	if (r == KEYS_AUTH_OK) {
+		if (peer)
+			keys_peer_success(g->ks, peer, now);
+		return GATE_AUTH_OK;
+	}
+	if (peer)
+		keys_peer_failure(g->ks, peer, now);
+	return GATE_AUTH_REFUSED;
+}
+
+static enum policy_kind policy_kind_of(int kind)
+{
+	return kind == CAT_TOOLS ? POLICY_TOOL : kind == CAT_PROMPTS ? POLICY_PROMPT : POLICY_RESOURCE;
+}
+
+void gate_catalog_changed(struct gate *g, const struct catalog *c)
+{
+	size_t n = 0, k;
+
+	if (!g->pc)
+		return;
+	g->cat = c;
+	for (k = 0; k < CAT_NKINDS; k++)
+		n += catalog_count(c, k);
+	struct policy_entry *ne = calloc(n ? n : 1, sizeof(*ne));
+	int64_t *costs = calloc(catalog_count(c, CAT_TOOLS) + 1, sizeof(*costs));
+	if (!ne || !costs) {
+		/* Keep the previous arrays; a call to a new entry is refused as out of range. */
+		log_error("out of memory recompiling policies; the previous catalogue stays in force");
+		free(ne);
+		free(costs);
+		return;
+	}
+	n = 0;
+	for (k = 0; k < CAT_NKINDS; k++) {
+		g->offset[k] = n;
+		for (size_t i = 0; i < catalog_count(c, k); i++, n++) {
+			const struct catalog_entry *e = catalog_at(c, k, i);
+			const char *server = catalog_server_config(c, e->server)->name;
+			ne[n].kind = policy_kind_of((int)k);
+			ne[n].server = server;
+			ne[n].name = e->name;
+			ne[n].annotations = k == CAT_TOOLS
+				? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL;
+			if (k == CAT_TOOLS)
+				costs[i] = budget_cost(g->bc, server, e->name);
+		}
+	}
+	policy_cache_set_catalogue(g->pc, ne, n);
+	free(g->entries);
+	free(g->tool_cost);
+	g->entries = ne;
+	g->nentries = n;
+	g->tool_cost = costs;
+}
+
+static const struct policy_view *view_for(struct gate *g, const struct key_identity *who)
+{
+	const struct policy_view *v = NULL;
+
+	if (policy_cache_get(g->pc, who->policy, who->team_policy, &v))
+		return NULL;
+	return v;
+}
+
+bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e)
+{
+	const struct policy_view *v;
+
+	if (!who || !g->pc)
+		return true;
+	v = view_for(g, who);
+	return v && policy_view_allows(v, g->offset[e->kind] + e->index, NULL);
+}
+
+size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from)
+{
+	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
+	const struct policy_view *v;
+
+	if (!who || !g->pc || from >= n)
+		return from < n ? from : n;
+	v = view_for(g, who);
+	if (!v)
+		return n;
+	size_t next = policy_view_next(v, g->offset[kind] + from);
+	return next < g->offset[kind] + n ? next - g->offset[kind] : n;
+}
+
+static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	cJSON *e = cJSON_CreateObject();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON_AddNumberToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", msg);
+	if (data) {
+		/* docs/policy.md: agents tell refusals apart by data.type as well as by code. */
+		cJSON_AddStringToObject(data, "type", refusal_name(code));
+		cJSON_AddItemToObject(e, "data", data);
+	}
+	return e;
+}
+
+/* charge_failures of the upstream called `server` (resources outside the lists have no entry) */
+static bool charges_failures(const struct gate *g, const struct catalog_entry *e, const char *server)
+{
+	if (e)
+		return catalog_server_config(g->cat, e->server)->charge_failures;
+	for (size_t i = 0; i < catalog_nservers(g->cat); i++)
+		if (!strcmp(catalog_server_config(g->cat, i)->name, server))
+			return catalog_server_config(g->cat, i)->charge_failures;
+	return false;
+}
+
+int gate_admit(struct gate *g, const struct key_identity *who, const struct catalog_entry *e,
+	       int kind, const char *server, const char *name, bool work,
+	       struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
+{
+	const char *why = NULL;
+	int64_t cost = 0;
+
+	*ticket = NULL;
+	*error = NULL;
+	if (!who || !g->pc)
+		return 0;
+	/* 1. permission */
+	if (e) {
+		const struct policy_view *v = view_for(g, who);
+		if (!v || !policy_view_allows(v, g->offset[e->kind] + e->index, &why)) {
+			cJSON *d = cJSON_CreateObject();
+			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
+			cJSON_AddStringToObject(d, kind == CAT_TOOLS ? "tool" : kind == CAT_PROMPTS
+						? "prompt" : "resource", e->exposed);
+			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
+			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
+					 kind == CAT_TOOLS ? "tool" : kind == CAT_PROMPTS ? "prompt" : "resource",
+					 e->exposed, why ? why : "the key's policy");
+			return -EACCES;
+		}
+	} else {
+		struct policy_entry pe = { policy_kind_of(kind), server, name, NULL };
+		if (policy_check(g->ps, who->policy, who->team_policy, &pe, &why)) {
+			cJSON *d = cJSON_CreateObject();
+			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
+			cJSON_AddStringToObject(d, "resource", name);
+			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
+			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
+					 name, why ? why : "the key's policy");
+			return -EACCES;
+		}
+	}
+	if (!work)
+		return 0;
+	/* 2. rate: only after permission, so refused calls do not use up quota */
+	struct rate_subject rs = { who->id, who->team, who->policy };
+	struct rate_refusal rr;
+	if (ratelimit_check_subject(g->rl, g->rlc, &rs, server, name, mono_ns(), &rr)) {
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddNumberToObject(d, "retry_after_ms", (double)rr.retry_after_ms);
+		cJSON_AddStringToObject(d, "limit", ratelimit_level_name(rr.level));
+		cJSON_AddNumberToObject(d, "requests", (double)rr.spec.requests);
+		cJSON_AddStringToObject(d, "per", ratelimit_per_name(rr.spec.period_ns));
+		snprintf(reason, reason_len, "rate limited (%s)", ratelimit_level_name(rr.level));
+		*error = refusal(REFUSAL_RATE_LIMITED, d,
+				 "Rate limited: %s limit of %llu per %s reached; retry after %llu ms",
+				 ratelimit_level_name(rr.level), (unsigned long long)rr.spec.requests,
+				 ratelimit_per_name(rr.spec.period_ns),
+				 (unsigned long long)rr.retry_after_ms);
+		return -EAGAIN;
+	}
+	/* 3. budget: tools' costs are resolved once per catalogue; prompts and resources (read
+	 * by URI, often outside the lists) are matched per call */
+	if (kind == CAT_TOOLS)
+		cost = e && g->tool_cost ? g->tool_cost[e->index] : 0;
+	else
+		cost = budget_cost(g->bc, server, name);
+	if (cost > 0) {
+		struct budget_subject bs = { who->id, who->team, who->policy };
+		struct budget_refusal br;
+		struct budget_resv *resv = NULL;
+		int rc = budget_reserve(g->budget, &bs, cost, now_s(), &resv, &br);
+		if (rc == -EDQUOT) {
+			/* Money as decimal strings (docs/budgets.md); reset is RFC 3339, or null
+			 * when the call costs more than the whole limit and can never fit. */
+			char spent[32], reserved[32], limit[32], c[32], reset[40] = "never";
+			budget_format_money(br.spent, spent, sizeof(spent));
+			budget_format_money(br.reserved, reserved, sizeof(reserved));
+			budget_format_money(br.limit, limit, sizeof(limit));
+			budget_format_money(br.cost, c, sizeof(c));
+			if (br.resets_at)
+				budget_rfc3339(br.resets_at, reset, sizeof(reset));
+			cJSON *d = cJSON_CreateObject();
+			cJSON_AddStringToObject(d, "budget", br.name);
+			cJSON_AddStringToObject(d, "scope", br.scope);
+			cJSON_AddStringToObject(d, "period", br.period);
+			cJSON_AddStringToObject(d, "spent", spent);
+			cJSON_AddStringToObject(d, "reserved", reserved);
+			cJSON_AddStringToObject(d, "limit", limit);
+			cJSON_AddStringToObject(d, "cost", c);
+			if (br.resets_at)
+				cJSON_AddStringToObject(d, "reset", reset);
+			else
+				cJSON_AddNullToObject(d, "reset");
+			snprintf(reason, reason_len, "over budget %s", br.name);
+			*error = refusal(REFUSAL_OVER_BUDGET, d,
+					 "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
+					 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
+					 limit, reserved, c, reset);
+			return -EDQUOT;
+		}
+		if (rc)
+			return rc;
+		*ticket = calloc(1, sizeof(**ticket));
+		if (!*ticket) {
+			budget_release(g->budget, resv);
+			return -ENOMEM;
+		}
+		(*ticket)->resv = resv;
+		(*ticket)->cost = cost;
+		(*ticket)->charge_failures = charges_failures(g, e, server);
+	}
+	return 0;
+}
+
+int gate_settle(struct gate *g, struct gate_ticket *t, bool success,
+		void (*cb)(void *arg, int err), void *arg)
+{
+	int rc = 1;
+
+	if (!t)
+		return 1;
+	if (success || t->charge_failures)
+		rc = budget_commit(g->budget, t->resv, cb, arg);
+	else
+		budget_release(g->budget, t->resv);
+	free(t);
+	return rc;
+}
+
+int64_t gate_ticket_cost(const struct gate_ticket *t)
+{
+	return t ? t->cost : 0;
+}

@@ -1,0 +1,81 @@
+/* gate: the governance decision pipeline of one call, in the design's order.
+ *
+ * key (authenticate every request: unknown, expired, disabled → 401; a peer that keeps
+ * failing is held off) → permission (precompiled policy views per key policy × team policy,
+ * O(1) per call) → rate (token buckets per key, key×server, key×tool) → budget (reserve the
+ * call's cost before forwarding; commit on success — durably, before the client is answered —
+ * or release on failure). Argument validation stays with the router, which owns schemas.
+ * Owns the keystore, policy set, rate limiter, budgets and the SQLite store.
+ */
+#ifndef WARDEN_GATE_H
+#define WARDEN_GATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <event2/event.h>
+
+#include "govern/keys.h"
+
+struct config;
+struct config_errors;
+struct catalog;
+struct catalog_entry;
+struct gate;
+struct gate_ticket;
+
+/* Parse every governance section of cfg. base NULL: validate only (--check-config, reload
+ * checks); otherwise also open the store and load persisted keys and spend. */
+int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
+	     struct config_errors *errs);
+void gate_free(struct gate *g);
+/* A reload that changes only governance (keys and teams in the config, policies, rate
+ * limits, costs, budgets, auth.required): swap them in place. Sessions, rate buckets, spend,
+ * reservations in flight and keys and teams created through the admin API are kept. Nothing
+ * changes on error (-EINVAL with errs filled). */
+int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs);
+bool gate_auth_required(const struct gate *g);
+struct keystore *gate_keystore(struct gate *g);
+struct store *gate_store(struct gate *g);
+struct budget *gate_budget(struct gate *g);
+/* Is there a policy of that name (the admin plane checks what it is given)? */
+bool gate_policy_exists(const struct gate *g, const char *name);
+
+enum gate_auth { GATE_AUTH_OK, GATE_AUTH_MISSING, GATE_AUTH_REFUSED, GATE_AUTH_BLOCKED };
+
+/* presented: the key from Authorization: Bearer or X-Api-Key (NULL when none). peer: the
+ * client's address, for brute-force tracking. *reason gets a static word for the record
+ * ("unknown", "expired", "disabled", "malformed", "missing", "blocked"). */
+enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
+				 struct key_identity *who, const char **reason,
+				 int64_t *retry_after_ms);
+
+/* The catalogue was rebuilt: recompile policy views and per-tool costs. */
+void gate_catalog_changed(struct gate *g, const struct catalog *c);
+/* May `who` see entry e in a list (NULL who: auth off, everything)? */
+bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e);
+
+/* The first index >= from in `kind` that who may see (catalog_count when none): filtered
+ * lists walk only what the key may see. */
+size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from);
+
+/* Admit a call to e (or, for a resource outside the lists, to server/name with e NULL).
+ * work: the call does work upstream (tools/call, prompts/get, resources/read) and is rate
+ * limited and charged its cost (`costs` matched on server/name); otherwise (resources/
+ * subscribe, completion/complete) only permission applies.
+ * 0: admitted, *ticket to settle (may be NULL: nothing to settle). Otherwise a negative errno
+ * (-EACCES not permitted, -EAGAIN rate limited, -EDQUOT over budget) and *error is the
+ * JSON-RPC error object {code, message, data} to send; *reason a short text for the record. */
+int gate_admit(struct gate *g, const struct key_identity *who, const struct catalog_entry *e,
+	       int kind, const char *server, const char *name, bool work,
+	       struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len);
+/* Settle a ticket: success commits the reserved cost (charge_failures commits failures too),
+ * otherwise it is released. Returns 0 when cb(arg, err) will follow once the charge is
+ * durable, 1 when nothing had to be persisted (cb not called), < 0 when the charge could not
+ * be queued (the caller must not acknowledge silently). The ticket is consumed. */
+int gate_settle(struct gate *g, struct gate_ticket *t, bool success,
+		void (*cb)(void *arg, int err), void *arg);
+/* The cost the ticket reserved, in micro-units (for records). */
+int64_t gate_ticket_cost(const struct gate_ticket *t);
+
+#endif

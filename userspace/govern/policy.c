@@ -1,0 +1,823 @@
+/* policy: parsing policies, evaluating catalogue entries, compiled views and their cache. */
+#include "govern/policy.h"
+
+#include "base/config.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define NKINDS 3
+#define PATTERN_MAX 1024
+#define NAME_MAX_MATCH 4096   /* longer names (client-sent URIs) are refused, not matched */
+#define POLICY_NAME_MAX 64
+
+/* The four boolean ToolAnnotations hints. */
+enum hint { H_READ_ONLY, H_DESTRUCTIVE, H_IDEMPOTENT, H_OPEN_WORLD, NHINTS };
+
+static const char *const hint_names[NHINTS] = {
+	"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"
+};
+static const char *const kind_names[NKINDS] = { "tools", "resources", "prompts" };
+
+/* Refusal texts live in the set's table; index 0 means "allowed". */
+enum { WHY_ALLOWED, WHY_DOT_DOT, WHY_BAD_ENTRY, WHY_TOO_LONG, WHY_FIRST_RULE };
+
+struct pattern {
+	char *server;     /* glob over the upstream name */
+	char *name;       /* glob over the tool name, resource URI or prompt name */
+	uint32_t why;     /* refusal text when this is a deny pattern */
+};
+
+struct rules {
+	struct pattern *allow, *deny;
+	size_t nallow, ndeny;
+	uint32_t no_allow;
+};
+
+struct policy {
+	char *name;
+	struct rules kind[NKINDS];
+	signed char require[NHINTS];  /* -1: no rule, else the value a tool must have */
+	signed char deny[NHINTS];     /* -1: no rule, else the value that refuses a tool */
+	uint32_t require_why[NHINTS], deny_why[NHINTS];
+};
+
+struct policy_set {
+	struct policy *pol;           /* sorted by name */
+	size_t npol;
+	char **why;
+	size_t nwhy, capwhy;
+};
+
+struct policy_view {
+	const struct policy_set *ps;
+	size_t n, nallowed;
+	uint64_t *bits;               /* allowed entries */
+	uint32_t *why;                /* per entry: index of its refusal text, 0 when allowed */
+	char *refuse_all;             /* set when the view is over a policy that does not exist */
+};
+
+/* ---- parsing ---- */
+
+static int __attribute__((format(printf, 3, 4)))
+add_why(struct policy_set *ps, uint32_t *idx, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	if (ps->nwhy == ps->capwhy) {
+		size_t cap = ps->capwhy ? ps->capwhy * 2 : 16;
+		char **nw = cap <= UINT32_MAX ? realloc(ps->why, cap * sizeof(*nw)) : NULL;
+
+		if (!nw)
+			return -ENOMEM;
+		ps->why = nw;
+		ps->capwhy = cap;
+	}
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	ps->why[ps->nwhy] = s;
+	*idx = (uint32_t)ps->nwhy++;
+	return 0;
+}
+
+static bool valid_policy_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > POLICY_NAME_MAX)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == n;
+}
+
+/* "<server glob>/<name glob>". The server part can only use what server names use
+ * ([a-z0-9-]) and glob characters, so a typo like "GitHub/x" is an error, not a silent no-op. */
+static int parse_pattern(const char *text, const char *path, struct pattern *p,
+			 struct config_errors *errs)
+{
+	const char *slash = strchr(text, '/');
+	size_t sl;
+
+	if (strlen(text) > PATTERN_MAX)
+		return config_fail(errs, path, "pattern longer than %d bytes", PATTERN_MAX);
+	if (!slash || slash == text || !slash[1])
+		return config_fail(errs, path, "\"%s\": must be \"<server>/<name>\" "
+				   "(globs * and ?; \"*/*\" is everything)", text);
+	sl = (size_t)(slash - text);
+	if (strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789-*?[]!^") < sl)
+		return config_fail(errs, path, "\"%s\": the server part can never match a server "
+				   "name (names use a-z 0-9 -)", text);
+	p->server = strndup(text, sl);
+	p->name = strdup(slash + 1);
+	if (!p->server || !p->name)
+		return -ENOMEM;
+	return 0;
+}
+
+static int parse_patterns(const cJSON *sec, const char *key, const char *path,
+			  struct pattern **out, size_t *nout, struct config_errors *errs)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(sec, key);
+	char ep[192];
+	size_t i = 0;
+	int rc = 0, r;
+
+	if (!arr)
+		return 0;
+	if (!cJSON_IsArray(arr)) {
+		snprintf(ep, sizeof(ep), "%s.%s", path, key);
+		return config_fail(errs, ep, "must be an array of \"<server>/<name>\" patterns");
+	}
+	*out = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (const cJSON *it = arr->child; it; it = it->next, i++) {
+		snprintf(ep, sizeof(ep), "%s.%s[%zu]", path, key, i);
+		*nout = i + 1;  /* counts what must be freed */
+		if (!cJSON_IsString(it))
+			r = config_fail(errs, ep, "must be a string");
+		else
+			r = parse_pattern(it->valuestring, ep, &(*out)[i], errs);
+		if (r == -ENOMEM)
+			return r;
+		if (r)
+			rc = -EINVAL;
+	}
+	return rc;
+}
+
+static int parse_kind(struct policy_set *ps, struct policy *p, int kind, const cJSON *sec,
+		      const char *path, struct config_errors *errs)
+{
+	static const char *const fields[] = { "allow", "deny", NULL };
+	struct rules *r = &p->kind[kind];
+	int rc = 0, e;
+
+	if (sec && !cJSON_IsObject(sec))
+		return config_fail(errs, path, "must be an object with \"allow\" and \"deny\"");
+	if (sec) {
+		if (cfg_known_keys(sec, path, fields, errs))
+			rc = -EINVAL;
+		e = parse_patterns(sec, "allow", path, &r->allow, &r->nallow, errs);
+		if (e == -ENOMEM)
+			return e;
+		rc = rc ? rc : e;
+		e = parse_patterns(sec, "deny", path, &r->deny, &r->ndeny, errs);
+		if (e == -ENOMEM)
+			return e;
+		rc = rc ? rc : e;
+		if (rc)
+			return -EINVAL;
+	}
+	for (size_t i = 0; i < r->ndeny; i++) {
+		e = add_why(ps, &r->deny[i].why, "policy \"%s\": deny %s %s/%s", p->name,
+			    kind_names[kind], r->deny[i].server, r->deny[i].name);
+		if (e)
+			return e;
+	}
+	return add_why(ps, &r->no_allow, "policy \"%s\": no allow rule for %s matches", p->name,
+		       kind_names[kind]);
+}
+
+static int parse_hints(const cJSON *obj, const char *path, signed char *vals,
+		       struct config_errors *errs)
+{
+	char ep[192];
+	int rc = 0;
+
+	if (!cJSON_IsObject(obj))
+		return config_fail(errs, path, "must be an object of annotation hints and booleans");
+	for (const cJSON *it = obj->child; it; it = it->next) {
+		int h;
+
+		for (h = 0; h < NHINTS; h++) {
+			if (strcmp(it->string, hint_names[h]) == 0)
+				break;
+		}
+		snprintf(ep, sizeof(ep), "%.120s.%.64s", path, it->string);
+		if (h == NHINTS)
+			rc = config_fail(errs, ep, "unknown annotation (readOnlyHint, "
+					 "destructiveHint, idempotentHint, openWorldHint)");
+		else if (!cJSON_IsBool(it))
+			rc = config_fail(errs, ep, "must be true or false");
+		else
+			vals[h] = cJSON_IsTrue(it) ? 1 : 0;
+	}
+	return rc ? -EINVAL : 0;
+}
+
+static int parse_annotations(struct policy_set *ps, struct policy *p, const cJSON *sec,
+			     const char *path, struct config_errors *errs)
+{
+	static const char *const fields[] = { "require", "deny", NULL };
+	const cJSON *req, *deny;
+	char ep[192];
+	int rc = 0, e;
+
+	memset(p->require, -1, sizeof(p->require));
+	memset(p->deny, -1, sizeof(p->deny));
+	if (!sec)
+		return 0;
+	if (!cJSON_IsObject(sec))
+		return config_fail(errs, path, "must be an object with \"require\" and \"deny\"");
+	if (cfg_known_keys(sec, path, fields, errs))
+		rc = -EINVAL;
+	req = cJSON_GetObjectItemCaseSensitive(sec, "require");
+	deny = cJSON_GetObjectItemCaseSensitive(sec, "deny");
+	snprintf(ep, sizeof(ep), "%s.require", path);
+	if (req && parse_hints(req, ep, p->require, errs))
+		rc = -EINVAL;
+	snprintf(ep, sizeof(ep), "%s.deny", path);
+	if (deny && parse_hints(deny, ep, p->deny, errs))
+		rc = -EINVAL;
+	for (int h = 0; h < NHINTS && !rc; h++) {
+		if (p->require[h] >= 0 && p->require[h] == p->deny[h]) {
+			snprintf(ep, sizeof(ep), "%s.deny.%s", path, hint_names[h]);
+			rc = config_fail(errs, ep, "contradicts require.%s: no tool could pass",
+					 hint_names[h]);
+		}
+	}
+	for (int h = 0; h < NHINTS && !rc; h++) {
+		if (p->require[h] >= 0 &&
+		    (e = add_why(ps, &p->require_why[h], "policy \"%s\": annotation %s=%s required",
+				 p->name, hint_names[h], p->require[h] ? "true" : "false")))
+			return e;
+		if (p->deny[h] >= 0 &&
+		    (e = add_why(ps, &p->deny_why[h], "policy \"%s\": annotation %s=%s denied",
+				 p->name, hint_names[h], p->deny[h] ? "true" : "false")))
+			return e;
+	}
+	return rc;
+}
+
+static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
+			struct config_errors *errs)
+{
+	static const char *const fields[] = {
+		"description", "tools", "resources", "prompts", "annotations", NULL
+	};
+	char path[96], ep[128];
+	const char *desc;
+	int rc = 0, e;
+
+	snprintf(path, sizeof(path), "policies.%.64s", j->string);
+	p->name = strdup(j->string);
+	if (!p->name)
+		return -ENOMEM;
+	memset(p->require, -1, sizeof(p->require));
+	memset(p->deny, -1, sizeof(p->deny));
+	if (!valid_policy_name(j->string))
+		return config_fail(errs, path, "policy names are 1-64 of A-Z a-z 0-9 _ - .");
+	if (!cJSON_IsObject(j))
+		return config_fail(errs, path, "must be an object");
+	if (cfg_known_keys(j, path, fields, errs))
+		rc = -EINVAL;
+	e = cfg_string(j, "description", path, false, &desc, errs);
+	if (e && e != -ENOENT)
+		rc = -EINVAL;
+	for (int k = 0; k < NKINDS; k++) {
+		snprintf(ep, sizeof(ep), "%s.%s", path, kind_names[k]);
+		e = parse_kind(ps, p, k, cJSON_GetObjectItemCaseSensitive(j, kind_names[k]), ep,
+			       errs);
+		if (e == -ENOMEM)
+			return e;
+		if (e)
+			rc = -EINVAL;
+	}
+	snprintf(ep, sizeof(ep), "%s.annotations", path);
+	e = parse_annotations(ps, p, cJSON_GetObjectItemCaseSensitive(j, "annotations"), ep, errs);
+	if (e == -ENOMEM)
+		return e;
+	return e ? -EINVAL : rc;
+}
+
+static int policy_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct policy *)a)->name, ((const struct policy *)b)->name);
+}
+
+static void free_rules(struct rules *r)
+{
+	for (size_t i = 0; i < r->nallow; i++) {
+		free(r->allow[i].server);
+		free(r->allow[i].name);
+	}
+	for (size_t i = 0; i < r->ndeny; i++) {
+		free(r->deny[i].server);
+		free(r->deny[i].name);
+	}
+	free(r->allow);
+	free(r->deny);
+}
+
+void policy_set_free(struct policy_set *ps)
+{
+	if (!ps)
+		return;
+	for (size_t i = 0; i < ps->npol; i++) {
+		for (int k = 0; k < NKINDS; k++)
+			free_rules(&ps->pol[i].kind[k]);
+		free(ps->pol[i].name);
+	}
+	for (size_t i = 0; i < ps->nwhy; i++)
+		free(ps->why[i]);
+	free(ps->why);
+	free(ps->pol);
+	free(ps);
+}
+
+int policy_set_parse(const cJSON *root, struct policy_set **out, struct config_errors *errs)
+{
+	const cJSON *pols = cJSON_GetObjectItemCaseSensitive(root, "policies");
+	struct policy_set *ps = calloc(1, sizeof(*ps));
+	uint32_t idx;
+	int rc = -ENOMEM, e;
+
+	*out = NULL;
+	if (!ps)
+		return -ENOMEM;
+	/* Fixed texts at fixed indexes (see WHY_*). */
+	if (add_why(ps, &idx, "allowed") ||
+	    add_why(ps, &idx, "resource URI has a dot-dot path segment") ||
+	    add_why(ps, &idx, "not a valid catalogue entry") ||
+	    add_why(ps, &idx, "name longer than %d bytes", NAME_MAX_MATCH))
+		goto out;
+	rc = 0;
+	if (pols && !cJSON_IsObject(pols)) {
+		rc = config_fail(errs, "policies", "must be an object of named policies");
+		goto out;
+	}
+	if (pols) {
+		ps->pol = calloc((size_t)cJSON_GetArraySize(pols) + 1, sizeof(*ps->pol));
+		if (!ps->pol) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (const cJSON *j = pols->child; j; j = j->next) {
+			e = parse_policy(ps, &ps->pol[ps->npol++], j, errs);
+			if (e == -ENOMEM) {
+				rc = e;
+				goto out;
+			}
+			if (e)
+				rc = -EINVAL;
+		}
+	}
+	if (rc)
+		goto out;
+	if (ps->npol)
+		qsort(ps->pol, ps->npol, sizeof(*ps->pol), policy_cmp);
+	for (size_t i = 1; i < ps->npol; i++) {
+		/* cJSON keeps duplicate object members: refuse them rather than pick one */
+		if (strcmp(ps->pol[i - 1].name, ps->pol[i].name) == 0) {
+			char path[96];
+
+			snprintf(path, sizeof(path), "policies.%s", ps->pol[i].name);
+			rc = config_fail(errs, path, "defined twice");
+		}
+	}
+	if (rc)
+		goto out;
+	*out = ps;
+	ps = NULL;
+out:
+	policy_set_free(ps);
+	return rc < 0 ? rc : 0;
+}
+
+static const struct policy *find_policy(const struct policy_set *ps, const char *name)
+{
+	struct policy key = { .name = (char *)name };
+
+	if (!ps->npol)
+		return NULL;
+	return bsearch(&key, ps->pol, ps->npol, sizeof(*ps->pol), policy_cmp);
+}
+
+bool policy_set_has(const struct policy_set *ps, const char *name)
+{
+	return name && find_policy(ps, name) != NULL;
+}
+
+/* ---- evaluation ---- */
+
+/* What an entry looks like to the rules, worked out once per entry. */
+struct subject {
+	const struct policy_entry *e;
+	signed char hint[NHINTS];
+	uint32_t refused;             /* refused before any policy looks at it */
+};
+
+/* A hint that is absent or not a boolean takes the spec's default. */
+static bool hint_value(const cJSON *ann, const char *name, bool dflt)
+{
+	const cJSON *v = cJSON_IsObject(ann) ? cJSON_GetObjectItemCaseSensitive(ann, name) : NULL;
+
+	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
+}
+
+/* "..", "%2e%2e", ".%2e" or "%2e." between separators (or at the end). */
+static bool has_dot_dot(const char *u)
+{
+	for (const char *p = u; *p; p++) {
+		if (*p != '/' && *p != '\\')
+			continue;
+		const char *q = p + 1;
+		int dots = 0;
+
+		for (;;) {
+			if (*q == '.') {
+				q++;
+			} else if (q[0] == '%' && q[1] == '2' && (q[2] == 'e' || q[2] == 'E')) {
+				q += 3;
+			} else {
+				break;
+			}
+			dots++;
+		}
+		if (dots == 2 && (!*q || *q == '/' || *q == '\\' || *q == '?' || *q == '#'))
+			return true;
+	}
+	return false;
+}
+
+static void subject_init(struct subject *s, const struct policy_entry *e)
+{
+	s->e = e;
+	s->refused = WHY_ALLOWED;
+	if (!e || (unsigned)e->kind >= NKINDS || !e->server || !e->name) {
+		s->refused = WHY_BAD_ENTRY;
+		return;
+	}
+	if (strnlen(e->name, NAME_MAX_MATCH + 1) > NAME_MAX_MATCH)
+		s->refused = WHY_TOO_LONG;
+	else if (e->kind == POLICY_RESOURCE && has_dot_dot(e->name))
+		s->refused = WHY_DOT_DOT;
+	if (e->kind != POLICY_TOOL)
+		return;
+	/* MCP ToolAnnotations defaults; destructiveHint and idempotentHint only mean something
+	 * for a tool that is not read-only: a read-only tool destroys nothing and can be
+	 * repeated. */
+	bool ro = hint_value(e->annotations, "readOnlyHint", false);
+
+	s->hint[H_READ_ONLY] = ro;
+	s->hint[H_DESTRUCTIVE] = !ro && hint_value(e->annotations, "destructiveHint", true);
+	s->hint[H_IDEMPOTENT] = ro || hint_value(e->annotations, "idempotentHint", false);
+	s->hint[H_OPEN_WORLD] = hint_value(e->annotations, "openWorldHint", true);
+}
+
+static bool pattern_match(const struct pattern *p, const struct policy_entry *e)
+{
+	return fnmatch(p->server, e->server, 0) == 0 && fnmatch(p->name, e->name, 0) == 0;
+}
+
+/* Deny patterns first (deny wins), then an allow pattern must match, then the annotation
+ * rules. Returns 0 or the index of the refusal text. */
+static uint32_t eval(const struct policy *p, const struct subject *s)
+{
+	const struct rules *r = &p->kind[s->e->kind];
+	size_t i;
+
+	for (i = 0; i < r->ndeny; i++) {
+		if (pattern_match(&r->deny[i], s->e))
+			return r->deny[i].why;
+	}
+	for (i = 0; i < r->nallow; i++) {
+		if (pattern_match(&r->allow[i], s->e))
+			break;
+	}
+	if (i == r->nallow)
+		return r->no_allow;
+	if (s->e->kind != POLICY_TOOL)
+		return WHY_ALLOWED;
+	for (int h = 0; h < NHINTS; h++) {
+		if (p->deny[h] >= 0 && s->hint[h] == p->deny[h])
+			return p->deny_why[h];
+		if (p->require[h] >= 0 && s->hint[h] != p->require[h])
+			return p->require_why[h];
+	}
+	return WHY_ALLOWED;
+}
+
+static uint32_t eval_pair(const struct policy *p, const struct policy *t,
+			  const struct policy_entry *e)
+{
+	struct subject s;
+	uint32_t why;
+
+	subject_init(&s, e);
+	if (s.refused)
+		return s.refused;
+	why = p ? eval(p, &s) : WHY_ALLOWED;
+	if (!why && t && t != p)
+		why = eval(t, &s);
+	return why;
+}
+
+static int resolve(const struct policy_set *ps, const char *policy, const char *team_policy,
+		   const struct policy **p, const struct policy **t)
+{
+	*p = *t = NULL;
+	if (policy && !*policy)
+		policy = NULL;
+	if (team_policy && !*team_policy)
+		team_policy = NULL;
+	if (!ps || (!policy && !team_policy))
+		return -EINVAL;
+	if (policy && !(*p = find_policy(ps, policy)))
+		return -ENOENT;
+	if (team_policy && !(*t = find_policy(ps, team_policy)))
+		return -ENOENT;
+	return 0;
+}
+
+int policy_check(const struct policy_set *ps, const char *policy, const char *team_policy,
+		 const struct policy_entry *e, const char **why)
+{
+	const struct policy *p, *t;
+	uint32_t w;
+	int rc = resolve(ps, policy, team_policy, &p, &t);
+
+	if (why)
+		*why = NULL;
+	if (rc)
+		return rc;
+	w = eval_pair(p, t, e);
+	if (!w)
+		return 0;
+	if (why)
+		*why = ps->why[w];
+	return -EACCES;
+}
+
+/* ---- views ---- */
+
+int policy_compile(const struct policy_set *ps, const char *policy, const char *team_policy,
+		   const struct policy_entry *entries, size_t n, struct policy_view **out)
+{
+	const struct policy *p, *t;
+	struct policy_view *v;
+	int rc = resolve(ps, policy, team_policy, &p, &t);
+
+	*out = NULL;
+	if (rc)
+		return rc;
+	if (n && !entries)
+		return -EINVAL;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->ps = ps;
+	v->n = n;
+	v->bits = calloc(n / 64 + 1, sizeof(*v->bits));
+	v->why = calloc(n + 1, sizeof(*v->why));
+	if (!v->bits || !v->why) {
+		policy_view_free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		v->why[i] = eval_pair(p, t, &entries[i]);
+		if (!v->why[i]) {
+			v->bits[i / 64] |= 1ULL << (i % 64);
+			v->nallowed++;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/* A view that refuses everything, for a pair naming a policy that does not exist. */
+static int refuse_all_view(const struct policy_set *ps, const char *policy,
+			   const char *team_policy, size_t n, struct policy_view **out)
+{
+	struct policy_view *v = calloc(1, sizeof(*v));
+	const char *missing = policy && *policy && !policy_set_has(ps, policy) ? policy
+									      : team_policy;
+
+	*out = NULL;
+	if (!v)
+		return -ENOMEM;
+	v->ps = ps;
+	v->n = n;
+	if (asprintf(&v->refuse_all, "policy \"%s\" is not defined", missing) < 0) {
+		free(v);
+		return -ENOMEM;
+	}
+	*out = v;
+	return 0;
+}
+
+bool policy_view_allows(const struct policy_view *v, size_t index, const char **why)
+{
+	if (index < v->n && v->bits && (v->bits[index / 64] >> (index % 64) & 1)) {
+		if (why)
+			*why = NULL;
+		return true;
+	}
+	if (why) {
+		if (v->refuse_all)
+			*why = v->refuse_all;
+		else if (index >= v->n)
+			*why = v->ps->why[WHY_BAD_ENTRY];
+		else
+			*why = v->ps->why[v->why[index]];
+	}
+	return false;
+}
+
+size_t policy_view_count(const struct policy_view *v)
+{
+	return v->nallowed;
+}
+
+size_t policy_view_next(const struct policy_view *v, size_t from)
+{
+	if (!v->bits)
+		return v->n;
+	for (size_t w = from / 64; w * 64 < v->n; w++) {
+		uint64_t bits = v->bits[w];
+
+		if (w == from / 64)
+			bits &= ~0ULL << (from % 64);
+		if (bits)
+			return w * 64 + (size_t)__builtin_ctzll(bits);
+	}
+	return v->n;
+}
+
+void policy_view_free(struct policy_view *v)
+{
+	if (!v)
+		return;
+	free(v->bits);
+	free(v->why);
+	free(v->refuse_all);
+	free(v);
+}
+
+/* ---- cache ---- */
+
+struct cached {
+	struct cached *next;
+	uint64_t h;
+	char *policy, *team_policy;
+	struct policy_view *view;
+};
+
+struct policy_cache {
+	const struct policy_set *ps;
+	const struct policy_entry *entries;
+	size_t n;
+	struct cached **slot;
+	size_t mask, count;
+};
+
+static uint64_t pair_hash(const char *a, const char *b)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *a; a++)
+		h = (h ^ (unsigned char)*a) * 0x100000001b3ULL;
+	h = (h ^ 0xff) * 0x100000001b3ULL;  /* separator no name contains */
+	for (; *b; b++)
+		h = (h ^ (unsigned char)*b) * 0x100000001b3ULL;
+	return h;
+}
+
+int policy_cache_new(const struct policy_set *ps, struct policy_cache **out)
+{
+	struct policy_cache *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	c->slot = calloc(16, sizeof(*c->slot));
+	if (!c->slot) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->mask = 15;
+	c->ps = ps;
+	*out = c;
+	return 0;
+}
+
+static void cache_clear(struct policy_cache *c)
+{
+	for (size_t i = 0; i <= c->mask; i++) {
+		struct cached *e = c->slot[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			policy_view_free(e->view);
+			free(e->policy);
+			free(e->team_policy);
+			free(e);
+		}
+		c->slot[i] = NULL;
+	}
+	c->count = 0;
+}
+
+void policy_cache_set_catalogue(struct policy_cache *c, const struct policy_entry *entries,
+				size_t n)
+{
+	cache_clear(c);
+	c->entries = entries;
+	c->n = n;
+}
+
+static void cache_grow(struct policy_cache *c)
+{
+	size_t nslots = (c->mask + 1) * 2;
+	struct cached **ns = calloc(nslots, sizeof(*ns));
+
+	if (!ns)
+		return;  /* longer chains, still correct */
+	for (size_t i = 0; i <= c->mask; i++) {
+		struct cached *e = c->slot[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			e->next = ns[e->h & (nslots - 1)];
+			ns[e->h & (nslots - 1)] = e;
+		}
+	}
+	free(c->slot);
+	c->slot = ns;
+	c->mask = nslots - 1;
+}
+
+int policy_cache_get(struct policy_cache *c, const char *policy, const char *team_policy,
+		     const struct policy_view **out)
+{
+	struct cached *e;
+	uint64_t h;
+	int rc;
+
+	*out = NULL;
+	policy = policy ? policy : "";
+	team_policy = team_policy ? team_policy : "";
+	if (!*policy && !*team_policy)
+		return -EINVAL;
+	h = pair_hash(policy, team_policy);
+	for (e = c->slot[h & c->mask]; e; e = e->next) {
+		if (e->h == h && strcmp(e->policy, policy) == 0 &&
+		    strcmp(e->team_policy, team_policy) == 0) {
+			*out = e->view;
+			return 0;
+		}
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->h = h;
+	e->policy = strdup(policy);
+	e->team_policy = strdup(team_policy);
+	rc = -ENOMEM;
+	if (!e->policy || !e->team_policy)
+		goto out;
+	rc = policy_compile(c->ps, policy, team_policy, c->entries, c->n, &e->view);
+	if (rc == -ENOENT)
+		rc = refuse_all_view(c->ps, policy, team_policy, c->n, &e->view);
+	if (rc)
+		goto out;
+	if (c->count >= c->mask + 1)
+		cache_grow(c);
+	e->next = c->slot[h & c->mask];
+	c->slot[h & c->mask] = e;
+	c->count++;
+	*out = e->view;
+	e = NULL;
+out:
+	if (e) {
+		free(e->policy);
+		free(e->team_policy);
+		free(e);
+	}
+	return rc;
+}
+
+size_t policy_cache_views(const struct policy_cache *c)
+{
+	return c->count;
+}
+
+void policy_cache_free(struct policy_cache *c)
+{
+	if (!c)
+		return;
+	cache_clear(c);
+	free(c->slot);
+	free(c);
+}

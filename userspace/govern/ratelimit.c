@@ -1,0 +1,576 @@
+/* ratelimit: integer token buckets in a bounded hash table with idle eviction. */
+#include "govern/ratelimit.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define NS_PER_SEC 1000000000ull
+#define NAME_MAX_LEN 1024       /* key id + server + tool, joined */
+#define EVICT_PER_CHECK 2       /* idle buckets looked at per check: amortised O(1) */
+
+/* One bucket. Its identity is name[0..nlen): a level byte, then key, server, tool joined by
+ * NULs. level is in units where one token = period_ns; it gains `requests` units per ns. */
+struct bucket {
+	struct bucket *hnext;
+	struct bucket *newer, *older;   /* LRU list: rl->newest ... rl->oldest */
+	uint64_t hash;
+	uint64_t level;
+	uint64_t last_ns;
+	uint64_t cap;                   /* burst * period_ns */
+	uint64_t period_ns;
+	uint32_t requests;
+	uint32_t nlen;
+	char name[];
+};
+
+struct ratelimit {
+	struct bucket **slots;
+	size_t nslots;                  /* power of two */
+	size_t count, max;
+	struct bucket *newest, *oldest;
+	uint64_t seed;
+};
+
+struct selector {
+	char *name;                     /* "default", "key:<id>", "team:<t>", "policy:<p>" */
+	bool set[RATE_NLEVELS];         /* this selector sets the level (possibly to unlimited) */
+	struct rate_spec spec[RATE_NLEVELS];
+};
+
+struct ratelimit_config {
+	struct selector *sel;           /* sorted by name */
+	size_t nsel;
+};
+
+static const char *const level_names[RATE_NLEVELS] = { "key", "server", "tool" };
+
+static const struct {
+	const char *name;
+	uint64_t ns;
+} pers[] = {
+	{ "second", NS_PER_SEC },
+	{ "minute", 60 * NS_PER_SEC },
+	{ "hour", 3600 * NS_PER_SEC },
+	{ "day", 86400 * NS_PER_SEC },
+};
+
+const char *ratelimit_level_name(enum rate_level level)
+{
+	return (unsigned)level < RATE_NLEVELS ? level_names[level] : "?";
+}
+
+const char *ratelimit_per_name(uint64_t period_ns)
+{
+	for (size_t i = 0; i < sizeof(pers) / sizeof(pers[0]); i++)
+		if (pers[i].ns == period_ns)
+			return pers[i].name;
+	return "?";
+}
+
+/* ---- config ---- */
+
+static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
+		      struct config_errors *errs)
+{
+	static const char *const known[] = { "requests", "per", "burst", NULL };
+	const cJSON *req, *per, *burst;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (cJSON_IsString(v) && strcmp(v->valuestring, "unlimited") == 0)
+		return 0;
+	if (!cJSON_IsObject(v))
+		return config_fail(errs, path, "expected {\"requests\": n, \"per\": \"minute\", "
+			       "\"burst\": n} or \"unlimited\"");
+	for (const cJSON *it = v->child; it; it = it->next) {
+		bool ok = false;
+		for (const char *const *k = known; *k; k++)
+			ok |= strcmp(it->string, *k) == 0;
+		if (!ok)
+			rc = config_fail(errs, path, "unknown field \"%s\"", it->string);
+	}
+	req = cJSON_GetObjectItemCaseSensitive(v, "requests");
+	per = cJSON_GetObjectItemCaseSensitive(v, "per");
+	burst = cJSON_GetObjectItemCaseSensitive(v, "burst");
+	if (!cJSON_IsNumber(req) || req->valuedouble != (double)(long long)req->valuedouble ||
+	    req->valuedouble < 1 || req->valuedouble > 1000000)
+		rc = config_fail(errs, path, "requests: an integer from 1 to 1000000 is required");
+	else
+		out->requests = (uint32_t)req->valuedouble;
+	if (!cJSON_IsString(per)) {
+		rc = config_fail(errs, path, "per: one of second, minute, hour, day is required");
+	} else {
+		for (size_t i = 0; i < sizeof(pers) / sizeof(pers[0]); i++)
+			if (strcmp(per->valuestring, pers[i].name) == 0)
+				out->period_ns = pers[i].ns;
+		if (!out->period_ns)
+			rc = config_fail(errs, path, "per: \"%s\" is not one of second, minute, hour, "
+				     "day", per->valuestring);
+	}
+	if (!burst) {
+		out->burst = out->requests;
+	} else if (!cJSON_IsNumber(burst) ||
+		   burst->valuedouble != (double)(long long)burst->valuedouble ||
+		   burst->valuedouble < 1 || burst->valuedouble > 1000000) {
+		rc = config_fail(errs, path, "burst: an integer from 1 to 1000000 is required");
+	} else {
+		out->burst = (uint32_t)burst->valuedouble;
+	}
+	/* The bucket capacity burst * period_ns must fit in 63 bits. */
+	if (rc == 0 && out->burst > INT64_MAX / out->period_ns)
+		rc = config_fail(errs, path, "burst: %u per %s is too large", out->burst,
+			     per->valuestring);
+	if (rc)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int sel_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct selector *)a)->name, ((const struct selector *)b)->name);
+}
+
+static bool selector_name_ok(const char *s)
+{
+	if (strcmp(s, "default") == 0)
+		return true;
+	if (strncmp(s, "key:", 4) == 0)
+		return s[4] != '\0';
+	if (strncmp(s, "team:", 5) == 0)
+		return s[5] != '\0';
+	if (strncmp(s, "policy:", 7) == 0)
+		return s[7] != '\0';
+	return false;
+}
+
+void ratelimit_config_free(struct ratelimit_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nsel; i++)
+		free(cfg->sel[i].name);
+	free(cfg->sel);
+	free(cfg);
+}
+
+int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
+			   struct config_errors *errs)
+{
+	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "rate_limits") : NULL;
+	struct ratelimit_config *cfg = calloc(1, sizeof(*cfg));
+	char path[512];
+	int rc = 0;
+
+	*out = NULL;
+	if (!cfg)
+		return -ENOMEM;
+	if (!sec)
+		goto out;
+	if (!cJSON_IsObject(sec)) {
+		rc = config_fail(errs, "rate_limits", "expected an object of selector: limits");
+		goto out;
+	}
+	cfg->sel = calloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*cfg->sel));
+	if (!cfg->sel) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (const cJSON *s = sec->child; s; s = s->next) {
+		struct selector *sel = &cfg->sel[cfg->nsel];
+
+		snprintf(path, sizeof(path), "rate_limits.%s", s->string);
+		if (!selector_name_ok(s->string)) {
+			rc = config_fail(errs, path, "selector must be \"default\", \"key:<id>\", "
+				     "\"team:<name>\" or \"policy:<name>\"");
+			continue;
+		}
+		if (!cJSON_IsObject(s)) {
+			rc = config_fail(errs, path, "expected {\"key\": ..., \"server\": ..., "
+				     "\"tool\": ...}");
+			continue;
+		}
+		for (const cJSON *l = s->child; l; l = l->next) {
+			int lv = -1;
+			for (int i = 0; i < RATE_NLEVELS; i++)
+				if (strcmp(l->string, level_names[i]) == 0)
+					lv = i;
+			snprintf(path, sizeof(path), "rate_limits.%s.%s", s->string, l->string);
+			if (lv < 0) {
+				rc = config_fail(errs, path, "unknown level (key, server, tool)");
+				continue;
+			}
+			if (parse_spec(l, path, &sel->spec[lv], errs) < 0) {
+				rc = -EINVAL;
+				continue;
+			}
+			sel->set[lv] = true;
+		}
+		sel->name = strdup(s->string);
+		if (!sel->name) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		cfg->nsel++;
+	}
+	qsort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
+	for (size_t i = 1; i < cfg->nsel; i++)
+		if (strcmp(cfg->sel[i - 1].name, cfg->sel[i].name) == 0)
+			rc = config_fail(errs, "rate_limits", "selector \"%s\" appears twice",
+				     cfg->sel[i].name);
+out:
+	if (rc) {
+		ratelimit_config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return 0;
+}
+
+static const struct selector *find_sel(const struct ratelimit_config *cfg, const char *prefix,
+				       const char *name)
+{
+	char buf[512];
+	struct selector key;
+
+	if (!name || !*name)        /* keys use "" for no team / no policy */
+		return NULL;
+	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", prefix, name) >= sizeof(buf))
+		return NULL;
+	key.name = buf;
+	return bsearch(&key, cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
+}
+
+void ratelimit_config_resolve(const struct ratelimit_config *cfg, const struct rate_subject *who,
+			      struct rate_limits *out)
+{
+	const struct selector *order[4];
+
+	memset(out, 0, sizeof(*out));
+	if (!cfg || !cfg->nsel)
+		return;
+	/* Most specific first. */
+	order[0] = find_sel(cfg, "key:", who->key_id);
+	order[1] = find_sel(cfg, "policy:", who->policy);
+	order[2] = find_sel(cfg, "team:", who->team);
+	order[3] = find_sel(cfg, "", "default");
+	for (int lv = 0; lv < RATE_NLEVELS; lv++) {
+		for (int i = 0; i < 4; i++) {
+			if (order[i] && order[i]->set[lv]) {
+				out->level[lv] = order[i]->spec[lv];
+				break;
+			}
+		}
+	}
+}
+
+/* ---- the bucket table ---- */
+
+static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
+{
+	uint64_t h = seed ^ 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 0x100000001b3ull;
+	}
+	/* murmur3 finaliser: FNV's low bits are weak and we index by them */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+int ratelimit_new(size_t max_buckets, struct ratelimit **out)
+{
+	struct ratelimit *rl = calloc(1, sizeof(*rl));
+
+	*out = NULL;
+	if (!rl)
+		return -ENOMEM;
+	rl->max = max_buckets ? max_buckets : RATELIMIT_MAX_BUCKETS_DEFAULT;
+	/* One check touches up to three buckets; a table that cannot hold them while making
+	 * room would evict a bucket the same check still uses. */
+	if (rl->max < RATE_NLEVELS)
+		rl->max = RATE_NLEVELS;
+	rl->nslots = 64;
+	rl->slots = calloc(rl->nslots, sizeof(*rl->slots));
+	if (!rl->slots) {
+		free(rl);
+		return -ENOMEM;
+	}
+	/* A per-process seed: bucket names come from requests, keep chains unpredictable. */
+	if (getrandom(&rl->seed, sizeof(rl->seed), GRND_NONBLOCK) != sizeof(rl->seed))
+		rl->seed = (uint64_t)(uintptr_t)rl * 0x9e3779b97f4a7c15ull;
+	*out = rl;
+	return 0;
+}
+
+void ratelimit_free(struct ratelimit *rl)
+{
+	if (!rl)
+		return;
+	for (struct bucket *b = rl->newest, *n; b; b = n) {
+		n = b->older;
+		free(b);
+	}
+	free(rl->slots);
+	free(rl);
+}
+
+size_t ratelimit_bucket_count(const struct ratelimit *rl) { return rl->count; }
+
+static void lru_unlink(struct ratelimit *rl, struct bucket *b)
+{
+	if (b->newer)
+		b->newer->older = b->older;
+	else
+		rl->newest = b->older;
+	if (b->older)
+		b->older->newer = b->newer;
+	else
+		rl->oldest = b->newer;
+	b->newer = b->older = NULL;
+}
+
+static void lru_push(struct ratelimit *rl, struct bucket *b)
+{
+	b->older = rl->newest;
+	b->newer = NULL;
+	if (rl->newest)
+		rl->newest->newer = b;
+	rl->newest = b;
+	if (!rl->oldest)
+		rl->oldest = b;
+}
+
+static void bucket_remove(struct ratelimit *rl, struct bucket *b)
+{
+	struct bucket **pp = &rl->slots[b->hash & (rl->nslots - 1)];
+
+	while (*pp != b)
+		pp = &(*pp)->hnext;
+	*pp = b->hnext;
+	lru_unlink(rl, b);
+	rl->count--;
+	free(b);
+}
+
+static void grow(struct ratelimit *rl)
+{
+	size_t n = rl->nslots * 2;
+	struct bucket **s = calloc(n, sizeof(*s));
+
+	if (!s)
+		return;         /* keep the longer chains; still correct */
+	for (size_t i = 0; i < rl->nslots; i++) {
+		for (struct bucket *b = rl->slots[i], *next; b; b = next) {
+			next = b->hnext;
+			b->hnext = s[b->hash & (n - 1)];
+			s[b->hash & (n - 1)] = b;
+		}
+	}
+	free(rl->slots);
+	rl->slots = s;
+	rl->nslots = n;
+}
+
+/* Bring b's level up to now. The clock is monotonic; an earlier now changes nothing. */
+static void refill(struct bucket *b, uint64_t now)
+{
+	uint64_t el, room;
+
+	if (now <= b->last_ns)
+		return;
+	el = now - b->last_ns;
+	room = b->cap - b->level;
+	if (el > room / b->requests)
+		b->level = b->cap;
+	else
+		b->level += el * b->requests;
+	b->last_ns = now;
+}
+
+/* Nanoseconds until b holds `units` (b refilled to now). */
+static uint64_t wait_for(const struct bucket *b, uint64_t units)
+{
+	if (b->level >= units)
+		return 0;
+	return (units - b->level + b->requests - 1) / b->requests;
+}
+
+/* The config changed under a live bucket: keep its fill ratio, in the new units. */
+static void respec(struct bucket *b, const struct rate_spec *s)
+{
+	uint64_t cap = (uint64_t)s->burst * s->period_ns;
+	unsigned __int128 lvl = (unsigned __int128)b->level * cap / b->cap;
+
+	b->level = (uint64_t)lvl;
+	b->cap = cap;
+	b->period_ns = s->period_ns;
+	b->requests = s->requests;
+}
+
+static void evict_idle(struct ratelimit *rl, uint64_t now)
+{
+	for (int i = 0; i < EVICT_PER_CHECK && rl->oldest; i++) {
+		struct bucket *b = rl->oldest;
+		refill(b, now);
+		if (b->level < b->cap)
+			return;
+		bucket_remove(rl, b);
+	}
+}
+
+/* Find or create the bucket named name[0..nlen). Returns NULL with *err -ENOMEM, or -EAGAIN
+ * when the table is full of active buckets. */
+static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t nlen,
+				 const struct rate_spec *s, uint64_t now, int *err)
+{
+	uint64_t h = hash_bytes(rl->seed, name, nlen);
+	struct bucket *b;
+
+	for (b = rl->slots[h & (rl->nslots - 1)]; b; b = b->hnext) {
+		if (b->hash == h && b->nlen == nlen && memcmp(b->name, name, nlen) == 0) {
+			if (b->period_ns != s->period_ns || b->requests != s->requests ||
+			    b->cap != (uint64_t)s->burst * s->period_ns)
+				respec(b, s);
+			refill(b, now);
+			lru_unlink(rl, b);
+			lru_push(rl, b);
+			return b;
+		}
+	}
+	if (rl->count >= rl->max) {
+		struct bucket *old = rl->oldest;
+		refill(old, now);
+		if (old->level < old->cap) {
+			*err = -EAGAIN;
+			return NULL;
+		}
+		bucket_remove(rl, old);
+	}
+	b = malloc(sizeof(*b) + nlen);
+	if (!b) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	b->hash = h;
+	b->nlen = (uint32_t)nlen;
+	memcpy(b->name, name, nlen);
+	b->period_ns = s->period_ns;
+	b->requests = s->requests;
+	b->cap = (uint64_t)s->burst * s->period_ns;
+	b->level = b->cap;
+	b->last_ns = now;
+	b->hnext = rl->slots[h & (rl->nslots - 1)];
+	rl->slots[h & (rl->nslots - 1)] = b;
+	lru_push(rl, b);
+	if (++rl->count > rl->nslots)
+		grow(rl);
+	return b;
+}
+
+static size_t join(char *buf, int level, const char *key, const char *server, const char *tool)
+{
+	size_t n = 0, l;
+
+	buf[n++] = (char)('0' + level);
+	const char *parts[3] = { key, level >= RATE_SERVER ? server : NULL,
+				 level >= RATE_TOOL ? tool : NULL };
+	for (int i = 0; i < 3 && parts[i]; i++) {
+		l = strlen(parts[i]);
+		if (n + l + 1 > NAME_MAX_LEN)
+			return 0;
+		buf[n++] = '\0';
+		memcpy(buf + n, parts[i], l);
+		n += l;
+	}
+	return n;
+}
+
+int ratelimit_check(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
+		    const char *server, const char *tool, uint64_t now_ns,
+		    struct rate_refusal *why)
+{
+	struct bucket *b[RATE_NLEVELS] = { 0 };
+	char name[NAME_MAX_LEN];
+	uint64_t worst = 0;
+	int worst_lv = -1, err = 0;
+
+	evict_idle(rl, now_ns);
+	for (int lv = 0; lv < RATE_NLEVELS; lv++) {
+		const struct rate_spec *s = &lim->level[lv];
+		size_t n;
+
+		if (!s->requests || (lv >= RATE_SERVER && !server) || (lv >= RATE_TOOL && !tool))
+			continue;
+		n = join(name, lv, key_id, server, tool);
+		if (!n)
+			return -ENAMETOOLONG;
+		b[lv] = bucket_get(rl, name, n, s, now_ns, &err);
+		if (b[lv])
+			continue;
+		if (err != -EAGAIN)
+			return err;
+		/* Table full: wait until the oldest bucket has refilled and can be evicted. */
+		memset(why, 0, sizeof(*why));
+		why->level = (enum rate_level)lv;
+		why->table_full = true;
+		why->spec = *s;
+		why->retry_after_ms = (wait_for(rl->oldest, rl->oldest->cap) + 999999) / 1000000;
+		return -EAGAIN;
+	}
+	/* All or nothing: only take when every bucket holds a whole token. */
+	for (int lv = 0; lv < RATE_NLEVELS; lv++) {
+		uint64_t w;
+		if (!b[lv])
+			continue;
+		w = wait_for(b[lv], b[lv]->period_ns);
+		if (w > worst) {
+			worst = w;
+			worst_lv = lv;
+		}
+	}
+	if (worst_lv >= 0) {
+		memset(why, 0, sizeof(*why));
+		why->level = (enum rate_level)worst_lv;
+		why->spec = lim->level[worst_lv];
+		why->retry_after_ms = (worst + 999999) / 1000000;
+		return -EAGAIN;
+	}
+	for (int lv = 0; lv < RATE_NLEVELS; lv++)
+		if (b[lv])
+			b[lv]->level -= b[lv]->period_ns;
+	return 0;
+}
+
+int ratelimit_check_subject(struct ratelimit *rl, const struct ratelimit_config *cfg,
+			    const struct rate_subject *who, const char *server, const char *tool,
+			    uint64_t now_ns, struct rate_refusal *why)
+{
+	struct rate_limits lim;
+
+	ratelimit_config_resolve(cfg, who, &lim);
+	return ratelimit_check(rl, &lim, who->key_id, server, tool, now_ns, why);
+}
+
+cJSON *ratelimit_refusal_json(const struct rate_refusal *why)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "limit", ratelimit_level_name(why->level));
+	cJSON_AddNumberToObject(o, "requests", why->spec.requests);
+	cJSON_AddStringToObject(o, "per", ratelimit_per_name(why->spec.period_ns));
+	cJSON_AddNumberToObject(o, "burst", why->spec.burst);
+	cJSON_AddNumberToObject(o, "retry_after_ms", (double)why->retry_after_ms);
+	if (why->table_full)
+		cJSON_AddTrueToObject(o, "table_full");
+	return o;
+}

@@ -1,0 +1,624 @@
+/* catalog: aggregated, cached, refreshed lists of every upstream. */
+#include "mcp/catalog.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/config.h"
+#include "base/hmap.h"
+#include "mcp/jsonrpc.h"
+#include "base/log.h"
+#include "mcp/names.h"
+#include "govern/schema.h"
+#include "mcp/upstream.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define MAX_PAGES 1000          /* a server that never stops paginating is cut off */
+
+#define FETCH_MAGIC 0x46455443u /* "FETC": tells fetch contexts from downstream calls */
+
+static const char *const list_method[CAT_NKINDS] = {
+	"tools/list", "resources/list", "resources/templates/list", "prompts/list"
+};
+static const char *const list_field[CAT_NKINDS] = { "tools", "resources", "resourceTemplates", "prompts" };
+static const char *const name_field[CAT_NKINDS] = { "name", "uri", "uriTemplate", "name" };
+static const char *const kind_cap[CAT_NKINDS] = { "tools", "resources", "resources", "prompts" };
+
+struct catalog;
+
+struct server {
+	struct catalog *cat;
+	size_t index;
+	const struct upstream_config *cfg;
+	struct link *ctl;
+	bool shared;                    /* one stdio child serves every session */
+	bool ready;
+	bool was_ready;                 /* ready at least once */
+	int backoff_ms;
+	struct event *retry;
+	cJSON *lists[CAT_NKINDS];       /* last complete list per kind (array), owned */
+	unsigned fetching;              /* bit per kind */
+	unsigned again;                 /* bit per kind: list_changed arrived while fetching */
+	unsigned have;                  /* bit per kind fetched at least once */
+};
+
+struct fetch {
+	uint32_t magic;
+	struct server *srv;
+	enum catalog_kind kind;
+	cJSON *acc;
+	int pages;
+};
+
+struct view {
+	struct catalog_entry *e;
+	size_t n;
+	struct hmap *by_name;
+};
+
+struct catalog {
+	struct event_base *base;
+	const struct config *cfg;
+	struct catalog_hooks hooks;
+	struct server *srv;
+	size_t nsrv;
+	bool prefix;
+	struct view views[CAT_NKINDS];
+	unsigned long generation;
+	struct hmap *server_by_name;    /* name -> index+1 */
+};
+
+static void ctl_on_state(void *owner, struct link *l, int err, const char *why);
+static void ctl_on_request(void *owner, struct link *l, cJSON *msg, void *call);
+static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, void *call);
+static const struct link_ops ctl_ops = { ctl_on_request, ctl_on_notification, ctl_on_state };
+
+static bool is_fetch(void *call)
+{
+	return call && *(uint32_t *)call == FETCH_MAGIC;
+}
+
+static void view_clear(struct view *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		free((char *)v->e[i].name);
+		free((char *)v->e[i].exposed);
+		cJSON_Delete(v->e[i].json);
+		schema_free(v->e[i].schema);
+	}
+	free(v->e);
+	hmap_free(v->by_name, NULL);
+	memset(v, 0, sizeof(*v));
+}
+
+static char *exposed_name(const struct catalog *c, const struct server *s,
+			  enum catalog_kind kind, const char *name)
+{
+	if (!c->prefix)
+		return strdup(name);
+	return names_expose(s->cfg->name, kind == CAT_TOOLS || kind == CAT_PROMPTS ? NAMES_NAME
+										  : NAMES_URI, name);
+}
+
+static int rebuild(struct catalog *c, enum catalog_kind kind)
+{
+	struct view nv = { 0 };
+	size_t total = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < c->nsrv; i++)
+		total += (size_t)cJSON_GetArraySize(c->srv[i].lists[kind]);
+	nv.by_name = hmap_new();
+	nv.e = calloc(total ? total : 1, sizeof(*nv.e));
+	if (!nv.by_name || !nv.e) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < c->nsrv; i++) {
+		struct server *s = &c->srv[i];
+		const cJSON *it;
+		cJSON_ArrayForEach(it, s->lists[kind]) {
+			const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, name_field[kind]);
+			if (!cJSON_IsString(nm) || !*nm->valuestring)
+				continue;
+			char *ex = exposed_name(c, s, kind, nm->valuestring);
+			if (!ex) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			const struct catalog_entry *prev = hmap_get(nv.by_name, ex);
+			if (prev) {
+				log_error("configuration error: %s \"%s\" is offered by both %s and %s "
+					  "(prefix \"never\"): keeping %s's",
+					  list_field[kind], ex, c->srv[prev->server].cfg->name,
+					  s->cfg->name, c->srv[prev->server].cfg->name);
+				free(ex);
+				continue;
+			}
+			struct catalog_entry *e = &nv.e[nv.n];
+			e->kind = kind;
+			e->server = i;
+			e->index = nv.n;
+			e->exposed = ex;
+			e->json = cJSON_Duplicate(it, 1);
+			if (!e->json) {
+				free(ex);
+				rc = -ENOMEM;
+				goto fail;
+			}
+			cJSON_ReplaceItemInObjectCaseSensitive(e->json, name_field[kind],
+							       cJSON_CreateString(ex));
+			e->name = strdup(nm->valuestring);
+			if (!e->name) {
+				nv.n++;
+				rc = -ENOMEM;
+				goto fail;
+			}
+			if (kind == CAT_TOOLS) {
+				char err[256];
+				const cJSON *sch = cJSON_GetObjectItemCaseSensitive(it, "inputSchema");
+				if (schema_compile(sch, (struct schema **)&e->schema, err, sizeof(err)))
+					log_warn("upstream %s: tool %s: inputSchema not usable (%s): "
+						 "arguments will not be validated",
+						 s->cfg->name, nm->valuestring, err);
+			}
+			nv.n++;
+			if (hmap_put(nv.by_name, ex, e, NULL)) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+		}
+	}
+	view_clear(&c->views[kind]);
+	c->views[kind] = nv;
+	c->generation++;
+	return 0;
+fail:
+	view_clear(&nv);
+	return rc;
+}
+
+static bool server_supports(const struct server *s, enum catalog_kind kind)
+{
+	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(link_init_result(s->ctl), "capabilities");
+
+	return cJSON_GetObjectItemCaseSensitive(caps, kind_cap[kind]) != NULL;
+}
+
+static void fetch_page(struct fetch *f, const char *cursor);
+
+static void check_ready(struct server *s)
+{
+	if (s->ready || s->fetching)
+		return;
+	for (int k = 0; k < CAT_NKINDS; k++)
+		if (server_supports(s, k) && !(s->have & (1u << k)))
+			return;
+	s->ready = true;
+	s->was_ready = true;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	log_info("upstream %s: ready (%d tools, %d resources, %d templates, %d prompts)",
+		 s->cfg->name, cJSON_GetArraySize(s->lists[CAT_TOOLS]),
+		 cJSON_GetArraySize(s->lists[CAT_RESOURCES]),
+		 cJSON_GetArraySize(s->lists[CAT_TEMPLATES]),
+		 cJSON_GetArraySize(s->lists[CAT_PROMPTS]));
+	if (s->cat->hooks.on_ready)
+		s->cat->hooks.on_ready(s->cat->hooks.arg, s->index);
+}
+
+static void start_fetch(struct server *s, enum catalog_kind kind)
+{
+	struct fetch *f;
+
+	if (!s->ctl || !link_ready(s->ctl) || !server_supports(s, kind))
+		return;
+	if (s->fetching & (1u << kind)) {
+		s->again |= 1u << kind;
+		return;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f || !(f->acc = cJSON_CreateArray())) {
+		free(f);
+		log_error("upstream %s: out of memory listing %s", s->cfg->name, list_field[kind]);
+		return;
+	}
+	f->magic = FETCH_MAGIC;
+	f->srv = s;
+	f->kind = kind;
+	s->fetching |= 1u << kind;
+	fetch_page(f, NULL);
+}
+
+static void fetch_done(struct fetch *f, bool ok)
+{
+	struct server *s = f->srv;
+	struct catalog *c = s->cat;
+	enum catalog_kind kind = f->kind;
+
+	s->fetching &= ~(1u << kind);
+	if (ok) {
+		cJSON_Delete(s->lists[kind]);
+		s->lists[kind] = f->acc;
+		f->acc = NULL;
+		s->have |= 1u << kind;
+		if (rebuild(c, kind) == 0 && c->hooks.on_change)
+			c->hooks.on_change(c->hooks.arg, kind);
+	}
+	cJSON_Delete(f->acc);
+	free(f);
+	if (s->again & (1u << kind)) {
+		s->again &= ~(1u << kind);
+		start_fetch(s, kind);
+	}
+	check_ready(s);
+}
+
+static void on_page(void *call, cJSON *resp)
+{
+	struct fetch *f = call;
+	struct server *s = f->srv;
+	const cJSON *result = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(result, list_field[f->kind]);
+	const cJSON *next = cJSON_GetObjectItemCaseSensitive(result, "nextCursor");
+	const cJSON *it;
+
+	if (!cJSON_IsArray(items)) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+		log_warn("upstream %s: %s failed: %s", s->cfg->name, list_method[f->kind],
+			 cJSON_IsString(m) ? m->valuestring : "malformed result");
+		cJSON_Delete(resp);
+		fetch_done(f, false);
+		return;
+	}
+	cJSON_ArrayForEach(it, items)
+		cJSON_AddItemToArray(f->acc, cJSON_Duplicate(it, 1));
+	if (cJSON_IsString(next) && *next->valuestring && ++f->pages < MAX_PAGES) {
+		char *cur = strdup(next->valuestring);
+		cJSON_Delete(resp);
+		if (!cur) {
+			fetch_done(f, false);
+			return;
+		}
+		fetch_page(f, cur);
+		free(cur);
+		return;
+	}
+	cJSON_Delete(resp);
+	fetch_done(f, true);
+}
+
+static void fetch_page(struct fetch *f, const char *cursor)
+{
+	cJSON *params = cJSON_CreateObject();
+
+	if (cursor)
+		cJSON_AddStringToObject(params, "cursor", cursor);
+	if (link_call(f->srv->ctl, list_method[f->kind], params, 0, on_page, f, NULL)) {
+		log_warn("upstream %s: cannot send %s", f->srv->cfg->name, list_method[f->kind]);
+		fetch_done(f, false);
+	}
+}
+
+static void open_ctl(struct server *s)
+{
+	cJSON *caps = cJSON_CreateObject();
+	int rc;
+
+	/* Declaring sampling and elicitation lets servers list the tools that need them; calls
+	 * still reach the downstream client, which answers for itself. */
+	cJSON_AddItemToObject(caps, "sampling", cJSON_CreateObject());
+	cJSON_AddItemToObject(caps, "elicitation", cJSON_CreateObject());
+	rc = link_open(s->cat->base, s->cfg, caps, &ctl_ops, s, &s->ctl);
+	cJSON_Delete(caps);
+	if (rc) {
+		s->ctl = NULL;
+		log_warn("upstream %s: cannot start: %s; retrying in %d ms", s->cfg->name,
+			 strerror(-rc), s->backoff_ms);
+		struct timeval tv = { s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000 };
+		evtimer_add(s->retry, &tv);
+		s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+	}
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	/* Closing happens here, outside the link's own callbacks. */
+	link_close(s->ctl);
+	s->ctl = NULL;
+	s->fetching = s->again = 0;
+	open_ctl(s);
+}
+
+static void ctl_on_state(void *owner, struct link *l, int err, const char *why)
+{
+	struct server *s = owner;
+
+	if (err == 0) {
+		log_info("upstream %s: initialised", s->cfg->name);
+		for (int k = 0; k < CAT_NKINDS; k++)
+			start_fetch(s, k);
+		check_ready(s);
+		return;
+	}
+	s->ready = false;
+	log_warn("upstream %s: down (%s); restarting in %d ms", s->cfg->name, why, s->backoff_ms);
+	struct timeval tv = { s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000 };
+	evtimer_add(s->retry, &tv);
+	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+static void ctl_on_request(void *owner, struct link *l, cJSON *msg, void *call)
+{
+	struct server *s = owner;
+	struct catalog *c = s->cat;
+
+	if (call && !is_fetch(call) && c->hooks.on_call_request) {
+		c->hooks.on_call_request(c->hooks.arg, l, msg, call);
+		return;
+	}
+	/* No downstream client is waiting on this link: nobody can answer. */
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	cJSON *e = cJSON_CreateObject();
+	cJSON_AddNumberToObject(e, "code", JSONRPC_METHOD_NOT_FOUND);
+	cJSON_AddStringToObject(e, "message", "no client request is in progress to relay this to");
+	link_respond(l, id, NULL, e);
+	cJSON_Delete(msg);
+}
+
+static int kind_of_list_changed(const char *method)
+{
+	if (!strcmp(method, "notifications/tools/list_changed"))
+		return CAT_TOOLS;
+	if (!strcmp(method, "notifications/resources/list_changed"))
+		return CAT_RESOURCES;
+	if (!strcmp(method, "notifications/prompts/list_changed"))
+		return CAT_PROMPTS;
+	return -1;
+}
+
+static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, void *call)
+{
+	struct server *s = owner;
+	struct catalog *c = s->cat;
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	int kind = kind_of_list_changed(m->valuestring);
+
+	if (kind >= 0) {
+		catalog_refresh(c, s->index, (enum catalog_kind)kind);
+		cJSON_Delete(msg);
+		return;
+	}
+	if (call && !is_fetch(call) && c->hooks.on_call_notification) {
+		c->hooks.on_call_notification(c->hooks.arg, l, msg, call);
+		return;
+	}
+	if (s->shared && c->hooks.on_call_notification && !strcmp(m->valuestring, "notifications/resources/updated")) {
+		c->hooks.on_call_notification(c->hooks.arg, l, msg, NULL);
+		return;
+	}
+	cJSON_Delete(msg);
+}
+
+void catalog_refresh(struct catalog *c, size_t server, enum catalog_kind kind)
+{
+	struct server *s = &c->srv[server];
+
+	start_fetch(s, kind);
+	if (kind == CAT_RESOURCES)
+		start_fetch(s, CAT_TEMPLATES);
+}
+
+int catalog_new(struct event_base *base, const struct config *cfg,
+		const struct catalog_hooks *hooks, struct catalog **out)
+{
+	struct catalog *c = calloc(1, sizeof(*c));
+	int rc = -ENOMEM;
+
+	if (!c)
+		return -ENOMEM;
+	c->base = base;
+	c->cfg = cfg;
+	if (hooks)
+		c->hooks = *hooks;
+	c->nsrv = cfg->nupstreams;
+	c->prefix = cfg->prefix == PREFIX_ALWAYS || (cfg->prefix == PREFIX_AUTO && c->nsrv > 1);
+	c->srv = calloc(c->nsrv ? c->nsrv : 1, sizeof(*c->srv));
+	c->server_by_name = hmap_new();
+	if (!c->srv || !c->server_by_name)
+		goto fail;
+	for (int k = 0; k < CAT_NKINDS; k++)
+		if (rebuild(c, k))
+			goto fail;
+	for (size_t i = 0; i < c->nsrv; i++) {
+		struct server *s = &c->srv[i];
+		s->cat = c;
+		s->index = i;
+		s->cfg = &cfg->upstreams[i];
+		s->shared = s->cfg->kind == UPSTREAM_STDIO && !s->cfg->per_session;
+		s->backoff_ms = BACKOFF_MIN_MS;
+		s->retry = evtimer_new(base, on_retry, s);
+		if (!s->retry || hmap_put(c->server_by_name, s->cfg->name, (void *)(i + 1), NULL))
+			goto fail;
+	}
+	/* All at once: each initialises on its own and one that is down holds up nobody. */
+	for (size_t i = 0; i < c->nsrv; i++)
+		open_ctl(&c->srv[i]);
+	*out = c;
+	return 0;
+fail:
+	catalog_free(c);
+	return rc;
+}
+
+void catalog_free(struct catalog *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; c->srv && i < c->nsrv; i++) {
+		struct server *s = &c->srv[i];
+		link_close(s->ctl);   /* fails in-flight fetches: fetch_done frees them */
+		s->ctl = NULL;
+		if (s->retry)
+			event_free(s->retry);
+	}
+	for (int k = 0; k < CAT_NKINDS; k++)
+		view_clear(&c->views[k]);
+	for (size_t i = 0; c->srv && i < c->nsrv; i++)
+		for (int k = 0; k < CAT_NKINDS; k++)
+			cJSON_Delete(c->srv[i].lists[k]);
+	hmap_free(c->server_by_name, NULL);
+	free(c->srv);
+	free(c);
+}
+
+bool catalog_prefixing(const struct catalog *c) { return c->prefix; }
+size_t catalog_nservers(const struct catalog *c) { return c->nsrv; }
+unsigned long catalog_generation(const struct catalog *c) { return c->generation; }
+
+const struct upstream_config *catalog_server_config(const struct catalog *c, size_t server)
+{
+	return c->srv[server].cfg;
+}
+
+bool catalog_server_ready(const struct catalog *c, size_t server)
+{
+	return c->srv[server].ready && c->srv[server].ctl && link_ready(c->srv[server].ctl);
+}
+
+bool catalog_all_ready(const struct catalog *c)
+{
+	for (size_t i = 0; i < c->nsrv; i++)
+		if (!c->srv[i].was_ready)
+			return false;
+	return true;
+}
+
+struct link *catalog_shared_link(const struct catalog *c, size_t server)
+{
+	return c->srv[server].shared ? c->srv[server].ctl : NULL;
+}
+
+const cJSON *catalog_server_caps(const struct catalog *c, size_t server)
+{
+	const struct server *s = &c->srv[server];
+
+	return s->ctl ? cJSON_GetObjectItemCaseSensitive(link_init_result(s->ctl), "capabilities")
+		      : NULL;
+}
+
+cJSON *catalog_capabilities(const struct catalog *c)
+{
+	cJSON *caps = cJSON_CreateObject(), *o;
+	bool subscribe = false, logging = false, completions = false;
+
+	for (size_t i = 0; i < c->nsrv; i++) {
+		const cJSON *sc = catalog_server_caps(c, i);
+		const cJSON *res = cJSON_GetObjectItemCaseSensitive(sc, "resources");
+		subscribe |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "subscribe"));
+		logging |= cJSON_GetObjectItemCaseSensitive(sc, "logging") != NULL;
+		completions |= cJSON_GetObjectItemCaseSensitive(sc, "completions") != NULL;
+	}
+	/* Lists are always offered with listChanged: upstreams that come up later announce
+	 * themselves through it. */
+	o = cJSON_AddObjectToObject(caps, "tools");
+	cJSON_AddBoolToObject(o, "listChanged", 1);
+	o = cJSON_AddObjectToObject(caps, "resources");
+	cJSON_AddBoolToObject(o, "subscribe", subscribe);
+	cJSON_AddBoolToObject(o, "listChanged", 1);
+	o = cJSON_AddObjectToObject(caps, "prompts");
+	cJSON_AddBoolToObject(o, "listChanged", 1);
+	if (logging)
+		cJSON_AddObjectToObject(caps, "logging");
+	if (completions)
+		cJSON_AddObjectToObject(caps, "completions");
+	return caps;
+}
+
+size_t catalog_count(const struct catalog *c, enum catalog_kind kind)
+{
+	return c->views[kind].n;
+}
+
+const struct catalog_entry *catalog_at(const struct catalog *c, enum catalog_kind kind, size_t i)
+{
+	return i < c->views[kind].n ? &c->views[kind].e[i] : NULL;
+}
+
+const struct catalog_entry *catalog_find(const struct catalog *c, enum catalog_kind kind,
+					 const char *exposed)
+{
+	return hmap_get(c->views[kind].by_name, exposed);
+}
+
+int catalog_route_uri(const struct catalog *c, const char *exposed, size_t *server,
+		      const char **uri)
+{
+	const struct catalog_entry *e;
+
+	if (c->prefix) {
+		char name[CONFIG_NAME_MAX + 1];
+		void *v;
+		if (names_split(exposed, NAMES_URI, name, uri) || !(v = hmap_get(c->server_by_name, name)))
+			return -ENOENT;
+		*server = (size_t)v - 1;
+		return 0;
+	}
+	e = catalog_find(c, CAT_RESOURCES, exposed);
+	if (e) {
+		*server = e->server;
+		*uri = exposed;
+		return 0;
+	}
+	for (size_t i = 0; i < c->views[CAT_TEMPLATES].n; i++) {
+		e = &c->views[CAT_TEMPLATES].e[i];
+		if (names_template_match(e->name, exposed)) {
+			*server = e->server;
+			*uri = exposed;
+			return 0;
+		}
+	}
+	if (c->nsrv == 1) {
+		*server = 0;
+		*uri = exposed;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+char *catalog_expose_uri(const struct catalog *c, size_t server, const char *uri)
+{
+	return exposed_name(c, &c->srv[server], CAT_RESOURCES, uri);
+}
+
+int catalog_route_name(const struct catalog *c, enum catalog_kind kind, const char *exposed,
+		       size_t *server, const char **name)
+{
+	const struct catalog_entry *e = catalog_find(c, kind, exposed);
+
+	if (e) {
+		*server = e->server;
+		*name = e->name;
+		return 0;
+	}
+	if (c->prefix) {
+		char sname[CONFIG_NAME_MAX + 1];
+		void *v;
+		if (names_split(exposed, NAMES_NAME, sname, name) ||
+		    !(v = hmap_get(c->server_by_name, sname)))
+			return -ENOENT;
+		*server = (size_t)v - 1;
+		return 0;
+	}
+	if (c->nsrv == 1) {
+		*server = 0;
+		*name = exposed;
+		return 0;
+	}
+	return -ENOENT;
+}

@@ -1,0 +1,235 @@
+/* jsonrpc: JSON-RPC 2.0 classification and builders. */
+#include "mcp/jsonrpc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ID_LEN 200
+
+bool jsonrpc_valid_id(const cJSON *id)
+{
+	if (cJSON_IsString(id))
+		return id->valuestring && strlen(id->valuestring) <= MAX_ID_LEN;
+	if (cJSON_IsNumber(id))
+		return isfinite(id->valuedouble) && id->valuedouble == floor(id->valuedouble) &&
+		       fabs(id->valuedouble) <= 9007199254740991.0;
+	return false;
+}
+
+int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const char **why)
+{
+	const cJSON *ver, *id, *method, *params, *result, *error;
+
+	memset(out, 0, sizeof(*out));
+	*code = JSONRPC_INVALID_REQUEST;
+	if (!cJSON_IsObject(v)) {
+		*why = "a JSON-RPC message must be an object";
+		return -EINVAL;
+	}
+	id = cJSON_GetObjectItemCaseSensitive(v, "id");
+	if (id && jsonrpc_valid_id(id))
+		out->id = id;
+	ver = cJSON_GetObjectItemCaseSensitive(v, "jsonrpc");
+	if (!cJSON_IsString(ver) || strcmp(ver->valuestring, "2.0") != 0) {
+		*why = "\"jsonrpc\" must be \"2.0\"";
+		return -EINVAL;
+	}
+	if (id && !out->id) {
+		*why = cJSON_IsNull(id) ? "\"id\" must not be null"
+					: "\"id\" must be a string or an integer";
+		return -EINVAL;
+	}
+	method = cJSON_GetObjectItemCaseSensitive(v, "method");
+	result = cJSON_GetObjectItemCaseSensitive(v, "result");
+	error = cJSON_GetObjectItemCaseSensitive(v, "error");
+	if (method) {
+		if (!cJSON_IsString(method) || !*method->valuestring) {
+			*why = "\"method\" must be a non-empty string";
+			return -EINVAL;
+		}
+		if (result || error) {
+			*why = "a request carries no \"result\" or \"error\"";
+			return -EINVAL;
+		}
+		params = cJSON_GetObjectItemCaseSensitive(v, "params");
+		if (params && !cJSON_IsObject(params)) {
+			*code = JSONRPC_INVALID_PARAMS;
+			*why = "\"params\" must be an object";
+			return -EINVAL;
+		}
+		out->kind = id ? JSONRPC_REQUEST : JSONRPC_NOTIFICATION;
+		out->method = method->valuestring;
+		out->params = params;
+		return 0;
+	}
+	if (!id) {
+		*why = "a message needs \"method\" (request, notification) or \"id\" (response)";
+		return -EINVAL;
+	}
+	if (!result == !error) {
+		*why = "a response carries exactly one of \"result\" and \"error\"";
+		return -EINVAL;
+	}
+	if (error) {
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(error, "code");
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(error, "message");
+		if (!cJSON_IsObject(error) || !cJSON_IsNumber(c) || !cJSON_IsString(m)) {
+			*why = "\"error\" needs an integer \"code\" and a string \"message\"";
+			return -EINVAL;
+		}
+	}
+	out->kind = JSONRPC_RESPONSE;
+	out->result = result;
+	out->error = error;
+	return 0;
+}
+
+cJSON *jsonrpc_id_dup(const cJSON *id)
+{
+	char buf[32];
+
+	/* cJSON 1.7 prints a number with 15 significant digits whenever that passes a relative
+	 * round-trip check, so 9007199254740991 would come back as ...990: integers beyond int
+	 * range are written out exactly as raw text instead. */
+	if (cJSON_IsNumber(id) && jsonrpc_valid_id(id) && fabs(id->valuedouble) > INT_MAX) {
+		snprintf(buf, sizeof(buf), "%.0f", id->valuedouble);
+		return cJSON_CreateRaw(buf);
+	}
+	return cJSON_Duplicate(id, 1);
+}
+
+static cJSON *envelope(const cJSON *id)
+{
+	cJSON *m = cJSON_CreateObject();
+
+	if (!m)
+		return NULL;
+	if (!cJSON_AddStringToObject(m, "jsonrpc", "2.0") ||
+	    !cJSON_AddItemToObject(m, "id", id ? jsonrpc_id_dup(id) : cJSON_CreateNull())) {
+		cJSON_Delete(m);
+		return NULL;
+	}
+	return m;
+}
+
+cJSON *jsonrpc_result(const cJSON *id, cJSON *result)
+{
+	cJSON *m = envelope(id);
+
+	if (!m || !result || !cJSON_AddItemToObject(m, "result", result)) {
+		cJSON_Delete(m);
+		cJSON_Delete(result);
+		return NULL;
+	}
+	return m;
+}
+
+cJSON *jsonrpc_error(const cJSON *id, int code, const char *message, cJSON *data)
+{
+	cJSON *m = envelope(id), *e = cJSON_CreateObject();
+
+	if (!m || !e || !cJSON_AddNumberToObject(e, "code", code) ||
+	    !cJSON_AddStringToObject(e, "message", message)) {
+		cJSON_Delete(data);
+		goto fail;
+	}
+	if (data && !cJSON_AddItemToObject(e, "data", data)) {
+		cJSON_Delete(data);
+		goto fail;
+	}
+	cJSON_AddItemToObject(m, "error", e);
+	return m;
+fail:
+	cJSON_Delete(e);
+	cJSON_Delete(m);
+	return NULL;
+}
+
+cJSON *jsonrpc_errorf(const cJSON *id, int code, cJSON *data, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return jsonrpc_error(id, code, buf, data);
+}
+
+cJSON *jsonrpc_request(const cJSON *id, const char *method, cJSON *params)
+{
+	cJSON *m = envelope(id);
+
+	if (!m || !cJSON_AddStringToObject(m, "method", method) ||
+	    (params && !cJSON_AddItemToObject(m, "params", params))) {
+		cJSON_Delete(params);
+		cJSON_Delete(m);
+		return NULL;
+	}
+	return m;
+}
+
+cJSON *jsonrpc_notification(const char *method, cJSON *params)
+{
+	cJSON *m = cJSON_CreateObject();
+
+	if (!m || !cJSON_AddStringToObject(m, "jsonrpc", "2.0") ||
+	    !cJSON_AddStringToObject(m, "method", method) ||
+	    (params && !cJSON_AddItemToObject(m, "params", params))) {
+		cJSON_Delete(params);
+		cJSON_Delete(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* Replace number nodes that 15 digits would not reproduce bit for bit. */
+static void exact_numbers(cJSON *v, int depth)
+{
+	cJSON *it, *next;
+
+	if (depth > 512)
+		return;
+	for (it = v ? v->child : NULL; it; it = next) {
+		next = it->next;
+		if (cJSON_IsNumber(it) && isfinite(it->valuedouble)) {
+			char buf[40];
+			snprintf(buf, sizeof(buf), "%1.15g", it->valuedouble);
+			if (strtod(buf, NULL) == it->valuedouble)
+				continue;
+			snprintf(buf, sizeof(buf), "%1.17g", it->valuedouble);
+			cJSON *raw = cJSON_CreateRaw(buf);
+			if (!raw)
+				continue;
+			/* An object member keeps its name: give it to the replacement first. */
+			if (it->string && !(raw->string = strdup(it->string))) {
+				cJSON_Delete(raw);
+				continue;
+			}
+			cJSON_ReplaceItemViaPointer(v, it, raw);
+		} else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+			exact_numbers(it, depth + 1);
+		}
+	}
+}
+
+char *jsonrpc_print(cJSON *msg)
+{
+	exact_numbers(msg, 0);
+	return cJSON_PrintUnformatted(msg);
+}
+
+void jsonrpc_id_key(const cJSON *id, char *buf, size_t len)
+{
+	if (cJSON_IsString(id))
+		snprintf(buf, len, "s:%s", id->valuestring);
+	else if (cJSON_IsNumber(id))
+		snprintf(buf, len, "n:%.0f", id->valuedouble);
+	else
+		snprintf(buf, len, "-");
+}

@@ -1,0 +1,186 @@
+/* session: session table, ids, version negotiation, idle expiry. */
+#include "mcp/session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/rand.h>
+
+#include "base/hmap.h"
+#include "base/log.h"
+
+const char *const session_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", NULL };
+
+struct session_table {
+	struct hmap *by_id;
+	size_t nupstreams;
+	unsigned max;
+	int idle_ms;
+	struct event *sweep;
+	void (*on_expire)(void *arg, struct session *s);
+	void *arg;
+};
+
+uint64_t session_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool session_version_supported(const char *v)
+{
+	for (const char *const *p = session_versions; *p; p++)
+		if (!strcmp(*p, v))
+			return true;
+	return false;
+}
+
+const char *session_negotiate(const char *requested)
+{
+	for (const char *const *p = session_versions; *p; p++)
+		if (requested && !strcmp(*p, requested))
+			return *p;
+	return session_versions[0];
+}
+
+static void session_free(struct session *s)
+{
+	cJSON_Delete(s->client_caps);
+	cJSON_Delete(s->client_info);
+	hmap_free(s->calls, NULL);
+	hmap_free(s->relayed, free);
+	free(s->links);
+	free(s);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct session_table *t = arg;
+	uint64_t now = session_now_ms();
+	struct hmap_iter it = hmap_iter(t->by_id);
+	struct session *s;
+
+	while (hmap_next(t->by_id, &it, NULL, (void **)&s)) {
+		/* A session with a call in flight or an open stream is in use, not idle. */
+		if (hmap_count(s->calls) || s->stream)
+			continue;
+		if (now - s->last_active_ms < (uint64_t)t->idle_ms)
+			continue;
+		log_info("session %.8s…: idle for %d ms, ended", s->id, t->idle_ms);
+		if (t->on_expire)
+			t->on_expire(t->arg, s);
+		hmap_del(t->by_id, s->id);
+		session_free(s);
+	}
+}
+
+int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_sessions,
+		      int idle_ms, void (*on_expire)(void *arg, struct session *s), void *arg,
+		      struct session_table **out)
+{
+	struct session_table *t = calloc(1, sizeof(*t));
+	struct timeval tv;
+
+	if (!t)
+		return -ENOMEM;
+	t->by_id = hmap_new();
+	t->nupstreams = nupstreams;
+	t->max = max_sessions;
+	t->idle_ms = idle_ms;
+	t->on_expire = on_expire;
+	t->arg = arg;
+	t->sweep = event_new(base, -1, EV_PERSIST, on_sweep, t);
+	if (!t->by_id || !t->sweep) {
+		session_table_free(t);
+		return -ENOMEM;
+	}
+	/* Sweep often enough that expiry is late by at most a tenth of the idle time. */
+	int period = idle_ms / 10 < 1000 ? 1000 : (idle_ms / 10 > 30000 ? 30000 : idle_ms / 10);
+	tv.tv_sec = period / 1000;
+	tv.tv_usec = (period % 1000) * 1000;
+	event_add(t->sweep, &tv);
+	*out = t;
+	return 0;
+}
+
+void session_table_free(struct session_table *t)
+{
+	if (!t)
+		return;
+	if (t->sweep)
+		event_free(t->sweep);
+	hmap_free(t->by_id, (void (*)(void *))session_free);
+	free(t);
+}
+
+int session_create(struct session_table *t, const char *version, const cJSON *caps,
+		   const cJSON *info, const char *key_id, struct session **out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[SESSION_ID_LEN / 2];
+	struct session *s;
+
+	if (hmap_count(t->by_id) >= t->max)
+		return -EBUSY;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		free(s);
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		s->id[2 * i] = hex[rnd[i] >> 4];
+		s->id[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	snprintf(s->version, sizeof(s->version), "%s", version);
+	snprintf(s->key_id, sizeof(s->key_id), "%s", key_id ? key_id : "");
+	s->client_caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
+	s->client_info = info ? cJSON_Duplicate(info, 1) : cJSON_CreateObject();
+	s->links = calloc(t->nupstreams ? t->nupstreams : 1, sizeof(*s->links));
+	s->nlinks = t->nupstreams;
+	s->calls = hmap_new();
+	s->relayed = hmap_new();
+	s->next_relay_id = 1;
+	s->last_active_ms = session_now_ms();
+	if (!s->client_caps || !s->client_info || !s->links || !s->calls || !s->relayed ||
+	    hmap_put(t->by_id, s->id, s, NULL)) {
+		session_free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+struct session *session_find(struct session_table *t, const char *id)
+{
+	return id ? hmap_get(t->by_id, id) : NULL;
+}
+
+void session_touch(struct session *s)
+{
+	s->last_active_ms = session_now_ms();
+}
+
+void session_destroy(struct session_table *t, struct session *s)
+{
+	hmap_del(t->by_id, s->id);
+	session_free(s);
+}
+
+size_t session_count(const struct session_table *t)
+{
+	return hmap_count(t->by_id);
+}
+
+void session_foreach(struct session_table *t, void (*fn)(void *arg, struct session *s), void *arg)
+{
+	struct hmap_iter it = hmap_iter(t->by_id);
+	struct session *s;
+
+	while (hmap_next(t->by_id, &it, NULL, (void **)&s))
+		fn(arg, s);
+}

@@ -1,0 +1,990 @@
+/* front: MCP Streamable HTTP towards agents, on libevent's evhttp. */
+#include "mcp/transport/front.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "observe/audit.h"
+#include "base/config.h"
+#include "govern/gate.h"
+#include "base/hmap.h"
+#include "mcp/jsonrpc.h"
+#include "base/listener.h"
+#include "base/log.h"
+#include "mcp/router.h"
+#include "mcp/session.h"
+#include "mcp/transport/sse.h"
+
+#define KEEPALIVE_MS 25000
+#define SWEEP_MS 500
+
+struct parked;
+struct conn;
+
+struct front {
+	struct event_base *base;
+	const struct config *cfg;
+	struct router *r;
+	struct evhttp *http;
+	int port;
+	bool loopback;
+	struct front_stream *streams;
+	struct event *keepalive;
+	struct parked *parked, *parked_tail;  /* requests waiting for the router to be ready */
+	struct hmap *conns;                   /* "%p" of the bufferevent -> struct conn */
+	struct event *sweep;
+};
+
+/* A client connection, for the one limit evhttp lacks: a whole request must arrive within
+ * header_ms (its own timeout restarts on every byte, so a client trickling bytes was never
+ * cut). We hold a reference on the bufferevent so it outlives evhttp's use of it; evhttp is
+ * done with it when its callbacks are cleared (bufferevent_free does that, before the fd is
+ * closed), and the sweep then lets it go. */
+struct conn {
+	struct bufferevent *bev;
+	uint64_t deadline_ms;   /* the current request must be in by then; 0: none being read */
+};
+
+/* A request that came while the catalogue was still being listed. */
+struct parked {
+	struct front *f;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct parked *prev, *next;
+};
+
+struct front_batch;
+
+struct front_reply {
+	struct front *f;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	bool streaming;
+	void (*gone)(void *arg);
+	void *gone_arg;
+	struct front_batch *batch;       /* a request inside a 2025-03-26 batch */
+	struct front_reply *bprev, *bnext;
+};
+
+/* A 2025-03-26 JSON-RPC batch: answered as one JSON array once every request is done. */
+struct front_batch {
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	cJSON *responses;
+	struct front_reply *children;   /* requests still in progress */
+	unsigned pending;               /* children + 1 while the batch is being dispatched */
+};
+
+struct front_stream {
+	struct front *f;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct session *s;
+	struct front_stream *prev, *next;
+};
+
+/* --- slow clients ---------------------------------------------------------------------- */
+
+static void conn_key(const struct bufferevent *bev, char *buf, size_t len)
+{
+	snprintf(buf, len, "%p", (const void *)bev);
+}
+
+static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
+{
+	struct front *f = arg;
+	struct conn *c = calloc(1, sizeof(*c));
+	char key[32];
+
+	/* What evhttp would make itself (options 0: it closes the fd), plus our reference. */
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	if (!bev || !c) {
+		free(c);
+		return bev;  /* served, just without the deadline */
+	}
+	c->bev = bev;
+	c->deadline_ms = session_now_ms() + (uint64_t)f->cfg->header_timeout_ms;
+	conn_key(bev, key, sizeof(key));
+	if (hmap_put(f->conns, key, c, NULL)) {
+		free(c);
+		return bev;
+	}
+	bufferevent_incref(bev);
+	return bev;
+}
+
+static struct conn *conn_of(struct front *f, struct evhttp_request *req)
+{
+	char key[32];
+
+	conn_key(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)), key,
+		 sizeof(key));
+	return hmap_get(f->conns, key);
+}
+
+/* A reply is done: the next request on this connection has header_ms to arrive whole. */
+static void on_reply_complete(struct evhttp_request *req, void *arg)
+{
+	struct front *f = arg;
+	struct conn *c = conn_of(f, req);
+
+	if (c)
+		c->deadline_ms = session_now_ms() + (uint64_t)f->cfg->header_timeout_ms;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct front *f = arg;
+	struct hmap_iter it = hmap_iter(f->conns);
+	uint64_t now = session_now_ms();
+	const char *key;
+	struct conn *c;
+
+	while (hmap_next(f->conns, &it, &key, (void **)&c)) {
+		bufferevent_data_cb rcb = NULL;
+		bufferevent_getcb(c->bev, &rcb, NULL, NULL, NULL);
+		if (!rcb) {  /* evhttp let it go */
+			hmap_del(f->conns, key);
+			bufferevent_decref(c->bev);
+			free(c);
+			continue;
+		}
+		if (c->deadline_ms && now > c->deadline_ms) {
+			/* evhttp still owns the fd (its callbacks are set): end the connection the
+			 * way a peer would, and evhttp frees it on the EOF. */
+			log_info("cut a client that did not send its request within %d ms",
+				 f->cfg->header_timeout_ms);
+			c->deadline_ms = 0;
+			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		}
+	}
+}
+
+static void conns_free(struct front *f)
+{
+	struct hmap_iter it;
+	struct conn *c;
+
+	if (!f->conns)
+		return;
+	it = hmap_iter(f->conns);
+	while (hmap_next(f->conns, &it, NULL, (void **)&c)) {
+		bufferevent_decref(c->bev);
+		free(c);
+	}
+	hmap_free(f->conns, NULL);
+	f->conns = NULL;
+}
+
+/* --- small HTTP helpers --------------------------------------------------------------- */
+
+static const char *header(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+static void set_header(struct evhttp_request *req, const char *name, const char *value)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_remove_header(h, name);
+	evhttp_add_header(h, name, value);
+}
+
+static void send_json(struct evhttp_request *req, int status, const char *reason, const cJSON *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = body ? jsonrpc_print((cJSON *)body) : NULL;
+
+	if (buf && text) {
+		set_header(req, "Content-Type", "application/json");
+		evbuffer_add(buf, text, strlen(text));
+	}
+	evhttp_send_reply(req, status, reason, buf);
+	cJSON_free(text);
+	if (buf)
+		evbuffer_free(buf);
+}
+
+/* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
+static void send_error(struct evhttp_request *req, int status, const char *reason, int code,
+		       const char *message)
+{
+	cJSON *e = jsonrpc_error(NULL, code, message, NULL);
+
+	send_json(req, status, reason, e);
+	cJSON_Delete(e);
+}
+
+static bool has_token(const char *list, const char *token)
+{
+	size_t n = strlen(token);
+
+	for (const char *p = list; p && (p = strcasestr(p, token)); p += n) {
+		bool start = p == list || p[-1] == ',' || p[-1] == ' ';
+		bool end = !p[n] || p[n] == ',' || p[n] == ';' || p[n] == ' ';
+		if (start && end)
+			return true;
+	}
+	return false;
+}
+
+static bool origin_allowed(const struct front *f, const char *origin)
+{
+	const char *host;
+
+	for (char **o = f->cfg->allowed_origins; o && *o; o++)
+		if (!strcasecmp(*o, origin))
+			return true;
+	if (!strncasecmp(origin, "http://", 7))
+		host = origin + 7;
+	else if (!strncasecmp(origin, "https://", 8))
+		host = origin + 8;
+	else
+		return false;
+	return listener_is_loopback(host);
+}
+
+/* --- replies -------------------------------------------------------------------------- */
+
+/* A client went away while its request was unanswered: libevent detaches such a request
+ * from the dying connection and leaves freeing it to us (evhttp_connection_incoming_fail);
+ * one still attached is freed with its connection. */
+static void free_detached(struct evhttp_request *req)
+{
+	if (!evhttp_request_get_connection(req))
+		evhttp_request_free(req);
+}
+
+static void reply_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_reply *r = arg;
+
+	/* Forget the request, and tell the router. */
+	if (r->gone)
+		r->gone(r->gone_arg);
+	free_detached(r->req);
+	free(r);
+}
+
+void front_reply_on_gone(struct front_reply *r, void (*fn)(void *arg), void *arg)
+{
+	r->gone = fn;
+	r->gone_arg = arg;
+}
+
+static int write_event(struct evhttp_request *req, const cJSON *msg)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = jsonrpc_print((cJSON *)msg);
+	int rc = -ENOMEM;
+
+	if (buf && text) {
+		rc = sse_write_event(buf, NULL, "message", -1, text, strlen(text));
+		if (rc == 0)
+			evhttp_send_reply_chunk(req, buf);
+	}
+	cJSON_free(text);
+	if (buf)
+		evbuffer_free(buf);
+	return rc;
+}
+
+static void start_stream(struct evhttp_request *req)
+{
+	set_header(req, "Content-Type", "text/event-stream");
+	set_header(req, "Cache-Control", "no-cache, no-transform");
+	evhttp_send_reply_start(req, 200, "OK");
+}
+
+static void batch_done(struct front_batch *b);
+
+static void batch_child_finish(struct front_reply *r, cJSON *response)
+{
+	struct front_batch *b = r->batch;
+
+	if (r->bprev)
+		r->bprev->bnext = r->bnext;
+	else
+		b->children = r->bnext;
+	if (r->bnext)
+		r->bnext->bprev = r->bprev;
+	if (response)
+		cJSON_AddItemToArray(b->responses, response);
+	free(r);
+	batch_done(b);
+}
+
+int front_reply_event(struct front_reply *r, const cJSON *msg)
+{
+	/* A batch is answered as one JSON array: nothing can be streamed before it. */
+	if (r->batch)
+		return -ENOTSUP;
+	if (!r->streaming) {
+		start_stream(r->req);
+		r->streaming = true;
+	}
+	return write_event(r->req, msg);
+}
+
+void front_reply_finish(struct front_reply *r, cJSON *response)
+{
+	if (r->batch) {
+		batch_child_finish(r, response);
+		return;
+	}
+	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+	if (r->streaming) {
+		if (response)
+			write_event(r->req, response);
+		evhttp_send_reply_end(r->req);
+	} else if (response) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(response, "error");
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+		const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
+		if (cJSON_IsNumber(code) && code->valueint == -32004 && cJSON_IsNumber(ra)) {
+			char buf[32];
+			snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
+			set_header(r->req, "Retry-After", buf);
+		}
+		send_json(r->req, 200, "OK", response);
+	} else {
+		evhttp_send_reply(r->req, 202, "Accepted", NULL);
+	}
+	cJSON_Delete(response);
+	free(r);
+}
+
+/* --- GET streams ---------------------------------------------------------------------- */
+
+static void stream_unlink(struct front_stream *st)
+{
+	struct front *f = st->f;
+
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		f->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+}
+
+static void stream_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_stream *st = arg;
+
+	router_stream_closed(st->f->r, st->s, st);
+	stream_unlink(st);
+	free_detached(st->req);
+	free(st);
+}
+
+int front_stream_event(struct front_stream *st, const cJSON *msg)
+{
+	return write_event(st->req, msg);
+}
+
+void front_stream_close(struct front_stream *st)
+{
+	evhttp_connection_set_closecb(st->evcon, NULL, NULL);
+	router_stream_closed(st->f->r, st->s, st);
+	evhttp_send_reply_end(st->req);
+	stream_unlink(st);
+	free(st);
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+	struct front *f = arg;
+
+	/* A comment line keeps proxies from timing the stream out and finds dead clients. */
+	for (struct front_stream *st = f->streams; st; st = st->next) {
+		struct evbuffer *buf = evbuffer_new();
+		if (buf && sse_write_comment(buf, "keepalive") == 0)
+			evhttp_send_reply_chunk(st->req, buf);
+		if (buf)
+			evbuffer_free(buf);
+	}
+}
+
+/* --- request handling ----------------------------------------------------------------- */
+
+/* Session lookup shared by POST, GET and DELETE: answers the error itself when it fails.
+ * A session is not authentication: the key of every request must be the session's. */
+static struct session *find_session(struct front *f, struct evhttp_request *req,
+				    const struct key_identity *who)
+{
+	const char *sid = header(req, "Mcp-Session-Id");
+	const char *ver = header(req, "MCP-Protocol-Version");
+	struct session *s;
+
+	if (!sid) {
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
+			   "Mcp-Session-Id header is required (send initialize first)");
+		return NULL;
+	}
+	s = router_session(f->r, sid);
+	if (!s) {
+		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST,
+			   "session not found: it ended or never existed; initialize again");
+		return NULL;
+	}
+	if (who && strcmp(who->id, s->key_id)) {
+		char *peer = NULL;
+		ev_uint16_t port = 0;
+		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+		audit_auth("key does not match the session", who->id, peer);
+		send_error(req, 403, "Forbidden", -32001,
+			   "this session was opened with another key");
+		return NULL;
+	}
+	if (ver && !session_version_supported(ver)) {
+		char m[160];
+		snprintf(m, sizeof(m), "unsupported MCP-Protocol-Version \"%.40s\" (supported: "
+			 "2025-11-25, 2025-06-18, 2025-03-26)", ver);
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
+		return NULL;
+	}
+	/* A supported version other than the negotiated one is accepted: the spec refuses only
+	 * invalid or unsupported ones, and clients (the conformance suite among them) send an
+	 * older header on some requests. */
+	return s;
+}
+
+static void batch_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct front_batch *b = arg;
+
+	/* The client left: every request still running is told, then forgotten. */
+	while (b->children) {
+		struct front_reply *r = b->children;
+		b->children = r->bnext;
+		if (r->gone)
+			r->gone(r->gone_arg);
+		free(r);
+	}
+	cJSON_Delete(b->responses);
+	free(b);
+}
+
+static void batch_done(struct front_batch *b)
+{
+	if (--b->pending)
+		return;
+	evhttp_connection_set_closecb(b->evcon, NULL, NULL);
+	if (cJSON_GetArraySize(b->responses))
+		send_json(b->req, 200, "OK", b->responses);
+	else
+		evhttp_send_reply(b->req, 202, "Accepted", NULL);  /* only notifications/responses */
+	cJSON_Delete(b->responses);
+	free(b);
+}
+
+/* 2025-03-26 allows batches (later versions removed them): each element is handled as if it
+ * came alone, and the answers go back together. */
+static void handle_batch(struct front *f, struct evhttp_request *req,
+			 const struct key_identity *who, cJSON *arr)
+{
+	struct session *s = find_session(f, req, who);
+	struct front_batch *b;
+	cJSON *el;
+
+	if (!s)
+		goto out;
+	if (strcmp(s->version, "2025-03-26")) {
+		char m[160];
+		snprintf(m, sizeof(m), "JSON-RPC batches are not allowed in protocol version %s: "
+			 "send one message per request", s->version);
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
+		goto out;
+	}
+	if (!cJSON_GetArraySize(arr)) {
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, "empty batch");
+		goto out;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b || !(b->responses = cJSON_CreateArray())) {
+		free(b);
+		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
+		goto out;
+	}
+	b->req = req;
+	b->evcon = evhttp_request_get_connection(req);
+	b->pending = 1;
+	set_header(req, "Mcp-Session-Id", s->id);
+	evhttp_connection_set_closecb(b->evcon, batch_closed, b);
+	cJSON_ArrayForEach(el, arr) {
+		cJSON *msg = cJSON_Duplicate(el, 1);
+		struct jsonrpc_msg m;
+		int code;
+		const char *why;
+
+		if (!msg) {
+			cJSON_AddItemToArray(b->responses, jsonrpc_error(NULL, JSONRPC_INTERNAL_ERROR,
+									 "out of memory", NULL));
+			continue;
+		}
+		int rc = jsonrpc_classify(msg, &m, &code, &why);
+		if (rc == 0 && m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {
+			rc = -EINVAL;
+			code = JSONRPC_INVALID_REQUEST;
+			why = "initialize must not be part of a batch";
+		}
+		if (rc) {
+			cJSON_AddItemToArray(b->responses, jsonrpc_error(m.id, code, why, NULL));
+			cJSON_Delete(msg);
+			continue;
+		}
+		if (m.kind == JSONRPC_NOTIFICATION) {
+			router_notification(f->r, s, msg, &m);
+			continue;
+		}
+		if (m.kind == JSONRPC_RESPONSE) {
+			router_response(f->r, s, msg, &m);
+			continue;
+		}
+		struct front_reply *r = calloc(1, sizeof(*r));
+		if (!r) {
+			cJSON_AddItemToArray(b->responses, jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR,
+									 "out of memory", NULL));
+			cJSON_Delete(msg);
+			continue;
+		}
+		r->f = f;
+		r->req = req;
+		r->evcon = b->evcon;
+		r->batch = b;
+		r->bnext = b->children;
+		if (b->children)
+			b->children->bprev = r;
+		b->children = r;
+		b->pending++;
+		router_request(f->r, s, who, msg, &m, r);
+	}
+	batch_done(b);
+out:
+	cJSON_Delete(arr);
+}
+
+static void handle_post(struct front *f, struct evhttp_request *req,
+			const struct key_identity *who)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const char *accept = header(req, "Accept"), *ctype = header(req, "Content-Type");
+	size_t len = evbuffer_get_length(in);
+	struct jsonrpc_msg m;
+	struct session *s;
+	cJSON *msg;
+	int code;
+	const char *why;
+
+	if (!accept || (!has_token(accept, "*/*") && (!has_token(accept, "application/json") ||
+						     !has_token(accept, "text/event-stream")))) {
+		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
+			   "Accept must list application/json and text/event-stream");
+		return;
+	}
+	if (!ctype || strncasecmp(ctype, "application/json", 16)) {
+		send_error(req, 415, "Unsupported Media Type", JSONRPC_INVALID_REQUEST,
+			   "Content-Type must be application/json");
+		return;
+	}
+	msg = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
+	if (!msg) {
+		send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
+		return;
+	}
+	if (cJSON_IsArray(msg)) {
+		handle_batch(f, req, who, msg);
+		return;
+	}
+	if (jsonrpc_classify(msg, &m, &code, &why)) {
+		cJSON *e = jsonrpc_error(m.id, code, why, NULL);
+		send_json(req, 400, "Bad Request", e);
+		cJSON_Delete(e);
+		cJSON_Delete(msg);
+		return;
+	}
+	if (m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {
+		cJSON *resp = NULL;
+		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
+		if (s)
+			set_header(req, "Mcp-Session-Id", s->id);
+		send_json(req, 200, "OK", resp);
+		cJSON_Delete(resp);
+		cJSON_Delete(msg);
+		return;
+	}
+	s = find_session(f, req, who);
+	if (!s) {
+		cJSON_Delete(msg);
+		return;
+	}
+	set_header(req, "Mcp-Session-Id", s->id);
+	if (m.kind == JSONRPC_NOTIFICATION) {
+		router_notification(f->r, s, msg, &m);
+		evhttp_send_reply(req, 202, "Accepted", NULL);
+		return;
+	}
+	if (m.kind == JSONRPC_RESPONSE) {
+		router_response(f->r, s, msg, &m);
+		evhttp_send_reply(req, 202, "Accepted", NULL);
+		return;
+	}
+	struct front_reply *r = calloc(1, sizeof(*r));
+	if (!r) {
+		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
+		cJSON_Delete(msg);
+		return;
+	}
+	r->f = f;
+	r->req = req;
+	r->evcon = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(r->evcon, reply_closed, r);
+	router_request(f->r, s, who, msg, &m, r);
+}
+
+static void handle_get(struct front *f, struct evhttp_request *req, const struct key_identity *who)
+{
+	const char *accept = header(req, "Accept");
+	struct front_stream *st;
+	struct session *s;
+
+	if (!accept || !has_token(accept, "text/event-stream")) {
+		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
+			   "GET opens an event stream: Accept must list text/event-stream");
+		return;
+	}
+	s = find_session(f, req, who);
+	if (!s)
+		return;
+	if (s->stream) {
+		send_error(req, 409, "Conflict", JSONRPC_INVALID_REQUEST,
+			   "this session already has an open stream");
+		return;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
+		return;
+	}
+	st->f = f;
+	st->req = req;
+	st->s = s;
+	st->evcon = evhttp_request_get_connection(req);
+	set_header(req, "Mcp-Session-Id", s->id);
+	start_stream(req);
+	struct evbuffer *buf = evbuffer_new();
+	if (buf && sse_write_comment(buf, "stream open") == 0)
+		evhttp_send_reply_chunk(req, buf);
+	if (buf)
+		evbuffer_free(buf);
+	evhttp_connection_set_closecb(st->evcon, stream_closed, st);
+	st->next = f->streams;
+	if (f->streams)
+		f->streams->prev = st;
+	f->streams = st;
+	router_stream_open(f->r, s, st);
+}
+
+static void handle_delete(struct front *f, struct evhttp_request *req,
+			  const struct key_identity *who)
+{
+	struct session *s = find_session(f, req, who);
+
+	if (!s)
+		return;
+	if (s->stream)
+		front_stream_close(s->stream);
+	router_end_session(f->r, s);
+	evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* The key from Authorization: Bearer or X-Api-Key. */
+static const char *presented_key(struct evhttp_request *req)
+{
+	const char *a = header(req, "Authorization");
+
+	if (a && !strncasecmp(a, "Bearer ", 7)) {
+		a += 7;
+		while (*a == ' ')
+			a++;
+		return a;
+	}
+	return header(req, "X-Api-Key");
+}
+
+/* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
+ * recorded with the key id when there is one, never the key. */
+static bool authenticate(struct front *f, struct evhttp_request *req, struct key_identity *who)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	const char *reason;
+	int64_t retry_ms;
+
+	evhttp_connection_get_peer(evcon, &peer, &port);
+	enum gate_auth r = gate_authenticate(router_gate(f->r), presented_key(req), peer, who,
+					     &reason, &retry_ms);
+	if (r == GATE_AUTH_OK)
+		return true;
+	audit_auth(reason, who->id, peer);
+	if (r == GATE_AUTH_BLOCKED) {
+		char ra[32];
+		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
+		set_header(req, "Retry-After", ra);
+		send_error(req, 429, "Too Many Requests", -32001,
+			   "too many failed authentications from this address; retry later");
+		return false;
+	}
+	set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+	send_error(req, 401, "Unauthorized", -32001,
+		   r == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer <key>"
+					  : "invalid key");
+	return false;
+}
+
+static void on_request(struct evhttp_request *req, void *arg);
+
+static void parked_unlink(struct parked *p)
+{
+	struct front *f = p->f;
+
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		f->parked = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		f->parked_tail = p->prev;
+}
+
+static void parked_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct parked *p = arg;
+
+	parked_unlink(p);
+	free(p);
+}
+
+/* The router is ready: serve what waited, in arrival order. */
+static void unpark(void *arg)
+{
+	struct front *f = arg;
+
+	while (f->parked) {
+		struct parked *p = f->parked;
+		struct evhttp_request *req = p->req;
+		parked_unlink(p);
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		free(p);
+		on_request(req, f);
+	}
+}
+
+/* Hold a request until the catalogue is complete: an agent that initialises while the
+ * upstreams are still being listed would otherwise see no tools and draw conclusions. */
+static bool park(struct front *f, struct evhttp_request *req)
+{
+	struct parked *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return false;
+	p->f = f;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->prev = f->parked_tail;
+	if (f->parked_tail)
+		f->parked_tail->next = p;
+	else
+		f->parked = p;
+	f->parked_tail = p;
+	evhttp_connection_set_closecb(p->evcon, parked_closed, p);
+	if (p == f->parked)
+		router_when_ready(f->r, unpark, f);
+	return true;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct front *f = arg;
+	struct conn *conn = conn_of(f, req);
+
+	/* The request is in: no deadline while it is served, a fresh one once it is answered. */
+	if (conn && conn->deadline_ms) {
+		conn->deadline_ms = 0;
+		evhttp_request_set_on_complete_cb(req, on_reply_complete, f);
+	}
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *origin = header(req, "Origin"), *host = header(req, "Host");
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (path && !strcmp(path, "/healthz") && cmd == EVHTTP_REQ_GET) {
+		struct evbuffer *b = evbuffer_new();
+		if (b)
+			evbuffer_add_printf(b, "ok\n");
+		evhttp_send_reply(req, 200, "OK", b);
+		if (b)
+			evbuffer_free(b);
+		return;
+	}
+	if (path && !strcmp(path, "/readyz") && cmd == EVHTTP_REQ_GET) {
+		bool ready = router_ready(f->r);
+		struct evbuffer *b = evbuffer_new();
+		if (b)
+			evbuffer_add_printf(b, ready ? "ready\n" : "starting: upstreams are being listed\n");
+		evhttp_send_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", b);
+		if (b)
+			evbuffer_free(b);
+		return;
+	}
+	if (!path || strcmp(path, f->cfg->mcp_path)) {
+		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
+		return;
+	}
+	if (!router_ready(f->r) && park(f, req))
+		return;
+	/* DNS rebinding: a page on a foreign origin must not reach a loopback gateway. */
+	if (origin && !origin_allowed(f, origin)) {
+		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST, "Origin not allowed");
+		return;
+	}
+	if (f->loopback && (!host || !listener_is_loopback(host))) {
+		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST,
+			   "Host not allowed: this gateway listens on loopback");
+		return;
+	}
+	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE) {
+		set_header(req, "Allow", "GET, POST, DELETE");
+		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
+			   "use POST, GET or DELETE");
+		return;
+	}
+	struct key_identity who;
+	const struct key_identity *whop = NULL;
+	if (gate_auth_required(router_gate(f->r))) {
+		if (!authenticate(f, req, &who))
+			return;
+		whop = &who;
+	}
+	switch (cmd) {
+	case EVHTTP_REQ_POST:
+		handle_post(f, req, whop);
+		break;
+	case EVHTTP_REQ_GET:
+		handle_get(f, req, whop);
+		break;
+	case EVHTTP_REQ_DELETE:
+		handle_delete(f, req, whop);
+		break;
+	default:
+		set_header(req, "Allow", "GET, POST, DELETE");
+		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
+			   "use POST, GET or DELETE");
+	}
+}
+
+static void apply_limits(struct front *f)
+{
+	struct timeval tv;
+
+	evhttp_set_max_body_size(f->http, (ev_ssize_t)f->cfg->max_body_bytes);
+	evhttp_set_max_headers_size(f->http, (ev_ssize_t)f->cfg->max_header_bytes);
+	tv.tv_sec = f->cfg->header_timeout_ms / 1000;
+	tv.tv_usec = (f->cfg->header_timeout_ms % 1000) * 1000;
+	evhttp_set_timeout_tv(f->http, &tv);
+}
+
+void front_close_streams(struct front *f)
+{
+	while (f->streams)
+		front_stream_close(f->streams);
+}
+
+void front_reconfigure(struct front *f, const struct config *cfg, struct router *r)
+{
+	f->cfg = cfg;
+	f->r = r;
+	apply_limits(f);
+	if (f->parked)
+		router_when_ready(r, unpark, f);
+}
+
+int front_new(struct event_base *base, const struct config *cfg, struct router *r,
+	      struct front **out)
+{
+	struct front *f = calloc(1, sizeof(*f));
+	struct timeval tv;
+	int rc = -ENOMEM;
+
+	if (!f)
+		return -ENOMEM;
+	f->base = base;
+	f->cfg = cfg;
+	f->r = r;
+	f->http = evhttp_new(base);
+	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
+	f->sweep = event_new(base, -1, EV_PERSIST, on_sweep, f);
+	f->conns = hmap_new();
+	if (!f->http || !f->keepalive || !f->sweep || !f->conns)
+		goto fail;
+	evhttp_set_bevcb(f->http, on_new_conn, f);
+	evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+					    EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD |
+					    EVHTTP_REQ_PATCH);
+	apply_limits(f);
+	evhttp_set_gencb(f->http, on_request, f);
+	rc = listener_bind(f->http, "agent listener", cfg->listen_host, cfg->listen_port, &f->port);
+	if (rc)
+		goto fail;
+	f->loopback = listener_is_loopback(cfg->listen_host);
+	tv.tv_sec = KEEPALIVE_MS / 1000;
+	tv.tv_usec = 0;
+	event_add(f->keepalive, &tv);
+	tv.tv_sec = 0;
+	tv.tv_usec = SWEEP_MS * 1000;
+	event_add(f->sweep, &tv);
+	*out = f;
+	return 0;
+fail:
+	front_free(f);
+	return rc;
+}
+
+void front_free(struct front *f)
+{
+	if (!f)
+		return;
+	front_close_streams(f);
+	/* Parked requests are evhttp's to free with their connections; only forget them. */
+	while (f->parked) {
+		struct parked *p = f->parked;
+		parked_unlink(p);
+		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		free(p);
+	}
+	if (f->keepalive)
+		event_free(f->keepalive);
+	if (f->sweep)
+		event_free(f->sweep);
+	if (f->http)
+		evhttp_free(f->http);  /* frees every connection: our references go after */
+	conns_free(f);
+	free(f);
+}
+
+int front_port(const struct front *f) { return f->port; }

@@ -1,0 +1,1176 @@
+/* upstream_http: an MCP session over Streamable HTTP on libcurl's multi socket interface.
+ *
+ * One process-wide curl multi is driven by the daemon's libevent loop (the hiperfifo pattern:
+ * curl tells us which sockets to watch and when to wake it; we call curl_multi_socket_action).
+ * Connections are cached by the multi, so every session to the same server reuses them.
+ *
+ * Each transport_send() is one "call": a POST, possibly followed by GETs with Last-Event-ID when
+ * an SSE answer ends before the response (SEP-1699 polling). The standalone GET stream and the
+ * DELETE at destroy are calls too. Curl callbacks only parse and queue; the transport callbacks
+ * run from a queue drained after curl returns, so a callee may send or destroy from inside its
+ * callback without re-entering curl.
+ */
+#include "mcp/transport/upstream_http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "base/config.h"
+#include "mcp/jsonrpc.h"
+#include "base/log.h"
+#include "mcp/transport/sse.h"
+
+#define HTTP_MAX_BODY           (16u << 20)     /* one JSON answer or one SSE event */
+#define HTTP_ERR_SNIPPET        4096            /* body kept from an error answer */
+#define DELETE_TIMEOUT_MS       2000
+#define POLL_DEFAULT_MS         1000            /* SSE reconnect delay when no retry: given */
+#define POLL_MIN_MS             20
+#define STREAM_BACKOFF_MIN_MS   500
+#define STREAM_BACKOFF_MAX_MS   30000
+#define WHY_MAX                 160
+
+enum call_kind { CALL_POST, CALL_STREAM, CALL_DELETE };
+enum body_mode { BODY_UNKNOWN, BODY_SSE, BODY_JSON, BODY_SNIPPET };
+
+struct http_transport;
+
+struct call {
+	struct call *prev, *next;       /* in the transport's list, or the orphan list */
+	struct http_transport *h;       /* NULL for an orphan (the DELETE after destroy) */
+	enum call_kind kind;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *body;                     /* POST body */
+	cJSON *id;                      /* request id; NULL for notifications and responses */
+	bool initialize;                /* an initialize request: its answer sets the session */
+	bool initialized;               /* notifications/initialized: opens the GET stream */
+	bool had_session;               /* the current HTTP request carried Mcp-Session-Id */
+	unsigned session_gen;           /* ... of this generation of the transport's session */
+	bool answered;                  /* the response to id has arrived */
+	bool resuming;                  /* the current transfer is a GET + Last-Event-ID */
+	bool delivered;                 /* the current stream carried at least one message */
+	enum body_mode mode;
+	long status;
+	struct sse_parser *sse;         /* lives across reconnections: keeps last id and retry */
+	struct evbuffer *buf;           /* JSON body, or the start of an error body */
+	int err;                        /* set by a callback that aborted the transfer */
+	char why[WHY_MAX];
+	uint64_t deadline;              /* monotonic ms; 0: none */
+	struct event *timer;            /* reconnect delay */
+	unsigned backoff_ms;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct http_transport {
+	struct transport t;             /* first: the transport_ops receive &t */
+	struct http_transport *prev, *next;
+	struct call *calls;
+	struct call *stream;            /* the standalone GET stream, also in calls */
+	char *session_id;
+	char *protocol_version;
+	unsigned session_gen;           /* bumped whenever the session is dropped */
+};
+
+enum delivery_kind { D_MESSAGE, D_SEND_ERROR, D_DOWN };
+
+struct delivery {
+	struct delivery *next;
+	struct http_transport *h;
+	enum delivery_kind kind;
+	cJSON *msg;
+	cJSON *id;                      /* related (messages) or the failed request's id */
+	int err;
+	char why[WHY_MAX];
+};
+
+struct sock {
+	struct sock *prev, *next;
+	struct event *ev;
+};
+
+static struct {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	bool async_dns;
+	bool draining;
+	struct http_transport *transports;
+	struct call *orphans;
+	struct sock *socks;
+	struct delivery *head, **tail;
+} g;
+
+static const struct transport_ops http_ops;
+
+/* ---- small helpers ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define LIST_ADD(head, x) do {                                          \
+	(x)->prev = NULL;                                               \
+	(x)->next = (head);                                             \
+	if (head)                                                       \
+		(head)->prev = (x);                                     \
+	(head) = (x);                                                   \
+} while (0)
+
+#define LIST_DEL(head, x) do {                                          \
+	if ((x)->prev)                                                  \
+		(x)->prev->next = (x)->next;                            \
+	else                                                            \
+		(head) = (x)->next;                                     \
+	if ((x)->next)                                                  \
+		(x)->next->prev = (x)->prev;                            \
+	(x)->prev = (x)->next = NULL;                                   \
+} while (0)
+
+/* Mcp-Session-Id and protocol versions must be visible ASCII (0x21-0x7E): anything else could
+ * smuggle header syntax into our later requests. */
+static bool visible_ascii(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static const char *name_of(const struct http_transport *h)
+{
+	return h->t.cfg && h->t.cfg->name ? h->t.cfg->name : "?";
+}
+
+/* ---- the delivery queue ---- */
+
+static struct delivery *queue(struct http_transport *h, enum delivery_kind kind)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->h = h;
+	d->kind = kind;
+	*g.tail = d;
+	g.tail = &d->next;
+	return d;
+}
+
+static void delivery_free(struct delivery *d)
+{
+	cJSON_Delete(d->msg);
+	cJSON_Delete(d->id);
+	free(d);
+}
+
+static void queue_error(struct http_transport *h, const cJSON *id, int err, const char *why)
+{
+	struct delivery *d = queue(h, D_SEND_ERROR);
+
+	if (!d || !(d->id = cJSON_Duplicate(id, true))) {
+		log_error("upstream %s: out of memory reporting \"%s\"", name_of(h), why);
+		return;
+	}
+	d->err = err;
+	snprintf(d->why, sizeof(d->why), "%s", why);
+}
+
+static void queue_down(struct http_transport *h, int err, const char *why)
+{
+	struct delivery *d = queue(h, D_DOWN);
+
+	if (!d) {
+		log_error("upstream %s: out of memory reporting \"%s\"", name_of(h), why);
+		return;
+	}
+	d->err = err;
+	snprintf(d->why, sizeof(d->why), "%s", why);
+}
+
+static void purge(struct http_transport *h)
+{
+	struct delivery **pp = &g.head, *d;
+
+	while ((d = *pp)) {
+		if (d->h == h) {
+			*pp = d->next;
+			delivery_free(d);
+		} else {
+			pp = &d->next;
+		}
+	}
+	g.tail = pp;
+}
+
+/* Run the transport callbacks, in order. A callee may send (new transfers start on the next
+ * loop turn) or destroy its transport (purge drops what is still queued for it). */
+static void drain(void)
+{
+	struct delivery *d;
+
+	if (g.draining)
+		return;
+	g.draining = true;
+	while ((d = g.head)) {
+		struct transport_cb cb = d->h->t.cb;
+
+		g.head = d->next;
+		if (!g.head)
+			g.tail = &g.head;
+		switch (d->kind) {
+		case D_MESSAGE:
+			if (cb.on_message) {
+				cJSON *msg = d->msg;
+				d->msg = NULL;
+				cb.on_message(cb.arg, msg, d->id);
+			}
+			break;
+		case D_SEND_ERROR:
+			if (cb.on_send_error)
+				cb.on_send_error(cb.arg, d->id, d->err, d->why);
+			break;
+		case D_DOWN:
+			if (cb.on_down)
+				cb.on_down(cb.arg, d->err, d->why);
+			break;
+		}
+		delivery_free(d);
+	}
+	g.draining = false;
+}
+
+/* ---- calls ---- */
+
+static struct call *call_new(struct http_transport *h, enum call_kind kind)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->h = h;
+	c->kind = kind;
+	if (h)
+		LIST_ADD(h->calls, c);
+	else
+		LIST_ADD(g.orphans, c);
+	return c;
+}
+
+/* Stop the current transfer, if any; the call itself stays. */
+static void call_stop(struct call *c)
+{
+	if (c->easy) {
+		CURLMcode mc = curl_multi_remove_handle(g.multi, c->easy);
+		if (mc != CURLM_OK)
+			log_error("upstream http: curl_multi_remove_handle: %s",
+				  curl_multi_strerror(mc));
+		curl_easy_cleanup(c->easy);
+		c->easy = NULL;
+	}
+	curl_slist_free_all(c->hdrs);
+	c->hdrs = NULL;
+	if (c->buf)
+		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
+	c->mode = BODY_UNKNOWN;
+	c->status = 0;
+	c->err = 0;
+	c->why[0] = '\0';
+}
+
+static void call_free(struct call *c)
+{
+	call_stop(c);
+	if (c->h) {
+		LIST_DEL(c->h->calls, c);
+		if (c->h->stream == c)
+			c->h->stream = NULL;
+	} else {
+		LIST_DEL(g.orphans, c);
+	}
+	if (c->timer)
+		event_free(c->timer);
+	evbuffer_free(c->buf);
+	sse_parser_free(c->sse);
+	cJSON_Delete(c->id);
+	free(c->body);
+	free(c);
+}
+
+static void session_clear(struct http_transport *h)
+{
+	free(h->session_id);
+	free(h->protocol_version);
+	h->session_id = h->protocol_version = NULL;
+	h->session_gen++;
+}
+
+/* ---- curl callbacks: parse and queue only, never call back into curl or the caller ---- */
+
+static int take_message(struct call *c, cJSON *msg)
+{
+	struct http_transport *h = c->h;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	struct delivery *d;
+
+	if (!cJSON_IsObject(msg)) {
+		cJSON_Delete(msg);
+		return -EPROTO;
+	}
+	if (c->id && id && cJSON_Compare(id, c->id, true) &&
+	    (cJSON_HasObjectItem(msg, "result") || cJSON_HasObjectItem(msg, "error"))) {
+		c->answered = true;
+		const cJSON *res = cJSON_GetObjectItemCaseSensitive(msg, "result");
+		const char *v = cJSON_GetStringValue(
+			cJSON_GetObjectItemCaseSensitive(res, "protocolVersion"));
+		char *dup;
+		if (c->initialize && v && visible_ascii(v, strlen(v)) && (dup = strdup(v))) {
+			free(h->protocol_version);
+			h->protocol_version = dup;
+		}
+	}
+	if (!(d = queue(h, D_MESSAGE))) {
+		cJSON_Delete(msg);
+		return -ENOMEM;
+	}
+	d->msg = msg;
+	if (c->id && c->kind == CALL_POST && !(d->id = cJSON_Duplicate(c->id, true)))
+		return -ENOMEM;
+	c->delivered = true;
+	return 0;
+}
+
+/* One JSON text from the upstream: a message, or (2025-03-26 servers) a batch of them. */
+static int take_json(struct call *c, const char *text, size_t len)
+{
+	cJSON *j = cJSON_ParseWithLength(text, len), *it;
+	int rc = 0;
+
+	if (!j)
+		return -EPROTO;
+	if (!cJSON_IsArray(j))
+		return take_message(c, j);
+	while (rc == 0 && (it = cJSON_DetachItemFromArray(j, 0)))
+		rc = take_message(c, it);
+	cJSON_Delete(j);
+	return rc;
+}
+
+static int on_sse_event(void *arg, const struct sse_event *ev)
+{
+	struct call *c = arg;
+
+	if (ev->data_len == 0)          /* priming event: only its id matters */
+		return 0;
+	return take_json(c, ev->data, ev->data_len);
+}
+
+/* The status line and headers are complete: learn status, body kind and session id. */
+static void begin_body(struct call *c)
+{
+	char *ctype = NULL;
+	struct curl_header *hdr = NULL;
+
+	if (curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status) != CURLE_OK)
+		c->status = 0;
+	if (curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ctype) != CURLE_OK)
+		ctype = NULL;
+	if (c->status < 200 || c->status > 299)
+		c->mode = BODY_SNIPPET;
+	else if (ctype && strncasecmp(ctype, "text/event-stream", 17) == 0)
+		c->mode = BODY_SSE;
+	else
+		c->mode = BODY_JSON;
+	if (c->mode == BODY_SSE && c->sse)
+		sse_parser_reset(c->sse);
+	if (c->initialize && c->h && c->mode != BODY_SNIPPET &&
+	    curl_easy_header(c->easy, "Mcp-Session-Id", 0, CURLH_HEADER, -1, &hdr) == CURLHE_OK) {
+		if (visible_ascii(hdr->value, strlen(hdr->value))) {
+			char *dup = strdup(hdr->value);
+			if (dup) {
+				free(c->h->session_id);
+				c->h->session_id = dup;
+			}
+		} else {
+			log_warn("upstream %s: ignoring an Mcp-Session-Id with invalid characters",
+				 name_of(c->h));
+		}
+	}
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct call *c = arg;
+	size_t n = size * nmemb, room;
+	int rc;
+
+	if (c->mode == BODY_UNKNOWN)
+		begin_body(c);
+	switch (c->mode) {
+	case BODY_SSE:
+		if (!c->sse && sse_parser_new(HTTP_MAX_BODY, on_sse_event, c, &c->sse) != 0) {
+			c->err = -ENOMEM;
+			snprintf(c->why, sizeof(c->why), "out of memory");
+			return 0;
+		}
+		if ((rc = sse_parser_feed(c->sse, ptr, n)) != 0) {
+			c->err = rc == -EMSGSIZE ? -EMSGSIZE : rc == -ENOMEM ? -ENOMEM : -EPROTO;
+			snprintf(c->why, sizeof(c->why), "%s",
+				 rc == -EMSGSIZE ? "event from upstream larger than 16 MiB" :
+				 rc == -ENOMEM ? "out of memory" :
+				 "non-JSON message from upstream");
+			return 0;
+		}
+		return n;
+	case BODY_JSON:
+		if (evbuffer_get_length(c->buf) + n > HTTP_MAX_BODY) {
+			c->err = -EMSGSIZE;
+			snprintf(c->why, sizeof(c->why), "answer from upstream larger than 16 MiB");
+			return 0;
+		}
+		if (evbuffer_add(c->buf, ptr, n) != 0) {
+			c->err = -ENOMEM;
+			snprintf(c->why, sizeof(c->why), "out of memory");
+			return 0;
+		}
+		return n;
+	default:
+		room = HTTP_ERR_SNIPPET - evbuffer_get_length(c->buf);
+		if (room && evbuffer_add(c->buf, ptr, n < room ? n : room) != 0)
+			return 0;
+		return n;
+	}
+}
+
+/* ---- starting transfers ---- */
+
+static int add_header(struct curl_slist **l, const char *name, const char *value)
+{
+	char line[8192];
+	struct curl_slist *n;
+
+	if ((size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >= sizeof(line))
+		return -E2BIG;
+	if (!(n = curl_slist_append(*l, line)))
+		return -ENOMEM;
+	*l = n;
+	return 0;
+}
+
+/* Headers for one transfer of c on behalf of h (c->h, or the transport a DELETE outlives). */
+static int build_headers(struct call *c, const struct http_transport *h, const char *accept)
+{
+	const struct upstream_config *cfg = h->t.cfg;
+	const char *last;
+	int rc = 0;
+
+	if (accept && (rc = add_header(&c->hdrs, "Accept", accept)) != 0)
+		return rc;
+	if (c->body && !c->resuming) {
+		if ((rc = add_header(&c->hdrs, "Content-Type", "application/json")) != 0)
+			return rc;
+		/* no "Expect: 100-continue" round trip for bodies above 1 KiB */
+		struct curl_slist *n = curl_slist_append(c->hdrs, "Expect:");
+		if (!n)
+			return -ENOMEM;
+		c->hdrs = n;
+	}
+	for (size_t i = 0; i < cfg->nheaders; i++)
+		if ((rc = add_header(&c->hdrs, cfg->headers[i].name, cfg->headers[i].value)) != 0)
+			return rc;
+	c->had_session = h->session_id != NULL;
+	c->session_gen = h->session_gen;
+	if (h->session_id && (rc = add_header(&c->hdrs, "Mcp-Session-Id", h->session_id)) != 0)
+		return rc;
+	if (h->protocol_version &&
+	    (rc = add_header(&c->hdrs, "MCP-Protocol-Version", h->protocol_version)) != 0)
+		return rc;
+	if (c->resuming && c->sse && (last = sse_parser_last_id(c->sse)) &&
+	    (rc = add_header(&c->hdrs, "Last-Event-ID", last)) != 0)
+		return rc;
+	return 0;
+}
+
+#define SET(opt, val) do {                                              \
+	if (curl_easy_setopt(e, opt, val) != CURLE_OK)                  \
+		goto fail;                                              \
+} while (0)
+
+/* Start one HTTP transfer for c: POST (body), GET (stream or resume) or DELETE. */
+static int call_start(struct call *c, const char *url, long timeout_ms, long connect_ms)
+{
+	CURL *e = curl_easy_init();
+	int rc = -ENOMEM;
+
+	if (!e)
+		return -ENOMEM;
+	if (!c->buf && !(c->buf = evbuffer_new()))
+		goto out;
+	rc = -EINVAL;
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PRIVATE, c);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_WRITEDATA, c);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_USERAGENT, "mcpwarden");
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_HTTPHEADER, c->hdrs);
+	if (connect_ms > 0)
+		SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	if (timeout_ms > 0)
+		SET(CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (c->kind == CALL_DELETE) {
+		SET(CURLOPT_CUSTOMREQUEST, "DELETE");
+	} else if (c->body && !c->resuming) {
+		SET(CURLOPT_POSTFIELDS, c->body);
+		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
+	}
+	c->errbuf[0] = '\0';
+	c->delivered = false;
+	if (curl_multi_add_handle(g.multi, e) != CURLM_OK)
+		goto out;
+	c->easy = e;
+	return 0;
+fail:
+	log_error("upstream http: curl_easy_setopt failed");
+out:
+	curl_easy_cleanup(e);
+	return rc;
+}
+
+static long remaining_ms(const struct call *c)
+{
+	uint64_t now = now_ms();
+
+	if (!c->deadline)
+		return 0;
+	return c->deadline > now ? (long)(c->deadline - now) : 1;
+}
+
+/* (Re)start a message call: the POST, or a resume GET with Last-Event-ID. */
+static int post_start(struct call *c)
+{
+	const struct upstream_config *cfg = c->h->t.cfg;
+	int rc;
+
+	rc = build_headers(c, c->h, c->resuming ? "text/event-stream" :
+			   "application/json, text/event-stream");
+	if (rc == 0)
+		rc = call_start(c, cfg->url, remaining_ms(c), cfg->connect_timeout_ms);
+	return rc;
+}
+
+static int stream_start(struct call *c)
+{
+	const struct upstream_config *cfg = c->h->t.cfg;
+	int rc = build_headers(c, c->h, "text/event-stream");
+
+	return rc ? rc : call_start(c, cfg->url, 0, cfg->connect_timeout_ms);
+}
+
+static void timer_fired(evutil_socket_t fd, short what, void *arg);
+
+static int call_arm(struct call *c, long delay_ms)
+{
+	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+	if (!c->timer && !(c->timer = evtimer_new(g.base, timer_fired, c)))
+		return -ENOMEM;
+	return evtimer_add(c->timer, &tv) == 0 ? 0 : -ENOMEM;
+}
+
+static void open_stream(struct http_transport *h)
+{
+	struct call *c;
+	int rc;
+
+	if (h->stream)
+		return;
+	if (!(c = call_new(h, CALL_STREAM))) {
+		log_error("upstream %s: out of memory opening the GET stream", name_of(h));
+		return;
+	}
+	h->stream = c;
+	c->backoff_ms = STREAM_BACKOFF_MIN_MS;
+	if ((rc = stream_start(c)) != 0) {
+		log_error("upstream %s: cannot open the GET stream: %s", name_of(h), strerror(-rc));
+		call_free(c);
+	}
+}
+
+/* ---- finished transfers ---- */
+
+/* Map a failed transfer to an errno and a short reason for the caller's JSON-RPC error. The
+ * reason names no address (it may reach the agent); curl's detail goes to the log. */
+static int curl_err(CURLcode res, const struct call *c, const char **why)
+{
+	int err;
+
+	switch (res) {
+	case CURLE_COULDNT_CONNECT:
+		err = -ECONNREFUSED, *why = "cannot connect to upstream";
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		err = -ETIMEDOUT, *why = "upstream did not answer in time";
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		err = -EHOSTUNREACH, *why = "cannot resolve upstream host";
+		break;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		err = -ECONNRESET, *why = "upstream closed the connection";
+		break;
+	default:
+		err = -EPROTO, *why = "HTTP transfer to upstream failed";
+		break;
+	}
+	log_warn("upstream %s: %s: %s", name_of(c->h), *why,
+		 c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+	return err;
+}
+
+/* A lost session: 404 to a request that carried the session id (the spec). The SDK's example
+ * servers, server-everything among them, answer 400 with a JSON-RPC error about the session
+ * instead; treat that as lost too, so such upstreams get re-initialised rather than failing
+ * forever. */
+static bool session_lost(struct call *c)
+{
+	bool lost = false;
+
+	/* only the session this request carried: not one opened since by a new initialize */
+	if (!c->had_session || !c->h->session_id || c->session_gen != c->h->session_gen)
+		return false;
+	if (c->status == 404)
+		return true;
+	if (c->status == 400 && evbuffer_get_length(c->buf)) {
+		size_t n = evbuffer_get_length(c->buf);
+		cJSON *j = cJSON_ParseWithLength((const char *)evbuffer_pullup(c->buf, -1), n);
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+		lost = cJSON_IsString(m) && strcasestr(m->valuestring, "session") != NULL;
+		cJSON_Delete(j);
+	}
+	return lost;
+}
+
+static void expire_session(struct http_transport *h)
+{
+	log_warn("upstream %s: session expired", name_of(h));
+	session_clear(h);
+	while (h->calls)
+		call_free(h->calls);
+	queue_down(h, -ESTALE, "session expired");
+}
+
+static void fail_call(struct call *c, int err, const char *why)
+{
+	if (c->id)
+		queue_error(c->h, c->id, err, why);
+	else
+		log_warn("upstream %s: message not delivered: %s", name_of(c->h), why);
+	call_free(c);
+}
+
+/* The SSE answer to a request ended before the response: wait `retry` and poll with GET +
+ * Last-Event-ID (2025-11-25), within the request's deadline. Returns false if it cannot. */
+static bool schedule_resume(struct call *c)
+{
+	long delay = c->sse ? sse_parser_retry(c->sse) : -1;
+
+	if (!c->sse || !sse_parser_last_id(c->sse))
+		return false;
+	if (delay < 0)
+		delay = POLL_DEFAULT_MS;
+	if (delay < POLL_MIN_MS)
+		delay = POLL_MIN_MS;
+	if (c->deadline && now_ms() + (uint64_t)delay >= c->deadline) {
+		fail_call(c, -ETIMEDOUT, "upstream did not answer in time");
+		return true;
+	}
+	call_stop(c);
+	c->resuming = true;
+	if (call_arm(c, delay) != 0)
+		fail_call(c, -ENOMEM, "out of memory");
+	return true;
+}
+
+static void post_done(struct call *c, CURLcode res)
+{
+	char why[WHY_MAX];
+	int err;
+
+	/* Once the response is in, whatever the stream does next is no concern of the caller. */
+	if (c->answered)
+		goto done;
+	if (c->err) {
+		fail_call(c, c->err, c->why);
+		return;
+	}
+	if (res != CURLE_OK) {
+		const char *reason;
+		err = curl_err(res, c, &reason);
+		if (err == -ECONNRESET && c->mode == BODY_SSE && schedule_resume(c))
+			return;
+		fail_call(c, err, reason);
+		return;
+	}
+	if (session_lost(c)) {
+		expire_session(c->h);
+		return;
+	}
+	if (c->status < 200 || c->status > 299) {
+		snprintf(why, sizeof(why), "HTTP %ld from upstream", c->status);
+		fail_call(c, -EPROTO, why);
+		return;
+	}
+	if (!c->id) {
+		if (c->initialized)
+			open_stream(c->h);
+		goto done;
+	}
+	if (c->mode == BODY_JSON && evbuffer_get_length(c->buf)) {
+		size_t n = evbuffer_get_length(c->buf);
+		int rc = take_json(c, (const char *)evbuffer_pullup(c->buf, -1), n);
+		if (rc) {
+			fail_call(c, rc == -ENOMEM ? rc : -EPROTO, rc == -ENOMEM ? "out of memory" :
+				  "non-JSON answer from upstream");
+			return;
+		}
+	}
+	if (c->answered)
+		goto done;
+	if (c->mode == BODY_SSE && schedule_resume(c))
+		return;
+	if (c->mode == BODY_SSE)
+		snprintf(why, sizeof(why), "upstream ended the stream without a response");
+	else
+		snprintf(why, sizeof(why), "HTTP %ld from upstream without a response", c->status);
+	fail_call(c, -EPROTO, why);
+	return;
+done:
+	call_free(c);
+}
+
+static void stream_done(struct call *c, CURLcode res)
+{
+	struct http_transport *h = c->h;
+	long delay;
+
+	if (res == CURLE_OK && c->status == 405) {
+		log_info("upstream %s: no GET stream offered (405)", name_of(h));
+		call_free(c);
+		return;
+	}
+	if (res == CURLE_OK && session_lost(c)) {
+		expire_session(h);
+		return;
+	}
+	if (res == CURLE_OK && c->status >= 400 && c->status < 500) {
+		log_warn("upstream %s: GET stream refused: HTTP %ld", name_of(h), c->status);
+		call_free(c);
+		return;
+	}
+	if (c->err)
+		log_warn("upstream %s: GET stream dropped: %s", name_of(h), c->why);
+	else if (res != CURLE_OK)
+		log_info("upstream %s: GET stream ended: %s", name_of(h),
+			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+	/* Reconnect with backoff while the session lives; a stream that carried messages was
+	 * healthy, so start the backoff again. Honour the server's retry as a floor. */
+	if (c->delivered)
+		c->backoff_ms = STREAM_BACKOFF_MIN_MS;
+	delay = c->backoff_ms;
+	if (c->sse && sse_parser_retry(c->sse) > delay)
+		delay = sse_parser_retry(c->sse);
+	c->backoff_ms = c->backoff_ms * 2 > STREAM_BACKOFF_MAX_MS ? STREAM_BACKOFF_MAX_MS :
+			c->backoff_ms * 2;
+	call_stop(c);
+	c->resuming = c->sse && sse_parser_last_id(c->sse);
+	if (call_arm(c, delay) != 0) {
+		log_error("upstream %s: out of memory: GET stream not reconnected", name_of(h));
+		call_free(c);
+	}
+}
+
+static void call_done(struct call *c, CURLcode res)
+{
+	if (c->mode == BODY_UNKNOWN)
+		begin_body(c);          /* no body at all (202, 405, ...) */
+	if (!c->h) {                    /* the DELETE of a destroyed transport */
+		if (res != CURLE_OK || c->status >= 300)
+			log_debug("upstream http: session DELETE: %s",
+				  res != CURLE_OK ? curl_easy_strerror(res) : "HTTP error");
+		call_free(c);
+		return;
+	}
+	if (c->kind == CALL_STREAM)
+		stream_done(c, res);
+	else
+		post_done(c, res);
+}
+
+/* After any curl activity: finish completed transfers, then run the queued callbacks. */
+static void pump(void)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(g.multi, &left))) {
+		char *priv = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		if (curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv) == CURLE_OK && priv)
+			call_done((struct call *)priv, m->data.result);
+	}
+	drain();
+}
+
+static void timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+	int rc = c->kind == CALL_STREAM ? stream_start(c) : post_start(c);
+
+	if (rc != 0) {
+		if (c->kind == CALL_STREAM) {
+			log_error("upstream %s: cannot reopen the GET stream: %s", name_of(c->h),
+				  strerror(-rc));
+			call_free(c);
+		} else {
+			fail_call(c, rc, "cannot reconnect to upstream");
+		}
+	}
+	pump();
+}
+
+/* ---- libevent <-> curl glue ---- */
+
+static void sock_ready(evutil_socket_t fd, short what, void *arg)
+{
+	int action = (what & EV_READ ? CURL_CSELECT_IN : 0) |
+		     (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	int running;
+	CURLMcode mc = curl_multi_socket_action(g.multi, fd, action, &running);
+
+	if (mc != CURLM_OK)
+		log_error("upstream http: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+	pump();
+}
+
+static void curl_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	int running;
+	CURLMcode mc = curl_multi_socket_action(g.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+
+	if (mc != CURLM_OK)
+		log_error("upstream http: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+	pump();
+}
+
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+	struct sock *sk = sockp;
+	short kind;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (sk) {
+			LIST_DEL(g.socks, sk);
+			event_free(sk->ev);
+			free(sk);
+		}
+		return 0;
+	}
+	kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+	       (what & CURL_POLL_OUT ? EV_WRITE : 0);
+	if (sk) {
+		event_del(sk->ev);
+		if (event_assign(sk->ev, g.base, s, kind, sock_ready, NULL) != 0)
+			return -1;
+	} else {
+		if (!(sk = calloc(1, sizeof(*sk))))
+			return -1;
+		if (!(sk->ev = event_new(g.base, s, kind, sock_ready, NULL))) {
+			free(sk);
+			return -1;
+		}
+		LIST_ADD(g.socks, sk);
+		if (curl_multi_assign(g.multi, s, sk) != CURLM_OK)
+			return -1;
+	}
+	return event_add(sk->ev, NULL) == 0 ? 0 : -1;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	if (timeout_ms < 0)
+		return event_del(g.timer) == 0 ? 0 : -1;
+	return evtimer_add(g.timer, &tv) == 0 ? 0 : -1;
+}
+
+/* ---- public ---- */
+
+int upstream_http_init(struct event_base *base)
+{
+	const curl_version_info_data *v;
+	int rc = -ENOMEM;
+
+	if (g.multi)
+		return g.base == base ? 0 : -EBUSY;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -ENOMEM;
+	v = curl_version_info(CURLVERSION_NOW);
+	g.async_dns = v && (v->features & CURL_VERSION_ASYNCHDNS);
+	if (g.async_dns)
+		log_debug("upstream http: libcurl %s with an asynchronous resolver", v->version);
+	else
+		log_warn("upstream http: libcurl %s resolves names synchronously: upstream URLs "
+			 "must use IP addresses", v ? v->version : "?");
+	g.base = base;
+	g.tail = &g.head;
+	if (!(g.timer = evtimer_new(base, curl_timeout, NULL)) || !(g.multi = curl_multi_init()))
+		goto fail;
+	if (curl_multi_setopt(g.multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+	    curl_multi_setopt(g.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (g.multi)
+		curl_multi_cleanup(g.multi);
+	if (g.timer)
+		event_free(g.timer);
+	curl_global_cleanup();
+	memset(&g, 0, sizeof(g));
+	return rc;
+}
+
+static void transport_free(struct http_transport *h)
+{
+	purge(h);
+	while (h->calls)
+		call_free(h->calls);
+	LIST_DEL(g.transports, h);
+	session_clear(h);
+	free(h);
+}
+
+void upstream_http_shutdown(void)
+{
+	struct delivery *d;
+
+	if (!g.multi)
+		return;
+	while (g.transports) {
+		log_warn("upstream %s: transport not destroyed before shutdown",
+			 name_of(g.transports));
+		transport_free(g.transports);
+	}
+	while (g.orphans)
+		call_free(g.orphans);
+	while ((d = g.head)) {
+		g.head = d->next;
+		delivery_free(d);
+	}
+	curl_multi_cleanup(g.multi);
+	while (g.socks) {               /* sockets of cached connections curl did not report */
+		struct sock *sk = g.socks;
+		LIST_DEL(g.socks, sk);
+		event_free(sk->ev);
+		free(sk);
+	}
+	event_free(g.timer);
+	curl_global_cleanup();
+	memset(&g, 0, sizeof(g));
+}
+
+static int http_start(struct transport *t)
+{
+	return 0;       /* nothing to do until the first send */
+}
+
+static int http_send(struct transport *t, const cJSON *msg)
+{
+	struct http_transport *h = (struct http_transport *)t;
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	bool request = cJSON_IsString(method) && id && !cJSON_IsNull(id);
+	struct call *c;
+	int rc = -ENOMEM;
+
+	if (!cJSON_IsObject(msg))
+		return -EINVAL;
+	if (!(c = call_new(h, CALL_POST)))
+		return -ENOMEM;
+	if (!(c->body = jsonrpc_print((cJSON *)msg)))
+		goto fail;
+	if (request) {
+		if (!(c->id = cJSON_Duplicate(id, true)))
+			goto fail;
+		c->initialize = strcmp(method->valuestring, "initialize") == 0;
+	} else {
+		c->initialized = cJSON_IsString(method) &&
+				 strcmp(method->valuestring, "notifications/initialized") == 0;
+	}
+	if (t->cfg->request_timeout_ms > 0)
+		c->deadline = now_ms() + (uint64_t)t->cfg->request_timeout_ms;
+	if (c->initialize) {
+		/* A new session: forget the old one (and its stream) so no stale id is sent. */
+		if (h->stream)
+			call_free(h->stream);
+		session_clear(h);
+	}
+	if ((rc = post_start(c)) != 0)
+		goto fail;
+	return 0;
+fail:
+	call_free(c);
+	return rc;
+}
+
+/* DELETE the session, best effort: an orphan call that outlives the transport, with a short
+ * timeout, and whose outcome no one waits for. */
+static void delete_session(struct http_transport *h)
+{
+	struct call *c = call_new(NULL, CALL_DELETE);
+	const struct upstream_config *cfg = h->t.cfg;
+	int rc = -ENOMEM;
+
+	if (!c)
+		goto out;
+	rc = build_headers(c, h, NULL);
+	if (rc == 0) {
+		long connect_ms = cfg->connect_timeout_ms;
+		if (connect_ms <= 0 || connect_ms > DELETE_TIMEOUT_MS)
+			connect_ms = DELETE_TIMEOUT_MS;
+		rc = call_start(c, cfg->url, DELETE_TIMEOUT_MS, connect_ms);
+	}
+out:
+	if (rc != 0) {
+		log_debug("upstream %s: session not deleted: %s", name_of(h), strerror(-rc));
+		if (c)
+			call_free(c);
+	}
+}
+
+static void http_destroy(struct transport *t)
+{
+	struct http_transport *h = (struct http_transport *)t;
+
+	purge(h);
+	while (h->calls)
+		call_free(h->calls);
+	if (h->session_id)
+		delete_session(h);
+	transport_free(h);
+}
+
+static const struct transport_ops http_ops = {
+	.start = http_start,
+	.send = http_send,
+	.destroy = http_destroy,
+};
+
+/* The URL must be http(s) with a host; without an asynchronous resolver only IP literals are
+ * accepted, since a name lookup would block the loop. */
+static int check_url(const struct upstream_config *cfg)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	unsigned char addr[16];
+	int rc = -EINVAL;
+
+	if (!u)
+		return -ENOMEM;
+	if (!cfg->url || curl_url_set(u, CURLUPART_URL, cfg->url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		log_error("upstream %s: invalid URL", cfg->name ? cfg->name : "?");
+		goto out;
+	}
+	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
+		log_error("upstream %s: URL scheme must be http or https", cfg->name);
+		goto out;
+	}
+	if (!g.async_dns) {
+		size_t n = strlen(host);
+		if (n > 2 && host[0] == '[')
+			host[n - 1] = '\0';
+		if (inet_pton(AF_INET, host, addr) != 1 &&
+		    inet_pton(AF_INET6, host + (host[0] == '['), addr) != 1) {
+			log_error("upstream %s: this libcurl resolves names synchronously; "
+				  "use an IP address in the URL", cfg->name);
+			rc = -ENOTSUP;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+int upstream_http_new(struct event_base *base, const struct upstream_config *cfg,
+		      const struct transport_cb *cb, struct transport **out)
+{
+	struct http_transport *h;
+	int rc;
+
+	if (!g.multi || base != g.base) {
+		log_error("upstream http: upstream_http_init was not called for this event base");
+		return -EINVAL;
+	}
+	if ((rc = check_url(cfg)) != 0)
+		return rc;
+	for (size_t i = 0; i < cfg->nheaders; i++) {
+		const struct config_header *ch = &cfg->headers[i];
+		if (!ch->name || !ch->value || !*ch->name || strpbrk(ch->name, ":\r\n \t") ||
+		    strpbrk(ch->value, "\r\n")) {
+			log_error("upstream %s: invalid header %zu", cfg->name, i);
+			return -EINVAL;
+		}
+	}
+	if (!(h = calloc(1, sizeof(*h))))
+		return -ENOMEM;
+	h->t.ops = &http_ops;
+	h->t.cfg = cfg;
+	h->t.base = base;
+	h->t.cb = *cb;
+	LIST_ADD(g.transports, h);
+	*out = &h->t;
+	return 0;
+}
+
+const char *upstream_http_session_id(const struct transport *t)
+{
+	return t && t->ops == &http_ops ? ((const struct http_transport *)t)->session_id : NULL;
+}
+
+const char *upstream_http_protocol_version(const struct transport *t)
+{
+	return t && t->ops == &http_ops ? ((const struct http_transport *)t)->protocol_version :
+	       NULL;
+}

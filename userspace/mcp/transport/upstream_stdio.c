@@ -1,0 +1,1066 @@
+/* upstream_stdio: an MCP server as a child process speaking newline-delimited JSON-RPC.
+ *
+ * start() forks and execs the child from the config alone, in its own process group, with three
+ * non-blocking pipes watched by plain events on the loop. A process-wide registry of running
+ * children shares one SIGCHLD event; each delivery polls only our own pids, so other modules'
+ * children are left alone. "Down" is reported once, after the child is reaped (so its status is
+ * known) and what it wrote before exiting has been delivered. Stopping follows the spec: close
+ * stdin, wait, SIGTERM the group, wait, SIGKILL the group; a destroyed transport lives on,
+ * silent, in the registry until its child is reaped. Everything runs on the loop's thread.
+ */
+#include "mcp/transport/upstream_stdio.h"
+
+#include "base/config.h"
+#include "mcp/jsonrpc.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+/* A message line may legitimately be large (a tool result carrying a base64 image or a whole
+ * file), but a child that never writes a newline must not grow our memory without bound. */
+#define STDIO_MAX_LINE      ((size_t)16 << 20)
+/* stderr is free-form logging: keep a line's head, drop the rest. */
+#define STDIO_MAX_ERR_LINE  ((size_t)4096)
+/* Queued but unwritten input per child; beyond it send() refuses with -ENOBUFS. */
+#define STDIO_MAX_QUEUED    ((size_t)64 << 20)
+/* How much of a bad line a warning shows. */
+#define STDIO_EXCERPT       200
+/* Read at most this much per readiness event, so one chatty child cannot starve the loop. */
+#define STDIO_READ_BUDGET   ((size_t)256 << 10)
+#define STDIO_READ_CHUNK    ((size_t)64 << 10)
+/* Shutdown order from the spec: close stdin, wait, SIGTERM, wait, SIGKILL. */
+#define STDIO_GRACE_MS      2000
+#define STDIO_TERM_MS       2000
+
+enum st_state {
+	ST_IDLE,      /* no child: never started, or reaped and reported */
+	ST_RUNNING,   /* child alive, stdin open */
+	ST_STOPPING,  /* stdin closed (destroy, EOF or write error); waiting for the exit */
+	ST_REAPING,   /* reaped; delivering its last output before reporting down */
+};
+
+enum kill_phase { KILL_TERM, KILL_KILL, KILL_DONE };
+
+/* A request queued for the child's stdin, remembered until its last byte is written so a
+ * failed write can name exactly the requests that never reached the child. */
+struct pending {
+	cJSON *id;
+	uint64_t end;           /* offset just past its newline in the stdin stream */
+	struct pending *next;
+};
+
+/* One of the child's output pipes, split into lines. */
+struct linebuf {
+	int fd;
+	struct event *ev;
+	struct evbuffer *buf;
+	size_t scanned;         /* leading bytes of buf known to hold no '\n' */
+	size_t max;             /* longest line accepted */
+	bool discarding;        /* dropping the rest of an over-long line */
+	bool complete;          /* the line lb_next() returned ends in buf (newline or EOF) */
+};
+
+struct stdio_transport {
+	struct transport t;     /* first: the ops get us back from it */
+	char name[CONFIG_NAME_MAX + 1]; /* a copy: cfg may be gone while a destroyed child exits */
+	enum st_state state;
+	pid_t pid;              /* > 0 while we have a child we have not reaped */
+	int in_fd;
+	struct event *in_ev;
+	struct evbuffer *obuf;
+	uint64_t queued;        /* bytes ever queued for stdin */
+	uint64_t written;       /* bytes ever written to stdin */
+	struct pending *pend, **pend_tail;
+	struct linebuf out, err;
+	struct event *kill_ev;
+	enum kill_phase kill_phase;
+	unsigned busy;          /* our entry points on the stack: free only when 0 */
+	bool dead;              /* destroy() called: no more callbacks */
+	struct stdio_transport *next;   /* registry of transports with a child */
+};
+
+/* The registry: every transport whose child is not yet reaped, and the one SIGCHLD event they
+ * share (libevent lets only one base watch signals at a time). */
+static struct stdio_transport *g_children;
+static struct event *g_sigchld;
+static struct event_base *g_sigchld_base;
+
+static void st_free(struct stdio_transport *st);
+
+/* ---- small helpers ---- */
+
+/* Child output reaches the operator's terminal and log files: replace control bytes so a
+ * child cannot forge log lines or send escape sequences. */
+static void excerpt(char *dst, size_t dstsz, const char *s, size_t len)
+{
+	size_t n = len < dstsz - 1 ? len : dstsz - 1;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		dst[i] = (c < 0x20 || c == 0x7f) ? '.' : (char)c;
+	}
+	dst[n] = '\0';
+}
+
+static void st_release(struct stdio_transport *st)
+{
+	if (--st->busy == 0 && st->dead && st->pid == 0)
+		st_free(st);
+}
+
+static void signal_group(struct stdio_transport *st, int sig)
+{
+	/* The group id is the child's pid; it cannot be reused while the child is unreaped. A
+	 * child that left its group is still reached directly. */
+	if (kill(-st->pid, sig) == 0)
+		return;
+	if (errno == ESRCH && kill(st->pid, sig) == 0)
+		return;
+	if (errno != ESRCH)
+		log_warn("upstream %s: signal %d to pid %d: %s", st->name, sig, (int)st->pid,
+			 strerror(errno));
+}
+
+/* ---- the registry and SIGCHLD ---- */
+
+static void child_poll(struct stdio_transport *st);
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	struct stdio_transport *st, *next;
+
+	/* Signals coalesce: poll every child of ours. A reap may destroy or restart transports
+	 * from callbacks, but a transport with a child is never freed there (it only goes quiet),
+	 * so `next` stays valid; one restarted meanwhile is polled on its own SIGCHLD. */
+	for (st = g_children; st; st = next) {
+		next = st->next;
+		child_poll(st);
+	}
+}
+
+static int registry_watch(struct event_base *base)
+{
+	if (g_sigchld)
+		return g_sigchld_base == base ? 0 : -EXDEV;
+	g_sigchld = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
+	if (!g_sigchld)
+		return -ENOMEM;
+	if (evsignal_add(g_sigchld, NULL) < 0) {
+		event_free(g_sigchld);
+		g_sigchld = NULL;
+		return -ENOMEM;
+	}
+	g_sigchld_base = base;
+	return 0;
+}
+
+/* Without children the loop must be free to end: drop the SIGCHLD event. */
+static void registry_unwatch_if_idle(void)
+{
+	if (g_children || !g_sigchld)
+		return;
+	event_free(g_sigchld);
+	g_sigchld = NULL;
+	g_sigchld_base = NULL;
+}
+
+static void registry_remove(struct stdio_transport *st)
+{
+	for (struct stdio_transport **pp = &g_children; *pp; pp = &(*pp)->next) {
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	}
+	st->next = NULL;
+	registry_unwatch_if_idle();
+}
+
+/* ---- pending requests ---- */
+
+static void pending_free_all(struct stdio_transport *st)
+{
+	struct pending *p, *next;
+
+	for (p = st->pend; p; p = next) {
+		next = p->next;
+		cJSON_Delete(p->id);
+		free(p);
+	}
+	st->pend = NULL;
+	st->pend_tail = &st->pend;
+}
+
+/* Forget requests whose last byte the child's stdin has taken. */
+static void pending_prune(struct stdio_transport *st)
+{
+	struct pending *p;
+
+	while ((p = st->pend) && p->end <= st->written) {
+		st->pend = p->next;
+		cJSON_Delete(p->id);
+		free(p);
+	}
+	if (!st->pend)
+		st->pend_tail = &st->pend;
+}
+
+/* Every request not completely written never reached the child: tell the owner. Stops early
+ * if the owner destroys the transport from the callback. */
+static void pending_fail(struct stdio_transport *st, int err, const char *why)
+{
+	struct pending *p;
+
+	pending_prune(st);
+	while (!st->dead && (p = st->pend)) {
+		st->pend = p->next;
+		if (!st->pend)
+			st->pend_tail = &st->pend;
+		if (st->t.cb.on_send_error)
+			st->t.cb.on_send_error(st->t.cb.arg, p->id, err, why);
+		cJSON_Delete(p->id);
+		free(p);
+	}
+}
+
+/* ---- line splitting ---- */
+
+enum { LINE_NONE, LINE_OK, LINE_LONG };
+
+/* The next line at the front of lb->buf: its length without the '\n' in *len. LINE_LONG: the
+ * line exceeds lb->max (*len is what is buffered of it). At EOF a last unterminated line
+ * counts. Over-long lines already being dropped are skipped here. */
+static int lb_next(struct linebuf *lb, bool eof, size_t *len)
+{
+	for (;;) {
+		size_t have = evbuffer_get_length(lb->buf);
+		struct evbuffer_ptr p;
+
+		p.pos = -1;
+		if (lb->scanned < have &&
+		    evbuffer_ptr_set(lb->buf, &p, lb->scanned, EVBUFFER_PTR_SET) == 0)
+			p = evbuffer_search(lb->buf, "\n", 1, &p);
+		if (p.pos >= 0) {
+			size_t pos = (size_t)p.pos;
+
+			lb->scanned = 0;
+			if (lb->discarding) {
+				evbuffer_drain(lb->buf, pos + 1);
+				lb->discarding = false;
+				continue;
+			}
+			lb->complete = true;
+			*len = pos;
+			return pos > lb->max ? LINE_LONG : LINE_OK;
+		}
+		/* Remember how far we looked, so a long line arriving in pieces is scanned once. */
+		lb->scanned = have;
+		if (lb->discarding) {
+			evbuffer_drain(lb->buf, have);
+			lb->scanned = 0;
+			if (eof)
+				lb->discarding = false;
+			return LINE_NONE;
+		}
+		if (have > lb->max || (eof && have > 0)) {
+			lb->complete = eof;
+			*len = have;
+			return have > lb->max ? LINE_LONG : LINE_OK;
+		}
+		return LINE_NONE;
+	}
+}
+
+/* Drop the line lb_next() returned (and its newline); drop its tail too if it is not all here. */
+static void lb_consume(struct linebuf *lb, size_t len)
+{
+	size_t have = evbuffer_get_length(lb->buf);
+
+	evbuffer_drain(lb->buf, len + 1 < have ? len + 1 : have);
+	lb->scanned = 0;
+	lb->discarding = !lb->complete;
+}
+
+/* Read what the pipe holds, up to budget bytes. Returns true when the pipe is finished (EOF or
+ * a read error), false when it is merely empty for now. */
+static bool lb_fill(struct stdio_transport *st, struct linebuf *lb, size_t budget)
+{
+	size_t got = 0;
+
+	while (got < budget) {
+		struct evbuffer_iovec v;
+		ssize_t n;
+
+		if (evbuffer_reserve_space(lb->buf, (ev_ssize_t)STDIO_READ_CHUNK, &v, 1) < 1) {
+			log_error("upstream %s: out of memory reading the child's output", st->name);
+			return true;
+		}
+		n = read(lb->fd, v.iov_base, v.iov_len);
+		if (n > 0) {
+			v.iov_len = (size_t)n;
+			if (evbuffer_commit_space(lb->buf, &v, 1) < 0)
+				return true;
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return true;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return false;
+		log_warn("upstream %s: reading the child's output: %s", st->name, strerror(errno));
+		return true;
+	}
+	return false;
+}
+
+static void lb_close(struct linebuf *lb)
+{
+	if (lb->ev) {
+		event_free(lb->ev);
+		lb->ev = NULL;
+	}
+	if (lb->fd >= 0) {
+		close(lb->fd);
+		lb->fd = -1;
+	}
+	evbuffer_drain(lb->buf, evbuffer_get_length(lb->buf));
+	lb->scanned = 0;
+	lb->discarding = false;
+}
+
+/* ---- messages from the child ---- */
+
+/* One line, one JSON text: cJSON stops after the first value, so anything but whitespace after
+ * it means the line was not valid JSON. */
+static cJSON *parse_line(const char *s, size_t len)
+{
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+
+	if (!j)
+		return NULL;
+	for (; end < s + len; end++) {
+		if (*end != ' ' && *end != '\t' && *end != '\r' && *end != '\n') {
+			cJSON_Delete(j);
+			return NULL;
+		}
+	}
+	return j;
+}
+
+static void deliver_one(struct stdio_transport *st, cJSON *msg)
+{
+	if (!cJSON_IsObject(msg)) {
+		log_warn("upstream %s: dropping a line that is not a JSON-RPC message", st->name);
+		cJSON_Delete(msg);
+		return;
+	}
+	if (st->t.cb.on_message)
+		st->t.cb.on_message(st->t.cb.arg, msg, NULL);
+	else
+		cJSON_Delete(msg);
+}
+
+/* Hand a parsed line to the owner. An array is a JSON-RPC batch (2025-03-26 peers may send
+ * them): its messages are delivered one by one. */
+static void deliver(struct stdio_transport *st, cJSON *msg)
+{
+	cJSON *item;
+
+	if (!cJSON_IsArray(msg)) {
+		deliver_one(st, msg);
+		return;
+	}
+	while (!st->dead && (item = cJSON_DetachItemFromArray(msg, 0)))
+		deliver_one(st, item);
+	cJSON_Delete(msg);
+}
+
+/* Parse and deliver every complete stdout line; a destroyed transport only discards. */
+static void out_lines(struct stdio_transport *st, bool eof)
+{
+	struct linebuf *lb = &st->out;
+	char ex[STDIO_EXCERPT + 1];
+	size_t len;
+	int r;
+
+	while ((r = lb_next(lb, eof, &len)) != LINE_NONE) {
+		const char *line;
+		cJSON *msg = NULL;
+
+		if (st->dead) {
+			lb_consume(lb, len);
+			continue;
+		}
+		if (r == LINE_LONG) {
+			log_warn("upstream %s: dropping a message line longer than %zu bytes "
+				 "(protocol error)", st->name, lb->max);
+			lb_consume(lb, len);
+			continue;
+		}
+		if (len == 0) {         /* a blank line carries nothing */
+			lb_consume(lb, len);
+			continue;
+		}
+		line = (const char *)evbuffer_pullup(lb->buf, (ev_ssize_t)len);
+		if (line)
+			msg = parse_line(line, len);
+		if (!msg && line) {
+			excerpt(ex, sizeof(ex), line, len);
+			log_warn("upstream %s: dropping a line that is not JSON: %s%s", st->name, ex,
+				 len > STDIO_EXCERPT ? "..." : "");
+		}
+		lb_consume(lb, len);
+		if (msg)
+			deliver(st, msg);
+	}
+}
+
+/* stderr is the child's log: each line goes to ours, tagged, bounded and made printable. */
+static void err_lines(struct stdio_transport *st, bool eof)
+{
+	struct linebuf *lb = &st->err;
+	char ex[STDIO_MAX_ERR_LINE + 1];
+	size_t len;
+	int r;
+
+	while ((r = lb_next(lb, eof, &len)) != LINE_NONE) {
+		size_t n = len < STDIO_MAX_ERR_LINE ? len : STDIO_MAX_ERR_LINE;
+		const char *line = n ? (const char *)evbuffer_pullup(lb->buf, (ev_ssize_t)n) : "";
+
+		if (line) {
+			excerpt(ex, sizeof(ex), line, n);
+			log_info("upstream %s: %s%s", st->name, ex, r == LINE_LONG ? " [truncated]" : "");
+		}
+		lb_consume(lb, len);
+	}
+}
+
+/* ---- stopping and reaping ---- */
+
+static void close_stdin(struct stdio_transport *st)
+{
+	if (st->in_ev) {
+		event_free(st->in_ev);
+		st->in_ev = NULL;
+	}
+	if (st->in_fd >= 0) {
+		close(st->in_fd);
+		st->in_fd = -1;
+	}
+	evbuffer_drain(st->obuf, evbuffer_get_length(st->obuf));
+}
+
+/* Begin the spec's shutdown: close stdin (a well-behaved server exits on EOF), then after a
+ * grace period SIGTERM, then SIGKILL. The reap reports the end. */
+static void child_stop(struct stdio_transport *st)
+{
+	struct timeval tv = { STDIO_GRACE_MS / 1000, (STDIO_GRACE_MS % 1000) * 1000 };
+
+	if (st->state != ST_RUNNING)
+		return;
+	st->state = ST_STOPPING;
+	close_stdin(st);
+	st->kill_phase = KILL_TERM;
+	if (evtimer_add(st->kill_ev, &tv) < 0) {
+		log_error("upstream %s: cannot arm the stop timer; killing pid %d now", st->name,
+			  (int)st->pid);
+		signal_group(st, SIGKILL);
+	}
+}
+
+static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct stdio_transport *st = arg;
+	struct timeval tv = { STDIO_TERM_MS / 1000, (STDIO_TERM_MS % 1000) * 1000 };
+
+	if (st->kill_phase == KILL_TERM) {
+		log_info("upstream %s: pid %d still running after stdin closed; sending SIGTERM",
+			 st->name, (int)st->pid);
+		signal_group(st, SIGTERM);
+		st->kill_phase = KILL_KILL;
+		if (evtimer_add(st->kill_ev, &tv) == 0)
+			return;
+	}
+	if (st->kill_phase != KILL_DONE) {
+		log_warn("upstream %s: pid %d ignored SIGTERM; sending SIGKILL", st->name,
+			 (int)st->pid);
+		signal_group(st, SIGKILL);
+		st->kill_phase = KILL_DONE;
+	}
+}
+
+/* Release everything tied to the child: pipes, events, queued input. */
+static void child_close(struct stdio_transport *st)
+{
+	close_stdin(st);
+	lb_close(&st->out);
+	lb_close(&st->err);
+	if (st->kill_ev) {
+		event_free(st->kill_ev);
+		st->kill_ev = NULL;
+	}
+}
+
+static void child_reaped(struct stdio_transport *st, int status)
+{
+	char why[64];
+
+	if (status < 0)
+		snprintf(why, sizeof(why), "exited (status unknown)");
+	else if (WIFEXITED(status))
+		snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(why, sizeof(why), "ended with wait status %#x", (unsigned)status);
+	log_msg(st->dead ? LOG_DEBUG : LOG_INFO, "upstream %s: pid %d %s", st->name, (int)st->pid,
+		why);
+
+	st->busy++;
+	registry_remove(st);
+	st->pid = 0;
+	st->state = ST_REAPING;
+	/* The pipes still hold what the child wrote before it exited: deliver it first, so the
+	 * owner sees its last answers before it hears that the child is gone. */
+	if (st->out.fd >= 0) {
+		bool eof = lb_fill(st, &st->out, STDIO_MAX_LINE);
+		out_lines(st, eof);
+	}
+	if (st->err.fd >= 0)
+		err_lines(st, lb_fill(st, &st->err, STDIO_READ_BUDGET));
+	child_close(st);
+	if (!st->dead)
+		pending_fail(st, -ECHILD, why);
+	st->state = ST_IDLE;        /* the owner may start again from on_down */
+	if (!st->dead && st->t.cb.on_down)
+		st->t.cb.on_down(st->t.cb.arg, -ECHILD, why);
+	st_release(st);
+}
+
+static void child_poll(struct stdio_transport *st)
+{
+	siginfo_t si;
+	int status = -1;
+	pid_t r;
+
+	memset(&si, 0, sizeof(si));
+	do
+		r = waitid(P_PID, (id_t)st->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		/* ECHILD: someone else reaped it (a waitpid(-1) elsewhere, SIGCHLD ignored). */
+		log_warn("upstream %s: pid %d: %s", st->name, (int)st->pid, strerror(errno));
+		child_reaped(st, -1);
+		return;
+	}
+	if (si.si_pid == 0)
+		return;
+	/* The leader is a zombie, so its group id is still reserved: this reaches exactly the
+	 * helpers it left behind, which would otherwise keep our pipes open. */
+	signal_group(st, SIGKILL);
+	do
+		r = waitpid(st->pid, &status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		status = -1;
+	child_reaped(st, status);
+}
+
+/* ---- I/O events ---- */
+
+static void on_stdout(evutil_socket_t fd, short what, void *arg)
+{
+	struct stdio_transport *st = arg;
+	bool eof;
+
+	st->busy++;
+	eof = lb_fill(st, &st->out, STDIO_READ_BUDGET);
+	out_lines(st, eof);
+	if (eof) {
+		lb_close(&st->out);
+		/* Nothing more can arrive: the transport is going down. The reap reports it with
+		 * the exit status; stop the child in case it lingers. */
+		if (st->state == ST_RUNNING) {
+			log_debug("upstream %s: pid %d closed its stdout", st->name, (int)st->pid);
+			child_stop(st);
+			pending_fail(st, -EPIPE, "upstream closed its output");
+		}
+	}
+	st_release(st);
+}
+
+static void on_stderr(evutil_socket_t fd, short what, void *arg)
+{
+	struct stdio_transport *st = arg;
+	bool eof = lb_fill(st, &st->err, STDIO_READ_BUDGET);
+
+	err_lines(st, eof);
+	if (eof)
+		lb_close(&st->err);
+}
+
+static void on_stdin(evutil_socket_t fd, short what, void *arg)
+{
+	struct stdio_transport *st = arg;
+	char why[96];
+	int n, e;
+
+	n = evbuffer_write(st->obuf, st->in_fd);
+	if (n >= 0) {
+		st->written += (uint64_t)n;
+		pending_prune(st);
+		if (evbuffer_get_length(st->obuf) == 0)
+			event_del(st->in_ev);
+		return;
+	}
+	e = errno;
+	if (e == EAGAIN || e == EINTR)
+		return;
+	st->busy++;
+	log_warn("upstream %s: writing to pid %d: %s", st->name, (int)st->pid, strerror(e));
+	snprintf(why, sizeof(why), "upstream stdin: %s", strerror(e));
+	child_stop(st);
+	pending_fail(st, -e, why);
+	st_release(st);
+}
+
+/* ---- spawning ---- */
+
+/* argv[0] without a '/' is looked up in the PATH the child will get (or the daemon's), the way
+ * execvp would. Only absolute directories: a relative one would depend on our cwd. This is a few
+ * stat calls, at start-up or on a restart. */
+static int resolve_program(const struct upstream_config *cfg, char **out)
+{
+	const char *prog = cfg->argv[0], *path = NULL, *p, *end;
+	char buf[PATH_MAX];
+	int r = -ENOENT;
+
+	if (strchr(prog, '/')) {
+		*out = strdup(prog);
+		return *out ? 0 : -ENOMEM;
+	}
+	for (char **e = cfg->envp; e && *e; e++) {
+		if (strncmp(*e, "PATH=", 5) == 0) {
+			path = *e + 5;
+			break;
+		}
+	}
+	if (!path)
+		path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path; *p; p = *end ? end + 1 : end) {
+		struct stat sb;
+		int n;
+
+		end = strchrnul(p, ':');
+		if (*p != '/')
+			continue;
+		n = snprintf(buf, sizeof(buf), "%.*s/%s", (int)(end - p), p, prog);
+		if (n < 0 || (size_t)n >= sizeof(buf) || stat(buf, &sb) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		if (access(buf, X_OK) < 0) {
+			r = -EACCES;
+			continue;
+		}
+		*out = strdup(buf);
+		return *out ? 0 : -ENOMEM;
+	}
+	return r;
+}
+
+/* Keep a descriptor clear of 0..2 so the child's dup2s onto 0, 1, 2 cannot clobber it (the
+ * daemon may run with a standard descriptor closed). */
+static int fd_above_stdio(int *fd)
+{
+	int nfd;
+
+	if (*fd > 2)
+		return 0;
+	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+	if (nfd < 0)
+		return -errno;
+	close(*fd);
+	*fd = nfd;
+	return 0;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+struct spawn_args {
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	const char *cwd;
+	int in, out, err;       /* child ends, all > 2 */
+	int status;             /* close-on-exec pipe reporting a failed exec, > 2 */
+	pid_t parent;
+	int maxfd;              /* for the close loop when close_range is missing */
+};
+
+/* Runs in the forked child: async-signal-safe calls only. Every failure is reported through
+ * the status pipe; results that cannot matter (resetting a signal that cannot be reset) are
+ * deliberately ignored. */
+static void __attribute__((noreturn)) child_exec(const struct spawn_args *a)
+{
+	static char *const empty_env[] = { NULL };
+	struct sigaction sa;
+	sigset_t none;
+	int e;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	if (setpgid(0, 0) < 0)
+		goto fail;
+	/* Die with the daemon, so a killed daemon leaves no upstreams behind. It fires when the
+	 * forking thread ends: that is the loop thread, which lives as long as the daemon. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		goto fail;
+	if (getppid() != a->parent)
+		_exit(127);     /* the daemon died before prctl took effect */
+	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
+		goto fail;
+	if (a->cwd && chdir(a->cwd) < 0)
+		goto fail;
+	/* O_CLOEXEC covers our own descriptors; this covers any a library opened without it.
+	 * The status pipe stays open until exec, which closes it. */
+	if ((a->status > 3 && close_range(3, (unsigned)a->status - 1, 0) < 0) ||
+	    close_range((unsigned)a->status + 1, ~0U, 0) < 0) {
+		for (int fd = 3; fd < a->maxfd; fd++)
+			if (fd != a->status)
+				(void)close(fd);
+	}
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		goto fail;
+	execve(a->path, a->argv, a->envp ? a->envp : empty_env);
+fail:
+	e = errno;
+	(void)!write(a->status, &e, sizeof(e));
+	_exit(127);
+}
+
+static int child_spawn(struct stdio_transport *st)
+{
+	const struct upstream_config *cfg = st->t.cfg;
+	struct event_base *base = st->t.base;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
+	struct spawn_args a;
+	struct rlimit rl;
+	sigset_t all, old;
+	char *path = NULL;
+	pid_t pid;
+	ssize_t n;
+	int r, e = 0;
+
+	r = resolve_program(cfg, &path);
+	if (r < 0) {
+		log_error("upstream %s: cannot run %s: %s", st->name, cfg->argv[0], strerror(-r));
+		goto out;
+	}
+	r = registry_watch(base);
+	if (r < 0) {
+		log_error("upstream %s: stdio children must share one event base", st->name);
+		goto out;
+	}
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+	    pipe2(status, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((r = fd_above_stdio(&in[0])) < 0 || (r = fd_above_stdio(&out[1])) < 0 ||
+	    (r = fd_above_stdio(&err[1])) < 0 || (r = fd_above_stdio(&status[1])) < 0 ||
+	    (r = set_nonblock(in[1])) < 0 || (r = set_nonblock(out[0])) < 0 ||
+	    (r = set_nonblock(err[0])) < 0)
+		goto out;
+
+	/* Allocate everything before the child exists, so nothing can fail after it does. */
+	st->in_ev = event_new(base, in[1], EV_WRITE | EV_PERSIST, on_stdin, st);
+	st->out.ev = event_new(base, out[0], EV_READ | EV_PERSIST, on_stdout, st);
+	st->err.ev = event_new(base, err[0], EV_READ | EV_PERSIST, on_stderr, st);
+	st->kill_ev = evtimer_new(base, on_kill_timer, st);
+	if (!st->in_ev || !st->out.ev || !st->err.ev || !st->kill_ev) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	a = (struct spawn_args){
+		.path = path, .argv = cfg->argv, .envp = cfg->envp, .cwd = cfg->cwd,
+		.in = in[0], .out = out[1], .err = err[1], .status = status[1],
+		.parent = getpid(), .maxfd = 65536,
+	};
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)a.maxfd)
+		a.maxfd = (int)rl.rlim_cur;
+	/* Block every signal across fork: no handler of ours (libevent's) may run in the child
+	 * before it has reset them all. */
+	sigfillset(&all);
+	if ((r = -pthread_sigmask(SIG_SETMASK, &all, &old)) < 0)
+		goto out;
+	pid = fork();
+	if (pid == 0)
+		child_exec(&a);
+	e = errno;
+	if ((r = -pthread_sigmask(SIG_SETMASK, &old, NULL)) < 0)
+		log_error("upstream %s: restoring the signal mask: %s", st->name, strerror(-r));
+	if (pid < 0) {
+		r = -e;
+		log_error("upstream %s: fork: %s", st->name, strerror(e));
+		goto out;
+	}
+	close(status[1]);
+	status[1] = -1;
+	/* Wait for exec: the pipe closes on success or carries errno. This is the same short
+	 * wait posix_spawn makes, and it means the child is in its own group when we return. */
+	do
+		n = read(status[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n != 0) {
+		r = n == (ssize_t)sizeof(e) ? -e : -EIO;
+		log_error("upstream %s: cannot start %s: %s", st->name, path, strerror(-r));
+		/* It exits at once with 127: reap it here, it is not registered. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		goto out;
+	}
+
+	st->in_fd = in[1];
+	st->out.fd = out[0];
+	st->err.fd = err[0];
+	in[1] = out[0] = err[0] = -1;
+	st->pid = pid;
+	st->next = g_children;
+	g_children = st;
+	st->state = ST_RUNNING;
+	st->queued = st->written = 0;
+	if (event_add(st->out.ev, NULL) < 0 || event_add(st->err.ev, NULL) < 0) {
+		/* Cannot watch the child: stop it; its reap reports down as usual. */
+		log_error("upstream %s: cannot watch pid %d; stopping it", st->name, (int)pid);
+		child_stop(st);
+	}
+	log_info("upstream %s: started %s as pid %d", st->name, path, (int)pid);
+	r = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+		if (status[i] >= 0)
+			close(status[i]);
+	}
+	if (r < 0) {
+		/* The events were made for descriptors now closed. */
+		child_close(st);
+		registry_unwatch_if_idle();
+	}
+	free(path);
+	return r;
+}
+
+/* ---- the transport ops ---- */
+
+static int stdio_start(struct transport *t)
+{
+	struct stdio_transport *st = (struct stdio_transport *)t;
+
+	if (st->dead)
+		return -EINVAL;
+	if (st->state == ST_RUNNING || st->state == ST_STOPPING)
+		return -EALREADY;
+	if (st->state == ST_REAPING)
+		return -EBUSY;
+	return child_spawn(st);
+}
+
+static bool is_request(const cJSON *msg)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+
+	return cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "method")) && id &&
+	       !cJSON_IsNull(id);
+}
+
+static int stdio_send(struct transport *t, const cJSON *msg)
+{
+	struct stdio_transport *st = (struct stdio_transport *)t;
+	struct pending *p = NULL;
+	char *text = NULL;
+	size_t len;
+	int r = 0;
+
+	if (st->state != ST_RUNNING || st->dead)
+		return -ENOTCONN;
+	if (!msg)
+		return -EINVAL;
+	text = jsonrpc_print((cJSON *)msg);
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	/* One message per line: cJSON escapes control characters in strings, so a raw newline
+	 * would be a bug; refuse it rather than desynchronise the stream. */
+	if (memchr(text, '\n', len)) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (evbuffer_get_length(st->obuf) + len + 1 > STDIO_MAX_QUEUED) {
+		r = -ENOBUFS;
+		goto out;
+	}
+	if (is_request(msg)) {
+		p = calloc(1, sizeof(*p));
+		if (!p || !(p->id = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(msg, "id"), 1))) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	/* Arm the writer and reserve the space first, so the message and its newline go in
+	 * whole, or not at all. */
+	if ((!event_pending(st->in_ev, EV_WRITE, NULL) && event_add(st->in_ev, NULL) < 0) ||
+	    evbuffer_expand(st->obuf, len + 1) < 0 || evbuffer_add(st->obuf, text, len) < 0 ||
+	    evbuffer_add(st->obuf, "\n", 1) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	st->queued += len + 1;
+	if (p) {
+		p->end = st->queued;
+		*st->pend_tail = p;
+		st->pend_tail = &p->next;
+		p = NULL;
+	}
+out:
+	if (p) {
+		cJSON_Delete(p->id);
+		free(p);
+	}
+	cJSON_free(text);
+	return r;
+}
+
+static void st_free(struct stdio_transport *st)
+{
+	child_close(st);
+	pending_free_all(st);
+	evbuffer_free(st->obuf);
+	evbuffer_free(st->out.buf);
+	evbuffer_free(st->err.buf);
+	free(st);
+}
+
+static void stdio_destroy(struct transport *t)
+{
+	struct stdio_transport *st = (struct stdio_transport *)t;
+
+	st->dead = true;
+	st->t.cfg = NULL;       /* the config may be freed while the child exits */
+	pending_free_all(st);
+	if (st->pid > 0) {
+		child_stop(st); /* freed by its reap, or by upstream_stdio_shutdown() */
+		return;
+	}
+	if (st->busy == 0)
+		st_free(st);
+}
+
+static const struct transport_ops stdio_ops = {
+	.start = stdio_start,
+	.send = stdio_send,
+	.destroy = stdio_destroy,
+};
+
+int upstream_stdio_new(struct event_base *base, const struct upstream_config *cfg,
+		       const struct transport_cb *cb, struct transport **out)
+{
+	struct stdio_transport *st;
+	struct sigaction sa;
+
+	if (!base || !cfg || !cb || !out || cfg->kind != UPSTREAM_STDIO || !cfg->argv ||
+	    !cfg->argv[0])
+		return -EINVAL;
+	/* Writing to a child that has exited must cost an EPIPE, not the daemon. */
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		if (sigaction(SIGPIPE, &sa, NULL) < 0)
+			return -errno;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->t.ops = &stdio_ops;
+	st->t.cfg = cfg;
+	st->t.base = base;
+	st->t.cb = *cb;
+	snprintf(st->name, sizeof(st->name), "%s", cfg->name ? cfg->name : "(unnamed)");
+	st->in_fd = st->out.fd = st->err.fd = -1;
+	st->pend_tail = &st->pend;
+	st->out.max = STDIO_MAX_LINE;
+	st->err.max = STDIO_MAX_ERR_LINE;
+	st->obuf = evbuffer_new();
+	st->out.buf = evbuffer_new();
+	st->err.buf = evbuffer_new();
+	if (!st->obuf || !st->out.buf || !st->err.buf) {
+		if (st->obuf)
+			evbuffer_free(st->obuf);
+		if (st->out.buf)
+			evbuffer_free(st->out.buf);
+		if (st->err.buf)
+			evbuffer_free(st->err.buf);
+		free(st);
+		return -ENOMEM;
+	}
+	*out = &st->t;
+	return 0;
+}
+
+void upstream_stdio_shutdown(void)
+{
+	struct stdio_transport *st;
+
+	while ((st = g_children)) {
+		int status;
+
+		signal_group(st, SIGKILL);
+		while (waitpid(st->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		log_debug("upstream %s: pid %d killed at shutdown", st->name, (int)st->pid);
+		registry_remove(st);
+		st->pid = 0;
+		child_close(st);
+		st->state = ST_IDLE;
+		pending_free_all(st);
+		if (st->dead && st->busy == 0)
+			st_free(st);
+	}
+	registry_unwatch_if_idle();
+}

@@ -1,0 +1,524 @@
+/* upstream: an MCP client session with one upstream server over a transport. */
+#include "mcp/upstream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/config.h"
+#include "base/hmap.h"
+#include "mcp/jsonrpc.h"
+#include "base/log.h"
+#include "mcp/transport/transport.h"
+#include "mcp/transport/upstream_http.h"
+#include "mcp/transport/upstream_stdio.h"
+
+#define PROTOCOL_VERSION "2025-11-25"
+
+enum link_state { LINK_STARTING, LINK_READY, LINK_DOWN };
+
+struct pending {
+	struct pending *prev, *next;  /* in send order: the newest is the likeliest context */
+	struct link *link;
+	uint64_t id;
+	link_reply_fn fn;
+	void *call;
+	cJSON *progress_token;        /* the caller's, restored on notifications/progress */
+	cJSON *queued;                /* the request, while the handshake is not done */
+	struct event *timer;
+	int timeout_ms;
+};
+
+struct link {
+	struct event_base *base;
+	const struct upstream_config *cfg;
+	const struct link_ops *ops;
+	void *owner;
+	struct transport *t;
+	enum link_state state;
+	uint64_t next_id;
+	uint64_t init_id;
+	struct hmap *pending;         /* "n:<id>" -> struct pending */
+	struct pending *head, *tail;
+	cJSON *init_result;
+	unsigned inflight;
+	bool closing;
+};
+
+static void id_key(uint64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len, "n:%" PRIu64, id);
+}
+
+static void pending_unlink(struct link *l, struct pending *p)
+{
+	char key[32];
+
+	id_key(p->id, key, sizeof(key));
+	hmap_del(l->pending, key);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		l->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		l->tail = p->prev;
+	l->inflight--;
+}
+
+static void pending_free(struct pending *p)
+{
+	if (p->timer)
+		event_free(p->timer);
+	cJSON_Delete(p->progress_token);
+	cJSON_Delete(p->queued);
+	free(p);
+}
+
+/* Finish a call with `response` (taken over); p is unlinked and freed. */
+static void pending_finish(struct link *l, struct pending *p, cJSON *response)
+{
+	link_reply_fn fn = p->fn;
+	void *call = p->call;
+
+	pending_unlink(l, p);
+	pending_free(p);
+	if (fn)
+		fn(call, response);
+	else
+		cJSON_Delete(response);
+}
+
+static void fail_all(struct link *l, int code, const char *why)
+{
+	while (l->head) {
+		struct pending *p = l->head;
+		cJSON *id = cJSON_CreateNumber((double)p->id);
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "server", l->cfg->name);
+		cJSON_AddStringToObject(data, "reason", why);
+		cJSON *err = jsonrpc_errorf(id, code, data, "upstream %s: %s", l->cfg->name, why);
+		cJSON_Delete(id);
+		pending_finish(l, p, err);
+	}
+}
+
+static int send_msg(struct link *l, cJSON *msg)
+{
+	int rc = transport_send(l->t, msg);
+
+	cJSON_Delete(msg);
+	return rc;
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+	struct link *l = p->link;
+	cJSON *params = cJSON_CreateObject();
+	char why[96];
+
+	/* Tell the server to stop working on it; the caller gets a precise timeout error. */
+	cJSON_AddNumberToObject(params, "requestId", (double)p->id);
+	cJSON_AddStringToObject(params, "reason", "timed out at the gateway");
+	if (l->state == LINK_READY && !p->queued)
+		send_msg(l, jsonrpc_notification("notifications/cancelled", params));
+	else
+		cJSON_Delete(params);
+	snprintf(why, sizeof(why), "did not answer within %d ms", p->timeout_ms);
+	cJSON *id = cJSON_CreateNumber((double)p->id);
+	cJSON *data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "server", l->cfg->name);
+	cJSON_AddNumberToObject(data, "timeout_ms", p->timeout_ms);
+	cJSON *err = jsonrpc_errorf(id, UPSTREAM_ERR_TIMEOUT, data, "upstream %s %s",
+				    l->cfg->name, why);
+	cJSON_Delete(id);
+	pending_finish(l, p, err);
+}
+
+static struct pending *find_pending(struct link *l, const cJSON *id)
+{
+	char key[64];
+
+	if (!cJSON_IsNumber(id))
+		return NULL;
+	jsonrpc_id_key(id, key, sizeof(key));
+	return hmap_get(l->pending, key);
+}
+
+static void go_down(struct link *l, int err, const char *why)
+{
+	if (l->state == LINK_DOWN)
+		return;
+	l->state = LINK_DOWN;
+	fail_all(l, UPSTREAM_ERR_FAILED, why);
+	if (l->ops->on_state)
+		l->ops->on_state(l->owner, l, err ? err : -EPIPE, why);
+}
+
+static void flush_queued(struct link *l)
+{
+	for (struct pending *p = l->head; p;) {
+		struct pending *next = p->next;
+		if (p->queued) {
+			cJSON *m = p->queued;
+			p->queued = NULL;
+			if (send_msg(l, m)) {
+				cJSON *id = cJSON_CreateNumber((double)p->id);
+				cJSON *e = jsonrpc_errorf(id, UPSTREAM_ERR_FAILED, NULL,
+							  "upstream %s: cannot send", l->cfg->name);
+				cJSON_Delete(id);
+				pending_finish(l, p, e);
+			}
+		}
+		p = next;
+	}
+}
+
+static void handle_init_reply(struct link *l, cJSON *msg)
+{
+	cJSON *result = cJSON_DetachItemFromObjectCaseSensitive(msg, "result");
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(msg, "error");
+	char why[256];
+
+	cJSON_Delete(msg);
+	if (!cJSON_IsObject(result)) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
+		snprintf(why, sizeof(why), "initialize failed: %s",
+			 cJSON_IsString(m) ? m->valuestring : "no result");
+		cJSON_Delete(result);
+		go_down(l, -EPROTO, why);
+		return;
+	}
+	cJSON_Delete(l->init_result);
+	l->init_result = result;
+	l->state = LINK_READY;
+	send_msg(l, jsonrpc_notification("notifications/initialized", NULL));
+	flush_queued(l);
+	if (l->ops->on_state)
+		l->ops->on_state(l->owner, l, 0, "ready");
+}
+
+static void restore_progress(struct link *l, cJSON *msg, void **call)
+{
+	cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	cJSON *tok = cJSON_GetObjectItemCaseSensitive(params, "progressToken");
+	struct pending *p = find_pending(l, tok);
+
+	/* Our progress tokens are our request ids: unique per link by construction. */
+	if (!p || !p->progress_token)
+		return;
+	*call = p->call;
+	cJSON_ReplaceItemInObjectCaseSensitive(params, "progressToken",
+					       cJSON_Duplicate(p->progress_token, 1));
+}
+
+static void *related_call(struct link *l, const cJSON *related)
+{
+	struct pending *p = related ? find_pending(l, related) : NULL;
+
+	if (p)
+		return p->call;
+	/* stdio has no way to say which request a server message belongs to: the newest call
+	 * in flight is the best guess, and exact when one call runs at a time. */
+	return l->tail ? l->tail->call : NULL;
+}
+
+static void t_on_message(void *arg, cJSON *msg, const cJSON *related)
+{
+	struct link *l = arg;
+	struct jsonrpc_msg m;
+	int code;
+	const char *why;
+
+	if (jsonrpc_classify(msg, &m, &code, &why)) {
+		log_warn("upstream %s: dropped an invalid message: %s", l->cfg->name, why);
+		cJSON_Delete(msg);
+		return;
+	}
+	if (m.kind == JSONRPC_RESPONSE) {
+		if (l->state == LINK_STARTING && cJSON_IsNumber(m.id) &&
+		    (uint64_t)m.id->valuedouble == l->init_id) {
+			handle_init_reply(l, msg);
+			return;
+		}
+		struct pending *p = find_pending(l, m.id);
+		if (!p) {
+			/* A late answer to a call that timed out or was cancelled. */
+			log_debug("upstream %s: answer to an unknown request dropped", l->cfg->name);
+			cJSON_Delete(msg);
+			return;
+		}
+		pending_finish(l, p, msg);
+		return;
+	}
+	if (m.kind == JSONRPC_REQUEST) {
+		if (!strcmp(m.method, "ping")) {
+			link_respond(l, m.id, cJSON_CreateObject(), NULL);
+			cJSON_Delete(msg);
+			return;
+		}
+		void *call = related_call(l, related);
+		if (l->ops->on_request)
+			l->ops->on_request(l->owner, l, msg, call);
+		else
+			cJSON_Delete(msg);
+		return;
+	}
+	void *call = NULL;
+	if (!strcmp(m.method, "notifications/progress"))
+		restore_progress(l, msg, &call);
+	else if (related)
+		call = related_call(l, related);
+	else if (!strcmp(m.method, "notifications/message") && l->tail)
+		call = l->tail->call;
+	if (l->ops->on_notification)
+		l->ops->on_notification(l->owner, l, msg, call);
+	else
+		cJSON_Delete(msg);
+}
+
+static void t_on_send_error(void *arg, const cJSON *id, int err, const char *why)
+{
+	struct link *l = arg;
+	struct pending *p;
+
+	if (l->state == LINK_STARTING && cJSON_IsNumber(id) &&
+	    (uint64_t)id->valuedouble == l->init_id) {
+		char buf[256];
+		snprintf(buf, sizeof(buf), "initialize failed: %s", why);
+		go_down(l, err, buf);
+		return;
+	}
+	p = find_pending(l, id);
+	if (!p)
+		return;
+	cJSON *data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "server", l->cfg->name);
+	cJSON_AddStringToObject(data, "reason", why);
+	cJSON *e = jsonrpc_errorf(id, err == -ETIMEDOUT ? UPSTREAM_ERR_TIMEOUT : UPSTREAM_ERR_FAILED,
+				  data, "upstream %s: %s", l->cfg->name, why);
+	pending_finish(l, p, e);
+}
+
+static void t_on_down(void *arg, int err, const char *why)
+{
+	go_down(arg, err, why);
+}
+
+static int send_initialize(struct link *l, const cJSON *client_caps)
+{
+	cJSON *params = cJSON_CreateObject(), *info = cJSON_CreateObject();
+	cJSON *id;
+
+	if (!params || !info) {
+		cJSON_Delete(params);
+		cJSON_Delete(info);
+		return -ENOMEM;
+	}
+	cJSON_AddStringToObject(params, "protocolVersion", PROTOCOL_VERSION);
+	cJSON_AddItemToObject(params, "capabilities",
+			      client_caps ? cJSON_Duplicate(client_caps, 1) : cJSON_CreateObject());
+	cJSON_AddStringToObject(info, "name", "mcpwarden");
+	cJSON_AddStringToObject(info, "version", WARDEN_VERSION);
+	cJSON_AddItemToObject(params, "clientInfo", info);
+	l->init_id = l->next_id++;
+	id = cJSON_CreateNumber((double)l->init_id);
+	cJSON *req = jsonrpc_request(id, "initialize", params);
+	cJSON_Delete(id);
+	if (!req)
+		return -ENOMEM;
+	return send_msg(l, req);
+}
+
+int link_open(struct event_base *base, const struct upstream_config *cfg, const cJSON *client_caps,
+	      const struct link_ops *ops, void *owner, struct link **out)
+{
+	struct link *l = calloc(1, sizeof(*l));
+	struct transport_cb cb = { t_on_message, t_on_send_error, t_on_down, l };
+	int rc;
+
+	if (!l)
+		return -ENOMEM;
+	l->base = base;
+	l->cfg = cfg;
+	l->ops = ops;
+	l->owner = owner;
+	l->next_id = 1;
+	l->state = LINK_STARTING;
+	l->pending = hmap_new();
+	if (!l->pending) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = cfg->kind == UPSTREAM_STDIO ? upstream_stdio_new(base, cfg, &cb, &l->t)
+					 : upstream_http_new(base, cfg, &cb, &l->t);
+	if (rc)
+		goto fail;
+	rc = transport_start(l->t);
+	if (rc)
+		goto fail;
+	rc = send_initialize(l, client_caps);
+	if (rc)
+		goto fail;
+	*out = l;
+	return 0;
+fail:
+	transport_destroy(l->t);
+	hmap_free(l->pending, NULL);
+	free(l);
+	return rc;
+}
+
+void link_close(struct link *l)
+{
+	if (!l)
+		return;
+	l->closing = true;
+	/* Fail what is in flight before the transport goes, so no callback sees a dead link. */
+	fail_all(l, UPSTREAM_ERR_FAILED, "session closed");
+	transport_destroy(l->t);
+	hmap_free(l->pending, NULL);
+	cJSON_Delete(l->init_result);
+	free(l);
+}
+
+int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
+	      link_reply_fn fn, void *call, uint64_t *handle)
+{
+	struct pending *p;
+	char key[32];
+	cJSON *id, *req, *meta, *tok;
+	struct timeval tv;
+	int rc;
+
+	if (l->state == LINK_DOWN) {
+		cJSON_Delete(params);
+		return -ENOTCONN;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		cJSON_Delete(params);
+		return -ENOMEM;
+	}
+	p->link = l;
+	p->id = l->next_id++;
+	p->fn = fn;
+	p->call = call;
+	p->timeout_ms = timeout_ms > 0 ? timeout_ms : l->cfg->request_timeout_ms;
+	meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+	tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
+	if (tok) {
+		/* Downstream tokens are only unique per client: ours are our request ids. */
+		p->progress_token = cJSON_Duplicate(tok, 1);
+		cJSON_ReplaceItemInObjectCaseSensitive(meta, "progressToken",
+						       cJSON_CreateNumber((double)p->id));
+	}
+	id = cJSON_CreateNumber((double)p->id);
+	req = jsonrpc_request(id, method, params);
+	cJSON_Delete(id);
+	p->timer = evtimer_new(l->base, on_timeout, p);
+	if (!req || !p->timer) {
+		cJSON_Delete(req);
+		pending_free(p);
+		return -ENOMEM;
+	}
+	id_key(p->id, key, sizeof(key));
+	rc = hmap_put(l->pending, key, p, NULL);
+	if (rc) {
+		cJSON_Delete(req);
+		pending_free(p);
+		return rc;
+	}
+	p->prev = l->tail;
+	if (l->tail)
+		l->tail->next = p;
+	else
+		l->head = p;
+	l->tail = p;
+	l->inflight++;
+	tv.tv_sec = p->timeout_ms / 1000;
+	tv.tv_usec = (p->timeout_ms % 1000) * 1000;
+	evtimer_add(p->timer, &tv);
+	if (handle)
+		*handle = p->id;
+	if (l->state == LINK_STARTING) {
+		p->queued = req;
+		return 0;
+	}
+	rc = send_msg(l, req);
+	if (rc) {
+		pending_unlink(l, p);
+		pending_free(p);
+	}
+	return rc;
+}
+
+void link_cancel(struct link *l, uint64_t handle, const char *reason)
+{
+	char key[32];
+	struct pending *p;
+
+	id_key(handle, key, sizeof(key));
+	p = hmap_get(l->pending, key);
+	if (!p)
+		return;
+	bool sent = !p->queued;
+	pending_unlink(l, p);
+	pending_free(p);
+	if (sent && l->state == LINK_READY) {
+		cJSON *params = cJSON_CreateObject();
+		cJSON_AddNumberToObject(params, "requestId", (double)handle);
+		if (reason)
+			cJSON_AddStringToObject(params, "reason", reason);
+		send_msg(l, jsonrpc_notification("notifications/cancelled", params));
+	}
+}
+
+int link_notify(struct link *l, const char *method, cJSON *params)
+{
+	cJSON *n;
+
+	if (l->state != LINK_READY) {
+		cJSON_Delete(params);
+		return -ENOTCONN;
+	}
+	n = jsonrpc_notification(method, params);
+	return n ? send_msg(l, n) : -ENOMEM;
+}
+
+int link_respond(struct link *l, const cJSON *server_id, cJSON *result, cJSON *error)
+{
+	cJSON *m = cJSON_CreateObject();
+
+	if (!m || l->state == LINK_DOWN) {
+		cJSON_Delete(m);
+		cJSON_Delete(result);
+		cJSON_Delete(error);
+		return m ? -ENOTCONN : -ENOMEM;
+	}
+	cJSON_AddStringToObject(m, "jsonrpc", "2.0");
+	cJSON_AddItemToObject(m, "id", jsonrpc_id_dup(server_id));
+	if (error) {
+		cJSON_AddItemToObject(m, "error", error);
+		cJSON_Delete(result);
+	} else {
+		cJSON_AddItemToObject(m, "result", result ? result : cJSON_CreateObject());
+	}
+	return send_msg(l, m);
+}
+
+bool link_ready(const struct link *l) { return l->state == LINK_READY; }
+bool link_down(const struct link *l) { return l->state == LINK_DOWN; }
+const char *link_server(const struct link *l) { return l->cfg->name; }
+const cJSON *link_init_result(const struct link *l) { return l->init_result; }
+unsigned link_inflight(const struct link *l) { return l->inflight; }
+
+void link_foreach_call(const struct link *l, void (*fn)(void *arg, void *call), void *arg)
+{
+	for (const struct pending *p = l->head; p; p = p->next)
+		fn(arg, p->call);
+}

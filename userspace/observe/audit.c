@@ -1,0 +1,76 @@
+/* audit: decision, auth and kernel_deny records. */
+#include "observe/audit.h"
+
+#include <string.h>
+
+#include "base/log.h"
+
+void audit_decision(const struct audit_decision *d)
+{
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(d->response, "error");
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(d->response, "result");
+	char sid[9] = "";
+
+	if (!o)
+		return;
+	if (d->session)
+		strncat(sid, d->session, sizeof(sid) - 1);  /* enough to correlate, not to hijack */
+	cJSON_AddStringToObject(o, "session", sid);
+	if (d->key) {
+		cJSON_AddStringToObject(o, "key", d->key);
+		if (d->team && *d->team)
+			cJSON_AddStringToObject(o, "team", d->team);
+	}
+	cJSON_AddStringToObject(o, "method", d->method);
+	if (d->server)
+		cJSON_AddStringToObject(o, "server", d->server);
+	if (d->target)
+		cJSON_AddStringToObject(o, "target", d->target);
+	cJSON_AddStringToObject(o, "decision", d->decision);
+	if (d->reason)
+		cJSON_AddStringToObject(o, "reason", d->reason);
+	if (err) {
+		cJSON_AddStringToObject(o, "status", "error");
+		cJSON_AddItemToObject(o, "error_code",
+				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(err, "code"), 1));
+	} else if (res) {
+		cJSON_AddStringToObject(o, "status",
+					cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
+						? "tool_error" : "ok");
+	}
+	if (d->cost_micros >= 0)
+		cJSON_AddNumberToObject(o, "cost_micros", (double)d->cost_micros);
+	if (d->args_shape)
+		cJSON_AddItemReferenceToObject(o, "args_shape", (cJSON *)d->args_shape);
+	cJSON_AddNumberToObject(o, "latency_ms", (double)d->latency_ms);
+	if (d->went_upstream)
+		cJSON_AddNumberToObject(o, "upstream_ms", (double)d->upstream_ms);
+	log_record("decision", o);
+	cJSON_Delete(o);
+}
+
+void audit_auth(const char *reason, const char *key, const char *peer)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return;
+	cJSON_AddStringToObject(o, "reason", reason);
+	if (key && *key)
+		cJSON_AddStringToObject(o, "key", key);
+	if (peer)
+		cJSON_AddStringToObject(o, "peer", peer);
+	log_record("auth", o);
+	cJSON_Delete(o);
+}
+
+void audit_kernel_deny(cJSON *event)
+{
+	log_record("kernel_deny", event);
+}
+
+void audit_admin(cJSON *action)
+{
+	log_record("admin", action);
+}

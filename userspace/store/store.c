@@ -1,0 +1,910 @@
+/* store: a writer thread with group commit, a checkpointer thread for the fsyncs, and
+ * completions delivered to the event loop through an eventfd. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <sqlite3.h>
+
+#include "base/log.h"
+
+#define PRUNE_EVERY_S 3600
+
+enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEND_RESET,
+	       OP_TEAM_PUT, OP_TEAM_DELETE };
+
+struct op {
+	struct op *next;
+	enum op_type type;
+	store_done_fn cb;
+	void *arg;
+	int err;
+	size_t n;                       /* OP_CHARGE, OP_SPEND_RESET: items */
+	struct store_spend *items;      /* OP_CHARGE, OP_SPEND_RESET; strings in data[] */
+	struct store_key key;           /* OP_KEY_PUT; OP_KEY_DELETE uses key.id */
+	int64_t ts;                     /* OP_AUDIT */
+	const char *text;               /* OP_AUDIT; OP_TEAM_PUT: the policy */
+	char data[];
+};
+
+struct store {
+	sqlite3 *db;                    /* writer connection; loop thread only at open/load/close */
+	sqlite3 *ckpt_db;               /* checkpointer connection */
+	sqlite3_stmt *st_charge, *st_key_put, *st_key_del, *st_audit, *st_prune;
+	sqlite3_stmt *st_reset, *st_team_put, *st_team_del;
+	char *path;
+	int fsync_interval_ms;
+
+	pthread_mutex_t lock;           /* queue, done list, flags */
+	pthread_cond_t wake;            /* writer: work or stop */
+	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
+	pthread_mutex_t db_lock;        /* the writer connection */
+	struct op *queue, **queue_tail;
+	struct op *done, **done_tail;
+	bool stopping, ckpt_stopping;
+	pthread_t writer, ckpt;
+	bool writer_up, ckpt_up;
+	int64_t last_prune;
+
+	int efd;
+	struct event *ev;
+
+	_Atomic uint64_t commits, syncs;
+};
+
+/* ---- options ---- */
+
+int store_options_parse(const cJSON *root, const char *state_dir, struct store_options *out,
+			struct config_errors *errs)
+{
+	static const char *const known[] = { "path", "fsync_interval_ms", NULL };
+	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "store") : NULL;
+	const char *path = NULL;
+	long long ms = STORE_FSYNC_INTERVAL_MS_DEFAULT;
+	int rc = 0, r;
+
+	memset(out, 0, sizeof(*out));
+	if (sec) {
+		if (!cJSON_IsObject(sec))
+			return config_fail(errs, "store", "expected {\"path\": ..., "
+					   "\"fsync_interval_ms\": 1000}");
+		rc = cfg_known_keys(sec, "store", known, errs);
+		r = cfg_string(sec, "path", "store", false, &path, errs);
+		if (r == -EINVAL)
+			rc = r;
+		else if (r == 0 && !path[0])
+			rc = config_fail(errs, "store.path", "must not be empty");
+		r = cfg_int(sec, "fsync_interval_ms", "store", false, 1, 60000, &ms, errs);
+		if (r == -EINVAL)
+			rc = r;
+	}
+	if (rc)
+		return rc;
+	out->fsync_interval_ms = (int)ms;
+	if (path) {
+		out->path = strdup(path);
+	} else {
+		size_t n = strlen(state_dir ? state_dir : ".") + sizeof("/mcpwarden.db");
+		out->path = malloc(n);
+		if (out->path)
+			snprintf(out->path, n, "%s/mcpwarden.db", state_dir ? state_dir : ".");
+	}
+	return out->path ? 0 : -ENOMEM;
+}
+
+void store_options_clear(struct store_options *o)
+{
+	free(o->path);
+	o->path = NULL;
+}
+
+/* ---- schema ---- */
+
+/* migrations[i] takes user_version i to i + 1. Never edit one that has shipped: add another. */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+	"CREATE TABLE keys ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  team TEXT,"
+	"  policy TEXT,"
+	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL DEFAULT 0,"
+	"  disabled INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE UNIQUE INDEX keys_hash ON keys(hash);"
+	"CREATE TABLE spend ("
+	"  scope TEXT NOT NULL,"
+	"  period TEXT NOT NULL,"
+	"  start INTEGER NOT NULL,"
+	"  amount INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (scope, period, start)"
+	") WITHOUT ROWID;",
+
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts INTEGER NOT NULL,"
+	"  record TEXT NOT NULL"
+	");"
+	"CREATE INDEX audit_ts ON audit(ts);"
+	"CREATE INDEX spend_expires ON spend(expires) WHERE expires != 0;",
+
+	/* Teams made through the admin API (config teams live in the config file). */
+	"CREATE TABLE teams ("
+	"  name TEXT PRIMARY KEY,"
+	"  policy TEXT NOT NULL"
+	");",
+};
+
+static int sqlite_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EROFS;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_error("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+	}
+	return sqlite_errno(rc);
+}
+
+static int user_version(sqlite3 *db, int *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+
+	if (rc != SQLITE_OK)
+		return sqlite_errno(rc);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+}
+
+static int migrate(sqlite3 *db, const char *path)
+{
+	char sql[64];
+	int v = 0, rc;
+
+	rc = user_version(db, &v);
+	if (rc)
+		return rc;
+	if (v > STORE_SCHEMA_VERSION) {
+		log_error("store: %s has schema version %d, newer than this mcpwarden (%d); "
+			  "refusing to use it", path, v, STORE_SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	for (; v < STORE_SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
+			return rc;
+		if ((rc = exec(db, migrations[v])) != 0 || (rc = exec(db, sql)) != 0) {
+			if (exec(db, "ROLLBACK") != 0)
+				log_error("store: rollback of migration %d failed", v + 1);
+			return rc;
+		}
+		if ((rc = exec(db, "COMMIT")) != 0)
+			return rc;
+		log_info("store: %s migrated to schema version %d", path, v + 1);
+	}
+	return 0;
+}
+
+static int open_db(const char *path, sqlite3 **out)
+{
+	int rc = sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				 SQLITE_OPEN_FULLMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		log_error("store: cannot open %s: %s", path,
+			  *out ? sqlite3_errmsg(*out) : sqlite3_errstr(rc));
+		sqlite3_close(*out);
+		*out = NULL;
+		return sqlite_errno(rc);
+	}
+	sqlite3_busy_timeout(*out, 5000);
+	return 0;
+}
+
+/* ---- the writer thread ---- */
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static int step_reset(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+static int apply(struct store *st, struct op *op)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	switch (op->type) {
+	case OP_CHARGE:
+		s = st->st_charge;
+		for (size_t i = 0; i < op->n && rc == 0; i++) {
+			const struct store_spend *it = &op->items[i];
+			sqlite3_bind_text(s, 1, it->scope, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, it->period, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 3, it->start);
+			sqlite3_bind_int64(s, 4, it->amount);
+			sqlite3_bind_int64(s, 5, it->expires);
+			rc = step_reset(s);
+		}
+		return rc;
+	case OP_KEY_PUT:
+		s = st->st_key_put;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, op->key.name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, op->key.team, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, op->key.policy, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 5, op->key.hash, sizeof(op->key.hash), SQLITE_STATIC);
+		sqlite3_bind_int64(s, 6, op->key.created);
+		sqlite3_bind_int64(s, 7, op->key.expires);
+		sqlite3_bind_int(s, 8, op->key.disabled);
+		return step_reset(s);
+	case OP_KEY_DELETE:
+		s = st->st_key_del;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		return step_reset(s);
+	case OP_AUDIT:
+		s = st->st_audit;
+		sqlite3_bind_int64(s, 1, op->ts);
+		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		return step_reset(s);
+	case OP_SPEND_RESET:
+		s = st->st_reset;
+		for (size_t i = 0; i < op->n && rc == 0; i++) {
+			sqlite3_bind_text(s, 1, op->items[i].scope, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, op->items[i].period, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 3, op->items[i].start);
+			rc = step_reset(s);
+		}
+		return rc;
+	case OP_TEAM_PUT:
+		s = st->st_team_put;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		return step_reset(s);
+	case OP_TEAM_DELETE:
+		s = st->st_team_del;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		return step_reset(s);
+	case OP_FLUSH:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* One transaction for the whole batch; a savepoint per operation so one bad operation (a
+ * duplicate key hash) fails alone. */
+static void commit_batch(struct store *st, struct op *batch)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = exec(st->db, "BEGIN IMMEDIATE");
+	for (struct op *op = batch; op; op = op->next) {
+		if (rc) {
+			op->err = rc;
+			continue;
+		}
+		if ((op->err = exec(st->db, "SAVEPOINT op")) != 0)
+			continue;
+		op->err = apply(st, op);
+		if (op->err && exec(st->db, "ROLLBACK TO op") != 0)
+			rc = -EIO;
+		if (exec(st->db, "RELEASE op") != 0)
+			rc = -EIO;
+	}
+	if (rc == 0 && now_s() - st->last_prune >= PRUNE_EVERY_S) {
+		/* Rolling-window slots that left their window: nothing reads them again. */
+		sqlite3_bind_int64(st->st_prune, 1, now_s());
+		if (step_reset(st->st_prune) == 0)
+			st->last_prune = now_s();
+	}
+	if (rc == 0)
+		rc = exec(st->db, "COMMIT");
+	if (rc) {
+		if (!sqlite3_get_autocommit(st->db) && exec(st->db, "ROLLBACK") != 0)
+			log_error("store: rollback failed");
+		log_error("store: batch not committed: %s", strerror(-rc));
+		for (struct op *op = batch; op; op = op->next)
+			if (!op->err)
+				op->err = rc;
+	} else {
+		atomic_fetch_add(&st->commits, 1);
+	}
+	pthread_mutex_unlock(&st->db_lock);
+}
+
+static void notify_loop(struct store *st)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already non-zero: the loop will wake anyway. */
+	if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("store: eventfd write: %s", strerror(errno));
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct op *batch;
+
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		while (!st->queue && !st->stopping)
+			pthread_cond_wait(&st->wake, &st->lock);
+		if (!st->queue)
+			break;
+		/* Group commit: everything queued while the last batch was committing. */
+		batch = st->queue;
+		st->queue = NULL;
+		st->queue_tail = &st->queue;
+		pthread_mutex_unlock(&st->lock);
+
+		commit_batch(st, batch);
+
+		pthread_mutex_lock(&st->lock);
+		*st->done_tail = batch;
+		while (*st->done_tail)
+			st->done_tail = &(*st->done_tail)->next;
+		notify_loop(st);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+/* Every fsync_interval_ms, if something was committed: a passive checkpoint on a connection of
+ * its own. With synchronous=NORMAL the checkpoint fsyncs the WAL before copying it, which is
+ * what bounds power loss; the writer never waits for it (WAL lets both run at once). */
+static void *ckpt_main(void *arg)
+{
+	struct store *st = arg;
+	uint64_t seen = 0;
+	struct timespec until;
+
+	pthread_mutex_lock(&st->lock);
+	while (!st->ckpt_stopping) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += st->fsync_interval_ms / 1000;
+		until.tv_nsec += (long)(st->fsync_interval_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		while (!st->ckpt_stopping &&
+		       pthread_cond_timedwait(&st->ckpt_wake, &st->lock, &until) != ETIMEDOUT)
+			;
+		uint64_t c = atomic_load(&st->commits);
+		if (c == seen)
+			continue;
+		pthread_mutex_unlock(&st->lock);
+		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+						   NULL, NULL);
+		if (rc == SQLITE_OK) {
+			seen = c;
+			atomic_fetch_add(&st->syncs, 1);
+		} else if (rc != SQLITE_BUSY) {
+			log_error("store: checkpoint: %s", sqlite3_errmsg(st->ckpt_db));
+		}
+		pthread_mutex_lock(&st->lock);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+/* ---- the loop side ---- */
+
+static void run_done(struct store *st)
+{
+	struct op *list;
+
+	pthread_mutex_lock(&st->lock);
+	list = st->done;
+	st->done = NULL;
+	st->done_tail = &st->done;
+	pthread_mutex_unlock(&st->lock);
+	while (list) {
+		struct op *op = list;
+		list = op->next;
+		if (op->cb)
+			op->cb(op->arg, op->err);
+		free(op);
+	}
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_error("store: eventfd read: %s", strerror(errno));
+	run_done(arg);
+}
+
+static int enqueue(struct store *st, struct op *op)
+{
+	pthread_mutex_lock(&st->lock);
+	if (st->stopping) {
+		pthread_mutex_unlock(&st->lock);
+		free(op);
+		return -ECANCELED;
+	}
+	op->next = NULL;
+	*st->queue_tail = op;
+	st->queue_tail = &op->next;
+	pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
+static struct op *op_new(enum op_type type, size_t extra, store_done_fn cb, void *arg)
+{
+	struct op *op = calloc(1, sizeof(*op) + extra);
+
+	if (op) {
+		op->type = type;
+		op->cb = cb;
+		op->arg = arg;
+	}
+	return op;
+}
+
+/* Copy s into the op's data area at *pos. */
+static const char *put_str(struct op *op, size_t *pos, const char *s)
+{
+	size_t n;
+
+	if (!s)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(op->data + *pos, s, n);
+	*pos += n;
+	return op->data + *pos - n;
+}
+
+static int queue_spend(struct store *st, enum op_type type, const struct store_spend *items,
+		       size_t n, store_done_fn cb, void *arg)
+{
+	size_t extra = n * sizeof(struct store_spend), pos;
+	struct op *op;
+
+	if (!st || !items || n == 0 || n > 64)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].scope || !items[i].period)
+			return -EINVAL;
+		extra += strlen(items[i].scope) + strlen(items[i].period) + 2;
+	}
+	op = op_new(type, extra, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	/* Items first (aligned: data[] follows pointer-aligned members), then the strings. */
+	op->items = (struct store_spend *)(void *)op->data;
+	op->n = n;
+	pos = n * sizeof(struct store_spend);
+	for (size_t i = 0; i < n; i++) {
+		op->items[i] = items[i];
+		op->items[i].scope = put_str(op, &pos, items[i].scope);
+		op->items[i].period = put_str(op, &pos, items[i].period);
+	}
+	return enqueue(st, op);
+}
+
+int store_charge(struct store *st, const struct store_spend *items, size_t n,
+		 store_done_fn cb, void *arg)
+{
+	return queue_spend(st, OP_CHARGE, items, n, cb, arg);
+}
+
+int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
+		      store_done_fn cb, void *arg)
+{
+	return queue_spend(st, OP_SPEND_RESET, items, n, cb, arg);
+}
+
+int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,
+		   void *arg)
+{
+	size_t pos = 0;
+	struct op *op;
+
+	if (!st || !name || !policy)
+		return -EINVAL;
+	op = op_new(OP_TEAM_PUT, strlen(name) + strlen(policy) + 2, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	op->key.id = put_str(op, &pos, name);
+	op->text = put_str(op, &pos, policy);
+	return enqueue(st, op);
+}
+
+int store_team_delete(struct store *st, const char *name, store_done_fn cb, void *arg)
+{
+	size_t pos = 0;
+	struct op *op;
+
+	if (!st || !name)
+		return -EINVAL;
+	op = op_new(OP_TEAM_DELETE, strlen(name) + 1, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	op->key.id = put_str(op, &pos, name);
+	return enqueue(st, op);
+}
+
+int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb, void *arg)
+{
+	size_t extra = 0, pos = 0;
+	struct op *op;
+
+	if (!st || !k || !k->id || !k->name)
+		return -EINVAL;
+	extra = strlen(k->id) + strlen(k->name) + 4 + (k->team ? strlen(k->team) : 0) +
+		(k->policy ? strlen(k->policy) : 0);
+	op = op_new(OP_KEY_PUT, extra, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	op->key = *k;
+	op->key.id = put_str(op, &pos, k->id);
+	op->key.name = put_str(op, &pos, k->name);
+	op->key.team = put_str(op, &pos, k->team);
+	op->key.policy = put_str(op, &pos, k->policy);
+	return enqueue(st, op);
+}
+
+int store_key_delete(struct store *st, const char *id, store_done_fn cb, void *arg)
+{
+	size_t pos = 0;
+	struct op *op;
+
+	if (!st || !id)
+		return -EINVAL;
+	op = op_new(OP_KEY_DELETE, strlen(id) + 1, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	op->key.id = put_str(op, &pos, id);
+	return enqueue(st, op);
+}
+
+int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn cb, void *arg)
+{
+	size_t pos = 0;
+	struct op *op;
+
+	if (!st || !json)
+		return -EINVAL;
+	op = op_new(OP_AUDIT, strlen(json) + 1, cb, arg);
+	if (!op)
+		return -ENOMEM;
+	op->ts = ts_ms;
+	op->text = put_str(op, &pos, json);
+	return enqueue(st, op);
+}
+
+int store_flush(struct store *st, store_done_fn cb, void *arg)
+{
+	struct op *op;
+
+	if (!st)
+		return -EINVAL;
+	op = op_new(OP_FLUSH, 0, cb, arg);
+	return op ? enqueue(st, op) : -ENOMEM;
+}
+
+uint64_t store_commits(const struct store *st) { return atomic_load(&st->commits); }
+uint64_t store_syncs(const struct store *st) { return atomic_load(&st->syncs); }
+
+/* ---- open, load, close ---- */
+
+static int prepare(struct store *st)
+{
+	static const char *const sql[] = {
+		"INSERT INTO spend (scope, period, start, amount, expires) VALUES (?, ?, ?, ?, ?)"
+		" ON CONFLICT (scope, period, start) DO UPDATE SET"
+		" amount = amount + excluded.amount, expires = max(expires, excluded.expires)",
+		/* An upsert on id, not OR REPLACE: that would also silently delete another key
+		 * whose hash collides instead of failing. */
+		"INSERT INTO keys (id, name, team, policy, hash, created, expires, disabled)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+		" name = excluded.name, team = excluded.team, policy = excluded.policy,"
+		" hash = excluded.hash, created = excluded.created, expires = excluded.expires,"
+		" disabled = excluded.disabled",
+		"DELETE FROM keys WHERE id = ?",
+		"INSERT INTO audit (ts, record) VALUES (?, ?)",
+		"DELETE FROM spend WHERE expires != 0 AND expires < ?",
+		"DELETE FROM spend WHERE scope = ? AND period = ? AND start >= ?",
+		"INSERT INTO teams (name, policy) VALUES (?, ?)"
+		" ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
+		"DELETE FROM teams WHERE name = ?",
+	};
+	sqlite3_stmt **out[] = { &st->st_charge, &st->st_key_put, &st->st_key_del, &st->st_audit,
+				 &st->st_prune, &st->st_reset, &st->st_team_put, &st->st_team_del };
+
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		int rc = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    out[i], NULL);
+		if (rc != SQLITE_OK) {
+			log_error("store: prepare: %s", sqlite3_errmsg(st->db));
+			return sqlite_errno(rc);
+		}
+	}
+	return 0;
+}
+
+static void store_free(struct store *st)
+{
+	sqlite3_finalize(st->st_charge);
+	sqlite3_finalize(st->st_key_put);
+	sqlite3_finalize(st->st_key_del);
+	sqlite3_finalize(st->st_audit);
+	sqlite3_finalize(st->st_prune);
+	sqlite3_finalize(st->st_reset);
+	sqlite3_finalize(st->st_team_put);
+	sqlite3_finalize(st->st_team_del);
+	if (st->db) {
+		/* Fold the WAL back into the database so a clean stop leaves one file. */
+		if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+					      NULL) != SQLITE_OK)
+			log_warn("store: final checkpoint: %s", sqlite3_errmsg(st->db));
+		sqlite3_close(st->db);
+	}
+	sqlite3_close(st->ckpt_db);
+	if (st->ev)
+		event_free(st->ev);
+	if (st->efd >= 0)
+		close(st->efd);
+	pthread_cond_destroy(&st->wake);
+	pthread_cond_destroy(&st->ckpt_wake);
+	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->db_lock);
+	free(st->path);
+	free(st);
+}
+
+int store_open(const struct store_options *opt, struct event_base *base, struct store **out)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	char *mode = NULL;
+	int rc, fd;
+
+	*out = NULL;
+	if (!st)
+		return -ENOMEM;
+	st->efd = -1;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->db_lock, NULL);
+	pthread_cond_init(&st->wake, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&st->ckpt_wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	st->queue_tail = &st->queue;
+	st->done_tail = &st->done;
+	st->fsync_interval_ms = opt->fsync_interval_ms > 0 ? opt->fsync_interval_ms
+							   : STORE_FSYNC_INTERVAL_MS_DEFAULT;
+	st->path = strdup(opt->path ? opt->path : "");
+	if (!st->path || !st->path[0]) {
+		rc = st->path ? -EINVAL : -ENOMEM;
+		goto out;
+	}
+	/* Key hashes live here: create the file owner-only; SQLite gives -wal/-shm the same mode. */
+	fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		log_error("store: cannot open %s: %s", st->path, strerror(errno));
+		goto out;
+	}
+	close(fd);
+	if ((rc = open_db(st->path, &st->db)) != 0)
+		goto out;
+	{
+		sqlite3_stmt *s;
+		if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) ==
+		    SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+			mode = strdup((const char *)sqlite3_column_text(s, 0));
+		sqlite3_finalize(s);
+	}
+	if (!mode || strcmp(mode, "wal") != 0) {
+		log_error("store: %s: cannot use WAL mode: %s", st->path,
+			  mode ? mode : sqlite3_errmsg(st->db));
+		rc = -EPROTO;
+		goto out;
+	}
+	/* NORMAL: a commit is a write(2) to the WAL (kill -9 safe); fsync happens at checkpoints,
+	 * which only the checkpointer thread runs (autocheckpoint off). */
+	if ((rc = exec(st->db, "PRAGMA synchronous = NORMAL")) != 0 ||
+	    (rc = exec(st->db, "PRAGMA wal_autocheckpoint = 0")) != 0 ||
+	    (rc = exec(st->db, "PRAGMA journal_size_limit = 67108864")) != 0 ||
+	    (rc = migrate(st->db, st->path)) != 0 || (rc = prepare(st)) != 0)
+		goto out;
+	if ((rc = open_db(st->path, &st->ckpt_db)) != 0 ||
+	    (rc = exec(st->ckpt_db, "PRAGMA synchronous = NORMAL")) != 0)
+		goto out;
+	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (st->efd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	st->ev = event_new(base, st->efd, EV_READ | EV_PERSIST, on_done, st);
+	if (!st->ev || event_add(st->ev, NULL) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = -pthread_create(&st->writer, NULL, writer_main, st)) != 0)
+		goto out;
+	st->writer_up = true;
+	if ((rc = -pthread_create(&st->ckpt, NULL, ckpt_main, st)) != 0)
+		goto out;
+	st->ckpt_up = true;
+	log_info("store: %s open (schema %d, fsync every %d ms)", st->path, STORE_SCHEMA_VERSION,
+		 st->fsync_interval_ms);
+out:
+	free(mode);
+	if (rc) {
+		store_close(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->stopping = true;
+	st->ckpt_stopping = true;
+	pthread_cond_signal(&st->wake);
+	pthread_cond_signal(&st->ckpt_wake);
+	pthread_mutex_unlock(&st->lock);
+	if (st->writer_up)
+		pthread_join(st->writer, NULL);
+	if (st->ckpt_up)
+		pthread_join(st->ckpt, NULL);
+	run_done(st);
+	store_free(st);
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+int store_load_keys(struct store *st, int (*cb)(void *arg, const struct store_key *k),
+		    void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = sqlite3_prepare_v2(st->db, "SELECT id, name, team, policy, hash, created, expires,"
+				" disabled FROM keys ORDER BY id", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sqlite_errno(rc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_key k = {
+			.id = col_text(s, 0), .name = col_text(s, 1), .team = col_text(s, 2),
+			.policy = col_text(s, 3), .created = sqlite3_column_int64(s, 5),
+			.expires = sqlite3_column_int64(s, 6),
+			.disabled = sqlite3_column_int(s, 7) != 0,
+		};
+		if (sqlite3_column_bytes(s, 4) == sizeof(k.hash))
+			memcpy(k.hash, sqlite3_column_blob(s, 4), sizeof(k.hash));
+		if ((rc = cb(arg, &k)) != 0)
+			goto out;
+	}
+	rc = sqlite_errno(rc);
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->db_lock);
+	return rc;
+}
+
+int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_spend *row),
+		     void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = sqlite3_prepare_v2(st->db, "SELECT scope, period, start, amount, expires FROM spend"
+				" ORDER BY scope, period, start", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sqlite_errno(rc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_spend row = {
+			.scope = col_text(s, 0), .period = col_text(s, 1),
+			.start = sqlite3_column_int64(s, 2), .amount = sqlite3_column_int64(s, 3),
+			.expires = sqlite3_column_int64(s, 4),
+		};
+		if ((rc = cb(arg, &row)) != 0)
+			goto out;
+	}
+	rc = sqlite_errno(rc);
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->db_lock);
+	return rc;
+}
+
+int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
+		     void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = sqlite3_prepare_v2(st->db, "SELECT name, policy FROM teams ORDER BY name", -1, &s,
+				NULL);
+	if (rc != SQLITE_OK) {
+		rc = sqlite_errno(rc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((rc = cb(arg, col_text(s, 0), col_text(s, 1))) != 0)
+			goto out;
+	rc = sqlite_errno(rc);
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->db_lock);
+	return rc;
+}

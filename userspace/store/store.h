@@ -1,0 +1,112 @@
+/* store: SQLite persistence on its own writer thread.
+ *
+ * The event loop never waits on the disk. Writes (charges, key changes, audit rows) are queued
+ * to a writer thread that applies everything queued so far in one transaction (group commit)
+ * and then calls each operation's callback back on the event loop (an eventfd watched by
+ * libevent). The database is in WAL mode with synchronous=NORMAL: a commit is a write(2) to
+ * the WAL, in the kernel's page cache before the callback runs, so anything acknowledged after
+ * its callback survives kill -9 of the daemon. The writer checkpoints (which fsyncs the WAL)
+ * every fsync_interval_ms when something was written: power loss can lose at most the commits
+ * of that last interval. The router therefore answers a charged tools/call only from the
+ * charge's callback.
+ *
+ * Blocking SQLite calls happen on the caller's thread only in store_open, the store_load_*
+ * functions (start-up, before traffic) and store_close. Schema migrations are versioned with
+ * PRAGMA user_version; a database written by a newer mcpwarden is refused, not downgraded.
+ *
+ * Config: "store": {"path": "<file>", "fsync_interval_ms": 1000}; path defaults to
+ * <state_dir>/mcpwarden.db.
+ */
+#ifndef WARDEN_STORE_H
+#define WARDEN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "base/config.h"
+
+struct event_base;
+struct store;
+
+#define STORE_SCHEMA_VERSION 3
+#define STORE_FSYNC_INTERVAL_MS_DEFAULT 1000
+
+struct store_options {
+	char *path;                     /* owned */
+	int fsync_interval_ms;          /* 1..60000 */
+};
+
+/* Parse the "store" section of root (absent: defaults under state_dir). Returns 0, -EINVAL
+ * (errs filled) or -ENOMEM. Free with store_options_clear. */
+int store_options_parse(const cJSON *root, const char *state_dir, struct store_options *out,
+			struct config_errors *errs);
+void store_options_clear(struct store_options *o);
+
+/* One spend counter row: amount added to (scope, period, start). */
+struct store_spend {
+	const char *scope;      /* "key:<id>" or "team:<name>" */
+	const char *period;     /* "day", "week", "month", "rolling:<seconds>" */
+	int64_t start;          /* period (or rolling slot) start, unix seconds UTC */
+	int64_t amount;         /* micro-units of currency */
+	int64_t expires;        /* unix seconds after which the row may be pruned; 0: keep */
+};
+
+/* A virtual key record as the keys module keeps it. The secret is never stored: only hash. */
+struct store_key {
+	const char *id;
+	const char *name;
+	const char *team;       /* NULL: none */
+	const char *policy;     /* NULL: none */
+	uint8_t hash[32];       /* SHA-256 of the key */
+	int64_t created;        /* unix seconds */
+	int64_t expires;        /* unix seconds; 0: never */
+	bool disabled;
+};
+
+/* Completion on the event loop thread: err 0 once the operation is committed (in the WAL),
+ * or a negative errno (-EIO, -ENOSPC, -EEXIST, -ECANCELED when the store closed first). */
+typedef void (*store_done_fn)(void *arg, int err);
+
+/* Open (creating and migrating as needed) and start the writer thread; completions are
+ * delivered on base. Blocking: call at start-up. */
+int store_open(const struct store_options *opt, struct event_base *base, struct store **out);
+/* Drain the queue (every queued operation is committed and its callback called, from here),
+ * checkpoint, stop the thread and close. NULL is fine. */
+void store_close(struct store *st);
+
+/* Queue one charge: every item is added in the same transaction (a key and its team are
+ * charged together or not at all). Strings are copied. cb may be NULL. */
+int store_charge(struct store *st, const struct store_spend *items, size_t n,
+		 store_done_fn cb, void *arg);
+/* Insert or replace a key record / delete one (deleting a missing id is not an error). */
+int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb, void *arg);
+int store_key_delete(struct store *st, const char *id, store_done_fn cb, void *arg);
+/* Delete the persisted spend of each item's (scope, period) from item.start on (amount and
+ * expires are ignored): an admin usage reset. Strings are copied. */
+int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
+		      store_done_fn cb, void *arg);
+/* Insert or replace a team made through the admin API / delete one (missing is not an error). */
+int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,
+		   void *arg);
+int store_team_delete(struct store *st, const char *name, store_done_fn cb, void *arg);
+/* Append an audit record (a JSON text) stamped ts (unix ms). */
+int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn cb, void *arg);
+/* Completes once everything queued before it is committed. */
+int store_flush(struct store *st, store_done_fn cb, void *arg);
+
+/* Start-up readers (blocking; before traffic). The callback returning non-zero stops the walk
+ * and that value is returned. Spend rows come grouped by scope and period, oldest first. */
+int store_load_keys(struct store *st, int (*cb)(void *arg, const struct store_key *k),
+		    void *arg);
+int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_spend *row),
+		     void *arg);
+int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
+		     void *arg);
+
+/* Counters for tests and metrics (loop thread). */
+uint64_t store_commits(const struct store *st);   /* transactions committed */
+uint64_t store_syncs(const struct store *st);     /* checkpoints (fsyncs) done */
+
+#endif
