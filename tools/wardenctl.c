@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "admin/adminclient.h"
+#include "base/alloc.h"
 #include "enforce/enforcer.h"
 #include "base/log.h"
 #include "enforce/pins.h"
@@ -1762,6 +1763,7 @@ int main(int argc, char **argv)
 	const struct cmd *c;
 	int rc, cmd_at;
 
+	alloc_init();
 	/* Options before the command. */
 	rc = parse_args(NULL, argc, argv, &a);
 	if (rc != EXIT_OK) {

@@ -10,6 +10,7 @@
 #include <event2/thread.h>
 
 #include "admin/admin.h"
+#include "base/alloc.h"
 #include "base/config.h"
 #include "mcp/transport/front.h"
 #include "govern/gate.h"
@@ -332,6 +333,7 @@ int main(int argc, char **argv)
 	const char *check = NULL, *level = NULL;
 	int opt, rc = 1;
 
+	alloc_init();
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;

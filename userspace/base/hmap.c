@@ -1,204 +1,130 @@
-/* hmap: chained string-keyed hash map with SipHash-2-4. */
+/* hmap: string-keyed map on the one hash table. */
 #include "base/hmap.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/rand.h>
+
+struct hmap {
+	struct htab t;
+};
 
 struct node {
-	struct node *next;
-	uint64_t hash;
+	struct htab_node hn;
 	void *value;
 	char key[];
 };
 
-struct hmap {
-	struct node **buckets;
-	size_t nbuckets;    /* power of two */
-	size_t count;
-	uint8_t seed[16];
-};
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                           \
-	do {                                                                               \
-		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                  \
-		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                     \
-		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                     \
-		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                  \
-	} while (0)
-
-static uint64_t le64(const uint8_t *p)
+static uint64_t node_hash(const struct htab *t, const void *key)
 {
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v; /* x86-64 and arm64 are little-endian; the hash only has to be stable here */
+	return htab_hash_str(t, key);
 }
 
-uint64_t hmap_siphash(const uint8_t k[16], const void *data, size_t len)
+static bool node_eq(const struct htab_node *n, const void *key)
 {
-	const uint8_t *in = data, *end = in + (len - len % 8);
-	uint64_t k0 = le64(k), k1 = le64(k + 8), b = (uint64_t)len << 56, m;
-	uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-
-	for (; in != end; in += 8) {
-		m = le64(in);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t i = 0; i < len % 8; i++)
-		b |= (uint64_t)in[i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	return !strcmp(htab_entry(n, struct node, hn)->key, key);
 }
+
+static const struct htab_type hmap_type = { node_hash, node_eq };
 
 struct hmap *hmap_new(void)
 {
-	struct hmap *m = calloc(1, sizeof(*m));
+	struct hmap *m = malloc(sizeof(*m));
 
-	if (!m)
-		return NULL;
-	m->nbuckets = 16;
-	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
-	if (!m->buckets || RAND_bytes(m->seed, sizeof(m->seed)) != 1) {
-		free(m->buckets);
+	if (m && htab_init(&m->t, &hmap_type)) {
 		free(m);
-		return NULL;
+		m = NULL;
 	}
 	return m;
 }
 
+struct free_ctx { void (*free_value)(void *); };
+
+static void free_node(struct htab_node *hn, void *arg)
+{
+	struct free_ctx *fc = arg;
+	struct node *n = htab_entry(hn, struct node, hn);
+
+	if (fc->free_value)
+		fc->free_value(n->value);
+	free(n);
+}
+
 void hmap_free(struct hmap *m, void (*free_value)(void *))
 {
+	struct free_ctx fc = { free_value };
+
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->nbuckets; i++) {
-		struct node *n = m->buckets[i], *next;
-		for (; n; n = next) {
-			next = n->next;
-			if (free_value)
-				free_value(n->value);
-			free(n);
-		}
-	}
-	free(m->buckets);
+	htab_drain(&m->t, free_node, &fc);
+	htab_fini(&m->t);
 	free(m);
-}
-
-static struct node **find(const struct hmap *m, const char *key, uint64_t h)
-{
-	struct node **pp = &m->buckets[h & (m->nbuckets - 1)];
-
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0)
-			return pp;
-	return pp;
-}
-
-static int grow(struct hmap *m)
-{
-	size_t nb = m->nbuckets * 2;
-	struct node **b = calloc(nb, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->nbuckets; i++) {
-		struct node *n = m->buckets[i], *next;
-		for (; n; n = next) {
-			next = n->next;
-			n->next = b[n->hash & (nb - 1)];
-			b[n->hash & (nb - 1)] = n;
-		}
-	}
-	free(m->buckets);
-	m->buckets = b;
-	m->nbuckets = nb;
-	return 0;
 }
 
 int hmap_put(struct hmap *m, const char *key, void *value, void **old)
 {
-	size_t klen = strlen(key);
-	uint64_t h = hmap_siphash(m->seed, key, klen);
-	struct node **pp = find(m, key, h), *n;
+	uint64_t h = htab_hash_str(&m->t, key);
+	struct htab_node *hn = htab_find_hashed(&m->t, key, h);
+	size_t klen;
+	struct node *n;
 
-	if (*pp) {
+	if (hn) {
+		n = htab_entry(hn, struct node, hn);
 		if (old)
-			*old = (*pp)->value;
-		(*pp)->value = value;
+			*old = n->value;
+		n->value = value;
 		return 0;
 	}
 	if (old)
 		*old = NULL;
-	if (m->count >= m->nbuckets && grow(m) == 0)
-		pp = find(m, key, h);
+	klen = strlen(key);
 	n = malloc(sizeof(*n) + klen + 1);
 	if (!n)
 		return -ENOMEM;
-	n->hash = h;
 	n->value = value;
 	memcpy(n->key, key, klen + 1);
-	n->next = NULL;
-	*pp = n;
-	m->count++;
+	htab_insert_hashed(&m->t, &n->hn, h);
 	return 0;
 }
 
 void *hmap_get(const struct hmap *m, const char *key)
 {
-	struct node *n = *find(m, key, hmap_siphash(m->seed, key, strlen(key)));
+	struct htab_node *hn = htab_find(&m->t, key);
 
-	return n ? n->value : NULL;
+	return hn ? htab_entry(hn, struct node, hn)->value : NULL;
 }
 
 void *hmap_del(struct hmap *m, const char *key)
 {
-	struct node **pp = find(m, key, hmap_siphash(m->seed, key, strlen(key))), *n = *pp;
+	struct htab_node *hn = htab_find(&m->t, key);
+	struct node *n;
 	void *v;
 
-	if (!n)
+	if (!hn)
 		return NULL;
-	*pp = n->next;
+	n = htab_entry(hn, struct node, hn);
+	htab_remove(&m->t, hn);
 	v = n->value;
 	free(n);
-	m->count--;
 	return v;
 }
 
-size_t hmap_count(const struct hmap *m) { return m->count; }
+size_t hmap_count(const struct hmap *m) { return htab_count(&m->t); }
 
 struct hmap_iter hmap_iter(const struct hmap *m)
 {
-	struct hmap_iter it = { 0, NULL, NULL };
-
-	(void)m;
-	return it;
+	return (struct hmap_iter){ htab_iter(&m->t) };
 }
 
 int hmap_next(const struct hmap *m, struct hmap_iter *it, const char **key, void **value)
 {
-	struct node *n = it->next;
+	struct htab_node *hn = htab_next(&it->it);
+	struct node *n;
 
-	/* `next` is read before the caller can delete the current node. */
-	while (!n && it->bucket < m->nbuckets)
-		n = m->buckets[it->bucket++];
-	if (!n)
+	(void)m;
+	if (!hn)
 		return 0;
-	it->node = n;
-	it->next = n->next;
+	n = htab_entry(hn, struct node, hn);
 	if (key)
 		*key = n->key;
 	if (value)

@@ -1,12 +1,13 @@
-/* hmap: a string-keyed hash map (chained, power-of-two buckets, SipHash-2-4 with a per-map
- * random key so that attacker-chosen names — tool names, session ids — cannot force
- * collisions). Keys are copied; values are opaque pointers the caller owns.
+/* hmap: a string → pointer map for the places that want one without embedding a node (the
+ * callers' maps of session ids, request ids, subscriptions). A thin layer on htab: keys are
+ * copied into the map's own nodes; values are opaque pointers the caller owns.
  */
 #ifndef WARDEN_HMAP_H
 #define WARDEN_HMAP_H
 
 #include <stddef.h>
-#include <stdint.h>
+
+#include "base/htab.h"
 
 struct hmap;
 
@@ -22,11 +23,8 @@ size_t hmap_count(const struct hmap *m);
 
 /* Iteration: for (it = hmap_iter(m); hmap_next(m, &it, &k, &v); ) — do not modify the map
  * while iterating except through hmap_del of the current key. */
-struct hmap_iter { size_t bucket; void *node; void *next; };
+struct hmap_iter { struct htab_iter it; };
 struct hmap_iter hmap_iter(const struct hmap *m);
 int hmap_next(const struct hmap *m, struct hmap_iter *it, const char **key, void **value);
-
-/* SipHash-2-4 of data under key k (16 bytes). */
-uint64_t hmap_siphash(const uint8_t k[16], const void *data, size_t len);
 
 #endif

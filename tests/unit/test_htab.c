@@ -1,0 +1,147 @@
+/* The one hash table and the one list: intrusive nodes, typed keys, removal while iterating. */
+#include <CUnit/Basic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/htab.h"
+#include "base/list.h"
+
+struct item {
+	struct htab_node hn;
+	struct list_head link;
+	uint64_t id;
+	char name[16];
+};
+
+static uint64_t id_hash(const struct htab *t, const void *key)
+{
+	return htab_hash_u64(t, *(const uint64_t *)key);
+}
+
+static bool id_eq(const struct htab_node *n, const void *key)
+{
+	return htab_entry(n, struct item, hn)->id == *(const uint64_t *)key;
+}
+
+static const struct htab_type id_type = { id_hash, id_eq };
+
+static uint64_t name_hash(const struct htab *t, const void *key) { return htab_hash_str(t, key); }
+
+static bool name_eq(const struct htab_node *n, const void *key)
+{
+	return !strcmp(htab_entry(n, struct item, hn)->name, key);
+}
+
+static const struct htab_type name_type = { name_hash, name_eq };
+
+static void free_item(struct htab_node *n, void *arg)
+{
+	(*(int *)arg)++;
+	free(htab_entry(n, struct item, hn));
+}
+
+static void test_integer_keys(void)
+{
+	struct htab t;
+	int freed = 0;
+
+	CU_ASSERT_EQUAL_FATAL(htab_init(&t, &id_type), 0);
+	for (uint64_t i = 0; i < 5000; i++) {
+		struct item *it = calloc(1, sizeof(*it));
+		it->id = i * 7919;
+		htab_insert(&t, &it->hn, &it->id);
+	}
+	CU_ASSERT_EQUAL(htab_count(&t), 5000);
+	CU_ASSERT(t.nbuckets >= 4096);  /* grew with the load */
+	for (uint64_t i = 0; i < 5000; i++) {
+		uint64_t k = i * 7919;
+		struct htab_node *n = htab_find(&t, &k);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+		CU_ASSERT_EQUAL(htab_entry(n, struct item, hn)->id, k);
+	}
+	uint64_t absent = 3;
+	CU_ASSERT_PTR_NULL(htab_find(&t, &absent));
+
+	/* Remove every odd id while iterating: the iterator survives removing the node it gave. */
+	struct htab_iter it = htab_iter(&t);
+	size_t seen = 0;
+	for (struct htab_node *n; (n = htab_next(&it)); seen++) {
+		struct item *e = htab_entry(n, struct item, hn);
+		if (e->id % 2) {
+			htab_remove(&t, n);
+			free(e);
+		}
+	}
+	CU_ASSERT_EQUAL(seen, 5000);
+	CU_ASSERT_EQUAL(htab_count(&t), 2500);
+	htab_drain(&t, free_item, &freed);
+	CU_ASSERT_EQUAL(freed, 2500);
+	CU_ASSERT_EQUAL(htab_count(&t), 0);
+	htab_fini(&t);
+}
+
+static void test_string_keys_and_seed(void)
+{
+	struct htab a, b;
+	struct item x = { .name = "tools/call" };
+
+	CU_ASSERT_EQUAL_FATAL(htab_init(&a, &name_type), 0);
+	CU_ASSERT_EQUAL_FATAL(htab_init(&b, &name_type), 0);
+	/* Per-table seeds: an attacker cannot precompute colliding names. */
+	CU_ASSERT_NOT_EQUAL(htab_hash_str(&a, "x"), htab_hash_str(&b, "x"));
+	htab_insert(&a, &x.hn, x.name);
+	CU_ASSERT_PTR_EQUAL(htab_find(&a, "tools/call"), &x.hn);
+	CU_ASSERT_PTR_NULL(htab_find(&a, "tools/cal"));
+	htab_remove(&a, &x.hn);
+	CU_ASSERT_PTR_NULL(htab_find(&a, "tools/call"));
+	htab_fini(&a);
+	htab_fini(&b);
+}
+
+static void test_list(void)
+{
+	struct list_head q = LIST_HEAD_INIT(q);
+	struct item items[4], *pos, *tmp;
+	int order[4], n = 0;
+
+	CU_ASSERT_TRUE(list_empty(&q));
+	for (int i = 0; i < 4; i++) {
+		items[i].id = (uint64_t)i;
+		list_add_tail(&items[i].link, &q);
+	}
+	list_move(&items[3].link, &q);  /* to the front */
+	list_for_each_entry(pos, &q, link)
+		order[n++] = (int)pos->id;
+	CU_ASSERT_EQUAL(n, 4);
+	CU_ASSERT(order[0] == 3 && order[1] == 0 && order[2] == 1 && order[3] == 2);
+	list_for_each_entry_safe(pos, tmp, &q, link)
+		if (pos->id % 2 == 0)
+			list_del(&pos->link);
+	CU_ASSERT_FALSE(list_linked(&items[0].link));
+	CU_ASSERT_TRUE(list_linked(&items[1].link));
+	CU_ASSERT_PTR_EQUAL(list_first_entry(&q, struct item, link), &items[3]);
+	CU_ASSERT_PTR_EQUAL(list_last_entry(&q, struct item, link), &items[1]);
+	list_del(&items[0].link);  /* twice is harmless */
+	list_del(&items[1].link);
+	list_del(&items[3].link);
+	CU_ASSERT_TRUE(list_empty(&q));
+}
+
+int main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("htab", NULL, NULL);
+	CU_add_test(s, "integer keys, growth, removal while iterating", test_integer_keys);
+	CU_add_test(s, "string keys, per-table seeds", test_string_keys_and_seed);
+	CU_add_test(s, "intrusive list", test_list);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,76 @@
+/* alloc: allocate or abort. */
+#include "base/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+static _Noreturn void oom(size_t n)
+{
+	char msg[96];
+	int len = snprintf(msg, sizeof(msg), "mcpwarden: out of memory allocating %zu bytes\n", n);
+
+	/* No stdio buffers, no locks: the log thread may be the one that ran out. */
+	if (len > 0 && write(STDERR_FILENO, msg, (size_t)len) < 0)
+		abort();
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		oom(n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		oom(n * size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		oom(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		oom(strlen(s) + 1);
+	return d;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *d = strndup(s, n);
+
+	if (!d)
+		oom(n + 1);
+	return d;
+}
+
+static void *cjson_malloc(size_t n)
+{
+	return xmalloc(n);
+}
+
+void alloc_init(void)
+{
+	cJSON_Hooks h = { cjson_malloc, free };
+
+	cJSON_InitHooks(&h);
+}

@@ -1,0 +1,25 @@
+/* alloc: the out-of-memory policy, one place (docs/architecture.md).
+ *
+ * mcpwarden does not try to limp on without memory: a path that silently drops a JSON field
+ * or a record under memory pressure is worse than a restart (the kernel half keeps enforcing
+ * through pinned programs, charges are durable). So every allocation either succeeds or the
+ * process aborts with a message, as redis does. cJSON gets the same allocator through
+ * alloc_init(), which makes cJSON_Create* and cJSON_Add* infallible for want of memory: their
+ * results need no check. Limits on what a client may make us allocate (body size, sessions,
+ * pending requests) are enforced where the input arrives, long before this.
+ */
+#ifndef WARDEN_ALLOC_H
+#define WARDEN_ALLOC_H
+
+#include <stddef.h>
+
+/* Install the aborting allocator into cJSON. Call once, first thing in main(). */
+void alloc_init(void);
+
+void *xmalloc(size_t n) __attribute__((malloc, returns_nonnull));
+void *xcalloc(size_t n, size_t size) __attribute__((malloc, returns_nonnull));
+void *xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
+char *xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
+char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull));
+
+#endif

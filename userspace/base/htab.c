@@ -1,0 +1,186 @@
+/* htab: intrusive chained hash table with SipHash-2-4 under a per-table seed. */
+#include "base/htab.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/rand.h>
+
+#define MIN_BUCKETS 16
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                           \
+	do {                                                                               \
+		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                  \
+		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                     \
+		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                     \
+		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                  \
+	} while (0)
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v; /* x86-64 and arm64 are little-endian; the hash only has to be stable here */
+}
+
+static uint64_t siphash(const uint8_t k[16], const void *data, size_t len)
+{
+	const uint8_t *in = data, *end = in + (len - len % 8);
+	uint64_t k0 = le64(k), k1 = le64(k + 8), b = (uint64_t)len << 56, m;
+	uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+
+	for (; in != end; in += 8) {
+		m = le64(in);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (size_t i = 0; i < len % 8; i++)
+		b |= (uint64_t)in[i] << (8 * i);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t htab_hash_bytes(const struct htab *t, const void *data, size_t len)
+{
+	return siphash(t->seed, data, len);
+}
+
+uint64_t htab_hash_str(const struct htab *t, const char *s)
+{
+	return siphash(t->seed, s, strlen(s));
+}
+
+uint64_t htab_hash_u64(const struct htab *t, uint64_t v)
+{
+	return siphash(t->seed, &v, sizeof(v));
+}
+
+int htab_init(struct htab *t, const struct htab_type *type)
+{
+	*t = (struct htab){ .type = type, .nbuckets = MIN_BUCKETS };
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	if (!t->buckets)
+		return -ENOMEM;
+	if (RAND_bytes(t->seed, sizeof(t->seed)) != 1) {
+		free(t->buckets);
+		t->buckets = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+void htab_fini(struct htab *t)
+{
+	free(t->buckets);
+	t->buckets = NULL;
+	t->count = 0;
+}
+
+struct htab_node *htab_find_hashed(const struct htab *t, const void *key, uint64_t hash)
+{
+	for (struct htab_node *n = t->buckets[hash & (t->nbuckets - 1)]; n; n = n->next)
+		if (n->hash == hash && t->type->eq(n, key))
+			return n;
+	return NULL;
+}
+
+struct htab_node *htab_find(const struct htab *t, const void *key)
+{
+	return htab_find_hashed(t, key, t->type->hash(t, key));
+}
+
+static void grow(struct htab *t)
+{
+	size_t nb = t->nbuckets * 2;
+	struct htab_node **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return;  /* longer chains, still correct */
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (struct htab_node *n = t->buckets[i], *next; n; n = next) {
+			next = n->next;
+			n->next = b[n->hash & (nb - 1)];
+			b[n->hash & (nb - 1)] = n;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = nb;
+}
+
+void htab_insert_hashed(struct htab *t, struct htab_node *n, uint64_t hash)
+{
+	if (t->count >= t->nbuckets)
+		grow(t);
+	n->hash = hash;
+	n->next = t->buckets[hash & (t->nbuckets - 1)];
+	t->buckets[hash & (t->nbuckets - 1)] = n;
+	t->count++;
+}
+
+void htab_insert(struct htab *t, struct htab_node *n, const void *key)
+{
+	htab_insert_hashed(t, n, t->type->hash(t, key));
+}
+
+void htab_remove(struct htab *t, struct htab_node *n)
+{
+	struct htab_node **pp = &t->buckets[n->hash & (t->nbuckets - 1)];
+
+	while (*pp && *pp != n)
+		pp = &(*pp)->next;
+	if (*pp) {
+		*pp = n->next;
+		n->next = NULL;
+		t->count--;
+	}
+}
+
+struct htab_iter htab_iter(const struct htab *t)
+{
+	struct htab_iter it = { t, 0, NULL };
+
+	while (it.bucket < t->nbuckets && !(it.next = t->buckets[it.bucket]))
+		it.bucket++;
+	return it;
+}
+
+struct htab_node *htab_next(struct htab_iter *it)
+{
+	struct htab_node *n = it->next;
+
+	if (!n)
+		return NULL;
+	it->next = n->next;
+	while (!it->next && ++it->bucket < it->t->nbuckets)
+		it->next = it->t->buckets[it->bucket];
+	return n;
+}
+
+void htab_drain(struct htab *t, void (*fn)(struct htab_node *n, void *arg), void *arg)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct htab_node *n = t->buckets[i], *next;
+		t->buckets[i] = NULL;
+		for (; n; n = next) {
+			next = n->next;
+			n->next = NULL;
+			if (fn)
+				fn(n, arg);
+		}
+	}
+	t->count = 0;
+}
