@@ -25,6 +25,7 @@ struct daemon {
 	struct event_base *base;
 	const char *config_path;
 	struct config *cfg;
+	struct gate *gate;
 	struct router *router;
 	struct front *front;
 	struct admin *admin;
@@ -91,6 +92,35 @@ static void announce(const struct daemon *d)
 		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
 }
 
+/* The gate (keys, policies, limits, budgets and their store), then the router that serves
+ * through it. */
+static int serve_new(struct daemon *d, struct config *cfg)
+{
+	struct config_errors errs = { 0 };
+	int rc = gate_new(d->base, cfg, &d->gate, &errs);
+
+	if (rc == 0)
+		rc = router_new(d->base, cfg, d->gate, &d->router);
+	if (rc) {
+		for (int i = 0; i < errs.count; i++)
+			log_error("%s", errs.msg[i]);
+		gate_free(d->gate);
+		d->gate = NULL;
+		d->router = NULL;
+	}
+	return rc;
+}
+
+/* The router first: closing its links settles the calls in flight; then the gate, whose
+ * store drains every queued charge before it closes. */
+static void serve_free(struct daemon *d)
+{
+	router_free(d->router);
+	d->router = NULL;
+	gate_free(d->gate);
+	d->gate = NULL;
+}
+
 static int start(struct daemon *d, struct config *cfg)
 {
 	enum log_level lvl;
@@ -98,18 +128,14 @@ static int start(struct daemon *d, struct config *cfg)
 
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);
-	struct config_errors errs = { 0 };
-	rc = router_new(d->base, cfg, &d->router, &errs);
+	rc = serve_new(d, cfg);
 	if (rc) {
-		for (int i = 0; i < errs.count; i++)
-			log_error("%s", errs.msg[i]);
 		log_error("cannot start: %s", strerror(-rc));
 		return rc;
 	}
-	rc = front_new(d->base, cfg, d->router, &d->front);
+	rc = front_new(d->base, cfg, d->gate, d->router, &d->front);
 	if (rc) {
-		router_free(d->router);
-		d->router = NULL;
+		serve_free(d);
 		return rc;
 	}
 	rc = admin_new(d->base, cfg, d->router, &d->admin);
@@ -117,8 +143,7 @@ static int start(struct daemon *d, struct config *cfg)
 		log_error("cannot start the admin plane: %s", strerror(-rc));
 		front_free(d->front);
 		d->front = NULL;
-		router_free(d->router);
-		d->router = NULL;
+		serve_free(d);
 		return rc;
 	}
 	d->cfg = cfg;
@@ -144,8 +169,7 @@ static void stop_serving(struct daemon *d)
 	d->front = NULL;
 	admin_free(d->admin);
 	d->admin = NULL;
-	router_free(d->router);
-	d->router = NULL;
+	serve_free(d);
 }
 
 static void stop(struct daemon *d)
@@ -160,7 +184,6 @@ static void stop(struct daemon *d)
  * opens the same file. */
 static int swap_router(struct daemon *d, struct config *cfg)
 {
-	struct config_errors errs = { 0 };
 	int rc;
 
 	metrics_set_enforcer(NULL);
@@ -177,24 +200,18 @@ static int swap_router(struct daemon *d, struct config *cfg)
 		d->admin = NULL;
 	}
 	front_close_streams(d->front);
-	router_free(d->router);
-	d->router = NULL;
-	rc = router_new(d->base, cfg, &d->router, &errs);
-	if (rc) {
-		for (int i = 0; i < errs.count; i++)
-			log_error("%s", errs.msg[i]);
-		d->router = NULL;
+	serve_free(d);
+	rc = serve_new(d, cfg);
+	if (rc)
 		return rc;
-	}
 	rc = keep_admin ? admin_reconfigure(d->admin, cfg, d->router)
 			: admin_new(d->base, cfg, d->router, &d->admin);
 	if (rc) {
 		log_error("cannot start the admin plane: %s", strerror(-rc));
-		router_free(d->router);
-		d->router = NULL;
+		serve_free(d);
 		return rc;
 	}
-	front_reconfigure(d->front, cfg, d->router);
+	front_reconfigure(d->front, cfg, d->gate, d->router);
 	d->cfg = cfg;
 	announce(d);
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
@@ -231,7 +248,7 @@ static bool only_governance_differs(const cJSON *a, const cJSON *b)
 static int reload_governance(struct daemon *d, struct config *ncfg)
 {
 	struct config_errors errs = { 0 };
-	int rc = gate_reload(router_gate(d->router), ncfg, &errs);
+	int rc = gate_reload(d->gate, ncfg, &errs);
 
 	if (rc) {
 		for (int i = 0; i < errs.count; i++)

@@ -17,6 +17,7 @@
 #include "govern/policy.h"
 #include "govern/ratelimit.h"
 #include "govern/refusal.h"
+#include "govern/schema.h"
 #include "store/store.h"
 
 struct gate {
@@ -583,6 +584,40 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 		(*ticket)->charge_failures = charges_failures(g, e, server);
 	}
 	return 0;
+}
+
+int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJSON *args,
+			 cJSON **error, char *reason, size_t reason_len)
+{
+	struct schema_error se;
+	cJSON *d;
+	int rc;
+
+	*error = NULL;
+	if (args && !cJSON_IsObject(args)) {
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "path", "$");
+		cJSON_AddStringToObject(d, "keyword", "type");
+		cJSON_AddStringToObject(d, "message", "arguments must be an object");
+		snprintf(reason, reason_len, "invalid arguments");
+		*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
+		return -EINVAL;
+	}
+	if (!e->schema || !catalog_server_config(g->cat, e->server)->validate_args)
+		return 0;
+	cJSON *empty = args ? NULL : cJSON_CreateObject();
+	rc = schema_validate(e->schema, args ? args : empty, &se);
+	cJSON_Delete(empty);
+	if (rc == 0)
+		return 0;
+	d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "path", se.path);
+	cJSON_AddStringToObject(d, "keyword", se.keyword);
+	cJSON_AddStringToObject(d, "message", se.message);
+	snprintf(reason, reason_len, "invalid arguments");
+	*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "Invalid arguments for tool %s: %s: %s",
+			 e->exposed, se.path, se.message);
+	return -EINVAL;
 }
 
 int gate_settle(struct gate *g, struct gate_ticket *t, bool success,

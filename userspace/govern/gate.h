@@ -4,7 +4,7 @@
  * failing is held off) → permission (precompiled policy views per key policy × team policy,
  * O(1) per call) → rate (token buckets per key, key×server, key×tool) → budget (reserve the
  * call's cost before forwarding; commit on success — durably, before the client is answered —
- * or release on failure). Argument validation stays with the router, which owns schemas.
+ * or release on failure) → arguments (validated against the tool's compiled inputSchema).
  * Owns the keystore, policy set, rate limiter, budgets and the SQLite store.
  */
 #ifndef WARDEN_GATE_H
@@ -69,6 +69,11 @@ size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kin
 int gate_admit(struct gate *g, const struct key_identity *who, const struct catalog_entry *e,
 	       int kind, const char *server, const char *name, bool work,
 	       struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len);
+/* tools/call, once admitted: the arguments against the tool's inputSchema (when its server
+ * validates). 0, or -EINVAL with *error the -32602 error object naming the failing path and
+ * *reason the record's text. args NULL: the call sent none (checked as {}). */
+int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJSON *args,
+			 cJSON **error, char *reason, size_t reason_len);
 /* Settle a ticket: success commits the reserved cost (charge_failures commits failures too),
  * otherwise it is released. Returns 0 when cb(arg, err) will follow once the charge is
  * durable, 1 when nothing had to be persisted (cb not called), < 0 when the charge could not

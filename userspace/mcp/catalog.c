@@ -18,7 +18,6 @@
 #define BACKOFF_MAX_MS 30000
 #define MAX_PAGES 1000          /* a server that never stops paginating is cut off */
 
-#define FETCH_MAGIC 0x46455443u /* "FETC": tells fetch contexts from downstream calls */
 
 static const char *const list_method[CAT_NKINDS] = {
 	"tools/list", "resources/list", "resources/templates/list", "prompts/list"
@@ -46,7 +45,7 @@ struct server {
 };
 
 struct fetch {
-	uint32_t magic;
+	enum obj_type obj_type;         /* OBJ_TYPE_FETCH: tells fetches from downstream calls */
 	struct server *srv;
 	enum catalog_kind kind;
 	cJSON *acc;
@@ -72,14 +71,9 @@ struct catalog {
 };
 
 static void ctl_on_state(void *owner, struct link *l, int err, const char *why);
-static void ctl_on_request(void *owner, struct link *l, cJSON *msg, void *call);
-static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, void *call);
+static void ctl_on_request(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
+static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
 static const struct link_ops ctl_ops = { ctl_on_request, ctl_on_notification, ctl_on_state };
-
-static bool is_fetch(void *call)
-{
-	return call && *(uint32_t *)call == FETCH_MAGIC;
-}
 
 static void view_clear(struct view *v)
 {
@@ -225,7 +219,7 @@ static void start_fetch(struct server *s, enum catalog_kind kind)
 		log_error("upstream %s: out of memory listing %s", s->cfg->name, list_field[kind]);
 		return;
 	}
-	f->magic = FETCH_MAGIC;
+	f->obj_type = OBJ_TYPE_FETCH;
 	f->srv = s;
 	f->kind = kind;
 	s->fetching |= 1u << kind;
@@ -256,9 +250,9 @@ static void fetch_done(struct fetch *f, bool ok)
 	check_ready(s);
 }
 
-static void on_page(void *call, cJSON *resp)
+static void on_page(enum obj_type *ctx, cJSON *resp)
 {
-	struct fetch *f = call;
+	struct fetch *f = (struct fetch *)ctx;
 	struct server *s = f->srv;
 	const cJSON *result = cJSON_GetObjectItemCaseSensitive(resp, "result");
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(result, list_field[f->kind]);
@@ -297,7 +291,7 @@ static void fetch_page(struct fetch *f, const char *cursor)
 
 	if (cursor)
 		cJSON_AddStringToObject(params, "cursor", cursor);
-	if (link_call(f->srv->ctl, list_method[f->kind], params, 0, on_page, f, NULL)) {
+	if (link_call(f->srv->ctl, list_method[f->kind], params, 0, on_page, &f->obj_type, NULL)) {
 		log_warn("upstream %s: cannot send %s", f->srv->cfg->name, list_method[f->kind]);
 		fetch_done(f, false);
 	}
@@ -353,13 +347,13 @@ static void ctl_on_state(void *owner, struct link *l, int err, const char *why)
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
-static void ctl_on_request(void *owner, struct link *l, cJSON *msg, void *call)
+static void ctl_on_request(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx)
 {
 	struct server *s = owner;
 	struct catalog *c = s->cat;
 
-	if (call && !is_fetch(call) && c->hooks.on_call_request) {
-		c->hooks.on_call_request(c->hooks.arg, l, msg, call);
+	if (obj_type(ctx) == OBJ_TYPE_CALL && c->hooks.on_call_request) {
+		c->hooks.on_call_request(c->hooks.arg, l, msg, ctx);
 		return;
 	}
 	/* No downstream client is waiting on this link: nobody can answer. */
@@ -371,7 +365,7 @@ static void ctl_on_request(void *owner, struct link *l, cJSON *msg, void *call)
 	cJSON_Delete(msg);
 }
 
-static int kind_of_list_changed(const char *method)
+int catalog_kind_of_list_changed(const char *method)
 {
 	if (!strcmp(method, "notifications/tools/list_changed"))
 		return CAT_TOOLS;
@@ -382,20 +376,20 @@ static int kind_of_list_changed(const char *method)
 	return -1;
 }
 
-static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, void *call)
+static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx)
 {
 	struct server *s = owner;
 	struct catalog *c = s->cat;
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");
-	int kind = kind_of_list_changed(m->valuestring);
+	int kind = catalog_kind_of_list_changed(m->valuestring);
 
 	if (kind >= 0) {
 		catalog_refresh(c, s->index, (enum catalog_kind)kind);
 		cJSON_Delete(msg);
 		return;
 	}
-	if (call && !is_fetch(call) && c->hooks.on_call_notification) {
-		c->hooks.on_call_notification(c->hooks.arg, l, msg, call);
+	if (obj_type(ctx) == OBJ_TYPE_CALL && c->hooks.on_call_notification) {
+		c->hooks.on_call_notification(c->hooks.arg, l, msg, ctx);
 		return;
 	}
 	if (s->shared && c->hooks.on_call_notification && !strcmp(m->valuestring, "notifications/resources/updated")) {

@@ -19,6 +19,8 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "base/obj_type.h"
+
 struct config;
 struct upstream_config;
 struct link;
@@ -43,8 +45,8 @@ struct catalog_hooks {
 	void (*on_ready)(void *arg, size_t server);
 	/* Something on a shared link (one stdio child for all sessions) that belongs to a
 	 * downstream call: route it. msg is owned by the callee. */
-	void (*on_call_request)(void *arg, struct link *l, cJSON *msg, void *call);
-	void (*on_call_notification)(void *arg, struct link *l, cJSON *msg, void *call);
+	void (*on_call_request)(void *arg, struct link *l, cJSON *msg, enum obj_type *ctx);
+	void (*on_call_notification)(void *arg, struct link *l, cJSON *msg, enum obj_type *ctx);
 	void *arg;
 };
 
@@ -84,6 +86,8 @@ char *catalog_expose_uri(const struct catalog *c, size_t server, const char *uri
 /* Route an exposed prompt/tool name whether or not it is listed (used for completion refs). */
 int catalog_route_name(const struct catalog *c, enum catalog_kind kind, const char *exposed,
 		       size_t *server, const char **name);
+/* notifications/<kind>/list_changed → its kind (tools, resources, prompts), or -1. */
+int catalog_kind_of_list_changed(const char *method);
 /* Bumped on every rebuild: policy views compiled against an older generation are stale. */
 unsigned long catalog_generation(const struct catalog *c);
 

@@ -1,11 +1,13 @@
-/* router: what each MCP message means and where it goes.
+/* router: the MCP server the agents talk to — sessions, the method table, and what each
+ * method names.
  *
- * Handles initialize and ping locally, answers the list methods from the catalogue (filtered
- * by the caller's policy, paginated with the gateway's own cursor), and sends calls
- * (tools/call, resources/read|subscribe|unsubscribe, prompts/get, completion/complete,
- * logging/setLevel) to the right upstream on the session's link, remapping ids, progress
- * tokens and cancellations, and relaying what the upstream sends back during a call
- * (progress, logging, sampling/elicitation/roots requests) to the right client.
+ * The transport hands it each message of a session (it has authenticated the caller). A
+ * request is looked up once in the method table and becomes a call (mcp/call.h): local
+ * methods (initialize, ping, the lists — filtered by the caller's policy and paginated with
+ * the gateway's own cursor) are answered here; the rest are routed to the upstream that owns
+ * the named tool, prompt or resource, pass the gate, and go out on the session's link
+ * (mcp/links.h). What upstreams send back towards clients is the relay's (mcp/relay.h).
+ * Answers leave through the reply interface the transport implements (mcp/reply.h).
  */
 #ifndef WARDEN_ROUTER_H
 #define WARDEN_ROUTER_H
@@ -15,29 +17,32 @@
 #include <event2/event.h>
 
 struct config;
-struct config_errors;
 struct session;
-struct front_reply;
-struct front_stream;
+struct reply;
+struct stream;
 struct jsonrpc_msg;
 struct catalog;
 struct gate;
 struct key_identity;
+struct method;
 
 struct router;
 
-/* Builds the gate too (keys, policies, budgets, store); config errors go to errs. */
-int router_new(struct event_base *base, const struct config *cfg, struct router **out,
-	       struct config_errors *errs);
+/* gate: borrowed; it must outlive the router (calls settle their charges through it). */
+int router_new(struct event_base *base, const struct config *cfg, struct gate *gate,
+	       struct router **out);
 void router_free(struct router *r);
 struct catalog *router_catalog(struct router *r);
+struct gate *router_gate(struct router *r);
 /* Ready to serve: every upstream has been initialised and listed once, or timeouts.startup_ms
  * has passed since the router started (upstreams that come later are announced with
  * list_changed). Until then an agent would see an empty or partial catalogue. */
 bool router_ready(const struct router *r);
 /* fn(arg) runs once when the router becomes ready (at once when it already is). */
 void router_when_ready(struct router *r, void (*fn)(void *arg), void *arg);
-struct gate *router_gate(struct router *r);
+
+/* The method table entry for a request's method (an "unknown" entry answers -32601). */
+const struct method *router_method(const char *name);
 
 /* initialize: negotiates, creates the session, returns the response (owned). On failure
  * *response holds the error to send and *s is NULL. */
@@ -50,13 +55,13 @@ void router_end_session(struct router *r, struct session *s);
 /* A request (msg taken over); the answer goes to reply. who: the caller's key (NULL when
  * authentication is off). */
 void router_request(struct router *r, struct session *s, const struct key_identity *who,
-		    cJSON *msg, const struct jsonrpc_msg *m, struct front_reply *reply);
+		    cJSON *msg, const struct jsonrpc_msg *m, struct reply *reply);
 /* Notifications and responses from the client (msg taken over): always accepted (202). */
 void router_notification(struct router *r, struct session *s, cJSON *msg,
 			 const struct jsonrpc_msg *m);
 void router_response(struct router *r, struct session *s, cJSON *msg, const struct jsonrpc_msg *m);
 
-void router_stream_open(struct router *r, struct session *s, struct front_stream *st);
-void router_stream_closed(struct router *r, struct session *s, struct front_stream *st);
+void router_stream_open(struct router *r, struct session *s, struct stream *st);
+void router_stream_closed(struct router *r, struct session *s, struct stream *st);
 
 #endif

@@ -15,6 +15,7 @@ const char *const session_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26
 struct session_table {
 	struct hmap *by_id;
 	size_t nupstreams;
+	struct relay *relay;
 	unsigned max;
 	int idle_ms;
 	struct event *sweep;
@@ -52,6 +53,7 @@ static void session_free(struct session *s)
 	cJSON_Delete(s->client_info);
 	hmap_free(s->calls, NULL);
 	hmap_free(s->relayed, free);
+	hmap_free(s->subs, NULL);
 	free(s->links);
 	free(s);
 }
@@ -78,8 +80,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 }
 
 int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_sessions,
-		      int idle_ms, void (*on_expire)(void *arg, struct session *s), void *arg,
-		      struct session_table **out)
+		      int idle_ms, struct relay *relay, void (*on_expire)(void *arg, struct session *s),
+		      void *arg, struct session_table **out)
 {
 	struct session_table *t = calloc(1, sizeof(*t));
 	struct timeval tv;
@@ -88,6 +90,7 @@ int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_s
 		return -ENOMEM;
 	t->by_id = hmap_new();
 	t->nupstreams = nupstreams;
+	t->relay = relay;
 	t->max = max_sessions;
 	t->idle_ms = idle_ms;
 	t->on_expire = on_expire;
@@ -142,12 +145,15 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	s->client_info = info ? cJSON_Duplicate(info, 1) : cJSON_CreateObject();
 	s->links = calloc(t->nupstreams ? t->nupstreams : 1, sizeof(*s->links));
 	s->nlinks = t->nupstreams;
+	for (size_t i = 0; s->links && i < s->nlinks; i++)
+		s->links[i] = (struct session_link){ t->relay, s, i, NULL };
 	s->calls = hmap_new();
 	s->relayed = hmap_new();
+	s->subs = hmap_new();
 	s->next_relay_id = 1;
 	s->last_active_ms = session_now_ms();
 	if (!s->client_caps || !s->client_info || !s->links || !s->calls || !s->relayed ||
-	    hmap_put(t->by_id, s->id, s, NULL)) {
+	    !s->subs || hmap_put(t->by_id, s->id, s, NULL)) {
 		session_free(s);
 		return -ENOMEM;
 	}

@@ -15,9 +15,20 @@
 
 struct link;
 struct hmap;
-struct front_stream;
+struct relay;
+struct stream;
+struct session;
 
 #define SESSION_ID_LEN 64
+
+/* A session's own link to one upstream, and the owner its callbacks get: which session and
+ * which upstream, and the relay that routes what the upstream sends (mcp/relay.h). */
+struct session_link {
+	struct relay *relay;
+	struct session *s;
+	size_t server;
+	struct link *link;            /* NULL until first used; replaced when it went down */
+};
 
 struct session {
 	char id[SESSION_ID_LEN + 1];
@@ -26,22 +37,23 @@ struct session {
 	cJSON *client_info;           /* owned */
 	char key_id[64];              /* the key that initialised it; "" when auth is off */
 	uint64_t last_active_ms;
-	struct link **links;          /* per upstream: this session's own link, or NULL */
+	struct session_link *links;   /* one per upstream */
 	size_t nlinks;
-	struct front_stream *stream;  /* the GET stream, when open */
-	struct hmap *calls;           /* downstream request id key -> router call */
-	struct hmap *relayed;         /* gateway id for a relayed server request -> router state */
+	struct stream *stream;        /* the GET stream, when open (implemented by the transport) */
+	struct hmap *calls;           /* downstream request id key -> struct call */
+	struct hmap *relayed;         /* gateway id for a relayed server request -> relay state */
+	struct hmap *subs;            /* exposed resource URIs this session subscribed to */
 	uint64_t next_relay_id;
 	bool initialized;             /* notifications/initialized received */
-	void *owner;                  /* the router's per-session state */
 };
 
 struct session_table;
 
-/* on_expire runs for a session that idled out, before it is freed. */
+/* on_expire runs for a session that idled out, before it is freed. relay: given to every
+ * session's link owners. */
 int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_sessions,
-		      int idle_ms, void (*on_expire)(void *arg, struct session *s), void *arg,
-		      struct session_table **out);
+		      int idle_ms, struct relay *relay, void (*on_expire)(void *arg, struct session *s),
+		      void *arg, struct session_table **out);
 void session_table_free(struct session_table *t);
 
 /* Supported protocol versions, newest first; negotiation per the spec: the requested one if

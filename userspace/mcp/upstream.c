@@ -24,7 +24,7 @@ struct pending {
 	struct link *link;
 	uint64_t id;
 	link_reply_fn fn;
-	void *call;
+	enum obj_type *call;
 	cJSON *progress_token;        /* the caller's, restored on notifications/progress */
 	cJSON *queued;                /* the request, while the handshake is not done */
 	struct event *timer;
@@ -82,7 +82,7 @@ static void pending_free(struct pending *p)
 static void pending_finish(struct link *l, struct pending *p, cJSON *response)
 {
 	link_reply_fn fn = p->fn;
-	void *call = p->call;
+	enum obj_type *call = p->call;
 
 	pending_unlink(l, p);
 	pending_free(p);
@@ -202,7 +202,7 @@ static void handle_init_reply(struct link *l, cJSON *msg)
 		l->ops->on_state(l->owner, l, 0, "ready");
 }
 
-static void restore_progress(struct link *l, cJSON *msg, void **call)
+static void restore_progress(struct link *l, cJSON *msg, enum obj_type **call)
 {
 	cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
 	cJSON *tok = cJSON_GetObjectItemCaseSensitive(params, "progressToken");
@@ -216,7 +216,7 @@ static void restore_progress(struct link *l, cJSON *msg, void **call)
 					       cJSON_Duplicate(p->progress_token, 1));
 }
 
-static void *related_call(struct link *l, const cJSON *related)
+static enum obj_type *related_call(struct link *l, const cJSON *related)
 {
 	struct pending *p = related ? find_pending(l, related) : NULL;
 
@@ -261,14 +261,14 @@ static void t_on_message(void *arg, cJSON *msg, const cJSON *related)
 			cJSON_Delete(msg);
 			return;
 		}
-		void *call = related_call(l, related);
+		enum obj_type *call = related_call(l, related);
 		if (l->ops->on_request)
 			l->ops->on_request(l->owner, l, msg, call);
 		else
 			cJSON_Delete(msg);
 		return;
 	}
-	void *call = NULL;
+	enum obj_type *call = NULL;
 	if (!strcmp(m.method, "notifications/progress"))
 		restore_progress(l, msg, &call);
 	else if (related)
@@ -387,7 +387,7 @@ void link_close(struct link *l)
 }
 
 int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
-	      link_reply_fn fn, void *call, uint64_t *handle)
+	      link_reply_fn fn, enum obj_type *call, uint64_t *handle)
 {
 	struct pending *p;
 	char key[32];
@@ -517,7 +517,7 @@ const char *link_server(const struct link *l) { return l->cfg->name; }
 const cJSON *link_init_result(const struct link *l) { return l->init_result; }
 unsigned link_inflight(const struct link *l) { return l->inflight; }
 
-void link_foreach_call(const struct link *l, void (*fn)(void *arg, void *call), void *arg)
+void link_foreach_call(const struct link *l, void (*fn)(void *arg, enum obj_type *call), void *arg)
 {
 	for (const struct pending *p = l->head; p; p = p->next)
 		fn(arg, p->call);

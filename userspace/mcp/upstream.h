@@ -5,7 +5,7 @@
  * requests out (sending notifications/cancelled), answers the upstream's pings, and fails every
  * request in flight with an error naming the server when the transport goes down. Requests
  * made before the handshake completes are queued. The owner routes what the server sends on
- * its own: server-to-client requests and notifications arrive with the context (`call`) of
+ * its own: server-to-client requests and notifications arrive with the context (`ctx`) of
  * the request they relate to when that can be known.
  */
 #ifndef WARDEN_UPSTREAM_H
@@ -16,6 +16,8 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "base/obj_type.h"
+
 struct upstream_config;
 struct link;
 
@@ -25,14 +27,14 @@ struct link;
 
 /* The final answer to link_call: a whole JSON-RPC response (result or error) whose id is the
  * upstream's; owned by the callee. Called exactly once unless the call is cancelled. */
-typedef void (*link_reply_fn)(void *call, cJSON *response);
+typedef void (*link_reply_fn)(enum obj_type *ctx, cJSON *response);
 
 struct link_ops {
 	/* A request from the server (sampling/createMessage, elicitation/create, roots/list).
-	 * Answer it with link_respond(). `call` is the related link_call context or NULL. */
-	void (*on_request)(void *owner, struct link *l, cJSON *msg, void *call);
+	 * Answer it with link_respond(). `ctx` is the related link_call context or NULL. */
+	void (*on_request)(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
 	/* A notification (progress tokens already restored to the caller's). */
-	void (*on_notification)(void *owner, struct link *l, cJSON *msg, void *call);
+	void (*on_notification)(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
 	/* The handshake completed (ready) — or the link went down (err < 0). */
 	void (*on_state)(void *owner, struct link *l, int err, const char *why);
 };
@@ -45,10 +47,10 @@ int link_open(struct event_base *base, const struct upstream_config *cfg, const 
  * destroyed (DELETE / stdin close). */
 void link_close(struct link *l);
 
-/* Send a request; the reply arrives through fn(call, response). params taken over.
+/* Send a request; the reply arrives through fn(ctx, response). params taken over.
  * timeout_ms <= 0 uses the config's request timeout. *handle identifies it for cancel. */
 int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
-	      link_reply_fn fn, void *call, uint64_t *handle);
+	      link_reply_fn fn, enum obj_type *ctx, uint64_t *handle);
 /* Forget a call (its fn will not run) and tell the server with notifications/cancelled. */
 void link_cancel(struct link *l, uint64_t handle, const char *reason);
 /* Send a notification to the server. params taken over. */
@@ -63,7 +65,7 @@ const char *link_server(const struct link *l);
 const cJSON *link_init_result(const struct link *l);
 /* Number of calls in flight. */
 unsigned link_inflight(const struct link *l);
-/* Each call in flight, oldest first: fn(arg, its `call` context). */
-void link_foreach_call(const struct link *l, void (*fn)(void *arg, void *call), void *arg);
+/* Each call in flight, oldest first: fn(arg, its context). */
+void link_foreach_call(const struct link *l, void (*fn)(void *arg, enum obj_type *ctx), void *arg);
 
 #endif

@@ -18,9 +18,11 @@
 #include "base/config.h"
 #include "govern/gate.h"
 #include "base/hmap.h"
+#include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/listener.h"
 #include "base/log.h"
+#include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
 #include "mcp/transport/sse.h"
@@ -34,6 +36,7 @@ struct conn;
 struct front {
 	struct event_base *base;
 	const struct config *cfg;
+	struct gate *gate;
 	struct router *r;
 	struct evhttp *http;
 	int port;
@@ -66,6 +69,7 @@ struct parked {
 struct front_batch;
 
 struct front_reply {
+	struct reply base;               /* the interface the router answers through */
 	struct front *f;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
@@ -86,6 +90,7 @@ struct front_batch {
 };
 
 struct front_stream {
+	struct stream base;
 	struct front *f;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
@@ -277,8 +282,10 @@ static void reply_closed(struct evhttp_connection *evcon, void *arg)
 	free(r);
 }
 
-void front_reply_on_gone(struct front_reply *r, void (*fn)(void *arg), void *arg)
+static void reply_set_gone(struct reply *base, void (*fn)(void *arg), void *arg)
 {
+	struct front_reply *r = container_of(base, struct front_reply, base);
+
 	r->gone = fn;
 	r->gone_arg = arg;
 }
@@ -325,8 +332,10 @@ static void batch_child_finish(struct front_reply *r, cJSON *response)
 	batch_done(b);
 }
 
-int front_reply_event(struct front_reply *r, const cJSON *msg)
+static int reply_write_event(struct reply *base, const cJSON *msg)
 {
+	struct front_reply *r = container_of(base, struct front_reply, base);
+
 	/* A batch is answered as one JSON array: nothing can be streamed before it. */
 	if (r->batch)
 		return -ENOTSUP;
@@ -337,8 +346,10 @@ int front_reply_event(struct front_reply *r, const cJSON *msg)
 	return write_event(r->req, msg);
 }
 
-void front_reply_finish(struct front_reply *r, cJSON *response)
+static void reply_write_final(struct reply *base, cJSON *response)
 {
+	struct front_reply *r = container_of(base, struct front_reply, base);
+
 	if (r->batch) {
 		batch_child_finish(r, response);
 		return;
@@ -366,6 +377,22 @@ void front_reply_finish(struct front_reply *r, cJSON *response)
 	free(r);
 }
 
+static const struct reply_ops front_reply_ops = { reply_write_event, reply_write_final,
+						  reply_set_gone };
+
+static struct front_reply *reply_new(struct front *f, struct evhttp_request *req)
+{
+	struct front_reply *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		r->base.ops = &front_reply_ops;
+		r->f = f;
+		r->req = req;
+		r->evcon = evhttp_request_get_connection(req);
+	}
+	return r;
+}
+
 /* --- GET streams ---------------------------------------------------------------------- */
 
 static void stream_unlink(struct front_stream *st)
@@ -384,21 +411,24 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct front_stream *st = arg;
 
-	router_stream_closed(st->f->r, st->s, st);
+	router_stream_closed(st->f->r, st->s, &st->base);
 	stream_unlink(st);
 	free_detached(st->req);
 	free(st);
 }
 
-int front_stream_event(struct front_stream *st, const cJSON *msg)
+static int stream_write_event(struct stream *base, const cJSON *msg)
 {
-	return write_event(st->req, msg);
+	return write_event(container_of(base, struct front_stream, base)->req, msg);
 }
 
-void front_stream_close(struct front_stream *st)
+static const struct stream_ops front_stream_ops = { stream_write_event };
+
+/* End a GET stream from the server side (the session ended). */
+static void stream_close(struct front_stream *st)
 {
 	evhttp_connection_set_closecb(st->evcon, NULL, NULL);
-	router_stream_closed(st->f->r, st->s, st);
+	router_stream_closed(st->f->r, st->s, &st->base);
 	evhttp_send_reply_end(st->req);
 	stream_unlink(st);
 	free(st);
@@ -554,23 +584,20 @@ static void handle_batch(struct front *f, struct evhttp_request *req,
 			router_response(f->r, s, msg, &m);
 			continue;
 		}
-		struct front_reply *r = calloc(1, sizeof(*r));
+		struct front_reply *r = reply_new(f, req);
 		if (!r) {
 			cJSON_AddItemToArray(b->responses, jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR,
 									 "out of memory", NULL));
 			cJSON_Delete(msg);
 			continue;
 		}
-		r->f = f;
-		r->req = req;
-		r->evcon = b->evcon;
 		r->batch = b;
 		r->bnext = b->children;
 		if (b->children)
 			b->children->bprev = r;
 		b->children = r;
 		b->pending++;
-		router_request(f->r, s, who, msg, &m, r);
+		router_request(f->r, s, who, msg, &m, &r->base);
 	}
 	batch_done(b);
 out:
@@ -642,17 +669,14 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		evhttp_send_reply(req, 202, "Accepted", NULL);
 		return;
 	}
-	struct front_reply *r = calloc(1, sizeof(*r));
+	struct front_reply *r = reply_new(f, req);
 	if (!r) {
 		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
 		cJSON_Delete(msg);
 		return;
 	}
-	r->f = f;
-	r->req = req;
-	r->evcon = evhttp_request_get_connection(req);
 	evhttp_connection_set_closecb(r->evcon, reply_closed, r);
-	router_request(f->r, s, who, msg, &m, r);
+	router_request(f->r, s, who, msg, &m, &r->base);
 }
 
 static void handle_get(struct front *f, struct evhttp_request *req, const struct key_identity *who)
@@ -679,6 +703,7 @@ static void handle_get(struct front *f, struct evhttp_request *req, const struct
 		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
 		return;
 	}
+	st->base.ops = &front_stream_ops;
 	st->f = f;
 	st->req = req;
 	st->s = s;
@@ -695,7 +720,7 @@ static void handle_get(struct front *f, struct evhttp_request *req, const struct
 	if (f->streams)
 		f->streams->prev = st;
 	f->streams = st;
-	router_stream_open(f->r, s, st);
+	router_stream_open(f->r, s, &st->base);
 }
 
 static void handle_delete(struct front *f, struct evhttp_request *req,
@@ -706,7 +731,7 @@ static void handle_delete(struct front *f, struct evhttp_request *req,
 	if (!s)
 		return;
 	if (s->stream)
-		front_stream_close(s->stream);
+		stream_close(container_of(s->stream, struct front_stream, base));
 	router_end_session(f->r, s);
 	evhttp_send_reply(req, 200, "OK", NULL);
 }
@@ -736,7 +761,7 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 	int64_t retry_ms;
 
 	evhttp_connection_get_peer(evcon, &peer, &port);
-	enum gate_auth r = gate_authenticate(router_gate(f->r), presented_key(req), peer, who,
+	enum gate_auth r = gate_authenticate(f->gate, presented_key(req), peer, who,
 					     &reason, &retry_ms);
 	if (r == GATE_AUTH_OK)
 		return true;
@@ -876,7 +901,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	struct key_identity who;
 	const struct key_identity *whop = NULL;
-	if (gate_auth_required(router_gate(f->r))) {
+	if (gate_auth_required(f->gate)) {
 		if (!authenticate(f, req, &who))
 			return;
 		whop = &who;
@@ -912,20 +937,22 @@ static void apply_limits(struct front *f)
 void front_close_streams(struct front *f)
 {
 	while (f->streams)
-		front_stream_close(f->streams);
+		stream_close(f->streams);
 }
 
-void front_reconfigure(struct front *f, const struct config *cfg, struct router *r)
+void front_reconfigure(struct front *f, const struct config *cfg, struct gate *gate,
+		       struct router *r)
 {
 	f->cfg = cfg;
+	f->gate = gate;
 	f->r = r;
 	apply_limits(f);
 	if (f->parked)
 		router_when_ready(r, unpark, f);
 }
 
-int front_new(struct event_base *base, const struct config *cfg, struct router *r,
-	      struct front **out)
+int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
+	      struct router *r, struct front **out)
 {
 	struct front *f = calloc(1, sizeof(*f));
 	struct timeval tv;
@@ -935,6 +962,7 @@ int front_new(struct event_base *base, const struct config *cfg, struct router *
 		return -ENOMEM;
 	f->base = base;
 	f->cfg = cfg;
+	f->gate = gate;
 	f->r = r;
 	f->http = evhttp_new(base);
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);

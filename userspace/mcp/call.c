@@ -1,0 +1,452 @@
+/* call: one downstream request from receipt to answer, one state at a time. */
+#include "mcp/call.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/config.h"
+#include "base/hmap.h"
+#include "base/log.h"
+#include "govern/gate.h"
+#include "mcp/catalog.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/links.h"
+#include "mcp/reply.h"
+#include "mcp/session.h"
+#include "mcp/upstream.h"
+#include "observe/audit.h"
+#include "observe/metrics.h"
+
+static const char *const decision_names[] = { "allow", "deny", "error" };
+
+const char *decision_name(enum decision d)
+{
+	return decision_names[d];
+}
+
+static const char *server_name(const struct call *c)
+{
+	return c->server < catalog_nservers(c->env->cat)
+		? catalog_server_config(c->env->cat, c->server)->name : NULL;
+}
+
+/* --- the record ------------------------------------------------------------------------ */
+
+static void record(struct call *c, enum decision decision, const char *reason, const cJSON *resp)
+{
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(resp, "error");
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const char *server = server_name(c);
+	uint64_t now = session_now_ms();
+	struct audit_decision d = {
+		.session = c->s ? c->s->id : NULL,
+		.key = c->has_who ? c->who.id : NULL,
+		.team = c->has_who ? c->who.team : NULL,
+		.method = c->method->name,
+		.server = server,
+		.target = c->target,
+		.decision = decision_name(decision),
+		.reason = reason,
+		.response = resp,
+		.cost_micros = -1,
+		.args_shape = c->args_shape,
+		.latency_ms = now - c->started_ms,
+		.went_upstream = c->sent_ms != 0,
+		.upstream_ms = c->sent_ms ? now - c->sent_ms : 0,
+	};
+
+	/* What is charged, not what was reserved: refused, failed and cancelled calls release
+	 * their reservation (failures are charged only where the upstream says so). */
+	if (c->ticket && decision == DECISION_ALLOW && resp &&
+	    (!err || catalog_server_config(c->env->cat, c->server)->charge_failures))
+		d.cost_micros = gate_ticket_cost(c->ticket);
+	audit_decision(&d);
+	uint64_t tns = metrics_now_ns(), up = c->fwd_ns ? tns - c->fwd_ns : 0;
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+	metrics_decision(c->method->name, decision_name(decision),
+			 cJSON_IsNumber(code) ? code->valueint : 0,
+			 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")), server,
+			 tns - c->t0_ns - up, up);
+}
+
+/* --- deciding and finishing -------------------------------------------------------------- */
+
+/* The answer is decided: the call goes to DONE, where it is written. */
+static void decide(struct call *c, cJSON *resp)
+{
+	cJSON_Delete(c->resp);
+	c->resp = resp;
+	c->state = CALL_DONE;
+}
+
+void call_answer(struct call *c, cJSON *result)
+{
+	decide(c, jsonrpc_result(c->down_id, result));
+}
+
+void call_fail(struct call *c, int code, const char *reason, cJSON *data, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON *e = jsonrpc_error(c->down_id, code, msg, data);
+	record(c, reason ? DECISION_DENY : DECISION_ERROR, reason ? reason : msg, e);
+	decide(c, e);
+}
+
+static void call_free(struct call *c)
+{
+	if (c->ticket)  /* never settled: nothing was acknowledged, give the capacity back */
+		gate_settle(c->env->gate, c->ticket, false, NULL, NULL);
+	if (c->s && hmap_get(c->s->calls, c->key) == c)
+		hmap_del(c->s->calls, c->key);
+	cJSON_Delete(c->down_id);
+	cJSON_Delete(c->up_params);
+	cJSON_Delete(c->args_shape);
+	cJSON_Delete(c->resp);
+	free(c->target);
+	free(c->upname);
+	free(c);
+	metrics_request_end();
+}
+
+/* DONE: the answer goes out under the client's id, and the call is over. */
+static void finish(struct call *c)
+{
+	cJSON *resp = c->resp;
+
+	c->resp = NULL;
+	if (resp)
+		cJSON_ReplaceItemInObjectCaseSensitive(resp, "id", jsonrpc_id_dup(c->down_id));
+	if (c->reply)
+		reply_finish(c->reply, resp);
+	else
+		cJSON_Delete(resp);
+	call_free(c);
+}
+
+static void on_client_gone(void *arg)
+{
+	call_event(arg, CALL_EV_CLIENT_GONE, NULL, 0);
+}
+
+/* --- ROUTED → ADMITTED: the gate ------------------------------------------------------- */
+
+static void refuse(struct call *c, cJSON *err, const char *reason)
+{
+	cJSON *resp = jsonrpc_error(c->down_id, 0, "", NULL);
+
+	cJSON_ReplaceItemInObjectCaseSensitive(resp, "error", err);
+	record(c, DECISION_DENY, reason, resp);
+	decide(c, resp);
+}
+
+static void admit(struct call *c)
+{
+	const struct upstream_config *uc = catalog_server_config(c->env->cat, c->server);
+	char reason[256];
+	cJSON *err = NULL;
+	int rc;
+
+	rc = gate_admit(c->env->gate, c->has_who ? &c->who : NULL, c->entry, (int)c->kind,
+			uc->name, c->upname, (c->method->flags & METHOD_WORK) != 0, &c->ticket, &err,
+			reason, sizeof(reason));
+	if (rc == 0 && c->method->id == MCP_TOOLS_CALL)
+		rc = gate_check_arguments(c->env->gate, c->entry,
+					  cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
+					  &err, reason, sizeof(reason));
+	c->entry = NULL;  /* the catalogue may be rebuilt while the call waits */
+	if (rc == 0) {
+		c->state = CALL_ADMITTED;
+		return;
+	}
+	if (err)
+		refuse(c, err, reason);
+	else
+		call_fail(c, JSONRPC_INTERNAL_ERROR, NULL, NULL, "cannot admit the call: %s",
+			  strerror(-rc));
+}
+
+/* --- ADMITTED → SENT: the upstream ------------------------------------------------------- */
+
+static void on_answer(enum obj_type *ctx, cJSON *resp)
+{
+	call_event(obj_call(ctx), CALL_EV_ANSWER, resp, 0);
+}
+
+static void forward(struct call *c)
+{
+	const char *name = catalog_server_config(c->env->cat, c->server)->name;
+	cJSON *params = c->up_params;
+	int err;
+
+	c->link = links_get(c->env->links, c->s, c->server, &err);
+	if (!c->link) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "server", name);
+		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s is not available (%s)", name,
+			  err == -ENOTCONN ? "restarting" : strerror(-err));
+		return;
+	}
+	if (c->reply)
+		reply_on_gone(c->reply, on_client_gone, c);
+	c->sent_ms = session_now_ms();
+	c->fwd_ns = metrics_now_ns();
+	c->up_params = NULL;
+	c->state = CALL_SENT;
+	if (link_call(c->link, c->up_method, params, 0, on_answer, &c->obj_type, &c->handle)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "server", name);
+		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s: cannot send", name);
+	}
+}
+
+/* --- SENT → SETTLING: the answer, and its charge ----------------------------------------- */
+
+/* Replace obj[field], an upstream's URI, by the URI the client sees. */
+static void expose_uri(struct call *c, cJSON *obj, const char *field)
+{
+	cJSON *u = cJSON_GetObjectItemCaseSensitive(obj, field);
+	char *ex;
+
+	if (!catalog_prefixing(c->env->cat) || !cJSON_IsString(u))
+		return;
+	ex = catalog_expose_uri(c->env->cat, c->server, u->valuestring);
+	if (ex) {
+		cJSON_SetValuestring(u, ex);
+		free(ex);
+	}
+}
+
+/* Resource links and embedded resources in tool results and prompts name the upstream's URIs:
+ * expose them so the client can read them back through the gateway. */
+static void expose_block_uri(struct call *c, cJSON *block)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(block, "type");
+
+	if (!cJSON_IsString(type))
+		return;
+	if (!strcmp(type->valuestring, "resource_link"))
+		expose_uri(c, block, "uri");
+	else if (!strcmp(type->valuestring, "resource"))
+		expose_uri(c, cJSON_GetObjectItemCaseSensitive(block, "resource"), "uri");
+}
+
+static void expose_answer(struct call *c, cJSON *resp)
+{
+	cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result"), *it;
+
+	switch (c->method->id) {
+	case MCP_RESOURCES_READ:
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "contents"))
+			expose_uri(c, it, "uri");
+		break;
+	case MCP_TOOLS_CALL:
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "content"))
+			expose_block_uri(c, it);
+		break;
+	case MCP_PROMPTS_GET:
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "messages"))
+			expose_block_uri(c, cJSON_GetObjectItemCaseSensitive(it, "content"));
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_charged(void *arg, int err)
+{
+	call_event(arg, CALL_EV_CHARGED, NULL, err);
+}
+
+static void uncharged(struct call *c, int err)
+{
+	/* Unrecorded means unacknowledged: the client must not take it as done and paid. */
+	log_error("charge for %s not persisted: %s", c->target ? c->target : "call", strerror(-err));
+	decide(c, jsonrpc_error(c->down_id, JSONRPC_INTERNAL_ERROR,
+				"the call ran but its charge could not be recorded", NULL));
+}
+
+static void answered(struct call *c, cJSON *resp)
+{
+	struct gate_ticket *t = c->ticket;
+	int rc;
+
+	expose_answer(c, resp);
+	record(c, DECISION_ALLOW, NULL, resp);
+	c->resp = resp;
+	if (!t) {
+		c->state = CALL_DONE;
+		return;
+	}
+	/* The charge is durable before the client hears the answer: an acknowledged call is
+	 * never lost to a crash. */
+	c->ticket = NULL;
+	rc = gate_settle(c->env->gate, t, !cJSON_GetObjectItemCaseSensitive(resp, "error"),
+			 on_charged, c);
+	if (rc == 0) {
+		/* Out of the session's books while the store commits: a session ending now must
+		 * not free the call under the store's callback. */
+		hmap_del(c->s->calls, c->key);
+		c->s = NULL;
+		c->state = CALL_SETTLING;
+		return;
+	}
+	if (rc < 0)
+		uncharged(c, rc);
+	c->state = CALL_DONE;
+}
+
+/* --- the transition function --------------------------------------------------------------- */
+
+/* Run from the current state as far as the call can go without waiting. */
+static void run(struct call *c, cJSON *params)
+{
+	for (;;) {
+		switch (c->state) {
+		case CALL_RECEIVED: {
+			const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+			if (c->method->id != MCP_UNKNOWN && meta && !cJSON_IsObject(meta)) {
+				/* Servers drop such a request unanswered: the client would wait for
+				 * the timeout. */
+				cJSON_Delete(params);
+				call_fail(c, JSONRPC_INVALID_PARAMS, NULL, NULL,
+					  "params._meta must be an object");
+			} else {
+				c->method->route(c, params);
+			}
+			params = NULL;
+			if (c->state == CALL_RECEIVED)
+				c->state = c->up_method ? CALL_ROUTED : CALL_DONE;
+			break;
+		}
+		case CALL_ROUTED:
+			if (c->method->flags & METHOD_GOVERNED)
+				admit(c);
+			else
+				c->state = CALL_ADMITTED;
+			break;
+		case CALL_ADMITTED:
+			if (c->method->admitted)
+				c->method->admitted(c);
+			forward(c);
+			break;
+		case CALL_SENT:
+		case CALL_SETTLING:
+			return;  /* the upstream or the store calls back */
+		case CALL_DONE:
+			finish(c);
+			return;
+		}
+	}
+}
+
+void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
+{
+	switch (ev) {
+	case CALL_EV_START:
+		break;
+	case CALL_EV_ANSWER:
+		if (c->state != CALL_SENT) {
+			cJSON_Delete(msg);
+			return;
+		}
+		if (c->method->flags & METHOD_FANOUT) {
+			/* Every upstream that logs got the level; the answer waits for all of them. */
+			cJSON_Delete(msg);
+			if (--c->fanout)
+				return;
+			if (!c->s) {  /* answered already when its session ended */
+				call_free(c);
+				return;
+			}
+			call_answer(c, cJSON_CreateObject());
+			break;
+		}
+		answered(c, msg);
+		break;
+	case CALL_EV_CHARGED:
+		if (c->state != CALL_SETTLING)
+			return;
+		if (err)
+			uncharged(c, err);
+		c->state = CALL_DONE;
+		break;
+	case CALL_EV_CANCEL:
+		if (c->state != CALL_SENT || !c->handle)
+			return;
+		link_cancel(c->link, c->handle, "cancelled by the client");
+		record(c, DECISION_ALLOW, "cancelled by the client", NULL);
+		decide(c, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "request cancelled", NULL));
+		break;
+	case CALL_EV_SESSION_END:
+		if (c->state != CALL_SENT)
+			return;
+		if (c->method->flags & METHOD_FANOUT) {
+			/* Its link calls have no handle: answered now, it frees itself on the last
+			 * reply (a session's own links deliver theirs when they close). */
+			hmap_del(c->s->calls, c->key);
+			c->s = NULL;
+			if (c->reply)
+				reply_finish(c->reply, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED,
+								     "session ended", NULL));
+			c->reply = NULL;
+			return;
+		}
+		if (c->handle)
+			link_cancel(c->link, c->handle, "session ended");
+		decide(c, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "session ended", NULL));
+		break;
+	case CALL_EV_CLIENT_GONE:
+		/* Disconnection is not cancellation (spec): the call runs on, its answer is dropped. */
+		c->reply = NULL;
+		return;
+	}
+	run(c, NULL);
+}
+
+void call_start(const struct call_env *env, struct session *s, const struct key_identity *who,
+		const struct method *m, const char *asked, const cJSON *id, cJSON *params,
+		struct reply *reply)
+{
+	struct call *c = xcalloc(1, sizeof(*c));
+
+	c->obj_type = OBJ_TYPE_CALL;
+	c->state = CALL_RECEIVED;
+	c->env = env;
+	c->method = m;
+	c->asked = asked;
+	c->s = s;
+	c->reply = reply;
+	c->down_id = cJSON_Duplicate(id, 1);
+	c->server = SIZE_MAX;
+	c->started_ms = session_now_ms();
+	c->t0_ns = metrics_now_ns();
+	if (who) {
+		c->who = *who;
+		c->has_who = true;
+	}
+	jsonrpc_id_key(id, c->key, sizeof(c->key));
+	metrics_request_begin();
+	if (hmap_get(s->calls, c->key)) {
+		cJSON_Delete(params);
+		call_fail(c, JSONRPC_INVALID_REQUEST, NULL, NULL,
+			  "request id is already in use by a request in progress");
+		finish(c);
+		return;
+	}
+	if (hmap_put(s->calls, c->key, c, NULL)) {
+		cJSON_Delete(params);
+		call_fail(c, JSONRPC_INTERNAL_ERROR, NULL, NULL, "out of memory");
+		finish(c);
+		return;
+	}
+	run(c, params);
+}

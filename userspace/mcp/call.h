@@ -1,0 +1,118 @@
+/* call: the life of one downstream request, as one state enum and one transition function
+ * (the way curl's multi.c moves an easy handle through its states).
+ *
+ *   RECEIVED ──route──► ROUTED ──gate──► ADMITTED ──link_call──► SENT ──answer──► SETTLING ──► DONE
+ *       │                  │                │                      │                 │
+ *       └── local answer, refusal, failure, cancellation, session end: straight to DONE ──┘
+ *
+ * Every event a call can meet (the upstream's answer, a timeout — which the link delivers as
+ * an answer —, the charge becoming durable, the client's cancellation, the session ending,
+ * the client going away) enters through call_event(), so each is handled in one place for
+ * every state. The call's decision record is written once, when it is decided.
+ */
+#ifndef WARDEN_CALL_H
+#define WARDEN_CALL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "base/obj_type.h"
+#include "govern/keys.h"
+#include "mcp/method.h"
+
+struct catalog;
+struct catalog_entry;
+struct gate;
+struct gate_ticket;
+struct link;
+struct links;
+struct reply;
+struct session;
+
+enum call_state {
+	CALL_RECEIVED,   /* the method is known and the id is in the session's books */
+	CALL_ROUTED,     /* the target is resolved: catalogue entry, upstream, params to send */
+	CALL_ADMITTED,   /* the gate said yes: permission, rate, budget reserved, arguments */
+	CALL_SENT,       /* on the upstream link, waiting for its answer */
+	CALL_SETTLING,   /* answered; its charge is being made durable before the client hears */
+	CALL_DONE,       /* answered (or the client left): freed on the way out */
+};
+
+enum call_event {
+	CALL_EV_START,        /* run from RECEIVED as far as possible */
+	CALL_EV_ANSWER,       /* the upstream's response (or the link's error for it) */
+	CALL_EV_CHARGED,      /* the store committed the charge (err in the event's code) */
+	CALL_EV_CANCEL,       /* the client sent notifications/cancelled */
+	CALL_EV_SESSION_END,  /* DELETE, idle expiry, reload, shutdown */
+	CALL_EV_CLIENT_GONE,  /* the connection closed: the call runs on, its answer is dropped */
+};
+
+enum decision { DECISION_ALLOW, DECISION_DENY, DECISION_ERROR };
+
+/* What calls borrow from the router that runs them. */
+struct call_env {
+	struct gate *gate;
+	struct catalog *cat;
+	struct links *links;
+};
+
+struct call {
+	enum obj_type obj_type;       /* OBJ_TYPE_CALL: links hand calls back as contexts */
+	enum call_state state;
+	const struct method *method;
+	const char *asked;            /* the method as the client named it; during routing only */
+	const struct call_env *env;
+	struct session *s;            /* NULL once out of the session's books */
+	struct reply *reply;          /* NULL once the client left */
+	cJSON *down_id;               /* the client's request id */
+	char key[256];                /* the id's key in s->calls */
+	struct key_identity who;
+	bool has_who;
+
+	/* Set by the method's route() */
+	enum catalog_kind kind;       /* what the target is, for the gate */
+	size_t server;                /* SIZE_MAX until known */
+	const struct catalog_entry *entry;  /* valid during routing and admission only; NULL
+					     * for a resource outside the lists */
+	char *upname;                 /* the upstream's own name or URI of the target */
+	const char *up_method;        /* sent upstream (NULL: nothing to forward) */
+	cJSON *up_params;             /* owned until sent */
+	char *target;                 /* tool / prompt / URI, for the record */
+	cJSON *args_shape;            /* tools/call: the arguments' types, never their values */
+
+	struct gate_ticket *ticket;   /* admitted with a cost: settled once answered */
+	cJSON *resp;                  /* the answer, once decided (written in DONE) */
+	struct link *link;
+	uint64_t handle;
+	unsigned fanout;              /* METHOD_FANOUT: answers still expected */
+
+	uint64_t started_ms, sent_ms; /* sent_ms splits gateway from upstream latency */
+	uint64_t t0_ns, fwd_ns;       /* the same for metrics, in ns */
+};
+
+static inline struct call *obj_call(enum obj_type *t)
+{
+	return obj_type(t) == OBJ_TYPE_CALL ? (struct call *)t : NULL;
+}
+
+/* A request: m from the method table (asked: the name the client sent), params taken over.
+ * who: the caller, NULL when auth is off. The call registers itself in s->calls and runs;
+ * its answer goes to reply. */
+void call_start(const struct call_env *env, struct session *s, const struct key_identity *who,
+		const struct method *m, const char *asked, const cJSON *id, cJSON *params,
+		struct reply *reply);
+/* Feed an event to the call (see enum call_event); msg taken over where there is one. */
+void call_event(struct call *c, enum call_event ev, cJSON *msg, int err);
+
+/* For route(): answer now with a result (taken over) — a local method. */
+void call_answer(struct call *c, cJSON *result);
+/* For route() and failures: answer with a JSON-RPC error and record it. reason NULL: an
+ * error (not a refusal); data taken over. */
+void call_fail(struct call *c, int code, const char *reason, cJSON *data, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+const char *decision_name(enum decision d);
+
+#endif

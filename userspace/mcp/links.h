@@ -1,0 +1,34 @@
+/* links: which upstream link carries a session's requests to an upstream.
+ *
+ * A server configured as one shared stdio child is reached through the catalogue's link for
+ * every session; any other (HTTP, or stdio with per_session) gets a link of the session's
+ * own, opened on first use with the client's capabilities — so server→client requests and
+ * per-session state stay the client's — and replaced, outside its own callbacks, when it
+ * went down.
+ */
+#ifndef WARDEN_LINKS_H
+#define WARDEN_LINKS_H
+
+#include <stddef.h>
+#include <event2/event.h>
+
+struct catalog;
+struct link;
+struct link_ops;
+struct session;
+
+struct links {
+	struct event_base *base;
+	struct catalog *cat;
+	const struct link_ops *ops;   /* callbacks of a session's own links; owner: session_link */
+};
+
+/* The link to use, opening the session's own when needed; NULL with *err (-ENOTCONN: the
+ * shared child is restarting; else the open's errno). */
+struct link *links_get(const struct links *ls, struct session *s, size_t server, int *err);
+/* The link in use for server, without opening one (NULL when there is none, or it is down). */
+struct link *links_current(const struct links *ls, struct session *s, size_t server);
+/* Close the session's own links (their pending calls are failed first). */
+void links_close_session(struct session *s);
+
+#endif

@@ -1,0 +1,50 @@
+/* reply: how an answer gets back to the agent — the interface every downstream transport
+ * implements (today the HTTP front). Types only.
+ *
+ * The request path runs one way: transport → session → gate → router → upstream. Nothing
+ * below the transport knows it; what comes back travels through these two interfaces:
+ *   - a reply: the pending answer to one request. Messages that belong to the request
+ *     (progress, logging, a server's request to the client) go out as events before the
+ *     final answer; finish() ends it.
+ *   - a stream: a session's standing channel for messages that belong to no request (the
+ *     GET stream of Streamable HTTP): list_changed, resource updates, server requests.
+ */
+#ifndef WARDEN_REPLY_H
+#define WARDEN_REPLY_H
+
+#include <cjson/cJSON.h>
+
+struct reply;
+struct stream;
+
+struct reply_ops {
+	/* A message that belongs to the request; 0 or a negative errno (e.g. -ENOTSUP inside a
+	 * 2025-03-26 batch, which can only answer as a whole). */
+	int (*event)(struct reply *r, const cJSON *msg);
+	/* The final answer (taken over; NULL: nothing to say, e.g. 202). r is gone after. */
+	void (*finish)(struct reply *r, cJSON *response);
+	/* fn(arg) runs if the client goes away before finish(); r is gone after it. */
+	void (*on_gone)(struct reply *r, void (*fn)(void *arg), void *arg);
+};
+
+struct reply {
+	const struct reply_ops *ops;
+};
+
+struct stream_ops {
+	int (*event)(struct stream *st, const cJSON *msg);
+};
+
+struct stream {
+	const struct stream_ops *ops;
+};
+
+static inline int reply_event(struct reply *r, const cJSON *msg) { return r->ops->event(r, msg); }
+static inline void reply_finish(struct reply *r, cJSON *response) { r->ops->finish(r, response); }
+static inline void reply_on_gone(struct reply *r, void (*fn)(void *arg), void *arg)
+{
+	r->ops->on_gone(r, fn, arg);
+}
+static inline int stream_event(struct stream *st, const cJSON *msg) { return st->ops->event(st, msg); }
+
+#endif
