@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "base/config.h"
-#include "base/hmap.h"
+#include "base/alloc.h"
+#include "base/htab.h"
+#include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
 #include "mcp/transport/transport.h"
@@ -20,7 +22,8 @@
 enum link_state { LINK_STARTING, LINK_READY, LINK_DOWN };
 
 struct pending {
-	struct pending *prev, *next;  /* in send order: the newest is the likeliest context */
+	struct htab_node hn;          /* in link->pending, by id */
+	struct list_head order;       /* in send order: the newest is the likeliest context */
 	struct link *link;
 	uint64_t id;
 	link_reply_fn fn;
@@ -40,32 +43,42 @@ struct link {
 	enum link_state state;
 	uint64_t next_id;
 	uint64_t init_id;
-	struct hmap *pending;         /* "n:<id>" -> struct pending */
-	struct pending *head, *tail;
+	struct htab pending;          /* our request id -> struct pending */
+	struct list_head order;       /* the same, oldest first */
 	cJSON *init_result;
 	unsigned inflight;
 	bool closing;
 };
 
-static void id_key(uint64_t id, char *buf, size_t len)
+static uint64_t pending_hash(const struct htab *t, const void *key)
 {
-	snprintf(buf, len, "n:%" PRIu64, id);
+	return htab_hash_u64(t, *(const uint64_t *)key);
+}
+
+static bool pending_eq(const struct htab_node *n, const void *key)
+{
+	return htab_entry(n, struct pending, hn)->id == *(const uint64_t *)key;
+}
+
+static const struct htab_type pending_type = { pending_hash, pending_eq };
+
+static struct pending *pending_by_id(const struct link *l, uint64_t id)
+{
+	struct htab_node *n = htab_find(&l->pending, &id);
+
+	return n ? htab_entry(n, struct pending, hn) : NULL;
+}
+
+/* The newest call in flight, or NULL. */
+static struct pending *pending_newest(const struct link *l)
+{
+	return list_empty(&l->order) ? NULL : list_last_entry(&l->order, struct pending, order);
 }
 
 static void pending_unlink(struct link *l, struct pending *p)
 {
-	char key[32];
-
-	id_key(p->id, key, sizeof(key));
-	hmap_del(l->pending, key);
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		l->head = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	else
-		l->tail = p->prev;
+	htab_remove(&l->pending, &p->hn);
+	list_del(&p->order);
 	l->inflight--;
 }
 
@@ -94,8 +107,8 @@ static void pending_finish(struct link *l, struct pending *p, cJSON *response)
 
 static void fail_all(struct link *l, int code, const char *why)
 {
-	while (l->head) {
-		struct pending *p = l->head;
+	while (!list_empty(&l->order)) {
+		struct pending *p = list_first_entry(&l->order, struct pending, order);
 		cJSON *id = cJSON_CreateNumber((double)p->id);
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", l->cfg->name);
@@ -139,14 +152,13 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	pending_finish(l, p, err);
 }
 
+/* Our ids are integers from 1: anything else names no call of ours. */
 static struct pending *find_pending(struct link *l, const cJSON *id)
 {
-	char key[64];
-
-	if (!cJSON_IsNumber(id))
+	if (!cJSON_IsNumber(id) || id->valuedouble < 1 || id->valuedouble > 9007199254740992.0 ||
+	    id->valuedouble != (double)(uint64_t)id->valuedouble)
 		return NULL;
-	jsonrpc_id_key(id, key, sizeof(key));
-	return hmap_get(l->pending, key);
+	return pending_by_id(l, (uint64_t)id->valuedouble);
 }
 
 static void go_down(struct link *l, int err, const char *why)
@@ -161,8 +173,9 @@ static void go_down(struct link *l, int err, const char *why)
 
 static void flush_queued(struct link *l)
 {
-	for (struct pending *p = l->head; p;) {
-		struct pending *next = p->next;
+	struct pending *p, *next;
+
+	list_for_each_entry_safe(p, next, &l->order, order) {
 		if (p->queued) {
 			cJSON *m = p->queued;
 			p->queued = NULL;
@@ -174,7 +187,6 @@ static void flush_queued(struct link *l)
 				pending_finish(l, p, e);
 			}
 		}
-		p = next;
 	}
 }
 
@@ -224,7 +236,8 @@ static enum obj_type *related_call(struct link *l, const cJSON *related)
 		return p->call;
 	/* stdio has no way to say which request a server message belongs to: the newest call
 	 * in flight is the best guess, and exact when one call runs at a time. */
-	return l->tail ? l->tail->call : NULL;
+	p = pending_newest(l);
+	return p ? p->call : NULL;
 }
 
 static void t_on_message(void *arg, cJSON *msg, const cJSON *related)
@@ -273,8 +286,8 @@ static void t_on_message(void *arg, cJSON *msg, const cJSON *related)
 		restore_progress(l, msg, &call);
 	else if (related)
 		call = related_call(l, related);
-	else if (!strcmp(m.method, "notifications/message") && l->tail)
-		call = l->tail->call;
+	else if (!strcmp(m.method, "notifications/message") && pending_newest(l))
+		call = pending_newest(l)->call;
 	if (l->ops->on_notification)
 		l->ops->on_notification(l->owner, l, msg, call);
 	else
@@ -349,10 +362,11 @@ int link_open(struct event_base *base, const struct upstream_config *cfg, const 
 	l->owner = owner;
 	l->next_id = 1;
 	l->state = LINK_STARTING;
-	l->pending = hmap_new();
-	if (!l->pending) {
-		rc = -ENOMEM;
-		goto fail;
+	list_init(&l->order);
+	rc = htab_init(&l->pending, &pending_type);
+	if (rc) {
+		free(l);
+		return rc;
 	}
 	rc = cfg->kind == UPSTREAM_STDIO ? upstream_stdio_new(base, cfg, &cb, &l->t)
 					 : upstream_http_new(base, cfg, &cb, &l->t);
@@ -368,7 +382,7 @@ int link_open(struct event_base *base, const struct upstream_config *cfg, const 
 	return 0;
 fail:
 	transport_destroy(l->t);
-	hmap_free(l->pending, NULL);
+	htab_fini(&l->pending);
 	free(l);
 	return rc;
 }
@@ -381,7 +395,7 @@ void link_close(struct link *l)
 	/* Fail what is in flight before the transport goes, so no callback sees a dead link. */
 	fail_all(l, UPSTREAM_ERR_FAILED, "session closed");
 	transport_destroy(l->t);
-	hmap_free(l->pending, NULL);
+	htab_fini(&l->pending);
 	cJSON_Delete(l->init_result);
 	free(l);
 }
@@ -390,7 +404,6 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 	      link_reply_fn fn, enum obj_type *call, uint64_t *handle)
 {
 	struct pending *p;
-	char key[32];
 	cJSON *id, *req, *meta, *tok;
 	struct timeval tv;
 	int rc;
@@ -399,11 +412,7 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 		cJSON_Delete(params);
 		return -ENOTCONN;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		cJSON_Delete(params);
-		return -ENOMEM;
-	}
+	p = xcalloc(1, sizeof(*p));
 	p->link = l;
 	p->id = l->next_id++;
 	p->fn = fn;
@@ -426,19 +435,8 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 		pending_free(p);
 		return -ENOMEM;
 	}
-	id_key(p->id, key, sizeof(key));
-	rc = hmap_put(l->pending, key, p, NULL);
-	if (rc) {
-		cJSON_Delete(req);
-		pending_free(p);
-		return rc;
-	}
-	p->prev = l->tail;
-	if (l->tail)
-		l->tail->next = p;
-	else
-		l->head = p;
-	l->tail = p;
+	htab_insert(&l->pending, &p->hn, &p->id);
+	list_add_tail(&p->order, &l->order);
 	l->inflight++;
 	tv.tv_sec = p->timeout_ms / 1000;
 	tv.tv_usec = (p->timeout_ms % 1000) * 1000;
@@ -459,11 +457,8 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 
 void link_cancel(struct link *l, uint64_t handle, const char *reason)
 {
-	char key[32];
-	struct pending *p;
+	struct pending *p = pending_by_id(l, handle);
 
-	id_key(handle, key, sizeof(key));
-	p = hmap_get(l->pending, key);
 	if (!p)
 		return;
 	bool sent = !p->queued;
@@ -519,6 +514,8 @@ unsigned link_inflight(const struct link *l) { return l->inflight; }
 
 void link_foreach_call(const struct link *l, void (*fn)(void *arg, enum obj_type *call), void *arg)
 {
-	for (const struct pending *p = l->head; p; p = p->next)
+	const struct pending *p;
+
+	list_for_each_entry(p, &l->order, order)
 		fn(arg, p->call);
 }

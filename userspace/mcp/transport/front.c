@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "observe/audit.h"
+#include "base/alloc.h"
 #include "base/config.h"
 #include "govern/gate.h"
 #include "base/hmap.h"
@@ -25,13 +26,11 @@
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
+#include "mcp/transport/conn_deadline.h"
 #include "mcp/transport/sse.h"
 
 #define KEEPALIVE_MS 25000
-#define SWEEP_MS 500
 
-struct parked;
-struct conn;
 
 struct front {
 	struct event_base *base;
@@ -41,21 +40,10 @@ struct front {
 	struct evhttp *http;
 	int port;
 	bool loopback;
-	struct front_stream *streams;
+	struct list_head streams;          /* open GET streams */
 	struct event *keepalive;
-	struct parked *parked, *parked_tail;  /* requests waiting for the router to be ready */
-	struct hmap *conns;                   /* "%p" of the bufferevent -> struct conn */
-	struct event *sweep;
-};
-
-/* A client connection, for the one limit evhttp lacks: a whole request must arrive within
- * header_ms (its own timeout restarts on every byte, so a client trickling bytes was never
- * cut). We hold a reference on the bufferevent so it outlives evhttp's use of it; evhttp is
- * done with it when its callbacks are cleared (bufferevent_free does that, before the fd is
- * closed), and the sweep then lets it go. */
-struct conn {
-	struct bufferevent *bev;
-	uint64_t deadline_ms;   /* the current request must be in by then; 0: none being read */
+	struct list_head parked;           /* requests waiting for the router to be ready */
+	struct conn_deadline *deadline;    /* a whole request within header_ms */
 };
 
 /* A request that came while the catalogue was still being listed. */
@@ -63,7 +51,7 @@ struct parked {
 	struct front *f;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
-	struct parked *prev, *next;
+	struct list_head link;
 };
 
 struct front_batch;
@@ -77,7 +65,7 @@ struct front_reply {
 	void (*gone)(void *arg);
 	void *gone_arg;
 	struct front_batch *batch;       /* a request inside a 2025-03-26 batch */
-	struct front_reply *bprev, *bnext;
+	struct list_head in_batch;       /* in batch->children */
 };
 
 /* A 2025-03-26 JSON-RPC batch: answered as one JSON array once every request is done. */
@@ -85,7 +73,7 @@ struct front_batch {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	cJSON *responses;
-	struct front_reply *children;   /* requests still in progress */
+	struct list_head children;      /* requests still in progress */
 	unsigned pending;               /* children + 1 while the batch is being dispatched */
 };
 
@@ -95,101 +83,8 @@ struct front_stream {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	struct session *s;
-	struct front_stream *prev, *next;
+	struct list_head link;           /* in front->streams */
 };
-
-/* --- slow clients ---------------------------------------------------------------------- */
-
-static void conn_key(const struct bufferevent *bev, char *buf, size_t len)
-{
-	snprintf(buf, len, "%p", (const void *)bev);
-}
-
-static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
-{
-	struct front *f = arg;
-	struct conn *c = calloc(1, sizeof(*c));
-	char key[32];
-
-	/* What evhttp would make itself (options 0: it closes the fd), plus our reference. */
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-	if (!bev || !c) {
-		free(c);
-		return bev;  /* served, just without the deadline */
-	}
-	c->bev = bev;
-	c->deadline_ms = session_now_ms() + (uint64_t)f->cfg->header_timeout_ms;
-	conn_key(bev, key, sizeof(key));
-	if (hmap_put(f->conns, key, c, NULL)) {
-		free(c);
-		return bev;
-	}
-	bufferevent_incref(bev);
-	return bev;
-}
-
-static struct conn *conn_of(struct front *f, struct evhttp_request *req)
-{
-	char key[32];
-
-	conn_key(evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)), key,
-		 sizeof(key));
-	return hmap_get(f->conns, key);
-}
-
-/* A reply is done: the next request on this connection has header_ms to arrive whole. */
-static void on_reply_complete(struct evhttp_request *req, void *arg)
-{
-	struct front *f = arg;
-	struct conn *c = conn_of(f, req);
-
-	if (c)
-		c->deadline_ms = session_now_ms() + (uint64_t)f->cfg->header_timeout_ms;
-}
-
-static void on_sweep(evutil_socket_t fd, short what, void *arg)
-{
-	struct front *f = arg;
-	struct hmap_iter it = hmap_iter(f->conns);
-	uint64_t now = session_now_ms();
-	const char *key;
-	struct conn *c;
-
-	while (hmap_next(f->conns, &it, &key, (void **)&c)) {
-		bufferevent_data_cb rcb = NULL;
-		bufferevent_getcb(c->bev, &rcb, NULL, NULL, NULL);
-		if (!rcb) {  /* evhttp let it go */
-			hmap_del(f->conns, key);
-			bufferevent_decref(c->bev);
-			free(c);
-			continue;
-		}
-		if (c->deadline_ms && now > c->deadline_ms) {
-			/* evhttp still owns the fd (its callbacks are set): end the connection the
-			 * way a peer would, and evhttp frees it on the EOF. */
-			log_info("cut a client that did not send its request within %d ms",
-				 f->cfg->header_timeout_ms);
-			c->deadline_ms = 0;
-			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
-		}
-	}
-}
-
-static void conns_free(struct front *f)
-{
-	struct hmap_iter it;
-	struct conn *c;
-
-	if (!f->conns)
-		return;
-	it = hmap_iter(f->conns);
-	while (hmap_next(f->conns, &it, NULL, (void **)&c)) {
-		bufferevent_decref(c->bev);
-		free(c);
-	}
-	hmap_free(f->conns, NULL);
-	f->conns = NULL;
-}
 
 /* --- small HTTP helpers --------------------------------------------------------------- */
 
@@ -320,12 +215,7 @@ static void batch_child_finish(struct front_reply *r, cJSON *response)
 {
 	struct front_batch *b = r->batch;
 
-	if (r->bprev)
-		r->bprev->bnext = r->bnext;
-	else
-		b->children = r->bnext;
-	if (r->bnext)
-		r->bnext->bprev = r->bprev;
+	list_del(&r->in_batch);
 	if (response)
 		cJSON_AddItemToArray(b->responses, response);
 	free(r);
@@ -395,24 +285,12 @@ static struct front_reply *reply_new(struct front *f, struct evhttp_request *req
 
 /* --- GET streams ---------------------------------------------------------------------- */
 
-static void stream_unlink(struct front_stream *st)
-{
-	struct front *f = st->f;
-
-	if (st->prev)
-		st->prev->next = st->next;
-	else
-		f->streams = st->next;
-	if (st->next)
-		st->next->prev = st->prev;
-}
-
 static void stream_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct front_stream *st = arg;
 
 	router_stream_closed(st->f->r, st->s, &st->base);
-	stream_unlink(st);
+	list_del(&st->link);
 	free_detached(st->req);
 	free(st);
 }
@@ -430,7 +308,7 @@ static void stream_close(struct front_stream *st)
 	evhttp_connection_set_closecb(st->evcon, NULL, NULL);
 	router_stream_closed(st->f->r, st->s, &st->base);
 	evhttp_send_reply_end(st->req);
-	stream_unlink(st);
+	list_del(&st->link);
 	free(st);
 }
 
@@ -439,7 +317,9 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 	struct front *f = arg;
 
 	/* A comment line keeps proxies from timing the stream out and finds dead clients. */
-	for (struct front_stream *st = f->streams; st; st = st->next) {
+	struct front_stream *st;
+
+	list_for_each_entry(st, &f->streams, link) {
 		struct evbuffer *buf = evbuffer_new();
 		if (buf && sse_write_comment(buf, "keepalive") == 0)
 			evhttp_send_reply_chunk(st->req, buf);
@@ -496,10 +376,11 @@ static void batch_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct front_batch *b = arg;
 
+	struct front_reply *r, *tmp;
+
 	/* The client left: every request still running is told, then forgotten. */
-	while (b->children) {
-		struct front_reply *r = b->children;
-		b->children = r->bnext;
+	list_for_each_entry_safe(r, tmp, &b->children, in_batch) {
+		list_del(&r->in_batch);
 		if (r->gone)
 			r->gone(r->gone_arg);
 		free(r);
@@ -543,12 +424,9 @@ static void handle_batch(struct front *f, struct evhttp_request *req,
 		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, "empty batch");
 		goto out;
 	}
-	b = calloc(1, sizeof(*b));
-	if (!b || !(b->responses = cJSON_CreateArray())) {
-		free(b);
-		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
-		goto out;
-	}
+	b = xcalloc(1, sizeof(*b));
+	b->responses = cJSON_CreateArray();
+	list_init(&b->children);
 	b->req = req;
 	b->evcon = evhttp_request_get_connection(req);
 	b->pending = 1;
@@ -592,10 +470,7 @@ static void handle_batch(struct front *f, struct evhttp_request *req,
 			continue;
 		}
 		r->batch = b;
-		r->bnext = b->children;
-		if (b->children)
-			b->children->bprev = r;
-		b->children = r;
+		list_add(&r->in_batch, &b->children);
 		b->pending++;
 		router_request(f->r, s, who, msg, &m, &r->base);
 	}
@@ -716,10 +591,7 @@ static void handle_get(struct front *f, struct evhttp_request *req, const struct
 	if (buf)
 		evbuffer_free(buf);
 	evhttp_connection_set_closecb(st->evcon, stream_closed, st);
-	st->next = f->streams;
-	if (f->streams)
-		f->streams->prev = st;
-	f->streams = st;
+	list_add(&st->link, &f->streams);
 	router_stream_open(f->r, s, &st->base);
 }
 
@@ -783,25 +655,11 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 
 static void on_request(struct evhttp_request *req, void *arg);
 
-static void parked_unlink(struct parked *p)
-{
-	struct front *f = p->f;
-
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		f->parked = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	else
-		f->parked_tail = p->prev;
-}
-
 static void parked_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct parked *p = arg;
 
-	parked_unlink(p);
+	list_del(&p->link);
 	free(p);
 }
 
@@ -810,10 +668,10 @@ static void unpark(void *arg)
 {
 	struct front *f = arg;
 
-	while (f->parked) {
-		struct parked *p = f->parked;
+	while (!list_empty(&f->parked)) {
+		struct parked *p = list_first_entry(&f->parked, struct parked, link);
 		struct evhttp_request *req = p->req;
-		parked_unlink(p);
+		list_del(&p->link);
 		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
 		free(p);
 		on_request(req, f);
@@ -824,21 +682,15 @@ static void unpark(void *arg)
  * upstreams are still being listed would otherwise see no tools and draw conclusions. */
 static bool park(struct front *f, struct evhttp_request *req)
 {
-	struct parked *p = calloc(1, sizeof(*p));
+	struct parked *p = xcalloc(1, sizeof(*p));
+	bool first = list_empty(&f->parked);
 
-	if (!p)
-		return false;
 	p->f = f;
 	p->req = req;
 	p->evcon = evhttp_request_get_connection(req);
-	p->prev = f->parked_tail;
-	if (f->parked_tail)
-		f->parked_tail->next = p;
-	else
-		f->parked = p;
-	f->parked_tail = p;
+	list_add_tail(&p->link, &f->parked);
 	evhttp_connection_set_closecb(p->evcon, parked_closed, p);
-	if (p == f->parked)
+	if (first)
 		router_when_ready(f->r, unpark, f);
 	return true;
 }
@@ -846,13 +698,8 @@ static bool park(struct front *f, struct evhttp_request *req)
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct front *f = arg;
-	struct conn *conn = conn_of(f, req);
 
-	/* The request is in: no deadline while it is served, a fresh one once it is answered. */
-	if (conn && conn->deadline_ms) {
-		conn->deadline_ms = 0;
-		evhttp_request_set_on_complete_cb(req, on_reply_complete, f);
-	}
+	conn_deadline_request_in(f->deadline, req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *origin = header(req, "Origin"), *host = header(req, "Host");
@@ -932,12 +779,13 @@ static void apply_limits(struct front *f)
 	tv.tv_sec = f->cfg->header_timeout_ms / 1000;
 	tv.tv_usec = (f->cfg->header_timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(f->http, &tv);
+	conn_deadline_set_timeout(f->deadline, f->cfg->header_timeout_ms);
 }
 
 void front_close_streams(struct front *f)
 {
-	while (f->streams)
-		stream_close(f->streams);
+	while (!list_empty(&f->streams))
+		stream_close(list_first_entry(&f->streams, struct front_stream, link));
 }
 
 void front_reconfigure(struct front *f, const struct config *cfg, struct gate *gate,
@@ -947,30 +795,32 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct gate *g
 	f->gate = gate;
 	f->r = r;
 	apply_limits(f);
-	if (f->parked)
+	if (!list_empty(&f->parked))
 		router_when_ready(r, unpark, f);
 }
 
 int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
 	      struct router *r, struct front **out)
 {
-	struct front *f = calloc(1, sizeof(*f));
+	struct front *f = xcalloc(1, sizeof(*f));
 	struct timeval tv;
-	int rc = -ENOMEM;
+	int rc;
 
-	if (!f)
-		return -ENOMEM;
+	list_init(&f->streams);
+	list_init(&f->parked);
 	f->base = base;
 	f->cfg = cfg;
 	f->gate = gate;
 	f->r = r;
 	f->http = evhttp_new(base);
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
-	f->sweep = event_new(base, -1, EV_PERSIST, on_sweep, f);
-	f->conns = hmap_new();
-	if (!f->http || !f->keepalive || !f->sweep || !f->conns)
+	rc = conn_deadline_new(base, cfg->header_timeout_ms, &f->deadline);
+	if (rc)
 		goto fail;
-	evhttp_set_bevcb(f->http, on_new_conn, f);
+	rc = -ENOMEM;
+	if (!f->http || !f->keepalive)
+		goto fail;
+	evhttp_set_bevcb(f->http, conn_deadline_bevcb, f->deadline);
 	evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
 					    EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD |
 					    EVHTTP_REQ_PATCH);
@@ -983,9 +833,6 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	tv.tv_sec = KEEPALIVE_MS / 1000;
 	tv.tv_usec = 0;
 	event_add(f->keepalive, &tv);
-	tv.tv_sec = 0;
-	tv.tv_usec = SWEEP_MS * 1000;
-	event_add(f->sweep, &tv);
 	*out = f;
 	return 0;
 fail:
@@ -999,19 +846,17 @@ void front_free(struct front *f)
 		return;
 	front_close_streams(f);
 	/* Parked requests are evhttp's to free with their connections; only forget them. */
-	while (f->parked) {
-		struct parked *p = f->parked;
-		parked_unlink(p);
+	while (!list_empty(&f->parked)) {
+		struct parked *p = list_first_entry(&f->parked, struct parked, link);
+		list_del(&p->link);
 		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
 		free(p);
 	}
 	if (f->keepalive)
 		event_free(f->keepalive);
-	if (f->sweep)
-		event_free(f->sweep);
 	if (f->http)
 		evhttp_free(f->http);  /* frees every connection: our references go after */
-	conns_free(f);
+	conn_deadline_free(f->deadline);
 	free(f);
 }
 
