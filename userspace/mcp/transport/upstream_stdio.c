@@ -13,6 +13,7 @@
 #include "base/config.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
+#include "mcp/transport/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -643,145 +642,17 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 	st_release(st);
 }
 
-/* ---- spawning ---- */
-
-/* argv[0] without a '/' is looked up in the PATH the child will get (or the daemon's), the way
- * execvp would. Only absolute directories: a relative one would depend on our cwd. This is a few
- * stat calls, at start-up or on a restart. */
-static int resolve_program(const struct upstream_config *cfg, char **out)
-{
-	const char *prog = cfg->argv[0], *path = NULL, *p, *end;
-	char buf[PATH_MAX];
-	int r = -ENOENT;
-
-	if (strchr(prog, '/')) {
-		*out = strdup(prog);
-		return *out ? 0 : -ENOMEM;
-	}
-	for (char **e = cfg->envp; e && *e; e++) {
-		if (strncmp(*e, "PATH=", 5) == 0) {
-			path = *e + 5;
-			break;
-		}
-	}
-	if (!path)
-		path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	for (p = path; *p; p = *end ? end + 1 : end) {
-		struct stat sb;
-		int n;
-
-		end = strchrnul(p, ':');
-		if (*p != '/')
-			continue;
-		n = snprintf(buf, sizeof(buf), "%.*s/%s", (int)(end - p), p, prog);
-		if (n < 0 || (size_t)n >= sizeof(buf) || stat(buf, &sb) < 0 || !S_ISREG(sb.st_mode))
-			continue;
-		if (access(buf, X_OK) < 0) {
-			r = -EACCES;
-			continue;
-		}
-		*out = strdup(buf);
-		return *out ? 0 : -ENOMEM;
-	}
-	return r;
-}
-
-/* Keep a descriptor clear of 0..2 so the child's dup2s onto 0, 1, 2 cannot clobber it (the
- * daemon may run with a standard descriptor closed). */
-static int fd_above_stdio(int *fd)
-{
-	int nfd;
-
-	if (*fd > 2)
-		return 0;
-	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (nfd < 0)
-		return -errno;
-	close(*fd);
-	*fd = nfd;
-	return 0;
-}
-
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
-}
-
-struct spawn_args {
-	const char *path;
-	char *const *argv;
-	char *const *envp;
-	const char *cwd;
-	int in, out, err;       /* child ends, all > 2 */
-	int status;             /* close-on-exec pipe reporting a failed exec, > 2 */
-	pid_t parent;
-	int maxfd;              /* for the close loop when close_range is missing */
-};
-
-/* Runs in the forked child: async-signal-safe calls only. Every failure is reported through
- * the status pipe; results that cannot matter (resetting a signal that cannot be reset) are
- * deliberately ignored. */
-static void __attribute__((noreturn)) child_exec(const struct spawn_args *a)
-{
-	static char *const empty_env[] = { NULL };
-	struct sigaction sa;
-	sigset_t none;
-	int e;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
-	if (setpgid(0, 0) < 0)
-		goto fail;
-	/* Die with the daemon, so a killed daemon leaves no upstreams behind. It fires when the
-	 * forking thread ends: that is the loop thread, which lives as long as the daemon. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
-		goto fail;
-	if (getppid() != a->parent)
-		_exit(127);     /* the daemon died before prctl took effect */
-	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
-		goto fail;
-	if (a->cwd && chdir(a->cwd) < 0)
-		goto fail;
-	/* O_CLOEXEC covers our own descriptors; this covers any a library opened without it.
-	 * The status pipe stays open until exec, which closes it. */
-	if ((a->status > 3 && close_range(3, (unsigned)a->status - 1, 0) < 0) ||
-	    close_range((unsigned)a->status + 1, ~0U, 0) < 0) {
-		for (int fd = 3; fd < a->maxfd; fd++)
-			if (fd != a->status)
-				(void)close(fd);
-	}
-	sigemptyset(&none);
-	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-		goto fail;
-	execve(a->path, a->argv, a->envp ? a->envp : empty_env);
-fail:
-	e = errno;
-	(void)!write(a->status, &e, sizeof(e));
-	_exit(127);
-}
-
 static int child_spawn(struct stdio_transport *st)
 {
 	const struct upstream_config *cfg = st->t.cfg;
 	struct event_base *base = st->t.base;
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
-	struct spawn_args a;
-	struct rlimit rl;
-	sigset_t all, old;
+	struct spawn sp;
 	char *path = NULL;
 	pid_t pid;
-	ssize_t n;
-	int r, e = 0;
+	int r;
 
-	r = resolve_program(cfg, &path);
+	spawn_init(&sp);
+	r = spawn_resolve(cfg->argv[0], cfg->envp, &path);
 	if (r < 0) {
 		log_error("upstream %s: cannot run %s: %s", st->name, cfg->argv[0], strerror(-r));
 		goto out;
@@ -791,71 +662,26 @@ static int child_spawn(struct stdio_transport *st)
 		log_error("upstream %s: stdio children must share one event base", st->name);
 		goto out;
 	}
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-	    pipe2(status, O_CLOEXEC) < 0) {
-		r = -errno;
+	if ((r = spawn_pipes(&sp)) < 0)
 		goto out;
-	}
-	if ((r = fd_above_stdio(&in[0])) < 0 || (r = fd_above_stdio(&out[1])) < 0 ||
-	    (r = fd_above_stdio(&err[1])) < 0 || (r = fd_above_stdio(&status[1])) < 0 ||
-	    (r = set_nonblock(in[1])) < 0 || (r = set_nonblock(out[0])) < 0 ||
-	    (r = set_nonblock(err[0])) < 0)
-		goto out;
-
 	/* Allocate everything before the child exists, so nothing can fail after it does. */
-	st->in_ev = event_new(base, in[1], EV_WRITE | EV_PERSIST, on_stdin, st);
-	st->out.ev = event_new(base, out[0], EV_READ | EV_PERSIST, on_stdout, st);
-	st->err.ev = event_new(base, err[0], EV_READ | EV_PERSIST, on_stderr, st);
+	st->in_ev = event_new(base, sp.in, EV_WRITE | EV_PERSIST, on_stdin, st);
+	st->out.ev = event_new(base, sp.out, EV_READ | EV_PERSIST, on_stdout, st);
+	st->err.ev = event_new(base, sp.err, EV_READ | EV_PERSIST, on_stderr, st);
 	st->kill_ev = evtimer_new(base, on_kill_timer, st);
 	if (!st->in_ev || !st->out.ev || !st->err.ev || !st->kill_ev) {
 		r = -ENOMEM;
 		goto out;
 	}
-
-	a = (struct spawn_args){
-		.path = path, .argv = cfg->argv, .envp = cfg->envp, .cwd = cfg->cwd,
-		.in = in[0], .out = out[1], .err = err[1], .status = status[1],
-		.parent = getpid(), .maxfd = 65536,
-	};
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < (rlim_t)a.maxfd)
-		a.maxfd = (int)rl.rlim_cur;
-	/* Block every signal across fork: no handler of ours (libevent's) may run in the child
-	 * before it has reset them all. */
-	sigfillset(&all);
-	if ((r = -pthread_sigmask(SIG_SETMASK, &all, &old)) < 0)
-		goto out;
-	pid = fork();
-	if (pid == 0)
-		child_exec(&a);
-	e = errno;
-	if ((r = -pthread_sigmask(SIG_SETMASK, &old, NULL)) < 0)
-		log_error("upstream %s: restoring the signal mask: %s", st->name, strerror(-r));
-	if (pid < 0) {
-		r = -e;
-		log_error("upstream %s: fork: %s", st->name, strerror(e));
-		goto out;
-	}
-	close(status[1]);
-	status[1] = -1;
-	/* Wait for exec: the pipe closes on success or carries errno. This is the same short
-	 * wait posix_spawn makes, and it means the child is in its own group when we return. */
-	do
-		n = read(status[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n != 0) {
-		r = n == (ssize_t)sizeof(e) ? -e : -EIO;
+	r = spawn_run(&sp, path, cfg->argv, cfg->envp, cfg->cwd, &pid);
+	if (r < 0) {
 		log_error("upstream %s: cannot start %s: %s", st->name, path, strerror(-r));
-		/* It exits at once with 127: reap it here, it is not registered. */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
 		goto out;
 	}
-
-	st->in_fd = in[1];
-	st->out.fd = out[0];
-	st->err.fd = err[0];
-	in[1] = out[0] = err[0] = -1;
+	st->in_fd = sp.in;
+	st->out.fd = sp.out;
+	st->err.fd = sp.err;
+	sp.in = sp.out = sp.err = -1;
 	st->pid = pid;
 	st->next = g_children;
 	g_children = st;
@@ -869,16 +695,7 @@ static int child_spawn(struct stdio_transport *st)
 	log_info("upstream %s: started %s as pid %d", st->name, path, (int)pid);
 	r = 0;
 out:
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0)
-			close(in[i]);
-		if (out[i] >= 0)
-			close(out[i]);
-		if (err[i] >= 0)
-			close(err[i]);
-		if (status[i] >= 0)
-			close(status[i]);
-	}
+	spawn_close(&sp);
 	if (r < 0) {
 		/* The events were made for descriptors now closed. */
 		child_close(st);
