@@ -1,8 +1,5 @@
-/* upstream_http: an MCP session over Streamable HTTP on libcurl's multi socket interface.
- *
- * One process-wide curl multi is driven by the daemon's libevent loop (the hiperfifo pattern:
- * curl tells us which sockets to watch and when to wake it; we call curl_multi_socket_action).
- * Connections are cached by the multi, so every session to the same server reuses them.
+/* upstream_http: an MCP session over Streamable HTTP on libcurl's multi socket interface,
+ * which curl_loop drives from the daemon's libevent loop.
  *
  * Each transport_send() is one "call": a POST, possibly followed by GETs with Last-Event-ID when
  * an SSE answer ends before the response (SEP-1699 polling). The standalone GET stream and the
@@ -26,9 +23,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "base/alloc.h"
 #include "base/config.h"
+#include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
+#include "mcp/transport/curl_loop.h"
 #include "mcp/transport/sse.h"
 
 #define HTTP_MAX_BODY           (16u << 20)     /* one JSON answer or one SSE event */
@@ -46,7 +46,7 @@ enum body_mode { BODY_UNKNOWN, BODY_SSE, BODY_JSON, BODY_SNIPPET };
 struct http_transport;
 
 struct call {
-	struct call *prev, *next;       /* in the transport's list, or the orphan list */
+	struct list_head link;          /* in the transport's calls, or the orphans */
 	struct http_transport *h;       /* NULL for an orphan (the DELETE after destroy) */
 	enum call_kind kind;
 	CURL *easy;
@@ -74,8 +74,8 @@ struct call {
 
 struct http_transport {
 	struct transport t;             /* first: the transport_ops receive &t */
-	struct http_transport *prev, *next;
-	struct call *calls;
+	struct list_head link;          /* in g.transports */
+	struct list_head calls;
 	struct call *stream;            /* the standalone GET stream, also in calls */
 	char *session_id;
 	char *protocol_version;
@@ -85,7 +85,7 @@ struct http_transport {
 enum delivery_kind { D_MESSAGE, D_SEND_ERROR, D_DOWN };
 
 struct delivery {
-	struct delivery *next;
+	struct list_head link;          /* in g.queue */
 	struct http_transport *h;
 	enum delivery_kind kind;
 	cJSON *msg;
@@ -94,21 +94,11 @@ struct delivery {
 	char why[WHY_MAX];
 };
 
-struct sock {
-	struct sock *prev, *next;
-	struct event *ev;
-};
-
 static struct {
-	struct event_base *base;
-	CURLM *multi;
-	struct event *timer;
-	bool async_dns;
 	bool draining;
-	struct http_transport *transports;
-	struct call *orphans;
-	struct sock *socks;
-	struct delivery *head, **tail;
+	struct list_head transports;
+	struct list_head orphans;       /* DELETEs that outlive their transport */
+	struct list_head queue;         /* deliveries to the transports' callbacks, in order */
 } g;
 
 static const struct transport_ops http_ops;
@@ -122,24 +112,6 @@ static uint64_t now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
-
-#define LIST_ADD(head, x) do {                                          \
-	(x)->prev = NULL;                                               \
-	(x)->next = (head);                                             \
-	if (head)                                                       \
-		(head)->prev = (x);                                     \
-	(head) = (x);                                                   \
-} while (0)
-
-#define LIST_DEL(head, x) do {                                          \
-	if ((x)->prev)                                                  \
-		(x)->prev->next = (x)->next;                            \
-	else                                                            \
-		(head) = (x)->next;                                     \
-	if ((x)->next)                                                  \
-		(x)->next->prev = (x)->prev;                            \
-	(x)->prev = (x)->next = NULL;                                   \
-} while (0)
 
 /* Mcp-Session-Id and protocol versions must be visible ASCII (0x21-0x7E): anything else could
  * smuggle header syntax into our later requests. */
@@ -162,14 +134,11 @@ static const char *name_of(const struct http_transport *h)
 
 static struct delivery *queue(struct http_transport *h, enum delivery_kind kind)
 {
-	struct delivery *d = calloc(1, sizeof(*d));
+	struct delivery *d = xcalloc(1, sizeof(*d));
 
-	if (!d)
-		return NULL;
 	d->h = h;
 	d->kind = kind;
-	*g.tail = d;
-	g.tail = &d->next;
+	list_add_tail(&d->link, &g.queue);
 	return d;
 }
 
@@ -180,43 +149,27 @@ static void delivery_free(struct delivery *d)
 	free(d);
 }
 
-static void queue_error(struct http_transport *h, const cJSON *id, int err, const char *why)
+/* A failure to report: a request that failed (id), or the transport going down (no id). */
+static void queue_failure(struct http_transport *h, enum delivery_kind kind, const cJSON *id,
+			  int err, const char *why)
 {
-	struct delivery *d = queue(h, D_SEND_ERROR);
+	struct delivery *d = queue(h, kind);
 
-	if (!d || !(d->id = cJSON_Duplicate(id, true))) {
-		log_error("upstream %s: out of memory reporting \"%s\"", name_of(h), why);
-		return;
-	}
-	d->err = err;
-	snprintf(d->why, sizeof(d->why), "%s", why);
-}
-
-static void queue_down(struct http_transport *h, int err, const char *why)
-{
-	struct delivery *d = queue(h, D_DOWN);
-
-	if (!d) {
-		log_error("upstream %s: out of memory reporting \"%s\"", name_of(h), why);
-		return;
-	}
+	d->id = id ? cJSON_Duplicate(id, true) : NULL;
 	d->err = err;
 	snprintf(d->why, sizeof(d->why), "%s", why);
 }
 
 static void purge(struct http_transport *h)
 {
-	struct delivery **pp = &g.head, *d;
+	struct delivery *d, *tmp;
 
-	while ((d = *pp)) {
+	list_for_each_entry_safe(d, tmp, &g.queue, link) {
 		if (d->h == h) {
-			*pp = d->next;
+			list_del(&d->link);
 			delivery_free(d);
-		} else {
-			pp = &d->next;
 		}
 	}
-	g.tail = pp;
 }
 
 /* Run the transport callbacks, in order. A callee may send (new transfers start on the next
@@ -228,12 +181,11 @@ static void drain(void)
 	if (g.draining)
 		return;
 	g.draining = true;
-	while ((d = g.head)) {
+	while (!list_empty(&g.queue)) {
+		d = list_first_entry(&g.queue, struct delivery, link);
 		struct transport_cb cb = d->h->t.cb;
 
-		g.head = d->next;
-		if (!g.head)
-			g.tail = &g.head;
+		list_del(&d->link);
 		switch (d->kind) {
 		case D_MESSAGE:
 			if (cb.on_message) {
@@ -260,16 +212,11 @@ static void drain(void)
 
 static struct call *call_new(struct http_transport *h, enum call_kind kind)
 {
-	struct call *c = calloc(1, sizeof(*c));
+	struct call *c = xcalloc(1, sizeof(*c));
 
-	if (!c)
-		return NULL;
 	c->h = h;
 	c->kind = kind;
-	if (h)
-		LIST_ADD(h->calls, c);
-	else
-		LIST_ADD(g.orphans, c);
+	list_add(&c->link, h ? &h->calls : &g.orphans);
 	return c;
 }
 
@@ -277,7 +224,7 @@ static struct call *call_new(struct http_transport *h, enum call_kind kind)
 static void call_stop(struct call *c)
 {
 	if (c->easy) {
-		CURLMcode mc = curl_multi_remove_handle(g.multi, c->easy);
+		CURLMcode mc = curl_multi_remove_handle(curl_loop_multi(), c->easy);
 		if (mc != CURLM_OK)
 			log_error("upstream http: curl_multi_remove_handle: %s",
 				  curl_multi_strerror(mc));
@@ -297,13 +244,9 @@ static void call_stop(struct call *c)
 static void call_free(struct call *c)
 {
 	call_stop(c);
-	if (c->h) {
-		LIST_DEL(c->h->calls, c);
-		if (c->h->stream == c)
-			c->h->stream = NULL;
-	} else {
-		LIST_DEL(g.orphans, c);
-	}
+	list_del(&c->link);
+	if (c->h && c->h->stream == c)
+		c->h->stream = NULL;
 	if (c->timer)
 		event_free(c->timer);
 	evbuffer_free(c->buf);
@@ -345,13 +288,10 @@ static int take_message(struct call *c, cJSON *msg)
 			h->protocol_version = dup;
 		}
 	}
-	if (!(d = queue(h, D_MESSAGE))) {
-		cJSON_Delete(msg);
-		return -ENOMEM;
-	}
+	d = queue(h, D_MESSAGE);
 	d->msg = msg;
-	if (c->id && c->kind == CALL_POST && !(d->id = cJSON_Duplicate(c->id, true)))
-		return -ENOMEM;
+	if (c->id && c->kind == CALL_POST)
+		d->id = cJSON_Duplicate(c->id, true);
 	c->delivered = true;
 	return 0;
 }
@@ -545,7 +485,7 @@ static int call_start(struct call *c, const char *url, long timeout_ms, long con
 	}
 	c->errbuf[0] = '\0';
 	c->delivered = false;
-	if (curl_multi_add_handle(g.multi, e) != CURLM_OK)
+	if (curl_multi_add_handle(curl_loop_multi(), e) != CURLM_OK)
 		goto out;
 	c->easy = e;
 	return 0;
@@ -592,7 +532,7 @@ static int call_arm(struct call *c, long delay_ms)
 {
 	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
 
-	if (!c->timer && !(c->timer = evtimer_new(g.base, timer_fired, c)))
+	if (!c->timer && !(c->timer = evtimer_new(curl_loop_base(), timer_fired, c)))
 		return -ENOMEM;
 	return evtimer_add(c->timer, &tv) == 0 ? 0 : -ENOMEM;
 }
@@ -604,10 +544,7 @@ static void open_stream(struct http_transport *h)
 
 	if (h->stream)
 		return;
-	if (!(c = call_new(h, CALL_STREAM))) {
-		log_error("upstream %s: out of memory opening the GET stream", name_of(h));
-		return;
-	}
+	c = call_new(h, CALL_STREAM);
 	h->stream = c;
 	c->backoff_ms = STREAM_BACKOFF_MIN_MS;
 	if ((rc = stream_start(c)) != 0) {
@@ -677,15 +614,15 @@ static void expire_session(struct http_transport *h)
 {
 	log_warn("upstream %s: session expired", name_of(h));
 	session_clear(h);
-	while (h->calls)
-		call_free(h->calls);
-	queue_down(h, -ESTALE, "session expired");
+	while (!list_empty(&h->calls))
+		call_free(list_first_entry(&h->calls, struct call, link));
+	queue_failure(h, D_DOWN, NULL, -ESTALE, "session expired");
 }
 
 static void fail_call(struct call *c, int err, const char *why)
 {
 	if (c->id)
-		queue_error(c->h, c->id, err, why);
+		queue_failure(c->h, D_SEND_ERROR, c->id, err, why);
 	else
 		log_warn("upstream %s: message not delivered: %s", name_of(c->h), why);
 	call_free(c);
@@ -829,21 +766,12 @@ static void call_done(struct call *c, CURLcode res)
 		post_done(c, res);
 }
 
-/* After any curl activity: finish completed transfers, then run the queued callbacks. */
-static void pump(void)
+static void on_done(void *priv, CURLcode res)
 {
-	CURLMsg *m;
-	int left;
-
-	while ((m = curl_multi_info_read(g.multi, &left))) {
-		char *priv = NULL;
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		if (curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv) == CURLE_OK && priv)
-			call_done((struct call *)priv, m->data.result);
-	}
-	drain();
+	call_done(priv, res);
 }
+
+static const struct curl_loop_ops loop_ops = { on_done, drain };
 
 static void timer_fired(evutil_socket_t fd, short what, void *arg)
 {
@@ -859,149 +787,50 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
 			fail_call(c, rc, "cannot reconnect to upstream");
 		}
 	}
-	pump();
-}
-
-/* ---- libevent <-> curl glue ---- */
-
-static void sock_ready(evutil_socket_t fd, short what, void *arg)
-{
-	int action = (what & EV_READ ? CURL_CSELECT_IN : 0) |
-		     (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-	int running;
-	CURLMcode mc = curl_multi_socket_action(g.multi, fd, action, &running);
-
-	if (mc != CURLM_OK)
-		log_error("upstream http: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-	pump();
-}
-
-static void curl_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	int running;
-	CURLMcode mc = curl_multi_socket_action(g.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-
-	if (mc != CURLM_OK)
-		log_error("upstream http: curl_multi_socket_action: %s", curl_multi_strerror(mc));
-	pump();
-}
-
-static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
-{
-	struct sock *sk = sockp;
-	short kind;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (sk) {
-			LIST_DEL(g.socks, sk);
-			event_free(sk->ev);
-			free(sk);
-		}
-		return 0;
-	}
-	kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-	       (what & CURL_POLL_OUT ? EV_WRITE : 0);
-	if (sk) {
-		event_del(sk->ev);
-		if (event_assign(sk->ev, g.base, s, kind, sock_ready, NULL) != 0)
-			return -1;
-	} else {
-		if (!(sk = calloc(1, sizeof(*sk))))
-			return -1;
-		if (!(sk->ev = event_new(g.base, s, kind, sock_ready, NULL))) {
-			free(sk);
-			return -1;
-		}
-		LIST_ADD(g.socks, sk);
-		if (curl_multi_assign(g.multi, s, sk) != CURLM_OK)
-			return -1;
-	}
-	return event_add(sk->ev, NULL) == 0 ? 0 : -1;
-}
-
-static int on_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-	if (timeout_ms < 0)
-		return event_del(g.timer) == 0 ? 0 : -1;
-	return evtimer_add(g.timer, &tv) == 0 ? 0 : -1;
+	curl_loop_pump();
 }
 
 /* ---- public ---- */
 
 int upstream_http_init(struct event_base *base)
 {
-	const curl_version_info_data *v;
-	int rc = -ENOMEM;
+	int rc = curl_loop_init(base, &loop_ops);
 
-	if (g.multi)
-		return g.base == base ? 0 : -EBUSY;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return -ENOMEM;
-	v = curl_version_info(CURLVERSION_NOW);
-	g.async_dns = v && (v->features & CURL_VERSION_ASYNCHDNS);
-	if (g.async_dns)
-		log_debug("upstream http: libcurl %s with an asynchronous resolver", v->version);
-	else
-		log_warn("upstream http: libcurl %s resolves names synchronously: upstream URLs "
-			 "must use IP addresses", v ? v->version : "?");
-	g.base = base;
-	g.tail = &g.head;
-	if (!(g.timer = evtimer_new(base, curl_timeout, NULL)) || !(g.multi = curl_multi_init()))
-		goto fail;
-	if (curl_multi_setopt(g.multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-	    curl_multi_setopt(g.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK) {
-		rc = -EINVAL;
-		goto fail;
+	if (rc == 0 && !g.queue.next) {
+		list_init(&g.transports);
+		list_init(&g.orphans);
+		list_init(&g.queue);
 	}
-	return 0;
-fail:
-	if (g.multi)
-		curl_multi_cleanup(g.multi);
-	if (g.timer)
-		event_free(g.timer);
-	curl_global_cleanup();
-	memset(&g, 0, sizeof(g));
 	return rc;
 }
 
 static void transport_free(struct http_transport *h)
 {
 	purge(h);
-	while (h->calls)
-		call_free(h->calls);
-	LIST_DEL(g.transports, h);
+	while (!list_empty(&h->calls))
+		call_free(list_first_entry(&h->calls, struct call, link));
+	list_del(&h->link);
 	session_clear(h);
 	free(h);
 }
 
 void upstream_http_shutdown(void)
 {
-	struct delivery *d;
-
-	if (!g.multi)
+	if (!curl_loop_multi())
 		return;
-	while (g.transports) {
-		log_warn("upstream %s: transport not destroyed before shutdown",
-			 name_of(g.transports));
-		transport_free(g.transports);
+	while (!list_empty(&g.transports)) {
+		struct http_transport *h = list_first_entry(&g.transports, struct http_transport, link);
+		log_warn("upstream %s: transport not destroyed before shutdown", name_of(h));
+		transport_free(h);
 	}
-	while (g.orphans)
-		call_free(g.orphans);
-	while ((d = g.head)) {
-		g.head = d->next;
+	while (!list_empty(&g.orphans))
+		call_free(list_first_entry(&g.orphans, struct call, link));
+	while (!list_empty(&g.queue)) {
+		struct delivery *d = list_first_entry(&g.queue, struct delivery, link);
+		list_del(&d->link);
 		delivery_free(d);
 	}
-	curl_multi_cleanup(g.multi);
-	while (g.socks) {               /* sockets of cached connections curl did not report */
-		struct sock *sk = g.socks;
-		LIST_DEL(g.socks, sk);
-		event_free(sk->ev);
-		free(sk);
-	}
-	event_free(g.timer);
-	curl_global_cleanup();
+	curl_loop_shutdown();
 	memset(&g, 0, sizeof(g));
 }
 
@@ -1021,8 +850,7 @@ static int http_send(struct transport *t, const cJSON *msg)
 
 	if (!cJSON_IsObject(msg))
 		return -EINVAL;
-	if (!(c = call_new(h, CALL_POST)))
-		return -ENOMEM;
+	c = call_new(h, CALL_POST);
 	if (!(c->body = jsonrpc_print((cJSON *)msg)))
 		goto fail;
 	if (request) {
@@ -1055,22 +883,17 @@ static void delete_session(struct http_transport *h)
 {
 	struct call *c = call_new(NULL, CALL_DELETE);
 	const struct upstream_config *cfg = h->t.cfg;
-	int rc = -ENOMEM;
+	int rc = build_headers(c, h, NULL);
 
-	if (!c)
-		goto out;
-	rc = build_headers(c, h, NULL);
 	if (rc == 0) {
 		long connect_ms = cfg->connect_timeout_ms;
 		if (connect_ms <= 0 || connect_ms > DELETE_TIMEOUT_MS)
 			connect_ms = DELETE_TIMEOUT_MS;
 		rc = call_start(c, cfg->url, DELETE_TIMEOUT_MS, connect_ms);
 	}
-out:
 	if (rc != 0) {
 		log_debug("upstream %s: session not deleted: %s", name_of(h), strerror(-rc));
-		if (c)
-			call_free(c);
+		call_free(c);
 	}
 }
 
@@ -1079,8 +902,8 @@ static void http_destroy(struct transport *t)
 	struct http_transport *h = (struct http_transport *)t;
 
 	purge(h);
-	while (h->calls)
-		call_free(h->calls);
+	while (!list_empty(&h->calls))
+		call_free(list_first_entry(&h->calls, struct call, link));
 	if (h->session_id)
 		delete_session(h);
 	transport_free(h);
@@ -1113,7 +936,7 @@ static int check_url(const struct upstream_config *cfg)
 		log_error("upstream %s: URL scheme must be http or https", cfg->name);
 		goto out;
 	}
-	if (!g.async_dns) {
+	if (!curl_loop_async_dns()) {
 		size_t n = strlen(host);
 		if (n > 2 && host[0] == '[')
 			host[n - 1] = '\0';
@@ -1139,7 +962,7 @@ int upstream_http_new(struct event_base *base, const struct upstream_config *cfg
 	struct http_transport *h;
 	int rc;
 
-	if (!g.multi || base != g.base) {
+	if (!curl_loop_running(base)) {
 		log_error("upstream http: upstream_http_init was not called for this event base");
 		return -EINVAL;
 	}
@@ -1153,13 +976,13 @@ int upstream_http_new(struct event_base *base, const struct upstream_config *cfg
 			return -EINVAL;
 		}
 	}
-	if (!(h = calloc(1, sizeof(*h))))
-		return -ENOMEM;
+	h = xcalloc(1, sizeof(*h));
+	list_init(&h->calls);
 	h->t.ops = &http_ops;
 	h->t.cfg = cfg;
 	h->t.base = base;
 	h->t.cb = *cb;
-	LIST_ADD(g.transports, h);
+	list_add(&h->link, &g.transports);
 	*out = &h->t;
 	return 0;
 }

@@ -1,0 +1,32 @@
+/* curl_loop: libcurl's multi socket interface driven by the daemon's libevent loop (curl's
+ * hiperfifo pattern: curl says which sockets to watch and when to wake it; the loop calls
+ * curl_multi_socket_action). One multi per process, so connections to the same server are
+ * cached and reused by every session. Nothing here knows MCP.
+ */
+#ifndef WARDEN_CURL_LOOP_H
+#define WARDEN_CURL_LOOP_H
+
+#include <stdbool.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+
+struct curl_loop_ops {
+	/* A transfer finished: priv is the easy handle's CURLOPT_PRIVATE. */
+	void (*done)(void *priv, CURLcode res);
+	/* After each round of curl activity (and its done calls): run what was queued. */
+	void (*after)(void);
+};
+
+/* 0, or -EBUSY when already running on another base. */
+int curl_loop_init(struct event_base *base, const struct curl_loop_ops *ops);
+void curl_loop_shutdown(void);
+bool curl_loop_running(const struct event_base *base);
+CURLM *curl_loop_multi(void);
+struct event_base *curl_loop_base(void);
+/* Does this libcurl resolve names without blocking the loop? */
+bool curl_loop_async_dns(void);
+/* Finish completed transfers, then ops->after (call after starting or stopping transfers
+ * outside curl's own callbacks). */
+void curl_loop_pump(void);
+
+#endif
