@@ -124,9 +124,22 @@ static void test_list(void)
 	CU_ASSERT_PTR_EQUAL(list_first_entry(&q, struct item, link), &items[3]);
 	CU_ASSERT_PTR_EQUAL(list_last_entry(&q, struct item, link), &items[1]);
 	list_del(&items[0].link);  /* twice is harmless */
-	list_del(&items[1].link);
-	list_del(&items[3].link);
+
+	/* A consumer takes the whole queue at once, behind what it already holds. */
+	struct list_head batch = LIST_HEAD_INIT(batch);
+	list_add_tail(&items[0].link, &batch);
+	list_splice_tail_init(&q, &batch);
 	CU_ASSERT_TRUE(list_empty(&q));
+	n = 0;
+	list_for_each_entry(pos, &batch, link)
+		order[n++] = (int)pos->id;
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT(order[0] == 0 && order[1] == 3 && order[2] == 1);
+	list_splice_tail_init(&q, &batch);  /* an empty list moves nothing */
+	CU_ASSERT_PTR_EQUAL(list_last_entry(&batch, struct item, link), &items[1]);
+	list_for_each_entry_safe(pos, tmp, &batch, link)
+		list_del(&pos->link);
+	CU_ASSERT_TRUE(list_empty(&batch));
 }
 
 int main(void)

@@ -71,6 +71,19 @@ static inline void list_move(struct list_head *n, struct list_head *head)
 	list_add(n, head);
 }
 
+/* Move every node of `from` to the back of `to`; `from` ends empty (a consumer takes a whole
+ * batch at once). */
+static inline void list_splice_tail_init(struct list_head *from, struct list_head *to)
+{
+	if (list_empty(from))
+		return;
+	from->next->prev = to->prev;
+	to->prev->next = from->next;
+	from->prev->next = to;
+	to->prev = from->prev;
+	list_init(from);
+}
+
 #define list_for_each_entry(pos, head, member)                                                  \
 	for (pos = list_entry((head)->next, __typeof__(*pos), member); &pos->member != (head); \
 	     pos = list_entry(pos->member.next, __typeof__(*pos), member))

@@ -12,11 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/list.h"
+
 static enum log_level g_level = LOG_INFO;
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 struct line {
-	struct line *next;
+	struct list_head link;
 	int fd;
 	size_t len;
 	char text[];
@@ -26,12 +28,12 @@ struct line {
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t more, room;
-	struct line *head, *tail;
+	struct list_head lines;
 	size_t bytes;
 	bool running, stopping;
 	pthread_t thread;
 } q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	NULL, NULL, 0, false, false, 0 };
+	LIST_HEAD_INIT(q.lines), 0, false, false, 0 };
 
 void log_set_level(enum log_level lvl) { g_level = lvl; }
 enum log_level log_get_level(void) { return g_level; }
@@ -84,12 +86,7 @@ static void emit(struct line *l)
 	/* Backpressure rather than loss: an audit trail must not have holes. */
 	while (q.bytes > LOG_QUEUE_MAX && q.running && !q.stopping)
 		pthread_cond_wait(&q.room, &q.mu);
-	l->next = NULL;
-	if (q.tail)
-		q.tail->next = l;
-	else
-		q.head = l;
-	q.tail = l;
+	list_add_tail(&l->link, &q.lines);
 	q.bytes += l->len;
 	pthread_cond_signal(&q.more);
 	pthread_mutex_unlock(&q.mu);
@@ -179,23 +176,25 @@ void log_record(const char *type, cJSON *obj)
 
 static void *writer(void *arg)
 {
+	struct list_head batch = LIST_HEAD_INIT(batch);
+	struct line *l, *tmp;
+
 	(void)arg;
 	pthread_mutex_lock(&q.mu);
 	for (;;) {
-		while (!q.head && !q.stopping)
+		while (list_empty(&q.lines) && !q.stopping)
 			pthread_cond_wait(&q.more, &q.mu);
-		struct line *batch = q.head;
-		q.head = q.tail = NULL;
+		/* The whole queue at once: one lock round per batch, not per line. */
+		list_splice_tail_init(&q.lines, &batch);
 		q.bytes = 0;
 		pthread_cond_broadcast(&q.room);
-		if (!batch && q.stopping)
+		if (list_empty(&batch) && q.stopping)
 			break;
 		pthread_mutex_unlock(&q.mu);
-		while (batch) {
-			struct line *next = batch->next;
-			write_all(batch->fd, batch->text, batch->len);
-			free(batch);
-			batch = next;
+		list_for_each_entry_safe(l, tmp, &batch, link) {
+			list_del(&l->link);
+			write_all(l->fd, l->text, l->len);
+			free(l);
 		}
 		pthread_mutex_lock(&q.mu);
 	}
