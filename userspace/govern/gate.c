@@ -9,6 +9,7 @@
 #include <time.h>
 #include <sys/stat.h>
 
+#include "base/clock.h"
 #include "govern/budget.h"
 #include "mcp/catalog.h"
 #include "base/config.h"
@@ -47,26 +48,6 @@ struct gate_ticket {
 	bool charge_failures;
 };
 
-static int64_t now_s(void)
-{
-	return (int64_t)time(NULL);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* mkdir -p for the store's directory, private to the daemon's user. */
 static int make_parent_dirs(const char *file)
@@ -125,7 +106,7 @@ static int load_team(void *arg, const char *name, const char *policy)
 
 static int load_spend(void *arg, const struct store_spend *row)
 {
-	return budget_load_spend(arg, row, now_s());
+	return budget_load_spend(arg, row, clock_real_s());
 }
 
 static int note_key(void *arg, const struct key_record *k)
@@ -340,7 +321,7 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 				 struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms)
 {
-	int64_t now = mono_ms();
+	int64_t now = (int64_t)clock_mono_ms();
 	enum keys_auth r;
 
 	memset(who, 0, sizeof(*who));
@@ -353,7 +334,7 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 		*reason = "missing";
 		return GATE_AUTH_MISSING;
 	}
-	r = keys_authenticate(g->ks, presented, strlen(presented), now_s(), who);
+	r = keys_authenticate(g->ks, presented, strlen(presented), clock_real_s(), who);
 	*reason = keys_auth_name(r);
 	if (r == KEYS_AUTH_OK) {
 		if (peer)
@@ -518,7 +499,7 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 	/* 2. rate: only after permission, so refused calls do not use up quota */
 	struct rate_subject rs = { who->id, who->team, who->policy };
 	struct rate_refusal rr;
-	if (ratelimit_check_subject(g->rl, g->rlc, &rs, server, name, mono_ns(), &rr)) {
+	if (ratelimit_check_subject(g->rl, g->rlc, &rs, server, name, clock_mono_ns(), &rr)) {
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddNumberToObject(d, "retry_after_ms", (double)rr.retry_after_ms);
 		cJSON_AddStringToObject(d, "limit", ratelimit_level_name(rr.level));
@@ -542,7 +523,7 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 		struct budget_subject bs = { who->id, who->team, who->policy };
 		struct budget_refusal br;
 		struct budget_resv *resv = NULL;
-		int rc = budget_reserve(g->budget, &bs, cost, now_s(), &resv, &br);
+		int rc = budget_reserve(g->budget, &bs, cost, clock_real_s(), &resv, &br);
 		if (rc == -EDQUOT) {
 			/* Money as decimal strings (docs/budgets.md); reset is RFC 3339, or null
 			 * when the call costs more than the whole limit and can never fit. */

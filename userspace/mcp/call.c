@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/config.h"
 #include "base/hmap.h"
 #include "base/log.h"
@@ -41,7 +42,7 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(resp, "error");
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
 	const char *server = server_name(c);
-	uint64_t now = session_now_ms();
+	uint64_t now = clock_mono_ns();
 	struct audit_decision d = {
 		.session = c->s ? c->s->id : NULL,
 		.key = c->has_who ? c->who.id : NULL,
@@ -54,9 +55,9 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.response = resp,
 		.cost_micros = -1,
 		.args_shape = c->args_shape,
-		.latency_ms = now - c->started_ms,
-		.went_upstream = c->sent_ms != 0,
-		.upstream_ms = c->sent_ms ? now - c->sent_ms : 0,
+		.latency_ms = (now - c->t0_ns) / 1000000,
+		.went_upstream = c->fwd_ns != 0,
+		.upstream_ms = c->fwd_ns ? (now - c->fwd_ns) / 1000000 : 0,
 	};
 
 	/* What is charged, not what was reserved: refused, failed and cancelled calls release
@@ -65,12 +66,12 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 	    (!err || catalog_server_config(c->env->cat, c->server)->charge_failures))
 		d.cost_micros = gate_ticket_cost(c->ticket);
 	audit_decision(&d);
-	uint64_t tns = metrics_now_ns(), up = c->fwd_ns ? tns - c->fwd_ns : 0;
+	uint64_t up = c->fwd_ns ? now - c->fwd_ns : 0;
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
 	metrics_decision(c->method->name, decision_name(decision),
 			 cJSON_IsNumber(code) ? code->valueint : 0,
 			 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")), server,
-			 tns - c->t0_ns - up, up);
+			 now - c->t0_ns - up, up);
 }
 
 /* --- deciding and finishing -------------------------------------------------------------- */
@@ -197,8 +198,7 @@ static void forward(struct call *c)
 	}
 	if (c->reply)
 		reply_on_gone(c->reply, on_client_gone, c);
-	c->sent_ms = session_now_ms();
-	c->fwd_ns = metrics_now_ns();
+	c->fwd_ns = clock_mono_ns();
 	c->up_params = NULL;
 	c->state = CALL_SENT;
 	if (link_call(c->link, c->up_method, params, 0, on_answer, &c->obj_type, &c->handle)) {
@@ -427,8 +427,7 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 	c->reply = reply;
 	c->down_id = cJSON_Duplicate(id, 1);
 	c->server = SIZE_MAX;
-	c->started_ms = session_now_ms();
-	c->t0_ns = metrics_now_ns();
+	c->t0_ns = clock_mono_ns();
 	if (who) {
 		c->who = *who;
 		c->has_who = true;

@@ -88,8 +88,9 @@ struct call {
 	uint64_t handle;
 	unsigned fanout;              /* METHOD_FANOUT: answers still expected */
 
-	uint64_t started_ms, sent_ms; /* sent_ms splits gateway from upstream latency */
-	uint64_t t0_ns, fwd_ns;       /* the same for metrics, in ns */
+	uint64_t t0_ns;               /* received (monotonic) */
+	uint64_t fwd_ns;              /* sent upstream; 0: never. Splits gateway from upstream
+				       * latency */
 };
 
 static inline struct call *obj_call(enum obj_type *t)

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <openssl/rand.h>
 
+#include "base/clock.h"
 #include "base/hmap.h"
 #include "base/log.h"
 
@@ -22,14 +23,6 @@ struct session_table {
 	void (*on_expire)(void *arg, struct session *s);
 	void *arg;
 };
-
-uint64_t session_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 bool session_version_supported(const char *v)
 {
@@ -61,7 +54,7 @@ static void session_free(struct session *s)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct session_table *t = arg;
-	uint64_t now = session_now_ms();
+	uint64_t now = clock_mono_ms();
 	struct hmap_iter it = hmap_iter(t->by_id);
 	struct session *s;
 
@@ -151,7 +144,7 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	s->relayed = hmap_new();
 	s->subs = hmap_new();
 	s->next_relay_id = 1;
-	s->last_active_ms = session_now_ms();
+	s->last_active_ms = clock_mono_ms();
 	if (!s->client_caps || !s->client_info || !s->links || !s->calls || !s->relayed ||
 	    !s->subs || hmap_put(t->by_id, s->id, s, NULL)) {
 		session_free(s);
@@ -168,7 +161,7 @@ struct session *session_find(struct session_table *t, const char *id)
 
 void session_touch(struct session *s)
 {
-	s->last_active_ms = session_now_ms();
+	s->last_active_ms = clock_mono_ms();
 }
 
 void session_destroy(struct session_table *t, struct session *s)

@@ -73,6 +73,4 @@ size_t session_count(const struct session_table *t);
 /* Iterate: call fn for each session (fn may not destroy). */
 void session_foreach(struct session_table *t, void (*fn)(void *arg, struct session *s), void *arg);
 
-uint64_t session_now_ms(void);
-
 #endif

@@ -8,9 +8,9 @@
 #include <event2/bufferevent.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/htab.h"
 #include "base/log.h"
-#include "mcp/session.h"
 
 #define SWEEP_MS 500
 
@@ -43,7 +43,7 @@ static const struct htab_type conn_type = { conn_hash, conn_eq };
 
 static uint64_t deadline(const struct conn_deadline *d)
 {
-	return session_now_ms() + (uint64_t)d->timeout_ms;
+	return clock_mono_ms() + (uint64_t)d->timeout_ms;
 }
 
 struct bufferevent *conn_deadline_bevcb(struct event_base *base, void *arg)
@@ -95,7 +95,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_deadline *d = arg;
 	struct htab_iter it = htab_iter(&d->conns);
-	uint64_t now = session_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	for (struct htab_node *n; (n = htab_next(&it));) {
 		struct conn *c = htab_entry(n, struct conn, hn);

@@ -18,7 +18,6 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "govern/gate.h"
-#include "base/hmap.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/listener.h"

@@ -24,6 +24,7 @@
 #include <event2/event.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/config.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
@@ -104,14 +105,6 @@ static struct {
 static const struct transport_ops http_ops;
 
 /* ---- small helpers ---- */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Mcp-Session-Id and protocol versions must be visible ASCII (0x21-0x7E): anything else could
  * smuggle header syntax into our later requests. */
@@ -498,7 +491,7 @@ out:
 
 static long remaining_ms(const struct call *c)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_mono_ms();
 
 	if (!c->deadline)
 		return 0;
@@ -640,7 +633,7 @@ static bool schedule_resume(struct call *c)
 		delay = POLL_DEFAULT_MS;
 	if (delay < POLL_MIN_MS)
 		delay = POLL_MIN_MS;
-	if (c->deadline && now_ms() + (uint64_t)delay >= c->deadline) {
+	if (c->deadline && clock_mono_ms() + (uint64_t)delay >= c->deadline) {
 		fail_call(c, -ETIMEDOUT, "upstream did not answer in time");
 		return true;
 	}
@@ -862,7 +855,7 @@ static int http_send(struct transport *t, const cJSON *msg)
 				 strcmp(method->valuestring, "notifications/initialized") == 0;
 	}
 	if (t->cfg->request_timeout_ms > 0)
-		c->deadline = now_ms() + (uint64_t)t->cfg->request_timeout_ms;
+		c->deadline = clock_mono_ms() + (uint64_t)t->cfg->request_timeout_ms;
 	if (c->initialize) {
 		/* A new session: forget the old one (and its stream) so no stale id is sent. */
 		if (h->stream)
