@@ -76,11 +76,11 @@ $(B)/mcpwarden: $(B)/obj/main.o $(LIB)
 $(B)/%: tools/%.c $(LIB) $(HDRS) | $(SKELS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h) | $(B)/tests
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
+$(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/*.h tests/unit/*.h) | $(B)/tests
+	$(CC) $(CFLAGS) -Itests -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
 
-$(B)/tests/%: tests/kernel/%.c $(LIB) $(wildcard tests/kernel/*.h) | $(B)/tests
-	$(CC) $(CFLAGS) -Itests/kernel $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
+$(B)/tests/%: tests/kernel/%.c $(LIB) $(wildcard tests/*.h tests/kernel/*.h) | $(B)/tests
+	$(CC) $(CFLAGS) -Itests -Itests/kernel $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
 
 $(B)/bench/%: tools/bench/%.c $(LIB) | $(B)/bench
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/config.h"
+#include "cunit_main.h"
 
 static int has_error(const struct config_errors *e, const char *needle)
 {
@@ -121,19 +122,14 @@ static void test_duplicate_upstream(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "defaults", test_defaults },
+		{ "full config", test_full },
+		{ "errors name field paths", test_errors_name_paths },
+		{ "bad JSON and missing file", test_bad_json },
+		{ "duplicate upstream names", test_duplicate_upstream },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("config", NULL, NULL);
-	CU_add_test(s, "defaults", test_defaults);
-	CU_add_test(s, "full config", test_full);
-	CU_add_test(s, "errors name field paths", test_errors_name_paths);
-	CU_add_test(s, "bad JSON and missing file", test_bad_json);
-	CU_add_test(s, "duplicate upstream names", test_duplicate_upstream);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("config", NULL, NULL, cases);
 }

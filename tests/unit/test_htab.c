@@ -7,6 +7,7 @@
 
 #include "base/htab.h"
 #include "base/list.h"
+#include "cunit_main.h"
 
 struct item {
 	struct htab_node hn;
@@ -144,17 +145,12 @@ static void test_list(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "integer keys, growth, removal while iterating", test_integer_keys },
+		{ "string keys, per-table seeds", test_string_keys_and_seed },
+		{ "intrusive list", test_list },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("htab", NULL, NULL);
-	CU_add_test(s, "integer keys, growth, removal while iterating", test_integer_keys);
-	CU_add_test(s, "string keys, per-table seeds", test_string_keys_and_seed);
-	CU_add_test(s, "intrusive list", test_list);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("htab", NULL, NULL, cases);
 }

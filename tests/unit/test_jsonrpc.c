@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mcp/jsonrpc.h"
+#include "cunit_main.h"
 
 static cJSON *keep;  /* m borrows from the value: kept until the next call */
 
@@ -123,20 +124,14 @@ static void test_exact_numbers(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "message kinds", test_kinds },
+		{ "invalid messages get precise codes", test_invalid },
+		{ "builders", test_builders },
+		{ "id keys", test_id_keys },
+		{ "numbers printed exactly", test_exact_numbers },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("jsonrpc", NULL, NULL);
-	CU_add_test(s, "message kinds", test_kinds);
-	CU_add_test(s, "invalid messages get precise codes", test_invalid);
-	CU_add_test(s, "builders", test_builders);
-	CU_add_test(s, "id keys", test_id_keys);
-	CU_add_test(s, "numbers printed exactly", test_exact_numbers);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	cJSON_Delete(keep);
-	return failed ? 1 : 0;
+	return cu_run_suite("jsonrpc", NULL, NULL, cases);
 }

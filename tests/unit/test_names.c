@@ -7,6 +7,7 @@
 
 #include "base/hmap.h"
 #include "mcp/names.h"
+#include "cunit_main.h"
 
 static void test_expose_split(void)
 {
@@ -82,17 +83,12 @@ static void test_hmap(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "expose and split", test_expose_split },
+		{ "URI templates", test_templates },
+		{ "hash map", test_hmap },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("names", NULL, NULL);
-	CU_add_test(s, "expose and split", test_expose_split);
-	CU_add_test(s, "URI templates", test_templates);
-	CU_add_test(s, "hash map", test_hmap);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("names", NULL, NULL, cases);
 }

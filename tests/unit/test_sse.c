@@ -1,5 +1,6 @@
 /* test_sse: the text/event-stream writer and incremental parser. */
 #include "mcp/transport/sse.h"
+#include "cunit_main.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -321,24 +322,17 @@ static void test_round_trip(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct cu_case cases[] = {
+		{ "basic fields", test_basic_fields },
+		{ "multi-line data, LF/CRLF/CR", test_multiline_and_line_ends },
+		{ "comments, priming events, partial events", test_comments_priming_and_partial },
+		{ "chunk boundary at every byte", test_every_chunk_boundary },
+		{ "oversized events", test_oversized_event },
+		{ "callback error stops parsing", test_callback_error_stops },
+		{ "writer", test_writer },
+		{ "writer/parser round trip", test_round_trip },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("sse", NULL, NULL);
-	CU_add_test(s, "basic fields", test_basic_fields);
-	CU_add_test(s, "multi-line data, LF/CRLF/CR", test_multiline_and_line_ends);
-	CU_add_test(s, "comments, priming events, partial events",
-		    test_comments_priming_and_partial);
-	CU_add_test(s, "chunk boundary at every byte", test_every_chunk_boundary);
-	CU_add_test(s, "oversized events", test_oversized_event);
-	CU_add_test(s, "callback error stops parsing", test_callback_error_stops);
-	CU_add_test(s, "writer", test_writer);
-	CU_add_test(s, "writer/parser round trip", test_round_trip);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("sse", NULL, NULL, cases);
 }

@@ -31,6 +31,7 @@
 
 #include "base/config.h"
 #include "mcp/transport/sse.h"
+#include "cunit_main.h"
 
 static struct event_base *base;
 static char top[4096];
@@ -943,27 +944,17 @@ static int suite_clean(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	static const struct cu_case cases[] = {
+		{ "bad URL and headers are refused", test_bad_config },
+		{ "connection refused", test_connection_refused },
+		{ "an upstream that never answers times out", test_never_answers },
+		{ "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE", test_scripted_answers },
+		{ "scripted: 404 means the session expired", test_scripted_404 },
+		{ "scripted: send and destroy from inside callbacks", test_reentrant_callbacks },
+		{ "server-everything: session, tools, progress, DELETE", test_everything_session },
+		{ "server-everything: restarted server, session expired", test_everything_session_expired },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("upstream_http", suite_init, suite_clean);
-	CU_add_test(s, "bad URL and headers are refused", test_bad_config);
-	CU_add_test(s, "connection refused", test_connection_refused);
-	CU_add_test(s, "an upstream that never answers times out", test_never_answers);
-	CU_add_test(s, "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE",
-		    test_scripted_answers);
-	CU_add_test(s, "scripted: 404 means the session expired", test_scripted_404);
-	CU_add_test(s, "scripted: send and destroy from inside callbacks",
-		    test_reentrant_callbacks);
-	CU_add_test(s, "server-everything: session, tools, progress, DELETE",
-		    test_everything_session);
-	CU_add_test(s, "server-everything: restarted server, session expired",
-		    test_everything_session_expired);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("upstream_http", suite_init, suite_clean, cases);
 }

@@ -6,6 +6,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "cunit_main.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -895,34 +896,27 @@ static void test_children_die_with_the_daemon(void)
 
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
 	const char *path = getenv("PATH");
 
 	snprintf(path_env, sizeof(path_env), "PATH=%s", path ? path : "/usr/bin:/bin");
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("upstream_stdio", NULL, NULL);
-	CU_add_test(s, "server-everything: initialize, tools/list, echo", test_everything_session);
-	CU_add_test(s, "exit status, -ENOTCONN, restart", test_exit_status_and_restart);
-	CU_add_test(s, "killed by a signal", test_killed_by_signal);
-	CU_add_test(s, "shared SIGCHLD, foreign children untouched",
-		    test_two_children_and_a_foreign_one);
-	CU_add_test(s, "garbage and over-long lines dropped, messages kept",
-		    test_garbage_lines_and_framing);
-	CU_add_test(s, "stderr goes to the log, bounded and defused", test_stderr_is_logged);
-	CU_add_test(s, "child gets only argv/envp/cwd and fds 0-2", test_child_gets_only_the_config);
-	CU_add_test(s, "spawn failures", test_spawn_failures);
-	CU_add_test(s, "destroy: SIGTERM ignored, SIGKILL, reaped", test_destroy_escalates_to_sigkill);
-	CU_add_test(s, "stdout closed: down, child stopped", test_stdout_closed_means_down);
-	CU_add_test(s, "send errors for queued requests, -ENOBUFS",
-		    test_send_errors_and_backpressure);
-	CU_add_test(s, "destroy from callbacks", test_destroy_from_callbacks);
-	CU_add_test(s, "shutdown kills and reaps", test_shutdown_reaps_everything);
-	CU_add_test(s, "children die with the daemon", test_children_die_with_the_daemon);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+
+	static const struct cu_case cases[] = {
+		{ "server-everything: initialize, tools/list, echo", test_everything_session },
+		{ "exit status, -ENOTCONN, restart", test_exit_status_and_restart },
+		{ "killed by a signal", test_killed_by_signal },
+		{ "shared SIGCHLD, foreign children untouched", test_two_children_and_a_foreign_one },
+		{ "garbage and over-long lines dropped, messages kept", test_garbage_lines_and_framing },
+		{ "stderr goes to the log, bounded and defused", test_stderr_is_logged },
+		{ "child gets only argv/envp/cwd and fds 0-2", test_child_gets_only_the_config },
+		{ "spawn failures", test_spawn_failures },
+		{ "destroy: SIGTERM ignored, SIGKILL, reaped", test_destroy_escalates_to_sigkill },
+		{ "stdout closed: down, child stopped", test_stdout_closed_means_down },
+		{ "send errors for queued requests, -ENOBUFS", test_send_errors_and_backpressure },
+		{ "destroy from callbacks", test_destroy_from_callbacks },
+		{ "shutdown kills and reaps", test_shutdown_reaps_everything },
+		{ "children die with the daemon", test_children_die_with_the_daemon },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("upstream_stdio", NULL, NULL, cases);
 }
