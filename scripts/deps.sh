@@ -6,7 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
-      libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev nodejs npm
+      libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
       iproute2 curl)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -151,8 +151,10 @@ static void test_additional_and_pattern_properties(void)
 	BAD("{\"patternProperties\":{\"[0-9]\":{\"type\":\"string\"}}}", "{\"a1b\":1}", "$.a1b",
 	    "type", "expected string, got integer");
 	/* an uncompilable pattern property is dropped: the key counts as additional */
-	BAD("{\"patternProperties\":{\"(?=x)\":{}},\"additionalProperties\":false}", "{\"x\":1}",
+	BAD("{\"patternProperties\":{\"(x\":{}},\"additionalProperties\":false}", "{\"x\":1}",
 	    "$.x", "additionalProperties", NULL);
+	/* lookahead in a property pattern (ECMA-262) */
+	OK("{\"patternProperties\":{\"^(?=x)\":{}},\"additionalProperties\":false}", "{\"xy\":1}");
 }
 
 static void test_enum_const(void)
@@ -280,14 +282,23 @@ static void test_pattern(void)
 	BAD("{\"pattern\":\"^[^é]$\"}", "\"é\"", "$", "pattern", NULL);
 	OK("{\"pattern\":\"^\\\\u00e9\\\\x41$\"}", "\"éA\"");
 	OK("{\"pattern\":\"^\\\\ud83d\\\\ude00$\"}", "\"😀\"");
-	/* unsupported constructs make the keyword ignored, never fatal */
-	OK("{\"pattern\":\"^(?!admin).*$\"}", "\"admin\"");
-	OK("{\"pattern\":\"(a)\\\\1\"}", "\"ab\"");
-	OK("{\"pattern\":\"\\\\p{L}\"}", "\"1\"");
+	/* ECMA-262 constructs POSIX lacked: lookaround, back-references, property classes */
+	BAD("{\"pattern\":\"^(?!admin).*$\"}", "\"admin\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^(?!admin).*$\"}", "\"guest\"");
+	BAD("{\"pattern\":\"(a)\\\\1\"}", "\"ab\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"(a)\\\\1\"}", "\"aa\"");
+	BAD("{\"pattern\":\"\\\\p{L}\"}", "\"1\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^\\\\p{L}+$\"}", "\"été\"");
+	BAD("{\"pattern\":\"^[\\\\D]$\"}", "\"1\"", "$", "pattern", NULL);
+	OK("{\"pattern\":\"^\\\\u{1F600}$\"}", "\"😀\"");
+	/* $ is the very end, as in ECMA-262 (not before a final newline) */
+	BAD("{\"pattern\":\"^a$\"}", "\"a\\n\"", "$", "pattern", NULL);
+	/* patterns that do not compile make the keyword ignored, never fatal */
 	OK("{\"pattern\":\"[z-a]\"}", "\"1\"");
 	OK("{\"pattern\":\"(\"}", "\"1\"");
-	OK("{\"pattern\":\"^[\\\\D]$\"}", "\"1\"");
 	OK("{\"pattern\":5}", "\"1\"");
+	/* a catastrophic pattern is bounded: no match, and the validator returns */
+	BAD("{\"pattern\":\"^(a+)+$\"}", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab\"", "$", "pattern", NULL);
 	/* patterns apply to strings only */
 	OK("{\"pattern\":\"^a$\"}", "5");
 }
