@@ -9,6 +9,7 @@
 #include "base/config.h"
 #include "govern/keys.h"
 #include "govern/policy.h"
+#include "cunit_main.h"
 
 #define NOW 1800000000LL   /* a fixed wall-clock time, unix seconds */
 
@@ -629,26 +630,21 @@ static void test_config(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "generate: format and entropy", test_generate },
+		{ "hash text form", test_hash_text },
+		{ "lookup of many keys", test_lookup },
+		{ "full-digest compare in one bucket", test_full_digest_compare },
+		{ "deletes inside slot clusters", test_delete_clusters },
+		{ "expired, disabled, unknown", test_expired_disabled },
+		{ "run-time add, update, revoke, teams", test_runtime_changes },
+		{ "failure tracker: window", test_tracker_window },
+		{ "failure tracker: escalation and decay", test_tracker_escalation },
+		{ "failure tracker: addresses", test_tracker_addresses },
+		{ "failure tracker: eviction, bounded", test_tracker_eviction },
+		{ "config sections", test_config },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("keys", NULL, NULL);
-	CU_add_test(s, "generate: format and entropy", test_generate);
-	CU_add_test(s, "hash text form", test_hash_text);
-	CU_add_test(s, "lookup of many keys", test_lookup);
-	CU_add_test(s, "full-digest compare in one bucket", test_full_digest_compare);
-	CU_add_test(s, "deletes inside slot clusters", test_delete_clusters);
-	CU_add_test(s, "expired, disabled, unknown", test_expired_disabled);
-	CU_add_test(s, "run-time add, update, revoke, teams", test_runtime_changes);
-	CU_add_test(s, "failure tracker: window", test_tracker_window);
-	CU_add_test(s, "failure tracker: escalation and decay", test_tracker_escalation);
-	CU_add_test(s, "failure tracker: addresses", test_tracker_addresses);
-	CU_add_test(s, "failure tracker: eviction, bounded", test_tracker_eviction);
-	CU_add_test(s, "config sections", test_config);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("keys", NULL, NULL, cases);
 }

@@ -8,6 +8,7 @@
 
 #include "base/config.h"
 #include "govern/policy.h"
+#include "cunit_main.h"
 
 static struct policy_set *set_of(const char *json)
 {
@@ -517,23 +518,18 @@ static void test_config_errors(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "glob patterns", test_globs },
+		{ "glob worst case and length limit", test_glob_worst_case },
+		{ "deny wins, default deny, kinds apart", test_precedence },
+		{ "key policy and team policy intersect", test_team_intersection },
+		{ "annotation rules with MCP defaults", test_annotations },
+		{ "resources and dot-dot URIs", test_resources },
+		{ "bad catalogue entries are refused", test_bad_entries },
+		{ "compile 10,000 entries, many policies, cache", test_compile_large },
+		{ "config errors name field paths", test_config_errors },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("policy", NULL, NULL);
-	CU_add_test(s, "glob patterns", test_globs);
-	CU_add_test(s, "glob worst case and length limit", test_glob_worst_case);
-	CU_add_test(s, "deny wins, default deny, kinds apart", test_precedence);
-	CU_add_test(s, "key policy and team policy intersect", test_team_intersection);
-	CU_add_test(s, "annotation rules with MCP defaults", test_annotations);
-	CU_add_test(s, "resources and dot-dot URIs", test_resources);
-	CU_add_test(s, "bad catalogue entries are refused", test_bad_entries);
-	CU_add_test(s, "compile 10,000 entries, many policies, cache", test_compile_large);
-	CU_add_test(s, "config errors name field paths", test_config_errors);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("policy", NULL, NULL, cases);
 }

@@ -5,6 +5,7 @@
 #include <CUnit/Basic.h>
 
 #include "govern/ratelimit.h"
+#include "cunit_main.h"
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC)         /* an arbitrary monotonic start */
@@ -261,23 +262,18 @@ static void test_config_errors(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "burst then refill", test_burst_then_refill },
+		{ "retry-after is exact", test_retry_after_exact },
+		{ "all or nothing across buckets", test_all_or_nothing },
+		{ "refusal names the longest wait", test_refusal_names_longest_wait },
+		{ "idle eviction, full table refuses", test_eviction },
+		{ "many keys", test_many_keys },
+		{ "limit change keeps fill ratio", test_respec },
+		{ "config selectors and precedence", test_config },
+		{ "config errors name the field", test_config_errors },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("ratelimit", NULL, NULL);
-	CU_add_test(s, "burst then refill", test_burst_then_refill);
-	CU_add_test(s, "retry-after is exact", test_retry_after_exact);
-	CU_add_test(s, "all or nothing across buckets", test_all_or_nothing);
-	CU_add_test(s, "refusal names the longest wait", test_refusal_names_longest_wait);
-	CU_add_test(s, "idle eviction, full table refuses", test_eviction);
-	CU_add_test(s, "many keys", test_many_keys);
-	CU_add_test(s, "limit change keeps fill ratio", test_respec);
-	CU_add_test(s, "config selectors and precedence", test_config);
-	CU_add_test(s, "config errors name the field", test_config_errors);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("ratelimit", NULL, NULL, cases);
 }

@@ -68,6 +68,13 @@ uint64_t htab_hash_u64(const struct htab *t, uint64_t v)
 	return siphash(t->seed, &v, sizeof(v));
 }
 
+uint64_t htab_bytes_hash(const struct htab *t, const void *key)
+{
+	const struct htab_bytes *k = key;
+
+	return siphash(t->seed, k->p, k->n);
+}
+
 int htab_init(struct htab *t, const struct htab_type *type)
 {
 	*t = (struct htab){ .type = type, .nbuckets = MIN_BUCKETS };

@@ -46,6 +46,18 @@ uint64_t htab_hash_bytes(const struct htab *t, const void *data, size_t len);
 uint64_t htab_hash_str(const struct htab *t, const char *s);
 uint64_t htab_hash_u64(const struct htab *t, uint64_t v);
 
+/* A key of n bytes (a name joined from parts with NULs): elements that are found by one
+ * embed `struct htab_node` and point at their own copy with htab_bytes_of. */
+struct htab_bytes {
+	const void *p;
+	size_t n;
+};
+uint64_t htab_bytes_hash(const struct htab *t, const void *key);  /* key: struct htab_bytes */
+static inline bool htab_bytes_eq(const struct htab_bytes *a, const struct htab_bytes *b)
+{
+	return a->n == b->n && !__builtin_memcmp(a->p, b->p, a->n);
+}
+
 struct htab_node *htab_find(const struct htab *t, const void *key);
 /* The same with a hash already computed by t->type->hash (a lookup followed by an insert). */
 struct htab_node *htab_find_hashed(const struct htab *t, const void *key, uint64_t hash);

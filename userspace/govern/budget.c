@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/htab.h"
+#include "base/list.h"
 
 #define DAY 86400ll
 #define NAME_BUF 600
@@ -60,7 +64,7 @@ void budget_format_money(int64_t micro, char *buf, size_t len)
 	snprintf(buf, len, "%s%" PRIu64 ".%s", micro < 0 ? "-" : "", (uint64_t)(u / BUDGET_MICRO), frac);
 }
 
-/* ---- UTC calendar (no timegm, no locale, no TZ) ---- */
+/* ---- UTC calendar (gmtime_r and timegm: UTC, no locale, no TZ) ---- */
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -68,35 +72,29 @@ static int64_t floor_div(int64_t a, int64_t b)
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Howard Hinnant's days_from_civil, proleptic Gregorian: eras of 400 years (146097 days),
- * years starting on March 1 so the leap day is the last day of the year. */
-int64_t budget_days_from_civil(int64_t y, unsigned m, unsigned d)
+static struct tm utc(int64_t t)
 {
-	y -= m <= 2;
-	int64_t era = floor_div(y, 400);
-	int64_t yoe = y - era * 400;                                    /* [0, 399] */
-	int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  /* [0, 365] */
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;            /* [0, 146096] */
-	return era * 146097 + doe - 719468;
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	return tm;
 }
 
-void budget_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+/* The first second of the month that is `months` after t's month (timegm normalises). */
+static int64_t month_start(int64_t t, int months)
 {
-	z += 719468;
-	int64_t era = floor_div(z, 146097);
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp = (5 * doy + 2) / 153;
-	*d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-	*y = yoe + era * 400 + (*m <= 2);
+	struct tm tm = utc(t);
+
+	tm.tm_mon += months;
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	return (int64_t)timegm(&tm);
 }
 
 int64_t budget_period_start(enum budget_period p, int64_t now)
 {
-	int64_t days = floor_div(now, DAY), y;
-	unsigned m, d;
+	int64_t days = floor_div(now, DAY);
 
 	switch (p) {
 	case BUDGET_DAILY:
@@ -105,8 +103,7 @@ int64_t budget_period_start(enum budget_period p, int64_t now)
 		/* 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) mod 7. */
 		return (days - (days + 3 - floor_div(days + 3, 7) * 7)) * DAY;
 	case BUDGET_MONTHLY:
-		budget_civil_from_days(days, &y, &m, &d);
-		return budget_days_from_civil(y, m, 1) * DAY;
+		return month_start(now, 0);
 	case BUDGET_ROLLING:
 		break;
 	}
@@ -115,18 +112,13 @@ int64_t budget_period_start(enum budget_period p, int64_t now)
 
 int64_t budget_period_next(enum budget_period p, int64_t start)
 {
-	int64_t y;
-	unsigned m, d;
-
 	switch (p) {
 	case BUDGET_DAILY:
 		return start + DAY;
 	case BUDGET_WEEKLY:
 		return start + 7 * DAY;
 	case BUDGET_MONTHLY:
-		budget_civil_from_days(floor_div(start, DAY), &y, &m, &d);
-		return (m == 12 ? budget_days_from_civil(y + 1, 1, 1)
-				: budget_days_from_civil(y, m + 1, 1)) * DAY;
+		return month_start(start, 1);
 	case BUDGET_ROLLING:
 		break;
 	}
@@ -141,12 +133,10 @@ int64_t budget_rolling_slot(int64_t window)
 
 void budget_rfc3339(int64_t t, char *buf, size_t len)
 {
-	int64_t days = floor_div(t, DAY), secs = t - days * DAY, y;
-	unsigned m, d;
+	struct tm tm = utc(t);
 
-	budget_civil_from_days(days, &y, &m, &d);
-	snprintf(buf, len, "%04" PRId64 "-%02u-%02uT%02d:%02d:%02dZ", y, m, d,
-		 (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+	if (!strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) && len)
+		buf[0] = '\0';
 }
 
 /* ---- config ---- */
@@ -496,8 +486,7 @@ struct slot_ent {
 };
 
 struct counter {
-	struct counter *next;
-	uint64_t hash;
+	struct htab_node hn;            /* in budget->counters, by scope and period */
 	enum budget_period kind;
 	int64_t window, slot, nslots;   /* rolling */
 	int64_t start;                  /* calendar: start of the period spent belongs to */
@@ -509,7 +498,7 @@ struct counter {
 };
 
 struct budget_resv {
-	struct budget_resv *prev, *next;
+	struct list_head link;          /* in budget->resvs */
 	int64_t cost;
 	size_t n;
 	struct {
@@ -521,64 +510,55 @@ struct budget_resv {
 struct budget {
 	struct store *st;
 	const struct budget_config *cfg;
-	struct counter **slots;
-	size_t nslots, count;
-	uint64_t seed;
-	struct budget_resv *resvs;      /* outstanding, freed by budget_free */
+	struct htab counters;           /* by scope NUL period */
+	struct list_head resvs;         /* outstanding, freed by budget_free */
 };
 
-static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
+/* A counter's key is its name, scope NUL period. */
+static bool counter_eq(const struct htab_node *hn, const void *key)
 {
-	uint64_t h = seed ^ 0xcbf29ce484222325ull;
+	const struct counter *c = htab_entry(hn, struct counter, hn);
+	struct htab_bytes mine = { c->name, c->nlen };
 
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ull;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	return htab_bytes_eq(&mine, key);
 }
+
+static const struct htab_type counter_type = { htab_bytes_hash, counter_eq };
 
 int budget_new(struct store *st, struct budget **out)
 {
-	struct budget *b = calloc(1, sizeof(*b));
+	struct budget *b = xcalloc(1, sizeof(*b));
+	int rc = htab_init(&b->counters, &counter_type);
 
 	*out = NULL;
-	if (!b)
-		return -ENOMEM;
-	b->st = st;
-	b->nslots = 256;
-	b->slots = calloc(b->nslots, sizeof(*b->slots));
-	if (!b->slots) {
+	if (rc) {
 		free(b);
-		return -ENOMEM;
+		return rc;
 	}
-	if (getrandom(&b->seed, sizeof(b->seed), GRND_NONBLOCK) != sizeof(b->seed))
-		b->seed = (uint64_t)(uintptr_t)b * 0x9e3779b97f4a7c15ull;
+	b->st = st;
+	list_init(&b->resvs);
 	*out = b;
 	return 0;
 }
 
+static void counter_free(struct htab_node *hn, void *arg)
+{
+	struct counter *c = htab_entry(hn, struct counter, hn);
+
+	free(c->ents);
+	free(c);
+}
+
 void budget_free(struct budget *b)
 {
+	struct budget_resv *r, *tmp;
+
 	if (!b)
 		return;
-	for (struct budget_resv *r = b->resvs, *n; r; r = n) {
-		n = r->next;
+	list_for_each_entry_safe(r, tmp, &b->resvs, link)
 		free(r);
-	}
-	for (size_t i = 0; i < b->nslots; i++) {
-		for (struct counter *c = b->slots[i], *n; c; c = n) {
-			n = c->next;
-			free(c->ents);
-			free(c);
-		}
-	}
-	free(b->slots);
+	htab_drain(&b->counters, counter_free, NULL);
+	htab_fini(&b->counters);
 	free(b);
 }
 
@@ -607,25 +587,6 @@ static int parse_period_id(const char *s, enum budget_period *kind, int64_t *win
 	return 0;
 }
 
-static void grow(struct budget *b)
-{
-	size_t n = b->nslots * 2;
-	struct counter **s = calloc(n, sizeof(*s));
-
-	if (!s)
-		return;
-	for (size_t i = 0; i < b->nslots; i++) {
-		for (struct counter *c = b->slots[i], *next; c; c = next) {
-			next = c->next;
-			c->next = s[c->hash & (n - 1)];
-			s[c->hash & (n - 1)] = c;
-		}
-	}
-	free(b->slots);
-	b->slots = s;
-	b->nslots = n;
-}
-
 static struct counter *counter_find(struct budget *b, const char *scope, const char *period,
 				    bool create)
 {
@@ -633,6 +594,8 @@ static struct counter *counter_find(struct budget *b, const char *scope, const c
 	size_t slen = strlen(scope), plen = strlen(period), nlen = slen + 1 + plen;
 	enum budget_period kind;
 	int64_t window;
+	struct htab_bytes key = { name, nlen };
+	struct htab_node *hn;
 	struct counter *c;
 	uint64_t h;
 
@@ -640,16 +603,12 @@ static struct counter *counter_find(struct budget *b, const char *scope, const c
 		return NULL;
 	memcpy(name, scope, slen + 1);
 	memcpy(name + slen + 1, period, plen + 1);
-	h = hash_bytes(b->seed, name, nlen);
-	for (c = b->slots[h & (b->nslots - 1)]; c; c = c->next)
-		if (c->hash == h && c->nlen == nlen && memcmp(c->name, name, nlen) == 0)
-			return c;
+	h = htab_bytes_hash(&b->counters, &key);
+	if ((hn = htab_find_hashed(&b->counters, &key, h)))
+		return htab_entry(hn, struct counter, hn);
 	if (!create)
 		return NULL;
-	c = calloc(1, sizeof(*c) + nlen + 1);
-	if (!c)
-		return NULL;
-	c->hash = h;
+	c = xcalloc(1, sizeof(*c) + nlen + 1);
 	c->kind = kind;
 	c->window = window;
 	if (kind == BUDGET_ROLLING) {
@@ -661,10 +620,7 @@ static struct counter *counter_find(struct budget *b, const char *scope, const c
 	c->slen = slen;
 	c->nlen = nlen;
 	memcpy(c->name, name, nlen + 1);
-	c->next = b->slots[h & (b->nslots - 1)];
-	b->slots[h & (b->nslots - 1)] = c;
-	if (++b->count > b->nslots)
-		grow(b);
+	htab_insert_hashed(&b->counters, &c->hn, h);
 	return c;
 }
 
@@ -815,22 +771,14 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	for (size_t i = 0; i < n; i++)
 		r->e[i].c->reserved += cost;
 	r->n = n;
-	r->next = b->resvs;
-	if (b->resvs)
-		b->resvs->prev = r;
-	b->resvs = r;
+	list_add(&r->link, &b->resvs);
 	*out = r;
 	return 0;
 }
 
 static void resv_unlink(struct budget *b, struct budget_resv *r)
 {
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		b->resvs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
+	list_del(&r->link);
 }
 
 void budget_release(struct budget *b, struct budget_resv *r)
@@ -955,8 +903,11 @@ int budget_reset(struct budget *b, const char *scope, int64_t now, store_done_fn
 	struct store_spend items[64];
 	int rc = 1;
 
-	for (size_t i = 0; i < b->nslots; i++) {
-		for (struct counter *c = b->slots[i]; c; c = c->next) {
+	struct htab_iter it = htab_iter(&b->counters);
+
+	for (struct htab_node *hn; (hn = htab_next(&it));) {
+		struct counter *c = htab_entry(hn, struct counter, hn);
+		{
 			if (c->slen != slen || memcmp(c->name, scope, slen) != 0)
 				continue;
 			if (n == sizeof(items) / sizeof(items[0]))

@@ -73,9 +73,6 @@ struct budget_refusal {
 int budget_parse_money(const char *s, int64_t *out);
 /* micro-units -> "0.0025", "5.00" (at least 2 decimals, trailing zeros trimmed). */
 void budget_format_money(int64_t micro, char *buf, size_t len);
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back (any year, UTC). */
-int64_t budget_days_from_civil(int64_t y, unsigned m, unsigned d);
-void budget_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 /* Start of the period containing now, and the start of the next one (calendar periods). */
 int64_t budget_period_start(enum budget_period p, int64_t now);
 int64_t budget_period_next(enum budget_period p, int64_t start);

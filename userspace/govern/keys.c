@@ -3,7 +3,10 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "govern/peer_guard.h"
 #include "govern/policy.h"
+#include "base/alloc.h"
+#include "base/htab.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -18,22 +21,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-/* Intrusive chained hash table: elements embed a struct node. */
-struct node {
-	struct node *next;
-	uint64_t h;
-};
-
-struct table {
-	struct node **slot;
-	size_t mask;
-	size_t count;
-};
-
-#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
-
 struct team {
-	struct node node;
+	struct htab_node hn;           /* in ks->teams, by name */
 	char name[KEYS_ID_SIZE];
 	char policy[KEYS_ID_SIZE];
 	size_t nkeys;
@@ -48,46 +37,18 @@ struct key {
 	int64_t created;
 	bool disabled;
 	uint8_t name_off, policy_off;  /* into text, which starts with the id */
-	struct node by_id;
+	struct htab_node by_id;
+	struct htab_node by_hash;
 	char text[];                   /* "id\0name\0policy\0" */
 } __attribute__((aligned(64)));
 
-/* Open addressing by digest: a slot holds the digest's first 8 bytes, so probing a slot that
- * belongs to another key costs no access to that key. */
-struct slot {
-	uint64_t tag;
-	struct key *key;
-};
-
-/* Failure tracker entry. Links are indexes into the peers array; NIL ends a list. */
-#define NIL UINT32_MAX
-#define PEER_KEY_LEN 17        /* a tag byte, then up to 16 address bytes */
-
-struct peer {
-	uint8_t addr[PEER_KEY_LEN];
-	uint32_t next;                 /* bucket chain, or free list */
-	uint32_t prev_lru, next_lru;   /* most recently failed first */
-	uint32_t failures;             /* in the current window */
-	uint32_t strikes;              /* blocks so far: the next one lasts block_ms << strikes */
-	int64_t window_start;
-	int64_t last_failure;
-	int64_t blocked_until;
-};
-
 struct keystore {
-	struct slot *slots;            /* power of two, at most half full */
-	size_t slot_mask;
-	struct table keys_by_id;
-	struct table teams;
+	struct htab by_id;             /* keys by id */
+	struct htab by_hash;           /* keys by SHA-256 digest: authentication's lookup */
+	struct htab teams;             /* by name */
 	EVP_MD *sha256;
 	EVP_MD_CTX *md_ctx;
-	struct keys_peer_limits lim;
-	struct peer *peers;
-	uint32_t *buckets;             /* capacity buckets, power of two */
-	uint32_t bucket_mask;
-	uint32_t free_list, lru_head, lru_tail;
-	uint32_t npeers;
-	uint64_t peer_seed[7];         /* keys the peer hash: addresses cannot be picked to collide */
+	struct peer_guard *peers;      /* brute-force hold-off */
 };
 
 static const struct keys_peer_limits default_limits = {
@@ -98,220 +59,73 @@ static const struct keys_peer_limits default_limits = {
 	.capacity = 8192,
 };
 
-/* ---- hash tables ---- */
+/* ---- the three tables ---- */
 
-static int table_init(struct table *t, size_t nslots)
+static uint64_t str_key_hash(const struct htab *t, const void *key) { return htab_hash_str(t, key); }
+
+static bool id_eq(const struct htab_node *n, const void *key)
 {
-	t->slot = calloc(nslots, sizeof(*t->slot));
-	if (!t->slot)
-		return -ENOMEM;
-	t->mask = nslots - 1;
-	t->count = 0;
-	return 0;
+	return !strcmp(htab_entry(n, struct key, by_id)->text, key);
 }
 
-/* Keep the load factor at most 1; a failed grow only lengthens chains. */
-static void table_insert(struct table *t, struct node *n)
+/* A digest is found by the whole digest, compared in constant time. */
+static uint64_t digest_hash(const struct htab *t, const void *key)
 {
-	if (t->count >= t->mask + 1) {
-		size_t nslots = (t->mask + 1) * 2;
-		struct node **ns = calloc(nslots, sizeof(*ns));
-
-		if (ns) {
-			for (size_t i = 0; i <= t->mask; i++) {
-				struct node *e = t->slot[i], *next;
-
-				for (; e; e = next) {
-					next = e->next;
-					e->next = ns[e->h & (nslots - 1)];
-					ns[e->h & (nslots - 1)] = e;
-				}
-			}
-			free(t->slot);
-			t->slot = ns;
-			t->mask = nslots - 1;
-		}
-	}
-	n->next = t->slot[n->h & t->mask];
-	t->slot[n->h & t->mask] = n;
-	t->count++;
+	return htab_hash_bytes(t, key, KEYS_HASH_LEN);
 }
 
-static void table_remove(struct table *t, struct node *n)
+static bool digest_eq(const struct htab_node *n, const void *key)
 {
-	struct node **pp = &t->slot[n->h & t->mask];
-
-	for (; *pp; pp = &(*pp)->next) {
-		if (*pp == n) {
-			*pp = n->next;
-			t->count--;
-			return;
-		}
-	}
+	return !CRYPTO_memcmp(htab_entry(n, struct key, by_hash)->hash, key, KEYS_HASH_LEN);
 }
 
-/* FNV-1a: ids and team names come from the operator, not from clients. */
-static uint64_t str_hash(const char *s)
+static bool team_eq(const struct htab_node *n, const void *key)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
+	return !strcmp(htab_entry(n, struct team, hn)->name, key);
 }
 
-/* A digest is uniformly distributed: its first bytes are a good hash as they are. */
-static uint64_t digest_hash(const unsigned char *d)
-{
-	uint64_t h;
-
-	memcpy(&h, d, sizeof(h));
-	return h;
-}
+static const struct htab_type id_type = { str_key_hash, id_eq };
+static const struct htab_type digest_type = { digest_hash, digest_eq };
+static const struct htab_type team_type = { str_key_hash, team_eq };
 
 static struct key *find_by_id(const struct keystore *ks, const char *id)
 {
-	uint64_t h = str_hash(id);
+	struct htab_node *n = htab_find(&ks->by_id, id);
 
-	for (struct node *n = ks->keys_by_id.slot[h & ks->keys_by_id.mask]; n; n = n->next) {
-		struct key *k = container_of(n, struct key, by_id);
-
-		if (n->h == h && strcmp(k->text, id) == 0)
-			return k;
-	}
-	return NULL;
-}
-
-/* The slot index of a digest, or of the free slot where it would go. A candidate whose tag
- * matches is confirmed by comparing the whole digest in constant time. */
-static size_t slot_find(const struct keystore *ks, const unsigned char *d)
-{
-	uint64_t h = digest_hash(d);
-	size_t i = h & ks->slot_mask;
-
-	for (; ks->slots[i].key; i = (i + 1) & ks->slot_mask) {
-		if (ks->slots[i].tag == h &&
-		    CRYPTO_memcmp(ks->slots[i].key->hash, d, KEYS_HASH_LEN) == 0)
-			break;
-	}
-	return i;
+	return n ? htab_entry(n, struct key, by_id) : NULL;
 }
 
 static struct key *find_by_hash(const struct keystore *ks, const unsigned char *d)
 {
-	return ks->slots[slot_find(ks, d)].key;
-}
+	struct htab_node *n = htab_find(&ks->by_hash, d);
 
-/* Keeps the table at most half full; a failed grow just leaves it fuller. */
-static void slot_insert(struct keystore *ks, struct key *k)
-{
-	size_t n = ks->slot_mask + 1;
-
-	if ((keys_count(ks) + 1) * 2 > n) {
-		struct slot *ns = calloc(n * 2, sizeof(*ns));
-
-		if (ns) {
-			for (size_t i = 0; i < n; i++) {
-				size_t j = ks->slots[i].tag & (n * 2 - 1);
-
-				if (!ks->slots[i].key)
-					continue;
-				while (ns[j].key)
-					j = (j + 1) & (n * 2 - 1);
-				ns[j] = ks->slots[i];
-			}
-			free(ks->slots);
-			ks->slots = ns;
-			ks->slot_mask = n * 2 - 1;
-		}
-	}
-	size_t i = slot_find(ks, k->hash);
-
-	ks->slots[i].tag = digest_hash(k->hash);
-	ks->slots[i].key = k;
-}
-
-/* Linear-probing delete: pull later members of the cluster back over the hole. */
-static void slot_remove(struct keystore *ks, const struct key *k)
-{
-	size_t m = ks->slot_mask, i = slot_find(ks, k->hash), j = i;
-
-	if (ks->slots[i].key != k)
-		return;
-	for (;;) {
-		j = (j + 1) & m;
-		if (!ks->slots[j].key)
-			break;
-		size_t home = ks->slots[j].tag & m;
-
-		/* move j into the hole at i unless its home lies cyclically in (i, j] */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			ks->slots[i] = ks->slots[j];
-			i = j;
-		}
-	}
-	ks->slots[i].key = NULL;
-	ks->slots[i].tag = 0;
+	return n ? htab_entry(n, struct key, by_hash) : NULL;
 }
 
 static struct team *find_team(const struct keystore *ks, const char *name)
 {
-	uint64_t h = str_hash(name);
+	struct htab_node *n = htab_find(&ks->teams, name);
 
-	for (struct node *n = ks->teams.slot[h & ks->teams.mask]; n; n = n->next) {
-		struct team *t = container_of(n, struct team, node);
-
-		if (n->h == h && strcmp(t->name, name) == 0)
-			return t;
-	}
-	return NULL;
+	return n ? htab_entry(n, struct team, hn) : NULL;
 }
 
 /* ---- life cycle ---- */
 
 int keys_new(const struct keys_peer_limits *limits, struct keystore **out)
 {
-	struct keystore *ks;
-	size_t nb = 16;
-	int rc = -ENOMEM;
+	struct keystore *ks = xcalloc(1, sizeof(*ks));
+	int rc;
 
 	*out = NULL;
-	if (!limits)
-		limits = &default_limits;
-	if (!limits->max_failures || limits->window_ms <= 0 || limits->block_ms <= 0 ||
-	    limits->max_block_ms < limits->block_ms || !limits->capacity ||
-	    limits->capacity > (1u << 24))
-		return -EINVAL;
-	ks = calloc(1, sizeof(*ks));
-	if (!ks)
-		return -ENOMEM;
-	ks->lim = *limits;
-	while (nb < limits->capacity)
-		nb *= 2;
-	if (table_init(&ks->keys_by_id, 64) || table_init(&ks->teams, 16))
+	if ((rc = peer_guard_new(limits ? limits : &default_limits, &ks->peers)) ||
+	    (rc = htab_init(&ks->by_id, &id_type)) || (rc = htab_init(&ks->by_hash, &digest_type)) ||
+	    (rc = htab_init(&ks->teams, &team_type)))
 		goto out;
-	ks->slots = calloc(128, sizeof(*ks->slots));
-	if (!ks->slots)
-		goto out;
-	ks->slot_mask = 127;
-	ks->peers = calloc(limits->capacity, sizeof(*ks->peers));
-	ks->buckets = malloc(nb * sizeof(*ks->buckets));
-	if (!ks->peers || !ks->buckets)
-		goto out;
-	for (size_t i = 0; i < nb; i++)
-		ks->buckets[i] = NIL;
-	ks->bucket_mask = (uint32_t)(nb - 1);
-	for (size_t i = 0; i < limits->capacity; i++)
-		ks->peers[i].next = i + 1 < limits->capacity ? (uint32_t)(i + 1) : NIL;
-	ks->free_list = 0;
-	ks->lru_head = ks->lru_tail = NIL;
 	/* Fetch SHA-256 once: the implicit fetch inside one-shot digests costs on every call. */
 	ks->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	ks->md_ctx = EVP_MD_CTX_new();
+	rc = -ENOMEM;
 	if (!ks->sha256 || !ks->md_ctx)
-		goto out;
-	rc = -EIO;
-	if (RAND_bytes((unsigned char *)ks->peer_seed, sizeof(ks->peer_seed)) != 1)
 		goto out;
 	*out = ks;
 	ks = NULL;
@@ -321,34 +135,31 @@ out:
 	return rc;
 }
 
+static void free_key(struct htab_node *n, void *arg)
+{
+	struct key *k = htab_entry(n, struct key, by_id);
+
+	OPENSSL_cleanse(k->hash, sizeof(k->hash));
+	free(k);
+}
+
+static void free_team(struct htab_node *n, void *arg)
+{
+	free(htab_entry(n, struct team, hn));
+}
+
 void keys_free(struct keystore *ks)
 {
 	if (!ks)
 		return;
-	for (size_t i = 0; ks->keys_by_id.slot && i <= ks->keys_by_id.mask; i++) {
-		struct node *n = ks->keys_by_id.slot[i], *next;
-
-		for (; n; n = next) {
-			next = n->next;
-			struct key *k = container_of(n, struct key, by_id);
-
-			OPENSSL_cleanse(k->hash, sizeof(k->hash));
-			free(k);
-		}
-	}
-	for (size_t i = 0; ks->teams.slot && i <= ks->teams.mask; i++) {
-		struct node *n = ks->teams.slot[i], *next;
-
-		for (; n; n = next) {
-			next = n->next;
-			free(container_of(n, struct team, node));
-		}
-	}
-	free(ks->slots);
-	free(ks->keys_by_id.slot);
-	free(ks->teams.slot);
-	free(ks->peers);
-	free(ks->buckets);
+	if (ks->by_id.buckets)
+		htab_drain(&ks->by_id, free_key, NULL);
+	if (ks->teams.buckets)
+		htab_drain(&ks->teams, free_team, NULL);
+	htab_fini(&ks->by_id);
+	htab_fini(&ks->by_hash);
+	htab_fini(&ks->teams);
+	peer_guard_free(ks->peers);
 	EVP_MD_CTX_free(ks->md_ctx);
 	EVP_MD_free(ks->sha256);
 	free(ks);
@@ -458,7 +269,7 @@ int keys_hash_parse(const char *text, unsigned char out[KEYS_HASH_LEN])
 
 /* ---- validation ---- */
 
-static bool valid_ident(const char *s)
+bool keys_valid_ident(const char *s)
 {
 	size_t n = strnlen(s, KEYS_ID_SIZE);
 
@@ -471,7 +282,7 @@ static bool valid_ident(const char *s)
 	return true;
 }
 
-static bool valid_name(const char *s)
+bool keys_valid_name(const char *s)
 {
 	size_t n = strnlen(s, KEYS_NAME_SIZE);
 
@@ -488,15 +299,15 @@ static bool valid_name(const char *s)
 static int check_record(const struct keystore *ks, const struct key_record *k, struct team **team)
 {
 	*team = NULL;
-	if (!valid_ident(k->id) || !valid_name(k->name) || k->created < 0 || k->expires < 0)
+	if (!keys_valid_ident(k->id) || !keys_valid_name(k->name) || k->created < 0 || k->expires < 0)
 		return -EINVAL;
 	if (strnlen(k->team, KEYS_ID_SIZE) >= KEYS_ID_SIZE ||
 	    strnlen(k->policy, KEYS_ID_SIZE) >= KEYS_ID_SIZE)
 		return -EINVAL;
-	if (k->policy[0] && !valid_ident(k->policy))
+	if (k->policy[0] && !keys_valid_ident(k->policy))
 		return -EINVAL;
 	if (k->team[0]) {
-		if (!valid_ident(k->team))
+		if (!keys_valid_ident(k->team))
 			return -EINVAL;
 		*team = find_team(ks, k->team);
 		if (!*team)
@@ -513,16 +324,13 @@ int keys_team_set(struct keystore *ks, const char *name, const char *policy)
 {
 	struct team *t;
 
-	if (!name || !policy || !valid_ident(name) || !valid_ident(policy))
+	if (!name || !policy || !keys_valid_ident(name) || !keys_valid_ident(policy))
 		return -EINVAL;
 	t = find_team(ks, name);
 	if (!t) {
-		t = calloc(1, sizeof(*t));
-		if (!t)
-			return -ENOMEM;
+		t = xcalloc(1, sizeof(*t));
 		strcpy(t->name, name);
-		t->node.h = str_hash(name);
-		table_insert(&ks->teams, &t->node);
+		htab_insert(&ks->teams, &t->hn, t->name);
 	}
 	strcpy(t->policy, policy);
 	return 0;
@@ -536,7 +344,7 @@ int keys_team_delete(struct keystore *ks, const char *name)
 		return -ENOENT;
 	if (t->nkeys)
 		return -EBUSY;
-	table_remove(&ks->teams, &t->node);
+	htab_remove(&ks->teams, &t->hn);
 	free(t);
 	return 0;
 }
@@ -572,7 +380,6 @@ static struct key *key_new(const struct key_record *r, struct team *team)
 	memcpy(k->text, r->id, lid);
 	memcpy(k->text + k->name_off, r->name, lname);
 	memcpy(k->text + k->policy_off, r->policy, lpol);
-	k->by_id.h = str_hash(r->id);
 	return k;
 }
 
@@ -580,14 +387,14 @@ static void key_link(struct keystore *ks, struct key *k)
 {
 	if (k->team)
 		k->team->nkeys++;
-	table_insert(&ks->keys_by_id, &k->by_id);
-	slot_insert(ks, k);
+	htab_insert(&ks->by_id, &k->by_id, k->text);
+	htab_insert(&ks->by_hash, &k->by_hash, k->hash);
 }
 
 static void key_unlink(struct keystore *ks, struct key *k)
 {
-	slot_remove(ks, k);
-	table_remove(&ks->keys_by_id, &k->by_id);
+	htab_remove(&ks->by_hash, &k->by_hash);
+	htab_remove(&ks->by_id, &k->by_id);
 	if (k->team)
 		k->team->nkeys--;
 }
@@ -680,7 +487,7 @@ int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
 
 size_t keys_count(const struct keystore *ks)
 {
-	return ks->keys_by_id.count;
+	return htab_count(&ks->by_id);
 }
 
 int keys_foreach(const struct keystore *ks, int (*fn)(void *arg, const struct key_record *k),
@@ -689,13 +496,13 @@ int keys_foreach(const struct keystore *ks, int (*fn)(void *arg, const struct ke
 	struct key_record r = { 0 };
 	int rc = 0;
 
-	for (size_t i = 0; i <= ks->keys_by_id.mask && !rc; i++) {
-		for (struct node *n = ks->keys_by_id.slot[i]; n && !rc; n = n->next) {
-			const struct key *k = container_of(n, struct key, by_id);
+	struct htab_iter it = htab_iter(&ks->by_id);
 
-			if (keys_get(ks, k->text, &r) == 0)
-				rc = fn(arg, &r);
-		}
+	for (struct htab_node *n; !rc && (n = htab_next(&it));) {
+		const struct key *k = htab_entry(n, struct key, by_id);
+
+		if (keys_get(ks, k->text, &r) == 0)
+			rc = fn(arg, &r);
 	}
 	OPENSSL_cleanse(r.hash, sizeof(r.hash));
 	return rc;
@@ -707,12 +514,12 @@ int keys_team_foreach(const struct keystore *ks,
 {
 	int rc = 0;
 
-	for (size_t i = 0; i <= ks->teams.mask && !rc; i++) {
-		for (struct node *n = ks->teams.slot[i]; n && !rc; n = n->next) {
-			const struct team *t = container_of(n, struct team, node);
+	struct htab_iter it = htab_iter(&ks->teams);
 
-			rc = fn(arg, t->name, t->policy, t->nkeys);
-		}
+	for (struct htab_node *n; !rc && (n = htab_next(&it));) {
+		const struct team *t = htab_entry(n, struct team, hn);
+
+		rc = fn(arg, t->name, t->policy, t->nkeys);
 	}
 	return rc;
 }
@@ -785,403 +592,21 @@ malformed:
 	return KEYS_AUTH_MALFORMED;
 }
 
-/* ---- per-peer failure tracker ---- */
-
-static void peer_key(const char *peer, uint8_t out[PEER_KEY_LEN])
-{
-	char buf[64];
-	struct in6_addr a6;
-	struct in_addr a4;
-	size_t n;
-
-	memset(out, 0, PEER_KEY_LEN);
-	if (!peer)
-		peer = "";
-	/* strip [brackets] and a %zone */
-	if (peer[0] == '[')
-		peer++;
-	n = strcspn(peer, "]%");
-	if (n < sizeof(buf)) {
-		memcpy(buf, peer, n);
-		buf[n] = '\0';
-		if (inet_pton(AF_INET, buf, &a4) == 1) {
-			out[0] = 4;
-			memcpy(out + 1, &a4, 4);
-			return;
-		}
-		if (inet_pton(AF_INET6, buf, &a6) == 1) {
-			if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-				out[0] = 4;
-				memcpy(out + 1, a6.s6_addr + 12, 4);
-			} else {
-				/* one host usually owns a whole /64 */
-				out[0] = 6;
-				memcpy(out + 1, a6.s6_addr, 8);
-			}
-			return;
-		}
-	}
-	/* not an address (a unix socket peer, say): its FNV-1a hash and first bytes */
-	uint64_t h = str_hash(peer);
-
-	out[0] = 1;
-	memcpy(out + 1, &h, sizeof(h));
-	memcpy(out + 9, peer, strnlen(peer, PEER_KEY_LEN - 9));
-}
-
-/* Keyed pair-multiply hash of the 17-byte key (zero-padded to six 32-bit words). */
-static uint32_t peer_hash(const struct keystore *ks, const uint8_t a[PEER_KEY_LEN])
-{
-	uint32_t w[6] = { 0 };
-	uint64_t h = ks->peer_seed[6];
-
-	memcpy(w, a, PEER_KEY_LEN);
-	for (int i = 0; i < 6; i += 2)
-		h += (uint64_t)(w[i] + (uint32_t)ks->peer_seed[i]) *
-		     (uint64_t)(w[i + 1] + (uint32_t)ks->peer_seed[i + 1]);
-	return (uint32_t)(h >> 32);
-}
-
-static uint32_t peer_find(const struct keystore *ks, const uint8_t a[PEER_KEY_LEN], uint32_t b)
-{
-	for (uint32_t i = ks->buckets[b]; i != NIL; i = ks->peers[i].next) {
-		if (memcmp(ks->peers[i].addr, a, PEER_KEY_LEN) == 0)
-			return i;
-	}
-	return NIL;
-}
-
-static void lru_unlink(struct keystore *ks, uint32_t i)
-{
-	struct peer *p = &ks->peers[i];
-
-	if (p->prev_lru != NIL)
-		ks->peers[p->prev_lru].next_lru = p->next_lru;
-	else
-		ks->lru_head = p->next_lru;
-	if (p->next_lru != NIL)
-		ks->peers[p->next_lru].prev_lru = p->prev_lru;
-	else
-		ks->lru_tail = p->prev_lru;
-}
-
-static void lru_push_front(struct keystore *ks, uint32_t i)
-{
-	struct peer *p = &ks->peers[i];
-
-	p->prev_lru = NIL;
-	p->next_lru = ks->lru_head;
-	if (ks->lru_head != NIL)
-		ks->peers[ks->lru_head].prev_lru = i;
-	ks->lru_head = i;
-	if (ks->lru_tail == NIL)
-		ks->lru_tail = i;
-}
-
-static void peer_release(struct keystore *ks, uint32_t i)
-{
-	struct peer *p = &ks->peers[i];
-	uint32_t *pp = &ks->buckets[peer_hash(ks, p->addr) & ks->bucket_mask];
-
-	for (; *pp != NIL; pp = &ks->peers[*pp].next) {
-		if (*pp == i) {
-			*pp = p->next;
-			break;
-		}
-	}
-	lru_unlink(ks, i);
-	memset(p, 0, sizeof(*p));
-	p->next = ks->free_list;
-	ks->free_list = i;
-	ks->npeers--;
-}
+/* ---- per-peer failure tracker (peer_guard) ---- */
 
 bool keys_peer_blocked(struct keystore *ks, const char *peer, int64_t now_ms,
 		       int64_t *retry_after_ms)
 {
-	uint8_t a[PEER_KEY_LEN];
-	uint32_t i;
-
-	*retry_after_ms = 0;
-	peer_key(peer, a);
-	i = peer_find(ks, a, peer_hash(ks, a) & ks->bucket_mask);
-	if (i == NIL || ks->peers[i].blocked_until <= now_ms)
-		return false;
-	*retry_after_ms = ks->peers[i].blocked_until - now_ms;
-	return true;
+	return peer_guard_blocked(ks->peers, peer, now_ms, retry_after_ms);
 }
 
 void keys_peer_failure(struct keystore *ks, const char *peer, int64_t now_ms)
 {
-	uint8_t a[PEER_KEY_LEN];
-	uint32_t b, i;
-	struct peer *p;
-
-	peer_key(peer, a);
-	b = peer_hash(ks, a) & ks->bucket_mask;
-	i = peer_find(ks, a, b);
-	if (i == NIL) {
-		/* Full: forget the peer whose last failure is oldest. */
-		if (ks->free_list == NIL)
-			peer_release(ks, ks->lru_tail);
-		i = ks->free_list;
-		p = &ks->peers[i];
-		ks->free_list = p->next;
-		memcpy(p->addr, a, PEER_KEY_LEN);
-		p->next = ks->buckets[b];
-		ks->buckets[b] = i;
-		p->window_start = now_ms;
-		ks->npeers++;
-	} else {
-		lru_unlink(ks, i);
-	}
-	lru_push_front(ks, i);
-	p = &ks->peers[i];
-
-	int64_t quiet_since = p->last_failure > p->blocked_until ? p->last_failure
-								   : p->blocked_until;
-	if (p->strikes && now_ms - quiet_since > ks->lim.max_block_ms)
-		p->strikes = 0;
-	if (now_ms - p->window_start >= ks->lim.window_ms) {
-		p->window_start = now_ms;
-		p->failures = 0;
-	}
-	p->failures++;
-	p->last_failure = now_ms;
-	if (p->failures >= ks->lim.max_failures) {
-		int64_t block = ks->lim.block_ms;
-
-		for (uint32_t s = 0; s < p->strikes && block < ks->lim.max_block_ms; s++)
-			block *= 2;
-		if (block > ks->lim.max_block_ms)
-			block = ks->lim.max_block_ms;
-		p->blocked_until = now_ms + block;
-		p->strikes++;
-		p->failures = 0;
-		p->window_start = now_ms;
-	}
+	peer_guard_failure(ks->peers, peer, now_ms);
 }
 
 void keys_peer_success(struct keystore *ks, const char *peer, int64_t now_ms)
 {
-	uint8_t a[PEER_KEY_LEN];
-	uint32_t i;
-
-	(void)now_ms;
-	peer_key(peer, a);
-	i = peer_find(ks, a, peer_hash(ks, a) & ks->bucket_mask);
-	if (i == NIL)
-		return;
-	ks->peers[i].failures = 0;
-	if (!ks->peers[i].strikes)
-		peer_release(ks, i);
+	peer_guard_success(ks->peers, peer, now_ms);
 }
 
-/* ---- config ---- */
-
-/* RFC 3339 date-time ("2026-01-31T12:00:00Z", fraction and numeric offset allowed). */
-int keys_parse_time(const char *s, int64_t *out)
-{
-	struct tm tm = { 0 };
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	long off = 0;
-
-	if (!p)
-		p = strptime(s, "%Y-%m-%dt%H:%M:%S", &tm);
-	if (!p || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		while (isdigit((unsigned char)*p))
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
-		   isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
-		   isdigit((unsigned char)p[5])) {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L + ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
-		if (*p == '+')
-			off = -off;
-		p += 6;
-	} else {
-		return -EINVAL;
-	}
-	if (*p)
-		return -EINVAL;
-	*out = (int64_t)timegm(&tm) + off;
-	return 0;
-}
-
-/* An error at path.key: the message names the field, as the cfg_* helpers do. */
-static int __attribute__((format(printf, 4, 5)))
-fail_at(struct config_errors *errs, const char *path, const char *key, const char *fmt, ...)
-{
-	char fp[128], msg[256];
-	va_list ap;
-
-	snprintf(fp, sizeof(fp), "%s.%s", path, key);
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return config_fail(errs, fp, "%s", msg);
-}
-
-static int cfg_ident(const cJSON *obj, const char *key, const char *path, bool required,
-		     const char **out, struct config_errors *errs)
-{
-	int rc = cfg_string(obj, key, path, required, out, errs);
-
-	if (rc == 0 && !valid_ident(*out))
-		rc = fail_at(errs, path, key, "must be 1-64 of A-Z a-z 0-9 _ - .");
-	return rc;
-}
-
-static int cfg_time(const cJSON *obj, const char *key, const char *path, int64_t *out,
-		    struct config_errors *errs)
-{
-	const char *s;
-	int rc = cfg_string(obj, key, path, false, &s, errs);
-
-	if (rc == 0 && keys_parse_time(s, out))
-		rc = fail_at(errs, path, key,
-			     "not an RFC 3339 date-time (e.g. 2027-01-31T00:00:00Z)");
-	return rc;
-}
-
-static int parse_team(const cJSON *t, const char *path, const struct policy_set *ps,
-		      struct keystore *ks, struct config_errors *errs)
-{
-	static const char *const fields[] = { "name", "policy", NULL };
-	const char *name = NULL, *policy = NULL;
-	int rc = 0, r;
-
-	if (!cJSON_IsObject(t))
-		return config_fail(errs, path, "must be an object");
-	if (cfg_known_keys(t, path, fields, errs))
-		rc = -EINVAL;
-	if (cfg_ident(t, "name", path, true, &name, errs))
-		rc = -EINVAL;
-	if (cfg_ident(t, "policy", path, true, &policy, errs))
-		rc = -EINVAL;
-	if (rc)
-		return rc;
-	if (ps && !policy_set_has(ps, policy))
-		rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
-	if (find_team(ks, name))
-		rc = fail_at(errs, path, "name", "team \"%s\" is defined twice", name);
-	if (rc)
-		return rc;
-	r = keys_team_set(ks, name, policy);
-	if (r)
-		rc = config_fail(errs, path, "%s", strerror(-r));
-	return rc;
-}
-
-static int parse_key(const cJSON *j, const char *path, const struct policy_set *ps,
-		     struct keystore *ks, struct config_errors *errs)
-{
-	static const char *const fields[] = {
-		"id", "name", "team", "hash", "created", "expires", "disabled", "policy", NULL
-	};
-	struct key_record k = { 0 };
-	const char *id = NULL, *name = NULL, *team = NULL, *policy = NULL, *hash = NULL;
-	int rc = 0, r;
-
-	if (!cJSON_IsObject(j))
-		return config_fail(errs, path, "must be an object");
-	if (cfg_known_keys(j, path, fields, errs))
-		rc = -EINVAL;
-	r = cfg_string(j, "hash", path, true, &hash, errs);
-	if (r == 0 && keys_hash_parse(hash, k.hash))
-		r = fail_at(errs, path, "hash", "must be \"sha256:\" and 64 hex digits "
-				"(wardenctl keys hash prints it; never put the key itself here)");
-	if (r)
-		rc = -EINVAL;
-	r = cfg_ident(j, "id", path, false, &id, errs);
-	if (r == 0)
-		snprintf(k.id, sizeof(k.id), "%s", id);
-	else if (r == -ENOENT && !rc)
-		snprintf(k.id, sizeof(k.id), "k_%02x%02x%02x%02x", k.hash[0], k.hash[1], k.hash[2],
-			 k.hash[3]);
-	else if (r != -ENOENT)
-		rc = -EINVAL;
-	r = cfg_string(j, "name", path, false, &name, errs);
-	if (r == 0 && !valid_name(name))
-		r = fail_at(errs, path, "name", "must be 1-128 printable characters");
-	if (r == 0)
-		snprintf(k.name, sizeof(k.name), "%s", name);
-	else if (r != -ENOENT)
-		rc = -EINVAL;
-	r = cfg_ident(j, "team", path, false, &team, errs);
-	if (r == 0) {
-		snprintf(k.team, sizeof(k.team), "%s", team);
-		if (!find_team(ks, team))
-			rc = fail_at(errs, path, "team", "no team named \"%s\" in teams", team);
-	} else if (r != -ENOENT) {
-		rc = -EINVAL;
-	}
-	r = cfg_ident(j, "policy", path, false, &policy, errs);
-	if (r == 0) {
-		snprintf(k.policy, sizeof(k.policy), "%s", policy);
-		if (ps && !policy_set_has(ps, policy))
-			rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
-	} else if (r == -ENOENT) {
-		if (!team)
-			rc = fail_at(errs, path, "policy", "required for a key without a team");
-	} else {
-		rc = -EINVAL;
-	}
-	if ((r = cfg_time(j, "created", path, &k.created, errs)) && r != -ENOENT)
-		rc = -EINVAL;
-	if ((r = cfg_time(j, "expires", path, &k.expires, errs)) && r != -ENOENT)
-		rc = -EINVAL;
-	if ((r = cfg_bool(j, "disabled", path, false, &k.disabled, errs)) && r != -ENOENT)
-		rc = -EINVAL;
-	if (rc)
-		return rc;
-	if (!k.name[0])
-		memcpy(k.name, k.id, sizeof(k.id));
-	r = keys_add(ks, &k);
-	if (r == -EEXIST)
-		rc = find_by_id(ks, k.id)
-			? fail_at(errs, path, "id", "key id \"%s\" is used twice", k.id)
-			: fail_at(errs, path, "hash", "the same hash is used by another key");
-	else if (r)
-		rc = config_fail(errs, path, "%s", strerror(-r));
-	OPENSSL_cleanse(k.hash, sizeof(k.hash));
-	return rc;
-}
-
-int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct keystore *ks,
-		      struct config_errors *errs)
-{
-	const cJSON *teams = cJSON_GetObjectItemCaseSensitive(root, "teams");
-	const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys");
-	char path[64];
-	int rc = 0, i;
-
-	if (teams && !cJSON_IsArray(teams))
-		rc = config_fail(errs, "teams", "must be an array");
-	else if (teams) {
-		i = 0;
-		for (const cJSON *t = teams->child; t; t = t->next, i++) {
-			snprintf(path, sizeof(path), "teams[%d]", i);
-			if (parse_team(t, path, ps, ks, errs))
-				rc = -EINVAL;
-		}
-	}
-	if (keys && !cJSON_IsArray(keys))
-		rc = config_fail(errs, "keys", "must be an array");
-	else if (keys) {
-		i = 0;
-		for (const cJSON *k = keys->child; k; k = k->next, i++) {
-			snprintf(path, sizeof(path), "keys[%d]", i);
-			if (parse_key(k, path, ps, ks, errs))
-				rc = -EINVAL;
-		}
-	}
-	return rc ? -EINVAL : 0;
-}

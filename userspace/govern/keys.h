@@ -74,6 +74,10 @@ struct keys_peer_limits {
 	size_t capacity;        /* peers tracked at once (default 8192) */
 };
 
+/* Identifiers (ids, team and policy names) and display names as the keystore accepts them. */
+bool keys_valid_ident(const char *s);
+bool keys_valid_name(const char *s);
+
 /* limits NULL: defaults. Returns 0, -ENOMEM, -EINVAL (a zero limit) or -EIO (no randomness). */
 int keys_new(const struct keys_peer_limits *limits, struct keystore **out);
 void keys_free(struct keystore *ks);

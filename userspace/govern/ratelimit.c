@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+
+#include "base/alloc.h"
+#include "base/htab.h"
+#include "base/list.h"
 
 #define NS_PER_SEC 1000000000ull
 #define NAME_MAX_LEN 1024       /* key id + server + tool, joined */
@@ -14,9 +17,8 @@
 /* One bucket. Its identity is name[0..nlen): a level byte, then key, server, tool joined by
  * NULs. level is in units where one token = period_ns; it gains `requests` units per ns. */
 struct bucket {
-	struct bucket *hnext;
-	struct bucket *newer, *older;   /* LRU list: rl->newest ... rl->oldest */
-	uint64_t hash;
+	struct htab_node hn;            /* in rl->buckets, by name */
+	struct list_head lru;           /* in rl->lru, newest first */
 	uint64_t level;
 	uint64_t last_ns;
 	uint64_t cap;                   /* burst * period_ns */
@@ -27,12 +29,25 @@ struct bucket {
 };
 
 struct ratelimit {
-	struct bucket **slots;
-	size_t nslots;                  /* power of two */
-	size_t count, max;
-	struct bucket *newest, *oldest;
-	uint64_t seed;
+	struct htab buckets;
+	struct list_head lru;           /* most recently used first */
+	size_t max;
 };
+
+static bool bucket_eq(const struct htab_node *hn, const void *key)
+{
+	const struct bucket *b = htab_entry(hn, struct bucket, hn);
+	struct htab_bytes mine = { b->name, b->nlen };
+
+	return htab_bytes_eq(&mine, key);
+}
+
+static const struct htab_type bucket_type = { htab_bytes_hash, bucket_eq };
+
+static struct bucket *oldest(const struct ratelimit *rl)
+{
+	return list_empty(&rl->lru) ? NULL : list_last_entry(&rl->lru, struct bucket, lru);
+}
 
 struct selector {
 	char *name;                     /* "default", "key:<id>", "team:<t>", "policy:<p>" */
@@ -268,44 +283,22 @@ void ratelimit_config_resolve(const struct ratelimit_config *cfg, const struct r
 
 /* ---- the bucket table ---- */
 
-static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
-{
-	uint64_t h = seed ^ 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ull;
-	}
-	/* murmur3 finaliser: FNV's low bits are weak and we index by them */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
 int ratelimit_new(size_t max_buckets, struct ratelimit **out)
 {
-	struct ratelimit *rl = calloc(1, sizeof(*rl));
+	struct ratelimit *rl = xcalloc(1, sizeof(*rl));
+	int rc;
 
 	*out = NULL;
-	if (!rl)
-		return -ENOMEM;
 	rl->max = max_buckets ? max_buckets : RATELIMIT_MAX_BUCKETS_DEFAULT;
 	/* One check touches up to three buckets; a table that cannot hold them while making
 	 * room would evict a bucket the same check still uses. */
 	if (rl->max < RATE_NLEVELS)
 		rl->max = RATE_NLEVELS;
-	rl->nslots = 64;
-	rl->slots = calloc(rl->nslots, sizeof(*rl->slots));
-	if (!rl->slots) {
+	list_init(&rl->lru);
+	if ((rc = htab_init(&rl->buckets, &bucket_type))) {
 		free(rl);
-		return -ENOMEM;
+		return rc;
 	}
-	/* A per-process seed: bucket names come from requests, keep chains unpredictable. */
-	if (getrandom(&rl->seed, sizeof(rl->seed), GRND_NONBLOCK) != sizeof(rl->seed))
-		rl->seed = (uint64_t)(uintptr_t)rl * 0x9e3779b97f4a7c15ull;
 	*out = rl;
 	return 0;
 }
@@ -314,69 +307,21 @@ void ratelimit_free(struct ratelimit *rl)
 {
 	if (!rl)
 		return;
-	for (struct bucket *b = rl->newest, *n; b; b = n) {
-		n = b->older;
+	struct bucket *b, *n;
+
+	list_for_each_entry_safe(b, n, &rl->lru, lru)
 		free(b);
-	}
-	free(rl->slots);
+	htab_fini(&rl->buckets);
 	free(rl);
 }
 
-size_t ratelimit_bucket_count(const struct ratelimit *rl) { return rl->count; }
-
-static void lru_unlink(struct ratelimit *rl, struct bucket *b)
-{
-	if (b->newer)
-		b->newer->older = b->older;
-	else
-		rl->newest = b->older;
-	if (b->older)
-		b->older->newer = b->newer;
-	else
-		rl->oldest = b->newer;
-	b->newer = b->older = NULL;
-}
-
-static void lru_push(struct ratelimit *rl, struct bucket *b)
-{
-	b->older = rl->newest;
-	b->newer = NULL;
-	if (rl->newest)
-		rl->newest->newer = b;
-	rl->newest = b;
-	if (!rl->oldest)
-		rl->oldest = b;
-}
+size_t ratelimit_bucket_count(const struct ratelimit *rl) { return htab_count(&rl->buckets); }
 
 static void bucket_remove(struct ratelimit *rl, struct bucket *b)
 {
-	struct bucket **pp = &rl->slots[b->hash & (rl->nslots - 1)];
-
-	while (*pp != b)
-		pp = &(*pp)->hnext;
-	*pp = b->hnext;
-	lru_unlink(rl, b);
-	rl->count--;
+	htab_remove(&rl->buckets, &b->hn);
+	list_del(&b->lru);
 	free(b);
-}
-
-static void grow(struct ratelimit *rl)
-{
-	size_t n = rl->nslots * 2;
-	struct bucket **s = calloc(n, sizeof(*s));
-
-	if (!s)
-		return;         /* keep the longer chains; still correct */
-	for (size_t i = 0; i < rl->nslots; i++) {
-		for (struct bucket *b = rl->slots[i], *next; b; b = next) {
-			next = b->hnext;
-			b->hnext = s[b->hash & (n - 1)];
-			s[b->hash & (n - 1)] = b;
-		}
-	}
-	free(rl->slots);
-	rl->slots = s;
-	rl->nslots = n;
 }
 
 /* Bring b's level up to now. The clock is monotonic; an earlier now changes nothing. */
@@ -417,8 +362,8 @@ static void respec(struct bucket *b, const struct rate_spec *s)
 
 static void evict_idle(struct ratelimit *rl, uint64_t now)
 {
-	for (int i = 0; i < EVICT_PER_CHECK && rl->oldest; i++) {
-		struct bucket *b = rl->oldest;
+	for (int i = 0; i < EVICT_PER_CHECK && oldest(rl); i++) {
+		struct bucket *b = oldest(rl);
 		refill(b, now);
 		if (b->level < b->cap)
 			return;
@@ -431,22 +376,22 @@ static void evict_idle(struct ratelimit *rl, uint64_t now)
 static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t nlen,
 				 const struct rate_spec *s, uint64_t now, int *err)
 {
-	uint64_t h = hash_bytes(rl->seed, name, nlen);
+	struct htab_bytes key = { name, nlen };
+	uint64_t h = htab_bytes_hash(&rl->buckets, &key);
+	struct htab_node *hn = htab_find_hashed(&rl->buckets, &key, h);
 	struct bucket *b;
 
-	for (b = rl->slots[h & (rl->nslots - 1)]; b; b = b->hnext) {
-		if (b->hash == h && b->nlen == nlen && memcmp(b->name, name, nlen) == 0) {
-			if (b->period_ns != s->period_ns || b->requests != s->requests ||
-			    b->cap != (uint64_t)s->burst * s->period_ns)
-				respec(b, s);
-			refill(b, now);
-			lru_unlink(rl, b);
-			lru_push(rl, b);
-			return b;
-		}
+	if (hn) {
+		b = htab_entry(hn, struct bucket, hn);
+		if (b->period_ns != s->period_ns || b->requests != s->requests ||
+		    b->cap != (uint64_t)s->burst * s->period_ns)
+			respec(b, s);
+		refill(b, now);
+		list_move(&b->lru, &rl->lru);
+		return b;
 	}
-	if (rl->count >= rl->max) {
-		struct bucket *old = rl->oldest;
+	if (htab_count(&rl->buckets) >= rl->max) {
+		struct bucket *old = oldest(rl);
 		refill(old, now);
 		if (old->level < old->cap) {
 			*err = -EAGAIN;
@@ -454,12 +399,7 @@ static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t 
 		}
 		bucket_remove(rl, old);
 	}
-	b = malloc(sizeof(*b) + nlen);
-	if (!b) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	b->hash = h;
+	b = xmalloc(sizeof(*b) + nlen);
 	b->nlen = (uint32_t)nlen;
 	memcpy(b->name, name, nlen);
 	b->period_ns = s->period_ns;
@@ -467,11 +407,8 @@ static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t 
 	b->cap = (uint64_t)s->burst * s->period_ns;
 	b->level = b->cap;
 	b->last_ns = now;
-	b->hnext = rl->slots[h & (rl->nslots - 1)];
-	rl->slots[h & (rl->nslots - 1)] = b;
-	lru_push(rl, b);
-	if (++rl->count > rl->nslots)
-		grow(rl);
+	htab_insert_hashed(&rl->buckets, &b->hn, h);
+	list_add(&b->lru, &rl->lru);
 	return b;
 }
 
@@ -522,7 +459,7 @@ int ratelimit_check(struct ratelimit *rl, const struct rate_limits *lim, const c
 		why->level = (enum rate_level)lv;
 		why->table_full = true;
 		why->spec = *s;
-		why->retry_after_ms = (wait_for(rl->oldest, rl->oldest->cap) + 999999) / 1000000;
+		why->retry_after_ms = (wait_for(oldest(rl), oldest(rl)->cap) + 999999) / 1000000;
 		return -EAGAIN;
 	}
 	/* All or nothing: only take when every bucket holds a whole token. */

@@ -1,0 +1,226 @@
+/* keys_config: the "keys" and "teams" sections of the config, checked and loaded into a
+ * keystore (the admin plane checks what it is given with the same rules). */
+#include "govern/keys.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/config.h"
+#include "base/log.h"
+#include "govern/policy.h"
+
+#include <openssl/crypto.h>
+
+/* ---- config ---- */
+
+/* RFC 3339 date-time ("2026-01-31T12:00:00Z", fraction and numeric offset allowed). */
+int keys_parse_time(const char *s, int64_t *out)
+{
+	struct tm tm = { 0 };
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	long off = 0;
+
+	if (!p)
+		p = strptime(s, "%Y-%m-%dt%H:%M:%S", &tm);
+	if (!p || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
+		   isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
+		   isdigit((unsigned char)p[5])) {
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L + ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
+		if (*p == '+')
+			off = -off;
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	*out = (int64_t)timegm(&tm) + off;
+	return 0;
+}
+
+/* An error at path.key: the message names the field, as the cfg_* helpers do. */
+static int __attribute__((format(printf, 4, 5)))
+fail_at(struct config_errors *errs, const char *path, const char *key, const char *fmt, ...)
+{
+	char fp[128], msg[256];
+	va_list ap;
+
+	snprintf(fp, sizeof(fp), "%s.%s", path, key);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return config_fail(errs, fp, "%s", msg);
+}
+
+static int cfg_ident(const cJSON *obj, const char *key, const char *path, bool required,
+		     const char **out, struct config_errors *errs)
+{
+	int rc = cfg_string(obj, key, path, required, out, errs);
+
+	if (rc == 0 && !keys_valid_ident(*out))
+		rc = fail_at(errs, path, key, "must be 1-64 of A-Z a-z 0-9 _ - .");
+	return rc;
+}
+
+static int cfg_time(const cJSON *obj, const char *key, const char *path, int64_t *out,
+		    struct config_errors *errs)
+{
+	const char *s;
+	int rc = cfg_string(obj, key, path, false, &s, errs);
+
+	if (rc == 0 && keys_parse_time(s, out))
+		rc = fail_at(errs, path, key,
+			     "not an RFC 3339 date-time (e.g. 2027-01-31T00:00:00Z)");
+	return rc;
+}
+
+static int parse_team(const cJSON *t, const char *path, const struct policy_set *ps,
+		      struct keystore *ks, struct config_errors *errs)
+{
+	static const char *const fields[] = { "name", "policy", NULL };
+	const char *name = NULL, *policy = NULL;
+	int rc = 0, r;
+
+	if (!cJSON_IsObject(t))
+		return config_fail(errs, path, "must be an object");
+	if (cfg_known_keys(t, path, fields, errs))
+		rc = -EINVAL;
+	if (cfg_ident(t, "name", path, true, &name, errs))
+		rc = -EINVAL;
+	if (cfg_ident(t, "policy", path, true, &policy, errs))
+		rc = -EINVAL;
+	if (rc)
+		return rc;
+	if (ps && !policy_set_has(ps, policy))
+		rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
+	if (keys_team_policy(ks, name))
+		rc = fail_at(errs, path, "name", "team \"%s\" is defined twice", name);
+	if (rc)
+		return rc;
+	r = keys_team_set(ks, name, policy);
+	if (r)
+		rc = config_fail(errs, path, "%s", strerror(-r));
+	return rc;
+}
+
+static int parse_key(const cJSON *j, const char *path, const struct policy_set *ps,
+		     struct keystore *ks, struct config_errors *errs)
+{
+	static const char *const fields[] = {
+		"id", "name", "team", "hash", "created", "expires", "disabled", "policy", NULL
+	};
+	struct key_record k = { 0 };
+	const char *id = NULL, *name = NULL, *team = NULL, *policy = NULL, *hash = NULL;
+	int rc = 0, r;
+
+	if (!cJSON_IsObject(j))
+		return config_fail(errs, path, "must be an object");
+	if (cfg_known_keys(j, path, fields, errs))
+		rc = -EINVAL;
+	r = cfg_string(j, "hash", path, true, &hash, errs);
+	if (r == 0 && keys_hash_parse(hash, k.hash))
+		r = fail_at(errs, path, "hash", "must be \"sha256:\" and 64 hex digits "
+				"(wardenctl keys hash prints it; never put the key itself here)");
+	if (r)
+		rc = -EINVAL;
+	r = cfg_ident(j, "id", path, false, &id, errs);
+	if (r == 0)
+		snprintf(k.id, sizeof(k.id), "%s", id);
+	else if (r == -ENOENT && !rc)
+		snprintf(k.id, sizeof(k.id), "k_%02x%02x%02x%02x", k.hash[0], k.hash[1], k.hash[2],
+			 k.hash[3]);
+	else if (r != -ENOENT)
+		rc = -EINVAL;
+	r = cfg_string(j, "name", path, false, &name, errs);
+	if (r == 0 && !keys_valid_name(name))
+		r = fail_at(errs, path, "name", "must be 1-128 printable characters");
+	if (r == 0)
+		snprintf(k.name, sizeof(k.name), "%s", name);
+	else if (r != -ENOENT)
+		rc = -EINVAL;
+	r = cfg_ident(j, "team", path, false, &team, errs);
+	if (r == 0) {
+		snprintf(k.team, sizeof(k.team), "%s", team);
+		if (!keys_team_policy(ks, team))
+			rc = fail_at(errs, path, "team", "no team named \"%s\" in teams", team);
+	} else if (r != -ENOENT) {
+		rc = -EINVAL;
+	}
+	r = cfg_ident(j, "policy", path, false, &policy, errs);
+	if (r == 0) {
+		snprintf(k.policy, sizeof(k.policy), "%s", policy);
+		if (ps && !policy_set_has(ps, policy))
+			rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
+	} else if (r == -ENOENT) {
+		if (!team)
+			rc = fail_at(errs, path, "policy", "required for a key without a team");
+	} else {
+		rc = -EINVAL;
+	}
+	if ((r = cfg_time(j, "created", path, &k.created, errs)) && r != -ENOENT)
+		rc = -EINVAL;
+	if ((r = cfg_time(j, "expires", path, &k.expires, errs)) && r != -ENOENT)
+		rc = -EINVAL;
+	if ((r = cfg_bool(j, "disabled", path, false, &k.disabled, errs)) && r != -ENOENT)
+		rc = -EINVAL;
+	if (rc)
+		return rc;
+	if (!k.name[0])
+		memcpy(k.name, k.id, sizeof(k.id));
+	r = keys_add(ks, &k);
+	if (r == -EEXIST)
+		rc = keys_get(ks, k.id, &(struct key_record){ 0 }) == 0
+			? fail_at(errs, path, "id", "key id \"%s\" is used twice", k.id)
+			: fail_at(errs, path, "hash", "the same hash is used by another key");
+	else if (r)
+		rc = config_fail(errs, path, "%s", strerror(-r));
+	OPENSSL_cleanse(k.hash, sizeof(k.hash));
+	return rc;
+}
+
+int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct keystore *ks,
+		      struct config_errors *errs)
+{
+	const cJSON *teams = cJSON_GetObjectItemCaseSensitive(root, "teams");
+	const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys");
+	char path[64];
+	int rc = 0, i;
+
+	if (teams && !cJSON_IsArray(teams))
+		rc = config_fail(errs, "teams", "must be an array");
+	else if (teams) {
+		i = 0;
+		for (const cJSON *t = teams->child; t; t = t->next, i++) {
+			snprintf(path, sizeof(path), "teams[%d]", i);
+			if (parse_team(t, path, ps, ks, errs))
+				rc = -EINVAL;
+		}
+	}
+	if (keys && !cJSON_IsArray(keys))
+		rc = config_fail(errs, "keys", "must be an array");
+	else if (keys) {
+		i = 0;
+		for (const cJSON *k = keys->child; k; k = k->next, i++) {
+			snprintf(path, sizeof(path), "keys[%d]", i);
+			if (parse_key(k, path, ps, ks, errs))
+				rc = -EINVAL;
+		}
+	}
+	return rc ? -EINVAL : 0;
+}

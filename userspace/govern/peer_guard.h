@@ -1,0 +1,28 @@
+/* peer_guard: the per-peer failure tracker that slows down key guessing.
+ *
+ * After max_failures failed authentications within window_ms a peer is refused without its
+ * key being looked at for block_ms, doubling on each repeat up to max_block_ms. An IPv6 peer
+ * counts by its /64. At most `capacity` peers are tracked, in a table allocated once: when it
+ * is full the peer whose last failure is oldest is forgotten, so a flood of addresses costs no
+ * memory. Times are monotonic milliseconds.
+ */
+#ifndef WARDEN_PEER_GUARD_H
+#define WARDEN_PEER_GUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct keys_peer_limits;
+struct peer_guard;
+
+/* 0, -EINVAL (a zero limit), -ENOMEM or -EIO (no randomness for the table's seed). */
+int peer_guard_new(const struct keys_peer_limits *lim, struct peer_guard **out);
+void peer_guard_free(struct peer_guard *g);
+bool peer_guard_blocked(struct peer_guard *g, const char *peer, int64_t now_ms,
+			int64_t *retry_after_ms);
+void peer_guard_failure(struct peer_guard *g, const char *peer, int64_t now_ms);
+/* A success clears the failure count; a peer with no strikes is forgotten. */
+void peer_guard_success(struct peer_guard *g, const char *peer, int64_t now_ms);
+
+#endif
