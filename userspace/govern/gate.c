@@ -312,6 +312,16 @@ bool gate_auth_required(const struct gate *g) { return g->auth_required; }
 struct keystore *gate_keystore(struct gate *g) { return g->ks; }
 struct store *gate_store(struct gate *g) { return g->store; }
 struct budget *gate_budget(struct gate *g) { return g->budget; }
+bool gate_config_key(const struct gate *g, const char *id)
+{
+	return g->config_keys && hmap_get(g->config_keys, id);
+}
+
+bool gate_config_team(const struct gate *g, const char *name)
+{
+	return g->config_teams && hmap_get(g->config_teams, name);
+}
+
 bool gate_policy_exists(const struct gate *g, const char *name)
 {
 	return g->ps && policy_set_has(g->ps, name);

@@ -38,6 +38,10 @@ bool gate_auth_required(const struct gate *g);
 struct keystore *gate_keystore(struct gate *g);
 struct store *gate_store(struct gate *g);
 struct budget *gate_budget(struct gate *g);
+/* Does the config file define this key id / team (the rest came through the admin API and
+ * can be changed there)? */
+bool gate_config_key(const struct gate *g, const char *id);
+bool gate_config_team(const struct gate *g, const char *name);
 /* Is there a policy of that name (the admin plane checks what it is given)? */
 bool gate_policy_exists(const struct gate *g, const char *name);
 

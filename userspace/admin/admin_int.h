@@ -1,0 +1,123 @@
+/* admin_int: what the parts of the admin plane share — its state, one request's context, a
+ * change waiting for the store, and the helpers every handler uses. admin.h is the interface;
+ * this is not one. */
+#ifndef WARDEN_ADMIN_INT_H
+#define WARDEN_ADMIN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <event2/http.h>
+
+#include "admin/admin.h"
+#include "base/list.h"
+#include "govern/keys.h"
+
+struct budget;
+struct gate;
+
+#define ADMIN_MAX_BODY 65536
+#define ADMIN_TIMEOUT_S 10
+#define ID_RETRIES 8
+
+enum pend_kind { P_KEY_CREATE, P_KEY_UPDATE, P_KEY_DELETE, P_TEAM_PUT, P_TEAM_DELETE, P_RESET };
+
+/* A change applied in memory and waiting for the store before it is acknowledged. */
+struct pending {
+	struct list_head link;          /* in admin->pending while the admin plane lives */
+	struct admin *a;                /* NULL once the admin plane is gone */
+	struct evhttp_request *req;     /* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	enum pend_kind kind;
+	int status;                     /* on success */
+	cJSON *ok;                      /* body on success */
+	cJSON *audit;                   /* the admin record; "result" is added at the end */
+	struct key_record before;       /* create: the new key; update: the record before */
+	char team[KEYS_ID_SIZE];
+	char team_policy[KEYS_ID_SIZE]; /* team put/delete: the policy before ("" new team) */
+};
+
+struct admin {
+	struct event_base *base;
+	const struct config *cfg;
+	struct router *r;
+	struct evhttp *http;
+	int port;
+	bool loopback;
+	unsigned char token_hash[KEYS_HASH_LEN];
+	struct list_head pending;       /* changes waiting for the store */
+};
+
+/* One request being handled. */
+struct ctx {
+	struct admin *a;
+	struct evhttp_request *req;
+	const char *peer;
+	struct gate *g;
+	struct keystore *ks;
+	const char *action;             /* writes: the record's action */
+	int refused;                    /* the status of a refusal answered here, 0 none */
+	char why[256];
+};
+
+struct key_list {
+	struct key_record *v;
+	size_t n, cap;
+};
+
+struct team_ent {
+	char name[KEYS_ID_SIZE], policy[KEYS_ID_SIZE];
+	size_t nkeys;
+};
+
+struct team_list {
+	struct team_ent *v;
+	size_t n, cap;
+};
+
+/* HTTP and JSON helpers (admin.c). Errors are {"error": message, "field": name}. */
+void admin_set_header(struct evhttp_request *req, const char *name, const char *value);
+void admin_send_json(struct evhttp_request *req, int status, const cJSON *body);
+void admin_send_error(struct evhttp_request *req, int status, const char *field,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Refuse the request being handled (400/404/409...), remembered for its record. */
+void admin_fail(struct ctx *c, int status, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The request body as a JSON object, or NULL (the refusal already sent). */
+cJSON *admin_body_object(struct ctx *c);
+bool admin_known_fields(struct ctx *c, const cJSON *o, const char *const *allowed);
+void admin_time_json(cJSON *o, const char *name, int64_t t);
+void admin_money_json(cJSON *o, const char *name, int64_t micro);
+/* The admin record of an action (docs/admin-api.md#records), and its emission. */
+cJSON *admin_record_new(const struct ctx *c, const char *action);
+void admin_record_emit(cJSON *o, const char *result, int status);
+cJSON *admin_key_json(const struct admin *a, const struct key_record *k);
+
+/* Changes acknowledged only once durable (admin_pending.c). */
+struct pending *admin_pending_new(struct ctx *c, enum pend_kind kind, int status, cJSON *ok,
+				  cJSON *audit);
+void admin_pending_start(struct ctx *c, struct pending *p, int rc);
+void admin_on_stored(void *arg, int err);
+int admin_persist_key(struct ctx *c, const struct key_record *k, struct pending *p);
+/* The admin plane goes away: changes in flight finish on their own, unanswered. */
+void admin_pending_orphan(struct admin *a);
+
+/* Handlers (admin_keys.c, admin_usage.c): id is the path's {id}, NULL where there is none. */
+void admin_key_create(struct ctx *c, const char *id);
+void admin_key_list(struct ctx *c, const char *id);
+void admin_key_show(struct ctx *c, const char *id);
+void admin_key_patch(struct ctx *c, const char *id);
+void admin_key_revoke(struct ctx *c, const char *id);
+void admin_key_delete(struct ctx *c, const char *id);
+void admin_team_list(struct ctx *c, const char *id);
+void admin_team_show(struct ctx *c, const char *name);
+void admin_team_put(struct ctx *c, const char *name);
+void admin_team_delete(struct ctx *c, const char *name);
+void admin_usage_get(struct ctx *c, const char *id);
+void admin_usage_reset(struct ctx *c, const char *id);
+void admin_metrics_get(struct ctx *c, const char *id);
+int admin_sorted_keys(struct keystore *ks, struct key_list *l);
+int admin_sorted_teams(struct keystore *ks, struct team_list *l);
+
+#endif

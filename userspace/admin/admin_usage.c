@@ -1,0 +1,179 @@
+/* admin_usage: /v1/usage (spend and budgets, fleet of one) and /metrics. */
+#include "admin/admin_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/config.h"
+#include "base/listener.h"
+#include "base/log.h"
+#include "govern/budget.h"
+#include "govern/gate.h"
+#include "mcp/router.h"
+#include "observe/audit.h"
+#include "observe/metrics.h"
+#include "store/store.h"
+
+/* --- usage ------------------------------------------------------------------------------- */
+
+static cJSON *budgets_json(struct budget *b, const char *scope, const char *policy, int64_t now)
+{
+	struct budget_usage u[BUDGET_MAX_PER_SCOPE];
+	size_t n = b ? budget_usage(b, scope, policy, now, u) : 0;
+	cJSON *arr = cJSON_CreateArray();
+
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", u[i].name);
+		cJSON_AddStringToObject(o, "period", u[i].period);
+		admin_money_json(o, "limit", u[i].limit);
+		admin_money_json(o, "spent", u[i].spent);
+		admin_money_json(o, "reserved", u[i].reserved);
+		admin_money_json(o, "remaining", u[i].limit > u[i].spent + u[i].reserved
+				  ? u[i].limit - u[i].spent - u[i].reserved : 0);
+		admin_time_json(o, "period_start", u[i].period_start);
+		admin_time_json(o, "resets_at", u[i].resets_at);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+void admin_usage_get(struct ctx *c, const char *unused)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req));
+	const char *only_key, *only_team;
+	struct evkeyvalq q;
+	struct budget *b = gate_budget(c->g);
+	struct key_list kl = { 0 };
+	struct team_list tl = { 0 };
+	int64_t now = clock_real_s();
+	char scope[KEYS_ID_SIZE + 8];
+	cJSON *o, *keys, *teams;
+
+	if (evhttp_parse_query_str(qs ? qs : "", &q) < 0) {
+		admin_fail(c, 400, NULL, "malformed query string");
+		return;
+	}
+	only_key = evhttp_find_header(&q, "key");
+	only_team = evhttp_find_header(&q, "team");
+	if (admin_sorted_keys(c->ks, &kl) || admin_sorted_teams(c->ks, &tl)) {
+		admin_fail(c, 500, NULL, "out of memory");
+		goto out;
+	}
+	o = cJSON_CreateObject();
+	admin_time_json(o, "now", now);
+	keys = cJSON_AddArrayToObject(o, "keys");
+	teams = cJSON_AddArrayToObject(o, "teams");
+	for (size_t i = 0; i < kl.n && !only_team; i++) {
+		const struct key_record *k = &kl.v[i];
+		if (only_key && strcmp(only_key, k->id))
+			continue;
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "id", k->id);
+		if (k->team[0])
+			cJSON_AddStringToObject(e, "team", k->team);
+		else
+			cJSON_AddNullToObject(e, "team");
+		snprintf(scope, sizeof(scope), "key:%s", k->id);
+		cJSON_AddItemToObject(e, "budgets", budgets_json(b, scope, k->policy, now));
+		cJSON_AddItemToArray(keys, e);
+	}
+	for (size_t i = 0; i < tl.n && !only_key; i++) {
+		if (only_team && strcmp(only_team, tl.v[i].name))
+			continue;
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "name", tl.v[i].name);
+		snprintf(scope, sizeof(scope), "team:%s", tl.v[i].name);
+		cJSON_AddItemToObject(e, "budgets", budgets_json(b, scope, NULL, now));
+		cJSON_AddItemToArray(teams, e);
+	}
+	if ((only_key && !cJSON_GetArraySize(keys)) || (only_team && !cJSON_GetArraySize(teams)))
+		admin_fail(c, 404, only_key ? "key" : "team", "no %s named \"%s\"",
+		     only_key ? "key" : "team", only_key ? only_key : only_team);
+	else
+		admin_send_json(c->req, 200, o);
+	cJSON_Delete(o);
+out:
+	evhttp_clear_headers(&q);
+	free(kl.v);
+	free(tl.v);
+}
+
+void admin_usage_reset(struct ctx *c, const char *unused)
+{
+	static const char *const fields[] = { "key", "team", NULL };
+	cJSON *body = admin_body_object(c);
+	const cJSON *key, *team;
+	struct key_record k;
+	char scope[KEYS_ID_SIZE + 8];
+	const char *policy = NULL;
+	int64_t now = clock_real_s();
+
+	if (!body || !admin_known_fields(c, body, fields))
+		goto out;
+	key = cJSON_GetObjectItemCaseSensitive(body, "key");
+	team = cJSON_GetObjectItemCaseSensitive(body, "team");
+	if (!!key == !!team || (key && !cJSON_IsString(key)) || (team && !cJSON_IsString(team))) {
+		admin_fail(c, 400, key ? "key" : "team", "give exactly one of \"key\" (a key id) "
+		     "or \"team\" (a team name)");
+		goto out;
+	}
+	if (key) {
+		if (keys_get(c->ks, key->valuestring, &k)) {
+			admin_fail(c, 404, "key", "no key with id \"%s\"", key->valuestring);
+			goto out;
+		}
+		OPENSSL_cleanse(k.hash, sizeof(k.hash));
+		policy = k.policy;
+		snprintf(scope, sizeof(scope), "key:%s", key->valuestring);
+	} else {
+		if (!keys_team_policy(c->ks, team->valuestring)) {
+			admin_fail(c, 404, "team", "no team named \"%s\"", team->valuestring);
+			goto out;
+		}
+		snprintf(scope, sizeof(scope), "team:%s", team->valuestring);
+	}
+	struct budget *b = gate_budget(c->g);
+	cJSON *audit = admin_record_new(c, "usage.reset");
+	cJSON_AddStringToObject(audit, "scope", scope);
+	/* What was forgotten stays on the record. */
+	cJSON_AddItemToObject(audit, "before", budgets_json(b, scope, policy, now));
+	struct pending *p = admin_pending_new(c, P_RESET, 200, NULL, audit);
+	if (!p)
+		goto out;
+	int rc = b ? budget_reset(b, scope, now, admin_on_stored, p) : 1;
+	p->ok = cJSON_CreateObject();
+	cJSON_AddStringToObject(p->ok, "reset", scope);
+	cJSON_AddItemToObject(p->ok, "budgets", budgets_json(b, scope, policy, now));
+	admin_pending_start(c, p, rc);
+out:
+	cJSON_Delete(body);
+}
+
+/* --- metrics ------------------------------------------------------------------------------ */
+
+void admin_metrics_get(struct ctx *c, const char *unused)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (!buf || metrics_render(buf, gate_store(c->g), c->ks)) {
+		admin_fail(c, 500, NULL, "out of memory");
+	} else {
+		admin_set_header(c->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		admin_set_header(c->req, "Cache-Control", "no-store");
+		evhttp_send_reply(c->req, 200, "OK", buf);
+	}
+	if (buf)
+		evbuffer_free(buf);
+}
