@@ -213,17 +213,21 @@ static int cgroup_root(const struct args *a, char *buf, size_t len)
 		snprintf(buf, len, "%s", a->cgroup_root);
 		return 0;
 	}
-	return enforcer_detect_cgroup_root(buf, len);
+	return cgroup_detect_root(buf, len);
 }
 
-static struct pins_cgroups *scan_cgroups(const struct args *a)
+static struct cgroup_index *scan_cgroups(const struct args *a)
 {
-	struct pins_cgroups *c = NULL;
+	struct cgroup_index *c = NULL;
 	char root[PATH_MAX];
 
-	if (cgroup_root(a, root, sizeof(root)) == 0 && pins_cgroups_scan(root, &c) < 0)
+	if (cgroup_root(a, root, sizeof(root)) || cgroup_index_new(&c))
+		return NULL;	/* NULL: paths are shown as unknown */
+	if (cgroup_index_scan(c, root, 64) < 0) {
+		cgroup_index_free(c);
 		c = NULL;
-	return c;	/* NULL: paths are shown as unknown */
+	}
+	return c;
 }
 
 /* ---- status ------------------------------------------------------------------------------ */
@@ -259,7 +263,7 @@ static int cmd_status(struct args *a)
 	struct pins_link links[WARDEN_HOOK_MAX];
 	struct pins_enrolled *en = NULL;
 	struct pins_features feat;
-	struct pins_cgroups *cg = NULL;
+	struct cgroup_index *cg = NULL;
 	struct warden_config cfg;
 	struct holders h = { .n = 0 };
 	unsigned nmode[4] = { 0 }, nattached = 0, nexpected = 0;
@@ -332,7 +336,7 @@ static int cmd_status(struct args *a)
 		hooks = cJSON_AddArrayToObject(o, "hooks");
 		for (unsigned i = 0; i < WARDEN_HOOK_MAX; i++) {
 			const struct pins_link *l = &links[i];
-			const char *cp = pins_cgroups_path(cg, l->cgroup_id);
+			const char *cp = cgroup_index_get(cg, l->cgroup_id);
 
 			x = cJSON_CreateObject();
 			cJSON_AddItemToArray(hooks, x);
@@ -423,7 +427,7 @@ static int cmd_status(struct args *a)
 		       "PROG", "TAG", "PROGRAM", "RUNS (AVG NS)", "ATTACHED AT");
 		for (unsigned i = 0; i < WARDEN_HOOK_MAX; i++) {
 			const struct pins_link *l = &links[i];
-			const char *cp = pins_cgroups_path(cg, l->cgroup_id);
+			const char *cp = cgroup_index_get(cg, l->cgroup_id);
 			const char *state = l->attached ? "attached" : l->pinned ? "DETACHED" :
 				i == WARDEN_HOOK_CONNECT_UNIX && !feat.unix_connect ? "n/a" :
 				"MISSING";
@@ -450,7 +454,7 @@ static int cmd_status(struct args *a)
 out:
 	cJSON_Delete(o);
 	free(en);
-	pins_cgroups_free(cg);
+	cgroup_index_free(cg);
 	pins_close(p);
 	return rc;
 }
@@ -503,7 +507,7 @@ static int cmd_maps(struct args *a)
 	struct warden_counters hook[WARDEN_HOOK_MAX], total;
 	struct pins_enrolled *en = NULL;
 	struct pins_unixpath *up = NULL;
-	struct pins_cgroups *cg = NULL;
+	struct cgroup_index *cg = NULL;
 	struct pins_map_info mi;
 	struct warden_config cfg;
 	size_t nen = 0, nup = 0;
@@ -568,7 +572,7 @@ static int cmd_maps(struct args *a)
 			printf("  %-12s %-9s %-5s %s\n", "CGROUP ID", "MODE", "LEVEL", "PATH");
 	}
 	for (size_t i = 0; i < nen; i++) {
-		const char *path = pins_cgroups_path(cg, en[i].cgroup_id);
+		const char *path = cgroup_index_get(cg, en[i].cgroup_id);
 
 		if (a->json) {
 			cJSON *e = cJSON_CreateObject();
@@ -694,7 +698,7 @@ out:
 	cJSON_Delete(o);
 	free(en);
 	free(up);
-	pins_cgroups_free(cg);
+	cgroup_index_free(cg);
 	pins_close(p);
 	return rc;
 }
@@ -895,9 +899,9 @@ static int target_path(const struct args *a, struct enforcer *e, const char *cmd
 	if (a->have_id)
 		return 0;
 	if (a->container)
-		err = enforcer_resolve_container(enforcer_cgroup_root(e), a->container, buf, len);
+		err = cgroup_resolve_container(enforcer_cgroup_root(e), a->container, buf, len);
 	else
-		err = enforcer_resolve_pod(enforcer_cgroup_root(e), a->pod, buf, len);
+		err = cgroup_resolve_pod(enforcer_cgroup_root(e), a->pod, buf, len);
 	if (err == -ENOENT)
 		errmsg("%s: no cgroup under %s for %s %s", cmd, enforcer_cgroup_root(e),
 		       a->container ? "container" : "pod", a->container ? a->container : a->pod);

@@ -100,7 +100,7 @@ static int setup(void)
 		skip = "needs root (BPF, cgroups)";
 		return 0;
 	}
-	if (enforcer_detect_cgroup_root(root, sizeof(root))) {
+	if (cgroup_detect_root(root, sizeof(root))) {
 		skip = "no cgroup v2 hierarchy";
 		return 0;
 	}

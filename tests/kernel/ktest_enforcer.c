@@ -379,7 +379,7 @@ static void check_event(pid_t pid, const char *cg, const char *comm, unsigned ho
 	cJSON *j;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
-	CU_ASSERT_EQUAL(enforcer_cgroup_id(cg, &id), 0);
+	CU_ASSERT_EQUAL(cgroup_id(cg, &id), 0);
 	CU_ASSERT_EQUAL(ev->cgroup_id, id);
 	CU_ASSERT_EQUAL(ev->tgid, (uint32_t)pid);
 	CU_ASSERT_STRING_EQUAL(ev->comm, comm);
@@ -482,7 +482,7 @@ static void test_refused_after_escape(void)
 	{
 		uint64_t lock_id = 0;
 
-		CU_ASSERT(enforcer_cgroup_id(cg_lock, &lock_id) == 0);
+		CU_ASSERT(cgroup_id(cg_lock, &lock_id) == 0);
 		CU_ASSERT(nevents > 0 && events[nevents - 1].enrolled_id == lock_id);
 	}
 }
@@ -589,7 +589,7 @@ static void refused_by(const char *cg, const char *comm, const struct target *t,
 	CU_ASSERT_EQUAL(ev->hook, hook);
 	CU_ASSERT_EQUAL(ev->reason, reason);
 	CU_ASSERT_EQUAL(ev->rule_id, rule_id);
-	CU_ASSERT(enforcer_cgroup_id(cg, &id) == 0 && ev->enrolled_id == id && ev->cgroup_id == id);
+	CU_ASSERT(cgroup_id(cg, &id) == 0 && ev->enrolled_id == id && ev->cgroup_id == id);
 }
 
 /* Host rules live in the exact maps and prefixes in the tries; the programs must combine them
@@ -956,7 +956,7 @@ static int setup(void)
 	int ret;
 
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-test-%d", getpid());
-	if (enforcer_detect_cgroup_root(root, sizeof(root)) < 0)
+	if (cgroup_detect_root(root, sizeof(root)) < 0)
 		return -1;
 	snprintf(cg_base, sizeof(cg_base), "%s/mcpwarden-ktest-%d", root, getpid());
 	snprintf(cg_lock, sizeof(cg_lock), "%s/lockdown", cg_base);
@@ -1050,7 +1050,7 @@ int main(void)
 		printf("SKIP ktest_enforcer: needs root (BPF programs, cgroups)\n");
 		return 0;
 	}
-	if (enforcer_detect_cgroup_root(r, sizeof(r)) < 0) {
+	if (cgroup_detect_root(r, sizeof(r)) < 0) {
 		printf("SKIP ktest_enforcer: no cgroup v2 hierarchy mounted\n");
 		return 0;
 	}

@@ -847,7 +847,7 @@ int main(void)
 		printf("SKIP ktest_wardenctl: needs root (BPF programs, cgroups)\n");
 		return 0;
 	}
-	if (enforcer_detect_cgroup_root(root, sizeof(root)) < 0) {
+	if (cgroup_detect_root(root, sizeof(root)) < 0) {
 		printf("SKIP ktest_wardenctl: no cgroup v2 hierarchy mounted\n");
 		return 0;
 	}

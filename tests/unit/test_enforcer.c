@@ -151,28 +151,28 @@ static void test_resolve(void)
 	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111/abcdef0123456789");
 	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111/abcdef0123459999");
 
-	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, cid, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, cid, buf, sizeof(buf)), 0);
 	snprintf(want, sizeof(want), "%s/kubepods.slice/kubepods-burstable.slice/"
 		 "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice/"
 		 "cri-containerd-%s.scope", tree, cid);
 	CU_ASSERT_STRING_EQUAL(buf, want);
-	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "4f1b2c3d4e5f", buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "4f1b2c3d4e5f", buf, sizeof(buf)), 0);
 	CU_ASSERT_STRING_EQUAL(buf, want);
-	CU_ASSERT_EQUAL(enforcer_resolve_pod(tree, "11112222-3333-4444-5555-666677778888", buf,
+	CU_ASSERT_EQUAL(cgroup_resolve_pod(tree, "11112222-3333-4444-5555-666677778888", buf,
 					     sizeof(buf)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "kubepods-burstable-pod11112222_3333"));
-	CU_ASSERT_EQUAL(enforcer_resolve_pod(tree, "aaaabbbb-cccc-dddd-eeee-ffff00001111", buf,
+	CU_ASSERT_EQUAL(cgroup_resolve_pod(tree, "aaaabbbb-cccc-dddd-eeee-ffff00001111", buf,
 					     sizeof(buf)), 0);
 	snprintf(want, sizeof(want), "%s/kubepods/besteffort/"
 		 "podaaaabbbb-cccc-dddd-eeee-ffff00001111", tree);
 	CU_ASSERT_STRING_EQUAL(buf, want);
-	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "abcdef0123456789", buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "abcdef0123456789", buf, sizeof(buf)), 0);
 	/* A prefix shared by two containers is ambiguous; unknown ids and bad input are errors. */
-	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "abcdef0123", buf, sizeof(buf)), -EINVAL);
-	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "abcdef012345", buf, sizeof(buf)), -EEXIST);
-	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "999999999999", buf, sizeof(buf)), -ENOENT);
-	CU_ASSERT_EQUAL(enforcer_resolve_container(tree, "../../etc/xx", buf, sizeof(buf)), -EINVAL);
-	CU_ASSERT_EQUAL(enforcer_resolve_pod(tree, "../../etc", buf, sizeof(buf)), -EINVAL);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "abcdef0123", buf, sizeof(buf)), -EINVAL);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "abcdef012345", buf, sizeof(buf)), -EEXIST);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "999999999999", buf, sizeof(buf)), -ENOENT);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "../../etc/xx", buf, sizeof(buf)), -EINVAL);
+	CU_ASSERT_EQUAL(cgroup_resolve_pod(tree, "../../etc", buf, sizeof(buf)), -EINVAL);
 
 	{
 		char cmd[128];

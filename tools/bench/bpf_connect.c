@@ -242,7 +242,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(LOG_WARN);
-	if (enforcer_detect_cgroup_root(root, sizeof(root)) < 0) {
+	if (cgroup_detect_root(root, sizeof(root)) < 0) {
 		printf("bpf_connect: SKIP (no cgroup v2)\n");
 		return 0;
 	}

@@ -20,6 +20,7 @@
 
 #include "base/config.h"
 #include "warden_types.h"
+#include "enforce/cgroup.h"
 
 struct event_base;
 struct enforcer;
@@ -82,19 +83,7 @@ int enforcer_mode_parse(const char *s, enum warden_mode *out);
 int enforcer_map_fd(struct enforcer *e, const char *map_name);
 
 /* ---- cgroups ----------------------------------------------------------------------------- */
-/* The cgroup v2 root: /sys/fs/cgroup when it is cgroup2, else /sys/fs/cgroup/unified when
- * that is; -EOPNOTSUPP otherwise. */
-int enforcer_detect_cgroup_root(char *buf, size_t len);
-/* cgroup id (= inode of the directory) of an absolute cgroupfs path. */
-int enforcer_cgroup_id(const char *path, uint64_t *id);
-/* Resolve a container id (full, or a unique prefix of >= 12 hex chars) or a pod UID to its
- * cgroup directory under root, for both the cgroupfs layout (kubepods/<qos>/pod<uid>/<id>)
- * and the systemd one (kubepods-<qos>-pod<uid_with_underscores>.slice, <rt>-<id>.scope).
- * -ENOENT when nothing matches, -EEXIST when several do. A synchronous walk of cgroupfs
- * (in-memory kernfs): call it at start-up or from admin actions, not per request. */
-int enforcer_resolve_container(const char *root, const char *container_id, char *buf,
-			       size_t len);
-int enforcer_resolve_pod(const char *root, const char *pod_uid, char *buf, size_t len);
+/* Paths, ids, containers and pods: enforce/cgroup.h. */
 /* The path of cgroup id under root, from a cache refreshed by a scan on a miss (at most once
  * a second); -ENOENT when unknown (e.g. the cgroup is gone). */
 int enforcer_cgroup_path(struct enforcer *e, uint64_t id, char *buf, size_t len);

@@ -130,15 +130,6 @@ struct pins_features {
 };
 int pins_features(struct pins_features *out);
 
-/* ---- cgroups ------------------------------------------------------------------------------ */
-/* An id -> path index of a cgroup tree, made by one walk (cgroup id = directory inode). */
-struct pins_cgroups;
-int pins_cgroups_scan(const char *root, struct pins_cgroups **out);
-/* Absolute cgroupfs path of id (as enforcer_cgroup_path gives it), NULL when the id is not in
- * the tree (e.g. the cgroup was removed). */
-const char *pins_cgroups_path(const struct pins_cgroups *c, uint64_t id);
-void pins_cgroups_free(struct pins_cgroups *c);
-
 /* ---- the deny-event ring ----------------------------------------------------------------- */
 enum pins_ring_mode {
 	PINS_RING_TAP,		/* read only; the daemon still receives every event */

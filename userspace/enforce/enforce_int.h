@@ -1,0 +1,77 @@
+/* enforce_int: what the parts of the enforcer share — its state, the map table, and the
+ * few steps one part does for another. enforcer.h is the interface; this is not one. */
+#ifndef WARDEN_ENFORCE_INT_H
+#define WARDEN_ENFORCE_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <bpf/libbpf.h>
+#include <event2/event.h>
+
+#include "enforce/cgroup.h"
+#include "enforce/enforcer.h"
+
+#ifndef BPF_CGROUP_UNIX_CONNECT_VALUE
+#define BPF_CGROUP_UNIX_CONNECT_VALUE 49	/* enum bpf_attach_type, kernel 6.7; not in 6.1 UAPI */
+#endif
+#define FILEID_KERNFS 0xfe
+
+enum map_idx {
+	M_CONFIG, M_ENROLLED, M_PROTECT4, M_PROTECT6, M_ALLOW4, M_ALLOW6, M_EXACT4, M_EXACT6,
+	M_UNIXPATH, M_EVENTS, M_COUNTERS, M_EPOCH, M_CGCACHE, M_MAX
+};
+
+static const char *const map_names[M_MAX] = {
+	WARDEN_MAP_CONFIG, WARDEN_MAP_ENROLLED, WARDEN_MAP_PROTECT4, WARDEN_MAP_PROTECT6,
+	WARDEN_MAP_ALLOW4, WARDEN_MAP_ALLOW6, WARDEN_MAP_EXACT4, WARDEN_MAP_EXACT6,
+	WARDEN_MAP_UNIXPATH, WARDEN_MAP_EVENTS, WARDEN_MAP_COUNTERS, WARDEN_MAP_EPOCH,
+	WARDEN_MAP_CGCACHE,
+};
+
+static const char *const hook_names[WARDEN_HOOK_MAX] = {
+	"connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix",
+};
+
+struct enforcer {
+	char pin_dir[PATH_MAX];
+	char cgroup_root[PATH_MAX];
+	int root_fd;
+	uint64_t root_id;
+	struct warden_bpf *skel;	/* NULL in ENFORCER_ADOPT mode */
+	int map_fds[M_MAX];
+	bool own_map_fds;		/* opened from pins (ADOPT), closed by enforcer_close */
+	struct bpf_link *links[WARDEN_HOOK_MAX];
+	bool hook_supported[WARDEN_HOOK_MAX];
+	bool adopted;
+	bool task_btf;			/* programs loaded with warden_task_btf */
+	char unix_reason[128];
+	uint32_t next_rule_id;
+	/* audit */
+	struct ring_buffer *rb;
+	struct event *rb_ev;
+	enforcer_event_cb cb;
+	void *cb_arg;
+	int handled;
+	struct cgroup_index *cg_cache;	/* cgroup id -> path, filled as events name cgroups */
+	time_t cg_scanned_at;
+};
+
+/* The config map (warden_config) is written by the daemon and by wardenctl: every writer
+ * holds the pin directory's flock around read-modify-write (enforcer.c). */
+int enforcer_config_lock(struct enforcer *e);
+void enforcer_config_unlock(int fd);
+int enforcer_config_read(struct enforcer *e, struct warden_config *c);
+int enforcer_config_write(struct enforcer *e, const struct warden_config *c);
+int enforcer_level_mask_refresh(struct enforcer *e);
+/* An absolute path under the cgroup root, and its depth below the root (enforcer.c). */
+int enforcer_cgroup_abspath(const struct enforcer *e, const char *path, char *out, int *level);
+const char *enforcer_errno_name(int err);
+/* rules.c: add a rule; *created says whether it is new (the resolver refreshes hostnames'
+ * rules and removes only what it added). */
+int enforcer_rule_add_ex(struct enforcer *e, const struct enforcer_dest *d, bool protect,
+			 uint32_t *rule_id, bool *created);
+
+#endif
