@@ -37,7 +37,8 @@ LIB_SRCS  := $(filter-out userspace/main.c,$(shell find userspace -name '*.c' | 
 LIB_OBJS  := $(patsubst userspace/%.c,$(B)/obj/%.o,$(LIB_SRCS))
 HDRS      := $(shell find userspace include -name '*.h')
 LIB       := $(B)/libwarden.a
-TOOLS     := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
+TOOLS     := $(B)/wardenctl
+CTL_SRCS  := $(wildcard tools/wardenctl/*.c)
 UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
 KTESTS    := $(patsubst tests/kernel/%.c,$(B)/tests/%,$(wildcard tests/kernel/ktest_*.c))
 BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(wildcard tools/bench/*.c))
@@ -73,8 +74,9 @@ $(LIB): $(LIB_OBJS)
 $(B)/mcpwarden: $(B)/obj/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/%: tools/%.c $(LIB) $(HDRS) | $(SKELS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+# wardenctl: one file per command group (tools/wardenctl/), linked with the library.
+$(B)/wardenctl: $(CTL_SRCS) tools/wardenctl/wardenctl.h $(LIB) $(HDRS) | $(SKELS)
+	$(CC) $(CFLAGS) -Itools/wardenctl $(LDFLAGS) -o $@ $(CTL_SRCS) $(LIB) $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/*.h tests/unit/*.h) | $(B)/tests
 	$(CC) $(CFLAGS) -Itests -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
