@@ -362,7 +362,7 @@ static void test_runtime_changes(void)
 
 static struct keystore *tracker(size_t capacity)
 {
-	struct keys_peer_limits lim = {
+	struct peer_guard_limits lim = {
 		.max_failures = 3, .window_ms = 1000, .block_ms = 100, .max_block_ms = 400,
 		.capacity = capacity,
 	};
@@ -495,7 +495,7 @@ static void test_tracker_eviction(void)
 	CU_ASSERT_FALSE(blocked(ks, "10.0.0.1", 200000, NULL));
 	keys_free(ks);
 
-	struct keys_peer_limits bad = { 0 };
+	struct peer_guard_limits bad = { 0 };
 	CU_ASSERT_EQUAL(keys_new(&bad, &ks), -EINVAL);
 	CU_ASSERT_PTR_NULL(ks);
 }

@@ -51,7 +51,7 @@ struct keystore {
 	struct peer_guard *peers;      /* brute-force hold-off */
 };
 
-static const struct keys_peer_limits default_limits = {
+static const struct peer_guard_limits default_limits = {
 	.max_failures = 10,
 	.window_ms = 60 * 1000,
 	.block_ms = 30 * 1000,
@@ -111,7 +111,7 @@ static struct team *find_team(const struct keystore *ks, const char *name)
 
 /* ---- life cycle ---- */
 
-int keys_new(const struct keys_peer_limits *limits, struct keystore **out)
+int keys_new(const struct peer_guard_limits *limits, struct keystore **out)
 {
 	struct keystore *ks = xcalloc(1, sizeof(*ks));
 	int rc;

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "govern/peer_guard.h"
+
 struct config_errors;
 struct policy_set;
 struct keystore;
@@ -66,20 +68,13 @@ enum keys_auth {
 	KEYS_AUTH_DISABLED,
 };
 
-struct keys_peer_limits {
-	unsigned max_failures;  /* failures within window_ms that block a peer (default 10) */
-	int64_t window_ms;      /* default 60 s */
-	int64_t block_ms;       /* first block (default 30 s), doubled on each further block */
-	int64_t max_block_ms;   /* cap of the block; also the quiet time that forgets (15 min) */
-	size_t capacity;        /* peers tracked at once (default 8192) */
-};
 
 /* Identifiers (ids, team and policy names) and display names as the keystore accepts them. */
 bool keys_valid_ident(const char *s);
 bool keys_valid_name(const char *s);
 
 /* limits NULL: defaults. Returns 0, -ENOMEM, -EINVAL (a zero limit) or -EIO (no randomness). */
-int keys_new(const struct keys_peer_limits *limits, struct keystore **out);
+int keys_new(const struct peer_guard_limits *limits, struct keystore **out);
 void keys_free(struct keystore *ks);
 
 /* A fresh key: "mcpw_" + base64url(32 bytes from RAND_bytes). len >= KEYS_TOKEN_SIZE.

@@ -9,7 +9,6 @@
 #include "base/alloc.h"
 #include "base/htab.h"
 #include "base/list.h"
-#include "govern/keys.h"
 
 #define PEER_KEY_LEN 17        /* a tag byte, then up to 16 address bytes */
 
@@ -25,7 +24,7 @@ struct peer {
 };
 
 struct peer_guard {
-	struct keys_peer_limits lim;
+	struct peer_guard_limits lim;
 	struct peer *slab;             /* capacity entries, allocated once */
 	struct htab peers;             /* by addr; SipHash under a random seed: addresses cannot
 					* be picked to collide */
@@ -106,7 +105,7 @@ static void release(struct peer_guard *g, struct peer *p)
 	list_add(&p->link, &g->free);
 }
 
-int peer_guard_new(const struct keys_peer_limits *lim, struct peer_guard **out)
+int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out)
 {
 	struct peer_guard *g;
 	int rc;

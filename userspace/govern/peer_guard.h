@@ -13,11 +13,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct keys_peer_limits;
 struct peer_guard;
 
+struct peer_guard_limits {
+	unsigned max_failures;  /* failures within window_ms that block a peer (default 10) */
+	int64_t window_ms;      /* default 60 s */
+	int64_t block_ms;       /* first block (default 30 s), doubled on each further block */
+	int64_t max_block_ms;   /* cap of the block; also the quiet time that forgets (15 min) */
+	size_t capacity;        /* peers tracked at once (default 8192) */
+};
+
+
 /* 0, -EINVAL (a zero limit), -ENOMEM or -EIO (no randomness for the table's seed). */
-int peer_guard_new(const struct keys_peer_limits *lim, struct peer_guard **out);
+int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out);
 void peer_guard_free(struct peer_guard *g);
 bool peer_guard_blocked(struct peer_guard *g, const char *peer, int64_t now_ms,
 			int64_t *retry_after_ms);
