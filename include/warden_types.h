@@ -23,20 +23,14 @@
 #define WARDEN_PIN_DIR_DEFAULT	"/sys/fs/bpf/mcpwarden"
 #define WARDEN_LINK_PREFIX	"link_"
 
-/* Map names (BPF object names are at most 15 characters). */
-#define WARDEN_MAP_CONFIG	"warden_config"		/* array[1]: struct warden_config */
-#define WARDEN_MAP_ENROLLED	"warden_enrolled"	/* hash: __u64 cgroup id -> struct warden_enroll */
-#define WARDEN_MAP_PROTECT4	"warden_protect4"	/* lpm: struct warden_lpm4_key -> struct warden_rule */
-#define WARDEN_MAP_PROTECT6	"warden_protect6"	/* lpm: struct warden_lpm6_key -> struct warden_rule */
-#define WARDEN_MAP_ALLOW4	"warden_allow4"		/* lpm: struct warden_lpm4_key -> struct warden_rule */
-#define WARDEN_MAP_ALLOW6	"warden_allow6"		/* lpm: struct warden_lpm6_key -> struct warden_rule */
-#define WARDEN_MAP_EXACT4	"warden_exact4"		/* hash: struct warden_exact4_key -> struct warden_rule */
-#define WARDEN_MAP_EXACT6	"warden_exact6"		/* hash: struct warden_exact6_key -> struct warden_rule */
-#define WARDEN_MAP_UNIXPATH	"warden_unixpath"	/* hash: struct warden_unix_key -> struct warden_rule */
-#define WARDEN_MAP_EVENTS	"warden_events"		/* ringbuf of struct warden_event */
-#define WARDEN_MAP_COUNTERS	"warden_counters"	/* percpu array[WARDEN_HOOK_MAX]: struct warden_counters */
-#define WARDEN_MAP_EPOCH	"warden_epoch"		/* array[1]: __u64 enrolment epoch */
-#define WARDEN_MAP_CGCACHE	"warden_cgcache"	/* percpu array[WARDEN_CGCACHE_SLOTS]: struct warden_cgcache */
+/* Map names; the maps themselves are declared once, in warden_maps.h. */
+#define WARDEN_MAP_CONFIG	"warden_config"
+#define WARDEN_MAP_ENROLLED	"warden_enrolled"
+#define WARDEN_MAP_UNIXPATH	"warden_unixpath"
+#define WARDEN_MAP_EVENTS	"warden_events"
+#define WARDEN_MAP_COUNTERS	"warden_counters"
+#define WARDEN_MAP_EPOCH	"warden_epoch"
+#define WARDEN_MAP_CGCACHE	"warden_cgcache"
 
 #define WARDEN_MAX_ENROLLED	16384
 #define WARDEN_MAX_RULES	16384	/* per LPM trie */

@@ -13,23 +13,18 @@
 
 #include "enforce/cgroup.h"
 #include "enforce/enforcer.h"
+#include "warden_maps.h"
 
 #ifndef BPF_CGROUP_UNIX_CONNECT_VALUE
 #define BPF_CGROUP_UNIX_CONNECT_VALUE 49	/* enum bpf_attach_type, kernel 6.7; not in 6.1 UAPI */
 #endif
 #define FILEID_KERNFS 0xfe
 
-enum map_idx {
-	M_CONFIG, M_ENROLLED, M_PROTECT4, M_PROTECT6, M_ALLOW4, M_ALLOW6, M_EXACT4, M_EXACT6,
-	M_UNIXPATH, M_EVENTS, M_COUNTERS, M_EPOCH, M_CGCACHE, M_MAX
-};
-
-static const char *const map_names[M_MAX] = {
-	WARDEN_MAP_CONFIG, WARDEN_MAP_ENROLLED, WARDEN_MAP_PROTECT4, WARDEN_MAP_PROTECT6,
-	WARDEN_MAP_ALLOW4, WARDEN_MAP_ALLOW6, WARDEN_MAP_EXACT4, WARDEN_MAP_EXACT6,
-	WARDEN_MAP_UNIXPATH, WARDEN_MAP_EVENTS, WARDEN_MAP_COUNTERS, WARDEN_MAP_EPOCH,
-	WARDEN_MAP_CGCACHE,
-};
+/* The maps, by enum warden_map (include/warden_maps.h). */
+#define M_MAX WARDEN_M_MAX
+#define ENFORCE_MAP_NAME(ID, name, ...) [WARDEN_M_##ID] = WARDEN_MAP_NAME(name),
+static const char *const map_names[WARDEN_M_MAX] = { WARDEN_MAPS(ENFORCE_MAP_NAME) };
+#undef ENFORCE_MAP_NAME
 
 static const char *const hook_names[WARDEN_HOOK_MAX] = {
 	"connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix",

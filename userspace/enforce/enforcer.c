@@ -256,14 +256,14 @@ int enforcer_config_read(struct enforcer *e, struct warden_config *c)
 {
 	__u32 zero = 0;
 
-	return bpf_map_lookup_elem(e->map_fds[M_CONFIG], &zero, c) < 0 ? -errno : 0;
+	return bpf_map_lookup_elem(e->map_fds[WARDEN_M_CONFIG], &zero, c) < 0 ? -errno : 0;
 }
 
 int enforcer_config_write(struct enforcer *e, const struct warden_config *c)
 {
 	__u32 zero = 0;
 
-	return bpf_map_update_elem(e->map_fds[M_CONFIG], &zero, c, BPF_ANY) < 0 ? -errno : 0;
+	return bpf_map_update_elem(e->map_fds[WARDEN_M_CONFIG], &zero, c, BPF_ANY) < 0 ? -errno : 0;
 }
 
 /* A new enrolment epoch: every decision the programs cached before it stops matching. A
@@ -281,7 +281,7 @@ static int epoch_bump(struct enforcer *e)
 		epoch = ((__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec) ^
 			((__u64)getpid() << 40);
 	}
-	return bpf_map_update_elem(e->map_fds[M_EPOCH], &zero, &epoch, BPF_ANY) < 0 ? -errno : 0;
+	return bpf_map_update_elem(e->map_fds[WARDEN_M_EPOCH], &zero, &epoch, BPF_ANY) < 0 ? -errno : 0;
 }
 
 /* level_mask tells the programs which ancestor depths can hold an entry: recompute it from
@@ -293,7 +293,7 @@ int enforcer_level_mask_refresh(struct enforcer *e)
 	struct warden_enroll v;
 	__u64 key, next, *prev = NULL;
 	__u32 mask = 0;
-	int ret, fd = e->map_fds[M_ENROLLED];
+	int ret, fd = e->map_fds[WARDEN_M_ENROLLED];
 	int lock = enforcer_config_lock(e);
 
 	if (lock < 0)
@@ -651,19 +651,19 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 				  "CAP_SYS_ADMIN)" : "");
 			goto out;
 		}
-		e->map_fds[M_CONFIG] = bpf_map__fd(e->skel->maps.warden_config);
-		e->map_fds[M_ENROLLED] = bpf_map__fd(e->skel->maps.warden_enrolled);
-		e->map_fds[M_PROTECT4] = bpf_map__fd(e->skel->maps.warden_protect4);
-		e->map_fds[M_PROTECT6] = bpf_map__fd(e->skel->maps.warden_protect6);
-		e->map_fds[M_ALLOW4] = bpf_map__fd(e->skel->maps.warden_allow4);
-		e->map_fds[M_ALLOW6] = bpf_map__fd(e->skel->maps.warden_allow6);
-		e->map_fds[M_EXACT4] = bpf_map__fd(e->skel->maps.warden_exact4);
-		e->map_fds[M_EXACT6] = bpf_map__fd(e->skel->maps.warden_exact6);
-		e->map_fds[M_UNIXPATH] = bpf_map__fd(e->skel->maps.warden_unixpath);
-		e->map_fds[M_EVENTS] = bpf_map__fd(e->skel->maps.warden_events);
-		e->map_fds[M_COUNTERS] = bpf_map__fd(e->skel->maps.warden_counters);
-		e->map_fds[M_EPOCH] = bpf_map__fd(e->skel->maps.warden_epoch);
-		e->map_fds[M_CGCACHE] = bpf_map__fd(e->skel->maps.warden_cgcache);
+		e->map_fds[WARDEN_M_CONFIG] = bpf_map__fd(e->skel->maps.warden_config);
+		e->map_fds[WARDEN_M_ENROLLED] = bpf_map__fd(e->skel->maps.warden_enrolled);
+		e->map_fds[WARDEN_M_PROTECT4] = bpf_map__fd(e->skel->maps.warden_protect4);
+		e->map_fds[WARDEN_M_PROTECT6] = bpf_map__fd(e->skel->maps.warden_protect6);
+		e->map_fds[WARDEN_M_ALLOW4] = bpf_map__fd(e->skel->maps.warden_allow4);
+		e->map_fds[WARDEN_M_ALLOW6] = bpf_map__fd(e->skel->maps.warden_allow6);
+		e->map_fds[WARDEN_M_EXACT4] = bpf_map__fd(e->skel->maps.warden_exact4);
+		e->map_fds[WARDEN_M_EXACT6] = bpf_map__fd(e->skel->maps.warden_exact6);
+		e->map_fds[WARDEN_M_UNIXPATH] = bpf_map__fd(e->skel->maps.warden_unixpath);
+		e->map_fds[WARDEN_M_EVENTS] = bpf_map__fd(e->skel->maps.warden_events);
+		e->map_fds[WARDEN_M_COUNTERS] = bpf_map__fd(e->skel->maps.warden_counters);
+		e->map_fds[WARDEN_M_EPOCH] = bpf_map__fd(e->skel->maps.warden_epoch);
+		e->map_fds[WARDEN_M_CGCACHE] = bpf_map__fd(e->skel->maps.warden_cgcache);
 		lock = enforcer_config_lock(e);
 		ret = lock < 0 ? lock : enforcer_config_read(e, &cfg);
 		if (ret < 0) {
@@ -708,13 +708,13 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		if (ret < 0)
 			goto out;
 	}
-	rule_ids_scan(e, e->map_fds[M_PROTECT4], sizeof(struct warden_lpm4_key));
-	rule_ids_scan(e, e->map_fds[M_PROTECT6], sizeof(struct warden_lpm6_key));
-	rule_ids_scan(e, e->map_fds[M_ALLOW4], sizeof(struct warden_lpm4_key));
-	rule_ids_scan(e, e->map_fds[M_ALLOW6], sizeof(struct warden_lpm6_key));
-	rule_ids_scan(e, e->map_fds[M_EXACT4], sizeof(struct warden_exact4_key));
-	rule_ids_scan(e, e->map_fds[M_EXACT6], sizeof(struct warden_exact6_key));
-	rule_ids_scan(e, e->map_fds[M_UNIXPATH], sizeof(struct warden_unix_key));
+	rule_ids_scan(e, e->map_fds[WARDEN_M_PROTECT4], sizeof(struct warden_lpm4_key));
+	rule_ids_scan(e, e->map_fds[WARDEN_M_PROTECT6], sizeof(struct warden_lpm6_key));
+	rule_ids_scan(e, e->map_fds[WARDEN_M_ALLOW4], sizeof(struct warden_lpm4_key));
+	rule_ids_scan(e, e->map_fds[WARDEN_M_ALLOW6], sizeof(struct warden_lpm6_key));
+	rule_ids_scan(e, e->map_fds[WARDEN_M_EXACT4], sizeof(struct warden_exact4_key));
+	rule_ids_scan(e, e->map_fds[WARDEN_M_EXACT6], sizeof(struct warden_exact6_key));
+	rule_ids_scan(e, e->map_fds[WARDEN_M_UNIXPATH], sizeof(struct warden_unix_key));
 	log_info("enforcer: %s %s (cgroup root %s)",
 		 e->adopted ? "adopted" : "attached", e->pin_dir, e->cgroup_root);
 	*out = e;
@@ -786,7 +786,7 @@ int enforcer_status(struct enforcer *e, struct enforcer_status *out)
 	out->task_btf = e->task_btf;
 	out->deny_errno = cfg.deny_errno ? (int)cfg.deny_errno : EPERM;
 	out->sidecar_port = ntohs(cfg.sidecar_port);
-	while (bpf_map_get_next_key(e->map_fds[M_ENROLLED], prev, &next) == 0) {
+	while (bpf_map_get_next_key(e->map_fds[WARDEN_M_ENROLLED], prev, &next) == 0) {
 		out->nenrolled++;
 		key = next;
 		prev = &key;

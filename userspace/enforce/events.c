@@ -43,7 +43,7 @@ int enforcer_counters(struct enforcer *e, struct enforcer_counters *out)
 		return -ENOMEM;
 	memset(out, 0, sizeof(*out));
 	for (__u32 h = 0; h < WARDEN_HOOK_MAX; h++) {
-		if (bpf_map_lookup_elem(e->map_fds[M_COUNTERS], &h, v) < 0) {
+		if (bpf_map_lookup_elem(e->map_fds[WARDEN_M_COUNTERS], &h, v) < 0) {
 			ret = -errno;
 			goto out;
 		}
@@ -90,7 +90,7 @@ static int rb_open(struct enforcer *e)
 {
 	if (e->rb)
 		return 0;
-	e->rb = ring_buffer__new(e->map_fds[M_EVENTS], rb_sample, e, NULL);
+	e->rb = ring_buffer__new(e->map_fds[WARDEN_M_EVENTS], rb_sample, e, NULL);
 	return e->rb ? 0 : -errno;
 }
 

@@ -20,37 +20,25 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "warden_maps.h"
+
 struct pins {
 	char dir[PATH_MAX];
 	int fd[PINS_MAP_MAX];
 	struct pins_map_info info[PINS_MAP_MAX];
 };
 
+/* What a pinned map must look like before it is trusted (include/warden_maps.h). */
 static const struct {
 	const char *name;
 	uint32_t key_size;	/* 0: not checked (ring buffer) */
 	uint32_t value_size;
 } map_spec[PINS_MAP_MAX] = {
-	[PINS_CONFIG] = { WARDEN_MAP_CONFIG, 4, sizeof(struct warden_config) },
-	[PINS_ENROLLED] = { WARDEN_MAP_ENROLLED, 8, sizeof(struct warden_enroll) },
-	[PINS_PROTECT4] = { WARDEN_MAP_PROTECT4, sizeof(struct warden_lpm4_key),
-			    sizeof(struct warden_rule) },
-	[PINS_PROTECT6] = { WARDEN_MAP_PROTECT6, sizeof(struct warden_lpm6_key),
-			    sizeof(struct warden_rule) },
-	[PINS_ALLOW4] = { WARDEN_MAP_ALLOW4, sizeof(struct warden_lpm4_key),
-			  sizeof(struct warden_rule) },
-	[PINS_ALLOW6] = { WARDEN_MAP_ALLOW6, sizeof(struct warden_lpm6_key),
-			  sizeof(struct warden_rule) },
-	[PINS_EXACT4] = { WARDEN_MAP_EXACT4, sizeof(struct warden_exact4_key),
-			  sizeof(struct warden_rule) },
-	[PINS_EXACT6] = { WARDEN_MAP_EXACT6, sizeof(struct warden_exact6_key),
-			  sizeof(struct warden_rule) },
-	[PINS_UNIXPATH] = { WARDEN_MAP_UNIXPATH, sizeof(struct warden_unix_key),
-			    sizeof(struct warden_rule) },
-	[PINS_EVENTS] = { WARDEN_MAP_EVENTS, 0, 0 },
-	[PINS_COUNTERS] = { WARDEN_MAP_COUNTERS, 4, sizeof(struct warden_counters) },
-	[PINS_EPOCH] = { WARDEN_MAP_EPOCH, 4, 8 },
-	[PINS_CGCACHE] = { WARDEN_MAP_CGCACHE, 4, sizeof(struct warden_cgcache) },
+#define PINS_MAP_SPEC(ID, name, shape, type, key, value, ...)                                 \
+	[PINS_##ID] = { WARDEN_MAP_NAME(name), WARDEN_MAP_SIZEOF_##shape(key),                  \
+			WARDEN_MAP_SIZEOF_##shape(value) },
+	WARDEN_MAPS(PINS_MAP_SPEC)
+#undef PINS_MAP_SPEC
 };
 
 const char *pins_map_name(enum pins_map m)

@@ -26,23 +26,12 @@
 
 #include "enforce/enforcer.h"
 #include "warden_types.h"
+#include "warden_maps.h"
 
-enum pins_map {
-	PINS_CONFIG,
-	PINS_ENROLLED,
-	PINS_PROTECT4,
-	PINS_PROTECT6,
-	PINS_ALLOW4,
-	PINS_ALLOW6,
-	PINS_EXACT4,		/* host rules (/32), protected and allowed */
-	PINS_EXACT6,		/* host rules (/128) */
-	PINS_UNIXPATH,
-	PINS_EVENTS,
-	PINS_COUNTERS,
-	PINS_EPOCH,
-	PINS_CGCACHE,
-	PINS_MAP_MAX,
-};
+/* The maps, in include/warden_maps.h's order (PINS_CONFIG, PINS_ENROLLED, ...). */
+#define PINS_MAP_ENUM(ID, ...) PINS_##ID,
+enum pins_map { WARDEN_MAPS(PINS_MAP_ENUM) PINS_MAP_MAX };
+#undef PINS_MAP_ENUM
 
 struct pins;
 

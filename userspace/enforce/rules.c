@@ -61,7 +61,7 @@ int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode)
 	if (ret < 0)
 		return ret;
 	v.level = (__u32)level;
-	if (bpf_map_update_elem(e->map_fds[M_ENROLLED], &id, &v, BPF_ANY) < 0) {
+	if (bpf_map_update_elem(e->map_fds[WARDEN_M_ENROLLED], &id, &v, BPF_ANY) < 0) {
 		ret = -errno;
 		log_error("enforcer: enrolling %s: %s", abs, strerror(-ret));
 		return ret;
@@ -84,7 +84,7 @@ int enforcer_exempt(struct enforcer *e, const char *path)
 
 int enforcer_unenroll_id(struct enforcer *e, uint64_t id)
 {
-	if (bpf_map_delete_elem(e->map_fds[M_ENROLLED], &id) < 0)
+	if (bpf_map_delete_elem(e->map_fds[WARDEN_M_ENROLLED], &id) < 0)
 		return -errno;
 	return enforcer_level_mask_refresh(e);
 }
@@ -224,22 +224,22 @@ static void dest_key(struct enforcer *e, const struct enforcer_dest *d, bool pro
 		memcpy(key->x4.addr, d->addr, 4);
 		key->x4.port = htons(d->port);
 		key->x4.kind = kind;
-		*fd = e->map_fds[M_EXACT4];
+		*fd = e->map_fds[WARDEN_M_EXACT4];
 	} else if (dest_is_host(d)) {
 		memcpy(key->x6.addr, d->addr, 16);
 		key->x6.port = htons(d->port);
 		key->x6.kind = kind;
-		*fd = e->map_fds[M_EXACT6];
+		*fd = e->map_fds[WARDEN_M_EXACT6];
 	} else if (d->family == AF_INET) {
 		key->k4.prefixlen = 16u + d->prefixlen;
 		key->k4.port = htons(d->port);
 		memcpy(key->k4.addr, d->addr, 4);
-		*fd = e->map_fds[protect ? M_PROTECT4 : M_ALLOW4];
+		*fd = e->map_fds[protect ? WARDEN_M_PROTECT4 : WARDEN_M_ALLOW4];
 	} else {
 		key->k6.prefixlen = 16u + d->prefixlen;
 		key->k6.port = htons(d->port);
 		memcpy(key->k6.addr, d->addr, 16);
-		*fd = e->map_fds[protect ? M_PROTECT6 : M_ALLOW6];
+		*fd = e->map_fds[protect ? WARDEN_M_PROTECT6 : WARDEN_M_ALLOW6];
 	}
 }
 
@@ -378,10 +378,10 @@ int enforcer_protect_unix(struct enforcer *e, const char *path)
 		return ret;
 	if (!e->hook_supported[WARDEN_HOOK_CONNECT_UNIX])
 		log_warn("enforcer: protecting %s has no effect: %s", path, e->unix_reason);
-	if (bpf_map_lookup_elem(e->map_fds[M_UNIXPATH], &k, &r) == 0)
+	if (bpf_map_lookup_elem(e->map_fds[WARDEN_M_UNIXPATH], &k, &r) == 0)
 		return 0;
 	r.id = e->next_rule_id++;
-	return bpf_map_update_elem(e->map_fds[M_UNIXPATH], &k, &r, BPF_ANY) < 0 ? -errno : 0;
+	return bpf_map_update_elem(e->map_fds[WARDEN_M_UNIXPATH], &k, &r, BPF_ANY) < 0 ? -errno : 0;
 }
 
 int enforcer_unprotect_unix(struct enforcer *e, const char *path)
@@ -391,7 +391,7 @@ int enforcer_unprotect_unix(struct enforcer *e, const char *path)
 
 	if (ret < 0)
 		return ret;
-	return bpf_map_delete_elem(e->map_fds[M_UNIXPATH], &k) < 0 ? -errno : 0;
+	return bpf_map_delete_elem(e->map_fds[WARDEN_M_UNIXPATH], &k) < 0 ? -errno : 0;
 }
 
 int enforcer_set_sidecar(struct enforcer *e, uint16_t port)
