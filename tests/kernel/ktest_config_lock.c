@@ -19,6 +19,7 @@
 
 #include "enforce/enforcer.h"
 #include "enforce/pins.h"
+#include "cunit_main.h"
 
 static char pin_dir[128], root[PATH_MAX], top[PATH_MAX + 64], shallow[PATH_MAX + 80],
 	deep[PATH_MAX + 80];
@@ -131,15 +132,10 @@ static int teardown(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "writers of the config take turns", test_writers_take_turns },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("config lock", setup, teardown);
-	CU_add_test(s, "writers of the config take turns", test_writers_take_turns);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("config lock", setup, teardown, cases);
 }

@@ -31,6 +31,7 @@
 
 #include "enforce/enforcer.h"
 #include "base/log.h"
+#include "cunit_main.h"
 
 static struct enforcer *E;
 static struct event_base *base;
@@ -1044,7 +1045,6 @@ static int teardown(void)
 int main(void)
 {
 	char r[256];
-	CU_pSuite s;
 
 	if (geteuid() != 0) {
 		printf("SKIP ktest_enforcer: needs root (BPF programs, cgroups)\n");
@@ -1055,33 +1055,26 @@ int main(void)
 		return 0;
 	}
 	log_set_level(LOG_WARN);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("enforcer (real kernel)", setup, teardown);
-	CU_add_test(s, "refused in protect mode: v4, v6, v4-mapped, 0.0.0.0, UDP, TFO",
-		    test_refused_protect);
-	CU_add_test(s, "refused: io_uring connect", test_refused_io_uring);
-	CU_add_test(s, "refused: raw and ping sockets", test_refused_sockets);
-	CU_add_test(s, "refused after moving into a child cgroup", test_refused_after_escape);
-	CU_add_test(s, "refused when nested deeper than the fast walk", test_refused_when_nested_deep);
-	CU_add_test(s, "unix socket to a protected path", test_unix);
-	CU_add_test(s, "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed);
-	CU_add_test(s, "host rules and prefix rules combine as one policy", test_exact_and_prefix);
-	CU_add_test(s, "cached decisions follow enrolment changes",
-		    test_cached_decisions_follow_changes);
-	CU_add_test(s, "cgroup lookups through helper calls (older kernels)",
-		    test_helper_cgroup_lookups);
-	CU_add_test(s, "deny errno is configurable", test_errno_configurable);
-	CU_add_test(s, "enrolling the root is refused", test_root_refused);
-	CU_add_test(s, "counters", test_counters);
-	CU_add_test(s, "adopt-only open", test_adopt_mode);
-	CU_add_test(s, "upstream hostnames resolved off the loop", test_upstream_resolver);
-	CU_add_test(s, "kill -9 keeps enforcing; re-open adopts; one link per hook",
-		    test_kill9_and_readopt);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-			  CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+
+	static const struct cu_case cases[] = {
+		{ "refused in protect mode: v4, v6, v4-mapped, 0.0.0.0, UDP, TFO", test_refused_protect },
+		{ "refused: io_uring connect", test_refused_io_uring },
+		{ "refused: raw and ping sockets", test_refused_sockets },
+		{ "refused after moving into a child cgroup", test_refused_after_escape },
+		{ "refused when nested deeper than the fast walk", test_refused_when_nested_deep },
+		{ "unix socket to a protected path", test_unix },
+		{ "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed },
+		{ "host rules and prefix rules combine as one policy", test_exact_and_prefix },
+		{ "cached decisions follow enrolment changes", test_cached_decisions_follow_changes },
+		{ "cgroup lookups through helper calls (older kernels)", test_helper_cgroup_lookups },
+		{ "deny errno is configurable", test_errno_configurable },
+		{ "enrolling the root is refused", test_root_refused },
+		{ "counters", test_counters },
+		{ "adopt-only open", test_adopt_mode },
+		{ "upstream hostnames resolved off the loop", test_upstream_resolver },
+		{ "kill -9 keeps enforcing; re-open adopts; one link per hook", test_kill9_and_readopt },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("enforcer (real kernel)", setup, teardown, cases);
 }

@@ -29,6 +29,7 @@
 #include "enforce/enforcer.h"
 #include "enforce/pins.h"
 #include "base/log.h"
+#include "cunit_main.h"
 
 static struct enforcer *E;
 static char pin_dir[128], root[256], ctl[PATH_MAX];
@@ -840,7 +841,6 @@ int main(void)
 	const char *build = getenv("MCPWARDEN_BUILD");
 	struct enforcer *probe = NULL;
 	struct enforcer_opts o = { 0 };
-	CU_pSuite s;
 	int err;
 
 	if (geteuid() != 0) {
@@ -868,25 +868,23 @@ int main(void)
 		enforcer_destroy_pins(pin_dir);
 		return 0;
 	}
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("wardenctl (real kernel)", setup, teardown);
-	CU_add_test(s, "maps --json shows exactly what was configured", test_maps_json);
-	CU_add_test(s, "enroll/protect/allow through wardenctl take effect",
-		    test_enroll_protect_take_effect);
-	CU_add_test(s, "--container and --pod resolve kubepods cgroups", test_container_and_pod);
-	CU_add_test(s, "verify passes and leaves nothing behind", test_verify);
-	CU_add_test(s, "status --json reports links and counters", test_status_json);
-	CU_add_test(s, "events: tap, consume, bounded follow", test_events);
-	CU_add_test(s, "errors and help", test_errors_and_help);
-	CU_add_test(s, "pins of another ABI: refused, upgrade by uninstall", test_abi_mismatch);
-	CU_add_test(s, "uninstall", test_uninstall);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-			  CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
+
+	static const struct cu_case cases[] = {
+		{ "maps --json shows exactly what was configured", test_maps_json },
+		{ "enroll/protect/allow through wardenctl take effect", test_enroll_protect_take_effect },
+		{ "--container and --pod resolve kubepods cgroups", test_container_and_pod },
+		{ "verify passes and leaves nothing behind", test_verify },
+		{ "status --json reports links and counters", test_status_json },
+		{ "events: tap, consume, bounded follow", test_events },
+		{ "errors and help", test_errors_and_help },
+		{ "pins of another ABI: refused, upgrade by uninstall", test_abi_mismatch },
+		{ "uninstall", test_uninstall },
+		{ NULL, NULL },
+	};
+
+	int rc = cu_run_suite("wardenctl (real kernel)", setup, teardown, cases);
+
 	if (enforcer_destroy_pins(pin_dir) < 0)
 		fprintf(stderr, "ktest_wardenctl: cannot remove %s\n", pin_dir);
-	return failed ? 1 : 0;
+	return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "enforce/enforcer.h"
 #include "base/log.h"
+#include "cunit_main.h"
 
 static void check_dest(const char *spec, int family, const char *canon)
 {
@@ -184,19 +185,15 @@ static void test_resolve(void)
 
 int main(void)
 {
-	CU_pSuite s;
-
 	log_set_level(LOG_ERROR);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("enforcer", NULL, NULL);
-	CU_add_test(s, "destination specs", test_dest_parse);
-	CU_add_test(s, "config section", test_config_ok);
-	CU_add_test(s, "config errors name field paths", test_config_errors);
-	CU_add_test(s, "container and pod cgroup resolution", test_resolve);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+
+	static const struct cu_case cases[] = {
+		{ "destination specs", test_dest_parse },
+		{ "config section", test_config_ok },
+		{ "config errors name field paths", test_config_errors },
+		{ "container and pod cgroup resolution", test_resolve },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("enforcer", NULL, NULL, cases);
 }

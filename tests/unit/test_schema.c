@@ -2,6 +2,7 @@
  * the exact error (path, keyword, message) a caller of the gateway receives. */
 #include "govern/schema.h"
 #include "base/log.h"
+#include "cunit_main.h"
 
 #include <CUnit/Basic.h>
 #include <errno.h>
@@ -722,10 +723,7 @@ static void test_reuse(void)
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct cu_case cases[] = {
 		{ "type", test_type },
 		{ "properties and required", test_properties_required },
 		{ "additionalProperties and patternProperties", test_additional_and_pattern_properties },
@@ -748,25 +746,10 @@ int main(void)
 		{ "server-everything schemas", test_server_everything },
 		{ "server-memory and server-filesystem schemas", test_server_memory_filesystem },
 		{ "compile once, validate many", test_reuse },
+		{ NULL, NULL },
 	};
-	CU_pSuite suite;
-	unsigned failed;
 
 	/* compile-time warnings about ignored keywords are expected here; keep the output readable */
 	log_set_level(LOG_ERROR);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("schema", NULL, NULL);
-	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			suite = NULL;
-	if (!suite) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("schema", NULL, NULL, cases);
 }

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "store/store.h"
 #include "store_test_util.h"
+#include "cunit_main.h"
 
 static char dir[PATH_MAX], path[PATH_MAX + 32];
 static struct event_base *base;
@@ -420,21 +421,16 @@ static void test_options(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "charges acknowledged in order, reopen continues", test_charge_reopen },
+		{ "budget through the store, restart restores", test_budget_through_store },
+		{ "key records", test_keys },
+		{ "migrations", test_migrations },
+		{ "fsync interval and pruning", test_sync_interval },
+		{ "close drains the queue", test_close_drains },
+		{ "options", test_options },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("store", setup, teardown);
-	CU_add_test(s, "charges acknowledged in order, reopen continues", test_charge_reopen);
-	CU_add_test(s, "budget through the store, restart restores", test_budget_through_store);
-	CU_add_test(s, "key records", test_keys);
-	CU_add_test(s, "migrations", test_migrations);
-	CU_add_test(s, "fsync interval and pruning", test_sync_interval);
-	CU_add_test(s, "close drains the queue", test_close_drains);
-	CU_add_test(s, "options", test_options);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("store", setup, teardown, cases);
 }

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "store/store.h"
 #include "store_test_util.h"
+#include "cunit_main.h"
 
 #define ROUNDS 6
 #define IN_FLIGHT 4
@@ -193,15 +194,10 @@ static int teardown(void)
 
 int main(void)
 {
-	CU_pSuite s;
+	static const struct cu_case cases[] = {
+		{ "acknowledged charges survive kill -9", test_kill9 },
+		{ NULL, NULL },
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("store durability", setup, teardown);
-	CU_add_test(s, "acknowledged charges survive kill -9", test_kill9);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return cu_run_suite("store durability", setup, teardown, cases);
 }
