@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <sqlite3.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 
 #define PRUNE_EVERY_S 3600
@@ -490,13 +491,11 @@ static int enqueue(struct store *st, struct op *op)
 
 static struct op *op_new(enum op_type type, size_t extra, store_done_fn cb, void *arg)
 {
-	struct op *op = calloc(1, sizeof(*op) + extra);
+	struct op *op = xcalloc(1, sizeof(*op) + extra);
 
-	if (op) {
-		op->type = type;
-		op->cb = cb;
-		op->arg = arg;
-	}
+	op->type = type;
+	op->cb = cb;
+	op->arg = arg;
 	return op;
 }
 
@@ -513,6 +512,24 @@ static const char *put_str(struct op *op, size_t *pos, const char *s)
 	return op->data + *pos - n;
 }
 
+/* An op carrying one or two strings (b may be NULL), copied into its data one after the
+ * other: op_str(op, 0) and op_str(op, 1). */
+static struct op *op_with(enum op_type type, const char *a, const char *b, store_done_fn cb,
+			  void *arg)
+{
+	size_t pos = 0;
+	struct op *op = op_new(type, strlen(a) + 1 + (b ? strlen(b) + 1 : 0), cb, arg);
+
+	put_str(op, &pos, a);
+	put_str(op, &pos, b);
+	return op;
+}
+
+static const char *op_str(const struct op *op, int i)
+{
+	return i ? op->data + strlen(op->data) + 1 : op->data;
+}
+
 static int queue_spend(struct store *st, enum op_type type, const struct store_spend *items,
 		       size_t n, store_done_fn cb, void *arg)
 {
@@ -527,8 +544,6 @@ static int queue_spend(struct store *st, enum op_type type, const struct store_s
 		extra += strlen(items[i].scope) + strlen(items[i].period) + 2;
 	}
 	op = op_new(type, extra, cb, arg);
-	if (!op)
-		return -ENOMEM;
 	/* Items first (aligned: data[] follows pointer-aligned members), then the strings. */
 	op->items = (struct store_spend *)(void *)op->data;
 	op->n = n;
@@ -556,30 +571,24 @@ int store_spend_reset(struct store *st, const struct store_spend *items, size_t 
 int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,
 		   void *arg)
 {
-	size_t pos = 0;
 	struct op *op;
 
 	if (!st || !name || !policy)
 		return -EINVAL;
-	op = op_new(OP_TEAM_PUT, strlen(name) + strlen(policy) + 2, cb, arg);
-	if (!op)
-		return -ENOMEM;
-	op->key.id = put_str(op, &pos, name);
-	op->text = put_str(op, &pos, policy);
+	op = op_with(OP_TEAM_PUT, name, policy, cb, arg);
+	op->key.id = op_str(op, 0);
+	op->text = op_str(op, 1);
 	return enqueue(st, op);
 }
 
 int store_team_delete(struct store *st, const char *name, store_done_fn cb, void *arg)
 {
-	size_t pos = 0;
 	struct op *op;
 
 	if (!st || !name)
 		return -EINVAL;
-	op = op_new(OP_TEAM_DELETE, strlen(name) + 1, cb, arg);
-	if (!op)
-		return -ENOMEM;
-	op->key.id = put_str(op, &pos, name);
+	op = op_with(OP_TEAM_DELETE, name, NULL, cb, arg);
+	op->key.id = op_str(op, 0);
 	return enqueue(st, op);
 }
 
@@ -593,8 +602,6 @@ int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb,
 	extra = strlen(k->id) + strlen(k->name) + 4 + (k->team ? strlen(k->team) : 0) +
 		(k->policy ? strlen(k->policy) : 0);
 	op = op_new(OP_KEY_PUT, extra, cb, arg);
-	if (!op)
-		return -ENOMEM;
 	op->key = *k;
 	op->key.id = put_str(op, &pos, k->id);
 	op->key.name = put_str(op, &pos, k->name);
@@ -605,30 +612,24 @@ int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb,
 
 int store_key_delete(struct store *st, const char *id, store_done_fn cb, void *arg)
 {
-	size_t pos = 0;
 	struct op *op;
 
 	if (!st || !id)
 		return -EINVAL;
-	op = op_new(OP_KEY_DELETE, strlen(id) + 1, cb, arg);
-	if (!op)
-		return -ENOMEM;
-	op->key.id = put_str(op, &pos, id);
+	op = op_with(OP_KEY_DELETE, id, NULL, cb, arg);
+	op->key.id = op_str(op, 0);
 	return enqueue(st, op);
 }
 
 int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn cb, void *arg)
 {
-	size_t pos = 0;
 	struct op *op;
 
 	if (!st || !json)
 		return -EINVAL;
-	op = op_new(OP_AUDIT, strlen(json) + 1, cb, arg);
-	if (!op)
-		return -ENOMEM;
+	op = op_with(OP_AUDIT, json, NULL, cb, arg);
 	op->ts = ts_ms;
-	op->text = put_str(op, &pos, json);
+	op->text = op_str(op, 0);
 	return enqueue(st, op);
 }
 
@@ -639,7 +640,7 @@ int store_flush(struct store *st, store_done_fn cb, void *arg)
 	if (!st)
 		return -EINVAL;
 	op = op_new(OP_FLUSH, 0, cb, arg);
-	return op ? enqueue(st, op) : -ENOMEM;
+	return enqueue(st, op);
 }
 
 uint64_t store_commits(const struct store *st) { return atomic_load(&st->commits); }
