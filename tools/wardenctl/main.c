@@ -46,7 +46,7 @@ static const struct cmd *find_cmd(const char *name);
 
 /* ---- keys, usage: the daemon's admin API ------------------------------------------------ */
 
-/* Never runs: main() hands these commands, with their own options, to adminclient_main(). */
+/* Never runs: main() hands these commands, with their own options, to ctl_admin_api_main(). */
 static int cmd_admin_api(struct args *a)
 {
 	return EXIT_USAGE;
@@ -412,7 +412,7 @@ int main(int argc, char **argv)
 	c = cmd_at > 0 ? find_cmd(argv[cmd_at]) : NULL;
 	/* keys and usage talk to the daemon's admin API: the admin client owns their options. */
 	if (c && c->run == cmd_admin_api)
-		return adminclient_main(argc - cmd_at, argv + cmd_at);
+		return ctl_admin_api_main(argc - cmd_at, argv + cmd_at);
 	rc = parse_args(c, cmd_at, argc, argv, &a);
 	if (rc != EXIT_OK) {
 		usage_line(stderr);

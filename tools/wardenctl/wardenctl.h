@@ -24,7 +24,6 @@
 #include <sys/wait.h>
 #include <cjson/cJSON.h>
 
-#include "admin/adminclient.h"
 #include "base/alloc.h"
 #include "enforce/enforcer.h"
 #include "base/log.h"
@@ -104,5 +103,7 @@ int cmd_allow(struct args *a);
 int cmd_disallow(struct args *a);
 int cmd_verify(struct args *a);
 int cmd_uninstall(struct args *a);
+/* keys and usage (admin_api.c): argv starts at the command; they parse their own options. */
+int ctl_admin_api_main(int argc, char **argv);
 
 #endif

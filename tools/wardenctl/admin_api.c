@@ -1,5 +1,6 @@
-/* adminclient: keys and usage through the admin API (libcurl easy, cJSON, printf tables). */
-#include "admin/adminclient.h"
+/* admin_api: `wardenctl keys` and `wardenctl usage`, clients of the daemon's admin API
+ * (libcurl easy, cJSON, printf tables). They parse their own options: none of the pins'. */
+#include "wardenctl.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -16,8 +17,6 @@
 #define TOKEN_MAX 4096
 #define REPLY_MAX (64u << 20)
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
-
 struct opts {
 	const char *url, *token_file;
 	const char *name, *team, *policy, *expires, *id, *key;
@@ -30,18 +29,6 @@ struct buf {
 	char *p;
 	size_t n;
 };
-
-static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("wardenctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void usage(FILE *f)
 {
@@ -68,7 +55,7 @@ static char *load_token(const char *file)
 	if (file) {
 		FILE *f = fopen(file, "re");
 		if (!f) {
-			errmsg("--token-file %s: %s", file, strerror(errno));
+			ctl_errmsg("--token-file %s: %s", file, strerror(errno));
 			return NULL;
 		}
 		t = calloc(1, TOKEN_MAX);
@@ -79,7 +66,7 @@ static char *load_token(const char *file)
 			return NULL;
 		t[strcspn(t, "\r\n")] = '\0';
 		if (!t[0]) {
-			errmsg("--token-file %s: the first line is empty", file);
+			ctl_errmsg("--token-file %s: the first line is empty", file);
 			free(t);
 			return NULL;
 		}
@@ -87,7 +74,7 @@ static char *load_token(const char *file)
 	}
 	const char *env = getenv("MCPWARDEN_ADMIN_TOKEN");
 	if (!env || !env[0]) {
-		errmsg("no token for the admin API: use --token-file FILE or set "
+		ctl_errmsg("no token for the admin API: use --token-file FILE or set "
 		       "MCPWARDEN_ADMIN_TOKEN");
 		return NULL;
 	}
@@ -126,12 +113,12 @@ static long request(const struct opts *o, const char *token, const char *method,
 
 	*out = NULL;
 	if ((size_t)snprintf(url, sizeof(url), "%s%s", o->url, path) >= sizeof(url)) {
-		errmsg("--admin: URL too long");
+		ctl_errmsg("--admin: URL too long");
 		goto out;
 	}
 	auth = malloc(alen);
 	if (!c || !auth) {
-		errmsg("out of memory");
+		ctl_errmsg("out of memory");
 		goto out;
 	}
 	snprintf(auth, alen, "Authorization: Bearer %s", token);
@@ -155,7 +142,7 @@ static long request(const struct opts *o, const char *token, const char *method,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
-		errmsg("cannot reach the admin API at %s: %s", o->url, curl_easy_strerror(rc));
+		ctl_errmsg("cannot reach the admin API at %s: %s", o->url, curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -190,10 +177,10 @@ static int refused(long status, const cJSON *ans)
 	const char *f = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ans, "field"));
 
 	if (status == 401)
-		errmsg("the admin API refused the token (HTTP 401): check --token-file or "
+		ctl_errmsg("the admin API refused the token (HTTP 401): check --token-file or "
 		       "MCPWARDEN_ADMIN_TOKEN");
 	else
-		errmsg("%s%s%s (HTTP %ld)", e ? e : "the admin API refused the request",
+		ctl_errmsg("%s%s%s (HTTP %ld)", e ? e : "the admin API refused the request",
 		       f ? "; field: " : "", f ? f : "", status);
 	return EXIT_FAIL;
 }
@@ -346,11 +333,11 @@ static int keys_cmd(const struct opts *o, const char *token)
 		if (o->npos != 2 || strchr(o->pos[1], '/') || strchr(o->pos[1], '?'))
 			goto bad;
 	} else {
-		errmsg("keys: unknown subcommand '%s' (create, list, show, revoke)", sub);
+		ctl_errmsg("keys: unknown subcommand '%s' (create, list, show, revoke)", sub);
 		return EXIT_USAGE;
 	}
 	if (strcmp(sub, "create") && (o->name || o->team || o->policy || o->expires || o->id)) {
-		errmsg("keys %s: --name, --team, --policy, --expires and --id belong to 'create'", sub);
+		ctl_errmsg("keys %s: --name, --team, --policy, --expires and --id belong to 'create'", sub);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(sub, "create")) {
@@ -404,7 +391,7 @@ out:
 	cJSON_Delete(body);
 	return rc;
 bad:
-	errmsg("keys %s: wrong arguments", sub);
+	ctl_errmsg("keys %s: wrong arguments", sub);
 	usage(stderr);
 	return EXIT_USAGE;
 }
@@ -434,7 +421,7 @@ static int usage_cmd(const struct opts *o, const char *token)
 		if (c)
 			curl_easy_cleanup(c);
 		if (v && !ek) {
-			errmsg("out of memory");
+			ctl_errmsg("out of memory");
 			return EXIT_FAIL;
 		}
 		snprintf(path, sizeof(path), "/v1/usage%s%s", ek ? (o->key ? "?key=" : "?team=") : "",
@@ -462,7 +449,7 @@ out:
 	return rc;
 }
 
-int adminclient_main(int argc, char **argv)
+int ctl_admin_api_main(int argc, char **argv)
 {
 	enum { O_ADMIN = 256, O_TOKEN_FILE, O_NAME, O_TEAM, O_POLICY, O_EXPIRES, O_ID, O_KEY };
 	static const struct option lopts[] = {
@@ -498,7 +485,7 @@ int adminclient_main(int argc, char **argv)
 		case 'j': o.json = true; break;
 		case 'h': o.help = true; break;
 		default:
-			errmsg("%s: unknown option or missing value: %s", argv[0],
+			ctl_errmsg("%s: unknown option or missing value: %s", argv[0],
 			       argv[optind - 1]);
 			usage(stderr);
 			return EXIT_USAGE;
@@ -511,7 +498,7 @@ int adminclient_main(int argc, char **argv)
 	o.pos = argv + optind;
 	o.npos = argc - optind;
 	if (keys && o.key) {
-		errmsg("keys: --key belongs to 'usage'");
+		ctl_errmsg("keys: --key belongs to 'usage'");
 		return EXIT_USAGE;
 	}
 	if (!o.url)
@@ -522,7 +509,7 @@ int adminclient_main(int argc, char **argv)
 	if (!token)
 		return EXIT_FAIL;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		errmsg("cannot initialise libcurl");
+		ctl_errmsg("cannot initialise libcurl");
 		rc = EXIT_FAIL;
 	} else {
 		rc = keys ? keys_cmd(&o, token) : usage_cmd(&o, token);
