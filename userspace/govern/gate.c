@@ -459,6 +459,8 @@ static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 /* charge_failures of the upstream called `server` (resources outside the lists have no entry) */
 static bool charges_failures(const struct gate *g, const struct catalog_entry *e, const char *server)
 {
+	if (!g->cat)
+		return false;  /* no catalogue yet: no upstream says so */
 	if (e)
 		return catalog_server_config(g->cat, e->server)->charge_failures;
 	for (size_t i = 0; i < catalog_nservers(g->cat); i++)

@@ -1,0 +1,97 @@
+/* Sessions: ids, version negotiation, the session cap, idle expiry on the loop. */
+#include <CUnit/Basic.h>
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "mcp/session.h"
+#include "cunit_main.h"
+
+static int expired;
+
+static void on_expire(void *arg, struct session *s)
+{
+	(void)arg;
+	(void)s;
+	expired++;
+}
+
+static void test_versions(void)
+{
+	CU_ASSERT_STRING_EQUAL(session_negotiate("2025-06-18"), "2025-06-18");
+	CU_ASSERT_STRING_EQUAL(session_negotiate("2025-03-26"), "2025-03-26");
+	/* An unknown or missing version gets the newest the gateway speaks. */
+	CU_ASSERT_STRING_EQUAL(session_negotiate("1999-01-01"), session_versions[0]);
+	CU_ASSERT_STRING_EQUAL(session_negotiate(NULL), session_versions[0]);
+	CU_ASSERT_TRUE(session_version_supported("2025-11-25"));
+	CU_ASSERT_FALSE(session_version_supported("2024-11-05"));
+}
+
+static void test_ids_and_cap(void)
+{
+	struct event_base *base = event_base_new();
+	struct session_table *t = NULL;
+	struct session *a = NULL, *b = NULL, *c = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(session_table_new(base, 2, 2, 60000, NULL, on_expire, NULL, &t), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &b), 0);
+	CU_ASSERT_EQUAL(strlen(a->id), SESSION_ID_LEN);
+	for (size_t i = 0; i < SESSION_ID_LEN; i++)
+		CU_ASSERT_TRUE(isxdigit((unsigned char)a->id[i]) && !isupper((unsigned char)a->id[i]));
+	CU_ASSERT_STRING_NOT_EQUAL(a->id, b->id);
+	CU_ASSERT_EQUAL(a->nlinks, 2);  /* one link owner per upstream */
+	CU_ASSERT_PTR_EQUAL(a->links[1].s, a);
+	CU_ASSERT_EQUAL(a->links[1].server, 1);
+	/* max_sessions reached: refused, not evicted. */
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), -EBUSY);
+	CU_ASSERT_PTR_EQUAL(session_find(t, a->id), a);
+	CU_ASSERT_PTR_NULL(session_find(t, "nope"));
+	session_destroy(t, a);
+	CU_ASSERT_EQUAL(session_count(t), 1);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), 0);
+	session_table_free(t);
+	event_base_free(base);
+}
+
+static void test_idle_expiry(void)
+{
+	struct event_base *base = event_base_new();
+	struct session_table *t = NULL;
+	struct session *idle = NULL, *busy = NULL;
+	struct timeval tv = { 2, 500000 };
+
+	expired = 0;
+	/* idle_ms 1 s: the sweep runs every second. */
+	CU_ASSERT_EQUAL_FATAL(session_table_new(base, 0, 10, 1000, NULL, on_expire, NULL, &t), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "", &idle), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "", &busy), 0);
+	char busy_id[SESSION_ID_LEN + 1], idle_id[SESSION_ID_LEN + 1];
+	strcpy(busy_id, busy->id);
+	strcpy(idle_id, idle->id);
+	/* A session with an open stream is in use, not idle. */
+	busy->stream = (struct stream *)1;
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+	CU_ASSERT_EQUAL(expired, 1);
+	CU_ASSERT_PTR_NULL(session_find(t, idle_id));
+	CU_ASSERT_PTR_NOT_NULL(session_find(t, busy_id));
+	busy->stream = NULL;
+	session_table_free(t);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	static const struct cu_case cases[] = {
+		{ "version negotiation", test_versions },
+		{ "ids, link owners, the session cap", test_ids_and_cap },
+		{ "idle expiry spares sessions in use", test_idle_expiry },
+		{ NULL, NULL },
+	};
+
+	log_set_level(LOG_ERROR);
+	return cu_run_suite("session", NULL, NULL, cases);
+}
