@@ -6,6 +6,7 @@
 #include "govern/peer_guard.h"
 #include "govern/policy.h"
 #include "base/alloc.h"
+#include "base/hex.h"
 #include "base/htab.h"
 
 #include <arpa/inet.h>
@@ -242,23 +243,12 @@ void keys_hash_format(const unsigned char hash[KEYS_HASH_LEN], char out[KEYS_HAS
 	out[7 + 2 * KEYS_HASH_LEN] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int keys_hash_parse(const char *text, unsigned char out[KEYS_HASH_LEN])
 {
 	if (strncmp(text, "sha256:", 7) != 0 || strlen(text) != 7 + 2 * KEYS_HASH_LEN)
 		return -EINVAL;
 	for (int i = 0; i < KEYS_HASH_LEN; i++) {
-		int hi = hexval(text[7 + 2 * i]), lo = hexval(text[8 + 2 * i]);
+		int hi = hex_digit(text[7 + 2 * i]), lo = hex_digit(text[8 + 2 * i]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

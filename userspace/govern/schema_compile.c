@@ -13,6 +13,7 @@
 #include "govern/schema_int.h"
 
 #include "base/alloc.h"
+#include "base/hex.h"
 #include "base/htab.h"
 #include "base/log.h"
 #include "govern/schema_regex.h"
@@ -195,17 +196,6 @@ static bool get_number(struct cctx *c, const cJSON *j, const char *key, double *
 
 /* Resolve a same-document reference ("#", "#/$defs/a", "#/definitions/a~1b", "#/x/items/0").
  * The fragment is percent-decoded, then read as a JSON pointer (RFC 6901). */
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static const cJSON *resolve_ref(const cJSON *doc, const char *ref, const char **why)
 {
 	const cJSON *cur = doc;
@@ -229,8 +219,8 @@ static const cJSON *resolve_ref(const cJSON *doc, const char *ref, const char **
 		return NULL;
 	}
 	for (p = w = buf; *p; p++, w++) {   /* percent-decode in place */
-		if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-			*w = (char)(hexval(p[1]) << 4 | hexval(p[2]));
+		if (p[0] == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+			*w = (char)(hex_digit(p[1]) << 4 | hex_digit(p[2]));
 			p += 2;
 		} else {
 			*w = *p;

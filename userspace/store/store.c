@@ -826,86 +826,96 @@ static const char *col_text(sqlite3_stmt *s, int i)
 	return (const char *)sqlite3_column_text(s, i);
 }
 
-int store_load_keys(struct store *st, int (*cb)(void *arg, const struct store_key *k),
-		    void *arg)
+/* Run a SELECT under the db lock, handing each row to row(stmt, arg) until it returns
+ * non-zero (which is returned). */
+static int select_each(struct store *st, const char *sql,
+		       int (*row)(sqlite3_stmt *s, void *arg), void *arg)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
-	rc = sqlite3_prepare_v2(st->db, "SELECT id, name, team, policy, hash, created, expires,"
-				" disabled FROM keys ORDER BY id", -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		rc = sqlite_errno(rc);
-		goto out;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_key k = {
-			.id = col_text(s, 0), .name = col_text(s, 1), .team = col_text(s, 2),
-			.policy = col_text(s, 3), .created = sqlite3_column_int64(s, 5),
-			.expires = sqlite3_column_int64(s, 6),
-			.disabled = sqlite3_column_int(s, 7) != 0,
-		};
-		if (sqlite3_column_bytes(s, 4) == sizeof(k.hash))
-			memcpy(k.hash, sqlite3_column_blob(s, 4), sizeof(k.hash));
-		if ((rc = cb(arg, &k)) != 0)
-			goto out;
-	}
-	rc = sqlite_errno(rc);
-out:
-	sqlite3_finalize(s);
-	pthread_mutex_unlock(&st->db_lock);
-	return rc;
-}
-
-int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_spend *row),
-		     void *arg)
-{
-	sqlite3_stmt *s = NULL;
-	int rc;
-
-	pthread_mutex_lock(&st->db_lock);
-	rc = sqlite3_prepare_v2(st->db, "SELECT scope, period, start, amount, expires FROM spend"
-				" ORDER BY scope, period, start", -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		rc = sqlite_errno(rc);
-		goto out;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_spend row = {
-			.scope = col_text(s, 0), .period = col_text(s, 1),
-			.start = sqlite3_column_int64(s, 2), .amount = sqlite3_column_int64(s, 3),
-			.expires = sqlite3_column_int64(s, 4),
-		};
-		if ((rc = cb(arg, &row)) != 0)
-			goto out;
-	}
-	rc = sqlite_errno(rc);
-out:
-	sqlite3_finalize(s);
-	pthread_mutex_unlock(&st->db_lock);
-	return rc;
-}
-
-int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
-		     void *arg)
-{
-	sqlite3_stmt *s = NULL;
-	int rc;
-
-	pthread_mutex_lock(&st->db_lock);
-	rc = sqlite3_prepare_v2(st->db, "SELECT name, policy FROM teams ORDER BY name", -1, &s,
-				NULL);
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc != SQLITE_OK) {
 		rc = sqlite_errno(rc);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((rc = cb(arg, col_text(s, 0), col_text(s, 1))) != 0)
+		if ((rc = row(s, arg)) != 0)
 			goto out;
 	rc = sqlite_errno(rc);
 out:
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->db_lock);
 	return rc;
+}
+
+/* A loader's caller: the callback for the kind of row, and its argument. */
+struct loader {
+	union {
+		int (*key)(void *arg, const struct store_key *k);
+		int (*spend)(void *arg, const struct store_spend *row);
+		int (*team)(void *arg, const char *name, const char *policy);
+	} cb;
+	void *arg;
+};
+
+static int key_row(sqlite3_stmt *s, void *arg)
+{
+	struct loader *l = arg;
+	struct store_key k = {
+		.id = col_text(s, 0), .name = col_text(s, 1), .team = col_text(s, 2),
+		.policy = col_text(s, 3), .created = sqlite3_column_int64(s, 5),
+		.expires = sqlite3_column_int64(s, 6),
+		.disabled = sqlite3_column_int(s, 7) != 0,
+	};
+
+	if (sqlite3_column_bytes(s, 4) == sizeof(k.hash))
+		memcpy(k.hash, sqlite3_column_blob(s, 4), sizeof(k.hash));
+	return l->cb.key(l->arg, &k);
+}
+
+int store_load_keys(struct store *st, int (*cb)(void *arg, const struct store_key *k),
+		    void *arg)
+{
+	struct loader l = { .cb.key = cb, .arg = arg };
+
+	return select_each(st, "SELECT id, name, team, policy, hash, created, expires, disabled"
+			   " FROM keys ORDER BY id", key_row, &l);
+}
+
+static int spend_row(sqlite3_stmt *s, void *arg)
+{
+	struct loader *l = arg;
+	struct store_spend row = {
+		.scope = col_text(s, 0), .period = col_text(s, 1),
+		.start = sqlite3_column_int64(s, 2), .amount = sqlite3_column_int64(s, 3),
+		.expires = sqlite3_column_int64(s, 4),
+	};
+
+	return l->cb.spend(l->arg, &row);
+}
+
+int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_spend *row),
+		     void *arg)
+{
+	struct loader l = { .cb.spend = cb, .arg = arg };
+
+	return select_each(st, "SELECT scope, period, start, amount, expires FROM spend"
+			   " ORDER BY scope, period, start", spend_row, &l);
+}
+
+static int team_row(sqlite3_stmt *s, void *arg)
+{
+	struct loader *l = arg;
+
+	return l->cb.team(l->arg, col_text(s, 0), col_text(s, 1));
+}
+
+int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
+		     void *arg)
+{
+	struct loader l = { .cb.team = cb, .arg = arg };
+
+	return select_each(st, "SELECT name, policy FROM teams ORDER BY name", team_row, &l);
 }
