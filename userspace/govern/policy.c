@@ -1,7 +1,9 @@
 /* policy: parsing policies, evaluating catalogue entries, compiled views and their cache. */
 #include "govern/policy.h"
 
+#include "base/alloc.h"
 #include "base/config.h"
+#include "base/htab.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -667,157 +669,118 @@ void policy_view_free(struct policy_view *v)
 
 /* ---- cache ---- */
 
+/* A compiled view per (key policy, team policy) pair; both "" when absent. */
 struct cached {
-	struct cached *next;
-	uint64_t h;
+	struct htab_node hnode;
 	char *policy, *team_policy;
 	struct policy_view *view;
+};
+
+struct pair_key {
+	const char *policy, *team_policy;
 };
 
 struct policy_cache {
 	const struct policy_set *ps;
 	const struct policy_entry *entries;
 	size_t n;
-	struct cached **slot;
-	size_t mask, count;
+	struct htab views;              /* struct cached by struct pair_key */
 };
 
-static uint64_t pair_hash(const char *a, const char *b)
+static uint64_t pair_hash(const struct htab *t, const void *key)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	const struct pair_key *k = key;
 
-	for (; *a; a++)
-		h = (h ^ (unsigned char)*a) * 0x100000001b3ULL;
-	h = (h ^ 0xff) * 0x100000001b3ULL;  /* separator no name contains */
-	for (; *b; b++)
-		h = (h ^ (unsigned char)*b) * 0x100000001b3ULL;
-	return h;
+	/* asymmetric, so (a, b) and (b, a) do not always collide */
+	return htab_hash_str(t, k->policy) ^ htab_hash_str(t, k->team_policy) * 0x9e3779b97f4a7c15ull;
 }
+
+static bool pair_eq(const struct htab_node *n, const void *key)
+{
+	const struct cached *e = htab_entry(n, struct cached, hnode);
+	const struct pair_key *k = key;
+
+	return strcmp(e->policy, k->policy) == 0 && strcmp(e->team_policy, k->team_policy) == 0;
+}
+
+static const struct htab_type pair_type = { pair_hash, pair_eq };
 
 int policy_cache_new(const struct policy_set *ps, struct policy_cache **out)
 {
-	struct policy_cache *c = calloc(1, sizeof(*c));
+	struct policy_cache *c = xcalloc(1, sizeof(*c));
+	int rc;
 
 	*out = NULL;
-	if (!c)
-		return -ENOMEM;
-	c->slot = calloc(16, sizeof(*c->slot));
-	if (!c->slot) {
+	if ((rc = htab_init(&c->views, &pair_type)) < 0) {
 		free(c);
-		return -ENOMEM;
+		return rc;
 	}
-	c->mask = 15;
 	c->ps = ps;
 	*out = c;
 	return 0;
 }
 
-static void cache_clear(struct policy_cache *c)
+static void cached_free(struct htab_node *n, void *arg)
 {
-	for (size_t i = 0; i <= c->mask; i++) {
-		struct cached *e = c->slot[i], *next;
+	struct cached *e = htab_entry(n, struct cached, hnode);
 
-		for (; e; e = next) {
-			next = e->next;
-			policy_view_free(e->view);
-			free(e->policy);
-			free(e->team_policy);
-			free(e);
-		}
-		c->slot[i] = NULL;
-	}
-	c->count = 0;
+	(void)arg;
+	policy_view_free(e->view);
+	free(e->policy);
+	free(e->team_policy);
+	free(e);
 }
 
 void policy_cache_set_catalogue(struct policy_cache *c, const struct policy_entry *entries,
 				size_t n)
 {
-	cache_clear(c);
+	htab_drain(&c->views, cached_free, NULL);
 	c->entries = entries;
 	c->n = n;
-}
-
-static void cache_grow(struct policy_cache *c)
-{
-	size_t nslots = (c->mask + 1) * 2;
-	struct cached **ns = calloc(nslots, sizeof(*ns));
-
-	if (!ns)
-		return;  /* longer chains, still correct */
-	for (size_t i = 0; i <= c->mask; i++) {
-		struct cached *e = c->slot[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			e->next = ns[e->h & (nslots - 1)];
-			ns[e->h & (nslots - 1)] = e;
-		}
-	}
-	free(c->slot);
-	c->slot = ns;
-	c->mask = nslots - 1;
 }
 
 int policy_cache_get(struct policy_cache *c, const char *policy, const char *team_policy,
 		     const struct policy_view **out)
 {
+	struct pair_key key = { policy ? policy : "", team_policy ? team_policy : "" };
+	struct htab_node *hn;
+	struct policy_view *view = NULL;
 	struct cached *e;
 	uint64_t h;
 	int rc;
 
 	*out = NULL;
-	policy = policy ? policy : "";
-	team_policy = team_policy ? team_policy : "";
-	if (!*policy && !*team_policy)
+	if (!*key.policy && !*key.team_policy)
 		return -EINVAL;
-	h = pair_hash(policy, team_policy);
-	for (e = c->slot[h & c->mask]; e; e = e->next) {
-		if (e->h == h && strcmp(e->policy, policy) == 0 &&
-		    strcmp(e->team_policy, team_policy) == 0) {
-			*out = e->view;
-			return 0;
-		}
+	h = pair_hash(&c->views, &key);
+	if ((hn = htab_find_hashed(&c->views, &key, h))) {
+		*out = htab_entry(hn, struct cached, hnode)->view;
+		return 0;
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	e->h = h;
-	e->policy = strdup(policy);
-	e->team_policy = strdup(team_policy);
-	rc = -ENOMEM;
-	if (!e->policy || !e->team_policy)
-		goto out;
-	rc = policy_compile(c->ps, policy, team_policy, c->entries, c->n, &e->view);
+	rc = policy_compile(c->ps, key.policy, key.team_policy, c->entries, c->n, &view);
 	if (rc == -ENOENT)
-		rc = refuse_all_view(c->ps, policy, team_policy, c->n, &e->view);
+		rc = refuse_all_view(c->ps, key.policy, key.team_policy, c->n, &view);
 	if (rc)
-		goto out;
-	if (c->count >= c->mask + 1)
-		cache_grow(c);
-	e->next = c->slot[h & c->mask];
-	c->slot[h & c->mask] = e;
-	c->count++;
-	*out = e->view;
-	e = NULL;
-out:
-	if (e) {
-		free(e->policy);
-		free(e->team_policy);
-		free(e);
-	}
-	return rc;
+		return rc;
+	e = xcalloc(1, sizeof(*e));
+	e->policy = xstrdup(key.policy);
+	e->team_policy = xstrdup(key.team_policy);
+	e->view = view;
+	htab_insert_hashed(&c->views, &e->hnode, h);
+	*out = view;
+	return 0;
 }
 
 size_t policy_cache_views(const struct policy_cache *c)
 {
-	return c->count;
+	return htab_count(&c->views);
 }
 
 void policy_cache_free(struct policy_cache *c)
 {
 	if (!c)
 		return;
-	cache_clear(c);
-	free(c->slot);
+	htab_drain(&c->views, cached_free, NULL);
+	htab_fini(&c->views);
 	free(c);
 }
