@@ -51,29 +51,17 @@ static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
 	return SYS_REJECT;
 }
 
-SEC("cgroup/connect4")
-int warden_connect4(struct bpf_sock_addr *ctx)
-{
-	return hook_inet(ctx, WARDEN_HOOK_CONNECT4);
-}
+/* The four inet hooks differ only in which hook they count as. */
+#define WARDEN_INET_HOOK(section, name, hook)                                                   \
+	SEC(section) int name(struct bpf_sock_addr *ctx)                                        \
+	{                                                                                       \
+		return hook_inet(ctx, hook);                                                    \
+	}
 
-SEC("cgroup/connect6")
-int warden_connect6(struct bpf_sock_addr *ctx)
-{
-	return hook_inet(ctx, WARDEN_HOOK_CONNECT6);
-}
-
-SEC("cgroup/sendmsg4")
-int warden_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	return hook_inet(ctx, WARDEN_HOOK_SENDMSG4);
-}
-
-SEC("cgroup/sendmsg6")
-int warden_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	return hook_inet(ctx, WARDEN_HOOK_SENDMSG6);
-}
+WARDEN_INET_HOOK("cgroup/connect4", warden_connect4, WARDEN_HOOK_CONNECT4)
+WARDEN_INET_HOOK("cgroup/connect6", warden_connect6, WARDEN_HOOK_CONNECT6)
+WARDEN_INET_HOOK("cgroup/sendmsg4", warden_sendmsg4, WARDEN_HOOK_SENDMSG4)
+WARDEN_INET_HOOK("cgroup/sendmsg6", warden_sendmsg6, WARDEN_HOOK_SENDMSG6)
 
 /* Raw sockets and ICMP ping sockets send without passing connect or sendmsg hooks: refuse to
  * create them at all in enforced cgroups. */
