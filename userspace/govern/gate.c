@@ -511,7 +511,10 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 	/* 2. rate: only after permission, so refused calls do not use up quota */
 	struct rate_subject rs = { who->id, who->team, who->policy };
 	struct rate_refusal rr;
-	if (ratelimit_check_subject(g->rl, g->rlc, &rs, server, name, clock_mono_ns(), &rr)) {
+	int rrc = ratelimit_check_subject(g->rl, g->rlc, &rs, server, name, clock_mono_ns(), &rr);
+	if (rrc && rrc != -EAGAIN)
+		return rrc;  /* not a refusal (a name too long to key a bucket): rr is unset */
+	if (rrc) {
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddNumberToObject(d, "retry_after_ms", (double)rr.retry_after_ms);
 		cJSON_AddStringToObject(d, "limit", ratelimit_level_name(rr.level));
