@@ -1,4 +1,5 @@
-/* The one hash table and the one list: intrusive nodes, typed keys, removal while iterating. */
+/* The one hash table, the one list and interned names: intrusive nodes, typed keys, removal
+ * while iterating, ids that live as long as their references. */
 #include <CUnit/Basic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 
 #include "base/htab.h"
+#include "base/intern.h"
 #include "base/list.h"
 #include "cunit_main.h"
 
@@ -143,12 +145,51 @@ static void test_list(void)
 	CU_ASSERT_TRUE(list_empty(&batch));
 }
 
+/* Ids are stable while referenced, shared by equal names, freed with the last reference and
+ * then reused; a full table says so instead of growing. */
+static void test_intern(void)
+{
+	struct intern *in;
+	uint32_t a, b, c, d;
+	size_t len;
+
+	CU_ASSERT_FATAL(intern_new(2, &in) == 0);
+	a = intern_get(in, "key-a", 5);
+	b = intern_get(in, "team\0x", 6);            /* bytes, not C strings */
+	CU_ASSERT(a != INTERN_NONE && b != INTERN_NONE && a != b);
+	CU_ASSERT_EQUAL(intern_get(in, "key-a", 5), a);
+	CU_ASSERT_EQUAL(intern_find(in, "key-a", 5), a);
+	CU_ASSERT_EQUAL(intern_find(in, "team", 4), INTERN_NONE);
+	CU_ASSERT_STRING_EQUAL(intern_str(in, a, &len), "key-a");
+	CU_ASSERT_EQUAL(len, 5);
+	CU_ASSERT_EQUAL(intern_get(in, "third", 5), INTERN_NONE);   /* max 2 */
+	intern_put(in, a);                          /* one of two references */
+	CU_ASSERT_EQUAL(intern_find(in, "key-a", 5), a);
+	intern_put(in, a);
+	CU_ASSERT_EQUAL(intern_find(in, "key-a", 5), INTERN_NONE);
+	CU_ASSERT_PTR_NULL(intern_str(in, a, NULL));
+	CU_ASSERT_EQUAL(intern_count(in), 1);
+	c = intern_get(in, "third", 5);             /* room again, and the freed id comes back */
+	CU_ASSERT_EQUAL(c, a);
+	intern_ref(in, c);
+	intern_put(in, c);
+	CU_ASSERT_STRING_EQUAL(intern_str(in, c, NULL), "third");
+	intern_put(in, INTERN_NONE);                /* no-ops */
+	intern_put(in, 999);
+	for (int i = 0; i < 3; i++)
+		intern_put(in, b);
+	d = intern_get(in, "x", 1);
+	CU_ASSERT_EQUAL(d, b);
+	intern_free(in);                            /* with c and d still referenced */
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
 		{ "integer keys, growth, removal while iterating", test_integer_keys },
 		{ "string keys, per-table seeds", test_string_keys_and_seed },
 		{ "intrusive list", test_list },
+		{ "interned names", test_intern },
 		{ NULL, NULL },
 	};
 

@@ -68,6 +68,27 @@ uint64_t htab_hash_u64(const struct htab *t, uint64_t v)
 	return siphash(t->seed, &v, sizeof(v));
 }
 
+/* Keys that are tuples of ids this process assigned (dense, not chosen by a client) need no
+ * SipHash: a seeded multiply-xorshift mix per word, then murmur3's finaliser. */
+uint64_t htab_hash_words(const struct htab *t, const uint64_t *w, size_t n)
+{
+	uint64_t h, s0, s1;
+
+	memcpy(&s0, t->seed, 8);
+	memcpy(&s1, t->seed + 8, 8);
+	h = s0;
+	for (size_t i = 0; i < n; i++) {
+		h ^= w[i] + s1;
+		h *= 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 33);
+}
+
 uint64_t htab_bytes_hash(const struct htab *t, const void *key)
 {
 	const struct htab_bytes *k = key;

@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/htab.h"
+#include "base/intern.h"
 #include "base/list.h"
 
 #define DAY 86400ll
@@ -485,15 +486,31 @@ struct slot_ent {
 	int64_t start, amount;
 };
 
+/* A counter's identity: whose (a key or a team, by interned id) and which period. */
+enum scope_kind { SCOPE_KEY, SCOPE_TEAM };
+static const char *const scope_prefix[] = { "key:", "team:" };
+
+struct counter_key {
+	union {
+		struct {
+			uint32_t scope, name;   /* enum scope_kind, intern id */
+			uint32_t kind, pad;     /* enum budget_period */
+			int64_t window;         /* rolling */
+		};
+		uint64_t w[3];
+	};
+};
+
 struct counter {
-	struct htab_node hn;            /* in budget->counters, by scope and period */
+	struct htab_node hn;            /* in budget->counters, by key */
+	struct counter_key k;           /* holds a reference to k.name */
 	enum budget_period kind;
 	int64_t window, slot, nslots;   /* rolling */
 	int64_t start;                  /* calendar: start of the period spent belongs to */
 	int64_t spent, reserved;
 	struct slot_ent *ents;          /* rolling: ents[lo..hi), oldest first */
 	size_t lo, hi, cap;
-	size_t slen, nlen;              /* name = scope NUL period */
+	size_t slen, nlen;              /* name = scope NUL period, as the store keys it */
 	char name[];
 };
 
@@ -510,20 +527,22 @@ struct budget_resv {
 struct budget {
 	struct store *st;
 	const struct budget_config *cfg;
-	struct htab counters;           /* by scope NUL period */
+	struct htab counters;           /* by struct counter_key */
+	struct intern *names;           /* key ids and team names the counters are for */
 	struct list_head resvs;         /* outstanding, freed by budget_free */
 };
 
-/* A counter's key is its name, scope NUL period. */
-static bool counter_eq(const struct htab_node *hn, const void *key)
+static uint64_t counter_hash(const struct htab *t, const void *key)
 {
-	const struct counter *c = htab_entry(hn, struct counter, hn);
-	struct htab_bytes mine = { c->name, c->nlen };
-
-	return htab_bytes_eq(&mine, key);
+	return htab_hash_words(t, ((const struct counter_key *)key)->w, 3);
 }
 
-static const struct htab_type counter_type = { htab_bytes_hash, counter_eq };
+static bool counter_eq(const struct htab_node *hn, const void *key)
+{
+	return !memcmp(&htab_entry(hn, struct counter, hn)->k, key, sizeof(struct counter_key));
+}
+
+static const struct htab_type counter_type = { counter_hash, counter_eq };
 
 int budget_new(struct store *st, struct budget **out)
 {
@@ -531,6 +550,8 @@ int budget_new(struct store *st, struct budget **out)
 	int rc = htab_init(&b->counters, &counter_type);
 
 	*out = NULL;
+	if (!rc && (rc = intern_new(0, &b->names)))
+		htab_fini(&b->counters);
 	if (rc) {
 		free(b);
 		return rc;
@@ -559,6 +580,7 @@ void budget_free(struct budget *b)
 		free(r);
 	htab_drain(&b->counters, counter_free, NULL);
 	htab_fini(&b->counters);
+	intern_free(b->names);  /* the counters' references go with it */
 	free(b);
 }
 
@@ -587,28 +609,36 @@ static int parse_period_id(const char *s, enum budget_period *kind, int64_t *win
 	return 0;
 }
 
-static struct counter *counter_find(struct budget *b, const char *scope, const char *period,
-				    bool create)
+static struct counter *counter_lookup(const struct budget *b, const struct counter_key *k)
 {
-	char name[NAME_BUF];
-	size_t slen = strlen(scope), plen = strlen(period), nlen = slen + 1 + plen;
-	enum budget_period kind;
-	int64_t window;
-	struct htab_bytes key = { name, nlen };
-	struct htab_node *hn;
-	struct counter *c;
-	uint64_t h;
+	struct htab_node *hn = htab_find(&b->counters, k);
 
-	if (nlen >= sizeof(name) || parse_period_id(period, &kind, &window) < 0)
+	return hn ? htab_entry(hn, struct counter, hn) : NULL;
+}
+
+/* The counter for (scope, name, period), made on first use. NULL when a name is too long. */
+static struct counter *counter_make(struct budget *b, enum scope_kind scope, const char *name,
+				    enum budget_period kind, int64_t window)
+{
+	size_t plen = strlen(scope_prefix[scope]), len = strlen(name), slen = plen + len, nlen;
+	struct counter_key k = { .scope = scope, .kind = kind, .window = window };
+	char pid[32];
+	struct counter *c;
+
+	if (len >= NAME_BUF)
 		return NULL;
-	memcpy(name, scope, slen + 1);
-	memcpy(name + slen + 1, period, plen + 1);
-	h = htab_bytes_hash(&b->counters, &key);
-	if ((hn = htab_find_hashed(&b->counters, &key, h)))
-		return htab_entry(hn, struct counter, hn);
-	if (!create)
-		return NULL;
+	k.name = intern_get(b->names, name, len);
+	if ((c = counter_lookup(b, &k))) {
+		intern_put(b->names, k.name);
+		return c;
+	}
+	if (kind == BUDGET_ROLLING)
+		snprintf(pid, sizeof(pid), "rolling:%" PRId64, window);
+	else
+		snprintf(pid, sizeof(pid), "%s", period_ids[kind]);
+	nlen = slen + 1 + strlen(pid);
 	c = xcalloc(1, sizeof(*c) + nlen + 1);
+	c->k = k;
 	c->kind = kind;
 	c->window = window;
 	if (kind == BUDGET_ROLLING) {
@@ -619,9 +649,34 @@ static struct counter *counter_find(struct budget *b, const char *scope, const c
 	c->start = INT64_MIN;
 	c->slen = slen;
 	c->nlen = nlen;
-	memcpy(c->name, name, nlen + 1);
-	htab_insert_hashed(&b->counters, &c->hn, h);
+	memcpy(c->name, scope_prefix[scope], plen);
+	memcpy(c->name + plen, name, len + 1);
+	memcpy(c->name + slen + 1, pid, nlen - slen);
+	htab_insert(&b->counters, &c->hn, &k);
 	return c;
+}
+
+/* The counter a store row or an operator names: scope "key:<id>" | "team:<name>", period
+ * "day" | "week" | "month" | "rolling:<seconds>". */
+static struct counter *counter_find(struct budget *b, const char *scope, const char *period,
+				    bool create)
+{
+	struct counter_key k = { .w = { 0 } };
+	enum budget_period kind;
+	int64_t window;
+	const char *name = NULL;
+
+	for (uint32_t i = 0; i < sizeof(scope_prefix) / sizeof(*scope_prefix) && !name; i++)
+		if (!strncmp(scope, scope_prefix[i], strlen(scope_prefix[i])))
+			name = scope + strlen(scope_prefix[k.scope = i]);
+	if (!name || parse_period_id(period, &kind, &window) < 0)
+		return NULL;
+	if (create)
+		return counter_make(b, (enum scope_kind)k.scope, name, kind, window);
+	k.name = intern_find(b->names, name, strlen(name));
+	k.kind = kind;
+	k.window = window;
+	return k.name ? counter_lookup(b, &k) : NULL;
 }
 
 static int64_t slot_of(const struct counter *c, int64_t t)
@@ -707,7 +762,8 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 {
 	const struct selector *ks, *ts;
 	const struct budget_spec *spec[2 * BUDGET_MAX_PER_SCOPE];
-	char scope[2][300], pid[32];
+	const char *whose[2] = { who ? who->key_id : NULL, who ? who->team : NULL };
+	uint32_t id[2];
 	int which[2 * BUDGET_MAX_PER_SCOPE];
 	struct budget_resv *r;
 	size_t n = 0;
@@ -721,12 +777,10 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	if (!ks)
 		ks = find_sel(b->cfg, "", "default");
 	ts = find_sel(b->cfg, "team:", who->team);
-	if ((size_t)snprintf(scope[0], sizeof(scope[0]), "key:%s", who->key_id) >=
-	    sizeof(scope[0]))
+	if (strlen(who->key_id) >= NAME_BUF || (ts && strlen(who->team) >= NAME_BUF))
 		return -EINVAL;
-	if (ts && (size_t)snprintf(scope[1], sizeof(scope[1]), "team:%s", who->team) >=
-	    sizeof(scope[1]))
-		return -EINVAL;
+	id[0] = intern_find(b->names, whose[0], strlen(whose[0]));
+	id[1] = ts ? intern_find(b->names, whose[1], strlen(whose[1])) : 0;
 	for (size_t i = 0; ks && i < ks->n; i++, n++) {
 		spec[n] = &ks->spec[i];
 		which[n] = 0;
@@ -741,14 +795,16 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	r->cost = cost;
 	/* Check every budget first; reserve in all of them only when all have room. */
 	for (size_t i = 0; i < n; i++) {
-		struct counter *c;
+		struct counter_key k = {
+			.scope = (uint32_t)which[i], .name = id[which[i]], .kind = spec[i]->period,
+			.window = spec[i]->period == BUDGET_ROLLING ? spec[i]->window : 0 };
+		struct counter *c = k.name ? counter_lookup(b, &k) : NULL;
 		int64_t total;
 
-		period_id(spec[i], pid, sizeof(pid));
-		c = counter_find(b, scope[which[i]], pid, true);
-		if (!c) {
+		if (!c && !(c = counter_make(b, (enum scope_kind)which[i], whose[which[i]],
+					     spec[i]->period, k.window))) {
 			free(r);
-			return -ENOMEM;
+			return -EINVAL;
 		}
 		counter_advance(c, now);
 		r->e[i].c = c;
@@ -757,8 +813,8 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 		    __builtin_add_overflow(total, cost, &total) || total > spec[i]->limit) {
 			memset(why, 0, sizeof(*why));
 			snprintf(why->name, sizeof(why->name), "%s", spec[i]->name);
-			snprintf(why->scope, sizeof(why->scope), "%s", scope[which[i]]);
-			snprintf(why->period, sizeof(why->period), "%s", pid);
+			snprintf(why->scope, sizeof(why->scope), "%.*s", (int)c->slen, c->name);
+			snprintf(why->period, sizeof(why->period), "%s", c->name + c->slen + 1);
 			why->spent = c->spent;
 			why->reserved = c->reserved;
 			why->limit = spec[i]->limit;

@@ -8,41 +8,53 @@
 
 #include "base/alloc.h"
 #include "base/htab.h"
+#include "base/intern.h"
 #include "base/list.h"
 
 #define NS_PER_SEC 1000000000ull
-#define NAME_MAX_LEN 1024       /* key id + server + tool, joined */
+#define NAME_MAX_LEN 1024       /* a key id, server or tool name */
 #define EVICT_PER_CHECK 2       /* idle buckets looked at per check: amortised O(1) */
 
-/* One bucket. Its identity is name[0..nlen): a level byte, then key, server, tool joined by
- * NULs. level is in units where one token = period_ns; it gains `requests` units per ns. */
+/* A bucket's identity: its level, then the interned ids of key, server and tool (those below
+ * the level only; the others are INTERN_NONE). */
+struct bucket_key {
+	union {
+		struct { uint32_t level, id[RATE_NLEVELS]; };
+		uint64_t w[2];
+	};
+};
+
+/* One bucket. level is in units where one token = period_ns; it gains `requests` units per
+ * ns. It holds a reference to each name in its key. */
 struct bucket {
-	struct htab_node hn;            /* in rl->buckets, by name */
+	struct htab_node hn;            /* in rl->buckets, by key */
 	struct list_head lru;           /* in rl->lru, newest first */
 	uint64_t level;
 	uint64_t last_ns;
 	uint64_t cap;                   /* burst * period_ns */
 	uint64_t period_ns;
 	uint32_t requests;
-	uint32_t nlen;
-	char name[];
+	struct bucket_key k;
 };
 
 struct ratelimit {
 	struct htab buckets;
+	struct intern *names;           /* key ids, servers, tools */
 	struct list_head lru;           /* most recently used first */
 	size_t max;
 };
 
-static bool bucket_eq(const struct htab_node *hn, const void *key)
+static uint64_t bucket_hash(const struct htab *t, const void *key)
 {
-	const struct bucket *b = htab_entry(hn, struct bucket, hn);
-	struct htab_bytes mine = { b->name, b->nlen };
-
-	return htab_bytes_eq(&mine, key);
+	return htab_hash_words(t, ((const struct bucket_key *)key)->w, 2);
 }
 
-static const struct htab_type bucket_type = { htab_bytes_hash, bucket_eq };
+static bool bucket_eq(const struct htab_node *hn, const void *key)
+{
+	return !memcmp(&htab_entry(hn, struct bucket, hn)->k, key, sizeof(struct bucket_key));
+}
+
+static const struct htab_type bucket_type = { bucket_hash, bucket_eq };
 
 static struct bucket *oldest(const struct ratelimit *rl)
 {
@@ -299,6 +311,12 @@ int ratelimit_new(size_t max_buckets, struct ratelimit **out)
 		free(rl);
 		return rc;
 	}
+	/* Every name is held by a bucket: three per bucket at most. */
+	if ((rc = intern_new(RATE_NLEVELS * rl->max, &rl->names))) {
+		htab_fini(&rl->buckets);
+		free(rl);
+		return rc;
+	}
 	*out = rl;
 	return 0;
 }
@@ -312,6 +330,7 @@ void ratelimit_free(struct ratelimit *rl)
 	list_for_each_entry_safe(b, n, &rl->lru, lru)
 		free(b);
 	htab_fini(&rl->buckets);
+	intern_free(rl->names);
 	free(rl);
 }
 
@@ -321,6 +340,8 @@ static void bucket_remove(struct ratelimit *rl, struct bucket *b)
 {
 	htab_remove(&rl->buckets, &b->hn);
 	list_del(&b->lru);
+	for (int i = 0; i < RATE_NLEVELS; i++)
+		intern_put(rl->names, b->k.id[i]);
 	free(b);
 }
 
@@ -371,16 +392,30 @@ static void evict_idle(struct ratelimit *rl, uint64_t now)
 	}
 }
 
-/* Find or create the bucket named name[0..nlen). Returns NULL with *err -ENOMEM, or -EAGAIN
- * when the table is full of active buckets. */
-static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t nlen,
+/* The names of one check: part[i] and its id, INTERN_NONE while no bucket holds it. */
+struct names {
+	const char *part[RATE_NLEVELS];
+	size_t len[RATE_NLEVELS];
+	uint32_t id[RATE_NLEVELS];
+};
+
+/* Find or create the level lv bucket of nm. Returns NULL with *err -EAGAIN when the table is
+ * full of active buckets. */
+static struct bucket *bucket_get(struct ratelimit *rl, int lv, struct names *nm,
 				 const struct rate_spec *s, uint64_t now, int *err)
 {
-	struct htab_bytes key = { name, nlen };
-	uint64_t h = htab_bytes_hash(&rl->buckets, &key);
-	struct htab_node *hn = htab_find_hashed(&rl->buckets, &key, h);
+	struct bucket_key key = { .level = (uint32_t)lv }, *k = &key;
+	struct htab_node *hn = NULL;
+	bool evicted = false;
 	struct bucket *b;
+	uint64_t h;
 
+	memcpy(key.id, nm->id, (size_t)(lv + 1) * sizeof(*nm->id));
+	for (int i = 0; i <= lv; i++)
+		if (nm->id[i] == INTERN_NONE)
+			goto create;    /* a name no bucket holds: no bucket has it */
+	h = bucket_hash(&rl->buckets, k);
+	hn = htab_find_hashed(&rl->buckets, k, h);
 	if (hn) {
 		b = htab_entry(hn, struct bucket, hn);
 		if (b->period_ns != s->period_ns || b->requests != s->requests ||
@@ -390,6 +425,7 @@ static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t 
 		list_move(&b->lru, &rl->lru);
 		return b;
 	}
+create:
 	if (htab_count(&rl->buckets) >= rl->max) {
 		struct bucket *old = oldest(rl);
 		refill(old, now);
@@ -398,10 +434,31 @@ static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t 
 			return NULL;
 		}
 		bucket_remove(rl, old);
+		evicted = true;
 	}
-	b = xmalloc(sizeof(*b) + nlen);
-	b->nlen = (uint32_t)nlen;
-	memcpy(b->name, name, nlen);
+	/* The bucket's references. An eviction may have freed a name this check looked up (and
+	 * the next intern_get would hand its id on), so then every name is looked up again. */
+	for (int i = 0; i < RATE_NLEVELS; i++) {
+		if (i > lv) {
+			if (evicted && nm->part[i])
+				nm->id[i] = intern_find(rl->names, nm->part[i], nm->len[i]);
+			continue;
+		}
+		if (!evicted && nm->id[i] != INTERN_NONE) {
+			intern_ref(rl->names, key.id[i] = nm->id[i]);
+			continue;
+		}
+		key.id[i] = nm->id[i] = intern_get(rl->names, nm->part[i], nm->len[i]);
+		if (key.id[i] == INTERN_NONE) {
+			while (i--)
+				intern_put(rl->names, key.id[i]);
+			*err = -ENOMEM;
+			return NULL;
+		}
+	}
+	h = bucket_hash(&rl->buckets, k);
+	b = xmalloc(sizeof(*b));
+	b->k = *k;
 	b->period_ns = s->period_ns;
 	b->requests = s->requests;
 	b->cap = (uint64_t)s->burst * s->period_ns;
@@ -412,44 +469,30 @@ static struct bucket *bucket_get(struct ratelimit *rl, const char *name, size_t 
 	return b;
 }
 
-static size_t join(char *buf, int level, const char *key, const char *server, const char *tool)
-{
-	size_t n = 0, l;
-
-	buf[n++] = (char)('0' + level);
-	const char *parts[3] = { key, level >= RATE_SERVER ? server : NULL,
-				 level >= RATE_TOOL ? tool : NULL };
-	for (int i = 0; i < 3 && parts[i]; i++) {
-		l = strlen(parts[i]);
-		if (n + l + 1 > NAME_MAX_LEN)
-			return 0;
-		buf[n++] = '\0';
-		memcpy(buf + n, parts[i], l);
-		n += l;
-	}
-	return n;
-}
-
 int ratelimit_check(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
 		    const char *server, const char *tool, uint64_t now_ns,
 		    struct rate_refusal *why)
 {
 	struct bucket *b[RATE_NLEVELS] = { 0 };
-	char name[NAME_MAX_LEN];
+	struct names nm = { { key_id, server, tool }, { 0 }, { 0 } };
 	uint64_t worst = 0;
-	int worst_lv = -1, err = 0;
+	int worst_lv = -1, err = 0, top = -1;
 
+	for (int lv = 0; lv < RATE_NLEVELS; lv++)
+		if (lim->level[lv].requests && (lv < RATE_SERVER || server) && (lv < RATE_TOOL || tool))
+			top = lv;
 	evict_idle(rl, now_ns);
-	for (int lv = 0; lv < RATE_NLEVELS; lv++) {
-		const struct rate_spec *s = &lim->level[lv];
-		size_t n;
-
-		if (!s->requests || (lv >= RATE_SERVER && !server) || (lv >= RATE_TOOL && !tool))
-			continue;
-		n = join(name, lv, key_id, server, tool);
-		if (!n)
+	for (int i = 0; i <= top; i++) {
+		if ((nm.len[i] = strlen(nm.part[i])) > NAME_MAX_LEN)
 			return -ENAMETOOLONG;
-		b[lv] = bucket_get(rl, name, n, s, now_ns, &err);
+		nm.id[i] = intern_find(rl->names, nm.part[i], nm.len[i]);
+	}
+	for (int lv = 0; lv <= top; lv++) {
+		const struct rate_spec *s = &lim->level[lv];
+
+		if (!s->requests)
+			continue;
+		b[lv] = bucket_get(rl, lv, &nm, s, now_ns, &err);
 		if (b[lv])
 			continue;
 		if (err != -EAGAIN)
