@@ -10,8 +10,9 @@
 # `buildah bud` builds deploy/container/Containerfile FROM scratch on that directory and tags
 # localhost/mcpwarden:VERSION and :latest. No registry is contacted.
 #
-# Environment: IMAGE (default localhost/mcpwarden), STORAGE_DRIVER (default vfs: the driver that
-# works on hosts like the development VM; set "" to use the host's storage.conf).
+# Environment: IMAGE (default localhost/mcpwarden); TAG_LATEST=0 tags only VERSION; STAGE (the
+# staging directory, default BUILD_DIR/image); STORAGE_DRIVER (default vfs: the driver that works
+# on hosts like the development VM; set "" to use the host's storage.conf).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -42,7 +43,7 @@ for b in "${bins[@]}"; do
 	fi
 done
 
-stage=$build/image
+stage=${STAGE:-$build/image}
 rm -rf "$stage"
 root=$stage/rootfs
 mkdir -p "$root/usr/bin" "$root/etc/ssl/certs" "$stage/state"
@@ -78,12 +79,20 @@ revision=$(git -C "$top" rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 opts=()
 [ -n "$driver" ] && opts+=(--storage-driver "$driver")
+tags=(-t "$image:$version")
+[ "${TAG_LATEST:-1}" = 0 ] || tags+=(-t "$image:latest")
+# A rebuild moves the tags; the image they pointed to is then dangling: remove it (vfs keeps
+# a full copy of every image).
+old=$(buildah "${opts[@]}" images -q --no-trunc "$image:$version" 2>/dev/null || true)
 echo "image: building $image:$version from $stage (FROM scratch)"
 buildah "${opts[@]}" bud --quiet --layers=false \
 	--build-arg VERSION="$version" --build-arg REVISION="$revision" \
 	--build-arg CREATED="$created" \
-	-f "$top/deploy/container/Containerfile" -t "$image:$version" -t "$image:latest" "$stage" \
-	>/dev/null
+	-f "$top/deploy/container/Containerfile" "${tags[@]}" "$stage" >/dev/null
+new=$(buildah "${opts[@]}" images -q --no-trunc "$image:$version")
+if [ -n "$old" ] && [ "$old" != "$new" ]; then
+	buildah "${opts[@]}" rmi "$old" >/dev/null 2>&1 || true	# still used: keep it
+fi
 
 bytes=$(buildah "${opts[@]}" inspect --type image --format '{{.ImageInfo.Size}}' \
 	"$image:$version" 2>/dev/null || echo 0)
