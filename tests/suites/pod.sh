@@ -61,9 +61,21 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-pod.XXXXXX") || exit 1
 pause_before=$("${P[@]}" images -q --filter reference=localhost/podman-pause 2>/dev/null)
 pids=()
 
+# podman 4.3 with the cgroupfs manager leaves the pod's own (empty) cgroup behind in the
+# unified and name=systemd hierarchies: remove ours (rmdir only removes an empty one).
+rm_pod_cgroups() {
+	local d
+	[ -n "${pod_id:-}" ] || return 0
+	for d in "$cgroot" /sys/fs/cgroup/systemd; do
+		[ -d "$d/libpod_parent/$pod_id" ] && rmdir "$d/libpod_parent/$pod_id" 2>/dev/null
+	done
+	return 0
+}
+
 cleanup() {
 	local p
 	"${P[@]}" pod rm -f -t 0 "$pod" >/dev/null 2>&1
+	rm_pod_cgroups
 	"${P[@]}" rmi -f "$sidecar_image" "$agent_image" >/dev/null 2>&1
 	if [ -z "$pause_before" ]; then
 		"${P[@]}" rmi $("${P[@]}" images -q --filter reference=localhost/podman-pause) \
@@ -147,7 +159,7 @@ cat >"$tmp/sidecar.json" <<JSON
 }
 JSON
 chmod 0644 "$tmp/sidecar.json"
-"${P[@]}" pod create --name "$pod" --network host >/dev/null 2>"$tmp/pod.err" ||
+pod_id=$("${P[@]}" pod create --name "$pod" --network host 2>"$tmp/pod.err") ||
 	{ cat "$tmp/pod.err"; fail "podman pod create failed"; }
 "${P[@]}" run -d --pod "$pod" --name "$pod-sidecar" --read-only --cap-drop all \
 	-v "$tmp/sidecar.json:/etc/mcpwarden/mcpwarden.json:ro" \
@@ -233,6 +245,7 @@ echo "pod: the sidecar recorded it: ${allow:0:160}..."
 
 # --- the pod goes: nothing of it stays in the kernel ------------------------------------------
 "${P[@]}" pod rm -f -t 0 "$pod" >/dev/null 2>&1 || fail "podman pod rm failed"
+rm_pod_cgroups
 [ -d "$cgroot$agent_cg" ] && fail "the agent's cgroup outlived the pod"
 left=
 for ((i = 0; i < 150; i++)); do
