@@ -4,6 +4,7 @@
 #   make run        deps + build + start the sidecar on examples/mcpwarden.json
 #   make test       deps + sanitizer build in build/test + every test suite
 #   make bench      benchmarks (tools/bench)
+#   make image      the OCI image localhost/mcpwarden:$(VERSION) with buildah, offline (FROM scratch)
 
 MODE      ?= rel
 B         := build/$(MODE)
@@ -43,7 +44,7 @@ UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*
 KTESTS    := $(patsubst tests/kernel/%.c,$(B)/tests/%,$(wildcard tests/kernel/ktest_*.c))
 BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(wildcard tools/bench/*.c))
 
-.PHONY: all deps run test bench clean check-build
+.PHONY: all deps run test bench clean check-build image
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -103,6 +104,11 @@ test: deps
 bench: deps
 	$(MAKE) all $(BENCH)
 	@tools/bench/run.sh build/rel
+
+# Always from the release build, whatever MODE says: the image is what users run.
+image:
+	$(MAKE) MODE=rel all
+	@scripts/image.sh build/rel $(VERSION)
 
 clean:
 	rm -rf build

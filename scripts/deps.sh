@@ -7,7 +7,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
-      iproute2 curl)
+      iproute2 curl
+      podman buildah runc catatonit busybox-static)   # make image; the podman pod suite
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

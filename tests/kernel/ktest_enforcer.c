@@ -791,6 +791,34 @@ static void test_root_refused(void)
 	CU_ASSERT_EQUAL(enforcer_enroll(E, "/tmp", WARDEN_MODE_LOCKDOWN), -EINVAL);
 }
 
+/* A removed container's cgroup: its enrolment goes, every other one stays (and still works). */
+static void test_prune_gone(void)
+{
+	struct target t4 = { AF_INET, SOCK_STREAM, "127.0.0.1", port_up4 };
+	struct enforcer_status before, after;
+	char gone[600];
+	uint64_t id = 0, ids[4] = { 0 };
+	size_t n = 99;
+
+	snprintf(gone, sizeof(gone), "%s/removed-container", cg_base);
+	CU_ASSERT_EQUAL_FATAL(mkdir(gone, 0755), 0);
+	CU_ASSERT_EQUAL_FATAL(cgroup_id(gone, &id), 0);
+	CU_ASSERT_EQUAL(cgroup_id_alive(root, id), 1);
+	CU_ASSERT_EQUAL_FATAL(enforcer_enroll(E, gone, WARDEN_MODE_PROTECT), 0);
+	CU_ASSERT_EQUAL(enforcer_prune(E, &n, ids, 4), 0);
+	CU_ASSERT_EQUAL(n, 0);			/* alive: kept */
+	CU_ASSERT_EQUAL_FATAL(enforcer_status(E, &before), 0);
+	CU_ASSERT_EQUAL(rmdir(gone), 0);
+	CU_ASSERT_EQUAL(cgroup_id_alive(root, id), 0);
+	CU_ASSERT_EQUAL(enforcer_prune(E, &n, ids, 4), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(ids[0], id);
+	CU_ASSERT_EQUAL_FATAL(enforcer_status(E, &after), 0);
+	CU_ASSERT_EQUAL(after.nenrolled, before.nenrolled - 1);
+	CU_ASSERT_EQUAL(enforcer_unenroll_id(E, id), -ENOENT);
+	CU_ASSERT_EQUAL(run_in(cg_prot, "wk-after-prune", probe_connect, &t4, NULL), EPERM);
+}
+
 static void test_counters(void)
 {
 	struct enforcer_counters c;
@@ -1069,6 +1097,7 @@ int main(void)
 		{ "cgroup lookups through helper calls (older kernels)", test_helper_cgroup_lookups },
 		{ "deny errno is configurable", test_errno_configurable },
 		{ "enrolling the root is refused", test_root_refused },
+		{ "enrolments of removed cgroups are pruned", test_prune_gone },
 		{ "counters", test_counters },
 		{ "adopt-only open", test_adopt_mode },
 		{ "upstream hostnames resolved off the loop", test_upstream_resolver },

@@ -183,6 +183,54 @@ static void test_resolve(void)
 	}
 }
 
+/* podman's names: cgroupfs manager (libpod_parent/[<pod id>/]libpod-<id>, as on the
+ * development VM; tests/suites/pod.sh runs it for real) and systemd manager
+ * (machine.slice/[machine-libpod_pod_<pod id>.slice/]libpod-<id>.scope, conmon beside it). */
+static void test_resolve_podman(void)
+{
+	const char *pod = "25ddd5a4868a321932f80085aa9167bc22781de7b49888ca3aa86a3a3fbc631f";
+	const char *ctr = "cb971ef116196065c17e34d486828faceff4724ce468cf9cf6ac35c0cc33470a";
+	const char *infra = "6202bb98e7bf0a1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899a";
+	const char *sd = "0774c076f70d8f9b939d93b8b613dd0f628b8d61bdcb75dc774499ab43cd46c4";
+	char buf[512], want[512], rel[512];
+
+	snprintf(tree, sizeof(tree), "/tmp/mcpwarden-unit-podman-%d", getpid());
+	CU_ASSERT_EQUAL_FATAL(mkdir(tree, 0755), 0);
+	mk("libpod_parent");
+	snprintf(rel, sizeof(rel), "libpod_parent/%s", pod);
+	mk(rel);
+	snprintf(rel, sizeof(rel), "libpod_parent/%s/libpod-%s", pod, ctr);
+	mk(rel);
+	snprintf(rel, sizeof(rel), "libpod_parent/%s/libpod-%s", pod, infra);
+	mk(rel);
+	mk("machine.slice");
+	snprintf(rel, sizeof(rel), "machine.slice/machine-libpod_pod_%s.slice", pod);
+	mk(rel);
+	snprintf(rel, sizeof(rel), "machine.slice/machine-libpod_pod_%s.slice/libpod-%s.scope",
+		 pod, sd);
+	mk(rel);
+	snprintf(rel, sizeof(rel), "machine.slice/libpod-conmon-%s.scope", sd);
+	mk(rel);
+
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, ctr, buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/libpod_parent/%s/libpod-%s", tree, pod, ctr);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "cb971ef11619", buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	/* systemd: the container's scope, not its conmon scope nor the pod's slice. */
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "0774c076f70d", buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/machine.slice/machine-libpod_pod_%s.slice/libpod-%s.scope",
+		 tree, pod, sd);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
+		CU_ASSERT_EQUAL(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR);
@@ -192,6 +240,7 @@ int main(void)
 		{ "config section", test_config_ok },
 		{ "config errors name field paths", test_config_errors },
 		{ "container and pod cgroup resolution", test_resolve },
+		{ "podman container cgroups (cgroupfs and systemd managers)", test_resolve_podman },
 		{ NULL, NULL },
 	};
 

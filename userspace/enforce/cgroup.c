@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/htab.h"
@@ -47,6 +49,36 @@ int cgroup_id(const char *path, uint64_t *id)
 		return -ENOTDIR;
 	*id = st.st_ino;	/* the kernfs node id, which is what bpf_get_current_cgroup_id returns */
 	return 0;
+}
+
+/* kernfs exports a node by a file handle that is its 64-bit id (FILEID_KERNFS): opening it by
+ * handle answers "is this id still a cgroup" in one lookup, without walking the tree, and
+ * without the race a walk has against a cgroup created meanwhile. Ids are never reused. */
+#define FILEID_KERNFS 0xfe
+
+int cgroup_id_alive(const char *root, uint64_t id)
+{
+	union {
+		struct file_handle fh;
+		char buf[sizeof(struct file_handle) + sizeof(uint64_t)];
+	} h;
+	int mfd, fd, ret;
+
+	mfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	h.fh.handle_bytes = sizeof(uint64_t);
+	h.fh.handle_type = FILEID_KERNFS;
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		ret = 1;
+	} else {
+		ret = errno == ESTALE || errno == ENOENT ? 0 : -errno;
+	}
+	close(mfd);
+	return ret;
 }
 
 typedef int (*walk_fn)(const char *path, const char *name, void *arg);

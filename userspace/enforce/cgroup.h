@@ -17,6 +17,9 @@
  * -EOPNOTSUPP when there is none. */
 int cgroup_detect_root(char *buf, size_t len);
 int cgroup_id(const char *path, uint64_t *id);
+/* Does the cgroup with this id still exist under the cgroup2 mount root? 1 yes, 0 gone, or
+ * -errno when the kernel cannot tell (no file-handle support, no privilege): callers keep. */
+int cgroup_id_alive(const char *root, uint64_t id);
 /* Depth-first over the directories below dir (not dir itself), at most depth levels; stops
  * when fn returns non-zero and returns that. */
 int cgroup_walk(const char *dir, int depth,

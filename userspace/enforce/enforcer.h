@@ -98,6 +98,11 @@ int enforcer_unenroll(struct enforcer *e, const char *path);
 int enforcer_exempt(struct enforcer *e, const char *path);
 /* Same as above, by cgroup id (for a cgroup that is already gone, e.g. from wardenctl). */
 int enforcer_unenroll_id(struct enforcer *e, uint64_t id);
+/* Remove the entries of cgroups that no longer exist (a removed container or pod). They can
+ * never match again (cgroup ids are not reused) but would fill the map. Entries whose cgroup
+ * the kernel cannot check are kept. *removed (may be NULL): how many went; ids[] (may be
+ * NULL) receives up to nids of them, for the log. */
+int enforcer_prune(struct enforcer *e, size_t *removed, uint64_t *ids, size_t nids);
 
 /* A destination spec: "a.b.c.d[/len][:port]", "v6addr[/len]", "[v6addr[/len]]:port".
  * No port means any port. v4-mapped v6 specs are stored as v4. */

@@ -19,7 +19,27 @@ struct guard {
 	struct enforcer_config cfg;
 	struct enforcer_upstream **ups;
 	size_t nups;
+	struct event *prune;
 };
+
+/* Containers and pods come and go; their enrolments must not outlive them. */
+#define PRUNE_INTERVAL_MS 2000
+
+static void on_prune(evutil_socket_t fd, short what, void *arg)
+{
+	struct guard *g = arg;
+	uint64_t ids[8];
+	size_t n = 0;
+	int rc = enforcer_prune(g->e, &n, ids, 8);
+
+	for (size_t i = 0; i < n && i < 8; i++)
+		log_info("enforcement: cgroup %llu is gone: its enrolment is removed",
+			 (unsigned long long)ids[i]);
+	if (n > 8)
+		log_info("enforcement: %zu more enrolments of gone cgroups removed", n - 8);
+	if (rc < 0)
+		log_warn("enforcement: pruning the enrolments of gone cgroups: %s", strerror(-rc));
+}
 
 static int parse_section(const struct config *cfg, struct enforcer_config *out,
 			 struct config_errors *errs)
@@ -165,6 +185,12 @@ int guard_start(struct event_base *base, const struct config *cfg, int sidecar_p
 	rc = enforcer_events_attach(g->e, base, on_deny, g);
 	if (rc)
 		goto fail;
+	g->prune = event_new(base, -1, EV_PERSIST, on_prune, g);
+	if (!g->prune || event_add(g->prune, &(struct timeval){ .tv_sec = PRUNE_INTERVAL_MS / 1000,
+				.tv_usec = PRUNE_INTERVAL_MS % 1000 * 1000 }) < 0) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	log_info("kernel enforcement is ON: pins in %s, %zu enrolled target(s), %zu upstream "
 		 "address(es) protected, sidecar port %d", enforcer_pin_dir(g->e), g->cfg.nenroll,
 		 g->nups, sidecar_port);
@@ -181,6 +207,8 @@ void guard_stop(struct guard *g)
 {
 	if (!g)
 		return;
+	if (g->prune)
+		event_free(g->prune);
 	for (size_t i = 0; i < g->nups; i++)
 		enforcer_upstream_free(g->ups[i], false);  /* stay protected: fail closed */
 	free(g->ups);

@@ -89,6 +89,46 @@ int enforcer_unenroll_id(struct enforcer *e, uint64_t id)
 	return enforcer_level_mask_refresh(e);
 }
 
+int enforcer_prune(struct enforcer *e, size_t *removed, uint64_t *ids, size_t nids)
+{
+	int fd = e->map_fds[WARDEN_M_ENROLLED];
+	__u64 key, next, *prev = NULL, gone[64];
+	size_t n = 0, total = 0;
+	int ret = 0;
+
+	/* Collect, then delete: deleting while walking the hash would restart the walk. A batch
+	 * of 64 per pass; a longer backlog is finished by the next passes of this loop. */
+	do {
+		n = 0;
+		prev = NULL;
+		while (n < 64 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+			if (cgroup_id_alive(e->cgroup_root, next) == 0)
+				gone[n++] = next;
+			key = next;
+			prev = &key;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (bpf_map_delete_elem(fd, &gone[i]) < 0 && errno != ENOENT) {
+				ret = -errno;
+				goto out;
+			}
+			if (ids && total < nids)
+				ids[total] = gone[i];
+			total++;
+		}
+	} while (n == 64);
+out:
+	if (total > 0) {
+		int r = enforcer_level_mask_refresh(e);
+
+		if (ret == 0)
+			ret = r;
+	}
+	if (removed)
+		*removed = total;
+	return ret;
+}
+
 int enforcer_unenroll(struct enforcer *e, const char *path)
 {
 	char abs[PATH_MAX];
