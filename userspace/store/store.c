@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "base/alloc.h"
+#include "base/list.h"
 #include "base/log.h"
 
 #define PRUNE_EVERY_S 3600
@@ -24,7 +25,7 @@ enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEN
 	       OP_TEAM_PUT, OP_TEAM_DELETE };
 
 struct op {
-	struct op *next;
+	struct list_head link;          /* in st->queue, a batch, or st->done */
 	enum op_type type;
 	store_done_fn cb;
 	void *arg;
@@ -49,8 +50,8 @@ struct store {
 	pthread_cond_t wake;            /* writer: work or stop */
 	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
 	pthread_mutex_t db_lock;        /* the writer connection */
-	struct op *queue, **queue_tail;
-	struct op *done, **done_tail;
+	struct list_head queue;         /* for the writer */
+	struct list_head done;          /* answered, for the loop */
 	bool stopping, ckpt_stopping;
 	pthread_t writer, ckpt;
 	bool writer_up, ckpt_up;
@@ -327,13 +328,14 @@ static int apply(struct store *st, struct op *op)
 
 /* One transaction for the whole batch; a savepoint per operation so one bad operation (a
  * duplicate key hash) fails alone. */
-static void commit_batch(struct store *st, struct op *batch)
+static void commit_batch(struct store *st, struct list_head *batch)
 {
+	struct op *op;
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
 	rc = exec(st->db, "BEGIN IMMEDIATE");
-	for (struct op *op = batch; op; op = op->next) {
+	list_for_each_entry(op, batch, link) {
 		if (rc) {
 			op->err = rc;
 			continue;
@@ -358,7 +360,7 @@ static void commit_batch(struct store *st, struct op *batch)
 		if (!sqlite3_get_autocommit(st->db) && exec(st->db, "ROLLBACK") != 0)
 			log_error("store: rollback failed");
 		log_error("store: batch not committed: %s", strerror(-rc));
-		for (struct op *op = batch; op; op = op->next)
+		list_for_each_entry(op, batch, link)
 			if (!op->err)
 				op->err = rc;
 	} else {
@@ -379,26 +381,23 @@ static void notify_loop(struct store *st)
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
-	struct op *batch;
+	struct list_head batch;
 
+	list_init(&batch);
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		while (!st->queue && !st->stopping)
+		while (list_empty(&st->queue) && !st->stopping)
 			pthread_cond_wait(&st->wake, &st->lock);
-		if (!st->queue)
+		if (list_empty(&st->queue))
 			break;
 		/* Group commit: everything queued while the last batch was committing. */
-		batch = st->queue;
-		st->queue = NULL;
-		st->queue_tail = &st->queue;
+		list_splice_tail_init(&st->queue, &batch);
 		pthread_mutex_unlock(&st->lock);
 
-		commit_batch(st, batch);
+		commit_batch(st, &batch);
 
 		pthread_mutex_lock(&st->lock);
-		*st->done_tail = batch;
-		while (*st->done_tail)
-			st->done_tail = &(*st->done_tail)->next;
+		list_splice_tail_init(&batch, &st->done);
 		notify_loop(st);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -448,16 +447,14 @@ static void *ckpt_main(void *arg)
 
 static void run_done(struct store *st)
 {
-	struct op *list;
+	struct list_head list;
+	struct op *op, *tmp;
 
+	list_init(&list);
 	pthread_mutex_lock(&st->lock);
-	list = st->done;
-	st->done = NULL;
-	st->done_tail = &st->done;
+	list_splice_tail_init(&st->done, &list);
 	pthread_mutex_unlock(&st->lock);
-	while (list) {
-		struct op *op = list;
-		list = op->next;
+	list_for_each_entry_safe(op, tmp, &list, link) {
 		if (op->cb)
 			op->cb(op->arg, op->err);
 		free(op);
@@ -481,9 +478,7 @@ static int enqueue(struct store *st, struct op *op)
 		free(op);
 		return -ECANCELED;
 	}
-	op->next = NULL;
-	*st->queue_tail = op;
-	st->queue_tail = &op->next;
+	list_add_tail(&op->link, &st->queue);
 	pthread_cond_signal(&st->wake);
 	pthread_mutex_unlock(&st->lock);
 	return 0;
@@ -733,8 +728,8 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		pthread_cond_init(&st->ckpt_wake, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	st->queue_tail = &st->queue;
-	st->done_tail = &st->done;
+	list_init(&st->queue);
+	list_init(&st->done);
 	st->fsync_interval_ms = opt->fsync_interval_ms > 0 ? opt->fsync_interval_ms
 							   : STORE_FSYNC_INTERVAL_MS_DEFAULT;
 	st->path = strdup(opt->path ? opt->path : "");
