@@ -21,7 +21,6 @@
 #include <bpf/libbpf.h>
 
 #include "base/alloc.h"
-
 #include "warden_maps.h"
 
 struct pins {
