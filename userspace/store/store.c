@@ -50,6 +50,8 @@ struct store {
 	pthread_cond_t wake;            /* writer: work or stop */
 	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
 	pthread_mutex_t db_lock;        /* the writer connection */
+	struct list_head staged;        /* loop thread only: handed over once per loop turn */
+	struct event *flush_ev;         /* hands staged over */
 	struct list_head queue;         /* for the writer */
 	struct list_head done;          /* answered, for the loop */
 	bool stopping, ckpt_stopping;
@@ -470,17 +472,34 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	run_done(arg);
 }
 
+/* Hand what the loop staged to the writer: one lock and one wake-up for every operation of a
+ * loop turn, not one per call. */
+static void hand_over(struct store *st)
+{
+	if (list_empty(&st->staged))
+		return;
+	pthread_mutex_lock(&st->lock);
+	list_splice_tail_init(&st->staged, &st->queue);
+	pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	hand_over(arg);
+}
+
+/* Loop thread only (stopping is written there too). The operation goes to the writer when
+ * the callbacks of this loop turn are done. */
 static int enqueue(struct store *st, struct op *op)
 {
-	pthread_mutex_lock(&st->lock);
 	if (st->stopping) {
-		pthread_mutex_unlock(&st->lock);
 		free(op);
 		return -ECANCELED;
 	}
-	list_add_tail(&op->link, &st->queue);
-	pthread_cond_signal(&st->wake);
-	pthread_mutex_unlock(&st->lock);
+	if (list_empty(&st->staged))
+		event_active(st->flush_ev, EV_TIMEOUT, 1);
+	list_add_tail(&op->link, &st->staged);
 	return 0;
 }
 
@@ -698,6 +717,8 @@ static void store_free(struct store *st)
 	sqlite3_close(st->ckpt_db);
 	if (st->ev)
 		event_free(st->ev);
+	if (st->flush_ev)
+		event_free(st->flush_ev);
 	if (st->efd >= 0)
 		close(st->efd);
 	pthread_cond_destroy(&st->wake);
@@ -728,6 +749,7 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		pthread_cond_init(&st->ckpt_wake, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	list_init(&st->staged);
 	list_init(&st->queue);
 	list_init(&st->done);
 	st->fsync_interval_ms = opt->fsync_interval_ms > 0 ? opt->fsync_interval_ms
@@ -776,7 +798,8 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		goto out;
 	}
 	st->ev = event_new(base, st->efd, EV_READ | EV_PERSIST, on_done, st);
-	if (!st->ev || event_add(st->ev, NULL) < 0) {
+	st->flush_ev = event_new(base, -1, 0, on_flush, st);
+	if (!st->ev || !st->flush_ev || event_add(st->ev, NULL) < 0) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -802,6 +825,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	hand_over(st);          /* staged operations are committed too */
 	pthread_mutex_lock(&st->lock);
 	st->stopping = true;
 	st->ckpt_stopping = true;
