@@ -113,9 +113,10 @@ bench() {
 # field NAME "k=v k=v ..." -> v
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
-	if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
-	else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median [FORMAT] < values -> their median (printf FORMAT, default %.0f), or n/a when none.
+median() { tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.0f}" '{ v[NR] = $1 } END {
+	if (NR == 0) print "n/a"; else if (NR % 2) printf f "\n", v[(NR + 1) / 2];
+	else printf f "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---------------------------------------------------------------- start the three targets
 
@@ -174,12 +175,13 @@ for t in direct nginx mcpwarden; do
 	sid[$t]=$(open_session "${url[$t]}" "${key[$t]:-}") || exit 1
 done
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "proxy_bench: $(nproc) cores; upstream :$up_port, nginx :$ng_port, mcpwarden ${url[mcpwarden]}"
 echo "proxy_bench: connections: $conns; $rounds interleaved rounds of ${secs}s each, medians"
 
 # ---------------------------------------------------------------- latency and throughput
 
-declare -A res                 # res[target,conns] = "p50s|p99s|rpss" (space-separated lists)
+declare -A res                 # res[target,conns,metric]: space-separated values, one per round
 declare -A cost                # cost[target,conns] = "syscalls/call ctxt/call"
 warn=()
 have_perf=0
@@ -213,11 +215,16 @@ measure_cost() {
 	cost[$t,$c]="$sys $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')"
 }
 
+# ratio A B [FORMAT] -> A / B, or n/a when B is not positive (nothing to compare against).
+ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
+	if (a == "n/a" || b == "n/a" || b <= 0) print "n/a"; else printf f "\n", a / b }'; }
+
 declare -A rss hwm
 for c in $conns; do
 	echo "--- $c connection(s)"
 	for t in direct nginx mcpwarden; do bench "$t" "$c" 1 >/dev/null; done   # warm-up
 	for r in $(seq "$rounds"); do
+		declare -A cur=()
 		for t in direct nginx mcpwarden; do
 			out=$(bench "$t" "$c" "$secs")
 			if [ -z "$out" ]; then
@@ -228,10 +235,21 @@ for c in $conns; do
 				"$(field rps "$out")" "$(field p50 "$out")" "$(field p99 "$out")"
 			bad=$(( $(field errors "$out") + $(field status "$out") + $(field bad "$out") ))
 			[ "$bad" = 0 ] || warn+=("$t, $c connections, round $r: $bad failed answers of $(field requests "$out")")
-			res[$t,$c,p50]+=" $(field p50 "$out")"
-			res[$t,$c,p99]+=" $(field p99 "$out")"
-			res[$t,$c,rps]+=" $(field rps "$out")"
+			for m in p50 p99 rps; do
+				cur[$t,$m]=$(field $m "$out")
+				res[$t,$c,$m]+=" ${cur[$t,$m]}"
+			done
 		done
+		# Paired within the round: the three ran back to back, under the same conditions
+		# (this machine is shared; a round's background load hits all three alike).
+		[ -n "${cur[direct,p50]:-}" ] || continue
+		for t in nginx mcpwarden; do
+			[ -n "${cur[$t,p50]:-}" ] || continue
+			res[$t,$c,a50]+=" $((cur[$t,p50] - cur[direct,p50]))"
+			res[$t,$c,a99]+=" $((cur[$t,p99] - cur[direct,p99]))"
+		done
+		[ -n "${cur[nginx,rps]:-}" ] && [ -n "${cur[mcpwarden,rps]:-}" ] &&
+			res[ratio,$c,rps]+=" $(ratio "${cur[mcpwarden,rps]}" "${cur[nginx,rps]}" %.3f)"
 	done
 	measure_cost nginx "${ng_worker:-$ng_pid}" "$c"
 	measure_cost mcpwarden "$warden_pid" "$c"
@@ -241,12 +259,10 @@ done
 
 # ---------------------------------------------------------------- the table
 
-ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
-	if (a == "nan" || b == "nan" || b <= 0) print "n/a"; else printf f "\n", a / b }'; }
-added() { awk -v p="$1" -v d="$2" 'BEGIN { if (p == "nan" || d == "nan") print "nan"; else print p - d }'; }
 
 echo
-echo "proxy_bench: medians of $rounds rounds; latencies in µs; added = proxy − direct"
+echo "proxy_bench: medians of $rounds rounds; latencies in µs; added = proxy − direct in the same round"
+echo "proxy_bench: load average before: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
 	connections "direct p50/p99" "nginx added p50/p99" "mcpwarden added p50/p99" \
 	"added p50 ratio" "direct req/s" "nginx req/s" "mcpwarden req/s" "req/s ratio" \
@@ -254,21 +270,17 @@ printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
 echo '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
 declare -A med
 for c in $conns; do
-	for t in direct nginx mcpwarden; do
-		for m in p50 p99 rps; do
-			med[$t,$m]=$(median <<<"${res[$t,$c,$m]:-}")
-		done
+	for k in direct,p50 direct,p99 direct,rps nginx,rps mcpwarden,rps nginx,a50 nginx,a99 \
+		 mcpwarden,a50 mcpwarden,a99 ratio,rps; do
+		med[$k]=$(median "$([ "$k" = ratio,rps ] && echo %.3f)" <<<"${res[${k%,*},$c,${k#*,}]:-}")
 	done
-	ng50=$(added "${med[nginx,p50]}" "${med[direct,p50]}")
-	ng99=$(added "${med[nginx,p99]}" "${med[direct,p99]}")
-	w50=$(added "${med[mcpwarden,p50]}" "${med[direct,p50]}")
-	w99=$(added "${med[mcpwarden,p99]}" "${med[direct,p99]}")
 	read -r ngsys ngcs <<<"${cost[nginx,$c]:-n/a n/a}"
 	read -r wsys wcs <<<"${cost[mcpwarden,$c]:-n/a n/a}"
-	printf '| %s | %s / %s | %s / %s | %s / %s | %s | %.0f | %.0f | %.0f | %s | %s / %s | %s / %s | %s / %s |\n' \
-		"$c" "${med[direct,p50]}" "${med[direct,p99]}" "$ng50" "$ng99" "$w50" "$w99" \
-		"$(ratio "$w50" "$ng50")" "${med[direct,rps]}" "${med[nginx,rps]}" "${med[mcpwarden,rps]}" \
-		"$(ratio "${med[mcpwarden,rps]}" "${med[nginx,rps]}")" "$ngsys" "$wsys" "$ngcs" "$wcs" \
+	printf '| %s | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |\n' \
+		"$c" "${med[direct,p50]}" "${med[direct,p99]}" "${med[nginx,a50]}" "${med[nginx,a99]}" \
+		"${med[mcpwarden,a50]}" "${med[mcpwarden,a99]}" "$(ratio "${med[mcpwarden,a50]}" "${med[nginx,a50]}")" \
+		"${med[direct,rps]}" "${med[nginx,rps]}" "${med[mcpwarden,rps]}" \
+		"$(ratio "${med[ratio,rps]}" 1)" "$ngsys" "$wsys" "$ngcs" "$wcs" \
 		"$(awk -v k="${rss[$c]:-0}" 'BEGIN { printf "%.1f", k / 1024 }')" \
 		"$(awk -v k="${hwm[$c]:-0}" 'BEGIN { printf "%.1f", k / 1024 }')"
 done
