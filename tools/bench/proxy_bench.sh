@@ -266,7 +266,7 @@ echo "proxy_bench: load average before: $load0; after: $(cut -d' ' -f1-3 /proc/l
 printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
 	connections "direct p50/p99" "nginx added p50/p99" "mcpwarden added p50/p99" \
 	"added p50 ratio" "direct req/s" "nginx req/s" "mcpwarden req/s" "req/s ratio" \
-	"syscalls/call nginx/mcpwarden" "ctx switches/call nginx/mcpwarden" "mcpwarden RSS/HWM MB"
+	"syscalls/call nginx/mcpwarden" "ctx switches/call nginx/mcpwarden" "mcpwarden RSS/HWM MiB"
 echo '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
 declare -A med
 for c in $conns; do
@@ -303,7 +303,7 @@ echo "--- memory at scale: $nkeys keys (hashes only), $nsessions open sessions"
 kill "$warden_pid" 2>/dev/null
 wait "$warden_pid" 2>/dev/null
 node "$here/keys.js" $((nkeys - 1)) >"$tmp/morekeys" || exit 1
-mb() { awk -v k="$(status_kb "$1" "$2")" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+mb() { awk -v k="$(status_kb "$1" "$2")" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 t0=$SECONDS
 start_warden memory "$tmp/memory" "$tmp/morekeys" $((nsessions + 100)) --log-level info || exit 1
 m_pid=$w_pid
