@@ -197,6 +197,7 @@ measure_cost() {
 	if [ $have_perf = 1 ]; then
 		perf stat -e raw_syscalls:sys_enter -x, -o "$tmp/perf.out" -p "$pid" &
 		perf_pid=$!
+		pids+=($perf_pid)       # stopped on exit too, if interrupted
 		sleep 0.2
 	fi
 	out=$(bench "$t" "$c" "$secs")
