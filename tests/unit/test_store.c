@@ -8,6 +8,7 @@
 
 #include "govern/budget.h"
 #include "base/log.h"
+#include "store/journal.h"
 #include "store/store.h"
 #include "store_test_util.h"
 #include "cunit_main.h"
@@ -40,6 +41,8 @@ static void fresh(void)
 	snprintf(p, sizeof(p), "%s-wal", path);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-charges", path);
 	unlink(p);
 }
 
@@ -78,6 +81,18 @@ static void on_ack(void *arg, int err)
 		x->a->all = true;
 }
 
+/* A charge the journal took is safe at once (1: no callback follows); one that waits for its
+ * commit is acknowledged by the callback. Either way on_ack counts it, in order. */
+static int charge(struct store *st, const struct store_spend *items, size_t n,
+		  struct ack_arg *arg)
+{
+	int rc = store_charge(st, items, n, on_ack, arg);
+
+	if (rc == 1)
+		on_ack(arg, 0);
+	return rc;
+}
+
 struct sums {
 	int64_t key, team, rows;
 };
@@ -111,7 +126,7 @@ static void test_charge_reopen(void)
 			{ "team:t", "month", 0, i + 1, 0 },
 		};
 		args[i] = (struct ack_arg){ &a, i };
-		CU_ASSERT(store_charge(st, items, 2, on_ack, &args[i]) == 0);
+		CU_ASSERT(charge(st, items, 2, &args[i]) == 1);
 	}
 	CU_ASSERT(loop_until(base, &a.all));
 	CU_ASSERT(a.errs == 0 && a.order_bad == 0);
@@ -129,8 +144,9 @@ static void test_charge_reopen(void)
 	/* Reopened counters continue exactly: more charges add to the same rows. */
 	a = (struct acks){ .want = 1 };
 	args[0] = (struct ack_arg){ &a, 0 };
-	CU_ASSERT(store_charge(st, &(struct store_spend){ "key:k1", "day", 0, 5, 0 }, 1, on_ack,
-			       &args[0]) == 0);
+	CU_ASSERT(charge(st, &(struct store_spend){ "key:k1", "day", 0, 5, 0 }, 1, &args[0]) == 1);
+	a = (struct acks){ .want = 1 };
+	CU_ASSERT(store_flush(st, on_ack, &args[0]) == 0);   /* committed before it is read */
 	CU_ASSERT(loop_until(base, &a.all));
 	s = (struct sums){ 0 };
 	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
@@ -175,7 +191,8 @@ static void test_budget_through_store(void)
 	for (int i = 0; i < 3; i++) {
 		args[i] = (struct ack_arg){ &a, i };
 		CU_ASSERT(budget_reserve(b, &who, 250000, now + i, &r, &why) == 0);
-		CU_ASSERT(budget_commit(b, r, on_ack, &args[i]) == 0);
+		CU_ASSERT(budget_commit(b, r, on_ack, &args[i]) == 1);     /* journaled */
+		on_ack(&args[i], 0);
 	}
 	/* Released and free calls write nothing. */
 	CU_ASSERT(budget_reserve(b, &who, 250000, now, &r, &why) == 0);
@@ -346,8 +363,10 @@ static void test_sync_interval(void)
 
 	fresh();
 	st = open_store(20);
-	CU_ASSERT(store_charge(st, &(struct store_spend){ "key:k1", "rolling:60", 60, 7, 120 }, 1,
-			       on_ack, &arg) == 0);
+	CU_ASSERT(charge(st, &(struct store_spend){ "key:k1", "rolling:60", 60, 7, 120 }, 1,
+			 &arg) == 1);
+	a = (struct acks){ .want = 1 };
+	CU_ASSERT(store_flush(st, on_ack, &arg) == 0);   /* committed: the sync can follow */
 	CU_ASSERT(loop_until(base, &a.all));
 	for (int i = 0; i < 500 && !synced; i++) {
 		struct timeval tv = { 0, 10000 };
@@ -368,6 +387,43 @@ static void test_sync_interval(void)
 	store_close(st);
 }
 
+/* When the journal is full (the writer is behind) a charge waits for its commit instead;
+ * every charge, journaled or not, is in the store after a reopen. */
+static void test_journal_full(void)
+{
+	enum { N = JOURNAL_SLOTS_DEFAULT / 2 + 100 };
+	static struct ack_arg args[N];
+	struct acks a = { .want = N };
+	struct sums s = { 0 };
+	int journaled = 0, waited = 0;
+	struct store *st;
+
+	fresh();
+	st = open_store(1000);
+	for (int i = 0; i < N; i++) {          /* the loop does not run: nothing is committed */
+		struct store_spend items[2] = { { "key:k1", "day", 0, 1, 0 },
+						{ "team:t", "day", 0, 1, 0 } };
+		args[i] = (struct ack_arg){ &a, i };
+		int rc = charge(st, items, 2, &args[i]);
+		journaled += rc == 1;
+		waited += rc == 0;
+	}
+	CU_ASSERT_EQUAL(journaled, JOURNAL_SLOTS_DEFAULT / 2);
+	CU_ASSERT_EQUAL(waited, 100);
+	CU_ASSERT(loop_until(base, &a.all));
+	CU_ASSERT(a.errs == 0);
+	/* Committed: the journal has room again. */
+	a = (struct acks){ .want = 1, .next = 0 };
+	args[0] = (struct ack_arg){ &a, 0 };
+	CU_ASSERT(charge(st, &(struct store_spend){ "key:k1", "day", 0, 1, 0 }, 1, &args[0]) == 1);
+	store_close(st);
+	st = open_store(1000);
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT_EQUAL(s.key, N + 1);
+	CU_ASSERT_EQUAL(s.team, N);
+	store_close(st);
+}
+
 /* Closing drains: everything queued is committed and called back from store_close. */
 static void test_close_drains(void)
 {
@@ -380,8 +436,8 @@ static void test_close_drains(void)
 	st = open_store(1000);
 	for (int i = 0; i < 50; i++) {
 		args[i] = (struct ack_arg){ &a, i };
-		CU_ASSERT(store_charge(st, &(struct store_spend){ "team:t", "day", 0, 1, 0 }, 1,
-				       on_ack, &args[i]) == 0);
+		CU_ASSERT(charge(st, &(struct store_spend){ "team:t", "day", 0, 1, 0 }, 1,
+				 &args[i]) == 1);
 	}
 	store_close(st);
 	CU_ASSERT(a.all && a.errs == 0 && a.order_bad == 0);
@@ -428,6 +484,7 @@ int main(void)
 		{ "migrations", test_migrations },
 		{ "fsync interval and pruning", test_sync_interval },
 		{ "close drains the queue", test_close_drains },
+		{ "a full journal: charges wait for their commit", test_journal_full },
 		{ "options", test_options },
 		{ NULL, NULL },
 	};

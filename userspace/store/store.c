@@ -18,6 +18,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "store/journal.h"
 
 #define PRUNE_EVERY_S 3600
 
@@ -34,6 +35,7 @@ struct op {
 	struct store_spend *items;      /* OP_CHARGE, OP_SPEND_RESET; strings in data[] */
 	struct store_key key;           /* OP_KEY_PUT; OP_KEY_DELETE uses key.id */
 	int64_t ts;                     /* OP_AUDIT */
+	uint64_t seq;                   /* OP_CHARGE: its journal record; 0: none */
 	const char *text;               /* OP_AUDIT; OP_TEAM_PUT: the policy */
 	char data[];
 };
@@ -42,7 +44,8 @@ struct store {
 	sqlite3 *db;                    /* writer connection; loop thread only at open/load/close */
 	sqlite3 *ckpt_db;               /* checkpointer connection */
 	sqlite3_stmt *st_charge, *st_key_put, *st_key_del, *st_audit, *st_prune;
-	sqlite3_stmt *st_reset, *st_team_put, *st_team_del;
+	sqlite3_stmt *st_reset, *st_team_put, *st_team_del, *st_jseq;
+	struct journal *jr;             /* charges safe before their commit; NULL: none */
 	char *path;
 	int fsync_interval_ms;
 
@@ -148,6 +151,11 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"  name TEXT PRIMARY KEY,"
 	"  policy TEXT NOT NULL"
 	");",
+
+	/* The last charge journal record committed (store/journal.h). */
+	"CREATE TABLE journal (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
+	"  ring INTEGER NOT NULL);"
+	"INSERT INTO journal (id, seq, ring) VALUES (1, 0, (random() & 9223372036854775807) | 1);",
 };
 
 static int sqlite_errno(int rc)
@@ -282,6 +290,10 @@ static int apply(struct store *st, struct op *op)
 			sqlite3_bind_int64(s, 4, it->amount);
 			sqlite3_bind_int64(s, 5, it->expires);
 			rc = step_reset(s);
+		}
+		if (rc == 0 && op->seq) {
+			sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)op->seq);
+			rc = step_reset(st->st_jseq);
 		}
 		return rc;
 	case OP_KEY_PUT:
@@ -457,6 +469,12 @@ static void run_done(struct store *st)
 	list_splice_tail_init(&st->done, &list);
 	pthread_mutex_unlock(&st->lock);
 	list_for_each_entry_safe(op, tmp, &list, link) {
+		if (op->seq && !op->err)
+			journal_committed(st->jr, op->seq);
+		else if (op->seq)
+			log_error("store: charge %llu not committed (%s); it stays in the journal "
+				  "and is replayed at the next start", (unsigned long long)op->seq,
+				  strerror(-op->err));
 		if (op->cb)
 			op->cb(op->arg, op->err);
 		free(op);
@@ -573,7 +591,19 @@ static int queue_spend(struct store *st, enum op_type type, const struct store_s
 int store_charge(struct store *st, const struct store_spend *items, size_t n,
 		 store_done_fn cb, void *arg)
 {
-	return queue_spend(st, OP_CHARGE, items, n, cb, arg);
+	uint64_t seq;
+	int rc;
+
+	if (!items || !n)
+		return -EINVAL;
+	/* In the journal, the charge is safe now: it is committed without anyone waiting. When
+	 * the journal cannot take it (full: the writer is behind), the caller waits as before. */
+	if (!st || !st->jr || st->stopping || journal_append(st->jr, items, n, &seq) < 0)
+		return queue_spend(st, OP_CHARGE, items, n, cb, arg);
+	if ((rc = queue_spend(st, OP_CHARGE, items, n, NULL, NULL)) < 0)
+		return rc;
+	list_last_entry(&st->staged, struct op, link)->seq = seq;
+	return 1;
 }
 
 int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
@@ -682,9 +712,11 @@ static int prepare(struct store *st)
 		"INSERT INTO teams (name, policy) VALUES (?, ?)"
 		" ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
 		"DELETE FROM teams WHERE name = ?",
+		"UPDATE journal SET seq = max(seq, ?) WHERE id = 1",
 	};
 	sqlite3_stmt **out[] = { &st->st_charge, &st->st_key_put, &st->st_key_del, &st->st_audit,
-				 &st->st_prune, &st->st_reset, &st->st_team_put, &st->st_team_del };
+				 &st->st_prune, &st->st_reset, &st->st_team_put, &st->st_team_del,
+				 &st->st_jseq };
 
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		int rc = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -700,6 +732,8 @@ static int prepare(struct store *st)
 static void store_free(struct store *st)
 {
 	sqlite3_finalize(st->st_charge);
+	sqlite3_finalize(st->st_jseq);
+	journal_close(st->jr);
 	sqlite3_finalize(st->st_key_put);
 	sqlite3_finalize(st->st_key_del);
 	sqlite3_finalize(st->st_audit);
@@ -727,6 +761,71 @@ static void store_free(struct store *st)
 	pthread_mutex_destroy(&st->db_lock);
 	free(st->path);
 	free(st);
+}
+
+/* ---- the charge journal ---- */
+
+struct replay {
+	struct store *st;
+	size_t charges;
+};
+
+static int replay_one(const struct store_spend *items, size_t n, uint64_t seq, void *arg)
+{
+	struct replay *r = arg;
+	struct op op = { .type = OP_CHARGE, .n = n, .items = (struct store_spend *)items,
+			 .seq = seq };
+
+	r->charges++;
+	return apply(r->st, &op);
+}
+
+/* Open the journal beside the database and commit what the last run left in it (charges
+ * answered before a crash). Without a journal charges wait for their commit, as before. */
+static int journal_start(struct store *st)
+{
+	size_t n = strlen(st->path) + sizeof("-charges");
+	char *path = xmalloc(n);
+	struct replay r = { st, 0 };
+	sqlite3_stmt *s = NULL;
+	uint64_t done = 0, seen = 0, ring = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT seq, ring FROM journal WHERE id = 1", -1, &s,
+			       NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+		done = (uint64_t)sqlite3_column_int64(s, 0);
+		ring = (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	snprintf(path, n, "%s-charges", st->path);
+	rc = ring ? journal_open(path, ring, 0, &st->jr) : -ENOENT;
+	if (rc) {
+		log_warn("store: no charge journal at %s (%s): each charge waits for its commit",
+			 path, strerror(-rc));
+		free(path);
+		return 0;
+	}
+	free(path);
+	if ((rc = exec(st->db, "BEGIN IMMEDIATE")) != 0)
+		return rc;
+	rc = journal_replay(st->jr, done, replay_one, &r, &seen);
+	if (!rc && seen > done) {
+		/* Past what is seen even when incomplete, so a torn record never comes back. */
+		sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)seen);
+		rc = step_reset(st->st_jseq);
+	}
+	rc = rc ? rc : exec(st->db, "COMMIT");
+	if (rc) {
+		if (!sqlite3_get_autocommit(st->db) && exec(st->db, "ROLLBACK") != 0)
+			log_error("store: rollback failed");
+		log_error("store: cannot replay the charge journal: %s", strerror(-rc));
+		return rc;
+	}
+	if (r.charges)
+		log_info("store: %zu charge%s answered before the last stop replayed from the journal",
+			 r.charges, r.charges == 1 ? "" : "s");
+	journal_restart(st->jr, (seen > done ? seen : done) + 1);
+	return 0;
 }
 
 int store_open(const struct store_options *opt, struct event_base *base, struct store **out)
@@ -787,7 +886,8 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	if ((rc = exec(st->db, "PRAGMA synchronous = NORMAL")) != 0 ||
 	    (rc = exec(st->db, "PRAGMA wal_autocheckpoint = 0")) != 0 ||
 	    (rc = exec(st->db, "PRAGMA journal_size_limit = 67108864")) != 0 ||
-	    (rc = migrate(st->db, st->path)) != 0 || (rc = prepare(st)) != 0)
+	    (rc = migrate(st->db, st->path)) != 0 || (rc = prepare(st)) != 0 ||
+	    (rc = journal_start(st)) != 0)
 		goto out;
 	if ((rc = open_db(st->path, &st->ckpt_db)) != 0 ||
 	    (rc = exec(st->ckpt_db, "PRAGMA synchronous = NORMAL")) != 0)

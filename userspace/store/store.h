@@ -30,7 +30,7 @@
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_FSYNC_INTERVAL_MS_DEFAULT 1000
 
 struct store_options {

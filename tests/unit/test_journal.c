@@ -1,0 +1,142 @@
+/* The charge journal: what a crashed run left is replayed whole, in order, and only into the
+ * database it belongs to; a torn record never counts; a full ring says so. */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/journal.h"
+#include "store_test_util.h"
+#include "cunit_main.h"
+
+static char dir[PATH_MAX], path[PATH_MAX + 32];
+
+static int setup(void)
+{
+	if (tmpdir_make(dir, sizeof(dir)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/store.db-charges", dir);
+	return 0;
+}
+
+static int teardown(void)
+{
+	tmpdir_remove(dir);
+	return 0;
+}
+
+struct seen {
+	uint64_t seq[16];
+	int64_t amount[16];
+	char scope[16][32];
+	int n;
+};
+
+static int collect(const struct store_spend *items, size_t n, uint64_t seq, void *arg)
+{
+	struct seen *s = arg;
+
+	for (size_t i = 0; i < n && s->n < 16; i++, s->n++) {
+		s->seq[s->n] = seq;
+		s->amount[s->n] = items[i].amount;
+		snprintf(s->scope[s->n], sizeof(s->scope[0]), "%s", items[i].scope);
+	}
+	return 0;
+}
+
+static void charge(struct journal *j, int64_t amount, uint64_t *seq)
+{
+	struct store_spend items[2] = { { "key:k", "day", 0, amount, 0 },
+					{ "team:t", "rolling:3600", 60, amount, 7200 } };
+
+	CU_ASSERT_EQUAL(journal_append(j, items, 2, seq), 0);
+}
+
+static void test_replay(void)
+{
+	struct journal *j;
+	struct seen s = { 0 };
+	uint64_t seq[3], max;
+	int fd;
+
+	unlink(path);
+	CU_ASSERT_FATAL(journal_open(path, 42, 8, &j) == 0);
+	for (int i = 0; i < 3; i++)
+		charge(j, 10 * (i + 1), &seq[i]);
+	CU_ASSERT(seq[0] == 1 && seq[1] == 2 && seq[2] == 3);
+	CU_ASSERT_EQUAL(journal_pending(j), 3);
+	journal_close(j);                       /* the process died: nothing committed */
+
+	CU_ASSERT_FATAL(journal_open(path, 42, 8, &j) == 0);
+	CU_ASSERT(journal_replay(j, 0, collect, &s, &max) == 0);
+	CU_ASSERT_EQUAL(max, 3);
+	CU_ASSERT_EQUAL(s.n, 6);                /* whole charges, oldest first, items in order */
+	CU_ASSERT(s.seq[0] == 1 && s.seq[5] == 3);
+	CU_ASSERT_STRING_EQUAL(s.scope[0], "key:k");
+	CU_ASSERT_STRING_EQUAL(s.scope[1], "team:t");
+	CU_ASSERT(s.amount[4] == 30 && s.amount[5] == 30);
+	s = (struct seen){ 0 };                 /* the store had committed up to 2 */
+	CU_ASSERT(journal_replay(j, 2, collect, &s, &max) == 0);
+	CU_ASSERT(s.n == 2 && s.seq[0] == 3);
+	journal_close(j);
+
+	/* A torn write (the process killed inside a record): that charge does not count. */
+	fd = open(path, O_RDWR);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT(pwrite(fd, "X", 1, 4096 + 5 * 256 + 40) == 1);   /* seq 3's second item */
+	close(fd);
+	CU_ASSERT_FATAL(journal_open(path, 42, 8, &j) == 0);
+	s = (struct seen){ 0 };
+	CU_ASSERT(journal_replay(j, 0, collect, &s, &max) == 0);
+	CU_ASSERT(s.n == 4 && s.seq[3] == 2);
+	journal_close(j);
+
+	/* Another database's ring is emptied, never replayed. */
+	CU_ASSERT_FATAL(journal_open(path, 43, 8, &j) == 0);
+	s = (struct seen){ 0 };
+	CU_ASSERT(journal_replay(j, 0, collect, &s, &max) == 0);
+	CU_ASSERT(s.n == 0 && max == 0);
+	journal_close(j);
+}
+
+static void test_full_and_limits(void)
+{
+	struct journal *j;
+	uint64_t seq, max;
+	struct seen s = { 0 };
+	char long_scope[300];
+
+	unlink(path);
+	CU_ASSERT_FATAL(journal_open(path, 7, 4, &j) == 0);
+	journal_restart(j, 100);                /* numbering continues after the store's */
+	charge(j, 1, &seq);
+	CU_ASSERT_EQUAL(seq, 100);
+	charge(j, 1, &seq);
+	struct store_spend one = { "key:k", "day", 0, 1, 0 };
+	CU_ASSERT_EQUAL(journal_append(j, &one, 1, &seq), -ENOSPC);   /* 4 slots taken */
+	journal_committed(j, 100);
+	CU_ASSERT_EQUAL(journal_pending(j), 1);
+	CU_ASSERT_EQUAL(journal_append(j, &one, 1, &seq), 0);
+	CU_ASSERT_EQUAL(seq, 102);
+	memset(long_scope, 'a', sizeof(long_scope) - 1);
+	long_scope[sizeof(long_scope) - 1] = '\0';
+	CU_ASSERT_EQUAL(journal_append(j, &(struct store_spend){ long_scope, "day", 0, 1, 0 }, 1,
+				       &seq), -ENAMETOOLONG);
+	CU_ASSERT_EQUAL(journal_append(j, &one, 0, &seq), -EINVAL);
+	/* The slot of charge 100 was reused: what is left replays after 100. */
+	CU_ASSERT(journal_replay(j, 100, collect, &s, &max) == 0);
+	CU_ASSERT(s.n == 3 && s.seq[0] == 101 && s.seq[2] == 102 && max == 102);
+	journal_close(j);
+}
+
+int main(void)
+{
+	static const struct cu_case cases[] = {
+		{ "a crashed run's charges replay whole, in order, into their database", test_replay },
+		{ "a full ring, names too long", test_full_and_limits },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("journal", setup, teardown, cases);
+}
