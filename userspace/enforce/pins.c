@@ -236,19 +236,15 @@ int pins_epoch(const struct pins *p, uint64_t *out)
 	return bpf_map_lookup_elem(fd, &zero, out) < 0 ? -errno : 0;
 }
 
-int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_MAX],
-		  struct warden_counters *total)
+int pins_counters_read(int fd, struct warden_counters hook[WARDEN_HOOK_MAX],
+		       struct warden_counters *total)
 {
-	int fd = pins_map_fd(p, PINS_COUNTERS), ncpu = libbpf_num_possible_cpus(), err = 0;
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
 	struct warden_counters *percpu;
 
-	if (fd < 0)
-		return fd;
 	if (ncpu <= 0)
 		return ncpu < 0 ? ncpu : -EINVAL;
-	percpu = calloc((size_t)ncpu, sizeof(*percpu));
-	if (!percpu)
-		return -ENOMEM;
+	percpu = xcalloc((size_t)ncpu, sizeof(*percpu));
 	memset(total, 0, sizeof(*total));
 	for (uint32_t h = 0; h < WARDEN_HOOK_MAX; h++) {
 		struct warden_counters *c = &hook[h];
@@ -272,6 +268,14 @@ int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_
 out:
 	free(percpu);
 	return err;
+}
+
+int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_MAX],
+		  struct warden_counters *total)
+{
+	int fd = pins_map_fd(p, PINS_COUNTERS);
+
+	return fd < 0 ? fd : pins_counters_read(fd, hook, total);
 }
 
 /* Walk every key of a hash or LPM map: keys are collected first, values looked up after, so an
