@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ResourceListChangedNotificationSchema, ToolListChangedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { connectHttpWithStream, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
+import { clientPool, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
 	postJson, rawRequest, openRawSession, sseMessages, stopDaemonChecked, startDaemon, waitUpstreamsReady }
 	from './lib.mjs';
 
@@ -16,7 +16,7 @@ const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVe
 
 describe('gateway HTTP front', { timeout: 60000 }, () => {
 	let d;
-	const clients = [];
+	const pool = clientPool();
 
 	before(async () => {
 		d = await startDaemon(gatewayConfig([
@@ -27,8 +27,7 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	});
 
 	after(async () => {
-		for (const c of clients)
-			await c.close();
+		await pool.closeAll();
 		if (d) {
 			const problems = await stopDaemonChecked(d);
 			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
@@ -256,8 +255,7 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	});
 
 	test('the GET stream receives tools/list_changed when an upstream\'s tool list changes', async () => {
-		const c = await connectHttpWithStream(d.url);
-		clients.push(c);
+		const c = await pool.connectWithStream(d.url);
 		await c.streamOpen;
 		let changed;
 		const heard = new Promise((res) => { changed = res; });
@@ -275,8 +273,7 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	});
 
 	test('the GET stream receives resources/list_changed when server-everything adds a resource', async () => {
-		const c = await connectHttpWithStream(d.url);
-		clients.push(c);
+		const c = await pool.connectWithStream(d.url);
 		await c.streamOpen;
 		let changed;
 		const heard = new Promise((res) => { changed = res; });
