@@ -14,6 +14,11 @@ const MAX_BODY = 65536;
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
 	capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
 
+// Resolves at the first notification of schema that SDK client c receives.
+function notified(c, schema) {
+	return new Promise((res) => c.client.setNotificationHandler(schema, () => res()));
+}
+
 // The GET event stream of raw session s at url, answered 200 (what: the assertion's message);
 // close() hangs up.
 async function openStream(url, s, what) {
@@ -256,9 +261,7 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	test('the GET stream receives tools/list_changed when an upstream\'s tool list changes', async () => {
 		const c = await pool.connectWithStream(d.url);
 		await c.streamOpen;
-		let changed;
-		const heard = new Promise((res) => { changed = res; });
-		c.client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed());
+		const heard = notified(c, ToolListChangedNotificationSchema);
 		const before = (await c.client.listTools()).tools.map((t) => t.name);
 		assert.ok(!before.includes('fault__brand-new'));
 		// The fault fixture really adds the tool and announces it (the SDK's sendToolListChanged).
@@ -274,9 +277,7 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	test('the GET stream receives resources/list_changed when server-everything adds a resource', async () => {
 		const c = await pool.connectWithStream(d.url);
 		await c.streamOpen;
-		let changed;
-		const heard = new Promise((res) => { changed = res; });
-		c.client.setNotificationHandler(ResourceListChangedNotificationSchema, () => changed());
+		const heard = notified(c, ResourceListChangedNotificationSchema);
 		// gzip-file-as-resource registers a session resource (a data: URI: no network).
 		const r = await c.client.callTool({ name: 'everything__gzip-file-as-resource', arguments: {
 			name: 'hello.txt.gz', data: 'data:text/plain;base64,aGVsbG8gZ2F0ZXdheQ==',
