@@ -326,6 +326,11 @@ static cJSON *enrolled_entry(cJSON *arr, const char *path)
 /* What the enforcer API configured is exactly what `maps --json` shows. */
 static void test_maps_json(void)
 {
+	/* Set up, then taken down again; a NULL dest is the fixture port on 127.0.0.1. */
+	static const struct { bool allow; const char *dest; } set[] = {
+		{ false, NULL }, { false, "[fd00::/8]:443" }, { true, "10.96.0.10/32:53" },
+		{ false, "10.1.0.0/16" }, { true, "10.1.2.3" }, { false, "[2001:db8::7]:8443" },
+	};
 	char prot[64];
 	struct stat st;
 	struct run r;
@@ -333,12 +338,9 @@ static void test_maps_json(void)
 
 	snprintf(prot, sizeof(prot), "127.0.0.1/32:%u", port);
 	CU_ASSERT_FATAL(enforcer_enroll(E, cg_a, WARDEN_MODE_LOCKDOWN) == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, prot) == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, "[fd00::/8]:443") == 0);
-	CU_ASSERT_FATAL(enforcer_allow(E, "10.96.0.10/32:53") == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, "10.1.0.0/16") == 0);
-	CU_ASSERT_FATAL(enforcer_allow(E, "10.1.2.3") == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, "[2001:db8::7]:8443") == 0);
+	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+		CU_ASSERT_FATAL((set[i].allow ? enforcer_allow : enforcer_protect)(E,
+				set[i].dest ? set[i].dest : prot) == 0);
 
 	CU_ASSERT_FATAL(ctl_run(&r, "maps", "--json") == 0);
 	CU_ASSERT(r.status == 0);
@@ -396,12 +398,9 @@ static void test_maps_json(void)
 	run_free(&r);
 
 	CU_ASSERT(enforcer_unenroll(E, cg_a) == 0);
-	CU_ASSERT(enforcer_unprotect(E, prot) == 0);
-	CU_ASSERT(enforcer_unprotect(E, "[fd00::/8]:443") == 0);
-	CU_ASSERT(enforcer_disallow(E, "10.96.0.10/32:53") == 0);
-	CU_ASSERT(enforcer_unprotect(E, "10.1.0.0/16") == 0);
-	CU_ASSERT(enforcer_disallow(E, "10.1.2.3") == 0);
-	CU_ASSERT(enforcer_unprotect(E, "[2001:db8::7]:8443") == 0);
+	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+		CU_ASSERT((set[i].allow ? enforcer_disallow : enforcer_unprotect)(E,
+			  set[i].dest ? set[i].dest : prot) == 0);
 }
 
 /* enroll/protect through wardenctl refuse a real connect; unenroll/unprotect lift it. */
