@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateMessageRequestSchema, ElicitRequestSchema, McpError, ResourceUpdatedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { connectHttp, connectHttpWithStream, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
+import { clientPool, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
 	npmStdioUpstream, paths, postJson, openRawSession, stopDaemonChecked, startDaemon,
 	waitUpstreamsReady } from './lib.mjs';
 
@@ -21,13 +21,8 @@ const REF_CAPS = { sampling: {}, elicitation: {} };
 describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () => {
 	let d, files, memDir;
 	const ref = {};	// direct sessions with the same servers: { everything, memory, files }
-	const clients = [];
-
-	async function connect(opts) {
-		const c = await connectHttp(d.url, opts);
-		clients.push(c);
-		return c;
-	}
+	const pool = clientPool();
+	const connect = (opts) => pool.connect(d.url, opts);
 
 	before(async () => {
 		files = makeTempDir('mcpwarden-files-');
@@ -53,8 +48,7 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 	});
 
 	after(async () => {
-		for (const c of [...clients, ...Object.values(ref)])
-			await c.close();
+		await pool.closeAll(...Object.values(ref));
 		if (d) {
 			const problems = await stopDaemonChecked(d);
 			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
@@ -333,10 +327,9 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 	test('resources/updated from a shared child reaches the subscribed session only', async () => {
 		// a subscribes; b, which did not, is the one whose call makes the server send updates;
 		// c, which did not either, has a call in flight on the same child meanwhile.
-		const a = await connectHttpWithStream(d.url);
-		const b = await connectHttpWithStream(d.url);
-		const c = await connectHttpWithStream(d.url);
-		clients.push(a, b, c);
+		const a = await pool.connectWithStream(d.url);
+		const b = await pool.connectWithStream(d.url);
+		const c = await pool.connectWithStream(d.url);
 		await Promise.all([a.streamOpen, b.streamOpen, c.streamOpen]);
 		const uri = 'everything+demo://resource/static/document/startup.md';
 		const heard = { a: [], b: [], c: [] };

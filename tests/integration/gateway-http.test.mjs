@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ResourceListChangedNotificationSchema, ToolListChangedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { connectHttpWithStream, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
+import { clientPool, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
 	postJson, rawRequest, openRawSession, sseMessages, stopDaemonChecked, startDaemon, waitUpstreamsReady }
 	from './lib.mjs';
 
@@ -14,9 +14,24 @@ const MAX_BODY = 65536;
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
 	capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
 
+// Resolves at the first notification of schema that SDK client c receives.
+function notified(c, schema) {
+	return new Promise((res) => c.client.setNotificationHandler(schema, () => res()));
+}
+
+// The GET event stream of raw session s at url, answered 200 (what: the assertion's message);
+// close() hangs up.
+async function openStream(url, s, what) {
+	const ac = new AbortController();
+	const res = await fetch(url, { headers: { ...s.headers, Accept: 'text/event-stream' },
+		signal: ac.signal });
+	assert.equal(res.status, 200, what);
+	return { res, async close() { ac.abort(); await res.body.cancel().catch(() => {}); } };
+}
+
 describe('gateway HTTP front', { timeout: 60000 }, () => {
 	let d;
-	const clients = [];
+	const pool = clientPool();
 
 	before(async () => {
 		d = await startDaemon(gatewayConfig([
@@ -27,8 +42,7 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	});
 
 	after(async () => {
-		for (const c of clients)
-			await c.close();
+		await pool.closeAll();
 		if (d) {
 			const problems = await stopDaemonChecked(d);
 			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
@@ -199,26 +213,17 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 
 	test('one GET stream per session; a second one is refused', async () => {
 		const s = await openRawSession(d.url);
-		const ac = new AbortController();
-		const first = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' },
-			signal: ac.signal });
-		assert.equal(first.status, 200);
-		assert.match(first.headers.get('content-type'), /^text\/event-stream/);
+		const first = await openStream(d.url, s);
+		assert.match(first.res.headers.get('content-type'), /^text\/event-stream/);
 		const second = await rawRequest(d.url, { method: 'GET', headers: { ...s.headers, Accept: 'text/event-stream' } });
 		assert.equal(second.status, 409);
-		ac.abort();
-		await first.body.cancel().catch(() => {});
+		await first.close();
 	});
 
 	test('clients that hang up mid-stream (GET stream, POST SSE reply) cost nothing', async () => {
 		// Leaks would show at daemon exit (checked in after()); here: the session keeps working.
 		const s = await openRawSession(d.url);
-		const get = new AbortController();
-		const stream = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' },
-			signal: get.signal });
-		assert.equal(stream.status, 200);
-		get.abort();
-		await stream.body.cancel().catch(() => {});
+		await (await openStream(d.url, s)).close();
 		const post = new AbortController();
 		const r = await fetch(d.url, { method: 'POST', signal: post.signal, headers: { ...s.headers,
 			'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
@@ -234,9 +239,7 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 			rec.target === 'everything__trigger-long-running-operation', 5000);
 		const ping = await s.post({ jsonrpc: '2.0', id: 2, method: 'ping' });
 		assert.equal(ping.status, 200);
-		const again = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' } });
-		assert.equal(again.status, 200, 'the aborted GET stream was released: a new one opens');
-		await again.body.cancel().catch(() => {});
+		await (await openStream(d.url, s, 'the aborted GET stream was released: a new one opens')).close();
 	});
 
 	test('a POST answered as SSE: progress with the caller\'s own token first, then the result with its id', async () => {
@@ -256,12 +259,9 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	});
 
 	test('the GET stream receives tools/list_changed when an upstream\'s tool list changes', async () => {
-		const c = await connectHttpWithStream(d.url);
-		clients.push(c);
+		const c = await pool.connectWithStream(d.url);
 		await c.streamOpen;
-		let changed;
-		const heard = new Promise((res) => { changed = res; });
-		c.client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed());
+		const heard = notified(c, ToolListChangedNotificationSchema);
 		const before = (await c.client.listTools()).tools.map((t) => t.name);
 		assert.ok(!before.includes('fault__brand-new'));
 		// The fault fixture really adds the tool and announces it (the SDK's sendToolListChanged).
@@ -275,12 +275,9 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 	});
 
 	test('the GET stream receives resources/list_changed when server-everything adds a resource', async () => {
-		const c = await connectHttpWithStream(d.url);
-		clients.push(c);
+		const c = await pool.connectWithStream(d.url);
 		await c.streamOpen;
-		let changed;
-		const heard = new Promise((res) => { changed = res; });
-		c.client.setNotificationHandler(ResourceListChangedNotificationSchema, () => changed());
+		const heard = notified(c, ResourceListChangedNotificationSchema);
 		// gzip-file-as-resource registers a session resource (a data: URI: no network).
 		const r = await c.client.callTool({ name: 'everything__gzip-file-as-resource', arguments: {
 			name: 'hello.txt.gz', data: 'data:text/plain;base64,aGVsbG8gZ2F0ZXdheQ==',
@@ -412,13 +409,9 @@ describe('gateway HTTP front: sessions and limits', { timeout: 60000 }, () => {
 
 	test('a session with an open GET stream is not idle', async () => {
 		const s = await openRawSession(d.url);
-		const ac = new AbortController();
-		const stream = await fetch(d.url, { headers: { ...s.headers, Accept: 'text/event-stream' },
-			signal: ac.signal });
-		assert.equal(stream.status, 200);
+		const stream = await openStream(d.url, s);
 		await new Promise((r) => setTimeout(r, 3000));	// three idle periods
 		assert.equal((await s.post({ jsonrpc: '2.0', id: 1, method: 'ping' })).status, 200);
-		ac.abort();
-		await stream.body.cancel().catch(() => {});
+		await stream.close();
 	});
 });

@@ -7,18 +7,13 @@ import assert from 'node:assert/strict';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
 	LoggingMessageNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { connectHttp, connectHttpWithStream, eventually, gatewayConfig, httpUpstream,
+import { clientPool, connectHttp, eventually, gatewayConfig, httpUpstream,
 	startDaemon, startEverythingHttp, stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
 
 describe('gateway in front of server-everything over Streamable HTTP (prefix never)', { timeout: 90000 }, () => {
 	let srv, d, ref;
-	const clients = [];
-
-	async function connect(opts) {
-		const c = await connectHttp(d.url, opts);
-		clients.push(c);
-		return c;
-	}
+	const pool = clientPool();
+	const connect = (opts) => pool.connect(d.url, opts);
 
 	before(async () => {
 		srv = await startEverythingHttp();
@@ -28,8 +23,7 @@ describe('gateway in front of server-everything over Streamable HTTP (prefix nev
 	});
 
 	after(async () => {
-		for (const c of [...clients, ref].filter(Boolean))
-			await c.close();
+		await pool.closeAll(ref);
 		if (d) {
 			const problems = await stopDaemonChecked(d);
 			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
@@ -108,9 +102,8 @@ describe('gateway in front of server-everything over Streamable HTTP (prefix nev
 	});
 
 	test('log messages of an upstream session reach only their own client', async () => {
-		const a = await connectHttpWithStream(d.url);
-		const b = await connectHttpWithStream(d.url);
-		clients.push(a, b);
+		const a = await pool.connectWithStream(d.url);
+		const b = await pool.connectWithStream(d.url);
 		await Promise.all([a.streamOpen, b.streamOpen]);
 		const logs = { a: [], b: [] };
 		a.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.a.push(String(n.params.data)));
@@ -133,8 +126,7 @@ describe('gateway in front of server-everything over Streamable HTTP (prefix nev
 	});
 
 	test('roots: the upstream asks outside any call (GET stream), the client\'s answer gets back', async () => {
-		const c = await connectHttpWithStream(d.url, { capabilities: { roots: { listChanged: true } } });
-		clients.push(c);
+		const c = await pool.connectWithStream(d.url, { capabilities: { roots: { listChanged: true } } });
 		await c.streamOpen;
 		let roots = [{ uri: 'file:///srv/one', name: 'one' }, { uri: 'file:///srv/two', name: 'two' }];
 		let asked = 0;

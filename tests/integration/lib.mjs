@@ -575,6 +575,24 @@ export async function connectHttp(url, opts = {}) {
 }
 
 /**
+ * The SDK clients a describe block opens, closed together in its after():
+ * `const pool = clientPool(); ... await pool.connect(d.url, opts); ... await pool.closeAll(ref);`
+ * (closeAll also closes the extra clients it is given; falsy ones are skipped).
+ */
+export function clientPool() {
+	const clients = [];
+	const keep = (c) => { clients.push(c); return c; };
+	return {
+		connect: async (url, opts) => keep(await connectHttp(url, opts)),
+		connectWithStream: async (url, opts) => keep(await connectHttpWithStream(url, opts)),
+		async closeAll(...more) {
+			for (const c of [...clients.splice(0), ...more].filter(Boolean))
+				await c.close();
+		},
+	};
+}
+
+/**
  * Connect an SDK client to a stdio MCP server it spawns itself (reference runs without the
  * daemon). Returns { client, transport, close() }.
  */

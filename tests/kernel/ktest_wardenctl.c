@@ -135,6 +135,26 @@ static int ctl_run_as(struct run *r, int uid, const char *arg0, ...)
 
 #define ctl_run(r, ...) ctl_run_as(r, -1, __VA_ARGS__, NULL)
 
+/* r ended with status, its stderr saying why (NULL: anything); r is freed. */
+static void ctl_check(struct run *r, int status, const char *why)
+{
+	CU_ASSERT(r->status == status);
+	if (why)
+		CU_ASSERT(strstr(r->err, why) != NULL);
+	run_free(r);
+}
+
+/* wardenctl ARGS... succeeds; wardenctl ARGS... fails (status 1) saying why on stderr. A macro,
+ * so that a failure to run at all names the test's line. */
+#define ctl_expect(status, why, ...)                                    \
+	do {                                                            \
+		struct run r_;                                          \
+		CU_ASSERT_FATAL(ctl_run(&r_, __VA_ARGS__) == 0);        \
+		ctl_check(&r_, status, why);                            \
+	} while (0)
+#define ctl_ok(...) ctl_expect(0, NULL, __VA_ARGS__)
+#define ctl_refused(why, ...) ctl_expect(1, why, __VA_ARGS__)
+
 static cJSON *parse_out(const struct run *r)
 {
 	cJSON *j = cJSON_Parse(r->out);
@@ -306,6 +326,11 @@ static cJSON *enrolled_entry(cJSON *arr, const char *path)
 /* What the enforcer API configured is exactly what `maps --json` shows. */
 static void test_maps_json(void)
 {
+	/* Set up, then taken down again; a NULL dest is the fixture port on 127.0.0.1. */
+	static const struct { bool allow; const char *dest; } set[] = {
+		{ false, NULL }, { false, "[fd00::/8]:443" }, { true, "10.96.0.10/32:53" },
+		{ false, "10.1.0.0/16" }, { true, "10.1.2.3" }, { false, "[2001:db8::7]:8443" },
+	};
 	char prot[64];
 	struct stat st;
 	struct run r;
@@ -313,12 +338,9 @@ static void test_maps_json(void)
 
 	snprintf(prot, sizeof(prot), "127.0.0.1/32:%u", port);
 	CU_ASSERT_FATAL(enforcer_enroll(E, cg_a, WARDEN_MODE_LOCKDOWN) == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, prot) == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, "[fd00::/8]:443") == 0);
-	CU_ASSERT_FATAL(enforcer_allow(E, "10.96.0.10/32:53") == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, "10.1.0.0/16") == 0);
-	CU_ASSERT_FATAL(enforcer_allow(E, "10.1.2.3") == 0);
-	CU_ASSERT_FATAL(enforcer_protect(E, "[2001:db8::7]:8443") == 0);
+	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+		CU_ASSERT_FATAL((set[i].allow ? enforcer_allow : enforcer_protect)(E,
+				set[i].dest ? set[i].dest : prot) == 0);
 
 	CU_ASSERT_FATAL(ctl_run(&r, "maps", "--json") == 0);
 	CU_ASSERT(r.status == 0);
@@ -376,12 +398,9 @@ static void test_maps_json(void)
 	run_free(&r);
 
 	CU_ASSERT(enforcer_unenroll(E, cg_a) == 0);
-	CU_ASSERT(enforcer_unprotect(E, prot) == 0);
-	CU_ASSERT(enforcer_unprotect(E, "[fd00::/8]:443") == 0);
-	CU_ASSERT(enforcer_disallow(E, "10.96.0.10/32:53") == 0);
-	CU_ASSERT(enforcer_unprotect(E, "10.1.0.0/16") == 0);
-	CU_ASSERT(enforcer_disallow(E, "10.1.2.3") == 0);
-	CU_ASSERT(enforcer_unprotect(E, "[2001:db8::7]:8443") == 0);
+	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+		CU_ASSERT((set[i].allow ? enforcer_disallow : enforcer_unprotect)(E,
+			  set[i].dest ? set[i].dest : prot) == 0);
 }
 
 /* enroll/protect through wardenctl refuse a real connect; unenroll/unprotect lift it. */
@@ -395,9 +414,7 @@ static void test_enroll_protect_take_effect(void)
 	snprintf(portarg, sizeof(portarg), "127.0.0.1:%u", port);
 	CU_ASSERT(connect_from(cg_b, "ctltest-pre", NULL) == 0);
 
-	CU_ASSERT_FATAL(ctl_run(&r, "enroll", cg_b, "--mode", "protect") == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("enroll", cg_b, "--mode", "protect");
 	CU_ASSERT_FATAL(ctl_run(&r, "protect", portarg) == 0);
 	CU_ASSERT(r.status == 0);
 	CU_ASSERT(strstr(r.out, prot) != NULL);	/* it reports the canonical form */
@@ -406,9 +423,7 @@ static void test_enroll_protect_take_effect(void)
 	CU_ASSERT(connect_from(cg_a, "ctltest-free", NULL) == 0);	/* not enrolled */
 
 	/* Relative to the cgroup root, mode change by enrolling again: lockdown refuses too. */
-	CU_ASSERT_FATAL(ctl_run(&r, "enroll", cg_a + strlen(root) + 1) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("enroll", cg_a + strlen(root) + 1);
 	CU_ASSERT(connect_from(cg_a, "ctltest-lock", NULL) == EPERM);
 
 	CU_ASSERT_FATAL(ctl_run(&r, "maps", "--json") == 0);
@@ -424,30 +439,17 @@ static void test_enroll_protect_take_effect(void)
 	run_free(&r);
 
 	/* The allowlist carves an exception out of a protected destination. */
-	CU_ASSERT_FATAL(ctl_run(&r, "allow", prot) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("allow", prot);
 	CU_ASSERT(connect_from(cg_b, "ctltest-allow", NULL) == 0);
 	CU_ASSERT(connect_from(cg_a, "ctltest-allow", NULL) == 0);
-	CU_ASSERT_FATAL(ctl_run(&r, "disallow", prot) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("disallow", prot);
 
-	CU_ASSERT_FATAL(ctl_run(&r, "unenroll", cg_a) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
-	CU_ASSERT_FATAL(ctl_run(&r, "unprotect", prot) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("unenroll", cg_a);
+	ctl_ok("unprotect", prot);
 	CU_ASSERT(connect_from(cg_b, "ctltest-unprot", NULL) == 0);
-	CU_ASSERT_FATAL(ctl_run(&r, "unenroll", cg_b) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("unenroll", cg_b);
 	/* Removing what is not there is an error, not silence. */
-	CU_ASSERT_FATAL(ctl_run(&r, "unprotect", prot) == 0);
-	CU_ASSERT(r.status == 1);
-	CU_ASSERT(strstr(r.err, "no such entry") != NULL);
-	run_free(&r);
+	ctl_refused("no such entry", "unprotect", prot);
 }
 
 /* --container and --pod find the cgroup in a kubepods layout. */
@@ -459,12 +461,8 @@ static void test_container_and_pod(void)
 
 	memcpy(prefix, ctr_id, 12);
 	prefix[12] = '\0';
-	CU_ASSERT_FATAL(ctl_run(&r, "enroll", "--container", prefix, "--mode", "protect") == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
-	CU_ASSERT_FATAL(ctl_run(&r, "exempt", "--pod", pod_uid) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("enroll", "--container", prefix, "--mode", "protect");
+	ctl_ok("exempt", "--pod", pod_uid);
 	CU_ASSERT_FATAL(ctl_run(&r, "maps", "--json") == 0);
 	j = parse_out(&r);
 	CU_ASSERT_FATAL(j != NULL);
@@ -474,16 +472,9 @@ static void test_container_and_pod(void)
 	CU_ASSERT_STRING_EQUAL(str_of(enrolled_entry(en, cg_kube), "mode"), "exempt");
 	cJSON_Delete(j);
 	run_free(&r);
-	CU_ASSERT_FATAL(ctl_run(&r, "unenroll", "--container", ctr_id) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
-	CU_ASSERT_FATAL(ctl_run(&r, "unenroll", "--pod", pod_uid) == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
-	CU_ASSERT_FATAL(ctl_run(&r, "enroll", "--container", "0123456789abcdef0123") == 0);
-	CU_ASSERT(r.status == 1);
-	CU_ASSERT(strstr(r.err, "no cgroup under") != NULL);
-	run_free(&r);
+	ctl_ok("unenroll", "--container", ctr_id);
+	ctl_ok("unenroll", "--pod", pod_uid);
+	ctl_refused("no cgroup under", "enroll", "--container", "0123456789abcdef0123");
 }
 
 static bool cgroup_leftovers(void)
@@ -656,9 +647,7 @@ static void test_events(void)
 	run_free(&r);
 
 	/* Drain, then follow: a bounded live wait gets exactly the next deny. */
-	CU_ASSERT_FATAL(ctl_run(&r, "events", "--consume") == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_ok("events", "--consume");
 	CU_ASSERT_FATAL(pipe2(pfd, O_CLOEXEC) == 0);
 	bg = fork();
 	CU_ASSERT_FATAL(bg >= 0);
@@ -734,10 +723,7 @@ static void test_errors_and_help(void)
 	CU_ASSERT_FATAL(ctl_run(&r, "enroll", root) == 0);
 	CU_ASSERT(r.status == 1);
 	run_free(&r);
-	CU_ASSERT_FATAL(ctl_run(&r, "keys", "list") == 0);
-	CU_ASSERT(r.status == 1);
-	CU_ASSERT(strstr(r.err, "admin API") != NULL);
-	run_free(&r);
+	ctl_refused("admin API", "keys", "list");
 
 	CU_ASSERT_FATAL(ctl_run(&r, "--help") == 0);
 	CU_ASSERT(r.status == 0);
@@ -760,7 +746,6 @@ static void test_abi_mismatch(void)
 	struct pins *p = NULL;
 	char dir[160];
 	__u32 zero = 0;
-	struct run r;
 	int fd;
 
 	snprintf(dir, sizeof(dir), "%s-abi", pin_dir);
@@ -778,13 +763,8 @@ static void test_abi_mismatch(void)
 	CU_ASSERT(enforcer_open(&o, &e) == -EPROTO);
 	CU_ASSERT(pins_open(dir, &p) == -EPROTO);
 	ctl_pin_dir = dir;
-	CU_ASSERT_FATAL(ctl_run(&r, "maps") == 0);
-	CU_ASSERT(r.status == 1);
-	CU_ASSERT(strstr(r.err, "uninstall --yes") != NULL);
-	run_free(&r);
-	CU_ASSERT_FATAL(ctl_run(&r, "uninstall", "--yes") == 0);
-	CU_ASSERT(r.status == 0);
-	run_free(&r);
+	ctl_refused("uninstall --yes", "maps");
+	ctl_ok("uninstall", "--yes");
 	ctl_pin_dir = pin_dir;
 	/* The documented upgrade: after uninstall a fresh install works. */
 	o.mode = ENFORCER_LOAD;

@@ -15,3 +15,15 @@ wait_for() {
 	done
 	return 1
 }
+
+# stop_all PID...: TERM each, then reap each (a suite's cleanup: nothing it started outlives it).
+stop_all() {
+	local p
+	for p in "$@"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "$@"; do
+		wait "$p" 2>/dev/null
+	done
+	return 0
+}

@@ -29,16 +29,11 @@ for f in "$node" "$conformance" "$fixture" "$daemon"; do
 	fi
 done
 
+. "$top/tests/lib/suite.sh"   # wait_for, stop_all
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-conformance.XXXXXX") || exit 1
 pids=()
 cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
+	stop_all "${pids[@]}"
 	if [ -n "${CONFORMANCE_KEEP:-}" ]; then
 		mkdir -p "$CONFORMANCE_KEEP" && cp -r "$tmp"/. "$CONFORMANCE_KEEP"/
 	fi
@@ -59,8 +54,6 @@ write_config() {
 		require("fs").writeFileSync(file, JSON.stringify(config, null, 2) + "\n");
 	' "$1" "$2" "$3" "$node" "$fixture" "$(dirname "$1")/state"
 }
-
-. "$top/tests/lib/suite.sh"   # wait_for
 
 # results DIR: one "<scenario> PASS|FAIL <first failure>" line per scenario run with -o DIR.
 results() {

@@ -56,6 +56,7 @@ pod=mcpwarden-$tag
 sidecar_image=localhost/mcpwarden-$tag:test
 agent_image=localhost/mcpwarden-$tag-agent:test
 pins=/sys/fs/bpf/mcpwarden-$tag
+. "$top/tests/lib/suite.sh"   # wait_for, stop_all
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-pod.XXXXXX") || exit 1
 # podman builds its pause image (from catatonit) on the first pod; remove it only if we did.
 pause_before=$("${P[@]}" images -q --filter reference=localhost/podman-pause 2>/dev/null)
@@ -73,7 +74,6 @@ rm_pod_cgroups() {
 }
 
 cleanup() {
-	local p
 	"${P[@]}" pod rm -f -t 0 "$pod" >/dev/null 2>&1
 	rm_pod_cgroups
 	"${P[@]}" rmi -f "$sidecar_image" "$agent_image" >/dev/null 2>&1
@@ -81,20 +81,13 @@ cleanup() {
 		"${P[@]}" rmi $("${P[@]}" images -q --filter reference=localhost/podman-pause) \
 			>/dev/null 2>&1
 	fi
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
+	stop_all "${pids[@]}"
 	[ -d "$pins" ] && "$ctl" --pin-dir "$pins" uninstall --yes >/dev/null 2>&1
 	[ -n "${POD_KEEP:-}" ] && mkdir -p "$POD_KEEP" && cp -r "$tmp"/. "$POD_KEEP"/
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-. "$top/tests/lib/suite.sh"   # wait_for
 
 # --- images: the sidecar from the release build, the agent from busybox-static ---------------
 STAGE=$tmp/stage IMAGE=${sidecar_image%:*} TAG_LATEST=0 \

@@ -7,6 +7,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "cunit_main.h"
+#include "loop_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -134,40 +135,43 @@ struct waiter {
 	int n;
 };
 
-static bool have_msgs(const struct waiter *w) { return nmsgs(w->r) >= w->n; }
-static bool have_downs(const struct waiter *w) { return w->r->downs >= w->n; }
-static bool have_response(const struct waiter *w) { return response(w->r, w->n) != NULL; }
+static bool have_msgs(void *arg)
+{
+	const struct waiter *w = arg;
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg) { *(bool *)arg = true; }
+	return nmsgs(w->r) >= w->n;
+}
+
+static bool have_downs(void *arg)
+{
+	const struct waiter *w = arg;
+
+	return w->r->downs >= w->n;
+}
+
+static bool have_response(void *arg)
+{
+	const struct waiter *w = arg;
+
+	return response(w->r, w->n) != NULL;
+}
 
 /* Run the loop until pred holds; false on timeout. */
-static bool run_until(bool (*pred)(const struct waiter *), const struct waiter *w, int ms)
+static bool run_until(bool (*pred)(void *), const struct waiter *w, int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	bool expired = false;
-	struct event *t = evtimer_new(base, on_deadline, &expired);
+	return lu_run_until(base, pred, (void *)w, ms);
+}
 
-	CU_ASSERT_FATAL(t != NULL);
-	CU_ASSERT_FATAL(evtimer_add(t, &tv) == 0);
-	while (!pred(w) && !expired)
-		CU_ASSERT_FATAL(event_base_loop(base, EVLOOP_ONCE) >= 0);
-	event_free(t);
-	return pred(w);
+/* Nothing but the deadline's own timer is left: the transports hold no event. */
+static bool idle(void *arg)
+{
+	return event_base_get_num_events(arg, EVENT_BASE_COUNT_ADDED) <= 1;
 }
 
 /* Run until the transports hold no event (every child reaped); false on timeout. */
 static bool run_idle(int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	bool expired = false;
-	struct event *t = evtimer_new(base, on_deadline, &expired);
-
-	CU_ASSERT_FATAL(t != NULL);
-	CU_ASSERT_FATAL(evtimer_add(t, &tv) == 0);
-	while (event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED) > 1 && !expired)
-		CU_ASSERT_FATAL(event_base_loop(base, EVLOOP_ONCE) >= 0);
-	event_free(t);
-	return !expired;
+	return lu_run_until(base, idle, base, ms);
 }
 
 static void check_no_children(void)

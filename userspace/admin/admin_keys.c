@@ -157,14 +157,7 @@ static int collect_key(void *arg, const struct key_record *k)
 {
 	struct key_list *l = arg;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct key_record *nv = realloc(l->v, cap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
+	l->v = xgrow(l->v, l->n, &l->cap, sizeof(*l->v), 64);
 	l->v[l->n] = *k;
 	memset(l->v[l->n].hash, 0, sizeof(l->v[l->n].hash));  /* listings never need it */
 	l->n++;
@@ -176,18 +169,26 @@ static int key_cmp(const void *x, const void *y)
 	return strcmp(((const struct key_record *)x)->id, ((const struct key_record *)y)->id);
 }
 
+/* What a walk collected into v (n of size bytes), sorted by cmp; freed when the walk failed. */
+static int sorted_or_freed(int walk_rc, void *v, size_t n, size_t size,
+			   int (*cmp)(const void *, const void *))
+{
+	if (walk_rc) {
+		free(v);
+		return walk_rc;
+	}
+	if (n)
+		qsort(v, n, size, cmp);
+	return 0;
+}
+
 int admin_sorted_keys(struct keystore *ks, struct key_list *l)
 {
 	int rc;
 
 	memset(l, 0, sizeof(*l));
-	rc = keys_foreach(ks, collect_key, l);
-	if (rc) {
-		free(l->v);
-		return rc;
-	}
-	qsort(l->v, l->n, sizeof(*l->v), key_cmp);
-	return 0;
+	rc = keys_foreach(ks, collect_key, l);   /* before l->v and l->n are read */
+	return sorted_or_freed(rc, l->v, l->n, sizeof(*l->v), key_cmp);
 }
 
 void admin_key_list(struct ctx *c, const char *unused)
@@ -322,14 +323,7 @@ static int collect_team(void *arg, const char *name, const char *policy, size_t 
 {
 	struct team_list *l = arg;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct team_ent *nv = realloc(l->v, cap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = cap;
-	}
+	l->v = xgrow(l->v, l->n, &l->cap, sizeof(*l->v), 16);
 	snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
 	snprintf(l->v[l->n].policy, sizeof(l->v[l->n].policy), "%s", policy);
 	l->v[l->n].nkeys = nkeys;
@@ -348,12 +342,7 @@ int admin_sorted_teams(struct keystore *ks, struct team_list *l)
 
 	memset(l, 0, sizeof(*l));
 	rc = keys_team_foreach(ks, collect_team, l);
-	if (rc) {
-		free(l->v);
-		return rc;
-	}
-	qsort(l->v, l->n, sizeof(*l->v), team_cmp);
-	return 0;
+	return sorted_or_freed(rc, l->v, l->n, sizeof(*l->v), team_cmp);
 }
 
 void admin_team_list(struct ctx *c, const char *unused)

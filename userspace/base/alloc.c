@@ -1,6 +1,7 @@
 /* alloc: allocate or abort. */
 #include "base/alloc.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,18 @@ void *xrealloc(void *p, size_t n)
 	if (!q)
 		oom(n);
 	return q;
+}
+
+void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	size_t want = *cap ? *cap * 2 : first, bytes;
+
+	if (v && n < *cap)
+		return v;
+	if (want < *cap || __builtin_mul_overflow(want, size, &bytes))
+		oom(SIZE_MAX);
+	*cap = want;
+	return xrealloc(v, bytes);
 }
 
 char *xstrdup(const char *s)

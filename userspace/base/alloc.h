@@ -22,4 +22,10 @@ void *xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
 char *xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
 char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull));
 
+/* Room for one more element in a growable array v of *cap elements (size bytes each) that
+ * holds n: when full, the capacity doubles (first, the first time). Returns the array:
+ * `l->v = xgrow(l->v, l->n, &l->cap, sizeof(*l->v), 16);`. */
+void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+	__attribute__((returns_nonnull));
+
 #endif

@@ -76,19 +76,31 @@ static int present(const cJSON *obj, const char *key, const char *path, bool req
 	return 0;
 }
 
-int cfg_string(const cJSON *obj, const char *key, const char *path, bool required,
-	       const char **out, struct config_errors *errs)
+/* obj.key through convert (v, its path for messages, out): present() and then the value. */
+typedef int convert_fn(const cJSON *v, const char *p, void *out, struct config_errors *errs);
+
+static int cfg_field(const cJSON *obj, const char *key, const char *path, bool required,
+		     convert_fn *convert, void *out, struct config_errors *errs)
 {
 	char p[256];
 	const cJSON *v;
 	int rc = present(obj, key, path, required, p, &v, errs);
 
-	if (rc)
-		return rc;
+	return rc ? rc : convert(v, p, out, errs);
+}
+
+static int string_value(const cJSON *v, const char *p, void *out, struct config_errors *errs)
+{
 	if (!cJSON_IsString(v) || !v->valuestring)
 		return config_fail(errs, p, "must be a string");
-	*out = v->valuestring;
+	*(const char **)out = v->valuestring;
 	return 0;
+}
+
+int cfg_string(const cJSON *obj, const char *key, const char *path, bool required,
+	       const char **out, struct config_errors *errs)
+{
+	return cfg_field(obj, key, path, required, string_value, out, errs);
 }
 
 int cfg_int(const cJSON *obj, const char *key, const char *path, bool required,
@@ -109,26 +121,27 @@ int cfg_int(const cJSON *obj, const char *key, const char *path, bool required,
 	return 0;
 }
 
-int cfg_bool(const cJSON *obj, const char *key, const char *path, bool required, bool *out,
-	     struct config_errors *errs)
+static int bool_value(const cJSON *v, const char *p, void *out, struct config_errors *errs)
 {
-	char p[256];
-	const cJSON *v;
-	int rc = present(obj, key, path, required, p, &v, errs);
-
-	if (rc)
-		return rc;
 	if (!cJSON_IsBool(v))
 		return config_fail(errs, p, "must be true or false");
-	*out = cJSON_IsTrue(v);
+	*(bool *)out = cJSON_IsTrue(v);
 	return 0;
 }
 
-static int secret_value(const cJSON *v, const char *p, char **out, struct config_errors *errs)
+int cfg_bool(const cJSON *obj, const char *key, const char *path, bool required, bool *out,
+	     struct config_errors *errs)
 {
+	return cfg_field(obj, key, path, required, bool_value, out, errs);
+}
+
+static int secret_value(const cJSON *v, const char *p, void *out, struct config_errors *errs)
+{
+	char **s = out;
+
 	if (cJSON_IsString(v)) {
-		*out = strdup(v->valuestring);
-		return *out ? 0 : -ENOMEM;
+		*s = strdup(v->valuestring);
+		return *s ? 0 : -ENOMEM;
 	}
 	const cJSON *name = field(v, "env");
 	if (cJSON_IsObject(v) && cJSON_IsString(name) && cJSON_GetArraySize(v) == 1) {
@@ -136,8 +149,8 @@ static int secret_value(const cJSON *v, const char *p, char **out, struct config
 		if (!val)
 			return config_fail(errs, p, "environment variable %s is not set",
 					   name->valuestring);
-		*out = strdup(val);
-		return *out ? 0 : -ENOMEM;
+		*s = strdup(val);
+		return *s ? 0 : -ENOMEM;
 	}
 	return config_fail(errs, p, "must be a string or {\"env\": \"NAME\"}");
 }
@@ -145,13 +158,7 @@ static int secret_value(const cJSON *v, const char *p, char **out, struct config
 int cfg_secret(const cJSON *obj, const char *key, const char *path, bool required, char **out,
 	       struct config_errors *errs)
 {
-	char p[256];
-	const cJSON *v;
-	int rc = present(obj, key, path, required, p, &v, errs);
-
-	if (rc)
-		return rc;
-	return secret_value(v, p, out, errs);
+	return cfg_field(obj, key, path, required, secret_value, out, errs);
 }
 
 int cfg_known_keys(const cJSON *obj, const char *path, const char *const *allowed,

@@ -651,19 +651,10 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 				  "CAP_SYS_ADMIN)" : "");
 			goto out;
 		}
-		e->map_fds[WARDEN_M_CONFIG] = bpf_map__fd(e->skel->maps.warden_config);
-		e->map_fds[WARDEN_M_ENROLLED] = bpf_map__fd(e->skel->maps.warden_enrolled);
-		e->map_fds[WARDEN_M_PROTECT4] = bpf_map__fd(e->skel->maps.warden_protect4);
-		e->map_fds[WARDEN_M_PROTECT6] = bpf_map__fd(e->skel->maps.warden_protect6);
-		e->map_fds[WARDEN_M_ALLOW4] = bpf_map__fd(e->skel->maps.warden_allow4);
-		e->map_fds[WARDEN_M_ALLOW6] = bpf_map__fd(e->skel->maps.warden_allow6);
-		e->map_fds[WARDEN_M_EXACT4] = bpf_map__fd(e->skel->maps.warden_exact4);
-		e->map_fds[WARDEN_M_EXACT6] = bpf_map__fd(e->skel->maps.warden_exact6);
-		e->map_fds[WARDEN_M_UNIXPATH] = bpf_map__fd(e->skel->maps.warden_unixpath);
-		e->map_fds[WARDEN_M_EVENTS] = bpf_map__fd(e->skel->maps.warden_events);
-		e->map_fds[WARDEN_M_COUNTERS] = bpf_map__fd(e->skel->maps.warden_counters);
-		e->map_fds[WARDEN_M_EPOCH] = bpf_map__fd(e->skel->maps.warden_epoch);
-		e->map_fds[WARDEN_M_CGCACHE] = bpf_map__fd(e->skel->maps.warden_cgcache);
+#define SKEL_MAP_FD(ID, name, ...) \
+		e->map_fds[WARDEN_M_##ID] = bpf_map__fd(e->skel->maps.warden_##name);
+		WARDEN_MAPS(SKEL_MAP_FD)
+#undef SKEL_MAP_FD
 		lock = enforcer_config_lock(e);
 		ret = lock < 0 ? lock : enforcer_config_read(e, &cfg);
 		if (ret < 0) {

@@ -3,6 +3,7 @@
 
 #include "base/log.h"
 #include "enforce/cgroup.h"
+#include "enforce/pins.h"
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -32,35 +33,7 @@
 
 int enforcer_counters(struct enforcer *e, struct enforcer_counters *out)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct warden_counters *v;
-	int ret = 0;
-
-	if (ncpu <= 0)
-		return ncpu < 0 ? ncpu : -EINVAL;
-	v = calloc((size_t)ncpu, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	memset(out, 0, sizeof(*out));
-	for (__u32 h = 0; h < WARDEN_HOOK_MAX; h++) {
-		if (bpf_map_lookup_elem(e->map_fds[WARDEN_M_COUNTERS], &h, v) < 0) {
-			ret = -errno;
-			goto out;
-		}
-		for (int c = 0; c < ncpu; c++) {
-			out->hook[h].allowed += v[c].allowed;
-			out->hook[h].denied += v[c].denied;
-			out->hook[h].events_dropped += v[c].events_dropped;
-			out->hook[h].unenrolled += v[c].unenrolled;
-		}
-		out->total.allowed += out->hook[h].allowed;
-		out->total.denied += out->hook[h].denied;
-		out->total.events_dropped += out->hook[h].events_dropped;
-		out->total.unenrolled += out->hook[h].unenrolled;
-	}
-out:
-	free(v);
-	return ret;
+	return pins_counters_read(e->map_fds[WARDEN_M_COUNTERS], out->hook, &out->total);
 }
 
 static int rb_sample(void *ctx, void *data, size_t size)

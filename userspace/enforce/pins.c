@@ -236,19 +236,15 @@ int pins_epoch(const struct pins *p, uint64_t *out)
 	return bpf_map_lookup_elem(fd, &zero, out) < 0 ? -errno : 0;
 }
 
-int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_MAX],
-		  struct warden_counters *total)
+int pins_counters_read(int fd, struct warden_counters hook[WARDEN_HOOK_MAX],
+		       struct warden_counters *total)
 {
-	int fd = pins_map_fd(p, PINS_COUNTERS), ncpu = libbpf_num_possible_cpus(), err = 0;
+	int ncpu = libbpf_num_possible_cpus(), err = 0;
 	struct warden_counters *percpu;
 
-	if (fd < 0)
-		return fd;
 	if (ncpu <= 0)
 		return ncpu < 0 ? ncpu : -EINVAL;
-	percpu = calloc((size_t)ncpu, sizeof(*percpu));
-	if (!percpu)
-		return -ENOMEM;
+	percpu = xcalloc((size_t)ncpu, sizeof(*percpu));
 	memset(total, 0, sizeof(*total));
 	for (uint32_t h = 0; h < WARDEN_HOOK_MAX; h++) {
 		struct warden_counters *c = &hook[h];
@@ -272,6 +268,14 @@ int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_
 out:
 	free(percpu);
 	return err;
+}
+
+int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_MAX],
+		  struct warden_counters *total)
+{
+	int fd = pins_map_fd(p, PINS_COUNTERS);
+
+	return fd < 0 ? fd : pins_counters_read(fd, hook, total);
 }
 
 /* Walk every key of a hash or LPM map: keys are collected first, values looked up after, so an
@@ -392,56 +396,53 @@ static int cmp_rule(const void *a, const void *b)
 	return (int)rx->kind - (int)ry->kind;
 }
 
+/* r's destination: an address of the family's length, in network order, and a port. */
+static void dest_set(struct pins_rule *r, int family, const uint8_t *addr, unsigned prefixlen,
+		     uint16_t port_be)
+{
+	r->dest.family = family;
+	memcpy(r->dest.addr, addr, family == AF_INET ? 4 : 16);
+	r->dest.prefixlen = (uint8_t)prefixlen;
+	r->dest.port = ntohs(port_be);
+}
+
+/* The tries match port then address: a key's prefixlen counts the 16 port bits too. */
+static unsigned lpm_addr_bits(uint32_t prefixlen)
+{
+	return prefixlen >= 16 ? prefixlen - 16 : 0;
+}
+
 /* Decode one key of map m into r. */
 static void rule_decode(enum pins_map m, const uint8_t *key, struct pins_rule *r)
 {
+	struct warden_exact4_key e4;
+	struct warden_exact6_key e6;
+	struct warden_lpm4_key l4;
+	struct warden_lpm6_key l6;
+	bool protect = m == PINS_PROTECT4 || m == PINS_PROTECT6;
+
 	switch (m) {
-	case PINS_EXACT4: {
-		struct warden_exact4_key k;
-
-		memcpy(&k, key, sizeof(k));
-		r->dest.family = AF_INET;
-		memcpy(r->dest.addr, k.addr, 4);
-		r->dest.prefixlen = 32;
-		r->dest.port = ntohs(k.port);
-		r->kind = (enum warden_rule_kind)k.kind;
+	case PINS_EXACT4:
+		memcpy(&e4, key, sizeof(e4));
+		dest_set(r, AF_INET, e4.addr, 32, e4.port);
+		r->kind = (enum warden_rule_kind)e4.kind;
 		break;
-	}
-	case PINS_EXACT6: {
-		struct warden_exact6_key k;
-
-		memcpy(&k, key, sizeof(k));
-		r->dest.family = AF_INET6;
-		memcpy(r->dest.addr, k.addr, 16);
-		r->dest.prefixlen = 128;
-		r->dest.port = ntohs(k.port);
-		r->kind = (enum warden_rule_kind)k.kind;
+	case PINS_EXACT6:
+		memcpy(&e6, key, sizeof(e6));
+		dest_set(r, AF_INET6, e6.addr, 128, e6.port);
+		r->kind = (enum warden_rule_kind)e6.kind;
 		break;
-	}
 	case PINS_PROTECT6:
-	case PINS_ALLOW6: {
-		struct warden_lpm6_key k;
-
-		/* The trie matches port then address: prefixlen counts the 16 port bits too. */
-		memcpy(&k, key, sizeof(k));
-		r->dest.family = AF_INET6;
-		memcpy(r->dest.addr, k.addr, 16);
-		r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
-		r->dest.port = ntohs(k.port);
-		r->kind = m == PINS_PROTECT6 ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
+	case PINS_ALLOW6:
+		memcpy(&l6, key, sizeof(l6));
+		dest_set(r, AF_INET6, l6.addr, lpm_addr_bits(l6.prefixlen), l6.port);
+		r->kind = protect ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
 		break;
-	}
-	default: {
-		struct warden_lpm4_key k;
-
-		memcpy(&k, key, sizeof(k));
-		r->dest.family = AF_INET;
-		memcpy(r->dest.addr, k.addr, 4);
-		r->dest.prefixlen = k.prefixlen >= 16 ? (uint8_t)(k.prefixlen - 16) : 0;
-		r->dest.port = ntohs(k.port);
-		r->kind = m == PINS_PROTECT4 ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
+	default:
+		memcpy(&l4, key, sizeof(l4));
+		dest_set(r, AF_INET, l4.addr, lpm_addr_bits(l4.prefixlen), l4.port);
+		r->kind = protect ? WARDEN_KIND_PROTECT : WARDEN_KIND_ALLOW;
 		break;
-	}
 	}
 }
 

@@ -83,6 +83,9 @@ int pins_epoch(const struct pins *p, uint64_t *out);
 /* Summed over the possible CPUs; per hook and in total. */
 int pins_counters(const struct pins *p, struct warden_counters hook[WARDEN_HOOK_MAX],
 		  struct warden_counters *total);
+/* The same from the counters map's fd, pinned or the loader's own. */
+int pins_counters_read(int fd, struct warden_counters hook[WARDEN_HOOK_MAX],
+		       struct warden_counters *total);
 
 struct pins_enrolled {
 	uint64_t cgroup_id;

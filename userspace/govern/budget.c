@@ -235,12 +235,7 @@ static int slot_add(struct counter *c, int64_t s, int64_t amount)
 			c->hi -= c->lo;
 			c->lo = 0;
 		} else {
-			size_t ncap = c->cap ? c->cap * 2 : 4;
-			struct slot_ent *e = realloc(c->ents, ncap * sizeof(*e));
-			if (!e)
-				return -ENOMEM;
-			c->ents = e;
-			c->cap = ncap;
+			c->ents = xgrow(c->ents, c->hi, &c->cap, sizeof(*c->ents), 4);
 		}
 	}
 	memmove(c->ents + i + 1, c->ents + i, (c->hi - i) * sizeof(*c->ents));

@@ -194,33 +194,38 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 	return rc;
 }
 
+typedef int parse_entry_fn(const cJSON *j, const char *path, const struct policy_set *ps,
+			   struct keystore *ks, struct config_errors *errs);
+
+/* root.key, an array if present: each entry through parse with its path ("keys[2]").
+ * Every entry is tried, so one pass reports every bad one. */
+static int parse_array(const cJSON *root, const char *key, parse_entry_fn *parse,
+		       const struct policy_set *ps, struct keystore *ks,
+		       struct config_errors *errs)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
+	char path[64];
+	int rc = 0, i = 0;
+
+	if (!arr)
+		return 0;
+	if (!cJSON_IsArray(arr))
+		return config_fail(errs, key, "must be an array");
+	for (const cJSON *j = arr->child; j; j = j->next, i++) {
+		snprintf(path, sizeof(path), "%s[%d]", key, i);
+		if (parse(j, path, ps, ks, errs))
+			rc = -EINVAL;
+	}
+	return rc;
+}
+
 int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct keystore *ks,
 		      struct config_errors *errs)
 {
-	const cJSON *teams = cJSON_GetObjectItemCaseSensitive(root, "teams");
-	const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys");
-	char path[64];
-	int rc = 0, i;
+	/* Teams first: a key names its team. */
+	int rc = parse_array(root, "teams", parse_team, ps, ks, errs);
 
-	if (teams && !cJSON_IsArray(teams))
-		rc = config_fail(errs, "teams", "must be an array");
-	else if (teams) {
-		i = 0;
-		for (const cJSON *t = teams->child; t; t = t->next, i++) {
-			snprintf(path, sizeof(path), "teams[%d]", i);
-			if (parse_team(t, path, ps, ks, errs))
-				rc = -EINVAL;
-		}
-	}
-	if (keys && !cJSON_IsArray(keys))
-		rc = config_fail(errs, "keys", "must be an array");
-	else if (keys) {
-		i = 0;
-		for (const cJSON *k = keys->child; k; k = k->next, i++) {
-			snprintf(path, sizeof(path), "keys[%d]", i);
-			if (parse_key(k, path, ps, ks, errs))
-				rc = -EINVAL;
-		}
-	}
+	if (parse_array(root, "keys", parse_key, ps, ks, errs))
+		rc = -EINVAL;
 	return rc ? -EINVAL : 0;
 }

@@ -330,32 +330,30 @@ static void compile_type(struct cctx *c, const cJSON *j, struct node *n)
 	n->types = types;
 }
 
+/* One bound and its exclusive form: key ("minimum") sets bit and *val; xkey is a number
+ * (draft-06+: its own bound, xbit and *xval) or, in draft-04, a boolean that turns the
+ * inclusive bound exclusive. */
+static void compile_bound(struct cctx *c, const cJSON *j, struct node *n, const char *key,
+			  unsigned bit, double *val, const char *xkey, unsigned xbit, double *xval)
+{
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, xkey);
+
+	if (get_number(c, j, key, val))
+		n->num |= bit;
+	if (cJSON_IsBool(x)) {
+		if (cJSON_IsTrue(x) && (n->num & bit)) {
+			n->num = (n->num & ~bit) | xbit;
+			*xval = *val;
+		}
+	} else if (get_number(c, j, xkey, xval)) {
+		n->num |= xbit;
+	}
+}
+
 static void compile_numeric(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *xmin = cJSON_GetObjectItemCaseSensitive(j, "exclusiveMinimum");
-	const cJSON *xmax = cJSON_GetObjectItemCaseSensitive(j, "exclusiveMaximum");
-
-	if (get_number(c, j, "minimum", &n->min))
-		n->num |= NUM_MIN;
-	if (get_number(c, j, "maximum", &n->max))
-		n->num |= NUM_MAX;
-	/* draft-04: a boolean turns minimum/maximum exclusive */
-	if (cJSON_IsBool(xmin)) {
-		if (cJSON_IsTrue(xmin) && (n->num & NUM_MIN)) {
-			n->num = (n->num & ~(unsigned)NUM_MIN) | NUM_XMIN;
-			n->xmin = n->min;
-		}
-	} else if (get_number(c, j, "exclusiveMinimum", &n->xmin)) {
-		n->num |= NUM_XMIN;
-	}
-	if (cJSON_IsBool(xmax)) {
-		if (cJSON_IsTrue(xmax) && (n->num & NUM_MAX)) {
-			n->num = (n->num & ~(unsigned)NUM_MAX) | NUM_XMAX;
-			n->xmax = n->max;
-		}
-	} else if (get_number(c, j, "exclusiveMaximum", &n->xmax)) {
-		n->num |= NUM_XMAX;
-	}
+	compile_bound(c, j, n, "minimum", NUM_MIN, &n->min, "exclusiveMinimum", NUM_XMIN, &n->xmin);
+	compile_bound(c, j, n, "maximum", NUM_MAX, &n->max, "exclusiveMaximum", NUM_XMAX, &n->xmax);
 	if (get_number(c, j, "multipleOf", &n->mult)) {
 		if (n->mult > 0 && isfinite(n->mult))
 			n->num |= NUM_MULT;

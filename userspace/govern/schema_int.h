@@ -119,6 +119,8 @@ struct sb {
 
 /* Appends what fits; overflow records that something did not. */
 void schema_sb_putn(struct sb *b, const char *s, size_t n);
+/* s between two quote characters; the quote and backslash escaped, controls as \u00XX. */
+void schema_sb_quote(struct sb *b, const char *s, char quote);
 
 /* Ends a truncated text with "..." at a UTF-8 character boundary (buf holds cap bytes). */
 static inline void sb_ellipsis(struct sb *b)

@@ -49,20 +49,9 @@ static void path_format(const struct vctx *v, char *out, size_t len)
 			sb_putc(&b, '.');
 			sb_puts(&b, s->key);
 		} else {
-			sb_puts(&b, "['");
-			for (const char *k = s->key; *k; k++) {
-				unsigned char c = (unsigned char)*k;
-				if (c == '\'' || c == '\\') {
-					sb_putc(&b, '\\');
-					sb_putc(&b, (char)c);
-				} else if (c < 0x20) {
-					snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-					sb_puts(&b, tmp);
-				} else {
-					sb_putc(&b, (char)c);
-				}
-			}
-			sb_puts(&b, "']");
+			sb_putc(&b, '[');
+			schema_sb_quote(&b, s->key, '\'');
+			sb_putc(&b, ']');
 		}
 	}
 	if (b.overflow)
@@ -163,6 +152,32 @@ static const char *plural(long long n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
+/* A count keyword pair (minLength/maxLength, minItems/maxItems, ...): its names and words. */
+struct count_words {
+	const char *min_kw, *max_kw, *verb, *one, *many;
+};
+
+static const struct count_words length_words = {
+	"minLength", "maxLength", "be", "character", "characters"
+};
+static const struct count_words items_words = { "minItems", "maxItems", "have", "item", "items" };
+static const struct count_words props_words = {
+	"minProperties", "maxProperties", "have", "property", "properties"
+};
+
+/* count against the bounds min and max (-1: none). */
+static int check_count(struct vctx *v, long long count, long long min, long long max,
+		       const struct count_words *w)
+{
+	if (min >= 0 && count < min)
+		return fail(v, w->min_kw, "must %s at least %lld %s", w->verb, min,
+			    plural(min, w->one, w->many));
+	if (max >= 0 && count > max)
+		return fail(v, w->max_kw, "must %s at most %lld %s", w->verb, max,
+			    plural(max, w->one, w->many));
+	return V_OK;
+}
+
 static void fmt_types(unsigned types, char *buf, size_t len)
 {
 	size_t count = 0, total = 0, n = sizeof(type_names) / sizeof(type_names[0]);
@@ -221,15 +236,12 @@ static int validate_number(struct vctx *v, const struct node *n, double x)
 
 static int validate_string(struct vctx *v, const struct node *n, const char *s)
 {
-	if (n->min_len >= 0 || n->max_len >= 0) {
-		long long len = (long long)schema_utf8_length(s);
-		if (n->min_len >= 0 && len < n->min_len)
-			return fail(v, "minLength", "must be at least %lld %s", n->min_len,
-				    plural(n->min_len, "character", "characters"));
-		if (n->max_len >= 0 && len > n->max_len)
-			return fail(v, "maxLength", "must be at most %lld %s", n->max_len,
-				    plural(n->max_len, "character", "characters"));
-	}
+	int rc;
+
+	if ((n->min_len >= 0 || n->max_len >= 0) &&
+	    (rc = check_count(v, (long long)schema_utf8_length(s), n->min_len, n->max_len,
+			      &length_words)))
+		return rc;
 	if (n->pattern && !schema_regex_search(n->pattern, s)) {
 		char q[160];
 		schema_fmt_quoted(n->pattern_src, q, sizeof(q));
@@ -313,12 +325,8 @@ static int validate_array(struct vctx *v, const struct node *n, const cJSON *arr
 {
 	int count = cJSON_GetArraySize(arr), i = 0, rc;
 
-	if (n->min_items >= 0 && count < n->min_items)
-		return fail(v, "minItems", "must have at least %lld %s", n->min_items,
-			    plural(n->min_items, "item", "items"));
-	if (n->max_items >= 0 && count > n->max_items)
-		return fail(v, "maxItems", "must have at most %lld %s", n->max_items,
-			    plural(n->max_items, "item", "items"));
+	if ((rc = check_count(v, count, n->min_items, n->max_items, &items_words)))
+		return rc;
 	for (const cJSON *it = arr->child; it; it = it->next, i++) {
 		const struct node *sub = (size_t)i < n->prefix.n ? n->prefix.v[i] : n->items;
 		if (!sub)
@@ -356,12 +364,8 @@ static int validate_object(struct vctx *v, const struct node *n, const cJSON *ob
 	int count = cJSON_GetArraySize(obj), rc;
 	char q[160];
 
-	if (n->min_props >= 0 && count < n->min_props)
-		return fail(v, "minProperties", "must have at least %lld %s", n->min_props,
-			    plural(n->min_props, "property", "properties"));
-	if (n->max_props >= 0 && count > n->max_props)
-		return fail(v, "maxProperties", "must have at most %lld %s", n->max_props,
-			    plural(n->max_props, "property", "properties"));
+	if ((rc = check_count(v, count, n->min_props, n->max_props, &props_words)))
+		return rc;
 	for (size_t i = 0; i < n->nrequired; i++) {
 		if (!cJSON_GetObjectItemCaseSensitive(obj, n->required[i])) {
 			if (v->quiet)

@@ -199,28 +199,32 @@ void schema_fmt_num(double v, char *buf, size_t len)
 		snprintf(buf, len, "%.17g", v);
 }
 
+void schema_sb_quote(struct sb *b, const char *s, char quote)
+{
+	sb_putc(b, quote);
+	for (; *s && !b->overflow; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8] = { '\\', (char)c };
+
+		if (c == (unsigned char)quote || c == '\\') {
+			schema_sb_putn(b, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			sb_puts(b, esc);
+		} else {
+			sb_putc(b, (char)c);
+		}
+	}
+	sb_putc(b, quote);
+}
+
 /* JSON-quote s into buf, truncating with "..." when it does not fit. */
 void schema_fmt_quoted(const char *s, char *buf, size_t len)
 {
 	struct sb b = { buf, 0, len, false };
 
 	buf[0] = '\0';
-	sb_putc(&b, '"');
-	for (; *s && !b.overflow; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			schema_sb_putn(&b, esc, 2);
-		} else if (c < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			sb_puts(&b, esc);
-		} else {
-			sb_putc(&b, (char)c);
-		}
-	}
-	sb_putc(&b, '"');
+	schema_sb_quote(&b, s, '"');
 	if (b.overflow)
 		sb_ellipsis(&b);
 }

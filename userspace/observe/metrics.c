@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -240,6 +241,22 @@ void metrics_stage(enum metrics_stage stage, uint64_t ns)
 		observe(&g.stage[stage], stage_bounds, ns);
 }
 
+/* A counter family with one sample per hook: the counter at offset field of each hook's. */
+static int per_hook(struct evbuffer *out, const char *name, const char *help,
+		    const struct enforcer_counters *c, size_t field)
+{
+	int rc = family(out, name, "counter", help);
+
+	for (unsigned h = 0; h < WARDEN_HOOK_MAX && !rc; h++) {
+		__u64 v;
+
+		memcpy(&v, (const char *)&c->hook[h] + field, sizeof(v));
+		rc = add(out, "%s{hook=\"%s\"} %llu\n", name, enforcer_hook_name(h),
+			 (unsigned long long)v);
+	}
+	return rc;
+}
+
 static int render_ebpf(struct evbuffer *out)
 {
 	struct enforcer_counters c;
@@ -255,17 +272,13 @@ static int render_ebpf(struct evbuffer *out)
 			 enforcer_hook_name(h), (unsigned long long)c.hook[h].allowed,
 			 enforcer_hook_name(h), (unsigned long long)c.hook[h].denied);
 	if (!rc)
-		rc = family(out, "mcpwarden_ebpf_unenrolled_total", "counter",
-			    "Socket operations from cgroups that are not enrolled (let through).");
-	for (unsigned h = 0; h < WARDEN_HOOK_MAX && !rc; h++)
-		rc = add(out, "mcpwarden_ebpf_unenrolled_total{hook=\"%s\"} %llu\n",
-			 enforcer_hook_name(h), (unsigned long long)c.hook[h].unenrolled);
+		rc = per_hook(out, "mcpwarden_ebpf_unenrolled_total",
+			      "Socket operations from cgroups that are not enrolled (let through).",
+			      &c, offsetof(struct warden_counters, unenrolled));
 	if (!rc)
-		rc = family(out, "mcpwarden_ebpf_events_dropped_total", "counter",
-			    "Denials whose audit event did not fit the ring buffer.");
-	for (unsigned h = 0; h < WARDEN_HOOK_MAX && !rc; h++)
-		rc = add(out, "mcpwarden_ebpf_events_dropped_total{hook=\"%s\"} %llu\n",
-			 enforcer_hook_name(h), (unsigned long long)c.hook[h].events_dropped);
+		rc = per_hook(out, "mcpwarden_ebpf_events_dropped_total",
+			      "Denials whose audit event did not fit the ring buffer.",
+			      &c, offsetof(struct warden_counters, events_dropped));
 	return rc;
 }
 
