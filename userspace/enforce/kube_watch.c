@@ -486,7 +486,9 @@ static void watch_done(struct kube_watch *w, CURLcode res)
 	bool brief = clock_mono_ms() - w->started_ms < 1000 && w->nevents == 0;
 
 	if (gone) {
-		log_info("kubernetes: resource version %s is too old (410 Gone): re-listing", w->rv);
+		if (!w->relist)	/* an ERROR event said so already */
+			log_info("kubernetes: resource version %s is too old (410 Gone): re-listing",
+				 w->rv);
 		xfer_free(w);
 		schedule(w, PH_LIST, brief ? w->backoff_ms : 0);
 		if (brief)
