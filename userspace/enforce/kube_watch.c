@@ -161,6 +161,11 @@ static void xfer_free(struct kube_watch *w)
 	}
 	curl_slist_free_all(w->hdrs);
 	w->hdrs = NULL;
+	if (w->cap > (1u << 20)) {	/* a big list page: do not keep its memory */
+		free(w->buf);
+		w->buf = NULL;
+		w->cap = 0;
+	}
 	w->len = 0;
 	w->status = 0;
 	w->relist = false;
