@@ -8,6 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
       iproute2 curl
+      openssl                                          # node-agent test: the API server's certificate
       podman buildah runc catatonit busybox-static)   # make image; the podman pod suite
 missing=()
 for p in "${pkgs[@]}"; do
