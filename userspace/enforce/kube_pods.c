@@ -28,7 +28,7 @@
 
 #define KUBE_MAX_PODS 1024		/* a node runs at most a few hundred */
 #define KUBE_MAX_CTRS 64		/* per pod: init, regular and ephemeral containers */
-#define KUBE_RETRY_QUIET 120		/* retries (one a second) before giving up on a cgroup */
+#define KUBE_RETRY_QUIET 480		/* retries (4 a second) before waiting for the next event */
 #define KUBE_ID_LEN 64			/* containerd, CRI-O and Docker ids: 64 hex digits */
 
 struct kube_ctr {

@@ -42,7 +42,7 @@
 #define LIST_TIMEOUT_MS 60000
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define RETRY_MS 1000			/* cgroups not there yet */
+#define RETRY_MS 250			/* cgroups not there yet: a new pod's cgroup is found soon */
 
 enum phase { PH_IDLE, PH_LIST, PH_WATCH };
 
