@@ -7,8 +7,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
-      iproute2 curl wrk nginx
-      podman buildah runc catatonit busybox-static)   # make bench; make image; the podman pod suite
+      iproute2 curl wrk nginx                          # make bench
+      openssl                                          # node-agent test: the API server's certificate
+      podman buildah runc catatonit busybox-static)   # make image; the podman pod suite
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

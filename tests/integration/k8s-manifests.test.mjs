@@ -205,6 +205,16 @@ test('the node enforcer holds only what the kernel needs', () => {
 	assert.ok(node.enforcement.pin_dir.startsWith('/sys/fs/bpf/'));
 	assert.equal(portOf(node.listen), portOf(gw.listen), 'enforcer listen port = sidecar port');
 	assert.equal(pod.serviceAccountName, 'mcpwarden-node');
+	// The pod watch: its node from the downward API, the annotation and the sidecar's name
+	// the agent Deployment uses, the token mounted.
+	const kube = node.enforcement.kubernetes;
+	assert.ok(kube, 'the enforcer watches the pods of its node');
+	assert.equal(c.env.find((e) => e.name === kube.node_name.env)?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+	const agentPod = find('Deployment', 'example-agent').spec.template;
+	assert.match(agentPod.metadata.annotations[kube.annotation ?? 'mcpwarden.io/enforce'], /^(protect|lockdown)$/);
+	assert.ok(agentPod.spec.initContainers.some((x) => x.name === (kube.sidecar_container ?? 'mcpwarden') && x.restartPolicy === 'Always'),
+		  'the exempt container is the native sidecar');
+	assert.notEqual(pod.automountServiceAccountToken, false);
 	assert.ok(pod.tolerations.some((t) => t.operator === 'Exists' && !t.key), 'runs on every node');
 });
 
@@ -257,7 +267,8 @@ test('the embedded configs pass mcpwarden --check-config; the unfilled Secret do
 		writeFileSync(f, cm.data['mcpwarden.json']);
 		return spawnSync(paths.daemon, ['--check-config', f], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });
 	};
-	const node = check('node', find('ConfigMap', 'mcpwarden-node'), {});
+	// The enforcer's env as the DaemonSet builds it (NODE_NAME from the downward API).
+	const node = check('node', find('ConfigMap', 'mcpwarden-node'), { NODE_NAME: 'worker-1' });
 	assert.equal(node.status, 0, node.stderr);
 	// The sidecar's env as the Deployment builds it from the Secret.
 	const sc = find('Deployment', 'example-agent').spec.template.spec.initContainers[0];

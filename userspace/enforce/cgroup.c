@@ -179,45 +179,71 @@ hit:
 	return 0;
 }
 
-static int resolve(const char *root, struct find_ctx *c, walk_fn fn, const char *what)
+static int resolve(const char *root, struct find_ctx *c, walk_fn fn, const char *what,
+		   bool quiet)
 {
 	int ret = cgroup_walk(root, 12, fn, c);
 
 	if (ret < 0)
 		return ret;
 	if (c->found == 0) {
-		log_error("cgroup: no cgroup under %s for %s %s", root, what, c->needle);
+		if (!quiet)
+			log_error("cgroup: no cgroup under %s for %s %s", root, what, c->needle);
 		return -ENOENT;
 	}
 	if (c->found > 1) {
-		log_error("cgroup: %d cgroups under %s match %s %s; give more of it", c->found,
-			  root, what, c->needle);
+		if (!quiet)
+			log_error("cgroup: %d cgroups under %s match %s %s; give more of it",
+				  c->found, root, what, c->needle);
 		return -EEXIST;
 	}
 	return 0;
 }
 
-int cgroup_resolve_container(const char *root, const char *id, char *buf, size_t len)
+static int container(const char *root, const char *id, char *buf, size_t len, bool quiet)
 {
 	struct find_ctx c = { .needle = id, .nlen = strlen(id), .buf = buf, .len = len };
 
 	if (c.nlen < 12 || c.nlen > 64 || !is_hex(id, c.nlen)) {
-		log_error("cgroup: container id '%s' must be 12 to 64 lowercase hex digits", id);
+		if (!quiet)
+			log_error("cgroup: container id '%s' must be 12 to 64 lowercase hex "
+				  "digits", id);
 		return -EINVAL;
 	}
-	return resolve(root, &c, find_container, "container");
+	return resolve(root, &c, find_container, "container", quiet);
 }
 
-int cgroup_resolve_pod(const char *root, const char *uid, char *buf, size_t len)
+static int pod(const char *root, const char *uid, char *buf, size_t len, bool quiet)
 {
 	struct find_ctx c = { .needle = uid, .nlen = strlen(uid), .pod = true, .buf = buf,
 			      .len = len };
 
 	if (c.nlen < 8 || c.nlen > 64 || strspn(uid, "0123456789abcdef-") != c.nlen) {
-		log_error("cgroup: pod uid '%s' must be a lowercase UUID", uid);
+		if (!quiet)
+			log_error("cgroup: pod uid '%s' must be a lowercase UUID", uid);
 		return -EINVAL;
 	}
-	return resolve(root, &c, find_pod, "pod");
+	return resolve(root, &c, find_pod, "pod", quiet);
+}
+
+int cgroup_resolve_container(const char *root, const char *id, char *buf, size_t len)
+{
+	return container(root, id, buf, len, false);
+}
+
+int cgroup_resolve_pod(const char *root, const char *uid, char *buf, size_t len)
+{
+	return pod(root, uid, buf, len, false);
+}
+
+int cgroup_find_container(const char *root, const char *id, char *buf, size_t len)
+{
+	return container(root, id, buf, len, true);
+}
+
+int cgroup_find_pod(const char *root, const char *uid, char *buf, size_t len)
+{
+	return pod(root, uid, buf, len, true);
 }
 
 /* ---- id -> path ---------------------------------------------------------------------------- */

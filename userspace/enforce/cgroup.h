@@ -28,6 +28,9 @@ int cgroup_walk(const char *dir, int depth,
  * UID). -ENOENT none, -EEXIST several (give more of the id), -EINVAL malformed. */
 int cgroup_resolve_container(const char *root, const char *id, char *buf, size_t len);
 int cgroup_resolve_pod(const char *root, const char *uid, char *buf, size_t len);
+/* The same without logging: for callers that expect a miss and try again (the pod watch). */
+int cgroup_find_container(const char *root, const char *id, char *buf, size_t len);
+int cgroup_find_pod(const char *root, const char *uid, char *buf, size_t len);
 
 /* An index id -> path, filled one entry at a time or by walking a tree. */
 struct cgroup_index;

@@ -3,6 +3,7 @@
 
 #include "base/log.h"
 #include "enforce/cgroup.h"
+#include "enforce/kube.h"
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -58,6 +59,7 @@ void enforcer_config_free(struct enforcer_config *c)
 	strv_free(c->allow, c->nallow);
 	strv_free(c->protect, c->nprotect);
 	strv_free(c->protect_unix, c->nprotect_unix);
+	kube_config_free(c->kube);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -206,7 +208,7 @@ int enforcer_config_parse(const cJSON *sec, const char *path, struct enforcer_co
 			  struct config_errors *errs)
 {
 	static const char *const keys[] = { "enabled", "pin_dir", "cgroup_root", "errno",
-		"enroll", "exempt", "allow", "protect", "protect_unix", NULL };
+		"enroll", "exempt", "allow", "protect", "protect_unix", "kubernetes", NULL };
 	const char *s;
 	int ret, bad = 0;
 
@@ -259,6 +261,13 @@ int enforcer_config_parse(const cJSON *sec, const char *path, struct enforcer_co
 			   &out->protect, &out->nprotect, errs));
 	STEP(parse_strings(sec, "protect_unix", path, check_unix, "unix socket paths",
 			   &out->protect_unix, &out->nprotect_unix, errs));
+	if (cJSON_GetObjectItemCaseSensitive(sec, "kubernetes")) {
+		char sub[256];
+
+		snprintf(sub, sizeof(sub), "%s.kubernetes", path);
+		STEP(kube_config_parse(cJSON_GetObjectItemCaseSensitive(sec, "kubernetes"), sub,
+				       &out->kube, errs));
+	}
 #undef STEP
 	ret = bad ? -EINVAL : 0;
 out:

@@ -24,6 +24,7 @@
 
 struct event_base;
 struct enforcer;
+struct kube_config;
 
 enum enforcer_open_mode {
 	ENFORCER_LOAD = 0,	/* load programs; attach, or adopt existing links and swap programs */
@@ -92,6 +93,8 @@ int enforcer_cgroup_path(struct enforcer *e, uint64_t id, char *buf, size_t len)
 /* path: absolute cgroupfs path, or relative to the cgroup root. Enrolling the root itself is
  * refused (-EINVAL): it would enforce on the whole host. Re-enrolling changes the mode. */
 int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode);
+/* The mode stored for cgroup id (enrolled or exempt); -ENOENT when it has no entry. */
+int enforcer_enrolled_mode(struct enforcer *e, uint64_t id, enum warden_mode *out);
 /* Remove the entry (enrolled or exempt) for path; -ENOENT if there is none. */
 int enforcer_unenroll(struct enforcer *e, const char *path);
 /* The sidecar's own cgroup: never enforced, even below an enrolled ancestor. */
@@ -178,6 +181,7 @@ struct enforcer_config {
 	size_t nprotect;
 	char **protect_unix;
 	size_t nprotect_unix;
+	struct kube_config *kube;	/* "kubernetes": the pod watch (enforce/kube.h); NULL: off */
 };
 
 /* Parse the "enforcement" section (section may be NULL: disabled). Errors name the field path

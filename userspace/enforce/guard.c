@@ -10,6 +10,7 @@
 #include "observe/audit.h"
 #include "base/config.h"
 #include "enforce/enforcer.h"
+#include "enforce/kube.h"
 #include "base/log.h"
 
 #define UPSTREAM_REFRESH_MS 60000
@@ -20,6 +21,7 @@ struct guard {
 	struct enforcer_upstream **ups;
 	size_t nups;
 	struct event *prune;
+	struct kube_watch *kube;	/* the pod watch, when "kubernetes" is configured */
 };
 
 /* Containers and pods come and go; their enrolments must not outlive them. */
@@ -191,6 +193,8 @@ int guard_start(struct event_base *base, const struct config *cfg, int sidecar_p
 		rc = -ENOMEM;
 		goto fail;
 	}
+	if (g->cfg.kube && (rc = kube_watch_start(base, g->e, g->cfg.kube, &g->kube)))
+		goto fail;
 	log_info("kernel enforcement is ON: pins in %s, %zu enrolled target(s), %zu upstream "
 		 "address(es) protected, sidecar port %d", enforcer_pin_dir(g->e), g->cfg.nenroll,
 		 g->nups, sidecar_port);
@@ -207,6 +211,7 @@ void guard_stop(struct guard *g)
 {
 	if (!g)
 		return;
+	kube_watch_stop(g->kube);
 	if (g->prune)
 		event_free(g->prune);
 	for (size_t i = 0; i < g->nups; i++)

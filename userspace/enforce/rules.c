@@ -77,6 +77,17 @@ int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode)
 	return ret;
 }
 
+int enforcer_enrolled_mode(struct enforcer *e, uint64_t id, enum warden_mode *out)
+{
+	struct warden_enroll v;
+	__u64 key = id;
+
+	if (bpf_map_lookup_elem(e->map_fds[WARDEN_M_ENROLLED], &key, &v) < 0)
+		return -errno;
+	*out = (enum warden_mode)v.mode;
+	return 0;
+}
+
 int enforcer_exempt(struct enforcer *e, const char *path)
 {
 	return enforcer_enroll(e, path, WARDEN_MODE_EXEMPT);

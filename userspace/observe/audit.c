@@ -70,6 +70,11 @@ void audit_kernel_deny(cJSON *event)
 	log_record("kernel_deny", event);
 }
 
+void audit_enforcement(cJSON *action)
+{
+	log_record("enforcement", action);
+}
+
 void audit_admin(cJSON *action)
 {
 	log_record("admin", action);

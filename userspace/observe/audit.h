@@ -34,6 +34,9 @@ void audit_decision(const struct audit_decision *d);
 void audit_auth(const char *reason, const char *key, const char *peer);
 /* A connection the kernel refused (the enforcer's event, already decoded). */
 void audit_kernel_deny(cJSON *event);
+/* An enrolment decision of the node agent's pod watch (enforce/kube_pods.c): action, pod,
+ * container, cgroup, mode, reason. */
+void audit_enforcement(cJSON *action);
 /* An action on the admin plane (built by the admin module: docs/admin-api.md#records). */
 void audit_admin(cJSON *action);
 

@@ -29,7 +29,7 @@
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
-#include "mcp/transport/curl_loop.h"
+#include "base/curl_loop.h"
 #include "mcp/transport/sse.h"
 
 #define HTTP_MAX_BODY           (16u << 20)     /* one JSON answer or one SSE event */
@@ -47,6 +47,7 @@ enum body_mode { BODY_UNKNOWN, BODY_SSE, BODY_JSON, BODY_SNIPPET };
 struct http_transport;
 
 struct call {
+	struct curl_xfer xfer;          /* the easy handle's CURLOPT_PRIVATE */
 	struct list_head link;          /* in the transport's calls, or the orphans */
 	struct http_transport *h;       /* NULL for an orphan (the DELETE after destroy) */
 	enum call_kind kind;
@@ -203,10 +204,13 @@ static void drain(void)
 
 /* ---- calls ---- */
 
+static void on_done(struct curl_xfer *x, CURLcode res);
+
 static struct call *call_new(struct http_transport *h, enum call_kind kind)
 {
 	struct call *c = xcalloc(1, sizeof(*c));
 
+	c->xfer.done = on_done;
 	c->h = h;
 	c->kind = kind;
 	list_add(&c->link, h ? &h->calls : &g.orphans);
@@ -457,7 +461,7 @@ static int call_start(struct call *c, const char *url, long timeout_ms, long con
 		goto out;
 	rc = -EINVAL;
 	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PRIVATE, c);
+	SET(CURLOPT_PRIVATE, &c->xfer);
 	SET(CURLOPT_WRITEFUNCTION, write_cb);
 	SET(CURLOPT_WRITEDATA, c);
 	SET(CURLOPT_ERRORBUFFER, c->errbuf);
@@ -759,12 +763,12 @@ static void call_done(struct call *c, CURLcode res)
 		post_done(c, res);
 }
 
-static void on_done(void *priv, CURLcode res)
+static void on_done(struct curl_xfer *x, CURLcode res)
 {
-	call_done(priv, res);
+	call_done(container_of(x, struct call, xfer), res);
 }
 
-static const struct curl_loop_ops loop_ops = { on_done, drain };
+static const struct curl_loop_ops loop_ops = { drain };
 
 static void timer_fired(evutil_socket_t fd, short what, void *arg)
 {

@@ -1,5 +1,5 @@
 /* curl_loop: curl multi on libevent. */
-#include "mcp/transport/curl_loop.h"
+#include "base/curl_loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,10 +32,13 @@ void curl_loop_pump(void)
 		char *priv = NULL;
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		if (curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv) == CURLE_OK && priv)
-			g.ops->done(priv, m->data.result);
+		if (curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv) == CURLE_OK && priv) {
+			struct curl_xfer *x = (struct curl_xfer *)(void *)priv;
+			x->done(x, m->data.result);
+		}
 	}
-	g.ops->after();
+	if (g.ops && g.ops->after)
+		g.ops->after();
 }
 
 static void socket_action(evutil_socket_t fd, int action)
@@ -44,7 +47,7 @@ static void socket_action(evutil_socket_t fd, int action)
 	CURLMcode mc = curl_multi_socket_action(g.multi, fd, action, &running);
 
 	if (mc != CURLM_OK)
-		log_error("upstream http: curl_multi_socket_action: %s", curl_multi_strerror(mc));
+		log_error("curl: curl_multi_socket_action: %s", curl_multi_strerror(mc));
 	curl_loop_pump();
 }
 
@@ -116,10 +119,10 @@ int curl_loop_init(struct event_base *base, const struct curl_loop_ops *ops)
 	v = curl_version_info(CURLVERSION_NOW);
 	g.async_dns = v && (v->features & CURL_VERSION_ASYNCHDNS);
 	if (g.async_dns)
-		log_debug("upstream http: libcurl %s with an asynchronous resolver", v->version);
+		log_debug("curl: libcurl %s with an asynchronous resolver", v->version);
 	else
-		log_warn("upstream http: libcurl %s resolves names synchronously: upstream URLs "
-			 "must use IP addresses", v ? v->version : "?");
+		log_warn("curl: libcurl %s resolves names synchronously: HTTP upstream and API "
+			 "server URLs must use IP addresses", v ? v->version : "?");
 	g.base = base;
 	g.ops = ops;
 	list_init(&g.socks);

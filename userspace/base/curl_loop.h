@@ -1,7 +1,11 @@
 /* curl_loop: libcurl's multi socket interface driven by the daemon's libevent loop (curl's
  * hiperfifo pattern: curl says which sockets to watch and when to wake it; the loop calls
  * curl_multi_socket_action). One multi per process, so connections to the same server are
- * cached and reused by every session. Nothing here knows MCP.
+ * cached and reused by every session. Shared by the MCP upstream transport and the
+ * enforcer's Kubernetes pod watch; nothing here knows either.
+ *
+ * Every easy handle added to the multi carries a struct curl_xfer as its CURLOPT_PRIVATE:
+ * its done() is called when the transfer finishes, so each user learns about its own.
  */
 #ifndef WARDEN_CURL_LOOP_H
 #define WARDEN_CURL_LOOP_H
@@ -10,14 +14,17 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+/* Embed one in the transfer's own state and pass its address as CURLOPT_PRIVATE. */
+struct curl_xfer {
+	void (*done)(struct curl_xfer *x, CURLcode res);
+};
+
 struct curl_loop_ops {
-	/* A transfer finished: priv is the easy handle's CURLOPT_PRIVATE. */
-	void (*done)(void *priv, CURLcode res);
 	/* After each round of curl activity (and its done calls): run what was queued. */
 	void (*after)(void);
 };
 
-/* 0, or -EBUSY when already running on another base. */
+/* 0, or -EBUSY when already running on another base. ops may be NULL. */
 int curl_loop_init(struct event_base *base, const struct curl_loop_ops *ops);
 void curl_loop_shutdown(void);
 bool curl_loop_running(const struct event_base *base);

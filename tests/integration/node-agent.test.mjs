@@ -1,0 +1,264 @@
+// The node agent: the daemon watches the pods of its node on a (stand-in) API server over
+// HTTPS and enrols the agent containers of annotated pods in the real kernel, exempting the
+// sidecar container. Cgroups are made in both kubelet layouts (cgroupfs and systemd) under a
+// private test folder; a process placed in the agent's cgroup is refused a protected address,
+// one in the sidecar's is not. Stickiness (annotation removed or weakened), upgrades,
+// containers that start later, 410 Gone and re-list (with a rotated token), deletion (cgroups
+// gone: entries removed; forced deletion with cgroups alive: entries kept until they go) and
+// a hostile list (other nodes' pods, malformed items) are all checked.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gatewayConfig, httpUpstream, makeTempDir, paths, startDaemon, startFixture } from './lib.mjs';
+import { podObject, startKubeApi } from '../fixtures/kube-api.mjs';
+
+const cgroot = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup'
+	: '/sys/fs/cgroup/unified';
+const openssl = spawnSync('openssl', ['version']);
+const skip = process.getuid() !== 0 ? 'needs root (BPF and cgroups)'
+	: !existsSync(join(cgroot, 'cgroup.procs')) ? 'no cgroup v2 hierarchy'
+	: openssl.status !== 0 ? 'no openssl to make the API server\'s certificate'
+	: false;
+if (skip)
+	console.log(`# SKIP node-agent.test.mjs: ${skip}`);
+
+const probe = join(paths.top, 'tests', 'fixtures', 'agent-probe.mjs');
+const wardenctl = join(paths.build, 'wardenctl');
+const NODE = 'node-a';
+
+/** Run the MCP probe inside cgroup dir: {ok, code}. */
+function agent(cgdir, url) {
+	const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$0" "$@"`, paths.node, probe, url],
+		{ encoding: 'utf8', timeout: 20000, env: { ...process.env, NODE_PATH: join(paths.top, 'tests', 'node_modules') } });
+	const line = r.stdout.trim().split('\n').pop();
+	assert.ok(line, `probe printed nothing (stderr: ${r.stderr})`);
+	return JSON.parse(line);
+}
+
+/** warden_enrolled as wardenctl shows it: cgroup path -> mode. */
+function enrolled(pinDir) {
+	const out = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }));
+	return new Map(out.maps.warden_enrolled.filter((e) => e.cgroup).map((e) => [e.cgroup, e.mode]));
+}
+
+/** Poll until fn() is truthy (or fail with what it last returned). */
+async function until(fn, what, ms = 8000) {
+	const deadline = Date.now() + ms;
+	let last;
+	while (Date.now() < deadline) {
+		last = fn();
+		if (last)
+			return last;
+		await new Promise((r) => setTimeout(r, 100));
+	}
+	assert.fail(`${what}: not within ${ms} ms`);
+}
+
+const hex64 = () => randomBytes(32).toString('hex');
+
+test('the node agent enrols annotated pods from the API server', { skip, timeout: 180000 }, async (t) => {
+	const tag = `mcpwarden-kube-${process.pid}`;
+	const pinDir = `/sys/fs/bpf/${tag}`;
+	const base = join(cgroot, tag);
+	const made = [];	// cgroups to remove, deepest last
+	const mk = (...parts) => {
+		const d = join(base, ...parts);
+		mkdirSync(d, { recursive: true });
+		for (let p = d; p.startsWith(base) && !made.includes(p); p = join(p, '..'))
+			made.push(p);
+		return d;
+	};
+	const rm = (d) => { try { rmdirSync(d); } catch { /* gone already */ } };
+	const dir = makeTempDir('mcpwarden-kube-');
+	const fixture = await startFixture();
+	let daemon, api;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await api?.stop();
+		await fixture.stop(3000);
+		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
+		for (const d of made.sort((a, b) => b.length - a.length))
+			rm(d);
+	});
+
+	// The API server's certificate, for 127.0.0.1, made now; the daemon trusts only it.
+	const key = join(dir, 'api.key'), cert = join(dir, 'api.crt');
+	execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+		'-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=kube-apiserver',
+		'-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+	const tokenFile = join(dir, 'token');
+	const token1 = randomBytes(24).toString('base64url');
+	writeFileSync(tokenFile, token1 + '\n');
+	api = await startKubeApi({ token: token1, node: NODE, tls: { key: readFileSync(key), cert: readFileSync(cert) } });
+
+	// Pod A, cgroupfs layout, native sidecar; already running when the daemon starts.
+	const a = { uid: randomUUID(), agent: hex64(), sidecar: hex64() };
+	const aPod = mk('kubepods', 'besteffort', `pod${a.uid}`);
+	const aAgent = mk('kubepods', 'besteffort', `pod${a.uid}`, a.agent);
+	const aSidecar = mk('kubepods', 'besteffort', `pod${a.uid}`, a.sidecar);
+	const podA = (annotation) => podObject({ uid: a.uid, name: 'agent-a', node: NODE, annotation, containers: [
+		{ name: 'mcpwarden', id: a.sidecar, init: true }, { name: 'agent', id: a.agent }] });
+	api.put(podA('protect'));
+	// Not annotated: never enrolled.
+	const c = { uid: randomUUID(), agent: hex64() };
+	const cAgent = mk('kubepods', 'besteffort', `pod${c.uid}`, c.agent);
+	api.put(podObject({ uid: c.uid, name: 'plain', node: NODE, containers: [{ name: 'app', id: c.agent }] }));
+	// A hostile or broken list: another node's pod, malformed items. Ignored, no crash.
+	const other = { uid: randomUUID(), agent: hex64() };
+	const otherAgent = mk('kubepods', 'besteffort', `pod${other.uid}`, other.agent);
+	api.extraItems = [
+		podObject({ uid: other.uid, name: 'elsewhere', node: 'node-b', annotation: 'lockdown',
+			containers: [{ name: 'agent', id: other.agent }] }),
+		{ metadata: { uid: '../../etc', name: 'x', namespace: 'agents' } },
+		{ metadata: 'nope' }, 42, null,
+		podObject({ uid: randomUUID(), name: 'bad-ids', node: NODE, annotation: 'protect', containers: [
+			{ name: 'agent', id: '../../../../tmp' }, { name: 'Not_A_Label', id: hex64() }] }),
+	];
+
+	const config = gatewayConfig([httpUpstream(fixture.url)], {
+		enforcement: { enabled: true, pin_dir: pinDir, kubernetes: {
+			node_name: { env: 'MCPWARDEN_TEST_NODE' }, api_server: api.url,
+			token_file: tokenFile, ca_file: cert } },
+	});
+	daemon = await startDaemon(config, { env: { MCPWARDEN_TEST_NODE: NODE } });
+	await daemon.waitForStderr(/kernel enforcement is ON/, 10000);
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	const rec = (pred, ms = 8000) => daemon.waitForRecord((r) => r.type === 'enforcement' && pred(r), ms);
+
+	// Enrolled from the list: pod cgroup and agent container protect, the sidecar exempt.
+	const agentRec = await rec((r) => r.action === 'enroll' && r.container === 'agent' && r.pod_uid === a.uid);
+	assert.equal(agentRec.mode, 'protect');
+	assert.equal(agentRec.cgroup, aAgent);
+	assert.equal(agentRec.namespace, 'agents');
+	await rec((r) => r.action === 'exempt' && r.container === 'mcpwarden' && r.pod_uid === a.uid);
+	let m = enrolled(pinDir);
+	assert.equal(m.get(aPod), 'protect');
+	assert.equal(m.get(aAgent), 'protect');
+	assert.equal(m.get(aSidecar), 'exempt');
+	assert.equal(m.get(cAgent), undefined, 'a pod without the annotation is not enrolled');
+	assert.equal(m.get(otherAgent), undefined, 'another node\'s pod is not enrolled');
+	assert.ok(api.stats.lists >= 1 && api.stats.unauthorized === 0 && api.stats.badSelector === 0);
+	await until(() => api.openWatches() === 1, 'the daemon watches after listing');
+
+	// The kernel: the agent is refused the MCP server directly; the sidecar reaches it.
+	const direct = agent(aAgent, fixture.url);
+	assert.equal(direct.ok, false, 'the agent container must not reach the MCP server directly');
+	assert.equal(direct.code, 'EPERM');
+	assert.equal(agent(aSidecar, fixture.url).ok, true, 'the sidecar container is exempt');
+	assert.equal(agent(aAgent, daemon.url).ok, true, 'the agent reaches the sidecar');
+
+	// Annotation removed on the running pod: it stays enrolled (never let go), and says so.
+	api.put(podA(undefined));
+	const keep = await rec((r) => r.action === 'keep' && r.pod_uid === a.uid);
+	assert.equal(keep.reason, 'annotation removed');
+	assert.equal(enrolled(pinDir).get(aAgent), 'protect');
+	assert.equal(agent(aAgent, fixture.url).ok, false);
+	// Stricter is honoured: lockdown; weaker again is not.
+	api.put(podA('lockdown'));
+	await until(() => enrolled(pinDir).get(aAgent) === 'lockdown', 'upgrade to lockdown');
+	assert.equal(enrolled(pinDir).get(aPod), 'lockdown');
+	assert.equal(enrolled(pinDir).get(aSidecar), 'exempt');
+	api.put(podA('protect'));
+	await new Promise((r) => setTimeout(r, 500));
+	assert.equal(enrolled(pinDir).get(aAgent), 'lockdown', 'a downgrade is not honoured');
+
+	// Pod B, systemd layout, classic sidecar; its agent has no id yet, then an id whose cgroup
+	// appears only later (the retry finds it).
+	const b = { uid: randomUUID(), agent: hex64(), sidecar: hex64() };
+	const bSlice = ['kubepods.slice', 'kubepods-burstable.slice', `kubepods-burstable-pod${b.uid.replaceAll('-', '_')}.slice`];
+	const bPod = mk(...bSlice);
+	const bSidecar = mk(...bSlice, `cri-containerd-${b.sidecar}.scope`);
+	const podB = (agentId) => podObject({ uid: b.uid, name: 'agent-b', node: NODE, annotation: 'protect', containers: [
+		{ name: 'agent', id: agentId }, { name: 'mcpwarden', id: b.sidecar }] });
+	api.put(podB(null));
+	await rec((r) => r.action === 'exempt' && r.pod_uid === b.uid);
+	m = enrolled(pinDir);
+	assert.equal(m.get(bPod), 'protect', 'the pod cgroup covers containers not started yet');
+	assert.equal(m.get(bSidecar), 'exempt');
+	api.put(podB(b.agent));
+	await new Promise((r) => setTimeout(r, 300));
+	const bAgent = mk(...bSlice, `cri-containerd-${b.agent}.scope`);
+	await rec((r) => r.action === 'enroll' && r.pod_uid === b.uid && r.container === 'agent');
+	assert.equal(enrolled(pinDir).get(bAgent), 'protect');
+	assert.equal(agent(bAgent, fixture.url).code, 'EPERM');
+
+	// 410 Gone: a pod changed meanwhile is only seen by a re-list, made with the rotated token.
+	const d = { uid: randomUUID(), agent: hex64() };
+	const dAgent = mk('kubepods', 'burstable', `pod${d.uid}`, `crio-${d.agent}.scope`);
+	api.putSilently(podObject({ uid: d.uid, name: 'agent-d', node: NODE, annotation: 'lockdown',
+		containers: [{ name: 'agent', id: d.agent, runtime: 'cri-o' }] }));
+	const token2 = randomBytes(24).toString('base64url');
+	writeFileSync(tokenFile, token2 + '\n');
+	api.token = token2;
+	const lists = api.stats.lists;
+	api.gone();
+	await rec((r) => r.action === 'enroll' && r.pod_uid === d.uid && r.container === 'agent');
+	assert.ok(api.stats.lists > lists, 're-listed after 410');
+	assert.equal(api.stats.unauthorized, 0, 'the new token was read for the re-list');
+	assert.equal(enrolled(pinDir).get(dAgent), 'lockdown');
+	await until(() => api.openWatches() === 1, 'watching again after the re-list');
+
+	// Deleted after the kubelet removed its cgroups: entries removed at once.
+	const aId = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }))
+		.maps.warden_enrolled.filter((e) => [aAgent, aSidecar, aPod].includes(e.cgroup)).map((e) => e.cgroup_id);
+	assert.equal(aId.length, 3);
+	rm(aAgent); rm(aSidecar); rm(aPod);
+	api.delete(a.uid);
+	await rec((r) => r.action === 'unenroll' && r.pod_uid === a.uid);
+	await until(() => {
+		const ids = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }))
+			.maps.warden_enrolled.map((e) => e.cgroup_id);
+		return aId.every((id) => !ids.includes(id));
+	}, 'pod A\'s entries removed');
+
+	// Forced deletion while B's containers still run: kept until their cgroups go.
+	api.delete(b.uid);
+	await rec((r) => r.action === 'keep' && r.pod_uid === b.uid && /still alive/.test(r.reason));
+	assert.equal(enrolled(pinDir).get(bAgent), 'protect', 'a live cgroup is never let go');
+	assert.equal(agent(bAgent, fixture.url).ok, false);
+	rm(bAgent); rm(bSidecar); rm(bPod);
+	await until(() => ![bAgent, bSidecar, bPod].some((p) => enrolled(pinDir).has(p)), 'pruned once gone');
+
+	const lines = daemon.stderrLines;
+	const end = await daemon.stop(5000);
+	daemon = null;
+	assert.equal(end.code, 0, 'a clean exit');
+	for (const line of lines)
+		assert.doesNotMatch(line, /AddressSanitizer|LeakSanitizer|runtime error:/);
+});
+
+test('a wrong token or node is refused by the API and the daemon keeps retrying', { skip, timeout: 60000 }, async (t) => {
+	const tag = `mcpwarden-kube2-${process.pid}`;
+	const pinDir = `/sys/fs/bpf/${tag}`;
+	const dir = makeTempDir('mcpwarden-kube-');
+	const tokenFile = join(dir, 'token');
+	writeFileSync(tokenFile, 'wrong-token');
+	const api = await startKubeApi({ token: 'right-token', node: NODE });
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await api.stop();
+		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
+	});
+	daemon = await startDaemon(gatewayConfig([], {
+		enforcement: { enabled: true, pin_dir: pinDir, kubernetes: {
+			node_name: NODE, api_server: api.url, token_file: tokenFile } },
+	}));
+	await daemon.waitForStderr(/listing pods: HTTP 401 \(token or RBAC/, 10000);
+	await daemon.waitForStderr(/listing pods again in \d+ ms/, 5000);
+	// The token is fixed on disk: the next attempt reads it and gets through.
+	writeFileSync(tokenFile, 'right-token');
+	await daemon.waitForStderr(/kubernetes: listed 0 pod\(s\) of node node-a/, 15000);
+	assert.ok(api.stats.unauthorized >= 1);
+	assert.ok(!api.stats.tokens.includes('') && api.stats.tokens.includes('wrong-token'));
+	assert.equal(api.stats.badSelector, 0);
+	const lines = daemon.stderrLines;
+	const end = await daemon.stop(5000);
+	daemon = null;
+	assert.equal(end.code, 0, 'a clean exit');
+	for (const line of lines)
+		assert.doesNotMatch(line, /AddressSanitizer|LeakSanitizer|runtime error:/);
+});

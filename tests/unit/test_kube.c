@@ -1,0 +1,152 @@
+/* kube without privilege or network: the "enforcement.kubernetes" section (defaults, the
+ * node name from the environment, the API server from the in-cluster environment, every
+ * error with its field path) and the Kubernetes name checks the pod watch relies on. */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/config.h"
+#include "base/log.h"
+#include "enforce/enforcer.h"
+#include "enforce/kube.h"
+#include "cunit_main.h"
+
+static bool has_error(const struct config_errors *e, const char *needle)
+{
+	for (int i = 0; i < e->count; i++)
+		if (strstr(e->msg[i], needle))
+			return true;
+	return false;
+}
+
+static int parse(const char *text, struct enforcer_config *c, struct config_errors *e)
+{
+	cJSON *j = cJSON_Parse(text);
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	rc = enforcer_config_parse(j, "enforcement", c, e);
+	cJSON_Delete(j);
+	return rc;
+}
+
+static void test_defaults(void)
+{
+	struct enforcer_config c;
+	struct config_errors e = { 0 };
+
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	setenv("MCPWARDEN_TEST_NODE", "worker-1.example", 1);
+	CU_ASSERT_EQUAL_FATAL(parse("{\"kubernetes\": {\"node_name\": {\"env\": "
+				    "\"MCPWARDEN_TEST_NODE\"}}}", &c, &e), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c.kube);
+	CU_ASSERT_STRING_EQUAL(c.kube->node_name, "worker-1.example");
+	CU_ASSERT_STRING_EQUAL(c.kube->api_server, KUBE_API_DEFAULT);
+	CU_ASSERT_STRING_EQUAL(c.kube->token_file, KUBE_TOKEN_DEFAULT);
+	CU_ASSERT_STRING_EQUAL(c.kube->ca_file, KUBE_CA_DEFAULT);
+	CU_ASSERT_STRING_EQUAL(c.kube->annotation, "mcpwarden.io/enforce");
+	CU_ASSERT_STRING_EQUAL(c.kube->sidecar_container, "mcpwarden");
+	enforcer_config_free(&c);
+
+	/* In a pod: the Service address the kubelet gives, IPv6 bracketed. */
+	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
+	CU_ASSERT_EQUAL_FATAL(parse("{\"kubernetes\": {\"node_name\": \"n1\"}}", &c, &e), 0);
+	CU_ASSERT_STRING_EQUAL(c.kube->api_server, "https://[fd00::1]:6443");
+	enforcer_config_free(&c);
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	CU_ASSERT_EQUAL_FATAL(parse("{\"kubernetes\": {\"node_name\": \"n1\", \"api_server\": "
+				    "\"http://127.0.0.1:8001/\", \"annotation\": \"example.com/x\", "
+				    "\"sidecar_container\": \"gw\"}}", &c, &e), 0);
+	CU_ASSERT_STRING_EQUAL(c.kube->api_server, "http://127.0.0.1:8001");	/* no slash */
+	CU_ASSERT_STRING_EQUAL(c.kube->annotation, "example.com/x");
+	enforcer_config_free(&c);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+	CU_ASSERT_EQUAL(e.count, 0);
+	/* No section: no watch. */
+	CU_ASSERT_EQUAL_FATAL(parse("{}", &c, &e), 0);
+	CU_ASSERT_PTR_NULL(c.kube);
+	enforcer_config_free(&c);
+}
+
+static void test_errors(void)
+{
+	struct enforcer_config c;
+	struct config_errors e = { 0 };
+
+	unsetenv("MCPWARDEN_TEST_UNSET");
+	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {\"node_name\": {\"env\": "
+			      "\"MCPWARDEN_TEST_UNSET\"}, \"api_server\": \"ftp://x\", "
+			      "\"token_file\": \"token\", \"ca_file\": 3, \"annotation\": \"a/b/c\", "
+			      "\"sidecar_container\": \"Side_Car\", \"watch\": true}}", &c, &e),
+			-EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.node_name: environment variable "
+				 "MCPWARDEN_TEST_UNSET is not set"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.api_server"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.token_file"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.ca_file"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.annotation"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.sidecar_container"));
+	CU_ASSERT_TRUE(has_error(&e, "watch"));
+	enforcer_config_free(&c);
+
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {\"node_name\": \"Bad_Node\", \"api_server\": "
+			      "\"https://h/api?x=1\"}}", &c, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.node_name"));
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.api_server"));
+	enforcer_config_free(&c);
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {}}", &c, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "node_name: required"));
+	enforcer_config_free(&c);
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_EQUAL(parse("{\"kubernetes\": true}", &c, &e), -EINVAL);
+	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes: must be an object"));
+	enforcer_config_free(&c);
+}
+
+static void test_names(void)
+{
+	char long_label[80];
+
+	CU_ASSERT_TRUE(kube_dns_label("mcpwarden", 9));
+	CU_ASSERT_TRUE(kube_dns_label("a-1", 3));
+	CU_ASSERT_FALSE(kube_dns_label("-a", 2));
+	CU_ASSERT_FALSE(kube_dns_label("a-", 2));
+	CU_ASSERT_FALSE(kube_dns_label("A", 1));
+	CU_ASSERT_FALSE(kube_dns_label("a.b", 3));
+	CU_ASSERT_FALSE(kube_dns_label("", 0));
+	memset(long_label, 'a', 64);
+	long_label[64] = '\0';
+	CU_ASSERT_FALSE(kube_dns_label(long_label, 64));
+	CU_ASSERT_TRUE(kube_dns_label(long_label, 63));
+	CU_ASSERT_TRUE(kube_dns_subdomain("ip-10-0-0-1.eu-west-1.compute.internal"));
+	CU_ASSERT_FALSE(kube_dns_subdomain("a..b"));
+	CU_ASSERT_FALSE(kube_dns_subdomain("a."));
+	CU_ASSERT_FALSE(kube_dns_subdomain(".a"));
+	CU_ASSERT_FALSE(kube_dns_subdomain("../etc"));
+	CU_ASSERT_TRUE(kube_annotation_key("mcpwarden.io/enforce"));
+	CU_ASSERT_TRUE(kube_annotation_key("Enforce_Me"));
+	CU_ASSERT_FALSE(kube_annotation_key("mcpwarden.io/"));
+	CU_ASSERT_FALSE(kube_annotation_key("/x"));
+	CU_ASSERT_FALSE(kube_annotation_key("a/b/c"));
+	CU_ASSERT_FALSE(kube_annotation_key("x-"));
+}
+
+int main(void)
+{
+	log_set_level(LOG_ERROR);
+
+	static const struct cu_case cases[] = {
+		{ "kubernetes section: defaults and environment", test_defaults },
+		{ "kubernetes section: errors name their field", test_errors },
+		{ "kubernetes names", test_names },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("kube", NULL, NULL, cases);
+}

@@ -1,0 +1,213 @@
+/* kube_config: the "enforcement.kubernetes" section. */
+#include "enforce/kube.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+
+#include "base/config.h"
+
+static bool alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool kube_dns_label(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || !alnum(s[0]) || !alnum(s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!alnum(s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+bool kube_dns_subdomain(const char *s)
+{
+	size_t n = strlen(s);
+	const char *p = s;
+
+	if (n == 0 || n > 253)
+		return false;
+	while (*p) {
+		size_t l = strcspn(p, ".");
+
+		if (!kube_dns_label(p, l))
+			return false;
+		p += l;
+		if (*p == '.' && !*++p)
+			return false;
+	}
+	return true;
+}
+
+/* The name part of a qualified name: [A-Za-z0-9._-], <= 63, alphanumeric at both ends. */
+static bool qualified_name(const char *s, size_t n)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+#define ALNUM(c) (strchr(ok, (c)) && (c) != '.' && (c) != '_' && (c) != '-')
+	if (n == 0 || n > 63 || !ALNUM(s[0]) || !ALNUM(s[n - 1]))
+		return false;
+#undef ALNUM
+	return strspn(s, ok) >= n;
+}
+
+bool kube_annotation_key(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	char prefix[254];
+
+	if (!slash)
+		return qualified_name(s, strlen(s));
+	if ((size_t)(slash - s) >= sizeof(prefix))
+		return false;
+	memcpy(prefix, s, (size_t)(slash - s));
+	prefix[slash - s] = '\0';
+	return kube_dns_subdomain(prefix) && qualified_name(slash + 1, strlen(slash + 1));
+}
+
+void kube_config_free(struct kube_config *c)
+{
+	if (!c)
+		return;
+	free(c->node_name);
+	free(c->api_server);
+	free(c->token_file);
+	free(c->ca_file);
+	free(c->annotation);
+	free(c->sidecar_container);
+	free(c);
+}
+
+/* scheme://host[:port] with an http(s) scheme and nothing after the authority but "/". */
+static int check_api(const char *url, struct config_errors *errs, const char *p)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *path = NULL, *query = NULL, *user = NULL;
+	int rc;
+
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "https") && strcasecmp(scheme, "http")))
+		rc = config_fail(errs, p, "must be an http(s) URL (https://host[:port])");
+	else if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK || strcmp(path, "/") ||
+		 curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
+		 curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
+		rc = config_fail(errs, p, "must be scheme://host[:port] only (no path, query or "
+				 "credentials)");
+	else
+		rc = 0;
+	curl_free(scheme);
+	curl_free(path);
+	curl_free(query);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* No "api_server": in a pod, the Service's address the kubelet puts in the environment;
+ * elsewhere the cluster DNS name. */
+static char *default_api(void)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	char buf[512];
+
+	if (!host || !*host || strlen(host) > 255)
+		return strdup(KUBE_API_DEFAULT);
+	if (!port || !*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
+		port = "443";
+	snprintf(buf, sizeof(buf), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+		 port);
+	return strdup(buf);
+}
+
+static int opt_string(const cJSON *obj, const char *key, const char *path, const char *dflt,
+		      char **out, struct config_errors *errs)
+{
+	const char *s;
+	int rc = cfg_string(obj, key, path, false, &s, errs);
+
+	if (rc == -ENOENT)
+		s = dflt;
+	else if (rc < 0)
+		return rc;
+	*out = strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+int kube_config_parse(const cJSON *obj, const char *path, struct kube_config **out,
+		      struct config_errors *errs)
+{
+	static const char *const keys[] = { "node_name", "api_server", "token_file", "ca_file",
+		"annotation", "sidecar_container", NULL };
+	struct kube_config *c;
+	char p[256];
+	int rc, bad = 0;
+
+	*out = NULL;
+	if (!cJSON_IsObject(obj))
+		return config_fail(errs, path, "must be an object");
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	bad |= cfg_known_keys(obj, path, keys, errs) < 0;
+#define STEP(call) do { rc = (call); if (rc == -ENOMEM) goto fail; bad |= rc < 0; } while (0)
+	STEP(cfg_secret(obj, "node_name", path, true, &c->node_name, errs));
+	if (c->node_name && !kube_dns_subdomain(c->node_name)) {
+		snprintf(p, sizeof(p), "%s.node_name", path);
+		STEP(config_fail(errs, p, "must be a node name (DNS subdomain, at most 253 "
+				 "characters)"));
+	}
+	if (cJSON_GetObjectItemCaseSensitive(obj, "api_server")) {
+		STEP(opt_string(obj, "api_server", path, NULL, &c->api_server, errs));
+	} else if (!(c->api_server = default_api())) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (c->api_server) {
+		size_t n = strlen(c->api_server);
+
+		while (n > 0 && c->api_server[n - 1] == '/')
+			c->api_server[--n] = '\0';
+		snprintf(p, sizeof(p), "%s.api_server", path);
+		STEP(check_api(c->api_server, errs, p));
+	}
+	STEP(opt_string(obj, "token_file", path, KUBE_TOKEN_DEFAULT, &c->token_file, errs));
+	STEP(opt_string(obj, "ca_file", path, KUBE_CA_DEFAULT, &c->ca_file, errs));
+	STEP(opt_string(obj, "annotation", path, KUBE_ANNOTATION_DEFAULT, &c->annotation, errs));
+	STEP(opt_string(obj, "sidecar_container", path, KUBE_SIDECAR_DEFAULT,
+			&c->sidecar_container, errs));
+	if (c->token_file && c->token_file[0] != '/') {
+		snprintf(p, sizeof(p), "%s.token_file", path);
+		STEP(config_fail(errs, p, "must be an absolute path"));
+	}
+	if (c->ca_file && c->ca_file[0] != '/') {
+		snprintf(p, sizeof(p), "%s.ca_file", path);
+		STEP(config_fail(errs, p, "must be an absolute path"));
+	}
+	if (c->annotation && !kube_annotation_key(c->annotation)) {
+		snprintf(p, sizeof(p), "%s.annotation", path);
+		STEP(config_fail(errs, p, "must be an annotation key ([prefix/]name)"));
+	}
+	if (c->sidecar_container &&
+	    !kube_dns_label(c->sidecar_container, strlen(c->sidecar_container))) {
+		snprintf(p, sizeof(p), "%s.sidecar_container", path);
+		STEP(config_fail(errs, p, "must be a container name (DNS label)"));
+	}
+#undef STEP
+	if (bad) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	kube_config_free(c);
+	return rc;
+}
