@@ -14,7 +14,6 @@
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/links.h"
-#include "mcp/relay.h"
 #include "mcp/reply.h"
 #include "mcp/session.h"
 #include "mcp/upstream.h"
@@ -32,6 +31,7 @@ struct own_fetch {
 };
 
 struct own_tools {
+	const struct links *ls;       /* the router's: the catalogue and how links open */
 	struct own_fetch *fetch;      /* in flight, or NULL */
 	bool listed;                  /* a list arrived, or listing failed (names NULL: nothing hidden) */
 	bool again;                   /* list_changed while fetching */
@@ -59,7 +59,7 @@ static void free_extra(struct own_tools *o)
 static void adopt(struct session_link *sl, const cJSON *tools)
 {
 	struct own_tools *o = sl->own;
-	struct catalog *cat = sl->relay->cat;
+	struct catalog *cat = o->ls->cat;
 	const cJSON *it;
 
 	free_extra(o);
@@ -198,10 +198,10 @@ static void start_fetch(struct session_link *sl)
 		sl->own->again = true;
 		return;
 	}
-	if (!links_get(sl->relay->links, sl->s, sl->server, &err)) {
+	if (!links_get(sl->own->ls, sl->s, sl->server, &err)) {
 		log_warn("session %.8s…: upstream %s: cannot open the session's own link (%s): the "
 			 "session sees its catalogue entries", sl->s->id,
-			 catalog_server_config(sl->relay->cat, sl->server)->name, strerror(-err));
+			 catalog_server_config(sl->own->ls->cat, sl->server)->name, strerror(-err));
 		sl->own->listed = true;
 		return;
 	}
@@ -231,9 +231,12 @@ void view_open(const struct links *ls, struct session *s)
 {
 	if (!wants_own_view(s))
 		return;
-	for (size_t i = 0; i < s->nlinks; i++)
-		if (!links_shared(ls, i))
-			s->links[i].own = xcalloc(1, sizeof(struct own_tools));
+	for (size_t i = 0; i < s->nlinks; i++) {
+		if (links_shared(ls, i))
+			continue;
+		s->links[i].own = xcalloc(1, sizeof(struct own_tools));
+		s->links[i].own->ls = ls;
+	}
 	/* All allocated first: a fetch that fails at once must not find the others unset. */
 	for (size_t i = 0; i < s->nlinks; i++)
 		if (s->links[i].own)
