@@ -42,7 +42,11 @@ TOOLS     := $(B)/wardenctl
 CTL_SRCS  := $(wildcard tools/wardenctl/*.c)
 UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
 KTESTS    := $(patsubst tests/kernel/%.c,$(B)/tests/%,$(wildcard tests/kernel/ktest_*.c))
-BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(wildcard tools/bench/*.c))
+# tools/bench/run.sh runs every program in $(B)/bench; the programs a benchmark drives (an
+# upstream server, a client) live in $(B)/bench-bin so that it does not run them by themselves.
+BENCH_BIN_SRCS := tools/bench/mcp_upstream.c
+BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(filter-out $(BENCH_BIN_SRCS),$(wildcard tools/bench/*.c)))
+BENCH_BIN := $(patsubst tools/bench/%.c,$(B)/bench-bin/%,$(BENCH_BIN_SRCS))
 
 .PHONY: all deps run test bench clean check-build image
 .DELETE_ON_ERROR:
@@ -88,7 +92,11 @@ $(B)/tests/%: tests/kernel/%.c $(LIB) $(wildcard tests/*.h tests/kernel/*.h) | $
 $(B)/bench/%: tools/bench/%.c $(LIB) | $(B)/bench
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(B) $(B)/tests $(B)/bench:
+# Standalone: they use the libraries, not libwarden (what they measure is the daemon).
+$(B)/bench-bin/%: tools/bench/%.c | $(B)/bench-bin
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent libcjson)
+
+$(B) $(B)/tests $(B)/bench $(B)/bench-bin:
 	mkdir -p $@
 
 run: deps
@@ -102,7 +110,7 @@ test: deps
 	@tests/run.sh build/test
 
 bench: deps
-	$(MAKE) all $(BENCH)
+	$(MAKE) all $(BENCH) $(BENCH_BIN)
 	@tools/bench/run.sh build/rel
 
 # Always from the release build, whatever MODE says: the image is what users run.

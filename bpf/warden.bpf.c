@@ -17,6 +17,21 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Is the calling task enforced (v filled)? Tasks that are not are counted and let through.
+ * cfg is NULL only if the array map were missing, which cannot happen. */
+static __always_inline bool enforced(const struct warden_config *cfg, __u32 hook,
+				     struct verdict *v)
+{
+	if (!cfg)
+		return false;
+	v->mode = cgroup_mode_cached(cfg, &v->enrolled_id, &v->cgroup_id);
+	if (v->mode == WARDEN_MODE_NONE || v->mode == WARDEN_MODE_EXEMPT) {
+		count(hook, COUNT_UNENROLLED);
+		return false;
+	}
+	return true;
+}
+
 /* Common body of the four inet sock_addr hooks (hook is a constant: the branches on it fold
  * away). Who is calling is decided first: the destination is only read for enforced tasks. */
 static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
@@ -25,13 +40,8 @@ static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
 	struct verdict v = {};
 	struct dst d;
 
-	if (!cfg)
-		return SYS_PROCEED;	/* cannot happen: array map */
-	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id, &v.cgroup_id);
-	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
-		count(hook, COUNT_UNENROLLED);
+	if (!enforced(cfg, hook, &v))
 		return SYS_PROCEED;
-	}
 	if (hook == WARDEN_HOOK_CONNECT6 || hook == WARDEN_HOOK_SENDMSG6) {
 		dst_from_ctx6(ctx, &d);
 	} else {
@@ -74,13 +84,8 @@ int warden_sock_create(struct bpf_sock *sk)
 	struct verdict v = {};
 	__u32 type, proto;
 
-	if (!cfg)
+	if (!enforced(cfg, hook, &v))
 		return SYS_PROCEED;
-	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id, &v.cgroup_id);
-	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
-		count(hook, COUNT_UNENROLLED);
-		return SYS_PROCEED;
-	}
 	type = sk->type;
 	proto = sk->protocol;
 	if (type == SOCK_RAW)
@@ -144,13 +149,8 @@ int warden_connect_unix(struct bpf_sock_addr *ctx)
 	struct verdict v = {};
 	__u32 len;
 
-	if (!cfg)
+	if (!enforced(cfg, hook, &v))
 		return SYS_PROCEED;
-	v.mode = cgroup_mode_cached(cfg, &v.enrolled_id, &v.cgroup_id);
-	if (v.mode == WARDEN_MODE_NONE || v.mode == WARDEN_MODE_EXEMPT) {
-		count(hook, COUNT_UNENROLLED);
-		return SYS_PROCEED;
-	}
 	sa = bpf_cast_to_kern_ctx(ctx);
 	len = sa->uaddrlen;
 	/* sun_path follows the 2-byte family; the kernel copy lives in a sockaddr_storage, so

@@ -7,8 +7,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
-      iproute2 curl
-      podman buildah runc catatonit busybox-static)   # make image; the podman pod suite
+      iproute2 curl wrk nginx
+      podman buildah runc catatonit busybox-static)   # make bench; make image; the podman pod suite
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -27,8 +27,25 @@ if [ ${#missing[@]} -gt 0 ]; then
 		exit 1
 	fi
 	echo "deps: installing ${missing[*]}"
+	# nginx (for make bench) is a service package: it must not start a system nginx on port
+	# 80. A policy-rc.d that answers 101 keeps invoke-rc.d from starting anything during the
+	# install; one that is already there (containers have one) is left as it is.
+	rcd=/usr/sbin/policy-rc.d
+	own_rcd=
+	if [ ! -e "$rcd" ]; then
+		printf '#!/bin/sh\n# mcpwarden deps.sh: no service starts during this install\nexit 101\n' >"$rcd"
+		chmod 755 "$rcd"
+		own_rcd=1
+		trap 'rm -f "$rcd"' EXIT
+	fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	if [ -n "$own_rcd" ]; then rm -f "$rcd"; trap - EXIT; fi
+	# Under systemd the unit is still enabled for the next boot: the benchmark starts its own
+	# nginx, so the system one stays off.
+	if [ -d /run/systemd/system ] && systemctl is-enabled -q nginx 2>/dev/null; then
+		systemctl disable --now nginx >/dev/null 2>&1 || true
+	fi
 fi
 
 cd "$top/tests"

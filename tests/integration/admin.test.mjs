@@ -292,6 +292,14 @@ describe('admin plane', () => {
 		assert.ok(s1.get(cnt) > (s0.get(cnt) ?? 0));
 		assert.ok(s1.get('mcpwarden_request_duration_seconds_bucket{part="gateway",le="+Inf"}') >=
 			s1.get(ok));
+		// Each stage of the call was timed once more: what the gateway costs, stage by stage.
+		for (const stage of ['front', 'gate', 'upstream', 'settle']) {
+			const k = `mcpwarden_call_stage_duration_seconds_count{stage="${stage}"}`;
+			assert.ok(s1.get(k) >= (s0.get(k) ?? 0) + 1, `${stage} is timed`);
+			const inf = `mcpwarden_call_stage_duration_seconds_bucket{stage="${stage}",le="+Inf"}`;
+			assert.equal(s1.get(inf), s1.get(k));
+			assert.ok(s1.get(`mcpwarden_call_stage_duration_seconds_sum{stage="${stage}"}`) > 0);
+		}
 		assert.ok(s1.get('mcpwarden_store_commits_total') > 0);
 		assert.ok(s1.get('mcpwarden_sessions') >= 0);
 		assert.equal(s1.get('mcpwarden_requests_in_flight'), 0);

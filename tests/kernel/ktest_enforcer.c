@@ -29,9 +29,11 @@
 #include <bpf/bpf.h>
 #include <event2/event.h>
 
+#include "enforce/cgroup.h"
 #include "enforce/enforcer.h"
 #include "base/log.h"
 #include "cunit_main.h"
+#include "ktest_util.h"
 
 static struct enforcer *E;
 static struct event_base *base;
@@ -55,31 +57,44 @@ static void on_event(const struct warden_event *ev, void *arg)
 
 /* ---- servers ----------------------------------------------------------------------------- */
 
+struct target {
+	int family;		/* socket family */
+	int type;
+	const char *addr;
+	uint16_t port;
+};
+
+static socklen_t make_addr(const struct target *t, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (t->family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(t->port);
+		inet_pton(AF_INET, t->addr, &s->sin_addr);
+		return sizeof(*s);
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(t->port);
+	inet_pton(AF_INET6, t->addr, &s6->sin6_addr);
+	return sizeof(*s6);
+}
+
 static int listen_on(int family, int type, const char *addr, uint16_t port, uint16_t *out)
 {
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
+	const struct target t = { .family = family, .type = type, .addr = addr, .port = port };
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(&t, &ss);
 	int fd = socket(family, type | SOCK_CLOEXEC, 0), one = 1;
 
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-
-		s->sin_family = AF_INET;
-		s->sin_port = htons(port);
-		inet_pton(AF_INET, addr, &s->sin_addr);
-		len = sizeof(*s);
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-
+	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		s->sin6_family = AF_INET6;
-		s->sin6_port = htons(port);
-		inet_pton(AF_INET6, addr, &s->sin6_addr);
-		len = sizeof(*s);
-	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
 	    (type == SOCK_STREAM && listen(fd, 64) < 0) ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
@@ -111,137 +126,45 @@ static int sidecar_listen(void)
 
 /* ---- cgroups and children ---------------------------------------------------------------- */
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-static int join_cgroup(const char *cg)
-{
-	char p[700];
-
-	snprintf(p, sizeof(p), "%s/cgroup.procs", cg);
-	return write_file(p, "0");
-}
-
-typedef int (*probe_fn)(const void *arg);
-
-/* Run fn in a child placed in cg, named comm; returns the errno fn reported (0: success), and
- * the child's pid in *pid. */
+/* Run fn in a child placed in cg, named comm (ktest_util.h). */
 static int run_in(const char *cg, const char *comm, probe_fn fn, const void *arg, pid_t *pid)
 {
-	int status;
-	pid_t p = fork();
-
-	if (p < 0)
-		return -errno;
-	if (p == 0) {
-		prctl(PR_SET_NAME, comm);
-		if (join_cgroup(cg) < 0)
-			_exit(200);
-		_exit(fn(arg) & 0xff);
-	}
-	if (pid)
-		*pid = p;
-	if (waitpid(p, &status, 0) < 0 || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
+	return run_in_cgroup(cg, comm, fn, arg, 200, pid);
 }
 
 /* ---- probes (run in the child; return 0 or an errno) --------------------------------------- */
 
-struct target {
-	int family;		/* socket family */
-	int type;
-	const char *addr;
-	uint16_t port;
-};
+enum probe_op { P_CONNECT, P_SENDTO, P_CONNECT_SEND, P_FASTOPEN };
 
-static socklen_t make_addr(const struct target *t, struct sockaddr_storage *ss)
+/* One socket to t: connect (t->type), a UDP sendto or connect+send, or a TCP Fast Open
+ * sendto. 0 or the errno of the first call that failed. */
+static int probe_io(const struct target *t, enum probe_op op)
 {
-	memset(ss, 0, sizeof(*ss));
-	if (t->family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(t, &ss);
+	struct sockaddr *sa = (struct sockaddr *)&ss;
+	int type = op == P_CONNECT ? t->type : op == P_FASTOPEN ? SOCK_STREAM : SOCK_DGRAM;
+	int fd = socket(t->family, type, 0), ret = 0;
+	ssize_t r;
 
-		s->sin_family = AF_INET;
-		s->sin_port = htons(t->port);
-		inet_pton(AF_INET, t->addr, &s->sin_addr);
-		return sizeof(*s);
+	if (fd < 0)
+		return errno;
+	switch (op) {
+	case P_CONNECT: r = connect(fd, sa, len); break;
+	case P_SENDTO: r = sendto(fd, "x", 1, 0, sa, len); break;
+	case P_CONNECT_SEND: r = connect(fd, sa, len) < 0 ? -1 : send(fd, "x", 1, 0); break;
+	default: r = sendto(fd, "x", 1, MSG_FASTOPEN, sa, len); break;
 	}
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-	s6->sin6_family = AF_INET6;
-	s6->sin6_port = htons(t->port);
-	inet_pton(AF_INET6, t->addr, &s6->sin6_addr);
-	return sizeof(*s6);
-}
-
-static int probe_connect(const void *arg)
-{
-	const struct target *t = arg;
-	struct sockaddr_storage ss;
-	socklen_t len = make_addr(t, &ss);
-	int fd = socket(t->family, t->type, 0), ret = 0;
-
-	if (fd < 0)
-		return errno;
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0)
+	if (r < 0)
 		ret = errno;
 	close(fd);
 	return ret;
 }
 
-static int probe_sendto(const void *arg)
-{
-	const struct target *t = arg;
-	struct sockaddr_storage ss;
-	socklen_t len = make_addr(t, &ss);
-	int fd = socket(t->family, SOCK_DGRAM, 0), ret = 0;
-
-	if (fd < 0)
-		return errno;
-	if (sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len) < 0)
-		ret = errno;
-	close(fd);
-	return ret;
-}
-
-static int probe_udp_connect_send(const void *arg)
-{
-	const struct target *t = arg;
-	struct sockaddr_storage ss;
-	socklen_t len = make_addr(t, &ss);
-	int fd = socket(t->family, SOCK_DGRAM, 0), ret = 0;
-
-	if (fd < 0)
-		return errno;
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0 || send(fd, "x", 1, 0) < 0)
-		ret = errno;
-	close(fd);
-	return ret;
-}
-
-static int probe_fastopen(const void *arg)
-{
-	const struct target *t = arg;
-	struct sockaddr_storage ss;
-	socklen_t len = make_addr(t, &ss);
-	int fd = socket(t->family, SOCK_STREAM, 0), ret = 0;
-
-	if (fd < 0)
-		return errno;
-	if (sendto(fd, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&ss, len) < 0)
-		ret = errno;
-	close(fd);
-	return ret;
-}
+static int probe_connect(const void *arg) { return probe_io(arg, P_CONNECT); }
+static int probe_sendto(const void *arg) { return probe_io(arg, P_SENDTO); }
+static int probe_udp_connect_send(const void *arg) { return probe_io(arg, P_CONNECT_SEND); }
+static int probe_fastopen(const void *arg) { return probe_io(arg, P_FASTOPEN); }
 
 /* io_uring IORING_OP_CONNECT with raw syscalls (no liburing). 0 or errno; ENOSYS/EPERM when
  * io_uring is unavailable, reported as 250 so the test can tell it apart. */

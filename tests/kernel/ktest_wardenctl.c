@@ -30,6 +30,7 @@
 #include "enforce/pins.h"
 #include "base/log.h"
 #include "cunit_main.h"
+#include "ktest_util.h"
 
 static struct enforcer *E;
 static char pin_dir[128], root[256], ctl[PATH_MAX];
@@ -145,47 +146,24 @@ static cJSON *parse_out(const struct run *r)
 
 /* ---- cgroups, listeners, children -------------------------------------------------------- */
 
-static int write_file(const char *path, const char *text)
+static int connect_loopback(const void *arg)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd;
 
+	(void)arg;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
+		return 251;
+	return connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ? errno : 0;
 }
 
 /* connect(127.0.0.1:port) from a child in cg named comm; returns the child's errno (0: it
  * connected) and its pid. */
 static int connect_from(const char *cg, const char *comm, pid_t *pid_out)
 {
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-		char procs[700];
-		int fd;
-
-		prctl(PR_SET_NAME, comm);
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
-		if (write_file(procs, "0") < 0)
-			_exit(250);
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd < 0)
-			_exit(251);
-		_exit(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ? errno : 0);
-	}
-	if (pid_out)
-		*pid_out = pid;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+	return run_in_cgroup(cg, comm, connect_loopback, NULL, 250, pid_out);
 }
 
 static void rmdir_retry(const char *path)

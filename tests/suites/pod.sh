@@ -94,20 +94,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for FILE ERE PID: print the first match of ERE in FILE; fail if PID exits or after 20 s.
-wait_for() {
-	local file=$1 re=$2 pid=$3 i m
-	for ((i = 0; i < 200; i++)); do
-		m=$(grep -m1 -oE "$re" "$file" 2>/dev/null)
-		if [ -n "$m" ]; then
-			echo "$m"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
+. "$top/tests/lib/suite.sh"   # wait_for
 
 # --- images: the sidecar from the release build, the agent from busybox-static ---------------
 STAGE=$tmp/stage IMAGE=${sidecar_image%:*} TAG_LATEST=0 \

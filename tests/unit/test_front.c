@@ -69,6 +69,16 @@ static struct http_res post_a(const char *sid, const char *body, const char *ext
 	return gw_http(&g, EVHTTP_REQ_POST, "/mcp", h, body);
 }
 
+/* POST body with headers h to /mcp; the answer's HTTP status. */
+static int post_status(const char *const *h, const char *body)
+{
+	struct http_res r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", h, body);
+	int status = r.status;
+
+	gw_res_free(&r);
+	return status;
+}
+
 static void test_health_and_paths(void)
 {
 	struct http_res r = gw_http(&g, EVHTTP_REQ_GET, "/healthz", NULL, NULL);
@@ -101,9 +111,7 @@ static void test_credentials(void)
 	CU_ASSERT_EQUAL(r.status, 401);
 	CU_ASSERT_PTR_NULL(strstr(r.body, "not-a-key"));  /* a key is never echoed */
 	gw_res_free(&r);
-	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", xkey, INIT("2025-11-25"));
-	CU_ASSERT_EQUAL(r.status, 200);
-	gw_res_free(&r);
+	CU_ASSERT_EQUAL(post_status(xkey, INIT("2025-11-25")), 200);
 }
 
 static void test_origin_and_host(void)
@@ -112,21 +120,12 @@ static void test_origin_and_host(void)
 	const char *listed[] = { AUTH_A, "Origin: https://app.example", NULL };
 	const char *local[] = { AUTH_A, "Origin: http://localhost:3000", NULL };
 	const char *host[] = { AUTH_A, "Host: attacker.example", NULL };
-	struct http_res r;
 
-	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", foreign, INIT("2025-11-25"));
-	CU_ASSERT_EQUAL(r.status, 403);
-	gw_res_free(&r);
-	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", listed, INIT("2025-11-25"));
-	CU_ASSERT_EQUAL(r.status, 200);
-	gw_res_free(&r);
-	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", local, INIT("2025-11-25"));
-	CU_ASSERT_EQUAL(r.status, 200);
-	gw_res_free(&r);
+	CU_ASSERT_EQUAL(post_status(foreign, INIT("2025-11-25")), 403);
+	CU_ASSERT_EQUAL(post_status(listed, INIT("2025-11-25")), 200);
+	CU_ASSERT_EQUAL(post_status(local, INIT("2025-11-25")), 200);
 	/* DNS rebinding: a loopback gateway answers only to loopback names. */
-	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", host, INIT("2025-11-25"));
-	CU_ASSERT_EQUAL(r.status, 403);
-	gw_res_free(&r);
+	CU_ASSERT_EQUAL(post_status(host, INIT("2025-11-25")), 403);
 }
 
 static void test_content_negotiation_and_parse_errors(void)
@@ -136,12 +135,8 @@ static void test_content_negotiation_and_parse_errors(void)
 	const char *h[] = { AUTH_A, NULL };
 	struct http_res r;
 
-	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", no_accept, INIT("2025-11-25"));
-	CU_ASSERT_EQUAL(r.status, 406);
-	gw_res_free(&r);
-	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", ctype, INIT("2025-11-25"));
-	CU_ASSERT_EQUAL(r.status, 415);
-	gw_res_free(&r);
+	CU_ASSERT_EQUAL(post_status(no_accept, INIT("2025-11-25")), 406);
+	CU_ASSERT_EQUAL(post_status(ctype, INIT("2025-11-25")), 415);
 	r = gw_http(&g, EVHTTP_REQ_POST, "/mcp", h, "{\"jsonrpc\":");
 	CU_ASSERT_EQUAL(r.status, 400);
 	CU_ASSERT_EQUAL(gw_error_code(&r), -32700);

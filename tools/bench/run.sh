@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run every benchmark built in $1 (default build/rel): each prints its own ratios against a
-# baseline measured in the same run. Benchmarks that need root say SKIP without it.
+# Run every benchmark: each program built in $1/bench (default build/rel) and each
+# tools/bench/*.sh (given the build directory). Each prints its own ratios against a baseline
+# measured in the same run. Benchmarks that need root or a missing tool say SKIP.
+# Programs that benchmarks drive (servers, clients) are built in $1/bench-bin, not run here.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -9,5 +11,10 @@ for b in "$build"/bench/*; do
 	[ -x "$b" ] || continue
 	echo "=== $(basename "$b")"
 	"$b" || status=1
+done
+for s in "$top"/tools/bench/*.sh; do
+	[ "$s" != "$top/tools/bench/run.sh" ] || continue
+	echo "=== $(basename "$s" .sh)"
+	"$s" "$build" || status=1
 done
 exit $status

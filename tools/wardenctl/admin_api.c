@@ -185,6 +185,15 @@ static int refused(long status, const cJSON *ans)
 	return EXIT_FAIL;
 }
 
+/* The exit status a request ended with: its failure already said (st < 0), the server's
+ * refusal, or success. */
+static int outcome(long st, const cJSON *ans)
+{
+	if (st < 0)
+		return EXIT_FAIL;
+	return st < 200 || st > 299 ? refused(st, ans) : EXIT_OK;
+}
+
 static void print_json(const cJSON *ans)
 {
 	char *t = cJSON_Print(ans);
@@ -360,13 +369,8 @@ static int keys_cmd(const struct opts *o, const char *token)
 			 !strcmp(sub, "revoke") ? "/revoke" : "");
 		st = request(o, token, !strcmp(sub, "revoke") ? "POST" : "GET", path, NULL, &ans);
 	}
-	if (st < 0)
+	if ((rc = outcome(st, ans)) != EXIT_OK)
 		goto out;
-	if (st < 200 || st > 299) {
-		rc = refused(st, ans);
-		goto out;
-	}
-	rc = EXIT_OK;
 	if (o->json) {
 		print_json(ans);
 	} else if (!strcmp(sub, "create")) {
@@ -428,13 +432,8 @@ static int usage_cmd(const struct opts *o, const char *token)
 			 ek ? ek : "");
 		st = request(o, token, "GET", path, NULL, &ans);
 	}
-	if (st < 0)
+	if ((rc = outcome(st, ans)) != EXIT_OK)
 		goto out;
-	if (st < 200 || st > 299) {
-		rc = refused(st, ans);
-		goto out;
-	}
-	rc = EXIT_OK;
 	if (o->json) {
 		print_json(ans);
 	} else if (reset) {

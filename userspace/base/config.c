@@ -64,15 +64,27 @@ static const cJSON *field(const cJSON *obj, const char *key)
 	return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
 }
 
+/* obj.key, its path for messages in p[256]: 0, -ENOENT when absent and optional, or the
+ * error for a missing required field. */
+static int present(const cJSON *obj, const char *key, const char *path, bool required,
+		   char p[256], const cJSON **v, struct config_errors *errs)
+{
+	*v = field(obj, key);
+	field_path(p, 256, path, key);
+	if (!*v)
+		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	return 0;
+}
+
 int cfg_string(const cJSON *obj, const char *key, const char *path, bool required,
 	       const char **out, struct config_errors *errs)
 {
 	char p[256];
-	const cJSON *v = field(obj, key);
+	const cJSON *v;
+	int rc = present(obj, key, path, required, p, &v, errs);
 
-	field_path(p, sizeof(p), path, key);
-	if (!v)
-		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	if (rc)
+		return rc;
 	if (!cJSON_IsString(v) || !v->valuestring)
 		return config_fail(errs, p, "must be a string");
 	*out = v->valuestring;
@@ -83,11 +95,11 @@ int cfg_int(const cJSON *obj, const char *key, const char *path, bool required,
 	    long long min, long long max, long long *out, struct config_errors *errs)
 {
 	char p[256];
-	const cJSON *v = field(obj, key);
+	const cJSON *v;
+	int rc = present(obj, key, path, required, p, &v, errs);
 
-	field_path(p, sizeof(p), path, key);
-	if (!v)
-		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	if (rc)
+		return rc;
 	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble)
 		return config_fail(errs, p, "must be an integer");
 	long long x = (long long)v->valuedouble;
@@ -101,11 +113,11 @@ int cfg_bool(const cJSON *obj, const char *key, const char *path, bool required,
 	     struct config_errors *errs)
 {
 	char p[256];
-	const cJSON *v = field(obj, key);
+	const cJSON *v;
+	int rc = present(obj, key, path, required, p, &v, errs);
 
-	field_path(p, sizeof(p), path, key);
-	if (!v)
-		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	if (rc)
+		return rc;
 	if (!cJSON_IsBool(v))
 		return config_fail(errs, p, "must be true or false");
 	*out = cJSON_IsTrue(v);
@@ -134,11 +146,11 @@ int cfg_secret(const cJSON *obj, const char *key, const char *path, bool require
 	       struct config_errors *errs)
 {
 	char p[256];
-	const cJSON *v = field(obj, key);
+	const cJSON *v;
+	int rc = present(obj, key, path, required, p, &v, errs);
 
-	field_path(p, sizeof(p), path, key);
-	if (!v)
-		return required ? config_fail(errs, p, "required field is missing") : -ENOENT;
+	if (rc)
+		return rc;
 	return secret_value(v, p, out, errs);
 }
 

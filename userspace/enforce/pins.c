@@ -20,6 +20,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "base/alloc.h"
 #include "warden_maps.h"
 
 struct pins {
@@ -284,12 +285,8 @@ static int dump_map(int fd, uint32_t key_size, uint32_t value_size, uint32_t max
 	int err = 0;
 
 	*keys_out = *vals_out = NULL;
-	keys = malloc(cap * key_size);
-	vals = malloc(cap * value_size);
-	if (!keys || !vals) {
-		err = -ENOMEM;
-		goto out;
-	}
+	keys = xmalloc(cap * key_size);
+	vals = xmalloc(cap * value_size);
 	for (void *prev = NULL; n < cap; prev = keys + (n - 1) * key_size) {
 		if (bpf_map_get_next_key(fd, prev, keys + n * key_size) < 0) {
 			if (errno != ENOENT)
@@ -324,6 +321,37 @@ out:
 	return (int)n;
 }
 
+/* Dump pinned map m into a calloc'd array of *n elements of esize bytes, one per entry, made
+ * by decode from its key and value, sorted by cmp (NULL: map order). -ENOENT when m is not
+ * pinned. */
+typedef void (*decode_fn)(enum pins_map m, const void *key, const void *val, void *elem);
+static int dump_decoded(const struct pins *p, enum pins_map m, size_t esize, decode_fn decode,
+			int (*cmp)(const void *, const void *), void **out, size_t *n)
+{
+	const struct pins_map_info *mi = &p->info[m];
+	uint8_t *keys, *vals, *res;
+	int cnt;
+
+	*out = NULL;
+	*n = 0;
+	if (!mi->present)
+		return -ENOENT;
+	cnt = dump_map(p->fd[m], mi->key_size, mi->value_size, mi->max_entries, (void **)&keys,
+		       (void **)&vals);
+	if (cnt < 0)
+		return cnt;
+	res = xcalloc((size_t)cnt + 1, esize);
+	for (size_t i = 0; i < (size_t)cnt; i++)
+		decode(m, keys + i * mi->key_size, vals + i * mi->value_size, res + i * esize);
+	free(keys);
+	free(vals);
+	if (cmp)
+		qsort(res, (size_t)cnt, esize, cmp);
+	*out = res;
+	*n = (size_t)cnt;
+	return 0;
+}
+
 static int cmp_enrolled(const void *a, const void *b)
 {
 	const struct pins_enrolled *x = a, *y = b;
@@ -331,35 +359,22 @@ static int cmp_enrolled(const void *a, const void *b)
 	return x->cgroup_id < y->cgroup_id ? -1 : x->cgroup_id > y->cgroup_id;
 }
 
+static void enrolled_decode(enum pins_map m, const void *key, const void *val, void *elem)
+{
+	struct pins_enrolled *e = elem;
+
+	memcpy(&e->cgroup_id, key, sizeof(e->cgroup_id));
+	memcpy(&e->e, val, sizeof(e->e));
+}
+
 int pins_enrolled(const struct pins *p, struct pins_enrolled **out, size_t *n)
 {
-	const struct pins_map_info *mi = &p->info[PINS_ENROLLED];
-	struct pins_enrolled *res = NULL;
-	uint64_t *keys;
-	struct warden_enroll *vals;
-	int cnt;
+	void *res;
+	int ret = dump_decoded(p, PINS_ENROLLED, sizeof(**out), enrolled_decode, cmp_enrolled,
+			       &res, n);
 
-	*out = NULL;
-	*n = 0;
-	if (!mi->present)
-		return -ENOENT;
-	cnt = dump_map(p->fd[PINS_ENROLLED], mi->key_size, mi->value_size, mi->max_entries,
-		       (void **)&keys, (void **)&vals);
-	if (cnt < 0)
-		return cnt;
-	res = calloc((size_t)cnt + 1, sizeof(*res));
-	if (res) {
-		for (int i = 0; i < cnt; i++)
-			res[i] = (struct pins_enrolled){ keys[i], vals[i] };
-		qsort(res, (size_t)cnt, sizeof(*res), cmp_enrolled);
-	}
-	free(keys);
-	free(vals);
-	if (!res)
-		return -ENOMEM;
 	*out = res;
-	*n = (size_t)cnt;
-	return 0;
+	return ret;
 }
 
 static int cmp_rule(const void *a, const void *b)
@@ -430,82 +445,55 @@ static void rule_decode(enum pins_map m, const uint8_t *key, struct pins_rule *r
 	}
 }
 
+static void rule_decode_entry(enum pins_map m, const void *key, const void *val, void *elem)
+{
+	struct pins_rule *r = elem;
+
+	rule_decode(m, key, r);
+	memcpy(&r->rule, val, sizeof(r->rule));
+}
+
 int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, size_t *n)
 {
-	const struct pins_map_info *mi;
-	struct pins_rule *res = NULL;
-	struct warden_rule *vals;
-	uint8_t *keys;
-	int cnt;
+	void *res = NULL;
+	int ret = -EINVAL;
 
-	*out = NULL;
 	*n = 0;
-	if (m != PINS_PROTECT4 && m != PINS_PROTECT6 && m != PINS_ALLOW4 && m != PINS_ALLOW6 &&
-	    m != PINS_EXACT4 && m != PINS_EXACT6)
-		return -EINVAL;
-	mi = &p->info[m];
-	if (!mi->present)
-		return -ENOENT;
-	cnt = dump_map(p->fd[m], mi->key_size, mi->value_size, mi->max_entries, (void **)&keys,
-		       (void **)&vals);
-	if (cnt < 0)
-		return cnt;
-	res = calloc((size_t)cnt + 1, sizeof(*res));
-	for (int i = 0; res && i < cnt; i++) {
-		rule_decode(m, keys + (size_t)i * mi->key_size, &res[i]);
-		res[i].rule = vals[i];
-	}
-	free(keys);
-	free(vals);
-	if (!res)
-		return -ENOMEM;
-	qsort(res, (size_t)cnt, sizeof(*res), cmp_rule);
+	if (m == PINS_PROTECT4 || m == PINS_PROTECT6 || m == PINS_ALLOW4 || m == PINS_ALLOW6 ||
+	    m == PINS_EXACT4 || m == PINS_EXACT6)
+		ret = dump_decoded(p, m, sizeof(**out), rule_decode_entry, cmp_rule, &res, n);
 	*out = res;
-	*n = (size_t)cnt;
-	return 0;
+	return ret;
+}
+
+static void unixpath_decode(enum pins_map m, const void *key, const void *val, void *elem)
+{
+	struct pins_unixpath *u = elem;
+	struct warden_unix_key k;
+	size_t l;
+
+	memcpy(&k, key, sizeof(k));
+	/* Abstract names (leading NUL) print as "@name", like ss(8) does. */
+	if (k.path[0] == '\0') {
+		l = WARDEN_UNIX_PATH_LEN - 1;
+		while (l > 0 && k.path[l] == '\0')
+			l--;
+		u->path[0] = '@';
+		memcpy(u->path + 1, k.path + 1, l);
+	} else {
+		l = strnlen(k.path, WARDEN_UNIX_PATH_LEN);
+		memcpy(u->path, k.path, l);
+	}
+	memcpy(&u->rule, val, sizeof(u->rule));
 }
 
 int pins_unixpaths(const struct pins *p, struct pins_unixpath **out, size_t *n)
 {
-	const struct pins_map_info *mi = &p->info[PINS_UNIXPATH];
-	struct pins_unixpath *res;
-	struct warden_unix_key *keys;
-	struct warden_rule *vals;
-	int cnt;
+	void *res;
+	int ret = dump_decoded(p, PINS_UNIXPATH, sizeof(**out), unixpath_decode, NULL, &res, n);
 
-	*out = NULL;
-	*n = 0;
-	if (!mi->present)
-		return -ENOENT;
-	cnt = dump_map(p->fd[PINS_UNIXPATH], mi->key_size, mi->value_size, mi->max_entries,
-		       (void **)&keys, (void **)&vals);
-	if (cnt < 0)
-		return cnt;
-	res = calloc((size_t)cnt + 1, sizeof(*res));
-	for (int i = 0; res && i < cnt; i++) {
-		const char *k = keys[i].path;
-		size_t l;
-
-		/* Abstract names (leading NUL) print as "@name", like ss(8) does. */
-		if (k[0] == '\0') {
-			l = WARDEN_UNIX_PATH_LEN - 1;
-			while (l > 0 && k[l] == '\0')
-				l--;
-			res[i].path[0] = '@';
-			memcpy(res[i].path + 1, k + 1, l);
-		} else {
-			l = strnlen(k, WARDEN_UNIX_PATH_LEN);
-			memcpy(res[i].path, k, l);
-		}
-		res[i].rule = vals[i];
-	}
-	free(keys);
-	free(vals);
-	if (!res)
-		return -ENOMEM;
 	*out = res;
-	*n = (size_t)cnt;
-	return 0;
+	return ret;
 }
 
 /* ---- features ---------------------------------------------------------------------------- */

@@ -581,8 +581,7 @@ static int compile_node(struct cctx *c, const cJSON *j, struct node **out)
 				    SCHEMA_MAX_DEPTH, c->where);
 	n = xcalloc(1, sizeof(*n));
 	n->src = j;
-	n->next = c->s->nodes;
-	c->s->nodes = n;
+	list_add(&n->all, &c->s->nodes);
 	n->min_len = n->max_len = n->min_props = n->max_props = -1;
 	n->min_items = n->max_items = -1;
 	memo_insert(c, n);
@@ -615,12 +614,12 @@ static void node_free(struct node *n)
 
 void schema_free(struct schema *s)
 {
+	struct node *n, *next;
+
 	if (!s)
 		return;
-	for (struct node *n = s->nodes, *next; n; n = next) {
-		next = n->next;
+	list_for_each_entry_safe(n, next, &s->nodes, all)
 		node_free(n);
-	}
 	cJSON_Delete(s->doc);
 	free(s);
 }
@@ -649,6 +648,7 @@ int schema_compile(const cJSON *schema, struct schema **out, char *err, size_t e
 	if (schema && !is_schema_value(schema))
 		return compile_fail(&c, -EINVAL, "inputSchema must be an object or a boolean");
 	s = xcalloc(1, sizeof(*s));
+	list_init(&s->nodes);
 	c.s = s;
 	rc = htab_init(&c.memo, &memo_type);
 	if (rc)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/htab.h"
+#include "base/list.h"
 #include "govern/schema.h"
 
 struct schema_regex;
@@ -100,13 +101,13 @@ struct node {
 	struct node *not_;
 	const cJSON *src;           /* memo key */
 	struct htab_node memo;      /* in the compiler's memo, by src */
-	struct node *next;          /* every node of the schema, for schema_free() */
+	struct list_head all;       /* in schema->nodes, for schema_free() */
 };
 
 struct schema {
 	cJSON *doc;                 /* owned deep copy of the compiled document */
 	struct node *root;
-	struct node *nodes;
+	struct list_head nodes;     /* every node, whatever the cycles between them */
 };
 
 /* A bounded string builder for messages and paths. */

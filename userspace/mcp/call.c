@@ -72,6 +72,14 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 			 cJSON_IsNumber(code) ? code->valueint : 0,
 			 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")), server,
 			 now - c->t0_ns - up, up);
+	if (c->rx_ns && c->t0_ns >= c->rx_ns)
+		metrics_stage(METRICS_STAGE_FRONT, c->t0_ns - c->rx_ns);
+	if (c->gate_ns)
+		metrics_stage(METRICS_STAGE_GATE, c->gate_ns);
+	if (c->ans_ns) {
+		metrics_stage(METRICS_STAGE_UPSTREAM, c->ans_ns - c->fwd_ns);
+		metrics_stage(METRICS_STAGE_SETTLE, now - c->ans_ns);
+	}
 }
 
 /* --- deciding and finishing -------------------------------------------------------------- */
@@ -164,6 +172,7 @@ static void refuse(struct call *c, cJSON *err, const char *reason)
 static void admit(struct call *c)
 {
 	const struct upstream_config *uc = catalog_server_config(c->env->cat, c->server);
+	uint64_t t = clock_mono_ns();
 	char reason[256];
 	cJSON *err = NULL;
 	int rc;
@@ -176,6 +185,7 @@ static void admit(struct call *c)
 					  cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
 					  &err, reason, sizeof(reason));
 	c->entry = NULL;  /* the catalogue may be rebuilt while the call waits */
+	c->gate_ns = clock_mono_ns() - t + 1;
 	if (rc == 0) {
 		c->state = CALL_ADMITTED;
 		return;
@@ -370,6 +380,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 			cJSON_Delete(msg);
 			return;
 		}
+		c->ans_ns = clock_mono_ns();
 		if (c->method->flags & METHOD_FANOUT) {
 			/* Every upstream that logs got the level; the answer waits for all of them. */
 			cJSON_Delete(msg);
@@ -460,6 +471,7 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 	c->down_id = cJSON_Duplicate(id, 1);
 	c->server = SIZE_MAX;
 	c->t0_ns = clock_mono_ns();
+	c->rx_ns = reply ? reply->received_ns : 0;
 	if (who) {
 		c->who = *who;
 		c->has_who = true;

@@ -91,9 +91,12 @@ struct call {
 	bool parked;                  /* SENT without an upstream request: its route waits for
 				       * the session's own lists (mcp/session_view.h) */
 
-	uint64_t t0_ns;               /* received (monotonic) */
-	uint64_t fwd_ns;              /* sent upstream; 0: never. Splits gateway from upstream
-				       * latency */
+	/* Monotonic stamps, for the record's latency split and the stage metrics. */
+	uint64_t rx_ns;               /* the transport had the request (0: unknown) */
+	uint64_t t0_ns;               /* parsed and authenticated: the call starts */
+	uint64_t gate_ns;             /* time spent in admission (gate and arguments) */
+	uint64_t fwd_ns;              /* sent upstream; 0: never */
+	uint64_t ans_ns;              /* the upstream's answer arrived; 0: none */
 };
 
 static inline struct call *obj_call(enum obj_type *t)

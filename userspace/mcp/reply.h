@@ -12,6 +12,8 @@
 #ifndef WARDEN_REPLY_H
 #define WARDEN_REPLY_H
 
+#include <stdint.h>
+
 #include <cjson/cJSON.h>
 
 struct reply;
@@ -29,6 +31,7 @@ struct reply_ops {
 
 struct reply {
 	const struct reply_ops *ops;
+	uint64_t received_ns;   /* the request arrived (monotonic); 0: unknown */
 };
 
 struct stream_ops {

@@ -39,17 +39,24 @@ static const char *const reason_names[R_COUNT] = {
 	"invalid_arguments", "unauthenticated", "upstream_failure", "upstream_timeout", "internal",
 };
 
-/* Histogram bounds in nanoseconds (rendered in seconds). */
-static const uint64_t bounds_ns[] = {
+/* Histogram bounds in nanoseconds (rendered in seconds), ending in 0: whole requests from
+ * 100 us, a call's stages (a few microseconds of gateway work each) from 1 us. */
+static const uint64_t request_bounds[] = {
 	100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000, 50000000,
-	100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000, 10000000000,
+	100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000, 10000000000, 0
 };
-#define NBOUNDS (sizeof(bounds_ns) / sizeof(bounds_ns[0]))
+static const uint64_t stage_bounds[] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+	5000000, 10000000, 25000000, 50000000, 100000000, 250000000, 1000000000, 0
+};
+#define MAX_BOUNDS 24
 
 struct histogram {
-	uint64_t bucket[NBOUNDS + 1];   /* non-cumulative; the last is +Inf */
+	uint64_t bucket[MAX_BOUNDS];    /* non-cumulative; the one after the last bound is +Inf */
 	uint64_t count, sum_ns;
 };
+
+static const char *const stage_names[METRICS_NSTAGES] = { "front", "gate", "upstream", "settle" };
 
 #define SERVERS_MAX 256                 /* upstream names seen; later ones share "other" */
 #define SERVER_NAME_SIZE 33             /* [a-z0-9-]{1,32} */
@@ -62,6 +69,7 @@ struct server_errors {
 static struct {
 	uint64_t requests[M_COUNT][D_COUNT][R_COUNT];
 	struct histogram gateway, upstream;
+	struct histogram stage[METRICS_NSTAGES];
 	struct server_errors servers[SERVERS_MAX];      /* open addressing by name */
 	uint64_t other_failure, other_timeout;
 	int64_t sessions, in_flight;
@@ -111,11 +119,11 @@ static enum reason reason_of(enum decision d, int code, bool tool_error)
 	return d == D_ALLOW ? R_UPSTREAM_ERROR : R_INTERNAL;
 }
 
-static void observe(struct histogram *h, uint64_t ns)
+static void observe(struct histogram *h, const uint64_t *bounds, uint64_t ns)
 {
 	size_t i = 0;
 
-	while (i < NBOUNDS && ns > bounds_ns[i])
+	while (bounds[i] && ns > bounds[i])
 		i++;
 	h->bucket[i]++;
 	h->count++;
@@ -155,9 +163,9 @@ void metrics_decision(const char *method, const char *decision, int error_code, 
 		d = D_DENY;
 	enum reason r = reason_of(d, error_code, tool_error);
 	g.requests[method_of(method)][d][r]++;
-	observe(&g.gateway, gateway_ns);
+	observe(&g.gateway, request_bounds, gateway_ns);
 	if (upstream_ns)
-		observe(&g.upstream, upstream_ns);
+		observe(&g.upstream, request_bounds, upstream_ns);
 	if (server && (r == R_UPSTREAM_FAILURE || r == R_UPSTREAM_TIMEOUT)) {
 		struct server_errors *s = server_slot(server);
 		uint64_t *c = r == R_UPSTREAM_FAILURE ? (s ? &s->failure : &g.other_failure)
@@ -198,29 +206,38 @@ static void seconds(uint64_t ns, char *buf, size_t len)
 		 (unsigned long long)(ns % 1000000000ull));
 }
 
-static int histogram(struct evbuffer *out, const char *part, const struct histogram *h)
+/* The lines of one histogram: name_bucket{label="value",le=...}, _sum and _count. */
+static int histogram(struct evbuffer *out, const char *name, const char *label,
+		     const char *value, const uint64_t *bounds, const struct histogram *h)
 {
 	uint64_t cum = 0;
 	char le[32];
+	size_t i;
 	int rc = 0;
 
-	for (size_t i = 0; i < NBOUNDS && !rc; i++) {
+	for (i = 0; bounds[i] && !rc; i++) {
 		cum += h->bucket[i];
-		seconds(bounds_ns[i], le, sizeof(le));
+		seconds(bounds[i], le, sizeof(le));
 		/* trim trailing zeros: "0.000100000" -> "0.0001" */
 		for (size_t n = strlen(le); n > 2 && le[n - 1] == '0' && le[n - 2] != '.'; n--)
 			le[n - 1] = '\0';
-		rc = add(out, "mcpwarden_request_duration_seconds_bucket{part=\"%s\",le=\"%s\"} %llu\n",
-			 part, le, (unsigned long long)cum);
+		rc = add(out, "%s_bucket{%s=\"%s\",le=\"%s\"} %llu\n", name, label, value, le,
+			 (unsigned long long)cum);
 	}
-	cum += h->bucket[NBOUNDS];
+	cum += h->bucket[i];
 	seconds(h->sum_ns, le, sizeof(le));
 	if (!rc)
-		rc = add(out, "mcpwarden_request_duration_seconds_bucket{part=\"%s\",le=\"+Inf\"} %llu\n"
-			 "mcpwarden_request_duration_seconds_sum{part=\"%s\"} %s\n"
-			 "mcpwarden_request_duration_seconds_count{part=\"%s\"} %llu\n",
-			 part, (unsigned long long)cum, part, le, part, (unsigned long long)h->count);
+		rc = add(out, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n%s_sum{%s=\"%s\"} %s\n"
+			 "%s_count{%s=\"%s\"} %llu\n", name, label, value,
+			 (unsigned long long)cum, name, label, value, le, name, label, value,
+			 (unsigned long long)h->count);
 	return rc;
+}
+
+void metrics_stage(enum metrics_stage stage, uint64_t ns)
+{
+	if ((unsigned)stage < METRICS_NSTAGES)
+		observe(&g.stage[stage], stage_bounds, ns);
 }
 
 static int render_ebpf(struct evbuffer *out)
@@ -299,9 +316,20 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 			    "Time per request: part=gateway is spent in mcpwarden, part=upstream "
 			    "waiting for the upstream.");
 	if (!rc)
-		rc = histogram(out, "gateway", &g.gateway);
+		rc = histogram(out, "mcpwarden_request_duration_seconds", "part", "gateway",
+			       request_bounds, &g.gateway);
 	if (!rc)
-		rc = histogram(out, "upstream", &g.upstream);
+		rc = histogram(out, "mcpwarden_request_duration_seconds", "part", "upstream",
+			       request_bounds, &g.upstream);
+	if (!rc)
+		rc = family(out, "mcpwarden_call_stage_duration_seconds", "histogram",
+			    "Time per stage of a call: front (HTTP checks, key authentication, JSON "
+			    "parsing), gate (permission, rate limits, budget reservation, argument "
+			    "validation), upstream (the upstream's own time), settle (the durable "
+			    "charge, the record and the answer).");
+	for (int i = 0; i < METRICS_NSTAGES && !rc; i++)
+		rc = histogram(out, "mcpwarden_call_stage_duration_seconds", "stage", stage_names[i],
+			       stage_bounds, &g.stage[i]);
 	if (!rc && st) {
 		rc = family(out, "mcpwarden_store_commits_total", "counter",
 			    "Store transactions committed (group commits).");

@@ -36,6 +36,16 @@ uint64_t metrics_now_ns(void);
  * time spent in the gateway and waiting for the upstream (0 when not forwarded). */
 void metrics_decision(const char *method, const char *decision, int error_code, bool tool_error,
 		      const char *server, uint64_t gateway_ns, uint64_t upstream_ns);
+/* The stages of a call, each timed on its own so a user sees what the gateway costs them:
+ * FRONT from the transport having the request to the call starting (HTTP checks, key
+ * authentication, JSON parsing), GATE admission (permission, rate limits, budget reservation,
+ * argument validation), UPSTREAM the upstream's own time, SETTLE from its answer to the
+ * answer leaving (the durable charge, the record, rewriting the answer). */
+enum metrics_stage {
+	METRICS_STAGE_FRONT, METRICS_STAGE_GATE, METRICS_STAGE_UPSTREAM, METRICS_STAGE_SETTLE,
+	METRICS_NSTAGES
+};
+void metrics_stage(enum metrics_stage stage, uint64_t ns);
 void metrics_request_begin(void);
 void metrics_request_end(void);
 void metrics_session_opened(void);

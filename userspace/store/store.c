@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "base/alloc.h"
+#include "base/list.h"
 #include "base/log.h"
 
 #define PRUNE_EVERY_S 3600
@@ -24,7 +25,7 @@ enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEN
 	       OP_TEAM_PUT, OP_TEAM_DELETE };
 
 struct op {
-	struct op *next;
+	struct list_head link;          /* in st->queue, a batch, or st->done */
 	enum op_type type;
 	store_done_fn cb;
 	void *arg;
@@ -49,8 +50,10 @@ struct store {
 	pthread_cond_t wake;            /* writer: work or stop */
 	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
 	pthread_mutex_t db_lock;        /* the writer connection */
-	struct op *queue, **queue_tail;
-	struct op *done, **done_tail;
+	struct list_head staged;        /* loop thread only: handed over once per loop turn */
+	struct event *flush_ev;         /* hands staged over */
+	struct list_head queue;         /* for the writer */
+	struct list_head done;          /* answered, for the loop */
 	bool stopping, ckpt_stopping;
 	pthread_t writer, ckpt;
 	bool writer_up, ckpt_up;
@@ -327,13 +330,14 @@ static int apply(struct store *st, struct op *op)
 
 /* One transaction for the whole batch; a savepoint per operation so one bad operation (a
  * duplicate key hash) fails alone. */
-static void commit_batch(struct store *st, struct op *batch)
+static void commit_batch(struct store *st, struct list_head *batch)
 {
+	struct op *op;
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
 	rc = exec(st->db, "BEGIN IMMEDIATE");
-	for (struct op *op = batch; op; op = op->next) {
+	list_for_each_entry(op, batch, link) {
 		if (rc) {
 			op->err = rc;
 			continue;
@@ -358,7 +362,7 @@ static void commit_batch(struct store *st, struct op *batch)
 		if (!sqlite3_get_autocommit(st->db) && exec(st->db, "ROLLBACK") != 0)
 			log_error("store: rollback failed");
 		log_error("store: batch not committed: %s", strerror(-rc));
-		for (struct op *op = batch; op; op = op->next)
+		list_for_each_entry(op, batch, link)
 			if (!op->err)
 				op->err = rc;
 	} else {
@@ -379,26 +383,23 @@ static void notify_loop(struct store *st)
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
-	struct op *batch;
+	struct list_head batch;
 
+	list_init(&batch);
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		while (!st->queue && !st->stopping)
+		while (list_empty(&st->queue) && !st->stopping)
 			pthread_cond_wait(&st->wake, &st->lock);
-		if (!st->queue)
+		if (list_empty(&st->queue))
 			break;
 		/* Group commit: everything queued while the last batch was committing. */
-		batch = st->queue;
-		st->queue = NULL;
-		st->queue_tail = &st->queue;
+		list_splice_tail_init(&st->queue, &batch);
 		pthread_mutex_unlock(&st->lock);
 
-		commit_batch(st, batch);
+		commit_batch(st, &batch);
 
 		pthread_mutex_lock(&st->lock);
-		*st->done_tail = batch;
-		while (*st->done_tail)
-			st->done_tail = &(*st->done_tail)->next;
+		list_splice_tail_init(&batch, &st->done);
 		notify_loop(st);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -448,16 +449,14 @@ static void *ckpt_main(void *arg)
 
 static void run_done(struct store *st)
 {
-	struct op *list;
+	struct list_head list;
+	struct op *op, *tmp;
 
+	list_init(&list);
 	pthread_mutex_lock(&st->lock);
-	list = st->done;
-	st->done = NULL;
-	st->done_tail = &st->done;
+	list_splice_tail_init(&st->done, &list);
 	pthread_mutex_unlock(&st->lock);
-	while (list) {
-		struct op *op = list;
-		list = op->next;
+	list_for_each_entry_safe(op, tmp, &list, link) {
 		if (op->cb)
 			op->cb(op->arg, op->err);
 		free(op);
@@ -473,19 +472,34 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	run_done(arg);
 }
 
+/* Hand what the loop staged to the writer: one lock and one wake-up for every operation of a
+ * loop turn, not one per call. */
+static void hand_over(struct store *st)
+{
+	if (list_empty(&st->staged))
+		return;
+	pthread_mutex_lock(&st->lock);
+	list_splice_tail_init(&st->staged, &st->queue);
+	pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	hand_over(arg);
+}
+
+/* Loop thread only (stopping is written there too). The operation goes to the writer when
+ * the callbacks of this loop turn are done. */
 static int enqueue(struct store *st, struct op *op)
 {
-	pthread_mutex_lock(&st->lock);
 	if (st->stopping) {
-		pthread_mutex_unlock(&st->lock);
 		free(op);
 		return -ECANCELED;
 	}
-	op->next = NULL;
-	*st->queue_tail = op;
-	st->queue_tail = &op->next;
-	pthread_cond_signal(&st->wake);
-	pthread_mutex_unlock(&st->lock);
+	if (list_empty(&st->staged))
+		event_active(st->flush_ev, EV_TIMEOUT, 1);
+	list_add_tail(&op->link, &st->staged);
 	return 0;
 }
 
@@ -703,6 +717,8 @@ static void store_free(struct store *st)
 	sqlite3_close(st->ckpt_db);
 	if (st->ev)
 		event_free(st->ev);
+	if (st->flush_ev)
+		event_free(st->flush_ev);
 	if (st->efd >= 0)
 		close(st->efd);
 	pthread_cond_destroy(&st->wake);
@@ -733,8 +749,9 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		pthread_cond_init(&st->ckpt_wake, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	st->queue_tail = &st->queue;
-	st->done_tail = &st->done;
+	list_init(&st->staged);
+	list_init(&st->queue);
+	list_init(&st->done);
 	st->fsync_interval_ms = opt->fsync_interval_ms > 0 ? opt->fsync_interval_ms
 							   : STORE_FSYNC_INTERVAL_MS_DEFAULT;
 	st->path = strdup(opt->path ? opt->path : "");
@@ -781,7 +798,8 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		goto out;
 	}
 	st->ev = event_new(base, st->efd, EV_READ | EV_PERSIST, on_done, st);
-	if (!st->ev || event_add(st->ev, NULL) < 0) {
+	st->flush_ev = event_new(base, -1, 0, on_flush, st);
+	if (!st->ev || !st->flush_ev || event_add(st->ev, NULL) < 0) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -807,6 +825,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	hand_over(st);          /* staged operations are committed too */
 	pthread_mutex_lock(&st->lock);
 	st->stopping = true;
 	st->ckpt_stopping = true;

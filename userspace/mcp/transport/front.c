@@ -16,6 +16,7 @@
 
 #include "observe/audit.h"
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/config.h"
 #include "govern/gate.h"
 #include "base/list.h"
@@ -33,6 +34,7 @@
 
 struct front {
 	struct event_base *base;
+	uint64_t rx_ns;                 /* when the request being handled arrived */
 	const struct config *cfg;
 	struct gate *gate;
 	struct router *r;
@@ -275,6 +277,7 @@ static struct front_reply *reply_new(struct front *f, struct evhttp_request *req
 
 	if (r) {
 		r->base.ops = &front_reply_ops;
+		r->base.received_ns = f->rx_ns;
 		r->f = f;
 		r->req = req;
 		r->evcon = evhttp_request_get_connection(req);
@@ -698,6 +701,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct front *f = arg;
 
+	f->rx_ns = clock_mono_ns();   /* the stage metrics' start: the request is all read */
 	conn_deadline_request_in(f->deadline, req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;

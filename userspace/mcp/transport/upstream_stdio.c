@@ -11,6 +11,7 @@
 #include "mcp/transport/upstream_stdio.h"
 
 #include "base/config.h"
+#include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
 #include "mcp/transport/spawn.h"
@@ -61,7 +62,7 @@ enum kill_phase { KILL_TERM, KILL_KILL, KILL_DONE };
 struct pending {
 	cJSON *id;
 	uint64_t end;           /* offset just past its newline in the stdin stream */
-	struct pending *next;
+	struct list_head link;  /* in st->pend, oldest first */
 };
 
 /* One of the child's output pipes, split into lines. */
@@ -85,18 +86,18 @@ struct stdio_transport {
 	struct evbuffer *obuf;
 	uint64_t queued;        /* bytes ever queued for stdin */
 	uint64_t written;       /* bytes ever written to stdin */
-	struct pending *pend, **pend_tail;
+	struct list_head pend;  /* written to stdin in this order */
 	struct linebuf out, err;
 	struct event *kill_ev;
 	enum kill_phase kill_phase;
 	unsigned busy;          /* our entry points on the stack: free only when 0 */
 	bool dead;              /* destroy() called: no more callbacks */
-	struct stdio_transport *next;   /* registry of transports with a child */
+	struct list_head child; /* in g_children while we have a child */
 };
 
 /* The registry: every transport whose child is not yet reaped, and the one SIGCHLD event they
  * share (libevent lets only one base watch signals at a time). */
-static struct stdio_transport *g_children;
+static struct list_head g_children = LIST_HEAD_INIT(g_children);
 static struct event *g_sigchld;
 static struct event_base *g_sigchld_base;
 
@@ -147,10 +148,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 	/* Signals coalesce: poll every child of ours. A reap may destroy or restart transports
 	 * from callbacks, but a transport with a child is never freed there (it only goes quiet),
 	 * so `next` stays valid; one restarted meanwhile is polled on its own SIGCHLD. */
-	for (st = g_children; st; st = next) {
-		next = st->next;
+	list_for_each_entry_safe(st, next, &g_children, child)
 		child_poll(st);
-	}
 }
 
 static int registry_watch(struct event_base *base)
@@ -172,7 +171,7 @@ static int registry_watch(struct event_base *base)
 /* Without children the loop must be free to end: drop the SIGCHLD event. */
 static void registry_unwatch_if_idle(void)
 {
-	if (g_children || !g_sigchld)
+	if (!list_empty(&g_children) || !g_sigchld)
 		return;
 	event_free(g_sigchld);
 	g_sigchld = NULL;
@@ -181,13 +180,8 @@ static void registry_unwatch_if_idle(void)
 
 static void registry_remove(struct stdio_transport *st)
 {
-	for (struct stdio_transport **pp = &g_children; *pp; pp = &(*pp)->next) {
-		if (*pp == st) {
-			*pp = st->next;
-			break;
-		}
-	}
-	st->next = NULL;
+	if (list_linked(&st->child))
+		list_del(&st->child);
 	registry_unwatch_if_idle();
 }
 
@@ -197,27 +191,25 @@ static void pending_free_all(struct stdio_transport *st)
 {
 	struct pending *p, *next;
 
-	for (p = st->pend; p; p = next) {
-		next = p->next;
+	list_for_each_entry_safe(p, next, &st->pend, link) {
+		list_del(&p->link);
 		cJSON_Delete(p->id);
 		free(p);
 	}
-	st->pend = NULL;
-	st->pend_tail = &st->pend;
 }
 
 /* Forget requests whose last byte the child's stdin has taken. */
 static void pending_prune(struct stdio_transport *st)
 {
-	struct pending *p;
+	struct pending *p, *next;
 
-	while ((p = st->pend) && p->end <= st->written) {
-		st->pend = p->next;
+	list_for_each_entry_safe(p, next, &st->pend, link) {
+		if (p->end > st->written)
+			break;
+		list_del(&p->link);
 		cJSON_Delete(p->id);
 		free(p);
 	}
-	if (!st->pend)
-		st->pend_tail = &st->pend;
 }
 
 /* Every request not completely written never reached the child: tell the owner. Stops early
@@ -227,10 +219,9 @@ static void pending_fail(struct stdio_transport *st, int err, const char *why)
 	struct pending *p;
 
 	pending_prune(st);
-	while (!st->dead && (p = st->pend)) {
-		st->pend = p->next;
-		if (!st->pend)
-			st->pend_tail = &st->pend;
+	while (!st->dead && !list_empty(&st->pend)) {
+		p = list_first_entry(&st->pend, struct pending, link);
+		list_del(&p->link);
 		if (st->t.cb.on_send_error)
 			st->t.cb.on_send_error(st->t.cb.arg, p->id, err, why);
 		cJSON_Delete(p->id);
@@ -683,8 +674,7 @@ static int child_spawn(struct stdio_transport *st)
 	st->err.fd = sp.err;
 	sp.in = sp.out = sp.err = -1;
 	st->pid = pid;
-	st->next = g_children;
-	g_children = st;
+	list_add(&st->child, &g_children);
 	st->state = ST_RUNNING;
 	st->queued = st->written = 0;
 	if (event_add(st->out.ev, NULL) < 0 || event_add(st->err.ev, NULL) < 0) {
@@ -772,8 +762,7 @@ static int stdio_send(struct transport *t, const cJSON *msg)
 	st->queued += len + 1;
 	if (p) {
 		p->end = st->queued;
-		*st->pend_tail = p;
-		st->pend_tail = &p->next;
+		list_add_tail(&p->link, &st->pend);
 		p = NULL;
 	}
 out:
@@ -840,7 +829,8 @@ int upstream_stdio_new(struct event_base *base, const struct upstream_config *cf
 	st->t.cb = *cb;
 	snprintf(st->name, sizeof(st->name), "%s", cfg->name ? cfg->name : "(unnamed)");
 	st->in_fd = st->out.fd = st->err.fd = -1;
-	st->pend_tail = &st->pend;
+	list_init(&st->pend);
+	list_init(&st->child);
 	st->out.max = STDIO_MAX_LINE;
 	st->err.max = STDIO_MAX_ERR_LINE;
 	st->obuf = evbuffer_new();
@@ -864,7 +854,8 @@ void upstream_stdio_shutdown(void)
 {
 	struct stdio_transport *st;
 
-	while ((st = g_children)) {
+	while (!list_empty(&g_children)) {
+		st = list_first_entry(&g_children, struct stdio_transport, child);
 		int status;
 
 		signal_group(st, SIGKILL);

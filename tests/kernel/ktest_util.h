@@ -1,0 +1,63 @@
+/* ktest_util: what the kernel suites share — writing cgroupfs files and running a probe in a
+ * child placed in a cgroup. Header-only: each suite is one binary. */
+#ifndef WARDEN_KTEST_UTIL_H
+#define WARDEN_KTEST_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static inline int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Move the calling process into cgroup directory cg. */
+static inline int join_cgroup(const char *cg)
+{
+	char p[700];
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", cg);
+	return write_file(p, "0");
+}
+
+typedef int (*probe_fn)(const void *arg);
+
+/* Run fn in a child placed in cg, named comm; returns what fn returned (& 0xff: an errno, 0
+ * for success), join_fail when the child could not join cg, -1 when it did not exit; and the
+ * child's pid in *pid. */
+static inline int run_in_cgroup(const char *cg, const char *comm, probe_fn fn, const void *arg,
+				int join_fail, pid_t *pid)
+{
+	int status;
+	pid_t p = fork();
+
+	if (p < 0)
+		return -errno;
+	if (p == 0) {
+		prctl(PR_SET_NAME, comm);
+		if (join_cgroup(cg) < 0)
+			_exit(join_fail);
+		_exit(fn(arg) & 0xff);
+	}
+	if (pid)
+		*pid = p;
+	while (waitpid(p, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#endif

@@ -1,0 +1,53 @@
+-- wrk script for the proxy benchmark: tools/call "echo" on one MCP session, a fresh JSON-RPC id
+-- per request. The runner (tools/bench/proxy_bench.sh) opens the session with curl and passes:
+--   MCP_SESSION  the Mcp-Session-Id          MCP_KEY  the API key (empty: no Authorization)
+--   MCP_PATH     the endpoint path (/mcp)
+-- done() prints one line the runner parses, latencies in microseconds:
+--   RESULT requests=N seconds=S rps=R p50=U p90=U p99=U max=U errors=E status=X bad=B
+-- errors: socket errors and timeouts; status: HTTP answers other than 2xx/3xx; bad: answers
+-- that are not a 200 with a JSON-RPC result (a refusal arrives as a 200 with an error).
+local session = os.getenv("MCP_SESSION") or ""
+local key = os.getenv("MCP_KEY") or ""
+local path = os.getenv("MCP_PATH") or "/mcp"
+
+local headers = {
+	["Content-Type"] = "application/json",
+	["Accept"] = "application/json, text/event-stream",
+	["Mcp-Session-Id"] = session,
+	["MCP-Protocol-Version"] = "2025-06-18",
+}
+if key ~= "" then headers["Authorization"] = "Bearer " .. key end
+
+local threads = {}
+local seq = 0
+tid, bad = 0, 0     -- globals: setup() sets tid in each thread, done() reads bad from each
+
+function setup(thread)
+	thread:set("tid", #threads)
+	table.insert(threads, thread)
+end
+
+function request()
+	seq = seq + 1
+	local body = '{"jsonrpc":"2.0","id":' .. (tid * 1000000000 + seq) ..
+		',"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello from wrk"}}}'
+	return wrk.format("POST", path, headers, body)
+end
+
+-- A 200 that carries a JSON-RPC error (a refusal) is a failure too: count those as errors.
+function response(status, hdrs, body)
+	if status ~= 200 or not body:find('"result"', 1, true) then bad = bad + 1 end
+end
+
+function done(summary, latency, requests)
+	local e = summary.errors
+	local errors = e.connect + e.read + e.write + e.timeout
+	local secs = summary.duration / 1e6
+	local refused = 0
+	for _, t in ipairs(threads) do refused = refused + t:get("bad") end
+	io.write(string.format(
+		"RESULT requests=%d seconds=%.3f rps=%.1f p50=%d p90=%d p99=%d max=%d errors=%d status=%d bad=%d\n",
+		summary.requests, secs, summary.requests / secs,
+		latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+		errors, e.status, refused))
+end

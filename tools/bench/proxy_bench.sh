@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# proxy_bench: what mcpwarden adds to a governed tools/call, against nginx as a plain keep-alive
+# reverse proxy in front of the same upstream, measured side by side in one run
+# (docs/performance.md). It reports; it never fails on a number.
+#
+#   tools/bench/proxy_bench.sh [BUILD_DIR]      (default build/rel; run by `make bench`)
+#
+# Three targets, all in front of (or being) build/rel/bench-bin/mcp_upstream:
+#   direct     wrk -> upstream                        the baseline
+#   nginx      wrk -> nginx (1 worker) -> upstream    the floor: a bare reverse proxy
+#   mcpwarden  wrk -> mcpwarden -> upstream           every governance step on
+# For each connection count, interleaved rounds (direct, nginx, mcpwarden, again ...) after a
+# warm-up; medians of the rounds. Then one extra run per proxy, not timed, to count system
+# calls (perf) and context switches (/proc) per call. Then the memory part: mcpwarden with a
+# 100k-key config and 10k open sessions, before and after SIGHUP reloads.
+#
+# Environment: BENCH_CONNECTIONS ("1 16 64"), BENCH_ROUNDS (3), BENCH_SECONDS (5),
+# BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000).
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$top/build/rel}" && pwd)
+here="$top/tools/bench/proxy"
+conns=${BENCH_CONNECTIONS:-1 16 64}
+rounds=${BENCH_ROUNDS:-3}
+secs=${BENCH_SECONDS:-5}
+memory=${BENCH_MEMORY:-1}
+nkeys=${BENCH_KEYS:-100000}
+nsessions=${BENCH_SESSIONS:-10000}
+
+skip() { echo "SKIP: $*"; exit 0; }
+for tool in wrk nginx node curl sha256sum; do
+	command -v "$tool" >/dev/null || skip "$tool is not installed (make deps installs it)"
+done
+for bin in "$build/mcpwarden" "$build/bench-bin/mcp_upstream"; do
+	[ -x "$bin" ] || skip "$bin is not built (make bench builds it)"
+done
+
+tmp=$(mktemp -d /tmp/mcpwarden-bench.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- helpers
+
+# A free loopback port, for nginx (which cannot report one it picked itself).
+free_port() {
+	node -e 'const s = require("net").createServer().listen(0, "127.0.0.1",
+		() => { console.log(s.address().port); s.close(); });'
+}
+
+# wait_for TIMEOUT_S CMD...: retry CMD every 50 ms until it succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.05
+	done
+}
+
+# post URL BODY [SESSION [KEY]] -> writes $tmp/h (headers) and $tmp/b (body), prints the status.
+post() {
+	local args=(-s -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' -X POST "$1" -d "$2"
+		    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream')
+	[ -n "${3:-}" ] && args+=(-H "Mcp-Session-Id: $3" -H 'MCP-Protocol-Version: 2025-06-18')
+	[ -n "${4:-}" ] && args+=(-H "Authorization: Bearer $4")
+	curl "${args[@]}"
+}
+
+# open_session URL [KEY] -> prints the session id, after initialize, notifications/initialized
+# and one tools/call that must answer with a result.
+open_session() {
+	local url=$1 key=${2:-} sid code
+	code=$(post "$url" '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"proxy_bench","version":"1"}}}' "" "$key")
+	sid=$(sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: *\([^[:space:]]*\).*/\1/p' "$tmp/h")
+	if [ "$code" != 200 ] || [ -z "$sid" ]; then
+		echo "initialize on $url: HTTP $code: $(head -c 300 "$tmp/b")" >&2
+		return 1
+	fi
+	code=$(post "$url" '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$sid" "$key")
+	[ "$code" = 202 ] || { echo "notifications/initialized on $url: HTTP $code" >&2; return 1; }
+	code=$(post "$url" '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"check"}}}' "$sid" "$key")
+	if [ "$code" != 200 ] || ! grep -q '"result"' "$tmp/b"; then
+		echo "tools/call on $url: HTTP $code: $(head -c 300 "$tmp/b")" >&2
+		return 1
+	fi
+	echo "$sid"
+}
+
+# status_kb PID FIELD -> the field of /proc/PID/status in kB (VmRSS, VmHWM).
+status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+# ctxt PID -> voluntary + involuntary context switches of every thread of PID.
+ctxt() {
+	cat /proc/"$1"/task/*/status 2>/dev/null |
+		awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
+
+# bench NAME CONNS SECONDS -> runs wrk on target NAME, prints its RESULT line's fields.
+declare -A url sid key
+bench() {
+	MCP_SESSION=${sid[$1]} MCP_KEY=${key[$1]:-} MCP_PATH=/mcp \
+		wrk -t1 -c"$2" -d"$3"s --timeout 10s -s "$here/call.lua" "${url[$1]}" 2>&1 |
+		sed -n 's/^RESULT //p'
+}
+
+# field NAME "k=v k=v ..." -> v
+field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+
+# median [FORMAT] < values -> their median (printf FORMAT, default %.0f), or n/a when none.
+median() { tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.0f}" '{ v[NR] = $1 } END {
+	if (NR == 0) print "n/a"; else if (NR % 2) printf f "\n", v[(NR + 1) / 2];
+	else printf f "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# ---------------------------------------------------------------- start the three targets
+
+"$build/bench-bin/mcp_upstream" 0 >"$tmp/upstream.port" 2>"$tmp/upstream.log" &
+pids+=($!)
+wait_for 5 test -s "$tmp/upstream.port" || { echo "upstream did not start"; exit 1; }
+up_port=$(cat "$tmp/upstream.port")
+url[direct]="http://127.0.0.1:$up_port/mcp"
+
+mkdir -p "$tmp/nginx"
+ng_port=$(free_port)
+sed -e "s|@PREFIX@|$tmp/nginx|g" -e "s|@PORT@|$ng_port|g" -e "s|@UPSTREAM_PORT@|$up_port|g" \
+	"$here/nginx.conf.in" >"$tmp/nginx/nginx.conf"
+nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" 2>>"$tmp/nginx/error.log" &
+ng_pid=$!
+pids+=($ng_pid)
+url[nginx]="http://127.0.0.1:$ng_port/mcp"
+wait_for 5 curl -sf -o /dev/null -X POST -d '{"jsonrpc":"2.0","method":"notifications/x"}' "${url[nginx]}" ||
+	{ echo "nginx did not start:"; cat "$tmp/nginx/error.log"; exit 1; }
+ng_worker=$(pgrep -P "$ng_pid" | head -1)
+
+# A key as an agent gets one (docs/policy.md); the config holds only its hash.
+bench_key="mcpw_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+key_hash=$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)
+
+# start_warden NAME CONFIG_DIR MORE_KEYS MAX_SESSIONS [ARGS...] -> sets w_pid and w_url
+start_warden() {
+	local name=$1 dir=$2 more=$3 max=$4
+	shift 4
+	mkdir -p "$dir/state"
+	sed -e "s|@STATE_DIR@|$dir/state|" -e "s|@UPSTREAM_PORT@|$up_port|" \
+	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" \
+	    -e "/@MORE_KEYS@/{
+		s|@MORE_KEYS@||
+		r $more
+	    }" "$here/mcpwarden.json.in" >"$dir/mcpwarden.json"
+	# Decision records (stdout) go to a file, as a deployment ships them to its log pipeline.
+	"$build/mcpwarden" -c "$dir/mcpwarden.json" "$@" >"$dir/records.jsonl" 2>"$dir/mcpwarden.log" &
+	w_pid=$!
+	pids+=($w_pid)
+	if ! wait_for 30 grep -q 'listening on http' "$dir/mcpwarden.log"; then
+		echo "mcpwarden ($name) did not start:"; cat "$dir/mcpwarden.log"; return 1
+	fi
+	w_url=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$dir/mcpwarden.log" | head -1)
+	wait_for 15 curl -sf -o /dev/null "${w_url%/mcp}/readyz" ||
+		{ echo "mcpwarden ($name) not ready:"; cat "$dir/mcpwarden.log"; return 1; }
+}
+
+: >"$tmp/nokeys"
+start_warden proxy "$tmp/warden" "$tmp/nokeys" 10000 || exit 1
+warden_pid=$w_pid
+url[mcpwarden]=$w_url
+key[mcpwarden]=$bench_key
+
+for t in direct nginx mcpwarden; do
+	sid[$t]=$(open_session "${url[$t]}" "${key[$t]:-}") || exit 1
+done
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "proxy_bench: $(nproc) cores; upstream :$up_port, nginx :$ng_port, mcpwarden ${url[mcpwarden]}"
+echo "proxy_bench: connections: $conns; $rounds interleaved rounds of ${secs}s each, medians"
+
+# ---------------------------------------------------------------- latency and throughput
+
+declare -A res                 # res[target,conns,metric]: space-separated values, one per round
+declare -A cost                # cost[target,conns] = "syscalls/call ctxt/call"
+warn=()
+have_perf=0
+if command -v perf >/dev/null &&
+   perf stat -e raw_syscalls:sys_enter -x, -o /dev/null -- true >/dev/null 2>&1; then
+	have_perf=1
+fi
+
+# measure_cost TARGET PID CONNS -> cost[TARGET,CONNS]: an untimed run with perf attached.
+measure_cost() {
+	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid=
+	c0=$(ctxt "$pid")
+	if [ $have_perf = 1 ]; then
+		perf stat -e raw_syscalls:sys_enter -x, -o "$tmp/perf.out" -p "$pid" &
+		perf_pid=$!
+		pids+=($perf_pid)       # stopped on exit too, if interrupted
+		sleep 0.2
+	fi
+	out=$(bench "$t" "$c" "$secs")
+	c1=$(ctxt "$pid")
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid" 2>/dev/null
+		wait "$perf_pid" 2>/dev/null
+	fi
+	n=$(field requests "$out")
+	[ -n "$n" ] && [ "$n" -gt 0 ] || { cost[$t,$c]="n/a n/a"; return; }
+	if [ -n "$perf_pid" ]; then
+		sys=$(awk -F, -v n="$n" '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ {
+			printf "%.1f", $1 / n }' "$tmp/perf.out")
+		[ -n "$sys" ] || sys=n/a
+	fi
+	cost[$t,$c]="$sys $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')"
+}
+
+# ratio A B [FORMAT] -> A / B, or n/a when B is not positive (nothing to compare against).
+ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
+	if (a == "n/a" || b == "n/a" || b <= 0) print "n/a"; else printf f "\n", a / b }'; }
+
+declare -A rss hwm
+for c in $conns; do
+	echo "--- $c connection(s)"
+	for t in direct nginx mcpwarden; do bench "$t" "$c" 1 >/dev/null; done   # warm-up
+	for r in $(seq "$rounds"); do
+		declare -A cur=()
+		for t in direct nginx mcpwarden; do
+			out=$(bench "$t" "$c" "$secs")
+			if [ -z "$out" ]; then
+				warn+=("$t, $c connections, round $r: wrk printed no result")
+				continue
+			fi
+			printf '  round %d %-9s %9.0f req/s  p50 %6d µs  p99 %6d µs\n' "$r" "$t" \
+				"$(field rps "$out")" "$(field p50 "$out")" "$(field p99 "$out")"
+			bad=$(( $(field errors "$out") + $(field status "$out") + $(field bad "$out") ))
+			[ "$bad" = 0 ] || warn+=("$t, $c connections, round $r: $bad failed answers of $(field requests "$out")")
+			for m in p50 p99 rps; do
+				cur[$t,$m]=$(field $m "$out")
+				res[$t,$c,$m]+=" ${cur[$t,$m]}"
+			done
+		done
+		# Paired within the round: the three ran back to back, under the same conditions
+		# (this machine is shared; a round's background load hits all three alike).
+		[ -n "${cur[direct,p50]:-}" ] || continue
+		for t in nginx mcpwarden; do
+			[ -n "${cur[$t,p50]:-}" ] || continue
+			res[$t,$c,a50]+=" $((cur[$t,p50] - cur[direct,p50]))"
+			res[$t,$c,a99]+=" $((cur[$t,p99] - cur[direct,p99]))"
+		done
+		[ -n "${cur[nginx,rps]:-}" ] && [ -n "${cur[mcpwarden,rps]:-}" ] &&
+			res[ratio,$c,rps]+=" $(ratio "${cur[mcpwarden,rps]}" "${cur[nginx,rps]}" %.3f)"
+	done
+	measure_cost nginx "${ng_worker:-$ng_pid}" "$c"
+	measure_cost mcpwarden "$warden_pid" "$c"
+	rss[$c]=$(status_kb "$warden_pid" VmRSS)
+	hwm[$c]=$(status_kb "$warden_pid" VmHWM)
+done
+
+# ---------------------------------------------------------------- the table
+
+
+echo
+echo "proxy_bench: medians of $rounds rounds; latencies in µs; added = proxy − direct in the same round"
+echo "proxy_bench: load average before: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+	connections "direct p50/p99" "nginx added p50/p99" "mcpwarden added p50/p99" \
+	"added p50 ratio" "direct req/s" "nginx req/s" "mcpwarden req/s" "req/s ratio" \
+	"syscalls/call nginx/mcpwarden" "ctx switches/call nginx/mcpwarden" "mcpwarden RSS/HWM MiB"
+echo '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
+declare -A med
+for c in $conns; do
+	for k in direct,p50 direct,p99 direct,rps nginx,rps mcpwarden,rps nginx,a50 nginx,a99 \
+		 mcpwarden,a50 mcpwarden,a99 ratio,rps; do
+		med[$k]=$(median "$([ "$k" = ratio,rps ] && echo %.3f)" <<<"${res[${k%,*},$c,${k#*,}]:-}")
+	done
+	read -r ngsys ngcs <<<"${cost[nginx,$c]:-n/a n/a}"
+	read -r wsys wcs <<<"${cost[mcpwarden,$c]:-n/a n/a}"
+	printf '| %s | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |\n' \
+		"$c" "${med[direct,p50]}" "${med[direct,p99]}" "${med[nginx,a50]}" "${med[nginx,a99]}" \
+		"${med[mcpwarden,a50]}" "${med[mcpwarden,a99]}" "$(ratio "${med[mcpwarden,a50]}" "${med[nginx,a50]}")" \
+		"${med[direct,rps]}" "${med[nginx,rps]}" "${med[mcpwarden,rps]}" \
+		"$(ratio "${med[ratio,rps]}" 1)" "$ngsys" "$wsys" "$ngcs" "$wcs" \
+		"$(awk -v k="${rss[$c]:-0}" 'BEGIN { printf "%.1f", k / 1024 }')" \
+		"$(awk -v k="${hwm[$c]:-0}" 'BEGIN { printf "%.1f", k / 1024 }')"
+done
+[ $have_perf = 1 ] || echo "(system calls: n/a, perf cannot count raw_syscalls:sys_enter here)"
+echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
+records=$(grep -c '"type":"decision"' "$tmp/warden/records.jsonl")
+echo "mcpwarden wrote $records decision records"
+for w in "${warn[@]+"${warn[@]}"}"; do echo "WARNING: $w"; done
+
+# ---------------------------------------------------------------- memory at scale
+
+if [ "$memory" = 0 ]; then
+	echo "memory at scale: skipped (BENCH_MEMORY=0)"
+	exit 0
+fi
+echo
+echo "--- memory at scale: $nkeys keys (hashes only), $nsessions open sessions"
+# The throughput instance is done: stop it so that the two do not share the 2 cores' memory
+# bandwidth and page cache.
+kill "$warden_pid" 2>/dev/null
+wait "$warden_pid" 2>/dev/null
+node "$here/keys.js" $((nkeys - 1)) >"$tmp/morekeys" || exit 1
+mb() { awk -v k="$(status_kb "$1" "$2")" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+t0=$SECONDS
+start_warden memory "$tmp/memory" "$tmp/morekeys" $((nsessions + 100)) --log-level info || exit 1
+m_pid=$w_pid
+echo "  started on $nkeys keys in $((SECONDS - t0)) s: RSS $(mb "$m_pid" VmRSS) (peak $(mb "$m_pid" VmHWM))"
+if ! node "$here/sessions.js" "$w_url" "$bench_key" "$nsessions" | sed 's/^/  /'; then
+	echo "  WARNING: opening the sessions failed; RSS below is with fewer sessions"
+fi
+echo "  with $nsessions sessions: RSS $(mb "$m_pid" VmRSS) (peak $(mb "$m_pid" VmHWM))"
+reloads() { grep -c 'configuration reloaded' "$tmp/memory/mcpwarden.log"; }
+more_reloads_than() { [ "$(reloads)" -gt "$1" ]; }
+for i in 1 2 3; do
+	before=$(reloads)
+	t1=$SECONDS
+	kill -HUP "$m_pid"
+	if ! wait_for 60 more_reloads_than "$before"; then
+		echo "  WARNING: reload $i not confirmed within 60 s"
+		tail -3 "$tmp/memory/mcpwarden.log" | sed 's/^/  /'
+		break
+	fi
+	echo "  after SIGHUP reload $i ($((SECONDS - t1)) s): RSS $(mb "$m_pid" VmRSS) (peak $(mb "$m_pid" VmHWM))"
+done
+echo "(goal, issue 9: <= 48 MiB at 100k keys and 10k open sessions; RSS back to its level after each reload)"
+exit 0

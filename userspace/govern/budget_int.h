@@ -1,0 +1,43 @@
+/* budget_int.h: what budget.c (counters) and budget_config.c (money, calendar, the config
+ * sections) share. Private to the two. */
+#ifndef WARDEN_BUDGET_INT_H
+#define WARDEN_BUDGET_INT_H
+
+#include <stdint.h>
+
+#include "govern/budget.h"
+
+#define BUDGET_DAY 86400ll
+#define BUDGET_NAME_BUF 600
+
+struct cost_pat {
+	char *pat;                      /* "server/tool" glob */
+	int64_t price;
+	int score;                      /* 2 * literal chars, +1 when no wildcard at all */
+};
+
+struct selector {
+	char *name;                     /* "default", "key:<id>", "policy:<p>", "team:<t>" */
+	struct budget_spec spec[BUDGET_MAX_PER_SCOPE];
+	size_t n;
+};
+
+struct budget_config {
+	struct cost_pat *pats;
+	size_t npats;
+	int64_t default_cost;
+	struct selector *sel;           /* sorted by name */
+	size_t nsel;
+};
+
+extern const char *const budget_period_ids[];   /* by enum budget_period */
+
+/* "day" | "week" | "month" | "rolling:<seconds>" of a spec, and back. */
+void budget_period_id(const struct budget_spec *s, char *buf, size_t len);
+int budget_parse_period_id(const char *s, enum budget_period *kind, int64_t *window);
+/* The selector named prefix+name, NULL when none (or name is empty). */
+const struct selector *budget_find_sel(const struct budget_config *cfg, const char *prefix,
+				       const char *name);
+int64_t budget_floor_div(int64_t a, int64_t b);
+
+#endif
