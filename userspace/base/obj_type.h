@@ -12,6 +12,7 @@ enum obj_type {
 	OBJ_TYPE_NONE = 0,
 	OBJ_TYPE_CALL,    /* struct call (mcp/call.h): a downstream request in flight */
 	OBJ_TYPE_FETCH,   /* a catalogue fetch (mcp/catalog.c): a list page being read */
+	OBJ_TYPE_VIEW_FETCH, /* a session's own tools/list (mcp/session_view.c) */
 };
 
 static inline enum obj_type obj_type(const enum obj_type *t)

@@ -411,12 +411,27 @@ static const struct policy_view *view_for(struct gate *g, const struct key_ident
 	return v;
 }
 
+/* An entry listed to one session only (mcp/session_view.h) is in no compiled view: its
+ * permission is evaluated by name, with its annotations, like the compiled ones. */
+static int own_allowed(struct gate *g, const struct key_identity *who,
+		       const struct catalog_entry *e, const char **why)
+{
+	struct policy_entry pe = {
+		policy_kind_of((int)e->kind), catalog_server_config(g->cat, e->server)->name, e->name,
+		e->kind == CAT_TOOLS ? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL
+	};
+
+	return policy_check(g->ps, who->policy, who->team_policy, &pe, why);
+}
+
 bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e)
 {
 	const struct policy_view *v;
 
 	if (!who || !g->pc)
 		return true;
+	if (e->index == CATALOG_OWN)
+		return own_allowed(g, who, e, NULL) == 0;
 	v = view_for(g, who);
 	return v && policy_view_allows(v, g->offset[e->kind] + e->index, NULL);
 }
@@ -482,8 +497,10 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 		return 0;
 	/* 1. permission */
 	if (e) {
-		const struct policy_view *v = view_for(g, who);
-		if (!v || !policy_view_allows(v, g->offset[e->kind] + e->index, &why)) {
+		const struct policy_view *v = e->index == CATALOG_OWN ? NULL : view_for(g, who);
+		bool allowed = e->index == CATALOG_OWN ? own_allowed(g, who, e, &why) == 0
+			     : v && policy_view_allows(v, g->offset[e->kind] + e->index, &why);
+		if (!allowed) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
 			cJSON_AddStringToObject(d, kind == CAT_TOOLS ? "tool" : kind == CAT_PROMPTS
@@ -531,7 +548,8 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 	/* 3. budget: tools' costs are resolved once per catalogue; prompts and resources (read
 	 * by URI, often outside the lists) are matched per call */
 	if (kind == CAT_TOOLS)
-		cost = e && g->tool_cost ? g->tool_cost[e->index] : 0;
+		cost = e && e->index == CATALOG_OWN ? budget_cost(g->bc, server, name)
+		     : e && g->tool_cost ? g->tool_cost[e->index] : 0;
 	else
 		cost = budget_cost(g->bc, server, name);
 	if (cost > 0) {

@@ -92,6 +92,18 @@ static void decide(struct call *c, cJSON *resp)
 	c->state = CALL_DONE;
 }
 
+static void on_client_gone(void *arg);
+
+void call_park(struct call *c, cJSON *params)
+{
+	cJSON_Delete(c->up_params);
+	c->up_params = params;
+	c->parked = true;
+	c->state = CALL_SENT;
+	if (c->reply)
+		reply_on_gone(c->reply, on_client_gone, c);
+}
+
 void call_answer(struct call *c, cJSON *result)
 {
 	decide(c, jsonrpc_result(c->down_id, result));
@@ -390,7 +402,27 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 			uncharged(c, err);
 		c->state = CALL_DONE;
 		break;
+	case CALL_EV_RESUME: {
+		if (c->state != CALL_SENT || !c->parked)
+			return;
+		cJSON *params = c->up_params;
+		c->up_params = NULL;
+		c->parked = false;
+		c->state = CALL_RECEIVED;
+		/* route() sets these again */
+		free(c->target);
+		c->target = NULL;
+		cJSON_Delete(c->args_shape);
+		c->args_shape = NULL;
+		run(c, params);
+		return;
+	}
 	case CALL_EV_CANCEL:
+		if (c->state == CALL_SENT && c->parked) {
+			c->parked = false;
+			decide(c, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "request cancelled", NULL));
+			break;
+		}
 		if (c->state != CALL_SENT || !c->handle)
 			return;
 		link_cancel(c->link, c->handle, "cancelled by the client");

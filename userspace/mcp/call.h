@@ -47,6 +47,7 @@ enum call_event {
 	CALL_EV_CANCEL,       /* the client sent notifications/cancelled */
 	CALL_EV_SESSION_END,  /* DELETE, idle expiry, reload, shutdown */
 	CALL_EV_CLIENT_GONE,  /* the connection closed: the call runs on, its answer is dropped */
+	CALL_EV_RESUME,       /* what a parked call waited for is there: route it again */
 };
 
 enum decision { DECISION_ALLOW, DECISION_DENY, DECISION_ERROR };
@@ -87,6 +88,8 @@ struct call {
 	struct link *link;
 	uint64_t handle;
 	unsigned fanout;              /* METHOD_FANOUT: answers still expected */
+	bool parked;                  /* SENT without an upstream request: its route waits for
+				       * the session's own lists (mcp/session_view.h) */
 
 	/* Monotonic stamps, for the record's latency split and the stage metrics. */
 	uint64_t rx_ns;               /* the transport had the request (0: unknown) */
@@ -110,6 +113,10 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 /* Feed an event to the call (see enum call_event); msg taken over where there is one. */
 void call_event(struct call *c, enum call_event ev, cJSON *msg, int err);
 
+/* For route(): not now — the session's own lists are still being fetched. The call waits in
+ * SENT (a session end or cancellation answers it) until CALL_EV_RESUME routes it again with
+ * params (taken over). */
+void call_park(struct call *c, cJSON *params);
 /* For route(): answer now with a result (taken over) — a local method. */
 void call_answer(struct call *c, cJSON *result);
 /* For route() and failures: answer with a JSON-RPC error and record it. reason NULL: an

@@ -297,15 +297,19 @@ static void fetch_page(struct fetch *f, const char *cursor)
 	}
 }
 
+const char *const catalog_declared_caps[] = { "sampling", "elicitation", NULL };
+
 static void open_ctl(struct server *s)
 {
 	cJSON *caps = cJSON_CreateObject();
 	int rc;
 
 	/* Declaring sampling and elicitation lets servers list the tools that need them; calls
-	 * still reach the downstream client, which answers for itself. */
-	cJSON_AddItemToObject(caps, "sampling", cJSON_CreateObject());
-	cJSON_AddItemToObject(caps, "elicitation", cJSON_CreateObject());
+	 * still reach the downstream client, which answers for itself. Not roots: a server may
+	 * act on the roots it is given (server-filesystem narrows its folders to them), and the
+	 * catalogue's link has no client to ask. */
+	for (const char *const *cap = catalog_declared_caps; *cap; cap++)
+		cJSON_AddItemToObject(caps, *cap, cJSON_CreateObject());
 	rc = link_open(s->cat->base, s->cfg, caps, &ctl_ops, s, &s->ctl);
 	cJSON_Delete(caps);
 	if (rc) {
@@ -583,6 +587,12 @@ int catalog_route_uri(const struct catalog *c, const char *exposed, size_t *serv
 		return 0;
 	}
 	return -ENOENT;
+}
+
+char *catalog_expose_name(const struct catalog *c, size_t server, enum catalog_kind kind,
+			  const char *name)
+{
+	return exposed_name(c, &c->srv[server], kind, name);
 }
 
 char *catalog_expose_uri(const struct catalog *c, size_t server, const char *uri)

@@ -28,10 +28,15 @@ struct link_ops;
 
 enum catalog_kind { CAT_TOOLS, CAT_RESOURCES, CAT_TEMPLATES, CAT_PROMPTS, CAT_NKINDS };
 
+/* index of an entry listed to one session only (mcp/session_view.h): it is in no compiled
+ * policy view, so the gate judges it by name. */
+#define CATALOG_OWN ((size_t)-1)
+
 struct catalog_entry {
 	enum catalog_kind kind;
 	size_t server;          /* index into the config's upstreams */
-	size_t index;           /* position in its kind's list (stable until the next rebuild) */
+	size_t index;           /* position in its kind's list (stable until the next rebuild);
+				 * CATALOG_OWN for a session's own entry */
 	const char *name;       /* the upstream's own name (or URI / URI template) */
 	const char *exposed;    /* what agents see */
 	cJSON *json;            /* the exposed object (name/uri rewritten), owned */
@@ -81,6 +86,13 @@ const struct catalog_entry *catalog_find(const struct catalog *c, enum catalog_k
  * `exposed` or catalog storage). -ENOENT when no upstream claims it. */
 int catalog_route_uri(const struct catalog *c, const char *exposed, size_t *server,
 		      const char **uri);
+/* What the catalogue's own link declares to every upstream (sampling, elicitation): servers
+ * list the tools that need them. A client declaring more (roots) gets its own view of the
+ * servers that are not shared (mcp/session_view.h). */
+extern const char *const catalog_declared_caps[];
+/* The exposed form of a tool or prompt name from `server` (caller frees; NULL: no memory). */
+char *catalog_expose_name(const struct catalog *c, size_t server, enum catalog_kind kind,
+			  const char *name);
 /* The exposed form of an upstream URI from `server` (caller frees). */
 char *catalog_expose_uri(const struct catalog *c, size_t server, const char *uri);
 /* Route an exposed prompt/tool name whether or not it is listed (used for completion refs). */

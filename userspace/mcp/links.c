@@ -8,7 +8,7 @@
 #include "mcp/session.h"
 #include "mcp/upstream.h"
 
-static bool shared(const struct links *ls, size_t server)
+bool links_shared(const struct links *ls, size_t server)
 {
 	const struct upstream_config *uc = catalog_server_config(ls->cat, server);
 
@@ -21,7 +21,7 @@ struct link *links_get(const struct links *ls, struct session *s, size_t server,
 	int rc;
 
 	*err = 0;
-	if (shared(ls, server)) {
+	if (links_shared(ls, server)) {
 		struct link *l = catalog_shared_link(ls->cat, server);
 		if (!l || link_down(l))
 			*err = -ENOTCONN;
@@ -43,7 +43,7 @@ struct link *links_get(const struct links *ls, struct session *s, size_t server,
 
 struct link *links_current(const struct links *ls, struct session *s, size_t server)
 {
-	struct link *l = shared(ls, server) ? catalog_shared_link(ls->cat, server)
+	struct link *l = links_shared(ls, server) ? catalog_shared_link(ls->cat, server)
 					    : s->links[server].link;
 
 	return l && !link_down(l) ? l : NULL;

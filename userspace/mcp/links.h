@@ -9,6 +9,7 @@
 #ifndef WARDEN_LINKS_H
 #define WARDEN_LINKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <event2/event.h>
 
@@ -23,6 +24,8 @@ struct links {
 	const struct link_ops *ops;   /* callbacks of a session's own links; owner: session_link */
 };
 
+/* One stdio child for every session (the catalogue's link): no session has a link of its own. */
+bool links_shared(const struct links *ls, size_t server);
 /* The link to use, opening the session's own when needed; NULL with *err (-ENOTCONN: the
  * shared child is restarting; else the open's errno). */
 struct link *links_get(const struct links *ls, struct session *s, size_t server, int *err);

@@ -16,6 +16,7 @@
 #include "mcp/links.h"
 #include "mcp/reply.h"
 #include "mcp/session.h"
+#include "mcp/session_view.h"
 #include "mcp/upstream.h"
 
 /* A server request relayed to the client, waiting for its answer. */
@@ -241,6 +242,8 @@ static void own_on_notification(void *owner, struct link *l, cJSON *msg, enum ob
 
 	if (kind >= 0) {
 		catalog_refresh(sl->relay->cat, sl->server, (enum catalog_kind)kind);
+		if (kind == CAT_TOOLS)
+			view_refresh(sl);
 		cJSON_Delete(msg);
 		return;
 	}

@@ -20,6 +20,7 @@
 #include "mcp/relay.h"
 #include "mcp/reply.h"
 #include "mcp/session.h"
+#include "mcp/session_view.h"
 #include "mcp/upstream.h"
 #include "observe/metrics.h"
 
@@ -79,27 +80,63 @@ static int parse_cursor(const cJSON *params, size_t *offset)
 	return 0;
 }
 
-/* A page of a list as the caller's key may see it: invisible entries are skipped, never
- * scanned. */
+/* The entry at position i of what the session sees: the catalogue's entries (0..n-1), then
+ * its own (n..; mcp/session_view.h). */
+static const struct catalog_entry *shown_at(struct router *r, const struct session *s,
+					    enum catalog_kind kind, size_t i)
+{
+	size_t n = catalog_count(r->cat, kind);
+
+	return i < n ? catalog_at(r->cat, kind, i) : view_at(s, i - n);
+}
+
+/* The first position >= i the caller sees (the end when none): entries the key may not see
+ * are skipped by the compiled views, never scanned; then those the session is not offered. */
+static size_t next_shown(struct router *r, const struct session *s,
+			 const struct key_identity *who, enum catalog_kind kind, size_t i)
+{
+	size_t n = catalog_count(r->cat, kind);
+	size_t end = kind == CAT_TOOLS ? n + view_count(s) : n;
+
+	for (i = i < n ? gate_next_visible(r->gate, who, kind, i) : i; i < n;
+	     i = gate_next_visible(r->gate, who, kind, i + 1))
+		if (!view_hides(s, catalog_at(r->cat, kind, i)))
+			return i;
+	for (; i < end; i++) {
+		const struct catalog_entry *e = view_at(s, i - n);
+		/* listed by the catalogue since: shown there */
+		if (!catalog_find(r->cat, kind, e->exposed) && gate_visible(r->gate, who, e))
+			return i;
+	}
+	return end;
+}
+
+/* A page of a list as the caller's key and session may see it. */
 static void route_list(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
 	enum catalog_kind kind = c->method->kind;
 	const struct key_identity *who = c->has_who ? &c->who : NULL;
-	size_t n = catalog_count(r->cat, kind), i, shown = 0;
-	int rc = parse_cursor(params, &i);
+	size_t i, shown = 0, end;
+	int rc;
 
+	if (kind == CAT_TOOLS && view_pending(c->s)) {
+		call_park(c, params);  /* the session's own tools are on their way */
+		return;
+	}
+	end = catalog_count(r->cat, kind) + (kind == CAT_TOOLS ? view_count(c->s) : 0);
+	rc = parse_cursor(params, &i);
 	cJSON_Delete(params);
-	if (rc || i > n) {
+	if (rc || i > end) {
 		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, NULL, "invalid cursor");
 		return;
 	}
 	cJSON *res = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(res, list_key[kind]);
-	for (i = gate_next_visible(r->gate, who, kind, i); i < n && shown < PAGE_SIZE;
-	     i = gate_next_visible(r->gate, who, kind, i + 1), shown++)
-		cJSON_AddItemToArray(arr, cJSON_Duplicate(catalog_at(r->cat, kind, i)->json, 1));
-	if (i < n) {
+	for (i = next_shown(r, c->s, who, kind, i); i < end && shown < PAGE_SIZE;
+	     i = next_shown(r, c->s, who, kind, i + 1), shown++)
+		cJSON_AddItemToArray(arr, cJSON_Duplicate(shown_at(r, c->s, kind, i)->json, 1));
+	if (i < end) {
 		char cur[32];
 		snprintf(cur, sizeof(cur), "mcpw:%zu", i);
 		cJSON_AddStringToObject(res, "nextCursor", cur);
@@ -162,6 +199,14 @@ static void route_named(struct call *c, cJSON *params)
 			c->args_shape = shape_of(args, 0);
 	}
 	e = catalog_find(r->cat, c->method->kind, name->valuestring);
+	if (tool && view_hides(c->s, e))
+		e = NULL;  /* its server does not offer it to this client */
+	if (!e && tool)
+		e = view_find(c->s, name->valuestring);
+	if (!e && tool && view_pending(c->s)) {
+		call_park(c, params);  /* it may be one of the session's own, on their way */
+		return;
+	}
 	if (!e) {
 		cJSON *data = NULL;
 		if (tool) {
@@ -392,6 +437,7 @@ static void teardown(struct router *r, struct session *s)
 	while (hmap_next(s->calls, &it, NULL, (void **)&c))
 		call_event(c, CALL_EV_SESSION_END, NULL, 0);
 	relay_session_end(&r->relay, s);
+	view_close(s);
 	links_close_session(s);
 	metrics_session_closed();
 }
@@ -426,6 +472,9 @@ void router_initialize(struct router *r, const struct jsonrpc_msg *m, const char
 		return;
 	}
 	metrics_session_opened();
+	/* A client with capabilities the catalogue does not declare sees the tools that need
+	 * them: its own links open now and list them. */
+	view_open(&r->links, s);
 
 	cJSON *res = cJSON_CreateObject(), *si = cJSON_CreateObject();
 	cJSON_AddStringToObject(res, "protocolVersion", s->version);

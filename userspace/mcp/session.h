@@ -15,6 +15,7 @@
 
 struct link;
 struct hmap;
+struct own_tools;
 struct relay;
 struct stream;
 struct session;
@@ -28,6 +29,8 @@ struct session_link {
 	struct session *s;
 	size_t server;
 	struct link *link;            /* NULL until first used; replaced when it went down */
+	struct own_tools *own;        /* the tools it lists to this session alone, or NULL
+				       * (mcp/session_view.h) */
 };
 
 struct session {

@@ -1,0 +1,316 @@
+/* session_view: a session's own tools/list of the servers that serve it alone. */
+#include "mcp/session_view.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/config.h"
+#include "base/hmap.h"
+#include "base/log.h"
+#include "govern/schema.h"
+#include "mcp/call.h"
+#include "mcp/catalog.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/links.h"
+#include "mcp/reply.h"
+#include "mcp/session.h"
+#include "mcp/upstream.h"
+
+#define MAX_PAGES 1000
+
+/* The capabilities a server may offer tools for (what relay.c relays to clients). */
+static const char *const client_caps[] = { "roots", "sampling", "elicitation", NULL };
+
+struct own_fetch {
+	enum obj_type obj_type;       /* OBJ_TYPE_VIEW_FETCH */
+	struct session_link *sl;      /* NULL once the session ended: the answer is dropped */
+	cJSON *acc;
+	int pages;
+};
+
+struct own_tools {
+	const struct links *ls;       /* the router's: the catalogue and how links open */
+	struct own_fetch *fetch;      /* in flight, or NULL */
+	bool listed;                  /* a list arrived, or listing failed (names NULL: nothing hidden) */
+	bool again;                   /* list_changed while fetching */
+	struct hmap *names;           /* the upstream's names of the tools it lists to this session */
+	struct catalog_entry *extra;  /* those the catalogue does not list */
+	size_t nextra;
+};
+
+static void free_extra(struct own_tools *o)
+{
+	for (size_t i = 0; i < o->nextra; i++) {
+		free((char *)o->extra[i].name);
+		free((char *)o->extra[i].exposed);
+		cJSON_Delete(o->extra[i].json);
+		schema_free(o->extra[i].schema);
+	}
+	free(o->extra);
+	o->extra = NULL;
+	o->nextra = 0;
+	hmap_free(o->names, NULL);
+	o->names = NULL;
+}
+
+/* The list arrived: names to filter the catalogue with, entries for what it does not have. */
+static void adopt(struct session_link *sl, const cJSON *tools)
+{
+	struct own_tools *o = sl->own;
+	struct catalog *cat = o->ls->cat;
+	const cJSON *it;
+
+	free_extra(o);
+	o->names = hmap_new();
+	o->extra = xcalloc((size_t)cJSON_GetArraySize(tools) + 1, sizeof(*o->extra));
+	cJSON_ArrayForEach(it, tools) {
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+		if (!cJSON_IsString(nm) || !*nm->valuestring || hmap_get(o->names, nm->valuestring))
+			continue;
+		if (hmap_put(o->names, nm->valuestring, (void *)1, NULL))
+			continue;
+		char *ex = catalog_expose_name(cat, sl->server, CAT_TOOLS, nm->valuestring);
+		if (!ex)
+			continue;
+		const struct catalog_entry *known = catalog_find(cat, CAT_TOOLS, ex);
+		if (known && known->server == sl->server) {
+			free(ex);
+			continue;
+		}
+		struct catalog_entry *e = &o->extra[o->nextra++];
+		char err[256];
+		e->kind = CAT_TOOLS;
+		e->server = sl->server;
+		e->index = CATALOG_OWN;
+		e->name = xstrdup(nm->valuestring);
+		e->exposed = ex;
+		e->json = cJSON_Duplicate(it, 1);
+		cJSON_ReplaceItemInObjectCaseSensitive(e->json, "name", cJSON_CreateString(ex));
+		if (schema_compile(cJSON_GetObjectItemCaseSensitive(it, "inputSchema"),
+				   (struct schema **)&e->schema, err, sizeof(err)))
+			log_warn("upstream %s: tool %s: inputSchema not usable (%s): arguments will not "
+				 "be validated", link_server(sl->link), nm->valuestring, err);
+	}
+}
+
+/* Calls that waited for the session's own lists are routed now. */
+static void resume_parked(struct session *s)
+{
+	struct hmap_iter it = hmap_iter(s->calls);
+	struct call *c, **parked;
+	size_t n = 0;
+
+	parked = xcalloc(hmap_count(s->calls) + 1, sizeof(*parked));
+	while (hmap_next(s->calls, &it, NULL, (void **)&c))
+		if (c->parked)
+			parked[n++] = c;
+	for (size_t i = 0; i < n; i++)
+		call_event(parked[i], CALL_EV_RESUME, NULL, 0);
+	free(parked);
+}
+
+static void start_fetch(struct session_link *sl);
+static void fetch_page(struct own_fetch *f, const char *cursor);
+
+static void fetch_done(struct own_fetch *f, bool ok)
+{
+	struct session_link *sl = f->sl;
+	struct own_tools *o = sl->own;
+	bool relist = o->listed;
+
+	o->fetch = NULL;
+	if (ok)
+		adopt(sl, f->acc);
+	o->listed = true;
+	cJSON_Delete(f->acc);
+	free(f);
+	if (o->again) {
+		o->again = false;
+		start_fetch(sl);
+		return;
+	}
+	if (ok && relist && sl->s->stream) {
+		cJSON *n = jsonrpc_notification("notifications/tools/list_changed", NULL);
+		stream_event(sl->s->stream, n);
+		cJSON_Delete(n);
+	}
+	if (!view_pending(sl->s))
+		resume_parked(sl->s);
+}
+
+static void on_page(enum obj_type *ctx, cJSON *resp)
+{
+	struct own_fetch *f = (struct own_fetch *)ctx;
+	const cJSON *result = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(result, "tools");
+	const cJSON *next = cJSON_GetObjectItemCaseSensitive(result, "nextCursor");
+	const cJSON *it;
+
+	if (!f->sl) {  /* the session ended */
+		cJSON_Delete(resp);
+		cJSON_Delete(f->acc);
+		free(f);
+		return;
+	}
+	if (!cJSON_IsArray(tools)) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(resp, "error"), "message");
+		log_warn("session %.8s…: upstream %s: tools/list failed (%s): the session sees its "
+			 "catalogue entries", f->sl->s->id,
+			 f->sl->link ? link_server(f->sl->link) : "?",
+			 cJSON_IsString(m) ? m->valuestring : "malformed result");
+		cJSON_Delete(resp);
+		fetch_done(f, false);
+		return;
+	}
+	cJSON_ArrayForEach(it, tools)
+		cJSON_AddItemToArray(f->acc, cJSON_Duplicate(it, 1));
+	if (cJSON_IsString(next) && *next->valuestring && ++f->pages < MAX_PAGES) {
+		char *cur = xstrdup(next->valuestring);
+		cJSON_Delete(resp);
+		fetch_page(f, cur);
+		free(cur);
+		return;
+	}
+	cJSON_Delete(resp);
+	fetch_done(f, true);
+}
+
+static void fetch_page(struct own_fetch *f, const char *cursor)
+{
+	cJSON *params = cJSON_CreateObject();
+	struct session_link *sl = f->sl;
+
+	if (cursor)
+		cJSON_AddStringToObject(params, "cursor", cursor);
+	if (!sl->link || link_call(sl->link, "tools/list", params, 0, on_page, &f->obj_type, NULL))
+		fetch_done(f, false);
+}
+
+static void start_fetch(struct session_link *sl)
+{
+	struct own_fetch *f;
+	int err;
+
+	if (sl->own->fetch) {
+		sl->own->again = true;
+		return;
+	}
+	if (!links_get(sl->own->ls, sl->s, sl->server, &err)) {
+		log_warn("session %.8s…: upstream %s: cannot open the session's own link (%s): the "
+			 "session sees its catalogue entries", sl->s->id,
+			 catalog_server_config(sl->own->ls->cat, sl->server)->name, strerror(-err));
+		sl->own->listed = true;
+		return;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->obj_type = OBJ_TYPE_VIEW_FETCH;
+	f->sl = sl;
+	f->acc = cJSON_CreateArray();
+	sl->own->fetch = f;
+	fetch_page(f, NULL);
+}
+
+static bool wants_own_view(const struct session *s)
+{
+	for (const char *const *cap = client_caps; *cap; cap++) {
+		bool declared = false;
+		if (!cJSON_GetObjectItemCaseSensitive(s->client_caps, *cap))
+			continue;
+		for (const char *const *d = catalog_declared_caps; *d; d++)
+			declared |= !strcmp(*d, *cap);
+		if (!declared)
+			return true;
+	}
+	return false;
+}
+
+void view_open(const struct links *ls, struct session *s)
+{
+	if (!wants_own_view(s))
+		return;
+	for (size_t i = 0; i < s->nlinks; i++) {
+		if (links_shared(ls, i))
+			continue;
+		s->links[i].own = xcalloc(1, sizeof(struct own_tools));
+		s->links[i].own->ls = ls;
+	}
+	/* All allocated first: a fetch that fails at once must not find the others unset. */
+	for (size_t i = 0; i < s->nlinks; i++)
+		if (s->links[i].own)
+			start_fetch(&s->links[i]);
+}
+
+void view_close(struct session *s)
+{
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct own_tools *o = s->links[i].own;
+		if (!o)
+			continue;
+		if (o->fetch)
+			o->fetch->sl = NULL;  /* the link's close answers it; on_page frees it */
+		free_extra(o);
+		free(o);
+		s->links[i].own = NULL;
+	}
+}
+
+bool view_pending(const struct session *s)
+{
+	for (size_t i = 0; i < s->nlinks; i++)
+		if (s->links[i].own && (s->links[i].own->fetch || !s->links[i].own->listed))
+			return true;
+	return false;
+}
+
+bool view_hides(const struct session *s, const struct catalog_entry *e)
+{
+	const struct own_tools *o;
+
+	if (!e || e->kind != CAT_TOOLS || e->index == CATALOG_OWN || e->server >= s->nlinks)
+		return false;
+	o = s->links[e->server].own;
+	return o && o->names && !hmap_get(o->names, e->name);
+}
+
+size_t view_count(const struct session *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nlinks; i++)
+		if (s->links[i].own)
+			n += s->links[i].own->nextra;
+	return n;
+}
+
+const struct catalog_entry *view_at(const struct session *s, size_t i)
+{
+	for (size_t k = 0; k < s->nlinks; k++) {
+		const struct own_tools *o = s->links[k].own;
+		if (!o)
+			continue;
+		if (i < o->nextra)
+			return &o->extra[i];
+		i -= o->nextra;
+	}
+	return NULL;
+}
+
+const struct catalog_entry *view_find(const struct session *s, const char *exposed)
+{
+	for (size_t k = 0; k < s->nlinks; k++) {
+		const struct own_tools *o = s->links[k].own;
+		for (size_t i = 0; o && i < o->nextra; i++)
+			if (!strcmp(o->extra[i].exposed, exposed))
+				return &o->extra[i];
+	}
+	return NULL;
+}
+
+void view_refresh(struct session_link *sl)
+{
+	if (sl->own)
+		start_fetch(sl);
+}
