@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/store.h"
+#include "store/spend.h"
 
 #define JOURNAL_SLOTS_DEFAULT 8192
 #define JOURNAL_TEXT_MAX 200    /* scope + period of one item */

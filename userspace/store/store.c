@@ -19,6 +19,7 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "store/journal.h"
+#include "store/schema.h"
 
 #define PRUNE_EVERY_S 3600
 
@@ -114,150 +115,6 @@ void store_options_clear(struct store_options *o)
 	o->path = NULL;
 }
 
-/* ---- schema ---- */
-
-/* migrations[i] takes user_version i to i + 1. Never edit one that has shipped: add another. */
-static const char *const migrations[STORE_SCHEMA_VERSION] = {
-	"CREATE TABLE keys ("
-	"  id TEXT PRIMARY KEY,"
-	"  name TEXT NOT NULL,"
-	"  team TEXT,"
-	"  policy TEXT,"
-	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
-	"  created INTEGER NOT NULL,"
-	"  expires INTEGER NOT NULL DEFAULT 0,"
-	"  disabled INTEGER NOT NULL DEFAULT 0"
-	");"
-	"CREATE UNIQUE INDEX keys_hash ON keys(hash);"
-	"CREATE TABLE spend ("
-	"  scope TEXT NOT NULL,"
-	"  period TEXT NOT NULL,"
-	"  start INTEGER NOT NULL,"
-	"  amount INTEGER NOT NULL,"
-	"  expires INTEGER NOT NULL DEFAULT 0,"
-	"  PRIMARY KEY (scope, period, start)"
-	") WITHOUT ROWID;",
-
-	"CREATE TABLE audit ("
-	"  id INTEGER PRIMARY KEY,"
-	"  ts INTEGER NOT NULL,"
-	"  record TEXT NOT NULL"
-	");"
-	"CREATE INDEX audit_ts ON audit(ts);"
-	"CREATE INDEX spend_expires ON spend(expires) WHERE expires != 0;",
-
-	/* Teams made through the admin API (config teams live in the config file). */
-	"CREATE TABLE teams ("
-	"  name TEXT PRIMARY KEY,"
-	"  policy TEXT NOT NULL"
-	");",
-
-	/* The last charge journal record committed (store/journal.h). */
-	"CREATE TABLE journal (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
-	"  ring INTEGER NOT NULL);"
-	"INSERT INTO journal (id, seq, ring) VALUES (1, 0, (random() & 9223372036854775807) | 1);",
-};
-
-static int sqlite_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-		return -EROFS;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_NOTADB:
-	case SQLITE_CORRUPT:
-		return -EPROTO;
-	default:
-		return -EIO;
-	}
-}
-
-static int exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		log_error("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-	}
-	return sqlite_errno(rc);
-}
-
-static int user_version(sqlite3 *db, int *out)
-{
-	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
-
-	if (rc != SQLITE_OK)
-		return sqlite_errno(rc);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
-}
-
-static int migrate(sqlite3 *db, const char *path)
-{
-	char sql[64];
-	int v = 0, rc;
-
-	rc = user_version(db, &v);
-	if (rc)
-		return rc;
-	if (v > STORE_SCHEMA_VERSION) {
-		log_error("store: %s has schema version %d, newer than this mcpwarden (%d); "
-			  "refusing to use it", path, v, STORE_SCHEMA_VERSION);
-		return -EPROTO;
-	}
-	for (; v < STORE_SCHEMA_VERSION; v++) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
-			return rc;
-		if ((rc = exec(db, migrations[v])) != 0 || (rc = exec(db, sql)) != 0) {
-			if (exec(db, "ROLLBACK") != 0)
-				log_error("store: rollback of migration %d failed", v + 1);
-			return rc;
-		}
-		if ((rc = exec(db, "COMMIT")) != 0)
-			return rc;
-		log_info("store: %s migrated to schema version %d", path, v + 1);
-	}
-	return 0;
-}
-
-static int open_db(const char *path, sqlite3 **out)
-{
-	int rc = sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				 SQLITE_OPEN_FULLMUTEX, NULL);
-
-	if (rc != SQLITE_OK) {
-		log_error("store: cannot open %s: %s", path,
-			  *out ? sqlite3_errmsg(*out) : sqlite3_errstr(rc));
-		sqlite3_close(*out);
-		*out = NULL;
-		return sqlite_errno(rc);
-	}
-	sqlite3_busy_timeout(*out, 5000);
-	return 0;
-}
-
 /* ---- the writer thread ---- */
 
 static int64_t now_s(void)
@@ -271,7 +128,7 @@ static int step_reset(sqlite3_stmt *s)
 
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+	return rc == SQLITE_DONE ? 0 : store_db_errno(rc);
 }
 
 static int apply(struct store *st, struct op *op)
@@ -348,18 +205,18 @@ static void commit_batch(struct store *st, struct list_head *batch)
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
-	rc = exec(st->db, "BEGIN IMMEDIATE");
+	rc = store_db_exec(st->db, "BEGIN IMMEDIATE");
 	list_for_each_entry(op, batch, link) {
 		if (rc) {
 			op->err = rc;
 			continue;
 		}
-		if ((op->err = exec(st->db, "SAVEPOINT op")) != 0)
+		if ((op->err = store_db_exec(st->db, "SAVEPOINT op")) != 0)
 			continue;
 		op->err = apply(st, op);
-		if (op->err && exec(st->db, "ROLLBACK TO op") != 0)
+		if (op->err && store_db_exec(st->db, "ROLLBACK TO op") != 0)
 			rc = -EIO;
-		if (exec(st->db, "RELEASE op") != 0)
+		if (store_db_exec(st->db, "RELEASE op") != 0)
 			rc = -EIO;
 	}
 	if (rc == 0 && now_s() - st->last_prune >= PRUNE_EVERY_S) {
@@ -369,9 +226,9 @@ static void commit_batch(struct store *st, struct list_head *batch)
 			st->last_prune = now_s();
 	}
 	if (rc == 0)
-		rc = exec(st->db, "COMMIT");
+		rc = store_db_exec(st->db, "COMMIT");
 	if (rc) {
-		if (!sqlite3_get_autocommit(st->db) && exec(st->db, "ROLLBACK") != 0)
+		if (!sqlite3_get_autocommit(st->db) && store_db_exec(st->db, "ROLLBACK") != 0)
 			log_error("store: rollback failed");
 		log_error("store: batch not committed: %s", strerror(-rc));
 		list_for_each_entry(op, batch, link)
@@ -723,7 +580,7 @@ static int prepare(struct store *st)
 					    out[i], NULL);
 		if (rc != SQLITE_OK) {
 			log_error("store: prepare: %s", sqlite3_errmsg(st->db));
-			return sqlite_errno(rc);
+			return store_db_errno(rc);
 		}
 	}
 	return 0;
@@ -806,7 +663,7 @@ static int journal_start(struct store *st)
 		return 0;
 	}
 	free(path);
-	if ((rc = exec(st->db, "BEGIN IMMEDIATE")) != 0)
+	if ((rc = store_db_exec(st->db, "BEGIN IMMEDIATE")) != 0)
 		return rc;
 	rc = journal_replay(st->jr, done, replay_one, &r, &seen);
 	if (!rc && seen > done) {
@@ -814,9 +671,9 @@ static int journal_start(struct store *st)
 		sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)seen);
 		rc = step_reset(st->st_jseq);
 	}
-	rc = rc ? rc : exec(st->db, "COMMIT");
+	rc = rc ? rc : store_db_exec(st->db, "COMMIT");
 	if (rc) {
-		if (!sqlite3_get_autocommit(st->db) && exec(st->db, "ROLLBACK") != 0)
+		if (!sqlite3_get_autocommit(st->db) && store_db_exec(st->db, "ROLLBACK") != 0)
 			log_error("store: rollback failed");
 		log_error("store: cannot replay the charge journal: %s", strerror(-rc));
 		return rc;
@@ -866,7 +723,7 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		goto out;
 	}
 	close(fd);
-	if ((rc = open_db(st->path, &st->db)) != 0)
+	if ((rc = store_db_open(st->path, &st->db)) != 0)
 		goto out;
 	{
 		sqlite3_stmt *s;
@@ -883,14 +740,14 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	}
 	/* NORMAL: a commit is a write(2) to the WAL (kill -9 safe); fsync happens at checkpoints,
 	 * which only the checkpointer thread runs (autocheckpoint off). */
-	if ((rc = exec(st->db, "PRAGMA synchronous = NORMAL")) != 0 ||
-	    (rc = exec(st->db, "PRAGMA wal_autocheckpoint = 0")) != 0 ||
-	    (rc = exec(st->db, "PRAGMA journal_size_limit = 67108864")) != 0 ||
-	    (rc = migrate(st->db, st->path)) != 0 || (rc = prepare(st)) != 0 ||
+	if ((rc = store_db_exec(st->db, "PRAGMA synchronous = NORMAL")) != 0 ||
+	    (rc = store_db_exec(st->db, "PRAGMA wal_autocheckpoint = 0")) != 0 ||
+	    (rc = store_db_exec(st->db, "PRAGMA journal_size_limit = 67108864")) != 0 ||
+	    (rc = store_db_migrate(st->db, st->path)) != 0 || (rc = prepare(st)) != 0 ||
 	    (rc = journal_start(st)) != 0)
 		goto out;
-	if ((rc = open_db(st->path, &st->ckpt_db)) != 0 ||
-	    (rc = exec(st->ckpt_db, "PRAGMA synchronous = NORMAL")) != 0)
+	if ((rc = store_db_open(st->path, &st->ckpt_db)) != 0 ||
+	    (rc = store_db_exec(st->ckpt_db, "PRAGMA synchronous = NORMAL")) != 0)
 		goto out;
 	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (st->efd < 0) {
@@ -956,13 +813,13 @@ static int select_each(struct store *st, const char *sql,
 	pthread_mutex_lock(&st->db_lock);
 	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc != SQLITE_OK) {
-		rc = sqlite_errno(rc);
+		rc = store_db_errno(rc);
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if ((rc = row(s, arg)) != 0)
 			goto out;
-	rc = sqlite_errno(rc);
+	rc = store_db_errno(rc);
 out:
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->db_lock);

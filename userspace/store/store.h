@@ -26,11 +26,12 @@
 #include <cjson/cJSON.h>
 
 #include "base/config.h"
+#include "store/schema.h"   /* STORE_SCHEMA_VERSION */
+#include "store/spend.h"
 
 struct event_base;
 struct store;
 
-#define STORE_SCHEMA_VERSION 4
 #define STORE_FSYNC_INTERVAL_MS_DEFAULT 1000
 
 struct store_options {
@@ -44,14 +45,6 @@ int store_options_parse(const cJSON *root, const char *state_dir, struct store_o
 			struct config_errors *errs);
 void store_options_clear(struct store_options *o);
 
-/* One spend counter row: amount added to (scope, period, start). */
-struct store_spend {
-	const char *scope;      /* "key:<id>" or "team:<name>" */
-	const char *period;     /* "day", "week", "month", "rolling:<seconds>" */
-	int64_t start;          /* period (or rolling slot) start, unix seconds UTC */
-	int64_t amount;         /* micro-units of currency */
-	int64_t expires;        /* unix seconds after which the row may be pruned; 0: keep */
-};
 
 /* A virtual key record as the keys module keeps it. The secret is never stored: only hash. */
 struct store_key {

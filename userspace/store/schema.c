@@ -1,0 +1,152 @@
+/* schema: the store's database file: opened for the writer, migrated to the schema this
+ * mcpwarden uses, and SQLite's result codes as negative errnos. */
+#include "store/schema.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "base/log.h"
+
+/* ---- schema ---- */
+
+/* migrations[i] takes user_version i to i + 1. Never edit one that has shipped: add another. */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+	"CREATE TABLE keys ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  team TEXT,"
+	"  policy TEXT,"
+	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL DEFAULT 0,"
+	"  disabled INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE UNIQUE INDEX keys_hash ON keys(hash);"
+	"CREATE TABLE spend ("
+	"  scope TEXT NOT NULL,"
+	"  period TEXT NOT NULL,"
+	"  start INTEGER NOT NULL,"
+	"  amount INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (scope, period, start)"
+	") WITHOUT ROWID;",
+
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts INTEGER NOT NULL,"
+	"  record TEXT NOT NULL"
+	");"
+	"CREATE INDEX audit_ts ON audit(ts);"
+	"CREATE INDEX spend_expires ON spend(expires) WHERE expires != 0;",
+
+	/* Teams made through the admin API (config teams live in the config file). */
+	"CREATE TABLE teams ("
+	"  name TEXT PRIMARY KEY,"
+	"  policy TEXT NOT NULL"
+	");",
+
+	/* The last charge journal record committed (store/journal.h). */
+	"CREATE TABLE journal (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
+	"  ring INTEGER NOT NULL);"
+	"INSERT INTO journal (id, seq, ring) VALUES (1, 0, (random() & 9223372036854775807) | 1);",
+};
+
+int store_db_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EROFS;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+int store_db_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_error("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+	}
+	return store_db_errno(rc);
+}
+
+static int user_version(sqlite3 *db, int *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_db_errno(rc);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : store_db_errno(rc);
+}
+
+int store_db_migrate(sqlite3 *db, const char *path)
+{
+	char sql[64];
+	int v = 0, rc;
+
+	rc = user_version(db, &v);
+	if (rc)
+		return rc;
+	if (v > STORE_SCHEMA_VERSION) {
+		log_error("store: %s has schema version %d, newer than this mcpwarden (%d); "
+			  "refusing to use it", path, v, STORE_SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	for (; v < STORE_SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if ((rc = store_db_exec(db, "BEGIN IMMEDIATE")) != 0)
+			return rc;
+		if ((rc = store_db_exec(db, migrations[v])) != 0 || (rc = store_db_exec(db, sql)) != 0) {
+			if (store_db_exec(db, "ROLLBACK") != 0)
+				log_error("store: rollback of migration %d failed", v + 1);
+			return rc;
+		}
+		if ((rc = store_db_exec(db, "COMMIT")) != 0)
+			return rc;
+		log_info("store: %s migrated to schema version %d", path, v + 1);
+	}
+	return 0;
+}
+
+int store_db_open(const char *path, sqlite3 **out)
+{
+	int rc = sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				 SQLITE_OPEN_FULLMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		log_error("store: cannot open %s: %s", path,
+			  *out ? sqlite3_errmsg(*out) : sqlite3_errstr(rc));
+		sqlite3_close(*out);
+		*out = NULL;
+		return store_db_errno(rc);
+	}
+	sqlite3_busy_timeout(*out, 5000);
+	return 0;
+}
