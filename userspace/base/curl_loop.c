@@ -128,8 +128,12 @@ int curl_loop_init(struct event_base *base, const struct curl_loop_ops *ops)
 	list_init(&g.socks);
 	if (!(g.timer = evtimer_new(base, curl_timeout, NULL)) || !(g.multi = curl_multi_init()))
 		goto fail;
+	/* Keep-alive connections outlive their transfers: a cache sized for the concurrency a
+	 * gateway sees, not libcurl's default (4 per easy handle in use), which closes and reopens
+	 * upstream connections as the number of calls in flight moves. */
 	if (curl_multi_setopt(g.multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-	    curl_multi_setopt(g.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK) {
+	    curl_multi_setopt(g.multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+	    curl_multi_setopt(g.multi, CURLMOPT_MAXCONNECTS, 512L) != CURLM_OK) {
 		rc = -EINVAL;
 		goto fail;
 	}

@@ -22,6 +22,7 @@
 #include "store/schema.h"
 
 #define PRUNE_EVERY_S 3600
+#define GATHER_MS 5             /* the longest a charge nobody waits for waits for its commit */
 
 enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEND_RESET,
 	       OP_TEAM_PUT, OP_TEAM_DELETE };
@@ -59,6 +60,9 @@ struct store {
 	struct list_head queue;         /* for the writer */
 	struct list_head done;          /* answered, for the loop */
 	bool stopping, ckpt_stopping;
+	bool urgent;                    /* queue holds an operation someone waits for */
+	bool gathering;                 /* writer: collecting operations nobody waits for */
+	bool staged_urgent;             /* loop thread: staged holds one someone waits for */
 	pthread_t writer, ckpt;
 	bool writer_up, ckpt_up;
 	int64_t last_prune;
@@ -261,6 +265,24 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&st->wake, &st->lock);
 		if (list_empty(&st->queue))
 			break;
+		/* Nobody waits for these (charges safe in the journal, records): gather a few
+		 * milliseconds of them into one transaction instead of one per call. */
+		if (!st->urgent && !st->stopping) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_nsec += GATHER_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			st->gathering = true;
+			while (!st->urgent && !st->stopping &&
+			       pthread_cond_timedwait(&st->wake, &st->lock, &until) != ETIMEDOUT)
+				;
+			st->gathering = false;
+		}
+		st->urgent = false;
 		/* Group commit: everything queued while the last batch was committing. */
 		list_splice_tail_init(&st->queue, &batch);
 		pthread_mutex_unlock(&st->lock);
@@ -355,8 +377,12 @@ static void hand_over(struct store *st)
 		return;
 	pthread_mutex_lock(&st->lock);
 	list_splice_tail_init(&st->staged, &st->queue);
-	pthread_cond_signal(&st->wake);
+	st->urgent |= st->staged_urgent;
+	/* A writer gathering charges from the journal is not woken for more of them. */
+	if (!st->gathering || st->staged_urgent)
+		pthread_cond_signal(&st->wake);
 	pthread_mutex_unlock(&st->lock);
+	st->staged_urgent = false;
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -375,6 +401,7 @@ static int enqueue(struct store *st, struct op *op)
 	if (list_empty(&st->staged))
 		event_active(st->flush_ev, EV_TIMEOUT, 1);
 	list_add_tail(&op->link, &st->staged);
+	st->staged_urgent |= op->cb != NULL;
 	return 0;
 }
 
@@ -697,11 +724,11 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	st->efd = -1;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->db_lock, NULL);
-	pthread_cond_init(&st->wake, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&st->wake, &ca);
 		pthread_cond_init(&st->ckpt_wake, &ca);
 		pthread_condattr_destroy(&ca);
 	}
