@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,9 +268,8 @@ static int reload_governance(struct daemon *d, struct config *ncfg)
 	return 0;
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+static void reload(struct daemon *d)
 {
-	struct daemon *d = arg;
 	struct config_errors errs = { 0 };
 	struct config *ncfg = NULL;
 
@@ -323,6 +323,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	config_free(old);
 	log_info("configuration reloaded");
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	reload(arg);
+	/* A reload parsed a whole configuration next to the running one and freed one of them:
+	 * give those pages back, or RSS stays at the peak of two configurations. */
+	malloc_trim(0);
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
