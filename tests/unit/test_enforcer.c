@@ -231,6 +231,41 @@ static void test_resolve_podman(void)
 	}
 }
 
+/* Docker's names: cgroupfs driver (docker/<id>) and systemd driver
+ * (system.slice/docker-<id>.scope); a Kubernetes node running the Docker shim nests them the
+ * same way under kubepods. */
+static void test_resolve_docker(void)
+{
+	const char *a = "3f2a9c1e5b7d4c0a9e8f7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928";
+	const char *b = "7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a291807f6e5d4c3b2a19080";
+	char buf[512], want[512], rel[512];
+
+	snprintf(tree, sizeof(tree), "/tmp/mcpwarden-unit-docker-%d", getpid());
+	CU_ASSERT_EQUAL_FATAL(mkdir(tree, 0755), 0);
+	mk("docker");
+	snprintf(rel, sizeof(rel), "docker/%s", a);
+	mk(rel);
+	mk("system.slice");
+	snprintf(rel, sizeof(rel), "system.slice/docker-%s.scope", b);
+	mk(rel);
+	mk("system.slice/docker.service");          /* the daemon itself: not a container */
+
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "3f2a9c1e5b7d", buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/docker/%s", tree, a);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, b, buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/system.slice/docker-%s.scope", tree, b);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "0123456789ab", buf, sizeof(buf)), -ENOENT);
+
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
+		CU_ASSERT_EQUAL(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR);
@@ -241,6 +276,7 @@ int main(void)
 		{ "config errors name field paths", test_config_errors },
 		{ "container and pod cgroup resolution", test_resolve },
 		{ "podman container cgroups (cgroupfs and systemd managers)", test_resolve_podman },
+		{ "docker container cgroups (cgroupfs and systemd drivers)", test_resolve_docker },
 		{ NULL, NULL },
 	};
 
