@@ -261,20 +261,17 @@ static void on_page(enum obj_type *ctx, cJSON *resp)
 	if (rc == -EPROTO)
 		log_warn("upstream %s: %s failed: %s", f->srv->cfg->name, list_method[f->kind], why);
 	cJSON_Delete(resp);
-	if (rc == 1) {
+	if (rc == 1)
 		fetch_page(f, cur);
-		free(cur);
-		return;
-	}
-	fetch_done(f, rc == 0);
+	else
+		fetch_done(f, rc == 0);
+	free(cur);  /* NULL unless a page follows */
 }
 
 static void fetch_page(struct fetch *f, const char *cursor)
 {
-	cJSON *params = cJSON_CreateObject();
+	cJSON *params = jsonrpc_list_params(cursor);
 
-	if (cursor)
-		cJSON_AddStringToObject(params, "cursor", cursor);
 	if (link_call(f->srv->ctl, list_method[f->kind], params, 0, on_page, &f->obj_type, NULL)) {
 		log_warn("upstream %s: cannot send %s", f->srv->cfg->name, list_method[f->kind]);
 		fetch_done(f, false);

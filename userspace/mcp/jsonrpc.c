@@ -234,6 +234,15 @@ void jsonrpc_id_key(const cJSON *id, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
+cJSON *jsonrpc_list_params(const char *cursor)
+{
+	cJSON *params = cJSON_CreateObject();
+
+	if (cursor)
+		cJSON_AddStringToObject(params, "cursor", cursor);
+	return params;
+}
+
 int jsonrpc_list_page(const cJSON *resp, const char *field, cJSON *acc, int *pages,
 		      int max_pages, char **cursor, const char **why)
 {

@@ -159,21 +159,18 @@ static void on_page(enum obj_type *ctx, cJSON *resp)
 			 "catalogue entries", f->sl->s->id,
 			 f->sl->link ? link_server(f->sl->link) : "?", why);
 	cJSON_Delete(resp);
-	if (rc == 1) {
+	if (rc == 1)
 		fetch_page(f, cur);
-		free(cur);
-		return;
-	}
-	fetch_done(f, rc == 0);
+	else
+		fetch_done(f, rc == 0);
+	free(cur);  /* NULL unless a page follows */
 }
 
 static void fetch_page(struct own_fetch *f, const char *cursor)
 {
-	cJSON *params = cJSON_CreateObject();
+	cJSON *params = jsonrpc_list_params(cursor);
 	struct session_link *sl = f->sl;
 
-	if (cursor)
-		cJSON_AddStringToObject(params, "cursor", cursor);
 	if (!sl->link || link_call(sl->link, "tools/list", params, 0, on_page, &f->obj_type, NULL))
 		fetch_done(f, false);
 }
