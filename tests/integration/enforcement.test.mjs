@@ -5,30 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gatewayConfig, httpUpstream, paths, startDaemon, startFixture } from './lib.mjs';
+import {
+	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe, startDaemon, startFixture,
+} from './lib.mjs';
 
-const cgroot = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup'
-	: '/sys/fs/cgroup/unified';
-const skip = process.getuid() !== 0 ? 'needs root (BPF and cgroups)'
-	: !existsSync(join(cgroot, 'cgroup.procs')) ? 'no cgroup v2 hierarchy'
-	: false;
+const skip = enforcementSkip();
 if (skip)
 	console.log(`# SKIP enforcement.test.mjs: ${skip}`);
 
-const probe = join(paths.top, 'tests', 'fixtures', 'agent-probe.mjs');
 const wardenctl = join(paths.build, 'wardenctl');
-
-/** Run the probe as an agent inside cgroup dir (or outside when null). */
-function agent(cgdir, url) {
-	const script = cgdir ? `echo $$ > '${cgdir}/cgroup.procs' && exec "$0" "$@"` : 'exec "$0" "$@"';
-	const r = spawnSync('sh', ['-c', script, paths.node, probe, url],
-		{ encoding: 'utf8', timeout: 20000, env: { ...process.env, NODE_PATH: join(paths.top, 'tests', 'node_modules') } });
-	const line = r.stdout.trim().split('\n').pop();
-	assert.ok(line, `probe printed nothing (stderr: ${r.stderr})`);
-	return JSON.parse(line);
-}
 
 /** Links attached by our programs, per attach type (bpftool sees every link on the host). */
 function ourLinks(pinDir) {
@@ -41,7 +28,7 @@ function ourLinks(pinDir) {
 test('an enrolled agent reaches its MCP server only through the sidecar', { skip, timeout: 120000 }, async (t) => {
 	const tag = `mcpwarden-itest-${process.pid}`;
 	const pinDir = `/sys/fs/bpf/${tag}`;
-	const cgdir = join(cgroot, tag);
+	const cgdir = join(cgroupRoot, tag);
 	mkdirSync(cgdir);
 	const fixture = await startFixture();
 	let daemon;
@@ -59,12 +46,12 @@ test('an enrolled agent reaches its MCP server only through the sidecar', { skip
 	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
 
 	// Outside the enrolled cgroup the fixture is reachable directly (protect mode is targeted).
-	assert.equal(agent(null, fixture.url).ok, true);
+	assert.equal(runAgentProbe(null, fixture.url).ok, true);
 	// Inside: direct is refused by the kernel, the sidecar works.
-	const direct = agent(cgdir, fixture.url);
+	const direct = runAgentProbe(cgdir, fixture.url);
 	assert.equal(direct.ok, false, 'a direct connection from an enrolled cgroup must fail');
 	assert.equal(direct.code, 'EPERM');
-	const via = agent(cgdir, daemon.url);
+	const via = runAgentProbe(cgdir, daemon.url);
 	assert.equal(via.ok, true, via.error);
 	assert.ok(via.tools.includes('test_simple_text'));
 
@@ -80,15 +67,15 @@ test('an enrolled agent reaches its MCP server only through the sidecar', { skip
 	const before = ourLinks(pinDir);
 	daemon.proc.kill('SIGKILL');
 	await daemon.exited;
-	assert.equal(agent(cgdir, fixture.url).ok, false, 'enforcement must outlive the daemon');
+	assert.equal(runAgentProbe(cgdir, fixture.url).ok, false, 'enforcement must outlive the daemon');
 
 	// Restart on the same pins: re-adopted, not attached twice, and serving again.
 	daemon = await startDaemon(config);
 	await daemon.waitForStderr(/kernel enforcement is ON/, 10000);
 	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
 	assert.equal(ourLinks(pinDir), before, 'exactly one attachment per hook after a restart');
-	assert.equal(agent(cgdir, fixture.url).ok, false);
-	assert.equal(agent(cgdir, daemon.url).ok, true);
+	assert.equal(runAgentProbe(cgdir, fixture.url).ok, false);
+	assert.equal(runAgentProbe(cgdir, daemon.url).ok, true);
 	for (const line of daemon.stderrLines)
 		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
 });

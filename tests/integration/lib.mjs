@@ -6,7 +6,7 @@
 // Environment (exported by tests/run.sh): MCPWARDEN_BUILD (default build/test),
 // MCPWARDEN_TOP (default: this checkout).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,6 +37,32 @@ export const paths = {
 		conformance: binPath('conformance'),
 	},
 };
+
+/** The cgroup v2 hierarchy (cgroup2 at /sys/fs/cgroup/unified on a hybrid host). */
+export const cgroupRoot = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup'
+	: '/sys/fs/cgroup/unified';
+
+/** Why the kernel enforcement suites cannot run here, or false. */
+export function enforcementSkip() {
+	return process.getuid() !== 0 ? 'needs root (BPF and cgroups)'
+		: !existsSync(join(cgroupRoot, 'cgroup.procs')) ? 'no cgroup v2 hierarchy'
+		: false;
+}
+
+/**
+ * Run tests/fixtures/agent-probe.mjs (an MCP client) against url as an agent inside cgroup
+ * directory cgdir (outside any when null): what it reports, {ok, code}.
+ */
+export function runAgentProbe(cgdir, url) {
+	const probe = join(top, 'tests', 'fixtures', 'agent-probe.mjs');
+	const script = cgdir ? `echo $$ > '${cgdir}/cgroup.procs' && exec "$0" "$@"` : 'exec "$0" "$@"';
+	const r = spawnSync('sh', ['-c', script, paths.node, probe, url],
+		{ encoding: 'utf8', timeout: 20000, env: { ...process.env, NODE_PATH: join(top, 'tests', 'node_modules') } });
+	const line = r.stdout.trim().split('\n').pop();
+	if (!line)
+		throw new Error(`probe printed nothing (stderr: ${r.stderr})`);
+	return JSON.parse(line);
+}
 
 /** tests/node_modules/.bin/<name> */
 export function binPath(name) {

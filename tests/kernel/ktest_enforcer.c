@@ -997,14 +997,8 @@ int main(void)
 {
 	char r[256];
 
-	if (geteuid() != 0) {
-		printf("SKIP ktest_enforcer: needs root (BPF programs, cgroups)\n");
+	if (!ktest_can_run("ktest_enforcer", r, sizeof(r)))
 		return 0;
-	}
-	if (cgroup_detect_root(r, sizeof(r)) < 0) {
-		printf("SKIP ktest_enforcer: no cgroup v2 hierarchy mounted\n");
-		return 0;
-	}
 	log_set_level(LOG_WARN);
 
 	static const struct cu_case cases[] = {

@@ -20,6 +20,7 @@
 #include "enforce/enforcer.h"
 #include "enforce/kube.h"
 #include "cunit_main.h"
+#include "ktest_util.h"
 
 #define UID "0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b"
 #define AGENT "aa11bb22cc33dd44ee55ff6600112233445566778899aabbccddeeff00112233"
@@ -52,6 +53,14 @@ static int mode_of(const char *path, enum warden_mode *m)
 
 	return rc ? rc : enforcer_enrolled_mode(E, id, m);
 }
+
+/* A macro, so that a failure names the line of the check. */
+#define EXPECT_MODE(cg, want)                                          \
+	do {                                                           \
+		enum warden_mode got_;                                 \
+		CU_ASSERT_EQUAL(mode_of(cg, &got_), 0);                \
+		CU_ASSERT_EQUAL(got_, want);                           \
+	} while (0)
 
 static int apply_text(struct kube_pods *p, const char *text)
 {
@@ -129,12 +138,9 @@ static void test_hostile_sweep(void)
 
 	CU_ASSERT_EQUAL_FATAL(kube_pods_new(E, &cfg, &p), 0);
 	CU_ASSERT_EQUAL_FATAL(apply_text(p, pod_json("protect")), 0);
-	CU_ASSERT_EQUAL(mode_of(agent_cg, &m), 0);
-	CU_ASSERT_EQUAL(m, WARDEN_MODE_PROTECT);
-	CU_ASSERT_EQUAL(mode_of(sidecar_cg, &m), 0);
-	CU_ASSERT_EQUAL(m, WARDEN_MODE_EXEMPT);
-	CU_ASSERT_EQUAL(mode_of(pod_cg, &m), 0);
-	CU_ASSERT_EQUAL(m, WARDEN_MODE_PROTECT);
+	EXPECT_MODE(agent_cg, WARDEN_MODE_PROTECT);
+	EXPECT_MODE(sidecar_cg, WARDEN_MODE_EXEMPT);
+	EXPECT_MODE(pod_cg, WARDEN_MODE_PROTECT);
 
 	log_set_level(LOG_ERROR);	/* the sweep is meant to be noisy */
 	for (int i = 0; i < 3000; i++) {
@@ -194,12 +200,9 @@ static void test_restart_and_relist(void)
 	CU_ASSERT_EQUAL_FATAL(enforcer_enroll(E, pod_cg, WARDEN_MODE_LOCKDOWN), 0);
 	CU_ASSERT_EQUAL_FATAL(kube_pods_new(E, &cfg, &p), 0);
 	CU_ASSERT_EQUAL(apply_text(p, pod_json("protect")), 0);
-	CU_ASSERT_EQUAL(mode_of(agent_cg, &m), 0);
-	CU_ASSERT_EQUAL(m, WARDEN_MODE_LOCKDOWN);
-	CU_ASSERT_EQUAL(mode_of(pod_cg, &m), 0);
-	CU_ASSERT_EQUAL(m, WARDEN_MODE_LOCKDOWN);
-	CU_ASSERT_EQUAL(mode_of(sidecar_cg, &m), 0);
-	CU_ASSERT_EQUAL(m, WARDEN_MODE_EXEMPT);
+	EXPECT_MODE(agent_cg, WARDEN_MODE_LOCKDOWN);
+	EXPECT_MODE(pod_cg, WARDEN_MODE_LOCKDOWN);
+	EXPECT_MODE(sidecar_cg, WARDEN_MODE_EXEMPT);
 	CU_ASSERT_EQUAL(kube_pods_count(p), 1);
 
 	/* A re-list without the pod while its cgroups live: forgotten, entries kept. */
@@ -272,14 +275,8 @@ int main(void)
 {
 	char r[256];
 
-	if (geteuid() != 0) {
-		printf("SKIP ktest_kube_pods: needs root (BPF programs, cgroups)\n");
+	if (!ktest_can_run("ktest_kube_pods", r, sizeof(r)))
 		return 0;
-	}
-	if (cgroup_detect_root(r, sizeof(r)) < 0) {
-		printf("SKIP ktest_kube_pods: no cgroup v2 hierarchy mounted\n");
-		return 0;
-	}
 	log_set_level(LOG_WARN);
 
 	static const struct cu_case cases[] = {

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "enforce/cgroup.h"
+
 static inline int write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
@@ -31,6 +33,21 @@ static inline int join_cgroup(const char *cg)
 
 	snprintf(p, sizeof(p), "%s/cgroup.procs", cg);
 	return write_file(p, "0");
+}
+
+/* 1 when a kernel suite can run here: root and a cgroup v2 hierarchy (its path in root);
+ * otherwise 0, after printing SKIP and why. */
+static inline int ktest_can_run(const char *suite, char *root, size_t len)
+{
+	if (geteuid() != 0) {
+		printf("SKIP %s: needs root (BPF programs, cgroups)\n", suite);
+		return 0;
+	}
+	if (cgroup_detect_root(root, len) < 0) {
+		printf("SKIP %s: no cgroup v2 hierarchy mounted\n", suite);
+		return 0;
+	}
+	return 1;
 }
 
 typedef int (*probe_fn)(const void *arg);

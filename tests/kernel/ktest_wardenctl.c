@@ -801,14 +801,8 @@ int main(void)
 	struct enforcer_opts o = { 0 };
 	int err;
 
-	if (geteuid() != 0) {
-		printf("SKIP ktest_wardenctl: needs root (BPF programs, cgroups)\n");
+	if (!ktest_can_run("ktest_wardenctl", root, sizeof(root)))
 		return 0;
-	}
-	if (cgroup_detect_root(root, sizeof(root)) < 0) {
-		printf("SKIP ktest_wardenctl: no cgroup v2 hierarchy mounted\n");
-		return 0;
-	}
 	snprintf(ctl, sizeof(ctl), "%s/wardenctl", build ? build : "build/test");
 	if (access(ctl, X_OK) < 0) {
 		printf("ktest_wardenctl: %s: %s (build it: make MODE=test all)\n", ctl,

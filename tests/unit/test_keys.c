@@ -32,6 +32,17 @@ static struct key_record record(const char *id, const char *key, const char *pol
 	return r;
 }
 
+/* Give team its policy and add key id (secret key, its own policy) to it: keys_add's result. */
+static int add_team_key(struct keystore *ks, const char *team, const char *team_policy,
+			const char *id, const char *key, const char *policy)
+{
+	struct key_record r = record(id, key, policy);
+
+	CU_ASSERT_EQUAL(keys_team_set(ks, team, team_policy), 0);
+	snprintf(r.team, sizeof(r.team), "%s", team);
+	return keys_add(ks, &r);
+}
+
 static enum keys_auth auth(struct keystore *ks, const char *key, int64_t now,
 			   struct key_identity *who)
 {
@@ -276,10 +287,7 @@ static void test_runtime_changes(void)
 	struct key_identity who;
 	struct key_record r, got;
 
-	CU_ASSERT_EQUAL(keys_team_set(ks, "ml", "team-ro"), 0);
-	r = record("k1", "mcpw_one", "mine");
-	snprintf(r.team, sizeof(r.team), "ml");
-	CU_ASSERT_EQUAL_FATAL(keys_add(ks, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(add_team_key(ks, "ml", "team-ro", "k1", "mcpw_one", "mine"), 0);
 	CU_ASSERT_EQUAL(auth(ks, "mcpw_one", NOW, &who), KEYS_AUTH_OK);
 	CU_ASSERT_STRING_EQUAL(who.team, "ml");
 	CU_ASSERT_STRING_EQUAL(who.team_policy, "team-ro");
@@ -339,10 +347,7 @@ static void test_runtime_changes(void)
 	CU_ASSERT_EQUAL(keys_team_set(ks, "t t", "p"), -EINVAL);
 
 	/* A key in a team may leave its own policy out: the team's alone governs. */
-	CU_ASSERT_EQUAL(keys_team_set(ks, "ops", "ops-policy"), 0);
-	r = record("k4", "mcpw_four", "");
-	snprintf(r.team, sizeof(r.team), "ops");
-	CU_ASSERT_EQUAL(keys_add(ks, &r), 0);
+	CU_ASSERT_EQUAL(add_team_key(ks, "ops", "ops-policy", "k4", "mcpw_four", ""), 0);
 	CU_ASSERT_EQUAL(auth(ks, "mcpw_four", NOW, &who), KEYS_AUTH_OK);
 	CU_ASSERT_STRING_EQUAL(who.policy, "");
 	CU_ASSERT_STRING_EQUAL(who.team_policy, "ops-policy");

@@ -444,22 +444,30 @@ static void test_exit_status_and_restart(void)
 	rec_free(&r);
 }
 
-static void test_killed_by_signal(void)
+/* Run script as a child until it goes down once, then tear everything down: what it did is in
+ * *r (the caller frees it). */
+static void run_script_to_down(const char *name, const char *script, int ms, struct rec *r)
 {
 	struct sh_cfg c;
 	struct transport_cb cb;
 	struct transport *t;
-	struct rec r;
-	struct waiter w = { &r, 1 };
+	struct waiter w = { r, 1 };
 
 	test_begin();
-	rec_init(&r, &cb);
-	sh_cfg(&c, "selfkill", "kill -9 $$", NULL);
+	rec_init(r, &cb);
+	sh_cfg(&c, name, script, NULL);
 	t = start(&c.cfg, &cb);
-	CU_ASSERT_FATAL(run_until(have_downs, &w, 10000));
-	CU_ASSERT_STRING_EQUAL(r.down_why, "killed by signal 9");
+	CU_ASSERT_FATAL(run_until(have_downs, &w, ms));
 	transport_destroy(t);
 	test_end();
+}
+
+static void test_killed_by_signal(void)
+{
+	struct rec r;
+
+	run_script_to_down("selfkill", "kill -9 $$", 10000, &r);
+	CU_ASSERT_STRING_EQUAL(r.down_why, "killed by signal 9");
 	rec_free(&r);
 }
 
@@ -511,17 +519,9 @@ static void test_garbage_lines_and_framing(void)
 		"head -c 17000000 /dev/zero | tr '\\000' x; echo;"
 		"echo '{\"jsonrpc\":\"2.0\",\"method\":\"d\"}';"
 		"printf '{\"jsonrpc\":\"2.0\",\"method\":\"e\"}'";
-	struct sh_cfg c;
-	struct transport_cb cb;
-	struct transport *t;
 	struct rec r;
-	struct waiter w = { &r, 1 };
 
-	test_begin();
-	rec_init(&r, &cb);
-	sh_cfg(&c, "garbage", script, NULL);
-	t = start(&c.cfg, &cb);
-	CU_ASSERT_FATAL(run_until(have_downs, &w, 20000));
+	run_script_to_down("garbage", script, 20000, &r);
 	CU_ASSERT_STRING_EQUAL(r.down_why, "exited with status 0");
 	CU_ASSERT_EQUAL_FATAL(nmsgs(&r), 5);
 	CU_ASSERT_STRING_EQUAL(method_of(&r, 0), "a");
@@ -530,8 +530,6 @@ static void test_garbage_lines_and_framing(void)
 	CU_ASSERT_STRING_EQUAL(method_of(&r, 3), "d");
 	CU_ASSERT_STRING_EQUAL(method_of(&r, 4), "e");
 	CU_ASSERT(r.down_seq > 5);      /* the last output came before the down */
-	transport_destroy(t);
-	test_end();
 	rec_free(&r);
 }
 

@@ -253,44 +253,25 @@ static void fetch_done(struct fetch *f, bool ok)
 static void on_page(enum obj_type *ctx, cJSON *resp)
 {
 	struct fetch *f = (struct fetch *)ctx;
-	struct server *s = f->srv;
-	const cJSON *result = cJSON_GetObjectItemCaseSensitive(resp, "result");
-	const cJSON *items = cJSON_GetObjectItemCaseSensitive(result, list_field[f->kind]);
-	const cJSON *next = cJSON_GetObjectItemCaseSensitive(result, "nextCursor");
-	const cJSON *it;
+	const char *why;
+	char *cur;
+	int rc = jsonrpc_list_page(resp, list_field[f->kind], f->acc, &f->pages, MAX_PAGES, &cur,
+				   &why);
 
-	if (!cJSON_IsArray(items)) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-		log_warn("upstream %s: %s failed: %s", s->cfg->name, list_method[f->kind],
-			 cJSON_IsString(m) ? m->valuestring : "malformed result");
-		cJSON_Delete(resp);
-		fetch_done(f, false);
-		return;
-	}
-	cJSON_ArrayForEach(it, items)
-		cJSON_AddItemToArray(f->acc, cJSON_Duplicate(it, 1));
-	if (cJSON_IsString(next) && *next->valuestring && ++f->pages < MAX_PAGES) {
-		char *cur = strdup(next->valuestring);
-		cJSON_Delete(resp);
-		if (!cur) {
-			fetch_done(f, false);
-			return;
-		}
-		fetch_page(f, cur);
-		free(cur);
-		return;
-	}
+	if (rc == -EPROTO)
+		log_warn("upstream %s: %s failed: %s", f->srv->cfg->name, list_method[f->kind], why);
 	cJSON_Delete(resp);
-	fetch_done(f, true);
+	if (rc == 1)
+		fetch_page(f, cur);
+	else
+		fetch_done(f, rc == 0);
+	free(cur);  /* NULL unless a page follows */
 }
 
 static void fetch_page(struct fetch *f, const char *cursor)
 {
-	cJSON *params = cJSON_CreateObject();
+	cJSON *params = jsonrpc_list_params(cursor);
 
-	if (cursor)
-		cJSON_AddStringToObject(params, "cursor", cursor);
 	if (link_call(f->srv->ctl, list_method[f->kind], params, 0, on_page, &f->obj_type, NULL)) {
 		log_warn("upstream %s: cannot send %s", f->srv->cfg->name, list_method[f->kind]);
 		fetch_done(f, false);

@@ -233,3 +233,36 @@ void jsonrpc_id_key(const cJSON *id, char *buf, size_t len)
 	else
 		snprintf(buf, len, "-");
 }
+
+cJSON *jsonrpc_list_params(const char *cursor)
+{
+	cJSON *params = cJSON_CreateObject();
+
+	if (cursor)
+		cJSON_AddStringToObject(params, "cursor", cursor);
+	return params;
+}
+
+int jsonrpc_list_page(const cJSON *resp, const char *field, cJSON *acc, int *pages,
+		      int max_pages, char **cursor, const char **why)
+{
+	const cJSON *result = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(result, field);
+	const cJSON *next = cJSON_GetObjectItemCaseSensitive(result, "nextCursor");
+	const cJSON *it;
+
+	*cursor = NULL;
+	if (!cJSON_IsArray(items)) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(resp, "error"), "message");
+
+		*why = cJSON_IsString(m) ? m->valuestring : "malformed result";
+		return -EPROTO;
+	}
+	cJSON_ArrayForEach(it, items)
+		cJSON_AddItemToArray(acc, cJSON_Duplicate(it, 1));
+	if (!cJSON_IsString(next) || !*next->valuestring || ++*pages >= max_pages)
+		return 0;
+	*cursor = strdup(next->valuestring);
+	return *cursor ? 1 : -ENOMEM;
+}

@@ -62,4 +62,16 @@ char *jsonrpc_print(cJSON *msg);
  * when exact identity matters (ids longer than 200 chars are refused by jsonrpc_classify). */
 void jsonrpc_id_key(const cJSON *id, char *buf, size_t len);
 
+/* The params of an MCP list request (tools/list and the like): the page after cursor, or the
+ * first page when cursor is NULL. */
+cJSON *jsonrpc_list_params(const char *cursor);
+
+/* One page of an MCP list answer (tools/list and the like): the items of result.field are
+ * appended (copied) to acc and *pages counted. Returns 1 when another page follows (its
+ * cursor in *cursor, to free), 0 when the list is complete (a server that never stops
+ * paginating is cut off after max_pages), -ENOMEM, or -EPROTO when the answer holds no list
+ * (why: the error's message or "malformed result", valid while resp lives). */
+int jsonrpc_list_page(const cJSON *resp, const char *field, cJSON *acc, int *pages,
+		      int max_pages, char **cursor, const char **why);
+
 #endif

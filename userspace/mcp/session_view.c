@@ -143,10 +143,9 @@ static void fetch_done(struct own_fetch *f, bool ok)
 static void on_page(enum obj_type *ctx, cJSON *resp)
 {
 	struct own_fetch *f = (struct own_fetch *)ctx;
-	const cJSON *result = cJSON_GetObjectItemCaseSensitive(resp, "result");
-	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(result, "tools");
-	const cJSON *next = cJSON_GetObjectItemCaseSensitive(result, "nextCursor");
-	const cJSON *it;
+	const char *why;
+	char *cur;
+	int rc;
 
 	if (!f->sl) {  /* the session ended */
 		cJSON_Delete(resp);
@@ -154,37 +153,24 @@ static void on_page(enum obj_type *ctx, cJSON *resp)
 		free(f);
 		return;
 	}
-	if (!cJSON_IsArray(tools)) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(resp, "error"), "message");
+	rc = jsonrpc_list_page(resp, "tools", f->acc, &f->pages, MAX_PAGES, &cur, &why);
+	if (rc == -EPROTO)
 		log_warn("session %.8s…: upstream %s: tools/list failed (%s): the session sees its "
 			 "catalogue entries", f->sl->s->id,
-			 f->sl->link ? link_server(f->sl->link) : "?",
-			 cJSON_IsString(m) ? m->valuestring : "malformed result");
-		cJSON_Delete(resp);
-		fetch_done(f, false);
-		return;
-	}
-	cJSON_ArrayForEach(it, tools)
-		cJSON_AddItemToArray(f->acc, cJSON_Duplicate(it, 1));
-	if (cJSON_IsString(next) && *next->valuestring && ++f->pages < MAX_PAGES) {
-		char *cur = xstrdup(next->valuestring);
-		cJSON_Delete(resp);
-		fetch_page(f, cur);
-		free(cur);
-		return;
-	}
+			 f->sl->link ? link_server(f->sl->link) : "?", why);
 	cJSON_Delete(resp);
-	fetch_done(f, true);
+	if (rc == 1)
+		fetch_page(f, cur);
+	else
+		fetch_done(f, rc == 0);
+	free(cur);  /* NULL unless a page follows */
 }
 
 static void fetch_page(struct own_fetch *f, const char *cursor)
 {
-	cJSON *params = cJSON_CreateObject();
+	cJSON *params = jsonrpc_list_params(cursor);
 	struct session_link *sl = f->sl;
 
-	if (cursor)
-		cJSON_AddStringToObject(params, "cursor", cursor);
 	if (!sl->link || link_call(sl->link, "tools/list", params, 0, on_page, &f->obj_type, NULL))
 		fetch_done(f, false);
 }
