@@ -200,6 +200,11 @@ describe('sessions ended with calls in flight', { timeout: 60000 }, () => {
 			assert.equal(del.status, 200);
 			const r = await pending;
 			assert.equal(r.json?.error?.code, -32800, `${call.name}: answered, the session ended: ${r.text}`);
+			// Every call is on record, one the session's end cut short too.
+			const rec = await d.waitForRecord((x) => x.type === 'decision' &&
+				x.method === 'tools/call' && x.reason === 'session ended' &&
+				x.target === call.name);
+			assert.equal(rec.decision, 'allow');
 		}
 		// A logging/setLevel fan-out waiting on a session's own child.
 		const s = await openRawSession(d.url);
@@ -208,6 +213,8 @@ describe('sessions ended with calls in flight', { timeout: 60000 }, () => {
 		await d.waitForStderr(/fault-server\[fault\]: holding logging\/setLevel/);
 		assert.equal((await fetch(d.url, { method: 'DELETE', headers: s.headers })).status, 200);
 		assert.equal((await pending).json?.error?.code, -32800);
+		await d.waitForRecord((x) => x.type === 'decision' && x.method === 'logging/setLevel' &&
+			x.reason === 'session ended');
 		// Still serving (and afterEach checks the exit for sanitizer reports).
 		const c = await connect(d.url);
 		const sum = await c.client.callTool({ name: 'remote__get-sum', arguments: { a: 2, b: 5 } });

@@ -432,6 +432,8 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 	case CALL_EV_SESSION_END:
 		if (c->state != CALL_SENT)
 			return;
+		/* Every call is on record: one the session's end cut short too. */
+		record(c, DECISION_ALLOW, "session ended", NULL);
 		if (c->method->flags & METHOD_FANOUT) {
 			/* Its link calls have no handle: answered now, it frees itself on the last
 			 * reply (a session's own links deliver theirs when they close). */

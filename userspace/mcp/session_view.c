@@ -168,10 +168,11 @@ static void on_page(enum obj_type *ctx, cJSON *resp)
 
 static void fetch_page(struct own_fetch *f, const char *cursor)
 {
-	cJSON *params = jsonrpc_list_params(cursor);
 	struct session_link *sl = f->sl;
 
-	if (!sl->link || link_call(sl->link, "tools/list", params, 0, on_page, &f->obj_type, NULL))
+	/* link_call takes the params over, even when it fails; without a link none are made. */
+	if (!sl->link || link_call(sl->link, "tools/list", jsonrpc_list_params(cursor), 0, on_page,
+				   &f->obj_type, NULL))
 		fetch_done(f, false);
 }
 
