@@ -98,8 +98,11 @@ static void announce(const struct daemon *d)
 static int serve_new(struct daemon *d, struct config *cfg)
 {
 	struct config_errors errs = { 0 };
-	int rc = gate_new(d->base, cfg, &d->gate, &errs);
+	int rc = config_expand(cfg);
 
+	if (rc == 0)
+		rc = gate_new(d->base, cfg, &d->gate, &errs);
+	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
 	if (rc) {
@@ -256,16 +259,27 @@ static int reload_governance(struct daemon *d, struct config *ncfg)
 			log_error("  %s", errs.msg[i]);
 		return rc;
 	}
+	if ((rc = config_expand(d->cfg)) != 0)
+		return rc;
 	for (const char *const *k = governance; *k; k++) {
 		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(ncfg->raw, *k);
 		cJSON_DeleteItemFromObjectCaseSensitive(d->cfg->raw, *k);
 		if (item)
 			cJSON_AddItemToObject(d->cfg->raw, *k, item);
 	}
+	config_shrink(d->cfg);
 	d->cfg->auth_required = ncfg->auth_required;
 	if (d->admin && admin_reconfigure(d->admin, d->cfg, d->router))
 		log_error("admin plane: could not take the new key list");
 	return 0;
+}
+
+/* A reload parsed a whole configuration next to the running one and freed one of them: give
+ * those pages back before saying it is done, or RSS stays at the peak of two configurations. */
+static void reloaded(const char *what)
+{
+	malloc_trim(0);
+	log_info("configuration reloaded%s%s", what ? ": " : "", what ? what : "");
 }
 
 static void reload(struct daemon *d)
@@ -283,8 +297,7 @@ static void reload(struct daemon *d)
 	}
 	if (only_governance_differs(d->cfg->raw, ncfg->raw)) {
 		if (reload_governance(d, ncfg) == 0)
-			log_info("configuration reloaded: keys, policies and limits replaced; sessions "
-				 "and upstreams kept");
+			reloaded("keys, policies and limits replaced; sessions and upstreams kept");
 		else
 			log_error("reload refused: the running configuration stays");
 		config_free(ncfg);
@@ -297,7 +310,7 @@ static void reload(struct daemon *d)
 		/* Same address: keep the listener (and its port, even when it was picked). */
 		if (swap_router(d, ncfg) == 0) {
 			config_free(old);
-			log_info("configuration reloaded");
+			reloaded(NULL);
 			return;
 		}
 		log_error("the new configuration could not start; going back to the previous one");
@@ -322,15 +335,12 @@ static void reload(struct daemon *d)
 		return;
 	}
 	config_free(old);
-	log_info("configuration reloaded");
+	reloaded(NULL);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	reload(arg);
-	/* A reload parsed a whole configuration next to the running one and freed one of them:
-	 * give those pages back, or RSS stays at the peak of two configurations. */
-	malloc_trim(0);
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -423,6 +433,7 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
+	malloc_trim(0);         /* the keys' parse tree is text now (config_shrink): drop its pages */
 	event_base_dispatch(d.base);
 	rc = 0;
 out:

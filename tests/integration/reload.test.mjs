@@ -46,3 +46,26 @@ test('governance-only reload keeps sessions and upstreams', { timeout: 60000 }, 
 	for (const line of d.stderrLines)
 		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
 });
+
+test('a new configuration that cannot start leaves the previous one serving, keys and all', { timeout: 60000 }, async (t) => {
+	const a = makeKey();
+	const cfg = (extra = {}) => gatewayConfig([faultStdioUpstream('fault', extra)], {
+		prefix: 'always', auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		keys: [{ id: 'a', policy: 'all', hash: a.hash }],
+	});
+	const d = await startDaemon(cfg());
+	t.after(() => d.stop(3000));
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	// Valid, but its store cannot open (state_dir is not a directory): the gate cannot be
+	// built, and the daemon goes back to the previous configuration, whose keys it rebuilds.
+	const bad = JSON.stringify({ ...cfg({ request_timeout_ms: 30000 }), state_dir: '/dev/null' });
+	await d.reload(bad, 3000).catch(() => {});
+	await d.waitForStderr(/going back to the previous one/, 10000);
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const c = await connectHttp(d.url, { headers: { Authorization: `Bearer ${a.key}` } });
+	assert.ok(await pidOf(c), 'the key of the previous configuration still works');
+	await c.close();
+	for (const line of d.stderrLines)
+		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+});

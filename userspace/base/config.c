@@ -683,10 +683,57 @@ out:
 	return rc;
 }
 
+static const char *const stashed[] = { "keys", "teams" };
+
+void config_shrink(struct config *c)
+{
+	cJSON *o;
+
+	if (!c || c->stash || !(o = cJSON_CreateObject()))
+		return;
+	for (size_t i = 0; i < sizeof(stashed) / sizeof(*stashed); i++) {
+		cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(c->raw, stashed[i]);
+		if (it)
+			cJSON_AddItemToObject(o, stashed[i], it);
+	}
+	if (o->child)
+		c->stash = cJSON_PrintUnformatted(o);
+	if (o->child && !c->stash) {    /* cannot print it: keep the tree */
+		for (size_t i = 0; i < sizeof(stashed) / sizeof(*stashed); i++) {
+			cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(o, stashed[i]);
+			if (it)
+				cJSON_AddItemToObject(c->raw, stashed[i], it);
+		}
+	}
+	cJSON_Delete(o);
+}
+
+int config_expand(struct config *c)
+{
+	cJSON *o;
+
+	if (!c || !c->stash)
+		return 0;
+	if (!(o = cJSON_Parse(c->stash)))
+		return -ENOMEM;         /* it was printed by us: only memory can fail */
+	for (size_t i = 0; i < sizeof(stashed) / sizeof(*stashed); i++) {
+		cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(o, stashed[i]);
+		if (it) {
+			cJSON_DeleteItemFromObjectCaseSensitive(c->raw, stashed[i]);
+			cJSON_AddItemToObject(c->raw, stashed[i], it);
+		}
+	}
+	cJSON_Delete(o);
+	cJSON_free(c->stash);
+	c->stash = NULL;
+	return 0;
+}
+
 void config_free(struct config *c)
 {
 	if (!c)
 		return;
+	cJSON_free(c->stash);
 	for (size_t i = 0; i < c->nupstreams; i++) {
 		struct upstream_config *u = &c->upstreams[i];
 		free(u->name);

@@ -73,7 +73,15 @@ struct config {
 	struct upstream_config *upstreams;
 	size_t nupstreams;
 	cJSON *raw;                 /* the whole parsed document, owned */
+	char *stash;                /* config_shrink: the keys and teams sections, as text */
 };
+
+/* The keys and teams sections are most of a large config (100k keys: ~1 KB each as a parse
+ * tree, ~0.1 KB as text) and are read only when a gate is built from the config. Between those
+ * times they are kept as compact text: config_shrink takes them out of raw, config_expand puts
+ * them back (0 or -ENOMEM). Both are no-ops when there is nothing to do. */
+void config_shrink(struct config *c);
+int config_expand(struct config *c);
 
 struct config_errors {
 	int count;
