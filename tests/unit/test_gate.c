@@ -1,5 +1,5 @@
 /* The gate: authentication and its brute-force hold-off, admission in the design's order
- * (permission, rate, budget), settling (commit durable, release), argument checks, and a
+ * (permission, arguments, budget, rate: a step that refuses leaves the later ones unspent), settling (commit durable, release), argument checks, and a
  * governance reload that keeps what the admin API made — with a real SQLite store. */
 #define _XOPEN_SOURCE 700
 #include <CUnit/Basic.h>
@@ -31,7 +31,7 @@ static const char *const cfg_fmt =
 	"\"policies\":{\"docs\":{\"resources\":{\"allow\":[\"fs/file:///docs/*\"],"
 	"\"deny\":[\"fs/file:///docs/secret*\"]}}},"
 	"\"rate_limits\":{\"default\":{\"key\":{\"requests\":3,\"per\":\"hour\"}}},"
-	"\"costs\":{\"fs/file:///docs/big*\":\"2.00\"},"
+	"\"costs\":{\"fs/file:///docs/big*\":\"2.00\",\"fs/file:///docs/mid*\":\"0.50\"},"
 	"\"budgets\":{\"default\":[{\"name\":\"daily\",\"limit\":\"3.00\",\"period\":\"daily\"}]}%s}";
 
 static void hash_text(const char *key, char out[KEYS_HASH_TEXT_SIZE])
@@ -115,8 +115,10 @@ static int admit(struct gate *g, const struct key_identity *who, const char *uri
 {
 	char reason[256];
 
-	return gate_admit(g, who, NULL, CAT_RESOURCES, "fs", uri, true, t, err, reason,
-			  sizeof(reason));
+	struct gate_request rq = { .who = who, .kind = CAT_RESOURCES, .server = "fs",
+				   .name = uri, .work = true };
+
+	return gate_admit(g, &rq, t, err, reason, sizeof(reason));
 }
 
 static void test_admit_in_order(void)
@@ -149,8 +151,11 @@ static void test_admit_in_order(void)
 	/* A failed call releases its reservation: a free read still fits the budget... */
 	CU_ASSERT_EQUAL(admit(g, &who, "file:///docs/a", &t, &err), 0);
 	CU_ASSERT_PTR_NULL(t);  /* free: nothing to settle */
-	/* 3. rate: 3 per hour per key, and the budget refusal above used one too. */
-	CU_ASSERT_EQUAL(admit(g, &who, "file:///docs/b", &t, &err), -EAGAIN);
+	/* 3. rate: 3 per hour per key; the budget refusal above spent none of them. */
+	CU_ASSERT_EQUAL(admit(g, &who, "file:///docs/b", &t, &err), 0);
+	/* A call that fits the budget but not the rate limit keeps nothing reserved. */
+	CU_ASSERT_EQUAL(admit(g, &who, "file:///docs/mid-1", &t, &err), -EAGAIN);
+	CU_ASSERT_PTR_NULL(t);
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(err, "data");
 	CU_ASSERT(cJSON_GetObjectItemCaseSensitive(data, "retry_after_ms")->valuedouble > 0);
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(data, "limit")->valuestring, "key");
@@ -224,7 +229,8 @@ int main(void)
 {
 	static const struct cu_case cases[] = {
 		{ "authenticate: ok, missing, expired, disabled, held off", test_authenticate },
-		{ "admission: permission, budget, rate; settle", test_admit_in_order },
+		{ "admission: permission, budget, rate; refusals spend nothing; settle",
+		  test_admit_in_order },
 		{ "spend survives; refusal; runtime key kept across reload", test_release_and_reload },
 		{ "config errors name their field", test_config_errors },
 		{ NULL, NULL },

@@ -484,51 +484,112 @@ static bool charges_failures(const struct gate *g, const struct catalog_entry *e
 	return false;
 }
 
-int gate_admit(struct gate *g, const struct key_identity *who, const struct catalog_entry *e,
-	       int kind, const char *server, const char *name, bool work,
-	       struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
+/* 1. May who call it at all? */
+static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON **error,
+			    char *reason, size_t reason_len)
 {
 	const char *why = NULL;
-	int64_t cost = 0;
 
-	*ticket = NULL;
-	*error = NULL;
-	if (!who || !g->pc)
-		return 0;
-	/* 1. permission */
-	if (e) {
-		const struct policy_view *v = e->index == CATALOG_OWN ? NULL : view_for(g, who);
-		bool allowed = e->index == CATALOG_OWN ? own_allowed(g, who, e, &why) == 0
-			     : v && policy_view_allows(v, g->offset[e->kind] + e->index, &why);
+	if (rq->e) {
+		const struct policy_view *v = rq->e->index == CATALOG_OWN ? NULL : view_for(g, rq->who);
+		bool allowed = rq->e->index == CATALOG_OWN ? own_allowed(g, rq->who, rq->e, &why) == 0
+			     : v && policy_view_allows(v, g->offset[rq->e->kind] + rq->e->index, &why);
 		if (!allowed) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
-			cJSON_AddStringToObject(d, kind == CAT_TOOLS ? "tool" : kind == CAT_PROMPTS
-						? "prompt" : "resource", e->exposed);
+			cJSON_AddStringToObject(d, rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS
+						? "prompt" : "resource", rq->e->exposed);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
 			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
-					 kind == CAT_TOOLS ? "tool" : kind == CAT_PROMPTS ? "prompt" : "resource",
-					 e->exposed, why ? why : "the key's policy");
+					 rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS ? "prompt" : "resource",
+					 rq->e->exposed, why ? why : "the key's policy");
 			return -EACCES;
 		}
 	} else {
-		struct policy_entry pe = { policy_kind_of(kind), server, name, NULL };
-		if (policy_check(g->ps, who->policy, who->team_policy, &pe, &why)) {
+		struct policy_entry pe = { policy_kind_of(rq->kind), rq->server, rq->name, NULL };
+		if (policy_check(g->ps, rq->who->policy, rq->who->team_policy, &pe, &why)) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
-			cJSON_AddStringToObject(d, "resource", name);
+			cJSON_AddStringToObject(d, "resource", rq->name);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
 			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
-					 name, why ? why : "the key's policy");
+					 rq->name, why ? why : "the key's policy");
 			return -EACCES;
 		}
 	}
-	if (!work)
+	return 0;
+}
+
+/* 3. The cost reserved in every budget of the key and its team. */
+static int admit_budget(struct gate *g, const struct gate_request *rq,
+			struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
+{
+	int64_t cost;
+	int rc;
+
+	/* tools' costs are resolved once per catalogue; prompts and resources (read by URI,
+	 * often outside the lists) and a session's own tools are matched per call */
+	if (rq->kind == CAT_TOOLS)
+		cost = rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->bc, rq->server, rq->name)
+		     : rq->e && g->tool_cost ? g->tool_cost[rq->e->index] : 0;
+	else
+		cost = budget_cost(g->bc, rq->server, rq->name);
+	if (cost <= 0)
 		return 0;
-	/* 2. rate: only after permission, so refused calls do not use up quota */
-	struct rate_subject rs = { who->id, who->team, who->policy };
+	struct budget_subject bs = { rq->who->id, rq->who->team, rq->who->policy };
+	struct budget_refusal br;
+	struct budget_resv *resv = NULL;
+	rc = budget_reserve(g->budget, &bs, cost, clock_real_s(), &resv, &br);
+	if (rc == -EDQUOT) {
+		/* Money as decimal strings (docs/budgets.md); reset is RFC 3339, or null
+		 * when the call costs more than the whole limit and can never fit. */
+		char spent[32], reserved[32], limit[32], c[32], reset[40] = "never";
+		budget_format_money(br.spent, spent, sizeof(spent));
+		budget_format_money(br.reserved, reserved, sizeof(reserved));
+		budget_format_money(br.limit, limit, sizeof(limit));
+		budget_format_money(br.cost, c, sizeof(c));
+		if (br.resets_at)
+			budget_rfc3339(br.resets_at, reset, sizeof(reset));
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "budget", br.name);
+		cJSON_AddStringToObject(d, "scope", br.scope);
+		cJSON_AddStringToObject(d, "period", br.period);
+		cJSON_AddStringToObject(d, "spent", spent);
+		cJSON_AddStringToObject(d, "reserved", reserved);
+		cJSON_AddStringToObject(d, "limit", limit);
+		cJSON_AddStringToObject(d, "cost", c);
+		if (br.resets_at)
+			cJSON_AddStringToObject(d, "reset", reset);
+		else
+			cJSON_AddNullToObject(d, "reset");
+		snprintf(reason, reason_len, "over budget %s", br.name);
+		*error = refusal(REFUSAL_OVER_BUDGET, d,
+				 "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
+				 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
+				 limit, reserved, c, reset);
+		return -EDQUOT;
+	}
+	if (rc)
+		return rc;
+	*ticket = calloc(1, sizeof(**ticket));
+	if (!*ticket) {
+		budget_release(g->budget, resv);
+		return -ENOMEM;
+	}
+	(*ticket)->resv = resv;
+	(*ticket)->cost = cost;
+	(*ticket)->charge_failures = charges_failures(g, rq->e, rq->server);
+	return 0;
+}
+
+/* 4. A token from each of the key's buckets. */
+static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **error,
+		      char *reason, size_t reason_len)
+{
+	struct rate_subject rs = { rq->who->id, rq->who->team, rq->who->policy };
 	struct rate_refusal rr;
-	int rrc = ratelimit_check_subject(g->rl, g->rlc, &rs, server, name, clock_mono_ns(), &rr);
+	int rrc = ratelimit_check_subject(g->rl, g->rlc, &rs, rq->server, rq->name,
+					  clock_mono_ns(), &rr);
 	if (rrc && rrc != -EAGAIN)
 		return rrc;  /* not a refusal (a name too long to key a bucket): rr is unset */
 	if (rrc) {
@@ -545,59 +606,33 @@ int gate_admit(struct gate *g, const struct key_identity *who, const struct cata
 				 (unsigned long long)rr.retry_after_ms);
 		return -EAGAIN;
 	}
-	/* 3. budget: tools' costs are resolved once per catalogue; prompts and resources (read
-	 * by URI, often outside the lists) are matched per call */
-	if (kind == CAT_TOOLS)
-		cost = e && e->index == CATALOG_OWN ? budget_cost(g->bc, server, name)
-		     : e && g->tool_cost ? g->tool_cost[e->index] : 0;
-	else
-		cost = budget_cost(g->bc, server, name);
-	if (cost > 0) {
-		struct budget_subject bs = { who->id, who->team, who->policy };
-		struct budget_refusal br;
-		struct budget_resv *resv = NULL;
-		int rc = budget_reserve(g->budget, &bs, cost, clock_real_s(), &resv, &br);
-		if (rc == -EDQUOT) {
-			/* Money as decimal strings (docs/budgets.md); reset is RFC 3339, or null
-			 * when the call costs more than the whole limit and can never fit. */
-			char spent[32], reserved[32], limit[32], c[32], reset[40] = "never";
-			budget_format_money(br.spent, spent, sizeof(spent));
-			budget_format_money(br.reserved, reserved, sizeof(reserved));
-			budget_format_money(br.limit, limit, sizeof(limit));
-			budget_format_money(br.cost, c, sizeof(c));
-			if (br.resets_at)
-				budget_rfc3339(br.resets_at, reset, sizeof(reset));
-			cJSON *d = cJSON_CreateObject();
-			cJSON_AddStringToObject(d, "budget", br.name);
-			cJSON_AddStringToObject(d, "scope", br.scope);
-			cJSON_AddStringToObject(d, "period", br.period);
-			cJSON_AddStringToObject(d, "spent", spent);
-			cJSON_AddStringToObject(d, "reserved", reserved);
-			cJSON_AddStringToObject(d, "limit", limit);
-			cJSON_AddStringToObject(d, "cost", c);
-			if (br.resets_at)
-				cJSON_AddStringToObject(d, "reset", reset);
-			else
-				cJSON_AddNullToObject(d, "reset");
-			snprintf(reason, reason_len, "over budget %s", br.name);
-			*error = refusal(REFUSAL_OVER_BUDGET, d,
-					 "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
-					 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
-					 limit, reserved, c, reset);
-			return -EDQUOT;
-		}
-		if (rc)
-			return rc;
-		*ticket = calloc(1, sizeof(**ticket));
-		if (!*ticket) {
-			budget_release(g->budget, resv);
-			return -ENOMEM;
-		}
-		(*ticket)->resv = resv;
-		(*ticket)->cost = cost;
-		(*ticket)->charge_failures = charges_failures(g, e, server);
-	}
 	return 0;
+}
+
+int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket **ticket,
+	       cJSON **error, char *reason, size_t reason_len)
+{
+	int rc;
+
+	*ticket = NULL;
+	*error = NULL;
+	if (rq->who && g->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
+		return rc;
+	/* 2. the arguments, with or without keys */
+	if (rq->has_args && rq->e &&
+	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
+		return rc;
+	if (!rq->who || !g->pc || !rq->work)
+		return 0;
+	/* Rate last: a call refused for anything else uses up no quota; one refused by the
+	 * rate limit keeps no money reserved. */
+	if ((rc = admit_budget(g, rq, ticket, error, reason, reason_len)))
+		return rc;
+	if ((rc = admit_rate(g, rq, error, reason, reason_len))) {
+		gate_settle(g, *ticket, false, NULL, NULL);
+		*ticket = NULL;
+	}
+	return rc;
 }
 
 int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJSON *args,

@@ -63,16 +63,30 @@ bool gate_visible(struct gate *g, const struct key_identity *who, const struct c
  * lists walk only what the key may see. */
 size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from);
 
-/* Admit a call to e (or, for a resource outside the lists, to server/name with e NULL).
- * work: the call does work upstream (tools/call, prompts/get, resources/read) and is rate
- * limited and charged its cost (`costs` matched on server/name); otherwise (resources/
- * subscribe, completion/complete) only permission applies.
+/* What a call asks to be admitted for. */
+struct gate_request {
+	const struct key_identity *who; /* NULL: authentication is off */
+	const struct catalog_entry *e;  /* NULL: a resource outside the lists, by server/name */
+	int kind;                       /* enum catalog_kind */
+	const char *server, *name;
+	/* The call does work upstream (tools/call, prompts/get, resources/read): it is rate
+	 * limited and charged its cost (`costs` matched on server/name). Otherwise (resources/
+	 * subscribe, completion/complete) only permission applies. */
+	bool work;
+	/* tools/call: its arguments are validated (args NULL: it sent none, checked as {}). */
+	bool has_args;
+	const cJSON *args;
+};
+
+/* Admit a call, in this order: permission, arguments, budget, rate limit. A call refused at
+ * one step leaves nothing spent at the later ones: a call refused for its arguments or its
+ * budget spends no rate-limit token, and one refused by the rate limit reserves no money.
  * 0: admitted, *ticket to settle (may be NULL: nothing to settle). Otherwise a negative errno
- * (-EACCES not permitted, -EAGAIN rate limited, -EDQUOT over budget) and *error is the
- * JSON-RPC error object {code, message, data} to send; *reason a short text for the record. */
-int gate_admit(struct gate *g, const struct key_identity *who, const struct catalog_entry *e,
-	       int kind, const char *server, const char *name, bool work,
-	       struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len);
+ * (-EACCES not permitted, -EINVAL invalid arguments, -EDQUOT over budget, -EAGAIN rate
+ * limited) and *error is the JSON-RPC error object {code, message, data} to send; *reason a
+ * short text for the record. */
+int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket **ticket,
+	       cJSON **error, char *reason, size_t reason_len);
 /* tools/call, once admitted: the arguments against the tool's inputSchema (when its server
  * validates). 0, or -EINVAL with *error the -32602 error object naming the failing path and
  * *reason the record's text. args NULL: the call sent none (checked as {}). */

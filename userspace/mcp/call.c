@@ -177,13 +177,15 @@ static void admit(struct call *c)
 	cJSON *err = NULL;
 	int rc;
 
-	rc = gate_admit(c->env->gate, c->has_who ? &c->who : NULL, c->entry, (int)c->kind,
-			uc->name, c->upname, (c->method->flags & METHOD_WORK) != 0, &c->ticket, &err,
-			reason, sizeof(reason));
-	if (rc == 0 && c->method->id == MCP_TOOLS_CALL)
-		rc = gate_check_arguments(c->env->gate, c->entry,
-					  cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
-					  &err, reason, sizeof(reason));
+	struct gate_request rq = {
+		.who = c->has_who ? &c->who : NULL, .e = c->entry, .kind = (int)c->kind,
+		.server = uc->name, .name = c->upname,
+		.work = (c->method->flags & METHOD_WORK) != 0,
+		.has_args = c->method->id == MCP_TOOLS_CALL,
+		.args = cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
+	};
+
+	rc = gate_admit(c->env->gate, &rq, &c->ticket, &err, reason, sizeof(reason));
 	c->entry = NULL;  /* the catalogue may be rebuilt while the call waits */
 	c->gate_ns = clock_mono_ns() - t + 1;
 	if (rc == 0) {
