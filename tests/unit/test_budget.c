@@ -445,6 +445,39 @@ static void test_rolling(void)
 	budget_config_free(cfg);
 }
 
+/* Counters that hold nothing any more (keys gone quiet or removed, periods ended) are
+ * forgotten; ones with spend in their period or a reservation in flight stay; a forgotten
+ * counter used again starts from the zero it held. */
+static void test_sweep(void)
+{
+	struct budget_config *cfg;
+	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
+			      " \"period\": \"daily\"}, {\"limit\": \"5.00\", \"rolling\": \"1h\"}]}}",
+			      &cfg);
+	struct budget_subject a = { "a", NULL, NULL }, k = { "k", NULL, NULL };
+	struct budget_resv *r, *held;
+	struct budget_refusal why;
+	int64_t day1 = at(2028, 3, 1, 12, 0, 0), day2 = at(2028, 3, 2, 12, 0, 0), sp, rs;
+
+	CU_ASSERT(budget_reserve(b, &a, M(100000), day1, &r, &why) == 0);
+	CU_ASSERT(budget_commit(b, r, NULL, NULL) == 1);
+	CU_ASSERT(budget_reserve(b, &k, M(200000), day1, &held, &why) == 0);   /* in flight */
+	CU_ASSERT_EQUAL(budget_counter_count(b), 4);    /* day and rolling, for a and for k */
+	CU_ASSERT_EQUAL(budget_sweep(b, day1), 0);      /* all in use today */
+	/* The next day: a's day is over and its rolling hour too; k still has a reservation. */
+	CU_ASSERT_EQUAL(budget_sweep(b, day2), 2);
+	CU_ASSERT_EQUAL(budget_counter_count(b), 2);
+	CU_ASSERT(budget_counter(b, "key:a", "day", day2, &sp, &rs) == -ENOENT);
+	budget_release(b, held);
+	CU_ASSERT_EQUAL(budget_sweep(b, day2), 2);
+	CU_ASSERT_EQUAL(budget_counter_count(b), 0);
+	/* Used again: from zero, and the whole limit is there. */
+	CU_ASSERT(budget_reserve(b, &a, M(1000000), day2, &r, &why) == 0);
+	budget_release(b, r);
+	budget_free(b);
+	budget_config_free(cfg);
+}
+
 /* Rows from the store: the current period is restored, older ones are ignored. */
 static void test_load_spend(void)
 {
@@ -481,6 +514,7 @@ static void test_load_spend(void)
 int main(void)
 {
 	static const struct cu_case cases[] = {
+		{ "idle counters are forgotten", test_sweep },
 		{ "money: exact parse, rejects", test_money_parse },
 		{ "money: format", test_money_format },
 		{ "RFC 3339 times", test_rfc3339 },

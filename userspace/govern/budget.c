@@ -103,6 +103,32 @@ static void counter_free(struct htab_node *hn, void *arg)
 	free(c);
 }
 
+static void counter_advance(struct counter *c, int64_t now);
+
+size_t budget_sweep(struct budget *b, int64_t now)
+{
+	struct htab_iter it = htab_iter(&b->counters);
+	size_t n = 0;
+
+	for (struct htab_node *hn; (hn = htab_next(&it));) {
+		struct counter *c = htab_entry(hn, struct counter, hn);
+
+		counter_advance(c, now);
+		if (c->spent || c->reserved || c->lo != c->hi)
+			continue;
+		htab_remove(&b->counters, hn);
+		intern_put(b->names, c->k.name);
+		counter_free(hn, NULL);
+		n++;
+	}
+	return n;
+}
+
+size_t budget_counter_count(const struct budget *b)
+{
+	return htab_count(&b->counters);
+}
+
 void budget_free(struct budget *b)
 {
 	struct budget_resv *r, *tmp;

@@ -122,6 +122,12 @@ void budget_release(struct budget *b, struct budget_resv *r);
 /* Start-up: feed one persisted row (store_load_spend) into the counters; rows of periods
  * that are over are ignored. Returns 0 or -ENOMEM. */
 int budget_load_spend(struct budget *b, const struct store_spend *row, int64_t now);
+/* Forget every counter that holds nothing at now (its period ended with no spend since, no
+ * reservation): keys and teams that were removed or went quiet stop taking memory. Their
+ * history is in the store; a counter used again starts from zero, which is what it held.
+ * Returns how many went. */
+size_t budget_sweep(struct budget *b, int64_t now);
+size_t budget_counter_count(const struct budget *b);
 /* Current spent and reserved of one counter at now; -ENOENT if it has never been used. */
 int budget_counter(struct budget *b, const char *scope, const char *period, int64_t now,
 		   int64_t *spent, int64_t *reserved);

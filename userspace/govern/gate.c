@@ -21,8 +21,11 @@
 #include "govern/schema.h"
 #include "store/store.h"
 
+#define SWEEP_EVERY_S 600      /* how often idle budget counters are looked for */
+
 struct gate {
 	bool auth_required;
+	struct event *sweep;            /* budget_sweep */
 	struct policy_set *ps;
 	struct keystore *ks;
 	struct policy_cache *pc;
@@ -130,6 +133,16 @@ static int note_config_ids(struct keystore *ks, struct hmap **keys, struct hmap 
 	return rc ? rc : keys_team_foreach(ks, note_team, *teams);
 }
 
+/* Budget counters that hold nothing any more (removed keys, ended periods) go. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate *g = arg;
+	size_t n = budget_sweep(g->budget, clock_real_s());
+
+	if (n)
+		log_debug("budget: %zu idle counter%s forgotten", n, n == 1 ? "" : "s");
+}
+
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs)
 {
@@ -175,6 +188,11 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	if ((rc = budget_new(g->store, &g->budget)))
 		goto fail;
 	budget_set_config(g->budget, g->bc);
+	g->sweep = event_new(base, -1, EV_PERSIST, on_sweep, g);
+	if (!g->sweep || event_add(g->sweep, &(struct timeval){ SWEEP_EVERY_S, 0 })) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	/* Start-up only: these read SQLite synchronously before the loop serves anyone. */
 	if ((rc = store_load_teams(g->store, load_team, g)) ||
 	    (rc = store_load_keys(g->store, load_key, g)) ||
@@ -197,6 +215,8 @@ void gate_free(struct gate *g)
 {
 	if (!g)
 		return;
+	if (g->sweep)
+		event_free(g->sweep);
 	budget_free(g->budget);
 	store_close(g->store);  /* drains: every queued charge is committed first */
 	budget_config_free(g->bc);
