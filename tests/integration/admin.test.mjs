@@ -424,3 +424,26 @@ describe('wardenctl keys and usage', () => {
 		assert.match(notoken.stderr, /token/);
 	});
 });
+
+describe('admin token guessing', () => {
+	let d;
+	const stateDir = makeTempDir('mcpwarden-admin-guess-');
+	before(async () => { d = await start(stateDir); });
+	after(async () => { await d?.stop(); });
+
+	test('a peer that keeps failing is held off with 429 and Retry-After, across reloads', async () => {
+		for (let i = 0; i < 10; i++)
+			assert.equal((await api(d, 'GET', '/v1/keys', undefined, `guess-${i}`)).status, 401);
+		const held = await api(d, 'GET', '/v1/keys', undefined, 'guess-10');
+		assert.equal(held.status, 429);
+		assert.ok(Number(held.headers.get('retry-after')) > 0);
+		assert.match(held.json.error, /too many failed token attempts/);
+		// Held off before the token is looked at: the right one waits too.
+		assert.equal((await api(d, 'GET', '/v1/keys')).status, 429);
+		await d.waitForRecord((r) => r.type === 'admin' && r.action === 'auth' &&
+			r.result === 'blocked');
+		// A reload keeps the admin plane, and with it what it knows of this peer.
+		assert.equal((await d.reload(config(stateDir))).ok, true);
+		assert.equal((await api(d, 'GET', '/v1/keys')).status, 429);
+	});
+});

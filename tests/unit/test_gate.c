@@ -106,8 +106,14 @@ static void test_authenticate(void)
 	CU_ASSERT(retry > 0);
 	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.2", &who, &why, &retry),
 			GATE_AUTH_OK);
+	/* A reload of the keys does not forgive the guessing peer. */
+	struct config *c2 = make_config("");
+	CU_ASSERT_EQUAL(gate_reload(g, c2, &(struct config_errors){ 0 }), 0);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.9", &who, &why, &retry),
+			GATE_AUTH_BLOCKED);
 	gate_free(g);
 	config_free(c);
+	config_free(c2);
 }
 
 static int admit(struct gate *g, const struct key_identity *who, const char *uri,

@@ -330,14 +330,31 @@ static void on_request(struct evhttp_request *req, void *arg)
 		admin_send_error(req, 403, NULL, "Host not allowed: the admin plane listens on loopback");
 		return;
 	}
+	/* Token guessing: a peer that keeps failing is held off before its token is looked at. */
+	int64_t retry_ms = 0;
+	if (peer && peer_guard_blocked(a->guard, peer, clock_mono_ms(), &retry_ms)) {
+		char ra[24];
+		cJSON *o = admin_record_new(&c, "auth");
+		cJSON_AddStringToObject(o, "path", path);
+		admin_record_emit(o, "blocked", 429);
+		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
+		admin_set_header(req, "Retry-After", ra);
+		admin_send_error(req, 429, NULL, "too many failed token attempts from this address; "
+				 "retry after %s s", ra);
+		return;
+	}
 	if (!authorized(a, req)) {
 		cJSON *o = admin_record_new(&c, "auth");
 		cJSON_AddStringToObject(o, "path", path);
 		admin_record_emit(o, "refused", 401);
+		if (peer)
+			peer_guard_failure(a->guard, peer, clock_mono_ms());
 		admin_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden-admin\"");
 		admin_send_error(req, 401, NULL, "admin token required: Authorization: Bearer <token>");
 		return;
 	}
+	if (peer)
+		peer_guard_success(a->guard, peer, clock_mono_ms());
 	route(&c, path, cmd);
 	if (c.action && c.refused) {
 		/* Refused changes are on the record too, with the reason the caller was given. */
@@ -372,6 +389,10 @@ int admin_new(struct event_base *base, const struct config *cfg, struct router *
 		rc = -EIO;
 		goto fail;
 	}
+	/* The agents' defaults: 10 failures a minute block a peer for 30 s, doubling. */
+	if ((rc = peer_guard_new(&(struct peer_guard_limits){ 10, 60000, 30000, 900000, 1024 },
+				 &a->guard)))
+		goto fail;
 	rc = -ENOMEM;
 	a->http = evhttp_new(base);
 	if (!a->http)
@@ -416,6 +437,7 @@ void admin_free(struct admin *a)
 	admin_pending_orphan(a);
 	if (a->http)
 		evhttp_free(a->http);
+	peer_guard_free(a->guard);
 	OPENSSL_cleanse(a->token_hash, sizeof(a->token_hash));
 	free(a);
 }

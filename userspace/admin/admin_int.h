@@ -46,6 +46,7 @@ struct admin {
 	int port;
 	bool loopback;
 	unsigned char token_hash[KEYS_HASH_LEN];
+	struct peer_guard *guard;       /* failed token attempts per peer; lives across reloads */
 	struct list_head pending;       /* changes waiting for the store */
 };
 

@@ -309,6 +309,7 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	struct budget_config *old_bc = g->bc;
 	g->pc = pc;
 	g->ps = ps;
+	keys_take_peers(ks, old_ks);
 	g->ks = ks;
 	g->rlc = rlc;
 	g->bc = bc;

@@ -584,6 +584,14 @@ malformed:
 
 /* ---- per-peer failure tracker (peer_guard) ---- */
 
+void keys_take_peers(struct keystore *to, struct keystore *from)
+{
+	struct peer_guard *t = to->peers;
+
+	to->peers = from->peers;
+	from->peers = t;
+}
+
 bool keys_peer_blocked(struct keystore *ks, const char *peer, int64_t now_ms,
 		       int64_t *retry_after_ms)
 {

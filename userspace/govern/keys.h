@@ -76,6 +76,9 @@ bool keys_valid_name(const char *s);
 /* limits NULL: defaults. Returns 0, -ENOMEM, -EINVAL (a zero limit) or -EIO (no randomness). */
 int keys_new(const struct peer_guard_limits *limits, struct keystore **out);
 void keys_free(struct keystore *ks);
+/* to takes over what from knows of failing peers (a reload replaces the keystore, not what
+ * guessing peers have earned); from keeps a fresh tracker. */
+void keys_take_peers(struct keystore *to, struct keystore *from);
 
 /* A fresh key: "mcpw_" + base64url(32 bytes from RAND_bytes). len >= KEYS_TOKEN_SIZE.
  * Returns 0, -ENOSPC or -EIO. The caller shows it once and keeps only keys_hash() of it. */
