@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,19 @@ struct daemon {
 	struct front *front;
 	struct admin *admin;
 	struct guard *guard;
+	struct reload_job *reloading;   /* a SIGHUP's new configuration being read */
+	bool reload_again;              /* another SIGHUP came meanwhile */
+};
+
+/* A SIGHUP's configuration is read, parsed and checked on a thread of its own (for 100k keys
+ * that is most of a reload), then applied on the loop. */
+struct reload_job {
+	struct daemon *d;
+	pthread_t thread;
+	struct event *done;             /* activated by the thread when it is finished */
+	struct config *cfg;
+	struct config_errors errs;
+	int rc;
 };
 
 static void usage(FILE *out)
@@ -176,8 +190,11 @@ static void stop_serving(struct daemon *d)
 	serve_free(d);
 }
 
+static void reload_cancel(struct daemon *d);
+
 static void stop(struct daemon *d)
 {
+	reload_cancel(d);
 	stop_serving(d);
 	config_free(d->cfg);
 	d->cfg = NULL;
@@ -282,17 +299,16 @@ static void reloaded(const char *what)
 	log_info("configuration reloaded%s%s", what ? ": " : "", what ? what : "");
 }
 
-static void reload(struct daemon *d)
+/* Apply a SIGHUP's configuration, read and checked already (rc and errs say how that went). */
+static void reload(struct daemon *d, struct config *ncfg, int rc,
+		   const struct config_errors *errs)
 {
-	struct config_errors errs = { 0 };
-	struct config *ncfg = NULL;
-
-	if (validate(d->config_path, &ncfg, &errs)) {
+	if (rc) {
 		log_error("reload refused: %s has %d error%s; the running configuration stays",
-			  d->config_path ? d->config_path : "(embedded)", errs.count,
-			  errs.count == 1 ? "" : "s");
-		for (int i = 0; i < errs.count; i++)
-			log_error("  %s", errs.msg[i]);
+			  d->config_path ? d->config_path : "(embedded)", errs->count,
+			  errs->count == 1 ? "" : "s");
+		for (int i = 0; i < errs->count; i++)
+			log_error("  %s", errs->msg[i]);
 		return;
 	}
 	if (only_governance_differs(d->cfg->raw, ncfg->raw)) {
@@ -338,9 +354,76 @@ static void reload(struct daemon *d)
 	reloaded(NULL);
 }
 
+static void *validate_main(void *arg)
+{
+	struct reload_job *j = arg;
+
+	j->rc = validate(j->d->config_path, &j->cfg, &j->errs);
+	event_active(j->done, EV_TIMEOUT, 1);   /* the loop applies it */
+	return NULL;
+}
+
+static void reload_start(struct daemon *d);
+
+static void on_validated(evutil_socket_t fd, short what, void *arg)
+{
+	struct reload_job *j = arg;
+	struct daemon *d = j->d;
+
+	pthread_join(j->thread, NULL);
+	event_free(j->done);
+	d->reloading = NULL;
+	reload(d, j->cfg, j->rc, &j->errs);
+	free(j);
+	if (d->reload_again) {
+		d->reload_again = false;
+		reload_start(d);
+	}
+}
+
+static void reload_start(struct daemon *d)
+{
+	struct reload_job *j = xcalloc(1, sizeof(*j));
+	int rc;
+
+	j->d = d;
+	j->done = event_new(d->base, -1, 0, on_validated, j);
+	if (!j->done || (rc = pthread_create(&j->thread, NULL, validate_main, j)) != 0) {
+		/* No thread: read it here, as before. */
+		log_warn("reload: no thread to read the configuration on; reading it on the loop");
+		if (j->done)
+			event_free(j->done);
+		j->rc = validate(d->config_path, &j->cfg, &j->errs);
+		reload(d, j->cfg, j->rc, &j->errs);
+		free(j);
+		return;
+	}
+	d->reloading = j;
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-	reload(arg);
+	struct daemon *d = arg;
+
+	if (d->reloading) {     /* one at a time; the file may have changed again since */
+		d->reload_again = true;
+		return;
+	}
+	reload_start(d);
+}
+
+/* A reload still reading its configuration is finished and dropped (the daemon is ending). */
+static void reload_cancel(struct daemon *d)
+{
+	struct reload_job *j = d->reloading;
+
+	if (!j)
+		return;
+	pthread_join(j->thread, NULL);
+	event_free(j->done);
+	config_free(j->cfg);
+	free(j);
+	d->reloading = NULL;
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)

@@ -3,6 +3,8 @@
 // sessions (clients re-initialise on 404) and restarts them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connectHttp, faultStdioUpstream, gatewayConfig, makeKey, startDaemon } from './lib.mjs';
 
 async function pidOf(c) {
@@ -66,6 +68,35 @@ test('a new configuration that cannot start leaves the previous one serving, key
 	const c = await connectHttp(d.url, { headers: { Authorization: `Bearer ${a.key}` } });
 	assert.ok(await pidOf(c), 'the key of the previous configuration still works');
 	await c.close();
+	for (const line of d.stderrLines)
+		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+});
+
+test('a burst of SIGHUPs: the file is read off the loop, one reload at a time, the last file wins', { timeout: 60000 }, async (t) => {
+	const a = makeKey(), b = makeKey();
+	const cfg = (keys) => gatewayConfig([faultStdioUpstream('fault')], {
+		prefix: 'always', auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } } }, keys,
+	});
+	const both = [{ id: 'a', policy: 'all', hash: a.hash }, { id: 'b', policy: 'all', hash: b.hash }];
+	const d = await startDaemon(cfg(both));
+	t.after(() => d.stop(3000));
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const ca = await connectHttp(d.url, { headers: { Authorization: `Bearer ${a.key}` } });
+	const from = d.stderrLines.length;
+	writeFileSync(d.configPath, JSON.stringify({ state_dir: join(d.dir, 'state'), ...cfg([both[0]]) }));
+	for (let i = 0; i < 5; i++)
+		d.proc.kill('SIGHUP');
+	// Calls go on while the file is read; then b is gone, a stays.
+	assert.ok(await pidOf(ca));
+	await d.waitForStderr(/configuration reloaded/, 15000);
+	await new Promise((r) => setTimeout(r, 500));   // a follow-up reload of the same file
+	const cb = await connectHttp(d.url, { headers: { Authorization: `Bearer ${b.key}` } }).catch((e) => e);
+	assert.ok(cb instanceof Error, 'b was removed by the reload');
+	assert.ok(await pidOf(ca), 'a keeps its session');
+	const reloads = d.stderrLines.slice(from).filter((l) => /configuration reloaded/.test(l));
+	assert.ok(reloads.length >= 1 && reloads.length <= 5, `${reloads.length} reloads`);
+	await ca.close();
 	for (const line of d.stderrLines)
 		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
 });
