@@ -61,6 +61,11 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-pod.XXXXXX") || exit 1
 # podman builds its pause image (from catatonit) on the first pod; remove it only if we did.
 pause_before=$("${P[@]}" images -q --filter reference=localhost/podman-pause 2>/dev/null)
 pids=()
+# libpod_parent is podman's parent of every pod cgroup: remove it too if it came with us.
+parent_before=()
+for d in "$cgroot" /sys/fs/cgroup/systemd; do
+	[ -d "$d/libpod_parent" ] && parent_before+=("$d")
+done
 
 # podman 4.3 with the cgroupfs manager leaves the pod's own (empty) cgroup behind in the
 # unified and name=systemd hierarchies: remove ours (rmdir only removes an empty one).
@@ -69,6 +74,9 @@ rm_pod_cgroups() {
 	[ -n "${pod_id:-}" ] || return 0
 	for d in "$cgroot" /sys/fs/cgroup/systemd; do
 		[ -d "$d/libpod_parent/$pod_id" ] && rmdir "$d/libpod_parent/$pod_id" 2>/dev/null
+		case " ${parent_before[*]} " in *" $d "*) ;; *)
+			[ -d "$d/libpod_parent" ] && rmdir "$d/libpod_parent" 2>/dev/null ;;
+		esac
 	done
 	return 0
 }
