@@ -31,7 +31,9 @@ for t in "$build"/fuzz/fuzz_*; do
 		grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$build/$name.log" | tail -1
 	else
 		fail=1
-		tail -40 "$build/$name.log"
+		# The report: from the sanitizer's or libFuzzer's first word to the end.
+		sed -n '/^==[0-9]*==\|runtime error\|^INFO: libFuzzer.*failed\|deadly signal/,$p' \
+			"$build/$name.log" | head -60
 		echo "$name: FAILED (input in $crashes/, log $build/$name.log)"
 	fi
 	ran=$((ran + 1))
