@@ -4,6 +4,7 @@
 #   make run        deps + build + start the sidecar on examples/mcpwarden.json
 #   make test       deps + sanitizer build in build/test + every test suite
 #   make bench      benchmarks (tools/bench)
+#   make fuzz       libFuzzer targets (tests/fuzz, clang, build/fuzz), each run FUZZ_SECONDS (20)
 #   make image      the OCI image localhost/mcpwarden:$(VERSION) with buildah, offline (FROM scratch)
 
 MODE      ?= rel
@@ -22,6 +23,13 @@ LDLIBS    := $(PKG_LIBS) -lpthread -lm
 ifeq ($(MODE),test)
 CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS   += -fsanitize=address,undefined
+else ifeq ($(MODE),fuzz)
+# libFuzzer (docs/fuzzing.md): the library is instrumented, the fuzzer's main() is linked last.
+CC        := $(CLANG)
+# clang warns where gcc does not: a log helper's forwarded format, a deliberate literal split.
+CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=undefined -Wno-format-nonliteral -Wno-string-concatenation
+LDFLAGS   += -fsanitize=fuzzer,address,undefined
 else
 CFLAGS    += -O2
 endif
@@ -47,8 +55,10 @@ KTESTS    := $(patsubst tests/kernel/%.c,$(B)/tests/%,$(wildcard tests/kernel/kt
 BENCH_BIN_SRCS := tools/bench/mcp_upstream.c
 BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(filter-out $(BENCH_BIN_SRCS),$(wildcard tools/bench/*.c)))
 BENCH_BIN := $(patsubst tools/bench/%.c,$(B)/bench-bin/%,$(BENCH_BIN_SRCS))
+FUZZ      := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 20
 
-.PHONY: all deps run test bench clean check-build image
+.PHONY: all deps run test bench clean check-build image fuzz fuzz-build
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -96,7 +106,12 @@ $(B)/bench/%: tools/bench/%.c $(LIB) | $(B)/bench
 $(B)/bench-bin/%: tools/bench/%.c | $(B)/bench-bin
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent libcjson)
 
-$(B) $(B)/tests $(B)/bench $(B)/bench-bin:
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB) $(wildcard tests/fuzz/*.h) | $(B)/fuzz
+	$(CC) $(CFLAGS) -Itests/fuzz $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+fuzz-build: $(FUZZ)
+
+$(B) $(B)/tests $(B)/bench $(B)/bench-bin $(B)/fuzz:
 	mkdir -p $@
 
 run: deps
@@ -112,6 +127,11 @@ test: deps
 bench: deps
 	$(MAKE) all $(BENCH) $(BENCH_BIN)
 	@tools/bench/run.sh build/rel
+
+# Builds every target in build/fuzz (clang) and runs each for FUZZ_SECONDS over its corpus.
+fuzz:
+	$(MAKE) MODE=fuzz fuzz-build
+	@tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 # Always from the release build, whatever MODE says: the image is what users run.
 image:

@@ -159,11 +159,12 @@ static int parse_money_item(const cJSON *v, const char *path, int64_t *out,
 	if (cJSON_IsNumber(v)) {
 		if (v->valuedouble < 0)
 			return config_fail(errs, path, "must not be negative");
+		/* Too large first: converting a double beyond int64 is undefined. */
+		if (v->valuedouble > (double)(BUDGET_MONEY_MAX / BUDGET_MICRO))
+			return config_fail(errs, path, "too large");
 		if (v->valuedouble != (double)(int64_t)v->valuedouble)
 			return config_fail(errs, path, "write amounts with decimals as a string, "
 					   "e.g. \"0.0025\" (JSON numbers are binary floats)");
-		if (v->valuedouble > (double)(BUDGET_MONEY_MAX / BUDGET_MICRO))
-			return config_fail(errs, path, "too large");
 		*out = (int64_t)v->valuedouble * BUDGET_MICRO;
 		return 0;
 	}

@@ -122,8 +122,10 @@ static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
 	req = cJSON_GetObjectItemCaseSensitive(v, "requests");
 	per = cJSON_GetObjectItemCaseSensitive(v, "per");
 	burst = cJSON_GetObjectItemCaseSensitive(v, "burst");
-	if (!cJSON_IsNumber(req) || req->valuedouble != (double)(long long)req->valuedouble ||
-	    req->valuedouble < 1 || req->valuedouble > 1000000)
+	/* The range before the integer test: converting a double beyond long long (or NaN) is
+	 * undefined. */
+	if (!cJSON_IsNumber(req) || !(req->valuedouble >= 1 && req->valuedouble <= 1000000) ||
+	    req->valuedouble != (double)(long long)req->valuedouble)
 		rc = config_fail(errs, path, "requests: an integer from 1 to 1000000 is required");
 	else
 		out->requests = (uint32_t)req->valuedouble;
@@ -140,8 +142,8 @@ static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
 	if (!burst) {
 		out->burst = out->requests;
 	} else if (!cJSON_IsNumber(burst) ||
-		   burst->valuedouble != (double)(long long)burst->valuedouble ||
-		   burst->valuedouble < 1 || burst->valuedouble > 1000000) {
+		   !(burst->valuedouble >= 1 && burst->valuedouble <= 1000000) ||
+		   burst->valuedouble != (double)(long long)burst->valuedouble) {
 		rc = config_fail(errs, path, "burst: an integer from 1 to 1000000 is required");
 	} else {
 		out->burst = (uint32_t)burst->valuedouble;

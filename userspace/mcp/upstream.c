@@ -253,8 +253,10 @@ static void t_on_message(void *arg, cJSON *msg, const cJSON *related)
 		return;
 	}
 	if (m.kind == JSONRPC_RESPONSE) {
+		/* Compared as doubles: an upstream's id may be negative, and a negative double
+		 * does not convert to uint64_t. */
 		if (l->state == LINK_STARTING && cJSON_IsNumber(m.id) &&
-		    (uint64_t)m.id->valuedouble == l->init_id) {
+		    m.id->valuedouble == (double)l->init_id) {
 			handle_init_reply(l, msg);
 			return;
 		}
@@ -300,7 +302,7 @@ static void t_on_send_error(void *arg, const cJSON *id, int err, const char *why
 	struct pending *p;
 
 	if (l->state == LINK_STARTING && cJSON_IsNumber(id) &&
-	    (uint64_t)id->valuedouble == l->init_id) {
+	    id->valuedouble == (double)l->init_id) {
 		char buf[256];
 		snprintf(buf, sizeof(buf), "initialize failed: %s", why);
 		go_down(l, err, buf);

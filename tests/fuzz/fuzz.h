@@ -1,0 +1,46 @@
+/* fuzz.h: helpers shared by the libFuzzer targets (docs/fuzzing.md). */
+#ifndef WARDEN_FUZZ_H
+#define WARDEN_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+/* Targets whose input holds two documents separate them with this line, so that seeds stay
+ * readable text: "<first>\n~~\n<second>". */
+#define FUZZ_SEP "\n~~\n"
+
+/* A NUL-terminated copy of data[0..n) (the parsers take C strings); NULL when out of memory. */
+static inline char *fuzz_strndup(const uint8_t *data, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		return NULL;
+	memcpy(s, data, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Split text (NUL-terminated, owned by the caller) in place at the first FUZZ_SEP: returns the
+ * second part ("" when there is no separator), text keeps the first. */
+static inline char *fuzz_split(char *text)
+{
+	char *sep = strstr(text, FUZZ_SEP);
+
+	if (!sep)
+		return text + strlen(text);
+	*sep = '\0';
+	return sep + strlen(FUZZ_SEP);
+}
+
+/* The modules log what they refuse; at fuzzing speed that is only noise. */
+static inline void fuzz_quiet(void)
+{
+	log_set_level(LOG_ERROR);
+}
+
+#endif

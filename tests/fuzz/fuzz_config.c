@@ -1,0 +1,32 @@
+/* fuzz_config: the daemon's configuration loader on any text, as a file or a SIGHUP reload
+ * would give it: parse and validate, and on success the shrink/expand round trip that keeps
+ * the keys and teams sections as text between gate builds. */
+#include "base/config.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int quiet;
+	char *text = fuzz_strndup(data, size);
+	struct config *c = NULL;
+	struct config_errors errs = { 0 };
+
+	if (!quiet++)
+		fuzz_quiet();
+	if (!text)
+		return 0;
+	if (config_parse(text, "fuzz", &c, &errs) == 0) {
+		if (!c)
+			__builtin_trap();
+		config_shrink(c);
+		(void)config_expand(c);
+		config_shrink(c);
+		config_free(c);
+	} else if (errs.count < 0 || errs.count > CONFIG_MAX_ERRORS) {
+		__builtin_trap();
+	}
+	free(text);
+	return 0;
+}

@@ -1,0 +1,75 @@
+/* fuzz_jsonrpc: a message as the front and the upstreams receive it, parsed then classified,
+ * and everything the gateway does with a classified message's parts: the id's key and copy,
+ * an error answer built on it, a list page read from it, and printing exactly. */
+#include <errno.h>
+#include <stdio.h>
+
+#include "fuzz.h"
+#include "mcp/jsonrpc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int quiet;
+	char *text = fuzz_strndup(data, size);
+	cJSON *v = NULL, *reply = NULL, *acc = NULL;
+	char *cursor = NULL, *out = NULL;
+
+	if (!quiet++)
+		fuzz_quiet();
+	if (!text)
+		return 0;
+	v = cJSON_ParseWithLength(text, size);
+	if (!v)
+		goto out;
+
+	struct jsonrpc_msg m;
+	int code = 0;
+	const char *why = NULL;
+	char key[64];
+
+	if (jsonrpc_classify(v, &m, &code, &why) < 0) {
+		if (code == 0 || !why)
+			__builtin_trap();    /* a refusal always says which and why */
+		reply = jsonrpc_error(NULL, code, why, NULL);
+		goto out;
+	}
+	if (m.id) {
+		if (!jsonrpc_valid_id(m.id))
+			__builtin_trap();    /* classify accepted an id the gateway cannot use */
+		jsonrpc_id_key(m.id, key, sizeof(key));
+		cJSON *dup = jsonrpc_id_dup(m.id);
+		cJSON_Delete(dup);
+	}
+	if (m.kind == JSONRPC_RESPONSE) {
+		int pages = 0;
+
+		acc = cJSON_CreateArray();
+		if (acc && jsonrpc_list_page(v, "tools", acc, &pages, 3, &cursor, &why) == 1) {
+			cJSON *p = jsonrpc_list_params(cursor);
+			cJSON_Delete(p);
+		}
+		reply = cJSON_Duplicate(v, 1);
+	} else {
+		reply = jsonrpc_result(m.id, m.params ? cJSON_Duplicate(m.params, 1) : NULL);
+	}
+out:
+	if (reply) {
+		out = jsonrpc_print(reply);
+		/* What the gateway prints must parse back: it goes on the wire. */
+		if (out) {
+			cJSON *back = cJSON_Parse(out);
+			if (!back)
+				__builtin_trap();
+			cJSON_Delete(back);
+		}
+	}
+	cJSON_free(out);
+	free(cursor);
+	cJSON_Delete(acc);
+	cJSON_Delete(reply);
+	cJSON_Delete(v);
+	free(text);
+	return 0;
+}
