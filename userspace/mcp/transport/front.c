@@ -783,6 +783,8 @@ static void apply_limits(struct front *f)
 	tv.tv_usec = (f->cfg->header_timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(f->http, &tv);
 	conn_deadline_set_timeout(f->deadline, f->cfg->header_timeout_ms);
+	conn_deadline_set_caps(f->deadline, f->cfg->max_connections,
+			       f->cfg->max_connections_per_peer, f->cfg->max_header_bytes);
 }
 
 void front_close_streams(struct front *f)
@@ -817,7 +819,8 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	f->r = r;
 	f->http = evhttp_new(base);
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
-	rc = conn_deadline_new(base, cfg->header_timeout_ms, &f->deadline);
+	rc = conn_deadline_new(base, cfg->header_timeout_ms, METRICS_LISTENER_AGENT,
+			       &f->deadline);
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
