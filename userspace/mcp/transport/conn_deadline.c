@@ -135,12 +135,10 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	    sscanf(start + 9, "%3d", &status) != 1)
 		return;
 	start[8] = 0;
-	if (status == 413 && !c->in_body) {
-		status = 431;  /* evhttp says 413 for both */
-	} else if (status == 400 && !c->in_body && c->d->max_header_bytes &&
-		   c->head_bytes > c->d->max_header_bytes) {
-		status = 431;  /* or 400 when the header section grew past the limit */
-	}
+	/* evhttp says 400 (or 413) when the header section grew past its limit. */
+	if ((status == 400 || status == 413) && c->d->max_header_bytes &&
+	    c->head_bytes > c->d->max_header_bytes)
+		status = 431;
 	switch (status) {
 	case 413:
 		reason = "Payload Too Large";
