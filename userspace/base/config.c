@@ -437,7 +437,8 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 {
 	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
 						  "max_sessions", "max_connections",
-						  "max_connections_per_peer", NULL };
+						  "max_connections_per_peer",
+						  "max_sessions_per_key", NULL };
 	static const char *const timeout_keys[] = { "header_ms", "session_idle_ms", "request_ms",
 						    "connect_ms", "startup_ms", NULL };
 	static const char *const admin_keys[] = { "listen", "token", NULL };
@@ -522,6 +523,10 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		if (cfg_int(sec, "max_sessions", "limits", false, 1, 1000000, &x, errs) == 0)
 			c->max_sessions = (unsigned)x;
 		else if (field(sec, "max_sessions"))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_sessions_per_key", "limits", false, 0, 1000000, &x, errs) == 0)
+			c->max_sessions_per_key = (unsigned)x;
+		else if (field(sec, "max_sessions_per_key"))
 			rc = -EINVAL;
 		if (cfg_int(sec, "max_connections", "limits", false, 1, 1000000, &x, errs) == 0)
 			c->max_connections = (unsigned)x;
@@ -614,6 +619,7 @@ int config_parse(const char *text, const char *origin, struct config **out,
 	c->max_body_bytes = DEFAULT_MAX_BODY;
 	c->max_header_bytes = DEFAULT_MAX_HEADER;
 	c->max_sessions = 10000;
+	c->max_sessions_per_key = 64;
 	c->max_connections = 4096;
 	c->max_connections_per_peer = 256;
 	c->header_timeout_ms = 10000;

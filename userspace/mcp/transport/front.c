@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "govern/gate.h"
+#include "govern/refusal.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/listener.h"
@@ -255,12 +256,18 @@ static void reply_write_final(struct reply *base, cJSON *response)
 		const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
 		const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
 			cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
-		if (cJSON_IsNumber(code) && code->valueint == -32004 && cJSON_IsNumber(ra)) {
+		bool sessions = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_SESSIONS;
+		if (cJSON_IsNumber(code) && (code->valueint == REFUSAL_RATE_LIMITED || sessions) &&
+		    cJSON_IsNumber(ra)) {
 			char buf[32];
 			snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
 			set_header(r->req, "Retry-After", buf);
 		}
-		send_json(r->req, 200, "OK", response);
+		/* A key at its session cap is told as HTTP clients expect an overload. */
+		if (sessions)
+			send_json(r->req, 429, "Too Many Requests", response);
+		else
+			send_json(r->req, 200, "OK", response);
 	} else {
 		evhttp_send_reply(r->req, 202, "Accepted", NULL);
 	}
