@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
-import { connectHttp, eventually, fixtureStdioUpstream, gatewayConfig, startDaemon,
-	stopDaemonChecked } from './lib.mjs';
+import { connectHttp, eventually, fixtureStdioUpstream, gatewayConfig, makeKey, postJson,
+	rawSession, startDaemon, stopDaemonChecked } from './lib.mjs';
 
 const TOKEN = 'limits-admin-token-0123456789';
 
@@ -168,5 +168,30 @@ test('too large and malformed requests answer JSON-RPC errors', { timeout: 60000
 		`X-Big: ${'x'.repeat(3000)}\r\n\r\n`);
 	assert.equal(admin.status, 431, admin.text);
 	assert.equal(admin.json?.error?.code, -32600);
+	assert.deepEqual(await stopDaemonChecked(d), []);
+});
+
+test('limits.max_sessions_per_key: one more initialize is 429 with Retry-After', { timeout: 60000 }, async (t) => {
+	const k1 = makeKey(), k2 = makeKey();
+	const d = await startDaemon({ ...config({ max_sessions_per_key: 2 }), auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		keys: [{ id: 'k1', policy: 'all', hash: k1.hash }, { id: 'k2', policy: 'all', hash: k2.hash }] },
+	{ ready: true });
+	t.after(() => d.stop(3000));
+	const auth1 = { Authorization: `Bearer ${k1.key}` };
+	const a = await rawSession(d.url, auth1);
+	await rawSession(d.url, auth1);
+	const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
+		capabilities: {}, clientInfo: { name: 'third', version: '1' } } };
+	const third = await postJson(d.url, init, auth1);
+	assert.equal(third.status, 429, third.text);
+	assert.equal(third.headers.get('retry-after'), '10');
+	assert.equal(third.json?.error?.code, -32006);
+	assert.match(third.json.error.message, /max_sessions_per_key/);
+	// Another key is not affected; ending a session of k1 makes room.
+	await rawSession(d.url, { Authorization: `Bearer ${k2.key}` });
+	const del = await fetch(d.url, { method: 'DELETE', headers: a.headers });
+	assert.equal(del.status, 200);
+	assert.equal((await postJson(d.url, init, auth1)).status, 200);
 	assert.deepEqual(await stopDaemonChecked(d), []);
 });
