@@ -120,7 +120,7 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	static const char page_end[] = "</BODY></HTML>\n";
 	struct conn *c = arg;
 	size_t len = evbuffer_get_length(buf), el = sizeof(page_end) - 1;
-	char end[sizeof(page_end)], start[14];
+	char end[sizeof(page_end)], start[80];
 	struct evbuffer_ptr pos;
 	const char *reason, *message;
 	char body[256];
@@ -131,10 +131,12 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	if (evbuffer_ptr_set(buf, &pos, len - el, EVBUFFER_PTR_SET) ||
 	    evbuffer_copyout_from(buf, &pos, end, el) != (ev_ssize_t)el || memcmp(end, page_end, el))
 		return;
-	if (evbuffer_copyout(buf, start, 13) != 13 || memcmp(start, "HTTP/1.", 7) ||
-	    sscanf(start + 9, "%3d", &status) != 1)
+	ev_ssize_t got = evbuffer_copyout(buf, start, sizeof(start) - 1);
+	if (got < 13 || memcmp(start, "HTTP/1.", 7) || sscanf(start + 9, "%3d", &status) != 1)
 		return;
-	start[8] = 0;
+	start[got] = 0;
+	start[strcspn(start, "\r\n")] = 0;
+	start[8] = 0;  /* the version; the reason phrase evhttp chose follows at start + 13 */
 	/* evhttp says 400 (or 413) when the header section grew past its limit. */
 	if ((status == 400 || status == 413) && c->d->max_header_bytes &&
 	    c->head_bytes > c->d->max_header_bytes)
@@ -153,12 +155,15 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		message = "malformed HTTP request";
 		break;
 	case 501:
-	case 405:
 		reason = "Not Implemented";
 		message = "method not supported: use POST, GET or DELETE";
 		break;
+	case 417:
+		reason = "Expectation Failed";
+		message = "only \"Expect: 100-continue\" is supported";
+		break;
 	default:
-		reason = "Error";
+		reason = start[12] == ' ' && start[13] ? start + 13 : "Error";
 		message = "the request was refused";
 	}
 	c->rewritten = true;  /* our own additions below come back here */
