@@ -104,6 +104,8 @@ test('a slowloris from one address is capped; another client is served', { timeo
 	const m = await metrics(d);
 	const peerRefused = metric(m, 'mcpwarden_connections_refused_total', 'listener="agent",reason="peer_cap"');
 	assert.ok(peerRefused >= 2000 - 256, `peer_cap refusals: ${peerRefused}`);
+	t.diagnostic(`${socks.length} slow connections: daemon descriptors ${before} -> ${held}, ` +
+		`${peerRefused} refused (peer_cap)`);
 	assert.ok(metric(m, 'mcpwarden_connections', 'listener="agent"') >= 256);
 
 	for (const s of socks)
