@@ -26,7 +26,26 @@ static void test_defaults(void)
 	CU_ASSERT_TRUE(c->auth_required);
 	CU_ASSERT_EQUAL(c->prefix, PREFIX_AUTO);
 	CU_ASSERT_EQUAL(c->nupstreams, 0);
+	CU_ASSERT_EQUAL(c->max_connections, 4096);
+	CU_ASSERT_EQUAL(c->max_connections_per_peer, 256);
 	config_free(c);
+}
+
+static void test_connection_caps(void)
+{
+	struct config *c = NULL;
+	struct config_errors e = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(config_parse("{\"limits\": {\"max_connections\": 100,"
+					   " \"max_connections_per_peer\": 10}}", "t", &c, &e), 0);
+	CU_ASSERT_EQUAL(c->max_connections, 100);
+	CU_ASSERT_EQUAL(c->max_connections_per_peer, 10);
+	config_free(c);
+	c = NULL;
+	CU_ASSERT_EQUAL(config_parse("{\"limits\": {\"max_connections_per_peer\": 0}}", "t", &c,
+				     &e), -EINVAL);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_TRUE(has_error(&e, "limits.max_connections_per_peer: must be between"));
 }
 
 static void test_full(void)
@@ -125,6 +144,7 @@ int main(void)
 	static const struct cu_case cases[] = {
 		{ "defaults", test_defaults },
 		{ "full config", test_full },
+		{ "connection caps", test_connection_caps },
 		{ "errors name field paths", test_errors_name_paths },
 		{ "bad JSON and missing file", test_bad_json },
 		{ "duplicate upstream names", test_duplicate_upstream },

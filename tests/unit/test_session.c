@@ -56,6 +56,34 @@ static void test_ids_and_cap(void)
 	event_base_free(base);
 }
 
+static void test_key_cap(void)
+{
+	struct event_base *base = event_base_new();
+	struct session_table *t = NULL;
+	struct session *a = NULL, *b = NULL, *c = NULL, *n1 = NULL, *n2 = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(session_table_new(base, 0, 10, 60000, NULL, on_expire, NULL, &t), 0);
+	session_table_set_key_cap(t, 2);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &b), 0);
+	/* k1 is at its cap; another key and sessions without a key are not. */
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), -EDQUOT);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k2", &c), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, NULL, &n1), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "", &n2), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, NULL, &n2), 0);
+	/* One ends: room for one more, not two. */
+	session_destroy(t, a);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), -EDQUOT);
+	session_destroy(t, a);
+	session_destroy(t, b);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
+	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &b), 0);
+	session_table_free(t);
+	event_base_free(base);
+}
+
 static void test_idle_expiry(void)
 {
 	struct event_base *base = event_base_new();
@@ -88,6 +116,7 @@ int main(void)
 	static const struct cu_case cases[] = {
 		{ "version negotiation", test_versions },
 		{ "ids, link owners, the session cap", test_ids_and_cap },
+		{ "sessions per key", test_key_cap },
 		{ "idle expiry spares sessions in use", test_idle_expiry },
 		{ NULL, NULL },
 	};

@@ -21,6 +21,7 @@
 #include "govern/budget.h"
 #include "govern/gate.h"
 #include "mcp/router.h"
+#include "mcp/transport/conn_deadline.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
 #include "store/store.h"
@@ -310,6 +311,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	conn_deadline_request_in(a->deadline, req);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	char *peer = NULL;
 	ev_uint16_t port = 0;
@@ -397,6 +400,13 @@ int admin_new(struct event_base *base, const struct config *cfg, struct router *
 	a->http = evhttp_new(base);
 	if (!a->http)
 		goto fail;
+	rc = conn_deadline_new(base, ADMIN_TIMEOUT_S * 1000, METRICS_LISTENER_ADMIN, &a->deadline);
+	if (rc)
+		goto fail;
+	rc = -ENOMEM;
+	conn_deadline_set_caps(a->deadline, cfg->max_connections, cfg->max_connections_per_peer,
+			       cfg->max_header_bytes);
+	evhttp_set_bevcb(a->http, conn_deadline_bevcb, a->deadline);
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 					    EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
 	evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
@@ -424,6 +434,8 @@ int admin_reconfigure(struct admin *a, const struct config *cfg, struct router *
 	if (!r)
 		return 0;
 	a->cfg = cfg;
+	conn_deadline_set_caps(a->deadline, cfg->max_connections, cfg->max_connections_per_peer,
+			       cfg->max_header_bytes);
 	if (keys_hash(cfg->admin_token, strlen(cfg->admin_token), a->token_hash))
 		return -EIO;
 	a->r = r;
@@ -437,6 +449,7 @@ void admin_free(struct admin *a)
 	admin_pending_orphan(a);
 	if (a->http)
 		evhttp_free(a->http);
+	conn_deadline_free(a->deadline);  /* after evhttp_free: it frees the connections */
 	peer_guard_free(a->guard);
 	OPENSSL_cleanse(a->token_hash, sizeof(a->token_hash));
 	free(a);

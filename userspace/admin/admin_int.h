@@ -15,6 +15,7 @@
 #include "govern/keys.h"
 
 struct budget;
+struct conn_deadline;
 struct gate;
 
 #define ADMIN_MAX_BODY 65536
@@ -43,6 +44,7 @@ struct admin {
 	const struct config *cfg;
 	struct router *r;
 	struct evhttp *http;
+	struct conn_deadline *deadline; /* whole-request deadline, connection caps */
 	int port;
 	bool loopback;
 	unsigned char token_hash[KEYS_HASH_LEN];

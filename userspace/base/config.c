@@ -443,7 +443,9 @@ static int opt_int(const cJSON *obj, const char *key, const char *path, long lon
 static int parse_sections(const cJSON *root, struct config *c, struct config_errors *errs)
 {
 	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
-						  "max_sessions", NULL };
+						  "max_sessions", "max_connections",
+						  "max_connections_per_peer",
+						  "max_sessions_per_key", NULL };
 	static const char *const timeout_keys[] = { "header_ms", "session_idle_ms", "request_ms",
 						    "connect_ms", "startup_ms", NULL };
 	static const char *const admin_keys[] = { "listen", "token", NULL };
@@ -529,6 +531,19 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 			c->max_sessions = (unsigned)x;
 		else if (field(sec, "max_sessions"))
 			rc = -EINVAL;
+		if (cfg_int(sec, "max_sessions_per_key", "limits", false, 0, 1000000, &x, errs) == 0)
+			c->max_sessions_per_key = (unsigned)x;
+		else if (field(sec, "max_sessions_per_key"))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_connections", "limits", false, 1, 1000000, &x, errs) == 0)
+			c->max_connections = (unsigned)x;
+		else if (field(sec, "max_connections"))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_connections_per_peer", "limits", false, 1, 1000000, &x,
+			    errs) == 0)
+			c->max_connections_per_peer = (unsigned)x;
+		else if (field(sec, "max_connections_per_peer"))
+			rc = -EINVAL;
 	}
 	if ((sec = field(root, "timeouts"))) {
 		if (cfg_known_keys(sec, "timeouts", timeout_keys, errs))
@@ -611,6 +626,9 @@ int config_parse(const char *text, const char *origin, struct config **out,
 	c->max_body_bytes = DEFAULT_MAX_BODY;
 	c->max_header_bytes = DEFAULT_MAX_HEADER;
 	c->max_sessions = 10000;
+	c->max_sessions_per_key = 64;
+	c->max_connections = 4096;
+	c->max_connections_per_peer = 256;
 	c->header_timeout_ms = 10000;
 	c->session_idle_ms = 1800000;
 	c->request_timeout_ms = 60000;

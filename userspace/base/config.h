@@ -62,6 +62,9 @@ struct config {
 	size_t max_body_bytes;
 	size_t max_header_bytes;
 	unsigned max_sessions;
+	unsigned max_sessions_per_key;     /* open sessions of one key (0: no cap) */
+	unsigned max_connections;          /* open client connections, per listener */
+	unsigned max_connections_per_peer; /* the same, from one source address */
 	int header_timeout_ms;      /* a whole request must arrive within this (from the connection
 				     * or the previous answer); also the idle keep-alive limit */
 	int session_idle_ms;        /* a session with no request for this long is ended */

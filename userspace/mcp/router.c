@@ -25,6 +25,7 @@
 #include "observe/metrics.h"
 
 #define PAGE_SIZE 100
+#define SESSION_RETRY_MS 10000  /* a key at its session cap: when to try again */
 
 struct router {
 	struct event_base *base;
@@ -465,6 +466,17 @@ void router_initialize(struct router *r, const struct jsonrpc_msg *m, const char
 	rc = session_create(r->sessions, session_negotiate(pv->valuestring),
 			    cJSON_IsObject(caps) ? caps : NULL, cJSON_IsObject(info) ? info : NULL,
 			    key_id, &s);
+	if (rc == -EDQUOT) {
+		/* The front answers it HTTP 429 with Retry-After (from retry_after_ms). */
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddNumberToObject(data, "retry_after_ms", SESSION_RETRY_MS);
+		cJSON_AddNumberToObject(data, "limit", r->cfg->max_sessions_per_key);
+		*response = jsonrpc_error(m->id, REFUSAL_TOO_MANY_SESSIONS,
+					  "too many open sessions for this key "
+					  "(limits.max_sessions_per_key): end one with DELETE, or "
+					  "wait for idle ones to expire", data);
+		return;
+	}
 	if (rc) {
 		*response = jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR,
 					  rc == -EBUSY ? "too many sessions" : "cannot create a session",
@@ -581,6 +593,7 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 			       &r->relay, on_expire, r, &r->sessions);
 	if (rc)
 		goto fail;
+	session_table_set_key_cap(r->sessions, cfg->max_sessions_per_key);
 	rc = catalog_new(base, cfg, &hooks, &r->cat);
 	if (rc)
 		goto fail;

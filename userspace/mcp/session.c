@@ -2,6 +2,7 @@
 #include "mcp/session.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,8 @@ struct session_table {
 	size_t nupstreams;
 	struct relay *relay;
 	unsigned max;
+	unsigned max_per_key;       /* 0: no cap */
+	struct hmap *per_key;       /* key id -> open sessions, as a pointer-sized count */
 	int idle_ms;
 	struct event *sweep;
 	void (*on_expire)(void *arg, struct session *s);
@@ -51,6 +54,20 @@ static void session_free(struct session *s)
 	free(s);
 }
 
+/* A session of a key ends: its key may open another. */
+static void key_forget(struct session_table *t, const struct session *s)
+{
+	uintptr_t n;
+
+	if (!s->key_id[0])
+		return;
+	n = (uintptr_t)hmap_get(t->per_key, s->key_id);
+	if (n <= 1)
+		hmap_del(t->per_key, s->key_id);
+	else if (hmap_put(t->per_key, s->key_id, (void *)(n - 1), NULL))
+		log_warn("session table: cannot update the count of key %s", s->key_id);
+}
+
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct session_table *t = arg;
@@ -67,6 +84,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_info("session %.8s…: idle for %d ms, ended", s->id, t->idle_ms);
 		if (t->on_expire)
 			t->on_expire(t->arg, s);
+		key_forget(t, s);
 		hmap_del(t->by_id, s->id);
 		session_free(s);
 	}
@@ -82,6 +100,7 @@ int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_s
 	if (!t)
 		return -ENOMEM;
 	t->by_id = hmap_new();
+	t->per_key = hmap_new();
 	t->nupstreams = nupstreams;
 	t->relay = relay;
 	t->max = max_sessions;
@@ -89,7 +108,7 @@ int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_s
 	t->on_expire = on_expire;
 	t->arg = arg;
 	t->sweep = event_new(base, -1, EV_PERSIST, on_sweep, t);
-	if (!t->by_id || !t->sweep) {
+	if (!t->by_id || !t->per_key || !t->sweep) {
 		session_table_free(t);
 		return -ENOMEM;
 	}
@@ -109,6 +128,8 @@ void session_table_free(struct session_table *t)
 	if (t->sweep)
 		event_free(t->sweep);
 	hmap_free(t->by_id, (void (*)(void *))session_free);
+	if (t->per_key)
+		hmap_free(t->per_key, NULL);
 	free(t);
 }
 
@@ -117,10 +138,13 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[SESSION_ID_LEN / 2];
+	uintptr_t of_key = key_id && key_id[0] ? (uintptr_t)hmap_get(t->per_key, key_id) : 0;
 	struct session *s;
 
 	if (hmap_count(t->by_id) >= t->max)
 		return -EBUSY;
+	if (t->max_per_key && of_key >= t->max_per_key)
+		return -EDQUOT;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -150,8 +174,18 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 		session_free(s);
 		return -ENOMEM;
 	}
+	if (s->key_id[0] && hmap_put(t->per_key, s->key_id, (void *)(of_key + 1), NULL)) {
+		hmap_del(t->by_id, s->id);
+		session_free(s);
+		return -ENOMEM;
+	}
 	*out = s;
 	return 0;
+}
+
+void session_table_set_key_cap(struct session_table *t, unsigned max_per_key)
+{
+	t->max_per_key = max_per_key;
 }
 
 struct session *session_find(struct session_table *t, const char *id)
@@ -166,6 +200,7 @@ void session_touch(struct session *s)
 
 void session_destroy(struct session_table *t, struct session *s)
 {
+	key_forget(t, s);
 	hmap_del(t->by_id, s->id);
 	session_free(s);
 }

@@ -65,7 +65,10 @@ extern const char *const session_versions[];
 bool session_version_supported(const char *v);
 const char *session_negotiate(const char *requested);
 
-/* -EBUSY when max_sessions are open. */
+/* At most max_per_key open sessions per key id (0: no cap); session_create then fails with
+ * -EDQUOT. Sessions without a key (no-auth mode) are not counted. */
+void session_table_set_key_cap(struct session_table *t, unsigned max_per_key);
+/* -EBUSY when max_sessions are open, -EDQUOT when the key has max_per_key. */
 int session_create(struct session_table *t, const char *version, const cJSON *caps,
 		   const cJSON *info, const char *key_id, struct session **out);
 struct session *session_find(struct session_table *t, const char *id);

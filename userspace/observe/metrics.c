@@ -74,6 +74,8 @@ static struct {
 	struct server_errors servers[SERVERS_MAX];      /* open addressing by name */
 	uint64_t other_failure, other_timeout;
 	int64_t sessions, in_flight;
+	int64_t conns[METRICS_NLISTENERS];
+	uint64_t refused[METRICS_NLISTENERS][METRICS_NREFUSALS];
 	struct enforcer *enforcer;
 	int64_t started;
 } g;
@@ -179,6 +181,11 @@ void metrics_request_begin(void) { g.in_flight++; }
 void metrics_request_end(void) { g.in_flight--; }
 void metrics_session_opened(void) { g.sessions++; }
 void metrics_session_closed(void) { g.sessions--; }
+void metrics_connections(enum metrics_listener l, int delta) { g.conns[l] += delta; }
+void metrics_connection_refused(enum metrics_listener l, enum metrics_refusal why)
+{
+	g.refused[l][why]++;
+}
 void metrics_set_enforcer(struct enforcer *e) { g.enforcer = e; }
 
 /* ---- exposition ---- */
@@ -319,6 +326,24 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 		rc = family(out, "mcpwarden_sessions", "gauge", "Open MCP sessions.");
 	if (!rc)
 		rc = add(out, "mcpwarden_sessions %lld\n", (long long)g.sessions);
+	static const char *const listener_names[] = { "agent", "admin" };
+	static const char *const refusal_names[] = { "total_cap", "peer_cap" };
+	if (!rc)
+		rc = family(out, "mcpwarden_connections", "gauge",
+			    "Open client connections, by listener.");
+	for (int l = 0; l < METRICS_NLISTENERS && !rc; l++)
+		rc = add(out, "mcpwarden_connections{listener=\"%s\"} %lld\n", listener_names[l],
+			 (long long)g.conns[l]);
+	if (!rc)
+		rc = family(out, "mcpwarden_connections_refused_total", "counter",
+			    "Client connections closed at once because a cap was reached: "
+			    "limits.max_connections (total_cap) or max_connections_per_peer "
+			    "(peer_cap).");
+	for (int l = 0; l < METRICS_NLISTENERS && !rc; l++)
+		for (int w = 0; w < METRICS_NREFUSALS && !rc; w++)
+			rc = add(out, "mcpwarden_connections_refused_total{listener=\"%s\","
+				 "reason=\"%s\"} %llu\n", listener_names[l], refusal_names[w],
+				 (unsigned long long)g.refused[l][w]);
 	if (!rc)
 		rc = family(out, "mcpwarden_requests_in_flight", "gauge",
 			    "Requests received and not answered yet.");

@@ -51,6 +51,12 @@ void metrics_request_end(void);
 void metrics_session_opened(void);
 void metrics_session_closed(void);
 
+/* Client connections, per listener: open ones (a gauge) and those refused at a cap. */
+enum metrics_listener { METRICS_LISTENER_AGENT, METRICS_LISTENER_ADMIN, METRICS_NLISTENERS };
+enum metrics_refusal { METRICS_REFUSED_TOTAL, METRICS_REFUSED_PEER, METRICS_NREFUSALS };
+void metrics_connections(enum metrics_listener l, int delta);
+void metrics_connection_refused(enum metrics_listener l, enum metrics_refusal why);
+
 /* The enforcer whose counters /metrics shows (NULL: none, e.g. enforcement is off). Not owned:
  * clear it before freeing the enforcer. */
 void metrics_set_enforcer(struct enforcer *e);

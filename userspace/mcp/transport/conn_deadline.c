@@ -1,18 +1,31 @@
-/* conn_deadline: whole-request deadlines for evhttp connections. */
+/* conn_deadline: whole-request deadlines, connection caps and JSON error pages for evhttp. */
 #include "mcp/transport/conn_deadline.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/htab.h"
+#include "base/list.h"
 #include "base/log.h"
 
 #define SWEEP_MS 500
+
+/* A source address and how many admitted connections it holds. */
+struct peer {
+	struct htab_node hn;
+	uint8_t addr[16];
+	size_t len;
+	unsigned n;
+};
 
 /* A client connection. We hold a reference on the bufferevent so it outlives evhttp's use of
  * it; evhttp is done with it when its callbacks are cleared (bufferevent_free does that,
@@ -20,13 +33,26 @@
 struct conn {
 	struct htab_node hn;     /* keyed by the bufferevent's address */
 	struct bufferevent *bev;
+	struct conn_deadline *d;
 	uint64_t deadline_ms;    /* the current request must be in by then; 0: none being read */
+	struct list_head fresh;  /* in d->fresh until admitted or refused */
+	struct peer *peer;       /* set once admitted (counted) */
+	struct evbuffer_cb_entry *in_cb, *out_cb;
+	size_t head_bytes;       /* of the request being read, until its blank line */
+	uint32_t tail;           /* its last four bytes, to find the blank line */
+	bool in_body;            /* the current request's header section is complete */
+	bool rewritten;          /* evhttp's error page was replaced */
 };
 
 struct conn_deadline {
 	int timeout_ms;
-	struct htab conns;
-	struct event *sweep;
+	unsigned max_total, max_per_peer;
+	size_t max_header_bytes;
+	enum metrics_listener which;
+	unsigned live;           /* admitted connections evhttp still holds */
+	struct htab conns, peers;
+	struct list_head fresh;  /* accepted, not yet checked against the caps */
+	struct event *sweep, *admit;
 };
 
 static uint64_t conn_hash(const struct htab *t, const void *key)
@@ -41,10 +67,248 @@ static bool conn_eq(const struct htab_node *n, const void *key)
 
 static const struct htab_type conn_type = { conn_hash, conn_eq };
 
+static bool peer_eq(const struct htab_node *n, const void *key)
+{
+	const struct peer *p = htab_entry(n, struct peer, hn);
+	struct htab_bytes mine = { p->addr, p->len };
+
+	return htab_bytes_eq(&mine, key);
+}
+
+static const struct htab_type peer_type = { htab_bytes_hash, peer_eq };
+
 static uint64_t deadline(const struct conn_deadline *d)
 {
 	return clock_mono_ms() + (uint64_t)d->timeout_ms;
 }
+
+/* --- evhttp's error pages as JSON-RPC errors ------------------------------------------ */
+
+/* Follow the header section of the request being read: its size, and where it ends. Runs on
+ * every read before evhttp parses it. */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v[8];
+	size_t len = evbuffer_get_length(buf);
+	int nv;
+
+	if (!info->n_added || c->in_body || info->n_added > len ||
+	    evbuffer_ptr_set(buf, &pos, len - info->n_added, EVBUFFER_PTR_SET))
+		return;
+	nv = evbuffer_peek(buf, (ev_ssize_t)info->n_added, &pos, v, 8);
+	for (int i = 0; i < nv && i < 8 && !c->in_body; i++) {
+		const uint8_t *p = v[i].iov_base;
+		for (size_t k = 0; k < v[i].iov_len; k++) {
+			c->head_bytes++;
+			c->tail = c->tail << 8 | p[k];
+			if (c->tail == 0x0d0a0d0a || (c->tail & 0xffff) == 0x0a0a) {
+				c->in_body = true;
+				break;
+			}
+		}
+	}
+}
+
+/* evhttp answers what it refuses itself (a body over max_body_bytes, headers over
+ * max_header_bytes, a malformed request, an unknown method) with an HTML page, before any
+ * callback of ours runs. Agents speak JSON-RPC: replace the page, whole in the output buffer
+ * once its last line is added, by a JSON-RPC error of the same meaning. */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	static const char page_end[] = "</BODY></HTML>\n";
+	struct conn *c = arg;
+	size_t len = evbuffer_get_length(buf), el = sizeof(page_end) - 1;
+	char end[sizeof(page_end)], start[80];
+	struct evbuffer_ptr pos;
+	const char *reason, *message;
+	char body[256];
+	int status;
+
+	if (!info->n_added || c->rewritten || len < el + 13)
+		return;
+	if (evbuffer_ptr_set(buf, &pos, len - el, EVBUFFER_PTR_SET) ||
+	    evbuffer_copyout_from(buf, &pos, end, el) != (ev_ssize_t)el || memcmp(end, page_end, el))
+		return;
+	ev_ssize_t got = evbuffer_copyout(buf, start, sizeof(start) - 1);
+	if (got < 13 || memcmp(start, "HTTP/1.", 7) || sscanf(start + 9, "%3d", &status) != 1)
+		return;
+	start[got] = 0;
+	start[strcspn(start, "\r\n")] = 0;
+	start[8] = 0;  /* the version; the reason phrase evhttp chose follows at start + 13 */
+	/* evhttp says 400 (or 413) when the header section grew past its limit. */
+	if ((status == 400 || status == 413) && c->d->max_header_bytes &&
+	    c->head_bytes > c->d->max_header_bytes)
+		status = 431;
+	switch (status) {
+	case 413:
+		reason = "Payload Too Large";
+		message = "request body too large (limits.max_body_bytes)";
+		break;
+	case 431:
+		reason = "Request Header Fields Too Large";
+		message = "request headers too large (limits.max_header_bytes)";
+		break;
+	case 400:
+		reason = "Bad Request";
+		message = "malformed HTTP request";
+		break;
+	case 501:
+		reason = "Not Implemented";
+		message = "method not supported: use POST, GET or DELETE";
+		break;
+	case 417:
+		reason = "Expectation Failed";
+		message = "only \"Expect: 100-continue\" is supported";
+		break;
+	default:
+		reason = start[12] == ' ' && start[13] ? start + 13 : "Error";
+		message = "the request was refused";
+	}
+	c->rewritten = true;  /* our own additions below come back here */
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,"
+		 "\"message\":\"%s\"}}", -32600, message);
+	evbuffer_drain(buf, len);
+	evbuffer_add_printf(buf, "%s %d %s\r\nContent-Type: application/json\r\n"
+			    "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", start, status,
+			    reason, strlen(body), body);
+}
+
+/* --- connection caps ------------------------------------------------------------------ */
+
+static void peer_addr(int fd, struct htab_bytes *key, uint8_t buf[16])
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	key->p = buf;
+	key->n = 0;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET) {
+		memcpy(buf, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		key->n = 4;
+	} else if (ss.ss_family == AF_INET6) {
+		memcpy(buf, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		key->n = 16;
+	}
+}
+
+static struct peer *peer_find(struct conn_deadline *d, const struct htab_bytes *key)
+{
+	struct htab_node *n = htab_find(&d->peers, key);
+
+	return n ? htab_entry(n, struct peer, hn) : NULL;
+}
+
+/* Forget a connection evhttp let go, or that the table is being freed with. */
+static void conn_drop(struct conn_deadline *d, struct conn *c)
+{
+	list_del(&c->fresh);
+	if (c->peer) {
+		d->live--;
+		metrics_connections(d->which, -1);
+		if (!--c->peer->n) {
+			htab_remove(&d->peers, &c->peer->hn);
+			free(c->peer);
+		}
+	}
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
+static bool released(const struct conn *c)
+{
+	bufferevent_data_cb rcb = NULL;
+
+	bufferevent_getcb(c->bev, &rcb, NULL, NULL, NULL);
+	return !rcb;
+}
+
+/* Drop what evhttp let go (the counts must be exact when a cap is near). */
+static void purge(struct conn_deadline *d)
+{
+	struct htab_iter it = htab_iter(&d->conns);
+
+	for (struct htab_node *n; (n = htab_next(&it));) {
+		struct conn *c = htab_entry(n, struct conn, hn);
+		if (released(c)) {
+			htab_remove(&d->conns, n);
+			conn_drop(d, c);
+		}
+	}
+}
+
+/* Past a cap: a fixed answer written straight to the socket (it is empty, the write does not
+ * block), then the connection ends the way the deadline ends one: evhttp sees EOF. */
+static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics_refusal why)
+{
+	char msg[512];
+	const char *what = why == METRICS_REFUSED_PEER
+		? "too many connections from this address (limits.max_connections_per_peer)"
+		: "too many connections (limits.max_connections)";
+	char body[200];
+	int n;
+
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,"
+		 "\"message\":\"%s\"}}", what);
+	n = snprintf(msg, sizeof(msg), "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+		     "application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+		     "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+	if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_debug("refused connection: %s", strerror(errno));
+	shutdown(fd, SHUT_RDWR);
+	c->deadline_ms = 0;
+	metrics_connection_refused(d->which, why);
+}
+
+static void on_admit(evutil_socket_t unused, short what, void *arg)
+{
+	struct conn_deadline *d = arg;
+	bool purged = false;
+
+	while (!list_empty(&d->fresh)) {
+		struct conn *c = list_first_entry(&d->fresh, struct conn, fresh);
+		int fd = bufferevent_getfd(c->bev);
+		struct htab_bytes key;
+		uint8_t addr[16];
+		struct peer *p;
+
+		list_del(&c->fresh);
+		if (fd < 0 || released(c))
+			continue;
+		peer_addr(fd, &key, addr);
+		p = peer_find(d, &key);
+		if (!purged && (d->live >= d->max_total || (p && p->n >= d->max_per_peer))) {
+			purge(d);
+			purged = true;
+			p = peer_find(d, &key);
+		}
+		if (d->live >= d->max_total) {
+			refuse(d, c, fd, METRICS_REFUSED_TOTAL);
+			continue;
+		}
+		if (p && p->n >= d->max_per_peer) {
+			refuse(d, c, fd, METRICS_REFUSED_PEER);
+			continue;
+		}
+		if (!p) {
+			p = xcalloc(1, sizeof(*p));
+			memcpy(p->addr, addr, key.n);
+			p->len = key.n;
+			htab_insert(&d->peers, &p->hn, &(struct htab_bytes){ p->addr, p->len });
+		}
+		p->n++;
+		c->peer = p;
+		d->live++;
+		metrics_connections(d->which, 1);
+	}
+}
+
+/* --- tracking ------------------------------------------------------------------------- */
 
 struct bufferevent *conn_deadline_bevcb(struct event_base *base, void *arg)
 {
@@ -57,9 +321,22 @@ struct bufferevent *conn_deadline_bevcb(struct event_base *base, void *arg)
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
 	c->bev = bev;
+	c->d = d;
 	c->deadline_ms = deadline(d);
+	c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
+	c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), on_output, c);
+	if (!c->in_cb || !c->out_cb) {
+		if (c->in_cb)
+			evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->in_cb);
+		free(c);
+		bufferevent_free(bev);
+		return NULL;
+	}
 	htab_insert(&d->conns, &c->hn, bev);
 	bufferevent_incref(bev);
+	/* evhttp sets the socket right after this returns; the caps are checked then. */
+	list_add_tail(&c->fresh, &d->fresh);
+	event_active(d->admit, EV_TIMEOUT, 1);
 	return bev;
 }
 
@@ -85,7 +362,13 @@ void conn_deadline_request_in(struct conn_deadline *d, struct evhttp_request *re
 {
 	struct conn *c = conn_of(d, req);
 
-	if (c && c->deadline_ms) {
+	if (!c)
+		return;
+	/* The next request's header section starts with the next byte. */
+	c->in_body = false;
+	c->head_bytes = 0;
+	c->tail = 0;
+	if (c->deadline_ms) {
 		c->deadline_ms = 0;
 		evhttp_request_set_on_complete_cb(req, on_reply_complete, d);
 	}
@@ -99,12 +382,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
 	for (struct htab_node *n; (n = htab_next(&it));) {
 		struct conn *c = htab_entry(n, struct conn, hn);
-		bufferevent_data_cb rcb = NULL;
-		bufferevent_getcb(c->bev, &rcb, NULL, NULL, NULL);
-		if (!rcb) {  /* evhttp let it go */
+		if (released(c)) {  /* evhttp let it go */
 			htab_remove(&d->conns, n);
-			bufferevent_decref(c->bev);
-			free(c);
+			conn_drop(d, c);
 			continue;
 		}
 		if (c->deadline_ms && now > c->deadline_ms) {
@@ -118,7 +398,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-int conn_deadline_new(struct event_base *base, int timeout_ms, struct conn_deadline **out)
+int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_listener which,
+		      struct conn_deadline **out)
 {
 	struct conn_deadline *d = xcalloc(1, sizeof(*d));
 	struct timeval tv = { 0, SWEEP_MS * 1000 };
@@ -128,9 +409,19 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, struct conn_deadl
 		free(d);
 		return rc;
 	}
+	rc = htab_init(&d->peers, &peer_type);
+	if (rc) {
+		htab_fini(&d->conns);
+		free(d);
+		return rc;
+	}
+	list_init(&d->fresh);
 	d->timeout_ms = timeout_ms;
+	d->which = which;
+	d->max_total = d->max_per_peer = ~0u;
 	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
-	if (!d->sweep || event_add(d->sweep, &tv)) {
+	d->admit = event_new(base, -1, 0, on_admit, d);
+	if (!d->sweep || !d->admit || event_add(d->sweep, &tv)) {
 		conn_deadline_free(d);
 		return -ENOMEM;
 	}
@@ -143,21 +434,30 @@ void conn_deadline_set_timeout(struct conn_deadline *d, int timeout_ms)
 	d->timeout_ms = timeout_ms;
 }
 
-static void conn_release(struct htab_node *n, void *arg)
+void conn_deadline_set_caps(struct conn_deadline *d, unsigned max_total, unsigned max_per_peer,
+			    size_t max_header_bytes)
 {
-	struct conn *c = htab_entry(n, struct conn, hn);
-
-	bufferevent_decref(c->bev);
-	free(c);
+	d->max_total = max_total;
+	d->max_per_peer = max_per_peer;
+	d->max_header_bytes = max_header_bytes;
 }
 
 void conn_deadline_free(struct conn_deadline *d)
 {
+	struct htab_iter it;
+
 	if (!d)
 		return;
 	if (d->sweep)
 		event_free(d->sweep);
-	htab_drain(&d->conns, conn_release, NULL);
+	if (d->admit)
+		event_free(d->admit);
+	it = htab_iter(&d->conns);
+	for (struct htab_node *n; (n = htab_next(&it));) {
+		htab_remove(&d->conns, n);
+		conn_drop(d, htab_entry(n, struct conn, hn));
+	}
 	htab_fini(&d->conns);
+	htab_fini(&d->peers);
 	free(d);
 }

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "govern/gate.h"
+#include "govern/refusal.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/listener.h"
@@ -237,6 +238,28 @@ static int reply_write_event(struct reply *base, const cJSON *msg)
 	return write_event(r->req, msg);
 }
 
+/* A JSON answer: refusals that say when to retry carry Retry-After; a key at its session cap
+ * is told as HTTP clients expect an overload (429). */
+static void send_answer(struct evhttp_request *req, const cJSON *response)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(response, "error");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+	const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
+	bool sessions = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_SESSIONS;
+
+	if (cJSON_IsNumber(code) && (code->valueint == REFUSAL_RATE_LIMITED || sessions) &&
+	    cJSON_IsNumber(ra)) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
+		set_header(req, "Retry-After", buf);
+	}
+	if (sessions)
+		send_json(req, 429, "Too Many Requests", response);
+	else
+		send_json(req, 200, "OK", response);
+}
+
 static void reply_write_final(struct reply *base, cJSON *response)
 {
 	struct front_reply *r = container_of(base, struct front_reply, base);
@@ -251,16 +274,7 @@ static void reply_write_final(struct reply *base, cJSON *response)
 			write_event(r->req, response);
 		evhttp_send_reply_end(r->req);
 	} else if (response) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(response, "error");
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-		const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
-		if (cJSON_IsNumber(code) && code->valueint == -32004 && cJSON_IsNumber(ra)) {
-			char buf[32];
-			snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
-			set_header(r->req, "Retry-After", buf);
-		}
-		send_json(r->req, 200, "OK", response);
+		send_answer(r->req, response);
 	} else {
 		evhttp_send_reply(r->req, 202, "Accepted", NULL);
 	}
@@ -525,7 +539,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
 		if (s)
 			set_header(req, "Mcp-Session-Id", s->id);
-		send_json(req, 200, "OK", resp);
+		send_answer(req, resp);
 		cJSON_Delete(resp);
 		cJSON_Delete(msg);
 		return;
@@ -783,6 +797,8 @@ static void apply_limits(struct front *f)
 	tv.tv_usec = (f->cfg->header_timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(f->http, &tv);
 	conn_deadline_set_timeout(f->deadline, f->cfg->header_timeout_ms);
+	conn_deadline_set_caps(f->deadline, f->cfg->max_connections,
+			       f->cfg->max_connections_per_peer, f->cfg->max_header_bytes);
 }
 
 void front_close_streams(struct front *f)
@@ -817,7 +833,8 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	f->r = r;
 	f->http = evhttp_new(base);
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
-	rc = conn_deadline_new(base, cfg->header_timeout_ms, &f->deadline);
+	rc = conn_deadline_new(base, cfg->header_timeout_ms, METRICS_LISTENER_AGENT,
+			       &f->deadline);
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
