@@ -127,6 +127,15 @@ static void mk(const char *rel)
 	CU_ASSERT_EQUAL(mkdir(p, 0755), 0);
 }
 
+/* The fake cgroup tree goes, whatever the test left in it. */
+static void rm_tree(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 static void test_resolve(void)
 {
 	const char *cid = "4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0";
@@ -175,12 +184,7 @@ static void test_resolve(void)
 	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "../../etc/xx", buf, sizeof(buf)), -EINVAL);
 	CU_ASSERT_EQUAL(cgroup_resolve_pod(tree, "../../etc", buf, sizeof(buf)), -EINVAL);
 
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
-		CU_ASSERT_EQUAL(system(cmd), 0);
-	}
+	rm_tree();
 }
 
 /* podman's names: cgroupfs manager (libpod_parent/[<pod id>/]libpod-<id>, as on the
@@ -223,12 +227,7 @@ static void test_resolve_podman(void)
 		 tree, pod, sd);
 	CU_ASSERT_STRING_EQUAL(buf, want);
 
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
-		CU_ASSERT_EQUAL(system(cmd), 0);
-	}
+	rm_tree();
 }
 
 /* Docker's names: cgroupfs driver (docker/<id>) and systemd driver
@@ -258,12 +257,7 @@ static void test_resolve_docker(void)
 	CU_ASSERT_STRING_EQUAL(buf, want);
 	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "0123456789ab", buf, sizeof(buf)), -ENOENT);
 
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
-		CU_ASSERT_EQUAL(system(cmd), 0);
-	}
+	rm_tree();
 }
 
 int main(void)

@@ -75,15 +75,20 @@ static void ctl_on_request(void *owner, struct link *l, cJSON *msg, enum obj_typ
 static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
 static const struct link_ops ctl_ops = { ctl_on_request, ctl_on_notification, ctl_on_state };
 
+void catalog_entries_free(struct catalog_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)e[i].name);
+		free((char *)e[i].exposed);
+		cJSON_Delete(e[i].json);
+		schema_free(e[i].schema);
+	}
+	free(e);
+}
+
 static void view_clear(struct view *v)
 {
-	for (size_t i = 0; i < v->n; i++) {
-		free((char *)v->e[i].name);
-		free((char *)v->e[i].exposed);
-		cJSON_Delete(v->e[i].json);
-		schema_free(v->e[i].schema);
-	}
-	free(v->e);
+	catalog_entries_free(v->e, v->n);
 	hmap_free(v->by_name, NULL);
 	memset(v, 0, sizeof(*v));
 }

@@ -60,6 +60,9 @@ struct catalog;
 int catalog_new(struct event_base *base, const struct config *cfg,
 		const struct catalog_hooks *hooks, struct catalog **out);
 void catalog_free(struct catalog *c);
+/* Free n entries built for a catalogue or a session's own view (their names, JSON and schema)
+ * and the array. */
+void catalog_entries_free(struct catalog_entry *e, size_t n);
 
 bool catalog_prefixing(const struct catalog *c);
 size_t catalog_nservers(const struct catalog *c);

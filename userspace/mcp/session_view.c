@@ -42,13 +42,7 @@ struct own_tools {
 
 static void free_extra(struct own_tools *o)
 {
-	for (size_t i = 0; i < o->nextra; i++) {
-		free((char *)o->extra[i].name);
-		free((char *)o->extra[i].exposed);
-		cJSON_Delete(o->extra[i].json);
-		schema_free(o->extra[i].schema);
-	}
-	free(o->extra);
+	catalog_entries_free(o->extra, o->nextra);
 	o->extra = NULL;
 	o->nextra = 0;
 	hmap_free(o->names, NULL);
