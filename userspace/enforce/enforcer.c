@@ -713,7 +713,9 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 			/* A kernel without CONFIG_BPF_LSM has no socket_create attach point:
 			 * the cgroup hooks still enforce. */
 			snprintf(e->lsm_reason, sizeof(e->lsm_reason),
-				 "lsm_socket program failed to load: %s", strerror(-ret));
+				 "lsm_socket program failed to load: %s%s", strerror(-ret),
+				 ret == -EPERM && geteuid() == 0 ? " (this kernel refuses BPF "
+				 "LSM/trampoline programs)" : "");
 			log_warn("enforcer: %s; continuing without it", e->lsm_reason);
 			ret = skel_load_any(e, !e->unix_reason[0], false, opts->cgroup_helpers,
 					    &e->skel);
