@@ -26,14 +26,15 @@ static const char *bool_word(bool b)
 #define UNIX_OPEN_TEXT "unix socket paths (protect_unix) are not enforced: connect_unix is " \
 	"not attached (kernel 6.7+)"
 
-/* What an unattached lsm_socket leaves open, and why as far as the pins tell. */
+/* What an unattached lsm_socket leaves open, and why as far as this host tells. */
 static const char *lsm_open_text(const struct pins_features *f)
 {
-	if (f->bpf_lsm == 0)
-		return "AF_PACKET, AF_XDP and AF_VSOCK sockets are not refused: the kernel has no "
-		       "active BPF LSM (boot with lsm=...,bpf)";
-	return "AF_PACKET, AF_XDP and AF_VSOCK sockets are not refused: lsm_socket is not "
-	       "attached (see the daemon's log)";
+	static char text[256];
+
+	snprintf(text, sizeof(text), "AF_PACKET, AF_XDP and AF_VSOCK sockets are not refused: %s",
+		 f->bpf_lsm ? "lsm_socket is not attached (see the daemon's log)" :
+		 f->bpf_lsm_why);
+	return text;
 }
 
 int cmd_status(struct args *a)
@@ -96,11 +97,11 @@ int cmd_status(struct args *a)
 		}
 		nattached += links[i].attached;
 		/* connect_unix is expected only where the kernel has it, lsm_socket only where
-		 * the BPF LSM is active (or unknown, securityfs not mounted, but attached). */
+		 * the kernel can run it (or where it is pinned all the same). */
 		if (i == WARDEN_HOOK_CONNECT_UNIX)
 			nexpected += feat.unix_connect;
 		else if (i == WARDEN_HOOK_LSM_SOCKET)
-			nexpected += feat.bpf_lsm > 0 || links[i].pinned;
+			nexpected += feat.bpf_lsm || links[i].pinned;
 		else
 			nexpected++;
 	}
@@ -144,10 +145,7 @@ int cmd_status(struct args *a)
 		cJSON_AddStringToObject(feats, "release", feat.kernel);
 		cJSON_AddBoolToObject(feats, "ringbuf", feat.ringbuf);
 		cJSON_AddBoolToObject(feats, "unix_connect_hook", feat.unix_connect);
-		if (feat.bpf_lsm >= 0)
-			cJSON_AddBoolToObject(feats, "bpf_lsm", feat.bpf_lsm);
-		else
-			cJSON_AddNullToObject(feats, "bpf_lsm");
+		cJSON_AddBoolToObject(feats, "bpf_lsm", feat.bpf_lsm);
 		/* What the hooks that are not attached leave open, in words an operator acts on. */
 		x = cJSON_AddArrayToObject(o, "open");
 		if (!links[WARDEN_HOOK_LSM_SOCKET].attached)
@@ -218,7 +216,7 @@ int cmd_status(struct args *a)
 		printf("kernel        %s: ring buffer %s, unix connect hook %s, BPF LSM %s, "
 		       "bpf_stats %s\n", feat.kernel, bool_word(feat.ringbuf),
 		       bool_word(feat.unix_connect),
-		       feat.bpf_lsm < 0 ? "unknown" : bool_word(feat.bpf_lsm),
+		       bool_word(feat.bpf_lsm),
 		       feat.bpf_stats < 0 ? "unknown" : feat.bpf_stats ? "on" : "off");
 		if (!links[WARDEN_HOOK_LSM_SOCKET].attached)
 			printf("open          %s\n", lsm_open_text(&feat));
@@ -231,7 +229,7 @@ int cmd_status(struct args *a)
 			const char *cp = cgroup_index_get(cg, l->cgroup_id);
 			const char *state = l->attached ? "attached" : l->pinned ? "DETACHED" :
 				i == WARDEN_HOOK_CONNECT_UNIX && !feat.unix_connect ? "n/a" :
-				i == WARDEN_HOOK_LSM_SOCKET && feat.bpf_lsm <= 0 ? "n/a" :
+				i == WARDEN_HOOK_LSM_SOCKET && !feat.bpf_lsm ? "n/a" :
 				"MISSING";
 			char runs[48] = "-";
 

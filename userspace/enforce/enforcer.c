@@ -342,26 +342,52 @@ static int probe_unix_connect(char *why, size_t len)
 	return 0;
 }
 
-/* Is the BPF LSM active? The kernel's list of active LSMs says so where securityfs is
- * mounted; elsewhere, loading and attaching are the test (0: try). */
-static int probe_bpf_lsm(char *why, size_t len)
+/* Can lsm_socket work here? The kernel's list of active LSMs must name "bpf" (where
+ * securityfs is mounted; elsewhere attaching is the test), and the smallest LSM program on
+ * socket_create must load: kernels without CONFIG_BPF_LSM have no such attach point, and
+ * some refuse trampoline programs altogether. Probing keeps the full load from failing. */
+int enforcer_probe_bpf_lsm(char *why, size_t len)
 {
-	char lsms[512];
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_LSM_MAC);
 	FILE *f = fopen("/sys/kernel/security/lsm", "re");
-	size_t n;
+	bool listed = f == NULL;
+	char lsms[512];
+	int fd, id;
 
-	if (!f)
-		return 0;
-	n = fread(lsms, 1, sizeof(lsms) - 1, f);
-	fclose(f);
-	lsms[n] = '\0';
-	for (char *save = NULL, *tok = strtok_r(lsms, ",\n", &save); tok;
-	     tok = strtok_r(NULL, ",\n", &save))
-		if (strcmp(tok, "bpf") == 0)
-			return 0;
-	snprintf(why, len, "the kernel has no active BPF LSM (\"bpf\" is not in "
-		 "/sys/kernel/security/lsm: boot with lsm=...,bpf)");
-	return -EOPNOTSUPP;
+	if (f) {
+		size_t n = fread(lsms, 1, sizeof(lsms) - 1, f);
+
+		fclose(f);
+		lsms[n] = '\0';
+		for (char *save = NULL, *tok = strtok_r(lsms, ",\n", &save); tok && !listed;
+		     tok = strtok_r(NULL, ",\n", &save))
+			listed = strcmp(tok, "bpf") == 0;
+	}
+	if (!listed) {
+		snprintf(why, len, "the kernel has no active BPF LSM (\"bpf\" is not in "
+			 "/sys/kernel/security/lsm: boot with lsm=...,bpf)");
+		return -EOPNOTSUPP;
+	}
+	id = libbpf_find_vmlinux_btf_id("socket_create", BPF_LSM_MAC);
+	if (id < 0) {
+		snprintf(why, len, "the kernel has no BPF LSM hooks (CONFIG_BPF_LSM): %s",
+			 strerror(-id));
+		return id;
+	}
+	o.attach_btf_id = (__u32)id;
+	fd = bpf_prog_load(BPF_PROG_TYPE_LSM, "warden_probe", "GPL", insns, 2, &o);
+	if (fd < 0) {
+		int err = -errno;
+
+		snprintf(why, len, "the kernel refuses BPF LSM programs: %s", strerror(-err));
+		return err;
+	}
+	close(fd);
+	return 0;
 }
 
 static int ensure_pin_dir(const char *dir)
@@ -705,7 +731,7 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		if (ret < 0)
 			goto out;
 		ret = probe_unix_connect(e->unix_reason, sizeof(e->unix_reason));
-		if (probe_bpf_lsm(e->lsm_reason, sizeof(e->lsm_reason)) < 0)
+		if (enforcer_probe_bpf_lsm(e->lsm_reason, sizeof(e->lsm_reason)) < 0)
 			log_warn("enforcer: %s", e->lsm_reason);
 		ret = skel_load_any(e, ret == 0, !e->lsm_reason[0], opts->cgroup_helpers,
 				    &e->skel);
@@ -713,9 +739,7 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 			/* A kernel without CONFIG_BPF_LSM has no socket_create attach point:
 			 * the cgroup hooks still enforce. */
 			snprintf(e->lsm_reason, sizeof(e->lsm_reason),
-				 "lsm_socket program failed to load: %s%s", strerror(-ret),
-				 ret == -EPERM && geteuid() == 0 ? " (this kernel refuses BPF "
-				 "LSM/trampoline programs)" : "");
+				 "lsm_socket program failed to load: %s", strerror(-ret));
 			log_warn("enforcer: %s; continuing without it", e->lsm_reason);
 			ret = skel_load_any(e, !e->unix_reason[0], false, opts->cgroup_helpers,
 					    &e->skel);

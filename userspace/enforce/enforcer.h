@@ -75,6 +75,8 @@ struct enforcer_status {
 };
 
 int enforcer_status(struct enforcer *e, struct enforcer_status *out);
+/* 0 when lsm_socket can work on this kernel, else a negative errno and why in words. */
+int enforcer_probe_bpf_lsm(char *why, size_t len);
 /* "connect4", ... "connect_unix", "lsm_socket"; NULL for an out-of-range hook. */
 const char *enforcer_hook_name(unsigned hook);
 const char *enforcer_mode_name(unsigned mode);		/* "lockdown", "protect", "exempt" */

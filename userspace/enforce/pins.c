@@ -532,18 +532,7 @@ int pins_features(struct pins_features *out)
 		snprintf(out->kernel, sizeof(out->kernel), "%s", u.release);
 	out->ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
 	out->unix_connect = kernel_has_enum_value("bpf_attach_type", "BPF_CGROUP_UNIX_CONNECT");
-	out->bpf_lsm = -1;
-	f = fopen("/sys/kernel/security/lsm", "re");
-	if (f) {
-		char lsms[512], *save = NULL;
-		size_t n = fread(lsms, 1, sizeof(lsms) - 1, f);
-
-		lsms[n] = '\0';
-		out->bpf_lsm = 0;
-		for (char *t = strtok_r(lsms, ",\n", &save); t; t = strtok_r(NULL, ",\n", &save))
-			out->bpf_lsm |= strcmp(t, "bpf") == 0;
-		fclose(f);
-	}
+	out->bpf_lsm = enforcer_probe_bpf_lsm(out->bpf_lsm_why, sizeof(out->bpf_lsm_why)) == 0;
 	out->bpf_stats = -1;
 	f = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
 	if (f) {
