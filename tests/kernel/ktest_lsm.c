@@ -106,6 +106,9 @@ static void refused(const char *cg, const char *comm, const struct sock_args *a)
 	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "hook")), "lsm_socket");
 	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "reason")),
 			       "socket_family");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "family")),
+			       a->family == AF_PACKET ? "packet" : a->family == AF_XDP ? "xdp" :
+			       "vsock");
 	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "cgroup")), cg);
 	cJSON_Delete(j);
 }
