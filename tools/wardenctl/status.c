@@ -242,7 +242,8 @@ int cmd_status(struct args *a)
 					 l->run_cnt ? l->run_time_ns / l->run_cnt : 0);
 			printf("%-13s %-8s %6u %6u  %-16s %-16s %-18s %s\n", enforcer_hook_name(i),
 			       state, l->link_id, l->prog_id, l->prog_tag, l->prog_name, runs,
-			       cp ? cp : l->attached ? "?" : "-");
+			       cp ? cp : i == WARDEN_HOOK_LSM_SOCKET && l->attached ?
+			       "(every task: BPF LSM)" : l->attached ? "?" : "-");
 		}
 		if (feat.bpf_stats == 0)
 			printf("(runs are counted only with sysctl kernel.bpf_stats_enabled=1)\n");
