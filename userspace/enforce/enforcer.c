@@ -566,7 +566,8 @@ static int lsm_attach(struct enforcer *e)
 			log_error("enforcer: removing %s: %s", pin, strerror(-ret));
 			goto out;
 		}
-		e->adopted = old != NULL;
+		if (old)
+			e->adopted = true;
 	}
 	ret = bpf_link__pin(link, pin);
 	if (ret < 0) {
