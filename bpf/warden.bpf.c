@@ -9,6 +9,9 @@
  *   connect_unix        connects to protected unix socket paths (kernel 6.7+; loaded as
  *                       "cgroup/connect4" with expected attach type BPF_CGROUP_UNIX_CONNECT
  *                       because libbpf 1.1 lacks the section name)
+ *   lsm_socket          BPF LSM socket_create (not a cgroup hook; kernels with "bpf" in
+ *                       the LSM list): families with no cgroup hook (AF_PACKET, AF_XDP,
+ *                       AF_VSOCK). Loaded only where the kernel can attach it.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -176,4 +179,37 @@ int warden_connect_unix(struct bpf_sock_addr *ctx)
 allowed:
 	count(hook, COUNT_ALLOWED);
 	return SYS_PROCEED;
+}
+
+/* Families without any cgroup hook: socket() itself is the only place to stop them. An LSM
+ * hook runs in the calling task's context, so the same enrolment lookup applies. Only
+ * sockets the task asks for (kern == 0): the kernel's own sockets are not the agent's. The
+ * arguments are those of security_socket_create(family, type, protocol, kern). */
+SEC("lsm/socket_create")
+int warden_lsm_socket(unsigned long long *ctx)
+{
+	const __u32 hook = WARDEN_HOOK_LSM_SOCKET;
+	int family = (int)ctx[0], type = (int)ctx[1], protocol = (int)ctx[2], kern = (int)ctx[3];
+	struct warden_config *cfg;
+	struct warden_event *ev;
+	struct verdict v = {};
+
+	if (kern)
+		return 0;
+	/* Decided before the cgroup lookup: every socket() on the host passes here. */
+	if (family != WARDEN_AF_PACKET && family != WARDEN_AF_XDP && family != WARDEN_AF_VSOCK)
+		return 0;
+	cfg = config_get();
+	if (!enforced(cfg, hook, &v))
+		return 0;
+	v.reason = WARDEN_REASON_SOCKET_FAMILY;
+	count(hook, COUNT_DENIED);
+	ev = event_begin(hook, &v);
+	if (ev) {
+		ev->family = (__u8)family;
+		ev->protocol = (__u16)protocol;
+		ev->sock_type = (__u16)(type & 0xf);	/* without SOCK_CLOEXEC/SOCK_NONBLOCK */
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return -EPERM;
 }

@@ -15,8 +15,9 @@
 #include <linux/types.h>
 
 /* 2: host rules (/32, /128) moved out of the tries into the warden_exact4/6 hash maps; the
- *    per-CPU cgroup decision cache (warden_cgcache, warden_epoch). */
-#define WARDEN_ABI_VERSION	2
+ *    per-CPU cgroup decision cache (warden_cgcache, warden_epoch).
+ * 3: the BPF LSM hook lsm_socket (one more warden_counters slot). */
+#define WARDEN_ABI_VERSION	3
 
 /* Pin directory layout (bpffs). Maps are pinned as <pin_dir>/<map name>, links as
  * <pin_dir>/link_<hook name>. */
@@ -43,7 +44,9 @@
 #define WARDEN_UNIX_PATH_LEN	108	/* sizeof(sockaddr_un.sun_path) */
 
 /* Hooks: index of warden_counters, warden_event.hook. Names (for links and output) are
- * "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix". */
+ * "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix", "lsm_socket".
+ * lsm_socket is the only one that is not a cgroup hook: a BPF LSM program on socket_create,
+ * for the address families that have no cgroup hook (WARDEN_LSM_FAMILIES). */
 enum warden_hook {
 	WARDEN_HOOK_CONNECT4 = 0,
 	WARDEN_HOOK_CONNECT6 = 1,
@@ -51,7 +54,8 @@ enum warden_hook {
 	WARDEN_HOOK_SENDMSG6 = 3,
 	WARDEN_HOOK_SOCK_CREATE = 4,
 	WARDEN_HOOK_CONNECT_UNIX = 5,
-	WARDEN_HOOK_MAX = 6,
+	WARDEN_HOOK_LSM_SOCKET = 6,
+	WARDEN_HOOK_MAX = 7,
 };
 
 /* Per enrolled cgroup. The entry nearest to the calling task wins, so an exempt cgroup (the
@@ -71,7 +75,15 @@ enum warden_reason {
 	WARDEN_REASON_RAW_SOCKET = 3,	/* socket(SOCK_RAW) */
 	WARDEN_REASON_PING_SOCKET = 4,	/* socket(SOCK_DGRAM, IPPROTO_ICMP/ICMPV6) */
 	WARDEN_REASON_UNIX_PATH = 5,	/* connect to a protected unix socket path (rule_id) */
+	WARDEN_REASON_SOCKET_FAMILY = 6,	/* socket() of a family no cgroup hook sees */
 };
+
+/* The families lsm_socket refuses in enforced cgroups: each reaches the network (or the host,
+ * or other VMs) without passing any cgroup connect/sendmsg hook. AF_PACKET and AF_XDP send
+ * whole frames to any destination; AF_VSOCK reaches the hypervisor host and sibling VMs. */
+#define WARDEN_AF_PACKET	17
+#define WARDEN_AF_VSOCK		40
+#define WARDEN_AF_XDP		44
 
 /* warden_config.flags */
 #define WARDEN_CFG_F_UNIX_HOOK	(1U << 0)	/* informational: connect_unix attached */

@@ -514,6 +514,21 @@ static void test_verify(void)
 	CU_ASSERT_FATAL(j != NULL);
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")));
 	CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "checks")) >= 5);
+	{
+		/* AF_PACKET: refused where lsm_socket runs, reported open where it cannot. */
+		bool packet = false;
+		cJSON *c;
+
+		cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "checks")) {
+			const char *name = str_of(c, "check");
+
+			if (strcmp(name, "refused-packet") == 0)
+				packet = cJSON_IsTrue(cJSON_GetObjectItem(c, "ok"));
+			else if (strcmp(name, "packet") == 0)
+				packet = cJSON_IsTrue(cJSON_GetObjectItem(c, "open"));
+		}
+		CU_ASSERT(packet);
+	}
 	cJSON_Delete(j);
 	run_free(&r);
 
@@ -547,6 +562,14 @@ static void test_status_json(void)
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(j, "healthy")));
 	CU_ASSERT_STRING_EQUAL(str_of(j, "pin_dir"), pin_dir);
 	CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "hooks")) == WARDEN_HOOK_MAX);
+	/* Where lsm_socket cannot attach, status says what stays open and why. */
+	h = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "kernel"), "bpf_lsm");
+	CU_ASSERT(cJSON_IsBool(h));
+	if (!st.hooks[WARDEN_HOOK_LSM_SOCKET].attached) {
+		h = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "open"), 0);
+		CU_ASSERT(cJSON_IsString(h) && strstr(h->valuestring, "AF_PACKET") &&
+			  strstr(h->valuestring, "not refused"));
+	}
 	cJSON_ArrayForEach(h, cJSON_GetObjectItem(j, "hooks")) {
 		CU_ASSERT_STRING_EQUAL(str_of(h, "hook"), enforcer_hook_name((unsigned)i));
 		CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(h, "attached")) == st.hooks[i].attached);
@@ -555,7 +578,8 @@ static void test_status_json(void)
 				  st.hooks[i].link_id);
 			CU_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(h, "prog_id")) ==
 				  st.hooks[i].prog_id);
-			CU_ASSERT_STRING_EQUAL(str_of(h, "cgroup"), root);
+			if (i != WARDEN_HOOK_LSM_SOCKET)	/* a BPF LSM link has no cgroup */
+				CU_ASSERT_STRING_EQUAL(str_of(h, "cgroup"), root);
 		}
 		i++;
 	}

@@ -23,6 +23,20 @@ static const char *bool_word(bool b)
 	return b ? "yes" : "no";
 }
 
+#define UNIX_OPEN_TEXT "unix socket paths (protect_unix) are not enforced: connect_unix is " \
+	"not attached (kernel 6.7+)"
+
+/* What an unattached lsm_socket leaves open, and why as far as this host tells. */
+static const char *lsm_open_text(const struct pins_features *f)
+{
+	static char text[256];
+
+	snprintf(text, sizeof(text), "AF_PACKET, AF_XDP and AF_VSOCK sockets are not refused: %s",
+		 f->bpf_lsm ? "lsm_socket is not attached (see the daemon's log)" :
+		 f->bpf_lsm_why);
+	return text;
+}
+
 int cmd_status(struct args *a)
 {
 	struct warden_counters hook[WARDEN_HOOK_MAX], total;
@@ -82,8 +96,14 @@ int cmd_status(struct args *a)
 			goto out;
 		}
 		nattached += links[i].attached;
-		/* connect_unix is expected only where the kernel has it. */
-		nexpected += i != WARDEN_HOOK_CONNECT_UNIX || feat.unix_connect;
+		/* connect_unix is expected only where the kernel has it, lsm_socket only where
+		 * the kernel can run it (or where it is pinned all the same). */
+		if (i == WARDEN_HOOK_CONNECT_UNIX)
+			nexpected += feat.unix_connect;
+		else if (i == WARDEN_HOOK_LSM_SOCKET)
+			nexpected += feat.bpf_lsm || links[i].pinned;
+		else
+			nexpected++;
 	}
 	if (pins_map_holders(p, PINS_EVENTS, h.pid, 8, &h.n) < 0)
 		h.n = 0;
@@ -125,6 +145,13 @@ int cmd_status(struct args *a)
 		cJSON_AddStringToObject(feats, "release", feat.kernel);
 		cJSON_AddBoolToObject(feats, "ringbuf", feat.ringbuf);
 		cJSON_AddBoolToObject(feats, "unix_connect_hook", feat.unix_connect);
+		cJSON_AddBoolToObject(feats, "bpf_lsm", feat.bpf_lsm);
+		/* What the hooks that are not attached leave open, in words an operator acts on. */
+		x = cJSON_AddArrayToObject(o, "open");
+		if (!links[WARDEN_HOOK_LSM_SOCKET].attached)
+			cJSON_AddItemToArray(x, cJSON_CreateString(lsm_open_text(&feat)));
+		if (!links[WARDEN_HOOK_CONNECT_UNIX].attached)
+			cJSON_AddItemToArray(x, cJSON_CreateString(UNIX_OPEN_TEXT));
 		if (feat.bpf_stats >= 0)
 			cJSON_AddBoolToObject(feats, "bpf_stats", feat.bpf_stats);
 		else
@@ -186,9 +213,15 @@ int cmd_status(struct args *a)
 		printf("counters      allowed %" PRIu64 ", denied %" PRIu64 ", dropped %" PRIu64
 		       ", unenrolled %" PRIu64 "\n", (uint64_t)total.allowed, (uint64_t)total.denied,
 		       (uint64_t)total.events_dropped, (uint64_t)total.unenrolled);
-		printf("kernel        %s: ring buffer %s, unix connect hook %s, bpf_stats %s\n",
-		       feat.kernel, bool_word(feat.ringbuf), bool_word(feat.unix_connect),
+		printf("kernel        %s: ring buffer %s, unix connect hook %s, BPF LSM %s, "
+		       "bpf_stats %s\n", feat.kernel, bool_word(feat.ringbuf),
+		       bool_word(feat.unix_connect),
+		       bool_word(feat.bpf_lsm),
 		       feat.bpf_stats < 0 ? "unknown" : feat.bpf_stats ? "on" : "off");
+		if (!links[WARDEN_HOOK_LSM_SOCKET].attached)
+			printf("open          %s\n", lsm_open_text(&feat));
+		if (!links[WARDEN_HOOK_CONNECT_UNIX].attached)
+			printf("open          %s\n", UNIX_OPEN_TEXT);
 		printf("\n%-13s %-8s %6s %6s  %-16s %-16s %-18s %s\n", "HOOK", "STATE", "LINK",
 		       "PROG", "TAG", "PROGRAM", "RUNS (AVG NS)", "ATTACHED AT");
 		for (unsigned i = 0; i < WARDEN_HOOK_MAX; i++) {
@@ -196,6 +229,7 @@ int cmd_status(struct args *a)
 			const char *cp = cgroup_index_get(cg, l->cgroup_id);
 			const char *state = l->attached ? "attached" : l->pinned ? "DETACHED" :
 				i == WARDEN_HOOK_CONNECT_UNIX && !feat.unix_connect ? "n/a" :
+				i == WARDEN_HOOK_LSM_SOCKET && !feat.bpf_lsm ? "n/a" :
 				"MISSING";
 			char runs[48] = "-";
 
@@ -208,7 +242,8 @@ int cmd_status(struct args *a)
 					 l->run_cnt ? l->run_time_ns / l->run_cnt : 0);
 			printf("%-13s %-8s %6u %6u  %-16s %-16s %-18s %s\n", enforcer_hook_name(i),
 			       state, l->link_id, l->prog_id, l->prog_tag, l->prog_name, runs,
-			       cp ? cp : l->attached ? "?" : "-");
+			       cp ? cp : i == WARDEN_HOOK_LSM_SOCKET && l->attached ?
+			       "(every task: BPF LSM)" : l->attached ? "?" : "-");
 		}
 		if (feat.bpf_stats == 0)
 			printf("(runs are counted only with sysctl kernel.bpf_stats_enabled=1)\n");

@@ -87,6 +87,7 @@ const char *enforcer_reason_name(unsigned reason)
 	case WARDEN_REASON_RAW_SOCKET: return "raw_socket";
 	case WARDEN_REASON_PING_SOCKET: return "ping_socket";
 	case WARDEN_REASON_UNIX_PATH: return "unix_path";
+	case WARDEN_REASON_SOCKET_FAMILY: return "socket_family";
 	default: return "none";
 	}
 }
@@ -341,6 +342,54 @@ static int probe_unix_connect(char *why, size_t len)
 	return 0;
 }
 
+/* Can lsm_socket work here? The kernel's list of active LSMs must name "bpf" (where
+ * securityfs is mounted; elsewhere attaching is the test), and the smallest LSM program on
+ * socket_create must load: kernels without CONFIG_BPF_LSM have no such attach point, and
+ * some refuse trampoline programs altogether. Probing keeps the full load from failing. */
+int enforcer_probe_bpf_lsm(char *why, size_t len)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_LSM_MAC);
+	FILE *f = fopen("/sys/kernel/security/lsm", "re");
+	bool listed = f == NULL;
+	char lsms[512];
+	int fd, id;
+
+	if (f) {
+		size_t n = fread(lsms, 1, sizeof(lsms) - 1, f);
+
+		fclose(f);
+		lsms[n] = '\0';
+		for (char *save = NULL, *tok = strtok_r(lsms, ",\n", &save); tok && !listed;
+		     tok = strtok_r(NULL, ",\n", &save))
+			listed = strcmp(tok, "bpf") == 0;
+	}
+	if (!listed) {
+		snprintf(why, len, "the kernel has no active BPF LSM (\"bpf\" is not in "
+			 "/sys/kernel/security/lsm: boot with lsm=...,bpf)");
+		return -EOPNOTSUPP;
+	}
+	id = libbpf_find_vmlinux_btf_id("socket_create", BPF_LSM_MAC);
+	if (id < 0) {
+		snprintf(why, len, "the kernel has no BPF LSM hooks (CONFIG_BPF_LSM): %s",
+			 strerror(-id));
+		return id;
+	}
+	o.attach_btf_id = (__u32)id;
+	fd = bpf_prog_load(BPF_PROG_TYPE_LSM, "warden_probe", "GPL", insns, 2, &o);
+	if (fd < 0) {
+		int err = -errno;
+
+		snprintf(why, len, "the kernel refuses BPF LSM programs: %s", strerror(-err));
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
 static int ensure_pin_dir(const char *dir)
 {
 	char parent[PATH_MAX];
@@ -382,11 +431,13 @@ static struct bpf_program *hook_prog(struct warden_bpf *s, unsigned hook)
 	case WARDEN_HOOK_SENDMSG6: return s->progs.warden_sendmsg6;
 	case WARDEN_HOOK_SOCK_CREATE: return s->progs.warden_sock_create;
 	case WARDEN_HOOK_CONNECT_UNIX: return s->progs.warden_connect_unix;
+	case WARDEN_HOOK_LSM_SOCKET: return s->progs.warden_lsm_socket;
 	default: return NULL;
 	}
 }
 
-static int skel_load(struct enforcer *e, bool with_unix, bool task_btf, struct warden_bpf **out)
+static int skel_load(struct enforcer *e, bool with_unix, bool with_lsm, bool task_btf,
+		     struct warden_bpf **out)
 {
 	struct warden_bpf *s = warden_bpf__open();
 	struct bpf_map *m;
@@ -412,6 +463,8 @@ static int skel_load(struct enforcer *e, bool with_unix, bool task_btf, struct w
 				(enum bpf_attach_type)BPF_CGROUP_UNIX_CONNECT_VALUE);
 	else
 		ret = bpf_program__set_autoload(s->progs.warden_connect_unix, false);
+	if (ret == 0 && !with_lsm)
+		ret = bpf_program__set_autoload(s->progs.warden_lsm_socket, false);
 	if (ret < 0)
 		goto out;
 	ret = warden_bpf__load(s);
@@ -426,15 +479,15 @@ out:
 
 /* Load with the cheaper cgroup lookup (the task's cgroup read through BTF) and fall back to
  * helper calls where the kernel does not allow it for cgroup programs: same policy, slower. */
-static int skel_load_any(struct enforcer *e, bool with_unix, bool helpers,
+static int skel_load_any(struct enforcer *e, bool with_unix, bool with_lsm, bool helpers,
 			 struct warden_bpf **out)
 {
-	int ret = helpers ? -EPERM : skel_load(e, with_unix, true, out), ret2;
+	int ret = helpers ? -EPERM : skel_load(e, with_unix, with_lsm, true, out), ret2;
 
 	e->task_btf = ret == 0;
 	if (ret == 0)
 		return 0;
-	ret2 = skel_load(e, with_unix, false, out);
+	ret2 = skel_load(e, with_unix, with_lsm, false, out);
 	if (ret2 == 0 && !helpers)
 		log_info("enforcer: the kernel refused BTF access to the current task (%s); "
 			 "cgroup lookups use helper calls", strerror(-ret));
@@ -488,6 +541,47 @@ static int hook_attach(struct enforcer *e, unsigned hook)
 	}
 	e->links[hook] = link;
 	return 0;
+}
+
+/* The LSM hook's link is not a cgroup link: the kernel cannot swap its program. A new link
+ * is attached before the pinned one goes, so some program is always attached (for a moment
+ * both are, each enforcing the same maps). */
+static int lsm_attach(struct enforcer *e)
+{
+	const unsigned hook = WARDEN_HOOK_LSM_SOCKET;
+	struct bpf_link *link, *old = NULL;
+	char pin[PATH_MAX];
+	int ret;
+
+	ret = path_join(pin, sizeof(pin), e->pin_dir, WARDEN_LINK_PREFIX "lsm_socket");
+	if (ret < 0)
+		return ret;
+	link = bpf_program__attach_lsm(hook_prog(e->skel, hook));
+	if (!link)
+		return -errno;
+	if (access(pin, F_OK) == 0) {
+		old = bpf_link__open(pin);	/* NULL: not a link; replaced all the same */
+		if (unlink(pin) < 0) {
+			ret = -errno;
+			log_error("enforcer: removing %s: %s", pin, strerror(-ret));
+			goto out;
+		}
+		if (old)
+			e->adopted = true;
+	}
+	ret = bpf_link__pin(link, pin);
+	if (ret < 0) {
+		log_error("enforcer: pinning %s: %s", pin, strerror(-ret));
+		if (old && bpf_obj_pin(bpf_link__fd(old), pin) < 0)
+			log_error("enforcer: re-pinning the previous %s: %s", pin, strerror(errno));
+		goto out;
+	}
+	e->links[hook] = link;
+	link = NULL;
+out:
+	bpf_link__destroy(link);	/* unpinned: detaches */
+	bpf_link__destroy(old);		/* unpinned now: the previous program detaches */
+	return ret;
 }
 
 static int adopt_maps(struct enforcer *e)
@@ -631,19 +725,34 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		e->adopted = true;
 		if (!e->links[WARDEN_HOOK_CONNECT_UNIX])
 			snprintf(e->unix_reason, sizeof(e->unix_reason), "connect_unix not attached");
+		if (!e->links[WARDEN_HOOK_LSM_SOCKET])
+			snprintf(e->lsm_reason, sizeof(e->lsm_reason), "lsm_socket not attached");
 	} else {
 		ret = ensure_pin_dir(e->pin_dir);
 		if (ret < 0)
 			goto out;
 		ret = probe_unix_connect(e->unix_reason, sizeof(e->unix_reason));
-		ret = skel_load_any(e, ret == 0, opts->cgroup_helpers, &e->skel);
+		if (enforcer_probe_bpf_lsm(e->lsm_reason, sizeof(e->lsm_reason)) < 0)
+			log_warn("enforcer: %s", e->lsm_reason);
+		ret = skel_load_any(e, ret == 0, !e->lsm_reason[0], opts->cgroup_helpers,
+				    &e->skel);
+		if (ret < 0 && !e->lsm_reason[0]) {
+			/* A kernel without CONFIG_BPF_LSM has no socket_create attach point:
+			 * the cgroup hooks still enforce. */
+			snprintf(e->lsm_reason, sizeof(e->lsm_reason),
+				 "lsm_socket program failed to load: %s", strerror(-ret));
+			log_warn("enforcer: %s; continuing without it", e->lsm_reason);
+			ret = skel_load_any(e, !e->unix_reason[0], false, opts->cgroup_helpers,
+					    &e->skel);
+		}
 		if (ret < 0 && !e->unix_reason[0]) {
 			/* The kernel has the hook but refused our program (kfuncs, verifier):
 			 * enforce everything else rather than nothing. */
 			snprintf(e->unix_reason, sizeof(e->unix_reason),
 				 "connect_unix program failed to load: %s", strerror(-ret));
 			log_warn("enforcer: %s; continuing without it", e->unix_reason);
-			ret = skel_load_any(e, false, opts->cgroup_helpers, &e->skel);
+			ret = skel_load_any(e, false, !e->lsm_reason[0], opts->cgroup_helpers,
+					    &e->skel);
 		}
 		if (ret < 0) {
 			log_error("enforcer: loading the BPF programs failed: %s%s", strerror(-ret),
@@ -683,6 +792,18 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		for (unsigned h = 0; h < WARDEN_HOOK_MAX; h++) {
 			if (h == WARDEN_HOOK_CONNECT_UNIX && e->unix_reason[0])
 				continue;
+			if (h == WARDEN_HOOK_LSM_SOCKET) {
+				if (e->lsm_reason[0])
+					continue;
+				ret = lsm_attach(e);
+				if (ret < 0) {
+					snprintf(e->lsm_reason, sizeof(e->lsm_reason),
+						 "attaching lsm_socket: %s", strerror(-ret));
+					continue;
+				}
+				e->hook_supported[h] = true;
+				continue;
+			}
 			ret = hook_attach(e, h);
 			if (ret < 0)
 				goto out;
@@ -690,6 +811,9 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 		}
 		if (e->unix_reason[0])
 			log_warn("enforcer: unix sockets are not enforced: %s", e->unix_reason);
+		if (e->lsm_reason[0])
+			log_warn("enforcer: AF_PACKET, AF_XDP and AF_VSOCK sockets are not refused: "
+				 "%s", e->lsm_reason);
 		if (opts->deny_errno) {
 			ret = enforcer_set_errno(e, opts->deny_errno);
 			if (ret < 0)
@@ -798,5 +922,7 @@ int enforcer_status(struct enforcer *e, struct enforcer_status *out)
 	}
 	snprintf(out->unix_unsupported_reason, sizeof(out->unix_unsupported_reason), "%s",
 		 e->unix_reason);
+	snprintf(out->lsm_unsupported_reason, sizeof(out->lsm_unsupported_reason), "%s",
+		 e->lsm_reason);
 	return 0;
 }

@@ -71,10 +71,13 @@ struct enforcer_status {
 	uint32_t nenrolled;	/* entries in warden_enrolled (exempt included) */
 	struct enforcer_hook_status hooks[WARDEN_HOOK_MAX];
 	char unix_unsupported_reason[128];	/* empty when connect_unix is attached */
+	char lsm_unsupported_reason[128];	/* empty when lsm_socket is attached */
 };
 
 int enforcer_status(struct enforcer *e, struct enforcer_status *out);
-/* "connect4", ... "connect_unix"; NULL for an out-of-range hook. */
+/* 0 when lsm_socket can work on this kernel, else a negative errno and why in words. */
+int enforcer_probe_bpf_lsm(char *why, size_t len);
+/* "connect4", ... "connect_unix", "lsm_socket"; NULL for an out-of-range hook. */
 const char *enforcer_hook_name(unsigned hook);
 const char *enforcer_mode_name(unsigned mode);		/* "lockdown", "protect", "exempt" */
 const char *enforcer_reason_name(unsigned reason);	/* "lockdown", "protected", ... */

@@ -126,6 +126,19 @@ static const char *proto_name(unsigned p)
 	}
 }
 
+static const char *family_name(unsigned family)
+{
+	switch (family) {
+	case AF_UNIX: return "unix";
+	case AF_INET: return "inet";
+	case AF_INET6: return "inet6";
+	case WARDEN_AF_PACKET: return "packet";
+	case WARDEN_AF_VSOCK: return "vsock";
+	case WARDEN_AF_XDP: return "xdp";
+	default: return "other";
+	}
+}
+
 cJSON *enforcer_event_json(struct enforcer *e, const struct warden_event *ev)
 {
 	char path[PATH_MAX], addr[INET6_ADDRSTRLEN], ts[40], comm[WARDEN_COMM_LEN + 1];
@@ -172,9 +185,10 @@ cJSON *enforcer_event_json(struct enforcer *e, const struct warden_event *ev)
 	memcpy(comm, ev->comm, WARDEN_COMM_LEN);
 	comm[WARDEN_COMM_LEN] = '\0';
 	cJSON_AddStringToObject(o, "comm", comm);
-	cJSON_AddStringToObject(o, "family", ev->family == 2 ? "inet" : ev->family == 10 ?
-				"inet6" : ev->family == 1 ? "unix" : "other");
-	pn = ev->sock_type == 3 ? "raw" : proto_name(ev->protocol);
+	cJSON_AddStringToObject(o, "family", family_name(ev->family));
+	/* lsm_socket: the protocol is the family's own (an ethertype for AF_PACKET) */
+	pn = ev->sock_type == 3 ? "raw" : ev->hook == WARDEN_HOOK_LSM_SOCKET ? NULL :
+	     proto_name(ev->protocol);
 	if (pn)
 		cJSON_AddStringToObject(o, "protocol", pn);
 	else

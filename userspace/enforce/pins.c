@@ -191,8 +191,9 @@ int pins_link(const struct pins *p, unsigned hook, struct pins_link *out)
 		out->cgroup_id = li.cgroup.cgroup_id;
 		out->attach_type = li.cgroup.attach_type;
 	}
-	/* A cgroup link whose cgroup was removed stays pinned but reports cgroup id 0. */
-	out->attached = out->cgroup_id != 0;
+	/* A cgroup link whose cgroup was removed stays pinned but reports cgroup id 0. An LSM
+	 * (tracing) link is attached for as long as it exists. */
+	out->attached = out->cgroup_id != 0 || li.type == BPF_LINK_TYPE_TRACING;
 	pfd = bpf_prog_get_fd_by_id(li.prog_id);
 	if (pfd < 0)
 		goto out;	/* a detached link may have lost its program; report what we have */
@@ -531,6 +532,7 @@ int pins_features(struct pins_features *out)
 		snprintf(out->kernel, sizeof(out->kernel), "%s", u.release);
 	out->ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
 	out->unix_connect = kernel_has_enum_value("bpf_attach_type", "BPF_CGROUP_UNIX_CONNECT");
+	out->bpf_lsm = enforcer_probe_bpf_lsm(out->bpf_lsm_why, sizeof(out->bpf_lsm_why)) == 0;
 	out->bpf_stats = -1;
 	f = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
 	if (f) {

@@ -117,6 +117,8 @@ struct pins_features {
 	char kernel[65];		/* uname -r */
 	bool ringbuf;			/* BPF_MAP_TYPE_RINGBUF loads */
 	bool unix_connect;		/* the kernel has BPF_CGROUP_UNIX_CONNECT (6.7+) */
+	bool bpf_lsm;			/* lsm_socket can work here (enforcer_probe_bpf_lsm) */
+	char bpf_lsm_why[128];		/* why not, when it cannot */
 	int bpf_stats;			/* kernel.bpf_stats_enabled: 0, 1, or -1 unknown */
 	char cgroup_root[64];		/* cgroup v2 root, empty when there is none */
 };
