@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
@@ -265,6 +266,17 @@ static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics
 	metrics_connection_refused(d->which, why);
 }
 
+/* Answers and stream events go out as soon as they are written: with Nagle on, a second
+ * small write (the next SSE event, the tail of a body past one segment) would wait for the
+ * peer's delayed ACK, up to 40 ms. Not TCP (a unix socket): nothing to do. */
+static void no_delay(int fd)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) && errno != EOPNOTSUPP)
+		log_debug("conn_deadline: TCP_NODELAY: %s", strerror(errno));
+}
+
 static void on_admit(evutil_socket_t unused, short what, void *arg)
 {
 	struct conn_deadline *d = arg;
@@ -304,6 +316,7 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 		p->n++;
 		c->peer = p;
 		d->live++;
+		no_delay(fd);
 		metrics_connections(d->which, 1);
 	}
 }
