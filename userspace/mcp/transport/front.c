@@ -29,6 +29,7 @@
 #include "mcp/session.h"
 #include "mcp/transport/conn_deadline.h"
 #include "mcp/transport/sse.h"
+#include "store/store.h"
 
 #define KEEPALIVE_MS 25000
 
@@ -732,9 +733,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (path && !strcmp(path, "/readyz") && cmd == EVHTTP_REQ_GET) {
-		bool ready = router_ready(f->r);
+		/* A store that cannot write refuses every call with a budget: not ready, and why. */
+		int serr = f->gate ? store_health(gate_store(f->gate)) : 0;
+		bool ready = router_ready(f->r) && !serr;
 		struct evbuffer *b = evbuffer_new();
-		if (b)
+		if (b && serr)
+			evbuffer_add_printf(b, "store unavailable: %s (%s): calls with a budget are "
+					    "refused until it can write again\n", strerror(-serr),
+					    strerrorname_np(-serr));
+		else if (b)
 			evbuffer_add_printf(b, ready ? "ready\n" : "starting: upstreams are being listed\n");
 		evhttp_send_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", b);
 		if (b)
