@@ -599,7 +599,7 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 		goto fail;
 	r->links = (struct links){ base, r->cat, &relay_link_ops };
 	r->relay = (struct relay){ r->cat, r->sessions, &r->links };
-	r->env = (struct call_env){ gate, r->cat, &r->links };
+	r->env = (struct call_env){ gate, r->cat, &r->links, cfg->max_pending_per_session };
 	gate_catalog_changed(r->gate, r->cat);
 	if (catalog_all_ready(r->cat)) {
 		r->ready = true;  /* no upstreams: nothing to wait for */

@@ -247,7 +247,8 @@ static void send_answer(struct evhttp_request *req, const cJSON *response)
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
 	const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
-	bool sessions = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_SESSIONS;
+	bool sessions = cJSON_IsNumber(code) && (code->valueint == REFUSAL_TOO_MANY_SESSIONS ||
+						 code->valueint == REFUSAL_TOO_MANY_PENDING);
 
 	if (cJSON_IsNumber(code) && (code->valueint == REFUSAL_RATE_LIMITED || sessions) &&
 	    cJSON_IsNumber(ra)) {
