@@ -241,3 +241,34 @@ test('limits.max_sessions_per_key: one more initialize is 429 with Retry-After',
 	assert.equal((await postJson(d.url, init, auth1)).status, 200);
 	assert.deepEqual(await stopDaemonChecked(d), []);
 });
+
+test('limits.max_stdio_children: an initialize that could pass it is 503 with Retry-After; ' +
+	'ending a session makes room', { timeout: 60000 }, async (t) => {
+	const d = await startDaemon(gatewayConfig([faultStdioUpstream('fault', { per_session: true })], {
+		limits: { max_stdio_children: 2 } }), { ready: true });
+	t.after(() => d.stop(3000));
+	const pidOf = async (s) => JSON.parse((await s.post({ jsonrpc: '2.0', id: 9, method: 'tools/call',
+		params: { name: 'pid', arguments: {} } })).text.replace(/^[\s\S]*?data: /, '')).result.content[0].text;
+	const a = await rawSession(d.url);
+	const b = await rawSession(d.url);
+	const [pa, pb] = [await pidOf(a), await pidOf(b)];
+	assert.notEqual(pa, pb, 'a child per session');
+	const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
+		capabilities: {}, clientInfo: { name: 'third', version: '1' } } };
+	const third = await postJson(d.url, init);
+	assert.equal(third.status, 503, third.text);
+	assert.equal(third.headers.get('retry-after'), '5');
+	assert.equal(third.json?.error?.code, -32009);
+	assert.equal(third.json.error.data.type, 'too_many_children');
+	assert.equal(third.json.error.data.limit, 2);
+	assert.equal(third.json.error.data.children, 2);
+	assert.match(third.json.error.message, /max_stdio_children/);
+	// The sessions that have their children go on.
+	assert.equal(await pidOf(a), pa);
+	// Ending one ends its child and makes room.
+	const del = await fetch(d.url, { method: 'DELETE', headers: a.headers });
+	assert.equal(del.status, 200);
+	const c = await rawSession(d.url);
+	assert.ok(Number(await pidOf(c)) > 0);
+	assert.deepEqual(await stopDaemonChecked(d), []);
+});

@@ -220,7 +220,8 @@ static void forward(struct call *c)
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s is not available (%s)", name,
-			  err == -ENOTCONN ? "restarting" : strerror(-err));
+			  err == -ENOTCONN ? "restarting" : err == -EUSERS
+			  ? "too many stdio children: limits.max_stdio_children" : strerror(-err));
 		return;
 	}
 	if (c->reply)

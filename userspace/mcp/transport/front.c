@@ -256,8 +256,16 @@ static void send_answer(struct evhttp_request *req, const cJSON *response)
 		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
 		set_header(req, "Retry-After", buf);
 	}
+	bool children = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_CHILDREN;
+	if (children && cJSON_IsNumber(ra)) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
+		set_header(req, "Retry-After", buf);
+	}
 	if (sessions)
 		send_json(req, 429, "Too Many Requests", response);
+	else if (children)
+		send_json(req, 503, "Service Unavailable", response);
 	else
 		send_json(req, 200, "OK", response);
 }
