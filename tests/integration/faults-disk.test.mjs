@@ -138,6 +138,10 @@ describe('state_dir on a full disk', { skip, timeout: 120000 }, () => {
 			{ ms: 10000, what: '/readyz back to 200' });
 		await call(9000);
 		acked += COST;
+		// Said once when it starts and once when it ends, not at every retry.
+		const fails = daemon.stderrLines.filter((l) => /writes fail \(No space left on device\)/.test(l));
+		assert.ok(fails.length >= 1 && fails.length <= 3, `logged ${fails.length} times:\n${fails.join('\n')}`);
+		assert.ok(daemon.stderrLines.some((l) => /writes succeed again/.test(l)));
 		await eventually(() => storedSpend(join(stateDir, 'mcpwarden.db')) === acked,
 			{ ms: 5000, what: `the store holds every answered call (${acked})` });
 		await c.close();

@@ -124,6 +124,28 @@ static int disk_errno(struct store *st, int rc)
 	return fd < 0 && errno == EROFS ? -EROFS : rc;
 }
 
+/* Transaction control on the writer: failures are reported once, by set_health, not at every
+ * retry of a disk that stays full. */
+static int exec_quiet(sqlite3 *db, const char *sql)
+{
+	return store_db_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+/* The result of a write (0 or its error, already through disk_errno): health, and a log line
+ * when it changes. */
+static void set_health(struct store *st, int rc)
+{
+	int now = rc == 0 ? 0 : disk_error(rc) ? rc : -EIO;
+	int was = atomic_exchange(&st->health, now);
+
+	if (was && !now)
+		log_info("store: %s: writes succeed again", st->path);
+	else if (now && now != was)
+		log_error("store: %s: writes fail (%s): calls with a budget are refused, answered "
+			  "charges wait in the journal; trying again every %d ms", st->path,
+			  strerror(-now), RETRY_MS);
+}
+
 /* One transaction for the whole batch; a savepoint per operation so one bad operation (a
  * duplicate key hash) fails alone. A disk error fails the whole batch: a charge from the
  * journal must never be committed after a later one (the journal replays only what follows
@@ -134,22 +156,22 @@ static void commit_batch(struct store *st, struct list_head *batch)
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
-	rc = store_db_exec(st->db, "BEGIN IMMEDIATE");
+	rc = exec_quiet(st->db, "BEGIN IMMEDIATE");
 	list_for_each_entry(op, batch, link) {
 		if (rc) {
 			op->err = rc;
 			continue;
 		}
-		if ((op->err = store_db_exec(st->db, "SAVEPOINT op")) != 0) {
+		if ((op->err = exec_quiet(st->db, "SAVEPOINT op")) != 0) {
 			rc = op->err;
 			continue;
 		}
 		op->err = store_apply(st, op);
 		if (disk_error(op->err))
 			rc = op->err = disk_errno(st, op->err);
-		if (op->err && store_db_exec(st->db, "ROLLBACK TO op") != 0)
+		if (op->err && exec_quiet(st->db, "ROLLBACK TO op") != 0)
 			rc = -EIO;
-		if (store_db_exec(st->db, "RELEASE op") != 0)
+		if (exec_quiet(st->db, "RELEASE op") != 0)
 			rc = -EIO;
 	}
 	if (rc == 0 && now_s() - st->last_prune >= PRUNE_EVERY_S) {
@@ -158,21 +180,20 @@ static void commit_batch(struct store *st, struct list_head *batch)
 		if (store_step_reset(st->st_prune) == 0)
 			st->last_prune = now_s();
 	}
-	if (rc == 0 && (rc = store_db_exec(st->db, "COMMIT")) != 0)
+	if (rc == 0 && (rc = exec_quiet(st->db, "COMMIT")) != 0)
 		rc = disk_errno(st, rc);
 	if (rc) {
-		if (!sqlite3_get_autocommit(st->db) && store_db_exec(st->db, "ROLLBACK") != 0)
+		if (!sqlite3_get_autocommit(st->db) && exec_quiet(st->db, "ROLLBACK") != 0)
 			log_error("store: rollback failed");
-		log_error("store: batch not committed: %s", strerror(-rc));
+		if (!disk_error(rc))
+			log_error("store: batch not committed: %s", strerror(-rc));
 		list_for_each_entry(op, batch, link)
 			if (!op->err || !disk_error(op->err))
 				op->err = rc;
-		atomic_store(&st->health, disk_error(rc) ? rc : -EIO);
 	} else {
 		atomic_fetch_add(&st->commits, 1);
-		if (atomic_exchange(&st->health, 0))
-			log_info("store: writes succeed again");
 	}
+	set_health(st, rc);
 	pthread_mutex_unlock(&st->db_lock);
 }
 
@@ -184,7 +205,7 @@ static void probe(struct store *st)
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
-	rc = store_db_exec(st->db, "BEGIN IMMEDIATE");
+	rc = exec_quiet(st->db, "BEGIN IMMEDIATE");
 	if (rc == 0) {
 		sqlite3_bind_text(st->st_charge, 1, "-probe", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st->st_charge, 2, "-", -1, SQLITE_STATIC);
@@ -200,12 +221,11 @@ static void probe(struct store *st)
 		rc = store_step_reset(st->st_reset);
 	}
 	if (rc == 0)
-		rc = store_db_exec(st->db, "COMMIT");
+		rc = exec_quiet(st->db, "COMMIT");
 	rc = rc ? disk_errno(st, rc) : 0;
-	if (rc && !sqlite3_get_autocommit(st->db) && store_db_exec(st->db, "ROLLBACK") != 0)
+	if (rc && !sqlite3_get_autocommit(st->db) && exec_quiet(st->db, "ROLLBACK") != 0)
 		log_error("store: rollback failed");
-	if (atomic_exchange(&st->health, rc == 0 ? 0 : disk_error(rc) ? rc : -EIO) && !rc)
-		log_info("store: writes succeed again");
+	set_health(st, rc);
 	pthread_mutex_unlock(&st->db_lock);
 }
 
