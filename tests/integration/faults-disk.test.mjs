@@ -91,7 +91,12 @@ describe('state_dir on a full disk', { skip, timeout: 120000 }, () => {
 	test('calls with a budget are refused with -32007 while it is full, none answered is ' +
 		'lost, /readyz says why, and it recovers by itself when space returns', async (t) => {
 		// 8 MiB: the journal (2 MiB, allocated at start), the database and its WAL
-		sh('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', mnt]);
+		try {
+			sh('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', mnt]);
+		} catch (e) {
+			t.skip(`cannot mount a tmpfs here: ${e.stderr || e.message}`);
+			return;
+		}
 		mounted = true;
 		const stateDir = join(mnt, 'state');
 		mkdirSync(stateDir);
@@ -168,13 +173,22 @@ describe('state_dir gone read-only (ext4 emergency remount after an error)', {
 	});
 
 	test('calls with a budget are refused with -32007 naming the read-only file system; ' +
-		'/readyz says why', async () => {
-		sh('truncate', ['-s', '16M', img]);
-		sh('mkfs.ext4', ['-q', '-F', img]);
+		'/readyz says why', async (t) => {
 		mkdirSync(mnt);
-		sh('mount', ['-o', 'loop,errors=remount-ro', img, mnt]);
+		try {
+			sh('truncate', ['-s', '16M', img]);
+			sh('mkfs.ext4', ['-q', '-F', img]);
+			sh('mount', ['-o', 'loop,errors=remount-ro', img, mnt]);
+		} catch (e) {
+			t.skip(`cannot mount an ext4 image here (mkfs.ext4, loop devices): ${e.stderr || e.message}`);
+			return;
+		}
 		mounted = true;
 		const dev = sh('findmnt', ['-n', '-o', 'SOURCE', mnt]).trim().replace('/dev/', '');
+		if (!existsSync(`/sys/fs/ext4/${dev}/trigger_fs_error`)) {
+			t.skip('this kernel has no ext4 trigger_fs_error');
+			return;
+		}
 		const stateDir = join(mnt, 'state');
 		mkdirSync(stateDir);
 		daemon = await startDaemon(configFor(stateDir), { ready: true });
