@@ -232,9 +232,10 @@ describe('10,000 upstream faults', { timeout: 300000 }, () => {
 				const c = clients[w % clients.length];
 				while (next < calls.length) {
 					const [server, tool] = calls[next++];
-					const args = tool === 'flood' ? { kb: 16 } : {};
+					// flood: echo with 16 KiB of stderr lines first
+					const [name, args] = tool === 'flood' ? ['echo', { text: 'f', flood_kb: 16 }] : [tool, {}];
 					try {
-						const r = await c.client.callTool({ name: `${server}__${tool}`, arguments: args },
+						const r = await c.client.callTool({ name: `${server}__${name}`, arguments: args },
 							undefined, { timeout: 20000 });
 						seen[`${tool} ok`] = (seen[`${tool} ok`] ?? 0) + 1;
 						if (!['ok', 'flood'].includes(tool))
