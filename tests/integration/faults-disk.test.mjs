@@ -1,5 +1,5 @@
-// The state folder's disk fails under the daemon: full (a small tmpfs filled up) or gone
-// read-only (ext4's emergency read-only after an error). What a user relies on: no call with a
+// The state folder's disk fails under the daemon: full (a small tmpfs filled up), its files
+// write-protected (chattr +i) or gone read-only (ext4's emergency read-only after an error). What a user relies on: no call with a
 // budget runs uncharged: while the store cannot write, such calls are refused with a clear
 // JSON-RPC error (-32007, store_unavailable) and /readyz says why; calls answered before the
 // daemon noticed are charged all the same (their charges wait in the journal and are committed
@@ -158,7 +158,11 @@ describe('state_dir on a full disk', { skip, timeout: 120000 }, () => {
 	});
 });
 
-describe('state_dir gone read-only (ext4 emergency remount after an error)', {
+// Linux refuses to remount a file system read-only while a process has files open on it for
+// writing (EBUSY), so a running daemon sees a read-only state folder in two ways: its files
+// write-protected (chattr +i: EPERM on descriptors already open; undone by chattr -i) and an
+// emergency read-only remount after an error (ext4 errors=remount-ro; undone only by unmounting).
+describe('state_dir read-only: write-protected files, then an ext4 emergency read-only remount', {
 	skip: skip || (existsSync('/sys/fs/ext4') ? false : 'no ext4'), timeout: 120000 }, () => {
 	const work = makeTempDir('mcpwarden-diskro-');
 	const img = join(work, 'fs.img'), mnt = join(work, 'mnt');
@@ -172,8 +176,8 @@ describe('state_dir gone read-only (ext4 emergency remount after an error)', {
 		removeTempDir(work);
 	});
 
-	test('calls with a budget are refused with -32007 naming the read-only file system; ' +
-		'/readyz says why', async (t) => {
+	test('calls with a budget are refused with -32007 saying why, /readyz too; write ' +
+		'protection lifted, it recovers by itself', async (t) => {
 		mkdirSync(mnt);
 		try {
 			sh('truncate', ['-s', '16M', img]);
@@ -195,16 +199,33 @@ describe('state_dir gone read-only (ext4 emergency remount after an error)', {
 		const c = await connectHttp(daemon.url, auth);
 		const call = (i) => c.client.callTool({ name: 'echo', arguments: { text: `r${i}` } });
 		await call(0);
-		// What the kernel does on a metadata error with errors=remount-ro.
-		writeFileSync(`/sys/fs/ext4/${dev}/trigger_fs_error`, '1');
-		const e = await eventually(async () => {
+		const refusal = () => eventually(async () => {
 			try {
 				await call(1);
 				return null;
 			} catch (err) {
 				return err;
 			}
-		}, { ms: 10000, every: 20, what: 'a refusal on the read-only disk' });
+		}, { ms: 10000, every: 20, what: 'a refusal' });
+
+		// The WAL write-protected: every commit fails with EPERM.
+		const wal = join(stateDir, 'mcpwarden.db-wal');
+		sh('chattr', ['+i', wal]);
+		const p = await refusal();
+		assert.equal(p.code, STORE_UNAVAILABLE, p.message);
+		assert.match(p.message, /write-protected/);
+		assert.equal(p.data.errno, 'EPERM');
+		const rp = await readyz(daemon.url);
+		assert.equal(rp.status, 503);
+		assert.match(rp.text, /Operation not permitted \(EPERM\)/);
+		sh('chattr', ['-i', wal]);
+		await eventually(async () => (await readyz(daemon.url)).status === 200,
+			{ ms: 10000, what: '/readyz back to 200 once the files can be written' });
+		await call(2);
+
+		// What the kernel does on a metadata error with errors=remount-ro.
+		writeFileSync(`/sys/fs/ext4/${dev}/trigger_fs_error`, '1');
+		const e = await refusal();
 		assert.equal(e.code, STORE_UNAVAILABLE, e.message);
 		assert.match(e.message, /read-only/);
 		assert.equal(e.data.errno, 'EROFS');

@@ -602,7 +602,8 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 	if (rc == -EIO) {
 		int err = store_health(g->store);
 		const char *what = err == -ENOSPC ? "the disk is full" : err == -EROFS
-				 ? "the disk is read-only" : "writes to the disk fail";
+				 ? "the disk is read-only" : err == -EPERM
+				 ? "the store's files are write-protected" : "writes to the disk fail";
 
 		err = err ? err : -EIO;
 		cJSON *d = cJSON_CreateObject();

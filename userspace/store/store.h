@@ -99,7 +99,7 @@ int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, co
 		     void *arg);
 
 /* 0 while writes succeed; after a write failed on the disk (-ENOSPC full, -EROFS read-only,
- * -EIO), that error until a write succeeds again. Meanwhile the writer tries again every
+ * -EPERM write-protected files, -EIO), that error until a write succeeds again. Meanwhile the writer tries again every
  * 500 ms: charges from the journal that failed first (they are kept, in order, never dropped),
  * else a probe write. Any thread; NULL is healthy. */
 int store_health(const struct store *st);

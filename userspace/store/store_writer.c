@@ -96,11 +96,13 @@ int store_apply(struct store *st, struct op *op)
 /* The disk failed (full, read-only, I/O error), not the operation: worth trying again. */
 static bool disk_error(int err)
 {
-	return err == -ENOSPC || err == -EIO || err == -EROFS || err == -EBUSY || err == -ENOMEM;
+	return err == -ENOSPC || err == -EIO || err == -EROFS || err == -EPERM || err == -EBUSY ||
+	       err == -ENOMEM;
 }
 
 /* SQLite says SQLITE_IOERR for most failed writes (and keeps no errno to tell why): the file
- * system tells a read-only one (EROFS) or a full one (ENOSPC) from a failing disk. */
+ * system tells a read-only one (EROFS), a full one (ENOSPC) or write-protected files (EPERM)
+ * from a failing disk. */
 static int disk_errno(struct store *st, int rc)
 {
 	struct statvfs sv;
@@ -121,7 +123,18 @@ static int disk_errno(struct store *st, int rc)
 	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		close(fd);
-	return fd < 0 && errno == EROFS ? -EROFS : rc;
+	if (fd < 0 && errno == EROFS)
+		return -EROFS;
+	/* Write-protected files (chattr +i: EPERM even through descriptors already open). */
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s%s", st->path, i ? "-wal" : "");
+		fd = open(dir, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			close(fd);
+		else if (errno == EPERM || errno == EACCES)
+			return -EPERM;
+	}
+	return rc;
 }
 
 /* Transaction control on the writer: failures are reported once, by set_health, not at every
