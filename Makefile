@@ -4,6 +4,7 @@
 #   make run        deps + build + start the sidecar on examples/mcpwarden.json
 #   make test       deps + sanitizer build in build/test + every test suite
 #   make bench      benchmarks (tools/bench)
+#   make tsan       ThreadSanitizer build in build/tsan + the suites that run threads
 #   make fuzz       libFuzzer targets (tests/fuzz, clang, build/fuzz), each run FUZZ_SECONDS (20)
 #   make image      the OCI image localhost/mcpwarden:$(VERSION) with buildah, offline (FROM scratch)
 
@@ -23,6 +24,10 @@ LDLIBS    := $(PKG_LIBS) -lpthread -lm
 ifeq ($(MODE),test)
 CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS   += -fsanitize=address,undefined
+else ifeq ($(MODE),tsan)
+# ThreadSanitizer (docs/security.md): the threads' hand-offs (store, log, resolver, reload).
+CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS   += -fsanitize=thread
 else ifeq ($(MODE),fuzz)
 # libFuzzer (docs/fuzzing.md): the library is instrumented, the fuzzer's main() is linked last.
 CC        := $(CLANG)
@@ -58,7 +63,7 @@ BENCH_BIN := $(patsubst tools/bench/%.c,$(B)/bench-bin/%,$(BENCH_BIN_SRCS))
 FUZZ      := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps run test bench clean check-build image fuzz fuzz-build
+.PHONY: all deps run test bench clean check-build image fuzz fuzz-build tsan
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -127,6 +132,11 @@ test: deps
 bench: deps
 	$(MAKE) all $(BENCH) $(BENCH_BIN)
 	@tools/bench/run.sh build/rel
+
+# ThreadSanitizer build in build/tsan and the suites that exercise the threads (tests/tsan.sh).
+tsan:
+	$(MAKE) MODE=tsan check-build
+	@tests/tsan.sh build/tsan
 
 # Builds every target in build/fuzz (clang) and runs each for FUZZ_SECONDS over its corpus.
 fuzz:

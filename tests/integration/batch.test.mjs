@@ -54,5 +54,5 @@ test('batches in 2025-03-26 sessions, refused after', { timeout: 60000 }, async 
 	assert.equal(refused.body.error.code, -32600);
 	assert.match(refused.body.error.message, /not allowed in protocol version 2025-11-25/);
 	for (const line of d.stderrLines)
-		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
 });

@@ -77,5 +77,5 @@ test('an enrolled agent reaches its MCP server only through the sidecar', { skip
 	assert.equal(runAgentProbe(cgdir, fixture.url).ok, false);
 	assert.equal(runAgentProbe(cgdir, daemon.url).ok, true);
 	for (const line of daemon.stderrLines)
-		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
 });

@@ -482,7 +482,7 @@ export async function startEverythingHttp(opts = {}) {
 }
 
 /** What sanitizers print when they find something. */
-export const SANITIZER_RE = /ERROR: (?:Address|Leak|Undefined)Sanitizer|runtime error:/;
+export const SANITIZER_RE = /ERROR: (?:Address|Leak|Undefined)Sanitizer|runtime error:|WARNING: ThreadSanitizer/;
 
 /**
  * Stop the daemon (SIGTERM) and check that it ran clean: exit code 0 and no sanitizer report

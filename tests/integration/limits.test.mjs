@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
-import { connectHttp, eventually, fixtureStdioUpstream, gatewayConfig, makeKey, postJson,
+import { connectHttp, eventually, faultStdioUpstream, fixtureStdioUpstream, gatewayConfig, makeKey, postJson,
 	rawSession, startDaemon, stopDaemonChecked } from './lib.mjs';
 
 const TOKEN = 'limits-admin-token-0123456789';
@@ -170,6 +170,50 @@ test('too large and malformed requests answer JSON-RPC errors', { timeout: 60000
 		`X-Big: ${'x'.repeat(3000)}\r\n\r\n`);
 	assert.equal(admin.status, 431, admin.text);
 	assert.equal(admin.json?.error?.code, -32600);
+
+	// Each refusal is counted, per listener and status.
+	const m = await metrics(d);
+	assert.equal(metric(m, 'mcpwarden_http_refused_total', 'listener="agent",status="413"'), 1);
+	assert.equal(metric(m, 'mcpwarden_http_refused_total', 'listener="agent",status="431"'), 1);
+	assert.equal(metric(m, 'mcpwarden_http_refused_total', 'listener="agent",status="400"'), 1);
+	assert.equal(metric(m, 'mcpwarden_http_refused_total', 'listener="admin",status="431"'), 1);
+	assert.deepEqual(await stopDaemonChecked(d), []);
+});
+
+test('limits.max_pending_per_session: one more request in progress is 429 with Retry-After, ' +
+	'counted; the session goes on', { timeout: 60000 }, async (t) => {
+	const d = await startDaemon(gatewayConfig([faultStdioUpstream('fault', { request_timeout_ms: 3000 })], {
+		admin: { listen: '127.0.0.1:0', token: TOKEN }, limits: { max_pending_per_session: 3 } }),
+	{ ready: true });
+	t.after(() => d.stop(3000));
+	const s = await rawSession(d.url);
+	const call = (id, name) => s.post({ jsonrpc: '2.0', id, method: 'tools/call',
+		params: { name, arguments: name === 'echo' ? { text: `t${id}` } : {} } });
+	const hanging = [1, 2, 3].map((id) => call(id, 'hang'));
+	await eventually(() => d.stderrLines.filter((l) => /hanging on request/.test(l)).length === 3,
+		{ what: 'three calls in progress' });
+	const fourth = await call(4, 'echo');
+	assert.equal(fourth.status, 429, fourth.text);
+	assert.equal(fourth.headers.get('retry-after'), '1');
+	assert.equal(fourth.json?.error?.code, -32008);
+	assert.equal(fourth.json.error.data.type, 'too_many_pending');
+	assert.equal(fourth.json.error.data.limit, 3);
+	assert.match(fourth.json.error.message, /max_pending_per_session/);
+	// Another session is not affected.
+	const other = await rawSession(d.url);
+	const ok = await other.post({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+		params: { name: 'echo', arguments: { text: 'other' } } });
+	assert.equal(ok.status, 200, ok.text);
+	assert.match(ok.text, /fault: other/);
+	// Once the hanging calls are answered (timed out), the session takes calls again.
+	for (const r of await Promise.all(hanging))
+		assert.match(r.text, /-32011/);
+	const again = await call(5, 'echo');
+	assert.equal(again.status, 200, again.text);
+	assert.match(again.text, /fault: t5/);
+	const m = await metrics(d);
+	assert.equal(metric(m, 'mcpwarden_requests_total',
+		'method="tools/call",decision="deny",reason="too_many_pending"'), 1);
 	assert.deepEqual(await stopDaemonChecked(d), []);
 });
 
@@ -195,5 +239,36 @@ test('limits.max_sessions_per_key: one more initialize is 429 with Retry-After',
 	const del = await fetch(d.url, { method: 'DELETE', headers: a.headers });
 	assert.equal(del.status, 200);
 	assert.equal((await postJson(d.url, init, auth1)).status, 200);
+	assert.deepEqual(await stopDaemonChecked(d), []);
+});
+
+test('limits.max_stdio_children: an initialize that could pass it is 503 with Retry-After; ' +
+	'ending a session makes room', { timeout: 60000 }, async (t) => {
+	const d = await startDaemon(gatewayConfig([faultStdioUpstream('fault', { per_session: true })], {
+		limits: { max_stdio_children: 2 } }), { ready: true });
+	t.after(() => d.stop(3000));
+	const pidOf = async (s) => JSON.parse((await s.post({ jsonrpc: '2.0', id: 9, method: 'tools/call',
+		params: { name: 'pid', arguments: {} } })).text.replace(/^[\s\S]*?data: /, '')).result.content[0].text;
+	const a = await rawSession(d.url);
+	const b = await rawSession(d.url);
+	const [pa, pb] = [await pidOf(a), await pidOf(b)];
+	assert.notEqual(pa, pb, 'a child per session');
+	const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
+		capabilities: {}, clientInfo: { name: 'third', version: '1' } } };
+	const third = await postJson(d.url, init);
+	assert.equal(third.status, 503, third.text);
+	assert.equal(third.headers.get('retry-after'), '5');
+	assert.equal(third.json?.error?.code, -32009);
+	assert.equal(third.json.error.data.type, 'too_many_children');
+	assert.equal(third.json.error.data.limit, 2);
+	assert.equal(third.json.error.data.children, 2);
+	assert.match(third.json.error.message, /max_stdio_children/);
+	// The sessions that have their children go on.
+	assert.equal(await pidOf(a), pa);
+	// Ending one ends its child and makes room.
+	const del = await fetch(d.url, { method: 'DELETE', headers: a.headers });
+	assert.equal(del.status, 200);
+	const c = await rawSession(d.url);
+	assert.ok(Number(await pidOf(c)) > 0);
 	assert.deepEqual(await stopDaemonChecked(d), []);
 });

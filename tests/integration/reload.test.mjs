@@ -46,7 +46,7 @@ test('governance-only reload keeps sessions and upstreams', { timeout: 60000 }, 
 	await ca.close();
 	await cb.close();
 	for (const line of d.stderrLines)
-		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
 });
 
 test('a new configuration that cannot start leaves the previous one serving, keys and all', { timeout: 60000 }, async (t) => {
@@ -69,7 +69,7 @@ test('a new configuration that cannot start leaves the previous one serving, key
 	assert.ok(await pidOf(c), 'the key of the previous configuration still works');
 	await c.close();
 	for (const line of d.stderrLines)
-		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
 });
 
 test('a burst of SIGHUPs: the file is read off the loop, one reload at a time, the last file wins', { timeout: 60000 }, async (t) => {
@@ -98,5 +98,5 @@ test('a burst of SIGHUPs: the file is read off the loop, one reload at a time, t
 	assert.ok(reloads.length >= 1 && reloads.length <= 5, `${reloads.length} reloads`);
 	await ca.close();
 	for (const line of d.stderrLines)
-		assert.doesNotMatch(line, /AddressSanitizer|runtime error:/);
+		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
 });

@@ -445,7 +445,9 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
 						  "max_sessions", "max_connections",
 						  "max_connections_per_peer",
-						  "max_sessions_per_key", NULL };
+						  "max_sessions_per_key",
+						  "max_pending_per_session",
+						  "max_stdio_children", NULL };
 	static const char *const timeout_keys[] = { "header_ms", "session_idle_ms", "request_ms",
 						    "connect_ms", "startup_ms", NULL };
 	static const char *const admin_keys[] = { "listen", "token", NULL };
@@ -534,6 +536,15 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		if (cfg_int(sec, "max_sessions_per_key", "limits", false, 0, 1000000, &x, errs) == 0)
 			c->max_sessions_per_key = (unsigned)x;
 		else if (field(sec, "max_sessions_per_key"))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_pending_per_session", "limits", false, 0, 1000000, &x,
+			    errs) == 0)
+			c->max_pending_per_session = (unsigned)x;
+		else if (field(sec, "max_pending_per_session"))
+			rc = -EINVAL;
+		if (cfg_int(sec, "max_stdio_children", "limits", false, 0, 1000000, &x, errs) == 0)
+			c->max_stdio_children = (unsigned)x;
+		else if (field(sec, "max_stdio_children"))
 			rc = -EINVAL;
 		if (cfg_int(sec, "max_connections", "limits", false, 1, 1000000, &x, errs) == 0)
 			c->max_connections = (unsigned)x;
@@ -627,6 +638,8 @@ int config_parse(const char *text, const char *origin, struct config **out,
 	c->max_header_bytes = DEFAULT_MAX_HEADER;
 	c->max_sessions = 10000;
 	c->max_sessions_per_key = 64;
+	c->max_pending_per_session = 256;
+	c->max_stdio_children = 256;
 	c->max_connections = 4096;
 	c->max_connections_per_peer = 256;
 	c->header_timeout_ms = 10000;

@@ -63,6 +63,8 @@ struct config {
 	size_t max_header_bytes;
 	unsigned max_sessions;
 	unsigned max_sessions_per_key;     /* open sessions of one key (0: no cap) */
+	unsigned max_pending_per_session;  /* requests in progress in one session (0: no cap) */
+	unsigned max_stdio_children;       /* children of per_session stdio upstreams (0: no cap) */
 	unsigned max_connections;          /* open client connections, per listener */
 	unsigned max_connections_per_peer; /* the same, from one source address */
 	int header_timeout_ms;      /* a whole request must arrive within this (from the connection

@@ -321,6 +321,10 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 		spec[n] = &ts->spec[i];
 		which[n] = 1;
 	}
+	/* Fail closed: a charge the store cannot write would be lost at the next start, so a
+	 * call with a budget is refused while the disk fails (store_health says why). */
+	if (n && cost && b->st && store_health(b->st))
+		return -EIO;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;

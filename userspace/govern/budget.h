@@ -108,7 +108,8 @@ void budget_set_config(struct budget *b, const struct budget_config *cfg);
 
 /* Reserve cost (micro-units, >= 0) at now (unix seconds) against every budget of who.
  * Returns 0 with *out (a handle to commit or release exactly once), -EDQUOT with *why filled
- * (nothing reserved), -EINVAL or -ENOMEM. */
+ * (nothing reserved), -EIO when a budget applies and the store cannot write (store_health
+ * says why; nothing reserved), -EINVAL or -ENOMEM. */
 int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t cost,
 		   int64_t now, struct budget_resv **out, struct budget_refusal *why);
 /* Charge a reservation (to the period it was reserved in) and queue it to the store. Returns

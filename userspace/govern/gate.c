@@ -181,6 +181,13 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	rc = make_parent_dirs(so.path);
 	if (rc == 0)
 		rc = store_open(&so, base, &g->store);
+	if (rc == -EPROTO) {
+		/* Never repaired or replaced here: spend and keys made at run time live only there. */
+		config_fail(errs, "store.path", "the store %s is not a SQLite database or is corrupt; "
+			    "it is left untouched for inspection: restore a backup, or move it aside "
+			    "to start with an empty store (docs/security.md)", so.path);
+		goto fail;
+	}
 	if (rc) {
 		config_fail(errs, "store.path", "cannot open the store %s: %s", so.path, strerror(-rc));
 		goto fail;
@@ -197,7 +204,9 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	if ((rc = store_load_teams(g->store, load_team, g)) ||
 	    (rc = store_load_keys(g->store, load_key, g)) ||
 	    (rc = store_load_spend(g->store, load_spend, g->budget))) {
-		config_fail(errs, "store.path", "cannot load the store: %s", strerror(-rc));
+		config_fail(errs, "store.path", "cannot load the store %s: %s", so.path,
+			    rc == -EPROTO ? "it is corrupt (left untouched for inspection)"
+			    : strerror(-rc));
 		goto fail;
 	}
 	store_options_clear(&so);
@@ -589,6 +598,24 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 				 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
 				 limit, reserved, c, reset);
 		return -EDQUOT;
+	}
+	if (rc == -EIO) {
+		int err = store_health(g->store);
+		const char *what = err == -ENOSPC ? "the disk is full" : err == -EROFS
+				 ? "the disk is read-only" : err == -EPERM
+				 ? "the store's files are write-protected" : "writes to the disk fail";
+
+		err = err ? err : -EIO;
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "reason", strerror(-err));
+		cJSON_AddStringToObject(d, "errno", strerrorname_np(-err));
+		cJSON_AddNumberToObject(d, "retry_after_ms", 1000);
+		snprintf(reason, reason_len, "store unavailable (%s)", strerrorname_np(-err));
+		*error = refusal(REFUSAL_STORE_UNAVAILABLE, d,
+				 "Store unavailable: %s (%s), so the charge of this call could not be "
+				 "recorded; calls with a budget are refused until it can write again",
+				 what, strerror(-err));
+		return rc;
 	}
 	if (rc)
 		return rc;

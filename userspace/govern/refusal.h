@@ -13,6 +13,9 @@ enum refusal_code {
 	REFUSAL_RATE_LIMITED      = -32004, /* data {retry_after_ms, limit} */
 	REFUSAL_OVER_BUDGET       = -32005, /* data {budget, spent, limit, reset} */
 	REFUSAL_TOO_MANY_SESSIONS = -32006, /* data {retry_after_ms, limit}; HTTP 429 */
+	REFUSAL_STORE_UNAVAILABLE = -32007, /* data {reason, errno, retry_after_ms} */
+	REFUSAL_TOO_MANY_PENDING  = -32008, /* data {retry_after_ms, limit}; HTTP 429 */
+	REFUSAL_TOO_MANY_CHILDREN = -32009, /* data {retry_after_ms, limit, children}; HTTP 503 */
 	REFUSAL_UPSTREAM_FAILURE  = -32010, /* data {server, reason} */
 	REFUSAL_UPSTREAM_TIMEOUT  = -32011, /* data {server, reason} */
 	REFUSAL_INVALID_ARGUMENTS = -32602, /* data {path, keyword, message} */
@@ -28,6 +31,9 @@ static inline const char *refusal_name(int code)
 	case REFUSAL_RATE_LIMITED:      return "rate_limited";
 	case REFUSAL_OVER_BUDGET:       return "over_budget";
 	case REFUSAL_TOO_MANY_SESSIONS: return "too_many_sessions";
+	case REFUSAL_STORE_UNAVAILABLE: return "store_unavailable";
+	case REFUSAL_TOO_MANY_PENDING:  return "too_many_pending";
+	case REFUSAL_TOO_MANY_CHILDREN: return "too_many_children";
 	case REFUSAL_UPSTREAM_FAILURE:  return "upstream_failure";
 	case REFUSAL_UPSTREAM_TIMEOUT:  return "upstream_timeout";
 	case REFUSAL_INVALID_ARGUMENTS: return "invalid_arguments";

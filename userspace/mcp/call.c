@@ -13,6 +13,7 @@
 #include "base/hmap.h"
 #include "base/log.h"
 #include "govern/gate.h"
+#include "govern/refusal.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/links.h"
@@ -21,6 +22,8 @@
 #include "mcp/upstream.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
+
+#define PENDING_RETRY_MS 1000  /* a session at its pending cap: when to try again */
 
 static const char *const decision_names[] = { "allow", "deny", "error" };
 
@@ -217,7 +220,8 @@ static void forward(struct call *c)
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s is not available (%s)", name,
-			  err == -ENOTCONN ? "restarting" : strerror(-err));
+			  err == -ENOTCONN ? "restarting" : err == -EUSERS
+			  ? "too many stdio children: limits.max_stdio_children" : strerror(-err));
 		return;
 	}
 	if (c->reply)
@@ -486,6 +490,20 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 		cJSON_Delete(params);
 		call_fail(c, JSONRPC_INVALID_REQUEST, NULL, NULL,
 			  "request id is already in use by a request in progress");
+		finish(c);
+		return;
+	}
+	/* One session cannot hold the daemon's memory with requests it never waits for. */
+	if (env->max_pending && hmap_count(s->calls) >= env->max_pending) {
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddNumberToObject(d, "retry_after_ms", PENDING_RETRY_MS);
+		cJSON_AddNumberToObject(d, "limit", env->max_pending);
+		cJSON_AddStringToObject(d, "type", refusal_name(REFUSAL_TOO_MANY_PENDING));
+		cJSON_Delete(params);
+		call_fail(c, REFUSAL_TOO_MANY_PENDING, "too many pending requests", d,
+			  "too many requests in progress in this session (%u, "
+			  "limits.max_pending_per_session): wait for answers before sending more",
+			  env->max_pending);
 		finish(c);
 		return;
 	}

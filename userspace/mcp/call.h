@@ -57,6 +57,7 @@ struct call_env {
 	struct gate *gate;
 	struct catalog *cat;
 	struct links *links;
+	unsigned max_pending;         /* limits.max_pending_per_session (0: no cap) */
 };
 
 struct call {

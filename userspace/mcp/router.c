@@ -26,6 +26,7 @@
 
 #define PAGE_SIZE 100
 #define SESSION_RETRY_MS 10000  /* a key at its session cap: when to try again */
+#define CHILDREN_RETRY_MS 5000  /* the stdio children cap: when to try again */
 
 struct router {
 	struct event_base *base;
@@ -463,6 +464,22 @@ void router_initialize(struct router *r, const struct jsonrpc_msg *m, const char
 					  "initialize needs params.protocolVersion", NULL);
 		return;
 	}
+	/* Each session may spawn a child per per_session stdio upstream: refuse one that could
+	 * pass limits.max_stdio_children rather than fail its calls later. */
+	size_t need = links_children_per_session(&r->links);
+	if (need && r->cfg->max_stdio_children &&
+	    links_children() + need > r->cfg->max_stdio_children) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddNumberToObject(data, "retry_after_ms", CHILDREN_RETRY_MS);
+		cJSON_AddNumberToObject(data, "limit", r->cfg->max_stdio_children);
+		cJSON_AddNumberToObject(data, "children", links_children());
+		cJSON_AddStringToObject(data, "type", refusal_name(REFUSAL_TOO_MANY_CHILDREN));
+		*response = jsonrpc_error(m->id, REFUSAL_TOO_MANY_CHILDREN,
+					  "too many stdio children (limits.max_stdio_children): "
+					  "this gateway runs one per session for per_session upstreams; "
+					  "try again when sessions have ended", data);
+		return;
+	}
 	rc = session_create(r->sessions, session_negotiate(pv->valuestring),
 			    cJSON_IsObject(caps) ? caps : NULL, cJSON_IsObject(info) ? info : NULL,
 			    key_id, &s);
@@ -597,9 +614,9 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 	rc = catalog_new(base, cfg, &hooks, &r->cat);
 	if (rc)
 		goto fail;
-	r->links = (struct links){ base, r->cat, &relay_link_ops };
+	r->links = (struct links){ base, r->cat, &relay_link_ops, cfg->max_stdio_children };
 	r->relay = (struct relay){ r->cat, r->sessions, &r->links };
-	r->env = (struct call_env){ gate, r->cat, &r->links };
+	r->env = (struct call_env){ gate, r->cat, &r->links, cfg->max_pending_per_session };
 	gate_catalog_changed(r->gate, r->cat);
 	if (catalog_all_ready(r->cat)) {
 		r->ready = true;  /* no upstreams: nothing to wait for */

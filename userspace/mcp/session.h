@@ -31,6 +31,8 @@ struct session_link {
 	struct link *link;            /* NULL until first used; replaced when it went down */
 	struct own_tools *own;        /* the tools it lists to this session alone, or NULL
 				       * (mcp/session_view.h) */
+	bool child;                   /* link is a stdio child of this session's own: counted in
+				       * links_children() */
 };
 
 struct session {

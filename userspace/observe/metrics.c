@@ -33,11 +33,12 @@ static const char *const decision_names[D_COUNT] = { "allow", "deny", "error" };
 enum reason {
 	R_OK, R_TOOL_ERROR, R_UPSTREAM_ERROR, R_NOT_PERMITTED, R_RATE_LIMITED, R_OVER_BUDGET,
 	R_INVALID_ARGUMENTS, R_UNAUTHENTICATED, R_UPSTREAM_FAILURE, R_UPSTREAM_TIMEOUT, R_INTERNAL,
-	R_COUNT
+	R_STORE_UNAVAILABLE, R_TOO_MANY_PENDING, R_COUNT
 };
 static const char *const reason_names[R_COUNT] = {
 	"ok", "tool_error", "upstream_error", "not_permitted", "rate_limited", "over_budget",
 	"invalid_arguments", "unauthenticated", "upstream_failure", "upstream_timeout", "internal",
+	"store_unavailable", "too_many_pending",
 };
 
 /* Histogram bounds in nanoseconds (rendered in seconds), ending in 0: whole requests from
@@ -76,6 +77,7 @@ static struct {
 	int64_t sessions, in_flight;
 	int64_t conns[METRICS_NLISTENERS];
 	uint64_t refused[METRICS_NLISTENERS][METRICS_NREFUSALS];
+	uint64_t http_refused[METRICS_NLISTENERS][4];   /* 400, 413, 431, other */
 	struct enforcer *enforcer;
 	int64_t started;
 } g;
@@ -117,6 +119,8 @@ static enum reason reason_of(enum decision d, int code, bool tool_error)
 	case REFUSAL_UNAUTHENTICATED:   return R_UNAUTHENTICATED;
 	case REFUSAL_UPSTREAM_FAILURE:  return R_UPSTREAM_FAILURE;
 	case REFUSAL_UPSTREAM_TIMEOUT:  return R_UPSTREAM_TIMEOUT;
+	case REFUSAL_STORE_UNAVAILABLE: return R_STORE_UNAVAILABLE;
+	case REFUSAL_TOO_MANY_PENDING:  return R_TOO_MANY_PENDING;
 	}
 	/* An error the upstream sent itself is relayed as allowed; anything else is ours. */
 	return d == D_ALLOW ? R_UPSTREAM_ERROR : R_INTERNAL;
@@ -185,6 +189,10 @@ void metrics_connections(enum metrics_listener l, int delta) { g.conns[l] += del
 void metrics_connection_refused(enum metrics_listener l, enum metrics_refusal why)
 {
 	g.refused[l][why]++;
+}
+void metrics_http_refused(enum metrics_listener l, int status)
+{
+	g.http_refused[l][status == 400 ? 0 : status == 413 ? 1 : status == 431 ? 2 : 3]++;
 }
 void metrics_set_enforcer(struct enforcer *e) { g.enforcer = e; }
 
@@ -344,6 +352,17 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 			rc = add(out, "mcpwarden_connections_refused_total{listener=\"%s\","
 				 "reason=\"%s\"} %llu\n", listener_names[l], refusal_names[w],
 				 (unsigned long long)g.refused[l][w]);
+	static const char *const http_status[] = { "400", "413", "431", "other" };
+	if (!rc)
+		rc = family(out, "mcpwarden_http_refused_total", "counter",
+			    "Requests refused by the HTTP layer, as JSON-RPC errors, then the "
+			    "connection closed: 400 malformed, 413 body past limits.max_body_bytes, "
+			    "431 headers past limits.max_header_bytes.");
+	for (int l = 0; l < METRICS_NLISTENERS && !rc; l++)
+		for (int w = 0; w < 4 && !rc; w++)
+			rc = add(out, "mcpwarden_http_refused_total{listener=\"%s\",status=\"%s\"} "
+				 "%llu\n", listener_names[l], http_status[w],
+				 (unsigned long long)g.http_refused[l][w]);
 	if (!rc)
 		rc = family(out, "mcpwarden_requests_in_flight", "gauge",
 			    "Requests received and not answered yet.");

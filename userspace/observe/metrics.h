@@ -56,6 +56,9 @@ enum metrics_listener { METRICS_LISTENER_AGENT, METRICS_LISTENER_ADMIN, METRICS_
 enum metrics_refusal { METRICS_REFUSED_TOTAL, METRICS_REFUSED_PEER, METRICS_NREFUSALS };
 void metrics_connections(enum metrics_listener l, int delta);
 void metrics_connection_refused(enum metrics_listener l, enum metrics_refusal why);
+/* A request refused by the HTTP layer before it was read whole: 400 (malformed), 413 (body
+ * past limits.max_body_bytes), 431 (headers past limits.max_header_bytes); others as "other". */
+void metrics_http_refused(enum metrics_listener l, int status);
 
 /* The enforcer whose counters /metrics shows (NULL: none, e.g. enforcement is off). Not owned:
  * clear it before freeing the enforcer. */

@@ -2,6 +2,7 @@
 #include "store/journal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/log.h"
 
 #define MAGIC 0x314e524a57504d43ull    /* "CMPWJRN1" */
 #define HEADER 4096
@@ -44,6 +46,7 @@ struct journal {
 	uint64_t next_seq;
 	struct held *held;              /* FIFO of charges not committed, nslots at most */
 	size_t hfirst, hcount;
+	bool no_append;                 /* blocks not allocated: appending could SIGBUS */
 };
 
 static struct slot *slot_at(const struct journal *j, size_t i)
@@ -85,6 +88,15 @@ int journal_open(const char *path, uint64_t ring, size_t nslots, struct journal 
 					     ftruncate(j->fd, (off_t)j->len) < 0)) {
 		rc = -errno;
 		goto out;
+	}
+	/* Every block allocated now: a store into a hole of a MAP_SHARED file on a full disk is
+	 * SIGBUS, not an error. Without them the ring is still read (replayed) but takes no
+	 * new charge: each one then waits for its commit. */
+	int falloc = posix_fallocate(j->fd, 0, (off_t)j->len);   /* the error, not errno */
+	if (falloc) {
+		log_warn("journal: %s: cannot allocate its blocks (%s): charges wait for their "
+			 "commit", path, strerror(falloc));
+		j->no_append = true;
 	}
 	j->map = mmap(NULL, j->len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
 	if (j->map == MAP_FAILED) {
@@ -186,7 +198,7 @@ int journal_append(struct journal *j, const struct store_spend *items, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (strlen(items[i].scope) + strlen(items[i].period) > JOURNAL_TEXT_MAX)
 			return -ENAMETOOLONG;
-	if (j->head - j->tail + n > j->nslots || j->hcount == j->nslots)
+	if (j->no_append || j->head - j->tail + n > j->nslots || j->hcount == j->nslots)
 		return -ENOSPC;
 	*seq = j->next_seq++;
 	for (size_t i = 0; i < n; i++) {

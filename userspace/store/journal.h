@@ -26,7 +26,9 @@ struct journal;
 
 /* Open (creating) the ring at path with nslots slots (0: the default) for the database whose
  * ring id is ring: a ring file left by another database (deleted, restored from a backup) is
- * emptied, never replayed into this one. 0 or a negative errno. */
+ * emptied, never replayed into this one. Its blocks are allocated here, so a full disk later
+ * cannot fault the mapping; when they cannot be (the disk is full already) the ring is still
+ * replayed but journal_append refuses. 0 or a negative errno. */
 int journal_open(const char *path, uint64_t ring, size_t nslots, struct journal **out);
 void journal_close(struct journal *j);
 

@@ -1,6 +1,6 @@
-/* store: a writer thread with group commit, a checkpointer thread for the fsyncs, and
- * completions delivered to the event loop through an eventfd. */
-#include "store/store.h"
+/* store: the loop side (queueing, completions through an eventfd), open and close, and the
+ * start-up readers; the threads are in store_writer.c. */
+#include "store/store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,58 +20,6 @@
 #include "base/log.h"
 #include "store/journal.h"
 #include "store/schema.h"
-
-#define PRUNE_EVERY_S 3600
-#define GATHER_MS 5             /* the longest a charge nobody waits for waits for its commit */
-
-enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEND_RESET,
-	       OP_TEAM_PUT, OP_TEAM_DELETE };
-
-struct op {
-	struct list_head link;          /* in st->queue, a batch, or st->done */
-	enum op_type type;
-	store_done_fn cb;
-	void *arg;
-	int err;
-	size_t n;                       /* OP_CHARGE, OP_SPEND_RESET: items */
-	struct store_spend *items;      /* OP_CHARGE, OP_SPEND_RESET; strings in data[] */
-	struct store_key key;           /* OP_KEY_PUT; OP_KEY_DELETE uses key.id */
-	int64_t ts;                     /* OP_AUDIT */
-	uint64_t seq;                   /* OP_CHARGE: its journal record; 0: none */
-	const char *text;               /* OP_AUDIT; OP_TEAM_PUT: the policy */
-	char data[];
-};
-
-struct store {
-	sqlite3 *db;                    /* writer connection; loop thread only at open/load/close */
-	sqlite3 *ckpt_db;               /* checkpointer connection */
-	sqlite3_stmt *st_charge, *st_key_put, *st_key_del, *st_audit, *st_prune;
-	sqlite3_stmt *st_reset, *st_team_put, *st_team_del, *st_jseq;
-	struct journal *jr;             /* charges safe before their commit; NULL: none */
-	char *path;
-	int fsync_interval_ms;
-
-	pthread_mutex_t lock;           /* queue, done list, flags */
-	pthread_cond_t wake;            /* writer: work or stop */
-	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
-	pthread_mutex_t db_lock;        /* the writer connection */
-	struct list_head staged;        /* loop thread only: handed over once per loop turn */
-	struct event *flush_ev;         /* hands staged over */
-	struct list_head queue;         /* for the writer */
-	struct list_head done;          /* answered, for the loop */
-	bool stopping, ckpt_stopping;
-	bool urgent;                    /* queue holds an operation someone waits for */
-	bool gathering;                 /* writer: collecting operations nobody waits for */
-	bool staged_urgent;             /* loop thread: staged holds one someone waits for */
-	pthread_t writer, ckpt;
-	bool writer_up, ckpt_up;
-	int64_t last_prune;
-
-	int efd;
-	struct event *ev;
-
-	_Atomic uint64_t commits, syncs;
-};
 
 /* ---- options ---- */
 
@@ -117,223 +65,6 @@ void store_options_clear(struct store_options *o)
 {
 	free(o->path);
 	o->path = NULL;
-}
-
-/* ---- the writer thread ---- */
-
-static int64_t now_s(void)
-{
-	return (int64_t)time(NULL);
-}
-
-static int step_reset(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : store_db_errno(rc);
-}
-
-static int apply(struct store *st, struct op *op)
-{
-	sqlite3_stmt *s;
-	int rc = 0;
-
-	switch (op->type) {
-	case OP_CHARGE:
-		s = st->st_charge;
-		for (size_t i = 0; i < op->n && rc == 0; i++) {
-			const struct store_spend *it = &op->items[i];
-			sqlite3_bind_text(s, 1, it->scope, -1, SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, it->period, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 3, it->start);
-			sqlite3_bind_int64(s, 4, it->amount);
-			sqlite3_bind_int64(s, 5, it->expires);
-			rc = step_reset(s);
-		}
-		if (rc == 0 && op->seq) {
-			sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)op->seq);
-			rc = step_reset(st->st_jseq);
-		}
-		return rc;
-	case OP_KEY_PUT:
-		s = st->st_key_put;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, op->key.name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, op->key.team, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, op->key.policy, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(s, 5, op->key.hash, sizeof(op->key.hash), SQLITE_STATIC);
-		sqlite3_bind_int64(s, 6, op->key.created);
-		sqlite3_bind_int64(s, 7, op->key.expires);
-		sqlite3_bind_int(s, 8, op->key.disabled);
-		return step_reset(s);
-	case OP_KEY_DELETE:
-		s = st->st_key_del;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		return step_reset(s);
-	case OP_AUDIT:
-		s = st->st_audit;
-		sqlite3_bind_int64(s, 1, op->ts);
-		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
-		return step_reset(s);
-	case OP_SPEND_RESET:
-		s = st->st_reset;
-		for (size_t i = 0; i < op->n && rc == 0; i++) {
-			sqlite3_bind_text(s, 1, op->items[i].scope, -1, SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, op->items[i].period, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 3, op->items[i].start);
-			rc = step_reset(s);
-		}
-		return rc;
-	case OP_TEAM_PUT:
-		s = st->st_team_put;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
-		return step_reset(s);
-	case OP_TEAM_DELETE:
-		s = st->st_team_del;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		return step_reset(s);
-	case OP_FLUSH:
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* One transaction for the whole batch; a savepoint per operation so one bad operation (a
- * duplicate key hash) fails alone. */
-static void commit_batch(struct store *st, struct list_head *batch)
-{
-	struct op *op;
-	int rc;
-
-	pthread_mutex_lock(&st->db_lock);
-	rc = store_db_exec(st->db, "BEGIN IMMEDIATE");
-	list_for_each_entry(op, batch, link) {
-		if (rc) {
-			op->err = rc;
-			continue;
-		}
-		if ((op->err = store_db_exec(st->db, "SAVEPOINT op")) != 0)
-			continue;
-		op->err = apply(st, op);
-		if (op->err && store_db_exec(st->db, "ROLLBACK TO op") != 0)
-			rc = -EIO;
-		if (store_db_exec(st->db, "RELEASE op") != 0)
-			rc = -EIO;
-	}
-	if (rc == 0 && now_s() - st->last_prune >= PRUNE_EVERY_S) {
-		/* Rolling-window slots that left their window: nothing reads them again. */
-		sqlite3_bind_int64(st->st_prune, 1, now_s());
-		if (step_reset(st->st_prune) == 0)
-			st->last_prune = now_s();
-	}
-	if (rc == 0)
-		rc = store_db_exec(st->db, "COMMIT");
-	if (rc) {
-		if (!sqlite3_get_autocommit(st->db) && store_db_exec(st->db, "ROLLBACK") != 0)
-			log_error("store: rollback failed");
-		log_error("store: batch not committed: %s", strerror(-rc));
-		list_for_each_entry(op, batch, link)
-			if (!op->err)
-				op->err = rc;
-	} else {
-		atomic_fetch_add(&st->commits, 1);
-	}
-	pthread_mutex_unlock(&st->db_lock);
-}
-
-static void notify_loop(struct store *st)
-{
-	uint64_t one = 1;
-
-	/* EAGAIN means the counter is already non-zero: the loop will wake anyway. */
-	if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_error("store: eventfd write: %s", strerror(errno));
-}
-
-static void *writer_main(void *arg)
-{
-	struct store *st = arg;
-	struct list_head batch;
-
-	list_init(&batch);
-	pthread_mutex_lock(&st->lock);
-	for (;;) {
-		while (list_empty(&st->queue) && !st->stopping)
-			pthread_cond_wait(&st->wake, &st->lock);
-		if (list_empty(&st->queue))
-			break;
-		/* Nobody waits for these (charges safe in the journal, records): gather a few
-		 * milliseconds of them into one transaction instead of one per call. */
-		if (!st->urgent && !st->stopping) {
-			struct timespec until;
-
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_nsec += GATHER_MS * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			st->gathering = true;
-			while (!st->urgent && !st->stopping &&
-			       pthread_cond_timedwait(&st->wake, &st->lock, &until) != ETIMEDOUT)
-				;
-			st->gathering = false;
-		}
-		st->urgent = false;
-		/* Group commit: everything queued while the last batch was committing. */
-		list_splice_tail_init(&st->queue, &batch);
-		pthread_mutex_unlock(&st->lock);
-
-		commit_batch(st, &batch);
-
-		pthread_mutex_lock(&st->lock);
-		list_splice_tail_init(&batch, &st->done);
-		notify_loop(st);
-	}
-	pthread_mutex_unlock(&st->lock);
-	return NULL;
-}
-
-/* Every fsync_interval_ms, if something was committed: a passive checkpoint on a connection of
- * its own. With synchronous=NORMAL the checkpoint fsyncs the WAL before copying it, which is
- * what bounds power loss; the writer never waits for it (WAL lets both run at once). */
-static void *ckpt_main(void *arg)
-{
-	struct store *st = arg;
-	uint64_t seen = 0;
-	struct timespec until;
-
-	pthread_mutex_lock(&st->lock);
-	while (!st->ckpt_stopping) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += st->fsync_interval_ms / 1000;
-		until.tv_nsec += (long)(st->fsync_interval_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-		while (!st->ckpt_stopping &&
-		       pthread_cond_timedwait(&st->ckpt_wake, &st->lock, &until) != ETIMEDOUT)
-			;
-		uint64_t c = atomic_load(&st->commits);
-		if (c == seen)
-			continue;
-		pthread_mutex_unlock(&st->lock);
-		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-						   NULL, NULL);
-		if (rc == SQLITE_OK) {
-			seen = c;
-			atomic_fetch_add(&st->syncs, 1);
-		} else if (rc != SQLITE_BUSY) {
-			log_error("store: checkpoint: %s", sqlite3_errmsg(st->ckpt_db));
-		}
-		pthread_mutex_lock(&st->lock);
-	}
-	pthread_mutex_unlock(&st->lock);
-	return NULL;
 }
 
 /* ---- the loop side ---- */
@@ -571,6 +302,11 @@ int store_flush(struct store *st, store_done_fn cb, void *arg)
 	return enqueue(st, op);
 }
 
+int store_health(const struct store *st)
+{
+	return st ? atomic_load(&st->health) : 0;
+}
+
 uint64_t store_commits(const struct store *st) { return atomic_load(&st->commits); }
 uint64_t store_syncs(const struct store *st) { return atomic_load(&st->syncs); }
 
@@ -661,7 +397,7 @@ static int replay_one(const struct store_spend *items, size_t n, uint64_t seq, v
 			 .seq = seq };
 
 	r->charges++;
-	return apply(r->st, &op);
+	return store_apply(r->st, &op);
 }
 
 /* Open the journal beside the database and commit what the last run left in it (charges
@@ -696,7 +432,7 @@ static int journal_start(struct store *st)
 	if (!rc && seen > done) {
 		/* Past what is seen even when incomplete, so a torn record never comes back. */
 		sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)seen);
-		rc = step_reset(st->st_jseq);
+		rc = store_step_reset(st->st_jseq);
 	}
 	rc = rc ? rc : store_db_exec(st->db, "COMMIT");
 	if (rc) {
@@ -787,10 +523,10 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = -pthread_create(&st->writer, NULL, writer_main, st)) != 0)
+	if ((rc = -pthread_create(&st->writer, NULL, store_writer_main, st)) != 0)
 		goto out;
 	st->writer_up = true;
-	if ((rc = -pthread_create(&st->ckpt, NULL, ckpt_main, st)) != 0)
+	if ((rc = -pthread_create(&st->ckpt, NULL, store_ckpt_main, st)) != 0)
 		goto out;
 	st->ckpt_up = true;
 	log_info("store: %s open (schema %d, fsync every %d ms)", st->path, STORE_SCHEMA_VERSION,

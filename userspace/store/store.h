@@ -98,6 +98,12 @@ int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_s
 int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
 		     void *arg);
 
+/* 0 while writes succeed; after a write failed on the disk (-ENOSPC full, -EROFS read-only,
+ * -EPERM write-protected files, -EIO), that error until a write succeeds again. Meanwhile the writer tries again every
+ * 500 ms: charges from the journal that failed first (they are kept, in order, never dropped),
+ * else a probe write. Any thread; NULL is healthy. */
+int store_health(const struct store *st);
+
 /* Counters for tests and metrics (loop thread). */
 uint64_t store_commits(const struct store *st);   /* transactions committed */
 uint64_t store_syncs(const struct store *st);     /* checkpoints (fsyncs) done */

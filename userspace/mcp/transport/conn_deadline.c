@@ -168,6 +168,7 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		message = "the request was refused";
 	}
 	c->rewritten = true;  /* our own additions below come back here */
+	metrics_http_refused(c->d->which, status);
 	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,"
 		 "\"message\":\"%s\"}}", -32600, message);
 	evbuffer_drain(buf, len);

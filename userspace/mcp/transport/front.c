@@ -29,6 +29,7 @@
 #include "mcp/session.h"
 #include "mcp/transport/conn_deadline.h"
 #include "mcp/transport/sse.h"
+#include "store/store.h"
 
 #define KEEPALIVE_MS 25000
 
@@ -246,7 +247,8 @@ static void send_answer(struct evhttp_request *req, const cJSON *response)
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
 	const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
-	bool sessions = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_SESSIONS;
+	bool sessions = cJSON_IsNumber(code) && (code->valueint == REFUSAL_TOO_MANY_SESSIONS ||
+						 code->valueint == REFUSAL_TOO_MANY_PENDING);
 
 	if (cJSON_IsNumber(code) && (code->valueint == REFUSAL_RATE_LIMITED || sessions) &&
 	    cJSON_IsNumber(ra)) {
@@ -254,8 +256,16 @@ static void send_answer(struct evhttp_request *req, const cJSON *response)
 		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
 		set_header(req, "Retry-After", buf);
 	}
+	bool children = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_CHILDREN;
+	if (children && cJSON_IsNumber(ra)) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
+		set_header(req, "Retry-After", buf);
+	}
 	if (sessions)
 		send_json(req, 429, "Too Many Requests", response);
+	else if (children)
+		send_json(req, 503, "Service Unavailable", response);
 	else
 		send_json(req, 200, "OK", response);
 }
@@ -732,9 +742,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (path && !strcmp(path, "/readyz") && cmd == EVHTTP_REQ_GET) {
-		bool ready = router_ready(f->r);
+		/* A store that cannot write refuses every call with a budget: not ready, and why. */
+		int serr = f->gate ? store_health(gate_store(f->gate)) : 0;
+		bool ready = router_ready(f->r) && !serr;
 		struct evbuffer *b = evbuffer_new();
-		if (b)
+		if (b && serr)
+			evbuffer_add_printf(b, "store unavailable: %s (%s): calls with a budget are "
+					    "refused until it can write again\n", strerror(-serr),
+					    strerrorname_np(-serr));
+		else if (b)
 			evbuffer_add_printf(b, ready ? "ready\n" : "starting: upstreams are being listed\n");
 		evhttp_send_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", b);
 		if (b)

@@ -1,0 +1,80 @@
+/* store_int.h: what the store's files share (store.c: the loop side, open and close;
+ * store_writer.c: the writer and checkpointer threads). Not an interface. */
+#ifndef WARDEN_STORE_INT_H
+#define WARDEN_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sqlite3.h>
+
+#include "base/list.h"
+#include "store/journal.h"
+#include "store/store.h"
+
+struct event;
+
+#define PRUNE_EVERY_S 3600
+#define GATHER_MS 5             /* the longest a charge nobody waits for waits for its commit */
+#define RETRY_MS 500            /* while the disk fails: how often the writer tries again */
+
+enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEND_RESET,
+	       OP_TEAM_PUT, OP_TEAM_DELETE };
+
+struct op {
+	struct list_head link;          /* in st->queue, a batch, or st->done */
+	enum op_type type;
+	store_done_fn cb;
+	void *arg;
+	int err;
+	size_t n;                       /* OP_CHARGE, OP_SPEND_RESET: items */
+	struct store_spend *items;      /* OP_CHARGE, OP_SPEND_RESET; strings in data[] */
+	struct store_key key;           /* OP_KEY_PUT; OP_KEY_DELETE uses key.id */
+	int64_t ts;                     /* OP_AUDIT */
+	uint64_t seq;                   /* OP_CHARGE: its journal record; 0: none */
+	const char *text;               /* OP_AUDIT; OP_TEAM_PUT: the policy */
+	char data[];
+};
+
+struct store {
+	sqlite3 *db;                    /* writer connection; loop thread only at open/load/close */
+	sqlite3 *ckpt_db;               /* checkpointer connection */
+	sqlite3_stmt *st_charge, *st_key_put, *st_key_del, *st_audit, *st_prune;
+	sqlite3_stmt *st_reset, *st_team_put, *st_team_del, *st_jseq;
+	struct journal *jr;             /* charges safe before their commit; NULL: none */
+	char *path;
+	int fsync_interval_ms;
+
+	pthread_mutex_t lock;           /* queue, done list, flags */
+	pthread_cond_t wake;            /* writer: work or stop */
+	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
+	pthread_mutex_t db_lock;        /* the writer connection */
+	struct list_head staged;        /* loop thread only: handed over once per loop turn */
+	struct event *flush_ev;         /* hands staged over */
+	struct list_head queue;         /* for the writer */
+	struct list_head done;          /* answered, for the loop */
+	bool stopping, ckpt_stopping;
+	bool urgent;                    /* queue holds an operation someone waits for */
+	bool gathering;                 /* writer: collecting operations nobody waits for */
+	bool staged_urgent;             /* loop thread: staged holds one someone waits for */
+	pthread_t writer, ckpt;
+	bool writer_up, ckpt_up;
+	int64_t last_prune;
+
+	int efd;
+	struct event *ev;
+
+	_Atomic uint64_t commits, syncs;
+	_Atomic int health;             /* writer: 0, or the error of the last write that failed */
+};
+
+/* The threads' bodies (arg: the store). */
+void *store_writer_main(void *arg);
+void *store_ckpt_main(void *arg);
+/* One operation's statements, inside the caller's transaction: 0 or a negative errno. */
+int store_apply(struct store *st, struct op *op);
+/* Step a statement once, then reset it and clear its bindings: 0 or a negative errno. */
+int store_step_reset(sqlite3_stmt *s);
+
+#endif

@@ -1,0 +1,371 @@
+/* store_writer: the writer thread (group commit, retries while the disk fails) and the
+ * checkpointer thread (the fsyncs). */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "store/schema.h"
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int store_step_reset(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : store_db_errno(rc);
+}
+
+int store_apply(struct store *st, struct op *op)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	switch (op->type) {
+	case OP_CHARGE:
+		s = st->st_charge;
+		for (size_t i = 0; i < op->n && rc == 0; i++) {
+			const struct store_spend *it = &op->items[i];
+			sqlite3_bind_text(s, 1, it->scope, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, it->period, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 3, it->start);
+			sqlite3_bind_int64(s, 4, it->amount);
+			sqlite3_bind_int64(s, 5, it->expires);
+			rc = store_step_reset(s);
+		}
+		if (rc == 0 && op->seq) {
+			sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)op->seq);
+			rc = store_step_reset(st->st_jseq);
+		}
+		return rc;
+	case OP_KEY_PUT:
+		s = st->st_key_put;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, op->key.name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, op->key.team, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, op->key.policy, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 5, op->key.hash, sizeof(op->key.hash), SQLITE_STATIC);
+		sqlite3_bind_int64(s, 6, op->key.created);
+		sqlite3_bind_int64(s, 7, op->key.expires);
+		sqlite3_bind_int(s, 8, op->key.disabled);
+		return store_step_reset(s);
+	case OP_KEY_DELETE:
+		s = st->st_key_del;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		return store_step_reset(s);
+	case OP_AUDIT:
+		s = st->st_audit;
+		sqlite3_bind_int64(s, 1, op->ts);
+		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		return store_step_reset(s);
+	case OP_SPEND_RESET:
+		s = st->st_reset;
+		for (size_t i = 0; i < op->n && rc == 0; i++) {
+			sqlite3_bind_text(s, 1, op->items[i].scope, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, op->items[i].period, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 3, op->items[i].start);
+			rc = store_step_reset(s);
+		}
+		return rc;
+	case OP_TEAM_PUT:
+		s = st->st_team_put;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
+		return store_step_reset(s);
+	case OP_TEAM_DELETE:
+		s = st->st_team_del;
+		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
+		return store_step_reset(s);
+	case OP_FLUSH:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* The disk failed (full, read-only, I/O error), not the operation: worth trying again. */
+static bool disk_error(int err)
+{
+	return err == -ENOSPC || err == -EIO || err == -EROFS || err == -EPERM || err == -EBUSY ||
+	       err == -ENOMEM;
+}
+
+/* SQLite says SQLITE_IOERR for most failed writes (and keeps no errno to tell why): the file
+ * system tells a read-only one (EROFS), a full one (ENOSPC) or write-protected files (EPERM)
+ * from a failing disk. */
+static int disk_errno(struct store *st, int rc)
+{
+	struct statvfs sv;
+	char dir[4096];
+	const char *slash = strrchr(st->path, '/');
+	int fd;
+
+	if (rc != -EIO)
+		return rc;
+	if (statvfs(st->path, &sv) == 0 && (sv.f_flag & ST_RDONLY))
+		return -EROFS;
+	if (statvfs(st->path, &sv) == 0 && sv.f_bavail == 0)
+		return -ENOSPC;
+	/* An emergency read-only file system (ext4 after an error) still shows rw in statvfs:
+	 * creating an unnamed file there says EROFS. */
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - st->path) + 1 : 1,
+		 slash ? st->path : ".");
+	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	if (fd < 0 && errno == EROFS)
+		return -EROFS;
+	/* Write-protected files (chattr +i: EPERM even through descriptors already open). */
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s%s", st->path, i ? "-wal" : "");
+		fd = open(dir, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			close(fd);
+		else if (errno == EPERM || errno == EACCES)
+			return -EPERM;
+	}
+	return rc;
+}
+
+/* Transaction control on the writer: failures are reported once, by set_health, not at every
+ * retry of a disk that stays full. */
+static int exec_quiet(sqlite3 *db, const char *sql)
+{
+	return store_db_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+/* The result of a write (0 or its error, already through disk_errno): health, and a log line
+ * when it changes. */
+static void set_health(struct store *st, int rc)
+{
+	int now = rc == 0 ? 0 : disk_error(rc) ? rc : -EIO;
+	int was = atomic_exchange(&st->health, now);
+
+	if (was && !now)
+		log_info("store: %s: writes succeed again", st->path);
+	else if (now && now != was)
+		log_error("store: %s: writes fail (%s): calls with a budget are refused, answered "
+			  "charges wait in the journal; trying again every %d ms", st->path,
+			  strerror(-now), RETRY_MS);
+}
+
+/* One transaction for the whole batch; a savepoint per operation so one bad operation (a
+ * duplicate key hash) fails alone. A disk error fails the whole batch: a charge from the
+ * journal must never be committed after a later one (the journal replays only what follows
+ * the last committed sequence number). */
+static void commit_batch(struct store *st, struct list_head *batch)
+{
+	struct op *op;
+	int rc;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = exec_quiet(st->db, "BEGIN IMMEDIATE");
+	list_for_each_entry(op, batch, link) {
+		if (rc) {
+			op->err = rc;
+			continue;
+		}
+		if ((op->err = exec_quiet(st->db, "SAVEPOINT op")) != 0) {
+			rc = op->err;
+			continue;
+		}
+		op->err = store_apply(st, op);
+		if (disk_error(op->err))
+			rc = op->err = disk_errno(st, op->err);
+		if (op->err && exec_quiet(st->db, "ROLLBACK TO op") != 0)
+			rc = -EIO;
+		if (exec_quiet(st->db, "RELEASE op") != 0)
+			rc = -EIO;
+	}
+	if (rc == 0 && now_s() - st->last_prune >= PRUNE_EVERY_S) {
+		/* Rolling-window slots that left their window: nothing reads them again. */
+		sqlite3_bind_int64(st->st_prune, 1, now_s());
+		if (store_step_reset(st->st_prune) == 0)
+			st->last_prune = now_s();
+	}
+	if (rc == 0 && (rc = exec_quiet(st->db, "COMMIT")) != 0)
+		rc = disk_errno(st, rc);
+	if (rc) {
+		if (!sqlite3_get_autocommit(st->db) && exec_quiet(st->db, "ROLLBACK") != 0)
+			log_error("store: rollback failed");
+		if (!disk_error(rc))
+			log_error("store: batch not committed: %s", strerror(-rc));
+		list_for_each_entry(op, batch, link)
+			if (!op->err || !disk_error(op->err))
+				op->err = rc;
+	} else {
+		atomic_fetch_add(&st->commits, 1);
+	}
+	set_health(st, rc);
+	pthread_mutex_unlock(&st->db_lock);
+}
+
+/* While the disk fails and no charge is waiting to be tried again: a write that really
+ * changes a page (a row in and out; an UPDATE to the same value writes nothing), so that
+ * health turns back to 0 as soon as the disk takes writes again. */
+static void probe(struct store *st)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->db_lock);
+	rc = exec_quiet(st->db, "BEGIN IMMEDIATE");
+	if (rc == 0) {
+		sqlite3_bind_text(st->st_charge, 1, "-probe", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st->st_charge, 2, "-", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->st_charge, 3, 0);
+		sqlite3_bind_int64(st->st_charge, 4, 0);
+		sqlite3_bind_int64(st->st_charge, 5, 1);
+		rc = store_step_reset(st->st_charge);
+	}
+	if (rc == 0) {
+		sqlite3_bind_text(st->st_reset, 1, "-probe", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st->st_reset, 2, "-", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st->st_reset, 3, 0);
+		rc = store_step_reset(st->st_reset);
+	}
+	if (rc == 0)
+		rc = exec_quiet(st->db, "COMMIT");
+	rc = rc ? disk_errno(st, rc) : 0;
+	if (rc && !sqlite3_get_autocommit(st->db) && exec_quiet(st->db, "ROLLBACK") != 0)
+		log_error("store: rollback failed");
+	set_health(st, rc);
+	pthread_mutex_unlock(&st->db_lock);
+}
+
+static void notify_loop(struct store *st)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already non-zero: the loop will wake anyway. */
+	if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("store: eventfd write: %s", strerror(errno));
+}
+
+/* Wait until RETRY_MS from now, or until the store stops. Called with st->lock held. */
+static void wait_retry(struct store *st)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += RETRY_MS * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	while (!st->stopping && pthread_cond_timedwait(&st->wake, &st->lock, &until) != ETIMEDOUT)
+		;
+}
+
+void *store_writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct list_head batch, retry;
+	struct op *op, *tmp;
+
+	list_init(&batch);
+	/* Charges from the journal whose commit failed on the disk: nobody waits for them (the
+	 * call was answered), so they are tried again, first in the next batch, until the disk
+	 * takes them. Only stopping gives up on them: they stay in the journal for the next start. */
+	list_init(&retry);
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		bool failing = atomic_load(&st->health) != 0 || !list_empty(&retry);
+
+		if (failing && !st->stopping) {
+			wait_retry(st);
+		} else {
+			while (list_empty(&st->queue) && !st->stopping)
+				pthread_cond_wait(&st->wake, &st->lock);
+			if (list_empty(&st->queue) && list_empty(&retry))
+				break;
+		}
+		/* Nobody waits for these (charges safe in the journal, records): gather a few
+		 * milliseconds of them into one transaction instead of one per call. */
+		if (!failing && !st->urgent && !st->stopping) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_nsec += GATHER_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			st->gathering = true;
+			while (!st->urgent && !st->stopping &&
+			       pthread_cond_timedwait(&st->wake, &st->lock, &until) != ETIMEDOUT)
+				;
+			st->gathering = false;
+		}
+		st->urgent = false;
+		/* Group commit: what failed before first, then everything queued meanwhile. */
+		list_splice_tail_init(&retry, &batch);
+		list_splice_tail_init(&st->queue, &batch);
+		pthread_mutex_unlock(&st->lock);
+
+		if (list_empty(&batch))
+			probe(st);
+		else
+			commit_batch(st, &batch);
+
+		pthread_mutex_lock(&st->lock);
+		list_for_each_entry_safe(op, tmp, &batch, link)
+			if (op->seq && !op->cb && disk_error(op->err) && !st->stopping) {
+				op->err = 0;
+				list_del(&op->link);
+				list_add_tail(&op->link, &retry);
+			}
+		if (!list_empty(&batch)) {
+			list_splice_tail_init(&batch, &st->done);
+			notify_loop(st);
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+/* Every fsync_interval_ms, if something was committed: a passive checkpoint on a connection of
+ * its own. With synchronous=NORMAL the checkpoint fsyncs the WAL before copying it, which is
+ * what bounds power loss; the writer never waits for it (WAL lets both run at once). */
+void *store_ckpt_main(void *arg)
+{
+	struct store *st = arg;
+	uint64_t seen = 0;
+	struct timespec until;
+
+	pthread_mutex_lock(&st->lock);
+	while (!st->ckpt_stopping) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += st->fsync_interval_ms / 1000;
+		until.tv_nsec += (long)(st->fsync_interval_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		while (!st->ckpt_stopping &&
+		       pthread_cond_timedwait(&st->ckpt_wake, &st->lock, &until) != ETIMEDOUT)
+			;
+		uint64_t c = atomic_load(&st->commits);
+		if (c == seen)
+			continue;
+		pthread_mutex_unlock(&st->lock);
+		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+						   NULL, NULL);
+		if (rc == SQLITE_OK) {
+			seen = c;
+			atomic_fetch_add(&st->syncs, 1);
+		} else if (rc != SQLITE_BUSY) {
+			log_error("store: checkpoint: %s", sqlite3_errmsg(st->ckpt_db));
+		}
+		pthread_mutex_lock(&st->lock);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
