@@ -1,5 +1,6 @@
 /* gate: key → permission → rate → budget, for every call. */
 #include "govern/gate.h"
+#include "govern/gate_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,8 +10,12 @@
 #include <time.h>
 #include <sys/stat.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "govern/budget.h"
+#include "govern/circuit.h"
+#include "govern/loop_guard.h"
+#include "govern/toolpin.h"
 #include "mcp/catalog.h"
 #include "base/config.h"
 #include "base/hmap.h"
@@ -19,37 +24,13 @@
 #include "govern/ratelimit.h"
 #include "govern/refusal.h"
 #include "govern/schema.h"
+#include "observe/audit.h"
+#include "observe/metrics.h"
 #include "store/store.h"
 
 #define SWEEP_EVERY_S 600      /* how often idle budget counters are looked for */
 
-struct gate {
-	bool auth_required;
-	struct event *sweep;            /* budget_sweep */
-	struct policy_set *ps;
-	struct keystore *ks;
-	struct policy_cache *pc;
-	struct ratelimit_config *rlc;
-	struct ratelimit *rl;
-	struct budget_config *bc;
-	struct budget *budget;
-	struct store *store;
-	const struct catalog *cat;
-	/* The flat catalogue the policy views index: tools, resources, templates, prompts. */
-	struct policy_entry *entries;
-	size_t nentries;
-	size_t offset[CAT_NKINDS];
-	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
-	/* Which keys and teams the config defines (the rest came through the admin API): a
-	 * reload replaces the former and keeps the latter. */
-	struct hmap *config_keys, *config_teams;
-};
 
-struct gate_ticket {
-	struct budget_resv *resv;
-	int64_t cost;
-	bool charge_failures;
-};
 
 
 /* mkdir -p for the store's directory, private to the daemon's user. */
@@ -168,6 +149,8 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		rc = r;
 	if ((r = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
 		rc = r;
+	if ((r = toolpin_config_parse(cfg->raw, &g->tpc, errs)))
+		rc = r;
 	if (rc)
 		goto fail;
 	if (!base) {
@@ -193,13 +176,32 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
+	g->pins = toolpins_new(g->store);
+	g->loops = loop_guard_new(LOOP_GUARD_MAX_ENTRIES);
+	if (!g->pins || !g->loops) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	toolpins_set_config(g->pins, &g->tpc);
+	g->ncircuits = cfg->nupstreams;
+	g->circuits = xcalloc(g->ncircuits ? g->ncircuits : 1, sizeof(*g->circuits));
+	for (size_t i = 0; i < g->ncircuits; i++) {
+		const struct upstream_config *u = &cfg->upstreams[i];
+		struct circuit_config cc = { u->circuit_failures, u->circuit_window_ms,
+					     u->circuit_open_for_ms };
+		circuit_init(&g->circuits[i], &cc);
+		if (cc.failures)
+			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
+	}
 	/* Start-up only: these read SQLite synchronously before the loop serves anyone. */
 	if ((rc = store_load_teams(g->store, load_team, g)) ||
 	    (rc = store_load_keys(g->store, load_key, g)) ||
-	    (rc = store_load_spend(g->store, load_spend, g->budget))) {
+	    (rc = store_load_spend(g->store, load_spend, g->budget)) ||
+	    (rc = toolpins_load(g->pins))) {
 		config_fail(errs, "store.path", "cannot load the store: %s", strerror(-rc));
 		goto fail;
 	}
+	toolpins_apply_lock(g->pins, cfg->tool_lock);
 	store_options_clear(&so);
 	*out = g;
 	return 0;
@@ -218,6 +220,13 @@ void gate_free(struct gate *g)
 	if (g->sweep)
 		event_free(g->sweep);
 	budget_free(g->budget);
+	toolpins_free(g->pins);
+	loop_guard_free(g->loops);
+	for (size_t i = 0; i < g->ncircuits; i++)
+		circuit_clear(&g->circuits[i]);
+	free(g->circuits);
+	free(g->tool_digest);
+	free(g->tool_state);
 	store_close(g->store);  /* drains: every queued charge is committed first */
 	budget_config_free(g->bc);
 	ratelimit_free(g->rl);
@@ -272,6 +281,7 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	struct ratelimit_config *rlc = NULL;
 	struct budget_config *bc = NULL;
 	struct hmap *ckeys = NULL, *cteams = NULL;
+	struct toolpin_config tpc;
 	int rc = policy_set_parse(cfg->raw, &ps, errs), r;
 
 	if (rc == 0 && (rc = keys_new(NULL, &ks)) == 0)
@@ -279,6 +289,8 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	if ((r = ratelimit_config_parse(cfg->raw, &rlc, errs)))
 		rc = rc ? rc : r;
 	if ((r = budget_config_parse(cfg->raw, &bc, errs)))
+		rc = rc ? rc : r;
+	if ((r = toolpin_config_parse(cfg->raw, &tpc, errs)))
 		rc = rc ? rc : r;
 	if (rc == 0)
 		rc = note_config_ids(ks, &ckeys, &cteams);
@@ -320,6 +332,9 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	g->config_keys = ckeys;
 	g->config_teams = cteams;
 	policy_cache_free(old_pc);
+	g->tpc = tpc;
+	toolpins_set_config(g->pins, &tpc);
+	toolpins_apply_lock(g->pins, cfg->tool_lock);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
 	policy_set_free(old_ps);
@@ -421,6 +436,7 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 	g->entries = ne;
 	g->nentries = n;
 	g->tool_cost = costs;
+	gate_judge_tools(g, c);
 }
 
 static const struct policy_view *view_for(struct gate *g, const struct key_identity *who)
@@ -449,6 +465,8 @@ bool gate_visible(struct gate *g, const struct key_identity *who, const struct c
 {
 	const struct policy_view *v;
 
+	if (gate_withheld(g, who, e))
+		return false;
 	if (!who || !g->pc)
 		return true;
 	if (e->index == CATALOG_OWN)
@@ -457,7 +475,20 @@ bool gate_visible(struct gate *g, const struct key_identity *who, const struct c
 	return v && policy_view_allows(v, g->offset[e->kind] + e->index, NULL);
 }
 
+static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind, size_t from);
+
 size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from)
+{
+	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
+	size_t i = next_allowed(g, who, kind, from);
+
+	/* withheld tools are few: skipped one by one */
+	while (kind == CAT_TOOLS && i < n && gate_withheld(g, who, catalog_at(g->cat, kind, i)))
+		i = next_allowed(g, who, kind, i + 1);
+	return i;
+}
+
+static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind, size_t from)
 {
 	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
 	const struct policy_view *v;
@@ -471,9 +502,7 @@ size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kin
 	return next < g->offset[kind] + n ? next - g->offset[kind] : n;
 }
 
-static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
+cJSON *gate_refusal(int code, cJSON *data, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -521,7 +550,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 			cJSON_AddStringToObject(d, rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS
 						? "prompt" : "resource", rq->e->exposed);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
-			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
+			*error = gate_refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
 					 rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS ? "prompt" : "resource",
 					 rq->e->exposed, why ? why : "the key's policy");
 			return -EACCES;
@@ -533,7 +562,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
 			cJSON_AddStringToObject(d, "resource", rq->name);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
-			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
+			*error = gate_refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
 					 rq->name, why ? why : "the key's policy");
 			return -EACCES;
 		}
@@ -584,7 +613,7 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 		else
 			cJSON_AddNullToObject(d, "reset");
 		snprintf(reason, reason_len, "over budget %s", br.name);
-		*error = refusal(REFUSAL_OVER_BUDGET, d,
+		*error = gate_refusal(REFUSAL_OVER_BUDGET, d,
 				 "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
 				 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
 				 limit, reserved, c, reset);
@@ -620,7 +649,7 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 		cJSON_AddNumberToObject(d, "requests", (double)rr.spec.requests);
 		cJSON_AddStringToObject(d, "per", ratelimit_per_name(rr.spec.period_ns));
 		snprintf(reason, reason_len, "rate limited (%s)", ratelimit_level_name(rr.level));
-		*error = refusal(REFUSAL_RATE_LIMITED, d,
+		*error = gate_refusal(REFUSAL_RATE_LIMITED, d,
 				 "Rate limited: %s limit of %llu per %s reached; retry after %llu ms",
 				 ratelimit_level_name(rr.level), (unsigned long long)rr.spec.requests,
 				 ratelimit_per_name(rr.spec.period_ns),
@@ -639,12 +668,17 @@ int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket
 	*error = NULL;
 	if (rq->who && g->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
 		return rc;
+	if ((rc = gate_admit_integrity(g, rq, error, reason, reason_len)))
+		return rc;
 	/* 2. the arguments, with or without keys */
 	if (rq->has_args && rq->e &&
 	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
 		return rc;
 	if (!rq->who || !g->pc || !rq->work)
 		return 0;
+	/* Before anything is spent: a call refused as a loop costs no money and no token. */
+	if ((rc = gate_admit_loop(g, rq, error, reason, reason_len)))
+		return rc;
 	/* Rate last: a call refused for anything else uses up no quota; one refused by the
 	 * rate limit keeps no money reserved. */
 	if ((rc = admit_budget(g, rq, ticket, error, reason, reason_len)))
@@ -670,7 +704,7 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
 		cJSON_AddStringToObject(d, "keyword", "type");
 		cJSON_AddStringToObject(d, "message", "arguments must be an object");
 		snprintf(reason, reason_len, "invalid arguments");
-		*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
+		*error = gate_refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
 		return -EINVAL;
 	}
 	if (!e->schema || !catalog_server_config(g->cat, e->server)->validate_args)
@@ -685,7 +719,7 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
 	cJSON_AddStringToObject(d, "keyword", se.keyword);
 	cJSON_AddStringToObject(d, "message", se.message);
 	snprintf(reason, reason_len, "invalid arguments");
-	*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "Invalid arguments for tool %s: %s: %s",
+	*error = gate_refusal(REFUSAL_INVALID_ARGUMENTS, d, "Invalid arguments for tool %s: %s: %s",
 			 e->exposed, se.path, se.message);
 	return -EINVAL;
 }
@@ -709,3 +743,4 @@ int64_t gate_ticket_cost(const struct gate_ticket *t)
 {
 	return t ? t->cost : 0;
 }
+

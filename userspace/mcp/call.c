@@ -13,6 +13,7 @@
 #include "base/hmap.h"
 #include "base/log.h"
 #include "govern/gate.h"
+#include "govern/refusal.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/links.h"
@@ -122,10 +123,22 @@ void call_fail(struct call *c, int code, const char *reason, cJSON *data, const 
 	decide(c, e);
 }
 
+/* The upstream's circuit hears how a call it let through went (failure: transport error,
+ * timeout, HTTP 5xx — what the link reports as -32010/-32011). */
+static void circuit_outcome(struct call *c, bool failure)
+{
+	if (!c->circuit_out)
+		return;
+	c->circuit_out = false;
+	gate_circuit_result(c->env->gate, c->server, failure, c->circuit_probe);
+}
+
 static void call_free(struct call *c)
 {
 	if (c->ticket)  /* never settled: nothing was acknowledged, give the capacity back */
 		gate_settle(c->env->gate, c->ticket, false, NULL, NULL);
+	if (c->circuit_out && c->circuit_probe)  /* cancelled: the next call probes */
+		gate_circuit_abandon(c->env->gate, c->server);
 	if (c->s && hmap_get(c->s->calls, c->key) == c)
 		hmap_del(c->s->calls, c->key);
 	cJSON_Delete(c->down_id);
@@ -210,10 +223,24 @@ static void forward(struct call *c)
 {
 	const char *name = catalog_server_config(c->env->cat, c->server)->name;
 	cJSON *params = c->up_params;
+	int64_t retry;
 	int err;
 
+	if (gate_circuit_allow(c->env->gate, c->server, &c->circuit_probe, &retry)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "type", "circuit_open");
+		cJSON_AddStringToObject(data, "server", name);
+		cJSON_AddStringToObject(data, "state", gate_circuit_state(c->env->gate, c->server));
+		cJSON_AddNumberToObject(data, "retry_after_ms", (double)retry);
+		call_fail(c, REFUSAL_CIRCUIT_OPEN, "circuit open", data,
+			  "upstream %s is failing (circuit open): calls are refused without trying "
+			  "it; it is tried again in %lld ms", name, (long long)retry);
+		return;
+	}
+	c->circuit_out = true;
 	c->link = links_get(c->env->links, c->s, c->server, &err);
 	if (!c->link) {
+		circuit_outcome(c, true);
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s is not available (%s)", name,
@@ -226,6 +253,7 @@ static void forward(struct call *c)
 	c->up_params = NULL;
 	c->state = CALL_SENT;
 	if (link_call(c->link, c->up_method, params, 0, on_answer, &c->obj_type, &c->handle)) {
+		circuit_outcome(c, true);
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s: cannot send", name);
@@ -301,8 +329,12 @@ static void uncharged(struct call *c, int err)
 static void answered(struct call *c, cJSON *resp)
 {
 	struct gate_ticket *t = c->ticket;
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(resp, "error"), "code");
 	int rc;
 
+	circuit_outcome(c, cJSON_IsNumber(code) && (code->valueint == UPSTREAM_ERR_FAILED ||
+						     code->valueint == UPSTREAM_ERR_TIMEOUT));
 	expose_answer(c, resp);
 	record(c, DECISION_ALLOW, NULL, resp);
 	c->resp = resp;

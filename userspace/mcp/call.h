@@ -90,6 +90,8 @@ struct call {
 	unsigned fanout;              /* METHOD_FANOUT: answers still expected */
 	bool parked;                  /* SENT without an upstream request: its route waits for
 				       * the session's own lists (mcp/session_view.h) */
+	bool circuit_out;             /* let through by its upstream's circuit: outcome owed */
+	bool circuit_probe;           /* ... as the half-open probe */
 
 	/* Monotonic stamps, for the record's latency split and the stage metrics. */
 	uint64_t rx_ns;               /* the transport had the request (0: unknown) */
