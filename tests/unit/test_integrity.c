@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/config.h"
+#include "govern/gate.h"
 #include "govern/circuit.h"
 #include "govern/loop_guard.h"
 #include "govern/tool_digest.h"
@@ -189,6 +191,59 @@ static void test_loop_guard(void)
 	loop_guard_free(lg);
 }
 
+/* The configuration of all three: defaults, and every error names its field. */
+static int config_errors(const char *text, const char *want)
+{
+	struct config_errors e = { 0 };
+	struct config *c = NULL;
+	struct gate *g = NULL;
+	int rc = config_parse(text, "t", &c, &e);
+
+	if (rc == 0 && (rc = gate_new(NULL, c, &g, &e)) == 0)
+		gate_free(g);
+	config_free(c);
+	for (int i = 0; want && i < e.count; i++)
+		if (strstr(e.msg[i], want))
+			return rc;
+	if (want)
+		CU_FAIL("the expected error was not reported");
+	return rc;
+}
+
+static void test_config(void)
+{
+	struct config_errors e = { 0 };
+	struct config *c = NULL;
+
+	CU_ASSERT_EQUAL(config_errors("{\"tool_pins\":{\"mode\":\"warn\",\"require_approval\":true},"
+				      "\"policies\":{\"p\":{\"tool_integrity\":\"off\","
+				      "\"loop_breaker\":{\"max_repeats\":5,\"window\":\"2m\"}}}}", NULL), 0);
+	CU_ASSERT_EQUAL(config_errors("{\"tool_pins\":{\"mode\":\"strict\"}}", "tool_pins.mode"),
+			-EINVAL);
+	CU_ASSERT_EQUAL(config_errors("{\"tool_pins\":{\"lockfle\":\"x\"}}", "tool_pins.lockfle"),
+			-EINVAL);
+	CU_ASSERT_EQUAL(config_errors("{\"policies\":{\"p\":{\"tool_integrity\":\"maybe\"}}}",
+				      "policies.p"), -EINVAL);
+	CU_ASSERT_EQUAL(config_errors("{\"policies\":{\"p\":{\"loop_breaker\":{\"max_repeats\":0}}}}",
+				      "policies.p.loop_breaker.max_repeats"), -EINVAL);
+	CU_ASSERT_EQUAL(config_errors("{\"policies\":{\"p\":{\"loop_breaker\":{\"max_repeats\":3,"
+				      "\"window\":\"soon\"}}}}", "policies.p.loop_breaker.window"), -EINVAL);
+	/* the circuit of an upstream: defaults for window and open_for */
+	CU_ASSERT_EQUAL_FATAL(config_parse("{\"upstreams\":[{\"name\":\"a\",\"transport\":\"http\","
+					   "\"url\":\"http://127.0.0.1:1/mcp\",\"circuit\":{\"failures\":4}}]}",
+					   "t", &c, &e), 0);
+	CU_ASSERT_EQUAL(c->upstreams[0].circuit_failures, 4);
+	CU_ASSERT_EQUAL(c->upstreams[0].circuit_window_ms, 60000);
+	CU_ASSERT_EQUAL(c->upstreams[0].circuit_open_for_ms, 30000);
+	config_free(c);
+	CU_ASSERT_EQUAL(config_errors("{\"upstreams\":[{\"name\":\"a\",\"transport\":\"http\","
+				      "\"url\":\"http://127.0.0.1:1/mcp\",\"circuit\":{\"failures\":2,"
+				      "\"open_for\":\"-1s\"}}]}", "upstreams[0].circuit.open_for"), -EINVAL);
+	CU_ASSERT_EQUAL(config_errors("{\"upstreams\":[{\"name\":\"a\",\"transport\":\"http\","
+				      "\"url\":\"http://127.0.0.1:1/mcp\",\"circuit\":{\"window\":\"1s\"}}]}",
+				      "upstreams[0].circuit.failures"), -EINVAL);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -197,6 +252,7 @@ int main(void)
 		{ "diff", test_diff },
 		{ "circuit breaker", test_circuit },
 		{ "loop breaker", test_loop_guard },
+		{ "configuration", test_config },
 		{ NULL, NULL }
 	};
 
