@@ -248,6 +248,10 @@ describe('pinned tool definitions: warn and per-policy modes', () => {
 			}, { what: 'the changed add listed' });
 			const r = await c.client.callTool({ name: 'add', arguments: { a: 1, b: 2 } });
 			assert.equal(r.content[0].text, '3');
+			// the call's own record says it went through changed
+			const dec = await d.waitForRecord((x) => x.type === 'decision' && x.target === 'add' &&
+				x.decision === 'allow');
+			assert.equal(dec.reason, 'tool changed since approval (tool_integrity warn)');
 		} finally {
 			await stop(d);
 		}

@@ -85,7 +85,7 @@ void admin_tool_approve(struct ctx *c, const char *id)
 		admin_fail(c, 404, NULL, "no tool %s listed by upstream %s since start", tool, server);
 		goto out;
 	}
-	if (rc >= 0)  /* the withheld tool is back in lists: tell the sessions */
+	if (rc == 0)  /* the withheld tool is back in lists: tell the sessions */
 		router_lists_changed(c->a->r, CAT_TOOLS);
 	admin_pending_start(c, p, rc);
 out:

@@ -79,7 +79,8 @@ struct gate_request {
 };
 
 /* Admit a call, in this order: permission, tool integrity (a changed tool under withhold:
- * -EPERM, -32012), arguments, loop breaker (-ELOOP, -32013), budget, rate limit. A call refused at
+ * -EPERM, -32012; under warn it passes and *reason says so for the record), arguments, loop
+ * breaker (-ELOOP, -32013), budget, rate limit. A call refused at
  * one step leaves nothing spent at the later ones: a call refused for its arguments or its
  * budget spends no rate-limit token, and one refused by the rate limit reserves no money.
  * 0: admitted, *ticket to settle (may be NULL: nothing to settle). Otherwise a negative errno

@@ -264,8 +264,10 @@ enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char 
 		/* once per new definition, not on every refresh */
 		cJSON *old = p->def ? cJSON_Parse(p->def) : NULL;
 		cJSON *diff = tool_diff(s == PIN_NEW ? NULL : old, def);
-		if (s == PIN_NEW)
+		if (s == PIN_NEW) {
+			cJSON_DeleteItemFromObjectCaseSensitive(diff, "previous_unknown");
 			cJSON_AddBoolToObject(diff, "new_tool", 1);
+		}
 		audit_tool_change(server, tool, p->digest[0] ? p->digest : NULL, digest, diff);
 		log_warn("upstream %s: tool %s %s (digest %.12s…, approved %.12s…): "
 			 "approve it with wardenctl tools approve %s/%s", server, tool,

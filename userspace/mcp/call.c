@@ -147,6 +147,7 @@ static void call_free(struct call *c)
 	cJSON_Delete(c->resp);
 	free(c->target);
 	free(c->upname);
+	free(c->note);
 	free(c);
 	metrics_request_end();
 }
@@ -186,7 +187,7 @@ static void admit(struct call *c)
 {
 	const struct upstream_config *uc = catalog_server_config(c->env->cat, c->server);
 	uint64_t t = clock_mono_ns();
-	char reason[256];
+	char reason[256] = "";
 	cJSON *err = NULL;
 	int rc;
 
@@ -202,6 +203,8 @@ static void admit(struct call *c)
 	c->entry = NULL;  /* the catalogue may be rebuilt while the call waits */
 	c->gate_ns = clock_mono_ns() - t + 1;
 	if (rc == 0) {
+		if (reason[0])  /* admitted with a note (a changed tool under warn) */
+			c->note = xstrdup(reason);
 		c->state = CALL_ADMITTED;
 		return;
 	}
@@ -336,7 +339,7 @@ static void answered(struct call *c, cJSON *resp)
 	circuit_outcome(c, cJSON_IsNumber(code) && (code->valueint == UPSTREAM_ERR_FAILED ||
 						     code->valueint == UPSTREAM_ERR_TIMEOUT));
 	expose_answer(c, resp);
-	record(c, DECISION_ALLOW, NULL, resp);
+	record(c, DECISION_ALLOW, c->note, resp);
 	c->resp = resp;
 	if (!t) {
 		c->state = CALL_DONE;

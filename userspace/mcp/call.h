@@ -81,6 +81,7 @@ struct call {
 	const char *up_method;        /* sent upstream (NULL: nothing to forward) */
 	cJSON *up_params;             /* owned until sent */
 	char *target;                 /* tool / prompt / URI, for the record */
+	char *note;                   /* admitted with a remark for the record, or NULL */
 	cJSON *args_shape;            /* tools/call: the arguments' types, never their values */
 
 	struct gate_ticket *ticket;   /* admitted with a cost: settled once answered */
