@@ -124,6 +124,13 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_debug("budget: %zu idle counter%s forgotten", n, n == 1 ? "" : "s");
 }
 
+static void note_lock(int changed)
+{
+	if (changed)
+		log_info("tool pins: %d pin%s set from tool_pins.lockfile", changed,
+			 changed == 1 ? "" : "s");
+}
+
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs)
 {
@@ -201,7 +208,7 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		config_fail(errs, "store.path", "cannot load the store: %s", strerror(-rc));
 		goto fail;
 	}
-	toolpins_apply_lock(g->pins, cfg->tool_lock);
+	note_lock(toolpins_apply_lock(g->pins, cfg->tool_lock));
 	store_options_clear(&so);
 	*out = g;
 	return 0;
@@ -334,7 +341,7 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	policy_cache_free(old_pc);
 	g->tpc = tpc;
 	toolpins_set_config(g->pins, &tpc);
-	toolpins_apply_lock(g->pins, cfg->tool_lock);
+	note_lock(toolpins_apply_lock(g->pins, cfg->tool_lock));
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
 	policy_set_free(old_ps);

@@ -28,27 +28,25 @@ static bool pins_enabled(const struct gate *g)
 	return g->pins_on;
 }
 
-/* The digest of an entry's definition as its upstream lists it (its own name). */
-static int entry_digest(const struct catalog_entry *e, char hex[TOOL_DIGEST_HEX])
+/* An entry's definition as its upstream lists it (its own name, not the exposed one; caller
+ * frees) and its digest. */
+static cJSON *entry_definition(const struct catalog_entry *e, char hex[TOOL_DIGEST_HEX], int *rc)
 {
 	cJSON *def = cJSON_Duplicate(e->json, 1);
-	int rc;
 
 	cJSON_ReplaceItemInObjectCaseSensitive(def, "name", cJSON_CreateString(e->name));
-	rc = tool_digest(def, hex);
-	cJSON_Delete(def);
-	return rc;
+	*rc = tool_digest(def, hex);
+	return def;
 }
 
 static enum pin_state see_entry(struct gate *g, const struct catalog_entry *e, char *hex)
 {
 	const char *server = catalog_server_config(g->cat, e->server)->name;
+	int rc;
+	cJSON *def = entry_definition(e, hex, &rc);
+	/* a definition that cannot be digested is never trusted */
+	enum pin_state st = rc ? PIN_NEW : toolpins_see(g->pins, server, e->name, def, hex);
 
-	if (entry_digest(e, hex))
-		return PIN_NEW;  /* cannot tell: never trusted */
-	cJSON *def = cJSON_Duplicate(e->json, 1);
-	cJSON_ReplaceItemInObjectCaseSensitive(def, "name", cJSON_CreateString(e->name));
-	enum pin_state st = toolpins_see(g->pins, server, e->name, def, hex);
 	cJSON_Delete(def);
 	return st;
 }
@@ -138,10 +136,14 @@ int gate_admit_integrity(struct gate *g, const struct gate_request *rq, cJSON **
 	default:
 		return 0;
 	}
-	if (rq->e->index != CATALOG_OWN && rq->e->index < g->ntools)
+	if (rq->e->index != CATALOG_OWN && rq->e->index < g->ntools) {
 		memcpy(hex, g->tool_digest[rq->e->index], sizeof(hex));
-	else
-		entry_digest(rq->e, hex);
+	} else {
+		int rc;
+		cJSON_Delete(entry_definition(rq->e, hex, &rc));
+		if (rc)
+			hex[0] = '\0';  /* not known: the refusal says so with an empty digest */
+	}
 	cJSON *d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "tool", rq->e->exposed);
 	cJSON_AddStringToObject(d, "server", rq->server);
@@ -169,7 +171,7 @@ int gate_admit_loop(struct gate *g, const struct gate_request *rq, cJSON **error
 	if (!g->loops || rq->kind != CAT_TOOLS ||
 	    !policy_loop_breaker(g->ps, rq->who->policy, rq->who->team_policy, &max, &window))
 		return 0;
-	char *args = tool_canonical_value(rq->args ? rq->args : NULL);
+	char *args = tool_canonical_value(rq->args);  /* none: "null" */
 	size_t la = strlen(args), lk = strlen(rq->who->id), ls = strlen(rq->server),
 	       ln = strlen(rq->name);
 	char *buf = xmalloc(lk + ls + ln + la + 3);
@@ -238,7 +240,10 @@ void gate_circuit_result(struct gate *g, size_t server, bool failure, bool probe
 	audit_circuit(name, circuit_state_name(before), circuit_state_name(c->state),
 		      c->state == CIRCUIT_OPEN ? c->cfg.open_for_ms : 0);
 	metrics_circuit_state(name, (int)c->state);
-	if (c->state == CIRCUIT_OPEN)
+	if (c->state == CIRCUIT_OPEN && before == CIRCUIT_HALF_OPEN)
+		log_warn("upstream %s: circuit open again: the probe call failed; calls are refused "
+			 "for %lld ms", name, (long long)c->cfg.open_for_ms);
+	else if (c->state == CIRCUIT_OPEN)
 		log_warn("upstream %s: circuit open after %u failures within %lld ms; calls are "
 			 "refused for %lld ms", name, c->cfg.failures, (long long)c->cfg.window_ms,
 			 (long long)c->cfg.open_for_ms);

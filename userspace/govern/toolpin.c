@@ -182,6 +182,17 @@ static int approve(struct toolpins *tp, struct pin *p, const char *digest, const
 	return store_tool_pin_put(tp->st, &sp, cb ? cb : stored, cb ? arg : NULL);
 }
 
+/* A pin nobody waits for (first use, lockfile): a store that cannot take it is logged, and
+ * the pin holds in memory until a restart. */
+static void pin_now(struct toolpins *tp, struct pin *p, const char *digest, const char *def,
+		    const char *by)
+{
+	int rc = approve(tp, p, digest, def, by, NULL, NULL);
+
+	if (rc < 0)
+		stored(NULL, rc);
+}
+
 static int load_one(void *arg, const struct store_tool_pin *sp)
 {
 	struct toolpins *tp = arg;
@@ -216,7 +227,7 @@ int toolpins_apply_lock(struct toolpins *tp, const cJSON *lock)
 			/* the definition is known when the upstream lists that very one */
 			const char *def = !strcmp(p->cur, t->valuestring) ? p->cur_def : NULL;
 			audit_tool_pin(p->server, p->tool, t->valuestring, "lockfile", "lockfile");
-			approve(tp, p, t->valuestring, def, "lockfile", NULL, NULL);
+			pin_now(tp, p, t->valuestring, def, "lockfile");
 			n++;
 		}
 	}
@@ -251,7 +262,7 @@ enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char 
 	}
 	if (!p->digest[0] && !tp->cfg.require_approval) {
 		audit_tool_pin(server, tool, digest, "first use", "first_use");
-		approve(tp, p, digest, p->cur_def, "first use", NULL, NULL);
+		pin_now(tp, p, digest, p->cur_def, "first use");
 		p->recorded[0] = '\0';
 		return PIN_OK;
 	}
