@@ -1,6 +1,5 @@
 /* gate: key → permission → rate → budget, for every call. */
 #include "govern/gate.h"
-#include "govern/gate_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -10,12 +9,9 @@
 #include <time.h>
 #include <sys/stat.h>
 
-#include "base/alloc.h"
 #include "base/clock.h"
 #include "govern/budget.h"
-#include "govern/circuit.h"
-#include "govern/loop_guard.h"
-#include "govern/toolpin.h"
+#include "govern/gate_guard.h"
 #include "mcp/catalog.h"
 #include "base/config.h"
 #include "base/hmap.h"
@@ -24,13 +20,40 @@
 #include "govern/ratelimit.h"
 #include "govern/refusal.h"
 #include "govern/schema.h"
-#include "observe/audit.h"
-#include "observe/metrics.h"
 #include "store/store.h"
 
 #define SWEEP_EVERY_S 600      /* how often idle budget counters are looked for */
 
+struct gate {
+	bool auth_required;
+	struct event *sweep;            /* budget_sweep */
+	struct policy_set *ps;
+	struct keystore *ks;
+	struct policy_cache *pc;
+	struct ratelimit_config *rlc;
+	struct ratelimit *rl;
+	struct budget_config *bc;
+	struct budget *budget;
+	struct store *store;
+	const struct catalog *cat;
+	/* The flat catalogue the policy views index: tools, resources, templates, prompts. */
+	struct policy_entry *entries;
+	size_t nentries;
+	size_t offset[CAT_NKINDS];
+	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
+	/* Which keys and teams the config defines (the rest came through the admin API): a
+	 * reload replaces the former and keeps the latter. */
+	struct hmap *config_keys, *config_teams;
+	/* Tool integrity, the loop breaker and the upstream circuits (govern/gate_guard.h). */
+	struct toolpin_config tpc;
+	struct gate_guard *guard;
+};
 
+struct gate_ticket {
+	struct budget_resv *resv;
+	int64_t cost;
+	bool charge_failures;
+};
 
 
 /* mkdir -p for the store's directory, private to the daemon's user. */
@@ -124,13 +147,6 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_debug("budget: %zu idle counter%s forgotten", n, n == 1 ? "" : "s");
 }
 
-static void note_lock(int changed)
-{
-	if (changed)
-		log_info("tool pins: %d pin%s set from tool_pins.lockfile", changed,
-			 changed == 1 ? "" : "s");
-}
-
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs)
 {
@@ -183,32 +199,18 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
-	g->pins = toolpins_new(g->store);
-	g->loops = loop_guard_new(LOOP_GUARD_MAX_ENTRIES);
-	if (!g->pins || !g->loops) {
+	if (!(g->guard = gate_guard_new(g->store, cfg, &g->tpc))) {
 		rc = -ENOMEM;
 		goto fail;
-	}
-	toolpins_set_config(g->pins, &g->tpc);
-	g->ncircuits = cfg->nupstreams;
-	g->circuits = xcalloc(g->ncircuits ? g->ncircuits : 1, sizeof(*g->circuits));
-	for (size_t i = 0; i < g->ncircuits; i++) {
-		const struct upstream_config *u = &cfg->upstreams[i];
-		struct circuit_config cc = { u->circuit_failures, u->circuit_window_ms,
-					     u->circuit_open_for_ms };
-		circuit_init(&g->circuits[i], &cc);
-		if (cc.failures)
-			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
 	}
 	/* Start-up only: these read SQLite synchronously before the loop serves anyone. */
 	if ((rc = store_load_teams(g->store, load_team, g)) ||
 	    (rc = store_load_keys(g->store, load_key, g)) ||
 	    (rc = store_load_spend(g->store, load_spend, g->budget)) ||
-	    (rc = toolpins_load(g->pins))) {
+	    (rc = gate_guard_load(g->guard, cfg->tool_lock))) {
 		config_fail(errs, "store.path", "cannot load the store: %s", strerror(-rc));
 		goto fail;
 	}
-	note_lock(toolpins_apply_lock(g->pins, cfg->tool_lock));
 	store_options_clear(&so);
 	*out = g;
 	return 0;
@@ -227,13 +229,7 @@ void gate_free(struct gate *g)
 	if (g->sweep)
 		event_free(g->sweep);
 	budget_free(g->budget);
-	toolpins_free(g->pins);
-	loop_guard_free(g->loops);
-	for (size_t i = 0; i < g->ncircuits; i++)
-		circuit_clear(&g->circuits[i]);
-	free(g->circuits);
-	free(g->tool_digest);
-	free(g->tool_state);
+	gate_guard_free(g->guard);
 	store_close(g->store);  /* drains: every queued charge is committed first */
 	budget_config_free(g->bc);
 	ratelimit_free(g->rl);
@@ -340,8 +336,8 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	g->config_teams = cteams;
 	policy_cache_free(old_pc);
 	g->tpc = tpc;
-	toolpins_set_config(g->pins, &tpc);
-	note_lock(toolpins_apply_lock(g->pins, cfg->tool_lock));
+	if (g->guard)
+		gate_guard_reconfigure(g->guard, &tpc, cfg->tool_lock);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
 	policy_set_free(old_ps);
@@ -443,7 +439,8 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 	g->entries = ne;
 	g->nentries = n;
 	g->tool_cost = costs;
-	gate_judge_tools(g, c);
+	if (g->guard)
+		gate_guard_judge(g->guard, c, g->ps);
 }
 
 static const struct policy_view *view_for(struct gate *g, const struct key_identity *who)
@@ -472,7 +469,7 @@ bool gate_visible(struct gate *g, const struct key_identity *who, const struct c
 {
 	const struct policy_view *v;
 
-	if (gate_withheld(g, who, e))
+	if (gate_guard_withheld(g->guard, g->ps, who, e))
 		return false;
 	if (!who || !g->pc)
 		return true;
@@ -489,8 +486,9 @@ size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kin
 	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
 	size_t i = next_allowed(g, who, kind, from);
 
-	/* withheld tools are few: skipped one by one */
-	while (kind == CAT_TOOLS && i < n && gate_withheld(g, who, catalog_at(g->cat, kind, i)))
+	/* withheld tools (govern/gate_guard.h) are few: skipped one by one */
+	while (kind == CAT_TOOLS && i < n &&
+	       gate_guard_withheld(g->guard, g->ps, who, catalog_at(g->cat, kind, i)))
 		i = next_allowed(g, who, kind, i + 1);
 	return i;
 }
@@ -509,7 +507,9 @@ static size_t next_allowed(struct gate *g, const struct key_identity *who, int k
 	return next < g->offset[kind] + n ? next - g->offset[kind] : n;
 }
 
-cJSON *gate_refusal(int code, cJSON *data, const char *fmt, ...)
+static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -526,6 +526,12 @@ cJSON *gate_refusal(int code, cJSON *data, const char *fmt, ...)
 		cJSON_AddItemToObject(e, "data", data);
 	}
 	return e;
+}
+
+/* A refusal the guard decided, in the gate's shape. */
+static cJSON *guard_refusal(struct gate_guard_refusal *r)
+{
+	return refusal(r->code, r->data, "%s", r->message);
 }
 
 /* charge_failures of the upstream called `server` (resources outside the lists have no entry) */
@@ -557,7 +563,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 			cJSON_AddStringToObject(d, rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS
 						? "prompt" : "resource", rq->e->exposed);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
-			*error = gate_refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
+			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
 					 rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS ? "prompt" : "resource",
 					 rq->e->exposed, why ? why : "the key's policy");
 			return -EACCES;
@@ -569,7 +575,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
 			cJSON_AddStringToObject(d, "resource", rq->name);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
-			*error = gate_refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
+			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
 					 rq->name, why ? why : "the key's policy");
 			return -EACCES;
 		}
@@ -620,7 +626,7 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 		else
 			cJSON_AddNullToObject(d, "reset");
 		snprintf(reason, reason_len, "over budget %s", br.name);
-		*error = gate_refusal(REFUSAL_OVER_BUDGET, d,
+		*error = refusal(REFUSAL_OVER_BUDGET, d,
 				 "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
 				 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
 				 limit, reserved, c, reset);
@@ -656,7 +662,7 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 		cJSON_AddNumberToObject(d, "requests", (double)rr.spec.requests);
 		cJSON_AddStringToObject(d, "per", ratelimit_per_name(rr.spec.period_ns));
 		snprintf(reason, reason_len, "rate limited (%s)", ratelimit_level_name(rr.level));
-		*error = gate_refusal(REFUSAL_RATE_LIMITED, d,
+		*error = refusal(REFUSAL_RATE_LIMITED, d,
 				 "Rate limited: %s limit of %llu per %s reached; retry after %llu ms",
 				 ratelimit_level_name(rr.level), (unsigned long long)rr.spec.requests,
 				 ratelimit_per_name(rr.spec.period_ns),
@@ -671,21 +677,30 @@ int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket
 {
 	int rc;
 
+	struct gate_guard_refusal gr;
+	struct gate_guard_call gc = { rq->who, rq->e, rq->kind, rq->server, rq->name, rq->args };
+
 	*ticket = NULL;
 	*error = NULL;
 	if (rq->who && g->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
 		return rc;
-	if ((rc = gate_admit_integrity(g, rq, error, reason, reason_len)))
+	/* 1b. a tool changed since its approval, under withhold */
+	if ((rc = gate_guard_integrity(g->guard, g->ps, &gc, &gr, reason, reason_len))) {
+		*error = guard_refusal(&gr);
 		return rc;
+	}
 	/* 2. the arguments, with or without keys */
 	if (rq->has_args && rq->e &&
 	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
 		return rc;
 	if (!rq->who || !g->pc || !rq->work)
 		return 0;
-	/* Before anything is spent: a call refused as a loop costs no money and no token. */
-	if ((rc = gate_admit_loop(g, rq, error, reason, reason_len)))
+	/* 2b. the loop breaker: before anything is spent, so a loop costs no money and no token */
+	if ((rc = gate_guard_loop(g->guard, g->ps, &gc, &gr, reason, reason_len))) {
+		if (rc == -ELOOP)
+			*error = guard_refusal(&gr);
 		return rc;
+	}
 	/* Rate last: a call refused for anything else uses up no quota; one refused by the
 	 * rate limit keeps no money reserved. */
 	if ((rc = admit_budget(g, rq, ticket, error, reason, reason_len)))
@@ -711,7 +726,7 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
 		cJSON_AddStringToObject(d, "keyword", "type");
 		cJSON_AddStringToObject(d, "message", "arguments must be an object");
 		snprintf(reason, reason_len, "invalid arguments");
-		*error = gate_refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
+		*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
 		return -EINVAL;
 	}
 	if (!e->schema || !catalog_server_config(g->cat, e->server)->validate_args)
@@ -726,7 +741,7 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
 	cJSON_AddStringToObject(d, "keyword", se.keyword);
 	cJSON_AddStringToObject(d, "message", se.message);
 	snprintf(reason, reason_len, "invalid arguments");
-	*error = gate_refusal(REFUSAL_INVALID_ARGUMENTS, d, "Invalid arguments for tool %s: %s: %s",
+	*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "Invalid arguments for tool %s: %s: %s",
 			 e->exposed, se.path, se.message);
 	return -EINVAL;
 }
@@ -751,3 +766,35 @@ int64_t gate_ticket_cost(const struct gate_ticket *t)
 	return t ? t->cost : 0;
 }
 
+/* --- tool pins and circuits (govern/gate_guard.h) ------------------------------------------- */
+
+cJSON *gate_tool_pins(struct gate *g)
+{
+	return gate_guard_pins(g->guard);
+}
+
+int gate_tool_approve(struct gate *g, const char *server, const char *tool, const char *by,
+		      void (*cb)(void *arg, int err), void *arg)
+{
+	return gate_guard_approve(g->guard, g->ps, server, tool, by, cb, arg);
+}
+
+int gate_circuit_allow(struct gate *g, size_t server, bool *probe, int64_t *retry_ms)
+{
+	return gate_guard_circuit_allow(g->guard, server, probe, retry_ms);
+}
+
+void gate_circuit_result(struct gate *g, size_t server, bool failure, bool probe)
+{
+	gate_guard_circuit_result(g->guard, server, failure, probe);
+}
+
+void gate_circuit_abandon(struct gate *g, size_t server)
+{
+	gate_guard_circuit_abandon(g->guard, server);
+}
+
+const char *gate_circuit_state(const struct gate *g, size_t server)
+{
+	return gate_guard_circuit_state(g->guard, server);
+}

@@ -1,6 +1,6 @@
-/* gate_guard: tool integrity (pins judged per catalogue, withheld tools), the loop breaker
- * and the upstream circuits, as the gate applies them. */
-#include "govern/gate_int.h"
+/* gate_guard: tool integrity, the loop breaker and the upstream circuits, as the gate applies
+ * them. */
+#include "govern/gate_guard.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,21 +12,100 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "govern/circuit.h"
+#include "govern/keys.h"
 #include "govern/loop_guard.h"
 #include "govern/policy.h"
 #include "govern/refusal.h"
 #include "govern/tool_digest.h"
+#include "mcp/catalog.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
 
-/* --- tool integrity ------------------------------------------------------------------- */
+struct gate_guard {
+	struct toolpin_config tpc;
+	struct toolpins *pins;
+	const struct catalog *cat;      /* the catalogue last judged */
+	/* per catalogue tool, judged once per catalogue: its digest and enum pin_state */
+	char (*tool_digest)[TOOL_DIGEST_HEX];
+	unsigned char *tool_state;
+	size_t ntools;
+	bool pins_on;                   /* some tool_integrity is not off */
+	struct loop_guard *loops;
+	struct circuit *circuits;       /* per upstream, config order */
+	char **names;                   /* their upstreams' names */
+	size_t ncircuits;
+};
 
-/* Is anyone's tool_integrity other than off? If not, nothing is pinned or recorded. Worked
- * out once per catalogue and configuration (gate_judge_tools), read per listed tool. */
-static bool pins_enabled(const struct gate *g)
+static void note_lock(int changed)
 {
-	return g->pins_on;
+	if (changed)
+		log_info("tool pins: %d pin%s set from tool_pins.lockfile", changed,
+			 changed == 1 ? "" : "s");
 }
+
+struct gate_guard *gate_guard_new(struct store *st, const struct config *cfg,
+				  const struct toolpin_config *tpc)
+{
+	struct gate_guard *gd = xcalloc(1, sizeof(*gd));
+
+	gd->tpc = *tpc;
+	gd->pins = toolpins_new(st);
+	gd->loops = loop_guard_new(LOOP_GUARD_MAX_ENTRIES);
+	if (!gd->pins || !gd->loops) {
+		gate_guard_free(gd);
+		return NULL;
+	}
+	toolpins_set_config(gd->pins, tpc);
+	gd->ncircuits = cfg->nupstreams;
+	gd->circuits = xcalloc(gd->ncircuits + 1, sizeof(*gd->circuits));
+	gd->names = xcalloc(gd->ncircuits + 1, sizeof(*gd->names));
+	for (size_t i = 0; i < gd->ncircuits; i++) {
+		const struct upstream_config *u = &cfg->upstreams[i];
+		struct circuit_config cc = { u->circuit_failures, u->circuit_window_ms,
+					     u->circuit_open_for_ms };
+		circuit_init(&gd->circuits[i], &cc);
+		gd->names[i] = xstrdup(u->name);
+		if (cc.failures)
+			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
+	}
+	return gd;
+}
+
+void gate_guard_free(struct gate_guard *gd)
+{
+	if (!gd)
+		return;
+	toolpins_free(gd->pins);
+	loop_guard_free(gd->loops);
+	for (size_t i = 0; i < gd->ncircuits; i++) {
+		circuit_clear(&gd->circuits[i]);
+		free(gd->names[i]);
+	}
+	free(gd->circuits);
+	free(gd->names);
+	free(gd->tool_digest);
+	free(gd->tool_state);
+	free(gd);
+}
+
+int gate_guard_load(struct gate_guard *gd, const cJSON *lock)
+{
+	int rc = toolpins_load(gd->pins);
+
+	if (rc == 0)
+		note_lock(toolpins_apply_lock(gd->pins, lock));
+	return rc;
+}
+
+void gate_guard_reconfigure(struct gate_guard *gd, const struct toolpin_config *tpc,
+			    const cJSON *lock)
+{
+	gd->tpc = *tpc;
+	toolpins_set_config(gd->pins, tpc);
+	note_lock(toolpins_apply_lock(gd->pins, lock));
+}
+
+/* --- tool integrity ------------------------------------------------------------------- */
 
 /* An entry's definition as its upstream lists it (its own name, not the exposed one; caller
  * frees) and its digest. */
@@ -39,93 +118,78 @@ static cJSON *entry_definition(const struct catalog_entry *e, char hex[TOOL_DIGE
 	return def;
 }
 
-static enum pin_state see_entry(struct gate *g, const struct catalog_entry *e, char *hex)
+static enum pin_state see_entry(struct gate_guard *gd, const struct catalog_entry *e, char *hex)
 {
-	const char *server = catalog_server_config(g->cat, e->server)->name;
+	const char *server = catalog_server_config(gd->cat, e->server)->name;
 	int rc;
 	cJSON *def = entry_definition(e, hex, &rc);
 	/* a definition that cannot be digested is never trusted */
-	enum pin_state st = rc ? PIN_NEW : toolpins_see(g->pins, server, e->name, def, hex);
+	enum pin_state st = rc ? PIN_NEW : toolpins_see(gd->pins, server, e->name, def, hex);
 
 	cJSON_Delete(def);
 	return st;
 }
 
-/* Every catalogue tool against its pin, once per catalogue (and after an approval). */
-void gate_judge_tools(struct gate *g, const struct catalog *c)
+void gate_guard_judge(struct gate_guard *gd, const struct catalog *c,
+		      const struct policy_set *ps)
 {
 	size_t n = catalog_count(c, CAT_TOOLS);
 
-	free(g->tool_digest);
-	free(g->tool_state);
-	g->tool_digest = xcalloc(n + 1, sizeof(*g->tool_digest));
-	g->tool_state = xcalloc(n + 1, 1);
-	g->ntools = n;
-	g->pins_on = g->pins && (g->tpc.mode != TOOL_INTEGRITY_OFF ||
-				 policy_tool_integrity_max(g->ps) > TOOL_INTEGRITY_OFF);
-	if (!pins_enabled(g))
+	free(gd->tool_digest);
+	free(gd->tool_state);
+	gd->cat = c;
+	gd->tool_digest = xcalloc(n + 1, sizeof(*gd->tool_digest));
+	gd->tool_state = xcalloc(n + 1, 1);
+	gd->ntools = n;
+	/* when every mode is off nothing is pinned or recorded: worked out here, read per tool */
+	gd->pins_on = gd->tpc.mode != TOOL_INTEGRITY_OFF ||
+		      policy_tool_integrity_max(ps) > TOOL_INTEGRITY_OFF;
+	if (!gd->pins_on)
 		return;
 	for (size_t i = 0; i < n; i++)
-		g->tool_state[i] = (unsigned char)see_entry(g, catalog_at(c, CAT_TOOLS, i),
-							    g->tool_digest[i]);
+		gd->tool_state[i] = (unsigned char)see_entry(gd, catalog_at(c, CAT_TOOLS, i),
+							     gd->tool_digest[i]);
 }
 
-static enum tool_integrity mode_for(const struct gate *g, const struct key_identity *who)
+static enum tool_integrity mode_for(const struct gate_guard *gd, const struct policy_set *ps,
+				    const struct key_identity *who)
 {
-	int m = who ? policy_tool_integrity(g->ps, who->policy, who->team_policy)
+	int m = who ? policy_tool_integrity(ps, who->policy, who->team_policy)
 		    : TOOL_INTEGRITY_UNSET;
 
-	return m == TOOL_INTEGRITY_UNSET ? g->tpc.mode : (enum tool_integrity)m;
+	return m == TOOL_INTEGRITY_UNSET ? gd->tpc.mode : (enum tool_integrity)m;
 }
 
-static enum pin_state entry_state(struct gate *g, const struct catalog_entry *e)
+static enum pin_state entry_state(struct gate_guard *gd, const struct catalog_entry *e)
 {
 	char hex[TOOL_DIGEST_HEX];
 
-	if (e->kind != CAT_TOOLS || !pins_enabled(g) || !g->tool_state)
+	if (e->kind != CAT_TOOLS || !gd->pins_on || !gd->cat)
 		return PIN_OK;
 	if (e->index != CATALOG_OWN)
-		return e->index < g->ntools ? (enum pin_state)g->tool_state[e->index] : PIN_NEW;
-	return see_entry(g, e, hex);  /* a session's own tool: judged as it is listed */
+		return e->index < gd->ntools ? (enum pin_state)gd->tool_state[e->index] : PIN_NEW;
+	return see_entry(gd, e, hex);  /* a session's own tool: judged as it is listed */
 }
 
-/* Is tool entry e kept from who (withhold and not approved)? */
-bool gate_withheld(struct gate *g, const struct key_identity *who, const struct catalog_entry *e)
+bool gate_guard_withheld(struct gate_guard *gd, const struct policy_set *ps,
+			 const struct key_identity *who, const struct catalog_entry *e)
 {
 	/* the state first: one array read for catalogue tools, almost always PIN_OK */
-	return e->kind == CAT_TOOLS && pins_enabled(g) && entry_state(g, e) != PIN_OK &&
-	       mode_for(g, who) == TOOL_INTEGRITY_WITHHOLD;
+	return gd && e->kind == CAT_TOOLS && gd->pins_on && entry_state(gd, e) != PIN_OK &&
+	       mode_for(gd, ps, who) == TOOL_INTEGRITY_WITHHOLD;
 }
 
-cJSON *gate_tool_pins(struct gate *g)
-{
-	return g->pins ? toolpins_json(g->pins) : cJSON_CreateArray();
-}
-
-int gate_tool_approve(struct gate *g, const char *server, const char *tool, const char *by,
-		      void (*cb)(void *arg, int err), void *arg)
-{
-	int rc;
-
-	if (!g->pins)
-		return -ENOENT;
-	rc = toolpins_approve(g->pins, server, tool, by, cb, arg);
-	if (rc >= 0 && g->cat)
-		gate_judge_tools(g, g->cat);
-	return rc;
-}
-
-/* 1b. A tool whose definition changed since its approval, under withhold. */
-int gate_admit_integrity(struct gate *g, const struct gate_request *rq, cJSON **error,
-			   char *reason, size_t reason_len)
+int gate_guard_integrity(struct gate_guard *gd, const struct policy_set *ps,
+			 const struct gate_guard_call *rq, struct gate_guard_refusal *out,
+			 char *reason, size_t reason_len)
 {
 	char hex[TOOL_DIGEST_HEX] = "";
 	enum pin_state st;
 
-	if (!rq->e || rq->e->kind != CAT_TOOLS || !pins_enabled(g) ||
-	    (st = entry_state(g, rq->e)) == PIN_OK)
+	if (!gd || !rq->e || rq->e->kind != CAT_TOOLS || !gd->pins_on ||
+	    (st = entry_state(gd, rq->e)) == PIN_OK)
 		return 0;
-	switch (mode_for(g, rq->who)) {
+	switch (mode_for(gd, ps, rq->who)) {
 	case TOOL_INTEGRITY_WARN:
 		/* passed, and its decision record says so */
 		snprintf(reason, reason_len, "%s (tool_integrity warn)",
@@ -136,41 +200,45 @@ int gate_admit_integrity(struct gate *g, const struct gate_request *rq, cJSON **
 	default:
 		return 0;
 	}
-	if (rq->e->index != CATALOG_OWN && rq->e->index < g->ntools) {
-		memcpy(hex, g->tool_digest[rq->e->index], sizeof(hex));
+	if (rq->e->index != CATALOG_OWN && rq->e->index < gd->ntools) {
+		memcpy(hex, gd->tool_digest[rq->e->index], sizeof(hex));
 	} else {
 		int rc;
 		cJSON_Delete(entry_definition(rq->e, hex, &rc));
 		if (rc)
 			hex[0] = '\0';  /* not known: the refusal says so with an empty digest */
 	}
-	cJSON *d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "tool", rq->e->exposed);
-	cJSON_AddStringToObject(d, "server", rq->server);
-	cJSON_AddStringToObject(d, "state", pin_state_name(st));
-	cJSON_AddStringToObject(d, "current_digest", hex);
+	out->code = REFUSAL_TOOL_CHANGED;
+	out->data = cJSON_CreateObject();
+	cJSON_AddStringToObject(out->data, "tool", rq->e->exposed);
+	cJSON_AddStringToObject(out->data, "server", rq->server);
+	cJSON_AddStringToObject(out->data, "state", pin_state_name(st));
+	cJSON_AddStringToObject(out->data, "current_digest", hex);
 	snprintf(reason, reason_len, "%s", st == PIN_NEW ? "tool not approved"
 		 : "tool changed since approval");
-	*error = gate_refusal(REFUSAL_TOOL_CHANGED, d, st == PIN_NEW
-			 ? "Tool %s is new and waits for an operator's approval "
-			   "(wardenctl tools approve %s/%s)"
-			 : "Tool %s changed since it was approved and is withheld until an operator "
-			   "approves the new definition (wardenctl tools approve %s/%s)",
-			 rq->e->exposed, rq->server, rq->name);
+	snprintf(out->message, sizeof(out->message), st == PIN_NEW
+		 ? "Tool %s is new and waits for an operator's approval "
+		   "(wardenctl tools approve %s/%s)"
+		 : "Tool %s changed since it was approved and is withheld until an operator "
+		   "approves the new definition (wardenctl tools approve %s/%s)",
+		 rq->e->exposed, rq->server, rq->name);
 	return -EPERM;
 }
 
-/* 2b. The same key, tool and arguments too often within the policy's window. */
-int gate_admit_loop(struct gate *g, const struct gate_request *rq, cJSON **error,
-		      char *reason, size_t reason_len)
+/* --- the loop breaker -------------------------------------------------------------------- */
+
+int gate_guard_loop(struct gate_guard *gd, const struct policy_set *ps,
+		    const struct gate_guard_call *rq, struct gate_guard_refusal *out,
+		    char *reason, size_t reason_len)
 {
 	unsigned max;
 	int64_t window, retry;
 	char hex[TOOL_DIGEST_HEX];
 
-	if (!g->loops || rq->kind != CAT_TOOLS ||
-	    !policy_loop_breaker(g->ps, rq->who->policy, rq->who->team_policy, &max, &window))
+	if (!gd || rq->kind != CAT_TOOLS ||
+	    !policy_loop_breaker(ps, rq->who->policy, rq->who->team_policy, &max, &window))
 		return 0;
+	/* (key, upstream, tool, canonical arguments), NUL-separated: nothing of it is kept */
 	char *args = tool_canonical_value(rq->args);  /* none: "null" */
 	size_t la = strlen(args), lk = strlen(rq->who->id), ls = strlen(rq->server),
 	       ln = strlen(rq->name);
@@ -184,27 +252,51 @@ int gate_admit_loop(struct gate *g, const struct gate_request *rq, cJSON **error
 	free(args);
 	if (rc)
 		return rc;
-	if (loop_guard_check(g->loops, hex, max, window, (int64_t)clock_mono_ms(), &retry) == 0)
+	if (loop_guard_check(gd->loops, hex, max, window, (int64_t)clock_mono_ms(), &retry) == 0)
 		return 0;
-	cJSON *d = cJSON_CreateObject();
-	cJSON_AddStringToObject(d, "tool", rq->e ? rq->e->exposed : rq->name);
-	cJSON_AddNumberToObject(d, "max_repeats", max);
-	cJSON_AddNumberToObject(d, "window_ms", (double)window);
-	cJSON_AddNumberToObject(d, "retry_after_ms", (double)retry);
+	const char *tool = rq->e ? rq->e->exposed : rq->name;
+	out->code = REFUSAL_LOOP_DETECTED;
+	out->data = cJSON_CreateObject();
+	cJSON_AddStringToObject(out->data, "tool", tool);
+	cJSON_AddNumberToObject(out->data, "max_repeats", max);
+	cJSON_AddNumberToObject(out->data, "window_ms", (double)window);
+	cJSON_AddNumberToObject(out->data, "retry_after_ms", (double)retry);
 	snprintf(reason, reason_len, "loop detected (%u identical calls within %lld ms)", max,
 		 (long long)window);
-	*error = gate_refusal(REFUSAL_LOOP_DETECTED, d,
-			 "Loop detected: tool %s was called with the same arguments %u times within "
-			 "%lld ms; retry after %lld ms or change the arguments",
-			 rq->e ? rq->e->exposed : rq->name, max, (long long)window, (long long)retry);
+	snprintf(out->message, sizeof(out->message),
+		 "Loop detected: tool %s was called with the same arguments %u times within "
+		 "%lld ms; retry after %lld ms or change the arguments", tool, max,
+		 (long long)window, (long long)retry);
 	audit_loop_break(rq->who->id, rq->server, rq->name, max, window, retry);
 	metrics_loop_break();
 	return -ELOOP;
 }
 
+/* --- pins through the admin plane ---------------------------------------------------------- */
+
+cJSON *gate_guard_pins(struct gate_guard *gd)
+{
+	return gd ? toolpins_json(gd->pins) : cJSON_CreateArray();
+}
+
+int gate_guard_approve(struct gate_guard *gd, const struct policy_set *ps, const char *server,
+		       const char *tool, const char *by, void (*cb)(void *arg, int err),
+		       void *arg)
+{
+	int rc;
+
+	if (!gd)
+		return -ENOENT;
+	rc = toolpins_approve(gd->pins, server, tool, by, cb, arg);
+	if (rc >= 0 && gd->cat)
+		gate_guard_judge(gd, gd->cat, ps);
+	return rc;
+}
+
 /* --- upstream circuits -------------------------------------------------------------------- */
 
-int gate_circuit_allow(struct gate *g, size_t server, bool *probe, int64_t *retry_ms)
+int gate_guard_circuit_allow(struct gate_guard *gd, size_t server, bool *probe,
+			     int64_t *retry_ms)
 {
 	struct circuit *c;
 	enum circuit_state before;
@@ -212,31 +304,31 @@ int gate_circuit_allow(struct gate *g, size_t server, bool *probe, int64_t *retr
 
 	*probe = false;
 	*retry_ms = 0;
-	if (server >= g->ncircuits)
+	if (!gd || server >= gd->ncircuits)
 		return 0;
-	c = &g->circuits[server];
+	c = &gd->circuits[server];
 	before = c->state;
 	rc = circuit_allow(c, (int64_t)clock_mono_ms(), probe, retry_ms);
 	if (c->state != before) {
-		const char *name = g->cat ? catalog_server_config(g->cat, server)->name : "?";
-		audit_circuit(name, circuit_state_name(before), circuit_state_name(c->state), 0);
-		metrics_circuit_state(name, (int)c->state);
+		audit_circuit(gd->names[server], circuit_state_name(before),
+			      circuit_state_name(c->state), 0);
+		metrics_circuit_state(gd->names[server], (int)c->state);
 	}
 	return rc;
 }
 
-void gate_circuit_result(struct gate *g, size_t server, bool failure, bool probe)
+void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failure, bool probe)
 {
 	struct circuit *c;
 	enum circuit_state before;
 
-	if (server >= g->ncircuits)
+	if (!gd || server >= gd->ncircuits)
 		return;
-	c = &g->circuits[server];
+	c = &gd->circuits[server];
 	before = c->state;
 	if (!circuit_result(c, failure, probe, (int64_t)clock_mono_ms()))
 		return;
-	const char *name = g->cat ? catalog_server_config(g->cat, server)->name : "?";
+	const char *name = gd->names[server];
 	audit_circuit(name, circuit_state_name(before), circuit_state_name(c->state),
 		      c->state == CIRCUIT_OPEN ? c->cfg.open_for_ms : 0);
 	metrics_circuit_state(name, (int)c->state);
@@ -251,13 +343,14 @@ void gate_circuit_result(struct gate *g, size_t server, bool failure, bool probe
 		log_info("upstream %s: circuit closed: the probe call succeeded", name);
 }
 
-void gate_circuit_abandon(struct gate *g, size_t server)
+void gate_guard_circuit_abandon(struct gate_guard *gd, size_t server)
 {
-	if (server < g->ncircuits)
-		circuit_abandon(&g->circuits[server]);
+	if (gd && server < gd->ncircuits)
+		circuit_abandon(&gd->circuits[server]);
 }
 
-const char *gate_circuit_state(const struct gate *g, size_t server)
+const char *gate_guard_circuit_state(const struct gate_guard *gd, size_t server)
 {
-	return server < g->ncircuits ? circuit_state_name(g->circuits[server].state) : "closed";
+	return gd && server < gd->ncircuits ? circuit_state_name(gd->circuits[server].state)
+					    : "closed";
 }
