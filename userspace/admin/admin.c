@@ -227,31 +227,29 @@ static bool authorized(struct admin *a, struct evhttp_request *req)
  * path accepts is listed in order, so a 405 names them in its Allow header. */
 struct route {
 	const char *prefix;             /* the whole path when !has_id */
-	bool has_id;
+	unsigned char has_id;           /* path segments in the {id}: 0, 1, or 2 ("<a>/<b>") */
 	const char *suffix;             /* after the id: "" or "/revoke" */
 	enum evhttp_cmd_type cmd;
 	const char *action;             /* writes: the record's action; NULL for reads */
 	void (*fn)(struct ctx *c, const char *id);
-	bool pair;                      /* the {id} is two segments, "<a>/<b>" */
 };
 
 static const struct route routes[] = {
-	{ "/metrics", false, "", EVHTTP_REQ_GET, NULL, admin_metrics_get, false },
-	{ "/v1/keys", false, "", EVHTTP_REQ_GET, NULL, admin_key_list, false },
-	{ "/v1/keys", false, "", EVHTTP_REQ_POST, "key.create", admin_key_create, false },
-	{ "/v1/keys/", true, "/revoke", EVHTTP_REQ_POST, "key.revoke", admin_key_revoke, false },
-	{ "/v1/keys/", true, "", EVHTTP_REQ_GET, NULL, admin_key_show, false },
-	{ "/v1/keys/", true, "", EVHTTP_REQ_PATCH, "key.update", admin_key_patch, false },
-	{ "/v1/keys/", true, "", EVHTTP_REQ_DELETE, "key.delete", admin_key_delete, false },
-	{ "/v1/teams", false, "", EVHTTP_REQ_GET, NULL, admin_team_list, false },
-	{ "/v1/teams/", true, "", EVHTTP_REQ_GET, NULL, admin_team_show, false },
-	{ "/v1/teams/", true, "", EVHTTP_REQ_PUT, "team.put", admin_team_put, false },
-	{ "/v1/teams/", true, "", EVHTTP_REQ_DELETE, "team.delete", admin_team_delete, false },
-	{ "/v1/usage", false, "", EVHTTP_REQ_GET, NULL, admin_usage_get, false },
-	{ "/v1/usage/reset", false, "", EVHTTP_REQ_POST, "usage.reset", admin_usage_reset, false },
-	{ "/v1/tools/pins", false, "", EVHTTP_REQ_GET, NULL, admin_tool_pins_list, false },
-	{ "/v1/tools/pins/", true, "/approve", EVHTTP_REQ_POST, "tool.approve", admin_tool_approve,
-	  true },
+	{ "/metrics", false, "", EVHTTP_REQ_GET, NULL, admin_metrics_get },
+	{ "/v1/keys", false, "", EVHTTP_REQ_GET, NULL, admin_key_list },
+	{ "/v1/keys", false, "", EVHTTP_REQ_POST, "key.create", admin_key_create },
+	{ "/v1/keys/", true, "/revoke", EVHTTP_REQ_POST, "key.revoke", admin_key_revoke },
+	{ "/v1/keys/", true, "", EVHTTP_REQ_GET, NULL, admin_key_show },
+	{ "/v1/keys/", true, "", EVHTTP_REQ_PATCH, "key.update", admin_key_patch },
+	{ "/v1/keys/", true, "", EVHTTP_REQ_DELETE, "key.delete", admin_key_delete },
+	{ "/v1/teams", false, "", EVHTTP_REQ_GET, NULL, admin_team_list },
+	{ "/v1/teams/", true, "", EVHTTP_REQ_GET, NULL, admin_team_show },
+	{ "/v1/teams/", true, "", EVHTTP_REQ_PUT, "team.put", admin_team_put },
+	{ "/v1/teams/", true, "", EVHTTP_REQ_DELETE, "team.delete", admin_team_delete },
+	{ "/v1/usage", false, "", EVHTTP_REQ_GET, NULL, admin_usage_get },
+	{ "/v1/usage/reset", false, "", EVHTTP_REQ_POST, "usage.reset", admin_usage_reset },
+	{ "/v1/tools/pins", false, "", EVHTTP_REQ_GET, NULL, admin_tool_pins_list },
+	{ "/v1/tools/pins/", 2, "/approve", EVHTTP_REQ_POST, "tool.approve", admin_tool_approve },
 };
 
 static const char *method_name(enum evhttp_cmd_type cmd)
@@ -277,7 +275,7 @@ static bool route_matches(const struct route *r, const char *path, char *id, siz
 		return false;
 	path += pl;
 	n = strcspn(path, "/");
-	if (r->pair && n && path[n] == '/')
+	if (r->has_id == 2 && n && path[n] == '/')
 		n += 1 + strcspn(path + n + 1, "/");
 	if (n == 0 || n >= len || strcmp(path + n, r->suffix))
 		return false;
@@ -292,7 +290,7 @@ static void route(struct ctx *c, const char *path, enum evhttp_cmd_type cmd)
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct route *r = &routes[i];
-		if (!route_matches(r, path, id, r->pair ? sizeof(id) : KEYS_ID_SIZE))
+		if (!route_matches(r, path, id, r->has_id == 2 ? sizeof(id) : KEYS_ID_SIZE))
 			continue;
 		if (r->cmd == cmd) {
 			c->action = r->action;
