@@ -9,8 +9,9 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { clientPool, eventually, faultStdioUpstream, fixturePaths, makeTempDir, paths,
-	removeTempDir, startDaemon, stopDaemonChecked } from './lib.mjs';
+import { createServer, request as httpRequest } from 'node:http';
+import { clientPool, eventually, faultStdioUpstream, fixturePaths, httpUpstream, makeTempDir, paths,
+	removeTempDir, startDaemon, startFixture, stopDaemonChecked } from './lib.mjs';
 
 const TOKEN = 'admin-token-for-integrity-tests-0123';
 const ctl = join(paths.build, 'wardenctl');
@@ -371,5 +372,60 @@ describe('upstream circuit breaker', () => {
 		await d.waitForRecord((r) => r.type === 'circuit' && r.to === 'closed');
 		assert.equal(await state(), 0);
 		assert.equal((await call('echo', { text: 'again' })).content[0].text, 'fault: again');
+	});
+});
+
+describe('upstream circuit breaker: HTTP 5xx', () => {
+	const pool = clientPool();
+	let fixture, proxy, d, failing = false;
+	before(async () => {
+		fixture = await startFixture();
+		const target = new URL(fixture.url);
+		// In front of the fixture: while `failing`, every tools/call is answered 503.
+		proxy = createServer((req, res) => {
+			const chunks = [];
+			req.on('data', (c) => chunks.push(c));
+			req.on('end', () => {
+				const body = Buffer.concat(chunks);
+				if (failing && body.includes('"tools/call"')) {
+					res.writeHead(503, { 'Content-Type': 'text/plain' }).end('unavailable');
+					return;
+				}
+				const up = httpRequest({ host: target.hostname, port: target.port, path: req.url,
+					method: req.method, headers: req.headers }, (ur) => {
+					res.writeHead(ur.statusCode, ur.headers);
+					ur.pipe(res);
+				});
+				up.on('error', () => res.destroy());
+				up.end(body);
+			});
+		});
+		await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+		const url = `http://127.0.0.1:${proxy.address().port}${target.pathname}`;
+		d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
+			upstreams: [httpUpstream(url, 'web', { circuit: { failures: 2, window: '10s',
+				open_for: '500ms' } })] });
+		await d.waitForUpstreams(['web']);
+	});
+	after(async () => {
+		await pool.closeAll();
+		await stop(d);
+		proxy?.closeAllConnections();
+		await new Promise((r) => (proxy ? proxy.close(r) : r()));
+		await fixture?.stop();
+	});
+
+	test('5xx answers open it; it closes once the upstream answers again', async () => {
+		const c = await pool.connect(d.url);
+		const call = () => c.client.callTool({ name: 'test_simple_text', arguments: {} });
+		assert.ok((await call()).content.length > 0);
+		failing = true;
+		for (let i = 0; i < 2; i++)
+			await assert.rejects(call(), (e) => e.code === -32010 && /HTTP 503/.test(e.message));
+		await assert.rejects(call(), (e) => e.code === -32014 && e.data.server === 'web');
+		failing = false;
+		await new Promise((r) => setTimeout(r, 600));
+		assert.ok((await call()).content.length > 0);
+		await d.waitForRecord((r) => r.type === 'circuit' && r.server === 'web' && r.to === 'closed');
 	});
 });
