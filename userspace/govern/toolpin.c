@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 #define PIN_KEY_MAX 512         /* server (≤ 32) + tool name: longer names are not pinned apart */
+#define PINS_MAX 65536          /* tools pinned or seen: past it, a new one is never trusted */
 
 struct pin {
 	char *server, *tool;
@@ -31,6 +32,7 @@ struct toolpins {
 	struct store *st;
 	struct toolpin_config cfg;
 	struct hmap *pins;              /* "server\x1ftool" -> struct pin */
+	bool full_warned;
 };
 
 static const char *const mode_names[] = { "off", "warn", "withhold" };
@@ -148,6 +150,14 @@ static struct pin *get(struct toolpins *tp, const char *server, const char *tool
 		return NULL;
 	if ((p = hmap_get(tp->pins, key)))
 		return p;
+	if (hmap_count(tp->pins) >= PINS_MAX) {
+		/* an upstream inventing tool names cannot grow memory and the store without end */
+		if (!tp->full_warned)
+			log_error("tool pins: %d tools pinned or seen: new tools (the first: %s/%s) "
+				  "are not pinned and count as not approved", PINS_MAX, server, tool);
+		tp->full_warned = true;
+		return NULL;
+	}
 	p = xcalloc(1, sizeof(*p));
 	p->server = xstrdup(server);
 	p->tool = xstrdup(tool);
@@ -254,7 +264,7 @@ enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char 
 	enum pin_state s;
 
 	if (!p)
-		return PIN_NEW;  /* a name too long to pin apart: never trusted */
+		return PIN_NEW;  /* a name too long to pin apart, or the table full: never trusted */
 	if (strcmp(p->cur, digest)) {
 		snprintf(p->cur, sizeof(p->cur), "%s", digest);
 		free(p->cur_def);
