@@ -19,6 +19,7 @@
 #include "enforce/guard.h"
 #include "base/log.h"
 #include "observe/metrics.h"
+#include "mcp/catalog.h"
 #include "mcp/router.h"
 #include "mcp/transport/upstream_http.h"
 #include "mcp/transport/upstream_stdio.h"
@@ -243,7 +244,7 @@ static int swap_router(struct daemon *d, struct config *cfg)
 
 /* The sections gate_reload can replace in place. */
 static const char *const governance[] = { "keys", "teams", "policies", "costs", "budgets",
-					   "rate_limits", "auth", NULL };
+					   "rate_limits", "auth", "tool_pins", NULL };
 
 /* Do a and b differ in nothing but governance sections? */
 static bool only_governance_differs(const cJSON *a, const cJSON *b)
@@ -286,6 +287,9 @@ static int reload_governance(struct daemon *d, struct config *ncfg)
 	}
 	config_shrink(d->cfg);
 	d->cfg->auth_required = ncfg->auth_required;
+	/* policies, tool_integrity or the lockfile may have changed what keys see of the tools */
+	if (d->router)
+		router_lists_changed(d->router, CAT_TOOLS);
 	if (d->admin && admin_reconfigure(d->admin, d->cfg, d->router))
 		log_error("admin plane: could not take the new key list");
 	return 0;

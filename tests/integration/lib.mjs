@@ -437,6 +437,8 @@ export function upstreamSaw(logPath) {
 export const fixturePaths = {
 	/** tests/fixtures/fault-server.mjs: crashes, hangs, changes its tool list on request. */
 	fault: join(top, 'tests', 'fixtures', 'fault-server.mjs'),
+	/** tests/fixtures/rugpull-server.mjs: changes a tool's definition after it was approved. */
+	rugpull: join(top, 'tests', 'fixtures', 'rugpull-server.mjs'),
 	/** tests/fixtures/loopback-listen.mjs: a node --import preload pinning listen() to loopback. */
 	loopbackPreload: join(top, 'tests', 'fixtures', 'loopback-listen.mjs'),
 };

@@ -291,6 +291,69 @@ static void test_keys(void)
 	store_close(st);
 }
 
+struct pinseen {
+	int n;
+	char tool[4][16], digest[4][65], by[4][16];
+	bool has_def[4];
+	int64_t at[4];
+};
+
+static int collect_pin(void *arg, const struct store_tool_pin *p)
+{
+	struct pinseen *s = arg;
+
+	if (s->n == 4)
+		return -E2BIG;
+	snprintf(s->tool[s->n], sizeof(s->tool[0]), "%s", p->tool);
+	snprintf(s->digest[s->n], sizeof(s->digest[0]), "%s", p->digest);
+	snprintf(s->by[s->n], sizeof(s->by[0]), "%s", p->approved_by);
+	s->has_def[s->n] = p->definition != NULL;
+	s->at[s->n] = p->approved_at;
+	s->n++;
+	return 0;
+}
+
+/* Tool pins: written through the writer, replaced on approval, read back at start; a digest
+ * that is not one is refused by the table. */
+static void test_tool_pins(void)
+{
+	const char *d1 = "1111111111111111111111111111111111111111111111111111111111111111";
+	const char *d2 = "2222222222222222222222222222222222222222222222222222222222222222";
+	struct store_tool_pin a = { "srv", "add", d1, "{\"name\":\"add\"}", "first use", 100 };
+	struct store_tool_pin b = { "srv", "sub", d1, NULL, "lockfile", 101 };
+	struct store_tool_pin bad = { "srv", "bad", "short", NULL, "x", 1 };
+	struct acks ac = { .want = 4 };
+	struct ack_arg args[4];
+	struct pinseen seen = { 0 };
+	struct store *st;
+
+	fresh();
+	st = open_store(1000);
+	for (int i = 0; i < 4; i++)
+		args[i] = (struct ack_arg){ &ac, i };
+	CU_ASSERT(store_tool_pin_put(st, &a, on_ack, &args[0]) == 0);
+	CU_ASSERT(store_tool_pin_put(st, &b, on_ack, &args[1]) == 0);
+	CU_ASSERT(store_tool_pin_put(st, &bad, on_ack, &args[2]) == 0);
+	a.digest = d2;
+	a.approved_by = "alice";
+	a.approved_at = 200;
+	CU_ASSERT(store_tool_pin_put(st, &a, on_ack, &args[3]) == 0);
+	CU_ASSERT(loop_until(base, &ac.all));
+	CU_ASSERT(ac.errs == 1 && ac.last_errno == -EEXIST && ac.order_bad == 0);
+	store_close(st);
+
+	st = open_store(1000);
+	CU_ASSERT(store_load_tool_pins(st, collect_pin, &seen) == 0);
+	CU_ASSERT_FATAL(seen.n == 2);
+	CU_ASSERT_STRING_EQUAL(seen.tool[0], "add");
+	CU_ASSERT_STRING_EQUAL(seen.digest[0], d2);
+	CU_ASSERT_STRING_EQUAL(seen.by[0], "alice");
+	CU_ASSERT(seen.at[0] == 200 && seen.has_def[0]);
+	CU_ASSERT_STRING_EQUAL(seen.tool[1], "sub");
+	CU_ASSERT(!seen.has_def[1]);
+	store_close(st);
+}
+
 /* A database at schema 1 (as the first release wrote it) is migrated and keeps its data;
  * one from a newer mcpwarden is refused. */
 static void test_migrations(void)
@@ -482,6 +545,7 @@ int main(void)
 		{ "budget through the store, restart restores", test_budget_through_store },
 		{ "key records", test_keys },
 		{ "migrations", test_migrations },
+		{ "tool pins", test_tool_pins },
 		{ "fsync interval and pruning", test_sync_interval },
 		{ "close drains the queue", test_close_drains },
 		{ "a full journal: charges wait for their commit", test_journal_full },

@@ -20,6 +20,7 @@
 struct opts {
 	const char *url, *token_file;
 	const char *name, *team, *policy, *expires, *id, *key;
+	const char *lockfile, *by;
 	bool json, help;
 	char **pos;
 	int npos;
@@ -40,6 +41,9 @@ static void usage(FILE *f)
 		"       wardenctl keys revoke ID [--json]\n"
 		"       wardenctl usage [--key ID | --team NAME] [--json]\n"
 		"       wardenctl usage reset (--key ID | --team NAME) [--json]\n"
+		"       wardenctl tools diff [SERVER/TOOL] [--json]\n"
+		"       wardenctl tools approve SERVER/TOOL [--by NAME] [--json]\n"
+		"       wardenctl tools pin --lockfile FILE\n"
 		"options for all: --admin URL (default $MCPWARDEN_ADMIN_URL or " DEFAULT_URL ")\n"
 		"                 --token-file FILE (default: $MCPWARDEN_ADMIN_TOKEN)\n"
 		"The admin token is never taken from the command line. See docs/admin-api.md.\n");
@@ -448,9 +452,172 @@ out:
 	return rc;
 }
 
+/* ---- tools: pinned tool definitions ---- */
+
+/* One pin as a line, and what changed under it. */
+static void print_pin(const cJSON *p)
+{
+	const char *d = str(p, "digest"), *cur = str(p, "current_digest");
+	const cJSON *diff = cJSON_GetObjectItemCaseSensitive(p, "diff");
+	const cJSON *it;
+
+	printf("%-8s %s/%s  approved %.12s  listed %.12s  by %s\n", str(p, "state"),
+	       str(p, "server"), str(p, "tool"), d, cur, str(p, "approved_by"));
+	if (!diff)
+		return;
+	printf("    changed:");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(diff, "changed"))
+		printf(" %s", cJSON_GetStringValue(it) ? it->valuestring : "?");
+	printf("\n");
+	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(diff, "description");
+	if (desc) {
+		const char *o = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(desc, "old"));
+		const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(desc, "new"));
+		printf("    - description: %s\n    + description: %s\n", o ? o : "(none)",
+		       n ? n : "(none)");
+	}
+}
+
+/* The lockfile from the approved digests: {server: {tool: digest}}, written whole (a
+ * temporary file renamed over it), so a reader never sees half of it. */
+static int write_lockfile(const char *file, const cJSON *pins)
+{
+	cJSON *lock = cJSON_CreateObject();
+	const cJSON *p;
+	char tmp[4096];
+	int rc = EXIT_FAIL, n = 0;
+
+	cJSON_ArrayForEach(p, pins) {
+		const char *srv = str(p, "server"), *tool = str(p, "tool");
+		const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "digest"));
+		if (!d)
+			continue;  /* never approved: not in the lockfile */
+		cJSON *o = cJSON_GetObjectItemCaseSensitive(lock, srv);
+		if (!o)
+			o = cJSON_AddObjectToObject(lock, srv);
+		cJSON_AddStringToObject(o, tool, d);
+		n++;
+	}
+	char *text = cJSON_Print(lock);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", file) >= sizeof(tmp)) {
+		ctl_errmsg("--lockfile: path too long");
+		goto out;
+	}
+	FILE *f = fopen(tmp, "we");
+	if (!f || fprintf(f, "%s\n", text) < 0 || fflush(f) || fsync(fileno(f))) {
+		ctl_errmsg("cannot write %s: %s", tmp, strerror(errno));
+		if (f)
+			fclose(f);
+		unlink(tmp);
+		goto out;
+	}
+	if (fclose(f) || rename(tmp, file)) {
+		ctl_errmsg("cannot write %s: %s", file, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	printf("wrote %s: %d pinned tool%s\n", file, n, n == 1 ? "" : "s");
+	rc = EXIT_OK;
+out:
+	cJSON_free(text);
+	cJSON_Delete(lock);
+	return rc;
+}
+
+static int tools_cmd(const struct opts *o, const char *token)
+{
+	const char *sub = o->npos ? o->pos[0] : NULL;
+	const char *target = o->npos > 1 ? o->pos[1] : NULL;
+	char path[1024];
+	cJSON *ans = NULL, *body = NULL;
+	long st;
+	int rc = EXIT_FAIL;
+
+	if (!sub || o->name || o->team || o->policy || o->expires || o->id || o->key) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(sub, "approve")) {
+		const char *slash = target ? strchr(target, '/') : NULL;
+		if (o->npos != 2 || !slash || slash == target || !slash[1] || o->lockfile) {
+			ctl_errmsg("tools approve SERVER/TOOL [--by NAME]");
+			return EXIT_USAGE;
+		}
+		CURL *c = curl_easy_init();
+		char *et = c ? curl_easy_escape(c, slash + 1, 0) : NULL;
+		if (c)
+			curl_easy_cleanup(c);
+		if (!et) {
+			ctl_errmsg("out of memory");
+			return EXIT_FAIL;
+		}
+		snprintf(path, sizeof(path), "/v1/tools/pins/%.*s/%s/approve",
+			 (int)(slash - target), target, et);
+		curl_free(et);
+		if (o->by) {
+			body = cJSON_CreateObject();
+			cJSON_AddStringToObject(body, "by", o->by);
+		}
+		st = request(o, token, "POST", path, body, &ans);
+		if ((rc = outcome(st, ans)) == EXIT_OK) {
+			if (o->json)
+				print_json(ans);
+			else
+				printf("approved %s: its current definition is pinned and it is listed "
+				       "again\n", target);
+		}
+		goto out;
+	}
+	if (strcmp(sub, "diff") && strcmp(sub, "pin")) {
+		ctl_errmsg("tools: unknown subcommand '%s' (diff, approve, pin)", sub);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(sub, "pin") ? (o->npos != 1 || !o->lockfile || o->by)
+				: (o->npos > 2 || o->lockfile || o->by)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	st = request(o, token, "GET", "/v1/tools/pins", NULL, &ans);
+	if ((rc = outcome(st, ans)) != EXIT_OK)
+		goto out;
+	const cJSON *pins = cJSON_GetObjectItemCaseSensitive(ans, "pins"), *p;
+	if (!strcmp(sub, "pin")) {
+		rc = write_lockfile(o->lockfile, pins);
+		goto out;
+	}
+	if (o->json) {
+		print_json(ans);
+		goto out;
+	}
+	int shown = 0, differ = 0;
+	cJSON_ArrayForEach(p, pins) {
+		char name[512];
+		snprintf(name, sizeof(name), "%s/%s", str(p, "server"), str(p, "tool"));
+		if (target && strcmp(target, name))
+			continue;
+		print_pin(p);
+		shown++;
+		differ += !strcmp(str(p, "state"), "changed") || !strcmp(str(p, "state"), "new");
+	}
+	if (target && !shown) {
+		ctl_errmsg("no tool %s is pinned or listed", target);
+		rc = EXIT_FAIL;
+	} else if (!shown) {
+		printf("no tools pinned or listed\n");
+	}
+	/* like diff(1): 1 when something differs from what was approved */
+	if (rc == EXIT_OK && differ)
+		rc = EXIT_FAIL;
+out:
+	cJSON_Delete(ans);
+	cJSON_Delete(body);
+	return rc;
+}
+
 int ctl_admin_api_main(int argc, char **argv)
 {
-	enum { O_ADMIN = 256, O_TOKEN_FILE, O_NAME, O_TEAM, O_POLICY, O_EXPIRES, O_ID, O_KEY };
+	enum { O_ADMIN = 256, O_TOKEN_FILE, O_NAME, O_TEAM, O_POLICY, O_EXPIRES, O_ID, O_KEY,
+	       O_LOCKFILE, O_BY };
 	static const struct option lopts[] = {
 		{ "admin", required_argument, NULL, O_ADMIN },
 		{ "token-file", required_argument, NULL, O_TOKEN_FILE },
@@ -460,12 +627,15 @@ int ctl_admin_api_main(int argc, char **argv)
 		{ "expires", required_argument, NULL, O_EXPIRES },
 		{ "id", required_argument, NULL, O_ID },
 		{ "key", required_argument, NULL, O_KEY },
+		{ "lockfile", required_argument, NULL, O_LOCKFILE },
+		{ "by", required_argument, NULL, O_BY },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct opts o = { 0 };
 	bool keys = argc > 0 && !strcmp(argv[0], "keys");
+	bool tools = argc > 0 && !strcmp(argv[0], "tools");
 	char *token;
 	int opt, rc;
 
@@ -481,6 +651,8 @@ int ctl_admin_api_main(int argc, char **argv)
 		case O_EXPIRES: o.expires = optarg; break;
 		case O_ID: o.id = optarg; break;
 		case O_KEY: o.key = optarg; break;
+		case O_LOCKFILE: o.lockfile = optarg; break;
+		case O_BY: o.by = optarg; break;
 		case 'j': o.json = true; break;
 		case 'h': o.help = true; break;
 		default:
@@ -496,6 +668,10 @@ int ctl_admin_api_main(int argc, char **argv)
 	}
 	o.pos = argv + optind;
 	o.npos = argc - optind;
+	if (!tools && (o.lockfile || o.by)) {
+		ctl_errmsg("%s: --lockfile and --by belong to 'tools'", argv[0]);
+		return EXIT_USAGE;
+	}
 	if (keys && o.key) {
 		ctl_errmsg("keys: --key belongs to 'usage'");
 		return EXIT_USAGE;
@@ -511,7 +687,8 @@ int ctl_admin_api_main(int argc, char **argv)
 		ctl_errmsg("cannot initialise libcurl");
 		rc = EXIT_FAIL;
 	} else {
-		rc = keys ? keys_cmd(&o, token) : usage_cmd(&o, token);
+		rc = keys ? keys_cmd(&o, token) : tools ? tools_cmd(&o, token)
+			  : usage_cmd(&o, token);
 		curl_global_cleanup();
 	}
 	OPENSSL_cleanse(token, strlen(token));

@@ -44,7 +44,7 @@ static const struct option all_opts[] = {
 
 static const struct cmd *find_cmd(const char *name);
 
-/* ---- keys, usage: the daemon's admin API ------------------------------------------------ */
+/* ---- keys, usage, tools: the daemon's admin API ------------------------------------------------ */
 
 /* Never runs: main() hands these commands, with their own options, to ctl_admin_api_main(). */
 static int cmd_admin_api(struct args *a)
@@ -146,6 +146,16 @@ static const struct cmd cmds[] = {
 	  "One row per budget: scope, budget, period, spent, reserved, limit, remaining and\n"
 	  "when it resets. 'usage reset --key ID' (or --team NAME) zeroes the current period's\n"
 	  "counters, durably. Same --admin and token rules as 'keys'." },
+	{ "tools", cmd_admin_api, "", "tools (diff [SERVER/TOOL] | approve SERVER/TOOL [--by NAME] "
+				      "| pin --lockfile FILE) [--admin URL] [--token-file FILE] "
+				      "[--json]",
+	  "pinned tool definitions, through the daemon's admin API",
+	  "diff lists every pinned or listed tool with its state (pinned, changed, new, absent)\n"
+	  "and, for a changed one, which fields changed and the old and new description; it\n"
+	  "exits 1 when a tool differs from its approval. approve pins the definition the\n"
+	  "upstream lists now, so a withheld tool is listed and callable again. pin writes the\n"
+	  "approved digests to FILE (tool_pins.lockfile) for the operator to commit. Same\n"
+	  "--admin and token rules as 'keys'. See docs/tool-integrity.md." },
 	{ "help", cmd_help, "", "help [COMMAND]", "this manual, or a command's", "" },
 };
 

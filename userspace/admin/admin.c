@@ -227,7 +227,7 @@ static bool authorized(struct admin *a, struct evhttp_request *req)
  * path accepts is listed in order, so a 405 names them in its Allow header. */
 struct route {
 	const char *prefix;             /* the whole path when !has_id */
-	bool has_id;
+	unsigned char has_id;           /* path segments in the {id}: 0, 1, or 2 ("<a>/<b>") */
 	const char *suffix;             /* after the id: "" or "/revoke" */
 	enum evhttp_cmd_type cmd;
 	const char *action;             /* writes: the record's action; NULL for reads */
@@ -248,6 +248,8 @@ static const struct route routes[] = {
 	{ "/v1/teams/", true, "", EVHTTP_REQ_DELETE, "team.delete", admin_team_delete },
 	{ "/v1/usage", false, "", EVHTTP_REQ_GET, NULL, admin_usage_get },
 	{ "/v1/usage/reset", false, "", EVHTTP_REQ_POST, "usage.reset", admin_usage_reset },
+	{ "/v1/tools/pins", false, "", EVHTTP_REQ_GET, NULL, admin_tool_pins_list },
+	{ "/v1/tools/pins/", 2, "/approve", EVHTTP_REQ_POST, "tool.approve", admin_tool_approve },
 };
 
 static const char *method_name(enum evhttp_cmd_type cmd)
@@ -273,6 +275,8 @@ static bool route_matches(const struct route *r, const char *path, char *id, siz
 		return false;
 	path += pl;
 	n = strcspn(path, "/");
+	if (r->has_id == 2 && n && path[n] == '/')
+		n += 1 + strcspn(path + n + 1, "/");
 	if (n == 0 || n >= len || strcmp(path + n, r->suffix))
 		return false;
 	memcpy(id, path, n);
@@ -282,11 +286,11 @@ static bool route_matches(const struct route *r, const char *path, char *id, siz
 
 static void route(struct ctx *c, const char *path, enum evhttp_cmd_type cmd)
 {
-	char id[KEYS_ID_SIZE], allow[64] = "";
+	char id[512], allow[64] = "";
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct route *r = &routes[i];
-		if (!route_matches(r, path, id, sizeof(id)))
+		if (!route_matches(r, path, id, r->has_id == 2 ? sizeof(id) : KEYS_ID_SIZE))
 			continue;
 		if (r->cmd == cmd) {
 			c->action = r->action;

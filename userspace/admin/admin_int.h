@@ -22,7 +22,8 @@ struct gate;
 #define ADMIN_TIMEOUT_S 10
 #define ID_RETRIES 8
 
-enum pend_kind { P_KEY_CREATE, P_KEY_UPDATE, P_KEY_DELETE, P_TEAM_PUT, P_TEAM_DELETE, P_RESET };
+enum pend_kind { P_KEY_CREATE, P_KEY_UPDATE, P_KEY_DELETE, P_TEAM_PUT, P_TEAM_DELETE, P_RESET,
+		 P_TOOL_APPROVE };
 
 /* A change applied in memory and waiting for the store before it is acknowledged. */
 struct pending {
@@ -120,6 +121,9 @@ void admin_team_delete(struct ctx *c, const char *name);
 void admin_usage_get(struct ctx *c, const char *id);
 void admin_usage_reset(struct ctx *c, const char *id);
 void admin_metrics_get(struct ctx *c, const char *id);
+/* admin_tools.c: id is "<server>/<tool>" (the tool URL-encoded) where there is one. */
+void admin_tool_pins_list(struct ctx *c, const char *id);
+void admin_tool_approve(struct ctx *c, const char *id);
 int admin_sorted_keys(struct keystore *ks, struct key_list *l);
 int admin_sorted_teams(struct keystore *ks, struct team_list *l);
 

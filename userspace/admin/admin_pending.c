@@ -74,6 +74,8 @@ static const char *rollback(struct pending *p, struct keystore *ks)
 	case P_RESET:
 		return "the counters are reset in memory but the spend will be back after a "
 		       "restart: retry";
+	case P_TOOL_APPROVE:
+		return "the approval holds until a restart: retry";
 	}
 	return "";
 }

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/alloc.h"
+
 #define DEFAULT_MAX_BODY   (4u << 20)
 #define DEFAULT_MAX_HEADER (64u << 10)
 #define MAX_CONFIG_BYTES   (16u << 20)
@@ -23,12 +25,12 @@
 static const char *const top_keys[] = {
 	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "policies", "costs",
-	"budgets", "rate_limits", "store", "$schema", "_comment", NULL
+	"budgets", "rate_limits", "store", "tool_pins", "$schema", "_comment", NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "transport", "command", "env", "inherit_env", "cwd", "per_session", "url",
 	"headers", "connect_timeout_ms", "request_timeout_ms", "validate_args", "charge_failures",
-	"_comment", NULL
+	"circuit", "_comment", NULL
 };
 static const char *const default_inherit[] = { "PATH", "HOME", "LANG", "LC_ALL", "TZ", NULL };
 
@@ -125,6 +127,43 @@ int cfg_int(const cJSON *obj, const char *key, const char *path, bool required,
 	if (x < min || x > max)
 		return config_fail(errs, p, "must be between %lld and %lld (got %lld)", min, max, x);
 	*out = x;
+	return 0;
+}
+
+int cfg_duration_ms(const cJSON *obj, const char *key, const char *path, bool required,
+		    int64_t min, int64_t max, int64_t *out, struct config_errors *errs)
+{
+	char p[256];
+	const cJSON *v;
+	int rc = present(obj, key, path, required, p, &v, errs);
+	double x;
+	char *end;
+
+	if (rc)
+		return rc;
+	if (cJSON_IsNumber(v)) {
+		x = v->valuedouble;
+	} else if (cJSON_IsString(v)) {
+		x = strtod(v->valuestring, &end);
+		if (end == v->valuestring || x < 0)
+			return config_fail(errs, p, "must be a duration such as \"500ms\", \"60s\", "
+					   "\"5m\" or \"1h\"");
+		if (!strcmp(end, "s"))
+			x *= 1000;
+		else if (!strcmp(end, "m"))
+			x *= 60000;
+		else if (!strcmp(end, "h"))
+			x *= 3600000;
+		else if (strcmp(end, "ms"))
+			return config_fail(errs, p, "must be a duration such as \"500ms\", \"60s\", "
+					   "\"5m\" or \"1h\"");
+	} else {
+		return config_fail(errs, p, "must be a duration such as \"60s\" or milliseconds");
+	}
+	if (!isfinite(x) || x < (double)min || x > (double)max)
+		return config_fail(errs, p, "must be between %lld and %lld ms",
+				   (long long)min, (long long)max);
+	*out = (int64_t)x;
 	return 0;
 }
 
@@ -425,6 +464,27 @@ static int parse_upstream(const cJSON *u, const char *path, const struct config 
 		rc = -EINVAL;
 	if (cfg_bool(u, "charge_failures", path, false, &uc->charge_failures, errs) == -EINVAL)
 		rc = -EINVAL;
+	const cJSON *cb = field(u, "circuit");
+	if (cb) {
+		static const char *const circuit_keys[] = { "failures", "window", "open_for", NULL };
+		snprintf(p, sizeof(p), "%s.circuit", path);
+		if (!cJSON_IsObject(cb) || cfg_known_keys(cb, p, circuit_keys, errs)) {
+			if (!cJSON_IsObject(cb))
+				config_fail(errs, p, "must be an object {failures, window, open_for}");
+			return -EINVAL;
+		}
+		uc->circuit_window_ms = 60000;
+		uc->circuit_open_for_ms = 30000;
+		if (cfg_int(cb, "failures", p, true, 1, 1000, &x, errs) == 0)
+			uc->circuit_failures = (unsigned)x;
+		else
+			rc = -EINVAL;
+		if (cfg_duration_ms(cb, "window", p, false, 1, 86400000, &uc->circuit_window_ms,
+				    errs) == -EINVAL ||
+		    cfg_duration_ms(cb, "open_for", p, false, 1, 86400000,
+				    &uc->circuit_open_for_ms, errs) == -EINVAL)
+			rc = -EINVAL;
+	}
 	return rc;
 }
 
@@ -684,6 +744,54 @@ out:
 	return 0;
 }
 
+/* tool_pins.lockfile ({server: {tool: digest}}), read with the config: on a reload that is
+ * the reload's thread, never the loop. A missing file is no error (`wardenctl tools pin`
+ * writes it). */
+static int load_tool_lock(struct config *c, struct config_errors *errs)
+{
+	const cJSON *lf = field(field(c->raw, "tool_pins"), "lockfile");
+	const cJSON *srv, *t;
+	struct stat st;
+	char *buf = NULL;
+	FILE *f;
+	int rc = 0;
+
+	if (!cJSON_IsString(lf))
+		return 0;
+	if (!(f = fopen(lf->valuestring, "re")))
+		return errno == ENOENT ? 0 : config_fail(errs, "tool_pins.lockfile", "cannot open %s: %s",
+							 lf->valuestring, strerror(errno));
+	if (fstat(fileno(f), &st) || st.st_size > MAX_CONFIG_BYTES) {
+		rc = config_fail(errs, "tool_pins.lockfile", "%s: unreadable or too large",
+				 lf->valuestring);
+		goto out;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	buf[fread(buf, 1, (size_t)st.st_size, f)] = '\0';
+	c->tool_lock = cJSON_Parse(buf);
+	if (!cJSON_IsObject(c->tool_lock)) {
+		rc = config_fail(errs, "tool_pins.lockfile", "%s: not a JSON object", lf->valuestring);
+		goto out;
+	}
+	cJSON_ArrayForEach(srv, c->tool_lock) {
+		if (!cJSON_IsObject(srv)) {
+			rc = config_fail(errs, "tool_pins.lockfile", "%s: %s must be an object of "
+					 "tool digests", lf->valuestring, srv->string);
+			continue;
+		}
+		cJSON_ArrayForEach(t, srv)
+			if (!cJSON_IsString(t) || strlen(t->valuestring) != 64 ||
+			    strspn(t->valuestring, "0123456789abcdef") != 64)
+				rc = config_fail(errs, "tool_pins.lockfile", "%s: %s/%s must be a "
+						 "SHA-256 digest (64 lowercase hex digits)",
+						 lf->valuestring, srv->string, t->string);
+	}
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
 int config_load(const char *path, struct config **out, struct config_errors *errs)
 {
 	FILE *f;
@@ -715,6 +823,10 @@ int config_load(const char *path, struct config **out, struct config_errors *err
 	}
 	buf[n] = '\0';
 	rc = config_parse(buf, path, out, errs);
+	if (rc == 0 && (rc = load_tool_lock(*out, errs))) {
+		config_free(*out);
+		*out = NULL;
+	}
 out:
 	free(buf);
 	fclose(f);
@@ -772,6 +884,7 @@ void config_free(struct config *c)
 	if (!c)
 		return;
 	cJSON_free(c->stash);
+	cJSON_Delete(c->tool_lock);
 	for (size_t i = 0; i < c->nupstreams; i++) {
 		struct upstream_config *u = &c->upstreams[i];
 		free(u->name);

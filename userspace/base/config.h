@@ -43,6 +43,9 @@ struct upstream_config {
 	int request_timeout_ms;
 	bool validate_args; /* validate tools/call arguments against inputSchema */
 	bool charge_failures;
+	/* "circuit": the upstream's circuit breaker (govern/circuit.h); failures 0: none */
+	unsigned circuit_failures;
+	int64_t circuit_window_ms, circuit_open_for_ms;
 };
 
 struct config {
@@ -78,6 +81,8 @@ struct config {
 	struct upstream_config *upstreams;
 	size_t nupstreams;
 	cJSON *raw;                 /* the whole parsed document, owned */
+	cJSON *tool_lock;           /* tool_pins.lockfile's content, read with the config (off
+				     * the loop on a reload); NULL: none or no such file yet */
 	char *stash;                /* config_shrink: the keys and teams sections, as text */
 };
 
@@ -116,6 +121,9 @@ int cfg_bool(const cJSON *obj, const char *key, const char *path, bool required,
 /* A string, or {"env": "NAME"} resolved from the environment (error if unset). Caller frees. */
 int cfg_secret(const cJSON *obj, const char *key, const char *path, bool required, char **out,
 	       struct config_errors *errs);
+/* A duration: "250ms", "60s", "5m", "1h" or a number of milliseconds, within [min, max]. */
+int cfg_duration_ms(const cJSON *obj, const char *key, const char *path, bool required,
+		    int64_t min, int64_t max, int64_t *out, struct config_errors *errs);
 /* Every key of obj must be in allowed (NULL-terminated): unknown fields are errors, so typos
  * are caught rather than silently ignored. */
 int cfg_known_keys(const cJSON *obj, const char *path, const char *const *allowed,

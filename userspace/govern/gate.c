@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "govern/budget.h"
+#include "govern/gate_guard.h"
 #include "mcp/catalog.h"
 #include "base/config.h"
 #include "base/hmap.h"
@@ -43,6 +44,9 @@ struct gate {
 	/* Which keys and teams the config defines (the rest came through the admin API): a
 	 * reload replaces the former and keeps the latter. */
 	struct hmap *config_keys, *config_teams;
+	/* Tool integrity, the loop breaker and the upstream circuits (govern/gate_guard.h). */
+	struct toolpin_config tpc;
+	struct gate_guard *guard;
 };
 
 struct gate_ticket {
@@ -168,6 +172,8 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		rc = r;
 	if ((r = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
 		rc = r;
+	if ((r = toolpin_config_parse(cfg->raw, &g->tpc, errs)))
+		rc = r;
 	if (rc)
 		goto fail;
 	if (!base) {
@@ -200,10 +206,15 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
+	if (!(g->guard = gate_guard_new(g->store, cfg, &g->tpc))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	/* Start-up only: these read SQLite synchronously before the loop serves anyone. */
 	if ((rc = store_load_teams(g->store, load_team, g)) ||
 	    (rc = store_load_keys(g->store, load_key, g)) ||
-	    (rc = store_load_spend(g->store, load_spend, g->budget))) {
+	    (rc = store_load_spend(g->store, load_spend, g->budget)) ||
+	    (rc = gate_guard_load(g->guard, cfg->tool_lock))) {
 		config_fail(errs, "store.path", "cannot load the store %s: %s", so.path,
 			    rc == -EPROTO ? "it is corrupt (left untouched for inspection)"
 			    : strerror(-rc));
@@ -227,6 +238,7 @@ void gate_free(struct gate *g)
 	if (g->sweep)
 		event_free(g->sweep);
 	budget_free(g->budget);
+	gate_guard_free(g->guard);
 	store_close(g->store);  /* drains: every queued charge is committed first */
 	budget_config_free(g->bc);
 	ratelimit_free(g->rl);
@@ -281,6 +293,7 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	struct ratelimit_config *rlc = NULL;
 	struct budget_config *bc = NULL;
 	struct hmap *ckeys = NULL, *cteams = NULL;
+	struct toolpin_config tpc;
 	int rc = policy_set_parse(cfg->raw, &ps, errs), r;
 
 	if (rc == 0 && (rc = keys_new(NULL, &ks)) == 0)
@@ -288,6 +301,8 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	if ((r = ratelimit_config_parse(cfg->raw, &rlc, errs)))
 		rc = rc ? rc : r;
 	if ((r = budget_config_parse(cfg->raw, &bc, errs)))
+		rc = rc ? rc : r;
+	if ((r = toolpin_config_parse(cfg->raw, &tpc, errs)))
 		rc = rc ? rc : r;
 	if (rc == 0)
 		rc = note_config_ids(ks, &ckeys, &cteams);
@@ -329,6 +344,9 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	g->config_keys = ckeys;
 	g->config_teams = cteams;
 	policy_cache_free(old_pc);
+	g->tpc = tpc;
+	if (g->guard)
+		gate_guard_reconfigure(g->guard, &tpc, cfg->tool_lock);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
 	policy_set_free(old_ps);
@@ -430,6 +448,8 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 	g->entries = ne;
 	g->nentries = n;
 	g->tool_cost = costs;
+	if (g->guard)
+		gate_guard_judge(g->guard, c, g->ps);
 }
 
 static const struct policy_view *view_for(struct gate *g, const struct key_identity *who)
@@ -458,6 +478,8 @@ bool gate_visible(struct gate *g, const struct key_identity *who, const struct c
 {
 	const struct policy_view *v;
 
+	if (gate_guard_withheld(g->guard, g->ps, who, e))
+		return false;
 	if (!who || !g->pc)
 		return true;
 	if (e->index == CATALOG_OWN)
@@ -466,7 +488,21 @@ bool gate_visible(struct gate *g, const struct key_identity *who, const struct c
 	return v && policy_view_allows(v, g->offset[e->kind] + e->index, NULL);
 }
 
+static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind, size_t from);
+
 size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from)
+{
+	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
+	size_t i = next_allowed(g, who, kind, from);
+
+	/* withheld tools (govern/gate_guard.h) are few: skipped one by one */
+	while (kind == CAT_TOOLS && i < n &&
+	       gate_guard_withheld(g->guard, g->ps, who, catalog_at(g->cat, kind, i)))
+		i = next_allowed(g, who, kind, i + 1);
+	return i;
+}
+
+static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind, size_t from)
 {
 	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
 	const struct policy_view *v;
@@ -499,6 +535,12 @@ static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 		cJSON_AddItemToObject(e, "data", data);
 	}
 	return e;
+}
+
+/* A refusal the guard decided, in the gate's shape. */
+static cJSON *guard_refusal(struct gate_guard_refusal *r)
+{
+	return refusal(r->code, r->data, "%s", r->message);
 }
 
 /* charge_failures of the upstream called `server` (resources outside the lists have no entry) */
@@ -662,16 +704,30 @@ int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket
 {
 	int rc;
 
+	struct gate_guard_refusal gr;
+	struct gate_guard_call gc = { rq->who, rq->e, rq->kind, rq->server, rq->name, rq->args };
+
 	*ticket = NULL;
 	*error = NULL;
 	if (rq->who && g->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
 		return rc;
+	/* 1b. a tool changed since its approval, under withhold */
+	if ((rc = gate_guard_integrity(g->guard, g->ps, &gc, &gr, reason, reason_len))) {
+		*error = guard_refusal(&gr);
+		return rc;
+	}
 	/* 2. the arguments, with or without keys */
 	if (rq->has_args && rq->e &&
 	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
 		return rc;
 	if (!rq->who || !g->pc || !rq->work)
 		return 0;
+	/* 2b. the loop breaker: before anything is spent, so a loop costs no money and no token */
+	if ((rc = gate_guard_loop(g->guard, g->ps, &gc, &gr, reason, reason_len))) {
+		if (rc == -ELOOP)
+			*error = guard_refusal(&gr);
+		return rc;
+	}
 	/* Rate last: a call refused for anything else uses up no quota; one refused by the
 	 * rate limit keeps no money reserved. */
 	if ((rc = admit_budget(g, rq, ticket, error, reason, reason_len)))
@@ -735,4 +791,37 @@ int gate_settle(struct gate *g, struct gate_ticket *t, bool success,
 int64_t gate_ticket_cost(const struct gate_ticket *t)
 {
 	return t ? t->cost : 0;
+}
+
+/* --- tool pins and circuits (govern/gate_guard.h) ------------------------------------------- */
+
+cJSON *gate_tool_pins(struct gate *g)
+{
+	return gate_guard_pins(g->guard);
+}
+
+int gate_tool_approve(struct gate *g, const char *server, const char *tool, const char *by,
+		      void (*cb)(void *arg, int err), void *arg)
+{
+	return gate_guard_approve(g->guard, g->ps, server, tool, by, cb, arg);
+}
+
+int gate_circuit_allow(struct gate *g, size_t server, bool *probe, int64_t *retry_ms)
+{
+	return gate_guard_circuit_allow(g->guard, server, probe, retry_ms);
+}
+
+void gate_circuit_result(struct gate *g, size_t server, bool failure, bool probe)
+{
+	gate_guard_circuit_result(g->guard, server, failure, probe);
+}
+
+void gate_circuit_abandon(struct gate *g, size_t server)
+{
+	gate_guard_circuit_abandon(g->guard, server);
+}
+
+const char *gate_circuit_state(const struct gate *g, size_t server)
+{
+	return gate_guard_circuit_state(g->guard, server);
 }

@@ -78,7 +78,9 @@ struct gate_request {
 	const cJSON *args;
 };
 
-/* Admit a call, in this order: permission, arguments, budget, rate limit. A call refused at
+/* Admit a call, in this order: permission, tool integrity (a changed tool under withhold:
+ * -EPERM, -32012; under warn it passes and *reason says so for the record), arguments, loop
+ * breaker (-ELOOP, -32013), budget, rate limit. A call refused at
  * one step leaves nothing spent at the later ones: a call refused for its arguments or its
  * budget spends no rate-limit token, and one refused by the rate limit reserves no money.
  * 0: admitted, *ticket to settle (may be NULL: nothing to settle). Otherwise a negative errno
@@ -98,6 +100,21 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
  * be queued (the caller must not acknowledge silently). The ticket is consumed. */
 int gate_settle(struct gate *g, struct gate_ticket *t, bool success,
 		void (*cb)(void *arg, int err), void *arg);
+/* Tool integrity (govern/toolpin.h): every pin and tool seen, for the admin API (caller
+ * frees), and an approval of the definition last listed (toolpins_approve's returns; the
+ * catalogue's tools are judged again at once: the caller announces list_changed). */
+cJSON *gate_tool_pins(struct gate *g);
+int gate_tool_approve(struct gate *g, const char *server, const char *tool, const char *by,
+		      void (*cb)(void *arg, int err), void *arg);
+
+/* Upstream circuit breakers (govern/circuit.h), by upstream index. allow: 0 or -EAGAIN
+ * (open; *retry_ms); *probe: this call is the half-open probe, its outcome must be reported
+ * (or abandoned). result: failure is a transport error, timeout or HTTP 5xx. */
+int gate_circuit_allow(struct gate *g, size_t server, bool *probe, int64_t *retry_ms);
+void gate_circuit_result(struct gate *g, size_t server, bool failure, bool probe);
+void gate_circuit_abandon(struct gate *g, size_t server);
+const char *gate_circuit_state(const struct gate *g, size_t server);
+
 /* The cost the ticket reserved, in micro-units (for records). */
 int64_t gate_ticket_cost(const struct gate_ticket *t);
 

@@ -4,6 +4,8 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/htab.h"
+#include "govern/loop_guard.h"
+#include "govern/toolpin.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -48,6 +50,9 @@ struct policy {
 	signed char require[NHINTS];  /* -1: no rule, else the value a tool must have */
 	signed char deny[NHINTS];     /* -1: no rule, else the value that refuses a tool */
 	uint32_t require_why[NHINTS], deny_why[NHINTS];
+	signed char integrity;        /* enum tool_integrity; -1: not said */
+	unsigned loop_max;            /* loop_breaker.max_repeats; 0: none */
+	int64_t loop_window_ms;
 };
 
 struct policy_set {
@@ -262,11 +267,47 @@ static int parse_annotations(struct policy_set *ps, struct policy *p, const cJSO
 	return rc;
 }
 
+/* tool_integrity (govern/toolpin.h) and loop_breaker {max_repeats, window}. */
+static int parse_integrity(struct policy *p, const cJSON *j, const char *path,
+			   struct config_errors *errs)
+{
+	static const char *const lb_fields[] = { "max_repeats", "window", NULL };
+	const cJSON *lb = cJSON_GetObjectItemCaseSensitive(j, "loop_breaker");
+	char lp[128];
+	const char *s;
+	long long x;
+	int rc = 0, e;
+
+	p->integrity = TOOL_INTEGRITY_UNSET;
+	e = cfg_string(j, "tool_integrity", path, false, &s, errs);
+	if (e == 0 && (p->integrity = (signed char)tool_integrity_parse(s)) == TOOL_INTEGRITY_UNSET)
+		e = config_fail(errs, path, "tool_integrity must be \"withhold\", \"warn\" or \"off\"");
+	if (e && e != -ENOENT)
+		rc = -EINVAL;
+	if (!lb)
+		return rc;
+	snprintf(lp, sizeof(lp), "%s.loop_breaker", path);
+	if (!cJSON_IsObject(lb))
+		return config_fail(errs, lp, "must be an object {max_repeats, window}");
+	if (cfg_known_keys(lb, lp, lb_fields, errs))
+		rc = -EINVAL;
+	if (cfg_int(lb, "max_repeats", lp, true, 1, LOOP_GUARD_MAX_REPEATS, &x, errs) == 0)
+		p->loop_max = (unsigned)x;
+	else
+		rc = -EINVAL;
+	p->loop_window_ms = 60000;
+	if (cfg_duration_ms(lb, "window", lp, false, 1, 86400000, &p->loop_window_ms, errs) ==
+	    -EINVAL)
+		rc = -EINVAL;
+	return rc;
+}
+
 static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 			struct config_errors *errs)
 {
 	static const char *const fields[] = {
-		"description", "tools", "resources", "prompts", "annotations", NULL
+		"description", "tools", "resources", "prompts", "annotations", "tool_integrity",
+		"loop_breaker", NULL
 	};
 	char path[96], ep[128];
 	const char *desc;
@@ -296,6 +337,8 @@ static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 		if (e)
 			rc = -EINVAL;
 	}
+	if (parse_integrity(p, j, path, errs))
+		rc = -EINVAL;
 	snprintf(ep, sizeof(ep), "%s.annotations", path);
 	e = parse_annotations(ps, p, cJSON_GetObjectItemCaseSensitive(j, "annotations"), ep, errs);
 	if (e == -ENOMEM)
@@ -783,4 +826,44 @@ void policy_cache_free(struct policy_cache *c)
 	htab_drain(&c->views, cached_free, NULL);
 	htab_fini(&c->views);
 	free(c);
+}
+
+
+int policy_tool_integrity(const struct policy_set *ps, const char *policy,
+			  const char *team_policy)
+{
+	const struct policy *a = ps && policy && *policy ? find_policy(ps, policy) : NULL;
+	const struct policy *b = ps && team_policy && *team_policy ? find_policy(ps, team_policy) : NULL;
+	int m = a ? a->integrity : TOOL_INTEGRITY_UNSET;
+
+	if (!ps)
+		return TOOL_INTEGRITY_UNSET;
+
+	if (b && b->integrity > m)
+		m = b->integrity;  /* the stricter of the two */
+	return m;
+}
+
+int policy_tool_integrity_max(const struct policy_set *ps)
+{
+	int m = TOOL_INTEGRITY_UNSET;
+
+	for (size_t i = 0; ps && i < ps->npol; i++)
+		if (ps->pol[i].integrity > m)
+			m = ps->pol[i].integrity;
+	return m;
+}
+
+bool policy_loop_breaker(const struct policy_set *ps, const char *policy, const char *team_policy,
+			 unsigned *max_repeats, int64_t *window_ms)
+{
+	const struct policy *a = ps && policy && *policy ? find_policy(ps, policy) : NULL;
+	const struct policy *b = ps && team_policy && *team_policy ? find_policy(ps, team_policy) : NULL;
+	const struct policy *p = a && a->loop_max ? a : b && b->loop_max ? b : NULL;
+
+	if (!ps || !p)
+		return false;
+	*max_repeats = p->loop_max;
+	*window_ms = p->loop_window_ms;
+	return true;
 }

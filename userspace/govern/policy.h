@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 struct config_errors;
@@ -42,6 +43,16 @@ struct policy_entry {
 int policy_set_parse(const cJSON *root, struct policy_set **out, struct config_errors *errs);
 void policy_set_free(struct policy_set *ps);
 bool policy_set_has(const struct policy_set *ps, const char *name);
+
+/* The tool_integrity (enum tool_integrity, govern/toolpin.h) a key with these policies gets:
+ * the stricter of the two that say one, TOOL_INTEGRITY_UNSET (-1) when neither does. */
+int policy_tool_integrity(const struct policy_set *ps, const char *policy,
+			  const char *team_policy);
+/* The strictest tool_integrity any policy sets (-1: none does). */
+int policy_tool_integrity_max(const struct policy_set *ps);
+/* The loop breaker of a key: its own policy's, else its team policy's. false: none. */
+bool policy_loop_breaker(const struct policy_set *ps, const char *policy, const char *team_policy,
+			 unsigned *max_repeats, int64_t *window_ms);
 
 /* Evaluate one entry (e.g. a resources/read of a URI from a template, not in the catalogue).
  * policy or team_policy may be NULL or "" (that side imposes nothing) but not both. Returns 0

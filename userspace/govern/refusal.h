@@ -18,6 +18,10 @@ enum refusal_code {
 	REFUSAL_TOO_MANY_CHILDREN = -32009, /* data {retry_after_ms, limit, children}; HTTP 503 */
 	REFUSAL_UPSTREAM_FAILURE  = -32010, /* data {server, reason} */
 	REFUSAL_UPSTREAM_TIMEOUT  = -32011, /* data {server, reason} */
+	REFUSAL_TOOL_CHANGED      = -32012, /* data {tool, server, state, approved_digest,
+					     * current_digest} */
+	REFUSAL_LOOP_DETECTED     = -32013, /* data {tool, max_repeats, window_ms, retry_after_ms} */
+	REFUSAL_CIRCUIT_OPEN      = -32014, /* data {server, state, retry_after_ms} */
 	REFUSAL_INVALID_ARGUMENTS = -32602, /* data {path, keyword, message} */
 };
 
@@ -37,6 +41,9 @@ static inline const char *refusal_name(int code)
 	case REFUSAL_UPSTREAM_FAILURE:  return "upstream_failure";
 	case REFUSAL_UPSTREAM_TIMEOUT:  return "upstream_timeout";
 	case REFUSAL_INVALID_ARGUMENTS: return "invalid_arguments";
+	case REFUSAL_TOOL_CHANGED:      return "tool_changed";
+	case REFUSAL_LOOP_DETECTED:     return "loop_detected";
+	case REFUSAL_CIRCUIT_OPEN:      return "circuit_open";
 	}
 	return "unknown";
 }

@@ -125,10 +125,22 @@ void call_fail(struct call *c, int code, const char *reason, cJSON *data, const 
 	decide(c, e);
 }
 
+/* The upstream's circuit hears how a call it let through went (failure: transport error,
+ * timeout, HTTP 5xx — what the link reports as -32010/-32011). */
+static void circuit_outcome(struct call *c, bool failure)
+{
+	if (!c->circuit_out)
+		return;
+	c->circuit_out = false;
+	gate_circuit_result(c->env->gate, c->server, failure, c->circuit_probe);
+}
+
 static void call_free(struct call *c)
 {
 	if (c->ticket)  /* never settled: nothing was acknowledged, give the capacity back */
 		gate_settle(c->env->gate, c->ticket, false, NULL, NULL);
+	if (c->circuit_out && c->circuit_probe)  /* cancelled: the next call probes */
+		gate_circuit_abandon(c->env->gate, c->server);
 	if (c->s && hmap_get(c->s->calls, c->key) == c)
 		hmap_del(c->s->calls, c->key);
 	cJSON_Delete(c->down_id);
@@ -137,6 +149,7 @@ static void call_free(struct call *c)
 	cJSON_Delete(c->resp);
 	free(c->target);
 	free(c->upname);
+	free(c->note);
 	free(c);
 	metrics_request_end();
 }
@@ -176,7 +189,7 @@ static void admit(struct call *c)
 {
 	const struct upstream_config *uc = catalog_server_config(c->env->cat, c->server);
 	uint64_t t = clock_mono_ns();
-	char reason[256];
+	char reason[256] = "";
 	cJSON *err = NULL;
 	int rc;
 
@@ -192,6 +205,8 @@ static void admit(struct call *c)
 	c->entry = NULL;  /* the catalogue may be rebuilt while the call waits */
 	c->gate_ns = clock_mono_ns() - t + 1;
 	if (rc == 0) {
+		if (reason[0])  /* admitted with a note (a changed tool under warn) */
+			c->note = xstrdup(reason);
 		c->state = CALL_ADMITTED;
 		return;
 	}
@@ -213,10 +228,24 @@ static void forward(struct call *c)
 {
 	const char *name = catalog_server_config(c->env->cat, c->server)->name;
 	cJSON *params = c->up_params;
+	int64_t retry;
 	int err;
 
+	if (gate_circuit_allow(c->env->gate, c->server, &c->circuit_probe, &retry)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "type", "circuit_open");
+		cJSON_AddStringToObject(data, "server", name);
+		cJSON_AddStringToObject(data, "state", gate_circuit_state(c->env->gate, c->server));
+		cJSON_AddNumberToObject(data, "retry_after_ms", (double)retry);
+		call_fail(c, REFUSAL_CIRCUIT_OPEN, "circuit open", data,
+			  "upstream %s is failing (circuit open): calls are refused without trying "
+			  "it; it is tried again in %lld ms", name, (long long)retry);
+		return;
+	}
+	c->circuit_out = true;
 	c->link = links_get(c->env->links, c->s, c->server, &err);
 	if (!c->link) {
+		circuit_outcome(c, true);
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s is not available (%s)", name,
@@ -230,6 +259,7 @@ static void forward(struct call *c)
 	c->up_params = NULL;
 	c->state = CALL_SENT;
 	if (link_call(c->link, c->up_method, params, 0, on_answer, &c->obj_type, &c->handle)) {
+		circuit_outcome(c, true);
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s: cannot send", name);
@@ -305,10 +335,14 @@ static void uncharged(struct call *c, int err)
 static void answered(struct call *c, cJSON *resp)
 {
 	struct gate_ticket *t = c->ticket;
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(resp, "error"), "code");
 	int rc;
 
+	circuit_outcome(c, cJSON_IsNumber(code) && (code->valueint == UPSTREAM_ERR_FAILED ||
+						     code->valueint == UPSTREAM_ERR_TIMEOUT));
 	expose_answer(c, resp);
-	record(c, DECISION_ALLOW, NULL, resp);
+	record(c, DECISION_ALLOW, c->note, resp);
 	c->resp = resp;
 	if (!t) {
 		c->state = CALL_DONE;

@@ -82,6 +82,7 @@ struct call {
 	const char *up_method;        /* sent upstream (NULL: nothing to forward) */
 	cJSON *up_params;             /* owned until sent */
 	char *target;                 /* tool / prompt / URI, for the record */
+	char *note;                   /* admitted with a remark for the record, or NULL */
 	cJSON *args_shape;            /* tools/call: the arguments' types, never their values */
 
 	struct gate_ticket *ticket;   /* admitted with a cost: settled once answered */
@@ -91,6 +92,8 @@ struct call {
 	unsigned fanout;              /* METHOD_FANOUT: answers still expected */
 	bool parked;                  /* SENT without an upstream request: its route waits for
 				       * the session's own lists (mcp/session_view.h) */
+	bool circuit_out;             /* let through by its upstream's circuit: outcome owed */
+	bool circuit_probe;           /* ... as the half-open probe */
 
 	/* Monotonic stamps, for the record's latency split and the stage metrics. */
 	uint64_t rx_ns;               /* the transport had the request (0: unknown) */

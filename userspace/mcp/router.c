@@ -656,3 +656,8 @@ void router_free(struct router *r)
 
 struct catalog *router_catalog(struct router *r) { return r->cat; }
 struct gate *router_gate(struct router *r) { return r->gate; }
+
+void router_lists_changed(struct router *r, int kind)
+{
+	on_catalog_change(r, (enum catalog_kind)kind);
+}

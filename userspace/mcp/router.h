@@ -34,6 +34,9 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 void router_free(struct router *r);
 struct catalog *router_catalog(struct router *r);
 struct gate *router_gate(struct router *r);
+/* Something changed what keys see of a list (an approved tool): the gate recompiles and
+ * every session is told with notifications/<kind>/list_changed. kind: enum catalog_kind. */
+void router_lists_changed(struct router *r, int kind);
 /* Ready to serve: every upstream has been initialised and listed once, or timeouts.startup_ms
  * has passed since the router started (upstreams that come later are announced with
  * list_changed). Until then an agent would see an empty or partial catalogue. */

@@ -75,6 +75,67 @@ void audit_enforcement(cJSON *action)
 	log_record("enforcement", action);
 }
 
+void audit_tool_change(const char *server, const char *tool, const char *old_digest,
+		       const char *new_digest, const cJSON *diff)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "server", server);
+	cJSON_AddStringToObject(o, "tool", tool);
+	if (old_digest)
+		cJSON_AddStringToObject(o, "old_digest", old_digest);
+	else
+		cJSON_AddNullToObject(o, "old_digest");
+	cJSON_AddStringToObject(o, "new_digest", new_digest);
+	if (diff)
+		cJSON_AddItemReferenceToObject(o, "diff", (cJSON *)diff);
+	log_record("tool_change", o);
+	cJSON_Delete(o);
+}
+
+void audit_tool_pin(const char *server, const char *tool, const char *digest, const char *by,
+		    const char *how)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "server", server);
+	cJSON_AddStringToObject(o, "tool", tool);
+	cJSON_AddStringToObject(o, "digest", digest);
+	cJSON_AddStringToObject(o, "how", how);
+	cJSON_AddStringToObject(o, "by", by);
+	log_record("tool_pin", o);
+	cJSON_Delete(o);
+}
+
+void audit_loop_break(const char *key, const char *server, const char *tool, unsigned repeats,
+		      int64_t window_ms, int64_t retry_ms)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (key)
+		cJSON_AddStringToObject(o, "key", key);
+	cJSON_AddStringToObject(o, "server", server);
+	cJSON_AddStringToObject(o, "tool", tool);
+	cJSON_AddNumberToObject(o, "max_repeats", repeats);
+	cJSON_AddNumberToObject(o, "window_ms", (double)window_ms);
+	cJSON_AddNumberToObject(o, "retry_after_ms", (double)retry_ms);
+	log_record("loop_break", o);
+	cJSON_Delete(o);
+}
+
+void audit_circuit(const char *server, const char *from, const char *to, int64_t retry_ms)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "server", server);
+	cJSON_AddStringToObject(o, "from", from);
+	cJSON_AddStringToObject(o, "to", to);
+	if (retry_ms > 0)
+		cJSON_AddNumberToObject(o, "retry_after_ms", (double)retry_ms);
+	log_record("circuit", o);
+	cJSON_Delete(o);
+}
+
 void audit_admin(cJSON *action)
 {
 	log_record("admin", action);

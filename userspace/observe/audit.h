@@ -37,6 +37,18 @@ void audit_kernel_deny(cJSON *event);
 /* An enrolment decision of the node agent's pod watch (enforce/kube_pods.c): action, pod,
  * container, cgroup, mode, reason. */
 void audit_enforcement(cJSON *action);
+/* An upstream lists a tool whose definition differs from the one approved (old_digest NULL:
+ * a new tool waiting for approval); diff from tool_diff(). */
+void audit_tool_change(const char *server, const char *tool, const char *old_digest,
+		       const char *new_digest, const cJSON *diff);
+/* A tool definition pinned: how is "first_use", "approved" or "lockfile", by who did it. */
+void audit_tool_pin(const char *server, const char *tool, const char *digest, const char *by,
+		    const char *how);
+/* The loop breaker refused a call (docs/tool-integrity.md#loop-breaker). */
+void audit_loop_break(const char *key, const char *server, const char *tool, unsigned repeats,
+		      int64_t window_ms, int64_t retry_ms);
+/* An upstream's circuit changed state: from, to ("closed", "open", "half_open"). */
+void audit_circuit(const char *server, const char *from, const char *to, int64_t retry_ms);
 /* An action on the admin plane (built by the admin module: docs/admin-api.md#records). */
 void audit_admin(cJSON *action);
 

@@ -33,12 +33,13 @@ static const char *const decision_names[D_COUNT] = { "allow", "deny", "error" };
 enum reason {
 	R_OK, R_TOOL_ERROR, R_UPSTREAM_ERROR, R_NOT_PERMITTED, R_RATE_LIMITED, R_OVER_BUDGET,
 	R_INVALID_ARGUMENTS, R_UNAUTHENTICATED, R_UPSTREAM_FAILURE, R_UPSTREAM_TIMEOUT, R_INTERNAL,
-	R_STORE_UNAVAILABLE, R_TOO_MANY_PENDING, R_COUNT
+	R_STORE_UNAVAILABLE, R_TOO_MANY_PENDING, R_TOOL_CHANGED, R_LOOP_DETECTED, R_CIRCUIT_OPEN,
+	R_COUNT
 };
 static const char *const reason_names[R_COUNT] = {
 	"ok", "tool_error", "upstream_error", "not_permitted", "rate_limited", "over_budget",
 	"invalid_arguments", "unauthenticated", "upstream_failure", "upstream_timeout", "internal",
-	"store_unavailable", "too_many_pending",
+	"store_unavailable", "too_many_pending", "tool_changed", "loop_detected", "circuit_open",
 };
 
 /* Histogram bounds in nanoseconds (rendered in seconds), ending in 0: whole requests from
@@ -66,6 +67,8 @@ static const char *const stage_names[METRICS_NSTAGES] = { "front", "gate", "upst
 struct server_errors {
 	char name[SERVER_NAME_SIZE];
 	uint64_t failure, timeout;
+	bool has_circuit;               /* the upstream has a circuit breaker */
+	int circuit;                    /* enum circuit_state */
 };
 
 static struct {
@@ -75,6 +78,7 @@ static struct {
 	struct server_errors servers[SERVERS_MAX];      /* open addressing by name */
 	uint64_t other_failure, other_timeout;
 	int64_t sessions, in_flight;
+	uint64_t loop_breaks;
 	int64_t conns[METRICS_NLISTENERS];
 	uint64_t refused[METRICS_NLISTENERS][METRICS_NREFUSALS];
 	uint64_t http_refused[METRICS_NLISTENERS][4];   /* 400, 413, 431, other */
@@ -121,6 +125,9 @@ static enum reason reason_of(enum decision d, int code, bool tool_error)
 	case REFUSAL_UPSTREAM_TIMEOUT:  return R_UPSTREAM_TIMEOUT;
 	case REFUSAL_STORE_UNAVAILABLE: return R_STORE_UNAVAILABLE;
 	case REFUSAL_TOO_MANY_PENDING:  return R_TOO_MANY_PENDING;
+	case REFUSAL_TOOL_CHANGED:      return R_TOOL_CHANGED;
+	case REFUSAL_LOOP_DETECTED:     return R_LOOP_DETECTED;
+	case REFUSAL_CIRCUIT_OPEN:      return R_CIRCUIT_OPEN;
 	}
 	/* An error the upstream sent itself is relayed as allowed; anything else is ours. */
 	return d == D_ALLOW ? R_UPSTREAM_ERROR : R_INTERNAL;
@@ -178,6 +185,18 @@ void metrics_decision(const char *method, const char *decision, int error_code, 
 		uint64_t *c = r == R_UPSTREAM_FAILURE ? (s ? &s->failure : &g.other_failure)
 						      : (s ? &s->timeout : &g.other_timeout);
 		(*c)++;
+	}
+}
+
+void metrics_loop_break(void) { g.loop_breaks++; }
+
+void metrics_circuit_state(const char *server, int state)
+{
+	struct server_errors *s = server_slot(server);
+
+	if (s) {
+		s->has_circuit = true;
+		s->circuit = state;
 	}
 }
 
@@ -330,6 +349,19 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 		rc = add(out, "mcpwarden_upstream_errors_total{server=\"other\",kind=\"failure\"} %llu\n"
 			 "mcpwarden_upstream_errors_total{server=\"other\",kind=\"timeout\"} %llu\n",
 			 (unsigned long long)g.other_failure, (unsigned long long)g.other_timeout);
+	if (!rc)
+		rc = family(out, "mcpwarden_upstream_circuit_state", "gauge",
+			    "Circuit breaker of an upstream: 0 closed, 1 open, 2 half-open.");
+	for (size_t i = 0; i < SERVERS_MAX && !rc; i++)
+		if (g.servers[i].name[0] && g.servers[i].has_circuit)
+			rc = add(out, "mcpwarden_upstream_circuit_state{upstream=\"%s\"} %d\n",
+				 g.servers[i].name, g.servers[i].circuit);
+	if (!rc)
+		rc = family(out, "mcpwarden_loop_breaks_total", "counter",
+			    "Calls the loop breaker refused (the same key, tool and arguments too "
+			    "often within the policy's window).");
+	if (!rc)
+		rc = add(out, "mcpwarden_loop_breaks_total %llu\n", (unsigned long long)g.loop_breaks);
 	if (!rc)
 		rc = family(out, "mcpwarden_sessions", "gauge", "Open MCP sessions.");
 	if (!rc)

@@ -11,6 +11,8 @@
  * Families (docs/admin-api.md lists them with their labels):
  *   mcpwarden_requests_total{method,decision,reason}   every JSON-RPC request answered
  *   mcpwarden_upstream_errors_total{server,kind}       failures and timeouts per upstream
+ *   mcpwarden_upstream_circuit_state{upstream}        0 closed, 1 open, 2 half-open
+ *   mcpwarden_loop_breaks_total                        calls the loop breaker refused
  *   mcpwarden_sessions, mcpwarden_requests_in_flight   gauges
  *   mcpwarden_request_duration_seconds{part}           histogram: gateway time vs upstream time
  *   mcpwarden_store_commits_total, mcpwarden_store_syncs_total, mcpwarden_keys
@@ -46,6 +48,9 @@ enum metrics_stage {
 	METRICS_NSTAGES
 };
 void metrics_stage(enum metrics_stage stage, uint64_t ns);
+/* A call the loop breaker refused; an upstream's circuit state (enum circuit_state). */
+void metrics_loop_break(void);
+void metrics_circuit_state(const char *server, int state);
 void metrics_request_begin(void);
 void metrics_request_end(void);
 void metrics_session_opened(void);

@@ -49,6 +49,17 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE TABLE journal (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
 	"  ring INTEGER NOT NULL);"
 	"INSERT INTO journal (id, seq, ring) VALUES (1, 0, (random() & 9223372036854775807) | 1);",
+
+	/* Pinned tool definitions (govern/toolpin.h): the digest and definition as approved. */
+	"CREATE TABLE tool_pins ("
+	"  server TEXT NOT NULL,"
+	"  tool TEXT NOT NULL,"
+	"  digest TEXT NOT NULL CHECK (length(digest) = 64),"
+	"  definition TEXT,"
+	"  approved_at INTEGER NOT NULL,"
+	"  approved_by TEXT NOT NULL,"
+	"  PRIMARY KEY (server, tool)"
+	") WITHOUT ROWID;",
 };
 
 int store_db_errno(int rc)

@@ -292,6 +292,26 @@ int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn
 	return enqueue(st, op);
 }
 
+int store_tool_pin_put(struct store *st, const struct store_tool_pin *p, store_done_fn cb,
+		       void *arg)
+{
+	size_t pos = 0;
+	struct op *op;
+
+	if (!st || !p || !p->server || !p->tool || !p->digest || !p->approved_by)
+		return -EINVAL;
+	op = op_new(OP_PIN_PUT, strlen(p->server) + strlen(p->tool) + strlen(p->digest) +
+		    strlen(p->approved_by) + (p->definition ? strlen(p->definition) : 0) + 5, cb,
+		    arg);
+	op->pin = *p;
+	op->pin.server = put_str(op, &pos, p->server);
+	op->pin.tool = put_str(op, &pos, p->tool);
+	op->pin.digest = put_str(op, &pos, p->digest);
+	op->pin.approved_by = put_str(op, &pos, p->approved_by);
+	op->pin.definition = put_str(op, &pos, p->definition);
+	return enqueue(st, op);
+}
+
 int store_flush(struct store *st, store_done_fn cb, void *arg)
 {
 	struct op *op;
@@ -333,10 +353,12 @@ static int prepare(struct store *st)
 		" ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
 		"DELETE FROM teams WHERE name = ?",
 		"UPDATE journal SET seq = max(seq, ?) WHERE id = 1",
+		"INSERT OR REPLACE INTO tool_pins (server, tool, digest, definition, approved_at,"
+		" approved_by) VALUES (?, ?, ?, ?, ?, ?)",
 	};
 	sqlite3_stmt **out[] = { &st->st_charge, &st->st_key_put, &st->st_key_del, &st->st_audit,
 				 &st->st_prune, &st->st_reset, &st->st_team_put, &st->st_team_del,
-				 &st->st_jseq };
+				 &st->st_jseq, &st->st_pin_put };
 
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		int rc = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -361,6 +383,7 @@ static void store_free(struct store *st)
 	sqlite3_finalize(st->st_reset);
 	sqlite3_finalize(st->st_team_put);
 	sqlite3_finalize(st->st_team_del);
+	sqlite3_finalize(st->st_pin_put);
 	if (st->db) {
 		/* Fold the WAL back into the database so a clean stop leaves one file. */
 		if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
@@ -595,6 +618,7 @@ struct loader {
 		int (*key)(void *arg, const struct store_key *k);
 		int (*spend)(void *arg, const struct store_spend *row);
 		int (*team)(void *arg, const char *name, const char *policy);
+		int (*pin)(void *arg, const struct store_tool_pin *p);
 	} cb;
 	void *arg;
 };
@@ -657,4 +681,25 @@ int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, co
 	struct loader l = { .cb.team = cb, .arg = arg };
 
 	return select_each(st, "SELECT name, policy FROM teams ORDER BY name", team_row, &l);
+}
+
+static int pin_row(sqlite3_stmt *s, void *arg)
+{
+	struct loader *l = arg;
+	struct store_tool_pin p = {
+		.server = col_text(s, 0), .tool = col_text(s, 1), .digest = col_text(s, 2),
+		.definition = col_text(s, 3), .approved_at = sqlite3_column_int64(s, 4),
+		.approved_by = col_text(s, 5),
+	};
+
+	return l->cb.pin(l->arg, &p);
+}
+
+int store_load_tool_pins(struct store *st,
+			 int (*cb)(void *arg, const struct store_tool_pin *p), void *arg)
+{
+	struct loader l = { .cb.pin = cb, .arg = arg };
+
+	return select_each(st, "SELECT server, tool, digest, definition, approved_at, approved_by"
+			   " FROM tool_pins ORDER BY server, tool", pin_row, &l);
 }

@@ -58,6 +58,15 @@ struct store_key {
 	bool disabled;
 };
 
+/* A pinned tool definition (govern/toolpin.h). */
+struct store_tool_pin {
+	const char *server, *tool;
+	const char *digest;     /* 64 hex digits */
+	const char *definition; /* canonical JSON; NULL: unknown (pinned from a lockfile) */
+	const char *approved_by;
+	int64_t approved_at;    /* unix seconds */
+};
+
 /* Completion on the event loop thread: err 0 once the operation is committed (in the WAL),
  * or a negative errno (-EIO, -ENOSPC, -EEXIST, -ECANCELED when the store closed first). */
 typedef void (*store_done_fn)(void *arg, int err);
@@ -84,6 +93,9 @@ int store_spend_reset(struct store *st, const struct store_spend *items, size_t 
 int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,
 		   void *arg);
 int store_team_delete(struct store *st, const char *name, store_done_fn cb, void *arg);
+/* Insert or replace the pin of (server, tool). Strings are copied. */
+int store_tool_pin_put(struct store *st, const struct store_tool_pin *p, store_done_fn cb,
+		       void *arg);
 /* Append an audit record (a JSON text) stamped ts (unix ms). */
 int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn cb, void *arg);
 /* Completes once everything queued before it is committed. */
@@ -97,6 +109,8 @@ int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_s
 		     void *arg);
 int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
 		     void *arg);
+int store_load_tool_pins(struct store *st,
+			 int (*cb)(void *arg, const struct store_tool_pin *p), void *arg);
 
 /* 0 while writes succeed; after a write failed on the disk (-ENOSPC full, -EROFS read-only,
  * -EPERM write-protected files, -EIO), that error until a write succeeds again. Meanwhile the writer tries again every

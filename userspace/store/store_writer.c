@@ -87,6 +87,15 @@ int store_apply(struct store *st, struct op *op)
 		s = st->st_team_del;
 		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
 		return store_step_reset(s);
+	case OP_PIN_PUT:
+		s = st->st_pin_put;
+		sqlite3_bind_text(s, 1, op->pin.server, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, op->pin.tool, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, op->pin.digest, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, op->pin.definition, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 5, op->pin.approved_at);
+		sqlite3_bind_text(s, 6, op->pin.approved_by, -1, SQLITE_STATIC);
+		return store_step_reset(s);
 	case OP_FLUSH:
 		return 0;
 	}

@@ -1,0 +1,356 @@
+/* gate_guard: tool integrity, the loop breaker and the upstream circuits, as the gate applies
+ * them. */
+#include "govern/gate_guard.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "govern/circuit.h"
+#include "govern/keys.h"
+#include "govern/loop_guard.h"
+#include "govern/policy.h"
+#include "govern/refusal.h"
+#include "govern/tool_digest.h"
+#include "mcp/catalog.h"
+#include "observe/audit.h"
+#include "observe/metrics.h"
+
+struct gate_guard {
+	struct toolpin_config tpc;
+	struct toolpins *pins;
+	const struct catalog *cat;      /* the catalogue last judged */
+	/* per catalogue tool, judged once per catalogue: its digest and enum pin_state */
+	char (*tool_digest)[TOOL_DIGEST_HEX];
+	unsigned char *tool_state;
+	size_t ntools;
+	bool pins_on;                   /* some tool_integrity is not off */
+	struct loop_guard *loops;
+	struct circuit *circuits;       /* per upstream, config order */
+	char **names;                   /* their upstreams' names */
+	size_t ncircuits;
+};
+
+static void note_lock(int changed)
+{
+	if (changed)
+		log_info("tool pins: %d pin%s set from tool_pins.lockfile", changed,
+			 changed == 1 ? "" : "s");
+}
+
+struct gate_guard *gate_guard_new(struct store *st, const struct config *cfg,
+				  const struct toolpin_config *tpc)
+{
+	struct gate_guard *gd = xcalloc(1, sizeof(*gd));
+
+	gd->tpc = *tpc;
+	gd->pins = toolpins_new(st);
+	gd->loops = loop_guard_new(LOOP_GUARD_MAX_ENTRIES);
+	if (!gd->pins || !gd->loops) {
+		gate_guard_free(gd);
+		return NULL;
+	}
+	toolpins_set_config(gd->pins, tpc);
+	gd->ncircuits = cfg->nupstreams;
+	gd->circuits = xcalloc(gd->ncircuits + 1, sizeof(*gd->circuits));
+	gd->names = xcalloc(gd->ncircuits + 1, sizeof(*gd->names));
+	for (size_t i = 0; i < gd->ncircuits; i++) {
+		const struct upstream_config *u = &cfg->upstreams[i];
+		struct circuit_config cc = { u->circuit_failures, u->circuit_window_ms,
+					     u->circuit_open_for_ms };
+		circuit_init(&gd->circuits[i], &cc);
+		gd->names[i] = xstrdup(u->name);
+		if (cc.failures)
+			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
+	}
+	return gd;
+}
+
+void gate_guard_free(struct gate_guard *gd)
+{
+	if (!gd)
+		return;
+	toolpins_free(gd->pins);
+	loop_guard_free(gd->loops);
+	for (size_t i = 0; i < gd->ncircuits; i++) {
+		circuit_clear(&gd->circuits[i]);
+		free(gd->names[i]);
+	}
+	free(gd->circuits);
+	free(gd->names);
+	free(gd->tool_digest);
+	free(gd->tool_state);
+	free(gd);
+}
+
+int gate_guard_load(struct gate_guard *gd, const cJSON *lock)
+{
+	int rc = toolpins_load(gd->pins);
+
+	if (rc == 0)
+		note_lock(toolpins_apply_lock(gd->pins, lock));
+	return rc;
+}
+
+void gate_guard_reconfigure(struct gate_guard *gd, const struct toolpin_config *tpc,
+			    const cJSON *lock)
+{
+	gd->tpc = *tpc;
+	toolpins_set_config(gd->pins, tpc);
+	note_lock(toolpins_apply_lock(gd->pins, lock));
+}
+
+/* --- tool integrity ------------------------------------------------------------------- */
+
+/* An entry's definition as its upstream lists it (its own name, not the exposed one; caller
+ * frees) and its digest. */
+static cJSON *entry_definition(const struct catalog_entry *e, char hex[TOOL_DIGEST_HEX], int *rc)
+{
+	cJSON *def = cJSON_Duplicate(e->json, 1);
+
+	cJSON_ReplaceItemInObjectCaseSensitive(def, "name", cJSON_CreateString(e->name));
+	*rc = tool_digest(def, hex);
+	return def;
+}
+
+static enum pin_state see_entry(struct gate_guard *gd, const struct catalog_entry *e, char *hex)
+{
+	const char *server = catalog_server_config(gd->cat, e->server)->name;
+	int rc;
+	cJSON *def = entry_definition(e, hex, &rc);
+	/* a definition that cannot be digested is never trusted */
+	enum pin_state st = rc ? PIN_NEW : toolpins_see(gd->pins, server, e->name, def, hex);
+
+	cJSON_Delete(def);
+	return st;
+}
+
+void gate_guard_judge(struct gate_guard *gd, const struct catalog *c,
+		      const struct policy_set *ps)
+{
+	size_t n = catalog_count(c, CAT_TOOLS);
+
+	free(gd->tool_digest);
+	free(gd->tool_state);
+	gd->cat = c;
+	gd->tool_digest = xcalloc(n + 1, sizeof(*gd->tool_digest));
+	gd->tool_state = xcalloc(n + 1, 1);
+	gd->ntools = n;
+	/* when every mode is off nothing is pinned or recorded: worked out here, read per tool */
+	gd->pins_on = gd->tpc.mode != TOOL_INTEGRITY_OFF ||
+		      policy_tool_integrity_max(ps) > TOOL_INTEGRITY_OFF;
+	if (!gd->pins_on)
+		return;
+	for (size_t i = 0; i < n; i++)
+		gd->tool_state[i] = (unsigned char)see_entry(gd, catalog_at(c, CAT_TOOLS, i),
+							     gd->tool_digest[i]);
+}
+
+static enum tool_integrity mode_for(const struct gate_guard *gd, const struct policy_set *ps,
+				    const struct key_identity *who)
+{
+	int m = who ? policy_tool_integrity(ps, who->policy, who->team_policy)
+		    : TOOL_INTEGRITY_UNSET;
+
+	return m == TOOL_INTEGRITY_UNSET ? gd->tpc.mode : (enum tool_integrity)m;
+}
+
+static enum pin_state entry_state(struct gate_guard *gd, const struct catalog_entry *e)
+{
+	char hex[TOOL_DIGEST_HEX];
+
+	if (e->kind != CAT_TOOLS || !gd->pins_on || !gd->cat)
+		return PIN_OK;
+	if (e->index != CATALOG_OWN)
+		return e->index < gd->ntools ? (enum pin_state)gd->tool_state[e->index] : PIN_NEW;
+	return see_entry(gd, e, hex);  /* a session's own tool: judged as it is listed */
+}
+
+bool gate_guard_withheld(struct gate_guard *gd, const struct policy_set *ps,
+			 const struct key_identity *who, const struct catalog_entry *e)
+{
+	/* the state first: one array read for catalogue tools, almost always PIN_OK */
+	return gd && e->kind == CAT_TOOLS && gd->pins_on && entry_state(gd, e) != PIN_OK &&
+	       mode_for(gd, ps, who) == TOOL_INTEGRITY_WITHHOLD;
+}
+
+int gate_guard_integrity(struct gate_guard *gd, const struct policy_set *ps,
+			 const struct gate_guard_call *rq, struct gate_guard_refusal *out,
+			 char *reason, size_t reason_len)
+{
+	char hex[TOOL_DIGEST_HEX] = "";
+	enum pin_state st;
+
+	if (!gd || !rq->e || rq->e->kind != CAT_TOOLS || !gd->pins_on ||
+	    (st = entry_state(gd, rq->e)) == PIN_OK)
+		return 0;
+	switch (mode_for(gd, ps, rq->who)) {
+	case TOOL_INTEGRITY_WARN:
+		/* passed, and its decision record says so */
+		snprintf(reason, reason_len, "%s (tool_integrity warn)",
+			 st == PIN_NEW ? "tool not approved" : "tool changed since approval");
+		return 0;
+	case TOOL_INTEGRITY_WITHHOLD:
+		break;
+	default:
+		return 0;
+	}
+	if (rq->e->index != CATALOG_OWN && rq->e->index < gd->ntools) {
+		memcpy(hex, gd->tool_digest[rq->e->index], sizeof(hex));
+	} else {
+		int rc;
+		cJSON_Delete(entry_definition(rq->e, hex, &rc));
+		if (rc)
+			hex[0] = '\0';  /* not known: the refusal says so with an empty digest */
+	}
+	out->code = REFUSAL_TOOL_CHANGED;
+	out->data = cJSON_CreateObject();
+	cJSON_AddStringToObject(out->data, "tool", rq->e->exposed);
+	cJSON_AddStringToObject(out->data, "server", rq->server);
+	cJSON_AddStringToObject(out->data, "state", pin_state_name(st));
+	cJSON_AddStringToObject(out->data, "current_digest", hex);
+	snprintf(reason, reason_len, "%s", st == PIN_NEW ? "tool not approved"
+		 : "tool changed since approval");
+	snprintf(out->message, sizeof(out->message), st == PIN_NEW
+		 ? "Tool %s is new and waits for an operator's approval "
+		   "(wardenctl tools approve %s/%s)"
+		 : "Tool %s changed since it was approved and is withheld until an operator "
+		   "approves the new definition (wardenctl tools approve %s/%s)",
+		 rq->e->exposed, rq->server, rq->name);
+	return -EPERM;
+}
+
+/* --- the loop breaker -------------------------------------------------------------------- */
+
+int gate_guard_loop(struct gate_guard *gd, const struct policy_set *ps,
+		    const struct gate_guard_call *rq, struct gate_guard_refusal *out,
+		    char *reason, size_t reason_len)
+{
+	unsigned max;
+	int64_t window, retry;
+	char hex[TOOL_DIGEST_HEX];
+
+	if (!gd || rq->kind != CAT_TOOLS ||
+	    !policy_loop_breaker(ps, rq->who->policy, rq->who->team_policy, &max, &window))
+		return 0;
+	/* (key, upstream, tool, canonical arguments), NUL-separated: nothing of it is kept */
+	char *args = tool_canonical_value(rq->args);  /* none: "null" */
+	size_t la = strlen(args), lk = strlen(rq->who->id), ls = strlen(rq->server),
+	       ln = strlen(rq->name);
+	char *buf = xmalloc(lk + ls + ln + la + 3);
+	memcpy(buf, rq->who->id, lk + 1);
+	memcpy(buf + lk + 1, rq->server, ls + 1);
+	memcpy(buf + lk + ls + 2, rq->name, ln + 1);
+	memcpy(buf + lk + ls + ln + 3, args, la);
+	int rc = tool_sha256_hex(buf, lk + ls + ln + la + 3, hex);
+	free(buf);
+	free(args);
+	if (rc)
+		return rc;
+	if (loop_guard_check(gd->loops, hex, max, window, (int64_t)clock_mono_ms(), &retry) == 0)
+		return 0;
+	const char *tool = rq->e ? rq->e->exposed : rq->name;
+	out->code = REFUSAL_LOOP_DETECTED;
+	out->data = cJSON_CreateObject();
+	cJSON_AddStringToObject(out->data, "tool", tool);
+	cJSON_AddNumberToObject(out->data, "max_repeats", max);
+	cJSON_AddNumberToObject(out->data, "window_ms", (double)window);
+	cJSON_AddNumberToObject(out->data, "retry_after_ms", (double)retry);
+	snprintf(reason, reason_len, "loop detected (%u identical calls within %lld ms)", max,
+		 (long long)window);
+	snprintf(out->message, sizeof(out->message),
+		 "Loop detected: tool %s was called with the same arguments %u times within "
+		 "%lld ms; retry after %lld ms or change the arguments", tool, max,
+		 (long long)window, (long long)retry);
+	audit_loop_break(rq->who->id, rq->server, rq->name, max, window, retry);
+	metrics_loop_break();
+	return -ELOOP;
+}
+
+/* --- pins through the admin plane ---------------------------------------------------------- */
+
+cJSON *gate_guard_pins(struct gate_guard *gd)
+{
+	return gd ? toolpins_json(gd->pins) : cJSON_CreateArray();
+}
+
+int gate_guard_approve(struct gate_guard *gd, const struct policy_set *ps, const char *server,
+		       const char *tool, const char *by, void (*cb)(void *arg, int err),
+		       void *arg)
+{
+	int rc;
+
+	if (!gd)
+		return -ENOENT;
+	rc = toolpins_approve(gd->pins, server, tool, by, cb, arg);
+	if (rc >= 0 && gd->cat)
+		gate_guard_judge(gd, gd->cat, ps);
+	return rc;
+}
+
+/* --- upstream circuits -------------------------------------------------------------------- */
+
+int gate_guard_circuit_allow(struct gate_guard *gd, size_t server, bool *probe,
+			     int64_t *retry_ms)
+{
+	struct circuit *c;
+	enum circuit_state before;
+	int rc;
+
+	*probe = false;
+	*retry_ms = 0;
+	if (!gd || server >= gd->ncircuits)
+		return 0;
+	c = &gd->circuits[server];
+	before = c->state;
+	rc = circuit_allow(c, (int64_t)clock_mono_ms(), probe, retry_ms);
+	if (c->state != before) {
+		audit_circuit(gd->names[server], circuit_state_name(before),
+			      circuit_state_name(c->state), 0);
+		metrics_circuit_state(gd->names[server], (int)c->state);
+	}
+	return rc;
+}
+
+void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failure, bool probe)
+{
+	struct circuit *c;
+	enum circuit_state before;
+
+	if (!gd || server >= gd->ncircuits)
+		return;
+	c = &gd->circuits[server];
+	before = c->state;
+	if (!circuit_result(c, failure, probe, (int64_t)clock_mono_ms()))
+		return;
+	const char *name = gd->names[server];
+	audit_circuit(name, circuit_state_name(before), circuit_state_name(c->state),
+		      c->state == CIRCUIT_OPEN ? c->cfg.open_for_ms : 0);
+	metrics_circuit_state(name, (int)c->state);
+	if (c->state == CIRCUIT_OPEN && before == CIRCUIT_HALF_OPEN)
+		log_warn("upstream %s: circuit open again: the probe call failed; calls are refused "
+			 "for %lld ms", name, (long long)c->cfg.open_for_ms);
+	else if (c->state == CIRCUIT_OPEN)
+		log_warn("upstream %s: circuit open after %u failures within %lld ms; calls are "
+			 "refused for %lld ms", name, c->cfg.failures, (long long)c->cfg.window_ms,
+			 (long long)c->cfg.open_for_ms);
+	else if (c->state == CIRCUIT_CLOSED)
+		log_info("upstream %s: circuit closed: the probe call succeeded", name);
+}
+
+void gate_guard_circuit_abandon(struct gate_guard *gd, size_t server)
+{
+	if (gd && server < gd->ncircuits)
+		circuit_abandon(&gd->circuits[server]);
+}
+
+const char *gate_guard_circuit_state(const struct gate_guard *gd, size_t server)
+{
+	return gd && server < gd->ncircuits ? circuit_state_name(gd->circuits[server].state)
+					    : "closed";
+}
