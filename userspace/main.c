@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "observe/metrics.h"
 #include "mcp/router.h"
+#include "llm/llm.h"
 #include "mcp/transport/upstream_http.h"
 #include "mcp/transport/upstream_stdio.h"
 
@@ -29,6 +30,7 @@ struct daemon {
 	struct config *cfg;
 	struct gate *gate;
 	struct router *router;
+	struct llm *llm;                /* the /v1/ LLM route */
 	struct front *front;
 	struct admin *admin;
 	struct guard *guard;
@@ -84,6 +86,7 @@ static int validate(const char *path, struct config **out, struct config_errors 
 		return rc;
 	if (gate_new(NULL, *out, &g, errs) == 0)
 		gate_free(g);
+	llm_prepare(*out, errs);        /* API key files are read here, off the loop */
 	guard_check(*out, errs);
 	if (errs->count) {
 		config_free(*out);
@@ -119,6 +122,10 @@ static int serve_new(struct daemon *d, struct config *cfg)
 	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
+	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, &d->llm))) {
+		router_free(d->router);
+		d->router = NULL;
+	}
 	if (rc) {
 		for (int i = 0; i < errs.count; i++)
 			log_error("%s", errs.msg[i]);
@@ -133,6 +140,10 @@ static int serve_new(struct daemon *d, struct config *cfg)
  * store drains every queued charge before it closes. */
 static void serve_free(struct daemon *d)
 {
+	if (d->front)
+		front_set_llm(d->front, NULL);
+	llm_free(d->llm);       /* before the gate: its requests release their reservations */
+	d->llm = NULL;
 	router_free(d->router);
 	d->router = NULL;
 	gate_free(d->gate);
@@ -156,6 +167,7 @@ static int start(struct daemon *d, struct config *cfg)
 		serve_free(d);
 		return rc;
 	}
+	front_set_llm(d->front, d->llm);
 	rc = admin_new(d->base, cfg, d->router, &d->admin);
 	if (rc) {
 		log_error("cannot start the admin plane: %s", strerror(-rc));
@@ -233,6 +245,7 @@ static int swap_router(struct daemon *d, struct config *cfg)
 		return rc;
 	}
 	front_reconfigure(d->front, cfg, d->gate, d->router);
+	front_set_llm(d->front, d->llm);
 	d->cfg = cfg;
 	announce(d);
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
@@ -243,7 +256,7 @@ static int swap_router(struct daemon *d, struct config *cfg)
 
 /* The sections gate_reload can replace in place. */
 static const char *const governance[] = { "keys", "teams", "policies", "costs", "budgets",
-					   "rate_limits", "auth", NULL };
+					   "rate_limits", "auth", "providers", "llm", NULL };
 
 /* Do a and b differ in nothing but governance sections? */
 static bool only_governance_differs(const cJSON *a, const cJSON *b)
@@ -278,6 +291,7 @@ static int reload_governance(struct daemon *d, struct config *ncfg)
 	}
 	if ((rc = config_expand(d->cfg)) != 0)
 		return rc;
+	llm_reload(d->llm, ncfg);       /* prepared on the reload thread */
 	for (const char *const *k = governance; *k; k++) {
 		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(ncfg->raw, *k);
 		cJSON_DeleteItemFromObjectCaseSensitive(d->cfg->raw, *k);

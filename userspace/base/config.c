@@ -23,7 +23,7 @@
 static const char *const top_keys[] = {
 	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "policies", "costs",
-	"budgets", "rate_limits", "store", "$schema", "_comment", NULL
+	"budgets", "rate_limits", "store", "providers", "llm", "$schema", "_comment", NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "transport", "command", "env", "inherit_env", "cwd", "per_session", "url",
@@ -758,6 +758,8 @@ void config_free(struct config *c)
 {
 	if (!c)
 		return;
+	if (c->llm_free)
+		c->llm_free(c->llm);
 	cJSON_free(c->stash);
 	for (size_t i = 0; i < c->nupstreams; i++) {
 		struct upstream_config *u = &c->upstreams[i];

@@ -266,7 +266,9 @@ static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 			struct config_errors *errs)
 {
 	static const char *const fields[] = {
-		"description", "tools", "resources", "prompts", "annotations", NULL
+		"description", "tools", "resources", "prompts", "annotations",
+		"llm",          /* read by llm/ (llm_config.c) */
+		NULL
 	};
 	char path[96], ep[128];
 	const char *desc;

@@ -46,6 +46,10 @@ enum metrics_stage {
 	METRICS_NSTAGES
 };
 void metrics_stage(enum metrics_stage stage, uint64_t ns);
+/* One LLM route answer (llm/): tokens and cost per key and "provider/model" (label values
+ * are config names and key ids, so they need no escaping). key NULL: authentication off. */
+void metrics_llm(const char *key, const char *model, uint64_t input, uint64_t output,
+		 int64_t cost_micros);
 void metrics_request_begin(void);
 void metrics_request_end(void);
 void metrics_session_opened(void);

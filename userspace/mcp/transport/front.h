@@ -17,6 +17,7 @@ struct config;
 struct gate;
 struct router;
 struct front;
+struct llm;
 
 /* gate authenticates every request; router serves what passes. Both borrowed. */
 int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
@@ -29,5 +30,8 @@ int front_port(const struct front *f);
 void front_close_streams(struct front *f);
 void front_reconfigure(struct front *f, const struct config *cfg, struct gate *gate,
 		       struct router *r);
+
+/* The LLM route served under /v1/ (NULL: none); borrowed, cleared before it is freed. */
+void front_set_llm(struct front *f, struct llm *l);
 
 #endif

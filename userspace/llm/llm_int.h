@@ -1,0 +1,149 @@
+/* llm_int: what the route's files share (config, one request, the provider transfer). */
+#ifndef WARDEN_LLM_INT_H
+#define WARDEN_LLM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <curl/curl.h>
+#include <cjson/cJSON.h>
+#include <event2/http.h>
+
+#include "base/curl_loop.h"
+#include "base/list.h"
+#include "govern/keys.h"
+#include "llm/llm.h"
+
+#define LLM_NAME_MAX 32                 /* provider names: [a-z0-9_-]{1,32} */
+#define LLM_MODEL_MAX 128               /* model names */
+#define LLM_KEY_MAX 4096                /* a provider API key */
+#define LLM_RESPONSE_MAX (16u << 20)    /* a provider's whole (non-streamed) answer */
+#define LLM_DEFAULT_MAX_TOKENS 4096
+#define LLM_DEFAULT_TIMEOUT_MS 120000
+
+enum llm_kind { LLM_OPENAI, LLM_ANTHROPIC };
+enum llm_endpoint { LLM_CHAT, LLM_EMBEDDINGS, LLM_MODELS };
+
+struct llm_model {
+	char *name;
+	int64_t in_price, out_price;    /* micro-units per million tokens */
+};
+
+struct llm_provider {
+	char *name;
+	enum llm_kind kind;
+	char *base_url;                 /* without the trailing slash */
+	char *api_key;                  /* the secret: only ever in this provider's header */
+	long timeout_ms;
+	char *fallback;                 /* another provider's name, or NULL */
+	struct llm_model *models;
+	size_t nmodels;
+};
+
+struct llm_policy {
+	char *name;
+	char **prov_allow, **prov_deny, **model_allow, **model_deny;   /* NULL-terminated */
+	bool log_arguments;             /* prompts and completions in the record */
+};
+
+struct ratelimit_config;
+
+struct llm_config {
+	int refs;
+	struct llm_provider *providers;
+	size_t nproviders;
+	char *default_provider;         /* NULL: models must be named "provider/model" */
+	int64_t default_max_tokens;     /* the output estimate when a request sets none */
+	struct ratelimit_config *requests, *tokens;
+	struct llm_policy *policies;    /* those with an "llm" member */
+	size_t npolicies;
+};
+
+int llm_config_parse(const cJSON *root, struct llm_config **out, struct config_errors *errs);
+void llm_config_get(struct llm_config *c);
+void llm_config_put(struct llm_config *c);
+const struct llm_provider *llm_provider_find(const struct llm_config *c, const char *name);
+const struct llm_model *llm_model_find(const struct llm_provider *p, const char *name);
+/* May who use provider p's model m? 0, or -EACCES with *why a static text or the rule. */
+int llm_policy_allows(const struct llm_config *c, const struct key_identity *who,
+		      const char *provider, const char *model, char *why, size_t len);
+/* Does either of who's policies ask for prompts and completions in the record? */
+bool llm_policy_logs(const struct llm_config *c, const struct key_identity *who);
+
+/* ---- usage and money (usage.c) ---- */
+
+/* tokens x price per million, rounded up, in micro-units. */
+int64_t llm_cost(int64_t tokens, int64_t price_per_million);
+/* The price reserved before the call: an estimate of the prompt's tokens from the size of
+ * its text (4 bytes a token, rounded up) at the input price, plus max_tokens (or
+ * max_completion_tokens, or the default) at the output price. */
+int64_t llm_estimate(const struct llm_config *c, const struct llm_model *m, const cJSON *body,
+		     enum llm_endpoint ep, int64_t *out_tokens);
+/* usage {prompt_tokens, completion_tokens} (or Anthropic's input/output_tokens): 0 when
+ * present. */
+int llm_usage_read(const cJSON *usage, int64_t *in, int64_t *out);
+
+/* ---- one request ---- */
+
+struct llm;
+struct budget_resv;
+struct sse_parser;
+
+struct llm_req {
+	struct curl_xfer xfer;
+	struct llm *l;
+	struct llm_config *cfg;         /* a reference: a reload does not pull it away */
+	struct list_head link;          /* in l->reqs */
+	struct evhttp_request *req;     /* NULL once the client went away */
+	struct evhttp_connection *evcon;
+	enum llm_endpoint ep;
+	bool authed;
+	struct key_identity who;
+	const struct llm_provider *prov;
+	const struct llm_model *model;
+	const struct llm_provider *failed;      /* the provider a fallback replaced */
+	cJSON *body;                    /* the agent's request, model rewritten */
+	bool stream, agent_usage;       /* stream: true; the agent asked for include_usage */
+	bool log_content;
+	struct budget_resv *resv;
+	int64_t estimate;               /* reserved, micro-units */
+	int64_t est_out_tokens;
+	bool sent;                      /* a transfer reached the provider */
+	/* the transfer */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *payload;
+	char errbuf[CURL_ERROR_SIZE];
+	struct evbuffer *buf;           /* the answer (whole, or an error page) */
+	long status;
+	bool body_started;              /* first byte seen: status and type known */
+	bool event_stream;              /* the provider answers with SSE */
+	bool streaming;                 /* the agent's chunked reply has started */
+	struct sse_parser *sse;
+	bool saw_done;
+	int stream_err;                 /* an SSE event could not be handled */
+	char *stream_id;                /* anthropic: the message id for every chunk */
+	int64_t in_tok, out_tok;        /* < 0: unknown */
+	cJSON *completion;              /* log_content: the text streamed so far */
+	uint64_t rx_ns, ttft_ns;
+	bool settling;                  /* waiting for the charge to be durable */
+	int64_t charged;                /* < 0: nothing */
+	cJSON *answer;                  /* non-stream: what the agent gets once durable */
+};
+
+/* provider.c: start the transfer for r->prov/r->model (0 or a negative errno), and stop it. */
+int llm_transfer_start(struct llm_req *r);
+void llm_transfer_stop(struct llm_req *r);
+/* route.c: the transfer ended (res from curl). */
+void llm_req_transfer_done(struct llm_req *r, CURLcode res);
+/* route.c: forward one OpenAI-shaped chunk to the agent (streaming). Returns 0 or -EPIPE. */
+int llm_req_chunk(struct llm_req *r, const char *data, size_t len);
+
+/* anthropic.c: translation to and from the Messages API. */
+cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body);
+cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg);
+/* One SSE event of a streamed Messages answer: emits chat.completion.chunk data through
+ * llm_req_chunk and notes usage. Returns 0 or a negative errno. */
+int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, size_t len);
+
+#endif

@@ -1,0 +1,823 @@
+/* route: the LLM route's HTTP side — authentication, governance, answers and records. */
+#include "llm/llm_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "govern/budget.h"
+#include "govern/gate.h"
+#include "govern/ratelimit.h"
+#include "mcp/transport/sse.h"
+#include "observe/audit.h"
+#include "observe/metrics.h"
+
+struct llm {
+	struct event_base *base;
+	struct gate *gate;
+	struct llm_config *cfg;
+	struct ratelimit *rl_req, *rl_tok;     /* requests, and tokens, per key/provider/model */
+	struct list_head reqs;                 /* in flight */
+};
+
+/* What the agent is told when a request fails, and what the record says. */
+struct failure {
+	int status;
+	const char *type, *code;
+	char message[512];
+	int64_t retry_after_s;          /* > 0: Retry-After */
+};
+
+static const char *endpoint_name(enum llm_endpoint ep)
+{
+	return ep == LLM_CHAT ? "chat.completions" : ep == LLM_EMBEDDINGS ? "embeddings" : "models";
+}
+
+static const char *header(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+static void set_header(struct evhttp_request *req, const char *name, const char *value)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_remove_header(h, name);
+	evhttp_add_header(h, name, value);
+}
+
+static void send_json(struct evhttp_request *req, int status, const cJSON *body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = cJSON_PrintUnformatted(body);
+
+	if (buf) {
+		set_header(req, "Content-Type", "application/json");
+		evbuffer_add(buf, text, strlen(text));
+	}
+	evhttp_send_reply(req, status, NULL, buf);
+	cJSON_free(text);
+	if (buf)
+		evbuffer_free(buf);
+}
+
+static cJSON *error_body(const struct failure *f)
+{
+	cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+
+	cJSON_AddStringToObject(e, "message", f->message);
+	cJSON_AddStringToObject(e, "type", f->type);
+	if (f->code)
+		cJSON_AddStringToObject(e, "code", f->code);
+	else
+		cJSON_AddNullToObject(e, "code");
+	cJSON_AddNullToObject(e, "param");
+	return o;
+}
+
+__attribute__((format(printf, 5, 6)))
+static void set_failure(struct failure *f, int status, const char *type, const char *code,
+			const char *fmt, ...)
+{
+	va_list ap;
+
+	f->status = status;
+	f->type = type;
+	f->code = code;
+	f->retry_after_s = 0;
+	va_start(ap, fmt);
+	vsnprintf(f->message, sizeof(f->message), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the request's life ---- */
+
+static void free_detached(struct evhttp_request *req)
+{
+	if (!evhttp_request_get_connection(req))
+		evhttp_request_free(req);
+}
+
+static void req_free(struct llm_req *r)
+{
+	llm_transfer_stop(r);
+	if (r->req)
+		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+	if (r->resv && r->l)
+		budget_release(gate_budget(r->l->gate), r->resv);
+	if (r->link.next)
+		list_del(&r->link);
+	if (r->buf)
+		evbuffer_free(r->buf);
+	sse_parser_free(r->sse);
+	cJSON_Delete(r->body);
+	cJSON_Delete(r->completion);
+	cJSON_Delete(r->answer);
+	free(r->stream_id);
+	llm_config_put(r->cfg);
+	free(r);
+}
+
+static void record(struct llm_req *r, int status, const struct failure *f)
+{
+	char model[LLM_NAME_MAX + LLM_MODEL_MAX + 2] = "";
+	const cJSON *msgs = r->log_content && r->body
+		? cJSON_GetObjectItemCaseSensitive(r->body, r->ep == LLM_EMBEDDINGS ? "input"
+										: "messages") : NULL;
+	struct audit_llm a = {
+		.key = r->authed ? r->who.id : NULL, .team = r->authed ? r->who.team : NULL,
+		.endpoint = endpoint_name(r->ep),
+		.provider = r->prov ? r->prov->name : NULL,
+		.model = r->model ? r->model->name : NULL,
+		.stream = r->stream, .status = status,
+		.error = f ? f->message : NULL, .error_code = f ? f->code : NULL,
+		.input_tokens = r->in_tok, .output_tokens = r->out_tok,
+		.cost_micros = r->charged,
+		.latency_ms = (clock_mono_ns() - r->rx_ns) / 1000000,
+		.ttft_ms = r->ttft_ns ? (int64_t)((r->ttft_ns - r->rx_ns) / 1000000) : -1,
+		.fallback_from = r->failed ? r->failed->name : NULL,
+		.prompt = msgs, .completion = r->log_content ? r->completion : NULL,
+	};
+	audit_llm(&a);
+	if (r->prov && r->model) {
+		snprintf(model, sizeof(model), "%s/%s", r->prov->name, r->model->name);
+		metrics_llm(a.key, model, r->in_tok > 0 ? (uint64_t)r->in_tok : 0,
+			    r->out_tok > 0 ? (uint64_t)r->out_tok : 0, r->charged);
+	}
+}
+
+/* Refuse or fail: the reservation is released, the agent told in OpenAI's error shape (as an
+ * event when its stream has started), the request recorded. */
+static void fail(struct llm_req *r, const struct failure *f)
+{
+	if (r->resv) {
+		budget_release(gate_budget(r->l->gate), r->resv);
+		r->resv = NULL;
+	}
+	record(r, r->streaming ? 200 : f->status, f);
+	if (r->req) {
+		cJSON *e = error_body(f);
+		if (r->streaming) {
+			char *text = cJSON_PrintUnformatted(e);
+			llm_req_chunk(r, text, strlen(text));
+			cJSON_free(text);
+			evhttp_send_reply_end(r->req);
+		} else {
+			if (f->retry_after_s > 0) {
+				char ra[32];
+				snprintf(ra, sizeof(ra), "%lld", (long long)f->retry_after_s);
+				set_header(r->req, "Retry-After", ra);
+			}
+			send_json(r->req, f->status, e);
+		}
+		cJSON_Delete(e);
+		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+		r->req = NULL;
+	}
+	req_free(r);
+}
+
+/* The charge is durable (or nothing had to be): the agent gets the rest of its answer. */
+static void deliver(struct llm_req *r, int err)
+{
+	if (err) {
+		struct failure f;
+		set_failure(&f, 500, "server_error", "charge_failed",
+			    "the request's charge could not be recorded: %s", strerror(-err));
+		fail(r, &f);
+		return;
+	}
+	record(r, 200, NULL);
+	if (r->req) {
+		if (r->streaming) {
+			if (r->saw_done)
+				llm_req_chunk(r, "[DONE]", 6);
+			evhttp_send_reply_end(r->req);
+		} else {
+			send_json(r->req, 200, r->answer);
+		}
+		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+		r->req = NULL;
+	}
+	req_free(r);
+}
+
+static void on_durable(void *arg, int err)
+{
+	struct llm_req *r = arg;
+
+	r->settling = false;
+	if (!r->l) {            /* the route ended meanwhile and answered already */
+		req_free(r);
+		return;
+	}
+	deliver(r, err);
+}
+
+static struct rate_subject rate_who(const struct llm_req *r)
+{
+	return (struct rate_subject){ r->who.id, r->who.team, r->who.policy };
+}
+
+static int64_t usage_cost(const struct llm_req *r)
+{
+	return r->in_tok >= 0 ? llm_cost(r->in_tok, r->model->in_price) +
+				llm_cost(r->out_tok, r->model->out_price)
+			      : r->estimate;
+}
+
+/* Charge the usage the provider reported (the estimate when it reported none), then answer
+ * once the charge is durable, as a tools/call is. */
+static void settle(struct llm_req *r)
+{
+	int64_t cost = usage_cost(r);
+	int rc = 1;
+
+	r->charged = r->resv || !r->authed ? cost : 0;
+	if (r->authed && r->in_tok >= 0) {
+		struct rate_limits lim;
+		struct rate_subject rs = rate_who(r);
+		int64_t n = r->in_tok + r->out_tok - 1;   /* one was taken at admission */
+		ratelimit_config_resolve(r->cfg->tokens, &rs, &lim);
+		if (n > 0)
+			ratelimit_debit(r->l->rl_tok, &lim, r->who.id, r->prov->name,
+					r->model->name, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
+					clock_mono_ns());
+	}
+	if (r->resv) {
+		struct budget_resv *resv = r->resv;
+		r->resv = NULL;
+		rc = budget_commit_amount(gate_budget(r->l->gate), resv, cost, on_durable, r);
+	}
+	if (rc == 0) {
+		r->settling = true;
+		return;
+	}
+	deliver(r, rc < 0 ? rc : 0);
+}
+
+static void client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct llm_req *r = arg;
+	struct failure f;
+
+	free_detached(r->req);
+	r->req = NULL;
+	if (r->settling)
+		return;         /* answered into the void once durable */
+	llm_transfer_stop(r);
+	set_failure(&f, 499, "client_closed", "client_closed",
+		    "the client closed the connection before the answer was complete");
+	/* What a provider did for a request it received is paid for: its usage when known,
+	 * else the estimate. */
+	if (r->sent && r->resv) {
+		struct budget_resv *resv = r->resv;
+		r->resv = NULL;
+		r->charged = usage_cost(r);
+		if (budget_commit_amount(gate_budget(r->l->gate), resv, r->charged, NULL, NULL) < 0)
+			log_error("llm: a cancelled request's charge could not be queued");
+	}
+	fail(r, &f);
+}
+
+/* ---- the provider's answer ---- */
+
+int llm_req_chunk(struct llm_req *r, const char *data, size_t len)
+{
+	struct evbuffer *buf;
+	int rc;
+
+	if (!r->req)
+		return -EPIPE;
+	if (!r->streaming) {
+		set_header(r->req, "Content-Type", "text/event-stream");
+		set_header(r->req, "Cache-Control", "no-cache");
+		evhttp_send_reply_start(r->req, 200, "OK");
+		r->streaming = true;
+	}
+	if (!(buf = evbuffer_new()))
+		return -ENOMEM;
+	rc = sse_write_event(buf, NULL, NULL, -1, data, len);
+	if (rc == 0)
+		evhttp_send_reply_chunk(r->req, buf);
+	evbuffer_free(buf);
+	return rc;
+}
+
+/* Switch to the provider's fallback, when it has one the key may use with a model of the
+ * same name. Returns true when the request is on its way again. */
+static bool try_fallback(struct llm_req *r)
+{
+	const struct llm_provider *fb;
+	const struct llm_model *m;
+	char why[256];
+
+	if (r->failed || r->streaming || !r->prov->fallback ||
+	    !(fb = llm_provider_find(r->cfg, r->prov->fallback)) ||
+	    !(m = llm_model_find(fb, r->model->name)) ||
+	    llm_policy_allows(r->cfg, r->authed ? &r->who : NULL, fb->name, m->name, why,
+			      sizeof(why)))
+		return false;
+	log_info("llm: provider %s failed; trying %s for %s", r->prov->name, fb->name, m->name);
+	r->failed = r->prov;
+	r->prov = fb;
+	r->model = m;
+	r->in_tok = r->out_tok = -1;
+	r->ttft_ns = 0;
+	return llm_transfer_start(r) == 0;
+}
+
+/* The provider's own error message, when its answer has one (never its headers). */
+static void provider_message(struct llm_req *r, char *out, size_t len)
+{
+	size_t n = evbuffer_get_length(r->buf);
+	cJSON *j = n ? cJSON_ParseWithLength((const char *)evbuffer_pullup(r->buf, -1), n) : NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+
+	snprintf(out, len, "%s", cJSON_IsString(m) ? m->valuestring : "");
+	cJSON_Delete(j);
+}
+
+static bool take_answer(struct llm_req *r, struct failure *f)
+{
+	size_t n = evbuffer_get_length(r->buf);
+	cJSON *j = cJSON_ParseWithLength((const char *)evbuffer_pullup(r->buf, -1), n);
+
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		set_failure(f, 502, "api_error", "bad_provider_response",
+			    "provider %s answered something that is not JSON", r->prov->name);
+		return false;
+	}
+	if (r->prov->kind == LLM_ANTHROPIC && r->ep == LLM_CHAT) {
+		cJSON *t = llm_anthropic_response(r, j);
+		cJSON_Delete(j);
+		if (!t) {
+			set_failure(f, 502, "api_error", "bad_provider_response",
+				    "provider %s answered an unexpected Messages object",
+				    r->prov->name);
+			return false;
+		}
+		j = t;
+	}
+	llm_usage_read(cJSON_GetObjectItemCaseSensitive(j, "usage"), &r->in_tok, &r->out_tok);
+	if (r->log_content && r->ep == LLM_CHAT) {
+		const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
+		if (cJSON_IsString(c))
+			r->completion = cJSON_CreateString(c->valuestring);
+	}
+	r->answer = j;
+	return true;
+}
+
+void llm_req_transfer_done(struct llm_req *r, CURLcode res)
+{
+	struct failure f;
+	char msg[256];
+
+	if (!r->req) {          /* the client left: client_gone settled it */
+		req_free(r);
+		return;
+	}
+	if (res == CURLE_OK && r->status >= 200 && r->status < 300) {
+		if (!r->stream) {
+			if (!take_answer(r, &f))
+				goto failed;
+			settle(r);
+			return;
+		}
+		if (!r->event_stream) {
+			set_failure(&f, 502, "api_error", "bad_provider_response",
+				    "provider %s did not answer with an event stream", r->prov->name);
+			goto failed;
+		}
+		settle(r);
+		return;
+	}
+	if (r->stream_err == -EPROTO || r->stream_err == -EMSGSIZE) {
+		set_failure(&f, 502, "api_error", "bad_provider_response",
+			    "provider %s answered garbage (%s)", r->prov->name,
+			    r->stream_err == -EPROTO ? "an event that is not a JSON object"
+						     : "too large");
+		goto failed;
+	}
+	if (r->stream_err == -EPIPE) {
+		set_failure(&f, 499, "client_closed", "client_closed", "the client went away");
+		goto failed;
+	}
+	if (res == CURLE_OPERATION_TIMEDOUT) {
+		if (try_fallback(r))
+			return;
+		set_failure(&f, 504, "timeout", "provider_timeout",
+			    "provider %s did not answer within %ld ms", r->prov->name,
+			    r->prov->timeout_ms);
+		goto failed;
+	}
+	if (res != CURLE_OK) {
+		if (try_fallback(r))
+			return;
+		set_failure(&f, 502, "api_error", "provider_unreachable",
+			    "provider %s failed: %s", r->prov->name,
+			    r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
+		goto failed;
+	}
+	provider_message(r, msg, sizeof(msg));
+	if (r->status >= 500 || r->status < 200) {
+		if (try_fallback(r))
+			return;
+		set_failure(&f, 502, "api_error", "provider_error", "provider %s answered HTTP %ld%s%s",
+			    r->prov->name, r->status, *msg ? ": " : "", msg);
+		goto failed;
+	}
+	/* 4xx: the request's own fault, as the provider said it. */
+	set_failure(&f, r->status == 401 || r->status == 403 ? 502 : (int)r->status,
+		    r->status == 429 ? "rate_limit_error" : "invalid_request_error", "provider_refused",
+		    "provider %s refused the request (HTTP %ld)%s%s", r->prov->name, r->status,
+		    *msg ? ": " : "", msg);
+	goto failed;
+failed:
+	fail(r, &f);
+}
+
+/* ---- admission ---- */
+
+/* "provider/model", or the default provider's model. */
+static int resolve_model(struct llm_req *r, const char *name, struct failure *f)
+{
+	const char *slash = strchr(name, '/');
+	const struct llm_provider *p = NULL;
+	const char *model = name;
+
+	if (slash && (size_t)(slash - name) <= LLM_NAME_MAX) {
+		char pn[LLM_NAME_MAX + 1];
+		memcpy(pn, name, (size_t)(slash - name));
+		pn[slash - name] = '\0';
+		if ((p = llm_provider_find(r->cfg, pn)))
+			model = slash + 1;
+	}
+	if (!p)
+		p = llm_provider_find(r->cfg, r->cfg->default_provider);
+	if (!p) {
+		set_failure(f, 400, "invalid_request_error", "model_not_found",
+			    "no provider for model \"%.128s\": name it as \"provider/model\"", name);
+		return -ENOENT;
+	}
+	r->prov = p;
+	r->model = llm_model_find(p, model);
+	if (!r->model) {
+		set_failure(f, 400, "invalid_request_error", "model_not_found",
+			    "provider %s has no model \"%.128s\"", p->name, model);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int admit_rate(struct llm_req *r, struct failure *f)
+{
+	struct rate_subject rs = rate_who(r);
+	struct rate_refusal rr;
+	uint64_t now = clock_mono_ns();
+	int rc = ratelimit_check_subject(r->l->rl_req, r->cfg->requests, &rs, r->prov->name,
+					 r->model->name, now, &rr);
+	const char *what = "requests";
+
+	if (rc == 0) {
+		/* tokens: admitted while a token is left; the answer's usage is taken after */
+		rc = ratelimit_check_subject(r->l->rl_tok, r->cfg->tokens, &rs, r->prov->name,
+					     r->model->name, now, &rr);
+		what = "tokens";
+	}
+	if (rc == -EAGAIN) {
+		set_failure(f, 429, "rate_limit_error", "rate_limited",
+			    "Rate limited: %s limit of %u %s per %s reached (%s); retry after %llu ms",
+			    ratelimit_level_name(rr.level), rr.spec.requests, what,
+			    ratelimit_per_name(rr.spec.period_ns),
+			    rr.level == RATE_KEY ? "this key" : rr.level == RATE_SERVER
+				? "this key and provider" : "this key and model",
+			    (unsigned long long)rr.retry_after_ms);
+		f->retry_after_s = (int64_t)(rr.retry_after_ms + 999) / 1000;
+		if (f->retry_after_s < 1)
+			f->retry_after_s = 1;
+		return rc;
+	}
+	if (rc) {
+		set_failure(f, 500, "server_error", "internal", "rate limiting failed: %s",
+			    strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+static int admit_budget(struct llm_req *r, struct failure *f)
+{
+	struct budget_subject bs = { r->who.id, r->who.team, r->who.policy };
+	struct budget_refusal br;
+	int64_t now = clock_real_s();
+	int rc;
+
+	r->estimate = llm_estimate(r->cfg, r->model, r->body, r->ep, &r->est_out_tokens);
+	if (r->estimate <= 0)
+		return 0;
+	rc = budget_reserve(gate_budget(r->l->gate), &bs, r->estimate, now, &r->resv, &br);
+	if (rc == -EDQUOT) {
+		char spent[32], limit[32], cost[32], reserved[32];
+		budget_format_money(br.spent, spent, sizeof(spent));
+		budget_format_money(br.limit, limit, sizeof(limit));
+		budget_format_money(br.cost, cost, sizeof(cost));
+		budget_format_money(br.reserved, reserved, sizeof(reserved));
+		set_failure(f, 429, "insufficient_quota", "over_budget",
+			    "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
+			    "request is estimated at %s", br.name, br.scope, br.period, spent,
+			    limit, reserved, cost);
+		if (br.resets_at > now)
+			f->retry_after_s = br.resets_at - now;
+		return rc;
+	}
+	if (rc) {
+		set_failure(f, 500, "server_error", "internal", "budget reservation failed: %s",
+			    strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+static void serve_models(struct llm_req *r)
+{
+	cJSON *o = cJSON_CreateObject(), *data;
+	char why[256], id[LLM_NAME_MAX + LLM_MODEL_MAX + 2];
+
+	cJSON_AddStringToObject(o, "object", "list");
+	data = cJSON_AddArrayToObject(o, "data");
+	for (size_t i = 0; i < r->cfg->nproviders; i++) {
+		const struct llm_provider *p = &r->cfg->providers[i];
+		for (size_t j = 0; j < p->nmodels; j++) {
+			if (llm_policy_allows(r->cfg, r->authed ? &r->who : NULL, p->name,
+					      p->models[j].name, why, sizeof(why)))
+				continue;
+			cJSON *m = cJSON_CreateObject();
+			snprintf(id, sizeof(id), "%s/%s", p->name, p->models[j].name);
+			cJSON_AddStringToObject(m, "id", id);
+			cJSON_AddStringToObject(m, "object", "model");
+			cJSON_AddNumberToObject(m, "created", 0);
+			cJSON_AddStringToObject(m, "owned_by", p->name);
+			cJSON_AddItemToArray(data, m);
+		}
+	}
+	send_json(r->req, 200, o);
+	cJSON_Delete(o);
+	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+	r->req = NULL;
+	req_free(r);
+}
+
+/* The key from Authorization: Bearer or x-bf-vk. */
+static const char *presented_key(struct evhttp_request *req)
+{
+	const char *a = header(req, "Authorization");
+
+	if (a && !strncasecmp(a, "Bearer ", 7)) {
+		a += 7;
+		while (*a == ' ')
+			a++;
+		return a;
+	}
+	return header(req, "x-bf-vk");
+}
+
+static int authenticate(struct llm_req *r, struct failure *f)
+{
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	const char *reason;
+	int64_t retry_ms;
+	enum gate_auth a;
+
+	if (!gate_auth_required(r->l->gate))
+		return 0;
+	evhttp_connection_get_peer(r->evcon, &peer, &port);
+	a = gate_authenticate(r->l->gate, presented_key(r->req), peer, &r->who, &reason, &retry_ms);
+	if (a == GATE_AUTH_OK) {
+		r->authed = true;
+		return 0;
+	}
+	audit_auth(reason, r->who.id, peer);
+	if (a == GATE_AUTH_BLOCKED) {
+		set_failure(f, 429, "rate_limit_error", "auth_blocked",
+			    "too many failed authentications from this address; retry later");
+		f->retry_after_s = (retry_ms + 999) / 1000;
+		return -EACCES;
+	}
+	set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+	set_failure(f, 401, "authentication_error", "invalid_api_key",
+		    a == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer "
+					     "<virtual key> or x-bf-vk" : "invalid key");
+	return -EACCES;
+}
+
+static int parse_body(struct llm_req *r, struct failure *f)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	const cJSON *model, *so;
+	char why[256];
+
+	r->body = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
+	if (!cJSON_IsObject(r->body)) {
+		set_failure(f, 400, "invalid_request_error", "invalid_json",
+			    "the body must be a JSON object");
+		return -EINVAL;
+	}
+	model = cJSON_GetObjectItemCaseSensitive(r->body, "model");
+	if (!cJSON_IsString(model) || !*model->valuestring) {
+		set_failure(f, 400, "invalid_request_error", "missing_model",
+			    "\"model\" is required: \"provider/model\" or a model of the default "
+			    "provider");
+		return -EINVAL;
+	}
+	if (r->ep == LLM_CHAT &&
+	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(r->body, "messages"))) {
+		set_failure(f, 400, "invalid_request_error", "missing_messages",
+			    "\"messages\" must be an array");
+		return -EINVAL;
+	}
+	if (r->ep == LLM_EMBEDDINGS && !cJSON_GetObjectItemCaseSensitive(r->body, "input")) {
+		set_failure(f, 400, "invalid_request_error", "missing_input", "\"input\" is required");
+		return -EINVAL;
+	}
+	if (resolve_model(r, model->valuestring, f))
+		return -ENOENT;
+	if (r->ep == LLM_CHAT)
+		r->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r->body, "stream"));
+	so = cJSON_GetObjectItemCaseSensitive(r->body, "stream_options");
+	r->agent_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+	if (llm_policy_allows(r->cfg, r->authed ? &r->who : NULL, r->prov->name, r->model->name,
+			      why, sizeof(why))) {
+		set_failure(f, 403, "permission_error", "model_not_allowed",
+			    "model %s/%s is not allowed for this key: %s", r->prov->name,
+			    r->model->name, why);
+		return -EACCES;
+	}
+	r->log_content = llm_policy_logs(r->cfg, r->authed ? &r->who : NULL);
+	return 0;
+}
+
+bool llm_owns_path(const char *path)
+{
+	return path && !strncmp(path, "/v1/", 4);
+}
+
+void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : "";
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct llm_req *r = xcalloc(1, sizeof(*r));
+	struct failure f;
+
+	r->l = l;
+	r->cfg = l->cfg;
+	llm_config_get(r->cfg);
+	r->req = req;
+	r->evcon = evhttp_request_get_connection(req);
+	r->rx_ns = rx_ns;
+	r->in_tok = r->out_tok = -1;
+	r->charged = -1;
+	list_add(&r->link, &l->reqs);
+	evhttp_connection_set_closecb(r->evcon, client_gone, r);
+	if (!strcmp(path, "/v1/chat/completions") && cmd == EVHTTP_REQ_POST) {
+		r->ep = LLM_CHAT;
+	} else if (!strcmp(path, "/v1/embeddings") && cmd == EVHTTP_REQ_POST) {
+		r->ep = LLM_EMBEDDINGS;
+	} else if (!strcmp(path, "/v1/models") && cmd == EVHTTP_REQ_GET) {
+		r->ep = LLM_MODELS;
+	} else {
+		r->ep = LLM_MODELS;
+		set_failure(&f, 404, "invalid_request_error", "unknown_url",
+			    "no route %s %s: POST /v1/chat/completions, POST /v1/embeddings, "
+			    "GET /v1/models", cmd == EVHTTP_REQ_GET ? "GET" : "POST", path);
+		goto refuse;
+	}
+	if (authenticate(r, &f))
+		goto refuse;
+	if (r->ep == LLM_MODELS) {
+		serve_models(r);
+		return;
+	}
+	if (parse_body(r, &f) || (r->authed && (admit_budget(r, &f) || admit_rate(r, &f))))
+		goto refuse;
+	int rc = llm_transfer_start(r);
+	if (rc) {
+		set_failure(&f, 502, "api_error", "provider_unreachable",
+			    "the request to provider %s could not start: %s", r->prov->name,
+			    strerror(-rc));
+		goto refuse;
+	}
+	curl_loop_pump();
+	return;
+refuse:
+	fail(r, &f);
+}
+
+/* ---- the route ---- */
+
+int llm_prepare(struct config *cfg, struct config_errors *errs)
+{
+	struct llm_config *c = NULL;
+	int rc = llm_config_parse(cfg->raw, &c, errs);
+
+	if (rc)
+		return rc;
+	if (cfg->llm_free)
+		cfg->llm_free(cfg->llm);
+	cfg->llm = c;
+	cfg->llm_free = (void (*)(void *))llm_config_put;
+	return 0;
+}
+
+static struct llm_config *adopt(struct config *cfg)
+{
+	struct llm_config *c = cfg->llm;
+
+	cfg->llm = NULL;
+	cfg->llm_free = NULL;
+	return c;
+}
+
+int llm_new(struct event_base *base, struct config *cfg, struct gate *gate, struct llm **out)
+{
+	struct config_errors errs = { 0 };
+	struct llm *l;
+	int rc;
+
+	if (!cfg->llm && (rc = llm_prepare(cfg, &errs))) {
+		for (int i = 0; i < errs.count; i++)
+			log_error("%s", errs.msg[i]);
+		return rc;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->base = base;
+	l->gate = gate;
+	list_init(&l->reqs);
+	if ((rc = ratelimit_new(0, &l->rl_req)) || (rc = ratelimit_new(0, &l->rl_tok))) {
+		ratelimit_free(l->rl_req);
+		free(l);
+		return rc;
+	}
+	l->cfg = adopt(cfg);
+	*out = l;
+	return 0;
+}
+
+void llm_reload(struct llm *l, struct config *cfg)
+{
+	if (!cfg->llm)
+		return;
+	llm_config_put(l->cfg);
+	l->cfg = adopt(cfg);
+}
+
+void llm_free(struct llm *l)
+{
+	struct failure f;
+
+	if (!l)
+		return;
+	set_failure(&f, 503, "server_error", "shutting_down",
+		    "the gateway is reloading or stopping: retry");
+	while (!list_empty(&l->reqs)) {
+		struct llm_req *r = list_first_entry(&l->reqs, struct llm_req, link);
+		if (r->settling) {
+			/* its charge is queued and drains as the store closes: answer now */
+			list_del(&r->link);
+			r->link.next = NULL;
+			record(r, 200, NULL);
+			if (r->req) {
+				if (r->streaming)
+					evhttp_send_reply_end(r->req);
+				else
+					send_json(r->req, 200, r->answer);
+				evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+				r->req = NULL;
+			}
+			r->l = NULL;
+			continue;
+		}
+		fail(r, &f);
+	}
+	llm_config_put(l->cfg);
+	ratelimit_free(l->rl_req);
+	ratelimit_free(l->rl_tok);
+	free(l);
+}
