@@ -187,6 +187,22 @@ describe('LLM route', () => {
 		}
 	});
 
+	// evhttp notices a client that left only when it is written to: here when the first chunk
+	// arrives (a non-streamed answer is finished and paid, then dropped).
+	test('a client that goes away mid-stream: the transfer stops, the provider\'s work is paid', async () => {
+		const ac = new AbortController();
+		const s = client(k.all).chat.completions.create({ model: 'local/slow', max_tokens: 10,
+			messages: [{ role: 'user', content: 'x' }], stream: true }, { signal: ac.signal });
+		setTimeout(() => ac.abort(), 100);
+		await assert.rejects(s);
+		const rec = await recordFor((x) => x.model === 'slow' && x.status === 499);
+		assert.equal(rec.error_code, 'client_closed');
+		assert.equal(rec.cost_micros, 2 * 1 + 10 * 2, 'the estimate: the provider had the request');
+		const r = await client(k.all).chat.completions.create({ model: 'local/gpt-ok',
+			messages: [{ role: 'user', content: 'still there?' }] });
+		assert.equal(r.choices[0].message.content, 'Hello there');
+	});
+
 	test('log_arguments puts prompts and completions in the record', async () => {
 		await client(k.logged).chat.completions.create({ model: 'local/gpt-ok',
 			messages: [{ role: 'user', content: 'secret plan' }] });

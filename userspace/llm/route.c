@@ -163,7 +163,8 @@ static void fail(struct llm_req *r, const struct failure *f)
 		budget_release(gate_budget(r->l->gate), r->resv);
 		r->resv = NULL;
 	}
-	record(r, r->streaming ? 200 : f->status, f);
+	/* a stream that started was 200 to the agent; one it left never reached it */
+	record(r, r->streaming && r->req ? 200 : f->status, f);
 	if (r->req) {
 		cJSON *e = error_body(f);
 		if (r->streaming) {
@@ -441,9 +442,12 @@ void llm_req_transfer_done(struct llm_req *r, CURLcode res)
 			    r->prov->name, r->status, *msg ? ": " : "", msg);
 		goto failed;
 	}
-	/* 4xx: the request's own fault, as the provider said it. */
-	set_failure(&f, r->status == 401 || r->status == 403 ? 502 : (int)r->status,
-		    r->status == 429 ? "rate_limit_error" : "invalid_request_error", "provider_refused",
+	/* 4xx: the request's own fault, as the provider said it; but a refused provider key is
+	 * the gateway's configuration, not the agent's request. */
+	bool ours = r->status == 401 || r->status == 403;
+	set_failure(&f, ours ? 502 : (int)r->status,
+		    ours ? "api_error" : r->status == 429 ? "rate_limit_error" : "invalid_request_error",
+		    "provider_refused",
 		    "provider %s refused the request (HTTP %ld)%s%s", r->prov->name, r->status,
 		    *msg ? ": " : "", msg);
 	goto failed;
