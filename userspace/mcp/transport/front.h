@@ -5,7 +5,8 @@
  * MCP-Protocol-Version validation, status codes (202/400/401/403/404/405/406/413/415), and
  * writing replies as JSON or as an SSE stream. It authenticates every request with the gate,
  * then hands each message to the router; answers come back through the reply and stream
- * interfaces (mcp/reply.h) it implements. What a message means is the router's job.
+ * interfaces (mcp/reply.h) it implements. What a message means is the router's job. Paths
+ * under /v1/ go to the LLM route (llm/), which answers them itself.
  */
 #ifndef WARDEN_FRONT_H
 #define WARDEN_FRONT_H
