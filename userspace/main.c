@@ -122,7 +122,7 @@ static int serve_new(struct daemon *d, struct config *cfg)
 	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
-	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, &d->llm))) {
+	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, d->router, &d->llm))) {
 		router_free(d->router);
 		d->router = NULL;
 	}

@@ -8,6 +8,7 @@
 //   "reset"                (stream) one chunk, then the connection is cut
 //   "garbage"              200 with a body (or an event) that is not JSON
 //   "fail500"              HTTP 500 with an OpenAI error
+//   "gpt-tools"            (with tools) a tool call of the first tool offered, id "call_1"
 import { createServer } from 'node:http';
 
 export const USAGE = { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 };
@@ -62,6 +63,15 @@ export async function startProvider({ key = 'sk-provider-secret', kind = 'openai
 			res.end(JSON.stringify({ object: 'list', model,
 				data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }],
 				usage: { prompt_tokens: 8, total_tokens: 8 } }));
+			return;
+		}
+		if (model === 'gpt-tools' && body.tools?.length && !body.stream) {
+			res.writeHead(200, { 'content-type': 'application/json' });
+			res.end(JSON.stringify({ id: 'chatcmpl-2', object: 'chat.completion', created: 1, model,
+				choices: [{ index: 0, finish_reason: 'tool_calls', message: { role: 'assistant',
+					content: null, tool_calls: [{ id: 'call_1', type: 'function', function: {
+						name: body.tools[0].function.name, arguments: '{}' } }] } }],
+				usage: USAGE }));
 			return;
 		}
 		if (!body.stream) {

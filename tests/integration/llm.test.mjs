@@ -9,7 +9,7 @@ import { fixtureStdioUpstream, makeKey, startDaemon } from './lib.mjs';
 import { startProvider, USAGE } from './llm-provider.mjs';
 
 const PROVIDER_KEY = 'sk-provider-secret';
-const models = Object.fromEntries(['gpt-ok', 'slow', 'hang', 'reset', 'garbage', 'fail500']
+const models = Object.fromEntries(['gpt-ok', 'slow', 'hang', 'reset', 'garbage', 'fail500', 'gpt-tools']
 	.map((m) => [m, { input: '1.00', output: '2.00' }]));
 
 describe('LLM route', () => {
@@ -114,7 +114,7 @@ describe('LLM route', () => {
 		const all = (await client(k.all).models.list()).data.map((m) => m.id);
 		assert.ok(all.includes('local/gpt-ok') && all.includes('local/hang'));
 		const mini = (await client(k.mini).models.list()).data.map((m) => m.id).sort();
-		assert.deepEqual(mini, ['local/gpt-ok']);
+		assert.deepEqual(mini, ['local/gpt-ok', 'local/gpt-tools'], 'gpt-* allowed, gpt-ok-denied denied');
 		const e = await client(k.all).embeddings.create({ model: 'local/gpt-ok', input: 'abc' });
 		assert.deepEqual(e.data[0].embedding, [0.1, 0.2]);
 		const rec = await recordFor((x) => x.endpoint === 'embeddings');
@@ -201,6 +201,58 @@ describe('LLM route', () => {
 		const r = await client(k.all).chat.completions.create({ model: 'local/gpt-ok',
 			messages: [{ role: 'user', content: 'still there?' }] });
 		assert.equal(r.choices[0].message.content, 'Hello there');
+	});
+
+	test('MCP tools offered to the model; its tool call executed through the gateway', async () => {
+		const c = client(k.all);
+		const before = p.seen.length;
+		const r = await c.chat.completions.create({ model: 'local/gpt-tools', mcp_tools: true,
+			messages: [{ role: 'user', content: 'use a tool' }] });
+		const sent = p.seen[before].body;
+		assert.equal(sent.mcp_tools, undefined, 'the gateway\'s own field is not forwarded');
+		const simple = sent.tools.find((t) => t.function.name === 'test_simple_text');
+		assert.ok(simple, 'the key\'s MCP tools in OpenAI\'s format');
+		assert.equal(simple.type, 'function');
+		assert.equal(simple.function.parameters.type, 'object');
+		const call = r.choices[0].message.tool_calls[0];
+		assert.equal(call.id, 'call_1');
+		const chat = await recordFor((x) => x.model === 'gpt-tools');
+		assert.deepEqual(chat.tool_calls, ['call_1'], 'the chat record names the tool calls');
+
+		const res = await fetch(`${d.url.replace(/\/mcp$/, '')}/v1/mcp/tool/execute`, {
+			method: 'POST', headers: { authorization: `Bearer ${k.all.key}`, 'content-type': 'application/json' },
+			body: JSON.stringify({ ...call, function: { name: 'test_simple_text', arguments: '{}' } }),
+		});
+		assert.equal(res.status, 200);
+		assert.deepEqual(await res.json(), { role: 'tool', tool_call_id: 'call_1',
+			content: 'This is a simple text response for testing.' });
+		const exec = await recordFor((x) => x.endpoint === 'mcp.tool.execute' && x.status === 200);
+		assert.equal(exec.tool_call_id, 'call_1');
+		assert.equal(exec.tool, 'test_simple_text');
+		const decision = await d.waitForRecord((x) => x.type === 'decision' &&
+			x.target === 'test_simple_text' && x.session === exec.session, 5000);
+		assert.equal(decision.decision, 'allow');
+		assert.equal(decision.key, 'all');
+
+		// a key whose policies allow no tools: none offered, none executed
+		const b2 = p.seen.length;
+		await client(k.mini).chat.completions.create({ model: 'local/gpt-ok', mcp_tools: true,
+			messages: [{ role: 'user', content: 'x' }] });
+		assert.equal(p.seen[b2].body.tools, undefined);
+		const denied = await fetch(`${d.url.replace(/\/mcp$/, '')}/v1/mcp/tool/execute`, {
+			method: 'POST', headers: { authorization: `Bearer ${k.mini.key}`, 'content-type': 'application/json' },
+			body: JSON.stringify({ id: 'call_9', type: 'function',
+				function: { name: 'test_simple_text', arguments: '{}' } }),
+		});
+		assert.equal(denied.status, 403);
+		assert.equal((await denied.json()).error.type, 'permission_error');
+		const bad = await fetch(`${d.url.replace(/\/mcp$/, '')}/v1/mcp/tool/execute`, {
+			method: 'POST', headers: { authorization: `Bearer ${k.all.key}`, 'content-type': 'application/json' },
+			body: JSON.stringify({ id: 'call_2', type: 'function',
+				function: { name: 'test_simple_text', arguments: '{not json' } }),
+		});
+		assert.equal(bad.status, 400);
+		assert.equal((await bad.json()).error.code, 'invalid_arguments');
 	});
 
 	test('log_arguments puts prompts and completions in the record', async () => {

@@ -23,6 +23,7 @@ struct config;
 struct config_errors;
 struct gate;
 struct llm;
+struct router;
 
 /* Parse cfg's "providers" and "llm" sections and the policies' "llm" members, reading API
  * keys from the environment and from files (blocking: not on the loop), and attach the result
@@ -30,8 +31,10 @@ struct llm;
 int llm_prepare(struct config *cfg, struct config_errors *errs);
 
 /* The route, serving with cfg's prepared sections (prepared here when absent: start-up only)
- * and governing with gate (borrowed). */
-int llm_new(struct event_base *base, struct config *cfg, struct gate *gate, struct llm **out);
+ * and governing with gate; router (may be NULL) runs the MCP tool calls models make. Both
+ * borrowed. */
+int llm_new(struct event_base *base, struct config *cfg, struct gate *gate,
+	    struct router *router, struct llm **out);
 /* A governance reload: take cfg's prepared sections (requests in flight keep theirs). */
 void llm_reload(struct llm *l, struct config *cfg);
 /* Requests in flight are answered (503) and their reservations released. */

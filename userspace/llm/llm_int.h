@@ -22,7 +22,7 @@
 #define LLM_DEFAULT_TIMEOUT_MS 120000
 
 enum llm_kind { LLM_OPENAI, LLM_ANTHROPIC };
-enum llm_endpoint { LLM_CHAT, LLM_EMBEDDINGS, LLM_MODELS };
+enum llm_endpoint { LLM_CHAT, LLM_EMBEDDINGS, LLM_MODELS, LLM_TOOL_EXECUTE };
 
 struct llm_model {
 	char *name;
@@ -85,9 +85,33 @@ int llm_usage_read(const cJSON *usage, int64_t *in, int64_t *out);
 
 /* ---- one request ---- */
 
-struct llm;
 struct budget_resv;
 struct sse_parser;
+struct router;
+struct gate;
+struct ratelimit;
+struct hmap;
+
+struct llm {
+	struct event_base *base;
+	struct gate *gate;
+	struct router *router;                 /* MCP tools for the model (mcp_tools.c) */
+	struct llm_config *cfg;
+	struct ratelimit *rl_req, *rl_tok;     /* requests, and tokens, per key/provider/model */
+	struct list_head reqs;                 /* in flight */
+	struct hmap *sessions;                 /* key id -> its MCP session id (tool calls) */
+};
+
+/* What the agent is told when a request fails, and what the record says. */
+struct failure {
+	int status;
+	const char *type, *code;
+	char message[512];
+	int64_t retry_after_s;          /* > 0: Retry-After */
+};
+
+#define LLM_TOOL_CALLS_MAX 16           /* tool call ids a chat record names */
+struct llm_exec;
 
 struct llm_req {
 	struct curl_xfer xfer;
@@ -129,7 +153,30 @@ struct llm_req {
 	bool settling;                  /* waiting for the charge to be durable */
 	int64_t charged;                /* < 0: nothing */
 	cJSON *answer;                  /* non-stream: what the agent gets once durable */
+	cJSON *tool_calls;              /* ids of the tool calls the model made (record) */
+	struct llm_exec *exec;          /* /v1/mcp/tool/execute in progress */
+	char *tool, *tool_call_id;      /* /v1/mcp/tool/execute: what it runs */
+	char session[72];               /* and in which MCP session */
 };
+
+/* route.c, for the other files of the route */
+void llm_send_json(struct evhttp_request *req, int status, const cJSON *body);
+__attribute__((format(printf, 5, 6)))
+void llm_set_failure(struct failure *f, int status, const char *type, const char *code,
+		     const char *fmt, ...);
+void llm_record(struct llm_req *r, int status, const struct failure *f);
+/* Answer f, release, record, free. */
+void llm_fail(struct llm_req *r, const struct failure *f);
+void llm_req_free(struct llm_req *r);
+/* Note a tool call id of the model's answer for the record. */
+void llm_note_tool_call(struct llm_req *r, const char *id);
+
+/* mcp_tools.c: the key's MCP tools offered to the model (the request's "mcp_tools": true or
+ * an x-mcp-tools header), and POST /v1/mcp/tool/execute. */
+int llm_tools_offer(struct llm_req *r, struct failure *f);
+void llm_tool_execute(struct llm_req *r);
+/* The client left during an execution: tell the router, end the session. */
+void llm_tool_gone(struct llm_req *r);
 
 /* provider.c: start the transfer for r->prov/r->model (0 or a negative errno), and stop it. */
 int llm_transfer_start(struct llm_req *r);

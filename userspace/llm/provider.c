@@ -68,6 +68,13 @@ static int openai_event(struct llm_req *r, const char *data, size_t len)
 	if (cJSON_IsObject(usage))
 		add_usage(r, usage);
 	note_content(r, j);
+	const cJSON *tc, *calls = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetArrayItem(choices, 0), "delta"), "tool_calls");
+	cJSON_ArrayForEach(tc, calls) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+		if (cJSON_IsString(id))
+			llm_note_tool_call(r, id->valuestring);
+	}
 	if (!r->agent_usage && cJSON_IsObject(usage)) {
 		if (cJSON_IsArray(choices) && !cJSON_GetArraySize(choices)) {
 			cJSON_Delete(j);

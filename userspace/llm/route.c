@@ -13,6 +13,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/hmap.h"
 #include "base/log.h"
 #include "govern/budget.h"
 #include "govern/gate.h"
@@ -21,25 +22,11 @@
 #include "observe/audit.h"
 #include "observe/metrics.h"
 
-struct llm {
-	struct event_base *base;
-	struct gate *gate;
-	struct llm_config *cfg;
-	struct ratelimit *rl_req, *rl_tok;     /* requests, and tokens, per key/provider/model */
-	struct list_head reqs;                 /* in flight */
-};
-
-/* What the agent is told when a request fails, and what the record says. */
-struct failure {
-	int status;
-	const char *type, *code;
-	char message[512];
-	int64_t retry_after_s;          /* > 0: Retry-After */
-};
 
 static const char *endpoint_name(enum llm_endpoint ep)
 {
-	return ep == LLM_CHAT ? "chat.completions" : ep == LLM_EMBEDDINGS ? "embeddings" : "models";
+	return ep == LLM_CHAT ? "chat.completions" : ep == LLM_EMBEDDINGS ? "embeddings"
+	     : ep == LLM_TOOL_EXECUTE ? "mcp.tool.execute" : "models";
 }
 
 static const char *header(struct evhttp_request *req, const char *name)
@@ -55,7 +42,7 @@ static void set_header(struct evhttp_request *req, const char *name, const char 
 	evhttp_add_header(h, name, value);
 }
 
-static void send_json(struct evhttp_request *req, int status, const cJSON *body)
+void llm_send_json(struct evhttp_request *req, int status, const cJSON *body)
 {
 	struct evbuffer *buf = evbuffer_new();
 	char *text = cJSON_PrintUnformatted(body);
@@ -84,8 +71,7 @@ static cJSON *error_body(const struct failure *f)
 	return o;
 }
 
-__attribute__((format(printf, 5, 6)))
-static void set_failure(struct failure *f, int status, const char *type, const char *code,
+void llm_set_failure(struct failure *f, int status, const char *type, const char *code,
 			const char *fmt, ...)
 {
 	va_list ap;
@@ -107,8 +93,10 @@ static void free_detached(struct evhttp_request *req)
 		evhttp_request_free(req);
 }
 
-static void req_free(struct llm_req *r)
+void llm_req_free(struct llm_req *r)
 {
+	if (r->exec)
+		llm_tool_gone(r);
 	llm_transfer_stop(r);
 	if (r->req)
 		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
@@ -122,12 +110,15 @@ static void req_free(struct llm_req *r)
 	cJSON_Delete(r->body);
 	cJSON_Delete(r->completion);
 	cJSON_Delete(r->answer);
+	cJSON_Delete(r->tool_calls);
+	free(r->tool);
+	free(r->tool_call_id);
 	free(r->stream_id);
 	llm_config_put(r->cfg);
 	free(r);
 }
 
-static void record(struct llm_req *r, int status, const struct failure *f)
+void llm_record(struct llm_req *r, int status, const struct failure *f)
 {
 	char model[LLM_NAME_MAX + LLM_MODEL_MAX + 2] = "";
 	const cJSON *msgs = r->log_content && r->body
@@ -146,6 +137,8 @@ static void record(struct llm_req *r, int status, const struct failure *f)
 		.ttft_ms = r->ttft_ns ? (int64_t)((r->ttft_ns - r->rx_ns) / 1000000) : -1,
 		.fallback_from = r->failed ? r->failed->name : NULL,
 		.prompt = msgs, .completion = r->log_content ? r->completion : NULL,
+		.tool_calls = r->tool_calls, .tool = r->tool, .tool_call_id = r->tool_call_id,
+		.session = r->session[0] ? r->session : NULL,
 	};
 	audit_llm(&a);
 	if (r->prov && r->model) {
@@ -157,14 +150,14 @@ static void record(struct llm_req *r, int status, const struct failure *f)
 
 /* Refuse or fail: the reservation is released, the agent told in OpenAI's error shape (as an
  * event when its stream has started), the request recorded. */
-static void fail(struct llm_req *r, const struct failure *f)
+void llm_fail(struct llm_req *r, const struct failure *f)
 {
 	if (r->resv) {
 		budget_release(gate_budget(r->l->gate), r->resv);
 		r->resv = NULL;
 	}
 	/* a stream that started was 200 to the agent; one it left never reached it */
-	record(r, r->streaming && r->req ? 200 : f->status, f);
+	llm_record(r, r->streaming && r->req ? 200 : f->status, f);
 	if (r->req) {
 		cJSON *e = error_body(f);
 		if (r->streaming) {
@@ -178,13 +171,13 @@ static void fail(struct llm_req *r, const struct failure *f)
 				snprintf(ra, sizeof(ra), "%lld", (long long)f->retry_after_s);
 				set_header(r->req, "Retry-After", ra);
 			}
-			send_json(r->req, f->status, e);
+			llm_send_json(r->req, f->status, e);
 		}
 		cJSON_Delete(e);
 		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 		r->req = NULL;
 	}
-	req_free(r);
+	llm_req_free(r);
 }
 
 /* The charge is durable (or nothing had to be): the agent gets the rest of its answer. */
@@ -192,24 +185,24 @@ static void deliver(struct llm_req *r, int err)
 {
 	if (err) {
 		struct failure f;
-		set_failure(&f, 500, "server_error", "charge_failed",
+		llm_set_failure(&f, 500, "server_error", "charge_failed",
 			    "the request's charge could not be recorded: %s", strerror(-err));
-		fail(r, &f);
+		llm_fail(r, &f);
 		return;
 	}
-	record(r, 200, NULL);
+	llm_record(r, 200, NULL);
 	if (r->req) {
 		if (r->streaming) {
 			if (r->saw_done)
 				llm_req_chunk(r, "[DONE]", 6);
 			evhttp_send_reply_end(r->req);
 		} else {
-			send_json(r->req, 200, r->answer);
+			llm_send_json(r->req, 200, r->answer);
 		}
 		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 		r->req = NULL;
 	}
-	req_free(r);
+	llm_req_free(r);
 }
 
 static void on_durable(void *arg, int err)
@@ -218,7 +211,7 @@ static void on_durable(void *arg, int err)
 
 	r->settling = false;
 	if (!r->l) {            /* the route ended meanwhile and answered already */
-		req_free(r);
+		llm_req_free(r);
 		return;
 	}
 	deliver(r, err);
@@ -266,6 +259,14 @@ static void settle(struct llm_req *r)
 	deliver(r, rc < 0 ? rc : 0);
 }
 
+void llm_note_tool_call(struct llm_req *r, const char *id)
+{
+	if (!r->tool_calls)
+		r->tool_calls = cJSON_CreateArray();
+	if (cJSON_GetArraySize(r->tool_calls) < LLM_TOOL_CALLS_MAX && strlen(id) <= 256)
+		cJSON_AddItemToArray(r->tool_calls, cJSON_CreateString(id));
+}
+
 static void client_gone(struct evhttp_connection *evcon, void *arg)
 {
 	struct llm_req *r = arg;
@@ -276,7 +277,7 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	if (r->settling)
 		return;         /* answered into the void once durable */
 	llm_transfer_stop(r);
-	set_failure(&f, 499, "client_closed", "client_closed",
+	llm_set_failure(&f, 499, "client_closed", "client_closed",
 		    "the client closed the connection before the answer was complete");
 	/* What a provider did for a request it received is paid for: its usage when known,
 	 * else the estimate. */
@@ -287,7 +288,7 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 		if (budget_commit_amount(gate_budget(r->l->gate), resv, r->charged, NULL, NULL) < 0)
 			log_error("llm: a cancelled request's charge could not be queued");
 	}
-	fail(r, &f);
+	llm_fail(r, &f);
 }
 
 /* ---- the provider's answer ---- */
@@ -356,7 +357,7 @@ static bool take_answer(struct llm_req *r, struct failure *f)
 
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
-		set_failure(f, 502, "api_error", "bad_provider_response",
+		llm_set_failure(f, 502, "api_error", "bad_provider_response",
 			    "provider %s answered something that is not JSON", r->prov->name);
 		return false;
 	}
@@ -364,7 +365,7 @@ static bool take_answer(struct llm_req *r, struct failure *f)
 		cJSON *t = llm_anthropic_response(r, j);
 		cJSON_Delete(j);
 		if (!t) {
-			set_failure(f, 502, "api_error", "bad_provider_response",
+			llm_set_failure(f, 502, "api_error", "bad_provider_response",
 				    "provider %s answered an unexpected Messages object",
 				    r->prov->name);
 			return false;
@@ -379,6 +380,14 @@ static bool take_answer(struct llm_req *r, struct failure *f)
 		if (cJSON_IsString(c))
 			r->completion = cJSON_CreateString(c->valuestring);
 	}
+	const cJSON *tc, *calls = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "message"),
+		"tool_calls");
+	cJSON_ArrayForEach(tc, calls) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+		if (cJSON_IsString(id))
+			llm_note_tool_call(r, id->valuestring);
+	}
 	r->answer = j;
 	return true;
 }
@@ -389,7 +398,7 @@ void llm_req_transfer_done(struct llm_req *r, CURLcode res)
 	char msg[256];
 
 	if (!r->req) {          /* the client left: client_gone settled it */
-		req_free(r);
+		llm_req_free(r);
 		return;
 	}
 	if (res == CURLE_OK && r->status >= 200 && r->status < 300) {
@@ -400,7 +409,7 @@ void llm_req_transfer_done(struct llm_req *r, CURLcode res)
 			return;
 		}
 		if (!r->event_stream) {
-			set_failure(&f, 502, "api_error", "bad_provider_response",
+			llm_set_failure(&f, 502, "api_error", "bad_provider_response",
 				    "provider %s did not answer with an event stream", r->prov->name);
 			goto failed;
 		}
@@ -408,20 +417,20 @@ void llm_req_transfer_done(struct llm_req *r, CURLcode res)
 		return;
 	}
 	if (r->stream_err == -EPROTO || r->stream_err == -EMSGSIZE) {
-		set_failure(&f, 502, "api_error", "bad_provider_response",
+		llm_set_failure(&f, 502, "api_error", "bad_provider_response",
 			    "provider %s answered garbage (%s)", r->prov->name,
 			    r->stream_err == -EPROTO ? "an event that is not a JSON object"
 						     : "too large");
 		goto failed;
 	}
 	if (r->stream_err == -EPIPE) {
-		set_failure(&f, 499, "client_closed", "client_closed", "the client went away");
+		llm_set_failure(&f, 499, "client_closed", "client_closed", "the client went away");
 		goto failed;
 	}
 	if (res == CURLE_OPERATION_TIMEDOUT) {
 		if (try_fallback(r))
 			return;
-		set_failure(&f, 504, "timeout", "provider_timeout",
+		llm_set_failure(&f, 504, "timeout", "provider_timeout",
 			    "provider %s did not answer within %ld ms", r->prov->name,
 			    r->prov->timeout_ms);
 		goto failed;
@@ -429,7 +438,7 @@ void llm_req_transfer_done(struct llm_req *r, CURLcode res)
 	if (res != CURLE_OK) {
 		if (try_fallback(r))
 			return;
-		set_failure(&f, 502, "api_error", "provider_unreachable",
+		llm_set_failure(&f, 502, "api_error", "provider_unreachable",
 			    "provider %s failed: %s", r->prov->name,
 			    r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
 		goto failed;
@@ -438,21 +447,21 @@ void llm_req_transfer_done(struct llm_req *r, CURLcode res)
 	if (r->status >= 500 || r->status < 200) {
 		if (try_fallback(r))
 			return;
-		set_failure(&f, 502, "api_error", "provider_error", "provider %s answered HTTP %ld%s%s",
+		llm_set_failure(&f, 502, "api_error", "provider_error", "provider %s answered HTTP %ld%s%s",
 			    r->prov->name, r->status, *msg ? ": " : "", msg);
 		goto failed;
 	}
 	/* 4xx: the request's own fault, as the provider said it; but a refused provider key is
 	 * the gateway's configuration, not the agent's request. */
 	bool ours = r->status == 401 || r->status == 403;
-	set_failure(&f, ours ? 502 : (int)r->status,
+	llm_set_failure(&f, ours ? 502 : (int)r->status,
 		    ours ? "api_error" : r->status == 429 ? "rate_limit_error" : "invalid_request_error",
 		    "provider_refused",
 		    "provider %s refused the request (HTTP %ld)%s%s", r->prov->name, r->status,
 		    *msg ? ": " : "", msg);
 	goto failed;
 failed:
-	fail(r, &f);
+	llm_fail(r, &f);
 }
 
 /* ---- admission ---- */
@@ -474,14 +483,14 @@ static int resolve_model(struct llm_req *r, const char *name, struct failure *f)
 	if (!p)
 		p = llm_provider_find(r->cfg, r->cfg->default_provider);
 	if (!p) {
-		set_failure(f, 400, "invalid_request_error", "model_not_found",
+		llm_set_failure(f, 400, "invalid_request_error", "model_not_found",
 			    "no provider for model \"%.128s\": name it as \"provider/model\"", name);
 		return -ENOENT;
 	}
 	r->prov = p;
 	r->model = llm_model_find(p, model);
 	if (!r->model) {
-		set_failure(f, 400, "invalid_request_error", "model_not_found",
+		llm_set_failure(f, 400, "invalid_request_error", "model_not_found",
 			    "provider %s has no model \"%.128s\"", p->name, model);
 		return -ENOENT;
 	}
@@ -504,7 +513,7 @@ static int admit_rate(struct llm_req *r, struct failure *f)
 		what = "tokens";
 	}
 	if (rc == -EAGAIN) {
-		set_failure(f, 429, "rate_limit_error", "rate_limited",
+		llm_set_failure(f, 429, "rate_limit_error", "rate_limited",
 			    "Rate limited: %s limit of %u %s per %s reached (%s); retry after %llu ms",
 			    ratelimit_level_name(rr.level), rr.spec.requests, what,
 			    ratelimit_per_name(rr.spec.period_ns),
@@ -517,7 +526,7 @@ static int admit_rate(struct llm_req *r, struct failure *f)
 		return rc;
 	}
 	if (rc) {
-		set_failure(f, 500, "server_error", "internal", "rate limiting failed: %s",
+		llm_set_failure(f, 500, "server_error", "internal", "rate limiting failed: %s",
 			    strerror(-rc));
 		return rc;
 	}
@@ -541,7 +550,7 @@ static int admit_budget(struct llm_req *r, struct failure *f)
 		budget_format_money(br.limit, limit, sizeof(limit));
 		budget_format_money(br.cost, cost, sizeof(cost));
 		budget_format_money(br.reserved, reserved, sizeof(reserved));
-		set_failure(f, 429, "insufficient_quota", "over_budget",
+		llm_set_failure(f, 429, "insufficient_quota", "over_budget",
 			    "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
 			    "request is estimated at %s", br.name, br.scope, br.period, spent,
 			    limit, reserved, cost);
@@ -550,7 +559,7 @@ static int admit_budget(struct llm_req *r, struct failure *f)
 		return rc;
 	}
 	if (rc) {
-		set_failure(f, 500, "server_error", "internal", "budget reservation failed: %s",
+		llm_set_failure(f, 500, "server_error", "internal", "budget reservation failed: %s",
 			    strerror(-rc));
 		return rc;
 	}
@@ -579,11 +588,11 @@ static void serve_models(struct llm_req *r)
 			cJSON_AddItemToArray(data, m);
 		}
 	}
-	send_json(r->req, 200, o);
+	llm_send_json(r->req, 200, o);
 	cJSON_Delete(o);
 	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 	r->req = NULL;
-	req_free(r);
+	llm_req_free(r);
 }
 
 /* The key from Authorization: Bearer or x-bf-vk. */
@@ -618,13 +627,13 @@ static int authenticate(struct llm_req *r, struct failure *f)
 	}
 	audit_auth(reason, r->who.id, peer);
 	if (a == GATE_AUTH_BLOCKED) {
-		set_failure(f, 429, "rate_limit_error", "auth_blocked",
+		llm_set_failure(f, 429, "rate_limit_error", "auth_blocked",
 			    "too many failed authentications from this address; retry later");
 		f->retry_after_s = (retry_ms + 999) / 1000;
 		return -EACCES;
 	}
 	set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
-	set_failure(f, 401, "authentication_error", "invalid_api_key",
+	llm_set_failure(f, 401, "authentication_error", "invalid_api_key",
 		    a == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer "
 					     "<virtual key> or x-bf-vk" : "invalid key");
 	return -EACCES;
@@ -639,25 +648,25 @@ static int parse_body(struct llm_req *r, struct failure *f)
 
 	r->body = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
 	if (!cJSON_IsObject(r->body)) {
-		set_failure(f, 400, "invalid_request_error", "invalid_json",
+		llm_set_failure(f, 400, "invalid_request_error", "invalid_json",
 			    "the body must be a JSON object");
 		return -EINVAL;
 	}
 	model = cJSON_GetObjectItemCaseSensitive(r->body, "model");
 	if (!cJSON_IsString(model) || !*model->valuestring) {
-		set_failure(f, 400, "invalid_request_error", "missing_model",
+		llm_set_failure(f, 400, "invalid_request_error", "missing_model",
 			    "\"model\" is required: \"provider/model\" or a model of the default "
 			    "provider");
 		return -EINVAL;
 	}
 	if (r->ep == LLM_CHAT &&
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(r->body, "messages"))) {
-		set_failure(f, 400, "invalid_request_error", "missing_messages",
+		llm_set_failure(f, 400, "invalid_request_error", "missing_messages",
 			    "\"messages\" must be an array");
 		return -EINVAL;
 	}
 	if (r->ep == LLM_EMBEDDINGS && !cJSON_GetObjectItemCaseSensitive(r->body, "input")) {
-		set_failure(f, 400, "invalid_request_error", "missing_input", "\"input\" is required");
+		llm_set_failure(f, 400, "invalid_request_error", "missing_input", "\"input\" is required");
 		return -EINVAL;
 	}
 	if (resolve_model(r, model->valuestring, f))
@@ -668,12 +677,14 @@ static int parse_body(struct llm_req *r, struct failure *f)
 	r->agent_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
 	if (llm_policy_allows(r->cfg, r->authed ? &r->who : NULL, r->prov->name, r->model->name,
 			      why, sizeof(why))) {
-		set_failure(f, 403, "permission_error", "model_not_allowed",
+		llm_set_failure(f, 403, "permission_error", "model_not_allowed",
 			    "model %s/%s is not allowed for this key: %s", r->prov->name,
 			    r->model->name, why);
 		return -EACCES;
 	}
 	r->log_content = llm_policy_logs(r->cfg, r->authed ? &r->who : NULL);
+	if (r->ep == LLM_CHAT)
+		return llm_tools_offer(r, f);
 	return 0;
 }
 
@@ -706,11 +717,14 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
 		r->ep = LLM_EMBEDDINGS;
 	} else if (!strcmp(path, "/v1/models") && cmd == EVHTTP_REQ_GET) {
 		r->ep = LLM_MODELS;
+	} else if (!strcmp(path, "/v1/mcp/tool/execute") && cmd == EVHTTP_REQ_POST) {
+		r->ep = LLM_TOOL_EXECUTE;
 	} else {
 		r->ep = LLM_MODELS;
-		set_failure(&f, 404, "invalid_request_error", "unknown_url",
+		llm_set_failure(&f, 404, "invalid_request_error", "unknown_url",
 			    "no route %s %s: POST /v1/chat/completions, POST /v1/embeddings, "
-			    "GET /v1/models", cmd == EVHTTP_REQ_GET ? "GET" : "POST", path);
+			    "GET /v1/models, POST /v1/mcp/tool/execute",
+			    cmd == EVHTTP_REQ_GET ? "GET" : "POST", path);
 		goto refuse;
 	}
 	if (authenticate(r, &f))
@@ -719,11 +733,23 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
 		serve_models(r);
 		return;
 	}
+	if (r->ep == LLM_TOOL_EXECUTE) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		r->body = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1),
+						evbuffer_get_length(in));
+		if (!cJSON_IsObject(r->body)) {
+			llm_set_failure(&f, 400, "invalid_request_error", "invalid_json",
+					"the body must be a JSON object: an OpenAI tool call");
+			goto refuse;
+		}
+		llm_tool_execute(r);
+		return;
+	}
 	if (parse_body(r, &f) || (r->authed && (admit_budget(r, &f) || admit_rate(r, &f))))
 		goto refuse;
 	int rc = llm_transfer_start(r);
 	if (rc) {
-		set_failure(&f, 502, "api_error", "provider_unreachable",
+		llm_set_failure(&f, 502, "api_error", "provider_unreachable",
 			    "the request to provider %s could not start: %s", r->prov->name,
 			    strerror(-rc));
 		goto refuse;
@@ -731,7 +757,7 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
 	curl_loop_pump();
 	return;
 refuse:
-	fail(r, &f);
+	llm_fail(r, &f);
 }
 
 /* ---- the route ---- */
@@ -759,7 +785,8 @@ static struct llm_config *adopt(struct config *cfg)
 	return c;
 }
 
-int llm_new(struct event_base *base, struct config *cfg, struct gate *gate, struct llm **out)
+int llm_new(struct event_base *base, struct config *cfg, struct gate *gate,
+	    struct router *router, struct llm **out)
 {
 	struct config_errors errs = { 0 };
 	struct llm *l;
@@ -773,9 +800,12 @@ int llm_new(struct event_base *base, struct config *cfg, struct gate *gate, stru
 	l = xcalloc(1, sizeof(*l));
 	l->base = base;
 	l->gate = gate;
+	l->router = router;
+	l->sessions = hmap_new();
 	list_init(&l->reqs);
 	if ((rc = ratelimit_new(0, &l->rl_req)) || (rc = ratelimit_new(0, &l->rl_tok))) {
 		ratelimit_free(l->rl_req);
+		hmap_free(l->sessions, NULL);
 		free(l);
 		return rc;
 	}
@@ -798,7 +828,7 @@ void llm_free(struct llm *l)
 
 	if (!l)
 		return;
-	set_failure(&f, 503, "server_error", "shutting_down",
+	llm_set_failure(&f, 503, "server_error", "shutting_down",
 		    "the gateway is reloading or stopping: retry");
 	while (!list_empty(&l->reqs)) {
 		struct llm_req *r = list_first_entry(&l->reqs, struct llm_req, link);
@@ -806,22 +836,23 @@ void llm_free(struct llm *l)
 			/* its charge is queued and drains as the store closes: answer now */
 			list_del(&r->link);
 			r->link.next = NULL;
-			record(r, 200, NULL);
+			llm_record(r, 200, NULL);
 			if (r->req) {
 				if (r->streaming)
 					evhttp_send_reply_end(r->req);
 				else
-					send_json(r->req, 200, r->answer);
+					llm_send_json(r->req, 200, r->answer);
 				evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 				r->req = NULL;
 			}
 			r->l = NULL;
 			continue;
 		}
-		fail(r, &f);
+		llm_fail(r, &f);
 	}
 	llm_config_put(l->cfg);
 	ratelimit_free(l->rl_req);
 	ratelimit_free(l->rl_tok);
+	hmap_free(l->sessions, free);
 	free(l);
 }

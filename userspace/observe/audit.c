@@ -85,6 +85,17 @@ void audit_llm(const struct audit_llm *r)
 		cJSON_AddItemReferenceToObject(o, "prompt", (cJSON *)r->prompt);
 	if (r->completion)
 		cJSON_AddItemReferenceToObject(o, "completion", (cJSON *)r->completion);
+	if (r->tool_calls)
+		cJSON_AddItemReferenceToObject(o, "tool_calls", (cJSON *)r->tool_calls);
+	if (r->tool)
+		cJSON_AddStringToObject(o, "tool", r->tool);
+	if (r->tool_call_id)
+		cJSON_AddStringToObject(o, "tool_call_id", r->tool_call_id);
+	if (r->session) {
+		char sid[9] = "";
+		strncat(sid, r->session, sizeof(sid) - 1);   /* as decision records have it */
+		cJSON_AddStringToObject(o, "session", sid);
+	}
 	log_record("llm", o);
 	cJSON_Delete(o);
 }

@@ -44,6 +44,10 @@ struct audit_llm {
 	int64_t ttft_ms;            /* streaming: first chunk from the provider; < 0 none */
 	const char *fallback_from;  /* the provider that failed first, or NULL */
 	const cJSON *prompt, *completion;   /* only when the policy opts in, else NULL */
+	const cJSON *tool_calls;    /* ids of the tool calls the model made, or NULL */
+	/* mcp.tool.execute: the tool, the model's tool call id and the MCP session the call ran
+	 * in (its decision record has the same session) */
+	const char *tool, *tool_call_id, *session;
 };
 void audit_llm(const struct audit_llm *r);
 /* A refused authentication: reason as gate_authenticate words it, the key id when the key
