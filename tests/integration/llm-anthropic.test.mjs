@@ -45,6 +45,53 @@ describe('LLM route, anthropic kind', () => {
 		assert.equal(rec.cost_micros, 10 * 3 + 20 * 15);
 	});
 
+	const tools = [{ type: 'function', function: { name: 'get_weather', description: 'the weather',
+		parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+
+	test('tools, tool calls and tool results are translated both ways', async () => {
+		const r = await client().chat.completions.create({ model: 'claude-x', tools,
+			tool_choice: 'required', messages: [
+				{ role: 'user', content: 'weather in Oslo and Bergen?' },
+				{ role: 'assistant', content: null, tool_calls: [
+					{ id: 'toolu_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } },
+					{ id: 'toolu_b', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Bergen"}' } }] },
+				{ role: 'tool', tool_call_id: 'toolu_a', content: 'rain' },
+				{ role: 'tool', tool_call_id: 'toolu_b', content: 'more rain' }] });
+		const got = p.seen.at(-1).body;
+		assert.deepEqual(got.tools, [{ name: 'get_weather', description: 'the weather',
+			input_schema: { type: 'object', properties: { city: { type: 'string' } } } }]);
+		assert.deepEqual(got.tool_choice, { type: 'any' });
+		assert.deepEqual(got.messages.slice(1), [
+			{ role: 'assistant', content: [
+				{ type: 'tool_use', id: 'toolu_a', name: 'get_weather', input: { city: 'Oslo' } },
+				{ type: 'tool_use', id: 'toolu_b', name: 'get_weather', input: { city: 'Bergen' } }] },
+			{ role: 'user', content: [
+				{ type: 'tool_result', tool_use_id: 'toolu_a', content: 'rain' },
+				{ type: 'tool_result', tool_use_id: 'toolu_b', content: 'more rain' }] }]);
+		const m = r.choices[0].message;
+		assert.equal(r.choices[0].finish_reason, 'tool_calls');
+		assert.equal(m.content, 'Let me check');
+		assert.deepEqual(m.tool_calls, [{ id: 'toolu_1', type: 'function',
+			function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
+
+		const s = await client().chat.completions.create({ model: 'claude-x', tools, stream: true,
+			messages: [{ role: 'user', content: 'weather in Rome?' }] });
+		const call = { id: '', name: '', arguments: '' };
+		let finish = null;
+		for await (const c of s) {
+			for (const tc of c.choices[0]?.delta?.tool_calls ?? []) {
+				call.id += tc.id ?? '';
+				call.name += tc.function?.name ?? '';
+				call.arguments += tc.function?.arguments ?? '';
+			}
+			finish = c.choices[0]?.finish_reason ?? finish;
+		}
+		assert.deepEqual(call, { id: 'toolu_2', name: 'get_weather', arguments: '{"city":"Rome"}' });
+		assert.equal(finish, 'tool_calls');
+		const rec = await d.waitForRecord((x) => x.type === 'llm' && x.tool_calls?.includes('toolu_2'), 5000);
+		assert.equal(rec.stream, true);
+	});
+
 	test('a stream is translated event by event, usage included when asked', async () => {
 		const s = await client().chat.completions.create({ model: 'claude-x',
 			messages: [{ role: 'user', content: 'hi' }], stream: true,

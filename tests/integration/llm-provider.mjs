@@ -114,6 +114,28 @@ export async function startProvider({ key = 'sk-provider-secret', kind = 'openai
 			res.writeHead(404).end();
 			return;
 		}
+		const tool = body.tools?.[0]?.name;
+		if (tool && !body.stream) {
+			res.writeHead(200, { 'content-type': 'application/json' });
+			res.end(JSON.stringify({ id: 'msg_2', type: 'message', role: 'assistant', model: body.model,
+				content: [{ type: 'text', text: 'Let me check' },
+					{ type: 'tool_use', id: 'toolu_1', name: tool, input: { city: 'Paris' } }],
+				stop_reason: 'tool_use', usage: { input_tokens: 10, output_tokens: 20 } }));
+			return;
+		}
+		if (tool) {
+			res.writeHead(200, { 'content-type': 'text/event-stream' });
+			const ev = (type, o) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`);
+			ev('message_start', { message: { id: 'msg_3', usage: { input_tokens: 10, output_tokens: 1 } } });
+			ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_2', name: tool, input: {} } });
+			ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":' } });
+			ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '"Rome"}' } });
+			ev('content_block_stop', { index: 0 });
+			ev('message_delta', { delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 20 } });
+			ev('message_stop', {});
+			res.end();
+			return;
+		}
 		if (!body.stream) {
 			res.writeHead(200, { 'content-type': 'application/json' });
 			res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant',

@@ -35,6 +35,81 @@ static char *content_text(const cJSON *c)
 	return s;
 }
 
+/* OpenAI tools -> Anthropic tools; tool_choice likewise. */
+static void add_tools(cJSON *out, const cJSON *body)
+{
+	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools"), *t;
+	const cJSON *choice = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
+	cJSON *at;
+
+	if (!cJSON_GetArraySize(tools))
+		return;
+	at = cJSON_AddArrayToObject(out, "tools");
+	cJSON_ArrayForEach(t, tools) {
+		const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+		const cJSON *desc = cJSON_GetObjectItemCaseSensitive(fn, "description");
+		const cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+		if (!cJSON_IsString(name))
+			continue;
+		cJSON *x = cJSON_CreateObject();
+		cJSON_AddStringToObject(x, "name", name->valuestring);
+		if (cJSON_IsString(desc))
+			cJSON_AddStringToObject(x, "description", desc->valuestring);
+		if (cJSON_IsObject(params))
+			cJSON_AddItemToObject(x, "input_schema", cJSON_Duplicate(params, 1));
+		else
+			cJSON_AddItemToObject(x, "input_schema",
+					      cJSON_Parse("{\"type\":\"object\",\"properties\":{}}"));
+		cJSON_AddItemToArray(at, x);
+	}
+	if (cJSON_IsString(choice)) {
+		cJSON *c = cJSON_AddObjectToObject(out, "tool_choice");
+		cJSON_AddStringToObject(c, "type", !strcmp(choice->valuestring, "required") ? "any"
+						   : !strcmp(choice->valuestring, "none") ? "none" : "auto");
+	} else if (cJSON_IsObject(choice)) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(choice, "function"), "name");
+		if (cJSON_IsString(n)) {
+			cJSON *c = cJSON_AddObjectToObject(out, "tool_choice");
+			cJSON_AddStringToObject(c, "type", "tool");
+			cJSON_AddStringToObject(c, "name", n->valuestring);
+		}
+	}
+}
+
+/* An assistant message that called tools: its text, then one tool_use block per call. */
+static cJSON *assistant_blocks(const char *text, const cJSON *calls)
+{
+	cJSON *content = cJSON_CreateArray();
+	const cJSON *c;
+
+	if (*text) {
+		cJSON *t = cJSON_CreateObject();
+		cJSON_AddStringToObject(t, "type", "text");
+		cJSON_AddStringToObject(t, "text", text);
+		cJSON_AddItemToArray(content, t);
+	}
+	cJSON_ArrayForEach(c, calls) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+		const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+		const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+		cJSON *input = cJSON_IsString(args) ? cJSON_Parse(args->valuestring) : NULL;
+		cJSON *u = cJSON_CreateObject();
+		cJSON_AddStringToObject(u, "type", "tool_use");
+		cJSON_AddStringToObject(u, "id", cJSON_IsString(id) ? id->valuestring : "");
+		cJSON_AddStringToObject(u, "name", cJSON_IsString(name) ? name->valuestring : "");
+		if (!cJSON_IsObject(input)) {
+			cJSON_Delete(input);
+			input = cJSON_CreateObject();
+		}
+		cJSON_AddItemToObject(u, "input", input);
+		cJSON_AddItemToArray(content, u);
+	}
+	return content;
+}
+
 cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 {
 	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages"), *m, *v;
@@ -63,11 +138,33 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 			snprintf(s, n, "%s%s%s", system ? system : "", system ? "\n" : "", text);
 			free(system);
 			system = s;
+		} else if (!strcmp(role->valuestring, "tool")) {
+			/* a tool result goes back as a user turn; consecutive ones share it */
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+			cJSON *last = cJSON_GetArrayItem(am, cJSON_GetArraySize(am) - 1);
+			cJSON *lc = cJSON_GetObjectItemCaseSensitive(last, "content");
+			cJSON *res = cJSON_CreateObject();
+			cJSON_AddStringToObject(res, "type", "tool_result");
+			cJSON_AddStringToObject(res, "tool_use_id", cJSON_IsString(id) ? id->valuestring : "");
+			cJSON_AddStringToObject(res, "content", text);
+			if (!(cJSON_IsArray(lc) && cJSON_GetArraySize(lc) &&
+			      !strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+					      cJSON_GetArrayItem(lc, 0), "type")) ?: "", "tool_result"))) {
+				cJSON *x = cJSON_CreateObject();
+				cJSON_AddStringToObject(x, "role", "user");
+				lc = cJSON_AddArrayToObject(x, "content");
+				cJSON_AddItemToArray(am, x);
+			}
+			cJSON_AddItemToArray(lc, res);
 		} else {
+			const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+			bool assistant = !strcmp(role->valuestring, "assistant");
 			cJSON *x = cJSON_CreateObject();
-			cJSON_AddStringToObject(x, "role", strcmp(role->valuestring, "assistant")
-								   ? "user" : "assistant");
-			cJSON_AddStringToObject(x, "content", text);
+			cJSON_AddStringToObject(x, "role", assistant ? "assistant" : "user");
+			if (assistant && cJSON_GetArraySize(calls))
+				cJSON_AddItemToObject(x, "content", assistant_blocks(text, calls));
+			else
+				cJSON_AddStringToObject(x, "content", text);
 			cJSON_AddItemToArray(am, x);
 		}
 		free(text);
@@ -86,6 +183,7 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 	} else if (cJSON_IsArray(v)) {
 		cJSON_AddItemToObject(out, "stop_sequences", cJSON_Duplicate(v, 1));
 	}
+	add_tools(out, body);
 	if (r->stream)
 		cJSON_AddTrueToObject(out, "stream");
 	return out;
@@ -133,7 +231,30 @@ cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg)
 	cJSON_AddNumberToObject(ch, "index", 0);
 	m = cJSON_AddObjectToObject(ch, "message");
 	cJSON_AddStringToObject(m, "role", "assistant");
-	cJSON_AddStringToObject(m, "content", text);
+	if (*text)
+		cJSON_AddStringToObject(m, "content", text);
+	else
+		cJSON_AddNullToObject(m, "content");
+	const cJSON *b;
+	cJSON *calls = NULL;
+	cJSON_ArrayForEach(b, content) {
+		const cJSON *type = cJSON_GetObjectItemCaseSensitive(b, "type");
+		if (!cJSON_IsString(type) || strcmp(type->valuestring, "tool_use"))
+			continue;
+		const cJSON *bid = cJSON_GetObjectItemCaseSensitive(b, "id");
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
+		char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
+		cJSON *c = cJSON_CreateObject(), *fn;
+		if (!calls)
+			calls = cJSON_AddArrayToObject(m, "tool_calls");
+		cJSON_AddStringToObject(c, "id", cJSON_IsString(bid) ? bid->valuestring : "");
+		cJSON_AddStringToObject(c, "type", "function");
+		fn = cJSON_AddObjectToObject(c, "function");
+		cJSON_AddStringToObject(fn, "name", cJSON_IsString(name) ? name->valuestring : "");
+		cJSON_AddStringToObject(fn, "arguments", args ? args : "{}");
+		cJSON_free(args);
+		cJSON_AddItemToArray(calls, c);
+	}
 	cJSON_AddStringToObject(ch, "finish_reason",
 				finish_reason(cJSON_GetObjectItemCaseSensitive(msg, "stop_reason")));
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
@@ -197,6 +318,38 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 		d = cJSON_CreateObject();
 		cJSON_AddStringToObject(d, "role", "assistant");
 		cJSON_AddStringToObject(d, "content", "");
+		rc = emit(r, d, NULL, false);
+	} else if (!strcmp(type, "content_block_start")) {
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "content_block");
+		const cJSON *bt = cJSON_GetObjectItemCaseSensitive(b, "type");
+		if (cJSON_IsString(bt) && !strcmp(bt->valuestring, "tool_use")) {
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "id");
+			const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
+			cJSON *tc = cJSON_CreateObject(), *fn;
+			r->tool_index++;
+			cJSON_AddNumberToObject(tc, "index", r->tool_index);
+			cJSON_AddStringToObject(tc, "id", cJSON_IsString(id) ? id->valuestring : "");
+			cJSON_AddStringToObject(tc, "type", "function");
+			fn = cJSON_AddObjectToObject(tc, "function");
+			cJSON_AddStringToObject(fn, "name", cJSON_IsString(name) ? name->valuestring : "");
+			cJSON_AddStringToObject(fn, "arguments", "");
+			if (cJSON_IsString(id))
+				llm_note_tool_call(r, id->valuestring);
+			d = cJSON_CreateObject();
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
+			rc = emit(r, d, NULL, false);
+		}
+	} else if (!strcmp(type, "content_block_delta") &&
+		   cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+			   cJSON_GetObjectItemCaseSensitive(j, "delta"), "partial_json"))) {
+		const cJSON *pj = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(j, "delta"), "partial_json");
+		cJSON *tc = cJSON_CreateObject();
+		cJSON_AddNumberToObject(tc, "index", r->tool_index < 0 ? 0 : r->tool_index);
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(tc, "function"), "arguments",
+					pj->valuestring);
+		d = cJSON_CreateObject();
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
 		rc = emit(r, d, NULL, false);
 	} else if (!strcmp(type, "content_block_delta")) {
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(

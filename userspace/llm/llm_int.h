@@ -147,6 +147,7 @@ struct llm_req {
 	bool saw_done;
 	int stream_err;                 /* an SSE event could not be handled */
 	char *stream_id;                /* anthropic: the message id for every chunk */
+	int tool_index;                 /* anthropic stream: the tool call being streamed (-1) */
 	int64_t in_tok, out_tok;        /* < 0: unknown */
 	cJSON *completion;              /* log_content: the text streamed so far */
 	uint64_t rx_ns, ttft_ns;

@@ -709,6 +709,7 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
 	r->rx_ns = rx_ns;
 	r->in_tok = r->out_tok = -1;
 	r->charged = -1;
+	r->tool_index = -1;
 	list_add(&r->link, &l->reqs);
 	evhttp_connection_set_closecb(r->evcon, client_gone, r);
 	if (!strcmp(path, "/v1/chat/completions") && cmd == EVHTTP_REQ_POST) {
