@@ -187,9 +187,17 @@ describe('LLM route', () => {
 		}
 	});
 
-	// evhttp notices a client that left only when it is written to: here when the first chunk
-	// arrives (a non-streamed answer is finished and paid, then dropped).
-	test('a client that goes away mid-stream: the transfer stops, the provider\'s work is paid', async () => {
+	test('a client that goes away: the transfer stops at once, the provider\'s work is paid', async () => {
+		// a provider that hangs (timeout 1500 ms): the client leaving ends it long before
+		const ac0 = new AbortController();
+		const t0 = Date.now();
+		const h = client(k.all).chat.completions.create({ model: 'local/hang', max_tokens: 10,
+			messages: [{ role: 'user', content: 'x' }] }, { signal: ac0.signal });
+		setTimeout(() => ac0.abort(), 100);
+		await assert.rejects(h);
+		const gone = await recordFor((x) => x.model === 'hang' && x.status === 499);
+		assert.ok(Date.now() - t0 < 1200, 'noticed before the provider timeout');
+		assert.equal(gone.cost_micros, 2 * 1 + 10 * 2);
 		const ac = new AbortController();
 		const s = client(k.all).chat.completions.create({ model: 'local/slow', max_tokens: 10,
 			messages: [{ role: 'user', content: 'x' }], stream: true }, { signal: ac.signal });

@@ -156,6 +156,7 @@ struct llm_req {
 	cJSON *answer;                  /* non-stream: what the agent gets once durable */
 	cJSON *tool_calls;              /* ids of the tool calls the model made (record) */
 	struct llm_exec *exec;          /* /v1/mcp/tool/execute in progress */
+	struct event *watch;            /* the client's socket, to notice it leaving */
 	char *tool, *tool_call_id;      /* /v1/mcp/tool/execute: what it runs */
 	char session[72];               /* and in which MCP session */
 };

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 
 #include "base/alloc.h"
@@ -93,8 +96,17 @@ static void free_detached(struct evhttp_request *req)
 		evhttp_request_free(req);
 }
 
+static void unwatch(struct llm_req *r)
+{
+	if (r->watch) {
+		event_free(r->watch);
+		r->watch = NULL;
+	}
+}
+
 void llm_req_free(struct llm_req *r)
 {
+	unwatch(r);
 	if (r->exec)
 		llm_tool_gone(r);
 	llm_transfer_stop(r);
@@ -272,6 +284,7 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	struct llm_req *r = arg;
 	struct failure f;
 
+	unwatch(r);
 	free_detached(r->req);
 	r->req = NULL;
 	if (r->settling)
@@ -462,6 +475,35 @@ void llm_req_transfer_done(struct llm_req *r, CURLcode res)
 	goto failed;
 failed:
 	llm_fail(r, &f);
+}
+
+/* evhttp reads nothing while a request is served, so it learns that a client left only when
+ * it writes to it. The route watches the socket meanwhile: end of file means the client is
+ * gone, and the connection is closed, which ends the request (client_gone) at once rather
+ * than when the provider answers. */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct llm_req *r = arg;
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	unwatch(r);
+	if (n > 0)
+		return;         /* a pipelined request: evhttp reads it once this one is answered */
+	evhttp_connection_free(r->evcon);       /* runs client_gone, which frees r */
+}
+
+static void watch(struct llm_req *r)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+
+	if (fd < 0 || !(r->watch = event_new(r->l->base, fd, EV_READ | EV_PERSIST, on_readable, r)))
+		return;
+	if (event_add(r->watch, NULL))
+		unwatch(r);
 }
 
 /* ---- admission ---- */
@@ -743,12 +785,15 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
 					"the body must be a JSON object: an OpenAI tool call");
 			goto refuse;
 		}
-		llm_tool_execute(r);
+		watch(r);
+		llm_tool_execute(r);    /* may answer, and free r, at once */
 		return;
 	}
 	if (parse_body(r, &f) || (r->authed && (admit_budget(r, &f) || admit_rate(r, &f))))
 		goto refuse;
 	int rc = llm_transfer_start(r);
+	if (rc == 0)
+		watch(r);
 	if (rc) {
 		llm_set_failure(&f, 502, "api_error", "provider_unreachable",
 			    "the request to provider %s could not start: %s", r->prov->name,
