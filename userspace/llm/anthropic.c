@@ -129,6 +129,7 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 		char *text = content_text(cJSON_GetObjectItemCaseSensitive(m, "content"));
 		if (!cJSON_IsString(role)) {
 			free(text);
+			free(system);
 			cJSON_Delete(out);
 			return NULL;
 		}
@@ -147,9 +148,9 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 			cJSON_AddStringToObject(res, "type", "tool_result");
 			cJSON_AddStringToObject(res, "tool_use_id", cJSON_IsString(id) ? id->valuestring : "");
 			cJSON_AddStringToObject(res, "content", text);
-			if (!(cJSON_IsArray(lc) && cJSON_GetArraySize(lc) &&
-			      !strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-					      cJSON_GetArrayItem(lc, 0), "type")) ?: "", "tool_result"))) {
+			const char *first = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetArrayItem(lc, 0), "type"));
+			if (!cJSON_IsArray(lc) || !first || strcmp(first, "tool_result")) {
 				cJSON *x = cJSON_CreateObject();
 				cJSON_AddStringToObject(x, "role", "user");
 				lc = cJSON_AddArrayToObject(x, "content");
