@@ -743,8 +743,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 			evbuffer_free(b);
 		return;
 	}
-	/* /v1/: the LLM route (llm/), which needs no catalogue */
-	bool llm = f->llm && llm_owns_path(path);
+	/* /v1/: the LLM route (llm/), which needs no catalogue (the MCP path, wherever it is,
+	 * stays MCP's) */
+	bool llm = f->llm && llm_owns_path(path) && strcmp(path, f->cfg->mcp_path);
 	if (!llm && (!path || strcmp(path, f->cfg->mcp_path))) {
 		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
 		return;
