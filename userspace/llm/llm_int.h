@@ -12,6 +12,7 @@
 #include "base/curl_loop.h"
 #include "base/list.h"
 #include "govern/keys.h"
+#include "govern/ratelimit.h"
 #include "llm/llm.h"
 
 #define LLM_NAME_MAX 32                 /* provider names: [a-z0-9_-]{1,32} */
@@ -161,7 +162,20 @@ struct llm_req {
 	char session[72];               /* and in which MCP session */
 };
 
+/* admit.c: 0 or a negative errno with *f filled (the request is then refused with it). */
+int llm_authenticate(struct llm_req *r, struct failure *f);
+int llm_parse_body(struct llm_req *r, struct failure *f);
+int llm_admit(struct llm_req *r, struct failure *f);
+/* GET /v1/models: answers and frees r. */
+void llm_serve_models(struct llm_req *r);
+
+static inline struct rate_subject llm_rate_who(const struct llm_req *r)
+{
+	return (struct rate_subject){ r->who.id, r->who.team, r->who.policy };
+}
+
 /* route.c, for the other files of the route */
+void llm_set_header(struct evhttp_request *req, const char *name, const char *value);
 void llm_send_json(struct evhttp_request *req, int status, const cJSON *body);
 __attribute__((format(printf, 5, 6)))
 void llm_set_failure(struct failure *f, int status, const char *type, const char *code,
