@@ -266,8 +266,11 @@ static struct session *session_for(struct llm_req *r, struct failure *f)
 	}
 	cJSON_Delete(resp);
 	void *old = NULL;
-	if (hmap_put(r->l->sessions, kid, xstrdup(s->id), &old) == 0)
+	char *copy = xstrdup(s->id);
+	if (hmap_put(r->l->sessions, kid, copy, &old) == 0)
 		free(old);
+	else
+		free(copy);     /* not remembered: the next call opens another session */
 	return s;
 }
 
