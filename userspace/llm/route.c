@@ -534,7 +534,8 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
 		llm_set_failure(&f, 404, "invalid_request_error", "unknown_url",
 			    "no route %s %s: POST /v1/chat/completions, POST /v1/embeddings, "
 			    "GET /v1/models, POST /v1/mcp/tool/execute",
-			    cmd == EVHTTP_REQ_GET ? "GET" : "POST", path);
+			    cmd == EVHTTP_REQ_GET ? "GET" : cmd == EVHTTP_REQ_POST ? "POST" : "for",
+			    path);
 		goto refuse;
 	}
 	if (llm_authenticate(r, &f))
