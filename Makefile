@@ -57,7 +57,7 @@ UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*
 KTESTS    := $(patsubst tests/kernel/%.c,$(B)/tests/%,$(wildcard tests/kernel/ktest_*.c))
 # tools/bench/run.sh runs every program in $(B)/bench; the programs a benchmark drives (an
 # upstream server, a client) live in $(B)/bench-bin so that it does not run them by themselves.
-BENCH_BIN_SRCS := tools/bench/mcp_upstream.c
+BENCH_BIN_SRCS := tools/bench/mcp_upstream.c tools/bench/llm_upstream.c
 BENCH     := $(patsubst tools/bench/%.c,$(B)/bench/%,$(filter-out $(BENCH_BIN_SRCS),$(wildcard tools/bench/*.c)))
 BENCH_BIN := $(patsubst tools/bench/%.c,$(B)/bench-bin/%,$(BENCH_BIN_SRCS))
 FUZZ      := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -22,6 +22,10 @@
 #   MCPWARDEN_DEMO_NAME    pin dir and cgroup name           mcpwarden-demo
 #   MCPWARDEN_ENFORCE      0: do not try kernel enforcement  1
 #   MCPWARDEN_BIN          where mcpwarden and wardenctl are build/rel
+#   OPENAI_API_KEY         set: the LLM route gets an OpenAI(-compatible) provider "openai"
+#                          (the key stays in the environment, never in the run config)
+#   OPENAI_BASE_URL        its base URL                      https://api.openai.com/v1
+#   OPENAI_MODEL           the model the demo key may use    gpt-4o-mini
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -115,6 +119,18 @@ admin_token=$(openssl rand -hex 24)
 		url: `http://127.0.0.1:${demoPort}/mcp` }]);
 	c.keys = [{ id: "demo", name: "make run demo key", policy: "demo", hash: "sha256:" + hash }];
 	c.admin = c.admin ?? { listen: admin, token };
+	// The LLM route: a provider when the usual OpenAI variables are set; its key is read
+	// from the environment by the daemon (api_key_env), so it is never written here.
+	if (process.env.OPENAI_API_KEY) {
+		const model = process.env.OPENAI_MODEL || "gpt-4o-mini";
+		c.providers = [{ name: "openai", kind: "openai",
+			base_url: process.env.OPENAI_BASE_URL || "https://api.openai.com/v1",
+			api_key_env: "OPENAI_API_KEY",
+			models: { [model]: { input: "0.15", output: "0.60" } } }];
+		c.llm = { default_provider: "openai" };
+		c.policies = c.policies ?? {};
+		c.policies.demo = { ...(c.policies.demo ?? {}), llm: { providers: { allow: ["openai"] } } };
+	}
 	if (enforce === "1")
 		c.enforcement = { enabled: true, pin_dir: pins,
 				  enroll: [{ cgroup: agentCg, mode: "protect" }] };
@@ -173,6 +189,23 @@ call with curl alone:
   KEY=\$(cat ${rundir}/demo.key) ${top}/scripts/mcp-call.sh ${url} everything__echo '{"message":"hi"}'
 
 TXT
+if [ -n "${OPENAI_API_KEY:-}" ]; then
+	cat <<TXT
+The LLM route is on: provider "openai" (${OPENAI_BASE_URL:-https://api.openai.com/v1}), model
+${OPENAI_MODEL:-gpt-4o-mini}, governed by the same demo key (any OpenAI SDK works with base URL
+http://127.0.0.1:${port}/v1 and the demo key as its API key):
+
+  curl -s http://127.0.0.1:${port}/v1/chat/completions -H "Authorization: Bearer \$(cat ${rundir}/demo.key)" \\
+    -H 'Content-Type: application/json' \\
+    -d '{"model": "openai/${OPENAI_MODEL:-gpt-4o-mini}", "messages": [{"role": "user", "content": "Say hi"}]}'
+
+TXT
+else
+	echo "The LLM route (/v1/chat/completions) has no provider: set OPENAI_API_KEY (and"
+	echo "OPENAI_BASE_URL for any OpenAI-compatible server, OPENAI_MODEL for its model) and run"
+	echo "make run again; the demo key may then use that model (docs/llm.md)."
+	echo
+fi
 if [ "$enforce" = 1 ] && [ -z "${enforce_note:-}" ]; then
 	cat <<TXT
 Kernel enforcement is ON (pins in ${pins}). The demo agent cgroup

@@ -21,6 +21,7 @@
 #include "observe/metrics.h"
 #include "mcp/catalog.h"
 #include "mcp/router.h"
+#include "llm/llm.h"
 #include "mcp/transport/upstream_http.h"
 #include "mcp/transport/upstream_stdio.h"
 
@@ -30,6 +31,7 @@ struct daemon {
 	struct config *cfg;
 	struct gate *gate;
 	struct router *router;
+	struct llm *llm;                /* the /v1/ LLM route */
 	struct front *front;
 	struct admin *admin;
 	struct guard *guard;
@@ -85,6 +87,7 @@ static int validate(const char *path, struct config **out, struct config_errors 
 		return rc;
 	if (gate_new(NULL, *out, &g, errs) == 0)
 		gate_free(g);
+	llm_prepare(*out, errs);        /* API key files are read here, off the loop */
 	guard_check(*out, errs);
 	if (errs->count) {
 		config_free(*out);
@@ -120,6 +123,10 @@ static int serve_new(struct daemon *d, struct config *cfg)
 	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
+	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, d->router, &d->llm))) {
+		router_free(d->router);
+		d->router = NULL;
+	}
 	if (rc) {
 		for (int i = 0; i < errs.count; i++)
 			log_error("%s", errs.msg[i]);
@@ -134,6 +141,10 @@ static int serve_new(struct daemon *d, struct config *cfg)
  * store drains every queued charge before it closes. */
 static void serve_free(struct daemon *d)
 {
+	if (d->front)
+		front_set_llm(d->front, NULL);
+	llm_free(d->llm);       /* before the gate: its requests release their reservations */
+	d->llm = NULL;
 	router_free(d->router);
 	d->router = NULL;
 	gate_free(d->gate);
@@ -157,6 +168,7 @@ static int start(struct daemon *d, struct config *cfg)
 		serve_free(d);
 		return rc;
 	}
+	front_set_llm(d->front, d->llm);
 	rc = admin_new(d->base, cfg, d->router, &d->admin);
 	if (rc) {
 		log_error("cannot start the admin plane: %s", strerror(-rc));
@@ -234,6 +246,7 @@ static int swap_router(struct daemon *d, struct config *cfg)
 		return rc;
 	}
 	front_reconfigure(d->front, cfg, d->gate, d->router);
+	front_set_llm(d->front, d->llm);
 	d->cfg = cfg;
 	announce(d);
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
@@ -244,7 +257,7 @@ static int swap_router(struct daemon *d, struct config *cfg)
 
 /* The sections gate_reload can replace in place. */
 static const char *const governance[] = { "keys", "teams", "policies", "costs", "budgets",
-					   "rate_limits", "auth", "tool_pins", NULL };
+					   "rate_limits", "auth", "tool_pins", "providers", "llm", NULL };
 
 /* Do a and b differ in nothing but governance sections? */
 static bool only_governance_differs(const cJSON *a, const cJSON *b)
@@ -279,6 +292,7 @@ static int reload_governance(struct daemon *d, struct config *ncfg)
 	}
 	if ((rc = config_expand(d->cfg)) != 0)
 		return rc;
+	llm_reload(d->llm, ncfg);       /* prepared on the reload thread */
 	for (const char *const *k = governance; *k; k++) {
 		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(ncfg->raw, *k);
 		cJSON_DeleteItemFromObjectCaseSensitive(d->cfg->raw, *k);

@@ -57,7 +57,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A local OpenAI-compatible provider for the LLM route (tests/integration/llm-provider.mjs):
+# make run enables it from OPENAI_API_KEY and OPENAI_BASE_URL as it would api.openai.com.
+"$node" --input-type=module -e "
+	import { startProvider } from '$top/tests/integration/llm-provider.mjs';
+	const p = await startProvider({ key: 'sk-make-run' });
+	console.log(p.url);
+	process.on('SIGTERM', async () => { await p.close(); process.exit(0); });
+" > "$rundir/provider.out" 2>&1 &
+provider_pid=$!
+for _ in $(seq 50); do grep -q '^http' "$rundir/provider.out" && break; sleep 0.1; done
+provider_url=$(head -1 "$rundir/provider.out")
+trap 'kill -TERM "$provider_pid" 2>/dev/null; cleanup' EXIT
+
 # Its own session (setsid): the test can end the whole group if run.sh fails to.
+OPENAI_API_KEY=sk-make-run OPENAI_BASE_URL=$provider_url OPENAI_MODEL=gpt-ok \
 MCPWARDEN_RUN_DIR=$rundir MCPWARDEN_LISTEN=127.0.0.1:$port MCPWARDEN_ADMIN=127.0.0.1:$admin_port \
 MCPWARDEN_DEMO_PORT=$demo_port MCPWARDEN_DEMO_NAME=$name MCPWARDEN_BIN=$rel \
 	setsid "$top/scripts/run.sh" > "$out" 2>&1 &
@@ -129,6 +143,15 @@ ok "SDK client: $(cat "$rundir/client.check")"
 grep -q '"name":"demo-' "$rundir/state/memory.jsonl" ||
 	fail "memory's file is not in the state folder"
 ok "memory__create_entities wrote $rundir/state/memory.jsonl"
+
+# The LLM route, with the curl line as printed.
+llm_cmd=$(grep -A2 "^  curl -s http://127.0.0.1:$port/v1/chat/completions" "$out" | sed 's/^  //')
+[ -n "$llm_cmd" ] || fail "no curl line for the LLM route"
+eval "$llm_cmd" > "$rundir/llm.out" 2>&1
+grep -q '"content":"Hello there"' "$rundir/llm.out" || fail "the LLM route did not answer: $(cat "$rundir/llm.out")"
+grep -q '"type":"llm","key":"demo".*"status":200' "$out" || fail "no llm record for the demo key"
+grep -q 'sk-make-run' "$out" "$rundir/mcpwarden.json" && fail "the provider key was written out"
+ok "the LLM route answered the printed curl line with the demo key"
 
 # Stop it as Ctrl-C would, and check that nothing is left.
 kill -TERM "$run_pid"

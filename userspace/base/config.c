@@ -25,7 +25,8 @@
 static const char *const top_keys[] = {
 	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "policies", "costs",
-	"budgets", "rate_limits", "store", "tool_pins", "$schema", "_comment", NULL
+	"budgets", "rate_limits", "store", "tool_pins", "providers", "llm", "$schema", "_comment",
+	NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "transport", "command", "env", "inherit_env", "cwd", "per_session", "url",
@@ -883,6 +884,8 @@ void config_free(struct config *c)
 {
 	if (!c)
 		return;
+	if (c->llm_free)
+		c->llm_free(c->llm);
 	cJSON_free(c->stash);
 	cJSON_Delete(c->tool_lock);
 	for (size_t i = 0; i < c->nupstreams; i++) {

@@ -84,6 +84,11 @@ struct config {
 	cJSON *tool_lock;           /* tool_pins.lockfile's content, read with the config (off
 				     * the loop on a reload); NULL: none or no such file yet */
 	char *stash;                /* config_shrink: the keys and teams sections, as text */
+	/* The "providers" and "llm" sections as llm/ parsed them where reading is allowed to
+	 * block (start-up, or the reload thread: API keys come from files), for the loop to
+	 * adopt; freed with the config by llm_free when still here. */
+	void *llm;
+	void (*llm_free)(void *llm);
 };
 
 /* The keys and teams sections are most of a large config (100k keys: ~1 KB each as a parse

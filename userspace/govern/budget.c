@@ -385,15 +385,26 @@ void budget_release(struct budget *b, struct budget_resv *r)
 
 int budget_commit(struct budget *b, struct budget_resv *r, store_done_fn cb, void *arg)
 {
+	return budget_commit_amount(b, r, r ? r->cost : 0, cb, arg);
+}
+
+int budget_commit_amount(struct budget *b, struct budget_resv *r, int64_t amount,
+			 store_done_fn cb, void *arg)
+{
 	struct store_spend items[2 * BUDGET_MAX_PER_SCOPE];
+	int64_t reserved;
 	int rc = 1;
 
 	if (!r)
 		return -EINVAL;
+	if (amount < 0 || amount > BUDGET_MONEY_MAX)
+		amount = r->cost;
+	reserved = r->cost;
+	r->cost = amount;       /* what is charged from here on */
 	for (size_t i = 0; i < r->n; i++) {
 		struct counter *c = r->e[i].c;
 
-		c->reserved -= r->cost;
+		c->reserved -= reserved;
 		items[i] = (struct store_spend){ .scope = c->name, .period = c->name + c->slen + 1,
 						 .start = r->e[i].start, .amount = r->cost };
 		if (c->kind == BUDGET_ROLLING) {

@@ -117,6 +117,11 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
  * cost or no budgets), cb is not called; < 0: could not queue (memory is charged anyway, the
  * caller must not acknowledge the call). The handle is consumed in every case. */
 int budget_commit(struct budget *b, struct budget_resv *r, store_done_fn cb, void *arg);
+/* The same, charging amount (>= 0) instead of what was reserved: a call whose real price is
+ * known only afterwards (an LLM answer's tokens) reserves an estimate and settles to this.
+ * More than the estimate is charged in full (spend may then pass a limit by that much). */
+int budget_commit_amount(struct budget *b, struct budget_resv *r, int64_t amount,
+			 store_done_fn cb, void *arg);
 /* Give the reserved capacity back. The handle is consumed. */
 void budget_release(struct budget *b, struct budget_resv *r);
 

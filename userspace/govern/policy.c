@@ -307,7 +307,9 @@ static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 {
 	static const char *const fields[] = {
 		"description", "tools", "resources", "prompts", "annotations", "tool_integrity",
-		"loop_breaker", NULL
+		"loop_breaker",
+		"llm",          /* read by llm/ (llm_config.c) */
+		NULL
 	};
 	char path[96], ep[128];
 	const char *desc;

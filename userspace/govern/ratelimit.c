@@ -188,7 +188,14 @@ void ratelimit_config_free(struct ratelimit_config *cfg)
 int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 			   struct config_errors *errs)
 {
-	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "rate_limits") : NULL;
+	return ratelimit_config_parse_section(
+		root ? cJSON_GetObjectItemCaseSensitive(root, "rate_limits") : NULL, "rate_limits",
+		out, errs);
+}
+
+int ratelimit_config_parse_section(const cJSON *sec, const char *where,
+				   struct ratelimit_config **out, struct config_errors *errs)
+{
 	struct ratelimit_config *cfg = calloc(1, sizeof(*cfg));
 	char path[512];
 	int rc = 0;
@@ -199,7 +206,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 	if (!sec)
 		goto out;
 	if (!cJSON_IsObject(sec)) {
-		rc = config_fail(errs, "rate_limits", "expected an object of selector: limits");
+		rc = config_fail(errs, where, "expected an object of selector: limits");
 		goto out;
 	}
 	cfg->sel = calloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*cfg->sel));
@@ -210,7 +217,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 	for (const cJSON *s = sec->child; s; s = s->next) {
 		struct selector *sel = &cfg->sel[cfg->nsel];
 
-		snprintf(path, sizeof(path), "rate_limits.%s", s->string);
+		snprintf(path, sizeof(path), "%s.%s", where, s->string);
 		if (!selector_name_ok(s->string)) {
 			rc = config_fail(errs, path, "selector must be \"default\", \"key:<id>\", "
 				     "\"team:<name>\" or \"policy:<name>\"");
@@ -226,7 +233,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 			for (int i = 0; i < RATE_NLEVELS; i++)
 				if (strcmp(l->string, level_names[i]) == 0)
 					lv = i;
-			snprintf(path, sizeof(path), "rate_limits.%s.%s", s->string, l->string);
+			snprintf(path, sizeof(path), "%s.%s.%s", where, s->string, l->string);
 			if (lv < 0) {
 				rc = config_fail(errs, path, "unknown level (key, server, tool)");
 				continue;
@@ -247,7 +254,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 	qsort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
 	for (size_t i = 1; i < cfg->nsel; i++)
 		if (strcmp(cfg->sel[i - 1].name, cfg->sel[i].name) == 0)
-			rc = config_fail(errs, "rate_limits", "selector \"%s\" appears twice",
+			rc = config_fail(errs, where, "selector \"%s\" appears twice",
 				     cfg->sel[i].name);
 out:
 	if (rc) {
@@ -394,6 +401,10 @@ static void evict_idle(struct ratelimit *rl, uint64_t now)
 	}
 }
 
+static int take(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
+		const char *server, const char *tool, uint32_t n, bool partial, uint64_t now_ns,
+		struct rate_refusal *why);
+
 /* The names of one check: part[i] and its id, INTERN_NONE while no bucket holds it. */
 struct names {
 	const char *part[RATE_NLEVELS];
@@ -475,6 +486,24 @@ int ratelimit_check(struct ratelimit *rl, const struct rate_limits *lim, const c
 		    const char *server, const char *tool, uint64_t now_ns,
 		    struct rate_refusal *why)
 {
+	return take(rl, lim, key_id, server, tool, 1, false, now_ns, why);
+}
+
+void ratelimit_debit(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
+		     const char *server, const char *tool, uint32_t n, uint64_t now_ns)
+{
+	struct rate_refusal why;
+
+	if (n)
+		(void)take(rl, lim, key_id, server, tool, n, true, now_ns, &why);
+}
+
+/* Take n tokens from each bucket lim enables, all or nothing; partial: take what each holds,
+ * up to n, and never refuse (usage learnt after the fact). */
+static int take(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
+		const char *server, const char *tool, uint32_t n, bool partial, uint64_t now_ns,
+		struct rate_refusal *why)
+{
 	struct bucket *b[RATE_NLEVELS] = { 0 };
 	struct names nm = { { key_id, server, tool }, { 0 }, { 0 } };
 	uint64_t worst = 0;
@@ -512,7 +541,9 @@ int ratelimit_check(struct ratelimit *rl, const struct rate_limits *lim, const c
 		uint64_t w;
 		if (!b[lv])
 			continue;
-		w = wait_for(b[lv], b[lv]->period_ns);
+		if (partial)
+			break;
+		w = wait_for(b[lv], b[lv]->period_ns * n);
 		if (w > worst) {
 			worst = w;
 			worst_lv = lv;
@@ -525,9 +556,14 @@ int ratelimit_check(struct ratelimit *rl, const struct rate_limits *lim, const c
 		why->retry_after_ms = (worst + 999999) / 1000000;
 		return -EAGAIN;
 	}
-	for (int lv = 0; lv < RATE_NLEVELS; lv++)
-		if (b[lv])
-			b[lv]->level -= b[lv]->period_ns;
+	for (int lv = 0; lv < RATE_NLEVELS; lv++) {
+		if (!b[lv])
+			continue;
+		/* saturating: a bucket never holds more than cap, so more than that is all of it */
+		uint64_t units = n > b[lv]->cap / b[lv]->period_ns ? b[lv]->cap
+							    : b[lv]->period_ns * n;
+		b[lv]->level -= units < b[lv]->level ? units : b[lv]->level;
+	}
 	return 0;
 }
 

@@ -64,6 +64,10 @@ struct ratelimit;
  * ("rate_limits.key:k1.tool.per: ..."). Returns 0 or -EINVAL (errs filled) or -ENOMEM. */
 int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 			   struct config_errors *errs);
+/* The same syntax in another section (sec may be NULL: no limits); where names it in errors
+ * ("llm.rate_limits"). */
+int ratelimit_config_parse_section(const cJSON *sec, const char *where,
+				   struct ratelimit_config **out, struct config_errors *errs);
 void ratelimit_config_free(struct ratelimit_config *cfg);
 /* The effective limits for a subject (per level, key > policy > team > default). */
 void ratelimit_config_resolve(const struct ratelimit_config *cfg, const struct rate_subject *who,
@@ -79,6 +83,11 @@ void ratelimit_free(struct ratelimit *rl);
 int ratelimit_check(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
 		    const char *server, const char *tool, uint64_t now_ns,
 		    struct rate_refusal *why);
+/* Take up to n more tokens from each bucket lim enables, never refusing and never below
+ * empty: usage known only after the fact (an LLM answer's tokens), charged to the buckets the
+ * next check reads. */
+void ratelimit_debit(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
+		     const char *server, const char *tool, uint32_t n, uint64_t now_ns);
 /* Same, with the limits resolved from cfg for who. */
 int ratelimit_check_subject(struct ratelimit *rl, const struct ratelimit_config *cfg,
 			    const struct rate_subject *who, const char *server, const char *tool,

@@ -50,6 +50,56 @@ void audit_decision(const struct audit_decision *d)
 	cJSON_Delete(o);
 }
 
+void audit_llm(const struct audit_llm *r)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (r->key) {
+		cJSON_AddStringToObject(o, "key", r->key);
+		if (r->team && *r->team)
+			cJSON_AddStringToObject(o, "team", r->team);
+	}
+	cJSON_AddStringToObject(o, "endpoint", r->endpoint);
+	if (r->provider)
+		cJSON_AddStringToObject(o, "provider", r->provider);
+	if (r->model)
+		cJSON_AddStringToObject(o, "model", r->model);
+	if (r->fallback_from)
+		cJSON_AddStringToObject(o, "fallback_from", r->fallback_from);
+	cJSON_AddBoolToObject(o, "stream", r->stream);
+	cJSON_AddNumberToObject(o, "status", r->status);
+	if (r->error)
+		cJSON_AddStringToObject(o, "error", r->error);
+	if (r->error_code)
+		cJSON_AddStringToObject(o, "error_code", r->error_code);
+	if (r->input_tokens >= 0)
+		cJSON_AddNumberToObject(o, "input_tokens", (double)r->input_tokens);
+	if (r->output_tokens >= 0)
+		cJSON_AddNumberToObject(o, "output_tokens", (double)r->output_tokens);
+	if (r->cost_micros >= 0)
+		cJSON_AddNumberToObject(o, "cost_micros", (double)r->cost_micros);
+	cJSON_AddNumberToObject(o, "latency_ms", (double)r->latency_ms);
+	if (r->ttft_ms >= 0)
+		cJSON_AddNumberToObject(o, "ttft_ms", (double)r->ttft_ms);
+	if (r->prompt)
+		cJSON_AddItemReferenceToObject(o, "prompt", (cJSON *)r->prompt);
+	if (r->completion)
+		cJSON_AddItemReferenceToObject(o, "completion", (cJSON *)r->completion);
+	if (r->tool_calls)
+		cJSON_AddItemReferenceToObject(o, "tool_calls", (cJSON *)r->tool_calls);
+	if (r->tool)
+		cJSON_AddStringToObject(o, "tool", r->tool);
+	if (r->tool_call_id)
+		cJSON_AddStringToObject(o, "tool_call_id", r->tool_call_id);
+	if (r->session) {
+		char sid[9] = "";
+		strncat(sid, r->session, sizeof(sid) - 1);   /* as decision records have it */
+		cJSON_AddStringToObject(o, "session", sid);
+	}
+	log_record("llm", o);
+	cJSON_Delete(o);
+}
+
 void audit_auth(const char *reason, const char *key, const char *peer)
 {
 	cJSON *o = cJSON_CreateObject();

@@ -29,6 +29,27 @@ struct audit_decision {
 };
 
 void audit_decision(const struct audit_decision *d);
+/* One per LLM route request (llm/), answered or refused (docs/audit.md#llm). */
+struct audit_llm {
+	const char *key, *team;     /* NULL when authentication is off or failed */
+	const char *endpoint;       /* "chat.completions", "embeddings", "models" */
+	const char *provider, *model;   /* NULL when the request never named a usable one */
+	bool stream;
+	int status;                 /* the HTTP status the agent got */
+	const char *error;          /* NULL, or the OpenAI error message it got */
+	const char *error_code;     /* NULL, or its code ("over_budget", ...) */
+	int64_t input_tokens, output_tokens;    /* < 0: unknown */
+	int64_t cost_micros;        /* < 0: nothing was charged */
+	uint64_t latency_ms;
+	int64_t ttft_ms;            /* streaming: first chunk from the provider; < 0 none */
+	const char *fallback_from;  /* the provider that failed first, or NULL */
+	const cJSON *prompt, *completion;   /* only when the policy opts in, else NULL */
+	const cJSON *tool_calls;    /* ids of the tool calls the model made, or NULL */
+	/* mcp.tool.execute: the tool, the model's tool call id and the MCP session the call ran
+	 * in (its decision record has the same session) */
+	const char *tool, *tool_call_id, *session;
+};
+void audit_llm(const struct audit_llm *r);
 /* A refused authentication: reason as gate_authenticate words it, the key id when the key
  * was recognised (expired, disabled, another session's), the client's address. */
 void audit_auth(const char *reason, const char *key, const char *peer);

@@ -71,7 +71,17 @@ struct server_errors {
 	int circuit;                    /* enum circuit_state */
 };
 
+#define LLM_SERIES_MAX 1024             /* key x model pairs; later ones share key "other" */
+
+struct llm_series {
+	char key[KEYS_ID_SIZE];
+	char model[160];
+	uint64_t requests, input, output;
+	int64_t cost_micros;
+};
+
 static struct {
+	struct llm_series llm[LLM_SERIES_MAX];   /* open addressing by key and model */
 	uint64_t requests[M_COUNT][D_COUNT][R_COUNT];
 	struct histogram gateway, upstream;
 	struct histogram stage[METRICS_NSTAGES];
@@ -101,6 +111,42 @@ void metrics_reset(void)
 	memset(&g, 0, sizeof(g));
 	g.enforcer = e;
 }
+
+void metrics_llm(const char *key, const char *model, uint64_t input, uint64_t output,
+		 int64_t cost_micros)
+{
+	uint64_t h = 1469598103934665603ull;
+	struct llm_series *s = NULL;
+
+	if (!key)
+		key = "";
+	if (strlen(key) >= KEYS_ID_SIZE || strlen(model) >= sizeof(s->model))
+		return;
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (const char *p = model; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (size_t i = 0; i < LLM_SERIES_MAX; i++) {
+		struct llm_series *c = &g.llm[(h + i) % LLM_SERIES_MAX];
+		if (!c->model[0]) {
+			snprintf(c->key, sizeof(c->key), "%s", i < LLM_SERIES_MAX / 2 ? key : "other");
+			snprintf(c->model, sizeof(c->model), "%s", model);
+		}
+		if (!strcmp(c->model, model) &&
+		    (!strcmp(c->key, key) || (i >= LLM_SERIES_MAX / 2 && !strcmp(c->key, "other")))) {
+			s = c;
+			break;
+		}
+	}
+	if (!s)
+		return;
+	s->requests++;
+	s->input += input;
+	s->output += output;
+	s->cost_micros += cost_micros > 0 ? cost_micros : 0;
+}
+
+static int render_llm(struct evbuffer *out);
 
 static enum method method_of(const char *m)
 {
@@ -316,6 +362,35 @@ static int render_ebpf(struct evbuffer *out)
 	return rc;
 }
 
+static int render_llm(struct evbuffer *out)
+{
+	static const char *const fam[][2] = {
+		{ "mcpwarden_llm_requests_total", "LLM route requests answered, by key and model." },
+		{ "mcpwarden_llm_input_tokens_total", "Prompt tokens the providers reported." },
+		{ "mcpwarden_llm_output_tokens_total", "Completion tokens the providers reported." },
+		{ "mcpwarden_llm_cost_total", "Money charged for LLM usage (currency units)." },
+	};
+	int rc = 0;
+
+	for (int f = 0; f < 4 && !rc; f++) {
+		rc = family(out, fam[f][0], "counter", fam[f][1]);
+		for (size_t i = 0; i < LLM_SERIES_MAX && !rc; i++) {
+			const struct llm_series *s = &g.llm[i];
+			if (!s->model[0])
+				continue;
+			if (f == 3)
+				rc = add(out, "%s{key=\"%s\",model=\"%s\"} %lld.%06lld\n", fam[f][0],
+					 s->key, s->model, (long long)(s->cost_micros / 1000000),
+					 (long long)(s->cost_micros % 1000000));
+			else
+				rc = add(out, "%s{key=\"%s\",model=\"%s\"} %llu\n", fam[f][0], s->key,
+					 s->model, (unsigned long long)(f == 0 ? s->requests
+								: f == 1 ? s->input : s->output));
+		}
+	}
+	return rc;
+}
+
 int metrics_render(struct evbuffer *out, struct store *st, const struct keystore *ks)
 {
 	int rc;
@@ -362,6 +437,8 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 			    "often within the policy's window).");
 	if (!rc)
 		rc = add(out, "mcpwarden_loop_breaks_total %llu\n", (unsigned long long)g.loop_breaks);
+	if (!rc)
+		rc = render_llm(out);
 	if (!rc)
 		rc = family(out, "mcpwarden_sessions", "gauge", "Open MCP sessions.");
 	if (!rc)

@@ -51,6 +51,10 @@ void metrics_stage(enum metrics_stage stage, uint64_t ns);
 /* A call the loop breaker refused; an upstream's circuit state (enum circuit_state). */
 void metrics_loop_break(void);
 void metrics_circuit_state(const char *server, int state);
+/* One LLM route answer (llm/): tokens and cost per key and "provider/model" (label values
+ * are config names and key ids, so they need no escaping). key NULL: authentication off. */
+void metrics_llm(const char *key, const char *model, uint64_t input, uint64_t output,
+		 int64_t cost_micros);
 void metrics_request_begin(void);
 void metrics_request_end(void);
 void metrics_session_opened(void);

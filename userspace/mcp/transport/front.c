@@ -30,6 +30,7 @@
 #include "mcp/transport/conn_deadline.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
+#include "llm/llm.h"
 
 #define KEEPALIVE_MS 25000
 
@@ -47,6 +48,7 @@ struct front {
 	struct event *keepalive;
 	struct list_head parked;           /* requests waiting for the router to be ready */
 	struct conn_deadline *deadline;    /* a whole request within header_ms */
+	struct llm *llm;                   /* the /v1/ LLM route, or NULL */
 };
 
 /* A request that came while the catalogue was still being listed. */
@@ -757,11 +759,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 			evbuffer_free(b);
 		return;
 	}
-	if (!path || strcmp(path, f->cfg->mcp_path)) {
+	/* /v1/: the LLM route (llm/), which needs no catalogue (the MCP path, wherever it is,
+	 * stays MCP's) */
+	bool llm = f->llm && llm_owns_path(path) && strcmp(path, f->cfg->mcp_path);
+	if (!llm && (!path || strcmp(path, f->cfg->mcp_path))) {
 		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
 		return;
 	}
-	if (!router_ready(f->r) && park(f, req))
+	if (!llm && !router_ready(f->r) && park(f, req))
 		return;
 	/* DNS rebinding: a page on a foreign origin must not reach a loopback gateway. */
 	if (origin && !origin_allowed(f, origin)) {
@@ -771,6 +776,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (f->loopback && (!host || !listener_is_loopback(host))) {
 		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST,
 			   "Host not allowed: this gateway listens on loopback");
+		return;
+	}
+	if (llm) {
+		llm_handle(f->llm, req, f->rx_ns);
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE) {
@@ -897,3 +906,4 @@ void front_free(struct front *f)
 }
 
 int front_port(const struct front *f) { return f->port; }
+void front_set_llm(struct front *f, struct llm *l) { f->llm = l; }

@@ -5,7 +5,8 @@
  * MCP-Protocol-Version validation, status codes (202/400/401/403/404/405/406/413/415), and
  * writing replies as JSON or as an SSE stream. It authenticates every request with the gate,
  * then hands each message to the router; answers come back through the reply and stream
- * interfaces (mcp/reply.h) it implements. What a message means is the router's job.
+ * interfaces (mcp/reply.h) it implements. What a message means is the router's job. Paths
+ * under /v1/ go to the LLM route (llm/), which answers them itself.
  */
 #ifndef WARDEN_FRONT_H
 #define WARDEN_FRONT_H
@@ -17,6 +18,7 @@ struct config;
 struct gate;
 struct router;
 struct front;
+struct llm;
 
 /* gate authenticates every request; router serves what passes. Both borrowed. */
 int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
@@ -29,5 +31,8 @@ int front_port(const struct front *f);
 void front_close_streams(struct front *f);
 void front_reconfigure(struct front *f, const struct config *cfg, struct gate *gate,
 		       struct router *r);
+
+/* The LLM route served under /v1/ (NULL: none); borrowed, cleared before it is freed. */
+void front_set_llm(struct front *f, struct llm *l);
 
 #endif

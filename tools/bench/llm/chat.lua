@@ -1,0 +1,34 @@
+-- wrk script for the LLM route benchmark: one chat completion per request.
+--   LLM_KEY   the API key (sent as Authorization: Bearer)   LLM_PATH  /v1/chat/completions
+--   LLM_MODEL the model name
+-- done() prints: RESULT requests=N seconds=S rps=R p50=U p90=U p99=U max=U errors=E status=X bad=B
+-- (latencies in microseconds; bad: answers that are not a 200 with choices).
+local key = os.getenv("LLM_KEY") or ""
+local path = os.getenv("LLM_PATH") or "/v1/chat/completions"
+local model = os.getenv("LLM_MODEL") or "bench"
+local headers = { ["Content-Type"] = "application/json" }
+if key ~= "" then headers["Authorization"] = "Bearer " .. key end
+local body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"hello from wrk"}],"max_tokens":50}'
+
+local threads = {}
+bad = 0
+
+function setup(thread) table.insert(threads, thread) end
+
+function request() return wrk.format("POST", path, headers, body) end
+
+function response(status, hdrs, b)
+	if status ~= 200 or not b:find('"choices"', 1, true) then bad = bad + 1 end
+end
+
+function done(summary, latency, requests)
+	local e = summary.errors
+	local secs = summary.duration / 1e6
+	local refused = 0
+	for _, t in ipairs(threads) do refused = refused + t:get("bad") end
+	io.write(string.format(
+		"RESULT requests=%d seconds=%.3f rps=%.1f p50=%d p90=%d p99=%d max=%d errors=%d status=%d bad=%d\n",
+		summary.requests, secs, summary.requests / secs,
+		latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+		e.connect + e.read + e.write + e.timeout, e.status, refused))
+end

@@ -1,0 +1,212 @@
+/* llm_int: what the route's files share (config, one request, the provider transfer). */
+#ifndef WARDEN_LLM_INT_H
+#define WARDEN_LLM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <curl/curl.h>
+#include <cjson/cJSON.h>
+#include <event2/http.h>
+
+#include "base/curl_loop.h"
+#include "base/list.h"
+#include "govern/keys.h"
+#include "govern/ratelimit.h"
+#include "llm/llm.h"
+
+#define LLM_NAME_MAX 32                 /* provider names: [a-z0-9_-]{1,32} */
+#define LLM_MODEL_MAX 128               /* model names */
+#define LLM_KEY_MAX 4096                /* a provider API key */
+#define LLM_RESPONSE_MAX (16u << 20)    /* a provider's whole (non-streamed) answer */
+#define LLM_DEFAULT_MAX_TOKENS 4096
+#define LLM_DEFAULT_TIMEOUT_MS 120000
+
+enum llm_kind { LLM_OPENAI, LLM_ANTHROPIC };
+enum llm_endpoint { LLM_CHAT, LLM_EMBEDDINGS, LLM_MODELS, LLM_TOOL_EXECUTE };
+
+struct llm_model {
+	char *name;
+	int64_t in_price, out_price;    /* micro-units per million tokens */
+};
+
+struct llm_provider {
+	char *name;
+	enum llm_kind kind;
+	char *base_url;                 /* without the trailing slash */
+	char *api_key;                  /* the secret: only ever in this provider's header */
+	long timeout_ms;
+	char *fallback;                 /* another provider's name, or NULL */
+	struct llm_model *models;
+	size_t nmodels;
+};
+
+struct llm_policy {
+	char *name;
+	char **prov_allow, **prov_deny, **model_allow, **model_deny;   /* NULL-terminated */
+	bool log_arguments;             /* prompts and completions in the record */
+};
+
+struct ratelimit_config;
+
+struct llm_config {
+	int refs;
+	struct llm_provider *providers;
+	size_t nproviders;
+	char *default_provider;         /* NULL: models must be named "provider/model" */
+	int64_t default_max_tokens;     /* the output estimate when a request sets none */
+	struct ratelimit_config *requests, *tokens;
+	struct llm_policy *policies;    /* those with an "llm" member */
+	size_t npolicies;
+};
+
+int llm_config_parse(const cJSON *root, struct llm_config **out, struct config_errors *errs);
+void llm_config_get(struct llm_config *c);
+void llm_config_put(struct llm_config *c);
+const struct llm_provider *llm_provider_find(const struct llm_config *c, const char *name);
+const struct llm_model *llm_model_find(const struct llm_provider *p, const char *name);
+/* May who use provider p's model m? 0, or -EACCES with *why a static text or the rule. */
+int llm_policy_allows(const struct llm_config *c, const struct key_identity *who,
+		      const char *provider, const char *model, char *why, size_t len);
+/* Does either of who's policies ask for prompts and completions in the record? */
+bool llm_policy_logs(const struct llm_config *c, const struct key_identity *who);
+
+/* ---- usage and money (usage.c) ---- */
+
+/* tokens x price per million, rounded up, in micro-units. */
+int64_t llm_cost(int64_t tokens, int64_t price_per_million);
+/* The price reserved before the call: an estimate of the prompt's tokens from the size of
+ * its text (4 bytes a token, rounded up) at the input price, plus max_tokens (or
+ * max_completion_tokens, or the default) at the output price. */
+int64_t llm_estimate(const struct llm_config *c, const struct llm_model *m, const cJSON *body,
+		     enum llm_endpoint ep, int64_t *out_tokens);
+/* usage {prompt_tokens, completion_tokens} (or Anthropic's input/output_tokens): 0 when
+ * present. */
+int llm_usage_read(const cJSON *usage, int64_t *in, int64_t *out);
+
+/* ---- one request ---- */
+
+struct budget_resv;
+struct sse_parser;
+struct router;
+struct gate;
+struct ratelimit;
+struct hmap;
+
+struct llm {
+	struct event_base *base;
+	struct gate *gate;
+	struct router *router;                 /* MCP tools for the model (mcp_tools.c) */
+	struct llm_config *cfg;
+	struct ratelimit *rl_req, *rl_tok;     /* requests, and tokens, per key/provider/model */
+	struct list_head reqs;                 /* in flight */
+	struct hmap *sessions;                 /* key id -> its MCP session id (tool calls) */
+};
+
+/* What the agent is told when a request fails, and what the record says. */
+struct failure {
+	int status;
+	const char *type, *code;
+	char message[512];
+	int64_t retry_after_s;          /* > 0: Retry-After */
+};
+
+#define LLM_TOOL_CALLS_MAX 16           /* tool call ids a chat record names */
+struct llm_exec;
+
+struct llm_req {
+	struct curl_xfer xfer;
+	struct llm *l;
+	struct llm_config *cfg;         /* a reference: a reload does not pull it away */
+	struct list_head link;          /* in l->reqs */
+	struct evhttp_request *req;     /* NULL once the client went away */
+	struct evhttp_connection *evcon;
+	enum llm_endpoint ep;
+	bool authed;
+	struct key_identity who;
+	const struct llm_provider *prov;
+	const struct llm_model *model;
+	const struct llm_provider *failed;      /* the provider a fallback replaced */
+	cJSON *body;                    /* the agent's request, model rewritten */
+	bool stream, agent_usage;       /* stream: true; the agent asked for include_usage */
+	bool log_content;
+	struct budget_resv *resv;
+	int64_t estimate;               /* reserved, micro-units */
+	int64_t est_out_tokens;
+	bool sent;                      /* a transfer reached the provider */
+	/* the transfer */
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *payload;
+	char errbuf[CURL_ERROR_SIZE];
+	struct evbuffer *buf;           /* the answer (whole, or an error page) */
+	long status;
+	bool body_started;              /* first byte seen: status and type known */
+	bool event_stream;              /* the provider answers with SSE */
+	bool streaming;                 /* the agent's chunked reply has started */
+	struct sse_parser *sse;
+	bool saw_done;
+	int stream_err;                 /* an SSE event could not be handled */
+	char *stream_id;                /* anthropic: the message id for every chunk */
+	int tool_index;                 /* anthropic stream: the tool call being streamed (-1) */
+	int64_t in_tok, out_tok;        /* < 0: unknown */
+	cJSON *completion;              /* log_content: the text streamed so far */
+	uint64_t rx_ns, ttft_ns;
+	bool settling;                  /* waiting for the charge to be durable */
+	int64_t charged;                /* < 0: nothing */
+	cJSON *answer;                  /* non-stream: what the agent gets once durable */
+	cJSON *tool_calls;              /* ids of the tool calls the model made (record) */
+	struct llm_exec *exec;          /* /v1/mcp/tool/execute in progress */
+	struct event *watch;            /* the client's socket, to notice it leaving */
+	char *tool, *tool_call_id;      /* /v1/mcp/tool/execute: what it runs */
+	char session[72];               /* and in which MCP session */
+};
+
+/* admit.c: 0 or a negative errno with *f filled (the request is then refused with it). */
+int llm_authenticate(struct llm_req *r, struct failure *f);
+int llm_parse_body(struct llm_req *r, struct failure *f);
+int llm_admit(struct llm_req *r, struct failure *f);
+/* GET /v1/models: answers and frees r. */
+void llm_serve_models(struct llm_req *r);
+
+static inline struct rate_subject llm_rate_who(const struct llm_req *r)
+{
+	return (struct rate_subject){ r->who.id, r->who.team, r->who.policy };
+}
+
+/* route.c, for the other files of the route */
+void llm_set_header(struct evhttp_request *req, const char *name, const char *value);
+void llm_send_json(struct evhttp_request *req, int status, const cJSON *body);
+__attribute__((format(printf, 5, 6)))
+void llm_set_failure(struct failure *f, int status, const char *type, const char *code,
+		     const char *fmt, ...);
+void llm_record(struct llm_req *r, int status, const struct failure *f);
+/* Answer f, release, record, free. */
+void llm_fail(struct llm_req *r, const struct failure *f);
+void llm_req_free(struct llm_req *r);
+/* Note a tool call id of the model's answer for the record. */
+void llm_note_tool_call(struct llm_req *r, const char *id);
+
+/* mcp_tools.c: the key's MCP tools offered to the model (the request's "mcp_tools": true or
+ * an x-mcp-tools header), and POST /v1/mcp/tool/execute. */
+int llm_tools_offer(struct llm_req *r, struct failure *f);
+void llm_tool_execute(struct llm_req *r);
+/* The client left during an execution: tell the router, end the session. */
+void llm_tool_gone(struct llm_req *r);
+
+/* provider.c: start the transfer for r->prov/r->model (0 or a negative errno), and stop it. */
+int llm_transfer_start(struct llm_req *r);
+void llm_transfer_stop(struct llm_req *r);
+/* route.c: the transfer ended (res from curl). */
+void llm_req_transfer_done(struct llm_req *r, CURLcode res);
+/* route.c: forward one OpenAI-shaped chunk to the agent (streaming). Returns 0 or -EPIPE. */
+int llm_req_chunk(struct llm_req *r, const char *data, size_t len);
+
+/* anthropic.c: translation to and from the Messages API. */
+cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body);
+cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg);
+/* One SSE event of a streamed Messages answer: emits chat.completion.chunk data through
+ * llm_req_chunk and notes usage. Returns 0 or a negative errno. */
+int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, size_t len);
+
+#endif
