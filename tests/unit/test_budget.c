@@ -6,6 +6,7 @@
 #include <CUnit/Basic.h>
 
 #include "govern/budget.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
 
 #define DAY 86400ll
@@ -143,14 +144,6 @@ static struct budget_config *parse(const char *text, struct config_errors *errs,
 	return cfg;
 }
 
-static bool has_err(const struct config_errors *errs, const char *s)
-{
-	for (int i = 0; i < errs->count; i++)
-		if (strstr(errs->msg[i], s))
-			return true;
-	return false;
-}
-
 static void test_costs(void)
 {
 	struct config_errors errs = { 0 };
@@ -177,12 +170,13 @@ static void test_costs(void)
 	cfg = parse("{\"costs\": {\"a/b\": \"0.0000001\", \"a/c\": 0.5, \"a/d\": \"-1\","
 		    " \"nosep\": \"1\", \"a/e\": \"1e-3\", \"a/f\": true}}", &errs, &rc);
 	CU_ASSERT(rc == -EINVAL && cfg == NULL);
-	CU_ASSERT(has_err(&errs, "costs.a/b: \"0.0000001\" is not an amount with at most 6"));
-	CU_ASSERT(has_err(&errs, "costs.a/c: write amounts with decimals as a string"));
-	CU_ASSERT(has_err(&errs, "costs.a/d: \"-1\": must not be negative"));
-	CU_ASSERT(has_err(&errs, "costs.nosep: a pattern is"));
-	CU_ASSERT(has_err(&errs, "costs.a/e: \"1e-3\" is not an amount"));
-	CU_ASSERT(has_err(&errs, "costs.a/f: expected an amount"));
+	CU_ASSERT_ERRORS(&errs,
+			 "costs.a/b: \"0.0000001\" is not an amount with at most 6",
+			 "costs.a/c: write amounts with decimals as a string",
+			 "costs.a/d: \"-1\": must not be negative",
+			 "costs.nosep: a pattern is",
+			 "costs.a/e: \"1e-3\" is not an amount",
+			 "costs.a/f: expected an amount");
 }
 
 static void test_budget_config_errors(void)
@@ -201,14 +195,15 @@ static void test_budget_config_errors(void)
 		" \"team:t\": {\"limit\": \"1\"}}}", &errs, &rc);
 
 	CU_ASSERT(rc == -EINVAL && cfg == NULL);
-	CU_ASSERT(has_err(&errs, "budgets.everyone: selector must be"));
-	CU_ASSERT(has_err(&errs, "budgets.default[0]: exactly one of \"period\" or \"rolling\""));
-	CU_ASSERT(has_err(&errs, "budgets.key:a[0].rolling: a duration"));
-	CU_ASSERT(has_err(&errs, "budgets.key:b[1]: a second budget with the same period"));
-	CU_ASSERT(has_err(&errs, "budgets.key:c[0].period: one of daily, weekly, monthly"));
-	CU_ASSERT(has_err(&errs, "budgets.key:c[0].colour: unknown field"));
-	CU_ASSERT(has_err(&errs, "budgets.key:d[0].limit: required"));
-	CU_ASSERT(has_err(&errs, "budgets.team:t: expected an array"));
+	CU_ASSERT_ERRORS(&errs,
+			 "budgets.everyone: selector must be",
+			 "budgets.default[0]: exactly one of \"period\" or \"rolling\"",
+			 "budgets.key:a[0].rolling: a duration",
+			 "budgets.key:b[1]: a second budget with the same period",
+			 "budgets.key:c[0].period: one of daily, weekly, monthly",
+			 "budgets.key:c[0].colour: unknown field",
+			 "budgets.key:d[0].limit: required",
+			 "budgets.team:t: expected an array");
 }
 
 static struct budget *mk(const char *text, struct budget_config **cfg)

@@ -4,15 +4,8 @@
 #include <string.h>
 
 #include "base/config.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
-
-static int has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return 1;
-	return 0;
-}
 
 static void test_defaults(void)
 {
@@ -45,7 +38,7 @@ static void test_connection_caps(void)
 	CU_ASSERT_EQUAL(config_parse("{\"limits\": {\"max_connections_per_peer\": 0}}", "t", &c,
 				     &e), -EINVAL);
 	CU_ASSERT_PTR_NULL(c);
-	CU_ASSERT_TRUE(has_error(&e, "limits.max_connections_per_peer: must be between"));
+	CU_ASSERT_ERRORS(&e, "limits.max_connections_per_peer: must be between");
 }
 
 static void test_full(void)
@@ -101,15 +94,16 @@ static void test_errors_name_paths(void)
 	unsetenv("WARDEN_UNSET_VAR");
 	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
 	CU_ASSERT_PTR_NULL(c);
-	CU_ASSERT_TRUE(has_error(&e, "listen: expected \"host:port\""));
-	CU_ASSERT_TRUE(has_error(&e, "prefx: unknown field"));
-	CU_ASSERT_TRUE(has_error(&e, "prefix: must be"));
-	CU_ASSERT_TRUE(has_error(&e, "limits.max_body_bytes: must be between"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[0].name: must match"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[0].command: stdio upstreams need"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].url: must be an http"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].headers.X: environment variable WARDEN_UNSET_VAR"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[2].transport: must be \"stdio\" or \"http\""));
+	CU_ASSERT_ERRORS(&e,
+			 "listen: expected \"host:port\"",
+			 "prefx: unknown field",
+			 "prefix: must be",
+			 "limits.max_body_bytes: must be between",
+			 "upstreams[0].name: must match",
+			 "upstreams[0].command: stdio upstreams need",
+			 "upstreams[1].url: must be an http",
+			 "upstreams[1].headers.X: environment variable WARDEN_UNSET_VAR",
+			 "upstreams[2].transport: must be \"stdio\" or \"http\"");
 }
 
 static void test_bad_json(void)
@@ -118,13 +112,13 @@ static void test_bad_json(void)
 	struct config_errors e = { 0 };
 
 	CU_ASSERT_EQUAL(config_parse("{\n \"listen\": ,\n}", "t", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "not valid JSON (line 2"));
+	CU_ASSERT_ERRORS(&e, "not valid JSON (line 2");
 	memset(&e, 0, sizeof(e));
 	CU_ASSERT_EQUAL(config_parse("[1]", "t", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "must be a JSON object"));
+	CU_ASSERT_ERRORS(&e, "must be a JSON object");
 	memset(&e, 0, sizeof(e));
 	CU_ASSERT_NOT_EQUAL(config_load("/nonexistent/mcpwarden.json", &c, &e), 0);
-	CU_ASSERT_TRUE(has_error(&e, "cannot open"));
+	CU_ASSERT_ERRORS(&e, "cannot open");
 }
 
 static void test_duplicate_upstream(void)
@@ -136,7 +130,7 @@ static void test_duplicate_upstream(void)
 		"{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://b/\"}]}";
 
 	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].name: duplicate upstream name \"x\""));
+	CU_ASSERT_ERRORS(&e, "upstreams[1].name: duplicate upstream name \"x\"");
 }
 
 int main(void)

@@ -11,6 +11,7 @@
 
 #include "enforce/enforcer.h"
 #include "base/log.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
 
 static void check_dest(const char *spec, int family, const char *canon)
@@ -45,14 +46,6 @@ static void test_dest_parse(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CU_ASSERT_EQUAL(enforcer_dest_parse(bad[i], &d), -EINVAL);
 	CU_ASSERT_EQUAL(enforcer_dest_parse(NULL, &d), -EINVAL);
-}
-
-static int has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return 1;
-	return 0;
 }
 
 static void test_config_ok(void)
@@ -103,16 +96,17 @@ static void test_config_errors(void)
 	struct config_errors e = { 0 };
 
 	CU_ASSERT_EQUAL(enforcer_config_parse(j, "enforcement", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.errno"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.pin_dir"));
-	CU_ASSERT_TRUE(has_error(&e, "typo"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[0].mode"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[1]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[2]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[3]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[4]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.allow[0]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.protect"));
+	CU_ASSERT_ERRORS(&e,
+			 "enforcement.errno",
+			 "enforcement.pin_dir",
+			 "typo",
+			 "enforcement.enroll[0].mode",
+			 "enforcement.enroll[1]",
+			 "enforcement.enroll[2]",
+			 "enforcement.enroll[3]",
+			 "enforcement.enroll[4]",
+			 "enforcement.allow[0]",
+			 "enforcement.protect");
 	enforcer_config_free(&c);
 	cJSON_Delete(j);
 }

@@ -11,15 +11,8 @@
 #include "base/log.h"
 #include "enforce/enforcer.h"
 #include "enforce/kube.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
-
-static bool has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return true;
-	return false;
-}
 
 static int parse(const char *text, struct enforcer_config *c, struct config_errors *e)
 {
@@ -83,29 +76,31 @@ static void test_errors(void)
 			      "\"token_file\": \"token\", \"ca_file\": 3, \"annotation\": \"a/b/c\", "
 			      "\"sidecar_container\": \"Side_Car\", \"watch\": true}}", &c, &e),
 			-EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.node_name: environment variable "
-				 "MCPWARDEN_TEST_UNSET is not set"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.api_server"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.token_file"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.ca_file"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.annotation"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.sidecar_container"));
-	CU_ASSERT_TRUE(has_error(&e, "watch"));
+	CU_ASSERT_ERRORS(&e,
+			 "enforcement.kubernetes.node_name: environment variable "
+			 "MCPWARDEN_TEST_UNSET is not set",
+			 "enforcement.kubernetes.api_server",
+			 "enforcement.kubernetes.token_file",
+			 "enforcement.kubernetes.ca_file",
+			 "enforcement.kubernetes.annotation",
+			 "enforcement.kubernetes.sidecar_container",
+			 "watch");
 	enforcer_config_free(&c);
 
 	memset(&e, 0, sizeof(e));
 	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {\"node_name\": \"Bad_Node\", \"api_server\": "
 			      "\"https://h/api?x=1\"}}", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.node_name"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.api_server"));
+	CU_ASSERT_ERRORS(&e,
+			 "enforcement.kubernetes.node_name",
+			 "enforcement.kubernetes.api_server");
 	enforcer_config_free(&c);
 	memset(&e, 0, sizeof(e));
 	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {}}", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "node_name: required"));
+	CU_ASSERT_ERRORS(&e, "node_name: required");
 	enforcer_config_free(&c);
 	memset(&e, 0, sizeof(e));
 	CU_ASSERT_EQUAL(parse("{\"kubernetes\": true}", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes: must be an object"));
+	CU_ASSERT_ERRORS(&e, "enforcement.kubernetes: must be an object");
 	enforcer_config_free(&c);
 }
 

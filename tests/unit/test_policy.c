@@ -8,6 +8,7 @@
 
 #include "base/config.h"
 #include "govern/policy.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
 
 static struct policy_set *set_of(const char *json)
@@ -446,14 +447,6 @@ static void test_compile_large(void)
 	free(entries);
 }
 
-static int has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return 1;
-	return 0;
-}
-
 static void expect_errors(const char *json, const char *const *needles)
 {
 	struct config_errors e = { 0 };
@@ -463,14 +456,7 @@ static void expect_errors(const char *json, const char *const *needles)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 	CU_ASSERT_EQUAL(policy_set_parse(root, &ps, &e), -EINVAL);
 	CU_ASSERT_PTR_NULL(ps);
-	for (; *needles; needles++) {
-		if (!has_error(&e, *needles)) {
-			fprintf(stderr, "missing error \"%s\"; got:\n", *needles);
-			for (int i = 0; i < e.count; i++)
-				fprintf(stderr, "  %s\n", e.msg[i]);
-			CU_FAIL("expected config error");
-		}
-	}
+	cu_assert_errors(&e, needles, __LINE__, __FILE__);
 	cJSON_Delete(root);
 }
 
