@@ -14,6 +14,7 @@
 #include "mcp/catalog.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/jsonfmt.h"
 #include "base/log.h"
 #include "govern/policy.h"
 #include "govern/ratelimit.h"
@@ -475,15 +476,13 @@ static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	cJSON *e = cJSON_CreateObject();
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	cJSON_AddNumberToObject(e, "code", code);
-	cJSON_AddStringToObject(e, "message", msg);
+	va_start(ap, fmt);
+	jsonfmt_add_v(e, "message", fmt, ap);
+	va_end(ap);
 	if (data) {
 		/* docs/policy.md: agents tell refusals apart by data.type as well as by code. */
 		cJSON_AddStringToObject(data, "type", refusal_name(code));
