@@ -204,6 +204,11 @@ static void test_budget_config_errors(void)
 			 "budgets.key:c[0].colour: unknown field",
 			 "budgets.key:d[0].limit: required",
 			 "budgets.team:t: expected an array");
+
+	memset(&errs, 0, sizeof(errs));
+	cfg = parse("{\"budgets\": {\"key:e\": [], \"team:e\": [], \"key:e\": []}}", &errs, &rc);
+	CU_ASSERT(rc == -EINVAL && cfg == NULL);
+	CU_ASSERT_ERRORS(&errs, "budgets: selector \"key:e\" appears twice");
 }
 
 static struct budget *mk(const char *text, struct budget_config **cfg)
