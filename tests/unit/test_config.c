@@ -1,5 +1,6 @@
 /* Config validation: every error names its field path; defaults; secrets from the environment. */
 #include <CUnit/Basic.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,12 +8,31 @@
 #include "config_errors_util.h"
 #include "cunit_main.h"
 
-static void test_defaults(void)
+/* text is a valid config: parsed (the test frees it) */
+static struct config *parse_ok(const char *text)
 {
 	struct config *c = NULL;
 	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(config_parse("{}", "t", &c, &e), 0);
+	CU_ASSERT_EQUAL_FATAL(config_parse(text, "t", &c, &e), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	return c;
+}
+
+/* text is refused as a whole, its errors in *e */
+static void parse_bad(const char *text, struct config_errors *e)
+{
+	struct config *c = NULL;
+
+	memset(e, 0, sizeof(*e));
+	CU_ASSERT_EQUAL(config_parse(text, "t", &c, e), -EINVAL);
+	CU_ASSERT_PTR_NULL(c);
+}
+
+static void test_defaults(void)
+{
+	struct config *c = parse_ok("{}");
+
 	CU_ASSERT_STRING_EQUAL(c->listen_host, "127.0.0.1");
 	CU_ASSERT_EQUAL(c->listen_port, 8080);
 	CU_ASSERT_STRING_EQUAL(c->mcp_path, "/mcp");
@@ -26,25 +46,20 @@ static void test_defaults(void)
 
 static void test_connection_caps(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config *c = parse_ok("{\"limits\": {\"max_connections\": 100,"
+				    " \"max_connections_per_peer\": 10}}");
+	struct config_errors e;
 
-	CU_ASSERT_EQUAL_FATAL(config_parse("{\"limits\": {\"max_connections\": 100,"
-					   " \"max_connections_per_peer\": 10}}", "t", &c, &e), 0);
 	CU_ASSERT_EQUAL(c->max_connections, 100);
 	CU_ASSERT_EQUAL(c->max_connections_per_peer, 10);
 	config_free(c);
-	c = NULL;
-	CU_ASSERT_EQUAL(config_parse("{\"limits\": {\"max_connections_per_peer\": 0}}", "t", &c,
-				     &e), -EINVAL);
-	CU_ASSERT_PTR_NULL(c);
+	parse_bad("{\"limits\": {\"max_connections_per_peer\": 0}}", &e);
 	CU_ASSERT_ERRORS(&e, "limits.max_connections_per_peer: must be between");
 }
 
 static void test_full(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config *c;
 	const char *text =
 		"{\"listen\": \"[::1]:0\", \"prefix\": \"never\", \"auth\": {\"required\": false},"
 		" \"timeouts\": {\"request_ms\": 1500},"
@@ -55,7 +70,7 @@ static void test_full(void)
 		"   \"headers\": {\"Authorization\": {\"env\": \"WARDEN_TEST_SECRET\"}}, \"request_timeout_ms\": 99}]}";
 
 	setenv("WARDEN_TEST_SECRET", "s3cret", 1);
-	CU_ASSERT_EQUAL_FATAL(config_parse(text, "t", &c, &e), 0);
+	c = parse_ok(text);
 	CU_ASSERT_STRING_EQUAL(c->listen_host, "::1");
 	CU_ASSERT_EQUAL(c->listen_port, 0);
 	CU_ASSERT_FALSE(c->auth_required);
@@ -81,8 +96,7 @@ static void test_full(void)
 
 static void test_errors_name_paths(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config_errors e;
 	const char *text =
 		"{\"listen\": \"localhost\", \"prefx\": 1, \"prefix\": \"sometimes\","
 		" \"limits\": {\"max_body_bytes\": 5},"
@@ -92,8 +106,7 @@ static void test_errors_name_paths(void)
 		"  {\"name\": \"a\", \"transport\": \"carrier-pigeon\"}]}";
 
 	unsetenv("WARDEN_UNSET_VAR");
-	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
-	CU_ASSERT_PTR_NULL(c);
+	parse_bad(text, &e);
 	CU_ASSERT_ERRORS(&e,
 			 "listen: expected \"host:port\"",
 			 "prefx: unknown field",
@@ -109,12 +122,11 @@ static void test_errors_name_paths(void)
 static void test_bad_json(void)
 {
 	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config_errors e;
 
-	CU_ASSERT_EQUAL(config_parse("{\n \"listen\": ,\n}", "t", &c, &e), -EINVAL);
+	parse_bad("{\n \"listen\": ,\n}", &e);
 	CU_ASSERT_ERRORS(&e, "not valid JSON (line 2");
-	memset(&e, 0, sizeof(e));
-	CU_ASSERT_EQUAL(config_parse("[1]", "t", &c, &e), -EINVAL);
+	parse_bad("[1]", &e);
 	CU_ASSERT_ERRORS(&e, "must be a JSON object");
 	memset(&e, 0, sizeof(e));
 	CU_ASSERT_NOT_EQUAL(config_load("/nonexistent/mcpwarden.json", &c, &e), 0);
@@ -123,13 +135,11 @@ static void test_bad_json(void)
 
 static void test_duplicate_upstream(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
-	const char *text = "{\"upstreams\": ["
-		"{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://a/\"},"
-		"{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://b/\"}]}";
+	struct config_errors e;
 
-	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
+	parse_bad("{\"upstreams\": ["
+		  "{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://a/\"},"
+		  "{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://b/\"}]}", &e);
 	CU_ASSERT_ERRORS(&e, "upstreams[1].name: duplicate upstream name \"x\"");
 }
 
