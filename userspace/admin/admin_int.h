@@ -120,7 +120,9 @@ void admin_team_delete(struct ctx *c, const char *name);
 void admin_usage_get(struct ctx *c, const char *id);
 void admin_usage_reset(struct ctx *c, const char *id);
 void admin_metrics_get(struct ctx *c, const char *id);
-int admin_sorted_keys(struct keystore *ks, struct key_list *l);
-int admin_sorted_teams(struct keystore *ks, struct team_list *l);
+/* Every key (team), sorted by id (name), in l->v: the caller frees it. Allocation follows
+ * the OOM policy, so these cannot fail. */
+void admin_sorted_keys(struct keystore *ks, struct key_list *l);
+void admin_sorted_teams(struct keystore *ks, struct team_list *l);
 
 #endif
