@@ -13,6 +13,7 @@
 #include "enforce/enforcer.h"
 #include "base/log.h"
 #include "config_errors_util.h"
+#include "enforcement_util.h"
 #include "cunit_main.h"
 
 static void check_dest(const char *spec, int family, const char *canon)
@@ -58,11 +59,10 @@ static void test_config_ok(void)
 		" \"exempt\": [\"/sys/fs/cgroup/unified/agents/sidecar\", {\"container\": \"abcdefabcdef\"}],"
 		" \"allow\": [\"10.96.0.10/32:53\"], \"protect\": [\"10.0.0.0/8\", \"[::1]:9000\"],"
 		" \"protect_unix\": [\"/run/mcp.sock\"]}";
-	cJSON *j = cJSON_Parse(text);
 	struct enforcer_config c;
 	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(enforcer_config_parse(j, "enforcement", &c, &e), 0);
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement(text, &c, &e), 0);
 	CU_ASSERT_TRUE(c.enabled);
 	CU_ASSERT_STRING_EQUAL(c.pin_dir, "/sys/fs/bpf/x");
 	CU_ASSERT_PTR_NULL(c.cgroup_root);
@@ -78,7 +78,6 @@ static void test_config_ok(void)
 	CU_ASSERT_EQUAL(c.nprotect, 2);
 	CU_ASSERT_EQUAL(c.nprotect_unix, 1);
 	enforcer_config_free(&c);
-	cJSON_Delete(j);
 
 	/* Absent section: disabled, nothing to free. */
 	CU_ASSERT_EQUAL(enforcer_config_parse(NULL, "enforcement", &c, &e), 0);
@@ -92,11 +91,10 @@ static void test_config_errors(void)
 		" \"enroll\": [{\"cgroup\": \"/a\", \"mode\": \"strict\"}, {\"cgroup\": \"/\"},"
 		"   {\"container\": \"xyz\"}, {\"cgroup\": \"/a\", \"pod\": \"1234abcd\"}, 7],"
 		" \"allow\": [\"10.0.0.1:99999\"], \"protect\": \"10.0.0.0/8\"}";
-	cJSON *j = cJSON_Parse(text);
 	struct enforcer_config c;
 	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL(enforcer_config_parse(j, "enforcement", &c, &e), -EINVAL);
+	CU_ASSERT_EQUAL(parse_enforcement(text, &c, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e,
 			 "enforcement.errno",
 			 "enforcement.pin_dir",
@@ -109,7 +107,6 @@ static void test_config_errors(void)
 			 "enforcement.allow[0]",
 			 "enforcement.protect");
 	enforcer_config_free(&c);
-	cJSON_Delete(j);
 }
 
 static char tree[64];
