@@ -760,6 +760,46 @@ int config_expand(struct config *c)
 	return 0;
 }
 
+const char *const config_governance[] = { "keys", "teams", "policies", "costs", "budgets",
+					 "rate_limits", "auth", NULL };
+
+static bool is_governance(const char *name)
+{
+	for (const char *const *k = config_governance; *k; k++)
+		if (name && !strcmp(name, *k))
+			return true;
+	return false;
+}
+
+bool config_only_governance_differs(const cJSON *a, const cJSON *b)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, a)
+		if (!is_governance(it->string) &&
+		    !cJSON_Compare(it, cJSON_GetObjectItemCaseSensitive(b, it->string), 1))
+			return false;
+	cJSON_ArrayForEach(it, b)
+		if (!is_governance(it->string) && !cJSON_GetObjectItemCaseSensitive(a, it->string))
+			return false;
+	return true;
+}
+
+void config_take_governance(struct config *to, struct config *from)
+{
+	for (const char *const *k = config_governance; *k; k++) {
+		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(from->raw, *k);
+
+		cJSON_DeleteItemFromObjectCaseSensitive(to->raw, *k);
+		if (item)
+			cJSON_AddItemToObject(to->raw, *k, item);
+	}
+	cJSON_free(to->stash);
+	to->stash = from->stash;
+	from->stash = NULL;
+	to->auth_required = from->auth_required;
+}
+
 void config_free(struct config *c)
 {
 	if (!c)

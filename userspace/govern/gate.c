@@ -9,6 +9,7 @@
 #include <time.h>
 #include <sys/stat.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "govern/budget.h"
 #include "mcp/catalog.h"
@@ -144,40 +145,108 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_debug("budget: %zu idle counter%s forgotten", n, n == 1 ? "" : "s");
 }
 
+/* The governance sections of a configuration, parsed: what a gate decides with. */
+struct gate_rules {
+	bool auth_required;
+	struct policy_set *ps;
+	struct keystore *ks;
+	struct policy_cache *pc;
+	struct ratelimit_config *rlc;
+	struct budget_config *bc;
+	struct hmap *config_keys, *config_teams;
+};
+
+void gate_rules_free(struct gate_rules *r)
+{
+	if (!r)
+		return;
+	hmap_free(r->config_keys, NULL);
+	hmap_free(r->config_teams, NULL);
+	policy_cache_free(r->pc);
+	budget_config_free(r->bc);
+	ratelimit_config_free(r->rlc);
+	keys_free(r->ks);
+	policy_set_free(r->ps);
+	free(r);
+}
+
+int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
+		     struct config_errors *errs)
+{
+	struct gate_rules *r = xcalloc(1, sizeof(*r));
+	int rc = policy_set_parse(cfg->raw, &r->ps, errs), x;
+
+	*out = NULL;
+	r->auth_required = cfg->auth_required;
+	if ((x = keys_new(NULL, &r->ks)))
+		rc = x;
+	else if (r->ps && (x = keys_config_parse(cfg->raw, r->ps, r->ks, errs)))
+		rc = rc ? rc : x;
+	if ((x = ratelimit_config_parse(cfg->raw, &r->rlc, errs)))
+		rc = rc ? rc : x;
+	if ((x = budget_config_parse(cfg->raw, &r->bc, errs)))
+		rc = rc ? rc : x;
+	if (rc == 0)
+		rc = note_config_ids(r->ks, &r->config_keys, &r->config_teams);
+	if (rc == 0)
+		rc = policy_cache_new(r->ps, &r->pc);
+	if (rc) {
+		gate_rules_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int gate_check(const struct config *cfg, struct gate_rules **rules, struct config_errors *errs)
+{
+	struct store_options so = { 0 };
+	struct gate_rules *r = NULL;
+	int rc = gate_rules_parse(cfg, &r, errs);
+	int x = store_options_parse(cfg->raw, cfg->state_dir, &so, errs);
+
+	store_options_clear(&so);
+	rc = rc ? rc : x;
+	if (rc || !rules) {
+		gate_rules_free(r);
+		r = NULL;
+	}
+	if (rules)
+		*rules = r;
+	return rc;
+}
+
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs)
 {
-	struct gate *g = calloc(1, sizeof(*g));
+	struct gate_rules *r = NULL;
 	struct store_options so = { 0 };
-	int rc = 0, r;
+	struct gate *g;
+	int rc = gate_rules_parse(cfg, &r, errs), x;
 
-	if (!g)
-		return -ENOMEM;
-	g->auth_required = cfg->auth_required;
-	r = policy_set_parse(cfg->raw, &g->ps, errs);
-	if (r == -ENOMEM)
-		goto nomem;
-	rc = r;
-	r = keys_new(NULL, &g->ks);
-	if (r)
-		goto nomem;
-	if (g->ps && (r = keys_config_parse(cfg->raw, g->ps, g->ks, errs)))
-		rc = r;
-	if ((r = ratelimit_config_parse(cfg->raw, &g->rlc, errs)))
-		rc = r;
-	if ((r = budget_config_parse(cfg->raw, &g->bc, errs)))
-		rc = r;
-	if ((r = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
-		rc = r;
-	if (rc)
-		goto fail;
+	if ((x = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
+		rc = rc ? rc : x;
+	if (rc) {
+		gate_rules_free(r);
+		store_options_clear(&so);
+		return rc;
+	}
+	g = xcalloc(1, sizeof(*g));
+	g->auth_required = r->auth_required;
+	g->ps = r->ps;
+	g->ks = r->ks;
+	g->pc = r->pc;
+	g->rlc = r->rlc;
+	g->bc = r->bc;
+	g->config_keys = r->config_keys;
+	g->config_teams = r->config_teams;
+	free(r);
 	if (!base) {
 		store_options_clear(&so);
 		*out = g;
 		return 0;
 	}
-	if ((rc = policy_cache_new(g->ps, &g->pc)) || (rc = ratelimit_new(0, &g->rl)) ||
-	    (rc = note_config_ids(g->ks, &g->config_keys, &g->config_teams)))
+	if ((rc = ratelimit_new(0, &g->rl)))
 		goto fail;
 	rc = make_parent_dirs(so.path);
 	if (rc == 0)
@@ -204,8 +273,6 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	store_options_clear(&so);
 	*out = g;
 	return 0;
-nomem:
-	rc = -ENOMEM;
 fail:
 	store_options_clear(&so);
 	gate_free(g);
@@ -265,42 +332,13 @@ static int carry_key(void *arg, const struct key_record *k)
 	return 0;
 }
 
-int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)
+void gate_reload_rules(struct gate *g, struct gate_rules *r)
 {
-	struct policy_set *ps = NULL;
-	struct keystore *ks = NULL;
-	struct policy_cache *pc = NULL;
-	struct ratelimit_config *rlc = NULL;
-	struct budget_config *bc = NULL;
-	struct hmap *ckeys = NULL, *cteams = NULL;
-	int rc = policy_set_parse(cfg->raw, &ps, errs), r;
+	/* What the admin API added stays: teams first, so its keys find them. */
+	struct carry c = { g, r->ks };
 
-	if (rc == 0 && (rc = keys_new(NULL, &ks)) == 0)
-		rc = keys_config_parse(cfg->raw, ps, ks, errs);
-	if ((r = ratelimit_config_parse(cfg->raw, &rlc, errs)))
-		rc = rc ? rc : r;
-	if ((r = budget_config_parse(cfg->raw, &bc, errs)))
-		rc = rc ? rc : r;
-	if (rc == 0)
-		rc = note_config_ids(ks, &ckeys, &cteams);
-	if (rc == 0)
-		rc = policy_cache_new(ps, &pc);
-	if (rc == 0) {
-		/* What the admin API added stays: teams first, so its keys find them. */
-		struct carry c = { g, ks };
-		keys_team_foreach(g->ks, carry_team, &c);
-		keys_foreach(g->ks, carry_key, &c);
-	}
-	if (rc) {
-		hmap_free(ckeys, NULL);
-		hmap_free(cteams, NULL);
-		policy_cache_free(pc);
-		budget_config_free(bc);
-		ratelimit_config_free(rlc);
-		keys_free(ks);
-		policy_set_free(ps);
-		return rc;
-	}
+	keys_team_foreach(g->ks, carry_team, &c);
+	keys_foreach(g->ks, carry_key, &c);
 	/* Swap. Buckets, spend and reservations in flight live on: they are not config. Views
 	 * borrow the old policy set's text, so the old cache goes before it. */
 	struct policy_cache *old_pc = g->pc;
@@ -308,18 +346,19 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	struct keystore *old_ks = g->ks;
 	struct ratelimit_config *old_rlc = g->rlc;
 	struct budget_config *old_bc = g->bc;
-	g->pc = pc;
-	g->ps = ps;
-	keys_take_peers(ks, old_ks);
-	g->ks = ks;
-	g->rlc = rlc;
-	g->bc = bc;
-	budget_set_config(g->budget, bc);
-	g->auth_required = cfg->auth_required;
+	g->pc = r->pc;
+	g->ps = r->ps;
+	keys_take_peers(r->ks, old_ks);
+	g->ks = r->ks;
+	g->rlc = r->rlc;
+	g->bc = r->bc;
+	budget_set_config(g->budget, r->bc);
+	g->auth_required = r->auth_required;
 	hmap_free(g->config_keys, NULL);
 	hmap_free(g->config_teams, NULL);
-	g->config_keys = ckeys;
-	g->config_teams = cteams;
+	g->config_keys = r->config_keys;
+	g->config_teams = r->config_teams;
+	free(r);
 	policy_cache_free(old_pc);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
@@ -327,7 +366,16 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	keys_free(old_ks);
 	ratelimit_config_free(old_rlc);
 	budget_config_free(old_bc);
-	return 0;
+}
+
+int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)
+{
+	struct gate_rules *r;
+	int rc = gate_rules_parse(cfg, &r, errs);
+
+	if (rc == 0)
+		gate_reload_rules(g, r);
+	return rc;
 }
 
 bool gate_auth_required(const struct gate *g) { return g->auth_required; }
