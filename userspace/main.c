@@ -119,13 +119,15 @@ static void announce(const struct daemon *d)
 
 /* The gate (keys, policies, limits, budgets and their store), then the router that serves
  * through it. */
-static int serve_new(struct daemon *d, struct config *cfg)
+static int serve_new(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	struct config_errors errs = { 0 };
 	int rc = config_expand(cfg);
 
 	if (rc == 0)
-		rc = gate_new(d->base, cfg, &d->gate, &errs);
+		rc = gate_open(d->base, cfg, rules, &d->gate, &errs);
+	else
+		gate_rules_free(rules);
 	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
@@ -149,14 +151,15 @@ static void serve_free(struct daemon *d)
 	d->gate = NULL;
 }
 
-static int start(struct daemon *d, struct config *cfg)
+/* rules: cfg's gate rules parsed already (taken over), or NULL. */
+static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	enum log_level lvl;
 	int rc;
 
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);
-	rc = serve_new(d, cfg);
+	rc = serve_new(d, cfg, rules);
 	if (rc) {
 		log_error("cannot start: %s", strerror(-rc));
 		return rc;
@@ -213,7 +216,7 @@ static void stop(struct daemon *d)
 /* Replace the router behind the running listener with one for cfg. The old router goes first:
  * its calls in flight are answered ("session ended") and its store drains before the new one
  * opens the same file. */
-static int swap_router(struct daemon *d, struct config *cfg)
+static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	int rc;
 
@@ -232,7 +235,7 @@ static int swap_router(struct daemon *d, struct config *cfg)
 	}
 	front_close_streams(d->front);
 	serve_free(d);
-	rc = serve_new(d, cfg);
+	rc = serve_new(d, cfg, rules);
 	if (rc)
 		return rc;
 	rc = keep_admin ? admin_reconfigure(d->admin, cfg, d->router)
@@ -295,16 +298,19 @@ static void reload(struct daemon *d, struct reload_job *j)
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
 	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
 	struct config *old = d->cfg;
+	/* The gate's rules, parsed by the reload's thread: not parsed again here. */
+	struct gate_rules *rules = j->rules;
+	j->rules = NULL;
 	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port) {
 		/* Same address: keep the listener (and its port, even when it was picked). */
-		if (swap_router(d, ncfg) == 0) {
+		if (swap_router(d, ncfg, rules) == 0) {
 			config_free(old);
 			reloaded(NULL);
 			return;
 		}
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
-		if (swap_router(d, old)) {
+		if (swap_router(d, old, NULL)) {
 			log_error("the previous configuration could not start either: exiting");
 			front_free(d->front);  /* nothing may reach a router that is gone */
 			d->front = NULL;
@@ -313,10 +319,10 @@ static void reload(struct daemon *d, struct reload_job *j)
 		return;
 	}
 	stop_serving(d);
-	if (start(d, ncfg)) {
+	if (start(d, ncfg, rules)) {
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
-		if (start(d, old)) {
+		if (start(d, old, NULL)) {
 			log_error("the previous configuration could not start either: exiting");
 			config_free(old);
 			event_base_loopexit(d->base, NULL);
@@ -336,9 +342,6 @@ static void reload_read(struct reload_job *j)
 	if (j->rc == 0 && config_only_governance_differs(j->running, j->cfg->raw)) {
 		j->governance_only = true;
 		config_shrink(j->cfg);
-	} else {
-		gate_rules_free(j->rules);
-		j->rules = NULL;
 	}
 }
 
@@ -517,7 +520,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (!sigs[i] || event_add(sigs[i], NULL))
 			goto out;
-	if (start(&d, cfg)) {
+	if (start(&d, cfg, NULL)) {
 		config_free(cfg);
 		goto out;
 	}

@@ -219,10 +219,15 @@ int gate_check(const struct config *cfg, struct gate_rules **rules, struct confi
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs)
 {
-	struct gate_rules *r = NULL;
+	return gate_open(base, cfg, NULL, out, errs);
+}
+
+int gate_open(struct event_base *base, const struct config *cfg, struct gate_rules *r,
+	      struct gate **out, struct config_errors *errs)
+{
 	struct store_options so = { 0 };
 	struct gate *g;
-	int rc = gate_rules_parse(cfg, &r, errs), x;
+	int rc = r ? 0 : gate_rules_parse(cfg, &r, errs), x;
 
 	if ((x = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
 		rc = rc ? rc : x;

@@ -40,6 +40,9 @@ int gate_check(const struct config *cfg, struct gate_rules **rules, struct confi
  * store and load persisted keys and spend. */
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs);
+/* The same with cfg's rules parsed already (taken over, even on error; NULL: parse them). */
+int gate_open(struct event_base *base, const struct config *cfg, struct gate_rules *rules,
+	      struct gate **out, struct config_errors *errs);
 void gate_free(struct gate *g);
 /* A reload that changes only governance: swap the new rules in place (taken over; on the
  * loop, it cannot fail). Sessions, rate buckets, spend, reservations in flight and keys and
