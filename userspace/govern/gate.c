@@ -25,15 +25,23 @@
 
 #define SWEEP_EVERY_S 600      /* how often idle budget counters are looked for */
 
-struct gate {
+/* The governance sections of a configuration, parsed: what a gate decides with. */
+struct gate_rules {
 	bool auth_required;
-	struct event *sweep;            /* budget_sweep */
 	struct policy_set *ps;
 	struct keystore *ks;
 	struct policy_cache *pc;
 	struct ratelimit_config *rlc;
-	struct ratelimit *rl;
 	struct budget_config *bc;
+	/* Which keys and teams the config defines (the rest came through the admin API): a
+	 * reload replaces the former and keeps the latter. */
+	struct hmap *config_keys, *config_teams;
+};
+
+struct gate {
+	struct gate_rules r;            /* replaced whole by a governance reload */
+	struct event *sweep;            /* budget_sweep */
+	struct ratelimit *rl;
 	struct budget *budget;
 	struct store *store;
 	const struct catalog *cat;
@@ -42,9 +50,6 @@ struct gate {
 	size_t nentries;
 	size_t offset[CAT_NKINDS];
 	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
-	/* Which keys and teams the config defines (the rest came through the admin API): a
-	 * reload replaces the former and keeps the latter. */
-	struct hmap *config_keys, *config_teams;
 };
 
 struct gate_ticket {
@@ -87,7 +92,7 @@ static int load_key(void *arg, const struct store_key *k)
 	r.created = k->created;
 	r.expires = k->expires;
 	r.disabled = k->disabled;
-	int rc = keys_add(g->ks, &r);
+	int rc = keys_add(g->r.ks, &r);
 	if (rc == -EEXIST)
 		log_warn("key %s from the store is also in the config: the config's wins", k->id);
 	else if (rc)
@@ -100,11 +105,11 @@ static int load_team(void *arg, const char *name, const char *policy)
 	struct gate *g = arg;
 	int rc;
 
-	if (keys_team_policy(g->ks, name)) {
+	if (keys_team_policy(g->r.ks, name)) {
 		log_warn("team %s from the store is also in the config: the config's wins", name);
 		return 0;
 	}
-	if ((rc = keys_team_set(g->ks, name, policy)))
+	if ((rc = keys_team_set(g->r.ks, name, policy)))
 		log_warn("team %s from the store not loaded: %s", name, strerror(-rc));
 	return rc == -ENOMEM ? rc : 0;
 }
@@ -145,21 +150,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_debug("budget: %zu idle counter%s forgotten", n, n == 1 ? "" : "s");
 }
 
-/* The governance sections of a configuration, parsed: what a gate decides with. */
-struct gate_rules {
-	bool auth_required;
-	struct policy_set *ps;
-	struct keystore *ks;
-	struct policy_cache *pc;
-	struct ratelimit_config *rlc;
-	struct budget_config *bc;
-	struct hmap *config_keys, *config_teams;
-};
-
-void gate_rules_free(struct gate_rules *r)
+/* The policy cache goes before the policy set whose text its views borrow. */
+static void rules_clear(struct gate_rules *r)
 {
-	if (!r)
-		return;
 	hmap_free(r->config_keys, NULL);
 	hmap_free(r->config_teams, NULL);
 	policy_cache_free(r->pc);
@@ -167,6 +160,13 @@ void gate_rules_free(struct gate_rules *r)
 	ratelimit_config_free(r->rlc);
 	keys_free(r->ks);
 	policy_set_free(r->ps);
+}
+
+void gate_rules_free(struct gate_rules *r)
+{
+	if (!r)
+		return;
+	rules_clear(r);
 	free(r);
 }
 
@@ -237,14 +237,7 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 		return rc;
 	}
 	g = xcalloc(1, sizeof(*g));
-	g->auth_required = r->auth_required;
-	g->ps = r->ps;
-	g->ks = r->ks;
-	g->pc = r->pc;
-	g->rlc = r->rlc;
-	g->bc = r->bc;
-	g->config_keys = r->config_keys;
-	g->config_teams = r->config_teams;
+	g->r = *r;
 	free(r);
 	if (!base) {
 		store_options_clear(&so);
@@ -262,7 +255,7 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 	}
 	if ((rc = budget_new(g->store, &g->budget)))
 		goto fail;
-	budget_set_config(g->budget, g->bc);
+	budget_set_config(g->budget, g->r.bc);
 	g->sweep = event_new(base, -1, EV_PERSIST, on_sweep, g);
 	if (!g->sweep || event_add(g->sweep, &(struct timeval){ SWEEP_EVERY_S, 0 })) {
 		rc = -ENOMEM;
@@ -292,16 +285,10 @@ void gate_free(struct gate *g)
 		event_free(g->sweep);
 	budget_free(g->budget);
 	store_close(g->store);  /* drains: every queued charge is committed first */
-	budget_config_free(g->bc);
 	ratelimit_free(g->rl);
-	ratelimit_config_free(g->rlc);
-	policy_cache_free(g->pc);
-	keys_free(g->ks);
-	policy_set_free(g->ps);
+	rules_clear(&g->r);
 	free(g->entries);
 	free(g->tool_cost);
-	hmap_free(g->config_keys, NULL);
-	hmap_free(g->config_teams, NULL);
 	free(g);
 }
 
@@ -314,7 +301,7 @@ static int carry_team(void *arg, const char *name, const char *policy, size_t nk
 {
 	struct carry *c = arg;
 
-	if (hmap_get(c->g->config_teams, name) || keys_team_policy(c->to, name))
+	if (hmap_get(c->g->r.config_teams, name) || keys_team_policy(c->to, name))
 		return 0;  /* the config's, or now defined by the config: the new config wins */
 	if (keys_team_set(c->to, name, policy))
 		log_warn("reload: team %s (admin API) could not be kept", name);
@@ -326,7 +313,7 @@ static int carry_key(void *arg, const struct key_record *k)
 	struct carry *c = arg;
 	int rc;
 
-	if (hmap_get(c->g->config_keys, k->id))
+	if (hmap_get(c->g->r.config_keys, k->id))
 		return 0;
 	rc = keys_add(c->to, k);
 	if (rc == -EEXIST)
@@ -342,35 +329,17 @@ void gate_reload_rules(struct gate *g, struct gate_rules *r)
 	/* What the admin API added stays: teams first, so its keys find them. */
 	struct carry c = { g, r->ks };
 
-	keys_team_foreach(g->ks, carry_team, &c);
-	keys_foreach(g->ks, carry_key, &c);
-	/* Swap. Buckets, spend and reservations in flight live on: they are not config. Views
-	 * borrow the old policy set's text, so the old cache goes before it. */
-	struct policy_cache *old_pc = g->pc;
-	struct policy_set *old_ps = g->ps;
-	struct keystore *old_ks = g->ks;
-	struct ratelimit_config *old_rlc = g->rlc;
-	struct budget_config *old_bc = g->bc;
-	g->pc = r->pc;
-	g->ps = r->ps;
-	keys_take_peers(r->ks, old_ks);
-	g->ks = r->ks;
-	g->rlc = r->rlc;
-	g->bc = r->bc;
-	budget_set_config(g->budget, r->bc);
-	g->auth_required = r->auth_required;
-	hmap_free(g->config_keys, NULL);
-	hmap_free(g->config_teams, NULL);
-	g->config_keys = r->config_keys;
-	g->config_teams = r->config_teams;
+	keys_team_foreach(g->r.ks, carry_team, &c);
+	keys_foreach(g->r.ks, carry_key, &c);
+	/* Swap. Buckets, spend and reservations in flight live on: they are not config. */
+	struct gate_rules old = g->r;
+	keys_take_peers(r->ks, old.ks);
+	g->r = *r;
 	free(r);
-	policy_cache_free(old_pc);
+	budget_set_config(g->budget, g->r.bc);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
-	policy_set_free(old_ps);
-	keys_free(old_ks);
-	ratelimit_config_free(old_rlc);
-	budget_config_free(old_bc);
+	rules_clear(&old);
 }
 
 int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)
@@ -383,23 +352,23 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	return rc;
 }
 
-bool gate_auth_required(const struct gate *g) { return g->auth_required; }
-struct keystore *gate_keystore(struct gate *g) { return g->ks; }
+bool gate_auth_required(const struct gate *g) { return g->r.auth_required; }
+struct keystore *gate_keystore(struct gate *g) { return g->r.ks; }
 struct store *gate_store(struct gate *g) { return g->store; }
 struct budget *gate_budget(struct gate *g) { return g->budget; }
 bool gate_config_key(const struct gate *g, const char *id)
 {
-	return g->config_keys && hmap_get(g->config_keys, id);
+	return g->r.config_keys && hmap_get(g->r.config_keys, id);
 }
 
 bool gate_config_team(const struct gate *g, const char *name)
 {
-	return g->config_teams && hmap_get(g->config_teams, name);
+	return g->r.config_teams && hmap_get(g->r.config_teams, name);
 }
 
 bool gate_policy_exists(const struct gate *g, const char *name)
 {
-	return g->ps && policy_set_has(g->ps, name);
+	return g->r.ps && policy_set_has(g->r.ps, name);
 }
 
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
@@ -411,7 +380,7 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 
 	memset(who, 0, sizeof(*who));
 	*retry_after_ms = 0;
-	if (peer && keys_peer_blocked(g->ks, peer, now, retry_after_ms)) {
+	if (peer && keys_peer_blocked(g->r.ks, peer, now, retry_after_ms)) {
 		*reason = "blocked";
 		return GATE_AUTH_BLOCKED;
 	}
@@ -419,15 +388,15 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 		*reason = "missing";
 		return GATE_AUTH_MISSING;
 	}
-	r = keys_authenticate(g->ks, presented, strlen(presented), clock_real_s(), who);
+	r = keys_authenticate(g->r.ks, presented, strlen(presented), clock_real_s(), who);
 	*reason = keys_auth_name(r);
 	if (r == KEYS_AUTH_OK) {
 		if (peer)
-			keys_peer_success(g->ks, peer, now);
+			keys_peer_success(g->r.ks, peer, now);
 		return GATE_AUTH_OK;
 	}
 	if (peer)
-		keys_peer_failure(g->ks, peer, now);
+		keys_peer_failure(g->r.ks, peer, now);
 	return GATE_AUTH_REFUSED;
 }
 
@@ -440,7 +409,7 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 {
 	size_t n = 0, k;
 
-	if (!g->pc)
+	if (!g->r.pc)
 		return;
 	g->cat = c;
 	for (k = 0; k < CAT_NKINDS; k++)
@@ -466,10 +435,10 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 			ne[n].annotations = k == CAT_TOOLS
 				? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL;
 			if (k == CAT_TOOLS)
-				costs[i] = budget_cost(g->bc, server, e->name);
+				costs[i] = budget_cost(g->r.bc, server, e->name);
 		}
 	}
-	policy_cache_set_catalogue(g->pc, ne, n);
+	policy_cache_set_catalogue(g->r.pc, ne, n);
 	free(g->entries);
 	free(g->tool_cost);
 	g->entries = ne;
@@ -481,7 +450,7 @@ static const struct policy_view *view_for(struct gate *g, const struct key_ident
 {
 	const struct policy_view *v = NULL;
 
-	if (policy_cache_get(g->pc, who->policy, who->team_policy, &v))
+	if (policy_cache_get(g->r.pc, who->policy, who->team_policy, &v))
 		return NULL;
 	return v;
 }
@@ -496,14 +465,14 @@ static int own_allowed(struct gate *g, const struct key_identity *who,
 		e->kind == CAT_TOOLS ? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL
 	};
 
-	return policy_check(g->ps, who->policy, who->team_policy, &pe, why);
+	return policy_check(g->r.ps, who->policy, who->team_policy, &pe, why);
 }
 
 bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e)
 {
 	const struct policy_view *v;
 
-	if (!who || !g->pc)
+	if (!who || !g->r.pc)
 		return true;
 	if (e->index == CATALOG_OWN)
 		return own_allowed(g, who, e, NULL) == 0;
@@ -516,7 +485,7 @@ size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kin
 	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
 	const struct policy_view *v;
 
-	if (!who || !g->pc || from >= n)
+	if (!who || !g->r.pc || from >= n)
 		return from < n ? from : n;
 	v = view_for(g, who);
 	if (!v)
@@ -580,7 +549,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 		}
 	} else {
 		struct policy_entry pe = { policy_kind_of(rq->kind), rq->server, rq->name, NULL };
-		if (policy_check(g->ps, rq->who->policy, rq->who->team_policy, &pe, &why)) {
+		if (policy_check(g->r.ps, rq->who->policy, rq->who->team_policy, &pe, &why)) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
 			cJSON_AddStringToObject(d, "resource", rq->name);
@@ -603,10 +572,10 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 	/* tools' costs are resolved once per catalogue; prompts and resources (read by URI,
 	 * often outside the lists) and a session's own tools are matched per call */
 	if (rq->kind == CAT_TOOLS)
-		cost = rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->bc, rq->server, rq->name)
+		cost = rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->r.bc, rq->server, rq->name)
 		     : rq->e && g->tool_cost ? g->tool_cost[rq->e->index] : 0;
 	else
-		cost = budget_cost(g->bc, rq->server, rq->name);
+		cost = budget_cost(g->r.bc, rq->server, rq->name);
 	if (cost <= 0)
 		return 0;
 	struct budget_subject bs = { rq->who->id, rq->who->team, rq->who->policy };
@@ -661,7 +630,7 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 {
 	struct rate_subject rs = { rq->who->id, rq->who->team, rq->who->policy };
 	struct rate_refusal rr;
-	int rrc = ratelimit_check_subject(g->rl, g->rlc, &rs, rq->server, rq->name,
+	int rrc = ratelimit_check_subject(g->rl, g->r.rlc, &rs, rq->server, rq->name,
 					  clock_mono_ns(), &rr);
 	if (rrc && rrc != -EAGAIN)
 		return rrc;  /* not a refusal (a name too long to key a bucket): rr is unset */
@@ -689,13 +658,13 @@ int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket
 
 	*ticket = NULL;
 	*error = NULL;
-	if (rq->who && g->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
+	if (rq->who && g->r.pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
 		return rc;
 	/* 2. the arguments, with or without keys */
 	if (rq->has_args && rq->e &&
 	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
 		return rc;
-	if (!rq->who || !g->pc || !rq->work)
+	if (!rq->who || !g->r.pc || !rq->work)
 		return 0;
 	/* Rate last: a call refused for anything else uses up no quota; one refused by the
 	 * rate limit keeps no money reserved. */
