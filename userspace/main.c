@@ -40,14 +40,18 @@ struct daemon {
 };
 
 /* A SIGHUP's configuration is read, parsed and checked on a thread of its own (for 100k keys
- * that is most of a reload), then applied on the loop. */
+ * that is most of a reload), then applied on the loop. When only governance changed, the
+ * thread also builds the gate's new rules and shrinks the config: the loop only swaps. */
 struct reload_job {
 	struct daemon *d;
 	pthread_t thread;
 	struct event *done;             /* activated by the thread when it is finished */
+	cJSON *running;                 /* the running config's other sections, a copy */
 	struct config *cfg;
 	struct config_errors errs;
 	int rc;
+	bool governance_only;           /* nothing but config_governance sections differ */
+	struct gate_rules *rules;       /* then: the gate's, parsed */
 };
 
 static void usage(FILE *out)
@@ -78,18 +82,24 @@ static void print_errors(const char *path, const struct config_errors *e)
 
 /* Load and validate every section, the modules' own included: 0 with *out, or -EINVAL with
  * every error in errs (and *out NULL). */
-static int validate(const char *path, struct config **out, struct config_errors *errs)
+/* Load and check the configuration at path; with rules not NULL, also its gate rules. */
+static int validate(const char *path, struct config **out, struct gate_rules **rules,
+		    struct config_errors *errs)
 {
-	struct gate *g = NULL;
 	int rc = config_load(path, out, errs);
 
+	if (rules)
+		*rules = NULL;
 	if (rc)
 		return rc;
-	if (gate_new(NULL, *out, &g, errs) == 0)
-		gate_free(g);
+	(void)gate_check(*out, rules, errs);   /* its errors are in errs, counted below */
 	llm_prepare(*out, errs);        /* API key files are read here, off the loop */
 	guard_check(*out, errs);
 	if (errs->count) {
+		if (rules) {
+			gate_rules_free(*rules);
+			*rules = NULL;
+		}
 		config_free(*out);
 		*out = NULL;
 		return -EINVAL;
@@ -113,13 +123,15 @@ static void announce(const struct daemon *d)
 
 /* The gate (keys, policies, limits, budgets and their store), then the router that serves
  * through it. */
-static int serve_new(struct daemon *d, struct config *cfg)
+static int serve_new(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	struct config_errors errs = { 0 };
 	int rc = config_expand(cfg);
 
 	if (rc == 0)
-		rc = gate_new(d->base, cfg, &d->gate, &errs);
+		rc = gate_open(d->base, cfg, rules, &d->gate, &errs);
+	else
+		gate_rules_free(rules);
 	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
@@ -151,14 +163,15 @@ static void serve_free(struct daemon *d)
 	d->gate = NULL;
 }
 
-static int start(struct daemon *d, struct config *cfg)
+/* rules: cfg's gate rules parsed already (taken over), or NULL. */
+static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	enum log_level lvl;
 	int rc;
 
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);
-	rc = serve_new(d, cfg);
+	rc = serve_new(d, cfg, rules);
 	if (rc) {
 		log_error("cannot start: %s", strerror(-rc));
 		return rc;
@@ -216,7 +229,7 @@ static void stop(struct daemon *d)
 /* Replace the router behind the running listener with one for cfg. The old router goes first:
  * its calls in flight are answered ("session ended") and its store drains before the new one
  * opens the same file. */
-static int swap_router(struct daemon *d, struct config *cfg)
+static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	int rc;
 
@@ -235,7 +248,7 @@ static int swap_router(struct daemon *d, struct config *cfg)
 	}
 	front_close_streams(d->front);
 	serve_free(d);
-	rc = serve_new(d, cfg);
+	rc = serve_new(d, cfg, rules);
 	if (rc)
 		return rc;
 	rc = keep_admin ? admin_reconfigure(d->admin, cfg, d->router)
@@ -255,58 +268,19 @@ static int swap_router(struct daemon *d, struct config *cfg)
 	return 0;
 }
 
-/* The sections gate_reload can replace in place. */
-static const char *const governance[] = { "keys", "teams", "policies", "costs", "budgets",
-					   "rate_limits", "auth", "tool_pins", "providers", "llm", NULL };
-
-/* Do a and b differ in nothing but governance sections? */
-static bool only_governance_differs(const cJSON *a, const cJSON *b)
-{
-	cJSON *x = cJSON_Duplicate(a, 1), *y = cJSON_Duplicate(b, 1);
-	bool same = false;
-
-	if (x && y) {
-		for (const char *const *k = governance; *k; k++) {
-			cJSON_DeleteItemFromObjectCaseSensitive(x, *k);
-			cJSON_DeleteItemFromObjectCaseSensitive(y, *k);
-		}
-		same = cJSON_Compare(x, y, 1);
-	}
-	cJSON_Delete(x);
-	cJSON_Delete(y);
-	return same;
-}
-
 /* Keys, policies, limits or budgets changed and nothing else: no agent loses its session and
- * no MCP server is restarted. The running config takes the new sections (moved, so anything
- * that borrowed from them stays valid). */
-static int reload_governance(struct daemon *d, struct config *ncfg)
+ * no MCP server is restarted. The gate's rules and the shrunk config were made off the loop:
+ * here they are only swapped in. */
+static void reload_governance(struct daemon *d, struct config *ncfg, struct gate_rules *rules)
 {
-	struct config_errors errs = { 0 };
-	int rc = gate_reload(d->gate, ncfg, &errs);
-
-	if (rc) {
-		for (int i = 0; i < errs.count; i++)
-			log_error("  %s", errs.msg[i]);
-		return rc;
-	}
-	if ((rc = config_expand(d->cfg)) != 0)
-		return rc;
+	gate_reload_rules(d->gate, rules);
 	llm_reload(d->llm, ncfg);       /* prepared on the reload thread */
-	for (const char *const *k = governance; *k; k++) {
-		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(ncfg->raw, *k);
-		cJSON_DeleteItemFromObjectCaseSensitive(d->cfg->raw, *k);
-		if (item)
-			cJSON_AddItemToObject(d->cfg->raw, *k, item);
-	}
-	config_shrink(d->cfg);
-	d->cfg->auth_required = ncfg->auth_required;
+	config_take_governance(d->cfg, ncfg);
 	/* policies, tool_integrity or the lockfile may have changed what keys see of the tools */
 	if (d->router)
 		router_lists_changed(d->router, CAT_TOOLS);
 	if (d->admin && admin_reconfigure(d->admin, d->cfg, d->router))
 		log_error("admin plane: could not take the new key list");
-	return 0;
 }
 
 /* A reload parsed a whole configuration next to the running one and freed one of them: give
@@ -317,11 +291,14 @@ static void reloaded(const char *what)
 	log_info("configuration reloaded%s%s", what ? ": " : "", what ? what : "");
 }
 
-/* Apply a SIGHUP's configuration, read and checked already (rc and errs say how that went). */
-static void reload(struct daemon *d, struct config *ncfg, int rc,
-		   const struct config_errors *errs)
+/* Apply a SIGHUP's configuration, read and checked already (j says how that went). */
+static void reload(struct daemon *d, struct reload_job *j)
 {
-	if (rc) {
+	struct config *ncfg = j->cfg;
+	const struct config_errors *errs = &j->errs;
+
+	j->cfg = NULL;
+	if (j->rc) {
 		log_error("reload refused: %s has %d error%s; the running configuration stays",
 			  d->config_path ? d->config_path : "(embedded)", errs->count,
 			  errs->count == 1 ? "" : "s");
@@ -329,27 +306,29 @@ static void reload(struct daemon *d, struct config *ncfg, int rc,
 			log_error("  %s", errs->msg[i]);
 		return;
 	}
-	if (only_governance_differs(d->cfg->raw, ncfg->raw)) {
-		if (reload_governance(d, ncfg) == 0)
-			reloaded("keys, policies and limits replaced; sessions and upstreams kept");
-		else
-			log_error("reload refused: the running configuration stays");
+	if (j->governance_only) {
+		reload_governance(d, ncfg, j->rules);
+		j->rules = NULL;
 		config_free(ncfg);
+		reloaded("keys, policies and limits replaced; sessions and upstreams kept");
 		return;
 	}
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
 	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
 	struct config *old = d->cfg;
+	/* The gate's rules, parsed by the reload's thread: not parsed again here. */
+	struct gate_rules *rules = j->rules;
+	j->rules = NULL;
 	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port) {
 		/* Same address: keep the listener (and its port, even when it was picked). */
-		if (swap_router(d, ncfg) == 0) {
+		if (swap_router(d, ncfg, rules) == 0) {
 			config_free(old);
 			reloaded(NULL);
 			return;
 		}
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
-		if (swap_router(d, old)) {
+		if (swap_router(d, old, NULL)) {
 			log_error("the previous configuration could not start either: exiting");
 			front_free(d->front);  /* nothing may reach a router that is gone */
 			d->front = NULL;
@@ -358,10 +337,10 @@ static void reload(struct daemon *d, struct config *ncfg, int rc,
 		return;
 	}
 	stop_serving(d);
-	if (start(d, ncfg)) {
+	if (start(d, ncfg, rules)) {
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
-		if (start(d, old)) {
+		if (start(d, old, NULL)) {
 			log_error("the previous configuration could not start either: exiting");
 			config_free(old);
 			event_base_loopexit(d->base, NULL);
@@ -372,11 +351,31 @@ static void reload(struct daemon *d, struct config *ncfg, int rc,
 	reloaded(NULL);
 }
 
+/* The reading half of a reload, on its thread (it touches nothing of the daemon's but the
+ * path): the file, its checks, and for a governance-only change the gate's new rules and the
+ * config shrunk as the running one is kept. */
+static void reload_read(struct reload_job *j)
+{
+	j->rc = validate(j->d->config_path, &j->cfg, &j->rules, &j->errs);
+	if (j->rc == 0 && config_only_governance_differs(j->running, j->cfg->raw)) {
+		j->governance_only = true;
+		config_shrink(j->cfg);
+	}
+}
+
+static void reload_job_free(struct reload_job *j)
+{
+	gate_rules_free(j->rules);
+	config_free(j->cfg);
+	cJSON_Delete(j->running);
+	free(j);
+}
+
 static void *validate_main(void *arg)
 {
 	struct reload_job *j = arg;
 
-	j->rc = validate(j->d->config_path, &j->cfg, &j->errs);
+	reload_read(j);
 	event_active(j->done, EV_TIMEOUT, 1);   /* the loop applies it */
 	return NULL;
 }
@@ -391,8 +390,8 @@ static void on_validated(evutil_socket_t fd, short what, void *arg)
 	pthread_join(j->thread, NULL);
 	event_free(j->done);
 	d->reloading = NULL;
-	reload(d, j->cfg, j->rc, &j->errs);
-	free(j);
+	reload(d, j);
+	reload_job_free(j);
 	if (d->reload_again) {
 		d->reload_again = false;
 		reload_start(d);
@@ -405,15 +404,25 @@ static void reload_start(struct daemon *d)
 	int rc;
 
 	j->d = d;
+	/* The thread compares the new file with a copy: the running config is the loop's. */
+	j->running = cJSON_CreateObject();
+	for (const cJSON *it = d->cfg->raw->child; it; it = it->next) {
+		bool governance = !it->string;
+
+		for (const char *const *k = config_governance; *k && !governance; k++)
+			governance = !strcmp(it->string, *k);
+		if (!governance)
+			cJSON_AddItemToObject(j->running, it->string, cJSON_Duplicate(it, 1));
+	}
 	j->done = event_new(d->base, -1, 0, on_validated, j);
 	if (!j->done || (rc = pthread_create(&j->thread, NULL, validate_main, j)) != 0) {
 		/* No thread: read it here, as before. */
 		log_warn("reload: no thread to read the configuration on; reading it on the loop");
 		if (j->done)
 			event_free(j->done);
-		j->rc = validate(d->config_path, &j->cfg, &j->errs);
-		reload(d, j->cfg, j->rc, &j->errs);
-		free(j);
+		reload_read(j);
+		reload(d, j);
+		reload_job_free(j);
 		return;
 	}
 	d->reloading = j;
@@ -439,8 +448,7 @@ static void reload_cancel(struct daemon *d)
 		return;
 	pthread_join(j->thread, NULL);
 	event_free(j->done);
-	config_free(j->cfg);
-	free(j);
+	reload_job_free(j);
 	d->reloading = NULL;
 }
 
@@ -485,7 +493,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check) {
-		if (validate(check, &cfg, &errs)) {
+		if (validate(check, &cfg, NULL, &errs)) {
 			print_errors(check, &errs);
 			return 1;
 		}
@@ -530,7 +538,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (!sigs[i] || event_add(sigs[i], NULL))
 			goto out;
-	if (start(&d, cfg)) {
+	if (start(&d, cfg, NULL)) {
 		config_free(cfg);
 		goto out;
 	}

@@ -37,10 +37,15 @@ static inline char *fuzz_split(char *text)
 	return sep + strlen(FUZZ_SEP);
 }
 
-/* The modules log what they refuse; at fuzzing speed that is only noise. */
-static inline void fuzz_quiet(void)
+/* libFuzzer calls this once, before the first input, in every target (each includes this
+ * header once): the modules log what they refuse, and at fuzzing speed that is only noise. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	(void)argc;
+	(void)argv;
 	log_set_level(LOG_ERROR);
+	return 0;
 }
 
 #endif

@@ -8,13 +8,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	char *text = fuzz_strndup(data, size);
 	struct config *c = NULL;
 	struct config_errors errs = { 0 };
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (!text)
 		return 0;
 	if (config_parse(text, "fuzz", &c, &errs) == 0) {

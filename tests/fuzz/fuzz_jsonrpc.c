@@ -11,13 +11,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	char *text = fuzz_strndup(data, size);
 	cJSON *v = NULL, *reply = NULL, *acc = NULL;
 	char *cursor = NULL, *out = NULL;
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (!text)
 		return 0;
 	v = cJSON_ParseWithLength(text, size);

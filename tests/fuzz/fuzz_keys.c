@@ -28,15 +28,12 @@ static int walk(void *arg, const struct key_record *k)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	char *text = fuzz_strndup(data, size);
 	cJSON *root = NULL;
 	struct policy_set *ps = NULL;
 	struct keystore *ks = NULL;
 	struct config_errors errs = { 0 };
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (!text)
 		return 0;
 	root = cJSON_Parse(text);

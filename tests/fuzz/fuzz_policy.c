@@ -67,7 +67,6 @@ static void check_pair(const struct policy_set *ps, const char *p, const char *t
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	char *text = fuzz_strndup(data, size);
 	cJSON *root = NULL, *ann[MAX_ENTRIES] = { 0 };
 	struct policy_set *ps = NULL;
@@ -76,8 +75,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct config_errors errs = { 0 };
 	size_t n = 0;
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (!text)
 		return 0;
 	char *second = fuzz_split(text);

@@ -7,13 +7,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	char *text = fuzz_strndup(data, size);
 	cJSON *schema = NULL, *inst = NULL;
 	struct schema *s = NULL;
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (!text)
 		return 0;
 	char *second = fuzz_split(text);

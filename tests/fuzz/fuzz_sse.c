@@ -47,14 +47,11 @@ static size_t normalise(const uint8_t *in, size_t n, char *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	struct seen s = { 0 };
 	struct sse_parser *p = NULL;
 	struct evbuffer *buf = NULL;
 	char *want = NULL;
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (size < 1)
 		return 0;
 	size_t chunk = (size_t)data[0] % 17 + 1;

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateMessageRequestSchema, ElicitRequestSchema, McpError, ResourceUpdatedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { clientPool, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
+import { clientPool, connectStdio, samplingPair, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
 	npmStdioUpstream, paths, postJson, openRawSession, stopDaemonChecked, startDaemon,
 	waitUpstreamsReady } from './lib.mjs';
 
@@ -426,14 +426,7 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 	test('a shared child\'s sampling request never reaches another session\'s client', async () => {
 		// stdio carries no relation between a server request and the call it belongs to. With
 		// calls of two sessions in flight on the one shared child, the gateway must not guess.
-		const [a, b] = [await connect({ capabilities: { sampling: {} } }),
-			await connect({ capabilities: { sampling: {} } })];
-		const asked = { a: [], b: [] };
-		for (const [who, c] of [['a', a], ['b', b]])
-			c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
-				asked[who].push(req.params.messages[0].content.text);
-				return { role: 'assistant', model: 'm', content: { type: 'text', text: `${who}-answer` } };
-			});
+		const { a, b, asked } = await samplingPair(connect, (who) => `${who}-answer`);
 		const pa = a.client.callTool({ name: 'fault__sample-later',
 			arguments: { prompt: 'private to a', delay_ms: 700 } }).catch((e) => e);
 		await d.waitForStderr(/fault-server\[fault\]: call sample-later \{"prompt":"private to a"/);

@@ -4,10 +4,10 @@
 // elicitation, log messages) goes exactly to the client it belongs to.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
+import { ElicitRequestSchema, ListRootsRequestSchema,
 	LoggingMessageNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { clientPool, connectHttp, eventually, gatewayConfig, httpUpstream,
+import { clientPool, connectHttp, eventually, gatewayConfig, httpUpstream, samplingPair,
 	startDaemon, startEverythingHttp, stopDaemonChecked, waitUpstreamsReady } from './lib.mjs';
 
 describe('gateway in front of server-everything over Streamable HTTP (prefix never)', { timeout: 90000 }, () => {
@@ -71,15 +71,8 @@ describe('gateway in front of server-everything over Streamable HTTP (prefix nev
 	});
 
 	test('sampling: two sessions at once, each answered by its own client', async () => {
-		const [a, b] = [await connect({ capabilities: { sampling: {} } }),
-			await connect({ capabilities: { sampling: {} } })];
-		const asked = { a: [], b: [] };
-		for (const [who, c] of [['a', a], ['b', b]])
-			c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
-				asked[who].push(req.params.messages[0].content.text);
-				await new Promise((r) => setTimeout(r, 200));	// both in flight together
-				return { role: 'assistant', model: 'm', content: { type: 'text', text: `answer-${who}` } };
-			});
+		// Each answers after 200 ms: both requests are in flight together.
+		const { a, b, asked } = await samplingPair(connect, (who) => `answer-${who}`, 200);
 		const [ra, rb] = await Promise.all([
 			a.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'from a' } }),
 			b.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'from b' } }),

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const top = resolve(process.env.MCPWARDEN_TOP ?? join(here, '..', '..'));
@@ -618,6 +619,25 @@ export function clientPool() {
 				await c.close();
 		},
 	};
+}
+
+/**
+ * Two sessions that declare sampling, opened with connect(opts), for tests of where a server's
+ * sampling request goes: each client answers with answer(who) ('a' or 'b'), after delayMs,
+ * and records the prompts it was asked in asked[who]. Returns { a, b, asked }.
+ */
+export async function samplingPair(connect, answer, delayMs = 0) {
+	const [a, b] = [await connect({ capabilities: { sampling: {} } }),
+		await connect({ capabilities: { sampling: {} } })];
+	const asked = { a: [], b: [] };
+	for (const [who, c] of [['a', a], ['b', b]])
+		c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+			asked[who].push(req.params.messages[0].content.text);
+			if (delayMs)
+				await new Promise((r) => setTimeout(r, delayMs));
+			return { role: 'assistant', model: 'm', content: { type: 'text', text: answer(who) } };
+		});
+	return { a, b, asked };
 }
 
 /**

@@ -20,6 +20,15 @@ static inline int tmpdir_make(char *dir, size_t len)
 	return mkdtemp(dir) ? 0 : -1;
 }
 
+/* A suite's set-up: a fresh directory in dir and, in path, the name of file in it. */
+static inline int tmpdir_setup(char *dir, size_t dlen, char *path, size_t plen, const char *file)
+{
+	if (tmpdir_make(dir, dlen) < 0)
+		return -1;
+	snprintf(path, plen, "%s/%s", dir, file);
+	return 0;
+}
+
 /* Remove the directory and the files in it (the database, its -wal and -shm). */
 static inline void tmpdir_remove(const char *dir)
 {

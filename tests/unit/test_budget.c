@@ -6,6 +6,7 @@
 #include <CUnit/Basic.h>
 
 #include "govern/budget.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
 
 #define DAY 86400ll
@@ -135,32 +136,45 @@ static void test_periods(void)
 static struct budget_config *parse(const char *text, struct config_errors *errs, int *rc)
 {
 	cJSON *root = cJSON_Parse(text);
-	struct budget_config *cfg = NULL;
+	struct budget_config *cfg = (void *)1;
 
-	CU_ASSERT_FATAL(root != NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 	*rc = budget_config_parse(root, &cfg, errs);
 	cJSON_Delete(root);
 	return cfg;
 }
 
-static bool has_err(const struct config_errors *errs, const char *s)
+/* text is a valid budget config: parsed (the test frees it) */
+static struct budget_config *parse_ok(const char *text)
 {
-	for (int i = 0; i < errs->count; i++)
-		if (strstr(errs->msg[i], s))
-			return true;
-	return false;
+	struct config_errors errs = { 0 };
+	int rc;
+	struct budget_config *cfg = parse(text, &errs, &rc);
+
+	for (int i = 0; i < errs.count; i++)
+		fprintf(stderr, "config: %s\n", errs.msg[i]);
+	CU_ASSERT_FATAL(rc == 0 && cfg);
+	return cfg;
+}
+
+/* text is refused as a whole, its errors in *errs */
+static void parse_bad(const char *text, struct config_errors *errs)
+{
+	int rc;
+
+	memset(errs, 0, sizeof(*errs));
+	CU_ASSERT_PTR_NULL(parse(text, errs, &rc));
+	CU_ASSERT_EQUAL(rc, -EINVAL);
 }
 
 static void test_costs(void)
 {
-	struct config_errors errs = { 0 };
-	int rc;
-	struct budget_config *cfg = parse(
+	struct config_errors errs;
+	struct budget_config *cfg = parse_ok(
 		"{\"costs\": {\"default\": \"0.001\", \"github/*\": \"0.002\","
 		" \"github/create_*\": \"0.005\", \"github/create_issue\": \"0.0100\","
-		" \"*/search\": 1, \"web/sear?h\": \"0.25\"}}", &errs, &rc);
+		" \"*/search\": 1, \"web/sear?h\": \"0.25\"}}");
 
-	CU_ASSERT_FATAL(rc == 0 && cfg);
 	CU_ASSERT(budget_cost(cfg, "github", "create_issue") == 10000);   /* exact wins */
 	CU_ASSERT(budget_cost(cfg, "github", "create_pr") == 5000);       /* longer glob */
 	CU_ASSERT(budget_cost(cfg, "github", "list") == 2000);
@@ -169,68 +183,72 @@ static void test_costs(void)
 	CU_ASSERT(budget_cost(cfg, "web", "search") == 250000);           /* more literals */
 	budget_config_free(cfg);
 
-	cfg = parse("{}", &errs, &rc);
-	CU_ASSERT_FATAL(rc == 0 && cfg);
+	cfg = parse_ok("{}");
 	CU_ASSERT(budget_cost(cfg, "a", "b") == 0);
 	budget_config_free(cfg);
 
-	cfg = parse("{\"costs\": {\"a/b\": \"0.0000001\", \"a/c\": 0.5, \"a/d\": \"-1\","
-		    " \"nosep\": \"1\", \"a/e\": \"1e-3\", \"a/f\": true}}", &errs, &rc);
-	CU_ASSERT(rc == -EINVAL && cfg == NULL);
-	CU_ASSERT(has_err(&errs, "costs.a/b: \"0.0000001\" is not an amount with at most 6"));
-	CU_ASSERT(has_err(&errs, "costs.a/c: write amounts with decimals as a string"));
-	CU_ASSERT(has_err(&errs, "costs.a/d: \"-1\": must not be negative"));
-	CU_ASSERT(has_err(&errs, "costs.nosep: a pattern is"));
-	CU_ASSERT(has_err(&errs, "costs.a/e: \"1e-3\" is not an amount"));
-	CU_ASSERT(has_err(&errs, "costs.a/f: expected an amount"));
+	parse_bad("{\"costs\": {\"a/b\": \"0.0000001\", \"a/c\": 0.5, \"a/d\": \"-1\","
+		  " \"nosep\": \"1\", \"a/e\": \"1e-3\", \"a/f\": true}}", &errs);
+	CU_ASSERT_ERRORS(&errs,
+			 "costs.a/b: \"0.0000001\" is not an amount with at most 6",
+			 "costs.a/c: write amounts with decimals as a string",
+			 "costs.a/d: \"-1\": must not be negative",
+			 "costs.nosep: a pattern is",
+			 "costs.a/e: \"1e-3\" is not an amount",
+			 "costs.a/f: expected an amount");
 }
 
 static void test_budget_config_errors(void)
 {
-	struct config_errors errs = { 0 };
-	int rc;
-	struct budget_config *cfg = parse(
-		"{\"budgets\": {"
-		" \"everyone\": [],"
-		" \"default\": [{\"limit\": \"1\", \"period\": \"daily\", \"rolling\": \"1h\"}],"
-		" \"key:a\": [{\"limit\": \"1\", \"rolling\": \"25x\"}],"
-		" \"key:b\": [{\"limit\": \"1\", \"period\": \"daily\"},"
-		"             {\"limit\": \"2\", \"period\": \"daily\"}],"
-		" \"key:c\": [{\"limit\": \"1\", \"period\": \"yearly\", \"colour\": 1}],"
-		" \"key:d\": [{\"period\": \"daily\"}],"
-		" \"team:t\": {\"limit\": \"1\"}}}", &errs, &rc);
+	struct config_errors errs;
 
-	CU_ASSERT(rc == -EINVAL && cfg == NULL);
-	CU_ASSERT(has_err(&errs, "budgets.everyone: selector must be"));
-	CU_ASSERT(has_err(&errs, "budgets.default[0]: exactly one of \"period\" or \"rolling\""));
-	CU_ASSERT(has_err(&errs, "budgets.key:a[0].rolling: a duration"));
-	CU_ASSERT(has_err(&errs, "budgets.key:b[1]: a second budget with the same period"));
-	CU_ASSERT(has_err(&errs, "budgets.key:c[0].period: one of daily, weekly, monthly"));
-	CU_ASSERT(has_err(&errs, "budgets.key:c[0].colour: unknown field"));
-	CU_ASSERT(has_err(&errs, "budgets.key:d[0].limit: required"));
-	CU_ASSERT(has_err(&errs, "budgets.team:t: expected an array"));
+	parse_bad("{\"budgets\": {"
+		  " \"everyone\": [],"
+		  " \"default\": [{\"limit\": \"1\", \"period\": \"daily\", \"rolling\": \"1h\"}],"
+		  " \"key:a\": [{\"limit\": \"1\", \"rolling\": \"25x\"}],"
+		  " \"key:b\": [{\"limit\": \"1\", \"period\": \"daily\"},"
+		  "             {\"limit\": \"2\", \"period\": \"daily\"}],"
+		  " \"key:c\": [{\"limit\": \"1\", \"period\": \"yearly\", \"colour\": 1}],"
+		  " \"key:d\": [{\"period\": \"daily\"}],"
+		  " \"team:t\": {\"limit\": \"1\"}}}", &errs);
+	CU_ASSERT_ERRORS(&errs,
+			 "budgets.everyone: selector must be",
+			 "budgets.default[0]: exactly one of \"period\" or \"rolling\"",
+			 "budgets.key:a[0].rolling: a duration",
+			 "budgets.key:b[1]: a second budget with the same period",
+			 "budgets.key:c[0].period: one of daily, weekly, monthly",
+			 "budgets.key:c[0].colour: unknown field",
+			 "budgets.key:d[0].limit: required",
+			 "budgets.team:t: expected an array");
+
+	parse_bad("{\"budgets\": {\"key:e\": [], \"team:e\": [], \"key:e\": []}}", &errs);
+	CU_ASSERT_ERRORS(&errs, "budgets: selector \"key:e\" appears twice");
 }
 
-static struct budget *mk(const char *text, struct budget_config **cfg)
-{
-	struct config_errors errs = { 0 };
-	struct budget *b;
-	int rc;
+static struct budget_config *mk_cfg;   /* the config of the budget mk() made */
 
-	*cfg = parse(text, &errs, &rc);
-	for (int i = 0; i < errs.count; i++)
-		fprintf(stderr, "config: %s\n", errs.msg[i]);
-	CU_ASSERT_FATAL(rc == 0);
+/* A budget (no store) under the config text; done() frees both. */
+static struct budget *mk(const char *text)
+{
+	struct budget *b;
+
+	mk_cfg = parse_ok(text);
 	CU_ASSERT_FATAL(budget_new(NULL, &b) == 0);
-	budget_set_config(b, *cfg);
+	budget_set_config(b, mk_cfg);
 	return b;
+}
+
+static void done(struct budget *b)
+{
+	budget_free(b);
+	budget_config_free(mk_cfg);
+	mk_cfg = NULL;
 }
 
 static void test_reserve_commit_release(void)
 {
-	struct budget_config *cfg;
 	struct budget *b = mk("{\"budgets\": {\"default\": [{\"name\": \"key-daily\","
-			      " \"limit\": \"1.00\", \"period\": \"daily\"}]}}", &cfg);
+			      " \"limit\": \"1.00\", \"period\": \"daily\"}]}}");
 	struct budget_subject k = { "k1", NULL, NULL };
 	struct budget_resv *r[4];
 	struct budget_refusal why;
@@ -274,18 +292,16 @@ static void test_reserve_commit_release(void)
 	/* A call dearer than the whole limit can never fit: resets_at is null. */
 	CU_ASSERT(budget_reserve(b, &k, M(1000001), now, &r[0], &why) == -EDQUOT);
 	CU_ASSERT(why.resets_at == 0);
-	budget_free(b);
-	budget_config_free(cfg);
+	done(b);
 }
 
 /* Random interleavings of reserve/commit/release against a nearly spent budget: the invariant
  * spent + reserved <= limit holds after every step, and spent is exactly the committed sum. */
 static void test_interleavings(void)
 {
-	struct budget_config *cfg;
 	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"10.00\","
 			      " \"period\": \"monthly\"}], \"team:t\": [{\"limit\": \"7.50\","
-			      " \"period\": \"weekly\"}]}}", &cfg);
+			      " \"period\": \"weekly\"}]}}");
 	struct budget_subject ks[3] = { { "a", "t", NULL }, { "b", "t", NULL }, { "c", NULL, NULL } };
 	struct budget_resv *inflight[64];
 	int64_t committed[3] = { 0 }, team_committed = 0, now = at(2028, 2, 29, 10, 0, 0);
@@ -338,21 +354,19 @@ static void test_interleavings(void)
 	 * (the run is long enough to fill it). */
 	CU_ASSERT(st == sa + sb);
 	CU_ASSERT(st <= 7500000 && st > 7500000 - 400000);
-	budget_free(b);
-	budget_config_free(cfg);
+	done(b);
 }
 
 /* Key and team both limit; a refusal by the team reserves nothing on the key. */
 static void test_team_and_key(void)
 {
-	struct budget_config *cfg;
 	struct budget *b = mk("{\"budgets\": {"
 			      " \"default\": [{\"limit\": \"0.50\", \"period\": \"daily\"}],"
 			      " \"policy:big\": [{\"limit\": \"100\", \"period\": \"daily\"}],"
 			      " \"key:vip\": [{\"limit\": \"2.00\", \"period\": \"daily\"},"
 			      "               {\"name\": \"burst\", \"limit\": \"1.00\", \"rolling\": \"1h\"}],"
 			      " \"team:research\": [{\"name\": \"research-monthly\", \"limit\": \"1.00\","
-			      "                      \"period\": \"monthly\"}]}}", &cfg);
+			      "                      \"period\": \"monthly\"}]}}");
 	struct budget_subject a = { "a", "research", "big" }, c = { "c", "research", NULL };
 	struct budget_subject vip = { "vip", NULL, "big" };
 	struct budget_resv *r1, *r2;
@@ -381,16 +395,14 @@ static void test_team_and_key(void)
 	CU_ASSERT_STRING_EQUAL(why.name, "burst");
 	CU_ASSERT_STRING_EQUAL(why.period, "rolling:3600");
 	budget_release(b, r1);
-	budget_free(b);
-	budget_config_free(cfg);
+	done(b);
 }
 
 /* A call reserved before midnight and committed after it is charged to the old day. */
 static void test_rollover_in_flight(void)
 {
-	struct budget_config *cfg;
 	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
-			      " \"period\": \"daily\"}]}}", &cfg);
+			      " \"period\": \"daily\"}]}}");
 	struct budget_subject k = { "k", NULL, NULL };
 	struct budget_resv *r1, *r2;
 	struct budget_refusal why;
@@ -408,16 +420,14 @@ static void test_rollover_in_flight(void)
 	/* A clock that steps back does not reopen the old day. */
 	CU_ASSERT(budget_counter(b, "key:k", "day", at(2028, 2, 28, 23, 0, 0), &sp, &rs) == 0);
 	CU_ASSERT(sp == 0);
-	budget_free(b);
-	budget_config_free(cfg);
+	done(b);
 }
 
 /* 1h rolling window: slots of 3 s; a charge counts for at least 3600 s and at most 3606 s. */
 static void test_rolling(void)
 {
-	struct budget_config *cfg;
 	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
-			      " \"rolling\": \"1h\"}]}}", &cfg);
+			      " \"rolling\": \"1h\"}]}}");
 	struct budget_subject k = { "k", NULL, NULL };
 	struct budget_resv *r;
 	struct budget_refusal why;
@@ -441,8 +451,7 @@ static void test_rolling(void)
 	/* A whole window later everything has gone. */
 	CU_ASSERT(budget_counter(b, "key:k", "rolling:3600", t0 + 1800 + 3606, &sp, &rs) == 0);
 	CU_ASSERT(sp == 0);
-	budget_free(b);
-	budget_config_free(cfg);
+	done(b);
 }
 
 /* Counters that hold nothing any more (keys gone quiet or removed, periods ended) are
@@ -450,10 +459,8 @@ static void test_rolling(void)
  * counter used again starts from the zero it held. */
 static void test_sweep(void)
 {
-	struct budget_config *cfg;
 	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
-			      " \"period\": \"daily\"}, {\"limit\": \"5.00\", \"rolling\": \"1h\"}]}}",
-			      &cfg);
+			      " \"period\": \"daily\"}, {\"limit\": \"5.00\", \"rolling\": \"1h\"}]}}");
 	struct budget_subject a = { "a", NULL, NULL }, k = { "k", NULL, NULL };
 	struct budget_resv *r, *held;
 	struct budget_refusal why;
@@ -474,17 +481,14 @@ static void test_sweep(void)
 	/* Used again: from zero, and the whole limit is there. */
 	CU_ASSERT(budget_reserve(b, &a, M(1000000), day2, &r, &why) == 0);
 	budget_release(b, r);
-	budget_free(b);
-	budget_config_free(cfg);
+	done(b);
 }
 
 /* Rows from the store: the current period is restored, older ones are ignored. */
 static void test_load_spend(void)
 {
-	struct budget_config *cfg;
 	struct budget *b = mk("{\"budgets\": {\"default\": [{\"limit\": \"1.00\","
-			      " \"period\": \"monthly\"}, {\"limit\": \"0.50\", \"rolling\": \"24h\"}]}}",
-			      &cfg);
+			      " \"period\": \"monthly\"}, {\"limit\": \"0.50\", \"rolling\": \"24h\"}]}}");
 	int64_t now = at(2028, 3, 15, 12, 0, 0), sp, rs;
 	struct budget_subject k = { "k", NULL, NULL };
 	struct budget_resv *r;
@@ -507,8 +511,7 @@ static void test_load_spend(void)
 	CU_ASSERT(budget_reserve(b, &k, M(200001), now, &r, &why) == -EDQUOT);
 	CU_ASSERT_STRING_EQUAL(why.period, "rolling:86400");
 	CU_ASSERT(budget_reserve(b, &k, M(200000), now, &r, &why) == 0);
-	budget_free(b);         /* frees the outstanding reservation too */
-	budget_config_free(cfg);
+	done(b);         /* frees the outstanding reservation too */
 }
 
 int main(void)

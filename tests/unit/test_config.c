@@ -1,25 +1,38 @@
 /* Config validation: every error names its field path; defaults; secrets from the environment. */
 #include <CUnit/Basic.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/config.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
 
-static int has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return 1;
-	return 0;
-}
-
-static void test_defaults(void)
+/* text is a valid config: parsed (the test frees it) */
+static struct config *parse_ok(const char *text)
 {
 	struct config *c = NULL;
 	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(config_parse("{}", "t", &c, &e), 0);
+	CU_ASSERT_EQUAL_FATAL(config_parse(text, "t", &c, &e), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	return c;
+}
+
+/* text is refused as a whole, its errors in *e */
+static void parse_bad(const char *text, struct config_errors *e)
+{
+	struct config *c = NULL;
+
+	memset(e, 0, sizeof(*e));
+	CU_ASSERT_EQUAL(config_parse(text, "t", &c, e), -EINVAL);
+	CU_ASSERT_PTR_NULL(c);
+}
+
+static void test_defaults(void)
+{
+	struct config *c = parse_ok("{}");
+
 	CU_ASSERT_STRING_EQUAL(c->listen_host, "127.0.0.1");
 	CU_ASSERT_EQUAL(c->listen_port, 8080);
 	CU_ASSERT_STRING_EQUAL(c->mcp_path, "/mcp");
@@ -33,25 +46,20 @@ static void test_defaults(void)
 
 static void test_connection_caps(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config *c = parse_ok("{\"limits\": {\"max_connections\": 100,"
+				    " \"max_connections_per_peer\": 10}}");
+	struct config_errors e;
 
-	CU_ASSERT_EQUAL_FATAL(config_parse("{\"limits\": {\"max_connections\": 100,"
-					   " \"max_connections_per_peer\": 10}}", "t", &c, &e), 0);
 	CU_ASSERT_EQUAL(c->max_connections, 100);
 	CU_ASSERT_EQUAL(c->max_connections_per_peer, 10);
 	config_free(c);
-	c = NULL;
-	CU_ASSERT_EQUAL(config_parse("{\"limits\": {\"max_connections_per_peer\": 0}}", "t", &c,
-				     &e), -EINVAL);
-	CU_ASSERT_PTR_NULL(c);
-	CU_ASSERT_TRUE(has_error(&e, "limits.max_connections_per_peer: must be between"));
+	parse_bad("{\"limits\": {\"max_connections_per_peer\": 0}}", &e);
+	CU_ASSERT_ERRORS(&e, "limits.max_connections_per_peer: must be between");
 }
 
 static void test_full(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config *c;
 	const char *text =
 		"{\"listen\": \"[::1]:0\", \"prefix\": \"never\", \"auth\": {\"required\": false},"
 		" \"timeouts\": {\"request_ms\": 1500},"
@@ -62,7 +70,7 @@ static void test_full(void)
 		"   \"headers\": {\"Authorization\": {\"env\": \"WARDEN_TEST_SECRET\"}}, \"request_timeout_ms\": 99}]}";
 
 	setenv("WARDEN_TEST_SECRET", "s3cret", 1);
-	CU_ASSERT_EQUAL_FATAL(config_parse(text, "t", &c, &e), 0);
+	c = parse_ok(text);
 	CU_ASSERT_STRING_EQUAL(c->listen_host, "::1");
 	CU_ASSERT_EQUAL(c->listen_port, 0);
 	CU_ASSERT_FALSE(c->auth_required);
@@ -88,8 +96,7 @@ static void test_full(void)
 
 static void test_errors_name_paths(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config_errors e;
 	const char *text =
 		"{\"listen\": \"localhost\", \"prefx\": 1, \"prefix\": \"sometimes\","
 		" \"limits\": {\"max_body_bytes\": 5},"
@@ -99,44 +106,41 @@ static void test_errors_name_paths(void)
 		"  {\"name\": \"a\", \"transport\": \"carrier-pigeon\"}]}";
 
 	unsetenv("WARDEN_UNSET_VAR");
-	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
-	CU_ASSERT_PTR_NULL(c);
-	CU_ASSERT_TRUE(has_error(&e, "listen: expected \"host:port\""));
-	CU_ASSERT_TRUE(has_error(&e, "prefx: unknown field"));
-	CU_ASSERT_TRUE(has_error(&e, "prefix: must be"));
-	CU_ASSERT_TRUE(has_error(&e, "limits.max_body_bytes: must be between"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[0].name: must match"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[0].command: stdio upstreams need"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].url: must be an http"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].headers.X: environment variable WARDEN_UNSET_VAR"));
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[2].transport: must be \"stdio\" or \"http\""));
+	parse_bad(text, &e);
+	CU_ASSERT_ERRORS(&e,
+			 "listen: expected \"host:port\"",
+			 "prefx: unknown field",
+			 "prefix: must be",
+			 "limits.max_body_bytes: must be between",
+			 "upstreams[0].name: must match",
+			 "upstreams[0].command: stdio upstreams need",
+			 "upstreams[1].url: must be an http",
+			 "upstreams[1].headers.X: environment variable WARDEN_UNSET_VAR",
+			 "upstreams[2].transport: must be \"stdio\" or \"http\"");
 }
 
 static void test_bad_json(void)
 {
 	struct config *c = NULL;
-	struct config_errors e = { 0 };
+	struct config_errors e;
 
-	CU_ASSERT_EQUAL(config_parse("{\n \"listen\": ,\n}", "t", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "not valid JSON (line 2"));
-	memset(&e, 0, sizeof(e));
-	CU_ASSERT_EQUAL(config_parse("[1]", "t", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "must be a JSON object"));
+	parse_bad("{\n \"listen\": ,\n}", &e);
+	CU_ASSERT_ERRORS(&e, "not valid JSON (line 2");
+	parse_bad("[1]", &e);
+	CU_ASSERT_ERRORS(&e, "must be a JSON object");
 	memset(&e, 0, sizeof(e));
 	CU_ASSERT_NOT_EQUAL(config_load("/nonexistent/mcpwarden.json", &c, &e), 0);
-	CU_ASSERT_TRUE(has_error(&e, "cannot open"));
+	CU_ASSERT_ERRORS(&e, "cannot open");
 }
 
 static void test_duplicate_upstream(void)
 {
-	struct config *c = NULL;
-	struct config_errors e = { 0 };
-	const char *text = "{\"upstreams\": ["
-		"{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://a/\"},"
-		"{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://b/\"}]}";
+	struct config_errors e;
 
-	CU_ASSERT_EQUAL(config_parse(text, "t", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "upstreams[1].name: duplicate upstream name \"x\""));
+	parse_bad("{\"upstreams\": ["
+		  "{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://a/\"},"
+		  "{\"name\": \"x\", \"transport\": \"http\", \"url\": \"http://b/\"}]}", &e);
+	CU_ASSERT_ERRORS(&e, "upstreams[1].name: duplicate upstream name \"x\"");
 }
 
 int main(void)

@@ -3,6 +3,7 @@
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 
 #include "enforce/enforcer.h"
 #include "base/log.h"
+#include "config_errors_util.h"
+#include "enforcement_util.h"
 #include "cunit_main.h"
 
 static void check_dest(const char *spec, int family, const char *canon)
@@ -47,14 +50,6 @@ static void test_dest_parse(void)
 	CU_ASSERT_EQUAL(enforcer_dest_parse(NULL, &d), -EINVAL);
 }
 
-static int has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return 1;
-	return 0;
-}
-
 static void test_config_ok(void)
 {
 	const char *text = "{\"enabled\": true, \"pin_dir\": \"/sys/fs/bpf/x\", \"cgroup_root\": \"auto\","
@@ -64,11 +59,10 @@ static void test_config_ok(void)
 		" \"exempt\": [\"/sys/fs/cgroup/unified/agents/sidecar\", {\"container\": \"abcdefabcdef\"}],"
 		" \"allow\": [\"10.96.0.10/32:53\"], \"protect\": [\"10.0.0.0/8\", \"[::1]:9000\"],"
 		" \"protect_unix\": [\"/run/mcp.sock\"]}";
-	cJSON *j = cJSON_Parse(text);
 	struct enforcer_config c;
 	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(enforcer_config_parse(j, "enforcement", &c, &e), 0);
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement(text, &c, &e), 0);
 	CU_ASSERT_TRUE(c.enabled);
 	CU_ASSERT_STRING_EQUAL(c.pin_dir, "/sys/fs/bpf/x");
 	CU_ASSERT_PTR_NULL(c.cgroup_root);
@@ -84,7 +78,6 @@ static void test_config_ok(void)
 	CU_ASSERT_EQUAL(c.nprotect, 2);
 	CU_ASSERT_EQUAL(c.nprotect_unix, 1);
 	enforcer_config_free(&c);
-	cJSON_Delete(j);
 
 	/* Absent section: disabled, nothing to free. */
 	CU_ASSERT_EQUAL(enforcer_config_parse(NULL, "enforcement", &c, &e), 0);
@@ -98,33 +91,64 @@ static void test_config_errors(void)
 		" \"enroll\": [{\"cgroup\": \"/a\", \"mode\": \"strict\"}, {\"cgroup\": \"/\"},"
 		"   {\"container\": \"xyz\"}, {\"cgroup\": \"/a\", \"pod\": \"1234abcd\"}, 7],"
 		" \"allow\": [\"10.0.0.1:99999\"], \"protect\": \"10.0.0.0/8\"}";
-	cJSON *j = cJSON_Parse(text);
 	struct enforcer_config c;
 	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL(enforcer_config_parse(j, "enforcement", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.errno"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.pin_dir"));
-	CU_ASSERT_TRUE(has_error(&e, "typo"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[0].mode"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[1]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[2]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[3]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.enroll[4]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.allow[0]"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.protect"));
+	CU_ASSERT_EQUAL(parse_enforcement(text, &c, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e,
+			 "enforcement.errno",
+			 "enforcement.pin_dir",
+			 "typo",
+			 "enforcement.enroll[0].mode",
+			 "enforcement.enroll[1]",
+			 "enforcement.enroll[2]",
+			 "enforcement.enroll[3]",
+			 "enforcement.enroll[4]",
+			 "enforcement.allow[0]",
+			 "enforcement.protect");
 	enforcer_config_free(&c);
-	cJSON_Delete(j);
 }
 
 static char tree[64];
 
-static void mk(const char *rel)
+/* A fake cgroup tree, /tmp/mcpwarden-unit-<name>-<pid>, for one test. */
+static void tree_begin(const char *name)
 {
-	char p[256];
+	snprintf(tree, sizeof(tree), "/tmp/mcpwarden-unit-%s-%d", name, getpid());
+	CU_ASSERT_EQUAL_FATAL(mkdir(tree, 0755), 0);
+}
 
-	snprintf(p, sizeof(p), "%s/%s", tree, rel);
+/* mkdir -p of the cgroup at the path in the tree (printf-style). */
+static void mk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void mk(const char *fmt, ...)
+{
+	char p[512];
+	va_list ap;
+	int n = snprintf(p, sizeof(p), "%s/", tree);
+
+	va_start(ap, fmt);
+	vsnprintf(p + n, sizeof(p) - (size_t)n, fmt, ap);
+	va_end(ap);
+	for (char *c = p + n; (c = strchr(c, '/')); *c++ = '/') {
+		*c = '\0';
+		CU_ASSERT(mkdir(p, 0755) == 0 || errno == EEXIST);
+	}
 	CU_ASSERT_EQUAL(mkdir(p, 0755), 0);
+}
+
+/* The container id resolves to the cgroup at the path in the tree (printf-style). */
+static void resolves(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void resolves(const char *id, const char *fmt, ...)
+{
+	char buf[512], want[512];
+	va_list ap;
+	int n = snprintf(want, sizeof(want), "%s/", tree);
+
+	va_start(ap, fmt);
+	vsnprintf(want + n, sizeof(want) - (size_t)n, fmt, ap);
+	va_end(ap);
+	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, id, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, want);
 }
 
 /* The fake cgroup tree goes, whatever the test left in it. */
@@ -136,38 +160,25 @@ static void rm_tree(void)
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* the systemd driver's slice of a burstable pod */
+#define BURSTABLE_POD "kubepods.slice/kubepods-burstable.slice/" \
+	"kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice"
+
 static void test_resolve(void)
 {
 	const char *cid = "4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0";
 	char buf[512], want[512];
 
-	snprintf(tree, sizeof(tree), "/tmp/mcpwarden-unit-cg-%d", getpid());
-	CU_ASSERT_EQUAL_FATAL(mkdir(tree, 0755), 0);
+	tree_begin("cg");
 	/* systemd driver */
-	mk("kubepods.slice");
-	mk("kubepods.slice/kubepods-burstable.slice");
-	mk("kubepods.slice/kubepods-burstable.slice/"
-	   "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice");
-	mk("kubepods.slice/kubepods-burstable.slice/"
-	   "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice/"
-	   "cri-containerd-4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0.scope");
-	mk("kubepods.slice/kubepods-burstable.slice/"
-	   "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice/"
-	   "crio-conmon-4f1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0.scope");
+	mk(BURSTABLE_POD "/cri-containerd-%s.scope", cid);
+	mk(BURSTABLE_POD "/crio-conmon-%s.scope", cid);
 	/* cgroupfs driver */
-	mk("kubepods");
-	mk("kubepods/besteffort");
-	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111");
 	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111/abcdef0123456789");
 	mk("kubepods/besteffort/podaaaabbbb-cccc-dddd-eeee-ffff00001111/abcdef0123459999");
 
-	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, cid, buf, sizeof(buf)), 0);
-	snprintf(want, sizeof(want), "%s/kubepods.slice/kubepods-burstable.slice/"
-		 "kubepods-burstable-pod11112222_3333_4444_5555_666677778888.slice/"
-		 "cri-containerd-%s.scope", tree, cid);
-	CU_ASSERT_STRING_EQUAL(buf, want);
-	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "4f1b2c3d4e5f", buf, sizeof(buf)), 0);
-	CU_ASSERT_STRING_EQUAL(buf, want);
+	resolves(cid, BURSTABLE_POD "/cri-containerd-%s.scope", cid);
+	resolves("4f1b2c3d4e5f", BURSTABLE_POD "/cri-containerd-%s.scope", cid);
 	CU_ASSERT_EQUAL(cgroup_resolve_pod(tree, "11112222-3333-4444-5555-666677778888", buf,
 					     sizeof(buf)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "kubepods-burstable-pod11112222_3333"));
@@ -196,36 +207,18 @@ static void test_resolve_podman(void)
 	const char *ctr = "cb971ef116196065c17e34d486828faceff4724ce468cf9cf6ac35c0cc33470a";
 	const char *infra = "6202bb98e7bf0a1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899a";
 	const char *sd = "0774c076f70d8f9b939d93b8b613dd0f628b8d61bdcb75dc774499ab43cd46c4";
-	char buf[512], want[512], rel[512];
 
-	snprintf(tree, sizeof(tree), "/tmp/mcpwarden-unit-podman-%d", getpid());
-	CU_ASSERT_EQUAL_FATAL(mkdir(tree, 0755), 0);
-	mk("libpod_parent");
-	snprintf(rel, sizeof(rel), "libpod_parent/%s", pod);
-	mk(rel);
-	snprintf(rel, sizeof(rel), "libpod_parent/%s/libpod-%s", pod, ctr);
-	mk(rel);
-	snprintf(rel, sizeof(rel), "libpod_parent/%s/libpod-%s", pod, infra);
-	mk(rel);
-	mk("machine.slice");
-	snprintf(rel, sizeof(rel), "machine.slice/machine-libpod_pod_%s.slice", pod);
-	mk(rel);
-	snprintf(rel, sizeof(rel), "machine.slice/machine-libpod_pod_%s.slice/libpod-%s.scope",
-		 pod, sd);
-	mk(rel);
-	snprintf(rel, sizeof(rel), "machine.slice/libpod-conmon-%s.scope", sd);
-	mk(rel);
+	tree_begin("podman");
+	mk("libpod_parent/%s/libpod-%s", pod, ctr);
+	mk("libpod_parent/%s/libpod-%s", pod, infra);
+	mk("machine.slice/machine-libpod_pod_%s.slice/libpod-%s.scope", pod, sd);
+	mk("machine.slice/libpod-conmon-%s.scope", sd);
 
-	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, ctr, buf, sizeof(buf)), 0);
-	snprintf(want, sizeof(want), "%s/libpod_parent/%s/libpod-%s", tree, pod, ctr);
-	CU_ASSERT_STRING_EQUAL(buf, want);
-	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "cb971ef11619", buf, sizeof(buf)), 0);
-	CU_ASSERT_STRING_EQUAL(buf, want);
+	resolves(ctr, "libpod_parent/%s/libpod-%s", pod, ctr);
+	resolves("cb971ef11619", "libpod_parent/%s/libpod-%s", pod, ctr);
 	/* systemd: the container's scope, not its conmon scope nor the pod's slice. */
-	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "0774c076f70d", buf, sizeof(buf)), 0);
-	snprintf(want, sizeof(want), "%s/machine.slice/machine-libpod_pod_%s.slice/libpod-%s.scope",
-		 tree, pod, sd);
-	CU_ASSERT_STRING_EQUAL(buf, want);
+	resolves("0774c076f70d", "machine.slice/machine-libpod_pod_%s.slice/libpod-%s.scope",
+		 pod, sd);
 
 	rm_tree();
 }
@@ -237,24 +230,15 @@ static void test_resolve_docker(void)
 {
 	const char *a = "3f2a9c1e5b7d4c0a9e8f7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928";
 	const char *b = "7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a291807f6e5d4c3b2a19080";
-	char buf[512], want[512], rel[512];
+	char buf[512];
 
-	snprintf(tree, sizeof(tree), "/tmp/mcpwarden-unit-docker-%d", getpid());
-	CU_ASSERT_EQUAL_FATAL(mkdir(tree, 0755), 0);
-	mk("docker");
-	snprintf(rel, sizeof(rel), "docker/%s", a);
-	mk(rel);
-	mk("system.slice");
-	snprintf(rel, sizeof(rel), "system.slice/docker-%s.scope", b);
-	mk(rel);
+	tree_begin("docker");
+	mk("docker/%s", a);
+	mk("system.slice/docker-%s.scope", b);
 	mk("system.slice/docker.service");          /* the daemon itself: not a container */
 
-	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "3f2a9c1e5b7d", buf, sizeof(buf)), 0);
-	snprintf(want, sizeof(want), "%s/docker/%s", tree, a);
-	CU_ASSERT_STRING_EQUAL(buf, want);
-	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, b, buf, sizeof(buf)), 0);
-	snprintf(want, sizeof(want), "%s/system.slice/docker-%s.scope", tree, b);
-	CU_ASSERT_STRING_EQUAL(buf, want);
+	resolves("3f2a9c1e5b7d", "docker/%s", a);
+	resolves(b, "system.slice/docker-%s.scope", b);
 	CU_ASSERT_EQUAL(cgroup_resolve_container(tree, "0123456789ab", buf, sizeof(buf)), -ENOENT);
 
 	rm_tree();

@@ -5,6 +5,7 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,21 @@ static void test_authenticate(void)
 	config_free(c2);
 }
 
+/* A reload's reading half, as main.c runs it: the rules of a config, parsed on a thread. */
+struct rules_job {
+	const struct config *cfg;
+	struct gate_rules *rules;
+	int rc;
+};
+
+static void *parse_rules(void *arg)
+{
+	struct rules_job *j = arg;
+
+	j->rc = gate_rules_parse(j->cfg, &j->rules, &(struct config_errors){ 0 });
+	return NULL;
+}
+
 static int admit(struct gate *g, const struct key_identity *who, const char *uri,
 		 struct gate_ticket **t, cJSON **err)
 {
@@ -205,8 +221,14 @@ static void test_release_and_reload(void)
 	CU_ASSERT_EQUAL(keys_add(gate_keystore(g), &k), 0);
 	CU_ASSERT_FALSE(gate_config_key(g, "runtime"));
 	CU_ASSERT_TRUE(gate_config_key(g, "alpha"));
+	/* The new rules are parsed on another thread, as a SIGHUP's are, and swapped in here. */
 	c2 = make_config(",\"auth\":{\"required\":true}");
-	CU_ASSERT_EQUAL(gate_reload(g, c2, &(struct config_errors){ 0 }), 0);
+	struct rules_job j = { .cfg = c2 };
+	pthread_t th;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, parse_rules, &j), 0);
+	CU_ASSERT_EQUAL(pthread_join(th, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(j.rc, 0);
+	gate_reload_rules(g, j.rules);
 	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry),
@@ -228,6 +250,12 @@ static void test_config_errors(void)
 	CU_ASSERT_EQUAL(gate_new(NULL, c, &g, &errs), -EINVAL);
 	CU_ASSERT(errs.count >= 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(errs.msg[0], "keys[0]"));  /* the field path is named */
+	/* A reload's check says the same, and hands over no rules. */
+	struct gate_rules *rules = (struct gate_rules *)&errs;
+	memset(&errs, 0, sizeof(errs));
+	CU_ASSERT_EQUAL(gate_check(c, &rules, &errs), -EINVAL);
+	CU_ASSERT_PTR_NULL(rules);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errs.msg[0], "keys[0]"));
 	config_free(c);
 }
 

@@ -14,10 +14,7 @@ static char dir[PATH_MAX], path[PATH_MAX + 32];
 
 static int setup(void)
 {
-	if (tmpdir_make(dir, sizeof(dir)))
-		return -1;
-	snprintf(path, sizeof(path), "%s/store.db-charges", dir);
-	return 0;
+	return tmpdir_setup(dir, sizeof(dir), path, sizeof(path), "store.db-charges");
 }
 
 static int teardown(void)

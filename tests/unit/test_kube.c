@@ -11,26 +11,9 @@
 #include "base/log.h"
 #include "enforce/enforcer.h"
 #include "enforce/kube.h"
+#include "config_errors_util.h"
+#include "enforcement_util.h"
 #include "cunit_main.h"
-
-static bool has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return true;
-	return false;
-}
-
-static int parse(const char *text, struct enforcer_config *c, struct config_errors *e)
-{
-	cJSON *j = cJSON_Parse(text);
-	int rc;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-	rc = enforcer_config_parse(j, "enforcement", c, e);
-	cJSON_Delete(j);
-	return rc;
-}
 
 static void test_defaults(void)
 {
@@ -39,7 +22,7 @@ static void test_defaults(void)
 
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	setenv("MCPWARDEN_TEST_NODE", "worker-1.example", 1);
-	CU_ASSERT_EQUAL_FATAL(parse("{\"kubernetes\": {\"node_name\": {\"env\": "
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"kubernetes\": {\"node_name\": {\"env\": "
 				    "\"MCPWARDEN_TEST_NODE\"}}}", &c, &e), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c.kube);
 	CU_ASSERT_STRING_EQUAL(c.kube->node_name, "worker-1.example");
@@ -53,11 +36,11 @@ static void test_defaults(void)
 	/* In a pod: the Service address the kubelet gives, IPv6 bracketed. */
 	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
-	CU_ASSERT_EQUAL_FATAL(parse("{\"kubernetes\": {\"node_name\": \"n1\"}}", &c, &e), 0);
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"kubernetes\": {\"node_name\": \"n1\"}}", &c, &e), 0);
 	CU_ASSERT_STRING_EQUAL(c.kube->api_server, "https://[fd00::1]:6443");
 	enforcer_config_free(&c);
 	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
-	CU_ASSERT_EQUAL_FATAL(parse("{\"kubernetes\": {\"node_name\": \"n1\", \"api_server\": "
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"kubernetes\": {\"node_name\": \"n1\", \"api_server\": "
 				    "\"http://127.0.0.1:8001/\", \"annotation\": \"example.com/x\", "
 				    "\"sidecar_container\": \"gw\"}}", &c, &e), 0);
 	CU_ASSERT_STRING_EQUAL(c.kube->api_server, "http://127.0.0.1:8001");	/* no slash */
@@ -67,7 +50,7 @@ static void test_defaults(void)
 	unsetenv("KUBERNETES_SERVICE_PORT");
 	CU_ASSERT_EQUAL(e.count, 0);
 	/* No section: no watch. */
-	CU_ASSERT_EQUAL_FATAL(parse("{}", &c, &e), 0);
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{}", &c, &e), 0);
 	CU_ASSERT_PTR_NULL(c.kube);
 	enforcer_config_free(&c);
 }
@@ -78,34 +61,36 @@ static void test_errors(void)
 	struct config_errors e = { 0 };
 
 	unsetenv("MCPWARDEN_TEST_UNSET");
-	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {\"node_name\": {\"env\": "
+	CU_ASSERT_EQUAL(parse_enforcement("{\"kubernetes\": {\"node_name\": {\"env\": "
 			      "\"MCPWARDEN_TEST_UNSET\"}, \"api_server\": \"ftp://x\", "
 			      "\"token_file\": \"token\", \"ca_file\": 3, \"annotation\": \"a/b/c\", "
 			      "\"sidecar_container\": \"Side_Car\", \"watch\": true}}", &c, &e),
 			-EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.node_name: environment variable "
-				 "MCPWARDEN_TEST_UNSET is not set"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.api_server"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.token_file"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.ca_file"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.annotation"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.sidecar_container"));
-	CU_ASSERT_TRUE(has_error(&e, "watch"));
+	CU_ASSERT_ERRORS(&e,
+			 "enforcement.kubernetes.node_name: environment variable "
+			 "MCPWARDEN_TEST_UNSET is not set",
+			 "enforcement.kubernetes.api_server",
+			 "enforcement.kubernetes.token_file",
+			 "enforcement.kubernetes.ca_file",
+			 "enforcement.kubernetes.annotation",
+			 "enforcement.kubernetes.sidecar_container",
+			 "watch");
 	enforcer_config_free(&c);
 
 	memset(&e, 0, sizeof(e));
-	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {\"node_name\": \"Bad_Node\", \"api_server\": "
+	CU_ASSERT_EQUAL(parse_enforcement("{\"kubernetes\": {\"node_name\": \"Bad_Node\", \"api_server\": "
 			      "\"https://h/api?x=1\"}}", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.node_name"));
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes.api_server"));
+	CU_ASSERT_ERRORS(&e,
+			 "enforcement.kubernetes.node_name",
+			 "enforcement.kubernetes.api_server");
 	enforcer_config_free(&c);
 	memset(&e, 0, sizeof(e));
-	CU_ASSERT_EQUAL(parse("{\"kubernetes\": {}}", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "node_name: required"));
+	CU_ASSERT_EQUAL(parse_enforcement("{\"kubernetes\": {}}", &c, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e, "node_name: required");
 	enforcer_config_free(&c);
 	memset(&e, 0, sizeof(e));
-	CU_ASSERT_EQUAL(parse("{\"kubernetes\": true}", &c, &e), -EINVAL);
-	CU_ASSERT_TRUE(has_error(&e, "enforcement.kubernetes: must be an object"));
+	CU_ASSERT_EQUAL(parse_enforcement("{\"kubernetes\": true}", &c, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e, "enforcement.kubernetes: must be an object");
 	enforcer_config_free(&c);
 }
 

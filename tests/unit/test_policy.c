@@ -8,6 +8,7 @@
 
 #include "base/config.h"
 #include "govern/policy.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
 
 static struct policy_set *set_of(const char *json)
@@ -44,6 +45,13 @@ static int check(const struct policy_set *ps, const char *pol, const char *team,
 }
 
 #define TOOL(ps, pol, srv, name) check(ps, pol, NULL, POLICY_TOOL, srv, name, NULL, NULL)
+
+/* check() on ps refuses the entry, for the reason want. */
+#define REFUSED(pol, team, kind, srv, name, want) do {                                   \
+	const char *why_ = NULL;                                                         \
+	CU_ASSERT_EQUAL(check(ps, pol, team, kind, srv, name, NULL, &why_), -EACCES);    \
+	CU_ASSERT_STRING_EQUAL(why_ ? why_ : "(allowed)", want);                         \
+} while (0)
 
 static void test_globs(void)
 {
@@ -105,7 +113,6 @@ static void test_globs(void)
  * backtrack exponentially), and names beyond the limit are refused outright. */
 static void test_glob_worst_case(void)
 {
-	const char *why;
 	char *name = malloc(5000);
 	struct policy_set *ps = set_of("{\"policies\": {\"p\": {"
 		"\"resources\": {\"allow\": [\"fs/*a*a*a*a*a*a*a*a*b\"]}}}}");
@@ -119,15 +126,13 @@ static void test_glob_worst_case(void)
 	memset(name, 'a', 4097);
 	name[4096] = 'b';
 	name[4097] = '\0';
-	CU_ASSERT_EQUAL(check(ps, "p", NULL, POLICY_RESOURCE, "fs", name, NULL, &why), -EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "name longer than 4096 bytes");
+	REFUSED("p", NULL, POLICY_RESOURCE, "fs", name, "name longer than 4096 bytes");
 	free(name);
 	policy_set_free(ps);
 }
 
 static void test_precedence(void)
 {
-	const char *why;
 	struct policy_set *ps = set_of("{\"policies\": {"
 		"\"none\": {},"
 		"\"mixed\": {\"tools\": {\"allow\": [\"*/*\"], \"deny\": [\"fs/delete_*\", \"shell/*\"]},"
@@ -135,24 +140,19 @@ static void test_precedence(void)
 		"\"denyall\": {\"tools\": {\"allow\": [\"fs/read\"], \"deny\": [\"*/*\"]}}}}");
 
 	/* Nothing is allowed by default. */
-	CU_ASSERT_EQUAL(check(ps, "none", NULL, POLICY_TOOL, "fs", "read", NULL, &why), -EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"none\": no allow rule for tools matches");
+	REFUSED("none", NULL, POLICY_TOOL, "fs", "read",
+		"policy \"none\": no allow rule for tools matches");
 	CU_ASSERT_EQUAL(check(ps, "none", NULL, POLICY_PROMPT, "fs", "p", NULL, NULL), -EACCES);
 	/* Deny wins over a broader allow. */
 	CU_ASSERT_EQUAL(TOOL(ps, "mixed", "fs", "read"), 0);
-	CU_ASSERT_EQUAL(check(ps, "mixed", NULL, POLICY_TOOL, "fs", "delete_all", NULL, &why),
-			-EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"mixed\": deny tools fs/delete_*");
-	CU_ASSERT_EQUAL(check(ps, "mixed", NULL, POLICY_TOOL, "shell", "ls", NULL, &why), -EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"mixed\": deny tools shell/*");
+	REFUSED("mixed", NULL, POLICY_TOOL, "fs", "delete_all",
+		"policy \"mixed\": deny tools fs/delete_*");
+	REFUSED("mixed", NULL, POLICY_TOOL, "shell", "ls", "policy \"mixed\": deny tools shell/*");
 	/* Deny wins over a narrower allow too. */
-	CU_ASSERT_EQUAL(check(ps, "denyall", NULL, POLICY_TOOL, "fs", "read", NULL, &why),
-			-EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"denyall\": deny tools */*");
+	REFUSED("denyall", NULL, POLICY_TOOL, "fs", "read", "policy \"denyall\": deny tools */*");
 	/* Each kind has its own rules: allowing tools allows no resource or prompt. */
-	CU_ASSERT_EQUAL(check(ps, "mixed", NULL, POLICY_RESOURCE, "fs", "file:///x", NULL, &why),
-			-EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"mixed\": no allow rule for resources matches");
+	REFUSED("mixed", NULL, POLICY_RESOURCE, "fs", "file:///x",
+		"policy \"mixed\": no allow rule for resources matches");
 	CU_ASSERT_EQUAL(check(ps, "mixed", NULL, POLICY_PROMPT, "fs", "summary", NULL, NULL), 0);
 	CU_ASSERT_EQUAL(check(ps, "mixed", NULL, POLICY_PROMPT, "fs", "other", NULL, NULL),
 			-EACCES);
@@ -161,24 +161,20 @@ static void test_precedence(void)
 
 static void test_team_intersection(void)
 {
-	const char *why;
 	struct policy_set *ps = set_of("{\"policies\": {"
 		"\"key-fs\": {\"tools\": {\"allow\": [\"fs/*\"], \"deny\": [\"fs/secret\"]}},"
 		"\"team\": {\"tools\": {\"allow\": [\"fs/read\", \"fs/secret\", \"git/*\"]}}}}");
 
 	CU_ASSERT_EQUAL(check(ps, "key-fs", "team", POLICY_TOOL, "fs", "read", NULL, NULL), 0);
 	/* The key allows it, the team does not. */
-	CU_ASSERT_EQUAL(check(ps, "key-fs", "team", POLICY_TOOL, "fs", "write", NULL, &why),
-			-EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"team\": no allow rule for tools matches");
+	REFUSED("key-fs", "team", POLICY_TOOL, "fs", "write",
+		"policy \"team\": no allow rule for tools matches");
 	/* The team allows it, the key does not. */
-	CU_ASSERT_EQUAL(check(ps, "key-fs", "team", POLICY_TOOL, "git", "log", NULL, &why),
-			-EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"key-fs\": no allow rule for tools matches");
+	REFUSED("key-fs", "team", POLICY_TOOL, "git", "log",
+		"policy \"key-fs\": no allow rule for tools matches");
 	/* Either side's deny refuses. */
-	CU_ASSERT_EQUAL(check(ps, "key-fs", "team", POLICY_TOOL, "fs", "secret", NULL, &why),
-			-EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"key-fs\": deny tools fs/secret");
+	REFUSED("key-fs", "team", POLICY_TOOL, "fs", "secret",
+		"policy \"key-fs\": deny tools fs/secret");
 	/* One side alone governs when the other is empty. */
 	CU_ASSERT_EQUAL(check(ps, NULL, "team", POLICY_TOOL, "git", "log", NULL, NULL), 0);
 	CU_ASSERT_EQUAL(check(ps, "", "team", POLICY_TOOL, "fs", "secret", NULL, NULL), 0);
@@ -199,7 +195,6 @@ static void test_team_intersection(void)
 
 static void test_annotations(void)
 {
-	const char *why;
 	struct policy_set *ps = set_of("{\"policies\": {"
 		"\"ro\": {\"tools\": {\"allow\": [\"*/*\"]}, \"resources\": {\"allow\": [\"*/*\"]},"
 		"        \"annotations\": {\"require\": {\"readOnlyHint\": true}}},"
@@ -213,8 +208,8 @@ static void test_annotations(void)
 		"        \"annotations\": {\"require\": {\"readOnlyHint\": false}}}}}");
 
 	/* readOnlyHint defaults to false: a tool without annotations is not read-only. */
-	CU_ASSERT_EQUAL(check(ps, "ro", NULL, POLICY_TOOL, "s", "t", NULL, &why), -EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"ro\": annotation readOnlyHint=true required");
+	REFUSED("ro", NULL, POLICY_TOOL, "s", "t",
+		"policy \"ro\": annotation readOnlyHint=true required");
 	CU_ASSERT_EQUAL(ANN("ro", "{}"), -EACCES);
 	CU_ASSERT_EQUAL(ANN("ro", "{\"readOnlyHint\": true}"), 0);
 	CU_ASSERT_EQUAL(ANN("ro", "{\"readOnlyHint\": false}"), -EACCES);
@@ -225,8 +220,8 @@ static void test_annotations(void)
 	CU_ASSERT_EQUAL(check(ps, "ro", NULL, POLICY_RESOURCE, "s", "mem://x", NULL, NULL), 0);
 
 	/* destructiveHint defaults to true, and means nothing for a read-only tool. */
-	CU_ASSERT_EQUAL(check(ps, "nodestroy", NULL, POLICY_TOOL, "s", "t", NULL, &why), -EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "policy \"nodestroy\": annotation destructiveHint=true denied");
+	REFUSED("nodestroy", NULL, POLICY_TOOL, "s", "t",
+		"policy \"nodestroy\": annotation destructiveHint=true denied");
 	CU_ASSERT_EQUAL(ANN("nodestroy", "{\"readOnlyHint\": false}"), -EACCES);
 	CU_ASSERT_EQUAL(ANN("nodestroy", "{\"destructiveHint\": false}"), 0);
 	CU_ASSERT_EQUAL(ANN("nodestroy", "{\"readOnlyHint\": true}"), 0);
@@ -251,7 +246,6 @@ static void test_annotations(void)
 
 static void test_resources(void)
 {
-	const char *why;
 	struct policy_set *ps = set_of("{\"policies\": {"
 		"\"data\": {\"resources\": {\"allow\": [\"fs/file:///data/*\", \"mem/demo://r?\"]},"
 		"           \"prompts\": {\"allow\": [\"fs/sum*\"]}}}}");
@@ -264,9 +258,8 @@ static void test_resources(void)
 	CU_ASSERT_EQUAL(RES("fs", "file:///data/..."), 0);
 	CU_ASSERT_EQUAL(RES("fs", "file:///data/..x"), 0);
 	/* A glob over a path must not be escaped with dot-dot segments, however spelt. */
-	CU_ASSERT_EQUAL(check(ps, "data", NULL, POLICY_RESOURCE, "fs",
-			      "file:///data/../etc/passwd", NULL, &why), -EACCES);
-	CU_ASSERT_STRING_EQUAL(why, "resource URI has a dot-dot path segment");
+	REFUSED("data", NULL, POLICY_RESOURCE, "fs", "file:///data/../etc/passwd",
+		"resource URI has a dot-dot path segment");
 	CU_ASSERT_EQUAL(RES("fs", "file:///data/%2e%2E/etc/passwd"), -EACCES);
 	CU_ASSERT_EQUAL(RES("fs", "file:///data/.%2e/etc/passwd"), -EACCES);
 	CU_ASSERT_EQUAL(RES("fs", "file:///data/x/.."), -EACCES);
@@ -446,14 +439,6 @@ static void test_compile_large(void)
 	free(entries);
 }
 
-static int has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return 1;
-	return 0;
-}
-
 static void expect_errors(const char *json, const char *const *needles)
 {
 	struct config_errors e = { 0 };
@@ -463,14 +448,7 @@ static void expect_errors(const char *json, const char *const *needles)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 	CU_ASSERT_EQUAL(policy_set_parse(root, &ps, &e), -EINVAL);
 	CU_ASSERT_PTR_NULL(ps);
-	for (; *needles; needles++) {
-		if (!has_error(&e, *needles)) {
-			fprintf(stderr, "missing error \"%s\"; got:\n", *needles);
-			for (int i = 0; i < e.count; i++)
-				fprintf(stderr, "  %s\n", e.msg[i]);
-			CU_FAIL("expected config error");
-		}
-	}
+	cu_assert_errors(&e, needles, __LINE__, __FILE__);
 	cJSON_Delete(root);
 }
 

@@ -5,6 +5,7 @@
 #include <CUnit/Basic.h>
 
 #include "govern/ratelimit.h"
+#include "config_errors_util.h"
 #include "cunit_main.h"
 
 #define SEC 1000000000ull
@@ -239,24 +240,22 @@ static void test_config_errors(void)
 		" \"key:a\": {\"keys\": {\"requests\": 1, \"per\": \"second\"}},"
 		" \"key:b\": {\"key\": {\"requests\": 1.5, \"per\": \"fortnight\"}},"
 		" \"key:c\": {\"key\": {\"requests\": 10, \"per\": \"day\", \"burst\": 1000000}},"
-		" \"key:d\": {\"tool\": {\"requests\": 10, \"per\": \"second\", \"brust\": 2}}}}";
+		" \"key:d\": {\"tool\": {\"requests\": 10, \"per\": \"second\", \"brust\": 2}},"
+		" \"team:x\": {\"key\": \"unlimited\"}, \"team:x\": {\"tool\": \"unlimited\"}}}";
 	cJSON *root = cJSON_Parse(text);
 	struct ratelimit_config *cfg = (void *)1;
 	struct config_errors errs = { 0 };
-	char all[4096] = "";
 
 	CU_ASSERT(ratelimit_config_parse(root, &cfg, &errs) == -EINVAL);
 	CU_ASSERT(cfg == NULL);
-	for (int i = 0; i < errs.count; i++) {
-		strcat(all, errs.msg[i]);
-		strcat(all, "\n");
-	}
-	CU_ASSERT(strstr(all, "rate_limits.everyone: selector must be") != NULL);
-	CU_ASSERT(strstr(all, "rate_limits.key:a.keys: unknown level") != NULL);
-	CU_ASSERT(strstr(all, "rate_limits.key:b.key: requests: an integer") != NULL);
-	CU_ASSERT(strstr(all, "rate_limits.key:b.key: per: \"fortnight\"") != NULL);
-	CU_ASSERT(strstr(all, "rate_limits.key:c.key: burst: 1000000 per day is too large") != NULL);
-	CU_ASSERT(strstr(all, "rate_limits.key:d.tool: unknown field \"brust\"") != NULL);
+	CU_ASSERT_ERRORS(&errs,
+			 "rate_limits.everyone: selector must be",
+			 "rate_limits.key:a.keys: unknown level",
+			 "rate_limits.key:b.key: requests: an integer",
+			 "rate_limits.key:b.key: per: \"fortnight\"",
+			 "rate_limits.key:c.key: burst: 1000000 per day is too large",
+			 "rate_limits.key:d.tool: unknown field \"brust\"",
+			 "rate_limits: selector \"team:x\" appears twice");
 	cJSON_Delete(root);
 }
 

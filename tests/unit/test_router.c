@@ -72,6 +72,15 @@ static struct http_res call(const char *sid, const char *key, const char *body)
 	return gw_http(&g, EVHTTP_REQ_POST, "/mcp", h, body);
 }
 
+/* The request is answered with the JSON-RPC error code. */
+static void refuses(const char *sid, const char *key, const char *body, int code)
+{
+	struct http_res r = call(sid, key, body);
+
+	CU_ASSERT_EQUAL(gw_error_code(&r), code);
+	gw_res_free(&r);
+}
+
 static const cJSON *result(const struct http_res *r)
 {
 	return cJSON_GetObjectItemCaseSensitive(r->json, "result");
@@ -90,14 +99,11 @@ static void test_method_table(void)
 	CU_ASSERT_TRUE(cJSON_IsObject(result(&r)));
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(result(&r)), 0);
 	gw_res_free(&r);
-	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/unknown\"}");
-	CU_ASSERT_EQUAL(gw_error_code(&r), -32601);
-	gw_res_free(&r);
+	refuses(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/unknown\"}",
+		-32601);
 	/* A request a server would drop unanswered is refused at once. */
-	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\","
-		 "\"params\":{\"_meta\":5}}");
-	CU_ASSERT_EQUAL(gw_error_code(&r), -32602);
-	gw_res_free(&r);
+	refuses(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\","
+		 "\"params\":{\"_meta\":5}}", -32602);
 	/* The client's id comes back exactly, whatever id the upstream used. */
 	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":\"s-9\",\"method\":\"tools/call\","
 		 "\"params\":{\"name\":\"fx__test_simple_text\"}}");
@@ -131,10 +137,8 @@ static void test_lists_follow_policy(void)
 	CU_ASSERT_FALSE(listed(tools, "fx__test_error_handling"));   /* denied */
 	CU_ASSERT_FALSE(listed(tools, "fx__json_schema_2020_12_tool")); /* not allowed */
 	gw_res_free(&r);
-	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\","
-		 "\"params\":{\"cursor\":\"garbage\"}}");
-	CU_ASSERT_EQUAL(gw_error_code(&r), -32602);
-	gw_res_free(&r);
+	refuses(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\","
+		 "\"params\":{\"cursor\":\"garbage\"}}", -32602);
 }
 
 static void test_calls_route_and_refuse(void)
@@ -168,10 +172,8 @@ static void test_calls_route_and_refuse(void)
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(error_data(&r), "path")->valuestring,
 			       "$.address.city");
 	gw_res_free(&r);
-	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"tools/call\","
-		 "\"params\":{\"name\":\"fx__test_simple_text\",\"arguments\":[1]}}");
-	CU_ASSERT_EQUAL(gw_error_code(&r), -32602);
-	gw_res_free(&r);
+	refuses(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"tools/call\","
+		 "\"params\":{\"name\":\"fx__test_simple_text\",\"arguments\":[1]}}", -32602);
 }
 
 static void test_resources_prompts_fanout(void)
@@ -184,10 +186,8 @@ static void test_resources_prompts_fanout(void)
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(c0, "uri")->valuestring,
 			       "fx+test://static-text");
 	gw_res_free(&r);
-	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"resources/read\","
-		 "\"params\":{\"uri\":\"elsewhere://x\"}}");
-	CU_ASSERT_EQUAL(gw_error_code(&r), -32602);
-	gw_res_free(&r);
+	refuses(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"resources/read\","
+		 "\"params\":{\"uri\":\"elsewhere://x\"}}", -32602);
 	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"prompts/get\","
 		 "\"params\":{\"name\":\"fx__test_simple_prompt\"}}");
 	CU_ASSERT_TRUE(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(result(&r), "messages")));

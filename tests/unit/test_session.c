@@ -10,12 +10,39 @@
 #include "cunit_main.h"
 
 static int expired;
+static struct event_base *base;   /* the test's loop, made by table() */
 
 static void on_expire(void *arg, struct session *s)
 {
 	(void)arg;
 	(void)s;
 	expired++;
+}
+
+/* A table on a new loop (nupstreams links per session, at most max sessions); done() ends
+ * both. */
+static struct session_table *table(size_t nupstreams, unsigned max, int idle_ms)
+{
+	struct session_table *t = NULL;
+
+	base = event_base_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+	CU_ASSERT_EQUAL_FATAL(session_table_new(base, nupstreams, max, idle_ms, NULL, on_expire,
+						NULL, &t), 0);
+	return t;
+}
+
+static void done(struct session_table *t)
+{
+	session_table_free(t);
+	event_base_free(base);
+	base = NULL;
+}
+
+/* A session of key (NULL or "": none) speaking the current protocol version. */
+static int create(struct session_table *t, const char *key, struct session **out)
+{
+	return session_create(t, "2025-11-25", NULL, NULL, key, out);
 }
 
 static void test_versions(void)
@@ -31,13 +58,11 @@ static void test_versions(void)
 
 static void test_ids_and_cap(void)
 {
-	struct event_base *base = event_base_new();
-	struct session_table *t = NULL;
+	struct session_table *t = table(2, 2, 60000);
 	struct session *a = NULL, *b = NULL, *c = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(session_table_new(base, 2, 2, 60000, NULL, on_expire, NULL, &t), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &b), 0);
+	CU_ASSERT_EQUAL(create(t, "k1", &a), 0);
+	CU_ASSERT_EQUAL(create(t, "k1", &b), 0);
 	CU_ASSERT_EQUAL(strlen(a->id), SESSION_ID_LEN);
 	for (size_t i = 0; i < SESSION_ID_LEN; i++)
 		CU_ASSERT_TRUE(isxdigit((unsigned char)a->id[i]) && !isupper((unsigned char)a->id[i]));
@@ -46,56 +71,50 @@ static void test_ids_and_cap(void)
 	CU_ASSERT_PTR_EQUAL(a->links[1].s, a);
 	CU_ASSERT_EQUAL(a->links[1].server, 1);
 	/* max_sessions reached: refused, not evicted. */
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), -EBUSY);
+	CU_ASSERT_EQUAL(create(t, "k1", &c), -EBUSY);
 	CU_ASSERT_PTR_EQUAL(session_find(t, a->id), a);
 	CU_ASSERT_PTR_NULL(session_find(t, "nope"));
 	session_destroy(t, a);
 	CU_ASSERT_EQUAL(session_count(t), 1);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), 0);
-	session_table_free(t);
-	event_base_free(base);
+	CU_ASSERT_EQUAL(create(t, "k1", &c), 0);
+	done(t);
 }
 
 static void test_key_cap(void)
 {
-	struct event_base *base = event_base_new();
-	struct session_table *t = NULL;
+	struct session_table *t = table(0, 10, 60000);
 	struct session *a = NULL, *b = NULL, *c = NULL, *n1 = NULL, *n2 = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(session_table_new(base, 0, 10, 60000, NULL, on_expire, NULL, &t), 0);
 	session_table_set_key_cap(t, 2);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &b), 0);
+	CU_ASSERT_EQUAL(create(t, "k1", &a), 0);
+	CU_ASSERT_EQUAL(create(t, "k1", &b), 0);
 	/* k1 is at its cap; another key and sessions without a key are not. */
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), -EDQUOT);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k2", &c), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, NULL, &n1), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "", &n2), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, NULL, &n2), 0);
+	CU_ASSERT_EQUAL(create(t, "k1", &c), -EDQUOT);
+	CU_ASSERT_EQUAL(create(t, "k2", &c), 0);
+	CU_ASSERT_EQUAL(create(t, NULL, &n1), 0);
+	CU_ASSERT_EQUAL(create(t, "", &n2), 0);
+	CU_ASSERT_EQUAL(create(t, NULL, &n2), 0);
 	/* One ends: room for one more, not two. */
 	session_destroy(t, a);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &c), -EDQUOT);
+	CU_ASSERT_EQUAL(create(t, "k1", &a), 0);
+	CU_ASSERT_EQUAL(create(t, "k1", &c), -EDQUOT);
 	session_destroy(t, a);
 	session_destroy(t, b);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &a), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "k1", &b), 0);
-	session_table_free(t);
-	event_base_free(base);
+	CU_ASSERT_EQUAL(create(t, "k1", &a), 0);
+	CU_ASSERT_EQUAL(create(t, "k1", &b), 0);
+	done(t);
 }
 
 static void test_idle_expiry(void)
 {
-	struct event_base *base = event_base_new();
-	struct session_table *t = NULL;
+	/* idle_ms 1 s: the sweep runs every second. */
+	struct session_table *t = table(0, 10, 1000);
 	struct session *idle = NULL, *busy = NULL;
 	struct timeval tv = { 2, 500000 };
 
 	expired = 0;
-	/* idle_ms 1 s: the sweep runs every second. */
-	CU_ASSERT_EQUAL_FATAL(session_table_new(base, 0, 10, 1000, NULL, on_expire, NULL, &t), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "", &idle), 0);
-	CU_ASSERT_EQUAL(session_create(t, "2025-11-25", NULL, NULL, "", &busy), 0);
+	CU_ASSERT_EQUAL(create(t, "", &idle), 0);
+	CU_ASSERT_EQUAL(create(t, "", &busy), 0);
 	char busy_id[SESSION_ID_LEN + 1], idle_id[SESSION_ID_LEN + 1];
 	strcpy(busy_id, busy->id);
 	strcpy(idle_id, idle->id);
@@ -107,8 +126,7 @@ static void test_idle_expiry(void)
 	CU_ASSERT_PTR_NULL(session_find(t, idle_id));
 	CU_ASSERT_PTR_NOT_NULL(session_find(t, busy_id));
 	busy->stream = NULL;
-	session_table_free(t);
-	event_base_free(base);
+	done(t);
 }
 
 int main(void)

@@ -19,9 +19,8 @@ static struct event_base *base;
 static int setup(void)
 {
 	log_set_level(LOG_WARN);
-	if (tmpdir_make(dir, sizeof(dir)) < 0)
+	if (tmpdir_setup(dir, sizeof(dir), path, sizeof(path), "warden.db"))
 		return -1;
-	snprintf(path, sizeof(path), "%s/warden.db", dir);
 	base = event_base_new();
 	return base ? 0 : -1;
 }
@@ -515,21 +514,25 @@ static void test_close_drains(void)
 
 static void test_options(void)
 {
+	static const struct {
+		const char *json, *state_dir, *path;
+		int fsync_interval_ms;
+	} ok[] = {
+		{ "{}", "/var/lib/mcpwarden", "/var/lib/mcpwarden/mcpwarden.db", 1000 },
+		{ "{\"store\": {\"path\": \"/x.db\", \"fsync_interval_ms\": 250}}", "/s", "/x.db", 250 },
+	};
 	struct config_errors errs = { 0 };
 	struct store_options o;
-	cJSON *root = cJSON_Parse("{}");
+	cJSON *root;
 
-	CU_ASSERT(store_options_parse(root, "/var/lib/mcpwarden", &o, &errs) == 0);
-	CU_ASSERT_STRING_EQUAL(o.path, "/var/lib/mcpwarden/mcpwarden.db");
-	CU_ASSERT(o.fsync_interval_ms == 1000);
-	store_options_clear(&o);
-	cJSON_Delete(root);
-	root = cJSON_Parse("{\"store\": {\"path\": \"/x.db\", \"fsync_interval_ms\": 250}}");
-	CU_ASSERT(store_options_parse(root, "/s", &o, &errs) == 0);
-	CU_ASSERT_STRING_EQUAL(o.path, "/x.db");
-	CU_ASSERT(o.fsync_interval_ms == 250);
-	store_options_clear(&o);
-	cJSON_Delete(root);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		root = cJSON_Parse(ok[i].json);
+		CU_ASSERT_FATAL(store_options_parse(root, ok[i].state_dir, &o, &errs) == 0);
+		CU_ASSERT_STRING_EQUAL(o.path, ok[i].path);
+		CU_ASSERT(o.fsync_interval_ms == ok[i].fsync_interval_ms);
+		store_options_clear(&o);
+		cJSON_Delete(root);
+	}
 	root = cJSON_Parse("{\"store\": {\"path\": \"\", \"fsync_interval_ms\": 0, \"fsync\": 1}}");
 	CU_ASSERT(store_options_parse(root, "/s", &o, &errs) == -EINVAL);
 	CU_ASSERT(errs.count == 3);

@@ -195,10 +195,7 @@ static void test_kill9(void)
 static int setup(void)
 {
 	log_set_level(LOG_ERROR);
-	if (tmpdir_make(dir, sizeof(dir)) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/warden.db", dir);
-	return 0;
+	return tmpdir_setup(dir, sizeof(dir), path, sizeof(path), "warden.db");
 }
 
 static int teardown(void)

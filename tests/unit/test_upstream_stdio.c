@@ -259,6 +259,25 @@ static pid_t wait_pid_msg(struct rec *r)
 	return (pid_t)pid->valueint;
 }
 
+/* One shell child on a new loop (test_begin), its messages and going down recorded in r. */
+struct child {
+	struct sh_cfg c;
+	struct transport_cb cb;
+	struct rec r;
+	struct transport *t;
+	pid_t pid;
+};
+
+/* Start script (which begins with SAY_PID) and wait until it says its pid. */
+static void child_begin(struct child *ch, const char *name, const char *script)
+{
+	test_begin();
+	rec_init(&ch->r, &ch->cb);
+	sh_cfg(&ch->c, name, script, NULL);
+	ch->t = start(&ch->c.cfg, &ch->cb);
+	ch->pid = wait_pid_msg(&ch->r);
+}
+
 static bool process_gone(pid_t pid) { return kill(pid, 0) < 0 && errno == ESRCH; }
 
 /* Live (not zombie) processes in group pgid. Orphaned members are reaped by init in its own
@@ -641,6 +660,17 @@ static void test_spawn_failures(void)
 	char *argv_unknown[] = { "warden-no-such-program", NULL };
 	char *argv_script[] = { script, NULL };
 	char *argv_sh[] = { "sh", "-c", "exit 0", NULL };
+	const struct {
+		char **argv;
+		char *cwd;
+		int err;	/* what transport_start() says */
+	} cases[] = {
+		{ argv_missing, NULL, -ENOENT },
+		{ argv_unknown, NULL, -ENOENT },
+		/* Found and executable, but execve refuses it: reported from the child. */
+		{ argv_script, NULL, -ENOEXEC },
+		{ argv_sh, "/nonexistent/dir", -ENOENT },
+	};
 	struct upstream_config cfg = { .name = "bad", .kind = UPSTREAM_STDIO,
 				       .envp = env_path_only };
 	struct transport_cb cb;
@@ -657,28 +687,15 @@ static void test_spawn_failures(void)
 	CU_ASSERT(write(fd, "echo hi\n", 8) == 8);
 	close(fd);
 
-	cfg.argv = argv_missing;
-	CU_ASSERT_FATAL(upstream_stdio_new(base, &cfg, &cb, &t) == 0);
-	CU_ASSERT(transport_start(t) == -ENOENT);
-	transport_destroy(t);
-
-	cfg.argv = argv_unknown;
-	CU_ASSERT_FATAL(upstream_stdio_new(base, &cfg, &cb, &t) == 0);
-	CU_ASSERT(transport_start(t) == -ENOENT);
-	transport_destroy(t);
-
-	/* Found and executable, but execve refuses it: reported from the child. */
-	cfg.argv = argv_script;
-	CU_ASSERT_FATAL(upstream_stdio_new(base, &cfg, &cb, &t) == 0);
-	CU_ASSERT(transport_start(t) == -ENOEXEC);
-	transport_destroy(t);
-
-	cfg.argv = argv_sh;
-	cfg.cwd = "/nonexistent/dir";
-	CU_ASSERT_FATAL(upstream_stdio_new(base, &cfg, &cb, &t) == 0);
-	CU_ASSERT(transport_start(t) == -ENOENT);
-	CU_ASSERT(send_text(t, "{\"jsonrpc\":\"2.0\",\"method\":\"x\"}") == -ENOTCONN);
-	transport_destroy(t);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cfg.argv = cases[i].argv;
+		cfg.cwd = cases[i].cwd;
+		CU_ASSERT_FATAL(upstream_stdio_new(base, &cfg, &cb, &t) == 0);
+		CU_ASSERT(transport_start(t) == cases[i].err);
+		/* A child that never started takes nothing. */
+		CU_ASSERT(send_text(t, "{\"jsonrpc\":\"2.0\",\"method\":\"x\"}") == -ENOTCONN);
+		transport_destroy(t);
+	}
 
 	cfg.cwd = NULL;
 	cfg.argv = NULL;
@@ -695,73 +712,51 @@ static void test_spawn_failures(void)
 
 static void test_destroy_escalates_to_sigkill(void)
 {
-	struct sh_cfg c;
-	struct transport_cb cb;
-	struct transport *t;
-	struct rec r;
-	pid_t pid;
+	struct child ch;
 
-	test_begin();
-	rec_init(&r, &cb);
 	/* Ignores stdin's EOF and SIGTERM (sleep inherits the ignored disposition). */
-	sh_cfg(&c, "stubborn", SAY_PID "trap '' TERM; sleep 60", NULL);
-	t = start(&c.cfg, &cb);
-	pid = wait_pid_msg(&r);
-	CU_ASSERT(group_alive(pid) >= 1);
-	transport_destroy(t);
-	CU_ASSERT(!process_gone(pid));  /* destroy does not wait */
+	child_begin(&ch, "stubborn", SAY_PID "trap '' TERM; sleep 60");
+	CU_ASSERT(group_alive(ch.pid) >= 1);
+	transport_destroy(ch.t);
+	CU_ASSERT(!process_gone(ch.pid));  /* destroy does not wait */
 	CU_ASSERT(run_idle(15000));
-	CU_ASSERT(process_gone(pid));
-	CU_ASSERT(group_gone(pid));     /* its sleep too */
+	CU_ASSERT(process_gone(ch.pid));
+	CU_ASSERT(group_gone(ch.pid));     /* its sleep too */
 	test_end();
-	CU_ASSERT(r.downs == 0 && nmsgs(&r) == 1);
-	rec_free(&r);
+	CU_ASSERT(ch.r.downs == 0 && nmsgs(&ch.r) == 1);
+	rec_free(&ch.r);
 }
 
 /* A child that closes its stdout can no longer answer: the transport goes down, stops the
  * child (it ignores stdin's EOF, so SIGTERM) and reports the exit. */
 static void test_stdout_closed_means_down(void)
 {
-	struct sh_cfg c;
-	struct transport_cb cb;
-	struct transport *t;
-	struct rec r;
-	struct waiter w = { &r, 1 };
-	pid_t pid;
+	struct child ch;
+	struct waiter w = { &ch.r, 1 };
 
-	test_begin();
-	rec_init(&r, &cb);
-	sh_cfg(&c, "mute", SAY_PID "exec sleep 60 >&-", NULL);
-	t = start(&c.cfg, &cb);
-	pid = wait_pid_msg(&r);
+	child_begin(&ch, "mute", SAY_PID "exec sleep 60 >&-");
 	CU_ASSERT_FATAL(run_until(have_downs, &w, 15000));
-	CU_ASSERT_STRING_EQUAL(r.down_why, "killed by signal 15");
-	CU_ASSERT(process_gone(pid));
-	CU_ASSERT(send_text(t, "{\"jsonrpc\":\"2.0\",\"method\":\"x\"}") == -ENOTCONN);
-	transport_destroy(t);
+	CU_ASSERT_STRING_EQUAL(ch.r.down_why, "killed by signal 15");
+	CU_ASSERT(process_gone(ch.pid));
+	CU_ASSERT(send_text(ch.t, "{\"jsonrpc\":\"2.0\",\"method\":\"x\"}") == -ENOTCONN);
+	transport_destroy(ch.t);
 	test_end();
-	rec_free(&r);
+	rec_free(&ch.r);
 }
 
 /* Requests stuck in the queue when the child dies are reported; notifications are not; the
  * queue is bounded. */
 static void test_send_errors_and_backpressure(void)
 {
-	struct sh_cfg c;
-	struct transport_cb cb;
+	struct child ch;
+	struct waiter w = { &ch.r, 1 };
 	struct transport *t;
-	struct rec r;
-	struct waiter w = { &r, 1 };
 	cJSON *big;
 	char *filler;
-	pid_t pid;
 	int i, n = 0, rc = 0;
 
-	test_begin();
-	rec_init(&r, &cb);
-	sh_cfg(&c, "deaf", SAY_PID "exec sleep 60", NULL);      /* never reads stdin */
-	t = start(&c.cfg, &cb);
-	pid = wait_pid_msg(&r);
+	child_begin(&ch, "deaf", SAY_PID "exec sleep 60");      /* never reads stdin */
+	t = ch.t;
 
 	filler = malloc(1 << 20);
 	CU_ASSERT_FATAL(filler != NULL);
@@ -782,17 +777,17 @@ static void test_send_errors_and_backpressure(void)
 	CU_ASSERT(n >= 60 && n < 64);   /* 64 MiB of 1 MiB messages, minus what went first */
 	cJSON_Delete(big);
 
-	CU_ASSERT_FATAL(kill(pid, SIGKILL) == 0);
+	CU_ASSERT_FATAL(kill(ch.pid, SIGKILL) == 0);
 	CU_ASSERT_FATAL(run_until(have_downs, &w, 10000));
-	CU_ASSERT_STRING_EQUAL(r.down_why, "killed by signal 9");
+	CU_ASSERT_STRING_EQUAL(ch.r.down_why, "killed by signal 9");
 	/* Only the request, once, and before the down. */
-	CU_ASSERT_EQUAL(r.send_errors, 1);
-	CU_ASSERT_EQUAL(cJSON_GetArrayItem(r.send_error_ids, 0)->valueint, 7);
-	CU_ASSERT(r.send_error_err == -EPIPE || r.send_error_err == -ECHILD);
-	CU_ASSERT(r.send_error_seq < r.down_seq);
+	CU_ASSERT_EQUAL(ch.r.send_errors, 1);
+	CU_ASSERT_EQUAL(cJSON_GetArrayItem(ch.r.send_error_ids, 0)->valueint, 7);
+	CU_ASSERT(ch.r.send_error_err == -EPIPE || ch.r.send_error_err == -ECHILD);
+	CU_ASSERT(ch.r.send_error_seq < ch.r.down_seq);
 	transport_destroy(t);
 	test_end();
-	rec_free(&r);
+	rec_free(&ch.r);
 }
 
 /* The owner may destroy the transport from any callback. */
@@ -871,16 +866,11 @@ static void test_children_die_with_the_daemon(void)
 	CU_ASSERT_FATAL(helper >= 0);
 	if (helper == 0) {
 		/* A stand-in daemon: start a child, tell the test its pid, wait to be killed. */
-		struct sh_cfg c;
-		struct transport_cb cb;
-		struct rec r;
+		struct child ch;
 
 		close(fds[0]);
-		test_begin();
-		rec_init(&r, &cb);
-		sh_cfg(&c, "orphan", SAY_PID "exec sleep 60", NULL);
-		(void)start(&c.cfg, &cb);
-		pid = wait_pid_msg(&r);
+		child_begin(&ch, "orphan", SAY_PID "exec sleep 60");
+		pid = ch.pid;
 		if (write(fds[1], &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
 			_exit(1);
 		for (;;)

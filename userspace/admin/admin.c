@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/jsonfmt.h"
 #include "base/listener.h"
 #include "base/log.h"
 #include "govern/budget.h"
@@ -79,14 +80,12 @@ void admin_send_json(struct evhttp_request *req, int status, const cJSON *body)
 void admin_send_error(struct evhttp_request *req, int status, const char *field,
 		       const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	cJSON *e = cJSON_CreateObject();
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	jsonfmt_add_v(e, "error", fmt, ap);
 	va_end(ap);
-	cJSON_AddStringToObject(e, "error", msg);
 	if (field)
 		cJSON_AddStringToObject(e, "field", field);
 	admin_send_json(req, status, e);

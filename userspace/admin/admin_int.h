@@ -124,7 +124,9 @@ void admin_metrics_get(struct ctx *c, const char *id);
 /* admin_tools.c: id is "<server>/<tool>" (the tool URL-encoded) where there is one. */
 void admin_tool_pins_list(struct ctx *c, const char *id);
 void admin_tool_approve(struct ctx *c, const char *id);
-int admin_sorted_keys(struct keystore *ks, struct key_list *l);
-int admin_sorted_teams(struct keystore *ks, struct team_list *l);
+/* Every key (team), sorted by id (name), in l->v: the caller frees it. Allocation follows
+ * the OOM policy, so these cannot fail. */
+void admin_sorted_keys(struct keystore *ks, struct key_list *l);
+void admin_sorted_teams(struct keystore *ks, struct team_list *l);
 
 #endif

@@ -169,39 +169,20 @@ static int key_cmp(const void *x, const void *y)
 	return strcmp(((const struct key_record *)x)->id, ((const struct key_record *)y)->id);
 }
 
-/* What a walk collected into v (n of size bytes), sorted by cmp; freed when the walk failed. */
-static int sorted_or_freed(int walk_rc, void *v, size_t n, size_t size,
-			   int (*cmp)(const void *, const void *))
+void admin_sorted_keys(struct keystore *ks, struct key_list *l)
 {
-	if (walk_rc) {
-		free(v);
-		return walk_rc;
-	}
-	if (n)
-		qsort(v, n, size, cmp);
-	return 0;
-}
-
-int admin_sorted_keys(struct keystore *ks, struct key_list *l)
-{
-	int rc;
-
 	memset(l, 0, sizeof(*l));
-	rc = keys_foreach(ks, collect_key, l);   /* before l->v and l->n are read */
-	return sorted_or_freed(rc, l->v, l->n, sizeof(*l->v), key_cmp);
+	(void)keys_foreach(ks, collect_key, l);   /* collect_key never stops the walk */
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), key_cmp);
 }
 
 void admin_key_list(struct ctx *c, const char *unused)
 {
 	struct key_list l;
-	cJSON *o, *arr;
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "keys");
 
-	if (admin_sorted_keys(c->ks, &l)) {
-		admin_fail(c, 500, NULL, "out of memory");
-		return;
-	}
-	o = cJSON_CreateObject();
-	arr = cJSON_AddArrayToObject(o, "keys");
+	admin_sorted_keys(c->ks, &l);
 	for (size_t i = 0; i < l.n; i++)
 		cJSON_AddItemToArray(arr, admin_key_json(c->a, &l.v[i]));
 	admin_send_json(c->req, 200, o);
@@ -336,26 +317,20 @@ static int team_cmp(const void *x, const void *y)
 	return strcmp(((const struct team_ent *)x)->name, ((const struct team_ent *)y)->name);
 }
 
-int admin_sorted_teams(struct keystore *ks, struct team_list *l)
+void admin_sorted_teams(struct keystore *ks, struct team_list *l)
 {
-	int rc;
-
 	memset(l, 0, sizeof(*l));
-	rc = keys_team_foreach(ks, collect_team, l);
-	return sorted_or_freed(rc, l->v, l->n, sizeof(*l->v), team_cmp);
+	(void)keys_team_foreach(ks, collect_team, l);   /* collect_team never stops the walk */
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), team_cmp);
 }
 
 void admin_team_list(struct ctx *c, const char *unused)
 {
 	struct team_list l;
-	cJSON *o, *arr;
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "teams");
 
-	if (admin_sorted_teams(c->ks, &l)) {
-		admin_fail(c, 500, NULL, "out of memory");
-		return;
-	}
-	o = cJSON_CreateObject();
-	arr = cJSON_AddArrayToObject(o, "teams");
+	admin_sorted_teams(c->ks, &l);
 	for (size_t i = 0; i < l.n; i++)
 		cJSON_AddItemToArray(arr, team_json(c->a, l.v[i].name, l.v[i].policy, l.v[i].nkeys));
 	admin_send_json(c->req, 200, o);
@@ -368,8 +343,7 @@ static size_t team_nkeys(struct keystore *ks, const char *name)
 	struct team_list l;
 	size_t n = 0;
 
-	if (admin_sorted_teams(ks, &l))
-		return 0;
+	admin_sorted_teams(ks, &l);
 	for (size_t i = 0; i < l.n; i++)
 		if (!strcmp(l.v[i].name, name))
 			n = l.v[i].nkeys;

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,6 +502,27 @@ static int opt_int(const cJSON *obj, const char *key, const char *path, long lon
 	return r == -ENOENT ? 0 : r;
 }
 
+/* The limits section: each key names a size_t or unsigned field of struct config. */
+struct limit {
+	const char *key;
+	long long min, max;
+	size_t offset, size;
+};
+
+#define LIMIT(key, min, max) \
+	{ #key, min, max, offsetof(struct config, key), sizeof(((struct config *)0)->key) }
+
+static const struct limit limits[] = {
+	LIMIT(max_body_bytes, 1024, 1LL << 30),
+	LIMIT(max_header_bytes, 1024, 1 << 20),
+	LIMIT(max_sessions, 1, 1000000),
+	LIMIT(max_sessions_per_key, 0, 1000000),
+	LIMIT(max_pending_per_session, 0, 1000000),
+	LIMIT(max_stdio_children, 0, 1000000),
+	LIMIT(max_connections, 1, 1000000),
+	LIMIT(max_connections_per_peer, 1, 1000000),
+};
+
 static int parse_sections(const cJSON *root, struct config *c, struct config_errors *errs)
 {
 	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
@@ -582,40 +604,17 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		long long x;
 		if (cfg_known_keys(sec, "limits", limit_keys, errs))
 			rc = -EINVAL;
-		if (cfg_int(sec, "max_body_bytes", "limits", false, 1024, 1LL << 30, &x, errs) == 0)
-			c->max_body_bytes = (size_t)x;
-		else if (field(sec, "max_body_bytes"))
-			rc = -EINVAL;
-		if (cfg_int(sec, "max_header_bytes", "limits", false, 1024, 1 << 20, &x, errs) == 0)
-			c->max_header_bytes = (size_t)x;
-		else if (field(sec, "max_header_bytes"))
-			rc = -EINVAL;
-		if (cfg_int(sec, "max_sessions", "limits", false, 1, 1000000, &x, errs) == 0)
-			c->max_sessions = (unsigned)x;
-		else if (field(sec, "max_sessions"))
-			rc = -EINVAL;
-		if (cfg_int(sec, "max_sessions_per_key", "limits", false, 0, 1000000, &x, errs) == 0)
-			c->max_sessions_per_key = (unsigned)x;
-		else if (field(sec, "max_sessions_per_key"))
-			rc = -EINVAL;
-		if (cfg_int(sec, "max_pending_per_session", "limits", false, 0, 1000000, &x,
-			    errs) == 0)
-			c->max_pending_per_session = (unsigned)x;
-		else if (field(sec, "max_pending_per_session"))
-			rc = -EINVAL;
-		if (cfg_int(sec, "max_stdio_children", "limits", false, 0, 1000000, &x, errs) == 0)
-			c->max_stdio_children = (unsigned)x;
-		else if (field(sec, "max_stdio_children"))
-			rc = -EINVAL;
-		if (cfg_int(sec, "max_connections", "limits", false, 1, 1000000, &x, errs) == 0)
-			c->max_connections = (unsigned)x;
-		else if (field(sec, "max_connections"))
-			rc = -EINVAL;
-		if (cfg_int(sec, "max_connections_per_peer", "limits", false, 1, 1000000, &x,
-			    errs) == 0)
-			c->max_connections_per_peer = (unsigned)x;
-		else if (field(sec, "max_connections_per_peer"))
-			rc = -EINVAL;
+		for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+			const struct limit *l = &limits[i];
+			int r = cfg_int(sec, l->key, "limits", false, l->min, l->max, &x, errs);
+
+			if (r == 0 && l->size == sizeof(size_t))
+				*(size_t *)((char *)c + l->offset) = (size_t)x;
+			else if (r == 0)
+				*(unsigned *)((char *)c + l->offset) = (unsigned)x;
+			else if (r != -ENOENT)
+				rc = -EINVAL;
+		}
 	}
 	if ((sec = field(root, "timeouts"))) {
 		if (cfg_known_keys(sec, "timeouts", timeout_keys, errs))
@@ -878,6 +877,49 @@ int config_expand(struct config *c)
 	cJSON_free(c->stash);
 	c->stash = NULL;
 	return 0;
+}
+
+const char *const config_governance[] = { "keys", "teams", "policies", "costs", "budgets",
+					 "rate_limits", "auth", "tool_pins", "providers", "llm", NULL };
+
+static bool is_governance(const char *name)
+{
+	for (const char *const *k = config_governance; *k; k++)
+		if (name && !strcmp(name, *k))
+			return true;
+	return false;
+}
+
+bool config_only_governance_differs(const cJSON *a, const cJSON *b)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, a)
+		if (!is_governance(it->string) &&
+		    !cJSON_Compare(it, cJSON_GetObjectItemCaseSensitive(b, it->string), 1))
+			return false;
+	cJSON_ArrayForEach(it, b)
+		if (!is_governance(it->string) && !cJSON_GetObjectItemCaseSensitive(a, it->string))
+			return false;
+	return true;
+}
+
+void config_take_governance(struct config *to, struct config *from)
+{
+	for (const char *const *k = config_governance; *k; k++) {
+		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(from->raw, *k);
+
+		cJSON_DeleteItemFromObjectCaseSensitive(to->raw, *k);
+		if (item)
+			cJSON_AddItemToObject(to->raw, *k, item);
+	}
+	cJSON_free(to->stash);
+	to->stash = from->stash;
+	from->stash = NULL;
+	cJSON_Delete(to->tool_lock);
+	to->tool_lock = from->tool_lock;
+	from->tool_lock = NULL;
+	to->auth_required = from->auth_required;
 }
 
 void config_free(struct config *c)

@@ -98,6 +98,16 @@ struct config {
 void config_shrink(struct config *c);
 int config_expand(struct config *c);
 
+/* The sections a reload can replace without restarting anything: the gate's (keys, teams,
+ * policies, costs, budgets, rate_limits, auth, tool_pins) and the LLM route's (providers,
+ * llm). NULL-terminated. */
+extern const char *const config_governance[];
+/* Do a and b (two configs' raw documents) differ in nothing but those sections? */
+bool config_only_governance_differs(const cJSON *a, const cJSON *b);
+/* to takes from's governance sections (moved: whatever borrowed from them stays valid), its
+ * tool lockfile's content and its auth.required. Both are shrunk: the keys and teams move as their text. */
+void config_take_governance(struct config *to, struct config *from);
+
 struct config_errors {
 	int count;
 	char msg[CONFIG_MAX_ERRORS][384];

@@ -165,3 +165,23 @@ bool curl_loop_running(const struct event_base *base) { return g.multi && g.base
 CURLM *curl_loop_multi(void) { return g.multi; }
 struct event_base *curl_loop_base(void) { return g.base; }
 bool curl_loop_async_dns(void) { return g.async_dns; }
+
+CURLcode curl_xfer_setup(CURL *e, struct curl_xfer *x, const struct curl_xfer_opts *o)
+{
+	CURLcode rc;
+
+	o->errbuf[0] = '\0';
+	if ((rc = curl_easy_setopt(e, CURLOPT_URL, o->url)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, x)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, o->write)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, o->data)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, o->errbuf)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https")) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L)) ||
+	    (rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers)))
+		return rc;
+	return CURLE_OK;
+}

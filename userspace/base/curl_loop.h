@@ -19,6 +19,21 @@ struct curl_xfer {
 	void (*done)(struct curl_xfer *x, CURLcode res);
 };
 
+/* What every transfer of the daemon sets on its easy handle, whoever starts it. */
+struct curl_xfer_opts {
+	const char *url;
+	const char *user_agent;
+	curl_write_callback write;	/* called with data as its last argument */
+	void *data;
+	char *errbuf;			/* CURL_ERROR_SIZE bytes: curl's message on failure */
+	struct curl_slist *headers;	/* kept by the caller until the transfer ends */
+};
+
+/* Set o on e, x as its CURLOPT_PRIVATE, and the options no transfer goes without: no
+ * signals, http and https only, no redirects, TCP keepalive. Empties o->errbuf. Returns
+ * CURLE_OK or the first option curl refused. */
+CURLcode curl_xfer_setup(CURL *e, struct curl_xfer *x, const struct curl_xfer_opts *o);
+
 struct curl_loop_ops {
 	/* After each round of curl activity (and its done calls): run what was queued. */
 	void (*after)(void);

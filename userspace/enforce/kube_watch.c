@@ -332,18 +332,12 @@ static int start(struct kube_watch *w, enum phase ph)
 		goto out;
 	}
 	rc = -EINVAL;
+	if (curl_xfer_setup(e, &w->xfer, &(struct curl_xfer_opts){
+				.url = url, .user_agent = "mcpwarden-node/" WARDEN_VERSION,
+				.write = write_cb, .data = w, .errbuf = w->errbuf,
+				.headers = w->hdrs }))
+		goto out;
 #define SET(opt, val) do { if (curl_easy_setopt(e, opt, val) != CURLE_OK) goto out; } while (0)
-	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PRIVATE, &w->xfer);
-	SET(CURLOPT_WRITEFUNCTION, write_cb);
-	SET(CURLOPT_WRITEDATA, w);
-	SET(CURLOPT_ERRORBUFFER, w->errbuf);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_USERAGENT, "mcpwarden-node/" WARDEN_VERSION);
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_HTTPHEADER, w->hdrs);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
 	if (!strncasecmp(w->c->api_server, "https:", 6)) {
 		/* Only the cluster's CA: not the host's bundle. */
@@ -357,7 +351,6 @@ static int start(struct kube_watch *w, enum phase ph)
 		SET(CURLOPT_LOW_SPEED_TIME, (long)WATCH_TIMEOUT_S + 60);
 	}
 #undef SET
-	w->errbuf[0] = '\0';
 	w->phase = ph;
 	w->nevents = 0;
 	w->started_ms = clock_mono_ms();

@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "govern/budget_int.h"
+#include "govern/selector.h"
 
 
 /* ---- money ---- */
@@ -263,23 +264,6 @@ static int parse_spec(const cJSON *v, const char *path, struct budget_spec *out,
 	return rc;
 }
 
-static int sel_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct selector *)a)->name, ((const struct selector *)b)->name);
-}
-
-static bool selector_name_ok(const char *s)
-{
-	static const char *const prefixes[] = { "key:", "team:", "policy:", NULL };
-
-	if (strcmp(s, "default") == 0)
-		return true;
-	for (const char *const *p = prefixes; *p; p++)
-		if (strncmp(s, *p, strlen(*p)) == 0 && s[strlen(*p)] && strlen(s) < 256)
-			return true;
-	return false;
-}
-
 void budget_config_free(struct budget_config *cfg)
 {
 	if (!cfg)
@@ -287,137 +271,118 @@ void budget_config_free(struct budget_config *cfg)
 	for (size_t i = 0; i < cfg->npats; i++)
 		free(cfg->pats[i].pat);
 	free(cfg->pats);
-	for (size_t i = 0; i < cfg->nsel; i++)
-		free(cfg->sel[i].name);
-	free(cfg->sel);
+	selector_free(cfg->sel, cfg->nsel, sizeof(*cfg->sel));
 	free(cfg);
 }
 
-static int parse_costs(const cJSON *sec, struct budget_config *cfg, struct config_errors *errs)
+/* costs.<pattern>: the price of the calls whose "server/tool" it matches, or the default */
+static int parse_cost(const cJSON *c, const char *path, struct budget_config *cfg,
+		      struct config_errors *errs)
 {
-	char path[512];
-	int rc = 0;
+	struct cost_pat *p;
+	int64_t price;
+	int literal = 0;
+	bool glob = false;
 
-	if (!cJSON_IsObject(sec))
-		return config_fail(errs, "costs", "expected {\"default\": \"0\", "
-				   "\"server/tool-glob\": \"0.0025\", ...}");
-	cfg->pats = calloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*cfg->pats));
-	if (!cfg->pats)
-		return -ENOMEM;
-	for (const cJSON *c = sec->child; c; c = c->next) {
-		struct cost_pat *p = &cfg->pats[cfg->npats];
-		int64_t price;
-		int literal = 0;
-		bool glob = false;
+	if (parse_money_item(c, path, &price, errs) < 0)
+		return -EINVAL;
+	if (strcmp(c->string, "default") == 0) {
+		cfg->default_cost = price;
+		return 0;
+	}
+	if (!strchr(c->string, '/'))
+		return config_fail(errs, path, "a pattern is \"<server>/<tool>\" (globs * ? [...] "
+				   "allowed) or \"default\"");
+	for (const char *s = c->string; *s; s++) {
+		if (*s == '*' || *s == '?' || *s == '[' || *s == ']')
+			glob = true;
+		else
+			literal++;
+	}
+	cfg->pats = xgrow(cfg->pats, cfg->npats, &cfg->pats_cap, sizeof(*cfg->pats), 8);
+	p = &cfg->pats[cfg->npats++];
+	p->pat = xstrdup(c->string);
+	p->price = price;
+	p->score = 2 * literal + !glob;
+	return 0;
+}
 
-		snprintf(path, sizeof(path), "costs.%s", c->string);
-		if (parse_money_item(c, path, &price, errs) < 0) {
+/* budgets.<selector>: the budgets of the callers it names, at most one per period */
+static int parse_selector(const cJSON *s, const char *path, struct budget_config *cfg,
+			  struct config_errors *errs)
+{
+	char item[512], ida[32], idb[32];
+	struct selector *sel;
+	int rc = 0, i = 0;
+
+	if (!selector_name_ok(s->string) || strlen(s->string) >= 256)
+		return config_fail(errs, path, "selector must be \"default\", \"key:<id>\", "
+				   "\"policy:<name>\" or \"team:<name>\"");
+	if (!cJSON_IsArray(s) || cJSON_GetArraySize(s) > BUDGET_MAX_PER_SCOPE)
+		return config_fail(errs, path, "expected an array of at most %d budgets",
+				   BUDGET_MAX_PER_SCOPE);
+	cfg->sel = xgrow(cfg->sel, cfg->nsel, &cfg->sel_cap, sizeof(*cfg->sel), 8);
+	sel = &cfg->sel[cfg->nsel++];
+	memset(sel, 0, sizeof(*sel));
+	sel->name = xstrdup(s->string);
+	for (const cJSON *v = s->child; v; v = v->next, i++) {
+		snprintf(item, sizeof(item), "%s[%d]", path, i);
+		if (parse_spec(v, item, &sel->spec[sel->n], errs) < 0) {
 			rc = -EINVAL;
 			continue;
 		}
-		if (strcmp(c->string, "default") == 0) {
-			cfg->default_cost = price;
-			continue;
+		/* A counter is (scope, period): two budgets of one period would share it. */
+		budget_period_id(&sel->spec[sel->n], ida, sizeof(ida));
+		for (size_t j = 0; j < sel->n; j++) {
+			budget_period_id(&sel->spec[j], idb, sizeof(idb));
+			if (strcmp(ida, idb) == 0)
+				rc = config_fail(errs, item, "a second budget with the same "
+						 "period in one selector");
 		}
-		if (!strchr(c->string, '/')) {
-			rc = config_fail(errs, path, "a pattern is \"<server>/<tool>\" (globs * ? "
-					 "[...] allowed) or \"default\"");
-			continue;
-		}
-		for (const char *s = c->string; *s; s++) {
-			if (*s == '*' || *s == '?' || *s == '[' || *s == ']')
-				glob = true;
-			else
-				literal++;
-		}
-		p->pat = strdup(c->string);
-		if (!p->pat)
-			return -ENOMEM;
-		p->price = price;
-		p->score = 2 * literal + !glob;
-		cfg->npats++;
+		sel->n++;
 	}
 	return rc;
 }
 
-static int parse_budgets(const cJSON *sec, struct budget_config *cfg, struct config_errors *errs)
+/* The section `name` of root (absent: nothing to do), an object whose members one() reads at
+ * the path "<name>.<member>". Every member is read, so that one run reports all errors. */
+static int parse_section(const cJSON *root, const char *name, const char *expected,
+			 int (*one)(const cJSON *m, const char *path, struct budget_config *cfg,
+				    struct config_errors *errs),
+			 struct budget_config *cfg, struct config_errors *errs)
 {
-	char path[512], ida[32], idb[32];
+	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, name) : NULL;
+	char path[512];
 	int rc = 0;
 
+	if (!sec)
+		return 0;
 	if (!cJSON_IsObject(sec))
-		return config_fail(errs, "budgets", "expected {\"<selector>\": [budgets]} with "
-				   "selectors default, key:<id>, policy:<name>, team:<name>");
-	cfg->sel = calloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*cfg->sel));
-	if (!cfg->sel)
-		return -ENOMEM;
-	for (const cJSON *s = sec->child; s; s = s->next) {
-		struct selector *sel = &cfg->sel[cfg->nsel];
-		int i = 0;
-
-		snprintf(path, sizeof(path), "budgets.%s", s->string);
-		if (!selector_name_ok(s->string)) {
-			rc = config_fail(errs, path, "selector must be \"default\", \"key:<id>\", "
-					 "\"policy:<name>\" or \"team:<name>\"");
-			continue;
-		}
-		if (!cJSON_IsArray(s) || cJSON_GetArraySize(s) > BUDGET_MAX_PER_SCOPE) {
-			rc = config_fail(errs, path, "expected an array of at most %d budgets",
-					 BUDGET_MAX_PER_SCOPE);
-			continue;
-		}
-		for (const cJSON *v = s->child; v; v = v->next, i++) {
-			snprintf(path, sizeof(path), "budgets.%s[%d]", s->string, i);
-			if (parse_spec(v, path, &sel->spec[sel->n], errs) < 0) {
-				rc = -EINVAL;
-				continue;
-			}
-			/* A counter is (scope, period): two budgets of one period would share it. */
-			budget_period_id(&sel->spec[sel->n], ida, sizeof(ida));
-			for (size_t j = 0; j < sel->n; j++) {
-				budget_period_id(&sel->spec[j], idb, sizeof(idb));
-				if (strcmp(ida, idb) == 0)
-					rc = config_fail(errs, path, "a second budget with the same "
-							 "period in one selector");
-			}
-			sel->n++;
-		}
-		sel->name = strdup(s->string);
-		if (!sel->name)
-			return -ENOMEM;
-		cfg->nsel++;
+		return config_fail(errs, name, "expected %s", expected);
+	for (const cJSON *m = sec->child; m; m = m->next) {
+		snprintf(path, sizeof(path), "%s.%s", name, m->string);
+		if (one(m, path, cfg, errs))
+			rc = -EINVAL;
 	}
-	qsort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
-	for (size_t i = 1; i < cfg->nsel; i++)
-		if (strcmp(cfg->sel[i - 1].name, cfg->sel[i].name) == 0)
-			rc = config_fail(errs, "budgets", "selector \"%s\" appears twice",
-					 cfg->sel[i].name);
 	return rc;
 }
 
 int budget_config_parse(const cJSON *root, struct budget_config **out,
 			struct config_errors *errs)
 {
-	struct budget_config *cfg = calloc(1, sizeof(*cfg));
-	const cJSON *sec;
-	int rc = 0, r;
+	struct budget_config *cfg = xcalloc(1, sizeof(*cfg));
+	int rc = 0;
 
 	*out = NULL;
-	if (!cfg)
-		return -ENOMEM;
-	if (root && (sec = cJSON_GetObjectItemCaseSensitive(root, "costs"))) {
-		r = parse_costs(sec, cfg, errs);
-		if (r == -ENOMEM) {
-			rc = r;
-			goto out;
-		}
-		rc = rc ? rc : r;
-	}
-	if (root && (sec = cJSON_GetObjectItemCaseSensitive(root, "budgets"))) {
-		r = parse_budgets(sec, cfg, errs);
-		rc = (r == -ENOMEM || !rc) ? r : rc;
-	}
-out:
+	/* Both sections are read, so that one run reports the errors of both. */
+	if (parse_section(root, "costs", "{\"default\": \"0\", \"server/tool-glob\": "
+			  "\"0.0025\", ...}", parse_cost, cfg, errs))
+		rc = -EINVAL;
+	if (parse_section(root, "budgets", "{\"<selector>\": [budgets]} with selectors "
+			  "default, key:<id>, policy:<name>, team:<name>", parse_selector, cfg,
+			  errs) ||
+	    selector_sort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), "budgets", errs))
+		rc = -EINVAL;
 	if (rc) {
 		budget_config_free(cfg);
 		return rc;
@@ -446,15 +411,7 @@ int64_t budget_cost(const struct budget_config *cfg, const char *server, const c
 const struct selector *budget_find_sel(const struct budget_config *cfg, const char *prefix,
 				       const char *name)
 {
-	char buf[BUDGET_NAME_BUF];
-	struct selector key;
-
-	if (!cfg || !cfg->nsel || !name || !*name)   /* "" for no team / no policy */
-		return NULL;
-	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", prefix, name) >= sizeof(buf))
-		return NULL;
-	key.name = buf;
-	return bsearch(&key, cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
+	return cfg ? selector_find(cfg->sel, cfg->nsel, sizeof(*cfg->sel), prefix, name) : NULL;
 }
 
 /* "day" | "week" | "month" | "rolling:<seconds>" */

@@ -24,10 +24,10 @@ struct selector {
 
 struct budget_config {
 	struct cost_pat *pats;
-	size_t npats;
+	size_t npats, pats_cap;
 	int64_t default_cost;
 	struct selector *sel;           /* sorted by name */
-	size_t nsel;
+	size_t nsel, sel_cap;
 };
 
 extern const char *const budget_period_ids[];   /* by enum budget_period */

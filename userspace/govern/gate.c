@@ -9,12 +9,14 @@
 #include <time.h>
 #include <sys/stat.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "govern/budget.h"
 #include "govern/gate_guard.h"
 #include "mcp/catalog.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/jsonfmt.h"
 #include "base/log.h"
 #include "govern/policy.h"
 #include "govern/ratelimit.h"
@@ -24,15 +26,25 @@
 
 #define SWEEP_EVERY_S 600      /* how often idle budget counters are looked for */
 
-struct gate {
+/* The governance sections of a configuration, parsed: what a gate decides with. */
+struct gate_rules {
 	bool auth_required;
-	struct event *sweep;            /* budget_sweep */
 	struct policy_set *ps;
 	struct keystore *ks;
 	struct policy_cache *pc;
 	struct ratelimit_config *rlc;
-	struct ratelimit *rl;
 	struct budget_config *bc;
+	/* Which keys and teams the config defines (the rest came through the admin API): a
+	 * reload replaces the former and keeps the latter. */
+	struct hmap *config_keys, *config_teams;
+	struct toolpin_config tpc;      /* its lockfile name borrows from the config */
+	cJSON *tool_lock;               /* the lockfile's content (a copy), or NULL */
+};
+
+struct gate {
+	struct gate_rules r;            /* replaced whole by a governance reload */
+	struct event *sweep;            /* budget_sweep */
+	struct ratelimit *rl;
 	struct budget *budget;
 	struct store *store;
 	const struct catalog *cat;
@@ -41,11 +53,7 @@ struct gate {
 	size_t nentries;
 	size_t offset[CAT_NKINDS];
 	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
-	/* Which keys and teams the config defines (the rest came through the admin API): a
-	 * reload replaces the former and keeps the latter. */
-	struct hmap *config_keys, *config_teams;
 	/* Tool integrity, the loop breaker and the upstream circuits (govern/gate_guard.h). */
-	struct toolpin_config tpc;
 	struct gate_guard *guard;
 };
 
@@ -89,7 +97,7 @@ static int load_key(void *arg, const struct store_key *k)
 	r.created = k->created;
 	r.expires = k->expires;
 	r.disabled = k->disabled;
-	int rc = keys_add(g->ks, &r);
+	int rc = keys_add(g->r.ks, &r);
 	if (rc == -EEXIST)
 		log_warn("key %s from the store is also in the config: the config's wins", k->id);
 	else if (rc)
@@ -102,11 +110,11 @@ static int load_team(void *arg, const char *name, const char *policy)
 	struct gate *g = arg;
 	int rc;
 
-	if (keys_team_policy(g->ks, name)) {
+	if (keys_team_policy(g->r.ks, name)) {
 		log_warn("team %s from the store is also in the config: the config's wins", name);
 		return 0;
 	}
-	if ((rc = keys_team_set(g->ks, name, policy)))
+	if ((rc = keys_team_set(g->r.ks, name, policy)))
 		log_warn("team %s from the store not loaded: %s", name, strerror(-rc));
 	return rc == -ENOMEM ? rc : 0;
 }
@@ -147,42 +155,106 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_debug("budget: %zu idle counter%s forgotten", n, n == 1 ? "" : "s");
 }
 
+/* The policy cache goes before the policy set whose text its views borrow. */
+static void rules_clear(struct gate_rules *r)
+{
+	hmap_free(r->config_keys, NULL);
+	hmap_free(r->config_teams, NULL);
+	cJSON_Delete(r->tool_lock);
+	policy_cache_free(r->pc);
+	budget_config_free(r->bc);
+	ratelimit_config_free(r->rlc);
+	keys_free(r->ks);
+	policy_set_free(r->ps);
+}
+
+void gate_rules_free(struct gate_rules *r)
+{
+	if (!r)
+		return;
+	rules_clear(r);
+	free(r);
+}
+
+int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
+		     struct config_errors *errs)
+{
+	struct gate_rules *r = xcalloc(1, sizeof(*r));
+	int rc = policy_set_parse(cfg->raw, &r->ps, errs), x;
+
+	*out = NULL;
+	r->auth_required = cfg->auth_required;
+	if ((x = keys_new(NULL, &r->ks)))
+		rc = x;
+	else if (r->ps && (x = keys_config_parse(cfg->raw, r->ps, r->ks, errs)))
+		rc = rc ? rc : x;
+	if ((x = ratelimit_config_parse(cfg->raw, &r->rlc, errs)))
+		rc = rc ? rc : x;
+	if ((x = budget_config_parse(cfg->raw, &r->bc, errs)))
+		rc = rc ? rc : x;
+	if ((x = toolpin_config_parse(cfg->raw, &r->tpc, errs)))
+		rc = rc ? rc : x;
+	if (rc == 0 && cfg->tool_lock)
+		r->tool_lock = cJSON_Duplicate(cfg->tool_lock, 1);
+	if (rc == 0)
+		rc = note_config_ids(r->ks, &r->config_keys, &r->config_teams);
+	if (rc == 0)
+		rc = policy_cache_new(r->ps, &r->pc);
+	if (rc) {
+		gate_rules_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int gate_check(const struct config *cfg, struct gate_rules **rules, struct config_errors *errs)
+{
+	struct store_options so = { 0 };
+	struct gate_rules *r = NULL;
+	int rc = gate_rules_parse(cfg, &r, errs);
+	int x = store_options_parse(cfg->raw, cfg->state_dir, &so, errs);
+
+	store_options_clear(&so);
+	rc = rc ? rc : x;
+	if (rc || !rules) {
+		gate_rules_free(r);
+		r = NULL;
+	}
+	if (rules)
+		*rules = r;
+	return rc;
+}
+
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs)
 {
-	struct gate *g = calloc(1, sizeof(*g));
-	struct store_options so = { 0 };
-	int rc = 0, r;
+	return gate_open(base, cfg, NULL, out, errs);
+}
 
-	if (!g)
-		return -ENOMEM;
-	g->auth_required = cfg->auth_required;
-	r = policy_set_parse(cfg->raw, &g->ps, errs);
-	if (r == -ENOMEM)
-		goto nomem;
-	rc = r;
-	r = keys_new(NULL, &g->ks);
-	if (r)
-		goto nomem;
-	if (g->ps && (r = keys_config_parse(cfg->raw, g->ps, g->ks, errs)))
-		rc = r;
-	if ((r = ratelimit_config_parse(cfg->raw, &g->rlc, errs)))
-		rc = r;
-	if ((r = budget_config_parse(cfg->raw, &g->bc, errs)))
-		rc = r;
-	if ((r = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
-		rc = r;
-	if ((r = toolpin_config_parse(cfg->raw, &g->tpc, errs)))
-		rc = r;
-	if (rc)
-		goto fail;
+int gate_open(struct event_base *base, const struct config *cfg, struct gate_rules *r,
+	      struct gate **out, struct config_errors *errs)
+{
+	struct store_options so = { 0 };
+	struct gate *g;
+	int rc = r ? 0 : gate_rules_parse(cfg, &r, errs), x;
+
+	if ((x = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
+		rc = rc ? rc : x;
+	if (rc) {
+		gate_rules_free(r);
+		store_options_clear(&so);
+		return rc;
+	}
+	g = xcalloc(1, sizeof(*g));
+	g->r = *r;
+	free(r);
 	if (!base) {
 		store_options_clear(&so);
 		*out = g;
 		return 0;
 	}
-	if ((rc = policy_cache_new(g->ps, &g->pc)) || (rc = ratelimit_new(0, &g->rl)) ||
-	    (rc = note_config_ids(g->ks, &g->config_keys, &g->config_teams)))
+	if ((rc = ratelimit_new(0, &g->rl)))
 		goto fail;
 	rc = make_parent_dirs(so.path);
 	if (rc == 0)
@@ -200,13 +272,13 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	}
 	if ((rc = budget_new(g->store, &g->budget)))
 		goto fail;
-	budget_set_config(g->budget, g->bc);
+	budget_set_config(g->budget, g->r.bc);
 	g->sweep = event_new(base, -1, EV_PERSIST, on_sweep, g);
 	if (!g->sweep || event_add(g->sweep, &(struct timeval){ SWEEP_EVERY_S, 0 })) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (!(g->guard = gate_guard_new(g->store, cfg, &g->tpc))) {
+	if (!(g->guard = gate_guard_new(g->store, cfg, &g->r.tpc))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -214,7 +286,7 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	if ((rc = store_load_teams(g->store, load_team, g)) ||
 	    (rc = store_load_keys(g->store, load_key, g)) ||
 	    (rc = store_load_spend(g->store, load_spend, g->budget)) ||
-	    (rc = gate_guard_load(g->guard, cfg->tool_lock))) {
+	    (rc = gate_guard_load(g->guard, g->r.tool_lock))) {
 		config_fail(errs, "store.path", "cannot load the store %s: %s", so.path,
 			    rc == -EPROTO ? "it is corrupt (left untouched for inspection)"
 			    : strerror(-rc));
@@ -223,8 +295,6 @@ int gate_new(struct event_base *base, const struct config *cfg, struct gate **ou
 	store_options_clear(&so);
 	*out = g;
 	return 0;
-nomem:
-	rc = -ENOMEM;
 fail:
 	store_options_clear(&so);
 	gate_free(g);
@@ -240,16 +310,10 @@ void gate_free(struct gate *g)
 	budget_free(g->budget);
 	gate_guard_free(g->guard);
 	store_close(g->store);  /* drains: every queued charge is committed first */
-	budget_config_free(g->bc);
 	ratelimit_free(g->rl);
-	ratelimit_config_free(g->rlc);
-	policy_cache_free(g->pc);
-	keys_free(g->ks);
-	policy_set_free(g->ps);
+	rules_clear(&g->r);
 	free(g->entries);
 	free(g->tool_cost);
-	hmap_free(g->config_keys, NULL);
-	hmap_free(g->config_teams, NULL);
 	free(g);
 }
 
@@ -262,7 +326,7 @@ static int carry_team(void *arg, const char *name, const char *policy, size_t nk
 {
 	struct carry *c = arg;
 
-	if (hmap_get(c->g->config_teams, name) || keys_team_policy(c->to, name))
+	if (hmap_get(c->g->r.config_teams, name) || keys_team_policy(c->to, name))
 		return 0;  /* the config's, or now defined by the config: the new config wins */
 	if (keys_team_set(c->to, name, policy))
 		log_warn("reload: team %s (admin API) could not be kept", name);
@@ -274,7 +338,7 @@ static int carry_key(void *arg, const struct key_record *k)
 	struct carry *c = arg;
 	int rc;
 
-	if (hmap_get(c->g->config_keys, k->id))
+	if (hmap_get(c->g->r.config_keys, k->id))
 		return 0;
 	rc = keys_add(c->to, k);
 	if (rc == -EEXIST)
@@ -285,94 +349,53 @@ static int carry_key(void *arg, const struct key_record *k)
 	return 0;
 }
 
-int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)
+void gate_reload_rules(struct gate *g, struct gate_rules *r)
 {
-	struct policy_set *ps = NULL;
-	struct keystore *ks = NULL;
-	struct policy_cache *pc = NULL;
-	struct ratelimit_config *rlc = NULL;
-	struct budget_config *bc = NULL;
-	struct hmap *ckeys = NULL, *cteams = NULL;
-	struct toolpin_config tpc;
-	int rc = policy_set_parse(cfg->raw, &ps, errs), r;
+	/* What the admin API added stays: teams first, so its keys find them. */
+	struct carry c = { g, r->ks };
 
-	if (rc == 0 && (rc = keys_new(NULL, &ks)) == 0)
-		rc = keys_config_parse(cfg->raw, ps, ks, errs);
-	if ((r = ratelimit_config_parse(cfg->raw, &rlc, errs)))
-		rc = rc ? rc : r;
-	if ((r = budget_config_parse(cfg->raw, &bc, errs)))
-		rc = rc ? rc : r;
-	if ((r = toolpin_config_parse(cfg->raw, &tpc, errs)))
-		rc = rc ? rc : r;
-	if (rc == 0)
-		rc = note_config_ids(ks, &ckeys, &cteams);
-	if (rc == 0)
-		rc = policy_cache_new(ps, &pc);
-	if (rc == 0) {
-		/* What the admin API added stays: teams first, so its keys find them. */
-		struct carry c = { g, ks };
-		keys_team_foreach(g->ks, carry_team, &c);
-		keys_foreach(g->ks, carry_key, &c);
-	}
-	if (rc) {
-		hmap_free(ckeys, NULL);
-		hmap_free(cteams, NULL);
-		policy_cache_free(pc);
-		budget_config_free(bc);
-		ratelimit_config_free(rlc);
-		keys_free(ks);
-		policy_set_free(ps);
-		return rc;
-	}
-	/* Swap. Buckets, spend and reservations in flight live on: they are not config. Views
-	 * borrow the old policy set's text, so the old cache goes before it. */
-	struct policy_cache *old_pc = g->pc;
-	struct policy_set *old_ps = g->ps;
-	struct keystore *old_ks = g->ks;
-	struct ratelimit_config *old_rlc = g->rlc;
-	struct budget_config *old_bc = g->bc;
-	g->pc = pc;
-	g->ps = ps;
-	keys_take_peers(ks, old_ks);
-	g->ks = ks;
-	g->rlc = rlc;
-	g->bc = bc;
-	budget_set_config(g->budget, bc);
-	g->auth_required = cfg->auth_required;
-	hmap_free(g->config_keys, NULL);
-	hmap_free(g->config_teams, NULL);
-	g->config_keys = ckeys;
-	g->config_teams = cteams;
-	policy_cache_free(old_pc);
-	g->tpc = tpc;
+	keys_team_foreach(g->r.ks, carry_team, &c);
+	keys_foreach(g->r.ks, carry_key, &c);
+	/* Swap. Buckets, spend and reservations in flight live on: they are not config. */
+	struct gate_rules old = g->r;
+	keys_take_peers(r->ks, old.ks);
+	g->r = *r;
+	free(r);
+	budget_set_config(g->budget, g->r.bc);
 	if (g->guard)
-		gate_guard_reconfigure(g->guard, &tpc, cfg->tool_lock);
+		gate_guard_reconfigure(g->guard, &g->r.tpc, g->r.tool_lock);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
-	policy_set_free(old_ps);
-	keys_free(old_ks);
-	ratelimit_config_free(old_rlc);
-	budget_config_free(old_bc);
-	return 0;
+	rules_clear(&old);
 }
 
-bool gate_auth_required(const struct gate *g) { return g->auth_required; }
-struct keystore *gate_keystore(struct gate *g) { return g->ks; }
+int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)
+{
+	struct gate_rules *r;
+	int rc = gate_rules_parse(cfg, &r, errs);
+
+	if (rc == 0)
+		gate_reload_rules(g, r);
+	return rc;
+}
+
+bool gate_auth_required(const struct gate *g) { return g->r.auth_required; }
+struct keystore *gate_keystore(struct gate *g) { return g->r.ks; }
 struct store *gate_store(struct gate *g) { return g->store; }
 struct budget *gate_budget(struct gate *g) { return g->budget; }
 bool gate_config_key(const struct gate *g, const char *id)
 {
-	return g->config_keys && hmap_get(g->config_keys, id);
+	return g->r.config_keys && hmap_get(g->r.config_keys, id);
 }
 
 bool gate_config_team(const struct gate *g, const char *name)
 {
-	return g->config_teams && hmap_get(g->config_teams, name);
+	return g->r.config_teams && hmap_get(g->r.config_teams, name);
 }
 
 bool gate_policy_exists(const struct gate *g, const char *name)
 {
-	return g->ps && policy_set_has(g->ps, name);
+	return g->r.ps && policy_set_has(g->r.ps, name);
 }
 
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
@@ -384,7 +407,7 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 
 	memset(who, 0, sizeof(*who));
 	*retry_after_ms = 0;
-	if (peer && keys_peer_blocked(g->ks, peer, now, retry_after_ms)) {
+	if (peer && keys_peer_blocked(g->r.ks, peer, now, retry_after_ms)) {
 		*reason = "blocked";
 		return GATE_AUTH_BLOCKED;
 	}
@@ -392,15 +415,15 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 		*reason = "missing";
 		return GATE_AUTH_MISSING;
 	}
-	r = keys_authenticate(g->ks, presented, strlen(presented), clock_real_s(), who);
+	r = keys_authenticate(g->r.ks, presented, strlen(presented), clock_real_s(), who);
 	*reason = keys_auth_name(r);
 	if (r == KEYS_AUTH_OK) {
 		if (peer)
-			keys_peer_success(g->ks, peer, now);
+			keys_peer_success(g->r.ks, peer, now);
 		return GATE_AUTH_OK;
 	}
 	if (peer)
-		keys_peer_failure(g->ks, peer, now);
+		keys_peer_failure(g->r.ks, peer, now);
 	return GATE_AUTH_REFUSED;
 }
 
@@ -413,7 +436,7 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 {
 	size_t n = 0, k;
 
-	if (!g->pc)
+	if (!g->r.pc)
 		return;
 	g->cat = c;
 	for (k = 0; k < CAT_NKINDS; k++)
@@ -439,24 +462,24 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 			ne[n].annotations = k == CAT_TOOLS
 				? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL;
 			if (k == CAT_TOOLS)
-				costs[i] = budget_cost(g->bc, server, e->name);
+				costs[i] = budget_cost(g->r.bc, server, e->name);
 		}
 	}
-	policy_cache_set_catalogue(g->pc, ne, n);
+	policy_cache_set_catalogue(g->r.pc, ne, n);
 	free(g->entries);
 	free(g->tool_cost);
 	g->entries = ne;
 	g->nentries = n;
 	g->tool_cost = costs;
 	if (g->guard)
-		gate_guard_judge(g->guard, c, g->ps);
+		gate_guard_judge(g->guard, c, g->r.ps);
 }
 
 static const struct policy_view *view_for(struct gate *g, const struct key_identity *who)
 {
 	const struct policy_view *v = NULL;
 
-	if (policy_cache_get(g->pc, who->policy, who->team_policy, &v))
+	if (policy_cache_get(g->r.pc, who->policy, who->team_policy, &v))
 		return NULL;
 	return v;
 }
@@ -471,16 +494,16 @@ static int own_allowed(struct gate *g, const struct key_identity *who,
 		e->kind == CAT_TOOLS ? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL
 	};
 
-	return policy_check(g->ps, who->policy, who->team_policy, &pe, why);
+	return policy_check(g->r.ps, who->policy, who->team_policy, &pe, why);
 }
 
 bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e)
 {
 	const struct policy_view *v;
 
-	if (gate_guard_withheld(g->guard, g->ps, who, e))
+	if (gate_guard_withheld(g->guard, g->r.ps, who, e))
 		return false;
-	if (!who || !g->pc)
+	if (!who || !g->r.pc)
 		return true;
 	if (e->index == CATALOG_OWN)
 		return own_allowed(g, who, e, NULL) == 0;
@@ -497,7 +520,7 @@ size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kin
 
 	/* withheld tools (govern/gate_guard.h) are few: skipped one by one */
 	while (kind == CAT_TOOLS && i < n &&
-	       gate_guard_withheld(g->guard, g->ps, who, catalog_at(g->cat, kind, i)))
+	       gate_guard_withheld(g->guard, g->r.ps, who, catalog_at(g->cat, kind, i)))
 		i = next_allowed(g, who, kind, i + 1);
 	return i;
 }
@@ -507,7 +530,7 @@ static size_t next_allowed(struct gate *g, const struct key_identity *who, int k
 	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
 	const struct policy_view *v;
 
-	if (!who || !g->pc || from >= n)
+	if (!who || !g->r.pc || from >= n)
 		return from < n ? from : n;
 	v = view_for(g, who);
 	if (!v)
@@ -520,15 +543,13 @@ static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	cJSON *e = cJSON_CreateObject();
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	cJSON_AddNumberToObject(e, "code", code);
-	cJSON_AddStringToObject(e, "message", msg);
+	va_start(ap, fmt);
+	jsonfmt_add_v(e, "message", fmt, ap);
+	va_end(ap);
 	if (data) {
 		/* docs/policy.md: agents tell refusals apart by data.type as well as by code. */
 		cJSON_AddStringToObject(data, "type", refusal_name(code));
@@ -579,7 +600,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 		}
 	} else {
 		struct policy_entry pe = { policy_kind_of(rq->kind), rq->server, rq->name, NULL };
-		if (policy_check(g->ps, rq->who->policy, rq->who->team_policy, &pe, &why)) {
+		if (policy_check(g->r.ps, rq->who->policy, rq->who->team_policy, &pe, &why)) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
 			cJSON_AddStringToObject(d, "resource", rq->name);
@@ -602,10 +623,10 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 	/* tools' costs are resolved once per catalogue; prompts and resources (read by URI,
 	 * often outside the lists) and a session's own tools are matched per call */
 	if (rq->kind == CAT_TOOLS)
-		cost = rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->bc, rq->server, rq->name)
+		cost = rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->r.bc, rq->server, rq->name)
 		     : rq->e && g->tool_cost ? g->tool_cost[rq->e->index] : 0;
 	else
-		cost = budget_cost(g->bc, rq->server, rq->name);
+		cost = budget_cost(g->r.bc, rq->server, rq->name);
 	if (cost <= 0)
 		return 0;
 	struct budget_subject bs = { rq->who->id, rq->who->team, rq->who->policy };
@@ -678,7 +699,7 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 {
 	struct rate_subject rs = { rq->who->id, rq->who->team, rq->who->policy };
 	struct rate_refusal rr;
-	int rrc = ratelimit_check_subject(g->rl, g->rlc, &rs, rq->server, rq->name,
+	int rrc = ratelimit_check_subject(g->rl, g->r.rlc, &rs, rq->server, rq->name,
 					  clock_mono_ns(), &rr);
 	if (rrc && rrc != -EAGAIN)
 		return rrc;  /* not a refusal (a name too long to key a bucket): rr is unset */
@@ -709,10 +730,10 @@ int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket
 
 	*ticket = NULL;
 	*error = NULL;
-	if (rq->who && g->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
+	if (rq->who && g->r.pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
 		return rc;
 	/* 1b. a tool changed since its approval, under withhold */
-	if ((rc = gate_guard_integrity(g->guard, g->ps, &gc, &gr, reason, reason_len))) {
+	if ((rc = gate_guard_integrity(g->guard, g->r.ps, &gc, &gr, reason, reason_len))) {
 		*error = guard_refusal(&gr);
 		return rc;
 	}
@@ -720,10 +741,10 @@ int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket
 	if (rq->has_args && rq->e &&
 	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
 		return rc;
-	if (!rq->who || !g->pc || !rq->work)
+	if (!rq->who || !g->r.pc || !rq->work)
 		return 0;
 	/* 2b. the loop breaker: before anything is spent, so a loop costs no money and no token */
-	if ((rc = gate_guard_loop(g->guard, g->ps, &gc, &gr, reason, reason_len))) {
+	if ((rc = gate_guard_loop(g->guard, g->r.ps, &gc, &gr, reason, reason_len))) {
 		if (rc == -ELOOP)
 			*error = guard_refusal(&gr);
 		return rc;
@@ -803,7 +824,7 @@ cJSON *gate_tool_pins(struct gate *g)
 int gate_tool_approve(struct gate *g, const char *server, const char *tool, const char *by,
 		      void (*cb)(void *arg, int err), void *arg)
 {
-	return gate_guard_approve(g->guard, g->ps, server, tool, by, cb, arg);
+	return gate_guard_approve(g->guard, g->r.ps, server, tool, by, cb, arg);
 }
 
 int gate_circuit_allow(struct gate *g, size_t server, bool *probe, int64_t *retry_ms)

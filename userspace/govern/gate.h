@@ -24,15 +24,31 @@ struct catalog_entry;
 struct gate;
 struct gate_ticket;
 
-/* Parse every governance section of cfg. base NULL: validate only (--check-config, reload
- * checks); otherwise also open the store and load persisted keys and spend. */
+/* The governance sections of a configuration (keys and teams in the config, policies, rate
+ * limits, costs, budgets, auth.required), parsed and checked. gate_rules_parse reads nothing
+ * but cfg and touches no gate: a reload runs it on a thread of its own (100k keys take most
+ * of a reload) and swaps the result in on the loop with gate_reload_rules. */
+struct gate_rules;
+int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
+		     struct config_errors *errs);
+void gate_rules_free(struct gate_rules *r);
+/* Validate only (--check-config, a reload's check, any thread): every governance section and
+ * the store options. With rules not NULL, *rules is what was parsed (NULL on error). */
+int gate_check(const struct config *cfg, struct gate_rules **rules, struct config_errors *errs);
+
+/* Parse every governance section of cfg. base NULL: validate only; otherwise also open the
+ * store and load persisted keys and spend. */
 int gate_new(struct event_base *base, const struct config *cfg, struct gate **out,
 	     struct config_errors *errs);
+/* The same with cfg's rules parsed already (taken over, even on error; NULL: parse them). */
+int gate_open(struct event_base *base, const struct config *cfg, struct gate_rules *rules,
+	      struct gate **out, struct config_errors *errs);
 void gate_free(struct gate *g);
-/* A reload that changes only governance (keys and teams in the config, policies, rate
- * limits, costs, budgets, auth.required): swap them in place. Sessions, rate buckets, spend,
- * reservations in flight and keys and teams created through the admin API are kept. Nothing
- * changes on error (-EINVAL with errs filled). */
+/* A reload that changes only governance: swap the new rules in place (taken over; on the
+ * loop, it cannot fail). Sessions, rate buckets, spend, reservations in flight and keys and
+ * teams created through the admin API are kept. */
+void gate_reload_rules(struct gate *g, struct gate_rules *r);
+/* Parse and swap in one step. Nothing changes on error (-EINVAL with errs filled). */
 int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs);
 bool gate_auth_required(const struct gate *g);
 struct keystore *gate_keystore(struct gate *g);

@@ -10,6 +10,7 @@
 #include "base/htab.h"
 #include "base/intern.h"
 #include "base/list.h"
+#include "govern/selector.h"
 
 #define NS_PER_SEC 1000000000ull
 #define NAME_MAX_LEN 1024       /* a key id, server or tool name */
@@ -157,31 +158,11 @@ static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
 	return rc;
 }
 
-static int sel_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct selector *)a)->name, ((const struct selector *)b)->name);
-}
-
-static bool selector_name_ok(const char *s)
-{
-	if (strcmp(s, "default") == 0)
-		return true;
-	if (strncmp(s, "key:", 4) == 0)
-		return s[4] != '\0';
-	if (strncmp(s, "team:", 5) == 0)
-		return s[5] != '\0';
-	if (strncmp(s, "policy:", 7) == 0)
-		return s[7] != '\0';
-	return false;
-}
-
 void ratelimit_config_free(struct ratelimit_config *cfg)
 {
 	if (!cfg)
 		return;
-	for (size_t i = 0; i < cfg->nsel; i++)
-		free(cfg->sel[i].name);
-	free(cfg->sel);
+	selector_free(cfg->sel, cfg->nsel, sizeof(*cfg->sel));
 	free(cfg);
 }
 
@@ -196,24 +177,18 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 int ratelimit_config_parse_section(const cJSON *sec, const char *where,
 				   struct ratelimit_config **out, struct config_errors *errs)
 {
-	struct ratelimit_config *cfg = calloc(1, sizeof(*cfg));
+	struct ratelimit_config *cfg = xcalloc(1, sizeof(*cfg));
 	char path[512];
 	int rc = 0;
 
 	*out = NULL;
-	if (!cfg)
-		return -ENOMEM;
 	if (!sec)
 		goto out;
 	if (!cJSON_IsObject(sec)) {
 		rc = config_fail(errs, where, "expected an object of selector: limits");
 		goto out;
 	}
-	cfg->sel = calloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*cfg->sel));
-	if (!cfg->sel) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	cfg->sel = xcalloc((size_t)cJSON_GetArraySize(sec) + 1, sizeof(*cfg->sel));
 	for (const cJSON *s = sec->child; s; s = s->next) {
 		struct selector *sel = &cfg->sel[cfg->nsel];
 
@@ -244,18 +219,11 @@ int ratelimit_config_parse_section(const cJSON *sec, const char *where,
 			}
 			sel->set[lv] = true;
 		}
-		sel->name = strdup(s->string);
-		if (!sel->name) {
-			rc = -ENOMEM;
-			goto out;
-		}
+		sel->name = xstrdup(s->string);
 		cfg->nsel++;
 	}
-	qsort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
-	for (size_t i = 1; i < cfg->nsel; i++)
-		if (strcmp(cfg->sel[i - 1].name, cfg->sel[i].name) == 0)
-			rc = config_fail(errs, where, "selector \"%s\" appears twice",
-				     cfg->sel[i].name);
+	if (selector_sort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), where, errs))
+		rc = -EINVAL;
 out:
 	if (rc) {
 		ratelimit_config_free(cfg);
@@ -268,15 +236,7 @@ out:
 static const struct selector *find_sel(const struct ratelimit_config *cfg, const char *prefix,
 				       const char *name)
 {
-	char buf[512];
-	struct selector key;
-
-	if (!name || !*name)        /* keys use "" for no team / no policy */
-		return NULL;
-	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", prefix, name) >= sizeof(buf))
-		return NULL;
-	key.name = buf;
-	return bsearch(&key, cfg->sel, cfg->nsel, sizeof(*cfg->sel), sel_cmp);
+	return selector_find(cfg->sel, cfg->nsel, sizeof(*cfg->sel), prefix, name);
 }
 
 void ratelimit_config_resolve(const struct ratelimit_config *cfg, const struct rate_subject *who,

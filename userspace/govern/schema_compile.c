@@ -66,6 +66,20 @@ static void ignored(struct cctx *c, const char *keyword, const char *why)
 	log_warn("schema: %s: keyword \"%s\" ignored: %s", c->where, keyword, why);
 }
 
+/* The keyword key of j when it has the type is_type tests; NULL when it is absent, or of
+ * another type (ignored, reported as `not`). */
+static const cJSON *keyword(struct cctx *c, const cJSON *j, const char *key,
+			    cJSON_bool (*is_type)(const cJSON *), const char *not)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+
+	if (v && !is_type(v)) {
+		ignored(c, key, not);
+		return NULL;
+	}
+	return v;
+}
+
 static int compile_fail(struct cctx *c, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -265,7 +279,7 @@ static const cJSON *resolve_ref(const cJSON *doc, const char *ref, const char **
 
 static int compile_ref(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "$ref");
+	const cJSON *ref = keyword(c, j, "$ref", cJSON_IsString, "not a string");
 	const cJSON *target;
 	const char *why = NULL;
 	char saved[sizeof(c->where)];
@@ -274,10 +288,6 @@ static int compile_ref(struct cctx *c, const cJSON *j, struct node *n)
 
 	if (!ref)
 		return 0;
-	if (!cJSON_IsString(ref)) {
-		ignored(c, "$ref", "not a string");
-		return 0;
-	}
 	target = resolve_ref(c->s->doc, ref->valuestring, &why);
 	if (!target) {
 		char msg[300];
@@ -364,16 +374,12 @@ static void compile_numeric(struct cctx *c, const cJSON *j, struct node *n)
 
 static int compile_pattern(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "pattern");
+	const cJSON *pat = keyword(c, j, "pattern", cJSON_IsString, "not a string");
 	char whybuf[200];
 	int rc;
 
 	if (!pat)
 		return 0;
-	if (!cJSON_IsString(pat)) {
-		ignored(c, "pattern", "not a string");
-		return 0;
-	}
 	rc = schema_regex_compile(pat->valuestring, &n->pattern, whybuf, sizeof(whybuf));
 	if (rc == -ENOMEM)
 		return rc;
@@ -395,16 +401,12 @@ static int cmp_prop(const void *a, const void *b)
 
 static int compile_properties(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *props = cJSON_GetObjectItemCaseSensitive(j, "properties");
+	const cJSON *props = keyword(c, j, "properties", cJSON_IsObject, "not an object");
 	size_t mark, i = 0;
 	int rc = 0;
 
 	if (!props)
 		return 0;
-	if (!cJSON_IsObject(props)) {
-		ignored(c, "properties", "not an object");
-		return 0;
-	}
 	n->nprops = (size_t)cJSON_GetArraySize(props);
 	if (!n->nprops)
 		return 0;
@@ -429,16 +431,12 @@ static int compile_properties(struct cctx *c, const cJSON *j, struct node *n)
 
 static int compile_pattern_properties(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(j, "patternProperties");
+	const cJSON *pp = keyword(c, j, "patternProperties", cJSON_IsObject, "not an object");
 	size_t mark;
 	int rc = 0;
 
 	if (!pp)
 		return 0;
-	if (!cJSON_IsObject(pp)) {
-		ignored(c, "patternProperties", "not an object");
-		return 0;
-	}
 	n->pprops = calloc((size_t)cJSON_GetArraySize(pp) + 1, sizeof(*n->pprops));
 	if (!n->pprops)
 		return -ENOMEM;
@@ -469,15 +467,11 @@ static int compile_pattern_properties(struct cctx *c, const cJSON *j, struct nod
 
 static int compile_required(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "required");
+	const cJSON *req = keyword(c, j, "required", cJSON_IsArray, "not an array");
 	size_t count, i = 0;
 
 	if (!req)
 		return 0;
-	if (!cJSON_IsArray(req)) {
-		ignored(c, "required", "not an array");
-		return 0;
-	}
 	for (const cJSON *it = req->child; it; it = it->next) {
 		if (!cJSON_IsString(it)) {
 			ignored(c, "required", "an element is not a string");
@@ -514,7 +508,6 @@ static int compile_items(struct cctx *c, const cJSON *j, struct node *n)
 
 static int compile_keywords(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *v;
 	int rc;
 
 	if ((rc = compile_ref(c, j, n)) < 0)
@@ -522,12 +515,7 @@ static int compile_keywords(struct cctx *c, const cJSON *j, struct node *n)
 	if (n->ref && c->legacy)
 		return 0;
 	compile_type(c, j, n);
-	if ((v = cJSON_GetObjectItemCaseSensitive(j, "enum"))) {
-		if (cJSON_IsArray(v))
-			n->enum_v = v;
-		else
-			ignored(c, "enum", "not an array");
-	}
+	n->enum_v = keyword(c, j, "enum", cJSON_IsArray, "not an array");
 	n->const_v = cJSON_GetObjectItemCaseSensitive(j, "const");
 	compile_numeric(c, j, n);
 	n->min_len = get_count(c, j, "minLength");
@@ -548,12 +536,7 @@ static int compile_keywords(struct cctx *c, const cJSON *j, struct node *n)
 		return rc;
 	n->min_items = get_count(c, j, "minItems");
 	n->max_items = get_count(c, j, "maxItems");
-	if ((v = cJSON_GetObjectItemCaseSensitive(j, "uniqueItems"))) {
-		if (cJSON_IsBool(v))
-			n->unique = cJSON_IsTrue(v);
-		else
-			ignored(c, "uniqueItems", "not a boolean");
-	}
+	n->unique = cJSON_IsTrue(keyword(c, j, "uniqueItems", cJSON_IsBool, "not a boolean"));
 	if ((rc = compile_list(c, j, "allOf", true, &n->all_of)) < 0)
 		return rc;
 	if ((rc = compile_list(c, j, "anyOf", true, &n->any_of)) < 0)

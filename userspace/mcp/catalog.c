@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/config.h"
 #include "base/hmap.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/list_fetch.h"
 #include "base/log.h"
 #include "mcp/names.h"
 #include "govern/schema.h"
@@ -16,7 +18,6 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define MAX_PAGES 1000          /* a server that never stops paginating is cut off */
 
 
 static const char *const list_method[CAT_NKINDS] = {
@@ -45,11 +46,10 @@ struct server {
 };
 
 struct fetch {
-	enum obj_type obj_type;         /* OBJ_TYPE_FETCH: tells fetches from downstream calls */
+	struct list_fetch lf;           /* first; obj_type OBJ_TYPE_FETCH: tells fetches from
+					 * downstream calls */
 	struct server *srv;
 	enum catalog_kind kind;
-	cJSON *acc;
-	int pages;
 };
 
 struct view {
@@ -187,8 +187,6 @@ static bool server_supports(const struct server *s, enum catalog_kind kind)
 	return cJSON_GetObjectItemCaseSensitive(caps, kind_cap[kind]) != NULL;
 }
 
-static void fetch_page(struct fetch *f, const char *cursor);
-
 static void check_ready(struct server *s)
 {
 	if (s->ready || s->fetching)
@@ -208,6 +206,8 @@ static void check_ready(struct server *s)
 		s->cat->hooks.on_ready(s->cat->hooks.arg, s->index);
 }
 
+static void fetch_done(struct list_fetch *lf, int rc, const char *why);
+
 static void start_fetch(struct server *s, enum catalog_kind kind)
 {
 	struct fetch *f;
@@ -218,69 +218,45 @@ static void start_fetch(struct server *s, enum catalog_kind kind)
 		s->again |= 1u << kind;
 		return;
 	}
-	f = calloc(1, sizeof(*f));
-	if (!f || !(f->acc = cJSON_CreateArray())) {
-		free(f);
-		log_error("upstream %s: out of memory listing %s", s->cfg->name, list_field[kind]);
-		return;
-	}
-	f->obj_type = OBJ_TYPE_FETCH;
+	f = xcalloc(1, sizeof(*f));
+	f->lf.obj_type = OBJ_TYPE_FETCH;
+	f->lf.link = s->ctl;
+	f->lf.method = list_method[kind];
+	f->lf.field = list_field[kind];
+	f->lf.done = fetch_done;
 	f->srv = s;
 	f->kind = kind;
 	s->fetching |= 1u << kind;
-	fetch_page(f, NULL);
+	list_fetch_start(&f->lf);
 }
 
-static void fetch_done(struct fetch *f, bool ok)
+static void fetch_done(struct list_fetch *lf, int rc, const char *why)
 {
+	struct fetch *f = (struct fetch *)lf;
 	struct server *s = f->srv;
 	struct catalog *c = s->cat;
 	enum catalog_kind kind = f->kind;
 
+	if (rc == -EPROTO)
+		log_warn("upstream %s: %s failed: %s", s->cfg->name, lf->method, why);
+	else if (rc)
+		log_warn("upstream %s: cannot send %s", s->cfg->name, lf->method);
 	s->fetching &= ~(1u << kind);
-	if (ok) {
+	if (rc == 0) {
 		cJSON_Delete(s->lists[kind]);
-		s->lists[kind] = f->acc;
-		f->acc = NULL;
+		s->lists[kind] = lf->acc;
+		lf->acc = NULL;
 		s->have |= 1u << kind;
 		if (rebuild(c, kind) == 0 && c->hooks.on_change)
 			c->hooks.on_change(c->hooks.arg, kind);
 	}
-	cJSON_Delete(f->acc);
+	cJSON_Delete(lf->acc);
 	free(f);
 	if (s->again & (1u << kind)) {
 		s->again &= ~(1u << kind);
 		start_fetch(s, kind);
 	}
 	check_ready(s);
-}
-
-static void on_page(enum obj_type *ctx, cJSON *resp)
-{
-	struct fetch *f = (struct fetch *)ctx;
-	const char *why;
-	char *cur;
-	int rc = jsonrpc_list_page(resp, list_field[f->kind], f->acc, &f->pages, MAX_PAGES, &cur,
-				   &why);
-
-	if (rc == -EPROTO)
-		log_warn("upstream %s: %s failed: %s", f->srv->cfg->name, list_method[f->kind], why);
-	cJSON_Delete(resp);
-	if (rc == 1)
-		fetch_page(f, cur);
-	else
-		fetch_done(f, rc == 0);
-	free(cur);  /* NULL unless a page follows */
-}
-
-static void fetch_page(struct fetch *f, const char *cursor)
-{
-	cJSON *params = jsonrpc_list_params(cursor);
-
-	if (link_call(f->srv->ctl, list_method[f->kind], params, 0, on_page, &f->obj_type, NULL)) {
-		log_warn("upstream %s: cannot send %s", f->srv->cfg->name, list_method[f->kind]);
-		fetch_done(f, false);
-	}
 }
 
 const char *const catalog_declared_caps[] = { "sampling", "elicitation", NULL };

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
+
 #define MAX_ID_LEN 200
 
 bool jsonrpc_valid_id(const cJSON *id)
@@ -263,6 +265,6 @@ int jsonrpc_list_page(const cJSON *resp, const char *field, cJSON *acc, int *pag
 		cJSON_AddItemToArray(acc, cJSON_Duplicate(it, 1));
 	if (!cJSON_IsString(next) || !*next->valuestring || ++*pages >= max_pages)
 		return 0;
-	*cursor = strdup(next->valuestring);
-	return *cursor ? 1 : -ENOMEM;
+	*cursor = xstrdup(next->valuestring);
+	return 1;
 }

@@ -69,7 +69,7 @@ cJSON *jsonrpc_list_params(const char *cursor);
 /* One page of an MCP list answer (tools/list and the like): the items of result.field are
  * appended (copied) to acc and *pages counted. Returns 1 when another page follows (its
  * cursor in *cursor, to free), 0 when the list is complete (a server that never stops
- * paginating is cut off after max_pages), -ENOMEM, or -EPROTO when the answer holds no list
+ * paginating is cut off after max_pages), or -EPROTO when the answer holds no list
  * (why: the error's message or "malformed result", valid while resp lives). */
 int jsonrpc_list_page(const cJSON *resp, const char *field, cJSON *acc, int *pages,
 		      int max_pages, char **cursor, const char **why);

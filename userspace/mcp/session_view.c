@@ -14,20 +14,18 @@
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/links.h"
+#include "mcp/list_fetch.h"
 #include "mcp/reply.h"
 #include "mcp/session.h"
 #include "mcp/upstream.h"
-
-#define MAX_PAGES 1000
 
 /* The capabilities a server may offer tools for (what relay.c relays to clients). */
 static const char *const client_caps[] = { "roots", "sampling", "elicitation", NULL };
 
 struct own_fetch {
-	enum obj_type obj_type;       /* OBJ_TYPE_VIEW_FETCH */
-	struct session_link *sl;      /* NULL once the session ended: the answer is dropped */
-	cJSON *acc;
-	int pages;
+	struct list_fetch lf;         /* first; obj_type OBJ_TYPE_VIEW_FETCH; dropped once the
+				       * session ended */
+	struct session_link *sl;      /* NULL once the session ended */
 };
 
 struct own_tools {
@@ -106,68 +104,42 @@ static void resume_parked(struct session *s)
 }
 
 static void start_fetch(struct session_link *sl);
-static void fetch_page(struct own_fetch *f, const char *cursor);
 
-static void fetch_done(struct own_fetch *f, bool ok)
+static void fetch_done(struct list_fetch *lf, int rc, const char *why)
 {
+	struct own_fetch *f = (struct own_fetch *)lf;
 	struct session_link *sl = f->sl;
-	struct own_tools *o = sl->own;
-	bool relist = o->listed;
+	struct own_tools *o;
+	bool relist;
 
+	if (!sl) {  /* the session ended */
+		cJSON_Delete(lf->acc);
+		free(f);
+		return;
+	}
+	o = sl->own;
+	relist = o->listed;
+	if (rc == -EPROTO)
+		log_warn("session %.8s…: upstream %s: tools/list failed (%s): the session sees its "
+			 "catalogue entries", sl->s->id, sl->link ? link_server(sl->link) : "?", why);
 	o->fetch = NULL;
-	if (ok)
-		adopt(sl, f->acc);
+	if (rc == 0)
+		adopt(sl, lf->acc);
 	o->listed = true;
-	cJSON_Delete(f->acc);
+	cJSON_Delete(lf->acc);
 	free(f);
 	if (o->again) {
 		o->again = false;
 		start_fetch(sl);
 		return;
 	}
-	if (ok && relist && sl->s->stream) {
+	if (rc == 0 && relist && sl->s->stream) {
 		cJSON *n = jsonrpc_notification("notifications/tools/list_changed", NULL);
 		stream_event(sl->s->stream, n);
 		cJSON_Delete(n);
 	}
 	if (!view_pending(sl->s))
 		resume_parked(sl->s);
-}
-
-static void on_page(enum obj_type *ctx, cJSON *resp)
-{
-	struct own_fetch *f = (struct own_fetch *)ctx;
-	const char *why;
-	char *cur;
-	int rc;
-
-	if (!f->sl) {  /* the session ended */
-		cJSON_Delete(resp);
-		cJSON_Delete(f->acc);
-		free(f);
-		return;
-	}
-	rc = jsonrpc_list_page(resp, "tools", f->acc, &f->pages, MAX_PAGES, &cur, &why);
-	if (rc == -EPROTO)
-		log_warn("session %.8s…: upstream %s: tools/list failed (%s): the session sees its "
-			 "catalogue entries", f->sl->s->id,
-			 f->sl->link ? link_server(f->sl->link) : "?", why);
-	cJSON_Delete(resp);
-	if (rc == 1)
-		fetch_page(f, cur);
-	else
-		fetch_done(f, rc == 0);
-	free(cur);  /* NULL unless a page follows */
-}
-
-static void fetch_page(struct own_fetch *f, const char *cursor)
-{
-	struct session_link *sl = f->sl;
-
-	/* link_call takes the params over, even when it fails; without a link none are made. */
-	if (!sl->link || link_call(sl->link, "tools/list", jsonrpc_list_params(cursor), 0, on_page,
-				   &f->obj_type, NULL))
-		fetch_done(f, false);
 }
 
 static void start_fetch(struct session_link *sl)
@@ -187,11 +159,14 @@ static void start_fetch(struct session_link *sl)
 		return;
 	}
 	f = xcalloc(1, sizeof(*f));
-	f->obj_type = OBJ_TYPE_VIEW_FETCH;
+	f->lf.obj_type = OBJ_TYPE_VIEW_FETCH;
+	f->lf.link = sl->link;
+	f->lf.method = "tools/list";
+	f->lf.field = "tools";
+	f->lf.done = fetch_done;
 	f->sl = sl;
-	f->acc = cJSON_CreateArray();
 	sl->own->fetch = f;
-	fetch_page(f, NULL);
+	list_fetch_start(&f->lf);
 }
 
 static bool wants_own_view(const struct session *s)
@@ -230,8 +205,10 @@ void view_close(struct session *s)
 		struct own_tools *o = s->links[i].own;
 		if (!o)
 			continue;
-		if (o->fetch)
-			o->fetch->sl = NULL;  /* the link's close answers it; on_page frees it */
+		if (o->fetch) {       /* the link's close answers it; fetch_done frees it */
+			o->fetch->sl = NULL;
+			o->fetch->lf.dropped = true;
+		}
 		free_extra(o);
 		free(o);
 		s->links[i].own = NULL;

@@ -460,16 +460,10 @@ static int call_start(struct call *c, const char *url, long timeout_ms, long con
 	if (!c->buf && !(c->buf = evbuffer_new()))
 		goto out;
 	rc = -EINVAL;
-	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PRIVATE, &c->xfer);
-	SET(CURLOPT_WRITEFUNCTION, write_cb);
-	SET(CURLOPT_WRITEDATA, c);
-	SET(CURLOPT_ERRORBUFFER, c->errbuf);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_USERAGENT, "mcpwarden");
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_HTTPHEADER, c->hdrs);
+	if (curl_xfer_setup(e, &c->xfer, &(struct curl_xfer_opts){
+				.url = url, .user_agent = "mcpwarden", .write = write_cb, .data = c,
+				.errbuf = c->errbuf, .headers = c->hdrs }))
+		goto fail;
 	if (connect_ms > 0)
 		SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	if (timeout_ms > 0)
@@ -480,7 +474,6 @@ static int call_start(struct call *c, const char *url, long timeout_ms, long con
 		SET(CURLOPT_POSTFIELDS, c->body);
 		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
 	}
-	c->errbuf[0] = '\0';
 	c->delivered = false;
 	if (curl_multi_add_handle(curl_loop_multi(), e) != CURLM_OK)
 		goto out;

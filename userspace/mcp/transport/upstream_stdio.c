@@ -321,17 +321,23 @@ static bool lb_fill(struct stdio_transport *st, struct linebuf *lb, size_t budge
 	return false;
 }
 
+/* A pipe end is done with: no longer watched, closed, what it buffered dropped. */
+static void pipe_close(struct event **ev, int *fd, struct evbuffer *buf)
+{
+	if (*ev) {
+		event_free(*ev);
+		*ev = NULL;
+	}
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+}
+
 static void lb_close(struct linebuf *lb)
 {
-	if (lb->ev) {
-		event_free(lb->ev);
-		lb->ev = NULL;
-	}
-	if (lb->fd >= 0) {
-		close(lb->fd);
-		lb->fd = -1;
-	}
-	evbuffer_drain(lb->buf, evbuffer_get_length(lb->buf));
+	pipe_close(&lb->ev, &lb->fd, lb->buf);
 	lb->scanned = 0;
 	lb->discarding = false;
 }
@@ -384,79 +390,71 @@ static void deliver(struct stdio_transport *st, cJSON *msg)
 	cJSON_Delete(msg);
 }
 
-/* Parse and deliver every complete stdout line; a destroyed transport only discards. */
-static void out_lines(struct stdio_transport *st, bool eof)
+/* What one line of a child's output (len bytes; r as lb_next says) yields: a message to
+ * deliver once the line is consumed, or NULL. */
+typedef cJSON *line_fn(struct stdio_transport *st, struct linebuf *lb, size_t len, int r);
+
+/* Every complete line lb holds (with eof, the rest too) to fn, then consumed. */
+static void lb_each(struct stdio_transport *st, struct linebuf *lb, bool eof, line_fn *fn)
 {
-	struct linebuf *lb = &st->out;
-	char ex[STDIO_EXCERPT + 1];
 	size_t len;
 	int r;
 
 	while ((r = lb_next(lb, eof, &len)) != LINE_NONE) {
-		const char *line;
-		cJSON *msg = NULL;
+		cJSON *msg = fn(st, lb, len, r);
 
-		if (st->dead) {
-			lb_consume(lb, len);
-			continue;
-		}
-		if (r == LINE_LONG) {
-			log_warn("upstream %s: dropping a message line longer than %zu bytes "
-				 "(protocol error)", st->name, lb->max);
-			lb_consume(lb, len);
-			continue;
-		}
-		if (len == 0) {         /* a blank line carries nothing */
-			lb_consume(lb, len);
-			continue;
-		}
-		line = (const char *)evbuffer_pullup(lb->buf, (ev_ssize_t)len);
-		if (line)
-			msg = parse_line(line, len);
-		if (!msg && line) {
-			excerpt(ex, sizeof(ex), line, len);
-			log_warn("upstream %s: dropping a line that is not JSON: %s%s", st->name, ex,
-				 len > STDIO_EXCERPT ? "..." : "");
-		}
 		lb_consume(lb, len);
 		if (msg)
 			deliver(st, msg);
 	}
 }
 
-/* stderr is the child's log: each line goes to ours, tagged, bounded and made printable. */
-static void err_lines(struct stdio_transport *st, bool eof)
+/* A stdout line is a message; a destroyed transport only discards. */
+static cJSON *out_line(struct stdio_transport *st, struct linebuf *lb, size_t len, int r)
 {
-	struct linebuf *lb = &st->err;
-	char ex[STDIO_MAX_ERR_LINE + 1];
-	size_t len;
-	int r;
+	char ex[STDIO_EXCERPT + 1];
+	const char *line;
+	cJSON *msg = NULL;
 
-	while ((r = lb_next(lb, eof, &len)) != LINE_NONE) {
-		size_t n = len < STDIO_MAX_ERR_LINE ? len : STDIO_MAX_ERR_LINE;
-		const char *line = n ? (const char *)evbuffer_pullup(lb->buf, (ev_ssize_t)n) : "";
-
-		if (line) {
-			excerpt(ex, sizeof(ex), line, n);
-			log_info("upstream %s: %s%s", st->name, ex, r == LINE_LONG ? " [truncated]" : "");
-		}
-		lb_consume(lb, len);
+	if (st->dead)
+		return NULL;
+	if (r == LINE_LONG) {
+		log_warn("upstream %s: dropping a message line longer than %zu bytes "
+			 "(protocol error)", st->name, lb->max);
+		return NULL;
 	}
+	if (len == 0)           /* a blank line carries nothing */
+		return NULL;
+	line = (const char *)evbuffer_pullup(lb->buf, (ev_ssize_t)len);
+	if (line)
+		msg = parse_line(line, len);
+	if (!msg && line) {
+		excerpt(ex, sizeof(ex), line, len);
+		log_warn("upstream %s: dropping a line that is not JSON: %s%s", st->name, ex,
+			 len > STDIO_EXCERPT ? "..." : "");
+	}
+	return msg;
+}
+
+/* stderr is the child's log: each line goes to ours, tagged, bounded and made printable. */
+static cJSON *err_line(struct stdio_transport *st, struct linebuf *lb, size_t len, int r)
+{
+	char ex[STDIO_MAX_ERR_LINE + 1];
+	size_t n = len < STDIO_MAX_ERR_LINE ? len : STDIO_MAX_ERR_LINE;
+	const char *line = n ? (const char *)evbuffer_pullup(lb->buf, (ev_ssize_t)n) : "";
+
+	if (line) {
+		excerpt(ex, sizeof(ex), line, n);
+		log_info("upstream %s: %s%s", st->name, ex, r == LINE_LONG ? " [truncated]" : "");
+	}
+	return NULL;
 }
 
 /* ---- stopping and reaping ---- */
 
 static void close_stdin(struct stdio_transport *st)
 {
-	if (st->in_ev) {
-		event_free(st->in_ev);
-		st->in_ev = NULL;
-	}
-	if (st->in_fd >= 0) {
-		close(st->in_fd);
-		st->in_fd = -1;
-	}
-	evbuffer_drain(st->obuf, evbuffer_get_length(st->obuf));
+	pipe_close(&st->in_ev, &st->in_fd, st->obuf);
 }
 
 /* Begin the spec's shutdown: close stdin (a well-behaved server exits on EOF), then after a
@@ -533,10 +531,10 @@ static void child_reaped(struct stdio_transport *st, int status)
 	 * owner sees its last answers before it hears that the child is gone. */
 	if (st->out.fd >= 0) {
 		bool eof = lb_fill(st, &st->out, STDIO_MAX_LINE);
-		out_lines(st, eof);
+		lb_each(st, &st->out, eof, out_line);
 	}
 	if (st->err.fd >= 0)
-		err_lines(st, lb_fill(st, &st->err, STDIO_READ_BUDGET));
+		lb_each(st, &st->err, lb_fill(st, &st->err, STDIO_READ_BUDGET), err_line);
 	child_close(st);
 	if (!st->dead)
 		pending_fail(st, -ECHILD, why);
@@ -584,7 +582,7 @@ static void on_stdout(evutil_socket_t fd, short what, void *arg)
 
 	st->busy++;
 	eof = lb_fill(st, &st->out, STDIO_READ_BUDGET);
-	out_lines(st, eof);
+	lb_each(st, &st->out, eof, out_line);
 	if (eof) {
 		lb_close(&st->out);
 		/* Nothing more can arrive: the transport is going down. The reap reports it with
@@ -603,7 +601,7 @@ static void on_stderr(evutil_socket_t fd, short what, void *arg)
 	struct stdio_transport *st = arg;
 	bool eof = lb_fill(st, &st->err, STDIO_READ_BUDGET);
 
-	err_lines(st, eof);
+	lb_each(st, &st->err, eof, err_line);
 	if (eof)
 		lb_close(&st->err);
 }

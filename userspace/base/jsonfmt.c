@@ -1,0 +1,12 @@
+/* jsonfmt: see jsonfmt.h. */
+#include "base/jsonfmt.h"
+
+#include <stdio.h>
+
+void jsonfmt_add_v(cJSON *obj, const char *name, const char *fmt, va_list ap)
+{
+	char msg[JSONFMT_MAX];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cJSON_AddStringToObject(obj, name, msg);
+}
