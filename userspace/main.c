@@ -19,6 +19,7 @@
 #include "enforce/guard.h"
 #include "base/log.h"
 #include "observe/metrics.h"
+#include "observe/trace.h"
 #include "mcp/router.h"
 #include "mcp/transport/upstream_http.h"
 #include "mcp/transport/upstream_stdio.h"
@@ -34,6 +35,8 @@ struct daemon {
 	struct guard *guard;
 	struct reload_job *reloading;   /* a SIGHUP's new configuration being read */
 	bool reload_again;              /* another SIGHUP came meanwhile */
+	bool tracing_applied;           /* trace_start has run for the section in `tracing` */
+	cJSON *tracing;                 /* a copy of that section (NULL: none) */
 };
 
 /* A SIGHUP's configuration is read, parsed and checked on a thread of its own (for 100k keys
@@ -85,7 +88,10 @@ static int validate(const char *path, struct config **out, struct config_errors 
 	if (gate_new(NULL, *out, &g, errs) == 0)
 		gate_free(g);
 	guard_check(*out, errs);
-	if (errs->count) {
+	struct trace_config tc;
+	int trc = trace_config_parse(*out, &tc, errs);
+	trace_config_free(&tc);
+	if (errs->count || trc) {
 		config_free(*out);
 		*out = NULL;
 		return -EINVAL;
@@ -139,6 +145,23 @@ static void serve_free(struct daemon *d)
 	d->gate = NULL;
 }
 
+/* (Re)start the span exporter when the tracing section is new or changed (the environment
+ * does not change under a running process). A bad section is -EINVAL; an exporter that cannot
+ * start leaves tracing off, loudly, and is not fatal. */
+static int apply_tracing(struct daemon *d, struct config *cfg)
+{
+	const cJSON *now = cJSON_GetObjectItemCaseSensitive(cfg->raw, "tracing");
+	const cJSON *was = d->tracing;
+
+	if (d->tracing_applied && ((!now && !was) || (now && was && cJSON_Compare(now, was, 1))))
+		return 0;
+	d->tracing_applied = true;
+	cJSON_Delete(d->tracing);
+	d->tracing = now ? cJSON_Duplicate(now, 1) : NULL;
+	int rc = trace_start(cfg);
+	return rc == -EINVAL ? rc : 0;
+}
+
 static int start(struct daemon *d, struct config *cfg)
 {
 	enum log_level lvl;
@@ -146,6 +169,8 @@ static int start(struct daemon *d, struct config *cfg)
 
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (apply_tracing(d, cfg))
+		return -EINVAL;
 	rc = serve_new(d, cfg);
 	if (rc) {
 		log_error("cannot start: %s", strerror(-rc));
@@ -207,6 +232,8 @@ static int swap_router(struct daemon *d, struct config *cfg)
 {
 	int rc;
 
+	if ((rc = apply_tracing(d, cfg)) != 0)
+		return rc;
 	metrics_set_enforcer(NULL);
 	guard_stop(d->guard);
 	d->guard = NULL;
@@ -524,6 +551,8 @@ out:
 	for (int i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	trace_stop();          /* the spans of the calls just ended are flushed */
+	cJSON_Delete(d.tracing);
 	upstream_http_shutdown();
 	upstream_stdio_shutdown();
 	if (d.base)
