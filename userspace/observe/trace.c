@@ -514,10 +514,16 @@ int trace_start(const struct config *cfg)
 
 void trace_stop(void)
 {
+	struct trace_counters n;
+
 	if (!trace_on_)
 		return;
 	trace_on_ = false;
 	exporter_stop();
+	exporter_counters(&n);
+	log_msg(n.dropped ? LOG_WARN : LOG_INFO, "tracing: %llu spans exported, %llu dropped, "
+		"%llu export errors", (unsigned long long)n.exported, (unsigned long long)n.dropped,
+		(unsigned long long)n.export_errors);
 }
 
 void trace_counters(struct trace_counters *out)
