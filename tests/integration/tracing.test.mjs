@@ -372,5 +372,9 @@ describe('tracing: a dead collector costs spans, never calls', { timeout: 60000 
 			return x.errors > 0 && x.dropped > 8 && x;
 		}, 'drops and export errors in /metrics');
 		assert.equal(m.exported, 0);
+		// said once, not once per batch
+		const said = d.stderrLines.filter((l) => l.includes('tracing: export to'));
+		assert.equal(said.length, 1, said.join('\n'));
+		assert.match(said[0], new RegExp(`http://127\\.0\\.0\\.1:${port}/v1/traces failed`));
 	});
 });

@@ -51,6 +51,16 @@ static void test_traceparent(void)
 	CU_ASSERT(!trace_state_valid("a=b\r\nx-injected: 1"));
 }
 
+static void test_url_for_log(void)
+{
+	char out[128];
+
+	trace_url_for_log("https://user:pw@otlp.example.com:4318/v1/traces", out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "https://***@otlp.example.com:4318/v1/traces");
+	trace_url_for_log("http://127.0.0.1:4318/v1/traces?a=b@c", out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "http://127.0.0.1:4318/v1/traces?a=b@c");
+}
+
 static void test_meta_headers(void)
 {
 	cJSON *m = cJSON_Parse("{\"method\":\"tools/call\",\"params\":{\"_meta\":{"
@@ -366,6 +376,7 @@ int main(void)
 	static const struct cu_case cases[] = {
 		{ "traceparent parsing and formatting", test_traceparent },
 		{ "trace headers from params._meta, checked", test_meta_headers },
+		{ "collector URLs are logged without credentials", test_url_for_log },
 		{ "protobuf encoding, byte for byte", test_protobuf },
 		{ "the OTLP export request", test_request },
 		{ "configuration: file and OTEL_* environment", test_config_env },

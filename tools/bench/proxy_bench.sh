@@ -309,6 +309,11 @@ done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
 records=$(grep -c '"type":"decision"' "$tmp/warden/records.jsonl")
 echo "mcpwarden wrote $records decision records"
+# CPU time (all threads, user + system) per call over the whole run: steadier than wall-clock
+# numbers on a shared machine.
+read -r -a st < <(sed 's/^.*) //' "/proc/$warden_pid/stat")
+echo "mcpwarden CPU per call: $(awk -v t=$((st[11] + st[12])) -v hz="$(getconf CLK_TCK)" \
+	-v n="$records" 'BEGIN { printf "%.1f µs", n ? t / hz / n * 1e6 : 0 }')"
 if [ "$tracing" = 1 ]; then
 	# Stopped now so that its exporter flushes and reports what it sent and dropped.
 	kill "$warden_pid" 2>/dev/null

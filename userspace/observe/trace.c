@@ -2,6 +2,7 @@
 #include "observe/trace.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -478,6 +479,18 @@ void span_end(struct span *s)
 	free(s);
 }
 
+void trace_url_for_log(const char *url, char *out, size_t n)
+{
+	const char *host = strstr(url, "://"), *at;
+
+	host = host ? host + 3 : url;
+	at = strchr(host, '@');
+	if (at && at < host + strcspn(host, "/?#"))
+		snprintf(out, n, "%.*s***%s", (int)(host - url), url, at);
+	else
+		snprintf(out, n, "%s", url);
+}
+
 /* --- start and stop -------------------------------------------------------------------------- */
 
 int trace_start(const struct config *cfg)
@@ -503,8 +516,10 @@ int trace_start(const struct config *cfg)
 	g.threshold = tc.ratio <= 0 ? 0 : (uint64_t)(tc.ratio * 18446744073709551616.0);
 	rc = exporter_start(&tc);
 	if (rc == 0) {
+		char url[512];
 		trace_on_ = true;
-		log_info("tracing: exporting spans to %s (service %s)", tc.url, tc.service_name);
+		trace_url_for_log(tc.url, url, sizeof(url));
+		log_info("tracing: exporting spans to %s (service %s)", url, tc.service_name);
 	} else {
 		log_error("tracing: cannot start the exporter: %s", strerror(-rc));
 	}

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -29,6 +30,9 @@ struct exporter {
 	size_t head, count, cap;
 	bool stop;
 	/* the thread's own, fixed at start */
+	bool failing;              /* the last export failed: said once, not per batch */
+	char why[128];
+	char shown_url[512];       /* for the log: without credentials */
 	char *url;
 	struct curl_slist *headers;
 	struct pb resource;
@@ -104,16 +108,16 @@ static int post(struct exporter *e, CURL *c, const struct pb *body, long timeout
 #undef SET
 	res = curl_easy_perform(c);
 	if (res != CURLE_OK) {
-		log_debug("tracing: export failed: %s", curl_easy_strerror(res));
+		snprintf(e->why, sizeof(e->why), "%s", curl_easy_strerror(res));
 		return -EAGAIN;
 	}
 	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
 		return -EPROTO;
 	if (status >= 200 && status < 300)
 		return 0;
+	snprintf(e->why, sizeof(e->why), "HTTP %ld", status);
 	if (status == 429 || status == 502 || status == 503 || status == 504)
 		return -EAGAIN;
-	log_warn("tracing: the collector refused spans (HTTP %ld)", status);
 	return -EPROTO;
 }
 
@@ -148,10 +152,16 @@ static int export_batch(struct exporter *e, CURL *c, struct pb **spans, size_t n
 	}
 	if (rc == 0) {
 		atomic_fetch_add(&n_exported, n);
+		if (e->failing)
+			log_info("tracing: exports to %s succeed again", e->shown_url);
 	} else {
 		atomic_fetch_add(&n_errors, 1);
 		atomic_fetch_add(&n_dropped, n);
+		if (!e->failing)  /* the collector's URL, never the headers (they hold secrets) */
+			log_warn("tracing: export to %s failed (%s): spans are dropped and counted "
+				 "until it succeeds", e->shown_url, e->why);
 	}
+	e->failing = rc != 0;
 	pb_free(&body);
 	for (size_t i = 0; i < n; i++) {
 		pb_free(spans[i]);
@@ -254,6 +264,7 @@ int exporter_start(const struct trace_config *tc)
 	e->cap = tc->queue_size;
 	e->q = xcalloc(e->cap, sizeof(*e->q));
 	e->url = xstrdup(tc->url);
+	trace_url_for_log(tc->url, e->shown_url, sizeof(e->shown_url));
 	e->batch_size = tc->batch_size;
 	e->delay_ms = tc->delay_ms;
 	e->timeout_ms = tc->timeout_ms;

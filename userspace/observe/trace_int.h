@@ -55,6 +55,9 @@ void otlp_request(struct pb *out, const struct pb *resource, struct pb *const *s
 /* The Resource message for a service. */
 void otlp_resource(struct pb *out, const char *service_name);
 
+/* url as it may be logged: user:password@ in it replaced by "***@". */
+void trace_url_for_log(const char *url, char *out, size_t n);
+
 /* The exporter thread (trace_export.c). start copies what it needs from tc. */
 int exporter_start(const struct trace_config *tc);
 /* Take over an encoded Span (freed by the exporter): false when the queue was full (dropped,
