@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -372,9 +373,67 @@ describe('tracing: a dead collector costs spans, never calls', { timeout: 60000 
 			return x.errors > 0 && x.dropped > 8 && x;
 		}, 'drops and export errors in /metrics');
 		assert.equal(m.exported, 0);
-		// said once, not once per batch
-		const said = d.stderrLines.filter((l) => l.includes('tracing: export to'));
+		// said once, not once per batch (the log line may trail the counters a little)
+		const said = await until(() => {
+			const x = d.stderrLines.filter((l) => l.includes('tracing: export to'));
+			return x.length && x;
+		}, 'the failing export in the log');
 		assert.equal(said.length, 1, said.join('\n'));
 		assert.match(said[0], new RegExp(`http://127\\.0\\.0\\.1:${port}/v1/traces failed`));
+	});
+});
+
+describe('tracing: the file\'s section, and a reload that changes it', { timeout: 60000 }, () => {
+	let a, b, d;
+
+	before(async () => {
+		[a, b] = [await startReceiver(), await startReceiver()];
+		d = await startDaemon({
+			listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
+			upstreams: [{ name: 'local', transport: 'stdio', command: [paths.node, paths.fixture, '--stdio'] }],
+			tracing: { endpoint: a.url, service_name: 'first', batch_delay_ms: 20,
+				headers: { authorization: { env: 'TRACE_TEST_TOKEN' } } },
+		}, { env: { TRACE_TEST_TOKEN: 'Bearer from-env' } });
+		await d.waitForUpstreams(['local']);
+	});
+
+	after(async () => {
+		if (d) {
+			const problems = await stopDaemonChecked(d);
+			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
+		}
+		await a?.stop();
+		await b?.stop();
+	});
+
+	const call = async (trace) => {
+		const s = await rawSession(d.url);
+		const r = await s.post({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+			params: { name: 'test_simple_text', arguments: {},
+				_meta: { traceparent: traceparent(trace, hex(8)) } } });
+		assert.equal(r.status, 200);
+	};
+
+	test('spans go where the file says, with its headers; SIGHUP moves them', async () => {
+		const t1 = hex(16);
+		await call(t1);
+		await until(() => a.spans.some((s) => s.traceId === t1), 'spans at the first receiver');
+		assert.equal(a.requests[0].headers.authorization, 'Bearer from-env');
+		assert.equal(a.spans.find((s) => s.traceId === t1).resource['service.name'], 'first');
+
+		const cfg = JSON.parse(readFileSync(d.configPath, 'utf8'));
+		cfg.tracing = { endpoint: b.url, service_name: 'second', batch_delay_ms: 20 };
+		writeFileSync(d.configPath, JSON.stringify(cfg));
+		const from = d.stderrLines.length;
+		d.proc.kill('SIGHUP');
+		await until(() => d.stderrLines.slice(from).some((l) => /configuration reloaded/.test(l)),
+			'the reload');
+		await d.waitForUpstreams(['local'], 20000, from);
+		const t2 = hex(16), seenA = a.spans.length;
+		await call(t2);
+		await until(() => b.spans.some((s) => s.traceId === t2), 'spans at the second receiver');
+		assert.equal(b.spans.find((s) => s.traceId === t2).resource['service.name'], 'second');
+		assert.equal(b.requests[0].headers.authorization, undefined);
+		assert.equal(a.spans.slice(seenA).filter((s) => s.traceId === t2).length, 0);
 	});
 });
