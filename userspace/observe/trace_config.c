@@ -50,7 +50,7 @@ static bool header_name_ok(const char *s, size_t n)
 static bool header_value_ok(const char *s)
 {
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 && *s != '\t')
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
 			return false;
 	return true;
 }
