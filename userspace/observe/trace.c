@@ -383,6 +383,9 @@ struct span *span_start(enum span_kind kind, const struct trace_ctx *parent,
 		s->tracestate = xstrdup(tracestate);
 	if (!s->recording)
 		return s;
+	/* one allocation for a call's span: its attributes come to 500-900 bytes */
+	s->body.cap = 1024;
+	s->body.p = xmalloc(s->body.cap);
 	pb_bytes(&s->body, OTLP_SPAN_TRACE_ID, s->ctx.trace_id, 16);
 	pb_bytes(&s->body, OTLP_SPAN_SPAN_ID, s->ctx.span_id, 8);
 	if (s->tracestate)
