@@ -502,7 +502,10 @@ int trace_start(const struct config *cfg)
 	struct trace_config tc;
 	int rc;
 
-	trace_stop();
+	if (trace_on_) {       /* a reload: the old exporter flushes on its own thread */
+		trace_on_ = false;
+		exporter_stop(false);
+	}
 	rc = trace_config_parse(cfg, &tc, &errs);
 	if (rc) {
 		for (int i = 0; i < errs.count; i++)
@@ -533,11 +536,12 @@ int trace_start(const struct config *cfg)
 void trace_stop(void)
 {
 	struct trace_counters n;
+	bool was = trace_on_;
 
-	if (!trace_on_)
-		return;
 	trace_on_ = false;
-	exporter_stop();
+	exporter_stop(true);
+	if (!was)
+		return;
 	exporter_counters(&n);
 	log_msg(n.dropped ? LOG_WARN : LOG_INFO, "tracing: %llu spans exported, %llu dropped, "
 		"%llu export errors", (unsigned long long)n.exported, (unsigned long long)n.dropped,

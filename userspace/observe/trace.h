@@ -70,10 +70,12 @@ int trace_config_parse(const struct config *cfg, struct trace_config *out,
 		       struct config_errors *errs);
 void trace_config_free(struct trace_config *tc);
 
-/* Start tracing as cfg says (replacing what ran before: its queue is flushed first). 0 when
- * tracing is off too; a negative errno when the exporter could not start (tracing stays off). */
+/* Start tracing as cfg says, replacing what ran before (whose queue is flushed by its own
+ * thread: the loop does not wait). 0 when tracing is off too; -EINVAL for a bad configuration
+ * (logged); another negative errno when the exporter could not start (tracing stays off). */
 int trace_start(const struct config *cfg);
-/* Flush what is queued (one attempt per batch, bounded by the timeout) and stop. */
+/* At the end: flush what is queued (one attempt per batch, bounded by the timeout), wait for
+ * it, and report what was exported and dropped. */
 void trace_stop(void);
 
 extern bool trace_on_;

@@ -29,6 +29,8 @@ struct exporter {
 	struct pb **q;             /* ring of queue_size */
 	size_t head, count, cap;
 	bool stop;
+	bool done;                 /* the thread has returned: joining it does not wait */
+	struct exporter *next;     /* in `retired` */
 	/* the thread's own, fixed at start */
 	bool failing;              /* the last export failed: said once, not per batch */
 	char why[128];
@@ -40,6 +42,8 @@ struct exporter {
 };
 
 static struct exporter *ex;    /* set and cleared on the loop; the thread has its own pointer */
+/* Stopped by a reload: flushing on their own threads, joined once done (or at the end). */
+static struct exporter *retired;
 static _Atomic uint64_t n_exported, n_dropped, n_errors;
 
 static void now_plus(struct timespec *ts, unsigned ms)
@@ -226,6 +230,7 @@ static void *run(void *arg)
 			drop_queued(e);
 		now_plus(&due, e->delay_ms);
 	}
+	e->done = true;
 	pthread_mutex_unlock(&e->mu);
 	curl_easy_cleanup(c);
 	free(batch);
@@ -245,6 +250,8 @@ static void exporter_free(struct exporter *e)
 	curl_global_cleanup();
 }
 
+static void reap(bool wait);
+
 int exporter_start(const struct trace_config *tc)
 {
 	struct exporter *e = xcalloc(1, sizeof(*e));
@@ -252,6 +259,7 @@ int exporter_start(const struct trace_config *tc)
 	pthread_condattr_t ca;
 	int rc = -ENOMEM;
 
+	reap(false);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		free(e);
 		return -ENOMEM;
@@ -314,19 +322,40 @@ bool exporter_submit(struct pb *span)
 	return ok;
 }
 
-void exporter_stop(void)
+/* Join the retired exporters whose thread is done; every one of them when wait. */
+static void reap(bool wait)
+{
+	struct exporter **pp = &retired;
+
+	while (*pp) {
+		struct exporter *e = *pp;
+		pthread_mutex_lock(&e->mu);
+		bool done = e->done;
+		pthread_mutex_unlock(&e->mu);
+		if (!done && !wait) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		pthread_join(e->thread, NULL);
+		exporter_free(e);
+	}
+}
+
+void exporter_stop(bool wait)
 {
 	struct exporter *e = ex;
 
-	if (!e)
-		return;
-	ex = NULL;
-	pthread_mutex_lock(&e->mu);
-	e->stop = true;
-	pthread_mutex_unlock(&e->mu);
-	pthread_cond_broadcast(&e->cv);
-	pthread_join(e->thread, NULL);
-	exporter_free(e);
+	if (e) {
+		ex = NULL;
+		pthread_mutex_lock(&e->mu);
+		e->stop = true;
+		pthread_mutex_unlock(&e->mu);
+		pthread_cond_broadcast(&e->cv);
+		e->next = retired;
+		retired = e;
+	}
+	reap(wait);
 }
 
 void exporter_counters(struct trace_counters *out)

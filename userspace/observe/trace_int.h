@@ -6,6 +6,7 @@
 #ifndef WARDEN_TRACE_INT_H
 #define WARDEN_TRACE_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,7 +64,10 @@ int exporter_start(const struct trace_config *tc);
 /* Take over an encoded Span (freed by the exporter): false when the queue was full (dropped,
  * counted) or no exporter runs. */
 bool exporter_submit(struct pb *span);
-void exporter_stop(void);
+/* Stop taking spans; the thread flushes what is queued (one attempt per batch) and ends.
+ * wait: join it (and any stopped before), bounded by the export timeout; else it is joined
+ * later, so that a reload never waits for a collector on the loop. */
+void exporter_stop(bool wait);
 void exporter_counters(struct trace_counters *out);
 
 #endif
