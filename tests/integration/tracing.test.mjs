@@ -23,14 +23,23 @@ const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.j
 const ExportTraceServiceRequest = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
 const SERVER = 2, CLIENT = 3, STATUS_ERROR = 2;
 
-/** An OTLP/HTTP receiver: POST /v1/traces (http/protobuf), every span flattened. */
-async function startReceiver() {
+/**
+ * An OTLP/HTTP receiver: POST /v1/traces (http/protobuf), every span flattened. refuse: the
+ * answers to give first, e.g. [{ status: 503, retryAfter: 1 }, { status: 429 }].
+ */
+async function startReceiver({ refuse = [] } = {}) {
 	const spans = [], requests = [];
 	const srv = http.createServer((req, res) => {
 		const chunks = [];
 		req.on('data', (c) => chunks.push(c));
 		req.on('end', () => {
-			requests.push({ url: req.url, headers: req.headers });
+			requests.push({ url: req.url, headers: req.headers, at: Date.now() });
+			const no = refuse.shift();
+			if (no) {
+				res.writeHead(no.status, no.retryAfter ? { 'Retry-After': String(no.retryAfter) } : {});
+				res.end();
+				return;
+			}
 			const msg = ExportTraceServiceRequest.decode(Buffer.concat(chunks));
 			for (const rs of msg.resourceSpans) {
 				const resource = attrs(rs.resource?.attributes);
@@ -437,3 +446,39 @@ describe('tracing: the file\'s section, and a reload that changes it', { timeout
 		assert.equal(a.spans.slice(seenA).filter((s) => s.traceId === t2).length, 0);
 	});
 });
+
+describe('tracing: a collector that asks to wait (503 Retry-After, 429) gets the batch again', { timeout: 60000 }, () => {
+	let recv, d;
+
+	before(async () => {
+		recv = await startReceiver({ refuse: [{ status: 503, retryAfter: 1 }, { status: 429 }] });
+		d = await startDaemon({
+			listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
+			upstreams: [{ name: 'local', transport: 'stdio', command: [paths.node, paths.fixture, '--stdio'] }],
+			tracing: { endpoint: recv.url, batch_delay_ms: 20 },
+		});
+		await d.waitForUpstreams(['local']);
+	});
+
+	after(async () => {
+		if (d) {
+			const problems = await stopDaemonChecked(d);
+			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
+		}
+		await recv?.stop();
+	});
+
+	test('the spans arrive on the third request, Retry-After honoured', async () => {
+		const s = await rawSession(d.url);
+		const trace = hex(16);
+		await s.post({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+			params: { name: 'test_simple_text', arguments: {},
+				_meta: { traceparent: traceparent(trace, hex(8)) } } });
+		await until(() => recv.spans.some((x) => x.traceId === trace), 'the retried spans');
+		const r = recv.requests;
+		assert.ok(r.length >= 3);
+		assert.ok(r[1].at - r[0].at >= 900, `waited ${r[1].at - r[0].at} ms after 503 Retry-After: 1`);
+		assert.ok(!d.stderrLines.some((l) => l.includes('tracing: export to')), 'no export failed for good');
+	});
+});
+

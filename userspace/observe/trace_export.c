@@ -142,16 +142,17 @@ static int export_batch(struct exporter *e, CURL *c, struct pb **spans, size_t n
 			break;
 		long wait = retry_ms ? retry_ms : backoff;
 		backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+		bool again = false;
 		pthread_mutex_lock(&e->mu);
-		bool stopping = e->stop;
-		if (!stopping && mono_ms() + (uint64_t)wait < deadline) {
+		if (!e->stop && mono_ms() + (uint64_t)wait < deadline) {
 			struct timespec ts;
 			now_plus(&ts, (unsigned)wait);
 			while (!e->stop && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
 				;
+			again = !e->stop;   /* stopping: the one attempt was made */
 		}
 		pthread_mutex_unlock(&e->mu);
-		if (stopping || mono_ms() + (uint64_t)wait >= deadline)
+		if (!again)
 			break;
 	}
 	if (rc == 0) {
