@@ -89,7 +89,7 @@ static int validate(const char *path, struct config **out, struct config_errors 
 		gate_free(g);
 	guard_check(*out, errs);
 	struct trace_config tc;
-	int trc = trace_config_parse(*out, &tc, errs);
+	int trc = trace_config_parse(*out, &tc, errs, NULL);
 	trace_config_free(&tc);
 	if (errs->count || trc) {
 		config_free(*out);

@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cJSON_Delete(msg);
 	}
 	if (config_parse(rest, "fuzz", &cfg, &errs) == 0) {
-		if (trace_config_parse(cfg, &tc, &errs) == 0 && tc.enabled && !tc.url)
+		if (trace_config_parse(cfg, &tc, &errs, NULL) == 0 && tc.enabled && !tc.url)
 			__builtin_trap();
 		for (char **h = tc.headers; h && *h; h++)
 			if (!header_clean(*h))

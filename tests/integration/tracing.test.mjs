@@ -356,7 +356,7 @@ describe('tracing: a dead collector costs spans, never calls', { timeout: 60000 
 			upstreams: [{ name: 'local', transport: 'stdio', command: [paths.node, paths.fixture, '--stdio'] }],
 			tracing: { endpoint: `http://127.0.0.1:${port}`, service_name: 'dead-end',
 				batch_delay_ms: 20, batch_size: 4, queue_size: 8, timeout_ms: 300 },
-		});
+		}, { env: { OTEL_TRACES_SAMPLER: 'sometimes' } });  // a warning, not a refusal to start
 		await d.waitForUpstreams(['local']);
 	});
 
@@ -389,6 +389,8 @@ describe('tracing: a dead collector costs spans, never calls', { timeout: 60000 
 		}, 'the failing export in the log');
 		assert.equal(said.length, 1, said.join('\n'));
 		assert.match(said[0], new RegExp(`http://127\\.0\\.0\\.1:${port}/v1/traces failed`));
+		assert.ok(d.stderrLines.some((l) =>
+			/warn: tracing: OTEL_TRACES_SAMPLER: unknown sampler sometimes \(ignored\)/.test(l)));
 	});
 });
 

@@ -191,13 +191,16 @@ static void clear_env(void)
 		unsetenv(*v);
 }
 
+static struct config_errors warns;  /* of the last parse() */
+
 /* Parse with the environment as set; returns the number of errors. */
 static int parse(const char *json, struct trace_config *tc, struct config_errors *errs)
 {
 	struct config *c = cfg_of(json);
 
 	*errs = (struct config_errors){ 0 };
-	int rc = trace_config_parse(c, tc, errs);
+	warns = (struct config_errors){ 0 };
+	int rc = trace_config_parse(c, tc, errs, &warns);
 	config_free(c);
 	CU_ASSERT((rc != 0) == (errs->count != 0));
 	return errs->count;
@@ -288,13 +291,30 @@ static void test_config_errors(void)
 	CU_ASSERT(has_error(&e, "tracing.headers"));
 	trace_config_free(&tc);
 
+	/* A bad variable is a warning and is ignored (OpenTelemetry's rule), never an error that
+	 * would stop the daemon; an unsupported protocol turns tracing off. */
 	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", 1);
 	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
-	setenv("OTEL_EXPORTER_OTLP_HEADERS", "secret-token-no-equals", 1);
-	CU_ASSERT_EQUAL(parse("{" UP "}", &tc, &e), 2);
-	CU_ASSERT(has_error(&e, "OTEL_EXPORTER_OTLP_PROTOCOL"));
-	CU_ASSERT(has_error(&e, "OTEL_EXPORTER_OTLP_HEADERS"));
-	CU_ASSERT(!has_error(&e, "secret-token"));   /* header values are never echoed */
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1,secret-token-no-equals", 1);
+	setenv("OTEL_TRACES_SAMPLER", "sometimes", 1);
+	setenv("OTEL_BSP_MAX_QUEUE_SIZE", "-5", 1);
+	setenv("OTEL_BSP_SCHEDULE_DELAY", "70", 1);
+	CU_ASSERT_EQUAL(parse("{" UP "}", &tc, &e), 0);
+	CU_ASSERT_EQUAL(warns.count, 4);
+	CU_ASSERT(has_error(&warns, "OTEL_EXPORTER_OTLP_PROTOCOL"));
+	CU_ASSERT(has_error(&warns, "OTEL_EXPORTER_OTLP_HEADERS"));
+	CU_ASSERT(has_error(&warns, "OTEL_TRACES_SAMPLER"));
+	CU_ASSERT(has_error(&warns, "OTEL_BSP_MAX_QUEUE_SIZE"));
+	CU_ASSERT(!has_error(&warns, "secret-token"));   /* header values are never echoed */
+	CU_ASSERT(!tc.enabled);                          /* grpc: not spoken here */
+	CU_ASSERT_PTR_NULL(tc.headers[0]);               /* the whole variable is ignored */
+	CU_ASSERT_EQUAL(tc.sampler, SAMPLER_PARENT_ALWAYS_ON);
+	CU_ASSERT_EQUAL(tc.queue_size, 2048);
+	CU_ASSERT_EQUAL(tc.delay_ms, 70);                /* the good ones still count */
+	trace_config_free(&tc);
+	/* the file's protocol wins over the environment's */
+	CU_ASSERT_EQUAL(parse("{" UP ",\"tracing\":{\"protocol\":\"http/protobuf\"}}", &tc, &e), 0);
+	CU_ASSERT(tc.enabled);
 	trace_config_free(&tc);
 	clear_env();
 }

@@ -498,7 +498,7 @@ void trace_url_for_log(const char *url, char *out, size_t n)
 
 int trace_start(const struct config *cfg)
 {
-	struct config_errors errs = { 0 };
+	struct config_errors errs = { 0 }, warns = { 0 };
 	struct trace_config tc;
 	int rc;
 
@@ -506,7 +506,9 @@ int trace_start(const struct config *cfg)
 		trace_on_ = false;
 		exporter_stop(false);
 	}
-	rc = trace_config_parse(cfg, &tc, &errs);
+	rc = trace_config_parse(cfg, &tc, &errs, &warns);
+	for (int i = 0; tc.url && i < warns.count; i++)  /* said when tracing was meant */
+		log_warn("tracing: %s (ignored)", warns.msg[i]);
 	if (rc) {
 		for (int i = 0; i < errs.count; i++)
 			log_error("tracing: %s", errs.msg[i]);

@@ -65,9 +65,11 @@ struct trace_config {
 	unsigned timeout_ms;       /* one export request, retries included */
 };
 
-/* Errors go to errs with their field path (tracing.x, or the variable's name). */
+/* Errors in the file go to errs with their field path (tracing.x): -EINVAL. A bad OTEL_*
+ * variable is not an error (OpenTelemetry: warn, treat it as unset): it goes to warns (NULL:
+ * dropped) under its name; an unsupported protocol turns tracing off. */
 int trace_config_parse(const struct config *cfg, struct trace_config *out,
-		       struct config_errors *errs);
+		       struct config_errors *errs, struct config_errors *warns);
 void trace_config_free(struct trace_config *tc);
 
 /* Start tracing as cfg says, replacing what ran before (whose queue is flushed by its own

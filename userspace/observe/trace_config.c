@@ -5,6 +5,8 @@
  * (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, ...) work with no section at all.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,6 +23,20 @@ static const char *const tracing_keys[] = {
 	"enabled", "endpoint", "protocol", "headers", "service_name", "sampler", "sample_ratio",
 	"queue_size", "batch_size", "batch_delay_ms", "timeout_ms", "_comment", NULL
 };
+
+/* A variable that was ignored: "NAME: why", in the warnings' list. */
+static void __attribute__((format(printf, 3, 4)))
+env_warn(struct config_errors *w, const char *var, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (w->count < CONFIG_MAX_ERRORS)
+		snprintf(w->msg[w->count++], sizeof(w->msg[0]), "%s: %s", var, why);
+}
 
 static const char *env(const char *name)
 {
@@ -126,10 +142,13 @@ static int env_headers(struct trace_config *tc, size_t *n, const char *var,
 			val[o] = '\0';
 			int rc = put_header(tc, n, k, kn, val);
 			free(val);
-			if (rc)  /* the value may be a secret: name the variable only */
-				return config_fail(errs, var, "holds a header that cannot be sent");
+			if (rc) {  /* the value may be a secret: name the variable only */
+				env_warn(errs, var, "holds a header that cannot be sent");
+				return -EINVAL;
+			}
 		} else if (end > s) {
-			return config_fail(errs, var, "must be a list of name=value pairs");
+			env_warn(errs, var, "must be a list of name=value pairs");
+			return -EINVAL;
 		}
 		s = *end ? end + 1 : end;
 	}
@@ -172,21 +191,21 @@ static char *traces_url(const char *base)
 	return u;
 }
 
-static int env_uint(const char *var, unsigned min, unsigned max, unsigned *out,
-		    struct config_errors *errs)
+static void env_uint(const char *var, unsigned min, unsigned max, unsigned *out,
+		     struct config_errors *warns)
 {
 	const char *v = env(var);
 	char *end;
 	unsigned long x;
 
 	if (!v)
-		return 0;
+		return;
 	errno = 0;
 	x = strtoul(v, &end, 10);
 	if (errno || *end || x < min || x > max)
-		return config_fail(errs, var, "must be an integer from %u to %u", min, max);
-	*out = (unsigned)x;
-	return 0;
+		env_warn(warns, var, "must be an integer from %u to %u", min, max);
+	else
+		*out = (unsigned)x;
 }
 
 static int file_uint(const cJSON *sec, const char *key, unsigned min, unsigned max,
@@ -213,46 +232,48 @@ static int parse_ratio(const char *s, double *out)
 	return 0;
 }
 
-static int parse_env(struct trace_config *tc, bool have_sampler,
-		     struct config_errors *errs)
+/* Per the OpenTelemetry specification a variable with a bad value is a warning (in warns) and
+ * is treated as unset; a protocol other than http/protobuf turns tracing off. What the file
+ * set (have_*) is not looked up. */
+static void parse_env(struct trace_config *tc, bool have_sampler, bool have_protocol,
+		      struct config_errors *warns)
 {
 	const char *v;
-	int rc = 0;
 
 	if (!tc->url && (v = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))) {
 		if (!url_ok(v))
-			rc = config_fail(errs, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-					 "must be an http(s) URL");
+			env_warn(warns, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "must be an http(s) URL");
 		else
 			tc->url = xstrdup(v);
 	}
 	if (!tc->url && (v = env("OTEL_EXPORTER_OTLP_ENDPOINT"))) {
 		if (!url_ok(v))
-			rc = config_fail(errs, "OTEL_EXPORTER_OTLP_ENDPOINT", "must be an http(s) URL");
+			env_warn(warns, "OTEL_EXPORTER_OTLP_ENDPOINT", "must be an http(s) URL");
 		else
 			tc->url = traces_url(v);
 	}
 	if (!tc->service_name && (v = env("OTEL_SERVICE_NAME")))
 		tc->service_name = xstrdup(v);
-	if ((v = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")) &&
-	    strcmp(v, "http/protobuf"))
-		rc = config_fail(errs, "OTEL_EXPORTER_OTLP_PROTOCOL",
-				 "only http/protobuf is supported (not %.32s)", v);
+	if (!have_protocol &&
+	    (v = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")) &&
+	    strcmp(v, "http/protobuf")) {
+		env_warn(warns, "OTEL_EXPORTER_OTLP_PROTOCOL",
+			    "only http/protobuf is supported (not %.32s): tracing is off", v);
+		tc->enabled = false;
+	}
 	if (!have_sampler && (v = env("OTEL_TRACES_SAMPLER"))) {
 		if (parse_sampler(v, &tc->sampler))
-			rc = config_fail(errs, "OTEL_TRACES_SAMPLER", "unknown sampler %.64s", v);
+			env_warn(warns, "OTEL_TRACES_SAMPLER", "unknown sampler %.64s", v);
 		if ((v = env("OTEL_TRACES_SAMPLER_ARG")) &&
 		    (tc->sampler == SAMPLER_RATIO || tc->sampler == SAMPLER_PARENT_RATIO) &&
 		    parse_ratio(v, &tc->ratio))
-			rc = config_fail(errs, "OTEL_TRACES_SAMPLER_ARG", "must be a number from 0 to 1");
+			env_warn(warns, "OTEL_TRACES_SAMPLER_ARG", "must be a number from 0 to 1");
 	}
-	if (env_uint("OTEL_BSP_MAX_QUEUE_SIZE", 1, 1000000, &tc->queue_size, errs) ||
-	    env_uint("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, 100000, &tc->batch_size, errs) ||
-	    env_uint("OTEL_BSP_SCHEDULE_DELAY", 1, 3600000, &tc->delay_ms, errs) ||
-	    env_uint(env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") ? "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
-		     : "OTEL_EXPORTER_OTLP_TIMEOUT", 1, 600000, &tc->timeout_ms, errs))
-		rc = -EINVAL;
-	return rc;
+	env_uint("OTEL_BSP_MAX_QUEUE_SIZE", 1, 1000000, &tc->queue_size, warns);
+	env_uint("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, 100000, &tc->batch_size, warns);
+	env_uint("OTEL_BSP_SCHEDULE_DELAY", 1, 3600000, &tc->delay_ms, warns);
+	env_uint(env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") ? "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+		 : "OTEL_EXPORTER_OTLP_TIMEOUT", 1, 600000, &tc->timeout_ms, warns);
 }
 
 static int parse_file(const cJSON *sec, struct trace_config *tc, size_t *nh, bool *have_sampler,
@@ -328,27 +349,39 @@ static int parse_file(const cJSON *sec, struct trace_config *tc, size_t *nh, boo
 }
 
 int trace_config_parse(const struct config *cfg, struct trace_config *tc,
-		       struct config_errors *errs)
+		       struct config_errors *errs, struct config_errors *warns)
 {
+	static const char *const header_vars[] = { "OTEL_EXPORTER_OTLP_HEADERS",
+						   "OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL };
+	struct config_errors scratch_warns;
 	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(cfg->raw, "tracing");
 	size_t nh = 0;
 	bool have_sampler = false;
 	const char *v;
 	int rc = 0;
 
+	if (!warns) {
+		scratch_warns = (struct config_errors){ 0 };
+		warns = &scratch_warns;
+	}
 	*tc = (struct trace_config){
 		.enabled = true, .sampler = SAMPLER_PARENT_ALWAYS_ON, .ratio = 1.0,
 		.queue_size = 2048, .batch_size = 512, .delay_ms = 5000, .timeout_ms = 10000,
 	};
 	tc->headers = xcalloc(1, sizeof(char *));
-	/* The environment's headers first: the file's replace them by name. */
-	if (env_headers(tc, &nh, "OTEL_EXPORTER_OTLP_HEADERS", errs) ||
-	    env_headers(tc, &nh, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", errs))
-		rc = -EINVAL;
+	/* The environment's headers first: the file's replace them by name. A variable that does
+	 * not parse is ignored as a whole (tried on a scratch list first). */
+	for (const char *const *var = header_vars; *var; var++) {
+		struct trace_config scratch = { .headers = xcalloc(1, sizeof(char *)) };
+		size_t ns = 0;
+		int bad = env_headers(&scratch, &ns, *var, warns);
+		trace_config_free(&scratch);
+		if (!bad && env_headers(tc, &nh, *var, warns))
+			rc = -EINVAL;  /* cannot be: the same text parsed a moment ago */
+	}
 	if (sec && parse_file(sec, tc, &nh, &have_sampler, errs))
 		rc = -EINVAL;
-	if (parse_env(tc, have_sampler, errs))
-		rc = -EINVAL;
+	parse_env(tc, have_sampler, sec && cJSON_GetObjectItemCaseSensitive(sec, "protocol"), warns);
 	if (!tc->service_name)
 		tc->service_name = xstrdup("mcpwarden");
 	if (tc->batch_size > tc->queue_size)
