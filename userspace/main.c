@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "observe/metrics.h"
 #include "mcp/catalog.h"
+#include "observe/trace.h"
 #include "mcp/router.h"
 #include "llm/llm.h"
 #include "mcp/transport/upstream_http.h"
@@ -37,6 +38,8 @@ struct daemon {
 	struct guard *guard;
 	struct reload_job *reloading;   /* a SIGHUP's new configuration being read */
 	bool reload_again;              /* another SIGHUP came meanwhile */
+	bool tracing_applied;           /* trace_start has run for the section in `tracing` */
+	cJSON *tracing;                 /* a copy of that section (NULL: none) */
 };
 
 /* A SIGHUP's configuration is read, parsed and checked on a thread of its own (for 100k keys
@@ -95,7 +98,10 @@ static int validate(const char *path, struct config **out, struct gate_rules **r
 	(void)gate_check(*out, rules, errs);   /* its errors are in errs, counted below */
 	llm_prepare(*out, errs);        /* API key files are read here, off the loop */
 	guard_check(*out, errs);
-	if (errs->count) {
+	struct trace_config tc;
+	int trc = trace_config_parse(*out, &tc, errs, NULL);
+	trace_config_free(&tc);
+	if (errs->count || trc) {
 		if (rules) {
 			gate_rules_free(*rules);
 			*rules = NULL;
@@ -163,6 +169,23 @@ static void serve_free(struct daemon *d)
 	d->gate = NULL;
 }
 
+/* (Re)start the span exporter when the tracing section is new or changed (the environment
+ * does not change under a running process). A bad section is -EINVAL; an exporter that cannot
+ * start leaves tracing off, loudly, and is not fatal. */
+static int apply_tracing(struct daemon *d, struct config *cfg)
+{
+	const cJSON *now = cJSON_GetObjectItemCaseSensitive(cfg->raw, "tracing");
+	const cJSON *was = d->tracing;
+
+	if (d->tracing_applied && ((!now && !was) || (now && was && cJSON_Compare(now, was, 1))))
+		return 0;
+	d->tracing_applied = true;
+	cJSON_Delete(d->tracing);
+	d->tracing = now ? cJSON_Duplicate(now, 1) : NULL;
+	int rc = trace_start(cfg);
+	return rc == -EINVAL ? rc : 0;
+}
+
 /* rules: cfg's gate rules parsed already (taken over), or NULL. */
 static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
@@ -171,6 +194,10 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 
 	if (log_level_parse(cfg->log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (apply_tracing(d, cfg)) {
+		gate_rules_free(rules);
+		return -EINVAL;
+	}
 	rc = serve_new(d, cfg, rules);
 	if (rc) {
 		log_error("cannot start: %s", strerror(-rc));
@@ -233,6 +260,8 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 {
 	int rc;
 
+	if ((rc = apply_tracing(d, cfg)) != 0)
+		return rc;
 	metrics_set_enforcer(NULL);
 	guard_stop(d->guard);
 	d->guard = NULL;
@@ -550,6 +579,8 @@ out:
 	for (int i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	trace_stop();          /* the spans of the calls just ended are flushed */
+	cJSON_Delete(d.tracing);
 	upstream_http_shutdown();
 	upstream_stdio_shutdown();
 	if (d.base)

@@ -15,7 +15,9 @@
 # 100k-key config and 10k open sessions, before and after SIGHUP reloads.
 #
 # Environment: BENCH_CONNECTIONS ("1 16 64"), BENCH_ROUNDS (3), BENCH_SECONDS (5),
-# BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000).
+# BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000),
+# BENCH_TRACING (0; 1: mcpwarden exports a span per call and per upstream call, every call
+# sampled, to a local OTLP receiver that counts and discards them: docs/tracing.md).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -26,6 +28,7 @@ secs=${BENCH_SECONDS:-5}
 memory=${BENCH_MEMORY:-1}
 nkeys=${BENCH_KEYS:-100000}
 nsessions=${BENCH_SESSIONS:-10000}
+tracing=${BENCH_TRACING:-0}
 
 skip() { echo "SKIP: $*"; exit 0; }
 for tool in wrk nginx node curl sha256sum; do
@@ -154,7 +157,8 @@ start_warden() {
 		r $more
 	    }" "$here/mcpwarden.json.in" >"$dir/mcpwarden.json"
 	# Decision records (stdout) go to a file, as a deployment ships them to its log pipeline.
-	"$build/mcpwarden" -c "$dir/mcpwarden.json" "$@" >"$dir/records.jsonl" 2>"$dir/mcpwarden.log" &
+	env "${warden_env[@]}" "$build/mcpwarden" -c "$dir/mcpwarden.json" "$@" \
+		>"$dir/records.jsonl" 2>"$dir/mcpwarden.log" &
 	w_pid=$!
 	pids+=($w_pid)
 	if ! wait_for 30 grep -q 'listening on http' "$dir/mcpwarden.log"; then
@@ -164,6 +168,22 @@ start_warden() {
 	wait_for 15 curl -sf -o /dev/null "${w_url%/mcp}/readyz" ||
 		{ echo "mcpwarden ($name) not ready:"; cat "$dir/mcpwarden.log"; return 1; }
 }
+
+# BENCH_TRACING=1: an OTLP/HTTP receiver that discards what it gets, counting requests and bytes.
+warden_env=()
+if [ "$tracing" = 1 ]; then
+	otlp_port=$(free_port)
+	node -e 'const [port, out] = process.argv.slice(1); let n = 0, bytes = 0;
+		require("http").createServer((q, r) => { q.on("data", (d) => { bytes += d.length; });
+			q.on("end", () => { n++; require("fs").writeFileSync(out, `${n} ${bytes}`);
+				r.writeHead(200, { "Content-Type": "application/x-protobuf" }); r.end(); });
+		}).listen(port, "127.0.0.1");' "$otlp_port" "$tmp/otlp-count" &
+	pids+=($!)
+	wait_for 5 curl -sf -o /dev/null -X POST "http://127.0.0.1:$otlp_port/v1/traces" ||
+		{ echo "the OTLP receiver did not start"; exit 1; }
+	warden_env=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$otlp_port"
+		OTEL_TRACES_SAMPLER=always_on OTEL_SERVICE_NAME=proxy-bench)
+fi
 
 : >"$tmp/nokeys"
 start_warden proxy "$tmp/warden" "$tmp/nokeys" 10000 || exit 1
@@ -289,6 +309,19 @@ done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
 records=$(grep -c '"type":"decision"' "$tmp/warden/records.jsonl")
 echo "mcpwarden wrote $records decision records"
+# CPU time (all threads, user + system) per call over the whole run: steadier than wall-clock
+# numbers on a shared machine.
+read -r -a st < <(sed 's/^.*) //' "/proc/$warden_pid/stat")
+echo "mcpwarden CPU per call: $(awk -v t=$((st[11] + st[12])) -v hz="$(getconf CLK_TCK)" \
+	-v n="$records" 'BEGIN { printf "%.1f µs", n ? t / hz / n * 1e6 : 0 }')"
+if [ "$tracing" = 1 ]; then
+	# Stopped now so that its exporter flushes and reports what it sent and dropped.
+	kill "$warden_pid" 2>/dev/null
+	wait "$warden_pid" 2>/dev/null
+	read -r otlp_n otlp_bytes <"$tmp/otlp-count" 2>/dev/null
+	echo "tracing: the receiver got ${otlp_n:-0} export requests (${otlp_bytes:-0} bytes);" \
+		"$(grep -ho 'tracing: [0-9]* spans exported.*' "$tmp/warden/mcpwarden.log" | tail -1)"
+fi
 for w in "${warn[@]+"${warn[@]}"}"; do echo "WARNING: $w"; done
 
 # ---------------------------------------------------------------- memory at scale

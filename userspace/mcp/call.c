@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "govern/gate.h"
 #include "govern/refusal.h"
+#include "mcp/call_int.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/links.h"
@@ -22,6 +23,7 @@
 #include "mcp/upstream.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
+#include "observe/trace.h"
 
 #define PENDING_RETRY_MS 1000  /* a session at its pending cap: when to try again */
 
@@ -68,6 +70,11 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 	if (c->ticket && decision == DECISION_ALLOW && resp &&
 	    (!err || catalog_server_config(c->env->cat, c->server)->charge_failures))
 		d.cost_micros = gate_ticket_cost(c->ticket);
+	char trace_id[33];
+	if (c->span) {
+		call_trace_decided(c, d.decision, reason, d.cost_micros, trace_id);
+		d.trace_id = trace_id;
+	}
 	audit_decision(&d);
 	uint64_t up = c->fwd_ns ? now - c->fwd_ns : 0;
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
@@ -137,6 +144,8 @@ static void circuit_outcome(struct call *c, bool failure)
 
 static void call_free(struct call *c)
 {
+	if (c->span || c->client_span)
+		call_trace_end(c, NULL);
 	if (c->ticket)  /* never settled: nothing was acknowledged, give the capacity back */
 		gate_settle(c->env->gate, c->ticket, false, NULL, NULL);
 	if (c->circuit_out && c->circuit_probe)  /* cancelled: the next call probes */
@@ -160,6 +169,8 @@ static void finish(struct call *c)
 	cJSON *resp = c->resp;
 
 	c->resp = NULL;
+	if (c->span)
+		call_trace_end(c, resp);
 	if (resp)
 		cJSON_ReplaceItemInObjectCaseSensitive(resp, "id", jsonrpc_id_dup(c->down_id));
 	if (c->reply)
@@ -255,6 +266,8 @@ static void forward(struct call *c)
 	}
 	if (c->reply)
 		reply_on_gone(c->reply, on_client_gone, c);
+	if (c->span)
+		call_trace_forward(c, &params);
 	c->fwd_ns = clock_mono_ns();
 	c->up_params = NULL;
 	c->state = CALL_SENT;
@@ -263,6 +276,8 @@ static void forward(struct call *c)
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s: cannot send", name);
+	} else if (c->client_span) {
+		call_trace_sent(c, c->handle);
 	}
 }
 
@@ -421,6 +436,8 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 			return;
 		}
 		c->ans_ns = clock_mono_ns();
+		if (c->client_span)
+			call_trace_answer(c, msg);
 		if (c->method->flags & METHOD_FANOUT) {
 			/* Every upstream that logs got the level; the answer waits for all of them. */
 			cJSON_Delete(msg);
@@ -520,6 +537,8 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 	}
 	jsonrpc_id_key(id, c->key, sizeof(c->key));
 	metrics_request_begin();
+	if (trace_enabled())
+		call_trace_start(c, id, params, reply);
 	if (hmap_get(s->calls, c->key)) {
 		cJSON_Delete(params);
 		call_fail(c, JSONRPC_INVALID_REQUEST, NULL, NULL,

@@ -30,6 +30,7 @@ struct link;
 struct links;
 struct reply;
 struct session;
+struct span;
 
 enum call_state {
 	CALL_RECEIVED,   /* the method is known and the id is in the session's books */
@@ -101,6 +102,10 @@ struct call {
 	uint64_t gate_ns;             /* time spent in admission (gate and arguments) */
 	uint64_t fwd_ns;              /* sent upstream; 0: never */
 	uint64_t ans_ns;              /* the upstream's answer arrived; 0: none */
+
+	/* Tracing on only (mcp/call_trace.h): the request's span, and the upstream request's. */
+	struct span *span;
+	struct span *client_span;
 };
 
 static inline struct call *obj_call(enum obj_type *t)

@@ -32,6 +32,11 @@ struct reply_ops {
 struct reply {
 	const struct reply_ops *ops;
 	uint64_t received_ns;   /* the request arrived (monotonic); 0: unknown */
+	/* Set only while tracing is on (observe/trace.h), and read when the call starts: the
+	 * agent's W3C trace context headers (NULL: none) and its address (NULL: unknown). */
+	const char *traceparent, *tracestate;
+	const char *peer;
+	uint16_t peer_port;
 };
 
 struct stream_ops {

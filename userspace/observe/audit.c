@@ -46,6 +46,8 @@ void audit_decision(const struct audit_decision *d)
 	cJSON_AddNumberToObject(o, "latency_ms", (double)d->latency_ms);
 	if (d->went_upstream)
 		cJSON_AddNumberToObject(o, "upstream_ms", (double)d->upstream_ms);
+	if (d->trace_id)
+		cJSON_AddStringToObject(o, "trace_id", d->trace_id);
 	log_record("decision", o);
 	cJSON_Delete(o);
 }

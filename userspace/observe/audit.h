@@ -26,6 +26,7 @@ struct audit_decision {
 	uint64_t latency_ms;
 	bool went_upstream;
 	uint64_t upstream_ms;       /* the part spent waiting for the upstream */
+	const char *trace_id;       /* 32 lowercase hex when the call had a trace, or NULL */
 };
 
 void audit_decision(const struct audit_decision *d);

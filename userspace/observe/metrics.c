@@ -13,6 +13,7 @@
 #include "govern/keys.h"
 #include "govern/refusal.h"
 #include "store/store.h"
+#include "observe/trace.h"
 
 enum method {
 	M_INITIALIZE, M_PING, M_TOOLS_LIST, M_TOOLS_CALL, M_RESOURCES_LIST, M_TEMPLATES_LIST,
@@ -391,6 +392,39 @@ static int render_llm(struct evbuffer *out)
 	return rc;
 }
 
+/* The span exporter (observe/trace.h): zeros while tracing is off. */
+static int render_tracing(struct evbuffer *out)
+{
+	struct trace_counters t;
+	int rc;
+
+	trace_counters(&t);
+	rc = family(out, "mcpwarden_trace_spans_exported_total", "counter",
+		    "Spans the OTLP collector accepted.");
+	if (!rc)
+		rc = add(out, "mcpwarden_trace_spans_exported_total %llu\n",
+			 (unsigned long long)t.exported);
+	if (!rc)
+		rc = family(out, "mcpwarden_trace_spans_dropped_total", "counter",
+			    "Spans lost: the export queue was full, or their export failed after "
+			    "its retries.");
+	if (!rc)
+		rc = add(out, "mcpwarden_trace_spans_dropped_total %llu\n",
+			 (unsigned long long)t.dropped);
+	if (!rc)
+		rc = family(out, "mcpwarden_trace_export_errors_total", "counter",
+			    "OTLP export requests that failed after their retries.");
+	if (!rc)
+		rc = add(out, "mcpwarden_trace_export_errors_total %llu\n",
+			 (unsigned long long)t.export_errors);
+	if (!rc)
+		rc = family(out, "mcpwarden_trace_spans_queued", "gauge",
+			    "Spans waiting for export.");
+	if (!rc)
+		rc = add(out, "mcpwarden_trace_spans_queued %llu\n", (unsigned long long)t.queued);
+	return rc;
+}
+
 int metrics_render(struct evbuffer *out, struct store *st, const struct keystore *ks)
 {
 	int rc;
@@ -514,6 +548,8 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 		if (!rc)
 			rc = add(out, "mcpwarden_keys %zu\n", keys_count(ks));
 	}
+	if (!rc)
+		rc = render_tracing(out);
 	if (!rc)
 		rc = render_ebpf(out);
 	return rc;

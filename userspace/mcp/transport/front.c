@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "observe/audit.h"
+#include "observe/trace.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
@@ -307,6 +308,15 @@ static struct front_reply *reply_new(struct front *f, struct evhttp_request *req
 		r->f = f;
 		r->req = req;
 		r->evcon = evhttp_request_get_connection(req);
+		if (trace_enabled()) {
+			char *peer = NULL;
+			ev_uint16_t port = 0;
+			r->base.traceparent = header(req, "traceparent");
+			r->base.tracestate = header(req, "tracestate");
+			evhttp_connection_get_peer(r->evcon, &peer, &port);
+			r->base.peer = peer;
+			r->base.peer_port = port;
+		}
 	}
 	return r;
 }

@@ -11,13 +11,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <event2/buffer.h>
@@ -31,6 +29,7 @@
 #include "base/log.h"
 #include "base/curl_loop.h"
 #include "mcp/transport/sse.h"
+#include "observe/trace.h"
 
 #define HTTP_MAX_BODY           (16u << 20)     /* one JSON answer or one SSE event */
 #define HTTP_ERR_SNIPPET        4096            /* body kept from an error answer */
@@ -72,6 +71,7 @@ struct call {
 	struct event *timer;            /* reconnect delay */
 	unsigned backoff_ms;
 	char errbuf[CURL_ERROR_SIZE];
+	char traceparent[TRACE_PARENT_LEN + 1], tracestate[TRACE_STATE_MAX + 1];  /* or "" */
 };
 
 struct http_transport {
@@ -441,7 +441,9 @@ static int build_headers(struct call *c, const struct http_transport *h, const c
 	if (c->resuming && c->sse && (last = sse_parser_last_id(c->sse)) &&
 	    (rc = add_header(&c->hdrs, "Last-Event-ID", last)) != 0)
 		return rc;
-	return 0;
+	if (c->traceparent[0] && (rc = add_header(&c->hdrs, "traceparent", c->traceparent)) == 0)
+		rc = c->tracestate[0] ? add_header(&c->hdrs, "tracestate", c->tracestate) : 0;
+	return rc;
 }
 
 #define SET(opt, val) do {                                              \
@@ -847,6 +849,8 @@ static int http_send(struct transport *t, const cJSON *msg)
 		if (!(c->id = cJSON_Duplicate(id, true)))
 			goto fail;
 		c->initialize = strcmp(method->valuestring, "initialize") == 0;
+		if (trace_enabled())  /* mcp/call_trace.c put the call's context in _meta */
+			trace_meta_headers(msg, c->traceparent, c->tracestate);
 	} else {
 		c->initialized = cJSON_IsString(method) &&
 				 strcmp(method->valuestring, "notifications/initialized") == 0;

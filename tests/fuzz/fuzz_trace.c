@@ -1,0 +1,70 @@
+/* fuzz_trace: what tracing reads from outside (docs/tracing.md): "<traceparent>\n~~\n<text>".
+ * The first part is an agent's traceparent header: a value that parses formats back to the
+ * same context. The second is a JSON-RPC request whose params._meta feeds an HTTP upstream's
+ * headers (no control character may come out), and also a configuration whose `tracing`
+ * section is parsed. */
+#include <stdbool.h>
+
+#include "base/config.h"
+#include "observe/trace.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool clean(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
+/* A header line may carry UTF-8 (obs-text) and tabs, never a control character. */
+static bool header_clean(const char *s)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return false;
+	return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int quiet;
+	char *text = fuzz_strndup(data, size), *rest;
+	char tp[TRACE_PARENT_LEN + 1], ts[TRACE_STATE_MAX + 1];
+	struct trace_ctx c, again;
+	struct config *cfg = NULL;
+	struct config_errors errs = { 0 };
+	struct trace_config tc;
+	cJSON *msg;
+
+	if (!quiet++)
+		fuzz_quiet();
+	if (!text)
+		return 0;
+	rest = fuzz_split(text);
+	if (trace_parent_parse(text, &c) == 0) {
+		trace_parent_format(&c, tp);
+		if (trace_parent_parse(tp, &again) || memcmp(&c, &again, sizeof(c)))
+			__builtin_trap();
+	}
+	(void)trace_state_valid(text);
+	if ((msg = cJSON_Parse(rest))) {
+		trace_meta_headers(msg, tp, ts);
+		if (!clean(tp) || !clean(ts) || (tp[0] && trace_parent_parse(tp, &c)))
+			__builtin_trap();
+		cJSON_Delete(msg);
+	}
+	if (config_parse(rest, "fuzz", &cfg, &errs) == 0) {
+		if (trace_config_parse(cfg, &tc, &errs, NULL) == 0 && tc.enabled && !tc.url)
+			__builtin_trap();
+		for (char **h = tc.headers; h && *h; h++)
+			if (!header_clean(*h))
+				__builtin_trap();
+		trace_config_free(&tc);
+		config_free(cfg);
+	}
+	free(text);
+	return 0;
+}
