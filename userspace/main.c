@@ -18,6 +18,8 @@
 #include "govern/gate.h"
 #include "enforce/guard.h"
 #include "base/log.h"
+#include "observe/audit.h"
+#include "observe/logstore.h"
 #include "observe/metrics.h"
 #include "mcp/router.h"
 #include "mcp/transport/upstream_http.h"
@@ -85,6 +87,9 @@ static int validate(const char *path, struct config **out, struct config_errors 
 	if (gate_new(NULL, *out, &g, errs) == 0)
 		gate_free(g);
 	guard_check(*out, errs);
+	struct logstore_options lo;
+	if (logstore_options_parse((*out)->raw, (*out)->state_dir, &lo, errs) == 0)
+		logstore_options_clear(&lo);
 	if (errs->count) {
 		config_free(*out);
 		*out = NULL;
@@ -512,6 +517,24 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (!sigs[i] || event_add(sigs[i], NULL))
 			goto out;
+	/* The log store lives as long as the process: a reload keeps it (its section is read at
+	 * start-up only, docs/configuration.md). */
+	struct logstore_options lo;
+	if (logstore_options_parse(cfg->raw, cfg->state_dir, &lo, &errs)) {
+		print_errors(d.config_path, &errs);
+		config_free(cfg);
+		goto out;
+	}
+	rc = logstore_start(&lo, audit_note);
+	if (rc)
+		log_error("cannot open the log store %s: %s", lo.path, strerror(-rc));
+	logstore_options_clear(&lo);
+	if (rc) {
+		rc = 1;
+		config_free(cfg);
+		goto out;
+	}
+	rc = 1;
 	if (start(&d, cfg)) {
 		config_free(cfg);
 		goto out;
@@ -529,6 +552,7 @@ out:
 	if (d.base)
 		event_base_free(d.base);
 	libevent_global_shutdown();
+	logstore_stop();   /* its final checkpoint record goes out through the log writer */
 	log_async_stop();  /* last: everything logged during shutdown is written out */
 	return rc;
 }

@@ -55,9 +55,10 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.response = resp,
 		.cost_micros = -1,
 		.args_shape = c->args_shape,
-		.latency_ms = (now - c->t0_ns) / 1000000,
+		.latency_us = (now - c->t0_ns) / 1000,
 		.went_upstream = c->fwd_ns != 0,
-		.upstream_ms = c->fwd_ns ? (now - c->fwd_ns) / 1000000 : 0,
+		.upstream_us = c->fwd_ns ? (now - c->fwd_ns) / 1000 : 0,
+		.trace_id = NULL,       /* s3-otel: the call's trace */
 	};
 
 	/* What is charged, not what was reserved: refused, failed and cancelled calls release
