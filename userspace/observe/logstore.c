@@ -34,7 +34,6 @@ static struct {
 	bool running, stopping, writer_waits;
 	pthread_t thread;
 	int64_t next_seq;       /* the id the next reserved record gets */
-	int64_t handled_seq;    /* every id up to this one is committed (or failed) */
 	struct logstore_options opt;
 	logstore_note_fn note;
 	struct logstore_db *db; /* writer thread only, once started */
@@ -255,8 +254,8 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 void logstore_flush(void)
 {
 	pthread_mutex_lock(&g.mu);
-	int64_t upto = g.next_seq - 1;
-	while (g.running && g.handled_seq < upto) {
+	/* depth falls only once a batch is committed (or failed). */
+	while (g.running && atomic_load(&g.depth) > 0) {
 		pthread_cond_signal(&g.more);
 		pthread_cond_wait(&g.idle, &g.mu);
 	}
@@ -423,7 +422,6 @@ static void *writer(void *arg)
 				atomic_fetch_add(&g.written, n);
 			}
 		}
-		int64_t last = n ? rows[n - 1]->id : 0;
 		bool ckpt = false;
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(rows[i]->type, "checkpoint") && ++since_ckpt >= g.opt.checkpoint_every)
@@ -442,8 +440,6 @@ static void *writer(void *arg)
 
 		pthread_mutex_lock(&g.mu);
 		atomic_fetch_sub(&g.depth, n);
-		if (last > g.handled_seq)
-			g.handled_seq = last;
 		pthread_cond_broadcast(&g.idle);
 	}
 	pthread_mutex_unlock(&g.mu);
@@ -489,7 +485,6 @@ int logstore_start(const struct logstore_options *o, logstore_note_fn note)
 		goto fail;
 	logstore_db_chain(g.db, &c);
 	g.next_seq = c.last_id + 1;
-	g.handled_seq = c.last_id;
 	atomic_store(&g.depth, 0);
 	g.stopping = false;
 	g.running = true;
