@@ -1,5 +1,6 @@
 /* policy: parsing policies, evaluating catalogue entries, compiled views and their cache. */
 #include "govern/policy.h"
+#include "govern/redact.h"
 
 #include "base/alloc.h"
 #include "base/config.h"
@@ -48,6 +49,9 @@ struct policy {
 	signed char require[NHINTS];  /* -1: no rule, else the value a tool must have */
 	signed char deny[NHINTS];     /* -1: no rule, else the value that refuses a tool */
 	uint32_t require_why[NHINTS], deny_why[NHINTS];
+	bool log_arguments;           /* records hold argument and result values */
+	char **redact;                /* field names whose values are replaced */
+	size_t nredact;
 };
 
 struct policy_set {
@@ -262,11 +266,36 @@ static int parse_annotations(struct policy_set *ps, struct policy *p, const cJSO
 	return rc;
 }
 
+/* "redact": ["password", "token"]: field names, matched case-insensitively at any depth. */
+static int parse_redact(struct policy *p, const cJSON *arr, const char *path,
+			struct config_errors *errs)
+{
+	const cJSON *it;
+	int n = cJSON_GetArraySize(arr);
+
+	if (!arr)
+		return 0;
+	if (!cJSON_IsArray(arr) || n > 256)
+		return config_fail(errs, path, "redact: must be an array of at most 256 field names");
+	p->redact = calloc((size_t)n + 1, sizeof(*p->redact));
+	if (!p->redact)
+		return -ENOMEM;
+	cJSON_ArrayForEach(it, arr) {
+		if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) > 256)
+			return config_fail(errs, path, "redact[%zu]: must be a field name (1-256 "
+					   "characters)", p->nredact);
+		if (!(p->redact[p->nredact++] = strdup(it->valuestring)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 			struct config_errors *errs)
 {
 	static const char *const fields[] = {
-		"description", "tools", "resources", "prompts", "annotations", NULL
+		"description", "tools", "resources", "prompts", "annotations", "log_arguments",
+		"redact", NULL
 	};
 	char path[96], ep[128];
 	const char *desc;
@@ -296,6 +325,13 @@ static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 		if (e)
 			rc = -EINVAL;
 	}
+	if (cfg_bool(j, "log_arguments", path, false, &p->log_arguments, errs) == -EINVAL)
+		rc = -EINVAL;
+	e = parse_redact(p, cJSON_GetObjectItemCaseSensitive(j, "redact"), path, errs);
+	if (e == -ENOMEM)
+		return e;
+	if (e)
+		rc = -EINVAL;
 	snprintf(ep, sizeof(ep), "%s.annotations", path);
 	e = parse_annotations(ps, p, cJSON_GetObjectItemCaseSensitive(j, "annotations"), ep, errs);
 	if (e == -ENOMEM)
@@ -330,6 +366,9 @@ void policy_set_free(struct policy_set *ps)
 		for (int k = 0; k < NKINDS; k++)
 			free_rules(&ps->pol[i].kind[k]);
 		free(ps->pol[i].name);
+		for (size_t r = 0; r < ps->pol[i].nredact; r++)
+			free(ps->pol[i].redact[r]);
+		free(ps->pol[i].redact);
 	}
 	for (size_t i = 0; i < ps->nwhy; i++)
 		free(ps->why[i]);
@@ -409,6 +448,25 @@ static const struct policy *find_policy(const struct policy_set *ps, const char 
 bool policy_set_has(const struct policy_set *ps, const char *name)
 {
 	return name && find_policy(ps, name) != NULL;
+}
+
+cJSON *policy_logged_copy(const struct policy_set *ps, const char *policy,
+			  const char *team_policy, const cJSON *v, bool *opted_in)
+{
+	const struct policy *p[2] = {
+		ps && policy && *policy ? find_policy(ps, policy) : NULL,
+		ps && team_policy && *team_policy ? find_policy(ps, team_policy) : NULL,
+	};
+	const char *names[512];
+	size_t n = 0;
+
+	*opted_in = (p[0] && p[0]->log_arguments) || (p[1] && p[1]->log_arguments);
+	if (!*opted_in || !v)
+		return NULL;
+	for (int i = 0; i < 2; i++)
+		for (size_t r = 0; p[i] && r < p[i]->nredact; r++)
+			names[n++] = p[i]->redact[r];
+	return redact_copy(v, names, n);
 }
 
 /* ---- evaluation ---- */

@@ -59,14 +59,19 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.went_upstream = c->fwd_ns != 0,
 		.upstream_us = c->fwd_ns ? (now - c->fwd_ns) / 1000 : 0,
 		.trace_id = NULL,       /* s3-otel: the call's trace */
+		.arguments = c->logged_args,
 	};
+	cJSON *logged_result = NULL;
 
 	/* What is charged, not what was reserved: refused, failed and cancelled calls release
 	 * their reservation (failures are charged only where the upstream says so). */
 	if (c->ticket && decision == DECISION_ALLOW && resp &&
 	    (!err || catalog_server_config(c->env->cat, c->server)->charge_failures))
 		d.cost_micros = gate_ticket_cost(c->ticket);
+	if (c->has_who && res && c->method->id == MCP_TOOLS_CALL)
+		d.result = logged_result = gate_logged_copy(c->env->gate, &c->who, res);
 	audit_decision(&d);
+	cJSON_Delete(logged_result);
 	uint64_t up = c->fwd_ns ? now - c->fwd_ns : 0;
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
 	metrics_decision(c->method->name, decision_name(decision),
@@ -132,6 +137,7 @@ static void call_free(struct call *c)
 	cJSON_Delete(c->down_id);
 	cJSON_Delete(c->up_params);
 	cJSON_Delete(c->args_shape);
+	cJSON_Delete(c->logged_args);
 	cJSON_Delete(c->resp);
 	free(c->target);
 	free(c->upname);
@@ -417,6 +423,8 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		c->target = NULL;
 		cJSON_Delete(c->args_shape);
 		c->args_shape = NULL;
+		cJSON_Delete(c->logged_args);
+		c->logged_args = NULL;
 		run(c, params);
 		return;
 	}
