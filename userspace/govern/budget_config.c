@@ -449,7 +449,7 @@ const struct selector *budget_find_sel(const struct budget_config *cfg, const ch
 	char buf[BUDGET_NAME_BUF];
 	struct selector key;
 
-	if (!cfg || !name || !*name)        /* keys use "" for no team / no policy */
+	if (!cfg || !cfg->nsel || !name || !*name)  /* keys use "" for no team / no policy */
 		return NULL;
 	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", prefix, name) >= sizeof(buf))
 		return NULL;

@@ -82,6 +82,8 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		metrics_stage(METRICS_STAGE_FRONT, c->t0_ns - c->rx_ns);
 	if (c->gate_ns)
 		metrics_stage(METRICS_STAGE_GATE, c->gate_ns);
+	if (c->method->id == MCP_TOOLS_CALL)
+		metrics_tool_call(server, server ? c->upname : NULL, now - c->t0_ns);
 	if (c->ans_ns) {
 		metrics_stage(METRICS_STAGE_UPSTREAM, c->ans_ns - c->fwd_ns);
 		metrics_stage(METRICS_STAGE_SETTLE, now - c->ans_ns);

@@ -13,6 +13,8 @@
  *   mcpwarden_upstream_errors_total{server,kind}       failures and timeouts per upstream
  *   mcpwarden_sessions, mcpwarden_requests_in_flight   gauges
  *   mcpwarden_request_duration_seconds{part}           histogram: gateway time vs upstream time
+ *   mcpwarden_tool_call_duration_seconds{server,tool}  histogram per catalogue tool (bounded)
+ *   mcpwarden_logstore_{queue_depth,dropped_total,written_total,bytes}  observe/logstore.h
  *   mcpwarden_store_commits_total, mcpwarden_store_syncs_total, mcpwarden_keys
  *   mcpwarden_ebpf_*                                   when an enforcer is set
  */
@@ -46,6 +48,9 @@ enum metrics_stage {
 	METRICS_NSTAGES
 };
 void metrics_stage(enum metrics_stage stage, uint64_t ns);
+/* A tools/call the catalogue routed: server and the tool's upstream name (NULL: not routed,
+ * counted under "other"), its whole latency. */
+void metrics_tool_call(const char *server, const char *tool, uint64_t ns);
 void metrics_request_begin(void);
 void metrics_request_end(void);
 void metrics_session_opened(void);
