@@ -16,8 +16,8 @@
 #include "base/log.h"
 #include "observe/logstore_db.h"
 
-#define BATCH_MAX 512           /* records in one transaction, at most */
-#define GATHER_MS 2             /* a batch waits this long for more records */
+#define BATCH_MAX 4096          /* records in one transaction, at most */
+#define GATHER_MS 100           /* a batch waits this long for more records */
 #define AGE_EVERY_S 60          /* retention by age runs this often */
 
 /* One queued record: its columns (strings in data[]) and its line. */
