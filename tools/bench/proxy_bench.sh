@@ -15,7 +15,8 @@
 # 100k-key config and 10k open sessions, before and after SIGHUP reloads.
 #
 # Environment: BENCH_CONNECTIONS ("1 16 64"), BENCH_ROUNDS (3), BENCH_SECONDS (5),
-# BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000).
+# BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000),
+# BENCH_LOGS (1: the log store on, as by default; 0: off, to measure what it costs).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -26,6 +27,7 @@ secs=${BENCH_SECONDS:-5}
 memory=${BENCH_MEMORY:-1}
 nkeys=${BENCH_KEYS:-100000}
 nsessions=${BENCH_SESSIONS:-10000}
+logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
 
 skip() { echo "SKIP: $*"; exit 0; }
 for tool in wrk nginx node curl sha256sum; do
@@ -148,7 +150,7 @@ start_warden() {
 	shift 4
 	mkdir -p "$dir/state"
 	sed -e "s|@STATE_DIR@|$dir/state|" -e "s|@UPSTREAM_PORT@|$up_port|" \
-	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" \
+	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" -e "s|@LOGS@|$logs|" \
 	    -e "/@MORE_KEYS@/{
 		s|@MORE_KEYS@||
 		r $more

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <openssl/evp.h>
 
+#include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "observe/logstore_db.h"
@@ -217,13 +218,7 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 		len[i] = txt[i] ? strlen(txt[i]) + 1 : 0;
 		need += len[i];
 	}
-	it = malloc(sizeof(*it) + need);
-	if (!it) {
-		/* Its id is taken: the writer sees the gap and the chain says "removed". Rare
-		 * enough (out of memory) not to deserve more. */
-		atomic_fetch_add(&g.dropped, 1);
-		return;
-	}
+	it = xmalloc(sizeof(*it) + need);     /* out of memory ends the process: alloc.h */
 	memset(&it->row, 0, sizeof(it->row));
 	it->row.id = seq;
 	it->row.ts = ts_ms;
