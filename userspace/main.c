@@ -324,6 +324,14 @@ static void reload(struct daemon *d, struct config *ncfg, int rc,
 		config_free(ncfg);
 		return;
 	}
+	const cJSON *ologs = cJSON_GetObjectItemCaseSensitive(d->cfg->raw, "logs");
+	const cJSON *nlogs = cJSON_GetObjectItemCaseSensitive(ncfg->raw, "logs");
+	if ((ologs || nlogs) && !cJSON_Compare(ologs, nlogs, 1))
+		log_warn("reload: the log store keeps the settings it started with until a "
+			 "restart (logs changed)");
+	else if (strcmp(d->cfg->state_dir, ncfg->state_dir))
+		log_warn("reload: the log store keeps the settings it started with until a "
+			 "restart (state_dir changed)");
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
 	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
 	struct config *old = d->cfg;

@@ -77,9 +77,9 @@ static int parse_checkpoint(const char *s, struct logverify_options *o)
 	const char *at = strchr(s, '@');
 	char *end;
 
-	if (!at || at - s != 2 * LOGSTORE_HASH_LEN)
+	if (!at || at - s != 2 * LOGCHAIN_HASH_LEN)
 		return -EINVAL;
-	for (int i = 0; i < LOGSTORE_HASH_LEN; i++) {
+	for (int i = 0; i < LOGCHAIN_HASH_LEN; i++) {
 		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
@@ -148,8 +148,8 @@ static int verify(int argc, char **argv)
 	logverify_run(&o, &r);
 	if (json) {
 		cJSON *j = cJSON_CreateObject();
-		char head[2 * LOGSTORE_HASH_LEN + 1];
-		for (int i = 0; i < LOGSTORE_HASH_LEN; i++)
+		char head[2 * LOGCHAIN_HASH_LEN + 1];
+		for (int i = 0; i < LOGCHAIN_HASH_LEN; i++)
 			snprintf(head + 2 * i, 3, "%02x", r.head[i]);
 		if (!j || !cJSON_AddStringToObject(j, "result", verdicts[r.status]) ||
 		    (r.id && !cJSON_AddNumberToObject(j, "id", (double)r.id)) ||

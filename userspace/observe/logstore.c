@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <openssl/evp.h>
 
 #include "base/alloc.h"
 #include "base/list.h"
@@ -135,21 +134,6 @@ void logstore_options_clear(struct logstore_options *o)
 {
 	free(o->path);
 	o->path = NULL;
-}
-
-/* ---- the chain ---- */
-
-int logstore_link(const uint8_t prev[LOGSTORE_HASH_LEN], const char *text, size_t len,
-		  uint8_t out[LOGSTORE_HASH_LEN])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned int n = 0;
-	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-		 EVP_DigestUpdate(ctx, prev, LOGSTORE_HASH_LEN) &&
-		 EVP_DigestUpdate(ctx, text, len) && EVP_DigestFinal_ex(ctx, out, &n);
-
-	EVP_MD_CTX_free(ctx);
-	return ok && n == LOGSTORE_HASH_LEN ? 0 : -EIO;
 }
 
 /* ---- the loop's side ---- */
@@ -290,9 +274,9 @@ static void sample_bytes(void)
 	atomic_store(&g.bytes, n);
 }
 
-static void hex(const uint8_t *h, char out[2 * LOGSTORE_HASH_LEN + 1])
+static void hex(const uint8_t *h, char out[2 * LOGCHAIN_HASH_LEN + 1])
 {
-	for (int i = 0; i < LOGSTORE_HASH_LEN; i++)
+	for (int i = 0; i < LOGCHAIN_HASH_LEN; i++)
 		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
@@ -300,7 +284,7 @@ static void hex(const uint8_t *h, char out[2 * LOGSTORE_HASH_LEN + 1])
 static void note_checkpoint(void)
 {
 	struct logstore_chain c;
-	char head[2 * LOGSTORE_HASH_LEN + 1];
+	char head[2 * LOGCHAIN_HASH_LEN + 1];
 	cJSON *o;
 
 	logstore_db_chain(g.db, &c);
@@ -317,7 +301,7 @@ static void note_checkpoint(void)
 
 static void note_anchor(const struct logstore_retained *r)
 {
-	char prev[2 * LOGSTORE_HASH_LEN + 1];
+	char prev[2 * LOGCHAIN_HASH_LEN + 1];
 	cJSON *o;
 
 	if (!g.note || !(o = cJSON_CreateObject()))

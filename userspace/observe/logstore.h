@@ -27,7 +27,6 @@
 #define LOGSTORE_MAX_BYTES_DEFAULT (1LL << 30)
 #define LOGSTORE_QUEUE_DEFAULT 65536
 #define LOGSTORE_CHECKPOINT_EVERY_DEFAULT 1000
-#define LOGSTORE_HASH_LEN 32
 
 struct logstore_options {
 	bool enabled;
@@ -71,9 +70,5 @@ struct logstore_stats {
 	bool running;
 };
 void logstore_get_stats(struct logstore_stats *out);
-
-/* SHA-256(prev || text): one link of the chain. 0 or -EIO. */
-int logstore_link(const uint8_t prev[LOGSTORE_HASH_LEN], const char *text, size_t len,
-		  uint8_t out[LOGSTORE_HASH_LEN]);
 
 #endif

@@ -78,13 +78,13 @@ static int step_reset(sqlite3_stmt *s)
 								       : -EIO);
 }
 
-static int blob32(sqlite3_stmt *s, int col, uint8_t out[LOGSTORE_HASH_LEN])
+static int blob32(sqlite3_stmt *s, int col, uint8_t out[LOGCHAIN_HASH_LEN])
 {
 	const void *b = sqlite3_column_blob(s, col);
 
-	if (!b || sqlite3_column_bytes(s, col) != LOGSTORE_HASH_LEN)
+	if (!b || sqlite3_column_bytes(s, col) != LOGCHAIN_HASH_LEN)
 		return -EIO;
-	memcpy(out, b, LOGSTORE_HASH_LEN);
+	memcpy(out, b, LOGCHAIN_HASH_LEN);
 	return 0;
 }
 
@@ -184,7 +184,7 @@ void logstore_db_chain(const struct logstore_db *d, struct logstore_chain *out)
 }
 
 static int insert_one(struct logstore_db *d, const struct logstore_row *r,
-		      const uint8_t hash[LOGSTORE_HASH_LEN])
+		      const uint8_t hash[LOGCHAIN_HASH_LEN])
 {
 	sqlite3_stmt *s = d->ins;
 
@@ -198,13 +198,13 @@ static int insert_one(struct logstore_db *d, const struct logstore_row *r,
 		if (r->has_int[i])
 			sqlite3_bind_int64(s, 4 + LOGSTORE_NTEXT + i, r->ints[i]);
 	sqlite3_bind_text(s, 20, r->record, (int)r->record_len, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 21, hash, LOGSTORE_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 21, hash, LOGCHAIN_HASH_LEN, SQLITE_STATIC);
 	return step_reset(s);
 }
 
 int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, size_t n)
 {
-	uint8_t h[LOGSTORE_HASH_LEN];
+	uint8_t h[LOGCHAIN_HASH_LEN];
 	int64_t last = d->chain.last_id;
 	int rc;
 
@@ -213,7 +213,7 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 	if ((rc = step_reset(d->begin)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
-		if ((rc = logstore_link(h, rows[i]->record, rows[i]->record_len, h)) ||
+		if ((rc = logchain_link(h, rows[i]->record, rows[i]->record_len, h)) ||
 		    (rc = insert_one(d, rows[i], h)))
 			goto fail;
 		last = rows[i]->id;
@@ -278,7 +278,7 @@ static int64_t age_cut(struct logstore_db *d, int64_t cutoff)
 static int delete_upto(struct logstore_db *d, int64_t cut, struct logstore_retained *out)
 {
 	sqlite3_stmt *s = NULL;
-	uint8_t prev[LOGSTORE_HASH_LEN];
+	uint8_t prev[LOGCHAIN_HASH_LEN];
 	int rc;
 
 	if ((rc = step_reset(d->begin)))

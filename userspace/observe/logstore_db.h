@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "observe/logstore.h"
+#include "observe/logchain.h"
 
 #define LOGSTORE_NTEXT 11
 #define LOGSTORE_NINT 5
@@ -29,13 +29,13 @@ struct logstore_row {
 /* The chain table: the anchor (the hash before first_id) and the head (last_id's hash). */
 struct logstore_chain {
 	int64_t first_id, last_id;      /* last_id < first_id: no record stored */
-	uint8_t prev_hash[LOGSTORE_HASH_LEN], head[LOGSTORE_HASH_LEN];
+	uint8_t prev_hash[LOGCHAIN_HASH_LEN], head[LOGCHAIN_HASH_LEN];
 };
 
 /* What one retention chunk did. */
 struct logstore_retained {
 	int64_t first_id;               /* the new anchor */
-	uint8_t prev_hash[LOGSTORE_HASH_LEN];
+	uint8_t prev_hash[LOGCHAIN_HASH_LEN];
 	int64_t deleted;
 	bool by_size;
 };

@@ -24,13 +24,13 @@ static enum logverify_status say(struct logverify_result *r, enum logverify_stat
 	return st;
 }
 
-static bool blob32(sqlite3_stmt *s, int col, uint8_t out[LOGSTORE_HASH_LEN])
+static bool blob32(sqlite3_stmt *s, int col, uint8_t out[LOGCHAIN_HASH_LEN])
 {
 	const void *b = sqlite3_column_blob(s, col);
 
-	if (!b || sqlite3_column_bytes(s, col) != LOGSTORE_HASH_LEN)
+	if (!b || sqlite3_column_bytes(s, col) != LOGCHAIN_HASH_LEN)
 		return false;
-	memcpy(out, b, LOGSTORE_HASH_LEN);
+	memcpy(out, b, LOGCHAIN_HASH_LEN);
 	return true;
 }
 
@@ -67,7 +67,7 @@ static int64_t record_seq(const char *text, int len)
 static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o,
 				  struct logverify_result *r)
 {
-	uint8_t prev[LOGSTORE_HASH_LEN], stored[LOGSTORE_HASH_LEN], h[LOGSTORE_HASH_LEN];
+	uint8_t prev[LOGCHAIN_HASH_LEN], stored[LOGCHAIN_HASH_LEN], h[LOGCHAIN_HASH_LEN];
 	sqlite3_stmt *s = NULL;
 	int64_t start, expected;
 	bool found;
@@ -149,7 +149,7 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 				 "sequence number: it was not written there", (long long)id);
 			goto out;
 		}
-		if (!blob32(s, 2, stored) || logstore_link(prev, text, (size_t)len, h) ||
+		if (!blob32(s, 2, stored) || logchain_link(prev, text, (size_t)len, h) ||
 		    memcmp(h, stored, sizeof(h))) {
 			st = say(r, LOGVERIFY_CHANGED, id, "record %lld was changed: its hash does "
 				 "not follow from the previous one", (long long)id);

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "observe/logstore.h"
+#include "observe/logchain.h"
 
 /* Also wardenctl audit verify's exit statuses. */
 enum logverify_status {
@@ -23,7 +23,7 @@ struct logverify_options {
 	const char *path;
 	int64_t since_ms;               /* INT64_MIN: from the anchor */
 	bool have_checkpoint;           /* compare the chain at checkpoint_seq with checkpoint */
-	uint8_t checkpoint[LOGSTORE_HASH_LEN];
+	uint8_t checkpoint[LOGCHAIN_HASH_LEN];
 	int64_t checkpoint_seq;
 };
 
@@ -32,7 +32,7 @@ struct logverify_result {
 	int64_t id;                     /* the record named (status != INTACT, UNREADABLE) */
 	int64_t checked;                /* records whose link was checked */
 	int64_t first_id, last_id;      /* the chain's anchor and head ids */
-	uint8_t head[LOGSTORE_HASH_LEN];
+	uint8_t head[LOGCHAIN_HASH_LEN];
 	bool checkpoint_checked;        /* false: the checkpoint's seq was outside the walk */
 	char detail[256];               /* one sentence for a person */
 };
