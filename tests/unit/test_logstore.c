@@ -232,6 +232,39 @@ static void test_retention_by_size(void)
 	CU_ASSERT(system(cmd) == 0);
 }
 
+static void test_retention_by_age(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logverify_result r;
+	int saved;
+
+	unlink(db);
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	append(1, 5, 10);
+	logstore_stop();                        /* records 1-5, checkpoint 6 */
+	loud(saved);
+	usleep(1100 * 1000);
+	/* The writer applies retention as it starts: everything is older than a second. */
+	o.max_age_s = 1;
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	append(7, 2, 10);
+	logstore_stop();
+	loud(saved);
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+	CU_ASSERT_EQUAL(r.first_id, 7);         /* 1-6 deleted */
+	/* 2 records, the audit_anchor note (the writer's, racing with them) and the checkpoint */
+	CU_ASSERT(r.last_id == 10 && r.checked == 4);
+
+	char cmd[2 * PATH_MAX + 256];
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 '%s' \"SELECT json_extract(record, "
+		 "'$.first_seq') || ' ' || json_extract(record, '$.reason') FROM records WHERE type = "
+		 "'audit_anchor'"
+		 "\")\" = '7 max_age'", db);
+	CU_ASSERT(system(cmd) == 0);
+}
+
 static void test_options(void)
 {
 	struct logstore_options o;
@@ -267,6 +300,7 @@ int main(void)
 		{ "a checkpoint is compared; a restart continues the chain", test_checkpoint_and_restart },
 		{ "retention by size trims the oldest and the chain still verifies",
 		  test_retention_by_size },
+		{ "retention by age, at start-up too", test_retention_by_age },
 		{ "the logs section", test_options },
 		{ NULL, NULL },
 	};

@@ -151,7 +151,8 @@ int64_t logstore_reserve(void)
 	int64_t seq = 0;
 
 	pthread_mutex_lock(&g.mu);
-	if (g.running && !g.stopping) {
+	/* While stopping, only the writer's own notes (retention, the last checkpoint). */
+	if (g.running && (!g.stopping || pthread_equal(pthread_self(), g.thread))) {
 		if (atomic_load(&g.depth) < g.opt.queue)
 			seq = g.next_seq++;
 		else
@@ -365,11 +366,9 @@ static void *writer(void *arg)
 				break;
 			/* The clean exit's checkpoint, stored like the others before the end. */
 			final_done = true;
-			g.stopping = false;
 			pthread_mutex_unlock(&g.mu);
 			note_checkpoint();
 			pthread_mutex_lock(&g.mu);
-			g.stopping = true;
 			continue;
 		}
 		if (!g.stopping && atomic_load(&g.depth) < BATCH_MAX && !list_empty(&g.queue)) {
