@@ -17,7 +17,9 @@
 #include "observe/logstore_db.h"
 
 #define BATCH_MAX 4096          /* records in one transaction, at most */
-#define GATHER_MS 100           /* a batch waits this long for more records */
+#define GATHER_MS 500           /* a batch waits this long for more records: each commit
+				 * rewrites the index pages it touches, so fewer, larger
+				 * transactions cost less per record (docs/performance.md) */
 #define AGE_EVERY_S 60          /* retention by age runs this often */
 
 /* One queued record: its columns (strings in data[]) and its line. */
@@ -31,7 +33,10 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t more, idle;
 	struct list_head queue;
-	bool running, stopping, writer_waits;
+	bool running, stopping;
+	bool writer_waits;      /* for records: appends wake it */
+	bool gathering;         /* for more records: a full batch wakes it */
+	unsigned flushers;      /* threads in logstore_flush: no gathering meanwhile */
 	pthread_t thread;
 	int64_t next_seq;       /* the id the next reserved record gets */
 	struct logstore_options opt;
@@ -225,8 +230,8 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 
 	pthread_mutex_lock(&g.mu);
 	list_add_tail(&it->link, &g.queue);
-	atomic_fetch_add(&g.depth, 1);
-	if (g.writer_waits)
+	uint64_t depth = atomic_fetch_add(&g.depth, 1) + 1;
+	if (g.writer_waits || (g.gathering && depth >= BATCH_MAX))
 		pthread_cond_signal(&g.more);
 	pthread_mutex_unlock(&g.mu);
 }
@@ -235,10 +240,12 @@ void logstore_flush(void)
 {
 	pthread_mutex_lock(&g.mu);
 	/* depth falls only once a batch is committed (or failed). */
+	g.flushers++;
 	while (g.running && atomic_load(&g.depth) > 0) {
 		pthread_cond_signal(&g.more);
 		pthread_cond_wait(&g.idle, &g.mu);
 	}
+	g.flushers--;
 	pthread_mutex_unlock(&g.mu);
 }
 
@@ -372,15 +379,17 @@ static void *writer(void *arg)
 			continue;
 		}
 		if (!g.stopping && atomic_load(&g.depth) < BATCH_MAX && !list_empty(&g.queue)) {
-			/* Gather: a few ms for more, so that a burst is one transaction. */
+			/* Gather up to GATHER_MS for more, until a batch is full. */
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += GATHER_MS * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&g.more, &g.mu, &until);
+			until.tv_sec += until.tv_nsec / 1000000000L;
+			until.tv_nsec %= 1000000000L;
+			g.gathering = true;
+			while (!g.stopping && !g.flushers && atomic_load(&g.depth) < BATCH_MAX &&
+			       pthread_cond_timedwait(&g.more, &g.mu, &until) != ETIMEDOUT)
+				;
+			g.gathering = false;
 		}
 		size_t n = 0;
 		while (!list_empty(&g.queue) && n < BATCH_MAX) {
