@@ -2,8 +2,10 @@
 #include "observe/logverify.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <cjson/cJSON.h>
 
@@ -53,15 +55,57 @@ static int64_t query_int(sqlite3 *db, const char *sql, int64_t arg, bool *found)
 	return v;
 }
 
-/* The record's own "seq": the id the writer gave it (-1: none). */
-static int64_t record_seq(const char *text, int len)
-{
-	cJSON *o = cJSON_ParseWithLength(text, (size_t)len);
-	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(o, "seq");
-	int64_t v = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble : -1;
+/* The columns the walk reads after id, record and hash (the query below), each copied from
+ * the record's field of the same name: the chain covers the record, and this ties the columns
+ * that filters and the dashboard read to it. */
+static const char *const text_cols[] = {
+	"type", "key", "team", "session", "method", "server", "target", "decision", "reason",
+	"status", "error_message", "trace_id",
+};
+static const char *const int_cols[] = {
+	"error_code", "latency_us", "upstream_us", "cost_micros", "result_bytes",
+};
+#define NTEXT (sizeof(text_cols) / sizeof(text_cols[0]))
+#define NINT (sizeof(int_cols) / sizeof(int_cols[0]))
+#define FIRST_COL 4             /* id, record, hash, ts, then text_cols, then int_cols */
 
-	cJSON_Delete(o);
-	return v;
+/* "2026-12-04T07:30:19.168Z" as unix ms; -1 when it is not that. */
+static int64_t ts_ms(const char *s)
+{
+	struct tm tm = { 0 };
+	int ms, n = 0;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 || s[n])
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* The first column that does not match the record's text, or NULL. */
+static const char *column_differs(sqlite3_stmt *s, const cJSON *o)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "ts");
+
+	if (sqlite3_column_int64(s, 3) != ts_ms(cJSON_IsString(v) ? v->valuestring : NULL))
+		return "ts";
+	for (size_t i = 0; i < NTEXT; i++) {
+		const char *col = (const char *)sqlite3_column_text(s, FIRST_COL + (int)i);
+		v = cJSON_GetObjectItemCaseSensitive(o, text_cols[i]);
+		const char *want = cJSON_IsString(v) ? v->valuestring : NULL;
+		if ((col == NULL) != (want == NULL) || (col && strcmp(col, want)))
+			return text_cols[i];
+	}
+	for (size_t i = 0; i < NINT; i++) {
+		int c = FIRST_COL + (int)NTEXT + (int)i;
+		v = cJSON_GetObjectItemCaseSensitive(o, int_cols[i]);
+		bool null = sqlite3_column_type(s, c) == SQLITE_NULL;
+		if (null != !cJSON_IsNumber(v) ||
+		    (!null && sqlite3_column_int64(s, c) != (int64_t)v->valuedouble))
+			return int_cols[i];
+	}
+	return NULL;
 }
 
 static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o,
@@ -118,8 +162,10 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 			   (long long)r->last_id, (long long)o->checkpoint_seq,
 			   (long long)r->last_id + 1);
 
-	if (sqlite3_prepare_v2(db, "SELECT id, record, hash FROM records WHERE id >= ?1 ORDER BY "
-			       "id", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT id, record, hash, ts, type, key, team, session, method,"
+			       " server, target, decision, reason, status, error_message, trace_id,"
+			       " error_code, latency_us, upstream_us, cost_micros, result_bytes"
+			       " FROM records WHERE id >= ?1 ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		return say(r, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));
 	sqlite3_bind_int64(s, 1, start);
 	expected = start;
@@ -144,15 +190,26 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 				 "stored is %lld)", (long long)expected, (long long)id);
 			goto out;
 		}
-		if (!text || record_seq(text, len) != id) {
+		cJSON *rec = text ? cJSON_ParseWithLength(text, (size_t)len) : NULL;
+		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
+		if (!cJSON_IsNumber(seq) || (int64_t)seq->valuedouble != id) {
+			cJSON_Delete(rec);
 			st = say(r, LOGVERIFY_INSERTED, id, "record %lld does not carry its own "
 				 "sequence number: it was not written there", (long long)id);
 			goto out;
 		}
 		if (!blob32(s, 2, stored) || logchain_link(prev, text, (size_t)len, h) ||
 		    memcmp(h, stored, sizeof(h))) {
+			cJSON_Delete(rec);
 			st = say(r, LOGVERIFY_CHANGED, id, "record %lld was changed: its hash does "
 				 "not follow from the previous one", (long long)id);
+			goto out;
+		}
+		const char *col = column_differs(s, rec);
+		cJSON_Delete(rec);
+		if (col) {
+			st = say(r, LOGVERIFY_CHANGED, id, "record %lld was changed: its column %s "
+				 "differs from its text", (long long)id, col);
 			goto out;
 		}
 		if (o->have_checkpoint && id == o->checkpoint_seq) {
