@@ -298,6 +298,42 @@ static void test_retention_by_age(void)
 	CU_ASSERT(system(cmd) == 0);
 }
 
+/* A writer that cannot write (another connection holds the write lock): the queue fills, and
+ * what does not fit is dropped from the store, counted, and printed without "seq". */
+static void test_queue_full(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logstore_stats st;
+	struct logverify_result r;
+	sqlite3 *h;
+	int saved;
+
+	unlink(db);
+	o.queue = 16;
+	logstore_get_stats(&st);                /* counters run for the process's life */
+	uint64_t written0 = st.written, dropped0 = st.dropped;
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	CU_ASSERT_FATAL(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	saved = quiet();
+	append(1, 100, 10);
+	loud(saved);
+	logstore_get_stats(&st);
+	CU_ASSERT_EQUAL(st.dropped - dropped0, 84);     /* 16 queued (or in the blocked batch) */
+	CU_ASSERT_EQUAL(st.queue_depth, 16);
+	CU_ASSERT_EQUAL(logstore_reserve(), 0);
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+	saved = quiet();
+	logstore_flush();
+	logstore_get_stats(&st);
+	CU_ASSERT(st.written - written0 == 16 && st.queue_depth == 0);
+	logstore_stop();
+	loud(saved);
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+	CU_ASSERT(r.last_id == 17 && r.checked == 17);  /* 16 and the final checkpoint */
+}
+
 static void test_options(void)
 {
 	struct logstore_options o;
@@ -334,6 +370,7 @@ int main(void)
 		{ "retention by size trims the oldest and the chain still verifies",
 		  test_retention_by_size },
 		{ "retention by age, at start-up too", test_retention_by_age },
+		{ "a full queue drops from the store only, counted", test_queue_full },
 		{ "the logs section", test_options },
 		{ NULL, NULL },
 	};

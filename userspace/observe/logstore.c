@@ -193,6 +193,15 @@ static const char *const int_cols[LOGSTORE_NINT] = {
 	"error_code", "latency_us", "upstream_us", "cost_micros", "result_bytes",
 };
 
+/* A batch this deep ends the gathering: a full transaction, or half the queue (a small queue
+ * must not fill while the writer waits for more). */
+static uint64_t batch_full(void)
+{
+	uint64_t half = g.opt.queue / 2 ? g.opt.queue / 2 : 1;
+
+	return half < BATCH_MAX ? half : BATCH_MAX;
+}
+
 void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *obj,
 		     const char *line)
 {
@@ -231,7 +240,7 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 	pthread_mutex_lock(&g.mu);
 	list_add_tail(&it->link, &g.queue);
 	uint64_t depth = atomic_fetch_add(&g.depth, 1) + 1;
-	if (g.writer_waits || (g.gathering && depth >= BATCH_MAX))
+	if (g.writer_waits || (g.gathering && depth >= batch_full()))
 		pthread_cond_signal(&g.more);
 	pthread_mutex_unlock(&g.mu);
 }
@@ -378,7 +387,7 @@ static void *writer(void *arg)
 			pthread_mutex_lock(&g.mu);
 			continue;
 		}
-		if (!g.stopping && atomic_load(&g.depth) < BATCH_MAX && !list_empty(&g.queue)) {
+		if (!g.stopping && atomic_load(&g.depth) < batch_full() && !list_empty(&g.queue)) {
 			/* Gather up to GATHER_MS for more, until a batch is full. */
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -386,7 +395,7 @@ static void *writer(void *arg)
 			until.tv_sec += until.tv_nsec / 1000000000L;
 			until.tv_nsec %= 1000000000L;
 			g.gathering = true;
-			while (!g.stopping && !g.flushers && atomic_load(&g.depth) < BATCH_MAX &&
+			while (!g.stopping && !g.flushers && atomic_load(&g.depth) < batch_full() &&
 			       pthread_cond_timedwait(&g.more, &g.mu, &until) != ETIMEDOUT)
 				;
 			g.gathering = false;
