@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectHttp, eventually, fixtureStdioUpstream, makeKey, makeTempDir, paths,
 	removeTempDir, startDaemon, stopDaemonChecked } from './lib.mjs';
@@ -227,5 +227,23 @@ describe('log store', () => {
 		assert.equal(r.status, 3, r.out);
 		assert.match(r.out, new RegExp(`record ${chain.last_id + 1} is after`));
 		assert.equal(verify('--db', join(dir, 'nope.db')).status, 4);
+	});
+
+	test('logs.enabled false: stdout only; a bad logs section is refused by name', async () => {
+		const off = join(dir, 'off');
+		d = await startDaemon(config(off, { enabled: false }), { ready: true });
+		await call(d, loud, 'test_simple_text');
+		const rec = await d.waitForRecord((x) => x.type === 'decision' && x.method === 'tools/call');
+		assert.equal(rec.seq, undefined, 'not stored, so no seq');
+		assert.ok(!existsSync(join(off, 'logs.db')));
+		assert.deepEqual(await stopDaemonChecked(d), []);
+		d = null;
+
+		const bad = join(dir, 'bad.json');
+		writeFileSync(bad, JSON.stringify(config(off, { max_age: '7x', queue: 0 })));
+		const r = spawnSync(paths.daemon, ['--check-config', bad], { encoding: 'utf8' });
+		assert.equal(r.status, 1);
+		assert.match(r.stderr, /logs\.max_age/);
+		assert.match(r.stderr, /logs\.queue/);
 	});
 });
