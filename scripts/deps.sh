@@ -9,7 +9,7 @@ pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool li
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
       iproute2 curl wrk nginx                          # make bench
       openssl                                          # node-agent test: the API server's certificate
-      sqlite3 e2fsprogs                                # fault tests: read the store; an ext4 image
+      sqlite3 e2fsprogs                                # tests: read the stores, tamper with logs.db; an ext4 image
       podman buildah runc catatonit busybox-static)   # make image; the podman pod suite
 missing=()
 for p in "${pkgs[@]}"; do

@@ -18,6 +18,8 @@
 #include "govern/gate.h"
 #include "enforce/guard.h"
 #include "base/log.h"
+#include "observe/audit.h"
+#include "observe/logstore.h"
 #include "observe/metrics.h"
 #include "mcp/catalog.h"
 #include "observe/trace.h"
@@ -101,6 +103,9 @@ static int validate(const char *path, struct config **out, struct gate_rules **r
 	struct trace_config tc;
 	int trc = trace_config_parse(*out, &tc, errs, NULL);
 	trace_config_free(&tc);
+	struct logstore_options lo;
+	if (logstore_options_parse((*out)->raw, (*out)->state_dir, &lo, errs) == 0)
+		logstore_options_clear(&lo);
 	if (errs->count || trc) {
 		if (rules) {
 			gate_rules_free(*rules);
@@ -342,6 +347,14 @@ static void reload(struct daemon *d, struct reload_job *j)
 		reloaded("keys, policies and limits replaced; sessions and upstreams kept");
 		return;
 	}
+	const cJSON *ologs = cJSON_GetObjectItemCaseSensitive(d->cfg->raw, "logs");
+	const cJSON *nlogs = cJSON_GetObjectItemCaseSensitive(ncfg->raw, "logs");
+	if ((ologs || nlogs) && !cJSON_Compare(ologs, nlogs, 1))
+		log_warn("reload: the log store keeps the settings it started with until a "
+			 "restart (logs changed)");
+	else if (strcmp(d->cfg->state_dir, ncfg->state_dir))
+		log_warn("reload: the log store keeps the settings it started with until a "
+			 "restart (state_dir changed)");
 	/* Sessions belong to the old upstream set: they end, and clients re-initialise (404). */
 	log_info("reloading %s", d->config_path ? d->config_path : "(embedded)");
 	struct config *old = d->cfg;
@@ -567,6 +580,24 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (!sigs[i] || event_add(sigs[i], NULL))
 			goto out;
+	/* The log store lives as long as the process: a reload keeps it (its section is read at
+	 * start-up only, docs/configuration.md). */
+	struct logstore_options lo;
+	if (logstore_options_parse(cfg->raw, cfg->state_dir, &lo, &errs)) {
+		print_errors(d.config_path, &errs);
+		config_free(cfg);
+		goto out;
+	}
+	rc = logstore_start(&lo, audit_note);
+	if (rc)
+		log_error("cannot open the log store %s: %s", lo.path, strerror(-rc));
+	logstore_options_clear(&lo);
+	if (rc) {
+		rc = 1;
+		config_free(cfg);
+		goto out;
+	}
+	rc = 1;
 	if (start(&d, cfg, NULL)) {
 		config_free(cfg);
 		goto out;
@@ -586,6 +617,7 @@ out:
 	if (d.base)
 		event_base_free(d.base);
 	libevent_global_shutdown();
+	logstore_stop();   /* its final checkpoint record goes out through the log writer */
 	log_async_stop();  /* last: everything logged during shutdown is written out */
 	return rc;
 }

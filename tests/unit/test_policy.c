@@ -494,6 +494,46 @@ static void test_config_errors(void)
 	policy_set_free(ps);
 }
 
+/* log_arguments: values only where a policy (the key's or its team's) opts in, with both
+ * policies' redact names replaced at any depth, whatever their case. */
+static void test_logged_values(void)
+{
+	struct policy_set *ps = set_of(
+		"{\"policies\": {"
+		"  \"quiet\": {\"tools\": {\"allow\": [\"*/*\"]}},"
+		"  \"loud\": {\"tools\": {\"allow\": [\"*/*\"]}, \"log_arguments\": true,"
+		"            \"redact\": [\"password\"]},"
+		"  \"team\": {\"tools\": {\"allow\": [\"*/*\"]}, \"redact\": [\"Token\"]}}}");
+	cJSON *v = cJSON_Parse("{\"user\": \"ann\", \"PassWord\": \"s3cret\", \"nested\": "
+			       "[{\"token\": \"t\", \"x\": 1}], \"n\": 2}");
+	bool in;
+
+	CU_ASSERT_PTR_NULL(policy_logged_copy(ps, "quiet", "team", v, &in));
+	CU_ASSERT(!in);
+	cJSON *c = policy_logged_copy(ps, "loud", NULL, v, &in);
+	char *t = cJSON_PrintUnformatted(c);
+	CU_ASSERT(in);
+	CU_ASSERT_STRING_EQUAL(t, "{\"user\":\"ann\",\"PassWord\":\"[redacted]\","
+			       "\"nested\":[{\"token\":\"t\",\"x\":1}],\"n\":2}");
+	cJSON_free(t);
+	cJSON_Delete(c);
+	c = policy_logged_copy(ps, "loud", "team", v, &in);
+	t = cJSON_PrintUnformatted(c);
+	CU_ASSERT_STRING_EQUAL(t, "{\"user\":\"ann\",\"PassWord\":\"[redacted]\","
+			       "\"nested\":[{\"token\":\"[redacted]\",\"x\":1}],\"n\":2}");
+	cJSON_free(t);
+	cJSON_Delete(c);
+	cJSON_Delete(v);
+	policy_set_free(ps);
+
+	struct config_errors e = { 0 };
+	cJSON *root = cJSON_Parse("{\"policies\": {\"p\": {\"log_arguments\": 1, "
+				  "\"redact\": [\"\"]}}}");
+	CU_ASSERT_EQUAL(policy_set_parse(root, &ps, &e), -EINVAL);
+	CU_ASSERT_EQUAL(e.count, 2);
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -506,6 +546,7 @@ int main(void)
 		{ "bad catalogue entries are refused", test_bad_entries },
 		{ "compile 10,000 entries, many policies, cache", test_compile_large },
 		{ "config errors name field paths", test_config_errors },
+		{ "log_arguments and redact", test_logged_values },
 		{ NULL, NULL },
 	};
 

@@ -18,6 +18,7 @@
 # BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000),
 # BENCH_TRACING (0; 1: mcpwarden exports a span per call and per upstream call, every call
 # sampled, to a local OTLP receiver that counts and discards them: docs/tracing.md).
+# BENCH_LOGS (1: the log store on, as by default; 0: off, to measure what it costs).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -29,6 +30,7 @@ memory=${BENCH_MEMORY:-1}
 nkeys=${BENCH_KEYS:-100000}
 nsessions=${BENCH_SESSIONS:-10000}
 tracing=${BENCH_TRACING:-0}
+logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
 
 skip() { echo "SKIP: $*"; exit 0; }
 for tool in wrk nginx node curl sha256sum; do
@@ -151,7 +153,7 @@ start_warden() {
 	shift 4
 	mkdir -p "$dir/state"
 	sed -e "s|@STATE_DIR@|$dir/state|" -e "s|@UPSTREAM_PORT@|$up_port|" \
-	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" \
+	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" -e "s|@LOGS@|$logs|" \
 	    -e "/@MORE_KEYS@/{
 		s|@MORE_KEYS@||
 		r $more
@@ -203,6 +205,7 @@ echo "proxy_bench: connections: $conns; $rounds interleaved rounds of ${secs}s e
 
 declare -A res                 # res[target,conns,metric]: space-separated values, one per round
 declare -A cost                # cost[target,conns] = "syscalls/call ctxt/call"
+declare -A cpu                 # cpu[target,conns] = CPU µs per call, all the process's threads
 warn=()
 have_perf=0
 if command -v perf >/dev/null &&
@@ -212,8 +215,9 @@ fi
 
 # measure_cost TARGET PID CONNS -> cost[TARGET,CONNS]: an untimed run with perf attached.
 measure_cost() {
-	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid=
+	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid= u0 u1
 	c0=$(ctxt "$pid")
+	u0=$(cpu_ticks "$pid")
 	if [ $have_perf = 1 ]; then
 		perf stat -e raw_syscalls:sys_enter -x, -o "$tmp/perf.out" -p "$pid" &
 		perf_pid=$!
@@ -222,6 +226,7 @@ measure_cost() {
 	fi
 	out=$(bench "$t" "$c" "$secs")
 	c1=$(ctxt "$pid")
+	u1=$(cpu_ticks "$pid")
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null
 		wait "$perf_pid" 2>/dev/null
@@ -234,7 +239,12 @@ measure_cost() {
 		[ -n "$sys" ] || sys=n/a
 	fi
 	cost[$t,$c]="$sys $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')"
+	cpu[$t,$c]=$(awk -v a="$u0" -v b="$u1" -v n="$n" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%.1f", (b - a) / hz / n * 1e6 }')
 }
+
+# cpu_ticks PID -> user + system time of every thread of PID, in clock ticks (/proc/PID/stat).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # ratio A B [FORMAT] -> A / B, or n/a when B is not positive (nothing to compare against).
 ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
@@ -306,6 +316,11 @@ for c in $conns; do
 		"$(awk -v k="${hwm[$c]:-0}" 'BEGIN { printf "%.1f", k / 1024 }')"
 done
 [ $have_perf = 1 ] || echo "(system calls: n/a, perf cannot count raw_syscalls:sys_enter here)"
+# CPU time per call does not depend on what else the machine runs, as req/s does: compare runs
+# with it (e.g. BENCH_LOGS=0 against the default).
+for c in $conns; do
+	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; log store $([ "$logs" = true ] && echo on || echo off))"
+done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
 records=$(grep -c '"type":"decision"' "$tmp/warden/records.jsonl")
 echo "mcpwarden wrote $records decision records"

@@ -52,6 +52,12 @@ static int cmd_admin_api(struct args *a)
 	return EXIT_USAGE;
 }
 
+/* Never runs either: main() hands `audit` to ctl_audit_main(). */
+static int cmd_audit(struct args *a)
+{
+	return EXIT_USAGE;
+}
+
 /* ---- help -------------------------------------------------------------------------------- */
 
 static int cmd_help(struct args *a);
@@ -146,6 +152,14 @@ static const struct cmd cmds[] = {
 	  "One row per budget: scope, budget, period, spent, reserved, limit, remaining and\n"
 	  "when it resets. 'usage reset --key ID' (or --team NAME) zeroes the current period's\n"
 	  "counters, durably. Same --admin and token rules as 'keys'." },
+	{ "audit", cmd_audit, "", "audit verify [--db PATH | --state-dir DIR] [--since TIME] "
+				  "[--checkpoint HEX@SEQ] [--json]",
+	  "check the log store's tamper-evident chain",
+	  "Walks the SHA-256 chain of the log store (DIR/logs.db, read-only) from its anchor or\n"
+	  "from --since (RFC 3339 or unix ms) and names the first record changed, removed or\n"
+	  "inserted; --checkpoint HEX@SEQ also compares the chain with a checkpoint record's\n"
+	  "head kept outside. Exit status: 0 intact, 1 changed, 2 removed, 3 inserted, 4 cannot\n"
+	  "read the store, 64 bad command line. See docs/audit.md." },
 	{ "tools", cmd_admin_api, "", "tools (diff [SERVER/TOOL] | approve SERVER/TOOL [--by NAME] "
 				      "| pin --lockfile FILE) [--admin URL] [--token-file FILE] "
 				      "[--json]",
@@ -423,6 +437,8 @@ int main(int argc, char **argv)
 	/* keys and usage talk to the daemon's admin API: the admin client owns their options. */
 	if (c && c->run == cmd_admin_api)
 		return ctl_admin_api_main(argc - cmd_at, argv + cmd_at);
+	if (c && c->run == cmd_audit)
+		return ctl_audit_main(argc - cmd_at, argv + cmd_at);
 	rc = parse_args(c, cmd_at, argc, argv, &a);
 	if (rc != EXIT_OK) {
 		usage_line(stderr);

@@ -105,5 +105,7 @@ int cmd_verify(struct args *a);
 int cmd_uninstall(struct args *a);
 /* keys and usage (admin_api.c): argv starts at the command; they parse their own options. */
 int ctl_admin_api_main(int argc, char **argv);
+/* audit verify (audit.c): the log store's chain; its own options and exit statuses. */
+int ctl_audit_main(int argc, char **argv);
 
 #endif

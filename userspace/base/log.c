@@ -145,33 +145,55 @@ void log_announce(const char *fmt, ...)
 		emit(l);
 }
 
-void log_record(const char *type, cJSON *obj)
+char *log_record_line(const char *type, cJSON *obj, int64_t *ts_ms)
 {
 	char ts[40];
+	struct timespec now;
+	struct tm tm;
 	cJSON *line = cJSON_CreateObject();
-	char *text;
+	char *text = NULL;
 
 	if (!line)
-		return;
-	log_timestamp(ts, sizeof(ts));
-	cJSON_AddStringToObject(line, "ts", ts);
-	cJSON_AddStringToObject(line, "type", type);
+		return NULL;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+	if (ts_ms)
+		*ts_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (!cJSON_AddStringToObject(line, "ts", ts) || !cJSON_AddStringToObject(line, "type", type))
+		goto out;
 	for (cJSON *it = obj ? obj->child : NULL; it; it = it->next)
-		cJSON_AddItemReferenceToObject(line, it->string, it);
+		if (!cJSON_AddItemReferenceToObject(line, it->string, it))
+			goto out;
 	text = cJSON_PrintUnformatted(line);
+out:
 	cJSON_Delete(line);
-	if (!text)
-		return;
+	return text;
+}
+
+void log_record_text(const char *text)
+{
 	size_t n = strlen(text);
 	struct line *l = malloc(sizeof(*l) + n + 2);
-	if (l) {
-		memcpy(l->text, text, n);
-		l->text[n] = '\n';
-		l->text[n + 1] = '\0';
-		l->len = n + 1;
-		l->fd = STDOUT_FILENO;
-		emit(l);
-	}
+
+	if (!l)
+		return;
+	memcpy(l->text, text, n);
+	l->text[n] = '\n';
+	l->text[n + 1] = '\0';
+	l->len = n + 1;
+	l->fd = STDOUT_FILENO;
+	emit(l);
+}
+
+void log_record(const char *type, cJSON *obj)
+{
+	char *text = log_record_line(type, obj, NULL);
+
+	if (!text)
+		return;
+	log_record_text(text);
 	cJSON_free(text);
 }
 

@@ -8,6 +8,7 @@
 #define WARDEN_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -26,6 +27,11 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 /* Write one record as a JSON line on stdout; adds "ts" (RFC 3339, UTC, ms) and "type".
  * Does not take ownership of obj. */
 void log_record(const char *type, cJSON *obj);
+/* log_record in two steps, for a line that also goes elsewhere (observe/audit.c): stamp obj
+ * with "ts" and "type" and print it (compact, no newline; caller frees with cJSON_free; NULL on
+ * OOM), ts_ms (may be NULL) taking the stamp in unix ms; then write a prepared line to stdout. */
+char *log_record_line(const char *type, cJSON *obj, int64_t *ts_ms);
+void log_record_text(const char *line);
 
 /* A plain line on stderr, without timestamp or level (the daemon's "listening on" lines that
  * scripts wait for), in order with everything else logged. */

@@ -398,6 +398,14 @@ bool gate_policy_exists(const struct gate *g, const char *name)
 	return g->r.ps && policy_set_has(g->r.ps, name);
 }
 
+cJSON *gate_logged_copy(const struct gate *g, const struct key_identity *who, const cJSON *v)
+{
+	bool opted_in;
+
+	return who && g->r.ps ? policy_logged_copy(g->r.ps, who->policy, who->team_policy, v,
+						 &opted_in) : NULL;
+}
+
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
 				 struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms)

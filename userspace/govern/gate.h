@@ -60,6 +60,9 @@ bool gate_config_key(const struct gate *g, const char *id);
 bool gate_config_team(const struct gate *g, const char *name);
 /* Is there a policy of that name (the admin plane checks what it is given)? */
 bool gate_policy_exists(const struct gate *g, const char *name);
+/* The value as the caller's records may hold it: NULL unless the key's (or its team's) policy
+ * has log_arguments; then a copy with the policies' redact fields replaced (caller deletes). */
+cJSON *gate_logged_copy(const struct gate *g, const struct key_identity *who, const cJSON *v);
 
 enum gate_auth { GATE_AUTH_OK, GATE_AUTH_MISSING, GATE_AUTH_REFUSED, GATE_AUTH_BLOCKED };
 

@@ -1,5 +1,6 @@
 /* policy: parsing policies, evaluating catalogue entries, compiled views and their cache. */
 #include "govern/policy.h"
+#include "govern/redact.h"
 
 #include "base/alloc.h"
 #include "base/config.h"
@@ -53,6 +54,9 @@ struct policy {
 	signed char integrity;        /* enum tool_integrity; -1: not said */
 	unsigned loop_max;            /* loop_breaker.max_repeats; 0: none */
 	int64_t loop_window_ms;
+	bool log_arguments;           /* records hold argument and result values */
+	char **redact;                /* field names whose values are replaced */
+	size_t nredact;
 };
 
 struct policy_set {
@@ -302,12 +306,36 @@ static int parse_integrity(struct policy *p, const cJSON *j, const char *path,
 	return rc;
 }
 
+/* "redact": ["password", "token"]: field names, matched case-insensitively at any depth. */
+static int parse_redact(struct policy *p, const cJSON *arr, const char *path,
+			struct config_errors *errs)
+{
+	const cJSON *it;
+	int n = cJSON_GetArraySize(arr);
+
+	if (!arr)
+		return 0;
+	if (!cJSON_IsArray(arr) || n > 256)
+		return config_fail(errs, path, "redact: must be an array of at most 256 field names");
+	p->redact = calloc((size_t)n + 1, sizeof(*p->redact));
+	if (!p->redact)
+		return -ENOMEM;
+	cJSON_ArrayForEach(it, arr) {
+		if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) > 256)
+			return config_fail(errs, path, "redact[%zu]: must be a field name (1-256 "
+					   "characters)", p->nredact);
+		if (!(p->redact[p->nredact++] = strdup(it->valuestring)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 			struct config_errors *errs)
 {
 	static const char *const fields[] = {
 		"description", "tools", "resources", "prompts", "annotations", "tool_integrity",
-		"loop_breaker",
+		"loop_breaker", "log_arguments", "redact",
 		"llm",          /* read by llm/ (llm_config.c) */
 		NULL
 	};
@@ -340,6 +368,13 @@ static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 			rc = -EINVAL;
 	}
 	if (parse_integrity(p, j, path, errs))
+		rc = -EINVAL;
+	if (cfg_bool(j, "log_arguments", path, false, &p->log_arguments, errs) == -EINVAL)
+		rc = -EINVAL;
+	e = parse_redact(p, cJSON_GetObjectItemCaseSensitive(j, "redact"), path, errs);
+	if (e == -ENOMEM)
+		return e;
+	if (e)
 		rc = -EINVAL;
 	snprintf(ep, sizeof(ep), "%s.annotations", path);
 	e = parse_annotations(ps, p, cJSON_GetObjectItemCaseSensitive(j, "annotations"), ep, errs);
@@ -375,6 +410,9 @@ void policy_set_free(struct policy_set *ps)
 		for (int k = 0; k < NKINDS; k++)
 			free_rules(&ps->pol[i].kind[k]);
 		free(ps->pol[i].name);
+		for (size_t r = 0; r < ps->pol[i].nredact; r++)
+			free(ps->pol[i].redact[r]);
+		free(ps->pol[i].redact);
 	}
 	for (size_t i = 0; i < ps->nwhy; i++)
 		free(ps->why[i]);
@@ -454,6 +492,25 @@ static const struct policy *find_policy(const struct policy_set *ps, const char 
 bool policy_set_has(const struct policy_set *ps, const char *name)
 {
 	return name && find_policy(ps, name) != NULL;
+}
+
+cJSON *policy_logged_copy(const struct policy_set *ps, const char *policy,
+			  const char *team_policy, const cJSON *v, bool *opted_in)
+{
+	const struct policy *p[2] = {
+		ps && policy && *policy ? find_policy(ps, policy) : NULL,
+		ps && team_policy && *team_policy ? find_policy(ps, team_policy) : NULL,
+	};
+	const char *names[512];
+	size_t n = 0;
+
+	*opted_in = (p[0] && p[0]->log_arguments) || (p[1] && p[1]->log_arguments);
+	if (!*opted_in || !v)
+		return NULL;
+	for (int i = 0; i < 2; i++)
+		for (size_t r = 0; p[i] && r < p[i]->nredact; r++)
+			names[n++] = p[i]->redact[r];
+	return redact_copy(v, names, n);
 }
 
 /* ---- evaluation ---- */

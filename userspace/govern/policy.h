@@ -43,6 +43,11 @@ struct policy_entry {
 int policy_set_parse(const cJSON *root, struct policy_set **out, struct config_errors *errs);
 void policy_set_free(struct policy_set *ps);
 bool policy_set_has(const struct policy_set *ps, const char *name);
+/* Argument and result values in the records (docs/policy.md): *opted_in says whether the key's
+ * policy or its team's has "log_arguments": true; if so, a copy of v (NULL: none, or out of
+ * memory) with both policies' "redact" field names replaced by "[redacted]"; else NULL. */
+cJSON *policy_logged_copy(const struct policy_set *ps, const char *policy,
+			  const char *team_policy, const cJSON *v, bool *opted_in);
 
 /* The tool_integrity (enum tool_integrity, govern/toolpin.h) a key with these policies gets:
  * the stricter of the two that say one, TOOL_INTEGRITY_UNSET (-1) when neither does. */

@@ -60,10 +60,13 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.response = resp,
 		.cost_micros = -1,
 		.args_shape = c->args_shape,
-		.latency_ms = (now - c->t0_ns) / 1000000,
+		.latency_us = (now - c->t0_ns) / 1000,
 		.went_upstream = c->fwd_ns != 0,
-		.upstream_ms = c->fwd_ns ? (now - c->fwd_ns) / 1000000 : 0,
+		.upstream_us = c->fwd_ns ? (now - c->fwd_ns) / 1000 : 0,
+		.trace_id = NULL,       /* s3-otel: the call's trace */
+		.arguments = c->logged_args,
 	};
+	cJSON *logged_result = NULL;
 
 	/* What is charged, not what was reserved: refused, failed and cancelled calls release
 	 * their reservation (failures are charged only where the upstream says so). */
@@ -75,7 +78,10 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		call_trace_decided(c, d.decision, reason, d.cost_micros, trace_id);
 		d.trace_id = trace_id;
 	}
+	if (c->has_who && res && c->method->id == MCP_TOOLS_CALL)
+		d.result = logged_result = gate_logged_copy(c->env->gate, &c->who, res);
 	audit_decision(&d);
+	cJSON_Delete(logged_result);
 	uint64_t up = c->fwd_ns ? now - c->fwd_ns : 0;
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
 	metrics_decision(c->method->name, decision_name(decision),
@@ -86,6 +92,8 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		metrics_stage(METRICS_STAGE_FRONT, c->t0_ns - c->rx_ns);
 	if (c->gate_ns)
 		metrics_stage(METRICS_STAGE_GATE, c->gate_ns);
+	if (c->method->id == MCP_TOOLS_CALL)
+		metrics_tool_call(server, server ? c->upname : NULL, now - c->t0_ns);
 	if (c->ans_ns) {
 		metrics_stage(METRICS_STAGE_UPSTREAM, c->ans_ns - c->fwd_ns);
 		metrics_stage(METRICS_STAGE_SETTLE, now - c->ans_ns);
@@ -155,6 +163,7 @@ static void call_free(struct call *c)
 	cJSON_Delete(c->down_id);
 	cJSON_Delete(c->up_params);
 	cJSON_Delete(c->args_shape);
+	cJSON_Delete(c->logged_args);
 	cJSON_Delete(c->resp);
 	free(c->target);
 	free(c->upname);
@@ -471,6 +480,8 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		c->target = NULL;
 		cJSON_Delete(c->args_shape);
 		c->args_shape = NULL;
+		cJSON_Delete(c->logged_args);
+		c->logged_args = NULL;
 		run(c, params);
 		return;
 	}

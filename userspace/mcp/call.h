@@ -85,6 +85,8 @@ struct call {
 	char *target;                 /* tool / prompt / URI, for the record */
 	char *note;                   /* admitted with a remark for the record, or NULL */
 	cJSON *args_shape;            /* tools/call: the arguments' types, never their values */
+	cJSON *logged_args;           /* tools/call: the values, where the policy logs them
+				       * (redacted: gate_logged_copy), else NULL */
 
 	struct gate_ticket *ticket;   /* admitted with a cost: settled once answered */
 	cJSON *resp;                  /* the answer, once decided (written in DONE) */

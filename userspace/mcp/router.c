@@ -199,6 +199,8 @@ static void route_named(struct call *c, cJSON *params)
 		const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
 		if (args)
 			c->args_shape = shape_of(args, 0);
+		if (args && c->has_who)
+			c->logged_args = gate_logged_copy(r->gate, &c->who, args);
 	}
 	e = catalog_find(r->cat, c->method->kind, name->valuestring);
 	if (tool && view_hides(c->s, e))

@@ -1,9 +1,87 @@
-/* audit: decision, auth and kernel_deny records. */
+/* audit: decision, auth, kernel_deny, enforcement, admin and the store's notes, each leaving
+ * through audit_emit (stdout and the log store). */
 #include "observe/audit.h"
 
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "observe/logstore.h"
+
+/* Records leave in sequence order on stdout too: one lock from the sequence number to the
+ * line being queued (uncontended: nearly every record comes from the event loop). */
+static pthread_mutex_t emit_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The one place records leave: the stdout line and, when the store takes it, the same line
+ * (with "seq" = its id) in the log store. */
+static void audit_emit(const char *type, cJSON *obj)
+{
+	int64_t ts = 0, seq;
+	char *line;
+
+	pthread_mutex_lock(&emit_mu);
+	seq = logstore_reserve();
+	if (seq > 0 && !cJSON_AddNumberToObject(obj, "seq", (double)seq))
+		seq = 0;        /* out of memory: not stored (the store's chain shows the gap) */
+	line = log_record_line(type, obj, &ts);
+	if (line) {
+		logstore_append(seq, ts, type, obj, line);
+		log_record_text(line);
+		cJSON_free(line);
+	}
+	if (seq > 0)
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "seq");  /* obj may be the caller's */
+	pthread_mutex_unlock(&emit_mu);
+}
+
+/* The length of v printed compactly by cJSON, without printing it: a result's size costs a
+ * walk, not a copy. Numbers are counted as cJSON prints them (integers exactly, others as
+ * %1.15g, near enough). */
+static size_t json_size(const cJSON *v)
+{
+	char buf[64];
+	size_t n = 0;
+
+	if (!v)
+		return 0;
+	switch (v->type & 0xff) {
+	case cJSON_False: return 5;
+	case cJSON_True: return 4;
+	case cJSON_NULL: return 4;
+	case cJSON_Number:
+		if (v->valuedouble == (double)v->valueint)
+			return (size_t)snprintf(buf, sizeof(buf), "%d", v->valueint);
+		if (!isfinite(v->valuedouble))
+			return 4;
+		return (size_t)snprintf(buf, sizeof(buf), "%1.15g", v->valuedouble);
+	case cJSON_Raw: return v->valuestring ? strlen(v->valuestring) : 0;
+	case cJSON_String: {
+		n = 2;
+		for (const unsigned char *p = (const unsigned char *)v->valuestring; p && *p; p++)
+			n += *p == '"' || *p == '\\' || *p == '\b' || *p == '\f' || *p == '\n' ||
+			     *p == '\r' || *p == '\t' ? 2 : *p < 32 ? 6 : 1;
+		return n;
+	}
+	case cJSON_Array:
+	case cJSON_Object: {
+		bool obj = (v->type & 0xff) == cJSON_Object;
+		n = 2;
+		for (const cJSON *c = v->child; c; c = c->next) {
+			if (c != v->child)
+				n++;
+			if (obj) {
+				cJSON k = { .type = cJSON_String, .valuestring = c->string };
+				n += json_size(&k) + 1;
+			}
+			n += json_size(c);
+		}
+		return n;
+	}
+	}
+	return 0;
+}
 
 void audit_decision(const struct audit_decision *d)
 {
@@ -16,6 +94,7 @@ void audit_decision(const struct audit_decision *d)
 		return;
 	if (d->session)
 		strncat(sid, d->session, sizeof(sid) - 1);  /* enough to correlate, not to hijack */
+	/* Out of memory: whatever could be added is recorded (alloc.h's policy for records). */
 	cJSON_AddStringToObject(o, "session", sid);
 	if (d->key) {
 		cJSON_AddStringToObject(o, "key", d->key);
@@ -31,24 +110,35 @@ void audit_decision(const struct audit_decision *d)
 	if (d->reason)
 		cJSON_AddStringToObject(o, "reason", d->reason);
 	if (err) {
+		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
 		cJSON_AddStringToObject(o, "status", "error");
 		cJSON_AddItemToObject(o, "error_code",
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(err, "code"), 1));
+		if (cJSON_IsString(msg))
+			cJSON_AddStringToObject(o, "error_message", msg->valuestring);
 	} else if (res) {
 		cJSON_AddStringToObject(o, "status",
 					cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
 						? "tool_error" : "ok");
+		cJSON_AddNumberToObject(o, "result_bytes", (double)json_size(res));
 	}
 	if (d->cost_micros >= 0)
 		cJSON_AddNumberToObject(o, "cost_micros", (double)d->cost_micros);
 	if (d->args_shape)
 		cJSON_AddItemReferenceToObject(o, "args_shape", (cJSON *)d->args_shape);
-	cJSON_AddNumberToObject(o, "latency_ms", (double)d->latency_ms);
-	if (d->went_upstream)
-		cJSON_AddNumberToObject(o, "upstream_ms", (double)d->upstream_ms);
+	cJSON_AddNumberToObject(o, "latency_ms", (double)(d->latency_us / 1000));
+	cJSON_AddNumberToObject(o, "latency_us", (double)d->latency_us);
+	if (d->went_upstream) {
+		cJSON_AddNumberToObject(o, "upstream_ms", (double)(d->upstream_us / 1000));
+		cJSON_AddNumberToObject(o, "upstream_us", (double)d->upstream_us);
+	}
 	if (d->trace_id)
 		cJSON_AddStringToObject(o, "trace_id", d->trace_id);
-	log_record("decision", o);
+	if (d->arguments)
+		cJSON_AddItemReferenceToObject(o, "arguments", (cJSON *)d->arguments);
+	if (d->result)
+		cJSON_AddItemReferenceToObject(o, "result", (cJSON *)d->result);
+	audit_emit("decision", o);
 	cJSON_Delete(o);
 }
 
@@ -98,7 +188,7 @@ void audit_llm(const struct audit_llm *r)
 		strncat(sid, r->session, sizeof(sid) - 1);   /* as decision records have it */
 		cJSON_AddStringToObject(o, "session", sid);
 	}
-	log_record("llm", o);
+	audit_emit("llm", o);
 	cJSON_Delete(o);
 }
 
@@ -113,18 +203,18 @@ void audit_auth(const char *reason, const char *key, const char *peer)
 		cJSON_AddStringToObject(o, "key", key);
 	if (peer)
 		cJSON_AddStringToObject(o, "peer", peer);
-	log_record("auth", o);
+	audit_emit("auth", o);
 	cJSON_Delete(o);
 }
 
 void audit_kernel_deny(cJSON *event)
 {
-	log_record("kernel_deny", event);
+	audit_emit("kernel_deny", event);
 }
 
 void audit_enforcement(cJSON *action)
 {
-	log_record("enforcement", action);
+	audit_emit("enforcement", action);
 }
 
 void audit_tool_change(const char *server, const char *tool, const char *old_digest,
@@ -141,7 +231,7 @@ void audit_tool_change(const char *server, const char *tool, const char *old_dig
 	cJSON_AddStringToObject(o, "new_digest", new_digest);
 	if (diff)
 		cJSON_AddItemReferenceToObject(o, "diff", (cJSON *)diff);
-	log_record("tool_change", o);
+	audit_emit("tool_change", o);
 	cJSON_Delete(o);
 }
 
@@ -155,7 +245,7 @@ void audit_tool_pin(const char *server, const char *tool, const char *digest, co
 	cJSON_AddStringToObject(o, "digest", digest);
 	cJSON_AddStringToObject(o, "how", how);
 	cJSON_AddStringToObject(o, "by", by);
-	log_record("tool_pin", o);
+	audit_emit("tool_pin", o);
 	cJSON_Delete(o);
 }
 
@@ -171,7 +261,7 @@ void audit_loop_break(const char *key, const char *server, const char *tool, uns
 	cJSON_AddNumberToObject(o, "max_repeats", repeats);
 	cJSON_AddNumberToObject(o, "window_ms", (double)window_ms);
 	cJSON_AddNumberToObject(o, "retry_after_ms", (double)retry_ms);
-	log_record("loop_break", o);
+	audit_emit("loop_break", o);
 	cJSON_Delete(o);
 }
 
@@ -184,11 +274,16 @@ void audit_circuit(const char *server, const char *from, const char *to, int64_t
 	cJSON_AddStringToObject(o, "to", to);
 	if (retry_ms > 0)
 		cJSON_AddNumberToObject(o, "retry_after_ms", (double)retry_ms);
-	log_record("circuit", o);
+	audit_emit("circuit", o);
 	cJSON_Delete(o);
 }
 
 void audit_admin(cJSON *action)
 {
-	log_record("admin", action);
+	audit_emit("admin", action);
+}
+
+void audit_note(const char *type, cJSON *obj)
+{
+	audit_emit(type, obj);
 }

@@ -2,7 +2,11 @@
  *
  * The shape of each record lives here, in one place, so the documentation and the code have
  * a single thing to agree on. Records name keys by id, never the key, and tool arguments by
- * shape, never by value.
+ * shape, not by value unless a policy opts in (log_arguments, with redaction).
+ *
+ * Every record leaves through one function (audit_emit): the stdout line, and the same line
+ * stored in the log store (observe/logstore.h) with its sequence number "seq" — a record
+ * without "seq" on stdout was not stored (store off, or its queue full).
  */
 #ifndef WARDEN_AUDIT_H
 #define WARDEN_AUDIT_H
@@ -23,10 +27,13 @@ struct audit_decision {
 	const cJSON *response;      /* the answer the agent got (status and error code), or NULL */
 	int64_t cost_micros;        /* < 0: nothing was charged */
 	const cJSON *args_shape;    /* tools/call: keys and types of the arguments, or NULL */
-	uint64_t latency_ms;
+	uint64_t latency_us;        /* recorded as latency_us and latency_ms */
 	bool went_upstream;
-	uint64_t upstream_ms;       /* the part spent waiting for the upstream */
-	const char *trace_id;       /* 32 lowercase hex when the call had a trace, or NULL */
+	uint64_t upstream_us;       /* the part spent waiting for the upstream */
+	const char *trace_id;       /* 32 lowercase hex digits when the call had a trace, or NULL */
+	/* Values, only where the key's policy has log_arguments (redacted already: see
+	 * policy_redact); NULL otherwise. */
+	const cJSON *arguments, *result;
 };
 
 void audit_decision(const struct audit_decision *d);
@@ -73,5 +80,8 @@ void audit_loop_break(const char *key, const char *server, const char *tool, uns
 void audit_circuit(const char *server, const char *from, const char *to, int64_t retry_ms);
 /* An action on the admin plane (built by the admin module: docs/admin-api.md#records). */
 void audit_admin(cJSON *action);
+/* A record of any other type (the log store's checkpoint and audit_anchor notes): a
+ * logstore_note_fn. */
+void audit_note(const char *type, cJSON *obj);
 
 #endif

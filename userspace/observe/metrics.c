@@ -12,6 +12,7 @@
 #include "enforce/enforcer.h"
 #include "govern/keys.h"
 #include "govern/refusal.h"
+#include "observe/logstore.h"
 #include "store/store.h"
 #include "observe/trace.h"
 
@@ -81,8 +82,23 @@ struct llm_series {
 	int64_t cost_micros;
 };
 
+/* Per-tool latency: one histogram per (server, tool) the catalogue routed a call to. Bounded:
+ * once TOOLS_MAX series exist, further ones (and names too long for a label) share
+ * {server="other",tool="other"}. */
+#define TOOLS_MAX 1024
+#define TOOL_LABEL_SIZE 97              /* "server/tool", at most 96 bytes */
+
+struct tool_series {
+	char name[TOOL_LABEL_SIZE];     /* server '\0' tool: split at the first NUL */
+	size_t server_len;
+	struct histogram h;
+};
+
 static struct {
 	struct llm_series llm[LLM_SERIES_MAX];   /* open addressing by key and model */
+	struct tool_series tools[TOOLS_MAX];            /* open addressing by server and tool */
+	struct histogram tools_other;
+	size_t ntools;
 	uint64_t requests[M_COUNT][D_COUNT][R_COUNT];
 	struct histogram gateway, upstream;
 	struct histogram stage[METRICS_NSTAGES];
@@ -247,6 +263,44 @@ void metrics_circuit_state(const char *server, int state)
 	}
 }
 
+static struct tool_series *tool_slot(const char *server, const char *tool)
+{
+	size_t sl = strlen(server), tl = strlen(tool);
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (!sl || sl + 1 + tl >= TOOL_LABEL_SIZE)
+		return NULL;
+	for (size_t i = 0; i < sl; i++)
+		h = (h ^ (unsigned char)server[i]) * 0x100000001b3ull;
+	h = (h ^ 0) * 0x100000001b3ull;
+	for (size_t i = 0; i < tl; i++)
+		h = (h ^ (unsigned char)tool[i]) * 0x100000001b3ull;
+	for (size_t n = 0, i = h % TOOLS_MAX; n < TOOLS_MAX; n++, i = (i + 1) % TOOLS_MAX) {
+		struct tool_series *t = &g.tools[i];
+		if (!t->name[0]) {
+			/* Keep a slot free, so that a lookup of a new name always ends. */
+			if (g.ntools >= TOOLS_MAX - 1)
+				return NULL;
+			memcpy(t->name, server, sl + 1);
+			memcpy(t->name + sl + 1, tool, tl + 1);
+			t->server_len = sl;
+			g.ntools++;
+			return t;
+		}
+		if (t->server_len == sl && !memcmp(t->name, server, sl) &&
+		    !strcmp(t->name + sl + 1, tool))
+			return t;
+	}
+	return NULL;
+}
+
+void metrics_tool_call(const char *server, const char *tool, uint64_t ns)
+{
+	struct tool_series *t = server && tool ? tool_slot(server, tool) : NULL;
+
+	observe(t ? &t->h : &g.tools_other, request_bounds, ns);
+}
+
 void metrics_request_begin(void) { g.in_flight++; }
 void metrics_request_end(void) { g.in_flight--; }
 void metrics_session_opened(void) { g.sessions++; }
@@ -313,6 +367,79 @@ static int histogram(struct evbuffer *out, const char *name, const char *label,
 			 "%s_count{%s=\"%s\"} %llu\n", name, label, value,
 			 (unsigned long long)cum, name, label, value, le, name, label, value,
 			 (unsigned long long)h->count);
+	return rc;
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped (tool names come from
+ * the MCP servers). */
+static void label_escape(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (; *in && o + 3 < len; in++) {
+		if (*in == '\\' || *in == '"' || *in == '\n') {
+			out[o++] = '\\';
+			out[o++] = *in == '\n' ? 'n' : *in;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int render_tools(struct evbuffer *out)
+{
+	char server[2 * TOOL_LABEL_SIZE], tool[2 * TOOL_LABEL_SIZE], label[4 * TOOL_LABEL_SIZE + 16];
+	int rc = family(out, "mcpwarden_tool_call_duration_seconds", "histogram",
+			"Time per tools/call, by upstream server and tool (the catalogue's; others "
+			"as server=\"other\",tool=\"other\").");
+
+	for (size_t i = 0; i < TOOLS_MAX && !rc; i++) {
+		const struct tool_series *t = &g.tools[i];
+		if (!t->name[0] || !t->h.count)
+			continue;
+		label_escape(t->name, server, sizeof(server));
+		label_escape(t->name + t->server_len + 1, tool, sizeof(tool));
+		/* histogram() writes {label="value",...}: the value carries the second label. */
+		snprintf(label, sizeof(label), "%s\",tool=\"%s", server, tool);
+		rc = histogram(out, "mcpwarden_tool_call_duration_seconds", "server", label,
+			       request_bounds, &t->h);
+	}
+	if (!rc && g.tools_other.count)
+		rc = histogram(out, "mcpwarden_tool_call_duration_seconds", "server",
+			       "other\",tool=\"other", request_bounds, &g.tools_other);
+	return rc;
+}
+
+static int render_logstore(struct evbuffer *out)
+{
+	struct logstore_stats s;
+	int rc;
+
+	logstore_get_stats(&s);
+	if (!s.running)
+		return 0;
+	rc = family(out, "mcpwarden_logstore_queue_depth", "gauge",
+		    "Records waiting for the log store's writer thread.");
+	if (!rc)
+		rc = add(out, "mcpwarden_logstore_queue_depth %llu\n",
+			 (unsigned long long)s.queue_depth);
+	if (!rc)
+		rc = family(out, "mcpwarden_logstore_dropped_total", "counter",
+			    "Records not stored (queue full, or a failed write); stdout has them.");
+	if (!rc)
+		rc = add(out, "mcpwarden_logstore_dropped_total %llu\n", (unsigned long long)s.dropped);
+	if (!rc)
+		rc = family(out, "mcpwarden_logstore_written_total", "counter",
+			    "Records stored in the log store.");
+	if (!rc)
+		rc = add(out, "mcpwarden_logstore_written_total %llu\n", (unsigned long long)s.written);
+	if (!rc)
+		rc = family(out, "mcpwarden_logstore_bytes", "gauge",
+			    "Size of the log store's files (database and write-ahead log), sampled "
+			    "by its writer.");
+	if (!rc)
+		rc = add(out, "mcpwarden_logstore_bytes %llu\n", (unsigned long long)s.bytes);
 	return rc;
 }
 
@@ -530,6 +657,10 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 	for (int i = 0; i < METRICS_NSTAGES && !rc; i++)
 		rc = histogram(out, "mcpwarden_call_stage_duration_seconds", "stage", stage_names[i],
 			       stage_bounds, &g.stage[i]);
+	if (!rc)
+		rc = render_tools(out);
+	if (!rc)
+		rc = render_logstore(out);
 	if (!rc && st) {
 		rc = family(out, "mcpwarden_store_commits_total", "counter",
 			    "Store transactions committed (group commits).");

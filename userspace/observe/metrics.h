@@ -15,6 +15,8 @@
  *   mcpwarden_loop_breaks_total                        calls the loop breaker refused
  *   mcpwarden_sessions, mcpwarden_requests_in_flight   gauges
  *   mcpwarden_request_duration_seconds{part}           histogram: gateway time vs upstream time
+ *   mcpwarden_tool_call_duration_seconds{server,tool}  histogram per catalogue tool (bounded)
+ *   mcpwarden_logstore_{queue_depth,dropped_total,written_total,bytes}  observe/logstore.h
  *   mcpwarden_store_commits_total, mcpwarden_store_syncs_total, mcpwarden_keys
  *   mcpwarden_ebpf_*                                   when an enforcer is set
  */
@@ -55,6 +57,9 @@ void metrics_circuit_state(const char *server, int state);
  * are config names and key ids, so they need no escaping). key NULL: authentication off. */
 void metrics_llm(const char *key, const char *model, uint64_t input, uint64_t output,
 		 int64_t cost_micros);
+/* A tools/call the catalogue routed: server and the tool's upstream name (NULL: not routed,
+ * counted under "other"), its whole latency. */
+void metrics_tool_call(const char *server, const char *tool, uint64_t ns);
 void metrics_request_begin(void);
 void metrics_request_end(void);
 void metrics_session_opened(void);

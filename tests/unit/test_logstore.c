@@ -1,0 +1,379 @@
+/* The log store on a real SQLite file: records are stored with their "seq" and chained; the
+ * `sqlite3` CLI then changes, deletes or inserts one row and the verifier names each; a
+ * restart continues the chain; retention by size trims the oldest and moves the anchor so that
+ * the rest still verifies. */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "observe/audit.h"
+#include "observe/logstore.h"
+#include "observe/logverify.h"
+#include "store_test_util.h"
+#include "cunit_main.h"
+
+static char dir[PATH_MAX], db[PATH_MAX + 32], copy[PATH_MAX + 32];
+
+static int setup(void)
+{
+	if (tmpdir_make(dir, sizeof(dir)))
+		return -1;
+	snprintf(db, sizeof(db), "%s/logs.db", dir);
+	snprintf(copy, sizeof(copy), "%s/copy.db", dir);
+	return 0;
+}
+
+static int teardown(void)
+{
+	tmpdir_remove(dir);
+	return 0;
+}
+
+static struct logstore_options opts(int64_t max_bytes)
+{
+	return (struct logstore_options){ .enabled = true, .path = db, .max_age_s = 86400,
+					  .max_bytes = max_bytes, .queue = 100000,
+					  .checkpoint_every = 1000000 };
+}
+
+static unsigned append_gap_us;  /* between records, for distinct timestamps */
+
+/* n "test" records, each with its number and pad bytes of text. */
+static void append(int from, int n, int pad)
+{
+	char text[4096];
+
+	memset(text, 'x', sizeof(text));
+	text[pad < (int)sizeof(text) ? pad : (int)sizeof(text) - 1] = '\0';
+	for (int i = from; i < from + n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		CU_ASSERT_FATAL(o && cJSON_AddNumberToObject(o, "n", i) &&
+				cJSON_AddStringToObject(o, "target", "tool_a") &&
+				cJSON_AddStringToObject(o, "pad", text));
+		audit_note("test", o);
+		cJSON_Delete(o);
+		if (append_gap_us)
+			usleep(append_gap_us);
+	}
+}
+
+/* Records go to stdout too: keep the test's output readable. */
+static int quiet(void)
+{
+	int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY);
+
+	fflush(stdout);
+	dup2(null, STDOUT_FILENO);
+	close(null);
+	return saved;
+}
+
+static void loud(int saved)
+{
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+}
+
+static enum logverify_status verify(const char *path, struct logverify_result *r)
+{
+	struct logverify_options o = { .path = path, .since_ms = INT64_MIN };
+
+	return logverify_run(&o, r);
+}
+
+/* Copy the (stopped, checkpointed) store and run sql on the copy with the sqlite3 CLI. */
+static void tamper(const char *sql)
+{
+	char cmd[4 * PATH_MAX + 256];
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && sqlite3 '%s' \"%s\"", db, copy, copy, sql);
+	CU_ASSERT_FATAL(system(cmd) == 0);
+}
+
+static void test_chain_and_tampering(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logverify_result r;
+	int saved;
+
+	unlink(db);
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	append_gap_us = 2000;
+	append(1, 10, 10);
+	append_gap_us = 0;
+	logstore_stop();        /* + the final checkpoint: record 11 */
+	loud(saved);
+
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+	CU_ASSERT_EQUAL(r.checked, 11);
+	CU_ASSERT(r.first_id == 1 && r.last_id == 11);
+
+	/* Each column the contract names is filled from the record. */
+	tamper("SELECT 1 WHERE 0");
+	sqlite3 *h;
+	sqlite3_stmt *s;
+	CU_ASSERT_FATAL(sqlite3_open_v2(copy, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_prepare_v2(h, "SELECT type, target, record FROM records WHERE id = 3",
+					   -1, &s, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_step(s) == SQLITE_ROW);
+	CU_ASSERT_STRING_EQUAL(sqlite3_column_text(s, 0), "test");
+	CU_ASSERT_STRING_EQUAL(sqlite3_column_text(s, 1), "tool_a");
+	CU_ASSERT(strstr((const char *)sqlite3_column_text(s, 2), "\"n\":3,") != NULL);
+	CU_ASSERT(strstr((const char *)sqlite3_column_text(s, 2), "\"seq\":3}") != NULL);
+	sqlite3_finalize(s);
+	CU_ASSERT_FATAL(sqlite3_prepare_v2(h, "SELECT type, record FROM records WHERE id = 11",
+					   -1, &s, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_step(s) == SQLITE_ROW);
+	CU_ASSERT_STRING_EQUAL(sqlite3_column_text(s, 0), "checkpoint");
+	CU_ASSERT(strstr((const char *)sqlite3_column_text(s, 1), "\"head_seq\":10") != NULL);
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+
+	tamper("UPDATE records SET record = replace(record, '\\\"n\\\":5,', '\\\"n\\\":50,') "
+	       "WHERE id = 5");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
+	CU_ASSERT_EQUAL(r.id, 5);
+
+	tamper("UPDATE records SET hash = zeroblob(32) WHERE id = 7");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
+	CU_ASSERT_EQUAL(r.id, 7);
+
+	tamper("DELETE FROM records WHERE id = 4");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_REMOVED);
+	CU_ASSERT_EQUAL(r.id, 4);
+
+	tamper("DELETE FROM records WHERE id = 11");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_REMOVED);
+	CU_ASSERT_EQUAL(r.id, 11);
+
+	tamper("INSERT INTO records (id, ts, type, record, hash) VALUES (12, 0, 'decision', "
+	       "'{\\\"seq\\\":12}', zeroblob(32))");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_INSERTED);
+	CU_ASSERT_EQUAL(r.id, 12);
+
+	/* A row moved into a hole keeps its old seq: not written there. */
+	tamper("DELETE FROM records WHERE id = 6; UPDATE records SET id = 6 WHERE id = 9");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_INSERTED);
+	CU_ASSERT_EQUAL(r.id, 6);
+
+	CU_ASSERT_EQUAL(verify("/nonexistent/logs.db", &r), LOGVERIFY_UNREADABLE);
+
+	/* The columns filters read are tied to the record's text. */
+	tamper("UPDATE records SET target = 'tool_b' WHERE id = 3");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
+	CU_ASSERT_EQUAL(r.id, 3);
+	CU_ASSERT(strstr(r.detail, "column target") != NULL);
+	tamper("UPDATE records SET ts = ts + 1 WHERE id = 8");
+	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
+	CU_ASSERT_EQUAL(r.id, 8);
+
+	/* --since: from the first record at or after the time, linked from the one before. */
+	struct logverify_options so = { .path = copy, .since_ms = 0 };
+	tamper("UPDATE records SET record = record || ' ' WHERE id = 2");
+	CU_ASSERT_EQUAL(logverify_run(&so, &r), LOGVERIFY_CHANGED);
+	so.since_ms = INT64_MAX / 2;
+	CU_ASSERT_EQUAL(logverify_run(&so, &r), LOGVERIFY_INTACT);
+	CU_ASSERT_EQUAL(r.checked, 0);
+	CU_ASSERT_FATAL(sqlite3_open_v2(copy, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_prepare_v2(h, "SELECT ts FROM records WHERE id = 6", -1, &s, NULL)
+			== SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_step(s) == SQLITE_ROW);
+	so.since_ms = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+	/* Record 2 is before the walk: only 6..11 are checked, and they hold. */
+	CU_ASSERT_EQUAL(logverify_run(&so, &r), LOGVERIFY_INTACT);
+	CU_ASSERT_EQUAL(r.checked, 6);
+}
+
+static void test_checkpoint_and_restart(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logverify_options vo = { .path = db, .since_ms = INT64_MIN };
+	struct logverify_result r;
+	int saved;
+
+	/* The previous test's store: its head at record 11. */
+	CU_ASSERT_EQUAL_FATAL(verify(db, &r), LOGVERIFY_INTACT);
+	vo.have_checkpoint = true;
+	vo.checkpoint_seq = 11;
+	memcpy(vo.checkpoint, r.head, sizeof(vo.checkpoint));
+	CU_ASSERT_EQUAL(logverify_run(&vo, &r), LOGVERIFY_INTACT);
+	CU_ASSERT(r.checkpoint_checked);
+	vo.checkpoint[0] ^= 1;
+	CU_ASSERT_EQUAL(logverify_run(&vo, &r), LOGVERIFY_CHANGED);
+	CU_ASSERT_EQUAL(r.id, 11);
+	vo.checkpoint[0] ^= 1;
+
+	/* A restart continues the chain from its head. */
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	CU_ASSERT_EQUAL(logstore_reserve(), 12);   /* reserved and never appended: a gap */
+	saved = quiet();
+	logstore_stop();
+	loud(saved);
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	append(100, 3, 10);
+	logstore_flush();
+	struct logstore_stats st;
+	logstore_get_stats(&st);
+	CU_ASSERT(st.running && st.written >= 3 && st.queue_depth == 0 && st.bytes > 0);
+	logstore_stop();
+	loud(saved);
+	/* The first run's checkpoint still holds; the reserved-but-lost id shows as removed. */
+	CU_ASSERT_EQUAL(logverify_run(&vo, &r), LOGVERIFY_REMOVED);
+	CU_ASSERT_EQUAL(r.id, 12);
+}
+
+static void test_retention_by_size(void)
+{
+	struct logstore_options o = opts(256 << 10);
+	struct logverify_result r;
+	int saved;
+
+	unlink(db);
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	append(1, 2000, 400);
+	logstore_flush();
+	logstore_stop();
+	loud(saved);
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+	CU_ASSERT(r.first_id > 1);
+	CU_ASSERT(r.last_id > 2000);            /* 2000 + audit_anchor notes + checkpoint */
+	CU_ASSERT(r.checked < 2000);
+
+	/* The anchor moved with the deletions: the first record left links to it, and the
+	 * audit_anchor notes say where it went. */
+	char cmd[2 * PATH_MAX + 256];
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 '%s' \"SELECT count(*) FROM records WHERE "
+		 "type = 'audit_anchor'\")\" -gt 0", db);
+	CU_ASSERT(system(cmd) == 0);
+	/* The free-text index forgot the deleted rows with them. */
+	snprintf(cmd, sizeof(cmd), "sqlite3 '%s' \"INSERT INTO records_fts(records_fts, rank) "
+		 "VALUES('integrity-check', 1)\"", db);
+	CU_ASSERT(system(cmd) == 0);
+	/* The used pages stay near the cap (one batch above it at most). */
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 '%s' \"SELECT (page_count - freelist_count) * "
+		 "page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size\")\" "
+		 "-lt %d", db, 2 * (256 << 10));
+	CU_ASSERT(system(cmd) == 0);
+}
+
+static void test_retention_by_age(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logverify_result r;
+	int saved;
+
+	unlink(db);
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	append(1, 5, 10);
+	logstore_stop();                        /* records 1-5, checkpoint 6 */
+	loud(saved);
+	usleep(1100 * 1000);
+	/* The writer applies retention as it starts: everything is older than a second. */
+	o.max_age_s = 1;
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	append(7, 2, 10);
+	logstore_stop();
+	loud(saved);
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+	CU_ASSERT_EQUAL(r.first_id, 7);         /* 1-6 deleted */
+	/* 2 records, the audit_anchor note (the writer's, racing with them) and the checkpoint */
+	CU_ASSERT(r.last_id == 10 && r.checked == 4);
+
+	char cmd[2 * PATH_MAX + 256];
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 '%s' \"SELECT json_extract(record, "
+		 "'$.first_seq') || ' ' || json_extract(record, '$.reason') FROM records WHERE type = "
+		 "'audit_anchor'"
+		 "\")\" = '7 max_age'", db);
+	CU_ASSERT(system(cmd) == 0);
+}
+
+/* A writer that cannot write (another connection holds the write lock): the queue fills, and
+ * what does not fit is dropped from the store, counted, and printed without "seq". */
+static void test_queue_full(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logstore_stats st;
+	struct logverify_result r;
+	sqlite3 *h;
+	int saved;
+
+	unlink(db);
+	o.queue = 16;
+	logstore_get_stats(&st);                /* counters run for the process's life */
+	uint64_t written0 = st.written, dropped0 = st.dropped;
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	CU_ASSERT_FATAL(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	saved = quiet();
+	append(1, 100, 10);
+	loud(saved);
+	logstore_get_stats(&st);
+	CU_ASSERT_EQUAL(st.dropped - dropped0, 84);     /* 16 queued (or in the blocked batch) */
+	CU_ASSERT_EQUAL(st.queue_depth, 16);
+	CU_ASSERT_EQUAL(logstore_reserve(), 0);
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+	saved = quiet();
+	logstore_flush();
+	logstore_get_stats(&st);
+	CU_ASSERT(st.written - written0 == 16 && st.queue_depth == 0);
+	logstore_stop();
+	loud(saved);
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+	CU_ASSERT(r.last_id == 17 && r.checked == 17);  /* 16 and the final checkpoint */
+}
+
+static void test_options(void)
+{
+	struct logstore_options o;
+	struct config_errors errs = { 0 };
+	cJSON *root;
+
+	CU_ASSERT_FATAL(logstore_options_parse(NULL, "/state", &o, &errs) == 0);
+	CU_ASSERT(o.enabled && !strcmp(o.path, "/state/logs.db"));
+	CU_ASSERT(o.max_age_s == 7 * 86400 && o.max_bytes == 1LL << 30 && o.queue == 65536 &&
+		  o.checkpoint_every == 1000);
+	logstore_options_clear(&o);
+
+	root = cJSON_Parse("{\"logs\": {\"enabled\": false, \"path\": \"/x.db\", \"max_age\": \"36h\","
+			   " \"max_bytes\": 1048576, \"queue\": 64, \"checkpoint_every\": 10}}");
+	CU_ASSERT_FATAL(logstore_options_parse(root, "/state", &o, &errs) == 0);
+	CU_ASSERT(!o.enabled && !strcmp(o.path, "/x.db") && o.max_age_s == 36 * 3600 &&
+		  o.max_bytes == 1048576 && o.queue == 64 && o.checkpoint_every == 10);
+	logstore_options_clear(&o);
+	cJSON_Delete(root);
+
+	root = cJSON_Parse("{\"logs\": {\"max_age\": \"7x\", \"max_bytes\": 10, \"queue\": 0, "
+			   "\"colour\": 1}}");
+	CU_ASSERT_EQUAL(logstore_options_parse(root, "/state", &o, &errs), -EINVAL);
+	CU_ASSERT_EQUAL(errs.count, 4);
+	cJSON_Delete(root);
+}
+
+int main(void)
+{
+	static const struct cu_case cases[] = {
+		{ "records are chained; a changed, removed or inserted row is named",
+		  test_chain_and_tampering },
+		{ "a checkpoint is compared; a restart continues the chain", test_checkpoint_and_restart },
+		{ "retention by size trims the oldest and the chain still verifies",
+		  test_retention_by_size },
+		{ "retention by age, at start-up too", test_retention_by_age },
+		{ "a full queue drops from the store only, counted", test_queue_full },
+		{ "the logs section", test_options },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("logstore", setup, teardown, cases);
+}

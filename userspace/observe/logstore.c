@@ -1,0 +1,517 @@
+/* logstore: the bounded queue the loop appends to, and the writer thread that batches,
+ * chains, retains and checkpoints. Schema and retention SQL: logstore_db.c. */
+#include "observe/logstore.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/list.h"
+#include "base/log.h"
+#include "observe/logstore_db.h"
+
+#define BATCH_MAX 4096          /* records in one transaction, at most */
+#define GATHER_MS 500           /* a batch waits this long for more records: each commit
+				 * rewrites the index pages it touches, so fewer, larger
+				 * transactions cost less per record (docs/performance.md) */
+#define AGE_EVERY_S 60          /* retention by age runs this often */
+
+/* One queued record: its columns (strings in data[]) and its line. */
+struct item {
+	struct list_head link;
+	struct logstore_row row;
+	char data[];
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t more, idle;
+	struct list_head queue;
+	bool running, stopping;
+	bool writer_waits;      /* for records: appends wake it */
+	bool gathering;         /* for more records: a full batch wakes it */
+	unsigned flushers;      /* threads in logstore_flush: no gathering meanwhile */
+	pthread_t thread;
+	int64_t next_seq;       /* the id the next reserved record gets */
+	struct logstore_options opt;
+	logstore_note_fn note;
+	struct logstore_db *db; /* writer thread only, once started */
+	_Atomic uint64_t depth, dropped, written, bytes;
+} g = { .mu = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER,
+	.idle = PTHREAD_COND_INITIALIZER, .queue = LIST_HEAD_INIT(g.queue) };
+
+/* ---- options ---- */
+
+/* A duration: seconds as a number, or "<n>s|m|h|d". */
+static int parse_duration(const cJSON *v, int64_t *out)
+{
+	double n;
+	char unit = 's', *end;
+
+	if (cJSON_IsNumber(v)) {
+		n = v->valuedouble;
+	} else if (cJSON_IsString(v) && v->valuestring[0]) {
+		n = strtod(v->valuestring, &end);
+		if (end == v->valuestring || (end[0] && end[1]))
+			return -EINVAL;
+		if (end[0])
+			unit = end[0];
+	} else {
+		return -EINVAL;
+	}
+	switch (unit) {
+	case 's': break;
+	case 'm': n *= 60; break;
+	case 'h': n *= 3600; break;
+	case 'd': n *= 86400; break;
+	default: return -EINVAL;
+	}
+	if (!(n >= 1 && n <= 3650.0 * 86400))
+		return -EINVAL;
+	*out = (int64_t)n;
+	return 0;
+}
+
+int logstore_options_parse(const cJSON *root, const char *state_dir,
+			   struct logstore_options *out, struct config_errors *errs)
+{
+	static const char *const known[] = { "enabled", "path", "max_age", "max_bytes", "queue",
+					      "checkpoint_every", NULL };
+	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "logs") : NULL;
+	const cJSON *age;
+	const char *path = NULL;
+	long long bytes = LOGSTORE_MAX_BYTES_DEFAULT, queue = LOGSTORE_QUEUE_DEFAULT;
+	long long every = LOGSTORE_CHECKPOINT_EVERY_DEFAULT;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->enabled = state_dir && *state_dir;
+	out->max_age_s = LOGSTORE_MAX_AGE_S_DEFAULT;
+	if (sec) {
+		if (!cJSON_IsObject(sec))
+			return config_fail(errs, "logs", "expected {\"enabled\": true, \"path\": ..., "
+					   "\"max_age\": \"7d\", \"max_bytes\": ..., \"queue\": ...}");
+		if (cfg_known_keys(sec, "logs", known, errs))
+			rc = -EINVAL;
+		if (cfg_bool(sec, "enabled", "logs", false, &out->enabled, errs) == -EINVAL)
+			rc = -EINVAL;
+		int r = cfg_string(sec, "path", "logs", false, &path, errs);
+		if (r == -EINVAL)
+			rc = r;
+		else if (r == 0 && !path[0])
+			rc = config_fail(errs, "logs.path", "must not be empty");
+		if ((age = cJSON_GetObjectItemCaseSensitive(sec, "max_age")) &&
+		    parse_duration(age, &out->max_age_s))
+			rc = config_fail(errs, "logs.max_age", "must be seconds (a number) or "
+					 "\"<n>s\", \"<n>m\", \"<n>h\", \"<n>d\", from 1 s to 10 years");
+		if (cfg_int(sec, "max_bytes", "logs", false, 65536, 1LL << 50, &bytes, errs) ==
+		    -EINVAL)
+			rc = -EINVAL;
+		if (cfg_int(sec, "queue", "logs", false, 16, 1 << 24, &queue, errs) == -EINVAL)
+			rc = -EINVAL;
+		if (cfg_int(sec, "checkpoint_every", "logs", false, 1, 1LL << 32, &every, errs) ==
+		    -EINVAL)
+			rc = -EINVAL;
+	}
+	if (rc)
+		return rc;
+	out->max_bytes = bytes;
+	out->queue = (unsigned)queue;
+	out->checkpoint_every = (unsigned)every;
+	if (path) {
+		out->path = strdup(path);
+	} else {
+		size_t n = strlen(state_dir ? state_dir : ".") + sizeof("/logs.db");
+		out->path = malloc(n);
+		if (out->path)
+			snprintf(out->path, n, "%s/logs.db", state_dir ? state_dir : ".");
+	}
+	return out->path ? 0 : -ENOMEM;
+}
+
+void logstore_options_clear(struct logstore_options *o)
+{
+	free(o->path);
+	o->path = NULL;
+}
+
+/* ---- the loop's side ---- */
+
+bool logstore_running(void)
+{
+	pthread_mutex_lock(&g.mu);
+	bool r = g.running;
+	pthread_mutex_unlock(&g.mu);
+	return r;
+}
+
+int64_t logstore_reserve(void)
+{
+	int64_t seq = 0;
+
+	pthread_mutex_lock(&g.mu);
+	/* While stopping, only the writer's own notes (retention, the last checkpoint). */
+	if (g.running && (!g.stopping || pthread_equal(pthread_self(), g.thread))) {
+		if (atomic_load(&g.depth) < g.opt.queue)
+			seq = g.next_seq++;
+		else
+			atomic_fetch_add(&g.dropped, 1);
+	}
+	pthread_mutex_unlock(&g.mu);
+	return seq;
+}
+
+static const char *str_field(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool int_field(const cJSON *obj, const char *name, int64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!cJSON_IsNumber(v))
+		return false;
+	*out = (int64_t)v->valuedouble;
+	return true;
+}
+
+/* The text columns, in the order of struct logstore_row's text[]. */
+static const char *const text_cols[LOGSTORE_NTEXT] = {
+	"key", "team", "session", "method", "server", "target", "decision", "reason", "status",
+	"error_message", "trace_id",
+};
+static const char *const int_cols[LOGSTORE_NINT] = {
+	"error_code", "latency_us", "upstream_us", "cost_micros", "result_bytes",
+};
+
+/* A batch this deep ends the gathering: a full transaction, or half the queue (a small queue
+ * must not fill while the writer waits for more). */
+static uint64_t batch_full(void)
+{
+	uint64_t half = g.opt.queue / 2 ? g.opt.queue / 2 : 1;
+
+	return half < BATCH_MAX ? half : BATCH_MAX;
+}
+
+void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *obj,
+		     const char *line)
+{
+	size_t need = strlen(type) + 1 + strlen(line) + 1, len[LOGSTORE_NTEXT];
+	const char *txt[LOGSTORE_NTEXT];
+	struct item *it;
+	char *p;
+
+	if (seq <= 0)
+		return;
+	for (int i = 0; i < LOGSTORE_NTEXT; i++) {
+		txt[i] = str_field(obj, text_cols[i]);
+		len[i] = txt[i] ? strlen(txt[i]) + 1 : 0;
+		need += len[i];
+	}
+	it = xmalloc(sizeof(*it) + need);     /* out of memory ends the process: alloc.h */
+	memset(&it->row, 0, sizeof(it->row));
+	it->row.id = seq;
+	it->row.ts = ts_ms;
+	p = it->data;
+	it->row.type = p;
+	p = stpcpy(p, type) + 1;
+	for (int i = 0; i < LOGSTORE_NTEXT; i++) {
+		if (!txt[i])
+			continue;
+		it->row.text[i] = p;
+		memcpy(p, txt[i], len[i]);
+		p += len[i];
+	}
+	for (int i = 0; i < LOGSTORE_NINT; i++)
+		it->row.has_int[i] = int_field(obj, int_cols[i], &it->row.ints[i]);
+	it->row.record = p;
+	it->row.record_len = strlen(line);
+	memcpy(p, line, it->row.record_len + 1);
+
+	pthread_mutex_lock(&g.mu);
+	list_add_tail(&it->link, &g.queue);
+	uint64_t depth = atomic_fetch_add(&g.depth, 1) + 1;
+	if (g.writer_waits || (g.gathering && depth >= batch_full()))
+		pthread_cond_signal(&g.more);
+	pthread_mutex_unlock(&g.mu);
+}
+
+void logstore_flush(void)
+{
+	pthread_mutex_lock(&g.mu);
+	/* depth falls only once a batch is committed (or failed). */
+	g.flushers++;
+	while (g.running && atomic_load(&g.depth) > 0) {
+		pthread_cond_signal(&g.more);
+		pthread_cond_wait(&g.idle, &g.mu);
+	}
+	g.flushers--;
+	pthread_mutex_unlock(&g.mu);
+}
+
+void logstore_get_stats(struct logstore_stats *out)
+{
+	out->queue_depth = atomic_load(&g.depth);
+	out->dropped = atomic_load(&g.dropped);
+	out->written = atomic_load(&g.written);
+	out->bytes = atomic_load(&g.bytes);
+	out->running = g.running;
+}
+
+/* ---- the writer thread ---- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sample_bytes(void)
+{
+	char wal[4096];
+	struct stat sb;
+	uint64_t n = 0;
+
+	if (stat(g.opt.path, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", g.opt.path);
+	if (stat(wal, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	atomic_store(&g.bytes, n);
+}
+
+static void hex(const uint8_t *h, char out[2 * LOGCHAIN_HASH_LEN + 1])
+{
+	for (int i = 0; i < LOGCHAIN_HASH_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+/* The outside copy of the chain's head (a record too: it is stored after the head it names). */
+static void note_checkpoint(void)
+{
+	struct logstore_chain c;
+	char head[2 * LOGCHAIN_HASH_LEN + 1];
+	cJSON *o;
+
+	logstore_db_chain(g.db, &c);
+	if (c.last_id < c.first_id || !g.note || !(o = cJSON_CreateObject()))
+		return;
+	hex(c.head, head);
+	/* "seq" is the checkpoint record's own id once stored: the head's is "head_seq". */
+	if (cJSON_AddStringToObject(o, "head", head) &&
+	    cJSON_AddNumberToObject(o, "head_seq", (double)c.last_id) &&
+	    cJSON_AddNumberToObject(o, "count", (double)(c.last_id - c.first_id + 1)))
+		g.note("checkpoint", o);
+	cJSON_Delete(o);
+}
+
+static void note_anchor(const struct logstore_retained *r)
+{
+	char prev[2 * LOGCHAIN_HASH_LEN + 1];
+	cJSON *o;
+
+	if (!g.note || !(o = cJSON_CreateObject()))
+		return;
+	hex(r->prev_hash, prev);
+	if (cJSON_AddNumberToObject(o, "first_seq", (double)r->first_id) &&
+	    cJSON_AddStringToObject(o, "prev_hash", prev) &&
+	    cJSON_AddNumberToObject(o, "deleted", (double)r->deleted) &&
+	    cJSON_AddStringToObject(o, "reason", r->by_size ? "max_bytes" : "max_age"))
+		g.note("audit_anchor", o);
+	cJSON_Delete(o);
+}
+
+static void retain(int64_t *last_age_check)
+{
+	struct logstore_retained r;
+	int64_t now = now_ms();
+	bool by_age = now - *last_age_check >= AGE_EVERY_S * 1000;
+
+	if (by_age)
+		*last_age_check = now;
+	/* Each chunk its own transaction: records keep being stored in between. */
+	for (int rounds = 0; rounds < 64; rounds++) {
+		int rc = logstore_db_retain(g.db, by_age ? now - g.opt.max_age_s * 1000 : INT64_MIN,
+					    g.opt.max_bytes, &r);
+		if (rc < 0) {
+			log_error("logs: retention failed: %s", strerror(-rc));
+			return;
+		}
+		if (rc == 0)
+			return;
+		note_anchor(&r);
+	}
+}
+
+static void *writer(void *arg)
+{
+	struct list_head batch = LIST_HEAD_INIT(batch);
+	struct logstore_row *rows[BATCH_MAX];
+	uint64_t since_ckpt = 0;
+	int64_t last_age = 0;
+	bool final_done = false;
+
+	(void)arg;
+	retain(&last_age);
+	sample_bytes();
+	pthread_mutex_lock(&g.mu);
+	for (;;) {
+		while (list_empty(&g.queue) && !g.stopping) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += AGE_EVERY_S;
+			g.writer_waits = true;
+			int w = pthread_cond_timedwait(&g.more, &g.mu, &until);
+			g.writer_waits = false;
+			if (w == ETIMEDOUT)
+				break;
+		}
+		if (list_empty(&g.queue) && g.stopping) {
+			if (final_done)
+				break;
+			/* The clean exit's checkpoint, stored like the others before the end. */
+			final_done = true;
+			pthread_mutex_unlock(&g.mu);
+			note_checkpoint();
+			pthread_mutex_lock(&g.mu);
+			continue;
+		}
+		if (!g.stopping && atomic_load(&g.depth) < batch_full() && !list_empty(&g.queue)) {
+			/* Gather up to GATHER_MS for more, until a batch is full. */
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += GATHER_MS * 1000000L;
+			until.tv_sec += until.tv_nsec / 1000000000L;
+			until.tv_nsec %= 1000000000L;
+			g.gathering = true;
+			while (!g.stopping && !g.flushers && atomic_load(&g.depth) < batch_full() &&
+			       pthread_cond_timedwait(&g.more, &g.mu, &until) != ETIMEDOUT)
+				;
+			g.gathering = false;
+		}
+		size_t n = 0;
+		while (!list_empty(&g.queue) && n < BATCH_MAX) {
+			struct item *it = list_first_entry(&g.queue, struct item, link);
+			list_del(&it->link);
+			list_add_tail(&it->link, &batch);
+			rows[n++] = &it->row;
+		}
+		pthread_mutex_unlock(&g.mu);
+
+		if (n) {
+			int rc = logstore_db_insert(g.db, rows, n);
+			if (rc) {
+				log_error("logs: %zu records not stored: %s", n, strerror(-rc));
+				atomic_fetch_add(&g.dropped, n);
+			} else {
+				atomic_fetch_add(&g.written, n);
+			}
+		}
+		bool ckpt = false;
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(rows[i]->type, "checkpoint") && ++since_ckpt >= g.opt.checkpoint_every)
+				ckpt = true;
+		struct item *it, *tmp;
+		list_for_each_entry_safe(it, tmp, &batch, link) {
+			list_del(&it->link);
+			free(it);
+		}
+		retain(&last_age);
+		sample_bytes();
+		if (ckpt) {
+			since_ckpt = 0;
+			note_checkpoint();
+		}
+
+		pthread_mutex_lock(&g.mu);
+		atomic_fetch_sub(&g.depth, n);
+		pthread_cond_broadcast(&g.idle);
+	}
+	pthread_mutex_unlock(&g.mu);
+	return NULL;
+}
+
+/* mkdir -p of path's directory (the state directory may not exist yet at start-up). */
+static int make_parent_dirs(const char *file)
+{
+	char buf[4096];
+	size_t n = strlen(file);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, file, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+int logstore_start(const struct logstore_options *o, logstore_note_fn note)
+{
+	struct logstore_chain c;
+	int rc;
+
+	if (!o->enabled || g.running)
+		return 0;
+	g.opt = *o;
+	g.opt.path = strdup(o->path);
+	if (!g.opt.path)
+		return -ENOMEM;
+	g.note = note;
+	rc = make_parent_dirs(g.opt.path);
+	if (rc == 0)
+		rc = logstore_db_open(g.opt.path, &g.db);
+	if (rc)
+		goto fail;
+	logstore_db_chain(g.db, &c);
+	g.next_seq = c.last_id + 1;
+	atomic_store(&g.depth, 0);
+	g.stopping = false;
+	g.running = true;
+	rc = -pthread_create(&g.thread, NULL, writer, NULL);
+	if (rc) {
+		g.running = false;
+		goto fail;
+	}
+	return 0;
+fail:
+	logstore_db_close(g.db);
+	g.db = NULL;
+	logstore_options_clear(&g.opt);
+	return rc;
+}
+
+void logstore_stop(void)
+{
+	if (!g.running)
+		return;
+	pthread_mutex_lock(&g.mu);
+	g.stopping = true;
+	pthread_cond_signal(&g.more);
+	pthread_mutex_unlock(&g.mu);
+	pthread_join(g.thread, NULL);
+	pthread_mutex_lock(&g.mu);
+	g.running = false;
+	g.stopping = false;
+	pthread_cond_broadcast(&g.idle);
+	pthread_mutex_unlock(&g.mu);
+	logstore_db_close(g.db);
+	g.db = NULL;
+	logstore_options_clear(&g.opt);
+}

@@ -1,0 +1,358 @@
+/* logstore_db: schema, chained batch inserts and retention of the log store's SQLite file. */
+#include "observe/logstore_db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+
+#include "base/log.h"
+#include "store/schema.h"       /* store_db_errno */
+
+#define RETAIN_CHUNK 1000       /* records deleted per retention transaction, at most */
+
+/* docs/audit.md describes every column; the logs API (observe/logquery.c) reads them. */
+static const char schema_v1[] =
+	"CREATE TABLE IF NOT EXISTS records ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ts INTEGER NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  key TEXT, team TEXT, session TEXT, method TEXT, server TEXT, target TEXT,"
+	"  decision TEXT, reason TEXT, status TEXT,"
+	"  error_code INTEGER, error_message TEXT,"
+	"  latency_us INTEGER, upstream_us INTEGER, cost_micros INTEGER, result_bytes INTEGER,"
+	"  trace_id TEXT,"
+	"  record TEXT NOT NULL,"
+	"  hash BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS records_ts ON records(ts);"
+	"CREATE INDEX IF NOT EXISTS records_key ON records(key, id);"
+	"CREATE INDEX IF NOT EXISTS records_team ON records(team, id);"
+	"CREATE INDEX IF NOT EXISTS records_target ON records(target, id);"
+	"CREATE INDEX IF NOT EXISTS records_server ON records(server, id);"
+	"CREATE INDEX IF NOT EXISTS records_decision ON records(decision, id);"
+	"CREATE INDEX IF NOT EXISTS records_status ON records(status, id);"
+	/* Kept in step by the writer, one statement per transaction (not by row triggers: FTS5
+	 * under a trigger flushes per row, 6x the cost of the whole insert; see
+	 * logstore_db_insert and delete_upto). */
+	"CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(target, reason, error_message,"
+	"  content='records', content_rowid='id');"
+	/* The anchor (hash before first_id) and, beyond the contract's two columns, the head
+	 * (last_id and its hash), so that a row added after the head shows as inserted. */
+	"CREATE TABLE IF NOT EXISTS chain ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  first_id INTEGER NOT NULL,"
+	"  prev_hash BLOB NOT NULL,"
+	"  last_id INTEGER NOT NULL,"
+	"  head BLOB NOT NULL);"
+	"INSERT OR IGNORE INTO chain (id, first_id, prev_hash, last_id, head)"
+	"  VALUES (1, 1, zeroblob(32), 0, zeroblob(32));"
+	"PRAGMA user_version = 1;";
+
+struct logstore_db {
+	sqlite3 *db;
+	sqlite3_stmt *ins, *fts_ins, *head, *begin, *commit, *rollback;
+	struct logstore_chain chain;
+};
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_error("logs: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return store_db_errno(rc) ? store_db_errno(rc) : -EIO;
+	}
+	return 0;
+}
+
+static int step_reset(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : (store_db_errno(rc) ? store_db_errno(rc)
+								       : -EIO);
+}
+
+static int blob32(sqlite3_stmt *s, int col, uint8_t out[LOGCHAIN_HASH_LEN])
+{
+	const void *b = sqlite3_column_blob(s, col);
+
+	if (!b || sqlite3_column_bytes(s, col) != LOGCHAIN_HASH_LEN)
+		return -EIO;
+	memcpy(out, b, LOGCHAIN_HASH_LEN);
+	return 0;
+}
+
+static int load_chain(struct logstore_db *d)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -EIO;
+
+	if (sqlite3_prepare_v2(d->db, "SELECT first_id, prev_hash, last_id, head FROM chain "
+			       "WHERE id = 1", -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	d->chain.first_id = sqlite3_column_int64(s, 0);
+	d->chain.last_id = sqlite3_column_int64(s, 2);
+	if (blob32(s, 1, d->chain.prev_hash) || blob32(s, 3, d->chain.head))
+		goto out;
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int logstore_db_open(const char *path, struct logstore_db **out)
+{
+	struct logstore_db *d = calloc(1, sizeof(*d));
+	int rc;
+
+	*out = NULL;
+	if (!d)
+		return -ENOMEM;
+	rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = store_db_errno(rc) ? store_db_errno(rc) : -EIO;
+		goto fail;
+	}
+	sqlite3_busy_timeout(d->db, 5000);
+	/* NORMAL: a commit is in the WAL (page cache) at once, fsynced at checkpoints; a power
+	 * cut can lose the last moments, which the chain then shows as its end. */
+	if ((rc = exec(d->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+			      "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; "
+			      "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864;")) ||
+	    (rc = exec(d->db, "BEGIN IMMEDIATE")))
+		goto fail;
+	if ((rc = exec(d->db, schema_v1))) {
+		exec(d->db, "ROLLBACK");
+		goto fail;
+	}
+	if ((rc = exec(d->db, "COMMIT")) || (rc = load_chain(d)))
+		goto fail;
+	if (sqlite3_prepare_v2(d->db,
+		"INSERT INTO records (id, ts, type, key, team, session, method, server, target,"
+		" decision, reason, status, error_message, trace_id, error_code, latency_us,"
+		" upstream_us, cost_micros, result_bytes, record, hash) VALUES (?1, ?2, ?3, ?4,"
+		" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+		-1, &d->ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "INSERT INTO records_fts (rowid, target, reason, error_message)"
+			       " SELECT id, target, reason, error_message FROM records WHERE id BETWEEN"
+			       " ?1 AND ?2", -1, &d->fts_ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "UPDATE chain SET last_id = ?1, head = ?2 WHERE id = 1",
+			       -1, &d->head, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "BEGIN IMMEDIATE", -1, &d->begin, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "COMMIT", -1, &d->commit, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "ROLLBACK", -1, &d->rollback, NULL) != SQLITE_OK) {
+		log_error("logs: %s", sqlite3_errmsg(d->db));
+		rc = -EIO;
+		goto fail;
+	}
+	*out = d;
+	return 0;
+fail:
+	logstore_db_close(d);
+	return rc;
+}
+
+void logstore_db_close(struct logstore_db *d)
+{
+	if (!d)
+		return;
+	sqlite3_finalize(d->ins);
+	sqlite3_finalize(d->fts_ins);
+	sqlite3_finalize(d->head);
+	sqlite3_finalize(d->begin);
+	sqlite3_finalize(d->commit);
+	sqlite3_finalize(d->rollback);
+	if (d->db) {
+		/* Leave the file whole (no WAL to replay) for readers and backups. */
+		sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		sqlite3_close(d->db);
+	}
+	free(d);
+}
+
+void logstore_db_chain(const struct logstore_db *d, struct logstore_chain *out)
+{
+	*out = d->chain;
+}
+
+static int insert_one(struct logstore_db *d, const struct logstore_row *r,
+		      const uint8_t hash[LOGCHAIN_HASH_LEN])
+{
+	sqlite3_stmt *s = d->ins;
+
+	sqlite3_bind_int64(s, 1, r->id);
+	sqlite3_bind_int64(s, 2, r->ts);
+	sqlite3_bind_text(s, 3, r->type, -1, SQLITE_STATIC);
+	for (int i = 0; i < LOGSTORE_NTEXT; i++)
+		if (r->text[i])
+			sqlite3_bind_text(s, 4 + i, r->text[i], -1, SQLITE_STATIC);
+	for (int i = 0; i < LOGSTORE_NINT; i++)
+		if (r->has_int[i])
+			sqlite3_bind_int64(s, 4 + LOGSTORE_NTEXT + i, r->ints[i]);
+	sqlite3_bind_text(s, 20, r->record, (int)r->record_len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 21, hash, LOGCHAIN_HASH_LEN, SQLITE_STATIC);
+	return step_reset(s);
+}
+
+int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, size_t n)
+{
+	uint8_t h[LOGCHAIN_HASH_LEN];
+	int64_t last = d->chain.last_id;
+	int rc;
+
+	memcpy(h, d->chain.last_id >= d->chain.first_id ? d->chain.head : d->chain.prev_hash,
+	       sizeof(h));
+	if ((rc = step_reset(d->begin)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = logchain_link(h, rows[i]->record, rows[i]->record_len, h)) ||
+		    (rc = insert_one(d, rows[i], h)))
+			goto fail;
+		last = rows[i]->id;
+	}
+	if (n) {
+		sqlite3_bind_int64(d->fts_ins, 1, rows[0]->id);
+		sqlite3_bind_int64(d->fts_ins, 2, last);
+		if ((rc = step_reset(d->fts_ins)))
+			goto fail;
+	}
+	sqlite3_bind_int64(d->head, 1, last);
+	sqlite3_bind_blob(d->head, 2, h, sizeof(h), SQLITE_STATIC);
+	if ((rc = step_reset(d->head)) || (rc = step_reset(d->commit)))
+		goto fail;
+	d->chain.last_id = last;
+	memcpy(d->chain.head, h, sizeof(h));
+	return 0;
+fail:
+	step_reset(d->rollback);
+	return rc;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* The pages holding data (the file only shrinks with a VACUUM; freed pages are reused). */
+static int64_t used_bytes(sqlite3 *db)
+{
+	int64_t pages = pragma_int(db, "PRAGMA page_count");
+	int64_t free_pages = pragma_int(db, "PRAGMA freelist_count");
+	int64_t size = pragma_int(db, "PRAGMA page_size");
+
+	return pages < 0 || free_pages < 0 || size < 0 ? -1 : (pages - free_pages) * size;
+}
+
+/* The last id of the oldest run of records older than cutoff (at most RETAIN_CHUNK), or 0. */
+static int64_t age_cut(struct logstore_db *d, int64_t cutoff)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t cut = 0;
+
+	if (sqlite3_prepare_v2(d->db, "SELECT id, ts FROM records WHERE id >= ?1 ORDER BY id "
+			       "LIMIT ?2", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(s, 1, d->chain.first_id);
+	sqlite3_bind_int(s, 2, RETAIN_CHUNK);
+	while (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 1) < cutoff)
+		cut = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return cut;
+}
+
+/* Delete ids first_id..cut and move the anchor to cut + 1 in one transaction. */
+static int delete_upto(struct logstore_db *d, int64_t cut, struct logstore_retained *out)
+{
+	sqlite3_stmt *s = NULL;
+	uint8_t prev[LOGCHAIN_HASH_LEN];
+	int rc;
+
+	if ((rc = step_reset(d->begin)))
+		return rc;
+	rc = -EIO;
+	/* The anchor is the hash of the last deleted record, as stored. */
+	if (sqlite3_prepare_v2(d->db, "SELECT hash FROM records WHERE id <= ?1 ORDER BY id DESC "
+			       "LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, cut);
+	if (sqlite3_step(s) != SQLITE_ROW || blob32(s, 0, prev))
+		goto fail;
+	sqlite3_finalize(s);
+	s = NULL;
+	/* Out of the free-text index first: an external-content FTS5 table forgets a row by
+	 * being given the values it indexed. */
+	if (sqlite3_prepare_v2(d->db, "INSERT INTO records_fts (records_fts, rowid, target, reason,"
+			       " error_message) SELECT 'delete', id, target, reason, error_message"
+			       " FROM records WHERE id <= ?1", -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, cut);
+	if ((rc = step_reset(s)))
+		goto fail;
+	sqlite3_finalize(s);
+	s = NULL;
+	rc = -EIO;
+	if (sqlite3_prepare_v2(d->db, "DELETE FROM records WHERE id <= ?1", -1, &s, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, cut);
+	if ((rc = step_reset(s)))
+		goto fail;
+	out->deleted = sqlite3_changes(d->db);
+	sqlite3_finalize(s);
+	s = NULL;
+	rc = -EIO;
+	if (sqlite3_prepare_v2(d->db, "UPDATE chain SET first_id = ?1, prev_hash = ?2 WHERE id = 1",
+			       -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, cut + 1);
+	sqlite3_bind_blob(s, 2, prev, sizeof(prev), SQLITE_STATIC);
+	if ((rc = step_reset(s)) || (rc = step_reset(d->commit)))
+		goto fail;
+	sqlite3_finalize(s);
+	d->chain.first_id = cut + 1;
+	memcpy(d->chain.prev_hash, prev, sizeof(prev));
+	out->first_id = cut + 1;
+	memcpy(out->prev_hash, prev, sizeof(prev));
+	return 1;
+fail:
+	sqlite3_finalize(s);
+	step_reset(d->rollback);
+	return rc;
+}
+
+int logstore_db_retain(struct logstore_db *d, int64_t cutoff_ms, int64_t max_bytes,
+		       struct logstore_retained *out)
+{
+	int64_t stored = d->chain.last_id - d->chain.first_id + 1, cut = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (stored <= 0)
+		return 0;
+	if (cutoff_ms != INT64_MIN)
+		cut = age_cut(d, cutoff_ms);
+	if (!cut) {
+		int64_t used = used_bytes(d->db);
+		if (used < 0 || used <= max_bytes)
+			return 0;
+		/* A tenth at a time (whole chunks on a big store): the size falls in steps. */
+		int64_t chunk = stored / 10 < RETAIN_CHUNK ? stored / 10 : RETAIN_CHUNK;
+		cut = d->chain.first_id + (chunk > 0 ? chunk : 1) - 1;
+		out->by_size = true;
+	}
+	return delete_upto(d, cut, out);
+}

@@ -1,0 +1,61 @@
+/* logstore_db: the log store's SQLite file — schema, the batch insert that extends the chain,
+ * and retention that moves the chain's anchor. Writer thread only (logstore.c); readers open
+ * the file themselves, read-only. */
+#ifndef WARDEN_LOGSTORE_DB_H
+#define WARDEN_LOGSTORE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "observe/logchain.h"
+
+#define LOGSTORE_NTEXT 11
+#define LOGSTORE_NINT 5
+
+/* One record's columns. text[]: key, team, session, method, server, target, decision,
+ * reason, status, error_message, trace_id (NULL: none); ints: error_code, latency_us,
+ * upstream_us, cost_micros, result_bytes (has_int false: NULL). */
+struct logstore_row {
+	int64_t id, ts;
+	const char *type;
+	const char *text[LOGSTORE_NTEXT];
+	int64_t ints[LOGSTORE_NINT];
+	bool has_int[LOGSTORE_NINT];
+	const char *record;
+	size_t record_len;
+};
+
+/* The chain table: the anchor (the hash before first_id) and the head (last_id's hash). */
+struct logstore_chain {
+	int64_t first_id, last_id;      /* last_id < first_id: no record stored */
+	uint8_t prev_hash[LOGCHAIN_HASH_LEN], head[LOGCHAIN_HASH_LEN];
+};
+
+/* What one retention chunk did. */
+struct logstore_retained {
+	int64_t first_id;               /* the new anchor */
+	uint8_t prev_hash[LOGCHAIN_HASH_LEN];
+	int64_t deleted;
+	bool by_size;
+};
+
+struct logstore_db;
+
+/* Open or create path (WAL, schema). 0 or -errno. */
+int logstore_db_open(const char *path, struct logstore_db **out);
+void logstore_db_close(struct logstore_db *db);
+void logstore_db_chain(const struct logstore_db *db, struct logstore_chain *out);
+/* Insert rows (ids consecutive after the head) in one transaction, each hashed onto the
+ * chain. All or nothing: on failure the chain is as before. 0 or -errno. */
+int logstore_db_insert(struct logstore_db *db, struct logstore_row *const *rows, size_t n);
+/* One chunk of retention: records older than cutoff_ms (INT64_MIN: no age check), else the
+ * oldest while the used pages exceed max_bytes. 1 when a chunk was deleted (out filled), 0
+ * when nothing is due, -errno. */
+int logstore_db_retain(struct logstore_db *db, int64_t cutoff_ms, int64_t max_bytes,
+		       struct logstore_retained *out);
+
+/* The schema version in PRAGMA user_version. */
+#define LOGSTORE_SCHEMA_VERSION 1
+
+#endif

@@ -1,0 +1,44 @@
+/* logverify: walk the log store's chain (docs/audit.md) and name the first record that was
+ * changed, removed or inserted. Read-only: it opens the file with SQLITE_OPEN_READONLY and
+ * reads one snapshot (a running daemon keeps writing meanwhile). Used by `wardenctl audit
+ * verify`. */
+#ifndef WARDEN_LOGVERIFY_H
+#define WARDEN_LOGVERIFY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "observe/logchain.h"
+
+/* Also wardenctl audit verify's exit statuses. */
+enum logverify_status {
+	LOGVERIFY_INTACT = 0,
+	LOGVERIFY_CHANGED = 1,          /* a record's text or hash (or the chain's head) differs */
+	LOGVERIFY_REMOVED = 2,          /* an id of the chain is missing */
+	LOGVERIFY_INSERTED = 3,         /* a row that the writer did not put there */
+	LOGVERIFY_UNREADABLE = 4,       /* no such file, not a log store, I/O error */
+};
+
+struct logverify_options {
+	const char *path;
+	int64_t since_ms;               /* INT64_MIN: from the anchor */
+	bool have_checkpoint;           /* compare the chain at checkpoint_seq with checkpoint */
+	uint8_t checkpoint[LOGCHAIN_HASH_LEN];
+	int64_t checkpoint_seq;
+};
+
+struct logverify_result {
+	enum logverify_status status;
+	int64_t id;                     /* the record named (status != INTACT, UNREADABLE) */
+	int64_t checked;                /* records whose link was checked */
+	int64_t first_id, last_id;      /* the chain's anchor and head ids */
+	uint8_t head[LOGCHAIN_HASH_LEN];
+	bool checkpoint_checked;        /* false: the checkpoint's seq was outside the walk */
+	char detail[256];               /* one sentence for a person */
+};
+
+/* Fill out; returns out->status. */
+enum logverify_status logverify_run(const struct logverify_options *o,
+				    struct logverify_result *out);
+
+#endif
