@@ -4,6 +4,36 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "observe/logtail.h"
+
+/* The live tail's copy of a record: the same fields as the stdout line, in the same order.
+ * (At the merge with the log store, log_record_line gives the one string for all three.) */
+static void tail_record(const char *type, cJSON *obj)
+{
+	char ts[40];
+	cJSON *line;
+	char *text;
+
+	if (!logtail_subscribers())
+		return;
+	line = cJSON_CreateObject();
+	log_timestamp(ts, sizeof(ts));
+	cJSON_AddStringToObject(line, "ts", ts);
+	cJSON_AddStringToObject(line, "type", type);
+	for (cJSON *it = obj ? obj->child : NULL; it; it = it->next)
+		cJSON_AddItemReferenceToObject(line, it->string, it);
+	text = cJSON_PrintUnformatted(line);
+	cJSON_Delete(line);
+	logtail_publish(text);
+	cJSON_free(text);
+}
+
+/* The one place records leave: stdout, the log store, the live tail. */
+static void audit_emit(const char *type, cJSON *obj)
+{
+	log_record(type, obj);
+	tail_record(type, obj);
+}
 
 void audit_decision(const struct audit_decision *d)
 {
@@ -46,7 +76,7 @@ void audit_decision(const struct audit_decision *d)
 	cJSON_AddNumberToObject(o, "latency_ms", (double)d->latency_ms);
 	if (d->went_upstream)
 		cJSON_AddNumberToObject(o, "upstream_ms", (double)d->upstream_ms);
-	log_record("decision", o);
+	audit_emit("decision", o);
 	cJSON_Delete(o);
 }
 
@@ -61,21 +91,21 @@ void audit_auth(const char *reason, const char *key, const char *peer)
 		cJSON_AddStringToObject(o, "key", key);
 	if (peer)
 		cJSON_AddStringToObject(o, "peer", peer);
-	log_record("auth", o);
+	audit_emit("auth", o);
 	cJSON_Delete(o);
 }
 
 void audit_kernel_deny(cJSON *event)
 {
-	log_record("kernel_deny", event);
+	audit_emit("kernel_deny", event);
 }
 
 void audit_enforcement(cJSON *action)
 {
-	log_record("enforcement", action);
+	audit_emit("enforcement", action);
 }
 
 void audit_admin(cJSON *action)
 {
-	log_record("admin", action);
+	audit_emit("admin", action);
 }
