@@ -9,6 +9,8 @@ pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool li
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
       iproute2 curl wrk nginx                          # make bench
       openssl                                          # node-agent test: the API server's certificate
+      xxd                                              # the dashboard's assets, embedded at build
+      chromium sqlite3                                 # the dashboard test (headless), logs.db in tests
       podman buildah runc catatonit busybox-static)   # make image; the podman pod suite
 missing=()
 for p in "${pkgs[@]}"; do

@@ -187,6 +187,7 @@ void metrics_connection_refused(enum metrics_listener l, enum metrics_refusal wh
 	g.refused[l][why]++;
 }
 void metrics_set_enforcer(struct enforcer *e) { g.enforcer = e; }
+struct enforcer *metrics_enforcer(void) { return g.enforcer; }
 
 /* ---- exposition ---- */
 

@@ -60,6 +60,8 @@ void metrics_connection_refused(enum metrics_listener l, enum metrics_refusal wh
 /* The enforcer whose counters /metrics shows (NULL: none, e.g. enforcement is off). Not owned:
  * clear it before freeing the enforcer. */
 void metrics_set_enforcer(struct enforcer *e);
+/* That enforcer (the admin plane's kernel view reads its maps), or NULL. Loop thread. */
+struct enforcer *metrics_enforcer(void);
 
 /* Append the whole exposition to out. st and ks may be NULL (those families are left out).
  * Returns 0 or -ENOMEM. */
