@@ -451,6 +451,8 @@ const struct selector *budget_find_sel(const struct budget_config *cfg, const ch
 
 	if (!cfg || !name || !*name)        /* keys use "" for no team / no policy */
 		return NULL;
+	if (!cfg->nsel)                     /* costs without budgets: bsearch wants an array */
+		return NULL;
 	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", prefix, name) >= sizeof(buf))
 		return NULL;
 	key.name = buf;
