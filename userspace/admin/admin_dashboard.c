@@ -58,6 +58,8 @@ static const char *content_type(const char *name)
 		return "text/javascript; charset=utf-8";
 	if (dot && !strcmp(dot, ".css"))
 		return "text/css; charset=utf-8";
+	if (dot && !strcmp(dot, ".svg"))
+		return "image/svg+xml";
 	return "text/html; charset=utf-8";
 }
 
@@ -255,7 +257,7 @@ bool admin_dashboard_route(struct admin *a, struct evhttp_request *req, const ch
 	if (!strcmp(path, "/logs") || !strcmp(path, "/logs/")) {
 		as = asset(admin_cookie_ok(a, req) ? "app.html" : "login.html");
 	} else {
-		/* The scripts and the style sheet: the same for everyone, nothing secret. */
+		/* The scripts, the style sheet, the icon: the same for everyone, nothing secret. */
 		as = asset(path + 6);
 		if (as && strstr(as->name, ".html"))
 			as = NULL;

@@ -171,15 +171,33 @@ function startLive() {
 
 // ---- charts ---------------------------------------------------------------------------------
 
+// Counts are 0 in a bucket without calls (zero: true); a latency there is unknown, not 0.
 const CHARTS = [
-	{ id: 'chart-calls', value: (b) => b.calls },
-	{ id: 'chart-denied', value: (b) => b.denied },
+	{ id: 'chart-calls', value: (b) => b.calls, zero: true },
+	{ id: 'chart-denied', value: (b) => b.denied, zero: true },
 	{ id: 'chart-p50', value: (b) => b.p50_ms },
 	{ id: 'chart-p99', value: (b) => b.p99_ms },
-	{ id: 'chart-cost', value: (b) => b.cost_micros / 1e6 },
+	{ id: 'chart-cost', value: (b) => b.cost_micros / 1e6, zero: true },
 ];
 
-function drawChart(box, series, t0, t1, value) {
+// Every bucket from t0 to t1, the missing ones as zeros.
+function zeroFilled(pts, t0, t1, bucketMs) {
+	const have = new Map(pts.map((b) => [b.t, b]));
+	const out = [];
+	for (let t = Math.floor(t0 / bucketMs) * bucketMs; t <= t1; t += bucketMs)
+		out.push(have.get(t) ?? { t, calls: 0, denied: 0, errors: 0, cost_micros: 0 });
+	return out;
+}
+
+function timeLabel(t, span) {
+	const d = new Date(t);
+	return span <= 86400000 ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+function drawChart(box, series0, t0, t1, bucketMs, chart) {
+	const value = chart.value;
+	const series = new Map([...series0].map(([g, pts]) =>
+		[g, chart.zero ? zeroFilled(pts, t0, t1, bucketMs) : pts]));
 	const W = 400, H = 160, L = 40, B = 18;
 	let max = 0;
 	for (const pts of series.values())
@@ -196,9 +214,9 @@ function drawChart(box, series, t0, t1, value) {
 	const zero = svg('text', { x: 2, y: H - B });
 	zero.textContent = '0';
 	s.appendChild(zero);
-	for (const [t, x] of [[t0, L], [t1, W - 60]]) {
-		const lab = svg('text', { x, y: H - 4 });
-		lab.textContent = new Date(t).toLocaleString();
+	for (const [t, x, anchor] of [[t0, L, 'start'], [t1, W, 'end']]) {
+		const lab = svg('text', { x, y: H - 4, 'text-anchor': anchor });
+		lab.textContent = timeLabel(t, t1 - t0);
 		s.appendChild(lab);
 	}
 	const span = Math.max(1, t1 - t0);
@@ -212,9 +230,12 @@ function drawChart(box, series, t0, t1, value) {
 		if (xy.length === 1)            // one bucket: a short flat line, still visible
 			xy.push(xy[0].replace(/^[\d.]+/, (x) => (Math.min(W, +x + 6)).toFixed(1)));
 		s.appendChild(svg('polyline', { points: xy.join(' '), class: 'c' + (i % 8) }));
-		for (const p of xy.slice(0, pts.length))
-			s.appendChild(svg('circle', { cx: p.split(',')[0], cy: p.split(',')[1], r: 2,
-				class: 'c' + (i % 8) }));
+		pts.forEach((b, k) => {
+			if (chart.zero && !value(b))
+				return;         // dots only where something happened
+			const [cx, cy] = xy[k].split(',');
+			s.appendChild(svg('circle', { cx, cy, r: 2.5, class: 'c' + (i % 8) }));
+		});
 		i++;
 	}
 	box.replaceChildren(s);
@@ -236,7 +257,7 @@ async function loadCharts() {
 			series.get(b.group).push(b);
 		}
 		for (const c of CHARTS)
-			drawChart($(c.id), series, since, until, c.value);
+			drawChart($(c.id), series, since, until, bucket * 1000, c);
 		const legend = $('chart-legend');
 		legend.replaceChildren();
 		let i = 0;
