@@ -1,11 +1,13 @@
 // The log store's file (logs.db) for the logs API and dashboard tests: the contract's schema
-// in ONE place (LOGS_DDL), rows from record objects, and the pre-merge stand-in for the store.
+// (LOGS_DDL, read from tests/fixtures/logs-schema.sql, the one place), rows from record
+// objects, and the pre-merge stand-in for the store.
 //
-// MERGE NOTE (s3-logstore): once the daemon writes logs.db itself, LOGS_DDL can be replaced by
-// the daemon's own schema and STORE_SHIM by false: tests then see the records of the real store.
-import { existsSync } from 'node:fs';
+// MERGE NOTE (s3-logstore): once the daemon writes logs.db itself, logs-schema.sql can be replaced
+// by the daemon's own schema and STORE_SHIM by false: tests then see the records of the real store.
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
 
 // Until the log store lands, the dashboard test can only see calls in logs.db if something
@@ -13,40 +15,9 @@ import { DatabaseSync } from 'node:sqlite';
 // themselves (clearly a stand-in); without it, a test that needs the real store skips.
 export const STORE_SHIM = process.env.MCPWARDEN_LOGS_SHIM === '1';
 
-export const LOGS_DDL = `
-CREATE TABLE IF NOT EXISTS records (
-  id INTEGER PRIMARY KEY,
-  ts INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  key TEXT, team TEXT, session TEXT, method TEXT, server TEXT, target TEXT,
-  decision TEXT,
-  reason TEXT, status TEXT,
-  error_code INTEGER, error_message TEXT,
-  latency_us INTEGER, upstream_us INTEGER, cost_micros INTEGER, result_bytes INTEGER,
-  trace_id TEXT,
-  record TEXT NOT NULL,
-  hash BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_ts ON records(ts);
-CREATE INDEX IF NOT EXISTS records_key ON records(key, id);
-CREATE INDEX IF NOT EXISTS records_team ON records(team, id);
-CREATE INDEX IF NOT EXISTS records_target ON records(target, id);
-CREATE INDEX IF NOT EXISTS records_server ON records(server, id);
-CREATE INDEX IF NOT EXISTS records_decision ON records(decision, id);
-CREATE INDEX IF NOT EXISTS records_status ON records(status, id);
-CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(target, reason, error_message,
-  content='records', content_rowid='id');
-CREATE TRIGGER IF NOT EXISTS records_ai AFTER INSERT ON records BEGIN
-  INSERT INTO records_fts(rowid, target, reason, error_message)
-    VALUES (new.id, new.target, new.reason, new.error_message);
-END;
-CREATE TRIGGER IF NOT EXISTS records_ad AFTER DELETE ON records BEGIN
-  INSERT INTO records_fts(records_fts, rowid, target, reason, error_message)
-    VALUES ('delete', old.id, old.target, old.reason, old.error_message);
-END;
-CREATE TABLE IF NOT EXISTS chain (id INTEGER PRIMARY KEY CHECK (id = 1),
-  first_id INTEGER NOT NULL, prev_hash BLOB NOT NULL);
-`;
+// The contract's schema: tests/fixtures/logs-schema.sql (also read by tests/unit/test_logquery.c).
+export const LOGS_DDL = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures',
+	'logs-schema.sql'), 'utf8');
 
 export function logsDbPath(stateDir) {
 	return join(stateDir, 'logs.db');
