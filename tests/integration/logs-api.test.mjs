@@ -7,7 +7,7 @@
 // answers. The live tail needs no database: it carries what the daemon emits.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectHttp, fixtureStdioUpstream, makeTempDir, removeTempDir, startDaemon,
 	stopDaemonChecked } from './lib.mjs';
@@ -333,6 +333,26 @@ describe('logs API', () => {
 			assert.equal((await get(d, '/api/logs?limit=1', cookie)).status, 401);
 			assert.match((await get(d, '/logs', cookie)).text, /Sign in/);
 		});
+	test('a reload with a new admin token signs the dashboard out; the same token does not',
+		async () => {
+			const login = async (token) => {
+				const r = await fetch(d.adminUrl + '/logs/login', { method: 'POST', redirect: 'manual',
+					headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+					body: 'token=' + encodeURIComponent(token) });
+				return { Cookie: r.headers.get('set-cookie').split(';')[0] };
+			};
+			const cfg = JSON.parse(readFileSync(d.configPath, 'utf8'));
+			const cookie = await login(TOKEN);
+			assert.equal((await d.reload(cfg)).ok, true);
+			assert.equal((await get(d, '/api/logs?limit=1', cookie)).status, 200, 'same token');
+			const other = TOKEN + '-rotated';
+			assert.equal((await d.reload({ ...cfg, admin: { ...cfg.admin, token: other } })).ok, true);
+			assert.equal((await get(d, '/api/logs?limit=1', cookie)).status, 401, 'new token');
+			assert.equal((await get(d, '/api/logs?limit=1', { Authorization: `Bearer ${other}` }))
+				.status, 200);
+			assert.equal((await d.reload(cfg)).ok, true);
+		});
+
 	// Last: its refusals hold this peer off the admin plane for a while.
 	test('a live tail client that does not read is cut; the daemon does not buffer for it',
 		async () => {

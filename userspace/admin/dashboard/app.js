@@ -68,12 +68,17 @@ function cellText(r, col) {
 	}
 }
 
+// The store's id: "id" in pages; a record from the live tail carries it as "seq".
+function recordId(r) {
+	return r.id ?? r.seq;
+}
+
 function recordRow(r) {
 	const tr = document.createElement('tr');
 	if (r.decision)
 		tr.classList.add(String(r.decision).replace(/[^a-z_]/g, ''));
-	if (r.id !== undefined)
-		tr.dataset.id = String(r.id);
+	if (recordId(r) !== undefined)
+		tr.dataset.id = String(recordId(r));
 	for (const col of COLUMNS) {
 		const td = el('td', cellText(r, col), col);
 		td.title = td.textContent;
@@ -125,7 +130,8 @@ async function loadCalls(more) {
 
 function showDetail(r) {
 	$('detail').hidden = false;
-	$('detail-id').textContent = r.id !== undefined ? '#' + r.id : '';
+	const id = recordId(r);
+	$('detail-id').textContent = id !== undefined ? '#' + id : '';
 	const dl = $('detail-fields');
 	dl.replaceChildren();
 	for (const [k, v] of Object.entries(r)) {
@@ -135,9 +141,9 @@ function showDetail(r) {
 		dl.appendChild(el('dd', v));
 	}
 	$('detail-json').textContent = JSON.stringify(r, null, 2);
-	if (r.id !== undefined) {
+	if (id !== undefined) {
 		// The stored record, in case the row came from the live tail.
-		api('/api/logs/' + encodeURIComponent(r.id)).then((full) => {
+		api('/api/logs/' + encodeURIComponent(id)).then((full) => {
 			$('detail-json').textContent = JSON.stringify(full, null, 2);
 		}).catch(() => {});
 	}
