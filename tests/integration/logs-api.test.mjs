@@ -135,6 +135,9 @@ describe('logs API', () => {
 				r.decision === 'allow' && r.team === 'blue'],
 			[`since=${new Date(T0 + 100 * 10000).toISOString()}&until=${T0 + 199 * 10000}`,
 				(r) => Date.parse(r.ts) >= T0 + 100 * 10000 && Date.parse(r.ts) <= T0 + 199 * 10000],
+			// An RFC 3339 offset: the same instant written in UTC+02:00.
+			[`since=${encodeURIComponent(new Date(T0 + 300 * 10000 + 7200000).toISOString()
+				.replace('Z', '+02:00'))}`, (r) => Date.parse(r.ts) >= T0 + 300 * 10000],
 		];
 		for (const [qs, pred] of cases) {
 			const got = ours(await allPages(d, qs + '&type=decision'));
