@@ -40,6 +40,7 @@ struct logquery {
 	char *path;
 	sqlite3 *db;                    /* reader thread only */
 	atomic_bool fts;
+	atomic_bool cancel;             /* logquery_free: the running query stops at once */
 	pthread_mutex_t lock;           /* queue, done, stopping, nqueued */
 	pthread_cond_t wake;
 	struct list_head queue, done;
@@ -417,14 +418,21 @@ out:
 
 /* ---- the reader thread ---- */
 
+struct deadline {
+	struct timespec until;
+	atomic_bool *cancel;
+};
+
 static int past_deadline(void *arg)
 {
-	const struct timespec *until = arg;
+	const struct deadline *d = arg;
 	struct timespec now;
 
+	if (atomic_load(d->cancel))
+		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > until->tv_sec ||
-	       (now.tv_sec == until->tv_sec && now.tv_nsec >= until->tv_nsec);
+	return now.tv_sec > d->until.tv_sec ||
+	       (now.tv_sec == d->until.tv_sec && now.tv_nsec >= d->until.tv_nsec);
 }
 
 static int db_open(struct logquery *lq)
@@ -458,23 +466,23 @@ static int db_open(struct logquery *lq)
 
 static void run_job(struct logquery *lq, struct job *j)
 {
-	struct timespec until;
+	struct deadline d = { .cancel = &lq->cancel };
 	int rc = db_open(lq);
 
 	if (rc) {
 		j->err = rc;
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += LOGQ_TIME_LIMIT_MS / 1000;
-	sqlite3_progress_handler(lq->db, 10000, past_deadline, &until);
+	clock_gettime(CLOCK_MONOTONIC, &d.until);
+	d.until.tv_sec += LOGQ_TIME_LIMIT_MS / 1000;
+	sqlite3_progress_handler(lq->db, 10000, past_deadline, &d);
 	switch (j->kind) {
 	case J_PAGE: rc = run_page(lq, j); break;
 	case J_GET: rc = run_get(lq, j); break;
 	case J_STATS: rc = run_stats(lq, j); break;
 	}
 	sqlite3_progress_handler(lq->db, 0, NULL, NULL);
-	j->err = rc;
+	j->err = rc == -ETIMEDOUT && atomic_load(&lq->cancel) ? -ECANCELED : rc;
 }
 
 static void notify_loop(struct logquery *lq)
@@ -666,6 +674,7 @@ void logquery_free(struct logquery *lq)
 	if (!lq)
 		return;
 	list_init(&cancel);
+	atomic_store(&lq->cancel, true);
 	pthread_mutex_lock(&lq->lock);
 	lq->stopping = true;
 	list_splice_tail_init(&lq->queue, &cancel);

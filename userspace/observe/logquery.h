@@ -42,7 +42,8 @@ enum logq_group { LOGQ_BY_KEY, LOGQ_BY_TEAM, LOGQ_BY_TOOL, LOGQ_BY_SERVER };
 typedef void (*logq_done_fn)(void *arg, int err, cJSON *result);
 
 int logquery_new(struct event_base *base, const char *path, struct logquery **out);
-/* Cancels what is queued (callbacks run with -ECANCELED, now), waits for the running query. */
+/* Cancels what is queued and stops the running query (their callbacks run now, with
+ * -ECANCELED), then stops the thread. */
 void logquery_free(struct logquery *lq);
 /* true: free text uses fts5 (the records_fts table exists); false: LIKE, or not opened yet. */
 bool logquery_fts(const struct logquery *lq);
