@@ -85,6 +85,12 @@ $(B)/obj/%.o: userspace/%.c $(HDRS) | $(SKELS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The dashboard's assets (HTML, JS, CSS) are compiled into the daemon: no files to install.
+DASH_ASSETS := $(sort $(wildcard userspace/admin/dashboard/*.html userspace/admin/dashboard/*.js userspace/admin/dashboard/*.css userspace/admin/dashboard/*.svg))
+$(B)/dashboard_assets.h: $(DASH_ASSETS) scripts/embed-assets.sh | $(B)
+	scripts/embed-assets.sh $@ $(DASH_ASSETS)
+$(B)/obj/admin/admin_dashboard.o: $(B)/dashboard_assets.h
+
 # The skeleton embeds the BPF object: the enforcer must be rebuilt when it changes.
 $(B)/obj/enforce/enforcer.o: $(SKELS)
 

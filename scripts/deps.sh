@@ -10,6 +10,8 @@ pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool li
       iproute2 curl wrk nginx                          # make bench
       openssl                                          # node-agent test: the API server's certificate
       sqlite3 e2fsprogs                                # tests: read the stores, tamper with logs.db; an ext4 image
+      xxd                                              # the dashboard's assets, embedded at build
+      chromium                                         # the dashboard test (headless)
       podman buildah runc catatonit busybox-static)   # make image; the podman pod suite
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,7 +5,8 @@
 #   - three stdio servers from npm (examples/mcpwarden.json) and a demo MCP server over
 #     Streamable HTTP on loopback (tests/fixtures/conformance-server.mjs): that one has an
 #     address, so the daemon protects it in the kernel;
-#   - a freshly generated demo key (only its hash goes into the run config) and admin token;
+#   - a freshly generated demo key (only its hash goes into the run config) and admin token,
+#     which also signs in to the /logs dashboard on the admin listener (its URL is printed);
 #   - when root, BPF and cgroup v2 are there: an `enforcement` section with its own pin dir and
 #     a demo agent cgroup enrolled in protect mode, and the commands that show a direct call
 #     refused by the kernel while the same call through the sidecar works.
@@ -175,6 +176,12 @@ if [ "$enforce" = 1 ] && ! "$bin/wardenctl" status --pin-dir "$pins" >/dev/null 
 fi
 
 # --- what to try ----------------------------------------------------------------------------
+# The dashboard is on the admin listener (loopback): its URL as a browser on this host uses it.
+case "$admin_listen" in
+\[*) dashboard_url="http://${admin_listen}/logs" ;;
+*:*:*) dashboard_url="http://[${admin_listen%:*}]:${admin_listen##*:}/logs" ;;
+*) dashboard_url="http://${admin_listen}/logs" ;;
+esac
 cat <<TXT
 
 mcpwarden is serving on ${url} in front of server-everything, server-memory and
@@ -187,6 +194,14 @@ Any MCP client works: point it at the URL with the header Authorization: Bearer 
 call with curl alone:
 
   KEY=\$(cat ${rundir}/demo.key) ${top}/scripts/mcp-call.sh ${url} everything__echo '{"message":"hi"}'
+
+Every call, live, with its cost and latency, in the /logs dashboard: open
+
+  ${dashboard_url}
+
+and sign in with the admin token (in ${rundir}/admin.token):
+
+  $(cat "$rundir/admin.token")
 
 TXT
 if [ -n "${OPENAI_API_KEY:-}" ]; then

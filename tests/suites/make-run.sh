@@ -85,6 +85,16 @@ grep -q '^Decisions are printed below' "$out" || fail "scripts/run.sh did not ge
 grep -q '^Kernel enforcement is ON' "$out" || fail "enforcement is not on: $(grep '^Kernel enforcement' "$out")"
 ok "started in $((SECONDS - t0)) s, kernel enforcement on"
 
+# The dashboard, as printed: its login page, and the admin token signs in.
+dash_url=$(grep -m1 "^  http://127.0.0.1:$admin_port/logs$" "$out" | sed 's/^  //')
+[ -n "$dash_url" ] || fail "the /logs dashboard URL is not printed"
+curl -fsS "$dash_url" | grep -q 'Sign in with the admin token' || fail "no login page at $dash_url"
+login=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' -D "$rundir/login.headers" \
+	--data-urlencode "token=$(cat "$rundir/admin.token")" "${dash_url}/login")
+[ "$login" = "303 http://127.0.0.1:$admin_port/logs" ] && grep -qi '^set-cookie: mcpwarden_admin=' "$rundir/login.headers" ||
+	fail "the printed admin token does not sign in to the dashboard: $login"
+ok "the /logs dashboard is printed, and its token signs in"
+
 # The printed commands, as printed (two-space indented lines).
 shell_cmd=$(grep "^  sh -c 'echo \$\$ > .*/cgroup.procs && exec bash'$" "$out")
 direct_cmd=$(grep "^  .*/scripts/mcp-call.sh http://127.0.0.1:$demo_port/mcp test_simple_text$" "$out" | sed 's/^  //')
@@ -114,6 +124,20 @@ grep -q '"type":"kernel_deny".*"cgroup":"'"$cgroot/$name/agent"'".*"dport":'"$de
 grep -q '"type":"decision".*"target":"http-demo__test_simple_text","decision":"allow"' "$out" ||
 	fail "no allow record for the call through the sidecar"
 ok "the refusal and the allowed call are on record"
+
+# The dashboard's kernel view: the enrolment and the protected server, read from the maps.
+curl -fsS -H "Authorization: Bearer $(cat "$rundir/admin.token")" \
+	"http://127.0.0.1:$admin_port/api/kernel" > "$rundir/kernel.json" || fail "GET /api/kernel failed"
+"$node" -e '
+	const k = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+	const [cg, dest] = process.argv.slice(2);
+	if (k.enforcement !== true) throw new Error("enforcement not on");
+	if (!k.enrolled.some((e) => e.cgroup === cg && e.mode === "protect")) throw new Error("no enrolment of " + cg);
+	if (!k.protected.some((p) => p.dest === dest)) throw new Error("no protected " + dest);
+	if (!Array.isArray(k.recent_denials)) throw new Error("no recent_denials");
+' "$rundir/kernel.json" "$cgroot/$name/agent" "127.0.0.1/32:$demo_port" 2> "$rundir/kernel.check" ||
+	fail "/api/kernel: $(cat "$rundir/kernel.check") in $(cat "$rundir/kernel.json")"
+ok "/api/kernel shows the demo enrolment (protect) and the protected server"
 
 # wardenctl, as printed.
 eval "$status_cmd" > "$rundir/status.out" 2>&1 || fail "wardenctl status failed: $(cat "$rundir/status.out")"

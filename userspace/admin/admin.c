@@ -249,6 +249,12 @@ static const struct route routes[] = {
 	{ "/v1/usage/reset", false, "", EVHTTP_REQ_POST, "usage.reset", admin_usage_reset },
 	{ "/v1/tools/pins", false, "", EVHTTP_REQ_GET, NULL, admin_tool_pins_list },
 	{ "/v1/tools/pins/", 2, "/approve", EVHTTP_REQ_POST, "tool.approve", admin_tool_approve },
+	/* The logs API (admin_logs.c); the fixed paths before the {id} that would match them. */
+	{ "/api/logs", false, "", EVHTTP_REQ_GET, NULL, admin_logs_list },
+	{ "/api/logs/stats", false, "", EVHTTP_REQ_GET, NULL, admin_logs_stats },
+	{ "/api/logs/stream", false, "", EVHTTP_REQ_GET, NULL, admin_logs_stream },
+	{ "/api/logs/", true, "", EVHTTP_REQ_GET, NULL, admin_logs_show },
+	{ "/api/kernel", false, "", EVHTTP_REQ_GET, NULL, admin_kernel_get },
 };
 
 static const char *method_name(enum evhttp_cmd_type cmd)
@@ -286,11 +292,15 @@ static bool route_matches(const struct route *r, const char *path, char *id, siz
 static void route(struct ctx *c, const char *path, enum evhttp_cmd_type cmd)
 {
 	char id[512], allow[64] = "";
+	bool fixed = false;             /* a path without {id} matched */
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct route *r = &routes[i];
+		if (fixed && r->has_id)
+			continue;       /* /api/logs/stats is not the record "stats" */
 		if (!route_matches(r, path, id, r->has_id == 2 ? sizeof(id) : KEYS_ID_SIZE))
 			continue;
+		fixed |= !r->has_id;
 		if (r->cmd == cmd) {
 			c->action = r->action;
 			r->fn(c, r->has_id ? id : NULL);
@@ -349,7 +359,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 				 "retry after %s s", ra);
 		return;
 	}
-	if (!authorized(a, req)) {
+	/* The dashboard's pages and its login answer before any token is asked for. */
+	if (admin_dashboard_route(a, req, path, cmd, peer))
+		return;
+	/* The dashboard's cookie stands for the token on reads only: a write needs the token. */
+	if (!authorized(a, req) && !(cmd == EVHTTP_REQ_GET && admin_cookie_ok(a, req))) {
 		cJSON *o = admin_record_new(&c, "auth");
 		cJSON_AddStringToObject(o, "path", path);
 		admin_record_emit(o, "refused", 401);
@@ -388,6 +402,8 @@ int admin_new(struct event_base *base, const struct config *cfg, struct router *
 		return -EINVAL;
 	a = xcalloc(1, sizeof(*a));
 	list_init(&a->pending);
+	list_init(&a->streams);
+	list_init(&a->log_reqs);
 	a->base = base;
 	a->cfg = cfg;
 	a->r = r;
@@ -420,6 +436,9 @@ int admin_new(struct event_base *base, const struct config *cfg, struct router *
 	if (rc)
 		goto fail;
 	a->loopback = listener_is_loopback(cfg->admin_host);
+	rc = admin_logs_init(a, cfg);
+	if (rc)
+		goto fail;
 	if (!a->loopback)
 		log_warn("admin: listening on %s, not loopback: anyone who can reach it and has the "
 			 "token manages keys", cfg->admin_host);
@@ -432,6 +451,8 @@ fail:
 
 int admin_reconfigure(struct admin *a, const struct config *cfg, struct router *r)
 {
+	unsigned char old[KEYS_HASH_LEN];
+
 	admin_pending_orphan(a);
 	a->r = NULL;
 	if (!r)
@@ -439,8 +460,15 @@ int admin_reconfigure(struct admin *a, const struct config *cfg, struct router *
 	a->cfg = cfg;
 	conn_deadline_set_caps(a->deadline, cfg->max_connections, cfg->max_connections_per_peer,
 			       cfg->max_header_bytes);
+	memcpy(old, a->token_hash, sizeof(old));
 	if (keys_hash(cfg->admin_token, strlen(cfg->admin_token), a->token_hash))
 		return -EIO;
+	/* A new token logs the dashboard out: its cookies stood for the old one. */
+	if (CRYPTO_memcmp(old, a->token_hash, sizeof(old)))
+		admin_logins_clear(a);
+	OPENSSL_cleanse(old, sizeof(old));
+	if (admin_logs_reconfigure(a, cfg))
+		log_error("admin: the log reader could not start: /api/logs answers 503");
 	a->r = r;
 	return 0;
 }
@@ -450,11 +478,13 @@ void admin_free(struct admin *a)
 	if (!a)
 		return;
 	admin_pending_orphan(a);
+	admin_logs_free(a);             /* answers what is in flight, before the connections go */
 	if (a->http)
 		evhttp_free(a->http);
 	conn_deadline_free(a->deadline);  /* after evhttp_free: it frees the connections */
 	peer_guard_free(a->guard);
 	OPENSSL_cleanse(a->token_hash, sizeof(a->token_hash));
+	admin_logins_clear(a);
 	free(a);
 }
 

@@ -17,10 +17,16 @@
 struct budget;
 struct conn_deadline;
 struct gate;
+struct logquery;
 
 #define ADMIN_MAX_BODY 65536
 #define ADMIN_TIMEOUT_S 10
 #define ID_RETRIES 8
+#define ADMIN_MAX_STREAMS 16            /* /api/logs/stream clients at once */
+#define ADMIN_STREAM_BUF_MAX (256u << 10) /* unsent bytes past which a tail client is cut */
+#define ADMIN_STREAM_HEARTBEAT_S 5      /* below the listener's timeout */
+#define ADMIN_MAX_LOGINS 32             /* dashboard sessions; the oldest goes first */
+#define ADMIN_LOGIN_TTL_S (12 * 3600)
 
 enum pend_kind { P_KEY_CREATE, P_KEY_UPDATE, P_KEY_DELETE, P_TEAM_PUT, P_TEAM_DELETE, P_RESET,
 		 P_TOOL_APPROVE };
@@ -51,6 +57,17 @@ struct admin {
 	unsigned char token_hash[KEYS_HASH_LEN];
 	struct peer_guard *guard;       /* failed token attempts per peer; lives across reloads */
 	struct list_head pending;       /* changes waiting for the store */
+	/* the logs API and the dashboard (admin_logs.c, admin_dashboard.c) */
+	struct logquery *logs;          /* reader of logs.db */
+	char *logs_path;
+	struct list_head streams;       /* live tail clients */
+	size_t nstreams;
+	struct event *heartbeat;
+	struct list_head log_reqs;      /* queries in flight */
+	struct login {
+		unsigned char hash[KEYS_HASH_LEN];  /* of the cookie's value */
+		int64_t expires;            /* monotonic s; 0: free slot */
+	} logins[ADMIN_MAX_LOGINS];
 };
 
 /* One request being handled. */
@@ -121,6 +138,28 @@ void admin_team_delete(struct ctx *c, const char *name);
 void admin_usage_get(struct ctx *c, const char *id);
 void admin_usage_reset(struct ctx *c, const char *id);
 void admin_metrics_get(struct ctx *c, const char *id);
+/* The logs API (admin_logs.c): GET /api/logs, /api/logs/<id>, /stats, /stream, /api/kernel. */
+void admin_logs_list(struct ctx *c, const char *id);
+void admin_logs_show(struct ctx *c, const char *id);
+void admin_logs_stats(struct ctx *c, const char *id);
+void admin_logs_stream(struct ctx *c, const char *id);
+void admin_kernel_get(struct ctx *c, const char *id);
+int admin_logs_init(struct admin *a, const struct config *cfg);
+/* A reload: the reader follows a new state_dir. */
+int admin_logs_reconfigure(struct admin *a, const struct config *cfg);
+void admin_logs_free(struct admin *a);
+
+/* The dashboard (admin_dashboard.c): /logs, its assets, login and logout, before any token
+ * check; true when it answered. */
+bool admin_dashboard_route(struct admin *a, struct evhttp_request *req, const char *path,
+			   enum evhttp_cmd_type cmd, const char *peer);
+/* Does the request carry a live dashboard login cookie? */
+bool admin_cookie_ok(struct admin *a, struct evhttp_request *req);
+void admin_logins_clear(struct admin *a);
+/* The headers every dashboard and logs API answer carries (CSP, nosniff, no framing). */
+void admin_security_headers(struct evhttp_request *req);
+
+
 /* admin_tools.c: id is "<server>/<tool>" (the tool URL-encoded) where there is one. */
 void admin_tool_pins_list(struct ctx *c, const char *id);
 void admin_tool_approve(struct ctx *c, const char *id);

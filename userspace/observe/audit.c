@@ -9,13 +9,14 @@
 
 #include "base/log.h"
 #include "observe/logstore.h"
+#include "observe/logtail.h"
 
 /* Records leave in sequence order on stdout too: one lock from the sequence number to the
  * line being queued (uncontended: nearly every record comes from the event loop). */
 static pthread_mutex_t emit_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The one place records leave: the stdout line and, when the store takes it, the same line
- * (with "seq" = its id) in the log store. */
+ * (with "seq" = its id) in the log store and the live tail (observe/logtail.h). */
 static void audit_emit(const char *type, cJSON *obj)
 {
 	int64_t ts = 0, seq;
@@ -29,6 +30,7 @@ static void audit_emit(const char *type, cJSON *obj)
 	if (line) {
 		logstore_append(seq, ts, type, obj, line);
 		log_record_text(line);
+		logtail_publish(line);     /* the dashboard's live tail */
 		cJSON_free(line);
 	}
 	if (seq > 0)

@@ -315,6 +315,7 @@ void metrics_http_refused(enum metrics_listener l, int status)
 	g.http_refused[l][status == 400 ? 0 : status == 413 ? 1 : status == 431 ? 2 : 3]++;
 }
 void metrics_set_enforcer(struct enforcer *e) { g.enforcer = e; }
+struct enforcer *metrics_enforcer(void) { return g.enforcer; }
 
 /* ---- exposition ---- */
 

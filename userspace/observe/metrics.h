@@ -77,6 +77,8 @@ void metrics_http_refused(enum metrics_listener l, int status);
 /* The enforcer whose counters /metrics shows (NULL: none, e.g. enforcement is off). Not owned:
  * clear it before freeing the enforcer. */
 void metrics_set_enforcer(struct enforcer *e);
+/* That enforcer (the admin plane's kernel view reads its maps), or NULL. Loop thread. */
+struct enforcer *metrics_enforcer(void);
 
 /* Append the whole exposition to out. st and ks may be NULL (those families are left out).
  * Returns 0 or -ENOMEM. */

@@ -1,0 +1,76 @@
+// The log store's file (logs.db) for the logs API and dashboard tests: its schema (LOGS_DDL,
+// tests/fixtures/logs-schema.sql, which test_logquery checks against the daemon's own), and
+// chosen records written as the daemon's writer writes them (columns, free-text index, chain),
+// so that the daemon started on such a file goes on from them.
+import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DatabaseSync } from 'node:sqlite';
+
+// The store's schema: tests/fixtures/logs-schema.sql (also read by tests/unit/test_logquery.c).
+export const LOGS_DDL = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures',
+	'logs-schema.sql'), 'utf8');
+
+export function logsDbPath(stateDir) {
+	return join(stateDir, 'logs.db');
+}
+
+/** Open (creating with the contract's schema) a logs.db for writing. */
+export function openLogsDb(path) {
+	const db = new DatabaseSync(path);
+	db.exec('PRAGMA journal_mode=WAL');
+	db.exec(LOGS_DDL);
+	return db;
+}
+
+function num(v) {
+	return typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : null;
+}
+
+/** Append records (objects as on stdout) with the contract's columns and hash chain. */
+export function insertRecords(db, records) {
+	const last = db.prepare('SELECT id, hash FROM records ORDER BY id DESC LIMIT 1').get();
+	let prev = last ? Buffer.from(last.hash) : Buffer.alloc(32);
+	let id = last ? Number(last.id) : 0;
+	const ins = db.prepare(`INSERT INTO records (id, ts, type, key, team, session, method,
+		server, target, decision, reason, status, error_code, error_message, latency_us,
+		upstream_us, cost_micros, result_bytes, trace_id, record, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+	db.exec('BEGIN');
+	for (const r0 of records) {
+		id++;
+		const r = { ...r0, seq: id };
+		const text = JSON.stringify(r);
+		const hash = createHash('sha256').update(prev).update(text).digest();
+		const ts = typeof r.ts === 'number' ? r.ts : Date.parse(r.ts);
+		const s = (v) => (typeof v === 'string' ? v : null);
+		ins.run(id, ts, r.type, s(r.key), s(r.team), s(r.session), s(r.method), s(r.server),
+			s(r.target), s(r.decision), s(r.reason), s(r.status), num(r.error_code),
+			s(r.error_message),
+			num(r.latency_us ?? (typeof r.latency_ms === 'number' ? r.latency_ms * 1000 : null)),
+			num(r.upstream_us ?? (typeof r.upstream_ms === 'number' ? r.upstream_ms * 1000 : null)),
+			num(r.cost_micros), num(r.result_bytes), s(r.trace_id), text, hash);
+		prev = hash;
+	}
+	// As the writer does per batch: the free-text index, and the chain's head.
+	db.prepare(`INSERT INTO records_fts(rowid, target, reason, error_message)
+		SELECT id, target, reason, error_message FROM records WHERE id > ?`).run(last ? Number(last.id) : 0);
+	db.prepare('UPDATE chain SET last_id = ?, head = ? WHERE id = 1').run(id, prev);
+	db.exec('COMMIT');
+	return id;
+}
+
+/**
+ * The store of a running daemon (started with startDaemon): waits up to ms for it to create
+ * logs.db. Returns { real: true, skip: null, stop() } or throws.
+ */
+export async function logStoreFor(daemon, stateDir, ms = 5000) {
+	const path = logsDbPath(stateDir);
+	const deadline = Date.now() + ms;
+	while (Date.now() < deadline && !existsSync(path))
+		await new Promise((res) => setTimeout(res, 50));
+	if (!existsSync(path))
+		throw new Error(`the daemon wrote no ${path} within ${ms} ms`);
+	return { real: true, skip: null, stop() {} };
+}

@@ -1,0 +1,700 @@
+/* logquery: the reader thread over logs.db and the SQL it runs. */
+#include "observe/logquery.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <sqlite3.h>
+
+#include "base/alloc.h"
+#include "base/list.h"
+#include "base/log.h"
+
+enum job_kind { J_PAGE, J_GET, J_STATS };
+
+#define NSTR 8                          /* the string filters of struct logq_filter */
+
+struct job {
+	struct list_head link;          /* in lq->queue, then lq->done */
+	enum job_kind kind;
+	struct logq_filter f;           /* its strings point into str[] */
+	char *str[NSTR];
+	int64_t id;                     /* J_GET */
+	enum logq_group by;             /* J_STATS */
+	int64_t bucket_ms;
+	logq_done_fn cb;
+	void *arg;
+	int err;
+	cJSON *result;
+};
+
+struct logquery {
+	char *path;
+	sqlite3 *db;                    /* reader thread only */
+	atomic_bool fts;
+	atomic_bool cancel;             /* logquery_free: the running query stops at once */
+	pthread_mutex_t lock;           /* queue, done, stopping, nqueued */
+	pthread_cond_t wake;
+	struct list_head queue, done;
+	size_t nqueued;
+	bool stopping;
+	pthread_t th;
+	bool th_up;
+	int efd;
+	struct event *ev;
+};
+
+/* ---- the SQL, built from fixed fragments with bound values ---- */
+
+#define MAX_BINDS 24
+
+struct sql {
+	char text[2048];
+	size_t n;
+	int nb;
+	bool is_text[MAX_BINDS];
+	const char *s[MAX_BINDS];
+	int64_t i[MAX_BINDS];
+	bool overflow;
+};
+
+static void sql_add(struct sql *q, const char *frag)
+{
+	size_t l = strlen(frag);
+
+	if (q->n + l >= sizeof(q->text)) {
+		q->overflow = true;
+		return;
+	}
+	memcpy(q->text + q->n, frag, l + 1);
+	q->n += l;
+}
+
+static void bind_text(struct sql *q, const char *s)
+{
+	if (q->nb >= MAX_BINDS) {
+		q->overflow = true;
+		return;
+	}
+	q->is_text[q->nb] = true;
+	q->s[q->nb++] = s;
+}
+
+static void bind_int(struct sql *q, int64_t v)
+{
+	if (q->nb >= MAX_BINDS) {
+		q->overflow = true;
+		return;
+	}
+	q->is_text[q->nb] = false;
+	q->i[q->nb++] = v;
+}
+
+/* The fts5 query of free text: one phrase (so nothing the user types is syntax), as a
+ * prefix. Caller frees. */
+static char *fts_phrase(const char *text)
+{
+	size_t n = strlen(text);
+	char *out = xmalloc(2 * n + 4), *p = out;
+
+	*p++ = '"';
+	for (const char *c = text; *c; c++) {
+		if (*c == '"')
+			*p++ = '"';
+		*p++ = *c;
+	}
+	*p++ = '"';
+	*p++ = '*';
+	*p = '\0';
+	return out;
+}
+
+/* LIKE pattern: the text anywhere, with % _ \ taken literally. Caller frees. */
+static char *like_pattern(const char *text)
+{
+	size_t n = strlen(text);
+	char *out = xmalloc(2 * n + 3), *p = out;
+
+	*p++ = '%';
+	for (const char *c = text; *c; c++) {
+		if (*c == '%' || *c == '_' || *c == '\\')
+			*p++ = '\\';
+		*p++ = *c;
+	}
+	*p++ = '%';
+	*p = '\0';
+	return out;
+}
+
+/* " AND ..." for every filter of f; *owned receives a string the binds point into. */
+static void sql_where(struct sql *q, const struct logq_filter *f, bool fts, char **owned)
+{
+	static const struct { size_t off; const char *frag; } eq[] = {
+		{ offsetof(struct logq_filter, key), " AND key = ?" },
+		{ offsetof(struct logq_filter, team), " AND team = ?" },
+		{ offsetof(struct logq_filter, server), " AND server = ?" },
+		{ offsetof(struct logq_filter, tool), " AND target = ?" },
+		{ offsetof(struct logq_filter, decision), " AND decision = ?" },
+		{ offsetof(struct logq_filter, status), " AND status = ?" },
+		{ offsetof(struct logq_filter, type), " AND type = ?" },
+	};
+
+	*owned = NULL;
+	for (size_t k = 0; k < sizeof(eq) / sizeof(eq[0]); k++) {
+		const char *v = *(const char *const *)((const char *)f + eq[k].off);
+		if (v) {
+			sql_add(q, eq[k].frag);
+			bind_text(q, v);
+		}
+	}
+	if (f->since_ms) {
+		sql_add(q, " AND ts >= ?");
+		bind_int(q, f->since_ms);
+	}
+	if (f->until_ms) {
+		sql_add(q, " AND ts <= ?");
+		bind_int(q, f->until_ms);
+	}
+	if (f->cursor) {
+		sql_add(q, " AND id < ?");
+		bind_int(q, f->cursor);
+	}
+	if (f->q) {
+		if (fts) {
+			*owned = fts_phrase(f->q);
+			sql_add(q, " AND id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)");
+			bind_text(q, *owned);
+		} else {
+			*owned = like_pattern(f->q);
+			sql_add(q, " AND (target LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\'"
+				" OR error_message LIKE ? ESCAPE '\\')");
+			bind_text(q, *owned);
+			bind_text(q, *owned);
+			bind_text(q, *owned);
+		}
+	}
+}
+
+static int db_errno(sqlite3 *db, int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_INTERRUPT:
+		return -ETIMEDOUT;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	}
+	log_warn("logquery: %s", sqlite3_errmsg(db));
+	return -EIO;
+}
+
+static int sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (q->overflow)
+		return -E2BIG;
+	rc = sqlite3_prepare_v2(db, q->text, -1, out, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(db, rc);
+	for (int k = 0; k < q->nb && rc == SQLITE_OK; k++)
+		rc = q->is_text[k] ? sqlite3_bind_text(*out, k + 1, q->s[k], -1, SQLITE_STATIC)
+				   : sqlite3_bind_int64(*out, k + 1, q->i[k]);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return db_errno(db, rc);
+	}
+	return 0;
+}
+
+/* The record's JSON with its id; a record whose text does not parse is given as text. */
+static cJSON *record_json(sqlite3_stmt *s)
+{
+	int64_t id = sqlite3_column_int64(s, 0);
+	const char *text = (const char *)sqlite3_column_text(s, 1);
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "record_text", text ? text : "");
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "id");
+	cJSON_AddNumberToObject(o, "id", (double)id);
+	return o;
+}
+
+static int run_page(struct logquery *lq, struct job *j)
+{
+	struct sql q = { 0 };
+	sqlite3_stmt *s = NULL;
+	char *owned;
+	int rc, n = 0;
+	int64_t last = 0;
+	cJSON *out, *arr;
+
+	sql_add(&q, "SELECT id, record FROM records WHERE 1");
+	sql_where(&q, &j->f, atomic_load(&lq->fts), &owned);
+	sql_add(&q, " ORDER BY id DESC LIMIT ?");
+	bind_int(&q, j->f.limit + 1);
+	rc = sql_prepare(lq->db, &q, &s);
+	if (rc)
+		goto out;
+	out = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(out, "records");
+	bool more = false;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == j->f.limit) {
+			more = true;
+			break;
+		}
+		last = sqlite3_column_int64(s, 0);
+		cJSON_AddItemToArray(arr, record_json(s));
+		n++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = db_errno(lq->db, rc);
+		cJSON_Delete(out);
+		goto out;
+	}
+	rc = 0;
+	if (more) {
+		char buf[24];
+		snprintf(buf, sizeof(buf), "%" PRId64, last);
+		cJSON_AddStringToObject(out, "next_cursor", buf);
+	} else {
+		cJSON_AddNullToObject(out, "next_cursor");
+	}
+	j->result = out;
+out:
+	sqlite3_finalize(s);
+	free(owned);
+	return rc;
+}
+
+static int run_get(struct logquery *lq, struct job *j)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(lq->db, "SELECT id, record FROM records WHERE id = ?", -1, &s,
+				    NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(lq->db, rc);
+	sqlite3_bind_int64(s, 1, j->id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		j->result = record_json(s);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : db_errno(lq->db, rc);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* One bucket of the stats being gathered: the latencies of its calls, sorted by the query. */
+struct acc {
+	int64_t t;
+	char *group;
+	int64_t calls, denied, errors, cost;
+	int64_t *lat;
+	size_t nlat, cap;
+};
+
+static double pct_ms(const struct acc *a, int p)
+{
+	size_t idx;
+
+	if (!a->nlat)
+		return 0;
+	idx = (a->nlat * (size_t)p + 99) / 100;  /* nearest rank */
+	idx = idx ? idx - 1 : 0;
+	return (double)a->lat[idx] / 1000.0;
+}
+
+static void acc_flush(struct acc *a, cJSON *arr)
+{
+	cJSON *o;
+
+	if (!a->group)
+		return;
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "t", (double)a->t);
+	cJSON_AddStringToObject(o, "group", a->group);
+	cJSON_AddNumberToObject(o, "calls", (double)a->calls);
+	cJSON_AddNumberToObject(o, "denied", (double)a->denied);
+	cJSON_AddNumberToObject(o, "errors", (double)a->errors);
+	cJSON_AddNumberToObject(o, "cost_micros", (double)a->cost);
+	cJSON_AddNumberToObject(o, "p50_ms", pct_ms(a, 50));
+	cJSON_AddNumberToObject(o, "p99_ms", pct_ms(a, 99));
+	cJSON_AddItemToArray(arr, o);
+	free(a->group);
+	a->group = NULL;
+	a->calls = a->denied = a->errors = a->cost = 0;
+	a->nlat = 0;
+}
+
+static int run_stats(struct logquery *lq, struct job *j)
+{
+	static const char *const cols[] = { "key", "team", "target", "server" };
+	struct sql q = { 0 };
+	sqlite3_stmt *s = NULL;
+	struct acc a = { 0 };
+	char *owned, sel[160];
+	int rc;
+	cJSON *out, *arr;
+
+	snprintf(sel, sizeof(sel), "SELECT (ts / ?) * ?, COALESCE(%s, ''), decision, status, "
+		 "COALESCE(cost_micros, 0), latency_us FROM records WHERE type = 'decision'",
+		 cols[j->by]);
+	sql_add(&q, sel);
+	bind_int(&q, j->bucket_ms);
+	bind_int(&q, j->bucket_ms);
+	sql_where(&q, &j->f, atomic_load(&lq->fts), &owned);
+	sql_add(&q, " ORDER BY 1, 2, 6");
+	rc = sql_prepare(lq->db, &q, &s);
+	if (rc)
+		goto out;
+	out = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(out, "buckets");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t t = sqlite3_column_int64(s, 0);
+		const char *g = (const char *)sqlite3_column_text(s, 1);
+		const char *dec = (const char *)sqlite3_column_text(s, 2);
+		const char *st = (const char *)sqlite3_column_text(s, 3);
+
+		if (!g)
+			g = "";
+		if (!a.group || a.t != t || strcmp(a.group, g)) {
+			acc_flush(&a, arr);
+			a.t = t;
+			a.group = xstrdup(g);
+		}
+		a.calls++;
+		if (dec && !strcmp(dec, "deny"))
+			a.denied++;
+		else if ((dec && !strcmp(dec, "error")) ||
+			 (st && (!strcmp(st, "error") || !strcmp(st, "tool_error"))))
+			a.errors++;
+		a.cost += sqlite3_column_int64(s, 4);
+		if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
+			a.lat = xgrow(a.lat, a.nlat, &a.cap, sizeof(*a.lat), 256);
+			a.lat[a.nlat++] = sqlite3_column_int64(s, 5);
+		}
+	}
+	acc_flush(&a, arr);
+	if (rc != SQLITE_DONE) {
+		rc = db_errno(lq->db, rc);
+		cJSON_Delete(out);
+		goto out;
+	}
+	rc = 0;
+	j->result = out;
+out:
+	free(a.group);
+	free(a.lat);
+	sqlite3_finalize(s);
+	free(owned);
+	return rc;
+}
+
+/* ---- the reader thread ---- */
+
+struct deadline {
+	struct timespec until;
+	atomic_bool *cancel;
+};
+
+static int past_deadline(void *arg)
+{
+	const struct deadline *d = arg;
+	struct timespec now;
+
+	if (atomic_load(d->cancel))
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > d->until.tv_sec ||
+	       (now.tv_sec == d->until.tv_sec && now.tv_nsec >= d->until.tv_nsec);
+}
+
+static int db_open(struct logquery *lq)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (lq->db)
+		return 0;
+	rc = sqlite3_open_v2(lq->path, &lq->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(lq->db, 1000);
+	/* The file exists and has the log store's table (not yet created: not there yet). */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(lq->db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+					"('records', 'records_fts')", -1, &s, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int n = sqlite3_column_int(s, 0);
+		rc = n >= 1 ? SQLITE_OK : SQLITE_CANTOPEN;
+		atomic_store(&lq->fts, n == 2);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_OK) {
+		rc = (rc & 0xff) == SQLITE_CANTOPEN ? -ENOENT : db_errno(lq->db, rc);
+		sqlite3_close(lq->db);
+		lq->db = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+static void run_job(struct logquery *lq, struct job *j)
+{
+	struct deadline d = { .cancel = &lq->cancel };
+	int rc = db_open(lq);
+
+	if (rc) {
+		j->err = rc;
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &d.until);
+	d.until.tv_sec += LOGQ_TIME_LIMIT_MS / 1000;
+	sqlite3_progress_handler(lq->db, 10000, past_deadline, &d);
+	switch (j->kind) {
+	case J_PAGE: rc = run_page(lq, j); break;
+	case J_GET: rc = run_get(lq, j); break;
+	case J_STATS: rc = run_stats(lq, j); break;
+	}
+	sqlite3_progress_handler(lq->db, 0, NULL, NULL);
+	j->err = rc == -ETIMEDOUT && atomic_load(&lq->cancel) ? -ECANCELED : rc;
+}
+
+static void notify_loop(struct logquery *lq)
+{
+	uint64_t one = 1;
+
+	if (write(lq->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("logquery: eventfd write: %s", strerror(errno));
+}
+
+static void *reader_main(void *arg)
+{
+	struct logquery *lq = arg;
+	struct job *j;
+
+	pthread_mutex_lock(&lq->lock);
+	for (;;) {
+		while (list_empty(&lq->queue) && !lq->stopping)
+			pthread_cond_wait(&lq->wake, &lq->lock);
+		if (lq->stopping)
+			break;
+		j = list_first_entry(&lq->queue, struct job, link);
+		list_del(&j->link);
+		lq->nqueued--;
+		pthread_mutex_unlock(&lq->lock);
+
+		run_job(lq, j);
+
+		pthread_mutex_lock(&lq->lock);
+		list_add_tail(&j->link, &lq->done);
+		notify_loop(lq);
+	}
+	pthread_mutex_unlock(&lq->lock);
+	return NULL;
+}
+
+/* ---- the loop side ---- */
+
+static void job_free(struct job *j)
+{
+	for (int k = 0; k < NSTR; k++)
+		free(j->str[k]);
+	free(j);
+}
+
+static void run_done(struct logquery *lq)
+{
+	struct list_head done;
+	struct job *j, *tmp;
+
+	list_init(&done);
+	pthread_mutex_lock(&lq->lock);
+	list_splice_tail_init(&lq->done, &done);
+	pthread_mutex_unlock(&lq->lock);
+	list_for_each_entry_safe(j, tmp, &done, link) {
+		list_del(&j->link);
+		j->cb(j->arg, j->err, j->result);
+		job_free(j);
+	}
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_error("logquery: eventfd read: %s", strerror(errno));
+	run_done(arg);
+}
+
+static struct job *job_new(enum job_kind kind, const struct logq_filter *f, logq_done_fn cb,
+			   void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = kind;
+	j->cb = cb;
+	j->arg = arg;
+	if (f) {
+		const char *src[NSTR] = { f->key, f->team, f->server, f->tool, f->decision,
+					  f->status, f->type, f->q };
+		for (int k = 0; k < NSTR; k++)
+			j->str[k] = src[k] ? xstrdup(src[k]) : NULL;
+		j->f = *f;
+		j->f.key = j->str[0];
+		j->f.team = j->str[1];
+		j->f.server = j->str[2];
+		j->f.tool = j->str[3];
+		j->f.decision = j->str[4];
+		j->f.status = j->str[5];
+		j->f.type = j->str[6];
+		j->f.q = j->str[7];
+		if (j->f.limit < 1 || j->f.limit > LOGQ_LIMIT_MAX)
+			j->f.limit = j->f.limit < 1 ? LOGQ_LIMIT_DEFAULT : LOGQ_LIMIT_MAX;
+	}
+	return j;
+}
+
+static int submit(struct logquery *lq, struct job *j)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lq->lock);
+	if (lq->stopping)
+		rc = -ECANCELED;
+	else if (lq->nqueued >= LOGQ_MAX_PENDING)
+		rc = -EAGAIN;
+	if (!rc) {
+		list_add_tail(&j->link, &lq->queue);
+		lq->nqueued++;
+		pthread_cond_signal(&lq->wake);
+	}
+	pthread_mutex_unlock(&lq->lock);
+	if (rc)
+		job_free(j);
+	return rc;
+}
+
+int logquery_page(struct logquery *lq, const struct logq_filter *f, logq_done_fn cb, void *arg)
+{
+	return submit(lq, job_new(J_PAGE, f, cb, arg));
+}
+
+int logquery_get(struct logquery *lq, int64_t id, logq_done_fn cb, void *arg)
+{
+	struct job *j = job_new(J_GET, NULL, cb, arg);
+
+	j->id = id;
+	return submit(lq, j);
+}
+
+int logquery_stats(struct logquery *lq, const struct logq_filter *f, enum logq_group by,
+		   int64_t bucket_ms, logq_done_fn cb, void *arg)
+{
+	struct job *j;
+
+	if (bucket_ms <= 0 || f->since_ms <= 0 || f->until_ms < f->since_ms ||
+	    (f->until_ms - f->since_ms) / bucket_ms >= LOGQ_MAX_BUCKETS)
+		return -EINVAL;
+	j = job_new(J_STATS, f, cb, arg);
+	j->by = by;
+	j->bucket_ms = bucket_ms;
+	return submit(lq, j);
+}
+
+bool logquery_fts(const struct logquery *lq)
+{
+	return atomic_load(&((struct logquery *)lq)->fts);
+}
+
+int logquery_new(struct event_base *base, const char *path, struct logquery **out)
+{
+	struct logquery *lq = xcalloc(1, sizeof(*lq));
+	int rc;
+
+	*out = NULL;
+	lq->path = xstrdup(path);
+	lq->efd = -1;
+	list_init(&lq->queue);
+	list_init(&lq->done);
+	pthread_mutex_init(&lq->lock, NULL);
+	pthread_cond_init(&lq->wake, NULL);
+	lq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (lq->efd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	lq->ev = event_new(base, lq->efd, EV_READ | EV_PERSIST, on_done, lq);
+	if (!lq->ev || event_add(lq->ev, NULL)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = -pthread_create(&lq->th, NULL, reader_main, lq);
+	if (rc)
+		goto fail;
+	lq->th_up = true;
+	*out = lq;
+	return 0;
+fail:
+	logquery_free(lq);
+	return rc;
+}
+
+void logquery_free(struct logquery *lq)
+{
+	struct list_head cancel;
+	struct job *j, *tmp;
+
+	if (!lq)
+		return;
+	list_init(&cancel);
+	atomic_store(&lq->cancel, true);
+	pthread_mutex_lock(&lq->lock);
+	lq->stopping = true;
+	list_splice_tail_init(&lq->queue, &cancel);
+	pthread_cond_signal(&lq->wake);
+	pthread_mutex_unlock(&lq->lock);
+	if (lq->th_up)
+		pthread_join(lq->th, NULL);
+	run_done(lq);                   /* finished: answered as usual */
+	list_for_each_entry_safe(j, tmp, &cancel, link) {
+		list_del(&j->link);
+		j->cb(j->arg, -ECANCELED, NULL);
+		job_free(j);
+	}
+	if (lq->ev)
+		event_free(lq->ev);
+	if (lq->efd >= 0)
+		close(lq->efd);
+	sqlite3_close(lq->db);
+	pthread_cond_destroy(&lq->wake);
+	pthread_mutex_destroy(&lq->lock);
+	free(lq->path);
+	free(lq);
+}
