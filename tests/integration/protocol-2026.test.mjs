@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectHttp, fixtureStdioUpstream, makeKey, messagesOf, postJson, rawSession,
-	responseOf, startDaemon } from './lib.mjs';
+	responseOf, startDaemon, stopDaemonChecked } from './lib.mjs';
 
 const V = '2026-07-28';
 const META = { 'io.modelcontextprotocol/protocolVersion': V,
@@ -35,7 +35,10 @@ describe('MCP 2026-07-28 towards agents', () => {
 				narrow: { tools: { allow: ['fixture/test_simple_text'] } } },
 		}, { ready: true });
 	});
-	after(async () => { await d?.stop(); });
+	after(async () => {
+		if (d)
+			assert.deepEqual(await stopDaemonChecked(d), []);
+	});
 
 	test('server/discover names the revision and the gateway; calls need no session', async () => {
 		const disc = responseOf(await post(d.url, k.all, 'server/discover'));
@@ -138,3 +141,63 @@ describe('MCP 2026-07-28 towards agents', () => {
 		assert.equal(first.params._meta['io.modelcontextprotocol/subscriptionId'], 'sub-1');
 	});
 });
+
+// Opens subscriptions/listen; returns { next(): the next message (or null at the end), abort }.
+async function listen(url, key, id, notifications) {
+	const ctl = new AbortController();
+	const res = await fetch(url, { method: 'POST', signal: ctl.signal,
+		headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
+			Authorization: `Bearer ${key.key}`, 'MCP-Protocol-Version': V,
+			'Mcp-Method': 'subscriptions/listen' },
+		body: JSON.stringify({ jsonrpc: '2.0', id, method: 'subscriptions/listen',
+			params: { notifications, _meta: META } }) });
+	assert.equal(res.status, 200);
+	const reader = res.body.getReader();
+	let text = '';
+	const queue = [];
+	return {
+		async next() {
+			while (!queue.length) {
+				const cut = text.indexOf('\n\n');
+				if (cut >= 0) {
+					queue.push(...messagesOf({ text: text.slice(0, cut + 2) }));
+					text = text.slice(cut + 2);
+					continue;
+				}
+				const { value, done } = await reader.read();
+				if (done)
+					return null;
+				text += Buffer.from(value).toString();
+			}
+			return queue.shift();
+		},
+		abort: () => ctl.abort(),
+	};
+}
+
+test('a reload that restarts the gateway ends an open subscriptions/listen with its result',
+	{ timeout: 60000 }, async () => {
+		const key = makeKey();
+		const config = (extra) => ({ listen: '127.0.0.1:0', prefix: 'never',
+			upstreams: [fixtureStdioUpstream('fixture', extra)],
+			keys: [{ id: 'all', hash: key.hash, policy: 'all' }],
+			policies: { all: { tools: { allow: ['*/*'] } } } });
+		const d = await startDaemon(config({}), { ready: true });
+		try {
+			const l = await listen(d.url, key, 'sub-r', { toolsListChanged: true,
+				promptsListChanged: true });
+			assert.equal((await l.next())?.method, 'notifications/subscriptions/acknowledged');
+			const gone = await listen(d.url, key, 'sub-gone', { toolsListChanged: true });
+			assert.equal((await gone.next())?.method, 'notifications/subscriptions/acknowledged');
+			gone.abort();   // a client that leaves: its session ends, nothing is written to it
+			assert.equal((await d.reload(config({ request_timeout_ms: 30000 }), 20000)).ok, true);
+			let last = null;
+			for (let m; (m = await l.next()) !== null;)
+				last = m;
+			assert.equal(last?.id, 'sub-r', `the stream ends with the listen result: ${JSON.stringify(last)}`);
+			assert.equal(last.result.resultType, 'complete');
+			assert.equal(last.result._meta['io.modelcontextprotocol/subscriptionId'], 'sub-r');
+		} finally {
+			assert.deepEqual(await stopDaemonChecked(d), []);
+		}
+	});
