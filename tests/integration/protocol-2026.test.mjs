@@ -116,6 +116,38 @@ describe('MCP 2026-07-28 towards agents', () => {
 		}
 	});
 
+	test('an upstream of an older revision that asks the client (elicitation) becomes an ' +
+		'input_required round; only the key that got the requestState can answer it', async () => {
+		const meta = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
+		const first = responseOf(await post(d.url, k.all, 'tools/call',
+			{ name: 'test_input_required_result_elicitation', arguments: {} }, {}));
+		// Without elicitation declared the upstream is not asked to use it: it fails its way.
+		assert.notEqual(first.result?.resultType, 'input_required', JSON.stringify(first));
+
+		const withCaps = (key, extra = {}) => postJson(d.url, { jsonrpc: '2.0', id: nextId++,
+			method: 'tools/call', params: { name: 'test_input_required_result_elicitation',
+				arguments: {}, ...extra, _meta: { ...META, ...meta } } },
+		{ Authorization: `Bearer ${key.key}`, 'MCP-Protocol-Version': V, 'Mcp-Method': 'tools/call',
+			'Mcp-Name': 'test_input_required_result_elicitation' });
+		const round = responseOf(await withCaps(k.all)).result;
+		assert.equal(round.resultType, 'input_required', JSON.stringify(round));
+		const [key] = Object.keys(round.inputRequests);
+		assert.equal(round.inputRequests[key].method, 'elicitation/create');
+		assert.match(round.requestState, /^[0-9a-f]{32}$/);
+
+		const answer = { [key]: { action: 'accept', content: { name: 'Alice' } } };
+		const stolen = await withCaps(k.narrow, { inputResponses: answer, requestState: round.requestState });
+		assert.equal(responseOf(stolen)?.error?.code, -32602, `another key: ${stolen.text}`);
+		const tampered = await withCaps(k.all, { inputResponses: answer,
+			requestState: round.requestState.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')) });
+		assert.equal(responseOf(tampered)?.error?.code, -32602, `tampered: ${tampered.text}`);
+
+		const done = responseOf(await withCaps(k.all, { inputResponses: answer,
+			requestState: round.requestState })).result;
+		assert.equal(done.resultType, 'complete', JSON.stringify(done));
+		assert.equal(done.content[0].text, 'Hello, Alice (accept)');
+	});
+
 	test('subscriptions/listen acknowledges first, tagged with its subscription', async () => {
 		const ctl = new AbortController();
 		const res = await fetch(d.url, { method: 'POST', signal: ctl.signal,

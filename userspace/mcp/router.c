@@ -707,4 +707,5 @@ void router_free(struct router *r)
 }
 
 struct catalog *router_catalog(struct router *r) { return r->cat; }
+struct event_base *router_event_base(struct router *r) { return r->base; }
 struct gate *router_gate(struct router *r) { return r->gate; }

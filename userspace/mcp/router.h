@@ -33,6 +33,7 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 	       struct router **out);
 void router_free(struct router *r);
 struct catalog *router_catalog(struct router *r);
+struct event_base *router_event_base(struct router *r);
 struct gate *router_gate(struct router *r);
 /* Ready to serve: every upstream has been initialised and listed once, or timeouts.startup_ms
  * has passed since the router started (upstreams that come later are announced with

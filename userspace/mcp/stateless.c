@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <event2/event.h>
 
 #include "base/list.h"
 #include "govern/keys.h"
@@ -22,7 +25,11 @@
 #define META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
 #define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
 #define META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
-#define NAME_MAX_BYTES 1024     /* a decoded Mcp-Name longer than this cannot match */
+#define NAME_MAX_BYTES 1024
+#define MRTR_STATE_LEN 32       /* hex: 128 random bits */
+#define MRTR_WAIT_MS 60000      /* an input_required round waits this long for the retry */
+#define MRTR_ROUND_MS 20        /* requests an upstream sends this close together: one round */
+#define MRTR_MAX_INPUTS 16     /* a decoded Mcp-Name longer than this cannot match */
 
 /* Per-request versions this gateway serves; the older ones go through initialize. */
 static const char *const stateless_versions[] = { STATELESS_VERSION, NULL };
@@ -171,22 +178,162 @@ struct sl_reply {
 	struct reply base;
 	struct reply *inner;          /* the front's */
 	struct router *r;
+	struct event_base *r_base;
 	struct session *s;
 	enum mcp_method method;
 	bool logs;                    /* the request asked for log messages (_meta logLevel) */
 	void (*gone)(void *arg);
 	void *gone_arg;
+	/* input_required: the upstream asked the client something; the agent answers by
+	 * retrying with inputResponses and this requestState. Meanwhile inner is NULL and the
+	 * call and its upstream request stay open (at most MRTR_WAIT_MS). */
+	cJSON *id;                    /* the current agent request's id */
+	char state[MRTR_STATE_LEN + 1];
+	struct list_head waiting;     /* in mrtr_waiting while inner is NULL */
+	struct event *expiry;
+	struct event *round;          /* gathers the requests of one round */
+	cJSON *asked;                 /* this round's inputRequests so far */
 };
+
+static struct list_head mrtr_waiting = { &mrtr_waiting, &mrtr_waiting };
+
+static void sl_inner_gone(void *arg);
+
+static void sl_free(struct sl_reply *sr)
+{
+	list_del(&sr->waiting);
+	if (sr->expiry)
+		event_free(sr->expiry);
+	if (sr->round)
+		event_free(sr->round);
+	cJSON_Delete(sr->asked);
+	cJSON_Delete(sr->id);
+	free(sr);
+}
+
+static void on_mrtr_expiry(evutil_socket_t fd, short what, void *arg)
+{
+	struct sl_reply *sr = arg;
+
+	/* Ending the session cancels the call; its finish frees sr. */
+	router_end_later(sr->r, sr->s);
+}
+
+/* Turn the upstream's request into an input_required answer to the agent's request. The key
+ * of the input request is the gateway's id for the relayed request, so the agent's
+ * inputResponses map back to it without a table. */
+static void on_round(evutil_socket_t fd, short what, void *arg);
+
+static int input_required(struct sl_reply *sr, const cJSON *msg)
+{
+	static const struct timeval tv_round = { 0, MRTR_ROUND_MS * 1000 };
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	const char *need = !cJSON_IsString(method) ? NULL
+		: !strcmp(method->valuestring, "sampling/createMessage") ? "sampling"
+		: !strcmp(method->valuestring, "elicitation/create") ? "elicitation"
+		: !strcmp(method->valuestring, "roots/list") ? "roots" : NULL;
+	cJSON *one;
+
+	if (!need || !cJSON_IsString(id) || !sr->inner)
+		return -ENOTSUP;
+	if (!sr->expiry && !(sr->expiry = evtimer_new(sr->r_base, on_mrtr_expiry, sr)))
+		return -ENOMEM;
+	if (!sr->round && !(sr->round = evtimer_new(sr->r_base, on_round, sr)))
+		return -ENOMEM;
+	if (!sr->asked) {
+		sr->asked = cJSON_CreateObject();
+		/* An upstream that asks several things at once sends them back to back: they go
+		 * to the agent together, in one round. */
+		evtimer_add(sr->round, &tv_round);
+	}
+	if (cJSON_GetArraySize(sr->asked) >= MRTR_MAX_INPUTS)
+		return -ENOBUFS;
+	one = cJSON_AddObjectToObject(sr->asked, id->valuestring);
+	cJSON_AddStringToObject(one, "method", method->valuestring);
+	if (params)
+		cJSON_AddItemToObject(one, "params", cJSON_Duplicate(params, 1));
+	return 0;
+}
+
+static void on_round(evutil_socket_t fd, short what, void *arg)
+{
+	struct sl_reply *sr = arg;
+	unsigned char rnd[MRTR_STATE_LEN / 2];
+	struct timeval tv = { MRTR_WAIT_MS / 1000, (MRTR_WAIT_MS % 1000) * 1000 };
+	cJSON *res;
+
+	if (!sr->inner || !sr->asked || RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		router_end_later(sr->r, sr->s);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(sr->state + 2 * i, 3, "%02x", rnd[i]);
+	res = cJSON_CreateObject();
+	cJSON_AddStringToObject(res, "resultType", "input_required");
+	cJSON_AddItemToObject(res, "inputRequests", sr->asked);
+	sr->asked = NULL;
+	cJSON_AddStringToObject(res, "requestState", sr->state);
+	reply_finish(sr->inner, jsonrpc_result(sr->id, res));
+	sr->inner = NULL;
+	list_add(&sr->waiting, &mrtr_waiting);
+	evtimer_add(sr->expiry, &tv);
+}
+
+/* The agent's retry: its inputResponses go to the relayed requests, and the call's answer
+ * (or its next input_required) to this request. */
+static int mrtr_resume(const struct key_identity *who, const struct jsonrpc_msg *m,
+		       struct reply *reply, cJSON **err)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(m->params, "requestState");
+	const cJSON *resp = cJSON_GetObjectItemCaseSensitive(m->params, "inputResponses");
+	struct sl_reply *sr = NULL, *it;
+	const cJSON *r;
+
+	list_for_each_entry(it, &mrtr_waiting, waiting)
+		if (strlen(st->valuestring) == MRTR_STATE_LEN &&
+		    !CRYPTO_memcmp(it->state, st->valuestring, MRTR_STATE_LEN))
+			sr = it;
+	if (!sr || strcmp(sr->s->key_id, who ? who->id : "")) {
+		*err = jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+				     "requestState is unknown, expired or not this key's", NULL);
+		return 400;
+	}
+	list_del(&sr->waiting);
+	evtimer_del(sr->expiry);
+	cJSON_Delete(sr->id);
+	sr->id = cJSON_Duplicate(m->id, 1);
+	sr->inner = reply;
+	reply_on_gone(reply, sl_inner_gone, sr);
+	cJSON_ArrayForEach(r, resp) {
+		cJSON *msg = cJSON_CreateObject();
+		struct jsonrpc_msg rm;
+		int code;
+		const char *why;
+		cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+		cJSON_AddStringToObject(msg, "id", r->string);
+		cJSON_AddItemToObject(msg, "result", cJSON_Duplicate(r, 1));
+		if (jsonrpc_classify(msg, &rm, &code, &why)) {
+			cJSON_Delete(msg);
+			continue;
+		}
+		router_response(sr->r, sr->s, msg, &rm);
+	}
+	return 0;
+}
 
 static int sl_event(struct reply *base, const cJSON *msg)
 {
 	struct sl_reply *sr = container_of(base, struct sl_reply, base);
 	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
 
-	/* The revision forbids server requests on a response stream; the session's upstream
-	 * links declare no sampling, elicitation or roots, so none should come. */
+	/* The revision forbids server requests on a response stream: they become
+	 * input_required results (multi-round-trip requests). */
 	if (cJSON_GetObjectItemCaseSensitive(msg, "id"))
-		return -ENOTSUP;
+		return input_required(sr, msg);
+	if (!sr->inner)
+		return 0;       /* between rounds: nobody to tell */
 	if (cJSON_IsString(method) && !strcmp(method->valuestring, "notifications/message") &&
 	    !sr->logs)
 		return 0;
@@ -220,10 +367,14 @@ static void sl_finish(struct reply *base, cJSON *response)
 {
 	struct sl_reply *sr = container_of(base, struct sl_reply, base);
 
-	decorate(sr, response);
-	reply_finish(sr->inner, response);
+	if (sr->inner) {
+		decorate(sr, response);
+		reply_finish(sr->inner, response);
+	} else {
+		cJSON_Delete(response);  /* ended between rounds: the retry learns it is gone */
+	}
 	router_end_later(sr->r, sr->s);
-	free(sr);
+	sl_free(sr);
 }
 
 static void sl_set_gone(struct reply *base, void (*fn)(void *arg), void *arg)
@@ -241,7 +392,7 @@ static void sl_inner_gone(void *arg)
 	if (sr->gone)
 		sr->gone(sr->gone_arg);
 	router_end_later(sr->r, sr->s);
-	free(sr);
+	sl_free(sr);
 }
 
 static const struct reply_ops sl_ops = { sl_event, sl_finish, sl_set_gone };
@@ -366,20 +517,6 @@ static int listen_open(struct router *r, const struct key_identity *who, struct 
 	return 0;
 }
 
-/* The client's capabilities without those the revision serves by input_required: an
- * upstream of an older revision must not send this session requests it cannot relay. */
-static cJSON *upstream_caps(const cJSON *caps)
-{
-	cJSON *c = cJSON_Duplicate(caps, 1);
-
-	if (c) {
-		cJSON_DeleteItemFromObjectCaseSensitive(c, "sampling");
-		cJSON_DeleteItemFromObjectCaseSensitive(c, "elicitation");
-		cJSON_DeleteItemFromObjectCaseSensitive(c, "roots");
-	}
-	return c;
-}
-
 int stateless_request(struct router *r, const struct key_identity *who, cJSON *msg,
 		      const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
 {
@@ -406,7 +543,12 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		cJSON_Delete(msg);
 		return 404;
 	}
-	caps = upstream_caps(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS));
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m->params, "requestState"))) {
+		int st = mrtr_resume(who, m, reply, err);
+		cJSON_Delete(msg);
+		return st;
+	}
+	caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
 	rc = router_open_stateless(r, STATELESS_VERSION, caps,
 				   cJSON_GetObjectItemCaseSensitive(meta, META_INFO),
 				   who ? who->id : "", &s);
@@ -440,6 +582,9 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	sr->s = s;
 	sr->method = me->id;
 	sr->logs = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, META_LOG_LEVEL));
+	sr->id = cJSON_Duplicate(m->id, 1);
+	sr->r_base = router_event_base(r);
+	list_init(&sr->waiting);
 	reply_on_gone(reply, sl_inner_gone, sr);
 	router_request(r, s, who, msg, m, &sr->base);
 	return 0;
