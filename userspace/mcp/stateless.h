@@ -8,6 +8,9 @@
  * server/discover, and runs every other request on a session of its own that ends with the
  * request — so keys, policy, budgets and records are exactly those of session calls (the
  * records carry no session id). Results get the revision's resultType and caching hints.
+ * Requests an upstream of an older revision sends the client during such a call (sampling,
+ * elicitation, roots) become input_required rounds: the agent's retry with inputResponses
+ * and the requestState answers them and gets the call's outcome.
  * HTTP itself stays the front's: it gets back an HTTP status and a JSON-RPC error to send.
  */
 #ifndef WARDEN_STATELESS_H
