@@ -22,13 +22,23 @@ test('a legacy HTTP+SSE upstream: calls, loss, reconnection', { timeout: 90000 }
 	const c = await connectHttp(d.url);
 	try {
 		const tools = (await c.client.listTools()).tools.map((t) => t.name).sort();
-		assert.deepEqual(tools, ['echo', 'whoami']);
+		assert.deepEqual(tools, ['echo', 'slow', 'whoami']);
 		assert.equal(text(await c.client.callTool({ name: 'echo', arguments: { message: 'hi' } })),
 			'Echo: hi');
 		const pid = text(await c.client.callTool({ name: 'whoami', arguments: {} }));
 		assert.equal(pid, String(up.proc.pid));
 
+		// A call in flight when the server goes fails at once, saying why.
+		const t0 = Date.now();
+		const inFlight = c.client.callTool({ name: 'slow', arguments: {} })
+			.then((r) => JSON.stringify(r), (e) => String(e));
+		await new Promise((res) => setTimeout(res, 300));
 		await up.stop(5000);
+		const lost = await inFlight;
+		assert.match(lost, /legacy/, `the failed call names the upstream: ${lost}`);
+		assert.match(lost, /SSE stream ended|down|not available/i, lost);
+		assert.doesNotMatch(lost, /slow done/);
+		assert.ok(Date.now() - t0 < 4500, 'failed on the loss, not after the tool would have answered');
 		await d.waitForStderr(/upstream legacy: .*SSE stream ended/, 10000);
 		const failed = await c.client.callTool({ name: 'echo', arguments: { message: 'x' } })
 			.then((r) => JSON.stringify(r), (e) => String(e));
