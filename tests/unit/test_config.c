@@ -67,7 +67,8 @@ static void test_full(void)
 		"  {\"name\": \"mem\", \"transport\": \"stdio\", \"command\": [\"node\", \"x.js\"],"
 		"   \"env\": {\"A\": \"1\", \"TOKEN\": {\"env\": \"WARDEN_TEST_SECRET\"}}, \"inherit_env\": []},"
 		"  {\"name\": \"remote-1\", \"transport\": \"http\", \"url\": \"http://127.0.0.1:9/mcp\","
-		"   \"headers\": {\"Authorization\": {\"env\": \"WARDEN_TEST_SECRET\"}}, \"request_timeout_ms\": 99}]}";
+		"   \"headers\": {\"Authorization\": {\"env\": \"WARDEN_TEST_SECRET\"}}, \"request_timeout_ms\": 99},"
+		"  {\"name\": \"legacy\", \"transport\": \"sse\", \"url\": \"http://127.0.0.1:9/sse\"}]}";
 
 	setenv("WARDEN_TEST_SECRET", "s3cret", 1);
 	c = parse_ok(text);
@@ -75,7 +76,9 @@ static void test_full(void)
 	CU_ASSERT_EQUAL(c->listen_port, 0);
 	CU_ASSERT_FALSE(c->auth_required);
 	CU_ASSERT_EQUAL(c->prefix, PREFIX_NEVER);
-	CU_ASSERT_EQUAL_FATAL(c->nupstreams, 2);
+	CU_ASSERT_EQUAL_FATAL(c->nupstreams, 3);
+	CU_ASSERT_EQUAL(config_upstream(c, "legacy")->kind, UPSTREAM_SSE);
+	CU_ASSERT_STRING_EQUAL(config_upstream(c, "legacy")->url, "http://127.0.0.1:9/sse");
 	const struct upstream_config *m = config_upstream(c, "mem");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CU_ASSERT_EQUAL(m->kind, UPSTREAM_STDIO);
@@ -116,7 +119,7 @@ static void test_errors_name_paths(void)
 			 "upstreams[0].command: stdio upstreams need",
 			 "upstreams[1].url: must be an http",
 			 "upstreams[1].headers.X: environment variable WARDEN_UNSET_VAR",
-			 "upstreams[2].transport: must be \"stdio\" or \"http\"");
+			 "upstreams[2].transport: must be \"stdio\", \"http\" or \"sse\"");
 }
 
 static void test_bad_json(void)

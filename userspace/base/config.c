@@ -383,8 +383,10 @@ static int parse_upstream(const cJSON *u, const char *path, const struct config 
 			uc->kind = UPSTREAM_STDIO;
 		else if (strcmp(s, "http") == 0 || strcmp(s, "streamable-http") == 0)
 			uc->kind = UPSTREAM_HTTP;
+		else if (strcmp(s, "sse") == 0)
+			uc->kind = UPSTREAM_SSE;
 		else
-			rc = config_fail(errs, p, "must be \"stdio\" or \"http\" (got \"%s\")", s);
+			rc = config_fail(errs, p, "must be \"stdio\", \"http\" or \"sse\" (got \"%s\")", s);
 	} else {
 		return -EINVAL;
 	}

@@ -18,7 +18,7 @@
 #define CONFIG_NAME_MAX 32       /* upstream names: [a-z0-9-]{1,32} */
 #define CONFIG_MAX_ERRORS 32
 
-enum upstream_kind { UPSTREAM_STDIO, UPSTREAM_HTTP };
+enum upstream_kind { UPSTREAM_STDIO, UPSTREAM_HTTP, UPSTREAM_SSE /* legacy HTTP+SSE */ };
 enum prefix_mode { PREFIX_AUTO, PREFIX_ALWAYS, PREFIX_NEVER };
 
 struct config_header {

@@ -171,7 +171,7 @@ int guard_start(struct event_base *base, const struct config *cfg, int sidecar_p
 		const struct upstream_config *u = &cfg->upstreams[i];
 		char *host = NULL;
 		uint16_t port;
-		if (u->kind != UPSTREAM_HTTP)
+		if (u->kind != UPSTREAM_HTTP && u->kind != UPSTREAM_SSE)
 			continue;
 		rc = url_hostport(u->url, &host, &port);
 		if (rc == 0)

@@ -49,7 +49,7 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 	const char *server = server_name(c);
 	uint64_t now = clock_mono_ns();
 	struct audit_decision d = {
-		.session = c->s ? c->s->id : NULL,
+		.session = c->s && !c->s->stateless ? c->s->id : NULL,
 		.key = c->has_who ? c->who.id : NULL,
 		.team = c->has_who ? c->who.team : NULL,
 		.method = c->method->name,

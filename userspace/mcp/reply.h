@@ -41,6 +41,9 @@ struct reply {
 
 struct stream_ops {
 	int (*event)(struct stream *st, const cJSON *msg);
+	/* Optional: the session ends while the stream is open (a 2026-07-28
+	 * subscriptions/listen stream answers then); st is gone after. */
+	void (*end)(struct stream *st);
 };
 
 struct stream {

@@ -41,6 +41,7 @@ struct router {
 	struct event *startup;          /* the startup_ms deadline */
 	void (*when_ready)(void *arg);
 	void *when_ready_arg;
+	struct event *reap;             /* ends the one-request sessions that are done */
 };
 
 static const char *const list_key[CAT_NKINDS] = { "tools", "resources", "resourceTemplates", "prompts" };
@@ -441,6 +442,11 @@ static void teardown(struct router *r, struct session *s)
 	while (hmap_next(s->calls, &it, NULL, (void **)&c))
 		call_event(c, CALL_EV_SESSION_END, NULL, 0);
 	relay_session_end(&r->relay, s);
+	if (s->stream && s->stream->ops->end) {
+		struct stream *st = s->stream;
+		s->stream = NULL;
+		st->ops->end(st);
+	}
 	view_close(s);
 	links_close_session(s);
 	metrics_session_closed();
@@ -547,6 +553,62 @@ void router_stream_closed(struct router *r, struct session *s, struct stream *st
 		s->stream = NULL;
 }
 
+/* --- 2026-07-28: one-request sessions (mcp/stateless.h) -------------------------------- */
+
+int router_open_stateless(struct router *r, const char *version, const cJSON *caps,
+			  const cJSON *info, const char *key_id, struct session **out)
+{
+	int rc = session_create(r->sessions, version, caps, info, key_id, out);
+
+	if (rc)
+		return rc;
+	(*out)->stateless = true;
+	(*out)->initialized = true;
+	metrics_session_opened();
+	return 0;
+}
+
+#define REAP_BATCH 64
+
+struct reap_pass {
+	struct session *s[REAP_BATCH];
+	size_t n;
+	bool more;
+};
+
+static void collect_ending(void *arg, struct session *s)
+{
+	struct reap_pass *p = arg;
+
+	if (!s->ending)
+		return;
+	if (p->n < REAP_BATCH)
+		p->s[p->n++] = s;
+	else
+		p->more = true;
+}
+
+/* Outside any link's callback: ending a session closes its links. */
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct router *r = arg;
+	struct reap_pass p = { .n = 0 };
+
+	session_foreach(r->sessions, collect_ending, &p);
+	for (size_t i = 0; i < p.n; i++) {
+		teardown(r, p.s[i]);
+		session_destroy(r->sessions, p.s[i]);
+	}
+	if (p.more)
+		event_active(r->reap, EV_TIMEOUT, 0);
+}
+
+void router_end_later(struct router *r, struct session *s)
+{
+	s->ending = true;
+	event_active(r->reap, EV_TIMEOUT, 0);
+}
+
 /* --- messages from the client ----------------------------------------------------------------- */
 
 void router_request(struct router *r, struct session *s, const struct key_identity *who,
@@ -613,6 +675,11 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 	if (rc)
 		goto fail;
 	session_table_set_key_cap(r->sessions, cfg->max_sessions_per_key);
+	r->reap = event_new(base, -1, 0, on_reap, r);
+	if (!r->reap) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	rc = catalog_new(base, cfg, &hooks, &r->cat);
 	if (rc)
 		goto fail;
@@ -651,12 +718,15 @@ void router_free(struct router *r)
 		session_foreach(r->sessions, end_each, r);
 	if (r->startup)
 		event_free(r->startup);
+	if (r->reap)
+		event_free(r->reap);
 	session_table_free(r->sessions);
 	catalog_free(r->cat);
 	free(r);
 }
 
 struct catalog *router_catalog(struct router *r) { return r->cat; }
+struct event_base *router_event_base(struct router *r) { return r->base; }
 struct gate *router_gate(struct router *r) { return r->gate; }
 
 void router_lists_changed(struct router *r, int kind)

@@ -33,6 +33,7 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 	       struct router **out);
 void router_free(struct router *r);
 struct catalog *router_catalog(struct router *r);
+struct event_base *router_event_base(struct router *r);
 struct gate *router_gate(struct router *r);
 /* Something changed what keys see of a list (an approved tool): the gate recompiles and
  * every session is told with notifications/<kind>/list_changed. kind: enum catalog_kind. */
@@ -64,6 +65,12 @@ void router_notification(struct router *r, struct session *s, cJSON *msg,
 			 const struct jsonrpc_msg *m);
 void router_response(struct router *r, struct session *s, cJSON *msg, const struct jsonrpc_msg *m);
 
+/* 2026-07-28 (mcp/stateless.h): a session for one request, ended by router_end_later once
+ * its answer is out (outside the callbacks that answered it). Its records carry no session
+ * id. Errors as session_create's. */
+int router_open_stateless(struct router *r, const char *version, const cJSON *caps,
+			  const cJSON *info, const char *key_id, struct session **out);
+void router_end_later(struct router *r, struct session *s);
 void router_stream_open(struct router *r, struct session *s, struct stream *st);
 void router_stream_closed(struct router *r, struct session *s, struct stream *st);
 

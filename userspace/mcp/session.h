@@ -50,6 +50,8 @@ struct session {
 	struct hmap *subs;            /* exposed resource URIs this session subscribed to */
 	uint64_t next_relay_id;
 	bool initialized;             /* notifications/initialized received */
+	bool stateless;               /* one 2026-07-28 request's (mcp/stateless.h) */
+	bool ending;                  /* done: the router ends it from its reap event */
 };
 
 struct session_table;

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "mcp/transport/transport.h"
 #include "mcp/transport/upstream_http.h"
+#include "mcp/transport/upstream_sse.h"
 #include "mcp/transport/upstream_stdio.h"
 
 #define PROTOCOL_VERSION "2025-11-25"
@@ -371,6 +372,7 @@ int link_open(struct event_base *base, const struct upstream_config *cfg, const 
 		return rc;
 	}
 	rc = cfg->kind == UPSTREAM_STDIO ? upstream_stdio_new(base, cfg, &cb, &l->t)
+	   : cfg->kind == UPSTREAM_SSE ? upstream_sse_new(base, cfg, &cb, &l->t)
 					 : upstream_http_new(base, cfg, &cb, &l->t);
 	if (rc)
 		goto fail;

@@ -28,6 +28,7 @@
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
+#include "mcp/stateless.h"
 #include "mcp/transport/conn_deadline.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
@@ -338,7 +339,7 @@ static int stream_write_event(struct stream *base, const cJSON *msg)
 	return write_event(container_of(base, struct front_stream, base)->req, msg);
 }
 
-static const struct stream_ops front_stream_ops = { stream_write_event };
+static const struct stream_ops front_stream_ops = { stream_write_event, NULL };
 
 /* End a GET stream from the server side (the session ended). */
 static void stream_close(struct front_stream *st)
@@ -517,6 +518,37 @@ out:
 	cJSON_Delete(arr);
 }
 
+/* 2026-07-28: no session; the request says its version and the headers mirror the body. */
+static void handle_stateless(struct front *f, struct evhttp_request *req,
+			     const struct key_identity *who, cJSON *msg,
+			     const struct jsonrpc_msg *m, const struct stateless_headers *sh)
+{
+	cJSON *err = NULL;
+	int status = stateless_check(sh, m, &err);
+	struct front_reply *r = NULL;
+
+	if (!status) {
+		r = reply_new(f, req);
+		if (!r) {
+			send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR,
+				   "out of memory");
+			cJSON_Delete(msg);
+			return;
+		}
+		evhttp_connection_set_closecb(r->evcon, reply_closed, r);
+		status = stateless_request(f->r, who, msg, m, &r->base, &err);
+		msg = NULL;
+		if (!status)
+			return;
+		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+		free(r);
+	}
+	send_json(req, status, status == 404 ? "Not Found" : status == 429 ? "Too Many Requests"
+			   : status >= 500 ? "Service Unavailable" : "Bad Request", err);
+	cJSON_Delete(err);
+	cJSON_Delete(msg);
+}
+
 static void handle_post(struct front *f, struct evhttp_request *req,
 			const struct key_identity *who)
 {
@@ -554,6 +586,13 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		send_json(req, 400, "Bad Request", e);
 		cJSON_Delete(e);
 		cJSON_Delete(msg);
+		return;
+	}
+	struct stateless_headers sh = { header(req, "Mcp-Session-Id"),
+					header(req, "MCP-Protocol-Version"), header(req, "Mcp-Method"),
+					header(req, "Mcp-Name") };
+	if (stateless_wanted(&sh, &m)) {
+		handle_stateless(f, req, who, msg, &m, &sh);
 		return;
 	}
 	if (m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {

@@ -1,0 +1,151 @@
+/* stateless: which POSTs are 2026-07-28 ones, and how their headers are checked against the
+ * body (the revision's -32020 header mismatch, -32022 unsupported version, -32602 _meta). */
+#include <CUnit/Basic.h>
+#include <string.h>
+
+#include "mcp/jsonrpc.h"
+#include "mcp/stateless.h"
+#include "cunit_main.h"
+
+#define META26 "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"," \
+	       "\"io.modelcontextprotocol/clientCapabilities\":{}}"
+
+static cJSON *keep;
+
+static struct jsonrpc_msg parse(const char *text)
+{
+	struct jsonrpc_msg m;
+	int code;
+	const char *why;
+
+	cJSON_Delete(keep);
+	keep = cJSON_Parse(text);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
+	CU_ASSERT_EQUAL_FATAL(jsonrpc_classify(keep, &m, &code, &why), 0);
+	return m;
+}
+
+/* The HTTP status, and the JSON-RPC code in *code (0 when accepted). */
+static int check(const struct stateless_headers *h, const char *text, int *code)
+{
+	struct jsonrpc_msg m = parse(text);
+	cJSON *err = NULL;
+	int status = stateless_check(h, &m, &err);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(err, "error");
+
+	*code = e ? cJSON_GetObjectItemCaseSensitive(e, "code")->valueint : 0;
+	if (err) {
+		/* Every refusal keeps the request's id. */
+		CU_ASSERT_TRUE(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(err, "id"),
+					     m.id, 1));
+	}
+	cJSON_Delete(err);
+	return status;
+}
+
+static void test_wanted(void)
+{
+	struct stateless_headers old = { NULL, "2025-11-25", NULL, NULL };
+	struct stateless_headers none = { NULL, NULL, NULL, NULL };
+	struct stateless_headers new = { NULL, "2026-07-28", "tools/list", NULL };
+	struct stateless_headers unknown = { NULL, "2099-01-01", "tools/list", NULL };
+	struct stateless_headers session = { "abc", "2026-07-28", "tools/list", NULL };
+	struct jsonrpc_msg m;
+
+	m = parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}");
+	CU_ASSERT_FALSE(stateless_wanted(&none, &m));   /* an older client's first request */
+	CU_ASSERT_FALSE(stateless_wanted(&old, &m));
+	CU_ASSERT_TRUE(stateless_wanted(&new, &m));     /* removed in 2026-07-28: answered 404 */
+	m = parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}");
+	CU_ASSERT_FALSE(stateless_wanted(&old, &m));    /* an older session without its id: 400 */
+	CU_ASSERT_TRUE(stateless_wanted(&new, &m));
+	CU_ASSERT_TRUE(stateless_wanted(&unknown, &m));
+	CU_ASSERT_FALSE(stateless_wanted(&session, &m));
+	m = parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{" META26 "}}");
+	CU_ASSERT_TRUE(stateless_wanted(&none, &m));    /* the header is missing: -32020 */
+}
+
+static void test_check(void)
+{
+	struct stateless_headers h = { NULL, "2026-07-28", "tools/list", NULL };
+	const char *list = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\",\"params\":{" META26 "}}";
+	int code;
+
+	CU_ASSERT_EQUAL(check(&h, list, &code), 0);
+	h.method = "prompts/list";
+	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
+	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
+	h.method = NULL;
+	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
+	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
+	h.method = "tools/list";
+	h.version = NULL;
+	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
+	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
+	h.version = "2025-11-25";                       /* header and _meta disagree */
+	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
+	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
+	h.version = "2099-01-01";
+	CU_ASSERT_EQUAL(check(&h, "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"tools/list\",\"params\":"
+			      "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2099-01-01\","
+			      "\"io.modelcontextprotocol/clientCapabilities\":{}}}}", &code), 400);
+	CU_ASSERT_EQUAL(code, STATELESS_UNSUPPORTED_VERSION);
+	h.version = "2026-07-28";
+	CU_ASSERT_EQUAL(check(&h, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":{}}",
+			      &code), 400);
+	CU_ASSERT_EQUAL(code, JSONRPC_INVALID_PARAMS);
+	CU_ASSERT_EQUAL(check(&h, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":"
+			      "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+			      &code), 400);
+	CU_ASSERT_EQUAL(code, JSONRPC_INVALID_PARAMS);
+}
+
+static void test_name(void)
+{
+	struct stateless_headers h = { NULL, "2026-07-28", "tools/call", "echo" };
+	const char *call = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			   "{\"name\":\"echo\"," META26 "}}";
+	const char *read = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":"
+			   "{\"uri\":\"test://a\"," META26 "}}";
+	const char *uni = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			  "{\"name\":\"caf\xc3\xa9\"," META26 "}}";
+	int code;
+
+	CU_ASSERT_EQUAL(check(&h, call, &code), 0);
+	h.name = "other";
+	CU_ASSERT_EQUAL(check(&h, call, &code), 400);
+	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
+	h.name = NULL;
+	CU_ASSERT_EQUAL(check(&h, call, &code), 400);
+	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
+	h.method = "resources/read";
+	h.name = "test://a";
+	CU_ASSERT_EQUAL(check(&h, read, &code), 0);
+	/* Non-ASCII names travel as the Base64 sentinel: "café" */
+	h.method = "tools/call";
+	h.name = "=?base64?Y2Fmw6k=?=";
+	CU_ASSERT_EQUAL(check(&h, uni, &code), 0);
+	h.name = "=?base64?Y2FmZQ==?=";                  /* "cafe" */
+	CU_ASSERT_EQUAL(check(&h, uni, &code), 400);
+	h.name = "=?base64?!!!!?=";
+	CU_ASSERT_EQUAL(check(&h, uni, &code), 400);
+}
+
+static int done(void)
+{
+	cJSON_Delete(keep);
+	keep = NULL;
+	return 0;
+}
+
+int main(void)
+{
+	static const struct cu_case cases[] = {
+		{ "which requests are 2026-07-28 ones", test_wanted },
+		{ "version, _meta and Mcp-Method checks", test_check },
+		{ "Mcp-Name, plain and Base64", test_name },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("stateless", NULL, done, cases);
+}

@@ -1,0 +1,591 @@
+/* stateless: 2026-07-28 requests — validation, server/discover, one-request sessions. */
+#include "mcp/stateless.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <event2/event.h>
+
+#include "base/list.h"
+#include "govern/keys.h"
+#include "mcp/catalog.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/method.h"
+#include "mcp/reply.h"
+#include "mcp/router.h"
+#include "mcp/session.h"
+
+#define META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CAPS "io.modelcontextprotocol/clientCapabilities"
+#define META_INFO "io.modelcontextprotocol/clientInfo"
+#define META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
+#define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+#define META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
+#define NAME_MAX_BYTES 1024
+#define MRTR_STATE_LEN 32       /* hex: 128 random bits */
+#define MRTR_WAIT_MS 60000      /* an input_required round waits this long for the retry */
+#define MRTR_ROUND_MS 20        /* requests an upstream sends this close together: one round */
+#define MRTR_MAX_INPUTS 16     /* a decoded Mcp-Name longer than this cannot match */
+
+/* Per-request versions this gateway serves; the older ones go through initialize. */
+static const char *const stateless_versions[] = { STATELESS_VERSION, NULL };
+
+static bool is_stateless_version(const char *v)
+{
+	for (const char *const *p = stateless_versions; *p; p++)
+		if (!strcmp(*p, v))
+			return true;
+	return false;
+}
+
+static const cJSON *meta_of(const struct jsonrpc_msg *m)
+{
+	return cJSON_GetObjectItemCaseSensitive(m->params, "_meta");
+}
+
+bool stateless_wanted(const struct stateless_headers *h, const struct jsonrpc_msg *m)
+{
+	/* initialize too: under this revision's version it is a removed method (404). */
+	if (h->session)
+		return false;
+	if (cJSON_GetObjectItemCaseSensitive(meta_of(m), META_VERSION))
+		return true;
+	/* A version no older revision has (2026-07-28, or one we do not know at all): the
+	 * revision's errors are the ones that explain it. */
+	return h->version && !session_version_supported(h->version) &&
+	       strcmp(h->version, "2024-11-05");
+}
+
+static cJSON *supported_list(void)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	for (const char *const *p = stateless_versions; *p; p++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(*p));
+	return a;
+}
+
+/* Mcp-Name is the name itself, or "=?base64?<b64>?=" for values that are not plain ASCII. */
+static bool name_matches(const char *header, const char *body)
+{
+	size_t hl = strlen(header);
+
+	if (hl > 12 && !strncmp(header, "=?base64?", 9) && !strcmp(header + hl - 2, "?=")) {
+		size_t bl = hl - 11;
+		unsigned char out[NAME_MAX_BYTES + 4];
+		if (bl % 4 || bl / 4 * 3 > NAME_MAX_BYTES)
+			return false;
+		int n = EVP_DecodeBlock(out, (const unsigned char *)header + 9, (int)bl);
+		if (n < 0)
+			return false;
+		/* EVP_DecodeBlock counts the padding as zero bytes. */
+		if (bl >= 1 && header[9 + bl - 1] == '=')
+			n--;
+		if (bl >= 2 && header[9 + bl - 2] == '=')
+			n--;
+		return (size_t)n == strlen(body) && !memcmp(out, body, (size_t)n);
+	}
+	return !strcmp(header, body);
+}
+
+static int refuse(cJSON **err, const struct jsonrpc_msg *m, int status, int code, cJSON *data,
+		  const char *msg)
+{
+	*err = jsonrpc_error(m->id, code, msg, data);
+	return status;
+}
+
+int stateless_check(const struct stateless_headers *h, const struct jsonrpc_msg *m, cJSON **err)
+{
+	const cJSON *meta = meta_of(m);
+	const cJSON *pv = cJSON_GetObjectItemCaseSensitive(meta, META_VERSION);
+	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(meta, META_CAPS);
+	const char *named = NULL;
+	char text[160];
+
+	*err = NULL;
+	if (m->kind != JSONRPC_REQUEST)
+		return refuse(err, m, 400, JSONRPC_INVALID_REQUEST, NULL,
+			      "protocol 2026-07-28 has no client notifications or responses "
+			      "without a request: send requests only");
+	if (!h->version)
+		return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL,
+			      "MCP-Protocol-Version header is required");
+	if (!cJSON_IsString(pv) || !cJSON_IsObject(caps)) {
+		snprintf(text, sizeof(text), "Invalid params: _meta must carry %s%s%s",
+			 cJSON_IsString(pv) ? "" : META_VERSION,
+			 !cJSON_IsString(pv) && !cJSON_IsObject(caps) ? " and " : "",
+			 cJSON_IsObject(caps) ? "" : META_CAPS);
+		return refuse(err, m, 400, JSONRPC_INVALID_PARAMS, NULL, text);
+	}
+	if (strcmp(pv->valuestring, h->version))
+		return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL,
+			      "MCP-Protocol-Version header does not match _meta protocolVersion");
+	if (!is_stateless_version(h->version)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddItemToObject(data, "supported", supported_list());
+		cJSON_AddStringToObject(data, "requested", h->version);
+		return refuse(err, m, 400, STATELESS_UNSUPPORTED_VERSION, data,
+			      "Unsupported protocol version");
+	}
+	if (!h->method || strcmp(h->method, m->method))
+		return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL,
+			      h->method ? "Mcp-Method header does not match the body's method"
+				        : "Mcp-Method header is required");
+	if (!strcmp(m->method, "tools/call") || !strcmp(m->method, "prompts/get"))
+		named = "name";
+	else if (!strcmp(m->method, "resources/read"))
+		named = "uri";
+	if (named) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->params, named);
+		if (!h->name)
+			return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL,
+				      "Mcp-Name header is required for this method");
+		if (cJSON_IsString(v) && !name_matches(h->name, v->valuestring))
+			return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL,
+				      "Mcp-Name header does not match the body");
+	}
+	return 0;
+}
+
+/* --- server/discover --------------------------------------------------------------------- */
+
+static cJSON *discover(struct router *r, const cJSON *id)
+{
+	cJSON *res = cJSON_CreateObject(), *meta = cJSON_CreateObject();
+	cJSON *si = cJSON_CreateObject();
+
+	cJSON_AddItemToObject(res, "supportedVersions", supported_list());
+	cJSON_AddItemToObject(res, "capabilities", catalog_capabilities(router_catalog(r)));
+	cJSON_AddStringToObject(si, "name", "mcpwarden");
+	cJSON_AddStringToObject(si, "version", WARDEN_VERSION);
+	cJSON_AddItemToObject(meta, META_SERVER_INFO, si);
+	cJSON_AddItemToObject(res, "_meta", meta);
+	cJSON_AddStringToObject(res, "resultType", "complete");
+	/* The capabilities are the catalogue's, the same for every key. */
+	cJSON_AddNumberToObject(res, "ttlMs", 0);
+	cJSON_AddStringToObject(res, "cacheScope", "public");
+	return jsonrpc_result(id, res);
+}
+
+/* --- one request on a session of its own ------------------------------------------------- */
+
+struct sl_reply {
+	struct reply base;
+	struct reply *inner;          /* the front's */
+	struct router *r;
+	struct event_base *r_base;
+	struct session *s;
+	enum mcp_method method;
+	bool logs;                    /* the request asked for log messages (_meta logLevel) */
+	void (*gone)(void *arg);
+	void *gone_arg;
+	/* input_required: the upstream asked the client something; the agent answers by
+	 * retrying with inputResponses and this requestState. Meanwhile inner is NULL and the
+	 * call and its upstream request stay open (at most MRTR_WAIT_MS). */
+	cJSON *id;                    /* the current agent request's id */
+	char state[MRTR_STATE_LEN + 1];
+	struct list_head waiting;     /* in mrtr_waiting while inner is NULL */
+	struct event *expiry;
+	struct event *round;          /* gathers the requests of one round */
+	cJSON *asked;                 /* this round's inputRequests so far */
+};
+
+static struct list_head mrtr_waiting = { &mrtr_waiting, &mrtr_waiting };
+
+static void sl_inner_gone(void *arg);
+
+static void sl_free(struct sl_reply *sr)
+{
+	list_del(&sr->waiting);
+	if (sr->expiry)
+		event_free(sr->expiry);
+	if (sr->round)
+		event_free(sr->round);
+	cJSON_Delete(sr->asked);
+	cJSON_Delete(sr->id);
+	free(sr);
+}
+
+static void on_mrtr_expiry(evutil_socket_t fd, short what, void *arg)
+{
+	struct sl_reply *sr = arg;
+
+	/* Ending the session cancels the call; its finish frees sr. */
+	router_end_later(sr->r, sr->s);
+}
+
+/* Turn the upstream's request into an input_required answer to the agent's request. The key
+ * of the input request is the gateway's id for the relayed request, so the agent's
+ * inputResponses map back to it without a table. */
+static void on_round(evutil_socket_t fd, short what, void *arg);
+
+static int input_required(struct sl_reply *sr, const cJSON *msg)
+{
+	static const struct timeval tv_round = { 0, MRTR_ROUND_MS * 1000 };
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	const char *need = !cJSON_IsString(method) ? NULL
+		: !strcmp(method->valuestring, "sampling/createMessage") ? "sampling"
+		: !strcmp(method->valuestring, "elicitation/create") ? "elicitation"
+		: !strcmp(method->valuestring, "roots/list") ? "roots" : NULL;
+	cJSON *one;
+
+	if (!need || !cJSON_IsString(id) || !sr->inner)
+		return -ENOTSUP;
+	if (!sr->expiry && !(sr->expiry = evtimer_new(sr->r_base, on_mrtr_expiry, sr)))
+		return -ENOMEM;
+	if (!sr->round && !(sr->round = evtimer_new(sr->r_base, on_round, sr)))
+		return -ENOMEM;
+	if (!sr->asked) {
+		sr->asked = cJSON_CreateObject();
+		/* An upstream that asks several things at once sends them back to back: they go
+		 * to the agent together, in one round. */
+		evtimer_add(sr->round, &tv_round);
+	}
+	if (cJSON_GetArraySize(sr->asked) >= MRTR_MAX_INPUTS)
+		return -ENOBUFS;
+	one = cJSON_AddObjectToObject(sr->asked, id->valuestring);
+	cJSON_AddStringToObject(one, "method", method->valuestring);
+	if (params)
+		cJSON_AddItemToObject(one, "params", cJSON_Duplicate(params, 1));
+	return 0;
+}
+
+static void on_round(evutil_socket_t fd, short what, void *arg)
+{
+	struct sl_reply *sr = arg;
+	unsigned char rnd[MRTR_STATE_LEN / 2];
+	struct timeval tv = { MRTR_WAIT_MS / 1000, (MRTR_WAIT_MS % 1000) * 1000 };
+	cJSON *res;
+
+	if (!sr->inner || !sr->asked || RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		router_end_later(sr->r, sr->s);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(sr->state + 2 * i, 3, "%02x", rnd[i]);
+	res = cJSON_CreateObject();
+	cJSON_AddStringToObject(res, "resultType", "input_required");
+	cJSON_AddItemToObject(res, "inputRequests", sr->asked);
+	sr->asked = NULL;
+	cJSON_AddStringToObject(res, "requestState", sr->state);
+	reply_finish(sr->inner, jsonrpc_result(sr->id, res));
+	sr->inner = NULL;
+	list_add(&sr->waiting, &mrtr_waiting);
+	evtimer_add(sr->expiry, &tv);
+}
+
+/* The agent's retry: its inputResponses go to the relayed requests, and the call's answer
+ * (or its next input_required) to this request. */
+static int mrtr_resume(const struct key_identity *who, const struct jsonrpc_msg *m,
+		       struct reply *reply, cJSON **err)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(m->params, "requestState");
+	const cJSON *resp = cJSON_GetObjectItemCaseSensitive(m->params, "inputResponses");
+	struct sl_reply *sr = NULL, *it;
+	const cJSON *r;
+
+	list_for_each_entry(it, &mrtr_waiting, waiting)
+		if (strlen(st->valuestring) == MRTR_STATE_LEN &&
+		    !CRYPTO_memcmp(it->state, st->valuestring, MRTR_STATE_LEN))
+			sr = it;
+	if (!sr || strcmp(sr->s->key_id, who ? who->id : "")) {
+		*err = jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+				     "requestState is unknown, expired or not this key's", NULL);
+		return 400;
+	}
+	list_del(&sr->waiting);
+	evtimer_del(sr->expiry);
+	cJSON_Delete(sr->id);
+	sr->id = cJSON_Duplicate(m->id, 1);
+	sr->inner = reply;
+	reply_on_gone(reply, sl_inner_gone, sr);
+	cJSON_ArrayForEach(r, resp) {
+		cJSON *msg = cJSON_CreateObject();
+		struct jsonrpc_msg rm;
+		int code;
+		const char *why;
+		cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+		cJSON_AddStringToObject(msg, "id", r->string);
+		cJSON_AddItemToObject(msg, "result", cJSON_Duplicate(r, 1));
+		if (jsonrpc_classify(msg, &rm, &code, &why)) {
+			cJSON_Delete(msg);
+			continue;
+		}
+		router_response(sr->r, sr->s, msg, &rm);
+	}
+	return 0;
+}
+
+static int sl_event(struct reply *base, const cJSON *msg)
+{
+	struct sl_reply *sr = container_of(base, struct sl_reply, base);
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+
+	/* The revision forbids server requests on a response stream: they become
+	 * input_required results (multi-round-trip requests). */
+	if (cJSON_GetObjectItemCaseSensitive(msg, "id"))
+		return input_required(sr, msg);
+	if (!sr->inner)
+		return 0;       /* between rounds: nobody to tell */
+	if (cJSON_IsString(method) && !strcmp(method->valuestring, "notifications/message") &&
+	    !sr->logs)
+		return 0;
+	return reply_event(sr->inner, msg);
+}
+
+/* Results of the revision say what they are, and how long lists and reads may be cached:
+ * not at all, and per caller (every key has its own view of the catalogue). */
+static void decorate(struct sl_reply *sr, cJSON *response)
+{
+	cJSON *res = cJSON_GetObjectItemCaseSensitive(response, "result");
+
+	if (!cJSON_IsObject(res))
+		return;
+	if (!cJSON_HasObjectItem(res, "resultType"))
+		cJSON_AddStringToObject(res, "resultType", "complete");
+	switch (sr->method) {
+	case MCP_TOOLS_LIST: case MCP_RESOURCES_LIST: case MCP_TEMPLATES_LIST:
+	case MCP_PROMPTS_LIST: case MCP_RESOURCES_READ:
+		if (!cJSON_HasObjectItem(res, "ttlMs"))
+			cJSON_AddNumberToObject(res, "ttlMs", 0);
+		if (!cJSON_HasObjectItem(res, "cacheScope"))
+			cJSON_AddStringToObject(res, "cacheScope", "private");
+		break;
+	default:
+		break;
+	}
+}
+
+static void sl_finish(struct reply *base, cJSON *response)
+{
+	struct sl_reply *sr = container_of(base, struct sl_reply, base);
+
+	if (sr->inner) {
+		decorate(sr, response);
+		reply_finish(sr->inner, response);
+	} else {
+		cJSON_Delete(response);  /* ended between rounds: the retry learns it is gone */
+	}
+	router_end_later(sr->r, sr->s);
+	sl_free(sr);
+}
+
+static void sl_set_gone(struct reply *base, void (*fn)(void *arg), void *arg)
+{
+	struct sl_reply *sr = container_of(base, struct sl_reply, base);
+
+	sr->gone = fn;
+	sr->gone_arg = arg;
+}
+
+static void sl_inner_gone(void *arg)
+{
+	struct sl_reply *sr = arg;
+
+	if (sr->gone)
+		sr->gone(sr->gone_arg);
+	router_end_later(sr->r, sr->s);
+	sl_free(sr);
+}
+
+static const struct reply_ops sl_ops = { sl_event, sl_finish, sl_set_gone };
+
+/* --- subscriptions/listen: the revision's standing channel ------------------------------ */
+
+struct sl_listen {
+	struct stream base;           /* the session's stream: the router's list_changed */
+	struct reply *inner;          /* the front's, streaming until the client leaves */
+	struct router *r;
+	struct session *s;
+	cJSON *id;                    /* the listen request's id: the subscription id */
+	bool tools, prompts, resources;
+};
+
+static cJSON *subscription_meta(const cJSON *id)
+{
+	cJSON *meta = cJSON_CreateObject();
+
+	cJSON_AddItemToObject(meta, META_SUBSCRIPTION, cJSON_Duplicate(id, 1));
+	return meta;
+}
+
+/* Only what the client asked for, tagged with its subscription. */
+static int listen_event(struct stream *base, const cJSON *msg)
+{
+	struct sl_listen *l = container_of(base, struct sl_listen, base);
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const char *name = cJSON_IsString(method) ? method->valuestring : "";
+	cJSON *out, *params;
+	int rc;
+
+	if (!((l->tools && !strcmp(name, "notifications/tools/list_changed")) ||
+	      (l->prompts && !strcmp(name, "notifications/prompts/list_changed")) ||
+	      (l->resources && !strcmp(name, "notifications/resources/list_changed"))))
+		return 0;
+	out = cJSON_Duplicate(msg, 1);
+	if (!out)
+		return -ENOMEM;
+	params = cJSON_GetObjectItemCaseSensitive(out, "params");
+	if (!params)
+		params = cJSON_AddObjectToObject(out, "params");
+	cJSON_DeleteItemFromObjectCaseSensitive(params, "_meta");
+	cJSON_AddItemToObject(params, "_meta", subscription_meta(l->id));
+	rc = reply_event(l->inner, out);
+	cJSON_Delete(out);
+	return rc;
+}
+
+/* The session ends under the stream (shutdown, reload, idle): the subscription ends
+ * gracefully with its result. */
+static void listen_end(struct stream *base)
+{
+	struct sl_listen *l = container_of(base, struct sl_listen, base);
+	cJSON *res = cJSON_CreateObject();
+
+	cJSON_AddItemToObject(res, "_meta", subscription_meta(l->id));
+	cJSON_AddStringToObject(res, "resultType", "complete");
+	reply_finish(l->inner, jsonrpc_result(l->id, res));
+	cJSON_Delete(l->id);
+	free(l);
+}
+
+static void listen_gone(void *arg)
+{
+	struct sl_listen *l = arg;
+
+	router_stream_closed(l->r, l->s, &l->base);
+	router_end_later(l->r, l->s);
+	cJSON_Delete(l->id);
+	free(l);
+}
+
+static const struct stream_ops listen_ops = { listen_event, listen_end };
+
+static bool wants(const cJSON *filter, const char *name)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(filter, name));
+}
+
+static int listen_open(struct router *r, const struct key_identity *who, struct session *s,
+		       const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
+{
+	const cJSON *filter = cJSON_GetObjectItemCaseSensitive(m->params, "notifications");
+	struct sl_listen *l;
+	cJSON *ack, *agreed, *params;
+
+	if (!cJSON_IsObject(filter)) {
+		*err = jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+				     "subscriptions/listen needs params.notifications", NULL);
+		return 400;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		*err = jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR, "out of memory", NULL);
+		return 500;
+	}
+	l->base.ops = &listen_ops;
+	l->inner = reply;
+	l->r = r;
+	l->s = s;
+	l->id = cJSON_Duplicate(m->id, 1);
+	l->tools = wants(filter, "toolsListChanged");
+	l->prompts = wants(filter, "promptsListChanged");
+	l->resources = wants(filter, "resourcesListChanged");
+	/* resourceSubscriptions (resource updates) are not relayed yet: not agreed to. */
+	params = cJSON_CreateObject();
+	agreed = cJSON_AddObjectToObject(params, "notifications");
+	if (l->tools)
+		cJSON_AddTrueToObject(agreed, "toolsListChanged");
+	if (l->prompts)
+		cJSON_AddTrueToObject(agreed, "promptsListChanged");
+	if (l->resources)
+		cJSON_AddTrueToObject(agreed, "resourcesListChanged");
+	cJSON_AddItemToObject(params, "_meta", subscription_meta(l->id));
+	ack = jsonrpc_notification("notifications/subscriptions/acknowledged", params);
+	reply_on_gone(reply, listen_gone, l);
+	router_stream_open(r, s, &l->base);
+	reply_event(reply, ack);
+	cJSON_Delete(ack);
+	(void)who;
+	return 0;
+}
+
+int stateless_request(struct router *r, const struct key_identity *who, cJSON *msg,
+		      const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
+{
+	const cJSON *meta = meta_of(m);
+	const struct method *me = router_method(m->method);
+	struct session *s = NULL;
+	struct sl_reply *sr;
+	cJSON *caps;
+	bool listen;
+	int rc;
+
+	*err = NULL;
+	if (!strcmp(m->method, "server/discover")) {
+		reply_finish(reply, discover(r, m->id));
+		cJSON_Delete(msg);
+		return 0;
+	}
+	listen = !strcmp(m->method, "subscriptions/listen");
+	/* Gone in this revision: ping, logging/setLevel, resources/(un)subscribe. */
+	if (!listen && (me->id == MCP_UNKNOWN || me->id == MCP_PING || me->id == MCP_SET_LEVEL ||
+	    me->id == MCP_RESOURCES_SUBSCRIBE || me->id == MCP_RESOURCES_UNSUBSCRIBE)) {
+		*err = jsonrpc_errorf(m->id, JSONRPC_METHOD_NOT_FOUND, NULL,
+				      "Method not found: %s", m->method);
+		cJSON_Delete(msg);
+		return 404;
+	}
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m->params, "requestState"))) {
+		int st = mrtr_resume(who, m, reply, err);
+		cJSON_Delete(msg);
+		return st;
+	}
+	caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
+	rc = router_open_stateless(r, STATELESS_VERSION, caps,
+				   cJSON_GetObjectItemCaseSensitive(meta, META_INFO),
+				   who ? who->id : "", &s);
+	cJSON_Delete(caps);
+	if (rc) {
+		*err = jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR,
+				     rc == -EDQUOT ? "too many requests in flight for this key "
+						     "(limits.max_sessions_per_key)"
+						   : "too many requests in flight", NULL);
+		cJSON_Delete(msg);
+		return rc == -EDQUOT ? 429 : 503;
+	}
+	if (listen) {
+		rc = listen_open(r, who, s, m, reply, err);
+		if (rc)
+			router_end_later(r, s);
+		cJSON_Delete(msg);
+		return rc;
+	}
+	sr = calloc(1, sizeof(*sr));
+	if (!sr) {
+		router_end_later(r, s);
+		*err = jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR, "out of memory", NULL);
+		cJSON_Delete(msg);
+		return 500;
+	}
+	sr->base.ops = &sl_ops;
+	sr->base.received_ns = reply->received_ns;
+	sr->inner = reply;
+	sr->r = r;
+	sr->s = s;
+	sr->method = me->id;
+	sr->logs = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, META_LOG_LEVEL));
+	sr->id = cJSON_Duplicate(m->id, 1);
+	sr->r_base = router_event_base(r);
+	list_init(&sr->waiting);
+	reply_on_gone(reply, sl_inner_gone, sr);
+	router_request(r, s, who, msg, m, &sr->base);
+	return 0;
+}
