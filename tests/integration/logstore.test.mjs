@@ -140,6 +140,12 @@ describe('log store', () => {
 		const fts = sql(db, "SELECT rowid FROM records_fts WHERE records_fts MATCH " +
 			"'test_error_handling'");
 		assert.ok(fts.some((x) => x.rowid === b.id));
+		// Records that name their tool otherwise (tool_pin: "tool") still fill the target
+		// column, so the tool filter finds them (and verify below checks the same mapping).
+		const pins = sql(db, "SELECT target, record FROM records WHERE type = 'tool_pin'");
+		assert.ok(pins.length > 0, 'first use pinned the tools');
+		for (const p of pins)
+			assert.equal(p.target, JSON.parse(p.record).tool);
 		// Every 3 records a checkpoint goes to stdout (and is stored).
 		await d.waitForRecord((x) => x.type === 'checkpoint' && /^[0-9a-f]{64}$/.test(x.head));
 		assert.equal(verify('--db', db).status, 0);

@@ -2,6 +2,7 @@
 #include "observe/logchain.h"
 
 #include <errno.h>
+#include <string.h>
 #include <openssl/evp.h>
 
 int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_t len,
@@ -16,4 +17,26 @@ int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_
 
 	EVP_MD_CTX_free(ctx);
 	return ok && n == LOGCHAIN_HASH_LEN ? 0 : -EIO;
+}
+
+static const char *str_field(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const char *logchain_text_column(const cJSON *o, const char *column)
+{
+	static const struct { const char *column, *alias[2]; } aliases[] = {
+		{ "target", { "tool", "model" } },
+		{ "error_message", { "error", NULL } },
+	};
+	const char *v = str_field(o, column);
+
+	for (size_t i = 0; !v && i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		for (int a = 0; !v && a < 2 && aliases[i].alias[a]; a++)
+			if (!strcmp(aliases[i].column, column))
+				v = str_field(o, aliases[i].alias[a]);
+	return v;
 }

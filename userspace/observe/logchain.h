@@ -6,11 +6,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <cjson/cJSON.h>
 
 #define LOGCHAIN_HASH_LEN 32
 
 /* out = SHA-256(prev || text[0..len-1]); out may be prev. 0 or -EIO. */
 int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_t len,
 		  uint8_t out[LOGCHAIN_HASH_LEN]);
+
+/* The value of the text column named column for record o: o's string field of that name or,
+ * for the columns some record types name otherwise, the first alias present (target: "tool"
+ * in tool_pin and loop_break records, "model" in llm ones; error_message: "error"). The writer
+ * fills the columns with it and the verifier checks them with it. NULL: none. */
+const char *logchain_text_column(const cJSON *o, const char *column);
 
 #endif

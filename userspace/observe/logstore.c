@@ -14,6 +14,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "observe/logchain.h"
 #include "observe/logstore_db.h"
 
 #define BATCH_MAX 4096          /* records in one transaction, at most */
@@ -167,13 +168,6 @@ int64_t logstore_reserve(void)
 	return seq;
 }
 
-static const char *str_field(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static bool int_field(const cJSON *obj, const char *name, int64_t *out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -213,7 +207,7 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 	if (seq <= 0)
 		return;
 	for (int i = 0; i < LOGSTORE_NTEXT; i++) {
-		txt[i] = str_field(obj, text_cols[i]);
+		txt[i] = logchain_text_column(obj, text_cols[i]);
 		len[i] = txt[i] ? strlen(txt[i]) + 1 : 0;
 		need += len[i];
 	}

@@ -92,8 +92,7 @@ static const char *column_differs(sqlite3_stmt *s, const cJSON *o)
 		return "ts";
 	for (size_t i = 0; i < NTEXT; i++) {
 		const char *col = (const char *)sqlite3_column_text(s, FIRST_COL + (int)i);
-		v = cJSON_GetObjectItemCaseSensitive(o, text_cols[i]);
-		const char *want = cJSON_IsString(v) ? v->valuestring : NULL;
+		const char *want = logchain_text_column(o, text_cols[i]);
 		if ((col == NULL) != (want == NULL) || (col && strcmp(col, want)))
 			return text_cols[i];
 	}
