@@ -15,7 +15,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const events[] = { "message_start", "content_block_start",
 					       "content_block_delta", "message_delta",
 					       "message_stop", "error", "ping" };
-	static int quiet;
 	struct config_errors errs = { 0 };
 	struct llm_config *c = NULL, fallback = { .refs = 1, .default_max_tokens = 16 };
 	struct llm_model model = { .name = (char *)"m", .in_price = 150000, .out_price = 600000 };
@@ -23,8 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cJSON *j;
 	int64_t in, out;
 
-	if (!quiet++)
-		fuzz_quiet();
 	j = cJSON_ParseWithLength((const char *)data, size);
 	if (!j)
 		return 0;

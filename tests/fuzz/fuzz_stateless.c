@@ -26,7 +26,6 @@ static const char *next_line(char **p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	char *text = fuzz_strndup(data, size);
 	struct stateless_headers h = { NULL, NULL, NULL, NULL };
 	struct jsonrpc_msg m;
@@ -35,8 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cJSON *v = NULL, *err = NULL;
 	int code, status;
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (!text)
 		return 0;
 	body = fuzz_split(text);

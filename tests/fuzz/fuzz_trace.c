@@ -30,7 +30,6 @@ static bool header_clean(const char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
 	char *text = fuzz_strndup(data, size), *rest;
 	char tp[TRACE_PARENT_LEN + 1], ts[TRACE_STATE_MAX + 1];
 	struct trace_ctx c, again;
@@ -39,8 +38,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct trace_config tc;
 	cJSON *msg;
 
-	if (!quiet++)
-		fuzz_quiet();
 	if (!text)
 		return 0;
 	rest = fuzz_split(text);

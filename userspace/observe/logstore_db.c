@@ -126,7 +126,7 @@ int logstore_db_open(const char *path, struct logstore_db **out)
 	/* NORMAL: a commit is in the WAL (page cache) at once, fsynced at checkpoints; a power
 	 * cut can lose the last moments, which the chain then shows as its end. */
 	if ((rc = exec(d->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-			      "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; "
+			      "PRAGMA cache_size = -2048; PRAGMA temp_store = MEMORY; "
 			      "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864;")) ||
 	    (rc = exec(d->db, "BEGIN IMMEDIATE")))
 		goto fail;
