@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # ThreadSanitizer run (make tsan): the suites that exercise mcpwarden's threads, against the
 # build in $1 (default build/tsan). What runs threads: the store's writer and checkpointer
-# (store/store_writer.c), the log writer (base/log.c), the resolver's DNS thread
-# (enforce/resolver.c) and the reload's validation thread (main.c). Any report fails the suite:
+# (store/store_writer.c), the log writer (base/log.c), the log store's writer
+# (observe/logstore.c), the logs API's reader (observe/logquery.c), the span exporter
+# (observe/trace_export.c), the resolver's DNS thread (enforce/resolver.c) and the reload's
+# validation thread (main.c). Any report fails the suite:
 # TSAN's exit code for the unit tests, and for the daemon the integration tests' clean-exit
 # checks (exit code 66 and "ThreadSanitizer" on stderr, tests/integration/lib.mjs).
 set -uo pipefail
@@ -10,9 +12,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build/tsan}
 # halt_on_error=0: report every race of a run, then exit 66; second_deadlock_stack for locks.
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp}
-suites=(test_store test_store_durability test_budget test_gate ktest_enforcer
+suites=(test_store test_store_durability test_budget test_gate test_logstore test_logquery
+	test_trace ktest_enforcer
 	reload.test.mjs durability.test.mjs slow-log-reader.test.mjs faults-disk.test.mjs
-	enforcement.test.mjs)
+	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs)
 failed=()
 for s in "${suites[@]}"; do
 	if ! TESTS="$s" "$top/tests/run.sh" "$build" | tail -n 40; then
