@@ -472,10 +472,23 @@ const cJSON *catalog_server_caps(const struct catalog *c, size_t server)
 		      : NULL;
 }
 
+bool catalog_server_tasks(const struct catalog *c, size_t server, const char *what)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(catalog_server_caps(c, server), "tasks");
+
+	if (!strcmp(what, "tools/call")) {
+		t = cJSON_GetObjectItemCaseSensitive(t, "requests");
+		t = cJSON_GetObjectItemCaseSensitive(t, "tools");
+		return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, "call"));
+	}
+	return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, what));
+}
+
 cJSON *catalog_capabilities(const struct catalog *c)
 {
 	cJSON *caps = cJSON_CreateObject(), *o;
 	bool subscribe = false, logging = false, completions = false;
+	bool task_calls = false, task_list = false, task_cancel = false;
 
 	for (size_t i = 0; i < c->nsrv; i++) {
 		const cJSON *sc = catalog_server_caps(c, i);
@@ -483,6 +496,9 @@ cJSON *catalog_capabilities(const struct catalog *c)
 		subscribe |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "subscribe"));
 		logging |= cJSON_GetObjectItemCaseSensitive(sc, "logging") != NULL;
 		completions |= cJSON_GetObjectItemCaseSensitive(sc, "completions") != NULL;
+		task_calls |= catalog_server_tasks(c, i, "tools/call");
+		task_list |= catalog_server_tasks(c, i, "list");
+		task_cancel |= catalog_server_tasks(c, i, "cancel");
 	}
 	/* Lists are always offered with listChanged: upstreams that come up later announce
 	 * themselves through it. */
@@ -497,6 +513,16 @@ cJSON *catalog_capabilities(const struct catalog *c)
 		cJSON_AddObjectToObject(caps, "logging");
 	if (completions)
 		cJSON_AddObjectToObject(caps, "completions");
+	/* Tasks are relayed to the upstreams that run them (mcp/tasks.h). */
+	if (task_calls) {
+		o = cJSON_AddObjectToObject(caps, "tasks");
+		if (task_list)
+			cJSON_AddObjectToObject(o, "list");
+		if (task_cancel)
+			cJSON_AddObjectToObject(o, "cancel");
+		o = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "requests"), "tools");
+		cJSON_AddObjectToObject(o, "call");
+	}
 	return caps;
 }
 

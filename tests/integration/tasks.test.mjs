@@ -1,0 +1,111 @@
+// MCP 2025-11-25 tasks through the gateway, with the real server-everything (its
+// simulate-research-query runs only as a task) and the official SDK client's task API:
+// the gateway advertises tasks, a task-augmented tools/call is governed like the call it is,
+// tasks/get, tasks/result, tasks/list and tasks/cancel reach the upstream only for the session
+// that created the task, and the records say which task was created and how it ended.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CallToolResultSchema, CreateTaskResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectHttp, httpUpstream, makeKey, startDaemon, startEverythingHttp,
+	stopDaemonChecked } from './lib.mjs';
+
+const TOOL = 'simulate-research-query';
+const keys = { a: makeKey(), b: makeKey(), denied: makeKey() };
+const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
+
+test('tasks: created, owned by their session, routed, recorded', { timeout: 90000 }, async () => {
+	const up = await startEverythingHttp();
+	const d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never',
+		auth: { required: true },
+		keys: [{ id: 'a', hash: keys.a.hash, policy: 'all' },
+			{ id: 'b', hash: keys.b.hash, policy: 'all' },
+			{ id: 'denied', hash: keys.denied.hash, policy: 'no-research' }],
+		policies: { all: { tools: { allow: ['*/*'] } },
+			'no-research': { tools: { allow: ['*/*'], deny: [`everything/${TOOL}`] } } },
+		upstreams: [httpUpstream(up.url, 'everything')] }, { ready: true });
+	const a = await connectHttp(d.url, { headers: bearer(keys.a) });
+	const a2 = await connectHttp(d.url, { headers: bearer(keys.a) });
+	const b = await connectHttp(d.url, { headers: bearer(keys.b) });
+	const denied = await connectHttp(d.url, { headers: bearer(keys.denied) });
+	try {
+		// The gateway runs tools as tasks because its upstream does.
+		const caps = a.client.getServerCapabilities();
+		assert.ok(caps.tasks?.requests?.tools?.call, JSON.stringify(caps));
+		assert.ok(caps.tasks.list && caps.tasks.cancel, JSON.stringify(caps.tasks));
+		const tool = (await a.client.listTools()).tools.find((t) => t.name === TOOL);
+		assert.equal(tool?.execution?.taskSupport, 'required', 'the tool says it runs as a task');
+
+		// Created through the gateway: the CreateTaskResult is the upstream's.
+		const created = await a.client.request({ method: 'tools/call', params: { name: TOOL,
+			arguments: { topic: 'gateways' }, task: { ttl: 60000 } } }, CreateTaskResultSchema);
+		const id = created.task.taskId;
+		assert.ok(id && created.task.status === 'working', JSON.stringify(created));
+		const rec = await d.waitForRecord((r) => r.type === 'decision' && r.method === 'tools/call' &&
+			r.target === TOOL && r.key === 'a');
+		assert.equal(rec.decision, 'allow');
+		assert.equal(rec.reason, `task ${id} created`);
+
+		// The owner's session polls it; another key, and another session of the same key,
+		// are told it does not exist (and never reach the upstream with it).
+		const got = await a.client.experimental.tasks.getTask(id);
+		assert.equal(got.taskId, id);
+		assert.ok(['working', 'completed'].includes(got.status), got.status);
+		for (const [who, c] of [['key b', b], ['another session of key a', a2]]) {
+			await assert.rejects(c.client.experimental.tasks.getTask(id),
+				(e) => e.code === -32602 && /not found/i.test(e.message), who);
+			await assert.rejects(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema),
+				(e) => e.code === -32602, who);
+			await assert.rejects(c.client.experimental.tasks.cancelTask(id),
+				(e) => e.code === -32602, who);
+			assert.deepEqual((await c.client.experimental.tasks.listTasks()).tasks, [], who);
+		}
+		assert.deepEqual((await a.client.experimental.tasks.listTasks()).tasks.map((t) => t.taskId),
+			[id]);
+
+		// tasks/result waits for the task and returns the tool's result.
+		const result = await a.client.experimental.tasks.getTaskResult(id, CallToolResultSchema);
+		assert.match(result.content[0].text, /Research Report: gateways/);
+		const done = await d.waitForRecord((r) => r.type === 'decision' &&
+			r.method === 'tasks/result' && r.target === id && r.decision === 'allow');
+		assert.equal(done.key, 'a');
+		assert.equal(done.server, 'everything');
+		assert.match(done.reason, /^task result: completed, \d+ bytes$/);
+		assert.ok(Number(done.reason.match(/(\d+) bytes/)[1]) > 500, done.reason);
+
+		// The SDK's own task flow end to end: created, status, result.
+		const kinds = [];
+		let final;
+		for await (const m of a.client.experimental.tasks.callToolStream({ name: TOOL,
+			arguments: { topic: 'streams' } }, CallToolResultSchema, { task: { ttl: 60000 } })) {
+			kinds.push(m.type);
+			if (m.type === 'result')
+				final = m.result;
+			if (m.type === 'error')
+				throw m.error;
+		}
+		assert.equal(kinds[0], 'taskCreated');
+		assert.ok(kinds.includes('taskStatus'), kinds.join());
+		assert.match(final.content[0].text, /Research Report: streams/);
+
+		// Cancel: only the owner, and the upstream says it is cancelled.
+		const c2 = await a.client.request({ method: 'tools/call', params: { name: TOOL,
+			arguments: { topic: 'cancelled' }, task: { ttl: 60000 } } }, CreateTaskResultSchema);
+		const cancelled = await a.client.experimental.tasks.cancelTask(c2.task.taskId);
+		assert.equal(cancelled.status, 'cancelled');
+
+		// Governed at creation like the call it is: a key that may not call the tool
+		// cannot start it as a task.
+		await assert.rejects(denied.client.request({ method: 'tools/call', params: { name: TOOL,
+			arguments: { topic: 'x' }, task: { ttl: 60000 } } }, CreateTaskResultSchema),
+			(e) => e.code === -32003 && /refused by policy "no-research"/.test(e.message));
+		const refused = await d.waitForRecord((r) => r.type === 'decision' && r.key === 'denied' &&
+			r.method === 'tools/call');
+		assert.equal(refused.decision, 'deny');
+	} finally {
+		for (const c of [a, a2, b, denied])
+			await c.close();
+		const problems = await stopDaemonChecked(d);
+		await up.stop(5000);
+		assert.deepEqual(problems, []);
+	}
+});
