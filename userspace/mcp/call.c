@@ -217,7 +217,7 @@ static void admit(struct call *c)
 	struct gate_request rq = {
 		.who = c->has_who ? &c->who : NULL, .e = c->entry, .kind = (int)c->kind,
 		.server = uc->name, .name = c->upname,
-		.work = (c->method->flags & METHOD_WORK) != 0,
+		.work = (c->method->flags & METHOD_WORK) && !c->ui_tool,
 		.has_args = c->method->id == MCP_TOOLS_CALL,
 		.args = cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
 	};

@@ -158,6 +158,7 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 			}
 			if (kind == CAT_TOOLS) {
 				char err[256];
+				catalog_expose_tool_ui(c, i, e->json);
 				const cJSON *sch = cJSON_GetObjectItemCaseSensitive(it, "inputSchema");
 				if (schema_compile(sch, (struct schema **)&e->schema, err, sizeof(err)))
 					log_warn("upstream %s: tool %s: inputSchema not usable (%s): "
@@ -470,6 +471,46 @@ const cJSON *catalog_server_caps(const struct catalog *c, size_t server)
 
 	return s->ctl ? cJSON_GetObjectItemCaseSensitive(link_init_result(s->ctl), "capabilities")
 		      : NULL;
+}
+
+static cJSON *ui_field(const cJSON *tool, cJSON **holder, const char **field)
+{
+	cJSON *meta = cJSON_GetObjectItemCaseSensitive(tool, "_meta");
+	cJSON *ui = cJSON_GetObjectItemCaseSensitive(meta, "ui");
+	cJSON *u = cJSON_GetObjectItemCaseSensitive(ui, "resourceUri");
+
+	*holder = ui;
+	*field = "resourceUri";
+	if (cJSON_IsString(u))
+		return u;
+	*holder = meta;
+	*field = "ui/resourceUri";
+	u = cJSON_GetObjectItemCaseSensitive(meta, "ui/resourceUri");
+	return cJSON_IsString(u) ? u : NULL;
+}
+
+const char *catalog_tool_ui(const cJSON *tool)
+{
+	cJSON *holder;
+	const char *field;
+	const cJSON *u = ui_field(tool, &holder, &field);
+
+	return u ? u->valuestring : NULL;
+}
+
+void catalog_expose_tool_ui(const struct catalog *c, size_t server, cJSON *tool)
+{
+	cJSON *holder;
+	const char *field;
+	cJSON *u = ui_field(tool, &holder, &field);
+	char *ex;
+
+	if (!u || !catalog_prefixing(c))
+		return;
+	ex = catalog_expose_uri(c, server, u->valuestring);
+	if (ex)
+		cJSON_ReplaceItemInObjectCaseSensitive(holder, field, cJSON_CreateString(ex));
+	free(ex);
 }
 
 bool catalog_server_tasks(const struct catalog *c, size_t server, const char *what)

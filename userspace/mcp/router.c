@@ -284,6 +284,45 @@ static void route_task_list(struct call *c, cJSON *params)
 	call_answer(c, res);
 }
 
+/* Does tool e of `server` name the exposed URI as its MCP Apps UI? */
+static bool names_ui(const struct catalog_entry *e, size_t server, const char *uri)
+{
+	const char *ui = e && e->server == server ? catalog_tool_ui(e->json) : NULL;
+
+	return ui && !strcmp(ui, uri);
+}
+
+/* MCP Apps: a UI resource belongs to the tools that name it, so it is read under their policy,
+ * not the resources rules: a key that may call one of them may read it, and one that may call
+ * none is refused as it would be the tool (the gate judges the first of them). No cost and no
+ * rate: reading a tool's UI is not running the tool. */
+static void ui_of_tool(struct call *c)
+{
+	struct router *r = router_of(c);
+	const struct key_identity *who = c->has_who ? &c->who : NULL;
+	const struct catalog_entry *first = NULL, *e;
+	size_t n = catalog_count(r->cat, CAT_TOOLS), own = view_count(c->s);
+
+	for (size_t i = 0; i < n + own; i++) {
+		e = i < n ? catalog_at(r->cat, CAT_TOOLS, i) : view_at(c->s, i - n);
+		if (!names_ui(e, c->server, c->target) || (i < n && view_hides(c->s, e)))
+			continue;
+		if (!first)
+			first = e;
+		if (gate_visible(r->gate, who, e)) {
+			first = e;
+			break;
+		}
+	}
+	if (!first)
+		return;
+	c->kind = CAT_TOOLS;
+	c->entry = first;
+	c->ui_tool = true;
+	free(c->upname);
+	c->upname = xstrdup(first->name);
+}
+
 /* resources/read, subscribe, unsubscribe: an exposed URI, listed or not. */
 static void route_resource(struct call *c, cJSON *params)
 {
@@ -309,6 +348,8 @@ static void route_resource(struct call *c, cJSON *params)
 	       params);
 	/* `up` may point into the URI being replaced: c->upname is a copy. */
 	cJSON_ReplaceItemInObjectCaseSensitive(params, "uri", cJSON_CreateString(c->upname));
+	if (c->method->id == MCP_RESOURCES_READ)
+		ui_of_tool(c);
 }
 
 /* Admitted resources/subscribe and unsubscribe: the session remembers what it listens to. */
