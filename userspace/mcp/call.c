@@ -342,19 +342,15 @@ static void task_created(struct call *c, const cJSON *task)
 	c->note = xstrdup(note);
 }
 
-/* tasks/result: the record says how the task ended and how large its result is. */
+/* tasks/result: the record says how the task ended (its size is the record's result_bytes). */
 static void task_result_note(struct call *c, const cJSON *resp)
 {
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
-	char *text = res ? cJSON_PrintUnformatted(res) : NULL;
-	char note[128];
 
-	snprintf(note, sizeof(note), "task result: %s, %zu bytes",
-		 !res ? "error" : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
-		 ? "failed" : "completed", text ? strlen(text) : 0);
-	free(text);
 	free(c->note);
-	c->note = xstrdup(note);
+	c->note = xstrdup(!res ? "task result: error"
+			  : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
+			  ? "task result: failed" : "task result: completed");
 }
 
 static void expose_answer(struct call *c, cJSON *resp)
