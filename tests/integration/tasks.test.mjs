@@ -5,16 +5,16 @@
 // that created the task, and the records say which task was created and how it ended.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallToolResultSchema, CreateTaskResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { connectHttp, httpUpstream, makeKey, startDaemon, startEverythingHttp,
-	stopDaemonChecked } from './lib.mjs';
+import { CallToolResultSchema, CreateTaskResultSchema,
+	TaskStatusNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectHttp, eventually, httpUpstream, makeKey, npmStdioUpstream, paths, startDaemon,
+	startEverythingHttp, stopDaemonChecked } from './lib.mjs';
 
 const TOOL = 'simulate-research-query';
 const keys = { a: makeKey(), b: makeKey(), denied: makeKey() };
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 
-test('tasks: created, owned by their session, routed, recorded', { timeout: 90000 }, async () => {
-	const up = await startEverythingHttp();
+async function tasksThrough(upstream) {
 	const d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never',
 		auth: { required: true },
 		keys: [{ id: 'a', hash: keys.a.hash, policy: 'all' },
@@ -22,11 +22,16 @@ test('tasks: created, owned by their session, routed, recorded', { timeout: 9000
 			{ id: 'denied', hash: keys.denied.hash, policy: 'no-research' }],
 		policies: { all: { tools: { allow: ['*/*'] } },
 			'no-research': { tools: { allow: ['*/*'], deny: [`everything/${TOOL}`] } } },
-		upstreams: [httpUpstream(up.url, 'everything')] }, { ready: true });
+		upstreams: [upstream] }, { ready: true });
 	const a = await connectHttp(d.url, { headers: bearer(keys.a) });
 	const a2 = await connectHttp(d.url, { headers: bearer(keys.a) });
 	const b = await connectHttp(d.url, { headers: bearer(keys.b) });
 	const denied = await connectHttp(d.url, { headers: bearer(keys.denied) });
+	// Status notifications: heard by the session that created the task, and by no other.
+	const statuses = { a: [], a2: [], b: [] };
+	for (const [n, c] of [['a', a], ['a2', a2], ['b', b]])
+		c.client.setNotificationHandler(TaskStatusNotificationSchema,
+			(m) => statuses[n].push(m.params));
 	try {
 		// The gateway runs tools as tasks because its upstream does.
 		const caps = a.client.getServerCapabilities();
@@ -65,6 +70,11 @@ test('tasks: created, owned by their session, routed, recorded', { timeout: 9000
 		// tasks/result waits for the task and returns the tool's result.
 		const result = await a.client.experimental.tasks.getTaskResult(id, CallToolResultSchema);
 		assert.match(result.content[0].text, /Research Report: gateways/);
+		await eventually(() => statuses.a.some((p) => p.taskId === id && p.status === 'completed'),
+			{ ms: 5000, what: 'the owner heard notifications/tasks/status completed' });
+		assert.ok(statuses.a.some((p) => p.taskId === id && p.status === 'working'),
+			JSON.stringify(statuses.a));
+		assert.deepEqual([...statuses.a2, ...statuses.b], [], 'no other session hears them');
 		const done = await d.waitForRecord((r) => r.type === 'decision' &&
 			r.method === 'tasks/result' && r.target === id && r.decision === 'allow');
 		assert.equal(done.key, 'a');
@@ -105,7 +115,21 @@ test('tasks: created, owned by their session, routed, recorded', { timeout: 9000
 		for (const c of [a, a2, b, denied])
 			await c.close();
 		const problems = await stopDaemonChecked(d);
-		await up.stop(5000);
 		assert.deepEqual(problems, []);
 	}
-});
+}
+
+test('tasks through an HTTP upstream (each session its own upstream session)',
+	{ timeout: 90000 }, async () => {
+		const up = await startEverythingHttp();
+		try {
+			await tasksThrough(httpUpstream(up.url, 'everything'));
+		} finally {
+			await up.stop(5000);
+		}
+	});
+
+test('tasks through a shared stdio child (one upstream session for every agent)',
+	{ timeout: 90000 }, async () => {
+		await tasksThrough(npmStdioUpstream('everything', paths.bin.everything, ['stdio']));
+	});

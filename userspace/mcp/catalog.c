@@ -359,7 +359,11 @@ static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, enum ob
 		c->hooks.on_call_notification(c->hooks.arg, l, msg, ctx);
 		return;
 	}
-	if (s->shared && c->hooks.on_call_notification && !strcmp(m->valuestring, "notifications/resources/updated")) {
+	/* Outside any call: resource updates go to their subscribers, task status to the
+	 * session that owns the task (mcp/relay.c). */
+	if (s->shared && c->hooks.on_call_notification &&
+	    (!strcmp(m->valuestring, "notifications/resources/updated") ||
+	     !strcmp(m->valuestring, "notifications/tasks/status"))) {
 		c->hooks.on_call_notification(c->hooks.arg, l, msg, NULL);
 		return;
 	}

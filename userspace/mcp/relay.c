@@ -218,19 +218,20 @@ static void send_if_task_owner(void *arg, struct session *s)
 void relay_shared_notification(struct relay *rl, struct link *l, cJSON *msg, enum obj_type *ctx)
 {
 	struct call *c = obj_call(ctx);
+	size_t server = 0;
 
+	for (size_t i = 0; i < catalog_nservers(rl->cat); i++)
+		if (catalog_shared_link(rl->cat, i) == l)
+			server = i;
+	/* A task's status names its task: never a guess by the calls in flight. */
+	if (!strcmp(cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring,
+		    "notifications/tasks/status")) {
+		struct status_ctx u = { msg, server };
+		session_foreach(rl->sessions, send_if_task_owner, &u);
+		cJSON_Delete(msg);
+		return;
+	}
 	if (!c) {
-		size_t server = 0;
-		for (size_t i = 0; i < catalog_nservers(rl->cat); i++)
-			if (catalog_shared_link(rl->cat, i) == l)
-				server = i;
-		if (!strcmp(cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring,
-			    "notifications/tasks/status")) {
-			struct status_ctx u = { msg, server };
-			session_foreach(rl->sessions, send_if_task_owner, &u);
-			cJSON_Delete(msg);
-			return;
-		}
 		/* An update on a shared child: every session subscribed to that URI hears it. */
 		expose_params_uri(rl, server, msg);
 		struct updated_ctx u = { msg };
