@@ -20,6 +20,7 @@
 #include "mcp/links.h"
 #include "mcp/reply.h"
 #include "mcp/session.h"
+#include "mcp/tasks.h"
 #include "mcp/upstream.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
@@ -216,7 +217,7 @@ static void admit(struct call *c)
 	struct gate_request rq = {
 		.who = c->has_who ? &c->who : NULL, .e = c->entry, .kind = (int)c->kind,
 		.server = uc->name, .name = c->upname,
-		.work = (c->method->flags & METHOD_WORK) != 0,
+		.work = (c->method->flags & METHOD_WORK) && !c->ui_tool,
 		.has_args = c->method->id == MCP_TOOLS_CALL,
 		.args = cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
 	};
@@ -321,6 +322,37 @@ static void expose_block_uri(struct call *c, cJSON *block)
 		expose_uri(c, cJSON_GetObjectItemCaseSensitive(block, "resource"), "uri");
 }
 
+/* A CreateTaskResult: the session remembers who owns the task, and the call's record says
+ * which task it created. */
+static void task_created(struct call *c, const cJSON *task)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(task, "taskId");
+	char note[600];
+	int rc;
+
+	if (!cJSON_IsObject(task) || !c->s)
+		return;
+	rc = tasks_remember(c->s, c->server, task);
+	if (rc)
+		log_warn("%s: task of %s not remembered (%s): its tasks/* requests will fail",
+			 server_name(c), c->target ? c->target : "?", strerror(-rc));
+	snprintf(note, sizeof(note), "%s%stask %s created", c->note ? c->note : "",
+		 c->note ? "; " : "", cJSON_IsString(id) ? id->valuestring : "?");
+	free(c->note);
+	c->note = xstrdup(note);
+}
+
+/* tasks/result: the record says how the task ended (its size is the record's result_bytes). */
+static void task_result_note(struct call *c, const cJSON *resp)
+{
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
+
+	free(c->note);
+	c->note = xstrdup(!res ? "task result: error"
+			  : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
+			  ? "task result: failed" : "task result: completed");
+}
+
 static void expose_answer(struct call *c, cJSON *resp)
 {
 	cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result"), *it;
@@ -333,6 +365,16 @@ static void expose_answer(struct call *c, cJSON *resp)
 	case MCP_TOOLS_CALL:
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "content"))
 			expose_block_uri(c, it);
+		task_created(c, cJSON_GetObjectItemCaseSensitive(res, "task"));
+		break;
+	case MCP_TASKS_RESULT:
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "content"))
+			expose_block_uri(c, it);
+		task_result_note(c, resp);
+		break;
+	case MCP_TASKS_LIST:
+		if (c->s)
+			tasks_filter_list(c->s, res);
 		break;
 	case MCP_PROMPTS_GET:
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "messages"))

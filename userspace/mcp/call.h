@@ -93,6 +93,8 @@ struct call {
 	struct link *link;
 	uint64_t handle;
 	unsigned fanout;              /* METHOD_FANOUT: answers still expected */
+	bool ui_tool;                 /* resources/read of a tool's MCP Apps UI: judged as that
+				       * tool (kind, entry, upname), permission only */
 	bool parked;                  /* SENT without an upstream request: its route waits for
 				       * the session's own lists (mcp/session_view.h) */
 	bool circuit_out;             /* let through by its upstream's circuit: outcome owed */

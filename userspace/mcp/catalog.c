@@ -158,6 +158,7 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 			}
 			if (kind == CAT_TOOLS) {
 				char err[256];
+				catalog_expose_tool_ui(c, i, e->json);
 				const cJSON *sch = cJSON_GetObjectItemCaseSensitive(it, "inputSchema");
 				if (schema_compile(sch, (struct schema **)&e->schema, err, sizeof(err)))
 					log_warn("upstream %s: tool %s: inputSchema not usable (%s): "
@@ -358,7 +359,11 @@ static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, enum ob
 		c->hooks.on_call_notification(c->hooks.arg, l, msg, ctx);
 		return;
 	}
-	if (s->shared && c->hooks.on_call_notification && !strcmp(m->valuestring, "notifications/resources/updated")) {
+	/* Outside any call: resource updates go to their subscribers, task status to the
+	 * session that owns the task (mcp/relay.c). */
+	if (s->shared && c->hooks.on_call_notification &&
+	    (!strcmp(m->valuestring, "notifications/resources/updated") ||
+	     !strcmp(m->valuestring, "notifications/tasks/status"))) {
 		c->hooks.on_call_notification(c->hooks.arg, l, msg, NULL);
 		return;
 	}
@@ -472,10 +477,63 @@ const cJSON *catalog_server_caps(const struct catalog *c, size_t server)
 		      : NULL;
 }
 
+static cJSON *ui_field(const cJSON *tool, cJSON **holder, const char **field)
+{
+	cJSON *meta = cJSON_GetObjectItemCaseSensitive(tool, "_meta");
+	cJSON *ui = cJSON_GetObjectItemCaseSensitive(meta, "ui");
+	cJSON *u = cJSON_GetObjectItemCaseSensitive(ui, "resourceUri");
+
+	*holder = ui;
+	*field = "resourceUri";
+	if (cJSON_IsString(u))
+		return u;
+	*holder = meta;
+	*field = "ui/resourceUri";
+	u = cJSON_GetObjectItemCaseSensitive(meta, "ui/resourceUri");
+	return cJSON_IsString(u) ? u : NULL;
+}
+
+const char *catalog_tool_ui(const cJSON *tool)
+{
+	cJSON *holder;
+	const char *field;
+	const cJSON *u = ui_field(tool, &holder, &field);
+
+	return u ? u->valuestring : NULL;
+}
+
+void catalog_expose_tool_ui(const struct catalog *c, size_t server, cJSON *tool)
+{
+	cJSON *holder;
+	const char *field;
+	cJSON *u = ui_field(tool, &holder, &field);
+	char *ex;
+
+	if (!u || !catalog_prefixing(c))
+		return;
+	ex = catalog_expose_uri(c, server, u->valuestring);
+	if (ex)
+		cJSON_ReplaceItemInObjectCaseSensitive(holder, field, cJSON_CreateString(ex));
+	free(ex);
+}
+
+bool catalog_server_tasks(const struct catalog *c, size_t server, const char *what)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(catalog_server_caps(c, server), "tasks");
+
+	if (!strcmp(what, "tools/call")) {
+		t = cJSON_GetObjectItemCaseSensitive(t, "requests");
+		t = cJSON_GetObjectItemCaseSensitive(t, "tools");
+		return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, "call"));
+	}
+	return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, what));
+}
+
 cJSON *catalog_capabilities(const struct catalog *c)
 {
 	cJSON *caps = cJSON_CreateObject(), *o;
 	bool subscribe = false, logging = false, completions = false;
+	bool task_calls = false, task_list = false, task_cancel = false;
 
 	for (size_t i = 0; i < c->nsrv; i++) {
 		const cJSON *sc = catalog_server_caps(c, i);
@@ -483,6 +541,9 @@ cJSON *catalog_capabilities(const struct catalog *c)
 		subscribe |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "subscribe"));
 		logging |= cJSON_GetObjectItemCaseSensitive(sc, "logging") != NULL;
 		completions |= cJSON_GetObjectItemCaseSensitive(sc, "completions") != NULL;
+		task_calls |= catalog_server_tasks(c, i, "tools/call");
+		task_list |= catalog_server_tasks(c, i, "list");
+		task_cancel |= catalog_server_tasks(c, i, "cancel");
 	}
 	/* Lists are always offered with listChanged: upstreams that come up later announce
 	 * themselves through it. */
@@ -497,6 +558,16 @@ cJSON *catalog_capabilities(const struct catalog *c)
 		cJSON_AddObjectToObject(caps, "logging");
 	if (completions)
 		cJSON_AddObjectToObject(caps, "completions");
+	/* Tasks are relayed to the upstreams that run them (mcp/tasks.h). */
+	if (task_calls) {
+		o = cJSON_AddObjectToObject(caps, "tasks");
+		if (task_list)
+			cJSON_AddObjectToObject(o, "list");
+		if (task_cancel)
+			cJSON_AddObjectToObject(o, "cancel");
+		o = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "requests"), "tools");
+		cJSON_AddObjectToObject(o, "call");
+	}
 	return caps;
 }
 

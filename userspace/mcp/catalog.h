@@ -75,6 +75,14 @@ bool catalog_all_ready(const struct catalog *c);
 struct link *catalog_shared_link(const struct catalog *c, size_t server);
 /* The server's initialize result capabilities (NULL before ready). */
 const cJSON *catalog_server_caps(const struct catalog *c, size_t server);
+/* MCP Apps: the ui:// resource a tool's definition names (_meta.ui.resourceUri, or the
+ * older flat _meta["ui/resourceUri"]), or NULL. */
+const char *catalog_tool_ui(const cJSON *tool);
+/* Rewrite those in a tool definition of `server` to the URIs agents see (prefixing on). */
+void catalog_expose_tool_ui(const struct catalog *c, size_t server, cJSON *tool);
+/* The server declares the tasks capability for `what`: "tools/call" (tasks.requests.tools.call),
+ * "list" or "cancel" (tasks.list, tasks.cancel). */
+bool catalog_server_tasks(const struct catalog *c, size_t server, const char *what);
 /* Merge the ready servers' capabilities into the gateway's own (listChanged always on). */
 cJSON *catalog_capabilities(const struct catalog *c);
 /* A server's catalogue changed (list_changed seen on any link of it): refresh that kind. */

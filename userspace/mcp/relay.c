@@ -16,6 +16,7 @@
 #include "mcp/links.h"
 #include "mcp/reply.h"
 #include "mcp/session.h"
+#include "mcp/tasks.h"
 #include "mcp/session_view.h"
 #include "mcp/upstream.h"
 
@@ -199,16 +200,39 @@ static void send_if_subscribed(void *arg, struct session *s)
 		stream_event(s->stream, u->msg);
 }
 
+struct status_ctx { cJSON *msg; size_t server; };
+
+/* A task's status goes to the session that created it, and to no other. */
+static void send_if_task_owner(void *arg, struct session *s)
+{
+	struct status_ctx *u = arg;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(u->msg, "params"), "taskId");
+	size_t server;
+
+	if (s->stream && cJSON_IsString(id) && !tasks_owner(s, id->valuestring, &server) &&
+	    server == u->server)
+		stream_event(s->stream, u->msg);
+}
+
 void relay_shared_notification(struct relay *rl, struct link *l, cJSON *msg, enum obj_type *ctx)
 {
 	struct call *c = obj_call(ctx);
+	size_t server = 0;
 
+	for (size_t i = 0; i < catalog_nservers(rl->cat); i++)
+		if (catalog_shared_link(rl->cat, i) == l)
+			server = i;
+	/* A task's status names its task: never a guess by the calls in flight. */
+	if (!strcmp(cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring,
+		    "notifications/tasks/status")) {
+		struct status_ctx u = { msg, server };
+		session_foreach(rl->sessions, send_if_task_owner, &u);
+		cJSON_Delete(msg);
+		return;
+	}
 	if (!c) {
 		/* An update on a shared child: every session subscribed to that URI hears it. */
-		size_t server = 0;
-		for (size_t i = 0; i < catalog_nservers(rl->cat); i++)
-			if (catalog_shared_link(rl->cat, i) == l)
-				server = i;
 		expose_params_uri(rl, server, msg);
 		struct updated_ctx u = { msg };
 		session_foreach(rl->sessions, send_if_subscribed, &u);

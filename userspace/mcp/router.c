@@ -21,6 +21,7 @@
 #include "mcp/reply.h"
 #include "mcp/session.h"
 #include "mcp/session_view.h"
+#include "mcp/tasks.h"
 #include "mcp/upstream.h"
 #include "observe/metrics.h"
 
@@ -225,7 +226,101 @@ static void route_named(struct call *c, cJSON *params)
 		return;
 	}
 	cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(e->name));
+	/* A task-augmented call goes as one only to an upstream that runs tools as tasks; to
+	 * any other it is the plain call the spec says such a server makes of it. */
+	if (tool && cJSON_GetObjectItemCaseSensitive(params, "task") &&
+	    !catalog_server_tasks(r->cat, e->server, "tools/call"))
+		cJSON_DeleteItemFromObjectCaseSensitive(params, "task");
 	target(c, c->method->kind, e, e->server, e->name, params);
+}
+
+/* tasks/get, tasks/result, tasks/cancel: only the session that created the task reaches it,
+ * on the upstream that owns it; for anyone else it does not exist. */
+static void route_task(struct call *c, cJSON *params)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "taskId");
+	size_t server;
+
+	if (!cJSON_IsString(id)) {
+		cJSON_Delete(params);
+		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, NULL, "%s needs params.taskId",
+			  c->method->name);
+		return;
+	}
+	c->target = xstrdup(id->valuestring);
+	if (tasks_owner(c->s, id->valuestring, &server)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "taskId", id->valuestring);
+		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, data, "Failed to retrieve task: Task not found");
+		cJSON_Delete(params);
+		return;
+	}
+	target(c, CAT_TOOLS, NULL, server, c->target, params);
+}
+
+/* tasks/list: the upstream of the session's tasks lists them; the answer keeps only this
+ * session's (call.c). A session that created none has none. */
+static void route_task_list(struct call *c, cJSON *params)
+{
+	struct router *r = router_of(c);
+	struct hmap_iter it;
+	const char *id;
+	void *ref;
+
+	if (c->s->tasks) {
+		it = hmap_iter(c->s->tasks);
+		while (hmap_next(c->s->tasks, &it, &id, &ref)) {
+			size_t server;
+			if (tasks_owner(c->s, id, &server) ||
+			    !catalog_server_tasks(r->cat, server, "list"))
+				continue;
+			target(c, CAT_TOOLS, NULL, server, "", params);
+			return;
+		}
+	}
+	cJSON_Delete(params);
+	cJSON *res = cJSON_CreateObject();
+	cJSON_AddArrayToObject(res, "tasks");
+	call_answer(c, res);
+}
+
+/* Does tool e of `server` name the exposed URI as its MCP Apps UI? */
+static bool names_ui(const struct catalog_entry *e, size_t server, const char *uri)
+{
+	const char *ui = e && e->server == server ? catalog_tool_ui(e->json) : NULL;
+
+	return ui && !strcmp(ui, uri);
+}
+
+/* MCP Apps: a UI resource belongs to the tools that name it, so it is read under their policy,
+ * not the resources rules: a key that may call one of them may read it, and one that may call
+ * none is refused as it would be the tool (the gate judges the first of them). No cost and no
+ * rate: reading a tool's UI is not running the tool. */
+static void ui_of_tool(struct call *c)
+{
+	struct router *r = router_of(c);
+	const struct key_identity *who = c->has_who ? &c->who : NULL;
+	const struct catalog_entry *first = NULL, *e;
+	size_t n = catalog_count(r->cat, CAT_TOOLS), own = view_count(c->s);
+
+	for (size_t i = 0; i < n + own; i++) {
+		e = i < n ? catalog_at(r->cat, CAT_TOOLS, i) : view_at(c->s, i - n);
+		if (!names_ui(e, c->server, c->target) || (i < n && view_hides(c->s, e)))
+			continue;
+		if (!first)
+			first = e;
+		if (gate_visible(r->gate, who, e)) {
+			first = e;
+			break;
+		}
+	}
+	if (!first)
+		return;
+	c->kind = CAT_TOOLS;
+	c->entry = first;
+	c->ui_tool = true;
+	free(c->upname);
+	c->upname = xstrdup(first->name);
 }
 
 /* resources/read, subscribe, unsubscribe: an exposed URI, listed or not. */
@@ -253,6 +348,8 @@ static void route_resource(struct call *c, cJSON *params)
 	       params);
 	/* `up` may point into the URI being replaced: c->upname is a copy. */
 	cJSON_ReplaceItemInObjectCaseSensitive(params, "uri", cJSON_CreateString(c->upname));
+	if (c->method->id == MCP_RESOURCES_READ)
+		ui_of_tool(c);
 }
 
 /* Admitted resources/subscribe and unsubscribe: the session remembers what it listens to. */
@@ -342,6 +439,10 @@ static const struct method methods[] = {
 	{ "resources/subscribe", MCP_RESOURCES_SUBSCRIBE, METHOD_GOVERNED | METHOD_FORWARDED, CAT_RESOURCES, route_resource, subscription_admitted },
 	{ "resources/templates/list", MCP_TEMPLATES_LIST, METHOD_LOCAL, CAT_TEMPLATES, route_list, NULL },
 	{ "resources/unsubscribe", MCP_RESOURCES_UNSUBSCRIBE, METHOD_GOVERNED | METHOD_FORWARDED, CAT_RESOURCES, route_resource, subscription_admitted },
+	{ "tasks/cancel", MCP_TASKS_CANCEL, METHOD_FORWARDED, CAT_TOOLS, route_task, NULL },
+	{ "tasks/get", MCP_TASKS_GET, METHOD_FORWARDED, CAT_TOOLS, route_task, NULL },
+	{ "tasks/list", MCP_TASKS_LIST, METHOD_FORWARDED, CAT_TOOLS, route_task_list, NULL },
+	{ "tasks/result", MCP_TASKS_RESULT, METHOD_FORWARDED, CAT_TOOLS, route_task, NULL },
 	{ "tools/call", MCP_TOOLS_CALL, METHOD_GOVERNED | METHOD_WORK | METHOD_FORWARDED, CAT_TOOLS, route_named, NULL },
 	{ "tools/list", MCP_TOOLS_LIST, METHOD_LOCAL, CAT_TOOLS, route_list, NULL },
 };

@@ -5,8 +5,8 @@
  * request is looked up once in the method table and becomes a call (mcp/call.h): local
  * methods (initialize, ping, the lists — filtered by the caller's policy and paginated with
  * the gateway's own cursor) are answered here; the rest are routed to the upstream that owns
- * the named tool, prompt or resource, pass the gate, and go out on the session's link
- * (mcp/links.h). What upstreams send back towards clients is the relay's (mcp/relay.h).
+ * the named tool, prompt, resource or task (mcp/tasks.h; a tool's MCP Apps UI resource is
+ * judged as that tool), pass the gate, and go out on the session's link (mcp/links.h). What upstreams send back towards clients is the relay's (mcp/relay.h).
  * Answers leave through the reply interface the transport implements (mcp/reply.h).
  */
 #ifndef WARDEN_ROUTER_H

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/hmap.h"
 #include "base/log.h"
+#include "mcp/tasks.h"
 
 const char *const session_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", NULL };
 
@@ -50,6 +51,7 @@ static void session_free(struct session *s)
 	hmap_free(s->calls, NULL);
 	hmap_free(s->relayed, free);
 	hmap_free(s->subs, NULL);
+	tasks_free(s);
 	free(s->links);
 	free(s);
 }

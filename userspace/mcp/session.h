@@ -48,6 +48,7 @@ struct session {
 	struct hmap *calls;           /* downstream request id key -> struct call */
 	struct hmap *relayed;         /* gateway id for a relayed server request -> relay state */
 	struct hmap *subs;            /* exposed resource URIs this session subscribed to */
+	struct hmap *tasks;           /* task id -> owning upstream, or NULL (mcp/tasks.h) */
 	uint64_t next_relay_id;
 	bool initialized;             /* notifications/initialized received */
 	bool stateless;               /* one 2026-07-28 request's (mcp/stateless.h) */

@@ -80,6 +80,7 @@ static void adopt(struct session_link *sl, const cJSON *tools)
 		e->exposed = ex;
 		e->json = cJSON_Duplicate(it, 1);
 		cJSON_ReplaceItemInObjectCaseSensitive(e->json, "name", cJSON_CreateString(ex));
+		catalog_expose_tool_ui(cat, sl->server, e->json);
 		if (schema_compile(cJSON_GetObjectItemCaseSensitive(it, "inputSchema"),
 				   (struct schema **)&e->schema, err, sizeof(err)))
 			log_warn("upstream %s: tool %s: inputSchema not usable (%s): arguments will not "

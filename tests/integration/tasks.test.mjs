@@ -1,0 +1,135 @@
+// MCP 2025-11-25 tasks through the gateway, with the real server-everything (its
+// simulate-research-query runs only as a task) and the official SDK client's task API:
+// the gateway advertises tasks, a task-augmented tools/call is governed like the call it is,
+// tasks/get, tasks/result, tasks/list and tasks/cancel reach the upstream only for the session
+// that created the task, and the records say which task was created and how it ended.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CallToolResultSchema, CreateTaskResultSchema,
+	TaskStatusNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connectHttp, eventually, httpUpstream, makeKey, npmStdioUpstream, paths, startDaemon,
+	startEverythingHttp, stopDaemonChecked } from './lib.mjs';
+
+const TOOL = 'simulate-research-query';
+const keys = { a: makeKey(), b: makeKey(), denied: makeKey() };
+const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
+
+async function tasksThrough(upstream) {
+	const d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never',
+		auth: { required: true },
+		keys: [{ id: 'a', hash: keys.a.hash, policy: 'all' },
+			{ id: 'b', hash: keys.b.hash, policy: 'all' },
+			{ id: 'denied', hash: keys.denied.hash, policy: 'no-research' }],
+		policies: { all: { tools: { allow: ['*/*'] } },
+			'no-research': { tools: { allow: ['*/*'], deny: [`everything/${TOOL}`] } } },
+		upstreams: [upstream] }, { ready: true });
+	const a = await connectHttp(d.url, { headers: bearer(keys.a) });
+	const a2 = await connectHttp(d.url, { headers: bearer(keys.a) });
+	const b = await connectHttp(d.url, { headers: bearer(keys.b) });
+	const denied = await connectHttp(d.url, { headers: bearer(keys.denied) });
+	// Status notifications: heard by the session that created the task, and by no other.
+	const statuses = { a: [], a2: [], b: [] };
+	for (const [n, c] of [['a', a], ['a2', a2], ['b', b]])
+		c.client.setNotificationHandler(TaskStatusNotificationSchema,
+			(m) => statuses[n].push(m.params));
+	try {
+		// The gateway runs tools as tasks because its upstream does.
+		const caps = a.client.getServerCapabilities();
+		assert.ok(caps.tasks?.requests?.tools?.call, JSON.stringify(caps));
+		assert.ok(caps.tasks.list && caps.tasks.cancel, JSON.stringify(caps.tasks));
+		const tool = (await a.client.listTools()).tools.find((t) => t.name === TOOL);
+		assert.equal(tool?.execution?.taskSupport, 'required', 'the tool says it runs as a task');
+
+		// Created through the gateway: the CreateTaskResult is the upstream's.
+		const created = await a.client.request({ method: 'tools/call', params: { name: TOOL,
+			arguments: { topic: 'gateways' }, task: { ttl: 60000 } } }, CreateTaskResultSchema);
+		const id = created.task.taskId;
+		assert.ok(id && created.task.status === 'working', JSON.stringify(created));
+		const rec = await d.waitForRecord((r) => r.type === 'decision' && r.method === 'tools/call' &&
+			r.target === TOOL && r.key === 'a');
+		assert.equal(rec.decision, 'allow');
+		assert.equal(rec.reason, `task ${id} created`);
+
+		// The owner's session polls it; another key, and another session of the same key,
+		// are told it does not exist (and never reach the upstream with it).
+		const got = await a.client.experimental.tasks.getTask(id);
+		assert.equal(got.taskId, id);
+		assert.ok(['working', 'completed'].includes(got.status), got.status);
+		for (const [who, c] of [['key b', b], ['another session of key a', a2]]) {
+			await assert.rejects(c.client.experimental.tasks.getTask(id),
+				(e) => e.code === -32602 && /not found/i.test(e.message), who);
+			await assert.rejects(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema),
+				(e) => e.code === -32602, who);
+			await assert.rejects(c.client.experimental.tasks.cancelTask(id),
+				(e) => e.code === -32602, who);
+			assert.deepEqual((await c.client.experimental.tasks.listTasks()).tasks, [], who);
+		}
+		assert.deepEqual((await a.client.experimental.tasks.listTasks()).tasks.map((t) => t.taskId),
+			[id]);
+
+		// tasks/result waits for the task and returns the tool's result.
+		const result = await a.client.experimental.tasks.getTaskResult(id, CallToolResultSchema);
+		assert.match(result.content[0].text, /Research Report: gateways/);
+		await eventually(() => statuses.a.some((p) => p.taskId === id && p.status === 'completed'),
+			{ ms: 5000, what: 'the owner heard notifications/tasks/status completed' });
+		assert.ok(statuses.a.some((p) => p.taskId === id && p.status === 'working'),
+			JSON.stringify(statuses.a));
+		assert.deepEqual([...statuses.a2, ...statuses.b], [], 'no other session hears them');
+		const done = await d.waitForRecord((r) => r.type === 'decision' &&
+			r.method === 'tasks/result' && r.target === id && r.decision === 'allow');
+		assert.equal(done.key, 'a');
+		assert.equal(done.server, 'everything');
+		assert.equal(done.reason, 'task result: completed');
+		assert.ok(done.result_bytes > 500, `result_bytes ${done.result_bytes}`);
+
+		// The SDK's own task flow end to end: created, status, result.
+		const kinds = [];
+		let final;
+		for await (const m of a.client.experimental.tasks.callToolStream({ name: TOOL,
+			arguments: { topic: 'streams' } }, CallToolResultSchema, { task: { ttl: 60000 } })) {
+			kinds.push(m.type);
+			if (m.type === 'result')
+				final = m.result;
+			if (m.type === 'error')
+				throw m.error;
+		}
+		assert.equal(kinds[0], 'taskCreated');
+		assert.ok(kinds.includes('taskStatus'), kinds.join());
+		assert.match(final.content[0].text, /Research Report: streams/);
+
+		// Cancel: only the owner, and the upstream says it is cancelled.
+		const c2 = await a.client.request({ method: 'tools/call', params: { name: TOOL,
+			arguments: { topic: 'cancelled' }, task: { ttl: 60000 } } }, CreateTaskResultSchema);
+		const cancelled = await a.client.experimental.tasks.cancelTask(c2.task.taskId);
+		assert.equal(cancelled.status, 'cancelled');
+
+		// Governed at creation like the call it is: a key that may not call the tool
+		// cannot start it as a task.
+		await assert.rejects(denied.client.request({ method: 'tools/call', params: { name: TOOL,
+			arguments: { topic: 'x' }, task: { ttl: 60000 } } }, CreateTaskResultSchema),
+			(e) => e.code === -32003 && /refused by policy "no-research"/.test(e.message));
+		const refused = await d.waitForRecord((r) => r.type === 'decision' && r.key === 'denied' &&
+			r.method === 'tools/call');
+		assert.equal(refused.decision, 'deny');
+	} finally {
+		for (const c of [a, a2, b, denied])
+			await c.close();
+		const problems = await stopDaemonChecked(d);
+		assert.deepEqual(problems, []);
+	}
+}
+
+test('tasks through an HTTP upstream (each session its own upstream session)',
+	{ timeout: 90000 }, async () => {
+		const up = await startEverythingHttp();
+		try {
+			await tasksThrough(httpUpstream(up.url, 'everything'));
+		} finally {
+			await up.stop(5000);
+		}
+	});
+
+test('tasks through a shared stdio child (one upstream session for every agent)',
+	{ timeout: 90000 }, async () => {
+		await tasksThrough(npmStdioUpstream('everything', paths.bin.everything, ['stdio']));
+	});

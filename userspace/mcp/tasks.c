@@ -1,0 +1,104 @@
+/* tasks: the session's table of the tasks it created, and who owns them. */
+#include "mcp/tasks.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/hmap.h"
+#include "mcp/session.h"
+
+struct task_ref {
+	size_t server;
+	uint64_t expires_ms;  /* monotonic */
+};
+
+/* Drop expired entries; when still full, the one closest to expiry makes room. */
+static void make_room(struct hmap *t)
+{
+	uint64_t now = clock_mono_ms(), soonest = UINT64_MAX;
+	char victim[512] = "";
+	const char *key;
+	struct hmap_iter it = hmap_iter(t);
+	struct task_ref *ref;
+
+	while (hmap_next(t, &it, &key, (void **)&ref)) {
+		if (ref->expires_ms <= now) {
+			free(hmap_del(t, key));  /* deleting the current key is allowed */
+			continue;
+		}
+		if (ref->expires_ms < soonest) {
+			soonest = ref->expires_ms;
+			snprintf(victim, sizeof(victim), "%s", key);
+		}
+	}
+	if (victim[0] && hmap_count(t) >= TASKS_PER_SESSION)
+		free(hmap_del(t, victim));
+}
+
+int tasks_remember(struct session *s, size_t server, const cJSON *task)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(task, "taskId");
+	const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(task, "ttl");
+	int64_t ms = TASKS_MAX_TTL_MS;
+	struct task_ref *ref, *old = NULL;
+
+	if (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= 512)
+		return -EINVAL;
+	if (!s->tasks && !(s->tasks = hmap_new()))
+		return -ENOMEM;
+	if (cJSON_IsNumber(ttl) && ttl->valuedouble >= 0 && ttl->valuedouble < (double)ms)
+		ms = (int64_t)ttl->valuedouble;
+	if (hmap_count(s->tasks) >= TASKS_PER_SESSION)
+		make_room(s->tasks);
+	ref = malloc(sizeof(*ref));
+	if (!ref)
+		return -ENOMEM;
+	ref->server = server;
+	ref->expires_ms = clock_mono_ms() + (uint64_t)ms;
+	if (hmap_put(s->tasks, id->valuestring, ref, (void **)&old)) {
+		free(ref);
+		return -ENOMEM;
+	}
+	free(old);
+	return 0;
+}
+
+int tasks_owner(struct session *s, const char *id, size_t *server)
+{
+	struct task_ref *ref = s->tasks ? hmap_get(s->tasks, id) : NULL;
+
+	if (!ref)
+		return -ENOENT;
+	if (ref->expires_ms <= clock_mono_ms()) {
+		free(hmap_del(s->tasks, id));
+		return -ENOENT;
+	}
+	*server = ref->server;
+	return 0;
+}
+
+void tasks_filter_list(struct session *s, cJSON *result)
+{
+	cJSON *arr = cJSON_GetObjectItemCaseSensitive(result, "tasks");
+	cJSON *it = cJSON_IsArray(arr) ? arr->child : NULL;
+
+	while (it) {
+		cJSON *next = it->next;
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "taskId");
+		size_t server;
+		if (!cJSON_IsString(id) || tasks_owner(s, id->valuestring, &server))
+			cJSON_Delete(cJSON_DetachItemViaPointer(arr, it));
+		it = next;
+	}
+}
+
+void tasks_free(struct session *s)
+{
+	if (s->tasks)
+		hmap_free(s->tasks, free);
+	s->tasks = NULL;
+}

@@ -1,0 +1,33 @@
+/* tasks: which upstream owns each task a session created (MCP 2025-11-25 tasks utility).
+ *
+ * A task-augmented tools/call (params.task) is governed and recorded as the call it belongs
+ * to; its CreateTaskResult names a task id the upstream made. The session remembers
+ * {task id -> upstream} so that tasks/get, tasks/result and tasks/cancel go to that upstream,
+ * on the session's own link, and only for this session (and so its key): any other caller
+ * gets the spec's -32602 for an unknown task. The table is bounded (TASKS_PER_SESSION; the
+ * entry closest to expiry makes room) and each entry lives as long as the task's ttl says
+ * (capped at TASKS_MAX_TTL_MS; a null ttl gets the cap).
+ */
+#ifndef WARDEN_TASKS_H
+#define WARDEN_TASKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+struct session;
+
+#define TASKS_PER_SESSION 256
+#define TASKS_MAX_TTL_MS (24LL * 3600 * 1000)
+
+/* Remember a task created on `server` (task: the CreateTaskResult's task object). 0, or
+ * -EINVAL for a task without a string taskId, -ENOMEM. */
+int tasks_remember(struct session *s, size_t server, const cJSON *task);
+/* The upstream that owns task `id` for this session: 0, or -ENOENT (unknown or expired). */
+int tasks_owner(struct session *s, const char *id, size_t *server);
+/* Keep only the tasks this session owns in a tasks/list result's "tasks" array. */
+void tasks_filter_list(struct session *s, cJSON *result);
+/* Free the session's table (at its end). */
+void tasks_free(struct session *s);
+
+#endif
