@@ -11,6 +11,7 @@
 #include "observe/trace.h"
 #include "observe/trace_int.h"
 #include "cunit_main.h"
+#include "config_errors_util.h"
 
 static void test_traceparent(void)
 {
@@ -206,13 +207,14 @@ static int parse(const char *json, struct trace_config *tc, struct config_errors
 	return errs->count;
 }
 
-static bool has_error(const struct config_errors *e, const char *what)
+/* Set the NULL-terminated name, value pairs in the environment. */
+static void set_env(const char *const *kv)
 {
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], what))
-			return true;
-	return false;
+	for (; kv[0]; kv += 2)
+		CU_ASSERT_FATAL(setenv(kv[0], kv[1], 1) == 0);
 }
+
+#define SET_ENV(...) set_env((const char *const[]){ __VA_ARGS__, NULL })
 
 #define UP "\"upstreams\":[]"
 
@@ -226,12 +228,12 @@ static void test_config_env(void)
 	CU_ASSERT(!tc.enabled);                       /* nothing configured: off */
 	trace_config_free(&tc);
 
-	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/", 1);
-	setenv("OTEL_SERVICE_NAME", "svc", 1);
-	setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b, x-team = blue", 1);
-	setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", 1);
-	setenv("OTEL_TRACES_SAMPLER_ARG", "0.25", 1);
-	setenv("OTEL_BSP_SCHEDULE_DELAY", "50", 1);
+	SET_ENV("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/",
+		"OTEL_SERVICE_NAME", "svc",
+		"OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b, x-team = blue",
+		"OTEL_TRACES_SAMPLER", "parentbased_traceidratio",
+		"OTEL_TRACES_SAMPLER_ARG", "0.25",
+		"OTEL_BSP_SCHEDULE_DELAY", "50");
 	CU_ASSERT_EQUAL(parse("{" UP "}", &tc, &e), 0);
 	CU_ASSERT(tc.enabled);
 	CU_ASSERT_STRING_EQUAL(tc.url, "http://collector:4318/v1/traces");
@@ -282,29 +284,22 @@ static void test_config_errors(void)
 	CU_ASSERT(parse("{" UP ",\"tracing\":{\"endpoint\":\"ftp://x\",\"protocol\":\"grpc\","
 			"\"sample_ratio\":2,\"queue_size\":0,\"sampler\":\"sometimes\",\"colour\":1,"
 			"\"headers\":{\"bad name\":\"v\"}}}", &tc, &e) >= 7);
-	CU_ASSERT(has_error(&e, "tracing.endpoint"));
-	CU_ASSERT(has_error(&e, "tracing.protocol"));
-	CU_ASSERT(has_error(&e, "tracing.sample_ratio"));
-	CU_ASSERT(has_error(&e, "tracing.queue_size"));
-	CU_ASSERT(has_error(&e, "tracing.sampler"));
-	CU_ASSERT(has_error(&e, "tracing.colour"));
-	CU_ASSERT(has_error(&e, "tracing.headers"));
+	CU_ASSERT_ERRORS(&e, "tracing.endpoint", "tracing.protocol", "tracing.sample_ratio",
+			 "tracing.queue_size", "tracing.sampler", "tracing.colour", "tracing.headers");
 	trace_config_free(&tc);
 
 	/* A bad variable is a warning and is ignored (OpenTelemetry's rule), never an error that
 	 * would stop the daemon; an unsupported protocol turns tracing off. */
-	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", 1);
-	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
-	setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1,secret-token-no-equals", 1);
-	setenv("OTEL_TRACES_SAMPLER", "sometimes", 1);
-	setenv("OTEL_BSP_MAX_QUEUE_SIZE", "-5", 1);
-	setenv("OTEL_BSP_SCHEDULE_DELAY", "70", 1);
+	SET_ENV("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318",
+		"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc",
+		"OTEL_EXPORTER_OTLP_HEADERS", "a=1,secret-token-no-equals",
+		"OTEL_TRACES_SAMPLER", "sometimes",
+		"OTEL_BSP_MAX_QUEUE_SIZE", "-5",
+		"OTEL_BSP_SCHEDULE_DELAY", "70");
 	CU_ASSERT_EQUAL(parse("{" UP "}", &tc, &e), 0);
 	CU_ASSERT_EQUAL(warns.count, 4);
-	CU_ASSERT(has_error(&warns, "OTEL_EXPORTER_OTLP_PROTOCOL"));
-	CU_ASSERT(has_error(&warns, "OTEL_EXPORTER_OTLP_HEADERS"));
-	CU_ASSERT(has_error(&warns, "OTEL_TRACES_SAMPLER"));
-	CU_ASSERT(has_error(&warns, "OTEL_BSP_MAX_QUEUE_SIZE"));
+	CU_ASSERT_ERRORS(&warns, "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
+			 "OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE");
 	CU_ASSERT(!has_error(&warns, "secret-token"));   /* header values are never echoed */
 	CU_ASSERT(!tc.enabled);                          /* grpc: not spoken here */
 	CU_ASSERT_PTR_NULL(tc.headers[0]);               /* the whole variable is ignored */
