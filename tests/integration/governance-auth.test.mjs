@@ -5,7 +5,7 @@
 // failures from one address are held off (429 with Retry-After) without locking out others.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectHttp, makeKey, npmStdioUpstream, paths, postJson, rawRequest, rawSession,
+import { connectHttp, makeKey, makeKeys, npmStdioUpstream, paths, postJson, rawRequest, rawSession,
 	startDaemon, waitForTool } from './lib.mjs';
 
 const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
@@ -25,19 +25,19 @@ function assert401(r, what) {
 const authRecords = (d) => d.stdoutRecords.filter((r) => r.type === 'auth');
 
 describe('authentication', () => {
-	const k = { ok: makeKey(), other: makeKey(), expired: makeKey(), disabled: makeKey(),
-		unknown: makeKey() };
+	const { k, keys } = makeKeys({
+		ok: { id: 'agent', policy: 'all' },
+		other: { id: 'other-agent', policy: 'all' },
+		expired: { id: 'old', policy: 'all', expires: '2020-01-01T00:00:00Z' },
+		disabled: { id: 'off', policy: 'all', disabled: true },
+	});
+	k.unknown = makeKey();
 	let d;
 
 	before(async () => {
 		d = await startDaemon({
 			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [
-				{ id: 'agent', hash: k.ok.hash, policy: 'all' },
-				{ id: 'other-agent', hash: k.other.hash, policy: 'all' },
-				{ id: 'old', hash: k.expired.hash, policy: 'all', expires: '2020-01-01T00:00:00Z' },
-				{ id: 'off', hash: k.disabled.hash, policy: 'all', disabled: true },
-			],
+			keys,
 			policies: { all: { tools: { allow: ['*/*'] } } },
 		}, { ready: true });
 	});
@@ -162,17 +162,17 @@ describe('expiry during a session', () => {
 });
 
 describe('revocation by config reload (SIGHUP)', () => {
-	const k = { stays: makeKey(), deleted: makeKey(), disabled: makeKey(), expires: makeKey(),
-		added: makeKey() };
+	const { k, keys } = makeKeys({
+		stays: { id: 'stays', policy: 'all' },
+		deleted: { id: 'deleted', policy: 'all' },
+		disabled: { id: 'to-disable', policy: 'all' },
+		expires: { id: 'to-expire', policy: 'all' },
+	});
+	k.added = makeKey();
 	const base = () => ({
 		listen: '127.0.0.1:0', upstreams: [everything()],
 		policies: { all: { tools: { allow: ['*/*'] } } },
-		keys: [
-			{ id: 'stays', hash: k.stays.hash, policy: 'all' },
-			{ id: 'deleted', hash: k.deleted.hash, policy: 'all' },
-			{ id: 'to-disable', hash: k.disabled.hash, policy: 'all' },
-			{ id: 'to-expire', hash: k.expires.hash, policy: 'all' },
-		],
+		keys: keys.map((e) => ({ ...e })),
 	});
 	let d;
 

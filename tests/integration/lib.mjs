@@ -685,6 +685,19 @@ export function makeKey() {
 }
 
 /**
+ * A suite's keys: spec maps a handle to its config entry without the hash ({ id, policy, ... }).
+ * Returns { k: handle -> makeKey(), keys: the config's keys, in spec order }.
+ */
+export function makeKeys(spec) {
+	const k = {}, keys = [];
+	for (const [handle, entry] of Object.entries(spec)) {
+		k[handle] = makeKey();
+		keys.push({ id: entry.id, hash: k[handle].hash, ...entry });
+	}
+	return { k, keys };
+}
+
+/**
  * One HTTP request with node:http, for what fetch cannot do: choose the client's source
  * address (localAddress, e.g. '127.0.0.2' to be another peer on loopback). Returns
  * { status, headers (lower-case names), text, json }.

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { fixtureStdioUpstream, makeKey, startDaemon } from './lib.mjs';
+import { fixtureStdioUpstream, makeKeys, startDaemon } from './lib.mjs';
 import { startProvider, USAGE } from './llm-provider.mjs';
 
 const PROVIDER_KEY = 'sk-provider-secret';
@@ -13,7 +13,12 @@ const models = Object.fromEntries(['gpt-ok', 'slow', 'hang', 'reset', 'garbage',
 	.map((m) => [m, { input: '1.00', output: '2.00' }]));
 
 describe('LLM route', () => {
-	const k = { all: makeKey(), mini: makeKey(), none: makeKey(), logged: makeKey() };
+	const { k, keys } = makeKeys({
+		all: { id: 'all', policy: 'all' },
+		mini: { id: 'mini', policy: 'mini' },
+		none: { id: 'none', policy: 'tools-only' },
+		logged: { id: 'logged', policy: 'logged' },
+	});
 	let d, p;
 	const client = (key, extra = {}) => new OpenAI({ apiKey: key.key, baseURL: `${d.url.replace(/\/mcp$/, '')}/v1`,
 		maxRetries: 0, timeout: 10000, ...extra });
@@ -22,12 +27,7 @@ describe('LLM route', () => {
 		p = await startProvider({ key: PROVIDER_KEY });
 		d = await startDaemon({
 			listen: '127.0.0.1:0', upstreams: [fixtureStdioUpstream()],
-			keys: [
-				{ id: 'all', hash: k.all.hash, policy: 'all' },
-				{ id: 'mini', hash: k.mini.hash, policy: 'mini' },
-				{ id: 'none', hash: k.none.hash, policy: 'tools-only' },
-				{ id: 'logged', hash: k.logged.hash, policy: 'logged' },
-			],
+			keys,
 			policies: {
 				all: { tools: { allow: ['*/*'] }, llm: { providers: { allow: ['*'] } } },
 				mini: { llm: { providers: { allow: ['local'] }, models: { allow: ['local/gpt-*'],
