@@ -155,43 +155,38 @@ static void test_chain_and_tampering(void)
 	sqlite3_finalize(s);
 	sqlite3_close(h);
 
-	tamper("UPDATE records SET record = replace(record, '\\\"n\\\":5,', '\\\"n\\\":50,') "
-	       "WHERE id = 5");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 5);
+	/* One edit of a copy each: what the verifier says, the record it names and, where given,
+	 * words of its detail. */
+	static const struct {
+		const char *sql;
+		enum logverify_status want;
+		int64_t id;
+		const char *detail;
+	} edits[] = {
+		{ "UPDATE records SET record = replace(record, '\\\"n\\\":5,', '\\\"n\\\":50,') "
+		  "WHERE id = 5", LOGVERIFY_CHANGED, 5, NULL },
+		{ "UPDATE records SET hash = zeroblob(32) WHERE id = 7", LOGVERIFY_CHANGED, 7, NULL },
+		{ "DELETE FROM records WHERE id = 4", LOGVERIFY_REMOVED, 4, NULL },
+		{ "DELETE FROM records WHERE id = 11", LOGVERIFY_REMOVED, 11, NULL },
+		{ "INSERT INTO records (id, ts, type, record, hash) VALUES (12, 0, 'decision', "
+		  "'{\\\"seq\\\":12}', zeroblob(32))", LOGVERIFY_INSERTED, 12, NULL },
+		/* A row moved into a hole keeps its old seq: not written there. */
+		{ "DELETE FROM records WHERE id = 6; UPDATE records SET id = 6 WHERE id = 9",
+		  LOGVERIFY_INSERTED, 6, NULL },
+		/* The columns filters read are tied to the record's text. */
+		{ "UPDATE records SET target = 'tool_b' WHERE id = 3", LOGVERIFY_CHANGED, 3,
+		  "column target" },
+		{ "UPDATE records SET ts = ts + 1 WHERE id = 8", LOGVERIFY_CHANGED, 8, NULL },
+	};
 
-	tamper("UPDATE records SET hash = zeroblob(32) WHERE id = 7");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 7);
-
-	tamper("DELETE FROM records WHERE id = 4");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_REMOVED);
-	CU_ASSERT_EQUAL(r.id, 4);
-
-	tamper("DELETE FROM records WHERE id = 11");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_REMOVED);
-	CU_ASSERT_EQUAL(r.id, 11);
-
-	tamper("INSERT INTO records (id, ts, type, record, hash) VALUES (12, 0, 'decision', "
-	       "'{\\\"seq\\\":12}', zeroblob(32))");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_INSERTED);
-	CU_ASSERT_EQUAL(r.id, 12);
-
-	/* A row moved into a hole keeps its old seq: not written there. */
-	tamper("DELETE FROM records WHERE id = 6; UPDATE records SET id = 6 WHERE id = 9");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_INSERTED);
-	CU_ASSERT_EQUAL(r.id, 6);
-
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		tamper(edits[i].sql);
+		CU_ASSERT_EQUAL(verify(copy, &r), edits[i].want);
+		CU_ASSERT_EQUAL(r.id, edits[i].id);
+		if (edits[i].detail)
+			CU_ASSERT(strstr(r.detail, edits[i].detail) != NULL);
+	}
 	CU_ASSERT_EQUAL(verify("/nonexistent/logs.db", &r), LOGVERIFY_UNREADABLE);
-
-	/* The columns filters read are tied to the record's text. */
-	tamper("UPDATE records SET target = 'tool_b' WHERE id = 3");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 3);
-	CU_ASSERT(strstr(r.detail, "column target") != NULL);
-	tamper("UPDATE records SET ts = ts + 1 WHERE id = 8");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 8);
 
 	/* --since: from the first record at or after the time, linked from the one before. */
 	struct logverify_options so = { .path = copy, .since_ms = 0 };

@@ -126,9 +126,12 @@ static void test_protobuf(void)
 	pb_free(&b);
 }
 
-/* Append bytes, independently of the encoder under test. */
-static size_t put(uint8_t *out, size_t n, const void *p, size_t len)
+/* Append a length-delimited field (its tag byte, a one-byte length: len < 128, then the bytes),
+ * independently of the encoder under test. */
+static size_t put_len(uint8_t *out, size_t n, uint8_t tag, const void *p, size_t len)
 {
+	out[n++] = tag;
+	out[n++] = (uint8_t)len;
 	memcpy(out + n, p, len);
 	return n + len;
 }
@@ -138,29 +141,23 @@ static void test_request(void)
 	struct pb res = { 0 }, span = { 0 }, out = { 0 };
 	struct pb *spans[] = { &span };
 	uint8_t scope[64], ss[128], rs[192], want[256];
-	size_t ns = 0, nss = 0, nrs = 0, nw = 0;
+	size_t ns, nss, nrs, nw;
 	const size_t vlen = strlen(WARDEN_VERSION);
 
 	pb_raw(&res, "R", 1);
 	pb_raw(&span, "S", 1);
 	otlp_request(&out, &res, spans, 1);
 	/* InstrumentationScope{name 1, version 2} */
-	ns = put(scope, ns, "\x0a\x09mcpwarden\x12", 12);
-	scope[ns++] = (uint8_t)vlen;
-	ns = put(scope, ns, WARDEN_VERSION, vlen);
+	ns = put_len(scope, 0, 0x0a, "mcpwarden", 9);
+	ns = put_len(scope, ns, 0x12, WARDEN_VERSION, vlen);
 	/* ScopeSpans{scope 1, spans 2} */
-	ss[nss++] = 0x0a;
-	ss[nss++] = (uint8_t)ns;
-	nss = put(ss, nss, scope, ns);
-	nss = put(ss, nss, "\x12\x01S", 3);
+	nss = put_len(ss, 0, 0x0a, scope, ns);
+	nss = put_len(ss, nss, 0x12, "S", 1);
 	/* ResourceSpans{resource 1, scope_spans 2} */
-	nrs = put(rs, nrs, "\x0a\x01R\x12", 4);
-	rs[nrs++] = (uint8_t)nss;
-	nrs = put(rs, nrs, ss, nss);
+	nrs = put_len(rs, 0, 0x0a, "R", 1);
+	nrs = put_len(rs, nrs, 0x12, ss, nss);
 	/* ExportTraceServiceRequest{resource_spans 1} */
-	want[nw++] = 0x0a;
-	want[nw++] = (uint8_t)nrs;
-	nw = put(want, nw, rs, nrs);
+	nw = put_len(want, 0, 0x0a, rs, nrs);
 	CU_ASSERT_EQUAL(out.n, nw);
 	CU_ASSERT(out.n == nw && !memcmp(out.p, want, nw));
 	pb_free(&res);
