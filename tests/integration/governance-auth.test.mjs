@@ -5,10 +5,12 @@
 // failures from one address are held off (429 with Retry-After) without locking out others.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectHttp, makeKey, makeKeys, npmStdioUpstream, paths, postJson, rawRequest, rawSession,
+import { connectHttp, everythingUpstream, makeKey, makeKeys, postJson, rawRequest, rawSession,
 	startDaemon, waitForTool } from './lib.mjs';
 
-const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
+/** Loopback, the everything upstream, these keys, one policy that allows every tool. */
+const config = (keys) => ({ listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
+	policies: { all: { tools: { allow: ['*/*'] } } } });
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 const PING = { jsonrpc: '2.0', id: 1, method: 'ping' };
 const INIT = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25',
@@ -35,11 +37,7 @@ describe('authentication', () => {
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys,
-			policies: { all: { tools: { allow: ['*/*'] } } },
-		}, { ready: true });
+		d = await startDaemon(config(keys), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -141,11 +139,8 @@ describe('expiry during a session', () => {
 	before(async () => {
 		// a few seconds ahead, on a whole second: enough to start the daemon and call once
 		expires = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [{ id: 'short-lived', hash: k.hash, policy: 'all', expires: expires.toISOString() }],
-			policies: { all: { tools: { allow: ['*/*'] } } },
-		}, { ready: true });
+		d = await startDaemon(config([{ id: 'short-lived', hash: k.hash, policy: 'all',
+			expires: expires.toISOString() }]), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -169,11 +164,7 @@ describe('revocation by config reload (SIGHUP)', () => {
 		expires: { id: 'to-expire', policy: 'all' },
 	});
 	k.added = makeKey();
-	const base = () => ({
-		listen: '127.0.0.1:0', upstreams: [everything()],
-		policies: { all: { tools: { allow: ['*/*'] } } },
-		keys: keys.map((e) => ({ ...e })),
-	});
+	const base = () => config(keys.map((e) => ({ ...e })));
 	let d;
 
 	before(async () => { d = await startDaemon(base(), { ready: true }); });
@@ -228,11 +219,7 @@ describe('repeated failures from one address', () => {
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [{ id: 'good', hash: good.hash, policy: 'all' }],
-			policies: { all: { tools: { allow: ['*/*'] } } },
-		});
+		d = await startDaemon(config([{ id: 'good', hash: good.hash, policy: 'all' }]));
 	});
 	after(async () => { await d?.stop(); });
 

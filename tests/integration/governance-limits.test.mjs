@@ -4,10 +4,12 @@
 // calls from several sessions and keys never spend past a limit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectHttp, makeKeys, npmStdioUpstream, paths, rawSession, responseOf,
+import { connectHttp, everythingUpstream, makeKeys, rawSession, responseOf,
 	startDaemon } from './lib.mjs';
 
-const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
+/** Loopback, the everything upstream, these keys; the rest of the config as given. */
+const governed = (keys, rest) => ({ listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
+	...rest });
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 const call = (id, name, args) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name, arguments: args } });
@@ -49,9 +51,7 @@ describe('rate limits', () => {
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys,
+		d = await startDaemon(governed(keys, {
 			policies: {
 				all: { tools: { allow: ['*/*'] } },
 				ro: { tools: { allow: ['*/*'] }, annotations: { require: { readOnlyHint: true } } },
@@ -61,7 +61,7 @@ describe('rate limits', () => {
 				'key:key-limited': { key: { requests: 3, per: 'hour' } },
 				'key:ro-limited': { key: { requests: 1, per: 'hour' } },
 			},
-		}, { ready: true });
+		}), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -158,9 +158,7 @@ describe('budgets', () => {
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys,
+		d = await startDaemon(governed(keys, {
 			teams: [{ name: 'research', policy: 'all' }],
 			policies: { all: { tools: { allow: ['*/*'] } } },
 			costs: { default: '0', 'everything/echo': '0.25', 'everything/get-sum': '0.10',
@@ -172,7 +170,7 @@ describe('budgets', () => {
 				default: [{ name: 'own', limit: '100', rolling: '7d' }],
 				'team:research': [{ name: 'research', limit: '1.00', rolling: '7d' }],
 			},
-		}, { ready: true });
+		}), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -288,9 +286,7 @@ describe('prompts and resources are governed like tools', () => {
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys,
+		d = await startDaemon(governed(keys, {
 			policies: {
 				prompts: { prompts: { allow: ['everything/simple-prompt', 'everything/completable-prompt'] } },
 				resources: { resources: { allow: ['everything/demo://resource/*'] } },
@@ -300,7 +296,7 @@ describe('prompts and resources are governed like tools', () => {
 			budgets: { default: [{ name: 'hourly', limit: '1.00', rolling: '1h' }],
 				'key:limited': [{ name: 'big', limit: '100', rolling: '1h' }] },
 			rate_limits: { 'key:limited': { key: { requests: 2, per: 'hour' } } },
-		}, { ready: true });
+		}), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 

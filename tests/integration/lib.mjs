@@ -201,6 +201,11 @@ export function npmStdioUpstream(name, bin, args = [], extra = {}) {
 	return { name, transport: 'stdio', command: [paths.node, bin, ...args], ...extra };
 }
 
+/** The reference "everything" MCP server over stdio, as upstream "everything". */
+export function everythingUpstream(extra = {}) {
+	return npmStdioUpstream('everything', paths.bin.everything, ['stdio'], extra);
+}
+
 /**
  * Write config to a temp file, run `mcpwarden -c file`, wait for the listening line.
  * opts: { args: extra argv, env: extra environment, timeoutMs: start-up bound (15 s),
