@@ -6,6 +6,7 @@
 // Environment (exported by tests/run.sh): MCPWARDEN_BUILD (default build/test),
 // MCPWARDEN_TOP (default: this checkout).
 
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
@@ -505,6 +506,12 @@ export async function stopDaemonChecked(daemon, ms = 15000) {
 	if (i >= 0)
 		problems.push(`sanitizer report on stderr:\n${daemon.stderrLines.slice(i, i + 40).join('\n')}`);
 	return problems;
+}
+
+/** A suite's after(): stop its daemon d, if it started, and assert it ran clean. */
+export async function stopCleanly(d) {
+	if (d)
+		assert.deepEqual(await stopDaemonChecked(d), [], 'the daemon must exit cleanly, without sanitizer reports');
 }
 
 /**
