@@ -200,6 +200,15 @@ describe('state_dir read-only: write-protected files, then an ext4 emergency rea
 		const { stateDir, c } = await s.start();
 		const call = (i) => c.client.callTool({ name: 'echo', arguments: { text: `r${i}` } });
 		await call(0);
+		// The store cannot write: the call is refused with -32007 saying why, and so is /readyz.
+		const refusedFor = async (e, message, errno, ready) => {
+			assert.equal(e.code, STORE_UNAVAILABLE, e.message);
+			assert.match(e.message, message);
+			assert.equal(e.data.errno, errno);
+			const rz = await readyz(s.daemon.url);
+			assert.equal(rz.status, 503);
+			assert.match(rz.text, ready);
+		};
 		const refusal = () => eventually(async () => {
 			try {
 				await call(1);
@@ -212,13 +221,7 @@ describe('state_dir read-only: write-protected files, then an ext4 emergency rea
 		// The WAL write-protected: every commit fails with EPERM.
 		const wal = join(stateDir, 'mcpwarden.db-wal');
 		sh('chattr', ['+i', wal]);
-		const p = await refusal();
-		assert.equal(p.code, STORE_UNAVAILABLE, p.message);
-		assert.match(p.message, /write-protected/);
-		assert.equal(p.data.errno, 'EPERM');
-		const rp = await readyz(s.daemon.url);
-		assert.equal(rp.status, 503);
-		assert.match(rp.text, /Operation not permitted \(EPERM\)/);
+		await refusedFor(await refusal(), /write-protected/, 'EPERM', /Operation not permitted \(EPERM\)/);
 		sh('chattr', ['-i', wal]);
 		await eventually(async () => (await readyz(s.daemon.url)).status === 200,
 			{ ms: 10000, what: '/readyz back to 200 once the files can be written' });
@@ -226,13 +229,7 @@ describe('state_dir read-only: write-protected files, then an ext4 emergency rea
 
 		// What the kernel does on a metadata error with errors=remount-ro.
 		writeFileSync(`/sys/fs/ext4/${dev}/trigger_fs_error`, '1');
-		const e = await refusal();
-		assert.equal(e.code, STORE_UNAVAILABLE, e.message);
-		assert.match(e.message, /read-only/);
-		assert.equal(e.data.errno, 'EROFS');
-		const rz = await readyz(s.daemon.url);
-		assert.equal(rz.status, 503);
-		assert.match(rz.text, /Read-only file system \(EROFS\)/);
+		await refusedFor(await refusal(), /read-only/, 'EROFS', /Read-only file system \(EROFS\)/);
 		await c.close();
 		// It stops cleanly; what it could not commit stays in the journal for the next start.
 		const problems = await stopDaemonChecked(s.daemon);
