@@ -40,6 +40,29 @@ function sh(cmd, args) {
 	return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/**
+ * A suite whose state folder is on a mount it makes: s.mounted once mounted, s.start() starts
+ * the daemon on mnt/state and connects a client; after the suite, the daemon is killed (unless
+ * a test stopped it and cleared s.daemon), mnt unmounted and dir removed.
+ */
+function diskSuite(dir, mnt) {
+	const s = { daemon: null, mounted: false };
+	after(async () => {
+		if (s.daemon)
+			await s.daemon.kill();
+		if (s.mounted)
+			sh('umount', [mnt]);
+		removeTempDir(dir);
+	});
+	s.start = async () => {
+		const stateDir = join(mnt, 'state');
+		mkdirSync(stateDir);
+		s.daemon = await startDaemon(configFor(stateDir), { ready: true });
+		return { stateDir, c: await connectHttp(s.daemon.url, auth) };
+	};
+	return s;
+}
+
 /** Spend of key disk in the store, read with the sqlite3 CLI (WAL: beside the daemon). */
 function storedSpend(db) {
 	return Number(sh('sqlite3', ['-readonly', db,
@@ -78,15 +101,7 @@ function fill(dir) {
 
 describe('state_dir on a full disk', { skip, timeout: 120000 }, () => {
 	const mnt = makeTempDir('mcpwarden-diskfull-');
-	let mounted = false;
-	let daemon = null;
-	after(async () => {
-		if (daemon)
-			await daemon.kill();
-		if (mounted)
-			sh('umount', [mnt]);
-		removeTempDir(mnt);
-	});
+	const s = diskSuite(mnt, mnt);
 
 	test('calls with a budget are refused with -32007 while it is full, none answered is ' +
 		'lost, /readyz says why, and it recovers by itself when space returns', async (t) => {
@@ -97,18 +112,15 @@ describe('state_dir on a full disk', { skip, timeout: 120000 }, () => {
 			t.skip(`cannot mount a tmpfs here: ${e.stderr || e.message}`);
 			return;
 		}
-		mounted = true;
-		const stateDir = join(mnt, 'state');
-		mkdirSync(stateDir);
-		daemon = await startDaemon(configFor(stateDir), { ready: true });
-		const c = await connectHttp(daemon.url, auth);
+		s.mounted = true;
+		const { stateDir, c } = await s.start();
 		let acked = 0, refused = null;
 		const call = (i) => c.client.callTool({ name: 'echo', arguments: { text: `m${i}` } });
 		for (let i = 0; i < 20; i++) {
 			await call(i);
 			acked += COST;
 		}
-		assert.equal((await readyz(daemon.url)).status, 200);
+		assert.equal((await readyz(s.daemon.url)).status, 200);
 
 		const filler = fill(mnt);
 		// The first calls after the fill may still be answered (their charges are safe in the
@@ -132,26 +144,26 @@ describe('state_dir on a full disk', { skip, timeout: 120000 }, () => {
 		// Still refused, not allowed uncharged, on every try while it is full.
 		for (let k = 0; k < 5; k++)
 			await assert.rejects(call(5000 + k), (e) => e.code === STORE_UNAVAILABLE);
-		const rz = await readyz(daemon.url);
+		const rz = await readyz(s.daemon.url);
 		assert.equal(rz.status, 503);
 		assert.match(rz.text, /store unavailable: No space left on device \(ENOSPC\)/);
 
 		// Space returns: no restart, no signal; the writer's retries find it.
 		rmSync(filler);
 		rmSync(join(mnt, 'filler2'), { force: true });
-		await eventually(async () => (await readyz(daemon.url)).status === 200,
+		await eventually(async () => (await readyz(s.daemon.url)).status === 200,
 			{ ms: 10000, what: '/readyz back to 200' });
 		await call(9000);
 		acked += COST;
 		// Said once when it starts and once when it ends, not at every retry.
-		const fails = daemon.stderrLines.filter((l) => /writes fail \(No space left on device\)/.test(l));
+		const fails = s.daemon.stderrLines.filter((l) => /writes fail \(No space left on device\)/.test(l));
 		assert.ok(fails.length >= 1 && fails.length <= 3, `logged ${fails.length} times:\n${fails.join('\n')}`);
-		assert.ok(daemon.stderrLines.some((l) => /writes succeed again/.test(l)));
+		assert.ok(s.daemon.stderrLines.some((l) => /writes succeed again/.test(l)));
 		await eventually(() => storedSpend(join(stateDir, 'mcpwarden.db')) === acked,
 			{ ms: 5000, what: `the store holds every answered call (${acked})` });
 		await c.close();
-		const problems = await stopDaemonChecked(daemon);
-		daemon = null;
+		const problems = await stopDaemonChecked(s.daemon);
+		s.daemon = null;
 		assert.deepEqual(problems, []);
 		assert.equal(storedSpend(join(stateDir, 'mcpwarden.db')), acked,
 			'after a clean stop: exactly the answered calls');
@@ -166,15 +178,7 @@ describe('state_dir read-only: write-protected files, then an ext4 emergency rea
 	skip: skip || (existsSync('/sys/fs/ext4') ? false : 'no ext4'), timeout: 120000 }, () => {
 	const work = makeTempDir('mcpwarden-diskro-');
 	const img = join(work, 'fs.img'), mnt = join(work, 'mnt');
-	let mounted = false;
-	let daemon = null;
-	after(async () => {
-		if (daemon)
-			await daemon.kill();
-		if (mounted)
-			sh('umount', [mnt]);
-		removeTempDir(work);
-	});
+	const s = diskSuite(work, mnt);
 
 	test('calls with a budget are refused with -32007 saying why, /readyz too; write ' +
 		'protection lifted, it recovers by itself', async (t) => {
@@ -187,18 +191,24 @@ describe('state_dir read-only: write-protected files, then an ext4 emergency rea
 			t.skip(`cannot mount an ext4 image here (mkfs.ext4, loop devices): ${e.stderr || e.message}`);
 			return;
 		}
-		mounted = true;
+		s.mounted = true;
 		const dev = sh('findmnt', ['-n', '-o', 'SOURCE', mnt]).trim().replace('/dev/', '');
 		if (!existsSync(`/sys/fs/ext4/${dev}/trigger_fs_error`)) {
 			t.skip('this kernel has no ext4 trigger_fs_error');
 			return;
 		}
-		const stateDir = join(mnt, 'state');
-		mkdirSync(stateDir);
-		daemon = await startDaemon(configFor(stateDir), { ready: true });
-		const c = await connectHttp(daemon.url, auth);
+		const { stateDir, c } = await s.start();
 		const call = (i) => c.client.callTool({ name: 'echo', arguments: { text: `r${i}` } });
 		await call(0);
+		// The store cannot write: the call is refused with -32007 saying why, and so is /readyz.
+		const refusedFor = async (e, message, errno, ready) => {
+			assert.equal(e.code, STORE_UNAVAILABLE, e.message);
+			assert.match(e.message, message);
+			assert.equal(e.data.errno, errno);
+			const rz = await readyz(s.daemon.url);
+			assert.equal(rz.status, 503);
+			assert.match(rz.text, ready);
+		};
 		const refusal = () => eventually(async () => {
 			try {
 				await call(1);
@@ -211,31 +221,19 @@ describe('state_dir read-only: write-protected files, then an ext4 emergency rea
 		// The WAL write-protected: every commit fails with EPERM.
 		const wal = join(stateDir, 'mcpwarden.db-wal');
 		sh('chattr', ['+i', wal]);
-		const p = await refusal();
-		assert.equal(p.code, STORE_UNAVAILABLE, p.message);
-		assert.match(p.message, /write-protected/);
-		assert.equal(p.data.errno, 'EPERM');
-		const rp = await readyz(daemon.url);
-		assert.equal(rp.status, 503);
-		assert.match(rp.text, /Operation not permitted \(EPERM\)/);
+		await refusedFor(await refusal(), /write-protected/, 'EPERM', /Operation not permitted \(EPERM\)/);
 		sh('chattr', ['-i', wal]);
-		await eventually(async () => (await readyz(daemon.url)).status === 200,
+		await eventually(async () => (await readyz(s.daemon.url)).status === 200,
 			{ ms: 10000, what: '/readyz back to 200 once the files can be written' });
 		await call(2);
 
 		// What the kernel does on a metadata error with errors=remount-ro.
 		writeFileSync(`/sys/fs/ext4/${dev}/trigger_fs_error`, '1');
-		const e = await refusal();
-		assert.equal(e.code, STORE_UNAVAILABLE, e.message);
-		assert.match(e.message, /read-only/);
-		assert.equal(e.data.errno, 'EROFS');
-		const rz = await readyz(daemon.url);
-		assert.equal(rz.status, 503);
-		assert.match(rz.text, /Read-only file system \(EROFS\)/);
+		await refusedFor(await refusal(), /read-only/, 'EROFS', /Read-only file system \(EROFS\)/);
 		await c.close();
 		// It stops cleanly; what it could not commit stays in the journal for the next start.
-		const problems = await stopDaemonChecked(daemon);
-		daemon = null;
+		const problems = await stopDaemonChecked(s.daemon);
+		s.daemon = null;
 		assert.deepEqual(problems, []);
 	});
 });

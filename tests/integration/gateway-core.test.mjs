@@ -8,8 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateMessageRequestSchema, ElicitRequestSchema, McpError, ResourceUpdatedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
-import { clientPool, connectStdio, samplingPair, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
-	npmStdioUpstream, paths, postJson, openRawSession, stopDaemonChecked, startDaemon,
+import { clientPool, connectStdio, faultStdioUpstream, fixturePaths, gatewayConfig, makeTempDir,
+	npmStdioUpstream, openRawSession, paths, postJson, samplingPair, startDaemon, stopCleanly,
 	waitUpstreamsReady } from './lib.mjs';
 
 const EXTRA_TOOLS = 80;	// with the stock servers' ~40 tools: more than one page of 100
@@ -49,10 +49,7 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 
 	after(async () => {
 		await pool.closeAll(...Object.values(ref));
-		if (d) {
-			const problems = await stopDaemonChecked(d);
-			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
-		}
+		await stopCleanly(d);
 	});
 
 	// Every page of tools/list through the SDK (it follows no cursors by itself).

@@ -5,10 +5,12 @@
 // failures from one address are held off (429 with Retry-After) without locking out others.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectHttp, makeKey, npmStdioUpstream, paths, postJson, rawRequest, rawSession,
+import { connectHttp, everythingUpstream, makeKey, makeKeys, postJson, rawRequest, rawSession,
 	startDaemon, waitForTool } from './lib.mjs';
 
-const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
+/** Loopback, the everything upstream, these keys, one policy that allows every tool. */
+const config = (keys) => ({ listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
+	policies: { all: { tools: { allow: ['*/*'] } } } });
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 const PING = { jsonrpc: '2.0', id: 1, method: 'ping' };
 const INIT = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25',
@@ -25,21 +27,17 @@ function assert401(r, what) {
 const authRecords = (d) => d.stdoutRecords.filter((r) => r.type === 'auth');
 
 describe('authentication', () => {
-	const k = { ok: makeKey(), other: makeKey(), expired: makeKey(), disabled: makeKey(),
-		unknown: makeKey() };
+	const { k, keys } = makeKeys({
+		ok: { id: 'agent', policy: 'all' },
+		other: { id: 'other-agent', policy: 'all' },
+		expired: { id: 'old', policy: 'all', expires: '2020-01-01T00:00:00Z' },
+		disabled: { id: 'off', policy: 'all', disabled: true },
+	});
+	k.unknown = makeKey();
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [
-				{ id: 'agent', hash: k.ok.hash, policy: 'all' },
-				{ id: 'other-agent', hash: k.other.hash, policy: 'all' },
-				{ id: 'old', hash: k.expired.hash, policy: 'all', expires: '2020-01-01T00:00:00Z' },
-				{ id: 'off', hash: k.disabled.hash, policy: 'all', disabled: true },
-			],
-			policies: { all: { tools: { allow: ['*/*'] } } },
-		}, { ready: true });
+		d = await startDaemon(config(keys), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -141,11 +139,8 @@ describe('expiry during a session', () => {
 	before(async () => {
 		// a few seconds ahead, on a whole second: enough to start the daemon and call once
 		expires = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [{ id: 'short-lived', hash: k.hash, policy: 'all', expires: expires.toISOString() }],
-			policies: { all: { tools: { allow: ['*/*'] } } },
-		}, { ready: true });
+		d = await startDaemon(config([{ id: 'short-lived', hash: k.hash, policy: 'all',
+			expires: expires.toISOString() }]), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -162,18 +157,14 @@ describe('expiry during a session', () => {
 });
 
 describe('revocation by config reload (SIGHUP)', () => {
-	const k = { stays: makeKey(), deleted: makeKey(), disabled: makeKey(), expires: makeKey(),
-		added: makeKey() };
-	const base = () => ({
-		listen: '127.0.0.1:0', upstreams: [everything()],
-		policies: { all: { tools: { allow: ['*/*'] } } },
-		keys: [
-			{ id: 'stays', hash: k.stays.hash, policy: 'all' },
-			{ id: 'deleted', hash: k.deleted.hash, policy: 'all' },
-			{ id: 'to-disable', hash: k.disabled.hash, policy: 'all' },
-			{ id: 'to-expire', hash: k.expires.hash, policy: 'all' },
-		],
+	const { k, keys } = makeKeys({
+		stays: { id: 'stays', policy: 'all' },
+		deleted: { id: 'deleted', policy: 'all' },
+		disabled: { id: 'to-disable', policy: 'all' },
+		expires: { id: 'to-expire', policy: 'all' },
 	});
+	k.added = makeKey();
+	const base = () => config(keys.map((e) => ({ ...e })));
 	let d;
 
 	before(async () => { d = await startDaemon(base(), { ready: true }); });
@@ -228,11 +219,7 @@ describe('repeated failures from one address', () => {
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [{ id: 'good', hash: good.hash, policy: 'all' }],
-			policies: { all: { tools: { allow: ['*/*'] } } },
-		});
+		d = await startDaemon(config([{ id: 'good', hash: good.hash, policy: 'all' }]));
 	});
 	after(async () => { await d?.stop(); });
 

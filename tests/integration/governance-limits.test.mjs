@@ -4,10 +4,12 @@
 // calls from several sessions and keys never spend past a limit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectHttp, makeKey, npmStdioUpstream, paths, rawSession, responseOf,
+import { connectHttp, everythingUpstream, makeKeys, rawSession, responseOf,
 	startDaemon } from './lib.mjs';
 
-const everything = () => npmStdioUpstream('everything', paths.bin.everything, ['stdio']);
+/** Loopback, the everything upstream, these keys; the rest of the config as given. */
+const governed = (keys, rest) => ({ listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
+	...rest });
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 const call = (id, name, args) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name, arguments: args } });
@@ -41,17 +43,15 @@ function nextUtcMidnight(t) {
 }
 
 describe('rate limits', () => {
-	const k = { tool: makeKey(), key: makeKey(), ro: makeKey() };
+	const { k, keys } = makeKeys({
+		tool: { id: 'tool-limited', policy: 'all' },
+		key: { id: 'key-limited', policy: 'all' },
+		ro: { id: 'ro-limited', policy: 'ro' },
+	});
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [
-				{ id: 'tool-limited', hash: k.tool.hash, policy: 'all' },
-				{ id: 'key-limited', hash: k.key.hash, policy: 'all' },
-				{ id: 'ro-limited', hash: k.ro.hash, policy: 'ro' },
-			],
+		d = await startDaemon(governed(keys, {
 			policies: {
 				all: { tools: { allow: ['*/*'] } },
 				ro: { tools: { allow: ['*/*'] }, annotations: { require: { readOnlyHint: true } } },
@@ -61,7 +61,7 @@ describe('rate limits', () => {
 				'key:key-limited': { key: { requests: 3, per: 'hour' } },
 				'key:ro-limited': { key: { requests: 1, per: 'hour' } },
 			},
-		}, { ready: true });
+		}), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -149,18 +149,16 @@ describe('rate limits', () => {
 });
 
 describe('budgets', () => {
-	const k = { a: makeKey(), b: makeKey(), solo: makeKey(), shape: makeKey() };
+	const { k, keys } = makeKeys({
+		shape: { id: 'shape', policy: 'all' },
+		solo: { id: 'solo', policy: 'all' },
+		a: { id: 'team-a', policy: 'all', team: 'research' },
+		b: { id: 'team-b', policy: 'all', team: 'research' },
+	});
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [
-				{ id: 'shape', hash: k.shape.hash, policy: 'all' },
-				{ id: 'solo', hash: k.solo.hash, policy: 'all' },
-				{ id: 'team-a', hash: k.a.hash, policy: 'all', team: 'research' },
-				{ id: 'team-b', hash: k.b.hash, policy: 'all', team: 'research' },
-			],
+		d = await startDaemon(governed(keys, {
 			teams: [{ name: 'research', policy: 'all' }],
 			policies: { all: { tools: { allow: ['*/*'] } } },
 			costs: { default: '0', 'everything/echo': '0.25', 'everything/get-sum': '0.10',
@@ -172,7 +170,7 @@ describe('budgets', () => {
 				default: [{ name: 'own', limit: '100', rolling: '7d' }],
 				'team:research': [{ name: 'research', limit: '1.00', rolling: '7d' }],
 			},
-		}, { ready: true });
+		}), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 
@@ -280,17 +278,15 @@ describe('budgets', () => {
 });
 
 describe('prompts and resources are governed like tools', () => {
-	const k = { p: makeKey(), r: makeKey(), rl: makeKey() };
+	const { k, keys } = makeKeys({
+		p: { id: 'prompts', policy: 'prompts' },
+		r: { id: 'resources', policy: 'resources' },
+		rl: { id: 'limited', policy: 'both' },
+	});
 	let d;
 
 	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', upstreams: [everything()],
-			keys: [
-				{ id: 'prompts', hash: k.p.hash, policy: 'prompts' },
-				{ id: 'resources', hash: k.r.hash, policy: 'resources' },
-				{ id: 'limited', hash: k.rl.hash, policy: 'both' },
-			],
+		d = await startDaemon(governed(keys, {
 			policies: {
 				prompts: { prompts: { allow: ['everything/simple-prompt', 'everything/completable-prompt'] } },
 				resources: { resources: { allow: ['everything/demo://resource/*'] } },
@@ -300,7 +296,7 @@ describe('prompts and resources are governed like tools', () => {
 			budgets: { default: [{ name: 'hourly', limit: '1.00', rolling: '1h' }],
 				'key:limited': [{ name: 'big', limit: '100', rolling: '1h' }] },
 			rate_limits: { 'key:limited': { key: { requests: 2, per: 'hour' } } },
-		}, { ready: true });
+		}), { ready: true });
 	});
 	after(async () => { await d?.stop(); });
 

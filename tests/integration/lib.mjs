@@ -6,6 +6,7 @@
 // Environment (exported by tests/run.sh): MCPWARDEN_BUILD (default build/test),
 // MCPWARDEN_TOP (default: this checkout).
 
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
@@ -199,6 +200,11 @@ export function fixtureStdioUpstream(name = 'fixture', extra = {}) {
 /** An upstream entry for one of the npm MCP servers over stdio (bin: a paths.bin value). */
 export function npmStdioUpstream(name, bin, args = [], extra = {}) {
 	return { name, transport: 'stdio', command: [paths.node, bin, ...args], ...extra };
+}
+
+/** The reference "everything" MCP server over stdio, as upstream "everything". */
+export function everythingUpstream(extra = {}) {
+	return npmStdioUpstream('everything', paths.bin.everything, ['stdio'], extra);
 }
 
 /**
@@ -502,6 +508,12 @@ export async function stopDaemonChecked(daemon, ms = 15000) {
 	return problems;
 }
 
+/** A suite's after(): stop its daemon d, if it started, and assert it ran clean. */
+export async function stopCleanly(d) {
+	if (d)
+		assert.deepEqual(await stopDaemonChecked(d), [], 'the daemon must exit cleanly, without sanitizer reports');
+}
+
 /**
  * Poll `fn` (async) until it returns a truthy value; returns it, or throws after ms with
  * `what` in the message.
@@ -682,6 +694,19 @@ export async function postJson(url, message, headers = {}) {
 export function makeKey() {
 	const key = `mcpw_${randomBytes(32).toString('base64url')}`;
 	return { key, hash: `sha256:${createHash('sha256').update(key).digest('hex')}` };
+}
+
+/**
+ * A suite's keys: spec maps a handle to its config entry without the hash ({ id, policy, ... }).
+ * Returns { k: handle -> makeKey(), keys: the config's keys, in spec order }.
+ */
+export function makeKeys(spec) {
+	const k = {}, keys = [];
+	for (const [handle, entry] of Object.entries(spec)) {
+		k[handle] = makeKey();
+		keys.push({ id: entry.id, hash: k[handle].hash, ...entry });
+	}
+	return { k, keys };
 }
 
 /**

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
-import { fixtureStdioUpstream, makeKey, makeTempDir, removeTempDir, startDaemon } from './lib.mjs';
+import { fixtureStdioUpstream, makeKeys, makeTempDir, removeTempDir, startDaemon } from './lib.mjs';
 import { startProvider } from './llm-provider.mjs';
 
 const TOKEN = randomBytes(24).toString('base64url');
@@ -27,7 +27,12 @@ async function usage(d, id) {
 }
 
 describe('LLM governance', () => {
-	const k = { budget: makeKey(), rate: makeKey(), tok: makeKey(), fb: makeKey() };
+	const { k, keys } = makeKeys({
+		budget: { id: 'budget', policy: 'llm' },
+		rate: { id: 'rate', policy: 'llm' },
+		tok: { id: 'tok', policy: 'llm' },
+		fb: { id: 'fb', policy: 'llm' },
+	});
 	const state = makeTempDir('mcpwarden-llm-state-');
 	let d, p, down;
 	let config;
@@ -41,12 +46,7 @@ describe('LLM governance', () => {
 		config = {
 			listen: '127.0.0.1:0', state_dir: state, upstreams: [fixtureStdioUpstream()],
 			admin: { listen: '127.0.0.1:0', token: TOKEN },
-			keys: [
-				{ id: 'budget', hash: k.budget.hash, policy: 'llm' },
-				{ id: 'rate', hash: k.rate.hash, policy: 'llm' },
-				{ id: 'tok', hash: k.tok.hash, policy: 'llm' },
-				{ id: 'fb', hash: k.fb.hash, policy: 'llm' },
-			],
+			keys,
 			policies: { llm: { llm: { providers: { allow: ['*'] } } } },
 			budgets: { 'key:budget': [{ name: 'llm', limit: '0.001', period: 'monthly' }] },
 			llm: {

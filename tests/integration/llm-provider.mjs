@@ -13,6 +13,12 @@ import { createServer } from 'node:http';
 
 export const USAGE = { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 };
 
+/** Answer with an Anthropic event stream; returns ev(type, fields), which writes one event. */
+function eventStream(res) {
+	res.writeHead(200, { 'content-type': 'text/event-stream' });
+	return (type, o) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`);
+}
+
 export async function startProvider({ key = 'sk-provider-secret', kind = 'openai', delayMs = 300 } = {}) {
 	const seen = [];
 	const sockets = new Set();
@@ -124,8 +130,7 @@ export async function startProvider({ key = 'sk-provider-secret', kind = 'openai
 			return;
 		}
 		if (tool) {
-			res.writeHead(200, { 'content-type': 'text/event-stream' });
-			const ev = (type, o) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`);
+			const ev = eventStream(res);
 			ev('message_start', { message: { id: 'msg_3', usage: { input_tokens: 10, output_tokens: 1 } } });
 			ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_2', name: tool, input: {} } });
 			ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":' } });
@@ -143,8 +148,7 @@ export async function startProvider({ key = 'sk-provider-secret', kind = 'openai
 				stop_reason: 'end_turn', usage: { input_tokens: 10, output_tokens: 20 } }));
 			return;
 		}
-		res.writeHead(200, { 'content-type': 'text/event-stream' });
-		const ev = (type, o) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`);
+		const ev = eventStream(res);
 		ev('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant',
 			content: [], model: body.model, usage: { input_tokens: 10, output_tokens: 1 } } });
 		ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { fixtureStdioUpstream, makeKey, startDaemon } from './lib.mjs';
+import { fixtureStdioUpstream, makeKeys, startDaemon } from './lib.mjs';
 import { startProvider, USAGE } from './llm-provider.mjs';
 
 const PROVIDER_KEY = 'sk-provider-secret';
@@ -13,21 +13,25 @@ const models = Object.fromEntries(['gpt-ok', 'slow', 'hang', 'reset', 'garbage',
 	.map((m) => [m, { input: '1.00', output: '2.00' }]));
 
 describe('LLM route', () => {
-	const k = { all: makeKey(), mini: makeKey(), none: makeKey(), logged: makeKey() };
+	const { k, keys } = makeKeys({
+		all: { id: 'all', policy: 'all' },
+		mini: { id: 'mini', policy: 'mini' },
+		none: { id: 'none', policy: 'tools-only' },
+		logged: { id: 'logged', policy: 'logged' },
+	});
 	let d, p;
 	const client = (key, extra = {}) => new OpenAI({ apiKey: key.key, baseURL: `${d.url.replace(/\/mcp$/, '')}/v1`,
 		maxRetries: 0, timeout: 10000, ...extra });
+	/** POST a tool call to /v1/mcp/tool/execute with key. */
+	const execute = (key, call) => fetch(`${d.url.replace(/\/mcp$/, '')}/v1/mcp/tool/execute`, {
+		method: 'POST', headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+		body: JSON.stringify(call) });
 
 	before(async () => {
 		p = await startProvider({ key: PROVIDER_KEY });
 		d = await startDaemon({
 			listen: '127.0.0.1:0', upstreams: [fixtureStdioUpstream()],
-			keys: [
-				{ id: 'all', hash: k.all.hash, policy: 'all' },
-				{ id: 'mini', hash: k.mini.hash, policy: 'mini' },
-				{ id: 'none', hash: k.none.hash, policy: 'tools-only' },
-				{ id: 'logged', hash: k.logged.hash, policy: 'logged' },
-			],
+			keys,
 			policies: {
 				all: { tools: { allow: ['*/*'] }, llm: { providers: { allow: ['*'] } } },
 				mini: { llm: { providers: { allow: ['local'] }, models: { allow: ['local/gpt-*'],
@@ -227,10 +231,7 @@ describe('LLM route', () => {
 		const chat = await recordFor((x) => x.model === 'gpt-tools');
 		assert.deepEqual(chat.tool_calls, ['call_1'], 'the chat record names the tool calls');
 
-		const res = await fetch(`${d.url.replace(/\/mcp$/, '')}/v1/mcp/tool/execute`, {
-			method: 'POST', headers: { authorization: `Bearer ${k.all.key}`, 'content-type': 'application/json' },
-			body: JSON.stringify({ ...call, function: { name: 'test_simple_text', arguments: '{}' } }),
-		});
+		const res = await execute(k.all, { ...call, function: { name: 'test_simple_text', arguments: '{}' } });
 		assert.equal(res.status, 200);
 		assert.deepEqual(await res.json(), { role: 'tool', tool_call_id: 'call_1',
 			content: 'This is a simple text response for testing.' });
@@ -247,18 +248,12 @@ describe('LLM route', () => {
 		await client(k.mini).chat.completions.create({ model: 'local/gpt-ok', mcp_tools: true,
 			messages: [{ role: 'user', content: 'x' }] });
 		assert.equal(p.seen[b2].body.tools, undefined);
-		const denied = await fetch(`${d.url.replace(/\/mcp$/, '')}/v1/mcp/tool/execute`, {
-			method: 'POST', headers: { authorization: `Bearer ${k.mini.key}`, 'content-type': 'application/json' },
-			body: JSON.stringify({ id: 'call_9', type: 'function',
-				function: { name: 'test_simple_text', arguments: '{}' } }),
-		});
+		const denied = await execute(k.mini, { id: 'call_9', type: 'function',
+			function: { name: 'test_simple_text', arguments: '{}' } });
 		assert.equal(denied.status, 403);
 		assert.equal((await denied.json()).error.type, 'permission_error');
-		const bad = await fetch(`${d.url.replace(/\/mcp$/, '')}/v1/mcp/tool/execute`, {
-			method: 'POST', headers: { authorization: `Bearer ${k.all.key}`, 'content-type': 'application/json' },
-			body: JSON.stringify({ id: 'call_2', type: 'function',
-				function: { name: 'test_simple_text', arguments: '{not json' } }),
-		});
+		const bad = await execute(k.all, { id: 'call_2', type: 'function',
+			function: { name: 'test_simple_text', arguments: '{not json' } });
 		assert.equal(bad.status, 400);
 		assert.equal((await bad.json()).error.code, 'invalid_arguments');
 	});

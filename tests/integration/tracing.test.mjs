@@ -15,8 +15,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { connectHttp, freePort, makeKey, makeTempDir, paths, postJson, rawSession, removeTempDir,
-	startDaemon, stopDaemonChecked, tappedStdioUpstream, upstreamSaw } from './lib.mjs';
+import { connectHttp, fixtureStdioUpstream, freePort, gatewayConfig, makeKey, makeTempDir, paths,
+	postJson, rawSession, removeTempDir, startDaemon, stopCleanly, tappedStdioUpstream, upstreamSaw } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js');
@@ -176,10 +176,7 @@ describe('tracing: OTLP export configured by the environment', { timeout: 90000 
 	});
 
 	after(async () => {
-		if (d) {
-			const problems = await stopDaemonChecked(d);
-			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
-		}
+		await stopCleanly(d);
 		await up?.stop();
 		await recv?.stop();
 		removeTempDir(dir);
@@ -350,21 +347,16 @@ describe('tracing: a dead collector costs spans, never calls', { timeout: 60000 
 
 	before(async () => {
 		port = await freePort();
-		d = await startDaemon({
-			listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
+		d = await startDaemon(gatewayConfig([fixtureStdioUpstream('local')], {
 			admin: { listen: '127.0.0.1:0', token: adminToken },
-			upstreams: [{ name: 'local', transport: 'stdio', command: [paths.node, paths.fixture, '--stdio'] }],
 			tracing: { endpoint: `http://127.0.0.1:${port}`, service_name: 'dead-end',
 				batch_delay_ms: 20, batch_size: 4, queue_size: 8, timeout_ms: 300 },
-		}, { env: { OTEL_TRACES_SAMPLER: 'sometimes' } });  // a warning, not a refusal to start
+		}), { env: { OTEL_TRACES_SAMPLER: 'sometimes' } });  // a warning, not a refusal to start
 		await d.waitForUpstreams(['local']);
 	});
 
 	after(async () => {
-		if (d) {
-			const problems = await stopDaemonChecked(d);
-			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
-		}
+		await stopCleanly(d);
 	});
 
 	test('calls succeed while spans are dropped and counted', async () => {
@@ -399,20 +391,15 @@ describe('tracing: the file\'s section, and a reload that changes it', { timeout
 
 	before(async () => {
 		[a, b] = [await startReceiver(), await startReceiver()];
-		d = await startDaemon({
-			listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
-			upstreams: [{ name: 'local', transport: 'stdio', command: [paths.node, paths.fixture, '--stdio'] }],
+		d = await startDaemon(gatewayConfig([fixtureStdioUpstream('local')], {
 			tracing: { endpoint: a.url, service_name: 'first', batch_delay_ms: 20,
 				headers: { authorization: { env: 'TRACE_TEST_TOKEN' } } },
-		}, { env: { TRACE_TEST_TOKEN: 'Bearer from-env' } });
+		}), { env: { TRACE_TEST_TOKEN: 'Bearer from-env' } });
 		await d.waitForUpstreams(['local']);
 	});
 
 	after(async () => {
-		if (d) {
-			const problems = await stopDaemonChecked(d);
-			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
-		}
+		await stopCleanly(d);
 		await a?.stop();
 		await b?.stop();
 	});
@@ -454,19 +441,14 @@ describe('tracing: a collector that asks to wait (503 Retry-After, 429) gets the
 
 	before(async () => {
 		recv = await startReceiver({ refuse: [{ status: 503, retryAfter: 1 }, { status: 429 }] });
-		d = await startDaemon({
-			listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
-			upstreams: [{ name: 'local', transport: 'stdio', command: [paths.node, paths.fixture, '--stdio'] }],
+		d = await startDaemon(gatewayConfig([fixtureStdioUpstream('local')], {
 			tracing: { endpoint: recv.url, batch_delay_ms: 20 },
-		});
+		}));
 		await d.waitForUpstreams(['local']);
 	});
 
 	after(async () => {
-		if (d) {
-			const problems = await stopDaemonChecked(d);
-			assert.deepEqual(problems, [], 'the daemon must exit cleanly, without sanitizer reports');
-		}
+		await stopCleanly(d);
 		await recv?.stop();
 	});
 

@@ -34,6 +34,7 @@
 #include "base/log.h"
 #include "cunit_main.h"
 #include "ktest_util.h"
+#include "ktest_enforcer_util.h"
 
 static struct enforcer *E;
 static struct event_base *base;
@@ -45,15 +46,6 @@ static uint16_t port_up4, port_up6, port_udp4, port_side, port_allow, port_other
 static bool unix_supported;
 static char unix_skip[160];
 
-#define MAX_EVENTS 256
-static struct warden_event events[MAX_EVENTS];
-static int nevents;
-
-static void on_event(const struct warden_event *ev, void *arg)
-{
-	if (nevents < MAX_EVENTS)
-		events[nevents++] = *ev;
-}
 
 /* ---- servers ----------------------------------------------------------------------------- */
 
@@ -282,23 +274,11 @@ static int probe_unix(const void *arg)
 
 /* ---- event checks ------------------------------------------------------------------------ */
 
-static const struct warden_event *wait_event(pid_t pid)
-{
-	for (int i = 0; i < 200; i++) {
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		for (int j = 0; j < nevents; j++)
-			if ((pid_t)events[j].tgid == pid)
-				return &events[j];
-		usleep(10000);
-	}
-	return NULL;
-}
-
 /* The refusal was audited with the right process, cgroup, hook and destination. */
 static void check_event(pid_t pid, const char *cg, const char *comm, unsigned hook,
 			unsigned reason, const char *dst, uint16_t dport)
 {
-	const struct warden_event *ev = wait_event(pid);
+	const struct warden_event *ev = wait_event(base, pid);
 	uint64_t id = 0;
 	cJSON *j;
 
@@ -345,23 +325,28 @@ static void test_refused_protect(void)
 	struct target u4 = { AF_INET, SOCK_DGRAM, "127.0.0.1", port_udp4 };
 	struct target um = { AF_INET6, SOCK_DGRAM, "::ffff:127.0.0.1", port_udp4 };
 
-	REFUSED(cg_prot, "wk-connect4", probe_connect, &t4, WARDEN_HOOK_CONNECT4,
-		WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
-	REFUSED(cg_prot, "wk-connect6", probe_connect, &t6, WARDEN_HOOK_CONNECT6,
-		WARDEN_REASON_PROTECTED, "::1", port_up6);
-	REFUSED(cg_prot, "wk-mapped", probe_connect, &tm, WARDEN_HOOK_CONNECT6,
-		WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
-	REFUSED(cg_prot, "wk-any", probe_connect, &any, WARDEN_HOOK_CONNECT4,
-		WARDEN_REASON_PROTECTED, "0.0.0.0", port_up4);
-	REFUSED(cg_prot, "wk-udp4", probe_sendto, &u4, WARDEN_HOOK_SENDMSG4,
-		WARDEN_REASON_PROTECTED, "127.0.0.1", port_udp4);
-	/* A v6 socket sending to a v4-mapped address runs sendmsg4. */
-	REFUSED(cg_prot, "wk-udpmapped", probe_sendto, &um, WARDEN_HOOK_SENDMSG4,
-		WARDEN_REASON_PROTECTED, "127.0.0.1", port_udp4);
-	REFUSED(cg_prot, "wk-udpconn", probe_udp_connect_send, &u4, WARDEN_HOOK_CONNECT4,
-		WARDEN_REASON_PROTECTED, "127.0.0.1", port_udp4);
-	REFUSED(cg_prot, "wk-tfo", probe_fastopen, &t4, WARDEN_HOOK_CONNECT4,
-		WARDEN_REASON_PROTECTED, "127.0.0.1", port_up4);
+	/* Each refused to the target's port, audited with the hook and the destination. */
+	const struct {
+		const char *comm;
+		probe_fn fn;
+		const struct target *t;
+		unsigned hook;
+		const char *dst;
+	} cases[] = {
+		{ "wk-connect4", probe_connect, &t4, WARDEN_HOOK_CONNECT4, "127.0.0.1" },
+		{ "wk-connect6", probe_connect, &t6, WARDEN_HOOK_CONNECT6, "::1" },
+		{ "wk-mapped", probe_connect, &tm, WARDEN_HOOK_CONNECT6, "127.0.0.1" },
+		{ "wk-any", probe_connect, &any, WARDEN_HOOK_CONNECT4, "0.0.0.0" },
+		{ "wk-udp4", probe_sendto, &u4, WARDEN_HOOK_SENDMSG4, "127.0.0.1" },
+		/* A v6 socket sending to a v4-mapped address runs sendmsg4. */
+		{ "wk-udpmapped", probe_sendto, &um, WARDEN_HOOK_SENDMSG4, "127.0.0.1" },
+		{ "wk-udpconn", probe_udp_connect_send, &u4, WARDEN_HOOK_CONNECT4, "127.0.0.1" },
+		{ "wk-tfo", probe_fastopen, &t4, WARDEN_HOOK_CONNECT4, "127.0.0.1" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		REFUSED(cg_prot, cases[i].comm, cases[i].fn, cases[i].t, cases[i].hook,
+			WARDEN_REASON_PROTECTED, cases[i].dst, cases[i].t->port);
 }
 
 static void test_refused_io_uring(void)
@@ -508,7 +493,7 @@ static void refused_by(const char *cg, const char *comm, const struct target *t,
 	CU_ASSERT_EQUAL(r, EPERM);
 	if (r != EPERM)
 		return;
-	ev = wait_event(pid);
+	ev = wait_event(base, pid);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
 	CU_ASSERT_EQUAL(ev->hook, hook);
 	CU_ASSERT_EQUAL(ev->reason, reason);
@@ -754,40 +739,21 @@ static void test_counters(void)
 }
 
 /* Links that belong to the enforcer e: cgroup links whose program uses e's enrolled map. */
+static int count_cgroup_link(const struct bpf_link_info *li, void *arg)
+{
+	int *per_type = arg;
+
+	if (li->cgroup.attach_type >= 64)
+		return 0;
+	per_type[li->cgroup.attach_type]++;
+	return 1;
+}
+
+/* The cgroup links using the enforcer's map, and how many of each attach type in per_type. */
 static int count_links(struct enforcer *e, int per_type[64])
 {
-	struct bpf_map_info mi = { 0 };
-	__u32 mlen = sizeof(mi), id = 0;
-	int total = 0;
-
-	if (bpf_obj_get_info_by_fd(enforcer_map_fd(e, WARDEN_MAP_ENROLLED), &mi, &mlen) < 0)
-		return -errno;
 	memset(per_type, 0, 64 * sizeof(int));
-	while (bpf_link_get_next_id(id, &id) == 0) {
-		struct bpf_link_info li = { 0 };
-		struct bpf_prog_info pi = { 0 };
-		__u32 ids[16], llen = sizeof(li), plen = sizeof(pi);
-		int lfd = bpf_link_get_fd_by_id(id), pfd;
-
-		if (lfd < 0)
-			continue;
-		if (bpf_obj_get_info_by_fd(lfd, &li, &llen) == 0 && li.type == BPF_LINK_TYPE_CGROUP &&
-		    (pfd = bpf_prog_get_fd_by_id(li.prog_id)) >= 0) {
-			pi.nr_map_ids = 16;
-			pi.map_ids = (unsigned long)ids;
-			if (bpf_obj_get_info_by_fd(pfd, &pi, &plen) == 0) {
-				for (__u32 k = 0; k < pi.nr_map_ids && k < 16; k++) {
-					if (ids[k] == mi.id && li.cgroup.attach_type < 64) {
-						per_type[li.cgroup.attach_type]++;
-						total++;
-					}
-				}
-			}
-			close(pfd);
-		}
-		close(lfd);
-	}
-	return total;
+	return ktest_count_links(e, BPF_LINK_TYPE_CGROUP, count_cgroup_link, per_type);
 }
 
 /* kill -9 of the process holding the enforcer: still refused; re-open adopts; exactly one
@@ -903,7 +869,6 @@ static void test_upstream_resolver(void)
 
 static int setup(void)
 {
-	struct enforcer_opts o = { 0 };
 	struct enforcer_status st;
 	char spec[64];
 	int ret;
@@ -939,13 +904,8 @@ static int setup(void)
 			return -1;
 	}
 
-	o.pin_dir = pin_dir;
-	o.cgroup_root = root;
-	ret = enforcer_open(&o, &E);
-	if (ret < 0) {
-		fprintf(stderr, "enforcer_open: %s\n", strerror(-ret));
+	if (ktest_open_enforcer(pin_dir, root, &E) < 0)
 		return -1;
-	}
 	base = event_base_new();
 	if (!base || enforcer_events_attach(E, base, on_event, NULL) < 0)
 		return -1;

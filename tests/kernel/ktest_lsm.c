@@ -23,6 +23,8 @@
 #include "base/log.h"
 #include "cunit_main.h"
 #include "ktest_util.h"
+#define KTEST_MAX_EVENTS 64
+#include "ktest_enforcer_util.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -35,15 +37,6 @@ static struct enforcer *E;
 static struct event_base *base;
 static char pin_dir[128], root[256], cg_base[512], cg_lock[600], cg_prot[600], cg_plain[600];
 
-#define MAX_EVENTS 64
-static struct warden_event events[MAX_EVENTS];
-static int nevents;
-
-static void on_event(const struct warden_event *ev, void *arg)
-{
-	if (nevents < MAX_EVENTS)
-		events[nevents++] = *ev;
-}
 
 struct sock_args {
 	int family, type, protocol;
@@ -67,18 +60,6 @@ static const struct sock_args xdp = { AF_XDP, SOCK_RAW, 0 };
 static const struct sock_args vsock = { AF_VSOCK, SOCK_STREAM, 0 };
 static const struct sock_args tcp = { AF_INET, SOCK_STREAM, 0 };
 
-static const struct warden_event *wait_event(pid_t pid)
-{
-	for (int i = 0; i < 200; i++) {
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		for (int j = 0; j < nevents; j++)
-			if ((pid_t)events[j].tgid == pid)
-				return &events[j];
-		usleep(10000);
-	}
-	return NULL;
-}
-
 /* Refused with EPERM in cg, and audited as lsm_socket naming the child, its cgroup and the
  * family; the JSON form says why. */
 static void refused(const char *cg, const char *comm, const struct sock_args *a)
@@ -92,7 +73,7 @@ static void refused(const char *cg, const char *comm, const struct sock_args *a)
 	CU_ASSERT_EQUAL(r, EPERM);
 	if (r != EPERM)
 		return;
-	ev = wait_event(pid);
+	ev = wait_event(base, pid);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
 	CU_ASSERT_EQUAL(cgroup_id(cg, &id), 0);
 	CU_ASSERT_EQUAL(ev->cgroup_id, id);
@@ -148,32 +129,7 @@ static void test_unenrolled_untouched(void)
 /* Tracing links of the LSM program kind that use this enforcer's enrolled map. */
 static int count_lsm_links(struct enforcer *e)
 {
-	struct bpf_map_info mi = { 0 };
-	__u32 mlen = sizeof(mi), id = 0;
-	int total = 0;
-
-	if (bpf_obj_get_info_by_fd(enforcer_map_fd(e, WARDEN_MAP_ENROLLED), &mi, &mlen) < 0)
-		return -errno;
-	while (bpf_link_get_next_id(id, &id) == 0) {
-		struct bpf_link_info li = { 0 };
-		struct bpf_prog_info pi = { 0 };
-		__u32 ids[16], llen = sizeof(li), plen = sizeof(pi);
-		int lfd = bpf_link_get_fd_by_id(id), pfd;
-
-		if (lfd < 0)
-			continue;
-		if (bpf_obj_get_info_by_fd(lfd, &li, &llen) == 0 && li.type == BPF_LINK_TYPE_TRACING &&
-		    (pfd = bpf_prog_get_fd_by_id(li.prog_id)) >= 0) {
-			pi.nr_map_ids = 16;
-			pi.map_ids = (unsigned long)ids;
-			if (bpf_obj_get_info_by_fd(pfd, &pi, &plen) == 0)
-				for (__u32 k = 0; k < pi.nr_map_ids && k < 16; k++)
-					total += ids[k] == mi.id;
-			close(pfd);
-		}
-		close(lfd);
-	}
-	return total;
+	return ktest_count_links(e, BPF_LINK_TYPE_TRACING, NULL, NULL);
 }
 
 /* Closing the enforcer keeps the pinned link; opening again replaces it (one link, a new
@@ -220,7 +176,6 @@ static int teardown(void)
 /* 0 ready, 1 skipped (printed), -1 failed. */
 static int setup(void)
 {
-	struct enforcer_opts o = { 0 };
 	struct enforcer_status st;
 	int ret;
 
@@ -232,13 +187,8 @@ static int setup(void)
 	if (mkdir(cg_base, 0755) < 0 || mkdir(cg_lock, 0755) < 0 || mkdir(cg_prot, 0755) < 0 ||
 	    mkdir(cg_plain, 0755) < 0)
 		return -1;
-	o.pin_dir = pin_dir;
-	o.cgroup_root = root;
-	ret = enforcer_open(&o, &E);
-	if (ret < 0) {
-		fprintf(stderr, "enforcer_open: %s\n", strerror(-ret));
+	if (ktest_open_enforcer(pin_dir, root, &E) < 0)
 		return -1;
-	}
 	if (enforcer_status(E, &st) < 0)
 		return -1;
 	if (!st.hooks[WARDEN_HOOK_LSM_SOCKET].attached) {

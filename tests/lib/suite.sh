@@ -27,3 +27,33 @@ stop_all() {
 	done
 	return 0
 }
+
+# require_files NAME HINT FILE...: exit 1 naming the first FILE that does not exist.
+require_files() {
+	local name=$1 hint=$2 f
+	shift 2
+	for f in "$@"; do
+		if [ ! -e "$f" ]; then
+			echo "$name: missing $f ($hint)" >&2
+			exit 1
+		fi
+	done
+}
+
+# suite_scratch NAME [KEEP]: a scratch folder in $tmp and an empty $pids; on exit every pid in
+# $pids is stopped and $tmp removed, first copied into the folder KEEP if one is given.
+suite_scratch() {
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-$1.XXXXXX") || exit 1
+	suite_keep=${2:-}
+	pids=()
+	trap suite_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+suite_cleanup() {
+	stop_all "${pids[@]}"
+	if [ -n "$suite_keep" ]; then
+		mkdir -p "$suite_keep" && cp -r "$tmp"/. "$suite_keep"/
+	fi
+	rm -rf "$tmp"
+}

@@ -19,25 +19,9 @@ fixture=$top/tests/fixtures/conformance-server.mjs
 daemon=$build/mcpwarden
 run_timeout=400
 
-for f in "$node" "$conformance" "$fixture" "$daemon"; do
-	if [ ! -e "$f" ]; then
-		echo "conformance-2026: missing $f (tests/package.json, make MODE=test all)" >&2
-		exit 1
-	fi
-done
-
-. "$top/tests/lib/suite.sh"   # wait_for, stop_all
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-conformance-2026.XXXXXX") || exit 1
-pids=()
-cleanup() {
-	stop_all "${pids[@]}"
-	if [ -n "${CONFORMANCE_KEEP:-}" ]; then
-		mkdir -p "$CONFORMANCE_KEEP" && cp -r "$tmp"/. "$CONFORMANCE_KEEP"/
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$top/tests/lib/suite.sh"   # wait_for, stop_all, require_files, suite_scratch
+require_files conformance-2026 "tests/package.json, make MODE=test all" "$node" "$conformance" "$fixture" "$daemon"
+suite_scratch conformance-2026 "${CONFORMANCE_KEEP:-}"
 
 # Checks that cannot pass today, "scenario:check-id<TAB>why" ("scenario:*": every check).
 known=$(cat <<'EOF'

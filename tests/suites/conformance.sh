@@ -22,25 +22,9 @@ daemon=$build/mcpwarden
 variants=${CONFORMANCE_VARIANTS:-http http-json stdio}
 run_timeout=300        # seconds for one whole conformance run
 
-for f in "$node" "$conformance" "$fixture" "$daemon"; do
-	if [ ! -e "$f" ]; then
-		echo "conformance: missing $f (run scripts/deps.sh and make MODE=test all)" >&2
-		exit 1
-	fi
-done
-
-. "$top/tests/lib/suite.sh"   # wait_for, stop_all
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcpwarden-conformance.XXXXXX") || exit 1
-pids=()
-cleanup() {
-	stop_all "${pids[@]}"
-	if [ -n "${CONFORMANCE_KEEP:-}" ]; then
-		mkdir -p "$CONFORMANCE_KEEP" && cp -r "$tmp"/. "$CONFORMANCE_KEEP"/
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$top/tests/lib/suite.sh"   # wait_for, stop_all, require_files, suite_scratch
+require_files conformance "run scripts/deps.sh and make MODE=test all" "$node" "$conformance" "$fixture" "$daemon"
+suite_scratch conformance "${CONFORMANCE_KEEP:-}"
 
 # The one place the gateway's test-mode config is written. $1 file, $2 variant, $3 fixture URL.
 write_config() {

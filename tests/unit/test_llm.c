@@ -11,6 +11,7 @@
 #include "govern/ratelimit.h"
 #include "llm/llm_int.h"
 #include "cunit_main.h"
+#include "config_errors_util.h"
 
 static int parse(const char *text, struct llm_config **out, struct config_errors *errs)
 {
@@ -22,14 +23,6 @@ static int parse(const char *text, struct llm_config **out, struct config_errors
 	rc = llm_config_parse(root, out, errs);
 	cJSON_Delete(root);
 	return rc;
-}
-
-static bool has_error(const struct config_errors *e, const char *needle)
-{
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], needle))
-			return true;
-	return false;
 }
 
 static void test_cost(void)
@@ -73,14 +66,9 @@ static void test_config(void)
 			"{\"name\": \"a\", \"base_url\": \"ftp://x\", \"kind\": \"grpc\", \"fallback\": \"zz\","
 			"\"api_key_env\": \"NO_SUCH_ENV_VAR_LLM\", \"models\": {\"m\": {\"input\": \"-1\"}}}],"
 			"\"llm\": {\"default_provider\": \"q\", \"bogus\": 1}}", &c, &errs) == -EINVAL);
-	CU_ASSERT(has_error(&errs, "providers[0]: name"));
-	CU_ASSERT(has_error(&errs, "providers[1]: base_url"));
-	CU_ASSERT(has_error(&errs, "providers[1]: kind"));
-	CU_ASSERT(has_error(&errs, "NO_SUCH_ENV_VAR_LLM is not set"));
-	CU_ASSERT(has_error(&errs, "providers[1].models.m"));
-	CU_ASSERT(has_error(&errs, "a.fallback"));
-	CU_ASSERT(has_error(&errs, "llm.default_provider"));
-	CU_ASSERT(has_error(&errs, "llm.bogus: unknown field"));
+	CU_ASSERT_ERRORS(&errs, "providers[0]: name", "providers[1]: base_url", "providers[1]: kind",
+			 "NO_SUCH_ENV_VAR_LLM is not set", "providers[1].models.m", "a.fallback",
+			 "llm.default_provider", "llm.bogus: unknown field");
 	CU_ASSERT(parse("{\"providers\": [{\"name\": \"a\", \"base_url\": \"http://x\","
 			"\"api_key_file\": \"/nonexistent/key\"}]}", &c, &errs) == -EINVAL);
 	CU_ASSERT(has_error(&errs, "api_key_file: cannot read /nonexistent/key"));

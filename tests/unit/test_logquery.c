@@ -46,6 +46,14 @@ static void reset(struct result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* One page query run to its answer in *r (what r held before is freed). */
+static void page(struct logquery *lq, const struct logq_filter *f, struct result *r)
+{
+	reset(r);
+	CU_ASSERT(logquery_page(lq, f, on_done, r) == 0);
+	wait_for(r);
+}
+
 /* logs.db with the schema and n decision records: key "k<i % 3>", target "tool<i % 2>",
  * reason "quota" on every 5th, ts 1000 * i. */
 static void make_db(int n)
@@ -186,15 +194,12 @@ static void test_missing_then_pages(void)
 	int got[8];
 
 	CU_ASSERT_FATAL(logquery_new(base, dbpath, &lq) == 0);
-	CU_ASSERT(logquery_page(lq, &f, on_done, &r) == 0);
-	wait_for(&r);
+	page(lq, &f, &r);
 	CU_ASSERT_EQUAL(r.err, -ENOENT);
 	CU_ASSERT_PTR_NULL(r.res);
-	reset(&r);
 
 	make_db(20);
-	CU_ASSERT(logquery_page(lq, &f, on_done, &r) == 0);
-	wait_for(&r);
+	page(lq, &f, &r);
 	CU_ASSERT_EQUAL_FATAL(r.err, 0);
 	CU_ASSERT(logquery_fts(lq));
 	CU_ASSERT_EQUAL(ids(r.res, got, 8), 4);
@@ -202,35 +207,27 @@ static void test_missing_then_pages(void)
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(r.res, "next_cursor")->valuestring, "17");
 	CU_ASSERT_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r.res, "records"),
 							       0), "n")->valueint, 20);
-	reset(&r);
 
 	/* Filters, a cursor, the last page. */
 	f = (struct logq_filter){ .key = "k1", .tool = "tool0", .cursor = 10, .limit = 10 };
-	CU_ASSERT(logquery_page(lq, &f, on_done, &r) == 0);
-	wait_for(&r);
+	page(lq, &f, &r);
 	CU_ASSERT_EQUAL(ids(r.res, got, 8), 1);      /* i < 10, i % 3 == 1, even: 4 */
 	CU_ASSERT_EQUAL(got[0], 4);
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r.res, "next_cursor")));
-	reset(&r);
 
 	/* Free text through fts5; text that would be fts5 syntax is only text. */
 	f = (struct logq_filter){ .q = "quota", .since_ms = 6000, .until_ms = 15000, .limit = 50 };
-	CU_ASSERT(logquery_page(lq, &f, on_done, &r) == 0);
-	wait_for(&r);
+	page(lq, &f, &r);
 	CU_ASSERT_EQUAL(ids(r.res, got, 8), 2);      /* 10 and 15 */
 	CU_ASSERT(got[0] == 15 && got[1] == 10);
-	reset(&r);
 	f = (struct logq_filter){ .q = "\"quota\" OR NEAR(", .limit = 50 };
-	CU_ASSERT(logquery_page(lq, &f, on_done, &r) == 0);
-	wait_for(&r);
+	page(lq, &f, &r);
 	CU_ASSERT_EQUAL(r.err, 0);
 	CU_ASSERT_EQUAL(ids(r.res, got, 8), 0);
-	reset(&r);
 
 	/* Values are bound, never SQL. */
 	f = (struct logq_filter){ .key = "k1' OR '1'='1", .limit = 50 };
-	CU_ASSERT(logquery_page(lq, &f, on_done, &r) == 0);
-	wait_for(&r);
+	page(lq, &f, &r);
 	CU_ASSERT_EQUAL(r.err, 0);
 	CU_ASSERT_EQUAL(ids(r.res, got, 8), 0);
 	reset(&r);

@@ -5,6 +5,7 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,6 +79,31 @@ static void loud(int saved)
 	close(saved);
 }
 
+/* One run of the writer: start it, append n records quietly, drain and stop it. */
+static void write_run(const struct logstore_options *o, int from, int n, int pad)
+{
+	int saved;
+
+	CU_ASSERT_FATAL(logstore_start(o, audit_note) == 0);
+	saved = quiet();
+	append(from, n, pad);
+	logstore_flush();
+	logstore_stop();
+	loud(saved);
+}
+
+/* The shell command, formatted, succeeds (the checks run sqlite3 on the store). */
+__attribute__((format(printf, 1, 2))) static void check_sh(const char *fmt, ...)
+{
+	char cmd[2 * PATH_MAX + 512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	CU_ASSERT(system(cmd) == 0);
+}
+
 static enum logverify_status verify(const char *path, struct logverify_result *r)
 {
 	struct logverify_options o = { .path = path, .since_ms = INT64_MIN };
@@ -98,16 +124,11 @@ static void test_chain_and_tampering(void)
 {
 	struct logstore_options o = opts(1LL << 30);
 	struct logverify_result r;
-	int saved;
 
 	unlink(db);
-	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	saved = quiet();
 	append_gap_us = 2000;
-	append(1, 10, 10);
+	write_run(&o, 1, 10, 10);       /* + the final checkpoint: record 11 */
 	append_gap_us = 0;
-	logstore_stop();        /* + the final checkpoint: record 11 */
-	loud(saved);
 
 	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
 	CU_ASSERT_EQUAL(r.checked, 11);
@@ -134,43 +155,38 @@ static void test_chain_and_tampering(void)
 	sqlite3_finalize(s);
 	sqlite3_close(h);
 
-	tamper("UPDATE records SET record = replace(record, '\\\"n\\\":5,', '\\\"n\\\":50,') "
-	       "WHERE id = 5");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 5);
+	/* One edit of a copy each: what the verifier says, the record it names and, where given,
+	 * words of its detail. */
+	static const struct {
+		const char *sql;
+		enum logverify_status want;
+		int64_t id;
+		const char *detail;
+	} edits[] = {
+		{ "UPDATE records SET record = replace(record, '\\\"n\\\":5,', '\\\"n\\\":50,') "
+		  "WHERE id = 5", LOGVERIFY_CHANGED, 5, NULL },
+		{ "UPDATE records SET hash = zeroblob(32) WHERE id = 7", LOGVERIFY_CHANGED, 7, NULL },
+		{ "DELETE FROM records WHERE id = 4", LOGVERIFY_REMOVED, 4, NULL },
+		{ "DELETE FROM records WHERE id = 11", LOGVERIFY_REMOVED, 11, NULL },
+		{ "INSERT INTO records (id, ts, type, record, hash) VALUES (12, 0, 'decision', "
+		  "'{\\\"seq\\\":12}', zeroblob(32))", LOGVERIFY_INSERTED, 12, NULL },
+		/* A row moved into a hole keeps its old seq: not written there. */
+		{ "DELETE FROM records WHERE id = 6; UPDATE records SET id = 6 WHERE id = 9",
+		  LOGVERIFY_INSERTED, 6, NULL },
+		/* The columns filters read are tied to the record's text. */
+		{ "UPDATE records SET target = 'tool_b' WHERE id = 3", LOGVERIFY_CHANGED, 3,
+		  "column target" },
+		{ "UPDATE records SET ts = ts + 1 WHERE id = 8", LOGVERIFY_CHANGED, 8, NULL },
+	};
 
-	tamper("UPDATE records SET hash = zeroblob(32) WHERE id = 7");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 7);
-
-	tamper("DELETE FROM records WHERE id = 4");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_REMOVED);
-	CU_ASSERT_EQUAL(r.id, 4);
-
-	tamper("DELETE FROM records WHERE id = 11");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_REMOVED);
-	CU_ASSERT_EQUAL(r.id, 11);
-
-	tamper("INSERT INTO records (id, ts, type, record, hash) VALUES (12, 0, 'decision', "
-	       "'{\\\"seq\\\":12}', zeroblob(32))");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_INSERTED);
-	CU_ASSERT_EQUAL(r.id, 12);
-
-	/* A row moved into a hole keeps its old seq: not written there. */
-	tamper("DELETE FROM records WHERE id = 6; UPDATE records SET id = 6 WHERE id = 9");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_INSERTED);
-	CU_ASSERT_EQUAL(r.id, 6);
-
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		tamper(edits[i].sql);
+		CU_ASSERT_EQUAL(verify(copy, &r), edits[i].want);
+		CU_ASSERT_EQUAL(r.id, edits[i].id);
+		if (edits[i].detail)
+			CU_ASSERT(strstr(r.detail, edits[i].detail) != NULL);
+	}
 	CU_ASSERT_EQUAL(verify("/nonexistent/logs.db", &r), LOGVERIFY_UNREADABLE);
-
-	/* The columns filters read are tied to the record's text. */
-	tamper("UPDATE records SET target = 'tool_b' WHERE id = 3");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 3);
-	CU_ASSERT(strstr(r.detail, "column target") != NULL);
-	tamper("UPDATE records SET ts = ts + 1 WHERE id = 8");
-	CU_ASSERT_EQUAL(verify(copy, &r), LOGVERIFY_CHANGED);
-	CU_ASSERT_EQUAL(r.id, 8);
 
 	/* --since: from the first record at or after the time, linked from the one before. */
 	struct logverify_options so = { .path = copy, .since_ms = 0 };
@@ -234,15 +250,9 @@ static void test_retention_by_size(void)
 {
 	struct logstore_options o = opts(256 << 10);
 	struct logverify_result r;
-	int saved;
 
 	unlink(db);
-	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	saved = quiet();
-	append(1, 2000, 400);
-	logstore_flush();
-	logstore_stop();
-	loud(saved);
+	write_run(&o, 1, 2000, 400);
 	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
 	CU_ASSERT(r.first_id > 1);
 	CU_ASSERT(r.last_id > 2000);            /* 2000 + audit_anchor notes + checkpoint */
@@ -250,52 +260,36 @@ static void test_retention_by_size(void)
 
 	/* The anchor moved with the deletions: the first record left links to it, and the
 	 * audit_anchor notes say where it went. */
-	char cmd[2 * PATH_MAX + 256];
-	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 '%s' \"SELECT count(*) FROM records WHERE "
+	check_sh("test \"$(sqlite3 '%s' \"SELECT count(*) FROM records WHERE "
 		 "type = 'audit_anchor'\")\" -gt 0", db);
-	CU_ASSERT(system(cmd) == 0);
 	/* The free-text index forgot the deleted rows with them. */
-	snprintf(cmd, sizeof(cmd), "sqlite3 '%s' \"INSERT INTO records_fts(records_fts, rank) "
+	check_sh("sqlite3 '%s' \"INSERT INTO records_fts(records_fts, rank) "
 		 "VALUES('integrity-check', 1)\"", db);
-	CU_ASSERT(system(cmd) == 0);
 	/* The used pages stay near the cap (one batch above it at most). */
-	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 '%s' \"SELECT (page_count - freelist_count) * "
+	check_sh("test \"$(sqlite3 '%s' \"SELECT (page_count - freelist_count) * "
 		 "page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size\")\" "
 		 "-lt %d", db, 2 * (256 << 10));
-	CU_ASSERT(system(cmd) == 0);
 }
 
 static void test_retention_by_age(void)
 {
 	struct logstore_options o = opts(1LL << 30);
 	struct logverify_result r;
-	int saved;
 
 	unlink(db);
-	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	saved = quiet();
-	append(1, 5, 10);
-	logstore_stop();                        /* records 1-5, checkpoint 6 */
-	loud(saved);
+	write_run(&o, 1, 5, 10);                /* records 1-5, checkpoint 6 */
 	usleep(1100 * 1000);
 	/* The writer applies retention as it starts: everything is older than a second. */
 	o.max_age_s = 1;
-	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	saved = quiet();
-	append(7, 2, 10);
-	logstore_stop();
-	loud(saved);
+	write_run(&o, 7, 2, 10);
 	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
 	CU_ASSERT_EQUAL(r.first_id, 7);         /* 1-6 deleted */
 	/* 2 records, the audit_anchor note (the writer's, racing with them) and the checkpoint */
 	CU_ASSERT(r.last_id == 10 && r.checked == 4);
 
-	char cmd[2 * PATH_MAX + 256];
-	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 '%s' \"SELECT json_extract(record, "
+	check_sh("test \"$(sqlite3 '%s' \"SELECT json_extract(record, "
 		 "'$.first_seq') || ' ' || json_extract(record, '$.reason') FROM records WHERE type = "
-		 "'audit_anchor'"
-		 "\")\" = '7 max_age'", db);
-	CU_ASSERT(system(cmd) == 0);
+		 "'audit_anchor'\")\" = '7 max_age'", db);
 }
 
 /* A writer that cannot write (another connection holds the write lock): the queue fills, and

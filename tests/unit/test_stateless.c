@@ -65,70 +65,75 @@ static void test_wanted(void)
 	CU_ASSERT_TRUE(stateless_wanted(&none, &m));    /* the header is missing: -32020 */
 }
 
+/* One request: its headers (no session id), its body, and the answer wanted: the HTTP status
+ * (0: accepted) and the JSON-RPC code, ANY_CODE where the code is not the point. */
+struct check_case {
+	const char *version, *method, *name, *body;
+	int status, code;
+};
+
+#define ANY_CODE 1
+
+static void run_checks(const struct check_case *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct stateless_headers h = { NULL, c[i].version, c[i].method, c[i].name };
+		int code;
+
+		CU_ASSERT_EQUAL(check(&h, c[i].body, &code), c[i].status);
+		if (c[i].code != ANY_CODE)
+			CU_ASSERT_EQUAL(code, c[i].code);
+	}
+}
+
+#define LIST "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\",\"params\":{" META26 "}}"
+
 static void test_check(void)
 {
-	struct stateless_headers h = { NULL, "2026-07-28", "tools/list", NULL };
-	const char *list = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\",\"params\":{" META26 "}}";
-	int code;
+	static const struct check_case cases[] = {
+		{ "2026-07-28", "tools/list", NULL, LIST, 0, 0 },
+		{ "2026-07-28", "prompts/list", NULL, LIST, 400, STATELESS_HEADER_MISMATCH },
+		{ "2026-07-28", NULL, NULL, LIST, 400, STATELESS_HEADER_MISMATCH },
+		{ NULL, "tools/list", NULL, LIST, 400, STATELESS_HEADER_MISMATCH },
+		/* header and _meta disagree */
+		{ "2025-11-25", "tools/list", NULL, LIST, 400, STATELESS_HEADER_MISMATCH },
+		{ "2099-01-01", "tools/list", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"tools/list\",\"params\":"
+		  "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2099-01-01\","
+		  "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+		  400, STATELESS_UNSUPPORTED_VERSION },
+		{ "2026-07-28", "tools/list", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":{}}",
+		  400, JSONRPC_INVALID_PARAMS },
+		{ "2026-07-28", "tools/list", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":"
+		  "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+		  400, JSONRPC_INVALID_PARAMS },
+	};
 
-	CU_ASSERT_EQUAL(check(&h, list, &code), 0);
-	h.method = "prompts/list";
-	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
-	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
-	h.method = NULL;
-	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
-	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
-	h.method = "tools/list";
-	h.version = NULL;
-	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
-	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
-	h.version = "2025-11-25";                       /* header and _meta disagree */
-	CU_ASSERT_EQUAL(check(&h, list, &code), 400);
-	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
-	h.version = "2099-01-01";
-	CU_ASSERT_EQUAL(check(&h, "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"tools/list\",\"params\":"
-			      "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2099-01-01\","
-			      "\"io.modelcontextprotocol/clientCapabilities\":{}}}}", &code), 400);
-	CU_ASSERT_EQUAL(code, STATELESS_UNSUPPORTED_VERSION);
-	h.version = "2026-07-28";
-	CU_ASSERT_EQUAL(check(&h, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":{}}",
-			      &code), 400);
-	CU_ASSERT_EQUAL(code, JSONRPC_INVALID_PARAMS);
-	CU_ASSERT_EQUAL(check(&h, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":"
-			      "{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
-			      &code), 400);
-	CU_ASSERT_EQUAL(code, JSONRPC_INVALID_PARAMS);
+	run_checks(cases, sizeof(cases) / sizeof(cases[0]));
 }
+
+#define CALL(name) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":" \
+		   "{\"name\":\"" name "\"," META26 "}}"
 
 static void test_name(void)
 {
-	struct stateless_headers h = { NULL, "2026-07-28", "tools/call", "echo" };
-	const char *call = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
-			   "{\"name\":\"echo\"," META26 "}}";
-	const char *read = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":"
-			   "{\"uri\":\"test://a\"," META26 "}}";
-	const char *uni = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
-			  "{\"name\":\"caf\xc3\xa9\"," META26 "}}";
-	int code;
+	static const struct check_case cases[] = {
+		{ "2026-07-28", "tools/call", "echo", CALL("echo"), 0, 0 },
+		{ "2026-07-28", "tools/call", "other", CALL("echo"), 400, STATELESS_HEADER_MISMATCH },
+		{ "2026-07-28", "tools/call", NULL, CALL("echo"), 400, STATELESS_HEADER_MISMATCH },
+		{ "2026-07-28", "resources/read", "test://a",
+		  "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":"
+		  "{\"uri\":\"test://a\"," META26 "}}", 0, 0 },
+		/* Non-ASCII names travel as the Base64 sentinel: "café" */
+		{ "2026-07-28", "tools/call", "=?base64?Y2Fmw6k=?=", CALL("caf\xc3\xa9"), 0, 0 },
+		{ "2026-07-28", "tools/call", "=?base64?Y2FmZQ==?=", /* "cafe" */
+		  CALL("caf\xc3\xa9"), 400, ANY_CODE },
+		{ "2026-07-28", "tools/call", "=?base64?!!!!?=", CALL("caf\xc3\xa9"), 400, ANY_CODE },
+	};
 
-	CU_ASSERT_EQUAL(check(&h, call, &code), 0);
-	h.name = "other";
-	CU_ASSERT_EQUAL(check(&h, call, &code), 400);
-	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
-	h.name = NULL;
-	CU_ASSERT_EQUAL(check(&h, call, &code), 400);
-	CU_ASSERT_EQUAL(code, STATELESS_HEADER_MISMATCH);
-	h.method = "resources/read";
-	h.name = "test://a";
-	CU_ASSERT_EQUAL(check(&h, read, &code), 0);
-	/* Non-ASCII names travel as the Base64 sentinel: "café" */
-	h.method = "tools/call";
-	h.name = "=?base64?Y2Fmw6k=?=";
-	CU_ASSERT_EQUAL(check(&h, uni, &code), 0);
-	h.name = "=?base64?Y2FmZQ==?=";                  /* "cafe" */
-	CU_ASSERT_EQUAL(check(&h, uni, &code), 400);
-	h.name = "=?base64?!!!!?=";
-	CU_ASSERT_EQUAL(check(&h, uni, &code), 400);
+	run_checks(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static int done(void)

@@ -11,6 +11,7 @@
 #include "observe/trace.h"
 #include "observe/trace_int.h"
 #include "cunit_main.h"
+#include "config_errors_util.h"
 
 static void test_traceparent(void)
 {
@@ -125,9 +126,12 @@ static void test_protobuf(void)
 	pb_free(&b);
 }
 
-/* Append bytes, independently of the encoder under test. */
-static size_t put(uint8_t *out, size_t n, const void *p, size_t len)
+/* Append a length-delimited field (its tag byte, a one-byte length: len < 128, then the bytes),
+ * independently of the encoder under test. */
+static size_t put_len(uint8_t *out, size_t n, uint8_t tag, const void *p, size_t len)
 {
+	out[n++] = tag;
+	out[n++] = (uint8_t)len;
 	memcpy(out + n, p, len);
 	return n + len;
 }
@@ -137,29 +141,23 @@ static void test_request(void)
 	struct pb res = { 0 }, span = { 0 }, out = { 0 };
 	struct pb *spans[] = { &span };
 	uint8_t scope[64], ss[128], rs[192], want[256];
-	size_t ns = 0, nss = 0, nrs = 0, nw = 0;
+	size_t ns, nss, nrs, nw;
 	const size_t vlen = strlen(WARDEN_VERSION);
 
 	pb_raw(&res, "R", 1);
 	pb_raw(&span, "S", 1);
 	otlp_request(&out, &res, spans, 1);
 	/* InstrumentationScope{name 1, version 2} */
-	ns = put(scope, ns, "\x0a\x09mcpwarden\x12", 12);
-	scope[ns++] = (uint8_t)vlen;
-	ns = put(scope, ns, WARDEN_VERSION, vlen);
+	ns = put_len(scope, 0, 0x0a, "mcpwarden", 9);
+	ns = put_len(scope, ns, 0x12, WARDEN_VERSION, vlen);
 	/* ScopeSpans{scope 1, spans 2} */
-	ss[nss++] = 0x0a;
-	ss[nss++] = (uint8_t)ns;
-	nss = put(ss, nss, scope, ns);
-	nss = put(ss, nss, "\x12\x01S", 3);
+	nss = put_len(ss, 0, 0x0a, scope, ns);
+	nss = put_len(ss, nss, 0x12, "S", 1);
 	/* ResourceSpans{resource 1, scope_spans 2} */
-	nrs = put(rs, nrs, "\x0a\x01R\x12", 4);
-	rs[nrs++] = (uint8_t)nss;
-	nrs = put(rs, nrs, ss, nss);
+	nrs = put_len(rs, 0, 0x0a, "R", 1);
+	nrs = put_len(rs, nrs, 0x12, ss, nss);
 	/* ExportTraceServiceRequest{resource_spans 1} */
-	want[nw++] = 0x0a;
-	want[nw++] = (uint8_t)nrs;
-	nw = put(want, nw, rs, nrs);
+	nw = put_len(want, 0, 0x0a, rs, nrs);
 	CU_ASSERT_EQUAL(out.n, nw);
 	CU_ASSERT(out.n == nw && !memcmp(out.p, want, nw));
 	pb_free(&res);
@@ -206,13 +204,14 @@ static int parse(const char *json, struct trace_config *tc, struct config_errors
 	return errs->count;
 }
 
-static bool has_error(const struct config_errors *e, const char *what)
+/* Set the NULL-terminated name, value pairs in the environment. */
+static void set_env(const char *const *kv)
 {
-	for (int i = 0; i < e->count; i++)
-		if (strstr(e->msg[i], what))
-			return true;
-	return false;
+	for (; kv[0]; kv += 2)
+		CU_ASSERT_FATAL(setenv(kv[0], kv[1], 1) == 0);
 }
+
+#define SET_ENV(...) set_env((const char *const[]){ __VA_ARGS__, NULL })
 
 #define UP "\"upstreams\":[]"
 
@@ -226,12 +225,12 @@ static void test_config_env(void)
 	CU_ASSERT(!tc.enabled);                       /* nothing configured: off */
 	trace_config_free(&tc);
 
-	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/", 1);
-	setenv("OTEL_SERVICE_NAME", "svc", 1);
-	setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b, x-team = blue", 1);
-	setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", 1);
-	setenv("OTEL_TRACES_SAMPLER_ARG", "0.25", 1);
-	setenv("OTEL_BSP_SCHEDULE_DELAY", "50", 1);
+	SET_ENV("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/",
+		"OTEL_SERVICE_NAME", "svc",
+		"OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b, x-team = blue",
+		"OTEL_TRACES_SAMPLER", "parentbased_traceidratio",
+		"OTEL_TRACES_SAMPLER_ARG", "0.25",
+		"OTEL_BSP_SCHEDULE_DELAY", "50");
 	CU_ASSERT_EQUAL(parse("{" UP "}", &tc, &e), 0);
 	CU_ASSERT(tc.enabled);
 	CU_ASSERT_STRING_EQUAL(tc.url, "http://collector:4318/v1/traces");
@@ -282,29 +281,22 @@ static void test_config_errors(void)
 	CU_ASSERT(parse("{" UP ",\"tracing\":{\"endpoint\":\"ftp://x\",\"protocol\":\"grpc\","
 			"\"sample_ratio\":2,\"queue_size\":0,\"sampler\":\"sometimes\",\"colour\":1,"
 			"\"headers\":{\"bad name\":\"v\"}}}", &tc, &e) >= 7);
-	CU_ASSERT(has_error(&e, "tracing.endpoint"));
-	CU_ASSERT(has_error(&e, "tracing.protocol"));
-	CU_ASSERT(has_error(&e, "tracing.sample_ratio"));
-	CU_ASSERT(has_error(&e, "tracing.queue_size"));
-	CU_ASSERT(has_error(&e, "tracing.sampler"));
-	CU_ASSERT(has_error(&e, "tracing.colour"));
-	CU_ASSERT(has_error(&e, "tracing.headers"));
+	CU_ASSERT_ERRORS(&e, "tracing.endpoint", "tracing.protocol", "tracing.sample_ratio",
+			 "tracing.queue_size", "tracing.sampler", "tracing.colour", "tracing.headers");
 	trace_config_free(&tc);
 
 	/* A bad variable is a warning and is ignored (OpenTelemetry's rule), never an error that
 	 * would stop the daemon; an unsupported protocol turns tracing off. */
-	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", 1);
-	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
-	setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1,secret-token-no-equals", 1);
-	setenv("OTEL_TRACES_SAMPLER", "sometimes", 1);
-	setenv("OTEL_BSP_MAX_QUEUE_SIZE", "-5", 1);
-	setenv("OTEL_BSP_SCHEDULE_DELAY", "70", 1);
+	SET_ENV("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318",
+		"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc",
+		"OTEL_EXPORTER_OTLP_HEADERS", "a=1,secret-token-no-equals",
+		"OTEL_TRACES_SAMPLER", "sometimes",
+		"OTEL_BSP_MAX_QUEUE_SIZE", "-5",
+		"OTEL_BSP_SCHEDULE_DELAY", "70");
 	CU_ASSERT_EQUAL(parse("{" UP "}", &tc, &e), 0);
 	CU_ASSERT_EQUAL(warns.count, 4);
-	CU_ASSERT(has_error(&warns, "OTEL_EXPORTER_OTLP_PROTOCOL"));
-	CU_ASSERT(has_error(&warns, "OTEL_EXPORTER_OTLP_HEADERS"));
-	CU_ASSERT(has_error(&warns, "OTEL_TRACES_SAMPLER"));
-	CU_ASSERT(has_error(&warns, "OTEL_BSP_MAX_QUEUE_SIZE"));
+	CU_ASSERT_ERRORS(&warns, "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
+			 "OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE");
 	CU_ASSERT(!has_error(&warns, "secret-token"));   /* header values are never echoed */
 	CU_ASSERT(!tc.enabled);                          /* grpc: not spoken here */
 	CU_ASSERT_PTR_NULL(tc.headers[0]);               /* the whole variable is ignored */
