@@ -18,6 +18,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/path.h"
 #include "store/journal.h"
 #include "store/schema.h"
 
@@ -50,14 +51,7 @@ int store_options_parse(const cJSON *root, const char *state_dir, struct store_o
 	if (rc)
 		return rc;
 	out->fsync_interval_ms = (int)ms;
-	if (path) {
-		out->path = strdup(path);
-	} else {
-		size_t n = strlen(state_dir ? state_dir : ".") + sizeof("/mcpwarden.db");
-		out->path = malloc(n);
-		if (out->path)
-			snprintf(out->path, n, "%s/mcpwarden.db", state_dir ? state_dir : ".");
-	}
+	out->path = path ? strdup(path) : path_in_dir(state_dir, "mcpwarden.db");
 	return out->path ? 0 : -ENOMEM;
 }
 
