@@ -10,3 +10,9 @@ void jsonfmt_add_v(cJSON *obj, const char *name, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	cJSON_AddStringToObject(obj, name, msg);
 }
+
+void jsonfmt_add_opt(cJSON *obj, const char *name, const char *s)
+{
+	if (s)
+		cJSON_AddStringToObject(obj, name, s);
+}
