@@ -564,7 +564,7 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 		goto out;
 	}
 	if (c->a->nstreams >= ADMIN_MAX_STREAMS) {
-		admin_set_header(c->req, "Retry-After", "10");
+		http_set_header(c->req, "Retry-After", "10");
 		send_error(c->req, 503, NULL, "too many live tail clients (%d)", ADMIN_MAX_STREAMS);
 		goto out;
 	}
@@ -590,8 +590,8 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 	evhttp_connection_set_closecb(s->evcon, stream_closed, s);
 	no_delay(c->req);               /* a record goes out as it is written */
 	admin_security_headers(c->req);
-	admin_set_header(c->req, "Content-Type", "text/event-stream");
-	admin_set_header(c->req, "Cache-Control", "no-store, no-transform");
+	http_set_header(c->req, "Content-Type", "text/event-stream");
+	http_set_header(c->req, "Cache-Control", "no-store, no-transform");
 	evhttp_send_reply_start(c->req, 200, "OK");
 	buf = evbuffer_new();
 	if (buf && sse_write_comment(buf, "live tail open") == 0)

@@ -167,8 +167,8 @@ void admin_metrics_get(struct ctx *c, const char *unused)
 	if (!buf || metrics_render(buf, gate_store(c->g), c->ks)) {
 		admin_fail(c, 500, NULL, "out of memory");
 	} else {
-		admin_set_header(c->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-		admin_set_header(c->req, "Cache-Control", "no-store");
+		http_set_header(c->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		http_set_header(c->req, "Cache-Control", "no-store");
 		evhttp_send_reply(c->req, 200, "OK", buf);
 	}
 	if (buf)
