@@ -177,14 +177,8 @@ cJSON *admin_key_json(const struct admin *a, const struct key_record *k)
 
 	cJSON_AddStringToObject(o, "id", k->id);
 	cJSON_AddStringToObject(o, "name", k->name);
-	if (k->team[0])
-		cJSON_AddStringToObject(o, "team", k->team);
-	else
-		cJSON_AddNullToObject(o, "team");
-	if (k->policy[0])
-		cJSON_AddStringToObject(o, "policy", k->policy);
-	else
-		cJSON_AddNullToObject(o, "policy");
+	jsonfmt_add_or_null(o, "team", k->team);
+	jsonfmt_add_or_null(o, "policy", k->policy);
 	admin_time_json(o, "created", k->created);
 	admin_time_json(o, "expires", k->expires);
 	cJSON_AddBoolToObject(o, "disabled", k->disabled);

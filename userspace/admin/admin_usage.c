@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/jsonfmt.h"
 #include "base/listener.h"
 #include "base/log.h"
 #include "govern/budget.h"
@@ -79,10 +80,7 @@ void admin_usage_get(struct ctx *c, const char *unused)
 			continue;
 		cJSON *e = cJSON_CreateObject();
 		cJSON_AddStringToObject(e, "id", k->id);
-		if (k->team[0])
-			cJSON_AddStringToObject(e, "team", k->team);
-		else
-			cJSON_AddNullToObject(e, "team");
+		jsonfmt_add_or_null(e, "team", k->team);
 		snprintf(scope, sizeof(scope), "key:%s", k->id);
 		cJSON_AddItemToObject(e, "budgets", budgets_json(b, scope, k->policy, now));
 		cJSON_AddItemToArray(keys, e);

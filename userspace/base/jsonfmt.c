@@ -16,3 +16,11 @@ void jsonfmt_add_opt(cJSON *obj, const char *name, const char *s)
 	if (s)
 		cJSON_AddStringToObject(obj, name, s);
 }
+
+void jsonfmt_add_or_null(cJSON *obj, const char *name, const char *s)
+{
+	if (s[0])
+		cJSON_AddStringToObject(obj, name, s);
+	else
+		cJSON_AddNullToObject(obj, name);
+}

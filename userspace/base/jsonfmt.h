@@ -19,4 +19,7 @@ void jsonfmt_add_v(cJSON *obj, const char *name, const char *fmt, va_list ap)
  * what they do not know rather than writing null. */
 void jsonfmt_add_opt(cJSON *obj, const char *name, const char *s);
 
+/* Add the member name: s, or null when s is empty (an API's "none" for a field it always has). */
+void jsonfmt_add_or_null(cJSON *obj, const char *name, const char *s);
+
 #endif
