@@ -15,59 +15,11 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
 here="$top/tools/bench"
-conns=${BENCH_CONNECTIONS:-1 16 64}
-rounds=${BENCH_ROUNDS:-3}
-secs=${BENCH_SECONDS:-5}
-
-skip() { echo "SKIP: $*"; exit 0; }
-for tool in wrk nginx node curl sha256sum; do
-	command -v "$tool" >/dev/null || skip "$tool is not installed (make deps installs it)"
-done
-for bin in "$build/mcpwarden" "$build/bench-bin/llm_upstream"; do
-	[ -x "$bin" ] || skip "$bin is not built (make bench builds it)"
-done
-
-tmp=$(mktemp -d /tmp/mcpwarden-llm-bench.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-	node -e 'const s = require("net").createServer().listen(0, "127.0.0.1",
-		() => { console.log(s.address().port); s.close(); });'
-}
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.05
-	done
-}
-field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
-median() { tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.0f}" '{ v[NR] = $1 } END {
-	if (NR == 0) print "n/a"; else if (NR % 2) printf f "\n", v[(NR + 1) / 2];
-	else printf f "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-"$build/bench-bin/llm_upstream" 0 >"$tmp/upstream.port" 2>"$tmp/upstream.log" &
-pids+=($!)
-wait_for 5 test -s "$tmp/upstream.port" || { echo "provider did not start"; exit 1; }
-up_port=$(cat "$tmp/upstream.port")
-
-mkdir -p "$tmp/nginx"
-ng_port=$(free_port)
-sed -e "s|@PREFIX@|$tmp/nginx|g" -e "s|@PORT@|$ng_port|g" -e "s|@UPSTREAM_PORT@|$up_port|g" \
-	"$here/proxy/nginx.conf.in" >"$tmp/nginx/nginx.conf"
-nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" 2>>"$tmp/nginx/error.log" &
-pids+=($!)
-wait_for 5 curl -sf -o /dev/null -X POST -d '{}' "http://127.0.0.1:$ng_port/v1/chat/completions" ||
-	{ echo "nginx did not start:"; cat "$tmp/nginx/error.log"; exit 1; }
+. "$top/tools/bench/lib.sh"
+bench_require "$build/mcpwarden" "$build/bench-bin/llm_upstream"
+bench_tmp mcpwarden-llm-bench
+start_upstream "$build/bench-bin/llm_upstream" provider
+start_nginx /v1/chat/completions '{}'
 
 key="mcpw_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
 hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)

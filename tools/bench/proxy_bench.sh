@@ -23,51 +23,17 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
 here="$top/tools/bench/proxy"
-conns=${BENCH_CONNECTIONS:-1 16 64}
-rounds=${BENCH_ROUNDS:-3}
-secs=${BENCH_SECONDS:-5}
 memory=${BENCH_MEMORY:-1}
 nkeys=${BENCH_KEYS:-100000}
 nsessions=${BENCH_SESSIONS:-10000}
 tracing=${BENCH_TRACING:-0}
 logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
 
-skip() { echo "SKIP: $*"; exit 0; }
-for tool in wrk nginx node curl sha256sum; do
-	command -v "$tool" >/dev/null || skip "$tool is not installed (make deps installs it)"
-done
-for bin in "$build/mcpwarden" "$build/bench-bin/mcp_upstream"; do
-	[ -x "$bin" ] || skip "$bin is not built (make bench builds it)"
-done
-
-tmp=$(mktemp -d /tmp/mcpwarden-bench.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$top/tools/bench/lib.sh"
+bench_require "$build/mcpwarden" "$build/bench-bin/mcp_upstream"
+bench_tmp mcpwarden-bench
 
 # ---------------------------------------------------------------- helpers
-
-# A free loopback port, for nginx (which cannot report one it picked itself).
-free_port() {
-	node -e 'const s = require("net").createServer().listen(0, "127.0.0.1",
-		() => { console.log(s.address().port); s.close(); });'
-}
-
-# wait_for TIMEOUT_S CMD...: retry CMD every 50 ms until it succeeds.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.05
-	done
-}
 
 # post URL BODY [SESSION [KEY]] -> writes $tmp/h (headers) and $tmp/b (body), prints the status.
 post() {
@@ -115,32 +81,12 @@ bench() {
 		sed -n 's/^RESULT //p'
 }
 
-# field NAME "k=v k=v ..." -> v
-field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
-
-# median [FORMAT] < values -> their median (printf FORMAT, default %.0f), or n/a when none.
-median() { tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.0f}" '{ v[NR] = $1 } END {
-	if (NR == 0) print "n/a"; else if (NR % 2) printf f "\n", v[(NR + 1) / 2];
-	else printf f "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 # ---------------------------------------------------------------- start the three targets
 
-"$build/bench-bin/mcp_upstream" 0 >"$tmp/upstream.port" 2>"$tmp/upstream.log" &
-pids+=($!)
-wait_for 5 test -s "$tmp/upstream.port" || { echo "upstream did not start"; exit 1; }
-up_port=$(cat "$tmp/upstream.port")
+start_upstream "$build/bench-bin/mcp_upstream" upstream
 url[direct]="http://127.0.0.1:$up_port/mcp"
-
-mkdir -p "$tmp/nginx"
-ng_port=$(free_port)
-sed -e "s|@PREFIX@|$tmp/nginx|g" -e "s|@PORT@|$ng_port|g" -e "s|@UPSTREAM_PORT@|$up_port|g" \
-	"$here/nginx.conf.in" >"$tmp/nginx/nginx.conf"
-nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" 2>>"$tmp/nginx/error.log" &
-ng_pid=$!
-pids+=($ng_pid)
+start_nginx /mcp '{"jsonrpc":"2.0","method":"notifications/x"}'
 url[nginx]="http://127.0.0.1:$ng_port/mcp"
-wait_for 5 curl -sf -o /dev/null -X POST -d '{"jsonrpc":"2.0","method":"notifications/x"}' "${url[nginx]}" ||
-	{ echo "nginx did not start:"; cat "$tmp/nginx/error.log"; exit 1; }
 ng_worker=$(pgrep -P "$ng_pid" | head -1)
 
 # A key as an agent gets one (docs/policy.md); the config holds only its hash.

@@ -2,6 +2,8 @@
  * (libcurl easy, cJSON, printf tables). They parse their own options: none of the pins'. */
 #include "wardenctl.h"
 
+#include "base/jsonfmt.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -355,16 +357,11 @@ static int keys_cmd(const struct opts *o, const char *token)
 	}
 	if (!strcmp(sub, "create")) {
 		body = cJSON_CreateObject();
-		if (o->id)
-			cJSON_AddStringToObject(body, "id", o->id);
-		if (o->name)
-			cJSON_AddStringToObject(body, "name", o->name);
-		if (o->team)
-			cJSON_AddStringToObject(body, "team", o->team);
-		if (o->policy)
-			cJSON_AddStringToObject(body, "policy", o->policy);
-		if (o->expires)
-			cJSON_AddStringToObject(body, "expires", o->expires);
+		jsonfmt_add_opt(body, "id", o->id);
+		jsonfmt_add_opt(body, "name", o->name);
+		jsonfmt_add_opt(body, "team", o->team);
+		jsonfmt_add_opt(body, "policy", o->policy);
+		jsonfmt_add_opt(body, "expires", o->expires);
 		st = request(o, token, "POST", "/v1/keys", body, &ans);
 	} else if (!strcmp(sub, "list")) {
 		st = request(o, token, "GET", "/v1/keys", NULL, &ans);

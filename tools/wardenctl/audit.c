@@ -5,6 +5,7 @@
 
 #include "observe/logverify.h"
 #include "base/hex.h"
+#include "base/rfc3339.h"
 
 #define AUDIT_EXIT_USAGE 64     /* 1..4 are verdicts: see logverify.h */
 #define STATE_DIR_DEFAULT "/var/lib/mcpwarden"
@@ -28,8 +29,6 @@ static int parse_time(const char *s, int64_t *out)
 {
 	struct tm tm = { 0 };
 	const char *p;
-	char *end;
-	int64_t frac_ms = 0, off_s = 0;
 
 	if (*s && strspn(s, "0123456789") == strlen(s)) {
 		*out = strtoll(s, NULL, 10);
@@ -38,37 +37,9 @@ static int parse_time(const char *s, int64_t *out)
 	p = strptime(s, "%Y-%m-%d", &tm);
 	if (!p)
 		return -EINVAL;
-	if (*p == 'T' || *p == 't' || *p == ' ') {
-		p = strptime(p + 1, "%H:%M:%S", &tm);
-		if (!p)
-			return -EINVAL;
-		if (*p == '.') {
-			long long f = strtoll(p + 1, &end, 10);
-			int digits = (int)(end - (p + 1));
-			if (digits < 1)
-				return -EINVAL;
-			for (; digits > 3; digits--)
-				f /= 10;
-			for (; digits < 3; digits++)
-				f *= 10;
-			frac_ms = f;
-			p = end;
-		}
-		if (*p == 'Z' || *p == 'z') {
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int hh, mm;
-			if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
-				return -EINVAL;
-			off_s = (hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
-			p += 6;
-		} else {
-			return -EINVAL;
-		}
-	}
 	if (*p)
-		return -EINVAL;
-	*out = ((int64_t)timegm(&tm) - off_s) * 1000 + frac_ms;
+		return rfc3339_parse_ms(s, out);
+	*out = (int64_t)timegm(&tm) * 1000;
 	return 0;
 }
 

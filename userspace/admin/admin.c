@@ -29,14 +29,6 @@
 
 /* --- HTTP helpers --------------------------------------------------------------------- */
 
-void admin_set_header(struct evhttp_request *req, const char *name, const char *value)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	evhttp_remove_header(h, name);
-	evhttp_add_header(h, name, value);
-}
-
 static const char *status_text(int status)
 {
 	switch (status) {
@@ -62,9 +54,9 @@ void admin_send_json(struct evhttp_request *req, int status, const cJSON *body)
 	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
 
 	/* Answers may carry a fresh key: never cached anywhere. */
-	admin_set_header(req, "Cache-Control", "no-store");
+	http_set_header(req, "Cache-Control", "no-store");
 	if (buf && text) {
-		admin_set_header(req, "Content-Type", "application/json");
+		http_set_header(req, "Content-Type", "application/json");
 		evbuffer_add(buf, text, strlen(text));
 		evbuffer_add(buf, "\n", 1);
 	}
@@ -185,14 +177,8 @@ cJSON *admin_key_json(const struct admin *a, const struct key_record *k)
 
 	cJSON_AddStringToObject(o, "id", k->id);
 	cJSON_AddStringToObject(o, "name", k->name);
-	if (k->team[0])
-		cJSON_AddStringToObject(o, "team", k->team);
-	else
-		cJSON_AddNullToObject(o, "team");
-	if (k->policy[0])
-		cJSON_AddStringToObject(o, "policy", k->policy);
-	else
-		cJSON_AddNullToObject(o, "policy");
+	jsonfmt_add_or_null(o, "team", k->team);
+	jsonfmt_add_or_null(o, "policy", k->policy);
 	admin_time_json(o, "created", k->created);
 	admin_time_json(o, "expires", k->expires);
 	cJSON_AddBoolToObject(o, "disabled", k->disabled);
@@ -310,7 +296,7 @@ static void route(struct ctx *c, const char *path, enum evhttp_cmd_type cmd)
 			 allow[0] ? ", " : "", method_name(r->cmd));
 	}
 	if (allow[0]) {
-		admin_set_header(c->req, "Allow", allow);
+		http_set_header(c->req, "Allow", allow);
 		admin_send_error(c->req, 405, NULL, "method not allowed here; use %s", allow);
 		return;
 	}
@@ -354,7 +340,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		cJSON_AddStringToObject(o, "path", path);
 		admin_record_emit(o, "blocked", 429);
 		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
-		admin_set_header(req, "Retry-After", ra);
+		http_set_header(req, "Retry-After", ra);
 		admin_send_error(req, 429, NULL, "too many failed token attempts from this address; "
 				 "retry after %s s", ra);
 		return;
@@ -369,7 +355,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		admin_record_emit(o, "refused", 401);
 		if (peer)
 			peer_guard_failure(a->guard, peer, clock_mono_ms());
-		admin_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden-admin\"");
+		http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden-admin\"");
 		admin_send_error(req, 401, NULL, "admin token required: Authorization: Bearer <token>");
 		return;
 	}

@@ -33,13 +33,13 @@ struct dash_asset {
 /* Strict: nothing inline, nothing from elsewhere, no framing, forms only to here. */
 void admin_security_headers(struct evhttp_request *req)
 {
-	admin_set_header(req, "Content-Security-Policy",
+	http_set_header(req, "Content-Security-Policy",
 			 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
 			 "connect-src 'self'; object-src 'none'; base-uri 'none'; "
 			 "form-action 'self'; frame-ancestors 'none'");
-	admin_set_header(req, "X-Content-Type-Options", "nosniff");
-	admin_set_header(req, "X-Frame-Options", "DENY");
-	admin_set_header(req, "Referrer-Policy", "no-referrer");
+	http_set_header(req, "X-Content-Type-Options", "nosniff");
+	http_set_header(req, "X-Frame-Options", "DENY");
+	http_set_header(req, "Referrer-Policy", "no-referrer");
 }
 
 static const struct dash_asset *asset(const char *name)
@@ -68,8 +68,8 @@ static void send_asset(struct evhttp_request *req, const struct dash_asset *as)
 	struct evbuffer *buf = evbuffer_new();
 
 	admin_security_headers(req);
-	admin_set_header(req, "Content-Type", content_type(as->name));
-	admin_set_header(req, "Cache-Control", "no-store");
+	http_set_header(req, "Content-Type", content_type(as->name));
+	http_set_header(req, "Cache-Control", "no-store");
 	if (buf)
 		evbuffer_add_reference(buf, as->data, as->len, NULL, NULL);
 	evhttp_send_reply(req, 200, "OK", buf);
@@ -80,8 +80,8 @@ static void send_asset(struct evhttp_request *req, const struct dash_asset *as)
 static void redirect(struct evhttp_request *req, const char *to)
 {
 	admin_security_headers(req);
-	admin_set_header(req, "Location", to);
-	admin_set_header(req, "Cache-Control", "no-store");
+	http_set_header(req, "Location", to);
+	http_set_header(req, "Cache-Control", "no-store");
 	evhttp_send_reply(req, 303, "See Other", NULL);
 }
 
@@ -213,7 +213,7 @@ static void do_login(struct admin *a, struct evhttp_request *req, const char *pe
 	snprintf(cookie, sizeof(cookie), COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d",
 		 value, ADMIN_LOGIN_TTL_S);
 	OPENSSL_cleanse(value, sizeof(value));
-	admin_set_header(req, "Set-Cookie", cookie);
+	http_set_header(req, "Set-Cookie", cookie);
 	OPENSSL_cleanse(cookie, sizeof(cookie));
 	login_record(peer, "dashboard.login", "ok", 303);
 	redirect(req, "/logs");
@@ -227,7 +227,7 @@ static void do_logout(struct admin *a, struct evhttp_request *req, const char *p
 		OPENSSL_cleanse(&a->logins[slot], sizeof(a->logins[slot]));
 		login_record(peer, "dashboard.logout", "ok", 303);
 	}
-	admin_set_header(req, "Set-Cookie", COOKIE "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+	http_set_header(req, "Set-Cookie", COOKIE "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
 	redirect(req, "/logs");
 }
 
@@ -240,7 +240,7 @@ bool admin_dashboard_route(struct admin *a, struct evhttp_request *req, const ch
 		return false;
 	if (!strcmp(path, "/logs/login") || !strcmp(path, "/logs/logout")) {
 		if (cmd != EVHTTP_REQ_POST) {
-			admin_set_header(req, "Allow", "POST");
+			http_set_header(req, "Allow", "POST");
 			admin_send_error(req, 405, NULL, "method not allowed here; use POST");
 		} else if (!strcmp(path, "/logs/login")) {
 			do_login(a, req, peer);
@@ -250,7 +250,7 @@ bool admin_dashboard_route(struct admin *a, struct evhttp_request *req, const ch
 		return true;
 	}
 	if (cmd != EVHTTP_REQ_GET) {
-		admin_set_header(req, "Allow", "GET");
+		http_set_header(req, "Allow", "GET");
 		admin_send_error(req, 405, NULL, "method not allowed here; use GET");
 		return true;
 	}

@@ -11,6 +11,7 @@
 #include <event2/http.h>
 
 #include "admin/admin.h"
+#include "base/http_reply.h"
 #include "base/list.h"
 #include "govern/keys.h"
 
@@ -98,7 +99,6 @@ struct team_list {
 };
 
 /* HTTP and JSON helpers (admin.c). Errors are {"error": message, "field": name}. */
-void admin_set_header(struct evhttp_request *req, const char *name, const char *value);
 void admin_send_json(struct evhttp_request *req, int status, const cJSON *body);
 void admin_send_error(struct evhttp_request *req, int status, const char *field,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/log.h"
+#include "base/rfc3339.h"
 #include "enforce/enforcer.h"
 #include "enforce/pins.h"
 #include "mcp/transport/sse.h"
@@ -100,53 +101,6 @@ static void send_query_error(struct evhttp_request *req, int err)
 
 /* --- parameters ---------------------------------------------------------------------------- */
 
-/* "2026-12-04T07:25:36Z", with optional fraction and a zone as Z or +hh:mm. */
-static int parse_rfc3339(const char *s, int64_t *ms)
-{
-	struct tm tm = { 0 };
-	int y, mo, d, h, mi, sec, n = 0, frac = 0, kept = 0;
-	int64_t off = 0, t;
-
-	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-	    n != 19)
-		return -EINVAL;
-	s += n;
-	if (*s == '.') {
-		const char *start = ++s;
-		for (; isdigit((unsigned char)*s); s++)
-			if (kept < 3) {
-				frac = frac * 10 + (*s - '0');
-				kept++;
-			}
-		if (s == start)
-			return -EINVAL;
-		for (; kept < 3; kept++)
-			frac *= 10;
-	}
-	if (*s == 'Z' || *s == 'z') {
-		s++;
-	} else if (*s == '+' || *s == '-') {
-		int oh, om, m = 0;
-		if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5 || oh > 23 || om > 59)
-			return -EINVAL;
-		off = (oh * 60 + om) * 60 * (*s == '-' ? -1 : 1);
-		s += 6;
-	} else {
-		return -EINVAL;
-	}
-	if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
-		return -EINVAL;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = (int64_t)timegm(&tm);
-	*ms = (t - off) * 1000 + frac;
-	return 0;
-}
-
 static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 {
 	char *end;
@@ -164,7 +118,7 @@ static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 
 static int parse_time(const char *s, int64_t *ms)
 {
-	return parse_int(s, 1, INT64_C(253402300799999), ms) == 0 ? 0 : parse_rfc3339(s, ms);
+	return parse_int(s, 1, INT64_C(253402300799999), ms) == 0 ? 0 : rfc3339_parse_ms(s, ms);
 }
 
 static bool one_of(const char *v, const char *const *set)
@@ -564,7 +518,7 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 		goto out;
 	}
 	if (c->a->nstreams >= ADMIN_MAX_STREAMS) {
-		admin_set_header(c->req, "Retry-After", "10");
+		http_set_header(c->req, "Retry-After", "10");
 		send_error(c->req, 503, NULL, "too many live tail clients (%d)", ADMIN_MAX_STREAMS);
 		goto out;
 	}
@@ -590,8 +544,8 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 	evhttp_connection_set_closecb(s->evcon, stream_closed, s);
 	no_delay(c->req);               /* a record goes out as it is written */
 	admin_security_headers(c->req);
-	admin_set_header(c->req, "Content-Type", "text/event-stream");
-	admin_set_header(c->req, "Cache-Control", "no-store, no-transform");
+	http_set_header(c->req, "Content-Type", "text/event-stream");
+	http_set_header(c->req, "Cache-Control", "no-store, no-transform");
 	evhttp_send_reply_start(c->req, 200, "OK");
 	buf = evbuffer_new();
 	if (buf && sse_write_comment(buf, "live tail open") == 0)

@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/jsonfmt.h"
 #include "base/listener.h"
 #include "base/log.h"
 #include "govern/budget.h"
@@ -79,10 +80,7 @@ void admin_usage_get(struct ctx *c, const char *unused)
 			continue;
 		cJSON *e = cJSON_CreateObject();
 		cJSON_AddStringToObject(e, "id", k->id);
-		if (k->team[0])
-			cJSON_AddStringToObject(e, "team", k->team);
-		else
-			cJSON_AddNullToObject(e, "team");
+		jsonfmt_add_or_null(e, "team", k->team);
 		snprintf(scope, sizeof(scope), "key:%s", k->id);
 		cJSON_AddItemToObject(e, "budgets", budgets_json(b, scope, k->policy, now));
 		cJSON_AddItemToArray(keys, e);
@@ -167,8 +165,8 @@ void admin_metrics_get(struct ctx *c, const char *unused)
 	if (!buf || metrics_render(buf, gate_store(c->g), c->ks)) {
 		admin_fail(c, 500, NULL, "out of memory");
 	} else {
-		admin_set_header(c->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-		admin_set_header(c->req, "Cache-Control", "no-store");
+		http_set_header(c->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		http_set_header(c->req, "Cache-Control", "no-store");
 		evhttp_send_reply(c->req, 200, "OK", buf);
 	}
 	if (buf)

@@ -185,3 +185,17 @@ CURLcode curl_xfer_setup(CURL *e, struct curl_xfer *x, const struct curl_xfer_op
 		return rc;
 	return CURLE_OK;
 }
+
+void curl_xfer_end(CURL **e, struct curl_slist **headers)
+{
+	if (*e) {
+		CURLMcode mc = curl_multi_remove_handle(g.multi, *e);
+
+		if (mc != CURLM_OK)
+			log_error("curl_multi_remove_handle: %s", curl_multi_strerror(mc));
+		curl_easy_cleanup(*e);
+		*e = NULL;
+	}
+	curl_slist_free_all(*headers);
+	*headers = NULL;
+}

@@ -34,6 +34,10 @@ struct curl_xfer_opts {
  * CURLE_OK or the first option curl refused. */
 CURLcode curl_xfer_setup(CURL *e, struct curl_xfer *x, const struct curl_xfer_opts *o);
 
+/* End a transfer: take *e out of the multi (a refusal is logged), clean it up and free
+ * *headers; both become NULL. Either may already be NULL. */
+void curl_xfer_end(CURL **e, struct curl_slist **headers);
+
 struct curl_loop_ops {
 	/* After each round of curl activity (and its done calls): run what was queued. */
 	void (*after)(void);

@@ -154,13 +154,7 @@ out:
 
 static void xfer_free(struct kube_watch *w)
 {
-	if (w->easy) {
-		curl_multi_remove_handle(curl_loop_multi(), w->easy);
-		curl_easy_cleanup(w->easy);
-		w->easy = NULL;
-	}
-	curl_slist_free_all(w->hdrs);
-	w->hdrs = NULL;
+	curl_xfer_end(&w->easy, &w->hdrs);
 	if (w->cap > (1u << 20)) {	/* a big list page: do not keep its memory */
 		free(w->buf);
 		w->buf = NULL;

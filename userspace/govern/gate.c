@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/path.h"
 #include "govern/budget.h"
 #include "govern/gate_guard.h"
 #include "mcp/catalog.h"
@@ -63,26 +64,6 @@ struct gate_ticket {
 	bool charge_failures;
 };
 
-
-/* mkdir -p for the store's directory, private to the daemon's user. */
-static int make_parent_dirs(const char *file)
-{
-	char buf[4096];
-	size_t n = strlen(file);
-
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, file, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
 
 static int load_key(void *arg, const struct store_key *k)
 {
@@ -256,7 +237,7 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 	}
 	if ((rc = ratelimit_new(0, &g->rl)))
 		goto fail;
-	rc = make_parent_dirs(so.path);
+	rc = path_make_parents(so.path);
 	if (rc == 0)
 		rc = store_open(&so, base, &g->store);
 	if (rc == -EPROTO) {

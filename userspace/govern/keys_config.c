@@ -12,45 +12,22 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "base/rfc3339.h"
 #include "govern/policy.h"
 
 #include <openssl/crypto.h>
 
 /* ---- config ---- */
 
-/* RFC 3339 date-time ("2026-01-31T12:00:00Z", fraction and numeric offset allowed). */
+/* RFC 3339 date-time ("2026-01-31T12:00:00Z", fraction and numeric offset allowed), to the
+ * second. */
 int keys_parse_time(const char *s, int64_t *out)
 {
-	struct tm tm = { 0 };
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	long off = 0;
+	int64_t ms;
 
-	if (!p)
-		p = strptime(s, "%Y-%m-%dt%H:%M:%S", &tm);
-	if (!p || !isdigit((unsigned char)s[0]))
+	if (strlen(s) < 11 || s[10] == ' ' || rfc3339_parse_ms(s, &ms))
 		return -EINVAL;
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		while (isdigit((unsigned char)*p))
-			p++;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
-		   isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
-		   isdigit((unsigned char)p[5])) {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L + ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
-		if (*p == '+')
-			off = -off;
-		p += 6;
-	} else {
-		return -EINVAL;
-	}
-	if (*p)
-		return -EINVAL;
-	*out = (int64_t)timegm(&tm) + off;
+	*out = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
 	return 0;
 }
 

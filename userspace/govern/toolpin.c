@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/jsonfmt.h"
 #include "base/log.h"
 #include "observe/audit.h"
 #include "store/store.h"
@@ -341,10 +342,7 @@ cJSON *toolpins_json(const struct toolpins *tp)
 		cJSON_AddStringToObject(o, "server", p->server);
 		cJSON_AddStringToObject(o, "tool", p->tool);
 		cJSON_AddStringToObject(o, "state", state);
-		if (p->digest[0])
-			cJSON_AddStringToObject(o, "digest", p->digest);
-		else
-			cJSON_AddNullToObject(o, "digest");
+		jsonfmt_add_or_null(o, "digest", p->digest);
 		if (p->cur[0])
 			cJSON_AddStringToObject(o, "current_digest", p->cur);
 		if (p->digest[0]) {

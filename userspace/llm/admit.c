@@ -183,7 +183,7 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 		f->retry_after_s = (retry_ms + 999) / 1000;
 		return -EACCES;
 	}
-	llm_set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+	http_set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
 	llm_set_failure(f, 401, "authentication_error", "invalid_api_key",
 		    a == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer "
 					     "<virtual key> or x-bf-vk" : "invalid key");

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/jsonfmt.h"
 
 /* A message's content as text: a string, or the text parts of an array. */
 static char *content_text(const cJSON *c)
@@ -232,10 +233,7 @@ cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg)
 	cJSON_AddNumberToObject(ch, "index", 0);
 	m = cJSON_AddObjectToObject(ch, "message");
 	cJSON_AddStringToObject(m, "role", "assistant");
-	if (*text)
-		cJSON_AddStringToObject(m, "content", text);
-	else
-		cJSON_AddNullToObject(m, "content");
+	jsonfmt_add_or_null(m, "content", text);
 	const cJSON *b;
 	cJSON *calls = NULL;
 	cJSON_ArrayForEach(b, content) {

@@ -10,6 +10,7 @@
 #include <event2/http.h>
 
 #include "base/curl_loop.h"
+#include "base/http_reply.h"
 #include "base/list.h"
 #include "govern/keys.h"
 #include "govern/ratelimit.h"
@@ -175,7 +176,6 @@ static inline struct rate_subject llm_rate_who(const struct llm_req *r)
 }
 
 /* route.c, for the other files of the route */
-void llm_set_header(struct evhttp_request *req, const char *name, const char *value);
 void llm_send_json(struct evhttp_request *req, int status, const cJSON *body);
 __attribute__((format(printf, 5, 6)))
 void llm_set_failure(struct failure *f, int status, const char *type, const char *code,

@@ -150,15 +150,7 @@ static void on_done(struct curl_xfer *x, CURLcode res)
 
 void llm_transfer_stop(struct llm_req *r)
 {
-	if (r->easy) {
-		CURLMcode mc = curl_multi_remove_handle(curl_loop_multi(), r->easy);
-		if (mc != CURLM_OK)
-			log_error("llm: curl_multi_remove_handle: %s", curl_multi_strerror(mc));
-		curl_easy_cleanup(r->easy);
-		r->easy = NULL;
-	}
-	curl_slist_free_all(r->hdrs);
-	r->hdrs = NULL;
+	curl_xfer_end(&r->easy, &r->hdrs);
 	free(r->payload);
 	r->payload = NULL;
 }
@@ -252,20 +244,13 @@ int llm_transfer_start(struct llm_req *r)
 	r->body_started = r->event_stream = r->saw_done = false;
 	r->status = 0;
 	r->stream_err = 0;
-	r->errbuf[0] = '\0';
 	r->xfer.done = on_done;
 	if (!(e = curl_easy_init()))
 		goto fail_early;
-	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PRIVATE, &r->xfer);
-	SET(CURLOPT_WRITEFUNCTION, write_cb);
-	SET(CURLOPT_WRITEDATA, r);
-	SET(CURLOPT_ERRORBUFFER, r->errbuf);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_USERAGENT, "mcpwarden");
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_HTTPHEADER, r->hdrs);
+	if (curl_xfer_setup(e, &r->xfer, &(struct curl_xfer_opts){
+				.url = url, .user_agent = "mcpwarden", .write = write_cb, .data = r,
+				.errbuf = r->errbuf, .headers = r->hdrs }))
+		goto fail;
 	SET(CURLOPT_TIMEOUT_MS, p->timeout_ms);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms < 10000 ? p->timeout_ms : 10000L);
 	SET(CURLOPT_POSTFIELDS, r->payload);

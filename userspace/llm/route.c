@@ -33,27 +33,12 @@ static const char *endpoint_name(enum llm_endpoint ep)
 	     : ep == LLM_TOOL_EXECUTE ? "mcp.tool.execute" : "models";
 }
 
-void llm_set_header(struct evhttp_request *req, const char *name, const char *value)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	evhttp_remove_header(h, name);
-	evhttp_add_header(h, name, value);
-}
-
 void llm_send_json(struct evhttp_request *req, int status, const cJSON *body)
 {
-	struct evbuffer *buf = evbuffer_new();
 	char *text = cJSON_PrintUnformatted(body);
 
-	if (buf) {
-		llm_set_header(req, "Content-Type", "application/json");
-		evbuffer_add(buf, text, strlen(text));
-	}
-	evhttp_send_reply(req, status, NULL, buf);
+	http_send_text(req, status, NULL, "application/json", text);
 	cJSON_free(text);
-	if (buf)
-		evbuffer_free(buf);
 }
 
 static cJSON *error_body(const struct failure *f)
@@ -177,7 +162,7 @@ void llm_fail(struct llm_req *r, const struct failure *f)
 			if (f->retry_after_s > 0) {
 				char ra[32];
 				snprintf(ra, sizeof(ra), "%lld", (long long)f->retry_after_s);
-				llm_set_header(r->req, "Retry-After", ra);
+				http_set_header(r->req, "Retry-After", ra);
 			}
 			llm_send_json(r->req, f->status, e);
 		}
@@ -305,8 +290,8 @@ int llm_req_chunk(struct llm_req *r, const char *data, size_t len)
 	if (!r->req)
 		return -EPIPE;
 	if (!r->streaming) {
-		llm_set_header(r->req, "Content-Type", "text/event-stream");
-		llm_set_header(r->req, "Cache-Control", "no-cache");
+		http_set_header(r->req, "Content-Type", "text/event-stream");
+		http_set_header(r->req, "Cache-Control", "no-cache");
 		evhttp_send_reply_start(r->req, 200, "OK");
 		r->streaming = true;
 	}

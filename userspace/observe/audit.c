@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/jsonfmt.h"
 #include "base/log.h"
 #include "observe/logstore.h"
 #include "observe/logtail.h"
@@ -85,32 +86,42 @@ static size_t json_size(const cJSON *v)
 	return 0;
 }
 
+/* The session id's first 8 characters: enough to correlate, not to hijack. */
+static void add_session(cJSON *o, const char *session)
+{
+	char sid[9] = "";
+
+	if (session)
+		strncat(sid, session, sizeof(sid) - 1);
+	cJSON_AddStringToObject(o, "session", sid);
+}
+
+/* The key's id and, when it has one, its team. */
+static void add_key(cJSON *o, const char *key, const char *team)
+{
+	if (!key)
+		return;
+	cJSON_AddStringToObject(o, "key", key);
+	if (team && *team)
+		cJSON_AddStringToObject(o, "team", team);
+}
+
 void audit_decision(const struct audit_decision *d)
 {
 	cJSON *o = cJSON_CreateObject();
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(d->response, "error");
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(d->response, "result");
-	char sid[9] = "";
 
 	if (!o)
 		return;
-	if (d->session)
-		strncat(sid, d->session, sizeof(sid) - 1);  /* enough to correlate, not to hijack */
 	/* Out of memory: whatever could be added is recorded (alloc.h's policy for records). */
-	cJSON_AddStringToObject(o, "session", sid);
-	if (d->key) {
-		cJSON_AddStringToObject(o, "key", d->key);
-		if (d->team && *d->team)
-			cJSON_AddStringToObject(o, "team", d->team);
-	}
+	add_session(o, d->session);
+	add_key(o, d->key, d->team);
 	cJSON_AddStringToObject(o, "method", d->method);
-	if (d->server)
-		cJSON_AddStringToObject(o, "server", d->server);
-	if (d->target)
-		cJSON_AddStringToObject(o, "target", d->target);
+	jsonfmt_add_opt(o, "server", d->server);
+	jsonfmt_add_opt(o, "target", d->target);
 	cJSON_AddStringToObject(o, "decision", d->decision);
-	if (d->reason)
-		cJSON_AddStringToObject(o, "reason", d->reason);
+	jsonfmt_add_opt(o, "reason", d->reason);
 	if (err) {
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
 		cJSON_AddStringToObject(o, "status", "error");
@@ -134,8 +145,7 @@ void audit_decision(const struct audit_decision *d)
 		cJSON_AddNumberToObject(o, "upstream_ms", (double)(d->upstream_us / 1000));
 		cJSON_AddNumberToObject(o, "upstream_us", (double)d->upstream_us);
 	}
-	if (d->trace_id)
-		cJSON_AddStringToObject(o, "trace_id", d->trace_id);
+	jsonfmt_add_opt(o, "trace_id", d->trace_id);
 	if (d->arguments)
 		cJSON_AddItemReferenceToObject(o, "arguments", (cJSON *)d->arguments);
 	if (d->result)
@@ -148,24 +158,15 @@ void audit_llm(const struct audit_llm *r)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	if (r->key) {
-		cJSON_AddStringToObject(o, "key", r->key);
-		if (r->team && *r->team)
-			cJSON_AddStringToObject(o, "team", r->team);
-	}
+	add_key(o, r->key, r->team);
 	cJSON_AddStringToObject(o, "endpoint", r->endpoint);
-	if (r->provider)
-		cJSON_AddStringToObject(o, "provider", r->provider);
-	if (r->model)
-		cJSON_AddStringToObject(o, "model", r->model);
-	if (r->fallback_from)
-		cJSON_AddStringToObject(o, "fallback_from", r->fallback_from);
+	jsonfmt_add_opt(o, "provider", r->provider);
+	jsonfmt_add_opt(o, "model", r->model);
+	jsonfmt_add_opt(o, "fallback_from", r->fallback_from);
 	cJSON_AddBoolToObject(o, "stream", r->stream);
 	cJSON_AddNumberToObject(o, "status", r->status);
-	if (r->error)
-		cJSON_AddStringToObject(o, "error", r->error);
-	if (r->error_code)
-		cJSON_AddStringToObject(o, "error_code", r->error_code);
+	jsonfmt_add_opt(o, "error", r->error);
+	jsonfmt_add_opt(o, "error_code", r->error_code);
 	if (r->input_tokens >= 0)
 		cJSON_AddNumberToObject(o, "input_tokens", (double)r->input_tokens);
 	if (r->output_tokens >= 0)
@@ -181,15 +182,10 @@ void audit_llm(const struct audit_llm *r)
 		cJSON_AddItemReferenceToObject(o, "completion", (cJSON *)r->completion);
 	if (r->tool_calls)
 		cJSON_AddItemReferenceToObject(o, "tool_calls", (cJSON *)r->tool_calls);
-	if (r->tool)
-		cJSON_AddStringToObject(o, "tool", r->tool);
-	if (r->tool_call_id)
-		cJSON_AddStringToObject(o, "tool_call_id", r->tool_call_id);
-	if (r->session) {
-		char sid[9] = "";
-		strncat(sid, r->session, sizeof(sid) - 1);   /* as decision records have it */
-		cJSON_AddStringToObject(o, "session", sid);
-	}
+	jsonfmt_add_opt(o, "tool", r->tool);
+	jsonfmt_add_opt(o, "tool_call_id", r->tool_call_id);
+	if (r->session)
+		add_session(o, r->session);
 	audit_emit("llm", o);
 	cJSON_Delete(o);
 }

@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
 #include <sqlite3.h>
 
 #include "base/alloc.h"
+#include "base/doorbell.h"
 #include "base/list.h"
 #include "base/log.h"
 
@@ -48,8 +48,7 @@ struct logquery {
 	bool stopping;
 	pthread_t th;
 	bool th_up;
-	int efd;
-	struct event *ev;
+	struct doorbell bell;   /* the reader's: done holds answers */
 };
 
 /* ---- the SQL, built from fixed fragments with bound values ---- */
@@ -485,14 +484,6 @@ static void run_job(struct logquery *lq, struct job *j)
 	j->err = rc == -ETIMEDOUT && atomic_load(&lq->cancel) ? -ECANCELED : rc;
 }
 
-static void notify_loop(struct logquery *lq)
-{
-	uint64_t one = 1;
-
-	if (write(lq->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_error("logquery: eventfd write: %s", strerror(errno));
-}
-
 static void *reader_main(void *arg)
 {
 	struct logquery *lq = arg;
@@ -513,7 +504,7 @@ static void *reader_main(void *arg)
 
 		pthread_mutex_lock(&lq->lock);
 		list_add_tail(&j->link, &lq->done);
-		notify_loop(lq);
+		doorbell_ring(&lq->bell);
 	}
 	pthread_mutex_unlock(&lq->lock);
 	return NULL;
@@ -544,12 +535,8 @@ static void run_done(struct logquery *lq)
 	}
 }
 
-static void on_done(evutil_socket_t fd, short what, void *arg)
+static void on_done(void *arg)
 {
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_error("logquery: eventfd read: %s", strerror(errno));
 	run_done(arg);
 }
 
@@ -640,21 +627,14 @@ int logquery_new(struct event_base *base, const char *path, struct logquery **ou
 
 	*out = NULL;
 	lq->path = xstrdup(path);
-	lq->efd = -1;
+	lq->bell.fd = -1;
 	list_init(&lq->queue);
 	list_init(&lq->done);
 	pthread_mutex_init(&lq->lock, NULL);
 	pthread_cond_init(&lq->wake, NULL);
-	lq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (lq->efd < 0) {
-		rc = -errno;
+	rc = doorbell_init(&lq->bell, base, "logquery", on_done, lq);
+	if (rc)
 		goto fail;
-	}
-	lq->ev = event_new(base, lq->efd, EV_READ | EV_PERSIST, on_done, lq);
-	if (!lq->ev || event_add(lq->ev, NULL)) {
-		rc = -ENOMEM;
-		goto fail;
-	}
 	rc = -pthread_create(&lq->th, NULL, reader_main, lq);
 	if (rc)
 		goto fail;
@@ -688,10 +668,7 @@ void logquery_free(struct logquery *lq)
 		j->cb(j->arg, -ECANCELED, NULL);
 		job_free(j);
 	}
-	if (lq->ev)
-		event_free(lq->ev);
-	if (lq->efd >= 0)
-		close(lq->efd);
+	doorbell_fini(&lq->bell);
 	sqlite3_close(lq->db);
 	pthread_cond_destroy(&lq->wake);
 	pthread_mutex_destroy(&lq->lock);

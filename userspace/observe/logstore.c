@@ -14,6 +14,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/path.h"
 #include "observe/logchain.h"
 #include "observe/logstore_db.h"
 
@@ -125,14 +126,7 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 	out->max_bytes = bytes;
 	out->queue = (unsigned)queue;
 	out->checkpoint_every = (unsigned)every;
-	if (path) {
-		out->path = strdup(path);
-	} else {
-		size_t n = strlen(state_dir ? state_dir : ".") + sizeof("/logs.db");
-		out->path = malloc(n);
-		if (out->path)
-			snprintf(out->path, n, "%s/logs.db", state_dir ? state_dir : ".");
-	}
+	out->path = path ? strdup(path) : path_in_dir(state_dir, "logs.db");
 	return out->path ? 0 : -ENOMEM;
 }
 
@@ -436,26 +430,6 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-/* mkdir -p of path's directory (the state directory may not exist yet at start-up). */
-static int make_parent_dirs(const char *file)
-{
-	char buf[4096];
-	size_t n = strlen(file);
-
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, file, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
-
 int logstore_start(const struct logstore_options *o, logstore_note_fn note)
 {
 	struct logstore_chain c;
@@ -468,7 +442,7 @@ int logstore_start(const struct logstore_options *o, logstore_note_fn note)
 	if (!g.opt.path)
 		return -ENOMEM;
 	g.note = note;
-	rc = make_parent_dirs(g.opt.path);
+	rc = path_make_parents(g.opt.path);
 	if (rc == 0)
 		rc = logstore_db_open(g.opt.path, &g.db);
 	if (rc)

@@ -336,6 +336,30 @@ static int family(struct evbuffer *out, const char *name, const char *type, cons
 	return add(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family of one unlabelled sample. */
+static int single(struct evbuffer *out, const char *name, const char *type, const char *help,
+		  unsigned long long v)
+{
+	int rc = family(out, name, type, help);
+
+	return rc ? rc : add(out, "%s %llu\n", name, v);
+}
+
+/* Families of one unlabelled sample each, in order. */
+struct sample {
+	const char *name, *type, *help;
+	unsigned long long v;
+};
+
+static int samples(struct evbuffer *out, const struct sample *v, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = single(out, v[i].name, v[i].type, v[i].help, v[i].v);
+	return rc;
+}
+
 /* Seconds from nanoseconds, exactly, without floating point. */
 static void seconds(uint64_t ns, char *buf, size_t len)
 {
@@ -415,33 +439,22 @@ static int render_tools(struct evbuffer *out)
 static int render_logstore(struct evbuffer *out)
 {
 	struct logstore_stats s;
-	int rc;
 
 	logstore_get_stats(&s);
 	if (!s.running)
 		return 0;
-	rc = family(out, "mcpwarden_logstore_queue_depth", "gauge",
-		    "Records waiting for the log store's writer thread.");
-	if (!rc)
-		rc = add(out, "mcpwarden_logstore_queue_depth %llu\n",
-			 (unsigned long long)s.queue_depth);
-	if (!rc)
-		rc = family(out, "mcpwarden_logstore_dropped_total", "counter",
-			    "Records not stored (queue full, or a failed write); stdout has them.");
-	if (!rc)
-		rc = add(out, "mcpwarden_logstore_dropped_total %llu\n", (unsigned long long)s.dropped);
-	if (!rc)
-		rc = family(out, "mcpwarden_logstore_written_total", "counter",
-			    "Records stored in the log store.");
-	if (!rc)
-		rc = add(out, "mcpwarden_logstore_written_total %llu\n", (unsigned long long)s.written);
-	if (!rc)
-		rc = family(out, "mcpwarden_logstore_bytes", "gauge",
-			    "Size of the log store's files (database and write-ahead log), sampled "
-			    "by its writer.");
-	if (!rc)
-		rc = add(out, "mcpwarden_logstore_bytes %llu\n", (unsigned long long)s.bytes);
-	return rc;
+	const struct sample v[] = {
+		{ "mcpwarden_logstore_queue_depth", "gauge",
+		  "Records waiting for the log store's writer thread.", s.queue_depth },
+		{ "mcpwarden_logstore_dropped_total", "counter",
+		  "Records not stored (queue full, or a failed write); stdout has them.", s.dropped },
+		{ "mcpwarden_logstore_written_total", "counter",
+		  "Records stored in the log store.", s.written },
+		{ "mcpwarden_logstore_bytes", "gauge",
+		  "Size of the log store's files (database and write-ahead log), sampled "
+		  "by its writer.", s.bytes },
+	};
+	return samples(out, v, sizeof(v) / sizeof(v[0]));
 }
 
 void metrics_stage(enum metrics_stage stage, uint64_t ns)
@@ -524,33 +537,19 @@ static int render_llm(struct evbuffer *out)
 static int render_tracing(struct evbuffer *out)
 {
 	struct trace_counters t;
-	int rc;
 
 	trace_counters(&t);
-	rc = family(out, "mcpwarden_trace_spans_exported_total", "counter",
-		    "Spans the OTLP collector accepted.");
-	if (!rc)
-		rc = add(out, "mcpwarden_trace_spans_exported_total %llu\n",
-			 (unsigned long long)t.exported);
-	if (!rc)
-		rc = family(out, "mcpwarden_trace_spans_dropped_total", "counter",
-			    "Spans lost: the export queue was full, or their export failed after "
-			    "its retries.");
-	if (!rc)
-		rc = add(out, "mcpwarden_trace_spans_dropped_total %llu\n",
-			 (unsigned long long)t.dropped);
-	if (!rc)
-		rc = family(out, "mcpwarden_trace_export_errors_total", "counter",
-			    "OTLP export requests that failed after their retries.");
-	if (!rc)
-		rc = add(out, "mcpwarden_trace_export_errors_total %llu\n",
-			 (unsigned long long)t.export_errors);
-	if (!rc)
-		rc = family(out, "mcpwarden_trace_spans_queued", "gauge",
-			    "Spans waiting for export.");
-	if (!rc)
-		rc = add(out, "mcpwarden_trace_spans_queued %llu\n", (unsigned long long)t.queued);
-	return rc;
+	const struct sample v[] = {
+		{ "mcpwarden_trace_spans_exported_total", "counter",
+		  "Spans the OTLP collector accepted.", t.exported },
+		{ "mcpwarden_trace_spans_dropped_total", "counter",
+		  "Spans lost: the export queue was full, or their export failed after "
+		  "its retries.", t.dropped },
+		{ "mcpwarden_trace_export_errors_total", "counter",
+		  "OTLP export requests that failed after their retries.", t.export_errors },
+		{ "mcpwarden_trace_spans_queued", "gauge", "Spans waiting for export.", t.queued },
+	};
+	return samples(out, v, sizeof(v) / sizeof(v[0]));
 }
 
 int metrics_render(struct evbuffer *out, struct store *st, const struct keystore *ks)
@@ -594,11 +593,9 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 			rc = add(out, "mcpwarden_upstream_circuit_state{upstream=\"%s\"} %d\n",
 				 g.servers[i].name, g.servers[i].circuit);
 	if (!rc)
-		rc = family(out, "mcpwarden_loop_breaks_total", "counter",
-			    "Calls the loop breaker refused (the same key, tool and arguments too "
-			    "often within the policy's window).");
-	if (!rc)
-		rc = add(out, "mcpwarden_loop_breaks_total %llu\n", (unsigned long long)g.loop_breaks);
+		rc = single(out, "mcpwarden_loop_breaks_total", "counter",
+			    "Calls the loop breaker refused (the same key, tool and arguments "
+			    "too often within the policy's window).", g.loop_breaks);
 	if (!rc)
 		rc = render_llm(out);
 	if (!rc)
@@ -663,22 +660,17 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 	if (!rc)
 		rc = render_logstore(out);
 	if (!rc && st) {
-		rc = family(out, "mcpwarden_store_commits_total", "counter",
-			    "Store transactions committed (group commits).");
+		rc = single(out, "mcpwarden_store_commits_total", "counter",
+			    "Store transactions committed (group commits).",
+			    store_commits(st));
 		if (!rc)
-			rc = add(out, "mcpwarden_store_commits_total %llu\n",
-				 (unsigned long long)store_commits(st));
-		if (!rc)
-			rc = family(out, "mcpwarden_store_syncs_total", "counter",
-				    "Store checkpoints, each an fsync of the write-ahead log.");
-		if (!rc)
-			rc = add(out, "mcpwarden_store_syncs_total %llu\n",
-				 (unsigned long long)store_syncs(st));
+			rc = single(out, "mcpwarden_store_syncs_total", "counter",
+				    "Store checkpoints, each an fsync of the write-ahead log.",
+				    store_syncs(st));
 	}
 	if (!rc && ks) {
-		rc = family(out, "mcpwarden_keys", "gauge", "Virtual keys known (config and store).");
-		if (!rc)
-			rc = add(out, "mcpwarden_keys %zu\n", keys_count(ks));
+		rc = single(out, "mcpwarden_keys", "gauge", "Virtual keys known (config and store).",
+			    keys_count(ks));
 	}
 	if (!rc)
 		rc = render_tracing(out);

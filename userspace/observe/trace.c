@@ -61,24 +61,25 @@ void pb_tag(struct pb *b, unsigned field, enum pb_wire wire)
 	pb_varint(b, (uint64_t)field << 3 | wire);
 }
 
-void pb_fixed64(struct pb *b, unsigned field, uint64_t v)
+/* The n low bytes of v, little-endian, as protobuf's fixed32 and fixed64 are. */
+static void pb_fixed(struct pb *b, unsigned field, enum pb_wire wire, uint64_t v, int n)
 {
 	uint8_t buf[8];
 
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < n; i++)
 		buf[i] = (uint8_t)(v >> (8 * i));
-	pb_tag(b, field, PB_FIXED64);
-	pb_raw(b, buf, 8);
+	pb_tag(b, field, wire);
+	pb_raw(b, buf, (size_t)n);
+}
+
+void pb_fixed64(struct pb *b, unsigned field, uint64_t v)
+{
+	pb_fixed(b, field, PB_FIXED64, v, 8);
 }
 
 void pb_fixed32(struct pb *b, unsigned field, uint32_t v)
 {
-	uint8_t buf[4];
-
-	for (int i = 0; i < 4; i++)
-		buf[i] = (uint8_t)(v >> (8 * i));
-	pb_tag(b, field, PB_FIXED32);
-	pb_raw(b, buf, 4);
+	pb_fixed(b, field, PB_FIXED32, v, 4);
 }
 
 void pb_uint(struct pb *b, unsigned field, uint64_t v)

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -18,6 +17,7 @@
 #include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/path.h"
 #include "store/journal.h"
 #include "store/schema.h"
 
@@ -50,14 +50,7 @@ int store_options_parse(const cJSON *root, const char *state_dir, struct store_o
 	if (rc)
 		return rc;
 	out->fsync_interval_ms = (int)ms;
-	if (path) {
-		out->path = strdup(path);
-	} else {
-		size_t n = strlen(state_dir ? state_dir : ".") + sizeof("/mcpwarden.db");
-		out->path = malloc(n);
-		if (out->path)
-			snprintf(out->path, n, "%s/mcpwarden.db", state_dir ? state_dir : ".");
-	}
+	out->path = path ? strdup(path) : path_in_dir(state_dir, "mcpwarden.db");
 	return out->path ? 0 : -ENOMEM;
 }
 
@@ -91,12 +84,8 @@ static void run_done(struct store *st)
 	}
 }
 
-static void on_done(evutil_socket_t fd, short what, void *arg)
+static void on_done(void *arg)
 {
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_error("store: eventfd read: %s", strerror(errno));
 	run_done(arg);
 }
 
@@ -392,12 +381,9 @@ static void store_free(struct store *st)
 		sqlite3_close(st->db);
 	}
 	sqlite3_close(st->ckpt_db);
-	if (st->ev)
-		event_free(st->ev);
+	doorbell_fini(&st->bell);
 	if (st->flush_ev)
 		event_free(st->flush_ev);
-	if (st->efd >= 0)
-		close(st->efd);
 	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->ckpt_wake);
 	pthread_mutex_destroy(&st->lock);
@@ -480,7 +466,7 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	*out = NULL;
 	if (!st)
 		return -ENOMEM;
-	st->efd = -1;
+	st->bell.fd = -1;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->db_lock, NULL);
 	{
@@ -535,14 +521,10 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	if ((rc = store_db_open(st->path, &st->ckpt_db)) != 0 ||
 	    (rc = store_db_exec(st->ckpt_db, "PRAGMA synchronous = NORMAL")) != 0)
 		goto out;
-	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (st->efd < 0) {
-		rc = -errno;
+	if ((rc = doorbell_init(&st->bell, base, "store", on_done, st)) != 0)
 		goto out;
-	}
-	st->ev = event_new(base, st->efd, EV_READ | EV_PERSIST, on_done, st);
 	st->flush_ev = event_new(base, -1, 0, on_flush, st);
-	if (!st->ev || !st->flush_ev || event_add(st->ev, NULL) < 0) {
+	if (!st->flush_ev) {
 		rc = -ENOMEM;
 		goto out;
 	}

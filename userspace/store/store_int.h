@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sqlite3.h>
 
+#include "base/doorbell.h"
 #include "base/list.h"
 #include "store/journal.h"
 #include "store/store.h"
@@ -63,8 +64,7 @@ struct store {
 	bool writer_up, ckpt_up;
 	int64_t last_prune;
 
-	int efd;
-	struct event *ev;
+	struct doorbell bell;           /* the writer's: done holds answers */
 
 	_Atomic uint64_t commits, syncs;
 	_Atomic int health;             /* writer: 0, or the error of the last write that failed */

@@ -251,15 +251,6 @@ static void probe(struct store *st)
 	pthread_mutex_unlock(&st->db_lock);
 }
 
-static void notify_loop(struct store *st)
-{
-	uint64_t one = 1;
-
-	/* EAGAIN means the counter is already non-zero: the loop will wake anyway. */
-	if (write(st->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_error("store: eventfd write: %s", strerror(errno));
-}
-
 /* Wait until RETRY_MS from now, or until the store stops. Called with st->lock held. */
 static void wait_retry(struct store *st)
 {
@@ -333,7 +324,7 @@ void *store_writer_main(void *arg)
 			}
 		if (!list_empty(&batch)) {
 			list_splice_tail_init(&batch, &st->done);
-			notify_loop(st);
+			doorbell_ring(&st->bell);
 		}
 	}
 	pthread_mutex_unlock(&st->lock);

@@ -10,6 +10,8 @@ local headers = { ["Content-Type"] = "application/json" }
 if key ~= "" then headers["Authorization"] = "Bearer " .. key end
 local body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"hello from wrk"}],"max_tokens":50}'
 
+-- The RESULT line: tools/bench/result.lua, found from this script's own path.
+local result = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "../result.lua")
 local threads = {}
 bad = 0
 
@@ -21,14 +23,4 @@ function response(status, hdrs, b)
 	if status ~= 200 or not b:find('"choices"', 1, true) then bad = bad + 1 end
 end
 
-function done(summary, latency, requests)
-	local e = summary.errors
-	local secs = summary.duration / 1e6
-	local refused = 0
-	for _, t in ipairs(threads) do refused = refused + t:get("bad") end
-	io.write(string.format(
-		"RESULT requests=%d seconds=%.3f rps=%.1f p50=%d p90=%d p99=%d max=%d errors=%d status=%d bad=%d\n",
-		summary.requests, secs, summary.requests / secs,
-		latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-		e.connect + e.read + e.write + e.timeout, e.status, refused))
-end
+function done(summary, latency, requests) result(summary, latency, threads) end

@@ -18,6 +18,8 @@ local headers = {
 }
 if key ~= "" then headers["Authorization"] = "Bearer " .. key end
 
+-- The RESULT line: tools/bench/result.lua, found from this script's own path.
+local result = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "../result.lua")
 local threads = {}
 local seq = 0
 tid, bad = 0, 0     -- globals: setup() sets tid in each thread, done() reads bad from each
@@ -39,15 +41,4 @@ function response(status, hdrs, body)
 	if status ~= 200 or not body:find('"result"', 1, true) then bad = bad + 1 end
 end
 
-function done(summary, latency, requests)
-	local e = summary.errors
-	local errors = e.connect + e.read + e.write + e.timeout
-	local secs = summary.duration / 1e6
-	local refused = 0
-	for _, t in ipairs(threads) do refused = refused + t:get("bad") end
-	io.write(string.format(
-		"RESULT requests=%d seconds=%.3f rps=%.1f p50=%d p90=%d p99=%d max=%d errors=%d status=%d bad=%d\n",
-		summary.requests, secs, summary.requests / secs,
-		latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-		errors, e.status, refused))
-end
+function done(summary, latency, requests) result(summary, latency, threads) end

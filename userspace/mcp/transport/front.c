@@ -21,6 +21,7 @@
 #include "base/config.h"
 #include "govern/gate.h"
 #include "govern/refusal.h"
+#include "base/http_reply.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/listener.h"
@@ -100,27 +101,12 @@ static const char *header(struct evhttp_request *req, const char *name)
 	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
 }
 
-static void set_header(struct evhttp_request *req, const char *name, const char *value)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	evhttp_remove_header(h, name);
-	evhttp_add_header(h, name, value);
-}
-
 static void send_json(struct evhttp_request *req, int status, const char *reason, const cJSON *body)
 {
-	struct evbuffer *buf = evbuffer_new();
 	char *text = body ? jsonrpc_print((cJSON *)body) : NULL;
 
-	if (buf && text) {
-		set_header(req, "Content-Type", "application/json");
-		evbuffer_add(buf, text, strlen(text));
-	}
-	evhttp_send_reply(req, status, reason, buf);
+	http_send_text(req, status, reason, "application/json", text);
 	cJSON_free(text);
-	if (buf)
-		evbuffer_free(buf);
 }
 
 /* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
@@ -211,8 +197,8 @@ static int write_event(struct evhttp_request *req, const cJSON *msg)
 
 static void start_stream(struct evhttp_request *req)
 {
-	set_header(req, "Content-Type", "text/event-stream");
-	set_header(req, "Cache-Control", "no-cache, no-transform");
+	http_set_header(req, "Content-Type", "text/event-stream");
+	http_set_header(req, "Cache-Control", "no-cache, no-transform");
 	evhttp_send_reply_start(req, 200, "OK");
 }
 
@@ -258,13 +244,13 @@ static void send_answer(struct evhttp_request *req, const cJSON *response)
 	    cJSON_IsNumber(ra)) {
 		char buf[32];
 		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
-		set_header(req, "Retry-After", buf);
+		http_set_header(req, "Retry-After", buf);
 	}
 	bool children = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_CHILDREN;
 	if (children && cJSON_IsNumber(ra)) {
 		char buf[32];
 		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
-		set_header(req, "Retry-After", buf);
+		http_set_header(req, "Retry-After", buf);
 	}
 	if (sessions)
 		send_json(req, 429, "Too Many Requests", response);
@@ -469,7 +455,7 @@ static void handle_batch(struct front *f, struct evhttp_request *req,
 	b->req = req;
 	b->evcon = evhttp_request_get_connection(req);
 	b->pending = 1;
-	set_header(req, "Mcp-Session-Id", s->id);
+	http_set_header(req, "Mcp-Session-Id", s->id);
 	evhttp_connection_set_closecb(b->evcon, batch_closed, b);
 	cJSON_ArrayForEach(el, arr) {
 		cJSON *msg = cJSON_Duplicate(el, 1);
@@ -599,7 +585,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		cJSON *resp = NULL;
 		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
 		if (s)
-			set_header(req, "Mcp-Session-Id", s->id);
+			http_set_header(req, "Mcp-Session-Id", s->id);
 		send_answer(req, resp);
 		cJSON_Delete(resp);
 		cJSON_Delete(msg);
@@ -610,7 +596,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		cJSON_Delete(msg);
 		return;
 	}
-	set_header(req, "Mcp-Session-Id", s->id);
+	http_set_header(req, "Mcp-Session-Id", s->id);
 	if (m.kind == JSONRPC_NOTIFICATION) {
 		router_notification(f->r, s, msg, &m);
 		evhttp_send_reply(req, 202, "Accepted", NULL);
@@ -660,7 +646,7 @@ static void handle_get(struct front *f, struct evhttp_request *req, const struct
 	st->req = req;
 	st->s = s;
 	st->evcon = evhttp_request_get_connection(req);
-	set_header(req, "Mcp-Session-Id", s->id);
+	http_set_header(req, "Mcp-Session-Id", s->id);
 	start_stream(req);
 	struct evbuffer *buf = evbuffer_new();
 	if (buf && sse_write_comment(buf, "stream open") == 0)
@@ -718,12 +704,12 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 	if (r == GATE_AUTH_BLOCKED) {
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
-		set_header(req, "Retry-After", ra);
+		http_set_header(req, "Retry-After", ra);
 		send_error(req, 429, "Too Many Requests", -32001,
 			   "too many failed authentications from this address; retry later");
 		return false;
 	}
-	set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+	http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
 	send_error(req, 401, "Unauthorized", -32001,
 		   r == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer <key>"
 					  : "invalid key");
@@ -832,7 +818,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE) {
-		set_header(req, "Allow", "GET, POST, DELETE");
+		http_set_header(req, "Allow", "GET, POST, DELETE");
 		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
 			   "use POST, GET or DELETE");
 		return;
@@ -855,7 +841,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		handle_delete(f, req, whop);
 		break;
 	default:
-		set_header(req, "Allow", "GET, POST, DELETE");
+		http_set_header(req, "Allow", "GET, POST, DELETE");
 		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
 			   "use POST, GET or DELETE");
 	}

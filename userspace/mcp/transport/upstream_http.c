@@ -220,16 +220,7 @@ static struct call *call_new(struct http_transport *h, enum call_kind kind)
 /* Stop the current transfer, if any; the call itself stays. */
 static void call_stop(struct call *c)
 {
-	if (c->easy) {
-		CURLMcode mc = curl_multi_remove_handle(curl_loop_multi(), c->easy);
-		if (mc != CURLM_OK)
-			log_error("upstream http: curl_multi_remove_handle: %s",
-				  curl_multi_strerror(mc));
-		curl_easy_cleanup(c->easy);
-		c->easy = NULL;
-	}
-	curl_slist_free_all(c->hdrs);
-	c->hdrs = NULL;
+	curl_xfer_end(&c->easy, &c->hdrs);
 	if (c->buf)
 		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
 	c->mode = BODY_UNKNOWN;

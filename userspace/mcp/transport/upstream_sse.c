@@ -99,13 +99,7 @@ static void go_down(struct sse_transport *s, int err, const char *why)
 
 static void xfer_stop(struct xfer *x)
 {
-	if (x->easy) {
-		curl_multi_remove_handle(curl_loop_multi(), x->easy);
-		curl_easy_cleanup(x->easy);
-		x->easy = NULL;
-	}
-	curl_slist_free_all(x->hdrs);
-	x->hdrs = NULL;
+	curl_xfer_end(&x->easy, &x->hdrs);
 }
 
 static void xfer_free(struct xfer *x)
@@ -257,22 +251,16 @@ static int add_headers(struct xfer *x, const struct upstream_config *cfg, const 
 } while (0)
 
 static int xfer_start(struct xfer *x, const struct upstream_config *cfg, const char *url,
-		      void *write_fn, void *write_arg, long timeout_ms)
+		      curl_write_callback write_fn, void *write_arg, long timeout_ms)
 {
 	CURL *e = curl_easy_init();
 
 	if (!e)
 		return -ENOMEM;
-	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PRIVATE, &x->xfer);
-	SET(CURLOPT_WRITEFUNCTION, write_fn);
-	SET(CURLOPT_WRITEDATA, write_arg);
-	SET(CURLOPT_ERRORBUFFER, x->errbuf);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_USERAGENT, "mcpwarden");
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_HTTPHEADER, x->hdrs);
+	if (curl_xfer_setup(e, &x->xfer, &(struct curl_xfer_opts){
+				.url = url, .user_agent = "mcpwarden", .write = write_fn,
+				.data = write_arg, .errbuf = x->errbuf, .headers = x->hdrs }))
+		goto fail;
 	if (cfg->connect_timeout_ms > 0)
 		SET(CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
 	if (timeout_ms > 0)
@@ -281,7 +269,6 @@ static int xfer_start(struct xfer *x, const struct upstream_config *cfg, const c
 		SET(CURLOPT_POSTFIELDS, x->body);
 		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
 	}
-	x->errbuf[0] = '\0';
 	if (curl_multi_add_handle(curl_loop_multi(), e) != CURLM_OK)
 		goto fail;
 	x->easy = e;
