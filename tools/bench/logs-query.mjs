@@ -1,4 +1,4 @@
-// Benchmark (not a test): GET /api/logs over a logs.db of 1M records (the contract's schema,
+// Benchmark (not a test): GET /api/logs over a logs.db of 1M records (the store's schema,
 // tests/integration/logs-lib.mjs), through the real daemon's admin listener. Fills the file,
 // starts <build>/mcpwarden on it, and times filtered pages (and a stats query) from a client
 // on loopback: median and p95 of REPS runs each, against the 100 ms target for a page.
@@ -70,6 +70,11 @@ function fill() {
 		}
 		db.exec('COMMIT');
 	}
+	// As the daemon's writer does: the free-text index, and the chain's head (the daemon goes
+	// on from it).
+	db.prepare(`INSERT INTO records_fts(rowid, target, reason, error_message)
+		SELECT id, target, reason, error_message FROM records WHERE id > ?`).run(have);
+	db.prepare('UPDATE chain SET last_id = ?, head = ? WHERE id = 1').run(N, prev);
 	db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
 	db.exec('ANALYZE');
 	db.close();

@@ -13,7 +13,7 @@ for b in "$build"/bench/*; do
 	"$b" || status=1
 done
 for s in "$top"/tools/bench/*.sh; do
-	[ "$s" != "$top/tools/bench/run.sh" ] || continue
+	case "$(basename "$s")" in run.sh|lib.sh) continue ;; esac   # this runner; a sourced library
 	echo "=== $(basename "$s" .sh)"
 	"$s" "$build" || status=1
 done
