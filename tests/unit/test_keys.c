@@ -618,6 +618,41 @@ static void test_config(void)
 	policy_set_free(ps);
 }
 
+/* keys[].workloads: parsed, copied to the identity, matched against the kernel's name for the
+ * caller (an unknown caller never matches); bad patterns refused with the field's path. */
+static void test_workloads(void)
+{
+	struct config_errors e = { 0 };
+	struct keystore *ks = store();
+	struct key_identity who;
+	cJSON *root = cJSON_Parse(
+		"{\"keys\": [{\"id\": \"w\", \"hash\": \"" H_ABC "\", \"policy\": \"p\","
+		" \"workloads\": [\"cgroup:/kubepods/pod1*\", \"cgroup:/agents/a\"]},"
+		" {\"id\": \"x\", \"hash\": \"sha256:" "00000000000000000000000000000000"
+		"00000000000000000000000000000001\", \"policy\": \"p\", \"workloads\": [\"pod:ns/a\"]},"
+		" {\"id\": \"y\", \"hash\": \"sha256:" "00000000000000000000000000000000"
+		"00000000000000000000000000000002\", \"policy\": \"p\", \"workloads\": [\"/a\"]},"
+		" {\"id\": \"z\", \"hash\": \"sha256:" "00000000000000000000000000000000"
+		"00000000000000000000000000000003\", \"policy\": \"p\", \"workloads\": []}]}");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e,
+		"keys[1].workloads: \"pod:ns/a\": pod patterns are not supported yet",
+		"keys[2].workloads: entry 0 must be \"cgroup:/<glob>\"",
+		"keys[3].workloads: must be an array of 1 to 16 patterns");
+	CU_ASSERT_EQUAL(keys_authenticate(ks, "abc", 3, 0, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.workloads, "cgroup:/kubepods/pod1*\ncgroup:/agents/a");
+	CU_ASSERT_TRUE(keys_workload_allows(who.workloads, "/kubepods/pod1/c1"));
+	CU_ASSERT_TRUE(keys_workload_allows(who.workloads, "/agents/a"));
+	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, "/agents/ab"));
+	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, "/kubepods/pod2/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, NULL));
+	CU_ASSERT_TRUE(keys_workload_allows("", NULL));
+	cJSON_Delete(root);
+	keys_free(ks);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -633,6 +668,7 @@ int main(void)
 		{ "failure tracker: addresses", test_tracker_addresses },
 		{ "failure tracker: eviction, bounded", test_tracker_eviction },
 		{ "config sections", test_config },
+		{ "keys bound to workloads", test_workloads },
 		{ NULL, NULL },
 	};
 

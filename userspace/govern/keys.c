@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,10 @@ struct key {
 	int64_t created;
 	bool disabled;
 	uint8_t name_off, policy_off;  /* into text, which starts with the id */
+	uint16_t workloads_off;
 	struct htab_node by_id;
 	struct htab_node by_hash;
-	char text[];                   /* "id\0name\0policy\0" */
+	char text[];                   /* "id\0name\0policy\0workloads\0" */
 } __attribute__((aligned(64)));
 
 struct keystore {
@@ -346,13 +348,56 @@ const char *keys_team_policy(const struct keystore *ks, const char *name)
 	return t ? t->policy : NULL;
 }
 
+/* ---- workload binding ---- */
+
+#define WORKLOAD_CGROUP "cgroup:"
+
+bool keys_valid_workload(const char *p)
+{
+	size_t n = strlen(p), pl = strlen(WORKLOAD_CGROUP);
+
+	if (n <= pl || n >= KEYS_WORKLOADS_SIZE / 2 || strncmp(p, WORKLOAD_CGROUP, pl) != 0 ||
+	    p[pl] != '/')
+		return false;
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return false;
+	return true;
+}
+
+bool keys_workload_allows(const char *workloads, const char *cgroup_path)
+{
+	const char *p = workloads;
+	char pat[KEYS_WORKLOADS_SIZE];
+
+	if (!*workloads)
+		return true;
+	if (!cgroup_path)
+		return false;	/* an unknown caller is no workload */
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n < sizeof(pat)) {
+			memcpy(pat, p, n);
+			pat[n] = '\0';
+			if (strncmp(pat, WORKLOAD_CGROUP, strlen(WORKLOAD_CGROUP)) == 0 &&
+			    fnmatch(pat + strlen(WORKLOAD_CGROUP), cgroup_path, 0) == 0)
+				return true;
+		}
+		p += n + (e ? 1 : 0);
+	}
+	return false;
+}
+
 /* ---- keys ---- */
 
 /* A stored key built from a checked record. */
 static struct key *key_new(const struct key_record *r, struct team *team)
 {
 	size_t lid = strlen(r->id), lname = strlen(r->name), lpol = strlen(r->policy);
-	size_t size = offsetof(struct key, text) + lid + lname + lpol + 3;
+	size_t lwl = strnlen(r->workloads, sizeof(r->workloads) - 1);
+	size_t size = offsetof(struct key, text) + lid + lname + lpol + lwl + 4;
 	struct key *k;
 
 	size = (size + 63) & ~(size_t)63;  /* aligned_alloc wants a multiple of the alignment */
@@ -370,6 +415,8 @@ static struct key *key_new(const struct key_record *r, struct team *team)
 	memcpy(k->text, r->id, lid);
 	memcpy(k->text + k->name_off, r->name, lname);
 	memcpy(k->text + k->policy_off, r->policy, lpol);
+	k->workloads_off = (uint16_t)(k->policy_off + lpol + 1);
+	memcpy(k->text + k->workloads_off, r->workloads, lwl);
 	return k;
 }
 
@@ -470,6 +517,7 @@ int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
 	strcpy(out->id, k->text);
 	strcpy(out->name, k->text + k->name_off);
 	strcpy(out->policy, k->text + k->policy_off);
+	strcpy(out->workloads, k->text + k->workloads_off);
 	if (k->team)
 		strcpy(out->team, k->team->name);
 	return 0;
@@ -542,6 +590,7 @@ enum keys_auth keys_authenticate_hash(const struct keystore *ks,
 	strcpy(who->id, k->text);
 	strcpy(who->name, k->text + k->name_off);
 	strcpy(who->policy, k->text + k->policy_off);
+	strcpy(who->workloads, k->text + k->workloads_off);
 	if (k->team) {
 		strcpy(who->team, k->team->name);
 		strcpy(who->team_policy, k->team->policy);

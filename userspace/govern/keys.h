@@ -34,6 +34,8 @@ struct keystore;
 #define KEYS_HASH_TEXT_SIZE  72   /* "sha256:" + 64 hex + NUL */
 #define KEYS_ID_SIZE         65   /* ids, team and policy names: [A-Za-z0-9_.-]{1,64} */
 #define KEYS_NAME_SIZE       129  /* display names: 1-128 printable bytes */
+#define KEYS_WORKLOADS_SIZE  512  /* workload patterns, '\n'-separated, with their NUL */
+#define KEYS_WORKLOADS_MAX   16   /* patterns per key */
 
 /* A key as configured or managed at run time. Never holds the secret. */
 struct key_record {
@@ -45,6 +47,8 @@ struct key_record {
 	char name[KEYS_NAME_SIZE];
 	char team[KEYS_ID_SIZE];        /* "" when none */
 	char policy[KEYS_ID_SIZE];      /* "" allowed only with a team: the team's policy alone */
+	/* The workloads the key may be used from ("cgroup:<glob>" lines); "" anywhere. */
+	char workloads[KEYS_WORKLOADS_SIZE];
 };
 
 /* Who a request comes from, copied out at authentication (so it stays valid however long the
@@ -56,6 +60,7 @@ struct key_identity {
 	char policy[KEYS_ID_SIZE];      /* "" none */
 	char team_policy[KEYS_ID_SIZE]; /* the team's policy now; "" when no team */
 	int64_t expires;
+	char workloads[KEYS_WORKLOADS_SIZE]; /* as key_record.workloads */
 };
 
 /* The outcome of an authentication, for the audit record. The HTTP answer is the same 401 for
@@ -68,6 +73,12 @@ enum keys_auth {
 	KEYS_AUTH_DISABLED,
 };
 
+
+/* Workload binding. A pattern is "cgroup:" and an fnmatch(3) glob of the caller's cgroup path
+ * below the cgroup2 root (a star also crosses '/'). keys_valid_workload checks one; keys_workload_allows says whether a caller (its cgroup path, NULL when the kernel
+ * could not name it) matches one of the '\n'-separated patterns ("" allows everyone). */
+bool keys_valid_workload(const char *pattern);
+bool keys_workload_allows(const char *workloads, const char *cgroup_path);
 
 /* Identifiers (ids, team and policy names) and display names as the keystore accepts them. */
 bool keys_valid_ident(const char *s);

@@ -209,6 +209,24 @@ void audit_auth(const char *reason, const char *key, const char *peer)
 	cJSON_Delete(o);
 }
 
+void audit_auth_workload(const char *reason, const char *key, const char *peer,
+			 const char *workload)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return;
+	if (!cJSON_AddStringToObject(o, "reason", reason) ||
+	    !cJSON_AddStringToObject(o, "key", key) ||
+	    (peer && !cJSON_AddStringToObject(o, "peer", peer)) ||
+	    !cJSON_AddStringToObject(o, "workload", workload)) {
+		cJSON_Delete(o);
+		return;
+	}
+	audit_emit("auth", o);
+	cJSON_Delete(o);
+}
+
 void audit_kernel_deny(cJSON *event)
 {
 	audit_emit("kernel_deny", event);

@@ -15,11 +15,13 @@
 #include <event2/keyvalq_struct.h>
 
 #include "observe/audit.h"
+#include "observe/metrics.h"
 #include "observe/trace.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
 #include "govern/gate.h"
+#include "govern/keys.h"
 #include "govern/refusal.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
@@ -712,6 +714,21 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 	evhttp_connection_get_peer(evcon, &peer, &port);
 	enum gate_auth r = gate_authenticate(f->gate, presented_key(req), peer, who,
 					     &reason, &retry_ms);
+	if (r == GATE_AUTH_OK && who->workloads[0]) {
+		/* A key bound to workloads: the kernel names the caller, the key alone is not
+		 * enough. The same 401 as any refusal; the record says why and who called. */
+		const char *caller = conn_deadline_caller(f->deadline, req, NULL);
+
+		if (keys_workload_allows(who->workloads, caller))
+			return true;
+		metrics_auth_workload_refused();
+		audit_auth_workload("key used outside its workload", who->id, peer,
+				    caller ? caller : "unknown");
+		set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+		send_error(req, 401, "Unauthorized", -32001,
+			   "this key may not be used from this workload");
+		return false;
+	}
 	if (r == GATE_AUTH_OK)
 		return true;
 	audit_auth(reason, who->id, peer);
