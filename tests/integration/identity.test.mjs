@@ -1,7 +1,8 @@
-// Keys bound to workloads, with the caller named by the kernel: a key bound to cgroup A works
-// from a process in A and is refused (401, an auth record naming the caller's cgroup, the
-// counter) from a process in a sibling cgroup B — whatever the request carries — over IPv4 and
-// IPv6 loopback. The cgroups made here carry this pid and are removed at the end.
+// Identity from the kernel. Keys bound to workloads: a key bound to cgroup A works from a
+// process in A and is refused (401, an auth record naming the caller's cgroup, the counter)
+// from a process in a sibling cgroup B — whatever the request carries — over IPv4 and IPv6
+// loopback. Keyless workloads: no key from A is governed by A's workload policy (records keyed
+// "wl:<name>"), no key from B is refused. The cgroups made here carry this pid and are removed at the end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -21,14 +22,23 @@ const INIT = JSON.stringify({
 	params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
 });
 
-/** POST initialize with key from a curl placed in cgdir: the HTTP status. */
-function callFrom(cgdir, url, key) {
+/** POST body (initialize) with key (none when null) from a curl placed in cgdir: the HTTP
+ * status and the body. */
+function postFrom(cgdir, url, key, body = INIT, session = null) {
 	const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh',
-		'curl', '-g', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', url,
-		'-H', `Authorization: Bearer ${key}`, '-H', 'Content-Type: application/json',
-		'-H', 'Accept: application/json, text/event-stream', '--data', INIT],
+		'curl', '-g', '-s', '-D', '-', '-w', '\n%{http_code}', '-X', 'POST', url,
+		...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
+		...(session ? ['-H', `Mcp-Session-Id: ${session}`, '-H', 'MCP-Protocol-Version: 2025-11-25'] : []),
+		'-H', 'Content-Type: application/json',
+		'-H', 'Accept: application/json, text/event-stream', '--data', body],
 	{ encoding: 'utf8', timeout: 15000 });
-	return Number(r.stdout);
+	const lines = r.stdout.split('\n');
+	const sid = /^mcp-session-id: *(\S+)/im.exec(r.stdout)?.[1] ?? null;
+	return { status: Number(lines.pop()), text: lines.join('\n'), session: sid };
+}
+
+function callFrom(cgdir, url, key) {
+	return postFrom(cgdir, url, key).status;
 }
 
 async function bound(t, listen) {
@@ -73,3 +83,41 @@ test('a key bound to a cgroup is usable only from it (IPv4 loopback)', { skip, t
 	(t) => bound(t, '127.0.0.1:0'));
 test('a key bound to a cgroup is usable only from it (IPv6 loopback)', { skip, timeout: 60000 },
 	(t) => bound(t, '[::1]:0'));
+
+test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {
+	const tag = `mcpwarden-identwl-${process.pid}`;
+	const base = join(cgroupRoot, tag), cgA = join(base, 'agent'), cgB = join(base, 'other');
+	mkdirSync(base);
+	mkdirSync(cgA);
+	mkdirSync(cgB);
+	const fixture = await startFixture();
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await fixture.stop(3000);
+		for (const d of [cgA, cgB, base])
+			try { rmdirSync(d); } catch { /* curl exited: empty */ }
+	});
+	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+		auth: { required: true },
+		policies: { simple: { tools: { allow: ['fixture/test_simple_text'] } } },
+		workloads: [{ name: 'agents', cgroup: `/${tag}/agent`, policy: 'simple' }],
+	}));
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+
+	assert.equal(postFrom(cgB, daemon.url, null).status, 401, 'no key and no workload: refused');
+	const init = postFrom(cgA, daemon.url, null);
+	assert.equal(init.status, 200, init.text);
+	const call = (name) => JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call',
+		params: { name, arguments: {} } });
+	const ok = postFrom(cgA, daemon.url, null, call('test_simple_text'), init.session);
+	assert.equal(ok.status, 200, ok.text);
+	assert.match(ok.text, /simple text response/);
+	const denied = postFrom(cgA, daemon.url, null, call('test_error_handling'), init.session);
+	assert.match(denied.text, /-32003/, 'refused by the workload\'s policy');
+	const rec = await daemon.waitForRecord((r) => r.type === 'decision' && r.target === 'test_error_handling', 5000);
+	assert.equal(rec.key, 'wl:agents');
+	assert.equal(rec.decision, 'deny');
+	const allowed = await daemon.waitForRecord((r) => r.type === 'decision' && r.target === 'test_simple_text', 5000);
+	assert.equal(allowed.key, 'wl:agents');
+});

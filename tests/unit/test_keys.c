@@ -651,6 +651,36 @@ static void test_workloads(void)
 	CU_ASSERT_TRUE(keys_workload_allows("", NULL));
 	cJSON_Delete(root);
 	keys_free(ks);
+
+	/* Keyless workloads: first match in config order; the identity is "wl:<name>". */
+	ks = store();
+	memset(&e, 0, sizeof(e));
+	root = cJSON_Parse(
+		"{\"teams\": [{\"name\": \"ml\", \"policy\": \"tp\"}], \"workloads\": ["
+		" {\"name\": \"agents\", \"cgroup\": \"/agents/*\", \"policy\": \"p\", \"team\": \"ml\"},"
+		" {\"name\": \"all\", \"cgroup\": \"/*\", \"team\": \"ml\"},"
+		" {\"name\": \"agents\", \"cgroup\": \"/x\", \"policy\": \"p\"},"
+		" {\"name\": \"nop\", \"cgroup\": \"/x\"},"
+		" {\"name\": \"rel\", \"cgroup\": \"x\", \"policy\": \"p\"},"
+		" {\"name\": \"pod\", \"pod\": \"ns/a\", \"cgroup\": \"/p\", \"policy\": \"p\"}]}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e,
+		"workloads[2].name: workload \"agents\" is defined twice",
+		"workloads[3].policy: required for a workload without a team",
+		"workloads[4].cgroup: must be a glob of a cgroup path",
+		"workloads[5].pod: pod workloads are not supported yet");
+	CU_ASSERT_EQUAL(keys_workload_count(ks), 2);
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/agents/a1", &who), 0);
+	CU_ASSERT_STRING_EQUAL(who.id, "wl:agents");
+	CU_ASSERT_STRING_EQUAL(who.policy, "p");
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "tp");
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/system.slice/x", &who), 0);
+	CU_ASSERT_STRING_EQUAL(who.id, "wl:all");
+	CU_ASSERT_STRING_EQUAL(who.policy, "");
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, NULL, &who), -ENOENT);
+	cJSON_Delete(root);
+	keys_free(ks);
 }
 
 int main(void)
@@ -668,7 +698,7 @@ int main(void)
 		{ "failure tracker: addresses", test_tracker_addresses },
 		{ "failure tracker: eviction, bounded", test_tracker_eviction },
 		{ "config sections", test_config },
-		{ "keys bound to workloads", test_workloads },
+		{ "keys bound to workloads; keyless workloads", test_workloads },
 		{ NULL, NULL },
 	};
 

@@ -406,6 +406,13 @@ cJSON *gate_logged_copy(const struct gate *g, const struct key_identity *who, co
 						 &opted_in) : NULL;
 }
 
+bool gate_workload_identity(struct gate *g, const char *cgroup_path, struct key_identity *who)
+{
+	return keys_workload_identity(g->r.ks, cgroup_path, who) == 0;
+}
+
+bool gate_has_workloads(const struct gate *g) { return keys_workload_count(g->r.ks) > 0; }
+
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
 				 struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms)

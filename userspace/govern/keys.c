@@ -52,6 +52,8 @@ struct keystore {
 	EVP_MD *sha256;
 	EVP_MD_CTX *md_ctx;
 	struct peer_guard *peers;      /* brute-force hold-off */
+	struct keys_workload *wl;      /* keyless workloads, in config order (first match wins) */
+	size_t nwl;
 };
 
 static const struct peer_guard_limits default_limits = {
@@ -163,6 +165,7 @@ void keys_free(struct keystore *ks)
 	htab_fini(&ks->by_hash);
 	htab_fini(&ks->teams);
 	peer_guard_free(ks->peers);
+	free(ks->wl);
 	EVP_MD_CTX_free(ks->md_ctx);
 	EVP_MD_free(ks->sha256);
 	free(ks);
@@ -388,6 +391,55 @@ bool keys_workload_allows(const char *workloads, const char *cgroup_path)
 		p += n + (e ? 1 : 0);
 	}
 	return false;
+}
+
+/* ---- keyless workloads ---- */
+
+int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
+{
+	struct keys_workload *n;
+
+	if (ks->nwl >= KEYS_WORKLOADS_ENTRIES_MAX)
+		return -ENOSPC;
+	if (!keys_valid_ident(w->name) || (w->team[0] && !keys_team_policy(ks, w->team)) ||
+	    (!w->policy[0] && !w->team[0]) || !keys_valid_workload(w->pattern))
+		return -EINVAL;
+	for (size_t i = 0; i < ks->nwl; i++)
+		if (strcmp(ks->wl[i].name, w->name) == 0)
+			return -EEXIST;
+	n = realloc(ks->wl, (ks->nwl + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	ks->wl = n;
+	ks->wl[ks->nwl++] = *w;
+	return 0;
+}
+
+size_t keys_workload_count(const struct keystore *ks) { return ks->nwl; }
+
+int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
+			   struct key_identity *who)
+{
+	const char *tp;
+
+	if (!cgroup_path)
+		return -ENOENT;
+	for (size_t i = 0; i < ks->nwl; i++) {
+		const struct keys_workload *w = &ks->wl[i];
+
+		if (!keys_workload_allows(w->pattern, cgroup_path))
+			continue;
+		memset(who, 0, sizeof(*who));
+		snprintf(who->id, sizeof(who->id), "%s%s", KEYS_WORKLOAD_ID_PREFIX, w->name);
+		snprintf(who->name, sizeof(who->name), "%s", w->name);
+		memcpy(who->policy, w->policy, sizeof(who->policy));
+		if (w->team[0] && (tp = keys_team_policy(ks, w->team))) {
+			memcpy(who->team, w->team, sizeof(who->team));
+			snprintf(who->team_policy, sizeof(who->team_policy), "%s", tp);
+		}
+		return 0;
+	}
+	return -ENOENT;
 }
 
 /* ---- keys ---- */

@@ -80,6 +80,26 @@ enum keys_auth {
 bool keys_valid_workload(const char *pattern);
 bool keys_workload_allows(const char *workloads, const char *cgroup_path);
 
+/* Keyless workloads (config "workloads"): a request with no key from a caller whose cgroup
+ * matches pattern is governed as the workload, under the identity id "wl:<name>" (budgets,
+ * rate limits and records keyed by it as by a key id). First match in config order wins. */
+#define KEYS_WORKLOAD_ID_PREFIX     "wl:"
+#define KEYS_WORKLOADS_ENTRIES_MAX  256
+struct keys_workload {
+	char name[KEYS_ID_SIZE - 3];    /* so that "wl:" + name fits an id */
+	char policy[KEYS_ID_SIZE];      /* "" only with a team */
+	char team[KEYS_ID_SIZE];
+	char pattern[KEYS_WORKLOADS_SIZE / 2]; /* "cgroup:<glob>" */
+};
+/* 0, -EINVAL (bad name or pattern, unknown team, neither policy nor team), -EEXIST (the name
+ * is taken), -ENOSPC or -ENOMEM. */
+int keys_workload_add(struct keystore *ks, const struct keys_workload *w);
+size_t keys_workload_count(const struct keystore *ks);
+/* who filled for the first workload matching cgroup_path (NULL: unknown caller): 0, or
+ * -ENOENT when none does. */
+int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
+			   struct key_identity *who);
+
 /* Identifiers (ids, team and policy names) and display names as the keystore accepts them. */
 bool keys_valid_ident(const char *s);
 bool keys_valid_name(const char *s);

@@ -712,7 +712,12 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 	int64_t retry_ms;
 
 	evhttp_connection_get_peer(evcon, &peer, &port);
-	enum gate_auth r = gate_authenticate(f->gate, presented_key(req), peer, who,
+	/* No key at all, from a keyless workload the kernel names: governed as that workload. */
+	const char *presented = presented_key(req);
+	if ((!presented || !*presented) && gate_has_workloads(f->gate) &&
+	    gate_workload_identity(f->gate, conn_deadline_caller(f->deadline, req, NULL), who))
+		return true;
+	enum gate_auth r = gate_authenticate(f->gate, presented, peer, who,
 					     &reason, &retry_ms);
 	if (r == GATE_AUTH_OK && who->workloads[0]) {
 		/* A key bound to workloads: the kernel names the caller, the key alone is not
@@ -860,6 +865,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 		if (!authenticate(f, req, &who))
 			return;
 		whop = &who;
+	} else if (gate_has_workloads(f->gate)) {
+		/* Keys are optional here, but a keyless workload is still governed as itself. */
+		const char *k = presented_key(req);
+		if ((!k || !*k) && gate_workload_identity(
+			    f->gate, conn_deadline_caller(f->deadline, req, NULL), &who))
+			whop = &who;
 	}
 	switch (cmd) {
 	case EVHTTP_REQ_POST:
