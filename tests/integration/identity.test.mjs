@@ -120,4 +120,7 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 	assert.equal(rec.decision, 'deny');
 	const allowed = await daemon.waitForRecord((r) => r.type === 'decision' && r.target === 'test_simple_text', 5000);
 	assert.equal(allowed.key, 'wl:agents');
+	// Every call's record names the caller's cgroup as the kernel did.
+	assert.equal(allowed.workload, `/${tag}/agent`);
+	assert.equal(rec.workload, `/${tag}/agent`);
 });

@@ -61,6 +61,9 @@ struct key_identity {
 	char team_policy[KEYS_ID_SIZE]; /* the team's policy now; "" when no team */
 	int64_t expires;
 	char workloads[KEYS_WORKLOADS_SIZE]; /* as key_record.workloads */
+	/* Filled by the transport, not the keystore: the caller's cgroup path as the kernel named
+	 * it, "" unknown (for the records). */
+	char workload[256];
 };
 
 /* The outcome of an authentication, for the audit record. The HTTP answer is the same 401 for

@@ -103,6 +103,8 @@ void audit_decision(const struct audit_decision *d)
 		if (d->team && *d->team)
 			cJSON_AddStringToObject(o, "team", d->team);
 	}
+	if (d->workload)
+		cJSON_AddStringToObject(o, "workload", d->workload);
 	cJSON_AddStringToObject(o, "method", d->method);
 	if (d->server)
 		cJSON_AddStringToObject(o, "server", d->server);

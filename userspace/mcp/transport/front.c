@@ -701,6 +701,16 @@ static const char *presented_key(struct evhttp_request *req)
 	return header(req, "X-Api-Key");
 }
 
+/* The records name the caller as the kernel does (looked up once per connection). */
+static void caller_into(struct front *f, struct evhttp_request *req, struct key_identity *who)
+{
+	const char *caller = conn_deadline_caller(f->deadline, req, NULL);
+
+	who->workload[0] = '\0';
+	if (caller)
+		snprintf(who->workload, sizeof(who->workload), "%s", caller);
+}
+
 /* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
  * recorded with the key id when there is one, never the key. */
 static bool authenticate(struct front *f, struct evhttp_request *req, struct key_identity *who)
@@ -865,12 +875,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 		if (!authenticate(f, req, &who))
 			return;
 		whop = &who;
+		caller_into(f, req, &who);
 	} else if (gate_has_workloads(f->gate)) {
 		/* Keys are optional here, but a keyless workload is still governed as itself. */
 		const char *k = presented_key(req);
 		if ((!k || !*k) && gate_workload_identity(
-			    f->gate, conn_deadline_caller(f->deadline, req, NULL), &who))
+			    f->gate, conn_deadline_caller(f->deadline, req, NULL), &who)) {
 			whop = &who;
+			caller_into(f, req, &who);
+		}
 	}
 	switch (cmd) {
 	case EVHTTP_REQ_POST:
