@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeKey, startDaemon, startFixture,
+	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -123,4 +123,11 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 	// Every call's record names the caller's cgroup as the kernel did.
 	assert.equal(allowed.workload, `/${tag}/agent`);
 	assert.equal(rec.workload, `/${tag}/agent`);
+
+	// wardenctl identities names the same cgroups from the same config.
+	const out = spawnSync(join(paths.build, 'wardenctl'), ['identities', '--config', daemon.configPath, '--json'],
+		{ encoding: 'utf8' });
+	assert.equal(out.status, 0, out.stderr);
+	const rows = JSON.parse(out.stdout).identities.filter((r) => r.cgroup.startsWith(`/${tag}/`));
+	assert.deepEqual(rows, [{ cgroup: `/${tag}/agent`, keys: '', workload: 'wl:agents' }]);
 });
