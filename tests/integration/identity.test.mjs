@@ -74,9 +74,30 @@ async function bound(t, listen) {
 	// Again from its workload: the refusal did not hold the key or the peer off.
 	assert.equal(callFrom(cgA, daemon.url, k.key), 200);
 	await daemon.waitForStderr(/admin (listening )?on/, 5000);
-	const m = await fetch(`${daemon.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+	const admin = async (method, path, body) => {
+		const r = await fetch(`${daemon.adminUrl}${path}`, { method,
+			headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+			body: body === undefined ? undefined : JSON.stringify(body) });
+		const text = await r.text();
+		return { status: r.status, text, json: (() => { try { return JSON.parse(text); } catch { return null; } })() };
+	};
+	const m = await admin('GET', '/metrics');
 	assert.equal(m.status, 200);
-	assert.match(await m.text(), /mcpwarden_auth_refused_total\{reason="workload"\} 1\n/);
+	assert.match(m.text, /mcpwarden_auth_refused_total\{reason="workload"\} 1\n/);
+
+	// The admin API binds keys too: create bound to B, then patch the binding away.
+	const bad = await admin('POST', '/v1/keys', { policy: 'all', workloads: ['pod:ns/x'] });
+	assert.equal(bad.status, 400);
+	const made = await admin('POST', '/v1/keys', { policy: 'all', workloads: [`cgroup:/${tag}/other`] });
+	assert.equal(made.status, 201, made.text);
+	assert.deepEqual(made.json.record.workloads, [`cgroup:/${tag}/other`]);
+	assert.equal(callFrom(cgB, daemon.url, made.json.key), 200);
+	assert.equal(callFrom(cgA, daemon.url, made.json.key), 401);
+	const patched = await admin('PATCH', `/v1/keys/${made.json.record.id}`, { workloads: null });
+	assert.equal(patched.status, 200, patched.text);
+	const shown = await admin('GET', `/v1/keys/${made.json.record.id}`);
+	assert.equal(shown.json.workloads, null, shown.text);
+	assert.equal(callFrom(cgA, daemon.url, made.json.key), 200);
 }
 
 test('a key bound to a cgroup is usable only from it (IPv4 loopback)', { skip, timeout: 60000 },

@@ -93,6 +93,7 @@ static int load_key(void *arg, const struct store_key *k)
 	snprintf(r.name, sizeof(r.name), "%s", k->name ? k->name : "");
 	snprintf(r.team, sizeof(r.team), "%s", k->team ? k->team : "");
 	snprintf(r.policy, sizeof(r.policy), "%s", k->policy ? k->policy : "");
+	snprintf(r.workloads, sizeof(r.workloads), "%s", k->workloads ? k->workloads : "");
 	memcpy(r.hash, k->hash, sizeof(r.hash));
 	r.created = k->created;
 	r.expires = k->expires;

@@ -81,6 +81,11 @@ enum keys_auth {
  * below the cgroup2 root (a star also crosses '/'). keys_valid_workload checks one; keys_workload_allows says whether a caller (its cgroup path, NULL when the kernel
  * could not name it) matches one of the '\n'-separated patterns ("" allows everyone). */
 bool keys_valid_workload(const char *pattern);
+/* A JSON array of patterns (config keys[].workloads, the admin API's "workloads") joined into
+ * out (KEYS_WORKLOADS_SIZE bytes). 0, or -EINVAL with *why saying what is wrong. */
+int keys_workloads_from_json(const cJSON *a, char out[KEYS_WORKLOADS_SIZE], const char **why);
+/* The '\n'-separated patterns as a JSON array (NULL: out of memory). */
+cJSON *keys_workloads_to_json(const char *workloads);
 bool keys_workload_allows(const char *workloads, const char *cgroup_path);
 
 /* Keyless workloads (config "workloads"): a request with no key from a caller whose cgroup

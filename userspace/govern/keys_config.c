@@ -120,37 +120,18 @@ static int parse_team(const cJSON *t, const char *path, const struct policy_set 
 }
 
 /* keys[].workloads: an array of "cgroup:<glob>", joined with '\n' into out. */
-static int parse_workloads(const cJSON *j, const char *path, char *out, size_t len,
+static int parse_workloads(const cJSON *j, const char *path, char out[KEYS_WORKLOADS_SIZE],
 			   struct config_errors *errs)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "workloads"), *e;
-	size_t used = 0, n = 0;
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "workloads");
+	const char *why;
 
 	if (!a)
 		return 0;
-	if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0 ||
-	    cJSON_GetArraySize(a) > KEYS_WORKLOADS_MAX)
-		return fail_at(errs, path, "workloads", "must be an array of 1 to %d patterns",
-			       KEYS_WORKLOADS_MAX);
-	cJSON_ArrayForEach(e, a) {
-		const char *s = cJSON_GetStringValue(e);
-
-		if (s && strncmp(s, "pod:", 4) == 0)
-			return fail_at(errs, path, "workloads", "\"%s\": pod patterns are not "
-				       "supported yet; bind the pod's cgroup (cgroup:/...pod<uid>*)", s);
-		if (!s || !keys_valid_workload(s))
-			return fail_at(errs, path, "workloads", "entry %zu must be \"cgroup:/<glob>\"",
-				       n);
-		size_t l = strlen(s);
-		if (used + l + 1 >= len)
-			return fail_at(errs, path, "workloads", "longer than %zu bytes in all", len - 1);
-		if (used)
-			out[used++] = '\n';
-		memcpy(out + used, s, l);
-		used += l;
-		out[used] = '\0';
-		n++;
-	}
+	if (cJSON_IsArray(a) && cJSON_GetArraySize(a) == 0)
+		return fail_at(errs, path, "workloads", "must not be empty (leave it out: any caller)");
+	if (keys_workloads_from_json(a, out, &why))
+		return fail_at(errs, path, "workloads", "%s", why);
 	return 0;
 }
 
@@ -215,7 +196,7 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 		rc = -EINVAL;
 	if ((r = cfg_bool(j, "disabled", path, false, &k.disabled, errs)) && r != -ENOENT)
 		rc = -EINVAL;
-	if (parse_workloads(j, path, k.workloads, sizeof(k.workloads), errs))
+	if (parse_workloads(j, path, k.workloads, errs))
 		rc = -EINVAL;
 	if (rc)
 		return rc;
