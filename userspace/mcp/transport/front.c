@@ -860,7 +860,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (llm) {
-		llm_handle(f->llm, req, f->rx_ns);
+		llm_handle(f->llm, req, f->rx_ns, conn_deadline_caller(f->deadline, req, NULL));
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE) {
