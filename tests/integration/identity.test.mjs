@@ -1,7 +1,8 @@
 // Identity from the kernel. Keys bound to workloads: a key bound to cgroup A works from a
 // process in A and is refused (401, an auth record naming the caller's cgroup, the counter)
 // from a process in a sibling cgroup B — whatever the request carries — over IPv4 and IPv6
-// loopback. Keyless workloads: no key from A is governed by A's workload policy (records keyed
+// loopback. Keyless workloads: no key from A (enrolled in lockdown: the sidecar is all it can
+// reach) is governed by A's workload policy (records keyed
 // "wl:<name>"), no key from B is refused. The cgroups made here carry this pid and are removed at the end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -119,12 +120,21 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 		for (const d of [cgA, cgB, base])
 			try { rmdirSync(d); } catch { /* curl exited: empty */ }
 	});
+	const pinDir = `/sys/fs/bpf/${tag}`;
+	t.after(() => spawnSync(join(paths.build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]));
+	// The agent's cgroup is enrolled in lockdown: the sidecar is the only place it can reach.
 	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
 		auth: { required: true },
 		policies: { simple: { tools: { allow: ['fixture/test_simple_text'] } } },
 		workloads: [{ name: 'agents', cgroup: `/${tag}/agent`, policy: 'simple' }],
+		enforcement: { enabled: true, pin_dir: pinDir, enroll: [{ cgroup: cgA, mode: 'lockdown' }] },
 	}));
+	await daemon.waitForStderr(/kernel enforcement is ON/, 10000);
 	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	// Straight to the upstream, the enrolled agent is refused by the kernel.
+	const direct = spawnSync('sh', ['-c', `echo $$ > '${cgA}/cgroup.procs' && exec curl -s -o /dev/null -w '%{http_code}' -X POST ${fixture.url}`],
+		{ encoding: 'utf8', timeout: 15000 });
+	assert.equal(direct.stdout, '000', 'lockdown must refuse the direct connection');
 
 	assert.equal(postFrom(cgB, daemon.url, null).status, 401, 'no key and no workload: refused');
 	const init = postFrom(cgA, daemon.url, null);
