@@ -2,8 +2,8 @@
 // process in A and is refused (401, an auth record naming the caller's cgroup, the counter)
 // from a process in a sibling cgroup B — whatever the request carries — over IPv4 and IPv6
 // loopback. Keyless workloads: no key from A (enrolled in lockdown: the sidecar is all it can
-// reach) is governed by A's workload policy (records keyed
-// "wl:<name>"), no key from B is refused. The cgroups made here carry this pid and are removed at the end.
+// reach) is governed by A's workload policy (records keyed "wl:<name>"), no key from B is
+// refused. The cgroups and pins made here carry this pid and are removed at the end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
