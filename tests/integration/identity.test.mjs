@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture,
+	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture, stopDaemonChecked,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -99,6 +99,9 @@ async function bound(t, listen) {
 	const shown = await admin('GET', `/v1/keys/${made.json.record.id}`);
 	assert.equal(shown.json.workloads, null, shown.text);
 	assert.equal(callFrom(cgA, daemon.url, made.json.key), 200);
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
 }
 
 test('a key bound to a cgroup is usable only from it (IPv4 loopback)', { skip, timeout: 60000 },
@@ -161,4 +164,7 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 	assert.equal(out.status, 0, out.stderr);
 	const rows = JSON.parse(out.stdout).identities.filter((r) => r.cgroup.startsWith(`/${tag}/`));
 	assert.deepEqual(rows, [{ cgroup: `/${tag}/agent`, keys: '', workload: 'wl:agents' }]);
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
 });
