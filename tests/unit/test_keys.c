@@ -618,6 +618,71 @@ static void test_config(void)
 	policy_set_free(ps);
 }
 
+/* keys[].workloads: parsed, copied to the identity, matched against the kernel's name for the
+ * caller (an unknown caller never matches); bad patterns refused with the field's path. */
+static void test_workloads(void)
+{
+	struct config_errors e = { 0 };
+	struct keystore *ks = store();
+	struct key_identity who;
+	cJSON *root = cJSON_Parse(
+		"{\"keys\": [{\"id\": \"w\", \"hash\": \"" H_ABC "\", \"policy\": \"p\","
+		" \"workloads\": [\"cgroup:/kubepods/pod1*\", \"cgroup:/agents/a\"]},"
+		" {\"id\": \"x\", \"hash\": \"sha256:" "00000000000000000000000000000000"
+		"00000000000000000000000000000001\", \"policy\": \"p\", \"workloads\": [\"pod:ns/a\"]},"
+		" {\"id\": \"y\", \"hash\": \"sha256:" "00000000000000000000000000000000"
+		"00000000000000000000000000000002\", \"policy\": \"p\", \"workloads\": [\"/a\"]},"
+		" {\"id\": \"z\", \"hash\": \"sha256:" "00000000000000000000000000000000"
+		"00000000000000000000000000000003\", \"policy\": \"p\", \"workloads\": []}]}");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e,
+		"keys[1].workloads: pod patterns are not supported yet",
+		"keys[2].workloads: each entry must be \"cgroup:/<glob>\"",
+		"keys[3].workloads: must not be empty");
+	CU_ASSERT_EQUAL(keys_authenticate(ks, "abc", 3, 0, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.workloads, "cgroup:/kubepods/pod1*\ncgroup:/agents/a");
+	CU_ASSERT_TRUE(keys_workload_allows(who.workloads, "/kubepods/pod1/c1"));
+	CU_ASSERT_TRUE(keys_workload_allows(who.workloads, "/agents/a"));
+	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, "/agents/ab"));
+	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, "/kubepods/pod2/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, NULL));
+	CU_ASSERT_TRUE(keys_workload_allows("", NULL));
+	cJSON_Delete(root);
+	keys_free(ks);
+
+	/* Keyless workloads: first match in config order; the identity is "wl:<name>". */
+	ks = store();
+	memset(&e, 0, sizeof(e));
+	root = cJSON_Parse(
+		"{\"teams\": [{\"name\": \"ml\", \"policy\": \"tp\"}], \"workloads\": ["
+		" {\"name\": \"agents\", \"cgroup\": \"/agents/*\", \"policy\": \"p\", \"team\": \"ml\"},"
+		" {\"name\": \"all\", \"cgroup\": \"/*\", \"team\": \"ml\"},"
+		" {\"name\": \"agents\", \"cgroup\": \"/x\", \"policy\": \"p\"},"
+		" {\"name\": \"nop\", \"cgroup\": \"/x\"},"
+		" {\"name\": \"rel\", \"cgroup\": \"x\", \"policy\": \"p\"},"
+		" {\"name\": \"pod\", \"pod\": \"ns/a\", \"cgroup\": \"/p\", \"policy\": \"p\"}]}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e,
+		"workloads[2].name: workload \"agents\" is defined twice",
+		"workloads[3].policy: required for a workload without a team",
+		"workloads[4].cgroup: must be a glob of a cgroup path",
+		"workloads[5].pod: pod workloads are not supported yet");
+	CU_ASSERT_EQUAL(keys_workload_count(ks), 2);
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/agents/a1", &who), 0);
+	CU_ASSERT_STRING_EQUAL(who.id, "wl:agents");
+	CU_ASSERT_STRING_EQUAL(who.policy, "p");
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "tp");
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/system.slice/x", &who), 0);
+	CU_ASSERT_STRING_EQUAL(who.id, "wl:all");
+	CU_ASSERT_STRING_EQUAL(who.policy, "");
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, NULL, &who), -ENOENT);
+	cJSON_Delete(root);
+	keys_free(ks);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -633,6 +698,7 @@ int main(void)
 		{ "failure tracker: addresses", test_tracker_addresses },
 		{ "failure tracker: eviction, bounded", test_tracker_eviction },
 		{ "config sections", test_config },
+		{ "keys bound to workloads; keyless workloads", test_workloads },
 		{ NULL, NULL },
 	};
 

@@ -233,6 +233,7 @@ struct keyseen {
 	int n;
 	char ids[4][16];
 	char teams[4][16];
+	char workloads[4][32];
 	bool disabled[4];
 	int64_t expires[4];
 	unsigned char h0[4];
@@ -245,6 +246,8 @@ static int collect_key(void *arg, const struct store_key *k)
 	if (s->n < 4) {
 		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", k->id);
 		snprintf(s->teams[s->n], sizeof(s->teams[0]), "%s", k->team ? k->team : "-");
+		snprintf(s->workloads[s->n], sizeof(s->workloads[0]), "%s",
+			 k->workloads ? k->workloads : "-");
 		s->disabled[s->n] = k->disabled;
 		s->expires[s->n] = k->expires;
 		s->h0[s->n] = k->hash[0];
@@ -256,9 +259,9 @@ static int collect_key(void *arg, const struct store_key *k)
 /* Key records: put, replace, delete; a duplicate hash fails alone, not its batch. */
 static void test_keys(void)
 {
-	struct store_key k1 = { "k1", "first", "t", "p", { 1 }, 100, 0, false };
-	struct store_key k2 = { "k2", "second", NULL, "p", { 2 }, 100, 5000, false };
-	struct store_key dup = { "k3", "dup", NULL, NULL, { 1 }, 100, 0, false };
+	struct store_key k1 = { "k1", "first", "t", "p", { 1 }, 100, 0, false, "cgroup:/a\ncgroup:/b*" };
+	struct store_key k2 = { "k2", "second", NULL, "p", { 2 }, 100, 5000, false, NULL };
+	struct store_key dup = { "k3", "dup", NULL, NULL, { 1 }, 100, 0, false, NULL };
 	struct acks a = { .want = 5 };
 	struct ack_arg args[5];
 	int err[5];
@@ -286,6 +289,7 @@ static void test_keys(void)
 	CU_ASSERT(seen.n == 1);
 	CU_ASSERT_STRING_EQUAL(seen.ids[0], "k1");
 	CU_ASSERT_STRING_EQUAL(seen.teams[0], "u");
+	CU_ASSERT_STRING_EQUAL(seen.workloads[0], "cgroup:/a\ncgroup:/b*");
 	CU_ASSERT(seen.disabled[0] && seen.h0[0] == 1);
 	store_close(st);
 }

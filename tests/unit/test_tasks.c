@@ -27,7 +27,7 @@ static cJSON *task(const char *id, double ttl)
 static int remember(struct session *s, size_t server, const char *id, double ttl)
 {
 	cJSON *t = task(id, ttl);
-	int rc = tasks_remember(s, server, t);
+	int rc = tasks_remember(&s->tasks, server, t);
 
 	cJSON_Delete(t);
 	return rc;
@@ -61,26 +61,26 @@ static void test_owner_and_expiry(void)
 	size_t server = 99;
 	cJSON *bad = cJSON_CreateObject();
 
-	CU_ASSERT_EQUAL(tasks_owner(s, "t1", &server), -ENOENT);  /* nothing yet */
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "t1", &server), -ENOENT);  /* nothing yet */
 	CU_ASSERT_EQUAL(remember(s, 1, "t1", 60000), 0);
 	CU_ASSERT_EQUAL(remember(s, 0, "t0", -1), 0);       /* null ttl: the cap */
 	CU_ASSERT_EQUAL(remember(s, 0, "short", 30), 0);
-	CU_ASSERT_EQUAL(tasks_owner(s, "t1", &server), 0);
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "t1", &server), 0);
 	CU_ASSERT_EQUAL(server, 1);
-	CU_ASSERT_EQUAL(tasks_owner(s, "t0", &server), 0);
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "t0", &server), 0);
 	CU_ASSERT_EQUAL(server, 0);
-	CU_ASSERT_EQUAL(tasks_remember(s, 0, bad), -EINVAL);  /* no taskId */
+	CU_ASSERT_EQUAL(tasks_remember(&s->tasks, 0, bad), -EINVAL);  /* no taskId */
 	cJSON_Delete(bad);
 
 	/* another session of the same key knows none of them */
 	CU_ASSERT_EQUAL_FATAL(session_create(tab, "2025-11-25", NULL, NULL, "k", &other), 0);
-	CU_ASSERT_EQUAL(tasks_owner(other, "t1", &server), -ENOENT);
+	CU_ASSERT_EQUAL(tasks_owner(&other->tasks, "t1", &server), -ENOENT);
 	session_destroy(tab, other);
 
 	/* the ttl ends it */
 	nanosleep(&(struct timespec){ 0, 60 * 1000000L }, NULL);
-	CU_ASSERT_EQUAL(tasks_owner(s, "short", &server), -ENOENT);
-	CU_ASSERT_EQUAL(tasks_owner(s, "t1", &server), 0);
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "short", &server), -ENOENT);
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "t1", &server), 0);
 	close_session(s);
 }
 
@@ -96,14 +96,14 @@ static void test_bound(void)
 		snprintf(id, sizeof(id), "t%d", i);
 		CU_ASSERT_EQUAL(remember(s, 0, id, 200000), 0);
 	}
-	CU_ASSERT_EQUAL(tasks_owner(s, "first", &server), 0);
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "first", &server), 0);
 	CU_ASSERT_EQUAL(remember(s, 1, "new", 200000), 0);
-	CU_ASSERT_EQUAL(tasks_owner(s, "first", &server), -ENOENT);
-	CU_ASSERT_EQUAL(tasks_owner(s, "new", &server), 0);
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "first", &server), -ENOENT);
+	CU_ASSERT_EQUAL(tasks_owner(&s->tasks, "new", &server), 0);
 	CU_ASSERT_EQUAL(server, 1);
 	for (int i = 1; i < TASKS_PER_SESSION; i++) {
 		snprintf(id, sizeof(id), "t%d", i);
-		known += tasks_owner(s, id, &server) == 0;
+		known += tasks_owner(&s->tasks, id, &server) == 0;
 	}
 	CU_ASSERT_EQUAL(known, TASKS_PER_SESSION - 1);
 	close_session(s);
@@ -117,7 +117,7 @@ static void test_filter_list(void)
 
 	CU_ASSERT_EQUAL(remember(s, 0, "mine", 60000), 0);
 	CU_ASSERT_EQUAL(remember(s, 0, "mine2", 60000), 0);
-	tasks_filter_list(s, res);
+	tasks_filter_list(&s->tasks, res);
 	char *out = cJSON_PrintUnformatted(res);
 	CU_ASSERT_STRING_EQUAL(out, "{\"tasks\":[{\"taskId\":\"mine\"},{\"taskId\":\"mine2\"}],"
 			       "\"nextCursor\":\"c\"}");

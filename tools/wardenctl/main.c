@@ -52,6 +52,12 @@ static int cmd_admin_api(struct args *a)
 	return EXIT_USAGE;
 }
 
+/* Never runs either: main() hands `identities` to ctl_identities_main(). */
+static int cmd_identities(struct args *a)
+{
+	return EXIT_USAGE;
+}
+
 /* Never runs either: main() hands `audit` to ctl_audit_main(). */
 static int cmd_audit(struct args *a)
 {
@@ -170,6 +176,12 @@ static const struct cmd cmds[] = {
 	  "upstream lists now, so a withheld tool is listed and callable again. pin writes the\n"
 	  "approved digests to FILE (tool_pins.lockfile) for the operator to commit. Same\n"
 	  "--admin and token rules as 'keys'. See docs/tool-integrity.md." },
+	{ "identities", cmd_identities, "", "identities --config FILE [--cgroup-root DIR] [--json]",
+	  "which cgroups the config's keys and keyless workloads name",
+	  "Walks the cgroup v2 tree and lists every cgroup a key is bound to (keys[].workloads)\n"
+	  "and the keyless workload (workloads[]) it would be governed as, matching its path\n"
+	  "the way the daemon matches the caller the kernel names. Reads FILE and cgroupfs\n"
+	  "only. See docs/policy.md." },
 	{ "help", cmd_help, "", "help [COMMAND]", "this manual, or a command's", "" },
 };
 
@@ -439,6 +451,8 @@ int main(int argc, char **argv)
 		return ctl_admin_api_main(argc - cmd_at, argv + cmd_at);
 	if (c && c->run == cmd_audit)
 		return ctl_audit_main(argc - cmd_at, argv + cmd_at);
+	if (c && c->run == cmd_identities)
+		return ctl_identities_main(argc - cmd_at, argv + cmd_at);
 	rc = parse_args(c, cmd_at, argc, argv, &a);
 	if (rc != EXIT_OK) {
 		usage_line(stderr);

@@ -107,5 +107,7 @@ int cmd_uninstall(struct args *a);
 int ctl_admin_api_main(int argc, char **argv);
 /* audit verify (audit.c): the log store's chain; its own options and exit statuses. */
 int ctl_audit_main(int argc, char **argv);
+/* identities (identities.c): config and cgroupfs only; its own options. */
+int ctl_identities_main(int argc, char **argv);
 
 #endif

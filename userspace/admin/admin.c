@@ -182,6 +182,10 @@ cJSON *admin_key_json(const struct admin *a, const struct key_record *k)
 	admin_time_json(o, "created", k->created);
 	admin_time_json(o, "expires", k->expires);
 	cJSON_AddBoolToObject(o, "disabled", k->disabled);
+	if (k->workloads[0])
+		cJSON_AddItemToObject(o, "workloads", keys_workloads_to_json(k->workloads));
+	else
+		cJSON_AddNullToObject(o, "workloads");
 	cJSON_AddBoolToObject(o, "expired", k->expires > 0 && clock_real_s() >= k->expires);
 	cJSON_AddStringToObject(o, "source", gate_config_key(router_gate(a->r), k->id) ? "config" : "api");
 	return o;

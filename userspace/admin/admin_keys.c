@@ -76,6 +76,16 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 			return false;
 		}
 	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(o, "workloads"))) {
+		const char *why;
+
+		if (cJSON_IsNull(v) || (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 0)) {
+			k->workloads[0] = '\0';
+		} else if (keys_workloads_from_json(v, k->workloads, &why)) {
+			admin_fail(c, 400, "workloads", "%s (null: usable anywhere)", why);
+			return false;
+		}
+	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(o, "disabled"))) {
 		if (!cJSON_IsBool(v)) {
 			admin_fail(c, 400, "disabled", "must be true or false");
@@ -92,7 +102,8 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 
 void admin_key_create(struct ctx *c, const char *unused)
 {
-	static const char *const fields[] = { "id", "name", "team", "policy", "expires", NULL };
+	static const char *const fields[] = { "id", "name", "team", "policy", "expires", "workloads",
+					      NULL };
 	struct key_record k = { 0 };
 	char secret[KEYS_TOKEN_SIZE] = "";
 	cJSON *body = admin_body_object(c), *v;
@@ -221,7 +232,8 @@ void admin_key_show(struct ctx *c, const char *id)
 /* PATCH (body fields) and revoke (disabled = true). */
 static void key_update(struct ctx *c, const char *id, bool revoke)
 {
-	static const char *const fields[] = { "name", "team", "policy", "expires", "disabled", NULL };
+	static const char *const fields[] = { "name", "team", "policy", "expires", "disabled",
+					      "workloads", NULL };
 	struct key_record before, k;
 	cJSON *body = NULL;
 	int rc;

@@ -149,6 +149,7 @@ int admin_persist_key(struct ctx *c, const struct key_record *k, struct pending 
 	struct store_key sk = {
 		.id = k->id, .name = k->name, .team = k->team[0] ? k->team : NULL,
 		.policy = k->policy[0] ? k->policy : NULL, .created = k->created,
+		.workloads = k->workloads[0] ? k->workloads : NULL,
 		.expires = k->expires, .disabled = k->disabled,
 	};
 	struct store *st = gate_store(c->g);

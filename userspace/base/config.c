@@ -25,8 +25,8 @@
 /* Sections owned by other modules: they parse them from config->raw. */
 static const char *const top_keys[] = {
 	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
-	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "policies", "costs",
-	"budgets", "rate_limits", "store", "tool_pins", "providers", "llm", "tracing", "logs",
+	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "workloads", "policies",
+	"costs", "budgets", "rate_limits", "store", "tool_pins", "providers", "llm", "tracing", "logs",
 	"$schema", "_comment", NULL
 };
 static const char *const upstream_keys[] = {
@@ -881,8 +881,8 @@ int config_expand(struct config *c)
 	return 0;
 }
 
-const char *const config_governance[] = { "keys", "teams", "policies", "costs", "budgets",
-					 "rate_limits", "auth", "tool_pins", "providers", "llm", NULL };
+const char *const config_governance[] = { "keys", "teams", "workloads", "policies", "costs",
+					 "budgets", "rate_limits", "auth", "tool_pins", "providers", "llm", NULL };
 
 static bool is_governance(const char *name)
 {

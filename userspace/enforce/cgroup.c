@@ -81,6 +81,45 @@ int cgroup_id_alive(const char *root, uint64_t id)
 	return ret;
 }
 
+/* The path of a live cgroup by its id: open it by handle, then ask /proc which directory
+ * that is (both in memory: kernfs and procfs). */
+int cgroup_path_of(const char *root, uint64_t id, char *buf, size_t len)
+{
+	union {
+		struct file_handle fh;
+		char b[sizeof(struct file_handle) + sizeof(uint64_t)];
+	} h;
+	char link[64], full[PATH_MAX];
+	size_t rl = strlen(root);
+	int mfd, fd, ret = 0;
+	ssize_t n;
+
+	mfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	h.fh.handle_bytes = sizeof(uint64_t);
+	h.fh.handle_type = FILEID_KERNFS;
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	close(mfd);
+	if (fd < 0)
+		return errno == ESTALE ? -ENOENT : -errno;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, full, sizeof(full) - 1);
+	if (n < 0)
+		ret = -errno;
+	close(fd);
+	if (ret < 0)
+		return ret;
+	full[n] = 0;
+	/* Below the mount: "/a/b"; the root itself: "/". */
+	if (strncmp(full, root, rl) != 0 || (full[rl] != 0 && full[rl] != '/'))
+		return -ENOENT;
+	if ((size_t)snprintf(buf, len, "%s", full[rl] ? full + rl : "/") >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 typedef int (*walk_fn)(const char *path, const char *name, void *arg);
 
 /* Depth-first walk of the directories below dir (not dir itself); stops when fn returns

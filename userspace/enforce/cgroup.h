@@ -20,6 +20,9 @@ int cgroup_id(const char *path, uint64_t *id);
 /* Does the cgroup with this id still exist under the cgroup2 mount root? 1 yes, 0 gone, or
  * -errno when the kernel cannot tell (no file-handle support, no privilege): callers keep. */
 int cgroup_id_alive(const char *root, uint64_t id);
+/* The path below root ("/a/b", "/" for root itself) of the live cgroup with this id.
+ * -ENOENT when there is none (any more), -ENAMETOOLONG, or another -errno. */
+int cgroup_path_of(const char *root, uint64_t id, char *buf, size_t len);
 /* Depth-first over the directories below dir (not dir itself), at most depth levels; stops
  * when fn returns non-zero and returns that. */
 int cgroup_walk(const char *dir, int depth,

@@ -74,6 +74,7 @@ static int load_key(void *arg, const struct store_key *k)
 	snprintf(r.name, sizeof(r.name), "%s", k->name ? k->name : "");
 	snprintf(r.team, sizeof(r.team), "%s", k->team ? k->team : "");
 	snprintf(r.policy, sizeof(r.policy), "%s", k->policy ? k->policy : "");
+	snprintf(r.workloads, sizeof(r.workloads), "%s", k->workloads ? k->workloads : "");
 	memcpy(r.hash, k->hash, sizeof(r.hash));
 	r.created = k->created;
 	r.expires = k->expires;
@@ -386,6 +387,13 @@ cJSON *gate_logged_copy(const struct gate *g, const struct key_identity *who, co
 	return who && g->r.ps ? policy_logged_copy(g->r.ps, who->policy, who->team_policy, v,
 						 &opted_in) : NULL;
 }
+
+bool gate_workload_identity(struct gate *g, const char *cgroup_path, struct key_identity *who)
+{
+	return keys_workload_identity(g->r.ks, cgroup_path, who) == 0;
+}
+
+bool gate_has_workloads(const struct gate *g) { return keys_workload_count(g->r.ks) > 0; }
 
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
 				 struct key_identity *who, const char **reason,

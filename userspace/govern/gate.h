@@ -72,6 +72,10 @@ enum gate_auth { GATE_AUTH_OK, GATE_AUTH_MISSING, GATE_AUTH_REFUSED, GATE_AUTH_B
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
 				 struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms);
+/* A request with no key: the keyless workload (config "workloads") the caller belongs to, by
+ * its cgroup path as the kernel named it (NULL unknown). true with who filled, else false. */
+bool gate_workload_identity(struct gate *g, const char *cgroup_path, struct key_identity *who);
+bool gate_has_workloads(const struct gate *g);
 
 /* The catalogue was rebuilt: recompile policy views and per-tool costs. */
 void gate_catalog_changed(struct gate *g, const struct catalog *c);

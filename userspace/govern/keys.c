@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,10 @@ struct key {
 	int64_t created;
 	bool disabled;
 	uint8_t name_off, policy_off;  /* into text, which starts with the id */
+	uint16_t workloads_off;
 	struct htab_node by_id;
 	struct htab_node by_hash;
-	char text[];                   /* "id\0name\0policy\0" */
+	char text[];                   /* "id\0name\0policy\0workloads\0" */
 } __attribute__((aligned(64)));
 
 struct keystore {
@@ -50,6 +52,8 @@ struct keystore {
 	EVP_MD *sha256;
 	EVP_MD_CTX *md_ctx;
 	struct peer_guard *peers;      /* brute-force hold-off */
+	struct keys_workload *wl;      /* keyless workloads, in config order (first match wins) */
+	size_t nwl;
 };
 
 static const struct peer_guard_limits default_limits = {
@@ -161,6 +165,7 @@ void keys_free(struct keystore *ks)
 	htab_fini(&ks->by_hash);
 	htab_fini(&ks->teams);
 	peer_guard_free(ks->peers);
+	free(ks->wl);
 	EVP_MD_CTX_free(ks->md_ctx);
 	EVP_MD_free(ks->sha256);
 	free(ks);
@@ -346,13 +351,165 @@ const char *keys_team_policy(const struct keystore *ks, const char *name)
 	return t ? t->policy : NULL;
 }
 
+/* ---- workload binding ---- */
+
+#define WORKLOAD_CGROUP "cgroup:"
+
+bool keys_valid_workload(const char *p)
+{
+	size_t n = strlen(p), pl = strlen(WORKLOAD_CGROUP);
+
+	if (n <= pl || n >= KEYS_WORKLOADS_SIZE / 2 || strncmp(p, WORKLOAD_CGROUP, pl) != 0 ||
+	    p[pl] != '/')
+		return false;
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return false;
+	return true;
+}
+
+int keys_workloads_from_json(const cJSON *a, char out[KEYS_WORKLOADS_SIZE], const char **why)
+{
+	const cJSON *e;
+	size_t used = 0;
+
+	out[0] = '\0';
+	if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > KEYS_WORKLOADS_MAX) {
+		*why = "must be an array of at most 16 patterns \"cgroup:/<glob>\"";
+		return -EINVAL;
+	}
+	cJSON_ArrayForEach(e, a) {
+		const char *s = cJSON_GetStringValue(e);
+		size_t l;
+
+		if (s && strncmp(s, "pod:", 4) == 0) {
+			*why = "pod patterns are not supported yet; bind the pod's cgroup "
+			       "(cgroup:/...pod<uid>...)";
+			return -EINVAL;
+		}
+		if (!s || !keys_valid_workload(s)) {
+			*why = "each entry must be \"cgroup:/<glob>\"";
+			return -EINVAL;
+		}
+		l = strlen(s);
+		if (used + l + 1 >= KEYS_WORKLOADS_SIZE) {
+			*why = "longer than 511 bytes in all";
+			return -EINVAL;
+		}
+		if (used)
+			out[used++] = '\n';
+		memcpy(out + used, s, l);
+		used += l;
+		out[used] = '\0';
+	}
+	return 0;
+}
+
+cJSON *keys_workloads_to_json(const char *workloads)
+{
+	cJSON *a = cJSON_CreateArray();
+	const char *p = workloads;
+
+	while (a && *p) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		char pat[KEYS_WORKLOADS_SIZE];
+		cJSON *s;
+
+		snprintf(pat, sizeof(pat), "%.*s", (int)n, p);
+		s = cJSON_CreateString(pat);
+		if (!s || !cJSON_AddItemToArray(a, s)) {
+			cJSON_Delete(s);
+			cJSON_Delete(a);
+			return NULL;
+		}
+		p += n + (e ? 1 : 0);
+	}
+	return a;
+}
+
+bool keys_workload_allows(const char *workloads, const char *cgroup_path)
+{
+	const char *p = workloads;
+	char pat[KEYS_WORKLOADS_SIZE];
+
+	if (!*workloads)
+		return true;
+	if (!cgroup_path)
+		return false;	/* an unknown caller is no workload */
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n < sizeof(pat)) {
+			memcpy(pat, p, n);
+			pat[n] = '\0';
+			if (strncmp(pat, WORKLOAD_CGROUP, strlen(WORKLOAD_CGROUP)) == 0 &&
+			    fnmatch(pat + strlen(WORKLOAD_CGROUP), cgroup_path, 0) == 0)
+				return true;
+		}
+		p += n + (e ? 1 : 0);
+	}
+	return false;
+}
+
+/* ---- keyless workloads ---- */
+
+int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
+{
+	struct keys_workload *n;
+
+	if (ks->nwl >= KEYS_WORKLOADS_ENTRIES_MAX)
+		return -ENOSPC;
+	if (!keys_valid_ident(w->name) || (w->team[0] && !keys_team_policy(ks, w->team)) ||
+	    (!w->policy[0] && !w->team[0]) || !keys_valid_workload(w->pattern))
+		return -EINVAL;
+	for (size_t i = 0; i < ks->nwl; i++)
+		if (strcmp(ks->wl[i].name, w->name) == 0)
+			return -EEXIST;
+	n = realloc(ks->wl, (ks->nwl + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	ks->wl = n;
+	ks->wl[ks->nwl++] = *w;
+	return 0;
+}
+
+size_t keys_workload_count(const struct keystore *ks) { return ks->nwl; }
+
+int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
+			   struct key_identity *who)
+{
+	const char *tp;
+
+	if (!cgroup_path)
+		return -ENOENT;
+	for (size_t i = 0; i < ks->nwl; i++) {
+		const struct keys_workload *w = &ks->wl[i];
+
+		if (!keys_workload_allows(w->pattern, cgroup_path))
+			continue;
+		memset(who, 0, sizeof(*who));
+		snprintf(who->id, sizeof(who->id), "%s%s", KEYS_WORKLOAD_ID_PREFIX, w->name);
+		snprintf(who->name, sizeof(who->name), "%s", w->name);
+		memcpy(who->policy, w->policy, sizeof(who->policy));
+		if (w->team[0] && (tp = keys_team_policy(ks, w->team))) {
+			memcpy(who->team, w->team, sizeof(who->team));
+			snprintf(who->team_policy, sizeof(who->team_policy), "%s", tp);
+		}
+		return 0;
+	}
+	return -ENOENT;
+}
+
 /* ---- keys ---- */
 
 /* A stored key built from a checked record. */
 static struct key *key_new(const struct key_record *r, struct team *team)
 {
 	size_t lid = strlen(r->id), lname = strlen(r->name), lpol = strlen(r->policy);
-	size_t size = offsetof(struct key, text) + lid + lname + lpol + 3;
+	size_t lwl = strnlen(r->workloads, sizeof(r->workloads) - 1);
+	size_t size = offsetof(struct key, text) + lid + lname + lpol + lwl + 4;
 	struct key *k;
 
 	size = (size + 63) & ~(size_t)63;  /* aligned_alloc wants a multiple of the alignment */
@@ -370,6 +527,8 @@ static struct key *key_new(const struct key_record *r, struct team *team)
 	memcpy(k->text, r->id, lid);
 	memcpy(k->text + k->name_off, r->name, lname);
 	memcpy(k->text + k->policy_off, r->policy, lpol);
+	k->workloads_off = (uint16_t)(k->policy_off + lpol + 1);
+	memcpy(k->text + k->workloads_off, r->workloads, lwl);
 	return k;
 }
 
@@ -470,6 +629,7 @@ int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
 	strcpy(out->id, k->text);
 	strcpy(out->name, k->text + k->name_off);
 	strcpy(out->policy, k->text + k->policy_off);
+	strcpy(out->workloads, k->text + k->workloads_off);
 	if (k->team)
 		strcpy(out->team, k->team->name);
 	return 0;
@@ -542,6 +702,7 @@ enum keys_auth keys_authenticate_hash(const struct keystore *ks,
 	strcpy(who->id, k->text);
 	strcpy(who->name, k->text + k->name_off);
 	strcpy(who->policy, k->text + k->policy_off);
+	strcpy(who->workloads, k->text + k->workloads_off);
 	if (k->team) {
 		strcpy(who->team, k->team->name);
 		strcpy(who->team_policy, k->team->policy);

@@ -34,6 +34,8 @@ struct keystore;
 #define KEYS_HASH_TEXT_SIZE  72   /* "sha256:" + 64 hex + NUL */
 #define KEYS_ID_SIZE         65   /* ids, team and policy names: [A-Za-z0-9_.-]{1,64} */
 #define KEYS_NAME_SIZE       129  /* display names: 1-128 printable bytes */
+#define KEYS_WORKLOADS_SIZE  512  /* workload patterns, '\n'-separated, with their NUL */
+#define KEYS_WORKLOADS_MAX   16   /* patterns per key */
 
 /* A key as configured or managed at run time. Never holds the secret. */
 struct key_record {
@@ -45,6 +47,8 @@ struct key_record {
 	char name[KEYS_NAME_SIZE];
 	char team[KEYS_ID_SIZE];        /* "" when none */
 	char policy[KEYS_ID_SIZE];      /* "" allowed only with a team: the team's policy alone */
+	/* The workloads the key may be used from ("cgroup:<glob>" lines); "" anywhere. */
+	char workloads[KEYS_WORKLOADS_SIZE];
 };
 
 /* Who a request comes from, copied out at authentication (so it stays valid however long the
@@ -56,6 +60,10 @@ struct key_identity {
 	char policy[KEYS_ID_SIZE];      /* "" none */
 	char team_policy[KEYS_ID_SIZE]; /* the team's policy now; "" when no team */
 	int64_t expires;
+	char workloads[KEYS_WORKLOADS_SIZE]; /* as key_record.workloads */
+	/* Filled by the transport, not the keystore: the caller's cgroup path as the kernel named
+	 * it, "" unknown (for the records). */
+	char workload[256];
 };
 
 /* The outcome of an authentication, for the audit record. The HTTP answer is the same 401 for
@@ -68,6 +76,37 @@ enum keys_auth {
 	KEYS_AUTH_DISABLED,
 };
 
+
+/* Workload binding. A pattern is "cgroup:" and an fnmatch(3) glob of the caller's cgroup path
+ * below the cgroup2 root (a star also crosses '/'). keys_valid_workload checks one; keys_workload_allows says whether a caller (its cgroup path, NULL when the kernel
+ * could not name it) matches one of the '\n'-separated patterns ("" allows everyone). */
+bool keys_valid_workload(const char *pattern);
+/* A JSON array of patterns (config keys[].workloads, the admin API's "workloads") joined into
+ * out (KEYS_WORKLOADS_SIZE bytes). 0, or -EINVAL with *why saying what is wrong. */
+int keys_workloads_from_json(const cJSON *a, char out[KEYS_WORKLOADS_SIZE], const char **why);
+/* The '\n'-separated patterns as a JSON array (NULL: out of memory). */
+cJSON *keys_workloads_to_json(const char *workloads);
+bool keys_workload_allows(const char *workloads, const char *cgroup_path);
+
+/* Keyless workloads (config "workloads"): a request with no key from a caller whose cgroup
+ * matches pattern is governed as the workload, under the identity id "wl:<name>" (budgets,
+ * rate limits and records keyed by it as by a key id). First match in config order wins. */
+#define KEYS_WORKLOAD_ID_PREFIX     "wl:"
+#define KEYS_WORKLOADS_ENTRIES_MAX  256
+struct keys_workload {
+	char name[KEYS_ID_SIZE - 3];    /* so that "wl:" + name fits an id */
+	char policy[KEYS_ID_SIZE];      /* "" only with a team */
+	char team[KEYS_ID_SIZE];
+	char pattern[KEYS_WORKLOADS_SIZE / 2]; /* "cgroup:<glob>" */
+};
+/* 0, -EINVAL (bad name or pattern, unknown team, neither policy nor team), -EEXIST (the name
+ * is taken), -ENOSPC or -ENOMEM. */
+int keys_workload_add(struct keystore *ks, const struct keys_workload *w);
+size_t keys_workload_count(const struct keystore *ks);
+/* who filled for the first workload matching cgroup_path (NULL: unknown caller): 0, or
+ * -ENOENT when none does. */
+int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
+			   struct key_identity *who);
 
 /* Identifiers (ids, team and policy names) and display names as the keystore accepts them. */
 bool keys_valid_ident(const char *s);

@@ -96,11 +96,28 @@ static int parse_team(const cJSON *t, const char *path, const struct policy_set 
 	return rc;
 }
 
+/* keys[].workloads: an array of "cgroup:<glob>", joined with '\n' into out. */
+static int parse_workloads(const cJSON *j, const char *path, char out[KEYS_WORKLOADS_SIZE],
+			   struct config_errors *errs)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "workloads");
+	const char *why;
+
+	if (!a)
+		return 0;
+	if (cJSON_IsArray(a) && cJSON_GetArraySize(a) == 0)
+		return fail_at(errs, path, "workloads", "must not be empty (leave it out: any caller)");
+	if (keys_workloads_from_json(a, out, &why))
+		return fail_at(errs, path, "workloads", "%s", why);
+	return 0;
+}
+
 static int parse_key(const cJSON *j, const char *path, const struct policy_set *ps,
 		     struct keystore *ks, struct config_errors *errs)
 {
 	static const char *const fields[] = {
-		"id", "name", "team", "hash", "created", "expires", "disabled", "policy", NULL
+		"id", "name", "team", "hash", "created", "expires", "disabled", "policy", "workloads",
+		NULL
 	};
 	struct key_record k = { 0 };
 	const char *id = NULL, *name = NULL, *team = NULL, *policy = NULL, *hash = NULL;
@@ -156,6 +173,8 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 		rc = -EINVAL;
 	if ((r = cfg_bool(j, "disabled", path, false, &k.disabled, errs)) && r != -ENOENT)
 		rc = -EINVAL;
+	if (parse_workloads(j, path, k.workloads, errs))
+		rc = -EINVAL;
 	if (rc)
 		return rc;
 	if (!k.name[0])
@@ -196,6 +215,67 @@ static int parse_array(const cJSON *root, const char *key, parse_entry_fn *parse
 	return rc;
 }
 
+/* workloads[]: {name, cgroup, policy, team}. */
+static int parse_workload(const cJSON *j, const char *path, const struct policy_set *ps,
+			  struct keystore *ks, struct config_errors *errs)
+{
+	static const char *const fields[] = { "name", "cgroup", "pod", "policy", "team", NULL };
+	struct keys_workload w = { 0 };
+	const char *name = NULL, *cg = NULL, *policy = NULL, *team = NULL;
+	int rc = 0, r;
+
+	if (!cJSON_IsObject(j))
+		return config_fail(errs, path, "must be an object");
+	if (cfg_known_keys(j, path, fields, errs))
+		rc = -EINVAL;
+	if (cJSON_GetObjectItemCaseSensitive(j, "pod"))
+		rc = fail_at(errs, path, "pod", "pod workloads are not supported yet; give the "
+			     "pod's cgroup glob in \"cgroup\"");
+	r = cfg_ident(j, "name", path, true, &name, errs);
+	if (r == 0 && strlen(name) >= sizeof(w.name))
+		r = fail_at(errs, path, "name", "at most %zu characters", sizeof(w.name) - 1);
+	if (r)
+		rc = -EINVAL;
+	else
+		snprintf(w.name, sizeof(w.name), "%s", name);
+	r = cfg_string(j, "cgroup", path, true, &cg, errs);
+	if (r == 0) {
+		snprintf(w.pattern, sizeof(w.pattern), "cgroup:%s", cg);
+		if (strlen(cg) + 7 >= sizeof(w.pattern) || !keys_valid_workload(w.pattern))
+			rc = fail_at(errs, path, "cgroup", "must be a glob of a cgroup path, "
+				     "starting with \"/\"");
+	} else {
+		rc = -EINVAL;
+	}
+	r = cfg_ident(j, "team", path, false, &team, errs);
+	if (r == 0) {
+		snprintf(w.team, sizeof(w.team), "%s", team);
+		if (!keys_team_policy(ks, team))
+			rc = fail_at(errs, path, "team", "no team named \"%s\" in teams", team);
+	} else if (r != -ENOENT) {
+		rc = -EINVAL;
+	}
+	r = cfg_ident(j, "policy", path, false, &policy, errs);
+	if (r == 0) {
+		snprintf(w.policy, sizeof(w.policy), "%s", policy);
+		if (ps && !policy_set_has(ps, policy))
+			rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
+	} else if (r == -ENOENT) {
+		if (!team)
+			rc = fail_at(errs, path, "policy", "required for a workload without a team");
+	} else {
+		rc = -EINVAL;
+	}
+	if (rc)
+		return rc;
+	r = keys_workload_add(ks, &w);
+	if (r == -EEXIST)
+		return fail_at(errs, path, "name", "workload \"%s\" is defined twice", w.name);
+	if (r)
+		return config_fail(errs, path, "%s", strerror(-r));
+	return 0;
+}
+
 int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct keystore *ks,
 		      struct config_errors *errs)
 {
@@ -203,6 +283,8 @@ int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct key
 	int rc = parse_array(root, "teams", parse_team, ps, ks, errs);
 
 	if (parse_array(root, "keys", parse_key, ps, ks, errs))
+		rc = -EINVAL;
+	if (parse_array(root, "workloads", parse_workload, ps, ks, errs))
 		rc = -EINVAL;
 	return rc ? -EINVAL : 0;
 }

@@ -14,8 +14,10 @@
 #include "base/clock.h"
 #include "govern/budget.h"
 #include "govern/gate.h"
+#include "govern/keys.h"
 #include "govern/ratelimit.h"
 #include "observe/audit.h"
+#include "observe/metrics.h"
 
 /* "provider/model", or the default provider's model. */
 static int resolve_model(struct llm_req *r, const char *name, struct failure *f)
@@ -171,7 +173,20 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 	if (!gate_auth_required(r->l->gate))
 		return 0;
 	evhttp_connection_get_peer(r->evcon, &peer, &port);
+	char caller[sizeof(r->who.workload)];
+	memcpy(caller, r->who.workload, sizeof(caller));
 	a = gate_authenticate(r->l->gate, presented_key(r->req), peer, &r->who, &reason, &retry_ms);
+	memcpy(r->who.workload, caller, sizeof(caller));
+	if (a == GATE_AUTH_OK && !keys_workload_allows(r->who.workloads, caller[0] ? caller : NULL)) {
+		/* A key bound to workloads, from elsewhere: as on the MCP endpoint. */
+		metrics_auth_workload_refused();
+		audit_auth_workload("key used outside its workload", r->who.id, peer,
+				    caller[0] ? caller : "unknown");
+		http_set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+		llm_set_failure(f, 401, "authentication_error", "invalid_api_key",
+				"this key may not be used from this workload");
+		return -EACCES;
+	}
 	if (a == GATE_AUTH_OK) {
 		r->authed = true;
 		return 0;

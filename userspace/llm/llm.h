@@ -43,6 +43,8 @@ void llm_free(struct llm *l);
 /* Is this path the route's (/v1/...)? */
 bool llm_owns_path(const char *path);
 /* Serve one request on such a path; rx_ns: when it arrived (monotonic). */
-void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns);
+/* caller: the caller's cgroup path as the kernel named it (NULL unknown), for keys bound to
+ * workloads (govern/keys.h). */
+void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const char *caller);
 
 #endif

@@ -124,7 +124,7 @@ struct llm_req {
 	struct evhttp_connection *evcon;
 	enum llm_endpoint ep;
 	bool authed;
-	struct key_identity who;
+	struct key_identity who;        /* who.workload: the caller, set before authentication */
 	const struct llm_provider *prov;
 	const struct llm_model *model;
 	const struct llm_provider *failed;      /* the provider a fallback replaced */

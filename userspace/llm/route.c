@@ -487,7 +487,7 @@ bool llm_owns_path(const char *path)
 	return path && !strncmp(path, "/v1/", 4);
 }
 
-void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
+void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const char *caller)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : "";
@@ -500,6 +500,8 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns)
 	llm_config_get(r->cfg);
 	r->req = req;
 	r->evcon = evhttp_request_get_connection(req);
+	if (caller)
+		snprintf(r->who.workload, sizeof(r->who.workload), "%s", caller);
 	r->rx_ns = rx_ns;
 	r->in_tok = r->out_tok = -1;
 	r->charged = -1;

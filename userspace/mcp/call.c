@@ -53,6 +53,7 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.session = c->s && !c->s->stateless ? c->s->id : NULL,
 		.key = c->has_who ? c->who.id : NULL,
 		.team = c->has_who ? c->who.team : NULL,
+		.workload = c->has_who && c->who.workload[0] ? c->who.workload : NULL,
 		.method = c->method->name,
 		.server = server,
 		.target = c->target,
@@ -332,7 +333,7 @@ static void task_created(struct call *c, const cJSON *task)
 
 	if (!cJSON_IsObject(task) || !c->s)
 		return;
-	rc = tasks_remember(c->s, c->server, task);
+	rc = tasks_remember(&c->s->tasks, c->server, task);
 	if (rc)
 		log_warn("%s: task of %s not remembered (%s): its tasks/* requests will fail",
 			 server_name(c), c->target ? c->target : "?", strerror(-rc));
@@ -374,7 +375,7 @@ static void expose_answer(struct call *c, cJSON *resp)
 		break;
 	case MCP_TASKS_LIST:
 		if (c->s)
-			tasks_filter_list(c->s, res);
+			tasks_filter_list(&c->s->tasks, res);
 		break;
 	case MCP_PROMPTS_GET:
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "messages"))

@@ -210,7 +210,7 @@ static void send_if_task_owner(void *arg, struct session *s)
 		cJSON_GetObjectItemCaseSensitive(u->msg, "params"), "taskId");
 	size_t server;
 
-	if (s->stream && cJSON_IsString(id) && !tasks_owner(s, id->valuestring, &server) &&
+	if (s->stream && cJSON_IsString(id) && !tasks_owner(&s->tasks, id->valuestring, &server) &&
 	    server == u->server)
 		stream_event(s->stream, u->msg);
 }

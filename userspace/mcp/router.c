@@ -248,7 +248,7 @@ static void route_task(struct call *c, cJSON *params)
 		return;
 	}
 	c->target = xstrdup(id->valuestring);
-	if (tasks_owner(c->s, id->valuestring, &server)) {
+	if (tasks_owner(&c->s->tasks, id->valuestring, &server)) {
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "taskId", id->valuestring);
 		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, data, "Failed to retrieve task: Task not found");
@@ -271,7 +271,7 @@ static void route_task_list(struct call *c, cJSON *params)
 		it = hmap_iter(c->s->tasks);
 		while (hmap_next(c->s->tasks, &it, &id, &ref)) {
 			size_t server;
-			if (tasks_owner(c->s, id, &server) ||
+			if (tasks_owner(&c->s->tasks, id, &server) ||
 			    !catalog_server_tasks(r->cat, server, "list"))
 				continue;
 			target(c, CAT_TOOLS, NULL, server, "", params);

@@ -51,7 +51,7 @@ static void session_free(struct session *s)
 	hmap_free(s->calls, NULL);
 	hmap_free(s->relayed, free);
 	hmap_free(s->subs, NULL);
-	tasks_free(s);
+	tasks_free(&s->tasks);
 	free(s->links);
 	free(s);
 }

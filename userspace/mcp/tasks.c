@@ -9,7 +9,6 @@
 
 #include "base/clock.h"
 #include "base/hmap.h"
-#include "mcp/session.h"
 
 struct task_ref {
 	size_t server;
@@ -39,7 +38,7 @@ static void make_room(struct hmap *t)
 		free(hmap_del(t, victim));
 }
 
-int tasks_remember(struct session *s, size_t server, const cJSON *task)
+int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(task, "taskId");
 	const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(task, "ttl");
@@ -48,18 +47,18 @@ int tasks_remember(struct session *s, size_t server, const cJSON *task)
 
 	if (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= 512)
 		return -EINVAL;
-	if (!s->tasks && !(s->tasks = hmap_new()))
+	if (!*tasks && !(*tasks = hmap_new()))
 		return -ENOMEM;
 	if (cJSON_IsNumber(ttl) && ttl->valuedouble >= 0 && ttl->valuedouble < (double)ms)
 		ms = (int64_t)ttl->valuedouble;
-	if (hmap_count(s->tasks) >= TASKS_PER_SESSION)
-		make_room(s->tasks);
+	if (hmap_count(*tasks) >= TASKS_PER_SESSION)
+		make_room(*tasks);
 	ref = malloc(sizeof(*ref));
 	if (!ref)
 		return -ENOMEM;
 	ref->server = server;
 	ref->expires_ms = clock_mono_ms() + (uint64_t)ms;
-	if (hmap_put(s->tasks, id->valuestring, ref, (void **)&old)) {
+	if (hmap_put(*tasks, id->valuestring, ref, (void **)&old)) {
 		free(ref);
 		return -ENOMEM;
 	}
@@ -67,21 +66,21 @@ int tasks_remember(struct session *s, size_t server, const cJSON *task)
 	return 0;
 }
 
-int tasks_owner(struct session *s, const char *id, size_t *server)
+int tasks_owner(struct hmap **tasks, const char *id, size_t *server)
 {
-	struct task_ref *ref = s->tasks ? hmap_get(s->tasks, id) : NULL;
+	struct task_ref *ref = *tasks ? hmap_get(*tasks, id) : NULL;
 
 	if (!ref)
 		return -ENOENT;
 	if (ref->expires_ms <= clock_mono_ms()) {
-		free(hmap_del(s->tasks, id));
+		free(hmap_del(*tasks, id));
 		return -ENOENT;
 	}
 	*server = ref->server;
 	return 0;
 }
 
-void tasks_filter_list(struct session *s, cJSON *result)
+void tasks_filter_list(struct hmap **tasks, cJSON *result)
 {
 	cJSON *arr = cJSON_GetObjectItemCaseSensitive(result, "tasks");
 	cJSON *it = cJSON_IsArray(arr) ? arr->child : NULL;
@@ -90,15 +89,15 @@ void tasks_filter_list(struct session *s, cJSON *result)
 		cJSON *next = it->next;
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "taskId");
 		size_t server;
-		if (!cJSON_IsString(id) || tasks_owner(s, id->valuestring, &server))
+		if (!cJSON_IsString(id) || tasks_owner(tasks, id->valuestring, &server))
 			cJSON_Delete(cJSON_DetachItemViaPointer(arr, it));
 		it = next;
 	}
 }
 
-void tasks_free(struct session *s)
+void tasks_free(struct hmap **tasks)
 {
-	if (s->tasks)
-		hmap_free(s->tasks, free);
-	s->tasks = NULL;
+	if (*tasks)
+		hmap_free(*tasks, free);
+	*tasks = NULL;
 }

@@ -15,19 +15,22 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
-struct session;
+struct hmap;
 
 #define TASKS_PER_SESSION 256
 #define TASKS_MAX_TTL_MS (24LL * 3600 * 1000)
 
+/* Each function takes the session's table (its `tasks` member): made on first use, NULL
+ * while the session created no task. */
+
 /* Remember a task created on `server` (task: the CreateTaskResult's task object). 0, or
  * -EINVAL for a task without a string taskId, -ENOMEM. */
-int tasks_remember(struct session *s, size_t server, const cJSON *task);
+int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task);
 /* The upstream that owns task `id` for this session: 0, or -ENOENT (unknown or expired). */
-int tasks_owner(struct session *s, const char *id, size_t *server);
+int tasks_owner(struct hmap **tasks, const char *id, size_t *server);
 /* Keep only the tasks this session owns in a tasks/list result's "tasks" array. */
-void tasks_filter_list(struct session *s, cJSON *result);
+void tasks_filter_list(struct hmap **tasks, cJSON *result);
 /* Free the session's table (at its end). */
-void tasks_free(struct session *s);
+void tasks_free(struct hmap **tasks);
 
 #endif

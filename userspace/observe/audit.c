@@ -117,6 +117,7 @@ void audit_decision(const struct audit_decision *d)
 	/* Out of memory: whatever could be added is recorded (alloc.h's policy for records). */
 	add_session(o, d->session);
 	add_key(o, d->key, d->team);
+	jsonfmt_add_opt(o, "workload", d->workload);
 	cJSON_AddStringToObject(o, "method", d->method);
 	jsonfmt_add_opt(o, "server", d->server);
 	jsonfmt_add_opt(o, "target", d->target);
@@ -192,15 +193,19 @@ void audit_llm(const struct audit_llm *r)
 
 void audit_auth(const char *reason, const char *key, const char *peer)
 {
-	cJSON *o = cJSON_CreateObject();
+	audit_auth_workload(reason, key, peer, NULL);
+}
 
-	if (!o)
-		return;
+void audit_auth_workload(const char *reason, const char *key, const char *peer,
+			 const char *workload)
+{
+	cJSON *o = cJSON_CreateObject();        /* cannot fail: base/alloc.h */
+
 	cJSON_AddStringToObject(o, "reason", reason);
 	if (key && *key)
 		cJSON_AddStringToObject(o, "key", key);
-	if (peer)
-		cJSON_AddStringToObject(o, "peer", peer);
+	jsonfmt_add_opt(o, "peer", peer);
+	jsonfmt_add_opt(o, "workload", workload);
 	audit_emit("auth", o);
 	cJSON_Delete(o);
 }

@@ -19,6 +19,7 @@
 struct audit_decision {
 	const char *session;        /* the full session id; recorded as its first 8 characters */
 	const char *key, *team;     /* NULL when authentication is off; team NULL or "" if none */
+	const char *workload;       /* the caller's cgroup path (kernel-named), NULL unknown */
 	const char *method;
 	const char *server;         /* NULL when the call never had one */
 	const char *target;         /* tool, prompt or URI as the agent named it, or NULL */
@@ -61,6 +62,10 @@ void audit_llm(const struct audit_llm *r);
 /* A refused authentication: reason as gate_authenticate words it, the key id when the key
  * was recognised (expired, disabled, another session's), the client's address. */
 void audit_auth(const char *reason, const char *key, const char *peer);
+/* The same for a valid key used from a caller outside its workloads: workload is the caller's
+ * cgroup path as the kernel named it, or "unknown". */
+void audit_auth_workload(const char *reason, const char *key, const char *peer,
+			 const char *workload);
 /* A connection the kernel refused (the enforcer's event, already decoded). */
 void audit_kernel_deny(cJSON *event);
 /* An enrolment decision of the node agent's pod watch (enforce/kube_pods.c): action, pod,

@@ -106,6 +106,7 @@ static struct {
 	uint64_t other_failure, other_timeout;
 	int64_t sessions, in_flight;
 	uint64_t loop_breaks;
+	uint64_t auth_workload;
 	int64_t conns[METRICS_NLISTENERS];
 	uint64_t refused[METRICS_NLISTENERS][METRICS_NREFUSALS];
 	uint64_t http_refused[METRICS_NLISTENERS][4];   /* 400, 413, 431, other */
@@ -252,6 +253,7 @@ void metrics_decision(const char *method, const char *decision, int error_code, 
 }
 
 void metrics_loop_break(void) { g.loop_breaks++; }
+void metrics_auth_workload_refused(void) { g.auth_workload++; }
 
 void metrics_circuit_state(const char *server, int state)
 {
@@ -596,6 +598,13 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 		rc = single(out, "mcpwarden_loop_breaks_total", "counter",
 			    "Calls the loop breaker refused (the same key, tool and arguments "
 			    "too often within the policy's window).", g.loop_breaks);
+	if (!rc)
+		rc = family(out, "mcpwarden_auth_refused_total", "counter",
+			    "Valid keys refused by identity: reason=\"workload\" is a key used "
+			    "outside the workloads it is bound to.");
+	if (!rc)
+		rc = add(out, "mcpwarden_auth_refused_total{reason=\"workload\"} %llu\n",
+			 (unsigned long long)g.auth_workload);
 	if (!rc)
 		rc = render_llm(out);
 	if (!rc)

@@ -13,6 +13,7 @@
  *   mcpwarden_upstream_errors_total{server,kind}       failures and timeouts per upstream
  *   mcpwarden_upstream_circuit_state{upstream}        0 closed, 1 open, 2 half-open
  *   mcpwarden_loop_breaks_total                        calls the loop breaker refused
+ *   mcpwarden_auth_refused_total{reason="workload"}    keys used outside their workloads
  *   mcpwarden_sessions, mcpwarden_requests_in_flight   gauges
  *   mcpwarden_request_duration_seconds{part}           histogram: gateway time vs upstream time
  *   mcpwarden_tool_call_duration_seconds{server,tool}  histogram per catalogue tool (bounded)
@@ -52,6 +53,8 @@ enum metrics_stage {
 void metrics_stage(enum metrics_stage stage, uint64_t ns);
 /* A call the loop breaker refused; an upstream's circuit state (enum circuit_state). */
 void metrics_loop_break(void);
+/* A valid key refused because the caller is not one of its workloads. */
+void metrics_auth_workload_refused(void);
 void metrics_circuit_state(const char *server, int state);
 /* One LLM route answer (llm/): tokens and cost per key and "provider/model" (label values
  * are config names and key ids, so they need no escaping). key NULL: authentication off. */

@@ -60,6 +60,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"  approved_by TEXT NOT NULL,"
 	"  PRIMARY KEY (server, tool)"
 	") WITHOUT ROWID;",
+	/* Keys bound to workloads (govern/keys.h): '\n'-separated patterns, NULL anywhere. */
+	"ALTER TABLE keys ADD COLUMN workloads TEXT;",
 };
 
 int store_db_errno(int rc)

@@ -248,13 +248,14 @@ int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb,
 	if (!st || !k || !k->id || !k->name)
 		return -EINVAL;
 	extra = strlen(k->id) + strlen(k->name) + 4 + (k->team ? strlen(k->team) : 0) +
-		(k->policy ? strlen(k->policy) : 0);
+		(k->policy ? strlen(k->policy) : 0) + (k->workloads ? strlen(k->workloads) + 1 : 0);
 	op = op_new(OP_KEY_PUT, extra, cb, arg);
 	op->key = *k;
 	op->key.id = put_str(op, &pos, k->id);
 	op->key.name = put_str(op, &pos, k->name);
 	op->key.team = put_str(op, &pos, k->team);
 	op->key.policy = put_str(op, &pos, k->policy);
+	op->key.workloads = put_str(op, &pos, k->workloads);
 	return enqueue(st, op);
 }
 
@@ -329,11 +330,11 @@ static int prepare(struct store *st)
 		" amount = amount + excluded.amount, expires = max(expires, excluded.expires)",
 		/* An upsert on id, not OR REPLACE: that would also silently delete another key
 		 * whose hash collides instead of failing. */
-		"INSERT INTO keys (id, name, team, policy, hash, created, expires, disabled)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+		"INSERT INTO keys (id, name, team, policy, hash, created, expires, disabled, workloads)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
 		" name = excluded.name, team = excluded.team, policy = excluded.policy,"
 		" hash = excluded.hash, created = excluded.created, expires = excluded.expires,"
-		" disabled = excluded.disabled",
+		" disabled = excluded.disabled, workloads = excluded.workloads",
 		"DELETE FROM keys WHERE id = ?",
 		"INSERT INTO audit (ts, record) VALUES (?, ?)",
 		"DELETE FROM spend WHERE expires != 0 AND expires < ?",
@@ -612,7 +613,7 @@ static int key_row(sqlite3_stmt *s, void *arg)
 		.id = col_text(s, 0), .name = col_text(s, 1), .team = col_text(s, 2),
 		.policy = col_text(s, 3), .created = sqlite3_column_int64(s, 5),
 		.expires = sqlite3_column_int64(s, 6),
-		.disabled = sqlite3_column_int(s, 7) != 0,
+		.disabled = sqlite3_column_int(s, 7) != 0, .workloads = col_text(s, 8),
 	};
 
 	if (sqlite3_column_bytes(s, 4) == sizeof(k.hash))
@@ -625,7 +626,7 @@ int store_load_keys(struct store *st, int (*cb)(void *arg, const struct store_ke
 {
 	struct loader l = { .cb.key = cb, .arg = arg };
 
-	return select_each(st, "SELECT id, name, team, policy, hash, created, expires, disabled"
+	return select_each(st, "SELECT id, name, team, policy, hash, created, expires, disabled, workloads"
 			   " FROM keys ORDER BY id", key_row, &l);
 }
 

@@ -56,6 +56,7 @@ struct store_key {
 	int64_t created;        /* unix seconds */
 	int64_t expires;        /* unix seconds; 0: never */
 	bool disabled;
+	const char *workloads;  /* NULL: usable anywhere; else '\n'-separated patterns */
 };
 
 /* A pinned tool definition (govern/toolpin.h). */

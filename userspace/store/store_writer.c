@@ -59,6 +59,7 @@ int store_apply(struct store *st, struct op *op)
 		sqlite3_bind_int64(s, 6, op->key.created);
 		sqlite3_bind_int64(s, 7, op->key.expires);
 		sqlite3_bind_int(s, 8, op->key.disabled);
+		sqlite3_bind_text(s, 9, op->key.workloads, -1, SQLITE_STATIC);
 		return store_step_reset(s);
 	case OP_KEY_DELETE:
 		s = st->st_key_del;

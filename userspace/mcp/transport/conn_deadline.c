@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -17,6 +18,8 @@
 #include "base/htab.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "enforce/cgroup.h"
+#include "enforce/peer_cgroup.h"
 
 #define SWEEP_MS 500
 
@@ -43,6 +46,9 @@ struct conn {
 	uint32_t tail;           /* its last four bytes, to find the blank line */
 	bool in_body;            /* the current request's header section is complete */
 	bool rewritten;          /* evhttp's error page was replaced */
+	bool caller_done;        /* the caller's identity was looked up (caller: NULL unknown) */
+	char *caller;            /* its cgroup path below the cgroup2 root */
+	uint64_t caller_cgid;
 };
 
 struct conn_deadline {
@@ -54,6 +60,7 @@ struct conn_deadline {
 	struct htab conns, peers;
 	struct list_head fresh;  /* accepted, not yet checked against the caps */
 	struct event *sweep, *admit;
+	char cgroot[256];        /* the cgroup2 mount; "" none: callers have no identity */
 };
 
 static uint64_t conn_hash(const struct htab *t, const void *key)
@@ -219,6 +226,7 @@ static void conn_drop(struct conn_deadline *d, struct conn *c)
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 	bufferevent_decref(c->bev);
+	free(c->caller);
 	free(c);
 }
 
@@ -372,6 +380,29 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 		c->deadline_ms = deadline(arg);
 }
 
+/* Once per connection, on its first request that asks: two netlink/procfs round trips the
+ * kernel answers from memory. */
+const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request *req,
+				 uint64_t *cgid)
+{
+	struct conn *c = conn_of(d, req);
+	char path[PATH_MAX];
+	int fd;
+
+	if (!c)
+		return NULL;
+	if (!c->caller_done) {
+		c->caller_done = true;
+		fd = bufferevent_getfd(c->bev);
+		if (d->cgroot[0] && fd >= 0 && peer_cgroup_id(fd, &c->caller_cgid) == 0 &&
+		    cgroup_path_of(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
+			c->caller = xstrdup(path);
+	}
+	if (c->caller && cgid)
+		*cgid = c->caller_cgid;
+	return c->caller;
+}
+
 void conn_deadline_request_in(struct conn_deadline *d, struct evhttp_request *req)
 {
 	struct conn *c = conn_of(d, req);
@@ -430,6 +461,9 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 		return rc;
 	}
 	list_init(&d->fresh);
+	/* Callers are named by their cgroup v2 path; without one they are all unknown. */
+	if (cgroup_detect_root(d->cgroot, sizeof(d->cgroot)) < 0)
+		d->cgroot[0] = '\0';
 	d->timeout_ms = timeout_ms;
 	d->which = which;
 	d->max_total = d->max_per_peer = ~0u;

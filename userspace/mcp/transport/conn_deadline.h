@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <stdint.h>
 
 #include "observe/metrics.h"
 
@@ -36,5 +37,11 @@ void conn_deadline_free(struct conn_deadline *d);
 /* evhttp's bufferevent callback (arg: the conn_deadline). */
 struct bufferevent *conn_deadline_bevcb(struct event_base *base, void *arg);
 void conn_deadline_request_in(struct conn_deadline *d, struct evhttp_request *req);
+/* Who opened req's connection, from the kernel (enforce/peer_cgroup.h), never from the
+ * request: the caller's cgroup path below the cgroup2 root ("/a/b") and its id in *cgid
+ * (may be NULL). Looked up on the first call for a connection and kept with it. NULL when
+ * unknown: not a process of this network namespace, or no cgroup v2. */
+const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request *req,
+				 uint64_t *cgid);
 
 #endif

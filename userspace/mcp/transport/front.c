@@ -15,11 +15,13 @@
 #include <event2/keyvalq_struct.h>
 
 #include "observe/audit.h"
+#include "observe/metrics.h"
 #include "observe/trace.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
 #include "govern/gate.h"
+#include "govern/keys.h"
 #include "govern/refusal.h"
 #include "base/http_reply.h"
 #include "base/list.h"
@@ -685,6 +687,16 @@ static const char *presented_key(struct evhttp_request *req)
 	return header(req, "X-Api-Key");
 }
 
+/* The records name the caller as the kernel does (looked up once per connection). */
+static void caller_into(struct front *f, struct evhttp_request *req, struct key_identity *who)
+{
+	const char *caller = conn_deadline_caller(f->deadline, req, NULL);
+
+	who->workload[0] = '\0';
+	if (caller)
+		snprintf(who->workload, sizeof(who->workload), "%s", caller);
+}
+
 /* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
  * recorded with the key id when there is one, never the key. */
 static bool authenticate(struct front *f, struct evhttp_request *req, struct key_identity *who)
@@ -696,8 +708,28 @@ static bool authenticate(struct front *f, struct evhttp_request *req, struct key
 	int64_t retry_ms;
 
 	evhttp_connection_get_peer(evcon, &peer, &port);
-	enum gate_auth r = gate_authenticate(f->gate, presented_key(req), peer, who,
+	/* No key at all, from a keyless workload the kernel names: governed as that workload. */
+	const char *presented = presented_key(req);
+	if ((!presented || !*presented) && gate_has_workloads(f->gate) &&
+	    gate_workload_identity(f->gate, conn_deadline_caller(f->deadline, req, NULL), who))
+		return true;
+	enum gate_auth r = gate_authenticate(f->gate, presented, peer, who,
 					     &reason, &retry_ms);
+	if (r == GATE_AUTH_OK && who->workloads[0]) {
+		/* A key bound to workloads: the kernel names the caller, the key alone is not
+		 * enough. The same 401 as any refusal; the record says why and who called. */
+		const char *caller = conn_deadline_caller(f->deadline, req, NULL);
+
+		if (keys_workload_allows(who->workloads, caller))
+			return true;
+		metrics_auth_workload_refused();
+		audit_auth_workload("key used outside its workload", who->id, peer,
+				    caller ? caller : "unknown");
+		http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+		send_error(req, 401, "Unauthorized", -32001,
+			   "this key may not be used from this workload");
+		return false;
+	}
 	if (r == GATE_AUTH_OK)
 		return true;
 	audit_auth(reason, who->id, peer);
@@ -814,7 +846,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (llm) {
-		llm_handle(f->llm, req, f->rx_ns);
+		llm_handle(f->llm, req, f->rx_ns, conn_deadline_caller(f->deadline, req, NULL));
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE) {
@@ -829,6 +861,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 		if (!authenticate(f, req, &who))
 			return;
 		whop = &who;
+		caller_into(f, req, &who);
+	} else if (gate_has_workloads(f->gate)) {
+		/* Keys are optional here, but a keyless workload is still governed as itself. */
+		const char *k = presented_key(req);
+		if ((!k || !*k) && gate_workload_identity(
+			    f->gate, conn_deadline_caller(f->deadline, req, NULL), &who)) {
+			whop = &who;
+			caller_into(f, req, &who);
+		}
 	}
 	switch (cmd) {
 	case EVHTTP_REQ_POST:

@@ -1,0 +1,170 @@
+// Identity from the kernel. Keys bound to workloads: a key bound to cgroup A works from a
+// process in A and is refused (401, an auth record naming the caller's cgroup, the counter)
+// from a process in a sibling cgroup B — whatever the request carries — over IPv4 and IPv6
+// loopback. Keyless workloads: no key from A (enrolled in lockdown: the sidecar is all it can
+// reach) is governed by A's workload policy (records keyed "wl:<name>"), no key from B is
+// refused. The cgroups and pins made here carry this pid and are removed at the end.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture, stopDaemonChecked,
+} from './lib.mjs';
+
+const skip = enforcementSkip();
+if (skip)
+	console.log(`# SKIP identity.test.mjs: ${skip}`);
+
+const ADMIN_TOKEN = `adm_${process.pid}_identity_token_for_the_metrics`;
+const INIT = JSON.stringify({
+	jsonrpc: '2.0', id: 1, method: 'initialize',
+	params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
+});
+
+/** POST body (initialize) with key (none when null) from a curl placed in cgdir: the HTTP
+ * status and the body. */
+function postFrom(cgdir, url, key, body = INIT, session = null) {
+	const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh',
+		'curl', '-g', '-s', '-D', '-', '-w', '\n%{http_code}', '-X', 'POST', url,
+		...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
+		...(session ? ['-H', `Mcp-Session-Id: ${session}`, '-H', 'MCP-Protocol-Version: 2025-11-25'] : []),
+		'-H', 'Content-Type: application/json',
+		'-H', 'Accept: application/json, text/event-stream', '--data', body],
+	{ encoding: 'utf8', timeout: 15000 });
+	const lines = r.stdout.split('\n');
+	const sid = /^mcp-session-id: *(\S+)/im.exec(r.stdout)?.[1] ?? null;
+	return { status: Number(lines.pop()), text: lines.join('\n'), session: sid };
+}
+
+function callFrom(cgdir, url, key) {
+	return postFrom(cgdir, url, key).status;
+}
+
+async function bound(t, listen) {
+	const tag = `mcpwarden-ident-${process.pid}-${listen.startsWith('[') ? 6 : 4}`;
+	const base = join(cgroupRoot, tag), cgA = join(base, 'agent'), cgB = join(base, 'other');
+	mkdirSync(base);
+	mkdirSync(cgA);
+	mkdirSync(cgB);
+	const fixture = await startFixture();
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await fixture.stop(3000);
+		for (const d of [cgA, cgB, base])
+			try { rmdirSync(d); } catch { /* curl exited: empty */ }
+	});
+	const k = makeKey();
+	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+		listen,
+		auth: { required: true },
+		admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent*`] }],
+	}));
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+
+	assert.equal(callFrom(cgA, daemon.url, k.key), 200, 'the key works from its own workload');
+	assert.equal(callFrom(cgB, daemon.url, k.key), 401, 'the same key from another cgroup is refused');
+	const rec = await daemon.waitForRecord((r) => r.type === 'auth'
+		&& r.reason === 'key used outside its workload', 5000);
+	assert.equal(rec.key, 'agentkey');
+	assert.equal(rec.workload, `/${tag}/other`);
+	// Again from its workload: the refusal did not hold the key or the peer off.
+	assert.equal(callFrom(cgA, daemon.url, k.key), 200);
+	await daemon.waitForStderr(/admin (listening )?on/, 5000);
+	const admin = async (method, path, body) => {
+		const r = await fetch(`${daemon.adminUrl}${path}`, { method,
+			headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+			body: body === undefined ? undefined : JSON.stringify(body) });
+		const text = await r.text();
+		return { status: r.status, text, json: (() => { try { return JSON.parse(text); } catch { return null; } })() };
+	};
+	const m = await admin('GET', '/metrics');
+	assert.equal(m.status, 200);
+	assert.match(m.text, /mcpwarden_auth_refused_total\{reason="workload"\} 1\n/);
+
+	// The admin API binds keys too: create bound to B, then patch the binding away.
+	const bad = await admin('POST', '/v1/keys', { policy: 'all', workloads: ['pod:ns/x'] });
+	assert.equal(bad.status, 400);
+	const made = await admin('POST', '/v1/keys', { policy: 'all', workloads: [`cgroup:/${tag}/other`] });
+	assert.equal(made.status, 201, made.text);
+	assert.deepEqual(made.json.record.workloads, [`cgroup:/${tag}/other`]);
+	assert.equal(callFrom(cgB, daemon.url, made.json.key), 200);
+	assert.equal(callFrom(cgA, daemon.url, made.json.key), 401);
+	const patched = await admin('PATCH', `/v1/keys/${made.json.record.id}`, { workloads: null });
+	assert.equal(patched.status, 200, patched.text);
+	const shown = await admin('GET', `/v1/keys/${made.json.record.id}`);
+	assert.equal(shown.json.workloads, null, shown.text);
+	assert.equal(callFrom(cgA, daemon.url, made.json.key), 200);
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
+}
+
+test('a key bound to a cgroup is usable only from it (IPv4 loopback)', { skip, timeout: 60000 },
+	(t) => bound(t, '127.0.0.1:0'));
+test('a key bound to a cgroup is usable only from it (IPv6 loopback)', { skip, timeout: 60000 },
+	(t) => bound(t, '[::1]:0'));
+
+test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {
+	const tag = `mcpwarden-identwl-${process.pid}`;
+	const base = join(cgroupRoot, tag), cgA = join(base, 'agent'), cgB = join(base, 'other');
+	mkdirSync(base);
+	mkdirSync(cgA);
+	mkdirSync(cgB);
+	const fixture = await startFixture();
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await fixture.stop(3000);
+		for (const d of [cgA, cgB, base])
+			try { rmdirSync(d); } catch { /* curl exited: empty */ }
+	});
+	const pinDir = `/sys/fs/bpf/${tag}`;
+	t.after(() => spawnSync(join(paths.build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]));
+	// The agent's cgroup is enrolled in lockdown: the sidecar is the only place it can reach.
+	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+		auth: { required: true },
+		policies: { simple: { tools: { allow: ['fixture/test_simple_text'] } } },
+		workloads: [{ name: 'agents', cgroup: `/${tag}/agent`, policy: 'simple' }],
+		enforcement: { enabled: true, pin_dir: pinDir, enroll: [{ cgroup: cgA, mode: 'lockdown' }] },
+	}));
+	await daemon.waitForStderr(/kernel enforcement is ON/, 10000);
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	// Straight to the upstream, the enrolled agent is refused by the kernel.
+	const direct = spawnSync('sh', ['-c', `echo $$ > '${cgA}/cgroup.procs' && exec curl -s -o /dev/null -w '%{http_code}' -X POST ${fixture.url}`],
+		{ encoding: 'utf8', timeout: 15000 });
+	assert.equal(direct.stdout, '000', 'lockdown must refuse the direct connection');
+
+	assert.equal(postFrom(cgB, daemon.url, null).status, 401, 'no key and no workload: refused');
+	const init = postFrom(cgA, daemon.url, null);
+	assert.equal(init.status, 200, init.text);
+	const call = (name) => JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call',
+		params: { name, arguments: {} } });
+	const ok = postFrom(cgA, daemon.url, null, call('test_simple_text'), init.session);
+	assert.equal(ok.status, 200, ok.text);
+	assert.match(ok.text, /simple text response/);
+	const denied = postFrom(cgA, daemon.url, null, call('test_error_handling'), init.session);
+	assert.match(denied.text, /-32003/, 'refused by the workload\'s policy');
+	const rec = await daemon.waitForRecord((r) => r.type === 'decision' && r.target === 'test_error_handling', 5000);
+	assert.equal(rec.key, 'wl:agents');
+	assert.equal(rec.decision, 'deny');
+	const allowed = await daemon.waitForRecord((r) => r.type === 'decision' && r.target === 'test_simple_text', 5000);
+	assert.equal(allowed.key, 'wl:agents');
+	// Every call's record names the caller's cgroup as the kernel did.
+	assert.equal(allowed.workload, `/${tag}/agent`);
+	assert.equal(rec.workload, `/${tag}/agent`);
+
+	// wardenctl identities names the same cgroups from the same config.
+	const out = spawnSync(join(paths.build, 'wardenctl'), ['identities', '--config', daemon.configPath, '--json'],
+		{ encoding: 'utf8' });
+	assert.equal(out.status, 0, out.stderr);
+	const rows = JSON.parse(out.stdout).identities.filter((r) => r.cgroup.startsWith(`/${tag}/`));
+	assert.deepEqual(rows, [{ cgroup: `/${tag}/agent`, keys: '', workload: 'wl:agents' }]);
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
+});

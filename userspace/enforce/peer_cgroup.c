@@ -1,0 +1,130 @@
+/* peer_cgroup: the cgroup of the local process at the other end of an accepted connection. */
+#include "enforce/peer_cgroup.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Older uapi headers lack it; the kernel has reported it since 5.7. */
+#ifndef INET_DIAG_CGROUP_ID
+#define INET_DIAG_CGROUP_ID 21
+#endif
+
+/* Fill one end of the diag tuple; v4-mapped v6 addresses are the v4 socket they stand for. */
+static int tuple_end(const struct sockaddr_storage *ss, int *family, __be16 *port, __be32 addr[4])
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+
+		*family = AF_INET;
+		*port = s->sin_port;
+		addr[0] = s->sin_addr.s_addr;
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+
+		*port = s->sin6_port;
+		if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
+			*family = AF_INET;
+			memcpy(&addr[0], &s->sin6_addr.s6_addr[12], 4);
+		} else {
+			*family = AF_INET6;
+			memcpy(addr, &s->sin6_addr, 16);
+		}
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+/* The cgroup id attribute of one inet_diag answer. */
+static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id)
+{
+	for (; NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
+		if (nh->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(nh);
+
+			if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				return -EBADMSG;
+			return e->error ? e->error : -ENOENT;
+		}
+		if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+			continue;
+		if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+			return -EBADMSG;
+		const struct inet_diag_msg *m = NLMSG_DATA(nh);
+		unsigned alen = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+		const struct rtattr *a = (const struct rtattr *)(m + 1);
+
+		for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+			if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(*id)) {
+				memcpy(id, RTA_DATA(a), sizeof(*id));
+				return 0;
+			}
+		}
+		return -EOPNOTSUPP;
+	}
+	return -EBADMSG;
+}
+
+int peer_cgroup_id(int fd, uint64_t *id)
+{
+	struct sockaddr_storage me, peer;
+	socklen_t ml = sizeof(me), pl = sizeof(peer);
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	long buf[1024];	/* 8 KiB, aligned for the netlink headers */
+	int pf, mf, nl, ret;
+	ssize_t n;
+
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) || getpeername(fd, (struct sockaddr *)&peer, &pl))
+		return -errno;
+	memset(&req, 0, sizeof(req));
+	/* The client's socket: its local end is our peer, its remote end is us. */
+	ret = tuple_end(&peer, &pf, &req.r.id.idiag_sport, req.r.id.idiag_src);
+	if (ret == 0)
+		ret = tuple_end(&me, &mf, &req.r.id.idiag_dport, req.r.id.idiag_dst);
+	if (ret < 0)
+		return ret;
+	if (pf != mf)
+		return -ENOENT;
+	req.nh.nlmsg_len = sizeof(req);
+	req.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nh.nlmsg_flags = NLM_F_REQUEST;	/* no NLM_F_DUMP: one exact lookup */
+	req.nh.nlmsg_seq = 1;
+	req.r.sdiag_family = (__u8)pf;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	req.r.idiag_states = ~0U;
+	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -errno;
+	if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* The kernel answers before sendto returns: the receive never waits. */
+	do
+		n = recv(nl, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = parse_answer((const struct nlmsghdr *)buf, (size_t)n, id);
+out:
+	close(nl);
+	return ret;
+}

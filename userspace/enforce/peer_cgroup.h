@@ -1,0 +1,22 @@
+/* peer_cgroup: who is at the other end of an accepted local TCP connection, as the kernel
+ * says it — never from anything the client sends.
+ *
+ * The client's socket is found in the kernel by the connection's 4-tuple (the client's
+ * address:port -> ours) with one exact sock_diag lookup (NETLINK_SOCK_DIAG), which answers
+ * with that socket's cgroup v2 id (INET_DIAG_CGROUP_ID: the cgroup of the task that created
+ * the socket). Only a socket in this network namespace can be found: a client on another host
+ * (or in another pod) has no identity here. One netlink round trip per connection, answered
+ * by the kernel without waiting on any device: fine on the event loop.
+ */
+#ifndef WARDEN_PEER_CGROUP_H
+#define WARDEN_PEER_CGROUP_H
+
+#include <stdint.h>
+
+/* The cgroup v2 id of the socket connected to fd (an accepted AF_INET/AF_INET6 TCP socket).
+ * -ENOENT when the peer is not a socket of this network namespace (or already gone),
+ * -EAFNOSUPPORT for other families, -EOPNOTSUPP when the kernel does not report cgroup ids
+ * (before 5.7), another -errno on failure. */
+int peer_cgroup_id(int fd, uint64_t *id);
+
+#endif
