@@ -56,54 +56,54 @@ int cgroup_id(const char *path, uint64_t *id)
  * without the race a walk has against a cgroup created meanwhile. Ids are never reused. */
 #define FILEID_KERNFS 0xfe
 
-int cgroup_id_alive(const char *root, uint64_t id)
+/* The cgroup with that id, opened by handle below the mount root: a descriptor, or -errno
+ * (-ESTALE: no such cgroup). A root that cannot be opened is its own error, never "gone". */
+static int open_by_id(const char *root, uint64_t id, int *fd)
 {
 	union {
 		struct file_handle fh;
 		char buf[sizeof(struct file_handle) + sizeof(uint64_t)];
 	} h;
-	int mfd, fd, ret;
+	int mfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	mfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (mfd < 0)
 		return -errno;
 	h.fh.handle_bytes = sizeof(uint64_t);
 	h.fh.handle_type = FILEID_KERNFS;
 	memcpy(h.fh.f_handle, &id, sizeof(id));
-	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	*fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		*fd = -errno;
+	close(mfd);
+	return 0;
+}
+
+int cgroup_id_alive(const char *root, uint64_t id)
+{
+	int fd, rc = open_by_id(root, id, &fd);
+
+	if (rc)
+		return rc;
 	if (fd >= 0) {
 		close(fd);
-		ret = 1;
-	} else {
-		ret = errno == ESTALE || errno == ENOENT ? 0 : -errno;
+		return 1;
 	}
-	close(mfd);
-	return ret;
+	return fd == -ESTALE || fd == -ENOENT ? 0 : fd;
 }
 
 /* The path of a live cgroup by its id: open it by handle, then ask /proc which directory
  * that is (both in memory: kernfs and procfs). */
 int cgroup_path_of(const char *root, uint64_t id, char *buf, size_t len)
 {
-	union {
-		struct file_handle fh;
-		char b[sizeof(struct file_handle) + sizeof(uint64_t)];
-	} h;
 	char link[64], full[PATH_MAX];
 	size_t rl = strlen(root);
-	int mfd, fd, ret = 0;
+	int fd, ret = open_by_id(root, id, &fd);
 	ssize_t n;
 
-	mfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (mfd < 0)
-		return -errno;
-	h.fh.handle_bytes = sizeof(uint64_t);
-	h.fh.handle_type = FILEID_KERNFS;
-	memcpy(h.fh.f_handle, &id, sizeof(id));
-	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
-	close(mfd);
+	if (ret)
+		return ret;
 	if (fd < 0)
-		return errno == ESTALE ? -ENOENT : -errno;
+		return fd == -ESTALE ? -ENOENT : fd;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, full, sizeof(full) - 1);
 	if (n < 0)

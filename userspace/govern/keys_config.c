@@ -112,6 +112,37 @@ static int parse_workloads(const cJSON *j, const char *path, char out[KEYS_WORKL
 	return 0;
 }
 
+/* "team" and "policy" of a key or a keyless workload (what: its word in the error): each
+ * must name one that exists, and without a team the policy is required. 0 or -EINVAL. */
+static int parse_team_policy(const cJSON *j, const char *path, const char *what,
+			     struct keystore *ks, const struct policy_set *ps, char *team_out,
+			     size_t team_len, char *policy_out, size_t policy_len,
+			     struct config_errors *errs)
+{
+	const char *team = NULL, *policy = NULL;
+	int rc = 0, r = cfg_ident(j, "team", path, false, &team, errs);
+
+	if (r == 0) {
+		snprintf(team_out, team_len, "%s", team);
+		if (!keys_team_policy(ks, team))
+			rc = fail_at(errs, path, "team", "no team named \"%s\" in teams", team);
+	} else if (r != -ENOENT) {
+		rc = -EINVAL;
+	}
+	r = cfg_ident(j, "policy", path, false, &policy, errs);
+	if (r == 0) {
+		snprintf(policy_out, policy_len, "%s", policy);
+		if (ps && !policy_set_has(ps, policy))
+			rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
+	} else if (r == -ENOENT) {
+		if (!team)
+			rc = fail_at(errs, path, "policy", "required for a %s without a team", what);
+	} else {
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
 static int parse_key(const cJSON *j, const char *path, const struct policy_set *ps,
 		     struct keystore *ks, struct config_errors *errs)
 {
@@ -120,7 +151,7 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 		NULL
 	};
 	struct key_record k = { 0 };
-	const char *id = NULL, *name = NULL, *team = NULL, *policy = NULL, *hash = NULL;
+	const char *id = NULL, *name = NULL, *hash = NULL;
 	int rc = 0, r;
 
 	if (!cJSON_IsObject(j))
@@ -148,25 +179,9 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 		snprintf(k.name, sizeof(k.name), "%s", name);
 	else if (r != -ENOENT)
 		rc = -EINVAL;
-	r = cfg_ident(j, "team", path, false, &team, errs);
-	if (r == 0) {
-		snprintf(k.team, sizeof(k.team), "%s", team);
-		if (!keys_team_policy(ks, team))
-			rc = fail_at(errs, path, "team", "no team named \"%s\" in teams", team);
-	} else if (r != -ENOENT) {
+	if (parse_team_policy(j, path, "key", ks, ps, k.team, sizeof(k.team), k.policy,
+			      sizeof(k.policy), errs))
 		rc = -EINVAL;
-	}
-	r = cfg_ident(j, "policy", path, false, &policy, errs);
-	if (r == 0) {
-		snprintf(k.policy, sizeof(k.policy), "%s", policy);
-		if (ps && !policy_set_has(ps, policy))
-			rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
-	} else if (r == -ENOENT) {
-		if (!team)
-			rc = fail_at(errs, path, "policy", "required for a key without a team");
-	} else {
-		rc = -EINVAL;
-	}
 	if ((r = cfg_time(j, "created", path, &k.created, errs)) && r != -ENOENT)
 		rc = -EINVAL;
 	if ((r = cfg_time(j, "expires", path, &k.expires, errs)) && r != -ENOENT)
@@ -221,7 +236,7 @@ static int parse_workload(const cJSON *j, const char *path, const struct policy_
 {
 	static const char *const fields[] = { "name", "cgroup", "pod", "policy", "team", NULL };
 	struct keys_workload w = { 0 };
-	const char *name = NULL, *cg = NULL, *policy = NULL, *team = NULL;
+	const char *name = NULL, *cg = NULL;
 	int rc = 0, r;
 
 	if (!cJSON_IsObject(j))
@@ -247,25 +262,9 @@ static int parse_workload(const cJSON *j, const char *path, const struct policy_
 	} else {
 		rc = -EINVAL;
 	}
-	r = cfg_ident(j, "team", path, false, &team, errs);
-	if (r == 0) {
-		snprintf(w.team, sizeof(w.team), "%s", team);
-		if (!keys_team_policy(ks, team))
-			rc = fail_at(errs, path, "team", "no team named \"%s\" in teams", team);
-	} else if (r != -ENOENT) {
+	if (parse_team_policy(j, path, "workload", ks, ps, w.team, sizeof(w.team), w.policy,
+			      sizeof(w.policy), errs))
 		rc = -EINVAL;
-	}
-	r = cfg_ident(j, "policy", path, false, &policy, errs);
-	if (r == 0) {
-		snprintf(w.policy, sizeof(w.policy), "%s", policy);
-		if (ps && !policy_set_has(ps, policy))
-			rc = fail_at(errs, path, "policy", "no policy named \"%s\"", policy);
-	} else if (r == -ENOENT) {
-		if (!team)
-			rc = fail_at(errs, path, "policy", "required for a workload without a team");
-	} else {
-		rc = -EINVAL;
-	}
 	if (rc)
 		return rc;
 	r = keys_workload_add(ks, &w);
