@@ -116,14 +116,10 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages"), *m, *v;
 	cJSON *out = cJSON_CreateObject(), *am = NULL;
 	char *system = NULL;
-	int64_t max = 0;
 
 	cJSON_AddStringToObject(out, "model", r->model->name);
-	if (!(v = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens")))
-		v = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
-	if (cJSON_IsNumber(v) && v->valuedouble >= 1)
-		max = (int64_t)v->valuedouble;
-	cJSON_AddNumberToObject(out, "max_tokens", (double)(max ? max : r->cfg->default_max_tokens));
+	/* The Messages API requires it: what the reservation was made for. */
+	cJSON_AddNumberToObject(out, "max_tokens", (double)llm_max_tokens(r->cfg, body));
 	am = cJSON_AddArrayToObject(out, "messages");
 	cJSON_ArrayForEach(m, msgs) {
 		const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");

@@ -36,6 +36,15 @@ static int64_t number(const cJSON *obj, const char *key)
 		? (int64_t)v->valuedouble : 0;
 }
 
+int64_t llm_max_tokens(const struct llm_config *c, const cJSON *body)
+{
+	int64_t out = number(body, "max_completion_tokens");
+
+	if (!out)
+		out = number(body, "max_tokens");
+	return out ? out : c->default_max_tokens;
+}
+
 int64_t llm_estimate(const struct llm_config *c, const struct llm_model *m, const cJSON *body,
 		     enum llm_endpoint ep, int64_t *out_tokens)
 {
@@ -43,13 +52,8 @@ int64_t llm_estimate(const struct llm_config *c, const struct llm_model *m, cons
 		body, ep == LLM_EMBEDDINGS ? "input" : "messages");
 	int64_t in = (int64_t)(text_bytes(what) + 3) / 4, out = 0, cost;
 
-	if (ep == LLM_CHAT) {
-		out = number(body, "max_completion_tokens");
-		if (!out)
-			out = number(body, "max_tokens");
-		if (!out)
-			out = c->default_max_tokens;
-	}
+	if (ep == LLM_CHAT)
+		out = llm_max_tokens(c, body);
 	*out_tokens = out;
 	if (!m)
 		return 0;
