@@ -106,7 +106,7 @@ static int reap(pid_t p)
 static void check_caller(int lfamily, const char *laddr, int cfamily, const char *caddr,
 			 const char *cg)
 {
-	uint16_t port;
+	uint16_t port = 0;
 	uint64_t want, got = 0;
 	char path[512];
 	int lfd = listen_on(lfamily, laddr, &port), fd;
