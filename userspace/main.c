@@ -174,6 +174,40 @@ static void serve_free(struct daemon *d)
 	d->gate = NULL;
 }
 
+/* A full reload whose store is the running one's: the gate (store, spend, rate buckets, pins,
+ * keys made at run time) stays; the LLM route and the router are rebuilt around it, so nothing
+ * is opened or read from disk on the loop. rules: parsed on the reload thread, or NULL (going
+ * back to the previous configuration: parsed here, from memory). */
+static int serve_renew(struct daemon *d, struct config *cfg, struct gate_rules *rules)
+{
+	struct config_errors errs = { 0 };
+	int rc = 0;
+
+	if (d->front)
+		front_set_llm(d->front, NULL);
+	llm_free(d->llm);
+	d->llm = NULL;
+	router_free(d->router);         /* its calls in flight settle through the gate */
+	d->router = NULL;
+	if (!rules && (rc = config_expand(cfg)) == 0)
+		rc = gate_rules_parse(cfg, &rules, &errs);
+	config_shrink(cfg);
+	if (rc == 0)
+		rc = gate_reload_all(d->gate, cfg, rules);
+	if (rc == 0)
+		rc = router_new(d->base, cfg, d->gate, &d->router);
+	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, d->router, &d->llm))) {
+		router_free(d->router);
+		d->router = NULL;
+	}
+	if (rc) {
+		for (int i = 0; i < errs.count; i++)
+			log_error("%s", errs.msg[i]);
+		serve_free(d);
+	}
+	return rc;
+}
+
 /* (Re)start the span exporter when the tracing section is new or changed (the environment
  * does not change under a running process). A bad section is -EINVAL; an exporter that cannot
  * start leaves tracing off, loudly, and is not fatal. */
@@ -203,7 +237,8 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 		gate_rules_free(rules);
 		return -EINVAL;
 	}
-	rc = serve_new(d, cfg, rules);
+	/* A gate still here was kept by stop_serving for this configuration (a reload). */
+	rc = d->gate ? serve_renew(d, cfg, rules) : serve_new(d, cfg, rules);
 	if (rc) {
 		log_error("cannot start: %s", strerror(-rc));
 		return rc;
@@ -234,8 +269,9 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 	return 0;
 }
 
-/* Undo start(); the config stays. */
-static void stop_serving(struct daemon *d)
+/* Undo start(); the config stays. keep_gate: a reload to a configuration whose store is the
+ * same (gate_keeps_store): the gate stays for start() to build on. */
+static void stop_serving(struct daemon *d, bool keep_gate)
 {
 	metrics_set_enforcer(NULL);
 	guard_stop(d->guard);
@@ -245,7 +281,8 @@ static void stop_serving(struct daemon *d)
 	d->front = NULL;
 	admin_free(d->admin);
 	d->admin = NULL;
-	serve_free(d);
+	if (!keep_gate)
+		serve_free(d);
 }
 
 static void reload_cancel(struct daemon *d);
@@ -253,7 +290,7 @@ static void reload_cancel(struct daemon *d);
 static void stop(struct daemon *d)
 {
 	reload_cancel(d);
-	stop_serving(d);
+	stop_serving(d, false);
 	config_free(d->cfg);
 	d->cfg = NULL;
 }
@@ -281,8 +318,14 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 		d->admin = NULL;
 	}
 	front_close_streams(d->front);
-	serve_free(d);
-	rc = serve_new(d, cfg, rules);
+	if (d->gate && gate_keeps_store(d->gate, cfg))
+		rc = serve_renew(d, cfg, rules);
+	else {
+		/* A store elsewhere: the old one drains and the new one is opened and read here
+		 * (docs/configuration.md#reloading says what that costs). */
+		serve_free(d);
+		rc = serve_new(d, cfg, rules);
+	}
 	if (rc)
 		return rc;
 	rc = keep_admin ? admin_reconfigure(d->admin, cfg, d->router)
@@ -361,11 +404,13 @@ static void reload(struct daemon *d, struct reload_job *j)
 	/* The gate's rules, parsed by the reload's thread: not parsed again here. */
 	struct gate_rules *rules = j->rules;
 	j->rules = NULL;
+	const char *kept = d->gate && gate_keeps_store(d->gate, ncfg)
+			   ? "upstreams restarted; store, spend, rate limits and pins kept" : NULL;
 	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port) {
 		/* Same address: keep the listener (and its port, even when it was picked). */
 		if (swap_router(d, ncfg, rules) == 0) {
 			config_free(old);
-			reloaded(NULL);
+			reloaded(kept);
 			return;
 		}
 		log_error("the new configuration could not start; going back to the previous one");
@@ -378,7 +423,7 @@ static void reload(struct daemon *d, struct reload_job *j)
 		}
 		return;
 	}
-	stop_serving(d);
+	stop_serving(d, kept != NULL);
 	if (start(d, ncfg, rules)) {
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
@@ -390,7 +435,7 @@ static void reload(struct daemon *d, struct reload_job *j)
 		return;
 	}
 	config_free(old);
-	reloaded(NULL);
+	reloaded(kept);
 }
 
 /* The reading half of a reload, on its thread (it touches nothing of the daemon's but the

@@ -100,3 +100,32 @@ test('a burst of SIGHUPs: the file is read off the loop, one reload at a time, t
 	for (const line of d.stderrLines)
 		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
 });
+
+test('a full reload keeps the store: a spent rate limit stays spent, nothing is reopened', { timeout: 60000 }, async (t) => {
+	const a = makeKey();
+	const cfg = (extra = {}) => gatewayConfig([faultStdioUpstream('fault', extra)], {
+		prefix: 'always', auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		keys: [{ id: 'a', policy: 'all', hash: a.hash }],
+		rate_limits: { 'key:a': { key: { requests: 2, per: 'hour' } } },
+	});
+	const d = await startDaemon(cfg());
+	t.after(() => d.stop(3000));
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const c = await connectHttp(d.url, { headers: { Authorization: `Bearer ${a.key}` } });
+	await pidOf(c);
+	await pidOf(c);
+	await c.close();
+
+	// An upstream setting changed: a full reload. The upstream restarts; the gate does not.
+	const from = d.stderrLines.length;
+	assert.equal((await d.reload(cfg({ request_timeout_ms: 30000 }), 20000)).ok, true);
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	assert.ok(d.stderrLines.slice(from).some((l) => /store, spend, rate limits and pins kept/.test(l)),
+		'the reload says what it kept');
+	const again = await connectHttp(d.url, { headers: { Authorization: `Bearer ${a.key}` } });
+	await assert.rejects(pidOf(again), /rate limit/i, 'the third call of the hour is still refused');
+	await again.close();
+	for (const line of d.stderrLines)
+		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
+});

@@ -48,6 +48,7 @@ struct gate {
 	struct ratelimit *rl;
 	struct budget *budget;
 	struct store *store;
+	struct store_options store_opt; /* what it was opened with: a full reload may keep it */
 	const struct catalog *cat;
 	/* The flat catalogue the policy views index: tools, resources, templates, prompts. */
 	struct policy_entry *entries;
@@ -274,7 +275,7 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 			    : strerror(-rc));
 		goto fail;
 	}
-	store_options_clear(&so);
+	g->store_opt = so;
 	*out = g;
 	return 0;
 fail:
@@ -292,6 +293,7 @@ void gate_free(struct gate *g)
 	budget_free(g->budget);
 	gate_guard_free(g->guard);
 	store_close(g->store);  /* drains: every queued charge is committed first */
+	store_options_clear(&g->store_opt);
 	ratelimit_free(g->rl);
 	rules_clear(&g->r);
 	free(g->entries);
@@ -349,6 +351,41 @@ void gate_reload_rules(struct gate *g, struct gate_rules *r)
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
 	rules_clear(&old);
+}
+
+bool gate_keeps_store(const struct gate *g, const struct config *cfg)
+{
+	struct store_options so;
+	bool same;
+
+	if (!g->store || store_options_parse(cfg->raw, cfg->state_dir, &so, NULL))
+		return false;
+	same = !strcmp(so.path, g->store_opt.path) &&
+	       so.fsync_interval_ms == g->store_opt.fsync_interval_ms;
+	store_options_clear(&so);
+	return same;
+}
+
+int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r)
+{
+	int rc = g->guard ? gate_guard_set_upstreams(g->guard, cfg) : 0;
+
+	if (rc) {
+		gate_rules_free(r);
+		return rc;
+	}
+	/* The policy views indexed the old router's catalogue, which is gone: the new router
+	 * hands its own over (gate_catalog_changed) once built. */
+	if (g->r.pc)
+		policy_cache_set_catalogue(g->r.pc, NULL, 0);
+	free(g->entries);
+	free(g->tool_cost);
+	g->entries = NULL;
+	g->tool_cost = NULL;
+	g->nentries = 0;
+	g->cat = NULL;
+	gate_reload_rules(g, r);
+	return 0;
 }
 
 int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs)

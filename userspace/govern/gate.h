@@ -48,6 +48,14 @@ void gate_free(struct gate *g);
  * loop, it cannot fail). Sessions, rate buckets, spend, reservations in flight and keys and
  * teams created through the admin API are kept. */
 void gate_reload_rules(struct gate *g, struct gate_rules *r);
+/* A full reload (upstreams or listeners changed too) keeps the gate when the store it opened
+ * is the one cfg names: no SQLite is opened or read on the loop, and rate buckets, spend, pins
+ * and keys made at run time live on. Call gate_reload_all between the old router's end and the
+ * new one's start: it forgets the old catalogue, takes the rules (parsed off the loop, taken
+ * over even on error) and sets the circuits for cfg's upstreams (0 or -ENOMEM: the rules are
+ * freed and the gate is as it was). */
+bool gate_keeps_store(const struct gate *g, const struct config *cfg);
+int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r);
 /* Parse and swap in one step. Nothing changes on error (-EINVAL with errs filled). */
 int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs);
 bool gate_auth_required(const struct gate *g);

@@ -88,6 +88,72 @@ void gate_guard_free(struct gate_guard *gd)
 	free(gd);
 }
 
+int gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg)
+{
+	size_t n = cfg->nupstreams;
+	struct circuit *nc = calloc(n + 1, sizeof(*nc));
+	char **names = calloc(n + 1, sizeof(*names));
+	bool *kept = calloc(gd->ncircuits + 1, sizeof(*kept));
+	size_t i, j;
+	int rc = 0;
+
+	if (!nc || !names || !kept) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const struct upstream_config *u = &cfg->upstreams[i];
+		struct circuit_config cc = { u->circuit_failures, u->circuit_window_ms,
+					     u->circuit_open_for_ms };
+
+		if (!(names[i] = strdup(u->name))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (j = 0; j < gd->ncircuits; j++)
+			if (!kept[j] && !strcmp(gd->names[j], u->name) &&
+			    gd->circuits[j].cfg.failures == cc.failures &&
+			    gd->circuits[j].cfg.window_ms == cc.window_ms &&
+			    gd->circuits[j].cfg.open_for_ms == cc.open_for_ms)
+				break;
+		if (j < gd->ncircuits) {
+			nc[i] = gd->circuits[j];        /* moved: its failure ring goes with it */
+			kept[j] = true;
+			continue;
+		}
+		circuit_init(&nc[i], &cc);
+		if (cc.failures)
+			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
+	}
+	for (j = 0; j < gd->ncircuits; j++) {
+		if (!kept[j])
+			circuit_clear(&gd->circuits[j]);
+		free(gd->names[j]);
+	}
+	free(gd->circuits);
+	free(gd->names);
+	gd->circuits = nc;
+	gd->names = names;
+	gd->ncircuits = n;
+	nc = NULL;
+	names = NULL;
+	/* The catalogue judged last belonged to the router that is gone. */
+	gd->cat = NULL;
+	free(gd->tool_digest);
+	free(gd->tool_state);
+	gd->tool_digest = NULL;
+	gd->tool_state = NULL;
+	gd->ntools = 0;
+out:
+	if (names)
+		for (i = 0; i < n; i++)
+			free(names[i]);
+	free(names);
+	free(nc);
+	free(kept);
+	return rc;
+}
+
 int gate_guard_load(struct gate_guard *gd, const cJSON *lock)
 {
 	int rc = toolpins_load(gd->pins);

@@ -42,6 +42,12 @@ int gate_guard_load(struct gate_guard *gd, const cJSON *lock);
 void gate_guard_reconfigure(struct gate_guard *gd, const struct toolpin_config *tpc,
 			    const cJSON *lock);
 
+/* A full reload kept the gate (and so the guard) but replaced the upstreams: circuits for
+ * cfg's upstreams, an upstream of the same name and circuit settings keeping its state (an open
+ * circuit stays open). The old catalogue is forgotten: it is gone with its router. Only between
+ * routers (no call in flight). 0 or -ENOMEM (nothing changed). */
+int gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg);
+
 /* The catalogue changed (or the policies did): judge every tool against its pin. */
 void gate_guard_judge(struct gate_guard *gd, const struct catalog *c,
 		      const struct policy_set *ps);
