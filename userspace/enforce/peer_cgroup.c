@@ -44,8 +44,8 @@ static int tuple_end(const struct sockaddr_storage *ss, int *family, __be16 *por
 	return -EAFNOSUPPORT;
 }
 
-/* The cgroup id attribute of one inet_diag answer. */
-static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id)
+/* The cgroup id attribute and the socket cookie of one inet_diag answer. */
+static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id, uint64_t *cookie)
 {
 	for (; NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
 		if (nh->nlmsg_type == NLMSG_ERROR) {
@@ -63,6 +63,8 @@ static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id)
 		unsigned alen = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
 		const struct rtattr *a = (const struct rtattr *)(m + 1);
 
+		*cookie = (uint64_t)m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
+
 		for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
 			if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(*id)) {
 				memcpy(id, RTA_DATA(a), sizeof(*id));
@@ -76,6 +78,12 @@ static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id)
 
 int peer_cgroup_id(int fd, uint64_t *id)
 {
+	return peer_socket_lookup(fd, id, NULL);
+}
+
+int peer_socket_lookup(int fd, uint64_t *id, uint64_t *cookie)
+{
+	uint64_t ck = 0;
 	struct sockaddr_storage me, peer;
 	socklen_t ml = sizeof(me), pl = sizeof(peer);
 	struct {
@@ -123,7 +131,9 @@ int peer_cgroup_id(int fd, uint64_t *id)
 		ret = -errno;
 		goto out;
 	}
-	ret = parse_answer((const struct nlmsghdr *)buf, (size_t)n, id);
+	ret = parse_answer((const struct nlmsghdr *)buf, (size_t)n, id, &ck);
+	if (ret == 0 && cookie)
+		*cookie = ck;
 out:
 	close(nl);
 	return ret;

@@ -4,7 +4,8 @@
  * The client's socket is found in the kernel by the connection's 4-tuple (the client's
  * address:port -> ours) with one exact sock_diag lookup (NETLINK_SOCK_DIAG), which answers
  * with that socket's cgroup v2 id (INET_DIAG_CGROUP_ID: the cgroup of the task that created
- * the socket). Only a socket in this network namespace can be found: a client on another host
+ * the socket) and its cookie (idiag_cookie), which finds a redirected connection's original
+ * destination (enforcer_redirect_lookup). Only a socket in this network namespace can be found: a client on another host
  * (or in another pod) has no identity here. One netlink round trip per connection, answered
  * by the kernel without waiting on any device: fine on the event loop.
  */
@@ -18,5 +19,8 @@
  * -EAFNOSUPPORT for other families, -EOPNOTSUPP when the kernel does not report cgroup ids
  * (before 5.7), another -errno on failure. */
 int peer_cgroup_id(int fd, uint64_t *id);
+/* The same lookup, also giving the client socket's cookie (idiag_cookie: the value
+ * bpf_get_socket_cookie() returns for it, which keys warden_redirect). cookie may be NULL. */
+int peer_socket_lookup(int fd, uint64_t *id, uint64_t *cookie);
 
 #endif

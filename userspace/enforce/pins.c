@@ -260,11 +260,13 @@ int pins_counters_read(int fd, struct warden_counters hook[WARDEN_HOOK_MAX],
 			c->denied += percpu[cpu].denied;
 			c->events_dropped += percpu[cpu].events_dropped;
 			c->unenrolled += percpu[cpu].unenrolled;
+			c->redirected += percpu[cpu].redirected;
 		}
 		total->allowed += c->allowed;
 		total->denied += c->denied;
 		total->events_dropped += c->events_dropped;
 		total->unenrolled += c->unenrolled;
+		total->redirected += c->redirected;
 	}
 out:
 	free(percpu);
