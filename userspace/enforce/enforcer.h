@@ -184,6 +184,8 @@ struct enforcer_target {
 	char *container;
 	char *pod;
 	enum warden_mode mode;	/* lockdown unless the entry says "protect" */
+	bool redirect;		/* "redirect" (enroll only); meaningful when redirect_set */
+	bool redirect_set;	/* else the section's "redirect" applies */
 };
 
 struct enforcer_config {
@@ -202,6 +204,9 @@ struct enforcer_config {
 	char **protect_unix;
 	size_t nprotect_unix;
 	struct kube_config *kube;	/* "kubernetes": the pod watch (enforce/kube.h); NULL: off */
+	bool redirect;		/* "redirect": enrolments redirect unless they say otherwise
+				 * (default false) */
+	uint16_t redirect_port;	/* "redirect_port": the redirect listener (0: ephemeral) */
 };
 
 /* Parse the "enforcement" section (section may be NULL: disabled). Errors name the field path
@@ -209,6 +214,8 @@ struct enforcer_config {
 int enforcer_config_parse(const cJSON *section, const char *path, struct enforcer_config *out,
 			  struct config_errors *errs);
 void enforcer_config_free(struct enforcer_config *c);
+/* Does enrolment t ask for transparent redirect (its own "redirect", else the section's)? */
+bool enforcer_target_redirects(const struct enforcer_config *c, const struct enforcer_target *t);
 /* Resolve targets and fill the maps from a parsed config: enrolments, exemptions, allowlist,
  * protected destinations, errno. Idempotent. Stops at the first failure (logged). */
 int enforcer_apply_config(struct enforcer *e, const struct enforcer_config *c);
