@@ -18,8 +18,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/enforcer.h"
@@ -335,6 +337,52 @@ static void test_counters(void)
 	CU_ASSERT(c.hook[WARDEN_HOOK_GETPEERNAME6].redirected >= 2);
 }
 
+/* wardenctl maps --json: the redirect table names the connections above, their cgroup and
+ * original destination; enrolments and rules show their redirect flag. */
+static void test_wardenctl_maps(void)
+{
+	const char *build = getenv("MCPWARDEN_BUILD");
+	char cmd[512], want[64], *text = xcalloc(1, 1 << 20);
+	size_t n = 0, r;
+	bool found = false, red_enrolled = false, rule = false;
+	const cJSON *it;
+	cJSON *j;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s/wardenctl maps --pin-dir %s --json",
+		 build ? build : "build/test", pin_dir);
+	f = popen(cmd, "r");
+	CU_ASSERT_FATAL(f != NULL);
+	while ((r = fread(text + n, 1, (1 << 20) - 1 - n, f)) > 0)
+		n += r;
+	CU_ASSERT_EQUAL(pclose(f), 0);
+	j = cJSON_Parse(text);
+	free(text);
+	CU_ASSERT_FATAL(j != NULL);
+	snprintf(want, sizeof(want), "127.0.0.1:%u", port_up4);
+	const cJSON *maps = cJSON_GetObjectItem(j, "maps");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(maps, WARDEN_MAP_REDIRECT)) {
+		const cJSON *d = cJSON_GetObjectItem(it, "original_destination");
+		const cJSON *cg = cJSON_GetObjectItem(it, "cgroup");
+
+		if (cJSON_IsString(d) && !strcmp(d->valuestring, want) && cJSON_IsString(cg) &&
+		    strstr(cg->valuestring, "/red"))
+			found = true;
+	}
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(maps, WARDEN_MAP_ENROLLED))
+		if (cJSON_IsTrue(cJSON_GetObjectItem(it, "redirect")))
+			red_enrolled = true;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(maps, "warden_exact4"))
+		if (cJSON_IsTrue(cJSON_GetObjectItem(it, "redirect")))
+			rule = true;
+	CU_ASSERT(found);
+	CU_ASSERT(red_enrolled);
+	CU_ASSERT(rule);
+	CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(
+		cJSON_GetObjectItem(maps, WARDEN_MAP_CONFIG), "redirect_port")), port_red);
+	cJSON_Delete(j);
+}
+
 /* The same port on 127.0.0.1 and ::1, as the daemon's redirect listener. */
 static int redirect_listen(void)
 {
@@ -438,6 +486,7 @@ int main(void)
 		{ "UDP is not redirected", test_udp_refused },
 		{ "an unenrolled process is untouched", test_unenrolled_untouched },
 		{ "redirect counters", test_counters },
+		{ "wardenctl maps shows the redirect table", test_wardenctl_maps },
 		{ NULL, NULL },
 	};
 
