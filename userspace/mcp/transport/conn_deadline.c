@@ -395,7 +395,7 @@ const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request 
 		c->caller_done = true;
 		fd = bufferevent_getfd(c->bev);
 		if (d->cgroot[0] && fd >= 0 && peer_cgroup_id(fd, &c->caller_cgid) == 0 &&
-		    cgroup_path_of(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
+		    peer_cgroup_path(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
 			c->caller = xstrdup(path);
 	}
 	if (c->caller && cgid)
