@@ -34,14 +34,15 @@ static cJSON *counters_json(const struct warden_counters *c)
 	cJSON_AddNumberToObject(o, "denied", (double)c->denied);
 	cJSON_AddNumberToObject(o, "dropped", (double)c->events_dropped);
 	cJSON_AddNumberToObject(o, "unenrolled", (double)c->unenrolled);
+	cJSON_AddNumberToObject(o, "redirected", (double)c->redirected);
 	return o;
 }
 
 static void print_counters_row(const char *name, const struct warden_counters *c)
 {
-	printf("  %-13s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %14" PRIu64 "\n", name,
-	       (uint64_t)c->allowed, (uint64_t)c->denied, (uint64_t)c->events_dropped,
-	       (uint64_t)c->unenrolled);
+	printf("  %-13s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n",
+	       name, (uint64_t)c->allowed, (uint64_t)c->denied, (uint64_t)c->events_dropped,
+	       (uint64_t)c->unenrolled, (uint64_t)c->redirected);
 }
 
 int cmd_maps(struct args *a)
@@ -214,8 +215,8 @@ int cmd_maps(struct args *a)
 		cJSON_AddItemToObject(x, "total", counters_json(&total));
 	} else {
 		printf("\n%s: per hook, summed over CPUs\n", WARDEN_MAP_COUNTERS);
-		printf("  %-13s %12s %12s %12s %14s\n", "HOOK", "ALLOWED", "DENIED", "DROPPED",
-		       "UNENROLLED");
+		printf("  %-13s %12s %12s %12s %14s %12s\n", "HOOK", "ALLOWED", "DENIED", "DROPPED",
+		       "UNENROLLED", "REDIRECTED");
 		for (unsigned i = 0; i < WARDEN_HOOK_MAX; i++)
 			print_counters_row(enforcer_hook_name(i), &hook[i]);
 		print_counters_row("total", &total);
