@@ -832,7 +832,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	/* /v1/: the LLM route (llm/), which needs no catalogue (the MCP path, wherever it is,
 	 * stays MCP's) */
-	int redir = f->redirect ? redirect_in_route(f->redirect, req, path, &f->rroute) : 0;
+	int redir = f->redirect ? redirect_in_route(f->redirect, f->deadline, req, path,
+						    &f->rroute) : 0;
 	if (redir < 0)
 		return;	/* refused, and answered */
 	f->route = redir ? &f->rroute : NULL;	/* the upstream's own path, for its session */

@@ -16,9 +16,9 @@
 #include "base/log.h"
 #include "enforce/enforcer.h"
 #include "enforce/guard.h"
-#include "enforce/peer_cgroup.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/session.h"
+#include "mcp/transport/conn_deadline.h"
 
 struct redirect_in {
 	struct evhttp *http;
@@ -112,8 +112,8 @@ static int refuse(struct evhttp_request *req, int status, const char *reason, co
 	return -EPERM;
 }
 
-int redirect_in_route(struct redirect_in *ri, struct evhttp_request *req, const char *path,
-		      struct redirect_route *out)
+int redirect_in_route(struct redirect_in *ri, struct conn_deadline *cd,
+		      struct evhttp_request *req, const char *path, struct redirect_route *out)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(
 		evhttp_request_get_connection(req));
@@ -121,7 +121,6 @@ int redirect_in_route(struct redirect_in *ri, struct evhttp_request *req, const 
 	struct sockaddr_storage me;
 	socklen_t ml = sizeof(me);
 	struct warden_redirect rv;
-	uint64_t cgid, cookie = 0;
 	uint16_t port;
 
 	if (!ri || fd < 0 || getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
@@ -131,8 +130,8 @@ int redirect_in_route(struct redirect_in *ri, struct evhttp_request *req, const 
 	if (port != ri->port)
 		return 0;
 	/* The kernel's word only: the client socket's cookie, then what connect4/6 kept. */
-	if (!ri->g || peer_socket_lookup(fd, &cgid, &cookie) < 0 ||
-	    enforcer_redirect_lookup(guard_enforcer(ri->g), cookie, &rv) < 0)
+	if (!ri->g || enforcer_redirect_lookup(guard_enforcer(ri->g),
+					       conn_deadline_cookie(cd, req), &rv) < 0)
 		return refuse(req, 421, "Misdirected Request", "this is the transparent-redirect "
 			      "listener: only connections the kernel redirected are served here");
 	addr_text(&rv, out->from, sizeof(out->from));
