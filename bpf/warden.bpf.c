@@ -12,6 +12,8 @@
  *   lsm_socket          BPF LSM socket_create (not a cgroup hook; kernels with "bpf" in
  *                       the LSM list): families with no cgroup hook (AF_PACKET, AF_XDP,
  *                       AF_VSOCK). Loaded only where the kernel can attach it.
+ *   getpeername4/6      a socket connect4/6 redirected to the redirect listener sees its
+ *                       original peer (Cilium's socket LB does the same)
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -28,10 +30,67 @@ static __always_inline bool enforced(const struct warden_config *cfg, __u32 hook
 	if (!cfg)
 		return false;
 	v->mode = cgroup_mode_cached(cfg, &v->enrolled_id, &v->cgroup_id);
+	v->redirect = v->mode & WARDEN_MODE_F_REDIRECT;
+	v->mode &= ~WARDEN_MODE_F_REDIRECT;
 	if (v->mode == WARDEN_MODE_NONE || v->mode == WARDEN_MODE_EXEMPT) {
 		count(hook, COUNT_UNENROLLED);
 		return false;
 	}
+	return true;
+}
+
+#define IPPROTO_TCP	6
+
+/* Transparent redirect (connect4/6, TCP, an enrolment with the redirect flag): a connect that
+ * policy refuses goes to the redirect listener instead when the destination is a protected
+ * rule marked redirectable (a plain-HTTP MCP upstream; HTTPS ones are not marked, so they
+ * stay refused). The original destination is remembered under the socket's cookie for
+ * getpeername4/6 and the daemon. Returns true when the connect was rewritten. */
+static __always_inline bool redirect_inet(struct bpf_sock_addr *ctx, __u32 hook,
+					  const struct warden_config *cfg, const struct dst *d,
+					  struct verdict *v)
+{
+	struct warden_redirect rv = {};
+	struct warden_rule *r;
+	struct dst dd = *d;
+	__u64 cookie;
+
+	if (!v->redirect || !cfg->redirect_port || ctx->protocol != IPPROTO_TCP)
+		return false;
+	if (v->mode == WARDEN_MODE_PROTECT) {
+		if (v->reason != WARDEN_REASON_PROTECTED || !(v->rule_flags & WARDEN_RULE_F_REDIRECT))
+			return false;
+	} else {
+		/* lockdown refuses what is not allowed: redirect only protected upstreams */
+		dst_unspecified_to_loopback(&dd);
+		r = match_protect(cfg, &dd);
+		if (!r || !(r->flags & WARDEN_RULE_F_REDIRECT))
+			return false;
+		v->rule_id = r->id;
+	}
+	rv.cgroup_id = v->cgroup_id ? v->cgroup_id : bpf_get_current_cgroup_id();
+	rv.rule_id = v->rule_id;
+	rv.port = d->port;
+	rv.family = d->family;
+	rv.flags = d->flags;
+	__builtin_memcpy(rv.addr, d->addr, 16);
+	cookie = bpf_get_socket_cookie(ctx);
+	if (bpf_map_update_elem(&warden_redirect, &cookie, &rv, BPF_ANY) < 0)
+		return false;	/* nothing remembered: refuse as without redirect */
+	if (hook == WARDEN_HOOK_CONNECT4) {
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+	} else if (d->flags & WARDEN_EV_F_V4MAPPED) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = bpf_htonl(0x7f000001);
+	} else {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	}
+	ctx->user_port = cfg->redirect_port;
 	return true;
 }
 
@@ -56,6 +115,11 @@ static __always_inline int hook_inet(struct bpf_sock_addr *ctx, __u32 hook)
 	}
 	if (policy_inet(cfg, &d, &v) == 0) {
 		count(hook, COUNT_ALLOWED);
+		return SYS_PROCEED;
+	}
+	if ((hook == WARDEN_HOOK_CONNECT4 || hook == WARDEN_HOOK_CONNECT6) &&
+	    redirect_inet(ctx, hook, cfg, &d, &v)) {
+		count(hook, COUNT_REDIRECTED);
 		return SYS_PROCEED;
 	}
 	count(hook, COUNT_DENIED);
@@ -212,4 +276,52 @@ int warden_lsm_socket(unsigned long long *ctx)
 		bpf_ringbuf_submit(ev, 0);
 	}
 	return -EPERM;
+}
+
+/* A redirected socket asks who its peer is: the address it connected to, not the redirect
+ * listener. Only sockets whose peer is the listener's port are looked up. Never refuses. */
+static __always_inline int hook_getpeername(struct bpf_sock_addr *ctx, __u32 hook)
+{
+	struct warden_config *cfg = config_get();
+	struct warden_redirect *rv;
+	__u64 cookie;
+
+	if (!cfg || !cfg->redirect_port || ctx_dst_port(ctx) != cfg->redirect_port)
+		return SYS_PROCEED;
+	cookie = bpf_get_socket_cookie(ctx);
+	rv = bpf_map_lookup_elem(&warden_redirect, &cookie);
+	if (!rv)
+		return SYS_PROCEED;
+	if (hook == WARDEN_HOOK_GETPEERNAME4) {
+		if (rv->family != AF_INET)
+			return SYS_PROCEED;
+		ctx->user_ip4 = *(__u32 *)rv->addr;
+	} else if (rv->flags & WARDEN_EV_F_V4MAPPED) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = *(__u32 *)rv->addr;
+	} else {
+		if (rv->family != AF_INET6)
+			return SYS_PROCEED;
+		ctx->user_ip6[0] = *(__u32 *)&rv->addr[0];
+		ctx->user_ip6[1] = *(__u32 *)&rv->addr[4];
+		ctx->user_ip6[2] = *(__u32 *)&rv->addr[8];
+		ctx->user_ip6[3] = *(__u32 *)&rv->addr[12];
+	}
+	ctx->user_port = rv->port;
+	count(hook, COUNT_REDIRECTED);
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/getpeername4")
+int warden_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return hook_getpeername(ctx, WARDEN_HOOK_GETPEERNAME4);
+}
+
+SEC("cgroup/getpeername6")
+int warden_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return hook_getpeername(ctx, WARDEN_HOOK_GETPEERNAME6);
 }

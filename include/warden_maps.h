@@ -40,7 +40,10 @@
 	/* The enrolment epoch and the per-CPU cgroup decision cache (warden_types.h). */        \
 	X(EPOCH,    epoch,    KV,   BPF_MAP_TYPE_ARRAY,        __u32, __u64, 1, 0)                \
 	X(CGCACHE,  cgcache,  KV,   BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct warden_cgcache,      \
-	  WARDEN_CGCACHE_SLOTS, 0)
+	  WARDEN_CGCACHE_SLOTS, 0)                                                                \
+	/* Redirected sockets: cookie -> original destination (warden_types.h). */               \
+	X(REDIRECT, redirect, KV,   BPF_MAP_TYPE_LRU_HASH,     __u64, struct warden_redirect,     \
+	  WARDEN_MAX_REDIRECTS, 0)
 
 #define WARDEN_MAP_ENUM(ID, ...) WARDEN_M_##ID,
 enum warden_map { WARDEN_MAPS(WARDEN_MAP_ENUM) WARDEN_M_MAX };

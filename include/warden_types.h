@@ -16,8 +16,11 @@
 
 /* 2: host rules (/32, /128) moved out of the tries into the warden_exact4/6 hash maps; the
  *    per-CPU cgroup decision cache (warden_cgcache, warden_epoch).
- * 3: the BPF LSM hook lsm_socket (one more warden_counters slot). */
-#define WARDEN_ABI_VERSION	3
+ * 3: the BPF LSM hook lsm_socket (one more warden_counters slot).
+ * 4: transparent redirect: warden_config.redirect_port, warden_enroll.flags (level narrowed
+ *    to 16 bits), warden_rule.flags used, the warden_redirect map, the getpeername4/6 hooks
+ *    (two more warden_counters slots), warden_counters.redirected, a wider cache mode. */
+#define WARDEN_ABI_VERSION	4
 
 /* Pin directory layout (bpffs). Maps are pinned as <pin_dir>/<map name>, links as
  * <pin_dir>/link_<hook name>. */
@@ -32,6 +35,7 @@
 #define WARDEN_MAP_COUNTERS	"warden_counters"
 #define WARDEN_MAP_EPOCH	"warden_epoch"
 #define WARDEN_MAP_CGCACHE	"warden_cgcache"
+#define WARDEN_MAP_REDIRECT	"warden_redirect"
 
 #define WARDEN_MAX_ENROLLED	16384
 #define WARDEN_MAX_RULES	16384	/* per LPM trie */
@@ -39,14 +43,17 @@
 #define WARDEN_MAX_UNIXPATHS	1024
 #define WARDEN_EVENTS_BYTES	(256 * 1024)
 #define WARDEN_CGCACHE_SLOTS	64	/* per CPU; a power of two */
+#define WARDEN_MAX_REDIRECTS	65536	/* LRU: redirected sockets remembered */
 #define WARDEN_MAX_LEVELS	32	/* cgroup depth below the root the programs look at */
 #define WARDEN_COMM_LEN		16
 #define WARDEN_UNIX_PATH_LEN	108	/* sizeof(sockaddr_un.sun_path) */
 
 /* Hooks: index of warden_counters, warden_event.hook. Names (for links and output) are
- * "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix", "lsm_socket".
+ * "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix", "lsm_socket",
+ * "getpeername4", "getpeername6".
  * lsm_socket is the only one that is not a cgroup hook: a BPF LSM program on socket_create,
- * for the address families that have no cgroup hook (WARDEN_LSM_FAMILIES). */
+ * for the address families that have no cgroup hook (WARDEN_LSM_FAMILIES). The getpeername
+ * hooks decide nothing: they show a redirected socket its original peer. */
 enum warden_hook {
 	WARDEN_HOOK_CONNECT4 = 0,
 	WARDEN_HOOK_CONNECT6 = 1,
@@ -55,7 +62,9 @@ enum warden_hook {
 	WARDEN_HOOK_SOCK_CREATE = 4,
 	WARDEN_HOOK_CONNECT_UNIX = 5,
 	WARDEN_HOOK_LSM_SOCKET = 6,
-	WARDEN_HOOK_MAX = 7,
+	WARDEN_HOOK_GETPEERNAME4 = 7,
+	WARDEN_HOOK_GETPEERNAME6 = 8,
+	WARDEN_HOOK_MAX = 9,
 };
 
 /* Per enrolled cgroup. The entry nearest to the calling task wins, so an exempt cgroup (the
@@ -105,11 +114,21 @@ struct warden_config {
 	__u32 deny_errno;	/* 0 or EPERM: plain EPERM; else bpf_set_retval(-deny_errno) */
 	__u16 sidecar_port;	/* network order; 0: no sidecar endpoint allowed */
 	__u16 flags;		/* WARDEN_CFG_F_* */
+	__u16 redirect_port;	/* network order: the redirect listener on 127.0.0.1 and ::1;
+				 * 0: nothing is redirected */
+	__u16 pad;
+	__u32 pad2;
 };
+
+/* warden_enroll.flags */
+#define WARDEN_ENROLL_F_REDIRECT	(1U << 0)	/* TCP connects of this cgroup to a
+							 * redirectable protected destination go to
+							 * the redirect listener instead of failing */
 
 struct warden_enroll {
 	__u32 mode;		/* enum warden_mode */
-	__u32 level;		/* depth of this cgroup below the cgroup2 root (root = 0) */
+	__u16 level;		/* depth of this cgroup below the cgroup2 root (root = 0) */
+	__u16 flags;		/* WARDEN_ENROLL_F_* */
 };
 
 /* LPM trie keys. The matched data is port then address, so one trie holds both
@@ -153,9 +172,12 @@ struct warden_exact6_key {
 	__u8 pad;
 };
 
+/* warden_rule.flags (protected rules only) */
+#define WARDEN_RULE_F_REDIRECT	(1U << 0)	/* a plain-HTTP MCP upstream: redirectable */
+
 struct warden_rule {
 	__u32 id;		/* assigned by userspace, reported in events */
-	__u32 flags;		/* reserved, 0 */
+	__u32 flags;		/* WARDEN_RULE_F_* */
 };
 
 /* Exact sun_path, zero padded. Abstract names keep their leading NUL. */
@@ -176,7 +198,9 @@ struct warden_unix_key {
  * The epoch (warden_epoch) is a fresh random value written by userspace after every change
  * to warden_enrolled and level_mask, so every decision cached before the change stops
  * matching. A false match needs a 62-bit hash collision. */
-#define WARDEN_CGCACHE_MODE_MASK	3ULL
+#define WARDEN_CGCACHE_MODE_MASK	7ULL	/* the mode, and WARDEN_MODE_F_REDIRECT */
+/* Not a mode: the enrolment's redirect flag as the programs carry it beside the mode. */
+#define WARDEN_MODE_F_REDIRECT		4U
 
 struct warden_cgcache {
 	__u64 tag;
@@ -189,6 +213,23 @@ struct warden_counters {
 	__u64 denied;		/* refusals */
 	__u64 events_dropped;	/* refusals whose event did not fit the ring buffer */
 	__u64 unenrolled;	/* calls from cgroups that are not enrolled (or exempt) */
+	__u64 redirected;	/* connects sent to the redirect listener (connect4/6); original
+				 * peers shown (getpeername4/6) */
+};
+
+/* warden_redirect: socket cookie -> where a redirected connect was going. Written by
+ * connect4/6 when they send a connect to the redirect listener; read by getpeername4/6 (the
+ * agent sees its original peer) and by the daemon, which finds the client socket's cookie
+ * with sock_diag (INET_DIAG's idiag_cookie) and routes the connection to that upstream.
+ * Socket cookies are never reused, so an entry of a closed socket is harmless until the LRU
+ * drops it. */
+struct warden_redirect {
+	__u64 cgroup_id;	/* the connecting task's cgroup v2 id */
+	__u32 rule_id;		/* the protected rule that matched */
+	__u16 port;		/* network order */
+	__u8 family;		/* AF_INET (also for v4-mapped) or AF_INET6 */
+	__u8 flags;		/* WARDEN_EV_F_V4MAPPED: asked for ::ffff:a.b.c.d */
+	__u8 addr[16];		/* network order; AF_INET: first 4 bytes */
 };
 
 /* warden_event.flags */
@@ -219,7 +260,7 @@ struct warden_event {
 	__u8 pad2[4];
 };
 
-_Static_assert(sizeof(struct warden_config) == 16, "warden_config layout");
+_Static_assert(sizeof(struct warden_config) == 24, "warden_config layout");
 _Static_assert(sizeof(struct warden_enroll) == 8, "warden_enroll layout");
 _Static_assert(sizeof(struct warden_lpm4_key) == 12, "warden_lpm4_key layout");
 _Static_assert(sizeof(struct warden_lpm6_key) == 24, "warden_lpm6_key layout");
@@ -227,7 +268,8 @@ _Static_assert(sizeof(struct warden_exact4_key) == 8, "warden_exact4_key layout"
 _Static_assert(sizeof(struct warden_exact6_key) == 20, "warden_exact6_key layout");
 _Static_assert(sizeof(struct warden_rule) == 8, "warden_rule layout");
 _Static_assert(sizeof(struct warden_unix_key) == 108, "warden_unix_key layout");
-_Static_assert(sizeof(struct warden_counters) == 32, "warden_counters layout");
+_Static_assert(sizeof(struct warden_counters) == 40, "warden_counters layout");
+_Static_assert(sizeof(struct warden_redirect) == 32, "warden_redirect layout");
 _Static_assert(sizeof(struct warden_cgcache) == 24, "warden_cgcache layout");
 _Static_assert(sizeof(struct warden_event) == 200, "warden_event layout");
 

@@ -15,6 +15,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "mcp/transport/front.h"
+#include "mcp/transport/redirect_in.h"
 #include "govern/gate.h"
 #include "enforce/guard.h"
 #include "base/log.h"
@@ -38,6 +39,7 @@ struct daemon {
 	struct front *front;
 	struct admin *admin;
 	struct guard *guard;
+	struct redirect_in *redirect;   /* the transparent-redirect listener (the front's) */
 	struct reload_job *reloading;   /* a SIGHUP's new configuration being read */
 	bool reload_again;              /* another SIGHUP came meanwhile */
 	bool tracing_applied;           /* trace_start has run for the section in `tracing` */
@@ -119,6 +121,27 @@ static int validate(const char *path, struct config **out, struct gate_rules **r
 }
 
 /* Printed after every (re)start: scripts and tests wait for this exact line. */
+/* Transparent redirect (docs/enforcement.md): when an enrolment asks for it, the front listens
+ * on 127.0.0.1:P and [::1]:P as well and the programs start sending connects there. The
+ * listener stays across reloads; a reload without redirect leaves it bound but unused. */
+static void redirect_start(struct daemon *d)
+{
+	uint16_t port = 0;
+	int rc = 0;
+
+	if (!d->guard || !guard_redirect_wanted(d->guard, &port))
+		return;
+	if (!d->redirect && (rc = redirect_in_new(front_http(d->front), port, &d->redirect)) == 0)
+		front_set_redirect(d->front, d->redirect);
+	if (rc == 0) {
+		redirect_in_set_guard(d->redirect, d->guard);
+		rc = guard_set_redirect_port(d->guard, redirect_in_port(d->redirect));
+	}
+	if (rc)
+		log_error("transparent redirect is OFF (%s): enrolled agents' connects to their "
+			  "upstreams are refused", strerror(-rc));
+}
+
 static void announce(const struct daemon *d)
 {
 	const struct config *cfg = d->cfg;
@@ -262,6 +285,7 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 	/* Enforcement failing is loud but not fatal: the gateway still governs its callers. */
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
 		d->guard = NULL;
+	redirect_start(d);
 	metrics_set_enforcer(d->guard ? guard_enforcer(d->guard) : NULL);
 	if (!cfg->auth_required)
 		log_warn("authentication is OFF (auth.required = false): any local process can call "
@@ -274,8 +298,11 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 static void stop_serving(struct daemon *d, bool keep_gate)
 {
 	metrics_set_enforcer(NULL);
+	if (d->redirect)
+		redirect_in_set_guard(d->redirect, NULL);
 	guard_stop(d->guard);
 	d->guard = NULL;
+	d->redirect = NULL;	/* the front frees it */
 	/* The listeners go first, so no reply is written to a router that is gone. */
 	front_free(d->front);
 	d->front = NULL;
@@ -305,6 +332,8 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 	if ((rc = apply_tracing(d, cfg)) != 0)
 		return rc;
 	metrics_set_enforcer(NULL);
+	if (d->redirect)
+		redirect_in_set_guard(d->redirect, NULL);
 	guard_stop(d->guard);
 	d->guard = NULL;
 	/* The admin plane holds the router: detached now, pointed at the new one below. Its
@@ -341,6 +370,7 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 	announce(d);
 	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
 		d->guard = NULL;
+	redirect_start(d);
 	metrics_set_enforcer(d->guard ? guard_enforcer(d->guard) : NULL);
 	return 0;
 }

@@ -7,7 +7,7 @@
 #include "lib/maps.h"
 #include "lib/policy.h"
 
-enum count_kind { COUNT_ALLOWED, COUNT_DENIED, COUNT_DROPPED, COUNT_UNENROLLED };
+enum count_kind { COUNT_ALLOWED, COUNT_DENIED, COUNT_DROPPED, COUNT_UNENROLLED, COUNT_REDIRECTED };
 
 static __always_inline void count(__u32 hook, enum count_kind kind)
 {
@@ -21,6 +21,7 @@ static __always_inline void count(__u32 hook, enum count_kind kind)
 	case COUNT_DENIED: c->denied++; break;
 	case COUNT_DROPPED: c->events_dropped++; break;
 	case COUNT_UNENROLLED: c->unenrolled++; break;
+	case COUNT_REDIRECTED: c->redirected++; break;
 	}
 }
 

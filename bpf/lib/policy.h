@@ -14,7 +14,16 @@ struct verdict {
 	__u32 mode;		/* enum warden_mode */
 	__u32 reason;		/* enum warden_reason when refused */
 	__u32 rule_id;
+	__u32 rule_flags;	/* WARDEN_RULE_F_* of the protected rule that matched */
+	bool redirect;		/* the deciding enrolment asks for transparent redirect */
 };
+
+/* An entry's mode with its redirect flag beside it (WARDEN_MODE_F_REDIRECT): both are cached
+ * together. */
+static __always_inline __u32 enroll_mode(const struct warden_enroll *e)
+{
+	return e->mode | ((e->flags & WARDEN_ENROLL_F_REDIRECT) ? WARDEN_MODE_F_REDIRECT : 0);
+}
 
 static __always_inline struct warden_config *config_get(void)
 {
@@ -27,7 +36,7 @@ static __always_inline struct warden_config *config_get(void)
  * the top, testing only the depths where userspace said entries exist (level_mask), and keep
  * the deepest hit. Deciding on the *task* rather than the socket's cgroup closes the "socket
  * created elsewhere" hole; walking ancestors closes the "mkdir a child and move into it" one.
- * Returns the mode (WARDEN_MODE_NONE when nothing matched). */
+ * Returns the mode (WARDEN_MODE_NONE when nothing matched), with WARDEN_MODE_F_REDIRECT. */
 static __always_inline __u32 cgroup_mode(const struct warden_config *cfg, __u64 *enrolled_id)
 {
 	__u32 mask = cfg->level_mask;
@@ -48,7 +57,7 @@ static __always_inline __u32 cgroup_mode(const struct warden_config *cfg, __u64 
 			break;	/* the task's cgroup is shallower than lvl */
 		e = bpf_map_lookup_elem(&warden_enrolled, &id);
 		if (e) {
-			mode = e->mode;
+			mode = enroll_mode(e);
 			*enrolled_id = id;
 		}
 	}
@@ -129,7 +138,7 @@ static __always_inline __u32 cgroup_mode_btf(const struct warden_config *cfg,
 
 			if (e) {
 				*enrolled_id = id;
-				return e->mode;
+				return enroll_mode(e);
 			}
 		}
 		c = c->self.parent->cgroup;
@@ -335,6 +344,7 @@ static __always_inline int policy_inet(const struct warden_config *cfg, const st
 			return 0;
 		v->reason = WARDEN_REASON_PROTECTED;
 		v->rule_id = r->id;
+		v->rule_flags = r->flags;
 		return -EPERM;
 	}
 	/* Lockdown (and any unknown mode: fail closed). */

@@ -375,7 +375,8 @@ export async function startDaemon(config, opts = {}) {
  * Returns { url, proc, stderrLines, exited, stop(ms) }.
  */
 export async function startFixture(opts = {}) {
-	const args = [paths.fixture, '--port', '0', ...(opts.json ? ['--json'] : [])];
+	const args = [paths.fixture, '--port', '0', ...(opts.json ? ['--json'] : []),
+		...(opts.host ? ['--host', opts.host] : [])];
 	const p = spawnTracked(paths.node, args, { env: opts.env, name: 'fixture' });
 	let m;
 	try {

@@ -109,6 +109,41 @@ static void test_config_errors(void)
 	enforcer_config_free(&c);
 }
 
+/* Transparent redirect: the section's default, an entry's own choice, the listener port. */
+static void test_config_redirect(void)
+{
+	const char *text = "{\"redirect\": true, \"redirect_port\": 15001, \"enroll\": ["
+		"{\"cgroup\": \"/a\", \"mode\": \"protect\"},"
+		"{\"cgroup\": \"/b\", \"redirect\": false}]}";
+	const char *bad = "{\"redirect\": \"yes\", \"redirect_port\": 70000, \"enroll\": ["
+		"{\"cgroup\": \"/a\", \"redirect\": 1}], \"exempt\": [{\"cgroup\": \"/s\","
+		" \"redirect\": true}]}";
+	struct enforcer_config c;
+	struct config_errors e = { 0 };
+
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement(text, &c, &e), 0);
+	CU_ASSERT_TRUE(c.redirect);
+	CU_ASSERT_EQUAL(c.redirect_port, 15001);
+	CU_ASSERT_EQUAL_FATAL(c.nenroll, 2);
+	CU_ASSERT_TRUE(enforcer_target_redirects(&c, &c.enroll[0]));	/* the default */
+	CU_ASSERT_FALSE(enforcer_target_redirects(&c, &c.enroll[1]));	/* its own */
+	enforcer_config_free(&c);
+
+	/* Off unless asked for. */
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"enroll\": [{\"cgroup\": \"/a\"}]}", &c, &e), 0);
+	CU_ASSERT_FALSE(enforcer_target_redirects(&c, &c.enroll[0]));
+	CU_ASSERT_EQUAL(c.redirect_port, 0);
+	enforcer_config_free(&c);
+
+	CU_ASSERT_EQUAL(parse_enforcement(bad, &c, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e,
+			 "enforcement.redirect",
+			 "enforcement.redirect_port",
+			 "enforcement.enroll[0].redirect",
+			 "enforcement.exempt[0]");
+	enforcer_config_free(&c);
+}
+
 static char tree[64];
 
 /* A fake cgroup tree, /tmp/mcpwarden-unit-<name>-<pid>, for one test. */
@@ -252,6 +287,7 @@ int main(void)
 		{ "destination specs", test_dest_parse },
 		{ "config section", test_config_ok },
 		{ "config errors name field paths", test_config_errors },
+		{ "transparent redirect settings", test_config_redirect },
 		{ "container and pod cgroup resolution", test_resolve },
 		{ "podman container cgroups (cgroupfs and systemd managers)", test_resolve_podman },
 		{ "docker container cgroups (cgroupfs and systemd drivers)", test_resolve_docker },

@@ -64,7 +64,8 @@ static int visit(const char *full, const char *name, void *arg)
 
 int ctl_identities_main(int argc, char **argv)
 {
-	const char *cfg_path = NULL, *cgroot = NULL;
+	const char *cfg_path = NULL, *cgroot = NULL, *pin_dir = NULL;
+	struct pins *pins = NULL;
 	char root[PATH_MAX], *text = NULL;
 	struct config_errors errs = { 0 };
 	struct ident_walk w = { 0 };
@@ -79,6 +80,8 @@ int ctl_identities_main(int argc, char **argv)
 			cfg_path = argv[++i];
 		else if (!strcmp(argv[i], "--cgroup-root") && i + 1 < argc)
 			cgroot = argv[++i];
+		else if (!strcmp(argv[i], "--pin-dir") && i + 1 < argc)
+			pin_dir = argv[++i];
 		else if (!strcmp(argv[i], "--json"))
 			json = true;
 		else {
@@ -126,6 +129,10 @@ int ctl_identities_main(int argc, char **argv)
 		goto out;
 	if (cgroup_walk(root, IDENT_DEPTH, visit, &w) < 0)
 		goto out;
+	/* The redirect table, when enforcement is installed (pins readable): who was sent to
+	 * the sidecar instead of which upstream. */
+	if (pins_open(pin_dir, &pins) < 0)
+		pins = NULL;
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 
@@ -134,14 +141,21 @@ int ctl_identities_main(int argc, char **argv)
 			goto out;
 		}
 		w.rows = NULL;
+		if (pins && ctl_redirect_table(pins, root, o) < 0) {
+			cJSON_Delete(o);
+			goto out;
+		}
 		rc = ctl_print_json(o) < 0 ? EXIT_FAILURE : EXIT_OK;
 		cJSON_Delete(o);
 		goto out;
 	}
 	if (!w.n)
 		printf("no cgroup matches a key's workloads or a keyless workload\n");
+	if (pins && ctl_redirect_table(pins, root, NULL) < 0)
+		goto out;
 	rc = EXIT_OK;
 out:
+	pins_close(pins);
 	cJSON_Delete(w.rows);
 	keys_free(w.ks);
 	cJSON_Delete(cfg);

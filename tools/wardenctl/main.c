@@ -176,12 +176,14 @@ static const struct cmd cmds[] = {
 	  "upstream lists now, so a withheld tool is listed and callable again. pin writes the\n"
 	  "approved digests to FILE (tool_pins.lockfile) for the operator to commit. Same\n"
 	  "--admin and token rules as 'keys'. See docs/tool-integrity.md." },
-	{ "identities", cmd_identities, "", "identities --config FILE [--cgroup-root DIR] [--json]",
-	  "which cgroups the config's keys and keyless workloads name",
+	{ "identities", cmd_identities, "", "identities --config FILE [--cgroup-root DIR] [--pin-dir DIR] [--json]",
+	  "which cgroups the config's keys and keyless workloads name; the redirect table",
 	  "Walks the cgroup v2 tree and lists every cgroup a key is bound to (keys[].workloads)\n"
 	  "and the keyless workload (workloads[]) it would be governed as, matching its path\n"
-	  "the way the daemon matches the caller the kernel names. Reads FILE and cgroupfs\n"
-	  "only. See docs/policy.md." },
+	  "the way the daemon matches the caller the kernel names. When enforcement is\n"
+	  "installed (pins readable under --pin-dir), also the redirect table: the connections\n"
+	  "the kernel sent to the sidecar, with their cgroup and original destination.\n"
+	  "See docs/policy.md and docs/enforcement.md." },
 	{ "help", cmd_help, "", "help [COMMAND]", "this manual, or a command's", "" },
 };
 

@@ -34,14 +34,15 @@ static cJSON *counters_json(const struct warden_counters *c)
 	cJSON_AddNumberToObject(o, "denied", (double)c->denied);
 	cJSON_AddNumberToObject(o, "dropped", (double)c->events_dropped);
 	cJSON_AddNumberToObject(o, "unenrolled", (double)c->unenrolled);
+	cJSON_AddNumberToObject(o, "redirected", (double)c->redirected);
 	return o;
 }
 
 static void print_counters_row(const char *name, const struct warden_counters *c)
 {
-	printf("  %-13s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %14" PRIu64 "\n", name,
-	       (uint64_t)c->allowed, (uint64_t)c->denied, (uint64_t)c->events_dropped,
-	       (uint64_t)c->unenrolled);
+	printf("  %-13s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n",
+	       name, (uint64_t)c->allowed, (uint64_t)c->denied, (uint64_t)c->events_dropped,
+	       (uint64_t)c->unenrolled, (uint64_t)c->redirected);
 }
 
 int cmd_maps(struct args *a)
@@ -83,6 +84,7 @@ int cmd_maps(struct args *a)
 		cJSON_AddStringToObject(x, "deny_errno", ctl_errno_label(cfg.deny_errno ?
 								     (int)cfg.deny_errno : EPERM));
 		cJSON_AddNumberToObject(x, "sidecar_port", ntohs(cfg.sidecar_port));
+		cJSON_AddNumberToObject(x, "redirect_port", ntohs(cfg.redirect_port));
 		cJSON_AddBoolToObject(x, "unix_hook", cfg.flags & WARDEN_CFG_F_UNIX_HOOK);
 	} else {
 		printf("%s\n", WARDEN_MAP_CONFIG);
@@ -95,6 +97,11 @@ int cmd_maps(struct args *a)
 			       ntohs(cfg.sidecar_port));
 		else
 			printf("  sidecar       none\n");
+		if (cfg.redirect_port)
+			printf("  redirect to   127.0.0.1:%u, [::1]:%u\n", ntohs(cfg.redirect_port),
+			       ntohs(cfg.redirect_port));
+		else
+			printf("  redirect to   none (nothing is redirected)\n");
 		printf("  level_mask    0x%08x (cgroup depths holding entries:", cfg.level_mask);
 		for (unsigned l = 0; l < 32; l++)
 			if (cfg.level_mask & (1U << l))
@@ -126,10 +133,13 @@ int cmd_maps(struct args *a)
 				cJSON_AddNullToObject(e, "cgroup");
 			cJSON_AddStringToObject(e, "mode", enforcer_mode_name(en[i].e.mode));
 			cJSON_AddNumberToObject(e, "level", en[i].e.level);
+			cJSON_AddBoolToObject(e, "redirect", en[i].e.flags & WARDEN_ENROLL_F_REDIRECT);
 			cJSON_AddItemToArray(x, e);
 		} else {
-			printf("  %-12" PRIu64 " %-9s %-5u %s\n", (uint64_t)en[i].cgroup_id,
-			       enforcer_mode_name(en[i].e.mode), en[i].e.level,
+			printf("  %-12" PRIu64 " %-9s%s %-5u %s\n", (uint64_t)en[i].cgroup_id,
+			       enforcer_mode_name(en[i].e.mode),
+			       en[i].e.flags & WARDEN_ENROLL_F_REDIRECT ? "+redirect" : "",
+			       en[i].e.level,
 			       path ? path : "(gone: no such cgroup; 'wardenctl unenroll --id')");
 		}
 	}
@@ -166,9 +176,12 @@ int cmd_maps(struct args *a)
 				cJSON_AddStringToObject(e, "dest", d);
 				cJSON_AddStringToObject(e, "kind", kind_name(r[i].kind));
 				cJSON_AddNumberToObject(e, "rule_id", r[i].rule.id);
+				cJSON_AddBoolToObject(e, "redirect",
+						      r[i].rule.flags & WARDEN_RULE_F_REDIRECT);
 				cJSON_AddItemToArray(x, e);
 			} else if (both) {
-				printf("  %-6u %-8s %s\n", r[i].rule.id, kind_name(r[i].kind), d);
+				printf("  %-6u %-8s %s%s\n", r[i].rule.id, kind_name(r[i].kind), d,
+				       r[i].rule.flags & WARDEN_RULE_F_REDIRECT ? " (redirect)" : "");
 			} else {
 				printf("  %-6u %s\n", r[i].rule.id, d);
 			}
@@ -202,8 +215,8 @@ int cmd_maps(struct args *a)
 		cJSON_AddItemToObject(x, "total", counters_json(&total));
 	} else {
 		printf("\n%s: per hook, summed over CPUs\n", WARDEN_MAP_COUNTERS);
-		printf("  %-13s %12s %12s %12s %14s\n", "HOOK", "ALLOWED", "DENIED", "DROPPED",
-		       "UNENROLLED");
+		printf("  %-13s %12s %12s %12s %14s %12s\n", "HOOK", "ALLOWED", "DENIED", "DROPPED",
+		       "UNENROLLED", "REDIRECTED");
 		for (unsigned i = 0; i < WARDEN_HOOK_MAX; i++)
 			print_counters_row(enforcer_hook_name(i), &hook[i]);
 		print_counters_row("total", &total);
@@ -225,6 +238,13 @@ int cmd_maps(struct args *a)
 		       WARDEN_MAP_EPOCH, epoch);
 		printf("%s: per-CPU cache of cgroup decisions, %u slots per CPU (tags only)\n",
 		       WARDEN_MAP_CGCACHE, mi.max_entries);
+	}
+
+	err = ctl_redirect_table(p, root[0] ? root : NULL, a->json ? maps : NULL);
+	if (err < 0) {
+		ctl_errmsg("reading %s: %s", WARDEN_MAP_REDIRECT, strerror(-err));
+		rc = EXIT_FAIL;
+		goto out;
 	}
 
 	pins_map_info(p, PINS_EVENTS, &mi);

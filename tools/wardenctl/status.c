@@ -171,6 +171,7 @@ int cmd_status(struct args *a)
 		cJSON_AddNumberToObject(c, "denied", (double)total.denied);
 		cJSON_AddNumberToObject(c, "dropped", (double)total.events_dropped);
 		cJSON_AddNumberToObject(c, "unenrolled", (double)total.unenrolled);
+		cJSON_AddNumberToObject(c, "redirected", (double)total.redirected);
 		hs = cJSON_AddArrayToObject(o, "event_ring_holders");
 		for (size_t i = 0; i < h.n && i < 8; i++) {
 			char comm[32];
@@ -211,8 +212,9 @@ int cmd_status(struct args *a)
 		printf("rules         %zu protected, %zu allowed, %zu protected unix paths\n",
 		       nrules[0] + nrules[1], nrules[2] + nrules[3], nrules[4]);
 		printf("counters      allowed %" PRIu64 ", denied %" PRIu64 ", dropped %" PRIu64
-		       ", unenrolled %" PRIu64 "\n", (uint64_t)total.allowed, (uint64_t)total.denied,
-		       (uint64_t)total.events_dropped, (uint64_t)total.unenrolled);
+		       ", unenrolled %" PRIu64 ", redirected %" PRIu64 "\n", (uint64_t)total.allowed,
+		       (uint64_t)total.denied, (uint64_t)total.events_dropped,
+		       (uint64_t)total.unenrolled, (uint64_t)total.redirected);
 		printf("kernel        %s: ring buffer %s, unix connect hook %s, BPF LSM %s, "
 		       "bpf_stats %s\n", feat.kernel, bool_word(feat.ringbuf),
 		       bool_word(feat.unix_connect),

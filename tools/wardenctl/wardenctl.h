@@ -76,6 +76,10 @@ struct holders {
 	size_t n;
 };
 
+/* The redirect table, printed, or added to json_parent when it is not NULL (redirects.c).
+ * cgroot (may be NULL) names the cgroups. 0 or -errno. */
+int ctl_redirect_table(const struct pins *p, const char *cgroot, cJSON *json_parent);
+
 /* Helpers (common.c). */
 void ctl_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_print_json(cJSON *o);

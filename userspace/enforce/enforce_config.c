@@ -74,7 +74,8 @@ static int dup_str(const char *s, char **out)
 static int parse_target(const cJSON *it, const char *path, bool with_mode,
 			struct enforcer_target *t, struct config_errors *errs)
 {
-	static const char *const keys_mode[] = { "cgroup", "container", "pod", "mode", NULL };
+	static const char *const keys_mode[] = { "cgroup", "container", "pod", "mode", "redirect",
+						 NULL };
 	static const char *const keys[] = { "cgroup", "container", "pod", NULL };
 	const char *names[3] = { "cgroup", "container", "pod" };
 	char **slots[3] = { &t->cgroup, &t->container, &t->pod };
@@ -123,6 +124,11 @@ static int parse_target(const cJSON *it, const char *path, bool with_mode,
 		}
 		if (ret == 0)
 			t->mode = m;
+		else if (ret != -ENOENT)
+			return ret;
+		ret = cfg_bool(it, "redirect", path, false, &t->redirect, errs);
+		if (ret == 0)
+			t->redirect_set = true;
 		else if (ret != -ENOENT)
 			return ret;
 	}
@@ -208,7 +214,8 @@ int enforcer_config_parse(const cJSON *sec, const char *path, struct enforcer_co
 			  struct config_errors *errs)
 {
 	static const char *const keys[] = { "enabled", "pin_dir", "cgroup_root", "errno",
-		"enroll", "exempt", "allow", "protect", "protect_unix", "kubernetes", NULL };
+		"enroll", "exempt", "allow", "protect", "protect_unix", "kubernetes", "redirect",
+		"redirect_port", NULL };
 	const char *s;
 	int ret, bad = 0;
 
@@ -252,6 +259,15 @@ int enforcer_config_parse(const cJSON *sec, const char *path, struct enforcer_co
 				  "ENETUNREACH, EHOSTUNREACH");
 	}
 	bad |= ret < 0 && ret != -ENOENT;
+	ret = cfg_bool(sec, "redirect", path, false, &out->redirect, errs);
+	bad |= ret < 0 && ret != -ENOENT;
+	{
+		long long port = 0;
+
+		ret = cfg_int(sec, "redirect_port", path, false, 0, 65535, &port, errs);
+		out->redirect_port = (uint16_t)port;
+		bad |= ret < 0 && ret != -ENOENT;
+	}
 #define STEP(call) do { ret = (call); if (ret == -ENOMEM) goto out; bad |= ret < 0; } while (0)
 	STEP(parse_targets(sec, "enroll", path, true, &out->enroll, &out->nenroll, errs));
 	STEP(parse_targets(sec, "exempt", path, false, &out->exempt, &out->nexempt, errs));
@@ -274,6 +290,11 @@ out:
 	if (ret < 0)
 		enforcer_config_free(out);
 	return ret;
+}
+
+bool enforcer_target_redirects(const struct enforcer_config *c, const struct enforcer_target *t)
+{
+	return t->redirect_set ? t->redirect : c->redirect;
 }
 
 static int target_path(struct enforcer *e, const struct enforcer_target *t, char *buf,
@@ -307,7 +328,9 @@ int enforcer_apply_config(struct enforcer *e, const struct enforcer_config *c)
 	for (size_t i = 0; ret == 0 && i < c->nenroll; i++) {
 		ret = target_path(e, &c->enroll[i], path, sizeof(path));
 		if (ret == 0)
-			ret = enforcer_enroll(e, path, c->enroll[i].mode);
+			ret = enforcer_enroll_ex(e, path, c->enroll[i].mode,
+						 enforcer_target_redirects(c, &c->enroll[i]) ?
+						 WARDEN_ENROLL_F_REDIRECT : 0);
 	}
 	return ret;
 }

@@ -28,7 +28,7 @@ static const char *const map_names[WARDEN_M_MAX] = { WARDEN_MAPS(ENFORCE_MAP_NAM
 
 static const char *const hook_names[WARDEN_HOOK_MAX] = {
 	"connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix",
-	"lsm_socket",
+	"lsm_socket", "getpeername4", "getpeername6",
 };
 
 struct enforcer {

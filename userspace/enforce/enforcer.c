@@ -432,6 +432,8 @@ static struct bpf_program *hook_prog(struct warden_bpf *s, unsigned hook)
 	case WARDEN_HOOK_SOCK_CREATE: return s->progs.warden_sock_create;
 	case WARDEN_HOOK_CONNECT_UNIX: return s->progs.warden_connect_unix;
 	case WARDEN_HOOK_LSM_SOCKET: return s->progs.warden_lsm_socket;
+	case WARDEN_HOOK_GETPEERNAME4: return s->progs.warden_getpeername4;
+	case WARDEN_HOOK_GETPEERNAME6: return s->progs.warden_getpeername6;
 	default: return NULL;
 	}
 }

@@ -96,6 +96,10 @@ int enforcer_cgroup_path(struct enforcer *e, uint64_t id, char *buf, size_t len)
 /* path: absolute cgroupfs path, or relative to the cgroup root. Enrolling the root itself is
  * refused (-EINVAL): it would enforce on the whole host. Re-enrolling changes the mode. */
 int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode);
+/* The same with WARDEN_ENROLL_F_* flags (WARDEN_ENROLL_F_REDIRECT: transparent redirect of
+ * this cgroup's connects to redirectable upstreams; not for exempt entries). */
+int enforcer_enroll_ex(struct enforcer *e, const char *path, enum warden_mode mode,
+		       unsigned flags);
 /* The mode stored for cgroup id (enrolled or exempt); -ENOENT when it has no entry. */
 int enforcer_enrolled_mode(struct enforcer *e, uint64_t id, enum warden_mode *out);
 /* Remove the entry (enrolled or exempt) for path; -ENOENT if there is none. */
@@ -137,6 +141,19 @@ int enforcer_unprotect_unix(struct enforcer *e, const char *path);
 
 /* The sidecar endpoints 127.0.0.1:port, ::1:port and ::ffff:127.0.0.1:port (0: none). */
 int enforcer_set_sidecar(struct enforcer *e, uint16_t port);
+/* ---- transparent redirect (enforce/redirect.c) ------------------------------------------- */
+/* The redirect listener, 127.0.0.1:port and ::1:port (0: nothing is redirected). */
+int enforcer_set_redirect(struct enforcer *e, uint16_t port);
+/* Mark the protected destination d (which must exist) as redirectable: a plain-HTTP MCP
+ * upstream. WARDEN_RULE_F_* flags are added, never removed. */
+int enforcer_rule_set_flags(struct enforcer *e, const struct enforcer_dest *d, uint32_t flags);
+/* Where the redirected socket with this cookie was going; -ENOENT when it was not
+ * redirected (or the LRU dropped it). */
+int enforcer_redirect_lookup(struct enforcer *e, uint64_t cookie, struct warden_redirect *out);
+/* The original destination as a sockaddr (v4-mapped when the client asked for that). */
+int enforcer_redirect_sockaddr(const struct warden_redirect *r, struct sockaddr_storage *ss,
+			       socklen_t *len);
+
 /* Errno a refused connect/sendmsg returns: EPERM (default) or e.g. ECONNREFUSED. */
 int enforcer_set_errno(struct enforcer *e, int err);
 int enforcer_errno_parse(const char *name, int *out);	/* "EPERM", "ECONNREFUSED", ... */
@@ -167,6 +184,8 @@ struct enforcer_target {
 	char *container;
 	char *pod;
 	enum warden_mode mode;	/* lockdown unless the entry says "protect" */
+	bool redirect;		/* "redirect" (enroll only); meaningful when redirect_set */
+	bool redirect_set;	/* else the section's "redirect" applies */
 };
 
 struct enforcer_config {
@@ -185,6 +204,9 @@ struct enforcer_config {
 	char **protect_unix;
 	size_t nprotect_unix;
 	struct kube_config *kube;	/* "kubernetes": the pod watch (enforce/kube.h); NULL: off */
+	bool redirect;		/* "redirect": enrolments redirect unless they say otherwise
+				 * (default false) */
+	uint16_t redirect_port;	/* "redirect_port": the redirect listener (0: ephemeral) */
 };
 
 /* Parse the "enforcement" section (section may be NULL: disabled). Errors name the field path
@@ -192,6 +214,8 @@ struct enforcer_config {
 int enforcer_config_parse(const cJSON *section, const char *path, struct enforcer_config *out,
 			  struct config_errors *errs);
 void enforcer_config_free(struct enforcer_config *c);
+/* Does enrolment t ask for transparent redirect (its own "redirect", else the section's)? */
+bool enforcer_target_redirects(const struct enforcer_config *c, const struct enforcer_target *t);
 /* Resolve targets and fill the maps from a parsed config: enrolments, exemptions, allowlist,
  * protected destinations, errno. Idempotent. Stops at the first failure (logged). */
 int enforcer_apply_config(struct enforcer *e, const struct enforcer_config *c);
@@ -203,6 +227,15 @@ int enforcer_apply_config(struct enforcer *e, const struct enforcer_config *c);
 struct enforcer_upstream;
 int enforcer_upstream_protect(struct enforcer *e, struct event_base *base, const char *host,
 			      uint16_t port, int refresh_ms, struct enforcer_upstream **out);
+/* The same, with WARDEN_RULE_F_* flags on every address's rule (WARDEN_RULE_F_REDIRECT for a
+ * plain-HTTP upstream). */
+int enforcer_upstream_protect_ex(struct enforcer *e, struct event_base *base, const char *host,
+				 uint16_t port, uint32_t rule_flags, int refresh_ms,
+				 struct enforcer_upstream **out);
+/* Is addr (network order, 4 or 16 bytes by family) one of u's current addresses, at port
+ * (host order)? For routing a redirected connection to its upstream. */
+bool enforcer_upstream_has(const struct enforcer_upstream *u, int family, const uint8_t *addr,
+			   uint16_t port);
 /* Stops refreshing (joins a resolution in flight) and, when unprotect is true, removes the
  * addresses it added. */
 void enforcer_upstream_free(struct enforcer_upstream *u, bool unprotect);

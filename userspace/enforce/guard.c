@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
 #include <curl/curl.h>
 
 #include "observe/audit.h"
@@ -19,6 +21,8 @@ struct guard {
 	struct enforcer *e;
 	struct enforcer_config cfg;
 	struct enforcer_upstream **ups;
+	size_t *ups_server;		/* ups[i] protects config upstream ups_server[i] */
+	char **ups_path;		/* its URL's path (redirect routing); NULL: not redirectable */
 	size_t nups;
 	struct event *prune;
 	struct kube_watch *kube;	/* the pod watch, when "kubernetes" is configured */
@@ -100,6 +104,25 @@ static int url_hostport(const char *url, char **host, uint16_t *port)
 	return rc;
 }
 
+/* The path of an upstream URL ("/mcp"; "/" when it has none). */
+static int url_path(const char *url, char **path)
+{
+	CURLU *u = curl_url();
+	char *p = NULL;
+	int rc = -EINVAL;
+
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PATH, &p, 0) == CURLUE_OK) {
+		*path = strdup(p && *p ? p : "/");
+		rc = *path ? 0 : -ENOMEM;
+	}
+	curl_free(p);
+	curl_url_cleanup(u);
+	return rc;
+}
+
 /* The daemon's own cgroup v2 path relative to the root, from /proc/self/cgroup ("0::/x"). */
 static int own_cgroup(char *buf, size_t len)
 {
@@ -162,26 +185,42 @@ int guard_start(struct event_base *base, const struct config *cfg, int sidecar_p
 		else
 			log_info("enforcement: the daemon's own cgroup %s is exempt", own);
 	}
+	/* Nothing is redirected until the listener is up (guard_set_redirect_port). */
+	if ((rc = enforcer_set_redirect(g->e, 0)))
+		goto fail;
 	g->ups = calloc(cfg->nupstreams + 1, sizeof(*g->ups));
-	if (!g->ups) {
+	g->ups_server = calloc(cfg->nupstreams + 1, sizeof(*g->ups_server));
+	g->ups_path = calloc(cfg->nupstreams + 1, sizeof(*g->ups_path));
+	if (!g->ups || !g->ups_server || !g->ups_path) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	for (size_t i = 0; i < cfg->nupstreams; i++) {
 		const struct upstream_config *u = &cfg->upstreams[i];
-		char *host = NULL;
+		char *host = NULL, *upath = NULL;
 		uint16_t port;
 		if (u->kind != UPSTREAM_HTTP && u->kind != UPSTREAM_SSE)
 			continue;
 		rc = url_hostport(u->url, &host, &port);
+		/* Only plain-HTTP Streamable HTTP upstreams can be redirected: the agent then
+		 * speaks to the sidecar what it would speak to them. An https:// one would need
+		 * the sidecar to present that server's certificate. */
+		if (rc == 0 && u->kind == UPSTREAM_HTTP && !strncasecmp(u->url, "http://", 7))
+			rc = url_path(u->url, &upath);
 		if (rc == 0)
-			rc = enforcer_upstream_protect(g->e, base, host, port, UPSTREAM_REFRESH_MS,
-						       &g->ups[g->nups]);
-		if (rc == 0)
+			rc = enforcer_upstream_protect_ex(g->e, base, host, port,
+							  upath ? WARDEN_RULE_F_REDIRECT : 0,
+							  UPSTREAM_REFRESH_MS, &g->ups[g->nups]);
+		if (rc == 0) {
+			g->ups_server[g->nups] = i;
+			g->ups_path[g->nups] = upath;
+			upath = NULL;
 			g->nups++;
-		else
+		} else {
 			log_error("enforcement: cannot protect upstream %s (%s): %s", u->name, u->url,
 				  strerror(-rc));
+		}
+		free(upath);
 		free(host);
 	}
 	rc = enforcer_events_attach(g->e, base, on_deny, g);
@@ -214,9 +253,13 @@ void guard_stop(struct guard *g)
 	kube_watch_stop(g->kube);
 	if (g->prune)
 		event_free(g->prune);
-	for (size_t i = 0; i < g->nups; i++)
+	for (size_t i = 0; i < g->nups; i++) {
 		enforcer_upstream_free(g->ups[i], false);  /* stay protected: fail closed */
+		free(g->ups_path[i]);
+	}
 	free(g->ups);
+	free(g->ups_server);
+	free(g->ups_path);
 	if (g->e) {
 		enforcer_events_detach(g->e);
 		enforcer_close(g->e);
@@ -226,3 +269,45 @@ void guard_stop(struct guard *g)
 }
 
 struct enforcer *guard_enforcer(struct guard *g) { return g ? g->e : NULL; }
+
+bool guard_redirect_wanted(const struct guard *g, uint16_t *port)
+{
+	bool any = false;
+
+	if (!g)
+		return false;
+	for (size_t i = 0; i < g->cfg.nenroll; i++)
+		any |= enforcer_target_redirects(&g->cfg, &g->cfg.enroll[i]);
+	*port = g->cfg.redirect_port;
+	return any;
+}
+
+int guard_set_redirect_port(struct guard *g, uint16_t port)
+{
+	int rc = enforcer_set_redirect(g->e, port);
+
+	if (rc == 0)
+		log_info("enforcement: transparent redirect to 127.0.0.1:%u and [::1]:%u for "
+			 "enrolments that ask for it", port, port);
+	return rc;
+}
+
+int guard_redirect_route(struct guard *g, const struct warden_redirect *rv, const char *path,
+			 size_t *server)
+{
+	int family = rv->family;
+	uint16_t port = ntohs(rv->port);
+	bool addr_known = false;
+
+	for (size_t i = 0; i < g->nups; i++) {
+		if (!g->ups_path[i] || !enforcer_upstream_has(g->ups[i], family, rv->addr, port))
+			continue;
+		addr_known = true;
+		/* Two upstreams may share host:port: the agent's path tells them apart. */
+		if (!path || strcmp(path, g->ups_path[i]))
+			continue;
+		*server = g->ups_server[i];
+		return 0;
+	}
+	return addr_known ? -ENOTDIR : -ENOENT;
+}

@@ -10,6 +10,11 @@
 #define WARDEN_GUARD_H
 
 #include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "warden_types.h"
 
 struct config;
 struct config_errors;
@@ -25,5 +30,17 @@ int guard_start(struct event_base *base, const struct config *cfg, int sidecar_p
 /* Stops the daemon's part; the pinned programs stay attached (fail closed). */
 void guard_stop(struct guard *g);
 struct enforcer *guard_enforcer(struct guard *g);
+
+/* ---- transparent redirect (docs/enforcement.md#transparent-redirect) ---------------------- */
+/* Does any enrolment ask for redirect? *port: the configured listener port (0: ephemeral). */
+bool guard_redirect_wanted(const struct guard *g, uint16_t *port);
+/* The redirect listener is up on 127.0.0.1:port and [::1]:port: start redirecting. */
+int guard_set_redirect_port(struct guard *g, uint16_t port);
+/* The upstream (index into the config's upstreams) a redirected connection was meant for:
+ * the plain-HTTP upstream whose current addresses hold the original destination and whose
+ * URL path is path. -ENOENT: no such upstream address; -ENOTDIR: the address is an upstream's
+ * but no upstream there has this path. */
+int guard_redirect_route(struct guard *g, const struct warden_redirect *rv, const char *path,
+			 size_t *server);
 
 #endif

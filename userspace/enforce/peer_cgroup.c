@@ -1,6 +1,9 @@
 /* peer_cgroup: the cgroup of the local process at the other end of an accepted connection. */
 #include "enforce/peer_cgroup.h"
 
+#include "base/clock.h"
+#include "enforce/cgroup.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/inet_diag.h>
@@ -8,6 +11,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,8 +48,8 @@ static int tuple_end(const struct sockaddr_storage *ss, int *family, __be16 *por
 	return -EAFNOSUPPORT;
 }
 
-/* The cgroup id attribute of one inet_diag answer. */
-static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id)
+/* The cgroup id attribute and the socket cookie of one inet_diag answer. */
+static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id, uint64_t *cookie)
 {
 	for (; NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
 		if (nh->nlmsg_type == NLMSG_ERROR) {
@@ -63,6 +67,8 @@ static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id)
 		unsigned alen = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
 		const struct rtattr *a = (const struct rtattr *)(m + 1);
 
+		*cookie = (uint64_t)m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
+
 		for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
 			if (a->rta_type == INET_DIAG_CGROUP_ID && RTA_PAYLOAD(a) >= sizeof(*id)) {
 				memcpy(id, RTA_DATA(a), sizeof(*id));
@@ -74,8 +80,49 @@ static int parse_answer(const struct nlmsghdr *nh, size_t len, uint64_t *id)
 	return -EBADMSG;
 }
 
+static _Thread_local int diag_sock = -1;
+static _Thread_local uint32_t diag_seq;
+
+/* Recently named cgroups: a workload opens many connections from the same few cgroups, and
+ * naming one costs an open_by_handle_at and a readlink. Ids are never reused; a renamed
+ * cgroup is named afresh once its entry is older than PATH_TTL_MS. */
+#define PATH_SLOTS 16
+#define PATH_TTL_MS 2000
+struct path_slot {
+	uint64_t id;
+	uint64_t at_ms;
+	char path[256];
+};
+static _Thread_local struct path_slot path_cache[PATH_SLOTS];
+
+int peer_cgroup_path(const char *root, uint64_t id, char *buf, size_t len)
+{
+	struct path_slot *s = &path_cache[(id ^ (id >> 16)) % PATH_SLOTS];
+	uint64_t now = clock_mono_ms();
+	int ret;
+
+	if (id && s->id == id && now - s->at_ms < PATH_TTL_MS) {
+		if ((size_t)snprintf(buf, len, "%s", s->path) >= len)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	ret = cgroup_path_of(root, id, buf, len);
+	if (ret == 0 && strlen(buf) < sizeof(s->path)) {
+		s->id = id;
+		s->at_ms = now;
+		snprintf(s->path, sizeof(s->path), "%s", buf);
+	}
+	return ret;
+}
+
 int peer_cgroup_id(int fd, uint64_t *id)
 {
+	return peer_socket_lookup(fd, id, NULL);
+}
+
+int peer_socket_lookup(int fd, uint64_t *id, uint64_t *cookie)
+{
+	uint64_t ck = 0;
 	struct sockaddr_storage me, peer;
 	socklen_t ml = sizeof(me), pl = sizeof(peer);
 	struct {
@@ -108,23 +155,47 @@ int peer_cgroup_id(int fd, uint64_t *id)
 	req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 
-	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (nl < 0)
-		return -errno;
+	/* One netlink socket per thread, kept: opening and closing one per lookup cost more
+	 * than the lookup (tools/bench/identity_lookup). */
+	if (diag_sock < 0) {
+		diag_sock = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		if (diag_sock < 0)
+			return -errno;
+	}
+	nl = diag_sock;
+	req.nh.nlmsg_seq = ++diag_seq;
 	if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
 		ret = -errno;
 		goto out;
 	}
-	/* The kernel answers before sendto returns: the receive never waits. */
-	do
-		n = recv(nl, buf, sizeof(buf), MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		ret = -errno;
-		goto out;
+	/* The kernel answers before sendto returns: the receive never waits. An answer left
+	 * from an earlier lookup (each is read whole, so none should be) is skipped by its
+	 * sequence number. */
+	for (int tries = 0;; tries++) {
+		struct nlmsghdr first;
+
+		do
+			n = recv(nl, buf, sizeof(buf), MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if ((size_t)n < sizeof(first) || tries == 4) {
+			ret = -EBADMSG;
+			goto out;
+		}
+		memcpy(&first, buf, sizeof(first));
+		if (first.nlmsg_seq == diag_seq)
+			break;
 	}
-	ret = parse_answer((const struct nlmsghdr *)buf, (size_t)n, id);
+	ret = parse_answer((const struct nlmsghdr *)buf, (size_t)n, id, &ck);
+	if (ret == 0 && cookie)
+		*cookie = ck;
+	return ret;
 out:
-	close(nl);
+	/* A socket that failed is not trusted again. */
+	close(diag_sock);
+	diag_sock = -1;
 	return ret;
 }

@@ -4,13 +4,16 @@
  * The client's socket is found in the kernel by the connection's 4-tuple (the client's
  * address:port -> ours) with one exact sock_diag lookup (NETLINK_SOCK_DIAG), which answers
  * with that socket's cgroup v2 id (INET_DIAG_CGROUP_ID: the cgroup of the task that created
- * the socket). Only a socket in this network namespace can be found: a client on another host
+ * the socket) and its cookie (idiag_cookie), which finds a redirected connection's original
+ * destination (enforcer_redirect_lookup). Only a socket in this network namespace can be found: a client on another host
  * (or in another pod) has no identity here. One netlink round trip per connection, answered
- * by the kernel without waiting on any device: fine on the event loop.
+ * by the kernel without waiting on any device: fine on the event loop. The netlink socket is
+ * kept (one per thread).
  */
 #ifndef WARDEN_PEER_CGROUP_H
 #define WARDEN_PEER_CGROUP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The cgroup v2 id of the socket connected to fd (an accepted AF_INET/AF_INET6 TCP socket).
@@ -18,5 +21,10 @@
  * -EAFNOSUPPORT for other families, -EOPNOTSUPP when the kernel does not report cgroup ids
  * (before 5.7), another -errno on failure. */
 int peer_cgroup_id(int fd, uint64_t *id);
+/* The same lookup, also giving the client socket's cookie (idiag_cookie: the value
+ * bpf_get_socket_cookie() returns for it, which keys warden_redirect). cookie may be NULL. */
+int peer_socket_lookup(int fd, uint64_t *id, uint64_t *cookie);
+/* cgroup_path_of (enforce/cgroup.h) with a small per-thread cache of recent ids (2 s). */
+int peer_cgroup_path(const char *root, uint64_t id, char *buf, size_t len);
 
 #endif

@@ -260,11 +260,13 @@ int pins_counters_read(int fd, struct warden_counters hook[WARDEN_HOOK_MAX],
 			c->denied += percpu[cpu].denied;
 			c->events_dropped += percpu[cpu].events_dropped;
 			c->unenrolled += percpu[cpu].unenrolled;
+			c->redirected += percpu[cpu].redirected;
 		}
 		total->allowed += c->allowed;
 		total->denied += c->denied;
 		total->events_dropped += c->events_dropped;
 		total->unenrolled += c->unenrolled;
+		total->redirected += c->redirected;
 	}
 out:
 	free(percpu);
@@ -376,6 +378,31 @@ int pins_enrolled(const struct pins *p, struct pins_enrolled **out, size_t *n)
 {
 	void *res;
 	int ret = dump_decoded(p, PINS_ENROLLED, sizeof(**out), enrolled_decode, cmp_enrolled,
+			       &res, n);
+
+	*out = res;
+	return ret;
+}
+
+static int cmp_redirect(const void *a, const void *b)
+{
+	const struct pins_redirect *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
+static void redirect_decode(enum pins_map m, const void *key, const void *val, void *elem)
+{
+	struct pins_redirect *e = elem;
+
+	memcpy(&e->cookie, key, sizeof(e->cookie));
+	memcpy(&e->r, val, sizeof(e->r));
+}
+
+int pins_redirects(const struct pins *p, struct pins_redirect **out, size_t *n)
+{
+	void *res;
+	int ret = dump_decoded(p, PINS_REDIRECT, sizeof(**out), redirect_decode, cmp_redirect,
 			       &res, n);
 
 	*out = res;

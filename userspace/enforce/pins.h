@@ -106,6 +106,14 @@ struct pins_rule {
  * free(*out). Every rule is in exactly one of these maps. */
 int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, size_t *n);
 
+/* warden_redirect: a redirected socket's cookie and where it was going. */
+struct pins_redirect {
+	uint64_t cookie;
+	struct warden_redirect r;
+};
+/* Every entry (the LRU's current content), sorted by cookie (connect order); free(*out). */
+int pins_redirects(const struct pins *p, struct pins_redirect **out, size_t *n);
+
 struct pins_unixpath {
 	char path[WARDEN_UNIX_PATH_LEN + 1];	/* abstract names start with '@' here */
 	struct warden_rule rule;

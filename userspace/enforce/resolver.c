@@ -36,6 +36,7 @@ struct enforcer_upstream {
 	struct enforcer *e;
 	char *host;
 	uint16_t port;
+	uint32_t rule_flags;	/* WARDEN_RULE_F_* on every address's rule */
 	int refresh_ms;
 	struct event *timer;
 	struct event *done_ev;
@@ -117,6 +118,9 @@ static void upstream_apply(struct enforcer_upstream *u, const struct enforcer_de
 				log_warn("enforcer: could not protect an address of %s", u->host);
 				continue;
 			}
+			if (u->rule_flags && enforcer_rule_set_flags(u->e, &ds[i], u->rule_flags) < 0)
+				log_warn("enforcer: could not mark an address of %s redirectable",
+					 u->host);
 		}
 		keep[nkeep] = ds[i];
 		keep_added[nkeep++] = added;
@@ -175,6 +179,28 @@ static void upstream_tick(evutil_socket_t fd, short what, void *arg)
 int enforcer_upstream_protect(struct enforcer *e, struct event_base *base, const char *host,
 			      uint16_t port, int refresh_ms, struct enforcer_upstream **out)
 {
+	return enforcer_upstream_protect_ex(e, base, host, port, 0, refresh_ms, out);
+}
+
+bool enforcer_upstream_has(const struct enforcer_upstream *u, int family, const uint8_t *addr,
+			   uint16_t port)
+{
+	if (!u || (u->port && u->port != port))
+		return false;
+	for (size_t i = 0; i < u->nprotected; i++) {
+		const struct enforcer_dest *d = &u->protected_[i];
+
+		if (d->family == family &&
+		    !memcmp(d->addr, addr, family == AF_INET ? 4 : 16))
+			return true;
+	}
+	return false;
+}
+
+int enforcer_upstream_protect_ex(struct enforcer *e, struct event_base *base, const char *host,
+				 uint16_t port, uint32_t rule_flags, int refresh_ms,
+				 struct enforcer_upstream **out)
+{
 	struct enforcer_upstream *u = calloc(1, sizeof(*u));
 	struct enforcer_dest lit;
 	int ret = 0;
@@ -183,6 +209,7 @@ int enforcer_upstream_protect(struct enforcer *e, struct event_base *base, const
 		return -ENOMEM;
 	u->e = e;
 	u->port = port;
+	u->rule_flags = rule_flags;
 	u->refresh_ms = refresh_ms;
 	u->pipe[0] = u->pipe[1] = -1;
 	u->host = strdup(host);

@@ -33,13 +33,20 @@
 
 int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode)
 {
+	return enforcer_enroll_ex(e, path, mode, 0);
+}
+
+int enforcer_enroll_ex(struct enforcer *e, const char *path, enum warden_mode mode,
+		       unsigned flags)
+{
 	char abs[PATH_MAX];
-	struct warden_enroll v = { .mode = mode };
+	struct warden_enroll v = { .mode = mode, .flags = (__u16)flags };
 	uint64_t id = 0;
 	int level, ret;
 
-	if (mode != WARDEN_MODE_LOCKDOWN && mode != WARDEN_MODE_PROTECT &&
-	    mode != WARDEN_MODE_EXEMPT)
+	if ((mode != WARDEN_MODE_LOCKDOWN && mode != WARDEN_MODE_PROTECT &&
+	     mode != WARDEN_MODE_EXEMPT) || (flags & ~WARDEN_ENROLL_F_REDIRECT) ||
+	    (flags && mode == WARDEN_MODE_EXEMPT))
 		return -EINVAL;
 	ret = enforcer_cgroup_abspath(e, path, abs, &level);
 	if (ret < 0) {
@@ -60,7 +67,7 @@ int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode)
 	ret = cgroup_id(abs, &id);
 	if (ret < 0)
 		return ret;
-	v.level = (__u32)level;
+	v.level = (__u16)level;
 	if (bpf_map_update_elem(e->map_fds[WARDEN_M_ENROLLED], &id, &v, BPF_ANY) < 0) {
 		ret = -errno;
 		log_error("enforcer: enrolling %s: %s", abs, strerror(-ret));
@@ -72,7 +79,8 @@ int enforcer_enroll(struct enforcer *e, const char *path, enum warden_mode mode)
 	/* After the entry: the programs only look at depths in the mask. */
 	ret = enforcer_level_mask_refresh(e);
 	if (ret == 0)
-		log_info("enforcer: %s %s (cgroup id %llu)", enforcer_mode_name(mode), abs,
+		log_info("enforcer: %s%s %s (cgroup id %llu)", enforcer_mode_name(mode),
+			 flags & WARDEN_ENROLL_F_REDIRECT ? " (redirect)" : "", abs,
 			 (unsigned long long)id);
 	return ret;
 }
@@ -443,6 +451,23 @@ int enforcer_unprotect_unix(struct enforcer *e, const char *path)
 	if (ret < 0)
 		return ret;
 	return bpf_map_delete_elem(e->map_fds[WARDEN_M_UNIXPATH], &k) < 0 ? -errno : 0;
+}
+
+int enforcer_rule_set_flags(struct enforcer *e, const struct enforcer_dest *d, uint32_t flags)
+{
+	struct warden_rule r;
+	rule_key key;
+	int fd;
+
+	dest_key(e, d, true, &key, &fd);
+	if (bpf_map_lookup_elem(fd, &key, &r) < 0)
+		return -errno;
+	if ((r.flags & flags) == flags)
+		return 0;
+	r.flags |= flags;
+	if (bpf_map_update_elem(fd, &key, &r, BPF_EXIST) < 0)
+		return -errno;
+	return 0;
 }
 
 int enforcer_set_sidecar(struct enforcer *e, uint16_t port)

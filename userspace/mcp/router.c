@@ -18,6 +18,7 @@
 #include "mcp/links.h"
 #include "mcp/method.h"
 #include "mcp/relay.h"
+#include "mcp/scope.h"
 #include "mcp/reply.h"
 #include "mcp/session.h"
 #include "mcp/session_view.h"
@@ -104,12 +105,14 @@ static size_t next_shown(struct router *r, const struct session *s,
 
 	for (i = i < n ? gate_next_visible(r->gate, who, kind, i) : i; i < n;
 	     i = gate_next_visible(r->gate, who, kind, i + 1))
-		if (!view_hides(s, catalog_at(r->cat, kind, i)))
+		if (!view_hides(s, catalog_at(r->cat, kind, i)) &&
+		    scope_shows(s, catalog_at(r->cat, kind, i)))
 			return i;
 	for (; i < end; i++) {
 		const struct catalog_entry *e = view_at(s, i - n);
 		/* listed by the catalogue since: shown there */
-		if (!catalog_find(r->cat, kind, e->exposed) && gate_visible(r->gate, who, e))
+		if (!catalog_find(r->cat, kind, e->exposed) && gate_visible(r->gate, who, e) &&
+		    scope_shows(s, e))
 			return i;
 	}
 	return end;
@@ -139,7 +142,7 @@ static void route_list(struct call *c, cJSON *params)
 	cJSON *arr = cJSON_AddArrayToObject(res, list_key[kind]);
 	for (i = next_shown(r, c->s, who, kind, i); i < end && shown < PAGE_SIZE;
 	     i = next_shown(r, c->s, who, kind, i + 1), shown++)
-		cJSON_AddItemToArray(arr, cJSON_Duplicate(shown_at(r, c->s, kind, i)->json, 1));
+		cJSON_AddItemToArray(arr, scope_listed(c->s, shown_at(r, c->s, kind, i)));
 	if (i < end) {
 		char cur[32];
 		snprintf(cur, sizeof(cur), "mcpw:%zu", i);
@@ -197,6 +200,13 @@ static void route_named(struct call *c, cJSON *params)
 		return;
 	}
 	c->target = xstrdup(name->valuestring);
+	/* a redirected session names its upstream's tools as that upstream does */
+	char *scoped = scope_exposed(r->cat, c->s, c->method->kind, name->valuestring);
+	if (scoped) {
+		cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(scoped));
+		free(scoped);
+		name = cJSON_GetObjectItemCaseSensitive(params, "name");
+	}
 	if (tool) {
 		const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
 		if (args)
@@ -209,6 +219,8 @@ static void route_named(struct call *c, cJSON *params)
 		e = NULL;  /* its server does not offer it to this client */
 	if (!e && tool)
 		e = view_find(c->s, name->valuestring);
+	if (e && !scope_shows(c->s, e))
+		e = NULL;  /* another upstream's: not there for a redirected session */
 	if (!e && tool && view_pending(c->s)) {
 		call_park(c, params);  /* it may be one of the session's own, on their way */
 		return;
@@ -337,7 +349,14 @@ static void route_resource(struct call *c, cJSON *params)
 		return;
 	}
 	c->target = xstrdup(uri->valuestring);
-	if (catalog_route_uri(r->cat, uri->valuestring, &server, &up)) {
+	char *scoped = scope_exposed(r->cat, c->s, CAT_RESOURCES, uri->valuestring);
+	if (scoped) {
+		cJSON_ReplaceItemInObjectCaseSensitive(params, "uri", cJSON_CreateString(scoped));
+		free(scoped);
+		uri = cJSON_GetObjectItemCaseSensitive(params, "uri");
+	}
+	if (catalog_route_uri(r->cat, uri->valuestring, &server, &up) ||
+	    (c->s->scope != SESSION_UNSCOPED && server != c->s->scope)) {
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "uri", uri->valuestring);
 		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, data, "Unknown resource: %s", uri->valuestring);

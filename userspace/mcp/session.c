@@ -158,6 +158,7 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 		s->id[2 * i] = hex[rnd[i] >> 4];
 		s->id[2 * i + 1] = hex[rnd[i] & 15];
 	}
+	s->scope = SESSION_UNSCOPED;
 	snprintf(s->version, sizeof(s->version), "%s", version);
 	snprintf(s->key_id, sizeof(s->key_id), "%s", key_id ? key_id : "");
 	s->client_caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();

@@ -53,7 +53,13 @@ struct session {
 	bool initialized;             /* notifications/initialized received */
 	bool stateless;               /* one 2026-07-28 request's (mcp/stateless.h) */
 	bool ending;                  /* done: the router ends it from its reap event */
+	/* Transparent redirect (docs/enforcement.md): a session opened by an agent that
+	 * believes it talks to one upstream sees only that upstream, under its own names. */
+	size_t scope;                 /* that upstream's index; SESSION_UNSCOPED otherwise */
+	char redirected_from[64];     /* the address the agent connected to; "" when not */
 };
+
+#define SESSION_UNSCOPED ((size_t)-1)
 
 struct session_table;
 

@@ -118,6 +118,10 @@ void audit_decision(const struct audit_decision *d)
 	add_session(o, d->session);
 	add_key(o, d->key, d->team);
 	jsonfmt_add_opt(o, "workload", d->workload);
+	if (d->redirected_from) {
+		jsonfmt_add_opt(o, "original_destination", d->redirected_from);
+		cJSON_AddBoolToObject(o, "redirected", true);
+	}
 	cJSON_AddStringToObject(o, "method", d->method);
 	jsonfmt_add_opt(o, "server", d->server);
 	jsonfmt_add_opt(o, "target", d->target);

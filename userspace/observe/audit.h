@@ -20,6 +20,8 @@ struct audit_decision {
 	const char *session;        /* the full session id; recorded as its first 8 characters */
 	const char *key, *team;     /* NULL when authentication is off; team NULL or "" if none */
 	const char *workload;       /* the caller's cgroup path (kernel-named), NULL unknown */
+	const char *redirected_from; /* transparent redirect: the address the agent connected to
+				      * ("10.0.0.5:8080"), NULL when it called the gateway itself */
 	const char *method;
 	const char *server;         /* NULL when the call never had one */
 	const char *target;         /* tool, prompt or URI as the agent named it, or NULL */

@@ -49,6 +49,7 @@ struct conn {
 	bool caller_done;        /* the caller's identity was looked up (caller: NULL unknown) */
 	char *caller;            /* its cgroup path below the cgroup2 root */
 	uint64_t caller_cgid;
+	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
 };
 
 struct conn_deadline {
@@ -382,22 +383,37 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 
 /* Once per connection, on its first request that asks: two netlink/procfs round trips the
  * kernel answers from memory. */
-const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request *req,
-				 uint64_t *cgid)
+static struct conn *caller_lookup(struct conn_deadline *d, struct evhttp_request *req)
 {
 	struct conn *c = conn_of(d, req);
 	char path[PATH_MAX];
 	int fd;
 
-	if (!c)
-		return NULL;
-	if (!c->caller_done) {
+	if (c && !c->caller_done) {
 		c->caller_done = true;
 		fd = bufferevent_getfd(c->bev);
-		if (d->cgroot[0] && fd >= 0 && peer_cgroup_id(fd, &c->caller_cgid) == 0 &&
-		    cgroup_path_of(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
+		if (fd >= 0 && peer_socket_lookup(fd, &c->caller_cgid, &c->caller_cookie) == 0 &&
+		    d->cgroot[0] &&
+		    peer_cgroup_path(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
 			c->caller = xstrdup(path);
 	}
+	return c;
+}
+
+uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *req)
+{
+	struct conn *c = caller_lookup(d, req);
+
+	return c ? c->caller_cookie : 0;
+}
+
+const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request *req,
+				 uint64_t *cgid)
+{
+	struct conn *c = caller_lookup(d, req);
+
+	if (!c)
+		return NULL;
 	if (c->caller && cgid)
 		*cgid = c->caller_cgid;
 	return c->caller;

@@ -43,5 +43,8 @@ void conn_deadline_request_in(struct conn_deadline *d, struct evhttp_request *re
  * unknown: not a process of this network namespace, or no cgroup v2. */
 const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request *req,
 				 uint64_t *cgid);
+/* The cookie of the client socket of req's connection, from the same lookup (0: unknown):
+ * transparent redirect finds the connection's original destination with it. */
+uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *req);
 
 #endif

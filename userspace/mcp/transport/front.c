@@ -33,6 +33,7 @@
 #include "mcp/session.h"
 #include "mcp/stateless.h"
 #include "mcp/transport/conn_deadline.h"
+#include "mcp/transport/redirect_in.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
 #include "llm/llm.h"
@@ -54,6 +55,8 @@ struct front {
 	struct list_head parked;           /* requests waiting for the router to be ready */
 	struct conn_deadline *deadline;    /* a whole request within header_ms */
 	struct llm *llm;                   /* the /v1/ LLM route, or NULL */
+	struct redirect_in *redirect;      /* the transparent-redirect listener, or NULL */
+	struct redirect_route rroute, *route; /* the request's, when it came redirected */
 };
 
 /* A request that came while the catalogue was still being listed. */
@@ -372,7 +375,7 @@ static struct session *find_session(struct front *f, struct evhttp_request *req,
 		return NULL;
 	}
 	s = router_session(f->r, sid);
-	if (!s) {
+	if (!s || !redirect_in_session_ok(f->route, s)) {
 		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST,
 			   "session not found: it ended or never existed; initialize again");
 		return NULL;
@@ -579,13 +582,14 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 	struct stateless_headers sh = { header(req, "Mcp-Session-Id"),
 					header(req, "MCP-Protocol-Version"), header(req, "Mcp-Method"),
 					header(req, "Mcp-Name") };
-	if (stateless_wanted(&sh, &m)) {
+	if (stateless_wanted(&sh, &m) && !f->route) {
 		handle_stateless(f, req, who, msg, &m, &sh);
 		return;
 	}
 	if (m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {
 		cJSON *resp = NULL;
 		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
+		redirect_in_scope(f->route, s);
 		if (s)
 			http_set_header(req, "Mcp-Session-Id", s->id);
 		send_answer(req, resp);
@@ -828,8 +832,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	/* /v1/: the LLM route (llm/), which needs no catalogue (the MCP path, wherever it is,
 	 * stays MCP's) */
-	bool llm = f->llm && llm_owns_path(path) && strcmp(path, f->cfg->mcp_path);
-	if (!llm && (!path || strcmp(path, f->cfg->mcp_path))) {
+	int redir = f->redirect ? redirect_in_route(f->redirect, f->deadline, req, path,
+						    &f->rroute) : 0;
+	if (redir < 0)
+		return;	/* refused, and answered */
+	f->route = redir ? &f->rroute : NULL;	/* the upstream's own path, for its session */
+	bool llm = !redir && f->llm && llm_owns_path(path) && strcmp(path, f->cfg->mcp_path);
+	if (!llm && !redir && (!path || strcmp(path, f->cfg->mcp_path))) {
 		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
 		return;
 	}
@@ -840,7 +849,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST, "Origin not allowed");
 		return;
 	}
-	if (f->loopback && (!host || !listener_is_loopback(host))) {
+	if (!redir && f->loopback && (!host || !listener_is_loopback(host))) {
 		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST,
 			   "Host not allowed: this gateway listens on loopback");
 		return;
@@ -975,6 +984,7 @@ void front_free(struct front *f)
 	}
 	if (f->keepalive)
 		event_free(f->keepalive);
+	redirect_in_free(f->redirect);
 	if (f->http)
 		evhttp_free(f->http);  /* frees every connection: our references go after */
 	conn_deadline_free(f->deadline);
@@ -983,3 +993,5 @@ void front_free(struct front *f)
 
 int front_port(const struct front *f) { return f->port; }
 void front_set_llm(struct front *f, struct llm *l) { f->llm = l; }
+struct evhttp *front_http(struct front *f) { return f->http; }
+void front_set_redirect(struct front *f, struct redirect_in *ri) { f->redirect = ri; }

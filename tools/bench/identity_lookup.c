@@ -1,0 +1,171 @@
+/* identity_lookup: what naming the caller and finding a redirected connection's destination
+ * cost the sidecar per connection (docs/enforcement.md#caller-identity, #transparent-redirect).
+ *
+ * One loopback TCP connection, accepted; then, N times each (medians of 7 rounds):
+ *   sock_diag     peer_socket_lookup: the client socket's cgroup id and cookie (one netlink
+ *                 round trip the kernel answers from memory)
+ *   cgroup path   cgroup_path_of: the id as a path (open_by_handle_at + readlink), and
+ *                 peer_cgroup_path, which the daemon uses: the same behind a per-thread cache
+ *   redirect map  enforcer_redirect_lookup: the cookie in warden_redirect (one bpf() call);
+ *                 needs root and BPF, skipped otherwise
+ *   getsockname   what redirect_in does first on every request (is it the redirect port?)
+ * The daemon does sock_diag once per connection; the map and getsockname per request.
+ * Reported, never asserted. Run as root for the map and the path (CAP_DAC_READ_SEARCH).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "base/log.h"
+#include "enforce/cgroup.h"
+#include "enforce/enforcer.h"
+#include "enforce/peer_cgroup.h"
+
+#define N 20000
+#define ROUNDS 7
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct ctx {
+	int fd;
+	char root[256];
+	uint64_t id, cookie;
+	struct enforcer *e;
+};
+
+static int op_diag(struct ctx *c)
+{
+	return peer_socket_lookup(c->fd, &c->id, &c->cookie);
+}
+
+static int op_path(struct ctx *c)
+{
+	char path[4096];
+
+	return cgroup_path_of(c->root, c->id, path, sizeof(path));
+}
+
+static int op_path_cached(struct ctx *c)
+{
+	char path[4096];
+
+	return peer_cgroup_path(c->root, c->id, path, sizeof(path));
+}
+
+static int op_map(struct ctx *c)
+{
+	struct warden_redirect rv;
+
+	return enforcer_redirect_lookup(c->e, c->cookie, &rv);
+}
+
+static int op_sockname(struct ctx *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+
+	return getsockname(c->fd, (struct sockaddr *)&ss, &l) ? -errno : 0;
+}
+
+/* Median over ROUNDS of the mean ns per call; -1 when the call fails. */
+static double measure(struct ctx *c, int (*op)(struct ctx *))
+{
+	double r[ROUNDS];
+
+	if (op(c) < 0)
+		return -1;
+	for (int k = 0; k < ROUNDS; k++) {
+		double t0 = now_ns();
+
+		for (int i = 0; i < N; i++)
+			op(c);
+		r[k] = (now_ns() - t0) / N;
+	}
+	qsort(r, ROUNDS, sizeof(r[0]), cmp_double);
+	return r[ROUNDS / 2];
+}
+
+static void row(const char *name, double ns, const char *why)
+{
+	if (ns < 0)
+		printf("  %-14s   skipped (%s)\n", name, why);
+	else
+		printf("  %-14s %8.0f ns\n", name, ns);
+}
+
+int main(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct ctx c = { 0 };
+	char pin[64];
+	int l, cl;
+	double diag, path, cpath, map = -1, sn;
+
+	log_set_level(LOG_ERROR);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || cl < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &al) ||
+	    connect(cl, (struct sockaddr *)&a, sizeof(a)) ||
+	    (c.fd = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		perror("identity_lookup: loopback connection");
+		return 1;
+	}
+	if (cgroup_detect_root(c.root, sizeof(c.root)) < 0)
+		c.root[0] = '\0';
+	printf("identity lookup per connection (median of %d rounds of %d)\n", ROUNDS, N);
+	diag = measure(&c, op_diag);
+	path = c.root[0] ? measure(&c, op_path) : -1;
+	cpath = c.root[0] ? measure(&c, op_path_cached) : -1;
+	sn = measure(&c, op_sockname);
+	snprintf(pin, sizeof(pin), "/sys/fs/bpf/mcpwarden-bench-%d", getpid());
+	if (geteuid() == 0 &&
+	    enforcer_open(&(struct enforcer_opts){ .pin_dir = pin }, &c.e) == 0) {
+		struct warden_redirect rv = { .family = AF_INET, .port = htons(80) };
+		__u64 key = c.cookie;
+
+		/* What connect4 leaves for this socket. */
+		if (bpf_map_update_elem(enforcer_map_fd(c.e, WARDEN_MAP_REDIRECT), &key, &rv,
+					BPF_ANY) == 0)
+			map = measure(&c, op_map);
+		enforcer_close(c.e);
+		enforcer_destroy_pins(pin);
+	}
+	row("sock_diag", diag, "failed");
+	row("cgroup path", path, "no cgroup v2, or not root");
+	row("  cached", cpath, "no cgroup v2, or not root");
+	row("redirect map", map, "needs root and BPF");
+	row("getsockname", sn, "failed");
+	if (diag >= 0 && cpath >= 0)
+		printf("  identity (sock_diag + cached path), once per connection: %.0f ns\n",
+		       diag + cpath);
+	if (diag >= 0 && map >= 0)
+		printf("  redirect routing per request (getsockname + map; sock_diag once per "
+		       "connection): %.0f ns\n", sn + map);
+	close(c.fd);
+	close(cl);
+	close(l);
+	return 0;
+}
