@@ -33,6 +33,7 @@
 #include "mcp/session.h"
 #include "mcp/stateless.h"
 #include "mcp/transport/conn_deadline.h"
+#include "mcp/transport/front_auth.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
 #include "llm/llm.h"
@@ -673,81 +674,6 @@ static void handle_delete(struct front *f, struct evhttp_request *req,
 	evhttp_send_reply(req, 200, "OK", NULL);
 }
 
-/* The key from Authorization: Bearer or X-Api-Key. */
-static const char *presented_key(struct evhttp_request *req)
-{
-	const char *a = header(req, "Authorization");
-
-	if (a && !strncasecmp(a, "Bearer ", 7)) {
-		a += 7;
-		while (*a == ' ')
-			a++;
-		return a;
-	}
-	return header(req, "X-Api-Key");
-}
-
-/* The records name the caller as the kernel does (looked up once per connection). */
-static void caller_into(struct front *f, struct evhttp_request *req, struct key_identity *who)
-{
-	const char *caller = conn_deadline_caller(f->deadline, req, NULL);
-
-	who->workload[0] = '\0';
-	if (caller)
-		snprintf(who->workload, sizeof(who->workload), "%s", caller);
-}
-
-/* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
- * recorded with the key id when there is one, never the key. */
-static bool authenticate(struct front *f, struct evhttp_request *req, struct key_identity *who)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *peer = NULL;
-	ev_uint16_t port = 0;
-	const char *reason;
-	int64_t retry_ms;
-
-	evhttp_connection_get_peer(evcon, &peer, &port);
-	/* No key at all, from a keyless workload the kernel names: governed as that workload. */
-	const char *presented = presented_key(req);
-	if ((!presented || !*presented) && gate_has_workloads(f->gate) &&
-	    gate_workload_identity(f->gate, conn_deadline_caller(f->deadline, req, NULL), who))
-		return true;
-	enum gate_auth r = gate_authenticate(f->gate, presented, peer, who,
-					     &reason, &retry_ms);
-	if (r == GATE_AUTH_OK && who->workloads[0]) {
-		/* A key bound to workloads: the kernel names the caller, the key alone is not
-		 * enough. The same 401 as any refusal; the record says why and who called. */
-		const char *caller = conn_deadline_caller(f->deadline, req, NULL);
-
-		if (keys_workload_allows(who->workloads, caller))
-			return true;
-		metrics_auth_workload_refused();
-		audit_auth_workload("key used outside its workload", who->id, peer,
-				    caller ? caller : "unknown");
-		http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
-		send_error(req, 401, "Unauthorized", -32001,
-			   "this key may not be used from this workload");
-		return false;
-	}
-	if (r == GATE_AUTH_OK)
-		return true;
-	audit_auth(reason, who->id, peer);
-	if (r == GATE_AUTH_BLOCKED) {
-		char ra[32];
-		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
-		http_set_header(req, "Retry-After", ra);
-		send_error(req, 429, "Too Many Requests", -32001,
-			   "too many failed authentications from this address; retry later");
-		return false;
-	}
-	http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
-	send_error(req, 401, "Unauthorized", -32001,
-		   r == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer <key>"
-					  : "invalid key");
-	return false;
-}
-
 static void on_request(struct evhttp_request *req, void *arg);
 
 static void parked_closed(struct evhttp_connection *evcon, void *arg)
@@ -856,21 +782,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	struct key_identity who;
-	const struct key_identity *whop = NULL;
-	if (gate_auth_required(f->gate)) {
-		if (!authenticate(f, req, &who))
-			return;
-		whop = &who;
-		caller_into(f, req, &who);
-	} else if (gate_has_workloads(f->gate)) {
-		/* Keys are optional here, but a keyless workload is still governed as itself. */
-		const char *k = presented_key(req);
-		if ((!k || !*k) && gate_workload_identity(
-			    f->gate, conn_deadline_caller(f->deadline, req, NULL), &who)) {
-			whop = &who;
-			caller_into(f, req, &who);
-		}
-	}
+	enum front_auth_result ar = front_auth_identify(f->gate, f->deadline, req, &who);
+	if (ar == FRONT_AUTH_REFUSED)
+		return;
+	const struct key_identity *whop = ar == FRONT_AUTH_IDENTIFIED ? &who : NULL;
 	switch (cmd) {
 	case EVHTTP_REQ_POST:
 		handle_post(f, req, whop);
