@@ -55,6 +55,7 @@ struct front {
 	struct list_head parked;           /* requests waiting for the router to be ready */
 	struct conn_deadline *deadline;    /* a whole request within header_ms */
 	struct llm *llm;                   /* the /v1/ LLM route, or NULL */
+	struct front_auth *auth;           /* who a request comes from */
 };
 
 /* A request that came while the catalogue was still being listed. */
@@ -752,6 +753,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 			evbuffer_free(b);
 		return;
 	}
+	/* RFC 9728: where an OAuth client learns which authorization server to ask. */
+	if (cmd == EVHTTP_REQ_GET && front_auth_metadata(f->auth, f->gate, req, path))
+		return;
 	/* /v1/: the LLM route (llm/), which needs no catalogue (the MCP path, wherever it is,
 	 * stays MCP's) */
 	bool llm = f->llm && llm_owns_path(path) && strcmp(path, f->cfg->mcp_path);
@@ -782,7 +786,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	struct key_identity who;
-	enum front_auth_result ar = front_auth_identify(f->gate, f->deadline, req, &who);
+	enum front_auth_result ar = front_auth_identify(f->auth, f->gate, f->deadline, req,
+							  &who);
 	if (ar == FRONT_AUTH_REFUSED)
 		return;
 	const struct key_identity *whop = ar == FRONT_AUTH_IDENTIFIED ? &who : NULL;
@@ -830,6 +835,7 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct gate *g
 	f->gate = gate;
 	f->r = r;
 	apply_limits(f);
+	front_auth_set_listener(f->auth, cfg->listen_host, f->port, cfg->mcp_path);
 	if (!list_empty(&f->parked))
 		router_when_ready(r, unpark, f);
 }
@@ -851,6 +857,8 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
 	rc = conn_deadline_new(base, cfg->header_timeout_ms, METRICS_LISTENER_AGENT,
 			       &f->deadline);
+	if (rc == 0)
+		rc = front_auth_new(base, &f->auth);
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
@@ -866,6 +874,7 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	if (rc)
 		goto fail;
 	f->loopback = listener_is_loopback(cfg->listen_host);
+	front_auth_set_listener(f->auth, cfg->listen_host, f->port, cfg->mcp_path);
 	tv.tv_sec = KEEPALIVE_MS / 1000;
 	tv.tv_usec = 0;
 	event_add(f->keepalive, &tv);
@@ -893,6 +902,7 @@ void front_free(struct front *f)
 	if (f->http)
 		evhttp_free(f->http);  /* frees every connection: our references go after */
 	conn_deadline_free(f->deadline);
+	front_auth_free(f->auth);
 	free(f);
 }
 

@@ -1,18 +1,63 @@
 /* front_auth: authentication of the agent listener's requests (front_auth.h). */
 #include "mcp/transport/front_auth.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "base/alloc.h"
+#include "base/clock.h"
 #include "base/http_reply.h"
 #include "govern/gate.h"
+#include "govern/jwt.h"
+#include "govern/oauth.h"
+#include "govern/oauth_jwks.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/transport/conn_deadline.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
+
+struct front_auth {
+	struct oauth_jwks *jwks;            /* oauth.jwks_url's keys */
+	char default_resource[512];         /* from the listener; "" until bound */
+};
+
+int front_auth_new(struct event_base *base, struct front_auth **out)
+{
+	struct front_auth *a = xcalloc(1, sizeof(*a));
+	int rc = oauth_jwks_new(base, &a->jwks);
+
+	if (rc) {
+		free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+void front_auth_free(struct front_auth *a)
+{
+	if (!a)
+		return;
+	oauth_jwks_free(a->jwks);
+	free(a);
+}
+
+void front_auth_set_listener(struct front_auth *a, const char *host, int port, const char *path)
+{
+	if (oauth_default_resource(host, port, path, a->default_resource,
+				   sizeof(a->default_resource)))
+		a->default_resource[0] = '\0';
+}
+
+static const char *resource_of(const struct front_auth *a, const struct oauth_config *c)
+{
+	return c->audience ? c->audience : a->default_resource;
+}
 
 static const char *header(struct evhttp_request *req, const char *name)
 {
@@ -29,6 +74,25 @@ static void send_error(struct evhttp_request *req, int status, const char *reaso
 	http_send_text(req, status, reason, "application/json", text);
 	cJSON_free(text);
 	cJSON_Delete(e);
+}
+
+/* WWW-Authenticate for a refusal: with oauth, RFC 9728's resource_metadata (how a client
+ * finds the authorization server) and RFC 6750's error when a token was presented. */
+static void www_authenticate(struct front_auth *a, struct gate *g, struct evhttp_request *req,
+			     const char *error, const char *desc)
+{
+	const struct oauth_config *c = gate_oauth(g);
+	char meta[640], v[1024];
+	int n = snprintf(v, sizeof(v), "Bearer realm=\"mcpwarden\"");
+
+	if (c && !oauth_metadata_url(resource_of(a, c), meta, sizeof(meta)))
+		n += snprintf(v + n, sizeof(v) - (size_t)n, ", resource_metadata=\"%s\"", meta);
+	if (error && n < (int)sizeof(v))
+		n += snprintf(v + n, sizeof(v) - (size_t)n, ", error=\"%s\"", error);
+	/* desc is one of oauth.c's static texts: no quote or backslash to escape. */
+	if (desc && n < (int)sizeof(v))
+		snprintf(v + n, sizeof(v) - (size_t)n, ", error_description=\"%s\"", desc);
+	http_set_header(req, "WWW-Authenticate", v);
 }
 
 /* The key from Authorization: Bearer or X-Api-Key. */
@@ -56,10 +120,75 @@ static void caller_into(struct conn_deadline *d, struct evhttp_request *req,
 		snprintf(who->workload, sizeof(who->workload), "%s", caller);
 }
 
+/* An OAuth access token: validated, then governed like a key (team policy, workloads). */
+static bool authenticate_token(struct front_auth *a, struct gate *g, struct conn_deadline *d,
+			       struct evhttp_request *req, const char *token, const char *peer,
+			       struct key_identity *who)
+{
+	const struct oauth_config *c = gate_oauth(g);
+	const struct jwks *ks;
+	const char *why = NULL, *tp = NULL;
+	char reason[160];
+	int status = 401;
+
+	oauth_jwks_configure(a->jwks, c);   /* follows a reload: a no-op for the same URL */
+	ks = c->jwks ? c->jwks : oauth_jwks_current(a->jwks);
+	enum oauth_result r = oauth_authenticate(c, ks, resource_of(a, c), token, strlen(token),
+						 clock_real_s(), who, &why);
+	if (r == OAUTH_UNKNOWN_KID)
+		oauth_jwks_unknown_kid(a->jwks);   /* the issuer may have rotated its keys */
+	if (r == OAUTH_OK && who->team[0] && !(tp = keys_team_policy(gate_keystore(g), who->team))) {
+		r = OAUTH_NO_POLICY;
+		why = "the token's team is not configured";
+	}
+	if (r == OAUTH_OK && who->policy[0] && !gate_policy_exists(g, who->policy)) {
+		r = OAUTH_NO_POLICY;
+		why = "the token's policy is not configured";
+	}
+	if (r == OAUTH_OK && !who->policy[0] && !tp) {
+		r = OAUTH_NO_POLICY;
+		why = "no policy for this token";
+	}
+	if (r == OAUTH_OK) {
+		snprintf(who->team_policy, sizeof(who->team_policy), "%s", tp ? tp : "");
+		const char *caller = conn_deadline_caller(d, req, NULL);
+		if (!who->workloads[0] || keys_workload_allows(who->workloads, caller))
+			return true;
+		metrics_auth_workload_refused();
+		audit_auth_workload("oauth: token used outside its workloads", who->id, peer,
+				    caller ? caller : "unknown");
+		www_authenticate(a, g, req, "invalid_token", "not from this workload");
+		send_error(req, 401, "Unauthorized", -32001,
+			   "this token may not be used from this workload");
+		return false;
+	}
+	snprintf(reason, sizeof(reason), "oauth: %s", why ? why : "refused");
+	audit_auth(reason, who->id, peer);
+	switch (r) {
+	case OAUTH_INSUFFICIENT_SCOPE:
+		www_authenticate(a, g, req, "insufficient_scope", why);
+		status = 403;
+		break;
+	case OAUTH_NO_POLICY:
+		status = 403;
+		break;
+	case OAUTH_UNAVAILABLE:
+		http_set_header(req, "Retry-After", "5");
+		status = 503;
+		break;
+	default:
+		www_authenticate(a, g, req, "invalid_token", why);
+	}
+	snprintf(reason, sizeof(reason), "invalid access token: %s", why ? why : "refused");
+	send_error(req, status, status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
+			: "Service Unavailable", -32001, reason);
+	return false;
+}
+
 /* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
  * recorded with the key id when there is one, never the key. */
-static bool authenticate(struct gate *g, struct conn_deadline *d, struct evhttp_request *req,
-			 struct key_identity *who)
+static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadline *d,
+			 struct evhttp_request *req, struct key_identity *who)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	char *peer = NULL;
@@ -73,6 +202,17 @@ static bool authenticate(struct gate *g, struct conn_deadline *d, struct evhttp_
 	if ((!presented || !*presented) && gate_has_workloads(g) &&
 	    gate_workload_identity(g, conn_deadline_caller(d, req, NULL), who))
 		return true;
+	if (presented && gate_oauth(g) && jwt_looks_like(presented, strlen(presented))) {
+		/* A token guessed at is held off as a key guessed at is. */
+		if (peer && keys_peer_blocked(gate_keystore(g), peer, (int64_t)clock_mono_ms(),
+					      &retry_ms))
+			goto blocked;
+		if (authenticate_token(a, g, d, req, presented, peer, who))
+			return true;
+		if (peer)
+			keys_peer_failure(gate_keystore(g), peer, (int64_t)clock_mono_ms());
+		return false;
+	}
 	enum gate_auth r = gate_authenticate(g, presented, peer, who, &reason, &retry_ms);
 	if (r == GATE_AUTH_OK && who->workloads[0]) {
 		/* A key bound to workloads: the kernel names the caller, the key alone is not
@@ -84,7 +224,7 @@ static bool authenticate(struct gate *g, struct conn_deadline *d, struct evhttp_
 		metrics_auth_workload_refused();
 		audit_auth_workload("key used outside its workload", who->id, peer,
 				    caller ? caller : "unknown");
-		http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+		www_authenticate(a, g, req, NULL, NULL);
 		send_error(req, 401, "Unauthorized", -32001,
 			   "this key may not be used from this workload");
 		return false;
@@ -93,6 +233,7 @@ static bool authenticate(struct gate *g, struct conn_deadline *d, struct evhttp_
 		return true;
 	audit_auth(reason, who->id, peer);
 	if (r == GATE_AUTH_BLOCKED) {
+blocked:;
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
 		http_set_header(req, "Retry-After", ra);
@@ -100,29 +241,67 @@ static bool authenticate(struct gate *g, struct conn_deadline *d, struct evhttp_
 			   "too many failed authentications from this address; retry later");
 		return false;
 	}
-	http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+	www_authenticate(a, g, req, r == GATE_AUTH_MISSING ? NULL : "invalid_token", NULL);
 	send_error(req, 401, "Unauthorized", -32001,
 		   r == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer <key>"
 					  : "invalid key");
 	return false;
 }
 
-enum front_auth_result front_auth_identify(struct gate *g, struct conn_deadline *d,
+enum front_auth_result front_auth_identify(struct front_auth *a, struct gate *g,
+					   struct conn_deadline *d,
 					   struct evhttp_request *req, struct key_identity *who)
 {
-	if (gate_auth_required(g)) {
-		if (!authenticate(g, d, req, who))
+	const char *k = presented_key(req);
+
+	/* An access token is checked even where keys are optional: a client that sends one
+	 * means to be governed by it. */
+	if (gate_auth_required(g) ||
+	    (k && gate_oauth(g) && jwt_looks_like(k, strlen(k)))) {
+		if (!authenticate(a, g, d, req, who))
 			return FRONT_AUTH_REFUSED;
 		caller_into(d, req, who);
 		return FRONT_AUTH_IDENTIFIED;
 	}
 	if (gate_has_workloads(g)) {
 		/* Keys are optional here, but a keyless workload is still governed as itself. */
-		const char *k = presented_key(req);
 		if ((!k || !*k) && gate_workload_identity(g, conn_deadline_caller(d, req, NULL), who)) {
 			caller_into(d, req, who);
 			return FRONT_AUTH_IDENTIFIED;
 		}
 	}
 	return FRONT_AUTH_ANONYMOUS;
+}
+
+bool front_auth_metadata(struct front_auth *a, struct gate *g, struct evhttp_request *req,
+			 const char *path)
+{
+	static const char wk[] = "/.well-known/oauth-protected-resource";
+	const struct oauth_config *c;
+	const char *resource;
+
+	if (!path || strncmp(path, wk, sizeof(wk) - 1))
+		return false;
+	c = gate_oauth(g);
+	if (!c) {
+		send_error(req, 404, "Not Found", -32600, "no OAuth resource server here");
+		return true;
+	}
+	/* The root form and the path-inserted form (RFC 9728 section 3.1) of this resource. */
+	resource = resource_of(a, c);
+	const char *rp = strstr(resource, "://");
+	rp = rp ? strchr(rp + 3, '/') : NULL;
+	const char *tail = path + sizeof(wk) - 1;
+	if (*tail && (!rp || strcmp(tail, rp))) {
+		send_error(req, 404, "Not Found", -32600, "no such protected resource");
+		return true;
+	}
+	cJSON *m = oauth_metadata(c, resource);
+	char *text = cJSON_PrintUnformatted(m);
+
+	http_set_header(req, "Cache-Control", "max-age=300");
+	http_send_text(req, 200, "OK", "application/json", text);
+	cJSON_free(text);
+	cJSON_Delete(m);
+	return true;
 }
