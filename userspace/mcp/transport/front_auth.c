@@ -120,10 +120,13 @@ static void caller_into(struct conn_deadline *d, struct evhttp_request *req,
 		snprintf(who->workload, sizeof(who->workload), "%s", caller);
 }
 
-/* An OAuth access token: validated, then governed like a key (team policy, workloads). */
+/* An OAuth access token: validated, then governed like a key (team policy, workloads).
+ * true when it passes; *guess tells a refusal that counts towards the peer's failures: a
+ * token whose signature does not verify. Others (expired, another audience, a kid the issuer
+ * has just rotated in) are what honest clients send, and verifying cost nothing secret. */
 static bool authenticate_token(struct front_auth *a, struct gate *g, struct conn_deadline *d,
 			       struct evhttp_request *req, const char *token, const char *peer,
-			       struct key_identity *who)
+			       struct key_identity *who, bool *guess)
 {
 	const struct oauth_config *c = gate_oauth(g);
 	const struct jwks *ks;
@@ -137,6 +140,7 @@ static bool authenticate_token(struct front_auth *a, struct gate *g, struct conn
 						 clock_real_s(), who, &why);
 	if (r == OAUTH_UNKNOWN_KID)
 		oauth_jwks_unknown_kid(a->jwks);   /* the issuer may have rotated its keys */
+	*guess = r == OAUTH_INVALID && !who->id[0];
 	if (r == OAUTH_OK && who->team[0] && !(tp = keys_team_policy(gate_keystore(g), who->team))) {
 		r = OAUTH_NO_POLICY;
 		why = "the token's team is not configured";
@@ -207,9 +211,10 @@ static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadl
 		if (peer && keys_peer_blocked(gate_keystore(g), peer, (int64_t)clock_mono_ms(),
 					      &retry_ms))
 			goto blocked;
-		if (authenticate_token(a, g, d, req, presented, peer, who))
+		bool guess = false;
+		if (authenticate_token(a, g, d, req, presented, peer, who, &guess))
 			return true;
-		if (peer)
+		if (peer && guess)
 			keys_peer_failure(gate_keystore(g), peer, (int64_t)clock_mono_ms());
 		return false;
 	}
