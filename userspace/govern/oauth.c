@@ -484,6 +484,16 @@ enum oauth_result oauth_authenticate(const struct oauth_config *c, const struct 
 		*why = "the token is not for this resource (aud)";
 		goto out;
 	}
+	/* The issuer's token for us: from here on a refusal names its subject in the record. */
+	v = cJSON_GetObjectItemCaseSensitive(t.claims, c->subject_claim);
+	if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 1024) {
+		*why = "the token names no subject";
+		goto out;
+	}
+	if (subject_identity(v->valuestring, who)) {
+		*why = "internal error";
+		goto out;
+	}
 	if (numeric_date(t.claims, "exp", &exp) != 1) {
 		*why = "the token has no valid exp";
 		goto out;
@@ -500,15 +510,6 @@ enum oauth_result oauth_authenticate(const struct oauth_config *c, const struct 
 	rc = numeric_date(t.claims, "iat", &iat);
 	if (rc < 0 || (rc == 1 && iat > now + c->clock_skew_s)) {
 		*why = "the token was issued in the future (iat)";
-		goto out;
-	}
-	v = cJSON_GetObjectItemCaseSensitive(t.claims, c->subject_claim);
-	if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 1024) {
-		*why = "the token names no subject";
-		goto out;
-	}
-	if (subject_identity(v->valuestring, who)) {
-		*why = "internal error";
 		goto out;
 	}
 	for (size_t i = 0; i < c->nrequired; i++)

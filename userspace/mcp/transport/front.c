@@ -835,7 +835,7 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct gate *g
 	f->gate = gate;
 	f->r = r;
 	apply_limits(f);
-	front_auth_set_listener(f->auth, cfg->listen_host, f->port, cfg->mcp_path);
+	front_auth_configure(f->auth, gate, cfg->listen_host, f->port, cfg->mcp_path);
 	if (!list_empty(&f->parked))
 		router_when_ready(r, unpark, f);
 }
@@ -874,7 +874,7 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	if (rc)
 		goto fail;
 	f->loopback = listener_is_loopback(cfg->listen_host);
-	front_auth_set_listener(f->auth, cfg->listen_host, f->port, cfg->mcp_path);
+	front_auth_configure(f->auth, gate, cfg->listen_host, f->port, cfg->mcp_path);
 	tv.tv_sec = KEEPALIVE_MS / 1000;
 	tv.tv_usec = 0;
 	event_add(f->keepalive, &tv);

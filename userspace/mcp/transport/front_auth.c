@@ -47,11 +47,13 @@ void front_auth_free(struct front_auth *a)
 	free(a);
 }
 
-void front_auth_set_listener(struct front_auth *a, const char *host, int port, const char *path)
+void front_auth_configure(struct front_auth *a, struct gate *g, const char *host, int port,
+			  const char *path)
 {
 	if (oauth_default_resource(host, port, path, a->default_resource,
 				   sizeof(a->default_resource)))
 		a->default_resource[0] = '\0';
+	oauth_jwks_configure(a->jwks, g ? gate_oauth(g) : NULL);
 }
 
 static const char *resource_of(const struct front_auth *a, const struct oauth_config *c)
@@ -287,7 +289,7 @@ bool front_auth_metadata(struct front_auth *a, struct gate *g, struct evhttp_req
 
 	if (!path || strncmp(path, wk, sizeof(wk) - 1))
 		return false;
-	c = gate_oauth(g);
+	c = g ? gate_oauth(g) : NULL;
 	if (!c) {
 		send_error(req, 404, "Not Found", -32600, "no OAuth resource server here");
 		return true;

@@ -27,8 +27,11 @@ struct front_auth;
 
 int front_auth_new(struct event_base *base, struct front_auth **out);
 void front_auth_free(struct front_auth *a);
-/* The listener as bound: the resource URI when oauth.audience is not set. */
-void front_auth_set_listener(struct front_auth *a, const char *host, int port, const char *path);
+/* The listener as bound (the resource URI when oauth.audience is not set) and g's oauth
+ * section: a jwks_url is fetched now. A governance reload that changes the section is
+ * followed on the next token. */
+void front_auth_configure(struct front_auth *a, struct gate *g, const char *host, int port,
+			  const char *path);
 /* GET /.well-known/oauth-protected-resource (and with the MCP path after it): true when req
  * was one and is answered (404 when no oauth is configured). */
 bool front_auth_metadata(struct front_auth *a, struct gate *g, struct evhttp_request *req,
