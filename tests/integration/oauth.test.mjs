@@ -134,6 +134,7 @@ describe('oauth: JWKS from a file', () => {
 			const rec = await d.waitForRecord((x) => x.type === 'decision' &&
 				x.key === `oauth:alice-${k.alg}` && x.method === 'tools/call');
 			assert.equal(rec.team, 'blue');
+			assert.equal(rec.policy, undefined, 'the team\'s policy alone');
 			assert.equal(rec.decision, 'allow');
 			assert.ok(proxy.seen.length > from, 'the call went upstream');
 			for (const h of proxy.seen.slice(from)) {
@@ -243,6 +244,10 @@ describe('oauth: JWKS from an HTTP URL, audience from the listener', () => {
 		} finally {
 			await c.close();
 		}
+		const rec = await d.waitForRecord((x) => x.type === 'decision' && x.key === 'oauth:svc-1' &&
+			x.method === 'tools/call');
+		assert.equal(rec.policy, 'all');
+		assert.equal(rec.team, undefined);
 		// The listener's URL is the default resource: another audience is refused.
 		const other = await postJson(d.url, INIT, bearer(sign(a, claimsFor({ sub: 'svc-1' }))));
 		assert.equal(other.status, 401);

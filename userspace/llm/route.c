@@ -119,6 +119,8 @@ void llm_record(struct llm_req *r, int status, const struct failure *f)
 										: "messages") : NULL;
 	struct audit_llm a = {
 		.key = r->authed ? r->who.id : NULL, .team = r->authed ? r->who.team : NULL,
+		.policy = r->authed ? r->who.policy : NULL,
+		.workload = r->authed && r->who.workload[0] ? r->who.workload : NULL,
 		.endpoint = endpoint_name(r->ep),
 		.provider = r->prov ? r->prov->name : NULL,
 		.model = r->model ? r->model->name : NULL,
