@@ -78,15 +78,15 @@ describe('oauth: JWKS from a file', () => {
 	const keys = { rs: issuerKey('RS256', 'rs-1'), es: issuerKey('ES256', 'es-1'),
 		ed: issuerKey('EdDSA', 'ed-1') };
 	const stranger = issuerKey('RS256', 'rs-1');   // same kid, not the issuer's key
-	let dir, fx, proxy, d;
+	let dir, fx, proxy, d, cfg, jwksFile;
 
 	before(async () => {
 		dir = makeTempDir('mcpwarden-oauth-');
-		const jwksFile = join(dir, 'jwks.json');
+		jwksFile = join(dir, 'jwks.json');
 		writeFileSync(jwksFile, JSON.stringify({ keys: Object.values(keys).map((k) => k.jwk) }));
 		fx = await startFixture();
 		proxy = await recordingProxy(fx.url);
-		d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never', auth: { required: true },
+		d = await startDaemon(cfg = { listen: '127.0.0.1:0', prefix: 'never', auth: { required: true },
 			upstreams: [httpUpstream(proxy.url, 'fx')],
 			policies: { 'p-blue': { tools: { allow: ['fx/*'] } },
 				'p-red': { tools: { allow: ['fx/test_image_content'] } } },
@@ -204,6 +204,28 @@ describe('oauth: JWKS from a file', () => {
 		const r = await postJson(d.url, INIT, bearer(sign(keys.rs,
 			claimsFor({ sub: 'mallory', team: 'green' }))));
 		assert.equal(r.status, 403, r.text);
+	});
+
+	test('a reload re-reads the JWKS file (a retired key stops working, a new one starts); ' +
+		'a bad oauth section is refused with its field paths and the old one keeps serving',
+	async () => {
+		const bad = await d.reload({ ...cfg, oauth: { ...cfg.oauth, algorithms: ['HS256'],
+			policy_map: { claim: 'groups', values: { admins: 'no-such-policy' } } } });
+		assert.equal(bad.ok, false);
+		const errs = bad.errors.join('\n');
+		assert.match(errs, /oauth\.algorithms/);
+		assert.match(errs, /oauth\.policy_map\.values\.admins: no policy "no-such-policy"/);
+		const oldTok = sign(keys.rs, claimsFor({ sub: 'dave' }));
+		assert.equal((await postJson(d.url, INIT, bearer(oldTok))).status, 200);
+
+		const fresh = issuerKey('ES256', 'es-2');
+		writeFileSync(jwksFile, JSON.stringify({ keys: [fresh.jwk] }));
+		const ok = await d.reload({ ...cfg, oauth: { ...cfg.oauth, clock_skew: '10s' } });
+		assert.equal(ok.ok, true, JSON.stringify(ok));
+		assertRefused(await postJson(d.url, INIT, bearer(oldTok)), 401, 'invalid_token',
+			'retired key');
+		assert.equal((await postJson(d.url, INIT, bearer(sign(fresh, claimsFor({ sub: 'dave' })))))
+			.status, 200);
 	});
 });
 
