@@ -12,8 +12,9 @@ import { createHmac, generateKeyPairSync, sign as cryptoSign } from 'node:crypto
 import { createServer, request as httpRequest } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectHttp, eventually, httpUpstream, makeTempDir, postJson, removeTempDir,
-	startDaemon, startFixture } from './lib.mjs';
+import { connectHttp, eventually, fixtureStdioUpstream, httpUpstream, makeTempDir, postJson,
+	removeTempDir, startDaemon, startFixture } from './lib.mjs';
+import { startProvider } from './llm-provider.mjs';
 
 const ISSUER = 'https://idp.example.test';
 const AUDIENCE = 'https://mcp.example.test/mcp';
@@ -291,4 +292,56 @@ describe('oauth: JWKS from an HTTP URL, audience from the listener', () => {
 			await Promise.all(Array.from({ length: 20 }, () => postJson(d.url, INIT, bearer(unknown))));
 			assert.ok(fetches - burst <= 1, `${fetches - burst} fetches for a burst`);
 		});
+});
+
+describe('oauth: the LLM route takes access tokens too', () => {
+	const k = issuerKey('EdDSA', 'ed-llm');
+	let dir, p, d;
+
+	before(async () => {
+		dir = makeTempDir('mcpwarden-oauth-llm-');
+		const jwksFile = join(dir, 'jwks.json');
+		writeFileSync(jwksFile, JSON.stringify({ keys: [k.jwk] }));
+		p = await startProvider({ key: 'sk-provider-secret' });
+		d = await startDaemon({ listen: '127.0.0.1:0', upstreams: [fixtureStdioUpstream()],
+			policies: { chat: { llm: { providers: { allow: ['*'] } } } },
+			providers: [{ name: 'local', kind: 'openai', base_url: p.url, api_key_env: 'LLM_TEST_KEY',
+				models: { 'gpt-ok': { input: '1', output: '2' } } }],
+			oauth: { issuer: ISSUER, audience: AUDIENCE, jwks_file: jwksFile,
+				required_scopes: ['mcp'], policy_claim: 'policy' } },
+		{ env: { LLM_TEST_KEY: 'sk-provider-secret' } });
+	});
+	after(async () => {
+		await d?.stop();
+		await p?.close();
+		if (dir)
+			removeTempDir(dir);
+	});
+
+	const chat = (token) => fetch(`${d.url.replace(/\/mcp$/, '')}/v1/chat/completions`, {
+		method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+		body: JSON.stringify({ model: 'local/gpt-ok', messages: [{ role: 'user', content: 'hi' }] }),
+	});
+
+	test('a valid token is governed by the policy its claim names; the provider never sees it; ' +
+		'a bad one gets an OpenAI-shaped 401 with WWW-Authenticate', async () => {
+		const token = sign(k, claimsFor({ sub: 'llm-user', policy: 'chat' }));
+		const before1 = p.seen.length;
+		const ok = await chat(token);
+		assert.equal(ok.status, 200, await ok.clone().text());
+		assert.equal((await ok.json()).choices[0].message.content, 'Hello there');
+		assert.ok(!JSON.stringify(p.seen.slice(before1)).includes(token.split('.')[2]),
+			'the token never reaches the provider');
+		const rec = await d.waitForRecord((x) => x.type === 'llm' && x.key === 'oauth:llm-user');
+		assert.equal(rec.policy, 'chat');
+		assert.equal(rec.status, 200);
+
+		const expired = await chat(sign(k, claimsFor({ policy: 'chat', exp: now() - 600 })));
+		assert.equal(expired.status, 401);
+		assert.match(expired.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+		assert.equal((await expired.json()).error.type, 'authentication_error');
+		const scope = await chat(sign(k, claimsFor({ policy: 'chat', scope: 'openid' })));
+		assert.equal(scope.status, 403);
+		assert.match(scope.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/);
+	});
 });

@@ -489,6 +489,8 @@ bool llm_owns_path(const char *path)
 	return path && !strncmp(path, "/v1/", 4);
 }
 
+void llm_set_auth(struct llm *l, struct front_auth *a) { l->auth = a; }
+
 void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const char *caller)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);

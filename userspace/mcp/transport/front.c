@@ -907,4 +907,9 @@ void front_free(struct front *f)
 }
 
 int front_port(const struct front *f) { return f->port; }
-void front_set_llm(struct front *f, struct llm *l) { f->llm = l; }
+void front_set_llm(struct front *f, struct llm *l)
+{
+	f->llm = l;
+	if (l)
+		llm_set_auth(l, f->auth);
+}

@@ -80,20 +80,28 @@ static void send_error(struct evhttp_request *req, int status, const char *reaso
 
 /* WWW-Authenticate for a refusal: with oauth, RFC 9728's resource_metadata (how a client
  * finds the authorization server) and RFC 6750's error when a token was presented. */
+static void www_value(struct front_auth *a, struct gate *g, const char *error, const char *desc,
+		      char *v, size_t len)
+{
+	const struct oauth_config *c = gate_oauth(g);
+	char meta[640];
+	int n = snprintf(v, len, "Bearer realm=\"mcpwarden\"");
+
+	if (c && !oauth_metadata_url(resource_of(a, c), meta, sizeof(meta)))
+		n += snprintf(v + n, len - (size_t)n, ", resource_metadata=\"%s\"", meta);
+	if (error && n < (int)len)
+		n += snprintf(v + n, len - (size_t)n, ", error=\"%s\"", error);
+	/* desc is one of oauth.c's static texts: no quote or backslash to escape. */
+	if (desc && n < (int)len)
+		snprintf(v + n, len - (size_t)n, ", error_description=\"%s\"", desc);
+}
+
 static void www_authenticate(struct front_auth *a, struct gate *g, struct evhttp_request *req,
 			     const char *error, const char *desc)
 {
-	const struct oauth_config *c = gate_oauth(g);
-	char meta[640], v[1024];
-	int n = snprintf(v, sizeof(v), "Bearer realm=\"mcpwarden\"");
+	char v[FRONT_AUTH_WWW_SIZE];
 
-	if (c && !oauth_metadata_url(resource_of(a, c), meta, sizeof(meta)))
-		n += snprintf(v + n, sizeof(v) - (size_t)n, ", resource_metadata=\"%s\"", meta);
-	if (error && n < (int)sizeof(v))
-		n += snprintf(v + n, sizeof(v) - (size_t)n, ", error=\"%s\"", error);
-	/* desc is one of oauth.c's static texts: no quote or backslash to escape. */
-	if (desc && n < (int)sizeof(v))
-		snprintf(v + n, sizeof(v) - (size_t)n, ", error_description=\"%s\"", desc);
+	www_value(a, g, error, desc, v, sizeof(v));
 	http_set_header(req, "WWW-Authenticate", v);
 }
 
@@ -122,28 +130,56 @@ static void caller_into(struct conn_deadline *d, struct evhttp_request *req,
 		snprintf(who->workload, sizeof(who->workload), "%s", caller);
 }
 
-/* An OAuth access token: validated, then governed like a key (team policy, workloads).
- * true when it passes; *guess tells a refusal that counts towards the peer's failures: a
- * token whose signature does not verify. Others (expired, another audience, a kid the issuer
- * has just rotated in) are what honest clients send, and verifying cost nothing secret. */
-static bool authenticate_token(struct front_auth *a, struct gate *g, struct conn_deadline *d,
-			       struct evhttp_request *req, const char *token, const char *peer,
-			       struct key_identity *who, bool *guess)
+bool front_auth_is_token(const struct gate *g, const char *presented)
+{
+	return presented && gate_oauth(g) && jwt_looks_like(presented, strlen(presented));
+}
+
+static bool refuse(struct front_auth *a, struct gate *g, struct front_auth_refusal *no,
+		   int status, const char *error, const char *why)
+{
+	no->status = status;
+	no->www[0] = '\0';
+	if (error || status == 401)
+		www_value(a, g, error, why, no->www, sizeof(no->www));
+	snprintf(no->message, sizeof(no->message), "invalid access token: %s",
+		 why ? why : "refused");
+	return false;
+}
+
+/* Only a token whose signature does not verify counts towards the peer's failures: expired
+ * tokens, other audiences and a kid the issuer has just rotated in are what honest clients
+ * send. */
+bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, const char *peer,
+		      const char *caller, struct key_identity *who, struct front_auth_refusal *no)
 {
 	const struct oauth_config *c = gate_oauth(g);
+	struct keystore *kst = gate_keystore(g);
 	const struct jwks *ks;
 	const char *why = NULL, *tp = NULL;
 	char reason[160];
-	int status = 401;
+	int64_t retry_ms = 0;
 
+	memset(no, 0, sizeof(*no));
+	memset(who, 0, sizeof(*who));
+	/* A token guessed at is held off as a key guessed at is. */
+	if (peer && keys_peer_blocked(kst, peer, (int64_t)clock_mono_ms(), &retry_ms)) {
+		audit_auth("blocked", NULL, peer);
+		no->status = 429;
+		no->retry_after_s = (retry_ms + 999) / 1000;
+		snprintf(no->message, sizeof(no->message),
+			 "too many failed authentications from this address; retry later");
+		return false;
+	}
 	oauth_jwks_configure(a->jwks, c);   /* follows a reload: a no-op for the same URL */
 	ks = c->jwks ? c->jwks : oauth_jwks_current(a->jwks);
 	enum oauth_result r = oauth_authenticate(c, ks, resource_of(a, c), token, strlen(token),
 						 clock_real_s(), who, &why);
 	if (r == OAUTH_UNKNOWN_KID)
 		oauth_jwks_unknown_kid(a->jwks);   /* the issuer may have rotated its keys */
-	*guess = r == OAUTH_INVALID && !who->id[0];
-	if (r == OAUTH_OK && who->team[0] && !(tp = keys_team_policy(gate_keystore(g), who->team))) {
+	if (peer && r == OAUTH_INVALID && !who->id[0])
+		keys_peer_failure(kst, peer, (int64_t)clock_mono_ms());
+	if (r == OAUTH_OK && who->team[0] && !(tp = keys_team_policy(kst, who->team))) {
 		r = OAUTH_NO_POLICY;
 		why = "the token's team is not configured";
 	}
@@ -157,38 +193,42 @@ static bool authenticate_token(struct front_auth *a, struct gate *g, struct conn
 	}
 	if (r == OAUTH_OK) {
 		snprintf(who->team_policy, sizeof(who->team_policy), "%s", tp ? tp : "");
-		const char *caller = conn_deadline_caller(d, req, NULL);
 		if (!who->workloads[0] || keys_workload_allows(who->workloads, caller))
 			return true;
 		metrics_auth_workload_refused();
 		audit_auth_workload("oauth: token used outside its workloads", who->id, peer,
 				    caller ? caller : "unknown");
-		www_authenticate(a, g, req, "invalid_token", "not from this workload");
-		send_error(req, 401, "Unauthorized", -32001,
-			   "this token may not be used from this workload");
-		return false;
+		return refuse(a, g, no, 401, "invalid_token", "not from this workload");
 	}
 	snprintf(reason, sizeof(reason), "oauth: %s", why ? why : "refused");
 	audit_auth(reason, who->id, peer);
 	switch (r) {
 	case OAUTH_INSUFFICIENT_SCOPE:
-		www_authenticate(a, g, req, "insufficient_scope", why);
-		status = 403;
-		break;
+		return refuse(a, g, no, 403, "insufficient_scope", why);
 	case OAUTH_NO_POLICY:
-		status = 403;
-		break;
+		return refuse(a, g, no, 403, NULL, why);
 	case OAUTH_UNAVAILABLE:
-		http_set_header(req, "Retry-After", "5");
-		status = 503;
-		break;
+		no->retry_after_s = 5;
+		return refuse(a, g, no, 503, NULL, why);
 	default:
-		www_authenticate(a, g, req, "invalid_token", why);
+		return refuse(a, g, no, 401, "invalid_token", why);
 	}
-	snprintf(reason, sizeof(reason), "invalid access token: %s", why ? why : "refused");
-	send_error(req, status, status == 401 ? "Unauthorized" : status == 403 ? "Forbidden"
-			: "Service Unavailable", -32001, reason);
-	return false;
+}
+
+/* A token refusal as the MCP endpoint answers it: a JSON-RPC error without id. */
+static void send_refusal(struct evhttp_request *req, const struct front_auth_refusal *no)
+{
+	char ra[32];
+
+	if (no->www[0])
+		http_set_header(req, "WWW-Authenticate", no->www);
+	if (no->retry_after_s > 0) {
+		snprintf(ra, sizeof(ra), "%lld", (long long)no->retry_after_s);
+		http_set_header(req, "Retry-After", ra);
+	}
+	send_error(req, no->status, no->status == 401 ? "Unauthorized"
+			: no->status == 403 ? "Forbidden" : no->status == 429 ? "Too Many Requests"
+			: "Service Unavailable", -32001, no->message);
 }
 
 /* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
@@ -208,16 +248,13 @@ static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadl
 	if ((!presented || !*presented) && gate_has_workloads(g) &&
 	    gate_workload_identity(g, conn_deadline_caller(d, req, NULL), who))
 		return true;
-	if (presented && gate_oauth(g) && jwt_looks_like(presented, strlen(presented))) {
-		/* A token guessed at is held off as a key guessed at is. */
-		if (peer && keys_peer_blocked(gate_keystore(g), peer, (int64_t)clock_mono_ms(),
-					      &retry_ms))
-			goto blocked;
-		bool guess = false;
-		if (authenticate_token(a, g, d, req, presented, peer, who, &guess))
+	if (front_auth_is_token(g, presented)) {
+		struct front_auth_refusal no;
+
+		if (front_auth_token(a, g, presented, peer, conn_deadline_caller(d, req, NULL), who,
+				     &no))
 			return true;
-		if (peer && guess)
-			keys_peer_failure(gate_keystore(g), peer, (int64_t)clock_mono_ms());
+		send_refusal(req, &no);
 		return false;
 	}
 	enum gate_auth r = gate_authenticate(g, presented, peer, who, &reason, &retry_ms);
@@ -240,7 +277,6 @@ static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadl
 		return true;
 	audit_auth(reason, who->id, peer);
 	if (r == GATE_AUTH_BLOCKED) {
-blocked:;
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
 		http_set_header(req, "Retry-After", ra);
@@ -263,8 +299,7 @@ enum front_auth_result front_auth_identify(struct front_auth *a, struct gate *g,
 
 	/* An access token is checked even where keys are optional: a client that sends one
 	 * means to be governed by it. */
-	if (gate_auth_required(g) ||
-	    (k && gate_oauth(g) && jwt_looks_like(k, strlen(k)))) {
+	if (gate_auth_required(g) || front_auth_is_token(g, k)) {
 		if (!authenticate(a, g, d, req, who))
 			return FRONT_AUTH_REFUSED;
 		caller_into(d, req, who);

@@ -18,6 +18,7 @@
 #include "govern/keys.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <event2/event.h>
 
 struct evhttp_request;
@@ -32,6 +33,23 @@ void front_auth_free(struct front_auth *a);
  * followed on the next token. */
 void front_auth_configure(struct front_auth *a, struct gate *g, const char *host, int port,
 			  const char *path);
+/* An OAuth access token, for any route of the agent listener (the MCP endpoint, the LLM
+ * route): is presented one (oauth configured and a JWT's shape)? front_auth_token checks it:
+ * true with *who filled (its team's policy too), or false with *no saying how to answer (401
+ * invalid_token, 403 insufficient_scope or no policy, 429 a peer held off, 503 the issuer's
+ * keys not fetched yet) — the refusal is recorded already. caller: the caller's cgroup path
+ * (NULL unknown), peer its address. */
+#define FRONT_AUTH_WWW_SIZE 1024
+struct front_auth_refusal {
+	int status;
+	char www[FRONT_AUTH_WWW_SIZE];  /* the WWW-Authenticate value, "" none */
+	char message[192];
+	int64_t retry_after_s;          /* > 0: send Retry-After */
+};
+bool front_auth_is_token(const struct gate *g, const char *presented);
+bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, const char *peer,
+		      const char *caller, struct key_identity *who, struct front_auth_refusal *no);
+
 /* GET /.well-known/oauth-protected-resource (and with the MCP path after it): true when req
  * was one and is answered (404 when no oauth is configured). */
 bool front_auth_metadata(struct front_auth *a, struct gate *g, struct evhttp_request *req,
