@@ -247,6 +247,15 @@ static void test_jwks(void)
 	BAD("{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}]}");
 	BAD("{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}");   /* 17 bits */
 	BAD("{\"keys\":[{\"n\":\"AQAB\"}]}");
+	/* A 2048-bit modulus with e = 1. */
+	{
+		char n[400], text2[600];
+		unsigned char m[256];
+		memset(m, 0xc5, sizeof(m));
+		b64u(m, sizeof(m), n);
+		snprintf(text2, sizeof(text2), "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQ\"}]}", n);
+		BAD(text2);
+	}
 	/* A point not on the curve. */
 	BAD("{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
 	    "\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\","
@@ -337,6 +346,8 @@ static void test_config_errors(void)
 		  "audince" },
 		{ "{\"issuer\":\"i\",\"jwks_file\":\"/nonexistent/jwks.json\",\"policy\":\"p\"}",
 		  "oauth.jwks_file" },
+		{ "{\"issuer\":\"i\",\"jwks_url\":\"https://i/k\",\"policy\":\"p\",\"audience\":"
+		  "\"https://gw/\\\"x\"}", "oauth.audience" },
 		{ "{\"issuer\":\"i\",\"jwks_url\":\"https://i/k\",\"policy_map\":{\"claim\":\"groups\","
 		  "\"values\":{\"admins\":\"bad policy\"}}}", "oauth.policy_map.values.admins" },
 	};

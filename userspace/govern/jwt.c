@@ -253,8 +253,10 @@ static EVP_PKEY *rsa_key(const cJSON *jwk)
 		goto out;
 	bn = BN_bin2bn(n, (int)nl, NULL);
 	be = BN_bin2bn(e, (int)el, NULL);
-	/* Short RSA keys are refused outright (RFC 7518 section 3.3: 2048 bits or more). */
-	if (!bn || !be || BN_num_bits(bn) < 2048 || BN_num_bits(bn) > 8192 || BN_is_zero(be))
+	/* Short RSA keys are refused outright (RFC 7518 section 3.3: 2048 bits or more), and so
+	 * are exponents no RSA key has (even, or 1: with e = 1 any padded digest "verifies"). */
+	if (!bn || !be || BN_num_bits(bn) < 2048 || BN_num_bits(bn) > 8192 || !BN_is_odd(be) ||
+	    BN_is_one(be))
 		goto out;
 	bld = OSSL_PARAM_BLD_new();
 	if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||

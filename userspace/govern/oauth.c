@@ -108,6 +108,14 @@ out:
 	return rc;
 }
 
+static bool printable_text(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
 /* https://, or http:// to a loopback host (a JWKS served beside the gateway). */
 static bool jwks_url_ok(const char *u)
 {
@@ -217,10 +225,13 @@ int oauth_config_parse(const cJSON *root,
 	if (c->jwks_url && !jwks_url_ok(c->jwks_url))
 		TRY(config_fail(errs, "oauth.jwks_url", "must be https:// (http:// only to a "
 				"loopback address)"));
-	if (c->audience && strncasecmp(c->audience, "https://", 8) &&
-	    strncasecmp(c->audience, "http://", 7))
+	/* It goes into WWW-Authenticate as a quoted string: nothing that would need escaping. */
+	if (c->audience && ((strncasecmp(c->audience, "https://", 8) &&
+			     strncasecmp(c->audience, "http://", 7)) ||
+			    strcspn(c->audience, " \"\\\x7f") != strlen(c->audience) ||
+			    !printable_text(c->audience)))
 		TRY(config_fail(errs, "oauth.audience", "must be this gateway's resource URI "
-				"(http:// or https://)"));
+				"(http:// or https://, no spaces, quotes or backslashes)"));
 	if ((x = cfg_duration_ms(o, "jwks_refresh", "oauth", false, 10000, 86400000LL, &ms,
 				 errs)) == 0)
 		c->jwks_refresh_ms = ms;
