@@ -12,6 +12,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/http_reply.h"
+#include "base/log.h"
 #include "govern/gate.h"
 #include "govern/jwt.h"
 #include "govern/oauth.h"
@@ -53,7 +54,13 @@ void front_auth_configure(struct front_auth *a, struct gate *g, const char *host
 	if (oauth_default_resource(host, port, path, a->default_resource,
 				   sizeof(a->default_resource)))
 		a->default_resource[0] = '\0';
-	oauth_jwks_configure(a->jwks, g ? gate_oauth(g) : NULL);
+	const struct oauth_config *c = g ? gate_oauth(g) : NULL;
+	/* A wildcard address is no name a client uses: tokens would never be for it. */
+	if (c && !c->audience && (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")))
+		log_warn("oauth: no audience set and the listener is on %s: tokens must name %s, "
+			 "which no client does; set oauth.audience to the URL clients use", host,
+			 a->default_resource);
+	oauth_jwks_configure(a->jwks, c);
 }
 
 static const char *resource_of(const struct front_auth *a, const struct oauth_config *c)
