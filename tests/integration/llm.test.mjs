@@ -4,6 +4,7 @@
 // policies, and the refusals an agent gets in OpenAI's error shape.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { fixtureStdioUpstream, makeKeys, startDaemon } from './lib.mjs';
 import { startProvider, USAGE } from './llm-provider.mjs';
@@ -70,6 +71,11 @@ describe('LLM route', () => {
 		assert.equal(rec.output_tokens, 20);
 		assert.equal(rec.cost_micros, 10 * 1 + 20 * 2);
 		assert.equal(rec.prompt, undefined, 'no prompt in the record without log_arguments');
+		assert.equal(rec.policy, 'all', 'the record names the caller\'s policy');
+		// The caller is this process: its cgroup (cgroup v2) as the kernel names it.
+		const own = /^0::(\S+)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+		if (own)
+			assert.equal(rec.workload, own, 'the record names the caller\'s workload');
 		assert.ok(!d.stdoutLines.join('\n').includes(PROVIDER_KEY), 'the provider key is never logged');
 		assert.ok(!d.stderrLines.join('\n').includes(PROVIDER_KEY));
 	});

@@ -27,7 +27,7 @@ static const char *const top_keys[] = {
 	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "workloads", "policies",
 	"costs", "budgets", "rate_limits", "store", "tool_pins", "providers", "llm", "tracing", "logs",
-	"$schema", "_comment", NULL
+	"oauth", "$schema", "_comment", NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "transport", "command", "env", "inherit_env", "cwd", "per_session", "url",
@@ -882,7 +882,8 @@ int config_expand(struct config *c)
 }
 
 const char *const config_governance[] = { "keys", "teams", "workloads", "policies", "costs",
-					 "budgets", "rate_limits", "auth", "tool_pins", "providers", "llm", NULL };
+					 "budgets", "rate_limits", "auth", "tool_pins", "providers", "llm",
+					 "oauth", NULL };
 
 static bool is_governance(const char *name)
 {

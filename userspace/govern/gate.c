@@ -14,6 +14,7 @@
 #include "base/path.h"
 #include "govern/budget.h"
 #include "govern/gate_guard.h"
+#include "govern/oauth.h"
 #include "mcp/catalog.h"
 #include "base/config.h"
 #include "base/hmap.h"
@@ -40,6 +41,7 @@ struct gate_rules {
 	struct hmap *config_keys, *config_teams;
 	struct toolpin_config tpc;      /* its lockfile name borrows from the config */
 	cJSON *tool_lock;               /* the lockfile's content (a copy), or NULL */
+	struct oauth_config *oauth;     /* the resource server's, or NULL */
 };
 
 struct gate {
@@ -144,6 +146,7 @@ static void rules_clear(struct gate_rules *r)
 	hmap_free(r->config_keys, NULL);
 	hmap_free(r->config_teams, NULL);
 	cJSON_Delete(r->tool_lock);
+	oauth_config_free(r->oauth);
 	policy_cache_free(r->pc);
 	budget_config_free(r->bc);
 	ratelimit_config_free(r->rlc);
@@ -157,6 +160,16 @@ void gate_rules_free(struct gate_rules *r)
 		return;
 	rules_clear(r);
 	free(r);
+}
+
+static bool rules_policy_exists(void *arg, const char *name)
+{
+	return policy_set_has(((struct gate_rules *)arg)->ps, name);
+}
+
+static bool rules_team_exists(void *arg, const char *name)
+{
+	return keys_team_policy(((struct gate_rules *)arg)->ks, name) != NULL;
 }
 
 int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
@@ -176,6 +189,10 @@ int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
 	if ((x = budget_config_parse(cfg->raw, &r->bc, errs)))
 		rc = rc ? rc : x;
 	if ((x = toolpin_config_parse(cfg->raw, &r->tpc, errs)))
+		rc = rc ? rc : x;
+	if (r->ps && r->ks &&
+	    (x = oauth_config_parse(cfg->raw, rules_policy_exists, rules_team_exists, r,
+				    &r->oauth, errs)))
 		rc = rc ? rc : x;
 	if (rc == 0 && cfg->tool_lock)
 		r->tool_lock = cJSON_Duplicate(cfg->tool_lock, 1);
@@ -429,6 +446,8 @@ bool gate_workload_identity(struct gate *g, const char *cgroup_path, struct key_
 {
 	return keys_workload_identity(g->r.ks, cgroup_path, who) == 0;
 }
+
+const struct oauth_config *gate_oauth(const struct gate *g) { return g->r.oauth; }
 
 bool gate_has_workloads(const struct gate *g) { return keys_workload_count(g->r.ks) > 0; }
 

@@ -84,6 +84,10 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
  * its cgroup path as the kernel named it (NULL unknown). true with who filled, else false. */
 bool gate_workload_identity(struct gate *g, const char *cgroup_path, struct key_identity *who);
 bool gate_has_workloads(const struct gate *g);
+/* The OAuth resource server's config ("oauth", govern/oauth.h), NULL when there is none. A
+ * governance reload replaces it: do not keep it past the current request. */
+struct oauth_config;
+const struct oauth_config *gate_oauth(const struct gate *g);
 
 /* The catalogue was rebuilt: recompile policy views and per-tool costs. */
 void gate_catalog_changed(struct gate *g, const struct catalog *c);

@@ -16,6 +16,7 @@
 #include "govern/gate.h"
 #include "govern/keys.h"
 #include "govern/ratelimit.h"
+#include "mcp/transport/front_auth.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
 
@@ -162,6 +163,31 @@ static const char *presented_key(struct evhttp_request *req)
 	return evhttp_find_header(evhttp_request_get_input_headers(req), "x-bf-vk");
 }
 
+/* An OAuth access token (mcp/transport/front_auth.h), answered in the OpenAI error shape. */
+static int authenticate_token(struct llm_req *r, const char *token, const char *peer,
+			      const char *caller, struct failure *f)
+{
+	struct front_auth_refusal no;
+
+	if (front_auth_token(r->l->auth, r->l->gate, token, peer, caller[0] ? caller : NULL,
+			     &r->who, &no)) {
+		snprintf(r->who.workload, sizeof(r->who.workload), "%s", caller);
+		r->authed = true;
+		return 0;
+	}
+	snprintf(r->who.workload, sizeof(r->who.workload), "%s", caller);
+	if (no.www[0])
+		http_set_header(r->req, "WWW-Authenticate", no.www);
+	llm_set_failure(f, no.status,
+			no.status == 401 ? "authentication_error" : no.status == 403
+			? "permission_error" : no.status == 429 ? "rate_limit_error" : "api_error",
+			no.status == 401 ? "invalid_api_key" : no.status == 403
+			? "insufficient_scope" : no.status == 429 ? "auth_blocked" : "unavailable",
+			"%s", no.message);
+	f->retry_after_s = no.retry_after_s;
+	return -EACCES;
+}
+
 int llm_authenticate(struct llm_req *r, struct failure *f)
 {
 	char *peer = NULL;
@@ -169,13 +195,18 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 	const char *reason;
 	int64_t retry_ms;
 	enum gate_auth a;
+	const char *presented = presented_key(r->req);
+	bool token = r->l->auth && front_auth_is_token(r->l->gate, presented);
 
-	if (!gate_auth_required(r->l->gate))
+	/* An access token is checked even where keys are optional (as on the MCP endpoint). */
+	if (!gate_auth_required(r->l->gate) && !token)
 		return 0;
 	evhttp_connection_get_peer(r->evcon, &peer, &port);
 	char caller[sizeof(r->who.workload)];
 	memcpy(caller, r->who.workload, sizeof(caller));
-	a = gate_authenticate(r->l->gate, presented_key(r->req), peer, &r->who, &reason, &retry_ms);
+	if (token)
+		return authenticate_token(r, presented, peer, caller, f);
+	a = gate_authenticate(r->l->gate, presented, peer, &r->who, &reason, &retry_ms);
 	memcpy(r->who.workload, caller, sizeof(caller));
 	if (a == GATE_AUTH_OK && !keys_workload_allows(r->who.workloads, caller[0] ? caller : NULL)) {
 		/* A key bound to workloads, from elsewhere: as on the MCP endpoint. */

@@ -46,5 +46,8 @@ bool llm_owns_path(const char *path);
 /* caller: the caller's cgroup path as the kernel named it (NULL unknown), for keys bound to
  * workloads (govern/keys.h). */
 void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const char *caller);
+/* OAuth access tokens are checked by the listener's (mcp/transport/front_auth.h), borrowed. */
+struct front_auth;
+void llm_set_auth(struct llm *l, struct front_auth *a);
 
 #endif

@@ -105,6 +105,7 @@ struct llm {
 	struct ratelimit *rl_req, *rl_tok;     /* requests, and tokens, per key/provider/model */
 	struct list_head reqs;                 /* in flight */
 	struct hmap *sessions;                 /* key id -> its MCP session id (tool calls) */
+	struct front_auth *auth;               /* OAuth access tokens (the front's), or NULL */
 };
 
 /* What the agent is told when a request fails, and what the record says. */

@@ -119,6 +119,8 @@ void llm_record(struct llm_req *r, int status, const struct failure *f)
 										: "messages") : NULL;
 	struct audit_llm a = {
 		.key = r->authed ? r->who.id : NULL, .team = r->authed ? r->who.team : NULL,
+		.policy = r->authed ? r->who.policy : NULL,
+		.workload = r->authed && r->who.workload[0] ? r->who.workload : NULL,
 		.endpoint = endpoint_name(r->ep),
 		.provider = r->prov ? r->prov->name : NULL,
 		.model = r->model ? r->model->name : NULL,
@@ -486,6 +488,8 @@ bool llm_owns_path(const char *path)
 {
 	return path && !strncmp(path, "/v1/", 4);
 }
+
+void llm_set_auth(struct llm *l, struct front_auth *a) { l->auth = a; }
 
 void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const char *caller)
 {

@@ -53,6 +53,7 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.session = c->s && !c->s->stateless ? c->s->id : NULL,
 		.key = c->has_who ? c->who.id : NULL,
 		.team = c->has_who ? c->who.team : NULL,
+		.policy = c->has_who ? c->who.policy : NULL,
 		.workload = c->has_who && c->who.workload[0] ? c->who.workload : NULL,
 		.redirected_from = c->s && c->s->redirected_from[0] ? c->s->redirected_from : NULL,
 		.method = c->method->name,

@@ -96,14 +96,16 @@ static void add_session(cJSON *o, const char *session)
 	cJSON_AddStringToObject(o, "session", sid);
 }
 
-/* The key's id and, when it has one, its team. */
-static void add_key(cJSON *o, const char *key, const char *team)
+/* The key's id and, when it has them, its team and its own policy. */
+static void add_key(cJSON *o, const char *key, const char *team, const char *policy)
 {
 	if (!key)
 		return;
 	cJSON_AddStringToObject(o, "key", key);
 	if (team && *team)
 		cJSON_AddStringToObject(o, "team", team);
+	if (policy && *policy)
+		cJSON_AddStringToObject(o, "policy", policy);
 }
 
 void audit_decision(const struct audit_decision *d)
@@ -116,7 +118,7 @@ void audit_decision(const struct audit_decision *d)
 		return;
 	/* Out of memory: whatever could be added is recorded (alloc.h's policy for records). */
 	add_session(o, d->session);
-	add_key(o, d->key, d->team);
+	add_key(o, d->key, d->team, d->policy);
 	jsonfmt_add_opt(o, "workload", d->workload);
 	if (d->redirected_from) {
 		jsonfmt_add_opt(o, "original_destination", d->redirected_from);
@@ -163,7 +165,8 @@ void audit_llm(const struct audit_llm *r)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	add_key(o, r->key, r->team);
+	add_key(o, r->key, r->team, r->policy);
+	jsonfmt_add_opt(o, "workload", r->workload);
 	cJSON_AddStringToObject(o, "endpoint", r->endpoint);
 	jsonfmt_add_opt(o, "provider", r->provider);
 	jsonfmt_add_opt(o, "model", r->model);

@@ -19,6 +19,7 @@
 struct audit_decision {
 	const char *session;        /* the full session id; recorded as its first 8 characters */
 	const char *key, *team;     /* NULL when authentication is off; team NULL or "" if none */
+	const char *policy;         /* the caller's own policy, NULL or "" if none */
 	const char *workload;       /* the caller's cgroup path (kernel-named), NULL unknown */
 	const char *redirected_from; /* transparent redirect: the address the agent connected to
 				      * ("10.0.0.5:8080"), NULL when it called the gateway itself */
@@ -43,6 +44,8 @@ void audit_decision(const struct audit_decision *d);
 /* One per LLM route request (llm/), answered or refused (docs/audit.md#llm). */
 struct audit_llm {
 	const char *key, *team;     /* NULL when authentication is off or failed */
+	const char *policy;         /* the caller's own policy, NULL or "" if none */
+	const char *workload;       /* the caller's cgroup path (kernel-named), NULL unknown */
 	const char *endpoint;       /* "chat.completions", "embeddings", "models" */
 	const char *provider, *model;   /* NULL when the request never named a usable one */
 	bool stream;

@@ -33,6 +33,7 @@
 #include "mcp/session.h"
 #include "mcp/stateless.h"
 #include "mcp/transport/conn_deadline.h"
+#include "mcp/transport/front_auth.h"
 #include "mcp/transport/redirect_in.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
@@ -55,6 +56,7 @@ struct front {
 	struct list_head parked;           /* requests waiting for the router to be ready */
 	struct conn_deadline *deadline;    /* a whole request within header_ms */
 	struct llm *llm;                   /* the /v1/ LLM route, or NULL */
+	struct front_auth *auth;           /* who a request comes from */
 	struct redirect_in *redirect;      /* the transparent-redirect listener, or NULL */
 	struct redirect_route rroute, *route; /* the request's, when it came redirected */
 };
@@ -677,81 +679,6 @@ static void handle_delete(struct front *f, struct evhttp_request *req,
 	evhttp_send_reply(req, 200, "OK", NULL);
 }
 
-/* The key from Authorization: Bearer or X-Api-Key. */
-static const char *presented_key(struct evhttp_request *req)
-{
-	const char *a = header(req, "Authorization");
-
-	if (a && !strncasecmp(a, "Bearer ", 7)) {
-		a += 7;
-		while (*a == ' ')
-			a++;
-		return a;
-	}
-	return header(req, "X-Api-Key");
-}
-
-/* The records name the caller as the kernel does (looked up once per connection). */
-static void caller_into(struct front *f, struct evhttp_request *req, struct key_identity *who)
-{
-	const char *caller = conn_deadline_caller(f->deadline, req, NULL);
-
-	who->workload[0] = '\0';
-	if (caller)
-		snprintf(who->workload, sizeof(who->workload), "%s", caller);
-}
-
-/* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
- * recorded with the key id when there is one, never the key. */
-static bool authenticate(struct front *f, struct evhttp_request *req, struct key_identity *who)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *peer = NULL;
-	ev_uint16_t port = 0;
-	const char *reason;
-	int64_t retry_ms;
-
-	evhttp_connection_get_peer(evcon, &peer, &port);
-	/* No key at all, from a keyless workload the kernel names: governed as that workload. */
-	const char *presented = presented_key(req);
-	if ((!presented || !*presented) && gate_has_workloads(f->gate) &&
-	    gate_workload_identity(f->gate, conn_deadline_caller(f->deadline, req, NULL), who))
-		return true;
-	enum gate_auth r = gate_authenticate(f->gate, presented, peer, who,
-					     &reason, &retry_ms);
-	if (r == GATE_AUTH_OK && who->workloads[0]) {
-		/* A key bound to workloads: the kernel names the caller, the key alone is not
-		 * enough. The same 401 as any refusal; the record says why and who called. */
-		const char *caller = conn_deadline_caller(f->deadline, req, NULL);
-
-		if (keys_workload_allows(who->workloads, caller))
-			return true;
-		metrics_auth_workload_refused();
-		audit_auth_workload("key used outside its workload", who->id, peer,
-				    caller ? caller : "unknown");
-		http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
-		send_error(req, 401, "Unauthorized", -32001,
-			   "this key may not be used from this workload");
-		return false;
-	}
-	if (r == GATE_AUTH_OK)
-		return true;
-	audit_auth(reason, who->id, peer);
-	if (r == GATE_AUTH_BLOCKED) {
-		char ra[32];
-		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
-		http_set_header(req, "Retry-After", ra);
-		send_error(req, 429, "Too Many Requests", -32001,
-			   "too many failed authentications from this address; retry later");
-		return false;
-	}
-	http_set_header(req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
-	send_error(req, 401, "Unauthorized", -32001,
-		   r == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer <key>"
-					  : "invalid key");
-	return false;
-}
-
 static void on_request(struct evhttp_request *req, void *arg);
 
 static void parked_closed(struct evhttp_connection *evcon, void *arg)
@@ -830,6 +757,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 			evbuffer_free(b);
 		return;
 	}
+	/* RFC 9728: where an OAuth client learns which authorization server to ask. */
+	if (cmd == EVHTTP_REQ_GET && front_auth_metadata(f->auth, f->gate, req, path))
+		return;
 	/* /v1/: the LLM route (llm/), which needs no catalogue (the MCP path, wherever it is,
 	 * stays MCP's) */
 	int redir = f->redirect ? redirect_in_route(f->redirect, f->deadline, req, path,
@@ -865,21 +795,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	struct key_identity who;
-	const struct key_identity *whop = NULL;
-	if (gate_auth_required(f->gate)) {
-		if (!authenticate(f, req, &who))
-			return;
-		whop = &who;
-		caller_into(f, req, &who);
-	} else if (gate_has_workloads(f->gate)) {
-		/* Keys are optional here, but a keyless workload is still governed as itself. */
-		const char *k = presented_key(req);
-		if ((!k || !*k) && gate_workload_identity(
-			    f->gate, conn_deadline_caller(f->deadline, req, NULL), &who)) {
-			whop = &who;
-			caller_into(f, req, &who);
-		}
-	}
+	enum front_auth_result ar = front_auth_identify(f->auth, f->gate, f->deadline, req,
+							  &who);
+	if (ar == FRONT_AUTH_REFUSED)
+		return;
+	const struct key_identity *whop = ar == FRONT_AUTH_IDENTIFIED ? &who : NULL;
 	switch (cmd) {
 	case EVHTTP_REQ_POST:
 		handle_post(f, req, whop);
@@ -924,6 +844,7 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct gate *g
 	f->gate = gate;
 	f->r = r;
 	apply_limits(f);
+	front_auth_configure(f->auth, gate, cfg->listen_host, f->port, cfg->mcp_path);
 	if (!list_empty(&f->parked))
 		router_when_ready(r, unpark, f);
 }
@@ -945,6 +866,8 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
 	rc = conn_deadline_new(base, cfg->header_timeout_ms, METRICS_LISTENER_AGENT,
 			       &f->deadline);
+	if (rc == 0)
+		rc = front_auth_new(base, &f->auth);
 	if (rc)
 		goto fail;
 	rc = -ENOMEM;
@@ -960,6 +883,7 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	if (rc)
 		goto fail;
 	f->loopback = listener_is_loopback(cfg->listen_host);
+	front_auth_configure(f->auth, gate, cfg->listen_host, f->port, cfg->mcp_path);
 	tv.tv_sec = KEEPALIVE_MS / 1000;
 	tv.tv_usec = 0;
 	event_add(f->keepalive, &tv);
@@ -988,10 +912,16 @@ void front_free(struct front *f)
 	if (f->http)
 		evhttp_free(f->http);  /* frees every connection: our references go after */
 	conn_deadline_free(f->deadline);
+	front_auth_free(f->auth);
 	free(f);
 }
 
 int front_port(const struct front *f) { return f->port; }
-void front_set_llm(struct front *f, struct llm *l) { f->llm = l; }
+void front_set_llm(struct front *f, struct llm *l)
+{
+	f->llm = l;
+	if (l)
+		llm_set_auth(l, f->auth);
+}
 struct evhttp *front_http(struct front *f) { return f->http; }
 void front_set_redirect(struct front *f, struct redirect_in *ri) { f->redirect = ri; }
