@@ -185,30 +185,38 @@ static void reserve(struct http_parser *p, size_t need)
 /* Take head bytes until the blank line; returns bytes consumed or an error. */
 static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 {
-	size_t from = p->len > 3 ? p->len - 3 : 0, take = n, i;
+	size_t take = n, head_len = 0, j;
 	int rc;
 
 	if (p->len + take > HTTP_HEAD_MAX)
 		take = HTTP_HEAD_MAX - p->len;
 	reserve(p, p->len + take + 1);
 	memcpy(p->buf + p->len, d, take);
-	p->len += take;
-	for (i = from; i + 3 < p->len; i++) {
-		if (p->buf[i] == '\r' && p->buf[i + 1] == '\n' && p->buf[i + 2] == '\r' &&
-		    p->buf[i + 3] == '\n')
+	/* Find the blank line. A LF not after a CR is refused at once rather than waiting for a
+	 * blank line that may never come. */
+	for (j = p->len; j < p->len + take; j++) {
+		if (p->buf[j] != '\n')
+			continue;
+		if (j == 0 || p->buf[j - 1] != '\r')
+			return fail(p, -EPROTO);
+		if (j >= 3 && p->buf[j - 2] == '\n' && p->buf[j - 3] == '\r') {
+			head_len = j + 1;
 			break;
+		}
 	}
-	if (i + 3 >= p->len)
+	if (!head_len) {
+		p->len += take;
 		return p->len >= HTTP_HEAD_MAX ? fail(p, -EMSGSIZE) : (ssize_t)take;
-	size_t head_len = i + 4, used = take - (p->len - head_len);
+	}
+	size_t used = head_len - p->len;
 	/* CRLF -> NUL NUL; a lone CR or LF anywhere is malformed */
-	for (size_t j = 0; j < head_len; j++) {
-		char c = p->buf[j];
+	for (size_t k = 0; k < head_len; k++) {
+		char c = p->buf[k];
 		if (c == '\r') {
-			if (p->buf[j + 1] != '\n')
+			if (p->buf[k + 1] != '\n')
 				return fail(p, -EPROTO);
-			p->buf[j] = p->buf[j + 1] = '\0';
-			j++;
+			p->buf[k] = p->buf[k + 1] = '\0';
+			k++;
 		} else if (c == '\n' || c == '\0') {
 			return fail(p, -EPROTO);
 		}
