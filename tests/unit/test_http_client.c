@@ -205,6 +205,7 @@ enum script {
 	S_CLOSE_AFTER,          /* answer with Connection: close, then close */
 	S_SILENT_CLOSE,         /* read the request, close without a byte */
 	S_CLOSE_ON_REUSE,       /* answer the first request; close on the second, silently */
+	S_PARTIAL_ON_REUSE,     /* answer the first; on the second, half a head and close */
 	S_GARBAGE,              /* answer plus a second, unasked answer */
 	S_TO_THE_END,           /* a close-delimited body */
 	S_SLOW_CHUNKS,          /* a chunked body, a few bytes per timer tick */
@@ -295,6 +296,13 @@ static bool serve(struct sconn *s)
 	case S_CLOSE_ON_REUSE:
 		if (s->served > 1)
 			break;
+		reply(s, ok);
+		return true;
+	case S_PARTIAL_ON_REUSE:
+		if (s->served > 1) {
+			reply(s, "HTTP/1.1 200 OK\r\nContent-Le");
+			break;
+		}
 		reply(s, ok);
 		return true;
 	case S_GARBAGE:
@@ -535,6 +543,21 @@ static void test_retry_on_reused(void)
 	CU_ASSERT_EQUAL(st.retries, st0.retries + 1);
 	CU_ASSERT_EQUAL(srv.accepts, 2);
 	CU_ASSERT_EQUAL(srv.requests, 3);
+
+	/* an answer that began and was cut: an error, never retried (the call may have run) */
+	while (sconns)                  /* the pool empties: the next one is fresh */
+		sconn_close(sconns);
+	spin(30);
+	srv.script = S_PARTIAL_ON_REUSE;
+	post(p, "{\"third\":1}", 2000, &r);
+	CU_ASSERT(r.err == 0);
+	srv.requests = 0;
+	http_pool_stats(p, &st0);
+	post(p, "{\"fourth\":1}", 2000, &r);
+	CU_ASSERT_EQUAL(r.err, -ECONNRESET);
+	CU_ASSERT_EQUAL(srv.requests, 1);
+	http_pool_stats(p, &st);
+	CU_ASSERT_EQUAL(st.retries, st0.retries);
 
 	/* on a fresh connection, an early close is an error and never retried */
 	srv.script = S_SILENT_CLOSE;

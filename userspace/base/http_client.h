@@ -30,7 +30,7 @@
 #include "base/http_parse.h"
 
 #define HTTP_POOL_IDLE_MAX      64              /* idle connections kept per pool */
-#define HTTP_POOL_CONN_MAX      1024            /* open connections per pool */
+#define HTTP_POOL_CONN_MAX      16384           /* open per pool (GET streams hold one each) */
 #define HTTP_IDLE_EXPIRY_MS     60000           /* an idle connection is closed after this */
 #define HTTP_READ_BUF           16384
 

@@ -108,7 +108,11 @@ int http_endpoint_new(const char *url, const char *name, struct http_endpoint **
 	}
 	ep = xcalloc(1, sizeof(*ep));
 	ep->url = xstrdup(url);
-	if (is_ip && strcasecmp(scheme, "http") == 0 &&
+	/* credentials in the URL (Basic auth) are libcurl's business */
+	char *user = NULL;
+	bool creds = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user;
+	curl_free(user);
+	if (is_ip && !creds && strcasecmp(scheme, "http") == 0 &&
 	    http_pool_get(bare, (unsigned)strtoul(port, NULL, 10), &ep->pool) == 0) {
 		char *p = NULL;
 		size_t tl = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
