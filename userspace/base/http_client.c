@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -189,7 +188,7 @@ static int conn_new(struct http_pool *pool, struct conn **out)
 		free(c);
 		return err;
 	}
-	/* one writev per request: nothing to gain from Nagle, only a delayed-ACK stall */
+	/* one gathered write per request: nothing to gain from Nagle, only a delayed-ACK stall */
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->rd = event_new(g.base, c->fd, EV_READ | EV_PERSIST, on_read, c);
 	c->wr = event_new(g.base, c->fd, EV_WRITE, on_write, c);
@@ -287,7 +286,9 @@ static int send_some(struct conn *c)
 			size_t off = r->sent > r->head_len ? r->sent - r->head_len : 0;
 			iov[n++] = (struct iovec){ (char *)r->body + off, r->body_len - off };
 		}
-		ssize_t w = writev(c->fd, iov, n);
+		/* writev with MSG_NOSIGNAL: a reset peer is EPIPE, never SIGPIPE */
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN) {

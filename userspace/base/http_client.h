@@ -4,10 +4,10 @@
  * One pool of keep-alive connections per upstream address (an IP literal and a port: names are
  * resolved by libcurl's threaded resolver, never here, so no lookup blocks the loop). A
  * connection is a state machine (one enum, one transition function): non-blocking connect with
- * TCP_NODELAY, the request written with one writev, the answer read into the connection's
- * reused buffer and parsed by base/http_parse. The socket's read event stays registered for
- * the connection's whole life, pooled or busy: a server that closes a pooled connection is seen
- * at once (EOF on the idle read) and no epoll_ctl is made per request.
+ * TCP_NODELAY, the request written with one gathered sendmsg, the answer read into the
+ * connection's reused buffer and parsed by base/http_parse. The socket's read event stays
+ * registered for the connection's whole life, pooled or busy: a server that closes a pooled
+ * connection is seen at once (EOF on the idle read) and no epoll_ctl is made per request.
  *
  * Retry rule: a request that fails on a REUSED connection before any byte of the answer came
  * back (the server closed it while our request was on the way: its keep-alive timeout) is sent
