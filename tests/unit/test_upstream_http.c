@@ -4,8 +4,9 @@
  * only): initialize, session id, initialized, tools/list, tools/call with SSE answers and
  * progress, an expired session after a server restart, DELETE on destroy. Against a scripted
  * evhttp server on the same loop, for what server-everything never does: JSON answers, 404,
- * 502, non-JSON and oversized bodies, SSE polling (priming event, retry, GET + Last-Event-ID).
- * And against plain sockets: connection refused, and a peer that never answers.
+ * 502, non-JSON and oversized bodies, SSE polling (priming event, retry, GET + Last-Event-ID);
+ * those run on the own HTTP client (URLs with an IP address), one session with a host name on
+ * libcurl. And against plain sockets: connection refused, and a peer that never answers.
  */
 #include "mcp/transport/upstream_http.h"
 
@@ -888,6 +889,40 @@ static void test_reentrant_callbacks(void)
 	fake_stop();
 }
 
+/* A host name goes through libcurl (its resolver keeps DNS off the loop), an IP address
+ * through the own client: the same session either way. */
+static void test_libcurl_path(void)
+{
+	char url[64];
+	struct upstream_config cfg;
+	struct config_header hdr = { "X-Api-Key", "k-123" };
+	struct transport *t = NULL;
+	int rc;
+
+	CU_ASSERT_FATAL(fake_start() == 0);
+	snprintf(url, sizeof(url), "http://localhost:%d/mcp", fake.port);
+	cfg = make_cfg(url, 3000);
+	cfg.headers = &hdr;
+	cfg.nheaders = 1;
+	if ((rc = upstream_http_new(base, &cfg, &cbs, &t)) == -ENOTSUP) {
+		printf("skipped: this libcurl resolves names synchronously ");
+		fake_stop();
+		return;
+	}
+	CU_ASSERT_FATAL(rc == 0);
+	CU_ASSERT_PTR_NOT_NULL(call(t, 1, "initialize", init_params(), 3000));
+	CU_ASSERT_STRING_EQUAL(upstream_http_session_id(t), "fake-1");
+	fake.get_405 = true;
+	notify(t, "notifications/initialized");
+	CU_ASSERT_PTR_NOT_NULL(call(t, 2, "tools/call", tool_params("json"), 3000));
+	CU_ASSERT(fake.with_api_key >= 2);
+	transport_destroy(t);
+	CU_ASSERT(run_until(deleted, NULL, 3000));
+	CU_ASSERT_STRING_EQUAL(fake.delete_sid, "fake-1");
+	got_reset();
+	fake_stop();
+}
+
 static void test_bad_config(void)
 {
 	struct upstream_config cfg = make_cfg("ftp://127.0.0.1/mcp", 1000);
@@ -951,6 +986,7 @@ int main(void)
 		{ "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE", test_scripted_answers },
 		{ "scripted: 404 means the session expired", test_scripted_404 },
 		{ "scripted: send and destroy from inside callbacks", test_reentrant_callbacks },
+		{ "scripted: a host name goes through libcurl", test_libcurl_path },
 		{ "server-everything: session, tools, progress, DELETE", test_everything_session },
 		{ "server-everything: restarted server, session expired", test_everything_session_expired },
 		{ NULL, NULL },

@@ -1,15 +1,15 @@
-/* upstream_http: an MCP session over Streamable HTTP on libcurl's multi socket interface,
- * which curl_loop drives from the daemon's libevent loop.
+/* upstream_http: an MCP session over Streamable HTTP on the loop, each HTTP exchange run by
+ * mcp/transport/http_exchange (the project's own keep-alive client for http://, libcurl for
+ * https://).
  *
  * Each transport_send() is one "call": a POST, possibly followed by GETs with Last-Event-ID when
  * an SSE answer ends before the response (SEP-1699 polling). The standalone GET stream and the
- * DELETE at destroy are calls too. Curl callbacks only parse and queue; the transport callbacks
- * run from a queue drained after curl returns, so a callee may send or destroy from inside its
- * callback without re-entering curl.
+ * DELETE at destroy are calls too. Exchange callbacks only parse and queue; the transport
+ * callbacks run from a queue drained after each batch of them, so a callee may send or destroy
+ * from inside its callback without re-entering the HTTP client.
  */
 #include "mcp/transport/upstream_http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -27,7 +26,7 @@
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
-#include "base/curl_loop.h"
+#include "mcp/transport/http_exchange.h"
 #include "mcp/transport/sse.h"
 #include "observe/trace.h"
 
@@ -46,13 +45,14 @@ enum body_mode { BODY_UNKNOWN, BODY_SSE, BODY_JSON, BODY_SNIPPET };
 struct http_transport;
 
 struct call {
-	struct curl_xfer xfer;          /* the easy handle's CURLOPT_PRIVATE */
 	struct list_head link;          /* in the transport's calls, or the orphans */
 	struct http_transport *h;       /* NULL for an orphan (the DELETE after destroy) */
 	enum call_kind kind;
-	CURL *easy;
-	struct curl_slist *hdrs;
+	struct http_exchange *x;        /* the current HTTP exchange, NULL between them */
+	char *hdrs;                     /* its request headers, "Name: value\r\n" lines */
+	size_t hdrs_len, hdrs_cap;
 	char *body;                     /* POST body */
+	size_t body_len;
 	cJSON *id;                      /* request id; NULL for notifications and responses */
 	bool initialize;                /* an initialize request: its answer sets the session */
 	bool initialized;               /* notifications/initialized: opens the GET stream */
@@ -70,7 +70,6 @@ struct call {
 	uint64_t deadline;              /* monotonic ms; 0: none */
 	struct event *timer;            /* reconnect delay */
 	unsigned backoff_ms;
-	char errbuf[CURL_ERROR_SIZE];
 	char traceparent[TRACE_PARENT_LEN + 1], tracestate[TRACE_STATE_MAX + 1];  /* or "" */
 };
 
@@ -79,6 +78,7 @@ struct http_transport {
 	struct list_head link;          /* in g.transports */
 	struct list_head calls;
 	struct call *stream;            /* the standalone GET stream, also in calls */
+	struct http_endpoint *ep;       /* the configured URL */
 	char *session_id;
 	char *protocol_version;
 	unsigned session_gen;           /* bumped whenever the session is dropped */
@@ -204,13 +204,10 @@ static void drain(void)
 
 /* ---- calls ---- */
 
-static void on_done(struct curl_xfer *x, CURLcode res);
-
 static struct call *call_new(struct http_transport *h, enum call_kind kind)
 {
 	struct call *c = xcalloc(1, sizeof(*c));
 
-	c->xfer.done = on_done;
 	c->h = h;
 	c->kind = kind;
 	list_add(&c->link, h ? &h->calls : &g.orphans);
@@ -220,7 +217,9 @@ static struct call *call_new(struct http_transport *h, enum call_kind kind)
 /* Stop the current transfer, if any; the call itself stays. */
 static void call_stop(struct call *c)
 {
-	curl_xfer_end(&c->easy, &c->hdrs);
+	http_exchange_cancel(c->x);
+	c->x = NULL;
+	c->hdrs_len = 0;
 	if (c->buf)
 		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
 	c->mode = BODY_UNKNOWN;
@@ -238,6 +237,7 @@ static void call_free(struct call *c)
 	if (c->timer)
 		event_free(c->timer);
 	evbuffer_free(c->buf);
+	free(c->hdrs);
 	sse_parser_free(c->sse);
 	cJSON_Delete(c->id);
 	free(c->body);
@@ -252,7 +252,7 @@ static void session_clear(struct http_transport *h)
 	h->session_gen++;
 }
 
-/* ---- curl callbacks: parse and queue only, never call back into curl or the caller ---- */
+/* ---- exchange callbacks: parse and queue only, never call back into the client or caller ---- */
 
 static int take_message(struct call *c, cJSON *msg)
 {
@@ -310,15 +310,12 @@ static int on_sse_event(void *arg, const struct sse_event *ev)
 }
 
 /* The status line and headers are complete: learn status, body kind and session id. */
-static void begin_body(struct call *c)
+static int on_head(void *arg, struct http_exchange *x, int status)
 {
-	char *ctype = NULL;
-	struct curl_header *hdr = NULL;
+	struct call *c = arg;
+	const char *ctype = http_exchange_header(x, "Content-Type"), *sid;
 
-	if (curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status) != CURLE_OK)
-		c->status = 0;
-	if (curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ctype) != CURLE_OK)
-		ctype = NULL;
+	c->status = status;
 	if (c->status < 200 || c->status > 299)
 		c->mode = BODY_SNIPPET;
 	else if (ctype && strncasecmp(ctype, "text/event-stream", 17) == 0)
@@ -328,9 +325,9 @@ static void begin_body(struct call *c)
 	if (c->mode == BODY_SSE && c->sse)
 		sse_parser_reset(c->sse);
 	if (c->initialize && c->h && c->mode != BODY_SNIPPET &&
-	    curl_easy_header(c->easy, "Mcp-Session-Id", 0, CURLH_HEADER, -1, &hdr) == CURLHE_OK) {
-		if (visible_ascii(hdr->value, strlen(hdr->value))) {
-			char *dup = strdup(hdr->value);
+	    (sid = http_exchange_header(x, "Mcp-Session-Id"))) {
+		if (visible_ascii(sid, strlen(sid))) {
+			char *dup = strdup(sid);
 			if (dup) {
 				free(c->h->session_id);
 				c->h->session_id = dup;
@@ -340,22 +337,21 @@ static void begin_body(struct call *c)
 				 name_of(c->h));
 		}
 	}
+	return 0;
 }
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+static int on_body(void *arg, const char *ptr, size_t n)
 {
 	struct call *c = arg;
-	size_t n = size * nmemb, room;
+	size_t room;
 	int rc;
 
-	if (c->mode == BODY_UNKNOWN)
-		begin_body(c);
 	switch (c->mode) {
 	case BODY_SSE:
 		if (!c->sse && sse_parser_new(HTTP_MAX_BODY, on_sse_event, c, &c->sse) != 0) {
 			c->err = -ENOMEM;
 			snprintf(c->why, sizeof(c->why), "out of memory");
-			return 0;
+			return c->err;
 		}
 		if ((rc = sse_parser_feed(c->sse, ptr, n)) != 0) {
 			c->err = rc == -EMSGSIZE ? -EMSGSIZE : rc == -ENOMEM ? -ENOMEM : -EPROTO;
@@ -363,41 +359,48 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 				 rc == -EMSGSIZE ? "event from upstream larger than 16 MiB" :
 				 rc == -ENOMEM ? "out of memory" :
 				 "non-JSON message from upstream");
-			return 0;
+			return c->err;
 		}
-		return n;
+		return 0;
 	case BODY_JSON:
 		if (evbuffer_get_length(c->buf) + n > HTTP_MAX_BODY) {
 			c->err = -EMSGSIZE;
 			snprintf(c->why, sizeof(c->why), "answer from upstream larger than 16 MiB");
-			return 0;
+			return c->err;
 		}
 		if (evbuffer_add(c->buf, ptr, n) != 0) {
 			c->err = -ENOMEM;
 			snprintf(c->why, sizeof(c->why), "out of memory");
-			return 0;
+			return c->err;
 		}
-		return n;
+		return 0;
 	default:
 		room = HTTP_ERR_SNIPPET - evbuffer_get_length(c->buf);
 		if (room && evbuffer_add(c->buf, ptr, n < room ? n : room) != 0)
-			return 0;
-		return n;
+			return -ENOMEM;
+		return 0;
 	}
 }
 
 /* ---- starting transfers ---- */
 
-static int add_header(struct curl_slist **l, const char *name, const char *value)
+/* Append "name: value\r\n" to c's request headers. */
+static int add_header(struct call *c, const char *name, const char *value)
 {
-	char line[8192];
-	struct curl_slist *n;
+	size_t nl = strlen(name), vl = strlen(value), need = c->hdrs_len + nl + vl + 4;
 
-	if ((size_t)snprintf(line, sizeof(line), "%s: %s", name, value) >= sizeof(line))
+	if (nl + vl > 8192)
 		return -E2BIG;
-	if (!(n = curl_slist_append(*l, line)))
-		return -ENOMEM;
-	*l = n;
+	if (need > c->hdrs_cap) {
+		c->hdrs_cap = need < 512 ? 512 : need * 2;
+		c->hdrs = xrealloc(c->hdrs, c->hdrs_cap);
+	}
+	char *p = c->hdrs + c->hdrs_len;
+	memcpy(p, name, nl);
+	memcpy(p + nl, ": ", 2);
+	memcpy(p + nl + 2, value, vl);
+	memcpy(p + nl + 2 + vl, "\r\n", 2);
+	c->hdrs_len = need;
 	return 0;
 }
 
@@ -408,75 +411,52 @@ static int build_headers(struct call *c, const struct http_transport *h, const c
 	const char *last;
 	int rc = 0;
 
-	if (accept && (rc = add_header(&c->hdrs, "Accept", accept)) != 0)
+	c->hdrs_len = 0;
+	if (accept && (rc = add_header(c, "Accept", accept)) != 0)
 		return rc;
 	if (c->body && !c->resuming) {
-		if ((rc = add_header(&c->hdrs, "Content-Type", "application/json")) != 0)
+		if ((rc = add_header(c, "Content-Type", "application/json")) != 0)
 			return rc;
-		/* no "Expect: 100-continue" round trip for bodies above 1 KiB */
-		struct curl_slist *n = curl_slist_append(c->hdrs, "Expect:");
-		if (!n)
-			return -ENOMEM;
-		c->hdrs = n;
 	}
 	for (size_t i = 0; i < cfg->nheaders; i++)
-		if ((rc = add_header(&c->hdrs, cfg->headers[i].name, cfg->headers[i].value)) != 0)
+		if ((rc = add_header(c, cfg->headers[i].name, cfg->headers[i].value)) != 0)
 			return rc;
 	c->had_session = h->session_id != NULL;
 	c->session_gen = h->session_gen;
-	if (h->session_id && (rc = add_header(&c->hdrs, "Mcp-Session-Id", h->session_id)) != 0)
+	if (h->session_id && (rc = add_header(c, "Mcp-Session-Id", h->session_id)) != 0)
 		return rc;
 	if (h->protocol_version &&
-	    (rc = add_header(&c->hdrs, "MCP-Protocol-Version", h->protocol_version)) != 0)
+	    (rc = add_header(c, "MCP-Protocol-Version", h->protocol_version)) != 0)
 		return rc;
 	if (c->resuming && c->sse && (last = sse_parser_last_id(c->sse)) &&
-	    (rc = add_header(&c->hdrs, "Last-Event-ID", last)) != 0)
+	    (rc = add_header(c, "Last-Event-ID", last)) != 0)
 		return rc;
-	if (c->traceparent[0] && (rc = add_header(&c->hdrs, "traceparent", c->traceparent)) == 0)
-		rc = c->tracestate[0] ? add_header(&c->hdrs, "tracestate", c->tracestate) : 0;
+	if (c->traceparent[0] && (rc = add_header(c, "traceparent", c->traceparent)) == 0)
+		rc = c->tracestate[0] ? add_header(c, "tracestate", c->tracestate) : 0;
 	return rc;
 }
 
-#define SET(opt, val) do {                                              \
-	if (curl_easy_setopt(e, opt, val) != CURLE_OK)                  \
-		goto fail;                                              \
-} while (0)
+static void on_done(void *arg, int err, const char *why, const char *detail);
 
-/* Start one HTTP transfer for c: POST (body), GET (stream or resume) or DELETE. */
-static int call_start(struct call *c, const char *url, long timeout_ms, long connect_ms)
+static const struct http_exchange_cb exchange_cb = { on_head, on_body, on_done };
+
+/* Start one HTTP exchange for c: POST (body), GET (stream or resume) or DELETE. */
+static int call_start(struct call *c, const struct http_endpoint *ep, long timeout_ms,
+		      long connect_ms)
 {
-	CURL *e = curl_easy_init();
-	int rc = -ENOMEM;
+	bool post = c->kind != CALL_DELETE && c->body && !c->resuming;
+	struct http_exchange_req r = {
+		.method = c->kind == CALL_DELETE ? "DELETE" : post ? "POST" : "GET",
+		.headers = c->hdrs, .headers_len = c->hdrs_len,
+		.body = post ? c->body : NULL, .body_len = post ? c->body_len : 0,
+		.timeout_ms = timeout_ms, .connect_ms = connect_ms,
+	};
 
-	if (!e)
-		return -ENOMEM;
 	if (!c->buf && !(c->buf = evbuffer_new()))
-		goto out;
-	rc = -EINVAL;
-	if (curl_xfer_setup(e, &c->xfer, &(struct curl_xfer_opts){
-				.url = url, .user_agent = "mcpwarden", .write = write_cb, .data = c,
-				.errbuf = c->errbuf, .headers = c->hdrs }))
-		goto fail;
-	if (connect_ms > 0)
-		SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-	if (timeout_ms > 0)
-		SET(CURLOPT_TIMEOUT_MS, timeout_ms);
-	if (c->kind == CALL_DELETE) {
-		SET(CURLOPT_CUSTOMREQUEST, "DELETE");
-	} else if (c->body && !c->resuming) {
-		SET(CURLOPT_POSTFIELDS, c->body);
-		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
-	}
+		return -ENOMEM;
+	c->mode = BODY_UNKNOWN;
 	c->delivered = false;
-	if (curl_multi_add_handle(curl_loop_multi(), e) != CURLM_OK)
-		goto out;
-	c->easy = e;
-	return 0;
-fail:
-	log_error("upstream http: curl_easy_setopt failed");
-out:
-	curl_easy_cleanup(e);
-	return rc;
+	return http_exchange_start(ep, &r, &exchange_cb, c, &c->x);
 }
 
 static long remaining_ms(const struct call *c)
@@ -497,7 +477,7 @@ static int post_start(struct call *c)
 	rc = build_headers(c, c->h, c->resuming ? "text/event-stream" :
 			   "application/json, text/event-stream");
 	if (rc == 0)
-		rc = call_start(c, cfg->url, remaining_ms(c), cfg->connect_timeout_ms);
+		rc = call_start(c, c->h->ep, remaining_ms(c), cfg->connect_timeout_ms);
 	return rc;
 }
 
@@ -506,7 +486,7 @@ static int stream_start(struct call *c)
 	const struct upstream_config *cfg = c->h->t.cfg;
 	int rc = build_headers(c, c->h, "text/event-stream");
 
-	return rc ? rc : call_start(c, cfg->url, 0, cfg->connect_timeout_ms);
+	return rc ? rc : call_start(c, c->h->ep, 0, cfg->connect_timeout_ms);
 }
 
 static void timer_fired(evutil_socket_t fd, short what, void *arg);
@@ -515,7 +495,7 @@ static int call_arm(struct call *c, long delay_ms)
 {
 	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
 
-	if (!c->timer && !(c->timer = evtimer_new(curl_loop_base(), timer_fired, c)))
+	if (!c->timer && !(c->timer = evtimer_new(c->h->t.base, timer_fired, c)))
 		return -ENOMEM;
 	return evtimer_add(c->timer, &tv) == 0 ? 0 : -ENOMEM;
 }
@@ -537,37 +517,6 @@ static void open_stream(struct http_transport *h)
 }
 
 /* ---- finished transfers ---- */
-
-/* Map a failed transfer to an errno and a short reason for the caller's JSON-RPC error. The
- * reason names no address (it may reach the agent); curl's detail goes to the log. */
-static int curl_err(CURLcode res, const struct call *c, const char **why)
-{
-	int err;
-
-	switch (res) {
-	case CURLE_COULDNT_CONNECT:
-		err = -ECONNREFUSED, *why = "cannot connect to upstream";
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		err = -ETIMEDOUT, *why = "upstream did not answer in time";
-		break;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		err = -EHOSTUNREACH, *why = "cannot resolve upstream host";
-		break;
-	case CURLE_GOT_NOTHING:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_PARTIAL_FILE:
-		err = -ECONNRESET, *why = "upstream closed the connection";
-		break;
-	default:
-		err = -EPROTO, *why = "HTTP transfer to upstream failed";
-		break;
-	}
-	log_warn("upstream %s: %s: %s", name_of(c->h), *why,
-		 c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
-	return err;
-}
 
 /* A lost session: 404 to a request that carried the session id (the spec). The SDK's example
  * servers, server-everything among them, answer 400 with a JSON-RPC error about the session
@@ -634,10 +583,9 @@ static bool schedule_resume(struct call *c)
 	return true;
 }
 
-static void post_done(struct call *c, CURLcode res)
+static void post_done(struct call *c, int err, const char *reason)
 {
 	char why[WHY_MAX];
-	int err;
 
 	/* Once the response is in, whatever the stream does next is no concern of the caller. */
 	if (c->answered)
@@ -646,9 +594,7 @@ static void post_done(struct call *c, CURLcode res)
 		fail_call(c, c->err, c->why);
 		return;
 	}
-	if (res != CURLE_OK) {
-		const char *reason;
-		err = curl_err(res, c, &reason);
+	if (err) {
 		if (err == -ECONNRESET && c->mode == BODY_SSE && schedule_resume(c))
 			return;
 		fail_call(c, err, reason);
@@ -691,30 +637,29 @@ done:
 	call_free(c);
 }
 
-static void stream_done(struct call *c, CURLcode res)
+static void stream_done(struct call *c, int err, const char *detail)
 {
 	struct http_transport *h = c->h;
 	long delay;
 
-	if (res == CURLE_OK && c->status == 405) {
+	if (err == 0 && c->status == 405) {
 		log_info("upstream %s: no GET stream offered (405)", name_of(h));
 		call_free(c);
 		return;
 	}
-	if (res == CURLE_OK && session_lost(c)) {
+	if (err == 0 && session_lost(c)) {
 		expire_session(h);
 		return;
 	}
-	if (res == CURLE_OK && c->status >= 400 && c->status < 500) {
+	if (err == 0 && c->status >= 400 && c->status < 500) {
 		log_warn("upstream %s: GET stream refused: HTTP %ld", name_of(h), c->status);
 		call_free(c);
 		return;
 	}
 	if (c->err)
 		log_warn("upstream %s: GET stream dropped: %s", name_of(h), c->why);
-	else if (res != CURLE_OK)
-		log_info("upstream %s: GET stream ended: %s", name_of(h),
-			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+	else if (err)
+		log_info("upstream %s: GET stream ended: %s", name_of(h), detail);
 	/* Reconnect with backoff while the session lives; a stream that carried messages was
 	 * healthy, so start the backoff again. Honour the server's retry as a floor. */
 	if (c->delivered)
@@ -732,29 +677,26 @@ static void stream_done(struct call *c, CURLcode res)
 	}
 }
 
-static void call_done(struct call *c, CURLcode res)
+static void on_done(void *arg, int err, const char *why, const char *detail)
 {
-	if (c->mode == BODY_UNKNOWN)
-		begin_body(c);          /* no body at all (202, 405, ...) */
+	struct call *c = arg;
+
+	c->x = NULL;                    /* freed by http_exchange when this returns */
+	if (c->mode == BODY_UNKNOWN && !err)
+		c->mode = BODY_SNIPPET; /* no status at all */
 	if (!c->h) {                    /* the DELETE of a destroyed transport */
-		if (res != CURLE_OK || c->status >= 300)
-			log_debug("upstream http: session DELETE: %s",
-				  res != CURLE_OK ? curl_easy_strerror(res) : "HTTP error");
+		if (err || c->status >= 300)
+			log_debug("upstream http: session DELETE: %s", err ? detail : "HTTP error");
 		call_free(c);
 		return;
 	}
+	if (err && !c->err && c->kind != CALL_STREAM)
+		log_warn("upstream %s: %s: %s", name_of(c->h), why, detail);
 	if (c->kind == CALL_STREAM)
-		stream_done(c, res);
+		stream_done(c, err, detail);
 	else
-		post_done(c, res);
+		post_done(c, err, why);
 }
-
-static void on_done(struct curl_xfer *x, CURLcode res)
-{
-	call_done(container_of(x, struct call, xfer), res);
-}
-
-static const struct curl_loop_ops loop_ops = { drain };
 
 static void timer_fired(evutil_socket_t fd, short what, void *arg)
 {
@@ -770,14 +712,14 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
 			fail_call(c, rc, "cannot reconnect to upstream");
 		}
 	}
-	curl_loop_pump();
+	http_exchange_pump();
 }
 
 /* ---- public ---- */
 
 int upstream_http_init(struct event_base *base)
 {
-	int rc = curl_loop_init(base, &loop_ops);
+	int rc = http_exchange_init(base, drain);
 
 	if (rc == 0 && !g.queue.next) {
 		list_init(&g.transports);
@@ -794,12 +736,13 @@ static void transport_free(struct http_transport *h)
 		call_free(list_first_entry(&h->calls, struct call, link));
 	list_del(&h->link);
 	session_clear(h);
+	http_endpoint_free(h->ep);
 	free(h);
 }
 
 void upstream_http_shutdown(void)
 {
-	if (!curl_loop_multi())
+	if (!g.queue.next)
 		return;
 	while (!list_empty(&g.transports)) {
 		struct http_transport *h = list_first_entry(&g.transports, struct http_transport, link);
@@ -813,7 +756,7 @@ void upstream_http_shutdown(void)
 		list_del(&d->link);
 		delivery_free(d);
 	}
-	curl_loop_shutdown();
+	http_exchange_shutdown();
 	memset(&g, 0, sizeof(g));
 }
 
@@ -836,6 +779,7 @@ static int http_send(struct transport *t, const cJSON *msg)
 	c = call_new(h, CALL_POST);
 	if (!(c->body = jsonrpc_print((cJSON *)msg)))
 		goto fail;
+	c->body_len = strlen(c->body);
 	if (request) {
 		if (!(c->id = cJSON_Duplicate(id, true)))
 			goto fail;
@@ -874,7 +818,7 @@ static void delete_session(struct http_transport *h)
 		long connect_ms = cfg->connect_timeout_ms;
 		if (connect_ms <= 0 || connect_ms > DELETE_TIMEOUT_MS)
 			connect_ms = DELETE_TIMEOUT_MS;
-		rc = call_start(c, cfg->url, DELETE_TIMEOUT_MS, connect_ms);
+		rc = call_start(c, h->ep, DELETE_TIMEOUT_MS, connect_ms);
 	}
 	if (rc != 0) {
 		log_debug("upstream %s: session not deleted: %s", name_of(h), strerror(-rc));
@@ -900,59 +844,16 @@ static const struct transport_ops http_ops = {
 	.destroy = http_destroy,
 };
 
-/* The URL must be http(s) with a host; without an asynchronous resolver only IP literals are
- * accepted, since a name lookup would block the loop. */
-static int check_url(const struct upstream_config *cfg)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL;
-	unsigned char addr[16];
-	int rc = -EINVAL;
-
-	if (!u)
-		return -ENOMEM;
-	if (!cfg->url || curl_url_set(u, CURLUPART_URL, cfg->url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		log_error("upstream %s: invalid URL", cfg->name ? cfg->name : "?");
-		goto out;
-	}
-	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
-		log_error("upstream %s: URL scheme must be http or https", cfg->name);
-		goto out;
-	}
-	if (!curl_loop_async_dns()) {
-		size_t n = strlen(host);
-		if (n > 2 && host[0] == '[')
-			host[n - 1] = '\0';
-		if (inet_pton(AF_INET, host, addr) != 1 &&
-		    inet_pton(AF_INET6, host + (host[0] == '['), addr) != 1) {
-			log_error("upstream %s: this libcurl resolves names synchronously; "
-				  "use an IP address in the URL", cfg->name);
-			rc = -ENOTSUP;
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return rc;
-}
-
 int upstream_http_new(struct event_base *base, const struct upstream_config *cfg,
 		      const struct transport_cb *cb, struct transport **out)
 {
 	struct http_transport *h;
 	int rc;
 
-	if (!curl_loop_running(base)) {
+	if (!http_exchange_running(base)) {
 		log_error("upstream http: upstream_http_init was not called for this event base");
 		return -EINVAL;
 	}
-	if ((rc = check_url(cfg)) != 0)
-		return rc;
 	for (size_t i = 0; i < cfg->nheaders; i++) {
 		const struct config_header *ch = &cfg->headers[i];
 		if (!ch->name || !ch->value || !*ch->name || strpbrk(ch->name, ":\r\n \t") ||
@@ -962,6 +863,11 @@ int upstream_http_new(struct event_base *base, const struct upstream_config *cfg
 		}
 	}
 	h = xcalloc(1, sizeof(*h));
+	/* http(s) with a host; a name only with an asynchronous resolver (never block the loop) */
+	if ((rc = http_endpoint_new(cfg->url, cfg->name, &h->ep)) != 0) {
+		free(h);
+		return rc;
+	}
 	list_init(&h->calls);
 	h->t.ops = &http_ops;
 	h->t.cfg = cfg;

@@ -1,17 +1,19 @@
-/* upstream_http: one MCP session with an upstream over Streamable HTTP, via libcurl's multi
- * socket interface driven by the daemon's event loop.
+/* upstream_http: one MCP session with an upstream over Streamable HTTP, on the daemon's event
+ * loop (mcp/transport/http_exchange: the project's keep-alive HTTP/1.1 client for http:// to an
+ * IP address, libcurl for https:// and host names).
  *
  * POSTs every message (Accept: application/json, text/event-stream), reads JSON or SSE answers
  * (priming events, retry, reconnect with GET + Last-Event-ID), keeps the Mcp-Session-Id and
  * MCP-Protocol-Version, opens the GET stream after initialisation, reports 404 as a lost
- * session, sends DELETE on destroy. Connections are reused through one shared curl multi.
+ * session, sends DELETE on destroy. Connections are pooled per upstream address and reused.
  */
 #ifndef WARDEN_UPSTREAM_HTTP_H
 #define WARDEN_UPSTREAM_HTTP_H
 
 #include "mcp/transport/transport.h"
 
-/* The process-wide curl multi bound to base; call once at start-up, and _shutdown at exit. */
+/* The process-wide HTTP clients (own and curl multi) bound to base; call once at start-up, and
+ * _shutdown at exit. */
 int upstream_http_init(struct event_base *base);
 void upstream_http_shutdown(void);
 

@@ -1,5 +1,6 @@
 /* upstream_sse: an MCP session over the legacy HTTP+SSE transport (2024-11-05), for servers
- * that speak nothing newer, on the same curl multi as upstream_http (base/curl_loop).
+ * that speak nothing newer, on the same HTTP clients as upstream_http (http_exchange: the
+ * project's own keep-alive client for http:// to an IP address, libcurl otherwise).
  *
  * The transport GETs the configured URL and keeps that event stream open. The server's first
  * event, `endpoint`, names the URL to POST every message to (resolved against the stream's
@@ -8,7 +9,7 @@
  * Messages sent before the endpoint is known wait (bounded). When the stream ends or fails
  * the transport is down: the link fails what is pending and the catalogue reconnects with
  * backoff (mcp/upstream.c, mcp/catalog.c). Callbacks run from a deferred event, never from
- * inside curl, so a callee may send or destroy.
+ * inside the HTTP client, so a callee may send or destroy.
  */
 #include "mcp/transport/upstream_sse.h"
 
@@ -23,10 +24,11 @@
 #include <event2/event.h>
 
 #include "base/config.h"
-#include "base/curl_loop.h"
+#include "base/alloc.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/transport/http_exchange.h"
 #include "mcp/transport/sse.h"
 
 #define SSE_MAX_EVENT           (16u << 20)
@@ -35,14 +37,14 @@
 #define WHY_MAX                 160
 
 struct xfer {
-	struct curl_xfer xfer;          /* CURLOPT_PRIVATE */
 	struct list_head link;          /* in posts or waiting */
 	struct sse_transport *s;
-	CURL *easy;
-	struct curl_slist *hdrs;
+	struct http_exchange *x;        /* running; NULL before and after */
+	char *hdrs;                     /* "Name: value\r\n" lines */
+	size_t hdrs_len;
+	int status;
 	char *body;                     /* POST body */
 	cJSON *id;                      /* the request's id; NULL for notifications/responses */
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 enum delivery_kind { D_MESSAGE, D_SEND_ERROR, D_DOWN, D_FLUSH };
@@ -57,14 +59,16 @@ struct delivery {
 
 struct sse_transport {
 	struct transport t;             /* first: the transport_ops receive &t */
-	struct xfer stream;             /* the GET; stream.easy NULL when not running */
+	struct xfer stream;             /* the GET; stream.x NULL when not running */
 	struct sse_parser *parser;
+	struct http_endpoint *ep;       /* the configured URL */
 	char *post_url;                 /* from the endpoint event */
+	struct http_endpoint *post_ep;
 	struct list_head posts;         /* POSTs in flight */
 	struct list_head waiting;       /* POSTs waiting for the endpoint */
 	size_t nwaiting;
 	struct list_head deliveries;
-	struct event *deliver;          /* runs the deliveries outside curl */
+	struct event *deliver;          /* runs the deliveries outside the client */
 	struct event *endpoint_timer;
 	bool down;                      /* reported down: no more sends, no more callbacks */
 	bool in_deliver, destroyed;
@@ -99,13 +103,15 @@ static void go_down(struct sse_transport *s, int err, const char *why)
 
 static void xfer_stop(struct xfer *x)
 {
-	curl_xfer_end(&x->easy, &x->hdrs);
+	http_exchange_cancel(x->x);
+	x->x = NULL;
 }
 
 static void xfer_free(struct xfer *x)
 {
 	xfer_stop(x);
 	list_del(&x->link);
+	free(x->hdrs);
 	free(x->body);
 	cJSON_Delete(x->id);
 	free(x);
@@ -162,6 +168,11 @@ static int on_event(void *arg, const struct sse_event *ev)
 			go_down(s, -EPROTO, "the SSE endpoint event names another origin or no URL");
 			return -EPROTO;
 		}
+		if (http_endpoint_new(url, s->t.cfg->name, &s->post_ep) != 0) {
+			free(url);
+			go_down(s, -EPROTO, "the SSE endpoint event names an unusable URL");
+			return -EPROTO;
+		}
 		s->post_url = url;
 		evtimer_del(s->endpoint_timer);
 		queue(s, D_FLUSH, NULL, 0, NULL);
@@ -178,132 +189,111 @@ static int on_event(void *arg, const struct sse_event *ev)
 	return 0;
 }
 
-static size_t stream_write(char *ptr, size_t size, size_t nmemb, void *arg)
+static int stream_head(void *arg, struct http_exchange *x, int status)
 {
 	struct sse_transport *s = arg;
-	long status = 0;
 
-	curl_easy_getinfo(s->stream.easy, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
 		char why[64];
-		snprintf(why, sizeof(why), "the SSE stream answered HTTP %ld", status);
+		snprintf(why, sizeof(why), "the SSE stream answered HTTP %d", status);
 		go_down(s, -EPROTO, why);
-		return 0;
+		return -EPROTO;
 	}
-	if (sse_parser_feed(s->parser, ptr, size * nmemb)) {
-		go_down(s, -EPROTO, "bad event on the SSE stream");
-		return 0;
-	}
-	return size * nmemb;
+	return 0;
 }
 
-static void stream_done(struct curl_xfer *x, CURLcode res)
+static int stream_body(void *arg, const char *ptr, size_t n)
 {
-	struct sse_transport *s = container_of(x, struct sse_transport, stream.xfer);
+	struct sse_transport *s = arg;
+
+	if (sse_parser_feed(s->parser, ptr, n)) {
+		go_down(s, -EPROTO, "bad event on the SSE stream");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void stream_done(void *arg, int err, const char *reason, const char *detail)
+{
+	struct sse_transport *s = arg;
 	char why[WHY_MAX];
 
+	s->stream.x = NULL;             /* freed by http_exchange when this returns */
 	snprintf(why, sizeof(why), "the SSE stream ended (%.100s)",
-		 res == CURLE_OK ? "closed by the server"
-				 : s->stream.errbuf[0] ? s->stream.errbuf : curl_easy_strerror(res));
-	go_down(s, res == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNRESET, why);
-	/* The handle goes when the deliveries run (not inside curl's own processing). */
+		 !err ? "closed by the server" : detail);
+	go_down(s, err == -ETIMEDOUT ? -ETIMEDOUT : -ECONNRESET, why);
 }
+
+static const struct http_exchange_cb stream_cb = { stream_head, stream_body, stream_done };
 
 static void on_endpoint_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	go_down(arg, -ETIMEDOUT, "no endpoint event on the SSE stream");
 }
 
-static int add_headers(struct xfer *x, const struct upstream_config *cfg, const char *accept,
-		       bool json)
+static void add_line(struct xfer *x, const char *name, const char *value)
 {
-	char line[8192];
-	struct curl_slist *n;
+	size_t nl = strlen(name), vl = strlen(value);
 
-	if (accept) {
-		snprintf(line, sizeof(line), "Accept: %s", accept);
-		if (!(n = curl_slist_append(x->hdrs, line)))
-			return -ENOMEM;
-		x->hdrs = n;
-	}
-	if (json) {
-		if (!(n = curl_slist_append(x->hdrs, "Content-Type: application/json")))
-			return -ENOMEM;
-		x->hdrs = n;
-		if (!(n = curl_slist_append(x->hdrs, "Expect:")))
-			return -ENOMEM;
-		x->hdrs = n;
-	}
-	for (size_t i = 0; i < cfg->nheaders; i++) {
-		if ((size_t)snprintf(line, sizeof(line), "%s: %s", cfg->headers[i].name,
-				     cfg->headers[i].value) >= sizeof(line))
-			return -E2BIG;
-		if (!(n = curl_slist_append(x->hdrs, line)))
-			return -ENOMEM;
-		x->hdrs = n;
-	}
-	return 0;
+	x->hdrs = xrealloc(x->hdrs, x->hdrs_len + nl + vl + 5);
+	x->hdrs_len += (size_t)sprintf(x->hdrs + x->hdrs_len, "%s: %s\r\n", name, value);
 }
 
-#define SET(opt, val) do {                                              \
-	if (curl_easy_setopt(e, opt, val) != CURLE_OK)                  \
-		goto fail;                                              \
-} while (0)
-
-static int xfer_start(struct xfer *x, const struct upstream_config *cfg, const char *url,
-		      curl_write_callback write_fn, void *write_arg, long timeout_ms)
+static void add_headers(struct xfer *x, const struct upstream_config *cfg, const char *accept,
+			bool json)
 {
-	CURL *e = curl_easy_init();
+	x->hdrs_len = 0;
+	if (accept)
+		add_line(x, "Accept", accept);
+	if (json)
+		add_line(x, "Content-Type", "application/json");
+	for (size_t i = 0; i < cfg->nheaders; i++)
+		add_line(x, cfg->headers[i].name, cfg->headers[i].value);
+}
 
-	if (!e)
-		return -ENOMEM;
-	if (curl_xfer_setup(e, &x->xfer, &(struct curl_xfer_opts){
-				.url = url, .user_agent = "mcpwarden", .write = write_fn,
-				.data = write_arg, .errbuf = x->errbuf, .headers = x->hdrs }))
-		goto fail;
-	if (cfg->connect_timeout_ms > 0)
-		SET(CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
-	if (timeout_ms > 0)
-		SET(CURLOPT_TIMEOUT_MS, timeout_ms);
-	if (x->body) {
-		SET(CURLOPT_POSTFIELDS, x->body);
-		SET(CURLOPT_POSTFIELDSIZE, (long)strlen(x->body));
-	}
-	if (curl_multi_add_handle(curl_loop_multi(), e) != CURLM_OK)
-		goto fail;
-	x->easy = e;
-	return 0;
-fail:
-	curl_easy_cleanup(e);
-	return -EINVAL;
+static int xfer_start(struct xfer *x, const struct upstream_config *cfg,
+		      const struct http_endpoint *ep, const struct http_exchange_cb *cb, void *arg,
+		      long timeout_ms)
+{
+	struct http_exchange_req r = {
+		.method = x->body ? "POST" : "GET", .headers = x->hdrs, .headers_len = x->hdrs_len,
+		.body = x->body, .body_len = x->body ? strlen(x->body) : 0,
+		.timeout_ms = timeout_ms, .connect_ms = cfg->connect_timeout_ms,
+	};
+
+	return http_exchange_start(ep, &r, cb, arg, &x->x);
 }
 
 /* ---- POSTs ---- */
 
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *arg)
+static int post_head(void *arg, struct http_exchange *hx, int status)
 {
-	return size * nmemb;   /* a 202 has nothing to say; an error body is not read */
+	((struct xfer *)arg)->status = status;
+	return 0;
 }
 
-static void post_done(struct curl_xfer *cx, CURLcode res)
+static int discard(void *arg, const char *ptr, size_t n)
 {
-	struct xfer *x = container_of(cx, struct xfer, xfer);
+	return 0;       /* a 202 has nothing to say; an error body is not read */
+}
+
+static void post_done(void *arg, int err, const char *reason, const char *detail)
+{
+	struct xfer *x = arg;
 	struct sse_transport *s = x->s;
-	long status = 0;
 	char why[WHY_MAX];
 
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (res == CURLE_OK && status >= 200 && status < 300) {
+	x->x = NULL;                    /* freed by http_exchange when this returns */
+	if (!err && x->status >= 200 && x->status < 300) {
 		x->body[0] = '\0';      /* done: freed with the next deliveries */
 	} else if (x->id) {
-		if (res != CURLE_OK)
-			snprintf(why, sizeof(why), "POST to the upstream failed: %.100s",
-				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
+		if (err)
+			snprintf(why, sizeof(why), "POST to the upstream failed: %.100s", detail);
 		else
-			snprintf(why, sizeof(why), "the upstream answered the POST with HTTP %ld",
-				 status);
-		queue(s, D_SEND_ERROR, x->id, res == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
-					   : res != CURLE_OK ? -ECONNREFUSED : -EPROTO, why);
+			snprintf(why, sizeof(why), "the upstream answered the POST with HTTP %d",
+				 x->status);
+		queue(s, D_SEND_ERROR, x->id, err == -ETIMEDOUT ? -ETIMEDOUT
+					   : err ? -ECONNREFUSED : -EPROTO, why);
 		x->id = NULL;
 		x->body[0] = '\0';
 	} else {
@@ -312,16 +302,15 @@ static void post_done(struct curl_xfer *cx, CURLcode res)
 	event_active(s->deliver, EV_TIMEOUT, 0);  /* reap finished POSTs there */
 }
 
+static const struct http_exchange_cb post_cb = { post_head, discard, post_done };
+
 static int post_start(struct sse_transport *s, struct xfer *x)
 {
-	int rc = add_headers(x, s->t.cfg, "application/json, text/event-stream", true);
-
-	if (rc == 0)
-		rc = xfer_start(x, s->t.cfg, s->post_url, discard, x, s->t.cfg->request_timeout_ms);
-	return rc;
+	add_headers(x, s->t.cfg, "application/json, text/event-stream", true);
+	return xfer_start(x, s->t.cfg, s->post_ep, &post_cb, x, s->t.cfg->request_timeout_ms);
 }
 
-/* ---- deliveries: everything the callbacks hear, outside curl ---- */
+/* ---- deliveries: everything the callbacks hear, outside the HTTP client ---- */
 
 static void transport_free(struct sse_transport *s);
 
@@ -351,7 +340,7 @@ static void on_deliver(evutil_socket_t fd, short what, void *arg)
 	list_for_each_entry_safe(x, tmp, &s->posts, link)
 		if (x->body && !x->body[0])
 			xfer_free(x);
-	if (s->down && s->stream.easy)
+	if (s->down && s->stream.x)
 		xfer_stop(&s->stream);
 	s->in_deliver = true;
 	while (!list_empty(&s->deliveries) && !s->destroyed) {
@@ -381,7 +370,7 @@ static void on_deliver(evutil_socket_t fd, short what, void *arg)
 	if (s->destroyed)
 		transport_free(s);
 	else
-		curl_loop_pump();
+		http_exchange_pump();
 }
 
 /* ---- the transport ---- */
@@ -390,14 +379,14 @@ static int sse_start(struct transport *t)
 {
 	struct sse_transport *s = (struct sse_transport *)t;
 	struct timeval tv = { SSE_ENDPOINT_MS / 1000, (SSE_ENDPOINT_MS % 1000) * 1000 };
-	int rc = add_headers(&s->stream, t->cfg, "text/event-stream", false);
+	int rc;
 
-	if (rc == 0)
-		rc = xfer_start(&s->stream, t->cfg, t->cfg->url, stream_write, s, 0);
+	add_headers(&s->stream, t->cfg, "text/event-stream", false);
+	rc = xfer_start(&s->stream, t->cfg, s->ep, &stream_cb, s, 0);
 	if (rc == 0)
 		rc = evtimer_add(s->endpoint_timer, &tv) ? -ENOMEM : 0;
 	if (rc == 0)
-		curl_loop_pump();
+		http_exchange_pump();
 	return rc;
 }
 
@@ -414,7 +403,6 @@ static int sse_send(struct transport *t, const cJSON *msg)
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
-	x->xfer.done = post_done;
 	x->s = s;
 	x->body = jsonrpc_print((cJSON *)msg);
 	if (!x->body) {
@@ -441,13 +429,14 @@ static int sse_send(struct transport *t, const cJSON *msg)
 		xfer_free(x);
 		return -ENOMEM;
 	}
-	curl_loop_pump();
+	http_exchange_pump();
 	return 0;
 }
 
 static void transport_free(struct sse_transport *s)
 {
 	xfer_stop(&s->stream);
+	free(s->stream.hdrs);
 	while (!list_empty(&s->posts))
 		xfer_free(list_first_entry(&s->posts, struct xfer, link));
 	while (!list_empty(&s->waiting))
@@ -463,6 +452,8 @@ static void transport_free(struct sse_transport *s)
 	if (s->endpoint_timer)
 		event_free(s->endpoint_timer);
 	sse_parser_free(s->parser);
+	http_endpoint_free(s->ep);
+	http_endpoint_free(s->post_ep);
 	free(s->post_url);
 	free(s);
 }
@@ -487,13 +478,12 @@ int upstream_sse_new(struct event_base *base, const struct upstream_config *cfg,
 	struct sse_transport *s;
 
 	if (!base || !cfg || !cb || !out || cfg->kind != UPSTREAM_SSE || !cfg->url ||
-	    !curl_loop_multi())
+	    !http_exchange_running(base))
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->t = (struct transport){ &sse_ops, cfg, base, *cb };
-	s->stream.xfer.done = stream_done;
 	s->stream.s = s;
 	list_init(&s->stream.link);
 	list_init(&s->posts);
@@ -505,6 +495,11 @@ int upstream_sse_new(struct event_base *base, const struct upstream_config *cfg,
 	    sse_parser_new(SSE_MAX_EVENT, on_event, s, &s->parser)) {
 		transport_free(s);
 		return -ENOMEM;
+	}
+	int rc = http_endpoint_new(cfg->url, cfg->name, &s->ep);
+	if (rc != 0) {
+		transport_free(s);
+		return rc;
 	}
 	*out = &s->t;
 	return 0;

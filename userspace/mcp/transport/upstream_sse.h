@@ -1,6 +1,6 @@
 /* upstream_sse: one MCP session with an upstream over the legacy HTTP+SSE transport
  * (2024-11-05): a GET event stream whose `endpoint` event names the POST URL; everything the
- * server says arrives on the stream. Runs on the curl multi that upstream_http_init set up.
+ * server says arrives on the stream. Runs on the HTTP clients that upstream_http_init set up.
  * A lost stream reports the transport down (the link fails what is pending; the catalogue
  * reconnects with backoff).
  */

@@ -1,0 +1,385 @@
+/* http_parse: the strict HTTP/1.1 response parser (see the header for the rules it enforces). */
+#include "base/http_parse.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/alloc.h"
+
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+const char *http_head_get(const struct http_head *h, const char *name)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, name) == 0)
+			return h->headers[i].value;
+	return NULL;
+}
+
+void http_parser_init(struct http_parser *p, const struct http_parse_cb *cb, void *arg)
+{
+	memset(p, 0, sizeof(*p));
+	p->cb = *cb;
+	p->arg = arg;
+	p->head.headers = p->hdr;
+}
+
+void http_parser_reset(struct http_parser *p)
+{
+	p->state = HP_HEAD;
+	p->len = 0;
+	p->trailer_bytes = 0;
+	p->left = 0;
+	p->chunked = false;
+	p->started = false;
+	p->err = 0;
+	p->head.nheaders = 0;
+}
+
+void http_parser_free(struct http_parser *p)
+{
+	free(p->buf);
+	p->buf = NULL;
+	p->cap = 0;
+}
+
+static ssize_t fail(struct http_parser *p, int err)
+{
+	p->state = HP_FAILED;
+	p->err = err;
+	return err;
+}
+
+/* Does the comma-separated list v hold the token tok (case-insensitive)? */
+static bool has_token(const char *v, const char *tok)
+{
+	size_t n = strlen(tok);
+
+	while (*v) {
+		while (*v == ',' || is_ows(*v))
+			v++;
+		const char *s = v;
+		while (*v && *v != ',')
+			v++;
+		const char *e = v;
+		while (e > s && is_ows(e[-1]))
+			e--;
+		if ((size_t)(e - s) == n && strncasecmp(s, tok, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int parse_uint(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EPROTO;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return -EPROTO;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Split the head (NUL-terminated lines, CRLFs already NULs) into status and headers; decide
+ * how the body is delimited. */
+static int parse_head(struct http_parser *p, char *s, size_t n)
+{
+	char *end = s + n, *line, *next, *colon, *v, *e;
+	const char *te = NULL, *conn = NULL;
+	bool have_len = false;
+	uint64_t len = 0;
+
+	/* "HTTP/1.x SSS reason" */
+	if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || s[7] < '0' || s[7] > '9' || s[8] != ' ' ||
+	    s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' ||
+	    (s[12] != ' ' && s[12] != '\0'))
+		return -EPROTO;
+	p->head.minor = s[7] - '0';
+	p->head.status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+	for (e = s + 12; *e; e++)
+		if ((unsigned char)*e < 0x20 && *e != '\t')
+			return -EPROTO;
+	p->head.nheaders = 0;
+	for (line = e + 2; line < end && *line; line = next) {
+		next = line + strlen(line) + 2;         /* CRLF became 2 NULs */
+		if (is_ows(*line))
+			return -EPROTO;                 /* obs-fold */
+		if (!(colon = strchr(line, ':')) || colon == line)
+			return -EPROTO;
+		for (char *c = line; c < colon; c++)
+			if (!is_tchar((unsigned char)*c))
+				return -EPROTO;
+		*colon = '\0';
+		for (v = colon + 1; is_ows(*v); v++)
+			;
+		for (e = v; *e; e++)
+			if (((unsigned char)*e < 0x20 && *e != '\t') || *e == 0x7f)
+				return -EPROTO;
+		while (e > v && is_ows(e[-1]))
+			*--e = '\0';
+		if (p->head.nheaders == HTTP_HEADERS_MAX)
+			return -EMSGSIZE;
+		p->hdr[p->head.nheaders++] = (struct http_header){ line, v };
+		if (strcasecmp(line, "Content-Length") == 0) {
+			uint64_t l;
+			if (parse_uint(v, &l) != 0 || (have_len && l != len))
+				return -EPROTO;
+			have_len = true;
+			len = l;
+		} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
+			if (te)
+				return -EPROTO;
+			te = v;
+		} else if (strcasecmp(line, "Connection") == 0) {
+			conn = v;
+		}
+	}
+	p->head.keep_alive = p->head.minor >= 1 && !(conn && has_token(conn, "close"));
+	if (te) {
+		if (have_len || strcasecmp(te, "chunked") != 0)
+			return -EPROTO;
+		p->chunked = true;
+	}
+	if (p->head.status < 200 || p->head.status == 204 || p->head.status == 304) {
+		if (have_len && len)
+			return -EPROTO;
+		p->chunked = false;
+		p->state = HP_DONE;
+	} else if (p->chunked) {
+		p->state = HP_CHUNK_SIZE;
+	} else if (have_len) {
+		p->left = len;
+		p->state = len ? HP_BODY_LENGTH : HP_DONE;
+	} else {
+		p->head.keep_alive = false;
+		p->state = HP_BODY_CLOSE;
+	}
+	return 0;
+}
+
+static void reserve(struct http_parser *p, size_t need)
+{
+	if (need <= p->cap)
+		return;
+	size_t cap = p->cap ? p->cap : 1024;
+	while (cap < need)
+		cap *= 2;
+	p->buf = xrealloc(p->buf, cap);
+	p->cap = cap;
+}
+
+/* Take head bytes until the blank line; returns bytes consumed or an error. */
+static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
+{
+	size_t take = n, head_len = 0, j;
+	int rc;
+
+	if (p->len + take > HTTP_HEAD_MAX)
+		take = HTTP_HEAD_MAX - p->len;
+	reserve(p, p->len + take + 1);
+	memcpy(p->buf + p->len, d, take);
+	/* Find the blank line. A LF not after a CR is refused at once rather than waiting for a
+	 * blank line that may never come. */
+	for (j = p->len; j < p->len + take; j++) {
+		if (p->buf[j] != '\n')
+			continue;
+		if (j == 0 || p->buf[j - 1] != '\r')
+			return fail(p, -EPROTO);
+		if (j >= 3 && p->buf[j - 2] == '\n' && p->buf[j - 3] == '\r') {
+			head_len = j + 1;
+			break;
+		}
+	}
+	if (!head_len) {
+		p->len += take;
+		return p->len >= HTTP_HEAD_MAX ? fail(p, -EMSGSIZE) : (ssize_t)take;
+	}
+	size_t used = head_len - p->len;
+	/* CRLF -> NUL NUL; a lone CR or LF anywhere is malformed */
+	for (size_t k = 0; k < head_len; k++) {
+		char c = p->buf[k];
+		if (c == '\r') {
+			if (p->buf[k + 1] != '\n')
+				return fail(p, -EPROTO);
+			p->buf[k] = p->buf[k + 1] = '\0';
+			k++;
+		} else if (c == '\n' || c == '\0') {
+			return fail(p, -EPROTO);
+		}
+	}
+	p->len = 0;
+	if ((rc = parse_head(p, p->buf, head_len)) != 0)
+		return fail(p, rc);
+	if (p->head.status < 200) {             /* interim: skip, the real answer follows */
+		if (p->head.status == 101)
+			return fail(p, -EPROTO);
+		p->state = HP_HEAD;
+		return (ssize_t)used;
+	}
+	if (p->cb.head && (rc = p->cb.head(p->arg, &p->head)) != 0)
+		return fail(p, rc);
+	return (ssize_t)used;
+}
+
+/* Take bytes of a CRLF-terminated line into buf; *line set when complete (NUL-terminated). */
+static ssize_t feed_line(struct http_parser *p, const char *d, size_t n, size_t max,
+			 char **line)
+{
+	size_t i;
+
+	*line = NULL;
+	reserve(p, max + 2);
+	for (i = 0; i < n; i++) {
+		char c = d[i];
+		if (p->len && p->buf[p->len - 1] == '\r') {
+			if (c != '\n')
+				return fail(p, -EPROTO);
+			p->buf[p->len - 1] = '\0';
+			p->len = 0;
+			*line = p->buf;
+			return (ssize_t)i + 1;
+		}
+		if (c == '\n' || c == '\0')
+			return fail(p, -EPROTO);
+		if (p->len >= max)
+			return fail(p, -EMSGSIZE);
+		p->buf[p->len++] = c;
+	}
+	return (ssize_t)n;
+}
+
+static int chunk_size(struct http_parser *p, const char *line)
+{
+	uint64_t v = 0;
+	const char *s = line;
+
+	for (; *s; s++) {
+		int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10 :
+			*s >= 'A' && *s <= 'F' ? *s - 'A' + 10 : -1;
+		if (d < 0)
+			break;
+		if (v >> 56)
+			return -EMSGSIZE;
+		v = v << 4 | (uint64_t)d;
+	}
+	if (s == line)
+		return -EPROTO;
+	while (is_ows(*s))
+		s++;
+	if (*s && *s != ';')                    /* extensions are ignored, nothing else allowed */
+		return -EPROTO;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t')
+			return -EPROTO;
+	p->left = v;
+	p->state = v ? HP_CHUNK_DATA : HP_TRAILER;
+	return 0;
+}
+
+static ssize_t emit(struct http_parser *p, const char *d, size_t n)
+{
+	int rc = p->cb.body && n ? p->cb.body(p->arg, d, n) : 0;
+
+	return rc ? fail(p, rc) : (ssize_t)n;
+}
+
+/* One step: consume some bytes in the current state. */
+static ssize_t step(struct http_parser *p, const char *d, size_t n)
+{
+	ssize_t used;
+	size_t take;
+	char *line;
+	int rc;
+
+	switch (p->state) {
+	case HP_HEAD:
+		return feed_head(p, d, n);
+	case HP_BODY_LENGTH:
+		take = p->left < n ? (size_t)p->left : n;
+		if ((used = emit(p, d, take)) < 0)
+			return used;
+		if ((p->left -= take) == 0)
+			p->state = HP_DONE;
+		return used;
+	case HP_BODY_CLOSE:
+		return emit(p, d, n);
+	case HP_CHUNK_SIZE:
+		if ((used = feed_line(p, d, n, HTTP_CHUNK_LINE_MAX, &line)) < 0 || !line)
+			return used;
+		return (rc = chunk_size(p, line)) ? fail(p, rc) : used;
+	case HP_CHUNK_DATA:
+		take = p->left < n ? (size_t)p->left : n;
+		if ((used = emit(p, d, take)) < 0)
+			return used;
+		if ((p->left -= take) == 0)
+			p->state = HP_CHUNK_CR;
+		return used;
+	case HP_CHUNK_CR:
+		if (d[0] != '\r')
+			return fail(p, -EPROTO);
+		p->state = HP_CHUNK_LF;
+		return 1;
+	case HP_CHUNK_LF:
+		if (d[0] != '\n')
+			return fail(p, -EPROTO);
+		p->state = HP_CHUNK_SIZE;
+		return 1;
+	case HP_TRAILER:
+		if ((used = feed_line(p, d, n, HTTP_HEAD_MAX, &line)) < 0)
+			return used;
+		if ((p->trailer_bytes += (size_t)used) > HTTP_HEAD_MAX)
+			return fail(p, -EMSGSIZE);
+		if (line && !*line)
+			p->state = HP_DONE;
+		else if (line && (is_ows(*line) || !strchr(line, ':')))
+			return fail(p, -EPROTO);
+		return used;
+	case HP_DONE:
+		return 0;
+	case HP_FAILED:
+	default:
+		return p->err ? p->err : -EPROTO;
+	}
+}
+
+ssize_t http_parse_feed(struct http_parser *p, const char *data, size_t len)
+{
+	size_t off = 0;
+
+	if (p->state == HP_FAILED)
+		return p->err;
+	if (len)
+		p->started = true;
+	while (off < len && p->state != HP_DONE) {
+		ssize_t used = step(p, data + off, len - off);
+		if (used < 0)
+			return used;
+		off += (size_t)used;
+	}
+	return (ssize_t)off;
+}
+
+int http_parse_eof(struct http_parser *p)
+{
+	if (p->state == HP_FAILED)
+		return p->err;
+	if (p->state == HP_BODY_CLOSE) {
+		p->state = HP_DONE;
+		return 0;
+	}
+	return p->state == HP_DONE ? 0 : -ECONNRESET;
+}
