@@ -26,10 +26,13 @@ static const char schema[] =
 	"  record TEXT NOT NULL,"
 	"  hash BLOB NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS records_ts ON records(ts);"
-	"CREATE INDEX IF NOT EXISTS records_key ON records(key, id);"
-	"CREATE INDEX IF NOT EXISTS records_team ON records(team, id);"
-	"CREATE INDEX IF NOT EXISTS records_target ON records(target, id);"
-	"CREATE INDEX IF NOT EXISTS records_server ON records(server, id);"
+	/* ts rides along so that a filter with a time window checks it in the index, not in
+	 * each row it walks past (the newest first, by id): 10 ms instead of 100 for a team's
+	 * day two days back in 1M records (docs/performance.md). */
+	"CREATE INDEX IF NOT EXISTS records_key_ts ON records(key, id, ts);"
+	"CREATE INDEX IF NOT EXISTS records_team_ts ON records(team, id, ts);"
+	"CREATE INDEX IF NOT EXISTS records_target_ts ON records(target, id, ts);"
+	"CREATE INDEX IF NOT EXISTS records_server_ts ON records(server, id, ts);"
 	/* Only the rare values: an "allow" or "ok" row (nearly every row) costs no index insert,
 	 * and a filter on them finds its page among the newest rows at once. The logs API names
 	 * the index's condition in its query (observe/logquery.c) so that SQLite uses it. */
@@ -51,9 +54,13 @@ static const char schema[] =
 	"  head BLOB NOT NULL);"
 	"INSERT OR IGNORE INTO chain (id, first_id, prev_hash, last_id, head)"
 	"  VALUES (1, 1, zeroblob(32), 0, zeroblob(32));"
-	/* Version 1 indexed every decision and status. */
+	/* Version 1 indexed every decision and status, and key, team, target, server without ts. */
 	"DROP INDEX IF EXISTS records_decision;"
 	"DROP INDEX IF EXISTS records_status;"
+	"DROP INDEX IF EXISTS records_key;"
+	"DROP INDEX IF EXISTS records_team;"
+	"DROP INDEX IF EXISTS records_target;"
+	"DROP INDEX IF EXISTS records_server;"
 	"PRAGMA user_version = 2;";
 
 struct logstore_db {
