@@ -231,6 +231,18 @@ describe('tracing: OTLP export configured by the environment', { timeout: 90000 
 			// the decision record names the trace
 			const rec = await d.waitForRecord((x) => x.type === 'decision' && x.trace_id === trace);
 			assert.equal(rec.target, 'web__echo');
+			// initialize, answered by the gateway itself, has its SERVER span in the same trace
+			const init = await until(() => spansOf(trace).find((s) =>
+				s.kind === SERVER && s.name === 'initialize'), 'the initialize span');
+			assert.equal(init.parentSpanId, parent);
+			assert.equal(init.attributes['mcp.method.name'], 'initialize');
+			assert.equal(init.attributes['mcp.session.id'], c.sessionId.slice(0, 8));
+			assert.match(init.attributes['mcp.protocol.version'], /^\d{4}-\d\d-\d\d$/);
+			assert.equal(init.attributes['mcpwarden.key.id'], 'full');
+			assert.equal(init.attributes['client.address'], '127.0.0.1');
+			assert.ok(init.attributes['jsonrpc.request.id'] !== undefined, 'the request id');
+			assert.equal(init.attributes['error.type'], undefined);
+			assert.ok(init.end <= server.start, 'initialize ends before the call starts');
 			// resource and scope
 			assert.equal(server.resource['service.name'], 'warden-under-test');
 			assert.equal(server.scope, 'mcpwarden');

@@ -355,6 +355,29 @@ static void test_options(void)
 	cJSON_Delete(root);
 }
 
+/* A store written by a version-1 daemon (full indexes on decision and status, none with ts)
+ * gets version 2's on open, and goes on storing. */
+static void test_schema_v1_converted(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	int saved;
+
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	logstore_stop();
+	loud(saved);
+	check_sh("sqlite3 '%s' \"DROP INDEX records_refused; DROP INDEX records_failed; "
+		 "DROP INDEX records_server_ts; CREATE INDEX records_server ON records(server, id); "
+		 "CREATE INDEX records_decision ON records(decision, id); "
+		 "CREATE INDEX records_status ON records(status, id); PRAGMA user_version = 1;\"", db);
+	write_run(&o, 500, 2, 10);
+	check_sh("test \"$(sqlite3 '%s' \"PRAGMA user_version; SELECT group_concat(name, ',') FROM "
+		 "(SELECT name FROM sqlite_master WHERE type = 'index' AND name GLOB 'records_[dfrs]*' "
+		 "ORDER BY name); SELECT count(*) FROM records WHERE json_extract(record, '$.n') "
+		 "IN (500, 501)\" | tr '\\n' ' ')\" = '2 records_failed,records_refused,records_server_ts 2 '",
+		 db);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -366,6 +389,7 @@ int main(void)
 		{ "retention by age, at start-up too", test_retention_by_age },
 		{ "a full queue drops from the store only, counted", test_queue_full },
 		{ "the logs section", test_options },
+		{ "a version-1 store is converted on open", test_schema_v1_converted },
 		{ NULL, NULL },
 	};
 

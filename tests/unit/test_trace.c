@@ -165,6 +165,79 @@ static void test_request(void)
 	pb_free(&out);
 }
 
+/* http/json: the same request in OTLP's JSON encoding, read back from the Span protobuf. */
+static void test_request_json(void)
+{
+	static const uint8_t trace_id[16] = { 0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd,
+					      0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c };
+	static const uint8_t span_id[8] = { 0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31 };
+	struct pb res = { 0 }, span = { 0 }, st = { 0 }, out = { 0 };
+	struct pb *spans[] = { &span };
+	cJSON *j, *sp, *a;
+
+	otlp_resource(&res, "svc \"q\"");
+	pb_bytes(&span, OTLP_SPAN_TRACE_ID, trace_id, 16);
+	pb_bytes(&span, OTLP_SPAN_SPAN_ID, span_id, 8);
+	pb_bytes(&span, OTLP_SPAN_PARENT_SPAN_ID, span_id, 8);
+	pb_uint(&span, OTLP_SPAN_KIND, SPAN_SERVER);
+	pb_fixed64(&span, OTLP_SPAN_START, 1700000000123456789ull);
+	pb_fixed32(&span, OTLP_SPAN_FLAGS, 0x301);
+	pb_string(&span, OTLP_SPAN_NAME, "tools/call a");
+	pb_kv_str(&span, OTLP_SPAN_ATTRIBUTES, "mcp.method.name", "tools/call");
+	pb_kv_int(&span, OTLP_SPAN_ATTRIBUTES, "client.port", -7);
+	pb_string(&st, OTLP_STATUS_MESSAGE, "no");
+	pb_uint(&st, OTLP_STATUS_CODE, OTLP_STATUS_ERROR);
+	pb_bytes(&span, OTLP_SPAN_STATUS, st.p, st.n);
+	pb_fixed64(&span, OTLP_SPAN_END, 1700000000123456999ull);
+	CU_ASSERT_EQUAL_FATAL(otlp_json_request(&out, &res, spans, 1), 0);
+	pb_raw(&out, "", 1);
+	j = cJSON_Parse((const char *)out.p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	a = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+		cJSON_GetObjectItem(j, "resourceSpans"), 0), "resource"), "attributes"), 0);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(a, "key")->valuestring, "service.name");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "value"),
+						   "stringValue")->valuestring, "svc \"q\"");
+	cJSON *ss = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+		cJSON_GetObjectItem(j, "resourceSpans"), 0), "scopeSpans"), 0);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(ss, "scope"),
+						   "name")->valuestring, "mcpwarden");
+	sp = cJSON_GetArrayItem(cJSON_GetObjectItem(ss, "spans"), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sp);
+	/* ids as lowercase hex, 64-bit integers as decimal strings, enums as numbers */
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sp, "traceId")->valuestring,
+			       "0af7651916cd43dd8448eb211c80319c");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sp, "spanId")->valuestring, "b7ad6b7169203331");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sp, "parentSpanId")->valuestring,
+			       "b7ad6b7169203331");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sp, "startTimeUnixNano")->valuestring,
+			       "1700000000123456789");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sp, "endTimeUnixNano")->valuestring,
+			       "1700000000123456999");
+	CU_ASSERT_EQUAL(cJSON_GetObjectItem(sp, "kind")->valueint, SPAN_SERVER);
+	CU_ASSERT_EQUAL(cJSON_GetObjectItem(sp, "flags")->valueint, 0x301);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sp, "name")->valuestring, "tools/call a");
+	a = cJSON_GetObjectItem(sp, "attributes");
+	CU_ASSERT_EQUAL(cJSON_GetArraySize(a), 2);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 0),
+		"value"), "stringValue")->valuestring, "tools/call");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 1),
+		"value"), "intValue")->valuestring, "-7");
+	CU_ASSERT_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(sp, "status"), "code")->valueint,
+			OTLP_STATUS_ERROR);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(sp, "status"),
+						   "message")->valuestring, "no");
+	cJSON_Delete(j);
+	/* bytes that are not the protobuf trace.c writes: refused, not read past their end */
+	out.n = 0;
+	span.n = 3;
+	CU_ASSERT_EQUAL(otlp_json_request(&out, &res, spans, 1), -EINVAL);
+	pb_free(&res);
+	pb_free(&span);
+	pb_free(&st);
+	pb_free(&out);
+}
+
 static struct config *cfg_of(const char *json)
 {
 	struct config *c = NULL;
@@ -304,6 +377,21 @@ static void test_config_errors(void)
 	CU_ASSERT_EQUAL(tc.queue_size, 2048);
 	CU_ASSERT_EQUAL(tc.delay_ms, 70);                /* the good ones still count */
 	trace_config_free(&tc);
+	/* http/json is spoken, from the environment or the file */
+	clear_env();
+	SET_ENV("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318",
+		"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
+	CU_ASSERT_EQUAL(parse("{" UP "}", &tc, &e), 0);
+	CU_ASSERT(tc.enabled && tc.json);
+	CU_ASSERT_EQUAL(warns.count, 0);
+	trace_config_free(&tc);
+	CU_ASSERT_EQUAL(parse("{" UP ",\"tracing\":{\"protocol\":\"http/protobuf\"}}", &tc, &e), 0);
+	CU_ASSERT(tc.enabled && !tc.json);
+	trace_config_free(&tc);
+	SET_ENV("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+	CU_ASSERT_EQUAL(parse("{" UP ",\"tracing\":{\"protocol\":\"http/json\"}}", &tc, &e), 0);
+	CU_ASSERT(tc.enabled && tc.json);
+	trace_config_free(&tc);
 	/* the file's protocol wins over the environment's */
 	CU_ASSERT_EQUAL(parse("{" UP ",\"tracing\":{\"protocol\":\"http/protobuf\"}}", &tc, &e), 0);
 	CU_ASSERT(tc.enabled);
@@ -391,6 +479,7 @@ int main(void)
 		{ "collector URLs are logged without credentials", test_url_for_log },
 		{ "protobuf encoding, byte for byte", test_protobuf },
 		{ "the OTLP export request", test_request },
+		{ "the OTLP export request as JSON (http/json)", test_request_json },
 		{ "configuration: file and OTEL_* environment", test_config_env },
 		{ "configuration errors name their field", test_config_errors },
 		{ "sampling and span contexts", test_sampling },

@@ -117,6 +117,15 @@ static inline struct call *obj_call(enum obj_type *t)
 	return obj_type(t) == OBJ_TYPE_CALL ? (struct call *)t : NULL;
 }
 
+/* initialize, which the router answers without a call: its SERVER span, attributed as a
+ * call's (the agent's trace context from reply's headers or params._meta), then ended with
+ * the answer and the session it made (NULL: refused). NULL, and a no-op, while tracing is
+ * off. reply: the transport's view of the request (traceparent, peer, arrival), not used to
+ * answer. */
+struct span *call_trace_initialize(const cJSON *id, const cJSON *params,
+				   const struct reply *reply, const struct key_identity *who);
+void call_trace_initialized(struct span *sp, const struct session *s, const cJSON *response);
+
 /* A request: m from the method table (asked: the name the client sent), params taken over.
  * who: the caller, NULL when auth is off. The call registers itself in s->calls and runs;
  * its answer goes to reply. */

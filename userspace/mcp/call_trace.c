@@ -45,42 +45,75 @@ static bool parent_of(const cJSON *params, const struct reply *reply, struct tra
 	return true;
 }
 
-void call_trace_start(struct call *c, const cJSON *id, const cJSON *params,
-		      const struct reply *reply)
+static void outcome(struct span *s, const cJSON *resp);
+
+static void session_attrs(struct span *sp, const struct session *s)
+{
+	char buf[9];
+
+	/* the first 8 characters, as in the records: enough to correlate, not to hijack */
+	memcpy(buf, s->id, 8);
+	buf[8] = '\0';
+	span_attr_str(sp, "mcp.session.id", buf);
+	if (s->version[0])
+		span_attr_str(sp, "mcp.protocol.version", s->version);
+}
+
+/* The SERVER span of a request of method, from its arrival (reply: the transport's view of
+ * it) in the agent's trace; who: the caller (NULL: authentication off). */
+static struct span *server_span(const char *method, const cJSON *id, const cJSON *params,
+				const struct reply *reply, const struct key_identity *who)
 {
 	struct trace_ctx parent;
 	const char *state;
 	bool has_parent = parent_of(params, reply, &parent, &state);
 	char buf[256];
+	struct span *sp = span_start(SPAN_SERVER, has_parent ? &parent : NULL, state,
+				     reply ? reply->received_ns : 0);
 
-	c->span = span_start(SPAN_SERVER, has_parent ? &parent : NULL, state,
-			     reply ? reply->received_ns : 0);
-	if (!span_recording(c->span))
-		return;
-	span_set_name(c->span, c->asked, NULL);
-	span_attr_str(c->span, "mcp.method.name", c->asked);
+	if (!span_recording(sp))
+		return sp;
+	span_set_name(sp, method, NULL);
+	span_attr_str(sp, "mcp.method.name", method);
 	id_string(id, buf, sizeof(buf));
 	if (buf[0])
-		span_attr_str(c->span, "jsonrpc.request.id", buf);
-	if (c->s) {
-		/* the first 8 characters, as in the records: enough to correlate, not to hijack */
-		memcpy(buf, c->s->id, 8);
-		buf[8] = '\0';
-		span_attr_str(c->span, "mcp.session.id", buf);
-		if (c->s->version[0])
-			span_attr_str(c->span, "mcp.protocol.version", c->s->version);
-	}
-	span_attr_str(c->span, "network.transport", "tcp");
-	span_attr_str(c->span, "network.protocol.name", "http");
+		span_attr_str(sp, "jsonrpc.request.id", buf);
+	span_attr_str(sp, "network.transport", "tcp");
+	span_attr_str(sp, "network.protocol.name", "http");
 	if (reply && reply->peer) {
-		span_attr_str(c->span, "client.address", reply->peer);
-		span_attr_int(c->span, "client.port", reply->peer_port);
+		span_attr_str(sp, "client.address", reply->peer);
+		span_attr_int(sp, "client.port", reply->peer_port);
 	}
-	if (c->has_who) {
-		span_attr_str(c->span, "mcpwarden.key.id", c->who.id);
-		if (c->who.team[0])
-			span_attr_str(c->span, "mcpwarden.team", c->who.team);
+	if (who) {
+		span_attr_str(sp, "mcpwarden.key.id", who->id);
+		if (who->team[0])
+			span_attr_str(sp, "mcpwarden.team", who->team);
 	}
+	return sp;
+}
+
+void call_trace_start(struct call *c, const cJSON *id, const cJSON *params,
+		      const struct reply *reply)
+{
+	c->span = server_span(c->asked, id, params, reply, c->has_who ? &c->who : NULL);
+	if (span_recording(c->span) && c->s)
+		session_attrs(c->span, c->s);
+}
+
+struct span *call_trace_initialize(const cJSON *id, const cJSON *params,
+				   const struct reply *reply, const struct key_identity *who)
+{
+	return trace_enabled() ? server_span("initialize", id, params, reply, who) : NULL;
+}
+
+void call_trace_initialized(struct span *sp, const struct session *s, const cJSON *response)
+{
+	if (span_recording(sp)) {
+		if (s)
+			session_attrs(sp, s);
+		outcome(sp, response);
+	}
+	span_end(sp);
 }
 
 /* gen_ai.* and mcp.resource.uri for what the call names; the name "{method} {target}". */

@@ -2,6 +2,7 @@
 #include "observe/logchain.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <openssl/evp.h>
 
@@ -26,17 +27,58 @@ static const char *str_field(const cJSON *o, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+static const struct { const char *column, *alias[2]; } aliases[] = {
+	{ "target", { "tool", "model" } },
+	{ "error_message", { "error", NULL } },
+};
+#define NALIASES (sizeof(aliases) / sizeof(aliases[0]))
+
 const char *logchain_text_column(const cJSON *o, const char *column)
 {
-	static const struct { const char *column, *alias[2]; } aliases[] = {
-		{ "target", { "tool", "model" } },
-		{ "error_message", { "error", NULL } },
-	};
 	const char *v = str_field(o, column);
 
-	for (size_t i = 0; !v && i < sizeof(aliases) / sizeof(aliases[0]); i++)
+	for (size_t i = 0; !v && i < NALIASES; i++)
 		for (int a = 0; !v && a < 2 && aliases[i].alias[a]; a++)
 			if (!strcmp(aliases[i].column, column))
 				v = str_field(o, aliases[i].alias[a]);
 	return v;
+}
+
+static bool same(const char *a, const char *b)
+{
+	return a[0] == b[0] && !strcmp(a, b);
+}
+
+/* As cJSON_GetObjectItemCaseSensitive does, only a name's first field counts (seen). */
+static void take(const cJSON *c, bool *seen, const char **out)
+{
+	if (*seen)
+		return;
+	*seen = true;
+	*out = cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+void logchain_text_columns(const cJSON *o, const char *const *columns, size_t n,
+			   const char **out)
+{
+	const char *direct[LOGCHAIN_MAX_COLUMNS] = { 0 }, *alias[NALIASES][2] = { { 0 } };
+	bool seen[LOGCHAIN_MAX_COLUMNS] = { 0 }, aseen[NALIASES][2] = { { 0 } };
+
+	for (const cJSON *c = o ? o->child : NULL; c; c = c->next) {
+		if (!c->string)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (same(c->string, columns[i]))
+				take(c, &seen[i], &direct[i]);
+		for (size_t i = 0; i < NALIASES; i++)
+			for (int a = 0; a < 2 && aliases[i].alias[a]; a++)
+				if (same(c->string, aliases[i].alias[a]))
+					take(c, &aseen[i][a], &alias[i][a]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		out[i] = direct[i];
+		for (size_t k = 0; !out[i] && k < NALIASES; k++)
+			if (!strcmp(aliases[k].column, columns[i]))
+				out[i] = alias[k][0] ? alias[k][0] : alias[k][1];
+	}
 }

@@ -19,5 +19,10 @@ int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_
  * in tool_pin and loop_break records, "model" in llm ones; error_message: "error"). The writer
  * fills the columns with it and the verifier checks them with it. NULL: none. */
 const char *logchain_text_column(const cJSON *o, const char *column);
+/* The same for n columns at once (n <= LOGCHAIN_MAX_COLUMNS), in one walk over o's fields:
+ * out[i] = logchain_text_column(o, columns[i]). The writer's side, on the event loop. */
+#define LOGCHAIN_MAX_COLUMNS 16
+void logchain_text_columns(const cJSON *o, const char *const *columns, size_t n,
+			   const char **out);
 
 #endif

@@ -154,6 +154,12 @@ static void sql_where(struct sql *q, const struct logq_filter *f, bool fts, char
 			bind_text(q, v);
 		}
 	}
+	/* The partial indexes' conditions, literally: SQLite uses an index on (decision, id)
+	 * WHERE decision <> 'allow' only for a query that says so (observe/logstore_db.c). */
+	if (f->decision && strcmp(f->decision, "allow"))
+		sql_add(q, " AND decision <> 'allow'");
+	if (f->status && strcmp(f->status, "ok"))
+		sql_add(q, " AND status <> 'ok'");
 	if (f->since_ms) {
 		sql_add(q, " AND ts >= ?");
 		bind_int(q, f->since_ms);

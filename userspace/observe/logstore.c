@@ -162,16 +162,6 @@ int64_t logstore_reserve(void)
 	return seq;
 }
 
-static bool int_field(const cJSON *obj, const char *name, int64_t *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	if (!cJSON_IsNumber(v))
-		return false;
-	*out = (int64_t)v->valuedouble;
-	return true;
-}
-
 /* The text columns, in the order of struct logstore_row's text[]. */
 static const char *const text_cols[LOGSTORE_NTEXT] = {
 	"key", "team", "session", "method", "server", "target", "decision", "reason", "status",
@@ -180,6 +170,25 @@ static const char *const text_cols[LOGSTORE_NTEXT] = {
 static const char *const int_cols[LOGSTORE_NINT] = {
 	"error_code", "latency_us", "upstream_us", "cost_micros", "result_bytes",
 };
+
+/* The integer columns, in one walk over obj's fields (a name's first field counts, as with
+ * cJSON_GetObjectItemCaseSensitive). */
+static void int_fields(const cJSON *obj, struct logstore_row *row)
+{
+	bool seen[LOGSTORE_NINT] = { 0 };
+
+	for (const cJSON *c = obj->child; c; c = c->next) {
+		if (!c->string)
+			continue;
+		for (int i = 0; i < LOGSTORE_NINT; i++) {
+			if (seen[i] || c->string[0] != int_cols[i][0] || strcmp(c->string, int_cols[i]))
+				continue;
+			seen[i] = true;
+			if ((row->has_int[i] = cJSON_IsNumber(c)))
+				row->ints[i] = (int64_t)c->valuedouble;
+		}
+	}
+}
 
 /* A batch this deep ends the gathering: a full transaction, or half the queue (a small queue
  * must not fill while the writer waits for more). */
@@ -200,8 +209,8 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 
 	if (seq <= 0)
 		return;
+	logchain_text_columns(obj, text_cols, LOGSTORE_NTEXT, txt);
 	for (int i = 0; i < LOGSTORE_NTEXT; i++) {
-		txt[i] = logchain_text_column(obj, text_cols[i]);
 		len[i] = txt[i] ? strlen(txt[i]) + 1 : 0;
 		need += len[i];
 	}
@@ -219,8 +228,7 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 		memcpy(p, txt[i], len[i]);
 		p += len[i];
 	}
-	for (int i = 0; i < LOGSTORE_NINT; i++)
-		it->row.has_int[i] = int_field(obj, int_cols[i], &it->row.ints[i]);
+	int_fields(obj, &it->row);
 	it->row.record = p;
 	it->row.record_len = strlen(line);
 	memcpy(p, line, it->row.record_len + 1);

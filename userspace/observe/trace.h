@@ -1,7 +1,7 @@
 /* trace: OpenTelemetry traces of the calls (docs/tracing.md).
  *
  * W3C Trace Context (traceparent parsed, validated and generated; tracestate passed through),
- * spans built on the event loop and exported over OTLP/HTTP (http/protobuf) by a thread of
+ * spans built on the event loop and exported over OTLP/HTTP (http/protobuf or http/json) by a thread of
  * their own, in batches, from a bounded queue: a span that finds the queue full is dropped and
  * counted, never waited for. Configured by the `tracing` section and the standard OTEL_*
  * environment variables; off when neither names an endpoint, and then trace_enabled() is the
@@ -55,6 +55,7 @@ enum trace_sampler {
 struct trace_config {
 	bool enabled;
 	char *url;                 /* the full traces URL (<endpoint>/v1/traces) */
+	bool json;                 /* protocol http/json (else http/protobuf) */
 	char **headers;            /* "Name: value" lines, NULL-terminated (may hold secrets) */
 	char *service_name;
 	enum trace_sampler sampler;

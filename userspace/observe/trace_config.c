@@ -233,7 +233,7 @@ static int parse_ratio(const char *s, double *out)
 }
 
 /* Per the OpenTelemetry specification a variable with a bad value is a warning (in warns) and
- * is treated as unset; a protocol other than http/protobuf turns tracing off. What the file
+ * is treated as unset; a protocol other than http/protobuf and http/json (grpc) turns tracing off. What the file
  * set (have_*) is not looked up. */
 static void parse_env(struct trace_config *tc, bool have_sampler, bool have_protocol,
 		      struct config_errors *warns)
@@ -255,11 +255,14 @@ static void parse_env(struct trace_config *tc, bool have_sampler, bool have_prot
 	if (!tc->service_name && (v = env("OTEL_SERVICE_NAME")))
 		tc->service_name = xstrdup(v);
 	if (!have_protocol &&
-	    (v = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")) &&
-	    strcmp(v, "http/protobuf")) {
-		env_warn(warns, "OTEL_EXPORTER_OTLP_PROTOCOL",
-			    "only http/protobuf is supported (not %.32s): tracing is off", v);
-		tc->enabled = false;
+	    (v = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"))) {
+		if (!strcmp(v, "http/json")) {
+			tc->json = true;
+		} else if (strcmp(v, "http/protobuf")) {
+			env_warn(warns, "OTEL_EXPORTER_OTLP_PROTOCOL", "only http/protobuf and "
+				 "http/json are supported (not %.32s): tracing is off", v);
+			tc->enabled = false;
+		}
 	}
 	if (!have_sampler && (v = env("OTEL_TRACES_SAMPLER"))) {
 		if (parse_sampler(v, &tc->sampler))
@@ -296,8 +299,11 @@ static int parse_file(const cJSON *sec, struct trace_config *tc, size_t *nh, boo
 		rc = -EINVAL;
 	}
 	if (cfg_string(sec, "protocol", "tracing", false, &s, errs) == 0) {
-		if (strcmp(s, "http/protobuf"))
-			rc = config_fail(errs, "tracing.protocol", "only \"http/protobuf\" is supported");
+		if (!strcmp(s, "http/json"))
+			tc->json = true;
+		else if (strcmp(s, "http/protobuf"))
+			rc = config_fail(errs, "tracing.protocol",
+					 "must be \"http/protobuf\" or \"http/json\"");
 	} else if (cJSON_GetObjectItemCaseSensitive(sec, "protocol")) {
 		rc = -EINVAL;
 	}

@@ -38,6 +38,7 @@ struct exporter {
 	char *url;
 	struct curl_slist *headers;
 	struct pb resource;
+	bool json;                 /* http/json: the request in OTLP's JSON encoding */
 	unsigned batch_size, delay_ms, timeout_ms;
 };
 
@@ -134,8 +135,16 @@ static int export_batch(struct exporter *e, CURL *c, struct pb **spans, size_t n
 	long backoff = RETRY_FIRST_MS, retry_ms;
 	int rc;
 
-	otlp_request(&body, &e->resource, spans, n);
-	for (;;) {
+	/* A span that does not decode is a bug in trace.c: the batch is dropped and counted. */
+	if (e->json) {
+		rc = otlp_json_request(&body, &e->resource, spans, n);
+		if (rc)
+			snprintf(e->why, sizeof(e->why), "a span could not be encoded as JSON");
+	} else {
+		otlp_request(&body, &e->resource, spans, n);
+		rc = 0;
+	}
+	while (rc == 0 || rc == -EAGAIN) {
 		uint64_t now = mono_ms();
 		rc = post(e, c, &body, now < deadline ? (long)(deadline - now) : 0, &retry_ms);
 		if (rc != -EAGAIN)
@@ -278,7 +287,9 @@ int exporter_start(const struct trace_config *tc)
 	e->delay_ms = tc->delay_ms;
 	e->timeout_ms = tc->timeout_ms;
 	otlp_resource(&e->resource, tc->service_name);
-	if (!(h = curl_slist_append(NULL, "Content-Type: application/x-protobuf")))
+	e->json = tc->json;
+	if (!(h = curl_slist_append(NULL, tc->json ? "Content-Type: application/json"
+				    : "Content-Type: application/x-protobuf")))
 		goto fail;
 	e->headers = h;
 	if (!(h = curl_slist_append(e->headers, "Expect:")))

@@ -53,6 +53,10 @@ enum {
 /* The ExportTraceServiceRequest for encoded Span messages spans[0..n) under resource (an
  * encoded Resource message), into out (appended). */
 void otlp_request(struct pb *out, const struct pb *resource, struct pb *const *spans, size_t n);
+/* The same request in OTLP's JSON encoding (http/json), from the same encoded spans
+ * (observe/trace_json.c): 0, or -EINVAL when a span is not the protobuf trace.c writes. */
+int otlp_json_request(struct pb *out, const struct pb *resource, struct pb *const *spans,
+		      size_t n);
 /* The Resource message for a service. */
 void otlp_resource(struct pb *out, const char *service_name);
 

@@ -25,6 +25,7 @@
 #include "govern/refusal.h"
 #include "base/http_reply.h"
 #include "base/list.h"
+#include "mcp/call.h"
 #include "mcp/jsonrpc.h"
 #include "base/listener.h"
 #include "base/log.h"
@@ -292,25 +293,32 @@ static void reply_write_final(struct reply *base, cJSON *response)
 static const struct reply_ops front_reply_ops = { reply_write_event, reply_write_final,
 						  reply_set_gone };
 
+/* What a span needs of the request (mcp/reply.h): its arrival, trace context and peer. */
+static void reply_trace_view(struct front *f, struct evhttp_request *req, struct reply *base)
+{
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+
+	base->received_ns = f->rx_ns;
+	if (!trace_enabled())
+		return;
+	base->traceparent = header(req, "traceparent");
+	base->tracestate = header(req, "tracestate");
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+	base->peer = peer;
+	base->peer_port = port;
+}
+
 static struct front_reply *reply_new(struct front *f, struct evhttp_request *req)
 {
 	struct front_reply *r = calloc(1, sizeof(*r));
 
 	if (r) {
 		r->base.ops = &front_reply_ops;
-		r->base.received_ns = f->rx_ns;
 		r->f = f;
 		r->req = req;
 		r->evcon = evhttp_request_get_connection(req);
-		if (trace_enabled()) {
-			char *peer = NULL;
-			ev_uint16_t port = 0;
-			r->base.traceparent = header(req, "traceparent");
-			r->base.tracestate = header(req, "tracestate");
-			evhttp_connection_get_peer(r->evcon, &peer, &port);
-			r->base.peer = peer;
-			r->base.peer_port = port;
-		}
+		reply_trace_view(f, req, &r->base);
 	}
 	return r;
 }
@@ -590,8 +598,12 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 	}
 	if (m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {
 		cJSON *resp = NULL;
+		struct reply view = { 0 };
+		reply_trace_view(f, req, &view);
+		struct span *sp = call_trace_initialize(m.id, m.params, &view, who);
 		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
 		redirect_in_scope(f->route, s);
+		call_trace_initialized(sp, s, resp);
 		if (s)
 			http_set_header(req, "Mcp-Session-Id", s->id);
 		send_answer(req, resp);
