@@ -20,6 +20,7 @@
 #include "base/listener.h"
 #include "base/log.h"
 #include "govern/budget.h"
+#include "govern/fleet.h"
 #include "govern/gate.h"
 #include "mcp/router.h"
 #include "observe/audit.h"
@@ -162,7 +163,8 @@ void admin_metrics_get(struct ctx *c, const char *unused)
 {
 	struct evbuffer *buf = evbuffer_new();
 
-	if (!buf || metrics_render(buf, gate_store(c->g), c->ks)) {
+	if (!buf || metrics_render(buf, gate_store(c->g), c->ks) ||
+	    (gate_fleet(c->g) && fleet_metrics(gate_fleet(c->g), buf))) {
 		admin_fail(c, 500, NULL, "out of memory");
 	} else {
 		http_set_header(c->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");

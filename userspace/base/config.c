@@ -26,7 +26,7 @@
 static const char *const top_keys[] = {
 	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "workloads", "policies",
-	"costs", "budgets", "rate_limits", "store", "tool_pins", "providers", "llm", "tracing", "logs",
+	"costs", "budgets", "rate_limits", "store", "counters", "tool_pins", "providers", "llm", "tracing", "logs",
 	"$schema", "_comment", NULL
 };
 static const char *const upstream_keys[] = {

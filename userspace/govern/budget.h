@@ -93,6 +93,11 @@ void budget_config_free(struct budget_config *cfg);
  * (an exact name beats any glob; ties: first listed), else "default", else 0. O(patterns):
  * resolve once per catalogue entry, not per call. */
 int64_t budget_cost(const struct budget_config *cfg, const char *server, const char *tool);
+/* The budgets that apply to who, as budget_reserve picks them: the key's own (from key:<id>,
+ * policy:<p> or default; *nk of them) and its team's (*nt). The specs point into cfg. */
+void budget_applicable(const struct budget_config *cfg, const struct budget_subject *who,
+		       const struct budget_spec **kspec, size_t *nk,
+		       const struct budget_spec **tspec, size_t *nt);
 
 /* ---- accounting (event loop thread) ---- */
 
