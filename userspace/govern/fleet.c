@@ -22,101 +22,10 @@
 #include "govern/fleet_int.h"
 #include "govern/fleet_lua.h"
 
-#define KEY_MAX 700
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-#define RETRY_AFTER_MS 1000
 
-enum script { SC_RESERVE, SC_SETTLE, SC_USAGE, SC_N };
 static const char *const script_src[SC_N] = { FLEET_LUA_RESERVE, FLEET_LUA_SETTLE, FLEET_LUA_USAGE };
-
-/* A charge for Redis: sent at once, or kept (durable in the store) and replayed in order. */
-struct settle {
-	struct list_head link;          /* in fleet->replay while waiting */
-	int argc;
-	char **argv;                    /* "EVALSHA", sha, nkeys, keys..., args... */
-	size_t *argvlen;
-	store_done_fn cb;               /* the caller, once Redis or the store has it */
-	void *arg;
-	struct fleet *arg2;             /* settle_stored's fleet */
-	bool release;                   /* nothing to keep when Redis is away */
-	bool queued;                    /* in fleet->replay */
-	bool storing;                   /* store_charge not answered yet */
-	/* For the store when Redis is away: what the charge was. */
-	size_t nb;
-	struct store_spend items[FLEET_MAX_BUDGETS];
-	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
-};
-
-enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL };
-
-struct req {
-	struct list_head link;          /* in fleet->inflight, oldest first */
-	struct fleet *f;
-	enum req_kind kind;
-	enum script sc;
-	uint64_t sent_ns;
-	bool retried;                   /* NOSCRIPT: sent again with EVAL */
-	int argc;
-	char **argv;
-	size_t *argvlen;
-	/* RQ_RESERVE */
-	fleet_reserve_fn rcb;
-	void *arg;
-	struct fleet_resv *r;
-	struct fleet_budget b[FLEET_MAX_BUDGETS];
-	struct budget_spec spec[FLEET_MAX_BUDGETS];
-	struct rate_spec rspec[RATE_NLEVELS];
-	enum rate_level rlevel[RATE_NLEVELS];
-	int64_t cost, now;
-	/* RQ_SETTLE */
-	struct settle *s;
-	/* RQ_USAGE */
-	fleet_usage_fn ucb;
-};
-
-struct fleet_resv {
-	size_t nb;
-	char rid[64];
-	char *keys[FLEET_MAX_BUDGETS];
-	int kind[FLEET_MAX_BUDGETS];
-	int64_t start[FLEET_MAX_BUDGETS], ttl[FLEET_MAX_BUDGETS];
-	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
-	int64_t cost;
-	bool local;                     /* admitted by the local allowance */
-	char *key_id;                   /* local: whose allowance */
-};
-
-/* A key's local allowance during one outage. */
-struct allowance {
-	int64_t spent, calls;
-};
-
-struct fleet {
-	struct event_base *base;
-	const struct fleet_config *cfg;
-	struct store *st;
-	redisAsyncContext *ac;
-	enum fleet_state state;
-	char sha[SC_N][41];
-	int loads_pending;              /* SCRIPT LOADs not answered yet */
-	struct list_head inflight;      /* struct req, in send order */
-	struct list_head replay;        /* struct settle, oldest first */
-	size_t nreplay, ninflight;
-	bool replaying;                 /* one replayed charge at a time: order kept */
-	struct event *timer;            /* connect and command timeouts */
-	struct event *retry;            /* reconnect with backoff */
-	int backoff_ms;
-	uint64_t connect_ns;
-	size_t sentinel_next;           /* sentinel to ask next */
-	redisAsyncContext *sentinel_ac;
-	struct fleet_addr master;       /* from the sentinels */
-	struct hmap *allow;             /* key id -> struct allowance, during an outage */
-	uint64_t seq, errors, reconnects, replayed, local_admits;
-	char sidecar[32];
-	char why[160];
-	bool freeing;
-};
 
 const char *fleet_state_name(enum fleet_state s)
 {
@@ -126,13 +35,7 @@ const char *fleet_state_name(enum fleet_state s)
 
 /* ---- argument vectors ---- */
 
-struct argv_b {
-	int n, cap;
-	char **v;
-	size_t *len;
-};
-
-static void av_add(struct argv_b *a, const char *s)
+void fleet_av_add(struct argv_b *a, const char *s)
 {
 	if (a->n == a->cap) {
 		a->cap = a->cap ? 2 * a->cap : 32;
@@ -143,15 +46,15 @@ static void av_add(struct argv_b *a, const char *s)
 	a->len[a->n++] = strlen(s);
 }
 
-static void av_addi(struct argv_b *a, int64_t v)
+void fleet_av_addi(struct argv_b *a, int64_t v)
 {
 	char b[24];
 
 	snprintf(b, sizeof(b), "%" PRId64, v);
-	av_add(a, b);
+	fleet_av_add(a, b);
 }
 
-static void av_free(int argc, char **argv, size_t *len)
+void fleet_av_free(int argc, char **argv, size_t *len)
 {
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);
@@ -254,7 +157,7 @@ static void go_up(struct fleet *f)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-static int send_req(struct fleet *f, struct req *q)
+int fleet_send_req(struct fleet *f, struct req *q)
 {
 	if (!f->ac || redisAsyncCommandArgv(f->ac, on_reply, q, q->argc, (const char **)q->argv,
 					    q->argvlen) != REDIS_OK)
@@ -265,13 +168,13 @@ static int send_req(struct fleet *f, struct req *q)
 	return 0;
 }
 
-static void req_free(struct req *q)
+void fleet_req_free(struct req *q)
 {
-	av_free(q->argc, q->argv, q->argvlen);
+	fleet_av_free(q->argc, q->argv, q->argvlen);
 	free(q);
 }
 
-static void resv_free(struct fleet_resv *r)
+void fleet_resv_free(struct fleet_resv *r)
 {
 	if (!r)
 		return;
@@ -284,9 +187,9 @@ static void resv_free(struct fleet_resv *r)
 	free(r);
 }
 
-static void settle_free(struct settle *s)
+void fleet_settle_free(struct settle *s)
 {
-	av_free(s->argc, s->argv, s->argvlen);
+	fleet_av_free(s->argc, s->argv, s->argvlen);
 	for (size_t i = 0; i < s->nb; i++) {
 		free(s->scopes[i]);
 		free(s->periods[i]);
@@ -299,7 +202,7 @@ static void settle_free(struct settle *s)
 static void reserve_done(struct req *q, struct fleet_outcome *o)
 {
 	if (o->rc && q->r) {
-		resv_free(q->r);
+		fleet_resv_free(q->r);
 		q->r = NULL;
 	}
 	o->r = q->r;
@@ -308,7 +211,7 @@ static void reserve_done(struct req *q, struct fleet_outcome *o)
 }
 
 /* Redis is away: fail closed, or admit within this key's allowance for the outage. */
-static void reserve_unreachable(struct fleet *f, struct req *q)
+void fleet_reserve_unreachable(struct fleet *f, struct req *q)
 {
 	struct fleet_outcome o = { .rc = -ENOTCONN };
 	const char *key = q->r->key_id;
@@ -406,13 +309,13 @@ static void settle_stored(void *arg, int err)
  * and replay it when Redis is back. A release needs nothing: its deadline gives it back.
  * Returns 0: s->cb follows; 1: durable now (or nothing to keep), s->cb is not called; < 0:
  * the store could not take it (kept in memory for the replay), s->cb is not called. */
-static int settle_keep(struct fleet *f, struct settle *s)
+int fleet_settle_keep(struct fleet *f, struct settle *s)
 {
 	int rc;
 
 	if (s->release || f->freeing) {
 		rc = s->release ? 1 : -ECANCELED;
-		settle_free(s);
+		fleet_settle_free(s);
 		return rc;
 	}
 	list_add_tail(&s->link, &f->replay);
@@ -430,7 +333,7 @@ static int settle_keep(struct fleet *f, struct settle *s)
 	return rc;
 }
 
-static struct req *settle_req(struct fleet *f, struct settle *s)
+struct req *fleet_settle_req(struct fleet *f, struct settle *s)
 {
 	struct req *q = xcalloc(1, sizeof(*q));
 
@@ -468,7 +371,7 @@ static void settle_reply(struct fleet *f, struct req *q, redisReply *rep)
 		list_del(&s->link);
 		f->nreplay--;
 		f->replayed++;
-		settle_free(s);
+		fleet_settle_free(s);
 		send_next_replay(f);
 		return;
 	}
@@ -477,9 +380,9 @@ static void settle_reply(struct fleet *f, struct req *q, redisReply *rep)
 	int rc = 0;
 
 	if (!ok)
-		rc = settle_keep(f, s);
+		rc = fleet_settle_keep(f, s);
 	else
-		settle_free(s);
+		fleet_settle_free(s);
 	if (cb && (ok || rc))
 		cb(arg, rc < 0 ? rc : 0);
 }
@@ -491,10 +394,10 @@ static void send_next_replay(struct fleet *f)
 	struct settle *s = list_first_entry(&f->replay, struct settle, link);
 	if (s->storing)         /* durable first: settle_stored calls again */
 		return;
-	struct req *q = settle_req(f, s);
+	struct req *q = fleet_settle_req(f, s);
 
 	f->replaying = true;
-	if (send_req(f, q)) {
+	if (fleet_send_req(f, q)) {
 		f->replaying = false;
 		free(q);
 	}
@@ -525,7 +428,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		q->argvlen[0] = 4;
 		q->argv[1] = xstrdup(script_src[q->sc]);
 		q->argvlen[1] = strlen(q->argv[1]);
-		if (send_req(f, q) == 0)
+		if (fleet_send_req(f, q) == 0)
 			return;
 	}
 	switch (q->kind) {
@@ -541,11 +444,11 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		}
 		if (f->ac == ac && rep && rep->type != REDIS_REPLY_ERROR && --f->loads_pending == 0)
 			go_up(f);
-		req_free(q);
+		fleet_req_free(q);
 		return;
 	case RQ_RESERVE:
 		if (!rep)
-			reserve_unreachable(f, q);
+			fleet_reserve_unreachable(f, q);
 		else if (rep->type == REDIS_REPLY_ERROR) {
 			struct fleet_outcome o = { .rc = -EIO };
 			f->errors++;
@@ -554,7 +457,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		} else {
 			reserve_reply(f, q, rep);
 		}
-		req_free(q);
+		fleet_req_free(q);
 		return;
 	case RQ_SETTLE:
 		settle_reply(f, q, rep);
@@ -565,12 +468,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			q->ucb(q->arg, rep ? -EIO : -ENOTCONN, 0, 0);
 		else
 			q->ucb(q->arg, 0, rep->element[0]->integer, rep->element[1]->integer);
-		req_free(q);
+		fleet_req_free(q);
 		return;
 	case RQ_SENTINEL:
 		break;
 	}
-	req_free(q);
+	fleet_req_free(q);
 }
 
 /* ---- connecting ---- */
@@ -605,15 +508,15 @@ static void init_cmd(struct fleet *f, enum script sc, int argc, const char *cons
 	struct argv_b a = { 0 };
 
 	for (int i = 0; i < argc; i++)
-		av_add(&a, argv[i]);
+		fleet_av_add(&a, argv[i]);
 	q->f = f;
 	q->kind = RQ_INIT;
 	q->sc = sc;
 	q->argc = a.n;
 	q->argv = a.v;
 	q->argvlen = a.len;
-	if (send_req(f, q))
-		req_free(q);
+	if (fleet_send_req(f, q))
+		fleet_req_free(q);
 	else
 		f->loads_pending++;
 }
@@ -755,7 +658,7 @@ void fleet_free(struct fleet *f)
 		list_del(&s->link);
 		if (s->cb)      /* its store write is pending: the store drains after us */
 			s->cb(s->arg, -ECANCELED);
-		settle_free(s);
+		fleet_settle_free(s);
 	}
 	if (f->timer)
 		event_free(f->timer);
@@ -767,285 +670,3 @@ void fleet_free(struct fleet *f)
 	free(f);
 }
 
-/* ---- the interface ---- */
-
-int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
-		  const struct rate_limits *lim, const char *key_id, const char *server,
-		  const char *tool, int64_t cost, int64_t now, fleet_reserve_fn cb, void *arg)
-{
-	struct req *q;
-	struct fleet_resv *r;
-	struct argv_b a = { 0 };
-	char key[KEY_MAX], pid[32];
-	size_t nr = 0;
-	int rc = 0;
-
-	if (nb > FLEET_MAX_BUDGETS || cost < 0)
-		return -EINVAL;
-	q = xcalloc(1, sizeof(*q));
-	r = xcalloc(1, sizeof(*r));
-	q->f = f;
-	q->kind = RQ_RESERVE;
-	q->sc = SC_RESERVE;
-	q->rcb = cb;
-	q->arg = arg;
-	q->r = r;
-	q->cost = cost;
-	q->now = now;
-	r->cost = cost;
-	r->key_id = xstrdup(key_id);
-	snprintf(r->rid, sizeof(r->rid), "%s.%" PRIu64, f->sidecar, ++f->seq);
-	for (int l = 0; lim && l < RATE_NLEVELS; l++) {
-		if (!lim->level[l].requests || (l >= RATE_SERVER && !server) ||
-		    (l == RATE_TOOL && !tool))
-			continue;
-		q->rlevel[nr] = (enum rate_level)l;
-		q->rspec[nr++] = lim->level[l];
-	}
-	av_add(&a, "EVALSHA");
-	av_add(&a, f->sha[SC_RESERVE]);
-	av_addi(&a, (int64_t)(nb + nr));
-	for (size_t i = 0; i < nb && !rc; i++) {
-		q->spec[i] = *b[i].spec;
-		rc = fleet_counter_key(f->cfg->prefix, b[i].scope, b[i].spec, now, key, sizeof(key));
-		if (rc)
-			break;
-		av_add(&a, key);
-		r->keys[i] = xstrdup(key);
-		r->scopes[i] = xstrdup(b[i].scope);
-		budget_period_id(b[i].spec, pid, sizeof(pid));
-		r->periods[i] = xstrdup(pid);
-		r->kind[i] = b[i].spec->period == BUDGET_ROLLING;
-		int64_t slot = r->kind[i] ? budget_rolling_slot(b[i].spec->window) : 0;
-		r->start[i] = r->kind[i] ? budget_floor_div(now, slot) * slot
-			    : budget_period_start(b[i].spec->period, now);
-		r->ttl[i] = fleet_counter_ttl(b[i].spec, now, f->cfg->resv_ttl_s);
-		r->nb = i + 1;
-	}
-	for (size_t j = 0; j < nr && !rc; j++) {
-		rc = fleet_bucket_key(f->cfg->prefix, key_id, q->rlevel[j], server, tool, key,
-				      sizeof(key));
-		if (!rc)
-			av_add(&a, key);
-	}
-	if (rc) {
-		av_free(a.n, a.v, a.len);
-		resv_free(r);
-		free(q);
-		return rc;
-	}
-	av_add(&a, r->rid);
-	av_addi(&a, now);
-	av_addi(&a, now + f->cfg->resv_ttl_s);
-	av_addi(&a, cost);
-	av_addi(&a, (int64_t)nb);
-	av_addi(&a, (int64_t)nr);
-	for (size_t i = 0; i < nb; i++) {
-		int64_t slot = r->kind[i] ? budget_rolling_slot(b[i].spec->window) : 1;
-		av_addi(&a, r->kind[i]);
-		av_addi(&a, b[i].spec->limit);
-		av_addi(&a, slot);
-		av_addi(&a, r->kind[i] ? (b[i].spec->window + slot - 1) / slot + 1 : 1);
-		av_addi(&a, r->ttl[i]);
-	}
-	for (size_t j = 0; j < nr; j++) {
-		av_addi(&a, q->rspec[j].requests);
-		av_addi(&a, q->rspec[j].burst);
-		av_addi(&a, (int64_t)(q->rspec[j].period_ns / 1000));
-	}
-	q->argc = a.n;
-	q->argv = a.v;
-	q->argvlen = a.len;
-	for (size_t i = 0; i < nb; i++)
-		q->b[i] = (struct fleet_budget){ r->scopes[i], &q->spec[i] };
-	if (f->state != FLEET_UP || send_req(f, q)) {
-		reserve_unreachable(f, q);
-		req_free(q);
-	}
-	return 0;
-}
-
-static struct settle *settle_new(struct fleet *f, struct fleet_resv *r, int64_t amount)
-{
-	struct settle *s = xcalloc(1, sizeof(*s));
-	struct argv_b a = { 0 };
-
-	av_add(&a, "EVALSHA");
-	av_add(&a, f->sha[SC_SETTLE]);
-	av_addi(&a, (int64_t)r->nb);
-	for (size_t i = 0; i < r->nb; i++)
-		av_add(&a, r->keys[i]);
-	av_add(&a, r->rid);
-	av_addi(&a, amount);
-	av_addi(&a, (int64_t)r->nb);
-	for (size_t i = 0; i < r->nb; i++) {
-		av_addi(&a, r->kind[i]);
-		av_addi(&a, r->start[i]);
-		av_addi(&a, r->ttl[i]);
-		s->scopes[i] = xstrdup(r->scopes[i]);
-		s->periods[i] = xstrdup(r->periods[i]);
-		s->items[i] = (struct store_spend){ .scope = s->scopes[i], .period = s->periods[i],
-						    .start = r->start[i], .amount = amount,
-						    .expires = r->start[i] + r->ttl[i] };
-	}
-	s->nb = r->nb;
-	s->argc = a.n;
-	s->argv = a.v;
-	s->argvlen = a.len;
-	return s;
-}
-
-/* 0: s->cb follows; otherwise settle_keep's answer. */
-static int settle_send(struct fleet *f, struct settle *s)
-{
-	/* Behind queued charges: Redis gets them in the order they were made. */
-	if (f->state == FLEET_UP && list_empty(&f->replay)) {
-		struct req *q = settle_req(f, s);
-		if (send_req(f, q) == 0)
-			return 0;
-		free(q);
-	}
-	return settle_keep(f, s);
-}
-
-int fleet_commit(struct fleet *f, struct fleet_resv *r, int64_t amount, store_done_fn cb,
-		 void *arg)
-{
-	struct settle *s;
-
-	if (!r)
-		return -EINVAL;
-	if (amount < 0 || amount > BUDGET_MONEY_MAX)
-		amount = r->cost;
-	if (!r->nb || (!amount && !r->cost)) {
-		resv_free(r);
-		return 1;
-	}
-	s = settle_new(f, r, amount);
-	s->cb = cb;
-	s->arg = arg;
-	s->release = !amount;
-	resv_free(r);
-	return settle_send(f, s);
-}
-
-void fleet_release(struct fleet *f, struct fleet_resv *r)
-{
-	struct settle *s;
-
-	if (!r)
-		return;
-	if (r->local) {
-		/* A local admission reserved nothing in Redis: give the allowance back. */
-		struct allowance *a = hmap_get(f->allow, r->key_id);
-		if (a) {
-			a->calls--;
-			a->spent -= r->cost;
-		}
-		resv_free(r);
-		return;
-	}
-	if (!r->nb || !r->cost) {
-		resv_free(r);
-		return;
-	}
-	s = settle_new(f, r, 0);
-	s->release = true;
-	resv_free(r);
-	/* A release that cannot reach Redis needs no replay: the deadline gives it back. */
-	if (f->state == FLEET_UP) {
-		struct req *q = settle_req(f, s);
-		if (send_req(f, q) == 0)
-			return;
-		free(q);
-	}
-	settle_free(s);
-}
-
-int fleet_usage(struct fleet *f, const char *scope, const struct budget_spec *spec, int64_t now,
-		fleet_usage_fn cb, void *arg)
-{
-	struct req *q;
-	struct argv_b a = { 0 };
-	char key[KEY_MAX];
-	int64_t slot = spec->period == BUDGET_ROLLING ? budget_rolling_slot(spec->window) : 1;
-	int rc = fleet_counter_key(f->cfg->prefix, scope, spec, now, key, sizeof(key));
-
-	if (rc)
-		return rc;
-	if (f->state != FLEET_UP)
-		return -ENOTCONN;
-	av_add(&a, "EVALSHA");
-	av_add(&a, f->sha[SC_USAGE]);
-	av_add(&a, "1");
-	av_add(&a, key);
-	av_addi(&a, spec->period == BUDGET_ROLLING);
-	av_addi(&a, now);
-	av_addi(&a, slot);
-	av_addi(&a, spec->period == BUDGET_ROLLING ? (spec->window + slot - 1) / slot + 1 : 1);
-	q = xcalloc(1, sizeof(*q));
-	q->f = f;
-	q->kind = RQ_USAGE;
-	q->sc = SC_USAGE;
-	q->ucb = cb;
-	q->arg = arg;
-	q->argc = a.n;
-	q->argv = a.v;
-	q->argvlen = a.len;
-	if (send_req(f, q)) {
-		req_free(q);
-		return -ENOTCONN;
-	}
-	return 0;
-}
-
-void fleet_stats(const struct fleet *f, struct fleet_stats *out)
-{
-	*out = (struct fleet_stats){
-		.state = f->state, .fail_closed = f->cfg->fail_closed, .errors = f->errors,
-		.reconnects = f->reconnects, .replayed = f->replayed,
-		.local_admits = f->local_admits, .replay_queue = f->nreplay,
-		.inflight = f->ninflight,
-	};
-	snprintf(out->why, sizeof(out->why), "%s", f->why);
-}
-
-bool fleet_ready(const struct fleet *f, char *why, size_t len)
-{
-	if (f->state == FLEET_UP || !f->cfg->fail_closed)
-		return true;
-	snprintf(why, len, "counters unavailable: Redis %s%s%s", fleet_state_name(f->state),
-		 f->why[0] ? ": " : "", f->why);
-	return false;
-}
-
-int fleet_metrics(const struct fleet *f, struct evbuffer *out)
-{
-	int rc = evbuffer_add_printf(out,
-		"# HELP mcpwarden_counters_backend_up Redis counters: 1 connected, 0 unreachable.\n"
-		"# TYPE mcpwarden_counters_backend_up gauge\n"
-		"mcpwarden_counters_backend_up{backend=\"redis\",state=\"%s\",on_unreachable=\"%s\"} %d\n"
-		"# HELP mcpwarden_counters_replay_queue Charges kept on this sidecar for Redis.\n"
-		"# TYPE mcpwarden_counters_replay_queue gauge\n"
-		"mcpwarden_counters_replay_queue %zu\n"
-		"# HELP mcpwarden_counters_inflight Commands sent to Redis, not answered yet.\n"
-		"# TYPE mcpwarden_counters_inflight gauge\n"
-		"mcpwarden_counters_inflight %zu\n"
-		"# HELP mcpwarden_counters_errors_total Connection losses, timeouts and error answers.\n"
-		"# TYPE mcpwarden_counters_errors_total counter\n"
-		"mcpwarden_counters_errors_total %llu\n"
-		"# HELP mcpwarden_counters_reconnects_total Connection attempts after a loss.\n"
-		"# TYPE mcpwarden_counters_reconnects_total counter\n"
-		"mcpwarden_counters_reconnects_total %llu\n"
-		"# HELP mcpwarden_counters_replayed_total Kept charges Redis took later.\n"
-		"# TYPE mcpwarden_counters_replayed_total counter\n"
-		"mcpwarden_counters_replayed_total %llu\n"
-		"# HELP mcpwarden_counters_local_admits_total Calls admitted by the local allowance.\n"
-		"# TYPE mcpwarden_counters_local_admits_total counter\n"
-		"mcpwarden_counters_local_admits_total %llu\n",
-		fleet_state_name(f->state), f->cfg->fail_closed ? "fail_closed" : "local",
-		f->state == FLEET_UP, f->nreplay, f->ninflight, (unsigned long long)f->errors,
-		(unsigned long long)f->reconnects, (unsigned long long)f->replayed,
-		(unsigned long long)f->local_admits);
-	return rc < 0 ? -ENOMEM : 0;
-}
