@@ -37,7 +37,8 @@ function config(port, keys, counters = {}) {
 		policies: { all: { tools: { allow: ['*/*'] } } },
 		costs: { default: '0', 'everything/echo': '0.10' },
 		budgets: { 'key:shared': [{ name: 'daily', limit: '1.00', period: 'daily' }],
-			'key:local': [{ name: 'daily', limit: '100.00', period: 'daily' }] },
+			'key:local': [{ name: 'daily', limit: '100.00', period: 'daily' }],
+			'key:dead': [{ name: 'daily', limit: '1.00', period: 'daily' }] },
 		rate_limits: { 'key:rated': { key: { requests: 8, per: 'hour' } } },
 		counters: { backend: 'redis', url: `redis://127.0.0.1:${port}/0`,
 			connect_timeout_ms: 300, command_timeout_ms: 500, ...counters },
@@ -65,6 +66,7 @@ describe('counters in Redis', { skip }, () => {
 		shared: { id: 'shared', policy: 'all' },
 		rated: { id: 'rated', policy: 'all' },
 		local: { id: 'local', policy: 'all' },
+		dead: { id: 'dead', policy: 'all' },
 	});
 	let dir, port, redis;
 	const daemons = [];
@@ -107,6 +109,29 @@ describe('counters in Redis', { skip }, () => {
 				assert.equal(e.code, -32004, JSON.stringify(e));
 				assert.ok(e.data.retry_after_ms > 0);
 			}
+		});
+
+	test('a reservation its sidecar never settled stops holding capacity at its deadline',
+		async () => {
+			const d = daemons[0];
+			const ck = `mcpwarden:{key:dead}:b:day:${today()}`;
+			// A sidecar died holding the whole 1.00 of this key: one reservation whose deadline
+			// passed, and one still running.
+			cli(port, 'HSET', ck, 'reserved', '1000000', 'r:gone.1', '900000', 'r:alive.1', '100000');
+			cli(port, 'ZADD', `${ck}:d`, '1', 'gone.1', String(today() + 10 * 86400), 'alive.1');
+			const s = await rawSession(d.url, bearer(k.dead));
+			const r = responseOf(await s.post(call('d1', 'x')));
+			assert.ok(r.result, JSON.stringify(r));
+			await eventually(() => cli(port, 'HGET', ck, 'reserved') === '100000',
+				{ what: 'only the live reservation held' });
+			assert.equal(cli(port, 'HGET', ck, 'spent'), '100000');
+			assert.equal(cli(port, 'HEXISTS', ck, 'r:gone.1'), '0');
+			assert.equal(cli(port, 'ZRANGE', `${ck}:d`, '0', '-1'), 'alive.1');
+			// 0.10 spent + 0.10 held by the live one: 8 more calls fit, the 9th does not
+			let ok = 0;
+			for (let i = 0; i < 9; i++)
+				ok += responseOf(await s.post(call(`d${i + 2}`, 'y'))).result ? 1 : 0;
+			assert.equal(ok, 8);
 		});
 
 	test('fail_closed: Redis killed refuses governed calls with -32007 and fails /readyz; '
