@@ -26,6 +26,11 @@ async function startRedis(dir, port) {
 const cli = (port, ...args) => execFileSync(CLI, ['-p', String(port), '--raw', ...args],
 	{ encoding: 'utf8' }).trim();
 
+const TOKEN = 'counters-redis-admin-token';
+const admin = async (d, path) => {
+	const r = await fetch(d.adminUrl + path, { headers: { Authorization: `Bearer ${TOKEN}` } });
+	return { status: r.status, json: await r.json().catch(() => null), text: '' };
+};
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 const call = (id, msg) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name: 'echo', arguments: { message: msg } } });
@@ -34,6 +39,7 @@ const today = () => Math.floor(Date.now() / 86400000) * 86400;
 function config(port, keys, counters = {}) {
 	return {
 		listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
+		admin: { listen: '127.0.0.1:0', token: TOKEN },
 		policies: { all: { tools: { allow: ['*/*'] } } },
 		costs: { default: '0', 'everything/echo': '0.10' },
 		budgets: { 'key:shared': [{ name: 'daily', limit: '1.00', period: 'daily' }],
@@ -102,6 +108,25 @@ describe('counters in Redis', { skip }, () => {
 			await eventually(() => cli(port, 'HGET', ck, 'reserved') === '0',
 				{ what: 'no reservation left' });
 			assert.equal(cli(port, 'HGET', ck, 'spent'), '1000000');
+			// Each sidecar's admin API reads the fleet's counters: both show the whole 1.00.
+			for (const d of [a, b]) {
+				const u = await admin(d, '/v1/usage?key=shared');
+				assert.equal(u.status, 200, JSON.stringify(u.json));
+				assert.equal(u.json.counters, 'redis');
+				const bu = u.json.keys[0].budgets[0];
+				assert.equal(bu.spent, '1.00');
+				assert.equal(bu.reserved, '0.00');
+				assert.equal(bu.remaining, '0.00');
+			}
+			const reset = await fetch(a.adminUrl + '/v1/usage/reset', { method: 'POST',
+				headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+				body: JSON.stringify({ key: 'shared' }) });
+			assert.equal(reset.status, 409);
+			assert.match(await reset.text(), /not supported with Redis counters/);
+			const m = await (await fetch(a.adminUrl + '/metrics',
+				{ headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+			assert.match(m, /mcpwarden_counters_backend_up\{backend="redis",state="up",on_unreachable="fail_closed"\} 1/);
+			assert.match(m, /mcpwarden_counters_replay_queue 0/);
 			// 8 per hour for the key, tokens taken in Redis: 8 calls in the fleet.
 			const [qa, qb] = await Promise.all([burst(a.url, k.rated, 2, 6), burst(b.url, k.rated, 2, 6)]);
 			assert.equal(qa.ok + qb.ok, 8, `ok a=${qa.ok} b=${qb.ok}`);
@@ -190,6 +215,14 @@ describe('counters in Redis', { skip }, () => {
 			assert.equal(ok, 3, `ok ${ok}`);
 			assert.equal(refused, 2);
 			assert.equal((await fetch(new URL('/readyz', d.url))).status, 200);
+			const m = await (await fetch(d.adminUrl + '/metrics',
+				{ headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+			assert.match(m, /mcpwarden_counters_backend_up\{backend="redis",state="down",on_unreachable="local"\} 0/);
+			assert.match(m, /mcpwarden_counters_replay_queue 3/);
+			assert.match(m, /mcpwarden_counters_local_admits_total 3/);
+			// the fleet's counters cannot be read meanwhile: a clear 503
+			const u = await admin(d, '/v1/usage?key=local');
+			assert.equal(u.status, 503);
 			redis = await startRedis(dir, port);
 			await eventually(() => Number(cli(port, 'HGET', ck, 'spent')) === before + 300000,
 				{ what: 'the local charges replayed', ms: 15000 });

@@ -453,3 +453,8 @@ void budget_applicable(const struct budget_config *cfg, const struct budget_subj
 	*tspec = ts ? ts->spec : NULL;
 	*nt = ts ? ts->n : 0;
 }
+
+int budget_period_kind(const char *id, enum budget_period *kind, int64_t *window)
+{
+	return budget_parse_period_id(id, kind, window);
+}
