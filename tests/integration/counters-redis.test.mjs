@@ -7,7 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
 	removeTempDir, responseOf, startDaemon, startProcess, stopCleanly } from './lib.mjs';
 
@@ -158,6 +159,35 @@ describe('counters in Redis', { skip }, () => {
 				ok += responseOf(await s.post(call(`d${i + 2}`, 'y'))).result ? 1 : 0;
 			assert.equal(ok, 8);
 		});
+
+	test('Sentinel: the sidecar asks the sentinel for the master and counts there', async () => {
+		const sport = await freePort();
+		const conf = join(dir, 'sentinel.conf');
+		writeFileSync(conf, `port ${sport}\nbind 127.0.0.1\ndir ${dir}\n`
+			+ `sentinel monitor fleet 127.0.0.1 ${port} 1\n`);
+		const sentinel = await startProcess(REDIS, [conf, '--sentinel'],
+			{ ready: /Sentinel ID is|monitor master/, readyOn: 'stdout', name: 'sentinel' });
+		try {
+			const cfg = config(port, keys);
+			delete cfg.counters.url;
+			cfg.counters.sentinel = { master: 'fleet', addrs: [`127.0.0.1:${sport}`] };
+			const d = await startDaemon(cfg, { ready: true });
+			try {
+				await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
+					{ what: 'ready through the sentinel' });
+				assert.ok(d.stderrLines.some((l) => l.includes(`counters: Redis 127.0.0.1:${port} up`)));
+				const s = await rawSession(d.url, bearer(k.rated));
+				const r = responseOf(await s.post(call('sent', 'x')));
+				// the fleet spent this key's 8 tokens in the first test: this new sidecar
+				// refuses too, because it counts in the same Redis
+				assert.equal(r.error?.code, -32004, JSON.stringify(r));
+			} finally {
+				await stopCleanly(d);
+			}
+		} finally {
+			await sentinel.stop(3000);
+		}
+	});
 
 	test('fail_closed: Redis killed refuses governed calls with -32007 and fails /readyz; '
 		+ 'both recover when it is back', async () => {

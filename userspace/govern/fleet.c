@@ -213,11 +213,11 @@ static void reserve_done(struct req *q, struct fleet_outcome *o)
 /* Redis is away: fail closed, or admit within this key's allowance for the outage. */
 void fleet_reserve_unreachable(struct fleet *f, struct req *q)
 {
-	struct fleet_outcome o = { .rc = -ENOTCONN };
+	struct fleet_outcome o = { .rc = f->freeing ? -ECANCELED : -ENOTCONN };
 	const char *key = q->r->key_id;
 	struct allowance *a;
 
-	if (!f->cfg->fail_closed && key) {
+	if (!f->cfg->fail_closed && key && !f->freeing) {
 		a = hmap_get(f->allow, key);
 		if (!a) {
 			a = xcalloc(1, sizeof(*a));
@@ -571,8 +571,10 @@ static void on_sentinel(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	f->sentinel_next = (f->sentinel_next + 1) % f->cfg->nsentinels;
-	go_down(f, "the sentinel does not name the master", f->cfg->sentinel_master);
-	redisAsyncDisconnect(ac);
+	go_down(f, rep ? "the sentinel does not name the master" : "the sentinel is unreachable",
+		f->cfg->sentinel_master);
+	if (rep)        /* without a reply hiredis is freeing the context already */
+		redisAsyncDisconnect(ac);
 	schedule_reconnect(f);
 }
 

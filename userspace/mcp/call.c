@@ -578,6 +578,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		if (c->state == CALL_ADMITTING) {
 			/* The counters still owe an answer: out of the session's books, answered
 			 * now, freed when the answer comes (on_admitted). */
+			c->gate_ns = clock_mono_ns() - c->gate_ns + 1;  /* a duration from here */
 			record(c, DECISION_ERROR, "session ended", NULL);
 			hmap_del(c->s->calls, c->key);
 			c->s = NULL;
