@@ -191,6 +191,34 @@ describe('counters in Redis', { skip }, () => {
 		}
 	});
 
+	test('a session that ends while its call waits for Redis: the call is answered, '
+		+ 'nothing is held', async () => {
+		const d = daemons[0];
+		const s = await rawSession(d.url, bearer(k.dead));
+		redis.proc.kill('SIGSTOP');     // Redis stops answering: the call waits for it
+		try {
+			const pending = s.post(call('w1', 'waiting'));
+			await new Promise((res) => setTimeout(res, 150));
+			const del = await fetch(d.url, { method: 'DELETE', headers: s.headers });
+			assert.equal(del.status, 200);
+			const m = responseOf(await pending);
+			assert.equal(m.error.code, -32800, JSON.stringify(m));
+			assert.match(m.error.message, /session ended/);
+		} finally {
+			redis.proc.kill('SIGCONT');
+		}
+		// the sidecar goes on: the command timeout dropped the connection, a new one is made
+		await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
+			{ what: 'ready again' });
+		const s2 = await rawSession(d.url, bearer(k.rated));
+		assert.equal(responseOf(await s2.post(call('w2', 'x'))).error.code, -32004);
+		// the reservation Redis made after SIGCONT, whose reply the sidecar never read, is
+		// given back on the new connection: only the live one of the earlier test is held
+		const ck = `mcpwarden:{key:dead}:b:day:${today()}`;
+		await eventually(() => cli(port, 'HGET', ck, 'reserved') === '100000',
+			{ what: 'the lost reservation released' });
+	});
+
 	test('fail_closed: Redis killed refuses governed calls with -32007 and fails /readyz; '
 		+ 'both recover when it is back', async () => {
 		const d = daemons[0];
@@ -250,7 +278,8 @@ describe('counters in Redis', { skip }, () => {
 			const m = await (await fetch(d.adminUrl + '/metrics',
 				{ headers: { Authorization: `Bearer ${TOKEN}` } })).text();
 			assert.match(m, /mcpwarden_counters_backend_up\{backend="redis",state="down",on_unreachable="local"\} 0/);
-			assert.match(m, /mcpwarden_counters_replay_queue 3/);
+			// 3 charges (and the release of a reservation whose reply the kill may have cut)
+			assert.match(m, /mcpwarden_counters_replay_queue [34]\n/);
 			assert.match(m, /mcpwarden_counters_local_admits_total 3/);
 			// the fleet's counters cannot be read meanwhile: a clear 503
 			const u = await admin(d, '/v1/usage?key=local');
@@ -258,7 +287,7 @@ describe('counters in Redis', { skip }, () => {
 			redis = await startRedis(dir, port);
 			await eventually(() => Number(cli(port, 'HGET', ck, 'spent')) === before + 300000,
 				{ what: 'the local charges replayed', ms: 15000 });
-			assert.ok(d.stderrLines.some((l) => /counters: Redis .* up \(3 charges to replay\)/.test(l)),
+			assert.ok(d.stderrLines.some((l) => /counters: Redis .* up \([34] charges to replay\)/.test(l)),
 				d.stderrLines.slice(-10).join('\n'));
 		});
 

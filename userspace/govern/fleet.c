@@ -447,6 +447,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		fleet_req_free(q);
 		return;
 	case RQ_RESERVE:
+		if (!rep && q->r->nb && q->cost && !f->freeing) {
+			/* Redis may have run it before the connection went: give it back first
+			 * thing on the next connection rather than hold it until its deadline. */
+			struct settle *s = fleet_settle_new(f, q->r, 0);
+			list_add_tail(&s->link, &f->replay);
+			s->queued = true;
+			f->nreplay++;
+		}
 		if (!rep)
 			fleet_reserve_unreachable(f, q);
 		else if (rep->type == REDIS_REPLY_ERROR) {

@@ -145,6 +145,8 @@ void fleet_settle_free(struct settle *s);
  * s->cb follows; 1: durable now (or nothing to keep), s->cb is not called; < 0: the store
  * could not take it (kept in memory), s->cb is not called. */
 int fleet_settle_keep(struct fleet *f, struct settle *s);
+/* The settle of r: commit amount ("0": release) to each of its counters. */
+struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t amount);
 /* The request that sends s (EVALSHA with the current digest). */
 struct req *fleet_settle_req(struct fleet *f, struct settle *s);
 /* Redis is away: fail closed, or admit within the key's allowance; q->rcb is answered. */

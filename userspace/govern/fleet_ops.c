@@ -110,7 +110,7 @@ int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 	return 0;
 }
 
-static struct settle *settle_new(struct fleet *f, struct fleet_resv *r, int64_t amount)
+struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t amount)
 {
 	struct settle *s = xcalloc(1, sizeof(*s));
 	struct argv_b a = { 0 };
@@ -166,7 +166,7 @@ int fleet_commit(struct fleet *f, struct fleet_resv *r, int64_t amount, store_do
 		fleet_resv_free(r);
 		return 1;
 	}
-	s = settle_new(f, r, amount);
+	s = fleet_settle_new(f, r, amount);
 	s->cb = cb;
 	s->arg = arg;
 	s->release = !amount;
@@ -194,7 +194,7 @@ void fleet_release(struct fleet *f, struct fleet_resv *r)
 		fleet_resv_free(r);
 		return;
 	}
-	s = settle_new(f, r, 0);
+	s = fleet_settle_new(f, r, 0);
 	s->release = true;
 	fleet_resv_free(r);
 	/* A release that cannot reach Redis needs no replay: the deadline gives it back. */

@@ -231,7 +231,10 @@ static void on_admitted(void *arg, int rc, struct gate_ticket *t, cJSON *err, co
 
 	if (c->orphan) {        /* its session is gone: nothing to run, capacity back */
 		cJSON_Delete(err);
-		gate_settle(c->env->gate, t, false, NULL, NULL);
+		/* t is NULL when the gate is going (a reload or shutdown: the router, c->env,
+		 * may be gone already) */
+		if (t)
+			gate_settle(c->env->gate, t, false, NULL, NULL);
 		call_free(c);
 		return;
 	}
@@ -580,6 +583,8 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 			 * now, freed when the answer comes (on_admitted). */
 			c->gate_ns = clock_mono_ns() - c->gate_ns + 1;  /* a duration from here */
 			record(c, DECISION_ERROR, "session ended", NULL);
+			if (c->span || c->client_span)  /* now: the router may be gone by then */
+				call_trace_end(c, NULL);
 			hmap_del(c->s->calls, c->key);
 			c->s = NULL;
 			c->orphan = true;
