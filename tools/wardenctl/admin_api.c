@@ -286,6 +286,10 @@ static void print_usage(const cJSON *ans)
 	size_t nscopes = 0, nrows = 0, ns = 0, n = 0;
 	const cJSON *s, *b;
 
+	/* Redis counters (docs/counters.md): the numbers are the whole fleet's */
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ans, "counters")))
+		printf("counters: %s (fleet-wide)\n",
+		       cJSON_GetObjectItemCaseSensitive(ans, "counters")->valuestring);
 	for (int k = 0; k < 2; k++)
 		cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(ans, kinds[k][0])) {
 			nscopes++;

@@ -30,7 +30,7 @@ struct logquery;
 #define ADMIN_LOGIN_TTL_S (12 * 3600)
 
 enum pend_kind { P_KEY_CREATE, P_KEY_UPDATE, P_KEY_DELETE, P_TEAM_PUT, P_TEAM_DELETE, P_RESET,
-		 P_TOOL_APPROVE };
+		 P_TOOL_APPROVE, P_READ /* a read waiting for Redis: no record, nothing to undo */ };
 
 /* A change applied in memory and waiting for the store before it is acknowledged. */
 struct pending {

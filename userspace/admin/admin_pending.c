@@ -76,6 +76,8 @@ static const char *rollback(struct pending *p, struct keystore *ks)
 		       "restart: retry";
 	case P_TOOL_APPROVE:
 		return "the approval holds until a restart: retry";
+	case P_READ:
+		return "";
 	}
 	return "";
 }
@@ -103,7 +105,8 @@ void admin_on_stored(void *arg, int err)
 	} else if (!err) {
 		status = 200;
 	}
-	admin_record_emit(p->audit, err ? "failed" : "ok", err ? 500 : status);
+	if (p->audit)   /* reads (P_READ) have none */
+		admin_record_emit(p->audit, err ? "failed" : "ok", err ? 500 : status);
 	cJSON_Delete(p->ok);
 	OPENSSL_cleanse(p->before.hash, sizeof(p->before.hash));
 	free(p);

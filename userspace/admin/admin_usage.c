@@ -20,6 +20,7 @@
 #include "base/listener.h"
 #include "base/log.h"
 #include "govern/budget.h"
+#include "govern/fleet.h"
 #include "govern/gate.h"
 #include "mcp/router.h"
 #include "observe/audit.h"
@@ -28,7 +29,93 @@
 
 /* --- usage ------------------------------------------------------------------------------- */
 
+/* Redis counters: the fleet's spent and reserved replace this sidecar's, budget by budget, and
+ * the answer leaves once every counter has answered (docs/counters.md). */
+struct fleet_read {
+	struct pending *p;
+	size_t waiting;
+	int err;
+};
+
+struct fleet_slot {
+	struct fleet_read *fr;
+	cJSON *o;                       /* the budget's object in fr->p->ok */
+	int64_t limit;
+};
+
+static void fleet_read_done(struct fleet_read *fr)
+{
+	if (!fr->p) {           /* could not wait (out of memory): answered already */
+		free(fr);
+		return;
+	}
+	if (fr->err) {
+		cJSON_Delete(fr->p->ok);
+		fr->p->ok = cJSON_CreateObject();
+		cJSON_AddStringToObject(fr->p->ok, "error", "the fleet's counters could not be read "
+					"from Redis");
+		fr->p->status = 503;
+	}
+	admin_on_stored(fr->p, 0);
+	free(fr);
+}
+
+static void on_fleet_usage(void *arg, int err, int64_t spent, int64_t reserved)
+{
+	struct fleet_slot *sl = arg;
+	struct fleet_read *fr = sl->fr;
+
+	if (err) {
+		fr->err = err;
+	} else {
+		cJSON_DeleteItemFromObjectCaseSensitive(sl->o, "spent");
+		cJSON_DeleteItemFromObjectCaseSensitive(sl->o, "reserved");
+		cJSON_DeleteItemFromObjectCaseSensitive(sl->o, "remaining");
+		admin_money_json(sl->o, "spent", spent);
+		admin_money_json(sl->o, "reserved", reserved);
+		admin_money_json(sl->o, "remaining", sl->limit > spent + reserved
+				 ? sl->limit - spent - reserved : 0);
+	}
+	free(sl);
+	if (--fr->waiting == 0)
+		fleet_read_done(fr);
+}
+
+/* Ask Redis for the counter behind every budget object of arr (scope's budgets). */
+static void fleet_ask(struct fleet *f, struct fleet_read *fr, cJSON *arr, const char *scope,
+		      const struct budget_usage *u, size_t n, int64_t now)
+{
+	for (size_t i = 0; i < n && !fr->err; i++) {
+		struct budget_spec sp = { .limit = u[i].limit };
+		struct fleet_slot *sl;
+		if (budget_period_kind(u[i].period, &sp.period, &sp.window)) {
+			fr->err = -EINVAL;
+			break;
+		}
+		sl = xcalloc(1, sizeof(*sl));
+		sl->fr = fr;
+		sl->o = cJSON_GetArrayItem(arr, (int)i);
+		sl->limit = u[i].limit;
+		fr->waiting++;
+		int rc = fleet_usage(f, scope, &sp, now, on_fleet_usage, sl);
+		if (rc) {
+			fr->waiting--;
+			free(sl);
+			fr->err = rc;
+		}
+	}
+}
+
+static cJSON *budgets_json_fleet(struct budget *b, const char *scope, const char *policy,
+				 int64_t now, struct fleet *f, struct fleet_read *fr);
+
 static cJSON *budgets_json(struct budget *b, const char *scope, const char *policy, int64_t now)
+{
+	return budgets_json_fleet(b, scope, policy, now, NULL, NULL);
+}
+
+static cJSON *budgets_json_fleet(struct budget *b, const char *scope, const char *policy,
+				 int64_t now, struct fleet *f, struct fleet_read *fr)
 {
 	struct budget_usage u[BUDGET_MAX_PER_SCOPE];
 	size_t n = b ? budget_usage(b, scope, policy, now, u) : 0;
@@ -47,6 +134,8 @@ static cJSON *budgets_json(struct budget *b, const char *scope, const char *poli
 		admin_time_json(o, "resets_at", u[i].resets_at);
 		cJSON_AddItemToArray(arr, o);
 	}
+	if (f && n)
+		fleet_ask(f, fr, arr, scope, u, n, now);
 	return arr;
 }
 
@@ -61,9 +150,12 @@ void admin_usage_get(struct ctx *c, const char *unused)
 	int64_t now = clock_real_s();
 	char scope[KEYS_ID_SIZE + 8];
 	cJSON *o, *keys, *teams;
+	struct fleet *f = gate_fleet(c->g);
+	struct fleet_read *fr = f ? xcalloc(1, sizeof(*fr)) : NULL;
 
 	if (evhttp_parse_query_str(qs ? qs : "", &q) < 0) {
 		admin_fail(c, 400, NULL, "malformed query string");
+		free(fr);
 		return;
 	}
 	only_key = evhttp_find_header(&q, "key");
@@ -82,7 +174,7 @@ void admin_usage_get(struct ctx *c, const char *unused)
 		cJSON_AddStringToObject(e, "id", k->id);
 		jsonfmt_add_or_null(e, "team", k->team);
 		snprintf(scope, sizeof(scope), "key:%s", k->id);
-		cJSON_AddItemToObject(e, "budgets", budgets_json(b, scope, k->policy, now));
+		cJSON_AddItemToObject(e, "budgets", budgets_json_fleet(b, scope, k->policy, now, f, fr));
 		cJSON_AddItemToArray(keys, e);
 	}
 	for (size_t i = 0; i < tl.n && !only_key; i++) {
@@ -91,14 +183,27 @@ void admin_usage_get(struct ctx *c, const char *unused)
 		cJSON *e = cJSON_CreateObject();
 		cJSON_AddStringToObject(e, "name", tl.v[i].name);
 		snprintf(scope, sizeof(scope), "team:%s", tl.v[i].name);
-		cJSON_AddItemToObject(e, "budgets", budgets_json(b, scope, NULL, now));
+		cJSON_AddItemToObject(e, "budgets", budgets_json_fleet(b, scope, NULL, now, f, fr));
 		cJSON_AddItemToArray(teams, e);
 	}
-	if ((only_key && !cJSON_GetArraySize(keys)) || (only_team && !cJSON_GetArraySize(teams)))
+	if (f)
+		cJSON_AddStringToObject(o, "counters", "redis");
+	if ((only_key && !cJSON_GetArraySize(keys)) || (only_team && !cJSON_GetArraySize(teams))) {
 		admin_fail(c, 404, only_key ? "key" : "team", "no %s named \"%s\"",
 		     only_key ? "key" : "team", only_key ? only_key : only_team);
-	else
+	} else if (fr && (fr->waiting || fr->err)) {
+		/* the answer leaves from the last counter's reply (or now, on an error) */
+		fr->p = admin_pending_new(c, P_READ, 200, o, NULL);    /* takes o */
+		o = NULL;
+		if (fr->p)
+			admin_pending_start(c, fr->p, 0);
+		if (!fr->waiting)
+			fleet_read_done(fr);
+		fr = NULL;      /* the replies' now */
+	} else {
 		admin_send_json(c->req, 200, o);
+	}
+	free(fr);
 	cJSON_Delete(o);
 	evhttp_clear_headers(&q);
 	free(kl.v);
@@ -117,6 +222,12 @@ void admin_usage_reset(struct ctx *c, const char *unused)
 
 	if (!body || !admin_known_fields(c, body, fields))
 		goto out;
+	if (gate_fleet(c->g)) {
+		/* Zeroing this sidecar's view would not touch the fleet's counters. */
+		admin_fail(c, 409, NULL, "usage reset is not supported with Redis counters: delete "
+			   "the scope's keys in Redis (docs/counters.md)");
+		goto out;
+	}
 	key = cJSON_GetObjectItemCaseSensitive(body, "key");
 	team = cJSON_GetObjectItemCaseSensitive(body, "team");
 	if (!!key == !!team || (key && !cJSON_IsString(key)) || (team && !cJSON_IsString(team))) {
@@ -162,7 +273,8 @@ void admin_metrics_get(struct ctx *c, const char *unused)
 {
 	struct evbuffer *buf = evbuffer_new();
 
-	if (!buf || metrics_render(buf, gate_store(c->g), c->ks)) {
+	if (!buf || metrics_render(buf, gate_store(c->g), c->ks) ||
+	    (gate_fleet(c->g) && fleet_metrics(gate_fleet(c->g), buf))) {
 		admin_fail(c, 500, NULL, "out of memory");
 	} else {
 		http_set_header(c->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");

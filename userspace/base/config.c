@@ -26,8 +26,8 @@
 static const char *const top_keys[] = {
 	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "workloads", "policies",
-	"costs", "budgets", "rate_limits", "store", "tool_pins", "providers", "llm", "tracing", "logs",
-	"oauth", "$schema", "_comment", NULL
+	"costs", "budgets", "rate_limits", "store", "counters", "tool_pins", "providers", "llm", "tracing",
+	"logs", "oauth", "$schema", "_comment", NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "transport", "command", "env", "inherit_env", "cwd", "per_session", "url",

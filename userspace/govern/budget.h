@@ -76,6 +76,8 @@ void budget_format_money(int64_t micro, char *buf, size_t len);
 /* Start of the period containing now, and the start of the next one (calendar periods). */
 int64_t budget_period_start(enum budget_period p, int64_t now);
 int64_t budget_period_next(enum budget_period p, int64_t start);
+/* A counter id ("day", "week", "month", "rolling:<seconds>") -> its period. 0 or -EINVAL. */
+int budget_period_kind(const char *id, enum budget_period *kind, int64_t *window);
 /* Rolling window slot width in seconds: ceil(window / 1440), at least 1. */
 int64_t budget_rolling_slot(int64_t window);
 /* unix seconds -> "2028-02-29T00:00:00Z" (buf >= 32 bytes). */
@@ -93,6 +95,11 @@ void budget_config_free(struct budget_config *cfg);
  * (an exact name beats any glob; ties: first listed), else "default", else 0. O(patterns):
  * resolve once per catalogue entry, not per call. */
 int64_t budget_cost(const struct budget_config *cfg, const char *server, const char *tool);
+/* The budgets that apply to who, as budget_reserve picks them: the key's own (from key:<id>,
+ * policy:<p> or default; *nk of them) and its team's (*nt). The specs point into cfg. */
+void budget_applicable(const struct budget_config *cfg, const struct budget_subject *who,
+		       const struct budget_spec **kspec, size_t *nk,
+		       const struct budget_spec **tspec, size_t *nt);
 
 /* ---- accounting (event loop thread) ---- */
 

@@ -436,3 +436,25 @@ int budget_parse_period_id(const char *s, enum budget_period *kind, int64_t *win
 	*window = w;
 	return 0;
 }
+
+void budget_applicable(const struct budget_config *cfg, const struct budget_subject *who,
+		       const struct budget_spec **kspec, size_t *nk,
+		       const struct budget_spec **tspec, size_t *nt)
+{
+	const struct selector *ks = budget_find_sel(cfg, "key:", who->key_id), *ts;
+
+	if (!ks)
+		ks = budget_find_sel(cfg, "policy:", who->policy);
+	if (!ks)
+		ks = budget_find_sel(cfg, "", "default");
+	ts = budget_find_sel(cfg, "team:", who->team);
+	*kspec = ks ? ks->spec : NULL;
+	*nk = ks ? ks->n : 0;
+	*tspec = ts ? ts->spec : NULL;
+	*nt = ts ? ts->n : 0;
+}
+
+int budget_period_kind(const char *id, enum budget_period *kind, int64_t *window)
+{
+	return budget_parse_period_id(id, kind, window);
+}

@@ -13,6 +13,8 @@
 #include "base/clock.h"
 #include "base/path.h"
 #include "govern/budget.h"
+#include "govern/fleet.h"
+#include "govern/gate_int.h"
 #include "govern/gate_guard.h"
 #include "govern/oauth.h"
 #include "mcp/catalog.h"
@@ -27,46 +29,6 @@
 #include "store/store.h"
 
 #define SWEEP_EVERY_S 600      /* how often idle budget counters are looked for */
-
-/* The governance sections of a configuration, parsed: what a gate decides with. */
-struct gate_rules {
-	bool auth_required;
-	struct policy_set *ps;
-	struct keystore *ks;
-	struct policy_cache *pc;
-	struct ratelimit_config *rlc;
-	struct budget_config *bc;
-	/* Which keys and teams the config defines (the rest came through the admin API): a
-	 * reload replaces the former and keeps the latter. */
-	struct hmap *config_keys, *config_teams;
-	struct toolpin_config tpc;      /* its lockfile name borrows from the config */
-	cJSON *tool_lock;               /* the lockfile's content (a copy), or NULL */
-	struct oauth_config *oauth;     /* the resource server's, or NULL */
-};
-
-struct gate {
-	struct gate_rules r;            /* replaced whole by a governance reload */
-	struct event *sweep;            /* budget_sweep */
-	struct ratelimit *rl;
-	struct budget *budget;
-	struct store *store;
-	struct store_options store_opt; /* what it was opened with: a full reload may keep it */
-	const struct catalog *cat;
-	/* The flat catalogue the policy views index: tools, resources, templates, prompts. */
-	struct policy_entry *entries;
-	size_t nentries;
-	size_t offset[CAT_NKINDS];
-	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
-	/* Tool integrity, the loop breaker and the upstream circuits (govern/gate_guard.h). */
-	struct gate_guard *guard;
-};
-
-struct gate_ticket {
-	struct budget_resv *resv;
-	int64_t cost;
-	bool charge_failures;
-};
-
 
 static int load_key(void *arg, const struct store_key *k)
 {
@@ -214,8 +176,12 @@ int gate_check(const struct config *cfg, struct gate_rules **rules, struct confi
 	struct gate_rules *r = NULL;
 	int rc = gate_rules_parse(cfg, &r, errs);
 	int x = store_options_parse(cfg->raw, cfg->state_dir, &so, errs);
+	struct fleet_config *fc = NULL;
 
 	store_options_clear(&so);
+	rc = rc ? rc : x;
+	x = fleet_config_parse(cfg->raw, &fc, errs);
+	fleet_config_free(fc);
 	rc = rc ? rc : x;
 	if (rc || !rules) {
 		gate_rules_free(r);
@@ -239,15 +205,21 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 	struct gate *g;
 	int rc = r ? 0 : gate_rules_parse(cfg, &r, errs), x;
 
+	struct fleet_config *fc = NULL;
+
 	if ((x = store_options_parse(cfg->raw, cfg->state_dir, &so, errs)))
+		rc = rc ? rc : x;
+	if ((x = fleet_config_parse(cfg->raw, &fc, errs)))
 		rc = rc ? rc : x;
 	if (rc) {
 		gate_rules_free(r);
 		store_options_clear(&so);
+		fleet_config_free(fc);
 		return rc;
 	}
 	g = xcalloc(1, sizeof(*g));
 	g->r = *r;
+	g->fc = fc;
 	free(r);
 	if (!base) {
 		store_options_clear(&so);
@@ -272,6 +244,8 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 	}
 	if ((rc = budget_new(g->store, &g->budget)))
 		goto fail;
+	if (g->fc && (rc = fleet_new(base, g->fc, g->store, &g->fleet)))
+		goto fail;
 	budget_set_config(g->budget, g->r.bc);
 	g->sweep = event_new(base, -1, EV_PERSIST, on_sweep, g);
 	if (!g->sweep || event_add(g->sweep, &(struct timeval){ SWEEP_EVERY_S, 0 })) {
@@ -292,7 +266,13 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 			    : strerror(-rc));
 		goto fail;
 	}
-	g->store_opt = so;
+	g->store_opt = so;              /* moved: the gate frees it */
+	so = (struct store_options){ 0 };
+	const cJSON *counters = cJSON_GetObjectItemCaseSensitive(cfg->raw, "counters");
+	if (counters && !(g->counters = cJSON_Duplicate(counters, 1))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	*out = g;
 	return 0;
 fail:
@@ -311,6 +291,9 @@ void gate_free(struct gate *g)
 	gate_guard_free(g->guard);
 	store_close(g->store);  /* drains: every queued charge is committed first */
 	store_options_clear(&g->store_opt);
+	cJSON_Delete(g->counters);
+	fleet_free(g->fleet);   /* after: a charge kept for replay may be in the store's queue */
+	fleet_config_free(g->fc);
 	ratelimit_free(g->rl);
 	rules_clear(&g->r);
 	free(g->entries);
@@ -370,6 +353,11 @@ void gate_reload_rules(struct gate *g, struct gate_rules *r)
 	rules_clear(&old);
 }
 
+static bool same_section(const cJSON *a, const cJSON *b)
+{
+	return (!a && !b) || (a && b && cJSON_Compare(a, b, 1));
+}
+
 bool gate_keeps_store(const struct gate *g, const struct config *cfg)
 {
 	struct store_options so;
@@ -378,7 +366,8 @@ bool gate_keeps_store(const struct gate *g, const struct config *cfg)
 	if (!g->store || store_options_parse(cfg->raw, cfg->state_dir, &so, NULL))
 		return false;
 	same = !strcmp(so.path, g->store_opt.path) &&
-	       so.fsync_interval_ms == g->store_opt.fsync_interval_ms;
+	       so.fsync_interval_ms == g->store_opt.fsync_interval_ms &&
+	       same_section(cJSON_GetObjectItemCaseSensitive(cfg->raw, "counters"), g->counters);
 	store_options_clear(&so);
 	return same;
 }
@@ -592,9 +581,7 @@ static size_t next_allowed(struct gate *g, const struct key_identity *who, int k
 	return next < g->offset[kind] + n ? next - g->offset[kind] : n;
 }
 
-static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
+cJSON *gate_refusal(int code, cJSON *data, const char *fmt, ...)
 {
 	va_list ap;
 	cJSON *e = cJSON_CreateObject();
@@ -614,11 +601,11 @@ static cJSON *refusal(int code, cJSON *data, const char *fmt, ...)
 /* A refusal the guard decided, in the gate's shape. */
 static cJSON *guard_refusal(struct gate_guard_refusal *r)
 {
-	return refusal(r->code, r->data, "%s", r->message);
+	return gate_refusal(r->code, r->data, "%s", r->message);
 }
 
 /* charge_failures of the upstream called `server` (resources outside the lists have no entry) */
-static bool charges_failures(const struct gate *g, const struct catalog_entry *e, const char *server)
+bool gate_charges_failures(const struct gate *g, const struct catalog_entry *e, const char *server)
 {
 	if (!g->cat)
 		return false;  /* no catalogue yet: no upstream says so */
@@ -646,7 +633,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 			cJSON_AddStringToObject(d, rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS
 						? "prompt" : "resource", rq->e->exposed);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
-			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
+			*error = gate_refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: %s %s is refused by %s",
 					 rq->kind == CAT_TOOLS ? "tool" : rq->kind == CAT_PROMPTS ? "prompt" : "resource",
 					 rq->e->exposed, why ? why : "the key's policy");
 			return -EACCES;
@@ -658,7 +645,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
 			cJSON_AddStringToObject(d, "resource", rq->name);
 			snprintf(reason, reason_len, "not permitted: %s", why ? why : "no policy");
-			*error = refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
+			*error = gate_refusal(REFUSAL_NOT_PERMITTED, d, "Not permitted: resource %s is refused by %s",
 					 rq->name, why ? why : "the key's policy");
 			return -EACCES;
 		}
@@ -666,20 +653,53 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 	return 0;
 }
 
+int64_t gate_call_cost(const struct gate *g, const struct gate_request *rq)
+{
+	/* tools' costs are resolved once per catalogue; prompts and resources (read by URI,
+	 * often outside the lists) and a session's own tools are matched per call */
+	if (rq->kind == CAT_TOOLS)
+		return rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->r.bc, rq->server, rq->name)
+		     : rq->e && g->tool_cost ? g->tool_cost[rq->e->index] : 0;
+	return budget_cost(g->r.bc, rq->server, rq->name);
+}
+
+cJSON *gate_budget_error(const struct budget_refusal *br, char *reason, size_t reason_len)
+{
+	/* Money as decimal strings (docs/budgets.md); reset is RFC 3339, or null when the call
+	 * costs more than the whole limit and can never fit. */
+	char spent[32], reserved[32], limit[32], c[32], reset[40] = "never";
+	budget_format_money(br->spent, spent, sizeof(spent));
+	budget_format_money(br->reserved, reserved, sizeof(reserved));
+	budget_format_money(br->limit, limit, sizeof(limit));
+	budget_format_money(br->cost, c, sizeof(c));
+	if (br->resets_at)
+		budget_rfc3339(br->resets_at, reset, sizeof(reset));
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddStringToObject(d, "budget", br->name);
+	cJSON_AddStringToObject(d, "scope", br->scope);
+	cJSON_AddStringToObject(d, "period", br->period);
+	cJSON_AddStringToObject(d, "spent", spent);
+	cJSON_AddStringToObject(d, "reserved", reserved);
+	cJSON_AddStringToObject(d, "limit", limit);
+	cJSON_AddStringToObject(d, "cost", c);
+	if (br->resets_at)
+		cJSON_AddStringToObject(d, "reset", reset);
+	else
+		cJSON_AddNullToObject(d, "reset");
+	snprintf(reason, reason_len, "over budget %s", br->name);
+	return gate_refusal(REFUSAL_OVER_BUDGET, d,
+			    "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
+			    "call costs %s; resets %s", br->name, br->scope, br->period, spent,
+			    limit, reserved, c, reset);
+}
+
 /* 3. The cost reserved in every budget of the key and its team. */
 static int admit_budget(struct gate *g, const struct gate_request *rq,
 			struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
 {
-	int64_t cost;
+	int64_t cost = gate_call_cost(g, rq);
 	int rc;
 
-	/* tools' costs are resolved once per catalogue; prompts and resources (read by URI,
-	 * often outside the lists) and a session's own tools are matched per call */
-	if (rq->kind == CAT_TOOLS)
-		cost = rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->r.bc, rq->server, rq->name)
-		     : rq->e && g->tool_cost ? g->tool_cost[rq->e->index] : 0;
-	else
-		cost = budget_cost(g->r.bc, rq->server, rq->name);
 	if (cost <= 0)
 		return 0;
 	struct budget_subject bs = { rq->who->id, rq->who->team, rq->who->policy };
@@ -687,32 +707,7 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 	struct budget_resv *resv = NULL;
 	rc = budget_reserve(g->budget, &bs, cost, clock_real_s(), &resv, &br);
 	if (rc == -EDQUOT) {
-		/* Money as decimal strings (docs/budgets.md); reset is RFC 3339, or null
-		 * when the call costs more than the whole limit and can never fit. */
-		char spent[32], reserved[32], limit[32], c[32], reset[40] = "never";
-		budget_format_money(br.spent, spent, sizeof(spent));
-		budget_format_money(br.reserved, reserved, sizeof(reserved));
-		budget_format_money(br.limit, limit, sizeof(limit));
-		budget_format_money(br.cost, c, sizeof(c));
-		if (br.resets_at)
-			budget_rfc3339(br.resets_at, reset, sizeof(reset));
-		cJSON *d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "budget", br.name);
-		cJSON_AddStringToObject(d, "scope", br.scope);
-		cJSON_AddStringToObject(d, "period", br.period);
-		cJSON_AddStringToObject(d, "spent", spent);
-		cJSON_AddStringToObject(d, "reserved", reserved);
-		cJSON_AddStringToObject(d, "limit", limit);
-		cJSON_AddStringToObject(d, "cost", c);
-		if (br.resets_at)
-			cJSON_AddStringToObject(d, "reset", reset);
-		else
-			cJSON_AddNullToObject(d, "reset");
-		snprintf(reason, reason_len, "over budget %s", br.name);
-		*error = refusal(REFUSAL_OVER_BUDGET, d,
-				 "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
-				 "call costs %s; resets %s", br.name, br.scope, br.period, spent,
-				 limit, reserved, c, reset);
+		*error = gate_budget_error(&br, reason, reason_len);
 		return -EDQUOT;
 	}
 	if (rc == -EIO) {
@@ -727,7 +722,7 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 		cJSON_AddStringToObject(d, "errno", strerrorname_np(-err));
 		cJSON_AddNumberToObject(d, "retry_after_ms", 1000);
 		snprintf(reason, reason_len, "store unavailable (%s)", strerrorname_np(-err));
-		*error = refusal(REFUSAL_STORE_UNAVAILABLE, d,
+		*error = gate_refusal(REFUSAL_STORE_UNAVAILABLE, d,
 				 "Store unavailable: %s (%s), so the charge of this call could not be "
 				 "recorded; calls with a budget are refused until it can write again",
 				 what, strerror(-err));
@@ -742,8 +737,23 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 	}
 	(*ticket)->resv = resv;
 	(*ticket)->cost = cost;
-	(*ticket)->charge_failures = charges_failures(g, rq->e, rq->server);
+	(*ticket)->charge_failures = gate_charges_failures(g, rq->e, rq->server);
 	return 0;
+}
+
+cJSON *gate_rate_error(const struct rate_refusal *rr, char *reason, size_t reason_len)
+{
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddNumberToObject(d, "retry_after_ms", (double)rr->retry_after_ms);
+	cJSON_AddStringToObject(d, "limit", ratelimit_level_name(rr->level));
+	cJSON_AddNumberToObject(d, "requests", (double)rr->spec.requests);
+	cJSON_AddStringToObject(d, "per", ratelimit_per_name(rr->spec.period_ns));
+	snprintf(reason, reason_len, "rate limited (%s)", ratelimit_level_name(rr->level));
+	return gate_refusal(REFUSAL_RATE_LIMITED, d,
+			    "Rate limited: %s limit of %llu per %s reached; retry after %llu ms",
+			    ratelimit_level_name(rr->level), (unsigned long long)rr->spec.requests,
+			    ratelimit_per_name(rr->spec.period_ns),
+			    (unsigned long long)rr->retry_after_ms);
 }
 
 /* 4. A token from each of the key's buckets. */
@@ -757,17 +767,7 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 	if (rrc && rrc != -EAGAIN)
 		return rrc;  /* not a refusal (a name too long to key a bucket): rr is unset */
 	if (rrc) {
-		cJSON *d = cJSON_CreateObject();
-		cJSON_AddNumberToObject(d, "retry_after_ms", (double)rr.retry_after_ms);
-		cJSON_AddStringToObject(d, "limit", ratelimit_level_name(rr.level));
-		cJSON_AddNumberToObject(d, "requests", (double)rr.spec.requests);
-		cJSON_AddStringToObject(d, "per", ratelimit_per_name(rr.spec.period_ns));
-		snprintf(reason, reason_len, "rate limited (%s)", ratelimit_level_name(rr.level));
-		*error = refusal(REFUSAL_RATE_LIMITED, d,
-				 "Rate limited: %s limit of %llu per %s reached; retry after %llu ms",
-				 ratelimit_level_name(rr.level), (unsigned long long)rr.spec.requests,
-				 ratelimit_per_name(rr.spec.period_ns),
-				 (unsigned long long)rr.retry_after_ms);
+		*error = gate_rate_error(&rr, reason, reason_len);
 		return -EAGAIN;
 	}
 	return 0;
@@ -775,6 +775,12 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 
 int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket **ticket,
 	       cJSON **error, char *reason, size_t reason_len)
+{
+	return gate_admit_async(g, rq, NULL, NULL, ticket, error, reason, reason_len);
+}
+
+int gate_admit_async(struct gate *g, const struct gate_request *rq, gate_admit_fn cb, void *arg,
+		     struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
 {
 	int rc;
 
@@ -802,6 +808,9 @@ int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket
 			*error = guard_refusal(&gr);
 		return rc;
 	}
+	/* Fleet-wide counters: budget and rate in one script in Redis (gate_fleet.c). */
+	if (g->fleet)
+		return gate_admit_fleet(g, rq, cb, arg, ticket, error, reason, reason_len);
 	/* Rate last: a call refused for anything else uses up no quota; one refused by the
 	 * rate limit keeps no money reserved. */
 	if ((rc = admit_budget(g, rq, ticket, error, reason, reason_len)))
@@ -827,7 +836,7 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
 		cJSON_AddStringToObject(d, "keyword", "type");
 		cJSON_AddStringToObject(d, "message", "arguments must be an object");
 		snprintf(reason, reason_len, "invalid arguments");
-		*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
+		*error = gate_refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
 		return -EINVAL;
 	}
 	if (!e->schema || !catalog_server_config(g->cat, e->server)->validate_args)
@@ -842,7 +851,7 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
 	cJSON_AddStringToObject(d, "keyword", se.keyword);
 	cJSON_AddStringToObject(d, "message", se.message);
 	snprintf(reason, reason_len, "invalid arguments");
-	*error = refusal(REFUSAL_INVALID_ARGUMENTS, d, "Invalid arguments for tool %s: %s: %s",
+	*error = gate_refusal(REFUSAL_INVALID_ARGUMENTS, d, "Invalid arguments for tool %s: %s: %s",
 			 e->exposed, se.path, se.message);
 	return -EINVAL;
 }
@@ -854,7 +863,11 @@ int gate_settle(struct gate *g, struct gate_ticket *t, bool success,
 
 	if (!t)
 		return 1;
-	if (success || t->charge_failures)
+	if (t->fr && (success || t->charge_failures))
+		rc = fleet_commit(g->fleet, t->fr, t->cost, cb, arg);
+	else if (t->fr)
+		fleet_release(g->fleet, t->fr);
+	else if (success || t->charge_failures)
 		rc = budget_commit(g->budget, t->resv, cb, arg);
 	else
 		budget_release(g->budget, t->resv);

@@ -49,8 +49,8 @@ void gate_free(struct gate *g);
  * teams created through the admin API are kept. */
 void gate_reload_rules(struct gate *g, struct gate_rules *r);
 /* A full reload (upstreams or listeners changed too) keeps the gate when the store it opened
- * is the one cfg names: no SQLite is opened or read on the loop, and rate buckets, spend, pins
- * and keys made at run time live on. Call gate_reload_all between the old router's end and the
+ * is the one cfg names and its `counters` section is unchanged: no SQLite is opened or read
+ * on the loop, and rate buckets, spend, pins and keys made at run time live on. Call gate_reload_all between the old router's end and the
  * new one's start: it forgets the old catalogue, takes the rules (parsed off the loop, taken
  * over even on error) and sets the circuits for cfg's upstreams (0 or -ENOMEM: the rules are
  * freed and the gate is as it was). */
@@ -124,6 +124,21 @@ struct gate_request {
  * short text for the record. */
 int gate_admit(struct gate *g, const struct gate_request *rq, struct gate_ticket **ticket,
 	       cJSON **error, char *reason, size_t reason_len);
+/* Completion of an admission that waited for the fleet's counters in Redis: rc, t, error and
+ * reason as gate_admit returns them (error and t are the callee's to free or settle). */
+typedef void (*gate_admit_fn)(void *arg, int rc, struct gate_ticket *t, cJSON *error,
+			      const char *reason);
+/* gate_admit, where budgets and rate limits may live in Redis ("counters": docs/counters.md):
+ * -EINPROGRESS when cb(arg, ...) follows later on the loop (never from here; the caller must
+ * stay able to receive it, or free what it gets); anything else is gate_admit's answer and cb
+ * is not called. cb NULL: the counters are never waited for (gate_admit). */
+int gate_admit_async(struct gate *g, const struct gate_request *rq, gate_admit_fn cb, void *arg,
+		     struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len);
+/* Can governed calls be admitted (false when Redis is unreachable under fail_closed; why says
+ * so for /readyz)? Always true with the SQLite counters. */
+bool gate_counters_ready(const struct gate *g, char *why, size_t len);
+/* The fleet's counters, NULL with the SQLite backend (metrics, admin). */
+struct fleet *gate_fleet(struct gate *g);
 /* tools/call, once admitted: the arguments against the tool's inputSchema (when its server
  * validates). 0, or -EINVAL with *error the -32602 error object naming the failing path and
  * *reason the record's text. args NULL: the call sent none (checked as {}). */

@@ -209,6 +209,43 @@ static void refuse(struct call *c, cJSON *err, const char *reason)
 	decide(c, resp);
 }
 
+static void run(struct call *c, cJSON *params);
+
+/* The gate's answer, now or from the fleet's counters. */
+static void admitted(struct call *c, int rc, cJSON *err, const char *reason)
+{
+	if (rc == 0) {
+		if (reason[0])  /* admitted with a note (a changed tool under warn) */
+			c->note = xstrdup(reason);
+		c->state = CALL_ADMITTED;
+		return;
+	}
+	if (err)
+		refuse(c, err, reason);
+	else
+		call_fail(c, JSONRPC_INTERNAL_ERROR, NULL, NULL, "cannot admit the call: %s",
+			  strerror(-rc));
+}
+
+static void on_admitted(void *arg, int rc, struct gate_ticket *t, cJSON *err, const char *reason)
+{
+	struct call *c = arg;
+
+	if (c->orphan) {        /* its session is gone: nothing to run, capacity back */
+		cJSON_Delete(err);
+		/* t is NULL when the gate is going (a reload or shutdown: the router, c->env,
+		 * may be gone already) */
+		if (t)
+			gate_settle(c->env->gate, t, false, NULL, NULL);
+		call_free(c);
+		return;
+	}
+	c->ticket = t;
+	c->gate_ns = clock_mono_ns() - c->gate_ns + 1;
+	admitted(c, rc, err, reason);
+	run(c, NULL);
+}
+
 static void admit(struct call *c)
 {
 	const struct upstream_config *uc = catalog_server_config(c->env->cat, c->server);
@@ -225,20 +262,19 @@ static void admit(struct call *c)
 		.args = cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
 	};
 
-	rc = gate_admit(c->env->gate, &rq, &c->ticket, &err, reason, sizeof(reason));
+	rc = gate_admit_async(c->env->gate, &rq, on_admitted, c, &c->ticket, &err, reason,
+			      sizeof(reason));
 	c->entry = NULL;  /* the catalogue may be rebuilt while the call waits */
-	c->gate_ns = clock_mono_ns() - t + 1;
-	if (rc == 0) {
-		if (reason[0])  /* admitted with a note (a changed tool under warn) */
-			c->note = xstrdup(reason);
-		c->state = CALL_ADMITTED;
+	if (rc == -EINPROGRESS) {
+		/* The counters answer later: the client may leave meanwhile. */
+		c->gate_ns = t;  /* on_admitted makes it a duration */
+		c->state = CALL_ADMITTING;
+		if (c->reply)
+			reply_on_gone(c->reply, on_client_gone, c);
 		return;
 	}
-	if (err)
-		refuse(c, err, reason);
-	else
-		call_fail(c, JSONRPC_INTERNAL_ERROR, NULL, NULL, "cannot admit the call: %s",
-			  strerror(-rc));
+	c->gate_ns = clock_mono_ns() - t + 1;
+	admitted(c, rc, err, reason);
 }
 
 /* --- ADMITTED → SENT: the upstream ------------------------------------------------------- */
@@ -469,9 +505,10 @@ static void run(struct call *c, cJSON *params)
 				c->method->admitted(c);
 			forward(c);
 			break;
+		case CALL_ADMITTING:
 		case CALL_SENT:
 		case CALL_SETTLING:
-			return;  /* the upstream or the store calls back */
+			return;  /* the counters, the upstream or the store call back */
 		case CALL_DONE:
 			finish(c);
 			return;
@@ -543,6 +580,22 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		decide(c, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "request cancelled", NULL));
 		break;
 	case CALL_EV_SESSION_END:
+		if (c->state == CALL_ADMITTING) {
+			/* The counters still owe an answer: out of the session's books, answered
+			 * now, freed when the answer comes (on_admitted). */
+			c->gate_ns = clock_mono_ns() - c->gate_ns + 1;  /* a duration from here */
+			record(c, DECISION_ERROR, "session ended", NULL);
+			if (c->span || c->client_span)  /* now: the router may be gone by then */
+				call_trace_end(c, NULL);
+			hmap_del(c->s->calls, c->key);
+			c->s = NULL;
+			c->orphan = true;
+			if (c->reply)
+				reply_finish(c->reply, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED,
+								     "session ended", NULL));
+			c->reply = NULL;
+			return;
+		}
 		if (c->state != CALL_SENT)
 			return;
 		/* Every call is on record: one the session's end cut short too. */

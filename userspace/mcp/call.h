@@ -35,6 +35,7 @@ struct span;
 enum call_state {
 	CALL_RECEIVED,   /* the method is known and the id is in the session's books */
 	CALL_ROUTED,     /* the target is resolved: catalogue entry, upstream, params to send */
+	CALL_ADMITTING,  /* the gate waits for the fleet's counters (Redis: govern/fleet.h) */
 	CALL_ADMITTED,   /* the gate said yes: permission, rate, budget reserved, arguments */
 	CALL_SENT,       /* on the upstream link, waiting for its answer */
 	CALL_SETTLING,   /* answered; its charge is being made durable before the client hears */
@@ -99,6 +100,8 @@ struct call {
 				       * the session's own lists (mcp/session_view.h) */
 	bool circuit_out;             /* let through by its upstream's circuit: outcome owed */
 	bool circuit_probe;           /* ... as the half-open probe */
+	bool orphan;                  /* its session ended while ADMITTING: freed when the
+				       * gate answers */
 
 	/* Monotonic stamps, for the record's latency split and the stage metrics. */
 	uint64_t rx_ns;               /* the transport had the request (0: unknown) */

@@ -756,9 +756,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (path && !strcmp(path, "/readyz") && cmd == EVHTTP_REQ_GET) {
 		/* A store that cannot write refuses every call with a budget: not ready, and why. */
 		int serr = f->gate ? store_health(gate_store(f->gate)) : 0;
-		bool ready = router_ready(f->r) && !serr;
+		char cwhy[256] = "";    /* Redis counters unreachable under fail_closed */
+		bool cready = !f->gate || gate_counters_ready(f->gate, cwhy, sizeof(cwhy));
+		bool ready = router_ready(f->r) && !serr && cready;
 		struct evbuffer *b = evbuffer_new();
-		if (b && serr)
+		if (b && !cready)
+			evbuffer_add_printf(b, "%s\n", cwhy);
+		else if (b && serr)
 			evbuffer_add_printf(b, "store unavailable: %s (%s): calls with a budget are "
 					    "refused until it can write again\n", strerror(-serr),
 					    strerrorname_np(-serr));

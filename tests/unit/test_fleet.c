@@ -1,0 +1,201 @@
+/* test_fleet: the "counters" section (every field, every error with its path) and how counters
+ * are named and expire in Redis. The scripts themselves run against a real redis-server in
+ * tests/integration/counters-redis.test.mjs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <CUnit/Basic.h>
+
+#include "govern/budget.h"
+#include "govern/fleet.h"
+#include "govern/fleet_int.h"
+#include "config_errors_util.h"
+#include "cunit_main.h"
+
+static int parse(const char *json, struct fleet_config **out, struct config_errors *errs)
+{
+	cJSON *root = cJSON_Parse(json);
+	int rc;
+
+	CU_ASSERT_FATAL(root != NULL);
+	memset(errs, 0, sizeof(*errs));
+	rc = fleet_config_parse(root, out, errs);
+	cJSON_Delete(root);
+	return rc;
+}
+
+static void test_sqlite_default(void)
+{
+	struct fleet_config *c = (void *)1;
+	struct config_errors e;
+
+	CU_ASSERT(parse("{}", &c, &e) == 0);
+	CU_ASSERT(c == NULL);
+	CU_ASSERT(parse("{\"counters\": {\"backend\": \"sqlite\"}}", &c, &e) == 0);
+	CU_ASSERT(c == NULL);
+	CU_ASSERT(parse("{\"counters\": {\"backend\": \"sqlite\", \"url\": \"redis://x\"}}", &c,
+			&e) == -EINVAL);
+	CU_ASSERT_ERRORS(&e, "counters: the sqlite backend takes no other field");
+}
+
+static void test_redis_fields(void)
+{
+	struct fleet_config *c;
+	struct config_errors e;
+
+	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"url\": "
+			      "\"redis://:s3cret@10.0.0.5:6380/3\"}}", &c, &e) == 0);
+	CU_ASSERT_STRING_EQUAL(c->addr.host, "10.0.0.5");
+	CU_ASSERT(c->addr.port == 6380);
+	CU_ASSERT(c->db == 3);
+	CU_ASSERT_STRING_EQUAL(c->password, "s3cret");
+	CU_ASSERT_STRING_EQUAL(c->prefix, "mcpwarden:");
+	CU_ASSERT(c->fail_closed);
+	CU_ASSERT(c->connect_timeout_ms == 1000 && c->command_timeout_ms == 1000);
+	CU_ASSERT(c->resv_ttl_s == 3600);
+	fleet_config_free(c);
+
+	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"url\": \"redis://[::1]\","
+			      " \"key_prefix\": \"prod:\", \"command_timeout_ms\": \"250ms\","
+			      " \"reservation_ttl\": \"10m\", \"on_unreachable\": \"local\","
+			      " \"local_allowance\": {\"spend\": \"0.50\", \"calls\": 20}}}", &c,
+			      &e) == 0);
+	CU_ASSERT_STRING_EQUAL(c->addr.host, "::1");
+	CU_ASSERT(c->addr.port == 6379 && c->db == 0 && !c->password);
+	CU_ASSERT_STRING_EQUAL(c->prefix, "prod:");
+	CU_ASSERT(c->command_timeout_ms == 250 && c->resv_ttl_s == 600);
+	CU_ASSERT(!c->fail_closed && c->local_spend == 500000 && c->local_calls == 20);
+	fleet_config_free(c);
+
+	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"url\": "
+			      "\"unix:/run/redis.sock?db=2\"}}", &c, &e) == 0);
+	CU_ASSERT_STRING_EQUAL(c->addr.path, "/run/redis.sock");
+	CU_ASSERT(c->db == 2 && !c->addr.host);
+	fleet_config_free(c);
+
+	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"sentinel\": {\"master\": "
+			      "\"mymaster\", \"addrs\": [\"10.0.0.7\", \"10.0.0.8:5000\"]}}}", &c,
+			      &e) == 0);
+	CU_ASSERT_STRING_EQUAL(c->sentinel_master, "mymaster");
+	CU_ASSERT(c->nsentinels == 2);
+	CU_ASSERT(c->sentinels[0].port == 26379 && c->sentinels[1].port == 5000);
+	fleet_config_free(c);
+}
+
+static void test_passwords(void)
+{
+	struct fleet_config *c;
+	struct config_errors e;
+	char path[] = "/tmp/test_fleet_pw_XXXXXX";
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, "from-file\n", 10) == 10);
+	close(fd);
+	char json[512];
+	snprintf(json, sizeof(json), "{\"counters\": {\"backend\": \"redis\", \"url\": "
+		 "\"redis://h\", \"password_file\": \"%s\"}}", path);
+	CU_ASSERT_FATAL(parse(json, &c, &e) == 0);
+	CU_ASSERT_STRING_EQUAL(c->password, "from-file");       /* newline dropped */
+	fleet_config_free(c);
+	unlink(path);
+	CU_ASSERT(parse(json, &c, &e) == -EINVAL);
+	CU_ASSERT_ERRORS(&e, "counters.password_file: cannot read");
+
+	setenv("TEST_FLEET_PW", "from-env", 1);
+	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"url\": \"redis://h\", "
+			      "\"password_env\": \"TEST_FLEET_PW\"}}", &c, &e) == 0);
+	CU_ASSERT_STRING_EQUAL(c->password, "from-env");
+	fleet_config_free(c);
+	unsetenv("TEST_FLEET_PW");
+	CU_ASSERT(parse("{\"counters\": {\"backend\": \"redis\", \"url\": \"redis://h\", "
+			"\"password_env\": \"TEST_FLEET_PW\"}}", &c, &e) == -EINVAL);
+	CU_ASSERT_ERRORS(&e, "counters.password_env: environment variable TEST_FLEET_PW is not set");
+}
+
+static void test_errors(void)
+{
+	static const struct {
+		const char *json, *error;
+	} cases[] = {
+		{ "{\"backend\": \"memcached\"}", "counters.backend: must be \"sqlite\" or \"redis\"" },
+		{ "{\"backend\": \"redis\"}", "counters.url" },
+		{ "{\"backend\": \"redis\", \"url\": \"rediss://h\"}", "counters.url: TLS (rediss://) is not supported" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"tls\": true}", "local tunnel" },
+		{ "{\"backend\": \"redis\", \"url\": \"http://h\"}", "counters.url: expected redis://" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h:99999\"}", "counters.url: expected redis://host:port/db" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h/x\"}", "counters.url: db must be 0..1023" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://u:p@h\"}", "ACL users are not supported" },
+		{ "{\"backend\": \"redis\", \"url\": \"unix:rel.sock\"}", "absolute path" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"on_unreachable\": \"open\"}", "counters.on_unreachable: must be" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"on_unreachable\": \"local\"}", "counters.local_allowance: on_unreachable \"local\" needs an allowance" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"local_allowance\": {\"spend\": \"-1\"}}", "counters.local_allowance.spend" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"key_prefix\": \"{x}\"}", "counters.key_prefix: at most 64 characters, no braces" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"command_timeout_ms\": 0}", "counters.command_timeout_ms" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"sentinel\": {\"master\": \"m\", \"addrs\": [\"a\"]}}", "counters.url: give either url or sentinel" },
+		{ "{\"backend\": \"redis\", \"sentinel\": {\"master\": \"m\", \"addrs\": []}}", "counters.sentinel.addrs: must be a list" },
+		{ "{\"backend\": \"redis\", \"sentinel\": {\"master\": \"m\", \"addrs\": [\"a:x\"]}}", "counters.sentinel.addrs[0]" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"timeout\": 5}", "counters.timeout: unknown field" },
+	};
+	struct fleet_config *c;
+	struct config_errors e;
+	char json[600];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(json, sizeof(json), "{\"counters\": %s}", cases[i].json);
+		c = NULL;
+		CU_ASSERT(parse(json, &c, &e) == -EINVAL);
+		CU_ASSERT(c == NULL);
+		CU_ASSERT_ERRORS(&e, cases[i].error);
+	}
+}
+
+static void test_key_names(void)
+{
+	struct budget_spec day = { "daily", 5000000, BUDGET_DAILY, 0 };
+	struct budget_spec month = { "m", 1, BUDGET_MONTHLY, 0 };
+	struct budget_spec roll = { "r", 1, BUDGET_ROLLING, 86400 };
+	const int64_t now = 1767272400;         /* 2026-01-01T13:00:00Z */
+	char buf[256];
+
+	CU_ASSERT(fleet_counter_key("mcpwarden:", "key:k1", &day, now, buf, sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "mcpwarden:{key:k1}:b:day:1767225600");
+	/* the same period on every sidecar: any instant of the day names the same key */
+	CU_ASSERT(fleet_counter_key("mcpwarden:", "key:k1", &day, 1767225600 + 86399, buf,
+				    sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "mcpwarden:{key:k1}:b:day:1767225600");
+	CU_ASSERT(fleet_counter_key("p:", "team:t", &month, now, buf, sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "p:{team:t}:b:month:1767225600");
+	CU_ASSERT(fleet_counter_key("p:", "key:k1", &roll, now, buf, sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "p:{key:k1}:b:rolling:86400");
+	CU_ASSERT(fleet_counter_key("p:", "key:k1", &day, now, buf, 10) == -ENAMETOOLONG);
+
+	CU_ASSERT(fleet_bucket_key("p:", "k1", RATE_KEY, "s", "t", buf, sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "p:{key:k1}:r:key");
+	CU_ASSERT(fleet_bucket_key("p:", "k1", RATE_SERVER, "github", NULL, buf, sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "p:{key:k1}:r:server:github");
+	CU_ASSERT(fleet_bucket_key("p:", "k1", RATE_TOOL, "github", "create_issue", buf,
+				   sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "p:{key:k1}:r:tool:github/create_issue");
+
+	/* a day's counter lives until a day after the day ends, plus a reservation's deadline */
+	CU_ASSERT(fleet_counter_ttl(&day, now, 3600) == (1767225600 + 86400 - now) + 86400 + 3600);
+	/* a rolling window: the window, two slots (60 s each for 24 h) and the deadline */
+	CU_ASSERT(fleet_counter_ttl(&roll, now, 3600) == 86400 + 120 + 3600);
+}
+
+int main(void)
+{
+	static const struct cu_case cases[] = {
+		{ "sqlite is the default", test_sqlite_default },
+		{ "redis fields", test_redis_fields },
+		{ "passwords from a file or the environment", test_passwords },
+		{ "errors name the field", test_errors },
+		{ "key names and expiry", test_key_names },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("fleet", NULL, NULL, cases);
+}

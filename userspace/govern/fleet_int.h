@@ -1,0 +1,155 @@
+/* fleet_int.h: what fleet.c (the Redis connection, replies, the replay), fleet_ops.c (reserve,
+ * commit, release, usage, state) and fleet_config.c (the "counters" section) share. Private. */
+#ifndef WARDEN_FLEET_INT_H
+#define WARDEN_FLEET_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/list.h"
+#include "govern/fleet.h"
+
+struct redisAsyncContext;
+struct hmap;
+
+#define FLEET_MAX_SENTINELS 8
+
+struct fleet_addr {
+	char *host;                     /* NULL: unix socket in path */
+	char *path;
+	int port;
+};
+
+struct fleet_config {
+	struct fleet_addr addr;         /* the server, when no sentinel */
+	int db;
+	char *password;                 /* NULL: no AUTH */
+	char *prefix;
+	int64_t connect_timeout_ms, command_timeout_ms, resv_ttl_s;
+	bool fail_closed;
+	int64_t local_spend, local_calls;       /* per key, per outage */
+	char *sentinel_master;
+	struct fleet_addr sentinels[FLEET_MAX_SENTINELS];
+	size_t nsentinels;
+};
+
+/* ---- fleet.c and fleet_ops.c ---- */
+
+#define KEY_MAX 700
+
+enum script { SC_RESERVE, SC_SETTLE, SC_USAGE, SC_N };
+
+/* A charge for Redis: sent at once, or kept (durable in the store) and replayed in order. */
+struct settle {
+	struct list_head link;          /* in fleet->replay while waiting */
+	int argc;
+	char **argv;                    /* "EVALSHA", sha, nkeys, keys..., args... */
+	size_t *argvlen;
+	store_done_fn cb;               /* the caller, once Redis or the store has it */
+	void *arg;
+	struct fleet *arg2;             /* settle_stored's fleet */
+	bool release;                   /* nothing to keep when Redis is away */
+	bool queued;                    /* in fleet->replay */
+	bool storing;                   /* store_charge not answered yet */
+	/* For the store when Redis is away: what the charge was. */
+	size_t nb;
+	struct store_spend items[FLEET_MAX_BUDGETS];
+	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
+};
+
+enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL };
+
+struct req {
+	struct list_head link;          /* in fleet->inflight, oldest first */
+	struct fleet *f;
+	enum req_kind kind;
+	enum script sc;
+	uint64_t sent_ns;
+	bool retried;                   /* NOSCRIPT: sent again with EVAL */
+	int argc;
+	char **argv;
+	size_t *argvlen;
+	/* RQ_RESERVE */
+	fleet_reserve_fn rcb;
+	void *arg;
+	struct fleet_resv *r;
+	struct fleet_budget b[FLEET_MAX_BUDGETS];
+	struct budget_spec spec[FLEET_MAX_BUDGETS];
+	struct rate_spec rspec[RATE_NLEVELS];
+	enum rate_level rlevel[RATE_NLEVELS];
+	int64_t cost, now;
+	/* RQ_SETTLE */
+	struct settle *s;
+	/* RQ_USAGE */
+	fleet_usage_fn ucb;
+};
+
+struct fleet_resv {
+	size_t nb;
+	char rid[64];
+	char *keys[FLEET_MAX_BUDGETS];
+	int kind[FLEET_MAX_BUDGETS];
+	int64_t start[FLEET_MAX_BUDGETS], ttl[FLEET_MAX_BUDGETS];
+	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
+	int64_t cost;
+	bool local;                     /* admitted by the local allowance */
+	char *key_id;                   /* local: whose allowance */
+};
+
+/* A key's local allowance during one outage. */
+struct allowance {
+	int64_t spent, calls;
+};
+
+struct fleet {
+	struct event_base *base;
+	const struct fleet_config *cfg;
+	struct store *st;
+	struct redisAsyncContext *ac;
+	enum fleet_state state;
+	char sha[SC_N][41];
+	int loads_pending;              /* SCRIPT LOADs not answered yet */
+	struct list_head inflight;      /* struct req, in send order */
+	struct list_head replay;        /* struct settle, oldest first */
+	size_t nreplay, ninflight;
+	bool replaying;                 /* one replayed charge at a time: order kept */
+	struct event *timer;            /* connect and command timeouts */
+	struct event *retry;            /* reconnect with backoff */
+	int backoff_ms;
+	uint64_t connect_ns;
+	size_t sentinel_next;           /* sentinel to ask next */
+	struct redisAsyncContext *sentinel_ac;
+	struct fleet_addr master;       /* from the sentinels */
+	struct hmap *allow;             /* key id -> struct allowance, during an outage */
+	uint64_t seq, errors, reconnects, replayed, local_admits;
+	char sidecar[32];
+	char why[160];
+	bool freeing;
+};
+
+struct argv_b {
+	int n, cap;
+	char **v;
+	size_t *len;
+};
+void fleet_av_add(struct argv_b *a, const char *s);
+void fleet_av_addi(struct argv_b *a, int64_t v);
+void fleet_av_free(int argc, char **argv, size_t *len);
+
+/* Queue q on the connection (0), or -ENOTCONN. */
+int fleet_send_req(struct fleet *f, struct req *q);
+void fleet_req_free(struct req *q);
+void fleet_resv_free(struct fleet_resv *r);
+void fleet_settle_free(struct settle *s);
+/* Redis did not take the charge: keep it (durable in the store) for the replay. Returns 0:
+ * s->cb follows; 1: durable now (or nothing to keep), s->cb is not called; < 0: the store
+ * could not take it (kept in memory), s->cb is not called. */
+int fleet_settle_keep(struct fleet *f, struct settle *s);
+/* The settle of r: commit amount ("0": release) to each of its counters. */
+struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t amount);
+/* The request that sends s (EVALSHA with the current digest). */
+struct req *fleet_settle_req(struct fleet *f, struct settle *s);
+/* Redis is away: fail closed, or admit within the key's allowance; q->rcb is answered. */
+void fleet_reserve_unreachable(struct fleet *f, struct req *q);
+
+#endif

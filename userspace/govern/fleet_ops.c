@@ -1,0 +1,296 @@
+/* fleet_ops: what the gate asks of the fleet's counters: reserve, commit, release, usage,
+ * state. fleet.c owns the connection. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+#include "base/alloc.h"
+#include "base/hmap.h"
+#include "govern/budget_int.h"
+#include "govern/fleet_int.h"
+
+/* ---- the interface ---- */
+
+int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
+		  const struct rate_limits *lim, const char *key_id, const char *server,
+		  const char *tool, int64_t cost, int64_t now, fleet_reserve_fn cb, void *arg)
+{
+	struct req *q;
+	struct fleet_resv *r;
+	struct argv_b a = { 0 };
+	char key[KEY_MAX], pid[32];
+	size_t nr = 0;
+	int rc = 0;
+
+	if (nb > FLEET_MAX_BUDGETS || cost < 0)
+		return -EINVAL;
+	q = xcalloc(1, sizeof(*q));
+	r = xcalloc(1, sizeof(*r));
+	q->f = f;
+	q->kind = RQ_RESERVE;
+	q->sc = SC_RESERVE;
+	q->rcb = cb;
+	q->arg = arg;
+	q->r = r;
+	q->cost = cost;
+	q->now = now;
+	r->cost = cost;
+	r->key_id = xstrdup(key_id);
+	snprintf(r->rid, sizeof(r->rid), "%s.%" PRIu64, f->sidecar, ++f->seq);
+	for (int l = 0; lim && l < RATE_NLEVELS; l++) {
+		if (!lim->level[l].requests || (l >= RATE_SERVER && !server) ||
+		    (l == RATE_TOOL && !tool))
+			continue;
+		q->rlevel[nr] = (enum rate_level)l;
+		q->rspec[nr++] = lim->level[l];
+	}
+	fleet_av_add(&a, "EVALSHA");
+	fleet_av_add(&a, f->sha[SC_RESERVE]);
+	fleet_av_addi(&a, (int64_t)(nb + nr));
+	for (size_t i = 0; i < nb && !rc; i++) {
+		q->spec[i] = *b[i].spec;
+		rc = fleet_counter_key(f->cfg->prefix, b[i].scope, b[i].spec, now, key, sizeof(key));
+		if (rc)
+			break;
+		fleet_av_add(&a, key);
+		r->keys[i] = xstrdup(key);
+		r->scopes[i] = xstrdup(b[i].scope);
+		budget_period_id(b[i].spec, pid, sizeof(pid));
+		r->periods[i] = xstrdup(pid);
+		r->kind[i] = b[i].spec->period == BUDGET_ROLLING;
+		int64_t slot = r->kind[i] ? budget_rolling_slot(b[i].spec->window) : 0;
+		r->start[i] = r->kind[i] ? budget_floor_div(now, slot) * slot
+			    : budget_period_start(b[i].spec->period, now);
+		r->ttl[i] = fleet_counter_ttl(b[i].spec, now, f->cfg->resv_ttl_s);
+		r->nb = i + 1;
+	}
+	for (size_t j = 0; j < nr && !rc; j++) {
+		rc = fleet_bucket_key(f->cfg->prefix, key_id, q->rlevel[j], server, tool, key,
+				      sizeof(key));
+		if (!rc)
+			fleet_av_add(&a, key);
+	}
+	if (rc) {
+		fleet_av_free(a.n, a.v, a.len);
+		fleet_resv_free(r);
+		free(q);
+		return rc;
+	}
+	fleet_av_add(&a, r->rid);
+	fleet_av_addi(&a, now);
+	fleet_av_addi(&a, now + f->cfg->resv_ttl_s);
+	fleet_av_addi(&a, cost);
+	fleet_av_addi(&a, (int64_t)nb);
+	fleet_av_addi(&a, (int64_t)nr);
+	for (size_t i = 0; i < nb; i++) {
+		int64_t slot = r->kind[i] ? budget_rolling_slot(b[i].spec->window) : 1;
+		fleet_av_addi(&a, r->kind[i]);
+		fleet_av_addi(&a, b[i].spec->limit);
+		fleet_av_addi(&a, slot);
+		fleet_av_addi(&a, r->kind[i] ? (b[i].spec->window + slot - 1) / slot + 1 : 1);
+		fleet_av_addi(&a, r->ttl[i]);
+	}
+	for (size_t j = 0; j < nr; j++) {
+		fleet_av_addi(&a, q->rspec[j].requests);
+		fleet_av_addi(&a, q->rspec[j].burst);
+		fleet_av_addi(&a, (int64_t)(q->rspec[j].period_ns / 1000));
+	}
+	q->argc = a.n;
+	q->argv = a.v;
+	q->argvlen = a.len;
+	for (size_t i = 0; i < nb; i++)
+		q->b[i] = (struct fleet_budget){ r->scopes[i], &q->spec[i] };
+	if (f->state != FLEET_UP || fleet_send_req(f, q)) {
+		fleet_reserve_unreachable(f, q);
+		fleet_req_free(q);
+	}
+	return 0;
+}
+
+struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t amount)
+{
+	struct settle *s = xcalloc(1, sizeof(*s));
+	struct argv_b a = { 0 };
+
+	fleet_av_add(&a, "EVALSHA");
+	fleet_av_add(&a, f->sha[SC_SETTLE]);
+	fleet_av_addi(&a, (int64_t)r->nb);
+	for (size_t i = 0; i < r->nb; i++)
+		fleet_av_add(&a, r->keys[i]);
+	fleet_av_add(&a, r->rid);
+	fleet_av_addi(&a, amount);
+	fleet_av_addi(&a, (int64_t)r->nb);
+	for (size_t i = 0; i < r->nb; i++) {
+		fleet_av_addi(&a, r->kind[i]);
+		fleet_av_addi(&a, r->start[i]);
+		fleet_av_addi(&a, r->ttl[i]);
+		s->scopes[i] = xstrdup(r->scopes[i]);
+		s->periods[i] = xstrdup(r->periods[i]);
+		s->items[i] = (struct store_spend){ .scope = s->scopes[i], .period = s->periods[i],
+						    .start = r->start[i], .amount = amount,
+						    .expires = r->start[i] + r->ttl[i] };
+	}
+	s->nb = r->nb;
+	s->argc = a.n;
+	s->argv = a.v;
+	s->argvlen = a.len;
+	return s;
+}
+
+/* 0: s->cb follows; otherwise settle_keep's answer. */
+static int settle_send(struct fleet *f, struct settle *s)
+{
+	/* Behind queued charges: Redis gets them in the order they were made. */
+	if (f->state == FLEET_UP && list_empty(&f->replay)) {
+		struct req *q = fleet_settle_req(f, s);
+		if (fleet_send_req(f, q) == 0)
+			return 0;
+		free(q);
+	}
+	return fleet_settle_keep(f, s);
+}
+
+int fleet_commit(struct fleet *f, struct fleet_resv *r, int64_t amount, store_done_fn cb,
+		 void *arg)
+{
+	struct settle *s;
+
+	if (!r)
+		return -EINVAL;
+	if (amount < 0 || amount > BUDGET_MONEY_MAX)
+		amount = r->cost;
+	if (!r->nb || (!amount && !r->cost)) {
+		fleet_resv_free(r);
+		return 1;
+	}
+	s = fleet_settle_new(f, r, amount);
+	s->cb = cb;
+	s->arg = arg;
+	s->release = !amount;
+	fleet_resv_free(r);
+	return settle_send(f, s);
+}
+
+void fleet_release(struct fleet *f, struct fleet_resv *r)
+{
+	struct settle *s;
+
+	if (!r)
+		return;
+	if (r->local) {
+		/* A local admission reserved nothing in Redis: give the allowance back. */
+		struct allowance *a = hmap_get(f->allow, r->key_id);
+		if (a) {
+			a->calls--;
+			a->spent -= r->cost;
+		}
+		fleet_resv_free(r);
+		return;
+	}
+	if (!r->nb || !r->cost) {
+		fleet_resv_free(r);
+		return;
+	}
+	s = fleet_settle_new(f, r, 0);
+	s->release = true;
+	fleet_resv_free(r);
+	/* A release that cannot reach Redis needs no replay: the deadline gives it back. */
+	if (f->state == FLEET_UP) {
+		struct req *q = fleet_settle_req(f, s);
+		if (fleet_send_req(f, q) == 0)
+			return;
+		free(q);
+	}
+	fleet_settle_free(s);
+}
+
+int fleet_usage(struct fleet *f, const char *scope, const struct budget_spec *spec, int64_t now,
+		fleet_usage_fn cb, void *arg)
+{
+	struct req *q;
+	struct argv_b a = { 0 };
+	char key[KEY_MAX];
+	int64_t slot = spec->period == BUDGET_ROLLING ? budget_rolling_slot(spec->window) : 1;
+	int rc = fleet_counter_key(f->cfg->prefix, scope, spec, now, key, sizeof(key));
+
+	if (rc)
+		return rc;
+	if (f->state != FLEET_UP)
+		return -ENOTCONN;
+	fleet_av_add(&a, "EVALSHA");
+	fleet_av_add(&a, f->sha[SC_USAGE]);
+	fleet_av_add(&a, "1");
+	fleet_av_add(&a, key);
+	fleet_av_addi(&a, spec->period == BUDGET_ROLLING);
+	fleet_av_addi(&a, now);
+	fleet_av_addi(&a, slot);
+	fleet_av_addi(&a, spec->period == BUDGET_ROLLING ? (spec->window + slot - 1) / slot + 1 : 1);
+	q = xcalloc(1, sizeof(*q));
+	q->f = f;
+	q->kind = RQ_USAGE;
+	q->sc = SC_USAGE;
+	q->ucb = cb;
+	q->arg = arg;
+	q->argc = a.n;
+	q->argv = a.v;
+	q->argvlen = a.len;
+	if (fleet_send_req(f, q)) {
+		fleet_req_free(q);
+		return -ENOTCONN;
+	}
+	return 0;
+}
+
+void fleet_stats(const struct fleet *f, struct fleet_stats *out)
+{
+	*out = (struct fleet_stats){
+		.state = f->state, .fail_closed = f->cfg->fail_closed, .errors = f->errors,
+		.reconnects = f->reconnects, .replayed = f->replayed,
+		.local_admits = f->local_admits, .replay_queue = f->nreplay,
+		.inflight = f->ninflight,
+	};
+	snprintf(out->why, sizeof(out->why), "%s", f->why);
+}
+
+bool fleet_ready(const struct fleet *f, char *why, size_t len)
+{
+	if (f->state == FLEET_UP || !f->cfg->fail_closed)
+		return true;
+	snprintf(why, len, "counters unavailable: Redis %s%s%s", fleet_state_name(f->state),
+		 f->why[0] ? ": " : "", f->why);
+	return false;
+}
+
+int fleet_metrics(const struct fleet *f, struct evbuffer *out)
+{
+	int rc = evbuffer_add_printf(out,
+		"# HELP mcpwarden_counters_backend_up Redis counters: 1 connected, 0 unreachable.\n"
+		"# TYPE mcpwarden_counters_backend_up gauge\n"
+		"mcpwarden_counters_backend_up{backend=\"redis\",state=\"%s\",on_unreachable=\"%s\"} %d\n"
+		"# HELP mcpwarden_counters_replay_queue Charges kept on this sidecar for Redis.\n"
+		"# TYPE mcpwarden_counters_replay_queue gauge\n"
+		"mcpwarden_counters_replay_queue %zu\n"
+		"# HELP mcpwarden_counters_inflight Commands sent to Redis, not answered yet.\n"
+		"# TYPE mcpwarden_counters_inflight gauge\n"
+		"mcpwarden_counters_inflight %zu\n"
+		"# HELP mcpwarden_counters_errors_total Connection losses, timeouts and error answers.\n"
+		"# TYPE mcpwarden_counters_errors_total counter\n"
+		"mcpwarden_counters_errors_total %llu\n"
+		"# HELP mcpwarden_counters_reconnects_total Connection attempts after a loss.\n"
+		"# TYPE mcpwarden_counters_reconnects_total counter\n"
+		"mcpwarden_counters_reconnects_total %llu\n"
+		"# HELP mcpwarden_counters_replayed_total Kept charges Redis took later.\n"
+		"# TYPE mcpwarden_counters_replayed_total counter\n"
+		"mcpwarden_counters_replayed_total %llu\n"
+		"# HELP mcpwarden_counters_local_admits_total Calls admitted by the local allowance.\n"
+		"# TYPE mcpwarden_counters_local_admits_total counter\n"
+		"mcpwarden_counters_local_admits_total %llu\n",
+		fleet_state_name(f->state), f->cfg->fail_closed ? "fail_closed" : "local",
+		f->state == FLEET_UP, f->nreplay, f->ninflight, (unsigned long long)f->errors,
+		(unsigned long long)f->reconnects, (unsigned long long)f->replayed,
+		(unsigned long long)f->local_admits);
+	return rc < 0 ? -ENOMEM : 0;
+}

@@ -1,0 +1,153 @@
+/* gate_fleet: a call's budgets and rate limits admitted through the fleet's counters in Redis. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "govern/budget_int.h"
+#include "govern/gate_int.h"
+#include "govern/refusal.h"
+
+struct pending {
+	struct gate *g;
+	gate_admit_fn cb;
+	void *arg;
+	int64_t cost;
+	bool charge_failures;
+	bool inside;                    /* fleet_reserve has not returned yet */
+	bool done;                      /* answered while inside */
+	int rc;
+	struct gate_ticket *t;
+	cJSON *error;
+	char reason[256];
+};
+
+static cJSON *unavailable(const struct gate *g, bool local, char *reason, size_t len)
+{
+	struct fleet_stats st;
+	cJSON *d = cJSON_CreateObject();
+
+	fleet_stats(g->fleet, &st);
+	cJSON_AddStringToObject(d, "reason", local ? "local_allowance_spent"
+				: "counters_unreachable");
+	cJSON_AddStringToObject(d, "backend", "redis");
+	cJSON_AddStringToObject(d, "state", fleet_state_name(st.state));
+	cJSON_AddNumberToObject(d, "retry_after_ms", 1000);
+	if (local) {
+		snprintf(reason, len, "counters unavailable (local allowance spent)");
+		return gate_refusal(REFUSAL_STORE_UNAVAILABLE, d,
+				    "Counters unavailable: Redis is unreachable and this key's "
+				    "local allowance on this sidecar is spent; calls with a budget "
+				    "or rate limit are refused until Redis is back");
+	}
+	snprintf(reason, len, "counters unavailable (Redis %s)", fleet_state_name(st.state));
+	return gate_refusal(REFUSAL_STORE_UNAVAILABLE, d,
+			    "Counters unavailable: Redis, which holds this fleet's budgets and "
+			    "rate limits, is unreachable (%s); calls with a budget or rate limit are "
+			    "refused until it is back (counters.on_unreachable fail_closed)",
+			    st.why[0] ? st.why : fleet_state_name(st.state));
+}
+
+static void on_reserved(void *arg, struct fleet_outcome *o)
+{
+	struct pending *p = arg;
+
+	p->rc = o->rc;
+	switch (o->rc) {
+	case 0:
+		p->t = xcalloc(1, sizeof(*p->t));
+		p->t->fr = o->r;
+		p->t->cost = p->cost;
+		p->t->charge_failures = p->charge_failures;
+		break;
+	case -EDQUOT:
+		p->error = gate_budget_error(&o->bw, p->reason, sizeof(p->reason));
+		break;
+	case -EAGAIN:
+		p->error = gate_rate_error(&o->rw, p->reason, sizeof(p->reason));
+		break;
+	case -ECANCELED:
+		break;          /* shutting down: no answer */
+	default:
+		p->error = unavailable(p->g, o->rc == -ENOTCONN && o->local, p->reason,
+				       sizeof(p->reason));
+		break;
+	}
+	if (p->inside) {
+		p->done = true;
+		return;
+	}
+	p->cb(p->arg, p->rc, p->t, p->error, p->reason);
+	free(p);
+}
+
+int gate_admit_fleet(struct gate *g, const struct gate_request *rq, gate_admit_fn cb, void *arg,
+		     struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
+{
+	struct budget_subject bs = { rq->who->id, rq->who->team, rq->who->policy };
+	struct rate_subject rs = { rq->who->id, rq->who->team, rq->who->policy };
+	const struct budget_spec *ks, *ts;
+	struct fleet_budget fb[FLEET_MAX_BUDGETS];
+	struct rate_limits lim;
+	char kscope[BUDGET_NAME_BUF], tscope[BUDGET_NAME_BUF];
+	size_t nk, nt, nb = 0;
+	int64_t cost = gate_call_cost(g, rq);
+	bool limited = false;
+	int rc;
+
+	if (cost > 0) {
+		budget_applicable(g->r.bc, &bs, &ks, &nk, &ts, &nt);
+		if (snprintf(kscope, sizeof(kscope), "key:%s", rq->who->id) >= (int)sizeof(kscope) ||
+		    (nt && snprintf(tscope, sizeof(tscope), "team:%s", rq->who->team) >=
+		     (int)sizeof(tscope)))
+			return -EINVAL;
+		for (size_t i = 0; i < nk; i++)
+			fb[nb++] = (struct fleet_budget){ kscope, &ks[i] };
+		for (size_t i = 0; i < nt; i++)
+			fb[nb++] = (struct fleet_budget){ tscope, &ts[i] };
+	}
+	ratelimit_config_resolve(g->r.rlc, &rs, &lim);
+	for (int l = 0; l < RATE_NLEVELS; l++)
+		limited |= lim.level[l].requests != 0;
+	if (!nb && !limited)
+		return 0;       /* nothing to count: no round trip */
+	if (!cb) {
+		*error = unavailable(g, false, reason, reason_len);
+		return -ENOTCONN;
+	}
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->g = g;
+	p->cb = cb;
+	p->arg = arg;
+	p->cost = cost;
+	p->charge_failures = gate_charges_failures(g, rq->e, rq->server);
+	p->inside = true;
+	rc = fleet_reserve(g->fleet, fb, nb, &lim, rq->who->id, rq->server, rq->name, nb ? cost : 0,
+			   clock_real_s(), on_reserved, p);
+	p->inside = false;
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	if (!p->done)
+		return -EINPROGRESS;
+	/* Answered at once (Redis known unreachable): no wait. */
+	rc = p->rc;
+	*ticket = p->t;
+	*error = p->error;
+	snprintf(reason, reason_len, "%s", p->reason);
+	free(p);
+	return rc;
+}
+
+bool gate_counters_ready(const struct gate *g, char *why, size_t len)
+{
+	return !g->fleet || fleet_ready(g->fleet, why, len);
+}
+
+struct fleet *gate_fleet(struct gate *g)
+{
+	return g->fleet;
+}
