@@ -5,7 +5,7 @@
 // that created the task, and the records say which task was created and how it ended.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallToolResultSchema, CreateTaskResultSchema,
+import { CallToolResultSchema, CreateTaskResultSchema, ListTasksResultSchema,
 	TaskStatusNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { connectHttp, eventually, httpUpstream, makeKey, npmStdioUpstream, paths, startDaemon,
 	startEverythingHttp, stopDaemonChecked } from './lib.mjs';
@@ -132,4 +132,55 @@ test('tasks through an HTTP upstream (each session its own upstream session)',
 test('tasks through a shared stdio child (one upstream session for every agent)',
 	{ timeout: 90000 }, async () => {
 		await tasksThrough(npmStdioUpstream('everything', paths.bin.everything, ['stdio']));
+	});
+
+test('tasks/list merges the session\'s tasks of every upstream, page by page, with one cursor',
+	{ timeout: 90000 }, async () => {
+		const d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'always',
+			auth: { required: true },
+			keys: [{ id: 'a', hash: keys.a.hash, policy: 'all' },
+				{ id: 'b', hash: keys.b.hash, policy: 'all' }],
+			policies: { all: { tools: { allow: ['*/*'] } } },
+			upstreams: [npmStdioUpstream('e1', paths.bin.everything, ['stdio']),
+				npmStdioUpstream('e2', paths.bin.everything, ['stdio'])] }, { ready: true });
+		const a = await connectHttp(d.url, { headers: bearer(keys.a) });
+		const b = await connectHttp(d.url, { headers: bearer(keys.b) });
+		const list = (c, cursor) => c.client.request({ method: 'tasks/list',
+			params: cursor === undefined ? {} : { cursor } }, ListTasksResultSchema);
+		try {
+			const ids = {};
+			for (const up of ['e2', 'e1']) {
+				const created = await a.client.request({ method: 'tools/call', params: {
+					name: `${up}__${TOOL}`, arguments: { topic: up }, task: { ttl: 60000 } } },
+				CreateTaskResultSchema);
+				ids[up] = created.task.taskId;
+			}
+			// b's own task on e2: never in a's pages
+			const theirs = await b.client.request({ method: 'tools/call', params: {
+				name: `e2__${TOOL}`, arguments: { topic: 'b' }, task: { ttl: 60000 } } },
+			CreateTaskResultSchema);
+			// Upstream order, each upstream's pages in turn, then no cursor.
+			const seen = [];
+			let cursor, pages = 0;
+			do {
+				const page = await list(a, cursor);
+				seen.push(...page.tasks.map((t) => t.taskId));
+				cursor = page.nextCursor;
+				assert.ok(++pages <= 10, 'the cursor ends');
+			} while (cursor);
+			assert.deepEqual(seen, [ids.e1, ids.e2]);
+			assert.ok(!seen.includes(theirs.task.taskId));
+			const first = await list(a);
+			assert.deepEqual(first.tasks.map((t) => t.taskId), [ids.e1]);
+			assert.match(first.nextCursor, /^e2:/);
+			// b's list: its own task only, even with a's cursor
+			assert.deepEqual((await list(b, first.nextCursor)).tasks.map((t) => t.taskId),
+				[theirs.task.taskId]);
+			for (const bad of ['nosuch:', 'nocolon'])
+				await assert.rejects(list(a, bad), (e) => e.code === -32602, bad);
+		} finally {
+			for (const c of [a, b])
+				await c.close();
+			assert.deepEqual(await stopDaemonChecked(d), []);
+		}
 	});

@@ -343,6 +343,32 @@ static void task_created(struct call *c, const cJSON *task)
 	c->note = xstrdup(note);
 }
 
+static bool lists_tasks(void *cat, size_t server)
+{
+	return catalog_server_tasks(cat, server, "list");
+}
+
+/* One page of tasks/list (mcp/tasks.h): this session's tasks only, and the gateway's cursor —
+ * the upstream's next page, else the next upstream that owns one of the session's tasks. */
+static void tasks_list_page(struct call *c, cJSON *res)
+{
+	const cJSON *next = cJSON_GetObjectItemCaseSensitive(res, "nextCursor");
+	const struct catalog *cat = c->env->cat;
+	char *cursor = NULL;
+	size_t server;
+
+	tasks_filter_list(&c->s->tasks, res);
+	if (cJSON_IsString(next) && next->valuestring[0])
+		cursor = tasks_cursor(catalog_server_config(cat, c->server)->name, next->valuestring);
+	else if (!tasks_next_server(&c->s->tasks, false, c->server, lists_tasks, (void *)cat,
+				    &server))
+		cursor = tasks_cursor(catalog_server_config(cat, server)->name, "");
+	cJSON_DeleteItemFromObjectCaseSensitive(res, "nextCursor");
+	if (cursor)
+		cJSON_AddStringToObject(res, "nextCursor", cursor);
+	free(cursor);
+}
+
 /* tasks/result: the record says how the task ended (its size is the record's result_bytes). */
 static void task_result_note(struct call *c, const cJSON *resp)
 {
@@ -375,7 +401,7 @@ static void expose_answer(struct call *c, cJSON *resp)
 		break;
 	case MCP_TASKS_LIST:
 		if (c->s)
-			tasks_filter_list(&c->s->tasks, res);
+			tasks_list_page(c, res);
 		break;
 	case MCP_PROMPTS_GET:
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "messages"))

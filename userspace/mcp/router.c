@@ -258,30 +258,52 @@ static void route_task(struct call *c, cJSON *params)
 	target(c, CAT_TOOLS, NULL, server, c->target, params);
 }
 
-/* tasks/list: the upstream of the session's tasks lists them; the answer keeps only this
- * session's (call.c). A session that created none has none. */
+static bool lists_tasks(void *cat, size_t server)
+{
+	return catalog_server_tasks(cat, server, "list");
+}
+
+/* tasks/list: the upstreams of the session's tasks list them one after the other, each its
+ * own pages (the gateway's cursor says which upstream and carries its cursor, mcp/tasks.h);
+ * every answer keeps only this session's tasks (call.c). A session that created none has
+ * none. */
 static void route_task_list(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
-	struct hmap_iter it;
-	const char *id;
-	void *ref;
+	const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	char name[128];
+	const char *up = "";
+	size_t server = 0, i;
 
-	if (c->s->tasks) {
-		it = hmap_iter(c->s->tasks);
-		while (hmap_next(c->s->tasks, &it, &id, &ref)) {
-			size_t server;
-			if (tasks_owner(&c->s->tasks, id, &server) ||
-			    !catalog_server_tasks(r->cat, server, "list"))
-				continue;
-			target(c, CAT_TOOLS, NULL, server, "", params);
-			return;
-		}
+	if (cursor && (!cJSON_IsString(cursor) ||
+		       tasks_cursor_parse(cursor->valuestring, name, sizeof(name), &up)))
+		goto bad_cursor;
+	if (cursor) {
+		for (i = 0; i < catalog_nservers(r->cat); i++)
+			if (!strcmp(catalog_server_config(r->cat, i)->name, name))
+				break;
+		if (i == catalog_nservers(r->cat) || !lists_tasks(r->cat, i))
+			goto bad_cursor;
+		server = i;
+		if (*up)
+			cJSON_ReplaceItemInObjectCaseSensitive(params, "cursor", cJSON_CreateString(up));
+		else
+			cJSON_DeleteItemFromObjectCaseSensitive(params, "cursor");
+		target(c, CAT_TOOLS, NULL, server, "", params);
+		return;
+	}
+	if (!tasks_next_server(&c->s->tasks, true, 0, lists_tasks, r->cat, &server)) {
+		target(c, CAT_TOOLS, NULL, server, "", params);
+		return;
 	}
 	cJSON_Delete(params);
 	cJSON *res = cJSON_CreateObject();
 	cJSON_AddArrayToObject(res, "tasks");
 	call_answer(c, res);
+	return;
+bad_cursor:
+	cJSON_Delete(params);
+	call_fail(c, JSONRPC_INVALID_PARAMS, NULL, NULL, "tasks/list: invalid cursor");
 }
 
 /* Does tool e of `server` name the exposed URI as its MCP Apps UI? */
