@@ -571,7 +571,7 @@ static void teardown(struct router *r, struct session *s)
 		st->ops->end(st);
 	}
 	view_close(s);
-	links_close_session(s);
+	links_close_session(&r->links, s);
 	metrics_session_closed();
 }
 
@@ -806,7 +806,8 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 	rc = catalog_new(base, cfg, &hooks, &r->cat);
 	if (rc)
 		goto fail;
-	r->links = (struct links){ base, r->cat, &relay_link_ops, cfg->max_stdio_children };
+	r->links = (struct links){ base, r->cat, &relay_link_ops, cfg->max_stdio_children,
+				   links_pool_new(base) };
 	r->relay = (struct relay){ r->cat, r->sessions, &r->links };
 	r->env = (struct call_env){ gate, r->cat, &r->links, cfg->max_pending_per_session };
 	gate_catalog_changed(r->gate, r->cat);
@@ -844,6 +845,7 @@ void router_free(struct router *r)
 	if (r->reap)
 		event_free(r->reap);
 	session_table_free(r->sessions);
+	links_pool_free(r->links.pool);
 	catalog_free(r->cat);
 	free(r);
 }
