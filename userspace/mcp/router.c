@@ -691,6 +691,37 @@ int router_open_stateless(struct router *r, const char *version, const cJSON *ca
 	return 0;
 }
 
+struct holder_find {
+	const char *key_id;
+	struct session *found;
+};
+
+static void find_holder(void *arg, struct session *s)
+{
+	struct holder_find *h = arg;
+
+	if (s->task_holder && !s->ending && !strcmp(s->key_id, h->key_id))
+		h->found = s;
+}
+
+int router_task_holder(struct router *r, const cJSON *caps, const char *key_id,
+		       struct session **out)
+{
+	struct holder_find h = { key_id, NULL };
+	int rc;
+
+	session_foreach(r->sessions, find_holder, &h);
+	if (h.found) {
+		session_touch(h.found);
+		*out = h.found;
+		return 0;
+	}
+	rc = router_open_stateless(r, "2026-07-28", caps, NULL, key_id, out);
+	if (rc == 0)
+		(*out)->task_holder = true;
+	return rc;
+}
+
 #define REAP_BATCH 64
 
 struct reap_pass {

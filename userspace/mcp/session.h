@@ -54,6 +54,7 @@ struct session {
 	bool initialized;             /* notifications/initialized received */
 	bool stateless;               /* one 2026-07-28 request's (mcp/stateless.h) */
 	bool pool_skip;               /* a pooled link was lost: open new links, take none */
+	bool task_holder;             /* a 2026-07-28 identity's tasks: kept across requests */
 	bool ending;                  /* done: the router ends it from its reap event */
 };
 

@@ -198,6 +198,7 @@ struct sl_reply {
 	struct event *round;          /* gathers the requests of one round */
 	cJSON *asked;                 /* this round's inputRequests so far */
 	cJSON *keys;                  /* the round's keys: the gateway's id of each request */
+	bool keep;                    /* s is the identity's task holder: it outlives the request */
 };
 
 static struct list_head mrtr_waiting = { &mrtr_waiting, &mrtr_waiting };
@@ -238,7 +239,8 @@ static int missing_capability(struct sl_reply *sr, const char *need)
 					       "Missing required client capability: %s "
 					       "(the server needs it for this request)", need));
 	sr->inner = NULL;
-	router_end_later(sr->r, sr->s);
+	if (!sr->keep)
+		router_end_later(sr->r, sr->s);
 	return -EOPNOTSUPP;
 }
 
@@ -290,7 +292,8 @@ static int input_required(struct sl_reply *sr, const cJSON *msg)
 	const char *key;
 	cJSON *one;
 
-	if (!need || !cJSON_IsString(id) || !sr->inner)
+	/* A task holder's requests have no round of their own to wait in (docs/protocol.md). */
+	if (!need || !cJSON_IsString(id) || !sr->inner || sr->keep)
 		return -ENOTSUP;
 	if (!cJSON_GetObjectItemCaseSensitive(sr->s->client_caps, need))
 		return missing_capability(sr, need);
@@ -438,11 +441,15 @@ static void sl_finish(struct reply *base, cJSON *response)
 
 	if (sr->inner) {
 		decorate(sr, response);
+		if (sr->keep && response)  /* it ran under the holder's own id */
+			cJSON_ReplaceItemInObjectCaseSensitive(response, "id",
+							       cJSON_Duplicate(sr->id, 1));
 		reply_finish(sr->inner, response);
 	} else {
 		cJSON_Delete(response);  /* ended between rounds: the retry learns it is gone */
 	}
-	router_end_later(sr->r, sr->s);
+	if (!sr->keep)
+		router_end_later(sr->r, sr->s);
 	sl_free(sr);
 }
 
@@ -460,7 +467,8 @@ static void sl_inner_gone(void *arg)
 
 	if (sr->gone)
 		sr->gone(sr->gone_arg);
-	router_end_later(sr->r, sr->s);
+	if (!sr->keep)
+		router_end_later(sr->r, sr->s);
 	sl_free(sr);
 }
 
@@ -586,6 +594,16 @@ static int listen_open(struct router *r, const struct key_identity *who, struct 
 	return 0;
 }
 
+/* Requests that create or reach a task run on the identity's task holder, which keeps the
+ * tasks (and the upstream sessions they live in) across requests: a task-augmented tools/call
+ * and tasks/get, tasks/result, tasks/cancel, tasks/list. */
+static bool task_request(enum mcp_method id, const cJSON *params)
+{
+	return id == MCP_TASKS_GET || id == MCP_TASKS_RESULT || id == MCP_TASKS_CANCEL ||
+	       id == MCP_TASKS_LIST ||
+	       (id == MCP_TOOLS_CALL && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(params, "task")));
+}
+
 int stateless_request(struct router *r, const struct key_identity *who, cJSON *msg,
 		      const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
 {
@@ -594,7 +612,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	struct session *s = NULL;
 	struct sl_reply *sr;
 	cJSON *caps;
-	bool listen;
+	bool listen, keep;
 	int rc;
 
 	*err = NULL;
@@ -618,9 +636,13 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		return st;
 	}
 	caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
-	rc = router_open_stateless(r, STATELESS_VERSION, caps,
-				   cJSON_GetObjectItemCaseSensitive(meta, META_INFO),
-				   who ? who->id : "", &s);
+	keep = !listen && task_request(me->id, m->params);
+	if (keep)
+		rc = router_task_holder(r, caps, who ? who->id : "", &s);
+	else
+		rc = router_open_stateless(r, STATELESS_VERSION, caps,
+					   cJSON_GetObjectItemCaseSensitive(meta, META_INFO),
+					   who ? who->id : "", &s);
 	cJSON_Delete(caps);
 	if (rc) {
 		*err = jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR,
@@ -653,8 +675,21 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	sr->logs = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, META_LOG_LEVEL));
 	sr->id = cJSON_Duplicate(m->id, 1);
 	sr->r_base = router_event_base(r);
+	sr->keep = keep;
 	list_init(&sr->waiting);
 	reply_on_gone(reply, sl_inner_gone, sr);
+	if (keep) {
+		/* Agents of this revision reuse ids freely: on the holder, which runs several of
+		 * the identity's requests at once, each runs under an id of the gateway's. */
+		static unsigned long long next_id;
+		char gid[48];
+		struct jsonrpc_msg hm = *m;
+		snprintf(gid, sizeof(gid), "mcpwarden-task-%llu", ++next_id);
+		hm.id = cJSON_CreateString(gid);
+		router_request(r, s, who, msg, &hm, &sr->base);
+		cJSON_Delete((cJSON *)hm.id);
+		return 0;
+	}
 	router_request(r, s, who, msg, m, &sr->base);
 	return 0;
 }
