@@ -253,6 +253,18 @@ describe('pinned tool definitions: _meta and digest versions', () => {
 				assert.deepEqual(rec.diff.changed, ['_meta']);
 				assert.equal(rec.diff._meta.old.ui.resourceUri, 'ui://rp/add-v1');
 				assert.equal(rec.diff._meta.new.ui.resourceUri, 'ui://rp/add-v2');
+				const dir = makeTempDir('mcpwarden-pins-meta-');
+				try {
+					writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+					const diff = await run(['tools', 'diff', '--admin', d.adminUrl,
+						'--token-file', join(dir, 'token')]);
+					assert.equal(diff.code, 1, diff.stderr);
+					assert.match(diff.stdout, /^changed\s+rp\/add/m);
+					assert.match(diff.stdout, /- _meta: .*ui:\/\/rp\/add-v1/);
+					assert.match(diff.stdout, /\+ _meta: .*ui:\/\/rp\/add-v2/);
+				} finally {
+					removeTempDir(dir);
+				}
 				assert.equal((await api(d, 'POST', '/v1/tools/pins/rp/add/approve')).status, 200);
 				await eventually(async () => (await names(c)).includes('add'),
 					{ what: 'add listed again' });
