@@ -18,6 +18,9 @@ conformance=$top/tests/node_modules/conformance-next/dist/index.js
 fixture=$top/tests/fixtures/conformance-server.mjs
 daemon=$build/mcpwarden
 run_timeout=400
+# CONFORMANCE_REQUIREMENTS=2025-11-25 scores the same run by the older revision's requirements
+# (the agent side then speaks 2025-11-25 with sessions): 30/30 required, 33/33 scenarios.
+requirements=${CONFORMANCE_REQUIREMENTS:-2026-07-28}
 
 . "$top/tests/lib/suite.sh"   # wait_for, stop_all, require_files, suite_scratch
 require_files conformance-2026 "tests/package.json, make MODE=test all" "$node" "$conformance" "$fixture" "$daemon"
@@ -54,10 +57,10 @@ gw=$(wait_for "$tmp/daemon.err" 'mcpwarden: listening on http://[^ ]+' "$dpid") 
 }
 gw=${gw#mcpwarden: listening on }
 
-timeout "$run_timeout" "$node" "$conformance" server --url "$gw" --requirements 2026-07-28 \
+timeout "$run_timeout" "$node" "$conformance" server --url "$gw" --requirements "$requirements" \
 	-o "$tmp/out" >"$tmp/run.log" 2>&1
 [ $? -eq 124 ] && echo "conformance-2026: the run timed out after ${run_timeout}s" >&2
-"$node" "$conformance" list --server --requirements 2026-07-28 >"$tmp/list.txt" 2>&1
+"$node" "$conformance" list --server --requirements "$requirements" >"$tmp/list.txt" 2>&1
 
 # One line per failing check: "scenario check-id message"; the required scenarios in required.txt.
 failed=0
