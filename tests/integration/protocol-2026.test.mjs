@@ -119,10 +119,14 @@ describe('MCP 2026-07-28 towards agents', () => {
 	test('an upstream of an older revision that asks the client (elicitation) becomes an ' +
 		'input_required round; only the key that got the requestState can answer it', async () => {
 		const meta = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
-		const first = responseOf(await post(d.url, k.all, 'tools/call',
-			{ name: 'test_input_required_result_elicitation', arguments: {} }, {}));
-		// Without elicitation declared the upstream is not asked to use it: it fails its way.
-		assert.notEqual(first.result?.resultType, 'input_required', JSON.stringify(first));
+		const undeclared = await post(d.url, k.all, 'tools/call',
+			{ name: 'test_input_required_result_elicitation', arguments: {} }, {});
+		const first = responseOf(undeclared);
+		// Without elicitation declared, an upstream that asks anyway relies on a capability the
+		// agent lacks: the revision's -32021, HTTP 400, naming it.
+		assert.equal(undeclared.status, 400, undeclared.text);
+		assert.equal(first.error?.code, -32021, JSON.stringify(first));
+		assert.deepEqual(first.error.data.requiredCapabilities, { elicitation: {} });
 
 		const withCaps = (key, extra = {}) => postJson(d.url, { jsonrpc: '2.0', id: nextId++,
 			method: 'tools/call', params: { name: 'test_input_required_result_elicitation',
@@ -131,8 +135,11 @@ describe('MCP 2026-07-28 towards agents', () => {
 			'Mcp-Name': 'test_input_required_result_elicitation' });
 		const round = responseOf(await withCaps(k.all)).result;
 		assert.equal(round.resultType, 'input_required', JSON.stringify(round));
+		// the key the upstream named (io.mcpwarden/inputKey), which the agent does not see
 		const [key] = Object.keys(round.inputRequests);
+		assert.equal(key, 'user_name');
 		assert.equal(round.inputRequests[key].method, 'elicitation/create');
+		assert.equal(round.inputRequests[key].params._meta, undefined);
 		assert.match(round.requestState, /^[0-9a-f]{32}$/);
 
 		const answer = { [key]: { action: 'accept', content: { name: 'Alice' } } };

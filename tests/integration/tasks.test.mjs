@@ -5,10 +5,10 @@
 // that created the task, and the records say which task was created and how it ended.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallToolResultSchema, CreateTaskResultSchema,
+import { CallToolResultSchema, CreateTaskResultSchema, ListTasksResultSchema,
 	TaskStatusNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { connectHttp, eventually, httpUpstream, makeKey, npmStdioUpstream, paths, startDaemon,
-	startEverythingHttp, stopDaemonChecked } from './lib.mjs';
+import { connectHttp, eventually, httpUpstream, makeKey, npmStdioUpstream, paths, postJson,
+	responseOf, startDaemon, startEverythingHttp, stopDaemonChecked } from './lib.mjs';
 
 const TOOL = 'simulate-research-query';
 const keys = { a: makeKey(), b: makeKey(), denied: makeKey() };
@@ -133,3 +133,96 @@ test('tasks through a shared stdio child (one upstream session for every agent)'
 	{ timeout: 90000 }, async () => {
 		await tasksThrough(npmStdioUpstream('everything', paths.bin.everything, ['stdio']));
 	});
+
+test('tasks/list merges the session\'s tasks of every upstream, page by page, with one cursor',
+	{ timeout: 90000 }, async () => {
+		const d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'always',
+			auth: { required: true },
+			keys: [{ id: 'a', hash: keys.a.hash, policy: 'all' },
+				{ id: 'b', hash: keys.b.hash, policy: 'all' }],
+			policies: { all: { tools: { allow: ['*/*'] } } },
+			upstreams: [npmStdioUpstream('e1', paths.bin.everything, ['stdio']),
+				npmStdioUpstream('e2', paths.bin.everything, ['stdio'])] }, { ready: true });
+		const a = await connectHttp(d.url, { headers: bearer(keys.a) });
+		const b = await connectHttp(d.url, { headers: bearer(keys.b) });
+		const list = (c, cursor) => c.client.request({ method: 'tasks/list',
+			params: cursor === undefined ? {} : { cursor } }, ListTasksResultSchema);
+		try {
+			const ids = {};
+			for (const up of ['e2', 'e1']) {
+				const created = await a.client.request({ method: 'tools/call', params: {
+					name: `${up}__${TOOL}`, arguments: { topic: up }, task: { ttl: 60000 } } },
+				CreateTaskResultSchema);
+				ids[up] = created.task.taskId;
+			}
+			// b's own task on e2: never in a's pages
+			const theirs = await b.client.request({ method: 'tools/call', params: {
+				name: `e2__${TOOL}`, arguments: { topic: 'b' }, task: { ttl: 60000 } } },
+			CreateTaskResultSchema);
+			// Upstream order, each upstream's pages in turn, then no cursor.
+			const seen = [];
+			let cursor, pages = 0;
+			do {
+				const page = await list(a, cursor);
+				seen.push(...page.tasks.map((t) => t.taskId));
+				cursor = page.nextCursor;
+				assert.ok(++pages <= 10, 'the cursor ends');
+			} while (cursor);
+			assert.deepEqual(seen, [ids.e1, ids.e2]);
+			assert.ok(!seen.includes(theirs.task.taskId));
+			const first = await list(a);
+			assert.deepEqual(first.tasks.map((t) => t.taskId), [ids.e1]);
+			assert.match(first.nextCursor, /^e2:/);
+			// b's list: its own task only, even with a's cursor
+			assert.deepEqual((await list(b, first.nextCursor)).tasks.map((t) => t.taskId),
+				[theirs.task.taskId]);
+			for (const bad of ['nosuch:', 'nocolon'])
+				await assert.rejects(list(a, bad), (e) => e.code === -32602, bad);
+		} finally {
+			for (const c of [a, b])
+				await c.close();
+			assert.deepEqual(await stopDaemonChecked(d), []);
+		}
+	});
+
+test('2026-07-28: a task created by a stateless request is reachable by the same key\'s later ' +
+	'requests, never by another key\'s', { timeout: 90000 }, async () => {
+	const up = await startEverythingHttp();
+	const d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never',
+		auth: { required: true },
+		keys: [{ id: 'a', hash: keys.a.hash, policy: 'all' },
+			{ id: 'b', hash: keys.b.hash, policy: 'all' }],
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		upstreams: [httpUpstream(up.url, 'everything')] }, { ready: true });
+	const V = '2026-07-28';
+	let n = 1;
+	// Every request reuses id 1, as a stateless agent may.
+	const post = async (k, method, params) => responseOf(await postJson(d.url, { jsonrpc: '2.0',
+		id: 1, method, params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': V,
+			'io.modelcontextprotocol/clientCapabilities': {} } } },
+	{ ...bearer(k), 'MCP-Protocol-Version': V, 'Mcp-Method': method,
+		...(params.name ? { 'Mcp-Name': params.name } : {}) }));
+	try {
+		const created = await post(keys.a, 'tools/call', { name: TOOL,
+			arguments: { topic: `stateless ${n++}` }, task: { ttl: 60000 } });
+		const id = created.result?.task?.taskId;
+		assert.ok(id, JSON.stringify(created));
+		assert.equal(created.id, 1);
+		const got = await post(keys.a, 'tasks/get', { taskId: id });
+		assert.equal(got.result?.taskId, id, JSON.stringify(got));
+		assert.equal(got.id, 1);
+		const theirs = await post(keys.b, 'tasks/get', { taskId: id });
+		assert.equal(theirs.error?.code, -32602, JSON.stringify(theirs));
+		assert.deepEqual((await post(keys.b, 'tasks/list', {})).result.tasks, []);
+		assert.deepEqual((await post(keys.a, 'tasks/list', {})).result.tasks.map((t) => t.taskId),
+			[id]);
+		const result = await post(keys.a, 'tasks/result', { taskId: id });
+		assert.match(result.result?.content?.[0]?.text ?? '', /Research Report: stateless 1/,
+			JSON.stringify(result));
+		const refused = await post(keys.b, 'tasks/result', { taskId: id });
+		assert.equal(refused.error?.code, -32602);
+	} finally {
+		assert.deepEqual(await stopDaemonChecked(d), []);
+		await up.stop(5000);
+	}
+});

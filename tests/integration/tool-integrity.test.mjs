@@ -71,7 +71,7 @@ describe('pinned tool definitions: withhold', () => {
 		assert.deepEqual(await names(c), ['add', 'rug-pull', 'stable']);
 		const rec = await d.waitForRecord((r) => r.type === 'tool_pin' && r.tool === 'add');
 		assert.equal(rec.how, 'first_use');
-		assert.match(rec.digest, /^[0-9a-f]{64}$/);
+		assert.match(rec.digest, /^v2:[0-9a-f]{64}$/);
 		const pins = await api(d, 'GET', '/v1/tools/pins');
 		assert.equal(pins.status, 200);
 		const add = pins.json.pins.find((p) => p.tool === 'add');
@@ -103,7 +103,7 @@ describe('pinned tool definitions: withhold', () => {
 	test('the change is one tool_change record with a readable diff', async () => {
 		const rec = await d.waitForRecord((r) => r.type === 'tool_change' && r.tool === 'add');
 		assert.equal(rec.server, 'rp');
-		assert.match(rec.old_digest, /^[0-9a-f]{64}$/);
+		assert.match(rec.old_digest, /^v2:[0-9a-f]{64}$/);
 		assert.notEqual(rec.old_digest, rec.new_digest);
 		assert.deepEqual(rec.diff.changed, ['description', 'inputSchema']);
 		assert.equal(rec.diff.description.old, 'Add two numbers.');
@@ -227,6 +227,93 @@ describe('pinned tool definitions: approvals survive a restart; wardenctl approv
 			await eventually(async () => (await names(c)).includes('stable'), { what: 'stable approved' });
 		} finally {
 			await stop(d);
+		}
+	});
+});
+
+describe('pinned tool definitions: _meta and digest versions', () => {
+	const pool = clientPool();
+	after(async () => { await pool.closeAll(); });
+
+	test('a changed _meta alone (an MCP App\'s ui:// resource) is withheld until approved',
+		async () => {
+			const d = await startDaemon(config({ upstreams: [rugpull('rp', ['--meta-only'])] }));
+			try {
+				await d.waitForUpstreams(['rp']);
+				const c = await pool.connect(d.url);
+				const listed = (await c.client.listTools()).tools.find((t) => t.name === 'add');
+				assert.equal(listed._meta.ui.resourceUri, 'ui://rp/add-v1');
+				await c.client.callTool({ name: 'rug-pull', arguments: {} });
+				await eventually(async () => !(await names(c)).includes('add'),
+					{ what: 'add withheld after its _meta changed' });
+				await assert.rejects(c.client.callTool({ name: 'add', arguments: { a: 1, b: 1 } }),
+					(e) => e.code === -32012);
+				const rec = await d.waitForRecord((r) => r.type === 'tool_change' &&
+					r.tool === 'add');
+				assert.deepEqual(rec.diff.changed, ['_meta']);
+				assert.equal(rec.diff._meta.old.ui.resourceUri, 'ui://rp/add-v1');
+				assert.equal(rec.diff._meta.new.ui.resourceUri, 'ui://rp/add-v2');
+				const dir = makeTempDir('mcpwarden-pins-meta-');
+				try {
+					writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+					const diff = await run(['tools', 'diff', '--admin', d.adminUrl,
+						'--token-file', join(dir, 'token')]);
+					assert.equal(diff.code, 1, diff.stderr);
+					assert.match(diff.stdout, /^changed\s+rp\/add/m);
+					assert.match(diff.stdout, /- _meta: .*ui:\/\/rp\/add-v1/);
+					assert.match(diff.stdout, /\+ _meta: .*ui:\/\/rp\/add-v2/);
+				} finally {
+					removeTempDir(dir);
+				}
+				assert.equal((await api(d, 'POST', '/v1/tools/pins/rp/add/approve')).status, 200);
+				await eventually(async () => (await names(c)).includes('add'),
+					{ what: 'add listed again' });
+				const now = (await c.client.listTools()).tools.find((t) => t.name === 'add');
+				assert.equal(now._meta.ui.resourceUri, 'ui://rp/add-v2');
+			} finally {
+				await stop(d);
+			}
+		});
+
+	test('a version 1 digest (a lockfile\'s, or a pin from before _meta counted) that still ' +
+		'matches is upgraded to v2 on sight; one that does not is a change', async () => {
+		const dir = makeTempDir('mcpwarden-pins-v1-');
+		const lock = join(dir, 'lock.json');
+		// v1: the SHA-256 of the canonical definition without _meta
+		const v1 = (def) => createHash('sha256').update(def).digest('hex');
+		const stable = v1('{"description":"Never changes.","inputSchema":{"properties":{},' +
+			'"type":"object"},"name":"stable"}');
+		const add = v1('{"description":"Add two numbers.","inputSchema":{"properties":{"a":' +
+			'{"type":"number"},"b":{"type":"number"}},"required":["a","b"],"type":"object"},' +
+			'"name":"add"}');
+		writeFileSync(lock, JSON.stringify({ rp: { stable, add, 'rug-pull': v1('{}') } }));
+		const cfg = config({ state_dir: join(dir, 'state'), tool_pins: { lockfile: lock },
+			upstreams: [rugpull('rp', ['--meta-only'])] });
+		try {
+			for (const run of [1, 2]) {     // the second start: upgraded pins in the store
+				const d = await startDaemon(cfg);
+				try {
+					await d.waitForUpstreams(['rp']);
+					const c = await pool.connect(d.url);
+					// add (its v1 leaves out the _meta it has) and stable match: listed
+					assert.deepEqual(await names(c), ['add', 'stable'], `start ${run}`);
+					const pins = (await api(d, 'GET', '/v1/tools/pins')).json.pins;
+					const by = Object.fromEntries(pins.map((p) => [p.tool, p]));
+					assert.match(by.add.digest, /^v2:[0-9a-f]{64}$/);
+					assert.equal(by.add.digest, by.add.current_digest);
+					assert.equal(by.add.approved_by, 'lockfile');
+					assert.equal(by.stable.state, 'pinned');
+					assert.equal(by['rug-pull'].state, 'changed');
+					// only the lockfile's wrong digest is a change on record
+					await d.waitForRecord((r) => r.type === 'tool_change' && r.tool === 'rug-pull');
+					assert.deepEqual(d.stdoutRecords.filter((r) => r.type === 'tool_change')
+						.map((r) => r.tool), ['rug-pull']);
+				} finally {
+					await stop(d);
+				}
+			}
+		} finally {
+			removeTempDir(dir);
 		}
 	});
 });

@@ -32,10 +32,11 @@ static void test_canonical(void)
 			       " \"a\": {\"type\": \"number\"}}}, \"description\": \"Echo\" }");
 	char *s = tool_canonical(t);
 
-	/* keys sorted at every level, no whitespace, fields outside the definition left out */
-	CU_ASSERT_STRING_EQUAL(s, "{\"description\":\"Echo\",\"inputSchema\":{\"properties\":"
-			       "{\"a\":{\"type\":\"number\"},\"b\":{\"type\":\"string\"}},"
-			       "\"type\":\"object\"},\"name\":\"echo\"}");
+	/* keys sorted at every level, no whitespace, fields outside the definition left out;
+	 * _meta is part of it (v2) */
+	CU_ASSERT_STRING_EQUAL(s, "{\"_meta\":{\"x\":1},\"description\":\"Echo\",\"inputSchema\":"
+			       "{\"properties\":{\"a\":{\"type\":\"number\"},\"b\":{\"type\":"
+			       "\"string\"}},\"type\":\"object\"},\"name\":\"echo\"}");
 	free(s);
 	cJSON_Delete(t);
 }
@@ -46,11 +47,15 @@ static void test_digest(void)
 
 	snprintf(a, sizeof(a), "%s", digest_of("{\"name\":\"t\",\"description\":\"d\","
 					      "\"inputSchema\":{\"type\":\"object\",\"required\":[]}}"));
-	CU_ASSERT_EQUAL(strlen(a), 64);
-	/* the order of keys and whitespace do not matter; _meta and icons do not either */
+	CU_ASSERT_EQUAL(strlen(a), 67);
+	CU_ASSERT_EQUAL(tool_digest_version(a), 2);
+	/* the order of keys and whitespace do not matter; icons do not either */
 	CU_ASSERT_STRING_EQUAL(a, digest_of("{ \"inputSchema\" : {\"required\":[], \"type\":\"object\"},"
-					   " \"description\":\"d\", \"name\":\"t\", \"_meta\":{\"v\":2},"
-					   " \"icons\":[] }"));
+					   " \"description\":\"d\", \"name\":\"t\", \"icons\":[] }"));
+	/* _meta does: an MCP App's ui:// resource changing is a new definition */
+	CU_ASSERT_STRING_NOT_EQUAL(a, digest_of("{\"name\":\"t\",\"description\":\"d\","
+					       "\"inputSchema\":{\"type\":\"object\",\"required\":[]},"
+					       "\"_meta\":{\"ui\":{\"resourceUri\":\"ui://t/b\"}}}"));
 	/* every field of the definition does */
 	CU_ASSERT_STRING_NOT_EQUAL(a, digest_of("{\"name\":\"t\",\"description\":\"d!\","
 					       "\"inputSchema\":{\"type\":\"object\",\"required\":[]}}"));
@@ -67,6 +72,42 @@ static void test_digest(void)
 	/* the SHA-256 of the canonical text, nothing else */
 	CU_ASSERT_EQUAL(tool_sha256_hex("abc", 3, a), 0);
 	CU_ASSERT_STRING_EQUAL(a, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+/* Version 1 digests (bare hex, without _meta) are still recognised, for pins made before v2. */
+static void test_digest_v1(void)
+{
+	cJSON *t = cJSON_Parse("{\"name\":\"t\",\"description\":\"d\","
+			       "\"_meta\":{\"ui\":{\"resourceUri\":\"ui://t/a\"}}}");
+	cJSON *u = cJSON_Parse("{\"name\":\"t\",\"description\":\"d\","
+			       "\"_meta\":{\"ui\":{\"resourceUri\":\"ui://t/b\"}}}");
+	char a[TOOL_DIGEST_HEX], b[TOOL_DIGEST_HEX], v2[TOOL_DIGEST_HEX];
+	char expect[TOOL_DIGEST_HEX];
+	const char *v1_text = "{\"description\":\"d\",\"name\":\"t\"}";
+
+	CU_ASSERT_EQUAL(tool_digest_v1(t, a), 0);
+	CU_ASSERT_EQUAL(tool_digest_v1(u, b), 0);
+	CU_ASSERT_EQUAL(tool_digest_version(a), 1);
+	/* v1 is the SHA-256 of the canonical text without _meta: both are the same v1 */
+	CU_ASSERT_EQUAL(tool_sha256_hex(v1_text, strlen(v1_text), expect), 0);
+	CU_ASSERT_STRING_EQUAL(a, expect);
+	CU_ASSERT_STRING_EQUAL(a, b);
+	CU_ASSERT_EQUAL(tool_digest(t, v2), 0);
+	CU_ASSERT_STRING_NOT_EQUAL(v2 + 3, a);
+	CU_ASSERT_EQUAL(tool_digest_version("v2:0123"), 0);
+	CU_ASSERT_EQUAL(tool_digest_version("V2:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), 0);
+	CU_ASSERT_EQUAL(tool_digest_version("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"), 0);
+	CU_ASSERT_EQUAL(tool_digest_version(NULL), 0);
+	/* the diff names _meta and shows both */
+	cJSON *d = tool_diff(t, u);
+	char *s = cJSON_PrintUnformatted(d);
+	CU_ASSERT_STRING_EQUAL(s, "{\"changed\":[\"_meta\"],\"_meta\":{\"old\":{\"ui\":"
+			       "{\"resourceUri\":\"ui://t/a\"}},\"new\":{\"ui\":{\"resourceUri\":"
+			       "\"ui://t/b\"}}}}");
+	free(s);
+	cJSON_Delete(d);
+	cJSON_Delete(t);
+	cJSON_Delete(u);
 }
 
 static void test_diff(void)
@@ -249,6 +290,7 @@ int main(void)
 	static const struct cu_case cases[] = {
 		{ "canonical form", test_canonical },
 		{ "digest", test_digest },
+		{ "digest version 1", test_digest_v1 },
 		{ "diff", test_diff },
 		{ "circuit breaker", test_circuit },
 		{ "loop breaker", test_loop_guard },

@@ -126,12 +126,56 @@ static void test_filter_list(void)
 	close_session(s);
 }
 
+static bool not_two(void *arg, size_t server)
+{
+	(void)arg;
+	return server != 2;
+}
+
+/* tasks/list across upstreams: the next upstream with one of the session's tasks, in order,
+ * skipping those that cannot list; and the gateway's cursor round trip. */
+static void test_list_across(void)
+{
+	struct session *s = open_session();
+	size_t server = 99;
+	char name[16];
+	const char *up;
+	char *c;
+
+	CU_ASSERT_EQUAL(tasks_next_server(&s->tasks, true, 0, not_two, NULL, &server), -ENOENT);
+	CU_ASSERT_EQUAL(remember(s, 3, "c", 60000), 0);
+	CU_ASSERT_EQUAL(remember(s, 1, "a", 60000), 0);
+	CU_ASSERT_EQUAL(remember(s, 2, "b", 60000), 0);
+	CU_ASSERT_EQUAL(remember(s, 0, "gone", 1), 0);
+	nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	CU_ASSERT_EQUAL(tasks_next_server(&s->tasks, true, 0, not_two, NULL, &server), 0);
+	CU_ASSERT_EQUAL(server, 1);     /* 0's only task expired */
+	CU_ASSERT_EQUAL(tasks_next_server(&s->tasks, false, 1, not_two, NULL, &server), 0);
+	CU_ASSERT_EQUAL(server, 3);     /* 2 cannot list */
+	CU_ASSERT_EQUAL(tasks_next_server(&s->tasks, false, 3, not_two, NULL, &server), -ENOENT);
+
+	c = tasks_cursor("up-1", "p:2");
+	CU_ASSERT_STRING_EQUAL(c, "up-1:p:2");
+	CU_ASSERT_EQUAL(tasks_cursor_parse(c, name, sizeof(name), &up), 0);
+	CU_ASSERT_STRING_EQUAL(name, "up-1");
+	CU_ASSERT_STRING_EQUAL(up, "p:2");
+	free(c);
+	CU_ASSERT_EQUAL(tasks_cursor_parse("up:", name, sizeof(name), &up), 0);
+	CU_ASSERT_STRING_EQUAL(up, "");
+	CU_ASSERT_EQUAL(tasks_cursor_parse("nocolon", name, sizeof(name), &up), -EINVAL);
+	CU_ASSERT_EQUAL(tasks_cursor_parse(":x", name, sizeof(name), &up), -EINVAL);
+	CU_ASSERT_EQUAL(tasks_cursor_parse("a-name-longer-than-16:x", name, sizeof(name), &up),
+			-EINVAL);
+	close_session(s);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
 		{ "owner, other sessions, expiry by ttl", test_owner_and_expiry },
 		{ "at most TASKS_PER_SESSION: the soonest to expire makes room", test_bound },
 		{ "tasks/list keeps the session's own", test_filter_list },
+		{ "tasks/list across upstreams: order and cursor", test_list_across },
 		{ NULL, NULL },
 	};
 

@@ -462,7 +462,7 @@ static void print_pin(const cJSON *p)
 	const cJSON *diff = cJSON_GetObjectItemCaseSensitive(p, "diff");
 	const cJSON *it;
 
-	printf("%-8s %s/%s  approved %.12s  listed %.12s  by %s\n", str(p, "state"),
+	printf("%-8s %s/%s  approved %.15s  listed %.15s  by %s\n", str(p, "state"),
 	       str(p, "server"), str(p, "tool"), d, cur, str(p, "approved_by"));
 	if (!diff)
 		return;
@@ -476,6 +476,15 @@ static void print_pin(const cJSON *p)
 		const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(desc, "new"));
 		printf("    - description: %s\n    + description: %s\n", o ? o : "(none)",
 		       n ? n : "(none)");
+	}
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(diff, "_meta");
+	if (meta) {
+		/* an MCP App's ui:// resource lives here: show both whole (null: too long) */
+		char *o = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(meta, "old"));
+		char *n = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(meta, "new"));
+		printf("    - _meta: %s\n    + _meta: %s\n", o ? o : "(none)", n ? n : "(none)");
+		cJSON_free(o);
+		cJSON_free(n);
 	}
 }
 

@@ -781,12 +781,15 @@ static int load_tool_lock(struct config *c, struct config_errors *errs)
 					 "tool digests", lf->valuestring, srv->string);
 			continue;
 		}
-		cJSON_ArrayForEach(t, srv)
-			if (!cJSON_IsString(t) || strlen(t->valuestring) != 64 ||
-			    strspn(t->valuestring, "0123456789abcdef") != 64)
-				rc = config_fail(errs, "tool_pins.lockfile", "%s: %s/%s must be a "
-						 "SHA-256 digest (64 lowercase hex digits)",
+		cJSON_ArrayForEach(t, srv) {
+			const char *d = cJSON_IsString(t) ? t->valuestring : "";
+			if (!strncmp(d, "v2:", 3))
+				d += 3;   /* digest version 2; bare: version 1 (tool_digest.h) */
+			if (strlen(d) != 64 || strspn(d, "0123456789abcdef") != 64)
+				rc = config_fail(errs, "tool_pins.lockfile", "%s: %s/%s must be a tool "
+						 "digest (\"v2:\" and 64 lowercase hex digits)",
 						 lf->valuestring, srv->string, t->string);
+		}
 	}
 out:
 	free(buf);

@@ -2,16 +2,19 @@
 #include "govern/tool_digest.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 
 #include "base/alloc.h"
 
-/* The fields a definition is made of (the rest may change freely). */
+/* The fields a definition is made of (the rest may change freely); v1 stops before _meta. */
 static const char *const fields[] = {
-	"name", "title", "description", "inputSchema", "outputSchema", "annotations", NULL
+	"name", "title", "description", "inputSchema", "outputSchema", "annotations", "_meta", NULL
 };
+#define FIELDS_V1 6
 
 static int by_key(const void *a, const void *b)
 {
@@ -42,11 +45,11 @@ static void sort_keys(cJSON *v)
 	free(a);
 }
 
-char *tool_canonical(const cJSON *tool)
+static char *canonical(const cJSON *tool, size_t nfields)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	for (const char *const *f = fields; *f; f++) {
+	for (const char *const *f = fields; *f && (size_t)(f - fields) < nfields; f++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(tool, *f);
 		if (v)
 			cJSON_AddItemToObject(o, *f, cJSON_Duplicate(v, 1));
@@ -55,6 +58,25 @@ char *tool_canonical(const cJSON *tool)
 	char *s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;
+}
+
+char *tool_canonical(const cJSON *tool)
+{
+	return canonical(tool, sizeof(fields) / sizeof(fields[0]));
+}
+
+int tool_digest_version(const char *d)
+{
+	size_t pl = strlen(TOOL_DIGEST_PREFIX);
+	int v = 1;
+
+	if (!d)
+		return 0;
+	if (!strncmp(d, TOOL_DIGEST_PREFIX, pl)) {
+		d += pl;
+		v = 2;
+	}
+	return strlen(d) == 64 && strspn(d, "0123456789abcdef") == 64 ? v : 0;
 }
 
 char *tool_canonical_value(const cJSON *v)
@@ -85,7 +107,18 @@ int tool_sha256_hex(const void *p, size_t len, char hex[TOOL_DIGEST_HEX])
 
 int tool_digest(const cJSON *tool, char hex[TOOL_DIGEST_HEX])
 {
-	char *s = tool_canonical(tool);
+	char *s = tool_canonical(tool), h[TOOL_DIGEST_HEX];
+	int rc = tool_sha256_hex(s, strlen(s), h);
+
+	if (rc == 0)
+		snprintf(hex, TOOL_DIGEST_HEX, TOOL_DIGEST_PREFIX "%.64s", h);
+	free(s);
+	return rc;
+}
+
+int tool_digest_v1(const cJSON *tool, char hex[TOOL_DIGEST_HEX])
+{
+	char *s = canonical(tool, FIELDS_V1);
 	int rc = tool_sha256_hex(s, strlen(s), hex);
 
 	free(s);
@@ -111,6 +144,16 @@ static cJSON *cut(const cJSON *s)
 	return r;
 }
 
+/* A value whole when its text is short, else null (the digests still tell them apart). */
+static cJSON *small(const cJSON *v)
+{
+	char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+	bool fits = t && strlen(t) <= TOOL_DIFF_TEXT_MAX;
+
+	cJSON_free(t);
+	return fits ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+}
+
 cJSON *tool_diff(const cJSON *old_def, const cJSON *new_def)
 {
 	cJSON *d = cJSON_CreateObject();
@@ -130,6 +173,11 @@ cJSON *tool_diff(const cJSON *old_def, const cJSON *new_def)
 			cJSON *t = cJSON_AddObjectToObject(d, "description");
 			cJSON_AddItemToObject(t, "old", cut(a));
 			cJSON_AddItemToObject(t, "new", cut(b));
+		}
+		if (!strcmp(*f, "_meta")) {
+			cJSON *t = cJSON_AddObjectToObject(d, "_meta");
+			cJSON_AddItemToObject(t, "old", small(a));
+			cJSON_AddItemToObject(t, "new", small(b));
 		}
 	}
 	return d;

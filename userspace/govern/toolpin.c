@@ -223,6 +223,22 @@ int toolpins_load(struct toolpins *tp)
 	return tp->st ? store_load_tool_pins(tp->st, load_one, tp) : 0;
 }
 
+/* A v1 digest (a lockfile's) that the pin's approved definition still has: the pin, upgraded
+ * to v2 since, is that very approval. */
+static bool v1_of(const struct pin *p, const char *digest)
+{
+	char v1[TOOL_DIGEST_HEX];
+	cJSON *def;
+	bool same;
+
+	if (tool_digest_version(digest) != 1 || tool_digest_version(p->digest) != 2 || !p->def)
+		return false;
+	def = cJSON_Parse(p->def);
+	same = def && !tool_digest_v1(def, v1) && !strcmp(v1, digest);
+	cJSON_Delete(def);
+	return same;
+}
+
 int toolpins_apply_lock(struct toolpins *tp, const cJSON *lock)
 {
 	const cJSON *srv, *t;
@@ -230,10 +246,10 @@ int toolpins_apply_lock(struct toolpins *tp, const cJSON *lock)
 
 	cJSON_ArrayForEach(srv, lock) {
 		cJSON_ArrayForEach(t, srv) {
-			if (!cJSON_IsString(t) || strlen(t->valuestring) != 64)
+			if (!cJSON_IsString(t) || !tool_digest_version(t->valuestring))
 				continue;  /* checked when the config was read */
 			struct pin *p = get(tp, srv->string, t->string);
-			if (!p || !strcmp(p->digest, t->valuestring))
+			if (!p || !strcmp(p->digest, t->valuestring) || v1_of(p, t->valuestring))
 				continue;
 			/* the definition is known when the upstream lists that very one */
 			const char *def = !strcmp(p->cur, t->valuestring) ? p->cur_def : NULL;
@@ -258,6 +274,30 @@ enum pin_state toolpins_state(const struct toolpins *tp, const char *server, con
 	return state_of(find(tp, server, tool), digest);
 }
 
+/* A pin of digest version 1 whose v1 digest the listed definition still has: what it
+ * covered is unchanged, and the _meta that v2 adds is what the approved server serves now.
+ * It becomes this v2 digest, with its approval (who, when) kept. */
+static void upgrade(struct toolpins *tp, struct pin *p, const cJSON *def, const char *digest)
+{
+	char v1[TOOL_DIGEST_HEX];
+	int rc;
+
+	if (tool_digest_v1(def, v1) || strcmp(v1, p->digest))
+		return;
+	snprintf(p->digest, sizeof(p->digest), "%s", digest);
+	free(p->def);
+	p->def = p->cur_def ? xstrdup(p->cur_def) : NULL;
+	log_info("upstream %s: tool %s: pin upgraded to digest v2 (%.15s…), approval kept",
+		 p->server, p->tool, digest);
+	if (!tp->st)
+		return;
+	struct store_tool_pin sp = { p->server, p->tool, p->digest, p->def,
+				     p->approved_by ? p->approved_by : "", p->approved_at };
+	rc = store_tool_pin_put(tp->st, &sp, stored, NULL);
+	if (rc < 0)
+		stored(NULL, rc);
+}
+
 enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char *tool,
 			    const cJSON *def, const char *digest)
 {
@@ -271,6 +311,8 @@ enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char 
 		free(p->cur_def);
 		p->cur_def = tool_canonical(def);
 	}
+	if (tool_digest_version(p->digest) == 1 && strcmp(p->digest, digest))
+		upgrade(tp, p, def, digest);
 	if (!p->digest[0] && !tp->cfg.require_approval) {
 		audit_tool_pin(server, tool, digest, "first use", "first_use");
 		pin_now(tp, p, digest, p->cur_def, "first use");

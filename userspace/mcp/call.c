@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/event.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -166,6 +167,9 @@ static void call_free(struct call *c)
 		hmap_del(c->s->calls, c->key);
 	cJSON_Delete(c->down_id);
 	cJSON_Delete(c->up_params);
+	cJSON_Delete(c->retry_params);
+	if (c->retry_ev)
+		event_free(c->retry_ev);
 	cJSON_Delete(c->args_shape);
 	cJSON_Delete(c->logged_args);
 	cJSON_Delete(c->resp);
@@ -284,6 +288,44 @@ static void on_answer(enum obj_type *ctx, cJSON *resp)
 	call_event(obj_call(ctx), CALL_EV_ANSWER, resp, 0);
 }
 
+/* The link's answer when the upstream had dropped its session (mcp/upstream.c go_down). */
+static bool session_lost(const cJSON *resp)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+	const cJSON *lost = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(e, "data"), "session_lost");
+
+	return cJSON_IsNumber(code) && code->valueint == UPSTREAM_ERR_FAILED && cJSON_IsTrue(lost);
+}
+
+static void forward(struct call *c);
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+
+	c->state = CALL_ADMITTED;
+	forward(c);
+}
+
+/* The pooled upstream session was gone: send once more, on a new one (the lost link is
+ * replaced by links_get, which must not run inside that link's callback). */
+static bool retry_later(struct call *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (!c->retry_ev &&
+	    !(c->retry_ev = evtimer_new(c->env->links->base, on_retry, c)))
+		return false;
+	c->s->pool_skip = true;
+	c->up_params = c->retry_params;
+	c->retry_params = NULL;
+	c->circuit_out = false;  /* not the upstream failing: its session was gone */
+	evtimer_add(c->retry_ev, &now);
+	return true;
+}
+
 static void forward(struct call *c)
 {
 	const char *name = catalog_server_config(c->env->cat, c->server)->name;
@@ -313,6 +355,10 @@ static void forward(struct call *c)
 			  ? "too many stdio children: limits.max_stdio_children" : strerror(-err));
 		return;
 	}
+	/* A pooled upstream session may have been dropped by the upstream meanwhile: keep what
+	 * to send again, once, on a new one (mcp/links.h). */
+	if (c->s && c->s->links[c->server].pooled && !c->s->pool_skip)
+		c->retry_params = cJSON_Duplicate(params, 1);
 	if (c->reply)
 		reply_on_gone(c->reply, on_client_gone, c);
 	if (c->span)
@@ -381,6 +427,32 @@ static void task_created(struct call *c, const cJSON *task)
 	c->note = xstrdup(note);
 }
 
+static bool lists_tasks(void *cat, size_t server)
+{
+	return catalog_server_tasks(cat, server, "list");
+}
+
+/* One page of tasks/list (mcp/tasks.h): this session's tasks only, and the gateway's cursor —
+ * the upstream's next page, else the next upstream that owns one of the session's tasks. */
+static void tasks_list_page(struct call *c, cJSON *res)
+{
+	const cJSON *next = cJSON_GetObjectItemCaseSensitive(res, "nextCursor");
+	const struct catalog *cat = c->env->cat;
+	char *cursor = NULL;
+	size_t server;
+
+	tasks_filter_list(&c->s->tasks, res);
+	if (cJSON_IsString(next) && next->valuestring[0])
+		cursor = tasks_cursor(catalog_server_config(cat, c->server)->name, next->valuestring);
+	else if (!tasks_next_server(&c->s->tasks, false, c->server, lists_tasks, (void *)cat,
+				    &server))
+		cursor = tasks_cursor(catalog_server_config(cat, server)->name, "");
+	cJSON_DeleteItemFromObjectCaseSensitive(res, "nextCursor");
+	if (cursor)
+		cJSON_AddStringToObject(res, "nextCursor", cursor);
+	free(cursor);
+}
+
 /* tasks/result: the record says how the task ended (its size is the record's result_bytes). */
 static void task_result_note(struct call *c, const cJSON *resp)
 {
@@ -413,7 +485,7 @@ static void expose_answer(struct call *c, cJSON *resp)
 		break;
 	case MCP_TASKS_LIST:
 		if (c->s)
-			tasks_filter_list(&c->s->tasks, res);
+			tasks_list_page(c, res);
 		break;
 	case MCP_PROMPTS_GET:
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "messages"))
@@ -541,6 +613,12 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 			call_answer(c, cJSON_CreateObject());
 			break;
 		}
+		if (c->retry_params && c->s && session_lost(msg) && retry_later(c)) {
+			cJSON_Delete(msg);
+			return;  /* still SENT: a session end or a client leaving cancels it */
+		}
+		cJSON_Delete(c->retry_params);
+		c->retry_params = NULL;
 		answered(c, msg);
 		break;
 	case CALL_EV_CHARGED:

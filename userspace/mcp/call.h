@@ -55,6 +55,8 @@ enum call_event {
 enum decision { DECISION_ALLOW, DECISION_DENY, DECISION_ERROR };
 
 /* What calls borrow from the router that runs them. */
+struct event;
+
 struct call_env {
 	struct gate *gate;
 	struct catalog *cat;
@@ -83,6 +85,9 @@ struct call {
 	char *upname;                 /* the upstream's own name or URI of the target */
 	const char *up_method;        /* sent upstream (NULL: nothing to forward) */
 	cJSON *up_params;             /* owned until sent */
+	cJSON *retry_params;          /* a copy, to send once more on a new upstream session when
+				       * a pooled one turns out lost (mcp/links.h); or NULL */
+	struct event *retry_ev;       /* sends it, outside the lost link's callback */
 	char *target;                 /* tool / prompt / URI, for the record */
 	char *note;                   /* admitted with a remark for the record, or NULL */
 	cJSON *args_shape;            /* tools/call: the arguments' types, never their values */

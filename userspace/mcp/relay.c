@@ -1,6 +1,7 @@
 /* relay: server→client requests and notifications, and the client's answers back. */
 #include "mcp/relay.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,12 @@ static void relay_request(struct link *l, size_t server, cJSON *msg, struct call
 	struct relayed *rel;
 	int rc;
 
-	if (!s || (need && !client_has(s, need)) || ((!c || !c->reply) && !s->stream)) {
+	/* A 2026-07-28 request's reply decides itself: a capability its agent did not declare
+	 * fails that request with the revision's own error (mcp/stateless.h). */
+	bool own_reply = s && s->stateless && c && c->reply;
+
+	if (!s || (need && !own_reply && !client_has(s, need)) ||
+	    ((!c || !c->reply) && !s->stream)) {
 		respond_error(l, id, JSONRPC_METHOD_NOT_FOUND,
 			      need ? "the client does not support this" : "no client to relay this to");
 		cJSON_Delete(msg);
@@ -93,8 +99,14 @@ static void relay_request(struct link *l, size_t server, cJSON *msg, struct call
 			hmap_del(s->relayed, key);
 	}
 	if (rc) {
+		/* msg's own id is gone (replaced by the gateway's): answer by the kept copy */
+		if (rc == -EOPNOTSUPP)
+			respond_error(l, rel->server_id, JSONRPC_METHOD_NOT_FOUND,
+				      "the client does not support this");
+		else
+			respond_error(l, rel->server_id, JSONRPC_INTERNAL_ERROR,
+				      "the client could not be reached");
 		relayed_free(rel);
-		respond_error(l, id, JSONRPC_INTERNAL_ERROR, "the client could not be reached");
 	}
 	cJSON_Delete(msg);
 }

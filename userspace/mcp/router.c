@@ -270,30 +270,52 @@ static void route_task(struct call *c, cJSON *params)
 	target(c, CAT_TOOLS, NULL, server, c->target, params);
 }
 
-/* tasks/list: the upstream of the session's tasks lists them; the answer keeps only this
- * session's (call.c). A session that created none has none. */
+static bool lists_tasks(void *cat, size_t server)
+{
+	return catalog_server_tasks(cat, server, "list");
+}
+
+/* tasks/list: the upstreams of the session's tasks list them one after the other, each its
+ * own pages (the gateway's cursor says which upstream and carries its cursor, mcp/tasks.h);
+ * every answer keeps only this session's tasks (call.c). A session that created none has
+ * none. */
 static void route_task_list(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
-	struct hmap_iter it;
-	const char *id;
-	void *ref;
+	const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	char name[128];
+	const char *up = "";
+	size_t server = 0, i;
 
-	if (c->s->tasks) {
-		it = hmap_iter(c->s->tasks);
-		while (hmap_next(c->s->tasks, &it, &id, &ref)) {
-			size_t server;
-			if (tasks_owner(&c->s->tasks, id, &server) ||
-			    !catalog_server_tasks(r->cat, server, "list"))
-				continue;
-			target(c, CAT_TOOLS, NULL, server, "", params);
-			return;
-		}
+	if (cursor && (!cJSON_IsString(cursor) ||
+		       tasks_cursor_parse(cursor->valuestring, name, sizeof(name), &up)))
+		goto bad_cursor;
+	if (cursor) {
+		for (i = 0; i < catalog_nservers(r->cat); i++)
+			if (!strcmp(catalog_server_config(r->cat, i)->name, name))
+				break;
+		if (i == catalog_nservers(r->cat) || !lists_tasks(r->cat, i))
+			goto bad_cursor;
+		server = i;
+		if (*up)
+			cJSON_ReplaceItemInObjectCaseSensitive(params, "cursor", cJSON_CreateString(up));
+		else
+			cJSON_DeleteItemFromObjectCaseSensitive(params, "cursor");
+		target(c, CAT_TOOLS, NULL, server, "", params);
+		return;
+	}
+	if (!tasks_next_server(&c->s->tasks, true, 0, lists_tasks, r->cat, &server)) {
+		target(c, CAT_TOOLS, NULL, server, "", params);
+		return;
 	}
 	cJSON_Delete(params);
 	cJSON *res = cJSON_CreateObject();
 	cJSON_AddArrayToObject(res, "tasks");
 	call_answer(c, res);
+	return;
+bad_cursor:
+	cJSON_Delete(params);
+	call_fail(c, JSONRPC_INVALID_PARAMS, NULL, NULL, "tasks/list: invalid cursor");
 }
 
 /* Does tool e of `server` name the exposed URI as its MCP Apps UI? */
@@ -568,7 +590,7 @@ static void teardown(struct router *r, struct session *s)
 		st->ops->end(st);
 	}
 	view_close(s);
-	links_close_session(s);
+	links_close_session(&r->links, s);
 	metrics_session_closed();
 }
 
@@ -688,6 +710,37 @@ int router_open_stateless(struct router *r, const char *version, const cJSON *ca
 	return 0;
 }
 
+struct holder_find {
+	const char *key_id;
+	struct session *found;
+};
+
+static void find_holder(void *arg, struct session *s)
+{
+	struct holder_find *h = arg;
+
+	if (s->task_holder && !s->ending && !strcmp(s->key_id, h->key_id))
+		h->found = s;
+}
+
+int router_task_holder(struct router *r, const cJSON *caps, const char *key_id,
+		       struct session **out)
+{
+	struct holder_find h = { key_id, NULL };
+	int rc;
+
+	session_foreach(r->sessions, find_holder, &h);
+	if (h.found) {
+		session_touch(h.found);
+		*out = h.found;
+		return 0;
+	}
+	rc = router_open_stateless(r, "2026-07-28", caps, NULL, key_id, out);
+	if (rc == 0)
+		(*out)->task_holder = true;
+	return rc;
+}
+
 #define REAP_BATCH 64
 
 struct reap_pass {
@@ -803,7 +856,8 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 	rc = catalog_new(base, cfg, &hooks, &r->cat);
 	if (rc)
 		goto fail;
-	r->links = (struct links){ base, r->cat, &relay_link_ops, cfg->max_stdio_children };
+	r->links = (struct links){ base, r->cat, &relay_link_ops, cfg->max_stdio_children,
+				   links_pool_new(base) };
 	r->relay = (struct relay){ r->cat, r->sessions, &r->links };
 	r->env = (struct call_env){ gate, r->cat, &r->links, cfg->max_pending_per_session };
 	gate_catalog_changed(r->gate, r->cat);
@@ -841,6 +895,7 @@ void router_free(struct router *r)
 	if (r->reap)
 		event_free(r->reap);
 	session_table_free(r->sessions);
+	links_pool_free(r->links.pool);
 	catalog_free(r->cat);
 	free(r);
 }

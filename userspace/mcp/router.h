@@ -71,6 +71,10 @@ void router_response(struct router *r, struct session *s, cJSON *msg, const stru
 int router_open_stateless(struct router *r, const char *version, const cJSON *caps,
 			  const cJSON *info, const char *key_id, struct session **out);
 void router_end_later(struct router *r, struct session *s);
+/* 2026-07-28 tasks: the session that keeps key_id's tasks across its requests (opened with
+ * caps when it has none; it idles out like any session). 0, or router_open_stateless's errno. */
+int router_task_holder(struct router *r, const cJSON *caps, const char *key_id,
+		       struct session **out);
 void router_stream_open(struct router *r, struct session *s, struct stream *st);
 void router_stream_closed(struct router *r, struct session *s, struct stream *st);
 

@@ -166,7 +166,7 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	s->links = calloc(t->nupstreams ? t->nupstreams : 1, sizeof(*s->links));
 	s->nlinks = t->nupstreams;
 	for (size_t i = 0; s->links && i < s->nlinks; i++)
-		s->links[i] = (struct session_link){ t->relay, s, i, NULL, NULL, false };
+		s->links[i] = (struct session_link){ t->relay, s, i, NULL, NULL, false, false };
 	s->calls = hmap_new();
 	s->relayed = hmap_new();
 	s->subs = hmap_new();

@@ -33,6 +33,7 @@ struct session_link {
 				       * (mcp/session_view.h) */
 	bool child;                   /* link is a stdio child of this session's own: counted in
 				       * links_children() */
+	bool pooled;                  /* link came from the pool of idle links (mcp/links.h) */
 };
 
 struct session {
@@ -52,6 +53,8 @@ struct session {
 	uint64_t next_relay_id;
 	bool initialized;             /* notifications/initialized received */
 	bool stateless;               /* one 2026-07-28 request's (mcp/stateless.h) */
+	bool pool_skip;               /* a pooled link was lost: open new links, take none */
+	bool task_holder;             /* a 2026-07-28 identity's tasks: kept across requests */
 	bool ending;                  /* done: the router ends it from its reap event */
 	/* Transparent redirect (docs/enforcement.md): a session opened by an agent that
 	 * believes it talks to one upstream sees only that upstream, under its own names. */

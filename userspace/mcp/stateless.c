@@ -25,6 +25,10 @@
 #define META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
 #define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
 #define META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
+/* An upstream of an older revision may name the key of its request in an input_required
+ * round (a 2025-11-25 request has none: the gateway makes one). */
+#define META_INPUT_KEY "io.mcpwarden/inputKey"
+#define INPUT_KEY_MAX 64
 #define NAME_MAX_BYTES 1024
 #define MRTR_STATE_LEN 32       /* hex: 128 random bits */
 #define MRTR_WAIT_MS 60000      /* an input_required round waits this long for the retry */
@@ -193,6 +197,8 @@ struct sl_reply {
 	struct event *expiry;
 	struct event *round;          /* gathers the requests of one round */
 	cJSON *asked;                 /* this round's inputRequests so far */
+	cJSON *keys;                  /* the round's keys: the gateway's id of each request */
+	bool keep;                    /* s is the identity's task holder: it outlives the request */
 };
 
 static struct list_head mrtr_waiting = { &mrtr_waiting, &mrtr_waiting };
@@ -207,6 +213,7 @@ static void sl_free(struct sl_reply *sr)
 	if (sr->round)
 		event_free(sr->round);
 	cJSON_Delete(sr->asked);
+	cJSON_Delete(sr->keys);
 	cJSON_Delete(sr->id);
 	free(sr);
 }
@@ -219,9 +226,57 @@ static void on_mrtr_expiry(evutil_socket_t fd, short what, void *arg)
 	router_end_later(sr->r, sr->s);
 }
 
+/* The upstream relies on a capability the agent did not declare for this request: the
+ * revision's MissingRequiredClientCapability (-32021, HTTP 400), naming it. The call is
+ * cancelled with the session; its finish frees sr. */
+static int missing_capability(struct sl_reply *sr, const char *need)
+{
+	cJSON *data = cJSON_CreateObject();
+	cJSON *req = cJSON_AddObjectToObject(data, "requiredCapabilities");
+
+	cJSON_AddObjectToObject(req, need);
+	reply_finish(sr->inner, jsonrpc_errorf(sr->id, STATELESS_MISSING_CAPABILITY, data,
+					       "Missing required client capability: %s "
+					       "(the server needs it for this request)", need));
+	sr->inner = NULL;
+	if (!sr->keep)
+		router_end_later(sr->r, sr->s);
+	return -EOPNOTSUPP;
+}
+
+/* A key the upstream named: short, plain, and not of the gateway's own form. */
+static const char *named_key(const cJSON *params, const cJSON *asked)
+{
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(params, "_meta"), META_INPUT_KEY);
+	size_t n;
+
+	if (!cJSON_IsString(k) || !(n = strlen(k->valuestring)) || n > INPUT_KEY_MAX ||
+	    !strncmp(k->valuestring, "mcpwarden-", 10) ||
+	    cJSON_GetObjectItemCaseSensitive(asked, k->valuestring))
+		return NULL;
+	for (const char *c = k->valuestring; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.'))
+			return NULL;
+	return k->valuestring;
+}
+
+/* The upstream's params as the agent sees them: without the gateway's own _meta key. */
+static cJSON *agent_params(const cJSON *params)
+{
+	cJSON *out = cJSON_Duplicate(params, 1);
+	cJSON *meta = cJSON_GetObjectItemCaseSensitive(out, "_meta");
+
+	cJSON_DeleteItemFromObjectCaseSensitive(meta, META_INPUT_KEY);
+	if (cJSON_IsObject(meta) && !meta->child)
+		cJSON_DeleteItemFromObjectCaseSensitive(out, "_meta");
+	return out;
+}
+
 /* Turn the upstream's request into an input_required answer to the agent's request. The key
- * of the input request is the gateway's id for the relayed request, so the agent's
- * inputResponses map back to it without a table. */
+ * of the input request is the one the upstream named (META_INPUT_KEY), else the gateway's id
+ * for the relayed request; keys maps it back to that id for the agent's inputResponses. */
 static void on_round(evutil_socket_t fd, short what, void *arg);
 
 static int input_required(struct sl_reply *sr, const cJSON *msg)
@@ -234,26 +289,39 @@ static int input_required(struct sl_reply *sr, const cJSON *msg)
 		: !strcmp(method->valuestring, "sampling/createMessage") ? "sampling"
 		: !strcmp(method->valuestring, "elicitation/create") ? "elicitation"
 		: !strcmp(method->valuestring, "roots/list") ? "roots" : NULL;
+	const char *key;
 	cJSON *one;
 
-	if (!need || !cJSON_IsString(id) || !sr->inner)
+	/* A task holder's requests have no round of their own to wait in (docs/protocol.md). */
+	if (!need || !cJSON_IsString(id) || !sr->inner || sr->keep)
 		return -ENOTSUP;
+	if (!cJSON_GetObjectItemCaseSensitive(sr->s->client_caps, need))
+		return missing_capability(sr, need);
 	if (!sr->expiry && !(sr->expiry = evtimer_new(sr->r_base, on_mrtr_expiry, sr)))
 		return -ENOMEM;
 	if (!sr->round && !(sr->round = evtimer_new(sr->r_base, on_round, sr)))
 		return -ENOMEM;
 	if (!sr->asked) {
+		cJSON_Delete(sr->keys);
 		sr->asked = cJSON_CreateObject();
+		sr->keys = cJSON_CreateObject();
+		if (!sr->asked || !sr->keys)
+			return -ENOMEM;
 		/* An upstream that asks several things at once sends them back to back: they go
 		 * to the agent together, in one round. */
 		evtimer_add(sr->round, &tv_round);
 	}
 	if (cJSON_GetArraySize(sr->asked) >= MRTR_MAX_INPUTS)
 		return -ENOBUFS;
-	one = cJSON_AddObjectToObject(sr->asked, id->valuestring);
+	key = named_key(params, sr->asked);
+	if (!key)
+		key = id->valuestring;
+	one = cJSON_AddObjectToObject(sr->asked, key);
+	if (!one || !cJSON_AddStringToObject(sr->keys, key, id->valuestring))
+		return -ENOMEM;
 	cJSON_AddStringToObject(one, "method", method->valuestring);
 	if (params)
-		cJSON_AddItemToObject(one, "params", cJSON_Duplicate(params, 1));
+		cJSON_AddItemToObject(one, "params", agent_params(params));
 	return 0;
 }
 
@@ -307,12 +375,16 @@ static int mrtr_resume(const struct key_identity *who, const struct jsonrpc_msg 
 	sr->inner = reply;
 	reply_on_gone(reply, sl_inner_gone, sr);
 	cJSON_ArrayForEach(r, resp) {
-		cJSON *msg = cJSON_CreateObject();
+		const cJSON *gid = cJSON_GetObjectItemCaseSensitive(sr->keys, r->string);
+		cJSON *msg;
 		struct jsonrpc_msg rm;
 		int code;
 		const char *why;
+		if (!cJSON_IsString(gid))
+			continue;       /* nothing this round asked */
+		msg = cJSON_CreateObject();
 		cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
-		cJSON_AddStringToObject(msg, "id", r->string);
+		cJSON_AddStringToObject(msg, "id", gid->valuestring);
 		cJSON_AddItemToObject(msg, "result", cJSON_Duplicate(r, 1));
 		if (jsonrpc_classify(msg, &rm, &code, &why)) {
 			cJSON_Delete(msg);
@@ -369,11 +441,15 @@ static void sl_finish(struct reply *base, cJSON *response)
 
 	if (sr->inner) {
 		decorate(sr, response);
+		if (sr->keep && response)  /* it ran under the holder's own id */
+			cJSON_ReplaceItemInObjectCaseSensitive(response, "id",
+							       cJSON_Duplicate(sr->id, 1));
 		reply_finish(sr->inner, response);
 	} else {
 		cJSON_Delete(response);  /* ended between rounds: the retry learns it is gone */
 	}
-	router_end_later(sr->r, sr->s);
+	if (!sr->keep)
+		router_end_later(sr->r, sr->s);
 	sl_free(sr);
 }
 
@@ -391,7 +467,8 @@ static void sl_inner_gone(void *arg)
 
 	if (sr->gone)
 		sr->gone(sr->gone_arg);
-	router_end_later(sr->r, sr->s);
+	if (!sr->keep)
+		router_end_later(sr->r, sr->s);
 	sl_free(sr);
 }
 
@@ -517,6 +594,16 @@ static int listen_open(struct router *r, const struct key_identity *who, struct 
 	return 0;
 }
 
+/* Requests that create or reach a task run on the identity's task holder, which keeps the
+ * tasks (and the upstream sessions they live in) across requests: a task-augmented tools/call
+ * and tasks/get, tasks/result, tasks/cancel, tasks/list. */
+static bool task_request(enum mcp_method id, const cJSON *params)
+{
+	return id == MCP_TASKS_GET || id == MCP_TASKS_RESULT || id == MCP_TASKS_CANCEL ||
+	       id == MCP_TASKS_LIST ||
+	       (id == MCP_TOOLS_CALL && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(params, "task")));
+}
+
 int stateless_request(struct router *r, const struct key_identity *who, cJSON *msg,
 		      const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
 {
@@ -525,7 +612,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	struct session *s = NULL;
 	struct sl_reply *sr;
 	cJSON *caps;
-	bool listen;
+	bool listen, keep;
 	int rc;
 
 	*err = NULL;
@@ -549,9 +636,13 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		return st;
 	}
 	caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
-	rc = router_open_stateless(r, STATELESS_VERSION, caps,
-				   cJSON_GetObjectItemCaseSensitive(meta, META_INFO),
-				   who ? who->id : "", &s);
+	keep = !listen && task_request(me->id, m->params);
+	if (keep)
+		rc = router_task_holder(r, caps, who ? who->id : "", &s);
+	else
+		rc = router_open_stateless(r, STATELESS_VERSION, caps,
+					   cJSON_GetObjectItemCaseSensitive(meta, META_INFO),
+					   who ? who->id : "", &s);
 	cJSON_Delete(caps);
 	if (rc) {
 		*err = jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR,
@@ -584,8 +675,21 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	sr->logs = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, META_LOG_LEVEL));
 	sr->id = cJSON_Duplicate(m->id, 1);
 	sr->r_base = router_event_base(r);
+	sr->keep = keep;
 	list_init(&sr->waiting);
 	reply_on_gone(reply, sl_inner_gone, sr);
+	if (keep) {
+		/* Agents of this revision reuse ids freely: on the holder, which runs several of
+		 * the identity's requests at once, each runs under an id of the gateway's. */
+		static unsigned long long next_id;
+		char gid[48];
+		struct jsonrpc_msg hm = *m;
+		snprintf(gid, sizeof(gid), "mcpwarden-task-%llu", ++next_id);
+		hm.id = cJSON_CreateString(gid);
+		router_request(r, s, who, msg, &hm, &sr->base);
+		cJSON_Delete((cJSON *)hm.id);
+		return 0;
+	}
 	router_request(r, s, who, msg, m, &sr->base);
 	return 0;
 }

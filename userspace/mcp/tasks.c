@@ -95,6 +95,50 @@ void tasks_filter_list(struct hmap **tasks, cJSON *result)
 	}
 }
 
+int tasks_next_server(struct hmap **tasks, bool first, size_t after,
+		      bool (*ok)(void *arg, size_t server), void *arg, size_t *out)
+{
+	uint64_t now = clock_mono_ms();
+	bool found = false;
+	const char *key;
+	struct task_ref *ref;
+	struct hmap_iter it;
+
+	if (!*tasks)
+		return -ENOENT;
+	it = hmap_iter(*tasks);
+	while (hmap_next(*tasks, &it, &key, (void **)&ref)) {
+		if (ref->expires_ms <= now || (!first && ref->server <= after) ||
+		    (found && ref->server >= *out) || !ok(arg, ref->server))
+			continue;
+		*out = ref->server;
+		found = true;
+	}
+	return found ? 0 : -ENOENT;
+}
+
+char *tasks_cursor(const char *server_name, const char *upstream_cursor)
+{
+	size_t n = strlen(server_name) + strlen(upstream_cursor) + 2;
+	char *c = malloc(n);
+
+	if (c)
+		snprintf(c, n, "%s:%s", server_name, upstream_cursor);
+	return c;
+}
+
+int tasks_cursor_parse(const char *cursor, char *name, size_t n, const char **upstream)
+{
+	const char *colon = strchr(cursor, ':');
+
+	if (!colon || colon == cursor || (size_t)(colon - cursor) >= n)
+		return -EINVAL;
+	memcpy(name, cursor, (size_t)(colon - cursor));
+	name[colon - cursor] = '\0';
+	*upstream = colon + 1;
+	return 0;
+}
+
 void tasks_free(struct hmap **tasks)
 {
 	if (*tasks)

@@ -30,6 +30,20 @@ int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task);
 int tasks_owner(struct hmap **tasks, const char *id, size_t *server);
 /* Keep only the tasks this session owns in a tasks/list result's "tasks" array. */
 void tasks_filter_list(struct hmap **tasks, cJSON *result);
+
+/* tasks/list across upstreams: the session's tasks are listed one upstream after the other,
+ * in upstream order, each upstream's own pages in turn. The gateway's cursor names the
+ * upstream and carries its cursor: "<upstream name>:<its cursor>" (empty: its first page). */
+
+/* The lowest upstream index above `after` (any index when `first`) that owns one of the
+ * session's live tasks and passes ok(arg, server): 0 and *out, or -ENOENT. */
+int tasks_next_server(struct hmap **tasks, bool first, size_t after,
+		      bool (*ok)(void *arg, size_t server), void *arg, size_t *out);
+/* The gateway's cursor (caller frees); NULL when out of memory. */
+char *tasks_cursor(const char *server_name, const char *upstream_cursor);
+/* Split a gateway cursor: the upstream's name into name (size n) and *upstream pointing into
+ * cursor. 0, or -EINVAL for a cursor that is not one. */
+int tasks_cursor_parse(const char *cursor, char *name, size_t n, const char **upstream);
 /* Free the session's table (at its end). */
 void tasks_free(struct hmap **tasks);
 

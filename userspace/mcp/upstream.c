@@ -106,7 +106,8 @@ static void pending_finish(struct link *l, struct pending *p, cJSON *response)
 		cJSON_Delete(response);
 }
 
-static void fail_all(struct link *l, int code, const char *why)
+/* err -ESTALE: the upstream dropped the session (a new one may well work). */
+static void fail_all(struct link *l, int code, const char *why, int err)
 {
 	while (!list_empty(&l->order)) {
 		struct pending *p = list_first_entry(&l->order, struct pending, order);
@@ -114,9 +115,11 @@ static void fail_all(struct link *l, int code, const char *why)
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "server", l->cfg->name);
 		cJSON_AddStringToObject(data, "reason", why);
-		cJSON *err = jsonrpc_errorf(id, code, data, "upstream %s: %s", l->cfg->name, why);
+		if (err == -ESTALE)
+			cJSON_AddTrueToObject(data, "session_lost");
+		cJSON *e = jsonrpc_errorf(id, code, data, "upstream %s: %s", l->cfg->name, why);
 		cJSON_Delete(id);
-		pending_finish(l, p, err);
+		pending_finish(l, p, e);
 	}
 }
 
@@ -167,7 +170,7 @@ static void go_down(struct link *l, int err, const char *why)
 	if (l->state == LINK_DOWN)
 		return;
 	l->state = LINK_DOWN;
-	fail_all(l, UPSTREAM_ERR_FAILED, why);
+	fail_all(l, UPSTREAM_ERR_FAILED, why, err);
 	if (l->ops->on_state)
 		l->ops->on_state(l->owner, l, err ? err : -EPIPE, why);
 }
@@ -397,7 +400,7 @@ void link_close(struct link *l)
 		return;
 	l->closing = true;
 	/* Fail what is in flight before the transport goes, so no callback sees a dead link. */
-	fail_all(l, UPSTREAM_ERR_FAILED, "session closed");
+	fail_all(l, UPSTREAM_ERR_FAILED, "session closed", 0);
 	transport_destroy(l->t);
 	htab_fini(&l->pending);
 	cJSON_Delete(l->init_result);
@@ -508,6 +511,12 @@ int link_respond(struct link *l, const cJSON *server_id, cJSON *result, cJSON *e
 		cJSON_AddItemToObject(m, "result", result ? result : cJSON_CreateObject());
 	}
 	return send_msg(l, m);
+}
+
+void link_rebind(struct link *l, const struct link_ops *ops, void *owner)
+{
+	l->ops = ops;
+	l->owner = owner;
 }
 
 bool link_ready(const struct link *l) { return l->state == LINK_READY; }

@@ -58,6 +58,8 @@ int link_notify(struct link *l, const char *method, cJSON *params);
 /* Answer a server request: exactly one of result / error (taken over). */
 int link_respond(struct link *l, const cJSON *server_id, cJSON *result, cJSON *error);
 
+/* Hand the link to another owner (mcp/links.c pools idle links of 2026-07-28 requests). */
+void link_rebind(struct link *l, const struct link_ops *ops, void *owner);
 bool link_ready(const struct link *l);
 bool link_down(const struct link *l);
 const char *link_server(const struct link *l);

@@ -62,6 +62,22 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	") WITHOUT ROWID;",
 	/* Keys bound to workloads (govern/keys.h): '\n'-separated patterns, NULL anywhere. */
 	"ALTER TABLE keys ADD COLUMN workloads TEXT;",
+	/* Tool digests of version 2 ("v2:" and 64 hex digits, govern/tool_digest.h) besides the
+	 * bare v1 ones: SQLite changes a CHECK only by copying the table. */
+	"CREATE TABLE tool_pins_v2 ("
+	"  server TEXT NOT NULL,"
+	"  tool TEXT NOT NULL,"
+	"  digest TEXT NOT NULL CHECK (length(digest) = 64 OR"
+	"    (length(digest) = 67 AND substr(digest, 1, 3) = 'v2:')),"
+	"  definition TEXT,"
+	"  approved_at INTEGER NOT NULL,"
+	"  approved_by TEXT NOT NULL,"
+	"  PRIMARY KEY (server, tool)"
+	") WITHOUT ROWID;"
+	"INSERT INTO tool_pins_v2 (server, tool, digest, definition, approved_at, approved_by)"
+	"  SELECT server, tool, digest, definition, approved_at, approved_by FROM tool_pins;"
+	"DROP TABLE tool_pins;"
+	"ALTER TABLE tool_pins_v2 RENAME TO tool_pins;",
 };
 
 int store_db_errno(int rc)

@@ -6,7 +6,7 @@
 #include <sqlite3.h>
 
 /* The schema this mcpwarden writes; an older database is migrated, a newer one refused. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Open (creating) path read-write, serialized, with a busy timeout. 0 or a negative errno. */
 int store_db_open(const char *path, sqlite3 **out);

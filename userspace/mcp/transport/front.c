@@ -264,6 +264,8 @@ static void send_answer(struct evhttp_request *req, const cJSON *response)
 		send_json(req, 429, "Too Many Requests", response);
 	else if (children)
 		send_json(req, 503, "Service Unavailable", response);
+	else if (cJSON_IsNumber(code) && code->valueint == STATELESS_MISSING_CAPABILITY)
+		send_json(req, 400, "Bad Request", response);   /* the revision says so */
 	else
 		send_json(req, 200, "OK", response);
 }
