@@ -7,6 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev nodejs npm
+      libpq-dev postgresql                             # logs.postgres; the fleet-logs test's server (and psql)
       iproute2 curl wrk nginx                          # make bench
       openssl                                          # node-agent test: the API server's certificate
       sqlite3 e2fsprogs                                # tests: read the stores, tamper with logs.db; an ext4 image

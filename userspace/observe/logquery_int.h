@@ -1,0 +1,24 @@
+/* logquery_int: between the query thread (logquery.c) and its PostgreSQL backend
+ * (logquery_pg.c). Not an interface for other modules. */
+#ifndef WARDEN_LOGQUERY_INT_H
+#define WARDEN_LOGQUERY_INT_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "observe/logpg.h"
+#include "observe/logquery.h"
+
+enum job_kind { J_PAGE, J_GET, J_STATS };
+
+struct logq_pg;
+
+/* A copy of o's connection settings (nothing is contacted yet). */
+struct logq_pg *logq_pg_new(const struct logpg_options *o);
+void logq_pg_free(struct logq_pg *p);
+/* Run one query on the reader thread: 0 and *out (the same shapes as the SQLite queries,
+ * records with "sidecar"), or -ENOENT / -ETIMEDOUT / -EIO. */
+int logq_pg_run(struct logq_pg *p, enum job_kind kind, const struct logq_filter *f, int64_t id,
+		enum logq_group by, int64_t bucket_ms, cJSON **out);
+
+#endif
