@@ -107,12 +107,8 @@ static int validate(const char *path, struct config **out, struct gate_rules **r
 	struct logstore_options lo;
 	if (logstore_options_parse((*out)->raw, (*out)->state_dir, &lo, errs) == 0) {
 		struct logpg_options po;
-		if (logpg_options_parse((*out)->raw, &po, errs) == 0) {
-			if (po.enabled && !lo.enabled)
-				config_fail(errs, "logs.postgres", "needs the local log store "
-					    "(logs.enabled and a state_dir): it is the spool");
+		if (logpg_options_parse((*out)->raw, &po, errs) == 0)
 			logpg_options_clear(&po);
-		}
 		logstore_options_clear(&lo);
 	}
 	if (errs->count || trc) {
@@ -601,7 +597,9 @@ int main(int argc, char **argv)
 	if (rc)
 		log_error("cannot open the log store %s: %s", lo.path, strerror(-rc));
 	struct logpg_options po;
-	if (!rc && logpg_options_parse(cfg->raw, &po, &errs) == 0) {
+	/* Without a local store (logs.enabled false) there is nothing to ship: a viewer of the
+	 * fleet's store (docs/fleet-logs.md). */
+	if (!rc && lo.enabled && logpg_options_parse(cfg->raw, &po, &errs) == 0) {
 		rc = logship_start(&po, lo.path);
 		if (rc)
 			log_error("cannot start the shipper to logs.postgres: %s", strerror(-rc));

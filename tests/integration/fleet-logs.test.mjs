@@ -95,6 +95,25 @@ describe('fleet log store on PostgreSQL', { skip }, () => {
 		const stats = await api(a, '/api/logs/stats?group_by=tool&bucket=3600&sidecar=alpha');
 		assert.equal(stats.status, 200);
 		assert.ok(stats.json.buckets.some((x) => x.group === 'fixture__test_simple_text' && x.calls >= 3));
+		const m = await (await fetch(`${a.adminUrl}/metrics`, { headers: H })).text();
+		assert.match(m, /^mcpwarden_logship_connected 1$/m);
+		assert.match(m, /^mcpwarden_logship_shipped_total [1-9]/m);
+	});
+
+	test('a viewer: admin and logs.postgres only, no local store, shows the fleet', async () => {
+		const v = await startDaemon({ listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0', token: TOKEN },
+			logs: { enabled: false, postgres: { conninfo: pg.conninfo } } });
+		try {
+			const r = await api(v, '/api/logs?type=decision&limit=500');
+			assert.equal(r.status, 200);
+			const names = new Set(r.json.records.map((x) => x.sidecar));
+			assert.deepEqual([...names].sort(), ['alpha', 'beta']);
+			// The sidecar filter is the fleet store's alone.
+			const local = await api(a, '/api/logs/stream?sidecar=alpha');
+			assert.equal(local.status, 400);
+		} finally {
+			assert.deepEqual(await stopDaemonChecked(v), []);
+		}
 	});
 
 	test('PostgreSQL stopped and restarted under load: every record exactly once, in order',
@@ -117,6 +136,10 @@ describe('fleet log store on PostgreSQL', { skip }, () => {
 			const counts = await Promise.all(loops);
 			assert.ok(counts.every((n) => n > 5), `calls went on while the database was away: ${counts}`);
 			// A clean stop ships what is left (the final checkpoint too).
+			// Both noticed the outage and came back (the records were spooled meanwhile).
+			for (const d of [a, b])
+				assert.ok(d.stderrLines.filter((l) => l.includes('logs.postgres: connected')).length >= 2,
+					d.stderrLines.filter((l) => l.includes('logs.postgres')).join('\n'));
 			stopped = true;
 			for (const d of [a, b])
 				assert.deepEqual(await stopDaemonChecked(d), []);

@@ -99,9 +99,9 @@ int logpg_options_parse(const cJSON *root, struct logpg_options *out,
 	if (r == 0 && out->password)
 		rc = config_fail(errs, "logs.postgres.password_file", "give password or "
 				 "password_file, not both");
-	else if (r == 0 && (r = read_password_file(pwfile, &out->password)))
-		rc = config_fail(errs, "logs.postgres.password_file", "cannot read %s: %s", pwfile,
-				 strerror(-r));
+	else if (r == 0 && (!pwfile[0] || !(out->password_file = strdup(pwfile))))
+		rc = pwfile[0] ? -ENOMEM : config_fail(errs, "logs.postgres.password_file",
+						      "must not be empty");
 	r = cfg_string(sec, "sidecar", "logs.postgres", false, &sidecar, errs);
 	if (r == -EINVAL)
 		rc = r;
@@ -145,6 +145,7 @@ void logpg_options_clear(struct logpg_options *o)
 	if (o->password)
 		explicit_bzero(o->password, strlen(o->password));
 	free(o->password);
+	free(o->password_file);
 	free(o->conninfo);
 	free(o->sidecar);
 	memset(o, 0, sizeof(*o));
@@ -162,10 +163,21 @@ const char *logpg_error(const PGconn *c)
 	return line;
 }
 
-PGconn *logpg_connect(const char *conninfo, const char *password, int statement_timeout_ms,
-		      char *err, size_t errlen)
+PGconn *logpg_connect(const struct logpg_options *o, int statement_timeout_ms, char *err,
+		      size_t errlen)
 {
-	char opts[64];
+	char opts[64], *filed = NULL;
+	const char *conninfo = o->conninfo, *password = o->password;
+	int rc;
+
+	if (o->password_file) {
+		if ((rc = read_password_file(o->password_file, &filed))) {
+			snprintf(err, errlen, "cannot read password_file %s: %s", o->password_file,
+				 strerror(-rc));
+			return NULL;
+		}
+		password = filed;
+	}
 	/* Ours first: the conninfo's own settings (expanded from dbname) override them; the
 	 * configured password last, as it was given apart on purpose. */
 	const char *keys[] = { "connect_timeout", "application_name", "options", "dbname",
@@ -175,6 +187,10 @@ PGconn *logpg_connect(const char *conninfo, const char *password, int statement_
 
 	snprintf(opts, sizeof(opts), "-c statement_timeout=%d", statement_timeout_ms);
 	c = PQconnectdbParams(keys, vals, 1);
+	if (filed) {
+		explicit_bzero(filed, strlen(filed));
+		free(filed);
+	}
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		snprintf(err, errlen, "%s", logpg_error(c));
 		PQfinish(c);

@@ -34,6 +34,7 @@ struct logpg_options {
 	bool enabled;
 	char *conninfo;                 /* libpq conninfo or postgresql:// URL; owned */
 	char *password;                 /* NULL: the conninfo's, PGPASSWORD or ~/.pgpass; owned */
+	char *password_file;            /* read at each connect, on the connecting thread; owned */
 	char *sidecar;                  /* this process's name in the shared store; owned */
 	char prefix[LOGPG_PREFIX_MAX];
 	int64_t max_age_s;              /* whole days older than this are dropped */
@@ -42,16 +43,16 @@ struct logpg_options {
 	unsigned ahead;                 /* daily partitions created ahead of today */
 };
 
-/* Parse logs.postgres of root (absent: enabled false). Reads password_file (start-up and
- * reload: not on a request path). 0, -EINVAL (errs filled) or -ENOMEM. */
+/* Parse logs.postgres of root (absent: enabled false). No I/O: password_file is read by
+ * logpg_connect. 0, -EINVAL (errs filled) or -ENOMEM. */
 int logpg_options_parse(const cJSON *root, struct logpg_options *out,
 			struct config_errors *errs);
 void logpg_options_clear(struct logpg_options *o);
 
-/* Blocking connect with a connect timeout and a statement timeout (ms, 0: none). NULL and a
- * message in err when it fails. */
-PGconn *logpg_connect(const char *conninfo, const char *password, int statement_timeout_ms,
-		      char *err, size_t errlen);
+/* Blocking connect with a connect timeout and a statement timeout (ms, 0: none), with o's
+ * password (or password_file's first line). NULL and a message in err when it fails. */
+PGconn *logpg_connect(const struct logpg_options *o, int statement_timeout_ms, char *err,
+		      size_t errlen);
 
 /* Create the tables, sequence, indexes and the chain table when missing (idempotent, under an
  * advisory lock so that sidecars starting together do not race). 0 or -EIO. */

@@ -14,8 +14,7 @@
 #include "base/log.h"
 
 struct logq_pg {
-	char *conninfo, *password;
-	char prefix[LOGPG_PREFIX_MAX];
+	struct logpg_options o;         /* a copy: connection settings and prefix */
 	PGconn *c;
 };
 
@@ -127,7 +126,7 @@ static int connect_once(struct logq_pg *p)
 	if (p->c && PQstatus(p->c) == CONNECTION_OK)
 		return 0;
 	PQfinish(p->c);
-	p->c = logpg_connect(p->conninfo, p->password, LOGQ_TIME_LIMIT_MS, err, sizeof(err));
+	p->c = logpg_connect(&p->o, LOGQ_TIME_LIMIT_MS, err, sizeof(err));
 	if (!p->c) {
 		log_warn("logquery: logs.postgres: %s", err);
 		return -EIO;
@@ -184,7 +183,7 @@ static int page(struct logq_pg *p, const struct logq_filter *f, cJSON **out)
 	PGresult *r;
 	int rc, n;
 
-	add(&q, "SELECT id, sidecar, record FROM %srecords WHERE true", p->prefix);
+	add(&q, "SELECT id, sidecar, record FROM %srecords WHERE true", p->o.prefix);
 	where(&q, f);
 	add(&q, " ORDER BY id DESC LIMIT $%d::int", bind_int(&q, f->limit + 1));
 	r = run(p, &q, &rc);
@@ -210,7 +209,7 @@ static int get(struct logq_pg *p, int64_t id, cJSON **out)
 	PGresult *r;
 	int rc;
 
-	add(&q, "SELECT id, sidecar, record FROM %srecords WHERE id = $%d::bigint", p->prefix,
+	add(&q, "SELECT id, sidecar, record FROM %srecords WHERE id = $%d::bigint", p->o.prefix,
 	    bind_int(&q, id));
 	r = run(p, &q, &rc);
 	pgsql_clear(&q);
@@ -245,7 +244,7 @@ static int stats(struct logq_pg *p, const struct logq_filter *f, enum logq_group
 	    " COALESCE(sum(cost_micros), 0),"
 	    " percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_us),"
 	    " percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_us)"
-	    " FROM %3$srecords WHERE type = 'decision'", b, cols[by], p->prefix);
+	    " FROM %3$srecords WHERE type = 'decision'", b, cols[by], p->o.prefix);
 	where(&q, f);
 	add(&q, " GROUP BY 1, 2 ORDER BY 1, 2");
 	r = run(p, &q, &rc);
@@ -293,9 +292,11 @@ struct logq_pg *logq_pg_new(const struct logpg_options *o)
 {
 	struct logq_pg *p = xcalloc(1, sizeof(*p));
 
-	p->conninfo = xstrdup(o->conninfo);
-	p->password = o->password ? xstrdup(o->password) : NULL;
-	snprintf(p->prefix, sizeof(p->prefix), "%s", o->prefix);
+	p->o = *o;
+	p->o.conninfo = xstrdup(o->conninfo);
+	p->o.password = o->password ? xstrdup(o->password) : NULL;
+	p->o.password_file = o->password_file ? xstrdup(o->password_file) : NULL;
+	p->o.sidecar = xstrdup(o->sidecar);
 	return p;
 }
 
@@ -304,9 +305,6 @@ void logq_pg_free(struct logq_pg *p)
 	if (!p)
 		return;
 	PQfinish(p->c);
-	if (p->password)
-		explicit_bzero(p->password, strlen(p->password));
-	free(p->password);
-	free(p->conninfo);
+	logpg_options_clear(&p->o);
 	free(p);
 }

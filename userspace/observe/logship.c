@@ -37,7 +37,7 @@ static struct {
 	unsigned ndays;
 	_Atomic bool connected;
 	_Atomic uint64_t shipped, lost, failures;
-	_Atomic int64_t head;
+	_Atomic int64_t head, local_last;
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static int64_t now_ms(void)
@@ -172,7 +172,7 @@ static int pg_connect(void)
 
 	if (local_open() || local_chain(&first, &last, prev))
 		return -ENOENT;         /* the log store creates logs.db: not yet */
-	g.pg = logpg_connect(g.opt.conninfo, g.opt.password, STATEMENT_MS, err, sizeof(err));
+	g.pg = logpg_connect(&g.opt, STATEMENT_MS, err, sizeof(err));
 	if (!g.pg) {
 		log_warn("logs.postgres: cannot connect: %s", err);
 		return -EIO;
@@ -381,8 +381,11 @@ static void *shipper(void *arg)
 			backoff = BACKOFF_MIN_MS;
 			last_housekeep = now_ms();
 		}
-		int64_t min_day = 0, max_day = 0;
+		int64_t min_day = 0, max_day = 0, first, last;
+		uint8_t anchor[LOGCHAIN_HASH_LEN];
 		int n = local_open() ? -ENOENT : read_batch(&b, &min_day, &max_day);
+		if (n >= 0 && local_chain(&first, &last, anchor) == 0)
+			atomic_store(&g.local_last, last);
 		if (n > 0) {
 			int rc = send_batch(&b, min_day, max_day);
 			batch_clear(&b, cap);
@@ -432,6 +435,7 @@ int logship_start(const struct logpg_options *o, const char *sqlite_path)
 	g.opt = *o;
 	g.opt.conninfo = xstrdup(o->conninfo);
 	g.opt.password = o->password ? xstrdup(o->password) : NULL;
+	g.opt.password_file = o->password_file ? xstrdup(o->password_file) : NULL;
 	g.opt.sidecar = xstrdup(o->sidecar);
 	g.path = xstrdup(sqlite_path);
 	g.stopping = false;
@@ -471,4 +475,6 @@ void logship_get_stats(struct logship_stats *out)
 	out->lost = atomic_load(&g.lost);
 	out->failures = atomic_load(&g.failures);
 	out->shipped_seq = atomic_load(&g.head);
+	int64_t last = atomic_load(&g.local_last);
+	out->pending = last > out->shipped_seq ? (uint64_t)(last - out->shipped_seq) : 0;
 }

@@ -31,6 +31,7 @@ struct logship_stats {
 	uint64_t lost;                  /* deleted locally before they were shipped */
 	uint64_t failures;              /* failed connects and batches */
 	int64_t shipped_seq;            /* the shared store's head for this sidecar */
+	uint64_t pending;               /* stored locally, not yet shipped (sampled each poll) */
 };
 void logship_get_stats(struct logship_stats *out);
 

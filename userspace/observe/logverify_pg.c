@@ -208,7 +208,9 @@ enum logverify_status logverify_pg_run(const struct logverify_options *o, const 
 	enum logverify_status st;
 
 	memset(out, 0, sizeof(*out));
-	c = logpg_connect(o->path, NULL, 0, err, sizeof(err));
+	struct logpg_options po = { .conninfo = (char *)o->path };
+
+	c = logpg_connect(&po, 0, err, sizeof(err));
 	if (!c)
 		return say(out, LOGVERIFY_UNREADABLE, 0, "cannot connect: %s", err);
 	if (!ok_cmd(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
