@@ -185,7 +185,9 @@ PGconn *logpg_connect(const struct logpg_options *o, int statement_timeout_ms, c
 	const char *vals[] = { "5", "mcpwarden", opts, conninfo, password, NULL };
 	PGconn *c;
 
-	snprintf(opts, sizeof(opts), "-c statement_timeout=%d", statement_timeout_ms);
+	/* Warnings and up: not the NOTICEs of CREATE ... IF NOT EXISTS on stderr. */
+	snprintf(opts, sizeof(opts), "-c statement_timeout=%d -c client_min_messages=warning",
+		 statement_timeout_ms);
 	c = PQconnectdbParams(keys, vals, 1);
 	if (filed) {
 		explicit_bzero(filed, strlen(filed));
