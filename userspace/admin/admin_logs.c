@@ -95,6 +95,10 @@ static void send_query_error(struct evhttp_request *req, int err)
 	case -ECANCELED:
 		send_error(req, 503, NULL, "the admin plane is stopping");
 		break;
+	case -ENOTCONN:
+		send_error(req, 503, NULL, "the fleet's log store (logs.postgres) is unreachable; "
+			   "see the daemon's log");
+		break;
 	default:
 		send_error(req, 500, NULL, "log store: %s", strerror(-err));
 	}

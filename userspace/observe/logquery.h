@@ -39,7 +39,7 @@ enum logq_group { LOGQ_BY_KEY, LOGQ_BY_TEAM, LOGQ_BY_TOOL, LOGQ_BY_SERVER };
 
 /* On the loop thread: err 0 and result (the caller's to free), or err < 0 and NULL:
  * -ENOENT (no logs.db yet; for logquery_get: no such record), -ETIMEDOUT, -ECANCELED
- * (logquery_free), -EIO. */
+ * (logquery_free), -ENOTCONN (the shared store is unreachable), -EIO. */
 typedef void (*logq_done_fn)(void *arg, int err, cJSON *result);
 
 int logquery_new(struct event_base *base, const char *path, struct logquery **out);

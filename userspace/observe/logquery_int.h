@@ -17,7 +17,8 @@ struct logq_pg;
 struct logq_pg *logq_pg_new(const struct logpg_options *o);
 void logq_pg_free(struct logq_pg *p);
 /* Run one query on the reader thread: 0 and *out (the same shapes as the SQLite queries,
- * records with "sidecar"), or -ENOENT / -ETIMEDOUT / -EIO. */
+ * records with "sidecar"), or -ENOENT (no schema yet) / -ETIMEDOUT / -ENOTCONN (unreachable)
+ * / -EIO. */
 int logq_pg_run(struct logq_pg *p, enum job_kind kind, const struct logq_filter *f, int64_t id,
 		enum logq_group by, int64_t bucket_ms, cJSON **out);
 

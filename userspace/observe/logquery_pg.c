@@ -129,7 +129,7 @@ static int connect_once(struct logq_pg *p)
 	p->c = logpg_connect(&p->o, LOGQ_TIME_LIMIT_MS, err, sizeof(err));
 	if (!p->c) {
 		log_warn("logquery: logs.postgres: %s", err);
-		return -EIO;
+		return -ENOTCONN;
 	}
 	return 0;
 }
@@ -284,6 +284,7 @@ int logq_pg_run(struct logq_pg *p, enum job_kind kind, const struct logq_filter 
 	if (rc == -EIO && p->c && PQstatus(p->c) != CONNECTION_OK) {
 		PQfinish(p->c);
 		p->c = NULL;
+		rc = -ENOTCONN;
 	}
 	return rc;
 }

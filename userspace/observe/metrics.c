@@ -469,7 +469,7 @@ static int render_logstore(struct evbuffer *out)
 		  p.connected },
 		{ "mcpwarden_logship_shipped_total", "counter",
 		  "Records copied to the fleet's store by this process.", p.shipped },
-		{ "mcpwarden_logship_lag_records", "gauge",
+		{ "mcpwarden_logship_pending", "gauge",
 		  "Records stored locally and not yet in the fleet's store (the spool).",
 		  p.pending },
 		{ "mcpwarden_logship_lost_total", "counter",
