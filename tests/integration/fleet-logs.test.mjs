@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { connectHttp, eventually, fixtureStdioUpstream, makeTempDir, paths, removeTempDir,
 	startDaemon, stopDaemonChecked } from './lib.mjs';
+import { insertRecords, logsDbPath, openLogsDb } from './logs-lib.mjs';
 import { postgresSkip, startPostgres } from './pg-lib.mjs';
 
 const TOKEN = 'admin-token-for-fleet-logs-0123456789';
@@ -177,7 +178,40 @@ describe('fleet log store on PostgreSQL', { skip }, () => {
 		assert.equal(removed.code, 2, removed.err);
 		assert.equal(removed.out.result, 'removed');
 		assert.equal(removed.out.id, 7);
-		const none = verify(pg, 'gamma');
+		const none = verify(pg, 'nobody');
 		assert.equal(none.code, 4);
+	});
+
+	test('retention drops whole old days and moves the chain anchor: the rest verifies', async () => {
+		// A sidecar whose logs.db holds records of 3 days ago and of today ships them all...
+		const state = join(dir, 'gamma');
+		mkdirSync(state);
+		const db = openLogsDb(logsDbPath(state));
+		const old = Date.now() - 3 * 86400000;
+		insertRecords(db, Array.from({ length: 30 }, (_, i) => ({ ts: new Date(old + i * 1000).toISOString(),
+			type: 'decision', key: 'k-old', target: 'fixture__old', decision: 'allow', status: 'ok' })));
+		insertRecords(db, Array.from({ length: 5 }, (_, i) => ({ ts: new Date(Date.now() - 60000 + i).toISOString(),
+			type: 'decision', key: 'k-new', target: 'fixture__new', decision: 'allow', status: 'ok' })));
+		db.close();
+		const cfg = (days) => ({ listen: '127.0.0.1:0', state_dir: state, auth: { required: false },
+			admin: { listen: '127.0.0.1:0', token: TOKEN },
+			logs: { postgres: { conninfo: pg.conninfo, sidecar: 'gamma', poll: '50ms', max_age_days: days } } });
+		let g = await startDaemon(cfg(30));
+		await eventually(async () => Number(pg.psql(`SELECT count(*) FROM mcpwarden_records WHERE sidecar = 'gamma'`)[0][0]) >= 35,
+			{ what: 'gamma shipped' });
+		assert.deepEqual(await stopDaemonChecked(g), []);
+		assert.equal(verify(pg, 'gamma').code, 0);
+		// ... and, restarted with max_age_days 1, drops the old day at connect.
+		g = await startDaemon(cfg(1));
+		await g.waitForStderr(/logs.postgres: retention dropped \d+ days?/, 15000);
+		assert.deepEqual(await stopDaemonChecked(g), []);
+		const [[first, left]] = pg.psql(`SELECT c.first_seq, (SELECT count(*) FROM mcpwarden_records r WHERE r.sidecar = 'gamma' AND r.key = 'k-old') FROM mcpwarden_chain c WHERE c.sidecar = 'gamma'`);
+		assert.equal(first, '31', 'the anchor is the first record kept');
+		assert.equal(left, '0');
+		const v = verify(pg, 'gamma');
+		assert.equal(v.code, 0, JSON.stringify(v.out));
+		assert.equal(v.out.first_id, 31);
+		// alpha and beta lost nothing: their days are today's.
+		assert.ok(Number(pg.psql(`SELECT count(*) FROM mcpwarden_records WHERE sidecar = 'alpha'`)[0][0]) > 10);
 	});
 });

@@ -317,11 +317,14 @@ int logpg_retain(PGconn *c, const char *prefix, int64_t cutoff_ms)
 		const char *rel = PQgetvalue(r, i, 0);
 		size_t pl = strlen(parent);
 		struct tm tm = { 0 };
-		char *end;
+		int n = 0;
 
 		if (strncmp(rel, parent, pl) || strncmp(rel + pl, "_p", 2) ||
-		    !(end = strptime(rel + pl + 2, "%Y%m%d", &tm)) || *end)
+		    sscanf(rel + pl + 2, "%4d%2d%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 ||
+		    rel[pl + 2 + (size_t)n])
 			continue;
+		tm.tm_year -= 1900;
+		tm.tm_mon -= 1;
 		if (((int64_t)timegm(&tm) + 86400) * 1000 > cutoff_ms)
 			continue;
 		/* Each sidecar's anchor moves past its last record of the day, then the day
