@@ -114,12 +114,17 @@ int logpg_options_parse(const cJSON *root, struct logpg_options *out,
 	else if (!valid_prefix(prefix))
 		rc = config_fail(errs, "logs.postgres.table_prefix", "must be lower-case letters, "
 				 "digits and _ (not first a digit), at most %d", LOGPG_PREFIX_MAX - 1);
-	if (cfg_int(sec, "max_age_days", "logs.postgres", false, 1, 36500, &days, errs) == -EINVAL ||
-	    cfg_int(sec, "batch", "logs.postgres", false, 1, LOGPG_BATCH_MAX, &batch, errs) ==
-	    -EINVAL ||
-	    cfg_int(sec, "partitions_ahead", "logs.postgres", false, 1, 31, &ahead, errs) ==
-	    -EINVAL ||
-	    cfg_duration_ms(sec, "poll", "logs.postgres", false, 10, 60000, &poll, errs) == -EINVAL)
+	/* Each checked on its own: every wrong field is reported at once. */
+	if (cfg_int(sec, "max_age_days", "logs.postgres", false, 1, 36500, &days, errs) == -EINVAL)
+		rc = -EINVAL;
+	if (cfg_int(sec, "batch", "logs.postgres", false, 1, LOGPG_BATCH_MAX, &batch, errs) ==
+	    -EINVAL)
+		rc = -EINVAL;
+	if (cfg_int(sec, "partitions_ahead", "logs.postgres", false, 1, 31, &ahead, errs) ==
+	    -EINVAL)
+		rc = -EINVAL;
+	if (cfg_duration_ms(sec, "poll", "logs.postgres", false, 10, 60000, &poll, errs) ==
+	    -EINVAL)
 		rc = -EINVAL;
 	if (rc)
 		goto fail;
