@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { connectHttp, eventually, fixtureStdioUpstream, makeTempDir, paths, removeTempDir,
@@ -18,6 +18,10 @@ import { postgresSkip, startPostgres } from './pg-lib.mjs';
 const TOKEN = 'admin-token-for-fleet-logs-0123456789';
 const H = { Authorization: `Bearer ${TOKEN}` };
 const skip = postgresSkip();
+const CHROMIUM = '/usr/bin/chromium';
+let puppeteer = null;
+if (existsSync(CHROMIUM))
+	puppeteer = (await import('puppeteer-core').catch(() => null))?.default ?? null;
 const wardenctl = join(paths.build, 'wardenctl');
 
 function sidecarConfig(pg, state, name) {
@@ -100,6 +104,42 @@ describe('fleet log store on PostgreSQL', { skip }, () => {
 		assert.match(m, /^mcpwarden_logship_connected 1$/m);
 		assert.match(m, /^mcpwarden_logship_shipped_total [1-9]/m);
 	});
+
+	test('the /logs dashboard of one sidecar shows both, with the sidecar filter',
+		{ skip: puppeteer ? false : `no ${CHROMIUM} or puppeteer-core` }, async () => {
+			const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true,
+				userDataDir: join(dir, 'chromium'),
+				args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-gpu',
+					'--no-first-run', '--disable-dev-shm-usage', '--disable-extensions',
+					'--disable-background-networking', '--disable-component-update'] });
+			try {
+				const page = await browser.newPage();
+				const errors = [];
+				page.on('pageerror', (e) => errors.push(String(e)));
+				await page.goto(b.adminUrl + '/logs', { waitUntil: 'load' });
+				await page.waitForSelector('#login-form');
+				await page.type('#token', TOKEN);
+				await Promise.all([page.waitForNavigation(), page.click('#login-submit')]);
+				const sidecars = () => page.$$eval('#calls-table tbody td.sidecar',
+					(tds) => [...new Set(tds.map((td) => td.textContent))].sort());
+				await page.waitForFunction(() => {
+					const s = new Set([...document.querySelectorAll('#calls-table tbody td.sidecar')]
+						.map((td) => td.textContent));
+					return s.has('alpha') && s.has('beta');
+				}, { timeout: 10000 });
+				assert.deepEqual(await sidecars(), ['alpha', 'beta']);
+				await page.type('#filter-sidecar', 'alpha');
+				await page.click('#apply-filters');
+				await page.waitForFunction(() => {
+					const tds = [...document.querySelectorAll('#calls-table tbody td.sidecar')];
+					return tds.length > 0 && tds.every((td) => td.textContent === 'alpha');
+				}, { timeout: 10000 });
+				await page.screenshot({ path: join(paths.build, 'fleet-logs-dashboard.png') });
+				assert.deepEqual(errors, []);
+			} finally {
+				await browser.close();
+			}
+		});
 
 	test('a viewer: admin and logs.postgres only, no local store, shows the fleet', async () => {
 		const v = await startDaemon({ listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0', token: TOKEN },
