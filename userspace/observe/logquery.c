@@ -469,8 +469,8 @@ static void run_job(struct logquery *lq, struct job *j)
 	int rc;
 
 	if (lq->pg) {
-		j->err = logq_pg_run(lq->pg, j->kind, &j->f, j->id, j->by, j->bucket_ms,
-				     &j->result);
+		rc = logq_pg_run(lq->pg, j->kind, &j->f, j->id, j->by, j->bucket_ms, &j->result);
+		j->err = rc == -ETIMEDOUT && atomic_load(&lq->cancel) ? -ECANCELED : rc;
 		return;
 	}
 	rc = db_open(lq);
@@ -684,6 +684,7 @@ void logquery_free(struct logquery *lq)
 	pthread_mutex_lock(&lq->lock);
 	lq->stopping = true;
 	list_splice_tail_init(&lq->queue, &cancel);
+	logq_pg_cancel(lq->pg);         /* the running query, if any, ends now */
 	pthread_cond_signal(&lq->wake);
 	pthread_mutex_unlock(&lq->lock);
 	if (lq->th_up)

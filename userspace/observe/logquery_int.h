@@ -16,6 +16,9 @@ struct logq_pg;
 /* A copy of o's connection settings (nothing is contacted yet). */
 struct logq_pg *logq_pg_new(const struct logpg_options *o);
 void logq_pg_free(struct logq_pg *p);
+/* From any thread: ask PostgreSQL to stop the running query (logquery_free), which then ends
+ * with an error at once instead of at its time limit. */
+void logq_pg_cancel(struct logq_pg *p);
 /* Run one query on the reader thread: 0 and *out (the same shapes as the SQLite queries,
  * records with "sidecar"), or -ENOENT (no schema yet) / -ETIMEDOUT / -ENOTCONN (unreachable)
  * / -EIO. */

@@ -10,12 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include "base/alloc.h"
 #include "base/log.h"
 
 struct logq_pg {
 	struct logpg_options o;         /* a copy: connection settings and prefix */
-	PGconn *c;
+	PGconn *c;                      /* the reader thread's */
+	pthread_mutex_t mu;             /* cancel, read by logq_pg_cancel from the loop */
+	PGcancel *cancel;
 };
 
 #define MAX_BINDS 24
@@ -119,14 +123,40 @@ static void where(struct pgsql *q, const struct logq_filter *f)
 	}
 }
 
+/* Replace the connection (NULL: close it) and the handle that cancels its query. */
+static void set_conn(struct logq_pg *p, PGconn *c)
+{
+	PGcancel *nc = c ? PQgetCancel(c) : NULL, *old;
+
+	pthread_mutex_lock(&p->mu);
+	old = p->cancel;
+	p->cancel = nc;
+	pthread_mutex_unlock(&p->mu);
+	PQfreeCancel(old);
+	PQfinish(p->c);
+	p->c = c;
+}
+
+void logq_pg_cancel(struct logq_pg *p)
+{
+	char err[128];
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (p->cancel)
+		(void)PQcancel(p->cancel, err, sizeof(err));    /* best effort: else the timeout */
+	pthread_mutex_unlock(&p->mu);
+}
+
 static int connect_once(struct logq_pg *p)
 {
 	char err[256];
 
 	if (p->c && PQstatus(p->c) == CONNECTION_OK)
 		return 0;
-	PQfinish(p->c);
-	p->c = logpg_connect(&p->o, LOGQ_TIME_LIMIT_MS, err, sizeof(err));
+	set_conn(p, NULL);
+	set_conn(p, logpg_connect(&p->o, LOGQ_TIME_LIMIT_MS, err, sizeof(err)));
 	if (!p->c) {
 		log_warn("logquery: logs.postgres: %s", err);
 		return -ENOTCONN;
@@ -282,8 +312,7 @@ int logq_pg_run(struct logq_pg *p, enum job_kind kind, const struct logq_filter 
 	}
 	/* A broken connection is made again at the next query. */
 	if (rc == -EIO && p->c && PQstatus(p->c) != CONNECTION_OK) {
-		PQfinish(p->c);
-		p->c = NULL;
+		set_conn(p, NULL);
 		rc = -ENOTCONN;
 	}
 	return rc;
@@ -293,6 +322,7 @@ struct logq_pg *logq_pg_new(const struct logpg_options *o)
 {
 	struct logq_pg *p = xcalloc(1, sizeof(*p));
 
+	pthread_mutex_init(&p->mu, NULL);
 	p->o = *o;
 	p->o.conninfo = xstrdup(o->conninfo);
 	p->o.password = o->password ? xstrdup(o->password) : NULL;
@@ -305,7 +335,8 @@ void logq_pg_free(struct logq_pg *p)
 {
 	if (!p)
 		return;
-	PQfinish(p->c);
+	set_conn(p, NULL);
+	pthread_mutex_destroy(&p->mu);
 	logpg_options_clear(&p->o);
 	free(p);
 }
