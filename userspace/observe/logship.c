@@ -287,6 +287,14 @@ static int read_batch(struct batch *b, int64_t *min_day, int64_t *max_day)
 	while ((rc = sqlite3_step(g.sel)) == SQLITE_ROW) {
 		int base = 1 + NCOL * b->n;
 		int64_t ts = sqlite3_column_int64(g.sel, 1), day = ts / LOGPG_DAY_MS;
+		int64_t id = sqlite3_column_int64(g.sel, 0);
+
+		if (!b->n && id > g.next) {
+			/* Local retention (or a failed local write) went past the shipper. */
+			atomic_fetch_add(&g.lost, (uint64_t)(id - g.next));
+			log_error("logs.postgres: records %" PRId64 "..%" PRId64 " of \"%s\" are not in "
+				  "logs.db and were never shipped", g.next, id - 1, g.opt.sidecar);
+		}
 
 		if (!b->n || day < *min_day)
 			*min_day = day;
