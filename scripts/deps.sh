@@ -8,6 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool libevent-dev
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev libhiredis-dev nodejs npm
       redis-server redis-tools                         # counters-redis test and bench: a real Redis
+      libpq-dev postgresql                             # logs.postgres; the fleet-logs test's server (and psql)
       iproute2 curl wrk nginx                          # make bench
       openssl                                          # node-agent test: the API server's certificate
       sqlite3 e2fsprogs                                # tests: read the stores, tamper with logs.db; an ext4 image

@@ -20,6 +20,7 @@
 #include "enforce/guard.h"
 #include "base/log.h"
 #include "observe/audit.h"
+#include "observe/logship.h"
 #include "observe/logstore.h"
 #include "observe/metrics.h"
 #include "mcp/catalog.h"
@@ -106,8 +107,12 @@ static int validate(const char *path, struct config **out, struct gate_rules **r
 	int trc = trace_config_parse(*out, &tc, errs, NULL);
 	trace_config_free(&tc);
 	struct logstore_options lo;
-	if (logstore_options_parse((*out)->raw, (*out)->state_dir, &lo, errs) == 0)
+	if (logstore_options_parse((*out)->raw, (*out)->state_dir, &lo, errs) == 0) {
+		struct logpg_options po;
+		if (logpg_options_parse((*out)->raw, &po, errs) == 0)
+			logpg_options_clear(&po);
 		logstore_options_clear(&lo);
+	}
 	if (errs->count || trc) {
 		if (rules) {
 			gate_rules_free(*rules);
@@ -666,6 +671,15 @@ int main(int argc, char **argv)
 	rc = logstore_start(&lo, audit_note);
 	if (rc)
 		log_error("cannot open the log store %s: %s", lo.path, strerror(-rc));
+	struct logpg_options po;
+	/* Without a local store (logs.enabled false) there is nothing to ship: a viewer of the
+	 * fleet's store (docs/fleet-logs.md). */
+	if (!rc && lo.enabled && logpg_options_parse(cfg->raw, &po, &errs) == 0) {
+		rc = logship_start(&po, lo.path);
+		if (rc)
+			log_error("cannot start the shipper to logs.postgres: %s", strerror(-rc));
+		logpg_options_clear(&po);
+	}
 	logstore_options_clear(&lo);
 	if (rc) {
 		rc = 1;
@@ -693,6 +707,7 @@ out:
 		event_base_free(d.base);
 	libevent_global_shutdown();
 	logstore_stop();   /* its final checkpoint record goes out through the log writer */
+	logship_stop();    /* after the store: the final checkpoint is shipped too */
 	log_async_stop();  /* last: everything logged during shutdown is written out */
 	return rc;
 }

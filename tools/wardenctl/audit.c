@@ -15,11 +15,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: wardenctl audit verify [--db PATH | --state-dir DIR] [--since TIME]\n"
 		"                              [--checkpoint HEX@SEQ] [--json]\n"
+		"       wardenctl audit verify --postgres CONNINFO --sidecar NAME\n"
+		"                              [--table-prefix P] [--since TIME] [--checkpoint ...]\n"
 		"Walks the log store's hash chain from its anchor (or from the first record at or\n"
 		"after TIME: RFC 3339 or unix milliseconds) and names the first record that was\n"
 		"changed, removed or inserted. --checkpoint compares the chain at record SEQ with\n"
 		"the head HEX of a checkpoint record kept outside (a log pipeline's copy).\n"
-		"The store is --db PATH, else DIR/logs.db (default " STATE_DIR_DEFAULT ").\n"
+		"The store is --db PATH, else DIR/logs.db (default " STATE_DIR_DEFAULT "), or with\n"
+		"--postgres the fleet's shared store (one sidecar's chain; ids are its seqs; the\n"
+		"password from PGPASSWORD or ~/.pgpass; docs/fleet-logs.md).\n"
 		"Exit status: 0 intact, 1 changed, 2 removed, 3 inserted, 4 cannot read the store,\n"
 		"64 bad command line. See docs/audit.md.\n");
 }
@@ -74,12 +78,15 @@ static int verify(int argc, char **argv)
 		{ "since", required_argument, NULL, 'S' },
 		{ "checkpoint", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "postgres", required_argument, NULL, 'P' },
+		{ "sidecar", required_argument, NULL, 'N' },
+		{ "table-prefix", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct logverify_options o = { .since_ms = INT64_MIN };
 	struct logverify_result r;
-	const char *db = NULL, *dir = NULL;
+	const char *db = NULL, *dir = NULL, *pg = NULL, *sidecar = NULL, *prefix = "mcpwarden_";
 	char path[4096];
 	bool json = false;
 	int opt;
@@ -103,20 +110,29 @@ static int verify(int argc, char **argv)
 			}
 			break;
 		case 'j': json = true; break;
+		case 'P': pg = optarg; break;
+		case 'N': sidecar = optarg; break;
+		case 'T': prefix = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return AUDIT_EXIT_USAGE;
 		}
 	}
-	if (optind < argc || (db && dir)) {
+	if (optind < argc || (db && dir) || (pg && (db || dir)) || (!pg != !sidecar) ||
+	    strspn(prefix, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(prefix) || !*prefix) {
 		usage(stderr);
 		return AUDIT_EXIT_USAGE;
 	}
-	if (!db) {
-		snprintf(path, sizeof(path), "%s/logs.db", dir ? dir : STATE_DIR_DEFAULT);
-		db = path;
+	if (pg) {
+		o.path = db = pg;
+		logverify_pg_run(&o, sidecar, prefix, &r);
+	} else {
+		if (!db) {
+			snprintf(path, sizeof(path), "%s/logs.db", dir ? dir : STATE_DIR_DEFAULT);
+			db = path;
+		}
+		o.path = db;
+		logverify_run(&o, &r);
 	}
-	o.path = db;
-	logverify_run(&o, &r);
 	if (json) {
 		cJSON *j = cJSON_CreateObject();
 		char head[2 * LOGCHAIN_HASH_LEN + 1];
@@ -138,7 +154,7 @@ static int verify(int argc, char **argv)
 		ctl_print_json(j);
 		cJSON_Delete(j);
 	} else {
-		printf("%s: %s\n", db, r.detail);
+		printf("%s: %s\n", pg ? sidecar : db, r.detail);
 		if (o.have_checkpoint && !r.checkpoint_checked && r.status == LOGVERIFY_INTACT)
 			printf("note: the checkpoint's record %lld is outside the walk (retention "
 			       "deleted it, or --since starts after it): not compared\n",

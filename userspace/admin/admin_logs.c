@@ -28,6 +28,7 @@
 #include "enforce/enforcer.h"
 #include "enforce/pins.h"
 #include "mcp/transport/sse.h"
+#include "observe/logpg.h"
 #include "observe/logquery.h"
 #include "observe/logstore.h"
 #include "observe/logtail.h"
@@ -94,6 +95,10 @@ static void send_query_error(struct evhttp_request *req, int err)
 	case -ECANCELED:
 		send_error(req, 503, NULL, "the admin plane is stopping");
 		break;
+	case -ENOTCONN:
+		send_error(req, 503, NULL, "the fleet's log store (logs.postgres) is unreachable; "
+			   "see the daemon's log");
+		break;
 	default:
 		send_error(req, 500, NULL, "log store: %s", strerror(-err));
 	}
@@ -132,7 +137,7 @@ static bool one_of(const char *v, const char *const *set)
 /* The query string's parameters into f (pointing into q); the extra names are allowed and
  * left to the caller. false after answering 400. */
 static bool parse_filter(struct evhttp_request *req, struct evkeyvalq *q, struct logq_filter *f,
-			 const char *const *extra)
+			 const char *const *extra, bool fleet)
 {
 	static const char *const decisions[] = { "allow", "deny", "error", NULL };
 	static const char *const statuses[] = { "ok", "tool_error", "error", NULL };
@@ -157,6 +162,7 @@ static bool parse_filter(struct evhttp_request *req, struct evkeyvalq *q, struct
 		else if (!strcmp(n, "server")) f->server = v;
 		else if (!strcmp(n, "tool")) f->tool = v;
 		else if (!strcmp(n, "type")) f->type = v;
+		else if (!strcmp(n, "sidecar")) f->sidecar = v;
 		else if (!strcmp(n, "q")) f->q = v[0] ? v : NULL;
 		else if (!strcmp(n, "decision")) {
 			if (!one_of(v, decisions)) {
@@ -194,6 +200,11 @@ static bool parse_filter(struct evhttp_request *req, struct evkeyvalq *q, struct
 			send_error(req, 400, n, "unknown parameter \"%s\"", n);
 			return false;
 		}
+	}
+	if (f->sidecar && !fleet) {
+		send_error(req, 400, "sidecar", "sidecar: only with the fleet's shared store "
+			   "(logs.postgres)");
+		return false;
 	}
 	if (f->since_ms && f->until_ms && f->until_ms < f->since_ms) {
 		send_error(req, 400, "until", "until is before since");
@@ -298,7 +309,7 @@ void admin_logs_list(struct ctx *c, const char *unused)
 	struct logq_filter f;
 
 	TAILQ_INIT(&q);
-	if (have_reader(c) && parse_filter(c->req, &q, &f, NULL)) {
+	if (have_reader(c) && parse_filter(c->req, &q, &f, NULL, logquery_fleet(c->a->logs))) {
 		struct logreq *r = logreq_new(c);
 		int rc = logquery_page(c->a->logs, &f, logreq_done, r);
 		if (rc)
@@ -337,7 +348,7 @@ void admin_logs_stats(struct ctx *c, const char *unused)
 	enum logq_group by = LOGQ_BY_TOOL;
 
 	TAILQ_INIT(&q);
-	if (!have_reader(c) || !parse_filter(c->req, &q, &f, extra))
+	if (!have_reader(c) || !parse_filter(c->req, &q, &f, extra, logquery_fleet(c->a->logs)))
 		goto out;
 	g = evhttp_find_header(&q, "group_by");
 	b = evhttp_find_header(&q, "bucket");
@@ -509,7 +520,8 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 	struct logstream *s;
 	struct evbuffer *buf;
 
-	if (!parse_filter(c->req, &q, &f, NULL))
+	/* The live tail is this sidecar's own records (observe/logtail.h). */
+	if (!parse_filter(c->req, &q, &f, NULL, false))
 		goto out;
 	if (f.since_ms || f.until_ms || f.cursor || f.limit != LOGQ_LIMIT_DEFAULT) {
 		send_error(c->req, 400, f.since_ms ? "since" : f.until_ms ? "until" :
@@ -636,11 +648,19 @@ void admin_kernel_get(struct ctx *c, const char *unused)
 
 /* --- life ----------------------------------------------------------------------------------------- */
 
-/* Where the log store writes: its own reading of the "logs" section (path, or state_dir). */
-static char *logs_path(const struct config *cfg)
+/* Where the log store writes: its own reading of the "logs" section (path, or state_dir), or
+ * "postgres:<conninfo> <prefix>" when the fleet's shared store is configured (*pg filled). */
+static char *logs_path(const struct config *cfg, struct logpg_options *pg)
 {
 	struct logstore_options lo;
 	char *p;
+
+	if (logpg_options_parse(cfg->raw, pg, NULL) == 0 && pg->enabled) {
+		size_t n = strlen(pg->conninfo) + strlen(pg->prefix) + sizeof("postgres: ");
+		p = xmalloc(n);
+		snprintf(p, n, "postgres:%s %s", pg->conninfo, pg->prefix);
+		return p;
+	}
 
 	if (logstore_options_parse(cfg->raw, cfg->state_dir, &lo, NULL) == 0 && lo.path) {
 		p = xstrdup(lo.path);
@@ -661,8 +681,11 @@ int admin_logs_init(struct admin *a, const struct config *cfg)
 
 	list_init(&a->streams);
 	list_init(&a->log_reqs);
-	a->logs_path = logs_path(cfg);
-	rc = logquery_new(a->base, a->logs_path, &a->logs);
+	struct logpg_options pg;
+	a->logs_path = logs_path(cfg, &pg);
+	rc = pg.enabled ? logquery_new_pg(a->base, &pg, &a->logs)
+			: logquery_new(a->base, a->logs_path, &a->logs);
+	logpg_options_clear(&pg);
 	if (rc)
 		return rc;
 	a->heartbeat = event_new(a->base, -1, EV_PERSIST, on_heartbeat, a);
@@ -674,17 +697,23 @@ int admin_logs_init(struct admin *a, const struct config *cfg)
 
 int admin_logs_reconfigure(struct admin *a, const struct config *cfg)
 {
-	char *path = logs_path(cfg);
+	struct logpg_options pg;
+	char *path = logs_path(cfg, &pg);
+	int rc;
 
 	if (!strcmp(path, a->logs_path)) {
 		free(path);
+		logpg_options_clear(&pg);
 		return 0;
 	}
 	logquery_free(a->logs);         /* queries in flight are answered 503 */
 	a->logs = NULL;
 	free(a->logs_path);
 	a->logs_path = path;
-	return logquery_new(a->base, a->logs_path, &a->logs);
+	rc = pg.enabled ? logquery_new_pg(a->base, &pg, &a->logs)
+			: logquery_new(a->base, a->logs_path, &a->logs);
+	logpg_options_clear(&pg);
+	return rc;
 }
 
 void admin_logs_free(struct admin *a)

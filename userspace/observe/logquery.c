@@ -17,10 +17,9 @@
 #include "base/doorbell.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "observe/logquery_int.h"
 
-enum job_kind { J_PAGE, J_GET, J_STATS };
-
-#define NSTR 8                          /* the string filters of struct logq_filter */
+#define NSTR 9                          /* the string filters of struct logq_filter */
 
 struct job {
 	struct list_head link;          /* in lq->queue, then lq->done */
@@ -49,6 +48,7 @@ struct logquery {
 	pthread_t th;
 	bool th_up;
 	struct doorbell bell;   /* the reader's: done holds answers */
+	struct logq_pg *pg;     /* the shared store instead of path (logquery_pg.c) */
 };
 
 /* ---- the SQL, built from fixed fragments with bound values ---- */
@@ -472,7 +472,14 @@ static int db_open(struct logquery *lq)
 static void run_job(struct logquery *lq, struct job *j)
 {
 	struct deadline d = { .cancel = &lq->cancel };
-	int rc = db_open(lq);
+	int rc;
+
+	if (lq->pg) {
+		rc = logq_pg_run(lq->pg, j->kind, &j->f, j->id, j->by, j->bucket_ms, &j->result);
+		j->err = rc == -ETIMEDOUT && atomic_load(&lq->cancel) ? -ECANCELED : rc;
+		return;
+	}
+	rc = db_open(lq);
 
 	if (rc) {
 		j->err = rc;
@@ -556,7 +563,7 @@ static struct job *job_new(enum job_kind kind, const struct logq_filter *f, logq
 	j->arg = arg;
 	if (f) {
 		const char *src[NSTR] = { f->key, f->team, f->server, f->tool, f->decision,
-					  f->status, f->type, f->q };
+					  f->status, f->type, f->q, f->sidecar };
 		for (int k = 0; k < NSTR; k++)
 			j->str[k] = src[k] ? xstrdup(src[k]) : NULL;
 		j->f = *f;
@@ -568,6 +575,7 @@ static struct job *job_new(enum job_kind kind, const struct logq_filter *f, logq
 		j->f.status = j->str[5];
 		j->f.type = j->str[6];
 		j->f.q = j->str[7];
+		j->f.sidecar = j->str[8];
 		if (j->f.limit < 1 || j->f.limit > LOGQ_LIMIT_MAX)
 			j->f.limit = j->f.limit < 1 ? LOGQ_LIMIT_DEFAULT : LOGQ_LIMIT_MAX;
 	}
@@ -626,12 +634,19 @@ bool logquery_fts(const struct logquery *lq)
 	return atomic_load(&((struct logquery *)lq)->fts);
 }
 
-int logquery_new(struct event_base *base, const char *path, struct logquery **out)
+bool logquery_fleet(const struct logquery *lq)
+{
+	return lq->pg != NULL;
+}
+
+static int start(struct event_base *base, const char *path, struct logq_pg *pg,
+		 struct logquery **out)
 {
 	struct logquery *lq = xcalloc(1, sizeof(*lq));
 	int rc;
 
 	*out = NULL;
+	lq->pg = pg;
 	lq->path = xstrdup(path);
 	lq->bell.fd = -1;
 	list_init(&lq->queue);
@@ -652,6 +667,17 @@ fail:
 	return rc;
 }
 
+int logquery_new(struct event_base *base, const char *path, struct logquery **out)
+{
+	return start(base, path, NULL, out);
+}
+
+int logquery_new_pg(struct event_base *base, const struct logpg_options *o,
+		    struct logquery **out)
+{
+	return start(base, "(postgres)", logq_pg_new(o), out);
+}
+
 void logquery_free(struct logquery *lq)
 {
 	struct list_head cancel;
@@ -664,6 +690,7 @@ void logquery_free(struct logquery *lq)
 	pthread_mutex_lock(&lq->lock);
 	lq->stopping = true;
 	list_splice_tail_init(&lq->queue, &cancel);
+	logq_pg_cancel(lq->pg);         /* the running query, if any, ends now */
 	pthread_cond_signal(&lq->wake);
 	pthread_mutex_unlock(&lq->lock);
 	if (lq->th_up)
@@ -676,6 +703,7 @@ void logquery_free(struct logquery *lq)
 	}
 	doorbell_fini(&lq->bell);
 	sqlite3_close(lq->db);
+	logq_pg_free(lq->pg);
 	pthread_cond_destroy(&lq->wake);
 	pthread_mutex_destroy(&lq->lock);
 	free(lq->path);

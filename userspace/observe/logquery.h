@@ -28,6 +28,7 @@ struct logquery;
 /* The filters of GET /api/logs; NULL / 0 = no filter. Strings are copied at submission. */
 struct logq_filter {
 	const char *key, *team, *server, *tool, *decision, *status, *type;
+	const char *sidecar;            /* the shared store (logquery_new_pg) only */
 	const char *q;                  /* free text over target, reason, error_message */
 	int64_t since_ms, until_ms;     /* ts >= since, ts <= until */
 	int64_t cursor;                 /* records with id < cursor */
@@ -38,10 +39,18 @@ enum logq_group { LOGQ_BY_KEY, LOGQ_BY_TEAM, LOGQ_BY_TOOL, LOGQ_BY_SERVER };
 
 /* On the loop thread: err 0 and result (the caller's to free), or err < 0 and NULL:
  * -ENOENT (no logs.db yet; for logquery_get: no such record), -ETIMEDOUT, -ECANCELED
- * (logquery_free), -EIO. */
+ * (logquery_free), -ENOTCONN (the shared store is unreachable), -EIO. */
 typedef void (*logq_done_fn)(void *arg, int err, cJSON *result);
 
 int logquery_new(struct event_base *base, const char *path, struct logquery **out);
+/* The same queries over the fleet's shared store on PostgreSQL (observe/logpg.h): records
+ * carry "sidecar" and "seq", ids are the shared store's own. Connects at the first query and
+ * again after a failure; -ENOENT while the schema is not there, -EIO while unreachable. */
+struct logpg_options;
+int logquery_new_pg(struct event_base *base, const struct logpg_options *o,
+		    struct logquery **out);
+/* true: the queries are over the shared store (the sidecar filter applies). */
+bool logquery_fleet(const struct logquery *lq);
 /* Cancels what is queued and stops the running query (their callbacks run now, with
  * -ECANCELED), then stops the thread. */
 void logquery_free(struct logquery *lq);

@@ -84,7 +84,8 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 			   struct logstore_options *out, struct config_errors *errs)
 {
 	static const char *const known[] = { "enabled", "path", "max_age", "max_bytes", "queue",
-					      "checkpoint_every", NULL };
+					      "checkpoint_every",
+					      "postgres" /* observe/logpg.c */, NULL };
 	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "logs") : NULL;
 	const cJSON *age;
 	const char *path = NULL;

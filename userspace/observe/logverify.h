@@ -41,4 +41,10 @@ struct logverify_result {
 enum logverify_status logverify_run(const struct logverify_options *o,
 				    struct logverify_result *out);
 
+/* The same walk over one sidecar's chain in the fleet's shared store on PostgreSQL
+ * (observe/logpg.h; logverify_pg.c): o->path is the conninfo; ids are the sidecar's seqs.
+ * Checks each record's hash link, its seq and its ts column. */
+enum logverify_status logverify_pg_run(const struct logverify_options *o, const char *sidecar,
+				       const char *prefix, struct logverify_result *out);
+
 #endif

@@ -12,6 +12,7 @@
 #include "enforce/enforcer.h"
 #include "govern/keys.h"
 #include "govern/refusal.h"
+#include "observe/logship.h"
 #include "observe/logstore.h"
 #include "store/store.h"
 #include "observe/trace.h"
@@ -456,7 +457,27 @@ static int render_logstore(struct evbuffer *out)
 		  "Size of the log store's files (database and write-ahead log), sampled "
 		  "by its writer.", s.bytes },
 	};
-	return samples(out, v, sizeof(v) / sizeof(v[0]));
+	int rc = samples(out, v, sizeof(v) / sizeof(v[0]));
+	struct logship_stats p;
+
+	logship_get_stats(&p);
+	if (rc || !p.running)
+		return rc;
+	const struct sample w[] = {
+		{ "mcpwarden_logship_connected", "gauge",
+		  "1 while the shipper to the fleet's store (logs.postgres) is connected.",
+		  p.connected },
+		{ "mcpwarden_logship_shipped_total", "counter",
+		  "Records copied to the fleet's store by this process.", p.shipped },
+		{ "mcpwarden_logship_pending", "gauge",
+		  "Records stored locally and not yet in the fleet's store (the spool).",
+		  p.pending },
+		{ "mcpwarden_logship_lost_total", "counter",
+		  "Records deleted by local retention before they were shipped.", p.lost },
+		{ "mcpwarden_logship_failures_total", "counter",
+		  "Failed connects and batches to the fleet's store.", p.failures },
+	};
+	return samples(out, w, sizeof(w) / sizeof(w[0]));
 }
 
 void metrics_stage(enum metrics_stage stage, uint64_t ns)

@@ -5,7 +5,8 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
-const COLUMNS = ['ts', 'type', 'key', 'team', 'server', 'target', 'decision', 'status',
+// sidecar: set on the fleet's shared store (logs.postgres), empty on a sidecar's own.
+const COLUMNS = ['ts', 'sidecar', 'type', 'key', 'team', 'server', 'target', 'decision', 'status',
 	'latency', 'cost'];
 const LIVE_MAX = 500;
 
