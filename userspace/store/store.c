@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "base/alloc.h"
+#include "base/config_fields.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/path.h"
@@ -27,31 +28,22 @@
 int store_options_parse(const cJSON *root, const char *state_dir, struct store_options *out,
 			struct config_errors *errs)
 {
-	static const char *const known[] = { "path", "fsync_interval_ms", NULL };
+	struct section { const char *path; int fsync_interval_ms; };
+	static const struct cfg_field fields[] = {
+		CFG_FIELD(struct section, path, CFG_STRING, 0, 0, CFG_NONEMPTY),
+		CFG_FIELD(struct section, fsync_interval_ms, CFG_INT, 1, 60000, 0),
+		CFG_END,
+	};
 	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "store") : NULL;
-	const char *path = NULL;
-	long long ms = STORE_FSYNC_INTERVAL_MS_DEFAULT;
-	int rc = 0, r;
+	struct section s = { .fsync_interval_ms = STORE_FSYNC_INTERVAL_MS_DEFAULT };
 
 	memset(out, 0, sizeof(*out));
-	if (sec) {
-		if (!cJSON_IsObject(sec))
-			return config_fail(errs, "store", "expected {\"path\": ..., "
-					   "\"fsync_interval_ms\": 1000}");
-		rc = cfg_known_keys(sec, "store", known, errs);
-		r = cfg_string(sec, "path", "store", false, &path, errs);
-		if (r == -EINVAL)
-			rc = r;
-		else if (r == 0 && !path[0])
-			rc = config_fail(errs, "store.path", "must not be empty");
-		r = cfg_int(sec, "fsync_interval_ms", "store", false, 1, 60000, &ms, errs);
-		if (r == -EINVAL)
-			rc = r;
-	}
-	if (rc)
-		return rc;
-	out->fsync_interval_ms = (int)ms;
-	out->path = path ? strdup(path) : path_in_dir(state_dir, "mcpwarden.db");
+	if (sec && !cJSON_IsObject(sec))
+		return config_fail(errs, "store", "expected {\"path\": ..., \"fsync_interval_ms\": 1000}");
+	if (sec && cfg_fields(sec, "store", fields, &s, errs))
+		return -EINVAL;
+	out->fsync_interval_ms = s.fsync_interval_ms;
+	out->path = s.path ? strdup(s.path) : path_in_dir(state_dir, "mcpwarden.db");
 	return out->path ? 0 : -ENOMEM;
 }
 
