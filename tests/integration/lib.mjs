@@ -11,7 +11,7 @@ import { after, before } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,6 +50,24 @@ export function enforcementSkip() {
 	return process.getuid() !== 0 ? 'needs root (BPF and cgroups)'
 		: !existsSync(join(cgroupRoot, 'cgroup.procs')) ? 'no cgroup v2 hierarchy'
 		: false;
+}
+
+/**
+ * Cgroup directories for a test: <cgroupRoot>/<tag> and, under it, one a name. Returns
+ * { base, dirs: { name: path }, remove() }; remove() (for the test's after(), once its daemon
+ * and processes are gone) takes them away, children first, leaving any still in use.
+ */
+export function testCgroups(tag, names = []) {
+	const base = join(cgroupRoot, tag);
+	const dirs = Object.fromEntries(names.map((n) => [n, join(base, n)]));
+	mkdirSync(base);
+	for (const d of Object.values(dirs))
+		mkdirSync(d);
+	const remove = () => {
+		for (const d of [...Object.values(dirs), base])
+			try { rmdirSync(d); } catch { /* a process still in it: left */ }
+	};
+	return { base, dirs, remove };
 }
 
 /**
