@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "base/config.h"
-#include "base/config_fields.h"
 #include "config_errors_util.h"
 #include "cunit_main.h"
 

@@ -1,5 +1,5 @@
-/* config_fields: a section's fields read from their table. */
-#include "base/config_fields.h"
+/* config_fields: a config section's fields read from their table (cfg_fields, base/config.h). */
+#include "base/config.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -44,11 +44,14 @@ static int read_field(const cJSON *obj, const char *path, const struct cfg_field
 	case CFG_INT:
 	case CFG_UINT:
 	case CFG_I64:
+	case CFG_SIZE:
 		rc = cfg_int(obj, f->name, path, req, f->min, f->max, &x, errs);
 		if (rc == 0 && f->type == CFG_INT)
 			*(int *)(out + f->offset) = (int)x;
 		else if (rc == 0 && f->type == CFG_UINT)
 			*(unsigned *)(out + f->offset) = (unsigned)x;
+		else if (rc == 0 && f->type == CFG_SIZE)
+			*(size_t *)(out + f->offset) = (size_t)x;
 		else if (rc == 0)
 			*(int64_t *)(out + f->offset) = x;
 		break;

@@ -9,7 +9,6 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
-#include "base/config_fields.h"
 #include "base/hmap.h"
 #include "base/jsonfmt.h"
 #include "base/log.h"

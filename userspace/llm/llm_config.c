@@ -12,7 +12,6 @@
 
 #include "base/alloc.h"
 #include "base/config.h"
-#include "base/config_fields.h"
 #include "govern/budget.h"
 #include "govern/ratelimit.h"
 

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "base/alloc.h"
-#include "base/config_fields.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/path.h"

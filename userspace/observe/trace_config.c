@@ -13,7 +13,6 @@
 
 #include "base/alloc.h"
 #include "base/config.h"
-#include "base/config_fields.h"
 #include "base/hex.h"
 #include "observe/trace.h"
 #include "observe/trace_int.h"

@@ -15,7 +15,6 @@
 #include <sqlite3.h>
 
 #include "base/alloc.h"
-#include "base/config_fields.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/path.h"
