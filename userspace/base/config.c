@@ -524,6 +524,12 @@ static const struct cfg_field auth_fields[] = {
 	CFG_END,
 };
 
+static const struct {
+	const char *name;
+	const struct cfg_field *fields;
+} table_sections[] = { { "auth", auth_fields }, { "limits", limit_fields },
+		       { "timeouts", timeout_fields } };
+
 static int parse_sections(const cJSON *root, struct config *c, struct config_errors *errs)
 {
 	static const char *const admin_keys[] = { "listen", "token", NULL };
@@ -572,8 +578,10 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		else
 			rc = config_fail(errs, "prefix", "must be \"auto\", \"always\" or \"never\"");
 	}
-	if ((sec = field(root, "auth")) && cfg_fields(sec, "auth", auth_fields, c, errs))
-		rc = -EINVAL;
+	for (size_t i = 0; i < sizeof(table_sections) / sizeof(table_sections[0]); i++)
+		if ((sec = field(root, table_sections[i].name)) &&
+		    cfg_fields(sec, table_sections[i].name, table_sections[i].fields, c, errs))
+			rc = -EINVAL;
 	if ((sec = field(root, "admin"))) {
 		if (cfg_known_keys(sec, "admin", admin_keys, errs))
 			rc = -EINVAL;
@@ -588,10 +596,6 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		else if (strlen(c->admin_token) < 16)
 			rc = config_fail(errs, "admin.token", "must be at least 16 characters");
 	}
-	if ((sec = field(root, "limits")) && cfg_fields(sec, "limits", limit_fields, c, errs))
-		rc = -EINVAL;
-	if ((sec = field(root, "timeouts")) && cfg_fields(sec, "timeouts", timeout_fields, c, errs))
-		rc = -EINVAL;
 	if ((sec = field(root, "log"))) {
 		if (cfg_known_keys(sec, "log", log_keys, errs))
 			rc = -EINVAL;
