@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe, startDaemon, startFixture,
+	enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe, startDaemon, startFixture, testCgroups,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -28,15 +28,14 @@ function ourLinks(pinDir) {
 test('an enrolled agent reaches its MCP server only through the sidecar', { skip, timeout: 120000 }, async (t) => {
 	const tag = `mcpwarden-itest-${process.pid}`;
 	const pinDir = `/sys/fs/bpf/${tag}`;
-	const cgdir = join(cgroupRoot, tag);
-	mkdirSync(cgdir);
+	const cg = testCgroups(tag), cgdir = cg.base;
 	const fixture = await startFixture();
 	let daemon;
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await fixture.stop(3000);
 		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
-		try { rmdirSync(cgdir); } catch { /* processes gone already; retry once */ }
+		cg.remove();
 	});
 	const config = gatewayConfig([httpUpstream(fixture.url)], {
 		enforcement: { enabled: true, pin_dir: pinDir, enroll: [{ cgroup: cgdir, mode: 'protect' }] },

@@ -2,12 +2,12 @@
 // lifecycle, and the GET stream that carries list changes. Real daemon, real upstreams
 // (server-everything and the fault fixture over stdio), raw HTTP where the SDK would hide the
 // detail, the SDK client where a user's client would be.
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ResourceListChangedNotificationSchema, ToolListChangedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
 import { clientPool, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
-	postJson, rawRequest, openRawSession, sseMessages, stopCleanly, startDaemon, waitUpstreamsReady }
+	postJson, rawRequest, openRawSession, sseMessages, suiteDaemon }
 	from './lib.mjs';
 
 const MAX_BODY = 65536;
@@ -30,21 +30,12 @@ async function openStream(url, s, what) {
 }
 
 describe('gateway HTTP front', { timeout: 60000 }, () => {
-	let d;
 	const pool = clientPool();
-
-	before(async () => {
-		d = await startDaemon(gatewayConfig([
-			npmStdioUpstream('everything', paths.bin.everything, ['stdio'], { request_timeout_ms: 5000 }),
-			faultStdioUpstream('fault', { request_timeout_ms: 5000 }),
-		], { prefix: 'auto', limits: { max_body_bytes: MAX_BODY } }));
-		await waitUpstreamsReady(d, ['everything', 'fault']);
-	});
-
-	after(async () => {
-		await pool.closeAll();
-		await stopCleanly(d);
-	});
+	after(() => pool.closeAll());
+	const d = suiteDaemon(gatewayConfig([
+		npmStdioUpstream('everything', paths.bin.everything, ['stdio'], { request_timeout_ms: 5000 }),
+		faultStdioUpstream('fault', { request_timeout_ms: 5000 }),
+	], { prefix: 'auto', limits: { max_body_bytes: MAX_BODY } }), { ready: true, checked: true });
 
 	test('a foreign Origin is refused with 403; loopback origins are served', async () => {
 		for (const origin of ['http://evil.example.com', 'https://127.0.0.1.evil.example', 'null',
@@ -298,18 +289,9 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 });
 
 describe('gateway HTTP front: sessions and limits', { timeout: 60000 }, () => {
-	let d;
-
-	before(async () => {
-		d = await startDaemon(gatewayConfig([faultStdioUpstream('fault', { request_timeout_ms: 5000 })], {
-			limits: { max_sessions: 3, max_header_bytes: 4096 },
-			timeouts: { session_idle_ms: 1000 } }));
-		await waitUpstreamsReady(d, ['fault']);
-	});
-
-	after(async () => {
-		await stopCleanly(d);
-	});
+	const d = suiteDaemon(gatewayConfig([faultStdioUpstream('fault', { request_timeout_ms: 5000 })], {
+		limits: { max_sessions: 3, max_header_bytes: 4096 },
+		timeouts: { session_idle_ms: 1000 } }), { ready: true, checked: true });
 
 	test('a request id still in flight cannot be reused; the client\'s cancellation ends the call', async () => {
 		const s = await openRawSession(d.url);

@@ -8,24 +8,21 @@ import { ElicitRequestSchema, ListRootsRequestSchema,
 	LoggingMessageNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
 import { clientPool, connectHttp, eventually, gatewayConfig, httpUpstream, samplingPair,
-	startDaemon, startEverythingHttp, stopCleanly, waitUpstreamsReady } from './lib.mjs';
+	startEverythingHttp, suiteDaemon } from './lib.mjs';
 
 describe('gateway in front of server-everything over Streamable HTTP (prefix never)', { timeout: 90000 }, () => {
-	let srv, d, ref;
+	let srv, ref;
 	const pool = clientPool();
+	after(() => pool.closeAll(ref));
+	const d = suiteDaemon(async () => {
+		srv = await startEverythingHttp();
+		return gatewayConfig([httpUpstream(srv.url, 'everything')], { prefix: 'never' });
+	}, { ready: true, checked: true });
+	after(() => srv?.stop());
 	const connect = (opts) => pool.connect(d.url, opts);
 
 	before(async () => {
-		srv = await startEverythingHttp();
-		d = await startDaemon(gatewayConfig([httpUpstream(srv.url, 'everything')], { prefix: 'never' }));
-		await waitUpstreamsReady(d, ['everything']);
 		ref = await connectHttp(srv.url, { capabilities: { sampling: {}, elicitation: {} } });
-	});
-
-	after(async () => {
-		await pool.closeAll(ref);
-		await stopCleanly(d);
-		await srv?.stop();
 	});
 
 	test('one upstream with prefix never: tools, resources and prompts keep their names', async () => {

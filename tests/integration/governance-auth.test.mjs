@@ -3,10 +3,10 @@
 // record), a session belongs to the key that opened it (403), revocation by editing the config
 // and SIGHUP (a bad file is refused and the running config keeps serving), and repeated
 // failures from one address are held off (429 with Retry-After) without locking out others.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectHttp, everythingUpstream, makeKey, makeKeys, postJson, rawRequest, rawSession,
-	startDaemon, waitForTool } from './lib.mjs';
+	suiteDaemon, waitForTool } from './lib.mjs';
 
 /** Loopback, the everything upstream, these keys, one policy that allows every tool. */
 const config = (keys) => ({ listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
@@ -34,12 +34,7 @@ describe('authentication', () => {
 		disabled: { id: 'off', policy: 'all', disabled: true },
 	});
 	k.unknown = makeKey();
-	let d;
-
-	before(async () => {
-		d = await startDaemon(config(keys), { ready: true });
-	});
-	after(async () => { await d?.stop(); });
+	const d = suiteDaemon(() => config(keys), { ready: true });
 
 	test('a valid key works as Authorization: Bearer and as X-Api-Key', async () => {
 		for (const h of [bearer(k.ok), { 'X-Api-Key': k.ok.key }]) {
@@ -134,15 +129,13 @@ describe('authentication', () => {
 
 describe('expiry during a session', () => {
 	const k = makeKey();
-	let d, expires;
-
-	before(async () => {
+	let expires;
+	const d = suiteDaemon(() => {
 		// a few seconds ahead, on a whole second: enough to start the daemon and call once
 		expires = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
-		d = await startDaemon(config([{ id: 'short-lived', hash: k.hash, policy: 'all',
-			expires: expires.toISOString() }]), { ready: true });
-	});
-	after(async () => { await d?.stop(); });
+		return config([{ id: 'short-lived', hash: k.hash, policy: 'all',
+			expires: expires.toISOString() }]);
+	}, { ready: true });
 
 	test('a key that expires mid-session is refused from that second on', async () => {
 		const s = await rawSession(d.url, bearer(k));
@@ -165,10 +158,7 @@ describe('revocation by config reload (SIGHUP)', () => {
 	});
 	k.added = makeKey();
 	const base = () => config(keys.map((e) => ({ ...e })));
-	let d;
-
-	before(async () => { d = await startDaemon(base(), { ready: true }); });
-	after(async () => { await d?.stop(); });
+	const d = suiteDaemon(base, { ready: true });
 
 	test('deleted, disabled and expired keys are refused right after the reload', async () => {
 		for (const key of Object.values(k).slice(0, 4)) {
@@ -216,12 +206,7 @@ describe('revocation by config reload (SIGHUP)', () => {
 
 describe('repeated failures from one address', () => {
 	const good = makeKey();
-	let d;
-
-	before(async () => {
-		d = await startDaemon(config([{ id: 'good', hash: good.hash, policy: 'all' }]));
-	});
-	after(async () => { await d?.stop(); });
+	const d = suiteDaemon(() => config([{ id: 'good', hash: good.hash, policy: 'all' }]));
 
 	test('the 11th attempt within a minute is 429 with Retry-After, even with a valid key; ' +
 		'another address is not affected', async () => {

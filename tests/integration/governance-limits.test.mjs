@@ -2,10 +2,10 @@
 // the refusal an agent gets (-32004 with retry_after_ms and Retry-After, -32005 with budget,
 // spent, limit, reset), what is not counted (protocol traffic, refused calls), and that parallel
 // calls from several sessions and keys never spend past a limit.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectHttp, everythingUpstream, makeKeys, rawSession, responseOf,
-	startDaemon } from './lib.mjs';
+	suiteDaemon } from './lib.mjs';
 
 /** Loopback, the everything upstream, these keys; the rest of the config as given. */
 const governed = (keys, rest) => ({ listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
@@ -48,22 +48,17 @@ describe('rate limits', () => {
 		key: { id: 'key-limited', policy: 'all' },
 		ro: { id: 'ro-limited', policy: 'ro' },
 	});
-	let d;
-
-	before(async () => {
-		d = await startDaemon(governed(keys, {
-			policies: {
-				all: { tools: { allow: ['*/*'] } },
-				ro: { tools: { allow: ['*/*'] }, annotations: { require: { readOnlyHint: true } } },
-			},
-			rate_limits: {
-				'key:tool-limited': { tool: { requests: 2, per: 'hour' } },
-				'key:key-limited': { key: { requests: 3, per: 'hour' } },
-				'key:ro-limited': { key: { requests: 1, per: 'hour' } },
-			},
-		}), { ready: true });
-	});
-	after(async () => { await d?.stop(); });
+	const d = suiteDaemon(() => governed(keys, {
+		policies: {
+			all: { tools: { allow: ['*/*'] } },
+			ro: { tools: { allow: ['*/*'] }, annotations: { require: { readOnlyHint: true } } },
+		},
+		rate_limits: {
+			'key:tool-limited': { tool: { requests: 2, per: 'hour' } },
+			'key:key-limited': { key: { requests: 3, per: 'hour' } },
+			'key:ro-limited': { key: { requests: 1, per: 'hour' } },
+		},
+	}), { ready: true });
 
 	test('an exhausted tool bucket is -32004 with retry_after_ms and a Retry-After header',
 		async () => {
@@ -155,24 +150,19 @@ describe('budgets', () => {
 		a: { id: 'team-a', policy: 'all', team: 'research' },
 		b: { id: 'team-b', policy: 'all', team: 'research' },
 	});
-	let d;
-
-	before(async () => {
-		d = await startDaemon(governed(keys, {
-			teams: [{ name: 'research', policy: 'all' }],
-			policies: { all: { tools: { allow: ['*/*'] } } },
-			costs: { default: '0', 'everything/echo': '0.25', 'everything/get-sum': '0.10',
-				'everything/trigger-long-running-operation': '0.03', 'everything/get-structured-content': '50' },
-			budgets: {
-				'key:shape': [{ name: 'daily', limit: '1.00', period: 'daily' }],
-				// rolling windows: no midnight reset in the middle of the test
-				'key:solo': [{ name: 'solo', limit: '1.00', rolling: '7d' }],
-				default: [{ name: 'own', limit: '100', rolling: '7d' }],
-				'team:research': [{ name: 'research', limit: '1.00', rolling: '7d' }],
-			},
-		}), { ready: true });
-	});
-	after(async () => { await d?.stop(); });
+	const d = suiteDaemon(() => governed(keys, {
+		teams: [{ name: 'research', policy: 'all' }],
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		costs: { default: '0', 'everything/echo': '0.25', 'everything/get-sum': '0.10',
+			'everything/trigger-long-running-operation': '0.03', 'everything/get-structured-content': '50' },
+		budgets: {
+			'key:shape': [{ name: 'daily', limit: '1.00', period: 'daily' }],
+			// rolling windows: no midnight reset in the middle of the test
+			'key:solo': [{ name: 'solo', limit: '1.00', rolling: '7d' }],
+			default: [{ name: 'own', limit: '100', rolling: '7d' }],
+			'team:research': [{ name: 'research', limit: '1.00', rolling: '7d' }],
+		},
+	}), { ready: true });
 
 	test('over budget is -32005 with budget, spent, limit and reset', async () => {
 		const c = await connectHttp(d.url, { headers: bearer(k.shape) });
@@ -283,22 +273,17 @@ describe('prompts and resources are governed like tools', () => {
 		r: { id: 'resources', policy: 'resources' },
 		rl: { id: 'limited', policy: 'both' },
 	});
-	let d;
-
-	before(async () => {
-		d = await startDaemon(governed(keys, {
-			policies: {
-				prompts: { prompts: { allow: ['everything/simple-prompt', 'everything/completable-prompt'] } },
-				resources: { resources: { allow: ['everything/demo://resource/*'] } },
-				both: { prompts: { allow: ['*/*'] }, resources: { allow: ['*/*'] } },
-			},
-			costs: { 'everything/simple-prompt': '0.40', 'everything/demo://resource/*': '0.40' },
-			budgets: { default: [{ name: 'hourly', limit: '1.00', rolling: '1h' }],
-				'key:limited': [{ name: 'big', limit: '100', rolling: '1h' }] },
-			rate_limits: { 'key:limited': { key: { requests: 2, per: 'hour' } } },
-		}), { ready: true });
-	});
-	after(async () => { await d?.stop(); });
+	const d = suiteDaemon(() => governed(keys, {
+		policies: {
+			prompts: { prompts: { allow: ['everything/simple-prompt', 'everything/completable-prompt'] } },
+			resources: { resources: { allow: ['everything/demo://resource/*'] } },
+			both: { prompts: { allow: ['*/*'] }, resources: { allow: ['*/*'] } },
+		},
+		costs: { 'everything/simple-prompt': '0.40', 'everything/demo://resource/*': '0.40' },
+		budgets: { default: [{ name: 'hourly', limit: '1.00', rolling: '1h' }],
+			'key:limited': [{ name: 'big', limit: '100', rolling: '1h' }] },
+		rate_limits: { 'key:limited': { key: { requests: 2, per: 'hour' } } },
+	}), { ready: true });
 
 	test('prompts/get is charged its cost and refused over budget', async () => {
 		const s = await rawSession(d.url, bearer(k.p));

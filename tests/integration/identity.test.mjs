@@ -7,10 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture, stopDaemonChecked,
+	enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture, stopDaemonChecked, testCgroups,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -44,17 +43,13 @@ function callFrom(cgdir, url, key) {
 
 async function bound(t, listen) {
 	const tag = `mcpwarden-ident-${process.pid}-${listen.startsWith('[') ? 6 : 4}`;
-	const base = join(cgroupRoot, tag), cgA = join(base, 'agent'), cgB = join(base, 'other');
-	mkdirSync(base);
-	mkdirSync(cgA);
-	mkdirSync(cgB);
+	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
 	const fixture = await startFixture();
 	let daemon;
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await fixture.stop(3000);
-		for (const d of [cgA, cgB, base])
-			try { rmdirSync(d); } catch { /* curl exited: empty */ }
+		cg.remove();
 	});
 	const k = makeKey();
 	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
@@ -111,17 +106,13 @@ test('a key bound to a cgroup is usable only from it (IPv6 loopback)', { skip, t
 
 test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {
 	const tag = `mcpwarden-identwl-${process.pid}`;
-	const base = join(cgroupRoot, tag), cgA = join(base, 'agent'), cgB = join(base, 'other');
-	mkdirSync(base);
-	mkdirSync(cgA);
-	mkdirSync(cgB);
+	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
 	const fixture = await startFixture();
 	let daemon;
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await fixture.stop(3000);
-		for (const d of [cgA, cgB, base])
-			try { rmdirSync(d); } catch { /* curl exited: empty */ }
+		cg.remove();
 	});
 	const pinDir = `/sys/fs/bpf/${tag}`;
 	t.after(() => spawnSync(join(paths.build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]));

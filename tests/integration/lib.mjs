@@ -7,10 +7,11 @@
 // MCPWARDEN_TOP (default: this checkout).
 
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -49,6 +50,24 @@ export function enforcementSkip() {
 	return process.getuid() !== 0 ? 'needs root (BPF and cgroups)'
 		: !existsSync(join(cgroupRoot, 'cgroup.procs')) ? 'no cgroup v2 hierarchy'
 		: false;
+}
+
+/**
+ * Cgroup directories for a test: <cgroupRoot>/<tag> and, under it, one a name. Returns
+ * { base, dirs: { name: path }, remove() }; remove() (for the test's after(), once its daemon
+ * and processes are gone) takes them away, children first, leaving any still in use.
+ */
+export function testCgroups(tag, names = []) {
+	const base = join(cgroupRoot, tag);
+	const dirs = Object.fromEntries(names.map((n) => [n, join(base, n)]));
+	mkdirSync(base);
+	for (const d of Object.values(dirs))
+		mkdirSync(d);
+	const remove = () => {
+		for (const d of [...Object.values(dirs), base])
+			try { rmdirSync(d); } catch { /* a process still in it: left */ }
+	};
+	return { base, dirs, remove };
 }
 
 /**
@@ -365,6 +384,36 @@ export async function startDaemon(config, opts = {}) {
 		}
 	}
 	return d;
+}
+
+/**
+ * In a describe(): the daemon its tests share, started by a before() hook with config (an
+ * object, or a function called then, so it can use what earlier hooks started) and opts as
+ * startDaemon takes them, and stopped by an after() hook; opts.checked: the stop asserts a clean
+ * exit (stopCleanly). Hooks run in the order they are declared: an after() declared before this
+ * call (closing clients) runs before the daemon stops, one declared after it (stopping an
+ * upstream) runs after. Returns a stand-in that forwards to the daemon once it runs (d.url,
+ * d.waitForRecord(...), d.reload() ...).
+ */
+export function suiteDaemon(config, opts = {}) {
+	let d = null;
+	before(async () => {
+		d = await startDaemon(typeof config === 'function' ? await config() : config, opts);
+	});
+	after(async () => {
+		if (opts.checked)
+			await stopCleanly(d);
+		else
+			await d?.stop();
+	});
+	return new Proxy({}, {
+		get(_, prop) {
+			if (!d)
+				throw new Error(`suiteDaemon: ${String(prop)} read before the daemon started`);
+			const v = d[prop];
+			return typeof v === 'function' ? v.bind(d) : v;
+		},
+	});
 }
 
 // ---- upstream servers ----

@@ -1,31 +1,28 @@
 // The anthropic kind: chat completions from the OpenAI SDK translated to Anthropic's Messages
 // API and back, whole and streamed, against a fixture that checks the Messages request.
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { fixtureStdioUpstream, makeKey, startDaemon } from './lib.mjs';
+import { fixtureStdioUpstream, makeKey, suiteDaemon } from './lib.mjs';
 import { startProvider } from './llm-provider.mjs';
 
 describe('LLM route, anthropic kind', () => {
 	const key = makeKey();
-	let d, p;
+	let p;
 	const client = () => new OpenAI({ apiKey: key.key, baseURL: `${d.url.replace(/\/mcp$/, '')}/v1`,
 		maxRetries: 0, timeout: 10000 });
 
-	before(async () => {
+	const d = suiteDaemon(async () => {
 		p = await startProvider({ key: 'sk-ant-test', kind: 'anthropic' });
-		d = await startDaemon({
+		return {
 			listen: '127.0.0.1:0', upstreams: [fixtureStdioUpstream()],
 			keys: [{ id: 'a', hash: key.hash, policy: 'llm' }],
 			policies: { llm: { llm: { providers: { allow: ['claude'] } } } },
 			providers: [{ name: 'claude', kind: 'anthropic', base_url: p.url, api_key_env: 'ANT_KEY',
 				models: { 'claude-x': { input: '3', output: '15' } } }],
-		}, { env: { ANT_KEY: 'sk-ant-test' } });
-	});
-	after(async () => {
-		await d?.stop();
-		await p?.close();
-	});
+		};
+	}, { env: { ANT_KEY: 'sk-ant-test' } });
+	after(() => p?.close());
 
 	test('a completion is translated to Messages and back', async () => {
 		const r = await client().chat.completions.create({ model: 'claude/claude-x', max_tokens: 64,

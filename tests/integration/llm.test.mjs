@@ -2,11 +2,11 @@
 // provider that checks what it receives: chat completions whole and streamed, usage honoured,
 // the provider's key (never the virtual key) towards the provider, models and embeddings,
 // policies, and the refusals an agent gets in OpenAI's error shape.
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
-import { fixtureStdioUpstream, makeKeys, startDaemon } from './lib.mjs';
+import { fixtureStdioUpstream, makeKeys, suiteDaemon } from './lib.mjs';
 import { startProvider, USAGE } from './llm-provider.mjs';
 
 const PROVIDER_KEY = 'sk-provider-secret';
@@ -20,7 +20,7 @@ describe('LLM route', () => {
 		none: { id: 'none', policy: 'tools-only' },
 		logged: { id: 'logged', policy: 'logged' },
 	});
-	let d, p;
+	let p;
 	const client = (key, extra = {}) => new OpenAI({ apiKey: key.key, baseURL: `${d.url.replace(/\/mcp$/, '')}/v1`,
 		maxRetries: 0, timeout: 10000, ...extra });
 	/** POST a tool call to /v1/mcp/tool/execute with key. */
@@ -28,9 +28,9 @@ describe('LLM route', () => {
 		method: 'POST', headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
 		body: JSON.stringify(call) });
 
-	before(async () => {
+	const d = suiteDaemon(async () => {
 		p = await startProvider({ key: PROVIDER_KEY });
-		d = await startDaemon({
+		return {
 			listen: '127.0.0.1:0', upstreams: [fixtureStdioUpstream()],
 			keys,
 			policies: {
@@ -42,12 +42,9 @@ describe('LLM route', () => {
 			},
 			providers: [{ name: 'local', kind: 'openai', base_url: p.url, api_key_env: 'LLM_TEST_KEY',
 				timeout_ms: 1500, models: { ...models, 'gpt-ok-denied': { input: '1', output: '1' } } }],
-		}, { env: { LLM_TEST_KEY: PROVIDER_KEY } });
-	});
-	after(async () => {
-		await d?.stop();
-		await p?.close();
-	});
+		};
+	}, { env: { LLM_TEST_KEY: PROVIDER_KEY } });
+	after(() => p?.close());
 
 	const recordFor = (pred) => d.waitForRecord((r) => r.type === 'llm' && pred(r), 5000);
 

@@ -2,10 +2,10 @@
 // mirrors its method and name in headers) on the same endpoint as the older revisions, in
 // front of the conformance fixture (which speaks 2025-11-25). Keys and policy apply to the
 // stateless requests exactly as to session calls, and their records carry no session id.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectHttp, fixtureStdioUpstream, makeKey, messagesOf, postJson, rawSession,
-	responseOf, startDaemon, stopDaemonChecked } from './lib.mjs';
+	responseOf, startDaemon, stopDaemonChecked, suiteDaemon } from './lib.mjs';
 
 const V = '2026-07-28';
 const META = { 'io.modelcontextprotocol/protocolVersion': V,
@@ -24,21 +24,13 @@ function post(url, key, method, params = {}, headers = {}) {
 
 describe('MCP 2026-07-28 towards agents', () => {
 	const k = { all: makeKey(), narrow: makeKey() };
-	let d;
-
-	before(async () => {
-		d = await startDaemon({
-			listen: '127.0.0.1:0', prefix: 'never', upstreams: [fixtureStdioUpstream()],
-			keys: [{ id: 'all', hash: k.all.hash, policy: 'all' },
-				{ id: 'narrow', hash: k.narrow.hash, policy: 'narrow' }],
-			policies: { all: { tools: { allow: ['*/*'] } },
-				narrow: { tools: { allow: ['fixture/test_simple_text'] } } },
-		}, { ready: true });
-	});
-	after(async () => {
-		if (d)
-			assert.deepEqual(await stopDaemonChecked(d), []);
-	});
+	const d = suiteDaemon({
+		listen: '127.0.0.1:0', prefix: 'never', upstreams: [fixtureStdioUpstream()],
+		keys: [{ id: 'all', hash: k.all.hash, policy: 'all' },
+			{ id: 'narrow', hash: k.narrow.hash, policy: 'narrow' }],
+		policies: { all: { tools: { allow: ['*/*'] } },
+			narrow: { tools: { allow: ['fixture/test_simple_text'] } } },
+	}, { ready: true, checked: true });
 
 	test('server/discover names the revision and the gateway; calls need no session', async () => {
 		const disc = responseOf(await post(d.url, k.all, 'server/discover'));

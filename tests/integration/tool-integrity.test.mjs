@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, request as httpRequest } from 'node:http';
 import { clientPool, eventually, faultStdioUpstream, fixturePaths, httpUpstream, makeTempDir, paths,
-	removeTempDir, startDaemon, startFixture, stopDaemonChecked } from './lib.mjs';
+	removeTempDir, startDaemon, startFixture, stopDaemonChecked, suiteDaemon } from './lib.mjs';
 
 const TOKEN = 'admin-token-for-integrity-tests-0123';
 const ctl = join(paths.build, 'wardenctl');
@@ -376,21 +376,15 @@ describe('pinned tool definitions: warn and per-policy modes', () => {
 
 describe('loop breaker', () => {
 	const pool = clientPool();
-	let d;
+	after(() => pool.closeAll());
 	const key = 'mcpw_loop-key-for-tests-cccccccccccccccccccccccccccccc';
-	before(async () => {
-		d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never',
-			admin: { listen: '127.0.0.1:0', token: TOKEN },
-			upstreams: [faultStdioUpstream('fault')],
-			policies: { p: { tools: { allow: ['*/*'] }, loop_breaker: { max_repeats: 3, window: '1500ms' } } },
-			keys: [{ id: 'looper', policy: 'p',
-				hash: `sha256:${createHash('sha256').update(key).digest('hex')}` }] });
-		await d.waitForUpstreams(['fault']);
-	});
-	after(async () => {
-		await pool.closeAll();
-		await stop(d);
-	});
+	const d = suiteDaemon({ listen: '127.0.0.1:0', prefix: 'never',
+		admin: { listen: '127.0.0.1:0', token: TOKEN },
+		upstreams: [faultStdioUpstream('fault')],
+		policies: { p: { tools: { allow: ['*/*'] }, loop_breaker: { max_repeats: 3, window: '1500ms' } } },
+		keys: [{ id: 'looper', policy: 'p',
+			hash: `sha256:${createHash('sha256').update(key).digest('hex')}` }] },
+	{ ready: true, checked: true });
 
 	test('N+1 identical calls: the last is refused; other arguments pass; after the window again',
 		async () => {
@@ -416,18 +410,12 @@ describe('loop breaker', () => {
 
 describe('upstream circuit breaker', () => {
 	const pool = clientPool();
-	let d;
-	before(async () => {
-		d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
-			admin: { listen: '127.0.0.1:0', token: TOKEN },
-			upstreams: [faultStdioUpstream('fault', { request_timeout_ms: 300,
-				circuit: { failures: 2, window: '10s', open_for: '1s' } })] });
-		await d.waitForUpstreams(['fault']);
-	});
-	after(async () => {
-		await pool.closeAll();
-		await stop(d);
-	});
+	after(() => pool.closeAll());
+	const d = suiteDaemon({ listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
+		admin: { listen: '127.0.0.1:0', token: TOKEN },
+		upstreams: [faultStdioUpstream('fault', { request_timeout_ms: 300,
+			circuit: { failures: 2, window: '10s', open_for: '1s' } })] },
+	{ ready: true, checked: true });
 
 	const state = async () => {
 		const m = await fetch(`${d.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });

@@ -16,7 +16,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { connectHttp, fixtureStdioUpstream, freePort, gatewayConfig, makeKey, makeTempDir, paths,
-	postJson, rawSession, removeTempDir, startDaemon, stopCleanly, tappedStdioUpstream, upstreamSaw } from './lib.mjs';
+	postJson, rawSession, removeTempDir, startDaemon, stopCleanly, suiteDaemon, tappedStdioUpstream, upstreamSaw } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js');
@@ -355,21 +355,16 @@ describe('tracing: OTLP export configured by the environment', { timeout: 90000 
 
 describe('tracing: a dead collector costs spans, never calls', { timeout: 60000 }, () => {
 	const adminToken = hex(16);
-	let d, port;
-
-	before(async () => {
+	let port;
+	const d = suiteDaemon(async () => {
 		port = await freePort();
-		d = await startDaemon(gatewayConfig([fixtureStdioUpstream('local')], {
+		return gatewayConfig([fixtureStdioUpstream('local')], {
 			admin: { listen: '127.0.0.1:0', token: adminToken },
 			tracing: { endpoint: `http://127.0.0.1:${port}`, service_name: 'dead-end',
 				batch_delay_ms: 20, batch_size: 4, queue_size: 8, timeout_ms: 300 },
-		}), { env: { OTEL_TRACES_SAMPLER: 'sometimes' } });  // a warning, not a refusal to start
-		await d.waitForUpstreams(['local']);
-	});
-
-	after(async () => {
-		await stopCleanly(d);
-	});
+		});
+	}, { env: { OTEL_TRACES_SAMPLER: 'sometimes' },  // a warning, not a refusal to start
+		ready: true, checked: true });
 
 	test('calls succeed while spans are dropped and counted', async () => {
 		const s = await rawSession(d.url);
@@ -399,19 +394,15 @@ describe('tracing: a dead collector costs spans, never calls', { timeout: 60000 
 });
 
 describe('tracing: the file\'s section, and a reload that changes it', { timeout: 60000 }, () => {
-	let a, b, d;
-
-	before(async () => {
+	let a, b;
+	const d = suiteDaemon(async () => {
 		[a, b] = [await startReceiver(), await startReceiver()];
-		d = await startDaemon(gatewayConfig([fixtureStdioUpstream('local')], {
+		return gatewayConfig([fixtureStdioUpstream('local')], {
 			tracing: { endpoint: a.url, service_name: 'first', batch_delay_ms: 20,
 				headers: { authorization: { env: 'TRACE_TEST_TOKEN' } } },
-		}), { env: { TRACE_TEST_TOKEN: 'Bearer from-env' } });
-		await d.waitForUpstreams(['local']);
-	});
-
+		});
+	}, { env: { TRACE_TEST_TOKEN: 'Bearer from-env' }, ready: true, checked: true });
 	after(async () => {
-		await stopCleanly(d);
 		await a?.stop();
 		await b?.stop();
 	});
@@ -449,20 +440,14 @@ describe('tracing: the file\'s section, and a reload that changes it', { timeout
 });
 
 describe('tracing: a collector that asks to wait (503 Retry-After, 429) gets the batch again', { timeout: 60000 }, () => {
-	let recv, d;
-
-	before(async () => {
+	let recv;
+	const d = suiteDaemon(async () => {
 		recv = await startReceiver({ refuse: [{ status: 503, retryAfter: 1 }, { status: 429 }] });
-		d = await startDaemon(gatewayConfig([fixtureStdioUpstream('local')], {
+		return gatewayConfig([fixtureStdioUpstream('local')], {
 			tracing: { endpoint: recv.url, batch_delay_ms: 20 },
-		}));
-		await d.waitForUpstreams(['local']);
-	});
-
-	after(async () => {
-		await stopCleanly(d);
-		await recv?.stop();
-	});
+		});
+	}, { ready: true, checked: true });
+	after(() => recv?.stop());
 
 	test('the spans arrive on the third request, Retry-After honoured', async () => {
 		const s = await rawSession(d.url);

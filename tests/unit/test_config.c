@@ -1,6 +1,7 @@
 /* Config validation: every error names its field path; defaults; secrets from the environment. */
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,64 @@ static void test_duplicate_upstream(void)
 	CU_ASSERT_ERRORS(&e, "upstreams[1].name: duplicate upstream name \"x\"");
 }
 
+/* A section read from its field table: defaults kept for absent fields, every problem named
+ * by its path, nothing outside the table accepted. */
+struct sample {
+	bool on;
+	const char *name;
+	int n;
+	unsigned u;
+	int64_t big, ms;
+};
+
+static const struct cfg_field sample_fields[] = {
+	CFG_FIELD(struct sample, on, CFG_BOOL, 0, 0, 0),
+	CFG_FIELD(struct sample, name, CFG_STRING, 0, 0, CFG_REQUIRED | CFG_NONEMPTY),
+	CFG_FIELD(struct sample, n, CFG_INT, -5, 5, 0),
+	CFG_FIELD(struct sample, u, CFG_UINT, 1, UINT32_MAX, 0),
+	CFG_FIELD(struct sample, big, CFG_I64, 0, 1LL << 50, 0),
+	CFG_FIELD(struct sample, ms, CFG_DURATION_MS, 10, 60000, 0),
+	CFG_KNOWN_FIELD("_comment"),
+	CFG_END,
+};
+
+static int read_sample(const char *text, struct sample *s, struct config_errors *e)
+{
+	cJSON *j = cJSON_Parse(text);
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	memset(e, 0, sizeof(*e));
+	*s = (struct sample){ .n = 3, .u = 7, .big = 9, .ms = 100 };
+	rc = cfg_fields(j, "sec", sample_fields, s, e);
+	cJSON_Delete(j);
+	return rc;
+}
+
+static void test_fields(void)
+{
+	struct config_errors e;
+	struct sample s;
+
+	CU_ASSERT_EQUAL(read_sample("{\"name\": \"a\", \"_comment\": 1}", &s, &e), 0);
+	CU_ASSERT_EQUAL(e.count, 0);
+	CU_ASSERT(!s.on && s.n == 3 && s.u == 7 && s.big == 9 && s.ms == 100);
+	CU_ASSERT_EQUAL(read_sample("{\"name\": \"a\", \"on\": true, \"n\": -5, \"u\": 4294967295,"
+				    " \"big\": 1125899906842624, \"ms\": \"5s\"}", &s, &e), 0);
+	CU_ASSERT(s.on && s.n == -5 && s.u == UINT32_MAX && s.big == 1LL << 50 && s.ms == 5000);
+
+	CU_ASSERT_EQUAL(read_sample("{\"on\": 1, \"n\": 6, \"u\": 4294967296, \"ms\": \"1h\","
+				    " \"nmae\": \"a\"}", &s, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e, "sec.nmae: unknown field", "sec.name: required field is missing",
+			 "sec.on:", "sec.n: must be between -5 and 5", "sec.u: must be between 1 and",
+			 "sec.ms:");
+	CU_ASSERT_EQUAL(e.count, 6);
+	CU_ASSERT_EQUAL(read_sample("{\"name\": \"\"}", &s, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e, "sec.name: must not be empty");
+	CU_ASSERT_EQUAL(read_sample("[]", &s, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e, "sec: must be an object");
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -155,6 +214,7 @@ int main(void)
 		{ "errors name field paths", test_errors_name_paths },
 		{ "bad JSON and missing file", test_bad_json },
 		{ "duplicate upstream names", test_duplicate_upstream },
+		{ "a section read from its field table", test_fields },
 		{ NULL, NULL },
 	};
 

@@ -492,55 +492,51 @@ static int parse_upstream(const cJSON *u, const char *path, const struct config 
 	return rc;
 }
 
-/* Optional integer field into *dst; returns -EINVAL only for a present but bad field. */
-static int opt_int(const cJSON *obj, const char *key, const char *path, long long min,
-		   long long max, int *dst, struct config_errors *errs)
-{
-	long long x;
-	int r = cfg_int(obj, key, path, false, min, max, &x, errs);
+/* The limits, timeouts and auth sections: fields of struct config. */
+#define LIMIT(key, type, min, max) CFG_FIELD(struct config, key, type, min, max, 0)
+static const struct cfg_field limit_fields[] = {
+	LIMIT(max_body_bytes, CFG_SIZE, 1024, 1LL << 30),
+	LIMIT(max_header_bytes, CFG_SIZE, 1024, 1 << 20),
+	LIMIT(max_sessions, CFG_UINT, 1, 1000000),
+	LIMIT(max_sessions_per_key, CFG_UINT, 0, 1000000),
+	LIMIT(max_pending_per_session, CFG_UINT, 0, 1000000),
+	LIMIT(max_stdio_children, CFG_UINT, 0, 1000000),
+	LIMIT(max_connections, CFG_UINT, 1, 1000000),
+	LIMIT(max_connections_per_peer, CFG_UINT, 1, 1000000),
+	CFG_END,
+};
+#undef LIMIT
 
-	if (r == 0)
-		*dst = (int)x;
-	return r == -ENOENT ? 0 : r;
-}
+#define TIMEOUT(key, member, min, max) \
+	CFG_FIELD_AS(key, struct config, member, CFG_INT, min, max, 0)
+static const struct cfg_field timeout_fields[] = {
+	TIMEOUT("header_ms", header_timeout_ms, 100, 600000),
+	TIMEOUT("session_idle_ms", session_idle_ms, 1000, 604800000),
+	TIMEOUT("request_ms", request_timeout_ms, 1, 86400000),
+	TIMEOUT("connect_ms", connect_timeout_ms, 1, 600000),
+	TIMEOUT("startup_ms", startup_timeout_ms, 0, 600000),
+	CFG_END,
+};
+#undef TIMEOUT
 
-/* The limits section: each key names a size_t or unsigned field of struct config. */
-struct limit {
-	const char *key;
-	long long min, max;
-	size_t offset, size;
+static const struct cfg_field auth_fields[] = {
+	CFG_FIELD_AS("required", struct config, auth_required, CFG_BOOL, 0, 0, 0),
+	CFG_END,
 };
 
-#define LIMIT(key, min, max) \
-	{ #key, min, max, offsetof(struct config, key), sizeof(((struct config *)0)->key) }
-
-static const struct limit limits[] = {
-	LIMIT(max_body_bytes, 1024, 1LL << 30),
-	LIMIT(max_header_bytes, 1024, 1 << 20),
-	LIMIT(max_sessions, 1, 1000000),
-	LIMIT(max_sessions_per_key, 0, 1000000),
-	LIMIT(max_pending_per_session, 0, 1000000),
-	LIMIT(max_stdio_children, 0, 1000000),
-	LIMIT(max_connections, 1, 1000000),
-	LIMIT(max_connections_per_peer, 1, 1000000),
-};
+static const struct {
+	const char *name;
+	const struct cfg_field *fields;
+} table_sections[] = { { "auth", auth_fields }, { "limits", limit_fields },
+		       { "timeouts", timeout_fields } };
 
 static int parse_sections(const cJSON *root, struct config *c, struct config_errors *errs)
 {
-	static const char *const limit_keys[] = { "max_body_bytes", "max_header_bytes",
-						  "max_sessions", "max_connections",
-						  "max_connections_per_peer",
-						  "max_sessions_per_key",
-						  "max_pending_per_session",
-						  "max_stdio_children", NULL };
-	static const char *const timeout_keys[] = { "header_ms", "session_idle_ms", "request_ms",
-						    "connect_ms", "startup_ms", NULL };
 	static const char *const admin_keys[] = { "listen", "token", NULL };
-	static const char *const auth_keys[] = { "required", NULL };
 	static const char *const log_keys[] = { "level", NULL };
 	const cJSON *sec, *it;
 	const char *s;
-	int rc = 0, v;
+	int rc = 0;
 
 	if (cfg_known_keys(root, "", top_keys, errs))
 		rc = -EINVAL;
@@ -582,12 +578,10 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		else
 			rc = config_fail(errs, "prefix", "must be \"auto\", \"always\" or \"never\"");
 	}
-	if ((sec = field(root, "auth"))) {
-		if (cfg_known_keys(sec, "auth", auth_keys, errs))
+	for (size_t i = 0; i < sizeof(table_sections) / sizeof(table_sections[0]); i++)
+		if ((sec = field(root, table_sections[i].name)) &&
+		    cfg_fields(sec, table_sections[i].name, table_sections[i].fields, c, errs))
 			rc = -EINVAL;
-		if (cfg_bool(sec, "required", "auth", false, &c->auth_required, errs) == -EINVAL)
-			rc = -EINVAL;
-	}
 	if ((sec = field(root, "admin"))) {
 		if (cfg_known_keys(sec, "admin", admin_keys, errs))
 			rc = -EINVAL;
@@ -601,34 +595,6 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 			rc = -EINVAL;
 		else if (strlen(c->admin_token) < 16)
 			rc = config_fail(errs, "admin.token", "must be at least 16 characters");
-	}
-	if ((sec = field(root, "limits"))) {
-		long long x;
-		if (cfg_known_keys(sec, "limits", limit_keys, errs))
-			rc = -EINVAL;
-		for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
-			const struct limit *l = &limits[i];
-			int r = cfg_int(sec, l->key, "limits", false, l->min, l->max, &x, errs);
-
-			if (r == 0 && l->size == sizeof(size_t))
-				*(size_t *)((char *)c + l->offset) = (size_t)x;
-			else if (r == 0)
-				*(unsigned *)((char *)c + l->offset) = (unsigned)x;
-			else if (r != -ENOENT)
-				rc = -EINVAL;
-		}
-	}
-	if ((sec = field(root, "timeouts"))) {
-		if (cfg_known_keys(sec, "timeouts", timeout_keys, errs))
-			rc = -EINVAL;
-		v = opt_int(sec, "header_ms", "timeouts", 100, 600000, &c->header_timeout_ms, errs);
-		v |= opt_int(sec, "session_idle_ms", "timeouts", 1000, 604800000,
-			     &c->session_idle_ms, errs);
-		v |= opt_int(sec, "request_ms", "timeouts", 1, 86400000, &c->request_timeout_ms, errs);
-		v |= opt_int(sec, "connect_ms", "timeouts", 1, 600000, &c->connect_timeout_ms, errs);
-		v |= opt_int(sec, "startup_ms", "timeouts", 0, 600000, &c->startup_timeout_ms, errs);
-		if (v)
-			rc = -EINVAL;
 	}
 	if ((sec = field(root, "log"))) {
 		if (cfg_known_keys(sec, "log", log_keys, errs))

@@ -59,19 +59,23 @@ const char *pin_state_name(enum pin_state s)
 int toolpin_config_parse(const cJSON *root, struct toolpin_config *out,
 			 struct config_errors *errs)
 {
-	static const char *const fields[] = { "mode", "require_approval", "lockfile", "_comment",
-					      NULL };
+	static const struct cfg_field fields[] = {
+		CFG_KNOWN_FIELD("mode"),
+		CFG_FIELD(struct toolpin_config, require_approval, CFG_BOOL, 0, 0, 0),
+		CFG_FIELD(struct toolpin_config, lockfile, CFG_STRING, 0, 0, 0),
+		CFG_KNOWN_FIELD("_comment"),
+		CFG_END,
+	};
 	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "tool_pins");
 	const char *s;
-	int rc = 0, e;
+	int rc, e;
 
 	*out = (struct toolpin_config){ TOOL_INTEGRITY_WITHHOLD, false, NULL };
 	if (!sec)
 		return 0;
 	if (!cJSON_IsObject(sec))
 		return config_fail(errs, "tool_pins", "must be an object");
-	if (cfg_known_keys(sec, "tool_pins", fields, errs))
-		rc = -EINVAL;
+	rc = cfg_fields(sec, "tool_pins", fields, out, errs);
 	e = cfg_string(sec, "mode", "tool_pins", false, &s, errs);
 	if (e == 0 && (out->mode = tool_integrity_parse(s)) == TOOL_INTEGRITY_UNSET)
 		e = config_fail(errs, "tool_pins.mode", "must be \"withhold\", \"warn\" or \"off\"");
@@ -79,12 +83,6 @@ int toolpin_config_parse(const cJSON *root, struct toolpin_config *out,
 		rc = -EINVAL;
 	if (out->mode == TOOL_INTEGRITY_UNSET)
 		out->mode = TOOL_INTEGRITY_WITHHOLD;
-	e = cfg_bool(sec, "require_approval", "tool_pins", false, &out->require_approval, errs);
-	if (e && e != -ENOENT)
-		rc = -EINVAL;
-	e = cfg_string(sec, "lockfile", "tool_pins", false, &out->lockfile, errs);
-	if (e && e != -ENOENT)
-		rc = -EINVAL;
 	return rc;
 }
 

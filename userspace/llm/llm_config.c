@@ -149,7 +149,11 @@ static int parse_globs(const cJSON *obj, const char *key, const char *path, char
 
 static int parse_policy(const cJSON *pol, struct llm_policy *p, struct config_errors *errs)
 {
-	static const char *const fields[] = { "providers", "models", "log_arguments", NULL };
+	static const struct cfg_field fields[] = {
+		CFG_KNOWN_FIELD("providers"), CFG_KNOWN_FIELD("models"),
+		CFG_FIELD(struct llm_policy, log_arguments, CFG_BOOL, 0, 0, 0),
+		CFG_END,
+	};
 	static const char *const lists[] = { "allow", "deny", NULL };
 	const cJSON *llm = cJSON_GetObjectItemCaseSensitive(pol, "llm"), *sub;
 	char path[160], sp[192];
@@ -159,10 +163,7 @@ static int parse_policy(const cJSON *pol, struct llm_policy *p, struct config_er
 	p->name = xstrdup(pol->string);
 	if (!cJSON_IsObject(llm))
 		return config_fail(errs, path, "must be an object {providers, models, log_arguments}");
-	if (cfg_known_keys(llm, path, fields, errs))
-		rc = -EINVAL;
-	if (cfg_bool(llm, "log_arguments", path, false, &p->log_arguments, errs) == -EINVAL)
-		rc = -EINVAL;
+	rc = cfg_fields(llm, path, fields, p, errs);
 	for (int k = 0; k < 2; k++) {
 		const char *what = k ? "models" : "providers";
 		snprintf(sp, sizeof(sp), "%s.%s", path, what);
@@ -226,68 +227,67 @@ static int parse_models(const cJSON *ms, struct llm_provider *p, const char *pat
 static int parse_provider(const cJSON *j, size_t i, struct llm_provider *p,
 			  struct config_errors *errs)
 {
-	static const char *const fields[] = { "name", "kind", "base_url", "api_key_env",
-					      "api_key_file", "models", "timeout_ms", "fallback",
-					      NULL };
-	const char *name = NULL, *kind = NULL, *url = NULL, *env = NULL, *file = NULL,
-		   *fb = NULL;
+	struct section {
+		const char *name, *kind, *base_url, *api_key_env, *api_key_file, *fallback;
+		int64_t timeout_ms;
+	};
+	static const struct cfg_field fields[] = {
+		CFG_FIELD(struct section, name, CFG_STRING, 0, 0, CFG_REQUIRED),
+		CFG_FIELD(struct section, kind, CFG_STRING, 0, 0, 0),
+		CFG_FIELD(struct section, base_url, CFG_STRING, 0, 0, CFG_REQUIRED),
+		CFG_FIELD(struct section, api_key_env, CFG_STRING, 0, 0, 0),
+		CFG_FIELD(struct section, api_key_file, CFG_STRING, 0, 0, 0),
+		CFG_KNOWN_FIELD("models"),
+		CFG_FIELD(struct section, timeout_ms, CFG_I64, 100, 3600000, 0),
+		CFG_FIELD(struct section, fallback, CFG_STRING, 0, 0, 0),
+		CFG_END,
+	};
+	struct section f = { .timeout_ms = LLM_DEFAULT_TIMEOUT_MS };
 	char path[64], mp[96];
-	long long timeout = LLM_DEFAULT_TIMEOUT_MS;
-	int rc = 0;
+	int rc;
 
 	snprintf(path, sizeof(path), "providers[%zu]", i);
 	if (!cJSON_IsObject(j))
 		return config_fail(errs, path, "must be an object");
-	if (cfg_known_keys(j, path, fields, errs))
-		rc = -EINVAL;
-	if (cfg_string(j, "name", path, true, &name, errs) ||
-	    cfg_string(j, "base_url", path, true, &url, errs))
+	rc = cfg_fields(j, path, fields, &f, errs);
+	if (!f.name || !f.base_url)
 		return -EINVAL;
-	if (!valid_provider_name(name))
+	if (!valid_provider_name(f.name))
 		return config_fail(errs, path, "name: 1-32 of a-z 0-9 - _");
-	p->name = xstrdup(name);
-	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+	p->name = xstrdup(f.name);
+	if (strncmp(f.base_url, "http://", 7) && strncmp(f.base_url, "https://", 8))
 		rc = config_fail(errs, path, "base_url: an http:// or https:// URL such as "
 				 "https://api.openai.com/v1");
-	p->base_url = xstrdup(url);
+	p->base_url = xstrdup(f.base_url);
 	size_t n = strlen(p->base_url);
 	while (n && p->base_url[n - 1] == '/')
 		p->base_url[--n] = '\0';
-	if (cfg_string(j, "kind", path, false, &kind, errs) == -EINVAL)
-		rc = -EINVAL;
-	if (!kind || !strcmp(kind, "openai"))
+	if (!f.kind || !strcmp(f.kind, "openai"))
 		p->kind = LLM_OPENAI;
-	else if (!strcmp(kind, "anthropic"))
+	else if (!strcmp(f.kind, "anthropic"))
 		p->kind = LLM_ANTHROPIC;
 	else
 		rc = config_fail(errs, path, "kind: \"openai\" (any OpenAI-compatible server) or "
 				 "\"anthropic\"");
-	if (cfg_string(j, "api_key_env", path, false, &env, errs) == -EINVAL ||
-	    cfg_string(j, "api_key_file", path, false, &file, errs) == -EINVAL)
-		rc = -EINVAL;
-	if (env && file)
+	if (f.api_key_env && f.api_key_file)
 		rc = config_fail(errs, path, "api_key_env and api_key_file: one or the other");
-	if (env) {
-		const char *v = getenv(env);
+	if (f.api_key_env) {
+		const char *v = getenv(f.api_key_env);
 		if (!v || !*v)
-			rc = config_fail(errs, path, "api_key_env: %.64s is not set", env);
+			rc = config_fail(errs, path, "api_key_env: %.64s is not set", f.api_key_env);
 		else
 			p->api_key = xstrdup(v);
-	} else if (file) {
-		int e = read_key_file(file, &p->api_key);
+	} else if (f.api_key_file) {
+		int e = read_key_file(f.api_key_file, &p->api_key);
 		if (e)
-			rc = config_fail(errs, path, "api_key_file: cannot read %.200s: %s", file,
-					 strerror(-e));
+			rc = config_fail(errs, path, "api_key_file: cannot read %.200s: %s",
+					 f.api_key_file, strerror(-e));
 	}
 	if (p->api_key && !valid_secret(p->api_key))
 		rc = config_fail(errs, path, "the API key must be 1-4096 visible ASCII characters");
-	if (cfg_int(j, "timeout_ms", path, false, 100, 3600000, &timeout, errs) == -EINVAL)
-		rc = -EINVAL;
-	p->timeout_ms = (long)timeout;
-	if (cfg_string(j, "fallback", path, false, &fb, errs) == -EINVAL)
-		rc = -EINVAL;
-	if (fb)
-		p->fallback = xstrdup(fb);
+	p->timeout_ms = (long)f.timeout_ms;
+	if (f.fallback)
+		p->fallback = xstrdup(f.fallback);
 	snprintf(mp, sizeof(mp), "%s.models", path);
 	if (parse_models(cJSON_GetObjectItemCaseSensitive(j, "models"), p, mp, errs))
 		rc = -EINVAL;
@@ -296,19 +296,23 @@ static int parse_provider(const cJSON *j, size_t i, struct llm_provider *p,
 
 int llm_config_parse(const cJSON *root, struct llm_config **out, struct config_errors *errs)
 {
-	static const char *const fields[] = { "default_provider", "default_max_tokens",
-					      "rate_limits", "token_limits", NULL };
+	struct section { const char *default_provider; int64_t default_max_tokens; };
+	static const struct cfg_field fields[] = {
+		CFG_FIELD(struct section, default_provider, CFG_STRING, 0, 0, 0),
+		CFG_FIELD(struct section, default_max_tokens, CFG_I64, 1, 10000000, 0),
+		CFG_KNOWN_FIELD("rate_limits"), CFG_KNOWN_FIELD("token_limits"),
+		CFG_END,
+	};
+	struct section f = { .default_max_tokens = LLM_DEFAULT_MAX_TOKENS };
 	const cJSON *provs = cJSON_GetObjectItemCaseSensitive(root, "providers");
 	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "llm");
 	const cJSON *pols = cJSON_GetObjectItemCaseSensitive(root, "policies"), *el;
 	struct llm_config *c = xcalloc(1, sizeof(*c));
-	long long mt = LLM_DEFAULT_MAX_TOKENS;
-	const char *dp = NULL;
 	size_t i = 0;
 	int rc = 0;
 
 	c->refs = 1;
-	c->default_max_tokens = mt;
+	c->default_max_tokens = f.default_max_tokens;
 	if (provs && !cJSON_IsArray(provs)) {
 		rc = config_fail(errs, "providers", "must be an array of providers");
 		provs = NULL;
@@ -336,18 +340,14 @@ int llm_config_parse(const cJSON *root, struct llm_config **out, struct config_e
 		sec = NULL;
 	}
 	if (sec) {
-		if (cfg_known_keys(sec, "llm", fields, errs))
+		if (cfg_fields(sec, "llm", fields, &f, errs))
 			rc = -EINVAL;
-		if (cfg_string(sec, "default_provider", "llm", false, &dp, errs) == -EINVAL)
-			rc = -EINVAL;
-		if (dp && !llm_provider_find(c, dp))
-			rc = config_fail(errs, "llm.default_provider", "no provider \"%.40s\"", dp);
-		if (dp)
-			c->default_provider = xstrdup(dp);
-		if (cfg_int(sec, "default_max_tokens", "llm", false, 1, 10000000, &mt, errs) ==
-		    -EINVAL)
-			rc = -EINVAL;
-		c->default_max_tokens = mt;
+		if (f.default_provider && !llm_provider_find(c, f.default_provider))
+			rc = config_fail(errs, "llm.default_provider", "no provider \"%.40s\"",
+					 f.default_provider);
+		if (f.default_provider)
+			c->default_provider = xstrdup(f.default_provider);
+		c->default_max_tokens = f.default_max_tokens;
 	}
 	if (ratelimit_config_parse_section(cJSON_GetObjectItemCaseSensitive(sec, "rate_limits"),
 					   "llm.rate_limits", &c->requests, errs) ||

@@ -18,6 +18,7 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "observe/logquery_int.h"
+#include "store/db.h"
 
 #define NSTR 9                          /* the string filters of struct logq_filter */
 
@@ -440,6 +441,9 @@ static int past_deadline(void *arg)
 	       (now.tv_sec == d->until.tv_sec && now.tv_nsec >= d->until.tv_nsec);
 }
 
+/* Quiet: the reader tries again at each query until the log store has written the file. */
+static const struct store_db_spec reader_db = { .read_only = true, .busy_ms = 1000 };
+
 static int db_open(struct logquery *lq)
 {
 	sqlite3_stmt *s = NULL;
@@ -447,13 +451,11 @@ static int db_open(struct logquery *lq)
 
 	if (lq->db)
 		return 0;
-	rc = sqlite3_open_v2(lq->path, &lq->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(lq->db, 1000);
-	/* The file exists and has the log store's table (not yet created: not there yet). */
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(lq->db, "SELECT count(*) FROM sqlite_master WHERE name IN "
-					"('records', 'records_fts')", -1, &s, NULL);
+	if ((rc = store_db_open(lq->path, &reader_db, &lq->db)))
+		return rc;
+	/* The file has the log store's table (not yet created: not there yet). */
+	rc = sqlite3_prepare_v2(lq->db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+				"('records', 'records_fts')", -1, &s, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int n = sqlite3_column_int(s, 0);
 		rc = n >= 1 ? SQLITE_OK : SQLITE_CANTOPEN;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,51 +84,49 @@ static int parse_duration(const cJSON *v, int64_t *out)
 int logstore_options_parse(const cJSON *root, const char *state_dir,
 			   struct logstore_options *out, struct config_errors *errs)
 {
-	static const char *const known[] = { "enabled", "path", "max_age", "max_bytes", "queue",
-					      "checkpoint_every",
-					      "postgres" /* observe/logpg.c */, NULL };
+	struct section {
+		bool enabled;
+		const char *path;
+		int64_t max_bytes;
+		unsigned queue, checkpoint_every;
+	};
+	static const struct cfg_field fields[] = {
+		CFG_FIELD(struct section, enabled, CFG_BOOL, 0, 0, 0),
+		CFG_FIELD(struct section, path, CFG_STRING, 0, 0, CFG_NONEMPTY),
+		CFG_KNOWN_FIELD("max_age"),
+		CFG_KNOWN_FIELD("postgres"),     /* observe/logpg.c */
+		CFG_FIELD(struct section, max_bytes, CFG_I64, 65536, 1LL << 50, 0),
+		CFG_FIELD(struct section, queue, CFG_UINT, 16, 1 << 24, 0),
+		CFG_FIELD(struct section, checkpoint_every, CFG_UINT, 1, UINT32_MAX, 0),
+		CFG_END,
+	};
 	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "logs") : NULL;
 	const cJSON *age;
-	const char *path = NULL;
-	long long bytes = LOGSTORE_MAX_BYTES_DEFAULT, queue = LOGSTORE_QUEUE_DEFAULT;
-	long long every = LOGSTORE_CHECKPOINT_EVERY_DEFAULT;
+	struct section s = {
+		.enabled = state_dir && *state_dir, .max_bytes = LOGSTORE_MAX_BYTES_DEFAULT,
+		.queue = LOGSTORE_QUEUE_DEFAULT, .checkpoint_every = LOGSTORE_CHECKPOINT_EVERY_DEFAULT,
+	};
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	out->enabled = state_dir && *state_dir;
 	out->max_age_s = LOGSTORE_MAX_AGE_S_DEFAULT;
 	if (sec) {
 		if (!cJSON_IsObject(sec))
 			return config_fail(errs, "logs", "expected {\"enabled\": true, \"path\": ..., "
 					   "\"max_age\": \"7d\", \"max_bytes\": ..., \"queue\": ...}");
-		if (cfg_known_keys(sec, "logs", known, errs))
-			rc = -EINVAL;
-		if (cfg_bool(sec, "enabled", "logs", false, &out->enabled, errs) == -EINVAL)
-			rc = -EINVAL;
-		int r = cfg_string(sec, "path", "logs", false, &path, errs);
-		if (r == -EINVAL)
-			rc = r;
-		else if (r == 0 && !path[0])
-			rc = config_fail(errs, "logs.path", "must not be empty");
+		rc = cfg_fields(sec, "logs", fields, &s, errs);
 		if ((age = cJSON_GetObjectItemCaseSensitive(sec, "max_age")) &&
 		    parse_duration(age, &out->max_age_s))
 			rc = config_fail(errs, "logs.max_age", "must be seconds (a number) or "
 					 "\"<n>s\", \"<n>m\", \"<n>h\", \"<n>d\", from 1 s to 10 years");
-		if (cfg_int(sec, "max_bytes", "logs", false, 65536, 1LL << 50, &bytes, errs) ==
-		    -EINVAL)
-			rc = -EINVAL;
-		if (cfg_int(sec, "queue", "logs", false, 16, 1 << 24, &queue, errs) == -EINVAL)
-			rc = -EINVAL;
-		if (cfg_int(sec, "checkpoint_every", "logs", false, 1, 1LL << 32, &every, errs) ==
-		    -EINVAL)
-			rc = -EINVAL;
 	}
 	if (rc)
 		return rc;
-	out->max_bytes = bytes;
-	out->queue = (unsigned)queue;
-	out->checkpoint_every = (unsigned)every;
-	out->path = path ? strdup(path) : path_in_dir(state_dir, "logs.db");
+	out->enabled = s.enabled;
+	out->max_bytes = s.max_bytes;
+	out->queue = s.queue;
+	out->checkpoint_every = s.checkpoint_every;
+	out->path = s.path ? strdup(s.path) : path_in_dir(state_dir, "logs.db");
 	return out->path ? 0 : -ENOMEM;
 }
 

@@ -8,7 +8,7 @@
 #include <sqlite3.h>
 
 #include "base/log.h"
-#include "store/schema.h"       /* store_db_errno */
+#include "store/db.h"
 
 #define RETAIN_CHUNK 1000       /* records deleted per retention transaction, at most */
 
@@ -122,6 +122,15 @@ out:
 	return rc;
 }
 
+/* NORMAL: a commit is in the WAL (page cache) at once, fsynced at checkpoints; a power cut
+ * can lose the last moments, which the chain then shows as its end. */
+static const struct store_db_spec writer_db = {
+	.who = "logs", .wal = true, .busy_ms = 5000,
+	.pragmas = "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2048; "
+		   "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192; "
+		   "PRAGMA journal_size_limit = 67108864;",
+};
+
 int logstore_db_open(const char *path, struct logstore_db **out)
 {
 	struct logstore_db *d = calloc(1, sizeof(*d));
@@ -130,19 +139,7 @@ int logstore_db_open(const char *path, struct logstore_db **out)
 	*out = NULL;
 	if (!d)
 		return -ENOMEM;
-	rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rc = store_db_errno(rc) ? store_db_errno(rc) : -EIO;
-		goto fail;
-	}
-	sqlite3_busy_timeout(d->db, 5000);
-	/* NORMAL: a commit is in the WAL (page cache) at once, fsynced at checkpoints; a power
-	 * cut can lose the last moments, which the chain then shows as its end. */
-	if ((rc = exec(d->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-			      "PRAGMA cache_size = -2048; PRAGMA temp_store = MEMORY; "
-			      "PRAGMA wal_autocheckpoint = 8192; PRAGMA journal_size_limit = 67108864;")) ||
-	    (rc = exec(d->db, "BEGIN IMMEDIATE")))
+	if ((rc = store_db_open(path, &writer_db, &d->db)) || (rc = exec(d->db, "BEGIN IMMEDIATE")))
 		goto fail;
 	if ((rc = exec(d->db, schema))) {
 		exec(d->db, "ROLLBACK");

@@ -9,6 +9,8 @@
 #include <sqlite3.h>
 #include <cjson/cJSON.h>
 
+#include "store/db.h"
+
 static enum logverify_status say(struct logverify_result *r, enum logverify_status st,
 				 int64_t id, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -241,20 +243,20 @@ out:
 	return st;
 }
 
+/* wardenctl says why it cannot open the file, in the result. */
+static const struct store_db_spec reader_db = { .read_only = true, .busy_ms = 5000 };
+
 enum logverify_status logverify_run(const struct logverify_options *o,
 				    struct logverify_result *out)
 {
 	sqlite3 *db = NULL;
 	enum logverify_status st;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (sqlite3_open_v2(o->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		st = say(out, LOGVERIFY_UNREADABLE, 0, "cannot open %s: %s", o->path,
-			 db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		return st;
-	}
-	sqlite3_busy_timeout(db, 5000);
+	if ((rc = store_db_open(o->path, &reader_db, &db)))
+		return say(out, LOGVERIFY_UNREADABLE, 0, "cannot open %s: %s", o->path,
+			   strerror(-rc));
 	/* One read transaction: the snapshot the whole walk sees. */
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		st = say(out, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));

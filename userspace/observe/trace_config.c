@@ -19,9 +19,27 @@
 
 #define MAX_HEADERS 32
 
-static const char *const tracing_keys[] = {
-	"enabled", "endpoint", "protocol", "headers", "service_name", "sampler", "sample_ratio",
-	"queue_size", "batch_size", "batch_delay_ms", "timeout_ms", "_comment", NULL
+/* The section as written; what needs more than a type and a range is checked after. */
+struct section {
+	bool enabled;
+	const char *endpoint, *protocol, *service_name, *sampler;
+	unsigned queue_size, batch_size, batch_delay_ms, timeout_ms;
+};
+
+static const struct cfg_field tracing_fields[] = {
+	CFG_FIELD(struct section, enabled, CFG_BOOL, 0, 0, 0),
+	CFG_FIELD(struct section, endpoint, CFG_STRING, 0, 0, 0),
+	CFG_FIELD(struct section, protocol, CFG_STRING, 0, 0, 0),
+	CFG_KNOWN_FIELD("headers"),
+	CFG_FIELD(struct section, service_name, CFG_STRING, 0, 0, 0),
+	CFG_FIELD(struct section, sampler, CFG_STRING, 0, 0, 0),
+	CFG_KNOWN_FIELD("sample_ratio"),
+	CFG_FIELD(struct section, queue_size, CFG_UINT, 1, 1000000, 0),
+	CFG_FIELD(struct section, batch_size, CFG_UINT, 1, 100000, 0),
+	CFG_FIELD(struct section, batch_delay_ms, CFG_UINT, 1, 3600000, 0),
+	CFG_FIELD(struct section, timeout_ms, CFG_UINT, 1, 600000, 0),
+	CFG_KNOWN_FIELD("_comment"),
+	CFG_END,
 };
 
 /* A variable that was ignored: "NAME: why", in the warnings' list. */
@@ -208,17 +226,6 @@ static void env_uint(const char *var, unsigned min, unsigned max, unsigned *out,
 		*out = (unsigned)x;
 }
 
-static int file_uint(const cJSON *sec, const char *key, unsigned min, unsigned max,
-		     unsigned *out, struct config_errors *errs)
-{
-	long long x;
-	int rc = cfg_int(sec, key, "tracing", false, min, max, &x, errs);
-
-	if (rc == 0)
-		*out = (unsigned)x;
-	return rc == -ENOENT ? 0 : rc;
-}
-
 static int parse_ratio(const char *s, double *out)
 {
 	char *end;
@@ -282,43 +289,37 @@ static void parse_env(struct trace_config *tc, bool have_sampler, bool have_prot
 static int parse_file(const cJSON *sec, struct trace_config *tc, size_t *nh, bool *have_sampler,
 		      struct config_errors *errs)
 {
+	struct section f = {
+		.enabled = tc->enabled, .queue_size = tc->queue_size, .batch_size = tc->batch_size,
+		.batch_delay_ms = tc->delay_ms, .timeout_ms = tc->timeout_ms,
+	};
 	const cJSON *hs, *it;
-	const char *s;
-	int rc = 0;
+	int rc = cfg_fields(sec, "tracing", tracing_fields, &f, errs);
 
-	if (cfg_known_keys(sec, "tracing", tracing_keys, errs))
-		rc = -EINVAL;
-	if (cfg_bool(sec, "enabled", "tracing", false, &tc->enabled, errs) == -EINVAL)
-		rc = -EINVAL;
-	if (cfg_string(sec, "endpoint", "tracing", false, &s, errs) == 0) {
-		if (url_ok(s))
-			tc->url = traces_url(s);
-		else
-			rc = config_fail(errs, "tracing.endpoint", "must be an http(s) URL");
-	} else if (cJSON_GetObjectItemCaseSensitive(sec, "endpoint")) {
-		rc = -EINVAL;
-	}
-	if (cfg_string(sec, "protocol", "tracing", false, &s, errs) == 0) {
-		if (!strcmp(s, "http/json"))
-			tc->json = true;
-		else if (strcmp(s, "http/protobuf"))
-			rc = config_fail(errs, "tracing.protocol",
-					 "must be \"http/protobuf\" or \"http/json\"");
-	} else if (cJSON_GetObjectItemCaseSensitive(sec, "protocol")) {
-		rc = -EINVAL;
-	}
-	if (cfg_string(sec, "service_name", "tracing", false, &s, errs) == 0)
-		tc->service_name = xstrdup(s);
-	else if (cJSON_GetObjectItemCaseSensitive(sec, "service_name"))
-		rc = -EINVAL;
-	if (cfg_string(sec, "sampler", "tracing", false, &s, errs) == 0) {
+	if (rc == -EINVAL && !cJSON_IsObject(sec))
+		return rc;
+	tc->enabled = f.enabled;
+	tc->queue_size = f.queue_size;
+	tc->batch_size = f.batch_size;
+	tc->delay_ms = f.batch_delay_ms;
+	tc->timeout_ms = f.timeout_ms;
+	if (f.endpoint && url_ok(f.endpoint))
+		tc->url = traces_url(f.endpoint);
+	else if (f.endpoint)
+		rc = config_fail(errs, "tracing.endpoint", "must be an http(s) URL");
+	if (f.protocol && !strcmp(f.protocol, "http/json"))
+		tc->json = true;
+	else if (f.protocol && strcmp(f.protocol, "http/protobuf"))
+		rc = config_fail(errs, "tracing.protocol",
+				 "must be \"http/protobuf\" or \"http/json\"");
+	if (f.service_name)
+		tc->service_name = xstrdup(f.service_name);
+	if (f.sampler) {
 		*have_sampler = true;
-		if (parse_sampler(s, &tc->sampler))
+		if (parse_sampler(f.sampler, &tc->sampler))
 			rc = config_fail(errs, "tracing.sampler", "must be always_on, always_off, "
 					 "traceidratio or parentbased_{always_on,always_off,"
 					 "traceidratio}");
-	} else if (cJSON_GetObjectItemCaseSensitive(sec, "sampler")) {
-		rc = -EINVAL;
 	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(sec, "sample_ratio"))) {
 		if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble <= 1))
@@ -329,11 +330,6 @@ static int parse_file(const cJSON *sec, struct trace_config *tc, size_t *nh, boo
 			tc->sampler = SAMPLER_PARENT_RATIO;
 		*have_sampler = true;
 	}
-	if (file_uint(sec, "queue_size", 1, 1000000, &tc->queue_size, errs) ||
-	    file_uint(sec, "batch_size", 1, 100000, &tc->batch_size, errs) ||
-	    file_uint(sec, "batch_delay_ms", 1, 3600000, &tc->delay_ms, errs) ||
-	    file_uint(sec, "timeout_ms", 1, 600000, &tc->timeout_ms, errs))
-		rc = -EINVAL;
 	if ((hs = cJSON_GetObjectItemCaseSensitive(sec, "headers"))) {
 		if (!cJSON_IsObject(hs))
 			return config_fail(errs, "tracing.headers", "must be an object");

@@ -1,11 +1,11 @@
-/* schema: the store's database file: opened for the writer, migrated to the schema this
- * mcpwarden uses, and SQLite's result codes as negative errnos. */
+/* schema: the store's database file migrated to the schema this mcpwarden uses. */
 #include "store/schema.h"
 
 #include <errno.h>
 #include <stdio.h>
 
 #include "base/log.h"
+#include "store/db.h"
 
 /* ---- schema ---- */
 
@@ -80,47 +80,6 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"ALTER TABLE tool_pins_v2 RENAME TO tool_pins;",
 };
 
-int store_db_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-		return -EROFS;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_NOTADB:
-	case SQLITE_CORRUPT:
-		return -EPROTO;
-	default:
-		return -EIO;
-	}
-}
-
-int store_db_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		log_error("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-	}
-	return store_db_errno(rc);
-}
-
 static int user_version(sqlite3 *db, int *out)
 {
 	sqlite3_stmt *s;
@@ -161,21 +120,5 @@ int store_db_migrate(sqlite3 *db, const char *path)
 			return rc;
 		log_info("store: %s migrated to schema version %d", path, v + 1);
 	}
-	return 0;
-}
-
-int store_db_open(const char *path, sqlite3 **out)
-{
-	int rc = sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				 SQLITE_OPEN_FULLMUTEX, NULL);
-
-	if (rc != SQLITE_OK) {
-		log_error("store: cannot open %s: %s", path,
-			  *out ? sqlite3_errmsg(*out) : sqlite3_errstr(rc));
-		sqlite3_close(*out);
-		*out = NULL;
-		return store_db_errno(rc);
-	}
-	sqlite3_busy_timeout(*out, 5000);
 	return 0;
 }

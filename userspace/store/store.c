@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/path.h"
 #include "store/journal.h"
+#include "store/db.h"
 #include "store/schema.h"
 
 /* ---- options ---- */
@@ -26,31 +27,22 @@
 int store_options_parse(const cJSON *root, const char *state_dir, struct store_options *out,
 			struct config_errors *errs)
 {
-	static const char *const known[] = { "path", "fsync_interval_ms", NULL };
+	struct section { const char *path; int fsync_interval_ms; };
+	static const struct cfg_field fields[] = {
+		CFG_FIELD(struct section, path, CFG_STRING, 0, 0, CFG_NONEMPTY),
+		CFG_FIELD(struct section, fsync_interval_ms, CFG_INT, 1, 60000, 0),
+		CFG_END,
+	};
 	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "store") : NULL;
-	const char *path = NULL;
-	long long ms = STORE_FSYNC_INTERVAL_MS_DEFAULT;
-	int rc = 0, r;
+	struct section s = { .fsync_interval_ms = STORE_FSYNC_INTERVAL_MS_DEFAULT };
 
 	memset(out, 0, sizeof(*out));
-	if (sec) {
-		if (!cJSON_IsObject(sec))
-			return config_fail(errs, "store", "expected {\"path\": ..., "
-					   "\"fsync_interval_ms\": 1000}");
-		rc = cfg_known_keys(sec, "store", known, errs);
-		r = cfg_string(sec, "path", "store", false, &path, errs);
-		if (r == -EINVAL)
-			rc = r;
-		else if (r == 0 && !path[0])
-			rc = config_fail(errs, "store.path", "must not be empty");
-		r = cfg_int(sec, "fsync_interval_ms", "store", false, 1, 60000, &ms, errs);
-		if (r == -EINVAL)
-			rc = r;
-	}
-	if (rc)
-		return rc;
-	out->fsync_interval_ms = (int)ms;
-	out->path = path ? strdup(path) : path_in_dir(state_dir, "mcpwarden.db");
+	if (sec && !cJSON_IsObject(sec))
+		return config_fail(errs, "store", "expected {\"path\": ..., \"fsync_interval_ms\": 1000}");
+	if (sec && cfg_fields(sec, "store", fields, &s, errs))
+		return -EINVAL;
+	out->fsync_interval_ms = s.fsync_interval_ms;
+	out->path = s.path ? strdup(s.path) : path_in_dir(state_dir, "mcpwarden.db");
 	return out->path ? 0 : -ENOMEM;
 }
 
@@ -458,10 +450,20 @@ static int journal_start(struct store *st)
 	return 0;
 }
 
+/* NORMAL: a commit is a write(2) to the WAL (kill -9 safe); fsync happens at checkpoints,
+ * which only the checkpointer thread runs (autocheckpoint off). */
+static const struct store_db_spec writer_db = {
+	.who = "store", .shared = true, .wal = true, .busy_ms = 5000,
+	.pragmas = "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; "
+		   "PRAGMA journal_size_limit = 67108864;",
+};
+static const struct store_db_spec ckpt_db = {
+	.who = "store", .shared = true, .busy_ms = 5000, .pragmas = "PRAGMA synchronous = NORMAL;",
+};
+
 int store_open(const struct store_options *opt, struct event_base *base, struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
-	char *mode = NULL;
 	int rc, fd;
 
 	*out = NULL;
@@ -496,31 +498,11 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		goto out;
 	}
 	close(fd);
-	if ((rc = store_db_open(st->path, &st->db)) != 0)
-		goto out;
-	{
-		sqlite3_stmt *s;
-		if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) ==
-		    SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-			mode = strdup((const char *)sqlite3_column_text(s, 0));
-		sqlite3_finalize(s);
-	}
-	if (!mode || strcmp(mode, "wal") != 0) {
-		log_error("store: %s: cannot use WAL mode: %s", st->path,
-			  mode ? mode : sqlite3_errmsg(st->db));
-		rc = -EPROTO;
-		goto out;
-	}
-	/* NORMAL: a commit is a write(2) to the WAL (kill -9 safe); fsync happens at checkpoints,
-	 * which only the checkpointer thread runs (autocheckpoint off). */
-	if ((rc = store_db_exec(st->db, "PRAGMA synchronous = NORMAL")) != 0 ||
-	    (rc = store_db_exec(st->db, "PRAGMA wal_autocheckpoint = 0")) != 0 ||
-	    (rc = store_db_exec(st->db, "PRAGMA journal_size_limit = 67108864")) != 0 ||
+	if ((rc = store_db_open(st->path, &writer_db, &st->db)) != 0 ||
 	    (rc = store_db_migrate(st->db, st->path)) != 0 || (rc = prepare(st)) != 0 ||
 	    (rc = journal_start(st)) != 0)
 		goto out;
-	if ((rc = store_db_open(st->path, &st->ckpt_db)) != 0 ||
-	    (rc = store_db_exec(st->ckpt_db, "PRAGMA synchronous = NORMAL")) != 0)
+	if ((rc = store_db_open(st->path, &ckpt_db, &st->ckpt_db)) != 0)
 		goto out;
 	if ((rc = doorbell_init(&st->bell, base, "store", on_done, st)) != 0)
 		goto out;
@@ -538,7 +520,6 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	log_info("store: %s open (schema %d, fsync every %d ms)", st->path, STORE_SCHEMA_VERSION,
 		 st->fsync_interval_ms);
 out:
-	free(mode);
 	if (rc) {
 		store_close(st);
 		return rc;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "store/db.h"
 #include "store/schema.h"
 
 static int64_t now_s(void)

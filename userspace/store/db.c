@@ -1,0 +1,100 @@
+/* db: opening SQLite connections the same way everywhere, and its result codes as errnos. */
+#include "store/db.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/log.h"
+
+int store_db_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EROFS;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+int store_db_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_error("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+	}
+	return store_db_errno(rc);
+}
+
+/* SQLite answers the journal mode it ended up in, which is not WAL on a file system that
+ * cannot share memory between connections: say so rather than run without it. */
+static int wal_mode(sqlite3 *db, const char *path, const char *who)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *mode = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		mode = sqlite3_column_text(s, 0);
+	if (!mode || strcmp((const char *)mode, "wal") != 0) {
+		if (who)
+			log_error("%s: %s: cannot use WAL mode: %s", who, path,
+				  mode ? (const char *)mode : sqlite3_errmsg(db));
+		rc = -EPROTO;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_db_open(const char *path, const struct store_db_spec *spec, sqlite3 **out)
+{
+	int flags = spec->read_only ? SQLITE_OPEN_READONLY
+				    : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	char *msg = NULL;
+	int rc;
+
+	flags |= spec->shared ? SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_NOMUTEX;
+	*out = NULL;
+	rc = sqlite3_open_v2(path, out, flags, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(*out, spec->busy_ms);
+	if (rc == SQLITE_OK && spec->wal && (rc = wal_mode(*out, path, spec->who)) != 0)
+		goto fail;
+	if (rc == SQLITE_OK && spec->pragmas)
+		rc = sqlite3_exec(*out, spec->pragmas, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		return 0;
+	if (spec->who)
+		log_error("%s: cannot open %s: %s", spec->who, path,
+			  msg ? msg : *out ? sqlite3_errmsg(*out) : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	rc = store_db_errno(rc);
+	if (!rc)
+		rc = -EIO;
+fail:
+	sqlite3_close(*out);
+	*out = NULL;
+	return rc;
+}
