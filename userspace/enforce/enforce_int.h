@@ -62,6 +62,9 @@ int enforcer_config_lock(struct enforcer *e);
 void enforcer_config_unlock(int fd);
 int enforcer_config_read(struct enforcer *e, struct warden_config *c);
 int enforcer_config_write(struct enforcer *e, const struct warden_config *c);
+/* Read-modify-write under the lock: edit changes *c and says whether to write it back. */
+int enforcer_config_edit(struct enforcer *e, bool (*edit)(struct warden_config *c, uintptr_t arg),
+			 uintptr_t arg);
 int enforcer_level_mask_refresh(struct enforcer *e);
 /* An absolute path under the cgroup root, and its depth below the root (enforcer.c). */
 int enforcer_cgroup_abspath(const struct enforcer *e, const char *path, char *out, int *level);

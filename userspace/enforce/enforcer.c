@@ -267,6 +267,21 @@ int enforcer_config_write(struct enforcer *e, const struct warden_config *c)
 	return bpf_map_update_elem(e->map_fds[WARDEN_M_CONFIG], &zero, c, BPF_ANY) < 0 ? -errno : 0;
 }
 
+int enforcer_config_edit(struct enforcer *e, bool (*edit)(struct warden_config *c, uintptr_t arg),
+			 uintptr_t arg)
+{
+	struct warden_config cfg;
+	int lock = enforcer_config_lock(e), ret;
+
+	if (lock < 0)
+		return lock;
+	ret = enforcer_config_read(e, &cfg);
+	if (ret == 0 && edit(&cfg, arg))
+		ret = enforcer_config_write(e, &cfg);
+	enforcer_config_unlock(lock);
+	return ret;
+}
+
 /* A new enrolment epoch: every decision the programs cached before it stops matching. A
  * random value rather than a counter, so two writers (the daemon and wardenctl) can never
  * bring back an epoch some cached decision still carries. */

@@ -8,20 +8,15 @@
 #include <netinet/in.h>
 #include <string.h>
 
+static bool set_redirect_port(struct warden_config *c, uintptr_t port)
+{
+	c->redirect_port = htons((uint16_t)port);
+	return true;
+}
+
 int enforcer_set_redirect(struct enforcer *e, uint16_t port)
 {
-	struct warden_config cfg;
-	int lock = enforcer_config_lock(e), ret;
-
-	if (lock < 0)
-		return lock;
-	ret = enforcer_config_read(e, &cfg);
-	if (ret == 0) {
-		cfg.redirect_port = htons(port);
-		ret = enforcer_config_write(e, &cfg);
-	}
-	enforcer_config_unlock(lock);
-	return ret;
+	return enforcer_config_edit(e, set_redirect_port, port);
 }
 
 /* One map lookup (a syscall answered from memory): fine on the event loop. */

@@ -302,6 +302,14 @@ static void dest_key(struct enforcer *e, const struct enforcer_dest *d, bool pro
 	}
 }
 
+static bool set_flag(struct warden_config *c, uintptr_t bit)
+{
+	if (c->flags & bit)
+		return false;
+	c->flags |= (__u16)bit;
+	return true;
+}
+
 /* Tell the programs which kind of entry a map may now hold: before the entry exists. */
 static int rule_kind_mark(struct enforcer *e, const struct enforcer_dest *d, bool protect)
 {
@@ -311,19 +319,8 @@ static int rule_kind_mark(struct enforcer *e, const struct enforcer_dest *d, boo
 		{ { WARDEN_CFG_F_PROTECT_ANY, WARDEN_CFG_F_PROTECT_PORT },
 		  { WARDEN_CFG_F_XPROTECT_ANY, WARDEN_CFG_F_XPROTECT_PORT } },
 	};
-	__u16 bit = bits[protect][dest_is_host(d)][d->port != 0];
-	struct warden_config cfg;
-	int lock = enforcer_config_lock(e), ret;
 
-	if (lock < 0)
-		return lock;
-	ret = enforcer_config_read(e, &cfg);
-	if (ret == 0 && !(cfg.flags & bit)) {
-		cfg.flags |= bit;
-		ret = enforcer_config_write(e, &cfg);
-	}
-	enforcer_config_unlock(lock);
-	return ret;
+	return enforcer_config_edit(e, set_flag, bits[protect][dest_is_host(d)][d->port != 0]);
 }
 
 /* Insert d unless that exact key exists; *created says which. (A userspace lookup on an LPM
@@ -470,40 +467,29 @@ int enforcer_rule_set_flags(struct enforcer *e, const struct enforcer_dest *d, u
 	return 0;
 }
 
+static bool set_sidecar_port(struct warden_config *c, uintptr_t port)
+{
+	c->sidecar_port = htons((uint16_t)port);
+	return true;
+}
+
 int enforcer_set_sidecar(struct enforcer *e, uint16_t port)
 {
-	struct warden_config cfg;
-	int lock = enforcer_config_lock(e), ret;
+	return enforcer_config_edit(e, set_sidecar_port, port);
+}
 
-	if (lock < 0)
-		return lock;
-	ret = enforcer_config_read(e, &cfg);
-	if (ret == 0) {
-		cfg.sidecar_port = htons(port);
-		ret = enforcer_config_write(e, &cfg);
-	}
-	enforcer_config_unlock(lock);
-	return ret;
+static bool set_deny_errno(struct warden_config *c, uintptr_t err)
+{
+	c->deny_errno = (__u32)err;
+	return true;
 }
 
 int enforcer_set_errno(struct enforcer *e, int err)
 {
-	struct warden_config cfg;
-	int ret;
-
 	if (!enforcer_errno_name(err)) {
 		log_error("enforcer: deny errno %d is not one of EPERM, EACCES, ECONNREFUSED, "
 			  "ENETUNREACH, EHOSTUNREACH", err);
 		return -EINVAL;
 	}
-	int lock = enforcer_config_lock(e);
-	if (lock < 0)
-		return lock;
-	ret = enforcer_config_read(e, &cfg);
-	if (ret == 0) {
-		cfg.deny_errno = (__u32)err;
-		ret = enforcer_config_write(e, &cfg);
-	}
-	enforcer_config_unlock(lock);
-	return ret;
+	return enforcer_config_edit(e, set_deny_errno, (uintptr_t)err);
 }

@@ -117,8 +117,8 @@ static char *fts_phrase(const char *text)
 	return out;
 }
 
-/* LIKE pattern: the text anywhere, with % _ \ taken literally. Caller frees. */
-static char *like_pattern(const char *text)
+/* (logquery_int.h) */
+char *logq_like_pattern(const char *text)
 {
 	size_t n = strlen(text);
 	char *out = xmalloc(2 * n + 3), *p = out;
@@ -179,7 +179,7 @@ static void sql_where(struct sql *q, const struct logq_filter *f, bool fts, char
 			sql_add(q, " AND id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)");
 			bind_text(q, *owned);
 		} else {
-			*owned = like_pattern(f->q);
+			*owned = logq_like_pattern(f->q);
 			sql_add(q, " AND (target LIKE ? ESCAPE '\\' OR reason LIKE ? ESCAPE '\\'"
 				" OR error_message LIKE ? ESCAPE '\\')");
 			bind_text(q, *owned);

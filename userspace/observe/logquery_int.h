@@ -14,6 +14,9 @@ enum job_kind { J_PAGE, J_GET, J_STATS };
 struct logq_pg;
 
 /* A copy of o's connection settings (nothing is contacted yet). */
+/* LIKE pattern: the text anywhere, with % _ \ taken literally (both backends). Caller frees. */
+char *logq_like_pattern(const char *text);
+
 struct logq_pg *logq_pg_new(const struct logpg_options *o);
 void logq_pg_free(struct logq_pg *p);
 /* From any thread: ask PostgreSQL to stop the running query (logquery_free), which then ends

@@ -73,23 +73,6 @@ static void pgsql_clear(struct pgsql *q)
 		free(q->v[i]);
 }
 
-/* LIKE pattern: the text anywhere, with % _ \ taken literally. Caller frees. */
-static char *like_pattern(const char *text)
-{
-	size_t n = strlen(text);
-	char *out = xmalloc(2 * n + 3), *p = out;
-
-	*p++ = '%';
-	for (const char *c = text; *c; c++) {
-		if (*c == '%' || *c == '_' || *c == '\\')
-			*p++ = '\\';
-		*p++ = *c;
-	}
-	*p++ = '%';
-	*p = '\0';
-	return out;
-}
-
 static void where(struct pgsql *q, const struct logq_filter *f)
 {
 	static const struct { size_t off; const char *col; } eq[] = {
@@ -115,7 +98,7 @@ static void where(struct pgsql *q, const struct logq_filter *f)
 	if (f->cursor)
 		add(q, " AND id < $%d::bigint", bind_int(q, f->cursor));
 	if (f->q) {
-		char *pat = like_pattern(f->q);
+		char *pat = logq_like_pattern(f->q);
 		int n = bind(q, pat);
 		free(pat);
 		add(q, " AND (target ILIKE $%1$d OR reason ILIKE $%1$d OR error_message ILIKE $%1$d)",

@@ -11,12 +11,8 @@
 
 #include "store/db.h"
 
-static enum logverify_status say(struct logverify_result *r, enum logverify_status st,
-				 int64_t id, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static enum logverify_status say(struct logverify_result *r, enum logverify_status st,
-				 int64_t id, const char *fmt, ...)
+enum logverify_status logverify_say(struct logverify_result *r, enum logverify_status st,
+				    int64_t id, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -122,7 +118,7 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 			       "id = 1", -1, &s, NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW ||
 	    !blob32(s, 1, prev) || !blob32(s, 3, r->head)) {
 		sqlite3_finalize(s);
-		return say(r, LOGVERIFY_UNREADABLE, 0, "not a log store: no chain anchor (%s)",
+		return logverify_say(r, LOGVERIFY_UNREADABLE, 0, "not a log store: no chain anchor (%s)",
 			   sqlite3_errmsg(db));
 	}
 	r->first_id = sqlite3_column_int64(s, 0);
@@ -133,7 +129,7 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 	int64_t before = query_int(db, "SELECT min(id) FROM records WHERE id < ?1", r->first_id,
 				   &found);
 	if (found)
-		return say(r, LOGVERIFY_INSERTED, before, "record %lld is before the chain's anchor "
+		return logverify_say(r, LOGVERIFY_INSERTED, before, "record %lld is before the chain's anchor "
 			   "(first id %lld)", (long long)before, (long long)r->first_id);
 	start = r->first_id;
 	if (o->since_ms != INT64_MIN) {
@@ -147,18 +143,18 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 			/* From the stored hash of the record before: trusted, as --since asks. */
 			if (sqlite3_prepare_v2(db, "SELECT hash FROM records WHERE id = ?1", -1, &s,
 					       NULL) != SQLITE_OK)
-				return say(r, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));
+				return logverify_say(r, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));
 			sqlite3_bind_int64(s, 1, start - 1);
 			bool ok = sqlite3_step(s) == SQLITE_ROW && blob32(s, 0, prev);
 			sqlite3_finalize(s);
 			s = NULL;
 			if (!ok)
-				return say(r, LOGVERIFY_REMOVED, start - 1, "record %lld is missing",
+				return logverify_say(r, LOGVERIFY_REMOVED, start - 1, "record %lld is missing",
 					   (long long)(start - 1));
 		}
 	}
 	if (o->have_checkpoint && o->checkpoint_seq > r->last_id)
-		return say(r, LOGVERIFY_REMOVED, r->last_id + 1, "the store ends at record %lld, "
+		return logverify_say(r, LOGVERIFY_REMOVED, r->last_id + 1, "the store ends at record %lld, "
 			   "before the checkpoint's record %lld: records %lld.. are missing",
 			   (long long)r->last_id, (long long)o->checkpoint_seq,
 			   (long long)r->last_id + 1);
@@ -167,7 +163,7 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 			       " server, target, decision, reason, status, error_message, trace_id,"
 			       " error_code, latency_us, upstream_us, cost_micros, result_bytes"
 			       " FROM records WHERE id >= ?1 ORDER BY id", -1, &s, NULL) != SQLITE_OK)
-		return say(r, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));
+		return logverify_say(r, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));
 	sqlite3_bind_int64(s, 1, start);
 	expected = start;
 	for (;;) {
@@ -175,19 +171,19 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 		if (rc == SQLITE_DONE)
 			break;
 		if (rc != SQLITE_ROW) {
-			st = say(r, LOGVERIFY_UNREADABLE, expected, "%s", sqlite3_errmsg(db));
+			st = logverify_say(r, LOGVERIFY_UNREADABLE, expected, "%s", sqlite3_errmsg(db));
 			goto out;
 		}
 		int64_t id = sqlite3_column_int64(s, 0);
 		const char *text = (const char *)sqlite3_column_text(s, 1);
 		int len = sqlite3_column_bytes(s, 1);
 		if (id > r->last_id) {
-			st = say(r, LOGVERIFY_INSERTED, id, "record %lld is after the chain's head "
+			st = logverify_say(r, LOGVERIFY_INSERTED, id, "record %lld is after the chain's head "
 				 "(record %lld)", (long long)id, (long long)r->last_id);
 			goto out;
 		}
 		if (id != expected) {
-			st = say(r, LOGVERIFY_REMOVED, expected, "record %lld is missing (the next "
+			st = logverify_say(r, LOGVERIFY_REMOVED, expected, "record %lld is missing (the next "
 				 "stored is %lld)", (long long)expected, (long long)id);
 			goto out;
 		}
@@ -195,28 +191,28 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
 		if (!cJSON_IsNumber(seq) || (int64_t)seq->valuedouble != id) {
 			cJSON_Delete(rec);
-			st = say(r, LOGVERIFY_INSERTED, id, "record %lld does not carry its own "
+			st = logverify_say(r, LOGVERIFY_INSERTED, id, "record %lld does not carry its own "
 				 "sequence number: it was not written there", (long long)id);
 			goto out;
 		}
 		if (!blob32(s, 2, stored) || logchain_link(prev, text, (size_t)len, h) ||
 		    memcmp(h, stored, sizeof(h))) {
 			cJSON_Delete(rec);
-			st = say(r, LOGVERIFY_CHANGED, id, "record %lld was changed: its hash does "
+			st = logverify_say(r, LOGVERIFY_CHANGED, id, "record %lld was changed: its hash does "
 				 "not follow from the previous one", (long long)id);
 			goto out;
 		}
 		const char *col = column_differs(s, rec);
 		cJSON_Delete(rec);
 		if (col) {
-			st = say(r, LOGVERIFY_CHANGED, id, "record %lld was changed: its column %s "
+			st = logverify_say(r, LOGVERIFY_CHANGED, id, "record %lld was changed: its column %s "
 				 "differs from its text", (long long)id, col);
 			goto out;
 		}
 		if (o->have_checkpoint && id == o->checkpoint_seq) {
 			r->checkpoint_checked = true;
 			if (memcmp(h, o->checkpoint, sizeof(h))) {
-				st = say(r, LOGVERIFY_CHANGED, id, "the chain up to record %lld differs "
+				st = logverify_say(r, LOGVERIFY_CHANGED, id, "the chain up to record %lld differs "
 					 "from the checkpoint: records up to it were rewritten",
 					 (long long)id);
 				goto out;
@@ -227,15 +223,15 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 		expected++;
 	}
 	if (expected <= r->last_id) {
-		st = say(r, LOGVERIFY_REMOVED, expected, "record %lld is missing (the chain's head "
+		st = logverify_say(r, LOGVERIFY_REMOVED, expected, "record %lld is missing (the chain's head "
 			 "is %lld)", (long long)expected, (long long)r->last_id);
 		goto out;
 	}
 	if (r->checked && memcmp(prev, r->head, sizeof(prev)))
-		st = say(r, LOGVERIFY_CHANGED, r->last_id, "the chain's head does not match "
+		st = logverify_say(r, LOGVERIFY_CHANGED, r->last_id, "the chain's head does not match "
 			 "record %lld", (long long)r->last_id);
 	else
-		st = say(r, LOGVERIFY_INTACT, 0, "intact: %lld record%s checked (ids %lld..%lld)",
+		st = logverify_say(r, LOGVERIFY_INTACT, 0, "intact: %lld record%s checked (ids %lld..%lld)",
 			 (long long)r->checked, r->checked == 1 ? "" : "s", (long long)start,
 			 (long long)r->last_id);
 out:
@@ -255,11 +251,11 @@ enum logverify_status logverify_run(const struct logverify_options *o,
 
 	memset(out, 0, sizeof(*out));
 	if ((rc = store_db_open(o->path, &reader_db, &db)))
-		return say(out, LOGVERIFY_UNREADABLE, 0, "cannot open %s: %s", o->path,
+		return logverify_say(out, LOGVERIFY_UNREADABLE, 0, "cannot open %s: %s", o->path,
 			   strerror(-rc));
 	/* One read transaction: the snapshot the whole walk sees. */
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-		st = say(out, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));
+		st = logverify_say(out, LOGVERIFY_UNREADABLE, 0, "%s", sqlite3_errmsg(db));
 	} else {
 		st = walk(db, o, out);
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);

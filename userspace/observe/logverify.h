@@ -37,6 +37,11 @@ struct logverify_result {
 	char detail[256];               /* one sentence for a person */
 };
 
+/* A verdict into r (status, the record named, the sentence), for both walks; returns st. */
+enum logverify_status logverify_say(struct logverify_result *r, enum logverify_status st,
+				    int64_t id, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Fill out; returns out->status. */
 enum logverify_status logverify_run(const struct logverify_options *o,
 				    struct logverify_result *out);

@@ -15,22 +15,6 @@
 
 #define FETCH "2000"           /* rows a round trip */
 
-static enum logverify_status say(struct logverify_result *r, enum logverify_status st,
-				 int64_t id, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static enum logverify_status say(struct logverify_result *r, enum logverify_status st,
-				 int64_t id, const char *fmt, ...)
-{
-	va_list ap;
-
-	r->status = st;
-	r->id = id;
-	va_start(ap, fmt);
-	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
-	va_end(ap);
-	return st;
-}
 
 /* A bytea column in text form ("\x<hex>") into out. */
 static bool hash32(PGresult *r, int i, int c, uint8_t out[LOGCHAIN_HASH_LEN])
@@ -84,7 +68,7 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 	res = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
 	    !hash32(res, 0, 1, prev) || !hash32(res, 0, 3, r->head)) {
-		enum logverify_status st = say(r, LOGVERIFY_UNREADABLE, 0, "no chain of sidecar "
+		enum logverify_status st = logverify_say(r, LOGVERIFY_UNREADABLE, 0, "no chain of sidecar "
 			"\"%s\" in the shared store (%s)", sidecar,
 			PQresultStatus(res) == PGRES_TUPLES_OK ? "no such sidecar" : logpg_error(c));
 		PQclear(res);
@@ -101,7 +85,7 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 	    !PQgetisnull(res, 0, 0)) {
 		int64_t before = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		PQclear(res);
-		return say(r, LOGVERIFY_INSERTED, before, "record %" PRId64 " is before the chain's "
+		return logverify_say(r, LOGVERIFY_INSERTED, before, "record %" PRId64 " is before the chain's "
 			   "anchor (first seq %" PRId64 ")", before, r->first_id);
 	}
 	PQclear(res);
@@ -126,7 +110,7 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 	res = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		PQclear(res);
-		return say(r, LOGVERIFY_UNREADABLE, 0, "%s", logpg_error(c));
+		return logverify_say(r, LOGVERIFY_UNREADABLE, 0, "%s", logpg_error(c));
 	}
 	PQclear(res);
 	expected = start;
@@ -134,7 +118,7 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 		res = PQexec(c, "FETCH " FETCH " FROM walk");
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			PQclear(res);
-			return say(r, LOGVERIFY_UNREADABLE, expected, "%s", logpg_error(c));
+			return logverify_say(r, LOGVERIFY_UNREADABLE, expected, "%s", logpg_error(c));
 		}
 		int n = PQntuples(res);
 		if (!n) {
@@ -149,10 +133,10 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 			enum logverify_status st = LOGVERIFY_INTACT;
 
 			if (seq > r->last_id)
-				st = say(r, LOGVERIFY_INSERTED, seq, "record %" PRId64 " is after the "
+				st = logverify_say(r, LOGVERIFY_INSERTED, seq, "record %" PRId64 " is after the "
 					 "chain's head (record %" PRId64 ")", seq, r->last_id);
 			else if (seq != expected)
-				st = say(r, LOGVERIFY_REMOVED, expected, "record %" PRId64 " is missing "
+				st = logverify_say(r, LOGVERIFY_REMOVED, expected, "record %" PRId64 " is missing "
 					 "(the next stored is %" PRId64 ")", expected, seq);
 			if (st) {
 				PQclear(res);
@@ -164,19 +148,19 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 			int64_t rts = ts_ms(cJSON_GetObjectItemCaseSensitive(rec, "ts"));
 			cJSON_Delete(rec);
 			if (!own)
-				st = say(r, LOGVERIFY_INSERTED, seq, "record %" PRId64 " does not carry its "
+				st = logverify_say(r, LOGVERIFY_INSERTED, seq, "record %" PRId64 " does not carry its "
 					 "own sequence number: it was not written there", seq);
 			else if (!hash32(res, i, 3, stored) || logchain_link(prev, text, len, h) ||
 				 memcmp(h, stored, sizeof(h)))
-				st = say(r, LOGVERIFY_CHANGED, seq, "record %" PRId64 " was changed: its "
+				st = logverify_say(r, LOGVERIFY_CHANGED, seq, "record %" PRId64 " was changed: its "
 					 "hash does not follow from the previous one", seq);
 			else if (rts != ts)
-				st = say(r, LOGVERIFY_CHANGED, seq, "record %" PRId64 " was changed: its "
+				st = logverify_say(r, LOGVERIFY_CHANGED, seq, "record %" PRId64 " was changed: its "
 					 "column ts differs from its text", seq);
 			else if (o->have_checkpoint && seq == o->checkpoint_seq) {
 				r->checkpoint_checked = true;
 				if (memcmp(h, o->checkpoint, sizeof(h)))
-					st = say(r, LOGVERIFY_CHANGED, seq, "the chain up to record %"
+					st = logverify_say(r, LOGVERIFY_CHANGED, seq, "the chain up to record %"
 						 PRId64 " differs from the checkpoint", seq);
 			}
 			if (st) {
@@ -190,12 +174,12 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 		PQclear(res);
 	}
 	if (expected <= r->last_id)
-		return say(r, LOGVERIFY_REMOVED, expected, "record %" PRId64 " is missing (the "
+		return logverify_say(r, LOGVERIFY_REMOVED, expected, "record %" PRId64 " is missing (the "
 			   "chain's head is %" PRId64 ")", expected, r->last_id);
 	if (r->checked && memcmp(prev, r->head, sizeof(prev)))
-		return say(r, LOGVERIFY_CHANGED, r->last_id, "the chain's head does not match "
+		return logverify_say(r, LOGVERIFY_CHANGED, r->last_id, "the chain's head does not match "
 			   "record %" PRId64, r->last_id);
-	return say(r, LOGVERIFY_INTACT, 0, "intact: %" PRId64 " record%s of sidecar \"%s\" "
+	return logverify_say(r, LOGVERIFY_INTACT, 0, "intact: %" PRId64 " record%s of sidecar \"%s\" "
 		   "checked (seqs %" PRId64 "..%" PRId64 ")", r->checked, r->checked == 1 ? "" : "s",
 		   sidecar, start, r->last_id);
 }
@@ -212,9 +196,9 @@ enum logverify_status logverify_pg_run(const struct logverify_options *o, const 
 
 	c = logpg_connect(&po, 0, err, sizeof(err));
 	if (!c)
-		return say(out, LOGVERIFY_UNREADABLE, 0, "cannot connect: %s", err);
+		return logverify_say(out, LOGVERIFY_UNREADABLE, 0, "cannot connect: %s", err);
 	if (!ok_cmd(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-		st = say(out, LOGVERIFY_UNREADABLE, 0, "%s", logpg_error(c));
+		st = logverify_say(out, LOGVERIFY_UNREADABLE, 0, "%s", logpg_error(c));
 	else
 		st = walk(c, o, sidecar, prefix, out);
 	ok_cmd(c, "ROLLBACK");
