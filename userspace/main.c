@@ -160,34 +160,6 @@ static void announce(const struct daemon *d)
 		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
 }
 
-/* The gate (keys, policies, limits, budgets and their store), then the router that serves
- * through it. */
-static int serve_new(struct daemon *d, struct config *cfg, struct gate_rules *rules)
-{
-	struct config_errors errs = { 0 };
-	int rc = config_expand(cfg);
-
-	if (rc == 0)
-		rc = gate_open(d->base, cfg, rules, &d->gate, &errs);
-	else
-		gate_rules_free(rules);
-	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
-	if (rc == 0)
-		rc = router_new(d->base, cfg, d->gate, &d->router);
-	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, d->router, &d->llm))) {
-		router_free(d->router);
-		d->router = NULL;
-	}
-	if (rc) {
-		for (int i = 0; i < errs.count; i++)
-			log_error("%s", errs.msg[i]);
-		gate_free(d->gate);
-		d->gate = NULL;
-		d->router = NULL;
-	}
-	return rc;
-}
-
 /* The router first: closing its links settles the calls in flight; then the gate, whose
  * store drains every queued charge before it closes. */
 static void serve_free(struct daemon *d)
@@ -202,26 +174,34 @@ static void serve_free(struct daemon *d)
 	d->gate = NULL;
 }
 
-/* A full reload whose store is the running one's: the gate (store, spend, rate buckets, pins,
- * keys made at run time) stays; the LLM route and the router are rebuilt around it, so nothing
- * is opened or read from disk on the loop. rules: parsed on the reload thread, or NULL (going
- * back to the previous configuration: parsed here, from memory). */
-static int serve_renew(struct daemon *d, struct config *cfg, struct gate_rules *rules)
+/* The gate (keys, policies, limits, budgets and their store), then the router that serves
+ * through it. A gate still here is kept (a reload whose store is the running one's: see
+ * gate_keeps_store): the LLM route and the router are rebuilt around it, so nothing is opened
+ * or read from disk on the loop. rules: cfg's, parsed on the reload thread, or NULL (parsed
+ * here: start-up, or going back to the previous configuration). */
+static int serve_up(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	struct config_errors errs = { 0 };
+	bool keep = d->gate != NULL;
 	int rc = 0;
 
-	if (d->front)
-		front_set_llm(d->front, NULL);
-	llm_free(d->llm);
-	d->llm = NULL;
-	router_free(d->router);         /* its calls in flight settle through the gate */
-	d->router = NULL;
-	if (!rules && (rc = config_expand(cfg)) == 0)
-		rc = gate_rules_parse(cfg, &rules, &errs);
-	config_shrink(cfg);
-	if (rc == 0)
+	if (keep) {
+		if (d->front)
+			front_set_llm(d->front, NULL);
+		llm_free(d->llm);
+		d->llm = NULL;
+		router_free(d->router); /* its calls in flight settle through the gate */
+		d->router = NULL;
+	}
+	if (!keep || !rules)
+		rc = config_expand(cfg);
+	if (rc)
+		gate_rules_free(rules);
+	else if (!keep)
+		rc = gate_open(d->base, cfg, rules, &d->gate, &errs);
+	else if (rules || (rc = gate_rules_parse(cfg, &rules, &errs)) == 0)
 		rc = gate_reload_all(d->gate, cfg, rules);
+	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
 	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, d->router, &d->llm))) {
@@ -266,7 +246,7 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 		return -EINVAL;
 	}
 	/* A gate still here was kept by stop_serving for this configuration (a reload). */
-	rc = d->gate ? serve_renew(d, cfg, rules) : serve_new(d, cfg, rules);
+	rc = serve_up(d, cfg, rules);
 	if (rc) {
 		log_error("cannot start: %s", strerror(-rc));
 		return rc;
@@ -352,14 +332,11 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 		d->admin = NULL;
 	}
 	front_close_streams(d->front);
-	if (d->gate && gate_keeps_store(d->gate, cfg))
-		rc = serve_renew(d, cfg, rules);
-	else {
-		/* A store elsewhere: the old one drains and the new one is opened and read here
-		 * (docs/configuration.md#reloading says what that costs). */
+	/* A store elsewhere: the old one drains and the new one is opened and read here (docs/
+	 * configuration.md says what that costs). */
+	if (!(d->gate && gate_keeps_store(d->gate, cfg)))
 		serve_free(d);
-		rc = serve_new(d, cfg, rules);
-	}
+	rc = serve_up(d, cfg, rules);
 	if (rc)
 		return rc;
 	rc = keep_admin ? admin_reconfigure(d->admin, cfg, d->router)
