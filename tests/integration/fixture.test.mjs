@@ -15,8 +15,11 @@ const EXPECTED_TOOLS = [
 	'test_input_required_result_list_roots', 'test_input_required_result_multi_round',
 	'test_input_required_result_multiple_inputs', 'test_input_required_result_request_state',
 	'test_input_required_result_sampling', 'test_input_required_result_tampered_state',
+	// the 2026-07-28 server-stateless scenario's diagnostic tools
+	'test_logging_tool', 'test_missing_capability',
 	'test_multiple_content_types', 'test_reconnection',
-	'test_sampling', 'test_simple_text', 'test_tool_with_logging', 'test_tool_with_progress',
+	'test_sampling', 'test_simple_text', 'test_streaming_elicitation', 'test_tool_with_logging',
+	'test_tool_with_progress',
 ];
 
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
