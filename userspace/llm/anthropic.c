@@ -306,8 +306,8 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 			cJSON_GetObjectItemCaseSensitive(m, "usage"), "input_tokens");
 		free(r->stream_id);
 		r->stream_id = xstrdup(cJSON_IsString(id) ? id->valuestring : "");
-		if (cJSON_IsNumber(u) && u->valuedouble >= 0) {
-			r->in_tok = (int64_t)u->valuedouble;
+		if (llm_token_count(u) >= 0) {
+			r->in_tok = llm_token_count(u);
 			r->out_tok = 0;
 		}
 		d = cJSON_CreateObject();
@@ -368,8 +368,8 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 	} else if (!strcmp(type, "message_delta")) {
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(
 			cJSON_GetObjectItemCaseSensitive(j, "usage"), "output_tokens");
-		if (cJSON_IsNumber(u) && u->valuedouble >= 0) {
-			r->out_tok = (int64_t)u->valuedouble;
+		if (llm_token_count(u) >= 0) {
+			r->out_tok = llm_token_count(u);
 			if (r->in_tok < 0)
 				r->in_tok = 0;
 		}

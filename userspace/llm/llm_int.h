@@ -82,6 +82,9 @@ int64_t llm_cost(int64_t tokens, int64_t price_per_million);
 /* The completion tokens a chat request asks for at most: max_completion_tokens, else
  * max_tokens (each only when a whole number from 1 to 1e9), else the configured default. */
 int64_t llm_max_tokens(const struct llm_config *c, const cJSON *body);
+/* A provider's token count: 0..LLM_TOKENS_MAX, or -1 when v is anything else. */
+#define LLM_TOKENS_MAX 1e12
+int64_t llm_token_count(const cJSON *v);
 int64_t llm_estimate(const struct llm_config *c, const struct llm_model *m, const cJSON *body,
 		     enum llm_endpoint ep, int64_t *out_tokens);
 /* usage {prompt_tokens, completion_tokens} (or Anthropic's input/output_tokens): 0 when

@@ -156,7 +156,7 @@ static void refusal_failure(const cJSON *err, struct failure *f)
 		break;
 	case REFUSAL_RATE_LIMITED:
 		llm_set_failure(f, 429, "rate_limit_error", "rate_limited", "%s", m);
-		if (cJSON_IsNumber(ra))
+		if (cJSON_IsNumber(ra) && ra->valuedouble >= 0 && ra->valuedouble <= 1e9)
 			f->retry_after_s = ((int64_t)ra->valuedouble + 999) / 1000;
 		break;
 	case REFUSAL_OVER_BUDGET:

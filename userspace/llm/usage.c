@@ -61,19 +61,26 @@ int64_t llm_estimate(const struct llm_config *c, const struct llm_model *m, cons
 	return cost > BUDGET_MONEY_MAX ? BUDGET_MONEY_MAX : cost;
 }
 
+int64_t llm_token_count(const cJSON *v)
+{
+	/* the bound first: a double past int64_t's range must never be converted */
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= LLM_TOKENS_MAX
+		? (int64_t)v->valuedouble : -1;
+}
+
 int llm_usage_read(const cJSON *usage, int64_t *in, int64_t *out)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
 	const cJSON *o = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+	int64_t n;
 
 	if (!cJSON_IsNumber(p)) {
 		p = cJSON_GetObjectItemCaseSensitive(usage, "input_tokens");
 		o = cJSON_GetObjectItemCaseSensitive(usage, "output_tokens");
 	}
-	if (!cJSON_IsNumber(p) || p->valuedouble < 0 || p->valuedouble > 1e12)
+	if ((n = llm_token_count(p)) < 0)
 		return -ENOENT;
-	*in = (int64_t)p->valuedouble;
-	*out = cJSON_IsNumber(o) && o->valuedouble >= 0 && o->valuedouble <= 1e12
-		? (int64_t)o->valuedouble : 0;
+	*in = n;
+	*out = (n = llm_token_count(o)) < 0 ? 0 : n;
 	return 0;
 }

@@ -184,7 +184,10 @@ static void int_fields(const cJSON *obj, struct logstore_row *row)
 			if (seen[i] || c->string[0] != int_cols[i][0] || strcmp(c->string, int_cols[i]))
 				continue;
 			seen[i] = true;
-			if ((row->has_int[i] = cJSON_IsNumber(c)))
+			/* in int64_t's range before the conversion: an upstream's error code
+			 * is written as it came */
+			if ((row->has_int[i] = cJSON_IsNumber(c) && c->valuedouble > -9.2e18 &&
+					       c->valuedouble < 9.2e18))
 				row->ints[i] = (int64_t)c->valuedouble;
 		}
 	}

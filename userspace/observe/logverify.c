@@ -98,8 +98,10 @@ static const char *column_differs(sqlite3_stmt *s, const cJSON *o)
 		int c = FIRST_COL + (int)NTEXT + (int)i;
 		v = cJSON_GetObjectItemCaseSensitive(o, int_cols[i]);
 		bool null = sqlite3_column_type(s, c) == SQLITE_NULL;
-		if (null != !cJSON_IsNumber(v) ||
-		    (!null && sqlite3_column_int64(s, c) != (int64_t)v->valuedouble))
+		/* as the writer keeps it (logstore.c): a number past int64_t's range is no column */
+		bool num = cJSON_IsNumber(v) && v->valuedouble > -9.2e18 && v->valuedouble < 9.2e18;
+		if (null != !num ||
+		    (!null && (double)sqlite3_column_int64(s, c) != v->valuedouble))
 			return int_cols[i];
 	}
 	return NULL;
@@ -189,7 +191,7 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 		}
 		cJSON *rec = text ? cJSON_ParseWithLength(text, (size_t)len) : NULL;
 		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
-		if (!cJSON_IsNumber(seq) || (int64_t)seq->valuedouble != id) {
+		if (!cJSON_IsNumber(seq) || seq->valuedouble != (double)id) {
 			cJSON_Delete(rec);
 			st = logverify_say(r, LOGVERIFY_INSERTED, id, "record %lld does not carry its own "
 				 "sequence number: it was not written there", (long long)id);

@@ -144,7 +144,7 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 			}
 			cJSON *rec = cJSON_ParseWithLength(text, len);
 			const cJSON *sq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
-			bool own = cJSON_IsNumber(sq) && (int64_t)sq->valuedouble == seq;
+			bool own = cJSON_IsNumber(sq) && sq->valuedouble == (double)seq;
 			int64_t rts = ts_ms(cJSON_GetObjectItemCaseSensitive(rec, "ts"));
 			cJSON_Delete(rec);
 			if (!own)
