@@ -6,6 +6,8 @@
 #include <string.h>
 #include <openssl/rand.h>
 
+#include "base/alloc.h"
+
 #define MIN_BUCKETS 16
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -96,29 +98,26 @@ uint64_t htab_bytes_hash(const struct htab *t, const void *key)
 	return siphash(t->seed, k->p, k->n);
 }
 
+/* No bucket array until the first insert: most of a session's maps (calls, relayed requests,
+ * subscriptions) stay empty for its whole life, and 10,000 sessions hold tens of thousands. */
 int htab_init(struct htab *t, const struct htab_type *type)
 {
-	*t = (struct htab){ .type = type, .nbuckets = MIN_BUCKETS };
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	if (!t->buckets)
-		return -ENOMEM;
-	if (RAND_bytes(t->seed, sizeof(t->seed)) != 1) {
-		free(t->buckets);
-		t->buckets = NULL;
-		return -EIO;
-	}
-	return 0;
+	*t = (struct htab){ .type = type };
+	return RAND_bytes(t->seed, sizeof(t->seed)) == 1 ? 0 : -EIO;
 }
 
 void htab_fini(struct htab *t)
 {
 	free(t->buckets);
 	t->buckets = NULL;
+	t->nbuckets = 0;
 	t->count = 0;
 }
 
 struct htab_node *htab_find_hashed(const struct htab *t, const void *key, uint64_t hash)
 {
+	if (!t->nbuckets)
+		return NULL;
 	for (struct htab_node *n = t->buckets[hash & (t->nbuckets - 1)]; n; n = n->next)
 		if (n->hash == hash && t->type->eq(n, key))
 			return n;
@@ -132,11 +131,13 @@ struct htab_node *htab_find(const struct htab *t, const void *key)
 
 static void grow(struct htab *t)
 {
-	size_t nb = t->nbuckets * 2;
-	struct htab_node **b = calloc(nb, sizeof(*b));
+	size_t nb = t->nbuckets ? t->nbuckets * 2 : MIN_BUCKETS;
+	/* the first array is a must (the out-of-memory policy: base/alloc.h); a later one is
+	 * not: longer chains are still correct */
+	struct htab_node **b = t->nbuckets ? calloc(nb, sizeof(*b)) : xcalloc(nb, sizeof(*b));
 
 	if (!b)
-		return;  /* longer chains, still correct */
+		return;
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		for (struct htab_node *n = t->buckets[i], *next; n; n = next) {
 			next = n->next;
@@ -166,6 +167,8 @@ void htab_insert(struct htab *t, struct htab_node *n, const void *key)
 
 void htab_remove(struct htab *t, struct htab_node *n)
 {
+	if (!t->nbuckets)
+		return;         /* nothing was ever inserted */
 	struct htab_node **pp = &t->buckets[n->hash & (t->nbuckets - 1)];
 
 	while (*pp && *pp != n)
