@@ -17,9 +17,16 @@ suites=(test_store test_store_durability test_budget test_gate test_logstore tes
 	reload.test.mjs durability.test.mjs slow-log-reader.test.mjs faults-disk.test.mjs
 	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs)
 failed=()
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for s in "${suites[@]}"; do
-	if ! TESTS="$s" "$top/tests/run.sh" "$build" | tail -n 40; then
+	if TESTS="$s" "$top/tests/run.sh" "$build" > "$out" 2>&1; then
+		tail -n 40 "$out"
+	else
 		failed+=("$s")
+		# The whole output of a failing suite: the assertion or the sanitizer's report is
+		# rarely in its last lines.
+		cat "$out"
 	fi
 done
 echo
