@@ -22,6 +22,7 @@
 #include "observe/audit.h"
 #include "observe/logship.h"
 #include "observe/logstore.h"
+#include "observe/logtail.h"
 #include "observe/metrics.h"
 #include "mcp/catalog.h"
 #include "observe/trace.h"
@@ -637,6 +638,12 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (!sigs[i] || event_add(sigs[i], NULL))
 			goto out;
+	/* Before the log store: its writer's notes reach the live tail through the loop. */
+	if (logtail_init(d.base)) {
+		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
+		config_free(cfg);
+		goto out;
+	}
 	/* The log store lives as long as the process: a reload keeps it (its section is read at
 	 * start-up only, docs/configuration.md). */
 	struct logstore_options lo;
@@ -680,6 +687,7 @@ out:
 	cJSON_Delete(d.tracing);
 	upstream_http_shutdown();
 	upstream_stdio_shutdown();
+	logtail_fini();
 	if (d.base)
 		event_base_free(d.base);
 	libevent_global_shutdown();

@@ -169,6 +169,36 @@ describe('log store', () => {
 		assert.ok(![...m2.keys()].some((k) => k.includes('no_such_tool')));
 	});
 
+	test('the live tail carries the store writer\'s checkpoints (made off the event loop)', async () => {
+		const ac = new AbortController();
+		const res = await fetch(`${d.adminUrl}/api/logs/stream?type=checkpoint`, {
+			headers: { Authorization: `Bearer ${TOKEN}` }, signal: ac.signal });
+		assert.equal(res.status, 200);
+		const reader = res.body.getReader();
+		let text = '';
+		const until = async (re, ms) => {
+			const deadline = Date.now() + ms;
+			while (!re.test(text)) {
+				assert.ok(Date.now() < deadline, `no ${re} in the stream: ${text}`);
+				const { value, done } = await reader.read();
+				assert.ok(!done, 'stream ended');
+				text += new TextDecoder().decode(value);
+			}
+		};
+		try {
+			await until(/live tail open/, 5000);
+			for (let i = 0; i < 3; i++)
+				await call(d, loud, 'test_simple_text');
+			await until(/^data: .*"type":"checkpoint"/m, 10000);
+			const ev = JSON.parse(text.split('\n').find((l) => l.startsWith('data: ') &&
+				l.includes('"checkpoint"')).slice(6));
+			assert.match(ev.head, /^[0-9a-f]{64}$/);
+			assert.ok(ev.seq > ev.head_seq, 'the checkpoint is stored after the head it names');
+		} finally {
+			ac.abort();
+		}
+	});
+
 	test('a restart continues the chain; the exit checkpoint verifies', async () => {
 		assert.deepEqual(await stopDaemonChecked(d), []);
 		const ckpt = d.stdoutRecords.filter((x) => x.type === 'checkpoint').at(-1);
