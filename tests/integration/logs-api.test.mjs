@@ -176,6 +176,9 @@ describe('logs API', () => {
 			['/api/logs/stats?bucket=0', 'bucket'],
 			[`/api/logs/stats?bucket=1&since=${T0}`, 'bucket'],
 			['/api/logs/stream?since=1', 'since'],
+			// A local store has one sidecar: the filter belongs to the fleet's shared store.
+			['/api/logs?sidecar=alpha', 'sidecar'],
+			['/api/logs/stream?sidecar=alpha', 'sidecar'],
 		];
 		for (const [p, param] of bad) {
 			const r = await get(d, p);

@@ -26,6 +26,7 @@ struct logquery;
 #define ADMIN_MAX_STREAMS 16            /* /api/logs/stream clients at once */
 #define ADMIN_STREAM_BUF_MAX (256u << 10) /* unsent bytes past which a tail client is cut */
 #define ADMIN_STREAM_HEARTBEAT_S 5      /* below the listener's timeout */
+#define ADMIN_FOLLOW_MS 1000            /* the fleet's live tail: how often the shared store is read */
 #define ADMIN_MAX_LOGINS 32             /* dashboard sessions; the oldest goes first */
 #define ADMIN_LOGIN_TTL_S (12 * 3600)
 
@@ -64,6 +65,9 @@ struct admin {
 	struct list_head streams;       /* live tail clients */
 	size_t nstreams;
 	struct event *heartbeat;
+	struct event *follow;           /* the fleet's live tail: the next poll of the shared store */
+	cJSON *follow_heads;            /* each sidecar's chain, read up to (logquery_follow) */
+	bool following;                 /* a poll in flight */
 	struct list_head log_reqs;      /* queries in flight */
 	struct login {
 		unsigned char hash[KEYS_HASH_LEN];  /* of the cookie's value */

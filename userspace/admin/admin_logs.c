@@ -400,15 +400,19 @@ struct logstream {
 	struct admin *a;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
-	struct logtail_sub *sub;
-	char *key, *team, *server, *tool, *decision, *status, *type, *q;
+	struct logtail_sub *sub;        /* NULL: the fleet's tail (admin->follow) feeds it */
+	char *key, *team, *server, *tool, *decision, *status, *type, *q, *sidecar;
 };
 
 static void stream_free(struct logstream *s)
 {
 	logtail_unsubscribe(s->sub);
 	list_del(&s->link);
-	s->a->nstreams--;
+	if (--s->a->nstreams == 0) {
+		/* Nobody watches: the next tail starts at the heads of that moment. */
+		cJSON_Delete(s->a->follow_heads);
+		s->a->follow_heads = NULL;
+	}
 	free(s->key);
 	free(s->team);
 	free(s->server);
@@ -417,6 +421,7 @@ static void stream_free(struct logstream *s)
 	free(s->status);
 	free(s->type);
 	free(s->q);
+	free(s->sidecar);
 	free(s);
 }
 
@@ -460,7 +465,7 @@ static bool stream_wants(const struct logstream *s, const cJSON *rec)
 	return field_is(rec, "key", s->key) && field_is(rec, "team", s->team) &&
 	       field_is(rec, "server", s->server) && field_is(rec, "target", s->tool) &&
 	       field_is(rec, "decision", s->decision) && field_is(rec, "status", s->status) &&
-	       field_is(rec, "type", s->type) &&
+	       field_is(rec, "type", s->type) && field_is(rec, "sidecar", s->sidecar) &&
 	       (!s->q || field_has(rec, "target", s->q) || field_has(rec, "reason", s->q) ||
 		field_has(rec, "error_message", s->q));
 }
@@ -513,6 +518,57 @@ static char *dup_or_null(const char *s)
 	return s ? xstrdup(s) : NULL;
 }
 
+/* The fleet's live tail: with the shared store, the tail is every sidecar's records, read
+ * from it (logquery_follow) every ADMIN_FOLLOW_MS while someone watches, one poll at a time. */
+static void follow_arm(struct admin *a, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (a->follow && !a->following && a->nstreams && !evtimer_pending(a->follow, NULL) &&
+	    evtimer_add(a->follow, &tv))
+		log_error("admin: cannot arm the fleet's live tail");
+}
+
+static void on_follow(void *arg, int err, cJSON *result)
+{
+	struct admin *a = arg;
+	const cJSON *rec;
+
+	a->following = false;
+	if (!err && a->nstreams) {
+		cJSON_Delete(a->follow_heads);
+		a->follow_heads = cJSON_DetachItemFromObjectCaseSensitive(result, "heads");
+		cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(result, "records")) {
+			struct logstream *s, *tmp;
+			char *line = cJSON_PrintUnformatted(rec);
+
+			list_for_each_entry_safe(s, tmp, &a->streams, link)
+				on_record(line, strlen(line), rec, s);
+			cJSON_free(line);
+		}
+	} else if (err && err != -ECANCELED) {
+		log_debug("admin: the fleet's live tail: %s", strerror(-err));
+	}
+	cJSON_Delete(result);
+	/* Never a query from here: logquery_free runs this callback (-ECANCELED). */
+	follow_arm(a, ADMIN_FOLLOW_MS);
+}
+
+static void on_follow_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+	char *heads;
+
+	(void)fd;
+	(void)what;
+	if (!a->nstreams || !a->logs || !logquery_fleet(a->logs))
+		return;
+	heads = a->follow_heads ? cJSON_PrintUnformatted(a->follow_heads) : NULL;
+	a->following = logquery_follow(a->logs, heads, on_follow, a) == 0;
+	cJSON_free(heads);
+	follow_arm(a, ADMIN_FOLLOW_MS);         /* not submitted (queue full): the next tick */
+}
+
 void admin_logs_stream(struct ctx *c, const char *unused)
 {
 	struct evkeyvalq q;
@@ -520,8 +576,10 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 	struct logstream *s;
 	struct evbuffer *buf;
 
-	/* The live tail is this sidecar's own records (observe/logtail.h). */
-	if (!parse_filter(c->req, &q, &f, NULL, false))
+	/* The live tail is this sidecar's own records (observe/logtail.h), or with the shared
+	 * store the fleet's (follow_arm). */
+	bool fleet = c->a->logs && logquery_fleet(c->a->logs);
+	if (!parse_filter(c->req, &q, &f, NULL, fleet))
 		goto out;
 	if (f.since_ms || f.until_ms || f.cursor || f.limit != LOGQ_LIMIT_DEFAULT) {
 		send_error(c->req, 400, f.since_ms ? "since" : f.until_ms ? "until" :
@@ -535,7 +593,7 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 		goto out;
 	}
 	s = xcalloc(1, sizeof(*s));
-	if (logtail_subscribe(on_record, s, &s->sub)) {
+	if (!fleet && logtail_subscribe(on_record, s, &s->sub)) {
 		free(s);
 		send_error(c->req, 503, NULL, "too many live tail subscribers");
 		goto out;
@@ -551,8 +609,11 @@ void admin_logs_stream(struct ctx *c, const char *unused)
 	s->status = dup_or_null(f.status);
 	s->type = dup_or_null(f.type);
 	s->q = dup_or_null(f.q);
+	s->sidecar = dup_or_null(f.sidecar);
 	list_add_tail(&s->link, &c->a->streams);
 	c->a->nstreams++;
+	if (fleet)
+		follow_arm(c->a, 0);    /* the first poll only learns where "now" is */
 	evhttp_connection_set_closecb(s->evcon, stream_closed, s);
 	no_delay(c->req);               /* a record goes out as it is written */
 	admin_security_headers(c->req);
@@ -688,8 +749,9 @@ int admin_logs_init(struct admin *a, const struct config *cfg)
 	logpg_options_clear(&pg);
 	if (rc)
 		return rc;
+	a->follow = evtimer_new(a->base, on_follow_tick, a);
 	a->heartbeat = event_new(a->base, -1, EV_PERSIST, on_heartbeat, a);
-	if (!a->heartbeat ||
+	if (!a->follow || !a->heartbeat ||
 	    event_add(a->heartbeat, &(struct timeval){ ADMIN_STREAM_HEARTBEAT_S, 0 }))
 		return -ENOMEM;
 	return 0;
@@ -710,6 +772,10 @@ int admin_logs_reconfigure(struct admin *a, const struct config *cfg)
 	a->logs = NULL;
 	free(a->logs_path);
 	a->logs_path = path;
+	/* Another store: the live tails opened on the old one end (their clients reconnect). */
+	struct logstream *s, *tmp;
+	list_for_each_entry_safe(s, tmp, &a->streams, link)
+		stream_cut(s);
 	rc = pg.enabled ? logquery_new_pg(a->base, &pg, &a->logs)
 			: logquery_new(a->base, a->logs_path, &a->logs);
 	logpg_options_clear(&pg);
@@ -728,6 +794,9 @@ void admin_logs_free(struct admin *a)
 		stream_cut(s);
 	if (a->heartbeat)
 		event_free(a->heartbeat);
+	if (a->follow)
+		event_free(a->follow);
+	cJSON_Delete(a->follow_heads);
 	free(a->logs_path);
 	a->logs_path = NULL;
 }

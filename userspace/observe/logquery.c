@@ -30,6 +30,7 @@ struct job {
 	int64_t id;                     /* J_GET */
 	enum logq_group by;             /* J_STATS */
 	int64_t bucket_ms;
+	char *heads;                    /* J_FOLLOW */
 	logq_done_fn cb;
 	void *arg;
 	int err;
@@ -477,7 +478,8 @@ static void run_job(struct logquery *lq, struct job *j)
 	int rc;
 
 	if (lq->pg) {
-		rc = logq_pg_run(lq->pg, j->kind, &j->f, j->id, j->by, j->bucket_ms, &j->result);
+		rc = logq_pg_run(lq->pg, j->kind, &j->f, j->id, j->by, j->bucket_ms, j->heads,
+				 &j->result);
 		j->err = rc == -ETIMEDOUT && atomic_load(&lq->cancel) ? -ECANCELED : rc;
 		return;
 	}
@@ -494,6 +496,7 @@ static void run_job(struct logquery *lq, struct job *j)
 	case J_PAGE: rc = run_page(lq, j); break;
 	case J_GET: rc = run_get(lq, j); break;
 	case J_STATS: rc = run_stats(lq, j); break;
+	case J_FOLLOW: rc = -ENOTSUP; break;   /* logquery_follow refuses it first */
 	}
 	sqlite3_progress_handler(lq->db, 0, NULL, NULL);
 	j->err = rc == -ETIMEDOUT && atomic_load(&lq->cancel) ? -ECANCELED : rc;
@@ -531,6 +534,7 @@ static void job_free(struct job *j)
 {
 	for (int k = 0; k < NSTR; k++)
 		free(j->str[k]);
+	free(j->heads);
 	free(j);
 }
 
@@ -628,6 +632,17 @@ int logquery_stats(struct logquery *lq, const struct logq_filter *f, enum logq_g
 	j = job_new(J_STATS, f, cb, arg);
 	j->by = by;
 	j->bucket_ms = bucket_ms;
+	return submit(lq, j);
+}
+
+int logquery_follow(struct logquery *lq, const char *heads, logq_done_fn cb, void *arg)
+{
+	struct job *j;
+
+	if (!lq->pg)
+		return -ENOTSUP;
+	j = job_new(J_FOLLOW, NULL, cb, arg);
+	j->heads = heads ? xstrdup(heads) : NULL;
 	return submit(lq, j);
 }
 

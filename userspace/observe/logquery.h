@@ -24,6 +24,7 @@ struct logquery;
 #define LOGQ_TIME_LIMIT_MS 5000
 #define LOGQ_MAX_BUCKETS 2000          /* stats: (until - since) / bucket */
 #define LOGQ_TEXT_MAX 256              /* any one filter's text */
+#define LOGQ_FOLLOW_MAX 200            /* logquery_follow: records per sidecar and call */
 
 /* The filters of GET /api/logs; NULL / 0 = no filter. Strings are copied at submission. */
 struct logq_filter {
@@ -61,6 +62,13 @@ bool logquery_fts(const struct logquery *lq);
 int logquery_page(struct logquery *lq, const struct logq_filter *f, logq_done_fn cb, void *arg);
 /* The record object with "id". */
 int logquery_get(struct logquery *lq, int64_t id, logq_done_fn cb, void *arg);
+/* The fleet's live tail, over the shared store only (else -ENOTSUP): the records each sidecar
+ * shipped after the seq that heads gives it (heads: a JSON object {"<sidecar>": seq} or NULL; a
+ * sidecar not in it starts at its current head), oldest first, at most LOGQ_FOLLOW_MAX per
+ * sidecar: {"records": [objects with "id", "sidecar"], "heads": {"<sidecar>": seq, ...}}, the
+ * heads to give next time. A sidecar's records arrive with its chain's head in one
+ * transaction (observe/logship.c), so following each chain by seq misses none. */
+int logquery_follow(struct logquery *lq, const char *heads, logq_done_fn cb, void *arg);
 /* {"buckets": [{"t", "group", "calls", "denied", "errors", "cost_micros", "p50_ms",
  * "p99_ms"}]} over the decision records of f (its since/until required), bucket_ms wide. */
 int logquery_stats(struct logquery *lq, const struct logq_filter *f, enum logq_group by,

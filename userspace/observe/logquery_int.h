@@ -9,7 +9,7 @@
 #include "observe/logpg.h"
 #include "observe/logquery.h"
 
-enum job_kind { J_PAGE, J_GET, J_STATS };
+enum job_kind { J_PAGE, J_GET, J_STATS, J_FOLLOW };
 
 struct logq_pg;
 
@@ -26,6 +26,6 @@ void logq_pg_cancel(struct logq_pg *p);
  * records with "sidecar"), or -ENOENT (no schema yet) / -ETIMEDOUT / -ENOTCONN (unreachable)
  * / -EIO. */
 int logq_pg_run(struct logq_pg *p, enum job_kind kind, const struct logq_filter *f, int64_t id,
-		enum logq_group by, int64_t bucket_ms, cJSON **out);
+		enum logq_group by, int64_t bucket_ms, const char *heads, cJSON **out);
 
 #endif

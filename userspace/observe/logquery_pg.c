@@ -282,8 +282,46 @@ static int stats(struct logq_pg *p, const struct logq_filter *f, enum logq_group
 	return 0;
 }
 
+/* The live tail: each sidecar's chain followed by seq from the head given for it. */
+static int follow(struct logq_pg *p, const char *heads, cJSON **out)
+{
+	struct pgsql q = { 0 };
+	PGresult *r;
+	cJSON *o, *arr, *next;
+	int rc, hp = bind(&q, heads ? heads : "{}"), lim = bind_int(&q, LOGQ_FOLLOW_MAX);
+
+	add(&q, "SELECT r.id, c.sidecar, r.record, r.seq, COALESCE(($%1$d::jsonb ->> c.sidecar)"
+	    "::bigint, c.last_seq) FROM %2$schain c LEFT JOIN LATERAL (SELECT id, seq, record "
+	    "FROM %2$srecords r WHERE r.sidecar = c.sidecar AND r.seq > COALESCE(($%1$d::jsonb "
+	    "->> c.sidecar)::bigint, c.last_seq) ORDER BY r.seq LIMIT $%3$d::int) r ON true "
+	    "ORDER BY r.id NULLS FIRST", hp, p->o.prefix, lim);
+	r = run(p, &q, &rc);
+	pgsql_clear(&q);
+	if (!r)
+		return rc;
+	o = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(o, "records");
+	next = cJSON_AddObjectToObject(o, "heads");
+	for (int i = 0, n = PQntuples(r); i < n; i++) {
+		const char *sidecar = PQgetvalue(r, i, 1);
+		bool none = PQgetisnull(r, i, 0);
+		double seq = strtod(PQgetvalue(r, i, none ? 4 : 3), NULL);
+		cJSON *h = cJSON_GetObjectItemCaseSensitive(next, sidecar);
+
+		if (!none)
+			cJSON_AddItemToArray(arr, record_json(r, i));
+		if (!h)
+			cJSON_AddNumberToObject(next, sidecar, seq);
+		else if (seq > h->valuedouble)
+			cJSON_SetNumberValue(h, seq);
+	}
+	PQclear(r);
+	*out = o;
+	return 0;
+}
+
 int logq_pg_run(struct logq_pg *p, enum job_kind kind, const struct logq_filter *f, int64_t id,
-		enum logq_group by, int64_t bucket_ms, cJSON **out)
+		enum logq_group by, int64_t bucket_ms, const char *heads, cJSON **out)
 {
 	int rc = -EINVAL;
 
@@ -292,6 +330,7 @@ int logq_pg_run(struct logq_pg *p, enum job_kind kind, const struct logq_filter 
 	case J_PAGE: rc = page(p, f, out); break;
 	case J_GET: rc = get(p, id, out); break;
 	case J_STATS: rc = stats(p, f, by, bucket_ms, out); break;
+	case J_FOLLOW: rc = follow(p, heads, out); break;
 	}
 	/* A broken connection is made again at the next query. */
 	if (rc == -EIO && p->c && PQstatus(p->c) != CONNECTION_OK) {
