@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { connectHttp, eventually, fixtureStdioUpstream, makeTempDir, paths, removeTempDir,
 	startDaemon, stopDaemonChecked } from './lib.mjs';
-import { insertRecords, logsDbPath, openLogsDb } from './logs-lib.mjs';
+import { insertRecords, logsDbPath, openLiveTail, openLogsDb } from './logs-lib.mjs';
 import { postgresSkip, startPostgres } from './pg-lib.mjs';
 
 const TOKEN = 'admin-token-for-fleet-logs-0123456789';
@@ -152,36 +152,23 @@ describe('fleet log store on PostgreSQL', { skip }, () => {
 			// Its live tail is the fleet's: records of both sidecars as the shared store gets
 			// them, filtered by sidecar like the rest.
 			const before = (await api(v, '/api/logs?sidecar=beta&limit=1')).json.records[0].seq;
-			const ac = new AbortController();
-			const res = await fetch(`${v.adminUrl}/api/logs/stream?type=decision&sidecar=beta`,
-				{ headers: H, signal: ac.signal });
-			assert.equal(res.status, 200);
-			const reader = res.body.getReader();
-			let text = '';
-			const events = () => text.split('\n').filter((l) => l.startsWith('data: '))
-				.map((l) => JSON.parse(l.slice(6)));
+			const tail = await openLiveTail(v.adminUrl, 'type=decision&sidecar=beta', H);
 			try {
-				while (!/live tail open/.test(text))
-					text += new TextDecoder().decode((await reader.read()).value);
+				await tail.until(/live tail open/, 5000);
 				// The first poll learns where "now" is: what was shipped before is not sent.
 				await new Promise((r) => setTimeout(r, 1500));
 				await callMany(ca, 1);
 				await callMany(cb, 2);
-				const deadline = Date.now() + 15000;
-				while (events().filter((x) => x.method === 'tools/call').length < 2) {
-					assert.ok(Date.now() < deadline, `two of beta's calls in the tail: ${text}`);
-					const { value, done } = await reader.read();
-					assert.ok(!done, 'stream ended');
-					text += new TextDecoder().decode(value);
-				}
-				const evs = events();
+				await tail.until((t) => t.events().filter((x) => x.method === 'tools/call')
+					.length >= 2, 15000);
+				const evs = tail.events();
 				assert.ok(evs.every((x) => x.sidecar === 'beta' && x.type === 'decision' &&
-					x.id > 0 && x.seq > before), text);
+					x.id > 0 && x.seq > before), tail.text());
 				const seqs = evs.map((x) => x.seq);
 				assert.deepEqual(seqs, [...seqs].sort((p, q) => p - q), 'in chain order');
 				assert.equal(new Set(seqs).size, seqs.length, 'each once');
 			} finally {
-				ac.abort();
+				tail.close();
 			}
 		} finally {
 			assert.deepEqual(await stopDaemonChecked(v), []);

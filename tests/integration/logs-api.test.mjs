@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectHttp, fixtureStdioUpstream, makeTempDir, removeTempDir, startDaemon,
 	stopDaemonChecked } from './lib.mjs';
-import { insertRecords, logsDbPath, openLogsDb } from './logs-lib.mjs';
+import { insertRecords, logsDbPath, openLiveTail, openLogsDb } from './logs-lib.mjs';
 
 const TOKEN = 'admin-token-for-logs-tests-0123456789';
 const H = { Authorization: `Bearer ${TOKEN}` };
@@ -225,22 +225,9 @@ describe('logs API', () => {
 
 	test('live tail: the records of real calls as they happen, filtered, with heartbeats',
 		async () => {
-			const ac = new AbortController();
-			const res = await fetch(d.adminUrl + '/api/logs/stream?tool=test_simple_text', {
-				headers: H, signal: ac.signal });
-			assert.equal(res.status, 200);
-			assert.match(res.headers.get('content-type'), /^text\/event-stream/);
-			const reader = res.body.getReader();
-			let text = '';
-			const until = async (re, ms) => {
-				const deadline = Date.now() + ms;
-				while (!re.test(text)) {
-					assert.ok(Date.now() < deadline, `no ${re} in the stream: ${text}`);
-					const { value, done } = await reader.read();
-					assert.ok(!done, 'stream ended');
-					text += new TextDecoder().decode(value);
-				}
-			};
+			const tail = await openLiveTail(d.adminUrl, 'tool=test_simple_text', H);
+			assert.match(tail.response.headers.get('content-type'), /^text\/event-stream/);
+			const until = (re, ms) => tail.until(re, ms);
 			await until(/live tail open/, 5000);
 			const c = await connectHttp(d.url);
 			try {
@@ -250,19 +237,18 @@ describe('logs API', () => {
 				await c.close();
 			}
 			await until(/^data: /m, 5000);
-			const events = text.split('\n').filter((l) => l.startsWith('data: '))
-				.map((l) => JSON.parse(l.slice(6)));
-			assert.equal(events.length, 1, text);
+			const events = tail.events();
+			assert.equal(events.length, 1, tail.text());
 			assert.equal(events[0].target, 'test_simple_text');
 			assert.equal(events[0].decision, 'allow');
 			assert.equal(events[0].type, 'decision');
 			// Longer than the admin listener's 10 s timeout: kept open by heartbeats.
-			text = '';
+			tail.reset();
 			await until(/: heartbeat/, 8000);
 			await new Promise((res) => setTimeout(res, 6000));
-			text = '';
+			tail.reset();
 			await until(/: heartbeat/, 8000);
-			ac.abort();
+			tail.close();
 		});
 
 	test('at most 16 live tail clients; the next is told 503', async () => {

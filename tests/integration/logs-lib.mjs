@@ -74,3 +74,41 @@ export async function logStoreFor(daemon, stateDir, ms = 5000) {
 		throw new Error(`the daemon wrote no ${path} within ${ms} ms`);
 	return { real: true, skip: null, stop() {} };
 }
+
+/**
+ * The admin plane's live tail, GET /api/logs/stream?<query>, as a reader: `until(re, ms)` reads
+ * until the text read so far matches re (failing if it does not within ms, or the stream ends),
+ * `events()` is the records read (the data lines, parsed), `reset()` forgets what was read,
+ * `close()` ends it. `response` is the fetch Response (status, headers).
+ */
+export async function openLiveTail(adminUrl, query, headers) {
+	const ac = new AbortController();
+	const response = await fetch(`${adminUrl}/api/logs/stream${query ? `?${query}` : ''}`,
+		{ headers, signal: ac.signal });
+	if (response.status !== 200) {
+		ac.abort();
+		throw new Error(`live tail: ${response.status} ${await response.text().catch(() => '')}`);
+	}
+	const reader = response.body.getReader();
+	const decoder = new TextDecoder();
+	let text = '';
+	return {
+		response,
+		text: () => text,
+		events: () => text.split('\n').filter((l) => l.startsWith('data: '))
+			.map((l) => JSON.parse(l.slice(6))),
+		reset() { text = ''; },
+		async until(re, ms) {
+			const deadline = Date.now() + ms;
+			while (typeof re === 'function' ? !re(this) : !re.test(text)) {
+				if (Date.now() > deadline)
+					throw new Error(`live tail: no ${re} within ${ms} ms in: ${text}`);
+				const { value, done } = await reader.read();
+				if (done)
+					throw new Error(`live tail: the stream ended; read: ${text}`);
+				text += decoder.decode(value, { stream: true });
+			}
+		},
+		close() { ac.abort(); },
+	};
+}

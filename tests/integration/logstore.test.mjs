@@ -11,6 +11,7 @@ import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectHttp, eventually, fixtureStdioUpstream, makeKey, makeTempDir, paths,
 	removeTempDir, startDaemon, stopDaemonChecked } from './lib.mjs';
+import { openLiveTail } from './logs-lib.mjs';
 
 const TOKEN = 'logstore-admin-token-0123456789abcdef';
 const loud = makeKey();         // policy "loud": argument and result values logged, redacted
@@ -170,32 +171,19 @@ describe('log store', () => {
 	});
 
 	test('the live tail carries the store writer\'s checkpoints (made off the event loop)', async () => {
-		const ac = new AbortController();
-		const res = await fetch(`${d.adminUrl}/api/logs/stream?type=checkpoint`, {
-			headers: { Authorization: `Bearer ${TOKEN}` }, signal: ac.signal });
-		assert.equal(res.status, 200);
-		const reader = res.body.getReader();
-		let text = '';
-		const until = async (re, ms) => {
-			const deadline = Date.now() + ms;
-			while (!re.test(text)) {
-				assert.ok(Date.now() < deadline, `no ${re} in the stream: ${text}`);
-				const { value, done } = await reader.read();
-				assert.ok(!done, 'stream ended');
-				text += new TextDecoder().decode(value);
-			}
-		};
+		const tail = await openLiveTail(d.adminUrl, 'type=checkpoint',
+			{ Authorization: `Bearer ${TOKEN}` });
 		try {
-			await until(/live tail open/, 5000);
+			await tail.until(/live tail open/, 5000);
 			for (let i = 0; i < 3; i++)
 				await call(d, loud, 'test_simple_text');
-			await until(/^data: .*"type":"checkpoint"/m, 10000);
-			const ev = JSON.parse(text.split('\n').find((l) => l.startsWith('data: ') &&
-				l.includes('"checkpoint"')).slice(6));
+			await tail.until(/^data: /m, 10000);
+			const [ev] = tail.events();
+			assert.equal(ev.type, 'checkpoint');
 			assert.match(ev.head, /^[0-9a-f]{64}$/);
 			assert.ok(ev.seq > ev.head_seq, 'the checkpoint is stored after the head it names');
 		} finally {
-			ac.abort();
+			tail.close();
 		}
 	});
 
