@@ -25,7 +25,8 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
-static const char *const script_src[SC_N] = { FLEET_LUA_RESERVE, FLEET_LUA_SETTLE, FLEET_LUA_USAGE };
+static const char *const script_src[SC_N] = { FLEET_LUA_RESERVE, FLEET_LUA_SETTLE, FLEET_LUA_USAGE,
+					       FLEET_LUA_DEBIT };
 
 const char *fleet_state_name(enum fleet_state s)
 {
@@ -274,8 +275,11 @@ static void reserve_reply(struct fleet *f, struct req *q, redisReply *rep)
 		size_t j = (size_t)rep->element[1]->integer - 1;
 
 		o.rc = -EAGAIN;
-		o.rw.level = q->rlevel[j < RATE_NLEVELS ? j : 0];
-		o.rw.spec = q->rspec[j < RATE_NLEVELS ? j : 0];
+		if (j >= q->nr)
+			j = 0;
+		o.rw.level = q->rlevel[j];
+		o.rw.spec = q->rspec[j];
+		o.rate_set = q->rset[j];
 		o.rw.retry_after_ms = (uint64_t)rep->element[2]->integer;
 	} else if (rep->element[0]->integer != 0) {
 		o.rc = -EIO;
@@ -478,6 +482,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			q->ucb(q->arg, 0, rep->element[0]->integer, rep->element[1]->integer);
 		fleet_req_free(q);
 		return;
+	case RQ_DEBIT:
+		if (rep && rep->type == REDIS_REPLY_ERROR) {
+			f->errors++;
+			log_warn("counters: Redis refused a token debit: %s", rep->str);
+		}
+		if (q->dcb)
+			q->dcb(q->arg, 0);
+		break;
 	case RQ_SENTINEL:
 		break;
 	}

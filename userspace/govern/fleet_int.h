@@ -37,7 +37,9 @@ struct fleet_config {
 
 #define KEY_MAX 700
 
-enum script { SC_RESERVE, SC_SETTLE, SC_USAGE, SC_N };
+enum script { SC_RESERVE, SC_SETTLE, SC_USAGE, SC_DEBIT, SC_N };
+
+#define FLEET_MAX_BUCKETS (FLEET_MAX_RATE_SETS * RATE_NLEVELS)
 
 /* A charge for Redis: sent at once, or kept (durable in the store) and replayed in order. */
 struct settle {
@@ -57,7 +59,7 @@ struct settle {
 	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
 };
 
-enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL };
+enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL, RQ_DEBIT };
 
 struct req {
 	struct list_head link;          /* in fleet->inflight, oldest first */
@@ -75,13 +77,17 @@ struct req {
 	struct fleet_resv *r;
 	struct fleet_budget b[FLEET_MAX_BUDGETS];
 	struct budget_spec spec[FLEET_MAX_BUDGETS];
-	struct rate_spec rspec[RATE_NLEVELS];
-	enum rate_level rlevel[RATE_NLEVELS];
+	struct rate_spec rspec[FLEET_MAX_BUCKETS];
+	enum rate_level rlevel[FLEET_MAX_BUCKETS];
+	size_t rset[FLEET_MAX_BUCKETS];         /* which fleet_rates each bucket is of */
+	size_t nr;
 	int64_t cost, now;
 	/* RQ_SETTLE */
 	struct settle *s;
 	/* RQ_USAGE */
 	fleet_usage_fn ucb;
+	/* RQ_DEBIT: when Redis ran it (arg), or NULL */
+	store_done_fn dcb;
 };
 
 struct fleet_resv {
