@@ -26,6 +26,9 @@
  * first (durable before the call is answered) and replayed to Redis, in order, when it is
  * back.
  *
+ * The LLM route uses the same counters (fleet_reserve_sets: its request and token buckets in
+ * namespaces of their own; fleet_debit: an answer's tokens taken after it).
+ *
  * Config: "counters": {"backend": "sqlite"} (default) or {"backend": "redis",
  *   "url": "redis://[:password@]host:port[/db]" | "unix:/path/to/socket[?db=N]",
  *   "password_env": "NAME" | "password_file": "/path", "key_prefix": "mcpwarden:",
