@@ -106,11 +106,15 @@ static void drop(struct fleet *f, const char *what, const char *detail)
 	schedule_reconnect(f);
 }
 
+static void start_watch(struct fleet *f);
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct fleet *f = arg;
 	uint64_t now = clock_mono_ns();
 
+	if (f->cfg->nsentinels && !f->watch_ac && f->state == FLEET_UP)
+		start_watch(f);
 	if (!f->ac)
 		return;
 	if (f->state != FLEET_UP &&
@@ -409,6 +413,13 @@ static void send_next_replay(struct fleet *f)
 
 /* ---- replies ---- */
 
+/* Anything but ROLE's answer of a replica or a sentinel. */
+static bool is_master(const redisReply *rep)
+{
+	return rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	       rep->element[0]->type != REDIS_REPLY_STRING || !strcmp(rep->element[0]->str, "master");
+}
+
 static bool is_noscript(const redisReply *rep)
 {
 	return rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8);
@@ -435,6 +446,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		if (fleet_send_req(f, q) == 0)
 			return;
 	}
+	/* A master demoted under us (a failover the sentinels have not told us of yet): the
+	 * command fails as any error does, and the connection is closed once its pending replies
+	 * are in, so that the next one asks the sentinels again. */
+	if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "READONLY", 8) &&
+	    f->ac == ac) {
+		set_why(f, "Redis is a replica now", rep->str);
+		redisAsyncDisconnect(ac);
+	}
 	switch (q->kind) {
 	case RQ_INIT:
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
@@ -445,6 +464,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			}
 		} else if (q->sc < SC_N && rep->type == REDIS_REPLY_STRING && rep->len == 40) {
 			memcpy(f->sha[q->sc], rep->str, 40);
+		} else if (!is_master(rep) && f->ac == ac) {
+			/* ROLE: the sentinels named a replica (their view lags a failover) */
+			set_why(f, "the address the sentinels named is not a master", NULL);
+			log_warn("counters: %s", f->why);
+			redisAsyncDisconnect(ac);
+			fleet_req_free(q);
+			return;
 		}
 		if (f->ac == ac && rep && rep->type != REDIS_REPLY_ERROR && --f->loads_pending == 0)
 			go_up(f);
@@ -567,8 +593,104 @@ static void connect_to(struct fleet *f, const struct fleet_addr *a)
 		snprintf(db, sizeof(db), "%d", f->cfg->db);
 		init_cmd(f, SC_N, 2, (const char *[]){ "SELECT", db });
 	}
+	if (f->cfg->nsentinels)
+		init_cmd(f, SC_N, 1, (const char *[]){ "ROLE" });
 	for (int i = 0; i < SC_N; i++)
 		init_cmd(f, (enum script)i, 3, (const char *[]){ "SCRIPT", "LOAD", script_src[i] });
+}
+
+/* A failover, as the sentinels announce it on their channels: the replica is about to be
+ * promoted (+failover-state-send-slaveof-noone "<type> <name> <ip> <port> @ <master> <ip>
+ * <port>"), then the master has moved (+switch-master "<master> <old ip> <old port> <new ip>
+ * <new port>"). The old master, if it lives, goes on taking writes until the sentinels demote
+ * it, seconds after the switch, and what it took meanwhile is lost when it resyncs as a
+ * replica. So the sidecar listens on one sentinel, leaves the old master when the promotion
+ * begins, and does not go back to it until the switch is announced (or FLEET_SWITCH_MAX_MS
+ * passed: an aborted failover); charges meanwhile are refused, or local, as in any outage. */
+#define FLEET_SWITCH_MAX_MS 15000
+
+static bool switching(const struct fleet *f)
+{
+	return f->switch_ns && clock_mono_ns() - f->switch_ns < FLEET_SWITCH_MAX_MS * 1000000ull;
+}
+
+static void on_switch(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct fleet *f = priv;
+	redisReply *rep = reply;
+	char name[128], host[128];
+	const char *msg, *at;
+	int port;
+
+	if (!f || f->freeing)
+		return;
+	if (!rep) {             /* the watch's connection is gone: on_timer makes a new one */
+		if (f->watch_ac == ac)
+			f->watch_ac = NULL;
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
+	    rep->element[1]->type != REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	msg = rep->element[2]->str;
+	if (!strcmp(rep->element[1]->str, "+failover-state-send-slaveof-noone")) {
+		if (!(at = strstr(msg, " @ ")) || sscanf(at + 3, "%127s", name) != 1 ||
+		    strcmp(name, f->cfg->sentinel_master))
+			return;
+		log_info("counters: Sentinel is promoting a replica of %s: leaving the old master",
+			 name);
+		f->switch_ns = clock_mono_ns();
+		if (f->ac)
+			drop(f, "Sentinel failover in progress", msg);
+		return;
+	}
+	if (sscanf(msg, "%127s %*s %*s %127s %d", name, host, &port) != 3 ||
+	    strcmp(name, f->cfg->sentinel_master))
+		return;
+	f->switch_ns = 0;
+	if (!f->ac && !f->sentinel_ac) {
+		/* waiting out the switch: go to the new master now, not at the next retry */
+		event_del(f->retry);
+		f->backoff_ms = BACKOFF_MIN_MS;
+		start_connect(f);
+		return;
+	}
+	if (f->ac && f->master.host && !strcmp(f->master.host, host) && f->master.port == port)
+		return;
+	log_info("counters: Sentinel moved master %s to %s:%d", name, host, port);
+	if (f->ac)
+		drop(f, "Sentinel failover", msg);
+}
+
+static void on_watch_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct fleet *f = ac->data;
+
+	(void)status;
+	if (f && f->watch_ac == ac)
+		f->watch_ac = NULL;
+}
+
+static void start_watch(struct fleet *f)
+{
+	const struct fleet_addr *s = &f->cfg->sentinels[f->sentinel_next];
+	redisAsyncContext *w = redisAsyncConnect(s->host, s->port);
+
+	if (!w || w->err) {
+		if (w)
+			redisAsyncFree(w);
+		return;         /* on_timer tries again */
+	}
+	w->data = f;
+	redisLibeventAttach(w, f->base);
+	redisAsyncSetDisconnectCallback(w, on_watch_disconnect);
+	if (redisAsyncCommand(w, on_switch, f, "SUBSCRIBE +switch-master "
+			      "+failover-state-send-slaveof-noone") != REDIS_OK) {
+		redisAsyncFree(w);
+		return;
+	}
+	f->watch_ac = w;
 }
 
 /* Sentinel: ask one sentinel (blocking is not allowed: a short-lived async context) for
@@ -581,6 +703,16 @@ static void on_sentinel(redisAsyncContext *ac, void *reply, void *priv)
 	if (!f || f->freeing)
 		return;
 	f->sentinel_ac = NULL;
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING && switching(f) && f->master.host &&
+	    !strcmp(f->master.host, rep->element[0]->str) &&
+	    f->master.port == atoi(rep->element[1]->str)) {
+		/* still the old master: the switch is not announced yet */
+		go_down(f, "Sentinel failover in progress", f->cfg->sentinel_master);
+		redisAsyncDisconnect(ac);
+		schedule_reconnect(f);
+		return;
+	}
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING) {
 		free(f->master.host);
@@ -671,6 +803,11 @@ void fleet_free(struct fleet *f)
 		redisAsyncContext *sc = f->sentinel_ac;
 		f->sentinel_ac = NULL;
 		redisAsyncFree(sc);
+	}
+	if (f->watch_ac) {
+		redisAsyncContext *w = f->watch_ac;
+		f->watch_ac = NULL;
+		redisAsyncFree(w);
 	}
 	if (f->nreplay)
 		log_warn("counters: %zu charges not replayed to Redis (kept in the store)",
