@@ -30,15 +30,19 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		rate: { id: 'rate', policy: 'llm' },
 		tok: { id: 'tok', policy: 'llm' },
 		gone: { id: 'gone', policy: 'llm' },
+		loc: { id: 'loc', policy: 'llm' },
+		stream: { id: 'stream', policy: 'llm' },
 	});
 	let dir, port, redis, p, a, b;
 
-	const config = () => ({
+	const config = (counters = {}) => ({
 		listen: '127.0.0.1:0', upstreams: [fixtureStdioUpstream()], keys,
 		admin: { listen: '127.0.0.1:0', token: TOKEN },
 		policies: { llm: { llm: { providers: { allow: ['*'] } } } },
 		budgets: { 'key:budget': [{ name: 'llm', limit: '0.001', period: 'monthly' }],
-			'key:gone': [{ name: 'llm', limit: '1.00', period: 'monthly' }] },
+			'key:gone': [{ name: 'llm', limit: '1.00', period: 'monthly' }],
+			'key:loc': [{ name: 'llm', limit: '1.00', period: 'monthly' }],
+			'key:stream': [{ name: 'llm', limit: '1.00', period: 'monthly' }] },
 		llm: {
 			default_provider: 'main',
 			rate_limits: { 'key:rate': { key: { requests: 2, per: 'hour' } } },
@@ -47,7 +51,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		providers: [{ name: 'main', base_url: p.url, api_key_env: 'KEY_A',
 			models: { 'gpt-ok': price, slow: price, hang: price } }],
 		counters: { backend: 'redis', url: `redis://127.0.0.1:${port}/0`,
-			connect_timeout_ms: 300, command_timeout_ms: 500 },
+			connect_timeout_ms: 300, command_timeout_ms: 500, ...counters },
 	});
 	const client = (d, key) => new OpenAI({ apiKey: key.key,
 		baseURL: `${d.url.replace(/\/mcp$/, '')}/v1`, maxRetries: 0, timeout: 10000 });
@@ -132,7 +136,20 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		assert.equal(cli(port, 'EXISTS', 'mcpwarden:{key:tok}:r:key'), '0');
 	});
 
+	test('a streamed answer is charged its reported usage in Redis', async () => {
+		const st = await client(a, k.stream).chat.completions.create({ model: 'gpt-ok',
+			messages: msg, max_tokens: 100, stream: true });
+		let text = '';
+		for await (const c of st)
+			text += c.choices[0]?.delta?.content ?? '';
+		assert.ok(text.length > 0);
+		const u = await usage(b, 'stream');
+		assert.equal(micros(u.spent), 50);
+		assert.equal(u.reserved, '0.00');
+	});
+
 	test('a client that leaves while Redis is slow: nothing stays reserved', async () => {
+		const seen = p.seen.length;
 		redis.proc.kill('SIGSTOP');
 		try {
 			const ac = new AbortController();
@@ -151,6 +168,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		await eventually(async () => (await usage(a, 'gone')).reserved === '0.00',
 			{ what: 'nothing reserved' });
 		assert.equal((await usage(a, 'gone')).spent, '0.00');
+		assert.equal(p.seen.length, seen, 'the request never reached the provider');
 		// and the key goes on
 		await client(a, k.gone).chat.completions.create({ model: 'gpt-ok', messages: msg });
 		assert.equal(micros((await usage(b, 'gone')).spent), 50);
@@ -177,4 +195,38 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		await client(a, k.gone).chat.completions.create({ model: 'gpt-ok', messages: msg });
 		assert.equal(micros((await usage(b, 'gone')).spent), 100, 'the AOF kept the first 50');
 	});
+
+	test('local: a bounded allowance while Redis is away, charged to Redis when it returns',
+		async () => {
+			// 0.0005 of allowance: two estimates of 202, not a third
+			const c = await startDaemon(config({ on_unreachable: 'local',
+				local_allowance: { spend: '0.0005', calls: 10 } }), { env: { KEY_A: 'sk-a' },
+				ready: true });
+			try {
+				redis.proc.kill('SIGKILL');
+				await redis.exited;
+				await eventually(async () => /state="down"/.test(await (await fetch(
+					`${c.adminUrl}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()),
+				{ what: 'c sees Redis down' });
+				const req = () => client(c, k.loc).chat.completions.create({ model: 'gpt-ok',
+					messages: msg, max_tokens: 100 });
+				await req();
+				await req();
+				await assert.rejects(req(), (e) => {
+					assert.equal(e.status, 503);
+					assert.equal(e.code, 'local_allowance_spent');
+					return true;
+				});
+				assert.equal((await fetch(new URL('/readyz', c.url))).status, 200);
+				redis = await startRedis(dir, port);
+				// the two answers' real cost (50 each) reaches the fleet's counter
+				await eventually(async () => {
+					const r = await fetch(`${b.adminUrl}/v1/usage?key=loc`,
+						{ headers: { authorization: `Bearer ${TOKEN}` } });
+					return r.status === 200 && micros((await r.json()).keys[0].budgets[0].spent) === 100;
+				}, { what: 'the local charges replayed', ms: 15000 });
+			} finally {
+				await stopCleanly(c);
+			}
+		});
 });
