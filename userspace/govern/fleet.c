@@ -113,7 +113,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct fleet *f = arg;
 	uint64_t now = clock_mono_ns();
 
-	if (f->cfg->nsentinels && !f->watch_ac && f->state == FLEET_UP)
+	if (f->cfg->nsentinels && !f->watch_ac && f->state == FLEET_UP &&
+	    now - f->watch_ns > BACKOFF_MAX_MS * 1000000ull)
 		start_watch(f);
 	if (!f->ac)
 		return;
@@ -625,8 +626,10 @@ static void on_switch(redisAsyncContext *ac, void *reply, void *priv)
 	if (!f || f->freeing)
 		return;
 	if (!rep) {             /* the watch's connection is gone: on_timer makes a new one */
-		if (f->watch_ac == ac)
+		if (f->watch_ac == ac) {
 			f->watch_ac = NULL;
+			f->sentinel_next = (f->sentinel_next + 1) % f->cfg->nsentinels;
+		}
 		return;
 	}
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
@@ -677,6 +680,7 @@ static void start_watch(struct fleet *f)
 	const struct fleet_addr *s = &f->cfg->sentinels[f->sentinel_next];
 	redisAsyncContext *w = redisAsyncConnect(s->host, s->port);
 
+	f->watch_ns = clock_mono_ns();
 	if (!w || w->err) {
 		if (w)
 			redisAsyncFree(w);

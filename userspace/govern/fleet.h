@@ -26,6 +26,10 @@
  * first (durable before the call is answered) and replayed to Redis, in order, when it is
  * back.
  *
+ * With Sentinel, the sidecar also listens on one sentinel for a failover: it leaves the old
+ * master when the promotion begins and connects to the new one when the switch is announced
+ * (docs/counters.md, "Sentinel").
+ *
  * The LLM route uses the same counters (fleet_reserve_sets: its request and token buckets in
  * namespaces of their own; fleet_debit: an answer's tokens taken after it).
  *

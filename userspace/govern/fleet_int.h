@@ -126,6 +126,7 @@ struct fleet {
 	size_t sentinel_next;           /* sentinel to ask next */
 	struct redisAsyncContext *sentinel_ac;
 	struct redisAsyncContext *watch_ac;     /* SUBSCRIBE +switch-master on a sentinel */
+	uint64_t watch_ns;              /* the last attempt at watch_ac */
 	uint64_t switch_ns;             /* != 0: a failover began then; the old master is avoided */
 	struct fleet_addr master;       /* from the sentinels */
 	struct hmap *allow;             /* key id -> struct allowance, during an outage */
