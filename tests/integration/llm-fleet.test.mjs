@@ -32,6 +32,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		gone: { id: 'gone', policy: 'llm' },
 		loc: { id: 'loc', policy: 'llm' },
 		stream: { id: 'stream', policy: 'llm' },
+		abort: { id: 'abort', policy: 'llm' },
 	});
 	let dir, port, redis, p, a, b;
 
@@ -42,7 +43,8 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		budgets: { 'key:budget': [{ name: 'llm', limit: '0.001', period: 'monthly' }],
 			'key:gone': [{ name: 'llm', limit: '1.00', period: 'monthly' }],
 			'key:loc': [{ name: 'llm', limit: '1.00', period: 'monthly' }],
-			'key:stream': [{ name: 'llm', limit: '1.00', period: 'monthly' }] },
+			'key:stream': [{ name: 'llm', limit: '1.00', period: 'monthly' }],
+			'key:abort': [{ name: 'llm', limit: '1.00', period: 'monthly' }] },
 		llm: {
 			default_provider: 'main',
 			rate_limits: { 'key:rate': { key: { requests: 2, per: 'hour' } } },
@@ -146,6 +148,19 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		const u = await usage(b, 'stream');
 		assert.equal(micros(u.spent), 50);
 		assert.equal(u.reserved, '0.00');
+	});
+
+	test('a client that leaves once the provider has its request pays the estimate', async () => {
+		const ac = new AbortController();
+		const seen = p.seen.length;
+		const pending = client(a, k.abort).chat.completions.create({ model: 'hang',
+			messages: msg, max_tokens: 100 }, { signal: ac.signal });
+		await eventually(() => p.seen.length > seen, { what: 'the provider has it' });
+		ac.abort();
+		await assert.rejects(pending);
+		await eventually(async () => micros((await usage(b, 'abort')).spent) === 202,
+			{ what: 'the estimate charged in Redis' });
+		assert.equal((await usage(b, 'abort')).reserved, '0.00');
 	});
 
 	test('a client that leaves while Redis is slow: nothing stays reserved', async () => {
