@@ -160,5 +160,16 @@ struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t a
 struct req *fleet_settle_req(struct fleet *f, struct settle *s);
 /* Redis is away: fail closed, or admit within the key's allowance; q->rcb is answered. */
 void fleet_reserve_unreachable(struct fleet *f, struct req *q);
+/* Drop the connection (every pending command fails now) and reconnect with backoff; or
+ * connect again at once, without waiting for the backoff. */
+void fleet_drop(struct fleet *f, const char *what, const char *detail);
+void fleet_reconnect_now(struct fleet *f);
+
+/* ---- fleet_sentinel.c ---- */
+
+/* Listen on a sentinel for a failover of the master (watch_ac). */
+void fleet_watch_start(struct fleet *f);
+/* A failover began and its switch is not announced yet: the old master is not used. */
+bool fleet_switching(const struct fleet *f);
 
 #endif
