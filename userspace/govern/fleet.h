@@ -117,7 +117,7 @@ int fleet_reserve_sets(struct fleet *f, const struct fleet_budget *b, size_t nb,
  * answer's tokens); a bucket goes no lower than empty, as ratelimit_debit. Nothing keeps it
  * while Redis is unreachable (a rate limit is not a charge). cb (may be NULL) hears when Redis
  * has run it, always with 0: a debit never fails a call. Returns 0: cb follows; 1: nothing
- * sent (no bucket, Redis unreachable), cb not called; -EINVAL. */
+ * sent (no bucket, Redis unreachable), cb not called; -EINVAL or -ENAMETOOLONG. */
 int fleet_debit(struct fleet *f, const struct fleet_rates *rs, const char *key_id,
 		const char *server, const char *tool, int64_t n, store_done_fn cb, void *arg);
 /* Commit amount (>= 0) to the reservation's counters. Returns 0: cb(arg, err) follows once

@@ -59,16 +59,16 @@ static void unavailable(struct failure *f, const struct fleet *fl, bool local)
 	f->retry_after_s = 1;
 }
 
-/* 0: admitted (r->fresv holds the reservation when it has budgets); else *f says why. */
+/* 0: admitted (r->fresv holds the reservation); else *f says why. */
 static int outcome(struct llm_req *r, struct fleet *fl, size_t nb, struct fleet_outcome *o,
 		   struct failure *f)
 {
 	switch (o->rc) {
 	case 0:
-		if (nb)
-			r->fresv = o->r;
-		else
-			fleet_release(fl, o->r);        /* tokens only: nothing to settle */
+		/* kept even without a budget: settling it keeps a local admission's allowance
+		 * spent, releasing it (a failure) gives it back, as for a tool call */
+		r->fresv = o->r;
+		r->fresv_charges = nb > 0;
 		return 0;
 	case -EDQUOT:
 		llm_budget_failure(f, &o->bw, clock_real_s());

@@ -142,6 +142,7 @@ struct llm_req {
 	bool log_content;
 	struct budget_resv *resv;
 	struct fleet_resv *fresv;       /* the reservation in the fleet's counters (Redis) */
+	bool fresv_charges;             /* it holds budgets: the request has a cost to charge */
 	struct llm_admission *admission;        /* waiting for Redis */
 	int64_t estimate;               /* reserved, micro-units */
 	int64_t est_out_tokens;

@@ -238,9 +238,9 @@ static void settle(struct llm_req *r)
 	int64_t n = r->authed && r->in_tok >= 0 ? r->in_tok + r->out_tok - 1 : 0;
 	int rc = 1;
 
-	r->charged = r->resv || r->fresv || !r->authed ? cost : 0;
+	r->charged = r->resv || (r->fresv && r->fresv_charges) || !r->authed ? cost : 0;
 	if (n > 0 && fl) {
-		rc = llm_fleet_debit(r, n, r->fresv ? NULL : on_durable);
+		rc = llm_fleet_debit(r, n, r->fresv_charges ? NULL : on_durable);
 	} else if (n > 0) {
 		struct rate_limits lim;
 		struct rate_subject rs = llm_rate_who(r);
@@ -253,10 +253,17 @@ static void settle(struct llm_req *r)
 		struct budget_resv *resv = r->resv;
 		r->resv = NULL;
 		rc = budget_commit_amount(gate_budget(r->l->gate), resv, cost, on_durable, r);
-	} else if (r->fresv) {
+	} else if (r->fresv && r->fresv_charges) {
 		struct fleet_resv *resv = r->fresv;
 		r->fresv = NULL;
 		rc = fleet_commit(fl, resv, cost, on_durable, r);
+	} else if (r->fresv) {
+		/* tokens only: nothing to charge (a local admission's allowance stays spent); the
+		 * debit's answer, when one was asked for, is what the agent waits for */
+		struct fleet_resv *resv = r->fresv;
+		r->fresv = NULL;
+		if (fleet_commit(fl, resv, 0, NULL, NULL) < 0)
+			log_warn("llm: a reservation could not be settled");
 	}
 	if (rc == 0) {
 		r->settling = true;
@@ -297,7 +304,7 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 	} else if (r->sent && r->fresv) {
 		struct fleet_resv *resv = r->fresv;
 		r->fresv = NULL;
-		r->charged = usage_cost(r);
+		r->charged = r->fresv_charges ? usage_cost(r) : 0;
 		if (fleet_commit(gate_fleet(r->l->gate), resv, r->charged, NULL, NULL) < 0)
 			log_error("llm: a cancelled request's charge could not be kept for Redis");
 	}
