@@ -179,6 +179,15 @@ static void test_key_names(void)
 	CU_ASSERT(fleet_bucket_key("p:", "k1", RATE_TOOL, "github", "create_issue", buf,
 				   sizeof(buf)) == 0);
 	CU_ASSERT_STRING_EQUAL(buf, "p:{key:k1}:r:tool:github/create_issue");
+	/* the LLM route's buckets never meet a tool call's: a namespace of their own */
+	CU_ASSERT(fleet_bucket_key_ns("p:", "llm:tokens", "k1", RATE_TOOL, "main", "gpt-4o", buf,
+				      sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "p:{key:k1}:llm:tokens:tool:main/gpt-4o");
+	CU_ASSERT(fleet_bucket_key_ns("p:", "llm:requests", "k1", RATE_KEY, NULL, NULL, buf,
+				      sizeof(buf)) == 0);
+	CU_ASSERT_STRING_EQUAL(buf, "p:{key:k1}:llm:requests:key");
+	CU_ASSERT(fleet_bucket_key_ns("p:", "llm:tokens", "k1", RATE_KEY, NULL, NULL, buf, 12) ==
+		  -ENAMETOOLONG);
 
 	/* a day's counter lives until a day after the day ends, plus a reservation's deadline */
 	CU_ASSERT(fleet_counter_ttl(&day, now, 3600) == (1767225600 + 86400 - now) + 86400 + 3600);

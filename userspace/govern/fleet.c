@@ -25,7 +25,8 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
-static const char *const script_src[SC_N] = { FLEET_LUA_RESERVE, FLEET_LUA_SETTLE, FLEET_LUA_USAGE };
+static const char *const script_src[SC_N] = { FLEET_LUA_RESERVE, FLEET_LUA_SETTLE, FLEET_LUA_USAGE,
+					       FLEET_LUA_DEBIT };
 
 const char *fleet_state_name(enum fleet_state s)
 {
@@ -105,11 +106,26 @@ static void drop(struct fleet *f, const char *what, const char *detail)
 	schedule_reconnect(f);
 }
 
+void fleet_drop(struct fleet *f, const char *what, const char *detail)
+{
+	drop(f, what, detail);
+}
+
+void fleet_reconnect_now(struct fleet *f)
+{
+	event_del(f->retry);
+	f->backoff_ms = BACKOFF_MIN_MS;
+	start_connect(f);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct fleet *f = arg;
 	uint64_t now = clock_mono_ns();
 
+	if (f->cfg->nsentinels && !f->watch_ac && f->state == FLEET_UP &&
+	    now - f->watch_ns > BACKOFF_MAX_MS * 1000000ull)
+		fleet_watch_start(f);
 	if (!f->ac)
 		return;
 	if (f->state != FLEET_UP &&
@@ -274,8 +290,11 @@ static void reserve_reply(struct fleet *f, struct req *q, redisReply *rep)
 		size_t j = (size_t)rep->element[1]->integer - 1;
 
 		o.rc = -EAGAIN;
-		o.rw.level = q->rlevel[j < RATE_NLEVELS ? j : 0];
-		o.rw.spec = q->rspec[j < RATE_NLEVELS ? j : 0];
+		if (j >= q->nr)
+			j = 0;
+		o.rw.level = q->rlevel[j];
+		o.rw.spec = q->rspec[j];
+		o.rate_set = q->rset[j];
 		o.rw.retry_after_ms = (uint64_t)rep->element[2]->integer;
 	} else if (rep->element[0]->integer != 0) {
 		o.rc = -EIO;
@@ -405,6 +424,13 @@ static void send_next_replay(struct fleet *f)
 
 /* ---- replies ---- */
 
+/* Anything but ROLE's answer of a replica or a sentinel. */
+static bool is_master(const redisReply *rep)
+{
+	return rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	       rep->element[0]->type != REDIS_REPLY_STRING || !strcmp(rep->element[0]->str, "master");
+}
+
 static bool is_noscript(const redisReply *rep)
 {
 	return rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8);
@@ -431,6 +457,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		if (fleet_send_req(f, q) == 0)
 			return;
 	}
+	/* A master demoted under us (a failover the sentinels have not told us of yet): the
+	 * command fails as any error does, and the connection is closed once its pending replies
+	 * are in, so that the next one asks the sentinels again. */
+	if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "READONLY", 8) &&
+	    f->ac == ac) {
+		set_why(f, "Redis is a replica now", rep->str);
+		redisAsyncDisconnect(ac);
+	}
 	switch (q->kind) {
 	case RQ_INIT:
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
@@ -441,6 +475,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			}
 		} else if (q->sc < SC_N && rep->type == REDIS_REPLY_STRING && rep->len == 40) {
 			memcpy(f->sha[q->sc], rep->str, 40);
+		} else if (!is_master(rep) && f->ac == ac) {
+			/* ROLE: the sentinels named a replica (their view lags a failover) */
+			set_why(f, "the address the sentinels named is not a master", NULL);
+			log_warn("counters: %s", f->why);
+			redisAsyncDisconnect(ac);
+			fleet_req_free(q);
+			return;
 		}
 		if (f->ac == ac && rep && rep->type != REDIS_REPLY_ERROR && --f->loads_pending == 0)
 			go_up(f);
@@ -478,6 +519,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			q->ucb(q->arg, 0, rep->element[0]->integer, rep->element[1]->integer);
 		fleet_req_free(q);
 		return;
+	case RQ_DEBIT:
+		if (rep && rep->type == REDIS_REPLY_ERROR) {
+			f->errors++;
+			log_warn("counters: Redis refused a token debit: %s", rep->str);
+		}
+		if (q->dcb)
+			q->dcb(q->arg, 0);
+		break;
 	case RQ_SENTINEL:
 		break;
 	}
@@ -555,6 +604,8 @@ static void connect_to(struct fleet *f, const struct fleet_addr *a)
 		snprintf(db, sizeof(db), "%d", f->cfg->db);
 		init_cmd(f, SC_N, 2, (const char *[]){ "SELECT", db });
 	}
+	if (f->cfg->nsentinels)
+		init_cmd(f, SC_N, 1, (const char *[]){ "ROLE" });
 	for (int i = 0; i < SC_N; i++)
 		init_cmd(f, (enum script)i, 3, (const char *[]){ "SCRIPT", "LOAD", script_src[i] });
 }
@@ -569,6 +620,16 @@ static void on_sentinel(redisAsyncContext *ac, void *reply, void *priv)
 	if (!f || f->freeing)
 		return;
 	f->sentinel_ac = NULL;
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING && fleet_switching(f) && f->master.host &&
+	    !strcmp(f->master.host, rep->element[0]->str) &&
+	    f->master.port == atoi(rep->element[1]->str)) {
+		/* still the old master: the switch is not announced yet */
+		go_down(f, "Sentinel failover in progress", f->cfg->sentinel_master);
+		redisAsyncDisconnect(ac);
+		schedule_reconnect(f);
+		return;
+	}
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING) {
 		free(f->master.host);
@@ -659,6 +720,11 @@ void fleet_free(struct fleet *f)
 		redisAsyncContext *sc = f->sentinel_ac;
 		f->sentinel_ac = NULL;
 		redisAsyncFree(sc);
+	}
+	if (f->watch_ac) {
+		redisAsyncContext *w = f->watch_ac;
+		f->watch_ac = NULL;
+		redisAsyncFree(w);
 	}
 	if (f->nreplay)
 		log_warn("counters: %zu charges not replayed to Redis (kept in the store)",

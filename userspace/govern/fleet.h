@@ -26,6 +26,13 @@
  * first (durable before the call is answered) and replayed to Redis, in order, when it is
  * back.
  *
+ * With Sentinel, the sidecar also listens on one sentinel for a failover: it leaves the old
+ * master when the promotion begins and connects to the new one when the switch is announced
+ * (docs/counters.md, "Sentinel").
+ *
+ * The LLM route uses the same counters (fleet_reserve_sets: its request and token buckets in
+ * namespaces of their own; fleet_debit: an answer's tokens taken after it).
+ *
  * Config: "counters": {"backend": "sqlite"} (default) or {"backend": "redis",
  *   "url": "redis://[:password@]host:port[/db]" | "unix:/path/to/socket[?db=N]",
  *   "password_env": "NAME" | "password_file": "/path", "key_prefix": "mcpwarden:",
@@ -75,7 +82,7 @@ struct fleet_budget {
 };
 
 /* The result of a reservation. rc: 0 (*r to commit or release exactly once), -EDQUOT (bw
- * filled), -EAGAIN (rw filled), -ENOTCONN (Redis unreachable under fail_closed, or the local
+ * filled), -EAGAIN (rw filled; rate_set: which fleet_rates refused), -ENOTCONN (Redis unreachable under fail_closed, or the local
  * allowance is spent: *local says which), -EIO (Redis answered with an error). */
 struct fleet_outcome {
 	int rc;
@@ -83,6 +90,7 @@ struct fleet_outcome {
 	struct fleet_resv *r;
 	struct budget_refusal bw;
 	struct rate_refusal rw;
+	size_t rate_set;
 };
 typedef void (*fleet_reserve_fn)(void *arg, struct fleet_outcome *o);
 
@@ -92,6 +100,26 @@ typedef void (*fleet_reserve_fn)(void *arg, struct fleet_outcome *o);
 int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 		  const struct rate_limits *lim, const char *key_id, const char *server,
 		  const char *tool, int64_t cost, int64_t now, fleet_reserve_fn cb, void *arg);
+/* One set of rate buckets: lim's levels for key_id / server / tool, named
+ * <prefix>{key:<id>}:<ns>:<level>[:<server>[/<tool>]]. ns "r": a tool call's buckets;
+ * "llm:requests" and "llm:tokens": the LLM route's (server the provider, tool the model). */
+struct fleet_rates {
+	const char *ns;
+	const struct rate_limits *lim;
+};
+#define FLEET_MAX_RATE_SETS 2
+/* fleet_reserve with up to FLEET_MAX_RATE_SETS sets of buckets (lim NULL: none). */
+int fleet_reserve_sets(struct fleet *f, const struct fleet_budget *b, size_t nb,
+		       const struct fleet_rates *rs, size_t nrs, const char *key_id,
+		       const char *server, const char *tool, int64_t cost, int64_t now,
+		       fleet_reserve_fn cb, void *arg);
+/* Take n more tokens from every bucket of the set rs (usage learnt after the call: an LLM
+ * answer's tokens); a bucket goes no lower than empty, as ratelimit_debit. Nothing keeps it
+ * while Redis is unreachable (a rate limit is not a charge). cb (may be NULL) hears when Redis
+ * has run it, always with 0: a debit never fails a call. Returns 0: cb follows; 1: nothing
+ * sent (no bucket, Redis unreachable), cb not called; -EINVAL or -ENAMETOOLONG. */
+int fleet_debit(struct fleet *f, const struct fleet_rates *rs, const char *key_id,
+		const char *server, const char *tool, int64_t n, store_done_fn cb, void *arg);
 /* Commit amount (>= 0) to the reservation's counters. Returns 0: cb(arg, err) follows once
  * Redis has it (or the sidecar's store has it for replay); 1: nothing to charge (cb not
  * called). The handle is consumed. */
@@ -130,6 +158,10 @@ int fleet_counter_key(const char *prefix, const char *scope, const struct budget
 /* The rate bucket key of level for key_id (server/tool as the level needs). */
 int fleet_bucket_key(const char *prefix, const char *key_id, enum rate_level level,
 		     const char *server, const char *tool, char *buf, size_t len);
+/* The same in namespace ns (struct fleet_rates): "<prefix>{key:k1}:<ns>:key". */
+int fleet_bucket_key_ns(const char *prefix, const char *ns, const char *key_id,
+			enum rate_level level, const char *server, const char *tool, char *buf,
+			size_t len);
 /* Seconds a counter key lives: calendar, until a day after its period ends; rolling, the
  * window and two slots past now, plus the reservation deadline. */
 int64_t fleet_counter_ttl(const struct budget_spec *spec, int64_t now, int64_t resv_ttl);

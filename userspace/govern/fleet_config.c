@@ -341,23 +341,30 @@ int fleet_counter_key(const char *prefix, const char *scope, const struct budget
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int fleet_bucket_key(const char *prefix, const char *key_id, enum rate_level level,
-		     const char *server, const char *tool, char *buf, size_t len)
+int fleet_bucket_key_ns(const char *prefix, const char *ns, const char *key_id,
+			enum rate_level level, const char *server, const char *tool, char *buf,
+			size_t len)
 {
 	int n;
 
 	switch (level) {
 	case RATE_KEY:
-		n = snprintf(buf, len, "%s{key:%s}:r:key", prefix, key_id);
+		n = snprintf(buf, len, "%s{key:%s}:%s:key", prefix, key_id, ns);
 		break;
 	case RATE_SERVER:
-		n = snprintf(buf, len, "%s{key:%s}:r:server:%s", prefix, key_id, server);
+		n = snprintf(buf, len, "%s{key:%s}:%s:server:%s", prefix, key_id, ns, server);
 		break;
 	default:
-		n = snprintf(buf, len, "%s{key:%s}:r:tool:%s/%s", prefix, key_id, server, tool);
+		n = snprintf(buf, len, "%s{key:%s}:%s:tool:%s/%s", prefix, key_id, ns, server, tool);
 		break;
 	}
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int fleet_bucket_key(const char *prefix, const char *key_id, enum rate_level level,
+		     const char *server, const char *tool, char *buf, size_t len)
+{
+	return fleet_bucket_key_ns(prefix, "r", key_id, level, server, tool, buf, len);
 }
 
 int64_t fleet_counter_ttl(const struct budget_spec *spec, int64_t now, int64_t resv_ttl)

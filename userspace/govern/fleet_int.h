@@ -37,7 +37,9 @@ struct fleet_config {
 
 #define KEY_MAX 700
 
-enum script { SC_RESERVE, SC_SETTLE, SC_USAGE, SC_N };
+enum script { SC_RESERVE, SC_SETTLE, SC_USAGE, SC_DEBIT, SC_N };
+
+#define FLEET_MAX_BUCKETS (FLEET_MAX_RATE_SETS * RATE_NLEVELS)
 
 /* A charge for Redis: sent at once, or kept (durable in the store) and replayed in order. */
 struct settle {
@@ -57,7 +59,7 @@ struct settle {
 	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
 };
 
-enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL };
+enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL, RQ_DEBIT };
 
 struct req {
 	struct list_head link;          /* in fleet->inflight, oldest first */
@@ -75,13 +77,17 @@ struct req {
 	struct fleet_resv *r;
 	struct fleet_budget b[FLEET_MAX_BUDGETS];
 	struct budget_spec spec[FLEET_MAX_BUDGETS];
-	struct rate_spec rspec[RATE_NLEVELS];
-	enum rate_level rlevel[RATE_NLEVELS];
+	struct rate_spec rspec[FLEET_MAX_BUCKETS];
+	enum rate_level rlevel[FLEET_MAX_BUCKETS];
+	size_t rset[FLEET_MAX_BUCKETS];         /* which fleet_rates each bucket is of */
+	size_t nr;
 	int64_t cost, now;
 	/* RQ_SETTLE */
 	struct settle *s;
 	/* RQ_USAGE */
 	fleet_usage_fn ucb;
+	/* RQ_DEBIT: when Redis ran it (arg), or NULL */
+	store_done_fn dcb;
 };
 
 struct fleet_resv {
@@ -119,6 +125,9 @@ struct fleet {
 	uint64_t connect_ns;
 	size_t sentinel_next;           /* sentinel to ask next */
 	struct redisAsyncContext *sentinel_ac;
+	struct redisAsyncContext *watch_ac;     /* SUBSCRIBE +switch-master on a sentinel */
+	uint64_t watch_ns;              /* the last attempt at watch_ac */
+	uint64_t switch_ns;             /* != 0: a failover began then; the old master is avoided */
 	struct fleet_addr master;       /* from the sentinels */
 	struct hmap *allow;             /* key id -> struct allowance, during an outage */
 	uint64_t seq, errors, reconnects, replayed, local_admits;
@@ -151,5 +160,16 @@ struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t a
 struct req *fleet_settle_req(struct fleet *f, struct settle *s);
 /* Redis is away: fail closed, or admit within the key's allowance; q->rcb is answered. */
 void fleet_reserve_unreachable(struct fleet *f, struct req *q);
+/* Drop the connection (every pending command fails now) and reconnect with backoff; or
+ * connect again at once, without waiting for the backoff. */
+void fleet_drop(struct fleet *f, const char *what, const char *detail);
+void fleet_reconnect_now(struct fleet *f);
+
+/* ---- fleet_sentinel.c ---- */
+
+/* Listen on a sentinel for a failover of the master (watch_ac). */
+void fleet_watch_start(struct fleet *f);
+/* A failover began and its switch is not announced yet: the old master is not used. */
+bool fleet_switching(const struct fleet *f);
 
 #endif

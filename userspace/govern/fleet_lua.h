@@ -14,6 +14,9 @@
  * there: a reservation past its deadline is already gone) and amount charged. Always {0}.
  *
  * usage: KEYS = one counter. ARGV = kind, now, slot, nslots. Returns {spent, reserved}.
+ *
+ * debit: KEYS = rate buckets. ARGV = n; per bucket: requests, burst, period (us). Each bucket
+ * is refilled as reserve does and n tokens taken, down to empty at most. Always {0}.
  */
 #ifndef WARDEN_FLEET_LUA_H
 #define WARDEN_FLEET_LUA_H
@@ -119,5 +122,21 @@
 	"expire(KEYS[1], now)\n" \
 	"local spent = spent_of(KEYS[1], tonumber(ARGV[1]), now, tonumber(ARGV[3]), tonumber(ARGV[4]))\n" \
 	"return {spent, tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')}\n"
+
+#define FLEET_LUA_DEBIT \
+	"local n, t = tonumber(ARGV[1]), redis.call('TIME')\n" \
+	"local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" \
+	"for j = 1, #KEYS do\n" \
+	"  local k, a = KEYS[j], 1 + (j - 1) * 3\n" \
+	"  local req, burst, per = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n" \
+	"  local h = redis.call('HMGET', k, 't', 'ts')\n" \
+	"  local tok, ts = tonumber(h[1]), tonumber(h[2])\n" \
+	"  if not tok or not ts then tok, ts = burst, nowus end\n" \
+	"  if nowus > ts then tok = math.min(burst, tok + (nowus - ts) * req / per) end\n" \
+	"  tok = math.max(0, tok - n)\n" \
+	"  redis.call('HSET', k, 't', string.format('%.6f', tok), 'ts', string.format('%d', math.max(nowus, ts)))\n" \
+	"  redis.call('PEXPIRE', k, math.ceil(burst * per / req / 1000) + 1000)\n" \
+	"end\n" \
+	"return {0}\n"
 
 #endif

@@ -14,9 +14,37 @@
 
 /* ---- the interface ---- */
 
+/* The buckets of rs that apply: q->rlevel, rspec, rset and nr. */
+static void buckets_of(struct req *q, const struct fleet_rates *rs, size_t nrs,
+		       const char *server, const char *tool)
+{
+	q->nr = 0;
+	for (size_t i = 0; i < nrs; i++) {
+		const struct rate_limits *lim = rs[i].lim;
+		for (int l = 0; lim && l < RATE_NLEVELS; l++) {
+			if (!lim->level[l].requests || (l >= RATE_SERVER && !server) ||
+			    (l == RATE_TOOL && !tool))
+				continue;
+			q->rset[q->nr] = i;
+			q->rlevel[q->nr] = (enum rate_level)l;
+			q->rspec[q->nr++] = lim->level[l];
+		}
+	}
+}
+
 int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 		  const struct rate_limits *lim, const char *key_id, const char *server,
 		  const char *tool, int64_t cost, int64_t now, fleet_reserve_fn cb, void *arg)
+{
+	struct fleet_rates rs = { "r", lim };
+
+	return fleet_reserve_sets(f, b, nb, &rs, 1, key_id, server, tool, cost, now, cb, arg);
+}
+
+int fleet_reserve_sets(struct fleet *f, const struct fleet_budget *b, size_t nb,
+		       const struct fleet_rates *rs, size_t nrs, const char *key_id,
+		       const char *server, const char *tool, int64_t cost, int64_t now,
+		       fleet_reserve_fn cb, void *arg)
 {
 	struct req *q;
 	struct fleet_resv *r;
@@ -25,7 +53,7 @@ int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 	size_t nr = 0;
 	int rc = 0;
 
-	if (nb > FLEET_MAX_BUDGETS || cost < 0)
+	if (nb > FLEET_MAX_BUDGETS || nrs > FLEET_MAX_RATE_SETS || cost < 0)
 		return -EINVAL;
 	q = xcalloc(1, sizeof(*q));
 	r = xcalloc(1, sizeof(*r));
@@ -40,13 +68,8 @@ int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 	r->cost = cost;
 	r->key_id = xstrdup(key_id);
 	snprintf(r->rid, sizeof(r->rid), "%s.%" PRIu64, f->sidecar, ++f->seq);
-	for (int l = 0; lim && l < RATE_NLEVELS; l++) {
-		if (!lim->level[l].requests || (l >= RATE_SERVER && !server) ||
-		    (l == RATE_TOOL && !tool))
-			continue;
-		q->rlevel[nr] = (enum rate_level)l;
-		q->rspec[nr++] = lim->level[l];
-	}
+	buckets_of(q, rs, nrs, server, tool);
+	nr = q->nr;
 	fleet_av_add(&a, "EVALSHA");
 	fleet_av_add(&a, f->sha[SC_RESERVE]);
 	fleet_av_addi(&a, (int64_t)(nb + nr));
@@ -68,8 +91,8 @@ int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 		r->nb = i + 1;
 	}
 	for (size_t j = 0; j < nr && !rc; j++) {
-		rc = fleet_bucket_key(f->cfg->prefix, key_id, q->rlevel[j], server, tool, key,
-				      sizeof(key));
+		rc = fleet_bucket_key_ns(f->cfg->prefix, rs[q->rset[j]].ns, key_id, q->rlevel[j],
+					 server, tool, key, sizeof(key));
 		if (!rc)
 			fleet_av_add(&a, key);
 	}
@@ -205,6 +228,52 @@ void fleet_release(struct fleet *f, struct fleet_resv *r)
 		free(q);
 	}
 	fleet_settle_free(s);
+}
+
+int fleet_debit(struct fleet *f, const struct fleet_rates *rs, const char *key_id,
+		const char *server, const char *tool, int64_t n, store_done_fn cb, void *arg)
+{
+	struct req *q;
+	struct argv_b a = { 0 };
+	char key[KEY_MAX];
+	int rc = 0;
+
+	if (!rs || n <= 0)
+		return -EINVAL;
+	if (f->state != FLEET_UP)
+		return 1;
+	q = xcalloc(1, sizeof(*q));
+	buckets_of(q, rs, 1, server, tool);
+	if (!q->nr) {
+		free(q);
+		return 1;
+	}
+	fleet_av_add(&a, "EVALSHA");
+	fleet_av_add(&a, f->sha[SC_DEBIT]);
+	fleet_av_addi(&a, (int64_t)q->nr);
+	for (size_t j = 0; j < q->nr && !rc; j++)
+		if (!(rc = fleet_bucket_key_ns(f->cfg->prefix, rs->ns, key_id, q->rlevel[j], server,
+					       tool, key, sizeof(key))))
+			fleet_av_add(&a, key);
+	fleet_av_addi(&a, n);
+	for (size_t j = 0; j < q->nr; j++) {
+		fleet_av_addi(&a, q->rspec[j].requests);
+		fleet_av_addi(&a, q->rspec[j].burst);
+		fleet_av_addi(&a, (int64_t)(q->rspec[j].period_ns / 1000));
+	}
+	q->f = f;
+	q->kind = RQ_DEBIT;
+	q->sc = SC_DEBIT;
+	q->dcb = cb;
+	q->arg = arg;
+	q->argc = a.n;
+	q->argv = a.v;
+	q->argvlen = a.len;
+	if (rc || fleet_send_req(f, q)) {
+		fleet_req_free(q);
+		return rc ? rc : 1;
+	}
+	return 0;
 }
 
 int fleet_usage(struct fleet *f, const char *scope, const struct budget_spec *spec, int64_t now,

@@ -139,6 +139,16 @@ int gate_admit_async(struct gate *g, const struct gate_request *rq, gate_admit_f
 bool gate_counters_ready(const struct gate *g, char *why, size_t len);
 /* The fleet's counters, NULL with the SQLite backend (metrics, admin). */
 struct fleet *gate_fleet(struct gate *g);
+/* The LLM route's admission against the fleet's counters (gate_fleet non-NULL): reserve cost
+ * in every budget that applies to who and take a token from every bucket of rs[0..nrs)
+ * (govern/fleet.h). Returns 1: nothing to count (cb not called); 0: cb follows, possibly from
+ * here, and *nbudgets says how many budgets the reservation holds; or a negative errno. */
+struct fleet_rates;
+struct fleet_outcome;
+int gate_fleet_reserve_llm(struct gate *g, const struct key_identity *who, int64_t cost,
+			   const struct fleet_rates *rs, size_t nrs, const char *provider,
+			   const char *model, size_t *nbudgets,
+			   void (*cb)(void *arg, struct fleet_outcome *o), void *arg);
 /* tools/call, once admitted: the arguments against the tool's inputSchema (when its server
  * validates). 0, or -EINVAL with *error the -32602 error object naming the failing path and
  * *reason the record's text. args NULL: the call sent none (checked as {}). */

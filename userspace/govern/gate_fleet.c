@@ -83,31 +83,63 @@ static void on_reserved(void *arg, struct fleet_outcome *o)
 	free(p);
 }
 
+/* The budgets that apply to who (scopes written to kscope and tscope): fb[0..*nb). */
+static int applicable(const struct gate *g, const struct key_identity *who,
+		      struct fleet_budget *fb, size_t *nb, char *kscope, char *tscope)
+{
+	struct budget_subject bs = { who->id, who->team, who->policy };
+	const struct budget_spec *ks, *ts;
+	size_t nk, nt;
+
+	*nb = 0;
+	budget_applicable(g->r.bc, &bs, &ks, &nk, &ts, &nt);
+	if (snprintf(kscope, BUDGET_NAME_BUF, "key:%s", who->id) >= BUDGET_NAME_BUF ||
+	    (nt && snprintf(tscope, BUDGET_NAME_BUF, "team:%s", who->team) >= BUDGET_NAME_BUF))
+		return -EINVAL;
+	for (size_t i = 0; i < nk; i++)
+		fb[(*nb)++] = (struct fleet_budget){ kscope, &ks[i] };
+	for (size_t i = 0; i < nt; i++)
+		fb[(*nb)++] = (struct fleet_budget){ tscope, &ts[i] };
+	return 0;
+}
+
+int gate_fleet_reserve_llm(struct gate *g, const struct key_identity *who, int64_t cost,
+			   const struct fleet_rates *rs, size_t nrs, const char *provider,
+			   const char *model, size_t *nbudgets,
+			   void (*cb)(void *arg, struct fleet_outcome *o), void *arg)
+{
+	struct fleet_budget fb[FLEET_MAX_BUDGETS];
+	char kscope[BUDGET_NAME_BUF], tscope[BUDGET_NAME_BUF];
+	bool limited = false;
+	size_t nb = 0;
+	int rc;
+
+	if (cost > 0 && (rc = applicable(g, who, fb, &nb, kscope, tscope)))
+		return rc;
+	for (size_t i = 0; i < nrs; i++)
+		for (int l = 0; rs[i].lim && l < RATE_NLEVELS; l++)
+			limited |= rs[i].lim->level[l].requests != 0;
+	if (!nb && !limited)
+		return 1;       /* nothing to count: no round trip */
+	*nbudgets = nb;
+	return fleet_reserve_sets(g->fleet, fb, nb, rs, nrs, who->id, provider, model,
+				  nb ? cost : 0, clock_real_s(), cb, arg);
+}
+
 int gate_admit_fleet(struct gate *g, const struct gate_request *rq, gate_admit_fn cb, void *arg,
 		     struct gate_ticket **ticket, cJSON **error, char *reason, size_t reason_len)
 {
-	struct budget_subject bs = { rq->who->id, rq->who->team, rq->who->policy };
 	struct rate_subject rs = { rq->who->id, rq->who->team, rq->who->policy };
-	const struct budget_spec *ks, *ts;
 	struct fleet_budget fb[FLEET_MAX_BUDGETS];
 	struct rate_limits lim;
 	char kscope[BUDGET_NAME_BUF], tscope[BUDGET_NAME_BUF];
-	size_t nk, nt, nb = 0;
+	size_t nb = 0;
 	int64_t cost = gate_call_cost(g, rq);
 	bool limited = false;
 	int rc;
 
-	if (cost > 0) {
-		budget_applicable(g->r.bc, &bs, &ks, &nk, &ts, &nt);
-		if (snprintf(kscope, sizeof(kscope), "key:%s", rq->who->id) >= (int)sizeof(kscope) ||
-		    (nt && snprintf(tscope, sizeof(tscope), "team:%s", rq->who->team) >=
-		     (int)sizeof(tscope)))
-			return -EINVAL;
-		for (size_t i = 0; i < nk; i++)
-			fb[nb++] = (struct fleet_budget){ kscope, &ks[i] };
-		for (size_t i = 0; i < nt; i++)
-			fb[nb++] = (struct fleet_budget){ tscope, &ts[i] };
-	}
+	if (cost > 0 && (rc = applicable(g, rq->who, fb, &nb, kscope, tscope)))
+		return rc;
 	ratelimit_config_resolve(g->r.rlc, &rs, &lim);
 	for (int l = 0; l < RATE_NLEVELS; l++)
 		limited |= lim.level[l].requests != 0;

@@ -1,6 +1,7 @@
 /* admit: what a request must pass before it is forwarded — the key, a well-formed body
  * naming a model that exists, the key's policies, its budgets (an estimate reserved) and its
- * rate limits, in that order; and the models list a key may use. */
+ * rate limits, in that order (counted here, or in Redis by admit_fleet.c); and the models list
+ * a key may use. */
 #include "llm/llm_int.h"
 
 #include <errno.h>
@@ -51,6 +52,36 @@ static int resolve_model(struct llm_req *r, const char *name, struct failure *f)
 	return 0;
 }
 
+void llm_rate_failure(struct failure *f, const struct rate_refusal *rr, const char *what)
+{
+	llm_set_failure(f, 429, "rate_limit_error", "rate_limited",
+		    "Rate limited: %s limit of %u %s per %s reached (%s); retry after %llu ms",
+		    ratelimit_level_name(rr->level), rr->spec.requests, what,
+		    ratelimit_per_name(rr->spec.period_ns),
+		    rr->level == RATE_KEY ? "this key" : rr->level == RATE_SERVER
+			? "this key and provider" : "this key and model",
+		    (unsigned long long)rr->retry_after_ms);
+	f->retry_after_s = (int64_t)(rr->retry_after_ms + 999) / 1000;
+	if (f->retry_after_s < 1)
+		f->retry_after_s = 1;
+}
+
+void llm_budget_failure(struct failure *f, const struct budget_refusal *br, int64_t now)
+{
+	char spent[32], limit[32], cost[32], reserved[32];
+
+	budget_format_money(br->spent, spent, sizeof(spent));
+	budget_format_money(br->limit, limit, sizeof(limit));
+	budget_format_money(br->cost, cost, sizeof(cost));
+	budget_format_money(br->reserved, reserved, sizeof(reserved));
+	llm_set_failure(f, 429, "insufficient_quota", "over_budget",
+		    "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
+		    "request is estimated at %s", br->name, br->scope, br->period, spent,
+		    limit, reserved, cost);
+	if (br->resets_at > now)
+		f->retry_after_s = br->resets_at - now;
+}
+
 static int admit_rate(struct llm_req *r, struct failure *f)
 {
 	struct rate_subject rs = llm_rate_who(r);
@@ -67,16 +98,7 @@ static int admit_rate(struct llm_req *r, struct failure *f)
 		what = "tokens";
 	}
 	if (rc == -EAGAIN) {
-		llm_set_failure(f, 429, "rate_limit_error", "rate_limited",
-			    "Rate limited: %s limit of %u %s per %s reached (%s); retry after %llu ms",
-			    ratelimit_level_name(rr.level), rr.spec.requests, what,
-			    ratelimit_per_name(rr.spec.period_ns),
-			    rr.level == RATE_KEY ? "this key" : rr.level == RATE_SERVER
-				? "this key and provider" : "this key and model",
-			    (unsigned long long)rr.retry_after_ms);
-		f->retry_after_s = (int64_t)(rr.retry_after_ms + 999) / 1000;
-		if (f->retry_after_s < 1)
-			f->retry_after_s = 1;
+		llm_rate_failure(f, &rr, what);
 		return rc;
 	}
 	if (rc) {
@@ -99,17 +121,7 @@ static int admit_budget(struct llm_req *r, struct failure *f)
 		return 0;
 	rc = budget_reserve(gate_budget(r->l->gate), &bs, r->estimate, now, &r->resv, &br);
 	if (rc == -EDQUOT) {
-		char spent[32], limit[32], cost[32], reserved[32];
-		budget_format_money(br.spent, spent, sizeof(spent));
-		budget_format_money(br.limit, limit, sizeof(limit));
-		budget_format_money(br.cost, cost, sizeof(cost));
-		budget_format_money(br.reserved, reserved, sizeof(reserved));
-		llm_set_failure(f, 429, "insufficient_quota", "over_budget",
-			    "Over budget: %s (%s, %s) has %s of %s spent and %s reserved; this "
-			    "request is estimated at %s", br.name, br.scope, br.period, spent,
-			    limit, reserved, cost);
-		if (br.resets_at > now)
-			f->retry_after_s = br.resets_at - now;
+		llm_budget_failure(f, &br, now);
 		return rc;
 	}
 	if (rc) {
@@ -286,10 +298,15 @@ int llm_parse_body(struct llm_req *r, struct failure *f)
 }
 
 /* Budget first, then rate limits: a request refused for its budget spends no rate token,
- * one refused by a rate limit keeps no money reserved (the gate's order for tool calls). */
+ * one refused by a rate limit keeps no money reserved (the gate's order for tool calls).
+ * With the fleet's counters in Redis, both in one script (admit_fleet.c). */
 int llm_admit(struct llm_req *r, struct failure *f)
 {
-	int rc = admit_budget(r, f);
+	int rc;
+
+	if (gate_fleet(r->l->gate))
+		return llm_admit_fleet(r, f);
+	rc = admit_budget(r, f);
 
 	if (rc == 0 && (rc = admit_rate(r, f)) != 0 && r->resv) {
 		budget_release(gate_budget(r->l->gate), r->resv);

@@ -94,6 +94,8 @@ int llm_usage_read(const cJSON *usage, int64_t *in, int64_t *out);
 /* ---- one request ---- */
 
 struct budget_resv;
+struct fleet_resv;
+struct llm_admission;
 struct sse_parser;
 struct router;
 struct gate;
@@ -139,6 +141,9 @@ struct llm_req {
 	bool stream, agent_usage;       /* stream: true; the agent asked for include_usage */
 	bool log_content;
 	struct budget_resv *resv;
+	struct fleet_resv *fresv;       /* the reservation in the fleet's counters (Redis) */
+	bool fresv_charges;             /* it holds budgets: the request has a cost to charge */
+	struct llm_admission *admission;        /* waiting for Redis */
 	int64_t estimate;               /* reserved, micro-units */
 	int64_t est_out_tokens;
 	bool sent;                      /* a transfer reached the provider */
@@ -170,10 +175,28 @@ struct llm_req {
 	char session[72];               /* and in which MCP session */
 };
 
-/* admit.c: 0 or a negative errno with *f filled (the request is then refused with it). */
+/* admit.c: 0 or a negative errno with *f filled (the request is then refused with it).
+ * llm_admit: also -EINPROGRESS, the fleet's counters in Redis are asked: llm_forward(r) or
+ * llm_fail(r) follows later on the loop (admit_fleet.c). */
 int llm_authenticate(struct llm_req *r, struct failure *f);
 int llm_parse_body(struct llm_req *r, struct failure *f);
 int llm_admit(struct llm_req *r, struct failure *f);
+struct budget_refusal;
+struct rate_refusal;
+/* The agent's 429 for a budget refusal, and for a rate refusal of what ("requests",
+ * "tokens"). */
+void llm_budget_failure(struct failure *f, const struct budget_refusal *br, int64_t now);
+void llm_rate_failure(struct failure *f, const struct rate_refusal *rr, const char *what);
+
+/* admit_fleet.c: the budgets and rate limits of llm_admit in the fleet's counters (gate_fleet
+ * non-NULL). */
+int llm_admit_fleet(struct llm_req *r, struct failure *f);
+/* The request is freed while its admission waits for Redis: the reservation, when one comes,
+ * is released. */
+void llm_admission_cancel(struct llm_req *r);
+/* Take the answer's tokens (n more than the one admission took) from the key's token buckets
+ * in Redis. Returns 0 when done(r, 0) follows (done non-NULL), 1 otherwise. */
+int llm_fleet_debit(struct llm_req *r, int64_t n, void (*done)(void *arg, int err));
 /* GET /v1/models: answers and frees r. */
 void llm_serve_models(struct llm_req *r);
 
@@ -204,6 +227,8 @@ void llm_tool_gone(struct llm_req *r);
 /* provider.c: start the transfer for r->prov/r->model (0 or a negative errno), and stop it. */
 int llm_transfer_start(struct llm_req *r);
 void llm_transfer_stop(struct llm_req *r);
+/* route.c: an admitted request goes to its provider (or fails with 502). */
+void llm_forward(struct llm_req *r);
 /* route.c: the transfer ended (res from curl). */
 void llm_req_transfer_done(struct llm_req *r, CURLcode res);
 /* route.c: forward one OpenAI-shaped chunk to the agent (streaming). Returns 0 or -EPIPE. */

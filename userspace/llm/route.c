@@ -20,6 +20,7 @@
 #include "base/hmap.h"
 #include "base/log.h"
 #include "govern/budget.h"
+#include "govern/fleet.h"
 #include "govern/gate.h"
 #include "govern/ratelimit.h"
 #include "mcp/transport/sse.h"
@@ -91,10 +92,13 @@ void llm_req_free(struct llm_req *r)
 	if (r->exec)
 		llm_tool_gone(r);
 	llm_transfer_stop(r);
+	llm_admission_cancel(r);
 	if (r->req)
 		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 	if (r->resv && r->l)
 		budget_release(gate_budget(r->l->gate), r->resv);
+	if (r->fresv && r->l)
+		fleet_release(gate_fleet(r->l->gate), r->fresv);
 	if (r->link.next)
 		list_del(&r->link);
 	if (r->buf)
@@ -150,6 +154,10 @@ void llm_fail(struct llm_req *r, const struct failure *f)
 	if (r->resv) {
 		budget_release(gate_budget(r->l->gate), r->resv);
 		r->resv = NULL;
+	}
+	if (r->fresv) {
+		fleet_release(gate_fleet(r->l->gate), r->fresv);
+		r->fresv = NULL;
 	}
 	/* a stream that started was 200 to the agent; one it left never reached it */
 	llm_record(r, r->streaming && r->req ? 200 : f->status, f);
@@ -220,27 +228,42 @@ static int64_t usage_cost(const struct llm_req *r)
 }
 
 /* Charge the usage the provider reported (the estimate when it reported none), then answer
- * once the charge is durable, as a tools/call is. */
+ * once the charge is durable, as a tools/call is. With the fleet's counters, the tokens are
+ * sent to Redis before the charge, on the same connection: once Redis has the charge (or the
+ * debit, when there is no charge) the next request of the key, on any sidecar, sees both. */
 static void settle(struct llm_req *r)
 {
 	int64_t cost = usage_cost(r);
+	struct fleet *fl = r->authed ? gate_fleet(r->l->gate) : NULL;
+	int64_t n = r->authed && r->in_tok >= 0 ? r->in_tok + r->out_tok - 1 : 0;
 	int rc = 1;
 
-	r->charged = r->resv || !r->authed ? cost : 0;
-	if (r->authed && r->in_tok >= 0) {
+	r->charged = r->resv || (r->fresv && r->fresv_charges) || !r->authed ? cost : 0;
+	if (n > 0 && fl) {
+		rc = llm_fleet_debit(r, n, r->fresv_charges ? NULL : on_durable);
+	} else if (n > 0) {
 		struct rate_limits lim;
 		struct rate_subject rs = llm_rate_who(r);
-		int64_t n = r->in_tok + r->out_tok - 1;   /* one was taken at admission */
 		ratelimit_config_resolve(r->cfg->tokens, &rs, &lim);
-		if (n > 0)
-			ratelimit_debit(r->l->rl_tok, &lim, r->who.id, r->prov->name,
-					r->model->name, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
-					clock_mono_ns());
+		/* one was taken at admission */
+		ratelimit_debit(r->l->rl_tok, &lim, r->who.id, r->prov->name, r->model->name,
+				n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, clock_mono_ns());
 	}
 	if (r->resv) {
 		struct budget_resv *resv = r->resv;
 		r->resv = NULL;
 		rc = budget_commit_amount(gate_budget(r->l->gate), resv, cost, on_durable, r);
+	} else if (r->fresv && r->fresv_charges) {
+		struct fleet_resv *resv = r->fresv;
+		r->fresv = NULL;
+		rc = fleet_commit(fl, resv, cost, on_durable, r);
+	} else if (r->fresv) {
+		/* tokens only: nothing to charge (a local admission's allowance stays spent); the
+		 * debit's answer, when one was asked for, is what the agent waits for */
+		struct fleet_resv *resv = r->fresv;
+		r->fresv = NULL;
+		if (fleet_commit(fl, resv, 0, NULL, NULL) < 0)
+			log_warn("llm: a reservation could not be settled");
 	}
 	if (rc == 0) {
 		r->settling = true;
@@ -278,6 +301,12 @@ static void client_gone(struct evhttp_connection *evcon, void *arg)
 		r->charged = usage_cost(r);
 		if (budget_commit_amount(gate_budget(r->l->gate), resv, r->charged, NULL, NULL) < 0)
 			log_error("llm: a cancelled request's charge could not be queued");
+	} else if (r->sent && r->fresv) {
+		struct fleet_resv *resv = r->fresv;
+		r->fresv = NULL;
+		r->charged = r->fresv_charges ? usage_cost(r) : 0;
+		if (fleet_commit(gate_fleet(r->l->gate), resv, r->charged, NULL, NULL) < 0)
+			log_error("llm: a cancelled request's charge could not be kept for Redis");
 	}
 	llm_fail(r, &f);
 }
@@ -498,6 +527,7 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct llm_req *r = xcalloc(1, sizeof(*r));
 	struct failure f;
+	int rc;
 
 	r->l = l;
 	r->cfg = l->cfg;
@@ -548,21 +578,35 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 		llm_tool_execute(r);    /* may answer, and free r, at once */
 		return;
 	}
-	if (llm_parse_body(r, &f) || (r->authed && llm_admit(r, &f)))
+	if (llm_parse_body(r, &f))
 		goto refuse;
+	if (r->authed && (rc = llm_admit(r, &f))) {
+		if (rc != -EINPROGRESS)
+			goto refuse;
+		watch(r);       /* a client that leaves meanwhile ends the request */
+		return;
+	}
+	llm_forward(r);
+	return;
+refuse:
+	llm_fail(r, &f);
+}
+
+void llm_forward(struct llm_req *r)
+{
+	struct failure f;
 	int rc = llm_transfer_start(r);
-	if (rc == 0)
-		watch(r);
+
 	if (rc) {
 		llm_set_failure(&f, 502, "api_error", "provider_unreachable",
 			    "the request to provider %s could not start: %s", r->prov->name,
 			    strerror(-rc));
-		goto refuse;
+		llm_fail(r, &f);
+		return;
 	}
+	if (!r->watch)
+		watch(r);
 	curl_loop_pump();
-	return;
-refuse:
-	llm_fail(r, &f);
 }
 
 /* ---- the route ---- */
