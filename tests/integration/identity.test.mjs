@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
 	enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture, stopDaemonChecked, testCgroups,
@@ -103,6 +104,40 @@ test('a key bound to a cgroup is usable only from it (IPv4 loopback)', { skip, t
 	(t) => bound(t, '127.0.0.1:0'));
 test('a key bound to a cgroup is usable only from it (IPv6 loopback)', { skip, timeout: 60000 },
 	(t) => bound(t, '[::1]:0'));
+
+// Without CAP_DAC_READ_SEARCH (open_by_handle_at refused) the daemon names callers by walking
+// the cgroup tree: the bound key still works from its cgroup only.
+test('without CAP_DAC_READ_SEARCH a bound key still tells its workload from another', { skip, timeout: 60000 }, async (t) => {
+	const tag = `mcpwarden-identcap-${process.pid}`;
+	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
+	const fixture = await startFixture();
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await fixture.stop(3000);
+		cg.remove();
+	});
+	const k = makeKey();
+	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+		auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent`] }],
+	}), { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] });
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	// The daemon really runs without the capability (bit 2 of CapEff).
+	const status = readFileSync(`/proc/${daemon.proc.pid}/status`, 'utf8');
+	const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)[1]}`);
+	assert.equal(eff & 4n, 0n, 'CAP_DAC_READ_SEARCH is dropped');
+	assert.equal(callFrom(cgA, daemon.url, k.key), 200, 'the key works from its own workload');
+	assert.equal(callFrom(cgB, daemon.url, k.key), 401, 'the same key from another cgroup is refused');
+	const rec = await daemon.waitForRecord((r) => r.type === 'auth'
+		&& r.reason === 'key used outside its workload', 5000);
+	assert.equal(rec.workload, `/${tag}/other`, 'the refused caller is named');
+	await daemon.waitForStderr(/callers are named by walking the cgroup tree/, 5000);
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
+});
 
 test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {
 	const tag = `mcpwarden-identwl-${process.pid}`;

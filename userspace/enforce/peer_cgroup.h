@@ -13,6 +13,7 @@
 #ifndef WARDEN_PEER_CGROUP_H
 #define WARDEN_PEER_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +25,13 @@ int peer_cgroup_id(int fd, uint64_t *id);
 /* The same lookup, also giving the client socket's cookie (idiag_cookie: the value
  * bpf_get_socket_cookie() returns for it, which keys warden_redirect). cookie may be NULL. */
 int peer_socket_lookup(int fd, uint64_t *id, uint64_t *cookie);
-/* cgroup_path_of (enforce/cgroup.h) with a small per-thread cache of recent ids (2 s). */
+/* cgroup_path_of (enforce/cgroup.h) with a small per-thread cache of recent ids (2 s).
+ * Without CAP_DAC_READ_SEARCH (open_by_handle_at refused) the id is found by walking the
+ * cgroup2 tree (an id is its directory's inode number) into a per-thread index, rebuilt on a
+ * miss at most every 250 ms and bounded to 4096 cgroups: a cgroup created less than that
+ * after the last walk may go unnamed until the next. */
 int peer_cgroup_path(const char *root, uint64_t id, char *buf, size_t len);
+/* Tests: take the walk as if the capability were missing. */
+extern bool peer_force_walk;
 
 #endif
