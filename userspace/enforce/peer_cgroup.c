@@ -17,6 +17,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* Older uapi headers lack it; the kernel has reported it since 5.7. */
@@ -288,4 +292,79 @@ out:
 	close(diag_sock);
 	diag_sock = -1;
 	return ret;
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77	/* Linux 6.5 */
+#endif
+
+/* "0::/path" out of /proc/<pid>/cgroup (the v2 line; v1 lines are "N:ctrl:/path"). */
+static int read_proc_cgroup(pid_t pid, char *buf, size_t len)
+{
+	char file[64], text[4096];
+	ssize_t n;
+	int fd, rc = -ENOENT;
+
+	snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	n = read(fd, text, sizeof(text) - 1);
+	if (n < 0)
+		rc = -errno;
+	close(fd);
+	if (n <= 0)
+		return rc;
+	text[n] = '\0';
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (nl)
+			*nl = '\0';
+		if (strncmp(line, "0::/", 4) == 0) {
+			if ((size_t)snprintf(buf, len, "%s", line + 3) >= len)
+				return -ENAMETOOLONG;
+			return 0;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+int peer_unix_cgroup(int fd, const char *root, uint64_t *id, char *buf, size_t len)
+{
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me), cl = sizeof(struct ucred), pl = sizeof(int);
+	struct ucred cred;
+	char full[PATH_MAX];
+	struct stat st;
+	int pidfd = -1, rc;
+
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
+		return -errno;
+	if (me.ss_family != AF_UNIX)
+		return -EAFNOSUPPORT;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+		return -errno;
+	if (cred.pid <= 0)
+		return -ENOENT;
+	/* Pin the process: without it a pid that exited and was reused between connect and this
+	 * read would name a stranger. Kernels before 6.5 lack it: the window is then only
+	 * between connect and the first request, and the pid must be reused within it. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pl) < 0)
+		pidfd = -1;
+	rc = read_proc_cgroup(cred.pid, buf, len);
+	if (rc == 0 && pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+		rc = -ESRCH;	/* exited meanwhile: what was read may be another process's */
+	if (pidfd >= 0)
+		close(pidfd);
+	if (rc)
+		return rc;
+	if ((size_t)snprintf(full, sizeof(full), "%s%s", root, strcmp(buf, "/") ? buf : "") >=
+	    sizeof(full))
+		return -ENAMETOOLONG;
+	if (stat(full, &st) < 0)
+		return -errno;
+	*id = st.st_ino;
+	return 0;
 }
