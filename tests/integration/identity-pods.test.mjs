@@ -144,6 +144,19 @@ test('keys bound to pods by name and by label, through the pod watch', { skip, t
 	assert.equal(wl.key, 'wl:web');
 	assert.ok(wl.workload.endsWith(`/pod${w.uid}/${w.app}`));
 
+	// wardenctl identities lists the pods the config binds, and what binds them.
+	const out = spawnSync(join(paths.build, 'wardenctl'), ['identities', '--config', daemon.configPath, '--json',
+		'--pin-dir', pinDir], { encoding: 'utf8' });
+	assert.equal(out.status, 0, out.stderr);
+	assert.deepEqual(JSON.parse(out.stdout).pods, [
+		{ pod: 'agents/agent-*', keys: 'byname' },
+		{ pod: 'agents/app=agent,tier=front', keys: 'bylabel' },
+		{ pod: 'agents/app=web', keys: '', workload: 'wl:web' },
+	]);
+	const text = spawnSync(join(paths.build, 'wardenctl'), ['identities', '--config', daemon.configPath,
+		'--pin-dir', pinDir], { encoding: 'utf8' });
+	assert.match(text.stdout, /^pod:agents\/agent-\* +keys=byname workload=-$/m);
+
 	// The admin API takes pod patterns while the pod watch runs.
 	await daemon.waitForStderr(/admin (listening )?on/, 5000);
 	const r = await fetch(`${daemon.adminUrl}/v1/keys`, { method: 'POST',

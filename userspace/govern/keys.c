@@ -373,6 +373,10 @@ int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
 }
 
 size_t keys_workload_count(const struct keystore *ks) { return ks->nwl; }
+const struct keys_workload *keys_workload_at(const struct keystore *ks, size_t i)
+{
+	return i < ks->nwl ? &ks->wl[i] : NULL;
+}
 
 int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
 			   struct key_identity *who)

@@ -131,6 +131,8 @@ struct keys_workload {
  * is taken), -ENOSPC or -ENOMEM. */
 int keys_workload_add(struct keystore *ks, const struct keys_workload *w);
 size_t keys_workload_count(const struct keystore *ks);
+/* The i-th keyless workload in config order (i < keys_workload_count). */
+const struct keys_workload *keys_workload_at(const struct keystore *ks, size_t i);
 /* who filled for the first workload matching cgroup_path (NULL: unknown caller): 0, or
  * -ENOENT when none does. */
 int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
