@@ -147,7 +147,7 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 	const fixture = await startFixture();
 	const dir = makeTempDir('mcpwarden-unix-');
 	chmodSync(dir, 0o755);
-	const sock = join(dir, 'agent.sock');
+	let sock = join(dir, 'agent.sock');
 	let daemon;
 	t.after(async () => {
 		await daemon?.stop(3000);
@@ -155,13 +155,14 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 		cg.remove();
 	});
 	const k = makeKey();
-	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
-		listen_unix: { path: sock, group: 4242, mode: '0660' },
+	const config = (listenUnix) => gatewayConfig([httpUpstream(fixture.url)], {
+		listen_unix: listenUnix,
 		auth: { required: true },
 		policies: { all: { tools: { allow: ['*/*'] } }, simple: { tools: { allow: ['fixture/test_simple_text'] } } },
 		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent`] }],
 		workloads: [{ name: 'other', cgroup: `/${tag}/other`, policy: 'simple' }],
-	}), { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] });
+	});
+	daemon = await startDaemon(config({ path: sock, group: 4242, mode: '0660' }), { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] });
 	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
 	const st = statSync(sock);
 	assert.ok(st.isSocket());
@@ -185,6 +186,16 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 	const as = (gid) => ['setpriv', '--reuid=65534', `--regid=${gid}`, '--clear-groups', '--'];
 	assert.equal(over(cgA, k.key, as(4242)), 200, 'a member of the socket\'s group');
 	assert.equal(over(cgA, k.key, as(65534)), 0, 'not a member: connect is refused');
+	// A reload that changes the socket: the new one serves, the old file is gone.
+	const sock2 = join(dir, 'agent2.sock');
+	const r = await daemon.reload(config(sock2));
+	assert.equal(r.ok, true, JSON.stringify(r.errors));
+	assert.equal(existsSync(sock), false, 'the old socket file is removed');
+	assert.equal(statSync(sock2).mode & 0o777, 0o660);
+	const wasSock = sock;
+	sock = sock2;
+	assert.equal(over(cgA, k.key), 200, 'the new socket serves');
+	assert.equal(existsSync(wasSock), false);
 	const d = daemon;
 	daemon = null;
 	assert.deepEqual(await stopDaemonChecked(d), []);
