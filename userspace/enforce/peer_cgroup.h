@@ -1,5 +1,5 @@
-/* peer_cgroup: who is at the other end of an accepted local TCP connection, as the kernel
- * says it — never from anything the client sends.
+/* peer_cgroup: who is at the other end of an accepted local TCP or unix-socket connection, as
+ * the kernel says it — never from anything the client sends.
  *
  * The client's socket is found in the kernel by the connection's 4-tuple (the client's
  * address:port -> ours) with one exact sock_diag lookup (NETLINK_SOCK_DIAG), which answers
