@@ -14,6 +14,7 @@
 #include "admin/admin.h"
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/listen_unix.h"
 #include "mcp/transport/front.h"
 #include "mcp/transport/redirect_in.h"
 #include "govern/gate.h"
@@ -104,6 +105,9 @@ static int validate(const char *path, struct config **out, struct gate_rules **r
 	(void)gate_check(*out, rules, errs);   /* its errors are in errs, counted below */
 	llm_prepare(*out, errs);        /* API key files are read here, off the loop */
 	guard_check(*out, errs);
+	struct listen_unix *lu = NULL;
+	if (listen_unix_parse((*out)->raw, &lu, errs) == 0)
+		listen_unix_free(lu);
 	struct trace_config tc;
 	int trc = trace_config_parse(*out, &tc, errs, NULL);
 	trace_config_free(&tc);
@@ -381,6 +385,15 @@ static void reloaded(const char *what)
 	log_info("configuration reloaded%s%s", what ? ": " : "", what ? what : "");
 }
 
+/* The unix-socket listener ("listen_unix") is the front's too: a change rebuilds the front. */
+static bool same_listen_unix(const struct config *a, const struct config *b)
+{
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(a->raw, "listen_unix");
+	const cJSON *y = cJSON_GetObjectItemCaseSensitive(b->raw, "listen_unix");
+
+	return (!x && !y) || (x && y && cJSON_Compare(x, y, true));
+}
+
 /* Apply a SIGHUP's configuration, read and checked already (j says how that went). */
 static void reload(struct daemon *d, struct reload_job *j)
 {
@@ -419,7 +432,8 @@ static void reload(struct daemon *d, struct reload_job *j)
 	j->rules = NULL;
 	const char *kept = d->gate && gate_keeps_store(d->gate, ncfg)
 			   ? "upstreams restarted; store, spend, rate limits and pins kept" : NULL;
-	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port) {
+	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port &&
+	    same_listen_unix(old, ncfg)) {
 		/* Same address: keep the listener (and its port, even when it was picked). */
 		if (swap_router(d, ncfg, rules) == 0) {
 			config_free(old);

@@ -7,9 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	enforcementSkip, gatewayConfig, httpUpstream, makeKey, paths, startDaemon, startFixture, stopDaemonChecked, testCgroups,
+	enforcementSkip, gatewayConfig, httpUpstream, makeKey, makeTempDir, paths, startDaemon, startFixture, stopDaemonChecked, testCgroups,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -103,6 +104,103 @@ test('a key bound to a cgroup is usable only from it (IPv4 loopback)', { skip, t
 	(t) => bound(t, '127.0.0.1:0'));
 test('a key bound to a cgroup is usable only from it (IPv6 loopback)', { skip, timeout: 60000 },
 	(t) => bound(t, '[::1]:0'));
+
+// Without CAP_DAC_READ_SEARCH (open_by_handle_at refused) the daemon names callers by walking
+// the cgroup tree: the bound key still works from its cgroup only.
+test('without CAP_DAC_READ_SEARCH a bound key still tells its workload from another', { skip, timeout: 60000 }, async (t) => {
+	const tag = `mcpwarden-identcap-${process.pid}`;
+	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
+	const fixture = await startFixture();
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await fixture.stop(3000);
+		cg.remove();
+	});
+	const k = makeKey();
+	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+		auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } } },
+		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent`] }],
+	}), { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] });
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	// The daemon really runs without the capability (bit 2 of CapEff).
+	const status = readFileSync(`/proc/${daemon.proc.pid}/status`, 'utf8');
+	const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)[1]}`);
+	assert.equal(eff & 4n, 0n, 'CAP_DAC_READ_SEARCH is dropped');
+	assert.equal(callFrom(cgA, daemon.url, k.key), 200, 'the key works from its own workload');
+	assert.equal(callFrom(cgB, daemon.url, k.key), 401, 'the same key from another cgroup is refused');
+	const rec = await daemon.waitForRecord((r) => r.type === 'auth'
+		&& r.reason === 'key used outside its workload', 5000);
+	assert.equal(rec.workload, `/${tag}/other`, 'the refused caller is named');
+	await daemon.waitForStderr(/callers are named by walking the cgroup tree/, 5000);
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
+});
+
+// The unix-socket listener: SO_PEERCRED names the caller (no BPF, no CAP_DAC_READ_SEARCH:
+// the daemon runs without it), the socket file's mode and group decide who may connect.
+test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeout: 60000 }, async (t) => {
+	const tag = `mcpwarden-identunix-${process.pid}`;
+	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
+	const fixture = await startFixture();
+	const dir = makeTempDir('mcpwarden-unix-');
+	chmodSync(dir, 0o755);
+	let sock = join(dir, 'agent.sock');
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await fixture.stop(3000);
+		cg.remove();
+	});
+	const k = makeKey();
+	const config = (listenUnix) => gatewayConfig([httpUpstream(fixture.url)], {
+		listen_unix: listenUnix,
+		auth: { required: true },
+		policies: { all: { tools: { allow: ['*/*'] } }, simple: { tools: { allow: ['fixture/test_simple_text'] } } },
+		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent`] }],
+		workloads: [{ name: 'other', cgroup: `/${tag}/other`, policy: 'simple' }],
+	});
+	daemon = await startDaemon(config({ path: sock, group: 4242, mode: '0660' }), { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] });
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	const st = statSync(sock);
+	assert.ok(st.isSocket());
+	assert.equal(st.mode & 0o777, 0o660);
+	assert.equal(st.gid, 4242);
+	const over = (cgdir, key, user = []) => {
+		const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh', ...user,
+			'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock,
+			'-X', 'POST', 'http://localhost/mcp', ...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
+			'-H', 'Content-Type: application/json', '-H', 'Accept: application/json, text/event-stream',
+			'--data', INIT], { encoding: 'utf8', timeout: 15000 });
+		return Number(r.stdout);
+	};
+	assert.equal(over(cgA, k.key), 200, 'the key works from its workload over the socket');
+	assert.equal(over(cgB, k.key), 401, 'and not from another cgroup');
+	const rec = await daemon.waitForRecord((r) => r.type === 'auth'
+		&& r.reason === 'key used outside its workload', 5000);
+	assert.equal(rec.workload, `/${tag}/other`);
+	assert.equal(over(cgB, null), 200, 'a keyless workload over the socket');
+	// Who may connect is the file's group: a user in group 4242 may, one outside it may not.
+	const as = (gid) => ['setpriv', '--reuid=65534', `--regid=${gid}`, '--clear-groups', '--'];
+	assert.equal(over(cgA, k.key, as(4242)), 200, 'a member of the socket\'s group');
+	assert.equal(over(cgA, k.key, as(65534)), 0, 'not a member: connect is refused');
+	// A reload that changes the socket: the new one serves, the old file is gone.
+	const sock2 = join(dir, 'agent2.sock');
+	const r = await daemon.reload(config(sock2));
+	assert.equal(r.ok, true, JSON.stringify(r.errors));
+	assert.equal(existsSync(sock), false, 'the old socket file is removed');
+	assert.equal(statSync(sock2).mode & 0o777, 0o660);
+	const wasSock = sock;
+	sock = sock2;
+	assert.equal(over(cgA, k.key), 200, 'the new socket serves');
+	assert.equal(existsSync(wasSock), false);
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
+	assert.equal(existsSync(sock), false, 'the socket file is removed at exit');
+});
 
 test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {
 	const tag = `mcpwarden-identwl-${process.pid}`;

@@ -257,7 +257,10 @@ export async function startDaemon(config, opts = {}) {
 			if (recordWaiters[i].pred(rec))
 				recordWaiters.splice(i, 1)[0].resolve(rec);
 	};
-	const p = spawnTracked(paths.daemon, ['-c', configPath, ...(opts.args ?? [])],
+	// opts.wrap: a command that execs the daemon (e.g. setpriv dropping a capability).
+	const argv = [paths.daemon, '-c', configPath, ...(opts.args ?? [])];
+	const wrap = opts.wrap ?? [];
+	const p = spawnTracked(wrap.length ? wrap[0] : argv[0], [...wrap.slice(1), ...argv].slice(wrap.length ? 0 : 1),
 		{ env: opts.env, name: 'mcpwarden', onLine });
 
 	let m;

@@ -122,6 +122,8 @@ static void check_caller(int lfamily, const char *laddr, int cfamily, const char
 	CU_ASSERT_EQUAL(got, want);
 	CU_ASSERT_EQUAL(cgroup_path_of(root, got, path, sizeof(path)), 0);
 	CU_ASSERT_STRING_EQUAL(path, cg + strlen(root));
+	CU_ASSERT_EQUAL(peer_cgroup_path(root, got, path, sizeof(path)), 0);
+	CU_ASSERT_STRING_EQUAL(path, cg + strlen(root));
 	close(fd);
 	close(lfd);
 	CU_ASSERT_EQUAL(reap(p), 0);
@@ -164,6 +166,34 @@ static void test_path_of_unknown_id(void)
 	CU_ASSERT_EQUAL(cgroup_path_of(root, 0x7fffffffffffULL, path, sizeof(path)), -ENOENT);
 }
 
+/* Without CAP_DAC_READ_SEARCH callers are named by walking the tree: the same paths, a
+ * cgroup made after the last walk is found by the next one (at most every 250 ms), and an
+ * id that is no cgroup stays unnamed. */
+static void test_named_by_walk(void)
+{
+	char cg_c[700], path[512];
+	uint64_t a, c;
+
+	peer_force_walk = true;
+	CU_ASSERT_EQUAL(cgroup_id(cg_a, &a), 0);
+	CU_ASSERT_EQUAL(peer_cgroup_path(root, a, path, sizeof(path)), 0);
+	CU_ASSERT_STRING_EQUAL(path, cg_a + strlen(root));
+	snprintf(cg_c, sizeof(cg_c), "%s/c", cg_base);
+	CU_ASSERT_FATAL(mkdir(cg_c, 0755) == 0);
+	CU_ASSERT_EQUAL(cgroup_id(cg_c, &c), 0);
+	usleep(300 * 1000);
+	CU_ASSERT_EQUAL(peer_cgroup_path(root, c, path, sizeof(path)), 0);
+	CU_ASSERT_STRING_EQUAL(path, cg_c + strlen(root));
+	usleep(300 * 1000);
+	CU_ASSERT_EQUAL(peer_cgroup_path(root, 0x7fffffffffffULL, path, sizeof(path)), -ENOENT);
+	/* Just walked: a miss now does not walk again. */
+	CU_ASSERT_EQUAL(peer_cgroup_path(root, 0x7ffffffffffeULL, path, sizeof(path)), -ENOENT);
+	rmdir(cg_c);
+	/* A real caller, named by the walk. */
+	check_caller(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", cg_b);
+	peer_force_walk = false;
+}
+
 static int teardown(void)
 {
 	rmdir(cg_a);
@@ -194,6 +224,7 @@ int main(void)
 		{ "v4-mapped caller on a dual-stack listener", test_v4_mapped },
 		{ "a unix socket has no inet identity", test_unix_not_supported },
 		{ "an id that is no cgroup has no path", test_path_of_unknown_id },
+		{ "without CAP_DAC_READ_SEARCH callers are named by a walk", test_named_by_walk },
 		{ NULL, NULL },
 	};
 

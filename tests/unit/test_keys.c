@@ -638,7 +638,7 @@ static void test_workloads(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e,
-		"keys[1].workloads: pod patterns are not supported yet",
+		"keys[1].workloads: pod patterns need the pod watch",
 		"keys[2].workloads: each entry must be \"cgroup:/<glob>\"",
 		"keys[3].workloads: must not be empty");
 	CU_ASSERT_EQUAL(keys_authenticate(ks, "abc", 3, 0, &who), KEYS_AUTH_OK);
@@ -669,7 +669,7 @@ static void test_workloads(void)
 		"workloads[2].name: workload \"agents\" is defined twice",
 		"workloads[3].policy: required for a workload without a team",
 		"workloads[4].cgroup: must be a glob of a cgroup path",
-		"workloads[5].pod: pod workloads are not supported yet");
+		"workloads[5].pod: give \"cgroup\" or \"pod\", not both");
 	CU_ASSERT_EQUAL(keys_workload_count(ks), 2);
 	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/agents/a1", &who), 0);
 	CU_ASSERT_STRING_EQUAL(who.id, "wl:agents");
@@ -681,6 +681,123 @@ static void test_workloads(void)
 	CU_ASSERT_EQUAL(keys_workload_identity(ks, NULL, &who), -ENOENT);
 	cJSON_Delete(root);
 	keys_free(ks);
+}
+
+/* A stand-in for the pod watch's table: /kubepods/podA... is agents/agent-1 (app=agent,
+ * tier=x), /kubepods/podB... is agents/web-1 (app=web); the rest is no pod. */
+static int pods_asked;
+static bool fake_pod_of(void *arg, const char *cg, struct keys_pod *out)
+{
+	(void)arg;
+	pods_asked++;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->ns, sizeof(out->ns), "agents");
+	if (!strncmp(cg, "/kubepods/podA", 14) && (cg[14] == '/' || !cg[14])) {
+		snprintf(out->name, sizeof(out->name), "agent-1");
+		snprintf(out->labels, sizeof(out->labels), "app=agent\ntier=x");
+		return true;
+	}
+	if (!strncmp(cg, "/kubepods/podB", 14) && (cg[14] == '/' || !cg[14])) {
+		snprintf(out->name, sizeof(out->name), "web-1");
+		snprintf(out->labels, sizeof(out->labels), "app=web\nxapp=agent");
+		return true;
+	}
+	return false;
+}
+
+/* "pod:" patterns: checked, refused without the pod watch, matched by namespace and name glob
+ * or by every label pair of a selector, through the registered lookup (asked once per call);
+ * with no lookup registered (the watch stopped) they match nothing. */
+static void test_pod_workloads(void)
+{
+	static const char *const good[] = { "pod:agents/agent-*", "pod:*/web-1", "pod:ns/app=agent",
+		"pod:ns/app.kubernetes.io/name=agent,tier=x", "pod:ns/app=", NULL };
+	static const char *const bad[] = { "pod:", "pod:ns", "pod:/x", "pod:NS/x", "pod:ns/",
+		"pod:ns/Agent", "pod:ns/app=a b", "pod:ns/app=a,", "pod:ns/=a", "pod:ns/a=b,c",
+		"pod:ns/a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9", NULL };
+	struct config_errors e = { 0 };
+	struct keystore *ks = store();
+	struct key_identity who;
+	char out[KEYS_WORKLOADS_SIZE];
+	const char *why = NULL;
+	cJSON *a, *root;
+
+	for (size_t i = 0; good[i]; i++)
+		CU_ASSERT_TRUE(keys_valid_workload(good[i]));
+	for (size_t i = 0; bad[i]; i++)
+		CU_ASSERT_FALSE(keys_valid_workload(bad[i]));
+
+	a = cJSON_Parse("[\"pod:agents/agent-*\"]");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(keys_workloads_from_json(a, false, out, &why), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "pod watch"));
+	CU_ASSERT_EQUAL(keys_workloads_from_json(a, true, out, &why), 0);
+	CU_ASSERT_STRING_EQUAL(out, "pod:agents/agent-*");
+	cJSON_Delete(a);
+
+	/* No lookup registered: nothing is a pod. */
+	CU_ASSERT_FALSE(keys_pod_lookup_running());
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podA/c1"));
+	keys_set_pod_lookup(fake_pod_of, &pods_asked);
+	CU_ASSERT_TRUE(keys_pod_lookup_running());
+	CU_ASSERT_TRUE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podA/c1"));
+	CU_ASSERT_TRUE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podA"));
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podB/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows("pod:other/agent-*", "/kubepods/podA/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podC/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/agent-*", NULL));
+	CU_ASSERT_TRUE(keys_workload_allows("pod:agents/app=agent", "/kubepods/podA/c1"));
+	CU_ASSERT_TRUE(keys_workload_allows("pod:agents/tier=x,app=agent", "/kubepods/podA/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/app=agent,tier=y", "/kubepods/podA/c1"));
+	/* A whole label, not a substring of another ("xapp=agent"). */
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/app=agent", "/kubepods/podB/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/app=agen", "/kubepods/podA/c1"));
+	/* Asked once per call whatever the number of pod patterns. */
+	pods_asked = 0;
+	CU_ASSERT_TRUE(keys_workload_allows("pod:x/a\npod:y/b\npod:agents/web-*",
+					    "/kubepods/podB/c1"));
+	CU_ASSERT_EQUAL(pods_asked, 1);
+	/* A cgroup pattern still matches without asking. */
+	pods_asked = 0;
+	CU_ASSERT_TRUE(keys_workload_allows("cgroup:/kubepods/*\npod:x/a", "/kubepods/podB/c1"));
+	CU_ASSERT_EQUAL(pods_asked, 0);
+
+	/* Config: accepted with the pod watch, for keys and keyless workloads. */
+	root = cJSON_Parse(
+		"{\"enforcement\": {\"kubernetes\": {}},"
+		" \"keys\": [{\"id\": \"w\", \"hash\": \"" H_ABC "\", \"policy\": \"p\","
+		" \"workloads\": [\"pod:agents/app=agent\"]}],"
+		" \"workloads\": [{\"name\": \"web\", \"pod\": \"agents/web-*\", \"policy\": \"p\"},"
+		" {\"name\": \"bad\", \"pod\": \"agents\", \"policy\": \"p\"}]}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e, "workloads[1].pod: must be \"<namespace>/<name glob>\"");
+	CU_ASSERT_EQUAL(keys_authenticate(ks, "abc", 3, 0, &who), KEYS_AUTH_OK);
+	CU_ASSERT_TRUE(keys_workload_allows(who.workloads, "/kubepods/podA/c1"));
+	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, "/kubepods/podB/c1"));
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/kubepods/podB/c1", &who), 0);
+	CU_ASSERT_STRING_EQUAL(who.id, "wl:web");
+	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/kubepods/podA/c1", &who), -ENOENT);
+	cJSON_Delete(root);
+	keys_free(ks);
+
+	/* Enforcement off: the pod watch does not run, pod workloads are refused. */
+	ks = store();
+	memset(&e, 0, sizeof(e));
+	root = cJSON_Parse(
+		"{\"enforcement\": {\"enabled\": false, \"kubernetes\": {}},"
+		" \"workloads\": [{\"name\": \"web\", \"pod\": \"agents/web-*\", \"policy\": \"p\"}]}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_ERRORS(&e, "workloads[0].pod: pod workloads need the pod watch");
+	cJSON_Delete(root);
+	keys_free(ks);
+
+	keys_clear_pod_lookup(NULL);	/* not the registered one: stays */
+	CU_ASSERT_TRUE(keys_pod_lookup_running());
+	keys_clear_pod_lookup(&pods_asked);
+	CU_ASSERT_FALSE(keys_pod_lookup_running());
+	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podA/c1"));
 }
 
 int main(void)
@@ -699,6 +816,7 @@ int main(void)
 		{ "failure tracker: eviction, bounded", test_tracker_eviction },
 		{ "config sections", test_config },
 		{ "keys bound to workloads; keyless workloads", test_workloads },
+		{ "pod workload patterns: names, labels, the pod watch", test_pod_workloads },
 		{ NULL, NULL },
 	};
 

@@ -1,7 +1,8 @@
 /* wardenctl identities: which cgroups on this host the config's keys are bound to
  * (keys[].workloads) and which keyless workload each would be governed as — the same
- * matching the daemon does on the caller's cgroup path (govern/keys.h). Reads the config and
- * cgroupfs only: no daemon, no pins. */
+ * matching the daemon does on the caller's cgroup path (govern/keys.h) — then the pods the
+ * keys and workloads bind by "pod:" patterns, which only the daemon's pod watch resolves.
+ * Reads the config and cgroupfs only: no daemon, no pins. */
 #include "wardenctl.h"
 
 #include "base/config.h"
@@ -60,6 +61,95 @@ static int visit(const char *full, const char *name, void *arg)
 	printf("%-60s keys=%s workload=%s\n", path, w->keys[0] ? w->keys : "-",
 	       keyless ? who.id : "-");
 	return 0;
+}
+
+/* ---- pods: bound by pattern; the daemon's pod watch resolves them per request ---- */
+
+#define POD_ROWS_MAX 256
+struct pod_row {
+	char pattern[KEYS_WORKLOADS_SIZE / 2];
+	char keys[1024];
+	char workload[KEYS_ID_SIZE];
+};
+struct pod_rows {
+	struct pod_row *r;
+	size_t n;
+};
+
+static struct pod_row *pod_row(struct pod_rows *p, const char *pat, size_t n)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (strlen(p->r[i].pattern) == n && !strncmp(p->r[i].pattern, pat, n))
+			return &p->r[i];
+	if (p->n >= POD_ROWS_MAX || n >= sizeof(p->r[0].pattern))
+		return NULL;
+	memset(&p->r[p->n], 0, sizeof(p->r[0]));
+	memcpy(p->r[p->n].pattern, pat, n);
+	return &p->r[p->n++];
+}
+
+static int pod_key(void *arg, const struct key_record *k)
+{
+	for (const char *s = k->workloads; *s;) {
+		const char *e = strchr(s, '\n');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		struct pod_row *r = strncmp(s, "pod:", 4) ? NULL : pod_row(arg, s, n);
+
+		if (r) {
+			size_t l = strlen(r->keys);
+
+			snprintf(r->keys + l, sizeof(r->keys) - l, "%s%s", l ? "," : "", k->id);
+		}
+		s += n + (e ? 1 : 0);
+	}
+	return 0;
+}
+
+static int pod_row_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pod_row *)a)->pattern, ((const struct pod_row *)b)->pattern);
+}
+
+/* The rows, sorted by pattern, into o["pods"] (json) or printed. */
+static int pods_show(struct keystore *ks, cJSON *o)
+{
+	struct pod_rows p = { .r = xcalloc(POD_ROWS_MAX, sizeof(struct pod_row)) };
+	cJSON *a = NULL;
+	int rc = keys_foreach(ks, pod_key, &p);
+
+	for (size_t i = 0; rc == 0 && i < keys_workload_count(ks); i++) {
+		const struct keys_workload *w = keys_workload_at(ks, i);
+		struct pod_row *r = strncmp(w->pattern, "pod:", 4) ? NULL :
+				    pod_row(&p, w->pattern, strlen(w->pattern));
+
+		if (r && !r->workload[0])
+			snprintf(r->workload, sizeof(r->workload), "%s%s", KEYS_WORKLOAD_ID_PREFIX,
+				 w->name);
+	}
+	qsort(p.r, p.n, sizeof(*p.r), pod_row_cmp);
+	if (rc == 0 && o && !(a = cJSON_AddArrayToObject(o, "pods")))
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < p.n; i++) {
+		struct pod_row *r = &p.r[i];
+		cJSON *row;
+
+		if (!a) {
+			printf("%-60s keys=%s workload=%s\n", r->pattern, r->keys[0] ? r->keys : "-",
+			       r->workload[0] ? r->workload : "-");
+			continue;
+		}
+		row = cJSON_CreateObject();
+		if (!row || !cJSON_AddItemToArray(a, row) ||
+		    !cJSON_AddStringToObject(row, "pod", r->pattern + 4) ||
+		    !cJSON_AddStringToObject(row, "keys", r->keys) ||
+		    (r->workload[0] && !cJSON_AddStringToObject(row, "workload", r->workload)))
+			rc = -ENOMEM;
+	}
+	if (rc == 0 && !o && p.n)
+		printf("(pods are resolved by the daemon's pod watch, per request: "
+		       "enforcement.kubernetes)\n");
+	free(p.r);
+	return rc;
 }
 
 int ctl_identities_main(int argc, char **argv)
@@ -141,7 +231,7 @@ int ctl_identities_main(int argc, char **argv)
 			goto out;
 		}
 		w.rows = NULL;
-		if (pins && ctl_redirect_table(pins, root, o) < 0) {
+		if (pods_show(w.ks, o) < 0 || (pins && ctl_redirect_table(pins, root, o) < 0)) {
 			cJSON_Delete(o);
 			goto out;
 		}
@@ -151,6 +241,8 @@ int ctl_identities_main(int argc, char **argv)
 	}
 	if (!w.n)
 		printf("no cgroup matches a key's workloads or a keyless workload\n");
+	if (pods_show(w.ks, NULL) < 0)
+		goto out;
 	if (pins && ctl_redirect_table(pins, root, NULL) < 0)
 		goto out;
 	rc = EXIT_OK;

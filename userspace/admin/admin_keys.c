@@ -81,7 +81,8 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 
 		if (cJSON_IsNull(v) || (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 0)) {
 			k->workloads[0] = '\0';
-		} else if (keys_workloads_from_json(v, k->workloads, &why)) {
+		} else if (keys_workloads_from_json(v, keys_pod_lookup_running(), k->workloads,
+						    &why)) {
 			admin_fail(c, 400, "workloads", "%s (null: usable anywhere)", why);
 			return false;
 		}

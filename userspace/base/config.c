@@ -24,7 +24,7 @@
 
 /* Sections owned by other modules: they parse them from config->raw. */
 static const char *const top_keys[] = {
-	"listen", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
+	"listen", "listen_unix", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "workloads", "policies",
 	"costs", "budgets", "rate_limits", "store", "counters", "tool_pins", "providers", "llm", "tracing",
 	"logs", "oauth", "$schema", "_comment", NULL

@@ -73,6 +73,11 @@ void kube_pods_sync_end(struct kube_pods *p);
  * appeared). Returns how many are still waiting. */
 size_t kube_pods_retry(struct kube_pods *p);
 size_t kube_pods_count(const struct kube_pods *p);
+/* keys_pod_of_fn (govern/keys.h) over the table (arg: the kube_pods): the pod whose cgroup
+ * holds cgroup_path (below the cgroup2 root), with its namespace, name and labels. Only pods
+ * the watch tracks (annotated for enforcement) whose cgroup is found; a deleted pod is gone. */
+struct keys_pod;
+bool kube_pods_of_cgroup(void *arg, const char *cgroup_path, struct keys_pod *out);
 size_t kube_pods_pending(const struct kube_pods *p);
 
 /* ---- the watch ----------------------------------------------------------------------------- */

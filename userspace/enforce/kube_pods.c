@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/enforcer.h"
+#include "govern/keys.h"
 #include "observe/audit.h"
 
 #define KUBE_MAX_PODS 1024		/* a node runs at most a few hundred */
@@ -49,6 +50,7 @@ struct kube_pod {
 	bool pod_done;
 	uint64_t pod_cgid;
 	char *pod_path;			/* the pod's cgroup, once found */
+	char *labels;			/* "k=v" lines, for pod: workload patterns */
 	bool let_go_logged;		/* an annotation removed or weakened: said once */
 	bool marked;			/* a re-list is running and has not listed it (yet) */
 	unsigned attempts;		/* retries of missing cgroups since the last event */
@@ -75,6 +77,7 @@ static void pod_free(void *v)
 	if (!pod)
 		return;
 	free(pod->pod_path);
+	free(pod->labels);
 	free(pod->ctrs);
 	free(pod);
 }
@@ -209,6 +212,59 @@ static int pod_identity(const struct kube_pods *p, const cJSON *pod, const cJSON
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* metadata.labels as "k=v" lines (what keys_workload matches "pod:ns/k=v" against). Bounded:
+ * a label that does not fit, or is not a string, is left out — a selector naming it then
+ * does not match (fail closed). */
+static void take_labels(struct kube_pod *pod, const cJSON *meta)
+{
+	const cJSON *ls = cJSON_GetObjectItemCaseSensitive(meta, "labels"), *l;
+	char buf[KEYS_POD_LABELS_SIZE];
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (cJSON_IsObject(ls)) {
+		cJSON_ArrayForEach(l, ls) {
+			size_t kl = l->string ? strlen(l->string) : 0;
+			size_t vl = cJSON_IsString(l) && l->valuestring ? strlen(l->valuestring) : 0;
+
+			if (!kl || !cJSON_IsString(l) || !l->valuestring || strchr(l->string, '\n') ||
+			    strchr(l->valuestring, '\n') || used + kl + vl + 2 >= sizeof(buf))
+				continue;
+			used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s=%s",
+						 used ? "\n" : "", l->string, l->valuestring);
+		}
+	}
+	free(pod->labels);
+	pod->labels = xstrdup(buf);
+}
+
+bool kube_pods_of_cgroup(void *arg, const char *cgroup_path, struct keys_pod *out)
+{
+	struct kube_pods *p = arg;
+	const char *root = enforcer_cgroup_root(p->e);
+	size_t rl = strlen(root);
+	struct hmap_iter it = hmap_iter(p->pods);
+	const char *k;
+	void *v;
+
+	/* A node runs at most a few hundred pods: a scan of their cgroup paths per request
+	 * with a key bound to pods costs less than naming the caller did. */
+	while (hmap_next(p->pods, &it, &k, &v)) {
+		const struct kube_pod *pod = v;
+		size_t pl = pod->pod_path ? strlen(pod->pod_path) : 0;
+
+		if (!pod->pod_done || pl < rl || strncmp(pod->pod_path, root, rl) ||
+		    strncmp(pod->pod_path + rl, cgroup_path, pl - rl) ||
+		    (cgroup_path[pl - rl] != '/' && cgroup_path[pl - rl] != '\0'))
+			continue;
+		snprintf(out->ns, sizeof(out->ns), "%s", pod->ns);
+		snprintf(out->name, sizeof(out->name), "%s", pod->name);
+		snprintf(out->labels, sizeof(out->labels), "%s", pod->labels ? pod->labels : "");
+		return true;
+	}
+	return false;
 }
 
 /* ---- acting -------------------------------------------------------------------------------- */
@@ -480,6 +536,7 @@ int kube_pods_apply(struct kube_pods *p, const cJSON *obj)
 		cJSON_ArrayForEach(st, arr)
 			take_status(p, pod, st, lists[l].sidecar);
 	}
+	take_labels(pod, meta);
 	pod->attempts = 0;
 	reconcile(p, pod);
 	return 0;

@@ -29,6 +29,7 @@
 #include "base/curl_loop.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "govern/keys.h"
 
 #define LIST_MAX_BYTES (32u << 20)	/* one page of up to PAGE_LIMIT pods */
 #define LINE_MAX_BYTES (4u << 20)	/* one watch event: one pod object */
@@ -532,6 +533,8 @@ int kube_watch_start(struct event_base *base, struct enforcer *e, const struct k
 	rc = kube_pods_new(e, c, &w->pods);
 	if (rc)
 		goto fail;
+	/* "pod:" workload patterns ask this table, from the next request on. */
+	keys_set_pod_lookup(kube_pods_of_cgroup, w->pods);
 	w->timer = evtimer_new(base, on_timer, w);
 	w->retry = evtimer_new(base, on_retry, w);
 	if (!w->timer || !w->retry) {
@@ -560,6 +563,7 @@ void kube_watch_stop(struct kube_watch *w)
 		event_free(w->timer);
 	if (w->retry)
 		event_free(w->retry);
+	keys_clear_pod_lookup(w->pods);
 	kube_pods_free(w->pods);
 	free(w->cont);
 	free(w->buf);

@@ -2,10 +2,12 @@
 #include "enforce/peer_cgroup.h"
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "enforce/cgroup.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -14,6 +16,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* Older uapi headers lack it; the kernel has reported it since 5.7. */
@@ -95,6 +102,85 @@ struct path_slot {
 };
 static _Thread_local struct path_slot path_cache[PATH_SLOTS];
 
+bool peer_force_walk;
+
+/* Without CAP_DAC_READ_SEARCH the kernel refuses open_by_handle_at (EPERM). A cgroup v2 id
+ * is its directory's inode number, so the tree is walked instead into an index id -> path,
+ * rebuilt on a miss at most once per WALK_EVERY_MS and bounded to WALK_MAX_DIRS directories:
+ * cgroupfs is kernfs (in memory), a bounded walk four times a second at worst costs the loop a few
+ * milliseconds, and a workload's cgroups are found by the first walk after they appear. An
+ * entry is checked against the directory's inode before it is believed (a cgroup may be
+ * renamed; an id is never reused). */
+#define WALK_MAX_DIRS 4096
+#define WALK_DEPTH 16
+#define WALK_EVERY_MS 250
+static _Thread_local struct cgroup_index *walk_index;
+static _Thread_local uint64_t walk_at_ms;
+static _Thread_local bool walk_ever;
+static bool no_fhandle_said;
+
+struct walk_ctx {
+	struct cgroup_index *x;
+	size_t rootlen;
+	unsigned dirs;
+};
+
+static int walk_one(const char *path, const char *name, void *arg)
+{
+	struct walk_ctx *w = arg;
+	struct stat st;
+
+	(void)name;
+	if (++w->dirs > WALK_MAX_DIRS)
+		return 1;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return cgroup_index_put(w->x, st.st_ino, path + w->rootlen);
+	return 0;
+}
+
+/* 0 with the path, -ENOENT when the walk does not find it (or may not walk again yet). */
+static int path_by_walk(const char *root, uint64_t id, char *buf, size_t len, uint64_t now)
+{
+	char full[PATH_MAX];
+	const char *p = cgroup_index_get(walk_index, id);
+	struct stat st;
+
+	if (p && (size_t)snprintf(full, sizeof(full), "%s%s", root, p) < sizeof(full) &&
+	    stat(full, &st) == 0 && st.st_ino == id)
+		goto found;
+	if (walk_ever && now - walk_at_ms < WALK_EVERY_MS)
+		return -ENOENT;
+	{
+		struct walk_ctx w = { .rootlen = strlen(root) };
+		int rc = cgroup_index_new(&w.x);
+
+		if (rc)
+			return rc;
+		if (stat(root, &st) == 0)
+			rc = cgroup_index_put(w.x, st.st_ino, "/");
+		if (rc == 0)
+			rc = cgroup_walk(root, WALK_DEPTH, walk_one, &w);
+		if (rc < 0) {
+			cgroup_index_free(w.x);
+			return rc;
+		}
+		if (w.dirs > WALK_MAX_DIRS)
+			log_warn("identity: more than %d cgroups: callers below them are not named "
+				 "without CAP_DAC_READ_SEARCH", WALK_MAX_DIRS);
+		cgroup_index_free(walk_index);
+		walk_index = w.x;
+		walk_at_ms = now;
+		walk_ever = true;
+	}
+	p = cgroup_index_get(walk_index, id);
+	if (!p)
+		return -ENOENT;
+found:
+	if ((size_t)snprintf(buf, len, "%s", p) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 int peer_cgroup_path(const char *root, uint64_t id, char *buf, size_t len)
 {
 	struct path_slot *s = &path_cache[(id ^ (id >> 16)) % PATH_SLOTS];
@@ -106,7 +192,15 @@ int peer_cgroup_path(const char *root, uint64_t id, char *buf, size_t len)
 			return -ENAMETOOLONG;
 		return 0;
 	}
-	ret = cgroup_path_of(root, id, buf, len);
+	ret = peer_force_walk ? -EPERM : cgroup_path_of(root, id, buf, len);
+	if (ret == -EPERM) {
+		if (!no_fhandle_said) {
+			no_fhandle_said = true;
+			log_info("identity: no CAP_DAC_READ_SEARCH (open_by_handle_at refused): "
+				 "callers are named by walking the cgroup tree");
+		}
+		ret = path_by_walk(root, id, buf, len, now);
+	}
 	if (ret == 0 && strlen(buf) < sizeof(s->path)) {
 		s->id = id;
 		s->at_ms = now;
@@ -198,4 +292,79 @@ out:
 	close(diag_sock);
 	diag_sock = -1;
 	return ret;
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77	/* Linux 6.5 */
+#endif
+
+/* "0::/path" out of /proc/<pid>/cgroup (the v2 line; v1 lines are "N:ctrl:/path"). */
+static int read_proc_cgroup(pid_t pid, char *buf, size_t len)
+{
+	char file[64], text[4096];
+	ssize_t n;
+	int fd, rc = -ENOENT;
+
+	snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	n = read(fd, text, sizeof(text) - 1);
+	if (n < 0)
+		rc = -errno;
+	close(fd);
+	if (n <= 0)
+		return rc;
+	text[n] = '\0';
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (nl)
+			*nl = '\0';
+		if (strncmp(line, "0::/", 4) == 0) {
+			if ((size_t)snprintf(buf, len, "%s", line + 3) >= len)
+				return -ENAMETOOLONG;
+			return 0;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+int peer_unix_cgroup(int fd, const char *root, uint64_t *id, char *buf, size_t len)
+{
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me), cl = sizeof(struct ucred), pl = sizeof(int);
+	struct ucred cred;
+	char full[PATH_MAX];
+	struct stat st;
+	int pidfd = -1, rc;
+
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
+		return -errno;
+	if (me.ss_family != AF_UNIX)
+		return -EAFNOSUPPORT;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+		return -errno;
+	if (cred.pid <= 0)
+		return -ENOENT;
+	/* Pin the process: without it a pid that exited and was reused between connect and this
+	 * read would name a stranger. Kernels before 6.5 lack it: the window is then only
+	 * between connect and the first request, and the pid must be reused within it. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pl) < 0)
+		pidfd = -1;
+	rc = read_proc_cgroup(cred.pid, buf, len);
+	if (rc == 0 && pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+		rc = -ESRCH;	/* exited meanwhile: what was read may be another process's */
+	if (pidfd >= 0)
+		close(pidfd);
+	if (rc)
+		return rc;
+	if ((size_t)snprintf(full, sizeof(full), "%s%s", root, strcmp(buf, "/") ? buf : "") >=
+	    sizeof(full))
+		return -ENAMETOOLONG;
+	if (stat(full, &st) < 0)
+		return -errno;
+	*id = st.st_ino;
+	return 0;
 }

@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,108 +350,6 @@ const char *keys_team_policy(const struct keystore *ks, const char *name)
 	return t ? t->policy : NULL;
 }
 
-/* ---- workload binding ---- */
-
-#define WORKLOAD_CGROUP "cgroup:"
-
-bool keys_valid_workload(const char *p)
-{
-	size_t n = strlen(p), pl = strlen(WORKLOAD_CGROUP);
-
-	if (n <= pl || n >= KEYS_WORKLOADS_SIZE / 2 || strncmp(p, WORKLOAD_CGROUP, pl) != 0 ||
-	    p[pl] != '/')
-		return false;
-	for (const char *c = p; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			return false;
-	return true;
-}
-
-int keys_workloads_from_json(const cJSON *a, char out[KEYS_WORKLOADS_SIZE], const char **why)
-{
-	const cJSON *e;
-	size_t used = 0;
-
-	out[0] = '\0';
-	if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > KEYS_WORKLOADS_MAX) {
-		*why = "must be an array of at most 16 patterns \"cgroup:/<glob>\"";
-		return -EINVAL;
-	}
-	cJSON_ArrayForEach(e, a) {
-		const char *s = cJSON_GetStringValue(e);
-		size_t l;
-
-		if (s && strncmp(s, "pod:", 4) == 0) {
-			*why = "pod patterns are not supported yet; bind the pod's cgroup "
-			       "(cgroup:/...pod<uid>...)";
-			return -EINVAL;
-		}
-		if (!s || !keys_valid_workload(s)) {
-			*why = "each entry must be \"cgroup:/<glob>\"";
-			return -EINVAL;
-		}
-		l = strlen(s);
-		if (used + l + 1 >= KEYS_WORKLOADS_SIZE) {
-			*why = "longer than 511 bytes in all";
-			return -EINVAL;
-		}
-		if (used)
-			out[used++] = '\n';
-		memcpy(out + used, s, l);
-		used += l;
-		out[used] = '\0';
-	}
-	return 0;
-}
-
-cJSON *keys_workloads_to_json(const char *workloads)
-{
-	cJSON *a = cJSON_CreateArray();
-	const char *p = workloads;
-
-	while (a && *p) {
-		const char *e = strchr(p, '\n');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		char pat[KEYS_WORKLOADS_SIZE];
-		cJSON *s;
-
-		snprintf(pat, sizeof(pat), "%.*s", (int)n, p);
-		s = cJSON_CreateString(pat);
-		if (!s || !cJSON_AddItemToArray(a, s)) {
-			cJSON_Delete(s);
-			cJSON_Delete(a);
-			return NULL;
-		}
-		p += n + (e ? 1 : 0);
-	}
-	return a;
-}
-
-bool keys_workload_allows(const char *workloads, const char *cgroup_path)
-{
-	const char *p = workloads;
-	char pat[KEYS_WORKLOADS_SIZE];
-
-	if (!*workloads)
-		return true;
-	if (!cgroup_path)
-		return false;	/* an unknown caller is no workload */
-	while (*p) {
-		const char *e = strchr(p, '\n');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-
-		if (n < sizeof(pat)) {
-			memcpy(pat, p, n);
-			pat[n] = '\0';
-			if (strncmp(pat, WORKLOAD_CGROUP, strlen(WORKLOAD_CGROUP)) == 0 &&
-			    fnmatch(pat + strlen(WORKLOAD_CGROUP), cgroup_path, 0) == 0)
-				return true;
-		}
-		p += n + (e ? 1 : 0);
-	}
-	return false;
-}
-
 /* ---- keyless workloads ---- */
 
 int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
@@ -476,6 +373,10 @@ int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
 }
 
 size_t keys_workload_count(const struct keystore *ks) { return ks->nwl; }
+const struct keys_workload *keys_workload_at(const struct keystore *ks, size_t i)
+{
+	return i < ks->nwl ? &ks->wl[i] : NULL;
+}
 
 int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
 			   struct key_identity *who)

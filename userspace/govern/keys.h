@@ -47,7 +47,7 @@ struct key_record {
 	char name[KEYS_NAME_SIZE];
 	char team[KEYS_ID_SIZE];        /* "" when none */
 	char policy[KEYS_ID_SIZE];      /* "" allowed only with a team: the team's policy alone */
-	/* The workloads the key may be used from ("cgroup:<glob>" lines); "" anywhere. */
+	/* The workloads the key may be used from (pattern lines, below); "" anywhere. */
 	char workloads[KEYS_WORKLOADS_SIZE];
 };
 
@@ -77,16 +77,44 @@ enum keys_auth {
 };
 
 
-/* Workload binding. A pattern is "cgroup:" and an fnmatch(3) glob of the caller's cgroup path
- * below the cgroup2 root (a star also crosses '/'). keys_valid_workload checks one; keys_workload_allows says whether a caller (its cgroup path, NULL when the kernel
- * could not name it) matches one of the '\n'-separated patterns ("" allows everyone). */
+/* Workload binding (keys_workload.c). A pattern is one of
+ *   "cgroup:<glob>"                 an fnmatch(3) glob of the caller's cgroup path below the
+ *                                   cgroup2 root (a star also crosses '/');
+ *   "pod:<ns glob>/<name glob>"     the pod the caller's cgroup lies in, by namespace and name;
+ *   "pod:<ns glob>/<k>=<v>[,...]"   the same pod by labels: every pair must be on it.
+ * Pods are those the pod watch (enforce/kube.h) knows, found through keys_set_pod_lookup at
+ * request time: a pod deleted stops matching at once. keys_valid_workload checks one;
+ * keys_workload_allows says whether a caller (its cgroup path, NULL when the kernel could not
+ * name it) matches one of the '\n'-separated patterns ("" allows everyone). */
 bool keys_valid_workload(const char *pattern);
 /* A JSON array of patterns (config keys[].workloads, the admin API's "workloads") joined into
- * out (KEYS_WORKLOADS_SIZE bytes). 0, or -EINVAL with *why saying what is wrong. */
-int keys_workloads_from_json(const cJSON *a, char out[KEYS_WORKLOADS_SIZE], const char **why);
+ * out (KEYS_WORKLOADS_SIZE bytes). pods: "pod:" patterns are accepted (the pod watch is
+ * configured or running); refused otherwise, since they could match nothing. 0, or -EINVAL
+ * with *why saying what is wrong. */
+int keys_workloads_from_json(const cJSON *a, bool pods, char out[KEYS_WORKLOADS_SIZE],
+			     const char **why);
 /* The '\n'-separated patterns as a JSON array (NULL: out of memory). */
 cJSON *keys_workloads_to_json(const char *workloads);
 bool keys_workload_allows(const char *workloads, const char *cgroup_path);
+
+/* The pod a cgroup lies in, as the pod watch knows it. */
+#define KEYS_POD_LABELS_SIZE 2048
+struct keys_pod {
+	char ns[64];
+	char name[254];
+	char labels[KEYS_POD_LABELS_SIZE]; /* "key=value" lines, '\n'-separated */
+};
+/* true with *out when cgroup_path (below the cgroup2 root) lies in a known pod. */
+typedef bool (*keys_pod_of_fn)(void *arg, const char *cgroup_path, struct keys_pod *out);
+/* Process-wide (the event loop's): the pod watch registers itself while it runs, and
+ * unregisters when it stops; with none, "pod:" patterns match nothing. */
+void keys_set_pod_lookup(keys_pod_of_fn fn, void *arg);
+/* Unregister, if arg is still the one registered (a reload may have started a new watch). */
+void keys_clear_pod_lookup(void *arg);
+bool keys_pod_lookup_running(void);
+/* Does this config run the pod watch (enforcement on, with a "kubernetes" section)? What
+ * config parsing asks before it accepts "pod:" patterns. */
+bool keys_config_pod_watch(const cJSON *root);
 
 /* Keyless workloads (config "workloads"): a request with no key from a caller whose cgroup
  * matches pattern is governed as the workload, under the identity id "wl:<name>" (budgets,
@@ -97,12 +125,14 @@ struct keys_workload {
 	char name[KEYS_ID_SIZE - 3];    /* so that "wl:" + name fits an id */
 	char policy[KEYS_ID_SIZE];      /* "" only with a team */
 	char team[KEYS_ID_SIZE];
-	char pattern[KEYS_WORKLOADS_SIZE / 2]; /* "cgroup:<glob>" */
+	char pattern[KEYS_WORKLOADS_SIZE / 2]; /* "cgroup:<glob>" or a "pod:" pattern */
 };
 /* 0, -EINVAL (bad name or pattern, unknown team, neither policy nor team), -EEXIST (the name
  * is taken), -ENOSPC or -ENOMEM. */
 int keys_workload_add(struct keystore *ks, const struct keys_workload *w);
 size_t keys_workload_count(const struct keystore *ks);
+/* The i-th keyless workload in config order (i < keys_workload_count). */
+const struct keys_workload *keys_workload_at(const struct keystore *ks, size_t i);
 /* who filled for the first workload matching cgroup_path (NULL: unknown caller): 0, or
  * -ENOENT when none does. */
 int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,

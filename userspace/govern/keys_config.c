@@ -68,8 +68,9 @@ static int cfg_time(const cJSON *obj, const char *key, const char *path, int64_t
 }
 
 static int parse_team(const cJSON *t, const char *path, const struct policy_set *ps,
-		      struct keystore *ks, struct config_errors *errs)
+		      struct keystore *ks, bool pods, struct config_errors *errs)
 {
+	(void)pods;
 	static const char *const fields[] = { "name", "policy", NULL };
 	const char *name = NULL, *policy = NULL;
 	int rc = 0, r;
@@ -96,9 +97,9 @@ static int parse_team(const cJSON *t, const char *path, const struct policy_set 
 	return rc;
 }
 
-/* keys[].workloads: an array of "cgroup:<glob>", joined with '\n' into out. */
-static int parse_workloads(const cJSON *j, const char *path, char out[KEYS_WORKLOADS_SIZE],
-			   struct config_errors *errs)
+/* keys[].workloads: an array of patterns, joined with '\n' into out. */
+static int parse_workloads(const cJSON *j, const char *path, bool pods,
+			   char out[KEYS_WORKLOADS_SIZE], struct config_errors *errs)
 {
 	const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "workloads");
 	const char *why;
@@ -107,7 +108,7 @@ static int parse_workloads(const cJSON *j, const char *path, char out[KEYS_WORKL
 		return 0;
 	if (cJSON_IsArray(a) && cJSON_GetArraySize(a) == 0)
 		return fail_at(errs, path, "workloads", "must not be empty (leave it out: any caller)");
-	if (keys_workloads_from_json(a, out, &why))
+	if (keys_workloads_from_json(a, pods, out, &why))
 		return fail_at(errs, path, "workloads", "%s", why);
 	return 0;
 }
@@ -144,7 +145,7 @@ static int parse_team_policy(const cJSON *j, const char *path, const char *what,
 }
 
 static int parse_key(const cJSON *j, const char *path, const struct policy_set *ps,
-		     struct keystore *ks, struct config_errors *errs)
+		     struct keystore *ks, bool pods, struct config_errors *errs)
 {
 	static const char *const fields[] = {
 		"id", "name", "team", "hash", "created", "expires", "disabled", "policy", "workloads",
@@ -188,7 +189,7 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 		rc = -EINVAL;
 	if ((r = cfg_bool(j, "disabled", path, false, &k.disabled, errs)) && r != -ENOENT)
 		rc = -EINVAL;
-	if (parse_workloads(j, path, k.workloads, errs))
+	if (parse_workloads(j, path, pods, k.workloads, errs))
 		rc = -EINVAL;
 	if (rc)
 		return rc;
@@ -205,13 +206,14 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 	return rc;
 }
 
+/* pods: the config runs the pod watch, so "pod:" patterns may be used. */
 typedef int parse_entry_fn(const cJSON *j, const char *path, const struct policy_set *ps,
-			   struct keystore *ks, struct config_errors *errs);
+			   struct keystore *ks, bool pods, struct config_errors *errs);
 
 /* root.key, an array if present: each entry through parse with its path ("keys[2]").
  * Every entry is tried, so one pass reports every bad one. */
 static int parse_array(const cJSON *root, const char *key, parse_entry_fn *parse,
-		       const struct policy_set *ps, struct keystore *ks,
+		       const struct policy_set *ps, struct keystore *ks, bool pods,
 		       struct config_errors *errs)
 {
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
@@ -224,28 +226,25 @@ static int parse_array(const cJSON *root, const char *key, parse_entry_fn *parse
 		return config_fail(errs, key, "must be an array");
 	for (const cJSON *j = arr->child; j; j = j->next, i++) {
 		snprintf(path, sizeof(path), "%s[%d]", key, i);
-		if (parse(j, path, ps, ks, errs))
+		if (parse(j, path, ps, ks, pods, errs))
 			rc = -EINVAL;
 	}
 	return rc;
 }
 
-/* workloads[]: {name, cgroup, policy, team}. */
+/* workloads[]: {name, cgroup | pod, policy, team}. */
 static int parse_workload(const cJSON *j, const char *path, const struct policy_set *ps,
-			  struct keystore *ks, struct config_errors *errs)
+			  struct keystore *ks, bool pods, struct config_errors *errs)
 {
 	static const char *const fields[] = { "name", "cgroup", "pod", "policy", "team", NULL };
 	struct keys_workload w = { 0 };
-	const char *name = NULL, *cg = NULL;
+	const char *name = NULL, *cg = NULL, *pod = NULL;
 	int rc = 0, r;
 
 	if (!cJSON_IsObject(j))
 		return config_fail(errs, path, "must be an object");
 	if (cfg_known_keys(j, path, fields, errs))
 		rc = -EINVAL;
-	if (cJSON_GetObjectItemCaseSensitive(j, "pod"))
-		rc = fail_at(errs, path, "pod", "pod workloads are not supported yet; give the "
-			     "pod's cgroup glob in \"cgroup\"");
 	r = cfg_ident(j, "name", path, true, &name, errs);
 	if (r == 0 && strlen(name) >= sizeof(w.name))
 		r = fail_at(errs, path, "name", "at most %zu characters", sizeof(w.name) - 1);
@@ -253,10 +252,26 @@ static int parse_workload(const cJSON *j, const char *path, const struct policy_
 		rc = -EINVAL;
 	else
 		snprintf(w.name, sizeof(w.name), "%s", name);
-	r = cfg_string(j, "cgroup", path, true, &cg, errs);
-	if (r == 0) {
+	if (cJSON_GetObjectItemCaseSensitive(j, "pod")) {
+		if (cJSON_GetObjectItemCaseSensitive(j, "cgroup"))
+			rc = fail_at(errs, path, "pod", "give \"cgroup\" or \"pod\", not both");
+		r = cfg_string(j, "pod", path, true, &pod, errs);
+		if (r == 0) {
+			snprintf(w.pattern, sizeof(w.pattern), "pod:%s", pod);
+			if (strlen(pod) + 4 >= sizeof(w.pattern) || !keys_valid_workload(w.pattern))
+				rc = fail_at(errs, path, "pod", "must be \"<namespace>/<name glob>\" "
+					     "or \"<namespace>/<label>=<value>[,<label>=<value>...]\"");
+			else if (!pods)
+				rc = fail_at(errs, path, "pod", "pod workloads need the pod watch "
+					     "(enforcement.kubernetes): without it no pod is ever "
+					     "named, so the workload would match nothing");
+		} else {
+			rc = -EINVAL;
+		}
+	} else if ((r = cfg_string(j, "cgroup", path, true, &cg, errs)) == 0) {
 		snprintf(w.pattern, sizeof(w.pattern), "cgroup:%s", cg);
-		if (strlen(cg) + 7 >= sizeof(w.pattern) || !keys_valid_workload(w.pattern))
+		if (strlen(cg) + 7 >= sizeof(w.pattern) || !keys_valid_workload(w.pattern) ||
+		    cg[0] != '/')
 			rc = fail_at(errs, path, "cgroup", "must be a glob of a cgroup path, "
 				     "starting with \"/\"");
 	} else {
@@ -275,15 +290,25 @@ static int parse_workload(const cJSON *j, const char *path, const struct policy_
 	return 0;
 }
 
+bool keys_config_pod_watch(const cJSON *root)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "enforcement");
+	const cJSON *on = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "enabled") : NULL;
+
+	return cJSON_IsObject(e) && !cJSON_IsFalse(on) &&
+	       cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(e, "kubernetes"));
+}
+
 int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct keystore *ks,
 		      struct config_errors *errs)
 {
 	/* Teams first: a key names its team. */
-	int rc = parse_array(root, "teams", parse_team, ps, ks, errs);
+	bool pods = keys_config_pod_watch(root);
+	int rc = parse_array(root, "teams", parse_team, ps, ks, pods, errs);
 
-	if (parse_array(root, "keys", parse_key, ps, ks, errs))
+	if (parse_array(root, "keys", parse_key, ps, ks, pods, errs))
 		rc = -EINVAL;
-	if (parse_array(root, "workloads", parse_workload, ps, ks, errs))
+	if (parse_array(root, "workloads", parse_workload, ps, ks, pods, errs))
 		rc = -EINVAL;
 	return rc ? -EINVAL : 0;
 }

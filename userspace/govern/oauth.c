@@ -272,7 +272,7 @@ int oauth_config_parse(const cJSON *root,
 				"team, or team_claim, policy_claim or policy_map"));
 	if ((a = cJSON_GetObjectItemCaseSensitive(o, "workloads"))) {
 		const char *why = NULL;
-		if (keys_workloads_from_json(a, c->workloads, &why))
+		if (keys_workloads_from_json(a, keys_config_pod_watch(root), c->workloads, &why))
 			TRY(config_fail(errs, "oauth.workloads", "%s", why ? why : "invalid"));
 	}
 	if (rc == 0 && c->jwks_file)

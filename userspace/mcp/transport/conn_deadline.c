@@ -396,6 +396,10 @@ static struct conn *caller_lookup(struct conn_deadline *d, struct evhttp_request
 		    d->cgroot[0] &&
 		    peer_cgroup_path(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
 			c->caller = xstrdup(path);
+		/* The unix-socket listener: SO_PEERCRED names the caller. */
+		else if (fd >= 0 && d->cgroot[0] &&
+			 peer_unix_cgroup(fd, d->cgroot, &c->caller_cgid, path, sizeof(path)) == 0)
+			c->caller = xstrdup(path);
 	}
 	return c;
 }

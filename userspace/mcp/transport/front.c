@@ -27,6 +27,7 @@
 #include "base/list.h"
 #include "mcp/call.h"
 #include "mcp/jsonrpc.h"
+#include "base/listen_unix.h"
 #include "base/listener.h"
 #include "base/log.h"
 #include "mcp/reply.h"
@@ -59,6 +60,7 @@ struct front {
 	struct llm *llm;                   /* the /v1/ LLM route, or NULL */
 	struct front_auth *auth;           /* who a request comes from */
 	struct redirect_in *redirect;      /* the transparent-redirect listener, or NULL */
+	struct listen_unix *unix_sock;     /* "listen_unix", or NULL */
 	struct redirect_route rroute, *route; /* the request's, when it came redirected */
 };
 
@@ -898,6 +900,8 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	apply_limits(f);
 	evhttp_set_gencb(f->http, on_request, f);
 	rc = listener_bind(f->http, "agent listener", cfg->listen_host, cfg->listen_port, &f->port);
+	if (rc == 0)
+		rc = listen_unix_start(f->http, "agent listener", cfg->raw, &f->unix_sock);
 	if (rc)
 		goto fail;
 	f->loopback = listener_is_loopback(cfg->listen_host);
@@ -931,6 +935,7 @@ void front_free(struct front *f)
 		evhttp_free(f->http);  /* frees every connection: our references go after */
 	conn_deadline_free(f->deadline);
 	front_auth_free(f->auth);
+	listen_unix_stop(f->unix_sock);
 	free(f);
 }
 
