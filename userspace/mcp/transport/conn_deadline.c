@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/event_opt.h"
 #include "base/htab.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -512,10 +513,8 @@ void conn_deadline_free(struct conn_deadline *d)
 
 	if (!d)
 		return;
-	if (d->sweep)
-		event_free(d->sweep);
-	if (d->admit)
-		event_free(d->admit);
+	event_free_opt(d->sweep);
+	event_free_opt(d->admit);
 	it = htab_iter(&d->conns);
 	for (struct htab_node *n; (n = htab_next(&it));) {
 		htab_remove(&d->conns, n);
