@@ -465,19 +465,12 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 {
 	struct conn_deadline *d = xcalloc(1, sizeof(*d));
 	struct timeval tv = { 0, SWEEP_MS * 1000 };
-	int rc = htab_init(&d->conns, &conn_type);
+	int rc;
 
-	if (rc) {
-		free(d);
-		return rc;
-	}
-	rc = htab_init(&d->peers, &peer_type);
-	if (rc) {
-		htab_fini(&d->conns);
-		free(d);
-		return rc;
-	}
 	list_init(&d->fresh);
+	if ((rc = htab_init(&d->conns, &conn_type)) != 0 ||
+	    (rc = htab_init(&d->peers, &peer_type)) != 0)
+		goto fail;
 	/* Callers are named by their cgroup v2 path; without one they are all unknown. */
 	if (cgroup_detect_root(d->cgroot, sizeof(d->cgroot)) < 0)
 		d->cgroot[0] = '\0';
@@ -487,11 +480,14 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
 	d->admit = event_new(base, -1, 0, on_admit, d);
 	if (!d->sweep || !d->admit || event_add(d->sweep, &tv)) {
-		conn_deadline_free(d);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto fail;
 	}
 	*out = d;
 	return 0;
+fail:
+	conn_deadline_free(d);
+	return rc;
 }
 
 void conn_deadline_set_timeout(struct conn_deadline *d, int timeout_ms)
