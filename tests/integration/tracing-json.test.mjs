@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { fixtureStdioUpstream, gatewayConfig, rawSession, startDaemon, stopCleanly } from './lib.mjs';
+import { eventually, fixtureStdioUpstream, gatewayConfig, rawSession, startDaemon, stopCleanly } from './lib.mjs';
 
 const SERVER = 2, CLIENT = 3, STATUS_ERROR = 2;
 const HEX32 = /^[0-9a-f]{32}$/, HEX16 = /^[0-9a-f]{16}$/, UINT64 = /^\d+$/;
@@ -80,17 +80,7 @@ async function startJsonReceiver() {
 		stop: () => new Promise((r) => { srv.closeAllConnections(); srv.close(r); }) };
 }
 
-async function until(fn, what, ms = 10000) {
-	const deadline = Date.now() + ms;
-	for (;;) {
-		const v = await fn();
-		if (v)
-			return v;
-		if (Date.now() > deadline)
-			throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 50));
-	}
-}
+const until = (fn, what, ms = 10000) => eventually(fn, { what, ms, every: 50 });
 
 describe('tracing: OTLP http/json export', { timeout: 60000 }, () => {
 	let recv, d;

@@ -15,7 +15,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { connectHttp, fixtureStdioUpstream, freePort, gatewayConfig, makeKey, makeTempDir, paths,
+import { connectHttp, eventually, fixtureStdioUpstream, freePort, gatewayConfig, makeKey, makeTempDir, paths,
 	postJson, rawSession, removeTempDir, startDaemon, stopCleanly, suiteDaemon, tappedStdioUpstream, upstreamSaw } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
@@ -129,17 +129,7 @@ async function metrics(d, token) {
 		errors: get('mcpwarden_trace_export_errors_total') };
 }
 
-async function until(fn, what, ms = 10000) {
-	const deadline = Date.now() + ms;
-	for (;;) {
-		const v = await fn();
-		if (v)
-			return v;
-		if (Date.now() > deadline)
-			throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 50));
-	}
-}
+const until = (fn, what, ms = 10000) => eventually(fn, { what, ms, every: 50 });
 
 describe('tracing: OTLP export configured by the environment', { timeout: 90000 }, () => {
 	const keys = { full: makeKey(), narrow: makeKey() };

@@ -941,8 +941,7 @@ static int teardown(void)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	unlink(unix_path);
-	if (E)
-		enforcer_close(E);
+	enforcer_close(E);      /* NULL when setup failed before it: a no-op */
 	if (base)
 		event_base_free(base);
 	enforcer_destroy_pins(pin_dir);

@@ -3,6 +3,7 @@
  * that closes a pooled connection, the one retry on a reused connection, early close, stray
  * bytes after an answer, close-delimited and slow chunked bodies, timeouts, refused connects.
  */
+#include "base/event_opt.h"
 #include "base/http_client.h"
 
 #include <arpa/inet.h>
@@ -246,8 +247,7 @@ static void sconn_close(struct sconn *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	event_free(s->rd);
-	if (s->tick)
-		event_free(s->tick);
+	event_free_opt(s->tick);
 	close(s->fd);
 	free(s);
 }

@@ -33,6 +33,29 @@ static double now_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+/* The attributes mcp/call_trace.c sets that are the same on every call of the bench. */
+static const char *const server_attrs[][2] = {
+	{ "mcp.method.name", "tools/call" }, { "mcp.session.id", "bc13939c" },
+	{ "mcp.protocol.version", "2025-11-25" }, { "network.transport", "tcp" },
+	{ "network.protocol.name", "http" }, { "client.address", "127.0.0.1" },
+	{ "mcpwarden.key.id", "bench" },
+};
+static const char *const client_attrs[][2] = {
+	{ "mcp.method.name", "tools/call" }, { "gen_ai.tool.name", "echo" },
+	{ "gen_ai.operation.name", "execute_tool" }, { "mcpwarden.upstream", "bench" },
+	{ "network.transport", "tcp" }, { "server.address", "127.0.0.1" },
+};
+static const char *const done_attrs[][2] = {
+	{ "gen_ai.tool.name", "bench__echo" }, { "gen_ai.operation.name", "execute_tool" },
+	{ "mcpwarden.decision", "allow" }, { "mcpwarden.server", "bench" },
+};
+
+static void attrs(struct span *s, const char *const (*a)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		span_attr_str(s, a[i][0], a[i][1]);
+}
+
 static void one_call(cJSON *msg, unsigned i)
 {
 	cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
@@ -44,16 +67,10 @@ static void one_call(cJSON *msg, unsigned i)
 				     &parent) == 0;
 	struct span *s = span_start(SPAN_SERVER, ok ? &parent : NULL, NULL, 0);
 	span_set_name(s, "tools/call", NULL);
-	span_attr_str(s, "mcp.method.name", "tools/call");
 	snprintf(id, sizeof(id), "%u", i);
 	span_attr_str(s, "jsonrpc.request.id", id);
-	span_attr_str(s, "mcp.session.id", "bc13939c");
-	span_attr_str(s, "mcp.protocol.version", "2025-11-25");
-	span_attr_str(s, "network.transport", "tcp");
-	span_attr_str(s, "network.protocol.name", "http");
-	span_attr_str(s, "client.address", "127.0.0.1");
+	attrs(s, server_attrs, sizeof(server_attrs) / sizeof(server_attrs[0]));
 	span_attr_int(s, "client.port", 40000);
-	span_attr_str(s, "mcpwarden.key.id", "bench");
 
 	struct span *c = span_start(SPAN_CLIENT, span_ctx(s), NULL, 0);
 	cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
@@ -61,23 +78,15 @@ static void one_call(cJSON *msg, unsigned i)
 	cJSON_DeleteItemFromObjectCaseSensitive(meta, "traceparent");
 	cJSON_AddStringToObject(meta, "traceparent", tp);
 	span_set_name(c, "tools/call", "echo");
-	span_attr_str(c, "mcp.method.name", "tools/call");
-	span_attr_str(c, "gen_ai.tool.name", "echo");
-	span_attr_str(c, "gen_ai.operation.name", "execute_tool");
-	span_attr_str(c, "mcpwarden.upstream", "bench");
-	span_attr_str(c, "network.transport", "tcp");
-	span_attr_str(c, "server.address", "127.0.0.1");
+	attrs(c, client_attrs, sizeof(client_attrs) / sizeof(client_attrs[0]));
 	span_attr_int(c, "server.port", 8080);
 	span_attr_str(c, "jsonrpc.request.id", id);
 	trace_meta_headers(msg, hdr, state);
 	span_end(c);
 
 	span_set_name(s, "tools/call", "bench__echo");
-	span_attr_str(s, "gen_ai.tool.name", "bench__echo");
-	span_attr_str(s, "gen_ai.operation.name", "execute_tool");
-	span_attr_str(s, "mcpwarden.decision", "allow");
+	attrs(s, done_attrs, sizeof(done_attrs) / sizeof(done_attrs[0]));
 	span_attr_int(s, "mcpwarden.cost_micros", 1);
-	span_attr_str(s, "mcpwarden.server", "bench");
 	span_end(s);
 }
 

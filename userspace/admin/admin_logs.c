@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/event_opt.h"
 #include "base/log.h"
 #include "base/rfc3339.h"
 #include "enforce/enforcer.h"
@@ -792,10 +793,8 @@ void admin_logs_free(struct admin *a)
 	a->logs = NULL;
 	list_for_each_entry_safe(s, tmp, &a->streams, link)
 		stream_cut(s);
-	if (a->heartbeat)
-		event_free(a->heartbeat);
-	if (a->follow)
-		event_free(a->follow);
+	event_free_opt(a->heartbeat);
+	event_free_opt(a->follow);
 	cJSON_Delete(a->follow_heads);
 	free(a->logs_path);
 	a->logs_path = NULL;

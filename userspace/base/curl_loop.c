@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/event_opt.h"
 #include "base/list.h"
 #include "base/log.h"
 
@@ -141,8 +142,7 @@ int curl_loop_init(struct event_base *base, const struct curl_loop_ops *ops)
 fail:
 	if (g.multi)
 		curl_multi_cleanup(g.multi);
-	if (g.timer)
-		event_free(g.timer);
+	event_free_opt(g.timer);
 	curl_global_cleanup();
 	memset(&g, 0, sizeof(g));
 	return rc;

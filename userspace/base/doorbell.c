@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "base/event_opt.h"
 #include "base/log.h"
 
 static void on_ring(evutil_socket_t fd, short what, void *arg)
@@ -45,8 +46,7 @@ void doorbell_ring(struct doorbell *d)
 
 void doorbell_fini(struct doorbell *d)
 {
-	if (d->ev)
-		event_free(d->ev);
+	event_free_opt(d->ev);
 	d->ev = NULL;
 	if (d->fd >= 0)
 		close(d->fd);

@@ -519,8 +519,8 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 	int n = snprintf(r->head, cap, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mcpwarden\r\n%s",
 			 s->method, s->target, s->host, cl);
 	if (n < 0 || (size_t)n + hl + 3 > cap) {
-		request_free(r);
-		return -EINVAL;
+		rc = -EINVAL;
+		goto fail;
 	}
 	if (hl)
 		memcpy(r->head + n, s->headers, hl);
@@ -533,12 +533,13 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 	r->connect_ms = s->connect_ms;
 	if (s->timeout_ms > 0)
 		r->deadline = clock_mono_ms() + (uint64_t)s->timeout_ms;
-	if ((rc = attach(pool, r, false)) != 0) {
-		request_free(r);
-		return rc;
-	}
+	if ((rc = attach(pool, r, false)) != 0)
+		goto fail;
 	*out = r;
 	return 0;
+fail:
+	request_free(r);
+	return rc;
 }
 
 void http_request_cancel(struct http_request *r)

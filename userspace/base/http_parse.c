@@ -297,11 +297,22 @@ static ssize_t emit(struct http_parser *p, const char *d, size_t n)
 	return rc ? fail(p, rc) : (ssize_t)n;
 }
 
+/* Body bytes counted by p->left (a Content-Length body, a chunk's data): then on to next. */
+static ssize_t take_counted(struct http_parser *p, const char *d, size_t n,
+			    enum http_parse_state next)
+{
+	size_t take = p->left < n ? (size_t)p->left : n;
+	ssize_t used = emit(p, d, take);
+
+	if (used >= 0 && (p->left -= take) == 0)
+		p->state = next;
+	return used;
+}
+
 /* One step: consume some bytes in the current state. */
 static ssize_t step(struct http_parser *p, const char *d, size_t n)
 {
 	ssize_t used;
-	size_t take;
 	char *line;
 	int rc;
 
@@ -309,12 +320,7 @@ static ssize_t step(struct http_parser *p, const char *d, size_t n)
 	case HP_HEAD:
 		return feed_head(p, d, n);
 	case HP_BODY_LENGTH:
-		take = p->left < n ? (size_t)p->left : n;
-		if ((used = emit(p, d, take)) < 0)
-			return used;
-		if ((p->left -= take) == 0)
-			p->state = HP_DONE;
-		return used;
+		return take_counted(p, d, n, HP_DONE);
 	case HP_BODY_CLOSE:
 		return emit(p, d, n);
 	case HP_CHUNK_SIZE:
@@ -322,12 +328,7 @@ static ssize_t step(struct http_parser *p, const char *d, size_t n)
 			return used;
 		return (rc = chunk_size(p, line)) ? fail(p, rc) : used;
 	case HP_CHUNK_DATA:
-		take = p->left < n ? (size_t)p->left : n;
-		if ((used = emit(p, d, take)) < 0)
-			return used;
-		if ((p->left -= take) == 0)
-			p->state = HP_CHUNK_CR;
-		return used;
+		return take_counted(p, d, n, HP_CHUNK_CR);
 	case HP_CHUNK_CR:
 		if (d[0] != '\r')
 			return fail(p, -EPROTO);

@@ -1,6 +1,7 @@
 /* events: the deny-event ring buffer read on the loop, and events rendered as records. */
 #include "enforce/enforce_int.h"
 
+#include "base/event_opt.h"
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/pins.h"
@@ -94,8 +95,7 @@ int enforcer_events_attach(struct enforcer *e, struct event_base *base, enforcer
 
 void enforcer_events_detach(struct enforcer *e)
 {
-	if (e->rb_ev)
-		event_free(e->rb_ev);
+	event_free_opt(e->rb_ev);
 	e->rb_ev = NULL;
 	ring_buffer__free(e->rb);
 	e->rb = NULL;

@@ -11,6 +11,7 @@
 
 #include "observe/audit.h"
 #include "base/config.h"
+#include "base/event_opt.h"
 #include "enforce/enforcer.h"
 #include "enforce/kube.h"
 #include "base/log.h"
@@ -251,8 +252,7 @@ void guard_stop(struct guard *g)
 	if (!g)
 		return;
 	kube_watch_stop(g->kube);
-	if (g->prune)
-		event_free(g->prune);
+	event_free_opt(g->prune);
 	for (size_t i = 0; i < g->nups; i++) {
 		enforcer_upstream_free(g->ups[i], false);  /* stay protected: fail closed */
 		free(g->ups_path[i]);

@@ -1,6 +1,7 @@
 /* resolver: upstream hostnames resolved off the loop and kept protected as they change. */
 #include "enforce/enforce_int.h"
 
+#include "base/event_opt.h"
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include <arpa/inet.h>
@@ -251,10 +252,8 @@ void enforcer_upstream_free(struct enforcer_upstream *u, bool unprotect)
 		pthread_join(u->thread, NULL);	/* bounded by the resolver's own timeouts */
 	if (unprotect)
 		upstream_apply(u, NULL, 0);
-	if (u->timer)
-		event_free(u->timer);
-	if (u->done_ev)
-		event_free(u->done_ev);
+	event_free_opt(u->timer);
+	event_free_opt(u->done_ev);
 	if (u->pipe[0] >= 0)
 		close(u->pipe[0]);
 	if (u->pipe[1] >= 0)

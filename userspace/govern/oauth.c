@@ -337,20 +337,6 @@ cJSON *oauth_metadata(const struct oauth_config *c, const char *resource)
 
 /* --- validation ------------------------------------------------------------------------ */
 
-static bool audience_ok(const cJSON *aud, const char *resource)
-{
-	const cJSON *v;
-
-	if (cJSON_IsString(aud))
-		return !strcmp(aud->valuestring, resource);
-	if (!cJSON_IsArray(aud))
-		return false;
-	cJSON_ArrayForEach(v, aud)
-		if (cJSON_IsString(v) && !strcmp(v->valuestring, resource))
-			return true;
-	return false;
-}
-
 /* Is word one of the space-separated words of list? */
 static bool has_word(const char *list, const char *word)
 {
@@ -491,7 +477,7 @@ enum oauth_result oauth_authenticate(const struct oauth_config *c, const struct 
 		*why = "wrong issuer";
 		goto out;
 	}
-	if (!audience_ok(cJSON_GetObjectItemCaseSensitive(t.claims, "aud"), resource)) {
+	if (!claim_has(cJSON_GetObjectItemCaseSensitive(t.claims, "aud"), resource, false)) {
 		*why = "the token is not for this resource (aud)";
 		goto out;
 	}

@@ -120,14 +120,13 @@ int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out)
 	list_init(&g->free);
 	for (size_t i = 0; i < lim->capacity; i++)
 		list_add_tail(&g->slab[i].link, &g->free);
-	rc = htab_init(&g->peers, &addr_type);
-	if (rc) {
-		free(g->slab);
-		free(g);
-		return rc;
-	}
+	if ((rc = htab_init(&g->peers, &addr_type)) != 0)
+		goto fail;
 	*out = g;
 	return 0;
+fail:
+	peer_guard_free(g);
+	return rc;
 }
 
 void peer_guard_free(struct peer_guard *g)

@@ -276,18 +276,15 @@ int ratelimit_new(size_t max_buckets, struct ratelimit **out)
 	if (rl->max < RATE_NLEVELS)
 		rl->max = RATE_NLEVELS;
 	list_init(&rl->lru);
-	if ((rc = htab_init(&rl->buckets, &bucket_type))) {
-		free(rl);
-		return rc;
-	}
 	/* Every name is held by a bucket: three per bucket at most. */
-	if ((rc = intern_new(RATE_NLEVELS * rl->max, &rl->names))) {
-		htab_fini(&rl->buckets);
-		free(rl);
-		return rc;
-	}
+	if ((rc = htab_init(&rl->buckets, &bucket_type)) != 0 ||
+	    (rc = intern_new(RATE_NLEVELS * rl->max, &rl->names)) != 0)
+		goto fail;
 	*out = rl;
 	return 0;
+fail:
+	ratelimit_free(rl);
+	return rc;
 }
 
 void ratelimit_free(struct ratelimit *rl)

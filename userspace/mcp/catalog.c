@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/event_opt.h"
 #include "base/hmap.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/list_fetch.h"
@@ -429,8 +430,7 @@ void catalog_free(struct catalog *c)
 		struct server *s = &c->srv[i];
 		link_close(s->ctl);   /* fails in-flight fetches: fetch_done frees them */
 		s->ctl = NULL;
-		if (s->retry)
-			event_free(s->retry);
+		event_free_opt(s->retry);
 	}
 	for (int k = 0; k < CAT_NKINDS; k++)
 		view_clear(&c->views[k]);

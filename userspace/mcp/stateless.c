@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <event2/event.h>
 
+#include "base/event_opt.h"
 #include "base/list.h"
 #include "govern/keys.h"
 #include "mcp/catalog.h"
@@ -208,10 +209,8 @@ static void sl_inner_gone(void *arg);
 static void sl_free(struct sl_reply *sr)
 {
 	list_del(&sr->waiting);
-	if (sr->expiry)
-		event_free(sr->expiry);
-	if (sr->round)
-		event_free(sr->round);
+	event_free_opt(sr->expiry);
+	event_free_opt(sr->round);
 	cJSON_Delete(sr->asked);
 	cJSON_Delete(sr->keys);
 	cJSON_Delete(sr->id);

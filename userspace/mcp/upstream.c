@@ -9,6 +9,7 @@
 
 #include "base/config.h"
 #include "base/alloc.h"
+#include "base/event_opt.h"
 #include "base/htab.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
@@ -85,8 +86,7 @@ static void pending_unlink(struct link *l, struct pending *p)
 
 static void pending_free(struct pending *p)
 {
-	if (p->timer)
-		event_free(p->timer);
+	event_free_opt(p->timer);
 	cJSON_Delete(p->progress_token);
 	cJSON_Delete(p->queued);
 	free(p);

@@ -67,8 +67,7 @@ static const char *const int_cols[] = {
 #define NINT (sizeof(int_cols) / sizeof(int_cols[0]))
 #define FIRST_COL 4             /* id, record, hash, ts, then text_cols, then int_cols */
 
-/* "2026-12-04T07:30:19.168Z" as unix ms; -1 when it is not that. */
-static int64_t ts_ms(const char *s)
+int64_t logverify_ts_ms(const char *s)
 {
 	struct tm tm = { 0 };
 	int ms, n = 0;
@@ -86,7 +85,7 @@ static const char *column_differs(sqlite3_stmt *s, const cJSON *o)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "ts");
 
-	if (sqlite3_column_int64(s, 3) != ts_ms(cJSON_IsString(v) ? v->valuestring : NULL))
+	if (sqlite3_column_int64(s, 3) != logverify_ts_ms(cJSON_IsString(v) ? v->valuestring : NULL))
 		return "ts";
 	for (size_t i = 0; i < NTEXT; i++) {
 		const char *col = (const char *)sqlite3_column_text(s, FIRST_COL + (int)i);

@@ -42,6 +42,10 @@ enum logverify_status logverify_say(struct logverify_result *r, enum logverify_s
 				    int64_t id, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* A record's "ts" as the daemon writes it ("2026-12-04T07:30:19.168Z", nothing else) in unix
+ * ms, for both walks to compare with the ts column; -1 when it is not that. */
+int64_t logverify_ts_ms(const char *s);
+
 /* Fill out; returns out->status. */
 enum logverify_status logverify_run(const struct logverify_options *o,
 				    struct logverify_result *out);

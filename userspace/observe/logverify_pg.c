@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "observe/logpg.h"
@@ -36,21 +35,6 @@ static bool ok_cmd(PGconn *c, const char *sql)
 
 	PQclear(r);
 	return ok;
-}
-
-/* "2026-12-04T07:30:19.168Z" as unix ms; -1 when it is not that. */
-static int64_t ts_ms(const cJSON *v)
-{
-	struct tm tm = { 0 };
-	int ms, n = 0;
-	const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
-
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 || s[n])
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
 static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
@@ -145,7 +129,8 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 			cJSON *rec = cJSON_ParseWithLength(text, len);
 			const cJSON *sq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
 			bool own = cJSON_IsNumber(sq) && sq->valuedouble == (double)seq;
-			int64_t rts = ts_ms(cJSON_GetObjectItemCaseSensitive(rec, "ts"));
+			const cJSON *rts_v = cJSON_GetObjectItemCaseSensitive(rec, "ts");
+			int64_t rts = logverify_ts_ms(cJSON_IsString(rts_v) ? rts_v->valuestring : NULL);
 			cJSON_Delete(rec);
 			if (!own)
 				st = logverify_say(r, LOGVERIFY_INSERTED, seq, "record %" PRId64 " does not carry its "

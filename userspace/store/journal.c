@@ -80,14 +80,14 @@ int journal_open(const char *path, uint64_t ring, size_t nslots, struct journal 
 	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (j->fd < 0 || fstat(j->fd, &st) < 0) {
 		rc = -errno;
-		goto out;
+		goto fail;
 	}
 	/* Another size is another layout: start over (its charges are in the store already
 	 * unless the last daemon died with some in flight, which a resize cannot keep). */
 	if ((size_t)st.st_size != j->len && (ftruncate(j->fd, 0) < 0 ||
 					     ftruncate(j->fd, (off_t)j->len) < 0)) {
 		rc = -errno;
-		goto out;
+		goto fail;
 	}
 	/* Every block allocated now: a store into a hole of a MAP_SHARED file on a full disk is
 	 * SIGBUS, not an error. Without them the ring is still read (replayed) but takes no
@@ -102,7 +102,7 @@ int journal_open(const char *path, uint64_t ring, size_t nslots, struct journal 
 	if (j->map == MAP_FAILED) {
 		j->map = NULL;
 		rc = -errno;
-		goto out;
+		goto fail;
 	}
 	h = (struct header *)j->map;
 	if (h->magic != MAGIC || h->nslots != j->nslots || h->ring != ring) {
@@ -112,13 +112,11 @@ int journal_open(const char *path, uint64_t ring, size_t nslots, struct journal 
 		h->ring = ring;
 	}
 	j->held = xcalloc(j->nslots, sizeof(*j->held));
-out:
-	if (rc) {
-		journal_close(j);
-		return rc;
-	}
 	*out = j;
 	return 0;
+fail:
+	journal_close(j);
+	return rc;
 }
 
 void journal_close(struct journal *j)

@@ -519,13 +519,11 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	st->ckpt_up = true;
 	log_info("store: %s open (schema %d, fsync every %d ms)", st->path, STORE_SCHEMA_VERSION,
 		 st->fsync_interval_ms);
-out:
-	if (rc) {
-		store_close(st);
-		return rc;
-	}
 	*out = st;
 	return 0;
+out:
+	store_close(st);
+	return rc;
 }
 
 void store_close(struct store *st)

@@ -28,6 +28,15 @@ int store_step_reset(sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : store_db_errno(rc);
 }
 
+/* The statements that take only text: bind a and b (NULL: one parameter) and run. */
+static int step_text(sqlite3_stmt *s, const char *a, const char *b)
+{
+	sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+	if (b)
+		sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+	return store_step_reset(s);
+}
+
 int store_apply(struct store *st, struct op *op)
 {
 	sqlite3_stmt *s;
@@ -63,9 +72,7 @@ int store_apply(struct store *st, struct op *op)
 		sqlite3_bind_text(s, 9, op->key.workloads, -1, SQLITE_STATIC);
 		return store_step_reset(s);
 	case OP_KEY_DELETE:
-		s = st->st_key_del;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		return store_step_reset(s);
+		return step_text(st->st_key_del, op->key.id, NULL);
 	case OP_AUDIT:
 		s = st->st_audit;
 		sqlite3_bind_int64(s, 1, op->ts);
@@ -81,14 +88,9 @@ int store_apply(struct store *st, struct op *op)
 		}
 		return rc;
 	case OP_TEAM_PUT:
-		s = st->st_team_put;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
-		return store_step_reset(s);
+		return step_text(st->st_team_put, op->key.id, op->text);
 	case OP_TEAM_DELETE:
-		s = st->st_team_del;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		return store_step_reset(s);
+		return step_text(st->st_team_del, op->key.id, NULL);
 	case OP_PIN_PUT:
 		s = st->st_pin_put;
 		sqlite3_bind_text(s, 1, op->pin.server, -1, SQLITE_STATIC);

@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/event_opt.h"
 #include "base/htab.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -468,19 +469,12 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 {
 	struct conn_deadline *d = xcalloc(1, sizeof(*d));
 	struct timeval tv = { 0, SWEEP_MS * 1000 };
-	int rc = htab_init(&d->conns, &conn_type);
+	int rc;
 
-	if (rc) {
-		free(d);
-		return rc;
-	}
-	rc = htab_init(&d->peers, &peer_type);
-	if (rc) {
-		htab_fini(&d->conns);
-		free(d);
-		return rc;
-	}
 	list_init(&d->fresh);
+	if ((rc = htab_init(&d->conns, &conn_type)) != 0 ||
+	    (rc = htab_init(&d->peers, &peer_type)) != 0)
+		goto fail;
 	/* Callers are named by their cgroup v2 path; without one they are all unknown. */
 	if (cgroup_detect_root(d->cgroot, sizeof(d->cgroot)) < 0)
 		d->cgroot[0] = '\0';
@@ -490,11 +484,14 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
 	d->admit = event_new(base, -1, 0, on_admit, d);
 	if (!d->sweep || !d->admit || event_add(d->sweep, &tv)) {
-		conn_deadline_free(d);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto fail;
 	}
 	*out = d;
 	return 0;
+fail:
+	conn_deadline_free(d);
+	return rc;
 }
 
 void conn_deadline_set_timeout(struct conn_deadline *d, int timeout_ms)
@@ -516,10 +513,8 @@ void conn_deadline_free(struct conn_deadline *d)
 
 	if (!d)
 		return;
-	if (d->sweep)
-		event_free(d->sweep);
-	if (d->admit)
-		event_free(d->admit);
+	event_free_opt(d->sweep);
+	event_free_opt(d->admit);
 	it = htab_iter(&d->conns);
 	for (struct htab_node *n; (n = htab_next(&it));) {
 		htab_remove(&d->conns, n);

@@ -368,13 +368,13 @@ int http_exchange_start(const struct http_endpoint *ep, const struct http_exchan
 	} else {
 		rc = curl_start(ep, r, x);
 	}
-	if (rc != 0) {
-		curl_slist_free_all(x->hdrs);
-		free(x);
-		return rc;
-	}
+	if (rc != 0)
+		goto fail;
 	*out = x;
 	return 0;
+fail:
+	http_exchange_cancel(x);
+	return rc;
 }
 
 void http_exchange_cancel(struct http_exchange *x)

@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/event_opt.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
@@ -234,8 +235,7 @@ static void call_free(struct call *c)
 	list_del(&c->link);
 	if (c->h && c->h->stream == c)
 		c->h->stream = NULL;
-	if (c->timer)
-		event_free(c->timer);
+	event_free_opt(c->timer);
 	evbuffer_free(c->buf);
 	free(c->hdrs);
 	sse_parser_free(c->sse);

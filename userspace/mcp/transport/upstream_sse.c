@@ -25,6 +25,7 @@
 
 #include "base/config.h"
 #include "base/alloc.h"
+#include "base/event_opt.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "mcp/jsonrpc.h"
@@ -447,10 +448,8 @@ static void transport_free(struct sse_transport *s)
 		cJSON_Delete(d->msg);
 		free(d);
 	}
-	if (s->deliver)
-		event_free(s->deliver);
-	if (s->endpoint_timer)
-		event_free(s->endpoint_timer);
+	event_free_opt(s->deliver);
+	event_free_opt(s->endpoint_timer);
 	sse_parser_free(s->parser);
 	http_endpoint_free(s->ep);
 	http_endpoint_free(s->post_ep);
