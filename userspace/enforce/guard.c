@@ -278,6 +278,7 @@ bool guard_redirect_wanted(const struct guard *g, uint16_t *port)
 		return false;
 	for (size_t i = 0; i < g->cfg.nenroll; i++)
 		any |= enforcer_target_redirects(&g->cfg, &g->cfg.enroll[i]);
+	any |= g->cfg.kube && g->cfg.kube->redirect;	/* the pod watch's enrolments */
 	*port = g->cfg.redirect_port;
 	return any;
 }
