@@ -139,17 +139,25 @@ static void redirect_start(struct daemon *d)
 	uint16_t port = 0;
 	int rc = 0;
 
-	if (!d->guard || !guard_redirect_wanted(d->guard, &port))
+	if (!d->guard)
 		return;
+	if (!guard_redirect_wanted(d->guard, &port)) {
+		if ((rc = guard_set_redirect_port(d->guard, 0)))
+			log_error("transparent redirect: cannot clear the redirect port: %s",
+				  strerror(-rc));
+		return;
+	}
 	if (!d->redirect && (rc = redirect_in_new(front_http(d->front), port, &d->redirect)) == 0)
 		front_set_redirect(d->front, d->redirect);
 	if (rc == 0) {
 		redirect_in_set_guard(d->redirect, d->guard);
 		rc = guard_set_redirect_port(d->guard, redirect_in_port(d->redirect));
 	}
-	if (rc)
+	if (rc) {
 		log_error("transparent redirect is OFF (%s): enrolled agents' connects to their "
 			  "upstreams are refused", strerror(-rc));
+		(void)guard_set_redirect_port(d->guard, 0);	/* logged just above */
+	}
 }
 
 static void announce(const struct daemon *d)
@@ -307,6 +315,10 @@ static void reload_cancel(struct daemon *d);
 static void stop(struct daemon *d)
 {
 	reload_cancel(d);
+	/* Nothing will listen on the redirect port: redirected connects are refused again
+	 * (a port left pinned could be bound by another process). */
+	if (d->guard && d->redirect && guard_set_redirect_port(d->guard, 0))
+		log_warn("transparent redirect: the redirect port stays pinned after exit");
 	stop_serving(d, false);
 	config_free(d->cfg);
 	d->cfg = NULL;

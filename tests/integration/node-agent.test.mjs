@@ -5,7 +5,9 @@
 // one in the sidecar's is not. Stickiness (annotation removed or weakened), upgrades,
 // containers that start later, 410 Gone and re-list (with a rotated token), deletion (cgroups
 // gone: entries removed; forced deletion with cgroups alive: entries kept until they go) and
-// a hostile list (other nodes' pods, malformed items) are all checked.
+// a hostile list (other nodes' pods, malformed items) are all checked. A pod watch with
+// "redirect" enrols with transparent redirect: the agent reaches the server it names, through
+// the sidecar.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -241,6 +243,62 @@ test('a wrong token or node is refused by the API and the daemon keeps retrying'
 	assert.ok(api.stats.unauthorized >= 1);
 	assert.ok(!api.stats.tokens.includes('') && api.stats.tokens.includes('wrong-token'));
 	assert.equal(api.stats.badSelector, 0);
+	const stopping = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');
+});
+
+test('a pod watch with redirect enrols its pods redirecting: the agent reaches the server it names', { skip, timeout: 90000 }, async (t) => {
+	const tag = `mcpwarden-kube3-${process.pid}`;
+	const pinDir = `/sys/fs/bpf/${tag}`;
+	const base = join(cgroupRoot, tag);
+	const dir = makeTempDir('mcpwarden-kube-');
+	const tokenFile = join(dir, 'token');
+	writeFileSync(tokenFile, 'tok');
+	const api = await startKubeApi({ token: 'tok', node: NODE });
+	const fixture = await startFixture();
+	const p = { uid: randomUUID(), agent: hex64(), sidecar: hex64() };
+	const podCg = join(base, 'kubepods', 'besteffort', `pod${p.uid}`);
+	const agentCg = join(podCg, p.agent), sidecarCg = join(podCg, p.sidecar);
+	for (const d of [agentCg, sidecarCg])
+		mkdirSync(d, { recursive: true });
+	let daemon;
+	t.after(async () => {
+		await daemon?.stop(3000);
+		await api.stop();
+		await fixture.stop(3000);
+		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
+		for (const d of [agentCg, sidecarCg, podCg, join(podCg, '..'), join(podCg, '../..'), base])
+			try { rmdirSync(d); } catch { /* gone already */ }
+	});
+	api.put(podObject({ uid: p.uid, name: 'agent-r', node: NODE, annotation: 'protect', containers: [
+		{ name: 'mcpwarden', id: p.sidecar, init: true }, { name: 'agent', id: p.agent }] }));
+	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+		enforcement: { enabled: true, pin_dir: pinDir, kubernetes: {
+			node_name: NODE, api_server: api.url, token_file: tokenFile, redirect: true } },
+	}));
+	// The pod watch asks for redirect: the listener opens though no enroll[] entry asks.
+	await daemon.waitForStderr(/transparent redirect to 127\.0\.0\.1:\d+/, 10000);
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	const flags = () => new Map(JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir],
+		{ encoding: 'utf8' })).maps.warden_enrolled.filter((e) => e.cgroup).map((e) => [e.cgroup, e]));
+	await until(() => flags().get(agentCg)?.mode === 'protect' && flags().get(sidecarCg)?.mode === 'exempt',
+		'the pod enrolled');
+	const m = flags();
+	assert.equal(m.get(podCg).redirect, true, 'the pod cgroup redirects');
+	assert.equal(m.get(agentCg).redirect, true, 'the agent container redirects');
+	assert.equal(m.get(sidecarCg).redirect, false, 'the sidecar is exempt, not redirected');
+	// The agent, configured with the MCP server's real URL, is served by the sidecar.
+	const agent = spawnSync('sh', ['-c', `echo $$ > '${agentCg}/cgroup.procs' && exec "$0" "$@"`, paths.node,
+		join(paths.top, 'tests', 'fixtures', 'redirect-agent.mjs'), fixture.url, 'test_simple_text', 'test_simple_text'],
+	{ encoding: 'utf8', timeout: 30000, env: { ...process.env, NODE_PATH: join(paths.top, 'tests', 'node_modules') } });
+	const r = JSON.parse(agent.stdout.trim().split('\n').pop() || '{}');
+	assert.equal(r.ok, true, JSON.stringify(r) + agent.stderr);
+	assert.match(JSON.stringify(r.allowed.content), /simple text response/);
+	const port = Number(new URL(fixture.url).port);
+	assert.deepEqual(r.peer, { address: '127.0.0.1', port }, 'getpeername shows the server');
+	const rec = await daemon.waitForRecord((x) => x.type === 'decision' && x.redirected === true, 5000);
+	assert.equal(rec.original_destination, `127.0.0.1:${port}`);
 	const stopping = daemon;
 	daemon = null;
 	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');

@@ -4,7 +4,9 @@
  * the listener side finds the original destination through the client socket's cookie
  * (sock_diag) — over IPv4, IPv6 and v4-mapped. A protected destination that is not
  * redirectable (an HTTPS upstream) stays refused, and so does everything for a cgroup enrolled
- * without redirect. Cgroups and pins carry this pid and are removed at the end. */
+ * without redirect. The daemon's guard restarting on the same pins (a reload) keeps the
+ * redirect port: it never goes through 0, which would refuse redirected connects. Cgroups and
+ * pins carry this pid and are removed at the end. */
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,8 +26,11 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "enforce/cgroup.h"
+#include "base/config.h"
 #include "enforce/enforcer.h"
+#include "enforce/guard.h"
 #include "enforce/peer_cgroup.h"
+#include "enforce/pins.h"
 #include "cunit_main.h"
 #include "ktest_util.h"
 
@@ -399,6 +404,55 @@ static int redirect_listen(void)
 	return -EADDRINUSE;
 }
 
+static uint16_t pinned_redirect_port(void)
+{
+	struct warden_config c = { 0 };
+	struct pins *p;
+
+	if (pins_open(pin_dir, &p) < 0)
+		return 0xffff;
+	if (pins_config(p, &c) < 0)
+		c.redirect_port = 0xffff;
+	pins_close(p);
+	return ntohs(c.redirect_port);
+}
+
+/* What a reload does to the guard (userspace/main.c): stop it, start one for the new config on
+ * the same pins, set the port of the listener that stayed. The pinned port must read the
+ * listener's all along, which the programs use for every connect meanwhile. */
+static void test_reload_keeps_port(void)
+{
+	char text[2048];
+	struct config *cfg = NULL;
+	struct config_errors errs = { 0 };
+	struct guard *g = NULL;
+
+	snprintf(text, sizeof(text), "{\"listen\": \"127.0.0.1:0\", \"auth\": {\"required\": false}, "
+		 "\"upstreams\": [], \"enforcement\": {\"pin_dir\": \"%s\", \"cgroup_root\": \"%s\", "
+		 "\"enroll\": [{\"cgroup\": \"%s\", \"mode\": \"protect\", \"redirect\": true}]}}",
+		 pin_dir, root, cg_red);
+	CU_ASSERT_EQUAL_FATAL(config_parse(text, "ktest", &cfg, &errs), 0);
+	CU_ASSERT_EQUAL(pinned_redirect_port(), port_red);
+	for (int round = 0; round < 3; round++) {
+		CU_ASSERT_EQUAL_FATAL(guard_start(base, cfg, 1, &g), 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+		/* Between the guard's start and the caller setting the port: still the listener's. */
+		CU_ASSERT_EQUAL(pinned_redirect_port(), port_red);
+		CU_ASSERT_EQUAL(guard_set_redirect_port(g, port_red), 0);
+		CU_ASSERT_EQUAL(pinned_redirect_port(), port_red);
+		guard_stop(g);
+		CU_ASSERT_EQUAL(pinned_redirect_port(), port_red);
+	}
+	/* Nothing asks for redirect any more: the caller clears it, and redirect stops. */
+	CU_ASSERT_EQUAL_FATAL(guard_start(base, cfg, 1, &g), 0);
+	CU_ASSERT_EQUAL(guard_set_redirect_port(g, 0), 0);
+	CU_ASSERT_EQUAL(pinned_redirect_port(), 0);
+	CU_ASSERT_EQUAL(guard_set_redirect_port(g, port_red), 0);
+	guard_stop(g);
+	config_free(cfg);
+	test_ipv4();	/* and redirect still works */
+}
+
 static int setup(void)
 {
 	struct enforcer_opts o = { 0 };
@@ -487,6 +541,7 @@ int main(void)
 		{ "an unenrolled process is untouched", test_unenrolled_untouched },
 		{ "redirect counters", test_counters },
 		{ "wardenctl maps shows the redirect table", test_wardenctl_maps },
+		{ "a reload keeps the redirect port (never 0 meanwhile)", test_reload_keeps_port },
 		{ NULL, NULL },
 	};
 

@@ -49,6 +49,23 @@ static void test_defaults(void)
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
 	CU_ASSERT_EQUAL(e.count, 0);
+	/* redirect: its own, else the section's, else off. */
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"kubernetes\": {\"node_name\": \"n1\"}}", &c, &e), 0);
+	CU_ASSERT_FALSE(c.kube->redirect);
+	enforcer_config_free(&c);
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"redirect\": true, \"kubernetes\": "
+				    "{\"node_name\": \"n1\"}}", &c, &e), 0);
+	CU_ASSERT_TRUE(c.kube->redirect);
+	enforcer_config_free(&c);
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"redirect\": true, \"kubernetes\": "
+				    "{\"node_name\": \"n1\", \"redirect\": false}}", &c, &e), 0);
+	CU_ASSERT_FALSE(c.kube->redirect);
+	enforcer_config_free(&c);
+	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"kubernetes\": {\"node_name\": \"n1\", "
+				    "\"redirect\": true}}", &c, &e), 0);
+	CU_ASSERT_TRUE(c.kube->redirect);
+	enforcer_config_free(&c);
+	CU_ASSERT_EQUAL(e.count, 0);
 	/* No section: no watch. */
 	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{}", &c, &e), 0);
 	CU_ASSERT_PTR_NULL(c.kube);
@@ -64,7 +81,8 @@ static void test_errors(void)
 	CU_ASSERT_EQUAL(parse_enforcement("{\"kubernetes\": {\"node_name\": {\"env\": "
 			      "\"MCPWARDEN_TEST_UNSET\"}, \"api_server\": \"ftp://x\", "
 			      "\"token_file\": \"token\", \"ca_file\": 3, \"annotation\": \"a/b/c\", "
-			      "\"sidecar_container\": \"Side_Car\", \"watch\": true}}", &c, &e),
+			      "\"sidecar_container\": \"Side_Car\", \"watch\": true, "
+			      "\"redirect\": \"yes\"}}", &c, &e),
 			-EINVAL);
 	CU_ASSERT_ERRORS(&e,
 			 "enforcement.kubernetes.node_name: environment variable "
@@ -74,7 +92,8 @@ static void test_errors(void)
 			 "enforcement.kubernetes.ca_file",
 			 "enforcement.kubernetes.annotation",
 			 "enforcement.kubernetes.sidecar_container",
-			 "watch");
+			 "watch",
+			 "enforcement.kubernetes.redirect");
 	enforcer_config_free(&c);
 
 	memset(&e, 0, sizeof(e));

@@ -8,8 +8,12 @@
  *                 peer_cgroup_path, which the daemon uses: the same behind a per-thread cache
  *   redirect map  enforcer_redirect_lookup: the cookie in warden_redirect (one bpf() call);
  *                 needs root and BPF, skipped otherwise
- *   getsockname   what redirect_in does first on every request (is it the redirect port?)
- * The daemon does sock_diag once per connection; the map and getsockname per request.
+ *   getsockname   is the connection on the redirect listener's port?
+ *   route         what is left per request once the connection's answer is kept: the
+ *                 upstream whose addresses hold the original destination and whose URL path
+ *                 is the request's (guard_redirect_route: memory only, one upstream here)
+ * The daemon does sock_diag, getsockname and the map once per connection (kept with it,
+ * conn_deadline_redirect); only the route per request.
  * Reported, never asserted. Run as root for the map and the path (CAP_DAC_READ_SEARCH).
  */
 #include <arpa/inet.h>
@@ -52,6 +56,7 @@ struct ctx {
 	char root[256];
 	uint64_t id, cookie;
 	struct enforcer *e;
+	struct enforcer_upstream *u;
 };
 
 static int op_diag(struct ctx *c)
@@ -78,6 +83,17 @@ static int op_map(struct ctx *c)
 	struct warden_redirect rv;
 
 	return enforcer_redirect_lookup(c->e, c->cookie, &rv);
+}
+
+/* guard_redirect_route's loop for one upstream: its current addresses, then its path. */
+static int op_route(struct ctx *c)
+{
+	static const uint8_t addr[16] = { 127, 0, 0, 1 };
+	static const char *volatile path = "/mcp";	/* not folded away */
+
+	if (!enforcer_upstream_has(c->u, AF_INET, addr, 80))
+		return -ENOENT;
+	return strcmp(path, "/mcp") ? -ENOTDIR : 0;
 }
 
 static int op_sockname(struct ctx *c)
@@ -121,7 +137,7 @@ int main(void)
 	struct ctx c = { 0 };
 	char pin[64];
 	int l, cl;
-	double diag, path, cpath, map = -1, sn;
+	double diag, path, cpath, map = -1, sn, route = -1;
 
 	log_set_level(LOG_ERROR);
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -150,6 +166,12 @@ int main(void)
 		if (bpf_map_update_elem(enforcer_map_fd(c.e, WARDEN_MAP_REDIRECT), &key, &rv,
 					BPF_ANY) == 0)
 			map = measure(&c, op_map);
+		/* A literal address: protected at once, no resolver (so no event base). */
+		if (enforcer_upstream_protect_ex(c.e, NULL, "127.0.0.1", 80, WARDEN_RULE_F_REDIRECT,
+						 60000, &c.u) == 0) {
+			route = measure(&c, op_route);
+			enforcer_upstream_free(c.u, true);
+		}
 		enforcer_close(c.e);
 		enforcer_destroy_pins(pin);
 	}
@@ -158,12 +180,15 @@ int main(void)
 	row("  cached", cpath, "no cgroup v2, or not root");
 	row("redirect map", map, "needs root and BPF");
 	row("getsockname", sn, "failed");
+	row("route", route, "needs root and BPF");
 	if (diag >= 0 && cpath >= 0)
 		printf("  identity (sock_diag + cached path), once per connection: %.0f ns\n",
 		       diag + cpath);
 	if (diag >= 0 && map >= 0)
-		printf("  redirect routing per request (getsockname + map; sock_diag once per "
-		       "connection): %.0f ns\n", sn + map);
+		printf("  redirect, once per connection (sock_diag + getsockname + map): %.0f ns\n",
+		       diag + sn + map);
+	if (route >= 0)
+		printf("  redirect, per request (route; no system call): %.0f ns\n", route);
 	close(c.fd);
 	close(cl);
 	close(l);

@@ -284,6 +284,9 @@ int enforcer_config_parse(const cJSON *sec, const char *path, struct enforcer_co
 		STEP(kube_config_parse(cJSON_GetObjectItemCaseSensitive(sec, "kubernetes"), sub,
 				       &out->kube, errs));
 	}
+	/* The pod watch's enrolments redirect as the section says unless it says otherwise. */
+	if (out->kube && !out->kube->redirect_set)
+		out->kube->redirect = out->redirect;
 #undef STEP
 	ret = bad ? -EINVAL : 0;
 out:

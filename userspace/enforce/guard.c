@@ -186,9 +186,9 @@ int guard_start(struct event_base *base, const struct config *cfg, int sidecar_p
 		else
 			log_info("enforcement: the daemon's own cgroup %s is exempt", own);
 	}
-	/* Nothing is redirected until the listener is up (guard_set_redirect_port). */
-	if ((rc = enforcer_set_redirect(g->e, 0)))
-		goto fail;
+	/* The redirect port is left as the pinned config has it: the caller sets it next
+	 * (guard_set_redirect_port), to the listener a reload keeps or to 0. Writing 0 here
+	 * would refuse every redirected connect until then. */
 	g->ups = calloc(cfg->nupstreams + 1, sizeof(*g->ups));
 	g->ups_server = calloc(cfg->nupstreams + 1, sizeof(*g->ups_server));
 	g->ups_path = calloc(cfg->nupstreams + 1, sizeof(*g->ups_path));
@@ -278,6 +278,7 @@ bool guard_redirect_wanted(const struct guard *g, uint16_t *port)
 		return false;
 	for (size_t i = 0; i < g->cfg.nenroll; i++)
 		any |= enforcer_target_redirects(&g->cfg, &g->cfg.enroll[i]);
+	any |= g->cfg.kube && g->cfg.kube->redirect;	/* the pod watch's enrolments */
 	*port = g->cfg.redirect_port;
 	return any;
 }
@@ -286,7 +287,7 @@ int guard_set_redirect_port(struct guard *g, uint16_t port)
 {
 	int rc = enforcer_set_redirect(g->e, port);
 
-	if (rc == 0)
+	if (rc == 0 && port)
 		log_info("enforcement: transparent redirect to 127.0.0.1:%u and [::1]:%u for "
 			 "enrolments that ask for it", port, port);
 	return rc;

@@ -34,7 +34,9 @@ struct enforcer *guard_enforcer(struct guard *g);
 /* ---- transparent redirect (docs/enforcement.md#transparent-redirect) ---------------------- */
 /* Does any enrolment ask for redirect? *port: the configured listener port (0: ephemeral). */
 bool guard_redirect_wanted(const struct guard *g, uint16_t *port);
-/* The redirect listener is up on 127.0.0.1:port and [::1]:port: start redirecting. */
+/* The redirect listener is up on 127.0.0.1:port and [::1]:port: start redirecting (0: stop).
+ * Call it after every guard_start: the pinned port is written only when it changes, so a
+ * reload that keeps the listener never stops redirecting. */
 int guard_set_redirect_port(struct guard *g, uint16_t port);
 /* The upstream (index into the config's upstreams) a redirected connection was meant for:
  * the plain-HTTP upstream whose current addresses hold the original destination and whose

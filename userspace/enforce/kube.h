@@ -37,6 +37,9 @@ struct kube_config {
 	char *ca_file;		/* for https */
 	char *annotation;
 	char *sidecar_container;
+	bool redirect;		/* enrol with transparent redirect ("redirect", else the
+				 * enforcement section's "redirect") */
+	bool redirect_set;	/* "redirect" was given in this section */
 };
 
 /* The "kubernetes" object at `path` (e.g. "enforcement.kubernetes"). 0 with *out, or

@@ -145,7 +145,7 @@ int kube_config_parse(const cJSON *obj, const char *path, struct kube_config **o
 		      struct config_errors *errs)
 {
 	static const char *const keys[] = { "node_name", "api_server", "token_file", "ca_file",
-		"annotation", "sidecar_container", NULL };
+		"annotation", "sidecar_container", "redirect", NULL };
 	struct kube_config *c;
 	char p[256];
 	int rc, bad = 0;
@@ -183,6 +183,11 @@ int kube_config_parse(const cJSON *obj, const char *path, struct kube_config **o
 	STEP(opt_string(obj, "annotation", path, KUBE_ANNOTATION_DEFAULT, &c->annotation, errs));
 	STEP(opt_string(obj, "sidecar_container", path, KUBE_SIDECAR_DEFAULT,
 			&c->sidecar_container, errs));
+	rc = cfg_bool(obj, "redirect", path, false, &c->redirect, errs);
+	if (rc == 0)
+		c->redirect_set = true;
+	else if (rc != -ENOENT)
+		STEP(rc);
 	if (c->token_file && c->token_file[0] != '/') {
 		snprintf(p, sizeof(p), "%s.token_file", path);
 		STEP(config_fail(errs, p, "must be an absolute path"));

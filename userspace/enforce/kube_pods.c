@@ -289,7 +289,7 @@ static int enrol(struct kube_pods *p, const char *path, enum warden_mode mode, u
 		return rc;
 	if (enforcer_enrolled_mode(p->e, *cgid, &cur) == 0 && rank(cur) > rank(mode))
 		mode = cur;
-	rc = enforcer_enroll(p->e, path, mode);
+	rc = enforcer_enroll_ex(p->e, path, mode, p->c->redirect ? WARDEN_ENROLL_F_REDIRECT : 0);
 	if (rc == 0)
 		*applied = mode;
 	return rc;

@@ -8,9 +8,15 @@
 #include <netinet/in.h>
 #include <string.h>
 
+/* Written only when it changes: a reload that keeps the listener must not send the
+ * programs through 0 (connects refused) and back. */
 static bool set_redirect_port(struct warden_config *c, uintptr_t port)
 {
-	c->redirect_port = htons((uint16_t)port);
+	uint16_t p = htons((uint16_t)port);
+
+	if (c->redirect_port == p)
+		return false;
+	c->redirect_port = p;
 	return true;
 }
 

@@ -20,6 +20,7 @@
 #include "mcp/jsonrpc.h"
 #include "mcp/links.h"
 #include "mcp/reply.h"
+#include "mcp/scope.h"
 #include "mcp/session.h"
 #include "mcp/tasks.h"
 #include "mcp/upstream.h"
@@ -208,6 +209,8 @@ static void refuse(struct call *c, cJSON *err, const char *reason)
 {
 	cJSON *resp = jsonrpc_error(c->down_id, 0, "", NULL);
 
+	/* a redirected session reads its upstream's names (the record keeps the gateway's) */
+	scope_error_names(c->env->cat, c->s, c->kind, c->target, err);
 	cJSON_ReplaceItemInObjectCaseSensitive(resp, "error", err);
 	record(c, DECISION_DENY, reason, resp);
 	decide(c, resp);

@@ -529,15 +529,22 @@ bool catalog_server_tasks(const struct catalog *c, size_t server, const char *wh
 	return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, what));
 }
 
-cJSON *catalog_capabilities(const struct catalog *c)
+/* The capabilities of servers [lo, hi) merged into the gateway's shape. own: answer as those
+ * servers themselves (a session scoped to one): a list they do not declare is not offered. */
+static cJSON *capabilities_of(const struct catalog *c, size_t lo, size_t hi, bool own)
 {
 	cJSON *caps = cJSON_CreateObject(), *o;
 	bool subscribe = false, logging = false, completions = false;
 	bool task_calls = false, task_list = false, task_cancel = false;
+	bool tools = !own, resources = !own, prompts = !own;
 
-	for (size_t i = 0; i < c->nsrv; i++) {
+	for (size_t i = lo; i < hi && i < c->nsrv; i++) {
 		const cJSON *sc = catalog_server_caps(c, i);
 		const cJSON *res = cJSON_GetObjectItemCaseSensitive(sc, "resources");
+		/* Not ready yet: what it declares is unknown, so every list is offered. */
+		tools |= !sc || cJSON_GetObjectItemCaseSensitive(sc, "tools");
+		resources |= !sc || res;
+		prompts |= !sc || cJSON_GetObjectItemCaseSensitive(sc, "prompts");
 		subscribe |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "subscribe"));
 		logging |= cJSON_GetObjectItemCaseSensitive(sc, "logging") != NULL;
 		completions |= cJSON_GetObjectItemCaseSensitive(sc, "completions") != NULL;
@@ -547,13 +554,19 @@ cJSON *catalog_capabilities(const struct catalog *c)
 	}
 	/* Lists are always offered with listChanged: upstreams that come up later announce
 	 * themselves through it. */
-	o = cJSON_AddObjectToObject(caps, "tools");
-	cJSON_AddBoolToObject(o, "listChanged", 1);
-	o = cJSON_AddObjectToObject(caps, "resources");
-	cJSON_AddBoolToObject(o, "subscribe", subscribe);
-	cJSON_AddBoolToObject(o, "listChanged", 1);
-	o = cJSON_AddObjectToObject(caps, "prompts");
-	cJSON_AddBoolToObject(o, "listChanged", 1);
+	if (tools) {
+		o = cJSON_AddObjectToObject(caps, "tools");
+		cJSON_AddBoolToObject(o, "listChanged", 1);
+	}
+	if (resources) {
+		o = cJSON_AddObjectToObject(caps, "resources");
+		cJSON_AddBoolToObject(o, "subscribe", subscribe);
+		cJSON_AddBoolToObject(o, "listChanged", 1);
+	}
+	if (prompts) {
+		o = cJSON_AddObjectToObject(caps, "prompts");
+		cJSON_AddBoolToObject(o, "listChanged", 1);
+	}
 	if (logging)
 		cJSON_AddObjectToObject(caps, "logging");
 	if (completions)
@@ -569,6 +582,24 @@ cJSON *catalog_capabilities(const struct catalog *c)
 		cJSON_AddObjectToObject(o, "call");
 	}
 	return caps;
+}
+
+cJSON *catalog_capabilities(const struct catalog *c)
+{
+	return capabilities_of(c, 0, c->nsrv, false);
+}
+
+cJSON *catalog_server_capabilities(const struct catalog *c, size_t server)
+{
+	return capabilities_of(c, server, server + 1, true);
+}
+
+const cJSON *catalog_server_info(const struct catalog *c, size_t server)
+{
+	const struct server *s = server < c->nsrv ? &c->srv[server] : NULL;
+
+	return s && s->ctl ? cJSON_GetObjectItemCaseSensitive(link_init_result(s->ctl),
+							      "serverInfo") : NULL;
 }
 
 size_t catalog_count(const struct catalog *c, enum catalog_kind kind)

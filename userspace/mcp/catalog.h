@@ -85,6 +85,12 @@ void catalog_expose_tool_ui(const struct catalog *c, size_t server, cJSON *tool)
 bool catalog_server_tasks(const struct catalog *c, size_t server, const char *what);
 /* Merge the ready servers' capabilities into the gateway's own (listChanged always on). */
 cJSON *catalog_capabilities(const struct catalog *c);
+/* One server's capabilities in the same shape, as a session scoped to it (transparent
+ * redirect) is offered them: only the lists it declares, its subscribe, logging, completions
+ * and tasks; listChanged on (the gateway announces what policy changes). */
+cJSON *catalog_server_capabilities(const struct catalog *c, size_t server);
+/* The server's own serverInfo from its initialize result (NULL before ready). */
+const cJSON *catalog_server_info(const struct catalog *c, size_t server);
 /* A server's catalogue changed (list_changed seen on any link of it): refresh that kind. */
 void catalog_refresh(struct catalog *c, size_t server, enum catalog_kind kind);
 

@@ -230,10 +230,11 @@ static void route_named(struct call *c, cJSON *params)
 		if (tool) {
 			data = cJSON_CreateObject();
 			cJSON_AddStringToObject(data, "type", refusal_name(REFUSAL_INVALID_ARGUMENTS));
-			cJSON_AddStringToObject(data, "tool", name->valuestring);
+			cJSON_AddStringToObject(data, "tool", c->target);
 		}
+		/* c->target: the name as the client sent it (a redirected session's own) */
 		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, data, "Unknown %s: %s",
-			  tool ? "tool" : "prompt", name->valuestring);
+			  tool ? "tool" : "prompt", c->target);
 		cJSON_Delete(params);
 		return;
 	}

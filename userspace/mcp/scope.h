@@ -22,5 +22,15 @@ cJSON *scope_listed(const struct session *s, const struct catalog_entry *e);
  * catalogue lookups (caller frees); NULL when s is not scoped (use the name as it is). */
 char *scope_exposed(const struct catalog *cat, const struct session *s, enum catalog_kind kind,
 		    const char *name);
+/* A scoped session's initialize answer speaks as its upstream, as a transparent proxy would:
+ * result.capabilities become that upstream's (catalog_server_capabilities) and
+ * result.serverInfo its own. Nothing changes for an unscoped session or an error answer. */
+void scope_initialize_result(const struct catalog *cat, const struct session *s,
+			     cJSON *response);
+/* An error sent to a scoped session about its target own (the name or URI the session sent):
+ * the gateway's exposed form of it ("alpha__tool") becomes own again, in error.message and
+ * error.data.tool, so the agent reads the names its server uses. No-op when unscoped. */
+void scope_error_names(const struct catalog *cat, const struct session *s, enum catalog_kind kind,
+		       const char *own, cJSON *error);
 
 #endif

@@ -51,6 +51,7 @@ struct conn {
 	char *caller;            /* its cgroup path below the cgroup2 root */
 	uint64_t caller_cgid;
 	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
+	struct conn_redirect redirect;
 };
 
 struct conn_deadline {
@@ -410,6 +411,13 @@ uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *re
 	struct conn *c = caller_lookup(d, req);
 
 	return c ? c->caller_cookie : 0;
+}
+
+struct conn_redirect *conn_deadline_redirect(struct conn_deadline *d, struct evhttp_request *req)
+{
+	struct conn *c = conn_of(d, req);
+
+	return c ? &c->redirect : NULL;
 }
 
 const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request *req,

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "observe/metrics.h"
+#include "warden_types.h"
 
 struct conn_deadline;
 
@@ -46,5 +47,20 @@ const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request 
 /* The cookie of the client socket of req's connection, from the same lookup (0: unknown):
  * transparent redirect finds the connection's original destination with it. */
 uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *req);
+
+/* Transparent redirect's answer for a connection (mcp/transport/redirect_in.c), kept with it
+ * so that only its first request pays the system calls that find it. */
+enum conn_redirect_state {
+	CONN_REDIRECT_UNKNOWN = 0,	/* not asked yet */
+	CONN_REDIRECT_NO,		/* not accepted on the redirect listener */
+	CONN_REDIRECT_YES,		/* redirected by the kernel: rv says where it was going */
+	CONN_REDIRECT_LOST,		/* on the redirect listener, but no entry in the map */
+};
+struct conn_redirect {
+	enum conn_redirect_state state;
+	struct warden_redirect rv;
+};
+/* req's connection's slot (zero until someone fills it); NULL when it is not tracked. */
+struct conn_redirect *conn_deadline_redirect(struct conn_deadline *d, struct evhttp_request *req);
 
 #endif

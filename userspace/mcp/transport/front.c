@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "mcp/reply.h"
 #include "mcp/router.h"
+#include "mcp/scope.h"
 #include "mcp/session.h"
 #include "mcp/stateless.h"
 #include "mcp/transport/conn_deadline.h"
@@ -607,6 +608,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		struct span *sp = call_trace_initialize(m.id, m.params, &view, who);
 		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
 		redirect_in_scope(f->route, s);
+		scope_initialize_result(router_catalog(f->r), s, resp);	/* as its upstream */
 		call_trace_initialized(sp, s, resp);
 		if (s)
 			http_set_header(req, "Mcp-Session-Id", s->id);

@@ -112,29 +112,57 @@ static int refuse(struct evhttp_request *req, int status, const char *reason, co
 	return -EPERM;
 }
 
+/* Where req's connection came from: looked up on its first request (getsockname, then the
+ * client socket's cookie from conn_deadline's one sock_diag lookup, then warden_redirect) and
+ * kept with the connection, so the requests after it make no system call. The kernel's word
+ * only. A connection conn_deadline does not track (none should) is looked up every time. */
+static enum conn_redirect_state conn_state(struct redirect_in *ri, struct conn_deadline *cd,
+					   struct evhttp_request *req, struct warden_redirect *rv)
+{
+	struct conn_redirect *cr = conn_deadline_redirect(cd, req), local = { 0 };
+	struct bufferevent *bev;
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me);
+	int fd;
+
+	if (!cr)
+		cr = &local;
+	if (cr->state == CONN_REDIRECT_UNKNOWN) {
+		bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+		fd = bev ? bufferevent_getfd(bev) : -1;
+		if (fd < 0 || getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
+			return CONN_REDIRECT_NO;	/* not kept: asked again next time */
+		if (ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port
+						   : ((struct sockaddr_in *)&me)->sin_port) != ri->port)
+			cr->state = CONN_REDIRECT_NO;
+		else if (ri->g && enforcer_redirect_lookup(guard_enforcer(ri->g),
+							   conn_deadline_cookie(cd, req), &cr->rv) == 0)
+			cr->state = CONN_REDIRECT_YES;
+		else
+			cr->state = CONN_REDIRECT_LOST;
+	}
+	*rv = cr->rv;
+	return cr->state;
+}
+
 int redirect_in_route(struct redirect_in *ri, struct conn_deadline *cd,
 		      struct evhttp_request *req, const char *path, struct redirect_route *out)
 {
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(
-		evhttp_request_get_connection(req));
-	int fd = bev ? bufferevent_getfd(bev) : -1, rc;
-	struct sockaddr_storage me;
-	socklen_t ml = sizeof(me);
 	struct warden_redirect rv;
-	uint16_t port;
+	enum conn_redirect_state st;
+	int rc;
 
-	if (!ri || fd < 0 || getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
+	if (!ri)
 		return 0;
-	port = ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port
-					      : ((struct sockaddr_in *)&me)->sin_port);
-	if (port != ri->port)
+	st = conn_state(ri, cd, req, &rv);
+	if (st == CONN_REDIRECT_NO)
 		return 0;
-	/* The kernel's word only: the client socket's cookie, then what connect4/6 kept. */
-	if (!ri->g || enforcer_redirect_lookup(guard_enforcer(ri->g),
-					       conn_deadline_cookie(cd, req), &rv) < 0)
+	/* A reload leaves no guard for a moment; the route is asked of the current one. */
+	if (st != CONN_REDIRECT_YES || !ri->g)
 		return refuse(req, 421, "Misdirected Request", "this is the transparent-redirect "
 			      "listener: only connections the kernel redirected are served here");
 	addr_text(&rv, out->from, sizeof(out->from));
+	/* Memory only: the upstreams' current addresses (re-resolved) and URL paths. */
 	rc = guard_redirect_route(ri->g, &rv, path, &out->server);
 	if (rc == -ENOTDIR)
 		return refuse(req, 404, "Not Found", "no MCP endpoint here");

@@ -1,10 +1,10 @@
 /* redirect_in: the agent listener's second door, for transparent redirect
  * (docs/enforcement.md#transparent-redirect). The kernel sends an enrolled agent's connect to
  * a plain-HTTP MCP upstream here (127.0.0.1:P and [::1]:P, bound on the front's own evhttp);
- * for each request on such a connection this finds, from the kernel, where the agent was
- * going (the client socket's cookie from sock_diag, looked up once per connection by
- * conn_deadline, then warden_redirect) and which upstream
- * that is (the guard: address, port and the URL path the agent used). The front then serves
+ * on a connection's first request this finds, from the kernel, where the agent was going
+ * (the client socket's cookie from conn_deadline's sock_diag lookup, then warden_redirect)
+ * and keeps it with the connection (conn_deadline_redirect); on every request, which upstream
+ * that is (the guard, in memory: address, port and the URL path the agent used). The front then serves
  * the request as for any client, with the session scoped to that upstream (mcp/scope.h).
  */
 #ifndef WARDEN_REDIRECT_IN_H
