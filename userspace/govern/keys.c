@@ -28,6 +28,7 @@ struct team {
 	char name[KEYS_ID_SIZE];
 	char policy[KEYS_ID_SIZE];
 	size_t nkeys;
+	bool from_config;
 };
 
 /* A stored key: what authentication reads sits in the first cache line, the strings packed right
@@ -38,6 +39,7 @@ struct key {
 	struct team *team;
 	int64_t created;
 	bool disabled;
+	bool from_config;              /* keys_mark_config */
 	uint8_t name_off, policy_off;  /* into text, which starts with the id */
 	uint16_t workloads_off;
 	struct htab_node by_id;
@@ -588,6 +590,7 @@ int keys_update(struct keystore *ks, const struct key_record *k)
 	nk = key_new(k, team);
 	if (!nk)
 		return -ENOMEM;
+	nk->from_config = cur->from_config;
 	key_unlink(ks, cur);
 	key_free(cur);
 	key_link(ks, nk);
@@ -633,6 +636,31 @@ int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
 	if (k->team)
 		strcpy(out->team, k->team->name);
 	return 0;
+}
+
+void keys_mark_config(struct keystore *ks)
+{
+	struct htab_iter it = htab_iter(&ks->by_id);
+
+	for (struct htab_node *n; (n = htab_next(&it));)
+		htab_entry(n, struct key, by_id)->from_config = true;
+	it = htab_iter(&ks->teams);
+	for (struct htab_node *n; (n = htab_next(&it));)
+		htab_entry(n, struct team, hn)->from_config = true;
+}
+
+bool keys_from_config(const struct keystore *ks, const char *id)
+{
+	const struct key *k = find_by_id(ks, id);
+
+	return k && k->from_config;
+}
+
+bool keys_team_from_config(const struct keystore *ks, const char *name)
+{
+	const struct team *t = find_team(ks, name);
+
+	return t && t->from_config;
 }
 
 size_t keys_count(const struct keystore *ks)

@@ -183,6 +183,14 @@ bool keys_peer_blocked(struct keystore *ks, const char *peer, int64_t now_ms,
 void keys_peer_failure(struct keystore *ks, const char *peer, int64_t now_ms);
 void keys_peer_success(struct keystore *ks, const char *peer, int64_t now_ms);
 
+/* Which keys and teams the config defines (the rest came through the admin API or the store):
+ * keys_mark_config marks every key and team ks holds now (call it right after
+ * keys_config_parse); a key or team added later is unmarked. A bit in each record, not a set
+ * of ids beside them (100k keys). */
+void keys_mark_config(struct keystore *ks);
+bool keys_from_config(const struct keystore *ks, const char *id);
+bool keys_team_from_config(const struct keystore *ks, const char *name);
+
 /* Read the "teams" and "keys" sections of the config into ks (normally empty):
  *   "teams": [{"name", "policy"}]
  *   "keys":  [{"id", "name", "team", "hash": "sha256:...", "created", "expires" (RFC 3339),
