@@ -40,6 +40,7 @@ struct key {
 	int64_t created;
 	bool disabled;
 	bool from_config;              /* keys_mark_config */
+	bool packed;                   /* in a block of ks->blocks (keys_pack), not its own */
 	uint8_t name_off, policy_off;  /* into text, which starts with the id */
 	uint16_t workloads_off;
 	struct htab_node by_id;
@@ -47,7 +48,18 @@ struct key {
 	char text[];                   /* "id\0name\0policy\0workloads\0" */
 } __attribute__((aligned(64)));
 
+/* keys_pack: a block of keys, one after another; the header fills the first cache line. */
+#define KEY_BLOCK_SIZE (128 * 1024)
+struct key_block {
+	struct key_block *next;
+	size_t used;                   /* bytes from the block's start */
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct key) + 3 * KEYS_ID_SIZE + KEYS_NAME_SIZE + KEYS_WORKLOADS_SIZE + 64 <
+	       KEY_BLOCK_SIZE - sizeof(struct key_block), "the largest key fits a block");
+
 struct keystore {
+	struct key_block *blocks;      /* packed keys' memory, newest first */
+	bool packing;
 	struct htab by_id;             /* keys by id */
 	struct htab by_hash;           /* keys by SHA-256 digest: authentication's lookup */
 	struct htab teams;             /* by name */
@@ -142,13 +154,19 @@ out:
 	return rc;
 }
 
+static void key_free(struct key *k)
+{
+	OPENSSL_cleanse(k->hash, sizeof(k->hash));
+	if (!k->packed)
+		free(k);
+}
+
 static void free_key(struct htab_node *n, void *arg)
 {
-	struct key *k = htab_entry(n, struct key, by_id);
-
-	OPENSSL_cleanse(k->hash, sizeof(k->hash));
-	free(k);
+	key_free(htab_entry(n, struct key, by_id));
 }
+
+void keys_pack(struct keystore *ks, bool on) { ks->packing = on; }
 
 static void free_team(struct htab_node *n, void *arg)
 {
@@ -166,6 +184,10 @@ void keys_free(struct keystore *ks)
 	htab_fini(&ks->by_id);
 	htab_fini(&ks->by_hash);
 	htab_fini(&ks->teams);
+	for (struct key_block *b = ks->blocks, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
 	peer_guard_free(ks->peers);
 	free(ks->wl);
 	EVP_MD_CTX_free(ks->md_ctx);
@@ -506,19 +528,42 @@ int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
 
 /* ---- keys ---- */
 
+/* size bytes (a multiple of the alignment) from the current block, or NULL when a new one
+ * cannot be had. */
+static struct key *pack_alloc(struct keystore *ks, size_t size)
+{
+	struct key_block *b = ks->blocks;
+
+	if (!b || b->used + size > KEY_BLOCK_SIZE) {
+		b = aligned_alloc(_Alignof(struct key_block), KEY_BLOCK_SIZE);
+		if (!b)
+			return NULL;
+		b->next = ks->blocks;
+		b->used = sizeof(*b);
+		ks->blocks = b;
+	}
+	b->used += size;
+	return (struct key *)((char *)b + b->used - size);
+}
+
 /* A stored key built from a checked record. */
-static struct key *key_new(const struct key_record *r, struct team *team)
+static struct key *key_new(struct keystore *ks, const struct key_record *r, struct team *team)
 {
 	size_t lid = strlen(r->id), lname = strlen(r->name), lpol = strlen(r->policy);
 	size_t lwl = strnlen(r->workloads, sizeof(r->workloads) - 1);
 	size_t size = offsetof(struct key, text) + lid + lname + lpol + lwl + 4;
-	struct key *k;
+	bool packed = ks->packing;
+	struct key *k = NULL;
 
 	size = (size + 63) & ~(size_t)63;  /* aligned_alloc wants a multiple of the alignment */
-	k = aligned_alloc(_Alignof(struct key), size);
+	if (packed && !(k = pack_alloc(ks, size)))
+		packed = false;
+	if (!k)
+		k = aligned_alloc(_Alignof(struct key), size);
 	if (!k)
 		return NULL;
 	memset(k, 0, size);
+	k->packed = packed;
 	memcpy(k->hash, r->hash, KEYS_HASH_LEN);
 	k->expires = r->expires;
 	k->created = r->created;
@@ -550,12 +595,6 @@ static void key_unlink(struct keystore *ks, struct key *k)
 		k->team->nkeys--;
 }
 
-static void key_free(struct key *k)
-{
-	OPENSSL_cleanse(k->hash, sizeof(k->hash));
-	free(k);
-}
-
 int keys_add(struct keystore *ks, const struct key_record *k)
 {
 	struct team *team;
@@ -566,7 +605,7 @@ int keys_add(struct keystore *ks, const struct key_record *k)
 		return rc;
 	if (find_by_id(ks, k->id) || find_by_hash(ks, k->hash))
 		return -EEXIST;
-	nk = key_new(k, team);
+	nk = key_new(ks, k, team);
 	if (!nk)
 		return -ENOMEM;
 	key_link(ks, nk);
@@ -587,7 +626,7 @@ int keys_update(struct keystore *ks, const struct key_record *k)
 	other = find_by_hash(ks, k->hash);
 	if (other && other != cur)
 		return -EEXIST;
-	nk = key_new(k, team);
+	nk = key_new(ks, k, team);
 	if (!nk)
 		return -ENOMEM;
 	nk->from_config = cur->from_config;

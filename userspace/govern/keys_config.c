@@ -281,8 +281,10 @@ int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct key
 	/* Teams first: a key names its team. */
 	int rc = parse_array(root, "teams", parse_team, ps, ks, errs);
 
+	keys_pack(ks, true);
 	if (parse_array(root, "keys", parse_key, ps, ks, errs))
 		rc = -EINVAL;
+	keys_pack(ks, false);
 	if (parse_array(root, "workloads", parse_workload, ps, ks, errs))
 		rc = -EINVAL;
 	return rc ? -EINVAL : 0;
