@@ -577,6 +577,12 @@ int main(int argc, char **argv)
 	int opt, rc = 1;
 
 	alloc_init();
+	/* Fixed thresholds (glibc raises both as big blocks come and go, up to 32 MB and 64 MB):
+	 * a reload's big blocks (a 100k-key parse tree, the keys' text) are then mapped and
+	 * unmapped on their own, and the reload thread's arena gives its free top back, so RSS
+	 * returns to its level after each reload instead of keeping the peak. */
+	if (!mallopt(M_MMAP_THRESHOLD, 128 * 1024) || !mallopt(M_TRIM_THRESHOLD, 128 * 1024))
+		fprintf(stderr, "mcpwarden: mallopt refused the memory thresholds\n");
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
