@@ -98,8 +98,9 @@ uint64_t htab_bytes_hash(const struct htab *t, const void *key)
 	return siphash(t->seed, k->p, k->n);
 }
 
-/* No bucket array until the first insert: most of a session's maps (calls, relayed requests,
- * subscriptions) stay empty for its whole life, and 10,000 sessions hold tens of thousands. */
+/* No bucket array while empty (until the first insert, and again once the last node goes):
+ * most of a session's maps (calls, relayed requests, subscriptions, a link's pending calls)
+ * are empty most of its life, and 10,000 sessions hold tens of thousands. */
 int htab_init(struct htab *t, const struct htab_type *type)
 {
 	*t = (struct htab){ .type = type };
@@ -176,7 +177,8 @@ void htab_remove(struct htab *t, struct htab_node *n)
 	if (*pp) {
 		*pp = n->next;
 		n->next = NULL;
-		t->count--;
+		if (!--t->count)
+			htab_fini(t);   /* empty again: as before the first insert */
 	}
 }
 

@@ -32,7 +32,7 @@ struct htab_type {
 struct htab {
 	const struct htab_type *type;
 	struct htab_node **buckets;
-	size_t nbuckets;   /* power of two; 0 (and no array) until the first insert */
+	size_t nbuckets;   /* power of two; 0 (and no array) while the table is empty */
 	size_t count;
 	uint8_t seed[16];
 };
