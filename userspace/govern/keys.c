@@ -42,7 +42,8 @@ struct key {
 	bool disabled;
 	bool from_config;              /* keys_mark_config */
 	bool packed;                   /* in a block of ks->blocks (keys_pack), not its own */
-	uint8_t name_off, policy_off;  /* into text, which starts with the id */
+	uint8_t name_off, policy_off;  /* into text, which starts with the id (name_off 0: the
+					* name is the id) */
 	uint16_t workloads_off;
 	struct team *team;
 	int64_t created;
@@ -552,9 +553,11 @@ static struct key *pack_alloc(struct keystore *ks, size_t size)
 /* A stored key built from a checked record. */
 static struct key *key_new(struct keystore *ks, const struct key_record *r, struct team *team)
 {
-	size_t lid = strlen(r->id), lname = strlen(r->name), lpol = strlen(r->policy);
+	/* A key named by its id (the config's default) keeps one copy: name_off 0 is the id. */
+	bool named_id = !strcmp(r->name, r->id);
+	size_t lid = strlen(r->id), lname = named_id ? 0 : strlen(r->name), lpol = strlen(r->policy);
 	size_t lwl = strnlen(r->workloads, sizeof(r->workloads) - 1);
-	size_t size = offsetof(struct key, text) + lid + lname + lpol + lwl + 4;
+	size_t size = offsetof(struct key, text) + lid + lname + lpol + lwl + 3 + !named_id;
 	bool packed = ks->packing;
 	struct key *k = NULL;
 
@@ -572,10 +575,11 @@ static struct key *key_new(struct keystore *ks, const struct key_record *r, stru
 	k->created = r->created;
 	k->disabled = r->disabled;
 	k->team = team;
-	k->name_off = (uint8_t)(lid + 1);
-	k->policy_off = (uint8_t)(lid + 1 + lname + 1);
+	k->name_off = named_id ? 0 : (uint8_t)(lid + 1);
+	k->policy_off = (uint8_t)(lid + 1 + (named_id ? 0 : lname + 1));
 	memcpy(k->text, r->id, lid);
-	memcpy(k->text + k->name_off, r->name, lname);
+	if (!named_id)
+		memcpy(k->text + k->name_off, r->name, lname);
 	memcpy(k->text + k->policy_off, r->policy, lpol);
 	k->workloads_off = (uint16_t)(k->policy_off + lpol + 1);
 	memcpy(k->text + k->workloads_off, r->workloads, lwl);
