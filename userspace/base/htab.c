@@ -9,6 +9,10 @@
 #include "base/alloc.h"
 
 #define MIN_BUCKETS 16
+/* From this many buckets a table fills to a load of 2 before it doubles: chains of 1 to 2
+ * nodes (each compared by its stored hash first) for half the array, which is what counts at
+ * that size (100k keys: 1 MB less for the keystore's two tables). */
+#define BIG_BUCKETS 65536
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                           \
@@ -153,7 +157,7 @@ static void grow(struct htab *t)
 
 void htab_insert_hashed(struct htab *t, struct htab_node *n, uint64_t hash)
 {
-	if (t->count >= t->nbuckets)
+	if (t->count >= (t->nbuckets < BIG_BUCKETS ? t->nbuckets : 2 * t->nbuckets))
 		grow(t);
 	n->hash = hash;
 	n->next = t->buckets[hash & (t->nbuckets - 1)];

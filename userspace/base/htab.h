@@ -4,7 +4,7 @@
  * says how to hash a key and whether a node holds it, so one implementation serves string
  * names, integer ids and composite keys alike. Hashes are SipHash-2-4 under a per-table random
  * seed, so attacker-chosen keys (tool names, session ids, key hashes) cannot force collisions.
- * Buckets double when the load passes 1; lookups are O(1) expected.
+ * Buckets double when the load passes 1 (2 from 65,536 buckets up); lookups are O(1) expected.
  */
 #ifndef WARDEN_HTAB_H
 #define WARDEN_HTAB_H
