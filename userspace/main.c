@@ -48,8 +48,8 @@ struct daemon {
 };
 
 /* A SIGHUP's configuration is read, parsed and checked on a thread of its own (for 100k keys
- * that is most of a reload), then applied on the loop. When only governance changed, the
- * thread also builds the gate's new rules and shrinks the config: the loop only swaps. */
+ * that is most of a reload), then applied on the loop. The thread also builds the gate's new
+ * rules and shrinks the config: when only governance changed, the loop only swaps. */
 struct reload_job {
 	struct daemon *d;
 	pthread_t thread;
@@ -193,7 +193,7 @@ static int serve_up(struct daemon *d, struct config *cfg, struct gate_rules *rul
 		router_free(d->router); /* its calls in flight settle through the gate */
 		d->router = NULL;
 	}
-	if (!keep || !rules)
+	if (!rules)             /* parsed here: start-up, or going back to the running config */
 		rc = config_expand(cfg);
 	if (rc)
 		gate_rules_free(rules);
@@ -451,13 +451,15 @@ static void reload(struct daemon *d, struct reload_job *j)
 }
 
 /* The reading half of a reload, on its thread (it touches nothing of the daemon's but the
- * path): the file, its checks, and for a governance-only change the gate's new rules and the
- * config shrunk as the running one is kept. */
+ * path): the file, its checks, the gate's new rules, and the config shrunk as the running one
+ * is kept. */
 static void reload_read(struct reload_job *j)
 {
 	j->rc = validate(j->d->config_path, &j->cfg, &j->rules, &j->errs);
-	if (j->rc == 0 && config_only_governance_differs(j->running, j->cfg->raw)) {
-		j->governance_only = true;
+	if (j->rc == 0) {
+		j->governance_only = config_only_governance_differs(j->running, j->cfg->raw);
+		/* The rules are parsed: the keys can be text now (printing and deflating 100k
+		 * keys takes a few hundred ms, not for the loop). */
 		config_shrink(j->cfg);
 	}
 }
