@@ -50,8 +50,8 @@ struct daemon {
 };
 
 /* A SIGHUP's configuration is read, parsed and checked on a thread of its own (for 100k keys
- * that is most of a reload), then applied on the loop. When only governance changed, the
- * thread also builds the gate's new rules and shrinks the config: the loop only swaps. */
+ * that is most of a reload), then applied on the loop. The thread also builds the gate's new
+ * rules and shrinks the config: when only governance changed, the loop only swaps. */
 struct reload_job {
 	struct daemon *d;
 	pthread_t thread;
@@ -206,7 +206,7 @@ static int serve_up(struct daemon *d, struct config *cfg, struct gate_rules *rul
 		router_free(d->router); /* its calls in flight settle through the gate */
 		d->router = NULL;
 	}
-	if (!keep || !rules)
+	if (!rules)             /* parsed here: start-up, or going back to the running config */
 		rc = config_expand(cfg);
 	if (rc)
 		gate_rules_free(rules);
@@ -478,13 +478,15 @@ static void reload(struct daemon *d, struct reload_job *j)
 }
 
 /* The reading half of a reload, on its thread (it touches nothing of the daemon's but the
- * path): the file, its checks, and for a governance-only change the gate's new rules and the
- * config shrunk as the running one is kept. */
+ * path): the file, its checks, the gate's new rules, and the config shrunk as the running one
+ * is kept. */
 static void reload_read(struct reload_job *j)
 {
 	j->rc = validate(j->d->config_path, &j->cfg, &j->rules, &j->errs);
-	if (j->rc == 0 && config_only_governance_differs(j->running, j->cfg->raw)) {
-		j->governance_only = true;
+	if (j->rc == 0) {
+		j->governance_only = config_only_governance_differs(j->running, j->cfg->raw);
+		/* The rules are parsed: the keys can be text now (printing and deflating 100k
+		 * keys takes a few hundred ms, not for the loop). */
 		config_shrink(j->cfg);
 	}
 }
@@ -604,6 +606,12 @@ int main(int argc, char **argv)
 	int opt, rc = 1;
 
 	alloc_init();
+	/* Fixed thresholds (glibc raises both as big blocks come and go, up to 32 MB and 64 MB):
+	 * a reload's big blocks (a 100k-key parse tree, the keys' text) are then mapped and
+	 * unmapped on their own, and the reload thread's arena gives its free top back, so RSS
+	 * returns to its level after each reload instead of keeping the peak. */
+	if (!mallopt(M_MMAP_THRESHOLD, 128 * 1024) || !mallopt(M_TRIM_THRESHOLD, 128 * 1024))
+		fprintf(stderr, "mcpwarden: mallopt refused the memory thresholds\n");
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;

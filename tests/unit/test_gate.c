@@ -231,6 +231,9 @@ static void test_release_and_reload(void)
 	gate_reload_rules(g, j.rules);
 	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
+	/* Carried over as the admin API's, not taken for the config's. */
+	CU_ASSERT_FALSE(gate_config_key(g, "runtime"));
+	CU_ASSERT_TRUE(gate_config_key(g, "alpha"));
 	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 	gate_free(g);

@@ -85,6 +85,57 @@ static void test_integer_keys(void)
 	htab_fini(&t);
 }
 
+/* A big table fills to a load of 2 before it doubles (half the array at 100k keys); every
+ * node is still found. */
+static void test_big_table_load(void)
+{
+	enum { N = 100000 };
+	struct item *items = calloc(N, sizeof(*items));
+	struct htab t;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(items);
+	CU_ASSERT_EQUAL_FATAL(htab_init(&t, &id_type), 0);
+	for (uint64_t i = 0; i < N; i++) {
+		items[i].id = i * 2654435761u;
+		htab_insert(&t, &items[i].hn, &items[i].id);
+	}
+	CU_ASSERT_EQUAL(t.nbuckets, 65536);
+	for (uint64_t i = 0; i < N; i += 7)
+		CU_ASSERT_PTR_EQUAL(htab_find(&t, &items[i].id), &items[i].hn);
+	htab_fini(&t);
+	free(items);
+}
+
+/* A table holds no bucket array while empty: not before the first insert, and not once the
+ * last node went (even while iterating over it), and it works again after. */
+static void test_empty_holds_nothing(void)
+{
+	struct item items[40];
+	struct htab t;
+
+	CU_ASSERT_EQUAL_FATAL(htab_init(&t, &id_type), 0);
+	CU_ASSERT_PTR_NULL(t.buckets);
+	for (int round = 0; round < 2; round++) {
+		for (uint64_t i = 0; i < 40; i++) {
+			items[i].id = i;
+			htab_insert(&t, &items[i].hn, &items[i].id);
+		}
+		CU_ASSERT_PTR_NOT_NULL(t.buckets);
+		struct htab_iter it = htab_iter(&t);
+		size_t seen = 0;
+		for (struct htab_node *n; (n = htab_next(&it)); seen++)
+			htab_remove(&t, n);
+		CU_ASSERT_EQUAL(seen, 40);
+		CU_ASSERT_EQUAL(htab_count(&t), 0);
+		CU_ASSERT_PTR_NULL(t.buckets);
+		CU_ASSERT_EQUAL(t.nbuckets, 0);
+		uint64_t k = 1;
+		CU_ASSERT_PTR_NULL(htab_find(&t, &k));
+		htab_remove(&t, &items[1].hn);  /* not in it: no effect */
+	}
+	htab_fini(&t);
+}
+
 static void test_string_keys_and_seed(void)
 {
 	struct htab a, b;
@@ -187,6 +238,8 @@ int main(void)
 {
 	static const struct cu_case cases[] = {
 		{ "integer keys, growth, removal while iterating", test_integer_keys },
+		{ "no bucket array while empty", test_empty_holds_nothing },
+		{ "big tables fill to a load of 2", test_big_table_load },
 		{ "string keys, per-table seeds", test_string_keys_and_seed },
 		{ "intrusive list", test_list },
 		{ "interned names", test_intern },

@@ -558,6 +558,26 @@ static void test_config(void)
 	CU_ASSERT_EQUAL(keys_get(ks, "late", &r), 0);
 	CU_ASSERT_EQUAL(r.expires, 1801353600);
 	CU_ASSERT_FALSE(r.disabled);
+	/* What the config defined is marked; what is added later is not, and an update of a
+	 * config key keeps it the config's. */
+	CU_ASSERT_FALSE(keys_from_config(ks, "ci"));
+	keys_mark_config(ks);
+	CU_ASSERT_TRUE(keys_from_config(ks, "ci") && keys_from_config(ks, derived));
+	CU_ASSERT_TRUE(keys_team_from_config(ks, "ml"));
+	CU_ASSERT_EQUAL(keys_team_set(ks, "ops", "rw"), 0);
+	CU_ASSERT_FALSE(keys_team_from_config(ks, "ops"));
+	struct key_record extra = { 0 };
+	snprintf(extra.id, sizeof(extra.id), "extra");
+	snprintf(extra.name, sizeof(extra.name), "extra");
+	snprintf(extra.policy, sizeof(extra.policy), "ro");
+	keys_hash("mcpw_extra", strlen("mcpw_extra"), extra.hash);
+	CU_ASSERT_EQUAL(keys_add(ks, &extra), 0);
+	CU_ASSERT_FALSE(keys_from_config(ks, "extra"));
+	CU_ASSERT_FALSE(keys_from_config(ks, "nope"));
+	CU_ASSERT_EQUAL(keys_get(ks, "ci", &r), 0);
+	snprintf(r.name, sizeof(r.name), "renamed");
+	CU_ASSERT_EQUAL(keys_update(ks, &r), 0);
+	CU_ASSERT_TRUE(keys_from_config(ks, "ci"));
 	keys_free(ks);
 
 	/* Every problem is reported, each with its field path. */

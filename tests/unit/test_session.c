@@ -45,6 +45,45 @@ static int create(struct session_table *t, const char *key, struct session **out
 	return session_create(t, "2025-11-25", NULL, NULL, key, out);
 }
 
+/* Sessions whose clients sent the same capabilities (or info) share one read-only copy; each
+ * still sees what its own client sent, and one ending leaves the others' intact. */
+static void test_shared_caps(void)
+{
+	struct session_table *t = table(1, 10, 60000);
+	cJSON *roots = cJSON_Parse("{\"roots\":{\"listChanged\":true}}");
+	cJSON *roots2 = cJSON_Parse("{\"roots\":{\"listChanged\":true}}");
+	cJSON *sampling = cJSON_Parse("{\"sampling\":{}}");
+	cJSON *info = cJSON_Parse("{\"name\":\"agent\",\"version\":\"1\"}");
+	struct session *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(roots && roots2 && sampling && info);
+	CU_ASSERT_EQUAL_FATAL(session_create(t, "2025-11-25", roots, info, "k", &a), 0);
+	CU_ASSERT_EQUAL_FATAL(session_create(t, "2025-11-25", roots2, info, "k", &b), 0);
+	CU_ASSERT_EQUAL_FATAL(session_create(t, "2025-11-25", sampling, NULL, "k", &c), 0);
+	CU_ASSERT_EQUAL_FATAL(session_create(t, "2025-11-25", NULL, NULL, "k", &d), 0);
+	CU_ASSERT_PTR_EQUAL(a->client_caps, b->client_caps);
+	CU_ASSERT_PTR_EQUAL(a->client_info, b->client_info);
+	CU_ASSERT_PTR_NOT_EQUAL(a->client_caps, c->client_caps);
+	CU_ASSERT_TRUE(cJSON_Compare(a->client_caps, roots, 1));
+	CU_ASSERT_TRUE(cJSON_Compare(c->client_caps, sampling, 1));
+	/* None sent: an empty object, shared with the client that sent {} too. */
+	CU_ASSERT_TRUE(cJSON_IsObject(d->client_caps) && !d->client_caps->child);
+	CU_ASSERT_PTR_EQUAL(c->client_info, d->client_info);
+	/* The copies are the table's: the client's own objects can go. */
+	cJSON_Delete(roots);
+	session_destroy(t, a);
+	CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(b->client_caps, "roots"));
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(b->client_info, "name")->valuestring,
+			       "agent");
+	session_destroy(t, b);
+	CU_ASSERT_EQUAL_FATAL(session_create(t, "2025-11-25", roots2, NULL, "k", &a), 0);
+	CU_ASSERT_TRUE(cJSON_Compare(a->client_caps, roots2, 1));
+	cJSON_Delete(roots2);
+	cJSON_Delete(sampling);
+	cJSON_Delete(info);
+	done(t);
+}
+
 static void test_versions(void)
 {
 	CU_ASSERT_STRING_EQUAL(session_negotiate("2025-06-18"), "2025-06-18");
@@ -135,6 +174,7 @@ int main(void)
 		{ "version negotiation", test_versions },
 		{ "ids, link owners, the session cap", test_ids_and_cap },
 		{ "sessions per key", test_key_cap },
+		{ "capabilities shared by content", test_shared_caps },
 		{ "idle expiry spares sessions in use", test_idle_expiry },
 		{ NULL, NULL },
 	};

@@ -804,52 +804,6 @@ out:
 	return rc;
 }
 
-static const char *const stashed[] = { "keys", "teams" };
-
-void config_shrink(struct config *c)
-{
-	cJSON *o;
-
-	if (!c || c->stash || !(o = cJSON_CreateObject()))
-		return;
-	for (size_t i = 0; i < sizeof(stashed) / sizeof(*stashed); i++) {
-		cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(c->raw, stashed[i]);
-		if (it)
-			cJSON_AddItemToObject(o, stashed[i], it);
-	}
-	if (o->child)
-		c->stash = cJSON_PrintUnformatted(o);
-	if (o->child && !c->stash) {    /* cannot print it: keep the tree */
-		for (size_t i = 0; i < sizeof(stashed) / sizeof(*stashed); i++) {
-			cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(o, stashed[i]);
-			if (it)
-				cJSON_AddItemToObject(c->raw, stashed[i], it);
-		}
-	}
-	cJSON_Delete(o);
-}
-
-int config_expand(struct config *c)
-{
-	cJSON *o;
-
-	if (!c || !c->stash)
-		return 0;
-	if (!(o = cJSON_Parse(c->stash)))
-		return -ENOMEM;         /* it was printed by us: only memory can fail */
-	for (size_t i = 0; i < sizeof(stashed) / sizeof(*stashed); i++) {
-		cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(o, stashed[i]);
-		if (it) {
-			cJSON_DeleteItemFromObjectCaseSensitive(c->raw, stashed[i]);
-			cJSON_AddItemToObject(c->raw, stashed[i], it);
-		}
-	}
-	cJSON_Delete(o);
-	cJSON_free(c->stash);
-	c->stash = NULL;
-	return 0;
-}
-
 const char *const config_governance[] = { "keys", "teams", "workloads", "policies", "costs",
 					 "budgets", "rate_limits", "auth", "tool_pins", "providers", "llm",
 					 "oauth", NULL };
@@ -885,8 +839,10 @@ void config_take_governance(struct config *to, struct config *from)
 		if (item)
 			cJSON_AddItemToObject(to->raw, *k, item);
 	}
-	cJSON_free(to->stash);
+	free(to->stash);
 	to->stash = from->stash;
+	to->stash_len = from->stash_len;
+	to->stash_text_len = from->stash_text_len;
 	from->stash = NULL;
 	cJSON_Delete(to->tool_lock);
 	to->tool_lock = from->tool_lock;
@@ -900,7 +856,7 @@ void config_free(struct config *c)
 		return;
 	if (c->llm_free)
 		c->llm_free(c->llm);
-	cJSON_free(c->stash);
+	free(c->stash);
 	cJSON_Delete(c->tool_lock);
 	for (size_t i = 0; i < c->nupstreams; i++) {
 		struct upstream_config *u = &c->upstreams[i];

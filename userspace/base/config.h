@@ -83,7 +83,10 @@ struct config {
 	cJSON *raw;                 /* the whole parsed document, owned */
 	cJSON *tool_lock;           /* tool_pins.lockfile's content, read with the config (off
 				     * the loop on a reload); NULL: none or no such file yet */
-	char *stash;                /* config_shrink: the keys and teams sections, as text */
+	/* config_shrink: the keys and teams sections as text, deflated (stash_len bytes;
+	 * stash_text_len once inflated) */
+	unsigned char *stash;
+	size_t stash_len, stash_text_len;
 	/* The "providers" and "llm" sections as llm/ parsed them where reading is allowed to
 	 * block (start-up, or the reload thread: API keys come from files), for the loop to
 	 * adopt; freed with the config by llm_free when still here. */
@@ -92,9 +95,11 @@ struct config {
 };
 
 /* The keys and teams sections are most of a large config (100k keys: ~1 KB each as a parse
- * tree, ~0.1 KB as text) and are read only when a gate is built from the config. Between those
- * times they are kept as compact text: config_shrink takes them out of raw, config_expand puts
- * them back (0 or -ENOMEM). Both are no-ops when there is nothing to do. */
+ * tree, ~0.1 KB as text, ~45 B deflated) and are read only when a gate is built from the
+ * config (start-up, or going back to it when a reload's configuration cannot start). Between
+ * those times they are kept as deflated text (base/config_stash.c): config_shrink takes them
+ * out of raw, config_expand puts them back (0 or -ENOMEM). Both are no-ops when there is
+ * nothing to do. */
 void config_shrink(struct config *c);
 int config_expand(struct config *c);
 

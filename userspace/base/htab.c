@@ -9,6 +9,10 @@
 #include "base/alloc.h"
 
 #define MIN_BUCKETS 16
+/* From this many buckets a table fills to a load of 2 before it doubles: chains of 1 to 2
+ * nodes (each compared by its stored hash first) for half the array, which is what counts at
+ * that size (100k keys: 1 MB less for the keystore's two tables). */
+#define BIG_BUCKETS 65536
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                           \
@@ -98,8 +102,9 @@ uint64_t htab_bytes_hash(const struct htab *t, const void *key)
 	return siphash(t->seed, k->p, k->n);
 }
 
-/* No bucket array until the first insert: most of a session's maps (calls, relayed requests,
- * subscriptions) stay empty for its whole life, and 10,000 sessions hold tens of thousands. */
+/* No bucket array while empty (until the first insert, and again once the last node goes):
+ * most of a session's maps (calls, relayed requests, subscriptions, a link's pending calls)
+ * are empty most of its life, and 10,000 sessions hold tens of thousands. */
 int htab_init(struct htab *t, const struct htab_type *type)
 {
 	*t = (struct htab){ .type = type };
@@ -152,7 +157,7 @@ static void grow(struct htab *t)
 
 void htab_insert_hashed(struct htab *t, struct htab_node *n, uint64_t hash)
 {
-	if (t->count >= t->nbuckets)
+	if (t->count >= (t->nbuckets < BIG_BUCKETS ? t->nbuckets : 2 * t->nbuckets))
 		grow(t);
 	n->hash = hash;
 	n->next = t->buckets[hash & (t->nbuckets - 1)];
@@ -176,7 +181,8 @@ void htab_remove(struct htab *t, struct htab_node *n)
 	if (*pp) {
 		*pp = n->next;
 		n->next = NULL;
-		t->count--;
+		if (!--t->count)
+			htab_fini(t);   /* empty again: as before the first insert */
 	}
 }
 

@@ -4,7 +4,7 @@
  * says how to hash a key and whether a node holds it, so one implementation serves string
  * names, integer ids and composite keys alike. Hashes are SipHash-2-4 under a per-table random
  * seed, so attacker-chosen keys (tool names, session ids, key hashes) cannot force collisions.
- * Buckets double when the load passes 1; lookups are O(1) expected.
+ * Buckets double when the load passes 1 (2 from 65,536 buckets up); lookups are O(1) expected.
  */
 #ifndef WARDEN_HTAB_H
 #define WARDEN_HTAB_H
@@ -32,7 +32,7 @@ struct htab_type {
 struct htab {
 	const struct htab_type *type;
 	struct htab_node **buckets;
-	size_t nbuckets;   /* power of two; 0 (and no array) until the first insert */
+	size_t nbuckets;   /* power of two; 0 (and no array) while the table is empty */
 	size_t count;
 	uint8_t seed[16];
 };

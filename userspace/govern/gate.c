@@ -19,7 +19,6 @@
 #include "govern/oauth.h"
 #include "mcp/catalog.h"
 #include "base/config.h"
-#include "base/hmap.h"
 #include "base/jsonfmt.h"
 #include "base/log.h"
 #include "govern/policy.h"
@@ -71,27 +70,6 @@ static int load_spend(void *arg, const struct store_spend *row)
 	return budget_load_spend(arg, row, clock_real_s());
 }
 
-static int note_key(void *arg, const struct key_record *k)
-{
-	return hmap_put(arg, k->id, (void *)1, NULL);
-}
-
-static int note_team(void *arg, const char *name, const char *policy, size_t nkeys)
-{
-	return hmap_put(arg, name, (void *)1, NULL);
-}
-
-/* Remember the ids the config defines: call right after keys_config_parse. */
-static int note_config_ids(struct keystore *ks, struct hmap **keys, struct hmap **teams)
-{
-	*keys = hmap_new();
-	*teams = hmap_new();
-	if (!*keys || !*teams)
-		return -ENOMEM;
-	int rc = keys_foreach(ks, note_key, *keys);
-	return rc ? rc : keys_team_foreach(ks, note_team, *teams);
-}
-
 /* Budget counters that hold nothing any more (removed keys, ended periods) go. */
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
@@ -105,8 +83,6 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 /* The policy cache goes before the policy set whose text its views borrow. */
 static void rules_clear(struct gate_rules *r)
 {
-	hmap_free(r->config_keys, NULL);
-	hmap_free(r->config_teams, NULL);
 	cJSON_Delete(r->tool_lock);
 	oauth_config_free(r->oauth);
 	policy_cache_free(r->pc);
@@ -159,7 +135,7 @@ int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
 	if (rc == 0 && cfg->tool_lock)
 		r->tool_lock = cJSON_Duplicate(cfg->tool_lock, 1);
 	if (rc == 0)
-		rc = note_config_ids(r->ks, &r->config_keys, &r->config_teams);
+		keys_mark_config(r->ks);   /* a reload replaces these and keeps the admin API's */
 	if (rc == 0)
 		rc = policy_cache_new(r->ps, &r->pc);
 	if (rc) {
@@ -310,7 +286,7 @@ static int carry_team(void *arg, const char *name, const char *policy, size_t nk
 {
 	struct carry *c = arg;
 
-	if (hmap_get(c->g->r.config_teams, name) || keys_team_policy(c->to, name))
+	if (keys_team_from_config(c->g->r.ks, name) || keys_team_policy(c->to, name))
 		return 0;  /* the config's, or now defined by the config: the new config wins */
 	if (keys_team_set(c->to, name, policy))
 		log_warn("reload: team %s (admin API) could not be kept", name);
@@ -322,7 +298,7 @@ static int carry_key(void *arg, const struct key_record *k)
 	struct carry *c = arg;
 	int rc;
 
-	if (hmap_get(c->g->r.config_keys, k->id))
+	if (keys_from_config(c->g->r.ks, k->id))
 		return 0;
 	rc = keys_add(c->to, k);
 	if (rc == -EEXIST)
@@ -410,12 +386,12 @@ struct store *gate_store(struct gate *g) { return g->store; }
 struct budget *gate_budget(struct gate *g) { return g->budget; }
 bool gate_config_key(const struct gate *g, const char *id)
 {
-	return g->r.config_keys && hmap_get(g->r.config_keys, id);
+	return g->r.ks && keys_from_config(g->r.ks, id);
 }
 
 bool gate_config_team(const struct gate *g, const char *name)
 {
-	return g->r.config_teams && hmap_get(g->r.config_teams, name);
+	return g->r.ks && keys_team_from_config(g->r.ks, name);
 }
 
 bool gate_policy_exists(const struct gate *g, const char *name)

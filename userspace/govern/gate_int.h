@@ -26,9 +26,6 @@ struct gate_rules {
 	struct policy_cache *pc;
 	struct ratelimit_config *rlc;
 	struct budget_config *bc;
-	/* Which keys and teams the config defines (the rest came through the admin API): a
-	 * reload replaces the former and keeps the latter. */
-	struct hmap *config_keys, *config_teams;
 	struct toolpin_config tpc;      /* its lockfile name borrows from the config */
 	cJSON *tool_lock;               /* the lockfile's content (a copy), or NULL */
 	struct oauth_config *oauth;     /* the resource server's, or NULL */

@@ -27,24 +27,42 @@ struct team {
 	char name[KEYS_ID_SIZE];
 	char policy[KEYS_ID_SIZE];
 	size_t nkeys;
+	bool from_config;
 };
 
-/* A stored key: what authentication reads sits in the first cache line, the strings packed right
- * after it, so a lookup touches about two lines whatever the number of keys. */
+/* A stored key: what authentication checks (the digest chain's node, the digest, expiry, the
+ * flags) in its first 64 bytes, the strings packed right after the rest. No cache-line
+ * alignment: 16 bytes a key (100k keys: 1.5 MB) for a lookup that hashes the presented key
+ * with SHA-256 anyway. */
 struct key {
+	struct htab_node by_hash;
 	unsigned char hash[KEYS_HASH_LEN];
 	int64_t expires;
+	bool disabled;
+	bool from_config;              /* keys_mark_config */
+	bool packed;                   /* in a block of ks->blocks (keys_pack), not its own */
+	uint8_t name_off, policy_off;  /* into text, which starts with the id (name_off 0: the
+					* name is the id) */
+	uint16_t workloads_off;
 	struct team *team;
 	int64_t created;
-	bool disabled;
-	uint8_t name_off, policy_off;  /* into text, which starts with the id */
-	uint16_t workloads_off;
 	struct htab_node by_id;
-	struct htab_node by_hash;
 	char text[];                   /* "id\0name\0policy\0workloads\0" */
-} __attribute__((aligned(64)));
+};
+#define KEY_ALIGN 16                   /* as malloc's */
+
+/* keys_pack: a block of keys, one after another. */
+#define KEY_BLOCK_SIZE (128 * 1024)
+struct key_block {
+	struct key_block *next;
+	size_t used;                   /* bytes from the block's start */
+};
+_Static_assert(sizeof(struct key) + 3 * KEYS_ID_SIZE + KEYS_NAME_SIZE + KEYS_WORKLOADS_SIZE + 64 <
+	       KEY_BLOCK_SIZE - sizeof(struct key_block), "the largest key fits a block");
 
 struct keystore {
+	struct key_block *blocks;      /* packed keys' memory, newest first */
+	bool packing;
 	struct htab by_id;             /* keys by id */
 	struct htab by_hash;           /* keys by SHA-256 digest: authentication's lookup */
 	struct htab teams;             /* by name */
@@ -139,13 +157,19 @@ out:
 	return rc;
 }
 
+static void key_free(struct key *k)
+{
+	OPENSSL_cleanse(k->hash, sizeof(k->hash));
+	if (!k->packed)
+		free(k);
+}
+
 static void free_key(struct htab_node *n, void *arg)
 {
-	struct key *k = htab_entry(n, struct key, by_id);
-
-	OPENSSL_cleanse(k->hash, sizeof(k->hash));
-	free(k);
+	key_free(htab_entry(n, struct key, by_id));
 }
+
+void keys_pack(struct keystore *ks, bool on) { ks->packing = on; }
 
 static void free_team(struct htab_node *n, void *arg)
 {
@@ -163,6 +187,10 @@ void keys_free(struct keystore *ks)
 	htab_fini(&ks->by_id);
 	htab_fini(&ks->by_hash);
 	htab_fini(&ks->teams);
+	for (struct key_block *b = ks->blocks, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
 	peer_guard_free(ks->peers);
 	free(ks->wl);
 	EVP_MD_CTX_free(ks->md_ctx);
@@ -405,28 +433,54 @@ int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
 
 /* ---- keys ---- */
 
-/* A stored key built from a checked record. */
-static struct key *key_new(const struct key_record *r, struct team *team)
+/* size bytes (a multiple of the alignment) from the current block, or NULL when a new one
+ * cannot be had. */
+static struct key *pack_alloc(struct keystore *ks, size_t size)
 {
-	size_t lid = strlen(r->id), lname = strlen(r->name), lpol = strlen(r->policy);
-	size_t lwl = strnlen(r->workloads, sizeof(r->workloads) - 1);
-	size_t size = offsetof(struct key, text) + lid + lname + lpol + lwl + 4;
-	struct key *k;
+	struct key_block *b = ks->blocks;
 
-	size = (size + 63) & ~(size_t)63;  /* aligned_alloc wants a multiple of the alignment */
-	k = aligned_alloc(_Alignof(struct key), size);
+	if (!b || b->used + size > KEY_BLOCK_SIZE) {
+		b = malloc(KEY_BLOCK_SIZE);
+		if (!b)
+			return NULL;
+		b->next = ks->blocks;
+		b->used = sizeof(*b);
+		ks->blocks = b;
+	}
+	b->used += size;
+	return (struct key *)((char *)b + b->used - size);
+}
+
+/* A stored key built from a checked record. */
+static struct key *key_new(struct keystore *ks, const struct key_record *r, struct team *team)
+{
+	/* A key named by its id (the config's default) keeps one copy: name_off 0 is the id. */
+	bool named_id = !strcmp(r->name, r->id);
+	size_t lid = strlen(r->id), lname = named_id ? 0 : strlen(r->name), lpol = strlen(r->policy);
+	size_t lwl = strnlen(r->workloads, sizeof(r->workloads) - 1);
+	size_t size = offsetof(struct key, text) + lid + lname + lpol + lwl + 3 + !named_id;
+	bool packed = ks->packing;
+	struct key *k = NULL;
+
+	size = (size + KEY_ALIGN - 1) & ~(size_t)(KEY_ALIGN - 1);
+	if (packed && !(k = pack_alloc(ks, size)))
+		packed = false;
+	if (!k)
+		k = malloc(size);
 	if (!k)
 		return NULL;
 	memset(k, 0, size);
+	k->packed = packed;
 	memcpy(k->hash, r->hash, KEYS_HASH_LEN);
 	k->expires = r->expires;
 	k->created = r->created;
 	k->disabled = r->disabled;
 	k->team = team;
-	k->name_off = (uint8_t)(lid + 1);
-	k->policy_off = (uint8_t)(lid + 1 + lname + 1);
+	k->name_off = named_id ? 0 : (uint8_t)(lid + 1);
+	k->policy_off = (uint8_t)(lid + 1 + (named_id ? 0 : lname + 1));
 	memcpy(k->text, r->id, lid);
-	memcpy(k->text + k->name_off, r->name, lname);
+	if (!named_id)
+		memcpy(k->text + k->name_off, r->name, lname);
 	memcpy(k->text + k->policy_off, r->policy, lpol);
 	k->workloads_off = (uint16_t)(k->policy_off + lpol + 1);
 	memcpy(k->text + k->workloads_off, r->workloads, lwl);
@@ -449,12 +503,6 @@ static void key_unlink(struct keystore *ks, struct key *k)
 		k->team->nkeys--;
 }
 
-static void key_free(struct key *k)
-{
-	OPENSSL_cleanse(k->hash, sizeof(k->hash));
-	free(k);
-}
-
 int keys_add(struct keystore *ks, const struct key_record *k)
 {
 	struct team *team;
@@ -465,7 +513,7 @@ int keys_add(struct keystore *ks, const struct key_record *k)
 		return rc;
 	if (find_by_id(ks, k->id) || find_by_hash(ks, k->hash))
 		return -EEXIST;
-	nk = key_new(k, team);
+	nk = key_new(ks, k, team);
 	if (!nk)
 		return -ENOMEM;
 	key_link(ks, nk);
@@ -486,9 +534,10 @@ int keys_update(struct keystore *ks, const struct key_record *k)
 	other = find_by_hash(ks, k->hash);
 	if (other && other != cur)
 		return -EEXIST;
-	nk = key_new(k, team);
+	nk = key_new(ks, k, team);
 	if (!nk)
 		return -ENOMEM;
+	nk->from_config = cur->from_config;
 	key_unlink(ks, cur);
 	key_free(cur);
 	key_link(ks, nk);
@@ -534,6 +583,31 @@ int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
 	if (k->team)
 		strcpy(out->team, k->team->name);
 	return 0;
+}
+
+void keys_mark_config(struct keystore *ks)
+{
+	struct htab_iter it = htab_iter(&ks->by_id);
+
+	for (struct htab_node *n; (n = htab_next(&it));)
+		htab_entry(n, struct key, by_id)->from_config = true;
+	it = htab_iter(&ks->teams);
+	for (struct htab_node *n; (n = htab_next(&it));)
+		htab_entry(n, struct team, hn)->from_config = true;
+}
+
+bool keys_from_config(const struct keystore *ks, const char *id)
+{
+	const struct key *k = find_by_id(ks, id);
+
+	return k && k->from_config;
+}
+
+bool keys_team_from_config(const struct keystore *ks, const char *name)
+{
+	const struct team *t = find_team(ks, name);
+
+	return t && t->from_config;
 }
 
 size_t keys_count(const struct keystore *ks)

@@ -213,6 +213,21 @@ bool keys_peer_blocked(struct keystore *ks, const char *peer, int64_t now_ms,
 void keys_peer_failure(struct keystore *ks, const char *peer, int64_t now_ms);
 void keys_peer_success(struct keystore *ks, const char *peer, int64_t now_ms);
 
+/* Keys added while packing is on are laid out in blocks the keystore allocates in bulk and frees
+ * with itself, not one allocation each: keys_config_parse packs its "keys" section, so 100k
+ * keys do not sit between the nodes of the parse tree they were read from, and freeing that
+ * tree gives whole pages back (a reload's RSS returns to its level). A packed key deleted or
+ * replaced keeps its space until the keystore goes; only a config's keys are packed. */
+void keys_pack(struct keystore *ks, bool on);
+
+/* Which keys and teams the config defines (the rest came through the admin API or the store):
+ * keys_mark_config marks every key and team ks holds now (call it right after
+ * keys_config_parse); a key or team added later is unmarked. A bit in each record, not a set
+ * of ids beside them (100k keys). */
+void keys_mark_config(struct keystore *ks);
+bool keys_from_config(const struct keystore *ks, const char *id);
+bool keys_team_from_config(const struct keystore *ks, const char *name);
+
 /* Read the "teams" and "keys" sections of the config into ks (normally empty):
  *   "teams": [{"name", "policy"}]
  *   "keys":  [{"id", "name", "team", "hash": "sha256:...", "created", "expires" (RFC 3339),

@@ -306,8 +306,10 @@ int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct key
 	bool pods = keys_config_pod_watch(root);
 	int rc = parse_array(root, "teams", parse_team, ps, ks, pods, errs);
 
+	keys_pack(ks, true);
 	if (parse_array(root, "keys", parse_key, ps, ks, pods, errs))
 		rc = -EINVAL;
+	keys_pack(ks, false);
 	if (parse_array(root, "workloads", parse_workload, ps, ks, pods, errs))
 		rc = -EINVAL;
 	return rc ? -EINVAL : 0;

@@ -26,6 +26,8 @@ struct peer {
 struct peer_guard {
 	struct peer_guard_limits lim;
 	struct peer *slab;             /* capacity entries, allocated once */
+	size_t fresh;                  /* slab[fresh..] never used: untouched, so not resident
+					* until guessing peers need them (8192 entries: ~0.7 MB) */
 	struct htab peers;             /* by addr; SipHash under a random seed: addresses cannot
 					* be picked to collide */
 	struct list_head lru, free;
@@ -118,8 +120,6 @@ int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out)
 	g->slab = xcalloc(lim->capacity, sizeof(*g->slab));
 	list_init(&g->lru);
 	list_init(&g->free);
-	for (size_t i = 0; i < lim->capacity; i++)
-		list_add_tail(&g->slab[i].link, &g->free);
 	if ((rc = htab_init(&g->peers, &addr_type)) != 0)
 		goto fail;
 	*out = g;
@@ -157,11 +157,16 @@ void peer_guard_failure(struct peer_guard *g, const char *peer, int64_t now_ms)
 	struct peer *p = find(g, peer, a);
 
 	if (!p) {
-		/* Full: forget the peer whose last failure is oldest. */
-		if (list_empty(&g->free))
-			release(g, list_last_entry(&g->lru, struct peer, link));
-		p = list_first_entry(&g->free, struct peer, link);
-		list_del(&p->link);
+		/* A never used entry, a released one, or (full) the one of the peer whose last
+		 * failure is oldest, forgotten. */
+		if (g->fresh < g->lim.capacity && list_empty(&g->free)) {
+			p = &g->slab[g->fresh++];
+		} else {
+			if (list_empty(&g->free))
+				release(g, list_last_entry(&g->lru, struct peer, link));
+			p = list_first_entry(&g->free, struct peer, link);
+			list_del(&p->link);
+		}
 		memcpy(p->addr, a, PEER_KEY_LEN);
 		p->window_start = now_ms;
 		htab_insert(&g->peers, &p->hn, p->addr);

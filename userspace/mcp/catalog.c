@@ -74,7 +74,8 @@ struct catalog {
 static void ctl_on_state(void *owner, struct link *l, int err, const char *why);
 static void ctl_on_request(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
 static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
-static const struct link_ops ctl_ops = { ctl_on_request, ctl_on_notification, ctl_on_state };
+static const struct link_ops ctl_ops = { ctl_on_request, ctl_on_notification, ctl_on_state,
+					  .keep_init_result = true };
 
 void catalog_entries_free(struct catalog_entry *e, size_t n)
 {

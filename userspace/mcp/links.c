@@ -79,7 +79,8 @@ static void idle_on_state(void *owner, struct link *l, int err, const char *why)
 			p->e[i].dead = true;  /* closed outside its own callback */
 }
 
-static const struct link_ops idle_ops = { idle_on_request, idle_on_notification, idle_on_state };
+static const struct link_ops idle_ops = { idle_on_request, idle_on_notification, idle_on_state,
+					   false };
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {

@@ -295,7 +295,8 @@ static void own_on_state(void *owner, struct link *l, int err, const char *why)
 			 catalog_server_config(sl->relay->cat, sl->server)->name, why);
 }
 
-const struct link_ops relay_link_ops = { own_on_request, own_on_notification, own_on_state };
+const struct link_ops relay_link_ops = { own_on_request, own_on_notification, own_on_state,
+					  false };
 
 /* --- the client's side ------------------------------------------------------------------------ */
 

@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/hmap.h"
+#include "base/htab.h"
 #include "base/log.h"
 #include "mcp/tasks.h"
 
@@ -22,6 +23,7 @@ struct session_table {
 	unsigned max;
 	unsigned max_per_key;       /* 0: no cap */
 	struct hmap *per_key;       /* key id -> open sessions, as a pointer-sized count */
+	struct htab shared;         /* client capabilities and infos, by their text */
 	int idle_ms;
 	struct event *sweep;
 	void (*on_expire)(void *arg, struct session *s);
@@ -44,10 +46,79 @@ const char *session_negotiate(const char *requested)
 	return session_versions[0];
 }
 
+/* A client's capabilities or info, held once for all the sessions that sent the same. */
+struct session_shared {
+	struct htab_node hn;
+	struct htab *in;
+	size_t refs;
+	cJSON *v;
+	size_t n;
+	char text[];                /* v printed, the key */
+};
+
+static uint64_t shared_hash(const struct htab *t, const void *key) { return htab_bytes_hash(t, key); }
+
+static bool shared_eq(const struct htab_node *n, const void *key)
+{
+	const struct session_shared *e = htab_entry(n, struct session_shared, hn);
+
+	return htab_bytes_eq(&(struct htab_bytes){ e->text, e->n }, key);
+}
+
+static const struct htab_type shared_type = { shared_hash, shared_eq };
+
+static void shared_put(struct session_shared *e)
+{
+	if (!e || --e->refs)
+		return;
+	htab_remove(e->in, &e->hn);
+	cJSON_Delete(e->v);
+	free(e);
+}
+
+/* v (NULL: {}) as a shared read-only copy: 0 or -ENOMEM. */
+static int shared_get(struct session_table *t, const cJSON *v, struct session_shared **out)
+{
+	char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+	struct htab_bytes key = { text ? text : "{}", text ? strlen(text) : 2 };
+	uint64_t h = htab_bytes_hash(&t->shared, &key);
+	struct htab_node *n = htab_find_hashed(&t->shared, &key, h);
+	struct session_shared *e = NULL;
+	int rc = 0;
+
+	if (v && !text)
+		return -ENOMEM;
+	if (n) {
+		e = htab_entry(n, struct session_shared, hn);
+		e->refs++;
+		goto out;
+	}
+	rc = -ENOMEM;
+	e = malloc(sizeof(*e) + key.n + 1);
+	if (!e)
+		goto out;
+	e->v = v ? cJSON_Duplicate(v, 1) : cJSON_CreateObject();
+	if (!e->v) {
+		free(e);
+		e = NULL;
+		goto out;
+	}
+	e->in = &t->shared;
+	e->refs = 1;
+	e->n = key.n;
+	memcpy(e->text, key.p, key.n + 1);
+	htab_insert_hashed(&t->shared, &e->hn, h);
+	rc = 0;
+out:
+	cJSON_free(text);
+	*out = e;
+	return rc;
+}
+
 static void session_free(struct session *s)
 {
-	cJSON_Delete(s->client_caps);
-	cJSON_Delete(s->client_info);
+	shared_put(s->caps_ref);
+	shared_put(s->info_ref);
 	hmap_free(s->calls, NULL);
 	hmap_free(s->relayed, free);
 	hmap_free(s->subs, NULL);
@@ -103,6 +174,10 @@ int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_s
 		return -ENOMEM;
 	t->by_id = hmap_new();
 	t->per_key = hmap_new();
+	if (htab_init(&t->shared, &shared_type)) {
+		session_table_free(t);
+		return -ENOMEM;
+	}
 	t->nupstreams = nupstreams;
 	t->relay = relay;
 	t->max = max_sessions;
@@ -132,6 +207,7 @@ void session_table_free(struct session_table *t)
 	hmap_free(t->by_id, (void (*)(void *))session_free);
 	if (t->per_key)
 		hmap_free(t->per_key, NULL);
+	htab_fini(&t->shared);  /* empty: the sessions held every entry */
 	free(t);
 }
 
@@ -161,8 +237,10 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	s->scope = SESSION_UNSCOPED;
 	snprintf(s->version, sizeof(s->version), "%s", version);
 	snprintf(s->key_id, sizeof(s->key_id), "%s", key_id ? key_id : "");
-	s->client_caps = caps ? cJSON_Duplicate(caps, 1) : cJSON_CreateObject();
-	s->client_info = info ? cJSON_Duplicate(info, 1) : cJSON_CreateObject();
+	if (shared_get(t, caps, &s->caps_ref) == 0 && shared_get(t, info, &s->info_ref) == 0) {
+		s->client_caps = s->caps_ref->v;
+		s->client_info = s->info_ref->v;
+	}
 	s->links = calloc(t->nupstreams ? t->nupstreams : 1, sizeof(*s->links));
 	s->nlinks = t->nupstreams;
 	for (size_t i = 0; s->links && i < s->nlinks; i++)

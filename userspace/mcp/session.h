@@ -39,8 +39,11 @@ struct session_link {
 struct session {
 	char id[SESSION_ID_LEN + 1];
 	char version[16];             /* negotiated protocol version */
-	cJSON *client_caps;           /* owned */
-	cJSON *client_info;           /* owned */
+	/* Read-only: shared, by content, with every session whose client sent the same (most
+	 * clients of a deployment send identical ones). */
+	const cJSON *client_caps;
+	const cJSON *client_info;
+	struct session_shared *caps_ref, *info_ref;
 	char key_id[64];              /* the key that initialised it; "" when auth is off */
 	uint64_t last_active_ms;
 	struct session_link *links;   /* one per upstream */

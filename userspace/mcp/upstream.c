@@ -210,7 +210,11 @@ static void handle_init_reply(struct link *l, cJSON *msg)
 		return;
 	}
 	cJSON_Delete(l->init_result);
-	l->init_result = result;
+	l->init_result = NULL;
+	if (l->ops->keep_init_result)
+		l->init_result = result;
+	else
+		cJSON_Delete(result);
 	l->state = LINK_READY;
 	send_msg(l, jsonrpc_notification("notifications/initialized", NULL));
 	flush_queued(l);

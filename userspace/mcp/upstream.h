@@ -37,6 +37,9 @@ struct link_ops {
 	void (*on_notification)(void *owner, struct link *l, cJSON *msg, enum obj_type *ctx);
 	/* The handshake completed (ready) — or the link went down (err < 0). */
 	void (*on_state)(void *owner, struct link *l, int err, const char *why);
+	/* Keep the initialize result for link_init_result (the catalogue's control links read
+	 * the server's capabilities from it). A session's links do not: ~0.5 KB each, unread. */
+	bool keep_init_result;
 };
 
 /* Create and start a link: spawns/connects the transport and sends initialize with
@@ -63,7 +66,8 @@ void link_rebind(struct link *l, const struct link_ops *ops, void *owner);
 bool link_ready(const struct link *l);
 bool link_down(const struct link *l);
 const char *link_server(const struct link *l);
-/* The initialize result (protocolVersion, capabilities, serverInfo) or NULL before ready. */
+/* The initialize result (protocolVersion, capabilities, serverInfo); NULL before ready, or
+ * when the link's ops do not keep it. */
 const cJSON *link_init_result(const struct link *l);
 /* Number of calls in flight. */
 unsigned link_inflight(const struct link *l);
