@@ -626,7 +626,7 @@ int main(int argc, char **argv)
 	if (log_async_start())
 		log_warn("cannot start the log writer thread: logging directly");
 	d.base = event_base_new();
-	if (!d.base || upstream_http_init(d.base)) {
+	if (!d.base || upstream_http_init(d.base) || log_loop_attach(d.base)) {
 		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
 		config_free(cfg);
 		goto out;
@@ -680,6 +680,7 @@ out:
 	cJSON_Delete(d.tracing);
 	upstream_http_shutdown();
 	upstream_stdio_shutdown();
+	log_loop_detach();     /* the records staged in the last turn go to the writer */
 	if (d.base)
 		event_base_free(d.base);
 	libevent_global_shutdown();

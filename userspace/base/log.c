@@ -13,6 +13,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "base/list.h"
 
 static enum log_level g_level = LOG_INFO;
@@ -35,6 +37,15 @@ static struct {
 	pthread_t thread;
 } q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
 	LIST_HEAD_INIT(q.lines), 0, false, false, 0 };
+
+/* Records of the loop's thread waiting for the end of its turn (log_loop_attach). Touched by
+ * that thread only. */
+static struct {
+	struct event *flush_ev;
+	pthread_t thread;
+	struct list_head lines;
+	size_t bytes;
+} staged = { NULL, 0, LIST_HEAD_INIT(staged.lines), 0 };
 
 void log_set_level(enum log_level lvl) { g_level = lvl; }
 enum log_level log_get_level(void) { return g_level; }
@@ -91,6 +102,78 @@ static void emit(struct line *l)
 	q.bytes += l->len;
 	pthread_cond_signal(&q.more);
 	pthread_mutex_unlock(&q.mu);
+}
+
+/* The staged records to the writer's queue, in one lock round. */
+static void hand_over(void)
+{
+	if (list_empty(&staged.lines))
+		return;
+	pthread_mutex_lock(&q.mu);
+	if (!q.running) {
+		struct line *l, *tmp;
+
+		pthread_mutex_unlock(&q.mu);
+		list_for_each_entry_safe(l, tmp, &staged.lines, link) {
+			list_del(&l->link);
+			write_all(l->fd, l->text, l->len);
+			free(l);
+		}
+		staged.bytes = 0;
+		return;
+	}
+	while (q.bytes > LOG_QUEUE_MAX && q.running && !q.stopping)
+		pthread_cond_wait(&q.room, &q.mu);
+	bool idle = list_empty(&q.lines);
+	list_splice_tail_init(&staged.lines, &q.lines);
+	q.bytes += staged.bytes;
+	staged.bytes = 0;
+	/* A writer with lines left is still at work and takes these with them. */
+	if (idle)
+		pthread_cond_signal(&q.more);
+	pthread_mutex_unlock(&q.mu);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	hand_over();
+}
+
+/* A record line (taken over): staged until the end of the loop turn when written on the
+ * attached loop's thread, else queued now. */
+static void emit_record(struct line *l)
+{
+	if (!staged.flush_ev || !pthread_equal(pthread_self(), staged.thread)) {
+		emit(l);
+		return;
+	}
+	if (list_empty(&staged.lines))
+		event_active(staged.flush_ev, EV_TIMEOUT, 1);
+	list_add_tail(&l->link, &staged.lines);
+	staged.bytes += l->len;
+	/* Backpressure as emit's: a turn's records never grow past the queue's bound. */
+	if (staged.bytes > LOG_QUEUE_MAX)
+		hand_over();
+}
+
+int log_loop_attach(struct event_base *base)
+{
+	struct event *ev = event_new(base, -1, 0, on_flush, NULL);
+
+	if (!ev)
+		return -ENOMEM;
+	staged.thread = pthread_self();
+	staged.flush_ev = ev;
+	return 0;
+}
+
+void log_loop_detach(void)
+{
+	if (!staged.flush_ev)
+		return;
+	hand_over();
+	event_free(staged.flush_ev);
+	staged.flush_ev = NULL;
 }
 
 static struct line *line_vformat(int fd, const char *prefix, const char *fmt, va_list ap)
@@ -184,7 +267,7 @@ void log_record_text(const char *text)
 	l->text[n + 1] = '\0';
 	l->len = n + 1;
 	l->fd = STDOUT_FILENO;
-	emit(l);
+	emit_record(l);
 }
 
 void log_record(const char *type, cJSON *obj)

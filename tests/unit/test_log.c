@@ -1,0 +1,119 @@
+/* The record stream (base/log.h): records made on the event loop reach stdout whole and in
+ * order, handed to the writer thread once per loop turn; other threads' records go at once. */
+#include <CUnit/Basic.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "cunit_main.h"
+
+static char path[] = "/tmp/test_log.XXXXXX";
+static int out_fd = -1, saved_stdout = -1;
+
+/* stdout to a fresh file (CUnit's own output is flushed first and restored after). */
+static void capture(void)
+{
+	fflush(stdout);
+	out_fd = mkstemp(path);
+	CU_ASSERT_FATAL(out_fd >= 0);
+	saved_stdout = dup(STDOUT_FILENO);
+	CU_ASSERT_FATAL(saved_stdout >= 0);
+	CU_ASSERT_FATAL(dup2(out_fd, STDOUT_FILENO) == STDOUT_FILENO);
+}
+
+/* Restore stdout; the captured text (caller frees). */
+static char *release(void)
+{
+	char *buf = calloc(1, 1 << 16);
+	ssize_t n;
+
+	CU_ASSERT_FATAL(dup2(saved_stdout, STDOUT_FILENO) == STDOUT_FILENO);
+	close(saved_stdout);
+	n = pread(out_fd, buf, (1 << 16) - 1, 0);
+	CU_ASSERT(n >= 0);
+	close(out_fd);
+	unlink(path);
+	strcpy(path, "/tmp/test_log.XXXXXX");
+	return buf;
+}
+
+static off_t written(void)
+{
+	return lseek(out_fd, 0, SEEK_END);
+}
+
+static void *other_thread(void *arg)
+{
+	log_record_text("{\"from\":\"thread\"}");
+	return NULL;
+}
+
+struct turn {
+	off_t during;           /* bytes on stdout while the callback ran */
+};
+
+static void on_turn(evutil_socket_t fd, short what, void *arg)
+{
+	struct turn *t = arg;
+	char line[32];
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line), "{\"n\":%d}", i);
+		log_record_text(line);
+	}
+	usleep(20000);          /* time enough for a writer that had them to write them */
+	t->during = written();
+}
+
+static void test_loop_turn(void)
+{
+	struct event_base *base = event_base_new();
+	struct turn t = { -1 };
+	struct event *ev;
+	pthread_t th;
+	char *text;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+	capture();
+	CU_ASSERT_EQUAL_FATAL(log_async_start(), 0);
+	CU_ASSERT_EQUAL_FATAL(log_loop_attach(base), 0);
+	ev = event_new(base, -1, 0, on_turn, &t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	event_active(ev, EV_TIMEOUT, 1);
+	CU_ASSERT_EQUAL(event_base_loop(base, EVLOOP_ONCE), 0);
+	/* Staged during the turn, handed over at its end. */
+	CU_ASSERT_EQUAL(t.during, 0);
+	for (int i = 0; i < 100 && written() < 24; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(written(), 24);
+	/* Another thread's record goes straight to the writer. */
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, other_thread, NULL), 0);
+	pthread_join(th, NULL);
+	for (int i = 0; i < 100 && written() < 42; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(written(), 42);
+	/* Staged and never turned: detach hands it over, stop writes it out. */
+	log_record_text("{\"last\":true}");
+	log_loop_detach();
+	log_async_stop();
+	text = release();
+	CU_ASSERT_STRING_EQUAL(text, "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n{\"from\":\"thread\"}\n"
+			       "{\"last\":true}\n");
+	free(text);
+	event_free(ev);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	static const struct cu_case cases[] = {
+		{ "records of a loop turn", test_loop_turn },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("log", NULL, NULL, cases);
+}
