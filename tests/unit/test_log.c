@@ -108,10 +108,52 @@ static void test_loop_turn(void)
 	event_base_free(base);
 }
 
+/* A record line: "ts" and "type" first, then the object's members as they are. */
+static void test_record_line(void)
+{
+	cJSON *o = cJSON_Parse("{\"a\":1,\"b\":\"x\\\"y\",\"c\":[1,2.5],\"d\":{}}");
+	cJSON *empty = cJSON_CreateObject();
+	int64_t ms = 0;
+	char *line;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	line = log_record_line("decision", o, &ms);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT(ms > 1700000000000);
+	CU_ASSERT_EQUAL(strncmp(line, "{\"ts\":\"20", 9), 0);
+	CU_ASSERT_EQUAL(strlen(line), strlen("{\"ts\":\"2026-01-01T00:00:00.000Z\",") +
+			strlen("\"type\":\"decision\",\"a\":1,\"b\":\"x\\\"y\",\"c\":[1,2.5],\"d\":{}}"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "Z\",\"type\":\"decision\",\"a\":1,\"b\":\"x\\\"y\","
+					     "\"c\":[1,2.5],\"d\":{}}"));
+	cJSON *back = cJSON_Parse(line);
+	CU_ASSERT_PTR_NOT_NULL(back);
+	cJSON_Delete(back);
+	cJSON_free(line);
+	line = log_record_line("t", empty, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "Z\",\"type\":\"t\"}"));
+	CU_ASSERT_EQUAL(line[strlen(line) - 1], '}');
+	cJSON_free(line);
+	line = log_record_line("t", NULL, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "Z\",\"type\":\"t\"}"));
+	cJSON_free(line);
+	/* A type that needs escaping still makes valid JSON. */
+	line = log_record_line("odd\"type", o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	back = cJSON_Parse(line);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(back, "type")), "odd\"type");
+	cJSON_Delete(back);
+	cJSON_free(line);
+	cJSON_Delete(empty);
+	cJSON_Delete(o);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
 		{ "records of a loop turn", test_loop_turn },
+		{ "record lines", test_record_line },
 		{ NULL, NULL },
 	};
 
