@@ -626,7 +626,7 @@ int main(int argc, char **argv)
 	if (log_async_start())
 		log_warn("cannot start the log writer thread: logging directly");
 	d.base = event_base_new();
-	if (!d.base || upstream_http_init(d.base) || log_loop_attach(d.base)) {
+	if (!d.base || log_loop_attach(d.base) || upstream_http_init(d.base)) {
 		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
 		config_free(cfg);
 		goto out;

@@ -143,7 +143,9 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
  * attached loop's thread, else queued now. */
 static void emit_record(struct line *l)
 {
-	if (!staged.flush_ev || !pthread_equal(pthread_self(), staged.thread)) {
+	/* The thread first: other threads then never read flush_ev, which the loop's thread
+	 * alone changes (staged.thread is set before any of them starts). */
+	if (!pthread_equal(pthread_self(), staged.thread) || !staged.flush_ev) {
 		emit(l);
 		return;
 	}
