@@ -149,11 +149,42 @@ static void test_record_line(void)
 	cJSON_Delete(o);
 }
 
+/* Numbers in a record line are printed exactly as cJSON prints them, and the object's numbers
+ * are left as they were. */
+static void test_record_numbers(void)
+{
+	static const double v[] = { 0, -0.0, 1, -5, 42.5, 123456789012345.0, 999999999999999.0,
+				    1e15, -1e15, 1e17, 2147483648.0, -9007199254740993.0, 1e-7,
+				    0.1, 1e300 };
+	cJSON *o = cJSON_CreateObject();
+	char name[16], *ref, *line;
+
+	for (unsigned i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		snprintf(name, sizeof(name), "n%u", i);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(cJSON_AddNumberToObject(o, name, v[i]));
+	}
+	ref = cJSON_PrintUnformatted(o);
+	line = log_record_line("decision", o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT_STRING_EQUAL(line + strlen(line) - strlen(ref + 1), ref + 1);
+	CU_ASSERT_EQUAL(line[strlen(line) - strlen(ref + 1) - 1], ',');
+	unsigned i = 0;
+	for (cJSON *it = o->child; it; it = it->next, i++) {
+		CU_ASSERT(cJSON_IsNumber(it));
+		CU_ASSERT_PTR_NULL(it->valuestring);
+		CU_ASSERT(memcmp(&it->valuedouble, &v[i], sizeof(double)) == 0);
+	}
+	cJSON_free(line);
+	cJSON_free(ref);
+	cJSON_Delete(o);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
 		{ "records of a loop turn", test_loop_turn },
 		{ "record lines", test_record_line },
+		{ "numbers in record lines", test_record_numbers },
 		{ NULL, NULL },
 	};
 

@@ -2,6 +2,7 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -258,8 +259,42 @@ static bool plain_name(const char *s)
 	return true;
 }
 
+/* cJSON prints every number with "%1.15g" and reads it back with sscanf to check it. A
+ * record's top-level numbers are counts and durations: those that are integers cJSON would
+ * print as plain digits (below 1e15, not -0) are lent a raw text of those digits for the
+ * print, and given back after (restore_ints). Same bytes, no floating-point round trip. */
+#define INT_TEXT 24
+static int lend_ints(cJSON *obj, char (*buf)[INT_TEXT], cJSON **items, int max)
+{
+	int n = 0;
+
+	for (cJSON *it = obj->child; it && n < max; it = it->next) {
+		double d = it->valuedouble;
+
+		if (it->type != cJSON_Number || !(d > -1e15 && d < 1e15) || d != (double)(int64_t)d ||
+		    (d == 0 && signbit(d)))
+			continue;
+		snprintf(buf[n], INT_TEXT, "%lld", (long long)d);
+		it->type = cJSON_Raw;
+		it->valuestring = buf[n];
+		items[n++] = it;
+	}
+	return n;
+}
+
+static void restore_ints(cJSON **items, int n)
+{
+	for (int i = 0; i < n; i++) {
+		items[i]->type = cJSON_Number;
+		items[i]->valuestring = NULL;
+	}
+}
+
 char *log_record_line(const char *type, cJSON *obj, int64_t *ts_ms)
 {
+	char ints[16][INT_TEXT];
+	cJSON *lent[16];
+	int nlent;
 	char ts[40];
 	struct timespec now;
 	struct tm tm;
@@ -274,7 +309,9 @@ char *log_record_line(const char *type, cJSON *obj, int64_t *ts_ms)
 		return record_line_tree(ts, type, obj);
 	/* The same text without a second tree: the stamp, then obj printed as it is, its opening
 	 * brace dropped (one reference and one key copy per member saved on every call). */
+	nlent = obj ? lend_ints(obj, ints, lent, 16) : 0;
 	char *body = obj ? cJSON_PrintUnformatted(obj) : NULL;
+	restore_ints(lent, nlent);
 	if (obj && !body)
 		return NULL;
 	const char *rest = body && body[1] != '}' ? body + 1 : NULL;
