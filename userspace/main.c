@@ -661,7 +661,7 @@ int main(int argc, char **argv)
 	if (log_async_start())
 		log_warn("cannot start the log writer thread: logging directly");
 	d.base = event_base_new();
-	if (!d.base || upstream_http_init(d.base)) {
+	if (!d.base || log_loop_attach(d.base) || upstream_http_init(d.base)) {
 		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
 		config_free(cfg);
 		goto out;
@@ -722,6 +722,7 @@ out:
 	upstream_http_shutdown();
 	upstream_stdio_shutdown();
 	logtail_fini();
+	log_loop_detach();     /* the records staged in the last turn go to the writer */
 	if (d.base)
 		event_base_free(d.base);
 	libevent_global_shutdown();

@@ -49,4 +49,13 @@ int log_async_start(void);
 /* Write out everything queued, then stop the thread (at exit). */
 void log_async_stop(void);
 
+/* Records written on the event loop's thread (the calling thread) between log_loop_attach and
+ * log_loop_detach are handed to the writer thread once per loop turn, after that turn's
+ * callbacks: one lock and at most one wake-up of the writer per turn, not one per call.
+ * Other threads and the operational log (stderr) are unchanged. 0 or -errno. */
+struct event_base;
+int log_loop_attach(struct event_base *base);
+/* Hand over what is staged and stop staging (before the base is freed). */
+void log_loop_detach(void);
+
 #endif

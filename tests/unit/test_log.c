@@ -1,0 +1,192 @@
+/* The record stream (base/log.h): records made on the event loop reach stdout whole and in
+ * order, handed to the writer thread once per loop turn; other threads' records go at once. */
+#include <CUnit/Basic.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "cunit_main.h"
+
+static char path[] = "/tmp/test_log.XXXXXX";
+static int out_fd = -1, saved_stdout = -1;
+
+/* stdout to a fresh file (CUnit's own output is flushed first and restored after). */
+static void capture(void)
+{
+	fflush(stdout);
+	out_fd = mkstemp(path);
+	CU_ASSERT_FATAL(out_fd >= 0);
+	saved_stdout = dup(STDOUT_FILENO);
+	CU_ASSERT_FATAL(saved_stdout >= 0);
+	CU_ASSERT_FATAL(dup2(out_fd, STDOUT_FILENO) == STDOUT_FILENO);
+}
+
+/* Restore stdout; the captured text (caller frees). */
+static char *release(void)
+{
+	char *buf = calloc(1, 1 << 16);
+	ssize_t n;
+
+	CU_ASSERT_FATAL(dup2(saved_stdout, STDOUT_FILENO) == STDOUT_FILENO);
+	close(saved_stdout);
+	n = pread(out_fd, buf, (1 << 16) - 1, 0);
+	CU_ASSERT(n >= 0);
+	close(out_fd);
+	unlink(path);
+	strcpy(path, "/tmp/test_log.XXXXXX");
+	return buf;
+}
+
+static off_t written(void)
+{
+	return lseek(out_fd, 0, SEEK_END);
+}
+
+static void *other_thread(void *arg)
+{
+	log_record_text("{\"from\":\"thread\"}");
+	return NULL;
+}
+
+struct turn {
+	off_t during;           /* bytes on stdout while the callback ran */
+};
+
+static void on_turn(evutil_socket_t fd, short what, void *arg)
+{
+	struct turn *t = arg;
+	char line[32];
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line), "{\"n\":%d}", i);
+		log_record_text(line);
+	}
+	usleep(20000);          /* time enough for a writer that had them to write them */
+	t->during = written();
+}
+
+static void test_loop_turn(void)
+{
+	struct event_base *base = event_base_new();
+	struct turn t = { -1 };
+	struct event *ev;
+	pthread_t th;
+	char *text;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+	capture();
+	CU_ASSERT_EQUAL_FATAL(log_async_start(), 0);
+	CU_ASSERT_EQUAL_FATAL(log_loop_attach(base), 0);
+	ev = event_new(base, -1, 0, on_turn, &t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	event_active(ev, EV_TIMEOUT, 1);
+	CU_ASSERT_EQUAL(event_base_loop(base, EVLOOP_ONCE), 0);
+	/* Staged during the turn, handed over at its end. */
+	CU_ASSERT_EQUAL(t.during, 0);
+	for (int i = 0; i < 100 && written() < 24; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(written(), 24);
+	/* Another thread's record goes straight to the writer. */
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, other_thread, NULL), 0);
+	pthread_join(th, NULL);
+	for (int i = 0; i < 100 && written() < 42; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(written(), 42);
+	/* Staged and never turned: detach hands it over, stop writes it out. */
+	log_record_text("{\"last\":true}");
+	log_loop_detach();
+	log_async_stop();
+	text = release();
+	CU_ASSERT_STRING_EQUAL(text, "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n{\"from\":\"thread\"}\n"
+			       "{\"last\":true}\n");
+	free(text);
+	event_free(ev);
+	event_base_free(base);
+}
+
+/* A record line: "ts" and "type" first, then the object's members as they are. */
+static void test_record_line(void)
+{
+	cJSON *o = cJSON_Parse("{\"a\":1,\"b\":\"x\\\"y\",\"c\":[1,2.5],\"d\":{}}");
+	cJSON *empty = cJSON_CreateObject();
+	int64_t ms = 0;
+	char *line;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	line = log_record_line("decision", o, &ms);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT(ms > 1700000000000);
+	CU_ASSERT_EQUAL(strncmp(line, "{\"ts\":\"20", 9), 0);
+	CU_ASSERT_EQUAL(strlen(line), strlen("{\"ts\":\"2026-01-01T00:00:00.000Z\",") +
+			strlen("\"type\":\"decision\",\"a\":1,\"b\":\"x\\\"y\",\"c\":[1,2.5],\"d\":{}}"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "Z\",\"type\":\"decision\",\"a\":1,\"b\":\"x\\\"y\","
+					     "\"c\":[1,2.5],\"d\":{}}"));
+	cJSON *back = cJSON_Parse(line);
+	CU_ASSERT_PTR_NOT_NULL(back);
+	cJSON_Delete(back);
+	cJSON_free(line);
+	line = log_record_line("t", empty, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "Z\",\"type\":\"t\"}"));
+	CU_ASSERT_EQUAL(line[strlen(line) - 1], '}');
+	cJSON_free(line);
+	line = log_record_line("t", NULL, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "Z\",\"type\":\"t\"}"));
+	cJSON_free(line);
+	/* A type that needs escaping still makes valid JSON. */
+	line = log_record_line("odd\"type", o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	back = cJSON_Parse(line);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(back, "type")), "odd\"type");
+	cJSON_Delete(back);
+	cJSON_free(line);
+	cJSON_Delete(empty);
+	cJSON_Delete(o);
+}
+
+/* Numbers in a record line are printed exactly as cJSON prints them, and the object's numbers
+ * are left as they were. */
+static void test_record_numbers(void)
+{
+	static const double v[] = { 0, -0.0, 1, -5, 42.5, 123456789012345.0, 999999999999999.0,
+				    1e15, -1e15, 1e17, 2147483648.0, -9007199254740993.0, 1e-7,
+				    0.1, 1e300 };
+	cJSON *o = cJSON_CreateObject();
+	char name[16], *ref, *line;
+
+	for (unsigned i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		snprintf(name, sizeof(name), "n%u", i);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(cJSON_AddNumberToObject(o, name, v[i]));
+	}
+	ref = cJSON_PrintUnformatted(o);
+	line = log_record_line("decision", o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	CU_ASSERT_STRING_EQUAL(line + strlen(line) - strlen(ref + 1), ref + 1);
+	CU_ASSERT_EQUAL(line[strlen(line) - strlen(ref + 1) - 1], ',');
+	unsigned i = 0;
+	for (cJSON *it = o->child; it; it = it->next, i++) {
+		CU_ASSERT(cJSON_IsNumber(it));
+		CU_ASSERT_PTR_NULL(it->valuestring);
+		CU_ASSERT(memcmp(&it->valuedouble, &v[i], sizeof(double)) == 0);
+	}
+	cJSON_free(line);
+	cJSON_free(ref);
+	cJSON_Delete(o);
+}
+
+int main(void)
+{
+	static const struct cu_case cases[] = {
+		{ "records of a loop turn", test_loop_turn },
+		{ "record lines", test_record_line },
+		{ "numbers in record lines", test_record_numbers },
+		{ NULL, NULL },
+	};
+
+	return cu_run_suite("log", NULL, NULL, cases);
+}
