@@ -245,6 +245,65 @@ static void test_missing_then_pages(void)
 	logquery_free(lq);
 }
 
+/* Pages by block summary (schema version 3): a value in three records of 5000, in three
+ * blocks, is found across them page by page; a value in none gives an empty page; a time
+ * window with a filter finds what a scan finds. The summaries are made as the writer makes
+ * them for a store it did not fill (logstore_db_open). */
+static void test_blocks(void)
+{
+	struct logstore_db *ldb = NULL;
+	struct logquery *lq;
+	struct result r = { 0 };
+	struct logq_filter f = { .key = "rare", .limit = 2 };
+	sqlite3 *db;
+	int got[64];
+
+	unlink(dbpath);
+	make_db(5000);
+	CU_ASSERT_FATAL(sqlite3_open(dbpath, &db) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_exec(db, "UPDATE records SET key = 'rare' WHERE id IN "
+				     "(10, 2100, 4900)", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CU_ASSERT_FATAL(logstore_db_open(dbpath, &ldb) == 0);
+	logstore_db_close(ldb);
+	CU_ASSERT_FATAL(logquery_new(base, dbpath, &lq) == 0);
+
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL_FATAL(r.err, 0);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 2);
+	CU_ASSERT(got[0] == 4900 && got[1] == 2100);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(r.res, "next_cursor")->valuestring, "2100");
+	f.cursor = 2100;
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 1);
+	CU_ASSERT_EQUAL(got[0], 10);
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r.res, "next_cursor")));
+
+	f = (struct logq_filter){ .key = "nobody", .limit = 50 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(r.err, 0);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 0);
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r.res, "next_cursor")));
+	f = (struct logq_filter){ .tool = "tool0", .key = "rare", .limit = 50 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 3);        /* 4900, 2100 and 10 are even */
+
+	/* ts is 1000 * id: the window 3000.5 s to 3040 s holds ids 3001 to 3040; tool1: odd. */
+	f = (struct logq_filter){ .tool = "tool1", .since_ms = 3000500, .until_ms = 3040000,
+				  .limit = 64 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 20);
+	CU_ASSERT(got[0] == 3039 && got[19] == 3001);
+	/* A window alone, at the edge of a block (ids 1023 to 1026). */
+	f = (struct logq_filter){ .since_ms = 1023000, .until_ms = 1026000, .limit = 64 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 4);
+	CU_ASSERT(got[0] == 1026 && got[3] == 1023);
+	reset(&r);
+	logquery_free(lq);
+	unlink(dbpath);
+}
+
 /* Stats: per group and bucket, nearest-rank percentiles; the window is required. */
 static void test_stats(void)
 {
@@ -381,6 +440,7 @@ int main(void)
 		{ "bounded queue; free answers what was queued", test_bound_and_free },
 		{ "logtail: fan-out, unsubscribing inside a callback, the cap", test_logtail },
 		{ "the fixture's schema is the log store's own", test_fixture_is_the_store_schema },
+		{ "pages by block summary: a rare value, an absent one, a window", test_blocks },
 		{ NULL, NULL },
 	};
 

@@ -355,27 +355,51 @@ static void test_options(void)
 	cJSON_Delete(root);
 }
 
-/* A store written by a version-1 daemon (full indexes on decision and status, none with ts)
- * gets version 2's on open, and goes on storing. */
-static void test_schema_v1_converted(void)
+/* Every record's block has its summary, and no summary outlives its block's records. */
+static void check_summaries(void)
+{
+	check_sh("test \"$(sqlite3 '%s' \"SELECT count(*) FROM records WHERE id >> 10 NOT IN "
+		 "(SELECT blk FROM blocks); SELECT count(*) FROM blocks WHERE blk < (SELECT min(id) "
+		 "FROM records) >> 10 OR blk > (SELECT max(id) FROM records) >> 10; "
+		 "SELECT count(*) > 0 FROM blocks\" | tr '\\n' ' ')\" = '0 0 1 '", db);
+}
+
+/* A store written by a version-2 daemon (an index on ts; key, team, target and server
+ * indexed with (id, ts); no block summaries) is converted on open: those indexes go, the
+ * summaries are made for the records already there, and it goes on storing. */
+static void test_schema_v2_converted(void)
 {
 	struct logstore_options o = opts(1LL << 30);
-	int saved;
 
-	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	saved = quiet();
-	logstore_stop();
-	loud(saved);
-	check_sh("sqlite3 '%s' \"DROP INDEX records_refused; DROP INDEX records_failed; "
-		 "DROP INDEX records_server_ts; CREATE INDEX records_server ON records(server, id); "
-		 "CREATE INDEX records_decision ON records(decision, id); "
-		 "CREATE INDEX records_status ON records(status, id); PRAGMA user_version = 1;\"", db);
-	write_run(&o, 500, 2, 10);
+	unlink(db);
+	write_run(&o, 1, 2500, 2);
+	check_sh("sqlite3 '%s' \"DROP TABLE blocks; CREATE INDEX records_ts ON records(ts); "
+		 "CREATE INDEX records_key_ts ON records(key, id, ts); "
+		 "CREATE INDEX records_team_ts ON records(team, id, ts); "
+		 "CREATE INDEX records_target_ts ON records(target, id, ts); "
+		 "CREATE INDEX records_server_ts ON records(server, id, ts); "
+		 "PRAGMA user_version = 2;\"", db);
+	write_run(&o, 2501, 2, 10);
 	check_sh("test \"$(sqlite3 '%s' \"PRAGMA user_version; SELECT group_concat(name, ',') FROM "
-		 "(SELECT name FROM sqlite_master WHERE type = 'index' AND name GLOB 'records_[dfrs]*' "
+		 "(SELECT name FROM sqlite_master WHERE type = 'index' AND name GLOB 'records_*' "
 		 "ORDER BY name); SELECT count(*) FROM records WHERE json_extract(record, '$.n') "
-		 "IN (500, 501)\" | tr '\\n' ' ')\" = '2 records_failed,records_refused,records_server_ts 2 '",
+		 "IN (2500, 2501, 2502)\" | tr '\\n' ' ')\" = '3 records_failed,records_refused 3 '",
 		 db);
+	check_summaries();
+}
+
+/* Retention deletes the summaries of the blocks it empties, and keeps the others. */
+static void test_retention_with_summaries(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+
+	unlink(db);
+	write_run(&o, 1, 3000, 2);              /* blocks 0 to 2 */
+	usleep(1100 * 1000);
+	o.max_age_s = 1;
+	write_run(&o, 3001, 2, 2);
+	check_sh("test \"$(sqlite3 '%s' \"SELECT min(id) > 3000 FROM records\")\" = 1", db);
+	check_summaries();
 }
 
 int main(void)
@@ -389,7 +413,9 @@ int main(void)
 		{ "retention by age, at start-up too", test_retention_by_age },
 		{ "a full queue drops from the store only, counted", test_queue_full },
 		{ "the logs section", test_options },
-		{ "a version-1 store is converted on open", test_schema_v1_converted },
+		{ "a version-2 store is converted on open", test_schema_v2_converted },
+		{ "retention deletes the summaries of emptied blocks",
+		  test_retention_with_summaries },
 		{ NULL, NULL },
 	};
 

@@ -136,7 +136,7 @@ static int fill(const char *path, unsigned n, bool report)
 		 * neighbours. */
 		printf("loop CPU           %.2f us/record (audit_decision: JSON, stdout line, queue); "
 		       "%.2f with the store off\n", (loop1 - loop0) / n * 1e6, (off1 - off0) / n * 1e6);
-		printf("writer CPU         %.2f us/record (batch insert, chain, FTS, 7 indexes): "
+		printf("writer CPU         %.2f us/record (batch insert, chain, FTS5, 2 partial indexes, block summaries): "
 		       "%.0f records/s per core\n", (proc1 - proc0 - (loop1 - loop0)) / n * 1e6,
 		       n / (proc1 - proc0 - (loop1 - loop0)));
 		printf("wall               %.2f s to append, %.2f s until all stored\n", t1 - t0,

@@ -17,6 +17,7 @@
 #include "base/doorbell.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "observe/logblock.h"
 #include "observe/logquery_int.h"
 #include "store/db.h"
 
@@ -41,6 +42,7 @@ struct logquery {
 	char *path;
 	sqlite3 *db;                    /* reader thread only */
 	atomic_bool fts;
+	bool blocks;                    /* the file has block summaries (schema version 3) */
 	atomic_bool cancel;             /* logquery_free: the running query stops at once */
 	pthread_mutex_t lock;           /* queue, done, stopping, nqueued */
 	pthread_cond_t wake;
@@ -249,17 +251,162 @@ static cJSON *record_json(sqlite3_stmt *s)
 	return o;
 }
 
+/* ---- pages by block (version 3: no index on key, team, server, target or ts) ---- */
+
+/* Whether a block's summary leaves room for a record that f takes. */
+static bool block_may_match(sqlite3_stmt *sum, const struct logq_filter *f)
+{
+	const uint8_t *bloom = sqlite3_column_blob(sum, 3);
+
+	if ((f->since_ms && sqlite3_column_int64(sum, 2) < f->since_ms) ||
+	    (f->until_ms && sqlite3_column_int64(sum, 1) > f->until_ms))
+		return false;
+	if (!bloom || sqlite3_column_bytes(sum, 3) != LOGBLOCK_BLOOM_BYTES)
+		return true;
+	return !((f->key && !logblock_may_have(bloom, LOGBLOCK_KEY, f->key)) ||
+		 (f->team && !logblock_may_have(bloom, LOGBLOCK_TEAM, f->team)) ||
+		 (f->server && !logblock_may_have(bloom, LOGBLOCK_SERVER, f->server)) ||
+		 (f->tool && !logblock_may_have(bloom, LOGBLOCK_TARGET, f->tool)));
+}
+
+static bool by_blocks(const struct logquery *lq, const struct logq_filter *f)
+{
+	return lq->blocks && !f->q && (f->key || f->team || f->server || f->tool ||
+				       f->since_ms || f->until_ms);
+}
+
+static int64_t one_int(sqlite3 *db, const char *sql, int *rc)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = 0;
+
+	*rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (*rc == SQLITE_OK && (*rc = sqlite3_step(s)) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	*rc = *rc == SQLITE_ROW || *rc == SQLITE_DONE ? 0 : db_errno(db, *rc);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Walk the blocks from the newest (below the cursor) to the oldest; a block whose summary
+ * rules the filter out is skipped, a block without one (written by another program) is
+ * looked at. The rows of a block are read by id: the query (q, with "AND id BETWEEN ? AND ?
+ * ORDER BY id DESC LIMIT ?" last) runs once per block that may match. Adds to arr up to
+ * want rows, counted in *n. */
+static int walk_blocks(struct logquery *lq, struct sql *q, sqlite3_stmt *s,
+		       const struct logq_filter *f, cJSON *arr, int want, int *n)
+{
+	sqlite3_stmt *sum = NULL;
+	int64_t lo = 1, hi, blk;
+	int rc, src;
+
+	hi = one_int(lq->db, "SELECT COALESCE(max(id), 0) FROM records", &rc);
+	if (!rc)
+		lo = one_int(lq->db, "SELECT COALESCE(min(id), 1) FROM records", &rc);
+	if (rc)
+		return rc;
+	if (f->cursor && f->cursor - 1 < hi)
+		hi = f->cursor - 1;
+	if (hi < lo)
+		return 0;
+	rc = sqlite3_prepare_v2(lq->db, "SELECT blk, min_ts, max_ts, bloom FROM blocks WHERE "
+				"blk <= ?1 ORDER BY blk DESC", -1, &sum, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(lq->db, rc);
+	sqlite3_bind_int64(sum, 1, logblock_of(hi));
+	src = sqlite3_step(sum);
+	for (blk = logblock_of(hi); blk >= logblock_of(lo) && *n < want; blk--) {
+		while (src == SQLITE_ROW && sqlite3_column_int64(sum, 0) > blk)
+			src = sqlite3_step(sum);
+		if (src == SQLITE_ROW && sqlite3_column_int64(sum, 0) == blk &&
+		    !block_may_match(sum, f))
+			continue;
+		if (src != SQLITE_ROW && src != SQLITE_DONE)
+			break;
+		sqlite3_bind_int64(s, q->nb - 2, blk << LOGBLOCK_SHIFT);
+		sqlite3_bind_int64(s, q->nb - 1, hi < ((blk + 1) << LOGBLOCK_SHIFT) - 1 ? hi
+				   : ((blk + 1) << LOGBLOCK_SHIFT) - 1);
+		sqlite3_bind_int64(s, q->nb, want - *n);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			cJSON_AddItemToArray(arr, record_json(s));
+			(*n)++;
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE) {
+			src = rc;
+			break;
+		}
+	}
+	sqlite3_finalize(sum);
+	return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : db_errno(lq->db, src);
+}
+
+/* The ids a time window can hold, from the summaries: the first and last blocks whose time
+ * range meets [since, until] (or that have no summary). *lo > *hi: none. */
+static int window_ids(struct logquery *lq, const struct logq_filter *f, int64_t *lo,
+		      int64_t *hi)
+{
+	sqlite3_stmt *sum = NULL;
+	int64_t min_id = 1, max_id, expect, first = -1, lastb = -1;
+	int rc;
+
+	max_id = one_int(lq->db, "SELECT COALESCE(max(id), 0) FROM records", &rc);
+	if (!rc)
+		min_id = one_int(lq->db, "SELECT COALESCE(min(id), 1) FROM records", &rc);
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(lq->db, "SELECT blk, min_ts, max_ts, bloom FROM blocks WHERE "
+				"blk >= ?1 ORDER BY blk", -1, &sum, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(lq->db, rc);
+	sqlite3_bind_int64(sum, 1, logblock_of(min_id));
+	expect = logblock_of(min_id);
+	while ((rc = sqlite3_step(sum)) == SQLITE_ROW) {
+		int64_t blk = sqlite3_column_int64(sum, 0);
+		if (blk > logblock_of(max_id))
+			break;
+		if (blk > expect) {             /* blocks without a summary: they may */
+			if (first < 0)
+				first = expect;
+			lastb = blk - 1;
+		}
+		if (block_may_match(sum, f)) {
+			if (first < 0)
+				first = blk;
+			lastb = blk;
+		}
+		expect = blk + 1;
+	}
+	sqlite3_finalize(sum);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_errno(lq->db, rc);
+	if (expect <= logblock_of(max_id)) {
+		if (first < 0)
+			first = expect;
+		lastb = logblock_of(max_id);
+	}
+	*lo = first < 0 ? 1 : first << LOGBLOCK_SHIFT;
+	*hi = first < 0 ? 0 : ((lastb + 1) << LOGBLOCK_SHIFT) - 1;
+	return 0;
+}
+
 static int run_page(struct logquery *lq, struct job *j)
 {
 	struct sql q = { 0 };
 	sqlite3_stmt *s = NULL;
 	char *owned;
 	int rc, n = 0;
-	int64_t last = 0;
-	cJSON *out, *arr;
+	int64_t last;
+	bool blocks = by_blocks(lq, &j->f);
+	cJSON *out = NULL, *arr;
 
 	sql_add(&q, "SELECT id, record FROM records WHERE 1");
 	sql_where(&q, &j->f, atomic_load(&lq->fts), &owned);
+	if (blocks) {
+		sql_add(&q, " AND id BETWEEN ? AND ?");
+		bind_int(&q, 0);
+		bind_int(&q, 0);
+	}
 	sql_add(&q, " ORDER BY id DESC LIMIT ?");
 	bind_int(&q, j->f.limit + 1);
 	rc = sql_prepare(lq->db, &q, &s);
@@ -267,31 +414,33 @@ static int run_page(struct logquery *lq, struct job *j)
 		goto out;
 	out = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(out, "records");
-	bool more = false;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == j->f.limit) {
-			more = true;
-			break;
+	if (blocks) {
+		rc = walk_blocks(lq, &q, s, &j->f, arr, j->f.limit + 1, &n);
+	} else {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			cJSON_AddItemToArray(arr, record_json(s));
+			n++;
 		}
-		last = sqlite3_column_int64(s, 0);
-		cJSON_AddItemToArray(arr, record_json(s));
-		n++;
+		rc = rc == SQLITE_DONE ? 0 : db_errno(lq->db, rc);
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = db_errno(lq->db, rc);
-		cJSON_Delete(out);
+	if (rc)
 		goto out;
-	}
-	rc = 0;
-	if (more) {
+	if (n > j->f.limit) {
+		/* One row more than the page says there is a next: it goes, the cursor is the
+		 * page's last. */
 		char buf[24];
+		cJSON_DeleteItemFromArray(arr, n - 1);
+		last = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetArrayItem(arr, n - 2), "id"));
 		snprintf(buf, sizeof(buf), "%" PRId64, last);
 		cJSON_AddStringToObject(out, "next_cursor", buf);
 	} else {
 		cJSON_AddNullToObject(out, "next_cursor");
 	}
 	j->result = out;
+	out = NULL;
 out:
+	cJSON_Delete(out);
 	sqlite3_finalize(s);
 	free(owned);
 	return rc;
@@ -376,6 +525,14 @@ static int run_stats(struct logquery *lq, struct job *j)
 	bind_int(&q, j->bucket_ms);
 	bind_int(&q, j->bucket_ms);
 	sql_where(&q, &j->f, atomic_load(&lq->fts), &owned);
+	if (lq->blocks) {
+		int64_t lo = 1, hi = 0;
+		if ((rc = window_ids(lq, &j->f, &lo, &hi)))
+			goto out;
+		sql_add(&q, " AND id BETWEEN ? AND ?");
+		bind_int(&q, lo);
+		bind_int(&q, hi);
+	}
 	sql_add(&q, " ORDER BY 1, 2, 6");
 	rc = sql_prepare(lq->db, &q, &s);
 	if (rc)
@@ -455,12 +612,14 @@ static int db_open(struct logquery *lq)
 	if ((rc = store_db_open(lq->path, &reader_db, &lq->db)))
 		return rc;
 	/* The file has the log store's table (not yet created: not there yet). */
-	rc = sqlite3_prepare_v2(lq->db, "SELECT count(*) FROM sqlite_master WHERE name IN "
-				"('records', 'records_fts')", -1, &s, NULL);
+	rc = sqlite3_prepare_v2(lq->db, "SELECT count(*), sum(name = 'records_fts'), "
+				"sum(name = 'blocks') FROM sqlite_master WHERE name IN "
+				"('records', 'records_fts', 'blocks')", -1, &s, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int n = sqlite3_column_int(s, 0);
 		rc = n >= 1 ? SQLITE_OK : SQLITE_CANTOPEN;
-		atomic_store(&lq->fts, n == 2);
+		atomic_store(&lq->fts, sqlite3_column_int(s, 1) == 1);
+		lq->blocks = sqlite3_column_int(s, 2) == 1;
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_OK) {

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "base/log.h"
+#include "observe/logblock.h"
 #include "store/db.h"
 
 #define RETAIN_CHUNK 1000       /* records deleted per retention transaction, at most */
@@ -25,14 +26,15 @@ static const char schema[] =
 	"  trace_id TEXT,"
 	"  record TEXT NOT NULL,"
 	"  hash BLOB NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS records_ts ON records(ts);"
-	/* ts rides along so that a filter with a time window checks it in the index, not in
-	 * each row it walks past (the newest first, by id): 10 ms instead of 100 for a team's
-	 * day two days back in 1M records (docs/performance.md). */
-	"CREATE INDEX IF NOT EXISTS records_key_ts ON records(key, id, ts);"
-	"CREATE INDEX IF NOT EXISTS records_team_ts ON records(team, id, ts);"
-	"CREATE INDEX IF NOT EXISTS records_target_ts ON records(target, id, ts);"
-	"CREATE INDEX IF NOT EXISTS records_server_ts ON records(server, id, ts);"
+	/* Block summaries (observe/logblock.h) instead of an index per filter: one row per 1024
+	 * ids, written once per batch, holds the block's time range and a bloom filter of its
+	 * keys, teams, servers and targets (version 3; docs/performance.md "Issue 11's third
+	 * pass"). */
+	"CREATE TABLE IF NOT EXISTS blocks ("
+	"  blk INTEGER PRIMARY KEY,"
+	"  min_ts INTEGER NOT NULL,"
+	"  max_ts INTEGER NOT NULL,"
+	"  bloom BLOB NOT NULL);"
 	/* Only the rare values: an "allow" or "ok" row (nearly every row) costs no index insert,
 	 * and a filter on them finds its page among the newest rows at once. The logs API names
 	 * the index's condition in its query (observe/logquery.c) so that SQLite uses it. */
@@ -61,12 +63,27 @@ static const char schema[] =
 	"DROP INDEX IF EXISTS records_team;"
 	"DROP INDEX IF EXISTS records_target;"
 	"DROP INDEX IF EXISTS records_server;"
-	"PRAGMA user_version = 2;";
+	/* Version 2 indexed ts, and key, team, target and server with (id, ts). */
+	"DROP INDEX IF EXISTS records_ts;"
+	"DROP INDEX IF EXISTS records_key_ts;"
+	"DROP INDEX IF EXISTS records_team_ts;"
+	"DROP INDEX IF EXISTS records_target_ts;"
+	"DROP INDEX IF EXISTS records_server_ts;"
+	"PRAGMA user_version = 3;";
+
+/* The summary of the block being filled, as in the table once its batch commits. */
+struct block {
+	int64_t blk;                    /* -1: none loaded */
+	int64_t min_ts, max_ts;
+	bool any;                       /* min_ts/max_ts hold a record's */
+	uint8_t bloom[LOGBLOCK_BLOOM_BYTES];
+};
 
 struct logstore_db {
 	sqlite3 *db;
-	sqlite3_stmt *ins, *fts_ins, *head, *begin, *commit, *rollback;
+	sqlite3_stmt *ins, *fts_ins, *head, *begin, *commit, *rollback, *blk_get, *blk_put;
 	struct logstore_chain chain;
+	struct block cur;
 };
 
 static int exec(sqlite3 *db, const char *sql)
@@ -122,6 +139,109 @@ out:
 	return rc;
 }
 
+/* ---- block summaries ---- */
+
+/* Make blk the current block: its stored summary, or an empty one. */
+static int block_load(struct logstore_db *d, int64_t blk)
+{
+	struct block *b = &d->cur;
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	b->blk = blk;
+	sqlite3_bind_int64(d->blk_get, 1, blk);
+	rc = sqlite3_step(d->blk_get);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(d->blk_get, 2) == LOGBLOCK_BLOOM_BYTES) {
+		b->min_ts = sqlite3_column_int64(d->blk_get, 0);
+		b->max_ts = sqlite3_column_int64(d->blk_get, 1);
+		memcpy(b->bloom, sqlite3_column_blob(d->blk_get, 2), LOGBLOCK_BLOOM_BYTES);
+		b->any = true;
+	}
+	sqlite3_reset(d->blk_get);
+	sqlite3_clear_bindings(d->blk_get);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		b->blk = -1;
+		return store_db_errno(rc) ? store_db_errno(rc) : -EIO;
+	}
+	return 0;
+}
+
+static int block_put(struct logstore_db *d)
+{
+	struct block *b = &d->cur;
+
+	if (b->blk < 0 || !b->any)
+		return 0;
+	sqlite3_bind_int64(d->blk_put, 1, b->blk);
+	sqlite3_bind_int64(d->blk_put, 2, b->min_ts);
+	sqlite3_bind_int64(d->blk_put, 3, b->max_ts);
+	sqlite3_bind_blob(d->blk_put, 4, b->bloom, LOGBLOCK_BLOOM_BYTES, SQLITE_STATIC);
+	return step_reset(d->blk_put);
+}
+
+/* Add one record to its block's summary, writing the previous block's when it moves on. */
+static int block_add(struct logstore_db *d, int64_t id, int64_t ts, const char *key,
+		     const char *team, const char *server, const char *target)
+{
+	struct block *b = &d->cur;
+	int64_t blk = logblock_of(id);
+	int rc;
+
+	if (b->blk != blk && ((rc = block_put(d)) || (rc = block_load(d, blk))))
+		return rc;
+	if (!b->any || ts < b->min_ts)
+		b->min_ts = ts;
+	if (!b->any || ts > b->max_ts)
+		b->max_ts = ts;
+	b->any = true;
+	logblock_add(b->bloom, LOGBLOCK_KEY, key);
+	logblock_add(b->bloom, LOGBLOCK_TEAM, team);
+	logblock_add(b->bloom, LOGBLOCK_SERVER, server);
+	logblock_add(b->bloom, LOGBLOCK_TARGET, target);
+	return 0;
+}
+
+/* Summaries for the records past the last summarized block: all of them in a store of an
+ * earlier version (or filled by another program, as the tests and benchmarks do). Once, in
+ * one transaction, at open (before the daemon serves). */
+static int block_backfill(struct logstore_db *d)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t n = 0;
+	int rc = -EIO;
+
+	if (sqlite3_prepare_v2(d->db, "SELECT id, ts, key, team, server, target FROM records "
+			       "WHERE id >= (SELECT COALESCE(max(blk), -1) FROM blocks) * ?1 "
+			       "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(s, 1, LOGBLOCK_IDS);
+	if ((rc = step_reset(d->begin)))
+		goto out;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((rc = block_add(d, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+				    (const char *)sqlite3_column_text(s, 2),
+				    (const char *)sqlite3_column_text(s, 3),
+				    (const char *)sqlite3_column_text(s, 4),
+				    (const char *)sqlite3_column_text(s, 5))))
+			break;
+		n++;
+	}
+	if (rc == SQLITE_DONE)
+		rc = block_put(d);
+	else if (rc > 0)
+		rc = store_db_errno(rc) ? store_db_errno(rc) : -EIO;
+	if (!rc)
+		rc = step_reset(d->commit);
+	if (rc)
+		step_reset(d->rollback);
+	else if (n > LOGBLOCK_IDS)
+		log_info("logs: block summaries made for %lld records", (long long)n);
+out:
+	sqlite3_finalize(s);
+	d->cur.blk = -1;        /* loaded again from the table at the next insert */
+	return rc;
+}
+
 /* NORMAL: a commit is in the WAL (page cache) at once, fsynced at checkpoints; a power cut
  * can lose the last moments, which the chain then shows as its end. */
 static const struct store_db_spec writer_db = {
@@ -160,11 +280,18 @@ int logstore_db_open(const char *path, struct logstore_db **out)
 			       -1, &d->head, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(d->db, "BEGIN IMMEDIATE", -1, &d->begin, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(d->db, "COMMIT", -1, &d->commit, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(d->db, "ROLLBACK", -1, &d->rollback, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(d->db, "ROLLBACK", -1, &d->rollback, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "SELECT min_ts, max_ts, bloom FROM blocks WHERE blk = ?1",
+			       -1, &d->blk_get, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO blocks (blk, min_ts, max_ts, bloom)"
+			       " VALUES (?1, ?2, ?3, ?4)", -1, &d->blk_put, NULL) != SQLITE_OK) {
 		log_error("logs: %s", sqlite3_errmsg(d->db));
 		rc = -EIO;
 		goto fail;
 	}
+	d->cur.blk = -1;
+	if ((rc = block_backfill(d)))
+		goto fail;
 	*out = d;
 	return 0;
 fail:
@@ -182,6 +309,8 @@ void logstore_db_close(struct logstore_db *d)
 	sqlite3_finalize(d->begin);
 	sqlite3_finalize(d->commit);
 	sqlite3_finalize(d->rollback);
+	sqlite3_finalize(d->blk_get);
+	sqlite3_finalize(d->blk_put);
 	if (d->db) {
 		/* Leave the file whole (no WAL to replay) for readers and backups. */
 		sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -225,15 +354,18 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 	if ((rc = step_reset(d->begin)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
-		if ((rc = logchain_link(h, rows[i]->record, rows[i]->record_len, h)) ||
-		    (rc = insert_one(d, rows[i], h)))
+		const struct logstore_row *r = rows[i];
+		if ((rc = logchain_link(h, r->record, r->record_len, h)) ||
+		    (rc = insert_one(d, r, h)) ||
+		    (rc = block_add(d, r->id, r->ts, r->text[0], r->text[1], r->text[4],
+				    r->text[5])))
 			goto fail;
 		last = rows[i]->id;
 	}
 	if (n) {
 		sqlite3_bind_int64(d->fts_ins, 1, rows[0]->id);
 		sqlite3_bind_int64(d->fts_ins, 2, last);
-		if ((rc = step_reset(d->fts_ins)))
+		if ((rc = step_reset(d->fts_ins)) || (rc = block_put(d)))
 			goto fail;
 	}
 	sqlite3_bind_int64(d->head, 1, last);
@@ -245,6 +377,7 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 	return 0;
 fail:
 	step_reset(d->rollback);
+	d->cur.blk = -1;        /* the summary in memory may hold rolled-back records */
 	return rc;
 }
 
@@ -324,6 +457,17 @@ static int delete_upto(struct logstore_db *d, int64_t cut, struct logstore_retai
 	if ((rc = step_reset(s)))
 		goto fail;
 	out->deleted = sqlite3_changes(d->db);
+	sqlite3_finalize(s);
+	s = NULL;
+	rc = -EIO;
+	/* The summaries of the blocks now wholly deleted; a block cut in two keeps its own (a
+	 * summary of more than the block holds only costs a look at it). */
+	if (sqlite3_prepare_v2(d->db, "DELETE FROM blocks WHERE blk < ?1", -1, &s, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, logblock_of(cut + 1));
+	if ((rc = step_reset(s)))
+		goto fail;
 	sqlite3_finalize(s);
 	s = NULL;
 	rc = -EIO;
