@@ -54,7 +54,8 @@ struct fleet;
 struct fleet_resv;
 
 #define FLEET_MAX_BUDGETS (2 * BUDGET_MAX_PER_SCOPE)
-#define FLEET_REPLAY_MAX 100000          /* charges queued for Redis; more: refuse */
+#define FLEET_REPLAY_MAX 100000          /* charges queued for Redis; more: no local admission */
+#define FLEET_CHARGE_ID_TTL_MS (6 * 3600 * 1000ll)      /* charge_id_ttl's default */
 
 /* Parse "counters" of root. *out NULL: the SQLite backend (absent or "sqlite"). Returns 0 or
  * -EINVAL (errs filled, with field paths). Reads password_file (blocking: config time). */
@@ -104,8 +105,8 @@ enum fleet_state { FLEET_CONNECTING, FLEET_UP, FLEET_DOWN };
 struct fleet_stats {
 	enum fleet_state state;
 	bool fail_closed;
-	uint64_t errors, reconnects, replayed, local_admits;
-	size_t replay_queue, inflight;
+	uint64_t errors, reconnects, replayed, local_admits, duplicates;
+	size_t replay_queue, replay_stored, inflight;
 	char why[160];                    /* last error, "" when none */
 };
 void fleet_stats(const struct fleet *f, struct fleet_stats *out);
