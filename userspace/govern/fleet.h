@@ -23,13 +23,17 @@
  * "on_unreachable": fail_closed refuses (-ENOTCONN: the gate's -32007 counters_unavailable),
  * local admits within a bounded allowance per key on this sidecar (local_allowance: money
  * and calls per outage). A charge that cannot reach Redis is written to the SQLite store
- * first (durable before the call is answered) and replayed to Redis, in order, when it is
- * back.
+ * first, with the command that replays it (the fleet_pending table, one transaction: durable
+ * before the call is answered), and replayed to Redis, in order, when it is back, also after a
+ * restart of the sidecar (fleet_new loads the table). Every commit carries its charge's id
+ * and the script records it (<prefix>{tag}:c:<id>, charge_id_ttl): a replay of a commit Redis
+ * ran but whose reply was lost counts once.
  *
  * Config: "counters": {"backend": "sqlite"} (default) or {"backend": "redis",
  *   "url": "redis://[:password@]host:port[/db]" | "unix:/path/to/socket[?db=N]",
  *   "password_env": "NAME" | "password_file": "/path", "key_prefix": "mcpwarden:",
  *   "connect_timeout_ms": 1000, "command_timeout_ms": 1000, "reservation_ttl": "1h",
+ *   "charge_id_ttl": "6h",
  *   "on_unreachable": "fail_closed" | "local",
  *   "local_allowance": {"spend": "1.00", "calls": 100},
  *   "sentinel": {"master": "name", "addrs": ["host:port", ...]}}.
@@ -63,7 +67,9 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 void fleet_config_free(struct fleet_config *cfg);
 
 /* Connect (asynchronously: returns at once; calls are refused or admitted locally until
- * Redis answers). st: where charges that cannot reach Redis are kept (may be NULL: tests). */
+ * Redis answers). st: where charges that cannot reach Redis are kept (may be NULL: tests);
+ * the charges a previous run kept there are loaded first (blocking: start-up, like the
+ * store's other loaders). */
 int fleet_new(struct event_base *base, const struct fleet_config *cfg, struct store *st,
 	      struct fleet **out);
 /* Pending commands fail (their callbacks run, from here). */
