@@ -55,6 +55,11 @@ static void test_redis_fields(void)
 	CU_ASSERT(c->fail_closed);
 	CU_ASSERT(c->connect_timeout_ms == 1000 && c->command_timeout_ms == 1000);
 	CU_ASSERT(c->resv_ttl_s == 3600);
+	CU_ASSERT(c->charge_id_ttl_ms == FLEET_CHARGE_ID_TTL_MS);
+	fleet_config_free(c);
+	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"url\": \"redis://h\","
+			      " \"charge_id_ttl\": \"48h\"}}", &c, &e) == 0);
+	CU_ASSERT(c->charge_id_ttl_ms == 2 * 86400000ll);
 	fleet_config_free(c);
 
 	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"url\": \"redis://[::1]\","
@@ -138,6 +143,7 @@ static void test_errors(void)
 		{ "{\"backend\": \"redis\", \"sentinel\": {\"master\": \"m\", \"addrs\": []}}", "counters.sentinel.addrs: must be a list" },
 		{ "{\"backend\": \"redis\", \"sentinel\": {\"master\": \"m\", \"addrs\": [\"a:x\"]}}", "counters.sentinel.addrs[0]" },
 		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"timeout\": 5}", "counters.timeout: unknown field" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"charge_id_ttl\": \"10s\"}", "counters.charge_id_ttl" },
 	};
 	struct fleet_config *c;
 	struct config_errors e;
@@ -195,6 +201,44 @@ static void test_key_names(void)
 	CU_ASSERT(fleet_counter_ttl(&roll, now, 3600) == 86400 + 120 + 3600);
 }
 
+/* A kept charge as the store holds it: only a settle's shape decodes (a damaged row is never
+ * sent); the marker of a charge sits beside its first counter, in its hash tag. */
+static void test_kept_charges(void)
+{
+	static const char *const bad[] = {
+		"", "{}", "[]", "[1]", "[\"1\"]", "[\"0\",\"k\",\"id\",\"0\",\"1\",\"0\",\"1\",\"2\"]",
+		/* a commit without its marker key, or without the id's lifetime */
+		"[\"1\",\"k\",\"id\",\"5\",\"1\",\"0\",\"1\",\"2\",\"60000\"]",
+		"[\"2\",\"k\",\"m\",\"id\",\"5\",\"1\",\"0\",\"1\",\"2\"]",
+		"[\"2\",\"k\",\"m\",\"id\",\"5\",\"1\",\"0\",\"1\",\"x\",\"60000\"]",
+		"[\"2\",\"k\",\"m\",\"\",\"5\",\"1\",\"0\",\"1\",\"2\",\"60000\"]",
+	};
+	struct argv_b a;
+	char m[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CU_ASSERT(fleet_pending_decode(bad[i], &a) == -EINVAL);
+	CU_ASSERT_FATAL(fleet_pending_decode("[\"2\",\"k\",\"m\",\"id\",\"5\",\"1\",\"0\",\"1\",\"2\","
+					     "\"60000\"]", &a) == 0);
+	CU_ASSERT(a.n == 12);
+	CU_ASSERT_STRING_EQUAL(a.v[0], "EVALSHA");
+	CU_ASSERT_STRING_EQUAL(a.v[5], "id");
+	struct settle s = { .argc = a.n, .argv = a.v, .argvlen = a.len };
+	char *text = fleet_pending_encode(&s);
+	CU_ASSERT_STRING_EQUAL(text, "[\"2\",\"k\",\"m\",\"id\",\"5\",\"1\",\"0\",\"1\",\"2\",\"60000\"]");
+	free(text);
+	fleet_av_free(a.n, a.v, a.len);
+	/* a release: no marker */
+	CU_ASSERT(fleet_pending_decode("[\"1\",\"k\",\"id\",\"0\",\"1\",\"0\",\"1\",\"2\"]", &a) == 0);
+	fleet_av_free(a.n, a.v, a.len);
+
+	CU_ASSERT(fleet_charge_marker("mcpwarden:{key:k1}:b:day:1767225600", "h.00ff.7", m,
+				      sizeof(m)) == 0);
+	CU_ASSERT_STRING_EQUAL(m, "mcpwarden:{key:k1}:c:h.00ff.7");
+	CU_ASSERT(fleet_charge_marker("no-tag", "x", m, sizeof(m)) == -EINVAL);
+	CU_ASSERT(fleet_charge_marker("p:{key:k1}:b", "x", m, 8) == -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -203,6 +247,7 @@ int main(void)
 		{ "passwords from a file or the environment", test_passwords },
 		{ "errors name the field", test_errors },
 		{ "key names and expiry", test_key_names },
+		{ "kept charges and their markers", test_kept_charges },
 		{ NULL, NULL },
 	};
 

@@ -153,6 +153,83 @@ static void test_charge_reopen(void)
 	store_close(st);
 }
 
+struct pend_rows {
+	int n;
+	char ids[8][16], cmds[8][32];
+};
+
+static int pend_row(void *arg, const char *id, const char *command)
+{
+	struct pend_rows *p = arg;
+
+	if (p->n < 8) {
+		snprintf(p->ids[p->n], sizeof(p->ids[0]), "%s", id);
+		snprintf(p->cmds[p->n], sizeof(p->cmds[0]), "%s", command);
+	}
+	p->n++;
+	return 0;
+}
+
+/* The fleet's kept charges: the spend and the row in one commit, loaded in the order they
+ * were made after a restart, a second row with the same id ignored, deleted by id. */
+static void test_fleet_pending(void)
+{
+	struct acks a = { .want = 3 };
+	struct ack_arg args[3];
+	struct pend_rows p = { 0 };
+	struct sums s = { 0 };
+	struct store *st;
+	static const char *const ids[] = { "c-9", "c-1", "c-5" };
+
+	fresh();
+	st = open_store(1000);
+	for (int i = 0; i < 3; i++) {
+		char cmd[32];
+		snprintf(cmd, sizeof(cmd), "[\"cmd%d\"]", i);
+		args[i] = (struct ack_arg){ &a, i };
+		CU_ASSERT(store_charge_pending(st, &(struct store_spend){ "key:k1", "day", 0, 10, 0 }, 1,
+					       ids[i], cmd, on_ack, &args[i]) == 0);
+	}
+	CU_ASSERT(store_charge_pending(st, &(struct store_spend){ "key:k1", "day", 0, 1, 0 }, 1, "",
+				       "x", NULL, NULL) == -EINVAL);
+	CU_ASSERT(loop_until(base, &a.all));
+	CU_ASSERT(a.errs == 0 && a.order_bad == 0);
+	/* Committed before the callback: visible to a reader now. */
+	CU_ASSERT(store_load_pending(st, pend_row, &p) == 0);
+	CU_ASSERT(p.n == 3);
+	store_close(st);
+
+	st = open_store(1000);
+	p = (struct pend_rows){ 0 };
+	CU_ASSERT(store_load_pending(st, pend_row, &p) == 0);
+	CU_ASSERT_FATAL(p.n == 3);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_STRING_EQUAL(p.ids[i], ids[i]);
+		CU_ASSERT(p.cmds[i][5] == '0' + i);
+	}
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT(s.key == 30);
+	/* Kept again (a replay whose reply was lost): the row stays one, in its first place;
+	 * the spend is the sidecar's own record and counts again. */
+	a = (struct acks){ .want = 1 };
+	args[0] = (struct ack_arg){ &a, 0 };
+	CU_ASSERT(store_charge_pending(st, &(struct store_spend){ "key:k1", "day", 0, 10, 0 }, 1,
+				       "c-9", "[\"again\"]", on_ack, &args[0]) == 0);
+	CU_ASSERT(loop_until(base, &a.all) && a.errs == 0);
+	CU_ASSERT(store_pending_delete(st, "c-1", NULL, NULL) == 0);
+	CU_ASSERT(store_pending_delete(st, "missing", NULL, NULL) == 0);
+	a = (struct acks){ .want = 1 };
+	CU_ASSERT(store_flush(st, on_ack, &args[0]) == 0);
+	CU_ASSERT(loop_until(base, &a.all));
+	p = (struct pend_rows){ 0 };
+	CU_ASSERT(store_load_pending(st, pend_row, &p) == 0);
+	CU_ASSERT_FATAL(p.n == 2);
+	CU_ASSERT_STRING_EQUAL(p.ids[0], "c-9");
+	CU_ASSERT_STRING_EQUAL(p.cmds[0], "[\"cmd0\"]");
+	CU_ASSERT_STRING_EQUAL(p.ids[1], "c-5");
+	store_close(st);
+}
+
 struct load {
 	struct budget *b;
 	int64_t now;
@@ -557,6 +634,7 @@ int main(void)
 		{ "close drains the queue", test_close_drains },
 		{ "a full journal: charges wait for their commit", test_journal_full },
 		{ "options", test_options },
+		{ "the fleet's kept charges", test_fleet_pending },
 		{ NULL, NULL },
 	};
 

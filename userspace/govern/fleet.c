@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -206,6 +207,7 @@ void fleet_resv_free(struct fleet_resv *r)
 void fleet_settle_free(struct settle *s)
 {
 	fleet_av_free(s->argc, s->argv, s->argvlen);
+	free(s->id);
 	for (size_t i = 0; i < s->nb; i++) {
 		free(s->scopes[i]);
 		free(s->periods[i]);
@@ -244,7 +246,10 @@ void fleet_reserve_unreachable(struct fleet *f, struct req *q)
 		}
 		o.local = true;
 		int64_t calls = f->cfg->local_calls ? f->cfg->local_calls : INT64_MAX;
-		if (a && a->calls < calls && a->spent + q->cost <= f->cfg->local_spend) {
+		/* Past FLEET_REPLAY_MAX kept charges no more are made: memory and the store's
+		 * table stay bounded while Redis is away. */
+		if (a && a->calls < calls && a->spent + q->cost <= f->cfg->local_spend &&
+		    f->nreplay < FLEET_REPLAY_MAX) {
 			a->calls++;
 			a->spent += q->cost;
 			q->r->local = true;
@@ -319,17 +324,24 @@ static void settle_stored(void *arg, int err)
 
 	s->cb = NULL;
 	s->storing = false;
+	if (err && s->durable) {
+		/* Not in the store after all: kept in memory only (the caller hears err). */
+		s->durable = false;
+		f->nstored--;
+	}
 	if (cb)
 		cb(cbarg, err);
 	send_next_replay(f);
 }
 
-/* Redis did not take the charge: keep it (durable in the store before the caller answers)
- * and replay it when Redis is back. A release needs nothing: its deadline gives it back.
- * Returns 0: s->cb follows; 1: durable now (or nothing to keep), s->cb is not called; < 0:
- * the store could not take it (kept in memory for the replay), s->cb is not called. */
+/* Redis did not take the charge: keep it (durable in the store, the spend and the command to
+ * replay in one transaction, before the caller answers) and replay it when Redis is back. A
+ * release needs nothing: its deadline gives it back. Returns 0: s->cb follows (when set); 1:
+ * nothing to keep, or no store (tests), s->cb is not called; < 0: the store could not take
+ * it (kept in memory for the replay), s->cb is not called. */
 int fleet_settle_keep(struct fleet *f, struct settle *s)
 {
+	char *cmd;
 	int rc;
 
 	if (s->release || f->freeing) {
@@ -340,15 +352,22 @@ int fleet_settle_keep(struct fleet *f, struct settle *s)
 	list_add_tail(&s->link, &f->replay);
 	s->queued = true;
 	f->nreplay++;
-	if (!s->cb)
+	if (!f->st) {
+		s->cb = NULL;
 		return 1;
+	}
 	s->arg2 = f;
-	rc = f->st ? store_charge(f->st, s->items, s->nb, settle_stored, s) : 1;
+	cmd = fleet_pending_encode(s);
+	rc = cmd ? store_charge_pending(f->st, s->items, s->nb, s->id, cmd, settle_stored, s)
+		 : -ENOMEM;
+	free(cmd);
 	if (rc == 0) {
 		s->storing = true;
+		s->durable = true;
+		f->nstored++;
 		return 0;
 	}
-	s->cb = NULL;           /* durable in the journal already, or failed: the caller hears */
+	s->cb = NULL;           /* failed: the caller hears */
 	return rc;
 }
 
@@ -382,6 +401,11 @@ static void settle_reply(struct fleet *f, struct req *q, redisReply *rep)
 		f->errors++;
 		log_warn("counters: Redis refused a charge: %s", rep->str);
 	}
+	if (ok && fleet_settle_answer(rep) == 1) {
+		/* Its first sending reached Redis, the reply did not: counted once. */
+		f->duplicates++;
+		log_info("counters: charge %s was counted already (its reply had been lost)", s->id);
+	}
 	if (s->queued) {
 		/* A replayed one: done, or it stays first until the next connection. */
 		f->replaying = false;
@@ -390,6 +414,13 @@ static void settle_reply(struct fleet *f, struct req *q, redisReply *rep)
 		list_del(&s->link);
 		f->nreplay--;
 		f->replayed++;
+		if (s->durable) {
+			f->nstored--;
+			/* Deleted on the writer thread; a row left by a failure is replayed at the
+			 * next start and counted once by its id (charge_id_ttl). */
+			if (f->st && store_pending_delete(f->st, s->id, NULL, NULL))
+				log_warn("counters: kept charge %s stays in the store", s->id);
+		}
 		fleet_settle_free(s);
 		send_next_replay(f);
 		return;
@@ -680,6 +711,7 @@ int fleet_new(struct event_base *base, const struct fleet_config *cfg, struct st
 {
 	struct fleet *f = xcalloc(1, sizeof(*f));
 	char host[16] = "";
+	uint64_t id = 0;
 
 	f->base = base;
 	f->cfg = cfg;
@@ -689,8 +721,11 @@ int fleet_new(struct event_base *base, const struct fleet_config *cfg, struct st
 	list_init(&f->inflight);
 	list_init(&f->replay);
 	gethostname(host, sizeof(host) - 1);
-	snprintf(f->sidecar, sizeof(f->sidecar), "%.15s.%d.%lx", host, (int)getpid(),
-		 (unsigned long)(clock_mono_ns() & 0xffffff));
+	/* Reservation and charge ids are "<sidecar>.<seq>": random, so a restarted sidecar (same
+	 * host name, same pid in a container) never reuses one Redis still remembers. */
+	if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+		id = clock_mono_ns() ^ ((uint64_t)clock_real_s() << 20) ^ ((uint64_t)getpid() << 44);
+	snprintf(f->sidecar, sizeof(f->sidecar), "%.15s.%016llx", host, (unsigned long long)id);
 	f->allow = hmap_new();
 	f->timer = event_new(base, -1, EV_PERSIST, on_timer, f);
 	f->retry = event_new(base, -1, 0, on_retry, f);
@@ -700,6 +735,12 @@ int fleet_new(struct event_base *base, const struct fleet_config *cfg, struct st
 	    event_add(f->timer, &(struct timeval){ tick / 1000, (tick % 1000) * 1000 })) {
 		fleet_free(f);
 		return -ENOMEM;
+	}
+	/* Start-up, beside the store's other loaders: what a previous run kept goes first. */
+	int rc = fleet_pending_load(f);
+	if (rc) {
+		fleet_free(f);
+		return rc;
 	}
 	start_connect(f);
 	*out = f;

@@ -23,8 +23,11 @@
  * "on_unreachable": fail_closed refuses (-ENOTCONN: the gate's -32007 counters_unavailable),
  * local admits within a bounded allowance per key on this sidecar (local_allowance: money
  * and calls per outage). A charge that cannot reach Redis is written to the SQLite store
- * first (durable before the call is answered) and replayed to Redis, in order, when it is
- * back.
+ * first, with the command that replays it (the fleet_pending table, one transaction: durable
+ * before the call is answered), and replayed to Redis, in order, when it is back, also after a
+ * restart of the sidecar (fleet_new loads the table). Every commit carries its charge's id
+ * and the script records it (<prefix>{tag}:c:<id>, charge_id_ttl): a replay of a commit Redis
+ * ran but whose reply was lost counts once.
  *
  * With Sentinel, the sidecar also listens on one sentinel for a failover: it leaves the old
  * master when the promotion begins and connects to the new one when the switch is announced
@@ -37,6 +40,7 @@
  *   "url": "redis://[:password@]host:port[/db]" | "unix:/path/to/socket[?db=N]",
  *   "password_env": "NAME" | "password_file": "/path", "key_prefix": "mcpwarden:",
  *   "connect_timeout_ms": 1000, "command_timeout_ms": 1000, "reservation_ttl": "1h",
+ *   "charge_id_ttl": "6h",
  *   "on_unreachable": "fail_closed" | "local",
  *   "local_allowance": {"spend": "1.00", "calls": 100},
  *   "sentinel": {"master": "name", "addrs": ["host:port", ...]}}.
@@ -61,7 +65,8 @@ struct fleet;
 struct fleet_resv;
 
 #define FLEET_MAX_BUDGETS (2 * BUDGET_MAX_PER_SCOPE)
-#define FLEET_REPLAY_MAX 100000          /* charges queued for Redis; more: refuse */
+#define FLEET_REPLAY_MAX 100000          /* charges queued for Redis; more: no local admission */
+#define FLEET_CHARGE_ID_TTL_MS (6 * 3600 * 1000ll)      /* charge_id_ttl's default */
 
 /* Parse "counters" of root. *out NULL: the SQLite backend (absent or "sqlite"). Returns 0 or
  * -EINVAL (errs filled, with field paths). Reads password_file (blocking: config time). */
@@ -69,7 +74,9 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 void fleet_config_free(struct fleet_config *cfg);
 
 /* Connect (asynchronously: returns at once; calls are refused or admitted locally until
- * Redis answers). st: where charges that cannot reach Redis are kept (may be NULL: tests). */
+ * Redis answers). st: where charges that cannot reach Redis are kept (may be NULL: tests);
+ * the charges a previous run kept there are loaded first (blocking: start-up, like the
+ * store's other loaders). */
 int fleet_new(struct event_base *base, const struct fleet_config *cfg, struct store *st,
 	      struct fleet **out);
 /* Pending commands fail (their callbacks run, from here). */
@@ -132,8 +139,8 @@ enum fleet_state { FLEET_CONNECTING, FLEET_UP, FLEET_DOWN };
 struct fleet_stats {
 	enum fleet_state state;
 	bool fail_closed;
-	uint64_t errors, reconnects, replayed, local_admits;
-	size_t replay_queue, inflight;
+	uint64_t errors, reconnects, replayed, local_admits, duplicates;
+	size_t replay_queue, replay_stored, inflight;
 	char why[160];                    /* last error, "" when none */
 };
 void fleet_stats(const struct fleet *f, struct fleet_stats *out);

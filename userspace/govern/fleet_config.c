@@ -18,7 +18,8 @@
 
 static const char *const counter_keys[] = {
 	"backend", "url", "password_env", "password_file", "tls", "key_prefix",
-	"connect_timeout_ms", "command_timeout_ms", "reservation_ttl", "on_unreachable",
+	"connect_timeout_ms", "command_timeout_ms", "reservation_ttl", "charge_id_ttl",
+	"on_unreachable",
 	"local_allowance", "sentinel", "_comment", NULL
 };
 
@@ -229,6 +230,7 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 	c->connect_timeout_ms = 1000;
 	c->command_timeout_ms = 1000;
 	c->resv_ttl_s = 3600;
+	c->charge_id_ttl_ms = FLEET_CHARGE_ID_TTL_MS;
 	c->fail_closed = true;
 	c->prefix = xstrdup("mcpwarden:");
 	if ((v = cJSON_GetObjectItemCaseSensitive(sec, "tls")) && !cJSON_IsFalse(v)) {
@@ -296,6 +298,11 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 	if ((rc = cfg_duration_ms(sec, "reservation_ttl", SEC, false, 10000, 7 * 86400000ll, &ms,
 				  errs)) == 0)
 		c->resv_ttl_s = ms / 1000;
+	else if (rc != -ENOENT)
+		goto out;
+	if ((rc = cfg_duration_ms(sec, "charge_id_ttl", SEC, false, 60000, 7 * 86400000ll, &ms,
+				  errs)) == 0)
+		c->charge_id_ttl_ms = ms;
 	else if (rc != -ENOENT)
 		goto out;
 	if ((rc = cfg_string(sec, "on_unreachable", SEC, false, &s, errs)) == 0) {

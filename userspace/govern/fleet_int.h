@@ -26,6 +26,7 @@ struct fleet_config {
 	char *password;                 /* NULL: no AUTH */
 	char *prefix;
 	int64_t connect_timeout_ms, command_timeout_ms, resv_ttl_s;
+	int64_t charge_id_ttl_ms;       /* how long Redis remembers a commit's id */
 	bool fail_closed;
 	int64_t local_spend, local_calls;       /* per key, per outage */
 	char *sentinel_master;
@@ -50,7 +51,9 @@ struct settle {
 	store_done_fn cb;               /* the caller, once Redis or the store has it */
 	void *arg;
 	struct fleet *arg2;             /* settle_stored's fleet */
+	char *id;                       /* the charge id (the reservation's): Redis counts it once */
 	bool release;                   /* nothing to keep when Redis is away */
+	bool durable;                   /* a fleet_pending row in the store holds it */
 	bool queued;                    /* in fleet->replay */
 	bool storing;                   /* store_charge not answered yet */
 	/* For the store when Redis is away: what the charge was. */
@@ -130,8 +133,9 @@ struct fleet {
 	uint64_t switch_ns;             /* != 0: a failover began then; the old master is avoided */
 	struct fleet_addr master;       /* from the sentinels */
 	struct hmap *allow;             /* key id -> struct allowance, during an outage */
-	uint64_t seq, errors, reconnects, replayed, local_admits;
-	char sidecar[32];
+	uint64_t seq, errors, reconnects, replayed, local_admits, duplicates;
+	size_t nstored;                 /* queued charges with a fleet_pending row */
+	char sidecar[48];
 	char why[160];
 	bool freeing;
 };
@@ -158,6 +162,27 @@ int fleet_settle_keep(struct fleet *f, struct settle *s);
 struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t amount);
 /* The request that sends s (EVALSHA with the current digest). */
 struct req *fleet_settle_req(struct fleet *f, struct settle *s);
+/* ---- fleet_pending.c: charges kept across restarts, and their ids ---- */
+
+#define FLEET_PENDING_ARGS 256          /* a kept command's arguments, at most */
+
+/* The kept command of s (its arguments after EVALSHA and the digest) as text for the store's
+ * fleet_pending row: a JSON array of strings. NULL when out of memory. */
+char *fleet_pending_encode(const struct settle *s);
+/* The arguments of a kept command, checked to be a settle's (numkeys, keys, id, amount, nb,
+ * nb triples, the id's lifetime when it commits): 0 (out filled, "EVALSHA" and a digest
+ * placeholder first) or -EINVAL. */
+int fleet_pending_decode(const char *text, struct argv_b *out);
+/* Start-up (blocking, like store_load_*): the store's kept charges into f->replay, oldest
+ * first. Rows that do not decode are logged and left in the table. */
+int fleet_pending_load(struct fleet *f);
+/* "<prefix>{<tag>}:c:<id>": the marker of a committed charge, beside its first counter. */
+int fleet_charge_marker(const char *counter_key, const char *id, char *buf, size_t len);
+/* A settle's answer from Redis: 0 counted, 1 already counted (its id was seen), -EIO not a
+ * settle's answer. */
+struct redisReply;
+int fleet_settle_answer(const struct redisReply *rep);
+
 /* Redis is away: fail closed, or admit within the key's allowance; q->rcb is answered. */
 void fleet_reserve_unreachable(struct fleet *f, struct req *q);
 /* Drop the connection (every pending command fails now) and reconnect with backoff; or

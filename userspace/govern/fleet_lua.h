@@ -9,9 +9,13 @@
  * Money is integer micro-units (HINCRBY); Lua's doubles hold them exactly below 2^53
  * (9 * 10^9 currency units). Buckets count tokens as doubles against Redis's clock.
  *
- * settle: KEYS = the reservation's counters. ARGV = rid, amount ("0": release), nb; per counter:
- * kind, slot start, ttl. The reservation is taken out of each counter (when it is still
- * there: a reservation past its deadline is already gone) and amount charged. Always {0}.
+ * settle: KEYS = the reservation's counters, then (a commit: amount not "0") the charge's
+ * marker <prefix>{<tag of the first counter>}:c:<rid>. ARGV = rid, amount ("0": release), nb;
+ * per counter: kind, slot start, ttl; then (a commit) the marker's lifetime in ms. A commit
+ * whose marker exists already (a replay of one Redis ran but whose reply was lost) changes
+ * nothing and answers {1}; otherwise the marker is set, the reservation is taken out of each
+ * counter (when it is still there: a reservation past its deadline is already gone) and
+ * amount charged: {0}. A release needs no marker: taking a reservation out twice is a no-op.
  *
  * usage: KEYS = one counter. ARGV = kind, now, slot, nslots. Returns {spent, reserved}.
  *
@@ -101,6 +105,9 @@
 
 #define FLEET_LUA_SETTLE \
 	"local rid, amount, nb = ARGV[1], ARGV[2], tonumber(ARGV[3])\n" \
+	"if amount ~= '0' and not redis.call('SET', KEYS[nb + 1], '1', 'NX', 'PX', ARGV[4 + nb * 3]) then\n" \
+	"  return {1}\n" \
+	"end\n" \
 	"for i = 1, nb do\n" \
 	"  local k, a = KEYS[i], 3 + (i - 1) * 3\n" \
 	"  local c = redis.call('HGET', k, 'r:'..rid)\n" \

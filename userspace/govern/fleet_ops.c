@@ -137,12 +137,20 @@ struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t a
 {
 	struct settle *s = xcalloc(1, sizeof(*s));
 	struct argv_b a = { 0 };
+	char marker[KEY_MAX + 80];
 
 	fleet_av_add(&a, "EVALSHA");
 	fleet_av_add(&a, f->sha[SC_SETTLE]);
-	fleet_av_addi(&a, (int64_t)r->nb);
+	fleet_av_addi(&a, (int64_t)r->nb + (amount != 0));
 	for (size_t i = 0; i < r->nb; i++)
 		fleet_av_add(&a, r->keys[i]);
+	if (amount) {
+		/* Counter keys always carry a hash tag and fit KEY_MAX: this cannot fail; were it
+		 * to, the marker without the tag still works on one server. */
+		if (fleet_charge_marker(r->keys[0], r->rid, marker, sizeof(marker)))
+			snprintf(marker, sizeof(marker), "%.*s:c:%s", KEY_MAX, r->keys[0], r->rid);
+		fleet_av_add(&a, marker);
+	}
 	fleet_av_add(&a, r->rid);
 	fleet_av_addi(&a, amount);
 	fleet_av_addi(&a, (int64_t)r->nb);
@@ -156,6 +164,9 @@ struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t a
 						    .start = r->start[i], .amount = amount,
 						    .expires = r->start[i] + r->ttl[i] };
 	}
+	if (amount)
+		fleet_av_addi(&a, f->cfg->charge_id_ttl_ms);
+	s->id = xstrdup(r->rid);
 	s->nb = r->nb;
 	s->argc = a.n;
 	s->argv = a.v;
@@ -319,6 +330,7 @@ void fleet_stats(const struct fleet *f, struct fleet_stats *out)
 		.state = f->state, .fail_closed = f->cfg->fail_closed, .errors = f->errors,
 		.reconnects = f->reconnects, .replayed = f->replayed,
 		.local_admits = f->local_admits, .replay_queue = f->nreplay,
+		.replay_stored = f->nstored, .duplicates = f->duplicates,
 		.inflight = f->ninflight,
 	};
 	snprintf(out->why, sizeof(out->why), "%s", f->why);
@@ -342,6 +354,9 @@ int fleet_metrics(const struct fleet *f, struct evbuffer *out)
 		"# HELP mcpwarden_counters_replay_queue Charges kept on this sidecar for Redis.\n"
 		"# TYPE mcpwarden_counters_replay_queue gauge\n"
 		"mcpwarden_counters_replay_queue %zu\n"
+		"# HELP mcpwarden_counters_replay_stored Of those, kept in the store (replayed after a restart).\n"
+		"# TYPE mcpwarden_counters_replay_stored gauge\n"
+		"mcpwarden_counters_replay_stored %zu\n"
 		"# HELP mcpwarden_counters_inflight Commands sent to Redis, not answered yet.\n"
 		"# TYPE mcpwarden_counters_inflight gauge\n"
 		"mcpwarden_counters_inflight %zu\n"
@@ -356,10 +371,13 @@ int fleet_metrics(const struct fleet *f, struct evbuffer *out)
 		"mcpwarden_counters_replayed_total %llu\n"
 		"# HELP mcpwarden_counters_local_admits_total Calls admitted by the local allowance.\n"
 		"# TYPE mcpwarden_counters_local_admits_total counter\n"
-		"mcpwarden_counters_local_admits_total %llu\n",
+		"mcpwarden_counters_local_admits_total %llu\n"
+		"# HELP mcpwarden_counters_duplicates_total Replayed commits Redis had counted already.\n"
+		"# TYPE mcpwarden_counters_duplicates_total counter\n"
+		"mcpwarden_counters_duplicates_total %llu\n",
 		fleet_state_name(f->state), f->cfg->fail_closed ? "fail_closed" : "local",
-		f->state == FLEET_UP, f->nreplay, f->ninflight, (unsigned long long)f->errors,
+		f->state == FLEET_UP, f->nreplay, f->nstored, f->ninflight, (unsigned long long)f->errors,
 		(unsigned long long)f->reconnects, (unsigned long long)f->replayed,
-		(unsigned long long)f->local_admits);
+		(unsigned long long)f->local_admits, (unsigned long long)f->duplicates);
 	return rc < 0 ? -ENOMEM : 0;
 }

@@ -78,6 +78,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"  SELECT server, tool, digest, definition, approved_at, approved_by FROM tool_pins;"
 	"DROP TABLE tool_pins;"
 	"ALTER TABLE tool_pins_v2 RENAME TO tool_pins;",
+	/* Charges for the fleet's Redis counters kept while Redis was away (govern/fleet.h):
+	 * written with the charge, deleted once Redis acknowledged the replay; seq keeps the
+	 * order they were made in. */
+	"CREATE TABLE fleet_pending ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  command TEXT NOT NULL"
+	");",
 };
 
 static int user_version(sqlite3 *db, int *out)

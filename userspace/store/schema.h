@@ -6,7 +6,7 @@
 #include <sqlite3.h>
 
 /* The schema this mcpwarden writes; an older database is migrated, a newer one refused. */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Take the database to STORE_SCHEMA_VERSION, one transaction per step; a newer one is
  * refused (-EPROTO). */

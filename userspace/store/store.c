@@ -158,29 +158,41 @@ static const char *op_str(const struct op *op, int i)
 	return i ? op->data + strlen(op->data) + 1 : op->data;
 }
 
-static int queue_spend(struct store *st, enum op_type type, const struct store_spend *items,
-		       size_t n, store_done_fn cb, void *arg)
+/* An op carrying n spend items (copied, strings after them) and tail more bytes of data. */
+static struct op *spend_op(enum op_type type, const struct store_spend *items, size_t n,
+			   size_t tail, store_done_fn cb, void *arg, size_t *pos)
 {
-	size_t extra = n * sizeof(struct store_spend), pos;
+	size_t extra = n * sizeof(struct store_spend);
 	struct op *op;
 
-	if (!st || !items || n == 0 || n > 64)
-		return -EINVAL;
+	if (!items || n == 0 || n > 64)
+		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (!items[i].scope || !items[i].period)
-			return -EINVAL;
+			return NULL;
 		extra += strlen(items[i].scope) + strlen(items[i].period) + 2;
 	}
-	op = op_new(type, extra, cb, arg);
+	op = op_new(type, extra + tail, cb, arg);
 	/* Items first (aligned: data[] follows pointer-aligned members), then the strings. */
 	op->items = (struct store_spend *)(void *)op->data;
 	op->n = n;
-	pos = n * sizeof(struct store_spend);
+	*pos = n * sizeof(struct store_spend);
 	for (size_t i = 0; i < n; i++) {
 		op->items[i] = items[i];
-		op->items[i].scope = put_str(op, &pos, items[i].scope);
-		op->items[i].period = put_str(op, &pos, items[i].period);
+		op->items[i].scope = put_str(op, pos, items[i].scope);
+		op->items[i].period = put_str(op, pos, items[i].period);
 	}
+	return op;
+}
+
+static int queue_spend(struct store *st, enum op_type type, const struct store_spend *items,
+		       size_t n, store_done_fn cb, void *arg)
+{
+	size_t pos;
+	struct op *op;
+
+	if (!st || !(op = spend_op(type, items, n, 0, cb, arg, &pos)))
+		return -EINVAL;
 	return enqueue(st, op);
 }
 
@@ -200,6 +212,36 @@ int store_charge(struct store *st, const struct store_spend *items, size_t n,
 		return rc;
 	list_last_entry(&st->staged, struct op, link)->seq = seq;
 	return 1;
+}
+
+int store_charge_pending(struct store *st, const struct store_spend *items, size_t n,
+			 const char *id, const char *command, store_done_fn cb, void *arg)
+{
+	size_t pos;
+	struct op *op;
+
+	if (!st || !id || !command || !id[0] || strlen(id) > STORE_PENDING_ID_MAX ||
+	    strlen(command) > STORE_PENDING_CMD_MAX)
+		return -EINVAL;
+	/* Not through the journal (its records hold spend only): the caller waits for the
+	 * commit, which holds both. */
+	op = spend_op(OP_CHARGE, items, n, strlen(id) + strlen(command) + 2, cb, arg, &pos);
+	if (!op)
+		return -EINVAL;
+	op->pend_id = put_str(op, &pos, id);
+	op->pend_cmd = put_str(op, &pos, command);
+	return enqueue(st, op);
+}
+
+int store_pending_delete(struct store *st, const char *id, store_done_fn cb, void *arg)
+{
+	struct op *op;
+
+	if (!st || !id)
+		return -EINVAL;
+	op = op_with(OP_PENDING_DELETE, id, NULL, cb, arg);
+	op->pend_id = op_str(op, 0);
+	return enqueue(st, op);
 }
 
 int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
@@ -337,10 +379,13 @@ static int prepare(struct store *st)
 		"UPDATE journal SET seq = max(seq, ?) WHERE id = 1",
 		"INSERT OR REPLACE INTO tool_pins (server, tool, digest, definition, approved_at,"
 		" approved_by) VALUES (?, ?, ?, ?, ?, ?)",
+		/* kept again after a replay whose reply was lost: one row, its first place */
+		"INSERT INTO fleet_pending (id, command) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+		"DELETE FROM fleet_pending WHERE id = ?",
 	};
 	sqlite3_stmt **out[] = { &st->st_charge, &st->st_key_put, &st->st_key_del, &st->st_audit,
 				 &st->st_prune, &st->st_reset, &st->st_team_put, &st->st_team_del,
-				 &st->st_jseq, &st->st_pin_put };
+				 &st->st_jseq, &st->st_pin_put, &st->st_pend_put, &st->st_pend_del };
 
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		int rc = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -366,6 +411,8 @@ static void store_free(struct store *st)
 	sqlite3_finalize(st->st_team_put);
 	sqlite3_finalize(st->st_team_del);
 	sqlite3_finalize(st->st_pin_put);
+	sqlite3_finalize(st->st_pend_put);
+	sqlite3_finalize(st->st_pend_del);
 	if (st->db) {
 		/* Fold the WAL back into the database so a clean stop leaves one file. */
 		if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
@@ -581,6 +628,7 @@ struct loader {
 		int (*spend)(void *arg, const struct store_spend *row);
 		int (*team)(void *arg, const char *name, const char *policy);
 		int (*pin)(void *arg, const struct store_tool_pin *p);
+		int (*pending)(void *arg, const char *id, const char *command);
 	} cb;
 	void *arg;
 };
@@ -664,4 +712,19 @@ int store_load_tool_pins(struct store *st,
 
 	return select_each(st, "SELECT server, tool, digest, definition, approved_at, approved_by"
 			   " FROM tool_pins ORDER BY server, tool", pin_row, &l);
+}
+
+static int pending_row(sqlite3_stmt *s, void *arg)
+{
+	struct loader *l = arg;
+
+	return l->cb.pending(l->arg, col_text(s, 0), col_text(s, 1));
+}
+
+int store_load_pending(struct store *st, int (*cb)(void *arg, const char *id, const char *command),
+		       void *arg)
+{
+	struct loader l = { .cb.pending = cb, .arg = arg };
+
+	return select_each(st, "SELECT id, command FROM fleet_pending ORDER BY seq", pending_row, &l);
 }

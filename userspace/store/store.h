@@ -83,6 +83,16 @@ void store_close(struct store *st);
  * charged together or not at all). Strings are copied. cb may be NULL. */
 int store_charge(struct store *st, const struct store_spend *items, size_t n,
 		 store_done_fn cb, void *arg);
+/* A charge for the fleet's counters that Redis has not acknowledged (govern/fleet.h): the
+ * items and a fleet_pending row (id, the command to replay, opaque here) in one transaction,
+ * cb once both are committed (never through the journal). A second row with the same id is
+ * ignored. -EINVAL past the limits below. */
+#define STORE_PENDING_ID_MAX 128
+#define STORE_PENDING_CMD_MAX 65536
+int store_charge_pending(struct store *st, const struct store_spend *items, size_t n,
+			 const char *id, const char *command, store_done_fn cb, void *arg);
+/* Redis has it: delete the row (missing is not an error). Usually cb NULL: nobody waits. */
+int store_pending_delete(struct store *st, const char *id, store_done_fn cb, void *arg);
 /* Insert or replace a key record / delete one (deleting a missing id is not an error). */
 int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb, void *arg);
 int store_key_delete(struct store *st, const char *id, store_done_fn cb, void *arg);
@@ -112,6 +122,9 @@ int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, co
 		     void *arg);
 int store_load_tool_pins(struct store *st,
 			 int (*cb)(void *arg, const struct store_tool_pin *p), void *arg);
+/* The fleet_pending rows, oldest first. */
+int store_load_pending(struct store *st, int (*cb)(void *arg, const char *id, const char *command),
+		       void *arg);
 
 /* 0 while writes succeed; after a write failed on the disk (-ENOSPC full, -EROFS read-only,
  * -EPERM write-protected files, -EIO), that error until a write succeeds again. Meanwhile the writer tries again every

@@ -21,7 +21,7 @@ struct event;
 #define RETRY_MS 500            /* while the disk fails: how often the writer tries again */
 
 enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEND_RESET,
-	       OP_TEAM_PUT, OP_TEAM_DELETE, OP_PIN_PUT };
+	       OP_TEAM_PUT, OP_TEAM_DELETE, OP_PIN_PUT, OP_PENDING_DELETE };
 
 struct op {
 	struct list_head link;          /* in st->queue, a batch, or st->done */
@@ -36,6 +36,8 @@ struct op {
 	uint64_t seq;                   /* OP_CHARGE: its journal record; 0: none */
 	const char *text;               /* OP_AUDIT; OP_TEAM_PUT: the policy */
 	struct store_tool_pin pin;      /* OP_PIN_PUT */
+	const char *pend_id, *pend_cmd; /* OP_CHARGE: its fleet_pending row (NULL: none);
+					 * OP_PENDING_DELETE: pend_id */
 	char data[];
 };
 
@@ -44,6 +46,7 @@ struct store {
 	sqlite3 *ckpt_db;               /* checkpointer connection */
 	sqlite3_stmt *st_charge, *st_key_put, *st_key_del, *st_audit, *st_prune;
 	sqlite3_stmt *st_reset, *st_team_put, *st_team_del, *st_jseq, *st_pin_put;
+	sqlite3_stmt *st_pend_put, *st_pend_del;
 	struct journal *jr;             /* charges safe before their commit; NULL: none */
 	char *path;
 	int fsync_interval_ms;

@@ -54,6 +54,12 @@ int store_apply(struct store *st, struct op *op)
 			sqlite3_bind_int64(s, 5, it->expires);
 			rc = store_step_reset(s);
 		}
+		if (rc == 0 && op->pend_id) {
+			/* The same transaction: the charge and its replay are durable together. */
+			sqlite3_bind_text(st->st_pend_put, 1, op->pend_id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st->st_pend_put, 2, op->pend_cmd, -1, SQLITE_STATIC);
+			rc = store_step_reset(st->st_pend_put);
+		}
 		if (rc == 0 && op->seq) {
 			sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)op->seq);
 			rc = store_step_reset(st->st_jseq);
@@ -100,6 +106,9 @@ int store_apply(struct store *st, struct op *op)
 		sqlite3_bind_int64(s, 5, op->pin.approved_at);
 		sqlite3_bind_text(s, 6, op->pin.approved_by, -1, SQLITE_STATIC);
 		return store_step_reset(s);
+	case OP_PENDING_DELETE:
+		sqlite3_bind_text(st->st_pend_del, 1, op->pend_id, -1, SQLITE_STATIC);
+		return store_step_reset(st->st_pend_del);
 	case OP_FLUSH:
 		return 0;
 	}
