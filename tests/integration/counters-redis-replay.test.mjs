@@ -6,31 +6,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
-	removeTempDir, responseOf, startDaemon, startProcess, stopCleanly } from './lib.mjs';
+	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
+import { cli, redisSkip, startRedis } from './redis-lib.mjs';
 
-const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
-const CLI = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p));
 let SQLITE = false;
 try {
 	execFileSync('sqlite3', ['-version'], { stdio: 'ignore' });
 	SQLITE = true;
 } catch { /* checked below */ }
-const skip = REDIS && CLI && SQLITE ? false
-	: 'redis-server or the sqlite3 CLI is not installed (scripts/deps.sh installs them)';
+const skip = redisSkip || (SQLITE ? false
+	: 'the sqlite3 CLI is not installed (scripts/deps.sh installs it)');
 if (skip)
 	console.log(`# skipped: ${skip}`);
 
-async function startRedis(dir, port) {
-	return startProcess(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-		'--save', '', '--appendonly', 'yes', '--appendfsync', 'always'],
-	{ ready: /Ready to accept connections/, readyOn: 'stdout', name: 'redis' });
-}
-const cli = (port, ...args) => execFileSync(CLI, ['-p', String(port), '--raw', ...args],
-	{ encoding: 'utf8' }).trim();
 const pendingRows = (db) => Number(execFileSync('sqlite3', ['-readonly', db,
 	'SELECT count(*) FROM fleet_pending'], { encoding: 'utf8' }).trim());
 

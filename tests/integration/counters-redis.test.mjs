@@ -6,26 +6,13 @@
 // counters converge and every acknowledged charge counts exactly once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
-	removeTempDir, responseOf, startDaemon, startProcess, stopCleanly } from './lib.mjs';
+	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
+import { cli, redisSkip, startRedis, startSentinel } from './redis-lib.mjs';
 
-const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
-const CLI = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p));
-const skip = REDIS && CLI ? false : 'redis-server is not installed (scripts/deps.sh installs it)';
+const skip = redisSkip;
 if (skip)
 	console.log(`# skipped: ${skip}`);
-
-/** redis-server on port with an append-only file in dir (a restart keeps what it had). */
-async function startRedis(dir, port) {
-	return startProcess(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-		'--save', '', '--appendonly', 'yes', '--appendfsync', 'always'],
-	{ ready: /Ready to accept connections/, readyOn: 'stdout', name: 'redis' });
-}
-const cli = (port, ...args) => execFileSync(CLI, ['-p', String(port), '--raw', ...args],
-	{ encoding: 'utf8' }).trim();
 
 const TOKEN = 'counters-redis-admin-token';
 const admin = async (d, path) => {
@@ -164,11 +151,7 @@ describe('counters in Redis', { skip }, () => {
 
 	test('Sentinel: the sidecar asks the sentinel for the master and counts there', async () => {
 		const sport = await freePort();
-		const conf = join(dir, 'sentinel.conf');
-		writeFileSync(conf, `port ${sport}\nbind 127.0.0.1\ndir ${dir}\n`
-			+ `sentinel monitor fleet 127.0.0.1 ${port} 1\n`);
-		const sentinel = await startProcess(REDIS, [conf, '--sentinel'],
-			{ ready: /Sentinel ID is|monitor master/, readyOn: 'stdout', name: 'sentinel' });
+		const sentinel = await startSentinel(dir, sport, 'fleet', port);
 		try {
 			const cfg = config(port, keys);
 			delete cfg.counters.url;
