@@ -7,45 +7,24 @@
 // and removed at the end, with the pins.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeKey, makeTempDir, paths, startDaemon,
-	startFixture, stopDaemonChecked,
+	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey, makeTempDir,
+	paths, postFromCgroup, startDaemon, startFixture, stopDaemonChecked
 } from './lib.mjs';
-import { podObject, startKubeApi } from '../fixtures/kube-api.mjs';
+import { kubeTlsSkip, podObject, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
-const openssl = spawnSync('openssl', ['version']);
-const skip = enforcementSkip()
-	|| (openssl.status !== 0 ? 'no openssl to make the API server\'s certificate' : false);
+const skip = enforcementSkip() || kubeTlsSkip;
 if (skip)
 	console.log(`# SKIP identity-pods.test.mjs: ${skip}`);
 
 const NODE = 'node-a';
 const ADMIN_TOKEN = `adm_${process.pid}_identity_pods_token_12345`;
-const INIT = JSON.stringify({
-	jsonrpc: '2.0', id: 1, method: 'initialize',
-	params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
-});
 
-/** POST body (initialize) with key (none when null) from a curl in cgdir: status, body and
- * the session id. */
-function postFrom(cgdir, url, key, body = INIT, session = null) {
-	const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh',
-		'curl', '-g', '-s', '-D', '-', '-w', '\n%{http_code}', '-X', 'POST', url,
-		...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
-		...(session ? ['-H', `Mcp-Session-Id: ${session}`, '-H', 'MCP-Protocol-Version: 2025-11-25'] : []),
-		'-H', 'Content-Type: application/json',
-		'-H', 'Accept: application/json, text/event-stream', '--data', body],
-	{ encoding: 'utf8', timeout: 15000 });
-	const lines = r.stdout.split('\n');
-	const sid = /^mcp-session-id: *(\S+)/im.exec(r.stdout)?.[1] ?? null;
-	return { status: Number(lines.pop()), text: lines.join('\n'), session: sid };
-}
-
-const callFrom = (cgdir, url, key) => postFrom(cgdir, url, key).status;
+const callFrom = (cgdir, url, key) => postFromCgroup(cgdir, url, key).status;
 
 async function until(fn, what, ms = 8000) {
 	const deadline = Date.now() + ms;
@@ -81,14 +60,9 @@ test('keys bound to pods by name and by label, through the pod watch', { skip, t
 			try { rmdirSync(d); } catch { /* a process still in it */ }
 	});
 
-	const key = join(dir, 'api.key'), cert = join(dir, 'api.crt');
-	execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-		'-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=kube-apiserver',
-		'-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-	const tokenFile = join(dir, 'token');
-	const token = randomBytes(24).toString('base64url');
-	writeFileSync(tokenFile, token + '\n');
-	api = await startKubeApi({ token, node: NODE, tls: { key: readFileSync(key), cert: readFileSync(cert) } });
+	const tls = await startKubeApiTls(dir, NODE);
+	const { tokenFile, cert } = tls;
+	api = tls.api;
 
 	const hex64 = () => randomBytes(32).toString('hex');
 	const a = { uid: randomUUID(), agent: hex64() }, w = { uid: randomUUID(), app: hex64() };
@@ -134,10 +108,10 @@ test('keys bound to pods by name and by label, through the pod watch', { skip, t
 	assert.equal(callFrom(aAgent, daemon.url, byLabel.key), 200, 'app=agent,tier=front from agent-a');
 	assert.equal(callFrom(wApp, daemon.url, byLabel.key), 401, 'app=agent,tier=front from web-b');
 	// A keyless workload by label: the web pod needs no key, the agent pod does.
-	const init = postFrom(wApp, daemon.url, null);
+	const init = postFromCgroup(wApp, daemon.url, null);
 	assert.equal(init.status, 200, 'keyless pod workload');
 	assert.equal(callFrom(aAgent, daemon.url, null), 401, 'no key and no workload');
-	const call = postFrom(wApp, daemon.url, null, JSON.stringify({ jsonrpc: '2.0', id: 2,
+	const call = postFromCgroup(wApp, daemon.url, null, JSON.stringify({ jsonrpc: '2.0', id: 2,
 		method: 'tools/call', params: { name: 'test_simple_text', arguments: {} } }), init.session);
 	assert.equal(call.status, 200, call.text);
 	const wl = await daemon.waitForRecord((r) => r.type === 'decision' && r.target === 'test_simple_text', 5000);

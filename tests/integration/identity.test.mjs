@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	enforcementSkip, gatewayConfig, httpUpstream, makeKey, makeTempDir, paths, startDaemon, startFixture, stopDaemonChecked, testCgroups,
+	enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey, makeTempDir, paths,
+	postFromCgroup, startDaemon, startFixture, stopDaemonChecked, testCgroups
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -18,28 +19,9 @@ if (skip)
 	console.log(`# SKIP identity.test.mjs: ${skip}`);
 
 const ADMIN_TOKEN = `adm_${process.pid}_identity_token_for_the_metrics`;
-const INIT = JSON.stringify({
-	jsonrpc: '2.0', id: 1, method: 'initialize',
-	params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
-});
-
-/** POST body (initialize) with key (none when null) from a curl placed in cgdir: the HTTP
- * status and the body. */
-function postFrom(cgdir, url, key, body = INIT, session = null) {
-	const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh',
-		'curl', '-g', '-s', '-D', '-', '-w', '\n%{http_code}', '-X', 'POST', url,
-		...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
-		...(session ? ['-H', `Mcp-Session-Id: ${session}`, '-H', 'MCP-Protocol-Version: 2025-11-25'] : []),
-		'-H', 'Content-Type: application/json',
-		'-H', 'Accept: application/json, text/event-stream', '--data', body],
-	{ encoding: 'utf8', timeout: 15000 });
-	const lines = r.stdout.split('\n');
-	const sid = /^mcp-session-id: *(\S+)/im.exec(r.stdout)?.[1] ?? null;
-	return { status: Number(lines.pop()), text: lines.join('\n'), session: sid };
-}
 
 function callFrom(cgdir, url, key) {
-	return postFrom(cgdir, url, key).status;
+	return postFromCgroup(cgdir, url, key).status;
 }
 
 async function bound(t, listen) {
@@ -173,7 +155,7 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 			'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock,
 			'-X', 'POST', 'http://localhost/mcp', ...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
 			'-H', 'Content-Type: application/json', '-H', 'Accept: application/json, text/event-stream',
-			'--data', INIT], { encoding: 'utf8', timeout: 15000 });
+			'--data', INIT_BODY], { encoding: 'utf8', timeout: 15000 });
 		return Number(r.stdout);
 	};
 	assert.equal(over(cgA, k.key), 200, 'the key works from its workload over the socket');
@@ -228,15 +210,15 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 		{ encoding: 'utf8', timeout: 15000 });
 	assert.equal(direct.stdout, '000', 'lockdown must refuse the direct connection');
 
-	assert.equal(postFrom(cgB, daemon.url, null).status, 401, 'no key and no workload: refused');
-	const init = postFrom(cgA, daemon.url, null);
+	assert.equal(postFromCgroup(cgB, daemon.url, null).status, 401, 'no key and no workload: refused');
+	const init = postFromCgroup(cgA, daemon.url, null);
 	assert.equal(init.status, 200, init.text);
 	const call = (name) => JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call',
 		params: { name, arguments: {} } });
-	const ok = postFrom(cgA, daemon.url, null, call('test_simple_text'), init.session);
+	const ok = postFromCgroup(cgA, daemon.url, null, call('test_simple_text'), init.session);
 	assert.equal(ok.status, 200, ok.text);
 	assert.match(ok.text, /simple text response/);
-	const denied = postFrom(cgA, daemon.url, null, call('test_error_handling'), init.session);
+	const denied = postFromCgroup(cgA, daemon.url, null, call('test_error_handling'), init.session);
 	assert.match(denied.text, /-32003/, 'refused by the workload\'s policy');
 	const rec = await daemon.waitForRecord((r) => r.type === 'decision' && r.target === 'test_error_handling', 5000);
 	assert.equal(rec.key, 'wl:agents');

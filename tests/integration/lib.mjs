@@ -86,6 +86,29 @@ export function runAgentProbe(cgdir, url) {
 }
 
 /** tests/node_modules/.bin/<name> */
+/** An initialize request (2025-11-25) as the body curl posts in the identity tests. */
+export const INIT_BODY = JSON.stringify({
+	jsonrpc: '2.0', id: 1, method: 'initialize',
+	params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
+});
+
+/**
+ * POST body (default: initialize) to url with key (none when null) from a curl placed in the
+ * cgroup cgdir, as an agent in that workload would: { status, text, session }.
+ */
+export function postFromCgroup(cgdir, url, key, body = INIT_BODY, session = null) {
+	const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh',
+		'curl', '-g', '-s', '-D', '-', '-w', '\n%{http_code}', '-X', 'POST', url,
+		...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
+		...(session ? ['-H', `Mcp-Session-Id: ${session}`, '-H', 'MCP-Protocol-Version: 2025-11-25'] : []),
+		'-H', 'Content-Type: application/json',
+		'-H', 'Accept: application/json, text/event-stream', '--data', body],
+	{ encoding: 'utf8', timeout: 15000 });
+	const lines = r.stdout.split('\n');
+	const sid = /^mcp-session-id: *(\S+)/im.exec(r.stdout)?.[1] ?? null;
+	return { status: Number(lines.pop()), text: lines.join('\n'), session: sid };
+}
+
 export function binPath(name) {
 	return join(top, 'tests', 'node_modules', '.bin', name);
 }

@@ -12,17 +12,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
 	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
 	startFixture, stopDaemonChecked,
 } from './lib.mjs';
-import { podObject, startKubeApi } from '../fixtures/kube-api.mjs';
+import { kubeTlsSkip, podObject, startKubeApi, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
-const openssl = spawnSync('openssl', ['version']);
-const skip = enforcementSkip()
-	|| (openssl.status !== 0 ? 'no openssl to make the API server\'s certificate' : false);
+const skip = enforcementSkip() || kubeTlsSkip;
 if (skip)
 	console.log(`# SKIP node-agent.test.mjs: ${skip}`);
 
@@ -76,14 +74,9 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 	});
 
 	// The API server's certificate, for 127.0.0.1, made now; the daemon trusts only it.
-	const key = join(dir, 'api.key'), cert = join(dir, 'api.crt');
-	execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-		'-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=kube-apiserver',
-		'-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-	const tokenFile = join(dir, 'token');
-	const token1 = randomBytes(24).toString('base64url');
-	writeFileSync(tokenFile, token1 + '\n');
-	api = await startKubeApi({ token: token1, node: NODE, tls: { key: readFileSync(key), cert: readFileSync(cert) } });
+	const tls = await startKubeApiTls(dir, NODE);
+	const { tokenFile, cert, token: token1 } = tls;
+	api = tls.api;
 
 	// Pod A, cgroupfs layout, native sidecar; already running when the daemon starts.
 	const a = { uid: randomUUID(), agent: hex64(), sidecar: hex64() };
