@@ -141,16 +141,13 @@ static void test_names(void)
 	CU_ASSERT_FALSE(kube_annotation_key("x-"));
 }
 
-int main(void)
+static int quiet(void)
 {
 	log_set_level(LOG_ERROR);
-
-	static const struct cu_case cases[] = {
-		{ "kubernetes section: defaults and environment", test_defaults },
-		{ "kubernetes section: errors name their field", test_errors },
-		{ "kubernetes names", test_names },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("kube", NULL, NULL, cases);
+	return 0;
 }
+
+CU_MAIN("kube", quiet, NULL,
+	{ "kubernetes section: defaults and environment", test_defaults },
+	{ "kubernetes section: errors name their field", test_errors },
+	{ "kubernetes names", test_names })
