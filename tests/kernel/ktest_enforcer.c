@@ -945,43 +945,25 @@ static int teardown(void)
 	if (base)
 		event_base_free(base);
 	enforcer_destroy_pins(pin_dir);
-	rmdir(cg_lock_sub);
-	rmdir(cg_exempt);
-	rmdir(cg_lock);
-	rmdir(cg_prot);
-	rmdir(cg_plain);
-	rmdir(cg_base);
+	ktest_rmdirs(cg_lock_sub, cg_exempt, cg_lock, cg_prot, cg_plain, cg_base, NULL);
 	return 0;
 }
 
-int main(void)
-{
-	char r[256];
-
-	if (!ktest_can_run("ktest_enforcer", r, sizeof(r)))
-		return 0;
-	log_set_level(LOG_WARN);
-
-	static const struct cu_case cases[] = {
-		{ "refused in protect mode: v4, v6, v4-mapped, 0.0.0.0, UDP, TFO", test_refused_protect },
-		{ "refused: io_uring connect", test_refused_io_uring },
-		{ "refused: raw and ping sockets", test_refused_sockets },
-		{ "refused after moving into a child cgroup", test_refused_after_escape },
-		{ "refused when nested deeper than the fast walk", test_refused_when_nested_deep },
-		{ "unix socket to a protected path", test_unix },
-		{ "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed },
-		{ "host rules and prefix rules combine as one policy", test_exact_and_prefix },
-		{ "cached decisions follow enrolment changes", test_cached_decisions_follow_changes },
-		{ "cgroup lookups through helper calls (older kernels)", test_helper_cgroup_lookups },
-		{ "deny errno is configurable", test_errno_configurable },
-		{ "enrolling the root is refused", test_root_refused },
-		{ "enrolments of removed cgroups are pruned", test_prune_gone },
-		{ "counters", test_counters },
-		{ "adopt-only open", test_adopt_mode },
-		{ "upstream hostnames resolved off the loop", test_upstream_resolver },
-		{ "kill -9 keeps enforcing; re-open adopts; one link per hook", test_kill9_and_readopt },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("enforcer (real kernel)", setup, teardown, cases);
-}
+KTEST_MAIN("ktest_enforcer", "enforcer (real kernel)", setup, teardown,
+	{ "refused in protect mode: v4, v6, v4-mapped, 0.0.0.0, UDP, TFO", test_refused_protect },
+	{ "refused: io_uring connect", test_refused_io_uring },
+	{ "refused: raw and ping sockets", test_refused_sockets },
+	{ "refused after moving into a child cgroup", test_refused_after_escape },
+	{ "refused when nested deeper than the fast walk", test_refused_when_nested_deep },
+	{ "unix socket to a protected path", test_unix },
+	{ "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed },
+	{ "host rules and prefix rules combine as one policy", test_exact_and_prefix },
+	{ "cached decisions follow enrolment changes", test_cached_decisions_follow_changes },
+	{ "cgroup lookups through helper calls (older kernels)", test_helper_cgroup_lookups },
+	{ "deny errno is configurable", test_errno_configurable },
+	{ "enrolling the root is refused", test_root_refused },
+	{ "enrolments of removed cgroups are pruned", test_prune_gone },
+	{ "counters", test_counters },
+	{ "adopt-only open", test_adopt_mode },
+	{ "upstream hostnames resolved off the loop", test_upstream_resolver },
+	{ "kill -9 keeps enforcing; re-open adopts; one link per hook", test_kill9_and_readopt })

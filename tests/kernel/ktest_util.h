@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -12,7 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "enforce/cgroup.h"
+#include "cunit_main.h"
 
 static inline int write_file(const char *path, const char *text)
 {
@@ -24,6 +27,19 @@ static inline int write_file(const char *path, const char *text)
 		ret = -errno;
 	close(fd);
 	return ret;
+}
+
+/* Remove the directories named, NULL-terminated, in order (children first): a teardown's
+ * cgroups. A cgroup whose last process has just exited can be EBUSY for a moment: up to 1 s. */
+static inline void ktest_rmdirs(const char *dir, ...)
+{
+	va_list ap;
+
+	va_start(ap, dir);
+	for (; dir; dir = va_arg(ap, const char *))
+		for (int i = 0; i < 100 && rmdir(dir) < 0 && errno == EBUSY; i++)
+			usleep(10000);
+	va_end(ap);
 }
 
 /* Move the calling process into cgroup directory cg. */
@@ -49,6 +65,21 @@ static inline int ktest_can_run(const char *suite, char *root, size_t len)
 	}
 	return 1;
 }
+
+/* The whole main() of a kernel suite that needs nothing but root and cgroup v2 (SKIP
+ * otherwise): CU_MAIN after ktest_can_run(), logging warnings and worse. binary names it in
+ * the SKIP line. */
+#define KTEST_MAIN(binary, suite, init, clean, ...)                                   \
+	int main(void)                                                                \
+	{                                                                             \
+		static const struct cu_case cu_cases_[] = { __VA_ARGS__, { NULL, NULL } }; \
+		char root_[256];                                                      \
+                                                                                      \
+		if (!ktest_can_run(binary, root_, sizeof(root_)))                     \
+			return 0;                                                     \
+		log_set_level(LOG_WARN);                                              \
+		return cu_run_suite(suite, init, clean, cu_cases_);                   \
+	}
 
 typedef int (*probe_fn)(const void *arg);
 
