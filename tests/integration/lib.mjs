@@ -773,12 +773,15 @@ export function makeKey() {
 }
 
 /**
- * A suite's keys: spec maps a handle to its config entry without the hash ({ id, policy, ... }).
+ * A suite's keys: spec maps a handle to its config entry without the hash ({ id, policy, ... }),
+ * or to a policy's name alone for { id: handle, policy }.
  * Returns { k: handle -> makeKey(), keys: the config's keys, in spec order }.
  */
 export function makeKeys(spec) {
 	const k = {}, keys = [];
-	for (const [handle, entry] of Object.entries(spec)) {
+	for (let [handle, entry] of Object.entries(spec)) {
+		if (typeof entry === 'string')
+			entry = { id: handle, policy: entry };
 		k[handle] = makeKey();
 		keys.push({ id: entry.id, hash: k[handle].hash, ...entry });
 	}
