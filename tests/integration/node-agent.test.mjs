@@ -27,10 +27,29 @@ if (skip)
 const wardenctl = join(paths.build, 'wardenctl');
 const NODE = 'node-a';
 
+/** warden_enrolled's entries as `wardenctl maps --json` shows them. */
+const enrolledEntries = (pinDir) => JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir],
+	{ encoding: 'utf8' })).maps.warden_enrolled;
+
 /** warden_enrolled as wardenctl shows it: cgroup path -> mode. */
 function enrolled(pinDir) {
-	const out = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }));
-	return new Map(out.maps.warden_enrolled.filter((e) => e.cgroup).map((e) => [e.cgroup, e.mode]));
+	return new Map(enrolledEntries(pinDir).filter((e) => e.cgroup).map((e) => [e.cgroup, e.mode]));
+}
+
+/** A test's own names (n tells the tests apart): its bpffs pin dir and cgroup folder (base),
+ * and a temp dir; with token, a token file there holding it. */
+function testNames(n, token) {
+	const tag = `mcpwarden-kube${n}-${process.pid}`;
+	const dir = makeTempDir('mcpwarden-kube-');
+	const tokenFile = join(dir, 'token');
+	if (token !== undefined)
+		writeFileSync(tokenFile, token);
+	return { pinDir: `/sys/fs/bpf/${tag}`, base: join(cgroupRoot, tag), dir, tokenFile };
+}
+
+/** A test's end: the daemon stops with exit 0 and no sanitizer report. */
+async function assertCleanExit(daemon) {
+	assert.deepEqual(await stopDaemonChecked(daemon, 5000), [], 'a clean exit');
 }
 
 /** Poll until fn() is truthy (or fail with what it last returned). */
@@ -49,9 +68,7 @@ async function until(fn, what, ms = 8000) {
 const hex64 = () => randomBytes(32).toString('hex');
 
 test('the node agent enrols annotated pods from the API server', { skip, timeout: 180000 }, async (t) => {
-	const tag = `mcpwarden-kube-${process.pid}`;
-	const pinDir = `/sys/fs/bpf/${tag}`;
-	const base = join(cgroupRoot, tag);
+	const { pinDir, base, dir } = testNames('');
 	const made = [];	// cgroups to remove, deepest last
 	const mk = (...parts) => {
 		const d = join(base, ...parts);
@@ -61,7 +78,6 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 		return d;
 	};
 	const rm = (d) => { try { rmdirSync(d); } catch { /* gone already */ } };
-	const dir = makeTempDir('mcpwarden-kube-');
 	const fixture = await startFixture();
 	let daemon, api;
 	t.after(async () => {
@@ -186,15 +202,14 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 	await until(() => api.openWatches() === 1, 'watching again after the re-list');
 
 	// Deleted after the kubelet removed its cgroups: entries removed at once.
-	const aId = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }))
-		.maps.warden_enrolled.filter((e) => [aAgent, aSidecar, aPod].includes(e.cgroup)).map((e) => e.cgroup_id);
+	const aId = enrolledEntries(pinDir).filter((e) => [aAgent, aSidecar, aPod].includes(e.cgroup))
+		.map((e) => e.cgroup_id);
 	assert.equal(aId.length, 3);
 	rm(aAgent); rm(aSidecar); rm(aPod);
 	api.delete(a.uid);
 	await rec((r) => r.action === 'unenroll' && r.pod_uid === a.uid);
 	await until(() => {
-		const ids = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }))
-			.maps.warden_enrolled.map((e) => e.cgroup_id);
+		const ids = enrolledEntries(pinDir).map((e) => e.cgroup_id);
 		return aId.every((id) => !ids.includes(id));
 	}, 'pod A\'s entries removed');
 
@@ -206,17 +221,11 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 	rm(bAgent); rm(bSidecar); rm(bPod);
 	await until(() => ![bAgent, bSidecar, bPod].some((p) => enrolled(pinDir).has(p)), 'pruned once gone');
 
-	const stopping = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');
+	await assertCleanExit(daemon);
 });
 
 test('a wrong token or node is refused by the API and the daemon keeps retrying', { skip, timeout: 60000 }, async (t) => {
-	const tag = `mcpwarden-kube2-${process.pid}`;
-	const pinDir = `/sys/fs/bpf/${tag}`;
-	const dir = makeTempDir('mcpwarden-kube-');
-	const tokenFile = join(dir, 'token');
-	writeFileSync(tokenFile, 'wrong-token');
+	const { pinDir, tokenFile } = testNames(2, 'wrong-token');
 	const api = await startKubeApi({ token: 'right-token', node: NODE });
 	let daemon;
 	t.after(async () => {
@@ -236,18 +245,11 @@ test('a wrong token or node is refused by the API and the daemon keeps retrying'
 	assert.ok(api.stats.unauthorized >= 1);
 	assert.ok(!api.stats.tokens.includes('') && api.stats.tokens.includes('wrong-token'));
 	assert.equal(api.stats.badSelector, 0);
-	const stopping = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');
+	await assertCleanExit(daemon);
 });
 
 test('a pod watch with redirect enrols its pods redirecting: the agent reaches the server it names', { skip, timeout: 90000 }, async (t) => {
-	const tag = `mcpwarden-kube3-${process.pid}`;
-	const pinDir = `/sys/fs/bpf/${tag}`;
-	const base = join(cgroupRoot, tag);
-	const dir = makeTempDir('mcpwarden-kube-');
-	const tokenFile = join(dir, 'token');
-	writeFileSync(tokenFile, 'tok');
+	const { pinDir, base, tokenFile } = testNames(3, 'tok');
 	const api = await startKubeApi({ token: 'tok', node: NODE });
 	const fixture = await startFixture();
 	const p = { uid: randomUUID(), agent: hex64(), sidecar: hex64() };
@@ -273,8 +275,7 @@ test('a pod watch with redirect enrols its pods redirecting: the agent reaches t
 	// The pod watch asks for redirect: the listener opens though no enroll[] entry asks.
 	await daemon.waitForStderr(/transparent redirect to 127\.0\.0\.1:\d+/, 10000);
 	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
-	const flags = () => new Map(JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir],
-		{ encoding: 'utf8' })).maps.warden_enrolled.filter((e) => e.cgroup).map((e) => [e.cgroup, e]));
+	const flags = () => new Map(enrolledEntries(pinDir).filter((e) => e.cgroup).map((e) => [e.cgroup, e]));
 	await until(() => flags().get(agentCg)?.mode === 'protect' && flags().get(sidecarCg)?.mode === 'exempt',
 		'the pod enrolled');
 	const m = flags();
@@ -292,7 +293,5 @@ test('a pod watch with redirect enrols its pods redirecting: the agent reaches t
 	assert.deepEqual(r.peer, { address: '127.0.0.1', port }, 'getpeername shows the server');
 	const rec = await daemon.waitForRecord((x) => x.type === 'decision' && x.redirected === true, 5000);
 	assert.equal(rec.original_destination, `127.0.0.1:${port}`);
-	const stopping = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');
+	await assertCleanExit(daemon);
 });
