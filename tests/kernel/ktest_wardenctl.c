@@ -806,6 +806,19 @@ static void test_uninstall(void)
 	run_free(&r);
 }
 
+static const struct cu_case cases[] = {
+	{ "maps --json shows exactly what was configured", test_maps_json },
+	{ "enroll/protect/allow through wardenctl take effect", test_enroll_protect_take_effect },
+	{ "--container and --pod resolve kubepods cgroups", test_container_and_pod },
+	{ "verify passes and leaves nothing behind", test_verify },
+	{ "status --json reports links and counters", test_status_json },
+	{ "events: tap, consume, bounded follow", test_events },
+	{ "errors and help", test_errors_and_help },
+	{ "pins of another ABI: refused, upgrade by uninstall", test_abi_mismatch },
+	{ "uninstall", test_uninstall },
+	{ NULL, NULL },
+};
+
 /* 1 when the suite can run here; 0 after printing SKIP and why (no root, no cgroup v2, BPF not
  * loadable: no CAP_BPF in a container, no bpffs); -1 when wardenctl is not built. */
 static int preflight(void)
@@ -835,19 +848,6 @@ static int preflight(void)
 	}
 	return 1;
 }
-
-static const struct cu_case cases[] = {
-	{ "maps --json shows exactly what was configured", test_maps_json },
-	{ "enroll/protect/allow through wardenctl take effect", test_enroll_protect_take_effect },
-	{ "--container and --pod resolve kubepods cgroups", test_container_and_pod },
-	{ "verify passes and leaves nothing behind", test_verify },
-	{ "status --json reports links and counters", test_status_json },
-	{ "events: tap, consume, bounded follow", test_events },
-	{ "errors and help", test_errors_and_help },
-	{ "pins of another ABI: refused, upgrade by uninstall", test_abi_mismatch },
-	{ "uninstall", test_uninstall },
-	{ NULL, NULL },
-};
 
 int main(void)
 {
