@@ -1,14 +1,19 @@
-/* ktest_util: what the kernel suites share — writing cgroupfs files and running a probe in a
- * child placed in a cgroup. Header-only: each suite is one binary. */
+/* ktest_util: what the kernel suites share — their main(), writing and removing cgroupfs
+ * files, running a probe in a child placed in a cgroup, loopback listeners. Header-only: each
+ * suite is one binary. */
 #ifndef WARDEN_KTEST_UTIL_H
 #define WARDEN_KTEST_UTIL_H
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +111,53 @@ static inline int run_in_cgroup(const char *cg, const char *comm, probe_fn fn, c
 		if (errno != EINTR)
 			return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The numeric address addr (family's form) and port in *ss: its length. */
+static inline socklen_t ktest_sockaddr(int family, const char *addr, uint16_t port,
+				       struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &s->sin_addr);
+		return sizeof(*s);
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(port);
+	inet_pton(AF_INET6, addr, &s6->sin6_addr);
+	return sizeof(*s6);
+}
+
+/* A socket of type bound to addr:port (0: a free one; AF_INET6: v6 only), listening when a
+ * stream; its fd and its port in *out, or -errno. */
+static inline int ktest_listen(int family, int type, const char *addr, uint16_t port, uint16_t *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = ktest_sockaddr(family, addr, port, &ss);
+	int fd = socket(family, type | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	*out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
 }
 
 #endif
