@@ -12,11 +12,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
-	startFixture, stopDaemonChecked,
+	cgroupTree, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
+	startFixture, stopDaemonChecked, uninstallPins,
 } from './lib.mjs';
 import { kubeTlsSkip, podObject, startKubeApi, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
@@ -36,7 +36,7 @@ function enrolled(pinDir) {
 	return new Map(enrolledEntries(pinDir).filter((e) => e.cgroup).map((e) => [e.cgroup, e.mode]));
 }
 
-/** A test's own names (n tells the tests apart): its bpffs pin dir and cgroup folder (base),
+/** A test's own names (n tells the tests apart): its bpffs pin dir, its cgroups (cgroupTree),
  * and a temp dir; with token, a token file there holding it. */
 function testNames(n, token) {
 	const tag = `mcpwarden-kube${n}-${process.pid}`;
@@ -44,7 +44,7 @@ function testNames(n, token) {
 	const tokenFile = join(dir, 'token');
 	if (token !== undefined)
 		writeFileSync(tokenFile, token);
-	return { pinDir: `/sys/fs/bpf/${tag}`, base: join(cgroupRoot, tag), dir, tokenFile };
+	return { pinDir: `/sys/fs/bpf/${tag}`, cg: cgroupTree(tag), dir, tokenFile };
 }
 
 /** A test's end: the daemon stops with exit 0 and no sanitizer report. */
@@ -68,15 +68,8 @@ async function until(fn, what, ms = 8000) {
 const hex64 = () => randomBytes(32).toString('hex');
 
 test('the node agent enrols annotated pods from the API server', { skip, timeout: 180000 }, async (t) => {
-	const { pinDir, base, dir } = testNames('');
-	const made = [];	// cgroups to remove, deepest last
-	const mk = (...parts) => {
-		const d = join(base, ...parts);
-		mkdirSync(d, { recursive: true });
-		for (let p = d; p.startsWith(base) && !made.includes(p); p = join(p, '..'))
-			made.push(p);
-		return d;
-	};
+	const { pinDir, cg, dir } = testNames('');
+	const mk = cg.mk;
 	const rm = (d) => { try { rmdirSync(d); } catch { /* gone already */ } };
 	const fixture = await startFixture();
 	let daemon, api;
@@ -84,9 +77,8 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 		await daemon?.stop(3000);
 		await api?.stop();
 		await fixture.stop(3000);
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
-		for (const d of made.sort((a, b) => b.length - a.length))
-			rm(d);
+		uninstallPins(pinDir);
+		cg.remove();
 	});
 
 	// The API server's certificate, for 127.0.0.1, made now; the daemon trusts only it.
@@ -231,7 +223,7 @@ test('a wrong token or node is refused by the API and the daemon keeps retrying'
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await api.stop();
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
+		uninstallPins(pinDir);
 	});
 	daemon = await startDaemon(gatewayConfig([], {
 		enforcement: { enabled: true, pin_dir: pinDir, kubernetes: {
@@ -249,22 +241,20 @@ test('a wrong token or node is refused by the API and the daemon keeps retrying'
 });
 
 test('a pod watch with redirect enrols its pods redirecting: the agent reaches the server it names', { skip, timeout: 90000 }, async (t) => {
-	const { pinDir, base, tokenFile } = testNames(3, 'tok');
+	const { pinDir, cg, tokenFile } = testNames(3, 'tok');
 	const api = await startKubeApi({ token: 'tok', node: NODE });
 	const fixture = await startFixture();
 	const p = { uid: randomUUID(), agent: hex64(), sidecar: hex64() };
-	const podCg = join(base, 'kubepods', 'besteffort', `pod${p.uid}`);
-	const agentCg = join(podCg, p.agent), sidecarCg = join(podCg, p.sidecar);
-	for (const d of [agentCg, sidecarCg])
-		mkdirSync(d, { recursive: true });
+	const podCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`);
+	const agentCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`, p.agent);
+	const sidecarCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`, p.sidecar);
 	let daemon;
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await api.stop();
 		await fixture.stop(3000);
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
-		for (const d of [agentCg, sidecarCg, podCg, join(podCg, '..'), join(podCg, '../..'), base])
-			try { rmdirSync(d); } catch { /* gone already */ }
+		uninstallPins(pinDir);
+		cg.remove();
 	});
 	api.put(podObject({ uid: p.uid, name: 'agent-r', node: NODE, annotation: 'protect', containers: [
 		{ name: 'mcpwarden', id: p.sidecar, init: true }, { name: 'agent', id: p.agent }] }));
