@@ -29,4 +29,18 @@ static inline int cu_run_suite(const char *suite, CU_InitializeFunc init, CU_Cle
 	return failed || !s ? 1 : 0;
 }
 
+/* The whole main() of a test binary: its suite's name, set-up and clean-up (or NULL) and its
+ * cases, each `{ "what it shows", test_fn }`, in the order they run. */
+#define CU_MAIN(suite, init, clean, ...)                                              \
+	int main(void)                                                                \
+	{                                                                             \
+		static const struct cu_case cu_cases_[] = { __VA_ARGS__, { NULL, NULL } }; \
+		return cu_run_suite(suite, init, clean, cu_cases_);                   \
+	}
+
+/* One row of a table-driven test: a failure names the row (`what`), not the loop's
+ * expression, so it still says which case broke. */
+#define CU_ASSERT_CASE(value, what) \
+	CU_assertImplementation((value) ? CU_TRUE : CU_FALSE, __LINE__, (what), __FILE__, "", CU_FALSE)
+
 #endif

@@ -3,15 +3,15 @@
 // and are replayed in order when Redis returns; a commit Redis ran but whose reply was lost
 // (a TCP proxy here forwards it and drops the answer) is replayed and counted once, by its id.
 // A real redis-server, started here on a free port in a temp dir and stopped after.
-import { after, before, describe, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
-import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
-	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { cli, redisSkip, startRedis } from './redis-lib.mjs';
+import { eventually, everythingUpstream, freePort, makeKeys, rawSession, responseOf,
+	startDaemon } from './lib.mjs';
+import { cli, redisSkip, redisSuite } from './redis-lib.mjs';
 
 let SQLITE = false;
 try {
@@ -90,41 +90,23 @@ async function lossyProxy(target) {
 		}) };
 }
 
-describe('counters in Redis: exactly once', { skip }, () => {
-	const { k, keys } = makeKeys({
-		kept: { id: 'kept', policy: 'all' },
-		once: { id: 'once', policy: 'all' },
-	});
-	let dir, port, redis;
-	const daemons = [];
-
-	before(async () => {
-		dir = makeTempDir('mcpwarden-replay-');
-		port = await freePort();
-		redis = await startRedis(dir, port);
-	});
-	after(async () => {
-		for (const d of daemons)
-			await stopCleanly(d);
-		await redis?.stop(3000);
-		if (dir)
-			removeTempDir(dir);
-	});
+redisSuite('counters in Redis: exactly once', { prefix: 'mcpwarden-replay-', skip }, (redis) => {
+	const { k, keys } = makeKeys({ kept: 'all', once: 'all' });
 
 	test('charges kept while Redis is away survive a restart of the sidecar and count once',
 		async () => {
-			const state = join(dir, 'kept-state');
+			const state = join(redis.dir, 'kept-state');
 			mkdirSync(state);
 			const db = join(state, 'mcpwarden.db');
-			const cfg = config(port, keys, state, { on_unreachable: 'local',
+			const cfg = config(redis.port, keys, state, { on_unreachable: 'local',
 				local_allowance: { spend: '1.00', calls: 100 } });
 			const ck = `mcpwarden:{key:kept}:b:day:${today()}`;
 			let d = await startDaemon(cfg, { ready: true });
 			const s = await rawSession(d.url, bearer(k.kept));
 			assert.ok(responseOf(await s.post(call('k0', 'first'))).result);
-			assert.equal(cli(port, 'HGET', ck, 'spent'), '100000');
-			redis.proc.kill('SIGKILL');
-			await redis.exited;
+			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '100000');
+			redis.server.proc.kill('SIGKILL');
+			await redis.server.exited;
 			let ok = 0;
 			for (let i = 1; i <= 6; i++)
 				ok += responseOf(await s.post(call(`k${i}`, `m${i}`))).result ? 1 : 0;
@@ -136,18 +118,18 @@ describe('counters in Redis: exactly once', { skip }, () => {
 			assert.ok(d.stderrLines.some((l) => /charges not replayed to Redis/.test(l)));
 			assert.equal(pendingRows(db), 6);
 			d = await startDaemon(cfg, { ready: true });
-			daemons.push(d);
+			redis.daemons.push(d);
 			assert.ok(d.stderrLines.some((l) => /6 charges kept while Redis was away/.test(l)),
 				d.stderrLines.join('\n'));
 			const m2 = await metrics(d);
 			assert.equal(metric(m2, 'mcpwarden_counters_replay_queue'), 6, m2);
 			assert.equal(metric(m2, 'mcpwarden_counters_replay_stored'), 6, m2);
-			redis = await startRedis(dir, port);
+			await redis.restart();
 			// Exactly the sum: the first call and the six kept ones, each once.
 			await eventually(async () => metric(await metrics(d), 'mcpwarden_counters_replay_queue') === 0,
 				{ what: 'the replay queue drained', ms: 15000 });
-			assert.equal(cli(port, 'HGET', ck, 'spent'), '700000');
-			assert.equal(cli(port, 'HGET', ck, 'reserved'), '0');
+			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '700000');
+			assert.equal(cli(redis.port, 'HGET', ck, 'reserved'), '0');
 			const m3 = await metrics(d);
 			assert.equal(metric(m3, 'mcpwarden_counters_replayed_total'), 6, m3);
 			assert.equal(metric(m3, 'mcpwarden_counters_replay_stored'), 0, m3);
@@ -156,21 +138,21 @@ describe('counters in Redis: exactly once', { skip }, () => {
 			// a commit after the replay goes straight through
 			const s2 = await rawSession(d.url, bearer(k.kept));
 			assert.ok(responseOf(await s2.post(call('k7', 'after'))).result);
-			assert.equal(cli(port, 'HGET', ck, 'spent'), '800000');
+			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '800000');
 		});
 
 	test('a commit whose reply was lost is replayed and counted once', async () => {
-		const proxy = await lossyProxy(port);
-		const state = join(dir, 'once-state');
+		const proxy = await lossyProxy(redis.port);
+		const state = join(redis.dir, 'once-state');
 		mkdirSync(state);
 		const db = join(state, 'mcpwarden.db');
 		try {
 			const d = await startDaemon(config(proxy.port, keys, state), { ready: true });
-			daemons.push(d);
+			redis.daemons.push(d);
 			const ck = `mcpwarden:{key:once}:b:day:${today()}`;
 			const s = await rawSession(d.url, bearer(k.once));
 			assert.ok(responseOf(await s.post(call('o0', 'first'))).result);
-			assert.equal(cli(port, 'HGET', ck, 'spent'), '100000');
+			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '100000');
 			proxy.state.armed = true;
 			// answered: the charge is kept in the store when its reply is lost
 			const r = responseOf(await s.post(call('o1', 'lost reply')));
@@ -182,12 +164,12 @@ describe('counters in Redis: exactly once', { skip }, () => {
 			assert.equal(metric(m, 'mcpwarden_counters_replay_queue'), 0, m);
 			assert.equal(metric(m, 'mcpwarden_counters_replayed_total'), 1, m);
 			// Redis ran it once: 0.20, not 0.30
-			assert.equal(cli(port, 'HGET', ck, 'spent'), '200000');
-			assert.equal(cli(port, 'HGET', ck, 'reserved'), '0');
+			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '200000');
+			assert.equal(cli(redis.port, 'HGET', ck, 'reserved'), '0');
 			// the markers: one per commit, beside the key's counters, with a lifetime
-			const markers = cli(port, '--scan', '--pattern', 'mcpwarden:{key:once}:c:*').split('\n');
+			const markers = cli(redis.port, '--scan', '--pattern', 'mcpwarden:{key:once}:c:*').split('\n');
 			assert.equal(markers.length, 2, markers.join(','));
-			const ttl = Number(cli(port, 'PTTL', markers[0]));
+			const ttl = Number(cli(redis.port, 'PTTL', markers[0]));
 			assert.ok(ttl > 5 * 3600 * 1000 && ttl <= 6 * 3600 * 1000, `PTTL ${ttl}`);
 			assert.ok(d.stderrLines.some((l) => /was counted already/.test(l)));
 			await eventually(() => pendingRows(db) === 0, { what: 'the fleet_pending table empty' });

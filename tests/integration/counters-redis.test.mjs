@@ -4,11 +4,11 @@
 // concurrent load; Redis killed and restarted: fail_closed refuses with -32007 and /readyz
 // fails, then both recover; local admits within its allowance and replays its charges so the
 // counters converge and every acknowledged charge counts exactly once.
-import { after, before, describe, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
-	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { cli, redisSkip, startRedis, startSentinel } from './redis-lib.mjs';
+import { eventually, everythingUpstream, freePort, makeKeys, rawSession, responseOf, startDaemon,
+	stopCleanly } from './lib.mjs';
+import { cli, redisSkip, redisSuite, startSentinel } from './redis-lib.mjs';
 
 const skip = redisSkip;
 if (skip)
@@ -56,37 +56,16 @@ async function burst(url, key, sessions, n) {
 	return out;
 }
 
-describe('counters in Redis', { skip }, () => {
-	const { k, keys } = makeKeys({
-		shared: { id: 'shared', policy: 'all' },
-		rated: { id: 'rated', policy: 'all' },
-		local: { id: 'local', policy: 'all' },
-		dead: { id: 'dead', policy: 'all' },
-		burst: { id: 'burst', policy: 'all' },
-	});
-	let dir, port, redis;
-	const daemons = [];
-
-	before(async () => {
-		dir = makeTempDir('mcpwarden-redis-');
-		port = await freePort();
-		redis = await startRedis(dir, port);
-	});
-	after(async () => {
-		// exit 0 and no sanitizer report, Redis up or not
-		for (const d of daemons)
-			await stopCleanly(d);
-		await redis?.stop(3000);
-		if (dir)
-			removeTempDir(dir);
-	});
+redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) => {
+	const { k, keys } = makeKeys({ shared: 'all', rated: 'all', local: 'all', dead: 'all',
+		burst: 'all' });
 
 	test('two sidecars share one budget and one rate limit exactly under concurrent load',
 		async () => {
-			const a = await startDaemon(config(port, keys), { ready: true });
-			daemons.push(a);
-			const b = await startDaemon(config(port, keys), { ready: true });
-			daemons.push(b);
+			const a = await startDaemon(config(redis.port, keys), { ready: true });
+			redis.daemons.push(a);
+			const b = await startDaemon(config(redis.port, keys), { ready: true });
+			redis.daemons.push(b);
 			// 1.00 at 0.10 a call: 10 calls in the whole fleet, whatever the interleaving.
 			const [ra, rb] = await Promise.all([burst(a.url, k.shared, 3, 6), burst(b.url, k.shared, 3, 6)]);
 			assert.equal(ra.ok + rb.ok, 10, `ok a=${ra.ok} b=${rb.ok}`);
@@ -95,9 +74,9 @@ describe('counters in Redis', { skip }, () => {
 				assert.equal(e.data.scope, 'key:shared');
 			}
 			const ck = `mcpwarden:{key:shared}:b:day:${today()}`;
-			await eventually(() => cli(port, 'HGET', ck, 'reserved') === '0',
+			await eventually(() => cli(redis.port, 'HGET', ck, 'reserved') === '0',
 				{ what: 'no reservation left' });
-			assert.equal(cli(port, 'HGET', ck, 'spent'), '1000000');
+			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '1000000');
 			// Each sidecar's admin API reads the fleet's counters: both show the whole 1.00.
 			for (const d of [a, b]) {
 				const u = await admin(d, '/v1/usage?key=shared');
@@ -128,20 +107,20 @@ describe('counters in Redis', { skip }, () => {
 
 	test('a reservation its sidecar never settled stops holding capacity at its deadline',
 		async () => {
-			const d = daemons[0];
+			const d = redis.daemons[0];
 			const ck = `mcpwarden:{key:dead}:b:day:${today()}`;
 			// A sidecar died holding the whole 1.00 of this key: one reservation whose deadline
 			// passed, and one still running.
-			cli(port, 'HSET', ck, 'reserved', '1000000', 'r:gone.1', '900000', 'r:alive.1', '100000');
-			cli(port, 'ZADD', `${ck}:d`, '1', 'gone.1', String(today() + 10 * 86400), 'alive.1');
+			cli(redis.port, 'HSET', ck, 'reserved', '1000000', 'r:gone.1', '900000', 'r:alive.1', '100000');
+			cli(redis.port, 'ZADD', `${ck}:d`, '1', 'gone.1', String(today() + 10 * 86400), 'alive.1');
 			const s = await rawSession(d.url, bearer(k.dead));
 			const r = responseOf(await s.post(call('d1', 'x')));
 			assert.ok(r.result, JSON.stringify(r));
-			await eventually(() => cli(port, 'HGET', ck, 'reserved') === '100000',
+			await eventually(() => cli(redis.port, 'HGET', ck, 'reserved') === '100000',
 				{ what: 'only the live reservation held' });
-			assert.equal(cli(port, 'HGET', ck, 'spent'), '100000');
-			assert.equal(cli(port, 'HEXISTS', ck, 'r:gone.1'), '0');
-			assert.equal(cli(port, 'ZRANGE', `${ck}:d`, '0', '-1'), 'alive.1');
+			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '100000');
+			assert.equal(cli(redis.port, 'HEXISTS', ck, 'r:gone.1'), '0');
+			assert.equal(cli(redis.port, 'ZRANGE', `${ck}:d`, '0', '-1'), 'alive.1');
 			// 0.10 spent + 0.10 held by the live one: 8 more calls fit, the 9th does not
 			let ok = 0;
 			for (let i = 0; i < 9; i++)
@@ -151,16 +130,16 @@ describe('counters in Redis', { skip }, () => {
 
 	test('Sentinel: the sidecar asks the sentinel for the master and counts there', async () => {
 		const sport = await freePort();
-		const sentinel = await startSentinel(dir, sport, 'fleet', port);
+		const sentinel = await startSentinel(redis.dir, sport, 'fleet', redis.port);
 		try {
-			const cfg = config(port, keys);
+			const cfg = config(redis.port, keys);
 			delete cfg.counters.url;
 			cfg.counters.sentinel = { master: 'fleet', addrs: [`127.0.0.1:${sport}`] };
 			const d = await startDaemon(cfg, { ready: true });
 			try {
 				await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
 					{ what: 'ready through the sentinel' });
-				assert.ok(d.stderrLines.some((l) => l.includes(`counters: Redis 127.0.0.1:${port} up`)));
+				assert.ok(d.stderrLines.some((l) => l.includes(`counters: Redis 127.0.0.1:${redis.port} up`)));
 				const s = await rawSession(d.url, bearer(k.rated));
 				const r = responseOf(await s.post(call('sent', 'x')));
 				// the fleet spent this key's 8 tokens in the first test: this new sidecar
@@ -176,9 +155,9 @@ describe('counters in Redis', { skip }, () => {
 
 	test('a session that ends while its call waits for Redis: the call is answered, '
 		+ 'nothing is held', async () => {
-		const d = daemons[0];
+		const d = redis.daemons[0];
 		const s = await rawSession(d.url, bearer(k.dead));
-		redis.proc.kill('SIGSTOP');     // Redis stops answering: the call waits for it
+		redis.server.proc.kill('SIGSTOP');     // Redis stops answering: the call waits for it
 		try {
 			const pending = s.post(call('w1', 'waiting'));
 			await new Promise((res) => setTimeout(res, 150));
@@ -188,7 +167,7 @@ describe('counters in Redis', { skip }, () => {
 			assert.equal(m.error.code, -32800, JSON.stringify(m));
 			assert.match(m.error.message, /session ended/);
 		} finally {
-			redis.proc.kill('SIGCONT');
+			redis.server.proc.kill('SIGCONT');
 		}
 		// the sidecar goes on: the command timeout dropped the connection, a new one is made
 		await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
@@ -198,16 +177,16 @@ describe('counters in Redis', { skip }, () => {
 		// the reservation Redis made after SIGCONT, whose reply the sidecar never read, is
 		// given back on the new connection: only the live one of the earlier test is held
 		const ck = `mcpwarden:{key:dead}:b:day:${today()}`;
-		await eventually(() => cli(port, 'HGET', ck, 'reserved') === '100000',
+		await eventually(() => cli(redis.port, 'HGET', ck, 'reserved') === '100000',
 			{ what: 'the lost reservation released' });
 	});
 
 	test('fail_closed: Redis killed refuses governed calls with -32007 and fails /readyz; '
 		+ 'both recover when it is back', async () => {
-		const d = daemons[0];
+		const d = redis.daemons[0];
 		const s = await rawSession(d.url, bearer(k.rated));
-		redis.proc.kill('SIGKILL');
-		await redis.exited;
+		redis.server.proc.kill('SIGKILL');
+		await redis.server.exited;
 		let r;
 		await eventually(async () => {
 			r = responseOf(await s.post(call('down', 'x')));
@@ -222,7 +201,7 @@ describe('counters in Redis', { skip }, () => {
 		assert.match(await ready.text(), /counters unavailable: Redis/);
 		assert.ok(d.stderrLines.some((l) => /counters: Redis unreachable/.test(l)));
 		// A key with nothing to count is not refused.
-		redis = await startRedis(dir, port);
+		await redis.restart();
 		await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
 			{ what: '/readyz back', ms: 15000 });
 		const s2 = await rawSession(d.url, bearer(k.shared));
@@ -233,16 +212,16 @@ describe('counters in Redis', { skip }, () => {
 
 	test('local: a bounded allowance while Redis is away, replayed when it returns',
 		async () => {
-			const d = await startDaemon(config(port, keys, { on_unreachable: 'local',
+			const d = await startDaemon(config(redis.port, keys, { on_unreachable: 'local',
 				local_allowance: { spend: '0.30', calls: 10 } }), { ready: true });
-			daemons.push(d);
+			redis.daemons.push(d);
 			const ck = `mcpwarden:{key:local}:b:day:${today()}`;
 			const s = await rawSession(d.url, bearer(k.local));
 			assert.ok(responseOf(await s.post(call('l0', 'first'))).result);
-			const before = Number(cli(port, 'HGET', ck, 'spent'));
+			const before = Number(cli(redis.port, 'HGET', ck, 'spent'));
 			assert.equal(before, 100000);
-			redis.proc.kill('SIGKILL');
-			await redis.exited;
+			redis.server.proc.kill('SIGKILL');
+			await redis.server.exited;
 			let ok = 0, refused = 0;
 			for (let i = 1; i <= 5; i++) {
 				const m = responseOf(await s.post(call(`l${i}`, `m${i}`)));
@@ -267,8 +246,8 @@ describe('counters in Redis', { skip }, () => {
 			// the fleet's counters cannot be read meanwhile: a clear 503
 			const u = await admin(d, '/v1/usage?key=local');
 			assert.equal(u.status, 503);
-			redis = await startRedis(dir, port);
-			await eventually(() => Number(cli(port, 'HGET', ck, 'spent')) === before + 300000,
+			await redis.restart();
+			await eventually(() => Number(cli(redis.port, 'HGET', ck, 'spent')) === before + 300000,
 				{ what: 'the local charges replayed', ms: 15000 });
 			assert.ok(d.stderrLines.some((l) => /counters: Redis .* up \([34] charges to replay\)/.test(l)),
 				d.stderrLines.slice(-10).join('\n'));
@@ -276,29 +255,29 @@ describe('counters in Redis', { skip }, () => {
 
 	test('Redis killed in the middle of a burst: every acknowledged charge reaches Redis',
 		async () => {
-			const d = daemons[daemons.length - 1];   // the local-mode sidecar
+			const d = redis.daemons[redis.daemons.length - 1];   // the local-mode sidecar
 			const ck = `mcpwarden:{key:burst}:b:day:${today()}`;
-			const before = Number(cli(port, 'HGET', ck, 'spent') || 0);
+			const before = Number(cli(redis.port, 'HGET', ck, 'spent') || 0);
 			const ss = await Promise.all([0, 1, 2, 3].map(() => rawSession(d.url, bearer(k.burst))));
 			const calls = ss.flatMap((s, i) => Array.from({ length: 10 },
 				(_, j) => s.post(call(`b${i}-${j}`, 'z'))));
 			await new Promise((res) => setTimeout(res, 30));
-			redis.proc.kill('SIGKILL');
+			redis.server.proc.kill('SIGKILL');
 			const rs = (await Promise.all(calls)).map(responseOf);
-			await redis.exited;
+			await redis.server.exited;
 			const ok = rs.filter((m) => m?.result).length;
 			for (const m of rs.filter((x) => !x?.result))
 				assert.equal(m.error.code, -32007, JSON.stringify(m.error));
-			redis = await startRedis(dir, port);
+			await redis.restart();
 			// every acknowledged call, once: a commit Redis ran but whose reply the kill cut
 			// is replayed and answered "already counted" (its id), unless the kill lost it
 			// too (then the replay is its only count)
-			await eventually(() => Number(cli(port, 'HGET', ck, 'spent') || 0) - before >= ok * 100000,
+			await eventually(() => Number(cli(redis.port, 'HGET', ck, 'spent') || 0) - before >= ok * 100000,
 				{ what: `the ${ok} acknowledged charges in Redis`, ms: 15000 });
 			await eventually(async () => /mcpwarden_counters_replay_queue 0/.test(await (await fetch(
 				d.adminUrl + '/metrics', { headers: { Authorization: `Bearer ${TOKEN}` } })).text()),
 			{ what: 'the replay queue drained' });
-			const delta = Number(cli(port, 'HGET', ck, 'spent')) - before;
+			const delta = Number(cli(redis.port, 'HGET', ck, 'spent')) - before;
 			console.log(`# burst: ${ok} of ${rs.length} acknowledged, ${delta / 100000} charged in Redis`);
 			assert.equal(delta, ok * 100000);
 		});

@@ -7,14 +7,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectHttp, fixtureStdioUpstream, makeTempDir, paths, removeTempDir, startDaemon,
 	stopDaemonChecked } from './lib.mjs';
+import { browserSkip, filterCalls, launchBrowser } from './browser-lib.mjs';
 import { logStoreFor } from './logs-lib.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'admin-token-for-the-dashboard-0123456789';
 const MARKUP = '<script>alert(1)</script>';
 const KEY = 'mcpw_dashboard-test-key-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -22,19 +22,8 @@ const markupServer = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtur
 	'markup-server.mjs');
 const shotDir = join(paths.build, 'dashboard-test');
 
-let puppeteer = null;
-let why = null;
-if (!existsSync(CHROMIUM))
-	why = `${CHROMIUM} is missing (apt-get install chromium)`;
-else {
-	try {
-		puppeteer = (await import('puppeteer-core')).default;
-	} catch (e) {
-		why = `puppeteer-core is not installed in tests/node_modules (${e.message})`;
-	}
-}
-if (why)
-	console.log(`# dashboard test skipped: ${why}`);
+if (browserSkip)
+	console.log(`# dashboard test skipped: ${browserSkip}`);
 
 async function calls(d, list) {
 	const c = await connectHttp(d.url, { headers: { Authorization: `Bearer ${KEY}` } });
@@ -48,7 +37,7 @@ async function calls(d, list) {
 	}
 }
 
-describe('the /logs dashboard in chromium', { skip: why ?? false }, () => {
+describe('the /logs dashboard in chromium', { skip: browserSkip }, () => {
 	let d, browser, page, store, dir;
 	const consoleErrors = [], dialogs = [], foreign = [];
 
@@ -70,11 +59,7 @@ describe('the /logs dashboard in chromium', { skip: why ?? false }, () => {
 		await calls(d, [['fixture__test_simple_text'], ['fixture__test_simple_text'],
 			['fixture__test_error_handling'], [`markup__${MARKUP}`], ['markup__echo', { text: MARKUP }],
 			['fixture__no_such_tool', {}, true]]);
-		browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true,
-			userDataDir: join(dir, 'chromium'),
-			args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-gpu',
-				'--no-first-run', '--disable-dev-shm-usage', '--disable-extensions',
-				'--disable-background-networking', '--disable-component-update'] });
+		browser = await launchBrowser(dir);
 		page = await browser.newPage();
 		await page.setViewport({ width: 1400, height: 1000 });
 		const origin = new URL(d.adminUrl).origin;
@@ -149,12 +134,7 @@ describe('the /logs dashboard in chromium', { skip: why ?? false }, () => {
 			assert.equal(await page.$$eval('#detail script', (n) => n.length), 0);
 
 			// Filter by tool.
-			await page.type('#filter-tool', 'fixture__test_simple_text');
-			await page.click('#apply-filters');
-			await page.waitForFunction(() => {
-				const tds = [...document.querySelectorAll('#calls-table tbody td.target')];
-				return tds.length > 0 && tds.every((td) => td.textContent === 'fixture__test_simple_text');
-			}, { timeout: 10000 });
+			await filterCalls(page, '#filter-tool', 'target', 'fixture__test_simple_text');
 			assert.equal((await targets()).length, 2);
 			const costs = await page.$$eval('#calls-table tbody td.cost', (tds) => tds.map((x) => x.textContent));
 			assert.deepEqual(costs, ['$0.002', '$0.002']);

@@ -4,11 +4,12 @@
 // without attaching twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
 	enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe, startDaemon, startFixture, testCgroups,
+	uninstallPins,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -34,7 +35,7 @@ test('an enrolled agent reaches its MCP server only through the sidecar', { skip
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await fixture.stop(3000);
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
+		uninstallPins(pinDir);
 		cg.remove();
 	});
 	const config = gatewayConfig([httpUpstream(fixture.url)], {

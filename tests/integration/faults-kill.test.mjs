@@ -12,13 +12,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupRoot, connectHttp, enforcementSkip, httpUpstream, makeKey, makeTempDir, paths,
-	removeTempDir, startDaemon, startFixture, startProcess } from './lib.mjs';
+	removeTempDir, startDaemon, startFixture, startProcess, uninstallPins } from './lib.mjs';
 
 const ROUNDS = 20;
 const WORKERS = 6;
 const COST = 10000;     // micro-units of one call ("0.01")
 const skip = enforcementSkip();
-const wardenctl = join(paths.build, 'wardenctl');
 
 // Inside the enrolled cgroup: connect to host:port over and over; print CONNECTED at once on
 // a success, and the counts on SIGTERM.
@@ -62,7 +61,7 @@ describe('kill -9 under load, 20 times', { skip: skip || (hasSqlite3() ? false :
 			await watcher.stop(2000);
 		if (fixture)
 			await fixture.stop(3000);
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
+		uninstallPins(pinDir);
 		try { rmdirSync(cgdir); } catch { /* already gone */ }
 		removeTempDir(stateDir);
 	});

@@ -7,21 +7,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { connectHttp, eventually, fixtureStdioUpstream, makeTempDir, paths, removeTempDir,
 	startDaemon, stopDaemonChecked } from './lib.mjs';
+import { browserSkip, filterCalls, launchBrowser } from './browser-lib.mjs';
 import { insertRecords, logsDbPath, openLiveTail, openLogsDb } from './logs-lib.mjs';
 import { postgresSkip, startPostgres } from './pg-lib.mjs';
 
 const TOKEN = 'admin-token-for-fleet-logs-0123456789';
 const H = { Authorization: `Bearer ${TOKEN}` };
 const skip = postgresSkip();
-const CHROMIUM = '/usr/bin/chromium';
-let puppeteer = null;
-if (existsSync(CHROMIUM))
-	puppeteer = (await import('puppeteer-core').catch(() => null))?.default ?? null;
 const wardenctl = join(paths.build, 'wardenctl');
 
 function sidecarConfig(pg, state, name) {
@@ -106,12 +103,8 @@ describe('fleet log store on PostgreSQL', { skip }, () => {
 	});
 
 	test('the /logs dashboard of one sidecar shows both, with the sidecar filter',
-		{ skip: puppeteer ? false : `no ${CHROMIUM} or puppeteer-core` }, async () => {
-			const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true,
-				userDataDir: join(dir, 'chromium'),
-				args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-gpu',
-					'--no-first-run', '--disable-dev-shm-usage', '--disable-extensions',
-					'--disable-background-networking', '--disable-component-update'] });
+		{ skip: browserSkip }, async () => {
+			const browser = await launchBrowser(dir);
 			try {
 				const page = await browser.newPage();
 				const errors = [];
@@ -128,12 +121,7 @@ describe('fleet log store on PostgreSQL', { skip }, () => {
 					return s.has('alpha') && s.has('beta');
 				}, { timeout: 10000 });
 				assert.deepEqual(await sidecars(), ['alpha', 'beta']);
-				await page.type('#filter-sidecar', 'alpha');
-				await page.click('#apply-filters');
-				await page.waitForFunction(() => {
-					const tds = [...document.querySelectorAll('#calls-table tbody td.sidecar')];
-					return tds.length > 0 && tds.every((td) => td.textContent === 'alpha');
-				}, { timeout: 10000 });
+				await filterCalls(page, '#filter-sidecar', 'sidecar', 'alpha');
 				await page.screenshot({ path: join(paths.build, 'fleet-logs-dashboard.png') });
 				assert.deepEqual(errors, []);
 			} finally {

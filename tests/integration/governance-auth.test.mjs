@@ -150,12 +150,8 @@ describe('expiry during a session', () => {
 });
 
 describe('revocation by config reload (SIGHUP)', () => {
-	const { k, keys } = makeKeys({
-		stays: { id: 'stays', policy: 'all' },
-		deleted: { id: 'deleted', policy: 'all' },
-		disabled: { id: 'to-disable', policy: 'all' },
-		expires: { id: 'to-expire', policy: 'all' },
-	});
+	const { k, keys } = makeKeys({ stays: 'all', deleted: 'all',
+		disabled: { id: 'to-disable', policy: 'all' }, expires: { id: 'to-expire', policy: 'all' } });
 	k.added = makeKey();
 	const base = () => config(keys.map((e) => ({ ...e })));
 	const d = suiteDaemon(base, { ready: true });

@@ -53,6 +53,33 @@ export function enforcementSkip() {
 }
 
 /**
+ * Cgroups a test makes as it goes under <cgroupRoot>/<tag> (base): mk(...parts) makes
+ * base/parts and its parents and returns its path; remove() (for the test's after, once its
+ * processes are gone) takes every one made away, deepest first, leaving any still in use.
+ */
+export function cgroupTree(tag) {
+	const base = join(cgroupRoot, tag);
+	const made = [];
+	const mk = (...parts) => {
+		const d = join(base, ...parts);
+		mkdirSync(d, { recursive: true });
+		for (let p = d; p.startsWith(base) && !made.includes(p); p = join(p, '..'))
+			made.push(p);
+		return d;
+	};
+	const remove = () => {
+		for (const d of made.sort((a, b) => b.length - a.length))
+			try { rmdirSync(d); } catch { /* a process still in it: left */ }
+	};
+	return { base, mk, remove };
+}
+
+/** A kernel test's clean-up: `wardenctl uninstall` of the pins in pinDir (links, maps, the dir). */
+export function uninstallPins(pinDir) {
+	spawnSync(join(build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]);
+}
+
+/**
  * Cgroup directories for a test: <cgroupRoot>/<tag> and, under it, one a name. Returns
  * { base, dirs: { name: path }, remove() }; remove() (for the test's after(), once its daemon
  * and processes are gone) takes them away, children first, leaving any still in use.
@@ -773,12 +800,15 @@ export function makeKey() {
 }
 
 /**
- * A suite's keys: spec maps a handle to its config entry without the hash ({ id, policy, ... }).
+ * A suite's keys: spec maps a handle to its config entry without the hash ({ id, policy, ... }),
+ * or to a policy's name alone for { id: handle, policy }.
  * Returns { k: handle -> makeKey(), keys: the config's keys, in spec order }.
  */
 export function makeKeys(spec) {
 	const k = {}, keys = [];
-	for (const [handle, entry] of Object.entries(spec)) {
+	for (let [handle, entry] of Object.entries(spec)) {
+		if (typeof entry === 'string')
+			entry = { id: handle, policy: entry };
 		k[handle] = makeKey();
 		keys.push({ id: entry.id, hash: k[handle].hash, ...entry });
 	}

@@ -3,13 +3,12 @@
 // limit on /v1/chat/completions through a real redis-server, against the stand-in provider,
 // and never exceed them together; Redis unreachable refuses with 503 counters_unavailable
 // (fail_closed); a request whose client leaves while Redis is slow holds nothing.
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { eventually, fixtureStdioUpstream, freePort, makeKeys, makeTempDir, removeTempDir,
-	startDaemon, stopCleanly } from './lib.mjs';
+import { eventually, fixtureStdioUpstream, makeKeys, startDaemon, stopCleanly } from './lib.mjs';
 import { startProvider } from './llm-provider.mjs';
-import { cli, redisSkip, startRedis } from './redis-lib.mjs';
+import { cli, redisSkip, redisSuite } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
@@ -24,17 +23,10 @@ function micros(money) {
 	return Number(m[1]) * 1e6 + Number(m[2].padEnd(6, '0'));
 }
 
-describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
-	const { k, keys } = makeKeys({
-		budget: { id: 'budget', policy: 'llm' },
-		rate: { id: 'rate', policy: 'llm' },
-		tok: { id: 'tok', policy: 'llm' },
-		gone: { id: 'gone', policy: 'llm' },
-		loc: { id: 'loc', policy: 'llm' },
-		stream: { id: 'stream', policy: 'llm' },
-		abort: { id: 'abort', policy: 'llm' },
-	});
-	let dir, port, redis, p, a, b;
+redisSuite('the LLM route with counters in Redis', { prefix: 'mcpwarden-llm-redis-' }, (redis) => {
+	const { k, keys } = makeKeys({ budget: 'llm', rate: 'llm', tok: 'llm', gone: 'llm',
+		loc: 'llm', stream: 'llm', abort: 'llm' });
+	let p, a, b;
 
 	const config = (counters = {}) => ({
 		listen: '127.0.0.1:0', upstreams: [fixtureStdioUpstream()], keys,
@@ -52,7 +44,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		},
 		providers: [{ name: 'main', base_url: p.url, api_key_env: 'KEY_A',
 			models: { 'gpt-ok': price, slow: price, hang: price } }],
-		counters: { backend: 'redis', url: `redis://127.0.0.1:${port}/0`,
+		counters: { backend: 'redis', url: `redis://127.0.0.1:${redis.port}/0`,
 			connect_timeout_ms: 300, command_timeout_ms: 500, ...counters },
 	});
 	const client = (d, key) => new OpenAI({ apiKey: key.key,
@@ -65,20 +57,14 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 	};
 
 	before(async () => {
-		dir = makeTempDir('mcpwarden-llm-redis-');
-		port = await freePort();
-		redis = await startRedis(dir, port);
 		p = await startProvider({ key: 'sk-a', delayMs: 400 });
 		a = await startDaemon(config(), { env: { KEY_A: 'sk-a' }, ready: true });
+		redis.daemons.push(a);
 		b = await startDaemon(config(), { env: { KEY_A: 'sk-a' }, ready: true });
+		redis.daemons.push(b);
 	});
 	after(async () => {
-		await stopCleanly(a);
-		await stopCleanly(b);
 		await p?.close();
-		await redis?.stop(3000);
-		if (dir)
-			removeTempDir(dir);
 	});
 
 	test('two sidecars never spend past one key\'s budget together', async () => {
@@ -132,10 +118,10 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		for (const d of [a, b])
 			await assert.rejects(client(d, k.tok).chat.completions.create({ model: 'gpt-ok',
 				messages: msg }), (e) => e.status === 429 && /40 tokens per hour/.test(e.message));
-		const t = Number(cli(port, 'HGET', 'mcpwarden:{key:tok}:llm:tokens:key', 't'));
+		const t = Number(cli(redis.port, 'HGET', 'mcpwarden:{key:tok}:llm:tokens:key', 't'));
 		assert.ok(t < 1, `tokens left ${t}`);
 		// the LLM route's buckets are its own: the key's tool-call buckets are untouched
-		assert.equal(cli(port, 'EXISTS', 'mcpwarden:{key:tok}:r:key'), '0');
+		assert.equal(cli(redis.port, 'EXISTS', 'mcpwarden:{key:tok}:r:key'), '0');
 	});
 
 	test('a streamed answer is charged its reported usage in Redis', async () => {
@@ -165,7 +151,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 
 	test('a client that leaves while Redis is slow: nothing stays reserved', async () => {
 		const seen = p.seen.length;
-		redis.proc.kill('SIGSTOP');
+		redis.server.proc.kill('SIGSTOP');
 		try {
 			const ac = new AbortController();
 			const pending = client(a, k.gone).chat.completions.create({ model: 'gpt-ok',
@@ -174,7 +160,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 			ac.abort();
 			await assert.rejects(pending);
 		} finally {
-			redis.proc.kill('SIGCONT');
+			redis.server.proc.kill('SIGCONT');
 		}
 		await eventually(async () => (await fetch(new URL('/readyz', a.url))).status === 200,
 			{ what: 'a ready again' });
@@ -190,8 +176,8 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 	});
 
 	test('fail_closed: Redis unreachable refuses with 503 counters_unavailable', async () => {
-		redis.proc.kill('SIGKILL');
-		await redis.exited;
+		redis.server.proc.kill('SIGKILL');
+		await redis.server.exited;
 		let err;
 		await eventually(async () => {
 			try {
@@ -204,7 +190,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 		assert.equal(err.code, 'counters_unavailable');
 		assert.match(err.message, /Redis/);
 		assert.equal(err.headers.get('retry-after'), '1');
-		redis = await startRedis(dir, port);
+		await redis.restart();
 		await eventually(async () => (await fetch(new URL('/readyz', a.url))).status === 200,
 			{ what: '/readyz back', ms: 15000 });
 		await client(a, k.gone).chat.completions.create({ model: 'gpt-ok', messages: msg });
@@ -218,8 +204,8 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 				local_allowance: { spend: '0.0005', calls: 10 } }), { env: { KEY_A: 'sk-a' },
 				ready: true });
 			try {
-				redis.proc.kill('SIGKILL');
-				await redis.exited;
+				redis.server.proc.kill('SIGKILL');
+				await redis.server.exited;
 				await eventually(async () => /state="down"/.test(await (await fetch(
 					`${c.adminUrl}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()),
 				{ what: 'c sees Redis down' });
@@ -233,7 +219,7 @@ describe('the LLM route with counters in Redis', { skip: redisSkip }, () => {
 					return true;
 				});
 				assert.equal((await fetch(new URL('/readyz', c.url))).status, 200);
-				redis = await startRedis(dir, port);
+				await redis.restart();
 				// the two answers' real cost (50 each) reaches the fleet's counter
 				await eventually(async () => {
 					const r = await fetch(`${b.adminUrl}/v1/usage?key=loc`,

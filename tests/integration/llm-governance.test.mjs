@@ -27,12 +27,7 @@ async function usage(d, id) {
 }
 
 describe('LLM governance', () => {
-	const { k, keys } = makeKeys({
-		budget: { id: 'budget', policy: 'llm' },
-		rate: { id: 'rate', policy: 'llm' },
-		tok: { id: 'tok', policy: 'llm' },
-		fb: { id: 'fb', policy: 'llm' },
-	});
+	const { k, keys } = makeKeys({ budget: 'llm', rate: 'llm', tok: 'llm', fb: 'llm' });
 	const state = makeTempDir('mcpwarden-llm-state-');
 	let d, p, down;
 	let config;

@@ -115,6 +115,22 @@ export async function startProvider({ key = 'sk-provider-secret', kind = 'openai
 		}, 30);
 	}
 
+	// An Anthropic stream of one content block: message_start with message, the block (a ping
+	// after it if asked), its deltas, its stop, then stop_reason with 20 output tokens.
+	function oneBlockStream(res, message, block, deltas, stopReason, { ping = false } = {}) {
+		const ev = eventStream(res);
+		ev('message_start', { message });
+		ev('content_block_start', { index: 0, content_block: block });
+		if (ping)
+			ev('ping', {});
+		for (const delta of deltas)
+			ev('content_block_delta', { index: 0, delta });
+		ev('content_block_stop', { index: 0 });
+		ev('message_delta', { delta: { stop_reason: stopReason }, usage: { output_tokens: 20 } });
+		ev('message_stop', {});
+		res.end();
+	}
+
 	function anthropic(req, res, body) {
 		if (req.url !== '/v1/messages') {
 			res.writeHead(404).end();
@@ -130,15 +146,10 @@ export async function startProvider({ key = 'sk-provider-secret', kind = 'openai
 			return;
 		}
 		if (tool) {
-			const ev = eventStream(res);
-			ev('message_start', { message: { id: 'msg_3', usage: { input_tokens: 10, output_tokens: 1 } } });
-			ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: 'toolu_2', name: tool, input: {} } });
-			ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":' } });
-			ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: '"Rome"}' } });
-			ev('content_block_stop', { index: 0 });
-			ev('message_delta', { delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 20 } });
-			ev('message_stop', {});
-			res.end();
+			oneBlockStream(res, { id: 'msg_3', usage: { input_tokens: 10, output_tokens: 1 } },
+				{ type: 'tool_use', id: 'toolu_2', name: tool, input: {} },
+				[{ type: 'input_json_delta', partial_json: '{"city":' },
+					{ type: 'input_json_delta', partial_json: '"Rome"}' }], 'tool_use');
 			return;
 		}
 		if (!body.stream) {
@@ -148,17 +159,10 @@ export async function startProvider({ key = 'sk-provider-secret', kind = 'openai
 				stop_reason: 'end_turn', usage: { input_tokens: 10, output_tokens: 20 } }));
 			return;
 		}
-		const ev = eventStream(res);
-		ev('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant',
-			content: [], model: body.model, usage: { input_tokens: 10, output_tokens: 1 } } });
-		ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
-		ev('ping', {});
-		ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Hel' } });
-		ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'lo' } });
-		ev('content_block_stop', { index: 0 });
-		ev('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 20 } });
-		ev('message_stop', {});
-		res.end();
+		oneBlockStream(res, { id: 'msg_1', type: 'message', role: 'assistant', content: [],
+			model: body.model, usage: { input_tokens: 10, output_tokens: 1 } },
+		{ type: 'text', text: '' },
+		[{ type: 'text_delta', text: 'Hel' }, { type: 'text_delta', text: 'lo' }], 'end_turn', { ping: true });
 	}
 
 	await new Promise((r) => server.listen(0, '127.0.0.1', r));

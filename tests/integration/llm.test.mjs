@@ -14,12 +14,8 @@ const models = Object.fromEntries(['gpt-ok', 'slow', 'hang', 'reset', 'garbage',
 	.map((m) => [m, { input: '1.00', output: '2.00' }]));
 
 describe('LLM route', () => {
-	const { k, keys } = makeKeys({
-		all: { id: 'all', policy: 'all' },
-		mini: { id: 'mini', policy: 'mini' },
-		none: { id: 'none', policy: 'tools-only' },
-		logged: { id: 'logged', policy: 'logged' },
-	});
+	const { k, keys } = makeKeys({ all: 'all', mini: 'mini', none: 'tools-only',
+		logged: 'logged' });
 	let p;
 	const client = (key, extra = {}) => new OpenAI({ apiKey: key.key, baseURL: `${d.url.replace(/\/mcp$/, '')}/v1`,
 		maxRetries: 0, timeout: 10000, ...extra });

@@ -12,11 +12,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
-	startFixture, stopDaemonChecked,
+	cgroupTree, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
+	startFixture, stopDaemonChecked, uninstallPins,
 } from './lib.mjs';
 import { kubeTlsSkip, podObject, startKubeApi, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
@@ -27,10 +27,29 @@ if (skip)
 const wardenctl = join(paths.build, 'wardenctl');
 const NODE = 'node-a';
 
+/** warden_enrolled's entries as `wardenctl maps --json` shows them. */
+const enrolledEntries = (pinDir) => JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir],
+	{ encoding: 'utf8' })).maps.warden_enrolled;
+
 /** warden_enrolled as wardenctl shows it: cgroup path -> mode. */
 function enrolled(pinDir) {
-	const out = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }));
-	return new Map(out.maps.warden_enrolled.filter((e) => e.cgroup).map((e) => [e.cgroup, e.mode]));
+	return new Map(enrolledEntries(pinDir).filter((e) => e.cgroup).map((e) => [e.cgroup, e.mode]));
+}
+
+/** A test's own names (n tells the tests apart): its bpffs pin dir, its cgroups (cgroupTree),
+ * and a temp dir; with token, a token file there holding it. */
+function testNames(n, token) {
+	const tag = `mcpwarden-kube${n}-${process.pid}`;
+	const dir = makeTempDir('mcpwarden-kube-');
+	const tokenFile = join(dir, 'token');
+	if (token !== undefined)
+		writeFileSync(tokenFile, token);
+	return { pinDir: `/sys/fs/bpf/${tag}`, cg: cgroupTree(tag), dir, tokenFile };
+}
+
+/** A test's end: the daemon stops with exit 0 and no sanitizer report. */
+async function assertCleanExit(daemon) {
+	assert.deepEqual(await stopDaemonChecked(daemon, 5000), [], 'a clean exit');
 }
 
 /** Poll until fn() is truthy (or fail with what it last returned). */
@@ -49,28 +68,17 @@ async function until(fn, what, ms = 8000) {
 const hex64 = () => randomBytes(32).toString('hex');
 
 test('the node agent enrols annotated pods from the API server', { skip, timeout: 180000 }, async (t) => {
-	const tag = `mcpwarden-kube-${process.pid}`;
-	const pinDir = `/sys/fs/bpf/${tag}`;
-	const base = join(cgroupRoot, tag);
-	const made = [];	// cgroups to remove, deepest last
-	const mk = (...parts) => {
-		const d = join(base, ...parts);
-		mkdirSync(d, { recursive: true });
-		for (let p = d; p.startsWith(base) && !made.includes(p); p = join(p, '..'))
-			made.push(p);
-		return d;
-	};
+	const { pinDir, cg, dir } = testNames('');
+	const mk = cg.mk;
 	const rm = (d) => { try { rmdirSync(d); } catch { /* gone already */ } };
-	const dir = makeTempDir('mcpwarden-kube-');
 	const fixture = await startFixture();
 	let daemon, api;
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await api?.stop();
 		await fixture.stop(3000);
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
-		for (const d of made.sort((a, b) => b.length - a.length))
-			rm(d);
+		uninstallPins(pinDir);
+		cg.remove();
 	});
 
 	// The API server's certificate, for 127.0.0.1, made now; the daemon trusts only it.
@@ -186,15 +194,14 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 	await until(() => api.openWatches() === 1, 'watching again after the re-list');
 
 	// Deleted after the kubelet removed its cgroups: entries removed at once.
-	const aId = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }))
-		.maps.warden_enrolled.filter((e) => [aAgent, aSidecar, aPod].includes(e.cgroup)).map((e) => e.cgroup_id);
+	const aId = enrolledEntries(pinDir).filter((e) => [aAgent, aSidecar, aPod].includes(e.cgroup))
+		.map((e) => e.cgroup_id);
 	assert.equal(aId.length, 3);
 	rm(aAgent); rm(aSidecar); rm(aPod);
 	api.delete(a.uid);
 	await rec((r) => r.action === 'unenroll' && r.pod_uid === a.uid);
 	await until(() => {
-		const ids = JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir], { encoding: 'utf8' }))
-			.maps.warden_enrolled.map((e) => e.cgroup_id);
+		const ids = enrolledEntries(pinDir).map((e) => e.cgroup_id);
 		return aId.every((id) => !ids.includes(id));
 	}, 'pod A\'s entries removed');
 
@@ -206,23 +213,17 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 	rm(bAgent); rm(bSidecar); rm(bPod);
 	await until(() => ![bAgent, bSidecar, bPod].some((p) => enrolled(pinDir).has(p)), 'pruned once gone');
 
-	const stopping = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');
+	await assertCleanExit(daemon);
 });
 
 test('a wrong token or node is refused by the API and the daemon keeps retrying', { skip, timeout: 60000 }, async (t) => {
-	const tag = `mcpwarden-kube2-${process.pid}`;
-	const pinDir = `/sys/fs/bpf/${tag}`;
-	const dir = makeTempDir('mcpwarden-kube-');
-	const tokenFile = join(dir, 'token');
-	writeFileSync(tokenFile, 'wrong-token');
+	const { pinDir, tokenFile } = testNames(2, 'wrong-token');
 	const api = await startKubeApi({ token: 'right-token', node: NODE });
 	let daemon;
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await api.stop();
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
+		uninstallPins(pinDir);
 	});
 	daemon = await startDaemon(gatewayConfig([], {
 		enforcement: { enabled: true, pin_dir: pinDir, kubernetes: {
@@ -236,33 +237,24 @@ test('a wrong token or node is refused by the API and the daemon keeps retrying'
 	assert.ok(api.stats.unauthorized >= 1);
 	assert.ok(!api.stats.tokens.includes('') && api.stats.tokens.includes('wrong-token'));
 	assert.equal(api.stats.badSelector, 0);
-	const stopping = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');
+	await assertCleanExit(daemon);
 });
 
 test('a pod watch with redirect enrols its pods redirecting: the agent reaches the server it names', { skip, timeout: 90000 }, async (t) => {
-	const tag = `mcpwarden-kube3-${process.pid}`;
-	const pinDir = `/sys/fs/bpf/${tag}`;
-	const base = join(cgroupRoot, tag);
-	const dir = makeTempDir('mcpwarden-kube-');
-	const tokenFile = join(dir, 'token');
-	writeFileSync(tokenFile, 'tok');
+	const { pinDir, cg, tokenFile } = testNames(3, 'tok');
 	const api = await startKubeApi({ token: 'tok', node: NODE });
 	const fixture = await startFixture();
 	const p = { uid: randomUUID(), agent: hex64(), sidecar: hex64() };
-	const podCg = join(base, 'kubepods', 'besteffort', `pod${p.uid}`);
-	const agentCg = join(podCg, p.agent), sidecarCg = join(podCg, p.sidecar);
-	for (const d of [agentCg, sidecarCg])
-		mkdirSync(d, { recursive: true });
+	const podCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`);
+	const agentCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`, p.agent);
+	const sidecarCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`, p.sidecar);
 	let daemon;
 	t.after(async () => {
 		await daemon?.stop(3000);
 		await api.stop();
 		await fixture.stop(3000);
-		spawnSync(wardenctl, ['uninstall', '--yes', '--pin-dir', pinDir]);
-		for (const d of [agentCg, sidecarCg, podCg, join(podCg, '..'), join(podCg, '../..'), base])
-			try { rmdirSync(d); } catch { /* gone already */ }
+		uninstallPins(pinDir);
+		cg.remove();
 	});
 	api.put(podObject({ uid: p.uid, name: 'agent-r', node: NODE, annotation: 'protect', containers: [
 		{ name: 'mcpwarden', id: p.sidecar, init: true }, { name: 'agent', id: p.agent }] }));
@@ -273,8 +265,7 @@ test('a pod watch with redirect enrols its pods redirecting: the agent reaches t
 	// The pod watch asks for redirect: the listener opens though no enroll[] entry asks.
 	await daemon.waitForStderr(/transparent redirect to 127\.0\.0\.1:\d+/, 10000);
 	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
-	const flags = () => new Map(JSON.parse(execFileSync(wardenctl, ['maps', '--json', '--pin-dir', pinDir],
-		{ encoding: 'utf8' })).maps.warden_enrolled.filter((e) => e.cgroup).map((e) => [e.cgroup, e]));
+	const flags = () => new Map(enrolledEntries(pinDir).filter((e) => e.cgroup).map((e) => [e.cgroup, e]));
 	await until(() => flags().get(agentCg)?.mode === 'protect' && flags().get(sidecarCg)?.mode === 'exempt',
 		'the pod enrolled');
 	const m = flags();
@@ -292,7 +283,5 @@ test('a pod watch with redirect enrols its pods redirecting: the agent reaches t
 	assert.deepEqual(r.peer, { address: '127.0.0.1', port }, 'getpeername shows the server');
 	const rec = await daemon.waitForRecord((x) => x.type === 'decision' && x.redirected === true, 5000);
 	assert.equal(rec.original_destination, `127.0.0.1:${port}`);
-	const stopping = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(stopping, 5000), [], 'a clean exit');
+	await assertCleanExit(daemon);
 });

@@ -16,7 +16,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
 	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, paths, startDaemon, startFixture,
-	stopDaemonChecked,
+	stopDaemonChecked, uninstallPins,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -76,7 +76,7 @@ test('an SDK client with the upstream\'s real URL is redirected, governed and re
 		for (const f of [alpha, beta, six])
 			await f.stop(3000);
 		other.close();
-		spawnSync(join(paths.build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]);
+		uninstallPins(pinDir);
 		for (const d of [cgA, cgPlain, base])
 			try { rmdirSync(d); } catch { /* the agents exited: empty */ }
 	});

@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProcess } from './lib.mjs';
+import { after, before, describe } from 'node:test';
+import { freePort, makeTempDir, removeTempDir, startProcess, stopCleanly } from './lib.mjs';
 
 export const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
 export const CLI = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p));
@@ -32,3 +33,32 @@ export function startSentinel(dir, port, name, masterPort, { downAfterMs = 1000 
 /** redis-cli against port; the answer, trimmed. */
 export const cli = (port, ...args) => execFileSync(CLI, ['-p', String(port), '--raw', ...args],
 	{ encoding: 'utf8' }).trim();
+
+/**
+ * describe(name) around tests that share one redis-server, skipped when `skip` says why (by
+ * default: redis-server is not installed): before them a temp dir (prefix) and Redis on a free port; after them the daemons the tests
+ * pushed to `daemons` stopped cleanly (exit 0 and no sanitizer report, Redis up or not), Redis
+ * stopped and the dir removed. body(redis) declares the tests; redis.dir, redis.port and
+ * redis.server (startRedis()'s process) are set once `before` ran; redis.restart() starts
+ * Redis again on the same port and files after a test killed it.
+ */
+export function redisSuite(name, { prefix, skip = redisSkip }, body) {
+	describe(name, { skip }, () => {
+		const redis = { dir: null, port: 0, server: null, daemons: [],
+			restart: async () => { redis.server = await startRedis(redis.dir, redis.port); } };
+
+		before(async () => {
+			redis.dir = makeTempDir(prefix);
+			redis.port = await freePort();
+			redis.server = await startRedis(redis.dir, redis.port);
+		});
+		after(async () => {
+			for (const d of redis.daemons)
+				await stopCleanly(d);
+			await redis.server?.stop(3000);
+			if (redis.dir)
+				removeTempDir(redis.dir);
+		});
+		body(redis);
+	});
+}

@@ -17,17 +17,28 @@ const faultGateway = (keys, extra = {}, more = {}) => gatewayConfig([faultStdioU
 const keyOf = (id, k) => ({ id, policy: 'all', hash: k.hash });
 const connectAs = (d, k) => connectHttp(d.url, { headers: { Authorization: `Bearer ${k.key}` } });
 
+// The daemon for cfg, stopped after test t; returned once its fault upstream is ready.
+async function faultDaemon(t, cfg) {
+	const d = await startDaemon(cfg);
+	t.after(() => d.stop(3000));
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	return d;
+}
+
+// Two keys, a and b, and the config entries of both.
+function twoKeys() {
+	const a = makeKey(), b = makeKey();
+	return { a, b, both: [keyOf('a', a), keyOf('b', b)] };
+}
+
 async function pidOf(c) {
 	const r = await c.client.callTool({ name: 'fault__pid', arguments: {} });
 	return r.content[0].text;
 }
 
 test('governance-only reload keeps sessions and upstreams', { timeout: 60000 }, async (t) => {
-	const a = makeKey(), b = makeKey();
-	const both = [keyOf('a', a), keyOf('b', b)];
-	const d = await startDaemon(faultGateway(both));
-	t.after(() => d.stop(3000));
-	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const { a, b, both } = twoKeys();
+	const d = await faultDaemon(t, faultGateway(both));
 
 	const ca = await connectAs(d, a);
 	const cb = await connectAs(d, b);
@@ -56,9 +67,7 @@ test('governance-only reload keeps sessions and upstreams', { timeout: 60000 }, 
 test('a new configuration that cannot start leaves the previous one serving, keys and all', { timeout: 60000 }, async (t) => {
 	const a = makeKey();
 	const cfg = (extra = {}) => faultGateway([keyOf('a', a)], extra);
-	const d = await startDaemon(cfg());
-	t.after(() => d.stop(3000));
-	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const d = await faultDaemon(t, cfg());
 	// Valid, but its store cannot open (state_dir is not a directory): the gate cannot be
 	// built, and the daemon goes back to the previous configuration, whose keys it rebuilds.
 	const bad = JSON.stringify({ ...cfg({ request_timeout_ms: 30000 }), state_dir: '/dev/null' });
@@ -72,11 +81,8 @@ test('a new configuration that cannot start leaves the previous one serving, key
 });
 
 test('a burst of SIGHUPs: the file is read off the loop, one reload at a time, the last file wins', { timeout: 60000 }, async (t) => {
-	const a = makeKey(), b = makeKey();
-	const both = [keyOf('a', a), keyOf('b', b)];
-	const d = await startDaemon(faultGateway(both));
-	t.after(() => d.stop(3000));
-	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const { a, b, both } = twoKeys();
+	const d = await faultDaemon(t, faultGateway(both));
 	const ca = await connectAs(d, a);
 	const from = d.stderrLines.length;
 	writeFileSync(d.configPath, JSON.stringify({ state_dir: join(d.dir, 'state'), ...faultGateway([both[0]]) }));
@@ -99,9 +105,7 @@ test('a full reload keeps the store: a spent rate limit stays spent, nothing is 
 	const a = makeKey();
 	const cfg = (extra = {}) => faultGateway([keyOf('a', a)], extra,
 		{ rate_limits: { 'key:a': { key: { requests: 2, per: 'hour' } } } });
-	const d = await startDaemon(cfg());
-	t.after(() => d.stop(3000));
-	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const d = await faultDaemon(t, cfg());
 	const c = await connectAs(d, a);
 	await pidOf(c);
 	await pidOf(c);

@@ -130,12 +130,5 @@ static int teardown(void)
 	return 0;
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "writers of the config take turns", test_writers_take_turns },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("config lock", setup, teardown, cases);
-}
+CU_MAIN("config lock", setup, teardown,
+	{ "writers of the config take turns", test_writers_take_turns })

@@ -56,58 +56,20 @@ struct target {
 	uint16_t port;
 };
 
+/* t's address and port in *ss: its length. */
 static socklen_t make_addr(const struct target *t, struct sockaddr_storage *ss)
 {
-	memset(ss, 0, sizeof(*ss));
-	if (t->family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)ss;
-
-		s->sin_family = AF_INET;
-		s->sin_port = htons(t->port);
-		inet_pton(AF_INET, t->addr, &s->sin_addr);
-		return sizeof(*s);
-	}
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-	s6->sin6_family = AF_INET6;
-	s6->sin6_port = htons(t->port);
-	inet_pton(AF_INET6, t->addr, &s6->sin6_addr);
-	return sizeof(*s6);
-}
-
-static int listen_on(int family, int type, const char *addr, uint16_t port, uint16_t *out)
-{
-	const struct target t = { .family = family, .type = type, .addr = addr, .port = port };
-	struct sockaddr_storage ss;
-	socklen_t len = make_addr(&t, &ss);
-	int fd = socket(family, type | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-	    (type == SOCK_STREAM && listen(fd, 64) < 0) ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	*out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	return fd;
+	return ktest_sockaddr(t->family, t->addr, t->port, ss);
 }
 
 /* The sidecar listens on the same ephemeral port on 127.0.0.1 and ::1. */
 static int sidecar_listen(void)
 {
 	for (int tries = 0; tries < 50; tries++) {
-		srv_side4 = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_side);
+		srv_side4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_side);
 		if (srv_side4 < 0)
 			return srv_side4;
-		srv_side6 = listen_on(AF_INET6, SOCK_STREAM, "::1", port_side, &port_side);
+		srv_side6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", port_side, &port_side);
 		if (srv_side6 >= 0)
 			return 0;
 		close(srv_side4);
@@ -577,7 +539,7 @@ static void test_exact_and_prefix(void)
 	ALLOWED(cg_prot, "wk-clean2", probe_connect, &o4);
 
 	/* IPv6: a protected prefix:port, a host allow inside it. */
-	srv6 = listen_on(AF_INET6, SOCK_STREAM, "::1", 0, &port6);
+	srv6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", 0, &port6);
 	CU_ASSERT_FATAL(srv6 >= 0);
 	{
 		struct target t6 = { AF_INET6, SOCK_STREAM, "::1", port6 };
@@ -887,11 +849,11 @@ static int setup(void)
 	if (mkdir(cg_base, 0755) < 0 || mkdir(cg_lock, 0755) < 0 || mkdir(cg_lock_sub, 0755) < 0 ||
 	    mkdir(cg_exempt, 0755) < 0 || mkdir(cg_prot, 0755) < 0 || mkdir(cg_plain, 0755) < 0)
 		return -1;
-	srv_up4 = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_up4);
-	srv_up6 = listen_on(AF_INET6, SOCK_STREAM, "::1", 0, &port_up6);
-	srv_udp4 = listen_on(AF_INET, SOCK_DGRAM, "127.0.0.1", 0, &port_udp4);
-	srv_allow = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_allow);
-	srv_other = listen_on(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_other);
+	srv_up4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_up4);
+	srv_up6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", 0, &port_up6);
+	srv_udp4 = ktest_listen(AF_INET, SOCK_DGRAM, "127.0.0.1", 0, &port_udp4);
+	srv_allow = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_allow);
+	srv_other = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_other);
 	if (srv_up4 < 0 || srv_up6 < 0 || srv_udp4 < 0 || srv_allow < 0 || srv_other < 0 ||
 	    sidecar_listen() < 0)
 		return -1;
@@ -945,43 +907,25 @@ static int teardown(void)
 	if (base)
 		event_base_free(base);
 	enforcer_destroy_pins(pin_dir);
-	rmdir(cg_lock_sub);
-	rmdir(cg_exempt);
-	rmdir(cg_lock);
-	rmdir(cg_prot);
-	rmdir(cg_plain);
-	rmdir(cg_base);
+	ktest_rmdirs(cg_lock_sub, cg_exempt, cg_lock, cg_prot, cg_plain, cg_base, NULL);
 	return 0;
 }
 
-int main(void)
-{
-	char r[256];
-
-	if (!ktest_can_run("ktest_enforcer", r, sizeof(r)))
-		return 0;
-	log_set_level(LOG_WARN);
-
-	static const struct cu_case cases[] = {
-		{ "refused in protect mode: v4, v6, v4-mapped, 0.0.0.0, UDP, TFO", test_refused_protect },
-		{ "refused: io_uring connect", test_refused_io_uring },
-		{ "refused: raw and ping sockets", test_refused_sockets },
-		{ "refused after moving into a child cgroup", test_refused_after_escape },
-		{ "refused when nested deeper than the fast walk", test_refused_when_nested_deep },
-		{ "unix socket to a protected path", test_unix },
-		{ "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed },
-		{ "host rules and prefix rules combine as one policy", test_exact_and_prefix },
-		{ "cached decisions follow enrolment changes", test_cached_decisions_follow_changes },
-		{ "cgroup lookups through helper calls (older kernels)", test_helper_cgroup_lookups },
-		{ "deny errno is configurable", test_errno_configurable },
-		{ "enrolling the root is refused", test_root_refused },
-		{ "enrolments of removed cgroups are pruned", test_prune_gone },
-		{ "counters", test_counters },
-		{ "adopt-only open", test_adopt_mode },
-		{ "upstream hostnames resolved off the loop", test_upstream_resolver },
-		{ "kill -9 keeps enforcing; re-open adopts; one link per hook", test_kill9_and_readopt },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("enforcer (real kernel)", setup, teardown, cases);
-}
+KTEST_MAIN("ktest_enforcer", "enforcer (real kernel)", setup, teardown,
+	{ "refused in protect mode: v4, v6, v4-mapped, 0.0.0.0, UDP, TFO", test_refused_protect },
+	{ "refused: io_uring connect", test_refused_io_uring },
+	{ "refused: raw and ping sockets", test_refused_sockets },
+	{ "refused after moving into a child cgroup", test_refused_after_escape },
+	{ "refused when nested deeper than the fast walk", test_refused_when_nested_deep },
+	{ "unix socket to a protected path", test_unix },
+	{ "allowed: sidecar, allowlist, unenrolled, exempt", test_allowed },
+	{ "host rules and prefix rules combine as one policy", test_exact_and_prefix },
+	{ "cached decisions follow enrolment changes", test_cached_decisions_follow_changes },
+	{ "cgroup lookups through helper calls (older kernels)", test_helper_cgroup_lookups },
+	{ "deny errno is configurable", test_errno_configurable },
+	{ "enrolling the root is refused", test_root_refused },
+	{ "enrolments of removed cgroups are pruned", test_prune_gone },
+	{ "counters", test_counters },
+	{ "adopt-only open", test_adopt_mode },
+	{ "upstream hostnames resolved off the loop", test_upstream_resolver },
+	{ "kill -9 keeps enforcing; re-open adopts; one link per hook", test_kill9_and_readopt })

@@ -263,29 +263,12 @@ static int teardown(void)
 		enforcer_close(E);
 	enforcer_destroy_pins(pin_dir);
 	snprintf(qos, sizeof(qos), "%s/kubepods", base);
-	rmdir(agent_cg);
-	rmdir(sidecar_cg);
-	rmdir(pod_cg);
-	rmdir(qos);
-	rmdir(base);
+	ktest_rmdirs(agent_cg, sidecar_cg, pod_cg, qos, base, NULL);
 	return 0;
 }
 
-int main(void)
-{
-	char r[256];
-
-	if (!ktest_can_run("ktest_kube_pods", r, sizeof(r)))
-		return 0;
-	log_set_level(LOG_WARN);
-
-	static const struct cu_case cases[] = {
-		{ "hostile pod objects: no crash, an enrolled cgroup is never let go",
-		  test_hostile_sweep },
-		{ "restart keeps the stricter pinned mode; re-list forgets deleted pods",
-		  test_restart_and_relist },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("kube pods (real kernel)", setup, teardown, cases);
-}
+KTEST_MAIN("ktest_kube_pods", "kube pods (real kernel)", setup, teardown,
+	{ "hostile pod objects: no crash, an enrolled cgroup is never let go",
+	  test_hostile_sweep },
+	{ "restart keeps the stricter pinned mode; re-list forgets deleted pods",
+	  test_restart_and_relist })

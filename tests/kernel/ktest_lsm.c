@@ -166,10 +166,7 @@ static int teardown(void)
 	if (base)
 		event_base_free(base);
 	enforcer_destroy_pins(pin_dir);
-	rmdir(cg_lock);
-	rmdir(cg_prot);
-	rmdir(cg_plain);
-	rmdir(cg_base);
+	ktest_rmdirs(cg_lock, cg_prot, cg_plain, cg_base, NULL);
 	return 0;
 }
 

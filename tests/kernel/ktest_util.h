@@ -1,18 +1,26 @@
-/* ktest_util: what the kernel suites share — writing cgroupfs files and running a probe in a
- * child placed in a cgroup. Header-only: each suite is one binary. */
+/* ktest_util: what the kernel suites share — their main(), writing and removing cgroupfs
+ * files, running a probe in a child placed in a cgroup, loopback listeners. Header-only: each
+ * suite is one binary. */
 #ifndef WARDEN_KTEST_UTIL_H
 #define WARDEN_KTEST_UTIL_H
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "enforce/cgroup.h"
+#include "cunit_main.h"
 
 static inline int write_file(const char *path, const char *text)
 {
@@ -24,6 +32,19 @@ static inline int write_file(const char *path, const char *text)
 		ret = -errno;
 	close(fd);
 	return ret;
+}
+
+/* Remove the directories named, NULL-terminated, in order (children first): a teardown's
+ * cgroups. A cgroup whose last process has just exited can be EBUSY for a moment: up to 1 s. */
+static inline void ktest_rmdirs(const char *dir, ...)
+{
+	va_list ap;
+
+	va_start(ap, dir);
+	for (; dir; dir = va_arg(ap, const char *))
+		for (int i = 0; i < 100 && rmdir(dir) < 0 && errno == EBUSY; i++)
+			usleep(10000);
+	va_end(ap);
 }
 
 /* Move the calling process into cgroup directory cg. */
@@ -50,6 +71,21 @@ static inline int ktest_can_run(const char *suite, char *root, size_t len)
 	return 1;
 }
 
+/* The whole main() of a kernel suite that needs nothing but root and cgroup v2 (SKIP
+ * otherwise): CU_MAIN after ktest_can_run(), logging warnings and worse. binary names it in
+ * the SKIP line. */
+#define KTEST_MAIN(binary, suite, init, clean, ...)                                   \
+	int main(void)                                                                \
+	{                                                                             \
+		static const struct cu_case cu_cases_[] = { __VA_ARGS__, { NULL, NULL } }; \
+		char root_[256];                                                      \
+                                                                                      \
+		if (!ktest_can_run(binary, root_, sizeof(root_)))                     \
+			return 0;                                                     \
+		log_set_level(LOG_WARN);                                              \
+		return cu_run_suite(suite, init, clean, cu_cases_);                   \
+	}
+
 typedef int (*probe_fn)(const void *arg);
 
 /* Run fn in a child placed in cg, named comm; returns what fn returned (& 0xff: an errno, 0
@@ -75,6 +111,53 @@ static inline int run_in_cgroup(const char *cg, const char *comm, probe_fn fn, c
 		if (errno != EINTR)
 			return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The numeric address addr (family's form) and port in *ss: its length. */
+static inline socklen_t ktest_sockaddr(int family, const char *addr, uint16_t port,
+				       struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &s->sin_addr);
+		return sizeof(*s);
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(port);
+	inet_pton(AF_INET6, addr, &s6->sin6_addr);
+	return sizeof(*s6);
+}
+
+/* A socket of type bound to addr:port (0: a free one; AF_INET6: v6 only), listening when a
+ * stream; its fd and its port in *out, or -errno. */
+static inline int ktest_listen(int family, int type, const char *addr, uint16_t port, uint16_t *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = ktest_sockaddr(family, addr, port, &ss);
+	int fd = socket(family, type | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	*out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
 }
 
 #endif

@@ -186,12 +186,6 @@ static int connect_from(const char *cg, const char *comm, pid_t *pid_out)
 	return run_in_cgroup(cg, comm, connect_loopback, NULL, 250, pid_out);
 }
 
-static void rmdir_retry(const char *path)
-{
-	for (int i = 0; i < 100 && rmdir(path) < 0 && errno == EBUSY; i++)
-		usleep(10000);
-}
-
 static int random_hex(char *buf, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -253,21 +247,15 @@ static int setup(void)
 
 static int teardown(void)
 {
-	char dir[1000];
+	char kubepods[1000], besteffort[1000];
 
 	enforcer_close(E);
 	E = NULL;
 	if (enforcer_destroy_pins(pin_dir) < 0)
 		fprintf(stderr, "cannot remove %s\n", pin_dir);
-	rmdir_retry(cg_ctr);
-	rmdir_retry(cg_kube);
-	snprintf(dir, sizeof(dir), "%s/kubepods/besteffort", cg_base);
-	rmdir_retry(dir);
-	snprintf(dir, sizeof(dir), "%s/kubepods", cg_base);
-	rmdir_retry(dir);
-	rmdir_retry(cg_a);
-	rmdir_retry(cg_b);
-	rmdir_retry(cg_base);
+	snprintf(besteffort, sizeof(besteffort), "%s/kubepods/besteffort", cg_base);
+	snprintf(kubepods, sizeof(kubepods), "%s/kubepods", cg_base);
+	ktest_rmdirs(cg_ctr, cg_kube, besteffort, kubepods, cg_a, cg_b, cg_base, NULL);
 	if (srv >= 0)
 		close(srv);
 	return 0;
@@ -818,7 +806,22 @@ static void test_uninstall(void)
 	run_free(&r);
 }
 
-int main(void)
+static const struct cu_case cases[] = {
+	{ "maps --json shows exactly what was configured", test_maps_json },
+	{ "enroll/protect/allow through wardenctl take effect", test_enroll_protect_take_effect },
+	{ "--container and --pod resolve kubepods cgroups", test_container_and_pod },
+	{ "verify passes and leaves nothing behind", test_verify },
+	{ "status --json reports links and counters", test_status_json },
+	{ "events: tap, consume, bounded follow", test_events },
+	{ "errors and help", test_errors_and_help },
+	{ "pins of another ABI: refused, upgrade by uninstall", test_abi_mismatch },
+	{ "uninstall", test_uninstall },
+	{ NULL, NULL },
+};
+
+/* 1 when the suite can run here; 0 after printing SKIP and why (no root, no cgroup v2, BPF not
+ * loadable: no CAP_BPF in a container, no bpffs); -1 when wardenctl is not built. */
+static int preflight(void)
 {
 	const char *build = getenv("MCPWARDEN_BUILD");
 	struct enforcer *probe = NULL;
@@ -831,11 +834,10 @@ int main(void)
 	if (access(ctl, X_OK) < 0) {
 		printf("ktest_wardenctl: %s: %s (build it: make MODE=test all)\n", ctl,
 		       strerror(errno));
-		return 1;
+		return -1;
 	}
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-ctltest-%d", (int)getpid());
 	log_set_level(LOG_WARN);
-	/* BPF may be unavailable (no CAP_BPF in a container, no bpffs): skip with the reason. */
 	o.pin_dir = pin_dir;
 	err = enforcer_open(&o, &probe);
 	enforcer_close(probe);
@@ -844,22 +846,16 @@ int main(void)
 		enforcer_destroy_pins(pin_dir);
 		return 0;
 	}
+	return 1;
+}
 
-	static const struct cu_case cases[] = {
-		{ "maps --json shows exactly what was configured", test_maps_json },
-		{ "enroll/protect/allow through wardenctl take effect", test_enroll_protect_take_effect },
-		{ "--container and --pod resolve kubepods cgroups", test_container_and_pod },
-		{ "verify passes and leaves nothing behind", test_verify },
-		{ "status --json reports links and counters", test_status_json },
-		{ "events: tap, consume, bounded follow", test_events },
-		{ "errors and help", test_errors_and_help },
-		{ "pins of another ABI: refused, upgrade by uninstall", test_abi_mismatch },
-		{ "uninstall", test_uninstall },
-		{ NULL, NULL },
-	};
+int main(void)
+{
+	int rc = preflight();
 
-	int rc = cu_run_suite("wardenctl (real kernel)", setup, teardown, cases);
-
+	if (rc <= 0)
+		return rc < 0;
+	rc = cu_run_suite("wardenctl (real kernel)", setup, teardown, cases);
 	if (enforcer_destroy_pins(pin_dir) < 0)
 		fprintf(stderr, "ktest_wardenctl: cannot remove %s\n", pin_dir);
 	return rc;

@@ -247,19 +247,12 @@ static void test_fields(void)
 	CU_ASSERT_ERRORS(&e, "sec: must be an object");
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "defaults", test_defaults },
-		{ "full config", test_full },
-		{ "connection caps", test_connection_caps },
-		{ "keys and teams kept deflated", test_shrink_expand },
-		{ "errors name field paths", test_errors_name_paths },
-		{ "bad JSON and missing file", test_bad_json },
-		{ "duplicate upstream names", test_duplicate_upstream },
-		{ "a section read from its field table", test_fields },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("config", NULL, NULL, cases);
-}
+CU_MAIN("config", NULL, NULL,
+	{ "defaults", test_defaults },
+	{ "full config", test_full },
+	{ "connection caps", test_connection_caps },
+	{ "keys and teams kept deflated", test_shrink_expand },
+	{ "errors name field paths", test_errors_name_paths },
+	{ "bad JSON and missing file", test_bad_json },
+	{ "duplicate upstream names", test_duplicate_upstream },
+	{ "a section read from its field table", test_fields })

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,37 +17,41 @@
 #include "enforcement_util.h"
 #include "cunit_main.h"
 
-static void check_dest(const char *spec, int family, const char *canon)
+static void test_dest_parse(void)
 {
+	/* spec -> its canonical form and family */
+	static const struct {
+		const char *spec;
+		const char *canon;
+		int family;
+	} good[] = {
+		{ "10.0.0.1", "10.0.0.1/32", AF_INET },
+		{ "10.1.2.3/8", "10.0.0.0/8", AF_INET },	/* host bits cleared */
+		{ "10.96.0.10/32:53", "10.96.0.10/32:53", AF_INET },
+		{ "127.0.0.1:8080", "127.0.0.1/32:8080", AF_INET },
+		{ "2001:db8::/32", "2001:db8::/32", AF_INET6 },
+		{ "[::1]:443", "[::1/128]:443", AF_INET6 },
+		{ "[2001:db8::1/64]:80", "[2001:db8::/64]:80", AF_INET6 },
+		/* v4-mapped specs are stored as v4: the programs judge mapped destinations as v4 */
+		{ "[::ffff:10.0.0.1]:80", "10.0.0.1/32:80", AF_INET },
+		{ "::ffff:10.0.0.0/104", "10.0.0.0/8", AF_INET },
+	};
 	struct enforcer_dest d;
 	char buf[80];
 
-	CU_ASSERT_EQUAL_FATAL(enforcer_dest_parse(spec, &d), 0);
-	CU_ASSERT_EQUAL(d.family, family);
-	CU_ASSERT_EQUAL(enforcer_dest_format(&d, buf, sizeof(buf)), 0);
-	CU_ASSERT_STRING_EQUAL(buf, canon);
-}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		bool ok = enforcer_dest_parse(good[i].spec, &d) == 0 && d.family == good[i].family &&
+			  enforcer_dest_format(&d, buf, sizeof(buf)) == 0 &&
+			  strcmp(buf, good[i].canon) == 0;
 
-static void test_dest_parse(void)
-{
-	struct enforcer_dest d;
-
-	check_dest("10.0.0.1", AF_INET, "10.0.0.1/32");
-	check_dest("10.1.2.3/8", AF_INET, "10.0.0.0/8");	/* host bits cleared */
-	check_dest("10.96.0.10/32:53", AF_INET, "10.96.0.10/32:53");
-	check_dest("127.0.0.1:8080", AF_INET, "127.0.0.1/32:8080");
-	check_dest("2001:db8::/32", AF_INET6, "2001:db8::/32");
-	check_dest("[::1]:443", AF_INET6, "[::1/128]:443");
-	check_dest("[2001:db8::1/64]:80", AF_INET6, "[2001:db8::/64]:80");
-	/* v4-mapped specs are stored as v4: the programs judge mapped destinations as v4 */
-	check_dest("[::ffff:10.0.0.1]:80", AF_INET, "10.0.0.1/32:80");
-	check_dest("::ffff:10.0.0.0/104", AF_INET, "10.0.0.0/8");
+		CU_ASSERT_CASE(ok, good[i].spec);
+	}
 
 	const char *bad[] = { "", "x", "10.0.0.1:0", "10.0.0.1:70000", "10.0.0.1/33",
 			      "10.0.0.1:8a", "[::1]", "[::1]:", "::1/129", "10.0.0.1/", "1.2.3",
 			      "[::1:80", "10.0.0.1/-1" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		CU_ASSERT_EQUAL(enforcer_dest_parse(bad[i], &d), -EINVAL);
+		CU_ASSERT_CASE(enforcer_dest_parse(bad[i], &d) == -EINVAL, bad[i]);
 	CU_ASSERT_EQUAL(enforcer_dest_parse(NULL, &d), -EINVAL);
 }
 

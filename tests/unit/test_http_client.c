@@ -659,24 +659,17 @@ static int clean(void)
 	return 0;
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "parser: chunked answer cut at every byte", test_chunked_split_everywhere },
-		{ "parser: lengths, close-delimited, 1xx, 204, cut short", test_lengths_and_eof },
-		{ "parser: stops at the end of an answer", test_pipelined_garbage },
-		{ "parser: malformed answers refused", test_malformed },
-		{ "parser: oversize head and too many headers", test_oversize_head },
-		{ "client: keep-alive, one connection", test_keep_alive },
-		{ "client: Connection: close is honoured", test_server_closes_pooled },
-		{ "client: one retry on a reused connection, never on a fresh one",
-		  test_retry_on_reused },
-		{ "client: unasked bytes, close-delimited body", test_garbage_and_close_delimited },
-		{ "client: slow chunked body streamed", test_slow_body },
-		{ "client: timeout and refused", test_timeout_and_refused },
-		{ "client: cancel", test_cancel },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("http_client", init, clean, cases);
-}
+CU_MAIN("http_client", init, clean,
+	{ "parser: chunked answer cut at every byte", test_chunked_split_everywhere },
+	{ "parser: lengths, close-delimited, 1xx, 204, cut short", test_lengths_and_eof },
+	{ "parser: stops at the end of an answer", test_pipelined_garbage },
+	{ "parser: malformed answers refused", test_malformed },
+	{ "parser: oversize head and too many headers", test_oversize_head },
+	{ "client: keep-alive, one connection", test_keep_alive },
+	{ "client: Connection: close is honoured", test_server_closes_pooled },
+	{ "client: one retry on a reused connection, never on a fresh one",
+	  test_retry_on_reused },
+	{ "client: unasked bytes, close-delimited body", test_garbage_and_close_delimited },
+	{ "client: slow chunked body streamed", test_slow_body },
+	{ "client: timeout and refused", test_timeout_and_refused },
+	{ "client: cancel", test_cancel })

@@ -44,6 +44,22 @@ static int add_team_key(struct keystore *ks, const char *team, const char *team_
 	return keys_add(ks, &r);
 }
 
+/* A new store in *ks with the config text parsed into it (policies ps, may be NULL), its
+ * errors in *e: keys_config_parse()'s result. */
+static int parse_keys(const char *text, struct policy_set *ps, struct keystore **ks,
+		      struct config_errors *e)
+{
+	cJSON *root = cJSON_Parse(text);
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	*ks = store();
+	memset(e, 0, sizeof(*e));
+	rc = keys_config_parse(root, ps, *ks, e);
+	cJSON_Delete(root);
+	return rc;
+}
+
 static enum keys_auth auth(struct keystore *ks, const char *key, int64_t now,
 			   struct key_identity *who)
 {
@@ -581,8 +597,6 @@ static void test_config(void)
 	keys_free(ks);
 
 	/* Every problem is reported, each with its field path. */
-	ks = store();
-	memset(&e, 0, sizeof(e));
 	snprintf(text, sizeof(text),
 		 "{\"teams\": [{\"name\": \"ml\", \"policy\": \"ro\"},"
 		 "             {\"name\": \"x\", \"policy\": \"nope\"},"
@@ -600,9 +614,7 @@ static void test_config(void)
 		 "  {\"id\": \"i\", \"hash\": 5, \"policy\": \"missing\", \"disabled\": \"no\"},"
 		 "  \"k\"]}",
 		 h2, h2, h2, h2, h2, h3, h3);
-	root = cJSON_Parse(text);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-	CU_ASSERT_EQUAL(keys_config_parse(root, ps, ks, &e), -EINVAL);
+	CU_ASSERT_EQUAL(parse_keys(text, ps, &ks, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e,
 		"teams[1].policy: no policy named \"nope\"",
 		"teams[2].name: team \"ml\" is defined twice",
@@ -623,17 +635,12 @@ static void test_config(void)
 	/* The secret itself never appears in an error. */
 	for (int j = 0; j < e.count; j++)
 		CU_ASSERT_PTR_NULL(strstr(e.msg[j], "mcpw_plaintext"));
-	cJSON_Delete(root);
 	keys_free(ks);
 
-	ks = store();
-	memset(&e, 0, sizeof(e));
-	root = cJSON_Parse("{\"teams\": {}, \"keys\": 3}");
-	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+	CU_ASSERT_EQUAL(parse_keys("{\"teams\": {}, \"keys\": 3}", NULL, &ks, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e,
 			 "teams: must be an array",
 			 "keys: must be an array");
-	cJSON_Delete(root);
 	keys_free(ks);
 	policy_set_free(ps);
 }
@@ -642,10 +649,11 @@ static void test_config(void)
  * caller (an unknown caller never matches); bad patterns refused with the field's path. */
 static void test_workloads(void)
 {
-	struct config_errors e = { 0 };
-	struct keystore *ks = store();
+	struct config_errors e;
+	struct keystore *ks;
 	struct key_identity who;
-	cJSON *root = cJSON_Parse(
+
+	CU_ASSERT_EQUAL(parse_keys(
 		"{\"keys\": [{\"id\": \"w\", \"hash\": \"" H_ABC "\", \"policy\": \"p\","
 		" \"workloads\": [\"cgroup:/kubepods/pod1*\", \"cgroup:/agents/a\"]},"
 		" {\"id\": \"x\", \"hash\": \"sha256:" "00000000000000000000000000000000"
@@ -653,10 +661,8 @@ static void test_workloads(void)
 		" {\"id\": \"y\", \"hash\": \"sha256:" "00000000000000000000000000000000"
 		"00000000000000000000000000000002\", \"policy\": \"p\", \"workloads\": [\"/a\"]},"
 		" {\"id\": \"z\", \"hash\": \"sha256:" "00000000000000000000000000000000"
-		"00000000000000000000000000000003\", \"policy\": \"p\", \"workloads\": []}]}");
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+		"00000000000000000000000000000003\", \"policy\": \"p\", \"workloads\": []}]}",
+		NULL, &ks, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e,
 		"keys[1].workloads: pod patterns need the pod watch",
 		"keys[2].workloads: each entry must be \"cgroup:/<glob>\"",
@@ -669,22 +675,18 @@ static void test_workloads(void)
 	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, "/kubepods/pod2/c1"));
 	CU_ASSERT_FALSE(keys_workload_allows(who.workloads, NULL));
 	CU_ASSERT_TRUE(keys_workload_allows("", NULL));
-	cJSON_Delete(root);
 	keys_free(ks);
 
 	/* Keyless workloads: first match in config order; the identity is "wl:<name>". */
-	ks = store();
-	memset(&e, 0, sizeof(e));
-	root = cJSON_Parse(
+	CU_ASSERT_EQUAL(parse_keys(
 		"{\"teams\": [{\"name\": \"ml\", \"policy\": \"tp\"}], \"workloads\": ["
 		" {\"name\": \"agents\", \"cgroup\": \"/agents/*\", \"policy\": \"p\", \"team\": \"ml\"},"
 		" {\"name\": \"all\", \"cgroup\": \"/*\", \"team\": \"ml\"},"
 		" {\"name\": \"agents\", \"cgroup\": \"/x\", \"policy\": \"p\"},"
 		" {\"name\": \"nop\", \"cgroup\": \"/x\"},"
 		" {\"name\": \"rel\", \"cgroup\": \"x\", \"policy\": \"p\"},"
-		" {\"name\": \"pod\", \"pod\": \"ns/a\", \"cgroup\": \"/p\", \"policy\": \"p\"}]}");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+		" {\"name\": \"pod\", \"pod\": \"ns/a\", \"cgroup\": \"/p\", \"policy\": \"p\"}]}",
+		NULL, &ks, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e,
 		"workloads[2].name: workload \"agents\" is defined twice",
 		"workloads[3].policy: required for a workload without a team",
@@ -699,7 +701,6 @@ static void test_workloads(void)
 	CU_ASSERT_STRING_EQUAL(who.id, "wl:all");
 	CU_ASSERT_STRING_EQUAL(who.policy, "");
 	CU_ASSERT_EQUAL(keys_workload_identity(ks, NULL, &who), -ENOENT);
-	cJSON_Delete(root);
 	keys_free(ks);
 }
 
@@ -735,12 +736,12 @@ static void test_pod_workloads(void)
 	static const char *const bad[] = { "pod:", "pod:ns", "pod:/x", "pod:NS/x", "pod:ns/",
 		"pod:ns/Agent", "pod:ns/app=a b", "pod:ns/app=a,", "pod:ns/=a", "pod:ns/a=b,c",
 		"pod:ns/a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9", NULL };
-	struct config_errors e = { 0 };
-	struct keystore *ks = store();
+	struct config_errors e;
+	struct keystore *ks;
 	struct key_identity who;
 	char out[KEYS_WORKLOADS_SIZE];
 	const char *why = NULL;
-	cJSON *a, *root;
+	cJSON *a;
 
 	for (size_t i = 0; good[i]; i++)
 		CU_ASSERT_TRUE(keys_valid_workload(good[i]));
@@ -783,14 +784,13 @@ static void test_pod_workloads(void)
 	CU_ASSERT_EQUAL(pods_asked, 0);
 
 	/* Config: accepted with the pod watch, for keys and keyless workloads. */
-	root = cJSON_Parse(
+	CU_ASSERT_EQUAL(parse_keys(
 		"{\"enforcement\": {\"kubernetes\": {}},"
 		" \"keys\": [{\"id\": \"w\", \"hash\": \"" H_ABC "\", \"policy\": \"p\","
 		" \"workloads\": [\"pod:agents/app=agent\"]}],"
 		" \"workloads\": [{\"name\": \"web\", \"pod\": \"agents/web-*\", \"policy\": \"p\"},"
-		" {\"name\": \"bad\", \"pod\": \"agents\", \"policy\": \"p\"}]}");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+		" {\"name\": \"bad\", \"pod\": \"agents\", \"policy\": \"p\"}]}",
+		NULL, &ks, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e, "workloads[1].pod: must be \"<namespace>/<name glob>\"");
 	CU_ASSERT_EQUAL(keys_authenticate(ks, "abc", 3, 0, &who), KEYS_AUTH_OK);
 	CU_ASSERT_TRUE(keys_workload_allows(who.workloads, "/kubepods/podA/c1"));
@@ -798,19 +798,14 @@ static void test_pod_workloads(void)
 	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/kubepods/podB/c1", &who), 0);
 	CU_ASSERT_STRING_EQUAL(who.id, "wl:web");
 	CU_ASSERT_EQUAL(keys_workload_identity(ks, "/kubepods/podA/c1", &who), -ENOENT);
-	cJSON_Delete(root);
 	keys_free(ks);
 
 	/* Enforcement off: the pod watch does not run, pod workloads are refused. */
-	ks = store();
-	memset(&e, 0, sizeof(e));
-	root = cJSON_Parse(
+	CU_ASSERT_EQUAL(parse_keys(
 		"{\"enforcement\": {\"enabled\": false, \"kubernetes\": {}},"
-		" \"workloads\": [{\"name\": \"web\", \"pod\": \"agents/web-*\", \"policy\": \"p\"}]}");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-	CU_ASSERT_EQUAL(keys_config_parse(root, NULL, ks, &e), -EINVAL);
+		" \"workloads\": [{\"name\": \"web\", \"pod\": \"agents/web-*\", \"policy\": \"p\"}]}",
+		NULL, &ks, &e), -EINVAL);
 	CU_ASSERT_ERRORS(&e, "workloads[0].pod: pod workloads need the pod watch");
-	cJSON_Delete(root);
 	keys_free(ks);
 
 	keys_clear_pod_lookup(NULL);	/* not the registered one: stays */
@@ -820,25 +815,18 @@ static void test_pod_workloads(void)
 	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podA/c1"));
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "generate: format and entropy", test_generate },
-		{ "hash text form", test_hash_text },
-		{ "lookup of many keys", test_lookup },
-		{ "full-digest compare in one bucket", test_full_digest_compare },
-		{ "deletes inside slot clusters", test_delete_clusters },
-		{ "expired, disabled, unknown", test_expired_disabled },
-		{ "run-time add, update, revoke, teams", test_runtime_changes },
-		{ "failure tracker: window", test_tracker_window },
-		{ "failure tracker: escalation and decay", test_tracker_escalation },
-		{ "failure tracker: addresses", test_tracker_addresses },
-		{ "failure tracker: eviction, bounded", test_tracker_eviction },
-		{ "config sections", test_config },
-		{ "keys bound to workloads; keyless workloads", test_workloads },
-		{ "pod workload patterns: names, labels, the pod watch", test_pod_workloads },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("keys", NULL, NULL, cases);
-}
+CU_MAIN("keys", NULL, NULL,
+	{ "generate: format and entropy", test_generate },
+	{ "hash text form", test_hash_text },
+	{ "lookup of many keys", test_lookup },
+	{ "full-digest compare in one bucket", test_full_digest_compare },
+	{ "deletes inside slot clusters", test_delete_clusters },
+	{ "expired, disabled, unknown", test_expired_disabled },
+	{ "run-time add, update, revoke, teams", test_runtime_changes },
+	{ "failure tracker: window", test_tracker_window },
+	{ "failure tracker: escalation and decay", test_tracker_escalation },
+	{ "failure tracker: addresses", test_tracker_addresses },
+	{ "failure tracker: eviction, bounded", test_tracker_eviction },
+	{ "config sections", test_config },
+	{ "keys bound to workloads; keyless workloads", test_workloads },
+	{ "pod workload patterns: names, labels, the pod watch", test_pod_workloads })

@@ -3,6 +3,7 @@
  * error with its field path) and the Kubernetes name checks the pod watch relies on. */
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,16 @@
 
 static void test_defaults(void)
 {
+	static const struct {
+		const char *text;
+		bool redirect;
+	} redirects[] = {
+		{ "{\"kubernetes\": {\"node_name\": \"n1\"}}", false },
+		{ "{\"redirect\": true, \"kubernetes\": {\"node_name\": \"n1\"}}", true },
+		{ "{\"redirect\": true, \"kubernetes\": {\"node_name\": \"n1\", \"redirect\": false}}",
+		  false },
+		{ "{\"kubernetes\": {\"node_name\": \"n1\", \"redirect\": true}}", true },
+	};
 	struct enforcer_config c;
 	struct config_errors e = { 0 };
 
@@ -50,21 +61,14 @@ static void test_defaults(void)
 	unsetenv("KUBERNETES_SERVICE_PORT");
 	CU_ASSERT_EQUAL(e.count, 0);
 	/* redirect: its own, else the section's, else off. */
-	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"kubernetes\": {\"node_name\": \"n1\"}}", &c, &e), 0);
-	CU_ASSERT_FALSE(c.kube->redirect);
-	enforcer_config_free(&c);
-	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"redirect\": true, \"kubernetes\": "
-				    "{\"node_name\": \"n1\"}}", &c, &e), 0);
-	CU_ASSERT_TRUE(c.kube->redirect);
-	enforcer_config_free(&c);
-	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"redirect\": true, \"kubernetes\": "
-				    "{\"node_name\": \"n1\", \"redirect\": false}}", &c, &e), 0);
-	CU_ASSERT_FALSE(c.kube->redirect);
-	enforcer_config_free(&c);
-	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"kubernetes\": {\"node_name\": \"n1\", "
-				    "\"redirect\": true}}", &c, &e), 0);
-	CU_ASSERT_TRUE(c.kube->redirect);
-	enforcer_config_free(&c);
+	for (size_t i = 0; i < sizeof(redirects) / sizeof(redirects[0]); i++) {
+		int rc = parse_enforcement(redirects[i].text, &c, &e);
+
+		CU_ASSERT_CASE(rc == 0 && c.kube, redirects[i].text);
+		if (rc == 0 && c.kube)
+			CU_ASSERT_CASE(c.kube->redirect == redirects[i].redirect, redirects[i].text);
+		enforcer_config_free(&c);
+	}
 	CU_ASSERT_EQUAL(e.count, 0);
 	/* No section: no watch. */
 	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{}", &c, &e), 0);
@@ -113,44 +117,63 @@ static void test_errors(void)
 	enforcer_config_free(&c);
 }
 
+/* One name check over a table of names: a failure says which name and what was expected. */
+struct name_case {
+	const char *name;
+	bool valid;
+};
+
+static void check_names(const char *what, bool (*valid)(const char *), const struct name_case *c,
+			size_t n)
+{
+	char why[160];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(why, sizeof(why), "%s(\"%s\") is %s", what, c[i].name,
+			 c[i].valid ? "true" : "false");
+		CU_ASSERT_CASE(valid(c[i].name) == c[i].valid, why);
+	}
+}
+
+static bool dns_label(const char *s)
+{
+	return kube_dns_label(s, strlen(s));
+}
+
 static void test_names(void)
 {
+	static const struct name_case labels[] = {
+		{ "mcpwarden", true }, { "a-1", true }, { "-a", false }, { "a-", false },
+		{ "A", false }, { "a.b", false }, { "", false },
+	};
+	static const struct name_case subdomains[] = {
+		{ "ip-10-0-0-1.eu-west-1.compute.internal", true }, { "a..b", false },
+		{ "a.", false }, { ".a", false }, { "../etc", false },
+	};
+	static const struct name_case annotation_keys[] = {
+		{ "mcpwarden.io/enforce", true }, { "Enforce_Me", true }, { "mcpwarden.io/", false },
+		{ "/x", false }, { "a/b/c", false }, { "x-", false },
+	};
 	char long_label[80];
 
-	CU_ASSERT_TRUE(kube_dns_label("mcpwarden", 9));
-	CU_ASSERT_TRUE(kube_dns_label("a-1", 3));
-	CU_ASSERT_FALSE(kube_dns_label("-a", 2));
-	CU_ASSERT_FALSE(kube_dns_label("a-", 2));
-	CU_ASSERT_FALSE(kube_dns_label("A", 1));
-	CU_ASSERT_FALSE(kube_dns_label("a.b", 3));
-	CU_ASSERT_FALSE(kube_dns_label("", 0));
+	check_names("kube_dns_label", dns_label, labels, sizeof(labels) / sizeof(labels[0]));
 	memset(long_label, 'a', 64);
 	long_label[64] = '\0';
 	CU_ASSERT_FALSE(kube_dns_label(long_label, 64));
 	CU_ASSERT_TRUE(kube_dns_label(long_label, 63));
-	CU_ASSERT_TRUE(kube_dns_subdomain("ip-10-0-0-1.eu-west-1.compute.internal"));
-	CU_ASSERT_FALSE(kube_dns_subdomain("a..b"));
-	CU_ASSERT_FALSE(kube_dns_subdomain("a."));
-	CU_ASSERT_FALSE(kube_dns_subdomain(".a"));
-	CU_ASSERT_FALSE(kube_dns_subdomain("../etc"));
-	CU_ASSERT_TRUE(kube_annotation_key("mcpwarden.io/enforce"));
-	CU_ASSERT_TRUE(kube_annotation_key("Enforce_Me"));
-	CU_ASSERT_FALSE(kube_annotation_key("mcpwarden.io/"));
-	CU_ASSERT_FALSE(kube_annotation_key("/x"));
-	CU_ASSERT_FALSE(kube_annotation_key("a/b/c"));
-	CU_ASSERT_FALSE(kube_annotation_key("x-"));
+	check_names("kube_dns_subdomain", kube_dns_subdomain, subdomains,
+		    sizeof(subdomains) / sizeof(subdomains[0]));
+	check_names("kube_annotation_key", kube_annotation_key, annotation_keys,
+		    sizeof(annotation_keys) / sizeof(annotation_keys[0]));
 }
 
-int main(void)
+static int quiet(void)
 {
 	log_set_level(LOG_ERROR);
-
-	static const struct cu_case cases[] = {
-		{ "kubernetes section: defaults and environment", test_defaults },
-		{ "kubernetes section: errors name their field", test_errors },
-		{ "kubernetes names", test_names },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("kube", NULL, NULL, cases);
+	return 0;
 }
+
+CU_MAIN("kube", quiet, NULL,
+	{ "kubernetes section: defaults and environment", test_defaults },
+	{ "kubernetes section: errors name their field", test_errors },
+	{ "kubernetes names", test_names })

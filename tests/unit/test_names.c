@@ -81,14 +81,7 @@ static void test_hmap(void)
 	hmap_free(m, NULL);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "expose and split", test_expose_split },
-		{ "URI templates", test_templates },
-		{ "hash map", test_hmap },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("names", NULL, NULL, cases);
-}
+CU_MAIN("names", NULL, NULL,
+	{ "expose and split", test_expose_split },
+	{ "URI templates", test_templates },
+	{ "hash map", test_hmap })

@@ -143,14 +143,7 @@ static int done(void)
 	return 0;
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "which requests are 2026-07-28 ones", test_wanted },
-		{ "version, _meta and Mcp-Method checks", test_check },
-		{ "Mcp-Name, plain and Base64", test_name },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("stateless", NULL, done, cases);
-}
+CU_MAIN("stateless", NULL, done,
+	{ "which requests are 2026-07-28 ones", test_wanted },
+	{ "version, _meta and Mcp-Method checks", test_check },
+	{ "Mcp-Name, plain and Base64", test_name })

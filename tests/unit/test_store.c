@@ -66,6 +66,31 @@ struct ack_arg {
 	int seq;
 };
 
+/* A store in a new, empty database. */
+static struct store *fresh_store(void)
+{
+	fresh();
+	return open_store(1000);
+}
+
+/* After a batch with one duplicate: every write acknowledged in order, the duplicate alone
+ * refused (EEXIST); then st closed and opened again, as the next start would. */
+static struct store *reopen_after_dup(struct store *st, struct acks *a)
+{
+	CU_ASSERT(loop_until(base, &a->all));
+	CU_ASSERT(a->errs == 1 && a->last_errno == -EEXIST && a->order_bad == 0);
+	store_close(st);
+	return open_store(1000);
+}
+
+/* A batch of n writes: a waits for n acknowledgements, args[i] is the i-th write's. */
+static void acks_init(struct acks *a, struct ack_arg *args, int n)
+{
+	*a = (struct acks){ .want = n };
+	for (int i = 0; i < n; i++)
+		args[i] = (struct ack_arg){ a, i };
+}
+
 static void on_ack(void *arg, int err)
 {
 	struct ack_arg *x = arg;
@@ -117,8 +142,7 @@ static void test_charge_reopen(void)
 	struct store *st;
 	struct stat sb;
 
-	fresh();
-	st = open_store(1000);
+	st = fresh_store();
 	for (int i = 0; i < 200; i++) {
 		struct store_spend items[2] = {
 			{ "key:k1", "day", 86400 * (i % 2), i + 1, 0 },
@@ -181,8 +205,7 @@ static void test_fleet_pending(void)
 	struct store *st;
 	static const char *const ids[] = { "c-9", "c-1", "c-5" };
 
-	fresh();
-	st = open_store(1000);
+	st = fresh_store();
 	for (int i = 0; i < 3; i++) {
 		char cmd[32];
 		snprintf(cmd, sizeof(cmd), "[\"cmd%d\"]", i);
@@ -339,16 +362,13 @@ static void test_keys(void)
 	struct store_key k1 = { "k1", "first", "t", "p", { 1 }, 100, 0, false, "cgroup:/a\ncgroup:/b*" };
 	struct store_key k2 = { "k2", "second", NULL, "p", { 2 }, 100, 5000, false, NULL };
 	struct store_key dup = { "k3", "dup", NULL, NULL, { 1 }, 100, 0, false, NULL };
-	struct acks a = { .want = 5 };
+	struct acks a;
 	struct ack_arg args[5];
-	int err[5];
 	struct keyseen seen = { 0 };
 	struct store *st;
 
-	fresh();
-	st = open_store(1000);
-	for (int i = 0; i < 5; i++)
-		args[i] = (struct ack_arg){ &a, i };
+	st = fresh_store();
+	acks_init(&a, args, 5);
 	CU_ASSERT(store_key_put(st, &k1, on_ack, &args[0]) == 0);
 	CU_ASSERT(store_key_put(st, &k2, on_ack, &args[1]) == 0);
 	CU_ASSERT(store_key_put(st, &dup, on_ack, &args[2]) == 0);
@@ -356,12 +376,7 @@ static void test_keys(void)
 	k1.team = "u";
 	CU_ASSERT(store_key_put(st, &k1, on_ack, &args[3]) == 0);
 	CU_ASSERT(store_key_delete(st, "k2", on_ack, &args[4]) == 0);
-	CU_ASSERT(loop_until(base, &a.all));
-	CU_ASSERT(a.errs == 1 && a.last_errno == -EEXIST && a.order_bad == 0);
-	(void)err;
-	store_close(st);
-
-	st = open_store(1000);
+	st = reopen_after_dup(st, &a);
 	CU_ASSERT(store_load_keys(st, collect_key, &seen) == 0);
 	CU_ASSERT(seen.n == 1);
 	CU_ASSERT_STRING_EQUAL(seen.ids[0], "k1");
@@ -402,15 +417,13 @@ static void test_tool_pins(void)
 	struct store_tool_pin a = { "srv", "add", d1, "{\"name\":\"add\"}", "first use", 100 };
 	struct store_tool_pin b = { "srv", "sub", d1, NULL, "lockfile", 101 };
 	struct store_tool_pin bad = { "srv", "bad", "short", NULL, "x", 1 };
-	struct acks ac = { .want = 4 };
+	struct acks ac;
 	struct ack_arg args[4];
 	struct pinseen seen = { 0 };
 	struct store *st;
 
-	fresh();
-	st = open_store(1000);
-	for (int i = 0; i < 4; i++)
-		args[i] = (struct ack_arg){ &ac, i };
+	st = fresh_store();
+	acks_init(&ac, args, 4);
 	CU_ASSERT(store_tool_pin_put(st, &a, on_ack, &args[0]) == 0);
 	CU_ASSERT(store_tool_pin_put(st, &b, on_ack, &args[1]) == 0);
 	CU_ASSERT(store_tool_pin_put(st, &bad, on_ack, &args[2]) == 0);
@@ -418,11 +431,7 @@ static void test_tool_pins(void)
 	a.approved_by = "alice";
 	a.approved_at = 200;
 	CU_ASSERT(store_tool_pin_put(st, &a, on_ack, &args[3]) == 0);
-	CU_ASSERT(loop_until(base, &ac.all));
-	CU_ASSERT(ac.errs == 1 && ac.last_errno == -EEXIST && ac.order_bad == 0);
-	store_close(st);
-
-	st = open_store(1000);
+	st = reopen_after_dup(st, &ac);
 	CU_ASSERT(store_load_tool_pins(st, collect_pin, &seen) == 0);
 	CU_ASSERT_FATAL(seen.n == 2);
 	CU_ASSERT_STRING_EQUAL(seen.tool[0], "add");
@@ -541,8 +550,7 @@ static void test_journal_full(void)
 	int journaled = 0, waited = 0;
 	struct store *st;
 
-	fresh();
-	st = open_store(1000);
+	st = fresh_store();
 	for (int i = 0; i < N; i++) {          /* the loop does not run: nothing is committed */
 		struct store_spend items[2] = { { "key:k1", "day", 0, 1, 0 },
 						{ "team:t", "day", 0, 1, 0 } };
@@ -575,8 +583,7 @@ static void test_close_drains(void)
 	struct sums s = { 0 };
 	struct store *st;
 
-	fresh();
-	st = open_store(1000);
+	st = fresh_store();
 	for (int i = 0; i < 50; i++) {
 		args[i] = (struct ack_arg){ &a, i };
 		CU_ASSERT(charge(st, &(struct store_spend){ "team:t", "day", 0, 1, 0 }, 1,

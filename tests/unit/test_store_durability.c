@@ -204,12 +204,5 @@ static int teardown(void)
 	return 0;
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "acknowledged charges survive kill -9", test_kill9 },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("store durability", setup, teardown, cases);
-}
+CU_MAIN("store durability", setup, teardown,
+	{ "acknowledged charges survive kill -9", test_kill9 })

@@ -977,20 +977,13 @@ static int suite_clean(void)
 	return 0;
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "bad URL and headers are refused", test_bad_config },
-		{ "connection refused", test_connection_refused },
-		{ "an upstream that never answers times out", test_never_answers },
-		{ "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE", test_scripted_answers },
-		{ "scripted: 404 means the session expired", test_scripted_404 },
-		{ "scripted: send and destroy from inside callbacks", test_reentrant_callbacks },
-		{ "scripted: a host name goes through libcurl", test_libcurl_path },
-		{ "server-everything: session, tools, progress, DELETE", test_everything_session },
-		{ "server-everything: restarted server, session expired", test_everything_session_expired },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("upstream_http", suite_init, suite_clean, cases);
-}
+CU_MAIN("upstream_http", suite_init, suite_clean,
+	{ "bad URL and headers are refused", test_bad_config },
+	{ "connection refused", test_connection_refused },
+	{ "an upstream that never answers times out", test_never_answers },
+	{ "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE", test_scripted_answers },
+	{ "scripted: 404 means the session expired", test_scripted_404 },
+	{ "scripted: send and destroy from inside callbacks", test_reentrant_callbacks },
+	{ "scripted: a host name goes through libcurl", test_libcurl_path },
+	{ "server-everything: session, tools, progress, DELETE", test_everything_session },
+	{ "server-everything: restarted server, session expired", test_everything_session_expired })
