@@ -13,7 +13,7 @@ B         := build/$(MODE)
 CC        ?= gcc
 CLANG     ?= clang
 BPFTOOL   ?= bpftool
-PKGS      := libevent libevent_pthreads libcurl libcjson sqlite3 libbpf openssl libpcre2-8 hiredis libpq zlib
+PKGS      := libevent libevent_pthreads libcurl libcjson sqlite3 libbpf openssl libpcre2-8 hiredis libpq
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

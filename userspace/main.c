@@ -47,6 +47,10 @@ struct daemon {
 	bool reload_again;              /* another SIGHUP came meanwhile */
 	bool tracing_applied;           /* trace_start has run for the section in `tracing` */
 	cJSON *tracing;                 /* a copy of that section (NULL: none) */
+	/* During a full reload: the running configuration's gate rules once they have left its
+	 * gate, for going back to it (its keys are no longer in its document: config_shrink). */
+	bool keep_back;
+	struct gate_rules *back;
 };
 
 /* A SIGHUP's configuration is read, parsed and checked on a thread of its own (for 100k keys
@@ -174,7 +178,8 @@ static void announce(const struct daemon *d)
 }
 
 /* The router first: closing its links settles the calls in flight; then the gate, whose
- * store drains every queued charge before it closes. */
+ * store drains every queued charge before it closes. The first gate to go during a full
+ * reload holds the running configuration's rules: they are kept to go back to. */
 static void serve_free(struct daemon *d)
 {
 	if (d->front)
@@ -183,15 +188,30 @@ static void serve_free(struct daemon *d)
 	d->llm = NULL;
 	router_free(d->router);
 	d->router = NULL;
-	gate_free(d->gate);
+	if (d->gate && d->keep_back && !d->back)
+		d->back = gate_free_keep_rules(d->gate);
+	else
+		gate_free(d->gate);
 	d->gate = NULL;
+}
+
+/* The running configuration's rules, kept by serve_free or serve_up, for going back to it;
+ * nothing more is kept. NULL when its gate is still here (see serve_up). */
+static struct gate_rules *back_rules(struct daemon *d)
+{
+	struct gate_rules *r = d->back;
+
+	d->keep_back = false;
+	d->back = NULL;
+	return r;
 }
 
 /* The gate (keys, policies, limits, budgets and their store), then the router that serves
  * through it. A gate still here is kept (a reload whose store is the running one's: see
  * gate_keeps_store): the LLM route and the router are rebuilt around it, so nothing is opened
- * or read from disk on the loop. rules: cfg's, parsed on the reload thread, or NULL (parsed
- * here: start-up, or going back to the previous configuration). */
+ * or read from disk on the loop. rules: cfg's, parsed on the reload thread or kept in d->back
+ * (going back to the previous configuration), or NULL: parsed here at start-up, or those of a
+ * kept gate, which are cfg's when a reload goes back before it replaced them. */
 static int serve_up(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 {
 	struct config_errors errs = { 0 };
@@ -206,15 +226,11 @@ static int serve_up(struct daemon *d, struct config *cfg, struct gate_rules *rul
 		router_free(d->router); /* its calls in flight settle through the gate */
 		d->router = NULL;
 	}
-	if (!rules)             /* parsed here: start-up, or going back to the running config */
-		rc = config_expand(cfg);
-	if (rc)
-		gate_rules_free(rules);
-	else if (!keep)
+	if (!keep)
 		rc = gate_open(d->base, cfg, rules, &d->gate, &errs);
-	else if (rules || (rc = gate_rules_parse(cfg, &rules, &errs)) == 0)
-		rc = gate_reload_all(d->gate, cfg, rules);
-	config_shrink(cfg);     /* the gate has the keys now; keep the text for a rebuild */
+	else
+		rc = gate_reload_all(d->gate, cfg, rules, d->keep_back && !d->back ? &d->back : NULL);
+	config_shrink(cfg);     /* the gate has the keys now */
 	if (rc == 0)
 		rc = router_new(d->base, cfg, d->gate, &d->router);
 	if (rc == 0 && (rc = llm_new(d->base, cfg, d->gate, d->router, &d->llm))) {
@@ -315,6 +331,7 @@ static void reload_cancel(struct daemon *d);
 static void stop(struct daemon *d)
 {
 	reload_cancel(d);
+	gate_rules_free(back_rules(d));
 	/* Nothing will listen on the redirect port: redirected connects are refused again
 	 * (a port left pinned could be bound by another process). */
 	if (d->guard && d->redirect && guard_set_redirect_port(d->guard, 0))
@@ -444,17 +461,19 @@ static void reload(struct daemon *d, struct reload_job *j)
 	j->rules = NULL;
 	const char *kept = d->gate && gate_keeps_store(d->gate, ncfg)
 			   ? "upstreams restarted; store, spend, rate limits and pins kept" : NULL;
+	d->keep_back = true;
 	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port &&
 	    same_listen_unix(old, ncfg)) {
 		/* Same address: keep the listener (and its port, even when it was picked). */
 		if (swap_router(d, ncfg, rules) == 0) {
+			gate_rules_free(back_rules(d));
 			config_free(old);
 			reloaded(kept);
 			return;
 		}
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
-		if (swap_router(d, old, NULL)) {
+		if (swap_router(d, old, back_rules(d))) {
 			log_error("the previous configuration could not start either: exiting");
 			front_free(d->front);  /* nothing may reach a router that is gone */
 			d->front = NULL;
@@ -466,13 +485,14 @@ static void reload(struct daemon *d, struct reload_job *j)
 	if (start(d, ncfg, rules)) {
 		log_error("the new configuration could not start; going back to the previous one");
 		config_free(ncfg);
-		if (start(d, old, NULL)) {
+		if (start(d, old, back_rules(d))) {
 			log_error("the previous configuration could not start either: exiting");
 			config_free(old);
 			event_base_loopexit(d->base, NULL);
 		}
 		return;
 	}
+	gate_rules_free(back_rules(d));
 	config_free(old);
 	reloaded(kept);
 }

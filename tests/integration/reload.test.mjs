@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { connectHttp, faultStdioUpstream, gatewayConfig, makeKey, startDaemon, stopCleanly } from './lib.mjs';
 
@@ -77,6 +79,38 @@ test('a new configuration that cannot start leaves the previous one serving, key
 	const c = await connectAs(d, a);
 	assert.ok(await pidOf(c), 'the key of the previous configuration still works');
 	await c.close();
+	await stopCleanly(d);
+});
+
+test('a new configuration that fails after its rules went in: the previous keys come back, the admin API\'s too', { timeout: 60000 }, async (t) => {
+	const a = makeKey();
+	const token = 'reload-admin-token-0123456789abcdef';
+	const cfg = (extra = {}, admin = '127.0.0.1:0') =>
+		faultGateway([keyOf('a', a)], extra, { admin: { listen: admin, token } });
+	const d = await startDaemon(cfg());
+	t.after(() => d.stop(3000));
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	const made = await fetch(d.adminUrl + '/v1/keys', { method: 'POST',
+		headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+		body: JSON.stringify({ name: 'made at run time', policy: 'all' }) });
+	assert.equal(made.status, 201);
+	const runtime = { key: (await made.json()).key };
+	// Same store: the gate stays and takes the new rules; then the admin plane cannot bind
+	// (its address is taken), so the daemon goes back to the previous configuration, whose keys
+	// are no longer in its document: they come from the rules the gate handed back.
+	const taken = createServer().listen(0, '127.0.0.1');
+	await once(taken, 'listening');
+	t.after(() => taken.close());
+	await d.reload(cfg({ request_timeout_ms: 30000 }, `127.0.0.1:${taken.address().port}`), 3000)
+		.catch(() => {});
+	await d.waitForStderr(/going back to the previous one/, 10000);
+	await d.waitForStderr(/upstream fault: ready/, 20000);
+	assert.ok(!d.stderrLines.some((l) => /could not start either/.test(l)));
+	for (const k of [a, runtime]) {
+		const c = await connectAs(d, k);
+		assert.ok(await pidOf(c), 'the previous configuration\'s key and the admin API\'s work');
+		await c.close();
+	}
 	await stopCleanly(d);
 });
 

@@ -241,6 +241,82 @@ static void test_release_and_reload(void)
 	config_free(c2);
 }
 
+/* A full reload keeps the rules it replaces, as the config alone defines them, for going back
+ * to that configuration: its keys are no longer in its document (config_shrink). */
+static void test_full_reload_back(void)
+{
+	struct config *c = make_config(""), *c3 = NULL;
+	struct config_errors errs = { 0 };
+	struct gate *g = NULL, *g2 = NULL;
+	struct gate_rules *r3 = NULL, *back = NULL;
+	struct key_identity who;
+	struct key_record k = { 0 };
+	char hb[KEYS_HASH_TEXT_SIZE], text[1024];
+	const char *why;
+	int64_t retry;
+
+	CU_ASSERT_EQUAL_FATAL(gate_new(base, c, &g, &errs), 0);
+	config_shrink(c);
+	CU_ASSERT_TRUE(c->shrunk);
+	CU_ASSERT_PTR_NULL(cJSON_GetObjectItemCaseSensitive(c->raw, "keys"));
+	CU_ASSERT_PTR_NULL(cJSON_GetObjectItemCaseSensitive(c->raw, "teams"));
+	CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(c->raw, "policies"));
+	/* Parsed again, it would have no keys: refused, loudly. */
+	CU_ASSERT_EQUAL(gate_rules_parse(c, &r3, &errs), -EINVAL);
+	CU_ASSERT_PTR_NULL(r3);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errs.msg[0], "keys"));
+	snprintf(k.id, sizeof(k.id), "runtime");
+	snprintf(k.name, sizeof(k.name), "made at run time");
+	snprintf(k.policy, sizeof(k.policy), "docs");
+	keys_hash("key-runtime", strlen("key-runtime"), k.hash);
+	CU_ASSERT_EQUAL(keys_add(gate_keystore(g), &k), 0);
+
+	hash_text("key-beta", hb);
+	snprintf(text, sizeof(text), "{\"state_dir\":\"%s\",\"keys\":[{\"id\":\"beta\","
+		 "\"policy\":\"docs\",\"hash\":\"%s\"}],\"policies\":{\"docs\":{}}}", dir, hb);
+	CU_ASSERT_EQUAL_FATAL(config_parse(text, "test", &c3, &errs), 0);
+	CU_ASSERT_EQUAL_FATAL(gate_rules_parse(c3, &r3, &errs), 0);
+	CU_ASSERT_EQUAL_FATAL(gate_reload_all(g, c3, r3, &back), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-beta", NULL, &who, &why, &retry), GATE_AUTH_OK);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry),
+			GATE_AUTH_REFUSED);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, &who, &why, &retry),
+			GATE_AUTH_OK);
+
+	/* Going back in place: the first config's keys and teams, the run-time key carried. */
+	CU_ASSERT_EQUAL_FATAL(gate_reload_all(g, c, back, NULL), 0);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry), GATE_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.team, "ops");
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-off", NULL, &who, &why, &retry),
+			GATE_AUTH_REFUSED);
+	CU_ASSERT_STRING_EQUAL(why, "disabled");
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-beta", NULL, &who, &why, &retry),
+			GATE_AUTH_REFUSED);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, &who, &why, &retry),
+			GATE_AUTH_OK);
+	CU_ASSERT_TRUE(gate_config_key(g, "alpha"));
+	CU_ASSERT_FALSE(gate_config_key(g, "runtime"));
+	/* r NULL keeps the rules in force. */
+	CU_ASSERT_EQUAL(gate_reload_all(g, c, NULL, &back), 0);
+	CU_ASSERT_PTR_NULL(back);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry), GATE_AUTH_OK);
+
+	/* Going back through a new gate (another store): only what the config defines. */
+	back = gate_free_keep_rules(g);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+	CU_ASSERT_EQUAL_FATAL(gate_open(base, c, back, &g2, &errs), 0);
+	CU_ASSERT_EQUAL(gate_authenticate(g2, "key-alpha", NULL, &who, &why, &retry), GATE_AUTH_OK);
+	CU_ASSERT_TRUE(gate_config_team(g2, "ops"));
+	CU_ASSERT_EQUAL(keys_count(gate_keystore(g2)), 3);
+	CU_ASSERT_EQUAL(gate_authenticate(g2, "key-runtime", NULL, &who, &why, &retry),
+			GATE_AUTH_REFUSED);
+	gate_free(g2);
+	CU_ASSERT_PTR_NULL(gate_free_keep_rules(NULL));
+	config_free(c);
+	config_free(c3);
+}
+
 static void test_config_errors(void)
 {
 	struct config_errors errs = { 0 };
@@ -269,6 +345,7 @@ int main(void)
 		{ "admission: permission, budget, rate; refusals spend nothing; settle",
 		  test_admit_in_order },
 		{ "spend survives; refusal; runtime key kept across reload", test_release_and_reload },
+		{ "full reload: the rules replaced kept to go back to", test_full_reload_back },
 		{ "config errors name their field", test_config_errors },
 		{ NULL, NULL },
 	};

@@ -1,11 +1,12 @@
 /* The one hash table, the one list and interned names: intrusive nodes, typed keys, removal
- * while iterating, ids that live as long as their references. */
+ * while iterating, ids that live as long as their references; hmap made on first use. */
 #include <CUnit/Basic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hmap.h"
 #include "base/htab.h"
 #include "base/intern.h"
 #include "base/list.h"
@@ -136,6 +137,35 @@ static void test_empty_holds_nothing(void)
 	htab_fini(&t);
 }
 
+/* A map left NULL until its first put reads as empty; the put makes it. */
+static void test_hmap_lazy(void)
+{
+	struct hmap *m = NULL;
+	struct hmap_iter it = hmap_iter(m);
+	const char *k;
+	void *v, *old = (void *)1;
+
+	CU_ASSERT_PTR_NULL(hmap_get(m, "a"));
+	CU_ASSERT_PTR_NULL(hmap_del(m, "a"));
+	CU_ASSERT_EQUAL(hmap_count(m), 0);
+	CU_ASSERT_FALSE(hmap_next(m, &it, &k, &v));
+	hmap_free(m, NULL);
+	CU_ASSERT_EQUAL(hmap_put_lazy(&m, "a", (void *)7, &old), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_PTR_NULL(old);
+	struct hmap *same = m;
+	CU_ASSERT_EQUAL(hmap_put_lazy(&m, "a", (void *)8, &old), 0);
+	CU_ASSERT_PTR_EQUAL(m, same);
+	CU_ASSERT_PTR_EQUAL(old, (void *)7);
+	CU_ASSERT_EQUAL(hmap_count(m), 1);
+	it = hmap_iter(m);
+	CU_ASSERT_TRUE(hmap_next(m, &it, &k, &v));
+	CU_ASSERT_STRING_EQUAL(k, "a");
+	CU_ASSERT_PTR_EQUAL(v, (void *)8);
+	CU_ASSERT_FALSE(hmap_next(m, &it, &k, &v));
+	hmap_free(m, NULL);
+}
+
 static void test_string_keys_and_seed(void)
 {
 	struct htab a, b;
@@ -241,6 +271,7 @@ int main(void)
 		{ "no bucket array while empty", test_empty_holds_nothing },
 		{ "big tables fill to a load of 2", test_big_table_load },
 		{ "string keys, per-table seeds", test_string_keys_and_seed },
+		{ "hmap: NULL until the first put", test_hmap_lazy },
 		{ "intrusive list", test_list },
 		{ "interned names", test_intern },
 		{ NULL, NULL },

@@ -1,8 +1,10 @@
 /* The charge journal: what a crashed run left is replayed whole, in order, and only into the
- * database it belongs to; a torn record never counts; a full ring says so. */
+ * database it belongs to; a torn record never counts; a full ring says so; committed slots
+ * leave the process's RSS without losing their bytes. */
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -127,11 +129,62 @@ static void test_full_and_limits(void)
 	journal_close(j);
 }
 
+/* Resident kB of the ring's mapping (/proc/self/smaps). */
+static long ring_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[PATH_MAX + 128];
+	bool ours = false;
+	long kb = -1, v;
+	unsigned long lo, hi;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)       /* a mapping's first line */
+			ours = n >= strlen(path) && !strcmp(line + n - strlen(path), path);
+		else if (ours && sscanf(line, "Rss: %ld kB", &v) == 1)
+			kb = v;
+	}
+	fclose(f);
+	return kb;
+}
+
+static void test_rss(void)
+{
+	struct store_spend one = { "key:k", "day", 0, 1, 0 };
+	struct journal *j;
+	struct seen s = { 0 };
+	uint64_t seq, max;
+
+	unlink(path);
+	CU_ASSERT_FATAL(journal_open(path, 9, 0, &j) == 0);
+	CU_ASSERT(ring_rss_kb() >= 2048);        /* emptied: every page written */
+	journal_restart(j, 1);
+	CU_ASSERT(ring_rss_kb() <= 4);           /* the header, at most */
+	/* Twice round the ring, committing as the store would. */
+	for (int i = 0; i < 2 * JOURNAL_SLOTS_DEFAULT; i++) {
+		CU_ASSERT_EQUAL_FATAL(journal_append(j, &one, 1, &seq), 0);
+		if (i % 100 == 99)
+			journal_committed(j, seq);
+	}
+	CU_ASSERT(ring_rss_kb() <= 4 + 2 * 64 + 28);  /* the runs not yet whole, the header */
+	/* Dropped pages kept their bytes: the last round's charges are all there. */
+	s.n = 0;
+	CU_ASSERT(journal_replay(j, 2 * JOURNAL_SLOTS_DEFAULT - 16, collect, &s, &max) == 0);
+	CU_ASSERT_EQUAL(s.n, 16);
+	CU_ASSERT_EQUAL(max, 2 * JOURNAL_SLOTS_DEFAULT);
+	journal_close(j);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
 		{ "a crashed run's charges replay whole, in order, into their database", test_replay },
 		{ "a full ring, names too long", test_full_and_limits },
+		{ "committed slots leave RSS, their bytes kept", test_rss },
 		{ NULL, NULL },
 	};
 

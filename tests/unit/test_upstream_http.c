@@ -9,6 +9,7 @@
  * libcurl. And against plain sockets: connection refused, and a peer that never answers.
  */
 #include "mcp/transport/upstream_http.h"
+#include "mcp/transport/http_exchange.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -923,6 +924,24 @@ static void test_libcurl_path(void)
 	fake_stop();
 }
 
+/* Every session's link to an upstream asks for its endpoint: one per URL, held until the last
+ * holder lets go (ASan sees a use after free if not). */
+static void test_endpoints_shared(void)
+{
+	struct http_endpoint *a, *b, *c;
+
+	CU_ASSERT_EQUAL_FATAL(http_endpoint_new("http://127.0.0.1:9/mcp", "a", &a), 0);
+	CU_ASSERT_EQUAL_FATAL(http_endpoint_new("http://127.0.0.1:9/mcp", "b", &b), 0);
+	CU_ASSERT_EQUAL_FATAL(http_endpoint_new("http://127.0.0.1:9/other", "c", &c), 0);
+	CU_ASSERT_PTR_EQUAL(a, b);
+	CU_ASSERT_PTR_NOT_EQUAL(a, c);
+	http_endpoint_free(a);
+	CU_ASSERT_TRUE(http_endpoint_native(b));
+	http_endpoint_free(b);
+	http_endpoint_free(c);
+	CU_ASSERT_EQUAL(http_endpoint_new("ftp://127.0.0.1/", "d", &a), -EINVAL);
+}
+
 static void test_bad_config(void)
 {
 	struct upstream_config cfg = make_cfg("ftp://127.0.0.1/mcp", 1000);
@@ -979,6 +998,7 @@ static int suite_clean(void)
 
 CU_MAIN("upstream_http", suite_init, suite_clean,
 	{ "bad URL and headers are refused", test_bad_config },
+	{ "one endpoint per URL, shared", test_endpoints_shared },
 	{ "connection refused", test_connection_refused },
 	{ "an upstream that never answers times out", test_never_answers },
 	{ "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE", test_scripted_answers },

@@ -299,10 +299,14 @@ kill "$warden_pid" 2>/dev/null
 wait "$warden_pid" 2>/dev/null
 node "$here/keys.js" $((nkeys - 1)) >"$tmp/morekeys" || exit 1
 mb() { awk -v k="$(status_kb "$1" "$2")" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-t0=$SECONDS
+ms() { date +%s%3N; }
+# cpu_ms PID -> CPU time of all its threads so far, ms: steadier than wall time when shared.
+cpu_ms() { awk -v t="$(cpu_ticks "$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%d", t * 1000 / hz }'; }
+t0=$(ms)
 start_warden memory "$tmp/memory" "$tmp/morekeys" $((nsessions + 100)) --log-level info || exit 1
 m_pid=$w_pid
-echo "  started on $nkeys keys in $((SECONDS - t0)) s: RSS $(mb "$m_pid" VmRSS) (peak $(mb "$m_pid" VmHWM))"
+echo "  started on $nkeys keys in $(($(ms) - t0)) ms ($(cpu_ms "$m_pid") ms of CPU):" \
+	"RSS $(mb "$m_pid" VmRSS) (peak $(mb "$m_pid" VmHWM))"
 if ! node "$here/sessions.js" "$w_url" "$bench_key" "$nsessions" | sed 's/^/  /'; then
 	echo "  WARNING: opening the sessions failed; RSS below is with fewer sessions"
 fi
@@ -311,14 +315,16 @@ reloads() { grep -c 'configuration reloaded' "$tmp/memory/mcpwarden.log"; }
 more_reloads_than() { [ "$(reloads)" -gt "$1" ]; }
 for i in 1 2 3; do
 	before=$(reloads)
-	t1=$SECONDS
+	t1=$(ms)
+	c1=$(cpu_ms "$m_pid")
 	kill -HUP "$m_pid"
 	if ! wait_for 60 more_reloads_than "$before"; then
 		echo "  WARNING: reload $i not confirmed within 60 s"
 		tail -3 "$tmp/memory/mcpwarden.log" | sed 's/^/  /'
 		break
 	fi
-	echo "  after SIGHUP reload $i ($((SECONDS - t1)) s): RSS $(mb "$m_pid" VmRSS) (peak $(mb "$m_pid" VmHWM))"
+	echo "  after SIGHUP reload $i ($(($(ms) - t1)) ms, $(($(cpu_ms "$m_pid") - c1)) ms of CPU):" \
+		"RSS $(mb "$m_pid" VmRSS) (peak $(mb "$m_pid" VmHWM))"
 done
 echo "(goal, issue 9: <= 48 MiB at 100k keys and 10k open sessions; RSS back to its level after each reload)"
 exit 0

@@ -830,6 +830,15 @@ bool config_only_governance_differs(const cJSON *a, const cJSON *b)
 	return true;
 }
 
+void config_shrink(struct config *c)
+{
+	if (!c)
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(c->raw, "keys");
+	cJSON_DeleteItemFromObjectCaseSensitive(c->raw, "teams");
+	c->shrunk = true;
+}
+
 void config_take_governance(struct config *to, struct config *from)
 {
 	for (const char *const *k = config_governance; *k; k++) {
@@ -839,11 +848,7 @@ void config_take_governance(struct config *to, struct config *from)
 		if (item)
 			cJSON_AddItemToObject(to->raw, *k, item);
 	}
-	free(to->stash);
-	to->stash = from->stash;
-	to->stash_len = from->stash_len;
-	to->stash_text_len = from->stash_text_len;
-	from->stash = NULL;
+	to->shrunk = from->shrunk;
 	cJSON_Delete(to->tool_lock);
 	to->tool_lock = from->tool_lock;
 	from->tool_lock = NULL;
@@ -856,7 +861,6 @@ void config_free(struct config *c)
 		return;
 	if (c->llm_free)
 		c->llm_free(c->llm);
-	free(c->stash);
 	cJSON_Delete(c->tool_lock);
 	for (size_t i = 0; i < c->nupstreams; i++) {
 		struct upstream_config *u = &c->upstreams[i];

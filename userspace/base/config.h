@@ -83,10 +83,7 @@ struct config {
 	cJSON *raw;                 /* the whole parsed document, owned */
 	cJSON *tool_lock;           /* tool_pins.lockfile's content, read with the config (off
 				     * the loop on a reload); NULL: none or no such file yet */
-	/* config_shrink: the keys and teams sections as text, deflated (stash_len bytes;
-	 * stash_text_len once inflated) */
-	unsigned char *stash;
-	size_t stash_len, stash_text_len;
+	bool shrunk;                /* config_shrink: no keys and teams sections any more */
 	/* The "providers" and "llm" sections as llm/ parsed them where reading is allowed to
 	 * block (start-up, or the reload thread: API keys come from files), for the loop to
 	 * adopt; freed with the config by llm_free when still here. */
@@ -95,13 +92,12 @@ struct config {
 };
 
 /* The keys and teams sections are most of a large config (100k keys: ~1 KB each as a parse
- * tree, ~0.1 KB as text, ~45 B deflated) and are read only when a gate is built from the
- * config (start-up, or going back to it when a reload's configuration cannot start). Between
- * those times they are kept as deflated text (base/config_stash.c): config_shrink takes them
- * out of raw, config_expand puts them back (0 or -ENOMEM). Both are no-ops when there is
- * nothing to do. */
+ * tree) and are read only when gate rules are parsed from it (govern/gate.h). Once they are,
+ * config_shrink deletes them from raw: the gate's keystore holds the keys, and a reload that
+ * has to go back to this configuration takes its rules back from the gate
+ * (gate_free_keep_rules) instead of parsing them again. gate_rules_parse refuses a shrunk
+ * config. */
 void config_shrink(struct config *c);
-int config_expand(struct config *c);
 
 /* The sections a reload can replace without restarting anything: the gate's (keys, teams,
  * policies, costs, budgets, rate_limits, auth, tool_pins) and the LLM route's (providers,
@@ -110,7 +106,7 @@ extern const char *const config_governance[];
 /* Do a and b (two configs' raw documents) differ in nothing but those sections? */
 bool config_only_governance_differs(const cJSON *a, const cJSON *b);
 /* to takes from's governance sections (moved: whatever borrowed from them stays valid), its
- * tool lockfile's content and its auth.required. Both are shrunk: the keys and teams move as their text. */
+ * tool lockfile's content and its auth.required (shrunk when from is). */
 void config_take_governance(struct config *to, struct config *from);
 
 struct config_errors {

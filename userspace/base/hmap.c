@@ -87,16 +87,26 @@ int hmap_put(struct hmap *m, const char *key, void *value, void **old)
 	return 0;
 }
 
+int hmap_put_lazy(struct hmap **m, const char *key, void *value, void **old)
+{
+	if (!*m && !(*m = hmap_new())) {
+		if (old)
+			*old = NULL;
+		return -ENOMEM;
+	}
+	return hmap_put(*m, key, value, old);
+}
+
 void *hmap_get(const struct hmap *m, const char *key)
 {
-	struct htab_node *hn = htab_find(&m->t, key);
+	struct htab_node *hn = m ? htab_find(&m->t, key) : NULL;
 
 	return hn ? htab_entry(hn, struct node, hn)->value : NULL;
 }
 
 void *hmap_del(struct hmap *m, const char *key)
 {
-	struct htab_node *hn = htab_find(&m->t, key);
+	struct htab_node *hn = m ? htab_find(&m->t, key) : NULL;
 	struct node *n;
 	void *v;
 
@@ -109,19 +119,18 @@ void *hmap_del(struct hmap *m, const char *key)
 	return v;
 }
 
-size_t hmap_count(const struct hmap *m) { return htab_count(&m->t); }
+size_t hmap_count(const struct hmap *m) { return m ? htab_count(&m->t) : 0; }
 
 struct hmap_iter hmap_iter(const struct hmap *m)
 {
-	return (struct hmap_iter){ htab_iter(&m->t) };
+	return m ? (struct hmap_iter){ htab_iter(&m->t) } : (struct hmap_iter){ { NULL, 0, NULL } };
 }
 
 int hmap_next(const struct hmap *m, struct hmap_iter *it, const char **key, void **value)
 {
-	struct htab_node *hn = htab_next(&it->it);
+	struct htab_node *hn = m ? htab_next(&it->it) : NULL;
 	struct node *n;
 
-	(void)m;
 	if (!hn)
 		return 0;
 	n = htab_entry(hn, struct node, hn);

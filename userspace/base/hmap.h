@@ -11,11 +11,15 @@
 
 struct hmap;
 
+/* A map that most of its owners never use (a session's relayed requests, subscriptions) may
+ * stay NULL until the first hmap_put_lazy: every reader below takes NULL as the empty map. */
 struct hmap *hmap_new(void);
 /* Frees the map and its key copies; calls free_value on each value when not NULL. */
 void hmap_free(struct hmap *m, void (*free_value)(void *));
 /* Insert or replace; returns the previous value through *old when not NULL. 0 or -ENOMEM. */
 int hmap_put(struct hmap *m, const char *key, void *value, void **old);
+/* The same, making *m first when it is NULL. 0 or -ENOMEM / -EIO (as hmap_new). */
+int hmap_put_lazy(struct hmap **m, const char *key, void *value, void **old);
 void *hmap_get(const struct hmap *m, const char *key);
 /* Remove; returns the value or NULL. */
 void *hmap_del(struct hmap *m, const char *key);

@@ -113,10 +113,16 @@ static bool rules_team_exists(void *arg, const char *name)
 int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
 		     struct config_errors *errs)
 {
-	struct gate_rules *r = xcalloc(1, sizeof(*r));
-	int rc = policy_set_parse(cfg->raw, &r->ps, errs), x;
+	struct gate_rules *r;
+	int rc, x;
 
 	*out = NULL;
+	/* Its keys and teams went to a gate (config_shrink): parsed now, it would have none. */
+	if (cfg->shrunk)
+		return config_fail(errs, "keys", "this configuration's keys and teams were handed "
+				   "to its gate and are no longer in its document");
+	r = xcalloc(1, sizeof(*r));
+	rc = policy_set_parse(cfg->raw, &r->ps, errs);
 	r->auth_required = cfg->auth_required;
 	if ((x = keys_new(NULL, &r->ks)))
 		rc = x;
@@ -257,6 +263,32 @@ fail:
 	return rc;
 }
 
+/* Rules leaving the gate for a reload that may go back to them: what the config defines, with
+ * no catalogue (its entries go with the gate). */
+static struct gate_rules *rules_back(const struct gate_rules *r)
+{
+	struct gate_rules *b = xmalloc(sizeof(*b));
+
+	*b = *r;
+	if (b->pc)
+		policy_cache_set_catalogue(b->pc, NULL, 0);
+	if (b->ks)
+		keys_keep_config(b->ks);
+	return b;
+}
+
+struct gate_rules *gate_free_keep_rules(struct gate *g)
+{
+	struct gate_rules *r;
+
+	if (!g)
+		return NULL;
+	r = rules_back(&g->r);
+	g->r = (struct gate_rules){ 0 };
+	gate_free(g);
+	return r;
+}
+
 void gate_free(struct gate *g)
 {
 	if (!g)
@@ -309,7 +341,8 @@ static int carry_key(void *arg, const struct key_record *k)
 	return 0;
 }
 
-void gate_reload_rules(struct gate *g, struct gate_rules *r)
+/* prev not NULL: the rules replaced go there (rules_back) instead of being freed. */
+static void swap_rules(struct gate *g, struct gate_rules *r, struct gate_rules **prev)
 {
 	/* What the admin API added stays: teams first, so its keys find them. */
 	struct carry c = { g, r->ks };
@@ -326,7 +359,15 @@ void gate_reload_rules(struct gate *g, struct gate_rules *r)
 		gate_guard_reconfigure(g->guard, &g->r.tpc, g->r.tool_lock);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
-	rules_clear(&old);
+	if (prev)
+		*prev = rules_back(&old);
+	else
+		rules_clear(&old);
+}
+
+void gate_reload_rules(struct gate *g, struct gate_rules *r)
+{
+	swap_rules(g, r, NULL);
 }
 
 static bool same_section(const cJSON *a, const cJSON *b)
@@ -348,10 +389,13 @@ bool gate_keeps_store(const struct gate *g, const struct config *cfg)
 	return same;
 }
 
-int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r)
+int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r,
+		    struct gate_rules **prev)
 {
 	int rc = g->guard ? gate_guard_set_upstreams(g->guard, cfg) : 0;
 
+	if (prev)
+		*prev = NULL;
 	if (rc) {
 		gate_rules_free(r);
 		return rc;
@@ -366,7 +410,8 @@ int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules 
 	g->tool_cost = NULL;
 	g->nentries = 0;
 	g->cat = NULL;
-	gate_reload_rules(g, r);
+	if (r)
+		swap_rules(g, r, prev);
 	return 0;
 }
 

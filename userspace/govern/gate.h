@@ -55,7 +55,17 @@ void gate_reload_rules(struct gate *g, struct gate_rules *r);
  * over even on error) and sets the circuits for cfg's upstreams (0 or -ENOMEM: the rules are
  * freed and the gate is as it was). */
 bool gate_keeps_store(const struct gate *g, const struct config *cfg);
-int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r);
+/* r NULL: the rules in force stay (going back to the configuration they are from). prev not
+ * NULL: see gate_free_keep_rules. */
+int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r,
+		    struct gate_rules **prev);
+/* A full reload may have to go back to the configuration it replaces, whose keys and teams are
+ * no longer in its document (config_shrink): the rules in force are handed back instead of
+ * freed, as that configuration alone defines them (the keys and teams made through the admin
+ * API or loaded from the store left out, the catalogue forgotten), for gate_open or
+ * gate_reload_all to take again. gate_reload_all puts them in *prev (NULL when it fails);
+ * gate_free_keep_rules frees the gate and returns them (NULL for a NULL gate). */
+struct gate_rules *gate_free_keep_rules(struct gate *g);
 /* Parse and swap in one step. Nothing changes on error (-EINVAL with errs filled). */
 int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *errs);
 bool gate_auth_required(const struct gate *g);

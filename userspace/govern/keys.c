@@ -596,6 +596,30 @@ void keys_mark_config(struct keystore *ks)
 		htab_entry(n, struct team, hn)->from_config = true;
 }
 
+void keys_keep_config(struct keystore *ks)
+{
+	struct htab_iter it = htab_iter(&ks->by_id);
+
+	for (struct htab_node *n; (n = htab_next(&it));) {
+		struct key *k = htab_entry(n, struct key, by_id);
+
+		if (!k->from_config) {
+			key_unlink(ks, k);
+			key_free(k);
+		}
+	}
+	/* Their keys are gone: a config key names only the config's teams. */
+	it = htab_iter(&ks->teams);
+	for (struct htab_node *n; (n = htab_next(&it));) {
+		struct team *t = htab_entry(n, struct team, hn);
+
+		if (!t->from_config) {
+			htab_remove(&ks->teams, &t->hn);
+			free(t);
+		}
+	}
+}
+
 bool keys_from_config(const struct keystore *ks, const char *id)
 {
 	const struct key *k = find_by_id(ks, id);

@@ -225,6 +225,10 @@ void keys_pack(struct keystore *ks, bool on);
  * keys_config_parse); a key or team added later is unmarked. A bit in each record, not a set
  * of ids beside them (100k keys). */
 void keys_mark_config(struct keystore *ks);
+/* Delete every key and team keys_mark_config did not mark (made through the admin API or
+ * loaded from the store): what is left is what the config defines, as keys_config_parse read
+ * it (a full reload keeps that to go back to: see gate_reload_all). */
+void keys_keep_config(struct keystore *ks);
 bool keys_from_config(const struct keystore *ks, const char *id);
 bool keys_team_from_config(const struct keystore *ks, const char *name);
 

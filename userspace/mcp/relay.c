@@ -92,7 +92,7 @@ static void relay_request(struct link *l, size_t server, cJSON *msg, struct call
 	cJSON *gidj = cJSON_CreateString(gid);
 	jsonrpc_id_key(gidj, key, sizeof(key));
 	cJSON_ReplaceItemInObjectCaseSensitive(msg, "id", gidj);
-	rc = hmap_put(s->relayed, key, rel, NULL);
+	rc = hmap_put_lazy(&s->relayed, key, rel, NULL);
 	if (rc == 0) {
 		rc = c && c->reply ? reply_event(c->reply, msg) : stream_event(s->stream, msg);
 		if (rc)

@@ -397,9 +397,11 @@ static void route_resource(struct call *c, cJSON *params)
 /* Admitted resources/subscribe and unsubscribe: the session remembers what it listens to. */
 static void subscription_admitted(struct call *c)
 {
-	if (c->method->id == MCP_RESOURCES_SUBSCRIBE)
-		hmap_put(c->s->subs, c->target, (void *)1, NULL);
-	else
+	if (c->method->id == MCP_RESOURCES_SUBSCRIBE) {
+		if (hmap_put_lazy(&c->s->subs, c->target, (void *)1, NULL))
+			log_warn("session %.8s…: subscription to %s not kept (out of memory)",
+				 c->s->id, c->target);
+	} else
 		hmap_del(c->s->subs, c->target);
 }
 

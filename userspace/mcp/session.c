@@ -246,12 +246,10 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	for (size_t i = 0; s->links && i < s->nlinks; i++)
 		s->links[i] = (struct session_link){ t->relay, s, i, NULL, NULL, false, false };
 	s->calls = hmap_new();
-	s->relayed = hmap_new();
-	s->subs = hmap_new();
 	s->next_relay_id = 1;
 	s->last_active_ms = clock_mono_ms();
-	if (!s->client_caps || !s->client_info || !s->links || !s->calls || !s->relayed ||
-	    !s->subs || hmap_put(t->by_id, s->id, s, NULL)) {
+	if (!s->client_caps || !s->client_info || !s->links || !s->calls ||
+	    hmap_put(t->by_id, s->id, s, NULL)) {
 		session_free(s);
 		return -ENOMEM;
 	}

@@ -50,6 +50,7 @@ struct session {
 	size_t nlinks;
 	struct stream *stream;        /* the GET stream, when open (implemented by the transport) */
 	struct hmap *calls;           /* downstream request id key -> struct call */
+	/* NULL until first used (hmap_put_lazy): most sessions never use them. */
 	struct hmap *relayed;         /* gateway id for a relayed server request -> relay state */
 	struct hmap *subs;            /* exposed resource URIs this session subscribed to */
 	struct hmap *tasks;           /* task id -> owning upstream, or NULL (mcp/tasks.h) */

@@ -18,6 +18,8 @@
 #include "base/log.h"
 
 struct http_endpoint {
+	struct http_endpoint *next;     /* in endpoints */
+	size_t refs;
 	char *url;
 	struct http_pool *pool;         /* NULL: libcurl */
 	char *target;                   /* path and query */
@@ -68,15 +70,34 @@ void http_exchange_pump(void)
 	curl_loop_pump();
 }
 
+/* The endpoints in use, one per URL: every session's link to an upstream holds one (10,000
+ * sessions, one parse and one copy of the URL, target and Host). Loop thread only. */
+static struct http_endpoint *endpoints;
+
+/* The endpoint for url when one is in use already. */
+static struct http_endpoint *endpoint_shared(const char *url)
+{
+	for (struct http_endpoint *ep = endpoints; url && ep; ep = ep->next)
+		if (!strcmp(ep->url, url)) {
+			ep->refs++;
+			return ep;
+		}
+	return NULL;
+}
+
 int http_endpoint_new(const char *url, const char *name, struct http_endpoint **out)
 {
-	CURLU *u = curl_url();
+	struct http_endpoint *ep = endpoint_shared(url);
+	CURLU *u = ep ? NULL : curl_url();
 	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
 	unsigned char addr[16];
-	struct http_endpoint *ep = NULL;
 	bool is_ip;
 	int rc = -EINVAL;
 
+	if (ep) {
+		*out = ep;
+		return 0;
+	}
 	if (!u)
 		return -ENOMEM;
 	if (!url || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
@@ -107,6 +128,7 @@ int http_endpoint_new(const char *url, const char *name, struct http_endpoint **
 		goto out;
 	}
 	ep = xcalloc(1, sizeof(*ep));
+	ep->refs = 1;
 	ep->url = xstrdup(url);
 	/* credentials in the URL (Basic auth) are libcurl's business */
 	char *user = NULL;
@@ -128,6 +150,8 @@ int http_endpoint_new(const char *url, const char *name, struct http_endpoint **
 		}
 		curl_free(p);
 	}
+	ep->next = endpoints;
+	endpoints = ep;
 	*out = ep;
 	rc = 0;
 out:
@@ -142,8 +166,13 @@ out:
 
 void http_endpoint_free(struct http_endpoint *ep)
 {
-	if (!ep)
+	if (!ep || --ep->refs)
 		return;
+	for (struct http_endpoint **pp = &endpoints; *pp; pp = &(*pp)->next)
+		if (*pp == ep) {
+			*pp = ep->next;
+			break;
+		}
 	free(ep->url);
 	free(ep->target);
 	free(ep->host);

@@ -25,9 +25,10 @@ void http_exchange_pump(void);
 
 struct http_endpoint;
 /* Parse url: http or https with a host. -EINVAL for anything else; -ENOTSUP for a host name
- * when libcurl resolves names synchronously (it would block the loop). `name` is for logs. */
+ * when libcurl resolves names synchronously (it would block the loop). `name` is for logs.
+ * Endpoints are shared: the same url gives the same one, counted (loop thread only). */
 int http_endpoint_new(const char *url, const char *name, struct http_endpoint **out);
-/* Exchanges already started do not need the endpoint. NULL is fine. */
+/* Drop one reference. Exchanges already started do not need the endpoint. NULL is fine. */
 void http_endpoint_free(struct http_endpoint *ep);
 /* Does the endpoint use base/http_client (rather than libcurl)? */
 bool http_endpoint_native(const struct http_endpoint *ep);
