@@ -329,17 +329,17 @@ out:
 }
 
 /* Dump pinned map m into a calloc'd array of *n elements of esize bytes, one per entry, made
- * by decode from its key and value, sorted by cmp (NULL: map order). -ENOENT when m is not
- * pinned. */
+ * by decode from its key and value, sorted by cmp (NULL: map order), stored at out: the
+ * address of the caller's typed pointer (NULL on failure). -ENOENT when m is not pinned. */
 typedef void (*decode_fn)(enum pins_map m, const void *key, const void *val, void *elem);
 static int dump_decoded(const struct pins *p, enum pins_map m, size_t esize, decode_fn decode,
-			int (*cmp)(const void *, const void *), void **out, size_t *n)
+			int (*cmp)(const void *, const void *), void *out, size_t *n)
 {
 	const struct pins_map_info *mi = &p->info[m];
-	uint8_t *keys, *vals, *res;
+	uint8_t *keys, *vals, *res = NULL;
 	int cnt;
 
-	*out = NULL;
+	memcpy(out, &res, sizeof(res));
 	*n = 0;
 	if (!mi->present)
 		return -ENOENT;
@@ -354,7 +354,7 @@ static int dump_decoded(const struct pins *p, enum pins_map m, size_t esize, dec
 	free(vals);
 	if (cmp)
 		qsort(res, (size_t)cnt, esize, cmp);
-	*out = res;
+	memcpy(out, &res, sizeof(res));
 	*n = (size_t)cnt;
 	return 0;
 }
@@ -376,12 +376,7 @@ static void enrolled_decode(enum pins_map m, const void *key, const void *val, v
 
 int pins_enrolled(const struct pins *p, struct pins_enrolled **out, size_t *n)
 {
-	void *res;
-	int ret = dump_decoded(p, PINS_ENROLLED, sizeof(**out), enrolled_decode, cmp_enrolled,
-			       &res, n);
-
-	*out = res;
-	return ret;
+	return dump_decoded(p, PINS_ENROLLED, sizeof(**out), enrolled_decode, cmp_enrolled, out, n);
 }
 
 static int cmp_redirect(const void *a, const void *b)
@@ -401,12 +396,7 @@ static void redirect_decode(enum pins_map m, const void *key, const void *val, v
 
 int pins_redirects(const struct pins *p, struct pins_redirect **out, size_t *n)
 {
-	void *res;
-	int ret = dump_decoded(p, PINS_REDIRECT, sizeof(**out), redirect_decode, cmp_redirect,
-			       &res, n);
-
-	*out = res;
-	return ret;
+	return dump_decoded(p, PINS_REDIRECT, sizeof(**out), redirect_decode, cmp_redirect, out, n);
 }
 
 static int cmp_rule(const void *a, const void *b)
@@ -484,15 +474,12 @@ static void rule_decode_entry(enum pins_map m, const void *key, const void *val,
 
 int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, size_t *n)
 {
-	void *res = NULL;
-	int ret = -EINVAL;
-
+	*out = NULL;
 	*n = 0;
-	if (m == PINS_PROTECT4 || m == PINS_PROTECT6 || m == PINS_ALLOW4 || m == PINS_ALLOW6 ||
-	    m == PINS_EXACT4 || m == PINS_EXACT6)
-		ret = dump_decoded(p, m, sizeof(**out), rule_decode_entry, cmp_rule, &res, n);
-	*out = res;
-	return ret;
+	if (m != PINS_PROTECT4 && m != PINS_PROTECT6 && m != PINS_ALLOW4 && m != PINS_ALLOW6 &&
+	    m != PINS_EXACT4 && m != PINS_EXACT6)
+		return -EINVAL;
+	return dump_decoded(p, m, sizeof(**out), rule_decode_entry, cmp_rule, out, n);
 }
 
 static void unixpath_decode(enum pins_map m, const void *key, const void *val, void *elem)
@@ -518,11 +505,7 @@ static void unixpath_decode(enum pins_map m, const void *key, const void *val, v
 
 int pins_unixpaths(const struct pins *p, struct pins_unixpath **out, size_t *n)
 {
-	void *res;
-	int ret = dump_decoded(p, PINS_UNIXPATH, sizeof(**out), unixpath_decode, NULL, &res, n);
-
-	*out = res;
-	return ret;
+	return dump_decoded(p, PINS_UNIXPATH, sizeof(**out), unixpath_decode, NULL, out, n);
 }
 
 /* ---- features ---------------------------------------------------------------------------- */
