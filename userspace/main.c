@@ -177,6 +177,18 @@ static void announce(const struct daemon *d)
 		strchr(cfg->listen_host, ':') ? "]" : "", front_port(d->front), cfg->mcp_path);
 }
 
+/* cfg is served: say where, then put kernel enforcement around it. Enforcement failing is
+ * loud but not fatal: the gateway still governs its callers. */
+static void serving(struct daemon *d, struct config *cfg)
+{
+	d->cfg = cfg;
+	announce(d);
+	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
+		d->guard = NULL;
+	redirect_start(d);
+	metrics_set_enforcer(d->guard ? guard_enforcer(d->guard) : NULL);
+}
+
 /* The router first: closing its links settles the calls in flight; then the gate, whose
  * store drains every queued charge before it closes. The first gate to go during a full
  * reload holds the running configuration's rules: they are kept to go back to. */
@@ -294,13 +306,7 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 		serve_free(d);
 		return rc;
 	}
-	d->cfg = cfg;
-	announce(d);
-	/* Enforcement failing is loud but not fatal: the gateway still governs its callers. */
-	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
-		d->guard = NULL;
-	redirect_start(d);
-	metrics_set_enforcer(d->guard ? guard_enforcer(d->guard) : NULL);
+	serving(d, cfg);
 	if (!cfg->auth_required)
 		log_warn("authentication is OFF (auth.required = false): any local process can call "
 			 "every tool");
@@ -382,12 +388,7 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 	}
 	front_reconfigure(d->front, cfg, d->gate, d->router);
 	front_set_llm(d->front, d->llm);
-	d->cfg = cfg;
-	announce(d);
-	if (guard_start(d->base, cfg, front_port(d->front), &d->guard))
-		d->guard = NULL;
-	redirect_start(d);
-	metrics_set_enforcer(d->guard ? guard_enforcer(d->guard) : NULL);
+	serving(d, cfg);
 	return 0;
 }
 

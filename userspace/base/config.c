@@ -188,8 +188,8 @@ static int secret_value(const cJSON *v, const char *p, void *out, struct config_
 	char **s = out;
 
 	if (cJSON_IsString(v)) {
-		*s = strdup(v->valuestring);
-		return *s ? 0 : -ENOMEM;
+		*s = xstrdup(v->valuestring);
+		return 0;
 	}
 	const cJSON *name = field(v, "env");
 	if (cJSON_IsObject(v) && cJSON_IsString(name) && cJSON_GetArraySize(v) == 1) {
@@ -197,8 +197,8 @@ static int secret_value(const cJSON *v, const char *p, void *out, struct config_
 		if (!val)
 			return config_fail(errs, p, "environment variable %s is not set",
 					   name->valuestring);
-		*s = strdup(val);
-		return *s ? 0 : -ENOMEM;
+		*s = xstrdup(val);
+		return 0;
 	}
 	return config_fail(errs, p, "must be a string or {\"env\": \"NAME\"}");
 }

@@ -154,6 +154,9 @@ enum cfg_type {
 	CFG_KNOWN,              /* accepted, read by the caller itself (or a "_comment") */
 	CFG_BOOL,               /* bool */
 	CFG_STRING,             /* const char *, borrowed from the document */
+	CFG_COPY,               /* char *, a copy the struct owns (cfg_fields_free); a value
+				 * already there (a default the caller copied) is replaced */
+	CFG_SECRET,             /* as CFG_COPY, or {"env": "NAME"} (cfg_secret) */
 	CFG_INT,                /* int, within [min, max] (which must fit an int) */
 	CFG_UINT,               /* unsigned, within [min, max] (which must fit) */
 	CFG_I64,                /* int64_t, within [min, max] */
@@ -170,7 +173,7 @@ struct cfg_field {
 	const char *name;
 	enum cfg_type type;
 	size_t offset;          /* of the member in the caller's struct (unused for CFG_KNOWN) */
-	long long min, max;     /* numbers */
+	long long min, max;     /* numbers; strings: max > 0 is the longest accepted */
 	unsigned flags;
 };
 
@@ -187,5 +190,8 @@ struct cfg_field {
  * -EINVAL with every problem in errs (out may then hold some of the values read). */
 int cfg_fields(const cJSON *obj, const char *path, const struct cfg_field *fields, void *out,
 	       struct config_errors *errs);
+/* Free every string the table's CFG_COPY and CFG_SECRET fields own in st (secrets wiped first)
+ * and clear them: the struct's destructor, for the fields its table reads. */
+void cfg_fields_free(const struct cfg_field *fields, void *st);
 
 #endif

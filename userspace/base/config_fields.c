@@ -1,10 +1,13 @@
 /* config_fields: a config section's fields read from their table (cfg_fields, base/config.h). */
 #include "base/config.h"
 
+#include "base/alloc.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct cfg_field *find(const struct cfg_field *f, const char *name)
@@ -13,6 +16,37 @@ static const struct cfg_field *find(const struct cfg_field *f, const char *name)
 		if (strcmp(f->name, name) == 0)
 			return f;
 	return NULL;
+}
+
+/* CFG_NONEMPTY and the longest accepted (max) of a string field. */
+static int check_length(const char *path, const struct cfg_field *f, const char *s,
+			struct config_errors *errs)
+{
+	size_t n = strlen(s);
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s.%s", path, f->name);
+	if (f->max > 0 && (n > (size_t)f->max || (!n && (f->flags & CFG_NONEMPTY))))
+		return config_fail(errs, p, "must be %d-%lld characters",
+				   !!(f->flags & CFG_NONEMPTY), f->max);
+	if (!n && (f->flags & CFG_NONEMPTY))
+		return config_fail(errs, p, "must not be empty");
+	return 0;
+}
+
+/* A borrowed string stored as it is; an owned one copied over the value already there. */
+static void store_string(const struct cfg_field *f, char *member, const char *s)
+{
+	char *copy;
+
+	if (f->type == CFG_STRING) {
+		memcpy(member, &s, sizeof(s));
+		return;
+	}
+	memcpy(&copy, member, sizeof(copy));
+	free(copy);
+	copy = xstrdup(s);
+	memcpy(member, &copy, sizeof(copy));
 }
 
 /* One field: 0 (read, or absent and optional), or -EINVAL with its error recorded. */
@@ -32,15 +66,20 @@ static int read_field(const cJSON *obj, const char *path, const struct cfg_field
 		rc = cfg_bool(obj, f->name, path, req, (bool *)(out + f->offset), errs);
 		break;
 	case CFG_STRING:
+	case CFG_COPY:
 		rc = cfg_string(obj, f->name, path, req, &s, errs);
-		if (rc == 0 && (f->flags & CFG_NONEMPTY) && !*s) {
-			char p[256];
-			snprintf(p, sizeof(p), "%s.%s", path, f->name);
-			return config_fail(errs, p, "must not be empty");
-		}
-		if (rc == 0)
-			memcpy(out + f->offset, &s, sizeof(s));
+		if (rc == 0 && (rc = check_length(path, f, s, errs)) == 0)
+			store_string(f, out + f->offset, s);
 		break;
+	case CFG_SECRET: {
+		char *v = NULL;
+
+		rc = cfg_secret(obj, f->name, path, req, &v, errs);
+		if (rc == 0 && (rc = check_length(path, f, v, errs)) == 0)
+			store_string(f, out + f->offset, v);
+		free(v);
+		break;
+	}
 	case CFG_INT:
 	case CFG_UINT:
 	case CFG_I64:
@@ -86,4 +125,18 @@ int cfg_fields(const cJSON *obj, const char *path, const struct cfg_field *field
 		if (read_field(obj, path, f, out, errs))
 			rc = -EINVAL;
 	return rc;
+}
+
+void cfg_fields_free(const struct cfg_field *fields, void *st)
+{
+	for (const struct cfg_field *f = fields; f->name; f++) {
+		char **member = (char **)((char *)st + f->offset);
+
+		if (f->type != CFG_COPY && f->type != CFG_SECRET)
+			continue;
+		if (f->type == CFG_SECRET && *member)
+			explicit_bzero(*member, strlen(*member));
+		free(*member);
+		*member = NULL;
+	}
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <curl/curl.h>
 
+#include "base/alloc.h"
 #include "base/config.h"
 
 static bool alnum(char c)
@@ -69,16 +70,22 @@ bool kube_annotation_key(const char *s)
 	return kube_dns_subdomain(prefix) && qualified_name(slash + 1, strlen(slash + 1));
 }
 
+/* The section's fields: what the parser reads and what kube_config_free frees. */
+static const struct cfg_field kube_fields[] = {
+	CFG_FIELD(struct kube_config, node_name, CFG_SECRET, 0, 0, CFG_REQUIRED),
+	CFG_FIELD(struct kube_config, api_server, CFG_COPY, 0, 0, 0),
+	CFG_FIELD(struct kube_config, token_file, CFG_COPY, 0, 0, 0),
+	CFG_FIELD(struct kube_config, ca_file, CFG_COPY, 0, 0, 0),
+	CFG_FIELD(struct kube_config, annotation, CFG_COPY, 0, 0, 0),
+	CFG_FIELD(struct kube_config, sidecar_container, CFG_COPY, 0, 0, 0),
+	CFG_KNOWN_FIELD("redirect"),    /* and whether it was given */
+	CFG_END
+};
+
 void kube_config_free(struct kube_config *c)
 {
-	if (!c)
-		return;
-	free(c->node_name);
-	free(c->api_server);
-	free(c->token_file);
-	free(c->ca_file);
-	free(c->annotation);
-	free(c->sidecar_container);
+	if (c)
+		cfg_fields_free(kube_fields, c);
 	free(c);
 }
 
@@ -119,33 +126,29 @@ static char *default_api(void)
 	char buf[512];
 
 	if (!host || !*host || strlen(host) > 255)
-		return strdup(KUBE_API_DEFAULT);
+		return xstrdup(KUBE_API_DEFAULT);
 	if (!port || !*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
 		port = "443";
 	snprintf(buf, sizeof(buf), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
 		 port);
-	return strdup(buf);
+	return xstrdup(buf);
 }
 
-static int opt_string(const cJSON *obj, const char *key, const char *path, const char *dflt,
-		      char **out, struct config_errors *errs)
+/* An error at path.key when bad; -EINVAL or 0. */
+static int check(bool bad, const char *path, const char *key, const char *what,
+		 struct config_errors *errs)
 {
-	const char *s;
-	int rc = cfg_string(obj, key, path, false, &s, errs);
+	char p[256];
 
-	if (rc == -ENOENT)
-		s = dflt;
-	else if (rc < 0)
-		return rc;
-	*out = strdup(s);
-	return *out ? 0 : -ENOMEM;
+	if (!bad)
+		return 0;
+	snprintf(p, sizeof(p), "%s.%s", path, key);
+	return config_fail(errs, p, "%s", what);
 }
 
 int kube_config_parse(const cJSON *obj, const char *path, struct kube_config **out,
 		      struct config_errors *errs)
 {
-	static const char *const keys[] = { "node_name", "api_server", "token_file", "ca_file",
-		"annotation", "sidecar_container", "redirect", NULL };
 	struct kube_config *c;
 	char p[256];
 	int rc, bad = 0;
@@ -153,59 +156,34 @@ int kube_config_parse(const cJSON *obj, const char *path, struct kube_config **o
 	*out = NULL;
 	if (!cJSON_IsObject(obj))
 		return config_fail(errs, path, "must be an object");
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	bad |= cfg_known_keys(obj, path, keys, errs) < 0;
-#define STEP(call) do { rc = (call); if (rc == -ENOMEM) goto fail; bad |= rc < 0; } while (0)
-	STEP(cfg_secret(obj, "node_name", path, true, &c->node_name, errs));
-	if (c->node_name && !kube_dns_subdomain(c->node_name)) {
-		snprintf(p, sizeof(p), "%s.node_name", path);
-		STEP(config_fail(errs, p, "must be a node name (DNS subdomain, at most 253 "
-				 "characters)"));
-	}
-	if (cJSON_GetObjectItemCaseSensitive(obj, "api_server")) {
-		STEP(opt_string(obj, "api_server", path, NULL, &c->api_server, errs));
-	} else if (!(c->api_server = default_api())) {
-		rc = -ENOMEM;
+	c = xcalloc(1, sizeof(*c));
+	c->api_server = default_api();
+	c->token_file = xstrdup(KUBE_TOKEN_DEFAULT);
+	c->ca_file = xstrdup(KUBE_CA_DEFAULT);
+	c->annotation = xstrdup(KUBE_ANNOTATION_DEFAULT);
+	c->sidecar_container = xstrdup(KUBE_SIDECAR_DEFAULT);
+	bad |= cfg_fields(obj, path, kube_fields, c, errs) < 0;
+	bad |= check(c->node_name && !kube_dns_subdomain(c->node_name), path, "node_name",
+		     "must be a node name (DNS subdomain, at most 253 characters)", errs) < 0;
+	/* No trailing '/': paths are appended to it. */
+	for (size_t n = strlen(c->api_server); n > 0 && c->api_server[n - 1] == '/';)
+		c->api_server[--n] = '\0';
+	snprintf(p, sizeof(p), "%s.api_server", path);
+	if ((rc = check_api(c->api_server, errs, p)) == -ENOMEM)
 		goto fail;
-	}
-	if (c->api_server) {
-		size_t n = strlen(c->api_server);
-
-		while (n > 0 && c->api_server[n - 1] == '/')
-			c->api_server[--n] = '\0';
-		snprintf(p, sizeof(p), "%s.api_server", path);
-		STEP(check_api(c->api_server, errs, p));
-	}
-	STEP(opt_string(obj, "token_file", path, KUBE_TOKEN_DEFAULT, &c->token_file, errs));
-	STEP(opt_string(obj, "ca_file", path, KUBE_CA_DEFAULT, &c->ca_file, errs));
-	STEP(opt_string(obj, "annotation", path, KUBE_ANNOTATION_DEFAULT, &c->annotation, errs));
-	STEP(opt_string(obj, "sidecar_container", path, KUBE_SIDECAR_DEFAULT,
-			&c->sidecar_container, errs));
+	bad |= rc < 0;
 	rc = cfg_bool(obj, "redirect", path, false, &c->redirect, errs);
 	if (rc == 0)
 		c->redirect_set = true;
-	else if (rc != -ENOENT)
-		STEP(rc);
-	if (c->token_file && c->token_file[0] != '/') {
-		snprintf(p, sizeof(p), "%s.token_file", path);
-		STEP(config_fail(errs, p, "must be an absolute path"));
-	}
-	if (c->ca_file && c->ca_file[0] != '/') {
-		snprintf(p, sizeof(p), "%s.ca_file", path);
-		STEP(config_fail(errs, p, "must be an absolute path"));
-	}
-	if (c->annotation && !kube_annotation_key(c->annotation)) {
-		snprintf(p, sizeof(p), "%s.annotation", path);
-		STEP(config_fail(errs, p, "must be an annotation key ([prefix/]name)"));
-	}
-	if (c->sidecar_container &&
-	    !kube_dns_label(c->sidecar_container, strlen(c->sidecar_container))) {
-		snprintf(p, sizeof(p), "%s.sidecar_container", path);
-		STEP(config_fail(errs, p, "must be a container name (DNS label)"));
-	}
-#undef STEP
+	else
+		bad |= rc != -ENOENT;
+	bad |= check(c->token_file[0] != '/', path, "token_file", "must be an absolute path",
+		     errs) < 0;
+	bad |= check(c->ca_file[0] != '/', path, "ca_file", "must be an absolute path", errs) < 0;
+	bad |= check(!kube_annotation_key(c->annotation), path, "annotation",
+		     "must be an annotation key ([prefix/]name)", errs) < 0;
+	bad |= check(!kube_dns_label(c->sidecar_container, strlen(c->sidecar_container)), path,
+		     "sidecar_container", "must be a container name (DNS label)", errs) < 0;
 	if (bad) {
 		rc = -EINVAL;
 		goto fail;

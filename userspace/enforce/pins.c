@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fts.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,17 +330,18 @@ out:
 }
 
 /* Dump pinned map m into a calloc'd array of *n elements of esize bytes, one per entry, made
- * by decode from its key and value, sorted by cmp (NULL: map order). -ENOENT when m is not
- * pinned. */
+ * by decode from its key and value (NULL: the key, then as much of the value as fits),
+ * sorted by cmp (NULL: map order), stored at out: the address of the caller's typed pointer
+ * (NULL on failure). -ENOENT when m is not pinned. */
 typedef void (*decode_fn)(enum pins_map m, const void *key, const void *val, void *elem);
 static int dump_decoded(const struct pins *p, enum pins_map m, size_t esize, decode_fn decode,
-			int (*cmp)(const void *, const void *), void **out, size_t *n)
+			int (*cmp)(const void *, const void *), void *out, size_t *n)
 {
 	const struct pins_map_info *mi = &p->info[m];
-	uint8_t *keys, *vals, *res;
+	uint8_t *keys, *vals, *res = NULL;
 	int cnt;
 
-	*out = NULL;
+	memcpy(out, &res, sizeof(res));
 	*n = 0;
 	if (!mi->present)
 		return -ENOENT;
@@ -348,65 +350,49 @@ static int dump_decoded(const struct pins *p, enum pins_map m, size_t esize, dec
 	if (cnt < 0)
 		return cnt;
 	res = xcalloc((size_t)cnt + 1, esize);
-	for (size_t i = 0; i < (size_t)cnt; i++)
-		decode(m, keys + i * mi->key_size, vals + i * mi->value_size, res + i * esize);
+	for (size_t i = 0; i < (size_t)cnt; i++) {
+		const uint8_t *k = keys + i * mi->key_size, *v = vals + i * mi->value_size;
+		uint8_t *e = res + i * esize;
+
+		if (decode)
+			decode(m, k, v, e);
+		else if (mi->key_size <= esize) {
+			size_t room = esize - mi->key_size;
+
+			memcpy(e, k, mi->key_size);
+			memcpy(e + mi->key_size, v, mi->value_size < room ? mi->value_size : room);
+		}
+	}
 	free(keys);
 	free(vals);
 	if (cmp)
 		qsort(res, (size_t)cnt, esize, cmp);
-	*out = res;
+	memcpy(out, &res, sizeof(res));
 	*n = (size_t)cnt;
 	return 0;
 }
 
-static int cmp_enrolled(const void *a, const void *b)
+/* The u64-keyed maps: an element is the key, then the value, sorted by the key. */
+_Static_assert(offsetof(struct pins_enrolled, e) == sizeof(uint64_t), "key, then value");
+_Static_assert(offsetof(struct pins_redirect, r) == sizeof(uint64_t), "key, then value");
+
+static int cmp_u64_key(const void *a, const void *b)
 {
-	const struct pins_enrolled *x = a, *y = b;
+	uint64_t x, y;
 
-	return x->cgroup_id < y->cgroup_id ? -1 : x->cgroup_id > y->cgroup_id;
-}
-
-static void enrolled_decode(enum pins_map m, const void *key, const void *val, void *elem)
-{
-	struct pins_enrolled *e = elem;
-
-	memcpy(&e->cgroup_id, key, sizeof(e->cgroup_id));
-	memcpy(&e->e, val, sizeof(e->e));
+	memcpy(&x, a, sizeof(x));
+	memcpy(&y, b, sizeof(y));
+	return x < y ? -1 : x > y;
 }
 
 int pins_enrolled(const struct pins *p, struct pins_enrolled **out, size_t *n)
 {
-	void *res;
-	int ret = dump_decoded(p, PINS_ENROLLED, sizeof(**out), enrolled_decode, cmp_enrolled,
-			       &res, n);
-
-	*out = res;
-	return ret;
-}
-
-static int cmp_redirect(const void *a, const void *b)
-{
-	const struct pins_redirect *x = a, *y = b;
-
-	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
-}
-
-static void redirect_decode(enum pins_map m, const void *key, const void *val, void *elem)
-{
-	struct pins_redirect *e = elem;
-
-	memcpy(&e->cookie, key, sizeof(e->cookie));
-	memcpy(&e->r, val, sizeof(e->r));
+	return dump_decoded(p, PINS_ENROLLED, sizeof(**out), NULL, cmp_u64_key, out, n);
 }
 
 int pins_redirects(const struct pins *p, struct pins_redirect **out, size_t *n)
 {
-	void *res;
-	int ret = dump_decoded(p, PINS_REDIRECT, sizeof(**out), redirect_decode, cmp_redirect,
-			       &res, n);
-
-	*out = res;
-	return ret;
+	return dump_decoded(p, PINS_REDIRECT, sizeof(**out), NULL, cmp_u64_key, out, n);
 }
 
 static int cmp_rule(const void *a, const void *b)
@@ -484,15 +470,12 @@ static void rule_decode_entry(enum pins_map m, const void *key, const void *val,
 
 int pins_rules(const struct pins *p, enum pins_map m, struct pins_rule **out, size_t *n)
 {
-	void *res = NULL;
-	int ret = -EINVAL;
-
+	*out = NULL;
 	*n = 0;
-	if (m == PINS_PROTECT4 || m == PINS_PROTECT6 || m == PINS_ALLOW4 || m == PINS_ALLOW6 ||
-	    m == PINS_EXACT4 || m == PINS_EXACT6)
-		ret = dump_decoded(p, m, sizeof(**out), rule_decode_entry, cmp_rule, &res, n);
-	*out = res;
-	return ret;
+	if (m != PINS_PROTECT4 && m != PINS_PROTECT6 && m != PINS_ALLOW4 && m != PINS_ALLOW6 &&
+	    m != PINS_EXACT4 && m != PINS_EXACT6)
+		return -EINVAL;
+	return dump_decoded(p, m, sizeof(**out), rule_decode_entry, cmp_rule, out, n);
 }
 
 static void unixpath_decode(enum pins_map m, const void *key, const void *val, void *elem)
@@ -518,11 +501,7 @@ static void unixpath_decode(enum pins_map m, const void *key, const void *val, v
 
 int pins_unixpaths(const struct pins *p, struct pins_unixpath **out, size_t *n)
 {
-	void *res;
-	int ret = dump_decoded(p, PINS_UNIXPATH, sizeof(**out), unixpath_decode, NULL, &res, n);
-
-	*out = res;
-	return ret;
+	return dump_decoded(p, PINS_UNIXPATH, sizeof(**out), unixpath_decode, NULL, out, n);
 }
 
 /* ---- features ---------------------------------------------------------------------------- */

@@ -18,23 +18,45 @@
 
 /* --- config ---------------------------------------------------------------------------- */
 
+#define OAUTH_STR(member, flags) \
+	CFG_FIELD(struct oauth_config, member, CFG_COPY, 0, 2048, CFG_NONEMPTY | (flags))
+
+/* The section's fields: the plain ones are read and freed through this table, the others
+ * (CFG_KNOWN) by oauth_config_parse and oauth_config_free themselves. */
+static const struct cfg_field oauth_fields[] = {
+	OAUTH_STR(issuer, CFG_REQUIRED),
+	OAUTH_STR(audience, 0),
+	OAUTH_STR(jwks_file, 0),
+	OAUTH_STR(jwks_url, 0),
+	OAUTH_STR(authorization_servers, 0),
+	OAUTH_STR(subject_claim, 0),
+	OAUTH_STR(team_claim, 0),
+	OAUTH_STR(policy_claim, 0),
+	CFG_FIELD_AS("jwks_refresh", struct oauth_config, jwks_refresh_ms, CFG_DURATION_MS,
+		     10000, 86400000LL, 0),
+	CFG_FIELD_AS("jwks_min_refetch", struct oauth_config, jwks_min_refetch_ms,
+		     CFG_DURATION_MS, 1000, 3600000LL, 0),
+	CFG_KNOWN_FIELD("clock_skew"),          /* kept in seconds */
+	CFG_KNOWN_FIELD("algorithms"),
+	CFG_KNOWN_FIELD("required_scopes"),
+	CFG_KNOWN_FIELD("scopes_supported"),
+	CFG_KNOWN_FIELD("policy_map"),
+	CFG_KNOWN_FIELD("team"),
+	CFG_KNOWN_FIELD("policy"),
+	CFG_KNOWN_FIELD("workloads"),
+	CFG_END
+};
+
 void oauth_config_free(struct oauth_config *c)
 {
 	if (!c)
 		return;
-	free(c->issuer);
-	free(c->audience);
-	free(c->jwks_file);
-	free(c->jwks_url);
+	cfg_fields_free(oauth_fields, c);
 	jwks_free(c->jwks);
 	for (size_t i = 0; i < c->nrequired; i++)
 		free(c->required_scopes[i]);
 	for (size_t i = 0; i < c->nsupported; i++)
 		free(c->scopes_supported[i]);
-	free(c->authorization_servers);
-	free(c->subject_claim);
-	free(c->team_claim);
-	free(c->policy_claim);
 	free(c->policy_map_claim);
 	for (size_t i = 0; i < c->nmap; i++) {
 		free(c->map[i].value);
@@ -187,11 +209,6 @@ int oauth_config_parse(const cJSON *root,
 		       bool (*team_exists)(void *arg, const char *name), void *arg,
 		       struct oauth_config **out, struct config_errors *errs)
 {
-	static const char *const fields[] = {
-		"issuer", "audience", "jwks_file", "jwks_url", "jwks_refresh", "jwks_min_refetch",
-		"algorithms", "clock_skew", "required_scopes", "scopes_supported",
-		"authorization_servers", "subject_claim", "team_claim", "policy_claim", "policy_map",
-		"team", "policy", "workloads", NULL };
 	const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "oauth"), *a, *v;
 	struct oauth_config *c;
 	int rc = 0, x;
@@ -202,24 +219,14 @@ int oauth_config_parse(const cJSON *root,
 		return 0;
 	if (!cJSON_IsObject(o))
 		return config_fail(errs, "oauth", "must be an object");
-	if (cfg_known_keys(o, "oauth", fields, errs))
-		rc = -EINVAL;
 	c = xcalloc(1, sizeof(*c));
 	c->algorithms = JWT_ALG_ALL;
 	c->clock_skew_s = DEFAULT_SKEW_S;
 	c->jwks_refresh_ms = DEFAULT_REFRESH_MS;
 	c->jwks_min_refetch_ms = DEFAULT_MIN_REFETCH_MS;
+	c->subject_claim = xstrdup("sub");
 #define TRY(e) do { if ((x = (e))) rc = x; } while (0)
-	TRY(opt_str(o, "issuer", "oauth", true, &c->issuer, errs));
-	TRY(opt_str(o, "audience", "oauth", false, &c->audience, errs));
-	TRY(opt_str(o, "jwks_file", "oauth", false, &c->jwks_file, errs));
-	TRY(opt_str(o, "jwks_url", "oauth", false, &c->jwks_url, errs));
-	TRY(opt_str(o, "authorization_servers", "oauth", false, &c->authorization_servers, errs));
-	TRY(opt_str(o, "subject_claim", "oauth", false, &c->subject_claim, errs));
-	TRY(opt_str(o, "team_claim", "oauth", false, &c->team_claim, errs));
-	TRY(opt_str(o, "policy_claim", "oauth", false, &c->policy_claim, errs));
-	if (!c->subject_claim)
-		c->subject_claim = xstrdup("sub");
+	TRY(cfg_fields(o, "oauth", oauth_fields, c, errs));
 	if (!c->jwks_file == !c->jwks_url)
 		TRY(config_fail(errs, "oauth", "needs exactly one of jwks_file and jwks_url"));
 	if (c->jwks_url && !jwks_url_ok(c->jwks_url))
@@ -232,16 +239,6 @@ int oauth_config_parse(const cJSON *root,
 			    !printable_text(c->audience)))
 		TRY(config_fail(errs, "oauth.audience", "must be this gateway's resource URI "
 				"(http:// or https://, no spaces, quotes or backslashes)"));
-	if ((x = cfg_duration_ms(o, "jwks_refresh", "oauth", false, 10000, 86400000LL, &ms,
-				 errs)) == 0)
-		c->jwks_refresh_ms = ms;
-	else if (x != -ENOENT)
-		rc = x;
-	if ((x = cfg_duration_ms(o, "jwks_min_refetch", "oauth", false, 1000, 3600000LL, &ms,
-				 errs)) == 0)
-		c->jwks_min_refetch_ms = ms;
-	else if (x != -ENOENT)
-		rc = x;
 	if ((x = cfg_duration_ms(o, "clock_skew", "oauth", false, 0, 600000LL, &ms, errs)) == 0)
 		c->clock_skew_s = ms / 1000;
 	else if (x != -ENOENT)

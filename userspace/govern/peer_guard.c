@@ -116,17 +116,17 @@ int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out)
 	    lim->max_block_ms < lim->block_ms || !lim->capacity || lim->capacity > (1u << 24))
 		return -EINVAL;
 	g = xcalloc(1, sizeof(*g));
+	/* The one step that can fail (no randomness for the seed), and it holds nothing then. */
+	if ((rc = htab_init(&g->peers, &addr_type)) != 0) {
+		free(g);
+		return rc;
+	}
 	g->lim = *lim;
 	g->slab = xcalloc(lim->capacity, sizeof(*g->slab));
 	list_init(&g->lru);
 	list_init(&g->free);
-	if ((rc = htab_init(&g->peers, &addr_type)) != 0)
-		goto fail;
 	*out = g;
 	return 0;
-fail:
-	peer_guard_free(g);
-	return rc;
 }
 
 void peer_guard_free(struct peer_guard *g)

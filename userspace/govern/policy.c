@@ -72,6 +72,7 @@ struct policy_view {
 	uint64_t *bits;               /* allowed entries */
 	uint32_t *why;                /* per entry: index of its refusal text, 0 when allowed */
 	char *refuse_all;             /* set when the view is over a policy that does not exist */
+	/* Then bits and why, or refuse_all's text: the view is one allocation. */
 };
 
 /* ---- parsing ---- */
@@ -678,17 +679,13 @@ int policy_compile(const struct policy_set *ps, const char *policy, const char *
 		return rc;
 	if (n && !entries)
 		return -EINVAL;
-	v = calloc(1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
+	size_t words = n / 64 + 1;
+
+	v = xcalloc(1, sizeof(*v) + words * sizeof(*v->bits) + (n + 1) * sizeof(*v->why));
 	v->ps = ps;
 	v->n = n;
-	v->bits = calloc(n / 64 + 1, sizeof(*v->bits));
-	v->why = calloc(n + 1, sizeof(*v->why));
-	if (!v->bits || !v->why) {
-		policy_view_free(v);
-		return -ENOMEM;
-	}
+	v->bits = (uint64_t *)(v + 1);
+	v->why = (uint32_t *)(v->bits + words);
 	for (size_t i = 0; i < n; i++) {
 		v->why[i] = eval_pair(p, t, &entries[i]);
 		if (!v->why[i]) {
@@ -704,19 +701,17 @@ int policy_compile(const struct policy_set *ps, const char *policy, const char *
 static int refuse_all_view(const struct policy_set *ps, const char *policy,
 			   const char *team_policy, size_t n, struct policy_view **out)
 {
-	struct policy_view *v = calloc(1, sizeof(*v));
 	const char *missing = policy && *policy && !policy_set_has(ps, policy) ? policy
 									      : team_policy;
+#define REFUSAL "policy \"%s\" is not defined"
+	size_t len = sizeof(REFUSAL) + strlen(missing);
+	struct policy_view *v = xcalloc(1, sizeof(*v) + len);
 
-	*out = NULL;
-	if (!v)
-		return -ENOMEM;
 	v->ps = ps;
 	v->n = n;
-	if (asprintf(&v->refuse_all, "policy \"%s\" is not defined", missing) < 0) {
-		free(v);
-		return -ENOMEM;
-	}
+	v->refuse_all = (char *)(v + 1);
+	snprintf(v->refuse_all, len, REFUSAL, missing);
+#undef REFUSAL
 	*out = v;
 	return 0;
 }
@@ -761,11 +756,6 @@ size_t policy_view_next(const struct policy_view *v, size_t from)
 
 void policy_view_free(struct policy_view *v)
 {
-	if (!v)
-		return;
-	free(v->bits);
-	free(v->why);
-	free(v->refuse_all);
 	free(v);
 }
 

@@ -278,13 +278,12 @@ int ratelimit_new(size_t max_buckets, struct ratelimit **out)
 	list_init(&rl->lru);
 	/* Every name is held by a bucket: three per bucket at most. */
 	if ((rc = htab_init(&rl->buckets, &bucket_type)) != 0 ||
-	    (rc = intern_new(RATE_NLEVELS * rl->max, &rl->names)) != 0)
-		goto fail;
+	    (rc = intern_new(RATE_NLEVELS * rl->max, &rl->names)) != 0) {
+		free(rl);       /* neither holds anything when it fails: no bucket array yet */
+		return rc;
+	}
 	*out = rl;
 	return 0;
-fail:
-	ratelimit_free(rl);
-	return rc;
 }
 
 void ratelimit_free(struct ratelimit *rl)

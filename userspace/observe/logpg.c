@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
 #include "base/log.h"
 
 #define PASSWORD_FILE_MAX 4096
@@ -52,28 +53,39 @@ static char *default_sidecar(void)
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = getenv(envs[i]);
 		if (v && *v && strlen(v) < LOGPG_SIDECAR_MAX)
-			return strdup(v);
+			return xstrdup(v);
 	}
 	if (gethostname(host, sizeof(host)) == 0) {
 		host[sizeof(host) - 1] = '\0';
 		if (host[0] && strlen(host) < LOGPG_SIDECAR_MAX)
-			return strdup(host);
+			return xstrdup(host);
 	}
-	return strdup("mcpwarden");
+	return xstrdup("mcpwarden");
 }
+
+/* The section's fields: the plain ones read, and the strings freed, through this table. */
+static const struct cfg_field logpg_fields[] = {
+	CFG_FIELD(struct logpg_options, enabled, CFG_BOOL, 0, 0, 0),
+	CFG_FIELD(struct logpg_options, conninfo, CFG_COPY, 0, 0, CFG_REQUIRED),
+	CFG_FIELD(struct logpg_options, password, CFG_SECRET, 0, 0, 0),
+	CFG_FIELD(struct logpg_options, password_file, CFG_COPY, 0, 0, CFG_NONEMPTY),
+	CFG_FIELD(struct logpg_options, sidecar, CFG_COPY, 0, LOGPG_SIDECAR_MAX - 1, CFG_NONEMPTY),
+	CFG_FIELD(struct logpg_options, batch, CFG_UINT, 1, LOGPG_BATCH_MAX, 0),
+	CFG_FIELD_AS("partitions_ahead", struct logpg_options, ahead, CFG_UINT, 1, 31, 0),
+	CFG_KNOWN_FIELD("table_prefix"),        /* into prefix[], checked */
+	CFG_KNOWN_FIELD("max_age_days"),        /* kept in seconds */
+	CFG_KNOWN_FIELD("poll"),                /* kept as unsigned milliseconds */
+	CFG_END
+};
 
 int logpg_options_parse(const cJSON *root, struct logpg_options *out,
 			struct config_errors *errs)
 {
-	static const char *const known[] = { "enabled", "conninfo", "password", "password_file",
-					      "sidecar", "table_prefix", "max_age_days", "batch",
-					      "poll", "partitions_ahead", NULL };
 	const cJSON *logs = root ? cJSON_GetObjectItemCaseSensitive(root, "logs") : NULL;
 	const cJSON *sec = cJSON_IsObject(logs) ? cJSON_GetObjectItemCaseSensitive(logs, "postgres")
 						 : NULL;
-	const char *conninfo = NULL, *sidecar = NULL, *prefix = "mcpwarden_", *pwfile = NULL;
-	long long days = LOGPG_MAX_AGE_S_DEFAULT / 86400, batch = LOGPG_BATCH_DEFAULT;
-	long long ahead = LOGPG_AHEAD_DEFAULT;
+	const char *prefix = "mcpwarden_";
+	long long days = LOGPG_MAX_AGE_S_DEFAULT / 86400;
 	int64_t poll = LOGPG_POLL_MS_DEFAULT;
 	int rc = 0, r;
 
@@ -84,75 +96,40 @@ int logpg_options_parse(const cJSON *root, struct logpg_options *out,
 		return config_fail(errs, "logs.postgres", "expected {\"conninfo\": "
 				   "\"postgresql://user@host/db\", \"sidecar\": ..., ...}");
 	out->enabled = true;
-	if (cfg_known_keys(sec, "logs.postgres", known, errs))
+	out->batch = LOGPG_BATCH_DEFAULT;
+	out->ahead = LOGPG_AHEAD_DEFAULT;
+	/* Each checked on its own: every wrong field is reported at once. */
+	if (cfg_fields(sec, "logs.postgres", logpg_fields, out, errs))
 		rc = -EINVAL;
-	if (cfg_bool(sec, "enabled", "logs.postgres", false, &out->enabled, errs) == -EINVAL)
-		rc = -EINVAL;
-	if (cfg_string(sec, "conninfo", "logs.postgres", true, &conninfo, errs))
-		rc = -EINVAL;
-	r = cfg_secret(sec, "password", "logs.postgres", false, &out->password, errs);
-	if (r == -EINVAL || r == -ENOMEM)
-		rc = r;
-	r = cfg_string(sec, "password_file", "logs.postgres", false, &pwfile, errs);
-	if (r == -EINVAL)
-		rc = r;
-	if (r == 0 && out->password)
+	if (out->password && out->password_file)
 		rc = config_fail(errs, "logs.postgres.password_file", "give password or "
 				 "password_file, not both");
-	else if (r == 0 && (!pwfile[0] || !(out->password_file = strdup(pwfile))))
-		rc = pwfile[0] ? -ENOMEM : config_fail(errs, "logs.postgres.password_file",
-						      "must not be empty");
-	r = cfg_string(sec, "sidecar", "logs.postgres", false, &sidecar, errs);
-	if (r == -EINVAL)
-		rc = r;
-	else if (r == 0 && (!sidecar[0] || strlen(sidecar) >= LOGPG_SIDECAR_MAX))
-		rc = config_fail(errs, "logs.postgres.sidecar", "must be 1 to %d characters",
-				 LOGPG_SIDECAR_MAX - 1);
 	r = cfg_string(sec, "table_prefix", "logs.postgres", false, &prefix, errs);
 	if (r == -EINVAL)
 		rc = r;
 	else if (!valid_prefix(prefix))
 		rc = config_fail(errs, "logs.postgres.table_prefix", "must be lower-case letters, "
 				 "digits and _ (not first a digit), at most %d", LOGPG_PREFIX_MAX - 1);
-	/* Each checked on its own: every wrong field is reported at once. */
 	if (cfg_int(sec, "max_age_days", "logs.postgres", false, 1, 36500, &days, errs) == -EINVAL)
-		rc = -EINVAL;
-	if (cfg_int(sec, "batch", "logs.postgres", false, 1, LOGPG_BATCH_MAX, &batch, errs) ==
-	    -EINVAL)
-		rc = -EINVAL;
-	if (cfg_int(sec, "partitions_ahead", "logs.postgres", false, 1, 31, &ahead, errs) ==
-	    -EINVAL)
 		rc = -EINVAL;
 	if (cfg_duration_ms(sec, "poll", "logs.postgres", false, 10, 60000, &poll, errs) ==
 	    -EINVAL)
 		rc = -EINVAL;
-	if (rc)
-		goto fail;
-	out->conninfo = strdup(conninfo);
-	out->sidecar = sidecar ? strdup(sidecar) : default_sidecar();
+	if (rc) {
+		logpg_options_clear(out);
+		return rc;
+	}
+	if (!out->sidecar)
+		out->sidecar = default_sidecar();
 	snprintf(out->prefix, sizeof(out->prefix), "%s", prefix);
 	out->max_age_s = days * 86400;
-	out->batch = (unsigned)batch;
 	out->poll_ms = (unsigned)poll;
-	out->ahead = (unsigned)ahead;
-	if (!out->conninfo || !out->sidecar) {
-		rc = -ENOMEM;
-		goto fail;
-	}
 	return 0;
-fail:
-	logpg_options_clear(out);
-	return rc;
 }
 
 void logpg_options_clear(struct logpg_options *o)
 {
-	if (o->password)
-		explicit_bzero(o->password, strlen(o->password));
-	free(o->password);
-	free(o->password_file);
-	free(o->conninfo);
-	free(o->sidecar);
+	cfg_fields_free(logpg_fields, o);
 	memset(o, 0, sizeof(*o));
 }
 

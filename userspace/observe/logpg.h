@@ -44,7 +44,7 @@ struct logpg_options {
 };
 
 /* Parse logs.postgres of root (absent: enabled false). No I/O: password_file is read by
- * logpg_connect. 0, -EINVAL (errs filled) or -ENOMEM. */
+ * logpg_connect. 0, or -EINVAL with errs filled (and *out cleared). */
 int logpg_options_parse(const cJSON *root, struct logpg_options *out,
 			struct config_errors *errs);
 void logpg_options_clear(struct logpg_options *o);

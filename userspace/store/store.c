@@ -24,32 +24,33 @@
 
 /* ---- options ---- */
 
+/* The section's fields, read into and freed from struct store_options. */
+static const struct cfg_field store_fields[] = {
+	CFG_FIELD(struct store_options, path, CFG_COPY, 0, 0, CFG_NONEMPTY),
+	CFG_FIELD(struct store_options, fsync_interval_ms, CFG_INT, 1, 60000, 0),
+	CFG_END,
+};
+
 int store_options_parse(const cJSON *root, const char *state_dir, struct store_options *out,
 			struct config_errors *errs)
 {
-	struct section { const char *path; int fsync_interval_ms; };
-	static const struct cfg_field fields[] = {
-		CFG_FIELD(struct section, path, CFG_STRING, 0, 0, CFG_NONEMPTY),
-		CFG_FIELD(struct section, fsync_interval_ms, CFG_INT, 1, 60000, 0),
-		CFG_END,
-	};
 	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "store") : NULL;
-	struct section s = { .fsync_interval_ms = STORE_FSYNC_INTERVAL_MS_DEFAULT };
 
-	memset(out, 0, sizeof(*out));
+	*out = (struct store_options){ .fsync_interval_ms = STORE_FSYNC_INTERVAL_MS_DEFAULT };
 	if (sec && !cJSON_IsObject(sec))
 		return config_fail(errs, "store", "expected {\"path\": ..., \"fsync_interval_ms\": 1000}");
-	if (sec && cfg_fields(sec, "store", fields, &s, errs))
+	if (sec && cfg_fields(sec, "store", store_fields, out, errs)) {
+		store_options_clear(out);
 		return -EINVAL;
-	out->fsync_interval_ms = s.fsync_interval_ms;
-	out->path = s.path ? strdup(s.path) : path_in_dir(state_dir, "mcpwarden.db");
+	}
+	if (!out->path)
+		out->path = path_in_dir(state_dir, "mcpwarden.db");
 	return out->path ? 0 : -ENOMEM;
 }
 
 void store_options_clear(struct store_options *o)
 {
-	free(o->path);
-	o->path = NULL;
+	cfg_fields_free(store_fields, o);
 }
 
 /* ---- the loop side ---- */
