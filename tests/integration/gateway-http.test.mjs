@@ -199,6 +199,22 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 			'the daemon keeps serving');
 	});
 
+	test('a connection after one its answer closed (Connection: close) has its whole body read', async () => {
+		// The closed connection's descriptor number goes to the next one: none of the closed
+		// one's events may still be registered for it (they read its bytes into a dead buffer,
+		// and the request waited for the rest until the header deadline cut it).
+		const s = await openRawSession(d.url);
+		for (let i = 0; i < 4; i++) {
+			const small = await rawRequest(d.url, { headers: s.headers,
+				body: { jsonrpc: '2.0', id: i, method: 'ping' } });
+			assert.equal(small.headers.connection, 'close');
+			const big = await rawRequest(d.url, { headers: s.headers, body: { jsonrpc: '2.0',
+				id: 100 + i, method: 'ping', params: { _meta: { pad: 'x'.repeat(30000) } } } });
+			assert.equal(big.status, 200, `round ${i}`);
+			assert.equal(big.json?.id, 100 + i);
+		}
+	});
+
 	test('one GET stream per session; a second one is refused', async () => {
 		const s = await openRawSession(d.url);
 		const first = await openStream(d.url, s);

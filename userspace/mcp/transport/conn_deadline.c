@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -33,8 +34,12 @@ struct peer {
 };
 
 /* A client connection. We hold a reference on the bufferevent so it outlives evhttp's use of
- * it; evhttp is done with it when its callbacks are cleared (bufferevent_free does that,
- * before the fd is closed), and the sweep then lets it go. */
+ * it; evhttp is done with it when its callbacks are cleared (bufferevent_free does that), and
+ * the sweep then lets it go. The bufferevent owns its descriptor (BEV_OPT_CLOSE_ON_FREE): it
+ * is closed when the last reference goes, after libevent has deleted the bufferevent's
+ * events. Were evhttp to close it (as it does for a bufferevent without that option), the
+ * events our reference keeps would stay registered for a number the next accept() reuses:
+ * they would read that connection's bytes into this dead buffer, and hide it from epoll. */
 struct conn {
 	struct htab_node hn;     /* keyed by the bufferevent's address */
 	struct bufferevent *bev;
@@ -93,6 +98,8 @@ static uint64_t deadline(const struct conn_deadline *d)
 	return clock_mono_ms() + (uint64_t)d->timeout_ms;
 }
 
+static bool released(const struct conn *c);
+
 /* --- evhttp's error pages as JSON-RPC errors ------------------------------------------ */
 
 /* Follow the header section of the request being read: its size, and where it ends. Runs on
@@ -105,6 +112,13 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	size_t len = evbuffer_get_length(buf);
 	int nv;
 
+	/* A connection evhttp let go, whose read event is still ours: stop reading it (its
+	 * descriptor is closed when the sweep drops it). */
+	if (info->n_added && released(c)) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		evbuffer_drain(buf, len);
+		return;
+	}
 	if (!info->n_added || c->in_body || info->n_added > len ||
 	    evbuffer_ptr_set(buf, &pos, len - info->n_added, EVBUFFER_PTR_SET))
 		return;
@@ -302,8 +316,17 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 		struct peer *p;
 
 		list_del(&c->fresh);
-		if (fd < 0 || released(c))
+		if (fd < 0)
 			continue;
+		if (released(c)) {
+			/* evhttp gave up on it as it accepted it. If adding its read event failed,
+			 * evhttp_get_request closed the descriptor itself: not ours to close again
+			 * (the number may be the next connection's by now). */
+			if (!event_pending(&c->bev->ev_read, EV_READ, NULL) &&
+			    bufferevent_setfd(c->bev, -1))
+				log_warn("conn_deadline: cannot detach a refused descriptor");
+			continue;
+		}
 		peer_addr(fd, &key, addr);
 		p = peer_find(d, &key);
 		if (!purged && (d->live >= d->max_total || (p && p->n >= d->max_per_peer))) {
@@ -338,8 +361,8 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 struct bufferevent *conn_deadline_bevcb(struct event_base *base, void *arg)
 {
 	struct conn_deadline *d = arg;
-	/* What evhttp would make itself (options 0: it closes the fd), plus our reference. */
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	/* What evhttp would make itself, plus our reference, owning its descriptor (above). */
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	struct conn *c;
 
 	if (!bev)
