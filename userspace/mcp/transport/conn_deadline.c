@@ -269,6 +269,14 @@ static void purge(struct conn_deadline *d)
 	}
 }
 
+/* Stop tracking a connection we end (shut down): its counts go now, and with our reference
+ * evhttp frees it, and its descriptor, as soon as it reads the EOF, not at the next sweep. */
+static void conn_forget(struct conn_deadline *d, struct conn *c)
+{
+	htab_remove(&d->conns, &c->hn);
+	conn_drop(d, c);
+}
+
 /* Past a cap: a fixed answer written straight to the socket (it is empty, the write does not
  * block), then the connection ends the way the deadline ends one: evhttp sees EOF. */
 static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics_refusal why)
@@ -288,8 +296,8 @@ static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics
 	if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refused connection: %s", strerror(errno));
 	shutdown(fd, SHUT_RDWR);
-	c->deadline_ms = 0;
 	metrics_connection_refused(d->which, why);
+	conn_forget(d, c);
 }
 
 /* Answers and stream events go out as soon as they are written: with Nagle on, a second
@@ -489,8 +497,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 			 * way a peer would, and evhttp frees it on the EOF. */
 			log_info("cut a client that did not send its request within %d ms",
 				 d->timeout_ms);
-			c->deadline_ms = 0;
 			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+			conn_forget(d, c);
 		}
 	}
 }
