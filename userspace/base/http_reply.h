@@ -1,5 +1,6 @@
 /* http_reply: what every evhttp listener (the MCP front, the LLM route, the admin API) does
- * to answer: set a response header once, send a body with its Content-Type. */
+ * to answer: set a response header once, send a body with its Content-Type, write an answer
+ * at once. */
 #ifndef WARDEN_HTTP_REPLY_H
 #define WARDEN_HTTP_REPLY_H
 
