@@ -56,6 +56,8 @@ struct conn {
 	char *caller;            /* its cgroup path below the cgroup2 root */
 	uint64_t caller_cgid;
 	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
+	struct event *watch;     /* keeps the descriptor's read interest registered (on_watch) */
+	bool read_seen;          /* evhttp read bytes since on_watch last ran */
 	struct conn_redirect redirect;
 };
 
@@ -67,6 +69,7 @@ struct conn_deadline {
 	unsigned live;           /* admitted connections evhttp still holds */
 	struct htab conns, peers;
 	struct list_head fresh;  /* accepted, not yet checked against the caps */
+	struct event_base *base;
 	struct event *sweep, *admit;
 	char cgroot[256];        /* the cgroup2 mount; "" none: callers have no identity */
 };
@@ -114,6 +117,8 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 
 	/* A connection evhttp let go, whose read event is still ours: stop reading it (its
 	 * descriptor is closed when the sweep drops it). */
+	if (info->n_added)
+		c->read_seen = true;
 	if (info->n_added && released(c)) {
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		evbuffer_drain(buf, len);
@@ -240,6 +245,7 @@ static void conn_drop(struct conn_deadline *d, struct conn *c)
 			free(c->peer);
 		}
 	}
+	event_free_opt(c->watch);       /* before the descriptor can close */
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 	bufferevent_decref(c->bev);
@@ -311,6 +317,23 @@ static void no_delay(int fd)
 		log_debug("conn_deadline: TCP_NODELAY: %s", strerror(errno));
 }
 
+/* evhttp deletes a connection's read event once a request is in and adds it back with the
+ * answer: two epoll_ctl per request. A second read event of ours on the descriptor keeps it
+ * registered with the kernel meanwhile, so evhttp's changes stay inside libevent. Ours only
+ * has to step aside when the descriptor is readable and evhttp does not read it (bytes or an
+ * EOF arriving while a request is served, which level-triggered epoll would report on every
+ * turn): the next request puts it back (conn_deadline_request_in). */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	bool seen = c->read_seen;
+
+	c->read_seen = false;
+	if (!released(c) && (event_pending(&c->bev->ev_read, EV_READ, NULL) || seen))
+		return;	/* evhttp reads it, or has just read what woke us */
+	event_del(c->watch);
+}
+
 static void on_admit(evutil_socket_t unused, short what, void *arg)
 {
 	struct conn_deadline *d = arg;
@@ -360,6 +383,11 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 		c->peer = p;
 		d->live++;
 		no_delay(fd);
+		c->watch = event_new(d->base, fd, EV_READ | EV_PERSIST, on_watch, c);
+		if (c->watch && event_add(c->watch, NULL)) {
+			event_free(c->watch);
+			c->watch = NULL;
+		}
 		metrics_connections(d->which, 1);
 	}
 }
@@ -473,6 +501,8 @@ void conn_deadline_request_in(struct conn_deadline *d, struct evhttp_request *re
 	c->in_body = false;
 	c->head_bytes = 0;
 	c->tail = 0;
+	if (c->watch && !event_pending(c->watch, EV_READ, NULL) && event_add(c->watch, NULL))
+		log_debug("conn_deadline: cannot watch a connection again");
 	if (c->deadline_ms) {
 		c->deadline_ms = 0;
 		evhttp_request_set_on_complete_cb(req, on_reply_complete, d);
@@ -522,6 +552,7 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 	d->max_total = d->max_per_peer = ~0u;
 	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
 	d->admit = event_new(base, -1, 0, on_admit, d);
+	d->base = base;
 	if (!d->sweep || !d->admit || event_add(d->sweep, &tv)) {
 		rc = -ENOMEM;
 		goto fail;
