@@ -115,10 +115,10 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	size_t len = evbuffer_get_length(buf);
 	int nv;
 
+	if (info->n_added)
+		c->read_seen = true;	/* for on_watch */
 	/* A connection evhttp let go, whose read event is still ours: stop reading it (its
 	 * descriptor is closed when the sweep drops it). */
-	if (info->n_added)
-		c->read_seen = true;
 	if (info->n_added && released(c)) {
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		evbuffer_drain(buf, len);
