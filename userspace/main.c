@@ -609,6 +609,24 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, NULL);
 }
 
+/* The loop, with epoll's change list: a turn's changes to one descriptor's events go to the
+ * kernel as one epoll_ctl when the turn ends. evhttp makes several per request (it stops
+ * reading a connection once a request is in, reads again and writes with the answer, stops
+ * writing once it is out: docs/performance.md). This is safe as long as no descriptor on the
+ * loop is a dup() of another, and each one's events are deleted through libevent before it
+ * is closed (a front connection's descriptor is its bufferevent's: conn_deadline.c). */
+static struct event_base *loop_new(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *b = NULL;
+
+	if (ec && event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+		b = event_base_new_with_config(ec);
+	if (ec)
+		event_config_free(ec);
+	return b;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -681,7 +699,7 @@ int main(int argc, char **argv)
 	 * stream must not stall the agents' calls. */
 	if (log_async_start())
 		log_warn("cannot start the log writer thread: logging directly");
-	d.base = event_base_new();
+	d.base = loop_new();
 	if (!d.base || log_loop_attach(d.base) || upstream_http_init(d.base)) {
 		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
 		config_free(cfg);

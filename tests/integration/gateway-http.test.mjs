@@ -4,6 +4,7 @@
 // detail, the SDK client where a user's client would be.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { ResourceListChangedNotificationSchema, ToolListChangedNotificationSchema }
 	from '@modelcontextprotocol/sdk/types.js';
 import { clientPool, faultStdioUpstream, gatewayConfig, npmStdioUpstream, paths,
@@ -197,6 +198,56 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 		assert.equal(over.status, 413);
 		assert.equal((await s.post({ jsonrpc: '2.0', id: 8, method: 'ping' })).status, 200,
 			'the daemon keeps serving');
+	});
+
+	test('a connection after one its answer closed (Connection: close) has its whole body read', async () => {
+		// The closed connection's descriptor number goes to the next one: none of the closed
+		// one's events may still be registered for it (they read its bytes into a dead buffer,
+		// and the request waited for the rest until the header deadline cut it).
+		const s = await openRawSession(d.url);
+		for (let i = 0; i < 4; i++) {
+			const small = await rawRequest(d.url, { headers: s.headers,
+				body: { jsonrpc: '2.0', id: i, method: 'ping' } });
+			assert.equal(small.headers.connection, 'close');
+			const big = await rawRequest(d.url, { headers: s.headers, body: { jsonrpc: '2.0',
+				id: 100 + i, method: 'ping', params: { _meta: { pad: 'x'.repeat(30000) } } } });
+			assert.equal(big.status, 200, `round ${i}`);
+			assert.equal(big.json?.id, 100 + i);
+		}
+	});
+
+	test('pipelined calls, the client shutting its side after sending them: each answered, in order', async () => {
+		// While a call is served, evhttp does not read its connection: the bytes and the EOF
+		// that arrive meanwhile wait for the answer, and nothing spins on them.
+		const s = await openRawSession(d.url);
+		const u = new URL(d.url);
+		const request = (id) => {
+			const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call',
+				params: { name: 'fault__echo', arguments: { text: `p${id}` } } });
+			return `POST ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\n` +
+				'Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n' +
+				Object.entries(s.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') +
+				`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+		};
+		const text = await new Promise((res, rej) => {
+			const sock = connect(Number(u.port), u.hostname, () => {
+				sock.end(request(1) + request(2) + request(3));
+			});
+			let got = '';
+			sock.setEncoding('utf8');
+			sock.setTimeout(15000, () => { sock.destroy(); rej(new Error(`stalled after: ${got}`)); });
+			sock.on('data', (chunk) => { got += chunk; });
+			sock.on('close', () => res(got));
+			sock.on('error', rej);
+		});
+		const answers = text.split('HTTP/1.1 ').slice(1);
+		assert.equal(answers.length, 3, text);
+		answers.forEach((a, i) => {
+			assert.match(a, /^200 /);
+			const msg = JSON.parse(a.slice(a.indexOf('\r\n\r\n') + 4));
+			assert.equal(msg.id, i + 1);
+			assert.equal(msg.result?.content?.[0]?.text, `fault: p${i + 1}`);
+		});
 	});
 
 	test('one GET stream per session; a second one is refused', async () => {

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -33,8 +34,12 @@ struct peer {
 };
 
 /* A client connection. We hold a reference on the bufferevent so it outlives evhttp's use of
- * it; evhttp is done with it when its callbacks are cleared (bufferevent_free does that,
- * before the fd is closed), and the sweep then lets it go. */
+ * it; evhttp is done with it when its callbacks are cleared (bufferevent_free does that), and
+ * the sweep then lets it go. The bufferevent owns its descriptor (BEV_OPT_CLOSE_ON_FREE): it
+ * is closed when the last reference goes, after libevent has deleted the bufferevent's
+ * events. Were evhttp to close it (as it does for a bufferevent without that option), the
+ * events our reference keeps would stay registered for a number the next accept() reuses:
+ * they would read that connection's bytes into this dead buffer, and hide it from epoll. */
 struct conn {
 	struct htab_node hn;     /* keyed by the bufferevent's address */
 	struct bufferevent *bev;
@@ -51,6 +56,8 @@ struct conn {
 	char *caller;            /* its cgroup path below the cgroup2 root */
 	uint64_t caller_cgid;
 	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
+	struct event *watch;     /* keeps the descriptor's read interest registered (on_watch) */
+	bool read_seen;          /* evhttp read bytes since on_watch last ran */
 	struct conn_redirect redirect;
 };
 
@@ -62,6 +69,7 @@ struct conn_deadline {
 	unsigned live;           /* admitted connections evhttp still holds */
 	struct htab conns, peers;
 	struct list_head fresh;  /* accepted, not yet checked against the caps */
+	struct event_base *base;
 	struct event *sweep, *admit;
 	char cgroot[256];        /* the cgroup2 mount; "" none: callers have no identity */
 };
@@ -93,6 +101,8 @@ static uint64_t deadline(const struct conn_deadline *d)
 	return clock_mono_ms() + (uint64_t)d->timeout_ms;
 }
 
+static bool released(const struct conn *c);
+
 /* --- evhttp's error pages as JSON-RPC errors ------------------------------------------ */
 
 /* Follow the header section of the request being read: its size, and where it ends. Runs on
@@ -105,6 +115,15 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	size_t len = evbuffer_get_length(buf);
 	int nv;
 
+	if (info->n_added)
+		c->read_seen = true;	/* for on_watch */
+	/* A connection evhttp let go, whose read event is still ours: stop reading it (its
+	 * descriptor is closed when the sweep drops it). */
+	if (info->n_added && released(c)) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		evbuffer_drain(buf, len);
+		return;
+	}
 	if (!info->n_added || c->in_body || info->n_added > len ||
 	    evbuffer_ptr_set(buf, &pos, len - info->n_added, EVBUFFER_PTR_SET))
 		return;
@@ -226,6 +245,7 @@ static void conn_drop(struct conn_deadline *d, struct conn *c)
 			free(c->peer);
 		}
 	}
+	event_free_opt(c->watch);       /* before the descriptor can close */
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 	bufferevent_decref(c->bev);
@@ -255,6 +275,14 @@ static void purge(struct conn_deadline *d)
 	}
 }
 
+/* Stop tracking a connection we end (shut down): its counts go now, and with our reference
+ * evhttp frees it, and its descriptor, as soon as it reads the EOF, not at the next sweep. */
+static void conn_forget(struct conn_deadline *d, struct conn *c)
+{
+	htab_remove(&d->conns, &c->hn);
+	conn_drop(d, c);
+}
+
 /* Past a cap: a fixed answer written straight to the socket (it is empty, the write does not
  * block), then the connection ends the way the deadline ends one: evhttp sees EOF. */
 static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics_refusal why)
@@ -274,8 +302,8 @@ static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics
 	if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refused connection: %s", strerror(errno));
 	shutdown(fd, SHUT_RDWR);
-	c->deadline_ms = 0;
 	metrics_connection_refused(d->which, why);
+	conn_forget(d, c);
 }
 
 /* Answers and stream events go out as soon as they are written: with Nagle on, a second
@@ -287,6 +315,23 @@ static void no_delay(int fd)
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) && errno != EOPNOTSUPP)
 		log_debug("conn_deadline: TCP_NODELAY: %s", strerror(errno));
+}
+
+/* evhttp deletes a connection's read event once a request is in and adds it back with the
+ * answer: two epoll_ctl per request. A second read event of ours on the descriptor keeps it
+ * registered with the kernel meanwhile, so evhttp's changes stay inside libevent. Ours only
+ * has to step aside when the descriptor is readable and evhttp does not read it (bytes or an
+ * EOF arriving while a request is served, which level-triggered epoll would report on every
+ * turn): the next request puts it back (conn_deadline_request_in). */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	bool seen = c->read_seen;
+
+	c->read_seen = false;
+	if (!released(c) && (event_pending(&c->bev->ev_read, EV_READ, NULL) || seen))
+		return;	/* evhttp reads it, or has just read what woke us */
+	event_del(c->watch);
 }
 
 static void on_admit(evutil_socket_t unused, short what, void *arg)
@@ -302,8 +347,17 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 		struct peer *p;
 
 		list_del(&c->fresh);
-		if (fd < 0 || released(c))
+		if (fd < 0)
 			continue;
+		if (released(c)) {
+			/* evhttp gave up on it as it accepted it. If adding its read event failed,
+			 * evhttp_get_request closed the descriptor itself: not ours to close again
+			 * (the number may be the next connection's by now). */
+			if (!event_pending(&c->bev->ev_read, EV_READ, NULL) &&
+			    bufferevent_setfd(c->bev, -1))
+				log_warn("conn_deadline: cannot detach a refused descriptor");
+			continue;
+		}
 		peer_addr(fd, &key, addr);
 		p = peer_find(d, &key);
 		if (!purged && (d->live >= d->max_total || (p && p->n >= d->max_per_peer))) {
@@ -329,6 +383,11 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 		c->peer = p;
 		d->live++;
 		no_delay(fd);
+		c->watch = event_new(d->base, fd, EV_READ | EV_PERSIST, on_watch, c);
+		if (c->watch && event_add(c->watch, NULL)) {
+			event_free(c->watch);
+			c->watch = NULL;
+		}
 		metrics_connections(d->which, 1);
 	}
 }
@@ -338,8 +397,8 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 struct bufferevent *conn_deadline_bevcb(struct event_base *base, void *arg)
 {
 	struct conn_deadline *d = arg;
-	/* What evhttp would make itself (options 0: it closes the fd), plus our reference. */
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	/* What evhttp would make itself, plus our reference, owning its descriptor (above). */
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	struct conn *c;
 
 	if (!bev)
@@ -442,6 +501,8 @@ void conn_deadline_request_in(struct conn_deadline *d, struct evhttp_request *re
 	c->in_body = false;
 	c->head_bytes = 0;
 	c->tail = 0;
+	if (c->watch && !event_pending(c->watch, EV_READ, NULL) && event_add(c->watch, NULL))
+		log_debug("conn_deadline: cannot watch a connection again");
 	if (c->deadline_ms) {
 		c->deadline_ms = 0;
 		evhttp_request_set_on_complete_cb(req, on_reply_complete, d);
@@ -466,8 +527,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 			 * way a peer would, and evhttp frees it on the EOF. */
 			log_info("cut a client that did not send its request within %d ms",
 				 d->timeout_ms);
-			c->deadline_ms = 0;
 			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+			conn_forget(d, c);
 		}
 	}
 }
@@ -491,6 +552,7 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 	d->max_total = d->max_per_peer = ~0u;
 	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
 	d->admit = event_new(base, -1, 0, on_admit, d);
+	d->base = base;
 	if (!d->sweep || !d->admit || event_add(d->sweep, &tv)) {
 		rc = -ENOMEM;
 		goto fail;

@@ -48,6 +48,7 @@
 struct front {
 	struct event_base *base;
 	uint64_t rx_ns;                 /* when the request being handled arrived */
+	unsigned serving;               /* inside on_request: answers wait for the write event */
 	const struct config *cfg;
 	struct gate *gate;
 	struct router *r;
@@ -292,6 +293,8 @@ static void reply_write_final(struct reply *base, cJSON *response)
 		evhttp_send_reply(r->req, 202, "Accepted", NULL);
 	}
 	cJSON_Delete(response);
+	if (!r->streaming && !r->f->serving)
+		http_reply_flush(r->evcon);     /* the answer leaves now, not a turn later */
 	free(r);
 }
 
@@ -739,10 +742,19 @@ static bool park(struct front *f, struct evhttp_request *req)
 	return true;
 }
 
+static void serve_request(struct front *f, struct evhttp_request *req);
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct front *f = arg;
 
+	f->serving++;
+	serve_request(f, req);
+	f->serving--;
+}
+
+static void serve_request(struct front *f, struct evhttp_request *req)
+{
 	f->rx_ns = clock_mono_ns();   /* the stage metrics' start: the request is all read */
 	conn_deadline_request_in(f->deadline, req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
