@@ -74,8 +74,11 @@ function fill() {
 	}
 	// As the daemon's writer does: the free-text index, and the chain's head (the daemon goes
 	// on from it).
-	db.prepare(`INSERT INTO records_fts(rowid, target, reason, error_message)
-		SELECT id, target, reason, error_message FROM records WHERE id > ?`).run(have);
+	db.prepare(`INSERT INTO records_fts(rowid, reason, error_message)
+		SELECT id, reason, error_message FROM records WHERE id > ?
+		AND (reason IS NOT NULL OR error_message IS NOT NULL)`).run(have);
+	db.exec(`INSERT OR IGNORE INTO targets (name) SELECT DISTINCT target FROM records
+		WHERE target IS NOT NULL; INSERT INTO targets_fts (targets_fts) VALUES ('rebuild')`);
 	db.prepare('UPDATE chain SET last_id = ?, head = ? WHERE id = 1').run(N, prev);
 	db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
 	db.exec('ANALYZE');
