@@ -53,9 +53,20 @@ export function insertRecords(db, records) {
 			num(r.cost_micros), num(r.result_bytes), s(r.trace_id), text, hash);
 		prev = hash;
 	}
-	// As the writer does per batch: the free-text index, and the chain's head.
-	db.prepare(`INSERT INTO records_fts(rowid, target, reason, error_message)
-		SELECT id, target, reason, error_message FROM records WHERE id > ?`).run(last ? Number(last.id) : 0);
+	// As the writer does per batch: the free-text index (the rows with a reason or an error),
+	// the targets not seen before, and the chain's head.
+	const from = last ? Number(last.id) : 0;
+	db.prepare(`INSERT INTO records_fts(rowid, reason, error_message)
+		SELECT id, reason, error_message FROM records WHERE id > ?
+		AND (reason IS NOT NULL OR error_message IS NOT NULL)`).run(from);
+	const add = db.prepare('INSERT OR IGNORE INTO targets (name) VALUES (?)');
+	const addFts = db.prepare('INSERT INTO targets_fts (rowid, name) VALUES (?, ?)');
+	for (const { target } of db.prepare(`SELECT DISTINCT target FROM records WHERE id > ?
+		AND target IS NOT NULL`).all(from)) {
+		const r = add.run(target);
+		if (r.changes === 1)
+			addFts.run(r.lastInsertRowid, target);
+	}
 	db.prepare('UPDATE chain SET last_id = ?, head = ? WHERE id = 1').run(id, prev);
 	db.exec('COMMIT');
 	return id;

@@ -137,10 +137,17 @@ describe('log store', () => {
 			assert.ok(line, `stdout has seq ${r.id}`);
 			assert.deepEqual(JSON.parse(r.record), line);
 		}
-		// The free-text index has the refusal.
-		const fts = sql(db, "SELECT rowid FROM records_fts WHERE records_fts MATCH " +
+		// The free-text index has the refusal's reason and error (schema version 4: only rows
+		// that have one), and the table of targets its tool.
+		const word = b.reason.match(/[A-Za-z]{4,}/)[0];
+		const fts = sql(db, `SELECT rowid FROM records_fts WHERE records_fts MATCH '"${word}"'`);
+		assert.ok(fts.some((x) => x.rowid === b.id), `records_fts has "${word}" for ${b.id}`);
+		assert.ok(sql(db, "SELECT rowid FROM records_fts WHERE rowid IN (SELECT id FROM records " +
+			"WHERE reason IS NULL AND error_message IS NULL)").length === 0,
+			'no row without a reason or error is in records_fts');
+		const tg = sql(db, "SELECT name FROM targets_fts WHERE targets_fts MATCH " +
 			"'test_error_handling'");
-		assert.ok(fts.some((x) => x.rowid === b.id));
+		assert.deepEqual(tg.map((x) => x.name), ['test_error_handling']);
 		// Records that name their tool otherwise (tool_pin: "tool") still fill the target
 		// column, so the tool filter finds them (and verify below checks the same mapping).
 		const pins = sql(db, "SELECT target, record FROM records WHERE type = 'tool_pin'");

@@ -103,8 +103,10 @@ static void make_db(int n)
 		sqlite3_reset(s);
 	}
 	/* The writer keeps the free-text index per batch (no triggers): do as it does. */
-	CU_ASSERT_FATAL(sqlite3_exec(db, "INSERT INTO records_fts(rowid, target, reason, "
-		"error_message) SELECT id, target, reason, error_message FROM records", NULL, NULL,
+	CU_ASSERT_FATAL(sqlite3_exec(db, "INSERT INTO records_fts(rowid, reason, error_message) "
+		"SELECT id, reason, error_message FROM records WHERE reason IS NOT NULL OR "
+		"error_message IS NOT NULL; INSERT INTO targets (name) SELECT DISTINCT target FROM "
+		"records; INSERT INTO targets_fts (targets_fts) VALUES ('rebuild')", NULL, NULL,
 		NULL) == SQLITE_OK);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_finalize(s);
@@ -263,6 +265,12 @@ static void test_blocks(void)
 	CU_ASSERT_FATAL(sqlite3_open(dbpath, &db) == SQLITE_OK);
 	CU_ASSERT_FATAL(sqlite3_exec(db, "UPDATE records SET key = 'rare' WHERE id IN "
 				     "(10, 2100, 4900)", NULL, NULL, NULL) == SQLITE_OK);
+	/* For q: a target in two records (in the table of targets through the writer's open,
+	 * below), a reason in one. */
+	CU_ASSERT_FATAL(sqlite3_exec(db, "UPDATE records SET target = 'github.search_code' WHERE "
+				     "id IN (20, 3000); UPDATE records SET reason = 'search denied' "
+				     "WHERE id = 1501; INSERT INTO records_fts (rowid, reason) VALUES "
+				     "(1501, 'search denied')", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 	CU_ASSERT_FATAL(logstore_db_open(dbpath, &ldb) == 0);
 	logstore_db_close(ldb);
@@ -278,6 +286,36 @@ static void test_blocks(void)
 	CU_ASSERT_EQUAL(ids(r.res, got, 64), 1);
 	CU_ASSERT_EQUAL(got[0], 10);
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r.res, "next_cursor")));
+
+	/* q over targets and reasons (schema version 4): the target's records from the blocks
+	 * whose bloom has it, the reason's from records_fts, newest first, paged; a prefix of a
+	 * target's word; with another filter. */
+	f = (struct logq_filter){ .q = "search", .limit = 2 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL_FATAL(r.err, 0);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 2);
+	CU_ASSERT(got[0] == 3000 && got[1] == 1501);
+	f.cursor = 1501;
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 1);
+	CU_ASSERT_EQUAL(got[0], 20);
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r.res, "next_cursor")));
+	f = (struct logq_filter){ .q = "SEARCH_CO", .limit = 50 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 2);
+	CU_ASSERT(got[0] == 3000 && got[1] == 20);
+	f = (struct logq_filter){ .q = "search", .key = "k0", .limit = 50 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 1);
+	CU_ASSERT_EQUAL(got[0], 3000);
+	f = (struct logq_filter){ .q = "tool1", .limit = 3 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 3);
+	CU_ASSERT(got[0] == 4999 && got[1] == 4997 && got[2] == 4995);
+	f = (struct logq_filter){ .q = "quota", .limit = 2 };
+	page(lq, &f, &r);
+	CU_ASSERT_EQUAL(ids(r.res, got, 64), 2);
+	CU_ASSERT(got[0] == 5000 && got[1] == 4995);
 
 	f = (struct logq_filter){ .key = "nobody", .limit = 50 };
 	page(lq, &f, &r);

@@ -383,9 +383,81 @@ static void test_schema_v2_converted(void)
 	check_sh("test \"$(sqlite3 '%s' \"PRAGMA user_version; SELECT group_concat(name, ',') FROM "
 		 "(SELECT name FROM sqlite_master WHERE type = 'index' AND name GLOB 'records_*' "
 		 "ORDER BY name); SELECT count(*) FROM records WHERE json_extract(record, '$.n') "
-		 "IN (2500, 2501, 2502)\" | tr '\\n' ' ')\" = '3 records_failed,records_refused 3 '",
+		 "IN (2500, 2501, 2502)\" | tr '\\n' ' ')\" = '4 records_failed,records_refused 3 '",
 		 db);
 	check_summaries();
+}
+
+/* A store of version 3 (records_fts over target, reason and error_message in every row; no
+ * table of targets) is converted on open: the index holds the rows with a reason or an error
+ * only, the targets are in their table, and both answer. */
+static void test_schema_v3_converted(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+
+	unlink(db);
+	write_run(&o, 1, 300, 2);
+	check_sh("sqlite3 '%s' \"DROP TABLE records_fts; DROP VIEW records_text; "
+		 "DROP TABLE targets_fts; DROP TABLE targets; "
+		 "UPDATE records SET reason = 'daily quota exceeded' WHERE id %% 7 = 0; "
+		 "CREATE VIRTUAL TABLE records_fts USING fts5(target, reason, error_message, "
+		 "content='records', content_rowid='id'); "
+		 "INSERT INTO records_fts (records_fts) VALUES ('rebuild'); "
+		 "PRAGMA user_version = 3;\"", db);
+	write_run(&o, 301, 2, 2);
+	check_sh("test \"$(sqlite3 '%s' \"PRAGMA user_version; "
+		 "SELECT count(*) = (SELECT count(*) FROM records WHERE reason IS NOT NULL OR "
+		 "error_message IS NOT NULL) FROM records_fts_docsize; "
+		 "SELECT count(*) = (SELECT count(*) FROM records WHERE reason = "
+		 "'daily quota exceeded') FROM records_fts WHERE records_fts MATCH 'quota'; "
+		 "SELECT group_concat(name) FROM targets_fts WHERE targets_fts MATCH 'tool*'; "
+		 "INSERT INTO records_fts (records_fts, rank) VALUES ('integrity-check', 1); "
+		 "INSERT INTO targets_fts (targets_fts, rank) VALUES ('integrity-check', 1)\" "
+		 "| tr '\\n' ' ')\" = '4 1 1 tool_a '", db);
+}
+
+static int64_t sql_int(const char *path, const char *sql)
+{
+	sqlite3 *h;
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	CU_ASSERT_FATAL(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_prepare_v2(h, sql, -1, &s, NULL) == SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+	return v;
+}
+
+/* verify --since starts at the first block the summaries do not rule out, and finds the
+ * same first record as a scan: with every block summarized, and with one summary missing. */
+static void test_verify_since_by_blocks(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logverify_options so = { .path = db };
+	struct logverify_result r;
+	int64_t first, last;
+
+	unlink(db);
+	append_gap_us = 2;
+	write_run(&o, 1, 3500, 2);              /* blocks 0 to 3 */
+	append_gap_us = 0;
+	so.since_ms = sql_int(db, "SELECT ts FROM records WHERE id = 2100");
+	first = sql_int(db, "SELECT min(id) FROM records WHERE ts >= (SELECT ts FROM records "
+			"WHERE id = 2100)");
+	last = sql_int(db, "SELECT max(id) FROM records");
+	CU_ASSERT_FATAL(first > 1024 && first <= 2100);
+	CU_ASSERT_EQUAL(logverify_run(&so, &r), LOGVERIFY_INTACT);
+	CU_ASSERT_EQUAL(r.checked, last - first + 1);
+	tamper("DELETE FROM blocks WHERE blk = 1");
+	so.path = copy;
+	CU_ASSERT_EQUAL(logverify_run(&so, &r), LOGVERIFY_INTACT);
+	CU_ASSERT_EQUAL(r.checked, last - first + 1);
+	tamper("UPDATE records SET record = record || ' ' WHERE id = 2900");
+	CU_ASSERT_EQUAL(logverify_run(&so, &r), LOGVERIFY_CHANGED);
+	CU_ASSERT_EQUAL(r.id, 2900);
 }
 
 /* Retention deletes the summaries of the blocks it empties, and keeps the others. */
@@ -414,6 +486,8 @@ int main(void)
 		{ "a full queue drops from the store only, counted", test_queue_full },
 		{ "the logs section", test_options },
 		{ "a version-2 store is converted on open", test_schema_v2_converted },
+		{ "a version-3 store is converted on open", test_schema_v3_converted },
+		{ "verify --since starts from the block summaries", test_verify_since_by_blocks },
 		{ "retention deletes the summaries of emptied blocks",
 		  test_retention_with_summaries },
 		{ NULL, NULL },

@@ -74,8 +74,11 @@ function fill() {
 	}
 	// As the daemon's writer does: the free-text index, and the chain's head (the daemon goes
 	// on from it).
-	db.prepare(`INSERT INTO records_fts(rowid, target, reason, error_message)
-		SELECT id, target, reason, error_message FROM records WHERE id > ?`).run(have);
+	db.prepare(`INSERT INTO records_fts(rowid, reason, error_message)
+		SELECT id, reason, error_message FROM records WHERE id > ?
+		AND (reason IS NOT NULL OR error_message IS NOT NULL)`).run(have);
+	db.exec(`INSERT OR IGNORE INTO targets (name) SELECT DISTINCT target FROM records
+		WHERE target IS NOT NULL; INSERT INTO targets_fts (targets_fts) VALUES ('rebuild')`);
 	db.prepare('UPDATE chain SET last_id = ?, head = ? WHERE id = 1').run(N, prev);
 	db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
 	db.exec('ANALYZE');
@@ -142,6 +145,9 @@ try {
 		['tool + decision=deny', '/api/logs?tool=srv-0__tool-50&decision=deny'],
 		['server + status=error', '/api/logs?server=srv-3&status=error'],
 		['free text (fts5)', '/api/logs?q=quota'],
+		['free text naming a tool (targets, blocks)', '/api/logs?q=tool-50'],
+		['free text naming 10 tools', '/api/logs?q=srv-3'],
+		['free text in no record', '/api/logs?q=nothing'],
 		['key, next page (cursor)', `/api/logs?key=key-17&cursor=${cursor}`],
 		['500 records, type=decision', '/api/logs?type=decision&limit=500'],
 		['stats per tool, 1 h buckets, 24 h', `/api/logs/stats?group_by=tool&bucket=3600&since=${now - DAY}&until=${now}`],

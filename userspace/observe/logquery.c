@@ -43,6 +43,7 @@ struct logquery {
 	sqlite3 *db;                    /* reader thread only */
 	atomic_bool fts;
 	bool blocks;                    /* the file has block summaries (schema version 3) */
+	bool targets;                   /* targets in their own fts5 table (version 4) */
 	atomic_bool cancel;             /* logquery_free: the running query stops at once */
 	pthread_mutex_t lock;           /* queue, done, stopping, nqueued */
 	pthread_cond_t wake;
@@ -67,7 +68,13 @@ struct sql {
 	const char *s[MAX_BINDS];
 	int64_t i[MAX_BINDS];
 	bool overflow;
+	int range;                      /* Q_FTS_TARGETS_BLOCK: the bind of records_fts's id range */
 };
+
+/* How q is asked: a store without fts5 (LIKE); version 3's records_fts over target, reason
+ * and error_message; version 4's over reason and error_message, with the targets q matches
+ * (logquery_text.c) given as a subquery, for the whole table or a block at a time. */
+enum qmode { Q_LIKE, Q_FTS_ALL, Q_FTS, Q_FTS_TARGETS, Q_FTS_TARGETS_BLOCK };
 
 static void sql_add(struct sql *q, const char *frag)
 {
@@ -138,7 +145,8 @@ char *logq_like_pattern(const char *text)
 }
 
 /* " AND ..." for every filter of f; *owned receives a string the binds point into. */
-static void sql_where(struct sql *q, const struct logq_filter *f, bool fts, char **owned)
+static void sql_where(struct sql *q, const struct logq_filter *f, enum qmode mode,
+		      char **owned)
 {
 	static const struct { size_t off; const char *frag; } eq[] = {
 		{ offsetof(struct logq_filter, key), " AND key = ?" },
@@ -177,9 +185,22 @@ static void sql_where(struct sql *q, const struct logq_filter *f, bool fts, char
 		bind_int(q, f->cursor);
 	}
 	if (f->q) {
-		if (fts) {
+		if (mode == Q_FTS_ALL || mode == Q_FTS) {
 			*owned = fts_phrase(f->q);
 			sql_add(q, " AND id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)");
+			bind_text(q, *owned);
+		} else if (mode == Q_FTS_TARGETS || mode == Q_FTS_TARGETS_BLOCK) {
+			*owned = fts_phrase(f->q);
+			sql_add(q, " AND (id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?");
+			bind_text(q, *owned);
+			if (mode == Q_FTS_TARGETS_BLOCK) {
+				sql_add(q, " AND rowid BETWEEN ? AND ?");
+				q->range = q->nb + 1;
+				bind_int(q, 0);
+				bind_int(q, 0);
+			}
+			sql_add(q, ") OR target IN (SELECT name FROM targets_fts WHERE targets_fts "
+				"MATCH ?))");
 			bind_text(q, *owned);
 		} else {
 			*owned = logq_like_pattern(f->q);
@@ -269,10 +290,38 @@ static bool block_may_match(sqlite3_stmt *sum, const struct logq_filter *f)
 		 (f->tool && !logblock_may_have(bloom, LOGBLOCK_TARGET, f->tool)));
 }
 
-static bool by_blocks(const struct logquery *lq, const struct logq_filter *f)
+/* With q, the targets it matches (t->n) need the blocks: there is no index on target. */
+static bool by_blocks(const struct logquery *lq, const struct logq_filter *f,
+		      const struct logq_text *t)
 {
-	return lq->blocks && !f->q && (f->key || f->team || f->server || f->tool ||
-				       f->since_ms || f->until_ms);
+	if (f->q)
+		return lq->blocks && t->n;
+	return lq->blocks && (f->key || f->team || f->server || f->tool || f->since_ms ||
+			      f->until_ms);
+}
+
+static enum qmode qmode_of(const struct logquery *lq, const struct logq_text *t, bool blocks)
+{
+	if (!atomic_load(&lq->fts))
+		return Q_LIKE;
+	if (!lq->targets)
+		return Q_FTS_ALL;
+	return !t->n ? Q_FTS : blocks ? Q_FTS_TARGETS_BLOCK : Q_FTS_TARGETS;
+}
+
+/* The targets q matches, in a store of version 4 (t->n 0 otherwise). */
+static int text_open(struct logquery *lq, const struct logq_filter *f, struct logq_text *t)
+{
+	char *phrase;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (!f->q || !lq->targets || !atomic_load(&lq->fts))
+		return 0;
+	phrase = fts_phrase(f->q);
+	rc = logq_text_open(lq->db, phrase, f->cursor ? f->cursor - 1 : INT64_MAX, t);
+	free(phrase);
+	return rc;
 }
 
 static int64_t one_int(sqlite3 *db, const char *sql, int *rc)
@@ -294,7 +343,8 @@ static int64_t one_int(sqlite3 *db, const char *sql, int *rc)
  * ORDER BY id DESC LIMIT ?" last) runs once per block that may match. Adds to arr up to
  * want rows, counted in *n. */
 static int walk_blocks(struct logquery *lq, struct sql *q, sqlite3_stmt *s,
-		       const struct logq_filter *f, cJSON *arr, int want, int *n)
+		       const struct logq_filter *f, struct logq_text *t, cJSON *arr, int want,
+		       int *n)
 {
 	sqlite3_stmt *sum = NULL;
 	int64_t lo = 1, hi, blk;
@@ -316,16 +366,28 @@ static int walk_blocks(struct logquery *lq, struct sql *q, sqlite3_stmt *s,
 	sqlite3_bind_int64(sum, 1, logblock_of(hi));
 	src = sqlite3_step(sum);
 	for (blk = logblock_of(hi); blk >= logblock_of(lo) && *n < want; blk--) {
+		int64_t b_lo = blk << LOGBLOCK_SHIFT, b_hi = ((blk + 1) << LOGBLOCK_SHIFT) - 1;
+		bool summed;
+
 		while (src == SQLITE_ROW && sqlite3_column_int64(sum, 0) > blk)
 			src = sqlite3_step(sum);
-		if (src == SQLITE_ROW && sqlite3_column_int64(sum, 0) == blk &&
-		    !block_may_match(sum, f))
+		summed = src == SQLITE_ROW && sqlite3_column_int64(sum, 0) == blk;
+		if (summed && !block_may_match(sum, f))
 			continue;
 		if (src != SQLITE_ROW && src != SQLITE_DONE)
 			break;
-		sqlite3_bind_int64(s, q->nb - 2, blk << LOGBLOCK_SHIFT);
-		sqlite3_bind_int64(s, q->nb - 1, hi < ((blk + 1) << LOGBLOCK_SHIFT) - 1 ? hi
-				   : ((blk + 1) << LOGBLOCK_SHIFT) - 1);
+		if (hi < b_hi)
+			b_hi = hi;
+		if (t && t->n && !logq_text_may_be_in(t, summed && sqlite3_column_bytes(sum, 3) ==
+						      LOGBLOCK_BLOOM_BYTES ? sqlite3_column_blob(sum, 3)
+						      : NULL, b_lo, b_hi))
+			continue;
+		if (q->range) {
+			sqlite3_bind_int64(s, q->range, b_lo);
+			sqlite3_bind_int64(s, q->range + 1, b_hi);
+		}
+		sqlite3_bind_int64(s, q->nb - 2, b_lo);
+		sqlite3_bind_int64(s, q->nb - 1, b_hi);
 		sqlite3_bind_int64(s, q->nb, want - *n);
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			cJSON_AddItemToArray(arr, record_json(s));
@@ -393,15 +455,19 @@ static int window_ids(struct logquery *lq, const struct logq_filter *f, int64_t 
 static int run_page(struct logquery *lq, struct job *j)
 {
 	struct sql q = { 0 };
+	struct logq_text t;
 	sqlite3_stmt *s = NULL;
-	char *owned;
+	char *owned = NULL;
 	int rc, n = 0;
 	int64_t last;
-	bool blocks = by_blocks(lq, &j->f);
+	bool blocks;
 	cJSON *out = NULL, *arr;
 
+	if ((rc = text_open(lq, &j->f, &t)))
+		return rc;
+	blocks = by_blocks(lq, &j->f, &t);
 	sql_add(&q, "SELECT id, record FROM records WHERE 1");
-	sql_where(&q, &j->f, atomic_load(&lq->fts), &owned);
+	sql_where(&q, &j->f, qmode_of(lq, &t, blocks), &owned);
 	if (blocks) {
 		sql_add(&q, " AND id BETWEEN ? AND ?");
 		bind_int(&q, 0);
@@ -415,7 +481,7 @@ static int run_page(struct logquery *lq, struct job *j)
 	out = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(out, "records");
 	if (blocks) {
-		rc = walk_blocks(lq, &q, s, &j->f, arr, j->f.limit + 1, &n);
+		rc = walk_blocks(lq, &q, s, &j->f, &t, arr, j->f.limit + 1, &n);
 	} else {
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			cJSON_AddItemToArray(arr, record_json(s));
@@ -443,6 +509,7 @@ out:
 	cJSON_Delete(out);
 	sqlite3_finalize(s);
 	free(owned);
+	logq_text_close(&t);
 	return rc;
 }
 
@@ -512,11 +579,15 @@ static int run_stats(struct logquery *lq, struct job *j)
 {
 	static const char *const cols[] = { "key", "team", "target", "server" };
 	struct sql q = { 0 };
+	struct logq_text text;
 	sqlite3_stmt *s = NULL;
 	struct acc a = { 0 };
-	char *owned, sel[160];
+	char *owned = NULL, sel[160];
 	int rc;
 	cJSON *out, *arr;
+
+	if ((rc = text_open(lq, &j->f, &text)))
+		return rc;
 
 	snprintf(sel, sizeof(sel), "SELECT (ts / ?) * ?, COALESCE(%s, ''), decision, status, "
 		 "COALESCE(cost_micros, 0), latency_us FROM records WHERE type = 'decision'",
@@ -524,7 +595,7 @@ static int run_stats(struct logquery *lq, struct job *j)
 	sql_add(&q, sel);
 	bind_int(&q, j->bucket_ms);
 	bind_int(&q, j->bucket_ms);
-	sql_where(&q, &j->f, atomic_load(&lq->fts), &owned);
+	sql_where(&q, &j->f, qmode_of(lq, &text, false), &owned);
 	if (lq->blocks) {
 		int64_t lo = 1, hi = 0;
 		if ((rc = window_ids(lq, &j->f, &lo, &hi)))
@@ -577,6 +648,7 @@ out:
 	free(a.lat);
 	sqlite3_finalize(s);
 	free(owned);
+	logq_text_close(&text);
 	return rc;
 }
 
@@ -613,13 +685,15 @@ static int db_open(struct logquery *lq)
 		return rc;
 	/* The file has the log store's table (not yet created: not there yet). */
 	rc = sqlite3_prepare_v2(lq->db, "SELECT count(*), sum(name = 'records_fts'), "
-				"sum(name = 'blocks') FROM sqlite_master WHERE name IN "
-				"('records', 'records_fts', 'blocks')", -1, &s, NULL);
+				"sum(name = 'blocks'), sum(name = 'targets_fts') FROM sqlite_master "
+				"WHERE name IN ('records', 'records_fts', 'blocks', 'targets_fts')", -1,
+				&s, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int n = sqlite3_column_int(s, 0);
 		rc = n >= 1 ? SQLITE_OK : SQLITE_CANTOPEN;
 		atomic_store(&lq->fts, sqlite3_column_int(s, 1) == 1);
 		lq->blocks = sqlite3_column_int(s, 2) == 1;
+		lq->targets = sqlite3_column_int(s, 3) == 1;
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_OK) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sqlite3.h>
 
+#include "base/htab.h"
 #include "base/log.h"
 #include "observe/logblock.h"
 #include "store/db.h"
@@ -41,11 +42,23 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS records_refused ON records(decision, id)"
 	"  WHERE decision <> 'allow';"
 	"CREATE INDEX IF NOT EXISTS records_failed ON records(status, id) WHERE status <> 'ok';"
-	/* Kept in step by the writer, one statement per transaction (not by row triggers: FTS5
-	 * under a trigger flushes per row, 6x the cost of the whole insert; see
-	 * logstore_db_insert and delete_upto). */
-	"CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(target, reason, error_message,"
-	"  content='records', content_rowid='id');"
+	/* Free text over the reasons and error messages, of the rows that have one (~10%; version
+	 * 4). Kept in step by the writer, one statement per transaction (not by row triggers:
+	 * FTS5 under a trigger flushes per row, 6x the cost of the whole insert; see
+	 * logstore_db_insert and delete_upto). Its content is a view of those rows, so that the
+	 * index and its content agree (FTS5's integrity-check). */
+	"CREATE VIEW IF NOT EXISTS records_text AS SELECT id, reason, error_message FROM records"
+	"  WHERE reason IS NOT NULL OR error_message IS NOT NULL;"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(reason, error_message,"
+	"  content='records_text', content_rowid='id');"
+	/* Free text over targets: every distinct target once (the writer adds a new one as it
+	 * first sees it), indexed; the logs API matches q against them and walks the blocks whose
+	 * bloom has a match (version 4; docs/performance.md "Issue 11's fourth pass"). */
+	"CREATE TABLE IF NOT EXISTS targets ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE);"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS targets_fts USING fts5(name, content='targets',"
+	"  content_rowid='id');"
 	/* The anchor (hash before first_id) and, beyond the contract's two columns, the head
 	 * (last_id and its hash), so that a row added after the head shows as inserted. */
 	"CREATE TABLE IF NOT EXISTS chain ("
@@ -69,7 +82,26 @@ static const char schema[] =
 	"DROP INDEX IF EXISTS records_team_ts;"
 	"DROP INDEX IF EXISTS records_target_ts;"
 	"DROP INDEX IF EXISTS records_server_ts;"
-	"PRAGMA user_version = 3;";
+	"PRAGMA user_version = 4;";
+
+/* Version 3 indexed target with reason and error_message, in every row: the index goes before
+ * the schema makes the new one, and is filled again (with the targets) after it. */
+static const char to_v4_before[] = "DROP TABLE IF EXISTS records_fts;";
+static const char to_v4_after[] =
+	"INSERT INTO records_fts (records_fts) VALUES ('rebuild');"
+	"INSERT OR IGNORE INTO targets (name) SELECT DISTINCT target FROM records"
+	"  WHERE target IS NOT NULL;"
+	"INSERT INTO targets_fts (targets_fts) VALUES ('rebuild');";
+
+/* The targets the writer knows are in the table: a cache that spares a statement per record.
+ * Emptied when it reaches this many (then refilled as targets come), and after a failed
+ * batch (its rows rolled back). */
+#define KNOWN_TARGETS_MAX 65536
+
+struct known_target {
+	struct htab_node node;
+	char name[];
+};
 
 /* The summary of the block being filled, as in the table once its batch commits. */
 struct block {
@@ -82,6 +114,8 @@ struct block {
 struct logstore_db {
 	sqlite3 *db;
 	sqlite3_stmt *ins, *fts_ins, *head, *begin, *commit, *rollback, *blk_get, *blk_put;
+	sqlite3_stmt *tgt_ins, *tgt_fts;
+	struct htab known;              /* struct known_target by name */
 	struct logstore_chain chain;
 	struct block cur;
 };
@@ -97,6 +131,17 @@ static int exec(sqlite3 *db, const char *sql)
 		return store_db_errno(rc) ? store_db_errno(rc) : -EIO;
 	}
 	return 0;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
 }
 
 static int step_reset(sqlite3_stmt *s)
@@ -137,6 +182,59 @@ static int load_chain(struct logstore_db *d)
 out:
 	sqlite3_finalize(s);
 	return rc;
+}
+
+/* ---- targets ---- */
+
+static uint64_t known_hash(const struct htab *t, const void *key)
+{
+	return htab_hash_str(t, key);
+}
+
+static bool known_eq(const struct htab_node *n, const void *key)
+{
+	return !strcmp(htab_entry(n, struct known_target, node)->name, key);
+}
+
+static const struct htab_type known_type = { .hash = known_hash, .eq = known_eq };
+
+static void known_free(struct htab_node *n, void *arg)
+{
+	(void)arg;
+	free(htab_entry(n, struct known_target, node));
+}
+
+/* A record's target into the table of targets, the first time it is seen. */
+static int target_note(struct logstore_db *d, const char *name)
+{
+	struct known_target *k;
+	uint64_t h;
+	size_t len;
+	int rc;
+
+	if (!name)
+		return 0;
+	h = htab_hash_str(&d->known, name);
+	if (htab_find_hashed(&d->known, name, h))
+		return 0;
+	sqlite3_bind_text(d->tgt_ins, 1, name, -1, SQLITE_STATIC);
+	if ((rc = step_reset(d->tgt_ins)))
+		return rc;
+	if (sqlite3_changes(d->db) == 1) {
+		sqlite3_bind_int64(d->tgt_fts, 1, sqlite3_last_insert_rowid(d->db));
+		sqlite3_bind_text(d->tgt_fts, 2, name, -1, SQLITE_STATIC);
+		if ((rc = step_reset(d->tgt_fts)))
+			return rc;
+	}
+	if (htab_count(&d->known) >= KNOWN_TARGETS_MAX)
+		htab_drain(&d->known, known_free, NULL);
+	len = strlen(name);
+	k = malloc(sizeof(*k) + len + 1);
+	if (k) {                /* without it, only the next record's lookup is repeated */
+		memcpy(k->name, name, len + 1);
+		htab_insert_hashed(&d->known, &k->node, h);
+	}
+	return 0;
 }
 
 /* ---- block summaries ---- */
@@ -222,7 +320,8 @@ static int block_backfill(struct logstore_db *d)
 				    (const char *)sqlite3_column_text(s, 2),
 				    (const char *)sqlite3_column_text(s, 3),
 				    (const char *)sqlite3_column_text(s, 4),
-				    (const char *)sqlite3_column_text(s, 5))))
+				    (const char *)sqlite3_column_text(s, 5))) ||
+		    (rc = target_note(d, (const char *)sqlite3_column_text(s, 5))))
 			break;
 		n++;
 	}
@@ -239,6 +338,8 @@ static int block_backfill(struct logstore_db *d)
 out:
 	sqlite3_finalize(s);
 	d->cur.blk = -1;        /* loaded again from the table at the next insert */
+	if (rc)
+		htab_drain(&d->known, known_free, NULL);
 	return rc;
 }
 
@@ -254,17 +355,27 @@ static const struct store_db_spec writer_db = {
 int logstore_db_open(const char *path, struct logstore_db **out)
 {
 	struct logstore_db *d = calloc(1, sizeof(*d));
+	int64_t version;
 	int rc;
 
 	*out = NULL;
 	if (!d)
 		return -ENOMEM;
+	if ((rc = htab_init(&d->known, &known_type))) {
+		free(d);
+		return rc;
+	}
 	if ((rc = store_db_open(path, &writer_db, &d->db)) || (rc = exec(d->db, "BEGIN IMMEDIATE")))
 		goto fail;
-	if ((rc = exec(d->db, schema))) {
+	version = pragma_int(d->db, "PRAGMA user_version");
+	if ((version < 4 && (rc = exec(d->db, to_v4_before))) || (rc = exec(d->db, schema)) ||
+	    (version < 4 && (rc = exec(d->db, to_v4_after)))) {
 		exec(d->db, "ROLLBACK");
 		goto fail;
 	}
+	if (version > 0 && version < 4)
+		log_info("logs: %s converted to schema version 4 (free text over reasons and errors, "
+			 "a table of targets)", path);
 	if ((rc = exec(d->db, "COMMIT")) || (rc = load_chain(d)))
 		goto fail;
 	if (sqlite3_prepare_v2(d->db,
@@ -273,9 +384,14 @@ int logstore_db_open(const char *path, struct logstore_db **out)
 		" upstream_us, cost_micros, result_bytes, record, hash) VALUES (?1, ?2, ?3, ?4,"
 		" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 		-1, &d->ins, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(d->db, "INSERT INTO records_fts (rowid, target, reason, error_message)"
-			       " SELECT id, target, reason, error_message FROM records WHERE id BETWEEN"
-			       " ?1 AND ?2", -1, &d->fts_ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "INSERT INTO records_fts (rowid, reason, error_message)"
+			       " SELECT id, reason, error_message FROM records WHERE id BETWEEN ?1 AND"
+			       " ?2 AND (reason IS NOT NULL OR error_message IS NOT NULL)", -1,
+			       &d->fts_ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "INSERT OR IGNORE INTO targets (name) VALUES (?1)", -1,
+			       &d->tgt_ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "INSERT INTO targets_fts (rowid, name) VALUES (?1, ?2)", -1,
+			       &d->tgt_fts, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(d->db, "UPDATE chain SET last_id = ?1, head = ?2 WHERE id = 1",
 			       -1, &d->head, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(d->db, "BEGIN IMMEDIATE", -1, &d->begin, NULL) != SQLITE_OK ||
@@ -311,6 +427,10 @@ void logstore_db_close(struct logstore_db *d)
 	sqlite3_finalize(d->rollback);
 	sqlite3_finalize(d->blk_get);
 	sqlite3_finalize(d->blk_put);
+	sqlite3_finalize(d->tgt_ins);
+	sqlite3_finalize(d->tgt_fts);
+	htab_drain(&d->known, known_free, NULL);
+	htab_fini(&d->known);
 	if (d->db) {
 		/* Leave the file whole (no WAL to replay) for readers and backups. */
 		sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -358,7 +478,8 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 		if ((rc = logchain_link(h, r->record, r->record_len, h)) ||
 		    (rc = insert_one(d, r, h)) ||
 		    (rc = block_add(d, r->id, r->ts, r->text[0], r->text[1], r->text[4],
-				    r->text[5])))
+				    r->text[5])) ||
+		    (rc = target_note(d, r->text[5])))
 			goto fail;
 		last = rows[i]->id;
 	}
@@ -378,19 +499,10 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 fail:
 	step_reset(d->rollback);
 	d->cur.blk = -1;        /* the summary in memory may hold rolled-back records */
+	htab_drain(&d->known, known_free, NULL);        /* and the cache rolled-back targets */
 	return rc;
 }
 
-static int64_t pragma_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t v = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
 
 /* The pages holding data (the file only shrinks with a VACUUM; freed pages are reused). */
 static int64_t used_bytes(sqlite3 *db)
@@ -440,9 +552,10 @@ static int delete_upto(struct logstore_db *d, int64_t cut, struct logstore_retai
 	s = NULL;
 	/* Out of the free-text index first: an external-content FTS5 table forgets a row by
 	 * being given the values it indexed. */
-	if (sqlite3_prepare_v2(d->db, "INSERT INTO records_fts (records_fts, rowid, target, reason,"
-			       " error_message) SELECT 'delete', id, target, reason, error_message"
-			       " FROM records WHERE id <= ?1", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(d->db, "INSERT INTO records_fts (records_fts, rowid, reason,"
+			       " error_message) SELECT 'delete', id, reason, error_message FROM records"
+			       " WHERE id <= ?1 AND (reason IS NOT NULL OR error_message IS NOT NULL)",
+			       -1, &s, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(s, 1, cut);
 	if ((rc = step_reset(s)))

@@ -56,6 +56,6 @@ int logstore_db_retain(struct logstore_db *db, int64_t cutoff_ms, int64_t max_by
 		       struct logstore_retained *out);
 
 /* The schema version in PRAGMA user_version. */
-#define LOGSTORE_SCHEMA_VERSION 3
+#define LOGSTORE_SCHEMA_VERSION 4
 
 #endif

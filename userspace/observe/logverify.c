@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <cjson/cJSON.h>
 
+#include "observe/logblock.h"
 #include "store/db.h"
 
 enum logverify_status logverify_say(struct logverify_result *r, enum logverify_status st,
@@ -51,6 +52,42 @@ static int64_t query_int(sqlite3 *db, const char *sql, int64_t arg, bool *found)
 	}
 	sqlite3_finalize(s);
 	return v;
+}
+
+/* The first record at or after since_ms, from first_id on. The block summaries (schema 3 on)
+ * say where to start: no record of a block whose newest is older than since can be it, so the
+ * scan starts at the first block that is not ruled out — one whose time range reaches since,
+ * or one without a summary (written by another program) — instead of at the anchor. */
+static int64_t first_since(sqlite3 *db, int64_t first_id, int64_t since_ms, bool *found)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t from = first_id, expect = logblock_of(first_id);
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT blk, max_ts FROM blocks WHERE blk >= ?1 ORDER BY blk",
+			       -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, expect);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			int64_t blk = sqlite3_column_int64(s, 0);
+			if (blk > expect || sqlite3_column_int64(s, 1) >= since_ms)
+				break;
+			expect = blk + 1;
+		}
+		if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+			from = expect << LOGBLOCK_SHIFT > first_id ? expect << LOGBLOCK_SHIFT : first_id;
+	}
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(db, "SELECT min(id) FROM records WHERE id >= ?1 AND ts >= ?2", -1,
+			       &s, NULL) != SQLITE_OK) {
+		*found = false;
+		return 0;
+	}
+	sqlite3_bind_int64(s, 1, from);
+	sqlite3_bind_int64(s, 2, since_ms);
+	*found = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
+	from = *found ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return from;
 }
 
 /* The columns the walk reads after id, record and hash (the query below), each copied from
@@ -134,8 +171,7 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 			   "(first id %lld)", (long long)before, (long long)r->first_id);
 	start = r->first_id;
 	if (o->since_ms != INT64_MIN) {
-		start = query_int(db, "SELECT min(id) FROM records WHERE ts >= ?1", o->since_ms,
-				  &found);
+		start = first_since(db, r->first_id, o->since_ms, &found);
 		if (!found)
 			start = r->last_id + 1;
 		if (start < r->first_id)
