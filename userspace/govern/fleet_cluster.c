@@ -481,6 +481,20 @@ static void init_reply(struct fleet *f, redisAsyncContext *ac, struct req *q, re
 	}
 }
 
+/* Sent again in TRYAGAIN_MS, where the slot map says then: true; false past TRYAGAIN_MAX. */
+static bool defer(struct fleet *f, struct req *q)
+{
+	struct fleet_cluster *c = f->cluster;
+	struct timeval tv = { 0, TRYAGAIN_MS * 1000 };
+
+	if (q->retries++ >= TRYAGAIN_MAX)
+		return false;
+	list_add_tail(&q->link, &c->deferred);
+	if (!evtimer_pending(c->defer_ev, NULL))
+		evtimer_add(c->defer_ev, &tv);
+	return true;
+}
+
 bool fleet_cluster_reply(struct fleet *f, redisAsyncContext *ac, struct req *q,
 			 redisReply **repp)
 {
@@ -506,6 +520,11 @@ bool fleet_cluster_reply(struct fleet *f, redisAsyncContext *ac, struct req *q,
 			if (fleet_send_on(f, n->ac, q) == 0)
 				return true;
 		}
+		/* the nodes disagree for a moment (a slot being handed over): a little later */
+		if (defer(f, q))
+			return true;
+		log_warn("counters: cannot follow %s (node not known or not up): handled as "
+			 "unreachable", rep->str);
 		*repp = NULL;
 	} else if (!strncmp(rep->str, "ASK ", 4)) {
 		c->asks++;
@@ -522,17 +541,19 @@ bool fleet_cluster_reply(struct fleet *f, redisAsyncContext *ac, struct req *q,
 				return true;
 		}
 		refresh(f);
-		*repp = NULL;
-	} else if (!strncmp(rep->str, "TRYAGAIN", 8)) {
-		/* a multi-key script during a slot's migration: its keys are on both sides */
-		c->tryagain++;
-		if (q->redirects++ < TRYAGAIN_MAX) {
-			list_add_tail(&q->link, &c->deferred);
-			struct timeval tv = { 0, TRYAGAIN_MS * 1000 };
-			if (!evtimer_pending(c->defer_ev, NULL))
-				evtimer_add(c->defer_ev, &tv);
+		if (defer(f, q))
 			return true;
-		}
+		log_warn("counters: cannot follow %s (node not known or not up): handled as "
+			 "unreachable", rep->str);
+		*repp = NULL;
+	} else if (!strncmp(rep->str, "TRYAGAIN", 8) || strstr(rep->str, "non local key")) {
+		/* a multi-key script during a slot's migration: its keys are on both sides (or a
+		 * key the script reaches beside its KEYS, its <key>:d, moved already) */
+		c->tryagain++;
+		if (defer(f, q))
+			return true;
+		log_warn("counters: %s for more than %d ms: handled as unreachable", rep->str,
+			 TRYAGAIN_MS * TRYAGAIN_MAX);
 		*repp = NULL;
 	} else if (!strncmp(rep->str, "CLUSTERDOWN", 11)) {
 		snprintf(f->why, sizeof(f->why), "the cluster is down: %s", rep->str);

@@ -81,7 +81,7 @@ struct req {
 	uint64_t sent_ns;
 	struct redisAsyncContext *conn; /* where it was sent */
 	bool retried;                   /* NOSCRIPT: sent again with EVAL */
-	int redirects;                  /* cluster: MOVED, ASK and TRYAGAIN answers so far */
+	int redirects, retries;         /* cluster: MOVED or ASK, and TRYAGAIN, answers so far */
 	int argc;
 	char **argv;
 	size_t *argvlen;
