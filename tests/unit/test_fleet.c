@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <CUnit/Basic.h>
+#include <hiredis/hiredis.h>
 
 #include "govern/budget.h"
 #include "govern/fleet.h"
@@ -139,11 +140,15 @@ static void test_errors(void)
 		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"local_allowance\": {\"spend\": \"-1\"}}", "counters.local_allowance.spend" },
 		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"key_prefix\": \"{x}\"}", "counters.key_prefix: at most 64 characters, no braces" },
 		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"command_timeout_ms\": 0}", "counters.command_timeout_ms" },
-		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"sentinel\": {\"master\": \"m\", \"addrs\": [\"a\"]}}", "counters.url: give either url or sentinel" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"sentinel\": {\"master\": \"m\", \"addrs\": [\"a\"]}}", "counters: give one of url, sentinel or cluster" },
 		{ "{\"backend\": \"redis\", \"sentinel\": {\"master\": \"m\", \"addrs\": []}}", "counters.sentinel.addrs: must be a list" },
 		{ "{\"backend\": \"redis\", \"sentinel\": {\"master\": \"m\", \"addrs\": [\"a:x\"]}}", "counters.sentinel.addrs[0]" },
 		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"timeout\": 5}", "counters.timeout: unknown field" },
 		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"charge_id_ttl\": \"10s\"}", "counters.charge_id_ttl" },
+		{ "{\"backend\": \"redis\", \"url\": \"redis://h\", \"cluster\": [\"a:1\"]}", "counters: give one of url, sentinel or cluster" },
+		{ "{\"backend\": \"redis\", \"cluster\": []}", "counters.cluster: must be a list of 1 to 16" },
+		{ "{\"backend\": \"redis\", \"cluster\": \"a:1\"}", "counters.cluster: must be a list" },
+		{ "{\"backend\": \"redis\", \"cluster\": [\"a:1\", \"b:0\"]}", "counters.cluster[1]: expected \"host:port\"" },
 	};
 	struct fleet_config *c;
 	struct config_errors e;
@@ -239,6 +244,89 @@ static void test_kept_charges(void)
 	CU_ASSERT(fleet_charge_marker("p:{key:k1}:b", "x", m, 8) == -ENAMETOOLONG);
 }
 
+static void test_cluster_config(void)
+{
+	struct fleet_config *c;
+	struct config_errors e;
+
+	CU_ASSERT_FATAL(parse("{\"counters\": {\"backend\": \"redis\", \"cluster\": "
+			      "[\"10.0.0.1:7000\", \"[::1]:7001\", \"node3\"], \"password_env\": "
+			      "\"PATH\"}}", &c, &e) == 0);
+	CU_ASSERT(c->nseeds == 3);
+	CU_ASSERT_STRING_EQUAL(c->seeds[0].host, "10.0.0.1");
+	CU_ASSERT(c->seeds[0].port == 7000);
+	CU_ASSERT_STRING_EQUAL(c->seeds[1].host, "::1");
+	CU_ASSERT(c->seeds[2].port == 6379);
+	CU_ASSERT(c->addr.host == NULL && c->nsentinels == 0);
+	CU_ASSERT(c->password != NULL);
+	fleet_config_free(c);
+}
+
+/* The Redis Cluster spec's CRC16 and hash tags. */
+static void test_slots(void)
+{
+	CU_ASSERT(fleet_crc16("123456789", 9) == 0x31C3);
+	CU_ASSERT(fleet_key_slot("foo", 3) == 12182);
+	CU_ASSERT(fleet_key_slot("bar", 3) == 5061);
+	CU_ASSERT(fleet_key_slot("hello", 5) == 866);
+	/* the tag only: a key's counters, buckets and markers share its slot */
+	CU_ASSERT(fleet_key_slot("{user1000}.following", 20) == fleet_key_slot("user1000", 8));
+	CU_ASSERT(fleet_key_slot("mcpwarden:{key:k1}:b:day:1767225600", 35) ==
+		  fleet_key_slot("key:k1", 6));
+	CU_ASSERT(fleet_key_slot("mcpwarden:{key:k1}:c:h.1", 24) == fleet_key_slot("key:k1", 6));
+	/* the first {...} that is not empty, as the spec's examples */
+	CU_ASSERT(fleet_key_slot("foo{}{bar}", 10) == fleet_key_slot("foo{}{bar}", 10) &&
+		  fleet_key_slot("foo{}{bar}", 10) == (fleet_crc16("foo{}{bar}", 10) & 16383));
+	CU_ASSERT(fleet_key_slot("foo{{bar}}zap", 13) == fleet_key_slot("{bar", 4));
+	CU_ASSERT(fleet_key_slot("foo{bar}{zap}", 13) == fleet_key_slot("bar", 3));
+	CU_ASSERT(fleet_key_slot("no{close", 8) == (fleet_crc16("no{close", 8) & 16383));
+}
+
+static redisReply *resp(const char *text)
+{
+	redisReader *r = redisReaderCreate();
+	void *rep = NULL;
+
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT(redisReaderFeed(r, text, strlen(text)) == REDIS_OK);
+	CU_ASSERT(redisReaderGetReply(r, &rep) == REDIS_OK);
+	redisReaderFree(r);
+	return rep;
+}
+
+static void test_slot_map(void)
+{
+	struct fleet_slot_range out[4];
+	size_t n = 9;
+	redisReply *rep = resp(
+		"*2\r\n"
+		"*4\r\n:0\r\n:5460\r\n"
+		"*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n"
+		"*3\r\n$9\r\n127.0.0.1\r\n:7003\r\n$2\r\nr1\r\n"
+		"*3\r\n:5461\r\n:16383\r\n"
+		"*2\r\n$8\r\n10.0.0.2\r\n:7001\r\n");
+
+	CU_ASSERT_FATAL(rep != NULL);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == 0);
+	CU_ASSERT(n == 2);
+	CU_ASSERT(out[0].lo == 0 && out[0].hi == 5460 && out[0].port == 7000);
+	CU_ASSERT_STRING_EQUAL(out[0].host, "127.0.0.1");
+	CU_ASSERT(out[1].lo == 5461 && out[1].hi == 16383 && out[1].port == 7001);
+	CU_ASSERT_STRING_EQUAL(out[1].host, "10.0.0.2");
+	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 1, &n) == -EINVAL);   /* more than max */
+	freeReplyObject(rep);
+	/* a slot out of range, an empty map, an error (not a cluster) */
+	rep = resp("*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\nh\r\n:1\r\n");
+	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	freeReplyObject(rep);
+	rep = resp("*0\r\n");
+	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	freeReplyObject(rep);
+	rep = resp("-ERR This instance has cluster support disabled\r\n");
+	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	freeReplyObject(rep);
+}
+
 int main(void)
 {
 	static const struct cu_case cases[] = {
@@ -248,6 +336,9 @@ int main(void)
 		{ "errors name the field", test_errors },
 		{ "key names and expiry", test_key_names },
 		{ "kept charges and their markers", test_kept_charges },
+		{ "cluster seeds", test_cluster_config },
+		{ "CRC16 and hash slots", test_slots },
+		{ "CLUSTER SLOTS into a slot map", test_slot_map },
 		{ NULL, NULL },
 	};
 

@@ -26,7 +26,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
-static const char *const script_src[SC_N] = { FLEET_LUA_RESERVE, FLEET_LUA_SETTLE, FLEET_LUA_USAGE,
+const char *const fleet_script_src[SC_N] = { FLEET_LUA_RESERVE, FLEET_LUA_SETTLE, FLEET_LUA_USAGE,
 					       FLEET_LUA_DEBIT };
 
 const char *fleet_state_name(enum fleet_state s)
@@ -73,6 +73,17 @@ static void set_why(struct fleet *f, const char *what, const char *detail)
 
 static void go_down(struct fleet *f, const char *what, const char *detail);
 static void start_connect(struct fleet *f);
+static void schedule_reconnect(struct fleet *f);
+
+void fleet_go_down(struct fleet *f, const char *what, const char *detail)
+{
+	go_down(f, what, detail);
+}
+
+void fleet_schedule_reconnect(struct fleet *f)
+{
+	schedule_reconnect(f);
+}
 static void send_next_replay(struct fleet *f);
 
 static void schedule_reconnect(struct fleet *f)
@@ -127,6 +138,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (f->cfg->nsentinels && !f->watch_ac && f->state == FLEET_UP &&
 	    now - f->watch_ns > BACKOFF_MAX_MS * 1000000ull)
 		fleet_watch_start(f);
+	if (f->cluster) {
+		fleet_cluster_tick(f, now);
+		return;
+	}
 	if (!f->ac)
 		return;
 	if (f->state != FLEET_UP &&
@@ -152,14 +167,18 @@ static void go_down(struct fleet *f, const char *what, const char *detail)
 	f->errors++;
 }
 
-static void go_up(struct fleet *f)
+void fleet_go_up(struct fleet *f)
 {
 	const struct fleet_addr *a = f->cfg->nsentinels ? &f->master : &f->cfg->addr;
+	char desc[64];
 
 	f->state = FLEET_UP;
 	f->backoff_ms = BACKOFF_MIN_MS;
 	f->why[0] = 0;
-	if (a->path)
+	if (f->cluster) {
+		fleet_cluster_describe(f, desc, sizeof(desc));
+		log_info("counters: Redis %s up (%zu charges to replay)", desc, f->nreplay);
+	} else if (a->path)
 		log_info("counters: Redis %s up (%zu charges to replay)", a->path, f->nreplay);
 	else
 		log_info("counters: Redis %s:%d up (%zu charges to replay)", a->host, a->port,
@@ -174,15 +193,49 @@ static void go_up(struct fleet *f)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-int fleet_send_req(struct fleet *f, struct req *q)
+int fleet_send_on(struct fleet *f, redisAsyncContext *ac, struct req *q)
 {
-	if (!f->ac || redisAsyncCommandArgv(f->ac, on_reply, q, q->argc, (const char **)q->argv,
-					    q->argvlen) != REDIS_OK)
+	if (!ac || redisAsyncCommandArgv(ac, on_reply, q, q->argc, (const char **)q->argv,
+					 q->argvlen) != REDIS_OK)
 		return -ENOTCONN;
+	q->conn = ac;
 	q->sent_ns = clock_mono_ns();
 	list_add_tail(&q->link, &f->inflight);
 	f->ninflight++;
 	return 0;
+}
+
+int fleet_send_req(struct fleet *f, struct req *q)
+{
+	if (f->cluster)
+		return fleet_cluster_send(f, q);
+	return f->state == FLEET_UP ? fleet_send_on(f, f->ac, q) : -ENOTCONN;
+}
+
+unsigned fleet_argv_slot(int argc, char *const *argv, const size_t *len)
+{
+	return argc > 3 ? fleet_key_slot(argv[3], len[3]) : 0;
+}
+
+bool fleet_slot_up(const struct fleet *f, unsigned slot)
+{
+	return f->cluster ? fleet_cluster_slot_up(f, slot) : f->state == FLEET_UP;
+}
+
+void fleet_queue_add(struct fleet *f, struct settle *s)
+{
+	s->slot = fleet_argv_slot(s->argc, s->argv, s->argvlen);
+	list_add_tail(&s->link, &f->replay);
+	s->queued = true;
+	f->nreplay++;
+	f->slot_queued[s->slot]++;
+}
+
+void fleet_queue_del(struct fleet *f, struct settle *s)
+{
+	list_del(&s->link);
+	f->nreplay--;
+	f->slot_queued[s->slot]--;
 }
 
 void fleet_req_free(struct req *q)
@@ -195,6 +248,7 @@ void fleet_resv_free(struct fleet_resv *r)
 {
 	if (!r)
 		return;
+	fleet_resv_free(r->next);
 	for (size_t i = 0; i < r->nb; i++) {
 		free(r->keys[i]);
 		free(r->scopes[i]);
@@ -253,6 +307,7 @@ void fleet_reserve_unreachable(struct fleet *f, struct req *q)
 			a->calls++;
 			a->spent += q->cost;
 			q->r->local = true;
+			q->r->allowance = true;
 			f->local_admits++;
 			o.rc = 0;
 		}
@@ -349,9 +404,7 @@ int fleet_settle_keep(struct fleet *f, struct settle *s)
 		fleet_settle_free(s);
 		return rc;
 	}
-	list_add_tail(&s->link, &f->replay);
-	s->queued = true;
-	f->nreplay++;
+	fleet_queue_add(f, s);
 	if (!f->st) {
 		s->cb = NULL;
 		return 1;
@@ -411,8 +464,7 @@ static void settle_reply(struct fleet *f, struct req *q, redisReply *rep)
 		f->replaying = false;
 		if (!ok)
 			return;
-		list_del(&s->link);
-		f->nreplay--;
+		fleet_queue_del(f, s);
 		f->replayed++;
 		if (s->durable) {
 			f->nstored--;
@@ -437,20 +489,32 @@ static void settle_reply(struct fleet *f, struct req *q, redisReply *rep)
 		cb(arg, rc < 0 ? rc : 0);
 }
 
+/* The oldest queued charge whose server is up (a cluster's other nodes may be down: their
+ * charges wait, each slot's in order). */
 static void send_next_replay(struct fleet *f)
 {
-	if (f->replaying || f->state != FLEET_UP || list_empty(&f->replay))
-		return;
-	struct settle *s = list_first_entry(&f->replay, struct settle, link);
-	if (s->storing)         /* durable first: settle_stored calls again */
-		return;
-	struct req *q = fleet_settle_req(f, s);
+	struct settle *s;
 
-	f->replaying = true;
-	if (fleet_send_req(f, q)) {
-		f->replaying = false;
-		free(q);
+	if (f->replaying)
+		return;
+	list_for_each_entry(s, &f->replay, link) {
+		if (!fleet_slot_up(f, s->slot))
+			continue;
+		if (s->storing)         /* durable first: settle_stored calls again */
+			return;
+		struct req *q = fleet_settle_req(f, s);
+		f->replaying = true;
+		if (fleet_send_req(f, q)) {
+			f->replaying = false;
+			free(q);
+		}
+		return;
 	}
+}
+
+void fleet_replay_kick(struct fleet *f)
+{
+	send_next_replay(f);
 }
 
 /* ---- replies ---- */
@@ -467,6 +531,8 @@ static bool is_noscript(const redisReply *rep)
 	return rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "NOSCRIPT", 8);
 }
 
+static void handle_reply(struct fleet *f, redisAsyncContext *ac, struct req *q, redisReply *rep);
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct req *q = priv;
@@ -475,15 +541,27 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	list_del(&q->link);
 	f->ninflight--;
+	if (f->cluster && fleet_cluster_reply(f, ac, q, &rep))
+		return;
+	handle_reply(f, ac, q, rep);
+}
+
+void fleet_req_fail(struct fleet *f, struct req *q)
+{
+	handle_reply(f, NULL, q, NULL);
+}
+
+static void handle_reply(struct fleet *f, redisAsyncContext *ac, struct req *q, redisReply *rep)
+{
 	/* Redis lost its script cache (a restart, SCRIPT FLUSH): the script body again, which
 	 * also caches it, and SCRIPT LOAD on the next connection. */
-	if (is_noscript(rep) && !q->retried && f->ac) {
+	if (is_noscript(rep) && !q->retried && (f->ac || f->cluster)) {
 		q->retried = true;
 		free(q->argv[0]);
 		free(q->argv[1]);
 		q->argv[0] = xstrdup("EVAL");
 		q->argvlen[0] = 4;
-		q->argv[1] = xstrdup(script_src[q->sc]);
+		q->argv[1] = xstrdup(fleet_script_src[q->sc]);
 		q->argvlen[1] = strlen(q->argv[1]);
 		if (fleet_send_req(f, q) == 0)
 			return;
@@ -491,7 +569,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 	/* A master demoted under us (a failover the sentinels have not told us of yet): the
 	 * command fails as any error does, and the connection is closed once its pending replies
 	 * are in, so that the next one asks the sentinels again. */
-	if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "READONLY", 8) &&
+	if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "READONLY", 8) && ac &&
 	    f->ac == ac) {
 		set_why(f, "Redis is a replica now", rep->str);
 		redisAsyncDisconnect(ac);
@@ -515,7 +593,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			return;
 		}
 		if (f->ac == ac && rep && rep->type != REDIS_REPLY_ERROR && --f->loads_pending == 0)
-			go_up(f);
+			fleet_go_up(f);
 		fleet_req_free(q);
 		return;
 	case RQ_RESERVE:
@@ -523,9 +601,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			/* Redis may have run it before the connection went: give it back first
 			 * thing on the next connection rather than hold it until its deadline. */
 			struct settle *s = fleet_settle_new(f, q->r, 0);
-			list_add_tail(&s->link, &f->replay);
-			s->queued = true;
-			f->nreplay++;
+			fleet_queue_add(f, s);
 		}
 		if (!rep)
 			fleet_reserve_unreachable(f, q);
@@ -559,6 +635,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 			q->dcb(q->arg, 0);
 		break;
 	case RQ_SENTINEL:
+	case RQ_ASKING:
 		break;
 	}
 	fleet_req_free(q);
@@ -603,7 +680,7 @@ static void init_cmd(struct fleet *f, enum script sc, int argc, const char *cons
 	q->argc = a.n;
 	q->argv = a.v;
 	q->argvlen = a.len;
-	if (fleet_send_req(f, q))
+	if (fleet_send_on(f, f->ac, q))
 		fleet_req_free(q);
 	else
 		f->loads_pending++;
@@ -638,7 +715,7 @@ static void connect_to(struct fleet *f, const struct fleet_addr *a)
 	if (f->cfg->nsentinels)
 		init_cmd(f, SC_N, 1, (const char *[]){ "ROLE" });
 	for (int i = 0; i < SC_N; i++)
-		init_cmd(f, (enum script)i, 3, (const char *[]){ "SCRIPT", "LOAD", script_src[i] });
+		init_cmd(f, (enum script)i, 3, (const char *[]){ "SCRIPT", "LOAD", fleet_script_src[i] });
 }
 
 /* Sentinel: ask one sentinel (blocking is not allowed: a short-lived async context) for
@@ -683,6 +760,10 @@ static void start_connect(struct fleet *f)
 	if (f->state != FLEET_DOWN)
 		f->state = FLEET_CONNECTING;
 	f->connect_ns = clock_mono_ns();
+	if (f->cluster) {
+		fleet_cluster_connect(f);
+		return;
+	}
 	if (!f->cfg->nsentinels) {
 		connect_to(f, &f->cfg->addr);
 		return;
@@ -736,8 +817,10 @@ int fleet_new(struct event_base *base, const struct fleet_config *cfg, struct st
 		fleet_free(f);
 		return -ENOMEM;
 	}
+	int rc = cfg->nseeds ? fleet_cluster_new(f) : 0;
 	/* Start-up, beside the store's other loaders: what a previous run kept goes first. */
-	int rc = fleet_pending_load(f);
+	if (rc == 0)
+		rc = fleet_pending_load(f);
 	if (rc) {
 		fleet_free(f);
 		return rc;
@@ -752,6 +835,7 @@ void fleet_free(struct fleet *f)
 	if (!f)
 		return;
 	f->freeing = true;
+	fleet_cluster_free(f);
 	if (f->ac) {
 		redisAsyncContext *ac = f->ac;
 		f->ac = NULL;

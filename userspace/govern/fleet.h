@@ -33,6 +33,10 @@
  * master when the promotion begins and connects to the new one when the switch is announced
  * (docs/counters.md, "Sentinel").
  *
+ * With a Redis Cluster ("cluster": seed nodes), one connection per master, commands routed by
+ * their first key's hash slot, MOVED/ASK followed; a key in a team is reserved in two scripts,
+ * the team's first (docs/counters.md, "Cluster"; fleet_cluster.c).
+ *
  * The LLM route uses the same counters (fleet_reserve_sets: its request and token buckets in
  * namespaces of their own; fleet_debit: an answer's tokens taken after it).
  *
@@ -43,7 +47,8 @@
  *   "charge_id_ttl": "6h",
  *   "on_unreachable": "fail_closed" | "local",
  *   "local_allowance": {"spend": "1.00", "calls": 100},
- *   "sentinel": {"master": "name", "addrs": ["host:port", ...]}}.
+ *   "sentinel": {"master": "name", "addrs": ["host:port", ...]},
+ *   "cluster": ["host:port", ...]}  (url, sentinel and cluster exclude each other).
  * "tls": true is refused (Debian's hiredis 0.14 has no TLS): use a local TLS tunnel.
  */
 #ifndef WARDEN_FLEET_H

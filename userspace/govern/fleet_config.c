@@ -20,7 +20,7 @@ static const char *const counter_keys[] = {
 	"backend", "url", "password_env", "password_file", "tls", "key_prefix",
 	"connect_timeout_ms", "command_timeout_ms", "reservation_ttl", "charge_id_ttl",
 	"on_unreachable",
-	"local_allowance", "sentinel", "_comment", NULL
+	"local_allowance", "sentinel", "cluster", "_comment", NULL
 };
 
 static void addr_clear(struct fleet_addr *a)
@@ -37,6 +37,8 @@ void fleet_config_free(struct fleet_config *cfg)
 	addr_clear(&cfg->addr);
 	for (size_t i = 0; i < cfg->nsentinels; i++)
 		addr_clear(&cfg->sentinels[i]);
+	for (size_t i = 0; i < cfg->nseeds; i++)
+		addr_clear(&cfg->seeds[i]);
 	if (cfg->password) {
 		explicit_bzero(cfg->password, strlen(cfg->password));
 		free(cfg->password);
@@ -183,6 +185,27 @@ static int parse_sentinel(struct fleet_config *c, const cJSON *s, struct config_
 	return 0;
 }
 
+/* "cluster": ["host:port", ...], the seed nodes the slot map is read from. */
+static int parse_cluster(struct fleet_config *c, const cJSON *seeds, struct config_errors *errs)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsArray(seeds) || !cJSON_GetArraySize(seeds) ||
+	    cJSON_GetArraySize(seeds) > FLEET_MAX_SEEDS)
+		return config_fail(errs, SEC ".cluster", "must be a list of 1 to %d \"host:port\" "
+				   "(seed nodes of the Redis Cluster)", FLEET_MAX_SEEDS);
+	cJSON_ArrayForEach(it, seeds) {
+		struct fleet_addr *a = &c->seeds[c->nseeds++];
+		if (!cJSON_IsString(it) || parse_host(it->valuestring, 6379, a) ||
+		    strlen(a->host) >= 64) {
+			char p[64];
+			snprintf(p, sizeof(p), SEC ".cluster[%zu]", c->nseeds - 1);
+			return config_fail(errs, p, "expected \"host:port\"");
+		}
+	}
+	return 0;
+}
+
 static int parse_allowance(struct fleet_config *c, const cJSON *a, struct config_errors *errs)
 {
 	static const char *const keys[] = { "spend", "calls", "_comment", NULL };
@@ -240,13 +263,18 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 				 "loopback (docs/counters.md)");
 		goto out;
 	}
+	if (!!cJSON_GetObjectItemCaseSensitive(sec, "url") +
+	    !!cJSON_GetObjectItemCaseSensitive(sec, "sentinel") +
+	    !!cJSON_GetObjectItemCaseSensitive(sec, "cluster") > 1) {
+		rc = config_fail(errs, SEC, "give one of url, sentinel or cluster");
+		goto out;
+	}
 	if ((v = cJSON_GetObjectItemCaseSensitive(sec, "sentinel"))) {
 		if ((rc = parse_sentinel(c, v, errs)))
 			goto out;
-		if (cJSON_GetObjectItemCaseSensitive(sec, "url")) {
-			rc = config_fail(errs, SEC ".url", "give either url or sentinel");
+	} else if ((v = cJSON_GetObjectItemCaseSensitive(sec, "cluster"))) {
+		if ((rc = parse_cluster(c, v, errs)))
 			goto out;
-		}
 	} else if ((rc = cfg_string(sec, "url", SEC, true, &url, errs)) ||
 		   (rc = parse_url(c, url, errs))) {
 		goto out;

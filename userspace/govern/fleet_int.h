@@ -11,8 +11,14 @@
 
 struct redisAsyncContext;
 struct hmap;
+struct fleet_cluster;
+struct evbuffer;
+
+extern const char *const fleet_script_src[];
 
 #define FLEET_MAX_SENTINELS 8
+#define FLEET_MAX_SEEDS 16              /* counters.cluster */
+#define FLEET_SLOTS 16384               /* Redis Cluster's hash slots */
 
 struct fleet_addr {
 	char *host;                     /* NULL: unix socket in path */
@@ -32,6 +38,8 @@ struct fleet_config {
 	char *sentinel_master;
 	struct fleet_addr sentinels[FLEET_MAX_SENTINELS];
 	size_t nsentinels;
+	struct fleet_addr seeds[FLEET_MAX_SEEDS];       /* counters.cluster: 0 = no cluster */
+	size_t nseeds;
 };
 
 /* ---- fleet.c and fleet_ops.c ---- */
@@ -56,13 +64,14 @@ struct settle {
 	bool durable;                   /* a fleet_pending row in the store holds it */
 	bool queued;                    /* in fleet->replay */
 	bool storing;                   /* store_charge not answered yet */
+	unsigned slot;                  /* its first key's hash slot (queued: fleet->slot_queued) */
 	/* For the store when Redis is away: what the charge was. */
 	size_t nb;
 	struct store_spend items[FLEET_MAX_BUDGETS];
 	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
 };
 
-enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL, RQ_DEBIT };
+enum req_kind { RQ_INIT, RQ_RESERVE, RQ_SETTLE, RQ_USAGE, RQ_SENTINEL, RQ_DEBIT, RQ_ASKING };
 
 struct req {
 	struct list_head link;          /* in fleet->inflight, oldest first */
@@ -70,7 +79,9 @@ struct req {
 	enum req_kind kind;
 	enum script sc;
 	uint64_t sent_ns;
+	struct redisAsyncContext *conn; /* where it was sent */
 	bool retried;                   /* NOSCRIPT: sent again with EVAL */
+	int redirects, retries;         /* cluster: MOVED or ASK, and TRYAGAIN, answers so far */
 	int argc;
 	char **argv;
 	size_t *argvlen;
@@ -102,7 +113,9 @@ struct fleet_resv {
 	char *scopes[FLEET_MAX_BUDGETS], *periods[FLEET_MAX_BUDGETS];
 	int64_t cost;
 	bool local;                     /* admitted by the local allowance */
+	bool allowance;                 /* holds the allowance (given back on release) */
 	char *key_id;                   /* local: whose allowance */
+	struct fleet_resv *next;        /* cluster: the key's part after the team's (two slots) */
 };
 
 /* A key's local allowance during one outage. */
@@ -138,6 +151,8 @@ struct fleet {
 	char sidecar[48];
 	char why[160];
 	bool freeing;
+	struct fleet_cluster *cluster;  /* counters.cluster, else NULL */
+	uint32_t slot_queued[FLEET_SLOTS];      /* queued charges per first key's slot */
 };
 
 struct argv_b {
@@ -149,8 +164,24 @@ void fleet_av_add(struct argv_b *a, const char *s);
 void fleet_av_addi(struct argv_b *a, int64_t v);
 void fleet_av_free(int argc, char **argv, size_t *len);
 
-/* Queue q on the connection (0), or -ENOTCONN. */
+/* Queue q where its first key lives (0), or -ENOTCONN (that server is not up). */
 int fleet_send_req(struct fleet *f, struct req *q);
+/* Queue q on connection ac (set-up commands, redirections), or -ENOTCONN. */
+int fleet_send_on(struct fleet *f, struct redisAsyncContext *ac, struct req *q);
+/* q failed without an answer (as when its connection drops): its caller hears. */
+void fleet_req_fail(struct fleet *f, struct req *q);
+/* The charge queue (oldest first), counted per slot so a cluster replays each node's alone. */
+void fleet_queue_add(struct fleet *f, struct settle *s);
+void fleet_queue_del(struct fleet *f, struct settle *s);
+/* Send the next queued charge whose server is up (one at a time). */
+void fleet_replay_kick(struct fleet *f);
+/* The server holding slot is up (standalone / Sentinel: the one connection is). */
+bool fleet_slot_up(const struct fleet *f, unsigned slot);
+/* The hash slot of the command's first key (argv[3] of EVALSHA sha numkeys key...); 0 without. */
+unsigned fleet_argv_slot(int argc, char *const *argv, const size_t *len);
+void fleet_go_up(struct fleet *f);
+void fleet_go_down(struct fleet *f, const char *what, const char *detail);
+void fleet_schedule_reconnect(struct fleet *f);
 void fleet_req_free(struct req *q);
 void fleet_resv_free(struct fleet_resv *r);
 void fleet_settle_free(struct settle *s);
@@ -196,5 +227,45 @@ void fleet_reconnect_now(struct fleet *f);
 void fleet_watch_start(struct fleet *f);
 /* A failover began and its switch is not announced yet: the old master is not used. */
 bool fleet_switching(const struct fleet *f);
+
+/* ---- fleet_cluster.c: Redis Cluster (counters.cluster) ----
+ *
+ * One connection per master, the slot map from CLUSTER SLOTS (read from a seed or a known
+ * node, again after MOVED, CLUSTERDOWN or a lost node: one read at a time), commands routed by
+ * their first key's slot. */
+
+/* CRC16/XMODEM (polynomial 0x1021, initial 0), as the Redis Cluster spec. */
+uint16_t fleet_crc16(const char *buf, size_t len);
+/* The key's hash slot: CRC16 of its hash tag (the first non-empty {...}), else of the key. */
+unsigned fleet_key_slot(const char *key, size_t len);
+/* One master's slot range from CLUSTER SLOTS. */
+struct fleet_slot_range {
+	unsigned lo, hi;
+	char host[64];
+	int port;
+};
+#define FLEET_CLUSTER_MAX_NODES 64
+#define FLEET_CLUSTER_MAX_RANGES 1024
+/* CLUSTER SLOTS's answer into out[0..*n): 0, or -EINVAL (not such an answer, a slot out of
+ * range, more than max ranges). */
+int fleet_cluster_parse_slots(const struct redisReply *rep, struct fleet_slot_range *out,
+			      size_t max, size_t *n);
+int fleet_cluster_new(struct fleet *f);
+/* Every connection closed (pending commands fail), then the rest. */
+void fleet_cluster_free(struct fleet *f);
+/* Read the slot map (again) and connect to the masters not connected. */
+void fleet_cluster_connect(struct fleet *f);
+int fleet_cluster_send(struct fleet *f, struct req *q);
+bool fleet_cluster_slot_up(const struct fleet *f, unsigned slot);
+/* A reply on a cluster connection, before the usual handling: a node's set-up, ASKING, and
+ * MOVED / ASK / TRYAGAIN (q sent again: true, q is no longer the caller's) or CLUSTERDOWN
+ * (*rep set to NULL: handled as unreachable). */
+bool fleet_cluster_reply(struct fleet *f, struct redisAsyncContext *ac, struct req *q,
+			 struct redisReply **rep);
+/* Connect and command timeouts of the nodes. */
+void fleet_cluster_tick(struct fleet *f, uint64_t now_ns);
+int fleet_cluster_metrics(const struct fleet *f, struct evbuffer *out);
+/* Log line for "up": "Redis Cluster (3 masters)". */
+void fleet_cluster_describe(const struct fleet *f, char *buf, size_t len);
 
 #endif

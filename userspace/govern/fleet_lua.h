@@ -16,6 +16,9 @@
  * nothing and answers {1}; otherwise the marker is set, the reservation is taken out of each
  * counter (when it is still there: a reservation past its deadline is already gone) and
  * amount charged: {0}. A release needs no marker: taking a reservation out twice is a no-op.
+ * Every <key>:d is read first, before anything is written: on a Redis Cluster a slot being
+ * migrated fails the script there (a key reached beside KEYS that moved already: the
+ * sidecar sends it again) rather than half way, after the marker is set.
  *
  * usage: KEYS = one counter. ARGV = kind, now, slot, nslots. Returns {spent, reserved}.
  *
@@ -105,6 +108,7 @@
 
 #define FLEET_LUA_SETTLE \
 	"local rid, amount, nb = ARGV[1], ARGV[2], tonumber(ARGV[3])\n" \
+	"for i = 1, nb do redis.call('EXISTS', KEYS[i]..':d') end\n" \
 	"if amount ~= '0' and not redis.call('SET', KEYS[nb + 1], '1', 'NX', 'PX', ARGV[4 + nb * 3]) then\n" \
 	"  return {1}\n" \
 	"end\n" \

@@ -32,6 +32,18 @@ static void buckets_of(struct req *q, const struct fleet_rates *rs, size_t nrs,
 	}
 }
 
+static size_t count_buckets(const struct fleet_rates *rs, size_t nrs, const char *server,
+			    const char *tool)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nrs; i++)
+		for (int l = 0; rs[i].lim && l < RATE_NLEVELS; l++)
+			n += rs[i].lim->level[l].requests && (l < RATE_SERVER || server) &&
+			     (l != RATE_TOOL || tool);
+	return n;
+}
+
 int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 		  const struct rate_limits *lim, const char *key_id, const char *server,
 		  const char *tool, int64_t cost, int64_t now, fleet_reserve_fn cb, void *arg)
@@ -41,10 +53,11 @@ int fleet_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
 	return fleet_reserve_sets(f, b, nb, &rs, 1, key_id, server, tool, cost, now, cb, arg);
 }
 
-int fleet_reserve_sets(struct fleet *f, const struct fleet_budget *b, size_t nb,
-		       const struct fleet_rates *rs, size_t nrs, const char *key_id,
-		       const char *server, const char *tool, int64_t cost, int64_t now,
-		       fleet_reserve_fn cb, void *arg)
+/* The reservation request of budgets b[0..nb) and (buckets) the rate buckets of rs. */
+static int build_reserve(struct fleet *f, const struct fleet_budget *b, size_t nb,
+			 const struct fleet_rates *rs, size_t nrs, const char *key_id,
+			 const char *server, const char *tool, int64_t cost, int64_t now,
+			 struct req **out)
 {
 	struct req *q;
 	struct fleet_resv *r;
@@ -53,15 +66,11 @@ int fleet_reserve_sets(struct fleet *f, const struct fleet_budget *b, size_t nb,
 	size_t nr = 0;
 	int rc = 0;
 
-	if (nb > FLEET_MAX_BUDGETS || nrs > FLEET_MAX_RATE_SETS || cost < 0)
-		return -EINVAL;
 	q = xcalloc(1, sizeof(*q));
 	r = xcalloc(1, sizeof(*r));
 	q->f = f;
 	q->kind = RQ_RESERVE;
 	q->sc = SC_RESERVE;
-	q->rcb = cb;
-	q->arg = arg;
 	q->r = r;
 	q->cost = cost;
 	q->now = now;
@@ -126,10 +135,110 @@ int fleet_reserve_sets(struct fleet *f, const struct fleet_budget *b, size_t nb,
 	q->argvlen = a.len;
 	for (size_t i = 0; i < nb; i++)
 		q->b[i] = (struct fleet_budget){ r->scopes[i], &q->spec[i] };
-	if (f->state != FLEET_UP || fleet_send_req(f, q)) {
+	*out = q;
+	return 0;
+}
+
+static void send_reserve(struct fleet *f, struct req *q)
+{
+	if (fleet_send_req(f, q)) {
 		fleet_reserve_unreachable(f, q);
 		fleet_req_free(q);
 	}
+}
+
+/* On a cluster a call of a key in a team touches two hash tags, so two slots and two scripts:
+ * the team's budgets are reserved first, then the key's budgets and rate buckets. A refusal
+ * of the second gives the first back (the team briefly holds a reservation it did not need;
+ * nothing is spent), and a call refused by the team's budget takes no token of the key's. */
+struct chain {
+	struct fleet *f;
+	fleet_reserve_fn cb;
+	void *arg;
+	struct req *q2;                 /* the key's part, sent once the team's is reserved */
+	struct fleet_resv *r1;
+};
+
+static void chain_second(void *arg, struct fleet_outcome *o)
+{
+	struct chain *c = arg;
+
+	if (o->rc == 0) {
+		c->r1->next = o->r;
+		o->r = c->r1;
+	} else {
+		fleet_release(c->f, c->r1);
+	}
+	c->cb(c->arg, o);
+	free(c);
+}
+
+static void chain_first(void *arg, struct fleet_outcome *o)
+{
+	struct chain *c = arg;
+	struct req *q2 = c->q2;
+
+	if (o->rc || o->r->local) {
+		if (o->rc == 0) {
+			/* admitted by the local allowance: so is the whole call, whose commit
+			 * charges the key's counters too */
+			q2->r->local = true;
+			o->r->next = q2->r;
+			q2->r = NULL;
+		}
+		fleet_resv_free(q2->r);
+		fleet_req_free(q2);
+		c->cb(c->arg, o);
+		free(c);
+		return;
+	}
+	c->r1 = o->r;
+	q2->rcb = chain_second;
+	q2->arg = c;
+	send_reserve(c->f, q2);
+}
+
+int fleet_reserve_sets(struct fleet *f, const struct fleet_budget *b, size_t nb,
+		       const struct fleet_rates *rs, size_t nrs, const char *key_id,
+		       const char *server, const char *tool, int64_t cost, int64_t now,
+		       fleet_reserve_fn cb, void *arg)
+{
+	struct fleet_budget team[FLEET_MAX_BUDGETS], rest[FLEET_MAX_BUDGETS];
+	size_t nt = 0, nrest = 0;
+	struct req *q, *q2;
+	struct chain *c;
+	int rc;
+
+	if (nb > FLEET_MAX_BUDGETS || nrs > FLEET_MAX_RATE_SETS || cost < 0)
+		return -EINVAL;
+	for (size_t i = 0; f->cluster && i < nb; i++) {
+		if (!strncmp(b[i].scope, "team:", 5))
+			team[nt++] = b[i];
+		else
+			rest[nrest++] = b[i];
+	}
+	/* one script: no cluster, no team, or nothing of the key's beside the team's */
+	if (!nt || (!nrest && !count_buckets(rs, nrs, server, tool))) {
+		rc = build_reserve(f, b, nb, rs, nrs, key_id, server, tool, cost, now, &q);
+		if (rc)
+			return rc;
+		q->rcb = cb;
+		q->arg = arg;
+		send_reserve(f, q);
+		return 0;
+	}
+	if ((rc = build_reserve(f, team, nt, NULL, 0, key_id, server, tool, cost, now, &q)))
+		return rc;
+	if ((rc = build_reserve(f, rest, nrest, rs, nrs, key_id, server, tool, cost, now, &q2))) {
+		fleet_resv_free(q->r);
+		fleet_req_free(q);
+		return rc;
+	}
+	c = xcalloc(1, sizeof(*c));
+	*c = (struct chain){ .f = f, .cb = cb, .arg = arg, .q2 = q2 };
+	q->rcb = chain_first;
+	q->arg = c;
+	send_reserve(f, q);
 	return 0;
 }
 
@@ -177,8 +286,11 @@ struct settle *fleet_settle_new(struct fleet *f, struct fleet_resv *r, int64_t a
 /* 0: s->cb follows; otherwise settle_keep's answer. */
 static int settle_send(struct fleet *f, struct settle *s)
 {
-	/* Behind queued charges: Redis gets them in the order they were made. */
-	if (f->state == FLEET_UP && list_empty(&f->replay)) {
+	unsigned slot = fleet_argv_slot(s->argc, s->argv, s->argvlen);
+
+	/* Behind queued charges: Redis gets them in the order they were made (a cluster: those
+	 * of the same slot). */
+	if (fleet_slot_up(f, slot) && (f->cluster ? !f->slot_queued[slot] : list_empty(&f->replay))) {
 		struct req *q = fleet_settle_req(f, s);
 		if (fleet_send_req(f, q) == 0)
 			return 0;
@@ -187,13 +299,11 @@ static int settle_send(struct fleet *f, struct settle *s)
 	return fleet_settle_keep(f, s);
 }
 
-int fleet_commit(struct fleet *f, struct fleet_resv *r, int64_t amount, store_done_fn cb,
-		 void *arg)
+static int commit_one(struct fleet *f, struct fleet_resv *r, int64_t amount, store_done_fn cb,
+		      void *arg)
 {
 	struct settle *s;
 
-	if (!r)
-		return -EINVAL;
 	if (amount < 0 || amount > BUDGET_MONEY_MAX)
 		amount = r->cost;
 	if (!r->nb || (!amount && !r->cost)) {
@@ -208,15 +318,73 @@ int fleet_commit(struct fleet *f, struct fleet_resv *r, int64_t amount, store_do
 	return settle_send(f, s);
 }
 
+/* The parts of a reservation on two slots (a cluster) settle apart: the caller hears once. */
+struct join {
+	store_done_fn cb;
+	void *arg;
+	int n, err;
+};
+
+static void join_done(void *arg, int err)
+{
+	struct join *j = arg;
+
+	if (err && !j->err)
+		j->err = err;
+	if (--j->n == 0) {
+		if (j->cb)
+			j->cb(j->arg, j->err);
+		free(j);
+	}
+}
+
+int fleet_commit(struct fleet *f, struct fleet_resv *r, int64_t amount, store_done_fn cb,
+		 void *arg)
+{
+	struct join *j;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	if (!r->next)
+		return commit_one(f, r, amount, cb, arg);
+	j = xcalloc(1, sizeof(*j));
+	*j = (struct join){ .cb = cb, .arg = arg, .n = 1 };
+	while (r) {
+		struct fleet_resv *next = r->next;
+		int rc;
+
+		r->next = NULL;
+		j->n++;
+		rc = commit_one(f, r, amount, join_done, j);
+		if (rc) {
+			j->n--;
+			if (rc < 0 && !j->err)
+				j->err = rc;
+		}
+		r = next;
+	}
+	if (--j->n)
+		return 0;
+	err = j->err;
+	free(j);
+	return err ? err : 1;
+}
+
 void fleet_release(struct fleet *f, struct fleet_resv *r)
 {
 	struct settle *s;
 
 	if (!r)
 		return;
+	if (r->next) {
+		struct fleet_resv *next = r->next;
+		r->next = NULL;
+		fleet_release(f, next);
+	}
 	if (r->local) {
 		/* A local admission reserved nothing in Redis: give the allowance back. */
-		struct allowance *a = hmap_get(f->allow, r->key_id);
+		struct allowance *a = r->allowance ? hmap_get(f->allow, r->key_id) : NULL;
 		if (a) {
 			a->calls--;
 			a->spent -= r->cost;
@@ -232,12 +400,10 @@ void fleet_release(struct fleet *f, struct fleet_resv *r)
 	s->release = true;
 	fleet_resv_free(r);
 	/* A release that cannot reach Redis needs no replay: the deadline gives it back. */
-	if (f->state == FLEET_UP) {
-		struct req *q = fleet_settle_req(f, s);
-		if (fleet_send_req(f, q) == 0)
-			return;
-		free(q);
-	}
+	struct req *q = fleet_settle_req(f, s);
+	if (fleet_send_req(f, q) == 0)
+		return;
+	free(q);
 	fleet_settle_free(s);
 }
 
@@ -251,7 +417,7 @@ int fleet_debit(struct fleet *f, const struct fleet_rates *rs, const char *key_i
 
 	if (!rs || n <= 0)
 		return -EINVAL;
-	if (f->state != FLEET_UP)
+	if (f->state != FLEET_UP && !f->cluster)
 		return 1;
 	q = xcalloc(1, sizeof(*q));
 	buckets_of(q, rs, 1, server, tool);
@@ -298,7 +464,7 @@ int fleet_usage(struct fleet *f, const char *scope, const struct budget_spec *sp
 
 	if (rc)
 		return rc;
-	if (f->state != FLEET_UP)
+	if (f->state != FLEET_UP && !f->cluster)
 		return -ENOTCONN;
 	fleet_av_add(&a, "EVALSHA");
 	fleet_av_add(&a, f->sha[SC_USAGE]);
@@ -379,5 +545,7 @@ int fleet_metrics(const struct fleet *f, struct evbuffer *out)
 		f->state == FLEET_UP, f->nreplay, f->nstored, f->ninflight, (unsigned long long)f->errors,
 		(unsigned long long)f->reconnects, (unsigned long long)f->replayed,
 		(unsigned long long)f->local_admits, (unsigned long long)f->duplicates);
+	if (rc >= 0 && f->cluster)
+		return fleet_cluster_metrics(f, out);
 	return rc < 0 ? -ENOMEM : 0;
 }

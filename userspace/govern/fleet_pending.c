@@ -107,9 +107,7 @@ static int load_one(void *arg, const char *id, const char *command)
 	s->argvlen = a.len;
 	s->id = xstrdup(id);
 	s->durable = true;
-	s->queued = true;
-	list_add_tail(&s->link, &l->f->replay);
-	l->f->nreplay++;
+	fleet_queue_add(l->f, s);
 	l->f->nstored++;
 	l->n++;
 	return 0;

@@ -1,0 +1,291 @@
+// Fleet counters on a Redis Cluster (docs/counters.md, "Cluster"): three masters started here
+// (redis-server --cluster-enabled yes, each on free ports in a temp dir, joined with
+// `redis-cli --cluster create`), two sidecars given the seeds. A key's counters and its team's
+// live on different masters: together the sidecars never pass the key's nor the team's budget;
+// a slot moved under a flow of calls (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE):
+// MOVED, ASK and TRYAGAIN handled, every answered call counted once; a master killed:
+// fail_closed refuses its keys with -32007 (and /readyz fails), local admits within the
+// allowance, keys on the other masters go on.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
+	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
+import { CLI, cli, redisSkip, startRedis } from './redis-lib.mjs';
+
+if (redisSkip)
+	console.log(`# skipped: ${redisSkip}`);
+
+const TOKEN = 'counters-cluster-admin-token';
+const CENT10 = 100000;          // 0.10 a call, in micro-units
+const today = () => Math.floor(Date.now() / 86400000) * 86400;
+const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call',
+	params: { name: 'echo', arguments: { message: `m${id}` } } });
+const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
+
+/** CRC16/XMODEM, as the Redis Cluster spec: a tag's slot. */
+function slotOf(tag) {
+	let crc = 0;
+	for (const b of Buffer.from(tag)) {
+		crc ^= b << 8;
+		for (let i = 0; i < 8; i++)
+			crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+	}
+	return crc & 16383;
+}
+
+/** n calls on each of `sessions` sessions, all at once; { ok, refused: [errors] }. */
+async function burst(url, key, sessions, n) {
+	const ss = await Promise.all(Array.from({ length: sessions }, () => rawSession(url, bearer(key))));
+	const rs = await Promise.all(ss.flatMap((s, i) => Array.from({ length: n },
+		(_, j) => s.post(call(`${i}-${j}`)))));
+	const out = { ok: 0, refused: [] };
+	for (const r of rs) {
+		const m = responseOf(r);
+		if (m?.result)
+			out.ok++;
+		else
+			out.refused.push(m?.error);
+	}
+	return out;
+}
+
+describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
+	let dir, a, b;
+	const nodes = [];       // { port, bus, srv, id, lo, hi }
+	// Key ids and a team whose tags hash to three different masters (chosen in before()).
+	const ids = {};
+	let k, keys;
+
+	const owner = (slot) => nodes.find((n) => n.ranges.some(([lo, hi]) => slot >= lo && slot <= hi));
+	const readNodes = () => {
+		for (const line of cli(nodes[0].port, 'CLUSTER', 'NODES').split('\n')) {
+			const f = line.split(' ');
+			const n = nodes.find((x) => f[1].startsWith(`127.0.0.1:${x.port}@`));
+			if (!n)
+				continue;
+			n.id = f[0];
+			n.ranges = f.slice(8).filter((r) => /^\d/.test(r))
+				.map((r) => r.split('-').map(Number)).map(([lo, hi]) => [lo, hi ?? lo]);
+		}
+	};
+	const counter = (tag) => `mcpwarden:{${tag}}:b:day:${today()}`;
+	const hget = (tag, field) => cli(owner(slotOf(tag)).port, 'HGET', counter(tag), field);
+	const metric = async (d, re) => {
+		const m = await (await fetch(d.adminUrl + '/metrics', { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+		const x = m.match(re);
+		return x ? Number(x[1]) : NaN;
+	};
+
+	function config(counters) {
+		return {
+			listen: '127.0.0.1:0', upstreams: [everythingUpstream()], keys,
+			teams: [{ name: ids.team, policy: 'all' }],
+			admin: { listen: '127.0.0.1:0', token: TOKEN },
+			policies: { all: { tools: { allow: ['*/*'] } } },
+			costs: { default: '0', 'everything/echo': '0.10' },
+			budgets: {
+				[`key:${ids.k1}`]: [{ name: 'daily', limit: '0.50', period: 'daily' }],
+				[`key:${ids.k2}`]: [{ name: 'daily', limit: '1.00', period: 'daily' }],
+				[`team:${ids.team}`]: [{ name: 'crew', limit: '1.00', period: 'daily' }],
+				[`key:${ids.mover}`]: [{ name: 'daily', limit: '1000.00', period: 'daily' }],
+				[`key:${ids.solo}`]: [{ name: 'daily', limit: '1000.00', period: 'daily' }],
+				[`key:${ids.kd}`]: [{ name: 'daily', limit: '1000.00', period: 'daily' }],
+			},
+			counters: { backend: 'redis', cluster: nodes.map((n) => `127.0.0.1:${n.port}`),
+				connect_timeout_ms: 300, command_timeout_ms: 1000, ...counters },
+		};
+	}
+
+	before(async () => {
+		dir = makeTempDir('mcpwarden-cluster-');
+		for (let i = 0; i < 3; i++) {
+			const port = await freePort(), bus = await freePort();
+			const srv = await startRedis(dir, port, ['--cluster-enabled', 'yes',
+				'--cluster-config-file', `nodes-${port}.conf`, '--cluster-port', String(bus),
+				'--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no',
+				'--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`]);
+			nodes.push({ port, bus, srv, ranges: [] });
+		}
+		execFileSync(CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
+			'--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
+		for (const n of nodes)
+			await eventually(() => /cluster_state:ok/.test(cli(n.port, 'CLUSTER', 'INFO')),
+				{ what: `cluster_state:ok on ${n.port}`, ms: 20000 });
+		readNodes();
+		// team on the first master, k1 on the second, k2 on the third; mover and solo apart
+		const pick = (prefix, want, not = []) => {
+			for (let i = 0; ; i++) {
+				const id = `${prefix}${i}`;
+				const o = owner(slotOf(`${prefix.startsWith('t') ? 'team' : 'key'}:${id}`));
+				if (o === want && !not.includes(id))
+					return id;
+			}
+		};
+		ids.team = pick('t', nodes[0]);
+		ids.k1 = pick('ka', nodes[1]);
+		ids.k2 = pick('kb', nodes[2]);
+		ids.mover = pick('km', nodes[1]);
+		ids.solo = pick('ks', nodes[0]);
+		ids.kd = pick('kd', nodes[2]);
+		({ k, keys } = makeKeys({
+			k1: { id: ids.k1, policy: 'all', team: ids.team },
+			k2: { id: ids.k2, policy: 'all', team: ids.team },
+			mover: { id: ids.mover, policy: 'all' },
+			solo: { id: ids.solo, policy: 'all' },
+			kd: { id: ids.kd, policy: 'all' },
+		}));
+		a = await startDaemon(config({}), { ready: true });
+		b = await startDaemon(config({ on_unreachable: 'local',
+			local_allowance: { spend: '1.00', calls: 2 } }), { ready: true });
+		for (const d of [a, b])
+			await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
+				{ what: 'ready on the cluster' });
+	});
+	after(async () => {
+		await stopCleanly(a);
+		await stopCleanly(b);
+		for (const n of nodes)
+			await n.srv?.stop(3000);
+		if (dir)
+			removeTempDir(dir);
+	});
+
+	test('a key and its team on different masters: two sidecars never pass either budget',
+		async () => {
+			assert.notEqual(owner(slotOf(`key:${ids.k1}`)), owner(slotOf(`team:${ids.team}`)));
+			// team 1.00, k1 0.50, k2 1.00, 0.10 a call: k1 5 calls, the team 10 in all.
+			const rs = await Promise.all([burst(a.url, k.k1, 2, 5), burst(b.url, k.k1, 2, 5),
+				burst(a.url, k.k2, 2, 6), burst(b.url, k.k2, 2, 6)]);
+			const ok1 = rs[0].ok + rs[1].ok, ok2 = rs[2].ok + rs[3].ok;
+			console.log(`# k1 ${ok1} answered, k2 ${ok2} answered`);
+			// a k1 call refused by its key's budget held the team's reservation for a moment
+			// (team first, then key): a k2 call may have been refused meanwhile, never let past
+			assert.ok(ok1 <= 5, `k1: ${ok1} calls`);
+			assert.ok(ok1 + ok2 <= 10, `k1 ${ok1} + k2 ${ok2}`);
+			for (const r of rs)
+				for (const e of r.refused) {
+					assert.equal(e.code, -32005, JSON.stringify(e));
+					assert.ok([`key:${ids.k1}`, `team:${ids.team}`].includes(e.data.scope),
+						JSON.stringify(e));
+				}
+			// every reservation given back or committed, on each master
+			for (const tag of [`key:${ids.k1}`, `key:${ids.k2}`, `team:${ids.team}`])
+				await eventually(() => (hget(tag, 'reserved') || '0') === '0',
+					{ what: `${tag} holds nothing` });
+			assert.equal(Number(hget(`key:${ids.k1}`, 'spent')), ok1 * CENT10);
+			assert.equal(Number(hget(`key:${ids.k2}`, 'spent')), ok2 * CENT10);
+			assert.equal(Number(hget(`team:${ids.team}`, 'spent')), (ok1 + ok2) * CENT10);
+			// nothing held: k2 takes the team's rest, to the cent, one call after the other
+			const s2 = await rawSession(a.url, bearer(k.k2));
+			let more = 0;
+			for (let i = 0; i < 12; i++) {
+				const m = responseOf(await s2.post(call(`rest${i}`)));
+				if (!m.result) {
+					assert.equal(m.error.code, -32005);
+					assert.equal(m.error.data.scope, `team:${ids.team}`);
+					break;
+				}
+				more++;
+			}
+			assert.equal(ok1 + ok2 + more, 10, `${ok1} + ${ok2} + ${more}`);
+			assert.equal(Number(hget(`team:${ids.team}`, 'spent')), 10 * CENT10);
+			assert.equal(Number(hget(`key:${ids.k2}`, 'spent')), (ok2 + more) * CENT10);
+			assert.equal(await metric(a, /mcpwarden_counters_cluster_nodes\{state="up"\} (\d+)/), 3);
+			assert.ok(await metric(a, /mcpwarden_counters_cluster_refreshes_total (\d+)/) >= 1);
+		});
+
+	test('a slot moved under a flow of calls: MOVED handled, every answered call counted once',
+		async () => {
+			const slot = slotOf(`key:${ids.mover}`);
+			const src = owner(slot), dst = nodes.find((n) => n !== src && n !== nodes[0]) ?? nodes[0];
+			let stop = false, answered = 0, refused = 0;
+			const why = {};
+			const flow = async (d) => {
+				const s = await rawSession(d.url, bearer(k.mover));
+				let n = 0;
+				while (!stop) {
+					const m = responseOf(await s.post(call(`mv${++n}`)));
+					if (m?.result)
+						answered++;
+					else {
+						refused++;
+						const w = `${m?.error?.code} ${m?.error?.data?.reason ?? m?.error?.message}`;
+						why[w] = (why[w] ?? 0) + 1;
+					}
+				}
+			};
+			const flows = [flow(a), flow(b), flow(a), flow(b)];
+			await eventually(() => answered >= 20, { what: '20 calls before the move' });
+			cli(dst.port, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', src.id);
+			cli(src.port, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', dst.id);
+			await new Promise((r) => setTimeout(r, 200));   // calls while half moved
+			for (;;) {
+				const ks = cli(src.port, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100')
+					.split('\n').filter(Boolean);
+				if (!ks.length)
+					break;
+				cli(src.port, 'MIGRATE', '127.0.0.1', String(dst.port), '', '0', '5000', 'KEYS', ...ks);
+			}
+			for (const n of nodes)
+				cli(n.port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', dst.id);
+			readNodes();
+			const at = answered;
+			await eventually(() => answered >= at + 20, { what: '20 calls after the move' });
+			stop = true;
+			await Promise.all(flows);
+			console.log(`# slot ${slot} moved ${src.port} -> ${dst.port}: ${answered} answered, ${refused} refused ${JSON.stringify(why)}`);
+			// MOVED, ASK and TRYAGAIN (keys of the slot on both sides) are followed: no call
+			// is refused for the move
+			assert.equal(refused, 0, JSON.stringify(why));
+			assert.equal(owner(slot), dst);
+			await eventually(() => cli(dst.port, 'HGET', counter(`key:${ids.mover}`), 'reserved') === '0',
+				{ what: 'nothing held' });
+			assert.equal(Number(cli(dst.port, 'HGET', counter(`key:${ids.mover}`), 'spent')),
+				answered * CENT10, 'the counter on its new master has every answered call, once');
+			const moved = await metric(a, /redirects_total\{kind="moved"\} (\d+)/)
+				+ await metric(b, /redirects_total\{kind="moved"\} (\d+)/);
+			assert.ok(moved > 0, 'MOVED seen');
+			for (const d of [a, b])
+				assert.equal(await metric(d, /mcpwarden_counters_replay_queue (\d+)/), 0);
+		});
+
+	test('a master killed: fail_closed refuses its keys, local admits within the allowance, '
+		+ 'the other masters go on', async () => {
+		const dead = owner(slotOf(`key:${ids.kd}`));
+		const solo = owner(slotOf(`key:${ids.solo}`));
+		assert.notEqual(dead, solo);
+		dead.srv.proc.kill('SIGKILL');
+		await dead.srv.exited;
+		dead.srv = null;
+		for (const d of [a, b])
+			await eventually(async () => await metric(d, /cluster_nodes\{state="down"\} (\d+)/) === 1,
+				{ what: 'the sidecar saw the master go' });
+		// fail_closed: -32007 counters_unreachable, /readyz 503
+		const sa = await rawSession(a.url, bearer(k.kd));
+		const r = responseOf(await sa.post(call('dead-a')));
+		assert.equal(r.error?.code, -32007, JSON.stringify(r));
+		assert.equal(r.error.data.reason, 'counters_unreachable');
+		const rz = await fetch(new URL('/readyz', a.url));
+		assert.equal(rz.status, 503);
+		assert.match(await rz.text(), /counters unavailable/);
+		// local: 2 calls of this key on this sidecar, then local_allowance_spent
+		const sb = await rawSession(b.url, bearer(k.kd));
+		const lb = [];
+		for (let i = 0; i < 3; i++)
+			lb.push(responseOf(await sb.post(call(`dead-b${i}`))));
+		assert.ok(lb[0].result && lb[1].result, JSON.stringify(lb));
+		assert.equal(lb[2].error?.code, -32007);
+		assert.equal(lb[2].error.data.reason, 'local_allowance_spent');
+		assert.equal((await fetch(new URL('/readyz', b.url))).status, 200);
+		// a key on a live master: answered, counted there at once
+		const before = Number(cli(solo.port, 'HGET', counter(`key:${ids.solo}`), 'spent') || 0);
+		const ss = await rawSession(a.url, bearer(k.solo));
+		for (let i = 0; i < 3; i++)
+			assert.ok(responseOf(await ss.post(call(`solo${i}`))).result);
+		await eventually(() => Number(cli(solo.port, 'HGET', counter(`key:${ids.solo}`), 'spent')) ===
+			before + 3 * CENT10, { what: 'the live master counted them' });
+		// b's two local charges wait for the dead master, durable
+		assert.equal(await metric(b, /mcpwarden_counters_replay_queue (\d+)/), 2);
+	});
+});
