@@ -8,9 +8,8 @@
  * reservation carries a deadline: one that a crashed sidecar never settles is given back by
  * the next reservation of that counter after the deadline.
  *
- * Keys: <prefix>{<scope>}:b:<period>[:<start>] (a hash: spent, reserved, r:<id> per
- * reservation; rolling windows s:<slot start> per slot) with <key>:d (a sorted set of
- * reservation deadlines), and <prefix>{key:<id>}:r:<level>[:<server>[/<tool>]] for rate
+ * Keys: <prefix>{<scope>}:b:<period>[:<start>] (a hash: spent, reserved, r:<id> and d:<id>
+ * per reservation, its cost and deadline; rolling windows s:<slot start> per slot), and <prefix>{key:<id>}:r:<level>[:<server>[/<tool>]] for rate
  * buckets. The braces are a Redis Cluster hash tag: one key's counters live on one slot.
  * Calendar periods put the period's start (unix s, UTC, computed by each sidecar the same way)
  * in the key name and expire a day after they end; rate buckets use Redis's clock (TIME) so

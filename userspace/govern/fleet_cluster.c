@@ -547,8 +547,7 @@ bool fleet_cluster_reply(struct fleet *f, redisAsyncContext *ac, struct req *q,
 			 "unreachable", rep->str);
 		*repp = NULL;
 	} else if (!strncmp(rep->str, "TRYAGAIN", 8) || strstr(rep->str, "non local key")) {
-		/* a multi-key script during a slot's migration: its keys are on both sides (or a
-		 * key the script reaches beside its KEYS, its <key>:d, moved already) */
+		/* a multi-key script during a slot's migration: its keys are on both sides */
 		c->tryagain++;
 		if (defer(f, q))
 			return true;

@@ -16,9 +16,9 @@
  * nothing and answers {1}; otherwise the marker is set, the reservation is taken out of each
  * counter (when it is still there: a reservation past its deadline is already gone) and
  * amount charged: {0}. A release needs no marker: taking a reservation out twice is a no-op.
- * Every <key>:d is read first, before anything is written: on a Redis Cluster a slot being
- * migrated fails the script there (a key reached beside KEYS that moved already: the
- * sidecar sends it again) rather than half way, after the marker is set.
+ * A reservation lives in its counter's hash (r:<rid> its cost, d:<rid> its deadline), so every
+ * script touches only the keys it declares: on a Redis Cluster a slot being migrated is
+ * redirected (ASK/TRYAGAIN) before a script runs, never half way through it.
  *
  * usage: KEYS = one counter. ARGV = kind, now, slot, nslots. Returns {spent, reserved}.
  *
@@ -30,14 +30,14 @@
 
 #define FLEET_LUA_EXPIRE \
 	"local function expire(k, now)\n" \
-	"  local dead = redis.call('ZRANGEBYSCORE', k..':d', '-inf', now)\n" \
-	"  for _, m in ipairs(dead) do\n" \
-	"    local c = redis.call('HGET', k, 'r:'..m)\n" \
-	"    if c then\n" \
-	"      redis.call('HINCRBY', k, 'reserved', '-'..c)\n" \
-	"      redis.call('HDEL', k, 'r:'..m)\n" \
+	"  local h = redis.call('HGETALL', k)\n" \
+	"  for j = 1, #h, 2 do\n" \
+	"    if string.sub(h[j], 1, 2) == 'd:' and tonumber(h[j + 1]) <= now then\n" \
+	"      local m = string.sub(h[j], 3)\n" \
+	"      local c = redis.call('HGET', k, 'r:'..m)\n" \
+	"      if c then redis.call('HINCRBY', k, 'reserved', '-'..c) end\n" \
+	"      redis.call('HDEL', k, 'r:'..m, h[j])\n" \
 	"    end\n" \
-	"    redis.call('ZREM', k..':d', m)\n" \
 	"  end\n" \
 	"end\n" \
 	"local function spent_of(k, kind, now, slot, nslots)\n" \
@@ -92,9 +92,7 @@
 	"  local k, a = KEYS[i], 6 + (i - 1) * 5\n" \
 	"  if cost > 0 then\n" \
 	"    redis.call('HINCRBY', k, 'reserved', ARGV[4])\n" \
-	"    redis.call('HSET', k, 'r:'..rid, ARGV[4])\n" \
-	"    redis.call('ZADD', k..':d', deadline, rid)\n" \
-	"    redis.call('EXPIRE', k..':d', ARGV[a + 5])\n" \
+	"    redis.call('HSET', k, 'r:'..rid, ARGV[4], 'd:'..rid, deadline)\n" \
 	"  end\n" \
 	"  redis.call('EXPIRE', k, ARGV[a + 5])\n" \
 	"end\n" \
@@ -108,7 +106,6 @@
 
 #define FLEET_LUA_SETTLE \
 	"local rid, amount, nb = ARGV[1], ARGV[2], tonumber(ARGV[3])\n" \
-	"for i = 1, nb do redis.call('EXISTS', KEYS[i]..':d') end\n" \
 	"if amount ~= '0' and not redis.call('SET', KEYS[nb + 1], '1', 'NX', 'PX', ARGV[4 + nb * 3]) then\n" \
 	"  return {1}\n" \
 	"end\n" \
@@ -117,8 +114,7 @@
 	"  local c = redis.call('HGET', k, 'r:'..rid)\n" \
 	"  if c then\n" \
 	"    redis.call('HINCRBY', k, 'reserved', '-'..c)\n" \
-	"    redis.call('HDEL', k, 'r:'..rid)\n" \
-	"    redis.call('ZREM', k..':d', rid)\n" \
+	"    redis.call('HDEL', k, 'r:'..rid, 'd:'..rid)\n" \
 	"  end\n" \
 	"  if amount ~= '0' then\n" \
 	"    if ARGV[a + 1] == '0' then redis.call('HINCRBY', k, 'spent', amount)\n" \
