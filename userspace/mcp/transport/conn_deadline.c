@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/peer_cgroup.h"
+#include "enforce/peer_fast.h"
 
 #define SWEEP_MS 500
 
@@ -51,6 +52,7 @@ struct conn {
 	char *caller;            /* its cgroup path below the cgroup2 root */
 	uint64_t caller_cgid;
 	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
+	struct conn_origin origin;
 	struct conn_redirect redirect;
 };
 
@@ -383,8 +385,38 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 		c->deadline_ms = deadline(arg);
 }
 
-/* Once per connection, on its first request that asks: two netlink/procfs round trips the
- * kernel answers from memory. */
+/* An inet connection's caller: from warden_conns when it can tell (peer_fast.h: the peer
+ * as accept reported it, our own address from one getsockname), else one sock_diag round
+ * trip. Either way the kernel's word. */
+static int caller_inet(struct conn *c, struct evhttp_request *req, int fd)
+{
+	const struct sockaddr *peer =
+		evhttp_connection_get_addr(evhttp_request_get_connection(req));
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me);
+	struct peer_fast_hit hit;
+
+	peer_fast_open_default_once();
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0 &&
+	    (me.ss_family == AF_INET || me.ss_family == AF_INET6)) {
+		c->origin.known = true;
+		c->origin.local_port = ntohs(me.ss_family == AF_INET6
+					     ? ((struct sockaddr_in6 *)&me)->sin6_port
+					     : ((struct sockaddr_in *)&me)->sin_port);
+		if (peer_fast_lookup(peer, (struct sockaddr *)&me, &hit) == 0) {
+			c->caller_cgid = hit.cgroup_id;
+			c->caller_cookie = hit.cookie;
+			c->origin.fast = true;
+			c->origin.redirected = hit.redirected;
+			c->origin.orig = hit.orig;
+			return 0;
+		}
+	}
+	return peer_socket_lookup(fd, &c->caller_cgid, &c->caller_cookie);
+}
+
+/* Once per connection, on its first request that asks: no system call when warden_conns
+ * answers, else netlink/procfs round trips the kernel answers from memory. */
 static struct conn *caller_lookup(struct conn_deadline *d, struct evhttp_request *req)
 {
 	struct conn *c = conn_of(d, req);
@@ -394,7 +426,7 @@ static struct conn *caller_lookup(struct conn_deadline *d, struct evhttp_request
 	if (c && !c->caller_done) {
 		c->caller_done = true;
 		fd = bufferevent_getfd(c->bev);
-		if (fd >= 0 && peer_socket_lookup(fd, &c->caller_cgid, &c->caller_cookie) == 0 &&
+		if (fd >= 0 && caller_inet(c, req, fd) == 0 &&
 		    d->cgroot[0] &&
 		    peer_cgroup_path(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
 			c->caller = xstrdup(path);
@@ -411,6 +443,14 @@ uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *re
 	struct conn *c = caller_lookup(d, req);
 
 	return c ? c->caller_cookie : 0;
+}
+
+const struct conn_origin *conn_deadline_origin(struct conn_deadline *d,
+					       struct evhttp_request *req)
+{
+	struct conn *c = caller_lookup(d, req);
+
+	return c && c->origin.known ? &c->origin : NULL;
 }
 
 struct conn_redirect *conn_deadline_redirect(struct conn_deadline *d, struct evhttp_request *req)
