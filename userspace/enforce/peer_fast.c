@@ -18,6 +18,7 @@
 
 static const struct warden_conn *slots;	/* WARDEN_CONN_SLOTS entries, read-only */
 static size_t slots_len;
+static char slots_pin[4096];		/* what is mapped */
 static uint64_t own_netns;
 static bool default_tried;
 static struct peer_fast_stats stats;
@@ -50,11 +51,12 @@ int peer_fast_open(const char *pin_dir)
 	void *p;
 	int fd, rc;
 
-	if (slots)
-		return 0;
 	if ((size_t)snprintf(pin, sizeof(pin), "%s/%s", pin_dir ? pin_dir : WARDEN_PIN_DIR_DEFAULT,
 			     WARDEN_MAP_CONNS) >= sizeof(pin))
 		return -ENAMETOOLONG;
+	if (slots && !strcmp(pin, slots_pin))
+		return 0;
+	peer_fast_close();	/* a reload moved the pins: map the new ones */
 	rc = netns_cookie(&own_netns);
 	if (rc < 0)
 		return rc;
@@ -81,6 +83,7 @@ int peer_fast_open(const char *pin_dir)
 	}
 	slots = p;
 	slots_len = len;
+	memcpy(slots_pin, pin, sizeof(slots_pin));
 	log_info("identity: callers found from %s without a system call (sock_diag when it "
 		 "cannot tell)", pin);
 out:

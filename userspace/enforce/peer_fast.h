@@ -30,7 +30,7 @@ struct peer_fast_hit {
 };
 
 /* Map <pin_dir>/warden_conns (NULL: the default pin directory) read-only. Idempotent: a
- * second call with the mapping in place does nothing. -ENOENT when not installed,
+ * second call for the same pins does nothing; for other pins it replaces the mapping. -ENOENT when not installed,
  * -EPROTO when the pinned map has another layout, -EOPNOTSUPP when this kernel cannot tell
  * a socket's network namespace (SO_NETNS_COOKIE, 5.14). The fast path stays off on error. */
 int peer_fast_open(const char *pin_dir);
