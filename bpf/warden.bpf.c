@@ -14,6 +14,8 @@
  *                       AF_VSOCK). Loaded only where the kernel can attach it.
  *   getpeername4/6      a socket connect4/6 redirected to the redirect listener sees its
  *                       original peer (Cilium's socket LB does the same)
+ *   sockops             records who opened every established TCP connection (warden_conns)
+ *                       for the daemon's accept path: identity without a system call
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -324,4 +326,131 @@ SEC("cgroup/getpeername6")
 int warden_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return hook_getpeername(ctx, WARDEN_HOOK_GETPEERNAME6);
+}
+
+/* ---- caller identity: warden_conns (layout and protocol in warden_types.h) ---------------- */
+
+/* The socket's cgroup as sock_diag reports it (INET_DIAG_CGROUP_ID: sk->sk_cgrp_data), so
+ * the daemon's fast path and its sock_diag fallback never disagree. Read through BTF: the
+ * program runs when the SYN-ACK arrives, in softirq, where "current" is not the caller. */
+struct sock_cgroup_data___warden {
+	struct cgroup___warden *cgroup;
+} __attribute__((preserve_access_index));
+
+struct sock___warden {
+	struct sock_cgroup_data___warden sk_cgrp_data;
+} __attribute__((preserve_access_index));
+
+struct bpf_sock_ops_kern___warden {
+	struct sock___warden *sk;
+} __attribute__((preserve_access_index));
+
+#define SLOT_CLAIM_TRIES 4
+
+/* The fields after seq, in the order of struct warden_conn, built before the slot is taken
+ * so that a writer holds it for a few stores only. */
+static __always_inline void conn_fill(struct bpf_sock_ops *ctx, struct warden_conn *c,
+				      __u32 family)
+{
+	__u32 rport = ctx->remote_port;
+
+	/* remote_port is network order, in the upper half on little-endian kernels */
+	c->dport = (__u16)(rport > 0xffff ? rport >> 16 : rport);
+	c->sport = bpf_htons((__u16)ctx->local_port);
+	if (family == AF_INET) {
+		c->family = AF_INET;
+		*(__u32 *)&c->saddr[0] = ctx->local_ip4;
+		*(__u32 *)&c->daddr[0] = ctx->remote_ip4;
+		return;
+	}
+	/* A v6 socket connected to ::ffff:a.b.c.d is a v4 connection: the server accepts it
+	 * from a.b.c.d (or ::ffff:a.b.c.d on a dual-stack listener, which it normalises). */
+	if (ctx->local_ip6[0] == 0 && ctx->local_ip6[1] == 0 &&
+	    ctx->local_ip6[2] == bpf_htonl(0x0000ffff)) {
+		c->family = AF_INET;
+		*(__u32 *)&c->saddr[0] = ctx->local_ip6[3];
+		*(__u32 *)&c->daddr[0] = ctx->remote_ip6[3];
+		return;
+	}
+	c->family = AF_INET6;
+	*(__u32 *)&c->saddr[0] = ctx->local_ip6[0];
+	*(__u32 *)&c->saddr[4] = ctx->local_ip6[1];
+	*(__u32 *)&c->saddr[8] = ctx->local_ip6[2];
+	*(__u32 *)&c->saddr[12] = ctx->local_ip6[3];
+	*(__u32 *)&c->daddr[0] = ctx->remote_ip6[0];
+	*(__u32 *)&c->daddr[4] = ctx->remote_ip6[1];
+	*(__u32 *)&c->daddr[8] = ctx->remote_ip6[2];
+	*(__u32 *)&c->daddr[12] = ctx->remote_ip6[3];
+}
+
+/* Every TCP connect on the host that completes (active side) records who made it. Decides
+ * nothing and never fails the connection; cheap: no hash lookup unless the peer is the
+ * redirect listener. */
+SEC("sockops")
+int warden_sockops(struct bpf_sock_ops *ctx)
+{
+	const __u32 hook = WARDEN_HOOK_SOCKOPS;
+	struct bpf_sock_ops_kern___warden *k;
+	struct warden_config *cfg;
+	struct warden_redirect *rv;
+	struct warden_conn c = {}, *e;
+	struct sock___warden *sk;
+	struct cgroup___warden *cg;
+	__u32 family, idx;
+	__u64 seq;
+
+	if (ctx->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		return 1;
+	family = ctx->family;
+	if (family != AF_INET && family != AF_INET6)
+		return 1;
+	conn_fill(ctx, &c, family);
+	k = bpf_cast_to_kern_ctx(ctx);
+	sk = k->sk;
+	if (!sk)
+		return 1;
+	cg = sk->sk_cgrp_data.cgroup;
+	if (!cg)
+		return 1;
+	c.cgroup_id = cg->kn->id;
+	c.netns_cookie = bpf_get_netns_cookie(ctx);
+	c.cookie = bpf_get_socket_cookie(ctx);
+	cfg = config_get();
+	if (cfg && cfg->redirect_port && c.dport == cfg->redirect_port) {
+		rv = bpf_map_lookup_elem(&warden_redirect, &c.cookie);
+		if (rv) {
+			__builtin_memcpy(&c.orig, rv, sizeof(c.orig));
+			c.flags |= WARDEN_CONN_F_REDIRECTED;
+		}
+	}
+	idx = ctx->local_port & 0xffff;
+	e = bpf_map_lookup_elem(&warden_conns, &idx);
+	if (!e)
+		return 1;
+	for (int i = 0; i < SLOT_CLAIM_TRIES; i++) {
+		seq = *(volatile __u64 *)&e->seq;
+		if (seq & 1)
+			break;	/* another writer holds it: its connection is newer anyway */
+		if (__sync_val_compare_and_swap(&e->seq, seq, seq + 1) == seq)
+			goto claimed;
+	}
+	count(hook, COUNT_DROPPED);
+	return 1;
+claimed:
+	/* Everything after seq; the compare-and-swap before and the add after are full
+	 * barriers, so a reader that sees seq even and unchanged saw none of these stores
+	 * or all of them. */
+	e->cgroup_id = c.cgroup_id;
+	e->netns_cookie = c.netns_cookie;
+	e->cookie = c.cookie;
+	e->family = c.family;
+	e->flags = c.flags;
+	e->sport = c.sport;
+	e->dport = c.dport;
+	__builtin_memcpy(e->saddr, c.saddr, sizeof(e->saddr));
+	__builtin_memcpy(e->daddr, c.daddr, sizeof(e->daddr));
+	__builtin_memcpy(&e->orig, &c.orig, sizeof(e->orig));
+	__sync_fetch_and_add(&e->seq, 1);
+	count(hook, COUNT_ALLOWED);
+	return 1;
 }

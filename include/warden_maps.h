@@ -43,7 +43,10 @@
 	  WARDEN_CGCACHE_SLOTS, 0)                                                                \
 	/* Redirected sockets: cookie -> original destination (warden_types.h). */               \
 	X(REDIRECT, redirect, KV,   BPF_MAP_TYPE_LRU_HASH,     __u64, struct warden_redirect,     \
-	  WARDEN_MAX_REDIRECTS, 0)
+	  WARDEN_MAX_REDIRECTS, 0)                                                                \
+	/* Who opened each connection, by client port; mapped read-only by the daemon. */        \
+	X(CONNS,    conns,    KV,   BPF_MAP_TYPE_ARRAY,        __u32, struct warden_conn,         \
+	  WARDEN_CONN_SLOTS, BPF_F_MMAPABLE)
 
 #define WARDEN_MAP_ENUM(ID, ...) WARDEN_M_##ID,
 enum warden_map { WARDEN_MAPS(WARDEN_MAP_ENUM) WARDEN_M_MAX };

@@ -19,8 +19,10 @@
  * 3: the BPF LSM hook lsm_socket (one more warden_counters slot).
  * 4: transparent redirect: warden_config.redirect_port, warden_enroll.flags (level narrowed
  *    to 16 bits), warden_rule.flags used, the warden_redirect map, the getpeername4/6 hooks
- *    (two more warden_counters slots), warden_counters.redirected, a wider cache mode. */
-#define WARDEN_ABI_VERSION	4
+ *    (two more warden_counters slots), warden_counters.redirected, a wider cache mode.
+ * 5: caller identity without a system call: the warden_conns map (mmapable) and the sockops
+ *    program that fills it (one more warden_counters slot). */
+#define WARDEN_ABI_VERSION	5
 
 /* Pin directory layout (bpffs). Maps are pinned as <pin_dir>/<map name>, links as
  * <pin_dir>/link_<hook name>. */
@@ -36,6 +38,7 @@
 #define WARDEN_MAP_EPOCH	"warden_epoch"
 #define WARDEN_MAP_CGCACHE	"warden_cgcache"
 #define WARDEN_MAP_REDIRECT	"warden_redirect"
+#define WARDEN_MAP_CONNS	"warden_conns"
 
 #define WARDEN_MAX_ENROLLED	16384
 #define WARDEN_MAX_RULES	16384	/* per LPM trie */
@@ -44,16 +47,19 @@
 #define WARDEN_EVENTS_BYTES	(256 * 1024)
 #define WARDEN_CGCACHE_SLOTS	64	/* per CPU; a power of two */
 #define WARDEN_MAX_REDIRECTS	65536	/* LRU: redirected sockets remembered */
+#define WARDEN_CONN_SLOTS	65536	/* warden_conns: one slot per client port */
 #define WARDEN_MAX_LEVELS	32	/* cgroup depth below the root the programs look at */
 #define WARDEN_COMM_LEN		16
 #define WARDEN_UNIX_PATH_LEN	108	/* sizeof(sockaddr_un.sun_path) */
 
 /* Hooks: index of warden_counters, warden_event.hook. Names (for links and output) are
  * "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix", "lsm_socket",
- * "getpeername4", "getpeername6".
+ * "getpeername4", "getpeername6", "sockops".
  * lsm_socket is the only one that is not a cgroup hook: a BPF LSM program on socket_create,
  * for the address families that have no cgroup hook (WARDEN_LSM_FAMILIES). The getpeername
- * hooks decide nothing: they show a redirected socket its original peer. */
+ * hooks decide nothing: they show a redirected socket its original peer. sockops decides
+ * nothing either: it records every established client connection in warden_conns
+ * (allowed: recorded; events_dropped: not recorded, another writer held the slot). */
 enum warden_hook {
 	WARDEN_HOOK_CONNECT4 = 0,
 	WARDEN_HOOK_CONNECT6 = 1,
@@ -64,7 +70,8 @@ enum warden_hook {
 	WARDEN_HOOK_LSM_SOCKET = 6,
 	WARDEN_HOOK_GETPEERNAME4 = 7,
 	WARDEN_HOOK_GETPEERNAME6 = 8,
-	WARDEN_HOOK_MAX = 9,
+	WARDEN_HOOK_SOCKOPS = 9,
+	WARDEN_HOOK_MAX = 10,
 };
 
 /* Per enrolled cgroup. The entry nearest to the calling task wins, so an exempt cgroup (the
@@ -232,6 +239,37 @@ struct warden_redirect {
 	__u8 addr[16];		/* network order; AF_INET: first 4 bytes */
 };
 
+/* warden_conns: who opened each TCP connection on this host, for the daemon's accept path
+ * with no system call (userspace/enforce/peer_fast.c). The sockops program, attached at the
+ * cgroup root so every caller is seen (enrolled or not), writes the slot of the client
+ * socket's local port when the client side is established — before its final ACK leaves, so
+ * before the server can accept. The daemon maps the array read-only and believes a slot only
+ * when all of it matches the connection it accepted: network namespace, both addresses and
+ * ports. Anything else (slot overwritten by a later connection from the same port, being
+ * written, never written) sends it to the sock_diag lookup.
+ *
+ * Writers take a slot with a compare-and-swap of seq from even to odd and release it with an
+ * atomic add (seq even again): one writer at a time; a writer that finds the slot taken does
+ * not record (that connection's server falls back). Readers copy between two reads of seq
+ * and retry or fall back when it was odd or moved. */
+#define WARDEN_CONN_F_REDIRECTED	(1U << 0)	/* connect4/6 redirected it: orig is set */
+
+struct warden_conn {
+	__u64 seq;		/* odd while a writer holds the slot (64 bits: the BPF atomics
+				 * clang emits without alu32) */
+	__u64 cgroup_id;	/* the client socket's cgroup v2 id (what sock_diag reports) */
+	__u64 netns_cookie;	/* the client socket's network namespace */
+	__u64 cookie;		/* the client socket's cookie */
+	__u8 family;		/* AF_INET (also a v4-mapped v6 socket) or AF_INET6; 0: empty */
+	__u8 flags;		/* WARDEN_CONN_F_* */
+	__u16 sport;		/* network order: the client's port (the slot is its host value) */
+	__u16 dport;		/* network order */
+	__u16 pad2;
+	__u8 saddr[16];		/* network order; AF_INET: first 4 bytes, rest zero */
+	__u8 daddr[16];
+	struct warden_redirect orig;	/* WARDEN_CONN_F_REDIRECTED: where the connect was going */
+};
+
 /* warden_event.flags */
 #define WARDEN_EV_F_V4MAPPED	(1U << 0)	/* destination was ::ffff:a.b.c.d, reported as v4 */
 
@@ -270,6 +308,7 @@ _Static_assert(sizeof(struct warden_rule) == 8, "warden_rule layout");
 _Static_assert(sizeof(struct warden_unix_key) == 108, "warden_unix_key layout");
 _Static_assert(sizeof(struct warden_counters) == 40, "warden_counters layout");
 _Static_assert(sizeof(struct warden_redirect) == 32, "warden_redirect layout");
+_Static_assert(sizeof(struct warden_conn) == 104, "warden_conn layout");
 _Static_assert(sizeof(struct warden_cgcache) == 24, "warden_cgcache layout");
 _Static_assert(sizeof(struct warden_event) == 200, "warden_event layout");
 

@@ -201,6 +201,7 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 		auth: { required: true },
 		policies: { simple: { tools: { allow: ['fixture/test_simple_text'] } } },
 		workloads: [{ name: 'agents', cgroup: `/${tag}/agent`, policy: 'simple' }],
+		admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
 		enforcement: { enabled: true, pin_dir: pinDir, enroll: [{ cgroup: cgA, mode: 'lockdown' }] },
 	}));
 	await daemon.waitForStderr(/kernel enforcement is ON/, 10000);
@@ -228,6 +229,13 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 	// Every call's record names the caller's cgroup as the kernel did.
 	assert.equal(allowed.workload, `/${tag}/agent`);
 	assert.equal(rec.workload, `/${tag}/agent`);
+	// With the programs installed every caller (enrolled or not) was named from warden_conns,
+	// with no sock_diag round trip: four connections, four answers from memory.
+	await daemon.waitForStderr(/admin (listening )?on/, 5000);
+	const m = await fetch(`${daemon.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+	const text = await m.text();
+	assert.match(text, /mcpwarden_identity_lookups_total\{path="warden_conns"\} 4\n/, text);
+	assert.match(text, /mcpwarden_identity_lookups_total\{path="sock_diag"\} 0\n/);
 
 	// wardenctl identities names the same cgroups from the same config.
 	const out = spawnSync(join(paths.build, 'wardenctl'), ['identities', '--config', daemon.configPath, '--json'],

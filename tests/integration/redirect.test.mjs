@@ -87,6 +87,7 @@ test('an SDK client with the upstream\'s real URL is redirected, governed and re
 		policies: { agents: { tools: { allow: ['alpha/test_simple_text', 'beta/test_simple_text',
 			'six/test_simple_text'] } } },
 		workloads: [{ name: 'agents', cgroup: `/${tag}/agent`, policy: 'agents' }],
+		admin: { listen: '127.0.0.1:0', token: `adm_${process.pid}_redirect_token_for_metrics` },
 		enforcement: {
 			enabled: true, pin_dir: pinDir, protect: [`127.0.0.1:${otherPort}`], allow,
 			enroll: [{ cgroup: cgA, mode: 'protect', redirect: true },
@@ -135,6 +136,14 @@ test('an SDK client with the upstream\'s real URL is redirected, governed and re
 	await check(six.url, 'six', { address: '::1', port: p6 }, `[::1]:${p6}`);
 	await check(`http://[::ffff:127.0.0.1]:${pa}/mcp`, 'alpha', { address: '::ffff:127.0.0.1', port: pa },
 		`[::ffff:127.0.0.1]:${pa}`);
+	// Every redirected connection was named and routed from warden_conns (IPv4, IPv6,
+	// v4-mapped): no sock_diag round trip, no bpf() lookup.
+	await daemon.waitForStderr(/admin (listening )?on/, 5000);
+	const mt = await (await fetch(`${daemon.adminUrl}/metrics`, {
+		headers: { Authorization: `Bearer adm_${process.pid}_redirect_token_for_metrics` } })).text();
+	const fast = Number(/mcpwarden_identity_lookups_total\{path="warden_conns"\} (\d+)/.exec(mt)?.[1]);
+	assert.ok(fast >= 4, mt);
+	assert.match(mt, /mcpwarden_identity_lookups_total\{path="sock_diag"\} 0\n/);
 
 	// Not redirectable: refused by the kernel as before.
 	const refused = agent(cgA, `http://127.0.0.1:${otherPort}/mcp`, 'x', 'y');

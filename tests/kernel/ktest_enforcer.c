@@ -766,8 +766,9 @@ static void test_kill9_and_readopt(void)
 	CU_ASSERT_TRUE(st.adopted);
 	CU_ASSERT_EQUAL(st.nenrolled, 1);
 	/* cgroup links only: lsm_socket is a tracing link (tests/kernel/ktest_lsm.c); the
-	 * getpeername4/6 programs read no enrolment, so count_links does not see them */
-	expect = WARDEN_HOOK_MAX - 3 - !st.hooks[WARDEN_HOOK_CONNECT_UNIX].attached;
+	 * getpeername4/6 and sockops programs read no enrolment, so count_links does not see
+	 * them */
+	expect = WARDEN_HOOK_MAX - 4 - !st.hooks[WARDEN_HOOK_CONNECT_UNIX].attached;
 	CU_ASSERT_EQUAL(count_links(e2, per_type), expect);
 	CU_ASSERT_EQUAL(per_type[BPF_CGROUP_INET4_CONNECT], 1);
 	CU_ASSERT_EQUAL(per_type[BPF_CGROUP_INET6_CONNECT], 1);

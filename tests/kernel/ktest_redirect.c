@@ -30,6 +30,7 @@
 #include "enforce/enforcer.h"
 #include "enforce/guard.h"
 #include "enforce/peer_cgroup.h"
+#include "enforce/peer_fast.h"
 #include "enforce/pins.h"
 #include "cunit_main.h"
 #include "ktest_util.h"
@@ -202,6 +203,26 @@ static void check_redirected(const char *cg, const struct dial *d, int lfd, cons
 	CU_ASSERT(cookie != 0);
 	CU_ASSERT_EQUAL_FATAL(enforcer_redirect_lookup(E, cookie, &rv), 0);
 	CU_ASSERT_EQUAL(rv.cgroup_id, want_cg);
+	/* The same answers from warden_conns, with no system call: the caller, the client
+	 * socket, and where the connect was going. */
+	{
+		struct sockaddr_storage peer, me;
+		socklen_t pl = sizeof(peer), ml = sizeof(me);
+		struct peer_fast_hit hit;
+		struct peer_fast_stats before, after;
+
+		peer_fast_stats(&before);
+		CU_ASSERT_EQUAL_FATAL(getpeername(fd, (struct sockaddr *)&peer, &pl), 0);
+		CU_ASSERT_EQUAL_FATAL(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
+		CU_ASSERT_EQUAL_FATAL(peer_fast_lookup((struct sockaddr *)&peer,
+						       (struct sockaddr *)&me, &hit), 0);
+		peer_fast_stats(&after);
+		CU_ASSERT_EQUAL(after.hits, before.hits + 1);
+		CU_ASSERT_EQUAL(hit.cgroup_id, want_cg);
+		CU_ASSERT_EQUAL(hit.cookie, cookie);
+		CU_ASSERT_TRUE(hit.redirected);
+		CU_ASSERT_EQUAL(memcmp(&hit.orig, &rv, sizeof(rv)), 0);
+	}
 	CU_ASSERT_EQUAL(ntohs(rv.port), d->port);
 	CU_ASSERT_EQUAL(!!(rv.flags & WARDEN_EV_F_V4MAPPED), v4mapped);
 	{
@@ -468,6 +489,10 @@ static int setup(void)
 		fprintf(stderr, "enforcer_open: %s\n", strerror(-ret));
 		return -1;
 	}
+	if ((ret = peer_fast_open(pin_dir)) < 0) {
+		fprintf(stderr, "peer_fast_open: %s\n", strerror(-ret));
+		return -1;
+	}
 	up4 = listen_on(AF_INET, "127.0.0.1", 0, &port_up4);
 	up6 = listen_on(AF_INET6, "::1", 0, &port_up6);
 	tls4 = listen_on(AF_INET, "127.0.0.1", 0, &port_tls4);
@@ -497,6 +522,7 @@ static int teardown(void)
 {
 	enforcer_upstream_free(U4, false);
 	enforcer_upstream_free(U6, false);
+	peer_fast_close();
 	enforcer_close(E);
 	enforcer_destroy_pins(pin_dir);
 	if (base)

@@ -12,8 +12,13 @@
  *   route         what is left per request once the connection's answer is kept: the
  *                 upstream whose addresses hold the original destination and whose URL path
  *                 is the request's (guard_redirect_route: memory only, one upstream here)
- * The daemon does sock_diag, getsockname and the map once per connection (kept with it,
- * conn_deadline_redirect); only the route per request.
+ *   warden_conns  peer_fast_lookup: the same answers (cgroup id, cookie, a redirect's
+ *                 original destination) from the mapped array the sockops program fills:
+ *                 no system call. Timed per connection over M fresh accepted connections
+ *                 (median), beside sock_diag on the same connections.
+ * Before warden_conns the daemon did sock_diag, getsockname and the map once per connection
+ * (kept with it, conn_deadline_redirect); now getsockname and warden_conns, sock_diag only
+ * when the slot does not match; the route per request.
  * Reported, never asserted. Run as root for the map and the path (CAP_DAC_READ_SEARCH).
  */
 #include <arpa/inet.h>
@@ -32,6 +37,7 @@
 #include "enforce/cgroup.h"
 #include "enforce/enforcer.h"
 #include "enforce/peer_cgroup.h"
+#include "enforce/peer_fast.h"
 
 #define N 20000
 #define ROUNDS 7
@@ -104,6 +110,55 @@ static int op_sockname(struct ctx *c)
 	return getsockname(c->fd, (struct sockaddr *)&ss, &l) ? -errno : 0;
 }
 
+/* M fresh connections to listener l (addr), each timed once: getsockname + warden_conns
+ * (what the daemon does now), warden_conns alone (the peer from accept4, our address
+ * known), and sock_diag (the fallback). Medians in out[3]; out[0] = -1 when a lookup missed. */
+#define M 2000
+static void per_connection(int l, const struct sockaddr_in *addr, double out[3])
+{
+	static double t[3][M];
+	int n = 0, misses = 0;
+
+	for (int i = 0; i < M; i++) {
+		struct sockaddr_storage peer, me;
+		socklen_t pl = sizeof(peer), ml = sizeof(me);
+		struct peer_fast_hit hit;
+		uint64_t id, ck;
+		int cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
+		double t0, t1, t2, t3;
+
+		if (cl < 0 || connect(cl, (const struct sockaddr *)addr, sizeof(*addr)) ||
+		    (fd = accept4(l, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC)) < 0) {
+			if (cl >= 0)
+				close(cl);
+			continue;
+		}
+		t0 = now_ns();
+		if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
+		    peer_fast_lookup((struct sockaddr *)&peer, (struct sockaddr *)&me, &hit) < 0)
+			misses++;
+		t1 = now_ns();
+		peer_fast_lookup((struct sockaddr *)&peer, (const struct sockaddr *)addr, &hit);
+		t2 = now_ns();
+		peer_socket_lookup(fd, &id, &ck);
+		t3 = now_ns();
+		t[0][n] = t1 - t0;
+		t[1][n] = t2 - t1;
+		t[2][n] = t3 - t2;
+		n++;
+		close(fd);
+		close(cl);
+	}
+	for (int k = 0; k < 3; k++) {
+		qsort(t[k], (size_t)n, sizeof(double), cmp_double);
+		out[k] = n ? t[k][n / 2] : -1;
+	}
+	if (misses || !n)
+		out[0] = out[1] = -1;
+	if (misses)
+		printf("  (warden_conns missed %d of %d connections)\n", misses, n);
+}
+
 /* Median over ROUNDS of the mean ns per call; -1 when the call fails. */
 static double measure(struct ctx *c, int (*op)(struct ctx *))
 {
@@ -137,9 +192,15 @@ int main(void)
 	struct ctx c = { 0 };
 	char pin[64];
 	int l, cl;
-	double diag, path, cpath, map = -1, sn, route = -1;
+	double diag, path, cpath, map = -1, sn, route = -1, pc[3] = { -1, -1, -1 };
 
 	log_set_level(LOG_ERROR);
+	/* The programs first: warden_conns records connections established after it. */
+	snprintf(pin, sizeof(pin), "/sys/fs/bpf/mcpwarden-bench-%d", getpid());
+	if (geteuid() == 0 && enforcer_open(&(struct enforcer_opts){ .pin_dir = pin }, &c.e) < 0)
+		c.e = NULL;
+	if (c.e && peer_fast_open(pin) < 0)
+		fprintf(stderr, "identity_lookup: warden_conns not mapped\n");
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l < 0 || cl < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
@@ -156,9 +217,7 @@ int main(void)
 	path = c.root[0] ? measure(&c, op_path) : -1;
 	cpath = c.root[0] ? measure(&c, op_path_cached) : -1;
 	sn = measure(&c, op_sockname);
-	snprintf(pin, sizeof(pin), "/sys/fs/bpf/mcpwarden-bench-%d", getpid());
-	if (geteuid() == 0 &&
-	    enforcer_open(&(struct enforcer_opts){ .pin_dir = pin }, &c.e) == 0) {
+	if (c.e) {
 		struct warden_redirect rv = { .family = AF_INET, .port = htons(80) };
 		__u64 key = c.cookie;
 
@@ -172,6 +231,9 @@ int main(void)
 			route = measure(&c, op_route);
 			enforcer_upstream_free(c.u, true);
 		}
+		if (peer_fast_ready())
+			per_connection(l, &a, pc);
+		peer_fast_close();
 		enforcer_close(c.e);
 		enforcer_destroy_pins(pin);
 	}
@@ -181,6 +243,10 @@ int main(void)
 	row("redirect map", map, "needs root and BPF");
 	row("getsockname", sn, "failed");
 	row("route", route, "needs root and BPF");
+	printf("per fresh connection (median of %d accepts):\n", M);
+	row("warden_conns", pc[1], "needs root and BPF, or missed");
+	row("  + getsockname", pc[0], "needs root and BPF, or missed");
+	row("sock_diag", pc[2], "needs root and BPF");
 	if (diag >= 0 && cpath >= 0)
 		printf("  identity (sock_diag + cached path), once per connection: %.0f ns\n",
 		       diag + cpath);
@@ -189,6 +255,12 @@ int main(void)
 		       diag + sn + map);
 	if (route >= 0)
 		printf("  redirect, per request (route; no system call): %.0f ns\n", route);
+	if (pc[1] >= 0 && cpath >= 0) {
+		printf("  identity and redirect from warden_conns, once per connection, our address "
+		       "known (+ cached path): %.0f ns\n", pc[1] + cpath);
+		printf("  the same with getsockname for our address (+ cached path): %.0f ns\n",
+		       pc[0] + cpath);
+	}
 	close(c.fd);
 	close(cl);
 	close(l);

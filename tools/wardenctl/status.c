@@ -97,11 +97,14 @@ int cmd_status(struct args *a)
 		}
 		nattached += links[i].attached;
 		/* connect_unix is expected only where the kernel has it, lsm_socket only where
-		 * the kernel can run it (or where it is pinned all the same). */
+		 * the kernel can run it (or where it is pinned all the same), sockops only where
+		 * pinned: without it callers are named by sock_diag, enforcement is whole. */
 		if (i == WARDEN_HOOK_CONNECT_UNIX)
 			nexpected += feat.unix_connect;
 		else if (i == WARDEN_HOOK_LSM_SOCKET)
 			nexpected += feat.bpf_lsm || links[i].pinned;
+		else if (i == WARDEN_HOOK_SOCKOPS)
+			nexpected += links[i].pinned;
 		else
 			nexpected++;
 	}

@@ -28,7 +28,7 @@ static const char *const map_names[WARDEN_M_MAX] = { WARDEN_MAPS(ENFORCE_MAP_NAM
 
 static const char *const hook_names[WARDEN_HOOK_MAX] = {
 	"connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "connect_unix",
-	"lsm_socket", "getpeername4", "getpeername6",
+	"lsm_socket", "getpeername4", "getpeername6", "sockops",
 };
 
 struct enforcer {
@@ -45,6 +45,8 @@ struct enforcer {
 	bool task_btf;			/* programs loaded with warden_task_btf */
 	char unix_reason[128];
 	char lsm_reason[128];		/* why lsm_socket is not attached; empty when it is */
+	char sockops_reason[128];	/* why sockops is not attached (callers are then found
+					 * with sock_diag only); empty when it is */
 	uint32_t next_rule_id;
 	/* audit */
 	struct ring_buffer *rb;

@@ -449,6 +449,7 @@ static struct bpf_program *hook_prog(struct warden_bpf *s, unsigned hook)
 	case WARDEN_HOOK_LSM_SOCKET: return s->progs.warden_lsm_socket;
 	case WARDEN_HOOK_GETPEERNAME4: return s->progs.warden_getpeername4;
 	case WARDEN_HOOK_GETPEERNAME6: return s->progs.warden_getpeername6;
+	case WARDEN_HOOK_SOCKOPS: return s->progs.warden_sockops;
 	default: return NULL;
 	}
 }
@@ -482,6 +483,8 @@ static int skel_load(struct enforcer *e, bool with_unix, bool with_lsm, bool tas
 		ret = bpf_program__set_autoload(s->progs.warden_connect_unix, false);
 	if (ret == 0 && !with_lsm)
 		ret = bpf_program__set_autoload(s->progs.warden_lsm_socket, false);
+	if (ret == 0 && e->sockops_reason[0])
+		ret = bpf_program__set_autoload(s->progs.warden_sockops, false);
 	if (ret < 0)
 		goto out;
 	ret = warden_bpf__load(s);
@@ -744,6 +747,9 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 			snprintf(e->unix_reason, sizeof(e->unix_reason), "connect_unix not attached");
 		if (!e->links[WARDEN_HOOK_LSM_SOCKET])
 			snprintf(e->lsm_reason, sizeof(e->lsm_reason), "lsm_socket not attached");
+		if (!e->links[WARDEN_HOOK_SOCKOPS])
+			snprintf(e->sockops_reason, sizeof(e->sockops_reason),
+				 "sockops not attached");
 	} else {
 		ret = ensure_pin_dir(e->pin_dir);
 		if (ret < 0)
@@ -761,6 +767,16 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 			log_warn("enforcer: %s; continuing without it", e->lsm_reason);
 			ret = skel_load_any(e, !e->unix_reason[0], false, opts->cgroup_helpers,
 					    &e->skel);
+		}
+		if (ret < 0 && !e->sockops_reason[0]) {
+			/* sockops reads the socket's cgroup through BTF (kernels that refuse
+			 * that, or lack its helpers): callers are then found with sock_diag. */
+			snprintf(e->sockops_reason, sizeof(e->sockops_reason),
+				 "sockops program failed to load: %s", strerror(-ret));
+			log_warn("enforcer: %s; caller identity uses sock_diag only",
+				 e->sockops_reason);
+			ret = skel_load_any(e, !e->unix_reason[0], !e->lsm_reason[0],
+					    opts->cgroup_helpers, &e->skel);
 		}
 		if (ret < 0 && !e->unix_reason[0]) {
 			/* The kernel has the hook but refused our program (kfuncs, verifier):
@@ -808,6 +824,8 @@ int enforcer_open(const struct enforcer_opts *opts, struct enforcer **out)
 			goto out;
 		for (unsigned h = 0; h < WARDEN_HOOK_MAX; h++) {
 			if (h == WARDEN_HOOK_CONNECT_UNIX && e->unix_reason[0])
+				continue;
+			if (h == WARDEN_HOOK_SOCKOPS && e->sockops_reason[0])
 				continue;
 			if (h == WARDEN_HOOK_LSM_SOCKET) {
 				if (e->lsm_reason[0])

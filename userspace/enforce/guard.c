@@ -1,5 +1,6 @@
 /* guard: config -> enforcer, upstream protection, kernel denials -> records. */
 #include "enforce/guard.h"
+#include "enforce/peer_fast.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -173,6 +174,11 @@ int guard_start(struct event_base *base, const struct config *cfg, int sidecar_p
 	rc = enforcer_open(&opts, &g->e);
 	if (rc)
 		goto fail;
+	/* Callers' identity from the map the sockops program fills (enforce/peer_fast.h). */
+	rc = peer_fast_open(enforcer_pin_dir(g->e));
+	if (rc < 0)
+		log_info("identity: callers found with sock_diag (no warden_conns map: %s)",
+			 strerror(-rc));
 	if ((rc = enforcer_apply_config(g->e, &g->cfg)) ||
 	    (rc = enforcer_set_sidecar(g->e, (uint16_t)sidecar_port)))
 		goto fail;

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "enforce/enforcer.h"
+#include "enforce/peer_fast.h"
 #include "govern/keys.h"
 #include "govern/refusal.h"
 #include "observe/logship.h"
@@ -527,6 +528,24 @@ static int render_ebpf(struct evbuffer *out)
 	return rc;
 }
 
+/* Callers of accepted inet connections named from warden_conns (no system call) and those
+ * sent to sock_diag (the slot did not match, or no map: enforce/peer_fast.h). */
+static int render_identity(struct evbuffer *out)
+{
+	struct peer_fast_stats st;
+	int rc;
+
+	peer_fast_stats(&st);
+	rc = family(out, "mcpwarden_identity_lookups_total", "counter",
+		    "Callers of accepted connections named from the kernel, by how: warden_conns "
+		    "(memory, no system call) or sock_diag (the fallback).");
+	if (!rc)
+		rc = add(out, "mcpwarden_identity_lookups_total{path=\"warden_conns\"} %llu\n"
+			 "mcpwarden_identity_lookups_total{path=\"sock_diag\"} %llu\n",
+			 (unsigned long long)st.hits, (unsigned long long)st.fallbacks);
+	return rc;
+}
+
 static int render_llm(struct evbuffer *out)
 {
 	static const char *const fam[][2] = {
@@ -706,5 +725,7 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 		rc = render_tracing(out);
 	if (!rc)
 		rc = render_ebpf(out);
+	if (!rc)
+		rc = render_identity(out);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* conn_deadline: whole-request deadlines, connection caps and JSON error pages for evhttp. */
 #include "mcp/transport/conn_deadline.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,8 +23,10 @@
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/peer_cgroup.h"
+#include "enforce/peer_fast.h"
 
 #define SWEEP_MS 500
+#define MAX_LISTENERS 8
 
 /* A source address and how many admitted connections it holds. */
 struct peer {
@@ -58,6 +61,7 @@ struct conn {
 	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
 	struct event *watch;     /* keeps the descriptor's read interest registered (on_watch) */
 	bool read_seen;          /* evhttp read bytes since on_watch last ran */
+	struct conn_origin origin;
 	struct conn_redirect redirect;
 };
 
@@ -72,6 +76,13 @@ struct conn_deadline {
 	struct event_base *base;
 	struct event *sweep, *admit;
 	char cgroot[256];        /* the cgroup2 mount; "" none: callers have no identity */
+	/* The evhttp's bound sockets and their addresses (read when the set changes). */
+	struct listen_addr {
+		const struct evhttp_bound_socket *b;
+		int fd;
+		struct sockaddr_storage ss;
+	} lst[MAX_LISTENERS];
+	unsigned nlst;
 };
 
 static uint64_t conn_hash(const struct htab *t, const void *key)
@@ -442,8 +453,110 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 		c->deadline_ms = deadline(arg);
 }
 
-/* Once per connection, on its first request that asks: two netlink/procfs round trips the
- * kernel answers from memory. */
+struct lst_walk {
+	const struct evhttp_bound_socket *b[MAX_LISTENERS + 1];
+	int fd[MAX_LISTENERS + 1];
+	unsigned n;
+};
+
+static void lst_collect(struct evhttp_bound_socket *b, void *arg)
+{
+	struct lst_walk *w = arg;
+
+	if (w->n <= MAX_LISTENERS) {
+		w->b[w->n] = b;
+		w->fd[w->n] = evhttp_bound_socket_get_fd(b);
+	}
+	w->n++;
+}
+
+static bool wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* Our own address for a connection from peer that server accepted, without asking the
+ * kernel when only one of server's listeners can have accepted it: its only inet listener
+ * of the peer's family (a v4-mapped peer came through a v6 one), bound to one address, not a
+ * wildcard. evhttp does not say which bound socket accepted a connection, so with two
+ * candidates (the agent and the redirect listener over IPv4) the caller asks getsockname.
+ * The addresses are read once per change of the set of bound sockets (listeners are added
+ * while the table lives — the redirect listener on a reload — and all go with it). */
+static bool local_known(struct conn_deadline *d, struct evhttp *server,
+		       const struct sockaddr *peer, struct sockaddr_storage *out)
+{
+	struct lst_walk w = { .n = 0 };
+	const struct listen_addr *cand = NULL;
+	bool same;
+
+	if (!server || !peer)
+		return false;
+	evhttp_foreach_bound_socket(server, lst_collect, &w);
+	if (w.n > MAX_LISTENERS)
+		return false;
+	same = w.n == d->nlst;
+	for (unsigned i = 0; same && i < w.n; i++)
+		same = d->lst[i].b == w.b[i] && d->lst[i].fd == w.fd[i];
+	if (!same) {
+		for (unsigned i = 0; i < w.n; i++) {
+			socklen_t sl = sizeof(d->lst[i].ss);
+
+			d->lst[i].b = w.b[i];
+			d->lst[i].fd = w.fd[i];
+			if (getsockname(w.fd[i], (struct sockaddr *)&d->lst[i].ss, &sl) < 0)
+				d->lst[i].ss.ss_family = AF_UNSPEC;	/* never a candidate */
+		}
+		d->nlst = w.n;
+	}
+	for (unsigned i = 0; i < d->nlst; i++) {
+		if (d->lst[i].ss.ss_family != peer->sa_family)
+			continue;
+		if (cand)
+			return false;
+		cand = &d->lst[i];
+	}
+	if (!cand || wildcard(&cand->ss))
+		return false;
+	*out = cand->ss;
+	return true;
+}
+
+/* An inet connection's caller: from warden_conns when it can tell (peer_fast.h: the peer
+ * as accept reported it, our own address from the listener or one getsockname), else one
+ * sock_diag round trip. Either way the kernel's word. */
+static int caller_inet(struct conn_deadline *d, struct conn *c, struct evhttp_request *req,
+		       int fd)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *peer = evhttp_connection_get_addr(evcon);
+	struct sockaddr_storage me;
+	socklen_t ml = sizeof(me);
+	struct peer_fast_hit hit;
+
+	peer_fast_open_default_once();
+	if ((local_known(d, evhttp_connection_get_server(evcon), peer, &me) ||
+	     getsockname(fd, (struct sockaddr *)&me, &ml) == 0) &&
+	    (me.ss_family == AF_INET || me.ss_family == AF_INET6)) {
+		c->origin.known = true;
+		c->origin.local_port = ntohs(me.ss_family == AF_INET6
+					     ? ((struct sockaddr_in6 *)&me)->sin6_port
+					     : ((struct sockaddr_in *)&me)->sin_port);
+		if (peer_fast_lookup(peer, (struct sockaddr *)&me, &hit) == 0) {
+			c->caller_cgid = hit.cgroup_id;
+			c->caller_cookie = hit.cookie;
+			c->origin.fast = true;
+			c->origin.redirected = hit.redirected;
+			c->origin.orig = hit.orig;
+			return 0;
+		}
+	}
+	return peer_socket_lookup(fd, &c->caller_cgid, &c->caller_cookie);
+}
+
+/* Once per connection, on its first request that asks: no system call when warden_conns
+ * answers, else netlink/procfs round trips the kernel answers from memory. */
 static struct conn *caller_lookup(struct conn_deadline *d, struct evhttp_request *req)
 {
 	struct conn *c = conn_of(d, req);
@@ -453,7 +566,7 @@ static struct conn *caller_lookup(struct conn_deadline *d, struct evhttp_request
 	if (c && !c->caller_done) {
 		c->caller_done = true;
 		fd = bufferevent_getfd(c->bev);
-		if (fd >= 0 && peer_socket_lookup(fd, &c->caller_cgid, &c->caller_cookie) == 0 &&
+		if (fd >= 0 && caller_inet(d, c, req, fd) == 0 &&
 		    d->cgroot[0] &&
 		    peer_cgroup_path(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
 			c->caller = xstrdup(path);
@@ -470,6 +583,14 @@ uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *re
 	struct conn *c = caller_lookup(d, req);
 
 	return c ? c->caller_cookie : 0;
+}
+
+const struct conn_origin *conn_deadline_origin(struct conn_deadline *d,
+					       struct evhttp_request *req)
+{
+	struct conn *c = caller_lookup(d, req);
+
+	return c && c->origin.known ? &c->origin : NULL;
 }
 
 struct conn_redirect *conn_deadline_redirect(struct conn_deadline *d, struct evhttp_request *req)

@@ -48,6 +48,19 @@ const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request 
  * transparent redirect finds the connection's original destination with it. */
 uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *req);
 
+/* What the caller lookup learnt about an inet connection besides its caller: our own port,
+ * and when warden_conns answered (fast), whether the kernel redirected it and from where. */
+struct conn_origin {
+	bool known;			/* an inet connection whose own address was read */
+	bool fast;			/* warden_conns answered: redirected/orig are the kernel's */
+	bool redirected;
+	uint16_t local_port;		/* host order */
+	struct warden_redirect orig;
+};
+/* NULL when not known (not inet, not tracked): ask the kernel another way. */
+const struct conn_origin *conn_deadline_origin(struct conn_deadline *d,
+					       struct evhttp_request *req);
+
 /* Transparent redirect's answer for a connection (mcp/transport/redirect_in.c), kept with it
  * so that only its first request pays the system calls that find it. */
 enum conn_redirect_state {

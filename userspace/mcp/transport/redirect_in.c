@@ -112,14 +112,16 @@ static int refuse(struct evhttp_request *req, int status, const char *reason, co
 	return -EPERM;
 }
 
-/* Where req's connection came from: looked up on its first request (getsockname, then the
- * client socket's cookie from conn_deadline's one sock_diag lookup, then warden_redirect) and
- * kept with the connection, so the requests after it make no system call. The kernel's word
- * only. A connection conn_deadline does not track (none should) is looked up every time. */
+/* Where req's connection came from: looked up on its first request and kept with the
+ * connection, so the requests after it make no system call. The kernel's word only: the
+ * caller lookup's warden_conns slot (conn_deadline_origin: no system call), else getsockname,
+ * the client socket's cookie from conn_deadline's one sock_diag lookup, then warden_redirect.
+ * A connection conn_deadline does not track (none should) is looked up every time. */
 static enum conn_redirect_state conn_state(struct redirect_in *ri, struct conn_deadline *cd,
 					   struct evhttp_request *req, struct warden_redirect *rv)
 {
 	struct conn_redirect *cr = conn_deadline_redirect(cd, req), local = { 0 };
+	const struct conn_origin *o;
 	struct bufferevent *bev;
 	struct sockaddr_storage me;
 	socklen_t ml = sizeof(me);
@@ -127,6 +129,15 @@ static enum conn_redirect_state conn_state(struct redirect_in *ri, struct conn_d
 
 	if (!cr)
 		cr = &local;
+	if (cr->state == CONN_REDIRECT_UNKNOWN && (o = conn_deadline_origin(cd, req)) && o->fast) {
+		if (o->local_port != ri->port)
+			cr->state = CONN_REDIRECT_NO;
+		else if (o->redirected && ri->g) {
+			cr->state = CONN_REDIRECT_YES;
+			cr->rv = o->orig;
+		} else
+			cr->state = CONN_REDIRECT_LOST;	/* connected here directly */
+	}
 	if (cr->state == CONN_REDIRECT_UNKNOWN) {
 		bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
 		fd = bev ? bufferevent_getfd(bev) : -1;
