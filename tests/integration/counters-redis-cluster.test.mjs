@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
 	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { CLI, cli, redisSkip, startRedis } from './redis-lib.mjs';
+import { burst, CLI, cli, redisSkip, startRedis } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
@@ -32,22 +32,6 @@ function slotOf(tag) {
 			crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
 	}
 	return crc & 16383;
-}
-
-/** n calls on each of `sessions` sessions, all at once; { ok, refused: [errors] }. */
-async function burst(url, key, sessions, n) {
-	const ss = await Promise.all(Array.from({ length: sessions }, () => rawSession(url, bearer(key))));
-	const rs = await Promise.all(ss.flatMap((s, i) => Array.from({ length: n },
-		(_, j) => s.post(call(`${i}-${j}`)))));
-	const out = { ok: 0, refused: [] };
-	for (const r of rs) {
-		const m = responseOf(r);
-		if (m?.result)
-			out.ok++;
-		else
-			out.refused.push(m?.error);
-	}
-	return out;
 }
 
 describe('counters on a Redis Cluster', { skip: redisSkip }, () => {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually, everythingUpstream, freePort, makeKeys, rawSession, responseOf, startDaemon,
 	stopCleanly } from './lib.mjs';
-import { cli, redisSkip, redisSuite, startSentinel } from './redis-lib.mjs';
+import { burst, cli, redisSkip, redisSuite, startSentinel } from './redis-lib.mjs';
 
 const skip = redisSkip;
 if (skip)
@@ -38,22 +38,6 @@ function config(port, keys, counters = {}) {
 		counters: { backend: 'redis', url: `redis://127.0.0.1:${port}/0`,
 			connect_timeout_ms: 300, command_timeout_ms: 500, ...counters },
 	};
-}
-
-/** n calls on each of `sessions` sessions, all at once; { ok, refused: [errors] }. */
-async function burst(url, key, sessions, n) {
-	const ss = await Promise.all(Array.from({ length: sessions }, () => rawSession(url, bearer(key))));
-	const rs = await Promise.all(ss.flatMap((s, i) => Array.from({ length: n },
-		(_, j) => s.post(call(`${i}-${j}`, `m${i}-${j}`)))));
-	const out = { ok: 0, refused: [] };
-	for (const r of rs) {
-		const m = responseOf(r);
-		if (m?.result)
-			out.ok++;
-		else
-			out.refused.push(m?.error);
-	}
-	return out;
 }
 
 redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) => {

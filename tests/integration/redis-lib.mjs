@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
-import { freePort, makeTempDir, removeTempDir, startProcess, stopCleanly } from './lib.mjs';
+import { freePort, makeTempDir, rawSession, removeTempDir, responseOf, startProcess,
+	stopCleanly } from './lib.mjs';
 
 export const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
 export const CLI = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p));
@@ -33,6 +34,28 @@ export function startSentinel(dir, port, name, masterPort, { downAfterMs = 1000 
 /** redis-cli against port; the answer, trimmed. */
 export const cli = (port, ...args) => execFileSync(CLI, ['-p', String(port), '--raw', ...args],
 	{ encoding: 'utf8' }).trim();
+
+/**
+ * n calls of everything's echo with key on each of `sessions` sessions of the gateway at url, all
+ * at once (the concurrent load the fleet's counters must not let past a limit); { ok: how many
+ * were answered, refused: [their JSON-RPC errors] }.
+ */
+export async function burst(url, key, sessions, n) {
+	const headers = { Authorization: `Bearer ${key.key}` };
+	const ss = await Promise.all(Array.from({ length: sessions }, () => rawSession(url, headers)));
+	const rs = await Promise.all(ss.flatMap((s, i) => Array.from({ length: n },
+		(_, j) => s.post({ jsonrpc: '2.0', id: `${i}-${j}`, method: 'tools/call',
+			params: { name: 'echo', arguments: { message: `m${i}-${j}` } } }))));
+	const out = { ok: 0, refused: [] };
+	for (const r of rs) {
+		const m = responseOf(r);
+		if (m?.result)
+			out.ok++;
+		else
+			out.refused.push(m?.error);
+	}
+	return out;
+}
 
 /**
  * describe(name) around tests that share one redis-server, skipped when `skip` says why (by
