@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe, startDaemon, startFixture, testCgroups,
-	uninstallPins,
+	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe, startDaemon,
+	startFixture, testCgroups,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -32,12 +32,7 @@ test('an enrolled agent reaches its MCP server only through the sidecar', { skip
 	const cg = testCgroups(tag), cgdir = cg.base;
 	const fixture = await startFixture();
 	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await fixture.stop(3000);
-		uninstallPins(pinDir);
-		cg.remove();
-	});
+	cleanUpAfter(t, () => [daemon, fixture], { pinDir, cg });
 	const config = gatewayConfig([httpUpstream(fixture.url)], {
 		enforcement: { enabled: true, pin_dir: pinDir, enroll: [{ cgroup: cgdir, mode: 'protect' }] },
 	});

@@ -9,11 +9,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey, makeTempDir,
-	paths, postFromCgroup, startDaemon, startFixture, stopDaemonChecked
+	cgroupTree, cleanUpAfter, enforcementSkip, eventually, gatewayConfig, httpUpstream, INIT_BODY, makeKey,
+	makeTempDir, paths, postFromCgroup, startDaemon, startFixture, stopDaemonChecked
 } from './lib.mjs';
 import { kubeTlsSkip, podObject, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
@@ -26,39 +25,14 @@ const ADMIN_TOKEN = `adm_${process.pid}_identity_pods_token_12345`;
 
 const callFrom = (cgdir, url, key) => postFromCgroup(cgdir, url, key).status;
 
-async function until(fn, what, ms = 8000) {
-	const deadline = Date.now() + ms;
-	while (Date.now() < deadline) {
-		if (await fn())
-			return;
-		await new Promise((r) => setTimeout(r, 100));
-	}
-	assert.fail(`${what}: not within ${ms} ms`);
-}
-
 test('keys bound to pods by name and by label, through the pod watch', { skip, timeout: 120000 }, async (t) => {
 	const tag = `mcpwarden-identpod-${process.pid}`;
 	const pinDir = `/sys/fs/bpf/${tag}`;
-	const base = join(cgroupRoot, tag);
-	const made = [];
-	const mk = (...parts) => {
-		const d = join(base, ...parts);
-		mkdirSync(d, { recursive: true });
-		for (let p = d; p.startsWith(base) && !made.includes(p); p = join(p, '..'))
-			made.push(p);
-		return d;
-	};
+	const cg = cgroupTree(tag), mk = cg.mk;
 	const dir = makeTempDir('mcpwarden-identpod-');
 	const fixture = await startFixture();
 	let daemon, api;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await api?.stop();
-		await fixture.stop(3000);
-		spawnSync(join(paths.build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]);
-		for (const d of made.sort((a, b) => b.length - a.length))
-			try { rmdirSync(d); } catch { /* a process still in it */ }
-	});
+	cleanUpAfter(t, () => [daemon, api, fixture], { pinDir, cg });
 
 	const tls = await startKubeApiTls(dir, NODE);
 	const { tokenFile, cert } = tls;
@@ -146,7 +120,8 @@ test('keys bound to pods by name and by label, through the pod watch', { skip, t
 	// stop matching at once.
 	api.delete(a.uid);
 	await daemon.waitForStderr(new RegExp(`pod agents/agent-a \\(${a.uid}\\) deleted: forgotten`), 8000);
-	await until(() => callFrom(aAgent, daemon.url, byName.key) === 401, 'a deleted pod is refused');
+	await eventually(() => callFrom(aAgent, daemon.url, byName.key) === 401,
+		{ what: 'a deleted pod is refused', ms: 8000 });
 	assert.equal(callFrom(aAgent, daemon.url, byLabel.key), 401);
 
 	const d = daemon;

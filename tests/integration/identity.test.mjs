@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey, makeTempDir, paths,
-	postFromCgroup, startDaemon, startFixture, stopDaemonChecked, testCgroups
+	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey, makeTempDir,
+	paths, postFromCgroup, startDaemon, startFixture, stopDaemonChecked, testCgroups
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -24,16 +24,23 @@ function callFrom(cgdir, url, key) {
 	return postFromCgroup(cgdir, url, key).status;
 }
 
+/**
+ * A test's cgroups <tag>/agent (cgA) and <tag>/other (cgB) and the fixture; at the test's end
+ * what live() returns (its daemon) stopped, then the fixture, the pins in /sys/fs/bpf/<tag>
+ * when it made them (pins), the cgroups.
+ */
+async function agentAndOther(t, tag, live, { pins = false } = {}) {
+	const cg = testCgroups(tag, ['agent', 'other']);
+	const fixture = await startFixture();
+	const pinDir = `/sys/fs/bpf/${tag}`;
+	cleanUpAfter(t, () => [...live(), fixture], { pinDir: pins ? pinDir : null, cg });
+	return { cgA: cg.dirs.agent, cgB: cg.dirs.other, fixture, pinDir };
+}
+
 async function bound(t, listen) {
 	const tag = `mcpwarden-ident-${process.pid}-${listen.startsWith('[') ? 6 : 4}`;
-	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
-	const fixture = await startFixture();
 	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await fixture.stop(3000);
-		cg.remove();
-	});
+	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [daemon]);
 	const k = makeKey();
 	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
 		listen,
@@ -91,14 +98,8 @@ test('a key bound to a cgroup is usable only from it (IPv6 loopback)', { skip, t
 // the cgroup tree: the bound key still works from its cgroup only.
 test('without CAP_DAC_READ_SEARCH a bound key still tells its workload from another', { skip, timeout: 60000 }, async (t) => {
 	const tag = `mcpwarden-identcap-${process.pid}`;
-	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
-	const fixture = await startFixture();
 	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await fixture.stop(3000);
-		cg.remove();
-	});
+	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [daemon]);
 	const k = makeKey();
 	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
 		auth: { required: true },
@@ -125,17 +126,11 @@ test('without CAP_DAC_READ_SEARCH a bound key still tells its workload from anot
 // the daemon runs without it), the socket file's mode and group decide who may connect.
 test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeout: 60000 }, async (t) => {
 	const tag = `mcpwarden-identunix-${process.pid}`;
-	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
-	const fixture = await startFixture();
+	let daemon;
+	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [daemon]);
 	const dir = makeTempDir('mcpwarden-unix-');
 	chmodSync(dir, 0o755);
 	let sock = join(dir, 'agent.sock');
-	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await fixture.stop(3000);
-		cg.remove();
-	});
 	const k = makeKey();
 	const config = (listenUnix) => gatewayConfig([httpUpstream(fixture.url)], {
 		listen_unix: listenUnix,
@@ -186,16 +181,8 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 
 test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {
 	const tag = `mcpwarden-identwl-${process.pid}`;
-	const cg = testCgroups(tag, ['agent', 'other']), { agent: cgA, other: cgB } = cg.dirs;
-	const fixture = await startFixture();
 	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await fixture.stop(3000);
-		cg.remove();
-	});
-	const pinDir = `/sys/fs/bpf/${tag}`;
-	t.after(() => spawnSync(join(paths.build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]));
+	const { cgA, cgB, fixture, pinDir } = await agentAndOther(t, tag, () => [daemon], { pins: true });
 	// The agent's cgroup is enrolled in lockdown: the sidecar is the only place it can reach.
 	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
 		auth: { required: true },

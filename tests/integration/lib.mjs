@@ -80,6 +80,22 @@ export function uninstallPins(pinDir) {
 }
 
 /**
+ * A kernel test's clean-up, at its end (t.after), in this order: what live() returns then
+ * stopped (daemons, stand-in servers, the fixture: anything with stop(ms); null for what never
+ * started or was stopped already), the pins in pinDir uninstalled (`wardenctl uninstall`), the
+ * cgroups of cg (cgroupTree or testCgroups) removed.
+ */
+export function cleanUpAfter(t, live, { pinDir = null, cg = null } = {}) {
+	t.after(async () => {
+		for (const p of live())
+			await p?.stop(3000);
+		if (pinDir)
+			uninstallPins(pinDir);
+		cg?.remove();
+	});
+}
+
+/**
  * Cgroup directories for a test: <cgroupRoot>/<tag> and, under it, one a name. Returns
  * { base, dirs: { name: path }, remove() }; remove() (for the test's after(), once its daemon
  * and processes are gone) takes them away, children first, leaving any still in use.

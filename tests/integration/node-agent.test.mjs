@@ -15,8 +15,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupTree, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
-	startFixture, stopDaemonChecked, uninstallPins,
+	cgroupTree, cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
+	startFixture, stopDaemonChecked,
 } from './lib.mjs';
 import { kubeTlsSkip, podObject, startKubeApi, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
@@ -73,13 +73,7 @@ test('the node agent enrols annotated pods from the API server', { skip, timeout
 	const rm = (d) => { try { rmdirSync(d); } catch { /* gone already */ } };
 	const fixture = await startFixture();
 	let daemon, api;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await api?.stop();
-		await fixture.stop(3000);
-		uninstallPins(pinDir);
-		cg.remove();
-	});
+	cleanUpAfter(t, () => [daemon, api, fixture], { pinDir, cg });
 
 	// The API server's certificate, for 127.0.0.1, made now; the daemon trusts only it.
 	const tls = await startKubeApiTls(dir, NODE);
@@ -220,11 +214,7 @@ test('a wrong token or node is refused by the API and the daemon keeps retrying'
 	const { pinDir, tokenFile } = testNames(2, 'wrong-token');
 	const api = await startKubeApi({ token: 'right-token', node: NODE });
 	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await api.stop();
-		uninstallPins(pinDir);
-	});
+	cleanUpAfter(t, () => [daemon, api], { pinDir });
 	daemon = await startDaemon(gatewayConfig([], {
 		enforcement: { enabled: true, pin_dir: pinDir, kubernetes: {
 			node_name: NODE, api_server: api.url, token_file: tokenFile } },
@@ -249,13 +239,7 @@ test('a pod watch with redirect enrols its pods redirecting: the agent reaches t
 	const agentCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`, p.agent);
 	const sidecarCg = cg.mk('kubepods', 'besteffort', `pod${p.uid}`, p.sidecar);
 	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		await api.stop();
-		await fixture.stop(3000);
-		uninstallPins(pinDir);
-		cg.remove();
-	});
+	cleanUpAfter(t, () => [daemon, api, fixture], { pinDir, cg });
 	api.put(podObject({ uid: p.uid, name: 'agent-r', node: NODE, annotation: 'protect', containers: [
 		{ name: 'mcpwarden', id: p.sidecar, init: true }, { name: 'agent', id: p.agent }] }));
 	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {

@@ -11,12 +11,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, rmdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
-	cgroupRoot, enforcementSkip, gatewayConfig, httpUpstream, paths, startDaemon, startFixture,
-	stopDaemonChecked, uninstallPins,
+	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, paths, startDaemon, startFixture,
+	stopDaemonChecked, testCgroups,
 } from './lib.mjs';
 
 const skip = enforcementSkip();
@@ -58,11 +57,8 @@ function agent(cgdir, url, allowed, denied) {
 
 test('an SDK client with the upstream\'s real URL is redirected, governed and recorded', { skip, timeout: 90000 }, async (t) => {
 	const tag = `mcpwarden-redir-${process.pid}`;
-	const base = join(cgroupRoot, tag);
-	const cgA = join(base, 'agent'), cgPlain = join(base, 'plain');
+	const cg = testCgroups(tag, ['agent', 'plain']), { agent: cgA, plain: cgPlain } = cg.dirs;
 	const pinDir = `/sys/fs/bpf/${tag}`;
-	for (const d of [base, cgA, cgPlain])
-		mkdirSync(d);
 	// beta declares tools only, under another serverInfo: what a redirected agent must see.
 	const alpha = await startFixture(), beta = await startFixture({ env: { FIXTURE_TOOLS_ONLY: '1' } });
 	const six = await startFixture({ host: '::1' });
@@ -71,15 +67,8 @@ test('an SDK client with the upstream\'s real URL is redirected, governed and re
 	await new Promise((r) => other.listen(0, '127.0.0.1', r));
 	const otherPort = other.address().port;
 	let daemon;
-	t.after(async () => {
-		await daemon?.stop(3000);
-		for (const f of [alpha, beta, six])
-			await f.stop(3000);
-		other.close();
-		uninstallPins(pinDir);
-		for (const d of [cgA, cgPlain, base])
-			try { rmdirSync(d); } catch { /* the agents exited: empty */ }
-	});
+	cleanUpAfter(t, () => [daemon, alpha, beta, six, { stop: async () => other.close() }],
+		{ pinDir, cg });
 	const config = (allow = []) => gatewayConfig([httpUpstream(alpha.url, 'alpha'),
 		httpUpstream(beta.url, 'beta'), httpUpstream(six.url, 'six')], {
 		prefix: 'always',
