@@ -8,13 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe, startDaemon,
-	startFixture, testCgroups,
+	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, paths, runAgentProbe,
+	skipNotice, startDaemon, startFixture, testCgroups
 } from './lib.mjs';
 
-const skip = enforcementSkip();
-if (skip)
-	console.log(`# SKIP enforcement.test.mjs: ${skip}`);
+const skip = skipNotice('enforcement.test.mjs', enforcementSkip());
 
 const wardenctl = join(paths.build, 'wardenctl');
 

@@ -11,14 +11,13 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import {
-	cgroupTree, cleanUpAfter, enforcementSkip, eventually, gatewayConfig, httpUpstream, INIT_BODY, makeKey,
-	makeTempDir, paths, postFromCgroup, startDaemon, startFixture, stopDaemonChecked
+	cgroupTree, cleanUpAfter, enforcementSkip, eventually, gatewayConfig, httpUpstream,
+	INIT_BODY, makeKey, makeTempDir, paths, postFromCgroup, skipNotice, startDaemon,
+	startFixture, stopDaemonChecked
 } from './lib.mjs';
 import { kubeTlsSkip, podObject, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
-const skip = enforcementSkip() || kubeTlsSkip;
-if (skip)
-	console.log(`# SKIP identity-pods.test.mjs: ${skip}`);
+const skip = skipNotice('identity-pods.test.mjs', enforcementSkip() || kubeTlsSkip);
 
 const NODE = 'node-a';
 const ADMIN_TOKEN = `adm_${process.pid}_identity_pods_token_12345`;

@@ -10,13 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey, makeTempDir,
-	paths, postFromCgroup, startDaemon, startFixture, stopDaemonChecked, testCgroups
+	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey,
+	makeTempDir, paths, postFromCgroup, skipNotice, startDaemon, startFixture,
+	stopDaemonChecked, testCgroups
 } from './lib.mjs';
 
-const skip = enforcementSkip();
-if (skip)
-	console.log(`# SKIP identity.test.mjs: ${skip}`);
+const skip = skipNotice('identity.test.mjs', enforcementSkip());
 
 const ADMIN_TOKEN = `adm_${process.pid}_identity_token_for_the_metrics`;
 

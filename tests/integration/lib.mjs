@@ -52,6 +52,13 @@ export function enforcementSkip() {
 		: false;
 }
 
+/** A file's skip: why (false when it runs), printed as `# SKIP file: why` when it skips. */
+export function skipNotice(file, why) {
+	if (why)
+		console.log(`# SKIP ${file}: ${why}`);
+	return why;
+}
+
 /**
  * Cgroups a test makes as it goes under <cgroupRoot>/<tag> (base): mk(...parts) makes
  * base/parts and its parents and returns its path; remove() (for the test's after, once its

@@ -15,14 +15,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cgroupTree, cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths, runAgentProbe, startDaemon,
-	startFixture, stopDaemonChecked,
+	cgroupTree, cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, makeTempDir, paths,
+	runAgentProbe, skipNotice, startDaemon, startFixture, stopDaemonChecked
 } from './lib.mjs';
 import { kubeTlsSkip, podObject, startKubeApi, startKubeApiTls } from '../fixtures/kube-api.mjs';
 
-const skip = enforcementSkip() || kubeTlsSkip;
-if (skip)
-	console.log(`# SKIP node-agent.test.mjs: ${skip}`);
+const skip = skipNotice('node-agent.test.mjs', enforcementSkip() || kubeTlsSkip);
 
 const wardenctl = join(paths.build, 'wardenctl');
 const NODE = 'node-a';

@@ -14,13 +14,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
-	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, paths, startDaemon, startFixture,
-	stopDaemonChecked, testCgroups,
+	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, paths, skipNotice, startDaemon,
+	startFixture, stopDaemonChecked, testCgroups
 } from './lib.mjs';
 
-const skip = enforcementSkip();
-if (skip)
-	console.log(`# SKIP redirect.test.mjs: ${skip}`);
+const skip = skipNotice('redirect.test.mjs', enforcementSkip());
 
 /** Connect to host:port again and again (one at a time) until stdin ends: how many
  * connected, the errors by code, and how many distinct peers getpeername() showed. */
