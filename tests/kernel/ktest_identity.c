@@ -27,40 +27,13 @@
 #include "cunit_main.h"
 #include "ktest_util.h"
 
-static char root[256], cg_base[512], cg_a[600], cg_b[600], pin_dir[128];
+static char root[256], cg_base[KTEST_BASE_LEN], cg_a[KTEST_CG_LEN], cg_b[KTEST_CG_LEN], pin_dir[128];
 static struct enforcer *E;
 
-/* A listener on addr (AF_INET or AF_INET6 text), port 0; its port in *port. */
+/* A listener on addr (AF_INET or AF_INET6 text; v6 dual-stack), port 0; its port in *port. */
 static int listen_on(int family, const char *addr, uint16_t *port)
 {
-	struct sockaddr_storage ss = { 0 };
-	socklen_t sl;
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), off = 0;
-
-	if (fd < 0)
-		return -1;
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-		s->sin6_family = AF_INET6;
-		inet_pton(AF_INET6, addr, &s->sin6_addr);
-		sl = sizeof(*s);
-	} else {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-
-		s->sin_family = AF_INET;
-		inet_pton(AF_INET, addr, &s->sin_addr);
-		sl = sizeof(*s);
-	}
-	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 4) ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl)) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					       : ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
+	return ktest_listen_dual(family, SOCK_STREAM, addr, 0, 1, port);
 }
 
 /* In a child placed in cg: connect to addr:port and hold the connection until the parent
@@ -293,9 +266,7 @@ static int teardown(void)
 	enforcer_close(E);
 	E = NULL;
 	enforcer_destroy_pins(pin_dir);
-	rmdir(cg_a);
-	rmdir(cg_b);
-	rmdir(cg_base);
+	ktest_rmdirs(cg_a, cg_b, cg_base, NULL);
 	return 0;
 }
 
@@ -306,44 +277,30 @@ static int suite_init(void)
 	struct enforcer_opts o = { 0 };
 	int ret;
 
+	log_set_level(LOG_ERROR);
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-kid-%d", getpid());
+	if (cgroup_detect_root(root, sizeof(root)) < 0 ||
+	    ktest_mkcgroups(root, "mcpwarden-kid", cg_base, cg_a, "a", cg_b, "b", NULL) < 0) {
+		teardown();
+		return -1;
+	}
 	o.pin_dir = pin_dir;
 	o.cgroup_root = root;
 	if ((ret = enforcer_open(&o, &E)) < 0 ||
 	    (ret = enforcer_enroll(E, cg_a, WARDEN_MODE_PROTECT)) < 0 ||
 	    (ret = peer_fast_open(pin_dir)) < 0) {
 		fprintf(stderr, "ktest_identity setup: %s\n", strerror(-ret));
+		teardown();
 		return -1;
 	}
 	return 0;
 }
 
-int main(void)
-{
-	if (!ktest_can_run("ktest_identity", root, sizeof(root)))
-		return 0;
-	log_set_level(LOG_ERROR);
-	snprintf(cg_base, sizeof(cg_base), "%s/mcpwarden-kid-%d", root, getpid());
-	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-kid-%d", getpid());
-	snprintf(cg_a, sizeof(cg_a), "%s/a", cg_base);
-	snprintf(cg_b, sizeof(cg_b), "%s/b", cg_base);
-	if (mkdir(cg_base, 0755) < 0 || mkdir(cg_a, 0755) < 0 || mkdir(cg_b, 0755) < 0) {
-		perror("mkdir cgroup");
-		teardown();
-		return 1;
-	}
-
-	static const struct cu_case cases[] = {
-		{ "IPv4 loopback caller attributed to its cgroup", test_ipv4_loopback },
-		{ "IPv6 loopback caller attributed to its cgroup", test_ipv6_loopback },
-		{ "v4-mapped caller on a dual-stack listener", test_v4_mapped },
-		{ "a slot that is not the accepted connection falls back",
-		  test_forged_slot_falls_back },
-		{ "a unix socket has no inet identity", test_unix_not_supported },
-		{ "an id that is no cgroup has no path", test_path_of_unknown_id },
-		{ "without CAP_DAC_READ_SEARCH callers are named by a walk", test_named_by_walk },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("caller identity from the kernel (real cgroups)", suite_init, teardown,
-			    cases);
-}
+KTEST_MAIN("ktest_identity", "caller identity from the kernel (real cgroups)", suite_init, teardown,
+	{ "IPv4 loopback caller attributed to its cgroup", test_ipv4_loopback },
+	{ "IPv6 loopback caller attributed to its cgroup", test_ipv6_loopback },
+	{ "v4-mapped caller on a dual-stack listener", test_v4_mapped },
+	{ "a slot that is not the accepted connection falls back", test_forged_slot_falls_back },
+	{ "a unix socket has no inet identity", test_unix_not_supported },
+	{ "an id that is no cgroup has no path", test_path_of_unknown_id },
+	{ "without CAP_DAC_READ_SEARCH callers are named by a walk", test_named_by_walk })

@@ -38,52 +38,10 @@
 static struct enforcer *E;
 static struct event_base *base;
 static struct enforcer_upstream *U4, *U6;
-static char pin_dir[128], root[256], cg_base[512], cg_red[600], cg_plain[600], cg_lock[600],
-	cg_free[600];
+static char pin_dir[128], root[256], cg_base[KTEST_BASE_LEN], cg_red[KTEST_CG_LEN],
+	cg_plain[KTEST_CG_LEN], cg_lock[KTEST_CG_LEN], cg_free[KTEST_CG_LEN];
 static int up4 = -1, up6 = -1, tls4 = -1, red4 = -1, red6 = -1;
 static uint16_t port_up4, port_up6, port_tls4, port_red;
-
-static socklen_t make_addr(int family, const char *addr, uint16_t port,
-			   struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)ss;
-
-		s->sin_family = AF_INET;
-		s->sin_port = htons(port);
-		inet_pton(AF_INET, addr, &s->sin_addr);
-		return sizeof(*s);
-	}
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-	s6->sin6_family = AF_INET6;
-	s6->sin6_port = htons(port);
-	inet_pton(AF_INET6, addr, &s6->sin6_addr);
-	return sizeof(*s6);
-}
-
-static int listen_on(int family, const char *addr, uint16_t port, uint16_t *out)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = make_addr(family, addr, port, &ss);
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -errno;
-	if (family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	*out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	return fd;
-}
 
 /* "a.b.c.d:port" or "[v6]:port" */
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
@@ -115,7 +73,7 @@ static int probe_dial(const void *arg)
 {
 	const struct dial *d = arg;
 	struct sockaddr_storage ss, peer;
-	socklen_t len = make_addr(d->family, d->addr, d->port, &ss), pl = sizeof(peer);
+	socklen_t len = ktest_sockaddr(d->family, d->addr, d->port, &ss), pl = sizeof(peer);
 	char line[128], c;
 	int fd = socket(d->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -317,7 +275,7 @@ static void test_redirect_off(void)
 static void test_udp_refused(void)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = make_addr(AF_INET, "127.0.0.1", port_up4, &ss);
+	socklen_t len = ktest_sockaddr(AF_INET, "127.0.0.1", port_up4, &ss);
 	pid_t p = fork();
 
 	if (p == 0) {
@@ -413,10 +371,10 @@ static void test_wardenctl_maps(void)
 static int redirect_listen(void)
 {
 	for (int tries = 0; tries < 50; tries++) {
-		red4 = listen_on(AF_INET, "127.0.0.1", 0, &port_red);
+		red4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_red);
 		if (red4 < 0)
 			return red4;
-		red6 = listen_on(AF_INET6, "::1", port_red, &port_red);
+		red6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", port_red, &port_red);
 		if (red6 >= 0)
 			return 0;
 		close(red4);
@@ -474,7 +432,7 @@ static void test_reload_keeps_port(void)
 	test_ipv4();	/* and redirect still works */
 }
 
-static int setup(void)
+static int setup_world(void)
 {
 	struct enforcer_opts o = { 0 };
 	struct enforcer_dest tls = { 0 };
@@ -493,9 +451,9 @@ static int setup(void)
 		fprintf(stderr, "peer_fast_open: %s\n", strerror(-ret));
 		return -1;
 	}
-	up4 = listen_on(AF_INET, "127.0.0.1", 0, &port_up4);
-	up6 = listen_on(AF_INET6, "::1", 0, &port_up6);
-	tls4 = listen_on(AF_INET, "127.0.0.1", 0, &port_tls4);
+	up4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_up4);
+	up6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", 0, &port_up6);
+	tls4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_tls4);
 	if (up4 < 0 || up6 < 0 || tls4 < 0 || redirect_listen() < 0)
 		return -1;
 	/* The plain-HTTP upstreams the way the daemon protects them; the HTTPS one without the
@@ -530,46 +488,33 @@ static int teardown(void)
 	for (int *fd = (int[]){ up4, up6, tls4, red4, red6, -2 }; *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
-	rmdir(cg_red);
-	rmdir(cg_plain);
-	rmdir(cg_lock);
-	rmdir(cg_free);
-	rmdir(cg_base);
+	ktest_rmdirs(cg_red, cg_plain, cg_lock, cg_free, cg_base, NULL);
 	return 0;
 }
 
-int main(void)
+/* Its cgroups and pins named by this pid; torn down at once when the set-up fails (CUnit
+ * runs no clean-up then). */
+static int setup(void)
 {
-	if (!ktest_can_run("ktest_redirect", root, sizeof(root)))
-		return 0;
-	log_set_level(LOG_WARN);
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-kred-%d", getpid());
-	snprintf(cg_base, sizeof(cg_base), "%s/mcpwarden-kred-%d", root, getpid());
-	snprintf(cg_red, sizeof(cg_red), "%s/red", cg_base);
-	snprintf(cg_plain, sizeof(cg_plain), "%s/plain", cg_base);
-	snprintf(cg_lock, sizeof(cg_lock), "%s/lock", cg_base);
-	snprintf(cg_free, sizeof(cg_free), "%s/free", cg_base);
-	if (mkdir(cg_base, 0755) < 0 || mkdir(cg_red, 0755) < 0 || mkdir(cg_plain, 0755) < 0 ||
-	    mkdir(cg_lock, 0755) < 0 || mkdir(cg_free, 0755) < 0) {
-		perror("mkdir cgroup");
+	if (cgroup_detect_root(root, sizeof(root)) < 0 ||
+	    ktest_mkcgroups(root, "mcpwarden-kred", cg_base, cg_red, "red", cg_plain, "plain",
+			    cg_lock, "lock", cg_free, "free", NULL) < 0 || setup_world() < 0) {
 		teardown();
-		return 1;
+		return -1;
 	}
-
-	static const struct cu_case cases[] = {
-		{ "IPv4 connect redirected, getpeername shows the original", test_ipv4 },
-		{ "IPv6 connect redirected, getpeername shows the original", test_ipv6 },
-		{ "v4-mapped connect redirected, getpeername shows the original", test_v4_mapped },
-		{ "lockdown with redirect: the upstream redirected, the rest refused", test_lockdown },
-		{ "an HTTPS (not redirectable) destination stays refused", test_https_refused },
-		{ "a cgroup without redirect is refused as before", test_redirect_off },
-		{ "UDP is not redirected", test_udp_refused },
-		{ "an unenrolled process is untouched", test_unenrolled_untouched },
-		{ "redirect counters", test_counters },
-		{ "wardenctl maps shows the redirect table", test_wardenctl_maps },
-		{ "a reload keeps the redirect port (never 0 meanwhile)", test_reload_keeps_port },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("transparent redirect (real kernel)", setup, teardown, cases);
+	return 0;
 }
+
+KTEST_MAIN("ktest_redirect", "transparent redirect (real kernel)", setup, teardown,
+	{ "IPv4 connect redirected, getpeername shows the original", test_ipv4 },
+	{ "IPv6 connect redirected, getpeername shows the original", test_ipv6 },
+	{ "v4-mapped connect redirected, getpeername shows the original", test_v4_mapped },
+	{ "lockdown with redirect: the upstream redirected, the rest refused", test_lockdown },
+	{ "an HTTPS (not redirectable) destination stays refused", test_https_refused },
+	{ "a cgroup without redirect is refused as before", test_redirect_off },
+	{ "UDP is not redirected", test_udp_refused },
+	{ "an unenrolled process is untouched", test_unenrolled_untouched },
+	{ "redirect counters", test_counters },
+	{ "wardenctl maps shows the redirect table", test_wardenctl_maps },
+	{ "a reload keeps the redirect port (never 0 meanwhile)", test_reload_keeps_port })

@@ -1,5 +1,5 @@
-/* ktest_util: what the kernel suites share — their main(), writing and removing cgroupfs
- * files, running a probe in a child placed in a cgroup, loopback listeners. Header-only: each
+/* ktest_util: what the kernel suites share — their main(), making, writing and removing
+ * cgroupfs files, running a probe in a child placed in a cgroup, loopback listeners. Header-only: each
  * suite is one binary. */
 #ifndef WARDEN_KTEST_UTIL_H
 #define WARDEN_KTEST_UTIL_H
@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +46,32 @@ static inline void ktest_rmdirs(const char *dir, ...)
 		for (int i = 0; i < 100 && rmdir(dir) < 0 && errno == EBUSY; i++)
 			usleep(10000);
 	va_end(ap);
+}
+
+enum { KTEST_BASE_LEN = 512, KTEST_CG_LEN = 600 };
+
+/* A suite's cgroups: base (KTEST_BASE_LEN) = <root>/<tag>-<pid>, then under it each
+ * (buffer of KTEST_CG_LEN, name) pair given, NULL-ended; made in that order. 0, or -1 after
+ * perror (what was made is for the teardown's ktest_rmdirs). */
+static inline int ktest_mkcgroups(const char *root, const char *tag, char *base, ...)
+{
+	va_list ap;
+	char *dir;
+	int ret = 0;
+
+	snprintf(base, KTEST_BASE_LEN, "%s/%s-%d", root, tag, (int)getpid());
+	if (mkdir(base, 0755) < 0)
+		ret = -1;
+	va_start(ap, base);
+	while (!ret && (dir = va_arg(ap, char *))) {
+		snprintf(dir, KTEST_CG_LEN, "%s/%s", base, va_arg(ap, const char *));
+		if (mkdir(dir, 0755) < 0)
+			ret = -1;
+	}
+	va_end(ap);
+	if (ret)
+		perror("mkdir cgroup");
+	return ret;
 }
 
 /* Move the calling process into cgroup directory cg. */
@@ -134,19 +161,21 @@ static inline socklen_t ktest_sockaddr(int family, const char *addr, uint16_t po
 	return sizeof(*s6);
 }
 
-/* A socket of type bound to addr:port (0: a free one; AF_INET6: v6 only), listening when a
- * stream; its fd and its port in *out, or -errno. */
-static inline int ktest_listen(int family, int type, const char *addr, uint16_t port, uint16_t *out)
+/* A socket of type bound to addr:port (0: a free one; AF_INET6: v6 only unless dual, which
+ * takes v4-mapped callers too), listening when a stream; its fd and its port in *out, or
+ * -errno. */
+static inline int ktest_listen_dual(int family, int type, const char *addr, uint16_t port, int dual,
+				    uint16_t *out)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = ktest_sockaddr(family, addr, port, &ss);
-	int fd = socket(family, type | SOCK_CLOEXEC, 0), one = 1;
+	int fd = socket(family, type | SOCK_CLOEXEC, 0), one = 1, v6only = !dual;
 
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
 	    (type == SOCK_STREAM && listen(fd, 64) < 0) ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
@@ -158,6 +187,12 @@ static inline int ktest_listen(int family, int type, const char *addr, uint16_t 
 	*out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 				       : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	return fd;
+}
+
+/* ktest_listen_dual, v6 only: the listener most tests want. */
+static inline int ktest_listen(int family, int type, const char *addr, uint16_t port, uint16_t *out)
+{
+	return ktest_listen_dual(family, type, addr, port, 0, out);
 }
 
 #endif
