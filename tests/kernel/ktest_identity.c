@@ -36,52 +36,26 @@ static int listen_on(int family, const char *addr, uint16_t *port)
 	return ktest_listen_dual(family, SOCK_STREAM, addr, 0, 1, port);
 }
 
+/* In the child: connect to d and hold the connection until the other end closes. */
+static int hold_connection(const void *arg)
+{
+	int fd = ktest_connect(arg);
+	char c;
+
+	if (fd < 0)
+		return 3;
+	while (read(fd, &c, 1) > 0)
+		;
+	return 0;
+}
+
 /* In a child placed in cg: connect to addr:port and hold the connection until the parent
  * closes its end. */
 static pid_t client_in(const char *cg, int family, const char *addr, uint16_t port)
 {
-	pid_t p = fork();
+	const struct ktest_dial d = { family, addr, port };
 
-	if (p != 0)
-		return p;
-	struct sockaddr_storage ss = { 0 };
-	socklen_t sl;
-	char c;
-	int fd;
-
-	if (join_cgroup(cg) < 0)
-		_exit(2);
-	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-
-		s->sin6_family = AF_INET6;
-		s->sin6_port = htons(port);
-		inet_pton(AF_INET6, addr, &s->sin6_addr);
-		sl = sizeof(*s);
-	} else {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-
-		s->sin_family = AF_INET;
-		s->sin_port = htons(port);
-		inet_pton(AF_INET, addr, &s->sin_addr);
-		sl = sizeof(*s);
-	}
-	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl))
-		_exit(3);
-	while (read(fd, &c, 1) > 0)
-		;
-	_exit(0);
-}
-
-static int reap(pid_t p)
-{
-	int st;
-
-	while (waitpid(p, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return ktest_spawn_in(cg, NULL, hold_connection, &d, 2);
 }
 
 /* The fast path for an accepted connection, as the daemon takes it: the peer from accept,
@@ -133,7 +107,7 @@ static void check_caller(int lfamily, const char *laddr, int cfamily, const char
 	CU_ASSERT_STRING_EQUAL(path, cg + strlen(root));
 	close(fd);
 	close(lfd);
-	CU_ASSERT_EQUAL(reap(p), 0);
+	CU_ASSERT_EQUAL(ktest_reap(p), 0);
 }
 
 /* A slot that is not exactly the accepted connection is not believed: written over (as root
@@ -192,7 +166,7 @@ static void test_forged_slot_falls_back(void)
 	CU_ASSERT_EQUAL(hit.cgroup_id, real.cgroup_id);
 	close(fd);
 	close(lfd);
-	CU_ASSERT_EQUAL(reap(p), 0);
+	CU_ASSERT_EQUAL(ktest_reap(p), 0);
 }
 
 static void test_ipv4_loopback(void)
@@ -280,17 +254,14 @@ static int suite_init(void)
 	log_set_level(LOG_ERROR);
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-kid-%d", getpid());
 	if (cgroup_detect_root(root, sizeof(root)) < 0 ||
-	    ktest_mkcgroups(root, "mcpwarden-kid", cg_base, cg_a, "a", cg_b, "b", NULL) < 0) {
-		teardown();
+	    ktest_mkcgroups(root, "mcpwarden-kid", cg_base, cg_a, "a", cg_b, "b", NULL) < 0)
 		return -1;
-	}
 	o.pin_dir = pin_dir;
 	o.cgroup_root = root;
 	if ((ret = enforcer_open(&o, &E)) < 0 ||
 	    (ret = enforcer_enroll(E, cg_a, WARDEN_MODE_PROTECT)) < 0 ||
 	    (ret = peer_fast_open(pin_dir)) < 0) {
 		fprintf(stderr, "ktest_identity setup: %s\n", strerror(-ret));
-		teardown();
 		return -1;
 	}
 	return 0;

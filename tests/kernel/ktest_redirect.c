@@ -61,26 +61,17 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 	}
 }
 
-struct dial {
-	int family;
-	const char *addr;
-	uint16_t port;
-};
-
 /* In the child: connect, write what getpeername() says and a newline, hold the connection
  * until the other end closes. 0, or the errno of a failed call. */
 static int probe_dial(const void *arg)
 {
-	const struct dial *d = arg;
-	struct sockaddr_storage ss, peer;
-	socklen_t len = ktest_sockaddr(d->family, d->addr, d->port, &ss), pl = sizeof(peer);
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof(peer);
 	char line[128], c;
-	int fd = socket(d->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = ktest_connect(arg);
 
 	if (fd < 0)
-		return errno;
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0)
-		return errno;
+		return -fd;
 	if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
 		return errno;
 	addr_text(&peer, line, sizeof(line) - 1);
@@ -92,26 +83,9 @@ static int probe_dial(const void *arg)
 	return 0;
 }
 
-static pid_t spawn_dial(const char *cg, const struct dial *d)
+static pid_t spawn_dial(const char *cg, const struct ktest_dial *d)
 {
-	pid_t p = fork();
-
-	if (p == 0) {
-		if (join_cgroup(cg) < 0)
-			_exit(200);
-		_exit(probe_dial(d) & 0xff);
-	}
-	return p;
-}
-
-static int reap(pid_t p)
-{
-	int st;
-
-	while (waitpid(p, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return ktest_spawn_in(cg, NULL, probe_dial, d, 200);
 }
 
 /* Accept on lfd within 2 s; -1 when nothing came. */
@@ -136,7 +110,7 @@ static void read_line(int fd, char *buf, size_t len)
 
 /* A client in cg dials d; it must arrive on listener lfd (the redirect listener), see
  * want_peer from getpeername, and the cookie must give back d as the original destination. */
-static void check_redirected(const char *cg, const struct dial *d, int lfd, const char *want_peer,
+static void check_redirected(const char *cg, const struct ktest_dial *d, int lfd, const char *want_peer,
 			     bool v4mapped)
 {
 	struct warden_redirect rv;
@@ -150,7 +124,7 @@ static void check_redirected(const char *cg, const struct dial *d, int lfd, cons
 	CU_ASSERT(fd >= 0);
 	if (fd < 0) {
 		kill(p, SIGKILL);
-		printf("\n    child exit: %d\n", reap(p));
+		printf("\n    child exit: %d\n", ktest_reap(p));
 		return;
 	}
 	read_line(fd, line, sizeof(line));
@@ -193,7 +167,7 @@ static void check_redirected(const char *cg, const struct dial *d, int lfd, cons
 		CU_ASSERT_STRING_EQUAL(text, want_peer);
 	}
 	close(fd);
-	CU_ASSERT_EQUAL(reap(p), 0);
+	CU_ASSERT_EQUAL(ktest_reap(p), 0);
 }
 
 /* Nothing may have reached the real upstream listeners. */
@@ -206,7 +180,7 @@ static void check_upstreams_untouched(void)
 
 static void test_ipv4(void)
 {
-	struct dial d = { AF_INET, "127.0.0.1", port_up4 };
+	struct ktest_dial d = { AF_INET, "127.0.0.1", port_up4 };
 	char want[64];
 
 	snprintf(want, sizeof(want), "127.0.0.1:%u", port_up4);
@@ -216,7 +190,7 @@ static void test_ipv4(void)
 
 static void test_ipv6(void)
 {
-	struct dial d = { AF_INET6, "::1", port_up6 };
+	struct ktest_dial d = { AF_INET6, "::1", port_up6 };
 	char want[64];
 
 	snprintf(want, sizeof(want), "[::1]:%u", port_up6);
@@ -226,7 +200,7 @@ static void test_ipv6(void)
 
 static void test_v4_mapped(void)
 {
-	struct dial d = { AF_INET6, "::ffff:127.0.0.1", port_up4 };
+	struct ktest_dial d = { AF_INET6, "::ffff:127.0.0.1", port_up4 };
 	char want[64];
 
 	snprintf(want, sizeof(want), "[::ffff:127.0.0.1]:%u", port_up4);
@@ -238,8 +212,8 @@ static void test_v4_mapped(void)
  * redirectable upstream goes to the listener and anything else is still refused. */
 static void test_lockdown(void)
 {
-	struct dial d = { AF_INET, "127.0.0.1", port_up4 };
-	struct dial tls = { AF_INET, "127.0.0.1", port_tls4 };
+	struct ktest_dial d = { AF_INET, "127.0.0.1", port_up4 };
+	struct ktest_dial tls = { AF_INET, "127.0.0.1", port_tls4 };
 	char want[64];
 
 	snprintf(want, sizeof(want), "127.0.0.1:%u", port_up4);
@@ -252,7 +226,7 @@ static void test_lockdown(void)
  * TLS as that server, so the connect stays refused. */
 static void test_https_refused(void)
 {
-	struct dial d = { AF_INET, "127.0.0.1", port_tls4 };
+	struct ktest_dial d = { AF_INET, "127.0.0.1", port_tls4 };
 
 	CU_ASSERT_EQUAL(run_in_cgroup(cg_red, "kred-tls", probe_dial, &d, 200, NULL), EPERM);
 	CU_ASSERT_EQUAL(accept_within(red4, 100), -1);
@@ -262,7 +236,7 @@ static void test_https_refused(void)
 /* Enrolled without redirect: today's behaviour, refused. */
 static void test_redirect_off(void)
 {
-	struct dial d4 = { AF_INET, "127.0.0.1", port_up4 }, d6 = { AF_INET6, "::1", port_up6 };
+	struct ktest_dial d4 = { AF_INET, "127.0.0.1", port_up4 }, d6 = { AF_INET6, "::1", port_up6 };
 
 	CU_ASSERT_EQUAL(run_in_cgroup(cg_plain, "kred-plain", probe_dial, &d4, 200, NULL), EPERM);
 	CU_ASSERT_EQUAL(run_in_cgroup(cg_plain, "kred-plain", probe_dial, &d6, 200, NULL), EPERM);
@@ -287,14 +261,14 @@ static void test_udp_refused(void)
 		_exit(connect(fd, (struct sockaddr *)&ss, len) < 0 ? errno : 0);
 	}
 	CU_ASSERT_FATAL(p > 0);
-	CU_ASSERT_EQUAL(reap(p), EPERM);
+	CU_ASSERT_EQUAL(ktest_reap(p), EPERM);
 }
 
 /* A process that is not enrolled reaches the upstream itself, and its getpeername is
  * untouched. */
 static void test_unenrolled_untouched(void)
 {
-	struct dial d = { AF_INET, "127.0.0.1", port_up4 };
+	struct ktest_dial d = { AF_INET, "127.0.0.1", port_up4 };
 	char want[64], line[128];
 	pid_t p = spawn_dial(cg_free, &d);
 	int fd;
@@ -306,7 +280,7 @@ static void test_unenrolled_untouched(void)
 	snprintf(want, sizeof(want), "127.0.0.1:%u", port_up4);
 	CU_ASSERT_STRING_EQUAL(line, want);
 	close(fd);
-	CU_ASSERT_EQUAL(reap(p), 0);
+	CU_ASSERT_EQUAL(ktest_reap(p), 0);
 }
 
 static void test_counters(void)
@@ -432,12 +406,17 @@ static void test_reload_keeps_port(void)
 	test_ipv4();	/* and redirect still works */
 }
 
-static int setup_world(void)
+static int setup(void)
 {
 	struct enforcer_opts o = { 0 };
 	struct enforcer_dest tls = { 0 };
 	int ret;
 
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-kred-%d", getpid());
+	if (cgroup_detect_root(root, sizeof(root)) < 0 ||
+	    ktest_mkcgroups(root, "mcpwarden-kred", cg_base, cg_red, "red", cg_plain, "plain",
+			    cg_lock, "lock", cg_free, "free", NULL) < 0)
+		return -1;
 	base = event_base_new();
 	if (!base)
 		return -1;
@@ -489,20 +468,6 @@ static int teardown(void)
 		if (*fd >= 0)
 			close(*fd);
 	ktest_rmdirs(cg_red, cg_plain, cg_lock, cg_free, cg_base, NULL);
-	return 0;
-}
-
-/* Its cgroups and pins named by this pid; torn down at once when the set-up fails (CUnit
- * runs no clean-up then). */
-static int setup(void)
-{
-	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/mcpwarden-kred-%d", getpid());
-	if (cgroup_detect_root(root, sizeof(root)) < 0 ||
-	    ktest_mkcgroups(root, "mcpwarden-kred", cg_base, cg_red, "red", cg_plain, "plain",
-			    cg_lock, "lock", cg_free, "free", NULL) < 0 || setup_world() < 0) {
-		teardown();
-		return -1;
-	}
 	return 0;
 }
 

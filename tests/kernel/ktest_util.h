@@ -1,6 +1,6 @@
 /* ktest_util: what the kernel suites share — their main(), making, writing and removing
- * cgroupfs files, running a probe in a child placed in a cgroup, loopback listeners. Header-only: each
- * suite is one binary. */
+ * cgroupfs files, running a probe in a child placed in a cgroup (waited for or not), loopback
+ * listeners and connections. Header-only: each suite is one binary. */
 #ifndef WARDEN_KTEST_UTIL_H
 #define WARDEN_KTEST_UTIL_H
 
@@ -100,8 +100,16 @@ static inline int ktest_can_run(const char *suite, char *root, size_t len)
 
 /* The whole main() of a kernel suite that needs nothing but root and cgroup v2 (SKIP
  * otherwise): CU_MAIN after ktest_can_run(), logging warnings and worse. binary names it in
- * the SKIP line. */
+ * the SKIP line. A failed init is followed by clean (CUnit would not run it), so that a
+ * half-made set-up leaves no cgroup or pin behind: clean must take any state. */
 #define KTEST_MAIN(binary, suite, init, clean, ...)                                   \
+	static int ktest_init_(void)                                                  \
+	{                                                                             \
+		if (init() == 0)                                                      \
+			return 0;                                                     \
+		clean();                                                              \
+		return -1;                                                            \
+	}                                                                             \
 	int main(void)                                                                \
 	{                                                                             \
 		static const struct cu_case cu_cases_[] = { __VA_ARGS__, { NULL, NULL } }; \
@@ -110,34 +118,55 @@ static inline int ktest_can_run(const char *suite, char *root, size_t len)
 		if (!ktest_can_run(binary, root_, sizeof(root_)))                     \
 			return 0;                                                     \
 		log_set_level(LOG_WARN);                                              \
-		return cu_run_suite(suite, init, clean, cu_cases_);                   \
+		return cu_run_suite(suite, ktest_init_, clean, cu_cases_);            \
 	}
 
 typedef int (*probe_fn)(const void *arg);
 
-/* Run fn in a child placed in cg, named comm; returns what fn returned (& 0xff: an errno, 0
- * for success), join_fail when the child could not join cg, -1 when it did not exit; and the
- * child's pid in *pid. */
-static inline int run_in_cgroup(const char *cg, const char *comm, probe_fn fn, const void *arg,
-				int join_fail, pid_t *pid)
+/* The exit status of child p once it has exited; -1 when it was killed or cannot be waited
+ * for. */
+static inline int ktest_reap(pid_t p)
 {
 	int status;
+
+	while (waitpid(p, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A child placed in cg, named comm (NULL: keeps the test's name), that exits with what fn
+ * returned (& 0xff: an errno, 0 for success), or join_fail when it could not join cg. Its
+ * pid, or -errno. */
+static inline pid_t ktest_spawn_in(const char *cg, const char *comm, probe_fn fn, const void *arg,
+				   int join_fail)
+{
 	pid_t p = fork();
 
 	if (p < 0)
 		return -errno;
 	if (p == 0) {
-		prctl(PR_SET_NAME, comm);
+		if (comm)
+			prctl(PR_SET_NAME, comm);
 		if (join_cgroup(cg) < 0)
 			_exit(join_fail);
 		_exit(fn(arg) & 0xff);
 	}
+	return p;
+}
+
+/* ktest_spawn_in, waited for: what fn returned, join_fail, -1 when the child did not exit,
+ * or -errno; and the child's pid in *pid. */
+static inline int run_in_cgroup(const char *cg, const char *comm, probe_fn fn, const void *arg,
+				int join_fail, pid_t *pid)
+{
+	pid_t p = ktest_spawn_in(cg, comm, fn, arg, join_fail);
+
+	if (p < 0)
+		return p;
 	if (pid)
 		*pid = p;
-	while (waitpid(p, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return ktest_reap(p);
 }
 
 /* The numeric address addr (family's form) and port in *ss: its length. */
@@ -159,6 +188,30 @@ static inline socklen_t ktest_sockaddr(int family, const char *addr, uint16_t po
 	s6->sin6_port = htons(port);
 	inet_pton(AF_INET6, addr, &s6->sin6_addr);
 	return sizeof(*s6);
+}
+
+/* Where a probe connects: a family, a numeric address in its form, a port. */
+struct ktest_dial {
+	int family;
+	const char *addr;
+	uint16_t port;
+};
+
+/* A TCP connection to d: its fd, or -errno. */
+static inline int ktest_connect(const struct ktest_dial *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = ktest_sockaddr(d->family, d->addr, d->port, &ss);
+	int fd = socket(d->family, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
 /* A socket of type bound to addr:port (0: a free one; AF_INET6: v6 only unless dual, which
