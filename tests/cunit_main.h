@@ -5,6 +5,9 @@
 
 #include <CUnit/Basic.h>
 
+#include "base/alloc.h"
+#include "base/log.h"
+
 struct cu_case {
 	const char *name;
 	CU_TestFunc fn;
@@ -27,6 +30,21 @@ static inline int cu_run_suite(const char *suite, CU_InitializeFunc init, CU_Cle
 		 CU_get_number_of_suites_failed();
 	CU_cleanup_registry();
 	return failed || !s ? 1 : 0;
+}
+
+/* Set-ups several suites share (CU_MAIN's init): cu_quiet where the code under test warns by
+ * design (only errors logged, the output kept readable), cu_alloc where it needs the
+ * out-of-memory policy in force (alloc_init, base/alloc.h). */
+static inline int cu_quiet(void)
+{
+	log_set_level(LOG_ERROR);
+	return 0;
+}
+
+static inline int cu_alloc(void)
+{
+	alloc_init();
+	return 0;
 }
 
 /* The whole main() of a test binary: its suite's name, set-up and clean-up (or NULL) and its

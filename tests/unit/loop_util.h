@@ -56,18 +56,6 @@ static inline void lu_run_for(struct event_base *base, int ms)
 
 static inline bool lu_flag(void *arg) { return *(bool *)arg; }
 
-/* Run the registered tests verbosely; the exit status main returns (0: all passed). */
-static inline int lu_run_tests(void)
-{
-	unsigned failed;
-
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
-}
-
 /* ---- paths and configs --------------------------------------------------------------------- */
 
 /* top/rel, top from MCPWARDEN_TOP (tests/run.sh) or the current directory. */

@@ -514,24 +514,17 @@ static void test_load_spend(void)
 	done(b);         /* frees the outstanding reservation too */
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "idle counters are forgotten", test_sweep },
-		{ "money: exact parse, rejects", test_money_parse },
-		{ "money: format", test_money_format },
-		{ "RFC 3339 times", test_rfc3339 },
-		{ "period boundaries", test_periods },
-		{ "cost table", test_costs },
-		{ "budget config errors", test_budget_config_errors },
-		{ "reserve, commit, release", test_reserve_commit_release },
-		{ "interleavings never overshoot", test_interleavings },
-		{ "team and key both limit", test_team_and_key },
-		{ "rollover with a call in flight", test_rollover_in_flight },
-		{ "rolling window", test_rolling },
-		{ "load persisted spend", test_load_spend },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("budget", NULL, NULL, cases);
-}
+CU_MAIN("budget", NULL, NULL,
+	{ "idle counters are forgotten", test_sweep },
+	{ "money: exact parse, rejects", test_money_parse },
+	{ "money: format", test_money_format },
+	{ "RFC 3339 times", test_rfc3339 },
+	{ "period boundaries", test_periods },
+	{ "cost table", test_costs },
+	{ "budget config errors", test_budget_config_errors },
+	{ "reserve, commit, release", test_reserve_commit_release },
+	{ "interleavings never overshoot", test_interleavings },
+	{ "team and key both limit", test_team_and_key },
+	{ "rollover with a call in flight", test_rollover_in_flight },
+	{ "rolling window", test_rolling },
+	{ "load persisted spend", test_load_spend })

@@ -11,6 +11,7 @@
 
 #include "mcp/upstream.h"
 #include "mcp/transport/upstream_stdio.h"
+#include "cunit_main.h"
 #include "loop_util.h"
 
 static struct event_base *base;
@@ -211,15 +212,6 @@ static void test_prefix_never_keeps_the_first(void)
 	stop();
 }
 
-int main(void)
-{
-	CU_pSuite s;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("catalog", NULL, NULL);
-	CU_add_test(s, "aggregate: pages, prefixes, routes, list_changed, a dead upstream",
-		    test_aggregate);
-	CU_add_test(s, "prefix never: a clash keeps the first server's", test_prefix_never_keeps_the_first);
-	return lu_run_tests();
-}
+CU_MAIN("catalog", NULL, NULL,
+	{ "aggregate: pages, prefixes, routes, list_changed, a dead upstream", test_aggregate },
+	{ "prefix never: a clash keeps the first server's", test_prefix_never_keeps_the_first })

@@ -284,20 +284,11 @@ static void test_resolve_docker(void)
 	rm_tree();
 }
 
-int main(void)
-{
-	log_set_level(LOG_ERROR);
-
-	static const struct cu_case cases[] = {
-		{ "destination specs", test_dest_parse },
-		{ "config section", test_config_ok },
-		{ "config errors name field paths", test_config_errors },
-		{ "transparent redirect settings", test_config_redirect },
-		{ "container and pod cgroup resolution", test_resolve },
-		{ "podman container cgroups (cgroupfs and systemd managers)", test_resolve_podman },
-		{ "docker container cgroups (cgroupfs and systemd drivers)", test_resolve_docker },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("enforcer", NULL, NULL, cases);
-}
+CU_MAIN("enforcer", cu_quiet, NULL,
+	{ "destination specs", test_dest_parse },
+	{ "config section", test_config_ok },
+	{ "config errors name field paths", test_config_errors },
+	{ "transparent redirect settings", test_config_redirect },
+	{ "container and pod cgroup resolution", test_resolve },
+	{ "podman container cgroups (cgroupfs and systemd managers)", test_resolve_podman },
+	{ "docker container cgroups (cgroupfs and systemd drivers)", test_resolve_docker })

@@ -327,20 +327,13 @@ static void test_slot_map(void)
 	freeReplyObject(rep);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "sqlite is the default", test_sqlite_default },
-		{ "redis fields", test_redis_fields },
-		{ "passwords from a file or the environment", test_passwords },
-		{ "errors name the field", test_errors },
-		{ "key names and expiry", test_key_names },
-		{ "kept charges and their markers", test_kept_charges },
-		{ "cluster seeds", test_cluster_config },
-		{ "CRC16 and hash slots", test_slots },
-		{ "CLUSTER SLOTS into a slot map", test_slot_map },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("fleet", NULL, NULL, cases);
-}
+CU_MAIN("fleet", NULL, NULL,
+	{ "sqlite is the default", test_sqlite_default },
+	{ "redis fields", test_redis_fields },
+	{ "passwords from a file or the environment", test_passwords },
+	{ "errors name the field", test_errors },
+	{ "key names and expiry", test_key_names },
+	{ "kept charges and their markers", test_kept_charges },
+	{ "cluster seeds", test_cluster_config },
+	{ "CRC16 and hash slots", test_slots },
+	{ "CLUSTER SLOTS into a slot map", test_slot_map })

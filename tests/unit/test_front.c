@@ -230,18 +230,11 @@ static void test_body_limit(void)
 	free(big);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "health, paths, methods", test_health_and_paths },
-		{ "credentials: missing, wrong, X-Api-Key", test_credentials },
-		{ "Origin and Host checks", test_origin_and_host },
-		{ "Accept, Content-Type, parse errors", test_content_negotiation_and_parse_errors },
-		{ "session id and protocol version headers, 202, DELETE", test_session_headers },
-		{ "2025-03-26 batches, refused later", test_batches },
-		{ "body limit: 413, then served", test_body_limit },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("front", setup, teardown, cases);
-}
+CU_MAIN("front", setup, teardown,
+	{ "health, paths, methods", test_health_and_paths },
+	{ "credentials: missing, wrong, X-Api-Key", test_credentials },
+	{ "Origin and Host checks", test_origin_and_host },
+	{ "Accept, Content-Type, parse errors", test_content_negotiation_and_parse_errors },
+	{ "session id and protocol version headers, 202, DELETE", test_session_headers },
+	{ "2025-03-26 batches, refused later", test_batches },
+	{ "body limit: 413, then served", test_body_limit })

@@ -338,17 +338,10 @@ static void test_config_errors(void)
 	config_free(c);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "authenticate: ok, missing, expired, disabled, held off", test_authenticate },
-		{ "admission: permission, budget, rate; refusals spend nothing; settle",
-		  test_admit_in_order },
-		{ "spend survives; refusal; runtime key kept across reload", test_release_and_reload },
-		{ "full reload: the rules replaced kept to go back to", test_full_reload_back },
-		{ "config errors name their field", test_config_errors },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("gate", setup, teardown, cases);
-}
+CU_MAIN("gate", setup, teardown,
+	{ "authenticate: ok, missing, expired, disabled, held off", test_authenticate },
+	{ "admission: permission, budget, rate; refusals spend nothing; settle",
+	  test_admit_in_order },
+	{ "spend survives; refusal; runtime key kept across reload", test_release_and_reload },
+	{ "full reload: the rules replaced kept to go back to", test_full_reload_back },
+	{ "config errors name their field", test_config_errors })

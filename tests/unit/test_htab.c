@@ -264,18 +264,11 @@ static void test_intern(void)
 	intern_free(in);                            /* with c and d still referenced */
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "integer keys, growth, removal while iterating", test_integer_keys },
-		{ "no bucket array while empty", test_empty_holds_nothing },
-		{ "big tables fill to a load of 2", test_big_table_load },
-		{ "string keys, per-table seeds", test_string_keys_and_seed },
-		{ "hmap: NULL until the first put", test_hmap_lazy },
-		{ "intrusive list", test_list },
-		{ "interned names", test_intern },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("htab", NULL, NULL, cases);
-}
+CU_MAIN("htab", NULL, NULL,
+	{ "integer keys, growth, removal while iterating", test_integer_keys },
+	{ "no bucket array while empty", test_empty_holds_nothing },
+	{ "big tables fill to a load of 2", test_big_table_load },
+	{ "string keys, per-table seeds", test_string_keys_and_seed },
+	{ "hmap: NULL until the first put", test_hmap_lazy },
+	{ "intrusive list", test_list },
+	{ "interned names", test_intern })

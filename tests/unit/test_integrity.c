@@ -285,19 +285,11 @@ static void test_config(void)
 				      "upstreams[0].circuit.failures"), -EINVAL);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "canonical form", test_canonical },
-		{ "digest", test_digest },
-		{ "digest version 1", test_digest_v1 },
-		{ "diff", test_diff },
-		{ "circuit breaker", test_circuit },
-		{ "loop breaker", test_loop_guard },
-		{ "configuration", test_config },
-		{ NULL, NULL }
-	};
-
-	alloc_init();
-	return cu_run_suite("integrity", NULL, NULL, cases);
-}
+CU_MAIN("integrity", cu_alloc, NULL,
+	{ "canonical form", test_canonical },
+	{ "digest", test_digest },
+	{ "digest version 1", test_digest_v1 },
+	{ "diff", test_diff },
+	{ "circuit breaker", test_circuit },
+	{ "loop breaker", test_loop_guard },
+	{ "configuration", test_config })

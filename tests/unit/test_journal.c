@@ -179,14 +179,7 @@ static void test_rss(void)
 	journal_close(j);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "a crashed run's charges replay whole, in order, into their database", test_replay },
-		{ "a full ring, names too long", test_full_and_limits },
-		{ "committed slots leave RSS, their bytes kept", test_rss },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("journal", setup, teardown, cases);
-}
+CU_MAIN("journal", setup, teardown,
+	{ "a crashed run's charges replay whole, in order, into their database", test_replay },
+	{ "a full ring, names too long", test_full_and_limits },
+	{ "committed slots leave RSS, their bytes kept", test_rss })

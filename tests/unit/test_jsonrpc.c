@@ -122,16 +122,9 @@ static void test_exact_numbers(void)
 	cJSON_Delete(m);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "message kinds", test_kinds },
-		{ "invalid messages get precise codes", test_invalid },
-		{ "builders", test_builders },
-		{ "id keys", test_id_keys },
-		{ "numbers printed exactly", test_exact_numbers },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("jsonrpc", NULL, NULL, cases);
-}
+CU_MAIN("jsonrpc", NULL, NULL,
+	{ "message kinds", test_kinds },
+	{ "invalid messages get precise codes", test_invalid },
+	{ "builders", test_builders },
+	{ "id keys", test_id_keys },
+	{ "numbers printed exactly", test_exact_numbers })

@@ -458,18 +458,11 @@ static void test_metadata(void)
 	CU_ASSERT_STRING_EQUAL(out, "http://[::1]:8080/mcp");
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "base64url, strict", test_b64url },
-		{ "parse refusals: none, HS256, crit, sizes", test_parse_refusals },
-		{ "JWKS: kept, skipped and malformed keys", test_jwks },
-		{ "signatures: RS256, ES256, EdDSA, tampering, kid, alg", test_signatures },
-		{ "oauth config errors name their field", test_config_errors },
-		{ "oauth claims: iss, aud, times, scope, team and policy", test_claims },
-		{ "oauth metadata and resource URLs", test_metadata },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("jwt", setup, teardown, cases);
-}
+CU_MAIN("jwt", setup, teardown,
+	{ "base64url, strict", test_b64url },
+	{ "parse refusals: none, HS256, crit, sizes", test_parse_refusals },
+	{ "JWKS: kept, skipped and malformed keys", test_jwks },
+	{ "signatures: RS256, ES256, EdDSA, tampering, kid, alg", test_signatures },
+	{ "oauth config errors name their field", test_config_errors },
+	{ "oauth claims: iss, aud, times, scope, team and policy", test_claims },
+	{ "oauth metadata and resource URLs", test_metadata })

@@ -167,13 +167,7 @@ static void test_names(void)
 		    sizeof(annotation_keys) / sizeof(annotation_keys[0]));
 }
 
-static int quiet(void)
-{
-	log_set_level(LOG_ERROR);
-	return 0;
-}
-
-CU_MAIN("kube", quiet, NULL,
+CU_MAIN("kube", cu_quiet, NULL,
 	{ "kubernetes section: defaults and environment", test_defaults },
 	{ "kubernetes section: errors name their field", test_errors },
 	{ "kubernetes names", test_names })

@@ -161,17 +161,9 @@ static void test_debit(void)
 	ratelimit_free(rl);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "cost", test_cost },
-		{ "config", test_config },
-		{ "policy", test_policy },
-		{ "settle to usage", test_settle_amount },
-		{ "token debit", test_debit },
-		{ NULL, NULL },
-	};
-
-	alloc_init();
-	return cu_run_suite("llm", NULL, NULL, cases);
-}
+CU_MAIN("llm", cu_alloc, NULL,
+	{ "cost", test_cost },
+	{ "config", test_config },
+	{ "policy", test_policy },
+	{ "settle to usage", test_settle_amount },
+	{ "token debit", test_debit })

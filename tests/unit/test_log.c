@@ -179,14 +179,7 @@ static void test_record_numbers(void)
 	cJSON_Delete(o);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "records of a loop turn", test_loop_turn },
-		{ "record lines", test_record_line },
-		{ "numbers in record lines", test_record_numbers },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("log", NULL, NULL, cases);
-}
+CU_MAIN("log", NULL, NULL,
+	{ "records of a loop turn", test_loop_turn },
+	{ "record lines", test_record_line },
+	{ "numbers in record lines", test_record_numbers })

@@ -107,14 +107,7 @@ static void test_errors_name_the_field(void)
 	CU_ASSERT_ERRORS(&e, "logs.postgres.table_prefix");
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "absent: off; defaults, the sidecar from the environment", test_absent_and_defaults },
-		{ "every field; password_file read at connect", test_every_field },
-		{ "errors name the field", test_errors_name_the_field },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("logpg", NULL, NULL, cases);
-}
+CU_MAIN("logpg", NULL, NULL,
+	{ "absent: off; defaults, the sidecar from the environment", test_absent_and_defaults },
+	{ "every field; password_file read at connect", test_every_field },
+	{ "errors name the field", test_errors_name_the_field })

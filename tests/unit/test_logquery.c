@@ -469,18 +469,11 @@ static void test_logtail(void)
 	CU_ASSERT_EQUAL(logtail_subscribers(), 0);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "missing file, then pages, filters, fts, bound values, one record",
-		  test_missing_then_pages },
-		{ "stats per group and bucket", test_stats },
-		{ "bounded queue; free answers what was queued", test_bound_and_free },
-		{ "logtail: fan-out, unsubscribing inside a callback, the cap", test_logtail },
-		{ "the fixture's schema is the log store's own", test_fixture_is_the_store_schema },
-		{ "pages by block summary: a rare value, an absent one, a window", test_blocks },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("logquery", init, cleanup, cases);
-}
+CU_MAIN("logquery", init, cleanup,
+	{ "missing file, then pages, filters, fts, bound values, one record",
+	  test_missing_then_pages },
+	{ "stats per group and bucket", test_stats },
+	{ "bounded queue; free answers what was queued", test_bound_and_free },
+	{ "logtail: fan-out, unsubscribing inside a callback, the cap", test_logtail },
+	{ "the fixture's schema is the log store's own", test_fixture_is_the_store_schema },
+	{ "pages by block summary: a rare value, an absent one, a window", test_blocks })

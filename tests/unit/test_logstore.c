@@ -474,24 +474,17 @@ static void test_retention_with_summaries(void)
 	check_summaries();
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "records are chained; a changed, removed or inserted row is named",
-		  test_chain_and_tampering },
-		{ "a checkpoint is compared; a restart continues the chain", test_checkpoint_and_restart },
-		{ "retention by size trims the oldest and the chain still verifies",
-		  test_retention_by_size },
-		{ "retention by age, at start-up too", test_retention_by_age },
-		{ "a full queue drops from the store only, counted", test_queue_full },
-		{ "the logs section", test_options },
-		{ "a version-2 store is converted on open", test_schema_v2_converted },
-		{ "a version-3 store is converted on open", test_schema_v3_converted },
-		{ "verify --since starts from the block summaries", test_verify_since_by_blocks },
-		{ "retention deletes the summaries of emptied blocks",
-		  test_retention_with_summaries },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("logstore", setup, teardown, cases);
-}
+CU_MAIN("logstore", setup, teardown,
+	{ "records are chained; a changed, removed or inserted row is named",
+	  test_chain_and_tampering },
+	{ "a checkpoint is compared; a restart continues the chain", test_checkpoint_and_restart },
+	{ "retention by size trims the oldest and the chain still verifies",
+	  test_retention_by_size },
+	{ "retention by age, at start-up too", test_retention_by_age },
+	{ "a full queue drops from the store only, counted", test_queue_full },
+	{ "the logs section", test_options },
+	{ "a version-2 store is converted on open", test_schema_v2_converted },
+	{ "a version-3 store is converted on open", test_schema_v3_converted },
+	{ "verify --since starts from the block summaries", test_verify_since_by_blocks },
+	{ "retention deletes the summaries of emptied blocks",
+	  test_retention_with_summaries })

@@ -534,21 +534,14 @@ static void test_logged_values(void)
 	cJSON_Delete(root);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "glob patterns", test_globs },
-		{ "glob worst case and length limit", test_glob_worst_case },
-		{ "deny wins, default deny, kinds apart", test_precedence },
-		{ "key policy and team policy intersect", test_team_intersection },
-		{ "annotation rules with MCP defaults", test_annotations },
-		{ "resources and dot-dot URIs", test_resources },
-		{ "bad catalogue entries are refused", test_bad_entries },
-		{ "compile 10,000 entries, many policies, cache", test_compile_large },
-		{ "config errors name field paths", test_config_errors },
-		{ "log_arguments and redact", test_logged_values },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("policy", NULL, NULL, cases);
-}
+CU_MAIN("policy", NULL, NULL,
+	{ "glob patterns", test_globs },
+	{ "glob worst case and length limit", test_glob_worst_case },
+	{ "deny wins, default deny, kinds apart", test_precedence },
+	{ "key policy and team policy intersect", test_team_intersection },
+	{ "annotation rules with MCP defaults", test_annotations },
+	{ "resources and dot-dot URIs", test_resources },
+	{ "bad catalogue entries are refused", test_bad_entries },
+	{ "compile 10,000 entries, many policies, cache", test_compile_large },
+	{ "config errors name field paths", test_config_errors },
+	{ "log_arguments and redact", test_logged_values })

@@ -259,20 +259,13 @@ static void test_config_errors(void)
 	cJSON_Delete(root);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "burst then refill", test_burst_then_refill },
-		{ "retry-after is exact", test_retry_after_exact },
-		{ "all or nothing across buckets", test_all_or_nothing },
-		{ "refusal names the longest wait", test_refusal_names_longest_wait },
-		{ "idle eviction, full table refuses", test_eviction },
-		{ "many keys", test_many_keys },
-		{ "limit change keeps fill ratio", test_respec },
-		{ "config selectors and precedence", test_config },
-		{ "config errors name the field", test_config_errors },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("ratelimit", NULL, NULL, cases);
-}
+CU_MAIN("ratelimit", NULL, NULL,
+	{ "burst then refill", test_burst_then_refill },
+	{ "retry-after is exact", test_retry_after_exact },
+	{ "all or nothing across buckets", test_all_or_nothing },
+	{ "refusal names the longest wait", test_refusal_names_longest_wait },
+	{ "idle eviction, full table refuses", test_eviction },
+	{ "many keys", test_many_keys },
+	{ "limit change keeps fill ratio", test_respec },
+	{ "config selectors and precedence", test_config },
+	{ "config errors name the field", test_config_errors })

@@ -221,16 +221,9 @@ static void test_catalogue(void)
 	cJSON_Delete(caps);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "method table: ping, unknown, bad _meta, ids echoed", test_method_table },
-		{ "lists follow the key's policy; bad cursor", test_lists_follow_policy },
-		{ "calls routed; unknown, not permitted, bad arguments", test_calls_route_and_refuse },
-		{ "resources, prompts, setLevel fan-out", test_resources_prompts_fanout },
-		{ "catalogue: exposed names, URIs, capabilities", test_catalogue },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("router", setup, teardown, cases);
-}
+CU_MAIN("router", setup, teardown,
+	{ "method table: ping, unknown, bad _meta, ids echoed", test_method_table },
+	{ "lists follow the key's policy; bad cursor", test_lists_follow_policy },
+	{ "calls routed; unknown, not permitted, bad arguments", test_calls_route_and_refuse },
+	{ "resources, prompts, setLevel fan-out", test_resources_prompts_fanout },
+	{ "catalogue: exposed names, URIs, capabilities", test_catalogue })

@@ -749,35 +749,28 @@ static void test_reuse(void)
 	schema_free(s);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "type", test_type },
-		{ "properties and required", test_properties_required },
-		{ "additionalProperties and patternProperties", test_additional_and_pattern_properties },
-		{ "enum and const", test_enum_const },
-		{ "numeric bounds", test_numeric },
-		{ "string bounds (code points)", test_strings },
-		{ "pattern", test_pattern },
-		{ "items, prefixItems, minItems, maxItems", test_arrays },
-		{ "uniqueItems", test_unique_items },
-		{ "minProperties, maxProperties", test_properties_count },
-		{ "allOf, anyOf, oneOf, not", test_combinators },
-		{ "$ref", test_ref },
-		{ "$ref cycles", test_ref_cycles },
-		{ "unknown keywords", test_unknown_keywords },
-		{ "boolean schemas", test_boolean_schemas },
-		{ "error paths", test_paths },
-		{ "hostile depth", test_hostile_depth },
-		{ "missing schema", test_missing_schema },
-		{ "error as JSON", test_error_json },
-		{ "server-everything schemas", test_server_everything },
-		{ "server-memory and server-filesystem schemas", test_server_memory_filesystem },
-		{ "compile once, validate many", test_reuse },
-		{ NULL, NULL },
-	};
-
-	/* compile-time warnings about ignored keywords are expected here; keep the output readable */
-	log_set_level(LOG_ERROR);
-	return cu_run_suite("schema", NULL, NULL, cases);
-}
+/* compile-time warnings about ignored keywords are expected here: cu_quiet keeps the output
+ * readable */
+CU_MAIN("schema", cu_quiet, NULL,
+	{ "type", test_type },
+	{ "properties and required", test_properties_required },
+	{ "additionalProperties and patternProperties", test_additional_and_pattern_properties },
+	{ "enum and const", test_enum_const },
+	{ "numeric bounds", test_numeric },
+	{ "string bounds (code points)", test_strings },
+	{ "pattern", test_pattern },
+	{ "items, prefixItems, minItems, maxItems", test_arrays },
+	{ "uniqueItems", test_unique_items },
+	{ "minProperties, maxProperties", test_properties_count },
+	{ "allOf, anyOf, oneOf, not", test_combinators },
+	{ "$ref", test_ref },
+	{ "$ref cycles", test_ref_cycles },
+	{ "unknown keywords", test_unknown_keywords },
+	{ "boolean schemas", test_boolean_schemas },
+	{ "error paths", test_paths },
+	{ "hostile depth", test_hostile_depth },
+	{ "missing schema", test_missing_schema },
+	{ "error as JSON", test_error_json },
+	{ "server-everything schemas", test_server_everything },
+	{ "server-memory and server-filesystem schemas", test_server_memory_filesystem },
+	{ "compile once, validate many", test_reuse })

@@ -175,16 +175,15 @@ static void test_suite(void)
 	CU_ASSERT_EQUAL(known_seen, sizeof(known) / sizeof(known[0]) - 1);
 }
 
-int main(void)
+static int suite_init(void)
 {
 	const char *top = getenv("MCPWARDEN_TOP");
-	static const struct cu_case cases[] = {
-		{ "JSON-Schema-Test-Suite draft 4 (and optional/), every enforced keyword", test_suite },
-		{ NULL, NULL },
-	};
 
 	snprintf(suite_dir, sizeof(suite_dir), "%s/tests/node_modules/json-schema-test-suite/tests/draft4",
 		 top ? top : ".");
 	log_set_level(LOG_ERROR);  /* ignored keywords warn by design */
-	return cu_run_suite("schema_suite", NULL, NULL, cases);
+	return 0;
 }
+
+CU_MAIN("schema_suite", suite_init, NULL,
+	{ "JSON-Schema-Test-Suite draft 4 (and optional/), every enforced keyword", test_suite })

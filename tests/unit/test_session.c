@@ -168,17 +168,9 @@ static void test_idle_expiry(void)
 	done(t);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "version negotiation", test_versions },
-		{ "ids, link owners, the session cap", test_ids_and_cap },
-		{ "sessions per key", test_key_cap },
-		{ "capabilities shared by content", test_shared_caps },
-		{ "idle expiry spares sessions in use", test_idle_expiry },
-		{ NULL, NULL },
-	};
-
-	log_set_level(LOG_ERROR);
-	return cu_run_suite("session", NULL, NULL, cases);
-}
+CU_MAIN("session", cu_quiet, NULL,
+	{ "version negotiation", test_versions },
+	{ "ids, link owners, the session cap", test_ids_and_cap },
+	{ "sessions per key", test_key_cap },
+	{ "capabilities shared by content", test_shared_caps },
+	{ "idle expiry spares sessions in use", test_idle_expiry })

@@ -320,19 +320,12 @@ static void test_round_trip(void)
 	evbuffer_free(b);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "basic fields", test_basic_fields },
-		{ "multi-line data, LF/CRLF/CR", test_multiline_and_line_ends },
-		{ "comments, priming events, partial events", test_comments_priming_and_partial },
-		{ "chunk boundary at every byte", test_every_chunk_boundary },
-		{ "oversized events", test_oversized_event },
-		{ "callback error stops parsing", test_callback_error_stops },
-		{ "writer", test_writer },
-		{ "writer/parser round trip", test_round_trip },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("sse", NULL, NULL, cases);
-}
+CU_MAIN("sse", NULL, NULL,
+	{ "basic fields", test_basic_fields },
+	{ "multi-line data, LF/CRLF/CR", test_multiline_and_line_ends },
+	{ "comments, priming events, partial events", test_comments_priming_and_partial },
+	{ "chunk boundary at every byte", test_every_chunk_boundary },
+	{ "oversized events", test_oversized_event },
+	{ "callback error stops parsing", test_callback_error_stops },
+	{ "writer", test_writer },
+	{ "writer/parser round trip", test_round_trip })

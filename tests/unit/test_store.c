@@ -629,21 +629,14 @@ static void test_options(void)
 	cJSON_Delete(root);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "charges acknowledged in order, reopen continues", test_charge_reopen },
-		{ "budget through the store, restart restores", test_budget_through_store },
-		{ "key records", test_keys },
-		{ "migrations", test_migrations },
-		{ "tool pins", test_tool_pins },
-		{ "fsync interval and pruning", test_sync_interval },
-		{ "close drains the queue", test_close_drains },
-		{ "a full journal: charges wait for their commit", test_journal_full },
-		{ "options", test_options },
-		{ "the fleet's kept charges", test_fleet_pending },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("store", setup, teardown, cases);
-}
+CU_MAIN("store", setup, teardown,
+	{ "charges acknowledged in order, reopen continues", test_charge_reopen },
+	{ "budget through the store, restart restores", test_budget_through_store },
+	{ "key records", test_keys },
+	{ "migrations", test_migrations },
+	{ "tool pins", test_tool_pins },
+	{ "fsync interval and pruning", test_sync_interval },
+	{ "close drains the queue", test_close_drains },
+	{ "a full journal: charges wait for their commit", test_journal_full },
+	{ "options", test_options },
+	{ "the fleet's kept charges", test_fleet_pending })

@@ -169,16 +169,8 @@ static void test_list_across(void)
 	close_session(s);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "owner, other sessions, expiry by ttl", test_owner_and_expiry },
-		{ "at most TASKS_PER_SESSION: the soonest to expire makes room", test_bound },
-		{ "tasks/list keeps the session's own", test_filter_list },
-		{ "tasks/list across upstreams: order and cursor", test_list_across },
-		{ NULL, NULL },
-	};
-
-	log_set_level(LOG_ERROR);
-	return cu_run_suite("tasks", NULL, NULL, cases);
-}
+CU_MAIN("tasks", cu_quiet, NULL,
+	{ "owner, other sessions, expiry by ttl", test_owner_and_expiry },
+	{ "at most TASKS_PER_SESSION: the soonest to expire makes room", test_bound },
+	{ "tasks/list keeps the session's own", test_filter_list },
+	{ "tasks/list across upstreams: order and cursor", test_list_across })

@@ -471,21 +471,13 @@ static void test_sampling(void)
 	CU_ASSERT(n.export_errors >= 1);
 }
 
-int main(void)
-{
-	static const struct cu_case cases[] = {
-		{ "traceparent parsing and formatting", test_traceparent },
-		{ "trace headers from params._meta, checked", test_meta_headers },
-		{ "collector URLs are logged without credentials", test_url_for_log },
-		{ "protobuf encoding, byte for byte", test_protobuf },
-		{ "the OTLP export request", test_request },
-		{ "the OTLP export request as JSON (http/json)", test_request_json },
-		{ "configuration: file and OTEL_* environment", test_config_env },
-		{ "configuration errors name their field", test_config_errors },
-		{ "sampling and span contexts", test_sampling },
-		{ NULL, NULL },
-	};
-
-	alloc_init();
-	return cu_run_suite("trace", NULL, NULL, cases);
-}
+CU_MAIN("trace", cu_alloc, NULL,
+	{ "traceparent parsing and formatting", test_traceparent },
+	{ "trace headers from params._meta, checked", test_meta_headers },
+	{ "collector URLs are logged without credentials", test_url_for_log },
+	{ "protobuf encoding, byte for byte", test_protobuf },
+	{ "the OTLP export request", test_request },
+	{ "the OTLP export request as JSON (http/json)", test_request_json },
+	{ "configuration: file and OTEL_* environment", test_config_env },
+	{ "configuration errors name their field", test_config_errors },
+	{ "sampling and span contexts", test_sampling })

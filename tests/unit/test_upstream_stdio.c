@@ -886,29 +886,26 @@ static void test_children_die_with_the_daemon(void)
 	check_no_children();
 }
 
-int main(void)
+static int suite_init(void)
 {
 	const char *path = getenv("PATH");
 
 	snprintf(path_env, sizeof(path_env), "PATH=%s", path ? path : "/usr/bin:/bin");
-
-	static const struct cu_case cases[] = {
-		{ "server-everything: initialize, tools/list, echo", test_everything_session },
-		{ "exit status, -ENOTCONN, restart", test_exit_status_and_restart },
-		{ "killed by a signal", test_killed_by_signal },
-		{ "shared SIGCHLD, foreign children untouched", test_two_children_and_a_foreign_one },
-		{ "garbage and over-long lines dropped, messages kept", test_garbage_lines_and_framing },
-		{ "stderr goes to the log, bounded and defused", test_stderr_is_logged },
-		{ "child gets only argv/envp/cwd and fds 0-2", test_child_gets_only_the_config },
-		{ "spawn failures", test_spawn_failures },
-		{ "destroy: SIGTERM ignored, SIGKILL, reaped", test_destroy_escalates_to_sigkill },
-		{ "stdout closed: down, child stopped", test_stdout_closed_means_down },
-		{ "send errors for queued requests, -ENOBUFS", test_send_errors_and_backpressure },
-		{ "destroy from callbacks", test_destroy_from_callbacks },
-		{ "shutdown kills and reaps", test_shutdown_reaps_everything },
-		{ "children die with the daemon", test_children_die_with_the_daemon },
-		{ NULL, NULL },
-	};
-
-	return cu_run_suite("upstream_stdio", NULL, NULL, cases);
+	return 0;
 }
+
+CU_MAIN("upstream_stdio", suite_init, NULL,
+	{ "server-everything: initialize, tools/list, echo", test_everything_session },
+	{ "exit status, -ENOTCONN, restart", test_exit_status_and_restart },
+	{ "killed by a signal", test_killed_by_signal },
+	{ "shared SIGCHLD, foreign children untouched", test_two_children_and_a_foreign_one },
+	{ "garbage and over-long lines dropped, messages kept", test_garbage_lines_and_framing },
+	{ "stderr goes to the log, bounded and defused", test_stderr_is_logged },
+	{ "child gets only argv/envp/cwd and fds 0-2", test_child_gets_only_the_config },
+	{ "spawn failures", test_spawn_failures },
+	{ "destroy: SIGTERM ignored, SIGKILL, reaped", test_destroy_escalates_to_sigkill },
+	{ "stdout closed: down, child stopped", test_stdout_closed_means_down },
+	{ "send errors for queued requests, -ENOBUFS", test_send_errors_and_backpressure },
+	{ "destroy from callbacks", test_destroy_from_callbacks },
+	{ "shutdown kills and reaps", test_shutdown_reaps_everything },
+	{ "children die with the daemon", test_children_die_with_the_daemon })
