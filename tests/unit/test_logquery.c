@@ -187,6 +187,28 @@ static int ids(const cJSON *page, int *out, int max)
 	return n;
 }
 
+/* f (limit 2) answered in two pages: a and b, its next_cursor b; then, from b, c alone and
+ * no next_cursor. */
+static void two_pages(struct logquery *lq, struct logq_filter *f, struct result *r, int a, int b,
+		      int c)
+{
+	char cursor[16];
+	int got[4];
+
+	page(lq, f, r);
+	CU_ASSERT_EQUAL_FATAL(r->err, 0);
+	CU_ASSERT_EQUAL(ids(r->res, got, 4), 2);
+	CU_ASSERT(got[0] == a && got[1] == b);
+	snprintf(cursor, sizeof(cursor), "%d", b);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(r->res, "next_cursor")->valuestring, cursor);
+	f->cursor = b;
+	page(lq, f, r);
+	CU_ASSERT_EQUAL_FATAL(r->err, 0);
+	CU_ASSERT_EQUAL(ids(r->res, got, 4), 1);
+	CU_ASSERT_EQUAL(got[0], c);
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r->res, "next_cursor")));
+}
+
 /* No file yet: -ENOENT; the next query, once the store has made it, opens it. */
 static void test_missing_then_pages(void)
 {
@@ -276,30 +298,13 @@ static void test_blocks(void)
 	logstore_db_close(ldb);
 	CU_ASSERT_FATAL(logquery_new(base, dbpath, &lq) == 0);
 
-	page(lq, &f, &r);
-	CU_ASSERT_EQUAL_FATAL(r.err, 0);
-	CU_ASSERT_EQUAL(ids(r.res, got, 64), 2);
-	CU_ASSERT(got[0] == 4900 && got[1] == 2100);
-	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(r.res, "next_cursor")->valuestring, "2100");
-	f.cursor = 2100;
-	page(lq, &f, &r);
-	CU_ASSERT_EQUAL(ids(r.res, got, 64), 1);
-	CU_ASSERT_EQUAL(got[0], 10);
-	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r.res, "next_cursor")));
+	two_pages(lq, &f, &r, 4900, 2100, 10);
 
 	/* q over targets and reasons (schema version 4): the target's records from the blocks
 	 * whose bloom has it, the reason's from records_fts, newest first, paged; a prefix of a
 	 * target's word; with another filter. */
 	f = (struct logq_filter){ .q = "search", .limit = 2 };
-	page(lq, &f, &r);
-	CU_ASSERT_EQUAL_FATAL(r.err, 0);
-	CU_ASSERT_EQUAL(ids(r.res, got, 64), 2);
-	CU_ASSERT(got[0] == 3000 && got[1] == 1501);
-	f.cursor = 1501;
-	page(lq, &f, &r);
-	CU_ASSERT_EQUAL(ids(r.res, got, 64), 1);
-	CU_ASSERT_EQUAL(got[0], 20);
-	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(r.res, "next_cursor")));
+	two_pages(lq, &f, &r, 3000, 1501, 20);
 	f = (struct logq_filter){ .q = "SEARCH_CO", .limit = 50 };
 	page(lq, &f, &r);
 	CU_ASSERT_EQUAL(ids(r.res, got, 64), 2);

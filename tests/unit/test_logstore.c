@@ -364,22 +364,30 @@ static void check_summaries(void)
 		 "SELECT count(*) > 0 FROM blocks\" | tr '\\n' ' ')\" = '0 0 1 '", db);
 }
 
+/* A store of an older version, opened: n records (from 1) written by this daemon, the store
+ * turned into that version by to_old (SQL run by sqlite3), then opened again (converted) and
+ * two records (padded by pad) appended. */
+static void open_old_store(int n, const char *to_old, int pad)
+{
+	struct logstore_options o = opts(1LL << 30);
+
+	unlink(db);
+	write_run(&o, 1, n, 2);
+	check_sh("sqlite3 '%s' \"%s\"", db, to_old);
+	write_run(&o, n + 1, 2, pad);
+}
+
 /* A store written by a version-2 daemon (an index on ts; key, team, target and server
  * indexed with (id, ts); no block summaries) is converted on open: those indexes go, the
  * summaries are made for the records already there, and it goes on storing. */
 static void test_schema_v2_converted(void)
 {
-	struct logstore_options o = opts(1LL << 30);
-
-	unlink(db);
-	write_run(&o, 1, 2500, 2);
-	check_sh("sqlite3 '%s' \"DROP TABLE blocks; CREATE INDEX records_ts ON records(ts); "
-		 "CREATE INDEX records_key_ts ON records(key, id, ts); "
-		 "CREATE INDEX records_team_ts ON records(team, id, ts); "
-		 "CREATE INDEX records_target_ts ON records(target, id, ts); "
-		 "CREATE INDEX records_server_ts ON records(server, id, ts); "
-		 "PRAGMA user_version = 2;\"", db);
-	write_run(&o, 2501, 2, 10);
+	open_old_store(2500, "DROP TABLE blocks; CREATE INDEX records_ts ON records(ts); "
+		       "CREATE INDEX records_key_ts ON records(key, id, ts); "
+		       "CREATE INDEX records_team_ts ON records(team, id, ts); "
+		       "CREATE INDEX records_target_ts ON records(target, id, ts); "
+		       "CREATE INDEX records_server_ts ON records(server, id, ts); "
+		       "PRAGMA user_version = 2;", 10);
 	check_sh("test \"$(sqlite3 '%s' \"PRAGMA user_version; SELECT group_concat(name, ',') FROM "
 		 "(SELECT name FROM sqlite_master WHERE type = 'index' AND name GLOB 'records_*' "
 		 "ORDER BY name); SELECT count(*) FROM records WHERE json_extract(record, '$.n') "
@@ -393,18 +401,13 @@ static void test_schema_v2_converted(void)
  * only, the targets are in their table, and both answer. */
 static void test_schema_v3_converted(void)
 {
-	struct logstore_options o = opts(1LL << 30);
-
-	unlink(db);
-	write_run(&o, 1, 300, 2);
-	check_sh("sqlite3 '%s' \"DROP TABLE records_fts; DROP VIEW records_text; "
-		 "DROP TABLE targets_fts; DROP TABLE targets; "
-		 "UPDATE records SET reason = 'daily quota exceeded' WHERE id %% 7 = 0; "
-		 "CREATE VIRTUAL TABLE records_fts USING fts5(target, reason, error_message, "
-		 "content='records', content_rowid='id'); "
-		 "INSERT INTO records_fts (records_fts) VALUES ('rebuild'); "
-		 "PRAGMA user_version = 3;\"", db);
-	write_run(&o, 301, 2, 2);
+	open_old_store(300, "DROP TABLE records_fts; DROP VIEW records_text; "
+		       "DROP TABLE targets_fts; DROP TABLE targets; "
+		       "UPDATE records SET reason = 'daily quota exceeded' WHERE id % 7 = 0; "
+		       "CREATE VIRTUAL TABLE records_fts USING fts5(target, reason, error_message, "
+		       "content='records', content_rowid='id'); "
+		       "INSERT INTO records_fts (records_fts) VALUES ('rebuild'); "
+		       "PRAGMA user_version = 3;", 2);
 	check_sh("test \"$(sqlite3 '%s' \"PRAGMA user_version; "
 		 "SELECT count(*) = (SELECT count(*) FROM records WHERE reason IS NOT NULL OR "
 		 "error_message IS NOT NULL) FROM records_fts_docsize; "
