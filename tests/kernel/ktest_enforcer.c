@@ -62,22 +62,6 @@ static socklen_t make_addr(const struct target *t, struct sockaddr_storage *ss)
 	return ktest_sockaddr(t->family, t->addr, t->port, ss);
 }
 
-/* The sidecar listens on the same ephemeral port on 127.0.0.1 and ::1. */
-static int sidecar_listen(void)
-{
-	for (int tries = 0; tries < 50; tries++) {
-		srv_side4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_side);
-		if (srv_side4 < 0)
-			return srv_side4;
-		srv_side6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", port_side, &port_side);
-		if (srv_side6 >= 0)
-			return 0;
-		close(srv_side4);
-		srv_side4 = -1;
-	}
-	return -EADDRINUSE;
-}
-
 /* ---- cgroups and children ---------------------------------------------------------------- */
 
 /* Run fn in a child placed in cg, named comm (ktest_util.h). */
@@ -856,7 +840,7 @@ static int setup(void)
 	srv_allow = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_allow);
 	srv_other = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_other);
 	if (srv_up4 < 0 || srv_up6 < 0 || srv_udp4 < 0 || srv_allow < 0 || srv_other < 0 ||
-	    sidecar_listen() < 0)
+	    ktest_listen_both(&srv_side4, &srv_side6, &port_side) < 0)
 		return -1;
 	srv_unix = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	{

@@ -178,34 +178,34 @@ static void check_upstreams_untouched(void)
 	CU_ASSERT_EQUAL(accept_within(tls4, 0), -1);
 }
 
-static void test_ipv4(void)
+/* A client in cg_red dialing addr:port (family) arrives on listener lfd and sees addr:port
+ * from getpeername; the upstreams see nothing. */
+static void redirected(int family, const char *addr, uint16_t port, int lfd, bool v4mapped)
 {
-	struct ktest_dial d = { AF_INET, "127.0.0.1", port_up4 };
+	struct ktest_dial d = { family, addr, port };
 	char want[64];
 
-	snprintf(want, sizeof(want), "127.0.0.1:%u", port_up4);
-	check_redirected(cg_red, &d, red4, want, false);
+	if (family == AF_INET)
+		snprintf(want, sizeof(want), "%s:%u", addr, port);
+	else
+		snprintf(want, sizeof(want), "[%s]:%u", addr, port);
+	check_redirected(cg_red, &d, lfd, want, v4mapped);
 	check_upstreams_untouched();
+}
+
+static void test_ipv4(void)
+{
+	redirected(AF_INET, "127.0.0.1", port_up4, red4, false);
 }
 
 static void test_ipv6(void)
 {
-	struct ktest_dial d = { AF_INET6, "::1", port_up6 };
-	char want[64];
-
-	snprintf(want, sizeof(want), "[::1]:%u", port_up6);
-	check_redirected(cg_red, &d, red6, want, false);
-	check_upstreams_untouched();
+	redirected(AF_INET6, "::1", port_up6, red6, false);
 }
 
 static void test_v4_mapped(void)
 {
-	struct ktest_dial d = { AF_INET6, "::ffff:127.0.0.1", port_up4 };
-	char want[64];
-
-	snprintf(want, sizeof(want), "[::ffff:127.0.0.1]:%u", port_up4);
-	check_redirected(cg_red, &d, red4, want, true);
-	check_upstreams_untouched();
+	redirected(AF_INET6, "::ffff:127.0.0.1", port_up4, red4, true);
 }
 
 /* Lockdown refuses everything but the sidecar and the allowlist; with redirect, a
@@ -341,22 +341,6 @@ static void test_wardenctl_maps(void)
 	cJSON_Delete(j);
 }
 
-/* The same port on 127.0.0.1 and ::1, as the daemon's redirect listener. */
-static int redirect_listen(void)
-{
-	for (int tries = 0; tries < 50; tries++) {
-		red4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_red);
-		if (red4 < 0)
-			return red4;
-		red6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", port_red, &port_red);
-		if (red6 >= 0)
-			return 0;
-		close(red4);
-		red4 = -1;
-	}
-	return -EADDRINUSE;
-}
-
 static uint16_t pinned_redirect_port(void)
 {
 	struct warden_config c = { 0 };
@@ -433,7 +417,7 @@ static int setup(void)
 	up4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_up4);
 	up6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", 0, &port_up6);
 	tls4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, &port_tls4);
-	if (up4 < 0 || up6 < 0 || tls4 < 0 || redirect_listen() < 0)
+	if (up4 < 0 || up6 < 0 || tls4 < 0 || ktest_listen_both(&red4, &red6, &port_red) < 0)
 		return -1;
 	/* The plain-HTTP upstreams the way the daemon protects them; the HTTPS one without the
 	 * redirect flag. */

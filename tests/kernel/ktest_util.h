@@ -248,4 +248,21 @@ static inline int ktest_listen(int family, int type, const char *addr, uint16_t 
 	return ktest_listen_dual(family, type, addr, port, 0, out);
 }
 
+/* Listeners on the same free port on 127.0.0.1 (*fd4) and ::1 (*fd6), as the daemon's sidecar
+ * and redirect listeners: the port in *port; 0, or -errno (-EADDRINUSE after 50 tries). */
+static inline int ktest_listen_both(int *fd4, int *fd6, uint16_t *port)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		*fd4 = ktest_listen(AF_INET, SOCK_STREAM, "127.0.0.1", 0, port);
+		if (*fd4 < 0)
+			return *fd4;
+		*fd6 = ktest_listen(AF_INET6, SOCK_STREAM, "::1", *port, port);
+		if (*fd6 >= 0)
+			return 0;
+		close(*fd4);
+		*fd4 = -1;
+	}
+	return -EADDRINUSE;
+}
+
 #endif
