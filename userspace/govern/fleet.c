@@ -667,7 +667,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	schedule_reconnect(f);
 }
 
-static void init_cmd(struct fleet *f, enum script sc, int argc, const char *const *argv)
+static int init_cmd(struct fleet *f, redisAsyncContext *ac, enum script sc, int argc,
+		    const char *const *argv)
 {
 	struct req *q = xcalloc(1, sizeof(*q));
 	struct argv_b a = { 0 };
@@ -680,16 +681,35 @@ static void init_cmd(struct fleet *f, enum script sc, int argc, const char *cons
 	q->argc = a.n;
 	q->argv = a.v;
 	q->argvlen = a.len;
-	if (fleet_send_on(f, f->ac, q))
+	if (fleet_send_on(f, ac, q)) {
 		fleet_req_free(q);
-	else
-		f->loads_pending++;
+		return 0;
+	}
+	return 1;
+}
+
+int fleet_send_setup(struct fleet *f, redisAsyncContext *ac)
+{
+	char db[16];
+	int n = 0;
+
+	/* Queued before the connection is up: they go first, in order. */
+	if (f->cfg->password)
+		n += init_cmd(f, ac, SC_N, 2, (const char *[]){ "AUTH", f->cfg->password });
+	if (f->cfg->db) {
+		snprintf(db, sizeof(db), "%d", f->cfg->db);
+		n += init_cmd(f, ac, SC_N, 2, (const char *[]){ "SELECT", db });
+	}
+	if (f->cfg->nsentinels)
+		n += init_cmd(f, ac, SC_N, 1, (const char *[]){ "ROLE" });
+	for (int i = 0; i < SC_N; i++)
+		n += init_cmd(f, ac, (enum script)i, 3,
+			      (const char *[]){ "SCRIPT", "LOAD", fleet_script_src[i] });
+	return n;
 }
 
 static void connect_to(struct fleet *f, const struct fleet_addr *a)
 {
-	char db[16];
-
 	f->ac = a->path ? redisAsyncConnectUnix(a->path) : redisAsyncConnect(a->host, a->port);
 	if (!f->ac || f->ac->err) {
 		go_down(f, "cannot connect", f->ac ? f->ac->errstr : "out of memory");
@@ -704,18 +724,7 @@ static void connect_to(struct fleet *f, const struct fleet_addr *a)
 	redisAsyncSetConnectCallback(f->ac, on_connect);
 	redisAsyncSetDisconnectCallback(f->ac, on_disconnect);
 	f->connect_ns = clock_mono_ns();
-	f->loads_pending = 0;
-	/* Queued before the connection is up: they go first, in order. */
-	if (f->cfg->password)
-		init_cmd(f, SC_N, 2, (const char *[]){ "AUTH", f->cfg->password });
-	if (f->cfg->db) {
-		snprintf(db, sizeof(db), "%d", f->cfg->db);
-		init_cmd(f, SC_N, 2, (const char *[]){ "SELECT", db });
-	}
-	if (f->cfg->nsentinels)
-		init_cmd(f, SC_N, 1, (const char *[]){ "ROLE" });
-	for (int i = 0; i < SC_N; i++)
-		init_cmd(f, (enum script)i, 3, (const char *[]){ "SCRIPT", "LOAD", fleet_script_src[i] });
+	f->loads_pending = fleet_send_setup(f, f->ac);
 }
 
 /* Sentinel: ask one sentinel (blocking is not allowed: a short-lived async context) for

@@ -188,26 +188,6 @@ static void on_node_disconnect(const redisAsyncContext *ac, int status)
 		node_lost(n->f, n, "lost cluster node", status == REDIS_OK ? "closed" : ac->errstr);
 }
 
-static void node_init_cmd(struct fleet *f, struct node *n, enum script sc, int argc,
-			  const char *const *argv)
-{
-	struct req *q = xcalloc(1, sizeof(*q));
-	struct argv_b a = { 0 };
-
-	for (int i = 0; i < argc; i++)
-		fleet_av_add(&a, argv[i]);
-	q->f = f;
-	q->kind = RQ_INIT;
-	q->sc = sc;
-	q->argc = a.n;
-	q->argv = a.v;
-	q->argvlen = a.len;
-	if (fleet_send_on(f, n->ac, q))
-		fleet_req_free(q);
-	else
-		n->loads_pending++;
-}
-
 static void node_connect(struct fleet *f, struct node *n)
 {
 	n->ac = redisAsyncConnect(n->host, n->port);
@@ -222,12 +202,7 @@ static void node_connect(struct fleet *f, struct node *n)
 	redisAsyncSetConnectCallback(n->ac, on_node_connect);
 	redisAsyncSetDisconnectCallback(n->ac, on_node_disconnect);
 	n->connect_ns = clock_mono_ns();
-	n->loads_pending = 0;
-	if (f->cfg->password)
-		node_init_cmd(f, n, SC_N, 2, (const char *[]){ "AUTH", f->cfg->password });
-	for (int i = 0; i < SC_N; i++)
-		node_init_cmd(f, n, (enum script)i, 3,
-			      (const char *[]){ "SCRIPT", "LOAD", fleet_script_src[i] });
+	n->loads_pending = fleet_send_setup(f, n->ac);
 }
 
 static void node_forget(struct node *n)

@@ -168,6 +168,10 @@ void fleet_av_free(int argc, char **argv, size_t *len);
 int fleet_send_req(struct fleet *f, struct req *q);
 /* Queue q on connection ac (set-up commands, redirections), or -ENOTCONN. */
 int fleet_send_on(struct fleet *f, struct redisAsyncContext *ac, struct req *q);
+/* The set-up of a new connection, queued before it is up (so first, in order): AUTH with a
+ * password, SELECT for a db other than 0, ROLE under Sentinel, SCRIPT LOAD of every script;
+ * each an RQ_INIT request. Returns how many were queued: the answers to wait for. */
+int fleet_send_setup(struct fleet *f, struct redisAsyncContext *ac);
 /* q failed without an answer (as when its connection drops): its caller hears. */
 void fleet_req_fail(struct fleet *f, struct req *q);
 /* The charge queue (oldest first), counted per slot so a cluster replays each node's alone. */
