@@ -9,9 +9,12 @@
 # Two mcpwardens with the proxy bench's config (tools/bench/proxy/mcpwarden.json.in: every
 # governance step on, a budget and rate limits on all three levels) in front of the same
 # upstream: "sqlite" as it is, "redis" with "counters": {"backend": "redis"} against a local
-# redis-server (AOF on, appendfsync everysec, as a production Redis runs). Interleaved rounds
-# after a warm-up, medians. Redis's CPU time over the redis rounds / the calls they made is its
-# cost per call (one EVALSHA to reserve and take tokens, one to commit).
+# redis-server (AOF on, appendfsync everysec, as a production Redis runs), and "cluster" with
+# "counters": {"backend": "redis", "cluster": [...]} against three redis-servers made a Redis
+# Cluster of three masters (no replicas; AOF as the standalone one). Interleaved rounds after a
+# warm-up, medians. Redis's CPU time over a backend's rounds (summed over the cluster's nodes)
+# / the calls they made is its cost per call (one EVALSHA to reserve and take tokens, one to
+# commit; on a cluster a call's keys may live on two masters: the team's and the key's).
 #
 # Environment: BENCH_CONNECTIONS ("1 16 64"), BENCH_ROUNDS (3), BENCH_SECONDS (5),
 # BENCH_SIDECAR_RATE (100: governed calls per second one sidecar makes, for the estimate).
@@ -28,14 +31,56 @@ bench_tmp mcpwarden-counters
 
 start_upstream "$build/bench-bin/mcp_upstream" upstream
 
-mkdir -p "$tmp/redis"
+# start_redis DIR PORT [ARGS...]: a redis-server (AOF everysec) in $tmp/DIR; its pid in $rpid.
+start_redis() {
+	local dir="$tmp/$1" port=$2
+	shift 2
+	mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' \
+		--appendonly yes --appendfsync everysec "$@" >"$dir/log" 2>&1 &
+	rpid=$!
+	pids+=($rpid)
+	wait_for 5 grep -q 'Ready to accept connections' "$dir/log" ||
+		{ echo "redis-server ($1) did not start:"; cat "$dir/log"; exit 1; }
+}
+# A free port whose cluster bus port (+10000) is free too.
+cluster_port() {
+	local p
+	for _ in $(seq 20); do
+		p=$(free_port)
+		[ "$p" -lt 55535 ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null &&
+			{ echo "$p"; return 0; }
+	done
+	return 1
+}
+declare -A rpids        # backend -> the redis-server pids whose CPU time is its cost
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp/redis" --save '' \
-	--appendonly yes --appendfsync everysec >"$tmp/redis/log" 2>&1 &
-redis_pid=$!
-pids+=($redis_pid)
-wait_for 5 grep -q 'Ready to accept connections' "$tmp/redis/log" ||
-	{ echo "redis-server did not start:"; cat "$tmp/redis/log"; exit 1; }
+start_redis redis "$redis_port"
+rpids[redis]=$rpid
+
+backends="sqlite redis"
+cluster_seeds=()
+if command -v redis-cli >/dev/null; then
+	for i in 1 2 3; do
+		p=$(cluster_port) || { echo "no free port pair for the cluster"; exit 1; }
+		start_redis "cluster$i" "$p" --cluster-enabled yes --cluster-config-file nodes.conf
+		rpids[cluster]+=" $rpid"
+		cluster_seeds+=("127.0.0.1:$p")
+	done
+	redis-cli --cluster create "${cluster_seeds[@]}" --cluster-replicas 0 --cluster-yes \
+		>"$tmp/cluster-create.log" 2>&1 ||
+		{ echo "redis-cli --cluster create failed:"; cat "$tmp/cluster-create.log"; exit 1; }
+	cluster_ok() {
+		local s
+		for s in "${cluster_seeds[@]}"; do
+			redis-cli -p "${s##*:}" cluster info | grep -q 'cluster_state:ok' || return 1
+		done
+	}
+	wait_for 20 cluster_ok || { echo "the cluster did not come up"; exit 1; }
+	backends+=" cluster"
+else
+	echo "counters_bench: redis-cli is not installed: no cluster column (make deps installs it)"
+fi
 
 bench_key="mcpw_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
 key_hash=$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)
@@ -61,6 +106,10 @@ start_warden() {
 }
 start_warden sqlite '{"backend": "sqlite"}'
 start_warden redis "{\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:$redis_port/0\"}"
+# /readyz (start_warden waits for it) fails under fail_closed until every slot has a master up.
+case " $backends " in *" cluster "*)
+	start_warden cluster "{\"backend\": \"redis\", \"cluster\": [$(printf '"%s",' "${cluster_seeds[@]}" | sed 's/,$//')]}"
+esac
 
 # open_session URL KEY -> session id (initialize, initialized, one checked tools/call)
 open_session() {
@@ -75,7 +124,7 @@ open_session() {
 		grep -q '"result"' || return 1
 	echo "$s"
 }
-for t in sqlite redis; do
+for t in $backends; do
 	sid[$t]=$(open_session "${url[$t]}" "${key[$t]}") ||
 		{ echo "no session on $t:"; tail -5 "$tmp/$t/mcpwarden.log"; exit 1; }
 done
@@ -85,28 +134,33 @@ bench() {
 		wrk -t1 -c"$2" -d"$3"s --timeout 10s -s "$here/call.lua" "${url[$1]}" 2>&1 |
 		sed -n 's/^RESULT //p'
 }
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# cpu_ticks PID...: their user + system time, summed (clock ticks)
+cpu_ticks() {
+	local p t=0
+	for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }'))); done
+	echo "$t"
+}
 
-echo "counters_bench: $(nproc) cores; sqlite ${url[sqlite]}, redis ${url[redis]} (redis-server :$redis_port)"
+echo "counters_bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); sqlite ${url[sqlite]}, redis ${url[redis]} (redis-server :$redis_port)${url[cluster]:+, cluster ${url[cluster]} (${cluster_seeds[*]})}"
 echo "counters_bench: connections: $conns; $rounds interleaved rounds of ${secs}s each, medians"
 declare -A res
 warn=()
 for c in $conns; do
 	echo "--- $c connection(s)"
-	for t in sqlite redis; do bench "$t" "$c" 1 >/dev/null; done
+	for t in $backends; do bench "$t" "$c" 1 >/dev/null; done
 	for r in $(seq "$rounds"); do
-		for t in sqlite redis; do
-			[ $t = redis ] && r0=$(cpu_ticks "$redis_pid")
+		for t in $backends; do
+			[ $t = sqlite ] || r0=$(cpu_ticks ${rpids[$t]})
 			out=$(bench "$t" "$c" "$secs")
 			[ -n "$out" ] || { warn+=("$t, $c connections, round $r: no result"); continue; }
 			bad=$(( $(field errors "$out") + $(field status "$out") + $(field bad "$out") ))
 			[ "$bad" = 0 ] || warn+=("$t, $c connections, round $r: $bad failed answers")
-			printf '  round %d %-6s %9.0f req/s  p50 %6d µs  p99 %6d µs\n' "$r" "$t" \
+			printf '  round %d %-7s %9.0f req/s  p50 %6d µs  p99 %6d µs\n' "$r" "$t" \
 				"$(field rps "$out")" "$(field p50 "$out")" "$(field p99 "$out")"
 			for m in p50 p99 rps; do res[$t,$c,$m]+=" $(field $m "$out")"; done
-			if [ $t = redis ]; then
-				r1=$(cpu_ticks "$redis_pid")
-				res[redis,$c,cpu]+=" $(awk -v a="$r0" -v b="$r1" -v n="$(field requests "$out")" \
+			if [ $t != sqlite ]; then
+				r1=$(cpu_ticks ${rpids[$t]})
+				res[$t,$c,cpu]+=" $(awk -v a="$r0" -v b="$r1" -v n="$(field requests "$out")" \
 					-v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz / n * 1e6 }')"
 			fi
 		done
@@ -114,25 +168,34 @@ for c in $conns; do
 done
 
 echo
-echo "counters_bench: medians (µs; added = redis - sqlite, per round medians)"
-printf '%6s | %8s %8s %9s | %8s %8s %9s | %9s %8s | %12s %14s\n' conns "sql p50" "sql p99" "sql req/s" \
-	"red p50" "red p99" "red req/s" "added p50" "req/s" "redis µs/call" "calls/s/core"
-for c in $conns; do
-	sp=$(median <<<"${res[sqlite,$c,p50]:-}"); s9=$(median <<<"${res[sqlite,$c,p99]:-}")
-	sr=$(median <<<"${res[sqlite,$c,rps]:-}")
-	rp=$(median <<<"${res[redis,$c,p50]:-}"); r9=$(median <<<"${res[redis,$c,p99]:-}")
-	rr=$(median <<<"${res[redis,$c,rps]:-}")
-	cu=$(median %.2f <<<"${res[redis,$c,cpu]:-}")
-	printf '%6s | %8s %8s %9s | %8s %8s %9s | %9s %8s | %12s %14s\n' "$c" "$sp" "$s9" "$sr" \
-		"$rp" "$r9" "$rr" "$(awk -v a="$rp" -v b="$sp" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else print a - b }')" \
-		"$(awk -v a="$rr" -v b="$sr" 'BEGIN { if (b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')" \
-		"$cu" "$(awk -v u="$cu" 'BEGIN { if (u + 0 > 0) printf "%.0f", 1e6 / u; else print "n/a" }')"
-done
+echo "counters_bench: medians (µs; added = backend - sqlite; Redis µs/call summed over its nodes)"
+printf '%-7s %6s | %8s %8s %9s | %8s %8s %9s | %9s %8s | %13s %14s\n' backend conns "sql p50" \
+	"sql p99" "sql req/s" "p50" "p99" "req/s" "added p50" "req/s" "Redis µs/call" "calls/s/core"
 last=$(for c in $conns; do :; done; echo "$c")
-cu=$(median %.2f <<<"${res[redis,$last,cpu]:-}")
+declare -A lastcpu
+for t in $backends; do
+	[ $t = sqlite ] && continue
+	for c in $conns; do
+		sp=$(median <<<"${res[sqlite,$c,p50]:-}"); s9=$(median <<<"${res[sqlite,$c,p99]:-}")
+		sr=$(median <<<"${res[sqlite,$c,rps]:-}")
+		rp=$(median <<<"${res[$t,$c,p50]:-}"); r9=$(median <<<"${res[$t,$c,p99]:-}")
+		rr=$(median <<<"${res[$t,$c,rps]:-}")
+		cu=$(median %.2f <<<"${res[$t,$c,cpu]:-}")
+		[ "$c" = "$last" ] && lastcpu[$t]=$cu
+		printf '%-7s %6s | %8s %8s %9s | %8s %8s %9s | %9s %8s | %13s %14s\n' "$t" "$c" "$sp" \
+			"$s9" "$sr" "$rp" "$r9" "$rr" \
+			"$(awk -v a="$rp" -v b="$sp" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else print a - b }')" \
+			"$(awk -v a="$rr" -v b="$sr" 'BEGIN { if (b + 0 > 0) printf "%.2fx", a / b; else print "n/a" }')" \
+			"$cu" "$(awk -v u="$cu" 'BEGIN { if (u + 0 > 0) printf "%.0f", 1e6 / u; else print "n/a" }')"
+	done
+done
 echo
-awk -v u="$cu" -v r="$rate" 'BEGIN { if (u + 0 > 0)
+awk -v u="${lastcpu[redis]:-}" -v r="$rate" 'BEGIN { if (u + 0 > 0)
 	printf "counters_bench: one Redis core serves about %.0f governed calls/s: about %.0f sidecars at %d calls/s each\n", 1e6 / u, 1e6 / u / r, r;
 	else print "counters_bench: no Redis cost measured" }'
+# A master is one core (Redis runs commands on one thread): three masters, three cores.
+[ -n "${lastcpu[cluster]:-}" ] && awk -v u="${lastcpu[cluster]}" -v r="$rate" 'BEGIN { if (u + 0 > 0)
+	printf "counters_bench: a 3-master cluster (a core each) serves about %.0f governed calls/s: about %.0f sidecars at %d calls/s each, at %.2f µs of Redis CPU per call\n", 3e6 / u, 3e6 / u / r, r, u;
+	else print "counters_bench: no cluster cost measured" }'
 for w in "${warn[@]}"; do echo "WARN: $w"; done
 exit 0
