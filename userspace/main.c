@@ -446,6 +446,14 @@ static void reload(struct daemon *d, struct reload_job *j)
 		reloaded("keys, policies and limits replaced; sessions and upstreams kept");
 		return;
 	}
+	char why[400];
+	if (d->gate && gate_reload_strands_charges(d->gate, ncfg, why, sizeof(why))) {
+		log_error("reload refused: %s; the running configuration stays", why);
+		gate_rules_free(j->rules);
+		j->rules = NULL;
+		config_free(ncfg);
+		return;
+	}
 	const cJSON *ologs = cJSON_GetObjectItemCaseSensitive(d->cfg->raw, "logs");
 	const cJSON *nlogs = cJSON_GetObjectItemCaseSensitive(ncfg->raw, "logs");
 	if ((ologs || nlogs) && !cJSON_Compare(ologs, nlogs, 1))

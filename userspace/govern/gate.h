@@ -55,6 +55,12 @@ void gate_reload_rules(struct gate *g, struct gate_rules *r);
  * over even on error) and sets the circuits for cfg's upstreams (0 or -ENOMEM: the rules are
  * freed and the gate is as it was). */
 bool gate_keeps_store(const struct gate *g, const struct config *cfg);
+/* A full reload to cfg would leave charges behind: the fleet's counters (Redis) have charges
+ * queued for replay and cfg changes `counters` or store.path. Such a reload is refused (why
+ * filled: what changed, how many charges, why Redis is away); the charges stay bound to the
+ * Redis they were made against. false: nothing queued, or both unchanged. */
+bool gate_reload_strands_charges(const struct gate *g, const struct config *cfg, char *why,
+				 size_t len);
 /* r NULL: the rules in force stay (going back to the configuration they are from). prev not
  * NULL: see gate_free_keep_rules. */
 int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r,

@@ -1,14 +1,18 @@
-/* gate_fleet: a call's budgets and rate limits admitted through the fleet's counters in Redis. */
+/* gate_fleet: a call's budgets and rate limits admitted through the fleet's counters in Redis,
+ * and the reload that would leave their queued charges behind. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/config.h"
 #include "govern/budget_int.h"
 #include "govern/gate_int.h"
 #include "govern/refusal.h"
+#include "store/store.h"
 
 struct pending {
 	struct gate *g;
@@ -183,3 +187,34 @@ struct fleet *gate_fleet(struct gate *g)
 {
 	return g->fleet;
 }
+
+bool gate_reload_strands_charges(const struct gate *g, const struct config *cfg, char *why,
+				 size_t len)
+{
+	const cJSON *now = cJSON_GetObjectItemCaseSensitive(cfg->raw, "counters");
+	struct store_options so;
+	struct fleet_stats st;
+	bool same_store;
+
+	if (!g->fleet)
+		return false;
+	fleet_stats(g->fleet, &st);
+	if (!st.replay_queue)
+		return false;
+	if (store_options_parse(cfg->raw, cfg->state_dir, &so, NULL))
+		return false;   /* the reload refuses it with the errors of its own check */
+	same_store = !strcmp(so.path, g->store_opt.path);
+	store_options_clear(&so);
+	if (same_store && now && g->counters && cJSON_Compare(now, g->counters, 1))
+		return false;
+	/* A queued charge names the keys of the Redis it was made against, and its durable copy
+	 * lives in this store: another backend or store would count it elsewhere or forget it. */
+	snprintf(why, len, "%s changed while %zu charge%s wait%s for the running Redis (%s): "
+		 "they are replayed there when it is back; reload again then, or restart to hand "
+		 "them to the new counters (docs/counters.md, \"Reloading counters\")",
+		 same_store ? "counters" : "store.path", st.replay_queue,
+		 st.replay_queue == 1 ? "" : "s", st.replay_queue == 1 ? "s" : "",
+		 st.why[0] ? st.why : fleet_state_name(st.state));
+	return true;
+}
+
