@@ -322,6 +322,20 @@ static void test_slot_map(void)
 	rep = resp("*0\r\n");
 	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
 	freeReplyObject(rep);
+	/* Redis 7: a node's id and its extra fields (hostname) after host and port, as
+	 * cluster-announce-hostname makes it answer; the address is still the IP */
+	rep = resp("*1\r\n*4\r\n:0\r\n:16383\r\n"
+		   "*4\r\n$9\r\n127.0.0.1\r\n:27001\r\n$4\r\n62be\r\n"
+		   "*2\r\n$8\r\nhostname\r\n$13\r\nhost-1.redis.\r\n"
+		   "*4\r\n$9\r\n127.0.0.1\r\n:27004\r\n$4\r\nda7e\r\n*0\r\n");
+	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == 0);
+	CU_ASSERT(n == 1 && out[0].port == 27001 && !strcmp(out[0].host, "127.0.0.1"));
+	freeReplyObject(rep);
+	/* unknown-endpoint: a nil host (clients are to use the address they asked): refused */
+	rep = resp("*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$-1\r\n:27001\r\n$4\r\n62be\r\n"
+		   "*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n");
+	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	freeReplyObject(rep);
 	rep = resp("-ERR This instance has cluster support disabled\r\n");
 	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
 	freeReplyObject(rep);
