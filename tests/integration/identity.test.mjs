@@ -3,15 +3,17 @@
 // from a process in a sibling cgroup B — whatever the request carries — over IPv4 and IPv6
 // loopback. Keyless workloads: no key from A (enrolled in lockdown: the sidecar is all it can
 // reach) is governed by A's workload policy (records keyed "wl:<name>"), no key from B is
-// refused. The cgroups and pins made here carry this pid and are removed at the end.
+// refused. The unix-socket listener names callers by SO_PEERCRED, and its per-peer connection
+// cap counts each caller cgroup apart. The cgroups and pins made here carry this pid and are
+// removed at the end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-	cleanUpAfter, enforcementSkip, gatewayConfig, httpUpstream, INIT_BODY, makeKey,
-	makeTempDir, paths, postFromCgroup, skipNotice, startDaemon, startFixture,
+	cleanUpAfter, enforcementSkip, eventually, gatewayConfig, httpUpstream, INIT_BODY, makeKey,
+	makeTempDir, paths, postFromCgroup, skipNotice, startDaemon, startFixture, startProcess,
 	stopDaemonChecked, testCgroups
 } from './lib.mjs';
 
@@ -21,6 +23,61 @@ const ADMIN_TOKEN = `adm_${process.pid}_identity_token_for_the_metrics`;
 
 function callFrom(cgdir, url, key) {
 	return postFromCgroup(cgdir, url, key).status;
+}
+
+/** argv run in cgroup directory cgdir, through the command prefix user (setpriv) when given. */
+function runIn(cgdir, argv, user = []) {
+	return spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh', ...user, ...argv],
+		{ encoding: 'utf8', timeout: 15000 });
+}
+
+/** An initialize POSTed over the unix socket sock by curl in cgdir: its status, 0 for none. */
+function overUnix(sock, cgdir, key, user = []) {
+	const r = runIn(cgdir, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock,
+		'-X', 'POST', 'http://localhost/mcp', ...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
+		'-H', 'Content-Type: application/json', '-H', 'Accept: application/json, text/event-stream',
+		'--data', INIT_BODY], user);
+	return Number(r.stdout);
+}
+
+/**
+ * A connection to sock from cgdir that sends nothing: what the daemon wrote on it before
+ * closing it, or null when it kept it open for 5 s (admitted). A refusal is read this way, not
+ * with curl: the daemon closes at once, and a client still sending sees a reset.
+ */
+function refusalIn(sock, cgdir, user = []) {
+	const probe = `const s = require('node:net').connect(process.argv[1]);
+		let got = '';
+		s.on('data', (b) => { got += b; });
+		s.on('error', () => {});
+		s.on('close', () => { console.log(JSON.stringify(got)); process.exit(0); });
+		setTimeout(() => { console.log('null'); process.exit(0); }, 5000);`;
+	return JSON.parse(runIn(cgdir, [paths.node, '-e', probe, sock], user).stdout);
+}
+
+/**
+ * A process in cgdir holding n connections to the unix socket sock, each answered once (GET
+ * /healthz) and kept open; stop() lets them go. Resolves once all n are answered: its
+ * stdout's first line is then "held <status>,<status>...".
+ */
+function holdFrom(cgdir, sock, n) {
+	const hold = `const net = require('node:net');
+		const [sock, n] = process.argv.slice(1);
+		const codes = [];
+		for (let i = 0; i < Number(n); i++) {
+			const s = net.connect(sock);
+			let got = '';
+			s.on('connect', () => s.write('GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n'));
+			s.on('data', (b) => {
+				const m = /^HTTP\\/1\\.1 (\\d+)/.exec(got += b);
+				if (m && !s.answered && (s.answered = true) && codes.push(m[1]) === Number(n))
+					console.log('held ' + codes.join(','));
+			});
+			s.on('error', (e) => console.log('error ' + e.message));
+		}
+		setInterval(() => {}, 60000);`;
+	return startProcess('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$0" "$@"`,
+		paths.node, '-e', hold, sock, String(n)], { ready: /^(held|error) /, readyOn: 'stdout', name: 'holder' });
 }
 
 /**
@@ -144,14 +201,7 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 	assert.ok(st.isSocket());
 	assert.equal(st.mode & 0o777, 0o660);
 	assert.equal(st.gid, 4242);
-	const over = (cgdir, key, user = []) => {
-		const r = spawnSync('sh', ['-c', `echo $$ > '${cgdir}/cgroup.procs' && exec "$@"`, 'sh', ...user,
-			'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock,
-			'-X', 'POST', 'http://localhost/mcp', ...(key ? ['-H', `Authorization: Bearer ${key}`] : []),
-			'-H', 'Content-Type: application/json', '-H', 'Accept: application/json, text/event-stream',
-			'--data', INIT_BODY], { encoding: 'utf8', timeout: 15000 });
-		return Number(r.stdout);
-	};
+	const over = (cgdir, key, user = []) => overUnix(sock, cgdir, key, user);
 	assert.equal(over(cgA, k.key), 200, 'the key works from its workload over the socket');
 	assert.equal(over(cgB, k.key), 401, 'and not from another cgroup');
 	const rec = await daemon.waitForRecord((r) => r.type === 'auth'
@@ -176,6 +226,46 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 	daemon = null;
 	assert.deepEqual(await stopDaemonChecked(d), []);
 	assert.equal(existsSync(sock), false, 'the socket file is removed at exit');
+});
+
+// limits.max_connections_per_peer on the unix socket, where every client has the same (no)
+// address: a peer is the caller's cgroup, the identity it is governed as. An agent holding its
+// share is refused one more connection from any of its processes, whatever their uid, while
+// an agent in another cgroup is still served; once it lets its connections go it is served.
+test('the unix-socket listener caps connections per caller cgroup', { skip, timeout: 60000 }, async (t) => {
+	const tag = `mcpwarden-identcap-${process.pid}`;
+	let daemon, holder;
+	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [holder, daemon]);
+	const dir = makeTempDir('mcpwarden-unix-');
+	chmodSync(dir, 0o755);
+	const sock = join(dir, 'agent.sock');
+	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+		listen_unix: { path: sock, group: 4242, mode: '0660' },
+		admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
+		limits: { max_connections_per_peer: 2 },
+		timeouts: { header_ms: 60000 },	/* the held connections stay idle */
+	}));
+	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	holder = await holdFrom(cgA, sock, 2);
+	assert.equal(holder.stdoutLines[0], 'held 200,200', 'the agent holds its share');
+	const refused = refusalIn(sock, cgA);
+	assert.match(refused ?? '', /^HTTP\/1\.1 503 /, 'one more from its cgroup is refused');
+	assert.match(refused, /\r\nRetry-After: 1\r\n/);
+	assert.equal(JSON.parse(refused.split('\r\n\r\n')[1]).error.message,
+		'too many connections from this peer (limits.max_connections_per_peer)');
+	const otherUid = ['setpriv', '--reuid=65534', '--regid=4242', '--clear-groups', '--'];
+	assert.match(refusalIn(sock, cgA, otherUid) ?? '', /^HTTP\/1\.1 503 /, 'from another uid in it too');
+	assert.equal(overUnix(sock, cgB, null), 200, 'an agent in another cgroup is served');
+	assert.equal(overUnix(sock, cgB, null, otherUid), 200);
+	const m = await fetch(`${daemon.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+	assert.match(await m.text(), /^mcpwarden_connections_refused_total\{listener="agent",reason="peer_cap"\} 2$/m);
+	await holder.stop(3000);
+	holder = null;
+	await eventually(() => overUnix(sock, cgA, null) === 200,
+		{ ms: 5000, what: 'the agent is served once its connections are gone' });
+	const d = daemon;
+	daemon = null;
+	assert.deepEqual(await stopDaemonChecked(d), []);
 });
 
 test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {

@@ -28,7 +28,8 @@
 #define SWEEP_MS 500
 #define MAX_LISTENERS 8
 
-/* A source address and how many admitted connections it holds. */
+/* A source address (or unix-socket caller: peer_key) and how many admitted connections it
+ * holds. */
 struct peer {
 	struct htab_node hn;
 	uint8_t addr[16];
@@ -219,10 +220,17 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 /* --- connection caps ------------------------------------------------------------------ */
 
-static void peer_addr(int fd, struct htab_bytes *key, uint8_t buf[16])
+/* What a connection counts against for max_per_peer: its source address. On the unix-socket
+ * listener every client has the same (no) address: there it is the caller's cgroup, the
+ * identity it is governed as (looked up here, once for the connection), else its uid. The
+ * kinds have different lengths (4 or 16; 9; 5 bytes), so their keys never meet. */
+static void peer_key(struct conn_deadline *d, struct conn *c, int fd, struct htab_bytes *key,
+		     uint8_t buf[16])
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
+	socklen_t sl = sizeof(ss), cl = sizeof(struct ucred);
+	struct ucred cred;
+	char path[PATH_MAX];
 
 	key->p = buf;
 	key->n = 0;
@@ -234,6 +242,20 @@ static void peer_addr(int fd, struct htab_bytes *key, uint8_t buf[16])
 	} else if (ss.ss_family == AF_INET6) {
 		memcpy(buf, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
 		key->n = 16;
+	} else if (ss.ss_family == AF_UNIX) {
+		if (!c->caller && d->cgroot[0] &&
+		    peer_unix_cgroup(fd, d->cgroot, &c->caller_cgid, path, sizeof(path)) == 0) {
+			c->caller = xstrdup(path);
+			c->caller_done = true;
+		}
+		buf[0] = c->caller ? 'c' : 'u';
+		if (c->caller) {
+			memcpy(buf + 1, &c->caller_cgid, 8);
+			key->n = 9;
+		} else if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl)) {
+			memcpy(buf + 1, &cred.uid, 4);
+			key->n = 5;
+		}
 	}
 }
 
@@ -300,7 +322,7 @@ static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics
 {
 	char msg[512];
 	const char *what = why == METRICS_REFUSED_PEER
-		? "too many connections from this address (limits.max_connections_per_peer)"
+		? "too many connections from this peer (limits.max_connections_per_peer)"
 		: "too many connections (limits.max_connections)";
 	char body[200];
 	int n;
@@ -369,7 +391,7 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 				log_warn("conn_deadline: cannot detach a refused descriptor");
 			continue;
 		}
-		peer_addr(fd, &key, addr);
+		peer_key(d, c, fd, &key, addr);
 		p = peer_find(d, &key);
 		if (!purged && (d->live >= d->max_total || (p && p->n >= d->max_per_peer))) {
 			purge(d);

@@ -8,8 +8,9 @@
  * request has arrived whole: no deadline while it is served, a fresh one once it is answered.
  * A periodic sweep cuts connections past their deadline.
  *
- * Caps: at most max_total open connections, max_per_peer from one source address; one past
- * a cap gets a fixed 503 with a JSON-RPC error and Retry-After, and is closed at once.
+ * Caps: at most max_total open connections, max_per_peer from one source address (on a
+ * unix socket: from one caller cgroup, else uid); one past a cap gets a fixed 503 with a
+ * JSON-RPC error and Retry-After, and is closed at once.
  *
  * Error pages: evhttp's own refusals (413 body, headers too large, 400 malformed) are
  * rewritten from HTML into JSON-RPC errors; headers past max_header_bytes answer 431.
