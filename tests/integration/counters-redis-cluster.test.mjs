@@ -5,7 +5,8 @@
 // a slot moved under a flow of calls (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE):
 // MOVED, ASK and TRYAGAIN handled, every answered call counted once; a master killed:
 // fail_closed refuses its keys with -32007 (and /readyz fails), local admits within the
-// allowance, keys on the other masters go on.
+// allowance, keys on the other masters go on; a cluster that does not say its nodes' hosts
+// (unknown-endpoint) is reached at the seed's host.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -237,6 +238,36 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 			assert.ok(moved > 0, 'MOVED seen');
 			for (const d of [a, b])
 				assert.equal(await metric(d, /mcpwarden_counters_replay_queue (\d+)/), 0);
+		});
+
+	test('unknown-endpoint: a nil host in CLUSTER SLOTS means the seed\'s host, the node\'s port',
+		async () => {
+			// cluster-preferred-endpoint-type unknown-endpoint: the nodes do not say their
+			// address; clients use the one they asked, with the port given
+			for (const n of nodes)
+				cli(n.port, 'CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'unknown-endpoint');
+			let c;
+			try {
+				assert.match(execFileSync(CLI, ['-p', String(nodes[0].port), '--no-raw', 'CLUSTER', 'SLOTS'],
+					{ encoding: 'utf8' }), /\(nil\)/, 'the map names no host');
+				c = await startDaemon(config({}), { ready: true });
+				await eventually(async () => (await fetch(new URL('/readyz', c.url))).status === 200,
+					{ what: 'ready on an unknown-endpoint cluster' });
+				// two keys on two other masters than each other: both reached by port
+				const before = [ids.solo, ids.kd].map((id) => Number(hget(`key:${id}`, 'spent') || 0));
+				for (const who of ['solo', 'kd']) {
+					const s = await rawSession(c.url, bearer(k[who]));
+					assert.ok(responseOf(await s.post(call(`ue-${who}`))).result, who);
+				}
+				assert.notEqual(owner(slotOf(`key:${ids.solo}`)), owner(slotOf(`key:${ids.kd}`)));
+				await eventually(() => [ids.solo, ids.kd].every((id, i) =>
+					Number(hget(`key:${id}`, 'spent') || 0) === before[i] + CENT10),
+				{ what: 'one call counted on each master' });
+			} finally {
+				await stopCleanly(c);
+				for (const n of nodes)
+					cli(n.port, 'CONFIG', 'SET', 'cluster-preferred-endpoint-type', 'ip');
+			}
 		});
 
 	test('a master killed: fail_closed refuses its keys, local admits within the allowance, '

@@ -307,20 +307,20 @@ static void test_slot_map(void)
 		"*2\r\n$8\r\n10.0.0.2\r\n:7001\r\n");
 
 	CU_ASSERT_FATAL(rep != NULL);
-	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == 0);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "10.9.8.7", out, 4, &n) == 0);
 	CU_ASSERT(n == 2);
 	CU_ASSERT(out[0].lo == 0 && out[0].hi == 5460 && out[0].port == 7000);
 	CU_ASSERT_STRING_EQUAL(out[0].host, "127.0.0.1");
 	CU_ASSERT(out[1].lo == 5461 && out[1].hi == 16383 && out[1].port == 7001);
 	CU_ASSERT_STRING_EQUAL(out[1].host, "10.0.0.2");
-	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 1, &n) == -EINVAL);   /* more than max */
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "10.9.8.7", out, 1, &n) == -EINVAL);   /* more than max */
 	freeReplyObject(rep);
 	/* a slot out of range, an empty map, an error (not a cluster) */
 	rep = resp("*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\nh\r\n:1\r\n");
-	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "10.9.8.7", out, 4, &n) == -EINVAL);
 	freeReplyObject(rep);
 	rep = resp("*0\r\n");
-	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "10.9.8.7", out, 4, &n) == -EINVAL);
 	freeReplyObject(rep);
 	/* Redis 7: a node's id and its extra fields (hostname) after host and port, as
 	 * cluster-announce-hostname makes it answer; the address is still the IP */
@@ -328,16 +328,19 @@ static void test_slot_map(void)
 		   "*4\r\n$9\r\n127.0.0.1\r\n:27001\r\n$4\r\n62be\r\n"
 		   "*2\r\n$8\r\nhostname\r\n$13\r\nhost-1.redis.\r\n"
 		   "*4\r\n$9\r\n127.0.0.1\r\n:27004\r\n$4\r\nda7e\r\n*0\r\n");
-	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == 0);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "10.9.8.7", out, 4, &n) == 0);
 	CU_ASSERT(n == 1 && out[0].port == 27001 && !strcmp(out[0].host, "127.0.0.1"));
 	freeReplyObject(rep);
-	/* unknown-endpoint: a nil host (clients are to use the address they asked): refused */
+	/* unknown-endpoint: a nil host means the address the map was asked of */
 	rep = resp("*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$-1\r\n:27001\r\n$4\r\n62be\r\n"
 		   "*2\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n");
-	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "10.9.8.7", out, 4, &n) == 0);
+	CU_ASSERT(n == 1 && out[0].port == 27001 && !strcmp(out[0].host, "10.9.8.7"));
+	CU_ASSERT(fleet_cluster_parse_slots(rep, NULL, out, 4, &n) == -EINVAL);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "", out, 4, &n) == -EINVAL);
 	freeReplyObject(rep);
 	rep = resp("-ERR This instance has cluster support disabled\r\n");
-	CU_ASSERT(fleet_cluster_parse_slots(rep, out, 4, &n) == -EINVAL);
+	CU_ASSERT(fleet_cluster_parse_slots(rep, "10.9.8.7", out, 4, &n) == -EINVAL);
 	freeReplyObject(rep);
 }
 

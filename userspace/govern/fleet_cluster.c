@@ -82,10 +82,13 @@ unsigned fleet_key_slot(const char *key, size_t len)
 	return fleet_crc16(key, len) & (FLEET_SLOTS - 1);
 }
 
-/* [lo, hi, [host, port, id...], replicas...] per range. */
-int fleet_cluster_parse_slots(const struct redisReply *rep, struct fleet_slot_range *out,
-			      size_t max, size_t *n)
+/* [lo, hi, [host, port, id...], replicas...] per range. A nil host (a cluster with
+ * cluster-preferred-endpoint-type unknown-endpoint) means the address the map was asked of. */
+int fleet_cluster_parse_slots(const struct redisReply *rep, const char *asked,
+			      struct fleet_slot_range *out, size_t max, size_t *n)
 {
+	size_t asked_len = asked ? strlen(asked) : 0;
+
 	*n = 0;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY)
 		return -EINVAL;
@@ -97,17 +100,21 @@ int fleet_cluster_parse_slots(const struct redisReply *rep, struct fleet_slot_ra
 			return -EINVAL;
 		m = r->element[2];
 		if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
-		    m->element[0]->type != REDIS_REPLY_STRING ||
+		    (m->element[0]->type != REDIS_REPLY_STRING &&
+		     m->element[0]->type != REDIS_REPLY_NIL) ||
 		    m->element[1]->type != REDIS_REPLY_INTEGER)
 			return -EINVAL;
+		bool nil = m->element[0]->type == REDIS_REPLY_NIL;
+		const char *host = nil ? asked : m->element[0]->str;
+		size_t hlen = nil ? asked_len : m->element[0]->len;
 		long long lo = r->element[0]->integer, hi = r->element[1]->integer;
-		if (lo < 0 || hi < lo || hi >= FLEET_SLOTS || *n == max ||
-		    m->element[0]->len == 0 || m->element[0]->len >= sizeof(out->host) ||
+		if (lo < 0 || hi < lo || hi >= FLEET_SLOTS || *n == max || hlen == 0 ||
+		    hlen >= sizeof(out->host) || memchr(host, '\0', hlen) ||
 		    m->element[1]->integer <= 0 || m->element[1]->integer > 65535)
 			return -EINVAL;
 		out[*n] = (struct fleet_slot_range){ .lo = (unsigned)lo, .hi = (unsigned)hi,
 						     .port = (int)m->element[1]->integer };
-		memcpy(out[*n].host, m->element[0]->str, m->element[0]->len);
+		memcpy(out[*n].host, host, hlen);
 		(*n)++;
 	}
 	return *n ? 0 : -EINVAL;
@@ -283,7 +290,8 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
 	if (c->seed_ac == ac)
 		c->seed_ac = NULL;
 	r = xcalloc(FLEET_CLUSTER_MAX_RANGES, sizeof(*r));
-	if (fleet_cluster_parse_slots(rep, r, FLEET_CLUSTER_MAX_RANGES, &nr) == 0) {
+	if (fleet_cluster_parse_slots(rep, ac ? ac->c.tcp.host : NULL, r, FLEET_CLUSTER_MAX_RANGES,
+				      &nr) == 0) {
 		apply_map(f, r, nr);
 	} else {
 		c->seed_next++;

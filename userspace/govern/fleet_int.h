@@ -251,9 +251,10 @@ struct fleet_slot_range {
 #define FLEET_CLUSTER_MAX_NODES 64
 #define FLEET_CLUSTER_MAX_RANGES 1024
 /* CLUSTER SLOTS's answer into out[0..*n): 0, or -EINVAL (not such an answer, a slot out of
- * range, more than max ranges). */
-int fleet_cluster_parse_slots(const struct redisReply *rep, struct fleet_slot_range *out,
-			      size_t max, size_t *n);
+ * range, more than max ranges). asked: the host the map was read from, for a nil host
+ * (unknown-endpoint); NULL refuses one. */
+int fleet_cluster_parse_slots(const struct redisReply *rep, const char *asked,
+			      struct fleet_slot_range *out, size_t max, size_t *n);
 int fleet_cluster_new(struct fleet *f);
 /* Every connection closed (pending commands fail), then the rest. */
 void fleet_cluster_free(struct fleet *f);
