@@ -6,10 +6,13 @@
 // MOVED, ASK and TRYAGAIN handled, every answered call counted once; a master killed:
 // fail_closed refuses its keys with -32007 (and /readyz fails), local admits within the
 // allowance, keys on the other masters go on; a cluster that does not say its nodes' hosts
-// (unknown-endpoint) is reached at the seed's host.
+// (unknown-endpoint) is reached at the seed's host; the killed master back: the charges kept
+// locally (through a kill -9 of the sidecar) are replayed to it, once.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
 	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
 import { burst, CLI, cli, redisSkip, startRedis } from './redis-lib.mjs';
@@ -37,6 +40,7 @@ function slotOf(tag) {
 
 describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 	let dir, a, b;
+	let dead, deadSpent;    // the master the kill test stops, and kd's spend on it then
 	const nodes = [];       // { port, bus, srv, id, lo, hi }
 	// Key ids and a team whose tags hash to three different masters (chosen in before()).
 	const ids = {};
@@ -82,15 +86,20 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 		};
 	}
 
+	// b counts locally while a master is away; its state_dir outlives a kill -9
+	const bConfig = () => ({ ...config({ on_unreachable: 'local',
+		local_allowance: { spend: '1.00', calls: 2 } }), state_dir: join(dir, 'b-state') });
+
 	before(async () => {
 		dir = makeTempDir('mcpwarden-cluster-');
+		mkdirSync(join(dir, 'b-state'));
 		for (let i = 0; i < 3; i++) {
 			const port = await freePort(), bus = await freePort();
-			const srv = await startRedis(dir, port, ['--cluster-enabled', 'yes',
+			const args = ['--cluster-enabled', 'yes',
 				'--cluster-config-file', `nodes-${port}.conf`, '--cluster-port', String(bus),
 				'--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no',
-				'--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`]);
-			nodes.push({ port, bus, srv, ranges: [] });
+				'--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`];
+			nodes.push({ port, bus, args, srv: await startRedis(dir, port, args), ranges: [] });
 		}
 		execFileSync(CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
 			'--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
@@ -121,8 +130,7 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 			kd: { id: ids.kd, policy: 'all' },
 		}));
 		a = await startDaemon(config({}), { ready: true });
-		b = await startDaemon(config({ on_unreachable: 'local',
-			local_allowance: { spend: '1.00', calls: 2 } }), { ready: true });
+		b = await startDaemon(bConfig(), { ready: true });
 		for (const d of [a, b])
 			await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
 				{ what: 'ready on the cluster' });
@@ -272,9 +280,10 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 
 	test('a master killed: fail_closed refuses its keys, local admits within the allowance, '
 		+ 'the other masters go on', async () => {
-		const dead = owner(slotOf(`key:${ids.kd}`));
+		dead = owner(slotOf(`key:${ids.kd}`));
 		const solo = owner(slotOf(`key:${ids.solo}`));
 		assert.notEqual(dead, solo);
+		deadSpent = Number(hget(`key:${ids.kd}`, 'spent') || 0);
 		dead.srv.proc.kill('SIGKILL');
 		await dead.srv.exited;
 		dead.srv = null;
@@ -307,5 +316,33 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 			before + 3 * CENT10, { what: 'the live master counted them' });
 		// b's two local charges wait for the dead master, durable
 		assert.equal(await metric(b, /mcpwarden_counters_replay_queue (\d+)/), 2);
+	});
+
+	test('the killed master back: the local charges kept through a kill -9 of the sidecar are '
+		+ 'replayed to it, once', async () => {
+		assert.ok(dead && !dead.srv, 'runs after the kill test');
+		// the sidecar dies too while the master is away; its kept charges are in its store
+		await b.kill();
+		b = await startDaemon(bConfig(), { ready: true });
+		assert.equal(await metric(b, /mcpwarden_counters_replay_queue (\d+)/), 2,
+			'the two kept charges read back from the store');
+		// the same node again: its nodes.conf (id, slots) and its AOF
+		dead.srv = await startRedis(dir, dead.port, dead.args);
+		for (const n of nodes)
+			await eventually(() => /cluster_state:ok/.test(cli(n.port, 'CLUSTER', 'INFO')),
+				{ what: `cluster_state:ok on ${n.port}`, ms: 20000 });
+		await eventually(async () => await metric(b, /mcpwarden_counters_replay_queue (\d+)/) === 0,
+			{ what: 'the replay queue drained', ms: 20000 });
+		assert.equal(Number(hget(`key:${ids.kd}`, 'spent')), deadSpent + 2 * CENT10,
+			'the two local charges, each once');
+		assert.equal(hget(`key:${ids.kd}`, 'reserved') || '0', '0');
+		assert.ok(await metric(b, /mcpwarden_counters_replayed_total (\d+)/) >= 2);
+		// fail_closed serves the key again once the master is back
+		await eventually(async () => (await fetch(new URL('/readyz', a.url))).status === 200,
+			{ what: 'a ready again', ms: 15000 });
+		const sa = await rawSession(a.url, bearer(k.kd));
+		assert.ok(responseOf(await sa.post(call('back-a'))).result);
+		await eventually(() => Number(hget(`key:${ids.kd}`, 'spent')) === deadSpent + 3 * CENT10,
+			{ what: 'a\'s call counted on the master' });
 	});
 });
