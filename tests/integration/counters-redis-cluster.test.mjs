@@ -13,9 +13,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
+import { eventually, everythingUpstream, makeKeys, makeTempDir, rawSession,
 	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { burst, CLI, cli, redisSkip, startRedis } from './redis-lib.mjs';
+import { burst, CLI, cli, redisSkip, startCluster, startRedis, stopCluster } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
@@ -93,19 +93,7 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 	before(async () => {
 		dir = makeTempDir('mcpwarden-cluster-');
 		mkdirSync(join(dir, 'b-state'));
-		for (let i = 0; i < 3; i++) {
-			const port = await freePort(), bus = await freePort();
-			const args = ['--cluster-enabled', 'yes',
-				'--cluster-config-file', `nodes-${port}.conf`, '--cluster-port', String(bus),
-				'--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no',
-				'--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`];
-			nodes.push({ port, bus, args, srv: await startRedis(dir, port, args), ranges: [] });
-		}
-		execFileSync(CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
-			'--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
-		for (const n of nodes)
-			await eventually(() => /cluster_state:ok/.test(cli(n.port, 'CLUSTER', 'INFO')),
-				{ what: `cluster_state:ok on ${n.port}`, ms: 20000 });
+		nodes.push(...(await startCluster(dir)).map((n) => ({ ...n, ranges: [] })));
 		readNodes();
 		// team on the first master, k1 on the second, k2 on the third; mover and solo apart
 		const pick = (prefix, want, not = []) => {
@@ -138,8 +126,7 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 	after(async () => {
 		await stopCleanly(a);
 		await stopCleanly(b);
-		for (const n of nodes)
-			await n.srv?.stop(3000);
+		await stopCluster(nodes);
 		if (dir)
 			removeTempDir(dir);
 	});

@@ -1,12 +1,12 @@
 // Real redis-server processes for the fleet counters' tests (docs/counters.md): standalone,
-// replica and sentinel, each on a free port with its files in a temp dir the test removes.
+// replica, sentinel and cluster, each on a free port with its files in a temp dir the test removes.
 // CI installs redis-server (scripts/deps.sh); a test skips with the printed reason only when
 // the binary is missing.
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
-import { freePort, makeTempDir, rawSession, removeTempDir, responseOf, startProcess,
+import { eventually, freePort, makeTempDir, rawSession, removeTempDir, responseOf, startProcess,
 	stopCleanly } from './lib.mjs';
 
 export const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
@@ -29,6 +29,46 @@ export function startSentinel(dir, port, name, masterPort, { downAfterMs = 1000 
 		+ `sentinel failover-timeout ${name} 10000\n`);
 	return startProcess(REDIS, [conf, '--sentinel'],
 		{ ready: /Sentinel ID is|monitor master/, readyOn: 'stdout', name: `sentinel:${port}` });
+}
+
+/**
+ * A Redis Cluster of `masters` masters with `replicas` replicas each, every node on free ports
+ * (client and bus) with its nodes.conf and append-only file in dir, joined with
+ * `redis-cli --cluster create` and waited for until every node says cluster_state:ok.
+ * Returns the nodes [{ port, bus, args, srv }] (args: to start a killed node again with
+ * startRedis(dir, port, args)).
+ */
+export async function startCluster(dir, { masters = 3, replicas = 0, nodeTimeoutMs = 2000 } = {}) {
+	const nodes = [];
+	try {
+		for (let i = 0; i < masters * (1 + replicas); i++) {
+			const port = await freePort(), bus = await freePort();
+			const args = ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
+				'--cluster-port', String(bus), '--cluster-node-timeout', String(nodeTimeoutMs),
+				'--cluster-require-full-coverage', 'no',
+				'--appendfilename', `${port}.aof`, '--appenddirname', `aof-${port}`];
+			nodes.push({ port, bus, args, srv: await startRedis(dir, port, args) });
+		}
+		execFileSync(CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
+			'--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8' });
+		for (const n of nodes) {
+			await eventually(() => /cluster_state:ok/.test(cli(n.port, 'CLUSTER', 'INFO')),
+				{ what: `cluster_state:ok on ${n.port}`, ms: 20000 });
+			// a replica that never synced would not be promoted
+			await eventually(() => /role:master|master_link_status:up/.test(cli(n.port, 'INFO', 'replication')),
+				{ what: `${n.port} a master or a replica in sync`, ms: 20000 });
+		}
+	} catch (e) {
+		await stopCluster(nodes);
+		throw e;
+	}
+	return nodes;
+}
+
+/** Every node of startCluster() still running, stopped. */
+export async function stopCluster(nodes) {
+	for (const n of nodes)
+		await n.srv?.stop(3000);
 }
 
 /** redis-cli against port; the answer, trimmed. */
