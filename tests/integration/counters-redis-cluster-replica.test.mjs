@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually, everythingUpstream, makeKeys, makeTempDir, rawSession, removeTempDir,
 	responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { cli, redisSkip, startCluster, stopCluster } from './redis-lib.mjs';
+import { cli, redisSkip, slotOf, startCluster, stopCluster } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
@@ -16,17 +16,6 @@ if (redisSkip)
 const TOKEN = 'counters-cluster-replica-admin-token';
 const CENT = 10000;             // 0.01 a call, in micro-units
 const today = () => Math.floor(Date.now() / 86400000) * 86400;
-
-/** CRC16/XMODEM of the tag, mod 16384: its slot, as the Redis Cluster spec. */
-function slotOf(tag) {
-	let crc = 0;
-	for (const b of Buffer.from(tag)) {
-		crc ^= b << 8;
-		for (let i = 0; i < 8; i++)
-			crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-	}
-	return crc & 16383;
-}
 
 describe('counters on a Redis Cluster: a replica promoted', { skip: redisSkip }, () => {
 	let dir, nodes, closed, local;
@@ -85,8 +74,15 @@ describe('counters on a Redis Cluster: a replica promoted', { skip: redisSkip },
 			stop: async () => { stop = true; await done; } };
 	}
 
-	/** Kill the master of key id's slot; resolves once its replica is the slot's master. */
-	async function failOver(id) {
+	/**
+	 * Calls of key id flowing through sidecar d while the master of its slot is killed and its
+	 * replica promoted, until 20 calls more were answered on the replica:
+	 * { f (the flow, stopped), from, to (the ports), t0 (the kill), tMap (the promotion) }.
+	 */
+	async function throughFailover(d, id) {
+		const f = await flowing(d, k[id]);
+		await eventually(() => f.ok() >= 20, { what: '20 calls before' });
+		const t0 = Date.now();
 		const slot = slotOf(`key:${id}`), port = masterOf(slot);
 		const dead = nodes.find((n) => n.port === port);
 		dead.srv.proc.kill('SIGKILL');
@@ -97,7 +93,13 @@ describe('counters on a Redis Cluster: a replica promoted', { skip: redisSkip },
 		for (const n of nodes.filter((x) => x.srv))
 			await eventually(() => /cluster_state:ok/.test(cli(n.port, 'CLUSTER', 'INFO')),
 				{ what: `cluster_state:ok on ${n.port}`, ms: 20000 });
-		return { from: port, to: masterOf(slot) };
+		const tMap = Date.now(), to = masterOf(slot);
+		await eventually(() => f.log.filter((x) => x.ok && x.t > tMap).length >= 20,
+			{ what: '20 calls on the promoted replica', ms: 20000 });
+		await f.stop();
+		console.log(`# master ${port} killed, replica ${to} promoted after ${tMap - t0} ms: `
+			+ `${f.ok()} answered, ${f.log.length - f.ok()} refused`);
+		return { f, from: port, to, t0, tMap };
 	}
 
 	before(async () => {
@@ -123,17 +125,8 @@ describe('counters on a Redis Cluster: a replica promoted', { skip: redisSkip },
 
 	test('fail_closed: refused only while the slot has no master, then on the promoted replica, '
 		+ 'every answered call counted once', async () => {
-		const f = await flowing(closed, k.fc);
-		await eventually(() => f.ok() >= 20, { what: '20 calls before' });
-		const t0 = Date.now();
-		const { from, to } = await failOver('fc');
-		const tMap = Date.now();
-		await eventually(() => f.log.filter((x) => x.ok && x.t > tMap).length >= 20,
-			{ what: '20 calls on the promoted replica', ms: 20000 });
-		await f.stop();
+		const { f, to, t0, tMap } = await throughFailover(closed, 'fc');
 		const refused = f.log.filter((x) => !x.ok);
-		console.log(`# master ${from} killed, replica ${to} promoted after ${tMap - t0} ms: `
-			+ `${f.ok()} answered, ${refused.length} refused`);
 		for (const x of refused) {
 			assert.equal(x.code, -32007, JSON.stringify(x));
 			assert.equal(x.reason, 'counters_unreachable');
@@ -147,16 +140,8 @@ describe('counters on a Redis Cluster: a replica promoted', { skip: redisSkip },
 
 	test('local: the calls of the gap admitted and replayed to the promoted replica, once',
 		async () => {
-			const f = await flowing(local, k.lo);
-			await eventually(() => f.ok() >= 20, { what: '20 calls before' });
-			const { from, to } = await failOver('lo');
-			const tMap = Date.now();
-			await eventually(() => f.log.filter((x) => x.ok && x.t > tMap).length >= 20,
-				{ what: '20 calls on the promoted replica', ms: 20000 });
-			await f.stop();
+			const { f, to } = await throughFailover(local, 'lo');
 			const refused = f.log.filter((x) => !x.ok);
-			console.log(`# master ${from} killed, replica ${to} promoted: ${f.ok()} answered, `
-				+ `${refused.length} refused`);
 			assert.deepEqual(refused, [], 'local admits through the gap');
 			await eventually(async () => await metric(local, /mcpwarden_counters_replay_queue (\d+)/) === 0,
 				{ what: 'the replay queue drained', ms: 20000 });

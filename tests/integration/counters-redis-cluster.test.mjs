@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, everythingUpstream, makeKeys, makeTempDir, rawSession,
 	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { burst, CLI, cli, redisSkip, startCluster, startRedis, stopCluster } from './redis-lib.mjs';
+import { burst, CLI, cli, redisSkip, slotOf, startCluster, startRedis, stopCluster } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
@@ -26,17 +26,6 @@ const today = () => Math.floor(Date.now() / 86400000) * 86400;
 const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name: 'echo', arguments: { message: `m${id}` } } });
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
-
-/** CRC16/XMODEM, as the Redis Cluster spec: a tag's slot. */
-function slotOf(tag) {
-	let crc = 0;
-	for (const b of Buffer.from(tag)) {
-		crc ^= b << 8;
-		for (let i = 0; i < 8; i++)
-			crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-	}
-	return crc & 16383;
-}
 
 describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 	let dir, a, b;

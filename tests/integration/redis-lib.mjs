@@ -31,6 +31,17 @@ export function startSentinel(dir, port, name, masterPort, { downAfterMs = 1000 
 		{ ready: /Sentinel ID is|monitor master/, readyOn: 'stdout', name: `sentinel:${port}` });
 }
 
+/** A hash tag's slot: CRC16/XMODEM of it, mod 16384, as the Redis Cluster spec. */
+export function slotOf(tag) {
+	let crc = 0;
+	for (const b of Buffer.from(tag)) {
+		crc ^= b << 8;
+		for (let i = 0; i < 8; i++)
+			crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+	}
+	return crc & 16383;
+}
+
 /**
  * A Redis Cluster of `masters` masters with `replicas` replicas each, every node on free ports
  * (client and bus) with its nodes.conf and append-only file in dir, joined with
