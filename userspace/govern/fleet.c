@@ -56,6 +56,28 @@ void fleet_av_addi(struct argv_b *a, int64_t v)
 	fleet_av_add(a, b);
 }
 
+void fleet_av_rate(struct argv_b *a, const struct rate_spec *r)
+{
+	fleet_av_addi(a, r->requests);
+	fleet_av_addi(a, r->burst);
+	fleet_av_addi(a, (int64_t)(r->period_ns / 1000));
+}
+
+struct req *fleet_req_new(struct fleet *f, enum req_kind kind, enum script sc)
+{
+	struct req *q = xcalloc(1, sizeof(*q));
+
+	*q = (struct req){ .f = f, .kind = kind, .sc = sc };
+	return q;
+}
+
+void fleet_req_argv(struct req *q, struct argv_b *a)
+{
+	q->argc = a->n;
+	q->argv = a->v;
+	q->argvlen = a->len;
+}
+
 void fleet_av_free(int argc, char **argv, size_t *len)
 {
 	for (int i = 0; i < argc; i++)
@@ -426,11 +448,8 @@ int fleet_settle_keep(struct fleet *f, struct settle *s)
 
 struct req *fleet_settle_req(struct fleet *f, struct settle *s)
 {
-	struct req *q = xcalloc(1, sizeof(*q));
+	struct req *q = fleet_req_new(f, RQ_SETTLE, SC_SETTLE);
 
-	q->f = f;
-	q->kind = RQ_SETTLE;
-	q->sc = SC_SETTLE;
 	q->s = s;
 	/* the settle owns the vector: the request borrows it */
 	free(s->argv[0]);
@@ -670,17 +689,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static int init_cmd(struct fleet *f, redisAsyncContext *ac, enum script sc, int argc,
 		    const char *const *argv)
 {
-	struct req *q = xcalloc(1, sizeof(*q));
+	struct req *q = fleet_req_new(f, RQ_INIT, sc);
 	struct argv_b a = { 0 };
 
 	for (int i = 0; i < argc; i++)
 		fleet_av_add(&a, argv[i]);
-	q->f = f;
-	q->kind = RQ_INIT;
-	q->sc = sc;
-	q->argc = a.n;
-	q->argv = a.v;
-	q->argvlen = a.len;
+	fleet_req_argv(q, &a);
 	if (fleet_send_on(f, ac, q)) {
 		fleet_req_free(q);
 		return 0;

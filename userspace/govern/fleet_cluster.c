@@ -513,11 +513,10 @@ bool fleet_cluster_reply(struct fleet *f, redisAsyncContext *ac, struct req *q,
 		c->asks++;
 		n = redirect_node(c, rep->str, &slot);
 		if (n && q->redirects++ < REDIRECT_MAX) {
-			struct req *a = xcalloc(1, sizeof(*a));
+			struct req *a = fleet_req_new(f, RQ_ASKING, 0);
 			struct argv_b av = { 0 };
 			fleet_av_add(&av, "ASKING");
-			*a = (struct req){ .f = f, .kind = RQ_ASKING, .argc = av.n, .argv = av.v,
-					   .argvlen = av.len };
+			fleet_req_argv(a, &av);
 			if (fleet_send_on(f, n->ac, a))
 				fleet_req_free(a);
 			else if (fleet_send_on(f, n->ac, q) == 0)

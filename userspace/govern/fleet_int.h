@@ -163,6 +163,8 @@ struct argv_b {
 void fleet_av_add(struct argv_b *a, const char *s);
 void fleet_av_addi(struct argv_b *a, int64_t v);
 void fleet_av_free(int argc, char **argv, size_t *len);
+/* A rate bucket's spec as a script takes it: requests, burst, period in µs. */
+void fleet_av_rate(struct argv_b *a, const struct rate_spec *r);
 
 /* Queue q where its first key lives (0), or -ENOTCONN (that server is not up). */
 int fleet_send_req(struct fleet *f, struct req *q);
@@ -187,6 +189,9 @@ void fleet_go_up(struct fleet *f);
 void fleet_go_down(struct fleet *f, const char *what, const char *detail);
 void fleet_schedule_reconnect(struct fleet *f);
 void fleet_req_free(struct req *q);
+/* A request of kind for script sc; fleet_req_argv gives it a's arguments (q owns them then). */
+struct req *fleet_req_new(struct fleet *f, enum req_kind kind, enum script sc);
+void fleet_req_argv(struct req *q, struct argv_b *a);
 void fleet_resv_free(struct fleet_resv *r);
 void fleet_settle_free(struct settle *s);
 /* Redis did not take the charge: keep it (durable in the store) for the replay. Returns 0:

@@ -66,11 +66,8 @@ static int build_reserve(struct fleet *f, const struct fleet_budget *b, size_t n
 	size_t nr = 0;
 	int rc = 0;
 
-	q = xcalloc(1, sizeof(*q));
+	q = fleet_req_new(f, RQ_RESERVE, SC_RESERVE);
 	r = xcalloc(1, sizeof(*r));
-	q->f = f;
-	q->kind = RQ_RESERVE;
-	q->sc = SC_RESERVE;
 	q->r = r;
 	q->cost = cost;
 	q->now = now;
@@ -125,14 +122,9 @@ static int build_reserve(struct fleet *f, const struct fleet_budget *b, size_t n
 		fleet_av_addi(&a, r->kind[i] ? (b[i].spec->window + slot - 1) / slot + 1 : 1);
 		fleet_av_addi(&a, r->ttl[i]);
 	}
-	for (size_t j = 0; j < nr; j++) {
-		fleet_av_addi(&a, q->rspec[j].requests);
-		fleet_av_addi(&a, q->rspec[j].burst);
-		fleet_av_addi(&a, (int64_t)(q->rspec[j].period_ns / 1000));
-	}
-	q->argc = a.n;
-	q->argv = a.v;
-	q->argvlen = a.len;
+	for (size_t j = 0; j < nr; j++)
+		fleet_av_rate(&a, &q->rspec[j]);
+	fleet_req_argv(q, &a);
 	for (size_t i = 0; i < nb; i++)
 		q->b[i] = (struct fleet_budget){ r->scopes[i], &q->spec[i] };
 	*out = q;
@@ -419,7 +411,7 @@ int fleet_debit(struct fleet *f, const struct fleet_rates *rs, const char *key_i
 		return -EINVAL;
 	if (f->state != FLEET_UP && !f->cluster)
 		return 1;
-	q = xcalloc(1, sizeof(*q));
+	q = fleet_req_new(f, RQ_DEBIT, SC_DEBIT);
 	buckets_of(q, rs, 1, server, tool);
 	if (!q->nr) {
 		free(q);
@@ -433,19 +425,11 @@ int fleet_debit(struct fleet *f, const struct fleet_rates *rs, const char *key_i
 					       tool, key, sizeof(key))))
 			fleet_av_add(&a, key);
 	fleet_av_addi(&a, n);
-	for (size_t j = 0; j < q->nr; j++) {
-		fleet_av_addi(&a, q->rspec[j].requests);
-		fleet_av_addi(&a, q->rspec[j].burst);
-		fleet_av_addi(&a, (int64_t)(q->rspec[j].period_ns / 1000));
-	}
-	q->f = f;
-	q->kind = RQ_DEBIT;
-	q->sc = SC_DEBIT;
+	for (size_t j = 0; j < q->nr; j++)
+		fleet_av_rate(&a, &q->rspec[j]);
 	q->dcb = cb;
 	q->arg = arg;
-	q->argc = a.n;
-	q->argv = a.v;
-	q->argvlen = a.len;
+	fleet_req_argv(q, &a);
 	if (rc || fleet_send_req(f, q)) {
 		fleet_req_free(q);
 		return rc ? rc : 1;
@@ -474,15 +458,10 @@ int fleet_usage(struct fleet *f, const char *scope, const struct budget_spec *sp
 	fleet_av_addi(&a, now);
 	fleet_av_addi(&a, slot);
 	fleet_av_addi(&a, spec->period == BUDGET_ROLLING ? (spec->window + slot - 1) / slot + 1 : 1);
-	q = xcalloc(1, sizeof(*q));
-	q->f = f;
-	q->kind = RQ_USAGE;
-	q->sc = SC_USAGE;
+	q = fleet_req_new(f, RQ_USAGE, SC_USAGE);
 	q->ucb = cb;
 	q->arg = arg;
-	q->argc = a.n;
-	q->argv = a.v;
-	q->argvlen = a.len;
+	fleet_req_argv(q, &a);
 	if (fleet_send_req(f, q)) {
 		fleet_req_free(q);
 		return -ENOTCONN;
