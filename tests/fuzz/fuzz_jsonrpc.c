@@ -1,13 +1,45 @@
 /* fuzz_jsonrpc: a message as the front and the upstreams receive it, parsed then classified,
  * and everything the gateway does with a classified message's parts: the id's key and copy,
- * an error answer built on it, a list page read from it, and printing exactly. */
+ * an error answer built on it, a list page read from it, and printing exactly. An upstream
+ * answer kept as text (mcp/jsonrpc_splice.h) must be exactly what the full parse gives: the
+ * same id, a result that cJSON prints to the same bytes, and the same tree once unspliced. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "fuzz.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/jsonrpc_splice.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_splice(const char *text, size_t size)
+{
+	cJSON *sp = jsonrpc_splice_response(text, size), *full;
+	char *printed, *again;
+
+	if (!sp)
+		return;
+	full = cJSON_ParseWithLength(text, size);
+	if (!full || !jsonrpc_spliced(sp))
+		__builtin_trap();    /* spliced what the full parse refuses */
+	printed = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(full, "result"));
+	if (!printed || strcmp(printed, cJSON_GetObjectItemCaseSensitive(sp, "result")->valuestring))
+		__builtin_trap();    /* the agent would get other bytes than before */
+	if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(sp, "id"),
+			   cJSON_GetObjectItemCaseSensitive(full, "id"), true))
+		__builtin_trap();
+	/* compared printed: cJSON_Compare is wrong about duplicate keys with other values */
+	if (jsonrpc_unsplice(sp) || jsonrpc_spliced(sp))
+		__builtin_trap();
+	again = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(sp, "result"));
+	if (!again || strcmp(again, printed))
+		__builtin_trap();
+	cJSON_free(again);
+	cJSON_free(printed);
+	cJSON_Delete(full);
+	cJSON_Delete(sp);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -17,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!text)
 		return 0;
+	check_splice(text, size);
 	v = cJSON_ParseWithLength(text, size);
 	if (!v)
 		goto out;

@@ -452,6 +452,15 @@ cJSON *gate_logged_copy(const struct gate *g, const struct key_identity *who, co
 						 &opted_in) : NULL;
 }
 
+bool gate_logs_values(const struct gate *g, const struct key_identity *who)
+{
+	bool opted_in = false;
+
+	if (who && g->r.ps)
+		policy_logged_copy(g->r.ps, who->policy, who->team_policy, NULL, &opted_in);
+	return opted_in;
+}
+
 bool gate_workload_identity(struct gate *g, const char *cgroup_path, struct key_identity *who)
 {
 	return keys_workload_identity(g->r.ks, cgroup_path, who) == 0;

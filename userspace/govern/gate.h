@@ -87,6 +87,8 @@ bool gate_policy_exists(const struct gate *g, const char *name);
 /* The value as the caller's records may hold it: NULL unless the key's (or its team's) policy
  * has log_arguments; then a copy with the policies' redact fields replaced (caller deletes). */
 cJSON *gate_logged_copy(const struct gate *g, const struct key_identity *who, const cJSON *v);
+/* Whether gate_logged_copy copies anything for this caller (its records hold values). */
+bool gate_logs_values(const struct gate *g, const struct key_identity *who);
 
 enum gate_auth { GATE_AUTH_OK, GATE_AUTH_MISSING, GATE_AUTH_REFUSED, GATE_AUTH_BLOCKED };
 

@@ -16,6 +16,7 @@
 #include "govern/refusal.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/jsonrpc_splice.h"
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
@@ -183,8 +184,9 @@ static void exec_finish(struct reply *base, cJSON *response)
 {
 	struct llm_exec *x = container_of(base, struct llm_exec, base);
 	struct llm_req *r = x->r;
+	int urc = jsonrpc_unsplice(response);     /* a result kept as text read as a tree */
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(response, "error");
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(response, "result");
+	const cJSON *res = urc < 0 ? NULL : cJSON_GetObjectItemCaseSensitive(response, "result");
 	struct failure f;
 
 	r->exec = NULL;

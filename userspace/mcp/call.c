@@ -18,6 +18,7 @@
 #include "mcp/call_int.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/jsonrpc_splice.h"
 #include "mcp/links.h"
 #include "mcp/reply.h"
 #include "mcp/scope.h"
@@ -84,7 +85,7 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		call_trace_decided(c, d.decision, reason, d.cost_micros, trace_id);
 		d.trace_id = trace_id;
 	}
-	if (c->has_who && res && c->method->id == MCP_TOOLS_CALL)
+	if (c->has_who && res && c->method->id == MCP_TOOLS_CALL && !cJSON_IsRaw(res))
 		d.result = logged_result = gate_logged_copy(c->env->gate, &c->who, res);
 	audit_decision(&d);
 	cJSON_Delete(logged_result);
@@ -521,6 +522,11 @@ static void answered(struct call *c, cJSON *resp)
 
 	circuit_outcome(c, cJSON_IsNumber(code) && (code->valueint == UPSTREAM_ERR_FAILED ||
 						     code->valueint == UPSTREAM_ERR_TIMEOUT));
+	/* A result kept as text (jsonrpc_splice.h) becomes a tree when the record holds it:
+	 * redaction reads inside. Should that fail, the record goes without it, never raw. */
+	if (jsonrpc_spliced(resp) && c->has_who && gate_logs_values(c->env->gate, &c->who) &&
+	    jsonrpc_unsplice(resp) < 0)
+		log_error("call: a result could not be read for the record");
 	expose_answer(c, resp);
 	record(c, DECISION_ALLOW, c->note, resp);
 	c->resp = resp;

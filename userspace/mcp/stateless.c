@@ -15,6 +15,7 @@
 #include "govern/keys.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/jsonrpc_splice.h"
 #include "mcp/method.h"
 #include "mcp/reply.h"
 #include "mcp/router.h"
@@ -415,8 +416,12 @@ static int sl_event(struct reply *base, const cJSON *msg)
  * not at all, and per caller (every key has its own view of the catalogue). */
 static void decorate(struct sl_reply *sr, cJSON *response)
 {
-	cJSON *res = cJSON_GetObjectItemCaseSensitive(response, "result");
+	cJSON *res;
 
+	/* a result kept as text (jsonrpc_splice.h) is decorated as a tree */
+	if (jsonrpc_unsplice(response) < 0)
+		return;
+	res = cJSON_GetObjectItemCaseSensitive(response, "result");
 	if (!cJSON_IsObject(res))
 		return;
 	if (!cJSON_HasObjectItem(res, "resultType"))

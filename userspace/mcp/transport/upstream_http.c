@@ -26,6 +26,7 @@
 #include "base/event_opt.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/jsonrpc_splice.h"
 #include "base/log.h"
 #include "mcp/transport/http_exchange.h"
 #include "mcp/transport/sse.h"
@@ -56,6 +57,7 @@ struct call {
 	size_t body_len;
 	cJSON *id;                      /* request id; NULL for notifications and responses */
 	bool initialize;                /* an initialize request: its answer sets the session */
+	bool splice;                    /* a tools/call: its answer may keep its result as text */
 	bool initialized;               /* notifications/initialized: opens the GET stream */
 	bool had_session;               /* the current HTTP request carried Mcp-Session-Id */
 	unsigned session_gen;           /* ... of this generation of the transport's session */
@@ -287,10 +289,12 @@ static int take_message(struct call *c, cJSON *msg)
 /* One JSON text from the upstream: a message, or (2025-03-26 servers) a batch of them. */
 static int take_json(struct call *c, const char *text, size_t len)
 {
-	cJSON *j = cJSON_ParseWithLength(text, len), *it;
+	cJSON *j = NULL, *it;
 	int rc = 0;
 
-	if (!j)
+	if (c->splice && (j = jsonrpc_splice_response(text, len)))
+		return take_message(c, j);
+	if (!(j = cJSON_ParseWithLength(text, len)))
 		return -EPROTO;
 	if (!cJSON_IsArray(j))
 		return take_message(c, j);
@@ -784,6 +788,7 @@ static int http_send(struct transport *t, const cJSON *msg)
 		if (!(c->id = cJSON_Duplicate(id, true)))
 			goto fail;
 		c->initialize = strcmp(method->valuestring, "initialize") == 0;
+		c->splice = strcmp(method->valuestring, "tools/call") == 0;
 		if (trace_enabled())  /* mcp/call_trace.c put the call's context in _meta */
 			trace_meta_headers(msg, c->traceparent, c->tracestate);
 	} else {

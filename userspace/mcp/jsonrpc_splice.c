@@ -1,0 +1,287 @@
+/* jsonrpc_splice: the strict scanner behind a spliced upstream answer (see the header). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcp/jsonrpc_splice.h"
+
+struct scan {
+	const char *p, *end;
+	char *o;                /* the compact copy being written; NULL: the envelope, not kept */
+};
+
+static void copy(struct scan *s, const char *from, size_t n)
+{
+	if (s->o) {
+		memcpy(s->o, from, n);
+		s->o += n;
+	}
+}
+
+static void skip_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool lit(struct scan *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
+		return false;
+	copy(s, s->p, n);
+	s->p += n;
+	return true;
+}
+
+/* A string whose escapes cJSON prints back the same (\" \\ \b \f \n \r \t): no \u, no \/,
+ * no raw control character. Copied; *k and *kn give its contents (escapes unresolved). */
+static bool string(struct scan *s, const char **k, size_t *kn)
+{
+	const char *b = s->p;
+
+	if (s->p >= s->end || *s->p != '"')
+		return false;
+	s->p++;
+	while (s->p < s->end) {
+		unsigned char ch = (unsigned char)*s->p;
+		if (ch == '"') {
+			s->p++;
+			copy(s, b, (size_t)(s->p - b));
+			*k = b + 1;
+			*kn = (size_t)(s->p - b) - 2;
+			return true;
+		}
+		if (ch < 0x20)
+			return false;
+		if (ch == '\\') {
+			if (s->end - s->p < 2)
+				return false;
+			switch (s->p[1]) {
+			case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+				break;
+			default:
+				return false;
+			}
+			s->p += 2;
+			continue;
+		}
+		s->p++;
+	}
+	return false;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* An integer cJSON prints back the same: -?(0|[1-9][0-9]{0,max-1}), not -0. */
+static bool integer(struct scan *s, int max, long long *v)
+{
+	const char *b = s->p;
+	int n = 0;
+	bool neg = false;
+	long long x = 0;
+
+	if (s->p < s->end && *s->p == '-') {
+		neg = true;
+		s->p++;
+	}
+	if (s->p >= s->end || !is_digit(*s->p))
+		return false;
+	if (*s->p == '0') {
+		s->p++;
+		if (neg)
+			return false;
+	} else {
+		while (s->p < s->end && is_digit(*s->p) && n < max) {
+			x = x * 10 + (*s->p - '0');
+			s->p++;
+			n++;
+		}
+	}
+	if (s->p < s->end && (is_digit(*s->p) || *s->p == '.' || *s->p == 'e' ||
+			      *s->p == 'E' || *s->p == '+' || *s->p == '-'))
+		return false;
+	copy(s, b, (size_t)(s->p - b));
+	if (v)
+		*v = neg ? -x : x;
+	return true;
+}
+
+static bool value(struct scan *s, int depth, bool top);
+
+static bool is_key(const char *k, size_t n, const char *w)
+{
+	return n == strlen(w) && memcmp(k, w, n) == 0;
+}
+
+/* An object or array; top: the result itself, whose "isError" and "task" matter. */
+static bool container(struct scan *s, int depth, bool top)
+{
+	bool obj = *s->p == '{';
+	char close = obj ? '}' : ']';
+
+	if (depth >= JSONRPC_SPLICE_MAX_DEPTH)
+		return false;
+	*s->o++ = *s->p++;
+	skip_ws(s);
+	if (s->p < s->end && *s->p == close) {
+		*s->o++ = *s->p++;
+		return true;
+	}
+	for (;;) {
+		if (obj) {
+			const char *k;
+			size_t kn;
+			if (!string(s, &k, &kn))
+				return false;
+			if (is_key(k, kn, "uri") || (top && is_key(k, kn, "task")))
+				return false;
+			skip_ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return false;
+			*s->o++ = *s->p++;
+			skip_ws(s);
+			if (top && is_key(k, kn, "isError")) {
+				if (!lit(s, "false"))
+					return false;
+			} else if (!value(s, depth + 1, false)) {
+				return false;
+			}
+		} else if (!value(s, depth + 1, false)) {
+			return false;
+		}
+		skip_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == close) {
+			*s->o++ = *s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		*s->o++ = *s->p++;
+		skip_ws(s);
+	}
+}
+
+static bool value(struct scan *s, int depth, bool top)
+{
+	const char *k;
+	size_t kn;
+
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p) {
+	case '{': case '[': return container(s, depth, top);
+	case '"': return string(s, &k, &kn);
+	case 't': return lit(s, "true");
+	case 'f': return lit(s, "false");
+	case 'n': return lit(s, "null");
+	/* 9 digits: always within int, which cJSON prints with %d */
+	default: return integer(s, 9, NULL);
+	}
+}
+
+cJSON *jsonrpc_splice_response(const char *text, size_t len)
+{
+	struct scan s = { text, text + len, NULL };
+	const char *res = NULL, *res_end = NULL, *k;
+	size_t kn;
+	bool have_ver = false, have_id = false;
+	long long id = 0;
+	char *buf = NULL;
+	cJSON *msg = NULL, *raw = NULL;
+
+	skip_ws(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return NULL;
+	s.p++;
+	for (;;) {
+		skip_ws(&s);
+		s.o = NULL;
+		if (!string(&s, &k, &kn))
+			goto refuse;
+		skip_ws(&s);
+		if (s.p >= s.end || *s.p != ':')
+			goto refuse;
+		s.p++;
+		skip_ws(&s);
+		if (is_key(k, kn, "jsonrpc") && !have_ver) {
+			if ((size_t)(s.end - s.p) < 5 || memcmp(s.p, "\"2.0\"", 5) != 0)
+				goto refuse;
+			s.p += 5;
+			have_ver = true;
+		} else if (is_key(k, kn, "id") && !have_id) {
+			/* 15 digits: exact as a double, as cJSON keeps it */
+			if (!integer(&s, 15, &id))
+				goto refuse;
+			have_id = true;
+		} else if (is_key(k, kn, "result") && !res) {
+			if (s.p >= s.end || *s.p != '{' ||
+			    !(buf = cJSON_malloc((size_t)(s.end - s.p) + 1)))
+				goto refuse;
+			s.o = buf;
+			res = s.p;
+			if (!container(&s, 0, true))
+				goto refuse;
+			res_end = s.o;
+		} else {
+			goto refuse;
+		}
+		skip_ws(&s);
+		if (s.p < s.end && *s.p == ',') {
+			s.p++;
+			continue;
+		}
+		if (s.p < s.end && *s.p == '}') {
+			s.p++;
+			break;
+		}
+		goto refuse;
+	}
+	skip_ws(&s);
+	if (s.p != s.end || !have_ver || !have_id || !res)
+		goto refuse;
+	*(char *)res_end = '\0';
+	if (!(msg = cJSON_CreateObject()) || !(raw = cJSON_CreateRaw("")))
+		goto refuse;
+	cJSON_free(raw->valuestring);
+	raw->valuestring = buf;
+	buf = NULL;
+	if (!cJSON_AddItemToObjectCS(msg, "jsonrpc", cJSON_CreateStringReference("2.0")) ||
+	    !cJSON_AddItemToObjectCS(msg, "id", cJSON_CreateNumber((double)id)) ||
+	    !cJSON_AddItemToObjectCS(msg, "result", raw))
+		goto refuse;  /* the last fails only with a NULL item: raw is still ours then */
+	return msg;
+refuse:
+	cJSON_free(buf);
+	cJSON_Delete(raw);
+	cJSON_Delete(msg);
+	return NULL;
+}
+
+int jsonrpc_spliced(const cJSON *resp)
+{
+	return cJSON_IsRaw(cJSON_GetObjectItemCaseSensitive(resp, "result"));
+}
+
+int jsonrpc_unsplice(cJSON *resp)
+{
+	cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result"), *tree;
+
+	if (!cJSON_IsRaw(res))
+		return 0;
+	if (!(tree = cJSON_Parse(res->valuestring)))
+		return -ENOMEM;     /* the scanner accepted it: only memory can fail */
+	/* by name: the replacement takes the key ("via pointer" would leave it unnamed) */
+	if (!cJSON_ReplaceItemInObjectCaseSensitive(resp, "result", tree)) {
+		cJSON_Delete(tree);
+		return -ENOMEM;
+	}
+	return 0;
+}
