@@ -10,6 +10,7 @@
  */
 #include "mcp/transport/upstream_http.h"
 #include "mcp/transport/http_exchange.h"
+#include "mcp/jsonrpc_splice.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -177,6 +178,9 @@ static cJSON *make_request(int id, const char *method, cJSON *params)
 	return m;
 }
 
+/* Whether call()'s last response came with its result as text. */
+static int last_spliced;
+
 /* Send a request and run the loop until its response (returned, owned by got) or an error. */
 static const cJSON *call(struct transport *t, int id, const char *method, cJSON *params, int ms)
 {
@@ -191,6 +195,10 @@ static const cJSON *call(struct transport *t, int id, const char *method, cJSON 
 		return NULL;
 	/* the response is related to the request that carried it */
 	CU_ASSERT(cJSON_IsNumber(got.rel[i]) && got.rel[i]->valueint == id);
+	/* a tools/call result may come as its text (jsonrpc_splice.h): read it as a tree, as a
+	 * caller that looks inside does */
+	last_spliced = jsonrpc_spliced(got.msg[i]);
+	CU_ASSERT(jsonrpc_unsplice(got.msg[i]) == 0);
 	return got.msg[i];
 }
 
@@ -404,6 +412,7 @@ static void test_everything_session(void)
 	it = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "content");
 	text = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 0), "text"));
 	CU_ASSERT(text && strstr(text, "5") != NULL);
+	CU_ASSERT(last_spliced);        /* relayed as the server's text, not parsed and printed */
 
 	/* Progress notifications stream on the call's response and arrive before its result. */
 	got_reset();
