@@ -10,6 +10,7 @@
  * for every request: projected tokens rotate. Every transfer runs on base/curl_loop: nothing
  * here blocks the loop (reading the token is one small read of a tmpfs file).
  */
+#include "base/ascii.h"
 #include "enforce/kube.h"
 
 #include <errno.h>
@@ -141,10 +142,7 @@ static int read_token(const char *path, char *tok, size_t len)
 			 tok[n - 1] == '\t'))
 		n--;
 	tok[n] = '\0';
-	for (ssize_t i = 0; i < n; i++)
-		if (tok[i] < 0x21 || tok[i] > 0x7e)
-			rc = -EINVAL;
-	if (n == 0)
+	if (n == 0 || !ascii_span(tok, (size_t)n, false))
 		rc = -EINVAL;
 out:
 	close(fd);

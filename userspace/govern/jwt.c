@@ -1,4 +1,5 @@
 /* jwt: compact JWS parsing, JWKS and signature verification with OpenSSL 3 (jwt.h). */
+#include "base/ascii.h"
 #include "govern/jwt.h"
 
 #include <errno.h>
@@ -145,10 +146,7 @@ static cJSON *decode_json(const char *in, size_t len)
 
 static bool printable(const char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-			return false;
-	return true;
+	return ascii_span(s, strlen(s), true);
 }
 
 void jwt_clear(struct jwt *t)

@@ -1,4 +1,5 @@
 /* oauth: the resource server's config and token validation (oauth.h). */
+#include "base/ascii.h"
 #include "govern/oauth.h"
 
 #include <errno.h>
@@ -132,10 +133,7 @@ out:
 
 static bool printable_text(const char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
-			return false;
-	return true;
+	return ascii_span(s, strlen(s), false);
 }
 
 /* https://, or http:// to a loopback host (a JWKS served beside the gateway). */

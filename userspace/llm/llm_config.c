@@ -1,4 +1,5 @@
 /* llm_config: the "providers" and "llm" sections and the policies' "llm" members. */
+#include "base/ascii.h"
 #include "llm/llm_int.h"
 
 #include <ctype.h>
@@ -89,12 +90,9 @@ static bool valid_model_name(const char *s)
 /* A secret goes into an HTTP header: visible ASCII only. */
 static bool valid_secret(const char *s)
 {
-	if (!*s || strlen(s) > LLM_KEY_MAX)
-		return false;
-	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
-			return false;
-	return true;
+	size_t n = strnlen(s, LLM_KEY_MAX + 1);
+
+	return n > 0 && n <= LLM_KEY_MAX && ascii_span(s, n, false);
 }
 
 static int read_key_file(const char *path, char **out)

@@ -1,4 +1,5 @@
 /* trace: trace context, sampling and spans on the loop; OTLP protobuf encoding. */
+#include "base/ascii.h"
 #include "observe/trace.h"
 
 #include <errno.h>
@@ -243,12 +244,9 @@ void trace_id_hex(const uint8_t id[16], char *out)
 
 bool trace_state_valid(const char *s)
 {
-	size_t n = 0;
+	size_t n = strnlen(s, TRACE_STATE_MAX + 1);
 
-	for (; s[n]; n++)
-		if (s[n] < 0x20 || s[n] > 0x7e || n >= TRACE_STATE_MAX)
-			return false;
-	return n > 0;
+	return n > 0 && n <= TRACE_STATE_MAX && ascii_span(s, n, true);
 }
 
 void trace_meta_headers(const cJSON *msg, char *traceparent, char *tracestate)

@@ -8,6 +8,7 @@
  * callbacks run from a queue drained after each batch of them, so a callee may send or destroy
  * from inside its callback without re-entering the HTTP client.
  */
+#include "base/ascii.h"
 #include "mcp/transport/upstream_http.h"
 
 #include <errno.h>
@@ -114,12 +115,7 @@ static const struct transport_ops http_ops;
  * smuggle header syntax into our later requests. */
 static bool visible_ascii(const char *s, size_t n)
 {
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < 0x21 || s[i] > 0x7e)
-			return false;
-	return true;
+	return n > 0 && ascii_span(s, n, false);
 }
 
 static const char *name_of(const struct http_transport *h)
