@@ -722,21 +722,48 @@ int fleet_send_setup(struct fleet *f, redisAsyncContext *ac)
 	return n;
 }
 
+redisAsyncContext *fleet_async_connect(struct fleet *f, const char *host, int port,
+				       const char *path, void *data,
+				       void (*on_conn)(const redisAsyncContext *, int),
+				       void (*on_disc)(const redisAsyncContext *, int),
+				       const char **why)
+{
+	static char err[128];
+	redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
+
+	*why = "out of memory";
+	if (ac && ac->err) {
+		snprintf(err, sizeof(err), "%s", ac->errstr);
+		*why = err;
+		goto fail;
+	}
+	if (!ac)
+		return NULL;
+	ac->data = data;
+	/* each fails only on a context already set up: never on a new one, checked anyway */
+	if (redisLibeventAttach(ac, f->base) != REDIS_OK ||
+	    (on_conn && redisAsyncSetConnectCallback(ac, on_conn) != REDIS_OK) ||
+	    (on_disc && redisAsyncSetDisconnectCallback(ac, on_disc) != REDIS_OK)) {
+		*why = "cannot attach the connection to the event loop";
+		goto fail;
+	}
+	return ac;
+fail:
+	redisAsyncFree(ac);
+	return NULL;
+}
+
 static void connect_to(struct fleet *f, const struct fleet_addr *a)
 {
-	f->ac = a->path ? redisAsyncConnectUnix(a->path) : redisAsyncConnect(a->host, a->port);
-	if (!f->ac || f->ac->err) {
-		go_down(f, "cannot connect", f->ac ? f->ac->errstr : "out of memory");
-		if (f->ac)
-			redisAsyncFree(f->ac);
-		f->ac = NULL;
+	const char *why;
+
+	f->ac = fleet_async_connect(f, a->host, a->port, a->path, f, on_connect, on_disconnect,
+				    &why);
+	if (!f->ac) {
+		go_down(f, "cannot connect", why);
 		schedule_reconnect(f);
 		return;
 	}
-	f->ac->data = f;
-	redisLibeventAttach(f->ac, f->base);
-	redisAsyncSetConnectCallback(f->ac, on_connect);
-	redisAsyncSetDisconnectCallback(f->ac, on_disconnect);
 	f->connect_ns = clock_mono_ns();
 	f->loads_pending = fleet_send_setup(f, f->ac);
 }
@@ -792,15 +819,14 @@ static void start_connect(struct fleet *f)
 		return;
 	}
 	const struct fleet_addr *s = &f->cfg->sentinels[f->sentinel_next];
-	redisAsyncContext *sc = redisAsyncConnect(s->host, s->port);
-	if (!sc || sc->err) {
-		if (sc)
-			redisAsyncFree(sc);
+	const char *why;
+	redisAsyncContext *sc = fleet_async_connect(f, s->host, s->port, NULL, NULL, NULL, NULL,
+						    &why);
+	if (!sc) {
 		f->sentinel_next = (f->sentinel_next + 1) % f->cfg->nsentinels;
 		schedule_reconnect(f);
 		return;
 	}
-	redisLibeventAttach(sc, f->base);
 	f->sentinel_ac = sc;
 	if (redisAsyncCommand(sc, on_sentinel, f, "SENTINEL get-master-addr-by-name %s",
 			      f->cfg->sentinel_master) != REDIS_OK) {

@@ -197,17 +197,14 @@ static void on_node_disconnect(const redisAsyncContext *ac, int status)
 
 static void node_connect(struct fleet *f, struct node *n)
 {
-	n->ac = redisAsyncConnect(n->host, n->port);
-	if (!n->ac || n->ac->err) {
-		if (n->ac)
-			redisAsyncFree(n->ac);
-		node_lost(f, n, "cannot connect to cluster node", "out of memory");
+	const char *why;
+
+	n->ac = fleet_async_connect(f, n->host, n->port, NULL, n, on_node_connect,
+				    on_node_disconnect, &why);
+	if (!n->ac) {
+		node_lost(f, n, "cannot connect to cluster node", why);
 		return;
 	}
-	n->ac->data = n;
-	redisLibeventAttach(n->ac, f->base);
-	redisAsyncSetConnectCallback(n->ac, on_node_connect);
-	redisAsyncSetDisconnectCallback(n->ac, on_node_disconnect);
 	n->connect_ns = clock_mono_ns();
 	n->loads_pending = fleet_send_setup(f, n->ac);
 }
@@ -347,15 +344,13 @@ void fleet_cluster_connect(struct fleet *f)
 
 	if (c->seed_ac || f->freeing || !next_seed(f, host, sizeof(host), &port))
 		return;
-	redisAsyncContext *sc = redisAsyncConnect(host, port);
-	if (!sc || sc->err) {
-		if (sc)
-			redisAsyncFree(sc);
+	const char *why;
+	redisAsyncContext *sc = fleet_async_connect(f, host, port, NULL, NULL, NULL, NULL, &why);
+	if (!sc) {
 		c->seed_next++;
 		fleet_schedule_reconnect(f);
 		return;
 	}
-	redisLibeventAttach(sc, f->base);
 	c->seed_ac = sc;
 	c->seed_ns = c->refresh_ns = clock_mono_ns();
 	if ((f->cfg->password && redisAsyncCommand(sc, on_seed_auth, f, "AUTH %s",

@@ -174,6 +174,14 @@ int fleet_send_on(struct fleet *f, struct redisAsyncContext *ac, struct req *q);
  * password, SELECT for a db other than 0, ROLE under Sentinel, SCRIPT LOAD of every script;
  * each an RQ_INIT request. Returns how many were queued: the answers to wait for. */
 int fleet_send_setup(struct fleet *f, struct redisAsyncContext *ac);
+/* An async connection to host:port (or the unix socket path) on the loop, with data and
+ * callbacks (NULL: none): the context, or NULL with why set (the reason, valid until the
+ * next call). */
+struct redisAsyncContext *fleet_async_connect(struct fleet *f, const char *host, int port,
+					      const char *path, void *data,
+					      void (*on_conn)(const struct redisAsyncContext *, int),
+					      void (*on_disc)(const struct redisAsyncContext *, int),
+					      const char **why);
 /* q failed without an answer (as when its connection drops): its caller hears. */
 void fleet_req_fail(struct fleet *f, struct req *q);
 /* The charge queue (oldest first), counted per slot so a cluster replays each node's alone. */

@@ -88,17 +88,13 @@ static void on_watch_disconnect(const redisAsyncContext *ac, int status)
 void fleet_watch_start(struct fleet *f)
 {
 	const struct fleet_addr *s = &f->cfg->sentinels[f->sentinel_next];
-	redisAsyncContext *w = redisAsyncConnect(s->host, s->port);
+	const char *why;
+	redisAsyncContext *w = fleet_async_connect(f, s->host, s->port, NULL, f, NULL,
+						   on_watch_disconnect, &why);
 
 	f->watch_ns = clock_mono_ns();
-	if (!w || w->err) {
-		if (w)
-			redisAsyncFree(w);
+	if (!w)
 		return;         /* on_timer tries again */
-	}
-	w->data = f;
-	redisLibeventAttach(w, f->base);
-	redisAsyncSetDisconnectCallback(w, on_watch_disconnect);
 	if (redisAsyncCommand(w, on_switch, f, "SUBSCRIBE +switch-master "
 			      "+failover-state-send-slaveof-noone") != REDIS_OK) {
 		redisAsyncFree(w);
