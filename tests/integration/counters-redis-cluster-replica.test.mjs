@@ -6,21 +6,21 @@
 // the promoted replica.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, everythingUpstream, makeKeys, makeTempDir, rawSession, removeTempDir,
-	responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { cli, redisSkip, slotOf, startCluster, stopCluster } from './redis-lib.mjs';
+import { eventually, everythingUpstream, makeKeys, makeTempDir, rawSession, responseOf,
+	startDaemon } from './lib.mjs';
+import { cli, dayCounter, readyOnCluster, redisSkip, slotOf, startCluster,
+	stopClusterSuite } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
 
 const TOKEN = 'counters-cluster-replica-admin-token';
 const CENT = 10000;             // 0.01 a call, in micro-units
-const today = () => Math.floor(Date.now() / 86400000) * 86400;
 
 describe('counters on a Redis Cluster: a replica promoted', { skip: redisSkip }, () => {
 	let dir, nodes, closed, local;
 	const { k, keys } = makeKeys({ fc: { id: 'fc', policy: 'all' }, lo: { id: 'lo', policy: 'all' } });
-	const counter = (id) => `mcpwarden:{key:${id}}:b:day:${today()}`;
+	const counter = (id) => dayCounter(`key:${id}`);
 	const roles = () => {
 		const out = new Map();      // port -> { id, master: bool, ranges, of }
 		for (const line of cli(nodes.find((n) => n.srv).port, 'CLUSTER', 'NODES').split('\n')) {
@@ -110,18 +110,9 @@ describe('counters on a Redis Cluster: a replica promoted', { skip: redisSkip },
 		closed = await startDaemon(config({}), { ready: true });
 		local = await startDaemon(config({ on_unreachable: 'local',
 			local_allowance: { spend: '100.00', calls: 1000 } }), { ready: true });
-		for (const d of [closed, local])
-			await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
-				{ what: 'ready on the cluster' });
+		await readyOnCluster([closed, local]);
 	});
-	after(async () => {
-		await stopCleanly(closed);
-		await stopCleanly(local);
-		if (nodes)
-			await stopCluster(nodes);
-		if (dir)
-			removeTempDir(dir);
-	});
+	after(() => stopClusterSuite([closed, local], nodes, dir));
 
 	test('fail_closed: refused only while the slot has no master, then on the promoted replica, '
 		+ 'every answered call counted once', async () => {

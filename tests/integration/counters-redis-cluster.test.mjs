@@ -13,16 +13,16 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, everythingUpstream, makeKeys, makeTempDir, rawSession,
-	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { burst, CLI, cli, redisSkip, slotOf, startCluster, startRedis, stopCluster } from './redis-lib.mjs';
+import { eventually, everythingUpstream, makeKeys, makeTempDir, rawSession, responseOf,
+	startDaemon, stopCleanly } from './lib.mjs';
+import { burst, cli, CLI, dayCounter, readyOnCluster, redisSkip, slotOf, startCluster, startRedis,
+	stopClusterSuite } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
 
 const TOKEN = 'counters-cluster-admin-token';
 const CENT10 = 100000;          // 0.10 a call, in micro-units
-const today = () => Math.floor(Date.now() / 86400000) * 86400;
 const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name: 'echo', arguments: { message: `m${id}` } } });
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
@@ -47,7 +47,7 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 				.map((r) => r.split('-').map(Number)).map(([lo, hi]) => [lo, hi ?? lo]);
 		}
 	};
-	const counter = (tag) => `mcpwarden:{${tag}}:b:day:${today()}`;
+	const counter = dayCounter;
 	const hget = (tag, field) => cli(owner(slotOf(tag)).port, 'HGET', counter(tag), field);
 	const metric = async (d, re) => {
 		const m = await (await fetch(d.adminUrl + '/metrics', { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
@@ -108,17 +108,9 @@ describe('counters on a Redis Cluster', { skip: redisSkip }, () => {
 		}));
 		a = await startDaemon(config({}), { ready: true });
 		b = await startDaemon(bConfig(), { ready: true });
-		for (const d of [a, b])
-			await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
-				{ what: 'ready on the cluster' });
+		await readyOnCluster([a, b]);
 	});
-	after(async () => {
-		await stopCleanly(a);
-		await stopCleanly(b);
-		await stopCluster(nodes);
-		if (dir)
-			removeTempDir(dir);
-	});
+	after(() => stopClusterSuite([a, b], nodes, dir));
 
 	test('a key and its team on different masters: two sidecars never pass either budget',
 		async () => {

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, everythingUpstream, freePort, makeKeys, rawSession, responseOf,
 	startDaemon } from './lib.mjs';
-import { cli, redisSuite, startRedis } from './redis-lib.mjs';
+import { cli, dayCounter, redisSuite, startRedis } from './redis-lib.mjs';
 
 const TOKEN = 'counters-reload-admin-token';
 const metrics = async (d) => (await fetch(d.adminUrl + '/metrics',
@@ -17,7 +17,6 @@ const metrics = async (d) => (await fetch(d.adminUrl + '/metrics',
 const metric = (text, name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
 const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name: 'echo', arguments: { message: `m${id}` } } });
-const today = () => Math.floor(Date.now() / 86400000) * 86400;
 
 function config(keys, stateDir, counters, limit = '100.00') {
 	return {
@@ -44,7 +43,7 @@ redisSuite('counters in Redis: a reload while charges are queued', { prefix: 'mc
 			mkdirSync(bdir);
 			const bport = await freePort();
 			const b = await startRedis(bdir, bport);
-			const ck = `mcpwarden:{key:moved}:b:day:${today()}`;
+			const ck = dayCounter('key:moved');
 			try {
 				const d = await startDaemon(config(keys, state, onRedis(redis.port)), { ready: true });
 				redis.daemons.push(d);

@@ -11,7 +11,7 @@ import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { eventually, everythingUpstream, freePort, makeKeys, rawSession, responseOf,
 	startDaemon } from './lib.mjs';
-import { cli, redisSkip, redisSuite } from './redis-lib.mjs';
+import { cli, dayCounter, redisSkip, redisSuite } from './redis-lib.mjs';
 
 let SQLITE = false;
 try {
@@ -33,7 +33,6 @@ const metric = (text, name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(t
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 const call = (id, msg) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name: 'echo', arguments: { message: msg } } });
-const today = () => Math.floor(Date.now() / 86400000) * 86400;
 
 function config(port, keys, stateDir, counters = {}) {
 	return {
@@ -100,7 +99,7 @@ redisSuite('counters in Redis: exactly once', { prefix: 'mcpwarden-replay-', ski
 			const db = join(state, 'mcpwarden.db');
 			const cfg = config(redis.port, keys, state, { on_unreachable: 'local',
 				local_allowance: { spend: '1.00', calls: 100 } });
-			const ck = `mcpwarden:{key:kept}:b:day:${today()}`;
+			const ck = dayCounter('key:kept');
 			let d = await startDaemon(cfg, { ready: true });
 			const s = await rawSession(d.url, bearer(k.kept));
 			assert.ok(responseOf(await s.post(call('k0', 'first'))).result);
@@ -149,7 +148,7 @@ redisSuite('counters in Redis: exactly once', { prefix: 'mcpwarden-replay-', ski
 		try {
 			const d = await startDaemon(config(proxy.port, keys, state), { ready: true });
 			redis.daemons.push(d);
-			const ck = `mcpwarden:{key:once}:b:day:${today()}`;
+			const ck = dayCounter('key:once');
 			const s = await rawSession(d.url, bearer(k.once));
 			assert.ok(responseOf(await s.post(call('o0', 'first'))).result);
 			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '100000');

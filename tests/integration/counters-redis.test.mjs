@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually, everythingUpstream, freePort, makeKeys, rawSession, responseOf, startDaemon,
 	stopCleanly } from './lib.mjs';
-import { burst, cli, redisSkip, redisSuite, startSentinel } from './redis-lib.mjs';
+import { burst, cli, dayCounter, redisSkip, redisSuite, startSentinel, today } from './redis-lib.mjs';
 
 const skip = redisSkip;
 if (skip)
@@ -22,7 +22,6 @@ const admin = async (d, path) => {
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 const call = (id, msg) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name: 'echo', arguments: { message: msg } } });
-const today = () => Math.floor(Date.now() / 86400000) * 86400;
 
 function config(port, keys, counters = {}) {
 	return {
@@ -57,7 +56,7 @@ redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) =>
 				assert.equal(e.code, -32005, JSON.stringify(e));
 				assert.equal(e.data.scope, 'key:shared');
 			}
-			const ck = `mcpwarden:{key:shared}:b:day:${today()}`;
+			const ck = dayCounter('key:shared');
 			await eventually(() => cli(redis.port, 'HGET', ck, 'reserved') === '0',
 				{ what: 'no reservation left' });
 			assert.equal(cli(redis.port, 'HGET', ck, 'spent'), '1000000');
@@ -92,7 +91,7 @@ redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) =>
 	test('a reservation its sidecar never settled stops holding capacity at its deadline',
 		async () => {
 			const d = redis.daemons[0];
-			const ck = `mcpwarden:{key:dead}:b:day:${today()}`;
+			const ck = dayCounter('key:dead');
 			// A sidecar died holding the whole 1.00 of this key: one reservation whose deadline
 			// passed, and one still running.
 			cli(redis.port, 'HSET', ck, 'reserved', '1000000', 'r:gone.1', '900000', 'd:gone.1', '1',
@@ -161,7 +160,7 @@ redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) =>
 		assert.equal(responseOf(await s2.post(call('w2', 'x'))).error.code, -32004);
 		// the reservation Redis made after SIGCONT, whose reply the sidecar never read, is
 		// given back on the new connection: only the live one of the earlier test is held
-		const ck = `mcpwarden:{key:dead}:b:day:${today()}`;
+		const ck = dayCounter('key:dead');
 		await eventually(() => cli(redis.port, 'HGET', ck, 'reserved') === '100000',
 			{ what: 'the lost reservation released' });
 	});
@@ -200,7 +199,7 @@ redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) =>
 			const d = await startDaemon(config(redis.port, keys, { on_unreachable: 'local',
 				local_allowance: { spend: '0.30', calls: 10 } }), { ready: true });
 			redis.daemons.push(d);
-			const ck = `mcpwarden:{key:local}:b:day:${today()}`;
+			const ck = dayCounter('key:local');
 			const s = await rawSession(d.url, bearer(k.local));
 			assert.ok(responseOf(await s.post(call('l0', 'first'))).result);
 			const before = Number(cli(redis.port, 'HGET', ck, 'spent'));
@@ -241,7 +240,7 @@ redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) =>
 	test('Redis killed in the middle of a burst: every acknowledged charge reaches Redis',
 		async () => {
 			const d = redis.daemons[redis.daemons.length - 1];   // the local-mode sidecar
-			const ck = `mcpwarden:{key:burst}:b:day:${today()}`;
+			const ck = dayCounter('key:burst');
 			const before = Number(cli(redis.port, 'HGET', ck, 'spent') || 0);
 			const ss = await Promise.all([0, 1, 2, 3].map(() => rawSession(d.url, bearer(k.burst))));
 			const calls = ss.flatMap((s, i) => Array.from({ length: 10 },

@@ -7,13 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually, everythingUpstream, freePort, makeKeys, makeTempDir, rawSession,
 	removeTempDir, responseOf, startDaemon, stopCleanly } from './lib.mjs';
-import { cli, redisSkip, startRedis, startSentinel } from './redis-lib.mjs';
+import { cli, dayCounter, redisSkip, startRedis, startSentinel } from './redis-lib.mjs';
 
 if (redisSkip)
 	console.log(`# skipped: ${redisSkip}`);
 
 const CENT = 10000;     // 0.01 a call, in micro-units
-const today = () => Math.floor(Date.now() / 86400000) * 86400;
 const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call',
 	params: { name: 'echo', arguments: { message: `m${id}` } } });
 
@@ -22,7 +21,7 @@ describe('counters through Sentinel: a failover under load', { skip: redisSkip }
 	let dir, master, replica, sentinel, d;
 	let pm, pr, ps;
 	let answered = 0;       // calls answered in all tests: each charged 0.01 once
-	const ck = () => `mcpwarden:{key:fo}:b:day:${today()}`;
+	const ck = () => dayCounter('key:fo');
 
 	/** Calls one after the other on a session until stop(); log: { t, ok, code }. */
 	async function flowing() {

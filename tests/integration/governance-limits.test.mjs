@@ -268,11 +268,7 @@ describe('budgets', () => {
 });
 
 describe('prompts and resources are governed like tools', () => {
-	const { k, keys } = makeKeys({
-		p: { id: 'prompts', policy: 'prompts' },
-		r: { id: 'resources', policy: 'resources' },
-		rl: { id: 'limited', policy: 'both' },
-	});
+	const { k, keys } = makeKeys({ prompts: 'prompts', resources: 'resources', limited: 'both' });
 	const d = suiteDaemon(() => governed(keys, {
 		policies: {
 			prompts: { prompts: { allow: ['everything/simple-prompt', 'everything/completable-prompt'] } },
@@ -286,7 +282,7 @@ describe('prompts and resources are governed like tools', () => {
 	}), { ready: true });
 
 	test('prompts/get is charged its cost and refused over budget', async () => {
-		const s = await rawSession(d.url, bearer(k.p));
+		const s = await rawSession(d.url, bearer(k.prompts));
 		const get = (id) => s.post({ jsonrpc: '2.0', id, method: 'prompts/get',
 			params: { name: 'simple-prompt' } });
 		for (let i = 1; i <= 2; i++)
@@ -303,7 +299,7 @@ describe('prompts and resources are governed like tools', () => {
 	});
 
 	test('resources/read is charged, listed or read through a template', async () => {
-		const s = await rawSession(d.url, bearer(k.r));
+		const s = await rawSession(d.url, bearer(k.resources));
 		const read = (id, uri) => s.post({ jsonrpc: '2.0', id, method: 'resources/read',
 			params: { uri } });
 		const listed = (await s.post({ jsonrpc: '2.0', id: 0, method: 'resources/list' }))
@@ -320,16 +316,16 @@ describe('prompts and resources are governed like tools', () => {
 		const complete = { jsonrpc: '2.0', id: 1, method: 'completion/complete', params: {
 			ref: { type: 'ref/prompt', name: 'completable-prompt' },
 			argument: { name: 'department', value: 'E' } } };
-		const allowed = await (await rawSession(d.url, bearer(k.p))).post(complete);
+		const allowed = await (await rawSession(d.url, bearer(k.prompts))).post(complete);
 		assert.ok(allowed.json.result?.completion, allowed.text);
-		const refused = await (await rawSession(d.url, bearer(k.r))).post(complete);
+		const refused = await (await rawSession(d.url, bearer(k.resources))).post(complete);
 		assert.equal(refused.json.error?.code, -32003, refused.text);
 		assert.equal(refused.json.error.data.type, 'not_permitted');
 	});
 
 	test('prompts/get and resources/read count against rate limits; completion and ' +
 		'subscriptions do not', async () => {
-		const s = await rawSession(d.url, bearer(k.rl));
+		const s = await rawSession(d.url, bearer(k.limited));
 		for (let i = 0; i < 3; i++) {
 			const c = await s.post({ jsonrpc: '2.0', id: `c${i}`, method: 'completion/complete', params: {
 				ref: { type: 'ref/prompt', name: 'completable-prompt' },

@@ -6,16 +6,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectHttp, makeKey, makeTempDir, paths, rawSession, removeTempDir, startDaemon,
+import { connectHttp, makeKeys, makeTempDir, paths, rawSession, removeTempDir, suiteDaemon,
 	tappedStdioUpstream, upstreamSaw } from './lib.mjs';
 
-const keys = {
-	full: makeKey(),        // policy "all": every tool
-	scoped: makeKey(),      // allow-list with a deny
-	ro: makeKey(),          // read-only by annotation
-	teamed: makeKey(),      // key policy ∩ team policy
-	teamOnly: makeKey(),    // no policy of its own: the team's governs
-};
+const { k: keys, keys: keyRecords } = makeKeys({
+	full: 'all',                                    // every tool
+	scoped: 'scoped',                               // allow-list with a deny
+	ro: 'ro',                                       // read-only by annotation
+	teamed: { id: 'teamed', policy: 'mine', team: 'ops' },  // key policy ∩ team policy
+	teamOnly: { id: 'team-only', team: 'ops' },     // no policy of its own: the team's governs
+});
 const bearer = (k) => ({ Authorization: `Bearer ${k.key}` });
 
 const policies = {
@@ -36,39 +36,32 @@ function expectedFor(pred) {
 }
 
 describe('policies through the gateway', () => {
-	let d, dir, memLog, evLog;
+	let dir, memLog, evLog;
 
-	before(async () => {
+	const d = suiteDaemon(() => {
 		dir = makeTempDir('mcpwarden-gpolicy-');
 		memLog = join(dir, 'memory.log');
 		evLog = join(dir, 'everything.log');
-		d = await startDaemon({
+		return {
 			listen: '127.0.0.1:0', prefix: 'auto',
 			upstreams: [
 				tappedStdioUpstream('memory', paths.bin.memory, [], memLog,
 					{ env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') } }),
 				tappedStdioUpstream('everything', paths.bin.everything, ['stdio'], evLog),
 			],
-			keys: [
-				{ id: 'full', hash: keys.full.hash, policy: 'all' },
-				{ id: 'scoped', hash: keys.scoped.hash, policy: 'scoped' },
-				{ id: 'ro', hash: keys.ro.hash, policy: 'ro' },
-				{ id: 'teamed', hash: keys.teamed.hash, policy: 'mine', team: 'ops' },
-				{ id: 'team-only', hash: keys.teamOnly.hash, team: 'ops' },
-			],
+			keys: keyRecords,
 			teams: [{ name: 'ops', policy: 'ops-team' }],
 			policies,
 			costs: { 'everything/get-sum': '0.50' },
 			budgets: { default: [{ name: 'weekly', limit: '1.00', period: 'weekly' }] },
-		}, { ready: true });
+		};
+	}, { ready: true });
+	before(async () => {
 		const c = await connectHttp(d.url, { headers: bearer(keys.full) });
 		allTools = (await c.client.listTools()).tools;
 		await c.close();
 	});
-	after(async () => {
-		await d?.stop();
-		removeTempDir(dir);
-	});
+	after(() => removeTempDir(dir));	// once the daemon stopped (suiteDaemon's after runs first)
 
 	async function withClient(k, fn) {
 		const c = await connectHttp(d.url, { headers: bearer(k) });

@@ -80,32 +80,51 @@ function holdFrom(cgdir, sock, n) {
 		paths.node, '-e', hold, sock, String(n)], { ready: /^(held|error) /, readyOn: 'stdout', name: 'holder' });
 }
 
+/** startDaemon's wrap for a daemon without CAP_DAC_READ_SEARCH (open_by_handle_at refused). */
+const NO_DAC_READ_SEARCH = { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] };
+
 /**
- * A test's cgroups <tag>/agent (cgA) and <tag>/other (cgB) and the fixture; at the test's end
- * what live() returns (its daemon) stopped, then the fixture, the pins in /sys/fs/bpf/<tag>
- * when it made them (pins), the cgroups.
+ * A test's world: cgroups <tag>/agent (cgA) and <tag>/other (cgB), tag mcpwarden-<name>-<pid>,
+ * and the fixture. config(extra) is a gateway config in front of the fixture; start(extra,
+ * opts) starts the daemon on it and waits for the fixture to be ready; stopClean() stops it
+ * and asserts it ran clean. At the test's end what others() returns is stopped, then the
+ * daemon if still running, the fixture, the pins in /sys/fs/bpf/<tag> when it made them
+ * (pins), the cgroups.
  */
-async function agentAndOther(t, tag, live, { pins = false } = {}) {
+async function agentAndOther(t, name, { pins = false, others = () => [] } = {}) {
+	const tag = `mcpwarden-${name}-${process.pid}`;
 	const cg = testCgroups(tag, ['agent', 'other']);
 	const fixture = await startFixture();
 	const pinDir = `/sys/fs/bpf/${tag}`;
-	cleanUpAfter(t, () => [...live(), fixture], { pinDir: pins ? pinDir : null, cg });
-	return { cgA: cg.dirs.agent, cgB: cg.dirs.other, fixture, pinDir };
+	const env = {
+		tag, cgA: cg.dirs.agent, cgB: cg.dirs.other, fixture, pinDir, daemon: null,
+		config: (extra) => gatewayConfig([httpUpstream(fixture.url)], extra),
+		async start(extra, opts) {
+			env.daemon = await startDaemon(env.config(extra), opts);
+			await env.daemon.waitForStderr(/upstream fixture: ready/, 15000);
+			return env.daemon;
+		},
+		async stopClean() {
+			const d = env.daemon;
+			env.daemon = null;
+			assert.deepEqual(await stopDaemonChecked(d), []);
+		},
+	};
+	cleanUpAfter(t, () => [...others(), env.daemon, fixture], { pinDir: pins ? pinDir : null, cg });
+	return env;
 }
 
 async function bound(t, listen) {
-	const tag = `mcpwarden-ident-${process.pid}-${listen.startsWith('[') ? 6 : 4}`;
-	let daemon;
-	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [daemon]);
+	const env = await agentAndOther(t, `ident${listen.startsWith('[') ? 6 : 4}`);
+	const { tag, cgA, cgB } = env;
 	const k = makeKey();
-	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+	const daemon = await env.start({
 		listen,
 		auth: { required: true },
 		admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
 		policies: { all: { tools: { allow: ['*/*'] } } },
 		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent*`] }],
-	}));
-	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	});
 
 	assert.equal(callFrom(cgA, daemon.url, k.key), 200, 'the key works from its own workload');
 	assert.equal(callFrom(cgB, daemon.url, k.key), 401, 'the same key from another cgroup is refused');
@@ -140,9 +159,7 @@ async function bound(t, listen) {
 	const shown = await admin('GET', `/v1/keys/${made.json.record.id}`);
 	assert.equal(shown.json.workloads, null, shown.text);
 	assert.equal(callFrom(cgA, daemon.url, made.json.key), 200);
-	const d = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(d), []);
+	await env.stopClean();
 }
 
 test('a key bound to a cgroup is usable only from it (IPv4 loopback)', { skip, timeout: 60000 },
@@ -153,16 +170,14 @@ test('a key bound to a cgroup is usable only from it (IPv6 loopback)', { skip, t
 // Without CAP_DAC_READ_SEARCH (open_by_handle_at refused) the daemon names callers by walking
 // the cgroup tree: the bound key still works from its cgroup only.
 test('without CAP_DAC_READ_SEARCH a bound key still tells its workload from another', { skip, timeout: 60000 }, async (t) => {
-	const tag = `mcpwarden-identcap-${process.pid}`;
-	let daemon;
-	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [daemon]);
+	const env = await agentAndOther(t, 'identcap');
+	const { tag, cgA, cgB } = env;
 	const k = makeKey();
-	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+	const daemon = await env.start({
 		auth: { required: true },
 		policies: { all: { tools: { allow: ['*/*'] } } },
 		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent`] }],
-	}), { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] });
-	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	}, NO_DAC_READ_SEARCH);
 	// The daemon really runs without the capability (bit 2 of CapEff).
 	const status = readFileSync(`/proc/${daemon.proc.pid}/status`, 'utf8');
 	const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)[1]}`);
@@ -173,30 +188,26 @@ test('without CAP_DAC_READ_SEARCH a bound key still tells its workload from anot
 		&& r.reason === 'key used outside its workload', 5000);
 	assert.equal(rec.workload, `/${tag}/other`, 'the refused caller is named');
 	await daemon.waitForStderr(/callers are named by walking the cgroup tree/, 5000);
-	const d = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(d), []);
+	await env.stopClean();
 });
 
 // The unix-socket listener: SO_PEERCRED names the caller (no BPF, no CAP_DAC_READ_SEARCH:
 // the daemon runs without it), the socket file's mode and group decide who may connect.
 test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeout: 60000 }, async (t) => {
-	const tag = `mcpwarden-identunix-${process.pid}`;
-	let daemon;
-	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [daemon]);
+	const env = await agentAndOther(t, 'identunix');
+	const { tag, cgA, cgB } = env;
 	const dir = makeTempDir('mcpwarden-unix-');
 	chmodSync(dir, 0o755);
 	let sock = join(dir, 'agent.sock');
 	const k = makeKey();
-	const config = (listenUnix) => gatewayConfig([httpUpstream(fixture.url)], {
+	const extra = (listenUnix) => ({
 		listen_unix: listenUnix,
 		auth: { required: true },
 		policies: { all: { tools: { allow: ['*/*'] } }, simple: { tools: { allow: ['fixture/test_simple_text'] } } },
 		keys: [{ id: 'agentkey', policy: 'all', hash: k.hash, workloads: [`cgroup:/${tag}/agent`] }],
 		workloads: [{ name: 'other', cgroup: `/${tag}/other`, policy: 'simple' }],
 	});
-	daemon = await startDaemon(config({ path: sock, group: 4242, mode: '0660' }), { wrap: ['setpriv', '--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', '--'] });
-	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	const daemon = await env.start(extra({ path: sock, group: 4242, mode: '0660' }), NO_DAC_READ_SEARCH);
 	const st = statSync(sock);
 	assert.ok(st.isSocket());
 	assert.equal(st.mode & 0o777, 0o660);
@@ -214,7 +225,7 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 	assert.equal(over(cgA, k.key, as(65534)), 0, 'not a member: connect is refused');
 	// A reload that changes the socket: the new one serves, the old file is gone.
 	const sock2 = join(dir, 'agent2.sock');
-	const r = await daemon.reload(config(sock2));
+	const r = await daemon.reload(env.config(extra(sock2)));
 	assert.equal(r.ok, true, JSON.stringify(r.errors));
 	assert.equal(existsSync(sock), false, 'the old socket file is removed');
 	assert.equal(statSync(sock2).mode & 0o777, 0o660);
@@ -222,9 +233,7 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 	sock = sock2;
 	assert.equal(over(cgA, k.key), 200, 'the new socket serves');
 	assert.equal(existsSync(wasSock), false);
-	const d = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(d), []);
+	await env.stopClean();
 	assert.equal(existsSync(sock), false, 'the socket file is removed at exit');
 });
 
@@ -233,19 +242,18 @@ test('the unix-socket listener names its callers by SO_PEERCRED', { skip, timeou
 // share is refused one more connection from any of its processes, whatever their uid, while
 // an agent in another cgroup is still served; once it lets its connections go it is served.
 test('the unix-socket listener caps connections per caller cgroup', { skip, timeout: 60000 }, async (t) => {
-	const tag = `mcpwarden-identcap-${process.pid}`;
-	let daemon, holder;
-	const { cgA, cgB, fixture } = await agentAndOther(t, tag, () => [holder, daemon]);
+	let holder;
+	const env = await agentAndOther(t, 'identpeercap', { others: () => [holder] });
+	const { cgA, cgB } = env;
 	const dir = makeTempDir('mcpwarden-unix-');
 	chmodSync(dir, 0o755);
 	const sock = join(dir, 'agent.sock');
-	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+	const daemon = await env.start({
 		listen_unix: { path: sock, group: 4242, mode: '0660' },
 		admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
 		limits: { max_connections_per_peer: 2 },
 		timeouts: { header_ms: 60000 },	/* the held connections stay idle */
-	}));
-	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
+	});
 	holder = await holdFrom(cgA, sock, 2);
 	assert.equal(holder.stdoutLines[0], 'held 200,200', 'the agent holds its share');
 	const refused = refusalIn(sock, cgA);
@@ -263,25 +271,21 @@ test('the unix-socket listener caps connections per caller cgroup', { skip, time
 	holder = null;
 	await eventually(() => overUnix(sock, cgA, null) === 200,
 		{ ms: 5000, what: 'the agent is served once its connections are gone' });
-	const d = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(d), []);
+	await env.stopClean();
 });
 
 test('a keyless workload is governed by its own policy; other cgroups need a key', { skip, timeout: 60000 }, async (t) => {
-	const tag = `mcpwarden-identwl-${process.pid}`;
-	let daemon;
-	const { cgA, cgB, fixture, pinDir } = await agentAndOther(t, tag, () => [daemon], { pins: true });
+	const env = await agentAndOther(t, 'identwl', { pins: true });
+	const { tag, cgA, cgB, fixture, pinDir } = env;
 	// The agent's cgroup is enrolled in lockdown: the sidecar is the only place it can reach.
-	daemon = await startDaemon(gatewayConfig([httpUpstream(fixture.url)], {
+	const daemon = await env.start({
 		auth: { required: true },
 		policies: { simple: { tools: { allow: ['fixture/test_simple_text'] } } },
 		workloads: [{ name: 'agents', cgroup: `/${tag}/agent`, policy: 'simple' }],
 		admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
 		enforcement: { enabled: true, pin_dir: pinDir, enroll: [{ cgroup: cgA, mode: 'lockdown' }] },
-	}));
+	});
 	await daemon.waitForStderr(/kernel enforcement is ON/, 10000);
-	await daemon.waitForStderr(/upstream fixture: ready/, 15000);
 	// Straight to the upstream, the enrolled agent is refused by the kernel.
 	const direct = spawnSync('sh', ['-c', `echo $$ > '${cgA}/cgroup.procs' && exec curl -s -o /dev/null -w '%{http_code}' -X POST ${fixture.url}`],
 		{ encoding: 'utf8', timeout: 15000 });
@@ -319,7 +323,5 @@ test('a keyless workload is governed by its own policy; other cgroups need a key
 	assert.equal(out.status, 0, out.stderr);
 	const rows = JSON.parse(out.stdout).identities.filter((r) => r.cgroup.startsWith(`/${tag}/`));
 	assert.deepEqual(rows, [{ cgroup: `/${tag}/agent`, keys: '', workload: 'wl:agents' }]);
-	const d = daemon;
-	daemon = null;
-	assert.deepEqual(await stopDaemonChecked(d), []);
+	await env.stopClean();
 });

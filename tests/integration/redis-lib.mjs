@@ -82,6 +82,32 @@ export async function stopCluster(nodes) {
 		await n.srv?.stop(3000);
 }
 
+/** Every daemon answering /readyz with 200: its counters reached the cluster. */
+export async function readyOnCluster(daemons) {
+	for (const d of daemons)
+		await eventually(async () => (await fetch(new URL('/readyz', d.url))).status === 200,
+			{ what: 'ready on the cluster' });
+}
+
+/**
+ * A cluster suite's after(): its daemons stopped cleanly (exit 0 and no sanitizer report), the
+ * cluster's nodes stopped and dir removed, whatever before() got to.
+ */
+export async function stopClusterSuite(daemons, nodes, dir) {
+	for (const d of daemons)
+		await stopCleanly(d);
+	if (nodes)
+		await stopCluster(nodes);
+	if (dir)
+		removeTempDir(dir);
+}
+
+/** The start of today's UTC day, in unix seconds: the window of a daily budget. */
+export const today = () => Math.floor(Date.now() / 86400000) * 86400;
+
+/** The Redis hash of tag's (`key:<id>`, `team:<name>`) daily budget today (docs/counters.md). */
+export const dayCounter = (tag) => `mcpwarden:{${tag}}:b:day:${today()}`;
+
 /** redis-cli against port; the answer, trimmed. */
 export const cli = (port, ...args) => execFileSync(CLI, ['-p', String(port), '--raw', ...args],
 	{ encoding: 'utf8' }).trim();

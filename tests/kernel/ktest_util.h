@@ -1,6 +1,6 @@
 /* ktest_util: what the kernel suites share — their main(), making, writing and removing
  * cgroupfs files, running a probe in a child placed in a cgroup (waited for or not), loopback
- * listeners and connections. Header-only: each suite is one binary. */
+ * listeners and connections, the enforcer's counters. Header-only: each suite is one binary. */
 #ifndef WARDEN_KTEST_UTIL_H
 #define WARDEN_KTEST_UTIL_H
 
@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #include "base/log.h"
 #include "enforce/cgroup.h"
+#include "enforce/enforcer.h"
 #include "cunit_main.h"
 
 static inline int write_file(const char *path, const char *text)
@@ -263,6 +265,30 @@ static inline int ktest_listen_both(int *fd4, int *fd6, uint16_t *port)
 		*fd4 = -1;
 	}
 	return -EADDRINUSE;
+}
+
+/* One counter an enforcer must have reached: field (of struct warden_counters) of hook
+ * (WARDEN_HOOK_*) at least min. A table of them ends with { 0 }. */
+struct ktest_count {
+	const char *what;	/* the row, named in a failure */
+	unsigned hook;
+	size_t field;		/* offsetof(struct warden_counters, field) */
+	__u64 min;
+};
+#define KTEST_AT_LEAST(hook, field, min) \
+	{ #hook "." #field " >= " #min, hook, offsetof(struct warden_counters, field), min }
+
+/* e's counters in *c, each row of want checked against them (one assertion a row). */
+static inline void ktest_check_counters(struct enforcer *e, struct enforcer_counters *c,
+					const struct ktest_count *want)
+{
+	CU_ASSERT_EQUAL_FATAL(enforcer_counters(e, c), 0);
+	for (; want->what; want++) {
+		__u64 v;
+
+		memcpy(&v, (const char *)&c->hook[want->hook] + want->field, sizeof(v));
+		CU_ASSERT_CASE(v >= want->min, want->what);
+	}
 }
 
 #endif

@@ -3,6 +3,7 @@
 #ifndef WARDEN_ENFORCEMENT_UTIL_H
 #define WARDEN_ENFORCEMENT_UTIL_H
 
+#include <stdio.h>
 #include <CUnit/Basic.h>
 #include <cjson/cJSON.h>
 
@@ -20,6 +21,21 @@ static inline int parse_enforcement(const char *text, struct enforcer_config *c,
 	rc = enforcer_config_parse(j, "enforcement", c, e);
 	cJSON_Delete(j);
 	return rc;
+}
+
+/* parse_enforcement() of text that must parse: a failure prints the errors and ends the test
+ * (an assertion at the caller's line). */
+#define ENFORCEMENT_OK(text, c) enforcement_ok((text), (c), __LINE__, __FILE__)
+static inline void enforcement_ok(const char *text, struct enforcer_config *c, unsigned line,
+				  const char *file)
+{
+	struct config_errors e = { 0 };
+	int rc = parse_enforcement(text, c, &e);
+
+	for (int i = 0; rc != 0 && i < e.count; i++)
+		fprintf(stderr, "  %s\n", e.msg[i]);
+	CU_assertImplementation(rc == 0 ? CU_TRUE : CU_FALSE, line, "enforcement section parsed",
+				file, "", CU_TRUE);
 }
 
 #endif

@@ -67,7 +67,7 @@ static void test_config_ok(void)
 	struct enforcer_config c;
 	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(parse_enforcement(text, &c, &e), 0);
+	ENFORCEMENT_OK(text, &c);
 	CU_ASSERT_TRUE(c.enabled);
 	CU_ASSERT_STRING_EQUAL(c.pin_dir, "/sys/fs/bpf/x");
 	CU_ASSERT_PTR_NULL(c.cgroup_root);
@@ -90,43 +90,48 @@ static void test_config_ok(void)
 	enforcer_config_free(&c);
 }
 
+/* Each wrong field named in the errors, whatever else is wrong beside it. */
 static void test_config_errors(void)
 {
-	const char *text = "{\"errno\": \"EBOGUS\", \"pin_dir\": \"relative\", \"typo\": 1,"
-		" \"enroll\": [{\"cgroup\": \"/a\", \"mode\": \"strict\"}, {\"cgroup\": \"/\"},"
-		"   {\"container\": \"xyz\"}, {\"cgroup\": \"/a\", \"pod\": \"1234abcd\"}, 7],"
-		" \"allow\": [\"10.0.0.1:99999\"], \"protect\": \"10.0.0.0/8\"}";
+	static const struct {
+		const char *text;
+		const char *const errors[11];	/* each part of some message; NULL-terminated */
+	} cases[] = {
+		{ "{\"errno\": \"EBOGUS\", \"pin_dir\": \"relative\", \"typo\": 1,"
+		  " \"enroll\": [{\"cgroup\": \"/a\", \"mode\": \"strict\"}, {\"cgroup\": \"/\"},"
+		  "   {\"container\": \"xyz\"}, {\"cgroup\": \"/a\", \"pod\": \"1234abcd\"}, 7],"
+		  " \"allow\": [\"10.0.0.1:99999\"], \"protect\": \"10.0.0.0/8\"}",
+		  { "enforcement.errno", "enforcement.pin_dir", "typo", "enforcement.enroll[0].mode",
+		    "enforcement.enroll[1]", "enforcement.enroll[2]", "enforcement.enroll[3]",
+		    "enforcement.enroll[4]", "enforcement.allow[0]", "enforcement.protect" } },
+		/* transparent redirect */
+		{ "{\"redirect\": \"yes\", \"redirect_port\": 70000, \"enroll\": ["
+		  "{\"cgroup\": \"/a\", \"redirect\": 1}], \"exempt\": [{\"cgroup\": \"/s\","
+		  " \"redirect\": true}]}",
+		  { "enforcement.redirect", "enforcement.redirect_port", "enforcement.enroll[0].redirect",
+		    "enforcement.exempt[0]" } },
+	};
 	struct enforcer_config c;
-	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL(parse_enforcement(text, &c, &e), -EINVAL);
-	CU_ASSERT_ERRORS(&e,
-			 "enforcement.errno",
-			 "enforcement.pin_dir",
-			 "typo",
-			 "enforcement.enroll[0].mode",
-			 "enforcement.enroll[1]",
-			 "enforcement.enroll[2]",
-			 "enforcement.enroll[3]",
-			 "enforcement.enroll[4]",
-			 "enforcement.allow[0]",
-			 "enforcement.protect");
-	enforcer_config_free(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config_errors e = { 0 };
+
+		CU_ASSERT_CASE(parse_enforcement(cases[i].text, &c, &e) == -EINVAL, cases[i].text);
+		cu_assert_errors(&e, cases[i].errors, __LINE__, __FILE__);
+		enforcer_config_free(&c);
+	}
 }
 
-/* Transparent redirect: the section's default, an entry's own choice, the listener port. */
+/* Transparent redirect: the section's default, an entry's own choice, the listener port
+ * (its errors: test_config_errors). */
 static void test_config_redirect(void)
 {
 	const char *text = "{\"redirect\": true, \"redirect_port\": 15001, \"enroll\": ["
 		"{\"cgroup\": \"/a\", \"mode\": \"protect\"},"
 		"{\"cgroup\": \"/b\", \"redirect\": false}]}";
-	const char *bad = "{\"redirect\": \"yes\", \"redirect_port\": 70000, \"enroll\": ["
-		"{\"cgroup\": \"/a\", \"redirect\": 1}], \"exempt\": [{\"cgroup\": \"/s\","
-		" \"redirect\": true}]}";
 	struct enforcer_config c;
-	struct config_errors e = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(parse_enforcement(text, &c, &e), 0);
+	ENFORCEMENT_OK(text, &c);
 	CU_ASSERT_TRUE(c.redirect);
 	CU_ASSERT_EQUAL(c.redirect_port, 15001);
 	CU_ASSERT_EQUAL_FATAL(c.nenroll, 2);
@@ -135,17 +140,9 @@ static void test_config_redirect(void)
 	enforcer_config_free(&c);
 
 	/* Off unless asked for. */
-	CU_ASSERT_EQUAL_FATAL(parse_enforcement("{\"enroll\": [{\"cgroup\": \"/a\"}]}", &c, &e), 0);
+	ENFORCEMENT_OK("{\"enroll\": [{\"cgroup\": \"/a\"}]}", &c);
 	CU_ASSERT_FALSE(enforcer_target_redirects(&c, &c.enroll[0]));
 	CU_ASSERT_EQUAL(c.redirect_port, 0);
-	enforcer_config_free(&c);
-
-	CU_ASSERT_EQUAL(parse_enforcement(bad, &c, &e), -EINVAL);
-	CU_ASSERT_ERRORS(&e,
-			 "enforcement.redirect",
-			 "enforcement.redirect_port",
-			 "enforcement.enroll[0].redirect",
-			 "enforcement.exempt[0]");
 	enforcer_config_free(&c);
 }
 

@@ -464,6 +464,17 @@ static struct http_pool *pool(void)
 	return p;
 }
 
+/* post() with the server playing script, p's stats just before it in *st0 and after it in *st
+ * (what a test compares to see what one request did to the pool). */
+static void post_counted(struct http_pool *p, enum script script, const char *body,
+			 struct res *r, struct http_pool_stats *st0, struct http_pool_stats *st)
+{
+	srv.script = script;
+	http_pool_stats(p, st0);
+	post(p, body, 2000, r);
+	http_pool_stats(p, st);
+}
+
 static void test_keep_alive(void)
 {
 	struct http_pool *p = pool();
@@ -494,11 +505,8 @@ static void test_server_closes_pooled(void)
 	struct res r;
 
 	/* "Connection: close": answered, then not pooled */
-	http_pool_stats(p, &st0);
-	srv.script = S_CLOSE_AFTER;
-	post(p, "{}", 2000, &r);
+	post_counted(p, S_CLOSE_AFTER, "{}", &r, &st0, &st);
 	CU_ASSERT(r.err == 0 && r.status == 200 && r.len == 2);
-	http_pool_stats(p, &st);
 	CU_ASSERT_EQUAL(st.idle, st0.idle - (st0.idle > 0));
 	/* a pooled connection the server closes is seen closed at once (EOF on the idle read
 	 * event), not when the next request would have used it */
@@ -534,12 +542,10 @@ static void test_retry_on_reused(void)
 	srv.accepts = srv.requests = 0;
 	post(p, "{\"first\":1}", 2000, &r);
 	CU_ASSERT(r.err == 0);
-	http_pool_stats(p, &st0);
 	/* the second goes on the pooled connection, which the server closes without a byte:
 	 * sent again, once, on a fresh connection, which answers */
-	post(p, "{\"second\":1}", 2000, &r);
+	post_counted(p, S_CLOSE_ON_REUSE, "{\"second\":1}", &r, &st0, &st);
 	CU_ASSERT(r.err == 0 && r.status == 200);
-	http_pool_stats(p, &st);
 	CU_ASSERT_EQUAL(st.retries, st0.retries + 1);
 	CU_ASSERT_EQUAL(srv.accepts, 2);
 	CU_ASSERT_EQUAL(srv.requests, 3);
@@ -552,11 +558,9 @@ static void test_retry_on_reused(void)
 	post(p, "{\"third\":1}", 2000, &r);
 	CU_ASSERT(r.err == 0);
 	srv.requests = 0;
-	http_pool_stats(p, &st0);
-	post(p, "{\"fourth\":1}", 2000, &r);
+	post_counted(p, S_PARTIAL_ON_REUSE, "{\"fourth\":1}", &r, &st0, &st);
 	CU_ASSERT_EQUAL(r.err, -ECONNRESET);
 	CU_ASSERT_EQUAL(srv.requests, 1);
-	http_pool_stats(p, &st);
 	CU_ASSERT_EQUAL(st.retries, st0.retries);
 
 	/* on a fresh connection, an early close is an error and never retried */
@@ -578,11 +582,8 @@ static void test_garbage_and_close_delimited(void)
 	struct http_pool_stats st0, st;
 	struct res r;
 
-	http_pool_stats(p, &st0);
-	srv.script = S_GARBAGE;
-	post(p, "{}", 2000, &r);
+	post_counted(p, S_GARBAGE, "{}", &r, &st0, &st);
 	CU_ASSERT(r.err == 0 && r.len == 2 && !memcmp(r.body, "ok", 2));
-	http_pool_stats(p, &st);
 	/* the connection that carried an unasked answer is not pooled */
 	CU_ASSERT(st.idle <= st0.idle);
 	srv.script = S_TO_THE_END;

@@ -91,6 +91,20 @@ static void acks_init(struct acks *a, struct ack_arg *args, int n)
 		args[i] = (struct ack_arg){ a, i };
 }
 
+/* A batch of up to 256 writes and their acknowledgements (acks_init). */
+struct batch {
+	struct acks a;
+	struct ack_arg args[256];
+};
+
+/* A fresh store for a batch of n writes. */
+static struct store *batch_begin(struct batch *b, int n)
+{
+	CU_ASSERT_FATAL(n <= 256);
+	acks_init(&b->a, b->args, n);
+	return fresh_store();
+}
+
 static void on_ack(void *arg, int err)
 {
 	struct ack_arg *x = arg;
@@ -117,6 +131,16 @@ static int charge(struct store *st, const struct store_spend *items, size_t n,
 	return rc;
 }
 
+/* Everything st was given before is committed (store_flush acknowledged). */
+static void flush_store(struct store *st)
+{
+	struct acks a = { .want = 1 };
+	struct ack_arg arg = { &a, 0 };
+
+	CU_ASSERT(store_flush(st, on_ack, &arg) == 0);
+	CU_ASSERT(loop_until(base, &a.all));
+}
+
 struct sums {
 	int64_t key, team, rows;
 };
@@ -136,23 +160,20 @@ static int sum_spend(void *arg, const struct store_spend *r)
 /* Charges are acknowledged in order, and after reopening the counters hold exactly them. */
 static void test_charge_reopen(void)
 {
-	struct acks a = { .want = 200 };
-	struct ack_arg args[200];
 	struct sums s = { 0 };
-	struct store *st;
 	struct stat sb;
+	struct batch b;
+	struct store *st = batch_begin(&b, 200);
 
-	st = fresh_store();
 	for (int i = 0; i < 200; i++) {
 		struct store_spend items[2] = {
 			{ "key:k1", "day", 86400 * (i % 2), i + 1, 0 },
 			{ "team:t", "month", 0, i + 1, 0 },
 		};
-		args[i] = (struct ack_arg){ &a, i };
-		CU_ASSERT(charge(st, items, 2, &args[i]) == 1);
+		CU_ASSERT(charge(st, items, 2, &b.args[i]) == 1);
 	}
-	CU_ASSERT(loop_until(base, &a.all));
-	CU_ASSERT(a.errs == 0 && a.order_bad == 0);
+	CU_ASSERT(loop_until(base, &b.a.all));
+	CU_ASSERT(b.a.errs == 0 && b.a.order_bad == 0);
 	/* Group commit: far fewer transactions than operations (every one was queued before
 	 * the loop ran, so at most a few batches). */
 	CU_ASSERT(store_commits(st) < 200);
@@ -165,12 +186,9 @@ static void test_charge_reopen(void)
 	CU_ASSERT(s.key == 200 * 201 / 2 && s.team == 200 * 201 / 2);
 	CU_ASSERT(s.rows == 3);       /* two days for the key, one month for the team */
 	/* Reopened counters continue exactly: more charges add to the same rows. */
-	a = (struct acks){ .want = 1 };
-	args[0] = (struct ack_arg){ &a, 0 };
-	CU_ASSERT(charge(st, &(struct store_spend){ "key:k1", "day", 0, 5, 0 }, 1, &args[0]) == 1);
-	a = (struct acks){ .want = 1 };
-	CU_ASSERT(store_flush(st, on_ack, &args[0]) == 0);   /* committed before it is read */
-	CU_ASSERT(loop_until(base, &a.all));
+	acks_init(&b.a, b.args, 1);
+	CU_ASSERT(charge(st, &(struct store_spend){ "key:k1", "day", 0, 5, 0 }, 1, &b.args[0]) == 1);
+	flush_store(st);	/* committed before it is read */
 	s = (struct sums){ 0 };
 	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
 	CU_ASSERT(s.key == 200 * 201 / 2 + 5);
@@ -198,25 +216,22 @@ static int pend_row(void *arg, const char *id, const char *command)
  * were made after a restart, a second row with the same id ignored, deleted by id. */
 static void test_fleet_pending(void)
 {
-	struct acks a = { .want = 3 };
-	struct ack_arg args[3];
+	static const char *const ids[] = { "c-9", "c-1", "c-5" };
 	struct pend_rows p = { 0 };
 	struct sums s = { 0 };
-	struct store *st;
-	static const char *const ids[] = { "c-9", "c-1", "c-5" };
+	struct batch b;
+	struct store *st = batch_begin(&b, 3);
 
-	st = fresh_store();
 	for (int i = 0; i < 3; i++) {
 		char cmd[32];
 		snprintf(cmd, sizeof(cmd), "[\"cmd%d\"]", i);
-		args[i] = (struct ack_arg){ &a, i };
 		CU_ASSERT(store_charge_pending(st, &(struct store_spend){ "key:k1", "day", 0, 10, 0 }, 1,
-					       ids[i], cmd, on_ack, &args[i]) == 0);
+					       ids[i], cmd, on_ack, &b.args[i]) == 0);
 	}
 	CU_ASSERT(store_charge_pending(st, &(struct store_spend){ "key:k1", "day", 0, 1, 0 }, 1, "",
 				       "x", NULL, NULL) == -EINVAL);
-	CU_ASSERT(loop_until(base, &a.all));
-	CU_ASSERT(a.errs == 0 && a.order_bad == 0);
+	CU_ASSERT(loop_until(base, &b.a.all));
+	CU_ASSERT(b.a.errs == 0 && b.a.order_bad == 0);
 	/* Committed before the callback: visible to a reader now. */
 	CU_ASSERT(store_load_pending(st, pend_row, &p) == 0);
 	CU_ASSERT(p.n == 3);
@@ -234,16 +249,13 @@ static void test_fleet_pending(void)
 	CU_ASSERT(s.key == 30);
 	/* Kept again (a replay whose reply was lost): the row stays one, in its first place;
 	 * the spend is the sidecar's own record and counts again. */
-	a = (struct acks){ .want = 1 };
-	args[0] = (struct ack_arg){ &a, 0 };
+	acks_init(&b.a, b.args, 1);
 	CU_ASSERT(store_charge_pending(st, &(struct store_spend){ "key:k1", "day", 0, 10, 0 }, 1,
-				       "c-9", "[\"again\"]", on_ack, &args[0]) == 0);
-	CU_ASSERT(loop_until(base, &a.all) && a.errs == 0);
+				       "c-9", "[\"again\"]", on_ack, &b.args[0]) == 0);
+	CU_ASSERT(loop_until(base, &b.a.all) && b.a.errs == 0);
 	CU_ASSERT(store_pending_delete(st, "c-1", NULL, NULL) == 0);
 	CU_ASSERT(store_pending_delete(st, "missing", NULL, NULL) == 0);
-	a = (struct acks){ .want = 1 };
-	CU_ASSERT(store_flush(st, on_ack, &args[0]) == 0);
-	CU_ASSERT(loop_until(base, &a.all));
+	flush_store(st);
 	p = (struct pend_rows){ 0 };
 	CU_ASSERT(store_load_pending(st, pend_row, &p) == 0);
 	CU_ASSERT_FATAL(p.n == 2);
@@ -359,24 +371,21 @@ static int collect_key(void *arg, const struct store_key *k)
 /* Key records: put, replace, delete; a duplicate hash fails alone, not its batch. */
 static void test_keys(void)
 {
-	struct store_key k1 = { "k1", "first", "t", "p", { 1 }, 100, 0, false, "cgroup:/a\ncgroup:/b*" };
-	struct store_key k2 = { "k2", "second", NULL, "p", { 2 }, 100, 5000, false, NULL };
-	struct store_key dup = { "k3", "dup", NULL, NULL, { 1 }, 100, 0, false, NULL };
-	struct acks a;
-	struct ack_arg args[5];
+	const struct store_key puts[] = {
+		{ "k1", "first", "t", "p", { 1 }, 100, 0, false, "cgroup:/a\ncgroup:/b*" },
+		{ "k2", "second", NULL, "p", { 2 }, 100, 5000, false, NULL },
+		{ "k3", "dup", NULL, NULL, { 1 }, 100, 0, false, NULL },	/* k1's hash */
+		/* k1 replaced: another team, disabled */
+		{ "k1", "first", "u", "p", { 1 }, 100, 0, true, "cgroup:/a\ncgroup:/b*" },
+	};
 	struct keyseen seen = { 0 };
-	struct store *st;
+	struct batch b;
+	struct store *st = batch_begin(&b, 5);
 
-	st = fresh_store();
-	acks_init(&a, args, 5);
-	CU_ASSERT(store_key_put(st, &k1, on_ack, &args[0]) == 0);
-	CU_ASSERT(store_key_put(st, &k2, on_ack, &args[1]) == 0);
-	CU_ASSERT(store_key_put(st, &dup, on_ack, &args[2]) == 0);
-	k1.disabled = true;
-	k1.team = "u";
-	CU_ASSERT(store_key_put(st, &k1, on_ack, &args[3]) == 0);
-	CU_ASSERT(store_key_delete(st, "k2", on_ack, &args[4]) == 0);
-	st = reopen_after_dup(st, &a);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT(store_key_put(st, &puts[i], on_ack, &b.args[i]) == 0);
+	CU_ASSERT(store_key_delete(st, "k2", on_ack, &b.args[4]) == 0);
+	st = reopen_after_dup(st, &b.a);
 	CU_ASSERT(store_load_keys(st, collect_key, &seen) == 0);
 	CU_ASSERT(seen.n == 1);
 	CU_ASSERT_STRING_EQUAL(seen.ids[0], "k1");
@@ -414,24 +423,20 @@ static void test_tool_pins(void)
 {
 	const char *d1 = "1111111111111111111111111111111111111111111111111111111111111111";
 	const char *d2 = "2222222222222222222222222222222222222222222222222222222222222222";
-	struct store_tool_pin a = { "srv", "add", d1, "{\"name\":\"add\"}", "first use", 100 };
-	struct store_tool_pin b = { "srv", "sub", d1, NULL, "lockfile", 101 };
-	struct store_tool_pin bad = { "srv", "bad", "short", NULL, "x", 1 };
-	struct acks ac;
-	struct ack_arg args[4];
+	const struct store_tool_pin puts[] = {
+		{ "srv", "add", d1, "{\"name\":\"add\"}", "first use", 100 },
+		{ "srv", "sub", d1, NULL, "lockfile", 101 },
+		{ "srv", "bad", "short", NULL, "x", 1 },	/* refused by the table */
+		/* add approved again with another digest */
+		{ "srv", "add", d2, "{\"name\":\"add\"}", "alice", 200 },
+	};
 	struct pinseen seen = { 0 };
-	struct store *st;
+	struct batch b;
+	struct store *st = batch_begin(&b, 4);
 
-	st = fresh_store();
-	acks_init(&ac, args, 4);
-	CU_ASSERT(store_tool_pin_put(st, &a, on_ack, &args[0]) == 0);
-	CU_ASSERT(store_tool_pin_put(st, &b, on_ack, &args[1]) == 0);
-	CU_ASSERT(store_tool_pin_put(st, &bad, on_ack, &args[2]) == 0);
-	a.digest = d2;
-	a.approved_by = "alice";
-	a.approved_at = 200;
-	CU_ASSERT(store_tool_pin_put(st, &a, on_ack, &args[3]) == 0);
-	st = reopen_after_dup(st, &ac);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT(store_tool_pin_put(st, &puts[i], on_ack, &b.args[i]) == 0);
+	st = reopen_after_dup(st, &b.a);
 	CU_ASSERT(store_load_tool_pins(st, collect_pin, &seen) == 0);
 	CU_ASSERT_FATAL(seen.n == 2);
 	CU_ASSERT_STRING_EQUAL(seen.tool[0], "add");
@@ -517,9 +522,7 @@ static void test_sync_interval(void)
 	st = open_store(20);
 	CU_ASSERT(charge(st, &(struct store_spend){ "key:k1", "rolling:60", 60, 7, 120 }, 1,
 			 &arg) == 1);
-	a = (struct acks){ .want = 1 };
-	CU_ASSERT(store_flush(st, on_ack, &arg) == 0);   /* committed: the sync can follow */
-	CU_ASSERT(loop_until(base, &a.all));
+	flush_store(st);	/* committed: the sync can follow */
 	for (int i = 0; i < 500 && !synced; i++) {
 		struct timeval tv = { 0, 10000 };
 		event_base_loopexit(base, &tv);
@@ -530,9 +533,7 @@ static void test_sync_interval(void)
 	store_close(st);
 	/* Reopen: the first batch prunes the expired rolling row. */
 	st = open_store(20);
-	a = (struct acks){ .want = 1 };
-	CU_ASSERT(store_flush(st, on_ack, &arg) == 0);
-	CU_ASSERT(loop_until(base, &a.all));
+	flush_store(st);
 	struct sums s = { 0 };
 	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
 	CU_ASSERT(s.rows == 0);
@@ -578,19 +579,15 @@ static void test_journal_full(void)
 /* Closing drains: everything queued is committed and called back from store_close. */
 static void test_close_drains(void)
 {
-	struct acks a = { .want = 50 };
-	struct ack_arg args[50];
 	struct sums s = { 0 };
-	struct store *st;
+	struct batch b;
+	struct store *st = batch_begin(&b, 50);
 
-	st = fresh_store();
-	for (int i = 0; i < 50; i++) {
-		args[i] = (struct ack_arg){ &a, i };
+	for (int i = 0; i < 50; i++)
 		CU_ASSERT(charge(st, &(struct store_spend){ "team:t", "day", 0, 1, 0 }, 1,
-				 &args[i]) == 1);
-	}
+				 &b.args[i]) == 1);
 	store_close(st);
-	CU_ASSERT(a.all && a.errs == 0 && a.order_bad == 0);
+	CU_ASSERT(b.a.all && b.a.errs == 0 && b.a.order_bad == 0);
 	st = open_store(1000);
 	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
 	CU_ASSERT(s.team == 50);
