@@ -194,6 +194,12 @@ describe('MCP 2026-07-28 towards agents', () => {
 			params: { name: 'test_custom_headers', arguments: { region: 'eu', priority: 1,
 				query: 'q' } } }));
 		assert.match(old.result?.content?.[0]?.text ?? '', /"region":"eu"/, JSON.stringify(old));
+		// and its listing keeps the same definitions, byte for byte
+		const oldTools = responseOf(await s.post({ jsonrpc: '2.0', id: 4, method: 'tools/list' }))
+			.result.tools;
+		for (const name of ['test_custom_headers', 'json_schema_2020_12_tool'])
+			assert.deepEqual(oldTools.find((t) => t.name === name)?.inputSchema,
+				tools.find((t) => t.name === name).inputSchema, name);
 
 		// The 2020-12 keywords are enforced on the arguments: if/then/else picks the branch.
 		const contact = async (args) => responseOf(await post(d.url, k.all, 'tools/call',
