@@ -7,7 +7,7 @@ import { connectHttp, connectStdio, fixtureStdioUpstream, gatewayConfig, paths, 
 	startDaemon, startFixture } from './lib.mjs';
 
 const EXPECTED_TOOLS = [
-	'json_schema_2020_12_tool', 'test_audio_content', 'test_elicitation',
+	'json_schema_2020_12_tool', 'test_audio_content', 'test_custom_headers', 'test_elicitation',
 	'test_elicitation_sep1034_defaults', 'test_elicitation_sep1330_enums', 'test_embedded_resource',
 	'test_error_handling', 'test_image_content',
 	// the 2026-07-28 input_required scenarios' tools, as a 2025-11-25 server writes them
@@ -42,6 +42,11 @@ describe('conformance fixture over HTTP', () => {
 			const js = tools.find((t) => t.name === 'json_schema_2020_12_tool');
 			assert.equal(js.inputSchema.$schema, 'https://json-schema.org/draft/2020-12/schema');
 			assert.equal(js.inputSchema.additionalProperties, false);
+			assert.equal(js.inputSchema.$defs.address.$anchor, 'addressDef');
+			assert.ok(Array.isArray(js.inputSchema.allOf[0].anyOf));
+			assert.ok(js.inputSchema.if && js.inputSchema.then && js.inputSchema.else);
+			const ch = tools.find((t) => t.name === 'test_custom_headers');
+			assert.equal(ch.inputSchema.properties.region['x-mcp-header'], 'Region');
 		} finally {
 			await c.close();
 		}

@@ -147,6 +147,70 @@ describe('MCP 2026-07-28 towards agents', () => {
 		assert.equal(done.content[0].text, 'Hello, Alice (accept)');
 	});
 
+	test('Mcp-Param headers of x-mcp-header arguments are checked against the body before the ' +
+		'gate; older revisions need none; definitions keep x-mcp-header and 2020-12 keywords',
+	async () => {
+		const tools = responseOf(await post(d.url, k.all, 'tools/list')).result.tools;
+		const ch = tools.find((t) => t.name === 'test_custom_headers');
+		assert.equal(ch?.inputSchema.properties.region['x-mcp-header'], 'Region');
+		const js = tools.find((t) => t.name === 'json_schema_2020_12_tool').inputSchema;
+		assert.equal(js.$defs.address.$anchor, 'addressDef');
+		assert.deepEqual(js.allOf, [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }]);
+		assert.deepEqual([js.if.required, js.then, js.else],
+			[['contactMethod'], { required: ['phone'] }, { required: ['email'] }]);
+
+		const call = (args, headers) => post(d.url, k.all, 'tools/call',
+			{ name: 'test_custom_headers', arguments: { query: 'q', ...args } }, headers);
+		const zurich = `=?base64?${Buffer.from('Zürich').toString('base64')}?=`;
+		let r = await call({ region: 'Zürich', priority: 3, verbose: false },
+			{ 'Mcp-Param-Region': zurich, 'mcp-param-priority': '3', 'Mcp-Param-Verbose': 'false' });
+		assert.equal(r.status, 200, r.text);
+		assert.match(responseOf(r).result.content[0].text, /Zürich/);
+		// verbose absent: no header wanted; priority compared as a number
+		r = await call({ region: 'eu', priority: 3 },
+			{ 'Mcp-Param-Region': 'eu', 'Mcp-Param-Priority': '3.0' });
+		assert.equal(r.status, 200, r.text);
+
+		for (const [args, headers, what] of [
+			[{ region: 'eu', priority: 3 }, { 'Mcp-Param-Priority': '3' }, 'Mcp-Param-Region'],
+			[{ region: 'eu', priority: 3 }, { 'Mcp-Param-Region': 'us', 'Mcp-Param-Priority': '3' },
+				'Mcp-Param-Region'],
+			[{ region: 'eu', priority: 3 }, { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Priority': '4' },
+				'Mcp-Param-Priority'],
+			[{ region: 'Hello', priority: 3 }, { 'Mcp-Param-Region': '=?base64?SGVsbG8?=',
+				'Mcp-Param-Priority': '3' }, 'Mcp-Param-Region'],
+			[{ region: 'eu', priority: 3 }, { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Priority': '3',
+				'Mcp-Param-Verbose': 'true' }, 'Mcp-Param-Verbose'],
+		]) {
+			r = await call(args, headers);
+			assert.equal(r.status, 400, `${JSON.stringify(headers)}: ${r.text}`);
+			assert.equal(r.json.error.code, -32020, r.text);
+			assert.ok(r.json.error.message.includes(what), r.text);
+		}
+
+		// A session of an older revision mirrors nothing, and nothing is asked of it.
+		const s = await rawSession(d.url, { Authorization: `Bearer ${k.all.key}` }, '2025-11-25');
+		const old = responseOf(await s.post({ jsonrpc: '2.0', id: 3, method: 'tools/call',
+			params: { name: 'test_custom_headers', arguments: { region: 'eu', priority: 1,
+				query: 'q' } } }));
+		assert.match(old.result?.content?.[0]?.text ?? '', /"region":"eu"/, JSON.stringify(old));
+		// and its listing keeps the same definitions, byte for byte
+		const oldTools = responseOf(await s.post({ jsonrpc: '2.0', id: 4, method: 'tools/list' }))
+			.result.tools;
+		for (const name of ['test_custom_headers', 'json_schema_2020_12_tool'])
+			assert.deepEqual(oldTools.find((t) => t.name === name)?.inputSchema,
+				tools.find((t) => t.name === name).inputSchema, name);
+
+		// The 2020-12 keywords are enforced on the arguments: if/then/else picks the branch.
+		const contact = async (args) => responseOf(await post(d.url, k.all, 'tools/call',
+			{ name: 'json_schema_2020_12_tool', arguments: args }));
+		assert.equal((await contact({ contactMethod: 'phone', phone: '1' })).result?.resultType,
+			'complete');
+		const bad = await contact({ contactMethod: 'phone', email: 'a@b' });
+		assert.equal(bad.error?.code, -32602, JSON.stringify(bad));
+		assert.equal(bad.error.data.keyword, 'required');
+	});
+
 	test('subscriptions/listen acknowledges first, tagged with its subscription', async () => {
 		const ctl = new AbortController();
 		const res = await fetch(d.url, { method: 'POST', signal: ctl.signal,

@@ -66,6 +66,19 @@ static void test_digest(void)
 					       "\"annotations\":{\"readOnlyHint\":true}}"));
 	CU_ASSERT_STRING_NOT_EQUAL(a, digest_of("{\"name\":\"t\",\"title\":\"T\",\"description\":\"d\","
 					       "\"inputSchema\":{\"type\":\"object\",\"required\":[]}}"));
+	/* an x-mcp-header added to or renamed in the schema (SEP-2243) changes which argument
+	 * travels in which HTTP header: a new definition */
+	snprintf(a, sizeof(a), "%s", digest_of("{\"name\":\"t\",\"inputSchema\":{\"type\":\"object\","
+					      "\"properties\":{\"r\":{\"type\":\"string\"}}}}"));
+	CU_ASSERT_STRING_NOT_EQUAL(a, digest_of("{\"name\":\"t\",\"inputSchema\":{\"type\":\"object\","
+					       "\"properties\":{\"r\":{\"type\":\"string\","
+					       "\"x-mcp-header\":\"Region\"}}}}"));
+	snprintf(a, sizeof(a), "%s", digest_of("{\"name\":\"t\",\"inputSchema\":{\"type\":\"object\","
+					      "\"properties\":{\"r\":{\"type\":\"string\","
+					      "\"x-mcp-header\":\"Region\"}}}}"));
+	CU_ASSERT_STRING_NOT_EQUAL(a, digest_of("{\"name\":\"t\",\"inputSchema\":{\"type\":\"object\","
+					       "\"properties\":{\"r\":{\"type\":\"string\","
+					       "\"x-mcp-header\":\"Zone\"}}}}"));
 	/* array order is meaning, not form */
 	snprintf(a, sizeof(a), "%s", digest_of("{\"name\":\"t\",\"inputSchema\":{\"enum\":[1,2]}}"));
 	CU_ASSERT_STRING_NOT_EQUAL(a, digest_of("{\"name\":\"t\",\"inputSchema\":{\"enum\":[2,1]}}"));

@@ -167,7 +167,7 @@ static void test_calls_route_and_refuse(void)
 	/* Arguments against the tool's schema: the failing path is named. */
 	r = call(sid_all, "key-all", "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"tools/call\","
 		 "\"params\":{\"name\":\"fx__json_schema_2020_12_tool\",\"arguments\":"
-		 "{\"address\":{\"city\":7}}}}");
+		 "{\"email\":\"a@b\",\"address\":{\"city\":7}}}}");
 	CU_ASSERT_EQUAL(gw_error_code(&r), -32602);
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(error_data(&r), "path")->valuestring,
 			       "$.address.city");

@@ -481,6 +481,47 @@ static void test_ref(void)
 	OK("{\"$ref\":\"#/prefixItems/01\",\"prefixItems\":[false,false]}", "1");
 }
 
+/* 2020-12 if/then/else, and $ref to a plain-name $anchor: the schema the conformance
+ * suite's json-schema-2020-12 scenario lists (SEP-2106). */
+static void test_conditional_anchor(void)
+{
+	static const char *contact =
+		"{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
+		"\"$defs\":{\"address\":{\"$anchor\":\"addressDef\",\"type\":\"object\","
+		"\"properties\":{\"street\":{\"type\":\"string\"},\"city\":{\"type\":\"string\"}}}},"
+		"\"properties\":{\"name\":{\"type\":\"string\"},\"address\":{\"$ref\":\"#/$defs/address\"},"
+		"\"contactMethod\":{\"type\":\"string\",\"enum\":[\"phone\",\"email\"]},"
+		"\"phone\":{\"type\":\"string\"},\"email\":{\"type\":\"string\"}},"
+		"\"allOf\":[{\"anyOf\":[{\"required\":[\"phone\"]},{\"required\":[\"email\"]}]}],"
+		"\"if\":{\"properties\":{\"contactMethod\":{\"const\":\"phone\"}},"
+		"\"required\":[\"contactMethod\"]},"
+		"\"then\":{\"required\":[\"phone\"]},\"else\":{\"required\":[\"email\"]},"
+		"\"additionalProperties\":false}";
+
+	OK(contact, "{\"contactMethod\":\"phone\",\"phone\":\"1\"}");
+	OK(contact, "{\"email\":\"a@b\",\"name\":\"n\",\"address\":{\"city\":\"c\"}}");
+	OK(contact, "{\"contactMethod\":\"email\",\"email\":\"a@b\",\"phone\":\"1\"}");
+	/* if holds: then applies */
+	BAD(contact, "{\"contactMethod\":\"phone\",\"email\":\"a@b\"}", "$", "required",
+	    "missing required property \"phone\"");
+	/* if fails: else applies */
+	BAD(contact, "{\"contactMethod\":\"email\",\"phone\":\"1\"}", "$", "required",
+	    "missing required property \"email\"");
+	BAD(contact, "{}", "$", "anyOf", NULL);
+	BAD(contact, "{\"email\":\"a@b\",\"address\":{\"city\":7}}", "$.address.city", "type", NULL);
+	/* then/else without if mean nothing; if alone constrains nothing */
+	OK("{\"then\":false,\"else\":false}", "1");
+	OK("{\"if\":{\"type\":\"string\"}}", "1");
+	BAD("{\"if\":{\"type\":\"string\"},\"then\":{\"maxLength\":1}}", "\"ab\"", "$", "maxLength",
+	    NULL);
+	/* $ref by anchor, in $defs or anywhere in the document */
+	OK("{\"$defs\":{\"s\":{\"$anchor\":\"str\",\"type\":\"string\"}},\"$ref\":\"#str\"}", "\"a\"");
+	BAD("{\"$defs\":{\"s\":{\"$anchor\":\"str\",\"type\":\"string\"}},\"$ref\":\"#str\"}", "1",
+	    "$", "type", NULL);
+	BAD("{\"properties\":{\"a\":{\"$ref\":\"#n\"}},\"$defs\":{\"x\":{\"items\":"
+	    "[{\"$anchor\":\"n\",\"type\":\"null\"}]}}}", "{\"a\":1}", "$.a", "type", NULL);
+}
+
 static void test_ref_cycles(void)
 {
 	/* a cycle that never consumes the instance ends in a depth error, not a stack overflow */
@@ -765,6 +806,7 @@ CU_MAIN("schema", cu_quiet, NULL,
 	{ "allOf, anyOf, oneOf, not", test_combinators },
 	{ "$ref", test_ref },
 	{ "$ref cycles", test_ref_cycles },
+	{ "if/then/else and $anchor", test_conditional_anchor },
 	{ "unknown keywords", test_unknown_keywords },
 	{ "boolean schemas", test_boolean_schemas },
 	{ "error paths", test_paths },

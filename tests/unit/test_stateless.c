@@ -1,9 +1,14 @@
 /* stateless: which POSTs are 2026-07-28 ones, and how their headers are checked against the
- * body (the revision's -32020 header mismatch, -32022 unsupported version, -32602 _meta). */
+ * body (the revision's -32020 header mismatch, -32022 unsupported version, -32602 _meta),
+ * the Mcp-Param-{Name} headers of x-mcp-header arguments included (mcp/param_headers.h). */
 #include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mcp/jsonrpc.h"
+#include "mcp/param_headers.h"
 #include "mcp/stateless.h"
 #include "cunit_main.h"
 
@@ -131,9 +136,133 @@ static void test_name(void)
 		{ "2026-07-28", "tools/call", "=?base64?Y2FmZQ==?=", /* "cafe" */
 		  CALL("caf\xc3\xa9"), 400, ANY_CODE },
 		{ "2026-07-28", "tools/call", "=?base64?!!!!?=", CALL("caf\xc3\xa9"), 400, ANY_CODE },
+		/* Strict Base64: padding, alphabet, no whitespace inside */
+		{ "2026-07-28", "tools/call", "=?base64?ZWNobw==?=", CALL("echo"), 0, 0 },
+		{ "2026-07-28", "tools/call", "=?base64?ZWNobw?=", CALL("echo"), 400,
+		  STATELESS_HEADER_MISMATCH },
+		{ "2026-07-28", "tools/call", "=?base64?ZWN obw==?=", CALL("echo"), 400,
+		  STATELESS_HEADER_MISMATCH },
+		{ "2026-07-28", "tools/call", "=?base64?ZW=obw==?=", CALL("echo"), 400,
+		  STATELESS_HEADER_MISMATCH },
+		/* Without both sentinel marks the value is literal */
+		{ "2026-07-28", "tools/call", "=?base64?ZWNobw==", CALL("=?base64?ZWNobw=="), 0, 0 },
+		/* Bytes a header may not carry never match, even the same bytes */
+		{ "2026-07-28", "tools/call", "caf\xc3\xa9", CALL("caf\xc3\xa9"), 400,
+		  STATELESS_HEADER_MISMATCH },
 	};
 
 	run_checks(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* --- Mcp-Param-{Name} (x-mcp-header) -------------------------------------------------------- */
+
+#define SCHEMA "{\"type\":\"object\",\"properties\":{" \
+	"\"region\":{\"type\":\"string\",\"x-mcp-header\":\"Region\"}," \
+	"\"priority\":{\"type\":\"integer\",\"x-mcp-header\":\"Priority\"}," \
+	"\"verbose\":{\"type\":\"boolean\",\"x-mcp-header\":\"Verbose\"}," \
+	"\"where\":{\"type\":\"object\",\"properties\":{" \
+		"\"zone\":{\"type\":\"string\",\"x-mcp-header\":\"Zone\"}}}," \
+	"\"score\":{\"type\":\"number\",\"x-mcp-header\":\"Score\"}," \
+	"\"tags\":{\"type\":\"array\",\"x-mcp-header\":\"Tags\"}," \
+	"\"bad\":{\"type\":\"string\",\"x-mcp-header\":\"Bad Name\"}," \
+	"\"deep\":{\"allOf\":[{\"properties\":{\"x\":{\"type\":\"string\",\"x-mcp-header\":\"X\"}}}]}," \
+	"\"query\":{\"type\":\"string\"}}}"
+
+/* The request's Mcp-Param headers: "Name: value" lines, names compared without case. */
+static const char *lookup(const void *ctx, const char *name)
+{
+	static char value[256];
+
+	for (const char *const *h = ctx; *h; h++) {
+		const char *colon = strchr(*h, ':');
+		if ((size_t)(colon - *h) == strlen(name) && !strncasecmp(*h, name, strlen(name))) {
+			snprintf(value, sizeof(value), "%s", colon + 2);
+			return value;
+		}
+	}
+	return NULL;
+}
+
+struct param_case {
+	const char *args;
+	const char *headers[4];
+	int rc;
+};
+
+static void test_params(void)
+{
+	static const struct param_case cases[] = {
+		/* plain values of each type */
+		{ "{\"region\":\"us-west1\",\"query\":\"q\"}", { "Mcp-Param-Region: us-west1" }, 0 },
+		{ "{\"region\":\"us-west1\"}", { "mcp-param-region: us-west1" }, 0 },
+		{ "{\"region\":\"us-west1\"}", { "Mcp-Param-Region: us-east1" }, -EINVAL },
+		{ "{\"priority\":42}", { "Mcp-Param-Priority: 42" }, 0 },
+		{ "{\"priority\":42}", { "Mcp-Param-Priority: 42.0" }, 0 },  /* numerically */
+		{ "{\"priority\":-7}", { "Mcp-Param-Priority: -7" }, 0 },
+		{ "{\"priority\":42}", { "Mcp-Param-Priority: 43" }, -EINVAL },
+		{ "{\"priority\":42}", { "Mcp-Param-Priority: 0x2a" }, -EINVAL },
+		{ "{\"priority\":42}", { "Mcp-Param-Priority: 42abc" }, -EINVAL },
+		{ "{\"priority\":\"42\"}", { "Mcp-Param-Priority: 42" }, -EINVAL }, /* not a number */
+		{ "{\"verbose\":true}", { "Mcp-Param-Verbose: true" }, 0 },
+		{ "{\"verbose\":false}", { "Mcp-Param-Verbose: false" }, 0 },
+		{ "{\"verbose\":false}", { "Mcp-Param-Verbose: FALSE" }, -EINVAL },
+		{ "{\"verbose\":true}", { "Mcp-Param-Verbose: 1" }, -EINVAL },
+		/* Base64 sentinel: "Hello", "  padded ", "Hello, 世界" */
+		{ "{\"region\":\"Hello\"}", { "Mcp-Param-Region: =?base64?SGVsbG8=?=" }, 0 },
+		{ "{\"region\":\" padded \"}", { "Mcp-Param-Region: =?base64?IHBhZGRlZCA=?=" }, 0 },
+		{ "{\"region\":\"Hello, \xe4\xb8\x96\xe7\x95\x8c\"}",
+		  { "Mcp-Param-Region: =?base64?SGVsbG8sIOS4lueVjA==?=" }, 0 },
+		{ "{\"region\":\"Hello\"}", { "Mcp-Param-Region: =?base64?SGVsbG8?=" }, -EINVAL },
+		{ "{\"region\":\"Hello\"}", { "Mcp-Param-Region: =?base64?SGVs!!!bG8=?=" }, -EINVAL },
+		{ "{\"priority\":42}", { "Mcp-Param-Priority: =?base64?NDI=?=" }, 0 },
+		/* one encoding per value: bits under the padding must be zero */
+		{ "{\"region\":\"Hello\"}", { "Mcp-Param-Region: =?base64?SGVsbG9=?=" }, -EINVAL },
+		/* without both marks: literal */
+		{ "{\"region\":\"SGVsbG8=\"}", { "Mcp-Param-Region: SGVsbG8=" }, 0 },
+		{ "{\"region\":\"=?base64?SGVsbG8=\"}", { "Mcp-Param-Region: =?base64?SGVsbG8=" }, 0 },
+		/* a literal value with bytes no header carries */
+		{ "{\"region\":\"a\\u0001b\"}", { "Mcp-Param-Region: a\001b" }, -EINVAL },
+		/* omitted header while the body has the value; null or absent needs none */
+		{ "{\"region\":\"us-west1\"}", { NULL }, -EINVAL },
+		{ "{\"region\":null,\"query\":\"q\"}", { NULL }, 0 },
+		{ "{\"query\":\"q\"}", { NULL }, 0 },
+		{ NULL, { NULL }, 0 },
+		/* a header whose value the body does not have */
+		{ "{\"query\":\"q\"}", { "Mcp-Param-Region: us-west1" }, -EINVAL },
+		{ "{\"region\":null}", { "Mcp-Param-Region: null" }, -EINVAL },
+		/* nested through properties only */
+		{ "{\"where\":{\"zone\":\"b\"}}", { "Mcp-Param-Zone: b" }, 0 },
+		{ "{\"where\":{\"zone\":\"b\"}}", { NULL }, -EINVAL },
+		{ "{\"where\":{\"zone\":\"b\"}}", { "Mcp-Param-Zone: c" }, -EINVAL },
+		/* invalid declarations (number, array, a name that is no token, under a composition
+		 * keyword) are not checked: conforming clients drop such tools */
+		{ "{\"score\":1.5,\"tags\":[1],\"bad\":\"x\",\"deep\":{\"x\":\"y\"}}", { NULL }, 0 },
+		/* several at once */
+		{ "{\"region\":\"r\",\"priority\":0,\"verbose\":false}",
+		  { "Mcp-Param-Region: r", "Mcp-Param-Priority: 0", "Mcp-Param-Verbose: false" }, 0 },
+		{ "{\"region\":\"r\",\"priority\":0,\"verbose\":false}",
+		  { "Mcp-Param-Region: r", "Mcp-Param-Priority: 0" }, -EINVAL },
+	};
+	cJSON *schema = cJSON_Parse(SCHEMA);
+	char why[256];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(schema);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *args = cases[i].args ? cJSON_Parse(cases[i].args) : NULL;
+		int rc = param_headers_check(schema, args, lookup, cases[i].headers, why,
+					     sizeof(why));
+		if (rc != cases[i].rc)
+			fprintf(stderr, "case %zu: %d (%s)\n", i, rc, why);
+		CU_ASSERT_EQUAL(rc, cases[i].rc);
+		/* a refusal names the header */
+		if (rc)
+			CU_ASSERT_PTR_NOT_NULL(strstr(why, "Mcp-Param-"));
+		cJSON_Delete(args);
+	}
+	/* No schema, no declarations: nothing to check. */
+	CU_ASSERT_EQUAL(param_headers_check(NULL, NULL, lookup, (const char *[]){ NULL }, why,
+					    sizeof(why)), 0);
+	cJSON_Delete(schema);
 }
 
 static int done(void)
@@ -146,4 +275,5 @@ static int done(void)
 CU_MAIN("stateless", NULL, done,
 	{ "which requests are 2026-07-28 ones", test_wanted },
 	{ "version, _meta and Mcp-Method checks", test_check },
-	{ "Mcp-Name, plain and Base64", test_name })
+	{ "Mcp-Name, plain and Base64", test_name },
+	{ "Mcp-Param headers against the arguments", test_params })

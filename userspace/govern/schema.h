@@ -16,9 +16,9 @@
  * when $schema names draft-07 or older). Enforced keywords: type, enum, const, minimum, maximum,
  * exclusiveMinimum, exclusiveMaximum, multipleOf, minLength, maxLength, pattern, properties,
  * required, additionalProperties, patternProperties, minProperties, maxProperties, prefixItems,
- * items, minItems, maxItems, uniqueItems, allOf, anyOf, oneOf, not, $ref (JSON pointers inside the
- * document: "#", "#/$defs/x", "#/definitions/x", "#/properties/a/items", ...) and boolean
- * schemas. Every other keyword (format, title, description, default, ...) is ignored, never
+ * items, minItems, maxItems, uniqueItems, allOf, anyOf, oneOf, not, if/then/else, $ref (JSON
+ * pointers inside the document: "#", "#/$defs/x", "#/definitions/x", "#/properties/a/items",
+ * ..., and plain-name anchors "#name" declared with $anchor) and boolean schemas. Every other keyword (format, title, description, default, ...) is ignored, never
  * fatal; so is a known keyword whose value is malformed, a pattern the regex engine cannot
  * compile, or a $ref that does not resolve: each is logged once (warn) at compile time.
  * docs/schema.md is the operator's description of the same.

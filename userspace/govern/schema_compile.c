@@ -208,7 +208,24 @@ static bool get_number(struct cctx *c, const cJSON *j, const char *key, double *
 	return true;
 }
 
-/* Resolve a same-document reference ("#", "#/$defs/a", "#/definitions/a~1b", "#/x/items/0").
+/* The subschema whose "$anchor" is name (2020-12 plain-name fragment "#name"), first in
+ * document order; embedded resources ($id) are not told apart. */
+static const cJSON *find_anchor(const cJSON *j, const char *name, int depth)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "$anchor"), *e, *hit;
+
+	if (depth > SCHEMA_MAX_DEPTH || !(cJSON_IsObject(j) || cJSON_IsArray(j)))
+		return NULL;
+	if (cJSON_IsObject(j) && cJSON_IsString(a) && !strcmp(a->valuestring, name))
+		return j;
+	cJSON_ArrayForEach(e, j)
+		if ((hit = find_anchor(e, name, depth + 1)))
+			return hit;
+	return NULL;
+}
+
+/* Resolve a same-document reference ("#", "#/$defs/a", "#/definitions/a~1b", "#/x/items/0",
+ * or a plain-name anchor "#a").
  * The fragment is percent-decoded, then read as a JSON pointer (RFC 6901). */
 static const cJSON *resolve_ref(const cJSON *doc, const char *ref, const char **why)
 {
@@ -224,8 +241,10 @@ static const cJSON *resolve_ref(const cJSON *doc, const char *ref, const char **
 	if (ref[1] == '\0')
 		return doc;
 	if (ref[1] != '/') {
-		*why = "anchors are not supported";
-		return NULL;
+		cur = find_anchor(doc, ref + 1, 0);
+		if (!cur)
+			*why = "no $anchor of that name";
+		return cur;
 	}
 	buf = strdup(ref + 1);
 	if (!buf) {
@@ -544,6 +563,13 @@ static int compile_keywords(struct cctx *c, const cJSON *j, struct node *n)
 	if ((rc = compile_list(c, j, "oneOf", true, &n->one_of)) < 0)
 		return rc;
 	if ((rc = compile_sub(c, j, "not", &n->not_)) < 0)
+		return rc;
+	/* then and else mean nothing without if. */
+	if ((rc = compile_sub(c, j, "if", &n->if_)) < 0)
+		return rc;
+	if (n->if_ && (rc = compile_sub(c, j, "then", &n->then_)) < 0)
+		return rc;
+	if (n->if_ && (rc = compile_sub(c, j, "else", &n->else_)) < 0)
 		return rc;
 	return 0;
 }

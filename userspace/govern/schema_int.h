@@ -99,6 +99,7 @@ struct node {
 	bool unique;
 	struct list all_of, any_of, one_of;
 	struct node *not_;
+	struct node *if_, *then_, *else_;   /* then_/else_ only with if_ */
 	const cJSON *src;           /* memo key */
 	struct htab_node memo;      /* in the compiler's memo, by src */
 	struct list_head all;       /* in schema->nodes, for schema_free() */

@@ -492,6 +492,18 @@ static int validate_combinators(struct vctx *v, const struct node *n, const cJSO
 		if (rc == V_OK)
 			return fail(v, "not", "must not match the schema in not");
 	}
+	if (n->if_) {
+		const struct node *branch;
+		v->quiet++;
+		rc = validate(v, n->if_, inst);
+		v->quiet--;
+		if (rc == V_FATAL)
+			return rc;
+		/* The failure is the branch's own (its keyword and path). */
+		branch = rc == V_OK ? n->then_ : n->else_;
+		if (branch && (rc = validate(v, branch, inst)))
+			return rc;
+	}
 	return V_OK;
 }
 

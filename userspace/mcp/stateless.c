@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <event2/event.h>
 
@@ -17,6 +16,7 @@
 #include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
 #include "mcp/method.h"
+#include "mcp/param_headers.h"
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
@@ -31,7 +31,6 @@
  * round (a 2025-11-25 request has none: the gateway makes one). */
 #define META_INPUT_KEY "io.mcpwarden/inputKey"
 #define INPUT_KEY_MAX 64
-#define NAME_MAX_BYTES 1024
 #define MRTR_STATE_LEN 32       /* hex: 128 random bits */
 #define MRTR_WAIT_MS 60000      /* an input_required round waits this long for the retry */
 #define MRTR_ROUND_MS 20        /* requests an upstream sends this close together: one round */
@@ -75,27 +74,11 @@ static cJSON *supported_list(void)
 	return a;
 }
 
-/* Mcp-Name is the name itself, or "=?base64?<b64>?=" for values that are not plain ASCII. */
+/* Mcp-Name is the name itself, or "=?base64?<b64>?=" for values that are not plain ASCII
+ * (mcp/param_headers.h); a value no header may carry never matches. */
 static bool name_matches(const char *header, const char *body)
 {
-	size_t hl = strlen(header);
-
-	if (hl > 12 && !strncmp(header, "=?base64?", 9) && !strcmp(header + hl - 2, "?=")) {
-		size_t bl = hl - 11;
-		unsigned char out[NAME_MAX_BYTES + 4];
-		if (bl % 4 || bl / 4 * 3 > NAME_MAX_BYTES)
-			return false;
-		int n = EVP_DecodeBlock(out, (const unsigned char *)header + 9, (int)bl);
-		if (n < 0)
-			return false;
-		/* EVP_DecodeBlock counts the padding as zero bytes. */
-		if (bl >= 1 && header[9 + bl - 1] == '=')
-			n--;
-		if (bl >= 2 && header[9 + bl - 2] == '=')
-			n--;
-		return (size_t)n == strlen(body) && !memcmp(out, body, (size_t)n);
-	}
-	return !strcmp(header, body);
+	return param_header_matches(header, body, strlen(body)) == 1;
 }
 
 static int refuse(cJSON **err, const struct jsonrpc_msg *m, int status, int code, cJSON *data,
@@ -155,6 +138,32 @@ int stateless_check(const struct stateless_headers *h, const struct jsonrpc_msg 
 			return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL,
 				      "Mcp-Name header does not match the body");
 	}
+	return 0;
+}
+
+int stateless_check_params(struct router *r, const struct jsonrpc_msg *m,
+			   const char *(*header)(const void *ctx, const char *name),
+			   const void *ctx, cJSON **err)
+{
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(m->params, "name");
+	const struct catalog_entry *e;
+	char why[256];
+	int rc;
+
+	*err = NULL;
+	if (strcmp(m->method, "tools/call") || !cJSON_IsString(name))
+		return 0;
+	/* A tool the catalogue does not know declares nothing: the gate refuses its call. */
+	e = catalog_find(router_catalog(r), CAT_TOOLS, name->valuestring);
+	if (!e)
+		return 0;
+	rc = param_headers_check(cJSON_GetObjectItemCaseSensitive(e->json, "inputSchema"),
+				 cJSON_GetObjectItemCaseSensitive(m->params, "arguments"),
+				 header, ctx, why, sizeof(why));
+	if (rc == -ENOMEM)
+		return refuse(err, m, 500, JSONRPC_INTERNAL_ERROR, NULL, "out of memory");
+	if (rc)
+		return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL, why);
 	return 0;
 }
 

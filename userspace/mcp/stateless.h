@@ -3,7 +3,8 @@
  * That revision has no initialize and no session: every POST carries its protocol version
  * (MCP-Protocol-Version header, equal to params._meta["io.modelcontextprotocol/protocolVersion"]),
  * the client's capabilities in _meta, and Mcp-Method / Mcp-Name headers that must match the
- * body. This module says whether a POST is of that kind, validates it (the revision's
+ * body, and Mcp-Param-{Name} headers for the arguments a tool declares with x-mcp-header.
+ * This module says whether a POST is of that kind, validates it (the revision's
  * -32020 header mismatch, -32022 unsupported version, -32602 missing _meta keys), answers
  * server/discover, and runs every other request on a session of its own that ends with the
  * request — so keys, policy, budgets and records are exactly those of session calls (the
@@ -48,6 +49,14 @@ bool stateless_wanted(const struct stateless_headers *h, const struct jsonrpc_ms
 /* Validate headers against the body. 0: go on; else the HTTP status to answer with and
  * *err the JSON-RPC error (owned) to send. */
 int stateless_check(const struct stateless_headers *h, const struct jsonrpc_msg *m, cJSON **err);
+
+/* A tools/call's Mcp-Param-{Name} headers (header(ctx, "Mcp-Param-X") looks one up) against
+ * its arguments, by the x-mcp-header declarations of the tool's inputSchema in the catalogue
+ * (mcp/param_headers.h). Run after stateless_check, before the gate; same return as it
+ * (500 on out of memory). */
+int stateless_check_params(struct router *r, const struct jsonrpc_msg *m,
+			   const char *(*header)(const void *ctx, const char *name),
+			   const void *ctx, cJSON **err);
 
 /* Serve a checked request (msg taken over); the answer goes to reply. Methods the revision
  * removed or never had answer 404 with -32601: then the return is 404 and *err is set,

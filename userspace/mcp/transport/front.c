@@ -527,6 +527,12 @@ out:
 	cJSON_Delete(arr);
 }
 
+/* Mcp-Param-{Name} of a 2026-07-28 tools/call (mcp/param_headers.h). */
+static const char *param_header(const void *ctx, const char *name)
+{
+	return header((struct evhttp_request *)ctx, name);
+}
+
 /* 2026-07-28: no session; the request says its version and the headers mirror the body. */
 static void handle_stateless(struct front *f, struct evhttp_request *req,
 			     const struct key_identity *who, cJSON *msg,
@@ -535,6 +541,9 @@ static void handle_stateless(struct front *f, struct evhttp_request *req,
 	cJSON *err = NULL;
 	int status = stateless_check(sh, m, &err);
 	struct front_reply *r = NULL;
+
+	if (!status)
+		status = stateless_check_params(f->r, m, param_header, req, &err);
 
 	if (!status) {
 		r = reply_new(f, req);
