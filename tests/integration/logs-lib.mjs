@@ -59,13 +59,17 @@ export function insertRecords(db, records) {
 	db.prepare(`INSERT INTO records_fts(rowid, reason, error_message)
 		SELECT id, reason, error_message FROM records WHERE id > ?
 		AND (reason IS NOT NULL OR error_message IS NOT NULL)`).run(from);
-	const add = db.prepare('INSERT OR IGNORE INTO targets (name) VALUES (?)');
+	// A target's last_id: the end of the newest block (1024 ids) with a record naming it.
+	const add = db.prepare('INSERT OR IGNORE INTO targets (name, last_id) VALUES (?, ?)');
 	const addFts = db.prepare('INSERT INTO targets_fts (rowid, name) VALUES (?, ?)');
-	for (const { target } of db.prepare(`SELECT DISTINCT target FROM records WHERE id > ?
-		AND target IS NOT NULL`).all(from)) {
-		const r = add.run(target);
+	const seen = db.prepare('UPDATE targets SET last_id = ? WHERE name = ? AND last_id < ?');
+	for (const { target, last } of db.prepare(`SELECT target, max(id) | 1023 AS last FROM records
+		WHERE id > ? AND target IS NOT NULL GROUP BY target`).all(from)) {
+		const r = add.run(target, last);
 		if (r.changes === 1)
 			addFts.run(r.lastInsertRowid, target);
+		else
+			seen.run(last, target, last);
 	}
 	db.prepare('UPDATE chain SET last_id = ?, head = ? WHERE id = 1').run(id, prev);
 	db.exec('COMMIT');

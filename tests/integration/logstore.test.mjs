@@ -234,6 +234,13 @@ describe('log store', () => {
 		assert.ok(used < 2 * 262144, `used ${used}`);
 		const v = verify('--state-dir', stateDir);
 		assert.equal(v.status, 0, v.out);
+		// The targets went with the last records naming them: the table (q's list of names)
+		// holds exactly the stored records' targets.
+		const count = (q) => sql(db, q)[0].n;
+		assert.equal(count('SELECT count(*) AS n FROM targets WHERE name NOT IN ' +
+			'(SELECT target FROM records WHERE target IS NOT NULL)'), 0);
+		assert.equal(count('SELECT count(*) AS n FROM targets'),
+			count('SELECT count(DISTINCT target) AS n FROM records'));
 
 		// Tampering, each on a copy: verify names the row and says how.
 		const copy = join(dir, 'copy.db');

@@ -105,8 +105,9 @@ static void make_db(int n)
 	/* The writer keeps the free-text index per batch (no triggers): do as it does. */
 	CU_ASSERT_FATAL(sqlite3_exec(db, "INSERT INTO records_fts(rowid, reason, error_message) "
 		"SELECT id, reason, error_message FROM records WHERE reason IS NOT NULL OR "
-		"error_message IS NOT NULL; INSERT INTO targets (name) SELECT DISTINCT target FROM "
-		"records; INSERT INTO targets_fts (targets_fts) VALUES ('rebuild')", NULL, NULL,
+		"error_message IS NOT NULL; INSERT INTO targets (name, last_id) SELECT target, "
+		"max(id) | 1023 FROM records GROUP BY target; "
+		"INSERT INTO targets_fts (targets_fts) VALUES ('rebuild')", NULL, NULL,
 		NULL) == SQLITE_OK);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_finalize(s);

@@ -77,8 +77,10 @@ function fill() {
 	db.prepare(`INSERT INTO records_fts(rowid, reason, error_message)
 		SELECT id, reason, error_message FROM records WHERE id > ?
 		AND (reason IS NOT NULL OR error_message IS NOT NULL)`).run(have);
-	db.exec(`INSERT OR IGNORE INTO targets (name) SELECT DISTINCT target FROM records
-		WHERE target IS NOT NULL; INSERT INTO targets_fts (targets_fts) VALUES ('rebuild')`);
+	db.exec(`INSERT INTO targets (name, last_id) SELECT target, max(id) | 1023 FROM records
+		WHERE target IS NOT NULL GROUP BY target ON CONFLICT (name) DO UPDATE SET
+		last_id = max(last_id, excluded.last_id);
+		INSERT INTO targets_fts (targets_fts) VALUES ('rebuild')`);
 	db.prepare('UPDATE chain SET last_id = ?, head = ? WHERE id = 1').run(N, prev);
 	db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
 	db.exec('ANALYZE');

@@ -8,6 +8,9 @@
  *                                     API's filtered-page benchmark
  *
  * Records go through audit_decision, the daemon's own path (stdout goes to /dev/null here).
+ * LOGBENCH_TOOLS=N: N tools per server instead of 40 (many distinct targets);
+ * LOGBENCH_MAX_BYTES=N: logs.max_bytes, so that retention by size runs all along (the
+ * writer's figure then includes the deletions).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,12 +44,14 @@ static off_t file_size(const char *path)
 	return stat(path, &sb) == 0 ? sb.st_size : 0;
 }
 
+static unsigned tools = 40;     /* per server */
+
 /* Record i: a plausible mix (90% allowed, 6% refused, 4% errors) over 50 keys, 5 teams,
- * 4 servers and 40 tools. */
+ * 4 servers and 40 tools (LOGBENCH_TOOLS). */
 static void one(unsigned i, cJSON *shape, cJSON *ok, cJSON *denied, cJSON *failed)
 {
 	static const char *const servers[] = { "github", "memory", "files", "search" };
-	char key[16], team[16], tool[32], sid[40];
+	char key[16], team[16], tool[40], sid[40];
 	unsigned r = (i * 2654435761u) >> 7;
 	bool deny = r % 100 < 6, err = !deny && r % 100 < 10;
 	struct audit_decision d = {
@@ -63,7 +68,7 @@ static void one(unsigned i, cJSON *shape, cJSON *ok, cJSON *denied, cJSON *faile
 
 	snprintf(key, sizeof(key), "agent-%02u", r % 50);
 	snprintf(team, sizeof(team), "team-%u", r % 5);
-	snprintf(tool, sizeof(tool), "%s__tool_%02u", d.server, r % 40);
+	snprintf(tool, sizeof(tool), "%s__tool_%02u", d.server, r % tools);
 	snprintf(sid, sizeof(sid), "%08x-session", r % 1000);
 	audit_decision(&d);
 }
@@ -82,10 +87,15 @@ static int fill(const char *path, unsigned n, bool report)
 				    "\"message\":\"Not permitted: tool is refused by policy\"}}");
 	cJSON *failed = cJSON_Parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32009,"
 				    "\"message\":\"Upstream timed out\"}}");
+	const char *mb = getenv("LOGBENCH_MAX_BYTES"), *nt = getenv("LOGBENCH_TOOLS");
 	int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY), rc;
 	struct logstore_stats st;
 	double t0, t1, t2, loop0, loop1, proc0, proc1;
 
+	if (mb)
+		o.max_bytes = strtoll(mb, NULL, 10);
+	if (nt && strtoul(nt, NULL, 10) > 0)
+		tools = (unsigned)strtoul(nt, NULL, 10);
 	if (!shape || !ok || !denied || !failed || saved < 0 || null < 0) {
 		fprintf(stderr, "logstore_bench: out of memory or descriptors\n");
 		return 1;

@@ -53,10 +53,15 @@ static const char schema[] =
 	"  content='records_text', content_rowid='id');"
 	/* Free text over targets: every distinct target once (the writer adds a new one as it
 	 * first sees it), indexed; the logs API matches q against them and walks the blocks whose
-	 * bloom has a match (version 4; docs/performance.md "Issue 11's fourth pass"). */
+	 * bloom has a match (version 4; docs/performance.md "Issue 11's fourth pass"). last_id
+	 * (version 5): the last id of the newest block with a record naming it, so that retention
+	 * drops the targets no remaining record names (delete_upto); the writer moves it at most
+	 * once per target and block (target_note). */
 	"CREATE TABLE IF NOT EXISTS targets ("
 	"  id INTEGER PRIMARY KEY,"
-	"  name TEXT NOT NULL UNIQUE);"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  last_id INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS targets_last ON targets(last_id);"
 	"CREATE VIRTUAL TABLE IF NOT EXISTS targets_fts USING fts5(name, content='targets',"
 	"  content_rowid='id');"
 	/* The anchor (hash before first_id) and, beyond the contract's two columns, the head
@@ -82,7 +87,7 @@ static const char schema[] =
 	"DROP INDEX IF EXISTS records_team_ts;"
 	"DROP INDEX IF EXISTS records_target_ts;"
 	"DROP INDEX IF EXISTS records_server_ts;"
-	"PRAGMA user_version = 4;";
+	"PRAGMA user_version = 5;";
 
 /* Version 3 indexed target with reason and error_message, in every row: the index goes before
  * the schema makes the new one, and is filled again (with the targets) after it. */
@@ -93,6 +98,23 @@ static const char to_v4_after[] =
 	"  WHERE target IS NOT NULL;"
 	"INSERT INTO targets_fts (targets_fts) VALUES ('rebuild');";
 
+/* Version 4's targets had no last_id: the column goes in before the schema indexes it; after
+ * it, each target gets its newest record's block end (one pass over the records, at open),
+ * and the targets no record names any more are dropped (and forgotten by targets_fts). */
+static const char to_v5_before[] =
+	"ALTER TABLE targets ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0;";
+static const char to_v5_after[] =
+	"UPDATE targets SET last_id = m.last FROM (SELECT target, max(id) | 1023 AS last"
+	"  FROM records WHERE target IS NOT NULL GROUP BY target) AS m WHERE m.target = targets.name;"
+	"INSERT INTO targets_fts (targets_fts, rowid, name) SELECT 'delete', id, name FROM targets"
+	"  WHERE last_id = 0;"
+	"DELETE FROM targets WHERE last_id = 0;";
+_Static_assert(LOGBLOCK_IDS == 1024, "to_v5_after rounds ids up to a block's end");
+
+/* Targets dropped per retention chunk, at most; more (a chunk whose block ends let go of
+ * more names) go with the next chunks. */
+#define TRIM_TARGETS_MAX 2048
+
 /* The targets the writer knows are in the table: a cache that spares a statement per record.
  * Emptied when it reaches this many (then refilled as targets come), and after a failed
  * batch (its rows rolled back). */
@@ -100,6 +122,7 @@ static const char to_v4_after[] =
 
 struct known_target {
 	struct htab_node node;
+	int64_t last;                   /* its last_id in the table */
 	char name[];
 };
 
@@ -114,7 +137,7 @@ struct block {
 struct logstore_db {
 	sqlite3 *db;
 	sqlite3_stmt *ins, *fts_ins, *head, *begin, *commit, *rollback, *blk_get, *blk_put;
-	sqlite3_stmt *tgt_ins, *tgt_fts;
+	sqlite3_stmt *tgt_ins, *tgt_fts, *tgt_last, *tgt_due, *tgt_due_blk, *tgt_unfts, *tgt_del;
 	struct htab known;              /* struct known_target by name */
 	struct logstore_chain chain;
 	struct block cur;
@@ -204,10 +227,19 @@ static void known_free(struct htab_node *n, void *arg)
 	free(htab_entry(n, struct known_target, node));
 }
 
-/* A record's target into the table of targets, the first time it is seen. */
-static int target_note(struct logstore_db *d, const char *name)
+/* The last id of id's block: a target's last_id, so that it moves once per block. */
+static int64_t block_end(int64_t id)
 {
-	struct known_target *k;
+	return id | (LOGBLOCK_IDS - 1);
+}
+
+/* Record id's target into the table of targets the first time it is seen, and its last_id
+ * onto id's block the first time in each block. */
+static int target_note(struct logstore_db *d, const char *name, int64_t id)
+{
+	struct known_target *k = NULL;
+	struct htab_node *n;
+	int64_t end = block_end(id);
 	uint64_t h;
 	size_t len;
 	int rc;
@@ -215,26 +247,108 @@ static int target_note(struct logstore_db *d, const char *name)
 	if (!name)
 		return 0;
 	h = htab_hash_str(&d->known, name);
-	if (htab_find_hashed(&d->known, name, h))
-		return 0;
-	sqlite3_bind_text(d->tgt_ins, 1, name, -1, SQLITE_STATIC);
-	if ((rc = step_reset(d->tgt_ins)))
-		return rc;
-	if (sqlite3_changes(d->db) == 1) {
-		sqlite3_bind_int64(d->tgt_fts, 1, sqlite3_last_insert_rowid(d->db));
-		sqlite3_bind_text(d->tgt_fts, 2, name, -1, SQLITE_STATIC);
-		if ((rc = step_reset(d->tgt_fts)))
+	if ((n = htab_find_hashed(&d->known, name, h))) {
+		k = htab_entry(n, struct known_target, node);
+		if (k->last >= id)
+			return 0;
+	} else {
+		sqlite3_bind_text(d->tgt_ins, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(d->tgt_ins, 2, end);
+		if ((rc = step_reset(d->tgt_ins)))
 			return rc;
+		if (sqlite3_changes(d->db) == 1) {
+			sqlite3_bind_int64(d->tgt_fts, 1, sqlite3_last_insert_rowid(d->db));
+			sqlite3_bind_text(d->tgt_fts, 2, name, -1, SQLITE_STATIC);
+			if ((rc = step_reset(d->tgt_fts)))
+				return rc;
+			goto cache;
+		}
 	}
+	sqlite3_bind_text(d->tgt_last, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(d->tgt_last, 2, end);
+	if ((rc = step_reset(d->tgt_last)))
+		return rc;
+	if (k) {
+		k->last = end;
+		return 0;
+	}
+cache:
 	if (htab_count(&d->known) >= KNOWN_TARGETS_MAX)
 		htab_drain(&d->known, known_free, NULL);
 	len = strlen(name);
 	k = malloc(sizeof(*k) + len + 1);
 	if (k) {                /* without it, only the next record's lookup is repeated */
+		k->last = end;
 		memcpy(k->name, name, len + 1);
 		htab_insert_hashed(&d->known, &k->node, h);
 	}
 	return 0;
+}
+
+/* Forget name in the cache (it is no longer in the table). */
+static void target_forget(struct logstore_db *d, const char *name)
+{
+	struct htab_node *n = htab_find(&d->known, name);
+
+	if (n) {
+		htab_remove(&d->known, n);
+		known_free(n, NULL);
+	}
+}
+
+/* Drop the rows stmt (bound) selects, as targets no remaining record names, from
+ * targets_fts (given the values it indexed), the table and the cache; *left: how many more
+ * may go. 0 or -errno. */
+static int targets_drop(struct logstore_db *d, sqlite3_stmt *stmt, int *left, int64_t *n)
+{
+	int rc = SQLITE_DONE;
+
+	/* Deleting the row just read is safe while the scan goes on (sqlite.org/isolation.html). */
+	while (*left > 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(stmt, 0);
+		const char *name = (const char *)sqlite3_column_text(stmt, 1);
+		if (!name) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		target_forget(d, name);
+		sqlite3_bind_int64(d->tgt_unfts, 1, id);
+		sqlite3_bind_text(d->tgt_unfts, 2, name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(d->tgt_del, 1, id);
+		if ((rc = step_reset(d->tgt_unfts)) || (rc = step_reset(d->tgt_del)))
+			break;
+		(*n)++;
+		(*left)--;
+	}
+	if (*left == 0)
+		rc = SQLITE_DONE;
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rc < 0)
+		return rc;
+	return rc == SQLITE_DONE ? 0 : store_db_errno(rc) ? store_db_errno(rc) : -EIO;
+}
+
+/* After the records up to cut were deleted (in the caller's transaction): drop the targets
+ * that only they named, at most TRIM_TARGETS_MAX. Those whose newest record's block is gone
+ * (last_id <= cut), and those whose newest record's block is cut's own, when none of its
+ * remaining records (cut + 1 to the block's end, at most 1023) names them. The number
+ * dropped or -errno. */
+static int64_t targets_trim(struct logstore_db *d, int64_t cut)
+{
+	int64_t n = 0, end = block_end(cut);
+	int left = TRIM_TARGETS_MAX, rc;
+
+	sqlite3_bind_int64(d->tgt_due, 1, cut);
+	if ((rc = targets_drop(d, d->tgt_due, &left, &n)))
+		return rc;
+	if (end > cut) {
+		sqlite3_bind_int64(d->tgt_due_blk, 1, cut);
+		sqlite3_bind_int64(d->tgt_due_blk, 2, end);
+		if ((rc = targets_drop(d, d->tgt_due_blk, &left, &n)))
+			return rc;
+	}
+	return n;
 }
 
 /* ---- block summaries ---- */
@@ -321,7 +435,8 @@ static int block_backfill(struct logstore_db *d)
 				    (const char *)sqlite3_column_text(s, 3),
 				    (const char *)sqlite3_column_text(s, 4),
 				    (const char *)sqlite3_column_text(s, 5))) ||
-		    (rc = target_note(d, (const char *)sqlite3_column_text(s, 5))))
+		    (rc = target_note(d, (const char *)sqlite3_column_text(s, 5),
+				      sqlite3_column_int64(s, 0))))
 			break;
 		n++;
 	}
@@ -368,14 +483,23 @@ int logstore_db_open(const char *path, struct logstore_db **out)
 	if ((rc = store_db_open(path, &writer_db, &d->db)) || (rc = exec(d->db, "BEGIN IMMEDIATE")))
 		goto fail;
 	version = pragma_int(d->db, "PRAGMA user_version");
-	if ((version < 4 && (rc = exec(d->db, to_v4_before))) || (rc = exec(d->db, schema)) ||
-	    (version < 4 && (rc = exec(d->db, to_v4_after)))) {
+	if (version > LOGSTORE_SCHEMA_VERSION) {
+		log_error("logs: %s has schema version %lld, newer than this mcpwarden's %d: "
+			  "refusing to use it", path, (long long)version, LOGSTORE_SCHEMA_VERSION);
+		exec(d->db, "ROLLBACK");
+		rc = -EPROTO;
+		goto fail;
+	}
+	if ((version < 4 && (rc = exec(d->db, to_v4_before))) ||
+	    (version == 4 && (rc = exec(d->db, to_v5_before))) || (rc = exec(d->db, schema)) ||
+	    (version < 4 && (rc = exec(d->db, to_v4_after))) ||
+	    (version > 0 && version < 5 && (rc = exec(d->db, to_v5_after)))) {
 		exec(d->db, "ROLLBACK");
 		goto fail;
 	}
-	if (version > 0 && version < 4)
-		log_info("logs: %s converted to schema version 4 (free text over reasons and errors, "
-			 "a table of targets)", path);
+	if (version > 0 && version < 5)
+		log_info("logs: %s converted to schema version 5 (free text over reasons and errors, "
+			 "a table of targets that retention trims)", path);
 	if ((rc = exec(d->db, "COMMIT")) || (rc = load_chain(d)))
 		goto fail;
 	if (sqlite3_prepare_v2(d->db,
@@ -388,8 +512,19 @@ int logstore_db_open(const char *path, struct logstore_db **out)
 			       " SELECT id, reason, error_message FROM records WHERE id BETWEEN ?1 AND"
 			       " ?2 AND (reason IS NOT NULL OR error_message IS NOT NULL)", -1,
 			       &d->fts_ins, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(d->db, "INSERT OR IGNORE INTO targets (name) VALUES (?1)", -1,
-			       &d->tgt_ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "INSERT OR IGNORE INTO targets (name, last_id) VALUES (?1, ?2)",
+			       -1, &d->tgt_ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "UPDATE targets SET last_id = ?2 WHERE name = ?1 AND "
+			       "last_id < ?2", -1, &d->tgt_last, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "SELECT id, name FROM targets WHERE last_id <= ?1", -1,
+			       &d->tgt_due, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "SELECT id, name FROM targets WHERE last_id = ?2 AND name "
+			       "NOT IN (SELECT target FROM records WHERE id > ?1 AND id <= ?2 AND "
+			       "target IS NOT NULL)", -1, &d->tgt_due_blk, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "INSERT INTO targets_fts (targets_fts, rowid, name) "
+			       "VALUES ('delete', ?1, ?2)", -1, &d->tgt_unfts, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(d->db, "DELETE FROM targets WHERE id = ?1", -1, &d->tgt_del,
+			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(d->db, "INSERT INTO targets_fts (rowid, name) VALUES (?1, ?2)", -1,
 			       &d->tgt_fts, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(d->db, "UPDATE chain SET last_id = ?1, head = ?2 WHERE id = 1",
@@ -429,6 +564,11 @@ void logstore_db_close(struct logstore_db *d)
 	sqlite3_finalize(d->blk_put);
 	sqlite3_finalize(d->tgt_ins);
 	sqlite3_finalize(d->tgt_fts);
+	sqlite3_finalize(d->tgt_last);
+	sqlite3_finalize(d->tgt_due);
+	sqlite3_finalize(d->tgt_due_blk);
+	sqlite3_finalize(d->tgt_unfts);
+	sqlite3_finalize(d->tgt_del);
 	htab_drain(&d->known, known_free, NULL);
 	htab_fini(&d->known);
 	if (d->db) {
@@ -479,7 +619,7 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 		    (rc = insert_one(d, r, h)) ||
 		    (rc = block_add(d, r->id, r->ts, r->text[0], r->text[1], r->text[4],
 				    r->text[5])) ||
-		    (rc = target_note(d, r->text[5])))
+		    (rc = target_note(d, r->text[5], r->id)))
 			goto fail;
 		last = rows[i]->id;
 	}
@@ -572,6 +712,11 @@ static int delete_upto(struct logstore_db *d, int64_t cut, struct logstore_retai
 	out->deleted = sqlite3_changes(d->db);
 	sqlite3_finalize(s);
 	s = NULL;
+	/* The targets only deleted records named: q stops looking at them. */
+	if ((out->targets = targets_trim(d, cut)) < 0) {
+		rc = (int)out->targets;
+		goto fail;
+	}
 	rc = -EIO;
 	/* The summaries of the blocks now wholly deleted; a block cut in two keeps its own (a
 	 * summary of more than the block holds only costs a look at it). */

@@ -1,6 +1,6 @@
 /* logstore_db: the log store's SQLite file — schema, the batch insert that extends the chain,
- * and retention that moves the chain's anchor. Writer thread only (logstore.c); readers open
- * the file themselves, read-only. */
+ * and retention that moves the chain's anchor and drops the targets no remaining record
+ * names. Writer thread only (logstore.c); readers open the file themselves, read-only. */
 #ifndef WARDEN_LOGSTORE_DB_H
 #define WARDEN_LOGSTORE_DB_H
 
@@ -37,12 +37,14 @@ struct logstore_retained {
 	int64_t first_id;               /* the new anchor */
 	uint8_t prev_hash[LOGCHAIN_HASH_LEN];
 	int64_t deleted;
+	int64_t targets;                /* targets dropped: no remaining record names them */
 	bool by_size;
 };
 
 struct logstore_db;
 
-/* Open or create path (WAL, schema). 0 or -errno. */
+/* Open or create path (WAL, schema; an older version converted, a newer one refused with
+ * -EPROTO). 0 or -errno. */
 int logstore_db_open(const char *path, struct logstore_db **out);
 void logstore_db_close(struct logstore_db *db);
 void logstore_db_chain(const struct logstore_db *db, struct logstore_chain *out);
@@ -50,12 +52,13 @@ void logstore_db_chain(const struct logstore_db *db, struct logstore_chain *out)
  * chain. All or nothing: on failure the chain is as before. 0 or -errno. */
 int logstore_db_insert(struct logstore_db *db, struct logstore_row *const *rows, size_t n);
 /* One chunk of retention: records older than cutoff_ms (INT64_MIN: no age check), else the
- * oldest while the used pages exceed max_bytes. 1 when a chunk was deleted (out filled), 0
- * when nothing is due, -errno. */
+ * oldest while the used pages exceed max_bytes; in the same transaction, the targets that
+ * only deleted records named. 1 when a chunk was deleted (out filled), 0 when nothing is
+ * due, -errno. */
 int logstore_db_retain(struct logstore_db *db, int64_t cutoff_ms, int64_t max_bytes,
 		       struct logstore_retained *out);
 
 /* The schema version in PRAGMA user_version. */
-#define LOGSTORE_SCHEMA_VERSION 4
+#define LOGSTORE_SCHEMA_VERSION 5
 
 #endif
