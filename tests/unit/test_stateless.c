@@ -117,6 +117,9 @@ static void test_check(void)
 #define CALL(name) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":" \
 		   "{\"name\":\"" name "\"," META26 "}}"
 
+#define TASK_REQ(method, id) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"" method "\"," \
+			   "\"params\":{\"taskId\":\"" id "\"," META26 "}}"
+
 static void test_name(void)
 {
 	static const struct check_case cases[] = {
@@ -130,7 +133,12 @@ static void test_name(void)
 		{ "2026-07-28", "tools/call", "=?base64?Y2Fmw6k=?=", CALL("caf\xc3\xa9"), 0, 0 },
 		{ "2026-07-28", "tools/call", "=?base64?Y2FmZQ==?=", /* "cafe" */
 		  CALL("caf\xc3\xa9"), 400, ANY_CODE },
-		{ "2026-07-28", "tools/call", "=?base64?!!!!?=", CALL("caf\xc3\xa9"), 400, ANY_CODE },
+		{ "2026-07-28", "tools/call", "=?base64?!!!!?=", CALL("caf\xc3\xa9"), 400, ANY_CODE },		/* The tasks extension's methods name their task (SEP-2663 routing headers). */
+		{ "2026-07-28", "tasks/get", "t-1", TASK_REQ("tasks/get", "t-1"), 0, 0 },
+		{ "2026-07-28", "tasks/cancel", "t-2", TASK_REQ("tasks/cancel", "t-1"), 400,
+		  STATELESS_HEADER_MISMATCH },
+		{ "2026-07-28", "tasks/update", NULL, TASK_REQ("tasks/update", "t-1"), 400,
+		  STATELESS_HEADER_MISMATCH },
 	};
 
 	run_checks(cases, sizeof(cases) / sizeof(cases[0]));
@@ -146,4 +154,4 @@ static int done(void)
 CU_MAIN("stateless", NULL, done,
 	{ "which requests are 2026-07-28 ones", test_wanted },
 	{ "version, _meta and Mcp-Method checks", test_check },
-	{ "Mcp-Name, plain and Base64", test_name })
+	{ "Mcp-Name, plain and Base64, and the taskId of tasks/*", test_name })

@@ -677,26 +677,29 @@ static int listen_open(struct router *r, const struct key_identity *who, struct 
 
 /* The tasks extension's gate before anything runs: the methods it removed, and the ones that
  * need it negotiated (-32021). A tools/call is decided by its tool (stasks_prepare_call). */
+static int missing_extension(const struct jsonrpc_msg *m, const char *what, cJSON **err)
+{
+	cJSON *data = cJSON_CreateObject();
+
+	cJSON_AddObjectToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(data,
+		"requiredCapabilities"), "extensions"), STASKS_EXTENSION);
+	*err = jsonrpc_errorf(m->id, STATELESS_MISSING_CAPABILITY, data,
+			      "Missing required client capability: %s needs the %s extension",
+			      what, STASKS_EXTENSION);
+	return 400;
+}
+
 static int task_gate(const struct jsonrpc_msg *m, enum mcp_method id, bool ext, bool update,
 		     cJSON **err)
 {
-	cJSON *data;
-
 	if (id == MCP_TASKS_RESULT || id == MCP_TASKS_LIST) {
 		*err = jsonrpc_errorf(m->id, JSONRPC_METHOD_NOT_FOUND, NULL, "Method not found: %s "
 				      "(the tasks extension inlines results in tasks/get and has no "
 				      "list)", m->method);
 		return 404;
 	}
-	if ((update || id == MCP_TASKS_GET || id == MCP_TASKS_CANCEL) && !ext) {
-		data = cJSON_CreateObject();
-		cJSON_AddObjectToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(data,
-			"requiredCapabilities"), "extensions"), STASKS_EXTENSION);
-		*err = jsonrpc_errorf(m->id, STATELESS_MISSING_CAPABILITY, data,
-				      "Missing required client capability: %s needs the %s "
-				      "extension", m->method, STASKS_EXTENSION);
-		return 400;
-	}
+	if ((update || id == MCP_TASKS_GET || id == MCP_TASKS_CANCEL) && !ext)
+		return missing_extension(m, m->method, err);
 	return 0;
 }
 
@@ -736,8 +739,9 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		return st;
 	}
 	rc = task_gate(m, me->id, ext, update, err);
-	if (!rc && me->id == MCP_TOOLS_CALL && params)
-		rc = stasks_prepare_call(r, params, ext, m->id, &as_task, err);
+	if (!rc && me->id == MCP_TOOLS_CALL && params &&
+	    stasks_prepare_call(r, params, ext, &as_task) == -ENOTSUP)
+		rc = missing_extension(m, "this tool (it runs only as a task)", err);
 	if (rc) {
 		cJSON_Delete(msg);
 		return rc;

@@ -15,7 +15,6 @@
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
-#include "mcp/stateless.h"
 #include "mcp/tasks.h"
 
 #define RELATED_TASK "io.modelcontextprotocol/related-task"
@@ -272,30 +271,19 @@ static const char *task_support(struct router *r, const cJSON *params)
 				      !strcmp(ts->valuestring, "required")) ? ts->valuestring : NULL;
 }
 
-int stasks_prepare_call(struct router *r, cJSON *params, bool ext, const cJSON *id,
-			bool *as_task, cJSON **err)
+int stasks_prepare_call(struct router *r, cJSON *params, bool ext, bool *as_task)
 {
 	const char *support;
-	cJSON *task, *data, *req;
+	cJSON *task;
 
 	*as_task = false;
-	*err = NULL;
 	/* A v1 agent's hint: the tool and the negotiation decide, not the hint. */
 	cJSON_DeleteItemFromObjectCaseSensitive(params, "task");
 	support = task_support(r, params);
 	if (!support)
 		return 0;
 	if (!ext) {
-		if (strcmp(support, "required"))
-			return 0;
-		data = cJSON_CreateObject();
-		req = cJSON_AddObjectToObject(data, "requiredCapabilities");
-		cJSON_AddObjectToObject(cJSON_AddObjectToObject(req, "extensions"),
-					STASKS_EXTENSION);
-		*err = jsonrpc_error(id, STATELESS_MISSING_CAPABILITY,
-				     "Missing required client capability: this tool runs only as "
-				     "a task (the " STASKS_EXTENSION " extension)", data);
-		return 400;
+		return strcmp(support, "required") ? 0 : -ENOTSUP;
 	}
 	task = cJSON_AddObjectToObject(params, "task");
 	if (!task || !cJSON_AddNumberToObject(task, "ttl", STASKS_TTL_MS))

@@ -65,10 +65,9 @@ cJSON *stasks_answers(cJSON *ext, const cJSON *input_responses);
 /* --- requests --------------------------------------------------------------------------- */
 
 /* A tools/call (params in place): the agent's `task` param is dropped; *as_task says whether
- * it goes upstream as a task (then it has one). 0, or the HTTP status and *err (-32021) when
- * the tool requires a task the request did not negotiate. */
-int stasks_prepare_call(struct router *r, cJSON *params, bool ext, const cJSON *id,
-			bool *as_task, cJSON **err);
+ * it goes upstream as a task (then it has one). 0, or -ENOTSUP when the tool requires a task
+ * and the request did not negotiate the extension (ext). */
+int stasks_prepare_call(struct router *r, cJSON *params, bool ext, bool *as_task);
 /* The gateway's own tasks/result for a task just created on the holder s. */
 void stasks_watch(struct router *r, struct session *s, const struct key_identity *who,
 		  const char *task_id);
