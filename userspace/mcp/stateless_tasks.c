@@ -52,8 +52,14 @@ void stasks_advertise(cJSON *caps)
 /* A duration in ms as the extension writes it: a positive integer, or null (ttl only). */
 static void rename_ms(cJSON *o, const char *from, const char *to, bool nullable)
 {
-	cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(o, from);
+	cJSON *v;
 
+	if (cJSON_HasObjectItem(o, to)) {
+		/* an upstream that writes it the new way already: the old name goes */
+		cJSON_DeleteItemFromObjectCaseSensitive(o, from);
+		return;
+	}
+	v = cJSON_DetachItemFromObjectCaseSensitive(o, from);
 	if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 9e15)
 		cJSON_AddNumberToObject(o, to, floor(v->valuedouble));
 	else if (nullable)
