@@ -2,7 +2,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, CreateMessageRequestSchema, CreateTaskResultSchema,
+	ElicitRequestSchema, GetTaskResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { connectHttp, connectStdio, fixtureStdioUpstream, gatewayConfig, paths, postJson,
 	startDaemon, startFixture } from './lib.mjs';
 
@@ -20,7 +21,11 @@ const EXPECTED_TOOLS = [
 	'test_multiple_content_types', 'test_reconnection',
 	'test_sampling', 'test_simple_text', 'test_streaming_elicitation', 'test_tool_with_logging',
 	'test_tool_with_progress',
-];
+	// the 2026-07-28 tasks extension scenarios' tools, as 2025-11-25 task tools
+	// (conformance-tasks.mjs)
+	'confirm_delete', 'failing_job', 'greet', 'multi_input', 'protocol_error_job', 'slow_compute',
+	'test_tool_with_task',
+].sort();
 
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25',
 	capabilities: {}, clientInfo: { name: 'probe', version: '1' } } };
@@ -47,6 +52,52 @@ describe('conformance fixture over HTTP', () => {
 			assert.ok(js.inputSchema.if && js.inputSchema.then && js.inputSchema.else);
 			const ch = tools.find((t) => t.name === 'test_custom_headers');
 			assert.equal(ch.inputSchema.properties.region['x-mcp-header'], 'Region');
+		} finally {
+			await c.close();
+		}
+	});
+
+	test('runs the tasks scenarios\' tools as 2025-11-25 tasks', async () => {
+		const c = await connectHttp(fx.url, { capabilities: { elicitation: {} } });
+		const asked = [];
+		c.client.setRequestHandler(ElicitRequestSchema, async (r) => {
+			asked.push(r.params.message);
+			return { action: 'accept', content: { name: 'Ada', confirm: true } };
+		});
+		const create = (name, args) => c.client.request({ method: 'tools/call',
+			params: { name, arguments: args, task: { ttl: 60000 } } }, CreateTaskResultSchema);
+		const result = (id) => c.client.request({ method: 'tasks/result', params: { taskId: id } },
+			CallToolResultSchema);
+		try {
+			const caps = c.client.getServerCapabilities();
+			assert.ok(caps.tasks?.requests?.tools?.call && caps.tasks.cancel, JSON.stringify(caps));
+			const tools = (await c.client.listTools()).tools;
+			assert.equal(tools.find((t) => t.name === 'failing_job').execution.taskSupport, 'required');
+			assert.equal(tools.find((t) => t.name === 'slow_compute').execution.taskSupport, 'optional');
+			assert.equal(tools.find((t) => t.name === 'greet').execution, undefined);
+			// A task: created at once, its result through tasks/result.
+			const slow = await create('slow_compute', { seconds: 0.2, label: 'x' });
+			assert.equal(slow.task.status, 'working');
+			assert.equal(slow.task.pollInterval, 200);
+			assert.match((await result(slow.task.taskId)).content[0].text, /computed x/);
+			// A tool error is a completed task with isError; a protocol error is tasks/result's.
+			const failing = await create('failing_job', {});
+			assert.equal((await result(failing.task.taskId)).isError, true);
+			const broken = await create('protocol_error_job', {});
+			await assert.rejects(result(broken.task.taskId), (e) => e.code === -32603);
+			assert.equal((await c.client.request({ method: 'tasks/get', params: {
+				taskId: broken.task.taskId } }, GetTaskResultSchema)).status, 'failed');
+			// Input during the task: elicitations delivered on the tasks/result stream.
+			const confirm = await create('confirm_delete', { filename: 'f.txt' });
+			assert.equal((await result(confirm.task.taskId)).content[0].text, 'deleted f.txt');
+			assert.deepEqual(asked, ['Delete f.txt?']);
+			// Input before the task: asked during the call, then the task runs with it.
+			const named = await create('test_tool_with_task', {});
+			assert.match((await result(named.task.taskId)).content[0].text, /Hello, Ada!/);
+			// A task-only tool is refused as a plain call; an optional one runs as one.
+			await assert.rejects(c.client.callTool({ name: 'failing_job', arguments: {} }));
+			assert.match((await c.client.callTool({ name: 'slow_compute',
+				arguments: { seconds: 0 } })).content[0].text, /computed/);
 		} finally {
 			await c.close();
 		}

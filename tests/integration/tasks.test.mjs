@@ -185,8 +185,8 @@ test('tasks/list merges the session\'s tasks of every upstream, page by page, wi
 		}
 	});
 
-test('2026-07-28: a task created by a stateless request is reachable by the same key\'s later ' +
-	'requests, never by another key\'s', { timeout: 90000 }, async () => {
+test('2026-07-28 tasks extension: a task created by a stateless request is reachable by the ' +
+	'same key\'s later requests, never by another key\'s', { timeout: 90000 }, async () => {
 	const up = await startEverythingHttp();
 	const d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never',
 		auth: { required: true },
@@ -195,32 +195,59 @@ test('2026-07-28: a task created by a stateless request is reachable by the same
 		policies: { all: { tools: { allow: ['*/*'] } } },
 		upstreams: [httpUpstream(up.url, 'everything')] }, { ready: true });
 	const V = '2026-07-28';
-	let n = 1;
-	// Every request reuses id 1, as a stateless agent may.
-	const post = async (k, method, params) => responseOf(await postJson(d.url, { jsonrpc: '2.0',
-		id: 1, method, params: { ...params, _meta: { 'io.modelcontextprotocol/protocolVersion': V,
-			'io.modelcontextprotocol/clientCapabilities': {} } } },
+	const EXT = { extensions: { 'io.modelcontextprotocol/tasks': {} } };
+	// Every request reuses id 1, as a stateless agent may. The extension is negotiated per
+	// request (clientCapabilities); tasks/* name their task in Mcp-Name.
+	const post = async (k, method, params, caps = EXT) => responseOf(await postJson(d.url, {
+		jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: {
+			'io.modelcontextprotocol/protocolVersion': V,
+			'io.modelcontextprotocol/clientCapabilities': caps } } },
 	{ ...bearer(k), 'MCP-Protocol-Version': V, 'Mcp-Method': method,
-		...(params.name ? { 'Mcp-Name': params.name } : {}) }));
+		...(params.name || params.taskId ? { 'Mcp-Name': params.name ?? params.taskId } : {}) }));
 	try {
+		const discovered = await post(keys.a, 'server/discover', {});
+		assert.ok(discovered.result.capabilities.extensions?.['io.modelcontextprotocol/tasks'],
+			JSON.stringify(discovered.result.capabilities));
+		assert.equal(discovered.result.capabilities.tasks, undefined, 'no v1 tasks slot');
+		// A tool that runs only as a task needs the extension.
+		const refused = await post(keys.a, 'tools/call', { name: TOOL,
+			arguments: { topic: 'no extension' } }, {});
+		assert.equal(refused.error?.code, -32021, JSON.stringify(refused));
+		assert.ok(refused.error.data.requiredCapabilities.extensions['io.modelcontextprotocol/tasks']);
+
 		const created = await post(keys.a, 'tools/call', { name: TOOL,
-			arguments: { topic: `stateless ${n++}` }, task: { ttl: 60000 } });
-		const id = created.result?.task?.taskId;
-		assert.ok(id, JSON.stringify(created));
+			arguments: { topic: 'stateless 1' } });
+		assert.equal(created.result?.resultType, 'task', JSON.stringify(created));
+		const id = created.result.taskId;
+		assert.ok(id && created.result.task === undefined && created.result.ttl === undefined,
+			JSON.stringify(created));
 		assert.equal(created.id, 1);
+		const rec = await d.waitForRecord((r) => r.type === 'decision' && r.method === 'tools/call' &&
+			r.target === TOOL && r.key === 'a');
+		assert.equal(rec.reason, `task ${id} created`);
 		const got = await post(keys.a, 'tasks/get', { taskId: id });
 		assert.equal(got.result?.taskId, id, JSON.stringify(got));
 		assert.equal(got.id, 1);
+		// Another key: the task does not exist for it; without the extension, -32021.
 		const theirs = await post(keys.b, 'tasks/get', { taskId: id });
 		assert.equal(theirs.error?.code, -32602, JSON.stringify(theirs));
-		assert.deepEqual((await post(keys.b, 'tasks/list', {})).result.tasks, []);
-		assert.deepEqual((await post(keys.a, 'tasks/list', {})).result.tasks.map((t) => t.taskId),
-			[id]);
-		const result = await post(keys.a, 'tasks/result', { taskId: id });
-		assert.match(result.result?.content?.[0]?.text ?? '', /Research Report: stateless 1/,
-			JSON.stringify(result));
-		const refused = await post(keys.b, 'tasks/result', { taskId: id });
-		assert.equal(refused.error?.code, -32602);
+		assert.equal((await post(keys.b, 'tasks/cancel', { taskId: id })).error?.code, -32602);
+		assert.equal((await post(keys.a, 'tasks/get', { taskId: id }, {})).error?.code, -32021);
+		// Removed by the extension: the result is inlined in tasks/get, and there is no list.
+		for (const m of ['tasks/result', 'tasks/list'])
+			assert.equal((await post(keys.a, m, { taskId: id })).error?.code, -32601, m);
+		let done;
+		await eventually(async () => {
+			done = await post(keys.a, 'tasks/get', { taskId: id });
+			return done.result?.status === 'completed';
+		}, { ms: 30000, what: 'the task completed' });
+		assert.match(done.result.result?.content?.[0]?.text ?? '', /Research Report: stateless 1/,
+			JSON.stringify(done));
+		// The gateway's own tasks/result (the watch) is governed and recorded as the key's.
+		const watched = await d.waitForRecord((r) => r.type === 'decision' &&
+			r.method === 'tasks/result' && r.target === id);
+		assert.equal(watched.key, 'a');
+		assert.equal(watched.decision, 'allow');
 	} finally {
 		assert.deepEqual(await stopDaemonChecked(d), []);
 		await up.stop(5000);

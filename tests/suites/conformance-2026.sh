@@ -28,9 +28,14 @@ require_files conformance-2026 "tests/package.json, make MODE=test all" "$node" 
 suite_scratch conformance-2026 "${CONFORMANCE_KEEP:-}"
 
 # Scenarios the alpha runs under 2026-07-28 without scoring them that the suite holds the
-# gateway to all the same: SEP-2243 Mcp-Param headers checked against the body, and the JSON
-# Schema 2020-12 keywords of SEP-2106 relayed intact. The other unscored ones are notes.
-also_required="http-custom-header-server-validation json-schema-2020-12"
+# gateway to all the same: SEP-2243 Mcp-Param headers checked against the body, the JSON
+# Schema 2020-12 keywords of SEP-2106 relayed intact, and the tasks extension (SEP-2663) over
+# the fixture's 2025-11-25 tasks (tasks-status-notifications is skipped by the alpha itself).
+# The other unscored ones are notes.
+also_required="http-custom-header-server-validation json-schema-2020-12
+tasks-capability-negotiation tasks-dispatch-and-envelope tasks-lifecycle tasks-mrtr-composition
+tasks-mrtr-input tasks-request-headers tasks-request-state-removal tasks-required-task-error
+tasks-wire-fields"
 [ "$requirements" = 2026-07-28 ] || also_required=
 
 # Checks that cannot pass today, "scenario:check-id<TAB>why" ("scenario:*": every check).
@@ -78,7 +83,7 @@ failed=0
 	const server = text.split(/\n\s*\n/).find((b) => /Server scenarios/.test(b)) ?? "";
 	const required = [...server.matchAll(/^\s+- (\S+)$/gm)].map((m) => m[1]);
 	const scored = required.length;
-	for (const s of also.split(" ").filter(Boolean))
+	for (const s of also.split(/\s+/).filter(Boolean))
 		if (!required.includes(s))
 			required.push(s);
 	const allowed = new Map(known.split("\n").filter(Boolean).map((l) => l.split("\t")));

@@ -122,6 +122,9 @@ static void test_check(void)
 #define CALL(name) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":" \
 		   "{\"name\":\"" name "\"," META26 "}}"
 
+#define TASK_REQ(method, id) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"" method "\"," \
+			   "\"params\":{\"taskId\":\"" id "\"," META26 "}}"
+
 static void test_name(void)
 {
 	static const struct check_case cases[] = {
@@ -148,6 +151,12 @@ static void test_name(void)
 		{ "2026-07-28", "tools/call", "=?base64?ZWNobw==", CALL("=?base64?ZWNobw=="), 0, 0 },
 		/* Bytes a header may not carry never match, even the same bytes */
 		{ "2026-07-28", "tools/call", "caf\xc3\xa9", CALL("caf\xc3\xa9"), 400,
+		  STATELESS_HEADER_MISMATCH },
+		/* The tasks extension's methods name their task (SEP-2663 routing headers). */
+		{ "2026-07-28", "tasks/get", "t-1", TASK_REQ("tasks/get", "t-1"), 0, 0 },
+		{ "2026-07-28", "tasks/cancel", "t-2", TASK_REQ("tasks/cancel", "t-1"), 400,
+		  STATELESS_HEADER_MISMATCH },
+		{ "2026-07-28", "tasks/update", NULL, TASK_REQ("tasks/update", "t-1"), 400,
 		  STATELESS_HEADER_MISMATCH },
 	};
 
@@ -275,5 +284,5 @@ static int done(void)
 CU_MAIN("stateless", NULL, done,
 	{ "which requests are 2026-07-28 ones", test_wanted },
 	{ "version, _meta and Mcp-Method checks", test_check },
-	{ "Mcp-Name, plain and Base64", test_name },
+	{ "Mcp-Name, plain and Base64, and the taskId of tasks/*", test_name },
 	{ "Mcp-Param headers against the arguments", test_params })

@@ -20,6 +20,8 @@
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
+#include "mcp/stateless_tasks.h"
+#include "mcp/tasks.h"
 
 #define META_VERSION "io.modelcontextprotocol/protocolVersion"
 #define META_CAPS "io.modelcontextprotocol/clientCapabilities"
@@ -129,6 +131,9 @@ int stateless_check(const struct stateless_headers *h, const struct jsonrpc_msg 
 		named = "name";
 	else if (!strcmp(m->method, "resources/read"))
 		named = "uri";
+	else if (!strcmp(m->method, "tasks/get") || !strcmp(m->method, "tasks/update") ||
+		 !strcmp(m->method, "tasks/cancel"))
+		named = "taskId";       /* the tasks extension's routing header */
 	if (named) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->params, named);
 		if (!h->name)
@@ -175,7 +180,10 @@ static cJSON *discover(struct router *r, const cJSON *id)
 	cJSON *si = cJSON_CreateObject();
 
 	cJSON_AddItemToObject(res, "supportedVersions", supported_list());
-	cJSON_AddItemToObject(res, "capabilities", catalog_capabilities(router_catalog(r)));
+	cJSON *caps = catalog_capabilities(router_catalog(r));
+
+	stasks_advertise(caps);  /* tasks are an extension in this revision */
+	cJSON_AddItemToObject(res, "capabilities", caps);
 	cJSON_AddStringToObject(si, "name", "mcpwarden");
 	cJSON_AddStringToObject(si, "version", WARDEN_VERSION);
 	cJSON_AddItemToObject(meta, META_SERVER_INFO, si);
@@ -210,6 +218,14 @@ struct sl_reply {
 	cJSON *asked;                 /* this round's inputRequests so far */
 	cJSON *keys;                  /* the round's keys: the gateway's id of each request */
 	bool keep;                    /* s is the identity's task holder: it outlives the request */
+	/* The tasks extension (mcp/stateless_tasks.h): a tools/call sent upstream as a task, and
+	 * the task a tasks/get or tasks/cancel names; who starts the watch of a created task. */
+	bool as_task;
+	char gid[48];                 /* on the holder: the id the request runs under */
+	cJSON *caps;                  /* on the holder: this request's client capabilities */
+	char task_id[256];
+	bool has_who;
+	struct key_identity who;
 };
 
 static struct list_head mrtr_waiting = { &mrtr_waiting, &mrtr_waiting };
@@ -224,15 +240,39 @@ static void sl_free(struct sl_reply *sr)
 	cJSON_Delete(sr->asked);
 	cJSON_Delete(sr->keys);
 	cJSON_Delete(sr->id);
+	cJSON_Delete(sr->caps);
 	free(sr);
+}
+
+/* End the request's call; its finish frees sr. A one-request session ends with it; on the
+ * task holder, which outlives it, the call alone is cancelled. Not from inside the call's
+ * own callbacks (a timer's). */
+static void end_request(struct sl_reply *sr)
+{
+	cJSON *msg, *params;
+	struct jsonrpc_msg m;
+	int code;
+	const char *why;
+
+	if (!sr->keep) {
+		router_end_later(sr->r, sr->s);
+		return;
+	}
+	msg = cJSON_CreateObject();
+	cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+	cJSON_AddStringToObject(msg, "method", "notifications/cancelled");
+	params = cJSON_AddObjectToObject(msg, "params");
+	cJSON_AddStringToObject(params, "requestId", sr->gid);
+	if (jsonrpc_classify(msg, &m, &code, &why)) {
+		cJSON_Delete(msg);
+		return;
+	}
+	router_notification(sr->r, sr->s, msg, &m);
 }
 
 static void on_mrtr_expiry(evutil_socket_t fd, short what, void *arg)
 {
-	struct sl_reply *sr = arg;
-
-	/* Ending the session cancels the call; its finish frees sr. */
-	router_end_later(sr->r, sr->s);
+	end_request(arg);
 }
 
 /* The upstream relies on a capability the agent did not declare for this request: the
@@ -248,8 +288,13 @@ static int missing_capability(struct sl_reply *sr, const char *need)
 					       "Missing required client capability: %s "
 					       "(the server needs it for this request)", need));
 	sr->inner = NULL;
-	if (!sr->keep)
+	if (!sr->keep) {
 		router_end_later(sr->r, sr->s);
+	} else {
+		/* on the holder: the call is cancelled from a timer, outside its callbacks */
+		static const struct timeval now = { 0, 0 };
+		evtimer_add(sr->expiry, &now);
+	}
 	return -EOPNOTSUPP;
 }
 
@@ -301,13 +346,15 @@ static int input_required(struct sl_reply *sr, const cJSON *msg)
 	const char *key;
 	cJSON *one;
 
-	/* A task holder's requests have no round of their own to wait in (docs/protocol.md). */
-	if (!need || !cJSON_IsString(id) || !sr->inner || sr->keep)
+	/* On the task holder only a tools/call that creates a task has rounds of its own: the
+	 * input its tool gathers before the task exists (tasks extension, docs/protocol.md). The
+	 * holder's caps are its first request's: this request's own say what the agent can do. */
+	if (!need || !cJSON_IsString(id) || !sr->inner || (sr->keep && !sr->as_task))
 		return -ENOTSUP;
-	if (!cJSON_GetObjectItemCaseSensitive(sr->s->client_caps, need))
-		return missing_capability(sr, need);
 	if (!sr->expiry && !(sr->expiry = evtimer_new(sr->r_base, on_mrtr_expiry, sr)))
 		return -ENOMEM;
+	if (!cJSON_GetObjectItemCaseSensitive(sr->keep ? sr->caps : sr->s->client_caps, need))
+		return missing_capability(sr, need);
 	if (!sr->round && !(sr->round = evtimer_new(sr->r_base, on_round, sr)))
 		return -ENOMEM;
 	if (!sr->asked) {
@@ -342,7 +389,7 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
 	cJSON *res;
 
 	if (!sr->inner || !sr->asked || RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		router_end_later(sr->r, sr->s);
+		end_request(sr);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -448,11 +495,41 @@ static void decorate(struct sl_reply *sr, cJSON *response)
 	}
 }
 
+/* The tasks extension's shapes of what the holder's upstream answered (stateless_tasks.h). */
+static void task_shapes(struct sl_reply *sr, cJSON *response)
+{
+	cJSON *res;
+	const cJSON *id;
+	size_t server;
+
+	if (jsonrpc_unsplice(response) < 0)
+		return;
+	res = cJSON_GetObjectItemCaseSensitive(response, "result");
+	switch (sr->method) {
+	case MCP_TOOLS_CALL:
+		if (sr->as_task && cJSON_IsObject(res) && !stasks_created(res) &&
+		    cJSON_IsString(id = cJSON_GetObjectItemCaseSensitive(res, "taskId")))
+			stasks_watch(sr->r, sr->s, sr->has_who ? &sr->who : NULL, id->valuestring);
+		break;
+	case MCP_TASKS_GET:
+		if (cJSON_IsObject(res))
+			stasks_detailed(res, tasks_ext(&sr->s->tasks, sr->task_id));
+		break;
+	case MCP_TASKS_CANCEL:
+		stasks_cancelled(response, !tasks_owner(&sr->s->tasks, sr->task_id, &server));
+		break;
+	default:
+		break;
+	}
+}
+
 static void sl_finish(struct reply *base, cJSON *response)
 {
 	struct sl_reply *sr = container_of(base, struct sl_reply, base);
 
 	if (sr->inner) {
+		if (sr->keep && response)
+			task_shapes(sr, response);
 		decorate(sr, response);
 		if (sr->keep && response)  /* it ran under the holder's own id */
 			cJSON_ReplaceItemInObjectCaseSensitive(response, "id",
@@ -607,14 +684,32 @@ static int listen_open(struct router *r, const struct key_identity *who, struct 
 	return 0;
 }
 
-/* Requests that create or reach a task run on the identity's task holder, which keeps the
- * tasks (and the upstream sessions they live in) across requests: a task-augmented tools/call
- * and tasks/get, tasks/result, tasks/cancel, tasks/list. */
-static bool task_request(enum mcp_method id, const cJSON *params)
+/* The tasks extension's gate before anything runs: the methods it removed, and the ones that
+ * need it negotiated (-32021). A tools/call is decided by its tool (stasks_prepare_call). */
+static int missing_extension(const struct jsonrpc_msg *m, const char *what, cJSON **err)
 {
-	return id == MCP_TASKS_GET || id == MCP_TASKS_RESULT || id == MCP_TASKS_CANCEL ||
-	       id == MCP_TASKS_LIST ||
-	       (id == MCP_TOOLS_CALL && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(params, "task")));
+	cJSON *data = cJSON_CreateObject();
+
+	cJSON_AddObjectToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(data,
+		"requiredCapabilities"), "extensions"), STASKS_EXTENSION);
+	*err = jsonrpc_errorf(m->id, STATELESS_MISSING_CAPABILITY, data,
+			      "Missing required client capability: %s needs the %s extension",
+			      what, STASKS_EXTENSION);
+	return 400;
+}
+
+static int task_gate(const struct jsonrpc_msg *m, enum mcp_method id, bool ext, bool update,
+		     cJSON **err)
+{
+	if (id == MCP_TASKS_RESULT || id == MCP_TASKS_LIST) {
+		*err = jsonrpc_errorf(m->id, JSONRPC_METHOD_NOT_FOUND, NULL, "Method not found: %s "
+				      "(the tasks extension inlines results in tasks/get and has no "
+				      "list)", m->method);
+		return 404;
+	}
+	if ((update || id == MCP_TASKS_GET || id == MCP_TASKS_CANCEL) && !ext)
+		return missing_extension(m, m->method, err);
+	return 0;
 }
 
 int stateless_request(struct router *r, const struct key_identity *who, cJSON *msg,
@@ -624,8 +719,11 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	const struct method *me = router_method(m->method);
 	struct session *s = NULL;
 	struct sl_reply *sr;
-	cJSON *caps;
-	bool listen, keep;
+	cJSON *caps, *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	const cJSON *tid = cJSON_GetObjectItemCaseSensitive(m->params, "taskId");
+	bool listen, keep, as_task = false;
+	bool ext = stasks_declared(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS));
+	bool update = !strcmp(m->method, "tasks/update");
 	int rc;
 
 	*err = NULL;
@@ -636,8 +734,9 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	}
 	listen = !strcmp(m->method, "subscriptions/listen");
 	/* Gone in this revision: ping, logging/setLevel, resources/(un)subscribe. */
-	if (!listen && (me->id == MCP_UNKNOWN || me->id == MCP_PING || me->id == MCP_SET_LEVEL ||
-	    me->id == MCP_RESOURCES_SUBSCRIBE || me->id == MCP_RESOURCES_UNSUBSCRIBE)) {
+	if (!listen && !update && (me->id == MCP_UNKNOWN || me->id == MCP_PING ||
+	    me->id == MCP_SET_LEVEL || me->id == MCP_RESOURCES_SUBSCRIBE ||
+	    me->id == MCP_RESOURCES_UNSUBSCRIBE)) {
 		*err = jsonrpc_errorf(m->id, JSONRPC_METHOD_NOT_FOUND, NULL,
 				      "Method not found: %s", m->method);
 		cJSON_Delete(msg);
@@ -648,8 +747,18 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		cJSON_Delete(msg);
 		return st;
 	}
+	rc = task_gate(m, me->id, ext, update, err);
+	if (!rc && me->id == MCP_TOOLS_CALL && params &&
+	    stasks_prepare_call(r, params, ext, &as_task) == -ENOTSUP)
+		rc = missing_extension(m, "this tool (it runs only as a task)", err);
+	if (rc) {
+		cJSON_Delete(msg);
+		return rc;
+	}
 	caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
-	keep = !listen && task_request(me->id, m->params);
+	/* Requests that create or reach a task run on the identity's task holder, which keeps
+	 * the tasks (and the upstream sessions they live in) across requests. */
+	keep = as_task || update || me->id == MCP_TASKS_GET || me->id == MCP_TASKS_CANCEL;
 	if (keep)
 		rc = router_task_holder(r, caps, who ? who->id : "", &s);
 	else
@@ -664,6 +773,11 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 						   : "too many requests in flight", NULL);
 		cJSON_Delete(msg);
 		return rc == -EDQUOT ? 429 : 503;
+	}
+	if (update) {
+		rc = stasks_update(r, s, m, reply, err);
+		cJSON_Delete(msg);
+		return rc;
 	}
 	if (listen) {
 		rc = listen_open(r, who, s, m, reply, err);
@@ -689,16 +803,24 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	sr->id = cJSON_Duplicate(m->id, 1);
 	sr->r_base = router_event_base(r);
 	sr->keep = keep;
+	sr->as_task = as_task;
+	if (cJSON_IsString(tid))
+		snprintf(sr->task_id, sizeof(sr->task_id), "%s", tid->valuestring);
+	if (who && keep) {
+		sr->who = *who;
+		sr->has_who = true;
+	}
+	if (keep)
+		sr->caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
 	list_init(&sr->waiting);
 	reply_on_gone(reply, sl_inner_gone, sr);
 	if (keep) {
 		/* Agents of this revision reuse ids freely: on the holder, which runs several of
 		 * the identity's requests at once, each runs under an id of the gateway's. */
 		static unsigned long long next_id;
-		char gid[48];
 		struct jsonrpc_msg hm = *m;
-		snprintf(gid, sizeof(gid), "mcpwarden-task-%llu", ++next_id);
-		hm.id = cJSON_CreateString(gid);
+		snprintf(sr->gid, sizeof(sr->gid), "mcpwarden-task-%llu", ++next_id);
+		hm.id = cJSON_CreateString(sr->gid);
 		router_request(r, s, who, msg, &hm, &sr->base);
 		cJSON_Delete((cJSON *)hm.id);
 		return 0;

@@ -13,7 +13,17 @@
 struct task_ref {
 	size_t server;
 	uint64_t expires_ms;  /* monotonic */
+	cJSON *ext;           /* the 2026-07-28 extension's state, or NULL (tasks_ext) */
 };
+
+static void ref_free(void *p)
+{
+	struct task_ref *ref = p;
+
+	if (ref)
+		cJSON_Delete(ref->ext);
+	free(ref);
+}
 
 /* Drop expired entries; when still full, the one closest to expiry makes room. */
 static void make_room(struct hmap *t)
@@ -26,7 +36,7 @@ static void make_room(struct hmap *t)
 
 	while (hmap_next(t, &it, &key, (void **)&ref)) {
 		if (ref->expires_ms <= now) {
-			free(hmap_del(t, key));  /* deleting the current key is allowed */
+			ref_free(hmap_del(t, key));  /* deleting the current key is allowed */
 			continue;
 		}
 		if (ref->expires_ms < soonest) {
@@ -35,7 +45,7 @@ static void make_room(struct hmap *t)
 		}
 	}
 	if (victim[0] && hmap_count(t) >= TASKS_PER_SESSION)
-		free(hmap_del(t, victim));
+		ref_free(hmap_del(t, victim));
 }
 
 int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task)
@@ -58,11 +68,12 @@ int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task)
 		return -ENOMEM;
 	ref->server = server;
 	ref->expires_ms = clock_mono_ms() + (uint64_t)ms;
+	ref->ext = NULL;
 	if (hmap_put(*tasks, id->valuestring, ref, (void **)&old)) {
 		free(ref);
 		return -ENOMEM;
 	}
-	free(old);
+	ref_free(old);
 	return 0;
 }
 
@@ -73,11 +84,24 @@ int tasks_owner(struct hmap **tasks, const char *id, size_t *server)
 	if (!ref)
 		return -ENOENT;
 	if (ref->expires_ms <= clock_mono_ms()) {
-		free(hmap_del(*tasks, id));
+		ref_free(hmap_del(*tasks, id));
 		return -ENOENT;
 	}
 	*server = ref->server;
 	return 0;
+}
+
+cJSON *tasks_ext(struct hmap **tasks, const char *id)
+{
+	struct task_ref *ref;
+	size_t server;
+
+	if (tasks_owner(tasks, id, &server))
+		return NULL;
+	ref = hmap_get(*tasks, id);
+	if (!ref->ext)
+		ref->ext = cJSON_CreateObject();
+	return ref->ext;
 }
 
 void tasks_filter_list(struct hmap **tasks, cJSON *result)
@@ -142,6 +166,6 @@ int tasks_cursor_parse(const char *cursor, char *name, size_t n, const char **up
 void tasks_free(struct hmap **tasks)
 {
 	if (*tasks)
-		hmap_free(*tasks, free);
+		hmap_free(*tasks, ref_free);
 	*tasks = NULL;
 }

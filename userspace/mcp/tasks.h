@@ -28,6 +28,10 @@ struct hmap;
 int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task);
 /* The upstream that owns task `id` for this session: 0, or -ENOENT (unknown or expired). */
 int tasks_owner(struct hmap **tasks, const char *id, size_t *server);
+/* The 2026-07-28 extension's state of task `id` (mcp/stateless_tasks.h): an object owned by
+ * the table, made on first use and freed with the entry; NULL for an unknown or expired task
+ * (or when out of memory). */
+cJSON *tasks_ext(struct hmap **tasks, const char *id);
 /* Keep only the tasks this session owns in a tasks/list result's "tasks" array. */
 void tasks_filter_list(struct hmap **tasks, cJSON *result);
 
