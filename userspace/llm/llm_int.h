@@ -210,6 +210,8 @@ void llm_send_json(struct evhttp_request *req, int status, const cJSON *body);
 __attribute__((format(printf, 5, 6)))
 void llm_set_failure(struct failure *f, int status, const char *type, const char *code,
 		     const char *fmt, ...);
+/* Ours, not the client's nor the provider's: 500 "<what> failed: <strerror(-rc)>". Returns rc. */
+int llm_internal_failure(struct failure *f, const char *what, int rc);
 void llm_record(struct llm_req *r, int status, const struct failure *f);
 /* Answer f, release, record, free. */
 void llm_fail(struct llm_req *r, const struct failure *f);
