@@ -39,10 +39,7 @@ void fleet_config_free(struct fleet_config *cfg)
 		addr_clear(&cfg->sentinels[i]);
 	for (size_t i = 0; i < cfg->nseeds; i++)
 		addr_clear(&cfg->seeds[i]);
-	if (cfg->password) {
-		explicit_bzero(cfg->password, strlen(cfg->password));
-		free(cfg->password);
-	}
+	free_secret(cfg->password);
 	free(cfg->prefix);
 	free(cfg->sentinel_master);
 	free(cfg);

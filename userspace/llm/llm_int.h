@@ -42,9 +42,12 @@ struct llm_provider {
 	size_t nmodels;
 };
 
+enum llm_glob_kind { LLM_GLOB_PROVIDERS, LLM_GLOB_MODELS };
+
 struct llm_policy {
 	char *name;
-	char **prov_allow, **prov_deny, **model_allow, **model_deny;   /* NULL-terminated */
+	/* Glob lists (NULL-terminated) indexed by what they match, enum llm_glob_kind. */
+	char **allow[2], **deny[2];
 	bool log_arguments;             /* prompts and completions in the record */
 };
 
