@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "base/alloc.h"
+#include "base/event_opt.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/path.h"
@@ -405,8 +406,7 @@ static void store_free(struct store *st)
 	}
 	sqlite3_close(st->ckpt_db);
 	doorbell_fini(&st->bell);
-	if (st->flush_ev)
-		event_free(st->flush_ev);
+	event_free_opt(st->flush_ev);
 	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->ckpt_wake);
 	pthread_mutex_destroy(&st->lock);
