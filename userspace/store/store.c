@@ -143,7 +143,8 @@ static const char *put_str(struct op *op, size_t *pos, const char *s)
 }
 
 /* An op whose data holds copies of the strings *f[0..n-1] (NULL stays NULL); each *f is
- * pointed at its copy, so a record whose fields f are is then copied into the op as is. */
+ * pointed at its copy, so the record the f point into can then be copied into the op as it
+ * is. */
 static struct op *op_own(enum op_type type, const char **const f[], size_t n, store_done_fn cb,
 			 void *arg)
 {
