@@ -14,24 +14,23 @@
 
 #include "warden_types.h"
 
+/* The rule maps come in pairs, one per address family: <ID>4 keyed by struct
+ * warden_<key>4_key, <ID>6 by struct warden_<key>6_key. */
+#define WARDEN_RULE_MAPS(X, ID, name, type, key, max)                                        \
+	X(ID##4, name##4, KV, type, struct warden_##key##4_key, struct warden_rule, max,       \
+	  BPF_F_NO_PREALLOC)                                                                   \
+	X(ID##6, name##6, KV, type, struct warden_##key##6_key, struct warden_rule, max,       \
+	  BPF_F_NO_PREALLOC)
+
 #define WARDEN_MAPS(X) \
 	X(CONFIG,   config,   KV,   BPF_MAP_TYPE_ARRAY,        __u32, struct warden_config, 1, 0) \
 	X(ENROLLED, enrolled, KV,   BPF_MAP_TYPE_HASH,         __u64, struct warden_enroll,       \
 	  WARDEN_MAX_ENROLLED, 0)                                                                 \
-	X(PROTECT4, protect4, KV,   BPF_MAP_TYPE_LPM_TRIE,     struct warden_lpm4_key,            \
-	  struct warden_rule, WARDEN_MAX_RULES, BPF_F_NO_PREALLOC)                                \
-	X(PROTECT6, protect6, KV,   BPF_MAP_TYPE_LPM_TRIE,     struct warden_lpm6_key,            \
-	  struct warden_rule, WARDEN_MAX_RULES, BPF_F_NO_PREALLOC)                                \
-	X(ALLOW4,   allow4,   KV,   BPF_MAP_TYPE_LPM_TRIE,     struct warden_lpm4_key,            \
-	  struct warden_rule, WARDEN_MAX_RULES, BPF_F_NO_PREALLOC)                                \
-	X(ALLOW6,   allow6,   KV,   BPF_MAP_TYPE_LPM_TRIE,     struct warden_lpm6_key,            \
-	  struct warden_rule, WARDEN_MAX_RULES, BPF_F_NO_PREALLOC)                                \
+	WARDEN_RULE_MAPS(X, PROTECT, protect, BPF_MAP_TYPE_LPM_TRIE, lpm, WARDEN_MAX_RULES)     \
+	WARDEN_RULE_MAPS(X, ALLOW,   allow,   BPF_MAP_TYPE_LPM_TRIE, lpm, WARDEN_MAX_RULES)     \
 	/* Host rules (a full-length address, one port or any) of both kinds: one hash lookup */ \
 	/* answers the common case without walking a trie. */                                    \
-	X(EXACT4,   exact4,   KV,   BPF_MAP_TYPE_HASH,         struct warden_exact4_key,          \
-	  struct warden_rule, WARDEN_MAX_EXACT, BPF_F_NO_PREALLOC)                                \
-	X(EXACT6,   exact6,   KV,   BPF_MAP_TYPE_HASH,         struct warden_exact6_key,          \
-	  struct warden_rule, WARDEN_MAX_EXACT, BPF_F_NO_PREALLOC)                                \
+	WARDEN_RULE_MAPS(X, EXACT,   exact,   BPF_MAP_TYPE_HASH,     exact, WARDEN_MAX_EXACT)   \
 	X(UNIXPATH, unixpath, KV,   BPF_MAP_TYPE_HASH,         struct warden_unix_key,            \
 	  struct warden_rule, WARDEN_MAX_UNIXPATHS, 0)                                            \
 	X(EVENTS,   events,   RING, BPF_MAP_TYPE_RINGBUF,      void, void, WARDEN_EVENTS_BYTES, 0) \

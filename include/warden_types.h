@@ -298,18 +298,15 @@ struct warden_event {
 	__u8 pad2[4];
 };
 
-_Static_assert(sizeof(struct warden_config) == 24, "warden_config layout");
-_Static_assert(sizeof(struct warden_enroll) == 8, "warden_enroll layout");
-_Static_assert(sizeof(struct warden_lpm4_key) == 12, "warden_lpm4_key layout");
-_Static_assert(sizeof(struct warden_lpm6_key) == 24, "warden_lpm6_key layout");
-_Static_assert(sizeof(struct warden_exact4_key) == 8, "warden_exact4_key layout");
-_Static_assert(sizeof(struct warden_exact6_key) == 20, "warden_exact6_key layout");
-_Static_assert(sizeof(struct warden_rule) == 8, "warden_rule layout");
-_Static_assert(sizeof(struct warden_unix_key) == 108, "warden_unix_key layout");
-_Static_assert(sizeof(struct warden_counters) == 40, "warden_counters layout");
-_Static_assert(sizeof(struct warden_redirect) == 32, "warden_redirect layout");
-_Static_assert(sizeof(struct warden_conn) == 104, "warden_conn layout");
-_Static_assert(sizeof(struct warden_cgcache) == 24, "warden_cgcache layout");
-_Static_assert(sizeof(struct warden_event) == 200, "warden_event layout");
+/* The ABI: every struct the kernel and userspace share, with the size both must agree on. */
+#define WARDEN_LAYOUTS(X)                                                                   \
+	X(config, 24) X(enroll, 8) X(lpm4_key, 12) X(lpm6_key, 24) X(exact4_key, 8)          \
+	X(exact6_key, 20) X(rule, 8) X(unix_key, 108) X(counters, 40) X(redirect, 32)        \
+	X(conn, 104) X(cgcache, 24) X(event, 200)
+
+#define WARDEN_LAYOUT_ASSERT(name, size) \
+	_Static_assert(sizeof(struct warden_##name) == size, "warden_" #name " layout");
+WARDEN_LAYOUTS(WARDEN_LAYOUT_ASSERT)
+#undef WARDEN_LAYOUT_ASSERT
 
 #endif

@@ -14,6 +14,7 @@
 #include "admin/admin.h"
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/event_opt.h"
 #include "base/listen_unix.h"
 #include "mcp/transport/front.h"
 #include "mcp/transport/redirect_in.h"
@@ -575,8 +576,7 @@ static void reload_start(struct daemon *d)
 	if (!j->done || (rc = pthread_create(&j->thread, NULL, validate_main, j)) != 0) {
 		/* No thread: read it here, as before. */
 		log_warn("reload: no thread to read the configuration on; reading it on the loop");
-		if (j->done)
-			event_free(j->done);
+		event_free_opt(j->done);
 		reload_read(j);
 		reload(d, j);
 		reload_job_free(j);
@@ -762,8 +762,7 @@ int main(int argc, char **argv)
 out:
 	stop(&d);
 	for (int i = 0; i < 3; i++)
-		if (sigs[i])
-			event_free(sigs[i]);
+		event_free_opt(sigs[i]);
 	trace_stop();          /* the spans of the calls just ended are flushed */
 	cJSON_Delete(d.tracing);
 	upstream_http_shutdown();

@@ -59,9 +59,12 @@ struct args {
 	int npos;
 };
 
+/* A command: its exit status (EXIT_*). */
+typedef int cmd_fn(struct args *a);
+
 struct cmd {
 	const char *name;
-	int (*run)(struct args *a);
+	cmd_fn *run;
 	const char *opts;	/* short letters of the accepted options besides COMMON_OPTS;
 				 * \x02 --id, \x03 --unix, \x04 --tap, \x05 --consume,
 				 * \x06 --yes */
@@ -95,18 +98,8 @@ struct cgroup_index *ctl_scan_cgroups(const struct args *a);
 void ctl_holder_comm(pid_t pid, char *buf, size_t len);
 
 /* The commands, one file per group. */
-int cmd_status(struct args *a);
-int cmd_maps(struct args *a);
-int cmd_events(struct args *a);
-int cmd_enroll(struct args *a);
-int cmd_unenroll(struct args *a);
-int cmd_exempt(struct args *a);
-int cmd_protect(struct args *a);
-int cmd_unprotect(struct args *a);
-int cmd_allow(struct args *a);
-int cmd_disallow(struct args *a);
-int cmd_verify(struct args *a);
-int cmd_uninstall(struct args *a);
+cmd_fn cmd_status, cmd_maps, cmd_events, cmd_enroll, cmd_unenroll, cmd_exempt, cmd_protect,
+	cmd_unprotect, cmd_allow, cmd_disallow, cmd_verify, cmd_uninstall;
 /* keys and usage (admin_api.c): argv starts at the command; they parse their own options. */
 int ctl_admin_api_main(int argc, char **argv);
 /* audit verify (audit.c): the log store's chain; its own options and exit statuses. */

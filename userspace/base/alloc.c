@@ -87,3 +87,17 @@ void alloc_init(void)
 
 	cJSON_InitHooks(&h);
 }
+
+void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+void free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}

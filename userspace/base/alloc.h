@@ -28,4 +28,9 @@ char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull))
 void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 	__attribute__((returns_nonnull));
 
+/* Free a NULL-terminated vector of strings and its strings; NULL: nothing. */
+void strv_free(char **v);
+/* Wipe a secret (a key, a token, a password) before its memory goes back; NULL: nothing. */
+void free_secret(char *s);
+
 #endif

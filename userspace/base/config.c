@@ -288,13 +288,6 @@ static int strv_push(char ***v, size_t *n, char *s)
 	return 0;
 }
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static int parse_env(const cJSON *u, const char *path, struct upstream_config *uc,
 		     struct config_errors *errs)
 {
@@ -871,7 +864,7 @@ void config_free(struct config *c)
 		free(u->url);
 		for (size_t j = 0; j < u->nheaders; j++) {
 			free(u->headers[j].name);
-			free(u->headers[j].value);
+			free_secret(u->headers[j].value);   /* Authorization, say */
 		}
 		free(u->headers);
 	}
@@ -881,7 +874,7 @@ void config_free(struct config *c)
 	free(c->listen_host);
 	free(c->mcp_path);
 	free(c->admin_host);
-	free(c->admin_token);
+	free_secret(c->admin_token);
 	free(c->log_level);
 	free(c->state_dir);
 	cJSON_Delete(c->raw);

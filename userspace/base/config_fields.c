@@ -132,11 +132,12 @@ void cfg_fields_free(const struct cfg_field *fields, void *st)
 	for (const struct cfg_field *f = fields; f->name; f++) {
 		char **member = (char **)((char *)st + f->offset);
 
-		if (f->type != CFG_COPY && f->type != CFG_SECRET)
+		if (f->type == CFG_SECRET)
+			free_secret(*member);
+		else if (f->type == CFG_COPY)
+			free(*member);
+		else
 			continue;
-		if (f->type == CFG_SECRET && *member)
-			explicit_bzero(*member, strlen(*member));
-		free(*member);
 		*member = NULL;
 	}
 }

@@ -1,6 +1,7 @@
 /* enforce_config: the "enforcement" section of the config, parsed and applied. */
 #include "enforce/enforce_int.h"
 
+#include "base/alloc.h"
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/kube.h"
@@ -41,13 +42,6 @@ static void targets_free(struct enforcer_target *t, size_t n)
 	free(t);
 }
 
-static void strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 void enforcer_config_free(struct enforcer_config *c)
 {
 	if (!c)
@@ -56,9 +50,9 @@ void enforcer_config_free(struct enforcer_config *c)
 	free(c->cgroup_root);
 	targets_free(c->enroll, c->nenroll);
 	targets_free(c->exempt, c->nexempt);
-	strv_free(c->allow, c->nallow);
-	strv_free(c->protect, c->nprotect);
-	strv_free(c->protect_unix, c->nprotect_unix);
+	strv_free(c->allow);
+	strv_free(c->protect);
+	strv_free(c->protect_unix);
 	kube_config_free(c->kube);
 	memset(c, 0, sizeof(*c));
 }
@@ -181,9 +175,7 @@ static int parse_strings(const cJSON *sec, const char *key, const char *path,
 	snprintf(sub, sizeof(sub), "%s.%s", path, key);
 	if (!cJSON_IsArray(arr))
 		return config_fail(errs, sub, "must be an array of %s", what);
-	*out = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(char *));
-	if (!*out)
-		return -ENOMEM;
+	*out = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(char *));   /* NULL-ended */
 	cJSON_ArrayForEach(it, arr) {
 		char ipath[280];
 

@@ -28,6 +28,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/curl_loop.h"
+#include "base/event_opt.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "govern/keys.h"
@@ -557,10 +558,8 @@ void kube_watch_stop(struct kube_watch *w)
 	if (!w)
 		return;
 	xfer_free(w);
-	if (w->timer)
-		event_free(w->timer);
-	if (w->retry)
-		event_free(w->retry);
+	event_free_opt(w->timer);
+	event_free_opt(w->retry);
 	keys_clear_pod_lookup(w->pods);
 	kube_pods_free(w->pods);
 	free(w->cont);

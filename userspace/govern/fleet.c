@@ -16,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/event_opt.h"
 #include "base/hmap.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -910,10 +911,8 @@ void fleet_free(struct fleet *f)
 			s->cb(s->arg, -ECANCELED);
 		fleet_settle_free(s);
 	}
-	if (f->timer)
-		event_free(f->timer);
-	if (f->retry)
-		event_free(f->retry);
+	event_free_opt(f->timer);
+	event_free_opt(f->retry);
 	if (f->allow)
 		hmap_free(f->allow, free);
 	free(f->master.host);

@@ -39,10 +39,7 @@ void fleet_config_free(struct fleet_config *cfg)
 		addr_clear(&cfg->sentinels[i]);
 	for (size_t i = 0; i < cfg->nseeds; i++)
 		addr_clear(&cfg->seeds[i]);
-	if (cfg->password) {
-		explicit_bzero(cfg->password, strlen(cfg->password));
-		free(cfg->password);
-	}
+	free_secret(cfg->password);
 	free(cfg->prefix);
 	free(cfg->sentinel_master);
 	free(cfg);
@@ -157,11 +154,32 @@ static int read_password(const char *file, char **out, struct config_errors *err
 	return 0;
 }
 
+/* list at path: 1 to max "host:port" (port: the default one) into v[*n], each host shorter
+ * than host_max; what ends the error message. */
+static int parse_addrs(const cJSON *list, const char *path, const char *what, int max, int port,
+		       size_t host_max, struct fleet_addr *v, size_t *n, struct config_errors *errs)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsArray(list) || !cJSON_GetArraySize(list) || cJSON_GetArraySize(list) > max)
+		return config_fail(errs, path, "must be a list of 1 to %d \"host:port\"%s", max,
+				   what);
+	cJSON_ArrayForEach(it, list) {
+		struct fleet_addr *a = &v[(*n)++];
+		if (!cJSON_IsString(it) || parse_host(it->valuestring, port, a) ||
+		    strlen(a->host) >= host_max) {
+			char p[64];
+			snprintf(p, sizeof(p), "%s[%zu]", path, *n - 1);
+			return config_fail(errs, p, "expected \"host:port\"");
+		}
+	}
+	return 0;
+}
+
 static int parse_sentinel(struct fleet_config *c, const cJSON *s, struct config_errors *errs)
 {
 	static const char *const keys[] = { "master", "addrs", "_comment", NULL };
 	const char *master = NULL;
-	const cJSON *addrs, *it;
 	int rc = cfg_known_keys(s, SEC ".sentinel", keys, errs);
 
 	if (rc)
@@ -169,41 +187,16 @@ static int parse_sentinel(struct fleet_config *c, const cJSON *s, struct config_
 	if ((rc = cfg_string(s, "master", SEC ".sentinel", true, &master, errs)))
 		return rc;
 	c->sentinel_master = xstrdup(master);
-	addrs = cJSON_GetObjectItemCaseSensitive(s, "addrs");
-	if (!cJSON_IsArray(addrs) || !cJSON_GetArraySize(addrs) ||
-	    cJSON_GetArraySize(addrs) > FLEET_MAX_SENTINELS)
-		return config_fail(errs, SEC ".sentinel.addrs", "must be a list of 1 to %d "
-				   "\"host:port\"", FLEET_MAX_SENTINELS);
-	cJSON_ArrayForEach(it, addrs) {
-		struct fleet_addr *a = &c->sentinels[c->nsentinels++];
-		if (!cJSON_IsString(it) || parse_host(it->valuestring, 26379, a)) {
-			char p[64];
-			snprintf(p, sizeof(p), SEC ".sentinel.addrs[%zu]", c->nsentinels - 1);
-			return config_fail(errs, p, "expected \"host:port\"");
-		}
-	}
-	return 0;
+	return parse_addrs(cJSON_GetObjectItemCaseSensitive(s, "addrs"), SEC ".sentinel.addrs", "",
+			   FLEET_MAX_SENTINELS, 26379, SIZE_MAX, c->sentinels, &c->nsentinels, errs);
 }
 
 /* "cluster": ["host:port", ...], the seed nodes the slot map is read from. */
 static int parse_cluster(struct fleet_config *c, const cJSON *seeds, struct config_errors *errs)
 {
-	const cJSON *it;
-
-	if (!cJSON_IsArray(seeds) || !cJSON_GetArraySize(seeds) ||
-	    cJSON_GetArraySize(seeds) > FLEET_MAX_SEEDS)
-		return config_fail(errs, SEC ".cluster", "must be a list of 1 to %d \"host:port\" "
-				   "(seed nodes of the Redis Cluster)", FLEET_MAX_SEEDS);
-	cJSON_ArrayForEach(it, seeds) {
-		struct fleet_addr *a = &c->seeds[c->nseeds++];
-		if (!cJSON_IsString(it) || parse_host(it->valuestring, 6379, a) ||
-		    strlen(a->host) >= 64) {
-			char p[64];
-			snprintf(p, sizeof(p), SEC ".cluster[%zu]", c->nseeds - 1);
-			return config_fail(errs, p, "expected \"host:port\"");
-		}
-	}
-	return 0;
+	/* 64: the host buffer of a cluster node (fleet_cluster.c) */
+	return parse_addrs(seeds, SEC ".cluster", " (seed nodes of the Redis Cluster)",
+			   FLEET_MAX_SEEDS, 6379, 64, c->seeds, &c->nseeds, errs);
 }
 
 static int parse_allowance(struct fleet_config *c, const cJSON *a, struct config_errors *errs)

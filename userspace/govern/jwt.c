@@ -11,6 +11,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/params.h>
 
 #include "base/alloc.h"
 
@@ -26,27 +27,29 @@ struct jwks {
 	struct jwk keys[JWKS_MAX_KEYS];
 };
 
+static const struct {
+	unsigned alg;
+	const char *name;
+} alg_names[] = {
+	{ JWT_ALG_RS256, "RS256" },
+	{ JWT_ALG_ES256, "ES256" },
+	{ JWT_ALG_EDDSA, "EdDSA" },
+};
+
 unsigned jwt_alg_from_name(const char *name)
 {
-	if (!name)
-		return 0;
-	if (!strcmp(name, "RS256"))
-		return JWT_ALG_RS256;
-	if (!strcmp(name, "ES256"))
-		return JWT_ALG_ES256;
-	if (!strcmp(name, "EdDSA"))
-		return JWT_ALG_EDDSA;
+	for (size_t i = 0; name && i < sizeof(alg_names) / sizeof(alg_names[0]); i++)
+		if (!strcmp(name, alg_names[i].name))
+			return alg_names[i].alg;
 	return 0;
 }
 
 const char *jwt_alg_name(unsigned alg)
 {
-	switch (alg) {
-	case JWT_ALG_RS256: return "RS256";
-	case JWT_ALG_ES256: return "ES256";
-	case JWT_ALG_EDDSA: return "EdDSA";
-	default: return "?";
-	}
+	for (size_t i = 0; i < sizeof(alg_names) / sizeof(alg_names[0]); i++)
+		if (alg == alg_names[i].alg)
+			return alg_names[i].name;
+	return "?";
 }
 
 static int b64url_value(unsigned char c)
@@ -225,9 +228,8 @@ static int jwk_bytes(const cJSON *jwk, const char *name, size_t max, unsigned ch
 	return decode_part(v->valuestring, len, out, out_len);
 }
 
-static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
+static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM *params)
 {
-	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
 	EVP_PKEY *pkey = NULL;
 
@@ -235,7 +237,6 @@ static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
 	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
 		pkey = NULL;
 	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
 	return pkey;
 }
 
@@ -245,6 +246,7 @@ static EVP_PKEY *rsa_key(const cJSON *jwk)
 	size_t nl = 0, el = 0;
 	BIGNUM *bn = NULL, *be = NULL;
 	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
 	EVP_PKEY *pkey = NULL;
 
 	if (jwk_bytes(jwk, "n", 1024, &n, &nl) || jwk_bytes(jwk, "e", 8, &e, &el))
@@ -256,12 +258,14 @@ static EVP_PKEY *rsa_key(const cJSON *jwk)
 	if (!bn || !be || BN_num_bits(bn) < 2048 || BN_num_bits(bn) > 8192 || !BN_is_odd(be) ||
 	    BN_is_one(be))
 		goto out;
+	/* The builder turns the big-endian numbers into the native ones the parameters hold. */
 	bld = OSSL_PARAM_BLD_new();
-	if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
-		goto out;
-	pkey = pkey_fromdata("RSA", bld);
+	if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
+		params = OSSL_PARAM_BLD_to_param(bld);
+	pkey = pkey_fromdata("RSA", params);
 out:
+	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(bld);
 	BN_free(bn);
 	BN_free(be);
@@ -273,24 +277,22 @@ out:
 static EVP_PKEY *ec_key(const cJSON *jwk)
 {
 	unsigned char *x = NULL, *y = NULL, pub[65];
+	char group[] = "prime256v1";
 	size_t xl = 0, yl = 0;
-	OSSL_PARAM_BLD *bld = NULL;
 	EVP_PKEY *pkey = NULL;
 
-	if (jwk_bytes(jwk, "x", 32, &x, &xl) || jwk_bytes(jwk, "y", 32, &y, &yl) || xl != 32 ||
-	    yl != 32)
-		goto out;
-	pub[0] = 0x04;  /* uncompressed point; OpenSSL checks that it is on the curve */
-	memcpy(pub + 1, x, 32);
-	memcpy(pub + 33, y, 32);
-	bld = OSSL_PARAM_BLD_new();
-	if (!bld ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub)))
-		goto out;
-	pkey = pkey_fromdata("EC", bld);
-out:
-	OSSL_PARAM_BLD_free(bld);
+	if (!jwk_bytes(jwk, "x", 32, &x, &xl) && !jwk_bytes(jwk, "y", 32, &y, &yl) && xl == 32 &&
+	    yl == 32) {
+		pub[0] = 0x04;  /* uncompressed point; OpenSSL checks that it is on the curve */
+		memcpy(pub + 1, x, 32);
+		memcpy(pub + 33, y, 32);
+		OSSL_PARAM params[] = {
+			OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+			OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub)),
+			OSSL_PARAM_construct_end(),
+		};
+		pkey = pkey_fromdata("EC", params);
+	}
 	free(x);
 	free(y);
 	return pkey;

@@ -97,16 +97,11 @@ static int admit_rate(struct llm_req *r, struct failure *f)
 					     r->model->name, now, &rr);
 		what = "tokens";
 	}
-	if (rc == -EAGAIN) {
+	if (rc == -EAGAIN)
 		llm_rate_failure(f, &rr, what);
-		return rc;
-	}
-	if (rc) {
-		llm_set_failure(f, 500, "server_error", "internal", "rate limiting failed: %s",
-			    strerror(-rc));
-		return rc;
-	}
-	return 0;
+	else if (rc)
+		llm_internal_failure(f, "rate limiting", rc);
+	return rc;
 }
 
 static int admit_budget(struct llm_req *r, struct failure *f)
@@ -120,16 +115,11 @@ static int admit_budget(struct llm_req *r, struct failure *f)
 	if (r->estimate <= 0)
 		return 0;
 	rc = budget_reserve(gate_budget(r->l->gate), &bs, r->estimate, now, &r->resv, &br);
-	if (rc == -EDQUOT) {
+	if (rc == -EDQUOT)
 		llm_budget_failure(f, &br, now);
-		return rc;
-	}
-	if (rc) {
-		llm_set_failure(f, 500, "server_error", "internal", "budget reservation failed: %s",
-			    strerror(-rc));
-		return rc;
-	}
-	return 0;
+	else if (rc)
+		llm_internal_failure(f, "budget reservation", rc);
+	return rc;
 }
 
 void llm_serve_models(struct llm_req *r)

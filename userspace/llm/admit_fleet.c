@@ -136,9 +136,7 @@ int llm_admit_fleet(struct llm_req *r, struct failure *f)
 	}
 	if (rc < 0) {
 		free(a);
-		llm_set_failure(f, 500, "server_error", "internal",
-				"budget reservation failed: %s", strerror(-rc));
-		return rc;
+		return llm_internal_failure(f, "budget reservation", rc);
 	}
 	if (!a->done) {
 		r->admission = a;

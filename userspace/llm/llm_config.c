@@ -16,36 +16,28 @@
 #include "govern/budget.h"
 #include "govern/ratelimit.h"
 
-static void strv_free(char **v)
+static void provider_clear(struct llm_provider *p)
 {
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
+	free(p->name);
+	free(p->base_url);
+	free_secret(p->api_key);
+	free(p->fallback);
+	for (size_t j = 0; j < p->nmodels; j++)
+		free(p->models[j].name);
+	free(p->models);
 }
 
 static void llm_config_free(struct llm_config *c)
 {
-	for (size_t i = 0; i < c->nproviders; i++) {
-		struct llm_provider *p = &c->providers[i];
-		free(p->name);
-		free(p->base_url);
-		if (p->api_key) {
-			explicit_bzero(p->api_key, strlen(p->api_key));
-			free(p->api_key);
-		}
-		free(p->fallback);
-		for (size_t j = 0; j < p->nmodels; j++)
-			free(p->models[j].name);
-		free(p->models);
-	}
+	for (size_t i = 0; i < c->nproviders; i++)
+		provider_clear(&c->providers[i]);
 	free(c->providers);
 	for (size_t i = 0; i < c->npolicies; i++) {
-		struct llm_policy *p = &c->policies[i];
-		free(p->name);
-		strv_free(p->prov_allow);
-		strv_free(p->prov_deny);
-		strv_free(p->model_allow);
-		strv_free(p->model_deny);
+		free(c->policies[i].name);
+		for (int k = LLM_GLOB_PROVIDERS; k <= LLM_GLOB_MODELS; k++) {
+			strv_free(c->policies[i].allow[k]);
+			strv_free(c->policies[i].deny[k]);
+		}
 	}
 	free(c->policies);
 	free(c->default_provider);
@@ -162,8 +154,8 @@ static int parse_policy(const cJSON *pol, struct llm_policy *p, struct config_er
 	if (!cJSON_IsObject(llm))
 		return config_fail(errs, path, "must be an object {providers, models, log_arguments}");
 	rc = cfg_fields(llm, path, fields, p, errs);
-	for (int k = 0; k < 2; k++) {
-		const char *what = k ? "models" : "providers";
+	for (int k = LLM_GLOB_PROVIDERS; k <= LLM_GLOB_MODELS; k++) {
+		const char *what = k == LLM_GLOB_MODELS ? "models" : "providers";
 		snprintf(sp, sizeof(sp), "%s.%s", path, what);
 		sub = cJSON_GetObjectItemCaseSensitive(llm, what);
 		if (!sub)
@@ -174,8 +166,8 @@ static int parse_policy(const cJSON *pol, struct llm_policy *p, struct config_er
 		}
 		if (cfg_known_keys(sub, sp, lists, errs))
 			rc = -EINVAL;
-		if (parse_globs(sub, "allow", sp, k ? &p->model_allow : &p->prov_allow, errs) ||
-		    parse_globs(sub, "deny", sp, k ? &p->model_deny : &p->prov_deny, errs))
+		if (parse_globs(sub, "allow", sp, &p->allow[k], errs) ||
+		    parse_globs(sub, "deny", sp, &p->deny[k], errs))
 			rc = -EINVAL;
 	}
 	return rc;
@@ -417,19 +409,19 @@ static int side_allows(const struct llm_config *c, const char *policy, const cha
 		snprintf(why, len, "policy \"%s\" has no llm section: no model is allowed", policy);
 		return -EACCES;
 	}
-	if ((g = match(p->prov_deny, provider))) {
+	if ((g = match(p->deny[LLM_GLOB_PROVIDERS], provider))) {
 		snprintf(why, len, "policy \"%s\": deny providers %s", policy, g);
 		return -EACCES;
 	}
-	if ((g = match(p->model_deny, full))) {
+	if ((g = match(p->deny[LLM_GLOB_MODELS], full))) {
 		snprintf(why, len, "policy \"%s\": deny models %s", policy, g);
 		return -EACCES;
 	}
-	if (!match(p->prov_allow, provider)) {
+	if (!match(p->allow[LLM_GLOB_PROVIDERS], provider)) {
 		snprintf(why, len, "policy \"%s\" does not allow provider %s", policy, provider);
 		return -EACCES;
 	}
-	if (p->model_allow && !match(p->model_allow, full)) {
+	if (p->allow[LLM_GLOB_MODELS] && !match(p->allow[LLM_GLOB_MODELS], full)) {
 		snprintf(why, len, "policy \"%s\" does not allow model %s", policy, full);
 		return -EACCES;
 	}

@@ -42,9 +42,12 @@ struct llm_provider {
 	size_t nmodels;
 };
 
+enum llm_glob_kind { LLM_GLOB_PROVIDERS, LLM_GLOB_MODELS };
+
 struct llm_policy {
 	char *name;
-	char **prov_allow, **prov_deny, **model_allow, **model_deny;   /* NULL-terminated */
+	/* Glob lists (NULL-terminated) indexed by what they match, enum llm_glob_kind. */
+	char **allow[2], **deny[2];
 	bool log_arguments;             /* prompts and completions in the record */
 };
 
@@ -210,6 +213,8 @@ void llm_send_json(struct evhttp_request *req, int status, const cJSON *body);
 __attribute__((format(printf, 5, 6)))
 void llm_set_failure(struct failure *f, int status, const char *type, const char *code,
 		     const char *fmt, ...);
+/* Ours, not the client's nor the provider's: 500 "<what> failed: <strerror(-rc)>". Returns rc. */
+int llm_internal_failure(struct failure *f, const char *what, int rc);
 void llm_record(struct llm_req *r, int status, const struct failure *f);
 /* Answer f, release, record, free. */
 void llm_fail(struct llm_req *r, const struct failure *f);

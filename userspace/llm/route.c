@@ -70,6 +70,12 @@ void llm_set_failure(struct failure *f, int status, const char *type, const char
 	va_end(ap);
 }
 
+int llm_internal_failure(struct failure *f, const char *what, int rc)
+{
+	llm_set_failure(f, 500, "server_error", "internal", "%s failed: %s", what, strerror(-rc));
+	return rc;
+}
+
 /* ---- the request's life ---- */
 
 static void free_detached(struct evhttp_request *req)

@@ -336,12 +336,16 @@ static void ctl_on_request(void *owner, struct link *l, cJSON *msg, enum obj_typ
 
 int catalog_kind_of_list_changed(const char *method)
 {
-	if (!strcmp(method, "notifications/tools/list_changed"))
-		return CAT_TOOLS;
-	if (!strcmp(method, "notifications/resources/list_changed"))
-		return CAT_RESOURCES;
-	if (!strcmp(method, "notifications/prompts/list_changed"))
-		return CAT_PROMPTS;
+	/* Templates change with resources: they have no notification of their own. */
+	static const char *const list_changed[CAT_NKINDS] = {
+		[CAT_TOOLS] = "notifications/tools/list_changed",
+		[CAT_RESOURCES] = "notifications/resources/list_changed",
+		[CAT_PROMPTS] = "notifications/prompts/list_changed",
+	};
+
+	for (int k = 0; k < CAT_NKINDS; k++)
+		if (list_changed[k] && !strcmp(method, list_changed[k]))
+			return k;
 	return -1;
 }
 

@@ -171,10 +171,7 @@ PGconn *logpg_connect(const struct logpg_options *o, int statement_timeout_ms, c
 	snprintf(opts, sizeof(opts), "-c statement_timeout=%d -c client_min_messages=warning",
 		 statement_timeout_ms);
 	c = PQconnectdbParams(keys, vals, 1);
-	if (filed) {
-		explicit_bzero(filed, strlen(filed));
-		free(filed);
-	}
+	free_secret(filed);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		snprintf(err, errlen, "%s", logpg_error(c));
 		PQfinish(c);

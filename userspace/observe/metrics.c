@@ -340,6 +340,22 @@ static int family(struct evbuffer *out, const char *name, const char *type, cons
 	return add(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static const char *const listener_names[METRICS_NLISTENERS] = { "agent", "admin" };
+
+/* A counter by listener and one more label of n values: v[listener * n + value]. */
+static int by_listener(struct evbuffer *out, const char *name, const char *help,
+		       const char *label, const char *const *values, size_t n, const uint64_t *v)
+{
+	int rc = family(out, name, "counter", help);
+
+	for (size_t l = 0; l < METRICS_NLISTENERS && !rc; l++)
+		for (size_t w = 0; w < n && !rc; w++)
+			rc = add(out, "%s{listener=\"%s\",%s=\"%s\"} %llu\n", name,
+				 listener_names[l], label, values[w],
+				 (unsigned long long)v[l * n + w]);
+	return rc;
+}
+
 /* A family of one unlabelled sample. */
 static int single(struct evbuffer *out, const char *name, const char *type, const char *help,
 		  unsigned long long v)
@@ -651,7 +667,6 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 		rc = family(out, "mcpwarden_sessions", "gauge", "Open MCP sessions.");
 	if (!rc)
 		rc = add(out, "mcpwarden_sessions %lld\n", (long long)g.sessions);
-	static const char *const listener_names[] = { "agent", "admin" };
 	static const char *const refusal_names[] = { "total_cap", "peer_cap" };
 	if (!rc)
 		rc = family(out, "mcpwarden_connections", "gauge",
@@ -659,27 +674,19 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 	for (int l = 0; l < METRICS_NLISTENERS && !rc; l++)
 		rc = add(out, "mcpwarden_connections{listener=\"%s\"} %lld\n", listener_names[l],
 			 (long long)g.conns[l]);
-	if (!rc)
-		rc = family(out, "mcpwarden_connections_refused_total", "counter",
-			    "Client connections closed at once because a cap was reached: "
-			    "limits.max_connections (total_cap) or max_connections_per_peer "
-			    "(peer_cap).");
-	for (int l = 0; l < METRICS_NLISTENERS && !rc; l++)
-		for (int w = 0; w < METRICS_NREFUSALS && !rc; w++)
-			rc = add(out, "mcpwarden_connections_refused_total{listener=\"%s\","
-				 "reason=\"%s\"} %llu\n", listener_names[l], refusal_names[w],
-				 (unsigned long long)g.refused[l][w]);
 	static const char *const http_status[] = { "400", "413", "431", "other" };
 	if (!rc)
-		rc = family(out, "mcpwarden_http_refused_total", "counter",
-			    "Requests refused by the HTTP layer, as JSON-RPC errors, then the "
-			    "connection closed: 400 malformed, 413 body past limits.max_body_bytes, "
-			    "431 headers past limits.max_header_bytes.");
-	for (int l = 0; l < METRICS_NLISTENERS && !rc; l++)
-		for (int w = 0; w < 4 && !rc; w++)
-			rc = add(out, "mcpwarden_http_refused_total{listener=\"%s\",status=\"%s\"} "
-				 "%llu\n", listener_names[l], http_status[w],
-				 (unsigned long long)g.http_refused[l][w]);
+		rc = by_listener(out, "mcpwarden_connections_refused_total",
+				 "Client connections closed at once because a cap was reached: "
+				 "limits.max_connections (total_cap) or max_connections_per_peer "
+				 "(peer_cap).", "reason", refusal_names, METRICS_NREFUSALS,
+				 &g.refused[0][0]);
+	if (!rc)
+		rc = by_listener(out, "mcpwarden_http_refused_total",
+				 "Requests refused by the HTTP layer, as JSON-RPC errors, then the "
+				 "connection closed: 400 malformed, 413 body past "
+				 "limits.max_body_bytes, 431 headers past limits.max_header_bytes.",
+				 "status", http_status, 4, &g.http_refused[0][0]);
 	if (!rc)
 		rc = family(out, "mcpwarden_requests_in_flight", "gauge",
 			    "Requests received and not answered yet.");

@@ -33,20 +33,28 @@ static int rd_varint(struct rd *r, uint64_t *v)
 	return -EINVAL;
 }
 
-/* The next field: its number, and its value (v for scalars, sub for length-delimited). 1 when
- * one was read, 0 at the end, -EINVAL when the bytes are not protobuf. */
-static int rd_field(struct rd *r, unsigned *field, uint64_t *v, struct rd *sub)
+/* One field of a message: its number, and its value (v for scalars, sub for length-delimited;
+ * sub.p is NULL for a scalar). */
+struct field {
+	unsigned n;
+	uint64_t v;
+	struct rd sub;
+};
+
+/* The next field into *fl. 1 when one was read, 0 at the end, -EINVAL when the bytes are not
+ * protobuf. */
+static int rd_field(struct rd *r, struct field *fl)
 {
-	uint64_t key, len;
+	uint64_t key, len, *v = &fl->v;
 	int n = 0;
 
 	if (r->p >= r->end)
 		return 0;
 	if (rd_varint(r, &key) || key >> 3 == 0 || key >> 3 > UINT32_MAX)
 		return -EINVAL;
-	*field = (unsigned)(key >> 3);
+	fl->n = (unsigned)(key >> 3);
 	*v = 0;
-	*sub = (struct rd){ NULL, NULL };
+	fl->sub = (struct rd){ NULL, NULL };
 	switch (key & 7) {
 	case PB_VARINT:
 		return rd_varint(r, v) ? -EINVAL : 1;
@@ -59,7 +67,7 @@ static int rd_field(struct rd *r, unsigned *field, uint64_t *v, struct rd *sub)
 	case PB_LEN:
 		if (rd_varint(r, &len) || len > (uint64_t)(r->end - r->p))
 			return -EINVAL;
-		*sub = (struct rd){ r->p, r->p + len };
+		fl->sub = (struct rd){ r->p, r->p + len };
 		r->p += len;
 		return 1;
 	default:
@@ -116,27 +124,26 @@ static cJSON *add_u64(cJSON *o, const char *name, uint64_t v)
 static int key_value(struct rd r, cJSON *arr)
 {
 	cJSON *kv = cJSON_CreateObject(), *val = NULL;
-	struct rd sub, any;
-	unsigned f, af;
-	uint64_t v;
+	struct field fl, any;
 	int rc;
 
 	if (!kv || !cJSON_AddItemToArray(arr, kv))
 		return -ENOMEM;
-	while ((rc = rd_field(&r, &f, &v, &sub)) == 1) {
-		if (f == OTLP_KV_KEY && sub.p) {
-			if (!add_str(kv, "key", sub))
+	while ((rc = rd_field(&r, &fl)) == 1) {
+		if (fl.n == OTLP_KV_KEY && fl.sub.p) {
+			if (!add_str(kv, "key", fl.sub))
 				return -ENOMEM;
-		} else if (f == OTLP_KV_VALUE && sub.p) {
+		} else if (fl.n == OTLP_KV_VALUE && fl.sub.p) {
 			if (!(val = cJSON_AddObjectToObject(kv, "value")))
 				return -ENOMEM;
-			while ((rc = rd_field(&sub, &af, &v, &any)) == 1) {
-				if (af == OTLP_ANY_STRING && any.p && !add_str(val, "stringValue", any))
+			while ((rc = rd_field(&fl.sub, &any)) == 1) {
+				if (any.n == OTLP_ANY_STRING && any.sub.p &&
+				    !add_str(val, "stringValue", any.sub))
 					return -ENOMEM;
 				/* int64 as a decimal string, negative numbers included */
-				if (af == OTLP_ANY_INT && !any.p) {
+				if (any.n == OTLP_ANY_INT && !any.sub.p) {
 					char buf[24];
-					snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)v);
+					snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)any.v);
 					if (!cJSON_AddStringToObject(val, "intValue", buf))
 						return -ENOMEM;
 				}
@@ -152,15 +159,13 @@ static int key_value(struct rd r, cJSON *arr)
 static int attributes(struct rd r, unsigned field, cJSON *o)
 {
 	cJSON *arr = cJSON_AddArrayToObject(o, "attributes");
-	struct rd sub;
-	unsigned f;
-	uint64_t v;
+	struct field fl;
 	int rc;
 
 	if (!arr)
 		return -ENOMEM;
-	while ((rc = rd_field(&r, &f, &v, &sub)) == 1)
-		if (f == field && sub.p && (rc = key_value(sub, arr)))
+	while ((rc = rd_field(&r, &fl)) == 1)
+		if (fl.n == field && fl.sub.p && (rc = key_value(fl.sub, arr)))
 			return rc;
 	return rc;
 }
@@ -168,17 +173,16 @@ static int attributes(struct rd r, unsigned field, cJSON *o)
 static int status(struct rd r, cJSON *span)
 {
 	cJSON *st = cJSON_AddObjectToObject(span, "status");
-	struct rd sub;
-	unsigned f;
-	uint64_t v;
+	struct field fl;
 	int rc;
 
 	if (!st)
 		return -ENOMEM;
-	while ((rc = rd_field(&r, &f, &v, &sub)) == 1) {
-		if (f == OTLP_STATUS_MESSAGE && sub.p && !add_str(st, "message", sub))
+	while ((rc = rd_field(&r, &fl)) == 1) {
+		if (fl.n == OTLP_STATUS_MESSAGE && fl.sub.p && !add_str(st, "message", fl.sub))
 			return -ENOMEM;
-		if (f == OTLP_STATUS_CODE && !sub.p && !cJSON_AddNumberToObject(st, "code", (double)v))
+		if (fl.n == OTLP_STATUS_CODE && !fl.sub.p &&
+		    !cJSON_AddNumberToObject(st, "code", (double)fl.v))
 			return -ENOMEM;
 	}
 	return rc;
@@ -187,24 +191,24 @@ static int status(struct rd r, cJSON *span)
 static int span(struct rd r, cJSON *spans)
 {
 	cJSON *o = cJSON_CreateObject(), *attrs = NULL, *ok = o;
-	struct rd sub;
-	unsigned f;
-	uint64_t v;
+	struct field fl;
 	int rc = 0;
 
 	if (!o || !cJSON_AddItemToArray(spans, o))
 		return -ENOMEM;
-	while (ok && (rc = rd_field(&r, &f, &v, &sub)) == 1) {
-		switch (f) {
+	while (ok && (rc = rd_field(&r, &fl)) == 1) {
+		const struct rd sub = fl.sub;
+
+		switch (fl.n) {
 		case OTLP_SPAN_TRACE_ID: ok = sub.p ? add_hex(o, "traceId", sub) : NULL; break;
 		case OTLP_SPAN_SPAN_ID: ok = sub.p ? add_hex(o, "spanId", sub) : NULL; break;
 		case OTLP_SPAN_TRACE_STATE: ok = sub.p ? add_str(o, "traceState", sub) : NULL; break;
 		case OTLP_SPAN_PARENT_SPAN_ID: ok = sub.p ? add_hex(o, "parentSpanId", sub) : NULL; break;
 		case OTLP_SPAN_NAME: ok = sub.p ? add_str(o, "name", sub) : NULL; break;
-		case OTLP_SPAN_KIND: ok = cJSON_AddNumberToObject(o, "kind", (double)v); break;
-		case OTLP_SPAN_START: ok = add_u64(o, "startTimeUnixNano", v); break;
-		case OTLP_SPAN_END: ok = add_u64(o, "endTimeUnixNano", v); break;
-		case OTLP_SPAN_FLAGS: ok = cJSON_AddNumberToObject(o, "flags", (double)v); break;
+		case OTLP_SPAN_KIND: ok = cJSON_AddNumberToObject(o, "kind", (double)fl.v); break;
+		case OTLP_SPAN_START: ok = add_u64(o, "startTimeUnixNano", fl.v); break;
+		case OTLP_SPAN_END: ok = add_u64(o, "endTimeUnixNano", fl.v); break;
+		case OTLP_SPAN_FLAGS: ok = cJSON_AddNumberToObject(o, "flags", (double)fl.v); break;
 		case OTLP_SPAN_ATTRIBUTES:
 			if (!sub.p)
 				return -EINVAL;

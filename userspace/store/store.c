@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "base/alloc.h"
+#include "base/event_opt.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/path.h"
@@ -141,22 +142,40 @@ static const char *put_str(struct op *op, size_t *pos, const char *s)
 	return op->data + *pos - n;
 }
 
-/* An op carrying one or two strings (b may be NULL), copied into its data one after the
- * other: op_str(op, 0) and op_str(op, 1). */
-static struct op *op_with(enum op_type type, const char *a, const char *b, store_done_fn cb,
-			  void *arg)
+/* An op whose data holds copies of the strings *f[0..n-1] (NULL stays NULL); each *f is
+ * pointed at its copy, so the record the f point into can then be copied into the op as it
+ * is. */
+static struct op *op_own(enum op_type type, const char **const f[], size_t n, store_done_fn cb,
+			 void *arg)
 {
-	size_t pos = 0;
-	struct op *op = op_new(type, strlen(a) + 1 + (b ? strlen(b) + 1 : 0), cb, arg);
+	size_t extra = 0, pos = 0;
+	struct op *op;
 
-	put_str(op, &pos, a);
-	put_str(op, &pos, b);
+	for (size_t i = 0; i < n; i++)
+		extra += *f[i] ? strlen(*f[i]) + 1 : 0;
+	op = op_new(type, extra, cb, arg);
+	for (size_t i = 0; i < n; i++)
+		*f[i] = put_str(op, &pos, *f[i]);
 	return op;
 }
 
-static const char *op_str(const struct op *op, int i)
+#define OP_OWN(type, cb, arg, ...)                                                        \
+	op_own(type, (const char **const[]){ __VA_ARGS__ },                               \
+	       sizeof((const char **[]){ __VA_ARGS__ }) / sizeof(const char **), cb, arg)
+
+/* An op carrying one or two strings (b may be NULL): the writer reads them as op->key.id and
+ * op->text. */
+static int queue_texts(struct store *st, enum op_type type, const char *a, const char *b,
+		       store_done_fn cb, void *arg)
 {
-	return i ? op->data + strlen(op->data) + 1 : op->data;
+	struct op *op;
+
+	if (!st || !a)
+		return -EINVAL;
+	op = OP_OWN(type, cb, arg, &a, &b);
+	op->key.id = a;
+	op->text = b;
+	return enqueue(st, op);
 }
 
 /* An op carrying n spend items (copied, strings after them) and tail more bytes of data. */
@@ -236,13 +255,7 @@ int store_charge_pending(struct store *st, const struct store_spend *items, size
 
 int store_pending_delete(struct store *st, const char *id, store_done_fn cb, void *arg)
 {
-	struct op *op;
-
-	if (!st || !id)
-		return -EINVAL;
-	op = op_with(OP_PENDING_DELETE, id, NULL, cb, arg);
-	op->pend_id = op_str(op, 0);
-	return enqueue(st, op);
+	return queue_texts(st, OP_PENDING_DELETE, id, NULL, cb, arg);
 }
 
 int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
@@ -254,55 +267,31 @@ int store_spend_reset(struct store *st, const struct store_spend *items, size_t 
 int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,
 		   void *arg)
 {
-	struct op *op;
-
-	if (!st || !name || !policy)
-		return -EINVAL;
-	op = op_with(OP_TEAM_PUT, name, policy, cb, arg);
-	op->key.id = op_str(op, 0);
-	op->text = op_str(op, 1);
-	return enqueue(st, op);
+	return policy ? queue_texts(st, OP_TEAM_PUT, name, policy, cb, arg) : -EINVAL;
 }
 
 int store_team_delete(struct store *st, const char *name, store_done_fn cb, void *arg)
 {
-	struct op *op;
-
-	if (!st || !name)
-		return -EINVAL;
-	op = op_with(OP_TEAM_DELETE, name, NULL, cb, arg);
-	op->key.id = op_str(op, 0);
-	return enqueue(st, op);
+	return queue_texts(st, OP_TEAM_DELETE, name, NULL, cb, arg);
 }
 
 int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb, void *arg)
 {
-	size_t extra = 0, pos = 0;
+	struct store_key key;
 	struct op *op;
 
 	if (!st || !k || !k->id || !k->name)
 		return -EINVAL;
-	extra = strlen(k->id) + strlen(k->name) + 4 + (k->team ? strlen(k->team) : 0) +
-		(k->policy ? strlen(k->policy) : 0) + (k->workloads ? strlen(k->workloads) + 1 : 0);
-	op = op_new(OP_KEY_PUT, extra, cb, arg);
-	op->key = *k;
-	op->key.id = put_str(op, &pos, k->id);
-	op->key.name = put_str(op, &pos, k->name);
-	op->key.team = put_str(op, &pos, k->team);
-	op->key.policy = put_str(op, &pos, k->policy);
-	op->key.workloads = put_str(op, &pos, k->workloads);
+	key = *k;
+	op = OP_OWN(OP_KEY_PUT, cb, arg, &key.id, &key.name, &key.team, &key.policy,
+		    &key.workloads);
+	op->key = key;
 	return enqueue(st, op);
 }
 
 int store_key_delete(struct store *st, const char *id, store_done_fn cb, void *arg)
 {
-	struct op *op;
-
-	if (!st || !id)
-		return -EINVAL;
-	op = op_with(OP_KEY_DELETE, id, NULL, cb, arg);
-	op->key.id = op_str(op, 0);
-	return enqueue(st, op);
+	return queue_texts(st, OP_KEY_DELETE, id, NULL, cb, arg);
 }
 
 int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn cb, void *arg)
@@ -311,29 +300,24 @@ int store_audit(struct store *st, int64_t ts_ms, const char *json, store_done_fn
 
 	if (!st || !json)
 		return -EINVAL;
-	op = op_with(OP_AUDIT, json, NULL, cb, arg);
+	op = OP_OWN(OP_AUDIT, cb, arg, &json);
 	op->ts = ts_ms;
-	op->text = op_str(op, 0);
+	op->text = json;
 	return enqueue(st, op);
 }
 
 int store_tool_pin_put(struct store *st, const struct store_tool_pin *p, store_done_fn cb,
 		       void *arg)
 {
-	size_t pos = 0;
+	struct store_tool_pin pin;
 	struct op *op;
 
 	if (!st || !p || !p->server || !p->tool || !p->digest || !p->approved_by)
 		return -EINVAL;
-	op = op_new(OP_PIN_PUT, strlen(p->server) + strlen(p->tool) + strlen(p->digest) +
-		    strlen(p->approved_by) + (p->definition ? strlen(p->definition) : 0) + 5, cb,
-		    arg);
-	op->pin = *p;
-	op->pin.server = put_str(op, &pos, p->server);
-	op->pin.tool = put_str(op, &pos, p->tool);
-	op->pin.digest = put_str(op, &pos, p->digest);
-	op->pin.approved_by = put_str(op, &pos, p->approved_by);
-	op->pin.definition = put_str(op, &pos, p->definition);
+	pin = *p;
+	op = OP_OWN(OP_PIN_PUT, cb, arg, &pin.server, &pin.tool, &pin.digest, &pin.approved_by,
+		    &pin.definition);
+	op->pin = pin;
 	return enqueue(st, op);
 }
 
@@ -423,8 +407,7 @@ static void store_free(struct store *st)
 	}
 	sqlite3_close(st->ckpt_db);
 	doorbell_fini(&st->bell);
-	if (st->flush_ev)
-		event_free(st->flush_ev);
+	event_free_opt(st->flush_ev);
 	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->ckpt_wake);
 	pthread_mutex_destroy(&st->lock);
@@ -598,10 +581,21 @@ static const char *col_text(sqlite3_stmt *s, int i)
 	return (const char *)sqlite3_column_text(s, i);
 }
 
-/* Run a SELECT under the db lock, handing each row to row(stmt, arg) until it returns
- * non-zero (which is returned). */
-static int select_each(struct store *st, const char *sql,
-		       int (*row)(sqlite3_stmt *s, void *arg), void *arg)
+/* A loader's caller: the callback for the kind of row, and its argument. */
+struct loader {
+	union {
+		int (*key)(void *arg, const struct store_key *k);
+		int (*spend)(void *arg, const struct store_spend *row);
+		int (*pin)(void *arg, const struct store_tool_pin *p);
+		int (*texts)(void *arg, const char *a, const char *b);  /* teams, pending */
+	} cb;
+	void *arg;
+};
+
+/* Run a SELECT under the db lock, handing each row to row(stmt, l) until it returns non-zero
+ * (which is returned). */
+static int load(struct store *st, const char *sql,
+		int (*row)(sqlite3_stmt *s, const struct loader *l), struct loader l)
 {
 	sqlite3_stmt *s = NULL;
 	int rc;
@@ -613,7 +607,7 @@ static int select_each(struct store *st, const char *sql,
 		goto out;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((rc = row(s, arg)) != 0)
+		if ((rc = row(s, &l)) != 0)
 			goto out;
 	rc = store_db_errno(rc);
 out:
@@ -622,21 +616,8 @@ out:
 	return rc;
 }
 
-/* A loader's caller: the callback for the kind of row, and its argument. */
-struct loader {
-	union {
-		int (*key)(void *arg, const struct store_key *k);
-		int (*spend)(void *arg, const struct store_spend *row);
-		int (*team)(void *arg, const char *name, const char *policy);
-		int (*pin)(void *arg, const struct store_tool_pin *p);
-		int (*pending)(void *arg, const char *id, const char *command);
-	} cb;
-	void *arg;
-};
-
-static int key_row(sqlite3_stmt *s, void *arg)
+static int key_row(sqlite3_stmt *s, const struct loader *l)
 {
-	struct loader *l = arg;
 	struct store_key k = {
 		.id = col_text(s, 0), .name = col_text(s, 1), .team = col_text(s, 2),
 		.policy = col_text(s, 3), .created = sqlite3_column_int64(s, 5),
@@ -652,15 +633,12 @@ static int key_row(sqlite3_stmt *s, void *arg)
 int store_load_keys(struct store *st, int (*cb)(void *arg, const struct store_key *k),
 		    void *arg)
 {
-	struct loader l = { .cb.key = cb, .arg = arg };
-
-	return select_each(st, "SELECT id, name, team, policy, hash, created, expires, disabled, workloads"
-			   " FROM keys ORDER BY id", key_row, &l);
+	return load(st, "SELECT id, name, team, policy, hash, created, expires, disabled, workloads"
+		    " FROM keys ORDER BY id", key_row, (struct loader){ .cb.key = cb, .arg = arg });
 }
 
-static int spend_row(sqlite3_stmt *s, void *arg)
+static int spend_row(sqlite3_stmt *s, const struct loader *l)
 {
-	struct loader *l = arg;
 	struct store_spend row = {
 		.scope = col_text(s, 0), .period = col_text(s, 1),
 		.start = sqlite3_column_int64(s, 2), .amount = sqlite3_column_int64(s, 3),
@@ -673,30 +651,13 @@ static int spend_row(sqlite3_stmt *s, void *arg)
 int store_load_spend(struct store *st, int (*cb)(void *arg, const struct store_spend *row),
 		     void *arg)
 {
-	struct loader l = { .cb.spend = cb, .arg = arg };
-
-	return select_each(st, "SELECT scope, period, start, amount, expires FROM spend"
-			   " ORDER BY scope, period, start", spend_row, &l);
+	return load(st, "SELECT scope, period, start, amount, expires FROM spend"
+		    " ORDER BY scope, period, start", spend_row,
+		    (struct loader){ .cb.spend = cb, .arg = arg });
 }
 
-static int team_row(sqlite3_stmt *s, void *arg)
+static int pin_row(sqlite3_stmt *s, const struct loader *l)
 {
-	struct loader *l = arg;
-
-	return l->cb.team(l->arg, col_text(s, 0), col_text(s, 1));
-}
-
-int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
-		     void *arg)
-{
-	struct loader l = { .cb.team = cb, .arg = arg };
-
-	return select_each(st, "SELECT name, policy FROM teams ORDER BY name", team_row, &l);
-}
-
-static int pin_row(sqlite3_stmt *s, void *arg)
-{
-	struct loader *l = arg;
 	struct store_tool_pin p = {
 		.server = col_text(s, 0), .tool = col_text(s, 1), .digest = col_text(s, 2),
 		.definition = col_text(s, 3), .approved_at = sqlite3_column_int64(s, 4),
@@ -709,23 +670,27 @@ static int pin_row(sqlite3_stmt *s, void *arg)
 int store_load_tool_pins(struct store *st,
 			 int (*cb)(void *arg, const struct store_tool_pin *p), void *arg)
 {
-	struct loader l = { .cb.pin = cb, .arg = arg };
-
-	return select_each(st, "SELECT server, tool, digest, definition, approved_at, approved_by"
-			   " FROM tool_pins ORDER BY server, tool", pin_row, &l);
+	return load(st, "SELECT server, tool, digest, definition, approved_at, approved_by"
+		    " FROM tool_pins ORDER BY server, tool", pin_row,
+		    (struct loader){ .cb.pin = cb, .arg = arg });
 }
 
-static int pending_row(sqlite3_stmt *s, void *arg)
+/* Rows of two text columns (teams, the pending fleet commands). */
+static int texts_row(sqlite3_stmt *s, const struct loader *l)
 {
-	struct loader *l = arg;
+	return l->cb.texts(l->arg, col_text(s, 0), col_text(s, 1));
+}
 
-	return l->cb.pending(l->arg, col_text(s, 0), col_text(s, 1));
+int store_load_teams(struct store *st, int (*cb)(void *arg, const char *name, const char *policy),
+		     void *arg)
+{
+	return load(st, "SELECT name, policy FROM teams ORDER BY name", texts_row,
+		    (struct loader){ .cb.texts = cb, .arg = arg });
 }
 
 int store_load_pending(struct store *st, int (*cb)(void *arg, const char *id, const char *command),
 		       void *arg)
 {
-	struct loader l = { .cb.pending = cb, .arg = arg };
-
-	return select_each(st, "SELECT id, command FROM fleet_pending ORDER BY seq", pending_row, &l);
+	return load(st, "SELECT id, command FROM fleet_pending ORDER BY seq", texts_row,
+		    (struct loader){ .cb.texts = cb, .arg = arg });
 }

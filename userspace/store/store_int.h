@@ -31,13 +31,13 @@ struct op {
 	int err;
 	size_t n;                       /* OP_CHARGE, OP_SPEND_RESET: items */
 	struct store_spend *items;      /* OP_CHARGE, OP_SPEND_RESET; strings in data[] */
-	struct store_key key;           /* OP_KEY_PUT; OP_KEY_DELETE uses key.id */
+	struct store_key key;           /* OP_KEY_PUT; the text ops (OP_KEY_DELETE, OP_TEAM_PUT,
+					 * OP_TEAM_DELETE, OP_PENDING_DELETE) use key.id */
 	int64_t ts;                     /* OP_AUDIT */
 	uint64_t seq;                   /* OP_CHARGE: its journal record; 0: none */
 	const char *text;               /* OP_AUDIT; OP_TEAM_PUT: the policy */
 	struct store_tool_pin pin;      /* OP_PIN_PUT */
-	const char *pend_id, *pend_cmd; /* OP_CHARGE: its fleet_pending row (NULL: none);
-					 * OP_PENDING_DELETE: pend_id */
+	const char *pend_id, *pend_cmd; /* OP_CHARGE: its fleet_pending row (NULL: none) */
 	char data[];
 };
 

@@ -28,38 +28,67 @@ int store_step_reset(sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : store_db_errno(rc);
 }
 
-/* The statements that take only text: bind a and b (NULL: one parameter) and run. */
-static int step_text(sqlite3_stmt *s, const char *a, const char *b)
+/* Bind v[0..n-1] as texts to the parameters from 1 on (NULL binds NULL); 0 or a negative
+ * errno. */
+static int bind_texts(sqlite3_stmt *s, size_t n, const char *const *v)
 {
-	sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
-	if (b)
-		sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+	for (size_t i = 0; i < n; i++) {
+		int rc = sqlite3_bind_text(s, (int)i + 1, v[i], -1, SQLITE_STATIC);
+
+		if (rc != SQLITE_OK)
+			return store_db_errno(rc);
+	}
+	return 0;
+}
+
+/* The statements that take only text: bind them and run. */
+static int step_texts(sqlite3_stmt *s, size_t n, const char *const *v)
+{
+	int rc = bind_texts(s, n, v);
+
+	return rc ? rc : store_step_reset(s);
+}
+
+/* The n, v arguments of bind_texts and step_texts for a list of strings. */
+#define TEXTS(...) sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *), \
+		   (const char *[]){ __VA_ARGS__ }
+
+/* One spend row: st_charge takes scope, period, start, amount, expires; st_reset the first
+ * three. */
+static int step_spend(sqlite3_stmt *s, const struct store_spend *it)
+{
+	int rc = bind_texts(s, TEXTS(it->scope, it->period));
+
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(s, 3, it->start);
+	if (sqlite3_bind_parameter_count(s) == 5) {
+		sqlite3_bind_int64(s, 4, it->amount);
+		sqlite3_bind_int64(s, 5, it->expires);
+	}
 	return store_step_reset(s);
+}
+
+static int step_items(sqlite3_stmt *s, const struct op *op)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < op->n && rc == 0; i++)
+		rc = step_spend(s, &op->items[i]);
+	return rc;
 }
 
 int store_apply(struct store *st, struct op *op)
 {
 	sqlite3_stmt *s;
-	int rc = 0;
+	int rc;
 
 	switch (op->type) {
 	case OP_CHARGE:
-		s = st->st_charge;
-		for (size_t i = 0; i < op->n && rc == 0; i++) {
-			const struct store_spend *it = &op->items[i];
-			sqlite3_bind_text(s, 1, it->scope, -1, SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, it->period, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 3, it->start);
-			sqlite3_bind_int64(s, 4, it->amount);
-			sqlite3_bind_int64(s, 5, it->expires);
-			rc = store_step_reset(s);
-		}
-		if (rc == 0 && op->pend_id) {
+		rc = step_items(st->st_charge, op);
+		if (rc == 0 && op->pend_id)
 			/* The same transaction: the charge and its replay are durable together. */
-			sqlite3_bind_text(st->st_pend_put, 1, op->pend_id, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st->st_pend_put, 2, op->pend_cmd, -1, SQLITE_STATIC);
-			rc = store_step_reset(st->st_pend_put);
-		}
+			rc = step_texts(st->st_pend_put, TEXTS(op->pend_id, op->pend_cmd));
 		if (rc == 0 && op->seq) {
 			sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)op->seq);
 			rc = store_step_reset(st->st_jseq);
@@ -67,48 +96,40 @@ int store_apply(struct store *st, struct op *op)
 		return rc;
 	case OP_KEY_PUT:
 		s = st->st_key_put;
-		sqlite3_bind_text(s, 1, op->key.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, op->key.name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, op->key.team, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, op->key.policy, -1, SQLITE_STATIC);
+		rc = bind_texts(s, TEXTS(op->key.id, op->key.name, op->key.team, op->key.policy));
+		if (rc)
+			return rc;
 		sqlite3_bind_blob(s, 5, op->key.hash, sizeof(op->key.hash), SQLITE_STATIC);
 		sqlite3_bind_int64(s, 6, op->key.created);
 		sqlite3_bind_int64(s, 7, op->key.expires);
 		sqlite3_bind_int(s, 8, op->key.disabled);
 		sqlite3_bind_text(s, 9, op->key.workloads, -1, SQLITE_STATIC);
 		return store_step_reset(s);
-	case OP_KEY_DELETE:
-		return step_text(st->st_key_del, op->key.id, NULL);
 	case OP_AUDIT:
 		s = st->st_audit;
 		sqlite3_bind_int64(s, 1, op->ts);
 		sqlite3_bind_text(s, 2, op->text, -1, SQLITE_STATIC);
 		return store_step_reset(s);
 	case OP_SPEND_RESET:
-		s = st->st_reset;
-		for (size_t i = 0; i < op->n && rc == 0; i++) {
-			sqlite3_bind_text(s, 1, op->items[i].scope, -1, SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, op->items[i].period, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 3, op->items[i].start);
-			rc = store_step_reset(s);
-		}
-		return rc;
-	case OP_TEAM_PUT:
-		return step_text(st->st_team_put, op->key.id, op->text);
-	case OP_TEAM_DELETE:
-		return step_text(st->st_team_del, op->key.id, NULL);
+		return step_items(st->st_reset, op);
 	case OP_PIN_PUT:
 		s = st->st_pin_put;
-		sqlite3_bind_text(s, 1, op->pin.server, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, op->pin.tool, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, op->pin.digest, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, op->pin.definition, -1, SQLITE_STATIC);
+		rc = bind_texts(s, TEXTS(op->pin.server, op->pin.tool, op->pin.digest,
+					 op->pin.definition));
+		if (rc)
+			return rc;
 		sqlite3_bind_int64(s, 5, op->pin.approved_at);
 		sqlite3_bind_text(s, 6, op->pin.approved_by, -1, SQLITE_STATIC);
 		return store_step_reset(s);
+	case OP_KEY_DELETE:
+	case OP_TEAM_PUT:
+	case OP_TEAM_DELETE:
 	case OP_PENDING_DELETE:
-		sqlite3_bind_text(st->st_pend_del, 1, op->pend_id, -1, SQLITE_STATIC);
-		return store_step_reset(st->st_pend_del);
+		/* The text ops (store.c queue_texts): key.id, and text for a put. */
+		s = op->type == OP_KEY_DELETE  ? st->st_key_del :
+		    op->type == OP_TEAM_PUT    ? st->st_team_put :
+		    op->type == OP_TEAM_DELETE ? st->st_team_del : st->st_pend_del;
+		return step_texts(s, op->text ? 2 : 1, (const char *[]){ op->key.id, op->text });
 	case OP_FLUSH:
 		return 0;
 	}
@@ -237,24 +258,16 @@ static void commit_batch(struct store *st, struct list_head *batch)
  * health turns back to 0 as soon as the disk takes writes again. */
 static void probe(struct store *st)
 {
+	static const struct store_spend probe_row = { .scope = "-probe", .period = "-",
+						       .expires = 1 };
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
 	rc = exec_quiet(st->db, "BEGIN IMMEDIATE");
-	if (rc == 0) {
-		sqlite3_bind_text(st->st_charge, 1, "-probe", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st->st_charge, 2, "-", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->st_charge, 3, 0);
-		sqlite3_bind_int64(st->st_charge, 4, 0);
-		sqlite3_bind_int64(st->st_charge, 5, 1);
-		rc = store_step_reset(st->st_charge);
-	}
-	if (rc == 0) {
-		sqlite3_bind_text(st->st_reset, 1, "-probe", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st->st_reset, 2, "-", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st->st_reset, 3, 0);
-		rc = store_step_reset(st->st_reset);
-	}
+	if (rc == 0)
+		rc = step_spend(st->st_charge, &probe_row);
+	if (rc == 0)
+		rc = step_spend(st->st_reset, &probe_row);
 	if (rc == 0)
 		rc = exec_quiet(st->db, "COMMIT");
 	rc = rc ? disk_errno(st, rc) : 0;
