@@ -12,6 +12,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
+#include "base/base64.h"
 #include "base/config.h"
 #include "govern/jwt.h"
 #include "govern/oauth.h"
@@ -174,16 +175,33 @@ static void test_b64url(void)
 	unsigned char out[16];
 	size_t n = 0;
 
-	CU_ASSERT_EQUAL(jwt_b64url_decode("aGk", 3, out, &n), 0);
+	CU_ASSERT_EQUAL(base64url_decode("aGk", 3, out, &n), 0);
 	CU_ASSERT_EQUAL(n, 2);
 	CU_ASSERT_EQUAL(memcmp(out, "hi", 2), 0);
-	CU_ASSERT_EQUAL(jwt_b64url_decode("", 0, out, &n), 0);
+	CU_ASSERT_EQUAL(base64url_decode("", 0, out, &n), 0);
 	CU_ASSERT_EQUAL(n, 0);
-	CU_ASSERT_EQUAL(jwt_b64url_decode("-_-_", 4, out, &n), 0);
-	CU_ASSERT_EQUAL(jwt_b64url_decode("aGk=", 4, out, &n), -EINVAL);  /* no padding */
-	CU_ASSERT_EQUAL(jwt_b64url_decode("a+/a", 4, out, &n), -EINVAL);  /* not base64url */
-	CU_ASSERT_EQUAL(jwt_b64url_decode("a", 1, out, &n), -EINVAL);     /* no such length */
-	CU_ASSERT_EQUAL(jwt_b64url_decode("aGl", 3, out, &n), -EINVAL);   /* stray bits set */
+	CU_ASSERT_EQUAL(base64url_decode("-_-_", 4, out, &n), 0);
+	CU_ASSERT_EQUAL(base64url_decode("aGk=", 4, out, &n), -EINVAL);  /* no padding */
+	CU_ASSERT_EQUAL(base64url_decode("a+/a", 4, out, &n), -EINVAL);  /* not base64url */
+	CU_ASSERT_EQUAL(base64url_decode("a", 1, out, &n), -EINVAL);     /* no such length */
+	CU_ASSERT_EQUAL(base64url_decode("aGl", 3, out, &n), -EINVAL);   /* stray bits set */
+	/* The standard alphabet, padded (MCP's header sentinel): the same strictness. */
+	CU_ASSERT_EQUAL(base64_decode("aGk=", 4, out, &n), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(memcmp(out, "hi", 2), 0);
+	CU_ASSERT_EQUAL(base64_decode("aA==", 4, out, &n), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(base64_decode("+/+/", 4, out, &n), 0);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(base64_decode("", 0, out, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(base64_decode("aGk", 3, out, &n), -EINVAL);    /* padding required */
+	CU_ASSERT_EQUAL(base64_decode("-_-_", 4, out, &n), -EINVAL);   /* not the standard one */
+	CU_ASSERT_EQUAL(base64_decode("aB==", 4, out, &n), -EINVAL);   /* bits under padding */
+	CU_ASSERT_EQUAL(base64_decode("aGl=", 4, out, &n), -EINVAL);
+	CU_ASSERT_EQUAL(base64_decode("a===", 4, out, &n), -EINVAL);   /* '=' only last two */
+	CU_ASSERT_EQUAL(base64_decode("a=Gk", 4, out, &n), -EINVAL);
+	CU_ASSERT_EQUAL(base64_decode("aG k", 4, out, &n), -EINVAL);   /* no whitespace */
 	CU_ASSERT_TRUE(jwt_looks_like("a.b.c", 5));
 	CU_ASSERT_FALSE(jwt_looks_like("a.b.", 4));
 	CU_ASSERT_FALSE(jwt_looks_like(".b.c", 4));

@@ -14,6 +14,7 @@
 #include <openssl/params.h>
 
 #include "base/alloc.h"
+#include "base/base64.h"
 
 struct jwk {
 	char kid[JWT_KID_SIZE];
@@ -52,48 +53,6 @@ const char *jwt_alg_name(unsigned alg)
 	return "?";
 }
 
-static int b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-int jwt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *out_len)
-{
-	uint32_t acc = 0;
-	size_t o = 0;
-	int bits = 0;
-
-	if (len % 4 == 1)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_value((unsigned char)in[i]);
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	/* Leftover bits must be zero: one encoding per byte string. */
-	if (acc)
-		return -EINVAL;
-	*out_len = o;
-	return 0;
-}
-
 bool jwt_looks_like(const char *text, size_t len)
 {
 	size_t dots = 0, part = 0;
@@ -106,7 +65,7 @@ bool jwt_looks_like(const char *text, size_t len)
 				return false;
 			dots++;
 			part = 0;
-		} else if (b64url_value((unsigned char)text[i]) < 0) {
+		} else if (base64_value((unsigned char)text[i], true) < 0) {
 			return false;
 		} else {
 			part++;
@@ -119,7 +78,7 @@ bool jwt_looks_like(const char *text, size_t len)
 static int decode_part(const char *in, size_t len, unsigned char **out, size_t *out_len)
 {
 	unsigned char *b = xmalloc(len * 3 / 4 + 1);
-	int rc = jwt_b64url_decode(in, len, b, out_len);
+	int rc = base64url_decode(in, len, b, out_len);
 
 	if (rc) {
 		free(b);

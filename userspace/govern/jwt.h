@@ -75,8 +75,4 @@ bool jwks_has_kid(const struct jwks *ks, const char *kid);
  * signature does not verify; -EPERM alg not allowed or not the key's. *why says which. */
 int jwt_verify(const struct jwt *t, const struct jwks *ks, unsigned allowed, const char **why);
 
-/* base64url without padding (RFC 7515 section 2), strict: any other character, or a length
- * that no encoding has, is -EINVAL. out gets at most len * 3 / 4 bytes; *out_len how many. */
-int jwt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t *out_len);
-
 #endif

@@ -8,58 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base64.h"
+
 #define SENTINEL_HEAD "=?base64?"
 #define SENTINEL_TAIL "?="
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Strict RFC 4648 Base64: the standard alphabet, length a multiple of 4, '=' only as the
- * last one or two characters, zero bits under it. EVP_DecodeBlock is laxer (it skips
- * whitespace). */
-static int b64_decode(const char *in, size_t n, unsigned char *out, size_t *len)
-{
-	size_t o = 0;
-
-	if (n % 4)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4], pad = 0;
-		for (int k = 0; k < 4; k++) {
-			if (in[i + k] == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[k] = b64_value((unsigned char)in[i + k])) < 0)
-				return -EINVAL;
-		}
-		unsigned long w = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 |
-				  (unsigned long)v[2] << 6 | (unsigned long)v[3];
-		/* the bits under the padding are zero: one encoding per value */
-		if ((pad == 2 && (w & 0xffff)) || (pad == 1 && (w & 0xff)))
-			return -EINVAL;
-		out[o++] = (unsigned char)(w >> 16);
-		if (pad < 2)
-			out[o++] = (unsigned char)(w >> 8);
-		if (pad < 1)
-			out[o++] = (unsigned char)w;
-	}
-	*len = o;
-	return 0;
-}
 
 int param_header_decode(const char *value, char **out, size_t *len)
 {
@@ -73,7 +25,7 @@ int param_header_decode(const char *value, char **out, size_t *len)
 		buf = malloc((n - hl - tl) / 4 * 3 + 1);
 		if (!buf)
 			return -ENOMEM;
-		if (b64_decode(value + hl, n - hl - tl, (unsigned char *)buf, len)) {
+		if (base64_decode(value + hl, n - hl - tl, (unsigned char *)buf, len)) {
 			free(buf);
 			return -EINVAL;
 		}
@@ -125,6 +77,19 @@ static bool token(const char *s)
 	return true;
 }
 
+/* One or more decimal digits at *p, stepped over. */
+static bool digits(const char **p)
+{
+	const char *q = *p;
+
+	while (*q >= '0' && *q <= '9')
+		q++;
+	if (q == *p)
+		return false;
+	*p = q;
+	return true;
+}
+
 /* A number as a client writes one: [-+]digits[.digits][e[-+]digits], nothing else (strtod
  * alone would take hex, inf, nan and leading spaces). */
 static bool decimal(const char *s, double *out)
@@ -134,25 +99,19 @@ static bool decimal(const char *s, double *out)
 
 	if (*p == '-' || *p == '+')
 		p++;
-	if (!(*p >= '0' && *p <= '9'))
+	if (!digits(&p))
 		return false;
-	while (*p >= '0' && *p <= '9')
-		p++;
 	if (*p == '.') {
 		p++;
-		if (!(*p >= '0' && *p <= '9'))
+		if (!digits(&p))
 			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
 	}
 	if (*p == 'e' || *p == 'E') {
 		p++;
 		if (*p == '-' || *p == '+')
 			p++;
-		if (!(*p >= '0' && *p <= '9'))
+		if (!digits(&p))
 			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
 	}
 	if (*p)
 		return false;
