@@ -13,44 +13,28 @@
 #include "observe/logstore_db.h"
 #include "observe/logtail.h"
 #include "cunit_main.h"
+#include "logs_test_util.h"
 #include "loop_util.h"
 
 static struct event_base *base;
 static char dir[256], dbpath[512];
 
-struct result {
-	bool done;
-	int err;
-	cJSON *res;
-};
-
-static void on_done(void *arg, int err, cJSON *res)
+static void wait_for(struct lq_result *r)
 {
-	struct result *r = arg;
-
-	r->done = true;
-	r->err = err;
-	r->res = res;
+	CU_ASSERT_FATAL(lu_run_until(base, lq_done, r, 10000));
 }
 
-static bool done(void *arg) { return ((struct result *)arg)->done; }
-
-static void wait_for(struct result *r)
-{
-	CU_ASSERT_FATAL(lu_run_until(base, done, r, 10000));
-}
-
-static void reset(struct result *r)
+static void reset(struct lq_result *r)
 {
 	cJSON_Delete(r->res);
 	memset(r, 0, sizeof(*r));
 }
 
 /* One page query run to its answer in *r (what r held before is freed). */
-static void page(struct logquery *lq, const struct logq_filter *f, struct result *r)
+static void page(struct logquery *lq, const struct logq_filter *f, struct lq_result *r)
 {
 	reset(r);
-	CU_ASSERT(logquery_page(lq, f, on_done, r) == 0);
+	CU_ASSERT(logquery_page(lq, f, lq_on_done, r) == 0);
 	wait_for(r);
 }
 
@@ -190,7 +174,7 @@ static int ids(const cJSON *page, int *out, int max)
 
 /* f (limit 2) answered in two pages: a and b, its next_cursor b; then, from b, c alone and
  * no next_cursor. */
-static void two_pages(struct logquery *lq, struct logq_filter *f, struct result *r, int a, int b,
+static void two_pages(struct logquery *lq, struct logq_filter *f, struct lq_result *r, int a, int b,
 		      int c)
 {
 	char cursor[16];
@@ -214,7 +198,7 @@ static void two_pages(struct logquery *lq, struct logq_filter *f, struct result 
 static void test_missing_then_pages(void)
 {
 	struct logquery *lq;
-	struct result r = { 0 };
+	struct lq_result r = { 0 };
 	struct logq_filter f = { .limit = 4 };
 	int got[8];
 
@@ -258,12 +242,12 @@ static void test_missing_then_pages(void)
 	reset(&r);
 
 	/* One record; one that is not there. */
-	CU_ASSERT(logquery_get(lq, 7, on_done, &r) == 0);
+	CU_ASSERT(logquery_get(lq, 7, lq_on_done, &r) == 0);
 	wait_for(&r);
 	CU_ASSERT_EQUAL(cJSON_GetObjectItem(r.res, "id")->valueint, 7);
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(r.res, "target")->valuestring, "tool1");
 	reset(&r);
-	CU_ASSERT(logquery_get(lq, 99, on_done, &r) == 0);
+	CU_ASSERT(logquery_get(lq, 99, lq_on_done, &r) == 0);
 	wait_for(&r);
 	CU_ASSERT_EQUAL(r.err, -ENOENT);
 	reset(&r);
@@ -278,7 +262,7 @@ static void test_blocks(void)
 {
 	struct logstore_db *ldb = NULL;
 	struct logquery *lq;
-	struct result r = { 0 };
+	struct lq_result r = { 0 };
 	struct logq_filter f = { .key = "rare", .limit = 2 };
 	sqlite3 *db;
 	int got[64];
@@ -352,13 +336,13 @@ static void test_blocks(void)
 static void test_stats(void)
 {
 	struct logquery *lq;
-	struct result r = { 0 };
+	struct lq_result r = { 0 };
 	struct logq_filter f = { .since_ms = 1000, .until_ms = 20000 };
 	const cJSON *b;
 	int n = 0;
 
 	CU_ASSERT_FATAL(logquery_new(base, dbpath, &lq) == 0);
-	CU_ASSERT(logquery_stats(lq, &f, LOGQ_BY_TOOL, 10000, on_done, &r) == 0);
+	CU_ASSERT(logquery_stats(lq, &f, LOGQ_BY_TOOL, 10000, lq_on_done, &r) == 0);
 	wait_for(&r);
 	CU_ASSERT_EQUAL_FATAL(r.err, 0);
 	/* Buckets [0, 10000) holds i 1..9, [10000, 20000) i 10..19, [20000, ...) i 20. */
@@ -376,9 +360,9 @@ static void test_stats(void)
 	CU_ASSERT_EQUAL(n, 5);                          /* i = 20 is tool0's alone */
 	reset(&r);
 	f.since_ms = 0;
-	CU_ASSERT_EQUAL(logquery_stats(lq, &f, LOGQ_BY_KEY, 10000, on_done, &r), -EINVAL);
+	CU_ASSERT_EQUAL(logquery_stats(lq, &f, LOGQ_BY_KEY, 10000, lq_on_done, &r), -EINVAL);
 	f = (struct logq_filter){ .since_ms = 1, .until_ms = 1 + 1000LL * LOGQ_MAX_BUCKETS };
-	CU_ASSERT_EQUAL(logquery_stats(lq, &f, LOGQ_BY_KEY, 1000, on_done, &r), -EINVAL);
+	CU_ASSERT_EQUAL(logquery_stats(lq, &f, LOGQ_BY_KEY, 1000, lq_on_done, &r), -EINVAL);
 	logquery_free(lq);
 }
 
@@ -387,14 +371,14 @@ static void test_bound_and_free(void)
 {
 	struct logquery *lq;
 	struct logq_filter f = { .limit = 500 };
-	struct result r[LOGQ_MAX_PENDING * 4] = { 0 };
+	struct lq_result r[LOGQ_MAX_PENDING * 4] = { 0 };
 	int accepted = 0, refused = 0;
 
 	CU_ASSERT_FATAL(logquery_new(base, dbpath, &lq) == 0);
 	/* Without the loop running, answers pile up; the reader drains the queue meanwhile, so
 	 * how many are refused depends on its speed, but never more than the bound waits. */
 	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
-		int rc = logquery_page(lq, &f, on_done, &r[i]);
+		int rc = logquery_page(lq, &f, lq_on_done, &r[i]);
 		if (rc == 0)
 			accepted++;
 		else if (rc == -EAGAIN)

@@ -14,6 +14,7 @@
 #include "observe/audit.h"
 #include "observe/logstore.h"
 #include "observe/logverify.h"
+#include "logs_test_util.h"
 #include "store_test_util.h"
 #include "cunit_main.h"
 
@@ -419,21 +420,6 @@ static void test_schema_v3_converted(void)
 		 "| tr '\\n' ' ')\" = '5 1 1 tool_a '", db);
 }
 
-static int64_t sql_int(const char *path, const char *sql)
-{
-	sqlite3 *h;
-	sqlite3_stmt *s;
-	int64_t v = -1;
-
-	CU_ASSERT_FATAL(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
-	CU_ASSERT_FATAL(sqlite3_prepare_v2(h, sql, -1, &s, NULL) == SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(h);
-	return v;
-}
-
 /* verify --since starts at the first block the summaries do not rule out, and finds the
  * same first record as a scan: with every block summarized, and with one summary missing. */
 static void test_verify_since_by_blocks(void)
@@ -447,10 +433,10 @@ static void test_verify_since_by_blocks(void)
 	append_gap_us = 2;
 	write_run(&o, 1, 3500, 2);              /* blocks 0 to 3 */
 	append_gap_us = 0;
-	so.since_ms = sql_int(db, "SELECT ts FROM records WHERE id = 2100");
-	first = sql_int(db, "SELECT min(id) FROM records WHERE ts >= (SELECT ts FROM records "
+	so.since_ms = sqlu_int(db, "SELECT ts FROM records WHERE id = 2100");
+	first = sqlu_int(db, "SELECT min(id) FROM records WHERE ts >= (SELECT ts FROM records "
 			"WHERE id = 2100)");
-	last = sql_int(db, "SELECT max(id) FROM records");
+	last = sqlu_int(db, "SELECT max(id) FROM records");
 	CU_ASSERT_FATAL(first > 1024 && first <= 2100);
 	CU_ASSERT_EQUAL(logverify_run(&so, &r), LOGVERIFY_INTACT);
 	CU_ASSERT_EQUAL(r.checked, last - first + 1);

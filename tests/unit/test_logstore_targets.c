@@ -20,6 +20,7 @@
 #include "observe/logstore_db.h"
 #include "observe/logverify.h"
 #include "cunit_main.h"
+#include "logs_test_util.h"
 #include "loop_util.h"
 
 static struct event_base *base;
@@ -78,35 +79,6 @@ static void write_run(const struct logstore_options *o, const char *const *targe
 	close(saved);
 }
 
-static int64_t sql_int(const char *sql)
-{
-	sqlite3 *h;
-	sqlite3_stmt *s;
-	int64_t v = -1;
-
-	CU_ASSERT_FATAL(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
-	CU_ASSERT_FATAL(sqlite3_prepare_v2(h, sql, -1, &s, NULL) == SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(h);
-	return v;
-}
-
-static void exec_sql(const char *sql)
-{
-	sqlite3 *h;
-	char *err = NULL;
-
-	CU_ASSERT_FATAL(sqlite3_open(db, &h) == SQLITE_OK);
-	if (sqlite3_exec(h, sql, NULL, NULL, &err) != SQLITE_OK) {
-		fprintf(stderr, "%s: %s\n", sql, err);
-		CU_FAIL_FATAL("SQL failed");
-	}
-	sqlite3_free(err);
-	sqlite3_close(h);
-}
-
 /* The table of targets holds exactly the targets the remaining records name, its free-text
  * index agrees with it, and the chain verifies. */
 static void check_targets_exact(void)
@@ -114,36 +86,16 @@ static void check_targets_exact(void)
 	struct logverify_options vo = { .path = db, .since_ms = INT64_MIN };
 	struct logverify_result r;
 
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets WHERE name NOT IN (SELECT target "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets WHERE name NOT IN (SELECT target "
 				"FROM records WHERE target IS NOT NULL)"), 0);
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM (SELECT DISTINCT target FROM records "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM (SELECT DISTINCT target FROM records "
 				"WHERE target IS NOT NULL) WHERE target NOT IN (SELECT name FROM "
 				"targets)"), 0);
 	/* A target's last_id reaches its newest record's block end. */
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets t WHERE last_id < (SELECT "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets t WHERE last_id < (SELECT "
 				"max(id) FROM records WHERE target = t.name)"), 0);
-	exec_sql("INSERT INTO targets_fts (targets_fts, rank) VALUES ('integrity-check', 1)");
+	sqlu_exec(db, "INSERT INTO targets_fts (targets_fts, rank) VALUES ('integrity-check', 1)");
 	CU_ASSERT_EQUAL(logverify_run(&vo, &r), LOGVERIFY_INTACT);
-}
-
-struct result {
-	bool done;
-	int err;
-	cJSON *res;
-};
-
-static void on_done(void *arg, int err, cJSON *res)
-{
-	struct result *r = arg;
-
-	r->done = true;
-	r->err = err;
-	r->res = res;
-}
-
-static bool done(void *arg)
-{
-	return ((struct result *)arg)->done;
 }
 
 /* The ids GET /api/logs?q=<q> answers (newest first, up to max), or -1 on an error. */
@@ -151,13 +103,13 @@ static int q_ids(const char *q, int64_t *out, int max)
 {
 	struct logq_filter f = { .q = q, .limit = LOGQ_LIMIT_MAX };
 	struct logquery *lq;
-	struct result r = { 0 };
+	struct lq_result r = { 0 };
 	const cJSON *rec;
 	int n = 0;
 
 	CU_ASSERT_FATAL(logquery_new(base, db, &lq) == 0);
-	CU_ASSERT_FATAL(logquery_page(lq, &f, on_done, &r) == 0);
-	CU_ASSERT_FATAL(lu_run_until(base, done, &r, 10000));
+	CU_ASSERT_FATAL(logquery_page(lq, &f, lq_on_done, &r) == 0);
+	CU_ASSERT_FATAL(lu_run_until(base, lq_done, &r, 10000));
 	CU_ASSERT(logquery_fts(lq));
 	logquery_free(lq);
 	if (r.err)
@@ -199,7 +151,7 @@ static void test_age_trims_targets(void)
 	first[1349] = "lone.search";            /* id 1350: block 1, deleted */
 	unlink(db);
 	write_run(&o, first, 1500, 2);
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets"), 304);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets"), 304);
 	CU_ASSERT_EQUAL(q_count("lone"), 1);
 
 	usleep(1100 * 1000);
@@ -210,23 +162,23 @@ static void test_age_trims_targets(void)
 	second[21] = "edge.search";
 	write_run(&o, second, 22, 2);
 
-	CU_ASSERT_EQUAL(sql_int("SELECT min(id) FROM records"), 1502);  /* after the checkpoint */
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT min(id) FROM records"), 1502);  /* after the checkpoint */
 	check_targets_exact();
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets"), 4);
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets_fts WHERE targets_fts MATCH "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets"), 4);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets_fts WHERE targets_fts MATCH "
 				"'gone* OR dying OR lone'"), 0);
 	/* q: a deleted record's target finds nothing; a live one's finds only the live record. */
 	CU_ASSERT_EQUAL(q_count("dying"), 0);
 	CU_ASSERT_EQUAL(q_count("lone"), 0);
 	CU_ASSERT_EQUAL(q_count("gone_7"), 0);
 	CU_ASSERT_EQUAL(q_ids("living", got, 4), 1);
-	CU_ASSERT_EQUAL(got[0], sql_int("SELECT id FROM records WHERE target = 'living.search'"));
+	CU_ASSERT_EQUAL(got[0], sqlu_int(db, "SELECT id FROM records WHERE target = 'living.search'"));
 	CU_ASSERT_EQUAL(q_ids("edge", got, 4), 1);
-	CU_ASSERT_EQUAL(got[0], sql_int("SELECT id FROM records WHERE target = 'edge.search'"));
+	CU_ASSERT_EQUAL(got[0], sqlu_int(db, "SELECT id FROM records WHERE target = 'edge.search'"));
 	CU_ASSERT_EQUAL(q_count("search"), 2);
 	CU_ASSERT_EQUAL(q_count("fresh_a"), 10);
 	/* The audit_anchor notes of the two chunks. */
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM records WHERE type = 'audit_anchor'"), 2);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'audit_anchor'"), 2);
 }
 
 /* By size: every record names a target of its own (the table's worst case); the oldest go a
@@ -245,15 +197,15 @@ static void test_size_trims_targets(void)
 	unlink(db);
 	write_run(&o, t, 3000, 300);
 	/* Most went (the chunks noted), tool_2999 (the last) stayed. */
-	CU_ASSERT_FATAL(sql_int("SELECT count(*) FROM records WHERE type = 'test'") < 2000);
-	CU_ASSERT(sql_int("SELECT count(*) FROM records WHERE type = 'audit_anchor'") > 1);
+	CU_ASSERT_FATAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'test'") < 2000);
+	CU_ASSERT(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'audit_anchor'") > 1);
 	check_targets_exact();
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets"),
-			sql_int("SELECT count(*) FROM records WHERE type = 'test'"));
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets"),
+			sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'test'"));
 	CU_ASSERT_EQUAL(q_count("tool_5"), 0);
 	CU_ASSERT_EQUAL(q_count("tool_999"), 0);
 	CU_ASSERT_EQUAL(q_ids("tool_2999", got, 4), 1);
-	CU_ASSERT_EQUAL(got[0], sql_int("SELECT id FROM records WHERE target = 'tool_2999'"));
+	CU_ASSERT_EQUAL(got[0], sqlu_int(db, "SELECT id FROM records WHERE target = 'tool_2999'"));
 }
 
 /* A version-4 store (targets without last_id, and targets no record names any more, as
@@ -267,7 +219,7 @@ static void test_v4_converted(void)
 	write_run(&o, t, 3, 2);
 	/* Version 4's table of targets (tests/fixtures/logs-schema.sql before version 5), with
 	 * two names whose records retention deleted. */
-	exec_sql("BEGIN;"
+	sqlu_exec(db, "BEGIN;"
 		 "CREATE TABLE v4 AS SELECT id, name FROM targets;"
 		 "DROP INDEX targets_last; DROP TABLE targets;"
 		 "CREATE TABLE IF NOT EXISTS targets (  id INTEGER PRIMARY KEY,  name TEXT NOT NULL "
@@ -276,26 +228,26 @@ static void test_v4_converted(void)
 		 "INSERT INTO targets (name) VALUES ('gamma.gone'), ('delta.gone');"
 		 "INSERT INTO targets_fts (targets_fts) VALUES ('rebuild');"
 		 "PRAGMA user_version = 4; COMMIT;");
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets_fts WHERE targets_fts MATCH 'gone'"),
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets_fts WHERE targets_fts MATCH 'gone'"),
 			2);
 	static const char *more[] = { "beta.write", "epsilon.new" };
 	write_run(&o, more, 2, 2);
-	CU_ASSERT_EQUAL(sql_int("PRAGMA user_version"), 5);
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'targets_last'"),
+	CU_ASSERT_EQUAL(sqlu_int(db, "PRAGMA user_version"), 5);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'targets_last'"),
 			1);
 	check_targets_exact();
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets"), 3);
-	CU_ASSERT_EQUAL(sql_int("SELECT count(*) FROM targets WHERE last_id = 1023"), 3);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets"), 3);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM targets WHERE last_id = 1023"), 3);
 	CU_ASSERT_EQUAL(q_count("gone"), 0);
 	CU_ASSERT_EQUAL(q_count("alpha"), 2);
 	CU_ASSERT_EQUAL(q_count("beta"), 2);
 
 	/* A store of a newer version is refused, not downgraded. */
-	exec_sql("PRAGMA user_version = 6");
+	sqlu_exec(db, "PRAGMA user_version = 6");
 	struct logstore_db *ldb = NULL;
 	CU_ASSERT_EQUAL(logstore_db_open(db, &ldb), -EPROTO);
 	CU_ASSERT_PTR_NULL(ldb);
-	CU_ASSERT_EQUAL(sql_int("PRAGMA user_version"), 6);
+	CU_ASSERT_EQUAL(sqlu_int(db, "PRAGMA user_version"), 6);
 }
 
 CU_MAIN("logstore_targets", setup, teardown,
