@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { connectHttp, eventually, paths, startDaemon, startProcess,
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { connectHttp, eventually, paths, startDaemon, startEverythingHttp, startProcess,
 	stopDaemonChecked } from './lib.mjs';
 
 const server = join(paths.top, 'tests', 'fixtures', 'legacy-sse-server.mjs');
@@ -59,6 +61,38 @@ test('a legacy HTTP+SSE upstream: calls, loss, reconnection', { timeout: 90000 }
 	} finally {
 		await c.close();
 		const problems = await stopDaemonChecked(d);
+		await up.stop(5000);
+		assert.deepEqual(problems, []);
+	}
+});
+
+// The real server-everything from npm in its legacy HTTP+SSE mode: the gateway's agents see
+// what a direct SSE client sees (tools, a call's result, a resource), over Streamable HTTP.
+test('server-everything in its HTTP+SSE mode behind the gateway', { timeout: 90000 }, async () => {
+	const up = await startEverythingHttp({ mode: 'sse' });
+	let d, c;
+	// server-everything offers its sampling and elicitation tools to clients that can answer
+	// them, and the gateway's upstream session declares both (it relays them to its agents).
+	const caps = { sampling: {}, elicitation: {} };
+	const direct = new Client({ name: 'direct', version: '1' }, { capabilities: caps });
+	try {
+		await direct.connect(new SSEClientTransport(new URL(up.url)));
+		d = await startDaemon({ listen: '127.0.0.1:0', prefix: 'never', auth: { required: false },
+			upstreams: [{ name: 'everything', transport: 'sse', url: up.url }] }, { ready: true });
+		c = await connectHttp(d.url, { capabilities: caps });
+		const through = (await c.client.listTools()).tools;
+		const want = (await direct.listTools()).tools;
+		assert.ok(want.some((t) => t.name === 'get-sum'), 'server-everything lists get-sum');
+		assert.deepEqual(through.map((t) => t.name).sort(), want.map((t) => t.name).sort());
+		for (const [name, args] of [['echo', { message: 'over sse' }], ['get-sum', { a: 2, b: 40 }]])
+			assert.deepEqual(await c.client.callTool({ name, arguments: args }),
+				await direct.callTool({ name, arguments: args }), name);
+		const uri = 'demo://resource/static/document/how-it-works.md';
+		assert.deepEqual(await c.client.readResource({ uri }), await direct.readResource({ uri }));
+	} finally {
+		await c?.close();
+		await direct.close().catch(() => {});
+		const problems = d ? await stopDaemonChecked(d) : [];
 		await up.stop(5000);
 		assert.deepEqual(problems, []);
 	}

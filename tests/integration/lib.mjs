@@ -602,18 +602,21 @@ export async function freePort() {
 }
 
 /**
- * server-everything in streamableHttp mode on loopback (through the loopback preload).
- * opts: { port (default 0 = ephemeral), timeoutMs }. Returns { url, port, proc, stdoutLines,
- * stderrLines, exited, stop(ms) }.
+ * server-everything in streamableHttp mode (or, with mode 'sse', its legacy 2024-11-05
+ * HTTP+SSE mode) on loopback (through the loopback preload).
+ * opts: { port (default 0 = ephemeral), timeoutMs, mode }. Returns { url, port, proc,
+ * stdoutLines, stderrLines, exited, stop(ms) }.
  */
 export async function startEverythingHttp(opts = {}) {
+	const sse = opts.mode === 'sse';
 	const p = await startProcess(paths.node,
-		['--import', `file://${fixturePaths.loopbackPreload}`, paths.bin.everything, 'streamableHttp'],
+		['--import', `file://${fixturePaths.loopbackPreload}`, paths.bin.everything,
+			sse ? 'sse' : 'streamableHttp'],
 		{ env: { PORT: String(opts.port ?? 0) }, ready: /^LOOPBACK-LISTENING 127\.0\.0\.1:(\d+)$/,
 			readyOn: 'stderr', timeoutMs: opts.timeoutMs ?? 20000, name: 'everything-http' });
 	const port = Number(p.match[1]);
-	return { url: `http://127.0.0.1:${port}/mcp`, port, proc: p.proc, stdoutLines: p.stdoutLines,
-		stderrLines: p.stderrLines, exited: p.exited, stop: p.stop };
+	return { url: `http://127.0.0.1:${port}/${sse ? 'sse' : 'mcp'}`, port, proc: p.proc,
+		stdoutLines: p.stdoutLines, stderrLines: p.stderrLines, exited: p.exited, stop: p.stop };
 }
 
 /** What sanitizers print when they find something. */
