@@ -252,13 +252,23 @@ static struct item *item_get(size_t size)
 	return it;
 }
 
-static void free_spares(struct list_head *lists)
+/* Free the writer's spares (at stop). The appenders' own stay theirs: a late append from
+ * another thread may still be taking one, and the next start reuses them. */
+static void free_spares(void)
 {
+	struct list_head lists[ITEM_CLASSES];
 	struct item *it, *tmp;
 
+	pthread_mutex_lock(&g.mu);
+	for (int c = 0; c < ITEM_CLASSES; c++) {
+		list_init(&lists[c]);
+		list_splice_tail_init(&g.spare[c], &lists[c]);
+	}
+	pthread_mutex_unlock(&g.mu);
 	for (int c = 0; c < ITEM_CLASSES; c++)
 		list_for_each_entry_safe(it, tmp, &lists[c], link) {
 			list_del(&it->link);
+			atomic_fetch_sub(&g.spare_bytes, class_size(c));
 			free(it);
 		}
 }
@@ -569,7 +579,5 @@ void logstore_stop(void)
 	logstore_db_close(g.db);
 	g.db = NULL;
 	logstore_options_clear(&g.opt);
-	free_spares(g.spare);
-	free_spares(app_spare);
-	atomic_store(&g.spare_bytes, 0);
+	free_spares();
 }
