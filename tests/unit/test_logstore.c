@@ -516,13 +516,16 @@ static void test_reused_items(void)
 	logstore_stop();
 	loud(saved);
 
-	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test'"), 200 * rounds);
+	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test'"),
+			200 * rounds);
 	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
-				"target = 'tool_r' || (json_extract(record, '$.n') / 200)"), 200 * rounds);
+				"target = 'tool_r' || (json_extract(record, '$.n') / 200)"),
+			200 * rounds);
 	/* the even rounds' columns, each its own record's */
 	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE reason = 'because-' || "
 				"json_extract(record, '$.n') AND key = 'k-even' AND error_code = "
-				"json_extract(record, '$.n') AND json_extract(record, '$.n') / 200 % 2 = 0"),
+				"json_extract(record, '$.n') AND "
+				"json_extract(record, '$.n') / 200 % 2 = 0"),
 			100 * rounds);
 	/* the odd rounds' none, though their items held them */
 	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "

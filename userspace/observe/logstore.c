@@ -35,8 +35,8 @@ struct item {
 
 /* Items are reused, not freed: the writer hands a committed batch's items back and appends
  * take them again. An item malloc'ed on the loop and freed on the writer took glibc's main
- * arena lock against the loop once per record, woke it on the futex, and fed the loop's
- * next allocations chunks merged by another core (docs/performance.md, issue 11). Sizes come
+ * arena lock against the loop's own allocations once per record, and merged chunks into the
+ * arena the loop allocates from (docs/performance.md, issue 11). Sizes come
  * in classes of ITEM_CLASS_MIN << c bytes; a larger record gets an allocation of its own. At
  * most SPARE_MAX bytes of items wait for reuse: the rest are freed. */
 #define ITEM_CLASSES 4
@@ -501,7 +501,8 @@ static void *writer(void *arg)
 			list_init(&back[c]);
 		list_for_each_entry_safe(it, tmp, &batch, link) {
 			list_del(&it->link);
-			if (it->cls >= 0 && atomic_load(&g.spare_bytes) + class_size(it->cls) <= SPARE_MAX) {
+			if (it->cls >= 0 &&
+			    atomic_load(&g.spare_bytes) + class_size(it->cls) <= SPARE_MAX) {
 				atomic_fetch_add(&g.spare_bytes, class_size(it->cls));
 				list_add_tail(&it->link, &back[it->cls]);
 			} else {
