@@ -463,6 +463,65 @@ static void test_retention_with_summaries(void)
 	check_summaries();
 }
 
+/* The queue's items are reused from batch to batch (observe/logstore.c): a record stored from
+ * a reused item has its own columns and text only, nothing of the record the item held before,
+ * in each size class and past the largest (an allocation of its own). */
+static void test_reused_items(void)
+{
+	static const int pads[] = { 100, 100, 1500, 1500, 4000, 4000, 100, 100 };
+	struct logstore_options o = opts(1LL << 30);
+	struct logverify_result r;
+	char buf[64], pad[4001];
+	int saved, rounds = (int)(sizeof(pads) / sizeof(pads[0]));
+
+	unlink(db);
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	saved = quiet();
+	for (int round = 0; round < rounds; round++) {
+		memset(pad, 'y', sizeof(pad));
+		pad[pads[round]] = '\0';
+		for (int i = 0; i < 200; i++) {
+			int n = round * 200 + i;
+			cJSON *rec = cJSON_CreateObject();
+
+			snprintf(buf, sizeof(buf), "tool_r%d", round);
+			CU_ASSERT_FATAL(rec && cJSON_AddNumberToObject(rec, "n", n) &&
+					cJSON_AddStringToObject(rec, "target", buf) &&
+					cJSON_AddStringToObject(rec, "pad", pad));
+			if (round % 2 == 0) {      /* the odd rounds reuse these items */
+				snprintf(buf, sizeof(buf), "because-%d", n);
+				CU_ASSERT_FATAL(cJSON_AddStringToObject(rec, "reason", buf) &&
+						cJSON_AddStringToObject(rec, "key", "k-even") &&
+						cJSON_AddNumberToObject(rec, "error_code", n));
+			}
+			audit_note("test", rec);
+			cJSON_Delete(rec);
+		}
+		logstore_flush();       /* committed: the round's items go back for the next */
+	}
+	logstore_stop();
+	loud(saved);
+
+	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test'"),
+			200 * rounds);
+	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
+				"target = 'tool_r' || (json_extract(record, '$.n') / 200)"),
+			200 * rounds);
+	/* the even rounds' columns, each its own record's */
+	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE reason = 'because-' || "
+				"json_extract(record, '$.n') AND key = 'k-even' AND error_code = "
+				"json_extract(record, '$.n') AND "
+				"json_extract(record, '$.n') / 200 % 2 = 0"),
+			100 * rounds);
+	/* the odd rounds' none, though their items held them */
+	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
+				"reason IS NULL AND key IS NULL AND error_code IS NULL AND "
+				"json_extract(record, '$.n') / 200 % 2 = 1"), 100 * rounds);
+	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
+				"length(json_extract(record, '$.pad')) = 4000"), 400);
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+}
+
 CU_MAIN("logstore", setup, teardown,
 	{ "records are chained; a changed, removed or inserted row is named",
 	  test_chain_and_tampering },
@@ -476,4 +535,5 @@ CU_MAIN("logstore", setup, teardown,
 	{ "a version-3 store is converted on open", test_schema_v3_converted },
 	{ "verify --since starts from the block summaries", test_verify_since_by_blocks },
 	{ "retention deletes the summaries of emptied blocks",
-	  test_retention_with_summaries })
+	  test_retention_with_summaries },
+	{ "reused queue items keep nothing of their earlier records", test_reused_items })

@@ -2,9 +2,27 @@
 #include "observe/logchain.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 #include <openssl/evp.h>
+
+/* SHA-256 fetched once: EVP_sha256() makes every EVP_DigestInit_ex look the implementation
+ * up again in OpenSSL 3's provider store (locks, reference counts), a tenth of the writer's
+ * time per record (docs/performance.md). Held until exit. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md ? sha256_md : EVP_sha256();
+}
 
 int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_t len,
 		  uint8_t out[LOGCHAIN_HASH_LEN])
@@ -12,7 +30,7 @@ int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned int n = 0;
 	/* The digest is final before out is written: out may alias prev. */
-	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+	int ok = ctx && EVP_DigestInit_ex(ctx, sha256(), NULL) &&
 		 EVP_DigestUpdate(ctx, prev, LOGCHAIN_HASH_LEN) &&
 		 EVP_DigestUpdate(ctx, text, len) && EVP_DigestFinal_ex(ctx, out, &n);
 

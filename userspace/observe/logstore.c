@@ -28,8 +28,25 @@
 /* One queued record: its columns (strings in data[]) and its line. */
 struct item {
 	struct list_head link;
+	int cls;                /* its size class, or -1: an allocation of its own */
 	struct logstore_row row;
 	char data[];
+};
+
+/* Items are reused, not freed: the writer hands a committed batch's items back and appends
+ * take them again. An item malloc'ed on the loop and freed on the writer took glibc's main
+ * arena lock against the loop's own allocations once per record, and merged chunks into the
+ * arena the loop allocates from (docs/performance.md, issue 11). Sizes come
+ * in classes of ITEM_CLASS_MIN << c bytes; a larger record gets an allocation of its own. At
+ * most SPARE_MAX bytes of items wait for reuse: the rest are freed. */
+#define ITEM_CLASSES 4
+#define ITEM_CLASS_MIN 512
+#define SPARE_MAX (8u << 20)
+
+/* The appenders' own spare items (callers serialise appends: see logstore.h). */
+static struct list_head app_spare[ITEM_CLASSES] = {
+	LIST_HEAD_INIT(app_spare[0]), LIST_HEAD_INIT(app_spare[1]),
+	LIST_HEAD_INIT(app_spare[2]), LIST_HEAD_INIT(app_spare[3]),
 };
 
 static struct {
@@ -45,9 +62,13 @@ static struct {
 	struct logstore_options opt;
 	logstore_note_fn note;
 	struct logstore_db *db; /* writer thread only, once started */
+	struct list_head spare[ITEM_CLASSES];   /* handed back by the writer, for app_spare */
+	_Atomic uint64_t spare_bytes;           /* in spare[] and app_spare[] */
 	_Atomic uint64_t depth, dropped, written, bytes;
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER,
-	.idle = PTHREAD_COND_INITIALIZER, .queue = LIST_HEAD_INIT(g.queue) };
+	.idle = PTHREAD_COND_INITIALIZER, .queue = LIST_HEAD_INIT(g.queue),
+	.spare = { LIST_HEAD_INIT(g.spare[0]), LIST_HEAD_INIT(g.spare[1]),
+		   LIST_HEAD_INIT(g.spare[2]), LIST_HEAD_INIT(g.spare[3]) } };
 
 /* ---- options ---- */
 
@@ -202,6 +223,56 @@ static uint64_t batch_full(void)
 	return half < BATCH_MAX ? half : BATCH_MAX;
 }
 
+static size_t class_size(int c)
+{
+	return (size_t)ITEM_CLASS_MIN << c;
+}
+
+/* An item of at least size bytes: a spare one of its class, else a new one. */
+static struct item *item_get(size_t size)
+{
+	struct item *it;
+	int c = 0;
+
+	while (c < ITEM_CLASSES && class_size(c) < size)
+		c++;
+	if (c == ITEM_CLASSES) {
+		it = xmalloc(size);     /* out of memory ends the process: alloc.h */
+		it->cls = -1;
+		return it;
+	}
+	if (!list_empty(&app_spare[c])) {
+		it = list_first_entry(&app_spare[c], struct item, link);
+		list_del(&it->link);
+		atomic_fetch_sub(&g.spare_bytes, class_size(c));
+		return it;
+	}
+	it = xmalloc(class_size(c));
+	it->cls = c;
+	return it;
+}
+
+/* Free the writer's spares (at stop). The appenders' own stay theirs: a late append from
+ * another thread may still be taking one, and the next start reuses them. */
+static void free_spares(void)
+{
+	struct list_head lists[ITEM_CLASSES];
+	struct item *it, *tmp;
+
+	pthread_mutex_lock(&g.mu);
+	for (int c = 0; c < ITEM_CLASSES; c++) {
+		list_init(&lists[c]);
+		list_splice_tail_init(&g.spare[c], &lists[c]);
+	}
+	pthread_mutex_unlock(&g.mu);
+	for (int c = 0; c < ITEM_CLASSES; c++)
+		list_for_each_entry_safe(it, tmp, &lists[c], link) {
+			list_del(&it->link);
+			atomic_fetch_sub(&g.spare_bytes, class_size(c));
+			free(it);
+		}
+}
+
 void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *obj,
 		     const char *line)
 {
@@ -217,7 +288,7 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 		len[i] = txt[i] ? strlen(txt[i]) + 1 : 0;
 		need += len[i];
 	}
-	it = xmalloc(sizeof(*it) + need);     /* out of memory ends the process: alloc.h */
+	it = item_get(sizeof(*it) + need);
 	memset(&it->row, 0, sizeof(it->row));
 	it->row.id = seq;
 	it->row.ts = ts_ms;
@@ -238,6 +309,8 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 
 	pthread_mutex_lock(&g.mu);
 	list_add_tail(&it->link, &g.queue);
+	for (int c = 0; c < ITEM_CLASSES; c++)
+		list_splice_tail_init(&g.spare[c], &app_spare[c]);
 	uint64_t depth = atomic_fetch_add(&g.depth, 1) + 1;
 	if (g.writer_waits || (g.gathering && depth >= batch_full()))
 		pthread_cond_signal(&g.more);
@@ -421,11 +494,25 @@ static void *writer(void *arg)
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(rows[i]->type, "checkpoint") && ++since_ckpt >= g.opt.checkpoint_every)
 				ckpt = true;
+		/* The items back to the appenders, sorted by class (outside the lock). */
+		struct list_head back[ITEM_CLASSES];
 		struct item *it, *tmp;
+		for (int c = 0; c < ITEM_CLASSES; c++)
+			list_init(&back[c]);
 		list_for_each_entry_safe(it, tmp, &batch, link) {
 			list_del(&it->link);
-			free(it);
+			if (it->cls >= 0 &&
+			    atomic_load(&g.spare_bytes) + class_size(it->cls) <= SPARE_MAX) {
+				atomic_fetch_add(&g.spare_bytes, class_size(it->cls));
+				list_add_tail(&it->link, &back[it->cls]);
+			} else {
+				free(it);
+			}
 		}
+		pthread_mutex_lock(&g.mu);
+		for (int c = 0; c < ITEM_CLASSES; c++)
+			list_splice_tail_init(&back[c], &g.spare[c]);
+		pthread_mutex_unlock(&g.mu);
 		retain(&last_age);
 		sample_bytes();
 		if (ckpt) {
@@ -493,4 +580,5 @@ void logstore_stop(void)
 	logstore_db_close(g.db);
 	g.db = NULL;
 	logstore_options_clear(&g.opt);
+	free_spares();
 }

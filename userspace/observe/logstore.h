@@ -2,7 +2,8 @@
  * SHA-256 so that a changed, removed or inserted row shows.
  *
  * One store per process (records leave from anywhere through observe/audit.c). The event loop
- * only takes a sequence number and copies the record's line into a bounded queue; a writer
+ * only takes a sequence number and copies the record's line into a bounded queue (into an
+ * item the writer handed back from an earlier batch, when one fits); a writer
  * thread inserts what is queued in one transaction per batch (WAL), computes the chain in id
  * order, applies retention (age, then size, in chunks, moving the chain's anchor in the same
  * transaction) and samples the file's size. When the queue is full the record is not stored
@@ -57,7 +58,8 @@ bool logstore_running(void);
 /* Appending is two steps so that the record's line can carry its sequence number:
  * logstore_reserve returns the id the next appended record gets (0: not stored — the store is
  * off or its queue is full, the drop counted), then logstore_append queues the line (copied)
- * with that id. Callers serialise reserve..append (observe/audit.c holds one lock for both). */
+ * with that id. Callers serialise reserve..append (observe/audit.c holds one lock for both;
+ * the items appends reuse are kept under it too). */
 int64_t logstore_reserve(void);
 void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *obj,
 		     const char *line);
