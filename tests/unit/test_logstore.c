@@ -502,22 +502,22 @@ static void test_reused_items(void)
 	logstore_stop();
 	loud(saved);
 
-	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test'"),
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'test'"),
 			200 * rounds);
-	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
 				"target = 'tool_r' || (json_extract(record, '$.n') / 200)"),
 			200 * rounds);
 	/* the even rounds' columns, each its own record's */
-	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE reason = 'because-' || "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE reason = 'because-' || "
 				"json_extract(record, '$.n') AND key = 'k-even' AND error_code = "
 				"json_extract(record, '$.n') AND "
 				"json_extract(record, '$.n') / 200 % 2 = 0"),
 			100 * rounds);
 	/* the odd rounds' none, though their items held them */
-	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
 				"reason IS NULL AND key IS NULL AND error_code IS NULL AND "
 				"json_extract(record, '$.n') / 200 % 2 = 1"), 100 * rounds);
-	CU_ASSERT_EQUAL(sql_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'test' AND "
 				"length(json_extract(record, '$.pad')) = 4000"), 400);
 	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
 }
