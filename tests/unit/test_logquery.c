@@ -148,10 +148,7 @@ static int init(void)
 {
 	alloc_init();
 	base = event_base_new();
-	if (!base || tmpdir_make(dir, sizeof(dir)))
-		return 1;
-	snprintf(dbpath, sizeof(dbpath), "%s/logs.db", dir);
-	return 0;
+	return base ? tmpdir_setup(dir, sizeof(dir), dbpath, sizeof(dbpath), "logs.db") : -1;
 }
 
 static int cleanup(void)

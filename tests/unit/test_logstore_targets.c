@@ -30,10 +30,7 @@ static int setup(void)
 {
 	alloc_init();
 	base = event_base_new();
-	if (!base || tmpdir_make(dir, sizeof(dir)))
-		return -1;
-	snprintf(db, sizeof(db), "%s/logs.db", dir);
-	return 0;
+	return base ? tmpdir_setup(dir, sizeof(dir), db, sizeof(db), "logs.db") : -1;
 }
 
 static int teardown(void)
