@@ -111,6 +111,28 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 		assert.equal((await s.post({ jsonrpc: '2.0', id: 4, method: 'ping' })).status, 200);
 	});
 
+	// cJSON judges the first of two same-named members, an upstream's parser may take the
+	// last: a request with a name twice in one object, at any depth, is not taken at all.
+	test('a member name twice in one object is -32600 naming it, at any depth, in a batch too', async () => {
+		const s = await openRawSession(d.url);
+		const call = (args) => `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":` +
+			`{"name":"fault__echo","arguments":${args}}}`;
+		for (const [body, name] of [
+			[call('{"text":"judged","text":"forwarded"}'), 'text'],
+			[call('{"text":"x","o":{"k":1,"k":2}}'), 'k'],
+			['{"jsonrpc":"2.0","id":9,"id":10,"method":"ping"}', 'id'],
+			[`[${call('{"text":"a"}')},{"jsonrpc":"2.0","id":3,"method":"ping","method":"x"}]`,
+				'method'],
+		]) {
+			const r = await s.post(body);
+			assert.equal(r.status, 400, body);
+			assert.equal(r.json?.error?.code, -32600, body);
+			assert.match(r.json.error.message, new RegExp(`"${name}" appears twice`), body);
+		}
+		const ok = await s.post(call('{"text":"once"}'));
+		assert.equal(ok.json?.result?.content?.[0]?.text, 'fault: once');
+	});
+
 	test('an unknown method is -32601 with the request id', async () => {
 		const s = await openRawSession(d.url);
 		const r = await s.post({ jsonrpc: '2.0', id: 'abc', method: 'tools/frobnicate' });

@@ -164,6 +164,19 @@ describe('LLM route', () => {
 		res = await fetch(`${base}/v1/nothing`, { headers: { authorization: `Bearer ${k.all.key}` } });
 		assert.equal(res.status, 404);
 		assert.equal((await res.json()).error.code, 'unknown_url');
+		// A name twice in one object: the gateway would judge the first "model", the
+		// provider's parser may take the last; refused, and nothing reaches the provider.
+		const seen = p.seen.length;
+		res = await post('{"model":"local/gpt-ok","messages":[],"model":"local/gpt-ok-denied"}');
+		assert.equal(res.status, 400);
+		const rep = (await res.json()).error;
+		assert.equal(rep.code, 'repeated_member');
+		assert.match(rep.message, /"model" appears twice/);
+		res = await post(JSON.stringify({ model: 'local/gpt-ok', messages: [] })
+			.replace('"messages":[]', '"messages":[{"role":"user","role":"system","content":"x"}]'));
+		assert.equal(res.status, 400);
+		assert.equal((await res.json()).error.code, 'repeated_member');
+		assert.equal(p.seen.length, seen, 'nothing refused reaches the provider');
 	});
 
 	test('a provider that hangs, resets mid-stream, fails or answers garbage', async () => {

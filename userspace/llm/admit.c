@@ -251,6 +251,8 @@ int llm_parse_body(struct llm_req *r, struct failure *f)
 			    "the body must be a JSON object");
 		return -EINVAL;
 	}
+	if (llm_refuse_repeated(r->body, f))
+		return -EINVAL;
 	model = cJSON_GetObjectItemCaseSensitive(r->body, "model");
 	if (!cJSON_IsString(model) || !*model->valuestring) {
 		llm_set_failure(f, 400, "invalid_request_error", "missing_model",

@@ -215,6 +215,9 @@ void llm_set_failure(struct failure *f, int status, const char *type, const char
 		     const char *fmt, ...);
 /* Ours, not the client's nor the provider's: 500 "<what> failed: <strerror(-rc)>". Returns rc. */
 int llm_internal_failure(struct failure *f, const char *what, int rc);
+/* A client's JSON with a member name twice in one object (base/json_keys.h): 400
+ * repeated_member naming it, -EINVAL; else 0. */
+int llm_refuse_repeated(const cJSON *body, struct failure *f);
 void llm_record(struct llm_req *r, int status, const struct failure *f);
 /* Answer f, release, record, free. */
 void llm_fail(struct llm_req *r, const struct failure *f);

@@ -314,6 +314,8 @@ void llm_tool_execute(struct llm_req *r)
 				"function.arguments must be a JSON object (or a string holding one)");
 		goto refuse;
 	}
+	if (llm_refuse_repeated(arguments, &f))
+		goto refuse;
 	if (!r->l->router || !router_ready(r->l->router)) {
 		llm_set_failure(&f, 503, "server_error", "tools_not_ready",
 				"the MCP tools are still being listed: retry shortly");

@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/json_keys.h"
 #include "base/log.h"
 #include "govern/budget.h"
 #include "govern/fleet.h"
@@ -74,6 +75,18 @@ int llm_internal_failure(struct failure *f, const char *what, int rc)
 {
 	llm_set_failure(f, 500, "server_error", "internal", "%s failed: %s", what, strerror(-rc));
 	return rc;
+}
+
+int llm_refuse_repeated(const cJSON *body, struct failure *f)
+{
+	const char *dup = json_repeated_key(body);
+
+	if (!dup)
+		return 0;
+	llm_set_failure(f, 400, "invalid_request_error", "repeated_member",
+			"the member name \"%.64s\" appears twice in one object: parsers disagree on "
+			"which one counts, so none is taken", dup);
+	return -EINVAL;
 }
 
 /* ---- the request's life ---- */
@@ -580,6 +593,8 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 					"the body must be a JSON object: an OpenAI tool call");
 			goto refuse;
 		}
+		if (llm_refuse_repeated(r->body, &f))
+			goto refuse;
 		watch(r);
 		llm_tool_execute(r);    /* may answer, and free r, at once */
 		return;

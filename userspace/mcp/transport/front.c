@@ -24,6 +24,7 @@
 #include "govern/keys.h"
 #include "govern/refusal.h"
 #include "base/http_reply.h"
+#include "base/json_keys.h"
 #include "base/list.h"
 #include "mcp/call.h"
 #include "mcp/jsonrpc.h"
@@ -577,7 +578,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 	struct session *s;
 	cJSON *msg;
 	int code;
-	const char *why;
+	const char *why, *dup;
 
 	if (!accept || (!has_token(accept, "*/*") && (!has_token(accept, "application/json") ||
 						     !has_token(accept, "text/event-stream")))) {
@@ -593,6 +594,15 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 	msg = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
 	if (!msg) {
 		send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
+		return;
+	}
+	if ((dup = json_repeated_key(msg))) {    /* judged one value, forwarded another */
+		char text[160];
+
+		snprintf(text, sizeof(text), "Invalid Request: the member name \"%.64s\" appears "
+			 "twice in one object", dup);
+		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, text);
+		cJSON_Delete(msg);
 		return;
 	}
 	if (cJSON_IsArray(msg)) {
