@@ -2,7 +2,9 @@
  * and everything the gateway does with a classified message's parts: the id's key and copy,
  * an error answer built on it, a list page read from it, and printing exactly. An upstream
  * answer kept as text (mcp/jsonrpc_splice.h) must be exactly what the full parse gives: the
- * same id, a result that cJSON prints to the same bytes, and the same tree once unspliced. */
+ * same id, a result that cJSON prints to the same bytes, and the same tree once unspliced.
+ * An agent's request kept as text must be one the full parse accepts, and what is forwarded
+ * (the kept params with the routed name put in) must parse to the routed tree. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +43,40 @@ static void check_splice(const char *text, size_t size)
 	cJSON_Delete(sp);
 }
 
+static void check_forward(const char *text, size_t size)
+{
+	struct jsonrpc_request_text t;
+	cJSON *full, *params, *raw, *back;
+	char *a, *b;
+
+	if (jsonrpc_splice_request(text, size, &t))
+		return;
+	full = cJSON_ParseWithLength(text, size);
+	params = cJSON_GetObjectItemCaseSensitive(full, "params");
+	if (!full || !cJSON_IsObject(params))
+		__builtin_trap();    /* kept what the full parse refuses */
+	/* the route puts the upstream's name in: shorter, longer, escaped */
+	if (size % 3 == 1)
+		cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString("n"));
+	else if (size % 3 == 2)
+		cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(
+			"a \"longer\" name\n\x01 than most, with escapes: \\ / \xc3\xa9"));
+	raw = jsonrpc_splice_params(&t, params);
+	if (!raw || t.text)
+		__builtin_trap();
+	back = cJSON_Parse(raw->valuestring);
+	/* compared printed: cJSON_Compare is wrong about duplicate keys with other values */
+	a = cJSON_PrintUnformatted(params);
+	b = back ? cJSON_PrintUnformatted(back) : NULL;
+	if (!a || !b || strcmp(a, b))
+		__builtin_trap();    /* the upstream would get other params than were judged */
+	cJSON_free(a);
+	cJSON_free(b);
+	cJSON_Delete(back);
+	cJSON_Delete(raw);
+	cJSON_Delete(full);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = fuzz_strndup(data, size);
@@ -50,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!text)
 		return 0;
 	check_splice(text, size);
+	check_forward(text, size);
 	v = cJSON_ParseWithLength(text, size);
 	if (!v)
 		goto out;

@@ -1,11 +1,16 @@
 // An HTTP upstream's tools/call answer relayed as its own text (docs/architecture.md, "the
 // upstream's answer, spliced"): the agent gets what the upstream said; the record's
 // result_bytes is the result's compact size; a policy that logs values still gets the result
-// as a tree, redacted, never the raw text.
-import { after, describe, test } from 'node:test';
+// as a tree, redacted, never the raw text. And the agent's request forwarded as written: the
+// upstream gets the agent's arguments byte for byte (compact) under the upstream's own tool
+// name, and what the gateway must change (a progress token) still is.
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectHttp, gatewayConfig, httpUpstream, makeKey, startEverythingHttp,
-	suiteDaemon } from './lib.mjs';
+import { join } from 'node:path';
+import { connectHttp, gatewayConfig, httpUpstream, makeKey, makeTempDir, paths, postJson,
+	rawSession, removeTempDir, responseOf, startDaemon, startEverythingHttp, stopCleanly,
+	suiteDaemon, tappedStdioUpstream, upstreamSaw } from './lib.mjs';
+import { readFileSync } from 'node:fs';
 
 const loud = makeKey();         // log_arguments, redact "text"
 const quiet = makeKey();        // values never logged
@@ -61,5 +66,61 @@ describe('spliced upstream answers over Streamable HTTP', { timeout: 60000 }, ()
 		assert.ok(Array.isArray(r.result?.content), 'the result is recorded as a tree');
 		assert.equal(r.result.content[0].text, '[redacted]');
 		assert.equal(r.result.content[0].type, 'text');
+	});
+});
+
+describe('tools/call requests forwarded as the agent wrote them', { timeout: 60000 }, () => {
+	let dir, log, d, sess;
+	before(async () => {
+		dir = makeTempDir();
+		log = join(dir, 'everything.log');
+		d = await startDaemon(gatewayConfig([tappedStdioUpstream('everything',
+			paths.bin.everything, ['stdio'], log)], { prefix: 'always' }));
+		sess = await rawSession(d.url);
+	});
+	after(async () => {
+		await stopCleanly(d);
+		removeTempDir(dir);
+	});
+
+	/* The raw line of the n-th tools/call the upstream got. */
+	function sawLine(n) {
+		return readFileSync(log, 'utf8').split('\n').filter((l) => {
+			try { return JSON.parse(l).method === 'tools/call'; } catch { return false; }
+		})[n - 1];
+	}
+
+	test('the agent\'s arguments arrive byte for byte, under the upstream\'s name', async () => {
+		const body = '{ "jsonrpc" : "2.0", "id" : "n1", "method" : "tools/call",\n' +
+			' "params" : { "name" : "everything__get-sum",\n  "arguments" : ' +
+			'{ "a" : 2.50, "b" : 1E2 } } }';
+		const r = await postJson(d.url, body, sess.headers);
+		const resp = responseOf(r);
+		assert.equal(resp?.id, 'n1');
+		assert.match(resp.result.content[0].text, /102\.5/);
+		const line = sawLine(1);
+		assert.ok(line, 'the upstream got the call');
+		assert.ok(line.includes('"params":{"name":"get-sum","arguments":' +
+			'{"a":2.50,"b":1E2}}'), line);
+		const sent = JSON.parse(line);
+		assert.equal(typeof sent.id, 'number', 'under the gateway\'s own id');
+	});
+
+	test('a progress token is still the gateway\'s, the arguments still the agent\'s',
+		async () => {
+			const r = await postJson(d.url, JSON.stringify({ jsonrpc: '2.0', id: 'n2',
+				method: 'tools/call', params: { name: 'everything__get-sum',
+					arguments: { a: 0.30000000000000004, b: 1 },
+					_meta: { progressToken: 'agent-token' } } }), sess.headers);
+			assert.equal(responseOf(r)?.id, 'n2');
+			const sent = JSON.parse(sawLine(2));
+			assert.equal(sent.params.name, 'get-sum');
+			assert.equal(sent.params._meta.progressToken, sent.id);
+			assert.deepEqual(sent.params.arguments, { a: 0.30000000000000004, b: 1 });
+		});
+
+	test('upstream saw only well-formed single-line messages', () => {
+		const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+		assert.equal(upstreamSaw(log).length, lines.length);
 	});
 });

@@ -1,6 +1,10 @@
-/* An upstream's tools/call answer kept as text (mcp/jsonrpc_splice.h): what is spliced prints
- * exactly as the full parse would have printed it, and everything unusual falls back. */
+/* tools/call messages kept as text (mcp/jsonrpc_splice.h). An upstream's answer: what is
+ * spliced prints exactly as the full parse would have printed it. The agent's request: what is
+ * forwarded is the agent's params with the routed tool name, the same tree once parsed. Both:
+ * everything unusual falls back. */
 #include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mcp/jsonrpc.h"
@@ -142,9 +146,193 @@ static void test_unsplice_plain(void)
 	cJSON_Delete(m);
 }
 
+
+/* The agent's request as the route leaves it: the tree parsed from text, its name replaced by
+ * upname (NULL: left). What is forwarded must parse to that tree, and be the text's bytes. */
+static char *forwarded(const char *text, const char *upname)
+{
+	struct jsonrpc_request_text t;
+	cJSON *msg = cJSON_Parse(text), *params, *raw;
+	char *out = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+	if (jsonrpc_splice_request(text, strlen(text), &t)) {
+		CU_ASSERT_PTR_NULL(t.text);
+		cJSON_Delete(msg);
+		return NULL;
+	}
+	params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	if (upname)
+		cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(upname));
+	raw = jsonrpc_splice_params(&t, params);
+	CU_ASSERT_PTR_NULL(t.text);     /* used up */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
+	CU_ASSERT_TRUE(cJSON_IsRaw(raw));
+	/* as the transports print it: inside the gateway's request */
+	cJSON *id = cJSON_CreateNumber(7);
+	cJSON *req = jsonrpc_request(id, "tools/call", raw);
+	char *wire = jsonrpc_print(req);
+	cJSON *back = cJSON_Parse(wire);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+	CU_ASSERT_TRUE(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(back, "params"), params, true));
+	CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(back, "id")->valueint, 7);
+	out = strdup(raw->valuestring);
+	cJSON_Delete(back);
+	cJSON_free(wire);
+	cJSON_Delete(req);
+	cJSON_Delete(id);
+	cJSON_Delete(msg);
+	return out;
+}
+
+static void check_forwarded(const char *text, const char *upname, const char *want)
+{
+	char *got = forwarded(text, upname);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+	CU_ASSERT_STRING_EQUAL(got, want);
+	free(got);
+}
+
+static void test_request_forwarded(void)
+{
+	/* the agent's numbers digit for digit (cJSON would print 1.5e+300 as 1.5e+300, 2.50 as
+	 * 2.5, 1E2 as 100), whitespace outside strings dropped */
+	check_forwarded("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			"{\"name\":\"echo\",\"arguments\":{\"a\": 2.50, \"b\":[1E2,-0.001e-5,"
+			"true,false,null,\"x y\\n\\/\"],\"c\":{}}}}", NULL,
+			"{\"name\":\"echo\",\"arguments\":{\"a\":2.50,\"b\":[1E2,-0.001e-5,true,"
+			"false,null,\"x y\\n\\/\"],\"c\":{}}}");
+	/* any key order, string ids, no arguments */
+	check_forwarded(" {\"params\" : { \"name\" : \"t\" } , \"method\":\"tools/call\","
+			"\"id\":\"abc\",\"jsonrpc\":\"2.0\"}\n", NULL, "{\"name\":\"t\"}");
+	/* the upstream's name put in: shorter (a prefix stripped), longer, escaped */
+	check_forwarded("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			"{\"arguments\":{\"x\":1},\"name\":\"files__read\"}}", "read",
+			"{\"arguments\":{\"x\":1},\"name\":\"read\"}");
+	check_forwarded("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			"{\"name\":\"a\",\"arguments\":{}}}",
+			"a-much-longer-name-than-the-text-had-room-for-in-its-buffer-at-all",
+			"{\"name\":\"a-much-longer-name-than-the-text-had-room-for-in-its-buffer-at-"
+			"all\",\"arguments\":{}}");
+	check_forwarded("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			"{\"name\":\"q\\\"\"}}", "q\"\\\x01é", "{\"name\":\"q\\\"\\\\\\u0001é\"}");
+	/* a 15-digit number is kept */
+	check_forwarded("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			"{\"name\":\"n\",\"arguments\":{\"v\":123456789.012345}}}", NULL,
+			"{\"name\":\"n\",\"arguments\":{\"v\":123456789.012345}}");
+}
+
+static void test_request_fallbacks(void)
+{
+	static const char *const cases[] = {
+		/* the gateway changes these */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"_meta\":{\"progressToken\":1}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"task\":{}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"other\":1}}",
+		/* duplicates: the tree judges the first, a reader may take the last */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"name\":\"u\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{},\"arguments\":{}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"},"
+		"\"params\":{\"name\":\"u\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"}}",
+		/* not this shape */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":1}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":[]}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"},\"x\":1}",
+		"{\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"}}",
+		"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"}}]",
+		/* read otherwise by cJSON than by the upstream */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{\"s\":\"a\\u0000b\"}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{\"n\":9007199254740993}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{\"n\":0.1234567890123456}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{\"n\":1e1000}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{\"s\":\"tab\there\"}}}",
+		/* invalid JSON: refused (or not) by the full parse, as before */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{\"n\":01}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":{\"n\":1.}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\","
+		"\"arguments\":[1,]}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"}} x",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\",}}",
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct jsonrpc_request_text t;
+		int rc = jsonrpc_splice_request(cases[i], strlen(cases[i]), &t);
+		if (rc != -EINVAL)
+			fprintf(stderr, "kept, should not: %s\n", cases[i]);
+		CU_ASSERT_EQUAL(rc, -EINVAL);
+		CU_ASSERT_PTR_NULL(t.text);
+	}
+}
+
+/* The route changed more than the name: the tree is sent. */
+static void test_request_tree_changed(void)
+{
+	const char *text = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+			   "{\"name\":\"t\",\"arguments\":{\"a\":1}}}";
+	struct jsonrpc_request_text t;
+	cJSON *msg = cJSON_Parse(text), *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+
+	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t), 0);
+	cJSON_AddItemToObject(params, "_meta", cJSON_CreateObject());
+	CU_ASSERT_PTR_NULL(jsonrpc_splice_params(&t, params));
+	CU_ASSERT_PTR_NULL(t.text);
+	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t), 0);
+	cJSON_DeleteItemFromObjectCaseSensitive(params, "_meta");
+	cJSON_DeleteItemFromObjectCaseSensitive(params, "arguments");
+	CU_ASSERT_PTR_NULL(jsonrpc_splice_params(&t, params));
+	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t), 0);
+	jsonrpc_request_text_free(&t);  /* never forwarded (refused): freed with the call */
+	CU_ASSERT_PTR_NULL(t.text);
+	cJSON_Delete(msg);
+}
+
+static void test_request_depth(void)
+{
+	char text[4096];
+	size_t n;
+	struct jsonrpc_request_text t;
+
+	for (int pass = 0; pass < 2; pass++) {
+		/* arguments hold JSONRPC_SPLICE_MAX_DEPTH - 2 nested arrays: kept; one more not */
+		int depth = JSONRPC_SPLICE_MAX_DEPTH - 2 + pass;
+		n = (size_t)snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+				     "\"tools/call\",\"params\":{\"name\":\"t\",\"arguments\":{\"a\":");
+		for (int i = 0; i < depth; i++)
+			text[n++] = '[';
+		for (int i = 0; i < depth; i++)
+			text[n++] = ']';
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "}}}");
+		int rc = jsonrpc_splice_request(text, n, &t);
+		CU_ASSERT_EQUAL(rc, pass == 0 ? 0 : -EINVAL);
+		jsonrpc_request_text_free(&t);
+	}
+}
+
 CU_MAIN("jsonrpc_splice", NULL, NULL,
 	{ "spliced answers print as the full parse", test_spliced },
 	{ "whitespace outside strings dropped", test_whitespace_dropped },
 	{ "unusual answers fall back to the full parse", test_fallbacks },
 	{ "nesting limit", test_depth },
-	{ "unsplice of a tree", test_unsplice_plain })
+	{ "unsplice of a tree", test_unsplice_plain },
+	{ "requests forwarded as written, the name put in", test_request_forwarded },
+	{ "unusual requests fall back to the print", test_request_fallbacks },
+	{ "a tree changed beyond the name is sent", test_request_tree_changed },
+	{ "request nesting limit", test_request_depth })

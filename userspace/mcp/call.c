@@ -169,6 +169,7 @@ static void call_free(struct call *c)
 		hmap_del(c->s->calls, c->key);
 	cJSON_Delete(c->down_id);
 	cJSON_Delete(c->up_params);
+	jsonrpc_request_text_free(&c->up_text);
 	cJSON_Delete(c->retry_params);
 	if (c->retry_ev)
 		event_free(c->retry_ev);
@@ -358,6 +359,15 @@ static void forward(struct call *c)
 			  err == -ENOTCONN ? "restarting" : err == -EUSERS
 			  ? "too many stdio children: limits.max_stdio_children" : strerror(-err));
 		return;
+	}
+	/* tools/call: the agent's own params text with the upstream's name of the tool put in,
+	 * not a print of the tree; the tree when the route changed more than the name. */
+	if (c->up_text.text && !c->span) {
+		cJSON *raw = jsonrpc_splice_params(&c->up_text, params);
+		if (raw) {
+			cJSON_Delete(params);
+			params = raw;
+		}
 	}
 	/* A pooled upstream session may have been dropped by the upstream meanwhile: keep what
 	 * to send again, once, on a new one (mcp/links.h). */
@@ -715,7 +725,10 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 		struct reply *reply)
 {
 	struct call *c = xcalloc(1, sizeof(*c));
+	const char *body = reply ? reply->body : NULL;
 
+	if (reply)
+		reply->body = NULL;     /* valid only now */
 	c->obj_type = OBJ_TYPE_CALL;
 	c->state = CALL_RECEIVED;
 	c->env = env;
@@ -762,5 +775,10 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 		finish(c);
 		return;
 	}
+	/* tools/call without tracing (which puts its context in _meta): keep the params as the
+	 * agent wrote them, for forward(); anything unusual is printed from the tree there */
+	if (body && m && m->id == MCP_TOOLS_CALL && !c->span &&
+	    jsonrpc_splice_request(body, reply->body_len, &c->up_text) == -ENOMEM)
+		log_debug("call %s: params printed from the tree (out of memory)", c->key);
 	run(c, params);
 }

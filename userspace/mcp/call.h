@@ -20,6 +20,7 @@
 
 #include "base/obj_type.h"
 #include "govern/keys.h"
+#include "mcp/jsonrpc_splice.h"
 #include "mcp/method.h"
 
 struct catalog;
@@ -85,6 +86,9 @@ struct call {
 	char *upname;                 /* the upstream's own name or URI of the target */
 	const char *up_method;        /* sent upstream (NULL: nothing to forward) */
 	cJSON *up_params;             /* owned until sent */
+	struct jsonrpc_request_text up_text;  /* tools/call: the agent's params as written, sent
+					       * instead of a print of up_params where the route
+					       * changed only the name (or text NULL) */
 	cJSON *retry_params;          /* a copy, to send once more on a new upstream session when
 				       * a pooled one turns out lost (mcp/links.h); or NULL */
 	struct event *retry_ev;       /* sends it, outside the lost link's callback */

@@ -9,6 +9,8 @@
 struct scan {
 	const char *p, *end;
 	char *o;                /* the compact copy being written; NULL: the envelope, not kept */
+	bool req;               /* an agent's request (forwarded as written), not an answer
+				 * (which must print back as cJSON would) */
 };
 
 static void copy(struct scan *s, const char *from, size_t n)
@@ -62,6 +64,10 @@ static bool string(struct scan *s, const char **k, size_t *kn)
 			switch (s->p[1]) {
 			case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
 				break;
+			case '/':   /* cJSON reads it as '/'; an answer would print back otherwise */
+				if (s->req)
+					break;
+				return false;
 			default:
 				return false;
 			}
@@ -112,6 +118,48 @@ static bool integer(struct scan *s, int max, long long *v)
 	return true;
 }
 
+/* A number in a request: JSON's grammar with at most 15 significant digits and a 3-digit
+ * exponent, which every reader turns into the double cJSON read (so the gateway judged the
+ * value the upstream gets); longer ones take the full print (cJSON's exact digits). */
+static bool number(struct scan *s)
+{
+	const char *b = s->p;
+	int digits = 0, n;
+
+	if (s->p < s->end && *s->p == '-')
+		s->p++;
+	if (s->p >= s->end || !is_digit(*s->p))
+		return false;
+	if (*s->p == '0')
+		s->p++;
+	else
+		for (; s->p < s->end && is_digit(*s->p); s->p++)
+			digits++;
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		for (n = 0; s->p < s->end && is_digit(*s->p); s->p++, n++)
+			digits++;
+		if (!n)
+			return false;
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		for (n = 0; s->p < s->end && is_digit(*s->p); s->p++)
+			if (++n > 3)
+				return false;
+		if (!n)
+			return false;
+	}
+	if (digits > 15 || (s->p < s->end && (is_digit(*s->p) || *s->p == '.' ||
+					      *s->p == 'e' || *s->p == 'E' ||
+					      *s->p == '+' || *s->p == '-')))
+		return false;
+	copy(s, b, (size_t)(s->p - b));
+	return true;
+}
+
 static bool value(struct scan *s, int depth, bool top);
 
 static bool is_key(const char *k, size_t n, const char *w)
@@ -127,10 +175,10 @@ static bool container(struct scan *s, int depth, bool top)
 
 	if (depth >= JSONRPC_SPLICE_MAX_DEPTH)
 		return false;
-	*s->o++ = *s->p++;
+	copy(s, s->p++, 1);
 	skip_ws(s);
 	if (s->p < s->end && *s->p == close) {
-		*s->o++ = *s->p++;
+		copy(s, s->p++, 1);
 		return true;
 	}
 	for (;;) {
@@ -139,14 +187,14 @@ static bool container(struct scan *s, int depth, bool top)
 			size_t kn;
 			if (!string(s, &k, &kn))
 				return false;
-			if (is_key(k, kn, "uri") || (top && is_key(k, kn, "task")))
+			if (!s->req && (is_key(k, kn, "uri") || (top && is_key(k, kn, "task"))))
 				return false;
 			skip_ws(s);
 			if (s->p >= s->end || *s->p != ':')
 				return false;
-			*s->o++ = *s->p++;
+			copy(s, s->p++, 1);
 			skip_ws(s);
-			if (top && is_key(k, kn, "isError")) {
+			if (!s->req && top && is_key(k, kn, "isError")) {
 				if (!lit(s, "false"))
 					return false;
 			} else if (!value(s, depth + 1, false)) {
@@ -159,12 +207,12 @@ static bool container(struct scan *s, int depth, bool top)
 		if (s->p >= s->end)
 			return false;
 		if (*s->p == close) {
-			*s->o++ = *s->p++;
+			copy(s, s->p++, 1);
 			return true;
 		}
 		if (*s->p != ',')
 			return false;
-		*s->o++ = *s->p++;
+		copy(s, s->p++, 1);
 		skip_ws(s);
 	}
 }
@@ -183,13 +231,13 @@ static bool value(struct scan *s, int depth, bool top)
 	case 'f': return lit(s, "false");
 	case 'n': return lit(s, "null");
 	/* 9 digits: always within int, which cJSON prints with %d */
-	default: return integer(s, 9, NULL);
+	default: return s->req ? number(s) : integer(s, 9, NULL);
 	}
 }
 
 cJSON *jsonrpc_splice_response(const char *text, size_t len)
 {
-	struct scan s = { text, text + len, NULL };
+	struct scan s = { text, text + len, NULL, false };
 	const char *res = NULL, *res_end = NULL, *k;
 	size_t kn;
 	bool have_ver = false, have_id = false;
@@ -284,4 +332,222 @@ int jsonrpc_unsplice(cJSON *resp)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* --- the agent's tools/call request, forwarded as written -------------------------------- */
+
+/* A value of the envelope, checked and skipped (not kept). */
+static bool skip_value(struct scan *s)
+{
+	char *o = s->o;
+	bool ok;
+
+	s->o = NULL;
+	ok = value(s, 0, false);
+	s->o = o;
+	return ok;
+}
+
+/* params: exactly "name" (a string) and maybe "arguments", once each, copied compact; the
+ * name's value located in the copy. */
+static bool params_text(struct scan *s, struct jsonrpc_request_text *t)
+{
+	const char *k;
+	size_t kn;
+	bool have_name = false;
+
+	if (s->p >= s->end || *s->p != '{')
+		return false;
+	copy(s, s->p++, 1);
+	skip_ws(s);
+	for (;;) {
+		if (!string(s, &k, &kn))
+			return false;
+		skip_ws(s);
+		if (s->p >= s->end || *s->p != ':')
+			return false;
+		copy(s, s->p++, 1);
+		skip_ws(s);
+		if (is_key(k, kn, "name") && !have_name) {
+			char *at = s->o;
+			if (!string(s, &k, &kn))
+				return false;
+			t->name_at = (size_t)(at - t->text);
+			t->name_len = (size_t)(s->o - at);
+			have_name = true;
+		} else if (is_key(k, kn, "arguments") && !t->has_args) {
+			if (!value(s, 1, false))
+				return false;
+			t->has_args = true;
+		} else {
+			return false;   /* _meta, task, anything else: the gateway may change it */
+		}
+		skip_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == '}') {
+			copy(s, s->p++, 1);
+			return have_name;
+		}
+		if (*s->p != ',')
+			return false;
+		copy(s, s->p++, 1);
+		skip_ws(s);
+	}
+}
+
+int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_text *t)
+{
+	struct scan s = { text, text + len, NULL, true };
+	bool have_ver = false, have_id = false, have_method = false;
+	const char *k;
+	size_t kn;
+
+	memset(t, 0, sizeof(*t));
+	skip_ws(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return -EINVAL;
+	s.p++;
+	for (;;) {
+		skip_ws(&s);
+		s.o = NULL;
+		if (!string(&s, &k, &kn))
+			goto refuse;
+		skip_ws(&s);
+		if (s.p >= s.end || *s.p != ':')
+			goto refuse;
+		s.p++;
+		skip_ws(&s);
+		if (is_key(k, kn, "jsonrpc") && !have_ver) {
+			if (!lit(&s, "\"2.0\""))
+				goto refuse;
+			have_ver = true;
+		} else if (is_key(k, kn, "id") && !have_id) {
+			if (!skip_value(&s))
+				goto refuse;
+			have_id = true;
+		} else if (is_key(k, kn, "method") && !have_method) {
+			if (!string(&s, &k, &kn))
+				goto refuse;
+			have_method = true;
+		} else if (is_key(k, kn, "params") && !t->text) {
+			/* the compact copy is never longer than what is left of the text: the
+			 * slack lets a longer upstream name be put in without a new buffer */
+			t->cap = (size_t)(s.end - s.p) + 1;
+			if (!(t->text = cJSON_malloc(t->cap))) {
+				memset(t, 0, sizeof(*t));
+				return -ENOMEM;
+			}
+			s.o = t->text;
+			if (!params_text(&s, t))
+				goto refuse;
+			t->len = (size_t)(s.o - t->text);
+			t->text[t->len] = '\0';
+		} else {
+			goto refuse;
+		}
+		skip_ws(&s);
+		if (s.p < s.end && *s.p == ',') {
+			s.p++;
+			continue;
+		}
+		if (s.p < s.end && *s.p == '}') {
+			s.p++;
+			break;
+		}
+		goto refuse;
+	}
+	skip_ws(&s);
+	if (s.p == s.end && have_ver && have_id && have_method && t->text)
+		return 0;
+refuse:
+	jsonrpc_request_text_free(t);
+	return -EINVAL;
+}
+
+void jsonrpc_request_text_free(struct jsonrpc_request_text *t)
+{
+	cJSON_free(t->text);
+	memset(t, 0, sizeof(*t));
+}
+
+/* A JSON string's escaped length (without its quotes), as escape_into writes it. */
+static size_t escaped_len(const char *v)
+{
+	size_t n = 0;
+
+	for (; *v; v++)
+		n += *v == '"' || *v == '\\' ? 2 : (unsigned char)*v < 0x20 ? 6 : 1;
+	return n;
+}
+
+static void escape_into(char *o, const char *v)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	*o++ = '"';
+	for (; *v; v++) {
+		unsigned char ch = (unsigned char)*v;
+		if (ch == '"' || ch == '\\') {
+			*o++ = '\\';
+			*o++ = (char)ch;
+		} else if (ch < 0x20) {
+			memcpy(o, "\\u00", 4);
+			o[4] = hex[ch >> 4];
+			o[5] = hex[ch & 15];
+			o += 6;
+		} else {
+			*o++ = (char)ch;
+		}
+	}
+	*o = '"';
+}
+
+cJSON *jsonrpc_splice_params(struct jsonrpc_request_text *t, const cJSON *params)
+{
+	const cJSON *it, *name = NULL;
+	size_t members = 0, nlen, need;
+	char *buf;
+	cJSON *raw;
+
+	if (!t->text || !cJSON_IsObject(params))
+		goto tree;
+	/* the routed tree must still be the text's shape: only the name may have changed */
+	cJSON_ArrayForEach(it, params) {
+		members++;
+		if (!it->string)
+			goto tree;
+		if (!strcmp(it->string, "name") && cJSON_IsString(it) && !name)
+			name = it;
+		else if (strcmp(it->string, "arguments") || !t->has_args)
+			goto tree;
+	}
+	if (!name || members != 1 + (size_t)t->has_args)
+		goto tree;
+	nlen = escaped_len(name->valuestring) + 2;
+	need = t->len - t->name_len + nlen + 1;
+	buf = t->text;
+	if (need > t->cap) {
+		if (!(buf = cJSON_malloc(need)))
+			goto tree;
+		memcpy(buf, t->text, t->name_at);
+	}
+	/* the rest after the name moves (memmove: in place, it may overlap) */
+	memmove(buf + t->name_at + nlen, t->text + t->name_at + t->name_len,
+		t->len - t->name_at - t->name_len + 1);
+	escape_into(buf + t->name_at, name->valuestring);
+	if (buf == t->text)
+		t->text = NULL;
+	jsonrpc_request_text_free(t);
+	/* a Raw node owning buf (cJSON_CreateRaw would copy it) */
+	if (!(raw = cJSON_CreateNull())) {
+		cJSON_free(buf);
+		return NULL;
+	}
+	raw->type = cJSON_Raw;
+	raw->valuestring = buf;
+	return raw;
+tree:
+	jsonrpc_request_text_free(t);
+	return NULL;
 }

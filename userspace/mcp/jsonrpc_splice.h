@@ -1,4 +1,5 @@
-/* jsonrpc_splice: an upstream's answer to a tools/call taken without building its result.
+/* jsonrpc_splice: tools/call messages relayed as their own text, not parsed and printed again:
+ * the upstream's answer without building its result, the agent's request as the agent wrote it.
  *
  * Parse once, print once (issue 9): the result of most tool calls is relayed to the agent
  * unread, so it is kept as its own text (a cJSON_Raw node, printed verbatim) instead of a tree
@@ -14,6 +15,7 @@
 #ifndef WARDEN_JSONRPC_SPLICE_H
 #define WARDEN_JSONRPC_SPLICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
@@ -32,5 +34,32 @@ int jsonrpc_spliced(const cJSON *resp);
 /* The result of a spliced response turned into a tree, in place: 0 (also when it was not
  * spliced) or -ENOMEM. */
 int jsonrpc_unsplice(cJSON *resp);
+
+/* The agent's tools/call request as the agent wrote it (issue 9). The front parses it in full
+ * as before (everything is judged on that tree: name, schema, shapes, logged values), and
+ * the request's params are also kept as their compact text, so that the upstream gets the
+ * agent's own bytes (its numbers digit for digit) instead of a print of the tree. Only what
+ * the gateway forwards unchanged but for the tool's name is kept: {"jsonrpc":"2.0", "id",
+ * "method", "params"} once each, params holding exactly "name" (a string) and maybe
+ * "arguments"; no _meta (progress tokens and trace context are rewritten), no task, no \u
+ * escape (cJSON cuts a string at \u0000), no raw control character, no number of more than
+ * 15 significant digits or a longer exponent (the upstream reads the double the gateway
+ * judged), nesting below JSONRPC_SPLICE_MAX_DEPTH, nothing after the message. */
+struct jsonrpc_request_text {
+	char *text;             /* params, compact, NUL-terminated (cJSON_malloc); NULL: none */
+	size_t len, cap;
+	size_t name_at, name_len;  /* the name's value in text, quotes included */
+	bool has_args;
+};
+
+/* Keep a request's params as text: 0, -EINVAL (anything else: print the tree) or -ENOMEM;
+ * *t is zeroed when not 0. */
+int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_text *t);
+void jsonrpc_request_text_free(struct jsonrpc_request_text *t);
+
+/* The params to send as a cJSON_Raw node: the kept text with the routed tree's name (the
+ * upstream's own, prefix stripped) put in. NULL when the tree is no longer the text's shape
+ * (a member added or removed) or out of memory: send the tree. t is used up either way. */
+cJSON *jsonrpc_splice_params(struct jsonrpc_request_text *t, const cJSON *params);
 
 #endif

@@ -12,6 +12,7 @@
 #ifndef WARDEN_REPLY_H
 #define WARDEN_REPLY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -37,6 +38,11 @@ struct reply {
 	const char *traceparent, *tracestate;
 	const char *peer;
 	uint16_t peer_port;
+	/* The request's own text, while the request is handed over only (one message, not a
+	 * batch's element; NULL: not known): read and cleared when the call starts, which keeps
+	 * a tools/call's params as written (mcp/jsonrpc_splice.h). */
+	const char *body;
+	size_t body_len;
 };
 
 struct stream_ops {

@@ -574,6 +574,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	const char *accept = header(req, "Accept"), *ctype = header(req, "Content-Type");
 	size_t len = evbuffer_get_length(in);
+	const char *body;
 	struct jsonrpc_msg m;
 	struct session *s;
 	cJSON *msg;
@@ -591,7 +592,8 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 			   "Content-Type must be application/json");
 		return;
 	}
-	msg = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
+	body = (const char *)evbuffer_pullup(in, -1);
+	msg = cJSON_ParseWithLength(body, len);
 	if (!msg) {
 		send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
 		return;
@@ -662,6 +664,8 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		return;
 	}
 	evhttp_connection_set_closecb(r->evcon, reply_closed, r);
+	r->base.body = body;    /* still in the input buffer: read as the call starts */
+	r->base.body_len = len;
 	router_request(f->r, s, who, msg, &m, &r->base);
 }
 
