@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "base/json_keys.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
 
@@ -90,6 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	v = cJSON_ParseWithLength(text, size);
 	if (!v)
 		goto out;
+	/* the front's check of repeated member names: any depth, any size, no crash */
+	(void)json_repeated_key(v);
 
 	struct jsonrpc_msg m;
 	int code = 0;
