@@ -27,6 +27,16 @@ static void skip_ws(struct scan *s)
 		s->p++;
 }
 
+/* After an object's member: 1 when another follows (its ',' taken), 0 when the object ends
+ * (its '}' taken), -1 for anything else. */
+static int member_end(struct scan *s)
+{
+	skip_ws(s);
+	if (s->p < s->end && (*s->p == ',' || *s->p == '}'))
+		return *s->p++ == ',';
+	return -1;
+}
+
 static bool lit(struct scan *s, const char *w)
 {
 	size_t n = strlen(w);
@@ -241,6 +251,7 @@ cJSON *jsonrpc_splice_response(const char *text, size_t len)
 	const char *res = NULL, *res_end = NULL, *k;
 	size_t kn;
 	bool have_ver = false, have_id = false;
+	int more;
 	long long id = 0;
 	char *buf = NULL;
 	cJSON *msg = NULL, *raw = NULL;
@@ -281,16 +292,10 @@ cJSON *jsonrpc_splice_response(const char *text, size_t len)
 		} else {
 			goto refuse;
 		}
-		skip_ws(&s);
-		if (s.p < s.end && *s.p == ',') {
-			s.p++;
-			continue;
-		}
-		if (s.p < s.end && *s.p == '}') {
-			s.p++;
+		if ((more = member_end(&s)) < 0)
+			goto refuse;
+		if (!more)
 			break;
-		}
-		goto refuse;
 	}
 	skip_ws(&s);
 	if (s.p != s.end || !have_ver || !have_id || !res)
@@ -400,6 +405,7 @@ int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_
 {
 	struct scan s = { text, text + len, NULL, true };
 	bool have_ver = false, have_id = false, have_method = false;
+	int more;
 	const char *k;
 	size_t kn;
 
@@ -446,16 +452,10 @@ int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_
 		} else {
 			goto refuse;
 		}
-		skip_ws(&s);
-		if (s.p < s.end && *s.p == ',') {
-			s.p++;
-			continue;
-		}
-		if (s.p < s.end && *s.p == '}') {
-			s.p++;
+		if ((more = member_end(&s)) < 0)
+			goto refuse;
+		if (!more)
 			break;
-		}
-		goto refuse;
 	}
 	skip_ws(&s);
 	if (s.p == s.end && have_ver && have_id && have_method && t->text)
