@@ -172,6 +172,22 @@ static bool number(struct scan *s)
 
 static bool value(struct scan *s, int depth, bool top);
 
+/* An object member's name and its ':' (the name not copied: s->o cleared), white space on
+ * both sides stepped over. */
+static bool member_key(struct scan *s, const char **k, size_t *kn)
+{
+	skip_ws(s);
+	s->o = NULL;
+	if (!string(s, k, kn))
+		return false;
+	skip_ws(s);
+	if (s->p >= s->end || *s->p != ':')
+		return false;
+	s->p++;
+	skip_ws(s);
+	return true;
+}
+
 static bool is_key(const char *k, size_t n, const char *w)
 {
 	return n == strlen(w) && memcmp(k, w, n) == 0;
@@ -261,19 +277,11 @@ cJSON *jsonrpc_splice_response(const char *text, size_t len)
 		return NULL;
 	s.p++;
 	for (;;) {
-		skip_ws(&s);
-		s.o = NULL;
-		if (!string(&s, &k, &kn))
+		if (!member_key(&s, &k, &kn))
 			goto refuse;
-		skip_ws(&s);
-		if (s.p >= s.end || *s.p != ':')
-			goto refuse;
-		s.p++;
-		skip_ws(&s);
 		if (is_key(k, kn, "jsonrpc") && !have_ver) {
-			if ((size_t)(s.end - s.p) < 5 || memcmp(s.p, "\"2.0\"", 5) != 0)
+			if (!lit(&s, "\"2.0\""))
 				goto refuse;
-			s.p += 5;
 			have_ver = true;
 		} else if (is_key(k, kn, "id") && !have_id) {
 			/* 15 digits: exact as a double, as cJSON keeps it */
@@ -415,15 +423,8 @@ int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_
 		return -EINVAL;
 	s.p++;
 	for (;;) {
-		skip_ws(&s);
-		s.o = NULL;
-		if (!string(&s, &k, &kn))
+		if (!member_key(&s, &k, &kn))
 			goto refuse;
-		skip_ws(&s);
-		if (s.p >= s.end || *s.p != ':')
-			goto refuse;
-		s.p++;
-		skip_ws(&s);
 		if (is_key(k, kn, "jsonrpc") && !have_ver) {
 			if (!lit(&s, "\"2.0\""))
 				goto refuse;
