@@ -18,7 +18,10 @@
 # BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000),
 # BENCH_TRACING (0; 1: mcpwarden exports a span per call and per upstream call, every call
 # sampled, to a local OTLP receiver that counts and discards them: docs/tracing.md).
-# BENCH_LOGS (1: the log store on, as by default; 0: off, to measure what it costs).
+# BENCH_LOGS (1: the log store on, as by default; 0: off, to measure what it costs),
+# BENCH_PROFILE (a file: one more untimed mcpwarden run at the last connection count under
+# `perf record -g`, its report written there and the
+# recording beside it as FILE.data; where the CPU of a call goes).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -28,6 +31,7 @@ nkeys=${BENCH_KEYS:-100000}
 nsessions=${BENCH_SESSIONS:-10000}
 tracing=${BENCH_TRACING:-0}
 logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
+profile=${BENCH_PROFILE:-}
 
 . "$top/tools/bench/lib.sh"
 bench_require "$build/mcpwarden" "$build/bench-bin/mcp_upstream"
@@ -233,6 +237,32 @@ for c in $conns; do
 	rss[$c]=$(status_kb "$warden_pid" VmRSS)
 	hwm[$c]=$(status_kb "$warden_pid" VmHWM)
 done
+
+# BENCH_PROFILE: where mcpwarden's CPU goes, per function, all threads, callers folded in.
+if [ -n "$profile" ] && [ $have_perf = 1 ]; then
+	perf record -q --call-graph dwarf,16384 -o "$tmp/perf.data" -p "$warden_pid" 2>/dev/null &
+	perf_pid=$!
+	pids+=($perf_pid)
+	sleep 0.2
+	bench mcpwarden "$c" "$secs" >/dev/null
+	kill -INT "$perf_pid" 2>/dev/null
+	wait "$perf_pid" 2>/dev/null
+	{
+		perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --percent-limit 0.3 \
+			--stdio -g none 2>/dev/null
+		echo "### per thread"
+		perf report -i "$tmp/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null
+		echo "### per shared object"
+		perf report -i "$tmp/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null
+		echo "### with callees (children)"
+		perf report -i "$tmp/perf.data" --children --sort symbol --percent-limit 2 \
+			--stdio -g none 2>/dev/null
+	} >"$profile"
+	mv "$tmp/perf.data" "$profile.data"     # for `perf report -i` by hand
+	echo "proxy_bench: profile of mcpwarden at $c connection(s) in $profile"
+elif [ -n "$profile" ]; then
+	echo "proxy_bench: BENCH_PROFILE: perf cannot record here"
+fi
 
 # ---------------------------------------------------------------- the table
 
