@@ -290,21 +290,42 @@ static void restore_ints(cJSON **items, int n)
 	}
 }
 
+size_t log_record_stamp(char ts[LOG_STAMP_LEN + 1], int64_t *ts_ms)
+{
+	/* The date and time to the second, formatted once a second per thread. */
+	static __thread time_t sec = -1;
+	static __thread char head[24];
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec != sec) {
+		gmtime_r(&now.tv_sec, &tm);
+		if (strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+			memcpy(head, "0000-00-00T00:00:00", 20);   /* a year past 9999 */
+		sec = now.tv_sec;
+	}
+	long ms = now.tv_nsec / 1000000;
+	memcpy(ts, head, 19);
+	ts[19] = '.';
+	ts[20] = (char)('0' + ms / 100);
+	ts[21] = (char)('0' + ms / 10 % 10);
+	ts[22] = (char)('0' + ms % 10);
+	ts[23] = 'Z';
+	ts[24] = '\0';
+	if (ts_ms)
+		*ts_ms = (int64_t)now.tv_sec * 1000 + ms;
+	return LOG_STAMP_LEN;
+}
+
 char *log_record_line(const char *type, cJSON *obj, int64_t *ts_ms)
 {
 	char ints[16][INT_TEXT];
 	cJSON *lent[16];
 	int nlent;
-	char ts[40];
-	struct timespec now;
-	struct tm tm;
+	char ts[LOG_STAMP_LEN + 1];
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
-	if (ts_ms)
-		*ts_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	log_record_stamp(ts, ts_ms);
 	if ((obj && !cJSON_IsObject(obj)) || !plain_name(type))
 		return record_line_tree(ts, type, obj);
 	/* The same text without a second tree: the stamp, then obj printed as it is, its opening

@@ -27,6 +27,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 /* Write one record as a JSON line on stdout; adds "ts" (RFC 3339, UTC, ms) and "type".
  * Does not take ownership of obj. */
 void log_record(const char *type, cJSON *obj);
+/* A record's "ts": now, UTC, to the millisecond ("2026-12-05T01:02:03.456Z"); *ts_ms the same
+ * in ms since the epoch (ts_ms may be NULL). Returns LOG_STAMP_LEN. */
+#define LOG_STAMP_LEN 24
+size_t log_record_stamp(char ts[LOG_STAMP_LEN + 1], int64_t *ts_ms);
 /* log_record in two steps, for a line that also goes elsewhere (observe/audit.c): stamp obj
  * with "ts" and "type" and print it (compact, no newline; caller frees with cJSON_free; NULL on
  * OOM), ts_ms (may be NULL) taking the stamp in unix ms; then write a prepared line to stdout. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/jsonfmt.h"
+#include "base/jsonw.h"
 #include "base/log.h"
 #include "observe/logstore.h"
 #include "observe/logtail.h"
@@ -108,57 +109,107 @@ static void add_key(cJSON *o, const char *key, const char *team, const char *pol
 		cJSON_AddStringToObject(o, "policy", policy);
 }
 
+/* A string member and, when the store indexes it, its column. */
+static void str_col(struct jsonw *w, struct logstore_cols *cols, int col, const char *name,
+		    const char *v)
+{
+	if (!v)
+		return;
+	jsonw_member_str(w, name, v);
+	if (col >= 0)
+		cols->text[col] = v;
+}
+
+static void int_col(struct jsonw *w, struct logstore_cols *cols, int col, const char *name,
+		    int64_t v)
+{
+	jsonw_member_int(w, name, v);
+	if (col >= 0) {
+		cols->ints[col] = v;
+		cols->has_int[col] = true;
+	}
+}
+
+/* The decision record is made on every call, so it is written as text (base/jsonw.h), not
+ * built as a tree and printed: the same bytes, members and order audit_emit would give the
+ * tree (docs/audit.md; the chain hashes them), without an allocation once the buffer has
+ * grown. */
 void audit_decision(const struct audit_decision *d)
 {
-	cJSON *o = cJSON_CreateObject();
+	static struct jsonw w;                  /* under emit_mu */
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(d->response, "error");
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(d->response, "result");
+	struct logstore_cols cols = { 0 };
+	char ts[LOG_STAMP_LEN + 1], sid[9] = "";
+	int64_t ts_ms, seq;
 
-	if (!o)
-		return;
-	/* Out of memory: whatever could be added is recorded (alloc.h's policy for records). */
-	add_session(o, d->session);
-	add_key(o, d->key, d->team, d->policy);
-	jsonfmt_add_opt(o, "workload", d->workload);
-	if (d->redirected_from) {
-		jsonfmt_add_opt(o, "original_destination", d->redirected_from);
-		cJSON_AddBoolToObject(o, "redirected", true);
+	if (d->session)
+		strncat(sid, d->session, sizeof(sid) - 1);
+	pthread_mutex_lock(&emit_mu);
+	seq = logstore_reserve();
+	log_record_stamp(ts, &ts_ms);
+	jsonw_reset(&w);
+	jsonw_raw(&w, "{\"ts\":\"", 7);
+	jsonw_raw(&w, ts, LOG_STAMP_LEN);
+	jsonw_raw(&w, "\",\"type\":\"decision\"", 19);
+	str_col(&w, &cols, LS_SESSION, "session", sid);
+	if (d->key) {
+		str_col(&w, &cols, LS_KEY, "key", d->key);
+		str_col(&w, &cols, LS_TEAM, "team", d->team && *d->team ? d->team : NULL);
+		str_col(&w, &cols, -1, "policy", d->policy && *d->policy ? d->policy : NULL);
 	}
-	cJSON_AddStringToObject(o, "method", d->method);
-	jsonfmt_add_opt(o, "server", d->server);
-	jsonfmt_add_opt(o, "target", d->target);
-	cJSON_AddStringToObject(o, "decision", d->decision);
-	jsonfmt_add_opt(o, "reason", d->reason);
+	str_col(&w, &cols, -1, "workload", d->workload);
+	if (d->redirected_from) {
+		str_col(&w, &cols, -1, "original_destination", d->redirected_from);
+		jsonw_member_bool(&w, "redirected", true);
+	}
+	str_col(&w, &cols, LS_METHOD, "method", d->method);
+	str_col(&w, &cols, LS_SERVER, "server", d->server);
+	str_col(&w, &cols, LS_TARGET, "target", d->target);
+	str_col(&w, &cols, LS_DECISION, "decision", d->decision);
+	str_col(&w, &cols, LS_REASON, "reason", d->reason);
 	if (err) {
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
-		cJSON_AddStringToObject(o, "status", "error");
-		cJSON_AddItemToObject(o, "error_code",
-				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(err, "code"), 1));
+
+		str_col(&w, &cols, LS_STATUS, "status", "error");
+		if (code) {
+			jsonw_member_tree(&w, "error_code", code);
+			/* in int64_t's range before the conversion: written as it came */
+			if ((cols.has_int[LS_ERROR_CODE] = cJSON_IsNumber(code) &&
+			     code->valuedouble > -9.2e18 && code->valuedouble < 9.2e18))
+				cols.ints[LS_ERROR_CODE] = (int64_t)code->valuedouble;
+		}
 		if (cJSON_IsString(msg))
-			cJSON_AddStringToObject(o, "error_message", msg->valuestring);
+			str_col(&w, &cols, LS_ERROR_MESSAGE, "error_message", msg->valuestring);
 	} else if (res) {
-		cJSON_AddStringToObject(o, "status",
-					cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
-						? "tool_error" : "ok");
-		cJSON_AddNumberToObject(o, "result_bytes", (double)json_size(res));
+		str_col(&w, &cols, LS_STATUS, "status",
+			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
+				? "tool_error" : "ok");
+		int_col(&w, &cols, LS_RESULT_BYTES, "result_bytes", (int64_t)json_size(res));
 	}
 	if (d->cost_micros >= 0)
-		cJSON_AddNumberToObject(o, "cost_micros", (double)d->cost_micros);
+		int_col(&w, &cols, LS_COST_MICROS, "cost_micros", d->cost_micros);
 	if (d->args_shape)
-		cJSON_AddItemReferenceToObject(o, "args_shape", (cJSON *)d->args_shape);
-	cJSON_AddNumberToObject(o, "latency_ms", (double)(d->latency_us / 1000));
-	cJSON_AddNumberToObject(o, "latency_us", (double)d->latency_us);
+		jsonw_member_tree(&w, "args_shape", d->args_shape);
+	int_col(&w, &cols, -1, "latency_ms", (int64_t)(d->latency_us / 1000));
+	int_col(&w, &cols, LS_LATENCY_US, "latency_us", (int64_t)d->latency_us);
 	if (d->went_upstream) {
-		cJSON_AddNumberToObject(o, "upstream_ms", (double)(d->upstream_us / 1000));
-		cJSON_AddNumberToObject(o, "upstream_us", (double)d->upstream_us);
+		int_col(&w, &cols, -1, "upstream_ms", (int64_t)(d->upstream_us / 1000));
+		int_col(&w, &cols, LS_UPSTREAM_US, "upstream_us", (int64_t)d->upstream_us);
 	}
-	jsonfmt_add_opt(o, "trace_id", d->trace_id);
+	str_col(&w, &cols, LS_TRACE_ID, "trace_id", d->trace_id);
 	if (d->arguments)
-		cJSON_AddItemReferenceToObject(o, "arguments", (cJSON *)d->arguments);
+		jsonw_member_tree(&w, "arguments", d->arguments);
 	if (d->result)
-		cJSON_AddItemReferenceToObject(o, "result", (cJSON *)d->result);
-	audit_emit("decision", o);
-	cJSON_Delete(o);
+		jsonw_member_tree(&w, "result", d->result);
+	if (seq > 0)
+		jsonw_member_int(&w, "seq", seq);
+	jsonw_raw(&w, "}", 1);
+	logstore_append_cols(seq, ts_ms, "decision", &cols, w.buf, w.len);
+	log_record_text(w.buf);
+	logtail_publish(w.buf);
+	pthread_mutex_unlock(&emit_mu);
 }
 
 void audit_llm(const struct audit_llm *r)

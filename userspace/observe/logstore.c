@@ -185,11 +185,15 @@ int64_t logstore_reserve(void)
 
 /* The text columns, in the order of struct logstore_row's text[]. */
 static const char *const text_cols[LOGSTORE_NTEXT] = {
-	"key", "team", "session", "method", "server", "target", "decision", "reason", "status",
-	"error_message", "trace_id",
+	[LS_KEY] = "key", [LS_TEAM] = "team", [LS_SESSION] = "session", [LS_METHOD] = "method",
+	[LS_SERVER] = "server", [LS_TARGET] = "target", [LS_DECISION] = "decision",
+	[LS_REASON] = "reason", [LS_STATUS] = "status", [LS_ERROR_MESSAGE] = "error_message",
+	[LS_TRACE_ID] = "trace_id",
 };
 static const char *const int_cols[LOGSTORE_NINT] = {
-	"error_code", "latency_us", "upstream_us", "cost_micros", "result_bytes",
+	[LS_ERROR_CODE] = "error_code", [LS_LATENCY_US] = "latency_us",
+	[LS_UPSTREAM_US] = "upstream_us", [LS_COST_MICROS] = "cost_micros",
+	[LS_RESULT_BYTES] = "result_bytes",
 };
 
 /* The integer columns, in one walk over obj's fields (a name's first field counts, as with
@@ -273,17 +277,14 @@ static void free_spares(void)
 		}
 }
 
-void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *obj,
-		     const char *line)
+/* Queue one record: its columns and its line, copied into one reused item. */
+static void append(int64_t seq, int64_t ts_ms, const char *type, const char *const *txt,
+		   const int64_t *ints, const bool *has_int, const char *line, size_t line_len)
 {
-	size_t need = strlen(type) + 1 + strlen(line) + 1, len[LOGSTORE_NTEXT];
-	const char *txt[LOGSTORE_NTEXT];
+	size_t need = strlen(type) + 1 + line_len + 1, len[LOGSTORE_NTEXT];
 	struct item *it;
 	char *p;
 
-	if (seq <= 0)
-		return;
-	logchain_text_columns(obj, text_cols, LOGSTORE_NTEXT, txt);
 	for (int i = 0; i < LOGSTORE_NTEXT; i++) {
 		len[i] = txt[i] ? strlen(txt[i]) + 1 : 0;
 		need += len[i];
@@ -302,10 +303,11 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 		memcpy(p, txt[i], len[i]);
 		p += len[i];
 	}
-	int_fields(obj, &it->row);
+	memcpy(it->row.ints, ints, sizeof(it->row.ints));
+	memcpy(it->row.has_int, has_int, sizeof(it->row.has_int));
 	it->row.record = p;
-	it->row.record_len = strlen(line);
-	memcpy(p, line, it->row.record_len + 1);
+	it->row.record_len = line_len;
+	memcpy(p, line, line_len + 1);
 
 	pthread_mutex_lock(&g.mu);
 	list_add_tail(&it->link, &g.queue);
@@ -315,6 +317,26 @@ void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *
 	if (g.writer_waits || (g.gathering && depth >= batch_full()))
 		pthread_cond_signal(&g.more);
 	pthread_mutex_unlock(&g.mu);
+}
+
+void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *obj,
+		     const char *line)
+{
+	const char *txt[LOGSTORE_NTEXT];
+	struct logstore_row ints = { 0 };
+
+	if (seq <= 0)
+		return;
+	logchain_text_columns(obj, text_cols, LOGSTORE_NTEXT, txt);
+	int_fields(obj, &ints);
+	append(seq, ts_ms, type, txt, ints.ints, ints.has_int, line, strlen(line));
+}
+
+void logstore_append_cols(int64_t seq, int64_t ts_ms, const char *type,
+			  const struct logstore_cols *cols, const char *line, size_t line_len)
+{
+	if (seq > 0)
+		append(seq, ts_ms, type, cols->text, cols->ints, cols->has_int, line, line_len);
 }
 
 void logstore_flush(void)

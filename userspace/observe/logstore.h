@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/config.h"
+#include "observe/logstore_db.h"
 
 #define LOGSTORE_MAX_AGE_S_DEFAULT (7 * 86400LL)
 #define LOGSTORE_MAX_BYTES_DEFAULT (1LL << 30)
@@ -63,6 +64,15 @@ bool logstore_running(void);
 int64_t logstore_reserve(void);
 void logstore_append(int64_t seq, int64_t ts_ms, const char *type, const cJSON *obj,
 		     const char *line);
+/* The same with the indexed columns given, for a record written as text without a tree
+ * (the decision record: observe/audit.c); line_len is strlen(line). */
+struct logstore_cols {
+	const char *text[LOGSTORE_NTEXT];       /* NULL: none */
+	int64_t ints[LOGSTORE_NINT];
+	bool has_int[LOGSTORE_NINT];            /* false: NULL */
+};
+void logstore_append_cols(int64_t seq, int64_t ts_ms, const char *type,
+			  const struct logstore_cols *cols, const char *line, size_t line_len);
 /* Block until everything queued so far is committed (tests, shutdown). */
 void logstore_flush(void);
 

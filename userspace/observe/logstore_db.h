@@ -10,8 +10,16 @@
 
 #include "observe/logchain.h"
 
-#define LOGSTORE_NTEXT 11
-#define LOGSTORE_NINT 5
+/* The indexed columns a record fills (observe/logstore.c names them). */
+enum logstore_text_col {
+	LS_KEY, LS_TEAM, LS_SESSION, LS_METHOD, LS_SERVER, LS_TARGET, LS_DECISION, LS_REASON,
+	LS_STATUS, LS_ERROR_MESSAGE, LS_TRACE_ID,
+	LOGSTORE_NTEXT
+};
+enum logstore_int_col {
+	LS_ERROR_CODE, LS_LATENCY_US, LS_UPSTREAM_US, LS_COST_MICROS, LS_RESULT_BYTES,
+	LOGSTORE_NINT
+};
 
 /* One record's columns. text[]: key, team, session, method, server, target, decision,
  * reason, status, error_message, trace_id (NULL: none); ints: error_code, latency_us,

@@ -1,0 +1,168 @@
+/* jsonw: JSON text into one growable buffer, the bytes cJSON would print. */
+#include "base/jsonw.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+static void reserve(struct jsonw *w, size_t more)
+{
+	size_t need = w->len + more + 1;
+
+	if (need <= w->cap)
+		return;
+	size_t cap = w->cap ? w->cap : 512;
+	while (cap < need)
+		cap *= 2;
+	w->buf = xrealloc(w->buf, cap);
+	w->cap = cap;
+}
+
+void jsonw_reset(struct jsonw *w)
+{
+	w->len = 0;
+	if (w->buf)
+		w->buf[0] = '\0';
+}
+
+void jsonw_free(struct jsonw *w)
+{
+	free(w->buf);
+	*w = (struct jsonw){ 0 };
+}
+
+void jsonw_raw(struct jsonw *w, const char *s, size_t n)
+{
+	reserve(w, n);
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
+#define RAW(w, lit) jsonw_raw((w), (lit), sizeof(lit) - 1)
+
+void jsonw_str(struct jsonw *w, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	reserve(w, 2 + n * 6);  /* the worst case: every byte as \u00xx */
+	char *o = w->buf + w->len;
+	*o++ = '"';
+	for (; *p; p++) {
+		if (*p >= 32 && *p != '"' && *p != '\\') {
+			*o++ = (char)*p;
+			continue;
+		}
+		*o++ = '\\';
+		switch (*p) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	w->len = (size_t)(o - w->buf);
+}
+
+static void name(struct jsonw *w, const char *n)
+{
+	size_t k = strlen(n);
+
+	reserve(w, k + 4);
+	char *o = w->buf + w->len;
+	*o++ = ',';
+	*o++ = '"';
+	memcpy(o, n, k);
+	o += k;
+	*o++ = '"';
+	*o++ = ':';
+	*o = '\0';
+	w->len = (size_t)(o - w->buf);
+}
+
+void jsonw_member_str(struct jsonw *w, const char *n, const char *s)
+{
+	name(w, n);
+	jsonw_str(w, s);
+}
+
+static void digits(struct jsonw *w, int64_t v)
+{
+	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	jsonw_raw(w, p, (size_t)(e - p));
+}
+
+/* What cJSON prints for a number whose digits base/log.c does not lend: print it through
+ * cJSON itself (rare: an integer of 1e15 or more, a fraction, -0). */
+static void tree(struct jsonw *w, const cJSON *v)
+{
+	for (;;) {
+		size_t room = w->cap - w->len;
+
+		if (room > 64 &&
+		    cJSON_PrintPreallocated((cJSON *)v, w->buf + w->len, (int)(room > INT32_MAX
+								? INT32_MAX : room), 0)) {
+			w->len += strlen(w->buf + w->len);
+			return;
+		}
+		reserve(w, w->cap ? w->cap : 512);      /* double it, and try again */
+		w->buf[w->len] = '\0';
+	}
+}
+
+static bool plain_int(double d)
+{
+	return d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && signbit(d));
+}
+
+void jsonw_member_int(struct jsonw *w, const char *n, int64_t v)
+{
+	name(w, n);
+	if (v > -1000000000000000LL && v < 1000000000000000LL) {
+		digits(w, v);
+		return;
+	}
+	cJSON num = { .type = cJSON_Number, .valuedouble = (double)v,
+		      .valueint = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int)v };
+	tree(w, &num);
+}
+
+void jsonw_member_bool(struct jsonw *w, const char *n, bool b)
+{
+	name(w, n);
+	if (b)
+		RAW(w, "true");
+	else
+		RAW(w, "false");
+}
+
+void jsonw_member_tree(struct jsonw *w, const char *n, const cJSON *v)
+{
+	name(w, n);
+	if (cJSON_IsNumber(v) && plain_int(v->valuedouble))
+		digits(w, (int64_t)v->valuedouble);
+	else
+		tree(w, v);
+}

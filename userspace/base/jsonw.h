@@ -1,0 +1,38 @@
+/* jsonw: JSON text written straight into one growable buffer, byte for byte as cJSON prints
+ * it (cJSON_PrintUnformatted), for the records made on every call: no tree, no allocation
+ * once the buffer has grown to a record's size.
+ *
+ * The caller writes the structure ({, commas, }) with jsonw_raw; the helpers write one
+ * member each, preceded by a comma unless it opens the object (first).
+ */
+#ifndef WARDEN_JSONW_H
+#define WARDEN_JSONW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+struct jsonw {
+	char *buf;              /* NUL-terminated after every write */
+	size_t len, cap;
+};
+
+void jsonw_reset(struct jsonw *w);
+void jsonw_free(struct jsonw *w);
+
+void jsonw_raw(struct jsonw *w, const char *s, size_t n);
+/* A JSON string (quoted, escaped as cJSON escapes it). */
+void jsonw_str(struct jsonw *w, const char *s);
+/* ,"name":"s" (plain names only: the records' own, which need no escape). */
+void jsonw_member_str(struct jsonw *w, const char *name, const char *s);
+/* ,"name":n — integers print as plain digits, as cJSON prints an integral double. */
+void jsonw_member_int(struct jsonw *w, const char *name, int64_t n);
+/* ,"name":true|false */
+void jsonw_member_bool(struct jsonw *w, const char *name, bool b);
+/* ,"name":<v printed by cJSON>; a number that is an integer below 1e15 as plain digits (as
+ * the records' top-level numbers are printed: base/log.c). */
+void jsonw_member_tree(struct jsonw *w, const char *name, const cJSON *v);
+
+#endif
