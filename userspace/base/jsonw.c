@@ -1,7 +1,9 @@
 /* jsonw: JSON text into one growable buffer, the bytes cJSON would print. */
 #include "base/jsonw.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,4 +167,77 @@ void jsonw_member_tree(struct jsonw *w, const char *n, const cJSON *v)
 		digits(w, (int64_t)v->valuedouble);
 	else
 		tree(w, v);
+}
+
+/* A number that reads back as itself (see jsonw_value). */
+static void exact_number(struct jsonw *w, double d)
+{
+	char buf[40];
+	int n;
+
+	if (isnan(d) || isinf(d)) {
+		RAW(w, "null");
+		return;
+	}
+	if (plain_int(d)) {
+		digits(w, (int64_t)d);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%1.15g", d);
+	if (strtod(buf, NULL) != d)
+		n = snprintf(buf, sizeof(buf), "%1.17g", d);
+	jsonw_raw(w, buf, (size_t)n);
+}
+
+static int value(struct jsonw *w, const cJSON *v, int depth)
+{
+	if (depth > 1000)       /* deeper than cJSON parses (CJSON_NESTING_LIMIT) */
+		return -ELOOP;
+	switch (v->type & 0xff) {
+	case cJSON_False: RAW(w, "false"); return 0;
+	case cJSON_True: RAW(w, "true"); return 0;
+	case cJSON_NULL: RAW(w, "null"); return 0;
+	case cJSON_Number: exact_number(w, v->valuedouble); return 0;
+	case cJSON_String:
+		jsonw_str(w, v->valuestring ? v->valuestring : "");
+		return 0;
+	case cJSON_Raw:
+		if (!v->valuestring)
+			return -EINVAL;
+		jsonw_raw(w, v->valuestring, strlen(v->valuestring));
+		return 0;
+	case cJSON_Array:
+	case cJSON_Object: {
+		bool obj = (v->type & 0xff) == cJSON_Object;
+
+		jsonw_raw(w, obj ? "{" : "[", 1);
+		for (const cJSON *c = v->child; c; c = c->next) {
+			if (c != v->child)
+				RAW(w, ",");
+			if (obj) {
+				jsonw_str(w, c->string ? c->string : "");   /* as cJSON prints it */
+				RAW(w, ":");
+			}
+			int rc = value(w, c, depth + 1);
+			if (rc)
+				return rc;
+		}
+		jsonw_raw(w, obj ? "}" : "]", 1);
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+int jsonw_value(struct jsonw *w, const cJSON *v)
+{
+	size_t start = w->len;
+	int rc = v ? value(w, v, 0) : -EINVAL;
+
+	if (rc) {
+		w->len = start;
+		if (w->buf)
+			w->buf[start] = '\0';
+	}
+	return rc;
 }

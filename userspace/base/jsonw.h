@@ -35,4 +35,11 @@ void jsonw_member_bool(struct jsonw *w, const char *name, bool b);
  * the records' top-level numbers are printed: base/log.c). */
 void jsonw_member_tree(struct jsonw *w, const char *name, const cJSON *v);
 
+/* v as compact JSON, the bytes cJSON_PrintUnformatted gives, except that every number is
+ * written so that it reads back bit for bit: integers below 1e15 as digits, others in 15
+ * significant digits where that round-trips exactly, else 17 (cJSON checks its 15 digits
+ * within an epsilon only). NaN and infinities as null, as cJSON does. -EINVAL (nothing
+ * written) for a node of no JSON type. */
+int jsonw_value(struct jsonw *w, const cJSON *v);
+
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/jsonw.h"
 
 #define MAX_ID_LEN 200
 
@@ -190,40 +191,15 @@ cJSON *jsonrpc_notification(const char *method, cJSON *params)
 	return m;
 }
 
-/* Replace number nodes that 15 digits would not reproduce bit for bit. */
-static void exact_numbers(cJSON *v, int depth)
-{
-	cJSON *it, *next;
-
-	if (depth > 512)
-		return;
-	for (it = v ? v->child : NULL; it; it = next) {
-		next = it->next;
-		if (cJSON_IsNumber(it) && isfinite(it->valuedouble)) {
-			char buf[40];
-			snprintf(buf, sizeof(buf), "%1.15g", it->valuedouble);
-			if (strtod(buf, NULL) == it->valuedouble)
-				continue;
-			snprintf(buf, sizeof(buf), "%1.17g", it->valuedouble);
-			cJSON *raw = cJSON_CreateRaw(buf);
-			if (!raw)
-				continue;
-			/* An object member keeps its name: give it to the replacement first. */
-			if (it->string && !(raw->string = strdup(it->string))) {
-				cJSON_Delete(raw);
-				continue;
-			}
-			cJSON_ReplaceItemViaPointer(v, it, raw);
-		} else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
-			exact_numbers(it, depth + 1);
-		}
-	}
-}
-
 char *jsonrpc_print(cJSON *msg)
 {
-	exact_numbers(msg, 0);
-	return cJSON_PrintUnformatted(msg);
+	struct jsonw w = { 0 };
+
+	if (jsonw_value(&w, msg)) {
+		jsonw_free(&w);
+		return NULL;
+	}
+	return w.buf;
 }
 
 void jsonrpc_id_key(const cJSON *id, char *buf, size_t len)

@@ -50,11 +50,12 @@ cJSON *jsonrpc_errorf(const cJSON *id, int code, cJSON *data, const char *fmt, .
 cJSON *jsonrpc_request(const cJSON *id, const char *method, cJSON *params);
 cJSON *jsonrpc_notification(const char *method, cJSON *params);
 
-/* Print a message for the wire, numbers exact. cJSON prints a double with 15 significant
- * digits whenever that round-trips within an epsilon, which changes values such as
- * 9007199254740991 or 0.30000000000000004; relayed results must arrive unchanged. Numbers
- * that need it are rewritten in place as raw 17-digit text first (the tree stays valid JSON
- * but those nodes are no longer cJSON numbers: print last). Caller frees with cJSON_free. */
+/* Print a message for the wire, numbers exact (base/jsonw.h): cJSON prints a double with 15
+ * significant digits whenever that round-trips within an epsilon, which changes values such
+ * as 9007199254740991 or 0.30000000000000004; relayed results must arrive unchanged. Also
+ * cheaper: cJSON 1.7.15 prints every number, integers too, with snprintf and reads it back
+ * with sscanf. msg is not changed. NULL for a node of no JSON type. Caller frees with
+ * cJSON_free. */
 char *jsonrpc_print(cJSON *msg);
 
 /* Canonical text of an id for use as a map key ("s:abc" / "n:42"); buf >= 64 bytes is

@@ -1,0 +1,153 @@
+/* base/jsonw: JSON text written without a tree must be the bytes cJSON prints — strings,
+ * record members — and, for jsonw_value (the wire: mcp/jsonrpc.c), numbers that read back
+ * bit for bit. */
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/jsonw.h"
+#include "base/log.h"
+#include "cunit_main.h"
+#include "mcp/jsonrpc.h"
+
+static void test_strings(void)
+{
+	char all[256];
+	const char *samples[] = { "", "plain", "quote\" backslash\\ slash/", "tab\tnl\ncr\r",
+				  "\x01\x1f\x7f", "h\xc3\xa9llo \xe2\x82\xac", "bad \xff\xfe utf8",
+				  "<script>alert(1)</script>", all };
+	struct jsonw w = { 0 };
+
+	for (int i = 1; i < 256; i++)
+		all[i - 1] = (char)i;
+	all[255] = '\0';
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		cJSON *s = cJSON_CreateString(samples[i]);
+		char *ref = cJSON_PrintUnformatted(s);
+
+		jsonw_reset(&w);
+		jsonw_str(&w, samples[i]);
+		CU_ASSERT_STRING_EQUAL(w.buf, ref);
+		CU_ASSERT_EQUAL(w.len, strlen(ref));
+		cJSON_free(ref);
+		cJSON_Delete(s);
+	}
+	jsonw_free(&w);
+}
+
+/* Members as log_record_line prints a record's top-level members: integers as digits below
+ * 1e15, everything else as cJSON prints it. */
+static void test_members(void)
+{
+	static const double nums[] = { 0, -0.0, 1, -5, 42.5, 123456789012345.0, 999999999999999.0,
+				       1e15, -1e15, 1e17, 2147483648.0, -9007199254740993.0, 1e-7,
+				       0.1, 1e300 };
+	static const int64_t ints[] = { 0, 1, -1, 999999999999999LL, 1000000000000000LL,
+					-1000000000000000LL, INT64_MAX, INT64_MIN + 1 };
+	cJSON *o = cJSON_CreateObject(), *tree = cJSON_Parse("{\"a\":[1,2.5,\"x\"],\"b\":null}");
+	struct jsonw w = { 0 };
+	char name[16];
+
+	jsonw_raw(&w, "{\"ts\":\"x\",\"type\":\"t\"", 20);
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		snprintf(name, sizeof(name), "n%zu", i);
+		cJSON_AddNumberToObject(o, name, nums[i]);
+		jsonw_member_tree(&w, name, cJSON_GetObjectItem(o, name));
+	}
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		snprintf(name, sizeof(name), "i%zu", i);
+		cJSON_AddNumberToObject(o, name, (double)ints[i]);
+		jsonw_member_int(&w, name, ints[i]);
+	}
+	cJSON_AddItemReferenceToObject(o, "tree", tree);
+	jsonw_member_tree(&w, "tree", tree);
+	cJSON_AddBoolToObject(o, "yes", true);
+	jsonw_member_bool(&w, "yes", true);
+	cJSON_AddBoolToObject(o, "no", false);
+	jsonw_member_bool(&w, "no", false);
+	jsonw_raw(&w, "}", 1);
+
+	char *ref = log_record_line("t", o, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+	const char *after = strstr(ref, ",\"type\"");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(after);
+	CU_ASSERT_STRING_EQUAL(strstr(w.buf, ",\"type\""), after);
+	cJSON_free(ref);
+	cJSON_Delete(o);
+	cJSON_Delete(tree);
+	jsonw_free(&w);
+}
+
+/* Whole values: the same bytes as cJSON where cJSON is exact, and exact numbers where it is
+ * not (cJSON compares its 15 digits within an epsilon). */
+static void test_values(void)
+{
+	static const char *const same[] = {
+		"{}", "[]", "null", "true", "false", "\"s\"", "0", "-1", "42",
+		"{\"jsonrpc\":\"2.0\",\"id\":1000000007,\"result\":{\"content\":[{\"type\":"
+		"\"text\",\"text\":\"h\\u00e9\\n\\\"q\\\"\"}],\"isError\":false}}",
+		"[1.5,-2.25,0.1,1e-07,1e+300,123456789012345,-999999999999999,[[{}]],{\"a\":null}]",
+		"{\"a\\\"b\":{\"\\u0001\":[true,false]}}",
+	};
+	static const struct { const char *in, *out; } exact[] = {
+		{ "9007199254740993", "9007199254740992" },     /* the double nearest */
+		{ "9007199254740991", "9007199254740991" },
+		{ "0.30000000000000004", "0.30000000000000004" },
+		{ "1e15", "1e+15" },
+		{ "-0", "-0" },
+		{ "[1e400]", "[null]" },
+	};
+	struct jsonw w = { 0 };
+
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		cJSON *v = cJSON_Parse(same[i]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+		char *ref = cJSON_PrintUnformatted(v);
+		jsonw_reset(&w);
+		CU_ASSERT_EQUAL(jsonw_value(&w, v), 0);
+		CU_ASSERT_STRING_EQUAL(w.buf, ref);
+		char *wire = jsonrpc_print(v);
+		CU_ASSERT_STRING_EQUAL(wire, ref);
+		cJSON_free(wire);
+		cJSON_free(ref);
+		cJSON_Delete(v);
+	}
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+		cJSON *v = cJSON_Parse(exact[i].in);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+		jsonw_reset(&w);
+		CU_ASSERT_EQUAL(jsonw_value(&w, v), 0);
+		CU_ASSERT_STRING_EQUAL(w.buf, exact[i].out);
+		if (cJSON_IsNumber(v) && isfinite(v->valuedouble))
+			CU_ASSERT(strtod(w.buf, NULL) == v->valuedouble);
+		cJSON_Delete(v);
+	}
+	/* a node of no JSON type: nothing written, an error */
+	cJSON bad = { .type = cJSON_Invalid };
+	cJSON *arr = cJSON_CreateArray();
+	jsonw_reset(&w);
+	jsonw_raw(&w, "x", 1);
+	cJSON_AddItemReferenceToArray(arr, &bad);
+	CU_ASSERT_EQUAL(jsonw_value(&w, arr), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(w.buf, "x");
+	CU_ASSERT_PTR_NULL(jsonrpc_print(arr));
+	cJSON_Delete(arr);
+	/* deep nesting is refused, not a stack overflow */
+	cJSON *deep = cJSON_CreateArray(), *at = deep;
+	for (int i = 0; i < 1100; i++) {
+		cJSON *next = cJSON_CreateArray();
+		cJSON_AddItemToArray(at, next);
+		at = next;
+	}
+	CU_ASSERT_EQUAL(jsonw_value(&w, deep), -ELOOP);
+	cJSON_Delete(deep);
+	jsonw_free(&w);
+}
+
+CU_MAIN("jsonw", NULL, NULL,
+	{ "strings as cJSON escapes them", test_strings },
+	{ "members as a record prints them", test_members },
+	{ "values for the wire", test_values })
