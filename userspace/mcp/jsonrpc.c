@@ -103,7 +103,22 @@ cJSON *jsonrpc_id_dup(const cJSON *id)
 		snprintf(buf, sizeof(buf), "%.0f", id->valuedouble);
 		return cJSON_CreateRaw(buf);
 	}
+	/* The value alone, not the member name a parsed id carries (one allocation less). */
+	if (cJSON_IsNumber(id))
+		return cJSON_CreateNumber(id->valuedouble);
+	if (cJSON_IsString(id))
+		return cJSON_CreateString(id->valuestring);
 	return cJSON_Duplicate(id, 1);
+}
+
+/* A message is built on every call: its members are named by constants
+ * (cJSON_AddItemToObjectCS, no copy of the name) and its "2.0" is a reference. */
+static bool add(cJSON *obj, const char *const_name, cJSON *item)
+{
+	if (!item)
+		return false;
+	cJSON_AddItemToObjectCS(obj, const_name, item);
+	return true;
 }
 
 static cJSON *envelope(const cJSON *id)
@@ -112,8 +127,8 @@ static cJSON *envelope(const cJSON *id)
 
 	if (!m)
 		return NULL;
-	if (!cJSON_AddStringToObject(m, "jsonrpc", "2.0") ||
-	    !cJSON_AddItemToObject(m, "id", id ? jsonrpc_id_dup(id) : cJSON_CreateNull())) {
+	if (!add(m, "jsonrpc", cJSON_CreateStringReference("2.0")) ||
+	    !add(m, "id", id ? jsonrpc_id_dup(id) : cJSON_CreateNull())) {
 		cJSON_Delete(m);
 		return NULL;
 	}
@@ -124,7 +139,7 @@ cJSON *jsonrpc_result(const cJSON *id, cJSON *result)
 {
 	cJSON *m = envelope(id);
 
-	if (!m || !result || !cJSON_AddItemToObject(m, "result", result)) {
+	if (!m || !result || !add(m, "result", result)) {
 		cJSON_Delete(m);
 		cJSON_Delete(result);
 		return NULL;
@@ -136,16 +151,16 @@ cJSON *jsonrpc_error(const cJSON *id, int code, const char *message, cJSON *data
 {
 	cJSON *m = envelope(id), *e = cJSON_CreateObject();
 
-	if (!m || !e || !cJSON_AddNumberToObject(e, "code", code) ||
-	    !cJSON_AddStringToObject(e, "message", message)) {
+	if (!m || !e || !add(e, "code", cJSON_CreateNumber(code)) ||
+	    !add(e, "message", cJSON_CreateString(message))) {
 		cJSON_Delete(data);
 		goto fail;
 	}
-	if (data && !cJSON_AddItemToObject(e, "data", data)) {
+	if (data && !add(e, "data", data)) {
 		cJSON_Delete(data);
 		goto fail;
 	}
-	cJSON_AddItemToObject(m, "error", e);
+	add(m, "error", e);
 	return m;
 fail:
 	cJSON_Delete(e);
@@ -168,8 +183,8 @@ cJSON *jsonrpc_request(const cJSON *id, const char *method, cJSON *params)
 {
 	cJSON *m = envelope(id);
 
-	if (!m || !cJSON_AddStringToObject(m, "method", method) ||
-	    (params && !cJSON_AddItemToObject(m, "params", params))) {
+	if (!m || !add(m, "method", cJSON_CreateString(method)) ||
+	    (params && !add(m, "params", params))) {
 		cJSON_Delete(params);
 		cJSON_Delete(m);
 		return NULL;

@@ -156,10 +156,10 @@ static void route_list(struct call *c, cJSON *params)
 static cJSON *shape_of(const cJSON *v, int depth)
 {
 	if (cJSON_IsObject(v)) {
-		cJSON *o = cJSON_CreateObject();
 		const cJSON *it;
 		if (depth >= 4)
-			return cJSON_CreateString("object");
+			return cJSON_CreateStringReference("object");
+		cJSON *o = cJSON_CreateObject();
 		cJSON_ArrayForEach(it, v)
 			cJSON_AddItemToObject(o, it->string, shape_of(it, depth + 1));
 		return o;
@@ -169,8 +169,9 @@ static cJSON *shape_of(const cJSON *v, int depth)
 		snprintf(buf, sizeof(buf), "array[%d]", cJSON_GetArraySize(v));
 		return cJSON_CreateString(buf);
 	}
-	return cJSON_CreateString(cJSON_IsString(v) ? "string" : cJSON_IsNumber(v) ? "number"
-				  : cJSON_IsBool(v) ? "boolean" : "null");
+	/* the type names are literals: referenced, not copied (a shape is made on every call) */
+	return cJSON_CreateStringReference(cJSON_IsString(v) ? "string" : cJSON_IsNumber(v)
+					   ? "number" : cJSON_IsBool(v) ? "boolean" : "null");
 }
 
 /* Point the call at an upstream: the entry and names the gate judges (kind, upname: the
