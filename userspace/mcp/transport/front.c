@@ -38,6 +38,7 @@
 #include "mcp/stateless.h"
 #include "mcp/transport/conn_deadline.h"
 #include "mcp/transport/front_auth.h"
+#include "mcp/transport/front_headers.h"
 #include "mcp/transport/redirect_in.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
@@ -108,11 +109,6 @@ struct front_stream {
 };
 
 /* --- small HTTP helpers --------------------------------------------------------------- */
-
-static const char *header(struct evhttp_request *req, const char *name)
-{
-	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
-}
 
 static void send_json(struct evhttp_request *req, int status, const char *reason, const cJSON *body)
 {
@@ -311,8 +307,8 @@ static void reply_trace_view(struct front *f, struct evhttp_request *req, struct
 	base->received_ns = f->rx_ns;
 	if (!trace_enabled())
 		return;
-	base->traceparent = header(req, "traceparent");
-	base->tracestate = header(req, "tracestate");
+	base->traceparent = front_header(req, FH_TRACEPARENT);
+	base->tracestate = front_header(req, FH_TRACESTATE);
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
 	base->peer = peer;
 	base->peer_port = port;
@@ -384,8 +380,8 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 static struct session *find_session(struct front *f, struct evhttp_request *req,
 				    const struct key_identity *who)
 {
-	const char *sid = header(req, "Mcp-Session-Id");
-	const char *ver = header(req, "MCP-Protocol-Version");
+	const char *sid = front_header(req, FH_MCP_SESSION_ID);
+	const char *ver = front_header(req, FH_MCP_PROTOCOL_VERSION);
 	struct session *s;
 
 	if (!sid) {
@@ -531,7 +527,9 @@ out:
 /* Mcp-Param-{Name} of a 2026-07-28 tools/call (mcp/param_headers.h). */
 static const char *param_header(const void *ctx, const char *name)
 {
-	return header((struct evhttp_request *)ctx, name);
+	struct evhttp_request *req = (struct evhttp_request *)ctx;
+
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
 }
 
 /* 2026-07-28: no session; the request says its version and the headers mirror the body. */
@@ -572,7 +570,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 			const struct key_identity *who)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	const char *accept = header(req, "Accept"), *ctype = header(req, "Content-Type");
+	const char *accept = front_header(req, FH_ACCEPT), *ctype = front_header(req, FH_CONTENT_TYPE);
 	size_t len = evbuffer_get_length(in);
 	const char *body;
 	struct jsonrpc_msg m;
@@ -618,9 +616,9 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		cJSON_Delete(msg);
 		return;
 	}
-	struct stateless_headers sh = { header(req, "Mcp-Session-Id"),
-					header(req, "MCP-Protocol-Version"), header(req, "Mcp-Method"),
-					header(req, "Mcp-Name") };
+	struct stateless_headers sh = { front_header(req, FH_MCP_SESSION_ID),
+					front_header(req, FH_MCP_PROTOCOL_VERSION), front_header(req, FH_MCP_METHOD),
+					front_header(req, FH_MCP_NAME) };
 	if (stateless_wanted(&sh, &m) && !f->route) {
 		handle_stateless(f, req, who, msg, &m, &sh);
 		return;
@@ -671,7 +669,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 
 static void handle_get(struct front *f, struct evhttp_request *req, const struct key_identity *who)
 {
-	const char *accept = header(req, "Accept");
+	const char *accept = front_header(req, FH_ACCEPT);
 	struct front_stream *st;
 	struct session *s;
 
@@ -772,7 +770,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct front *f = arg;
 
 	f->serving++;
+	front_headers_read(req);
 	serve_request(f, req);
+	front_headers_drop();
 	f->serving--;
 }
 
@@ -782,7 +782,7 @@ static void serve_request(struct front *f, struct evhttp_request *req)
 	conn_deadline_request_in(f->deadline, req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	const char *origin = header(req, "Origin"), *host = header(req, "Host");
+	const char *origin = front_header(req, FH_ORIGIN), *host = front_header(req, FH_HOST);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
 	if (path && !strcmp(path, "/healthz") && cmd == EVHTTP_REQ_GET) {

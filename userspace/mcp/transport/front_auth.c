@@ -19,6 +19,7 @@
 #include "govern/oauth_jwks.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/transport/conn_deadline.h"
+#include "mcp/transport/front_headers.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
 
@@ -68,11 +69,6 @@ static const char *resource_of(const struct front_auth *a, const struct oauth_co
 	return c->audience ? c->audience : a->default_resource;
 }
 
-static const char *header(struct evhttp_request *req, const char *name)
-{
-	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
-}
-
 /* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
 static void send_error(struct evhttp_request *req, int status, const char *reason, int code,
 		       const char *message)
@@ -115,7 +111,7 @@ static void www_authenticate(struct front_auth *a, struct gate *g, struct evhttp
 /* The key from Authorization: Bearer or X-Api-Key. */
 static const char *presented_key(struct evhttp_request *req)
 {
-	const char *a = header(req, "Authorization");
+	const char *a = front_header(req, FH_AUTHORIZATION);
 
 	if (a && !strncasecmp(a, "Bearer ", 7)) {
 		a += 7;
@@ -123,7 +119,7 @@ static const char *presented_key(struct evhttp_request *req)
 			a++;
 		return a;
 	}
-	return header(req, "X-Api-Key");
+	return front_header(req, FH_X_API_KEY);
 }
 
 /* The records name the caller as the kernel does (looked up once per connection). */
