@@ -104,6 +104,17 @@ static void test_id_keys(void)
 	CU_ASSERT_STRING_NOT_EQUAL(a, b);
 	CU_ASSERT_STRING_EQUAL(a, "n:42");
 	CU_ASSERT_TRUE(jsonrpc_valid_id(n));
+	/* integer keys are the digits "%.0f" gives, at the edges too */
+	static const double ids[] = { 0, -1, 1000000007, -9007199254740991.0, 9007199254740991.0,
+				      9007199254740992.0, 1e20, -0.0, 2.5 };
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		char want[64];
+		cJSON *v = cJSON_CreateNumber(ids[i]);
+		snprintf(want, sizeof(want), "n:%.0f", ids[i]);
+		jsonrpc_id_key(v, a, sizeof(a));
+		CU_ASSERT_STRING_EQUAL(a, want);
+		cJSON_Delete(v);
+	}
 	CU_ASSERT_FALSE(jsonrpc_valid_id(NULL));
 	cJSON_Delete(n);
 	cJSON_Delete(s);
