@@ -58,6 +58,19 @@ void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 	return xrealloc(v, bytes);
 }
 
+void *xreserve(void *v, size_t need, size_t *cap, size_t first)
+{
+	size_t want = *cap ? *cap : first;
+
+	if (v && need <= *cap)
+		return v;
+	while (want < need)
+		if (__builtin_mul_overflow(want, 2, &want))
+			oom(SIZE_MAX);
+	*cap = want;
+	return xrealloc(v, want);
+}
+
 char *xstrdup(const char *s)
 {
 	char *d = strdup(s);

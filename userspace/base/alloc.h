@@ -28,6 +28,10 @@ char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull))
 void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 	__attribute__((returns_nonnull));
 
+/* A byte buffer v of *cap bytes made to hold at least need: the capacity doubles (from first)
+ * until it does. Returns the buffer. */
+void *xreserve(void *v, size_t need, size_t *cap, size_t first) __attribute__((returns_nonnull));
+
 /* Free a NULL-terminated vector of strings and its strings; NULL: nothing. */
 void strv_free(char **v);
 /* Wipe a secret (a key, a token, a password) before its memory goes back; NULL: nothing. */

@@ -173,13 +173,7 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 
 static void reserve(struct http_parser *p, size_t need)
 {
-	if (need <= p->cap)
-		return;
-	size_t cap = p->cap ? p->cap : 1024;
-	while (cap < need)
-		cap *= 2;
-	p->buf = xrealloc(p->buf, cap);
-	p->cap = cap;
+	p->buf = xreserve(p->buf, need, &p->cap, 1024);
 }
 
 /* Take head bytes until the blank line; returns bytes consumed or an error. */

@@ -11,15 +11,7 @@
 
 static void reserve(struct jsonw *w, size_t more)
 {
-	size_t need = w->len + more + 1;
-
-	if (need <= w->cap)
-		return;
-	size_t cap = w->cap ? w->cap : 512;
-	while (cap < need)
-		cap *= 2;
-	w->buf = xrealloc(w->buf, cap);
-	w->cap = cap;
+	w->buf = xreserve(w->buf, w->len + more + 1, &w->cap, 512);
 }
 
 void jsonw_reset(struct jsonw *w)
@@ -103,17 +95,26 @@ void jsonw_member_str(struct jsonw *w, const char *n, const char *s)
 	jsonw_str(w, s);
 }
 
-static void digits(struct jsonw *w, int64_t v)
+size_t jsonw_int_text(char buf[JSONW_INT_TEXT], int64_t v)
 {
-	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+	char tmp[JSONW_INT_TEXT], *e = tmp + sizeof(tmp), *p = e;
 	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
+	*--p = '\0';
 	do
 		*--p = (char)('0' + u % 10);
 	while (u /= 10);
 	if (v < 0)
 		*--p = '-';
-	jsonw_raw(w, p, (size_t)(e - p));
+	memcpy(buf, p, (size_t)(e - p));
+	return (size_t)(e - p) - 1;
+}
+
+static void digits(struct jsonw *w, int64_t v)
+{
+	char buf[JSONW_INT_TEXT];
+
+	jsonw_raw(w, buf, jsonw_int_text(buf, v));
 }
 
 /* What cJSON prints for a number whose digits base/log.c does not lend: print it through

@@ -35,6 +35,10 @@ void jsonw_member_bool(struct jsonw *w, const char *name, bool b);
  * the records' top-level numbers are printed: base/log.c). */
 void jsonw_member_tree(struct jsonw *w, const char *name, const cJSON *v);
 
+/* v in decimal, NUL-terminated, without printf; returns its length. */
+#define JSONW_INT_TEXT 21
+size_t jsonw_int_text(char buf[JSONW_INT_TEXT], int64_t v);
+
 /* v as compact JSON, the bytes cJSON_PrintUnformatted gives, except that every number is
  * written so that it reads back bit for bit: integers below 1e15 as digits, others in 15
  * significant digits where that round-trips exactly, else 17 (cJSON checks its 15 digits

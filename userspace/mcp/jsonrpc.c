@@ -222,21 +222,11 @@ void jsonrpc_id_key(const cJSON *id, char *buf, size_t len)
 	double d = cJSON_IsNumber(id) ? id->valuedouble : 0;
 
 	/* Made for every call: integer ids (nearly all) without printf's floating point. */
-	if (cJSON_IsNumber(id) && len >= 24 && fabs(d) <= 9007199254740991.0 &&
+	if (cJSON_IsNumber(id) && len >= JSONW_INT_TEXT + 2 && fabs(d) <= 9007199254740991.0 &&
 	    d == (double)(int64_t)d && !(d == 0 && signbit(d))) {
-		char tmp[24], *e = tmp + sizeof(tmp), *p = e;
-		int64_t v = (int64_t)d;
-		uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-		do
-			*--p = (char)('0' + u % 10);
-		while (u /= 10);
-		if (v < 0)
-			*--p = '-';
 		buf[0] = 'n';
 		buf[1] = ':';
-		memcpy(buf + 2, p, (size_t)(e - p));
-		buf[2 + (e - p)] = '\0';
+		jsonw_int_text(buf + 2, (int64_t)d);
 	} else if (cJSON_IsString(id)) {
 		snprintf(buf, len, "s:%s", id->valuestring);
 	} else if (cJSON_IsNumber(id)) {

@@ -8,18 +8,9 @@
 #include <event2/keyvalq_struct.h>
 
 static const char *const names[FH_COUNT] = {
-	[FH_ACCEPT] = "Accept",
-	[FH_AUTHORIZATION] = "Authorization",
-	[FH_CONTENT_TYPE] = "Content-Type",
-	[FH_HOST] = "Host",
-	[FH_MCP_METHOD] = "Mcp-Method",
-	[FH_MCP_NAME] = "Mcp-Name",
-	[FH_MCP_PROTOCOL_VERSION] = "MCP-Protocol-Version",
-	[FH_MCP_SESSION_ID] = "Mcp-Session-Id",
-	[FH_ORIGIN] = "Origin",
-	[FH_TRACEPARENT] = "traceparent",
-	[FH_TRACESTATE] = "tracestate",
-	[FH_X_API_KEY] = "X-Api-Key",
+#define FH_NAME(id, name) [FH_##id] = name,
+	FRONT_HEADERS(FH_NAME)
+#undef FH_NAME
 };
 
 static size_t name_len[FH_COUNT];

@@ -12,10 +12,18 @@
 
 struct evhttp_request;
 
+/* Each header read: its enum name and its name on the wire. */
+#define FRONT_HEADERS(X) \
+	X(ACCEPT, "Accept") X(AUTHORIZATION, "Authorization") X(CONTENT_TYPE, "Content-Type") \
+	X(HOST, "Host") X(MCP_METHOD, "Mcp-Method") X(MCP_NAME, "Mcp-Name") \
+	X(MCP_PROTOCOL_VERSION, "MCP-Protocol-Version") X(MCP_SESSION_ID, "Mcp-Session-Id") \
+	X(ORIGIN, "Origin") X(TRACEPARENT, "traceparent") X(TRACESTATE, "tracestate") \
+	X(X_API_KEY, "X-Api-Key")
+
 enum front_header {
-	FH_ACCEPT, FH_AUTHORIZATION, FH_CONTENT_TYPE, FH_HOST, FH_MCP_METHOD, FH_MCP_NAME,
-	FH_MCP_PROTOCOL_VERSION, FH_MCP_SESSION_ID, FH_ORIGIN, FH_TRACEPARENT, FH_TRACESTATE,
-	FH_X_API_KEY,
+#define FH_ENUM(id, name) FH_##id,
+	FRONT_HEADERS(FH_ENUM)
+#undef FH_ENUM
 	FH_COUNT
 };
 
