@@ -111,6 +111,40 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 		assert.equal((await s.post({ jsonrpc: '2.0', id: 4, method: 'ping' })).status, 200);
 	});
 
+	// What the gateway refuses itself leaves a record where the calls are (docs/audit.md):
+	// decision deny, the reason, the HTTP status and the error the client got; nothing of a
+	// body that did not parse.
+	test('requests the front refuses are on record: parse errors, bad requests, unknown sessions, Origin', async () => {
+		const s = await openRawSession(d.url);
+		const sid8 = s.headers['Mcp-Session-Id'].slice(0, 8);
+		const refused = (reason, more = () => true) => d.waitForRecord((r) => r.type === 'decision' &&
+			r.decision === 'deny' && r.reason === reason && more(r));
+		await s.post('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"secret":"s3cr3t"');
+		let r = await refused('parse_error', (x) => x.session === sid8);
+		assert.equal(r.http_status, 400);
+		assert.equal(r.error_code, -32700);
+		assert.equal(r.status, 'error');
+		assert.ok(!JSON.stringify(r).includes('s3cr3t'), 'nothing of the body: ' + JSON.stringify(r));
+		assert.equal(r.method, undefined);
+		await s.post({ jsonrpc: '1.0', id: 9, method: 'ping' });
+		r = await refused('invalid_request', (x) => x.session === sid8 && x.error_code === -32600 &&
+			/jsonrpc/.test(x.error_message));
+		assert.equal(r.http_status, 400);
+		await postJson(d.url, { jsonrpc: '2.0', id: 2, method: 'ping' }, { 'Mcp-Session-Id': 'e'.repeat(64) });
+		r = await refused('session_not_found', (x) => x.session === 'eeeeeeee');
+		assert.equal(r.http_status, 404);
+		await postJson(d.url, INIT, { Origin: 'http://evil.example.com' });
+		r = await refused('forbidden', (x) => /Origin/.test(x.error_message));
+		assert.equal(r.http_status, 403);
+		assert.ok(r.peer, 'the client address is on record');
+		// A path that is not the MCP endpoint is a scanner's noise: answered, not recorded.
+		const off = await fetch(d.url.replace(/\/mcp$/, '/elsewhere'), { method: 'POST', body: '{}' });
+		assert.equal(off.status, 404);
+		await off.body?.cancel();
+		await assert.rejects(d.waitForRecord((x) => x.type === 'decision' && x.reason === 'not_found',
+			500), /no matching stdout record/);
+	});
+
 	// cJSON judges the first of two same-named members, an upstream's parser may take the
 	// last: a request with a name twice in one object, at any depth, is not taken at all.
 	test('a member name twice in one object is -32600 naming it, at any depth, in a batch too', async () => {

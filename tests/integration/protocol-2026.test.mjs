@@ -57,6 +57,12 @@ describe('MCP 2026-07-28 towards agents', () => {
 			{ 'Mcp-Name': 'test_error_handling' });
 		assert.equal(r.status, 400);
 		assert.equal(r.json.error.code, -32020, r.text);
+		// refused before any call was made of it, and on record with the caller's key
+		const rec = await d.waitForRecord((x) => x.type === 'decision' && x.decision === 'deny' &&
+			x.reason === 'header_mismatch' && /Mcp-Name/.test(x.error_message));
+		assert.equal(rec.error_code, -32020);
+		assert.equal(rec.http_status, 400);
+		assert.equal(rec.key, 'all', 'the caller\'s key is on record: ' + JSON.stringify(rec));
 		r = await post(d.url, k.all, 'tools/list', {}, { 'Mcp-Method': 'prompts/list' });
 		assert.equal(r.json.error.code, -32020, r.text);
 		r = await postJson(d.url, { jsonrpc: '2.0', id: 5, method: 'tools/list', params: {

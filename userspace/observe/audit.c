@@ -212,6 +212,28 @@ void audit_decision(const struct audit_decision *d)
 	pthread_mutex_unlock(&emit_mu);
 }
 
+void audit_refusal(const struct audit_refusal *r)
+{
+	cJSON *o = cJSON_CreateObject();        /* cannot fail: base/alloc.h */
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(r->error, "code");
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(r->error, "message");
+
+	if (r->session)
+		add_session(o, r->session);
+	add_key(o, r->key, NULL, NULL);
+	cJSON_AddStringToObject(o, "decision", "deny");
+	cJSON_AddStringToObject(o, "reason", r->reason);
+	cJSON_AddStringToObject(o, "status", "error");
+	cJSON_AddNumberToObject(o, "http_status", r->http_status);
+	if (cJSON_IsNumber(code))
+		cJSON_AddNumberToObject(o, "error_code", code->valuedouble);
+	if (cJSON_IsString(msg))
+		cJSON_AddStringToObject(o, "error_message", msg->valuestring);
+	jsonfmt_add_opt(o, "peer", r->peer);
+	audit_emit("decision", o);
+	cJSON_Delete(o);
+}
+
 void audit_llm(const struct audit_llm *r)
 {
 	cJSON *o = cJSON_CreateObject();

@@ -41,6 +41,19 @@ struct audit_decision {
 };
 
 void audit_decision(const struct audit_decision *d);
+/* A request the gateway refused itself before any call was made of it (a body that is not
+ * JSON-RPC, a header that does not match, an unknown session, a refused Origin, ...): a
+ * decision record "deny" with the HTTP status and the JSON-RPC error the client got, so that
+ * such failures are found where the calls are (docs/audit.md#refused-requests). */
+struct audit_refusal {
+	const char *session;        /* as the client named it, or NULL; first 8 characters kept */
+	const char *key;            /* the caller's key id once identified, or NULL */
+	const char *reason;         /* what was refused: "parse_error", "header_mismatch", ... */
+	int http_status;
+	const cJSON *error;         /* the answer's error object ({code, message}), or NULL */
+	const char *peer;           /* the client's address, or NULL */
+};
+void audit_refusal(const struct audit_refusal *r);
 /* One per LLM route request (llm/), answered or refused (docs/audit.md#llm). */
 struct audit_llm {
 	const char *key, *team;     /* NULL when authentication is off or failed */

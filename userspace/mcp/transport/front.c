@@ -39,6 +39,7 @@
 #include "mcp/transport/conn_deadline.h"
 #include "mcp/transport/front_auth.h"
 #include "mcp/transport/front_headers.h"
+#include "mcp/transport/front_refusal.h"
 #include "mcp/transport/redirect_in.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
@@ -124,6 +125,7 @@ static void send_error(struct evhttp_request *req, int status, const char *reaso
 {
 	cJSON *e = jsonrpc_error(NULL, code, message, NULL);
 
+	front_refused(req, status, e);
 	send_json(req, status, reason, e);
 	cJSON_Delete(e);
 }
@@ -560,6 +562,7 @@ static void handle_stateless(struct front *f, struct evhttp_request *req,
 		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 		free(r);
 	}
+	front_refused(req, status, err);
 	send_json(req, status, status == 404 ? "Not Found" : status == 429 ? "Too Many Requests"
 			   : status >= 500 ? "Service Unavailable" : "Bad Request", err);
 	cJSON_Delete(err);
@@ -611,6 +614,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 	}
 	if (jsonrpc_classify(msg, &m, &code, &why)) {
 		cJSON *e = jsonrpc_error(m.id, code, why, NULL);
+		front_refused(req, 400, e);
 		send_json(req, 400, "Bad Request", e);
 		cJSON_Delete(e);
 		cJSON_Delete(msg);
@@ -773,6 +777,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	front_headers_read(req);
 	serve_request(f, req);
 	front_headers_drop();
+	front_refusal_caller(NULL);
 	f->serving--;
 }
 
@@ -857,6 +862,7 @@ static void serve_request(struct front *f, struct evhttp_request *req)
 	if (ar == FRONT_AUTH_REFUSED)
 		return;
 	const struct key_identity *whop = ar == FRONT_AUTH_IDENTIFIED ? &who : NULL;
+	front_refusal_caller(whop ? whop->id : NULL);
 	switch (cmd) {
 	case EVHTTP_REQ_POST:
 		handle_post(f, req, whop);

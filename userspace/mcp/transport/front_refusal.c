@@ -1,0 +1,64 @@
+/* front_refusal: a record for each request the front refuses itself. */
+#include "mcp/transport/front_refusal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <event2/http.h>
+
+#include "govern/refusal.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/stateless.h"
+#include "mcp/transport/front_headers.h"
+#include "observe/audit.h"
+
+static const char *caller;
+
+void front_refusal_caller(const char *key_id)
+{
+	caller = key_id;
+}
+
+/* What was refused, from the answer: its JSON-RPC code where that says it, else its status. */
+static const char *reason_of(int status, int code, bool has_session)
+{
+	switch (code) {
+	case JSONRPC_PARSE_ERROR: return "parse_error";
+	case STATELESS_HEADER_MISMATCH: return "header_mismatch";
+	case STATELESS_MISSING_CAPABILITY: return "missing_capability";
+	case STATELESS_UNSUPPORTED_VERSION: return "unsupported_version";
+	case JSONRPC_INVALID_PARAMS: return "invalid_params";
+	case JSONRPC_INTERNAL_ERROR: return "internal_error";
+	}
+	if (code != JSONRPC_INVALID_REQUEST && code != 0 && strcmp(refusal_name(code), "unknown"))
+		return refusal_name(code);
+	switch (status) {
+	case 403: return "forbidden";
+	case 404: return has_session ? "session_not_found" : "not_found";
+	case 405: return "method_not_allowed";
+	case 406: return "not_acceptable";
+	case 409: return "conflict";
+	case 415: return "unsupported_media_type";
+	}
+	return status >= 500 ? "unavailable" : "invalid_request";
+}
+
+void front_refused(struct evhttp_request *req, int status, const cJSON *response)
+{
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(response, "error");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+	const char *sid = front_header(req, FH_MCP_SESSION_ID);
+	int c = cJSON_IsNumber(code) ? code->valueint : 0;
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+
+	if (c == REFUSAL_UNAUTHENTICATED || (status == 404 && !sid))
+		return;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &peer, &port);
+	audit_refusal(&(struct audit_refusal){
+		.session = sid, .key = caller, .reason = reason_of(status, c, sid != NULL),
+		.http_status = status, .error = err, .peer = peer,
+	});
+}
