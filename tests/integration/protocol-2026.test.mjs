@@ -76,6 +76,9 @@ describe('MCP 2026-07-28 towards agents', () => {
 		r = await post(d.url, k.all, 'ping');
 		assert.equal(r.status, 404);
 		assert.equal(r.json.error.code, -32601);
+		const gone = await d.waitForRecord((x) => x.type === 'decision' && x.reason === 'method_not_found');
+		assert.equal(gone.http_status, 404);
+		assert.equal(gone.key, 'all');
 	});
 
 	test('keys and policy apply as for sessions; the record has no session id', async () => {

@@ -24,6 +24,7 @@ static const char *reason_of(int status, int code, bool has_session)
 {
 	switch (code) {
 	case JSONRPC_PARSE_ERROR: return "parse_error";
+	case JSONRPC_METHOD_NOT_FOUND: return "method_not_found";
 	case STATELESS_HEADER_MISMATCH: return "header_mismatch";
 	case STATELESS_MISSING_CAPABILITY: return "missing_capability";
 	case STATELESS_UNSUPPORTED_VERSION: return "unsupported_version";
@@ -52,7 +53,8 @@ void front_refused(struct evhttp_request *req, int status, const cJSON *response
 	char *peer = NULL;
 	ev_uint16_t port = 0;
 
-	if (c == REFUSAL_UNAUTHENTICATED || (status == 404 && !sid))
+	if (c == REFUSAL_UNAUTHENTICATED ||
+	    (status == 404 && c == JSONRPC_INVALID_REQUEST && !sid))   /* not the MCP path */
 		return;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon)
