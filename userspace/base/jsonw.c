@@ -117,8 +117,8 @@ static void digits(struct jsonw *w, int64_t v)
 	jsonw_raw(w, buf, jsonw_int_text(buf, v));
 }
 
-/* What cJSON prints for a number whose digits base/log.c does not lend: print it through
- * cJSON itself (rare: an integer of 1e15 or more, a fraction, -0). */
+/* v as cJSON prints it, through cJSON itself: a record's subtrees (arguments, results, shapes)
+ * and the numbers it does not print as digits (an integer of 1e15 or more, a fraction, -0). */
 static void tree(struct jsonw *w, const cJSON *v)
 {
 	for (;;) {

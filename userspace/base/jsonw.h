@@ -2,8 +2,8 @@
  * it (cJSON_PrintUnformatted), for the records made on every call: no tree, no allocation
  * once the buffer has grown to a record's size.
  *
- * The caller writes the structure ({, commas, }) with jsonw_raw; the helpers write one
- * member each, preceded by a comma unless it opens the object (first).
+ * The caller opens and closes the object with jsonw_raw (and writes its first member so);
+ * the jsonw_member_* helpers each write one further member, comma first.
  */
 #ifndef WARDEN_JSONW_H
 #define WARDEN_JSONW_H
