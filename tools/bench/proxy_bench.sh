@@ -18,7 +18,10 @@
 # BENCH_MEMORY (1; 0 skips the memory part), BENCH_KEYS (100000), BENCH_SESSIONS (10000),
 # BENCH_TRACING (0; 1: mcpwarden exports a span per call and per upstream call, every call
 # sampled, to a local OTLP receiver that counts and discards them: docs/tracing.md).
-# BENCH_LOGS (1: the log store on, as by default; 0: off, to measure what it costs),
+# BENCH_LOGS (1: the log store on, as by default; 0: off),
+# BENCH_STORE_COST (1; with the store on, a fourth target "nostore": a second mcpwarden, the
+# same but with the log store off, in the same interleaved rounds, so that what the store costs
+# is a ratio of paired rounds (issue 11: <= 5% req/s); 0 skips it),
 # BENCH_PROFILE (a file: one more untimed mcpwarden run at the last connection count under
 # `perf record -g`, its report written there and the
 # recording beside it as FILE.data; where the CPU of a call goes).
@@ -32,6 +35,7 @@ nsessions=${BENCH_SESSIONS:-10000}
 tracing=${BENCH_TRACING:-0}
 logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
 profile=${BENCH_PROFILE:-}
+store_cost=$([ "$logs" = true ] && [ "${BENCH_STORE_COST:-1}" != 0 ] && echo 1 || echo 0)
 
 . "$top/tools/bench/lib.sh"
 bench_require "$build/mcpwarden" "$build/bench-bin/mcp_upstream"
@@ -103,7 +107,7 @@ start_warden() {
 	shift 4
 	mkdir -p "$dir/state"
 	sed -e "s|@STATE_DIR@|$dir/state|" -e "s|@UPSTREAM_PORT@|$up_port|" \
-	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" -e "s|@LOGS@|$logs|" \
+	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" -e "s|@LOGS@|${w_logs:-$logs}|" \
 	    -e "/@MORE_KEYS@/{
 		s|@MORE_KEYS@||
 		r $more
@@ -143,7 +147,15 @@ warden_pid=$w_pid
 url[mcpwarden]=$w_url
 key[mcpwarden]=$bench_key
 
-for t in direct nginx mcpwarden; do
+targets="direct nginx mcpwarden"
+if [ "$store_cost" = 1 ]; then
+	w_logs=false start_warden nostore "$tmp/nostore" "$tmp/nokeys" 10000 || exit 1
+	nostore_pid=$w_pid
+	url[nostore]=$w_url
+	key[nostore]=$bench_key
+	targets+=" nostore"
+fi
+for t in $targets; do
 	sid[$t]=$(open_session "${url[$t]}" "${key[$t]:-}") || exit 1
 done
 
@@ -203,10 +215,13 @@ ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
 declare -A rss hwm
 for c in $conns; do
 	echo "--- $c connection(s)"
-	for t in direct nginx mcpwarden; do bench "$t" "$c" 1 >/dev/null; done   # warm-up
+	for t in $targets; do bench "$t" "$c" 1 >/dev/null; done   # warm-up
 	for r in $(seq "$rounds"); do
 		declare -A cur=()
-		for t in direct nginx mcpwarden; do
+		order=$targets
+		# The store's pair alternates its order, so that neither always runs first.
+		[ "$store_cost" = 1 ] && [ $((r % 2)) = 0 ] && order="direct nginx nostore mcpwarden"
+		for t in $order; do
 			out=$(bench "$t" "$c" "$secs")
 			if [ -z "$out" ]; then
 				warn+=("$t, $c connections, round $r: wrk printed no result")
@@ -231,9 +246,12 @@ for c in $conns; do
 		done
 		[ -n "${cur[nginx,rps]:-}" ] && [ -n "${cur[mcpwarden,rps]:-}" ] &&
 			res[ratio,$c,rps]+=" $(ratio "${cur[mcpwarden,rps]}" "${cur[nginx,rps]}" %.3f)"
+		[ -n "${cur[mcpwarden,rps]:-}" ] && [ -n "${cur[nostore,rps]:-}" ] &&
+			res[store,$c,rps]+=" $(ratio "${cur[mcpwarden,rps]}" "${cur[nostore,rps]}" %.3f)"
 	done
 	measure_cost nginx "${ng_worker:-$ng_pid}" "$c"
 	measure_cost mcpwarden "$warden_pid" "$c"
+	[ "$store_cost" = 1 ] && measure_cost nostore "$nostore_pid" "$c"
 	rss[$c]=$(status_kb "$warden_pid" VmRSS)
 	hwm[$c]=$(status_kb "$warden_pid" VmHWM)
 done
@@ -298,6 +316,15 @@ for c in $conns; do
 	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; log store $([ "$logs" = true ] && echo on || echo off))"
 done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
+if [ "$store_cost" = 1 ]; then
+	for c in $conns; do
+		r=$(median %.3f <<<"${res[store,$c,rps]:-}")
+		echo "log store at $c connection(s): req/s with it ÷ without, median of paired rounds:" \
+			"$r (rounds:${res[store,$c,rps]:-}); CPU per call ${cpu[mcpwarden,$c]:-n/a} µs with," \
+			"${cpu[nostore,$c]:-n/a} µs without"
+	done
+	echo "(goal, issue 11: the store costs <= 5% req/s, a ratio >= 0.95)"
+fi
 records=$(grep -c '"type":"decision"' "$tmp/warden/records.jsonl")
 echo "mcpwarden wrote $records decision records"
 # CPU time (all threads, user + system) per call over the whole run: steadier than wall-clock
@@ -325,8 +352,10 @@ echo
 echo "--- memory at scale: $nkeys keys (hashes only), $nsessions open sessions"
 # The throughput instance is done: stop it so that the two do not share the 2 cores' memory
 # bandwidth and page cache.
-kill "$warden_pid" 2>/dev/null
-wait "$warden_pid" 2>/dev/null
+for p in "$warden_pid" ${nostore_pid:-}; do
+	kill "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+done
 node "$here/keys.js" $((nkeys - 1)) >"$tmp/morekeys" || exit 1
 mb() { awk -v k="$(status_kb "$1" "$2")" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 ms() { date +%s%3N; }
