@@ -35,9 +35,22 @@ static struct {
 	struct list_head lines;
 	size_t bytes;
 	bool running, stopping;
+	bool gathering;         /* the writer waits for more before its next batch */
 	pthread_t thread;
 } q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	LIST_HEAD_INIT(q.lines), 0, false, false, 0 };
+	LIST_HEAD_INIT(q.lines), 0, false, false, false, 0 };
+
+/* Once lines are waiting, the writer gathers for this long (or until this many bytes) before
+ * it writes them: one wake-up and one writev per batch instead of one per loop turn, which on
+ * a busy gateway was a futex wake and two context switches every few calls. */
+#define GATHER_NS       2000000L
+#define GATHER_BYTES    (256u << 10)
+
+/* Whether a line just queued must wake the writer; with q.mu held, after queueing. */
+static bool wake_writer(bool was_idle)
+{
+	return was_idle || (q.gathering && q.bytes >= GATHER_BYTES);
+}
 
 /* Records of the loop's thread waiting for the end of its turn (log_loop_attach). Touched by
  * that thread only. */
@@ -99,9 +112,11 @@ static void emit(struct line *l)
 	/* Backpressure rather than loss: an audit trail must not have holes. */
 	while (q.bytes > LOG_QUEUE_MAX && q.running && !q.stopping)
 		pthread_cond_wait(&q.room, &q.mu);
+	bool idle = list_empty(&q.lines);
 	list_add_tail(&l->link, &q.lines);
 	q.bytes += l->len;
-	pthread_cond_signal(&q.more);
+	if (wake_writer(idle))
+		pthread_cond_signal(&q.more);
 	pthread_mutex_unlock(&q.mu);
 }
 
@@ -129,8 +144,8 @@ static void hand_over(void)
 	list_splice_tail_init(&staged.lines, &q.lines);
 	q.bytes += staged.bytes;
 	staged.bytes = 0;
-	/* A writer with lines left is still at work and takes these with them. */
-	if (idle)
+	/* A writer with lines left is still at work (or gathering) and takes these with them. */
+	if (wake_writer(idle))
 		pthread_cond_signal(&q.more);
 	pthread_mutex_unlock(&q.mu);
 }
@@ -421,6 +436,19 @@ static void *writer(void *arg)
 	for (;;) {
 		while (list_empty(&q.lines) && !q.stopping)
 			pthread_cond_wait(&q.more, &q.mu);
+		if (!q.stopping && q.bytes < GATHER_BYTES) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += GATHER_NS;
+			until.tv_sec += until.tv_nsec / 1000000000L;
+			until.tv_nsec %= 1000000000L;
+			q.gathering = true;
+			while (!q.stopping && q.bytes < GATHER_BYTES &&
+			       pthread_cond_timedwait(&q.more, &q.mu, &until) != ETIMEDOUT)
+				;
+			q.gathering = false;
+		}
 		/* The whole queue at once: one lock round per batch, not per line. */
 		list_splice_tail_init(&q.lines, &batch);
 		q.bytes = 0;
