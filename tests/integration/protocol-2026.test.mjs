@@ -154,6 +154,12 @@ describe('MCP 2026-07-28 towards agents', () => {
 			requestState: round.requestState })).result;
 		assert.equal(done.resultType, 'complete', JSON.stringify(done));
 		assert.equal(done.content[0].text, 'Hello, Alice (accept)');
+		// One call, one record, once it ends: with the rounds the agent was asked for input.
+		const rec = await d.waitForRecord((x) => x.type === 'decision' &&
+			x.target === 'test_input_required_result_elicitation' && x.status === 'ok');
+		assert.equal(rec.key, 'all');
+		assert.equal(rec.decision, 'allow');
+		assert.equal(rec.input_rounds, 1, JSON.stringify(rec));
 	});
 
 	test('Mcp-Param headers of x-mcp-header arguments are checked against the body before the ' +

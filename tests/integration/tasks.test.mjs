@@ -228,6 +228,21 @@ test('2026-07-28 tasks extension: a task created by a stateless request is reach
 		const got = await post(keys.a, 'tasks/get', { taskId: id });
 		assert.equal(got.result?.taskId, id, JSON.stringify(got));
 		assert.equal(got.id, 1);
+		// tasks/update is answered by the gateway itself, and on record under the key, naming
+		// the task and its upstream; another key's is refused (the task is not its) and on
+		// record too.
+		const upd = await post(keys.a, 'tasks/update', { taskId: id, inputResponses: {} });
+		assert.equal(upd.result?.resultType, 'complete', JSON.stringify(upd));
+		const updRec = await d.waitForRecord((r) => r.type === 'decision' &&
+			r.method === 'tasks/update' && r.key === 'a');
+		assert.deepEqual([updRec.target, updRec.server, updRec.decision, updRec.status, updRec.reason],
+			[id, 'everything', 'allow', 'ok', 'task input: 0 answers relayed'], JSON.stringify(updRec));
+		const notTheirs = await post(keys.b, 'tasks/update', { taskId: id, inputResponses: {} });
+		assert.equal(notTheirs.error?.code, -32602, JSON.stringify(notTheirs));
+		const refusedRec = await d.waitForRecord((r) => r.type === 'decision' &&
+			r.method === 'tasks/update' && r.key === 'b');
+		assert.deepEqual([refusedRec.target, refusedRec.decision, refusedRec.reason,
+			refusedRec.error_code], [id, 'deny', 'unknown task', -32602], JSON.stringify(refusedRec));
 		// Another key: the task does not exist for it; without the extension, -32021.
 		const theirs = await post(keys.b, 'tasks/get', { taskId: id });
 		assert.equal(theirs.error?.code, -32602, JSON.stringify(theirs));

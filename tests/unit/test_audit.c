@@ -74,6 +74,8 @@ static cJSON *oracle(const struct audit_decision *d)
 	}
 	if (d->trace_id)
 		cJSON_AddStringToObject(o, "trace_id", d->trace_id);
+	if (d->input_rounds)
+		cJSON_AddNumberToObject(o, "input_rounds", d->input_rounds);
 	if (d->arguments)
 		cJSON_AddItemReferenceToObject(o, "arguments", (cJSON *)d->arguments);
 	if (d->result)
@@ -102,7 +104,7 @@ static void test_decisions(void)
 		  .target = "echo", .decision = "allow", .response = ok, .cost_micros = 1,
 		  .args_shape = shape, .latency_us = 1234, .went_upstream = true,
 		  .upstream_us = 999, .trace_id = "0af7651916cd43dd8448eb211c80319c",
-		  .arguments = args, .result = cJSON_GetObjectItem(ok, "result") },
+		  .input_rounds = 2, .arguments = args, .result = cJSON_GetObjectItem(ok, "result") },
 		{ .method = "tools/call", .target = "x\"y\\z\x01", .decision = "deny",
 		  .reason = "not_permitted", .response = deny, .cost_micros = -1, .latency_us = 7 },
 		{ .session = "short", .key = "k", .team = "", .policy = "",

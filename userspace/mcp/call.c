@@ -71,6 +71,7 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.went_upstream = c->fwd_ns != 0,
 		.upstream_us = c->fwd_ns ? (now - c->fwd_ns) / 1000 : 0,
 		.trace_id = NULL,       /* s3-otel: the call's trace */
+		.input_rounds = c->reply ? c->reply->rounds : 0,
 		.arguments = c->logged_args,
 	};
 	cJSON *logged_result = NULL;

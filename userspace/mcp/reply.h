@@ -43,6 +43,9 @@ struct reply {
 	 * a tools/call's params as written (mcp/jsonrpc_splice.h). */
 	const char *body;
 	size_t body_len;
+	/* Answers this request gave before its final one: the input_required rounds of a
+	 * 2026-07-28 request (mcp/stateless.c counts them; the call's record reports them). */
+	unsigned rounds;
 };
 
 struct stream_ops {

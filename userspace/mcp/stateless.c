@@ -401,6 +401,7 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
 	cJSON_AddStringToObject(res, "requestState", sr->state);
 	reply_finish(sr->inner, jsonrpc_result(sr->id, res));
 	sr->inner = NULL;
+	sr->base.rounds++;
 	list_add(&sr->waiting, &mrtr_waiting);
 	evtimer_add(sr->expiry, &tv);
 }
@@ -775,7 +776,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		return rc == -EDQUOT ? 429 : 503;
 	}
 	if (update) {
-		rc = stasks_update(r, s, m, reply, err);
+		rc = stasks_update(r, s, who, m, reply, err);
 		cJSON_Delete(msg);
 		return rc;
 	}

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+#include "base/config.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "govern/keys.h"
@@ -16,6 +18,7 @@
 #include "mcp/router.h"
 #include "mcp/session.h"
 #include "mcp/tasks.h"
+#include "observe/audit.h"
 
 #define RELATED_TASK "io.modelcontextprotocol/related-task"
 #define MAX_PENDING 16          /* a task's requests to the client kept at once */
@@ -370,12 +373,42 @@ fail:
 	free(w);
 }
 
-int stasks_update(struct router *r, struct session *s, const struct jsonrpc_msg *m,
-		  struct reply *reply, cJSON **err)
+/* tasks/update is answered by the gateway itself, with no call made of it: its decision
+ * record is written here (docs/audit.md), naming the task and the upstream that runs it. */
+static void update_record(struct router *r, struct session *s, const struct key_identity *who,
+			  const char *task_id, const char *decision, const char *reason,
+			  const cJSON *resp, uint64_t received_ns)
+{
+	const struct catalog *cat = router_catalog(r);
+	size_t server;
+	uint64_t now = clock_mono_ns();
+
+	audit_decision(&(struct audit_decision){
+		.key = who ? who->id : NULL,
+		.team = who ? who->team : NULL,
+		.policy = who ? who->policy : NULL,
+		.workload = who && who->workload[0] ? who->workload : NULL,
+		.method = "tasks/update",
+		.server = !tasks_owner(&s->tasks, task_id, &server) &&
+			  server < catalog_nservers(cat)
+			  ? catalog_server_config(cat, server)->name : NULL,
+		.target = task_id,
+		.decision = decision,
+		.reason = reason,
+		.response = resp,
+		.cost_micros = -1,
+		.latency_us = received_ns && now > received_ns ? (now - received_ns) / 1000 : 0,
+	});
+}
+
+int stasks_update(struct router *r, struct session *s, const struct key_identity *who,
+		  const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(m->params, "taskId");
 	const cJSON *in = cJSON_GetObjectItemCaseSensitive(m->params, "inputResponses");
-	cJSON *ext, *answers, *a, *ack;
+	cJSON *ext, *answers, *a, *ack, *resp;
+	unsigned relayed = 0;
+	char note[64];
 
 	*err = NULL;
 	if (!cJSON_IsString(id) || (in && !cJSON_IsObject(in))) {
@@ -387,8 +420,11 @@ int stasks_update(struct router *r, struct session *s, const struct jsonrpc_msg 
 	if (!ext) {
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "taskId", id->valuestring);
-		reply_finish(reply, jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
-						  "Failed to retrieve task: Task not found", data));
+		resp = jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+				     "Failed to retrieve task: Task not found", data);
+		update_record(r, s, who, id->valuestring, "deny", "unknown task", resp,
+			      reply->received_ns);
+		reply_finish(reply, resp);
 		return 0;
 	}
 	answers = stasks_answers(ext, in);
@@ -402,14 +438,20 @@ int stasks_update(struct router *r, struct session *s, const struct jsonrpc_msg 
 		int code;
 		const char *why;
 		a = cJSON_DetachItemViaPointer(answers, answers->child);
-		if (jsonrpc_classify(a, &rm, &code, &why))
+		if (jsonrpc_classify(a, &rm, &code, &why)) {
 			cJSON_Delete(a);
-		else
+		} else {
 			router_response(r, s, a, &rm);
+			relayed++;
+		}
 	}
 	cJSON_Delete(answers);
 	ack = cJSON_CreateObject();
 	cJSON_AddStringToObject(ack, "resultType", "complete");
-	reply_finish(reply, jsonrpc_result(m->id, ack));
+	resp = jsonrpc_result(m->id, ack);
+	snprintf(note, sizeof(note), "task input: %u answer%s relayed", relayed,
+		 relayed == 1 ? "" : "s");
+	update_record(r, s, who, id->valuestring, "allow", note, resp, reply->received_ns);
+	reply_finish(reply, resp);
 	return 0;
 }

@@ -71,9 +71,10 @@ int stasks_prepare_call(struct router *r, cJSON *params, bool ext, bool *as_task
 /* The gateway's own tasks/result for a task just created on the holder s. */
 void stasks_watch(struct router *r, struct session *s, const struct key_identity *who,
 		  const char *task_id);
-/* tasks/update on the holder s: answers the upstream's pending requests; the ack goes to
- * reply. 0, or the HTTP status and *err. */
-int stasks_update(struct router *r, struct session *s, const struct jsonrpc_msg *m,
-		  struct reply *reply, cJSON **err);
+/* tasks/update on the holder s of who (NULL: authentication off): answers the upstream's
+ * pending requests; the ack goes to reply, and its decision record out. 0, or the HTTP status
+ * and *err (the front records those). */
+int stasks_update(struct router *r, struct session *s, const struct key_identity *who,
+		  const struct jsonrpc_msg *m, struct reply *reply, cJSON **err);
 
 #endif

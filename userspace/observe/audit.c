@@ -199,6 +199,8 @@ void audit_decision(const struct audit_decision *d)
 		int_col(&w, &cols, LS_UPSTREAM_US, "upstream_us", (int64_t)d->upstream_us);
 	}
 	str_col(&w, &cols, LS_TRACE_ID, "trace_id", d->trace_id);
+	if (d->input_rounds)
+		int_col(&w, &cols, -1, "input_rounds", d->input_rounds);
 	if (d->arguments)
 		jsonw_member_tree(&w, "arguments", d->arguments);
 	if (d->result)

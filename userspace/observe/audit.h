@@ -35,6 +35,7 @@ struct audit_decision {
 	bool went_upstream;
 	uint64_t upstream_us;       /* the part spent waiting for the upstream */
 	const char *trace_id;       /* 32 lowercase hex digits when the call had a trace, or NULL */
+	unsigned input_rounds;      /* input_required answers before the last (2026-07-28) */
 	/* Values, only where the key's policy has log_arguments (redacted already: see
 	 * policy_redact); NULL otherwise. */
 	const cJSON *arguments, *result;
