@@ -421,6 +421,7 @@ static void note_anchor(const struct logstore_retained *r)
 	if (cJSON_AddNumberToObject(o, "first_seq", (double)r->first_id) &&
 	    cJSON_AddStringToObject(o, "prev_hash", prev) &&
 	    cJSON_AddNumberToObject(o, "deleted", (double)r->deleted) &&
+	    cJSON_AddNumberToObject(o, "targets_dropped", (double)r->targets) &&
 	    cJSON_AddStringToObject(o, "reason", r->by_size ? "max_bytes" : "max_age"))
 		g.note("audit_anchor", o);
 	cJSON_Delete(o);
