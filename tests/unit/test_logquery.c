@@ -133,7 +133,7 @@ static void test_fixture_is_the_store_schema(void)
 	unlink(dbpath);
 	make_db(1);
 	snprintf(own, sizeof(own), "%s/own.db", dir);
-	CU_ASSERT_FATAL(logstore_db_open(own, &ldb) == 0);
+	CU_ASSERT_FATAL(logstore_db_open(own, 1LL << 30, &ldb) == 0);
 	logstore_db_close(ldb);
 	a = schema_of(dbpath);
 	b = schema_of(own);
@@ -276,7 +276,7 @@ static void test_blocks(void)
 				     "WHERE id = 1501; INSERT INTO records_fts (rowid, reason) VALUES "
 				     "(1501, 'search denied')", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
-	CU_ASSERT_FATAL(logstore_db_open(dbpath, &ldb) == 0);
+	CU_ASSERT_FATAL(logstore_db_open(dbpath, 1LL << 30, &ldb) == 0);
 	logstore_db_close(ldb);
 	CU_ASSERT_FATAL(logquery_new(base, dbpath, &lq) == 0);
 

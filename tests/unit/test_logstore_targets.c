@@ -246,7 +246,7 @@ static void test_v4_converted(void)
 	/* A store of a newer version is refused, not downgraded. */
 	sqlu_exec(db, "PRAGMA user_version = 6");
 	struct logstore_db *ldb = NULL;
-	CU_ASSERT_EQUAL(logstore_db_open(db, &ldb), -EPROTO);
+	CU_ASSERT_EQUAL(logstore_db_open(db, 1LL << 30, &ldb), -EPROTO);
 	CU_ASSERT_PTR_NULL(ldb);
 	CU_ASSERT_EQUAL(sqlu_int(db, "PRAGMA user_version"), 6);
 }

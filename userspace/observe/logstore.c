@@ -565,7 +565,7 @@ int logstore_start(const struct logstore_options *o, logstore_note_fn note)
 	g.note = note;
 	rc = path_make_parents(g.opt.path);
 	if (rc == 0)
-		rc = logstore_db_open(g.opt.path, &g.db);
+		rc = logstore_db_open(g.opt.path, g.opt.max_bytes, &g.db);
 	if (rc)
 		goto fail;
 	logstore_db_chain(g.db, &c);

@@ -52,8 +52,10 @@ struct logstore_retained {
 struct logstore_db;
 
 /* Open or create path (WAL, schema; an older version converted, a newer one refused with
- * -EPROTO). 0 or -errno. */
-int logstore_db_open(const char *path, struct logstore_db **out);
+ * -EPROTO). max_bytes, the bound retention keeps it to, picks the page size of a new file
+ * (large pages for a store of at least LOGSTORE_LARGE_PAGES_FROM bytes). 0 or -errno. */
+#define LOGSTORE_LARGE_PAGES_FROM (64LL << 20)
+int logstore_db_open(const char *path, int64_t max_bytes, struct logstore_db **out);
 void logstore_db_close(struct logstore_db *db);
 void logstore_db_chain(const struct logstore_db *db, struct logstore_chain *out);
 /* Insert rows (ids consecutive after the head) in one transaction, each hashed onto the

@@ -2,6 +2,7 @@
 #include "store/db.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -49,7 +50,7 @@ int store_db_exec(sqlite3 *db, const char *sql)
 
 /* SQLite answers the journal mode it ended up in, which is not WAL on a file system that
  * cannot share memory between connections: say so rather than run without it. */
-static int wal_mode(sqlite3 *db, const char *path, const char *who)
+int store_db_wal(sqlite3 *db, const char *path, const char *who)
 {
 	sqlite3_stmt *s = NULL;
 	const unsigned char *mode = NULL;
@@ -80,7 +81,13 @@ int store_db_open(const char *path, const struct store_db_spec *spec, sqlite3 **
 	rc = sqlite3_open_v2(path, out, flags, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(*out, spec->busy_ms);
-	if (rc == SQLITE_OK && spec->wal && (rc = wal_mode(*out, path, spec->who)) != 0)
+	if (rc == SQLITE_OK && spec->new_page_size > 0 && !spec->read_only) {
+		char sql[48];
+
+		snprintf(sql, sizeof(sql), "PRAGMA page_size = %d", spec->new_page_size);
+		rc = sqlite3_exec(*out, sql, NULL, NULL, &msg);
+	}
+	if (rc == SQLITE_OK && spec->wal && (rc = store_db_wal(*out, path, spec->who)) != 0)
 		goto fail;
 	if (rc == SQLITE_OK && spec->pragmas)
 		rc = sqlite3_exec(*out, spec->pragmas, NULL, NULL, &msg);

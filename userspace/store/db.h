@@ -17,11 +17,16 @@ struct store_db_spec {
 	bool wal;               /* journal_mode WAL, or the open fails (-EPROTO) */
 	int busy_ms;            /* how long a statement waits for another connection's lock */
 	const char *pragmas;    /* run once open (journal mode, synchronous, cache), or NULL */
+	/* The page size of a database this open creates (0: SQLite's 4096). An existing file
+	 * keeps its own: WAL mode fixes it once the file exists. */
+	int new_page_size;
 };
 
 /* Open path as spec says. 0, or a negative errno (the connection closed, *out NULL); a
  * failure is logged as "<who>: cannot open <path>: <why>" unless spec->who is NULL. */
 int store_db_open(const char *path, const struct store_db_spec *spec, sqlite3 **out);
+/* Put db in WAL mode: 0, or -EPROTO (logged as "<who>: <path>: cannot use WAL mode"). */
+int store_db_wal(sqlite3 *db, const char *path, const char *who);
 /* Run sql, logging what failed. */
 int store_db_exec(sqlite3 *db, const char *sql);
 /* A SQLite result code as 0 (OK, ROW, DONE) or a negative errno. */
