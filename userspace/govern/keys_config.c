@@ -67,6 +67,18 @@ static int cfg_time(const cJSON *obj, const char *key, const char *path, int64_t
 	return rc;
 }
 
+/* An entry of teams[], keys[] or workloads[]: not an object, its error (nothing more to
+ * read); unknown fields make *rc -EINVAL, and the known ones are still checked. */
+static int entry_fields(const cJSON *j, const char *path, const char *const *fields,
+			struct config_errors *errs, int *rc)
+{
+	if (!cJSON_IsObject(j))
+		return config_fail(errs, path, "must be an object");
+	if (cfg_known_keys(j, path, fields, errs))
+		*rc = -EINVAL;
+	return 0;
+}
+
 static int parse_team(const cJSON *t, const char *path, const struct policy_set *ps,
 		      struct keystore *ks, bool pods, struct config_errors *errs)
 {
@@ -75,10 +87,8 @@ static int parse_team(const cJSON *t, const char *path, const struct policy_set 
 	const char *name = NULL, *policy = NULL;
 	int rc = 0, r;
 
-	if (!cJSON_IsObject(t))
-		return config_fail(errs, path, "must be an object");
-	if (cfg_known_keys(t, path, fields, errs))
-		rc = -EINVAL;
+	if ((r = entry_fields(t, path, fields, errs, &rc)))
+		return r;
 	if (cfg_ident(t, "name", path, true, &name, errs))
 		rc = -EINVAL;
 	if (cfg_ident(t, "policy", path, true, &policy, errs))
@@ -155,10 +165,8 @@ static int parse_key(const cJSON *j, const char *path, const struct policy_set *
 	const char *id = NULL, *name = NULL, *hash = NULL;
 	int rc = 0, r;
 
-	if (!cJSON_IsObject(j))
-		return config_fail(errs, path, "must be an object");
-	if (cfg_known_keys(j, path, fields, errs))
-		rc = -EINVAL;
+	if ((r = entry_fields(j, path, fields, errs, &rc)))
+		return r;
 	r = cfg_string(j, "hash", path, true, &hash, errs);
 	if (r == 0 && keys_hash_parse(hash, k.hash))
 		r = fail_at(errs, path, "hash", "must be \"sha256:\" and 64 hex digits "
@@ -241,10 +249,8 @@ static int parse_workload(const cJSON *j, const char *path, const struct policy_
 	const char *name = NULL, *cg = NULL, *pod = NULL;
 	int rc = 0, r;
 
-	if (!cJSON_IsObject(j))
-		return config_fail(errs, path, "must be an object");
-	if (cfg_known_keys(j, path, fields, errs))
-		rc = -EINVAL;
+	if ((r = entry_fields(j, path, fields, errs, &rc)))
+		return r;
 	r = cfg_ident(j, "name", path, true, &name, errs);
 	if (r == 0 && strlen(name) >= sizeof(w.name))
 		r = fail_at(errs, path, "name", "at most %zu characters", sizeof(w.name) - 1);

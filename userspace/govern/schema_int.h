@@ -29,23 +29,27 @@ struct schema_regex;
 /* uniqueItems above this many items hashes and sorts instead of comparing every pair. */
 #define SMALL_ARRAY 16
 
-enum {
-	TY_NULL = 1 << 0,
-	TY_BOOLEAN = 1 << 1,
-	TY_OBJECT = 1 << 2,
-	TY_ARRAY = 1 << 3,
-	TY_NUMBER = 1 << 4,
-	TY_STRING = 1 << 5,
-	TY_INTEGER = 1 << 6,
-};
+/* The types "type" names, in the order messages list them: their bits (TY_*) and names
+ * (type_names) both come from this one list. */
+#define SCHEMA_TYPES(X)                                                                    \
+	X(OBJECT, "object") X(ARRAY, "array") X(STRING, "string") X(NUMBER, "number")       \
+	X(INTEGER, "integer") X(BOOLEAN, "boolean") X(NULL, "null")
+
+/* (the first argument only ever pasted: NULL stays a name) */
+#define TY_INDEX(id, name) TY_INDEX_##id,
+enum { SCHEMA_TYPES(TY_INDEX) };
+#undef TY_INDEX
+#define TY_BIT(id, name) TY_##id = 1u << TY_INDEX_##id,
+enum { SCHEMA_TYPES(TY_BIT) };
+#undef TY_BIT
 
 static const struct {
 	const char *name;
 	unsigned bit;
 } type_names[] = {
-	{ "object", TY_OBJECT }, { "array", TY_ARRAY },     { "string", TY_STRING },
-	{ "number", TY_NUMBER }, { "integer", TY_INTEGER }, { "boolean", TY_BOOLEAN },
-	{ "null", TY_NULL },
+#define TY_NAME(id, name) { name, TY_##id },
+	SCHEMA_TYPES(TY_NAME)
+#undef TY_NAME
 };
 
 enum node_kind { NODE_TRUE, NODE_FALSE, NODE_SCHEMA };

@@ -608,6 +608,18 @@ static void run(struct call *c, cJSON *params)
 	}
 }
 
+/* The session ended under a call that is not done with yet: out of its books, answered now;
+ * whoever still owes the call an answer frees it. */
+static void session_ended_early(struct call *c)
+{
+	hmap_del(c->s->calls, c->key);
+	c->s = NULL;
+	if (c->reply)
+		reply_finish(c->reply, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED,
+						     "session ended", NULL));
+	c->reply = NULL;
+}
+
 void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 {
 	switch (ev) {
@@ -685,13 +697,8 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 			record(c, DECISION_ERROR, "session ended", NULL);
 			if (c->span || c->client_span)  /* now: the router may be gone by then */
 				call_trace_end(c, NULL);
-			hmap_del(c->s->calls, c->key);
-			c->s = NULL;
 			c->orphan = true;
-			if (c->reply)
-				reply_finish(c->reply, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED,
-								     "session ended", NULL));
-			c->reply = NULL;
+			session_ended_early(c);
 			return;
 		}
 		if (c->state != CALL_SENT)
@@ -701,12 +708,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		if (c->method->flags & METHOD_FANOUT) {
 			/* Its link calls have no handle: answered now, it frees itself on the last
 			 * reply (a session's own links deliver theirs when they close). */
-			hmap_del(c->s->calls, c->key);
-			c->s = NULL;
-			if (c->reply)
-				reply_finish(c->reply, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED,
-								     "session ended", NULL));
-			c->reply = NULL;
+			session_ended_early(c);
 			return;
 		}
 		if (c->handle)

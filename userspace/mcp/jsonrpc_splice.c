@@ -27,14 +27,20 @@ static void skip_ws(struct scan *s)
 		s->p++;
 }
 
-/* After an object's member: 1 when another follows (its ',' taken), 0 when the object ends
- * (its '}' taken), -1 for anything else. */
-static int member_end(struct scan *s)
+/* After a member or element: 1 when another follows (its ',' and the white space after it
+ * taken), 0 when the container ends (close taken), -1 for anything else. Copied. */
+static int next_item(struct scan *s, char close)
 {
+	bool more;
+
 	skip_ws(s);
-	if (s->p < s->end && (*s->p == ',' || *s->p == '}'))
-		return *s->p++ == ',';
-	return -1;
+	if (s->p >= s->end || (*s->p != ',' && *s->p != close))
+		return -1;
+	more = *s->p == ',';
+	copy(s, s->p++, 1);
+	if (more)
+		skip_ws(s);
+	return more;
 }
 
 static bool lit(struct scan *s, const char *w)
@@ -172,18 +178,15 @@ static bool number(struct scan *s)
 
 static bool value(struct scan *s, int depth, bool top);
 
-/* An object member's name and its ':' (the name not copied: s->o cleared), white space on
- * both sides stepped over. */
-static bool member_key(struct scan *s, const char **k, size_t *kn)
+/* An object member's name and its ':', the white space after both stepped over. Copied. */
+static bool member_name(struct scan *s, const char **k, size_t *kn)
 {
-	skip_ws(s);
-	s->o = NULL;
 	if (!string(s, k, kn))
 		return false;
 	skip_ws(s);
 	if (s->p >= s->end || *s->p != ':')
 		return false;
-	s->p++;
+	copy(s, s->p++, 1);
 	skip_ws(s);
 	return true;
 }
@@ -198,6 +201,7 @@ static bool container(struct scan *s, int depth, bool top)
 {
 	bool obj = *s->p == '{';
 	char close = obj ? '}' : ']';
+	int more;
 
 	if (depth >= JSONRPC_SPLICE_MAX_DEPTH)
 		return false;
@@ -207,19 +211,14 @@ static bool container(struct scan *s, int depth, bool top)
 		copy(s, s->p++, 1);
 		return true;
 	}
-	for (;;) {
+	do {
 		if (obj) {
 			const char *k;
 			size_t kn;
-			if (!string(s, &k, &kn))
+			if (!member_name(s, &k, &kn))
 				return false;
 			if (!s->req && (is_key(k, kn, "uri") || (top && is_key(k, kn, "task"))))
 				return false;
-			skip_ws(s);
-			if (s->p >= s->end || *s->p != ':')
-				return false;
-			copy(s, s->p++, 1);
-			skip_ws(s);
 			if (!s->req && top && is_key(k, kn, "isError")) {
 				if (!lit(s, "false"))
 					return false;
@@ -229,18 +228,9 @@ static bool container(struct scan *s, int depth, bool top)
 		} else if (!value(s, depth + 1, false)) {
 			return false;
 		}
-		skip_ws(s);
-		if (s->p >= s->end)
-			return false;
-		if (*s->p == close) {
-			copy(s, s->p++, 1);
-			return true;
-		}
-		if (*s->p != ',')
-			return false;
-		copy(s, s->p++, 1);
-		skip_ws(s);
-	}
+		more = next_item(s, close);
+	} while (more > 0);
+	return more == 0;
 }
 
 static bool value(struct scan *s, int depth, bool top)
@@ -261,66 +251,89 @@ static bool value(struct scan *s, int depth, bool top)
 	}
 }
 
+/* One member of a message's envelope other than "jsonrpc", its value checked (false:
+ * refused, the full parse decides). */
+typedef bool envelope_member(struct scan *s, const char *k, size_t kn, void *arg);
+
+/* A whole message: one object, "jsonrpc":"2.0" once, each other member handed to member,
+ * nothing after it. The envelope is not copied; a member's value may be (its own s->o). */
+static bool envelope(struct scan *s, envelope_member *member, void *arg)
+{
+	const char *k;
+	size_t kn;
+	bool have_ver = false;
+	int more;
+
+	skip_ws(s);
+	if (s->p >= s->end || *s->p != '{')
+		return false;
+	s->p++;
+	skip_ws(s);
+	do {
+		s->o = NULL;
+		if (!member_name(s, &k, &kn))
+			return false;
+		if (is_key(k, kn, "jsonrpc") && !have_ver) {
+			if (!lit(s, "\"2.0\""))
+				return false;
+			have_ver = true;
+		} else if (!member(s, k, kn, arg)) {
+			return false;
+		}
+		s->o = NULL;
+		more = next_item(s, '}');
+	} while (more > 0);
+	skip_ws(s);
+	return more == 0 && s->p == s->end && have_ver;
+}
+
+struct response_env {
+	long long id;
+	bool have_id;
+	char *buf;              /* the result's compact copy; its end at res_end */
+	const char *res_end;
+};
+
+static bool response_member(struct scan *s, const char *k, size_t kn, void *arg)
+{
+	struct response_env *e = arg;
+
+	if (is_key(k, kn, "id") && !e->have_id) {
+		/* 15 digits: exact as a double, as cJSON keeps it */
+		e->have_id = integer(s, 15, &e->id);
+		return e->have_id;
+	}
+	if (!is_key(k, kn, "result") || e->buf || s->p >= s->end || *s->p != '{' ||
+	    !(e->buf = cJSON_malloc((size_t)(s->end - s->p) + 1)))
+		return false;
+	s->o = e->buf;
+	if (!container(s, 0, true))
+		return false;
+	e->res_end = s->o;
+	return true;
+}
+
 cJSON *jsonrpc_splice_response(const char *text, size_t len)
 {
 	struct scan s = { text, text + len, NULL, false };
-	const char *res = NULL, *res_end = NULL, *k;
-	size_t kn;
-	bool have_ver = false, have_id = false;
-	int more;
-	long long id = 0;
-	char *buf = NULL;
+	struct response_env e = { 0 };
 	cJSON *msg = NULL, *raw = NULL;
 
-	skip_ws(&s);
-	if (s.p >= s.end || *s.p != '{')
-		return NULL;
-	s.p++;
-	for (;;) {
-		if (!member_key(&s, &k, &kn))
-			goto refuse;
-		if (is_key(k, kn, "jsonrpc") && !have_ver) {
-			if (!lit(&s, "\"2.0\""))
-				goto refuse;
-			have_ver = true;
-		} else if (is_key(k, kn, "id") && !have_id) {
-			/* 15 digits: exact as a double, as cJSON keeps it */
-			if (!integer(&s, 15, &id))
-				goto refuse;
-			have_id = true;
-		} else if (is_key(k, kn, "result") && !res) {
-			if (s.p >= s.end || *s.p != '{' ||
-			    !(buf = cJSON_malloc((size_t)(s.end - s.p) + 1)))
-				goto refuse;
-			s.o = buf;
-			res = s.p;
-			if (!container(&s, 0, true))
-				goto refuse;
-			res_end = s.o;
-		} else {
-			goto refuse;
-		}
-		if ((more = member_end(&s)) < 0)
-			goto refuse;
-		if (!more)
-			break;
-	}
-	skip_ws(&s);
-	if (s.p != s.end || !have_ver || !have_id || !res)
+	if (!envelope(&s, response_member, &e) || !e.have_id || !e.res_end)
 		goto refuse;
-	*(char *)res_end = '\0';
+	*(char *)e.res_end = '\0';
 	if (!(msg = cJSON_CreateObject()) || !(raw = cJSON_CreateRaw("")))
 		goto refuse;
 	cJSON_free(raw->valuestring);
-	raw->valuestring = buf;
-	buf = NULL;
+	raw->valuestring = e.buf;
+	e.buf = NULL;
 	if (!cJSON_AddItemToObjectCS(msg, "jsonrpc", cJSON_CreateStringReference("2.0")) ||
-	    !cJSON_AddItemToObjectCS(msg, "id", cJSON_CreateNumber((double)id)) ||
+	    !cJSON_AddItemToObjectCS(msg, "id", cJSON_CreateNumber((double)e.id)) ||
 	    !cJSON_AddItemToObjectCS(msg, "result", raw))
 		goto refuse;  /* the last fails only with a NULL item: raw is still ours then */
 	return msg;
 refuse:
-	cJSON_free(buf);
+	cJSON_free(e.buf);
 	cJSON_Delete(raw);
 	cJSON_Delete(msg);
 	return NULL;
@@ -368,19 +381,15 @@ static bool params_text(struct scan *s, struct jsonrpc_request_text *t)
 	const char *k;
 	size_t kn;
 	bool have_name = false;
+	int more;
 
 	if (s->p >= s->end || *s->p != '{')
 		return false;
 	copy(s, s->p++, 1);
 	skip_ws(s);
-	for (;;) {
-		if (!string(s, &k, &kn))
+	do {
+		if (!member_name(s, &k, &kn))
 			return false;
-		skip_ws(s);
-		if (s->p >= s->end || *s->p != ':')
-			return false;
-		copy(s, s->p++, 1);
-		skip_ws(s);
 		if (is_key(k, kn, "name") && !have_name) {
 			char *at = s->o;
 			if (!string(s, &k, &kn))
@@ -395,75 +404,57 @@ static bool params_text(struct scan *s, struct jsonrpc_request_text *t)
 		} else {
 			return false;   /* _meta, task, anything else: the gateway may change it */
 		}
-		skip_ws(s);
-		if (s->p >= s->end)
-			return false;
-		if (*s->p == '}') {
-			copy(s, s->p++, 1);
-			return have_name;
-		}
-		if (*s->p != ',')
-			return false;
-		copy(s, s->p++, 1);
-		skip_ws(s);
+		more = next_item(s, '}');
+	} while (more > 0);
+	return more == 0 && have_name;
+}
+
+struct request_env {
+	struct jsonrpc_request_text *t;
+	bool have_id, have_method;
+	int err;                /* -ENOMEM, else refused as -EINVAL */
+};
+
+static bool request_member(struct scan *s, const char *k, size_t kn, void *arg)
+{
+	struct request_env *e = arg;
+	struct jsonrpc_request_text *t = e->t;
+
+	if (is_key(k, kn, "id") && !e->have_id) {
+		e->have_id = skip_value(s);
+		return e->have_id;
 	}
+	if (is_key(k, kn, "method") && !e->have_method) {
+		e->have_method = string(s, &k, &kn);
+		return e->have_method;
+	}
+	if (!is_key(k, kn, "params") || t->text)
+		return false;
+	/* the compact copy is never longer than what is left of the text: the slack lets a
+	 * longer upstream name be put in without a new buffer */
+	t->cap = (size_t)(s->end - s->p) + 1;
+	if (!(t->text = cJSON_malloc(t->cap))) {
+		e->err = -ENOMEM;
+		return false;
+	}
+	s->o = t->text;
+	if (!params_text(s, t))
+		return false;
+	t->len = (size_t)(s->o - t->text);
+	t->text[t->len] = '\0';
+	return true;
 }
 
 int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_text *t)
 {
 	struct scan s = { text, text + len, NULL, true };
-	bool have_ver = false, have_id = false, have_method = false;
-	int more;
-	const char *k;
-	size_t kn;
+	struct request_env e = { t, false, false, -EINVAL };
 
 	memset(t, 0, sizeof(*t));
-	skip_ws(&s);
-	if (s.p >= s.end || *s.p != '{')
-		return -EINVAL;
-	s.p++;
-	for (;;) {
-		if (!member_key(&s, &k, &kn))
-			goto refuse;
-		if (is_key(k, kn, "jsonrpc") && !have_ver) {
-			if (!lit(&s, "\"2.0\""))
-				goto refuse;
-			have_ver = true;
-		} else if (is_key(k, kn, "id") && !have_id) {
-			if (!skip_value(&s))
-				goto refuse;
-			have_id = true;
-		} else if (is_key(k, kn, "method") && !have_method) {
-			if (!string(&s, &k, &kn))
-				goto refuse;
-			have_method = true;
-		} else if (is_key(k, kn, "params") && !t->text) {
-			/* the compact copy is never longer than what is left of the text: the
-			 * slack lets a longer upstream name be put in without a new buffer */
-			t->cap = (size_t)(s.end - s.p) + 1;
-			if (!(t->text = cJSON_malloc(t->cap))) {
-				memset(t, 0, sizeof(*t));
-				return -ENOMEM;
-			}
-			s.o = t->text;
-			if (!params_text(&s, t))
-				goto refuse;
-			t->len = (size_t)(s.o - t->text);
-			t->text[t->len] = '\0';
-		} else {
-			goto refuse;
-		}
-		if ((more = member_end(&s)) < 0)
-			goto refuse;
-		if (!more)
-			break;
-	}
-	skip_ws(&s);
-	if (s.p == s.end && have_ver && have_id && have_method && t->text)
+	if (envelope(&s, request_member, &e) && e.have_id && e.have_method && t->text)
 		return 0;
-refuse:
 	jsonrpc_request_text_free(t);
-	return -EINVAL;
+	return e.err;
 }
 
 void jsonrpc_request_text_free(struct jsonrpc_request_text *t)

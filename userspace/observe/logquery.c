@@ -337,6 +337,32 @@ static int64_t one_int(sqlite3 *db, const char *sql, int *rc)
 	return v;
 }
 
+/* The ids records holds now, [*lo, *hi] (1 and 0 when it is empty). Two statements: each is
+ * one look at the index, which min() and max() in one would not be (a scan). */
+static int id_span(sqlite3 *db, int64_t *lo, int64_t *hi)
+{
+	int rc;
+
+	*hi = one_int(db, "SELECT COALESCE(max(id), 0) FROM records", &rc);
+	if (!rc)
+		*lo = one_int(db, "SELECT COALESCE(min(id), 1) FROM records", &rc);
+	return rc;
+}
+
+/* The block summaries from block blk on: down to the oldest (down), else up to the newest. */
+static int summaries_from(sqlite3 *db, int64_t blk, bool down, sqlite3_stmt **out)
+{
+	int rc = sqlite3_prepare_v2(db, down ? "SELECT blk, min_ts, max_ts, bloom FROM blocks "
+					       "WHERE blk <= ?1 ORDER BY blk DESC"
+					     : "SELECT blk, min_ts, max_ts, bloom FROM blocks "
+					       "WHERE blk >= ?1 ORDER BY blk", -1, out, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(db, rc);
+	sqlite3_bind_int64(*out, 1, blk);
+	return 0;
+}
+
 /* Walk the blocks from the newest (below the cursor) to the oldest; a block whose summary
  * rules the filter out is skipped, a block without one (written by another program) is
  * looked at. The rows of a block are read by id: the query (q, with "AND id BETWEEN ? AND ?
@@ -347,23 +373,17 @@ static int walk_blocks(struct logquery *lq, struct sql *q, sqlite3_stmt *s,
 		       int *n)
 {
 	sqlite3_stmt *sum = NULL;
-	int64_t lo = 1, hi, blk;
+	int64_t lo = 1, hi = 0, blk;
 	int rc, src;
 
-	hi = one_int(lq->db, "SELECT COALESCE(max(id), 0) FROM records", &rc);
-	if (!rc)
-		lo = one_int(lq->db, "SELECT COALESCE(min(id), 1) FROM records", &rc);
-	if (rc)
+	if ((rc = id_span(lq->db, &lo, &hi)))
 		return rc;
 	if (f->cursor && f->cursor - 1 < hi)
 		hi = f->cursor - 1;
 	if (hi < lo)
 		return 0;
-	rc = sqlite3_prepare_v2(lq->db, "SELECT blk, min_ts, max_ts, bloom FROM blocks WHERE "
-				"blk <= ?1 ORDER BY blk DESC", -1, &sum, NULL);
-	if (rc != SQLITE_OK)
-		return db_errno(lq->db, rc);
-	sqlite3_bind_int64(sum, 1, logblock_of(hi));
+	if ((rc = summaries_from(lq->db, logblock_of(hi), true, &sum)))
+		return rc;
 	src = sqlite3_step(sum);
 	for (blk = logblock_of(hi); blk >= logblock_of(lo) && *n < want; blk--) {
 		int64_t b_lo = blk << LOGBLOCK_SHIFT, b_hi = ((blk + 1) << LOGBLOCK_SHIFT) - 1;
@@ -409,19 +429,13 @@ static int window_ids(struct logquery *lq, const struct logq_filter *f, int64_t 
 		      int64_t *hi)
 {
 	sqlite3_stmt *sum = NULL;
-	int64_t min_id = 1, max_id, expect, first = -1, lastb = -1;
+	int64_t min_id = 1, max_id = 0, expect, first = -1, lastb = -1;
 	int rc;
 
-	max_id = one_int(lq->db, "SELECT COALESCE(max(id), 0) FROM records", &rc);
-	if (!rc)
-		min_id = one_int(lq->db, "SELECT COALESCE(min(id), 1) FROM records", &rc);
-	if (rc)
+	if ((rc = id_span(lq->db, &min_id, &max_id)))
 		return rc;
-	rc = sqlite3_prepare_v2(lq->db, "SELECT blk, min_ts, max_ts, bloom FROM blocks WHERE "
-				"blk >= ?1 ORDER BY blk", -1, &sum, NULL);
-	if (rc != SQLITE_OK)
-		return db_errno(lq->db, rc);
-	sqlite3_bind_int64(sum, 1, logblock_of(min_id));
+	if ((rc = summaries_from(lq->db, logblock_of(min_id), false, &sum)))
+		return rc;
 	expect = logblock_of(min_id);
 	while ((rc = sqlite3_step(sum)) == SQLITE_ROW) {
 		int64_t blk = sqlite3_column_int64(sum, 0);
