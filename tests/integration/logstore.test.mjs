@@ -212,6 +212,9 @@ describe('log store', () => {
 
 	test('retention by size trims the oldest, moves the anchor, and verify passes', async () => {
 		assert.deepEqual(await stopDaemonChecked(d), []);
+		const names = () => new Set(sql(db, 'SELECT name FROM targets').map((r) => r.name));
+		const namesBefore = names();
+		const firstBefore = sql(db, 'SELECT first_id FROM chain')[0].first_id;
 		d = await startDaemon(config(stateDir, { max_bytes: 262144 }), { ready: true });
 		const note = 'x'.repeat(3000);
 		const c = await connectHttp(d.url, { headers: { Authorization: `Bearer ${loud.key}` } });
@@ -225,6 +228,7 @@ describe('log store', () => {
 		assert.equal(anchor.reason, 'max_bytes');
 		assert.ok(anchor.first_seq > 1 && /^[0-9a-f]{64}$/.test(anchor.prev_hash));
 		assert.deepEqual(await stopDaemonChecked(d), []);
+		const anchors = d.stdoutRecords.filter((x) => x.type === 'audit_anchor');
 		d = null;
 		const chain = sql(db, 'SELECT first_id, last_id FROM chain')[0];
 		const min = sql(db, 'SELECT min(id) AS id FROM records')[0].id;
@@ -241,6 +245,19 @@ describe('log store', () => {
 			'(SELECT target FROM records WHERE target IS NOT NULL)'), 0);
 		assert.equal(count('SELECT count(*) AS n FROM targets'),
 			count('SELECT count(DISTINCT target) AS n FROM records'));
+		// The anchors say what went with the rows: the targets (every name the run had and no
+		// longer has: test_simple_text, named by every new row, never goes and comes back) and
+		// the summaries of the blocks left empty (those below the first kept id's).
+		const namesAfter = names();
+		const sum = (f) => anchors.reduce((n, a) => {
+			assert.ok(Number.isInteger(a[f]) && a[f] >= 0, JSON.stringify(a));
+			return n + a[f];
+		}, 0);
+		assert.equal(sum('targets_dropped'), new Set([...namesBefore, ...namesAfter]).size -
+			namesAfter.size);
+		assert.ok(sum('targets_dropped') > 0, 'the earlier tests\' other tools went');
+		assert.equal(sum('blocks_dropped'), (chain.first_id >> 10) - (firstBefore >> 10));
+		assert.equal(count(`SELECT count(*) AS n FROM blocks WHERE blk < ${chain.first_id >> 10}`), 0);
 
 		// Tampering, each on a copy: verify names the row and says how.
 		const copy = join(dir, 'copy.db');

@@ -12,6 +12,22 @@ const META = { 'io.modelcontextprotocol/protocolVersion': V,
 	'io.modelcontextprotocol/clientCapabilities': {},
 	'io.modelcontextprotocol/clientInfo': { name: 'agent-2026', version: '1' } };
 let nextId = 1;
+const ADMIN_TOKEN = 'admin-token-for-protocol-2026-0123456789';
+
+// A record as the log store keeps it: /api/logs/<seq> on the admin listener (the writer
+// stores it a moment after it is printed).
+async function stored(d, seq) {
+	for (let i = 0; i < 100; i++) {
+		if (d.adminUrl) {
+			const res = await fetch(`${d.adminUrl}/api/logs/${seq}`,
+				{ headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+			if (res.status === 200)
+				return res.json();
+		}
+		await new Promise((r) => setTimeout(r, 50));
+	}
+	throw new Error(`record ${seq} not in the log store`);
+}
 
 // One stateless request; headers as a 2026-07-28 client sends them unless overridden.
 function post(url, key, method, params = {}, headers = {}) {
@@ -26,6 +42,7 @@ describe('MCP 2026-07-28 towards agents', () => {
 	const k = { all: makeKey(), narrow: makeKey() };
 	const d = suiteDaemon({
 		listen: '127.0.0.1:0', prefix: 'never', upstreams: [fixtureStdioUpstream()],
+		admin: { listen: '127.0.0.1:0', token: ADMIN_TOKEN },
 		keys: [{ id: 'all', hash: k.all.hash, policy: 'all' },
 			{ id: 'narrow', hash: k.narrow.hash, policy: 'narrow' }],
 		policies: { all: { tools: { allow: ['*/*'] } },
@@ -142,6 +159,13 @@ describe('MCP 2026-07-28 towards agents', () => {
 		assert.equal(round.inputRequests[key].method, 'elicitation/create');
 		assert.equal(round.inputRequests[key].params._meta, undefined);
 		assert.match(round.requestState, /^[0-9a-f]{32}$/);
+		// That answer ends a request of its own: on record, in the log store, as one.
+		const fields = (x) => [x.key, x.method, x.server, x.target, x.decision, x.status, x.reason];
+		const roundRec = await d.waitForRecord((x) => x.type === 'decision' &&
+			x.target === 'test_input_required_result_elicitation' && /^input required/.test(x.reason));
+		assert.deepEqual(fields(await stored(d, roundRec.seq)), ['all', 'tools/call', 'fixture',
+			'test_input_required_result_elicitation', 'allow', 'ok',
+			'input required (round 1): elicitation/create'], JSON.stringify(roundRec));
 
 		const answer = { [key]: { action: 'accept', content: { name: 'Alice' } } };
 		const stolen = await withCaps(k.narrow, { inputResponses: answer, requestState: round.requestState });
@@ -154,12 +178,15 @@ describe('MCP 2026-07-28 towards agents', () => {
 			requestState: round.requestState })).result;
 		assert.equal(done.resultType, 'complete', JSON.stringify(done));
 		assert.equal(done.content[0].text, 'Hello, Alice (accept)');
-		// One call, one record, once it ends: with the rounds the agent was asked for input.
+		// The retry's answer is the call's: its record, with the rounds the agent was asked
+		// for input.
 		const rec = await d.waitForRecord((x) => x.type === 'decision' &&
-			x.target === 'test_input_required_result_elicitation' && x.status === 'ok');
-		assert.equal(rec.key, 'all');
-		assert.equal(rec.decision, 'allow');
-		assert.equal(rec.input_rounds, 1, JSON.stringify(rec));
+			x.target === 'test_input_required_result_elicitation' && x.status === 'ok' &&
+			x.seq > roundRec.seq);
+		const kept = await stored(d, rec.seq);
+		assert.deepEqual(fields(kept), ['all', 'tools/call', 'fixture',
+			'test_input_required_result_elicitation', 'allow', 'ok', undefined], JSON.stringify(kept));
+		assert.equal(kept.input_rounds, 1, JSON.stringify(kept));
 	});
 
 	test('Mcp-Param headers of x-mcp-header arguments are checked against the body before the ' +

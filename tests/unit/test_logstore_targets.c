@@ -176,10 +176,16 @@ static void test_age_trims_targets(void)
 	CU_ASSERT_EQUAL(q_count("fresh_a"), 10);
 	/* The audit_anchor notes of the two chunks, which say how many targets went: all 304
 	 * (retention runs as the writer starts, before the second run's records; the two named
-	 * again come back with them). */
+	 * again come back with them); and how many block summaries: block 0's, which the second
+	 * chunk (up to id 1501) left empty; block 1 keeps its own. */
 	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'audit_anchor'"), 2);
 	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT sum(json_extract(record, '$.targets_dropped')) FROM "
 				"records WHERE type = 'audit_anchor'"), 304);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT json_extract(record, '$.blocks_dropped') FROM records "
+				"WHERE type = 'audit_anchor' ORDER BY id LIMIT 1"), 0);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT json_extract(record, '$.blocks_dropped') FROM records "
+				"WHERE type = 'audit_anchor' ORDER BY id DESC LIMIT 1"), 1);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT min(blk) FROM blocks"), 1);
 }
 
 /* By size: every record names a target of its own (the table's worst case); the oldest go a

@@ -9,9 +9,12 @@
 #include <openssl/rand.h>
 #include <event2/event.h>
 
+#include "base/config.h"
 #include "base/event_opt.h"
+#include "base/hmap.h"
 #include "base/list.h"
 #include "govern/keys.h"
+#include "mcp/call.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
@@ -20,7 +23,9 @@
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
+#include "mcp/stateless_record.h"
 #include "mcp/stateless_tasks.h"
+#include "observe/audit.h"
 #include "mcp/tasks.h"
 
 #define META_VERSION "io.modelcontextprotocol/protocolVersion"
@@ -211,6 +216,7 @@ struct sl_reply {
 	 * retrying with inputResponses and this requestState. Meanwhile inner is NULL and the
 	 * call and its upstream request stay open (at most MRTR_WAIT_MS). */
 	cJSON *id;                    /* the current agent request's id */
+	uint64_t req_ns;              /* ... and its arrival, for its record's latency */
 	char state[MRTR_STATE_LEN + 1];
 	struct list_head waiting;     /* in mrtr_waiting while inner is NULL */
 	struct event *expiry;
@@ -381,12 +387,56 @@ static int input_required(struct sl_reply *sr, const cJSON *msg)
 	return 0;
 }
 
+/* The call this request runs (it answers to sr's reply), or NULL once it is gone. */
+static const struct call *call_of(const struct sl_reply *sr)
+{
+	struct hmap_iter it = hmap_iter(sr->s->calls);
+	struct call *c;
+
+	while (hmap_next(sr->s->calls, &it, NULL, (void **)&c))
+		if (c->reply == &sr->base)
+			return c;
+	return NULL;
+}
+
+/* An input_required answer is the answer to a request of its own: on record as one (the
+ * call's record, with input_rounds, comes with its final answer). The reason names the
+ * round and what the agent was asked. */
+static void round_record(const struct sl_reply *sr, const cJSON *asked, const cJSON *resp)
+{
+	const struct call *c = call_of(sr);
+	const struct catalog *cat = router_catalog(sr->r);
+	const cJSON *one;
+	char reason[256];
+	int n;
+
+	if (!c)
+		return;         /* nothing asks without a call: no record to make of it */
+	n = snprintf(reason, sizeof(reason), "input required (round %u):", sr->base.rounds + 1);
+	cJSON_ArrayForEach(one, asked) {
+		const cJSON *method = cJSON_GetObjectItemCaseSensitive(one, "method");
+		if (cJSON_IsString(method) && n > 0 && (size_t)n < sizeof(reason))
+			n += snprintf(reason + n, sizeof(reason) - n, "%s %s",
+				      one == asked->child ? "" : ",", method->valuestring);
+	}
+	stateless_record(c->has_who ? &c->who : NULL, &(struct audit_decision){
+		.method = c->method->name,
+		.server = c->server < catalog_nservers(cat)
+			  ? catalog_server_config(cat, c->server)->name : NULL,
+		.target = c->target,
+		.decision = decision_name(DECISION_ALLOW),
+		.reason = reason,
+		.response = resp,
+		.args_shape = c->args_shape,
+	}, sr->req_ns);
+}
+
 static void on_round(evutil_socket_t fd, short what, void *arg)
 {
 	struct sl_reply *sr = arg;
 	unsigned char rnd[MRTR_STATE_LEN / 2];
 	struct timeval tv = { MRTR_WAIT_MS / 1000, (MRTR_WAIT_MS % 1000) * 1000 };
-	cJSON *res;
+	cJSON *res, *answer;
 
 	if (!sr->inner || !sr->asked || RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		end_request(sr);
@@ -399,7 +449,9 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
 	cJSON_AddItemToObject(res, "inputRequests", sr->asked);
 	sr->asked = NULL;
 	cJSON_AddStringToObject(res, "requestState", sr->state);
-	reply_finish(sr->inner, jsonrpc_result(sr->id, res));
+	answer = jsonrpc_result(sr->id, res);
+	round_record(sr, cJSON_GetObjectItemCaseSensitive(res, "inputRequests"), answer);
+	reply_finish(sr->inner, answer);
 	sr->inner = NULL;
 	sr->base.rounds++;
 	list_add(&sr->waiting, &mrtr_waiting);
@@ -429,6 +481,7 @@ static int mrtr_resume(const struct key_identity *who, const struct jsonrpc_msg 
 	evtimer_del(sr->expiry);
 	cJSON_Delete(sr->id);
 	sr->id = cJSON_Duplicate(m->id, 1);
+	sr->req_ns = reply->received_ns;
 	sr->inner = reply;
 	reply_on_gone(reply, sl_inner_gone, sr);
 	cJSON_ArrayForEach(r, resp) {
@@ -796,6 +849,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	}
 	sr->base.ops = &sl_ops;
 	sr->base.received_ns = reply->received_ns;
+	sr->req_ns = reply->received_ns;
 	sr->inner = reply;
 	sr->r = r;
 	sr->s = s;

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/clock.h"
 #include "base/config.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -17,6 +16,7 @@
 #include "mcp/reply.h"
 #include "mcp/router.h"
 #include "mcp/session.h"
+#include "mcp/stateless_record.h"
 #include "mcp/tasks.h"
 #include "observe/audit.h"
 
@@ -381,13 +381,8 @@ static void update_record(struct router *r, struct session *s, const struct key_
 {
 	const struct catalog *cat = router_catalog(r);
 	size_t server;
-	uint64_t now = clock_mono_ns();
 
-	audit_decision(&(struct audit_decision){
-		.key = who ? who->id : NULL,
-		.team = who ? who->team : NULL,
-		.policy = who ? who->policy : NULL,
-		.workload = who && who->workload[0] ? who->workload : NULL,
+	stateless_record(who, &(struct audit_decision){
 		.method = "tasks/update",
 		.server = !tasks_owner(&s->tasks, task_id, &server) &&
 			  server < catalog_nservers(cat)
@@ -396,9 +391,7 @@ static void update_record(struct router *r, struct session *s, const struct key_
 		.decision = decision,
 		.reason = reason,
 		.response = resp,
-		.cost_micros = -1,
-		.latency_us = received_ns && now > received_ns ? (now - received_ns) / 1000 : 0,
-	});
+	}, received_ns);
 }
 
 int stasks_update(struct router *r, struct session *s, const struct key_identity *who,

@@ -422,6 +422,7 @@ static void note_anchor(const struct logstore_retained *r)
 	    cJSON_AddStringToObject(o, "prev_hash", prev) &&
 	    cJSON_AddNumberToObject(o, "deleted", (double)r->deleted) &&
 	    cJSON_AddNumberToObject(o, "targets_dropped", (double)r->targets) &&
+	    cJSON_AddNumberToObject(o, "blocks_dropped", (double)r->blocks) &&
 	    cJSON_AddStringToObject(o, "reason", r->by_size ? "max_bytes" : "max_age"))
 		g.note("audit_anchor", o);
 	cJSON_Delete(o);

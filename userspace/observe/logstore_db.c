@@ -784,6 +784,7 @@ static int delete_upto(struct logstore_db *d, int64_t cut, struct logstore_retai
 	sqlite3_bind_int64(s, 1, logblock_of(cut + 1));
 	if ((rc = step_reset(s)))
 		goto fail;
+	out->blocks = sqlite3_changes(d->db);
 	sqlite3_finalize(s);
 	s = NULL;
 	rc = -EIO;

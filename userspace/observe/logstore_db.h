@@ -46,6 +46,7 @@ struct logstore_retained {
 	uint8_t prev_hash[LOGCHAIN_HASH_LEN];
 	int64_t deleted;
 	int64_t targets;                /* targets dropped: no remaining record names them */
+	int64_t blocks;                 /* block summaries dropped: their block wholly deleted */
 	bool by_size;
 };
 
