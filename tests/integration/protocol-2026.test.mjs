@@ -145,6 +145,11 @@ describe('MCP 2026-07-28 towards agents', () => {
 		assert.equal(undeclared.status, 400, undeclared.text);
 		assert.equal(first.error?.code, -32021, JSON.stringify(first));
 		assert.deepEqual(first.error.data.requiredCapabilities, { elicitation: {} });
+		// on record as the answer the agent got, not as the session's end
+		const refused = await d.waitForRecord((x) => x.type === 'decision' &&
+			x.target === 'test_input_required_result_elicitation' && x.error_code === -32021);
+		assert.deepEqual([refused.decision, refused.status, refused.reason, refused.key],
+			['error', 'error', 'missing client capability: elicitation', 'all'], JSON.stringify(refused));
 
 		const withCaps = (key, extra = {}) => postJson(d.url, { jsonrpc: '2.0', id: nextId++,
 			method: 'tools/call', params: { name: 'test_input_required_result_elicitation',

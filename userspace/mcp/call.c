@@ -608,6 +608,16 @@ static void run(struct call *c, cJSON *params)
 	}
 }
 
+/* A call cut short (cancelled, its session ended) is on record as that, unless its reply
+ * answered the agent itself first (reply.h): then as that answer. */
+static void record_cut(struct call *c, enum decision decision, const char *why)
+{
+	if (c->reply && c->reply->answered)
+		record(c, DECISION_ERROR, c->reply->answered_why, c->reply->answered);
+	else
+		record(c, decision, why, NULL);
+}
+
 /* The session ended under a call that is not done with yet: out of its books, answered now;
  * whoever still owes the call an answer frees it. */
 static void session_ended_early(struct call *c)
@@ -686,7 +696,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		if (c->state != CALL_SENT || !c->handle)
 			return;
 		link_cancel(c->link, c->handle, "cancelled by the client");
-		record(c, DECISION_ALLOW, "cancelled by the client", NULL);
+		record_cut(c, DECISION_ALLOW, "cancelled by the client");
 		decide(c, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED, "request cancelled", NULL));
 		break;
 	case CALL_EV_SESSION_END:
@@ -694,7 +704,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 			/* The counters still owe an answer: out of the session's books, answered
 			 * now, freed when the answer comes (on_admitted). */
 			c->gate_ns = clock_mono_ns() - c->gate_ns + 1;  /* a duration from here */
-			record(c, DECISION_ERROR, "session ended", NULL);
+			record_cut(c, DECISION_ERROR, "session ended");
 			if (c->span || c->client_span)  /* now: the router may be gone by then */
 				call_trace_end(c, NULL);
 			c->orphan = true;
@@ -704,7 +714,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		if (c->state != CALL_SENT)
 			return;
 		/* Every call is on record: one the session's end cut short too. */
-		record(c, DECISION_ALLOW, "session ended", NULL);
+		record_cut(c, DECISION_ALLOW, "session ended");
 		if (c->method->flags & METHOD_FANOUT) {
 			/* Its link calls have no handle: answered now, it frees itself on the last
 			 * reply (a session's own links deliver theirs when they close). */

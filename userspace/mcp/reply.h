@@ -46,6 +46,12 @@ struct reply {
 	/* Answers this request gave before its final one: the input_required rounds of a
 	 * 2026-07-28 request (mcp/stateless.c counts them; the call's record reports them). */
 	unsigned rounds;
+	/* The answer this reply gave the agent itself, ending the request before its call
+	 * ended (a 2026-07-28 upstream needs a capability the agent did not declare: -32021),
+	 * and why: the call's record, made when it is cut short, reports these instead of the
+	 * session's end. Owned by the reply; NULL: none. */
+	const cJSON *answered;
+	const char *answered_why;
 };
 
 struct stream_ops {

@@ -232,6 +232,8 @@ struct sl_reply {
 	char task_id[256];
 	bool has_who;
 	struct key_identity who;
+	cJSON *answered;              /* base.answered: an answer the call did not give */
+	char answered_why[64];
 };
 
 static struct list_head mrtr_waiting = { &mrtr_waiting, &mrtr_waiting };
@@ -247,6 +249,7 @@ static void sl_free(struct sl_reply *sr)
 	cJSON_Delete(sr->keys);
 	cJSON_Delete(sr->id);
 	cJSON_Delete(sr->caps);
+	cJSON_Delete(sr->answered);
 	free(sr);
 }
 
@@ -288,11 +291,19 @@ static int missing_capability(struct sl_reply *sr, const char *need)
 {
 	cJSON *data = cJSON_CreateObject();
 	cJSON *req = cJSON_AddObjectToObject(data, "requiredCapabilities");
+	cJSON *answer;
 
 	cJSON_AddObjectToObject(req, need);
-	reply_finish(sr->inner, jsonrpc_errorf(sr->id, STATELESS_MISSING_CAPABILITY, data,
-					       "Missing required client capability: %s "
-					       "(the server needs it for this request)", need));
+	answer = jsonrpc_errorf(sr->id, STATELESS_MISSING_CAPABILITY, data,
+				"Missing required client capability: %s (the server needs it for "
+				"this request)", need);
+	/* the call's record, when it ends, is this answer's (reply.h answered) */
+	cJSON_Delete(sr->answered);
+	sr->answered = cJSON_Duplicate(answer, 1);
+	sr->base.answered = sr->answered;
+	snprintf(sr->answered_why, sizeof(sr->answered_why), "missing client capability: %s", need);
+	sr->base.answered_why = sr->answered_why;
+	reply_finish(sr->inner, answer);
 	sr->inner = NULL;
 	if (!sr->keep) {
 		router_end_later(sr->r, sr->s);
