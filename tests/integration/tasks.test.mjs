@@ -246,6 +246,10 @@ test('2026-07-28 tasks extension: a task created by a stateless request is reach
 		// Another key: the task does not exist for it; without the extension, -32021.
 		const theirs = await post(keys.b, 'tasks/get', { taskId: id });
 		assert.equal(theirs.error?.code, -32602, JSON.stringify(theirs));
+		const theirsRec = await d.waitForRecord((r) => r.type === 'decision' &&
+			r.method === 'tasks/get' && r.key === 'b');
+		assert.deepEqual([theirsRec.target, theirsRec.decision, theirsRec.reason],
+			[id, 'deny', 'unknown task'], JSON.stringify(theirsRec));
 		assert.equal((await post(keys.b, 'tasks/cancel', { taskId: id })).error?.code, -32602);
 		assert.equal((await post(keys.a, 'tasks/get', { taskId: id }, {})).error?.code, -32021);
 		// Removed by the extension: the result is inlined in tasks/get, and there is no list.

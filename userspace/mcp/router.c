@@ -265,7 +265,9 @@ static void route_task(struct call *c, cJSON *params)
 	if (tasks_owner(&c->s->tasks, id->valuestring, &server)) {
 		cJSON *data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "taskId", id->valuestring);
-		call_fail(c, JSONRPC_INVALID_PARAMS, NULL, data, "Failed to retrieve task: Task not found");
+		/* a refusal, recorded as tasks/update's is (stateless_tasks.c) */
+		call_fail(c, JSONRPC_INVALID_PARAMS, "unknown task", data,
+			  "Failed to retrieve task: Task not found");
 		cJSON_Delete(params);
 		return;
 	}
