@@ -233,8 +233,10 @@ redisSuite('counters in Redis', { prefix: 'mcpwarden-redis-', skip }, (redis) =>
 			await redis.restart();
 			await eventually(() => Number(cli(redis.port, 'HGET', ck, 'spent')) === before + 300000,
 				{ what: 'the local charges replayed', ms: 15000 });
-			assert.ok(d.stderrLines.some((l) => /counters: Redis .* up \([34] charges to replay\)/.test(l)),
-				d.stderrLines.slice(-10).join('\n'));
+			// the daemon's message, written by its log thread: it may reach us after the replay
+			await eventually(() => d.stderrLines.some((l) =>
+				/counters: Redis .* up \([34] charges to replay\)/.test(l)),
+			{ what: `the replay announced: ${d.stderrLines.slice(-10).join('\n')}`, ms: 5000 });
 		});
 
 	test('Redis killed in the middle of a burst: every acknowledged charge reaches Redis',

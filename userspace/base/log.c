@@ -36,9 +36,10 @@ static struct {
 	size_t bytes;
 	bool running, stopping;
 	bool gathering;         /* the writer waits for more before its next batch */
+	bool urgent;            /* an operational message is queued: no gathering */
 	pthread_t thread;
 } q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	LIST_HEAD_INIT(q.lines), 0, false, false, false, 0 };
+	LIST_HEAD_INIT(q.lines), 0, false, false, false, false, 0 };
 
 /* Once lines are waiting, the writer gathers for this long (or until this many bytes) before
  * it writes them: one wake-up and one writev per batch instead of one per loop turn, which on
@@ -49,7 +50,7 @@ static struct {
 /* Whether a line just queued must wake the writer; with q.mu held, after queueing. */
 static bool wake_writer(bool was_idle)
 {
-	return was_idle || (q.gathering && q.bytes >= GATHER_BYTES);
+	return was_idle || q.urgent || (q.gathering && q.bytes >= GATHER_BYTES);
 }
 
 /* Records of the loop's thread waiting for the end of its turn (log_loop_attach). Touched by
@@ -115,6 +116,9 @@ static void emit(struct line *l)
 	bool idle = list_empty(&q.lines);
 	list_add_tail(&l->link, &q.lines);
 	q.bytes += l->len;
+	/* Operational messages (stderr) are few and read as they come: they end a gathering. */
+	if (l->fd == STDERR_FILENO)
+		q.urgent = true;
 	if (wake_writer(idle))
 		pthread_cond_signal(&q.more);
 	pthread_mutex_unlock(&q.mu);
@@ -436,7 +440,7 @@ static void *writer(void *arg)
 	for (;;) {
 		while (list_empty(&q.lines) && !q.stopping)
 			pthread_cond_wait(&q.more, &q.mu);
-		if (!q.stopping && q.bytes < GATHER_BYTES) {
+		if (!q.stopping && !q.urgent && q.bytes < GATHER_BYTES) {
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
@@ -444,11 +448,12 @@ static void *writer(void *arg)
 			until.tv_sec += until.tv_nsec / 1000000000L;
 			until.tv_nsec %= 1000000000L;
 			q.gathering = true;
-			while (!q.stopping && q.bytes < GATHER_BYTES &&
+			while (!q.stopping && !q.urgent && q.bytes < GATHER_BYTES &&
 			       pthread_cond_timedwait(&q.more, &q.mu, &until) != ETIMEDOUT)
 				;
 			q.gathering = false;
 		}
+		q.urgent = false;
 		/* The whole queue at once: one lock round per batch, not per line. */
 		list_splice_tail_init(&q.lines, &batch);
 		q.bytes = 0;
