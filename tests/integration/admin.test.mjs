@@ -229,6 +229,16 @@ describe('admin plane', () => {
 		assert.equal(t.status, 201, t.text);
 		assert.equal((await api(d, 'PUT', '/v1/teams/ml', { policy: 'all' })).status, 200);
 		assert.equal((await api(d, 'PUT', '/v1/teams/ml2', { policy: 'nope' })).json.field, 'policy');
+		// A key's team and policy must be ones that exist.
+		for (const [body, field, error] of [
+			[{ team: 'nope' }, 'team', 'no team named "nope"'],
+			[{ team: 'a b' }, 'team', 'must be a team name (1-64 of A-Z a-z 0-9 _ - .) or null'],
+			[{ policy: 'nope' }, 'policy', 'no policy named "nope"'],
+			[{ policy: 7 }, 'policy', 'must be a policy name or null']]) {
+			const r = await api(d, 'POST', '/v1/keys', body);
+			assert.equal(r.status, 400, r.text);
+			assert.deepEqual([r.json.field, r.json.error], [field, error]);
+		}
 		const { json } = await api(d, 'POST', '/v1/keys', { team: 'ml', name: 'team key' });
 		assert.equal(json.record.team, 'ml');
 		assert.equal(json.record.policy, null);
@@ -236,6 +246,8 @@ describe('admin plane', () => {
 		const busy = await api(d, 'DELETE', '/v1/teams/ml');
 		assert.equal(busy.status, 409);
 		const list = await api(d, 'GET', '/v1/teams');
+		const names = list.json.teams.map((x) => x.name);
+		assert.deepEqual(names, [...names].sort());
 		assert.deepEqual(list.json.teams.find((x) => x.name === 'ml'),
 			{ name: 'ml', policy: 'all', keys: 1, source: 'api' });
 		// The team's budget counted the call.

@@ -87,9 +87,12 @@ struct ctx {
 	char why[256];
 };
 
-struct key_list {
-	struct key_record *v;
+/* Every key (struct key_record, its hash zeroed) or team (struct team_ent), sorted by name
+ * (a key's id): n entries of `size` bytes at v, each with its name `name` bytes in. */
+struct admin_list {
+	void *v;
 	size_t n, cap;
+	size_t size, name;
 };
 
 struct team_ent {
@@ -97,10 +100,10 @@ struct team_ent {
 	size_t nkeys;
 };
 
-struct team_list {
-	struct team_ent *v;
-	size_t n, cap;
-};
+static inline const void *admin_list_at(const struct admin_list *l, size_t i)
+{
+	return (const char *)l->v + i * l->size;
+}
 
 /* HTTP and JSON helpers (admin.c). Errors are {"error": message, "field": name}. */
 void admin_send_json(struct evhttp_request *req, int status, const cJSON *body);
@@ -169,7 +172,10 @@ void admin_tool_pins_list(struct ctx *c, const char *id);
 void admin_tool_approve(struct ctx *c, const char *id);
 /* Every key (team), sorted by id (name), in l->v: the caller frees it. Allocation follows
  * the OOM policy, so these cannot fail. */
-void admin_sorted_keys(struct keystore *ks, struct key_list *l);
-void admin_sorted_teams(struct keystore *ks, struct team_list *l);
+void admin_sorted_keys(struct keystore *ks, struct admin_list *l);
+void admin_sorted_teams(struct keystore *ks, struct admin_list *l);
+/* Appends to arr each entry of l named `only` (each one when NULL), as json shows it. */
+void admin_list_json(cJSON *arr, const struct admin_list *l, const char *only,
+		     cJSON *(*json)(const void *entry, void *arg), void *arg);
 
 #endif

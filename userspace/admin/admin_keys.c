@@ -2,6 +2,7 @@
 #include "admin/admin_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,39 @@
 
 /* --- keys -------------------------------------------------------------------------------- */
 
+static bool team_exists(struct ctx *c, const char *name)
+{
+	return keys_team_policy(c->ks, name) != NULL;
+}
+
+static bool policy_exists(struct ctx *c, const char *name)
+{
+	return gate_policy_exists(c->g, name);
+}
+
+/* The team or policy o names under `field` into dst, answering 400 on a bad one: null or ""
+ * for none; absent, dst unchanged. `shape` says what the name must look like. */
+static bool ref_field(struct ctx *c, const cJSON *o, const char *field, const char *shape,
+		      bool (*exists)(struct ctx *c, const char *name), char *dst, size_t size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
+
+	if (!v)
+		return true;
+	if (cJSON_IsNull(v) || (cJSON_IsString(v) && !v->valuestring[0])) {
+		dst[0] = '\0';
+	} else if (!cJSON_IsString(v) || !keys_valid_ident(v->valuestring)) {
+		admin_fail(c, 400, field, "must be %s or null", shape);
+		return false;
+	} else if (!exists(c, v->valuestring)) {
+		admin_fail(c, 400, field, "no %s named \"%s\"", field, v->valuestring);
+		return false;
+	} else {
+		snprintf(dst, size, "%s", v->valuestring);
+	}
+	return true;
+}
+
 /* Read name/team/policy/expires/disabled from o into k, answering 400 on a bad field. */
 static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 {
@@ -39,33 +73,10 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 		}
 		snprintf(k->name, sizeof(k->name), "%s", v->valuestring);
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "team"))) {
-		if (cJSON_IsNull(v) || (cJSON_IsString(v) && !v->valuestring[0])) {
-			k->team[0] = '\0';
-		} else if (!cJSON_IsString(v) || !keys_valid_ident(v->valuestring)) {
-			admin_fail(c, 400, "team", "must be a team name (1-64 of A-Z a-z 0-9 _ - .) "
-			     "or null");
-			return false;
-		} else if (!keys_team_policy(c->ks, v->valuestring)) {
-			admin_fail(c, 400, "team", "no team named \"%s\"", v->valuestring);
-			return false;
-		} else {
-			snprintf(k->team, sizeof(k->team), "%s", v->valuestring);
-		}
-	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "policy"))) {
-		if (cJSON_IsNull(v) || (cJSON_IsString(v) && !v->valuestring[0])) {
-			k->policy[0] = '\0';
-		} else if (!cJSON_IsString(v) || !keys_valid_ident(v->valuestring)) {
-			admin_fail(c, 400, "policy", "must be a policy name or null");
-			return false;
-		} else if (!gate_policy_exists(c->g, v->valuestring)) {
-			admin_fail(c, 400, "policy", "no policy named \"%s\"", v->valuestring);
-			return false;
-		} else {
-			snprintf(k->policy, sizeof(k->policy), "%s", v->valuestring);
-		}
-	}
+	if (!ref_field(c, o, "team", "a team name (1-64 of A-Z a-z 0-9 _ - .)", team_exists, k->team,
+		       sizeof(k->team)) ||
+	    !ref_field(c, o, "policy", "a policy name", policy_exists, k->policy, sizeof(k->policy)))
+		return false;
 	if ((v = cJSON_GetObjectItemCaseSensitive(o, "expires"))) {
 		if (cJSON_IsNull(v)) {
 			k->expires = 0;
@@ -163,43 +174,6 @@ out:
 	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(k.hash, sizeof(k.hash));
 	cJSON_Delete(body);
-}
-
-static int collect_key(void *arg, const struct key_record *k)
-{
-	struct key_list *l = arg;
-
-	l->v = xgrow(l->v, l->n, &l->cap, sizeof(*l->v), 64);
-	l->v[l->n] = *k;
-	memset(l->v[l->n].hash, 0, sizeof(l->v[l->n].hash));  /* listings never need it */
-	l->n++;
-	return 0;
-}
-
-static int key_cmp(const void *x, const void *y)
-{
-	return strcmp(((const struct key_record *)x)->id, ((const struct key_record *)y)->id);
-}
-
-void admin_sorted_keys(struct keystore *ks, struct key_list *l)
-{
-	memset(l, 0, sizeof(*l));
-	(void)keys_foreach(ks, collect_key, l);   /* collect_key never stops the walk */
-	if (l->n)
-		qsort(l->v, l->n, sizeof(*l->v), key_cmp);
-}
-
-void admin_key_list(struct ctx *c, const char *unused)
-{
-	struct key_list l;
-	cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "keys");
-
-	admin_sorted_keys(c->ks, &l);
-	for (size_t i = 0; i < l.n; i++)
-		cJSON_AddItemToArray(arr, admin_key_json(c->a, &l.v[i]));
-	admin_send_json(c->req, 200, o);
-	cJSON_Delete(o);
-	free(l.v);
 }
 
 /* The key at id, answering 404 (or 409 for a config key when writing) itself. */
@@ -313,53 +287,18 @@ static cJSON *team_json(const struct admin *a, const char *name, const char *pol
 	return o;
 }
 
-static int collect_team(void *arg, const char *name, const char *policy, size_t nkeys)
-{
-	struct team_list *l = arg;
-
-	l->v = xgrow(l->v, l->n, &l->cap, sizeof(*l->v), 16);
-	snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
-	snprintf(l->v[l->n].policy, sizeof(l->v[l->n].policy), "%s", policy);
-	l->v[l->n].nkeys = nkeys;
-	l->n++;
-	return 0;
-}
-
-static int team_cmp(const void *x, const void *y)
-{
-	return strcmp(((const struct team_ent *)x)->name, ((const struct team_ent *)y)->name);
-}
-
-void admin_sorted_teams(struct keystore *ks, struct team_list *l)
-{
-	memset(l, 0, sizeof(*l));
-	(void)keys_team_foreach(ks, collect_team, l);   /* collect_team never stops the walk */
-	if (l->n)
-		qsort(l->v, l->n, sizeof(*l->v), team_cmp);
-}
-
-void admin_team_list(struct ctx *c, const char *unused)
-{
-	struct team_list l;
-	cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "teams");
-
-	admin_sorted_teams(c->ks, &l);
-	for (size_t i = 0; i < l.n; i++)
-		cJSON_AddItemToArray(arr, team_json(c->a, l.v[i].name, l.v[i].policy, l.v[i].nkeys));
-	admin_send_json(c->req, 200, o);
-	cJSON_Delete(o);
-	free(l.v);
-}
-
 static size_t team_nkeys(struct keystore *ks, const char *name)
 {
-	struct team_list l;
+	struct admin_list l;
 	size_t n = 0;
 
 	admin_sorted_teams(ks, &l);
-	for (size_t i = 0; i < l.n; i++)
-		if (!strcmp(l.v[i].name, name))
-			n = l.v[i].nkeys;
+	for (size_t i = 0; i < l.n; i++) {
+		const struct team_ent *t = admin_list_at(&l, i);
+
+		if (!strcmp(t->name, name))
+			n = t->nkeys;
+	}
 	free(l.v);
 	return n;
 }
@@ -473,4 +412,128 @@ void admin_team_delete(struct ctx *c, const char *name)
 	snprintf(p->team, sizeof(p->team), "%s", name);
 	memcpy(p->team_policy, before, sizeof(before));
 	admin_pending_start(c, p, st ? store_team_delete(st, name, admin_on_stored, p) : 1);
+}
+
+/* --- listings: every key or team, sorted by name ---------------------------------------- */
+
+/* Room for one more entry at the end of l. */
+static void *list_push(struct admin_list *l)
+{
+	l->v = xgrow(l->v, l->n, &l->cap, l->size, 16);
+	return (char *)l->v + l->n++ * l->size;
+}
+
+static int collect_key(void *arg, const struct key_record *k)
+{
+	struct key_record *e = list_push(arg);
+
+	*e = *k;
+	memset(e->hash, 0, sizeof(e->hash));  /* listings never need it */
+	return 0;
+}
+
+static void walk_keys(struct keystore *ks, struct admin_list *l)
+{
+	(void)keys_foreach(ks, collect_key, l);   /* collect_key never stops the walk */
+}
+
+static cJSON *key_entry_json(const void *k, void *a)
+{
+	return admin_key_json(a, k);
+}
+
+static int collect_team(void *arg, const char *name, const char *policy, size_t nkeys)
+{
+	struct team_ent *e = list_push(arg);
+
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	snprintf(e->policy, sizeof(e->policy), "%s", policy);
+	e->nkeys = nkeys;
+	return 0;
+}
+
+static void walk_teams(struct keystore *ks, struct admin_list *l)
+{
+	(void)keys_team_foreach(ks, collect_team, l);   /* collect_team never stops the walk */
+}
+
+static cJSON *team_entry_json(const void *entry, void *a)
+{
+	const struct team_ent *t = entry;
+
+	return team_json(a, t->name, t->policy, t->nkeys);
+}
+
+/* What a listing is made of: its entries, how the keystore gives them, how each is shown. */
+struct listing {
+	const char *member;             /* the answer's array */
+	size_t size, name;              /* an entry's size, and where its name is in it */
+	void (*walk)(struct keystore *ks, struct admin_list *l);
+	cJSON *(*json)(const void *entry, void *a);     /* a: the struct admin */
+};
+
+static const struct listing key_listing = {
+	"keys", sizeof(struct key_record), offsetof(struct key_record, id), walk_keys, key_entry_json
+};
+static const struct listing team_listing = {
+	"teams", sizeof(struct team_ent), offsetof(struct team_ent, name), walk_teams, team_entry_json
+};
+
+static int by_name(const void *x, const void *y, void *l)
+{
+	size_t at = ((const struct admin_list *)l)->name;
+
+	return strcmp((const char *)x + at, (const char *)y + at);
+}
+
+static void sorted(struct keystore *ks, const struct listing *what, struct admin_list *l)
+{
+	*l = (struct admin_list){ .size = what->size, .name = what->name };
+	what->walk(ks, l);
+	if (l->n)
+		qsort_r(l->v, l->n, l->size, by_name, l);
+}
+
+void admin_list_json(cJSON *arr, const struct admin_list *l, const char *only,
+		     cJSON *(*json)(const void *entry, void *arg), void *arg)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const void *e = admin_list_at(l, i);
+
+		if (!only || !strcmp(only, (const char *)e + l->name))
+			cJSON_AddItemToArray(arr, json(e, arg));
+	}
+}
+
+/* Answers {"<member>": [every entry, sorted]}. */
+static void send_listing(struct ctx *c, const struct listing *what)
+{
+	struct admin_list l;
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, what->member);
+
+	sorted(c->ks, what, &l);
+	admin_list_json(arr, &l, NULL, what->json, c->a);
+	admin_send_json(c->req, 200, o);
+	cJSON_Delete(o);
+	free(l.v);
+}
+
+void admin_sorted_keys(struct keystore *ks, struct admin_list *l)
+{
+	sorted(ks, &key_listing, l);
+}
+
+void admin_sorted_teams(struct keystore *ks, struct admin_list *l)
+{
+	sorted(ks, &team_listing, l);
+}
+
+void admin_key_list(struct ctx *c, const char *unused)
+{
+	send_listing(c, &key_listing);
+}
+
+void admin_team_list(struct ctx *c, const char *unused)
+{
+	send_listing(c, &team_listing);
 }

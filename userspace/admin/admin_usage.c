@@ -139,19 +139,55 @@ static cJSON *budgets_json_fleet(struct budget *b, const char *scope, const char
 	return arr;
 }
 
+/* What every entry of a usage answer is read with. */
+struct usage {
+	struct budget *b;
+	int64_t now;
+	struct fleet *f;
+	struct fleet_read *fr;
+};
+
+/* A key's or team's budgets under its selector scope, "key:<id>" or "team:<name>". */
+static cJSON *usage_json(const struct usage *u, const char *kind, const char *name,
+			 const char *policy)
+{
+	char scope[KEYS_ID_SIZE + 8];
+
+	snprintf(scope, sizeof(scope), "%s:%s", kind, name);
+	return budgets_json_fleet(u->b, scope, policy, u->now, u->f, u->fr);
+}
+
+static cJSON *key_usage(const void *entry, void *u)
+{
+	const struct key_record *k = entry;
+	cJSON *e = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(e, "id", k->id);
+	jsonfmt_add_or_null(e, "team", k->team);
+	cJSON_AddItemToObject(e, "budgets", usage_json(u, "key", k->id, k->policy));
+	return e;
+}
+
+static cJSON *team_usage(const void *entry, void *u)
+{
+	const struct team_ent *t = entry;
+	cJSON *e = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(e, "name", t->name);
+	cJSON_AddItemToObject(e, "budgets", usage_json(u, "team", t->name, NULL));
+	return e;
+}
+
 void admin_usage_get(struct ctx *c, const char *unused)
 {
 	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req));
 	const char *only_key, *only_team;
 	struct evkeyvalq q;
-	struct budget *b = gate_budget(c->g);
-	struct key_list kl = { 0 };
-	struct team_list tl = { 0 };
-	int64_t now = clock_real_s();
-	char scope[KEYS_ID_SIZE + 8];
+	struct admin_list kl = { 0 }, tl = { 0 };
 	cJSON *o, *keys, *teams;
 	struct fleet *f = gate_fleet(c->g);
-	struct fleet_read *fr = f ? xcalloc(1, sizeof(*fr)) : NULL;
+	struct usage u = { gate_budget(c->g), clock_real_s(), f, f ? xcalloc(1, sizeof(*u.fr)) : NULL };
+	struct fleet_read *fr = u.fr;
 
 	if (evhttp_parse_query_str(qs ? qs : "", &q) < 0) {
 		admin_fail(c, 400, NULL, "malformed query string");
@@ -163,29 +199,13 @@ void admin_usage_get(struct ctx *c, const char *unused)
 	admin_sorted_keys(c->ks, &kl);
 	admin_sorted_teams(c->ks, &tl);
 	o = cJSON_CreateObject();
-	admin_time_json(o, "now", now);
+	admin_time_json(o, "now", u.now);
 	keys = cJSON_AddArrayToObject(o, "keys");
 	teams = cJSON_AddArrayToObject(o, "teams");
-	for (size_t i = 0; i < kl.n && !only_team; i++) {
-		const struct key_record *k = &kl.v[i];
-		if (only_key && strcmp(only_key, k->id))
-			continue;
-		cJSON *e = cJSON_CreateObject();
-		cJSON_AddStringToObject(e, "id", k->id);
-		jsonfmt_add_or_null(e, "team", k->team);
-		snprintf(scope, sizeof(scope), "key:%s", k->id);
-		cJSON_AddItemToObject(e, "budgets", budgets_json_fleet(b, scope, k->policy, now, f, fr));
-		cJSON_AddItemToArray(keys, e);
-	}
-	for (size_t i = 0; i < tl.n && !only_key; i++) {
-		if (only_team && strcmp(only_team, tl.v[i].name))
-			continue;
-		cJSON *e = cJSON_CreateObject();
-		cJSON_AddStringToObject(e, "name", tl.v[i].name);
-		snprintf(scope, sizeof(scope), "team:%s", tl.v[i].name);
-		cJSON_AddItemToObject(e, "budgets", budgets_json_fleet(b, scope, NULL, now, f, fr));
-		cJSON_AddItemToArray(teams, e);
-	}
+	if (!only_team)
+		admin_list_json(keys, &kl, only_key, key_usage, &u);
+	if (!only_key)
+		admin_list_json(teams, &tl, only_team, team_usage, &u);
 	if (f)
 		cJSON_AddStringToObject(o, "counters", "redis");
 	if ((only_key && !cJSON_GetArraySize(keys)) || (only_team && !cJSON_GetArraySize(teams))) {
