@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,28 +145,44 @@ char *logq_like_pattern(const char *text)
 	return out;
 }
 
+/* (logquery_int.h) */
+void logq_filter_columns(const struct logq_filter *f, bool fleet,
+			 void (*fn)(void *q, const char *col, const char *v), void *q)
+{
+	static const struct { size_t off; const char *col; bool fleet; } eq[] = {
+		{ offsetof(struct logq_filter, key), "key", false },
+		{ offsetof(struct logq_filter, team), "team", false },
+		{ offsetof(struct logq_filter, server), "server", false },
+		{ offsetof(struct logq_filter, tool), "target", false },
+		{ offsetof(struct logq_filter, decision), "decision", false },
+		{ offsetof(struct logq_filter, status), "status", false },
+		{ offsetof(struct logq_filter, type), "type", false },
+		{ offsetof(struct logq_filter, sidecar), "sidecar", true },
+	};
+
+	for (size_t k = 0; k < sizeof(eq) / sizeof(eq[0]); k++) {
+		const char *v = *(const char *const *)((const char *)f + eq[k].off);
+		if (v && (fleet || !eq[k].fleet))
+			fn(q, eq[k].col, v);
+	}
+}
+
+static void sql_eq(void *arg, const char *col, const char *v)
+{
+	struct sql *q = arg;
+
+	sql_add(q, " AND ");
+	sql_add(q, col);
+	sql_add(q, " = ?");
+	bind_text(q, v);
+}
+
 /* " AND ..." for every filter of f; *owned receives a string the binds point into. */
 static void sql_where(struct sql *q, const struct logq_filter *f, enum qmode mode,
 		      char **owned)
 {
-	static const struct { size_t off; const char *frag; } eq[] = {
-		{ offsetof(struct logq_filter, key), " AND key = ?" },
-		{ offsetof(struct logq_filter, team), " AND team = ?" },
-		{ offsetof(struct logq_filter, server), " AND server = ?" },
-		{ offsetof(struct logq_filter, tool), " AND target = ?" },
-		{ offsetof(struct logq_filter, decision), " AND decision = ?" },
-		{ offsetof(struct logq_filter, status), " AND status = ?" },
-		{ offsetof(struct logq_filter, type), " AND type = ?" },
-	};
-
 	*owned = NULL;
-	for (size_t k = 0; k < sizeof(eq) / sizeof(eq[0]); k++) {
-		const char *v = *(const char *const *)((const char *)f + eq[k].off);
-		if (v) {
-			sql_add(q, eq[k].frag);
-			bind_text(q, v);
-		}
-	}
+	logq_filter_columns(f, false, sql_eq, q);
 	/* The partial indexes' conditions, literally: SQLite uses an index on (decision, id)
 	 * WHERE decision <> 'allow' only for a query that says so (observe/logstore_db.c). */
 	if (f->decision && strcmp(f->decision, "allow"))

@@ -18,6 +18,10 @@ struct logq_pg;
 /* A copy of o's connection settings (nothing is contacted yet). */
 /* LIKE pattern: the text anywhere, with % _ \ taken literally (both backends). Caller frees. */
 char *logq_like_pattern(const char *text);
+/* The filters of f that match one column exactly, for both backends: fn(q, column, value) for
+ * each that is set, in a fixed order (tool matches "target"); sidecar only when fleet. */
+void logq_filter_columns(const struct logq_filter *f, bool fleet,
+			 void (*fn)(void *q, const char *col, const char *v), void *q);
 
 /* Free text over a store of schema version 4 (logquery_text.c): the targets that q's fts5
  * phrase matches (targets_fts), and a walk down the matching reasons and errors beside the

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,24 +72,16 @@ static void pgsql_clear(struct pgsql *q)
 		free(q->v[i]);
 }
 
+static void eq(void *arg, const char *col, const char *v)
+{
+	struct pgsql *q = arg;
+
+	add(q, " AND %s = $%d", col, bind(q, v));
+}
+
 static void where(struct pgsql *q, const struct logq_filter *f)
 {
-	static const struct { size_t off; const char *col; } eq[] = {
-		{ offsetof(struct logq_filter, key), "key" },
-		{ offsetof(struct logq_filter, team), "team" },
-		{ offsetof(struct logq_filter, server), "server" },
-		{ offsetof(struct logq_filter, tool), "target" },
-		{ offsetof(struct logq_filter, decision), "decision" },
-		{ offsetof(struct logq_filter, status), "status" },
-		{ offsetof(struct logq_filter, type), "type" },
-		{ offsetof(struct logq_filter, sidecar), "sidecar" },
-	};
-
-	for (size_t k = 0; k < sizeof(eq) / sizeof(eq[0]); k++) {
-		const char *v = *(const char *const *)((const char *)f + eq[k].off);
-		if (v)
-			add(q, " AND %s = $%d", eq[k].col, bind(q, v));
-	}
+	logq_filter_columns(f, true, eq, q);
 	if (f->since_ms)
 		add(q, " AND ts >= $%d::bigint", bind_int(q, f->since_ms));
 	if (f->until_ms)
