@@ -168,6 +168,7 @@ echo "proxy_bench: connections: $conns; $rounds interleaved rounds of ${secs}s e
 declare -A res                 # res[target,conns,metric]: space-separated values, one per round
 declare -A cost                # cost[target,conns] = "syscalls/call ctxt/call"
 declare -A cpu                 # cpu[target,conns] = CPU µs per call, all the process's threads
+declare -A loopcpu             # loopcpu[target,conns] = the same, the event loop's thread alone
 warn=()
 have_perf=0
 if command -v perf >/dev/null &&
@@ -177,9 +178,10 @@ fi
 
 # measure_cost TARGET PID CONNS -> cost[TARGET,CONNS]: an untimed run with perf attached.
 measure_cost() {
-	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid= u0 u1
+	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid= u0 u1 l0 l1
 	c0=$(ctxt "$pid")
-	u0=$(cpu_ticks "$pid")
+	u0=$(cpu_ticks "/proc/$pid")
+	l0=$(cpu_ticks "/proc/$pid/task/$pid")
 	if [ $have_perf = 1 ]; then
 		perf stat -e raw_syscalls:sys_enter -x, -o "$tmp/perf.out" -p "$pid" &
 		perf_pid=$!
@@ -188,7 +190,8 @@ measure_cost() {
 	fi
 	out=$(bench "$t" "$c" "$secs")
 	c1=$(ctxt "$pid")
-	u1=$(cpu_ticks "$pid")
+	u1=$(cpu_ticks "/proc/$pid")
+	l1=$(cpu_ticks "/proc/$pid/task/$pid")
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null
 		wait "$perf_pid" 2>/dev/null
@@ -201,12 +204,17 @@ measure_cost() {
 		[ -n "$sys" ] || sys=n/a
 	fi
 	cost[$t,$c]="$sys $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')"
-	cpu[$t,$c]=$(awk -v a="$u0" -v b="$u1" -v n="$n" -v hz="$(getconf CLK_TCK)" \
-		'BEGIN { printf "%.1f", (b - a) / hz / n * 1e6 }')
+	cpu[$t,$c]=$(per_call "$u0" "$u1" "$n")
+	loopcpu[$t,$c]=$(per_call "$l0" "$l1" "$n")
 }
 
-# cpu_ticks PID -> user + system time of every thread of PID, in clock ticks (/proc/PID/stat).
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# cpu_ticks /proc/PID -> user + system time of every thread of PID, in clock ticks;
+# cpu_ticks /proc/PID/task/TID -> the same for one thread (for a process's first, its loop).
+cpu_ticks() { sed 's/.*) //' "$1/stat" | awk '{ print $12 + $13 }'; }
+
+# per_call TICKS0 TICKS1 CALLS -> CPU µs per call
+per_call() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" \
+	'BEGIN { printf "%.1f", (b - a) / hz / n * 1e6 }'; }
 
 # ratio A B [FORMAT] -> A / B, or n/a when B is not positive (nothing to compare against).
 ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
@@ -313,7 +321,7 @@ done
 # CPU time per call does not depend on what else the machine runs, as req/s does: compare runs
 # with it (e.g. BENCH_LOGS=0 against the default).
 for c in $conns; do
-	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; log store $([ "$logs" = true ] && echo on || echo off))"
+	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; ${loopcpu[mcpwarden,$c]:-n/a} on the loop's; log store $([ "$logs" = true ] && echo on || echo off))"
 done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
 if [ "$store_cost" = 1 ]; then
@@ -321,7 +329,8 @@ if [ "$store_cost" = 1 ]; then
 		r=$(median %.3f <<<"${res[store,$c,rps]:-}")
 		echo "log store at $c connection(s): req/s with it ÷ without, median of paired rounds:" \
 			"$r (rounds:${res[store,$c,rps]:-}); CPU per call ${cpu[mcpwarden,$c]:-n/a} µs with," \
-			"${cpu[nostore,$c]:-n/a} µs without"
+			"${cpu[nostore,$c]:-n/a} µs without; on the loop's thread" \
+			"${loopcpu[mcpwarden,$c]:-n/a} µs with, ${loopcpu[nostore,$c]:-n/a} µs without"
 	done
 	echo "(goal, issue 11: the store costs <= 5% req/s, a ratio >= 0.95)"
 fi
@@ -360,7 +369,7 @@ node "$here/keys.js" $((nkeys - 1)) >"$tmp/morekeys" || exit 1
 mb() { awk -v k="$(status_kb "$1" "$2")" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 ms() { date +%s%3N; }
 # cpu_ms PID -> CPU time of all its threads so far, ms: steadier than wall time when shared.
-cpu_ms() { awk -v t="$(cpu_ticks "$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%d", t * 1000 / hz }'; }
+cpu_ms() { awk -v t="$(cpu_ticks "/proc/$1")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%d", t * 1000 / hz }'; }
 t0=$(ms)
 start_warden memory "$tmp/memory" "$tmp/morekeys" $((nsessions + 100)) --log-level info || exit 1
 m_pid=$w_pid
