@@ -372,13 +372,21 @@ static int prepare(struct store *st)
 				 &st->st_prune, &st->st_reset, &st->st_team_put, &st->st_team_del,
 				 &st->st_jseq, &st->st_pin_put, &st->st_pend_put, &st->st_pend_del };
 
-	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-		int rc = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-					    out[i], NULL);
-		if (rc != SQLITE_OK) {
-			log_error("store: prepare: %s", sqlite3_errmsg(st->db));
-			return store_db_errno(rc);
-		}
+	static const char *const tx[TX_COUNT] = {
+		[TX_BEGIN] = "BEGIN IMMEDIATE", [TX_COMMIT] = "COMMIT", [TX_ROLLBACK] = "ROLLBACK",
+		[TX_SAVEPOINT] = "SAVEPOINT op", [TX_RELEASE] = "RELEASE op",
+		[TX_ROLLBACK_TO] = "ROLLBACK TO op",
+	};
+	int rc = SQLITE_OK;
+
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == SQLITE_OK; i++)
+		rc = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, out[i], NULL);
+	for (size_t i = 0; i < TX_COUNT && rc == SQLITE_OK; i++)
+		rc = sqlite3_prepare_v3(st->db, tx[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st_tx[i],
+					NULL);
+	if (rc != SQLITE_OK) {
+		log_error("store: prepare: %s", sqlite3_errmsg(st->db));
+		return store_db_errno(rc);
 	}
 	return 0;
 }
@@ -398,6 +406,8 @@ static void store_free(struct store *st)
 	sqlite3_finalize(st->st_pin_put);
 	sqlite3_finalize(st->st_pend_put);
 	sqlite3_finalize(st->st_pend_del);
+	for (size_t i = 0; i < TX_COUNT; i++)
+		sqlite3_finalize(st->st_tx[i]);
 	if (st->db) {
 		/* Fold the WAL back into the database so a clean stop leaves one file. */
 		if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,

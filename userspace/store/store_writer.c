@@ -182,9 +182,9 @@ static int disk_errno(struct store *st, int rc)
 
 /* Transaction control on the writer: failures are reported once, by set_health, not at every
  * retry of a disk that stays full. */
-static int exec_quiet(sqlite3 *db, const char *sql)
+static int tx(struct store *st, enum store_tx t)
 {
-	return store_db_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+	return store_step_reset(st->st_tx[t]);
 }
 
 /* The result of a write (0 or its error, already through disk_errno): health, and a log line
@@ -202,44 +202,155 @@ static void set_health(struct store *st, int rc)
 			  strerror(-now), RETRY_MS);
 }
 
-/* One transaction for the whole batch; a savepoint per operation so one bad operation (a
- * duplicate key hash) fails alone. A disk error fails the whole batch: a charge from the
- * journal must never be committed after a later one (the journal replays only what follows
- * the last committed sequence number). */
+/* body under a savepoint, so that it fails alone: *err is its own result; the return value
+ * is what fails the whole batch (the disk's error, or a savepoint that cannot be undone). */
+static int in_savepoint(struct store *st, int (*body)(struct store *st, void *arg), void *arg,
+			int *err)
+{
+	int rc = 0;
+
+	if ((*err = tx(st, TX_SAVEPOINT)) != 0)
+		return *err;
+	*err = body(st, arg);
+	if (disk_error(*err))
+		rc = *err = disk_errno(st, *err);
+	if (*err && tx(st, TX_ROLLBACK_TO) != 0)
+		rc = -EIO;
+	if (tx(st, TX_RELEASE) != 0)
+		rc = -EIO;
+	return rc;
+}
+
+static int apply_op(struct store *st, void *op)
+{
+	return store_apply(st, op);
+}
+
+/* Charges from the journal that nobody waits for, folded (issue 9): a batch holds GATHER_MS
+ * of calls, nearly all adding to the same few spend rows (a key's day, its team's month), so
+ * a run of them writes each row once, with the sum, and the journal's sequence number once,
+ * not every row and the number once per call. The run is one unit: it commits or fails
+ * whole, before whatever follows it in the batch (a reset) is applied. */
+#define FOLD_ROWS 32
+
+struct fold {
+	struct store_spend row[FOLD_ROWS];
+	size_t n;
+	uint64_t seq;           /* the run's last journal record */
+	struct op *first;       /* the run's first operation, and how many follow it */
+	size_t ops;
+};
+
+static bool foldable(const struct op *op)
+{
+	return op->type == OP_CHARGE && op->seq && !op->cb && !op->pend_id && op->n <= FOLD_ROWS;
+}
+
+static struct store_spend *fold_row(struct fold *f, const struct store_spend *it)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->row[i].start == it->start && strcmp(f->row[i].scope, it->scope) == 0 &&
+		    strcmp(f->row[i].period, it->period) == 0)
+			return &f->row[i];
+	return NULL;
+}
+
+/* Add a foldable op to the run; false if its rows do not fit (write the run first). */
+static bool fold_add(struct fold *f, struct op *op)
+{
+	size_t fresh = 0;
+
+	for (size_t i = 0; i < op->n; i++)
+		fresh += !fold_row(f, &op->items[i]);
+	if (f->n + fresh > FOLD_ROWS)
+		return false;
+	for (size_t i = 0; i < op->n; i++) {
+		struct store_spend *r = fold_row(f, &op->items[i]);
+
+		if (!r) {
+			r = &f->row[f->n++];
+			*r = op->items[i];
+			continue;
+		}
+		r->amount += op->items[i].amount;
+		if (op->items[i].expires > r->expires)
+			r->expires = op->items[i].expires;
+	}
+	if (!f->ops++)
+		f->first = op;
+	if (op->seq > f->seq)
+		f->seq = op->seq;
+	return true;
+}
+
+static int fold_body(struct store *st, void *arg)
+{
+	const struct fold *f = arg;
+	int rc = 0;
+
+	for (size_t i = 0; i < f->n && rc == 0; i++)
+		rc = step_spend(st->st_charge, &f->row[i]);
+	if (rc == 0) {
+		sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)f->seq);
+		rc = store_step_reset(st->st_jseq);
+	}
+	return rc;
+}
+
+/* Write the run, if any, and give each of its operations the result; the batch's error. */
+static int fold_write(struct store *st, struct fold *f)
+{
+	struct op *op = f->first;
+	int err, rc;
+
+	if (!f->ops)
+		return 0;
+	rc = in_savepoint(st, fold_body, f, &err);
+	for (size_t i = 0; i < f->ops; i++, op = list_entry(op->link.next, struct op, link))
+		op->err = err;
+	*f = (struct fold){ .n = 0 };
+	return rc;
+}
+
+/* One transaction for the whole batch; a savepoint per operation (or folded run of charges)
+ * so one bad operation (a duplicate key hash) fails alone. A disk error fails the whole
+ * batch: a charge from the journal must never be committed after a later one (the journal
+ * replays only what follows the last committed sequence number). */
 static void commit_batch(struct store *st, struct list_head *batch)
 {
+	struct fold run = { .n = 0 }, *f = &run;
 	struct op *op;
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
-	rc = exec_quiet(st->db, "BEGIN IMMEDIATE");
+	rc = tx(st, TX_BEGIN);
 	list_for_each_entry(op, batch, link) {
 		if (rc) {
 			op->err = rc;
 			continue;
 		}
-		if ((op->err = exec_quiet(st->db, "SAVEPOINT op")) != 0) {
-			rc = op->err;
+		if (foldable(op) && fold_add(f, op))
+			continue;
+		if ((rc = fold_write(st, f)) != 0) {
+			op->err = rc;
 			continue;
 		}
-		op->err = store_apply(st, op);
-		if (disk_error(op->err))
-			rc = op->err = disk_errno(st, op->err);
-		if (op->err && exec_quiet(st->db, "ROLLBACK TO op") != 0)
-			rc = -EIO;
-		if (exec_quiet(st->db, "RELEASE op") != 0)
-			rc = -EIO;
+		if (foldable(op) && fold_add(f, op))
+			continue;
+		rc = in_savepoint(st, apply_op, op, &op->err);
 	}
+	if (rc == 0)
+		rc = fold_write(st, f);
 	if (rc == 0 && now_s() - st->last_prune >= PRUNE_EVERY_S) {
 		/* Rolling-window slots that left their window: nothing reads them again. */
 		sqlite3_bind_int64(st->st_prune, 1, now_s());
 		if (store_step_reset(st->st_prune) == 0)
 			st->last_prune = now_s();
 	}
-	if (rc == 0 && (rc = exec_quiet(st->db, "COMMIT")) != 0)
+	if (rc == 0 && (rc = tx(st, TX_COMMIT)) != 0)
 		rc = disk_errno(st, rc);
 	if (rc) {
-		if (!sqlite3_get_autocommit(st->db) && exec_quiet(st->db, "ROLLBACK") != 0)
+		if (!sqlite3_get_autocommit(st->db) && tx(st, TX_ROLLBACK) != 0)
 			log_error("store: rollback failed");
 		if (!disk_error(rc))
 			log_error("store: batch not committed: %s", strerror(-rc));
@@ -263,15 +374,15 @@ static void probe(struct store *st)
 	int rc;
 
 	pthread_mutex_lock(&st->db_lock);
-	rc = exec_quiet(st->db, "BEGIN IMMEDIATE");
+	rc = tx(st, TX_BEGIN);
 	if (rc == 0)
 		rc = step_spend(st->st_charge, &probe_row);
 	if (rc == 0)
 		rc = step_spend(st->st_reset, &probe_row);
 	if (rc == 0)
-		rc = exec_quiet(st->db, "COMMIT");
+		rc = tx(st, TX_COMMIT);
 	rc = rc ? disk_errno(st, rc) : 0;
-	if (rc && !sqlite3_get_autocommit(st->db) && exec_quiet(st->db, "ROLLBACK") != 0)
+	if (rc && !sqlite3_get_autocommit(st->db) && tx(st, TX_ROLLBACK) != 0)
 		log_error("store: rollback failed");
 	set_health(st, rc);
 	pthread_mutex_unlock(&st->db_lock);
