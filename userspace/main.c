@@ -21,6 +21,7 @@
 #include "govern/gate.h"
 #include "enforce/guard.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "observe/audit.h"
 #include "observe/logship.h"
 #include "observe/logstore.h"
@@ -573,7 +574,8 @@ static void reload_start(struct daemon *d)
 			cJSON_AddItemToObject(j->running, it->string, cJSON_Duplicate(it, 1));
 	}
 	j->done = event_new(d->base, -1, 0, on_validated, j);
-	if (!j->done || (rc = pthread_create(&j->thread, NULL, validate_main, j)) != 0) {
+	if (!j->done ||
+	    (rc = thread_start(&j->thread, THREAD_NAME_PREFIX "reload", validate_main, j)) != 0) {
 		/* No thread: read it here, as before. */
 		log_warn("reload: no thread to read the configuration on; reading it on the loop");
 		event_free_opt(j->done);

@@ -3,6 +3,7 @@
 // value); an upstream that stays down holds nobody up for longer than timeouts.startup_ms.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connectHttp, gatewayConfig, httpUpstream, npmStdioUpstream, paths, startDaemon } from './lib.mjs';
 
 test('requests wait for the catalogue, bounded by startup_ms', { timeout: 60000 }, async (t) => {
@@ -31,4 +32,20 @@ test('requests wait for the catalogue, bounded by startup_ms', { timeout: 60000 
 	await c.close();
 	for (const line of d.stderrLines)
 		assert.doesNotMatch(line, /AddressSanitizer|ThreadSanitizer|runtime error:/);
+});
+
+// Each worker thread carries its own name (top -H, ps -L, perf, the proxy benchmark's CPU per
+// thread), and the event loop keeps the process's.
+test('worker threads are named', { timeout: 30000 }, async (t) => {
+	const d = await startDaemon(gatewayConfig([npmStdioUpstream('everything',
+		paths.bin.everything, ['stdio'])]));
+	t.after(() => d.stop(3000));
+	const pid = d.proc.pid;
+	const comm = (tid) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+	const names = readdirSync(`/proc/${pid}/task`).map(comm);
+	assert.equal(comm(pid), 'mcpwarden', 'the loop (the first thread) keeps the process\'s name');
+	for (const want of ['mcpw-records', 'mcpw-store', 'mcpw-checkpoint', 'mcpw-logstore'])
+		assert.ok(names.includes(want), `${want} among ${names.join(', ')}`);
+	for (const n of names)
+		assert.match(n, /^(mcpwarden|mcpw-[a-z]+)$/, `every thread of ours is named: ${n}`);
 });

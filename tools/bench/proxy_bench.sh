@@ -169,6 +169,7 @@ declare -A res                 # res[target,conns,metric]: space-separated value
 declare -A cost                # cost[target,conns] = "syscalls/call ctxt/call"
 declare -A cpu                 # cpu[target,conns] = CPU µs per call, all the process's threads
 declare -A loopcpu             # loopcpu[target,conns] = the same, the event loop's thread alone
+declare -A threadcpu           # threadcpu[target,conns] = "name µs, ..." per thread name
 warn=()
 have_perf=0
 if command -v perf >/dev/null &&
@@ -178,10 +179,11 @@ fi
 
 # measure_cost TARGET PID CONNS -> cost[TARGET,CONNS]: an untimed run with perf attached.
 measure_cost() {
-	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid= u0 u1 l0 l1
+	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid= u0 u1 l0 l1 th0 th1
 	c0=$(ctxt "$pid")
 	u0=$(cpu_ticks "/proc/$pid")
 	l0=$(cpu_ticks "/proc/$pid/task/$pid")
+	th0=$(thread_ticks "$pid")
 	if [ $have_perf = 1 ]; then
 		perf stat -e raw_syscalls:sys_enter -x, -o "$tmp/perf.out" -p "$pid" &
 		perf_pid=$!
@@ -192,6 +194,7 @@ measure_cost() {
 	c1=$(ctxt "$pid")
 	u1=$(cpu_ticks "/proc/$pid")
 	l1=$(cpu_ticks "/proc/$pid/task/$pid")
+	th1=$(thread_ticks "$pid")
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null
 		wait "$perf_pid" 2>/dev/null
@@ -206,6 +209,26 @@ measure_cost() {
 	cost[$t,$c]="$sys $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')"
 	cpu[$t,$c]=$(per_call "$u0" "$u1" "$n")
 	loopcpu[$t,$c]=$(per_call "$l0" "$l1" "$n")
+	threadcpu[$t,$c]=$(threads_per_call "$th0" "$th1" "$n")
+}
+
+# thread_ticks PID -> a line "TID NAME TICKS" per thread (mcpwarden names its threads
+# "mcpw-..."; the event loop keeps the process's name).
+thread_ticks() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		printf '%s %s %s\n' "${t##*/}" "$(tr -c '[:alnum:]_\n-' _ <"$t/comm")" "$(cpu_ticks "$t")"
+	done 2>/dev/null
+}
+
+# threads_per_call BEFORE AFTER CALLS -> "NAME µs, ..." per thread name, CPU µs per call, the
+# busiest first; threads that used none are left out.
+threads_per_call() {
+	awk -v n="$3" -v hz="$(getconf CLK_TCK)" 'NR == FNR { t0[$1] = $3; next }
+		{ d[$2] += $3 - ($1 in t0 ? t0[$1] : 0) }
+		END { for (k in d) if (d[k] > 0) printf "%.1f %s\n", d[k] / hz / n * 1e6, k }' \
+		<(printf '%s\n' "$1") <(printf '%s\n' "$2") |
+		sort -rn | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }'
 }
 
 # cpu_ticks /proc/PID -> user + system time of every thread of PID, in clock ticks;
@@ -322,6 +345,7 @@ done
 # with it (e.g. BENCH_LOGS=0 against the default).
 for c in $conns; do
 	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; ${loopcpu[mcpwarden,$c]:-n/a} on the loop's; log store $([ "$logs" = true ] && echo on || echo off))"
+	echo "  mcpwarden's threads, µs per call: ${threadcpu[mcpwarden,$c]:-n/a}"
 done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
 if [ "$store_cost" = 1 ]; then

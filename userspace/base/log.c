@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "base/list.h"
+#include "base/thread.h"
 
 static enum log_level g_level = LOG_INFO;
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
@@ -478,11 +479,11 @@ int log_async_start(void)
 		return 0;
 	}
 	q.stopping = false;
-	rc = pthread_create(&q.thread, NULL, writer, NULL);
+	rc = thread_start(&q.thread, THREAD_NAME_PREFIX "records", writer, NULL);
 	if (rc == 0)
 		q.running = true;
 	pthread_mutex_unlock(&q.mu);
-	return -rc;
+	return rc;
 }
 
 void log_async_stop(void)

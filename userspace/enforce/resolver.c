@@ -3,6 +3,7 @@
 
 #include "base/event_opt.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "enforce/cgroup.h"
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -166,7 +167,7 @@ static void upstream_tick(evutil_socket_t fd, short what, void *arg)
 
 	if (u->running)
 		return;
-	ret = pthread_create(&u->thread, NULL, resolve_thread, u);
+	ret = -thread_start(&u->thread, THREAD_NAME_PREFIX "resolver", resolve_thread, u);
 	if (ret != 0) {
 		struct timeval tv = { 1, 0 };
 

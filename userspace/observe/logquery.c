@@ -18,6 +18,7 @@
 #include "base/doorbell.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "observe/logblock.h"
 #include "observe/logquery_int.h"
 #include "store/db.h"
@@ -937,7 +938,7 @@ static int start(struct event_base *base, const char *path, struct logq_pg *pg,
 	rc = doorbell_init(&lq->bell, base, "logquery", on_done, lq);
 	if (rc)
 		goto fail;
-	rc = -pthread_create(&lq->th, NULL, reader_main, lq);
+	rc = thread_start(&lq->th, THREAD_NAME_PREFIX "logquery", reader_main, lq);
 	if (rc)
 		goto fail;
 	lq->th_up = true;

@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "observe/logchain.h"
 
 #define NCOL 21                 /* a row's parameters: all but the sidecar ($1) */
@@ -469,7 +470,7 @@ int logship_start(const struct logpg_options *o, const char *sqlite_path)
 	atomic_store(&g.failures, 0);
 	atomic_store(&g.head, 0);
 	atomic_store(&g.local_last, 0);
-	rc = -pthread_create(&g.th, NULL, shipper, NULL);
+	rc = thread_start(&g.th, THREAD_NAME_PREFIX "logship", shipper, NULL);
 	if (rc) {
 		logpg_options_clear(&g.opt);
 		free(g.path);

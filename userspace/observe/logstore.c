@@ -16,6 +16,7 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "base/path.h"
+#include "base/thread.h"
 #include "observe/logchain.h"
 #include "observe/logstore_db.h"
 
@@ -574,7 +575,7 @@ int logstore_start(const struct logstore_options *o, logstore_note_fn note)
 	atomic_store(&g.depth, 0);
 	g.stopping = false;
 	g.running = true;
-	rc = -pthread_create(&g.thread, NULL, writer, NULL);
+	rc = thread_start(&g.thread, THREAD_NAME_PREFIX "logstore", writer, NULL);
 	if (rc) {
 		g.running = false;
 		goto fail;

@@ -17,6 +17,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "observe/trace_int.h"
 
 #define RETRY_FIRST_MS 100
@@ -300,7 +301,7 @@ int exporter_start(const struct trace_config *tc)
 			goto fail;
 		e->headers = h;
 	}
-	rc = -pthread_create(&e->thread, NULL, run, e);
+	rc = thread_start(&e->thread, THREAD_NAME_PREFIX "otlp", run, e);
 	if (rc)
 		goto fail;
 	ex = e;

@@ -18,6 +18,7 @@
 #include "base/event_opt.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/path.h"
 #include "store/journal.h"
 #include "store/db.h"
@@ -552,10 +553,10 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = -pthread_create(&st->writer, NULL, store_writer_main, st)) != 0)
+	if ((rc = thread_start(&st->writer, THREAD_NAME_PREFIX "store", store_writer_main, st)) != 0)
 		goto out;
 	st->writer_up = true;
-	if ((rc = -pthread_create(&st->ckpt, NULL, store_ckpt_main, st)) != 0)
+	if ((rc = thread_start(&st->ckpt, THREAD_NAME_PREFIX "checkpoint", store_ckpt_main, st)) != 0)
 		goto out;
 	st->ckpt_up = true;
 	log_info("store: %s open (schema %d, fsync every %d ms)", st->path, STORE_SCHEMA_VERSION,
