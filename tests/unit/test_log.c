@@ -3,6 +3,7 @@
 #include <CUnit/Basic.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,77 @@ static void test_loop_turn(void)
 	event_base_free(base);
 }
 
+#define REUSE_TURNS 60
+#define REUSE_PER_TURN 4
+
+/* One turn's records, k from turn * REUSE_PER_TURN on, from a few bytes to over 2 KiB: the
+ * lines they go out in come back from the writer and are filled again, larger or smaller. */
+static void reuse_lines(int turn, char *expect, size_t *len, bool send)
+{
+	static char pad[2600];
+	char line[2700];
+
+	memset(pad, 'x', sizeof(pad) - 1);
+	for (int i = 0; i < REUSE_PER_TURN; i++) {
+		int k = turn * REUSE_PER_TURN + i;
+		int n = snprintf(line, sizeof(line), "{\"k\":%d,\"p\":\"%.*s\"}", k,
+				 (k * 613) % 2500, pad);
+
+		if (send)
+			log_record_text(line);
+		memcpy(expect + *len, line, (size_t)n);
+		expect[*len + (size_t)n] = '\n';
+		*len += (size_t)n + 1;
+	}
+}
+
+static void on_reuse_turn(evutil_socket_t fd, short what, void *arg)
+{
+	int *turn = arg;
+	size_t ignored = 0;
+	static char scratch[REUSE_PER_TURN * 2700];
+
+	reuse_lines(*turn, scratch, &ignored, true);
+}
+
+/* The writer gives written lines back for the loop's next records: over many turns of
+ * records of every length the stream stays whole and in order. */
+static void test_lines_reused(void)
+{
+	size_t cap = REUSE_TURNS * REUSE_PER_TURN * 2700, len = 0;
+	char *expect = malloc(cap), *got = calloc(1, cap + 1);
+	struct event_base *base = event_base_new();
+	struct event *ev;
+	int turn = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(expect);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+	capture();
+	CU_ASSERT_EQUAL_FATAL(log_async_start(), 0);
+	CU_ASSERT_EQUAL_FATAL(log_loop_attach(base), 0);
+	ev = event_new(base, -1, 0, on_reuse_turn, &turn);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	for (turn = 0; turn < REUSE_TURNS; turn++) {
+		event_active(ev, EV_TIMEOUT, 1);
+		CU_ASSERT_EQUAL(event_base_loop(base, EVLOOP_ONCE), 0);
+		reuse_lines(turn, expect, &len, false);
+		/* Written, so the lines are back before the next turn takes them. */
+		for (int i = 0; i < 200 && written() < (off_t)len; i++)
+			usleep(5000);
+		CU_ASSERT_EQUAL(written(), (off_t)len);
+	}
+	log_loop_detach();
+	log_async_stop();
+	CU_ASSERT_EQUAL(pread(out_fd, got, cap, 0), (ssize_t)len);
+	CU_ASSERT(memcmp(got, expect, len) == 0);
+	free(release());
+	free(got);
+	free(expect);
+	event_free(ev);
+	event_base_free(base);
+}
+
 /* A record line: "ts" and "type" first, then the object's members as they are. */
 static void test_record_line(void)
 {
@@ -181,5 +253,6 @@ static void test_record_numbers(void)
 
 CU_MAIN("log", NULL, NULL,
 	{ "records of a loop turn", test_loop_turn },
+	{ "written lines are filled again, the stream whole", test_lines_reused },
 	{ "record lines", test_record_line },
 	{ "numbers in record lines", test_record_numbers })
