@@ -170,8 +170,10 @@ static void test_rss(void)
 		if (i % 100 == 99)
 			journal_committed(j, seq);
 	}
-	CU_ASSERT(ring_rss_kb() <= 4 + 2 * 64 + 28);  /* the runs not yet whole, the header */
-	/* Dropped pages kept their bytes: the last round's charges are all there. */
+	/* In use the ring stays resident: a committed slot is written again as it is, with no
+	 * madvise and no page fault. */
+	CU_ASSERT(ring_rss_kb() >= 2048);
+	/* Round the ring twice, the last round's charges are all there. */
 	s.n = 0;
 	CU_ASSERT(journal_replay(j, 2 * JOURNAL_SLOTS_DEFAULT - 16, collect, &s, &max) == 0);
 	CU_ASSERT_EQUAL(s.n, 16);
@@ -182,4 +184,4 @@ static void test_rss(void)
 CU_MAIN("journal", setup, teardown,
 	{ "a crashed run's charges replay whole, in order, into their database", test_replay },
 	{ "a full ring, names too long", test_full_and_limits },
-	{ "committed slots leave RSS, their bytes kept", test_rss })
+	{ "the ring leaves RSS after a start, and stays once in use", test_rss })

@@ -40,14 +40,15 @@ typedef int (*journal_replay_fn)(const struct store_spend *items, size_t n, uint
 int journal_replay(struct journal *j, uint64_t after, journal_replay_fn fn, void *arg,
 		   uint64_t *max);
 /* Sequence numbers continue after next - 1 (what the store last committed, or the ring saw).
- * The pages replay read leave the process's RSS (the page cache keeps their bytes). */
+ * The pages replay read leave the process's RSS (the page cache keeps their bytes) until
+ * charges use them again. */
 void journal_restart(struct journal *j, uint64_t next);
 
 /* Write one charge; *seq is its number. -ENOSPC when the ring is full (the store is behind),
  * -ENAMETOOLONG when an item's names do not fit a slot: the caller then waits for a commit. */
 int journal_append(struct journal *j, const struct store_spend *items, size_t n, uint64_t *seq);
-/* Every charge up to seq is committed: their slots may be reused. Freed slots leave RSS in
- * runs of 64 KiB, as at restart, so the ring's resident part is about what is in flight. */
+/* Every charge up to seq is committed: their slots may be reused. Once a busy daemon has gone
+ * round the ring, all of it (2 MiB) is resident. */
 void journal_committed(struct journal *j, uint64_t seq);
 
 size_t journal_pending(const struct journal *j);       /* charges not committed yet */
