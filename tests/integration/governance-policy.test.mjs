@@ -212,9 +212,11 @@ describe('policies through the gateway', () => {
 			assert.equal(rec.decision, 'deny');
 			assert.equal(rec.reason, 'invalid arguments');
 			assert.ok(!rec.cost_micros, `a refused call records no cost (${rec.cost_micros})`);
-			const paid = d.stdoutRecords.filter((r) => r.type === 'decision' && r.key === 'full' &&
-				r.target === 'everything__get-sum' && r.decision === 'allow');
-			assert.deepEqual(paid.map((r) => r.cost_micros), [500000, 500000]);
+			// Written by the log thread, in batches: wait for both.
+			const paidRecs = () => d.stdoutRecords.filter((r) => r.type === 'decision' &&
+				r.key === 'full' && r.target === 'everything__get-sum' && r.decision === 'allow');
+			await d.waitForRecord(() => paidRecs().length >= 2);
+			assert.deepEqual(paidRecs().map((r) => r.cost_micros), [500000, 500000]);
 			const calls = upstreamSaw(evLog).slice(before).filter((m) => m.method === 'tools/call');
 			assert.deepEqual(calls.map((m) => [m.params.name, m.params.arguments]),
 				[['get-sum', { a: 0, b: 1 }], ['get-sum', { a: 1, b: 1 }]]);
