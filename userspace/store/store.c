@@ -475,8 +475,7 @@ static int journal_start(struct store *st)
 	rc = journal_replay(st->jr, done, replay_one, &r, &seen);
 	if (!rc && seen > done) {
 		/* Past what is seen even when incomplete, so a torn record never comes back. */
-		sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)seen);
-		rc = store_step_reset(st->st_jseq);
+		rc = store_step_jseq(st, seen);
 	}
 	rc = rc ? rc : store_db_exec(st->db, "COMMIT");
 	if (rc) {

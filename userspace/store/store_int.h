@@ -89,5 +89,7 @@ void *store_ckpt_main(void *arg);
 int store_apply(struct store *st, struct op *op);
 /* Step a statement once, then reset it and clear its bindings: 0 or a negative errno. */
 int store_step_reset(sqlite3_stmt *s);
+/* Record that the journal's charges up to seq are in this transaction: 0 or a negative errno. */
+int store_step_jseq(struct store *st, uint64_t seq);
 
 #endif

@@ -28,6 +28,12 @@ int store_step_reset(sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : store_db_errno(rc);
 }
 
+int store_step_jseq(struct store *st, uint64_t seq)
+{
+	sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)seq);
+	return store_step_reset(st->st_jseq);
+}
+
 /* Bind v[0..n-1] as texts to the parameters from 1 on (NULL binds NULL); 0 or a negative
  * errno. */
 static int bind_texts(sqlite3_stmt *s, size_t n, const char *const *v)
@@ -89,10 +95,8 @@ int store_apply(struct store *st, struct op *op)
 		if (rc == 0 && op->pend_id)
 			/* The same transaction: the charge and its replay are durable together. */
 			rc = step_texts(st->st_pend_put, TEXTS(op->pend_id, op->pend_cmd));
-		if (rc == 0 && op->seq) {
-			sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)op->seq);
-			rc = store_step_reset(st->st_jseq);
-		}
+		if (rc == 0 && op->seq)
+			rc = store_step_jseq(st, op->seq);
 		return rc;
 	case OP_KEY_PUT:
 		s = st->st_key_put;
@@ -290,11 +294,7 @@ static int fold_body(struct store *st, void *arg)
 
 	for (size_t i = 0; i < f->n && rc == 0; i++)
 		rc = step_spend(st->st_charge, &f->row[i]);
-	if (rc == 0) {
-		sqlite3_bind_int64(st->st_jseq, 1, (sqlite3_int64)f->seq);
-		rc = store_step_reset(st->st_jseq);
-	}
-	return rc;
+	return rc ? rc : store_step_jseq(st, f->seq);
 }
 
 /* Write the run, if any, and give each of its operations the result; the batch's error. */
