@@ -31,6 +31,15 @@ void http_parser_init(struct http_parser *p, const struct http_parse_cb *cb, voi
 	p->cb = *cb;
 	p->arg = arg;
 	p->head.headers = p->hdr;
+	p->head_max = HTTP_HEAD_MAX;
+}
+
+void http_parser_init_request(struct http_parser *p, const struct http_parse_cb *cb, void *arg,
+			      size_t head_max)
+{
+	http_parser_init(p, cb, arg);
+	p->request = true;
+	p->head_max = head_max && head_max < HTTP_HEAD_MAX ? head_max : HTTP_HEAD_MAX;
 }
 
 void http_parser_reset(struct http_parser *p)
@@ -41,8 +50,10 @@ void http_parser_reset(struct http_parser *p)
 	p->left = 0;
 	p->chunked = false;
 	p->started = false;
+	p->head_seen = false;
 	p->err = 0;
-	p->head.nheaders = 0;
+	memset(&p->head, 0, sizeof(p->head));
+	p->head.headers = p->hdr;
 }
 
 void http_parser_free(struct http_parser *p)
@@ -94,25 +105,59 @@ static int parse_uint(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Split the head (NUL-terminated lines, CRLFs already NULs) into status and headers; decide
- * how the body is delimited. */
-static int parse_head(struct http_parser *p, char *s, size_t n)
+/* "METHOD SP target SP HTTP/1.x": the method a token, the target visible ASCII. Returns the
+ * line's end (its NUL) or NULL. */
+static char *request_line(struct http_parser *p, char *s)
 {
-	char *end = s + n, *line, *next, *colon, *v, *e;
-	const char *te = NULL, *conn = NULL;
-	bool have_len = false;
-	uint64_t len = 0;
+	char *m = s, *t, *v;
 
-	/* "HTTP/1.x SSS reason" */
+	for (t = m; is_tchar((unsigned char)*t); t++)
+		;
+	if (t == m || *t != ' ')
+		return NULL;
+	*t++ = '\0';
+	for (v = t; (unsigned char)*v > 0x20 && *v != 0x7f; v++)
+		;
+	if (v == t || *v != ' ')
+		return NULL;
+	*v++ = '\0';
+	if (memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9' || v[8] != '\0')
+		return NULL;
+	p->head.method = m;
+	p->head.target = t;
+	p->head.minor = v[7] - '0';
+	return v + 8;
+}
+
+/* "HTTP/1.x SSS reason". Returns the line's end (its NUL) or NULL. */
+static char *status_line(struct http_parser *p, char *s, size_t n)
+{
+	char *e;
+
 	if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || s[7] < '0' || s[7] > '9' || s[8] != ' ' ||
 	    s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' ||
 	    (s[12] != ' ' && s[12] != '\0'))
-		return -EPROTO;
+		return NULL;
 	p->head.minor = s[7] - '0';
 	p->head.status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
 	for (e = s + 12; *e; e++)
 		if ((unsigned char)*e < 0x20 && *e != '\t')
-			return -EPROTO;
+			return NULL;
+	return e;
+}
+
+/* Split the head (NUL-terminated lines, CRLFs already NULs) into start line and headers;
+ * decide how the body is delimited. */
+static int parse_head(struct http_parser *p, char *s, size_t n)
+{
+	char *end = s + n, *line, *next, *colon, *v, *e;
+	const char *te = NULL, *conn = NULL, *expect = NULL;
+	bool have_len = false;
+	uint64_t len = 0;
+
+	e = p->request ? request_line(p, s) : status_line(p, s, n);
+	if (!e)
+		return -EPROTO;
 	p->head.nheaders = 0;
 	for (line = e + 2; line < end && *line; line = next) {
 		next = line + strlen(line) + 2;         /* CRLF became 2 NULs */
@@ -146,6 +191,8 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 			te = v;
 		} else if (strcasecmp(line, "Connection") == 0) {
 			conn = v;
+		} else if (p->request && strcasecmp(line, "Expect") == 0) {
+			expect = v;
 		}
 	}
 	p->head.keep_alive = p->head.minor >= 1 && !(conn && has_token(conn, "close"));
@@ -154,7 +201,17 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 			return -EPROTO;
 		p->chunked = true;
 	}
-	if (p->head.status < 200 || p->head.status == 204 || p->head.status == 304) {
+	if (p->request) {
+		/* HTTP/1.0 keeps a connection only when it asks to. */
+		if (p->head.minor == 0)
+			p->head.keep_alive = conn && has_token(conn, "keep-alive");
+		p->head.length = len;
+		p->head.chunked = p->chunked;
+		p->head.expect_continue = expect && !strcasecmp(expect, "100-continue");
+		p->head.expect_other = expect && !p->head.expect_continue;
+		p->state = p->chunked ? HP_CHUNK_SIZE : len ? HP_BODY_LENGTH : HP_DONE;
+		p->left = len;
+	} else if (p->head.status < 200 || p->head.status == 204 || p->head.status == 304) {
 		if (have_len && len)
 			return -EPROTO;
 		p->chunked = false;
@@ -182,8 +239,8 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 	size_t take = n, head_len = 0, j;
 	int rc;
 
-	if (p->len + take > HTTP_HEAD_MAX)
-		take = HTTP_HEAD_MAX - p->len;
+	if (p->len + take > p->head_max)
+		take = p->head_max - p->len;
 	reserve(p, p->len + take + 1);
 	memcpy(p->buf + p->len, d, take);
 	/* Find the blank line. A LF not after a CR is refused at once rather than waiting for a
@@ -200,7 +257,7 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 	}
 	if (!head_len) {
 		p->len += take;
-		return p->len >= HTTP_HEAD_MAX ? fail(p, -EMSGSIZE) : (ssize_t)take;
+		return p->len >= p->head_max ? fail(p, -EMSGSIZE) : (ssize_t)take;
 	}
 	size_t used = head_len - p->len;
 	/* CRLF -> NUL NUL; a lone CR or LF anywhere is malformed */
@@ -218,12 +275,13 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 	p->len = 0;
 	if ((rc = parse_head(p, p->buf, head_len)) != 0)
 		return fail(p, rc);
-	if (p->head.status < 200) {             /* interim: skip, the real answer follows */
+	if (!p->request && p->head.status < 200) {             /* interim: skip, the real answer follows */
 		if (p->head.status == 101)
 			return fail(p, -EPROTO);
 		p->state = HP_HEAD;
 		return (ssize_t)used;
 	}
+	p->head_seen = true;
 	if (p->cb.head && (rc = p->cb.head(p->arg, &p->head)) != 0)
 		return fail(p, rc);
 	return (ssize_t)used;

@@ -1,14 +1,16 @@
-/* http_parse: a strict, incremental HTTP/1.1 response parser (RFC 9112), for base/http_client.
+/* http_parse: a strict, incremental HTTP/1.1 parser (RFC 9112): of responses for
+ * base/http_client, of requests for base/http_server.
  *
- * Feed it the bytes of a connection cut anywhere; it calls back once when the status line and
+ * Feed it the bytes of a connection cut anywhere; it calls back once when the start line and
  * headers are in, then with each piece of the body, de-chunked. It stops at the end of one
- * response and says how much it consumed: what follows is the next response, which a client
- * that sends one request at a time never expects (the connection is then not reused).
+ * message and says how much it consumed: what follows is the next one (a pipelined request;
+ * a response a client that sends one request at a time never expects).
  * Strict: CRLF line ends only, no obs-fold, header names are tokens, values have no control
  * characters, one Content-Length (or identical repeats), Transfer-Encoding only "chunked" and
  * never with Content-Length (no request smuggling through us), bounded head and chunk lines.
  * 1xx interim answers are skipped; 204 and 304 have no body; without a length or chunking the
- * body runs to the connection's end (http_parse_eof).
+ * body runs to the connection's end (http_parse_eof). A request without either has no body;
+ * its method is a token and its target has no space or control character.
  */
 #ifndef WARDEN_HTTP_PARSE_H
 #define WARDEN_HTTP_PARSE_H
@@ -27,11 +29,18 @@ struct http_header {
 	const char *value;      /* NUL-terminated, surrounding whitespace trimmed */
 };
 
-/* What the head callback sees; valid during the callback only. */
+/* What the head callback sees. A response's is valid during the callback only; a request's
+ * until the parser is reset (the server reads it while the request is served). */
 struct http_head {
-	int status;             /* 200..599 */
+	int status;             /* a response's: 200..599 */
+	const char *method;     /* a request's, as sent ("POST") */
+	const char *target;     /* a request's, as sent ("/mcp?x=1") */
+	uint64_t length;        /* a request's Content-Length (0 without) */
+	bool chunked;           /* a request's body is chunked */
+	bool expect_continue;   /* a request's "Expect: 100-continue" */
+	bool expect_other;      /* a request's Expect with anything else */
 	int minor;              /* HTTP/1.<minor> */
-	bool keep_alive;        /* the connection may carry another request afterwards */
+	bool keep_alive;        /* the connection may carry another message afterwards */
 	const struct http_header *headers;
 	size_t nheaders;
 };
@@ -59,6 +68,8 @@ enum http_parse_state {
 
 struct http_parser {
 	enum http_parse_state state;
+	bool request;           /* parses requests (http_parser_init_request) */
+	size_t head_max;        /* start line + headers, at most (HTTP_HEAD_MAX by default) */
 	struct http_parse_cb cb;
 	void *arg;
 	struct http_head head;
@@ -68,12 +79,20 @@ struct http_parser {
 	size_t trailer_bytes;
 	uint64_t left;          /* of Content-Length or of the current chunk */
 	bool chunked;
-	bool started;           /* a byte of a response arrived since init or reset */
+	bool started;           /* a byte of a message arrived since init or reset */
+	bool head_seen;         /* the current message's head was parsed */
 	int err;                /* once failed */
 };
 
 /* Ready the parser for the first response. The callbacks receive arg. */
 void http_parser_init(struct http_parser *p, const struct http_parse_cb *cb, void *arg);
+/* The same for requests, whose start line and headers may take head_max bytes
+ * (<= HTTP_HEAD_MAX; 0: HTTP_HEAD_MAX): past it, or past HTTP_HEADERS_MAX headers, -EMSGSIZE
+ * while the head is read. */
+void http_parser_init_request(struct http_parser *p, const struct http_parse_cb *cb, void *arg,
+			      size_t head_max);
+/* Has the current message's head been parsed (an error before it is the head's)? */
+static inline bool http_parse_head_seen(const struct http_parser *p) { return p->head_seen; }
 /* Ready it for the next response on the same connection, keeping its buffer. */
 void http_parser_reset(struct http_parser *p);
 void http_parser_free(struct http_parser *p);
