@@ -1,0 +1,298 @@
+/* http_server_answer: the answers of base/http_server (status line and headers, whole and
+ * streamed bodies) and writing them: straight to the socket, what it does not take kept for
+ * the write event. */
+#include "base/http_server.h"
+#include "base/http_server_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <event2/event.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#define HEAD_MAX 1024                   /* our status line and headers, but the set ones */
+
+static void conn_want_write(struct http_conn *c);
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return status < 300 ? "OK" : status < 500 ? "Error" : "Server Error";
+}
+
+/* The Date header's value, printed once a second (RFC 9110 asks an origin server for it). */
+const char *http_date_now(void)
+{
+	static char text[40];
+	static time_t at;
+	time_t now = time(NULL);
+
+	if (now != at || !text[0]) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		at = now;
+	}
+	return text;
+}
+
+static void append_out(struct http_conn *c, const void *p, size_t n)
+{
+	if (c->out_off && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	c->out = xreserve(c->out, c->out_len + n, &c->out_cap, 4096);
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+}
+
+/* Write iov: straight to the socket when nothing waits before it, the rest kept for the
+ * write event. -EPIPE once the connection has failed. */
+int conn_write(struct http_conn *c, struct iovec *iov, int n)
+{
+	size_t total = 0;
+	ssize_t w = 0;
+	int i;
+
+	if (c->dead || c->failed)
+		return -EPIPE;
+	for (i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (c->out_len == c->out_off) {
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		do
+			w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			conn_fail(c);
+			return -EPIPE;
+		}
+		if (w < 0)
+			w = 0;
+	}
+	if ((size_t)w == total)
+		return 0;
+	for (i = 0; i < n; i++) {
+		size_t len = iov[i].iov_len;
+		if ((size_t)w >= len) {
+			w -= (ssize_t)len;
+			continue;
+		}
+		append_out(c, (const char *)iov[i].iov_base + w, len - (size_t)w);
+		w = 0;
+	}
+	conn_want_write(c);
+	return 0;
+}
+
+/* --- writing ------------------------------------------------------------------------- */
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	ssize_t w;
+
+	(void)what;
+	while (c->out_off < c->out_len) {
+		w = send(fd, c->out + c->out_off, c->out_len - c->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0) {
+			conn_close(c);
+			return;
+		}
+		c->out_off += (size_t)w;
+		/* progress: the stall deadline moves */
+		c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
+	}
+	if (c->out_off < c->out_len)
+		return;
+	c->out_off = c->out_len = 0;
+	event_del(c->wev);
+	if (c->state == CONN_STREAMING || c->state == CONN_SERVING)
+		c->deadline_ms = 0;
+	if (c->close_after)
+		conn_linger(c);
+}
+
+static void conn_want_write(struct http_conn *c)
+{
+	if (!c->wev) {
+		c->wev = event_new(c->s->base, c->fd, EV_WRITE | EV_PERSIST, on_write, c);
+		if (!c->wev) {
+			conn_close(c);
+			return;
+		}
+	}
+	if (!event_pending(c->wev, EV_WRITE, NULL) && event_add(c->wev, NULL)) {
+		conn_close(c);
+		return;
+	}
+	/* An answer the client does not read must not hold the connection for ever. */
+	if (c->state != CONN_CLOSING)
+		c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
+}
+
+/* Our status line and headers for r, into buf (HEAD_MAX bytes plus the set headers). */
+static size_t head_print(struct http_req *r, char **buf, size_t *cap, int status,
+			 const char *reason, const char *ctype, const char *framing)
+{
+	size_t need = HEAD_MAX, n;
+
+	for (unsigned i = 0; i < r->nout; i++)
+		need += strlen(r->out[i].name) + strlen(r->out[i].value) + 4;
+	*buf = xreserve(*buf, need, cap, 1024);
+	n = (size_t)snprintf(*buf, need, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
+			     reason ? reason : http_reason(status), http_date_now());
+	for (unsigned i = 0; i < r->nout; i++)
+		n += (size_t)snprintf(*buf + n, need - n, "%s: %s\r\n", r->out[i].name,
+				      r->out[i].value);
+	if (ctype)
+		n += (size_t)snprintf(*buf + n, need - n, "Content-Type: %s\r\n", ctype);
+	n += (size_t)snprintf(*buf + n, need - n, "%s%s\r\n", framing,
+			      !r->keep_alive ? "Connection: close\r\n"
+			      : r->c->parser.head.minor == 0 ? "Connection: keep-alive\r\n" : "");
+	return n;
+}
+
+void http_req_send(struct http_req *r, int status, const char *reason, const char *ctype,
+		   const void *body, size_t len)
+{
+	struct http_conn *c = r->c;
+	static char *head;
+	static size_t cap;
+	char framing[48];
+	struct iovec iov[2];
+	size_t n;
+
+	if (!c->req_live)
+		return;
+	if (c->state == CONN_STREAMING) {
+		http_req_stream_end(r);
+		return;
+	}
+	snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", body ? len : 0);
+	n = head_print(r, &head, &cap, status, reason, body ? ctype : NULL, framing);
+	iov[0] = (struct iovec){ head, n };
+	iov[1] = (struct iovec){ (void *)body, body && r->method != HTTP_HEAD ? len : 0 };
+	if (conn_write(c, iov, 2) == 0) {
+		req_done(c);
+	} else {                /* the connection is failing: the owner is done all the same */
+		c->req_live = false;
+		req_reset(&c->req);
+	}
+}
+
+void http_req_stream_start(struct http_req *r, int status, const char *reason)
+{
+	struct http_conn *c = r->c;
+	static char *head;
+	static size_t cap;
+	struct iovec iov;
+
+	if (!c->req_live || c->state != CONN_SERVING)
+		return;
+	/* HTTP/1.0 has no chunks: the answer runs to the connection's end. */
+	r->chunked = c->parser.head.minor >= 1;
+	if (!r->chunked)
+		r->keep_alive = false;
+	c->state = CONN_STREAMING;
+	iov.iov_len = head_print(r, &head, &cap, status, reason, NULL,
+				 r->chunked ? "Transfer-Encoding: chunked\r\n" : "");
+	iov.iov_base = head;
+	conn_write(c, &iov, 1);
+}
+
+int http_req_stream_write(struct http_req *r, const void *data, size_t len)
+{
+	struct http_conn *c = r->c;
+	char size[24];
+	struct iovec iov[3];
+
+	if (!c->req_live || c->state != CONN_STREAMING)
+		return -EPIPE;
+	if (!len)
+		return 0;
+	if (!r->chunked) {
+		iov[0] = (struct iovec){ (void *)data, len };
+		return conn_write(c, iov, 1);
+	}
+	iov[0] = (struct iovec){ size, (size_t)snprintf(size, sizeof(size), "%zx\r\n", len) };
+	iov[1] = (struct iovec){ (void *)data, len };
+	iov[2] = (struct iovec){ "\r\n", 2 };
+	return conn_write(c, iov, 3);
+}
+
+void http_req_stream_end(struct http_req *r)
+{
+	struct http_conn *c = r->c;
+	struct iovec iov = { "0\r\n\r\n", 5 };
+
+	if (!c->req_live || c->state != CONN_STREAMING)
+		return;
+	if (r->chunked && conn_write(c, &iov, 1)) {
+		c->req_live = false;
+		req_reset(&c->req);
+		return;
+	}
+	req_done(c);
+}
+
+void http_req_on_gone(struct http_req *r, void (*fn)(void *arg), void *arg)
+{
+	r->gone = fn;
+	r->gone_arg = arg;
+}
+
+void http_req_set_header(struct http_req *r, const char *name, const char *value)
+{
+	for (unsigned i = 0; i < r->nout; i++)
+		if (!strcasecmp(r->out[i].name, name)) {
+			free(r->out[i].value);
+			r->out[i].value = xstrdup(value);
+			return;
+		}
+	if (r->nout == OUT_HEADERS_MAX) {
+		log_warn("http: more than %d answer headers: %s dropped", OUT_HEADERS_MAX, name);
+		return;
+	}
+	r->out[r->nout].name = xstrdup(name);
+	r->out[r->nout++].value = xstrdup(value);
+}
+
