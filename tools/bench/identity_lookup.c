@@ -17,8 +17,8 @@
  *                 no system call. Timed per connection over M fresh accepted connections
  *                 (median), beside sock_diag on the same connections.
  * Before warden_conns the daemon did sock_diag, getsockname and the map once per connection
- * (kept with it, conn_deadline_redirect); now getsockname and warden_conns, sock_diag only
- * when the slot does not match; the route per request.
+ * (kept with it, now front_conn_redirect); now warden_conns (and getsockname only behind a
+ * wildcard listener), sock_diag only when the slot does not match; the route per request.
  * Reported, never asserted. Run as root for the map and the path (CAP_DAC_READ_SEARCH).
  */
 #include <arpa/inet.h>

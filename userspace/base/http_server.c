@@ -196,6 +196,9 @@ void req_done(struct http_conn *c)
 	c->req_live = false;
 	req_reset(&c->req);
 	http_parser_reset(&c->parser);
+	/* a reload's limit, from the next request on */
+	c->parser.head_max = c->s->lim.max_header && c->s->lim.max_header < HTTP_HEAD_MAX
+		? c->s->lim.max_header : HTTP_HEAD_MAX;
 	c->body_len = 0;
 	if (!keep) {
 		conn_linger(c);

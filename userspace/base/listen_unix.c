@@ -10,10 +10,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <event2/http.h>
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/http_server.h"
 #include "base/log.h"
 
 #define BACKLOG 128
@@ -109,7 +109,7 @@ static int clear_stale(const struct sockaddr_un *sa)
 	return rc;
 }
 
-int listen_unix_bind(struct evhttp *http, const char *what, const struct listen_unix *u)
+int listen_unix_bind(struct http_server *http, const char *what, const struct listen_unix *u)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = -1, rc;
@@ -130,8 +130,9 @@ int listen_unix_bind(struct evhttp *http, const char *what, const struct listen_
 		unlink(u->path);
 		goto fail;
 	}
-	if (!evhttp_accept_socket_with_handle(http, fd)) {
-		rc = -ENOMEM;
+	rc = http_server_adopt(http, fd, NULL);
+	fd = -1;        /* the server's now, closed by it on failure */
+	if (rc) {
 		unlink(u->path);
 		goto fail;
 	}
@@ -150,7 +151,7 @@ void listen_unix_unlink(const struct listen_unix *u)
 		log_warn("listen_unix: cannot remove %s: %s", u->path, strerror(errno));
 }
 
-int listen_unix_start(struct evhttp *http, const char *what, const cJSON *root,
+int listen_unix_start(struct http_server *http, const char *what, const cJSON *root,
 		      struct listen_unix **out)
 {
 	struct config_errors errs = { 0 };

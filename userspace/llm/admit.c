@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
 
 #include "base/clock.h"
 #include "govern/budget.h"
@@ -18,6 +17,7 @@
 #include "govern/keys.h"
 #include "govern/ratelimit.h"
 #include "mcp/transport/front_auth.h"
+#include "mcp/transport/front_conn.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
 
@@ -146,15 +146,14 @@ void llm_serve_models(struct llm_req *r)
 	}
 	llm_send_json(r->req, 200, o);
 	cJSON_Delete(o);
-	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 	r->req = NULL;
 	llm_req_free(r);
 }
 
 /* The key from Authorization: Bearer or x-bf-vk. */
-static const char *presented_key(struct evhttp_request *req)
+static const char *presented_key(struct http_req *req)
 {
-	const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *a = http_req_header(req, "Authorization");
 
 	if (a && !strncasecmp(a, "Bearer ", 7)) {
 		a += 7;
@@ -162,7 +161,7 @@ static const char *presented_key(struct evhttp_request *req)
 			a++;
 		return a;
 	}
-	return evhttp_find_header(evhttp_request_get_input_headers(req), "x-bf-vk");
+	return http_req_header(req, "x-bf-vk");
 }
 
 /* An OAuth access token (mcp/transport/front_auth.h), answered in the OpenAI error shape. */
@@ -179,7 +178,7 @@ static int authenticate_token(struct llm_req *r, const char *token, const char *
 	}
 	snprintf(r->who.workload, sizeof(r->who.workload), "%s", caller);
 	if (no.www[0])
-		http_set_header(r->req, "WWW-Authenticate", no.www);
+		http_req_set_header(r->req, "WWW-Authenticate", no.www);
 	llm_set_failure(f, no.status,
 			no.status == 401 ? "authentication_error" : no.status == 403
 			? "permission_error" : no.status == 429 ? "rate_limit_error" : "api_error",
@@ -192,8 +191,7 @@ static int authenticate_token(struct llm_req *r, const char *token, const char *
 
 int llm_authenticate(struct llm_req *r, struct failure *f)
 {
-	char *peer = NULL;
-	ev_uint16_t port = 0;
+	const char *peer;
 	const char *reason;
 	int64_t retry_ms;
 	enum gate_auth a;
@@ -203,7 +201,7 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 	/* An access token is checked even where keys are optional (as on the MCP endpoint). */
 	if (!gate_auth_required(r->l->gate) && !token)
 		return 0;
-	evhttp_connection_get_peer(r->evcon, &peer, &port);
+	peer = front_conn_peer(r->req);
 	char caller[sizeof(r->who.workload)];
 	memcpy(caller, r->who.workload, sizeof(caller));
 	if (token)
@@ -215,7 +213,7 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 		metrics_auth_workload_refused();
 		audit_auth_workload("key used outside its workload", r->who.id, peer,
 				    caller[0] ? caller : "unknown");
-		http_set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+		http_req_set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
 		llm_set_failure(f, 401, "authentication_error", "invalid_api_key",
 				"this key may not be used from this workload");
 		return -EACCES;
@@ -231,7 +229,7 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 		f->retry_after_s = (retry_ms + 999) / 1000;
 		return -EACCES;
 	}
-	http_set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
+	http_req_set_header(r->req, "WWW-Authenticate", "Bearer realm=\"mcpwarden\"");
 	llm_set_failure(f, 401, "authentication_error", "invalid_api_key",
 		    a == GATE_AUTH_MISSING ? "authentication required: send Authorization: Bearer "
 					     "<virtual key> or x-bf-vk" : "invalid key");
@@ -240,12 +238,12 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 
 int llm_parse_body(struct llm_req *r, struct failure *f)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-	size_t len = evbuffer_get_length(in);
+	size_t len;
+	const char *body = http_req_body(r->req, &len);
 	const cJSON *model, *so;
 	char why[256];
 
-	r->body = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1), len);
+	r->body = cJSON_ParseWithLength(body, len);
 	if (!cJSON_IsObject(r->body)) {
 		llm_set_failure(f, 400, "invalid_request_error", "invalid_json",
 			    "the body must be a JSON object");

@@ -17,7 +17,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 struct config;
 struct config_errors;
@@ -45,7 +44,8 @@ bool llm_owns_path(const char *path);
 /* Serve one request on such a path; rx_ns: when it arrived (monotonic). */
 /* caller: the caller's cgroup path as the kernel named it (NULL unknown), for keys bound to
  * workloads (govern/keys.h). */
-void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const char *caller);
+void llm_handle(struct llm *l, struct http_req *req, uint64_t rx_ns, const char *caller);
+struct http_req;
 /* OAuth access tokens are checked by the listener's (mcp/transport/front_auth.h), borrowed. */
 struct front_auth;
 void llm_set_auth(struct llm *l, struct front_auth *a);

@@ -7,10 +7,9 @@
 #include <stdint.h>
 #include <curl/curl.h>
 #include <cjson/cJSON.h>
-#include <event2/http.h>
 
 #include "base/curl_loop.h"
-#include "base/http_reply.h"
+#include "base/http_server.h"
 #include "base/list.h"
 #include "govern/keys.h"
 #include "govern/ratelimit.h"
@@ -132,8 +131,7 @@ struct llm_req {
 	struct llm *l;
 	struct llm_config *cfg;         /* a reference: a reload does not pull it away */
 	struct list_head link;          /* in l->reqs */
-	struct evhttp_request *req;     /* NULL once the client went away */
-	struct evhttp_connection *evcon;
+	struct http_req *req;           /* NULL once answered, or once the client went away */
 	enum llm_endpoint ep;
 	bool authed;
 	struct key_identity who;        /* who.workload: the caller, set before authentication */
@@ -173,7 +171,6 @@ struct llm_req {
 	cJSON *answer;                  /* non-stream: what the agent gets once durable */
 	cJSON *tool_calls;              /* ids of the tool calls the model made (record) */
 	struct llm_exec *exec;          /* /v1/mcp/tool/execute in progress */
-	struct event *watch;            /* the client's socket, to notice it leaving */
 	char *tool, *tool_call_id;      /* /v1/mcp/tool/execute: what it runs */
 	char session[72];               /* and in which MCP session */
 };
@@ -209,7 +206,7 @@ static inline struct rate_subject llm_rate_who(const struct llm_req *r)
 }
 
 /* route.c, for the other files of the route */
-void llm_send_json(struct evhttp_request *req, int status, const cJSON *body);
+void llm_send_json(struct http_req *req, int status, const cJSON *body);
 __attribute__((format(printf, 5, 6)))
 void llm_set_failure(struct failure *f, int status, const char *type, const char *code,
 		     const char *fmt, ...);

@@ -48,7 +48,7 @@ static bool function_name_ok(const char *s)
 int llm_tools_offer(struct llm_req *r, struct failure *f)
 {
 	const cJSON *flag = cJSON_GetObjectItemCaseSensitive(r->body, "mcp_tools");
-	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(r->req), "x-mcp-tools");
+	const char *hdr = http_req_header(r->req, "x-mcp-tools");
 	struct router *rt = r->l->router;
 	const struct key_identity *who = r->authed ? &r->who : NULL;
 	cJSON *tools;
@@ -205,7 +205,6 @@ static void exec_finish(struct reply *base, cJSON *response)
 		llm_record(r, 200, NULL);
 		if (r->req) {
 			llm_send_json(r->req, 200, o);
-			evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 			r->req = NULL;
 		}
 		cJSON_Delete(o);

@@ -8,11 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/keyvalq_struct.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -35,11 +32,11 @@ static const char *endpoint_name(enum llm_endpoint ep)
 	     : ep == LLM_TOOL_EXECUTE ? "mcp.tool.execute" : "models";
 }
 
-void llm_send_json(struct evhttp_request *req, int status, const cJSON *body)
+void llm_send_json(struct http_req *req, int status, const cJSON *body)
 {
 	char *text = cJSON_PrintUnformatted(body);
 
-	http_send_text(req, status, NULL, "application/json", text);
+	http_req_send_text(req, status, NULL, "application/json", text);
 	cJSON_free(text);
 }
 
@@ -91,29 +88,14 @@ int llm_refuse_repeated(const cJSON *body, struct failure *f)
 
 /* ---- the request's life ---- */
 
-static void free_detached(struct evhttp_request *req)
-{
-	if (!evhttp_request_get_connection(req))
-		evhttp_request_free(req);
-}
-
-static void unwatch(struct llm_req *r)
-{
-	if (r->watch) {
-		event_free(r->watch);
-		r->watch = NULL;
-	}
-}
-
 void llm_req_free(struct llm_req *r)
 {
-	unwatch(r);
 	if (r->exec)
 		llm_tool_gone(r);
 	llm_transfer_stop(r);
 	llm_admission_cancel(r);
-	if (r->req)
-		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+	if (r->req)     /* never answered (the route is being freed): forget it */
+		http_req_on_gone(r->req, NULL, NULL);
 	if (r->resv && r->l)
 		budget_release(gate_budget(r->l->gate), r->resv);
 	if (r->fresv && r->l)
@@ -186,17 +168,16 @@ void llm_fail(struct llm_req *r, const struct failure *f)
 			char *text = cJSON_PrintUnformatted(e);
 			llm_req_chunk(r, text, strlen(text));
 			cJSON_free(text);
-			evhttp_send_reply_end(r->req);
+			http_req_stream_end(r->req);
 		} else {
 			if (f->retry_after_s > 0) {
 				char ra[32];
 				snprintf(ra, sizeof(ra), "%lld", (long long)f->retry_after_s);
-				http_set_header(r->req, "Retry-After", ra);
+				http_req_set_header(r->req, "Retry-After", ra);
 			}
 			llm_send_json(r->req, f->status, e);
 		}
 		cJSON_Delete(e);
-		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 		r->req = NULL;
 	}
 	llm_req_free(r);
@@ -217,11 +198,10 @@ static void deliver(struct llm_req *r, int err)
 		if (r->streaming) {
 			if (r->saw_done)
 				llm_req_chunk(r, "[DONE]", 6);
-			evhttp_send_reply_end(r->req);
+			http_req_stream_end(r->req);
 		} else {
 			llm_send_json(r->req, 200, r->answer);
 		}
-		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 		r->req = NULL;
 	}
 	llm_req_free(r);
@@ -299,13 +279,11 @@ void llm_note_tool_call(struct llm_req *r, const char *id)
 		cJSON_AddItemToArray(r->tool_calls, cJSON_CreateString(id));
 }
 
-static void client_gone(struct evhttp_connection *evcon, void *arg)
+static void client_gone(void *arg)
 {
 	struct llm_req *r = arg;
 	struct failure f;
 
-	unwatch(r);
-	free_detached(r->req);
 	r->req = NULL;
 	if (r->settling)
 		return;         /* answered into the void once durable */
@@ -340,16 +318,17 @@ int llm_req_chunk(struct llm_req *r, const char *data, size_t len)
 	if (!r->req)
 		return -EPIPE;
 	if (!r->streaming) {
-		http_set_header(r->req, "Content-Type", "text/event-stream");
-		http_set_header(r->req, "Cache-Control", "no-cache");
-		evhttp_send_reply_start(r->req, 200, "OK");
+		http_req_set_header(r->req, "Content-Type", "text/event-stream");
+		http_req_set_header(r->req, "Cache-Control", "no-cache");
+		http_req_stream_start(r->req, 200, "OK");
 		r->streaming = true;
 	}
 	if (!(buf = evbuffer_new()))
 		return -ENOMEM;
 	rc = sse_write_event(buf, NULL, NULL, -1, data, len);
 	if (rc == 0)
-		evhttp_send_reply_chunk(r->req, buf);
+		rc = http_req_stream_write(r->req, evbuffer_pullup(buf, -1),
+					   evbuffer_get_length(buf));
 	evbuffer_free(buf);
 	return rc;
 }
@@ -503,35 +482,6 @@ failed:
 	llm_fail(r, &f);
 }
 
-/* evhttp reads nothing while a request is served, so it learns that a client left only when
- * it writes to it. The route watches the socket meanwhile: end of file means the client is
- * gone, and the connection is closed, which ends the request (client_gone) at once rather
- * than when the provider answers. */
-static void on_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct llm_req *r = arg;
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	unwatch(r);
-	if (n > 0)
-		return;         /* a pipelined request: evhttp reads it once this one is answered */
-	evhttp_connection_free(r->evcon);       /* runs client_gone, which frees r */
-}
-
-static void watch(struct llm_req *r)
-{
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(r->evcon);
-	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-
-	if (fd < 0 || !(r->watch = event_new(r->l->base, fd, EV_READ | EV_PERSIST, on_readable, r)))
-		return;
-	if (event_add(r->watch, NULL))
-		unwatch(r);
-}
-
 bool llm_owns_path(const char *path)
 {
 	return path && !strncmp(path, "/v1/", 4);
@@ -539,11 +489,10 @@ bool llm_owns_path(const char *path)
 
 void llm_set_auth(struct llm *l, struct front_auth *a) { l->auth = a; }
 
-void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const char *caller)
+void llm_handle(struct llm *l, struct http_req *req, uint64_t rx_ns, const char *caller)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : "";
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = http_req_path(req) ? http_req_path(req) : "";
+	enum http_method cmd = http_req_method(req);
 	struct llm_req *r = xcalloc(1, sizeof(*r));
 	struct failure f;
 	int rc;
@@ -552,7 +501,6 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 	r->cfg = l->cfg;
 	llm_config_get(r->cfg);
 	r->req = req;
-	r->evcon = evhttp_request_get_connection(req);
 	if (caller)
 		snprintf(r->who.workload, sizeof(r->who.workload), "%s", caller);
 	r->rx_ns = rx_ns;
@@ -560,21 +508,21 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 	r->charged = -1;
 	r->tool_index = -1;
 	list_add(&r->link, &l->reqs);
-	evhttp_connection_set_closecb(r->evcon, client_gone, r);
-	if (!strcmp(path, "/v1/chat/completions") && cmd == EVHTTP_REQ_POST) {
+	http_req_on_gone(req, client_gone, r);
+	if (!strcmp(path, "/v1/chat/completions") && cmd == HTTP_POST) {
 		r->ep = LLM_CHAT;
-	} else if (!strcmp(path, "/v1/embeddings") && cmd == EVHTTP_REQ_POST) {
+	} else if (!strcmp(path, "/v1/embeddings") && cmd == HTTP_POST) {
 		r->ep = LLM_EMBEDDINGS;
-	} else if (!strcmp(path, "/v1/models") && cmd == EVHTTP_REQ_GET) {
+	} else if (!strcmp(path, "/v1/models") && cmd == HTTP_GET) {
 		r->ep = LLM_MODELS;
-	} else if (!strcmp(path, "/v1/mcp/tool/execute") && cmd == EVHTTP_REQ_POST) {
+	} else if (!strcmp(path, "/v1/mcp/tool/execute") && cmd == HTTP_POST) {
 		r->ep = LLM_TOOL_EXECUTE;
 	} else {
 		r->ep = LLM_MODELS;
 		llm_set_failure(&f, 404, "invalid_request_error", "unknown_url",
 			    "no route %s %s: POST /v1/chat/completions, POST /v1/embeddings, "
 			    "GET /v1/models, POST /v1/mcp/tool/execute",
-			    cmd == EVHTTP_REQ_GET ? "GET" : cmd == EVHTTP_REQ_POST ? "POST" : "for",
+			    cmd == HTTP_GET ? "GET" : cmd == HTTP_POST ? "POST" : "for",
 			    path);
 		goto refuse;
 	}
@@ -585,9 +533,9 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 		return;
 	}
 	if (r->ep == LLM_TOOL_EXECUTE) {
-		struct evbuffer *in = evhttp_request_get_input_buffer(req);
-		r->body = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, -1),
-						evbuffer_get_length(in));
+		size_t len;
+		const char *body = http_req_body(req, &len);
+		r->body = cJSON_ParseWithLength(body, len);
 		if (!cJSON_IsObject(r->body)) {
 			llm_set_failure(&f, 400, "invalid_request_error", "invalid_json",
 					"the body must be a JSON object: an OpenAI tool call");
@@ -595,7 +543,6 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 		}
 		if (llm_refuse_repeated(r->body, &f))
 			goto refuse;
-		watch(r);
 		llm_tool_execute(r);    /* may answer, and free r, at once */
 		return;
 	}
@@ -604,8 +551,7 @@ void llm_handle(struct llm *l, struct evhttp_request *req, uint64_t rx_ns, const
 	if (r->authed && (rc = llm_admit(r, &f))) {
 		if (rc != -EINPROGRESS)
 			goto refuse;
-		watch(r);       /* a client that leaves meanwhile ends the request */
-		return;
+		return;         /* a client that leaves meanwhile ends it (client_gone) */
 	}
 	llm_forward(r);
 	return;
@@ -625,8 +571,6 @@ void llm_forward(struct llm_req *r)
 		llm_fail(r, &f);
 		return;
 	}
-	if (!r->watch)
-		watch(r);
 	curl_loop_pump();
 }
 
@@ -709,10 +653,9 @@ void llm_free(struct llm *l)
 			llm_record(r, 200, NULL);
 			if (r->req) {
 				if (r->streaming)
-					evhttp_send_reply_end(r->req);
+					http_req_stream_end(r->req);
 				else
 					llm_send_json(r->req, 200, r->answer);
-				evhttp_connection_set_closecb(r->evcon, NULL, NULL);
 				r->req = NULL;
 			}
 			r->l = NULL;

@@ -1,4 +1,5 @@
-/* conn_deadline: whole-request deadlines, connection caps and JSON error pages for evhttp. */
+/* conn_deadline: whole-request deadlines, connection caps and JSON error pages for the admin
+ * listener's evhttp. */
 #include "mcp/transport/conn_deadline.h"
 
 #include <arpa/inet.h>
@@ -21,14 +22,10 @@
 #include "base/htab.h"
 #include "base/list.h"
 #include "base/log.h"
-#include "enforce/cgroup.h"
-#include "enforce/peer_cgroup.h"
-#include "enforce/peer_fast.h"
 
 #define SWEEP_MS 500
-#define MAX_LISTENERS 8
 
-/* A source address (or unix-socket caller: peer_key) and how many admitted connections it
+/* A source address (peer_key) and how many admitted connections it
  * holds. */
 struct peer {
 	struct htab_node hn;
@@ -56,14 +53,8 @@ struct conn {
 	uint32_t tail;           /* its last four bytes, to find the blank line */
 	bool in_body;            /* the current request's header section is complete */
 	bool rewritten;          /* evhttp's error page was replaced */
-	bool caller_done;        /* the caller's identity was looked up (caller: NULL unknown) */
-	char *caller;            /* its cgroup path below the cgroup2 root */
-	uint64_t caller_cgid;
-	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
 	struct event *watch;     /* keeps the descriptor's read interest registered (on_watch) */
 	bool read_seen;          /* evhttp read bytes since on_watch last ran */
-	struct conn_origin origin;
-	struct conn_redirect redirect;
 };
 
 struct conn_deadline {
@@ -76,14 +67,6 @@ struct conn_deadline {
 	struct list_head fresh;  /* accepted, not yet checked against the caps */
 	struct event_base *base;
 	struct event *sweep, *admit;
-	char cgroot[256];        /* the cgroup2 mount; "" none: callers have no identity */
-	/* The evhttp's bound sockets and their addresses (read when the set changes). */
-	struct listen_addr {
-		const struct evhttp_bound_socket *b;
-		int fd;
-		struct sockaddr_storage ss;
-	} lst[MAX_LISTENERS];
-	unsigned nlst;
 };
 
 static uint64_t conn_hash(const struct htab *t, const void *key)
@@ -220,17 +203,12 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 /* --- connection caps ------------------------------------------------------------------ */
 
-/* What a connection counts against for max_per_peer: its source address. On the unix-socket
- * listener every client has the same (no) address: there it is the caller's cgroup, the
- * identity it is governed as (looked up here, once for the connection), else its uid. The
- * kinds have different lengths (4 or 16; 9; 5 bytes), so their keys never meet. */
-static void peer_key(struct conn_deadline *d, struct conn *c, int fd, struct htab_bytes *key,
-		     uint8_t buf[16])
+/* What a connection counts against for max_per_peer: its source address (the admin
+ * listener is TCP only). */
+static void peer_key(int fd, struct htab_bytes *key, uint8_t buf[16])
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss), cl = sizeof(struct ucred);
-	struct ucred cred;
-	char path[PATH_MAX];
+	socklen_t sl = sizeof(ss);
 
 	key->p = buf;
 	key->n = 0;
@@ -242,20 +220,6 @@ static void peer_key(struct conn_deadline *d, struct conn *c, int fd, struct hta
 	} else if (ss.ss_family == AF_INET6) {
 		memcpy(buf, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
 		key->n = 16;
-	} else if (ss.ss_family == AF_UNIX) {
-		if (!c->caller && d->cgroot[0] &&
-		    peer_unix_cgroup(fd, d->cgroot, &c->caller_cgid, path, sizeof(path)) == 0) {
-			c->caller = xstrdup(path);
-			c->caller_done = true;
-		}
-		buf[0] = c->caller ? 'c' : 'u';
-		if (c->caller) {
-			memcpy(buf + 1, &c->caller_cgid, 8);
-			key->n = 9;
-		} else if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl)) {
-			memcpy(buf + 1, &cred.uid, 4);
-			key->n = 5;
-		}
 	}
 }
 
@@ -282,7 +246,6 @@ static void conn_drop(struct conn_deadline *d, struct conn *c)
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 	bufferevent_decref(c->bev);
-	free(c->caller);
 	free(c);
 }
 
@@ -391,7 +354,7 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 				log_warn("conn_deadline: cannot detach a refused descriptor");
 			continue;
 		}
-		peer_key(d, c, fd, &key, addr);
+		peer_key(fd, &key, addr);
 		p = peer_find(d, &key);
 		if (!purged && (d->live >= d->max_total || (p && p->n >= d->max_per_peer))) {
 			purge(d);
@@ -475,165 +438,6 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
 		c->deadline_ms = deadline(arg);
 }
 
-struct lst_walk {
-	const struct evhttp_bound_socket *b[MAX_LISTENERS + 1];
-	int fd[MAX_LISTENERS + 1];
-	unsigned n;
-};
-
-static void lst_collect(struct evhttp_bound_socket *b, void *arg)
-{
-	struct lst_walk *w = arg;
-
-	if (w->n <= MAX_LISTENERS) {
-		w->b[w->n] = b;
-		w->fd[w->n] = evhttp_bound_socket_get_fd(b);
-	}
-	w->n++;
-}
-
-static bool wildcard(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
-/* Our own address for a connection from peer that server accepted, without asking the
- * kernel when only one of server's listeners can have accepted it: its only inet listener
- * of the peer's family (a v4-mapped peer came through a v6 one), bound to one address, not a
- * wildcard. evhttp does not say which bound socket accepted a connection, so with two
- * candidates (the agent and the redirect listener over IPv4) the caller asks getsockname.
- * The addresses are read once per change of the set of bound sockets (listeners are added
- * while the table lives — the redirect listener on a reload — and all go with it). */
-static bool local_known(struct conn_deadline *d, struct evhttp *server,
-		       const struct sockaddr *peer, struct sockaddr_storage *out)
-{
-	struct lst_walk w = { .n = 0 };
-	const struct listen_addr *cand = NULL;
-	bool same;
-
-	if (!server || !peer)
-		return false;
-	evhttp_foreach_bound_socket(server, lst_collect, &w);
-	if (w.n > MAX_LISTENERS)
-		return false;
-	same = w.n == d->nlst;
-	for (unsigned i = 0; same && i < w.n; i++)
-		same = d->lst[i].b == w.b[i] && d->lst[i].fd == w.fd[i];
-	if (!same) {
-		for (unsigned i = 0; i < w.n; i++) {
-			socklen_t sl = sizeof(d->lst[i].ss);
-
-			d->lst[i].b = w.b[i];
-			d->lst[i].fd = w.fd[i];
-			if (getsockname(w.fd[i], (struct sockaddr *)&d->lst[i].ss, &sl) < 0)
-				d->lst[i].ss.ss_family = AF_UNSPEC;	/* never a candidate */
-		}
-		d->nlst = w.n;
-	}
-	for (unsigned i = 0; i < d->nlst; i++) {
-		if (d->lst[i].ss.ss_family != peer->sa_family)
-			continue;
-		if (cand)
-			return false;
-		cand = &d->lst[i];
-	}
-	if (!cand || wildcard(&cand->ss))
-		return false;
-	*out = cand->ss;
-	return true;
-}
-
-/* An inet connection's caller: from warden_conns when it can tell (peer_fast.h: the peer
- * as accept reported it, our own address from the listener or one getsockname), else one
- * sock_diag round trip. Either way the kernel's word. */
-static int caller_inet(struct conn_deadline *d, struct conn *c, struct evhttp_request *req,
-		       int fd)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	const struct sockaddr *peer = evhttp_connection_get_addr(evcon);
-	struct sockaddr_storage me;
-	socklen_t ml = sizeof(me);
-	struct peer_fast_hit hit;
-
-	peer_fast_open_default_once();
-	if ((local_known(d, evhttp_connection_get_server(evcon), peer, &me) ||
-	     getsockname(fd, (struct sockaddr *)&me, &ml) == 0) &&
-	    (me.ss_family == AF_INET || me.ss_family == AF_INET6)) {
-		c->origin.known = true;
-		c->origin.local_port = ntohs(me.ss_family == AF_INET6
-					     ? ((struct sockaddr_in6 *)&me)->sin6_port
-					     : ((struct sockaddr_in *)&me)->sin_port);
-		if (peer_fast_lookup(peer, (struct sockaddr *)&me, &hit) == 0) {
-			c->caller_cgid = hit.cgroup_id;
-			c->caller_cookie = hit.cookie;
-			c->origin.fast = true;
-			c->origin.redirected = hit.redirected;
-			c->origin.orig = hit.orig;
-			return 0;
-		}
-	}
-	return peer_socket_lookup(fd, &c->caller_cgid, &c->caller_cookie);
-}
-
-/* Once per connection, on its first request that asks: no system call when warden_conns
- * answers, else netlink/procfs round trips the kernel answers from memory. */
-static struct conn *caller_lookup(struct conn_deadline *d, struct evhttp_request *req)
-{
-	struct conn *c = conn_of(d, req);
-	char path[PATH_MAX];
-	int fd;
-
-	if (c && !c->caller_done) {
-		c->caller_done = true;
-		fd = bufferevent_getfd(c->bev);
-		if (fd >= 0 && caller_inet(d, c, req, fd) == 0 &&
-		    d->cgroot[0] &&
-		    peer_cgroup_path(d->cgroot, c->caller_cgid, path, sizeof(path)) == 0)
-			c->caller = xstrdup(path);
-		/* The unix-socket listener: SO_PEERCRED names the caller. */
-		else if (fd >= 0 && d->cgroot[0] &&
-			 peer_unix_cgroup(fd, d->cgroot, &c->caller_cgid, path, sizeof(path)) == 0)
-			c->caller = xstrdup(path);
-	}
-	return c;
-}
-
-uint64_t conn_deadline_cookie(struct conn_deadline *d, struct evhttp_request *req)
-{
-	struct conn *c = caller_lookup(d, req);
-
-	return c ? c->caller_cookie : 0;
-}
-
-const struct conn_origin *conn_deadline_origin(struct conn_deadline *d,
-					       struct evhttp_request *req)
-{
-	struct conn *c = caller_lookup(d, req);
-
-	return c && c->origin.known ? &c->origin : NULL;
-}
-
-struct conn_redirect *conn_deadline_redirect(struct conn_deadline *d, struct evhttp_request *req)
-{
-	struct conn *c = conn_of(d, req);
-
-	return c ? &c->redirect : NULL;
-}
-
-const char *conn_deadline_caller(struct conn_deadline *d, struct evhttp_request *req,
-				 uint64_t *cgid)
-{
-	struct conn *c = caller_lookup(d, req);
-
-	if (!c)
-		return NULL;
-	if (c->caller && cgid)
-		*cgid = c->caller_cgid;
-	return c->caller;
-}
-
 void conn_deadline_request_in(struct conn_deadline *d, struct evhttp_request *req)
 {
 	struct conn *c = conn_of(d, req);
@@ -687,9 +491,6 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 	if ((rc = htab_init(&d->conns, &conn_type)) != 0 ||
 	    (rc = htab_init(&d->peers, &peer_type)) != 0)
 		goto fail;
-	/* Callers are named by their cgroup v2 path; without one they are all unknown. */
-	if (cgroup_detect_root(d->cgroot, sizeof(d->cgroot)) < 0)
-		d->cgroot[0] = '\0';
 	d->timeout_ms = timeout_ms;
 	d->which = which;
 	d->max_total = d->max_per_peer = ~0u;

@@ -1,4 +1,4 @@
-/* front: MCP Streamable HTTP towards agents, on libevent's evhttp. */
+/* front: MCP Streamable HTTP towards agents, on base/http_server. */
 #include "mcp/transport/front.h"
 
 #include <errno.h>
@@ -7,12 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "observe/audit.h"
 #include "observe/metrics.h"
@@ -23,7 +18,7 @@
 #include "govern/gate.h"
 #include "govern/keys.h"
 #include "govern/refusal.h"
-#include "base/http_reply.h"
+#include "base/http_server.h"
 #include "base/json_keys.h"
 #include "base/list.h"
 #include "mcp/call.h"
@@ -36,7 +31,7 @@
 #include "mcp/scope.h"
 #include "mcp/session.h"
 #include "mcp/stateless.h"
-#include "mcp/transport/conn_deadline.h"
+#include "mcp/transport/front_conn.h"
 #include "mcp/transport/front_auth.h"
 #include "mcp/transport/front_headers.h"
 #include "mcp/transport/front_refusal.h"
@@ -51,17 +46,16 @@
 struct front {
 	struct event_base *base;
 	uint64_t rx_ns;                 /* when the request being handled arrived */
-	unsigned serving;               /* inside on_request: answers wait for the write event */
 	const struct config *cfg;
 	struct gate *gate;
 	struct router *r;
-	struct evhttp *http;
+	struct http_server *http;
 	int port;
 	bool loopback;
 	struct list_head streams;          /* open GET streams */
 	struct event *keepalive;
 	struct list_head parked;           /* requests waiting for the router to be ready */
-	struct conn_deadline *deadline;    /* a whole request within header_ms */
+	struct front_conns *conns;         /* connection caps, and who each caller is */
 	struct llm *llm;                   /* the /v1/ LLM route, or NULL */
 	struct front_auth *auth;           /* who a request comes from */
 	struct redirect_in *redirect;      /* the transparent-redirect listener, or NULL */
@@ -72,8 +66,7 @@ struct front {
 /* A request that came while the catalogue was still being listed. */
 struct parked {
 	struct front *f;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
+	struct http_req *req;
 	struct list_head link;
 };
 
@@ -82,8 +75,7 @@ struct front_batch;
 struct front_reply {
 	struct reply base;               /* the interface the router answers through */
 	struct front *f;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
+	struct http_req *req;
 	bool streaming;
 	void (*gone)(void *arg);
 	void *gone_arg;
@@ -93,8 +85,7 @@ struct front_reply {
 
 /* A 2025-03-26 JSON-RPC batch: answered as one JSON array once every request is done. */
 struct front_batch {
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
+	struct http_req *req;
 	cJSON *responses;
 	struct list_head children;      /* requests still in progress */
 	unsigned pending;               /* children + 1 while the batch is being dispatched */
@@ -103,24 +94,23 @@ struct front_batch {
 struct front_stream {
 	struct stream base;
 	struct front *f;
-	struct evhttp_request *req;
-	struct evhttp_connection *evcon;
+	struct http_req *req;
 	struct session *s;
 	struct list_head link;           /* in front->streams */
 };
 
 /* --- small HTTP helpers --------------------------------------------------------------- */
 
-static void send_json(struct evhttp_request *req, int status, const char *reason, const cJSON *body)
+static void send_json(struct http_req *req, int status, const char *reason, const cJSON *body)
 {
 	char *text = body ? jsonrpc_print((cJSON *)body) : NULL;
 
-	http_send_text(req, status, reason, "application/json", text);
+	http_req_send_text(req, status, reason, "application/json", text);
 	cJSON_free(text);
 }
 
 /* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
-static void send_error(struct evhttp_request *req, int status, const char *reason, int code,
+static void send_error(struct http_req *req, int status, const char *reason, int code,
 		       const char *message)
 {
 	cJSON *e = jsonrpc_error(NULL, code, message, NULL);
@@ -161,23 +151,13 @@ static bool origin_allowed(const struct front *f, const char *origin)
 
 /* --- replies -------------------------------------------------------------------------- */
 
-/* A client went away while its request was unanswered: libevent detaches such a request
- * from the dying connection and leaves freeing it to us (evhttp_connection_incoming_fail);
- * one still attached is freed with its connection. */
-static void free_detached(struct evhttp_request *req)
-{
-	if (!evhttp_request_get_connection(req))
-		evhttp_request_free(req);
-}
-
-static void reply_closed(struct evhttp_connection *evcon, void *arg)
+/* A client went away while its request was unanswered: forget it, and tell the router. */
+static void reply_closed(void *arg)
 {
 	struct front_reply *r = arg;
 
-	/* Forget the request, and tell the router. */
 	if (r->gone)
 		r->gone(r->gone_arg);
-	free_detached(r->req);
 	free(r);
 }
 
@@ -189,7 +169,7 @@ static void reply_set_gone(struct reply *base, void (*fn)(void *arg), void *arg)
 	r->gone_arg = arg;
 }
 
-static int write_event(struct evhttp_request *req, const cJSON *msg)
+static int write_event(struct http_req *req, const cJSON *msg)
 {
 	struct evbuffer *buf = evbuffer_new();
 	char *text = jsonrpc_print((cJSON *)msg);
@@ -198,7 +178,8 @@ static int write_event(struct evhttp_request *req, const cJSON *msg)
 	if (buf && text) {
 		rc = sse_write_event(buf, NULL, "message", -1, text, strlen(text));
 		if (rc == 0)
-			evhttp_send_reply_chunk(req, buf);
+			rc = http_req_stream_write(req, evbuffer_pullup(buf, -1),
+						   evbuffer_get_length(buf));
 	}
 	cJSON_free(text);
 	if (buf)
@@ -206,11 +187,11 @@ static int write_event(struct evhttp_request *req, const cJSON *msg)
 	return rc;
 }
 
-static void start_stream(struct evhttp_request *req)
+static void start_stream(struct http_req *req)
 {
-	http_set_header(req, "Content-Type", "text/event-stream");
-	http_set_header(req, "Cache-Control", "no-cache, no-transform");
-	evhttp_send_reply_start(req, 200, "OK");
+	http_req_set_header(req, "Content-Type", "text/event-stream");
+	http_req_set_header(req, "Cache-Control", "no-cache, no-transform");
+	http_req_stream_start(req, 200, "OK");
 }
 
 static void batch_done(struct front_batch *b);
@@ -242,7 +223,7 @@ static int reply_write_event(struct reply *base, const cJSON *msg)
 
 /* A JSON answer: refusals that say when to retry carry Retry-After; a key at its session cap
  * is told as HTTP clients expect an overload (429). */
-static void send_answer(struct evhttp_request *req, const cJSON *response)
+static void send_answer(struct http_req *req, const cJSON *response)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(response, "error");
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
@@ -255,13 +236,13 @@ static void send_answer(struct evhttp_request *req, const cJSON *response)
 	    cJSON_IsNumber(ra)) {
 		char buf[32];
 		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
-		http_set_header(req, "Retry-After", buf);
+		http_req_set_header(req, "Retry-After", buf);
 	}
 	bool children = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_CHILDREN;
 	if (children && cJSON_IsNumber(ra)) {
 		char buf[32];
 		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
-		http_set_header(req, "Retry-After", buf);
+		http_req_set_header(req, "Retry-After", buf);
 	}
 	if (sessions)
 		send_json(req, 429, "Too Many Requests", response);
@@ -281,19 +262,17 @@ static void reply_write_final(struct reply *base, cJSON *response)
 		batch_child_finish(r, response);
 		return;
 	}
-	evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+	http_req_on_gone(r->req, NULL, NULL);
 	if (r->streaming) {
 		if (response)
 			write_event(r->req, response);
-		evhttp_send_reply_end(r->req);
+		http_req_stream_end(r->req);
 	} else if (response) {
 		send_answer(r->req, response);
 	} else {
-		evhttp_send_reply(r->req, 202, "Accepted", NULL);
+		http_req_send(r->req, 202, "Accepted", NULL, NULL, 0);
 	}
 	cJSON_Delete(response);
-	if (!r->streaming && !r->f->serving)
-		http_reply_flush(r->evcon);     /* the answer leaves now, not a turn later */
 	free(r);
 }
 
@@ -301,22 +280,22 @@ static const struct reply_ops front_reply_ops = { reply_write_event, reply_write
 						  reply_set_gone };
 
 /* What a span needs of the request (mcp/reply.h): its arrival, trace context and peer. */
-static void reply_trace_view(struct front *f, struct evhttp_request *req, struct reply *base)
+static void reply_trace_view(struct front *f, struct http_req *req, struct reply *base)
 {
-	char *peer = NULL;
-	ev_uint16_t port = 0;
+	uint16_t port = 0;
 
 	base->received_ns = f->rx_ns;
 	if (!trace_enabled())
 		return;
 	base->traceparent = front_header(req, FH_TRACEPARENT);
 	base->tracestate = front_header(req, FH_TRACESTATE);
-	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-	base->peer = peer;
+	base->peer = http_conn_peer_text(http_req_conn(req), &port);
+	if (!*base->peer)
+		base->peer = NULL;
 	base->peer_port = port;
 }
 
-static struct front_reply *reply_new(struct front *f, struct evhttp_request *req)
+static struct front_reply *reply_new(struct front *f, struct http_req *req)
 {
 	struct front_reply *r = calloc(1, sizeof(*r));
 
@@ -324,7 +303,6 @@ static struct front_reply *reply_new(struct front *f, struct evhttp_request *req
 		r->base.ops = &front_reply_ops;
 		r->f = f;
 		r->req = req;
-		r->evcon = evhttp_request_get_connection(req);
 		reply_trace_view(f, req, &r->base);
 	}
 	return r;
@@ -332,13 +310,12 @@ static struct front_reply *reply_new(struct front *f, struct evhttp_request *req
 
 /* --- GET streams ---------------------------------------------------------------------- */
 
-static void stream_closed(struct evhttp_connection *evcon, void *arg)
+static void stream_closed(void *arg)
 {
 	struct front_stream *st = arg;
 
 	router_stream_closed(st->f->r, st->s, &st->base);
 	list_del(&st->link);
-	free_detached(st->req);
 	free(st);
 }
 
@@ -352,9 +329,9 @@ static const struct stream_ops front_stream_ops = { stream_write_event, NULL };
 /* End a GET stream from the server side (the session ended). */
 static void stream_close(struct front_stream *st)
 {
-	evhttp_connection_set_closecb(st->evcon, NULL, NULL);
+	http_req_on_gone(st->req, NULL, NULL);
 	router_stream_closed(st->f->r, st->s, &st->base);
-	evhttp_send_reply_end(st->req);
+	http_req_stream_end(st->req);
 	list_del(&st->link);
 	free(st);
 }
@@ -368,8 +345,9 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 
 	list_for_each_entry(st, &f->streams, link) {
 		struct evbuffer *buf = evbuffer_new();
-		if (buf && sse_write_comment(buf, "keepalive") == 0)
-			evhttp_send_reply_chunk(st->req, buf);
+		if (buf && sse_write_comment(buf, "keepalive") == 0 &&
+		    http_req_stream_write(st->req, evbuffer_pullup(buf, -1), evbuffer_get_length(buf)))
+			log_debug("front: a stream's keepalive was not written");
 		if (buf)
 			evbuffer_free(buf);
 	}
@@ -379,7 +357,7 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 
 /* Session lookup shared by POST, GET and DELETE: answers the error itself when it fails.
  * A session is not authentication: the key of every request must be the session's. */
-static struct session *find_session(struct front *f, struct evhttp_request *req,
+static struct session *find_session(struct front *f, struct http_req *req,
 				    const struct key_identity *who)
 {
 	const char *sid = front_header(req, FH_MCP_SESSION_ID);
@@ -398,10 +376,7 @@ static struct session *find_session(struct front *f, struct evhttp_request *req,
 		return NULL;
 	}
 	if (who && strcmp(who->id, s->key_id)) {
-		char *peer = NULL;
-		ev_uint16_t port = 0;
-		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-		audit_auth("key does not match the session", who->id, peer);
+		audit_auth("key does not match the session", who->id, front_conn_peer(req));
 		send_error(req, 403, "Forbidden", -32001,
 			   "this session was opened with another key");
 		return NULL;
@@ -419,7 +394,7 @@ static struct session *find_session(struct front *f, struct evhttp_request *req,
 	return s;
 }
 
-static void batch_closed(struct evhttp_connection *evcon, void *arg)
+static void batch_closed(void *arg)
 {
 	struct front_batch *b = arg;
 
@@ -440,18 +415,18 @@ static void batch_done(struct front_batch *b)
 {
 	if (--b->pending)
 		return;
-	evhttp_connection_set_closecb(b->evcon, NULL, NULL);
+	http_req_on_gone(b->req, NULL, NULL);
 	if (cJSON_GetArraySize(b->responses))
 		send_json(b->req, 200, "OK", b->responses);
 	else
-		evhttp_send_reply(b->req, 202, "Accepted", NULL);  /* only notifications/responses */
+		http_req_send(b->req, 202, "Accepted", NULL, NULL, 0); /* only notifications/responses */
 	cJSON_Delete(b->responses);
 	free(b);
 }
 
 /* 2025-03-26 allows batches (later versions removed them): each element is handled as if it
  * came alone, and the answers go back together. */
-static void handle_batch(struct front *f, struct evhttp_request *req,
+static void handle_batch(struct front *f, struct http_req *req,
 			 const struct key_identity *who, cJSON *arr)
 {
 	struct session *s = find_session(f, req, who);
@@ -475,10 +450,9 @@ static void handle_batch(struct front *f, struct evhttp_request *req,
 	b->responses = cJSON_CreateArray();
 	list_init(&b->children);
 	b->req = req;
-	b->evcon = evhttp_request_get_connection(req);
 	b->pending = 1;
-	http_set_header(req, "Mcp-Session-Id", s->id);
-	evhttp_connection_set_closecb(b->evcon, batch_closed, b);
+	http_req_set_header(req, "Mcp-Session-Id", s->id);
+	http_req_on_gone(req, batch_closed, b);
 	cJSON_ArrayForEach(el, arr) {
 		cJSON *msg = cJSON_Duplicate(el, 1);
 		struct jsonrpc_msg m;
@@ -529,13 +503,11 @@ out:
 /* Mcp-Param-{Name} of a 2026-07-28 tools/call (mcp/param_headers.h). */
 static const char *param_header(const void *ctx, const char *name)
 {
-	struct evhttp_request *req = (struct evhttp_request *)ctx;
-
-	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+	return http_req_header((struct http_req *)ctx, name);
 }
 
 /* 2026-07-28: no session; the request says its version and the headers mirror the body. */
-static void handle_stateless(struct front *f, struct evhttp_request *req,
+static void handle_stateless(struct front *f, struct http_req *req,
 			     const struct key_identity *who, cJSON *msg,
 			     const struct jsonrpc_msg *m, const struct stateless_headers *sh)
 {
@@ -554,12 +526,12 @@ static void handle_stateless(struct front *f, struct evhttp_request *req,
 			cJSON_Delete(msg);
 			return;
 		}
-		evhttp_connection_set_closecb(r->evcon, reply_closed, r);
+		http_req_on_gone(req, reply_closed, r);
 		status = stateless_request(f->r, who, msg, m, &r->base, &err);
 		msg = NULL;
 		if (!status)
 			return;
-		evhttp_connection_set_closecb(r->evcon, NULL, NULL);
+		http_req_on_gone(req, NULL, NULL);
 		free(r);
 	}
 	front_refused(req, status, err);
@@ -569,12 +541,11 @@ static void handle_stateless(struct front *f, struct evhttp_request *req,
 	cJSON_Delete(msg);
 }
 
-static void handle_post(struct front *f, struct evhttp_request *req,
+static void handle_post(struct front *f, struct http_req *req,
 			const struct key_identity *who)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	const char *accept = front_header(req, FH_ACCEPT), *ctype = front_header(req, FH_CONTENT_TYPE);
-	size_t len = evbuffer_get_length(in);
+	size_t len;
 	const char *body;
 	struct jsonrpc_msg m;
 	struct session *s;
@@ -593,7 +564,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 			   "Content-Type must be application/json");
 		return;
 	}
-	body = (const char *)evbuffer_pullup(in, -1);
+	body = http_req_body(req, &len);
 	msg = cJSON_ParseWithLength(body, len);
 	if (!msg) {
 		send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
@@ -637,7 +608,7 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		scope_initialize_result(router_catalog(f->r), s, resp);	/* as its upstream */
 		call_trace_initialized(sp, s, resp);
 		if (s)
-			http_set_header(req, "Mcp-Session-Id", s->id);
+			http_req_set_header(req, "Mcp-Session-Id", s->id);
 		send_answer(req, resp);
 		cJSON_Delete(resp);
 		cJSON_Delete(msg);
@@ -648,15 +619,15 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		cJSON_Delete(msg);
 		return;
 	}
-	http_set_header(req, "Mcp-Session-Id", s->id);
+	http_req_set_header(req, "Mcp-Session-Id", s->id);
 	if (m.kind == JSONRPC_NOTIFICATION) {
 		router_notification(f->r, s, msg, &m);
-		evhttp_send_reply(req, 202, "Accepted", NULL);
+		http_req_send(req, 202, "Accepted", NULL, NULL, 0);
 		return;
 	}
 	if (m.kind == JSONRPC_RESPONSE) {
 		router_response(f->r, s, msg, &m);
-		evhttp_send_reply(req, 202, "Accepted", NULL);
+		http_req_send(req, 202, "Accepted", NULL, NULL, 0);
 		return;
 	}
 	struct front_reply *r = reply_new(f, req);
@@ -665,13 +636,13 @@ static void handle_post(struct front *f, struct evhttp_request *req,
 		cJSON_Delete(msg);
 		return;
 	}
-	evhttp_connection_set_closecb(r->evcon, reply_closed, r);
-	r->base.body = body;    /* still in the input buffer: read as the call starts */
+	http_req_on_gone(req, reply_closed, r);
+	r->base.body = body;    /* still the request's: read as the call starts */
 	r->base.body_len = len;
 	router_request(f->r, s, who, msg, &m, &r->base);
 }
 
-static void handle_get(struct front *f, struct evhttp_request *req, const struct key_identity *who)
+static void handle_get(struct front *f, struct http_req *req, const struct key_identity *who)
 {
 	const char *accept = front_header(req, FH_ACCEPT);
 	struct front_stream *st;
@@ -699,20 +670,20 @@ static void handle_get(struct front *f, struct evhttp_request *req, const struct
 	st->f = f;
 	st->req = req;
 	st->s = s;
-	st->evcon = evhttp_request_get_connection(req);
-	http_set_header(req, "Mcp-Session-Id", s->id);
+	http_req_set_header(req, "Mcp-Session-Id", s->id);
 	start_stream(req);
 	struct evbuffer *buf = evbuffer_new();
-	if (buf && sse_write_comment(buf, "stream open") == 0)
-		evhttp_send_reply_chunk(req, buf);
+	if (buf && sse_write_comment(buf, "stream open") == 0 &&
+	    http_req_stream_write(req, evbuffer_pullup(buf, -1), evbuffer_get_length(buf)))
+		log_debug("front: a stream's first comment was not written");
 	if (buf)
 		evbuffer_free(buf);
-	evhttp_connection_set_closecb(st->evcon, stream_closed, st);
+	http_req_on_gone(req, stream_closed, st);
 	list_add(&st->link, &f->streams);
 	router_stream_open(f->r, s, &st->base);
 }
 
-static void handle_delete(struct front *f, struct evhttp_request *req,
+static void handle_delete(struct front *f, struct http_req *req,
 			  const struct key_identity *who)
 {
 	struct session *s = find_session(f, req, who);
@@ -722,12 +693,12 @@ static void handle_delete(struct front *f, struct evhttp_request *req,
 	if (s->stream)
 		stream_close(container_of(s->stream, struct front_stream, base));
 	router_end_session(f->r, s);
-	evhttp_send_reply(req, 200, "OK", NULL);
+	http_req_send(req, 200, "OK", NULL, NULL, 0);
 }
 
-static void on_request(struct evhttp_request *req, void *arg);
+static void on_request(void *arg, struct http_req *req);
 
-static void parked_closed(struct evhttp_connection *evcon, void *arg)
+static void parked_closed(void *arg)
 {
 	struct parked *p = arg;
 
@@ -742,90 +713,79 @@ static void unpark(void *arg)
 
 	while (!list_empty(&f->parked)) {
 		struct parked *p = list_first_entry(&f->parked, struct parked, link);
-		struct evhttp_request *req = p->req;
+		struct http_req *req = p->req;
 		list_del(&p->link);
-		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		http_req_on_gone(req, NULL, NULL);
 		free(p);
-		on_request(req, f);
+		on_request(f, req);
 	}
 }
 
 /* Hold a request until the catalogue is complete: an agent that initialises while the
  * upstreams are still being listed would otherwise see no tools and draw conclusions. */
-static bool park(struct front *f, struct evhttp_request *req)
+static bool park(struct front *f, struct http_req *req)
 {
 	struct parked *p = xcalloc(1, sizeof(*p));
 	bool first = list_empty(&f->parked);
 
 	p->f = f;
 	p->req = req;
-	p->evcon = evhttp_request_get_connection(req);
 	list_add_tail(&p->link, &f->parked);
-	evhttp_connection_set_closecb(p->evcon, parked_closed, p);
+	http_req_on_gone(req, parked_closed, p);
 	if (first)
 		router_when_ready(f->r, unpark, f);
 	return true;
 }
 
-static void serve_request(struct front *f, struct evhttp_request *req);
+static void serve_request(struct front *f, struct http_req *req);
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void on_request(void *arg, struct http_req *req)
 {
 	struct front *f = arg;
 
-	f->serving++;
 	front_headers_read(req);
 	serve_request(f, req);
 	front_headers_drop();
 	front_refusal_caller(NULL);
-	f->serving--;
 }
 
-static void serve_request(struct front *f, struct evhttp_request *req)
+static void serve_request(struct front *f, struct http_req *req)
 {
 	f->rx_ns = clock_mono_ns();   /* the stage metrics' start: the request is all read */
-	conn_deadline_request_in(f->deadline, req);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *path = http_req_path(req);
 	const char *origin = front_header(req, FH_ORIGIN), *host = front_header(req, FH_HOST);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	enum http_method cmd = http_req_method(req);
 
-	if (path && !strcmp(path, "/healthz") && cmd == EVHTTP_REQ_GET) {
-		struct evbuffer *b = evbuffer_new();
-		if (b)
-			evbuffer_add_printf(b, "ok\n");
-		evhttp_send_reply(req, 200, "OK", b);
-		if (b)
-			evbuffer_free(b);
+	if (path && !strcmp(path, "/healthz") && cmd == HTTP_GET) {
+		http_req_send_text(req, 200, "OK", "text/plain; charset=utf-8", "ok\n");
 		return;
 	}
-	if (path && !strcmp(path, "/readyz") && cmd == EVHTTP_REQ_GET) {
+	if (path && !strcmp(path, "/readyz") && cmd == HTTP_GET) {
 		/* A store that cannot write refuses every call with a budget: not ready, and why. */
 		int serr = f->gate ? store_health(gate_store(f->gate)) : 0;
 		char cwhy[256] = "";    /* Redis counters unreachable under fail_closed */
 		bool cready = !f->gate || gate_counters_ready(f->gate, cwhy, sizeof(cwhy));
 		bool ready = router_ready(f->r) && !serr && cready;
-		struct evbuffer *b = evbuffer_new();
-		if (b && !cready)
-			evbuffer_add_printf(b, "%s\n", cwhy);
-		else if (b && serr)
-			evbuffer_add_printf(b, "store unavailable: %s (%s): calls with a budget are "
-					    "refused until it can write again\n", strerror(-serr),
-					    strerrorname_np(-serr));
-		else if (b)
-			evbuffer_add_printf(b, ready ? "ready\n" : "starting: upstreams are being listed\n");
-		evhttp_send_reply(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", b);
-		if (b)
-			evbuffer_free(b);
+		char text[512];
+		if (!cready)
+			snprintf(text, sizeof(text), "%s\n", cwhy);
+		else if (serr)
+			snprintf(text, sizeof(text), "store unavailable: %s (%s): calls with a budget "
+				 "are refused until it can write again\n", strerror(-serr),
+				 strerrorname_np(-serr));
+		else
+			snprintf(text, sizeof(text), "%s", ready ? "ready\n"
+				 : "starting: upstreams are being listed\n");
+		http_req_send_text(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable",
+				   "text/plain; charset=utf-8", text);
 		return;
 	}
 	/* RFC 9728: where an OAuth client learns which authorization server to ask. */
-	if (cmd == EVHTTP_REQ_GET && front_auth_metadata(f->auth, f->gate, req, path))
+	if (cmd == HTTP_GET && front_auth_metadata(f->auth, f->gate, req, path))
 		return;
 	/* /v1/: the LLM route (llm/), which needs no catalogue (the MCP path, wherever it is,
 	 * stays MCP's) */
-	int redir = f->redirect ? redirect_in_route(f->redirect, f->deadline, req, path,
-						    &f->rroute) : 0;
+	int redir = f->redirect ? redirect_in_route(f->redirect, req, path, &f->rroute) : 0;
 	if (redir < 0)
 		return;	/* refused, and answered */
 	f->route = redir ? &f->rroute : NULL;	/* the upstream's own path, for its session */
@@ -847,34 +807,33 @@ static void serve_request(struct front *f, struct evhttp_request *req)
 		return;
 	}
 	if (llm) {
-		llm_handle(f->llm, req, f->rx_ns, conn_deadline_caller(f->deadline, req, NULL));
+		llm_handle(f->llm, req, f->rx_ns, front_conn_caller(req, NULL));
 		return;
 	}
-	if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_DELETE) {
-		http_set_header(req, "Allow", "GET, POST, DELETE");
+	if (cmd != HTTP_POST && cmd != HTTP_GET && cmd != HTTP_DELETE) {
+		http_req_set_header(req, "Allow", "GET, POST, DELETE");
 		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
 			   "use POST, GET or DELETE");
 		return;
 	}
 	struct key_identity who;
-	enum front_auth_result ar = front_auth_identify(f->auth, f->gate, f->deadline, req,
-							  &who);
+	enum front_auth_result ar = front_auth_identify(f->auth, f->gate, req, &who);
 	if (ar == FRONT_AUTH_REFUSED)
 		return;
 	const struct key_identity *whop = ar == FRONT_AUTH_IDENTIFIED ? &who : NULL;
 	front_refusal_caller(whop ? whop->id : NULL);
 	switch (cmd) {
-	case EVHTTP_REQ_POST:
+	case HTTP_POST:
 		handle_post(f, req, whop);
 		break;
-	case EVHTTP_REQ_GET:
+	case HTTP_GET:
 		handle_get(f, req, whop);
 		break;
-	case EVHTTP_REQ_DELETE:
+	case HTTP_DELETE:
 		handle_delete(f, req, whop);
 		break;
 	default:
-		http_set_header(req, "Allow", "GET, POST, DELETE");
+		http_req_set_header(req, "Allow", "GET, POST, DELETE");
 		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
 			   "use POST, GET or DELETE");
 	}
@@ -882,16 +841,13 @@ static void serve_request(struct front *f, struct evhttp_request *req)
 
 static void apply_limits(struct front *f)
 {
-	struct timeval tv;
+	struct http_server_limits l = {
+		.max_body = f->cfg->max_body_bytes, .max_header = f->cfg->max_header_bytes,
+		.timeout_ms = f->cfg->header_timeout_ms,
+	};
 
-	evhttp_set_max_body_size(f->http, (ev_ssize_t)f->cfg->max_body_bytes);
-	evhttp_set_max_headers_size(f->http, (ev_ssize_t)f->cfg->max_header_bytes);
-	tv.tv_sec = f->cfg->header_timeout_ms / 1000;
-	tv.tv_usec = (f->cfg->header_timeout_ms % 1000) * 1000;
-	evhttp_set_timeout_tv(f->http, &tv);
-	conn_deadline_set_timeout(f->deadline, f->cfg->header_timeout_ms);
-	conn_deadline_set_caps(f->deadline, f->cfg->max_connections,
-			       f->cfg->max_connections_per_peer, f->cfg->max_header_bytes);
+	http_server_set_limits(f->http, &l);
+	front_conns_set_caps(f->conns, f->cfg->max_connections, f->cfg->max_connections_per_peer);
 }
 
 void front_close_streams(struct front *f)
@@ -912,6 +868,24 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct gate *g
 		router_when_ready(r, unpark, f);
 }
 
+static int on_accept(void *arg, struct http_conn *c)
+{
+	return front_conns_accept(((struct front *)arg)->conns, c);
+}
+
+static void on_close(void *arg, struct http_conn *c)
+{
+	front_conns_close(((struct front *)arg)->conns, c);
+}
+
+static void on_refused(void *arg, int status)
+{
+	metrics_http_refused(METRICS_LISTENER_AGENT, status);
+}
+
+static const struct http_server_hooks front_hooks = { on_request, on_accept, on_close,
+						      on_refused };
+
 int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
 	      struct router *r, struct front **out)
 {
@@ -925,24 +899,17 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	f->cfg = cfg;
 	f->gate = gate;
 	f->r = r;
-	f->http = evhttp_new(base);
 	f->keepalive = event_new(base, -1, EV_PERSIST, on_keepalive, f);
-	rc = conn_deadline_new(base, cfg->header_timeout_ms, METRICS_LISTENER_AGENT,
-			       &f->deadline);
-	if (rc == 0)
-		rc = front_auth_new(base, &f->auth);
-	if (rc)
+	if ((rc = front_conns_new(METRICS_LISTENER_AGENT, &f->conns)) != 0 ||
+	    (rc = http_server_new(base, &front_hooks, f, &f->http)) != 0 ||
+	    (rc = front_auth_new(base, &f->auth)) != 0)
 		goto fail;
 	rc = -ENOMEM;
-	if (!f->http || !f->keepalive)
+	if (!f->keepalive)
 		goto fail;
-	evhttp_set_bevcb(f->http, conn_deadline_bevcb, f->deadline);
-	evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-					    EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD |
-					    EVHTTP_REQ_PATCH);
 	apply_limits(f);
-	evhttp_set_gencb(f->http, on_request, f);
-	rc = listener_bind(f->http, "agent listener", cfg->listen_host, cfg->listen_port, &f->port);
+	rc = http_server_bind(f->http, "agent listener", cfg->listen_host, cfg->listen_port,
+			      &f->port, NULL);
 	if (rc == 0)
 		rc = listen_unix_start(f->http, "agent listener", cfg->raw, &f->unix_sock);
 	if (rc)
@@ -964,19 +931,18 @@ void front_free(struct front *f)
 	if (!f)
 		return;
 	front_close_streams(f);
-	/* Parked requests are evhttp's to free with their connections; only forget them. */
+	/* Parked requests are the server's to free with their connections; only forget them. */
 	while (!list_empty(&f->parked)) {
 		struct parked *p = list_first_entry(&f->parked, struct parked, link);
 		list_del(&p->link);
-		evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+		http_req_on_gone(p->req, NULL, NULL);
 		free(p);
 	}
 	if (f->keepalive)
 		event_free(f->keepalive);
 	redirect_in_free(f->redirect);
-	if (f->http)
-		evhttp_free(f->http);  /* frees every connection: our references go after */
-	conn_deadline_free(f->deadline);
+	http_server_free(f->http);     /* every connection: requests still served hear it */
+	front_conns_free(f->conns);
 	front_auth_free(f->auth);
 	listen_unix_stop(f->unix_sock);
 	free(f);
@@ -989,5 +955,5 @@ void front_set_llm(struct front *f, struct llm *l)
 	if (l)
 		llm_set_auth(l, f->auth);
 }
-struct evhttp *front_http(struct front *f) { return f->http; }
+struct http_server *front_http(struct front *f) { return f->http; }
 void front_set_redirect(struct front *f, struct redirect_in *ri) { f->redirect = ri; }

@@ -19,7 +19,7 @@ struct gate;
 struct router;
 struct front;
 struct llm;
-struct evhttp;
+struct http_server;
 struct redirect_in;
 
 /* gate authenticates every request; router serves what passes. Both borrowed. */
@@ -36,9 +36,10 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct gate *g
 
 /* The LLM route served under /v1/ (NULL: none); borrowed, cleared before it is freed. */
 void front_set_llm(struct front *f, struct llm *l);
-/* Transparent redirect: the evhttp to bind the redirect listener on (mcp/transport/redirect_in.h),
- * and the listener once bound (owned by the front from then on, freed with it). */
-struct evhttp *front_http(struct front *f);
+/* Transparent redirect: the server to bind the redirect listener on
+ * (mcp/transport/redirect_in.h), and the listener once bound (owned by the front from then
+ * on, freed with it). */
+struct http_server *front_http(struct front *f);
 void front_set_redirect(struct front *f, struct redirect_in *ri);
 
 #endif

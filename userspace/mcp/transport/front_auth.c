@@ -6,19 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "base/http_reply.h"
+#include "base/http_server.h"
 #include "base/log.h"
 #include "govern/gate.h"
 #include "govern/jwt.h"
 #include "govern/oauth.h"
 #include "govern/oauth_jwks.h"
 #include "mcp/jsonrpc.h"
-#include "mcp/transport/conn_deadline.h"
+#include "mcp/transport/front_conn.h"
 #include "mcp/transport/front_headers.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
@@ -70,13 +68,13 @@ static const char *resource_of(const struct front_auth *a, const struct oauth_co
 }
 
 /* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
-static void send_error(struct evhttp_request *req, int status, const char *reason, int code,
+static void send_error(struct http_req *req, int status, const char *reason, int code,
 		       const char *message)
 {
 	cJSON *e = jsonrpc_error(NULL, code, message, NULL);
 	char *text = e ? jsonrpc_print(e) : NULL;
 
-	http_send_text(req, status, reason, "application/json", text);
+	http_req_send_text(req, status, reason, "application/json", text);
 	cJSON_free(text);
 	cJSON_Delete(e);
 }
@@ -99,17 +97,17 @@ static void www_value(struct front_auth *a, struct gate *g, const char *error, c
 		snprintf(v + n, len - (size_t)n, ", error_description=\"%s\"", desc);
 }
 
-static void www_authenticate(struct front_auth *a, struct gate *g, struct evhttp_request *req,
+static void www_authenticate(struct front_auth *a, struct gate *g, struct http_req *req,
 			     const char *error, const char *desc)
 {
 	char v[FRONT_AUTH_WWW_SIZE];
 
 	www_value(a, g, error, desc, v, sizeof(v));
-	http_set_header(req, "WWW-Authenticate", v);
+	http_req_set_header(req, "WWW-Authenticate", v);
 }
 
 /* The key from Authorization: Bearer or X-Api-Key. */
-static const char *presented_key(struct evhttp_request *req)
+static const char *presented_key(struct http_req *req)
 {
 	const char *a = front_header(req, FH_AUTHORIZATION);
 
@@ -123,10 +121,9 @@ static const char *presented_key(struct evhttp_request *req)
 }
 
 /* The records name the caller as the kernel does (looked up once per connection). */
-static void caller_into(struct conn_deadline *d, struct evhttp_request *req,
-			struct key_identity *who)
+static void caller_into(struct http_req *req, struct key_identity *who)
 {
-	const char *caller = conn_deadline_caller(d, req, NULL);
+	const char *caller = front_conn_caller(req, NULL);
 
 	who->workload[0] = '\0';
 	if (caller)
@@ -219,15 +216,15 @@ bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, c
 }
 
 /* A token refusal as the MCP endpoint answers it: a JSON-RPC error without id. */
-static void send_refusal(struct evhttp_request *req, const struct front_auth_refusal *no)
+static void send_refusal(struct http_req *req, const struct front_auth_refusal *no)
 {
 	char ra[32];
 
 	if (no->www[0])
-		http_set_header(req, "WWW-Authenticate", no->www);
+		http_req_set_header(req, "WWW-Authenticate", no->www);
 	if (no->retry_after_s > 0) {
 		snprintf(ra, sizeof(ra), "%lld", (long long)no->retry_after_s);
-		http_set_header(req, "Retry-After", ra);
+		http_req_set_header(req, "Retry-After", ra);
 	}
 	send_error(req, no->status, no->status == 401 ? "Unauthorized"
 			: no->status == 403 ? "Forbidden" : no->status == 429 ? "Too Many Requests"
@@ -236,25 +233,22 @@ static void send_refusal(struct evhttp_request *req, const struct front_auth_ref
 
 /* Every request is authenticated; refusals are 401 (429 for a peer being held off) and
  * recorded with the key id when there is one, never the key. */
-static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadline *d,
-			 struct evhttp_request *req, struct key_identity *who)
+static bool authenticate(struct front_auth *a, struct gate *g, struct http_req *req,
+			 struct key_identity *who)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *peer = NULL;
-	ev_uint16_t port = 0;
+	const char *peer = front_conn_peer(req);
 	const char *reason;
 	int64_t retry_ms;
 
-	evhttp_connection_get_peer(evcon, &peer, &port);
 	/* No key at all, from a keyless workload the kernel names: governed as that workload. */
 	const char *presented = presented_key(req);
 	if ((!presented || !*presented) && gate_has_workloads(g) &&
-	    gate_workload_identity(g, conn_deadline_caller(d, req, NULL), who))
+	    gate_workload_identity(g, front_conn_caller(req, NULL), who))
 		return true;
 	if (front_auth_is_token(g, presented)) {
 		struct front_auth_refusal no;
 
-		if (front_auth_token(a, g, presented, peer, conn_deadline_caller(d, req, NULL), who,
+		if (front_auth_token(a, g, presented, peer, front_conn_caller(req, NULL), who,
 				     &no))
 			return true;
 		send_refusal(req, &no);
@@ -264,7 +258,7 @@ static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadl
 	if (r == GATE_AUTH_OK && who->workloads[0]) {
 		/* A key bound to workloads: the kernel names the caller, the key alone is not
 		 * enough. The same 401 as any refusal; the record says why and who called. */
-		const char *caller = conn_deadline_caller(d, req, NULL);
+		const char *caller = front_conn_caller(req, NULL);
 
 		if (keys_workload_allows(who->workloads, caller))
 			return true;
@@ -282,7 +276,7 @@ static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadl
 	if (r == GATE_AUTH_BLOCKED) {
 		char ra[32];
 		snprintf(ra, sizeof(ra), "%lld", (long long)((retry_ms + 999) / 1000));
-		http_set_header(req, "Retry-After", ra);
+		http_req_set_header(req, "Retry-After", ra);
 		send_error(req, 429, "Too Many Requests", -32001,
 			   "too many failed authentications from this address; retry later");
 		return false;
@@ -295,30 +289,29 @@ static bool authenticate(struct front_auth *a, struct gate *g, struct conn_deadl
 }
 
 enum front_auth_result front_auth_identify(struct front_auth *a, struct gate *g,
-					   struct conn_deadline *d,
-					   struct evhttp_request *req, struct key_identity *who)
+					   struct http_req *req, struct key_identity *who)
 {
 	const char *k = presented_key(req);
 
 	/* An access token is checked even where keys are optional: a client that sends one
 	 * means to be governed by it. */
 	if (gate_auth_required(g) || front_auth_is_token(g, k)) {
-		if (!authenticate(a, g, d, req, who))
+		if (!authenticate(a, g, req, who))
 			return FRONT_AUTH_REFUSED;
-		caller_into(d, req, who);
+		caller_into(req, who);
 		return FRONT_AUTH_IDENTIFIED;
 	}
 	if (gate_has_workloads(g)) {
 		/* Keys are optional here, but a keyless workload is still governed as itself. */
-		if ((!k || !*k) && gate_workload_identity(g, conn_deadline_caller(d, req, NULL), who)) {
-			caller_into(d, req, who);
+		if ((!k || !*k) && gate_workload_identity(g, front_conn_caller(req, NULL), who)) {
+			caller_into(req, who);
 			return FRONT_AUTH_IDENTIFIED;
 		}
 	}
 	return FRONT_AUTH_ANONYMOUS;
 }
 
-bool front_auth_metadata(struct front_auth *a, struct gate *g, struct evhttp_request *req,
+bool front_auth_metadata(struct front_auth *a, struct gate *g, struct http_req *req,
 			 const char *path)
 {
 	static const char wk[] = "/.well-known/oauth-protected-resource";
@@ -344,8 +337,8 @@ bool front_auth_metadata(struct front_auth *a, struct gate *g, struct evhttp_req
 	cJSON *m = oauth_metadata(c, resource);
 	char *text = cJSON_PrintUnformatted(m);
 
-	http_set_header(req, "Cache-Control", "max-age=300");
-	http_send_text(req, 200, "OK", "application/json", text);
+	http_req_set_header(req, "Cache-Control", "max-age=300");
+	http_req_send_text(req, 200, "OK", "application/json", text);
 	cJSON_free(text);
 	cJSON_Delete(m);
 	return true;

@@ -21,9 +21,8 @@
 #include <stdint.h>
 #include <event2/event.h>
 
-struct evhttp_request;
+struct http_req;
 struct gate;
-struct conn_deadline;
 struct front_auth;
 
 int front_auth_new(struct event_base *base, struct front_auth **out);
@@ -52,7 +51,7 @@ bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, c
 
 /* GET /.well-known/oauth-protected-resource (and with the MCP path after it): true when req
  * was one and is answered (404 when no oauth is configured). */
-bool front_auth_metadata(struct front_auth *a, struct gate *g, struct evhttp_request *req,
+bool front_auth_metadata(struct front_auth *a, struct gate *g, struct http_req *req,
 			 const char *path);
 
 enum front_auth_result {
@@ -61,10 +60,9 @@ enum front_auth_result {
 	FRONT_AUTH_IDENTIFIED = 1, /* *who is the caller */
 };
 
-/* Identify the caller of req (an MCP request on the agent listener). d names the caller's
- * cgroup (the connection's, looked up once). */
+/* Identify the caller of req (an MCP request on the agent listener); the kernel names the
+ * caller's cgroup (mcp/transport/front_conn.h, looked up once per connection). */
 enum front_auth_result front_auth_identify(struct front_auth *a, struct gate *g,
-					   struct conn_deadline *d,
-					   struct evhttp_request *req, struct key_identity *who);
+					   struct http_req *req, struct key_identity *who);
 
 #endif

@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+
+#include "base/http_server.h"
 
 static const char *const names[FH_COUNT] = {
 #define FH_NAME(id, name) [FH_##id] = name,
@@ -17,26 +17,28 @@ static size_t name_len[FH_COUNT];
 
 /* The request being served and its headers (one loop: one at a time). */
 static struct {
-	struct evhttp_request *req;
+	struct http_req *req;
 	const char *v[FH_COUNT];
 } cur;
 
-void front_headers_read(struct evhttp_request *req)
+void front_headers_read(struct http_req *req)
 {
-	const struct evkeyvalq *q = evhttp_request_get_input_headers(req);
-	const struct evkeyval *h;
+	size_t nh = http_req_nheaders(req);
 
 	if (!name_len[0])
 		for (int i = 0; i < FH_COUNT; i++)
 			name_len[i] = strlen(names[i]);
 	memset(&cur, 0, sizeof(cur));
 	cur.req = req;
-	for (h = q->tqh_first; h; h = h->next.tqe_next) {
-		size_t n = strlen(h->key);
+	for (size_t k = 0; k < nh; k++) {
+		const char *key, *value;
+		size_t n;
 
+		http_req_header_at(req, k, &key, &value);
+		n = strlen(key);
 		for (int i = 0; i < FH_COUNT; i++)
-			if (!cur.v[i] && n == name_len[i] && !strcasecmp(h->key, names[i])) {
-				cur.v[i] = h->value;
+			if (!cur.v[i] && n == name_len[i] && !strcasecmp(key, names[i])) {
+				cur.v[i] = value;
 				break;
 			}
 	}
@@ -47,9 +49,9 @@ void front_headers_drop(void)
 	cur.req = NULL;
 }
 
-const char *front_header(struct evhttp_request *req, enum front_header which)
+const char *front_header(struct http_req *req, enum front_header which)
 {
 	if (req == cur.req)
 		return cur.v[which];
-	return evhttp_find_header(evhttp_request_get_input_headers(req), names[which]);
+	return http_req_header(req, names[which]);
 }

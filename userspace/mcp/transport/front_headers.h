@@ -3,14 +3,14 @@
  * a dozen). Loop thread only.
  *
  * front_headers_read(req) indexes a request while it is being served; front_header() answers
- * from the index for that request, and falls back to evhttp's own lookup for any other (a
+ * from the index for that request, and falls back to the server's own lookup for any other (a
  * request finished later, in another callback, after the index was dropped). The first header
- * of a name counts, as with evhttp_find_header.
+ * of a name counts, as with http_req_header.
  */
 #ifndef WARDEN_FRONT_HEADERS_H
 #define WARDEN_FRONT_HEADERS_H
 
-struct evhttp_request;
+struct http_req;
 
 /* Each header read: its enum name and its name on the wire. */
 #define FRONT_HEADERS(X) \
@@ -27,9 +27,9 @@ enum front_header {
 	FH_COUNT
 };
 
-void front_headers_read(struct evhttp_request *req);
+void front_headers_read(struct http_req *req);
 /* Drop the index (the request may be freed once it is answered). */
 void front_headers_drop(void);
-const char *front_header(struct evhttp_request *req, enum front_header which);
+const char *front_header(struct http_req *req, enum front_header which);
 
 #endif

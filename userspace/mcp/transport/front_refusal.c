@@ -4,7 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
-#include <event2/http.h>
+
+#include "mcp/transport/front_conn.h"
 
 #include "govern/refusal.h"
 #include "mcp/jsonrpc.h"
@@ -44,21 +45,18 @@ static const char *reason_of(int status, int code, bool has_session)
 	return status >= 500 ? "unavailable" : "invalid_request";
 }
 
-void front_refused(struct evhttp_request *req, int status, const cJSON *response)
+void front_refused(struct http_req *req, int status, const cJSON *response)
 {
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(response, "error");
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
 	const char *sid = front_header(req, FH_MCP_SESSION_ID);
 	int c = cJSON_IsNumber(code) ? code->valueint : 0;
-	char *peer = NULL;
-	ev_uint16_t port = 0;
+	const char *peer;
 
 	if (c == REFUSAL_UNAUTHENTICATED ||
 	    (status == 404 && c == JSONRPC_INVALID_REQUEST && !sid))   /* not the MCP path */
 		return;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon)
-		evhttp_connection_get_peer(evcon, &peer, &port);
+	peer = front_conn_peer(req);
 	audit_refusal(&(struct audit_refusal){
 		.session = sid, .key = caller, .reason = reason_of(status, c, sid != NULL),
 		.http_status = status, .error = err, .peer = peer,

@@ -8,62 +8,42 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
 
 #include "base/alloc.h"
-#include "base/http_reply.h"
+#include "base/http_server.h"
 #include "base/log.h"
 #include "enforce/enforcer.h"
 #include "enforce/guard.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/session.h"
-#include "mcp/transport/conn_deadline.h"
+#include "mcp/transport/front_conn.h"
 
 struct redirect_in {
-	struct evhttp *http;
-	struct evhttp_bound_socket *b4, *b6;
+	struct http_server *http;
+	struct http_listener *l4, *l6;
 	uint16_t port;
 	struct guard *g;
 };
 
-static struct evhttp_bound_socket *bind_one(struct evhttp *http, const char *addr, uint16_t port,
-					    uint16_t *bound)
-{
-	struct evhttp_bound_socket *b = evhttp_bind_socket_with_handle(http, addr, port);
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (!b)
-		return NULL;
-	if (getsockname(evhttp_bound_socket_get_fd(b), (struct sockaddr *)&ss, &len) == 0)
-		*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						       : ((struct sockaddr_in *)&ss)->sin_port);
-	return b;
-}
-
-int redirect_in_new(struct evhttp *http, uint16_t port, struct redirect_in **out)
+int redirect_in_new(struct http_server *http, uint16_t port, struct redirect_in **out)
 {
 	struct redirect_in *ri = xcalloc(1, sizeof(*ri));
 
 	ri->http = http;
 	/* An ephemeral port free on 127.0.0.1 may be taken on ::1: try a few. */
-	for (int tries = 0; tries < (port ? 1 : 20) && !ri->b6; tries++) {
-		uint16_t p = 0;
+	for (int tries = 0; tries < (port ? 1 : 20) && !ri->l6; tries++) {
+		int p = 0;
 
-		ri->b4 = bind_one(http, "127.0.0.1", port, &p);
-		if (!ri->b4)
+		if (http_server_bind(http, "redirect listener", "127.0.0.1", port, &p, &ri->l4))
 			break;
-		ri->b6 = bind_one(http, "::1", p, &p);
-		if (!ri->b6) {
-			evhttp_del_accept_socket(http, ri->b4);
-			ri->b4 = NULL;
+		if (http_server_bind(http, "redirect listener", "::1", p, &p, &ri->l6)) {
+			http_server_unbind(http, ri->l4);
+			ri->l4 = NULL;
 		}
-		ri->port = p;
+		ri->port = (uint16_t)p;
 	}
-	if (!ri->b4 || !ri->b6) {
-		log_error("redirect listener: cannot bind 127.0.0.1:%u and [::1]:%u: %s", port,
-			  port, strerror(errno ? errno : EADDRINUSE));
+	if (!ri->l4 || !ri->l6) {
+		log_error("redirect listener: cannot bind 127.0.0.1:%u and [::1]:%u", port, port);
 		free(ri);
 		return -EADDRINUSE;
 	}
@@ -76,8 +56,8 @@ void redirect_in_free(struct redirect_in *ri)
 {
 	if (!ri)
 		return;
-	evhttp_del_accept_socket(ri->http, ri->b4);
-	evhttp_del_accept_socket(ri->http, ri->b6);
+	http_server_unbind(ri->http, ri->l4);
+	http_server_unbind(ri->http, ri->l6);
 	free(ri);
 }
 
@@ -101,53 +81,43 @@ static void addr_text(const struct warden_redirect *rv, char *buf, size_t len)
 	}
 }
 
-static int refuse(struct evhttp_request *req, int status, const char *reason, const char *msg)
+static int refuse(struct http_req *req, int status, const char *reason, const char *msg)
 {
 	cJSON *e = jsonrpc_error(NULL, JSONRPC_INVALID_REQUEST, msg, NULL);
 	char *text = jsonrpc_print(e);
 
-	http_send_text(req, status, reason, "application/json", text);
+	http_req_send_text(req, status, reason, "application/json", text);
 	cJSON_free(text);
 	cJSON_Delete(e);
 	return -EPERM;
 }
 
 /* Where req's connection came from: looked up on its first request and kept with the
- * connection, so the requests after it make no system call. The kernel's word only: the
- * caller lookup's warden_conns slot (conn_deadline_origin: no system call), else getsockname,
- * the client socket's cookie from conn_deadline's one sock_diag lookup, then warden_redirect.
- * A connection conn_deadline does not track (none should) is looked up every time. */
-static enum conn_redirect_state conn_state(struct redirect_in *ri, struct conn_deadline *cd,
-					   struct evhttp_request *req, struct warden_redirect *rv)
+ * connection, so the requests after it make no system call. Which listener accepted it says
+ * whether it came through the redirect one; then the kernel's word only: the caller lookup's
+ * warden_conns slot (front_conn_origin: no system call), else the client socket's cookie
+ * from front_conn's one sock_diag lookup, then warden_redirect. */
+static enum conn_redirect_state conn_state(struct redirect_in *ri, struct http_req *req,
+					   struct warden_redirect *rv)
 {
-	struct conn_redirect *cr = conn_deadline_redirect(cd, req), local = { 0 };
+	struct conn_redirect *cr = front_conn_redirect(req), local = { 0 };
+	struct http_listener *l = http_conn_listener(http_req_conn(req));
 	const struct conn_origin *o;
-	struct bufferevent *bev;
-	struct sockaddr_storage me;
-	socklen_t ml = sizeof(me);
-	int fd;
 
 	if (!cr)
 		cr = &local;
-	if (cr->state == CONN_REDIRECT_UNKNOWN && (o = conn_deadline_origin(cd, req)) && o->fast) {
-		if (o->local_port != ri->port)
-			cr->state = CONN_REDIRECT_NO;
-		else if (o->redirected && ri->g) {
+	if (cr->state == CONN_REDIRECT_UNKNOWN && l != ri->l4 && l != ri->l6)
+		cr->state = CONN_REDIRECT_NO;
+	if (cr->state == CONN_REDIRECT_UNKNOWN && (o = front_conn_origin(req)) && o->fast) {
+		if (o->redirected && ri->g) {
 			cr->state = CONN_REDIRECT_YES;
 			cr->rv = o->orig;
 		} else
 			cr->state = CONN_REDIRECT_LOST;	/* connected here directly */
 	}
 	if (cr->state == CONN_REDIRECT_UNKNOWN) {
-		bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
-		fd = bev ? bufferevent_getfd(bev) : -1;
-		if (fd < 0 || getsockname(fd, (struct sockaddr *)&me, &ml) < 0)
-			return CONN_REDIRECT_NO;	/* not kept: asked again next time */
-		if (ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port
-						   : ((struct sockaddr_in *)&me)->sin_port) != ri->port)
-			cr->state = CONN_REDIRECT_NO;
-		else if (ri->g && enforcer_redirect_lookup(guard_enforcer(ri->g),
-							   conn_deadline_cookie(cd, req), &cr->rv) == 0)
+		if (ri->g && enforcer_redirect_lookup(guard_enforcer(ri->g), front_conn_cookie(req),
+						      &cr->rv) == 0)
 			cr->state = CONN_REDIRECT_YES;
 		else
 			cr->state = CONN_REDIRECT_LOST;
@@ -156,8 +126,8 @@ static enum conn_redirect_state conn_state(struct redirect_in *ri, struct conn_d
 	return cr->state;
 }
 
-int redirect_in_route(struct redirect_in *ri, struct conn_deadline *cd,
-		      struct evhttp_request *req, const char *path, struct redirect_route *out)
+int redirect_in_route(struct redirect_in *ri, struct http_req *req, const char *path,
+		      struct redirect_route *out)
 {
 	struct warden_redirect rv;
 	enum conn_redirect_state st;
@@ -165,7 +135,7 @@ int redirect_in_route(struct redirect_in *ri, struct conn_deadline *cd,
 
 	if (!ri)
 		return 0;
-	st = conn_state(ri, cd, req, &rv);
+	st = conn_state(ri, req, &rv);
 	if (st == CONN_REDIRECT_NO)
 		return 0;
 	/* A reload leaves no guard for a moment; the route is asked of the current one. */
