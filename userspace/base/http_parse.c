@@ -8,12 +8,15 @@
 
 #include "base/alloc.h"
 
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return true;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* RFC 9110 token characters. */
+static const bool tchar[256] = {
+	['0' ... '9'] = true, ['a' ... 'z'] = true, ['A' ... 'Z'] = true,
+	['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
+	['*'] = true, ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true,
+	['`'] = true, ['|'] = true, ['~'] = true,
+};
+
+static bool is_tchar(unsigned char c) { return tchar[c]; }
 
 static bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
@@ -163,11 +166,11 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 		next = line + strlen(line) + 2;         /* CRLF became 2 NULs */
 		if (is_ows(*line))
 			return -EPROTO;                 /* obs-fold */
-		if (!(colon = strchr(line, ':')) || colon == line)
+		for (colon = line; is_tchar((unsigned char)*colon); colon++)
+			;
+		if (*colon != ':' || colon == line)
 			return -EPROTO;
-		for (char *c = line; c < colon; c++)
-			if (!is_tchar((unsigned char)*c))
-				return -EPROTO;
+		size_t name_len = (size_t)(colon - line);
 		*colon = '\0';
 		for (v = colon + 1; is_ows(*v); v++)
 			;
@@ -179,19 +182,20 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 		if (p->head.nheaders == HTTP_HEADERS_MAX)
 			return -EMSGSIZE;
 		p->hdr[p->head.nheaders++] = (struct http_header){ line, v };
-		if (strcasecmp(line, "Content-Length") == 0) {
+		/* the few names that frame the message: the length first, then the name */
+		if (name_len == 14 && strcasecmp(line, "Content-Length") == 0) {
 			uint64_t l;
 			if (parse_uint(v, &l) != 0 || (have_len && l != len))
 				return -EPROTO;
 			have_len = true;
 			len = l;
-		} else if (strcasecmp(line, "Transfer-Encoding") == 0) {
+		} else if (name_len == 17 && strcasecmp(line, "Transfer-Encoding") == 0) {
 			if (te)
 				return -EPROTO;
 			te = v;
-		} else if (strcasecmp(line, "Connection") == 0) {
+		} else if (name_len == 10 && strcasecmp(line, "Connection") == 0) {
 			conn = v;
-		} else if (p->request && strcasecmp(line, "Expect") == 0) {
+		} else if (name_len == 6 && p->request && strcasecmp(line, "Expect") == 0) {
 			expect = v;
 		}
 	}
@@ -233,44 +237,54 @@ static void reserve(struct http_parser *p, size_t need)
 	p->buf = xreserve(p->buf, need, &p->cap, 1024);
 }
 
-/* Take head bytes until the blank line; returns bytes consumed or an error. */
+/* Byte k of the head being read: buffered ones first, then those of d. */
+static char head_at(const struct http_parser *p, const char *d, size_t k)
+{
+	return k < p->len ? p->buf[k] : d[k - p->len];
+}
+
+/* Take head bytes until the blank line; returns bytes consumed or an error. Only the head is
+ * copied: the search runs in the caller's bytes (memchr), whatever follows it stays there. */
 static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 {
-	size_t take = n, head_len = 0, j;
+	size_t take = n, head_len = 0;
+	const char *q = d, *end;
 	int rc;
 
 	if (p->len + take > p->head_max)
 		take = p->head_max - p->len;
-	reserve(p, p->len + take + 1);
-	memcpy(p->buf + p->len, d, take);
+	end = d + take;
 	/* Find the blank line. A LF not after a CR is refused at once rather than waiting for a
 	 * blank line that may never come. */
-	for (j = p->len; j < p->len + take; j++) {
-		if (p->buf[j] != '\n')
-			continue;
-		if (j == 0 || p->buf[j - 1] != '\r')
+	while (q < end && (q = memchr(q, '\n', (size_t)(end - q)))) {
+		size_t j = p->len + (size_t)(q - d);
+
+		if (j == 0 || head_at(p, d, j - 1) != '\r')
 			return fail(p, -EPROTO);
-		if (j >= 3 && p->buf[j - 2] == '\n' && p->buf[j - 3] == '\r') {
+		if (j >= 3 && head_at(p, d, j - 2) == '\n' && head_at(p, d, j - 3) == '\r') {
 			head_len = j + 1;
 			break;
 		}
+		q++;
 	}
 	if (!head_len) {
+		reserve(p, p->len + take + 1);
+		memcpy(p->buf + p->len, d, take);
 		p->len += take;
 		return p->len >= p->head_max ? fail(p, -EMSGSIZE) : (ssize_t)take;
 	}
 	size_t used = head_len - p->len;
-	/* CRLF -> NUL NUL; a lone CR or LF anywhere is malformed */
-	for (size_t k = 0; k < head_len; k++) {
-		char c = p->buf[k];
-		if (c == '\r') {
-			if (p->buf[k + 1] != '\n')
-				return fail(p, -EPROTO);
-			p->buf[k] = p->buf[k + 1] = '\0';
-			k++;
-		} else if (c == '\n' || c == '\0') {
+	reserve(p, head_len + 1);
+	memcpy(p->buf + p->len, d, used);
+	/* CRLF -> NUL NUL; a NUL, or a CR without its LF, anywhere is malformed (every LF was
+	 * checked above) */
+	if (memchr(p->buf, '\0', head_len))
+		return fail(p, -EPROTO);
+	for (char *cr = p->buf; (cr = memchr(cr, '\r', head_len - (size_t)(cr - p->buf)));
+	     cr += 2) {
+		if (cr[1] != '\n')
 			return fail(p, -EPROTO);
-		}
+		cr[0] = cr[1] = '\0';
 	}
 	p->len = 0;
 	if ((rc = parse_head(p, p->buf, head_len)) != 0)

@@ -84,10 +84,7 @@ static void conn_free(struct http_conn *c)
 	event_free_opt(c->wev);
 	if (c->fd >= 0)
 		close(c->fd);
-	for (unsigned i = 0; i < c->req.nout; i++) {
-		free(c->req.out[i].name);
-		free(c->req.out[i].value);
-	}
+	free(c->req.hbuf);
 	http_parser_free(&c->parser);
 	free(c->in);
 	free(c->body);
@@ -178,11 +175,8 @@ void conn_linger(struct http_conn *c)
 
 void req_reset(struct http_req *r)
 {
-	for (unsigned i = 0; i < r->nout; i++) {
-		free(r->out[i].name);
-		free(r->out[i].value);
-	}
 	r->nout = 0;
+	r->hlen = 0;
 	r->gone = NULL;
 	r->gone_arg = NULL;
 	r->chunked = false;

@@ -173,16 +173,15 @@ static void conn_want_write(struct http_conn *c)
 static size_t head_print(struct http_req *r, char **buf, size_t *cap, int status,
 			 const char *reason, const char *ctype, const char *framing)
 {
-	size_t need = HEAD_MAX, n;
+	size_t need = HEAD_MAX + r->hlen, n;
 
-	for (unsigned i = 0; i < r->nout; i++)
-		need += strlen(r->out[i].name) + strlen(r->out[i].value) + 4;
 	*buf = xreserve(*buf, need, cap, 1024);
 	n = (size_t)snprintf(*buf, need, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
 			     reason ? reason : http_reason(status), http_date_now());
-	for (unsigned i = 0; i < r->nout; i++)
-		n += (size_t)snprintf(*buf + n, need - n, "%s: %s\r\n", r->out[i].name,
-				      r->out[i].value);
+	for (unsigned i = 0; i < r->nout; i++) {
+		memcpy(*buf + n, r->hbuf + r->out[i].off, r->out[i].len);
+		n += r->out[i].len;
+	}
 	if (ctype)
 		n += (size_t)snprintf(*buf + n, need - n, "Content-Type: %s\r\n", ctype);
 	n += (size_t)snprintf(*buf + n, need - n, "%s%s\r\n", framing,
@@ -282,17 +281,34 @@ void http_req_on_gone(struct http_req *r, void (*fn)(void *arg), void *arg)
 
 void http_req_set_header(struct http_req *r, const char *name, const char *value)
 {
-	for (unsigned i = 0; i < r->nout; i++)
-		if (!strcasecmp(r->out[i].name, name)) {
-			free(r->out[i].value);
-			r->out[i].value = xstrdup(value);
-			return;
-		}
-	if (r->nout == OUT_HEADERS_MAX) {
-		log_warn("http: more than %d answer headers: %s dropped", OUT_HEADERS_MAX, name);
+	size_t nl = strlen(name), vl = strlen(value);
+	struct out_header *h = NULL;
+
+	/* A value never breaks the head: a CR or LF in it would start a header of its own. */
+	if (strpbrk(value, "\r\n") || strpbrk(name, "\r\n: ")) {
+		log_warn("http: answer header %s refused: a line break in it", name);
 		return;
 	}
-	r->out[r->nout].name = xstrdup(name);
-	r->out[r->nout++].value = xstrdup(value);
+	for (unsigned i = 0; i < r->nout && !h; i++)
+		if (r->out[i].name_len == nl && !strncasecmp(r->hbuf + r->out[i].off, name, nl))
+			h = &r->out[i];
+	if (!h) {
+		if (r->nout == OUT_HEADERS_MAX) {
+			log_warn("http: more than %d answer headers: %s dropped", OUT_HEADERS_MAX,
+				 name);
+			return;
+		}
+		h = &r->out[r->nout++];
+	}
+	/* appended: a replaced line stays in the buffer, unused, until the request ends */
+	r->hbuf = xreserve(r->hbuf, r->hlen + nl + vl + 4, &r->hcap, 256);
+	h->off = (uint32_t)r->hlen;
+	h->name_len = (uint32_t)nl;
+	h->len = (uint32_t)(nl + vl + 4);
+	memcpy(r->hbuf + r->hlen, name, nl);
+	memcpy(r->hbuf + r->hlen + nl, ": ", 2);
+	memcpy(r->hbuf + r->hlen + nl + 2, value, vl);
+	memcpy(r->hbuf + r->hlen + nl + 2 + vl, "\r\n", 2);
+	r->hlen += h->len;
 }
 

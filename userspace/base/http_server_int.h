@@ -25,8 +25,10 @@ enum conn_state {
 	CONN_CLOSING,           /* answered for the last time: draining, then closed */
 };
 
+/* An answer header, kept as its line ("Name: value\r\n") in the request's buffer. */
 struct out_header {
-	char *name, *value;
+	uint32_t off, len;      /* where its line is in hbuf, and its length */
+	uint32_t name_len;
 };
 
 struct http_req {
@@ -35,6 +37,8 @@ struct http_req {
 	const char *path;
 	struct out_header out[OUT_HEADERS_MAX];
 	unsigned nout;
+	char *hbuf;             /* the header lines, kept from one request to the next */
+	size_t hlen, hcap;
 	bool keep_alive;
 	bool chunked;           /* the streamed answer is chunked */
 	void (*gone)(void *arg);
