@@ -158,6 +158,35 @@ static void circuit_outcome(struct call *c, bool failure)
 	gate_circuit_result(c->env->gate, c->server, failure, c->circuit_probe);
 }
 
+/* Freed calls kept for the next ones (loop thread only). A call is 1.7 KiB, more than
+ * glibc's per-thread cache takes: each calloc went to the arena, and set off a
+ * malloc_consolidate on most calls (1.2 % of the loop at 64 connections). */
+#define CALL_SPARES_MAX 64
+static struct call *spares[CALL_SPARES_MAX];
+static unsigned nspares;
+
+static struct call *call_alloc(void)
+{
+	struct call *c = nspares ? spares[--nspares] : xmalloc(sizeof(*c));
+
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+static void call_release(struct call *c)
+{
+	if (nspares < CALL_SPARES_MAX)
+		spares[nspares++] = c;
+	else
+		free(c);
+}
+
+void call_spares_drop(void)
+{
+	while (nspares)
+		free(spares[--nspares]);
+}
+
 static void call_free(struct call *c)
 {
 	if (c->span || c->client_span)
@@ -180,7 +209,7 @@ static void call_free(struct call *c)
 	free(c->target);
 	free(c->upname);
 	free(c->note);
-	free(c);
+	call_release(c);
 	metrics_request_end();
 }
 
@@ -737,7 +766,7 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 		const struct method *m, const char *asked, const cJSON *id, cJSON *params,
 		struct reply *reply)
 {
-	struct call *c = xcalloc(1, sizeof(*c));
+	struct call *c = call_alloc();
 	const char *body = reply ? reply->body : NULL;
 
 	if (reply)

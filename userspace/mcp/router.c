@@ -903,6 +903,7 @@ void router_free(struct router *r)
 	session_table_free(r->sessions);
 	links_pool_free(r->links.pool);
 	catalog_free(r->cat);
+	call_spares_drop();
 	free(r);
 }
 
