@@ -49,6 +49,7 @@ void http_parser_reset(struct http_parser *p)
 {
 	p->state = HP_HEAD;
 	p->len = 0;
+	p->llen = 0;
 	p->trailer_bytes = 0;
 	p->left = 0;
 	p->chunked = false;
@@ -62,8 +63,9 @@ void http_parser_reset(struct http_parser *p)
 void http_parser_free(struct http_parser *p)
 {
 	free(p->buf);
-	p->buf = NULL;
-	p->cap = 0;
+	free(p->lbuf);
+	p->buf = p->lbuf = NULL;
+	p->cap = p->lcap = 0;
 }
 
 static ssize_t fail(struct http_parser *p, int err)
@@ -301,29 +303,30 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 	return (ssize_t)used;
 }
 
-/* Take bytes of a CRLF-terminated line into buf; *line set when complete (NUL-terminated). */
+/* Take bytes of a CRLF-terminated line (a chunk's size, a trailer) into lbuf, apart from the
+ * head (a request's is read while it is served); *line set when complete (NUL-terminated). */
 static ssize_t feed_line(struct http_parser *p, const char *d, size_t n, size_t max,
 			 char **line)
 {
 	size_t i;
 
 	*line = NULL;
-	reserve(p, max + 2);
 	for (i = 0; i < n; i++) {
 		char c = d[i];
-		if (p->len && p->buf[p->len - 1] == '\r') {
+		if (p->llen && p->lbuf[p->llen - 1] == '\r') {
 			if (c != '\n')
 				return fail(p, -EPROTO);
-			p->buf[p->len - 1] = '\0';
-			p->len = 0;
-			*line = p->buf;
+			p->lbuf[p->llen - 1] = '\0';
+			p->llen = 0;
+			*line = p->lbuf;
 			return (ssize_t)i + 1;
 		}
 		if (c == '\n' || c == '\0')
 			return fail(p, -EPROTO);
-		if (p->len >= max)
+		if (p->llen >= max)
 			return fail(p, -EMSGSIZE);
-		p->buf[p->len++] = c;
+		p->lbuf = xreserve(p->lbuf, p->llen + 2, &p->lcap, 160);
+		p->lbuf[p->llen++] = c;
 	}
 	return (ssize_t)n;
 }

@@ -74,8 +74,10 @@ struct http_parser {
 	void *arg;
 	struct http_head head;
 	struct http_header hdr[HTTP_HEADERS_MAX];
-	char *buf;              /* the head being read (kept for reuse), or a chunk/trailer line */
+	char *buf;              /* the head (kept for reuse) */
 	size_t len, cap;
+	char *lbuf;             /* a chunk size or trailer line being read (kept for reuse) */
+	size_t llen, lcap;
 	size_t trailer_bytes;
 	uint64_t left;          /* of Content-Length or of the current chunk */
 	bool chunked;
