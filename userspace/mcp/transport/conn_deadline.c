@@ -18,21 +18,13 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/conn_caps.h"
 #include "base/event_opt.h"
 #include "base/htab.h"
 #include "base/list.h"
 #include "base/log.h"
 
 #define SWEEP_MS 500
-
-/* A source address (peer_key) and how many admitted connections it
- * holds. */
-struct peer {
-	struct htab_node hn;
-	uint8_t addr[16];
-	size_t len;
-	unsigned n;
-};
 
 /* A client connection. We hold a reference on the bufferevent so it outlives evhttp's use of
  * it; evhttp is done with it when its callbacks are cleared (bufferevent_free does that), and
@@ -47,7 +39,7 @@ struct conn {
 	struct conn_deadline *d;
 	uint64_t deadline_ms;    /* the current request must be in by then; 0: none being read */
 	struct list_head fresh;  /* in d->fresh until admitted or refused */
-	struct peer *peer;       /* set once admitted (counted) */
+	struct conn_peer *peer;  /* set once admitted (counted: base/conn_caps.h) */
 	struct evbuffer_cb_entry *in_cb, *out_cb;
 	size_t head_bytes;       /* of the request being read, until its blank line */
 	uint32_t tail;           /* its last four bytes, to find the blank line */
@@ -59,11 +51,10 @@ struct conn {
 
 struct conn_deadline {
 	int timeout_ms;
-	unsigned max_total, max_per_peer;
 	size_t max_header_bytes;
 	enum metrics_listener which;
-	unsigned live;           /* admitted connections evhttp still holds */
-	struct htab conns, peers;
+	struct conn_caps caps;   /* admitted connections evhttp still holds, per peer */
+	struct htab conns;
 	struct list_head fresh;  /* accepted, not yet checked against the caps */
 	struct event_base *base;
 	struct event *sweep, *admit;
@@ -81,15 +72,6 @@ static bool conn_eq(const struct htab_node *n, const void *key)
 
 static const struct htab_type conn_type = { conn_hash, conn_eq };
 
-static bool peer_eq(const struct htab_node *n, const void *key)
-{
-	const struct peer *p = htab_entry(n, struct peer, hn);
-	struct htab_bytes mine = { p->addr, p->len };
-
-	return htab_bytes_eq(&mine, key);
-}
-
-static const struct htab_type peer_type = { htab_bytes_hash, peer_eq };
 
 static uint64_t deadline(const struct conn_deadline *d)
 {
@@ -223,24 +205,13 @@ static void peer_key(int fd, struct htab_bytes *key, uint8_t buf[16])
 	}
 }
 
-static struct peer *peer_find(struct conn_deadline *d, const struct htab_bytes *key)
-{
-	struct htab_node *n = htab_find(&d->peers, key);
-
-	return n ? htab_entry(n, struct peer, hn) : NULL;
-}
-
 /* Forget a connection evhttp let go, or that the table is being freed with. */
 static void conn_drop(struct conn_deadline *d, struct conn *c)
 {
 	list_del(&c->fresh);
 	if (c->peer) {
-		d->live--;
+		conn_caps_release(&d->caps, c->peer);
 		metrics_connections(d->which, -1);
-		if (!--c->peer->n) {
-			htab_remove(&d->peers, &c->peer->hn);
-			free(c->peer);
-		}
 	}
 	event_free_opt(c->watch);       /* before the descriptor can close */
 	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
@@ -339,8 +310,8 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 		struct conn *c = list_first_entry(&d->fresh, struct conn, fresh);
 		int fd = bufferevent_getfd(c->bev);
 		struct htab_bytes key;
-		uint8_t addr[16];
-		struct peer *p;
+		uint8_t addr[CONN_CAPS_KEY_MAX];
+		enum conn_caps_verdict v;
 
 		list_del(&c->fresh);
 		if (fd < 0)
@@ -355,29 +326,18 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 			continue;
 		}
 		peer_key(fd, &key, addr);
-		p = peer_find(d, &key);
-		if (!purged && (d->live >= d->max_total || (p && p->n >= d->max_per_peer))) {
-			purge(d);
+		v = conn_caps_check(&d->caps, key.p, key.n);
+		if (v != CONN_CAPS_OK && !purged) {
+			purge(d);       /* what evhttp let go does not count */
 			purged = true;
-			p = peer_find(d, &key);
+			v = conn_caps_check(&d->caps, key.p, key.n);
 		}
-		if (d->live >= d->max_total) {
-			refuse(d, c, fd, METRICS_REFUSED_TOTAL);
+		if (v != CONN_CAPS_OK) {
+			refuse(d, c, fd, v == CONN_CAPS_TOTAL ? METRICS_REFUSED_TOTAL
+							   : METRICS_REFUSED_PEER);
 			continue;
 		}
-		if (p && p->n >= d->max_per_peer) {
-			refuse(d, c, fd, METRICS_REFUSED_PEER);
-			continue;
-		}
-		if (!p) {
-			p = xcalloc(1, sizeof(*p));
-			memcpy(p->addr, addr, key.n);
-			p->len = key.n;
-			htab_insert(&d->peers, &p->hn, &(struct htab_bytes){ p->addr, p->len });
-		}
-		p->n++;
-		c->peer = p;
-		d->live++;
+		c->peer = conn_caps_take(&d->caps, key.p, key.n);
 		no_delay(fd);
 		c->watch = event_new(d->base, fd, EV_READ | EV_PERSIST, on_watch, c);
 		if (c->watch && event_add(c->watch, NULL)) {
@@ -489,11 +449,10 @@ int conn_deadline_new(struct event_base *base, int timeout_ms, enum metrics_list
 
 	list_init(&d->fresh);
 	if ((rc = htab_init(&d->conns, &conn_type)) != 0 ||
-	    (rc = htab_init(&d->peers, &peer_type)) != 0)
+	    (rc = conn_caps_init(&d->caps)) != 0)
 		goto fail;
 	d->timeout_ms = timeout_ms;
 	d->which = which;
-	d->max_total = d->max_per_peer = ~0u;
 	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
 	d->admit = event_new(base, -1, 0, on_admit, d);
 	d->base = base;
@@ -516,8 +475,7 @@ void conn_deadline_set_timeout(struct conn_deadline *d, int timeout_ms)
 void conn_deadline_set_caps(struct conn_deadline *d, unsigned max_total, unsigned max_per_peer,
 			    size_t max_header_bytes)
 {
-	d->max_total = max_total;
-	d->max_per_peer = max_per_peer;
+	conn_caps_set(&d->caps, max_total, max_per_peer);
 	d->max_header_bytes = max_header_bytes;
 }
 
@@ -535,6 +493,6 @@ void conn_deadline_free(struct conn_deadline *d)
 		conn_drop(d, htab_entry(n, struct conn, hn));
 	}
 	htab_fini(&d->conns);
-	htab_fini(&d->peers);
+	conn_caps_fini(&d->caps);
 	free(d);
 }

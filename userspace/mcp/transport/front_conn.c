@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 
 #include "base/alloc.h"
+#include "base/conn_caps.h"
 #include "base/htab.h"
 #include "base/http_server.h"
 #include "base/log.h"
@@ -17,18 +18,9 @@
 #include "enforce/peer_cgroup.h"
 #include "enforce/peer_fast.h"
 
-/* A source address (or unix-socket caller: peer_key) and how many open connections it
- * holds. */
-struct peer {
-	struct htab_node hn;
-	uint8_t addr[16];
-	size_t len;
-	unsigned n;
-};
-
 struct conn {
 	struct front_conns *fc;
-	struct peer *peer;
+	struct conn_peer *peer;         /* what it counts against (base/conn_caps.h) */
 	bool caller_done;        /* the caller's identity was looked up (caller: NULL unknown) */
 	char *caller;            /* its cgroup path below the cgroup2 root */
 	uint64_t caller_cgid;
@@ -39,20 +31,9 @@ struct conn {
 
 struct front_conns {
 	enum metrics_listener which;
-	unsigned live, max_total, max_per_peer;
-	struct htab peers;
+	struct conn_caps caps;
 	char cgroot[256];        /* the cgroup2 mount; "" none: callers have no identity */
 };
-
-static bool peer_eq(const struct htab_node *n, const void *key)
-{
-	const struct peer *p = htab_entry(n, struct peer, hn);
-	struct htab_bytes mine = { p->addr, p->len };
-
-	return htab_bytes_eq(&mine, key);
-}
-
-static const struct htab_type peer_type = { htab_bytes_hash, peer_eq };
 
 /* What a connection counts against for max_per_peer: its source address. On the unix-socket
  * listener every client has the same (no) address: there it is the caller's cgroup, the
@@ -119,30 +100,18 @@ static void conn_free(struct conn *c)
 int front_conns_accept(struct front_conns *fc, struct http_conn *hc)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
-	struct htab_node *n;
 	struct htab_bytes key;
-	uint8_t addr[16];
-	struct peer *p;
+	uint8_t addr[CONN_CAPS_KEY_MAX];
+	enum conn_caps_verdict v;
 
 	c->fc = fc;
 	peer_key(fc, c, hc, &key, addr);
-	n = htab_find(&fc->peers, &key);
-	p = n ? htab_entry(n, struct peer, hn) : NULL;
-	if (fc->live >= fc->max_total || (p && p->n >= fc->max_per_peer)) {
-		refuse(fc, hc, fc->live >= fc->max_total ? METRICS_REFUSED_TOTAL
-							 : METRICS_REFUSED_PEER);
+	if ((v = conn_caps_check(&fc->caps, key.p, key.n)) != CONN_CAPS_OK) {
+		refuse(fc, hc, v == CONN_CAPS_TOTAL ? METRICS_REFUSED_TOTAL : METRICS_REFUSED_PEER);
 		conn_free(c);
 		return -EBUSY;
 	}
-	if (!p) {
-		p = xcalloc(1, sizeof(*p));
-		memcpy(p->addr, addr, key.n);
-		p->len = key.n;
-		htab_insert(&fc->peers, &p->hn, &(struct htab_bytes){ p->addr, p->len });
-	}
-	p->n++;
-	c->peer = p;
-	fc->live++;
+	c->peer = conn_caps_take(&fc->caps, key.p, key.n);
 	metrics_connections(fc->which, 1);
 	http_conn_set_data(hc, c);
 	return 0;
@@ -154,12 +123,8 @@ void front_conns_close(struct front_conns *fc, struct http_conn *hc)
 
 	if (!c)
 		return;
-	fc->live--;
+	conn_caps_release(&fc->caps, c->peer);
 	metrics_connections(fc->which, -1);
-	if (!--c->peer->n) {
-		htab_remove(&fc->peers, &c->peer->hn);
-		free(c->peer);
-	}
 	http_conn_set_data(hc, NULL);
 	conn_free(c);
 }
@@ -273,7 +238,7 @@ const char *front_conn_caller(struct http_req *req, uint64_t *cgid)
 int front_conns_new(enum metrics_listener which, struct front_conns **out)
 {
 	struct front_conns *fc = xcalloc(1, sizeof(*fc));
-	int rc = htab_init(&fc->peers, &peer_type);
+	int rc = conn_caps_init(&fc->caps);
 
 	if (rc) {
 		free(fc);
@@ -283,15 +248,13 @@ int front_conns_new(enum metrics_listener which, struct front_conns **out)
 	if (cgroup_detect_root(fc->cgroot, sizeof(fc->cgroot)) < 0)
 		fc->cgroot[0] = '\0';
 	fc->which = which;
-	fc->max_total = fc->max_per_peer = ~0u;
 	*out = fc;
 	return 0;
 }
 
 void front_conns_set_caps(struct front_conns *fc, unsigned max_total, unsigned max_per_peer)
 {
-	fc->max_total = max_total;
-	fc->max_per_peer = max_per_peer;
+	conn_caps_set(&fc->caps, max_total, max_per_peer);
 }
 
 /* After http_server_free: every connection's close hook has run, the peers are gone. */
@@ -299,6 +262,6 @@ void front_conns_free(struct front_conns *fc)
 {
 	if (!fc)
 		return;
-	htab_fini(&fc->peers);
+	conn_caps_fini(&fc->caps);
 	free(fc);
 }

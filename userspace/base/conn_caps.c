@@ -1,0 +1,95 @@
+/* conn_caps: connections counted in all and per peer (see conn_caps.h). */
+#include "base/conn_caps.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+struct conn_peer {
+	struct htab_node hn;
+	uint8_t key[CONN_CAPS_KEY_MAX];
+	size_t len;
+	unsigned n;
+};
+
+static bool peer_eq(const struct htab_node *n, const void *key)
+{
+	const struct conn_peer *p = htab_entry(n, struct conn_peer, hn);
+	struct htab_bytes mine = { p->key, p->len };
+
+	return htab_bytes_eq(&mine, key);
+}
+
+static const struct htab_type peer_type = { htab_bytes_hash, peer_eq };
+
+int conn_caps_init(struct conn_caps *cc)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->max_total = cc->max_per_peer = ~0u;
+	return htab_init(&cc->peers, &peer_type);
+}
+
+void conn_caps_fini(struct conn_caps *cc)
+{
+	struct htab_iter it = htab_iter(&cc->peers);
+
+	for (struct htab_node *n; (n = htab_next(&it));) {
+		htab_remove(&cc->peers, n);
+		free(htab_entry(n, struct conn_peer, hn));
+	}
+	htab_fini(&cc->peers);
+}
+
+void conn_caps_set(struct conn_caps *cc, unsigned max_total, unsigned max_per_peer)
+{
+	cc->max_total = max_total;
+	cc->max_per_peer = max_per_peer;
+}
+
+static struct conn_peer *find(const struct conn_caps *cc, const uint8_t *key, size_t len)
+{
+	struct htab_node *n = htab_find(&cc->peers, &(struct htab_bytes){ key, len });
+
+	return n ? htab_entry(n, struct conn_peer, hn) : NULL;
+}
+
+enum conn_caps_verdict conn_caps_check(const struct conn_caps *cc, const uint8_t *key,
+				       size_t len)
+{
+	const struct conn_peer *p;
+
+	if (len > CONN_CAPS_KEY_MAX)
+		len = CONN_CAPS_KEY_MAX;
+	if (cc->live >= cc->max_total)
+		return CONN_CAPS_TOTAL;
+	p = find(cc, key, len);
+	return p && p->n >= cc->max_per_peer ? CONN_CAPS_PEER : CONN_CAPS_OK;
+}
+
+struct conn_peer *conn_caps_take(struct conn_caps *cc, const uint8_t *key, size_t len)
+{
+	struct conn_peer *p;
+
+	if (len > CONN_CAPS_KEY_MAX)
+		len = CONN_CAPS_KEY_MAX;
+	if (!(p = find(cc, key, len))) {
+		p = xcalloc(1, sizeof(*p));
+		memcpy(p->key, key, len);
+		p->len = len;
+		htab_insert(&cc->peers, &p->hn, &(struct htab_bytes){ p->key, p->len });
+	}
+	p->n++;
+	cc->live++;
+	return p;
+}
+
+void conn_caps_release(struct conn_caps *cc, struct conn_peer *p)
+{
+	cc->live--;
+	if (!--p->n) {
+		htab_remove(&cc->peers, &p->hn);
+		free(p);
+	}
+}

@@ -1,0 +1,38 @@
+/* conn_caps: how many connections a listener holds, in all and per peer, against its caps
+ * (limits.max_connections and max_connections_per_peer). A peer is a byte key its owner
+ * makes: a source address, or on a unix socket the caller's cgroup or uid. Shared by the
+ * agent listener (mcp/transport/front_conn.c) and the admin one (conn_deadline.c). Loop
+ * thread only. */
+#ifndef WARDEN_CONN_CAPS_H
+#define WARDEN_CONN_CAPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/htab.h"
+
+#define CONN_CAPS_KEY_MAX 16
+
+struct conn_peer;
+
+struct conn_caps {
+	struct htab peers;
+	unsigned live;                  /* connections counted */
+	unsigned max_total, max_per_peer;
+};
+
+enum conn_caps_verdict { CONN_CAPS_OK, CONN_CAPS_TOTAL, CONN_CAPS_PEER };
+
+/* No caps until set (~0u each). 0 or -ENOMEM. */
+int conn_caps_init(struct conn_caps *cc);
+/* After every counted connection was released. */
+void conn_caps_fini(struct conn_caps *cc);
+void conn_caps_set(struct conn_caps *cc, unsigned max_total, unsigned max_per_peer);
+/* Would one more connection from the peer key[0..len) stay within the caps? */
+enum conn_caps_verdict conn_caps_check(const struct conn_caps *cc, const uint8_t *key,
+				       size_t len);
+/* Count it (after conn_caps_check said OK): its peer, to release it with. */
+struct conn_peer *conn_caps_take(struct conn_caps *cc, const uint8_t *key, size_t len);
+void conn_caps_release(struct conn_caps *cc, struct conn_peer *p);
+
+#endif
