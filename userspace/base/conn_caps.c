@@ -2,6 +2,7 @@
 #include "base/conn_caps.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,20 @@ void conn_caps_release(struct conn_caps *cc, struct conn_peer *p)
 		htab_remove(&cc->peers, &p->hn);
 		free(p);
 	}
+}
+
+size_t conn_caps_refusal(enum conn_caps_verdict v, char *buf, size_t len)
+{
+	const char *what = v == CONN_CAPS_PEER
+		? "too many connections from this peer (limits.max_connections_per_peer)"
+		: "too many connections (limits.max_connections)";
+	char body[200];
+	int n;
+
+	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,"
+		 "\"message\":\"%s\"}}", what);
+	n = snprintf(buf, len, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+		     "application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+		     "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }

@@ -34,5 +34,8 @@ enum conn_caps_verdict conn_caps_check(const struct conn_caps *cc, const uint8_t
 /* Count it (after conn_caps_check said OK): its peer, to release it with. */
 struct conn_peer *conn_caps_take(struct conn_caps *cc, const uint8_t *key, size_t len);
 void conn_caps_release(struct conn_caps *cc, struct conn_peer *p);
+/* The answer to a connection past a cap (v not OK): a 503 with Retry-After and a JSON-RPC
+ * error naming the limit, into buf; its length. */
+size_t conn_caps_refusal(enum conn_caps_verdict v, char *buf, size_t len);
 
 #endif

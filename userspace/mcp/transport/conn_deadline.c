@@ -252,24 +252,16 @@ static void conn_forget(struct conn_deadline *d, struct conn *c)
 
 /* Past a cap: a fixed answer written straight to the socket (it is empty, the write does not
  * block), then the connection ends the way the deadline ends one: evhttp sees EOF. */
-static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum metrics_refusal why)
+static void refuse(struct conn_deadline *d, struct conn *c, int fd, enum conn_caps_verdict v)
 {
 	char msg[512];
-	const char *what = why == METRICS_REFUSED_PEER
-		? "too many connections from this peer (limits.max_connections_per_peer)"
-		: "too many connections (limits.max_connections)";
-	char body[200];
-	int n;
+	size_t n = conn_caps_refusal(v, msg, sizeof(msg));
 
-	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,"
-		 "\"message\":\"%s\"}}", what);
-	n = snprintf(msg, sizeof(msg), "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-		     "application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-		     "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
-	if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+	if (send(fd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_debug("refused connection: %s", strerror(errno));
 	shutdown(fd, SHUT_RDWR);
-	metrics_connection_refused(d->which, why);
+	metrics_connection_refused(d->which, v == CONN_CAPS_TOTAL ? METRICS_REFUSED_TOTAL
+								  : METRICS_REFUSED_PEER);
 	conn_forget(d, c);
 }
 
@@ -333,8 +325,7 @@ static void on_admit(evutil_socket_t unused, short what, void *arg)
 			v = conn_caps_check(&d->caps, key.p, key.n);
 		}
 		if (v != CONN_CAPS_OK) {
-			refuse(d, c, fd, v == CONN_CAPS_TOTAL ? METRICS_REFUSED_TOTAL
-							   : METRICS_REFUSED_PEER);
+			refuse(d, c, fd, v);
 			continue;
 		}
 		c->peer = conn_caps_take(&d->caps, key.p, key.n);

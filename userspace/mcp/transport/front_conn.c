@@ -74,21 +74,13 @@ static void peer_key(struct front_conns *fc, struct conn *c, struct http_conn *h
 }
 
 /* Past a cap: a fixed answer (the socket is new: the write does not block), then closed. */
-static void refuse(struct front_conns *fc, struct http_conn *hc, enum metrics_refusal why)
+static void refuse(struct front_conns *fc, struct http_conn *hc, enum conn_caps_verdict v)
 {
-	const char *what = why == METRICS_REFUSED_PEER
-		? "too many connections from this peer (limits.max_connections_per_peer)"
-		: "too many connections (limits.max_connections)";
-	char body[200], msg[512];
-	int n;
+	char msg[512];
 
-	snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,"
-		 "\"message\":\"%s\"}}", what);
-	n = snprintf(msg, sizeof(msg), "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-		     "application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-		     "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
-	http_conn_refuse(hc, msg, (size_t)n);
-	metrics_connection_refused(fc->which, why);
+	http_conn_refuse(hc, msg, conn_caps_refusal(v, msg, sizeof(msg)));
+	metrics_connection_refused(fc->which, v == CONN_CAPS_TOTAL ? METRICS_REFUSED_TOTAL
+								   : METRICS_REFUSED_PEER);
 }
 
 static void conn_free(struct conn *c)
@@ -107,7 +99,7 @@ int front_conns_accept(struct front_conns *fc, struct http_conn *hc)
 	c->fc = fc;
 	peer_key(fc, c, hc, &key, addr);
 	if ((v = conn_caps_check(&fc->caps, key.p, key.n)) != CONN_CAPS_OK) {
-		refuse(fc, hc, v == CONN_CAPS_TOTAL ? METRICS_REFUSED_TOTAL : METRICS_REFUSED_PEER);
+		refuse(fc, hc, v);
 		conn_free(c);
 		return -EBUSY;
 	}
