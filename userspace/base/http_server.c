@@ -13,9 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
 
