@@ -110,7 +110,8 @@ static int parse_uint(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* "METHOD SP target SP HTTP/1.x": the method a token, the target visible ASCII. Returns the
+/* "METHOD SP target SP HTTP/1.x": the method a token, the target without space, control
+ * character or DEL (bytes past ASCII are left to the route to refuse). Returns the
  * line's end (its NUL) or NULL. */
 static char *request_line(struct http_parser *p, char *s)
 {

@@ -169,15 +169,19 @@ static void conn_want_write(struct http_conn *c)
 		c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
 }
 
-/* Our status line and headers for r, into buf (HEAD_MAX bytes plus the set headers). */
+/* Our status line and headers for r, into buf: room for the fixed parts (HEAD_MAX), the set
+ * headers, the reason and the content type, so no snprintf below is ever cut short. */
 static size_t head_print(struct http_req *r, char **buf, size_t *cap, int status,
 			 const char *reason, const char *ctype, const char *framing)
 {
-	size_t need = HEAD_MAX + r->hlen, n;
+	size_t need, n;
 
+	if (!reason)
+		reason = http_reason(status);
+	need = HEAD_MAX + r->hlen + strlen(reason) + (ctype ? strlen(ctype) : 0) + strlen(framing);
 	*buf = xreserve(*buf, need, cap, 1024);
-	n = (size_t)snprintf(*buf, need, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
-			     reason ? reason : http_reason(status), http_date_now());
+	n = (size_t)snprintf(*buf, need, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason,
+			     http_date_now());
 	for (unsigned i = 0; i < r->nout; i++) {
 		memcpy(*buf + n, r->hbuf + r->out[i].off, r->out[i].len);
 		n += r->out[i].len;
