@@ -154,6 +154,30 @@ static void test_eviction(void)
 	ratelimit_free(rl);
 }
 
+/* A bucket a check used within the last second stays, full or not, so that a limit far above
+ * the traffic does not free and make its buckets on every call; once idle it goes. */
+static void test_in_use_kept(void)
+{
+	struct ratelimit *rl;
+	struct rate_refusal why;
+	struct rate_limits l = key_only(1000000, 1, SEC);
+
+	CU_ASSERT_FATAL(ratelimit_new(8, &rl) == 0);
+	CU_ASSERT(ratelimit_check(rl, &l, "a", NULL, NULL, T0, &why) == 0);
+	CU_ASSERT(ratelimit_check(rl, &l, "b", NULL, NULL, T0 + SEC / 2, &why) == 0);
+	/* a is full again (a token a microsecond) but was used half a second ago */
+	CU_ASSERT(ratelimit_check(rl, &l, "b", NULL, NULL, T0 + SEC / 2 + 1000, &why) == 0);
+	CU_ASSERT(ratelimit_bucket_count(rl) == 2);
+	/* a, idle for a second, goes at the next check; b, used within it, stays */
+	CU_ASSERT(ratelimit_check(rl, &l, "b", NULL, NULL, T0 + SEC + 1000, &why) == 0);
+	CU_ASSERT(ratelimit_bucket_count(rl) == 1);
+	/* the limit still holds for b, whose bucket was kept: a burst of 1 at 1M/s */
+	CU_ASSERT(ratelimit_check(rl, &l, "b", NULL, NULL, T0 + SEC + 1000, &why) == -EAGAIN);
+	CU_ASSERT(ratelimit_check(rl, &l, "b", NULL, NULL, T0 + SEC + 2000, &why) == 0);
+	CU_ASSERT(ratelimit_bucket_count(rl) == 1);
+	ratelimit_free(rl);
+}
+
 /* Many keys grow the table past its initial size; every bucket stays distinct. */
 static void test_many_keys(void)
 {
@@ -265,6 +289,7 @@ CU_MAIN("ratelimit", NULL, NULL,
 	{ "all or nothing across buckets", test_all_or_nothing },
 	{ "refusal names the longest wait", test_refusal_names_longest_wait },
 	{ "idle eviction, full table refuses", test_eviction },
+	{ "buckets in use are kept", test_in_use_kept },
 	{ "many keys", test_many_keys },
 	{ "limit change keeps fill ratio", test_respec },
 	{ "config selectors and precedence", test_config },

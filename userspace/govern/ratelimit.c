@@ -15,6 +15,9 @@
 #define NS_PER_SEC 1000000000ull
 #define NAME_MAX_LEN 1024       /* a key id, server or tool name */
 #define EVICT_PER_CHECK 2       /* idle buckets looked at per check: amortised O(1) */
+/* A full bucket is the same as none, but one in use is kept: under a limit far above the
+ * traffic every call would otherwise free its buckets and make them again. */
+#define IDLE_NS NS_PER_SEC
 
 /* A bucket's identity: its level, then the interned ids of key, server and tool (those below
  * the level only; the others are INTERN_NONE). */
@@ -31,7 +34,8 @@ struct bucket {
 	struct htab_node hn;            /* in rl->buckets, by key */
 	struct list_head lru;           /* in rl->lru, newest first */
 	uint64_t level;
-	uint64_t last_ns;
+	uint64_t last_ns;               /* refilled up to */
+	uint64_t used_ns;               /* last found or made by a check */
 	uint64_t cap;                   /* burst * period_ns */
 	uint64_t period_ns;
 	uint32_t requests;
@@ -350,6 +354,8 @@ static void evict_idle(struct ratelimit *rl, uint64_t now)
 {
 	for (int i = 0; i < EVICT_PER_CHECK && oldest(rl); i++) {
 		struct bucket *b = oldest(rl);
+		if (now < b->used_ns + IDLE_NS)
+			return;  /* the oldest in use: so is every other */
 		refill(b, now);
 		if (b->level < b->cap)
 			return;
@@ -391,6 +397,7 @@ static struct bucket *bucket_get(struct ratelimit *rl, int lv, struct names *nm,
 		    b->cap != (uint64_t)s->burst * s->period_ns)
 			respec(b, s);
 		refill(b, now);
+		b->used_ns = now;
 		list_move(&b->lru, &rl->lru);
 		return b;
 	}
@@ -432,7 +439,7 @@ create:
 	b->requests = s->requests;
 	b->cap = (uint64_t)s->burst * s->period_ns;
 	b->level = b->cap;
-	b->last_ns = now;
+	b->last_ns = b->used_ns = now;
 	htab_insert_hashed(&rl->buckets, &b->hn, h);
 	list_add(&b->lru, &rl->lru);
 	return b;
