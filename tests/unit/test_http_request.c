@@ -228,6 +228,46 @@ static void test_parse_keep_alive_and_expect(void)
 /* One malformed head: -EPROTO, and no head called back. */
 #define BAD(s) { s, sizeof(s) - 1 }
 
+/* RFC 9112, 2.2: a few empty lines before a request line are skipped (a client's CRLF after
+ * a POST body, then its next request), whole or cut anywhere; past four, or a CR that is
+ * not an empty line's, the request is malformed. */
+static void test_parse_empty_lines(void)
+{
+	static const char ok[] = "\r\n\r\n\r\n\r\nPOST /e HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+	static const struct {
+		const char *req;
+		size_t len;
+	} bad[] = {
+		BAD("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n"),  /* five */
+		BAD("\r\r\nGET / HTTP/1.1\r\n\r\n"),
+		BAD("\rGET / HTTP/1.1\r\n\r\n"),
+		BAD("\nGET / HTTP/1.1\r\n\r\n"),                     /* a bare LF, as anywhere */
+	};
+	size_t n = sizeof(ok) - 1;
+	struct preq g;
+	bool done, seen;
+
+	CU_ASSERT_EQUAL(preq_parse(ok, n, 0, &g, &done, &seen), (ssize_t)n);
+	CU_ASSERT(done && g.heads == 1 && !strcmp(g.target, "/e") && !strcmp(g.body, "hi"));
+	for (size_t cut = 1; cut < n; cut++) {
+		struct http_parser p;
+		ssize_t a, b;
+
+		memset(&g, 0, sizeof(g));
+		http_parser_init_request(&p, &pcb, &g, 0);
+		a = http_parse_feed(&p, ok, cut);
+		b = a == (ssize_t)cut ? http_parse_feed(&p, ok + cut, n - cut) : -1;
+		CU_ASSERT_FATAL(a == (ssize_t)cut && b == (ssize_t)(n - cut));
+		CU_ASSERT(http_parse_done(&p) && g.heads == 1 && !strcmp(g.body, "hi"));
+		http_parser_free(&p);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_CASE(preq_parse(bad[i].req, bad[i].len, 0, &g, &done, &seen) == -EPROTO,
+			       bad[i].req);
+		CU_ASSERT_CASE(!seen && g.heads == 0, bad[i].req);
+	}
+}
+
 static void test_parse_bad_request_lines(void)
 {
 	static const struct {
@@ -436,4 +476,5 @@ CU_MAIN("http_request", NULL, NULL,
 	{ "parse: malformed request lines and headers are -EPROTO", test_parse_bad_request_lines },
 	{ "parse: conflicting or bad framing is -EPROTO", test_parse_framing_conflicts },
 	{ "parse: head_max and the header count are -EMSGSIZE", test_parse_head_max },
-	{ "parse: pipelined requests, each takes its own bytes", test_parse_pipelined })
+	{ "parse: pipelined requests, each takes its own bytes", test_parse_pipelined },
+	{ "parse: empty lines before a request line", test_parse_empty_lines })

@@ -18,6 +18,8 @@ static const bool tchar[256] = {
 
 static bool is_tchar(unsigned char c) { return tchar[c]; }
 
+#define HTTP_EMPTY_LINES_MAX 4  /* before a request line, skipped */
+
 static bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
 const char *http_head_get(const struct http_head *h, const char *name)
@@ -55,6 +57,8 @@ void http_parser_reset(struct http_parser *p)
 	p->chunked = false;
 	p->started = false;
 	p->head_seen = false;
+	p->lead_cr = false;
+	p->empty_lines = 0;
 	p->err = 0;
 	memset(&p->head, 0, sizeof(p->head));
 	p->head.headers = p->hdr;
@@ -246,6 +250,26 @@ static char head_at(const struct http_parser *p, const char *d, size_t k)
 	return k < p->len ? p->buf[k] : d[k - p->len];
 }
 
+/* Empty lines before a request line are skipped (RFC 9112, 2.2: some clients send a CRLF
+ * after a POST's body); more than a few are not a client's slip. Returns bytes consumed. */
+static ssize_t skip_empty_lines(struct http_parser *p, const char *d, size_t n)
+{
+	size_t i = 0;
+
+	for (; i < n; i++) {
+		if (!p->lead_cr && d[i] == '\r') {
+			p->lead_cr = true;
+			continue;
+		}
+		if (!p->lead_cr)
+			break;
+		if (d[i] != '\n' || ++p->empty_lines > HTTP_EMPTY_LINES_MAX)
+			return fail(p, -EPROTO);
+		p->lead_cr = false;
+	}
+	return (ssize_t)i;
+}
+
 /* Take head bytes until the blank line; returns bytes consumed or an error. Only the head is
  * copied: the search runs in the caller's bytes (memchr), whatever follows it stays there. */
 static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
@@ -254,6 +278,8 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 	const char *q = d, *end;
 	int rc;
 
+	if (p->request && !p->len && (p->lead_cr || d[0] == '\r'))
+		return skip_empty_lines(p, d, n);
 	if (p->len + take > p->head_max)
 		take = p->head_max - p->len;
 	end = d + take;

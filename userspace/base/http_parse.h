@@ -10,7 +10,8 @@
  * never with Content-Length (no request smuggling through us), bounded head and chunk lines.
  * 1xx interim answers are skipped; 204 and 304 have no body; without a length or chunking the
  * body runs to the connection's end (http_parse_eof). A request without either has no body;
- * its method is a token and its target has no space or control character.
+ * its method is a token and its target has no space or control character. Up to four empty
+ * lines before a request line are skipped (RFC 9112, 2.2).
  */
 #ifndef WARDEN_HTTP_PARSE_H
 #define WARDEN_HTTP_PARSE_H
@@ -83,6 +84,8 @@ struct http_parser {
 	bool chunked;
 	bool started;           /* a byte of a message arrived since init or reset */
 	bool head_seen;         /* the current message's head was parsed */
+	bool lead_cr;           /* a request: the CR of an empty line before it */
+	uint8_t empty_lines;    /* a request: empty lines skipped before it */
 	int err;                /* once failed */
 };
 
