@@ -759,6 +759,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	malloc_trim(0);         /* the keys' parse tree is text now (config_shrink): drop its pages */
+	alloc_cache_start();
 	event_base_dispatch(d.base);
 	rc = 0;
 out:
@@ -777,5 +778,6 @@ out:
 	logstore_stop();   /* its final checkpoint record goes out through the log writer */
 	logship_stop();    /* after the store: the final checkpoint is shipped too */
 	log_async_stop();  /* last: everything logged during shutdown is written out */
+	alloc_cache_stop();
 	return rc;
 }

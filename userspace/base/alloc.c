@@ -28,8 +28,18 @@ void *xmalloc(size_t n)
 	return p;
 }
 
+/* Small blocks are malloc'd and cleared: glibc's calloc skips its per-thread cache and takes
+ * the arena's lock every time, and the loop makes a dozen small structs a call. Large ones
+ * keep calloc, which knows fresh pages are zero already. (alloc_cache_get, in another file:
+ * the compiler turns a malloc it sees followed by a memset back into calloc.) */
+#define CALLOC_SMALL 4096
+
 void *xcalloc(size_t n, size_t size)
 {
+	size_t bytes;
+
+	if (!__builtin_mul_overflow(n, size, &bytes) && bytes && bytes <= CALLOC_SMALL)
+		return memset(alloc_cache_get(bytes), 0, bytes);
 	void *p = calloc(n ? n : 1, size ? size : 1);
 
 	if (!p)
@@ -89,14 +99,9 @@ char *xstrndup(const char *s, size_t n)
 	return d;
 }
 
-static void *cjson_malloc(size_t n)
-{
-	return xmalloc(n);
-}
-
 void alloc_init(void)
 {
-	cJSON_Hooks h = { cjson_malloc, free };
+	cJSON_Hooks h = { alloc_cache_get, alloc_cache_put };
 
 	cJSON_InitHooks(&h);
 }

@@ -32,6 +32,15 @@ void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
  * until it does. Returns the buffer. */
 void *xreserve(void *v, size_t need, size_t *cap, size_t first) __attribute__((returns_nonnull));
 
+/* cJSON's allocator (alloc_init installs it): small blocks are kept for reuse on a thread
+ * between alloc_cache_start and alloc_cache_stop, the event loop's (base/alloc_cache.c);
+ * elsewhere xmalloc and free. alloc_cache_put takes any malloc'd block. */
+void *alloc_cache_get(size_t n) __attribute__((malloc, returns_nonnull));
+void alloc_cache_put(void *p);
+void alloc_cache_start(void);
+/* Stop keeping blocks on this thread and free those kept. */
+void alloc_cache_stop(void);
+
 /* Free a NULL-terminated vector of strings and its strings; NULL: nothing. */
 void strv_free(char **v);
 /* Wipe a secret (a key, a token, a password) before its memory goes back; NULL: nothing. */

@@ -325,9 +325,7 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	 * call with a budget is refused while the disk fails (store_health says why). */
 	if (n && cost && b->st && store_health(b->st))
 		return -EIO;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
+	r = xcalloc(1, sizeof(*r));
 	r->cost = cost;
 	/* Check every budget first; reserve in all of them only when all have room. */
 	for (size_t i = 0; i < n; i++) {

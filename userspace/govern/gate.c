@@ -760,11 +760,7 @@ static int admit_budget(struct gate *g, const struct gate_request *rq,
 	}
 	if (rc)
 		return rc;
-	*ticket = calloc(1, sizeof(**ticket));
-	if (!*ticket) {
-		budget_release(g->budget, resv);
-		return -ENOMEM;
-	}
+	*ticket = xcalloc(1, sizeof(**ticket));
 	(*ticket)->resv = resv;
 	(*ticket)->cost = cost;
 	(*ticket)->charge_failures = gate_charges_failures(g, rq->e, rq->server);

@@ -1,0 +1,150 @@
+/* test_alloc: cJSON's allocator with the event loop's cache of small blocks
+ * (base/alloc_cache.c): blocks come back for reuse only where the cache was started, every
+ * block holds what was asked, kept blocks are poisoned under AddressSanitizer, and stopping
+ * frees them (LeakSanitizer checks that at exit). */
+#include <CUnit/Basic.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "cunit_main.h"
+#include "base/alloc.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISONED(p) __asan_address_is_poisoned(p)
+#else
+#define POISONED(p) true
+#endif
+
+/* A freed block is the next one of its size class; one of another class is not. */
+static void test_reuse_by_class(void)
+{
+	alloc_cache_start();
+	char *a = alloc_cache_get(20), *b;
+
+	memset(a, 'a', 20);
+	alloc_cache_put(a);
+	CU_ASSERT(POISONED(a));
+	b = alloc_cache_get(70);                /* another class: a stays kept */
+	CU_ASSERT_PTR_NOT_EQUAL(b, a);
+	memset(b, 'b', 70);
+	CU_ASSERT_PTR_EQUAL(alloc_cache_get(24), a);   /* 20 and 24: the first class */
+	alloc_cache_put(b);
+	CU_ASSERT_PTR_EQUAL(alloc_cache_get(72), b);   /* 70 and 72: one class */
+	free(a);                                /* plain free takes them, as anywhere */
+	free(b);
+	alloc_cache_stop();
+}
+
+/* Every size a node or a string may have, got from the cache and written whole; blocks
+ * malloc'd elsewhere (a string cJSON_Print made, a strdup) are taken too and serve their
+ * class. */
+static void test_every_size_holds_its_bytes(void)
+{
+	enum { N = 64 };
+	void *p[N * 2];
+
+	alloc_cache_start();
+	for (int round = 0; round < 3; round++) {
+		for (size_t n = 0; n < N * 2; n++) {
+			p[n] = alloc_cache_get(n + 1);
+			memset(p[n], (int)n, n + 1);
+		}
+		for (size_t n = 0; n < N * 2; n++) {
+			const unsigned char *c = p[n];
+			CU_ASSERT(c[0] == (unsigned char)n && c[n] == (unsigned char)n);
+			alloc_cache_put(p[n]);
+		}
+	}
+	alloc_cache_put(strdup("a string strdup made"));
+	alloc_cache_put(malloc(100));
+	alloc_cache_put(NULL);
+	for (size_t n = 1; n <= 120; n++) {
+		char *s = alloc_cache_get(n);
+		memset(s, 'x', n);
+		alloc_cache_put(s);
+	}
+	alloc_cache_stop();
+}
+
+/* More frees of one class than it keeps: the rest go back to malloc, nothing is lost. */
+static void test_bounded(void)
+{
+	enum { N = 5000 };
+	void **p = calloc(N, sizeof(*p));
+
+	CU_ASSERT_FATAL(p != NULL);
+	alloc_cache_start();
+	for (int i = 0; i < N; i++)
+		p[i] = alloc_cache_get(64);
+	for (int i = 0; i < N; i++)
+		alloc_cache_put(p[i]);
+	for (int i = 0; i < N; i++)
+		p[i] = alloc_cache_get(64);
+	for (int i = 0; i < N; i++)
+		alloc_cache_put(p[i]);
+	alloc_cache_stop();
+	free(p);
+}
+
+/* cJSON through the hooks alloc_init installs: trees made and freed while the cache runs. */
+static void test_cjson_through_the_cache(void)
+{
+	alloc_cache_start();
+	for (int i = 0; i < 100; i++) {
+		cJSON *j = cJSON_Parse("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\","
+				       "\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"hi\"}}}");
+		CU_ASSERT_FATAL(j != NULL);
+		char *s = cJSON_PrintUnformatted(j);
+		CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(
+			cJSON_GetObjectItem(j, "params"), "arguments"), "text")->valuestring, "hi");
+		CU_ASSERT(s && strstr(s, "\"method\":\"tools/call\""));
+		cJSON_free(s);
+		cJSON_Delete(j);
+	}
+	alloc_cache_stop();
+}
+
+/* Another thread, which never started the cache, gets plain malloc'd blocks and frees what
+ * the loop's thread made. */
+static void *other_thread(void *arg)
+{
+	void *mine = alloc_cache_get(24);
+
+	alloc_cache_put(arg);           /* the loop's block: freed, not kept here */
+	return mine;
+}
+
+static void test_threads_keep_their_own(void)
+{
+	pthread_t t;
+	void *theirs = NULL;
+
+	alloc_cache_start();
+	void *mine = alloc_cache_get(24);
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, other_thread, mine) == 0);
+	CU_ASSERT_FATAL(pthread_join(t, &theirs) == 0);
+	CU_ASSERT_PTR_NOT_NULL(theirs);
+	alloc_cache_put(theirs);        /* kept here: this thread started the cache */
+	void *again = alloc_cache_get(24);
+	CU_ASSERT_PTR_EQUAL(again, theirs);
+	free(again);
+	alloc_cache_stop();
+}
+
+static int suite_init(void)
+{
+	alloc_init();
+	return 0;
+}
+
+CU_MAIN("alloc", suite_init, NULL,
+	{ "a freed block is reused in its class", test_reuse_by_class },
+	{ "every size holds its bytes; foreign blocks taken", test_every_size_holds_its_bytes },
+	{ "each class keeps a bounded number", test_bounded },
+	{ "cJSON trees through the cache", test_cjson_through_the_cache },
+	{ "a thread without the cache mallocs and frees", test_threads_keep_their_own })
