@@ -19,6 +19,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/jsonw.h"
 #include "base/list.h"
 
 enum conn_state {
@@ -508,14 +509,12 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 		       const struct http_request_cb *cb, void *arg, struct http_request **out)
 {
 	struct http_request *r = xcalloc(1, sizeof(*r));
-	char cl[48] = "", *p;
+	char *p;
 	size_t hl = s->headers ? s->headers_len : 0;
 	int rc;
 
-	if (s->has_body)
-		snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", s->body_len);
 	/* Put together with copies, not printf: a request leaves on every call. */
-	size_t cap = strlen(s->method) + strlen(s->target) + strlen(s->host) + strlen(cl) + hl + 64;
+	size_t cap = strlen(s->method) + strlen(s->target) + strlen(s->host) + hl + 96;
 	p = r->head = xmalloc(cap);
 	p = stpcpy(p, s->method);
 	*p++ = ' ';
@@ -523,7 +522,11 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 	p = stpcpy(p, " HTTP/1.1\r\nHost: ");
 	p = stpcpy(p, s->host);
 	p = stpcpy(p, "\r\nUser-Agent: mcpwarden\r\n");
-	p = stpcpy(p, cl);
+	if (s->has_body) {
+		p = stpcpy(p, "Content-Length: ");
+		p += jsonw_int_text(p, (int64_t)s->body_len);
+		p = stpcpy(p, "\r\n");
+	}
 	if (hl)
 		p = mempcpy(p, s->headers, hl);
 	memcpy(p, "\r\n", 3);

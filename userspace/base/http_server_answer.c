@@ -14,6 +14,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/jsonw.h"
 #include "base/log.h"
 
 #define HEAD_MAX 1024                   /* our status line and headers, but the set ones */
@@ -170,28 +171,45 @@ static void conn_want_write(struct http_conn *c)
 }
 
 /* Our status line and headers for r, into buf: room for the fixed parts (HEAD_MAX), the set
- * headers, the reason and the content type, so no snprintf below is ever cut short. */
+ * headers, the reason and the content type. Copies, not printf: an answer leaves on every
+ * call, and snprintf was 7 % of the loop's instructions. length < 0: no Content-Length (a
+ * stream). */
 static size_t head_print(struct http_req *r, char **buf, size_t *cap, int status,
-			 const char *reason, const char *ctype, const char *framing)
+			 const char *reason, const char *ctype, int64_t length)
 {
-	size_t need, n;
+	char *p;
 
 	if (!reason)
 		reason = http_reason(status);
-	need = HEAD_MAX + r->hlen + strlen(reason) + (ctype ? strlen(ctype) : 0) + strlen(framing);
-	*buf = xreserve(*buf, need, cap, 1024);
-	n = (size_t)snprintf(*buf, need, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason,
-			     http_date_now());
-	for (unsigned i = 0; i < r->nout; i++) {
-		memcpy(*buf + n, r->hbuf + r->out[i].off, r->out[i].len);
-		n += r->out[i].len;
+	*buf = xreserve(*buf, HEAD_MAX + r->hlen + strlen(reason) + (ctype ? strlen(ctype) : 0),
+			cap, 1024);
+	p = stpcpy(*buf, "HTTP/1.1 ");
+	p += jsonw_int_text(p, status);
+	*p++ = ' ';
+	p = stpcpy(p, reason);
+	p = stpcpy(p, "\r\nDate: ");
+	p = stpcpy(p, http_date_now());
+	p = stpcpy(p, "\r\n");
+	for (unsigned i = 0; i < r->nout; i++)
+		p = mempcpy(p, r->hbuf + r->out[i].off, r->out[i].len);
+	if (ctype) {
+		p = stpcpy(p, "Content-Type: ");
+		p = stpcpy(p, ctype);
+		p = stpcpy(p, "\r\n");
 	}
-	if (ctype)
-		n += (size_t)snprintf(*buf + n, need - n, "Content-Type: %s\r\n", ctype);
-	n += (size_t)snprintf(*buf + n, need - n, "%s%s\r\n", framing,
-			      !r->keep_alive ? "Connection: close\r\n"
-			      : r->c->parser.head.minor == 0 ? "Connection: keep-alive\r\n" : "");
-	return n;
+	if (length >= 0) {
+		p = stpcpy(p, "Content-Length: ");
+		p += jsonw_int_text(p, length);
+		p = stpcpy(p, "\r\n");
+	} else if (r->chunked) {
+		p = stpcpy(p, "Transfer-Encoding: chunked\r\n");
+	}
+	if (!r->keep_alive)
+		p = stpcpy(p, "Connection: close\r\n");
+	else if (r->c->parser.head.minor == 0)
+		p = stpcpy(p, "Connection: keep-alive\r\n");
+	p = stpcpy(p, "\r\n");
+	return (size_t)(p - *buf);
 }
 
 void http_req_send(struct http_req *r, int status, const char *reason, const char *ctype,
@@ -200,7 +218,6 @@ void http_req_send(struct http_req *r, int status, const char *reason, const cha
 	struct http_conn *c = r->c;
 	static char *head;
 	static size_t cap;
-	char framing[48];
 	struct iovec iov[2];
 	size_t n;
 
@@ -210,8 +227,8 @@ void http_req_send(struct http_req *r, int status, const char *reason, const cha
 		http_req_stream_end(r);
 		return;
 	}
-	snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", body ? len : 0);
-	n = head_print(r, &head, &cap, status, reason, body ? ctype : NULL, framing);
+	n = head_print(r, &head, &cap, status, reason, body ? ctype : NULL,
+		       body ? (int64_t)len : 0);
 	iov[0] = (struct iovec){ head, n };
 	iov[1] = (struct iovec){ (void *)body, body && r->method != HTTP_HEAD ? len : 0 };
 	if (conn_write(c, iov, 2) == 0) {
@@ -236,8 +253,7 @@ void http_req_stream_start(struct http_req *r, int status, const char *reason)
 	if (!r->chunked)
 		r->keep_alive = false;
 	c->state = CONN_STREAMING;
-	iov.iov_len = head_print(r, &head, &cap, status, reason, NULL,
-				 r->chunked ? "Transfer-Encoding: chunked\r\n" : "");
+	iov.iov_len = head_print(r, &head, &cap, status, reason, NULL, -1);
 	iov.iov_base = head;
 	conn_write(c, &iov, 1);
 }

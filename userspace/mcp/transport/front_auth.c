@@ -125,9 +125,10 @@ static void caller_into(struct http_req *req, struct key_identity *who)
 {
 	const char *caller = front_conn_caller(req, NULL);
 
-	who->workload[0] = '\0';
-	if (caller)
-		snprintf(who->workload, sizeof(who->workload), "%s", caller);
+	size_t n = caller ? strnlen(caller, sizeof(who->workload) - 1) : 0;
+
+	memcpy(who->workload, caller ? caller : "", n);   /* no printf: once a call */
+	who->workload[n] = '\0';
 }
 
 bool front_auth_is_token(const struct gate *g, const char *presented)
