@@ -225,6 +225,50 @@ static void test_parse_keep_alive_and_expect(void)
 	}
 }
 
+/* A control character anywhere in a header value is refused, whichever sixteen-byte piece of
+ * the head it falls in; a tab is a value's own; bytes past ASCII pass (obs-text). */
+static void test_parse_control_anywhere(void)
+{
+	static const char bad[] = { 0x01, 0x0b, 0x1f, 0x7f, 0x00, 0x0c };
+	char req[256];
+
+	for (size_t pos = 0; pos < 64; pos++) {
+		for (size_t b = 0; b < sizeof(bad) + 2; b++) {
+			char c = b < sizeof(bad) ? bad[b] : b == sizeof(bad) ? '\t' : (char)0xe9;
+			char value[65];
+			struct preq g;
+			bool done, seen;
+
+			memset(value, 'v', 64);
+			value[64] = '\0';
+			int n = snprintf(req, sizeof(req), "GET /%zu HTTP/1.1\r\nX-Long: %s\r\n\r\n",
+					 pos, value);
+			char *v = strstr(req, "X-Long: ") + 8;
+			v[pos] = c;
+			ssize_t rc = preq_parse(req, (size_t)n, 0, &g, &done, &seen);
+			if (b < sizeof(bad))
+				CU_ASSERT_CASE(rc == -EPROTO && g.heads == 0, "a control character");
+			else
+				CU_ASSERT_CASE(rc == n && done && g.heads == 1, "a tab or obs-text");
+		}
+	}
+}
+
+/* Comma-separated header values: Connection's tokens, Accept's media ranges with parameters. */
+static void test_list_has(void)
+{
+	CU_ASSERT(http_list_has("application/json, text/event-stream", "text/event-stream"));
+	CU_ASSERT(http_list_has("text/event-stream;q=0.9,application/json", "text/event-stream"));
+	CU_ASSERT(http_list_has("  APPLICATION/JSON ; q=1", "application/json"));
+	CU_ASSERT(http_list_has("text/html, */*;q=0.8", "*/*"));
+	CU_ASSERT(http_list_has("keep-alive, Upgrade", "upgrade"));
+	CU_ASSERT(!http_list_has("application/jsonx", "application/json"));
+	CU_ASSERT(!http_list_has("xapplication/json", "application/json"));
+	CU_ASSERT(!http_list_has("text/html;x=application/json", "application/json"));
+	CU_ASSERT(!http_list_has("", "close"));
+	CU_ASSERT(!http_list_has(",,", "close"));
+}
+
 /* One malformed head: -EPROTO, and no head called back. */
 #define BAD(s) { s, sizeof(s) - 1 }
 
@@ -477,4 +521,6 @@ CU_MAIN("http_request", NULL, NULL,
 	{ "parse: conflicting or bad framing is -EPROTO", test_parse_framing_conflicts },
 	{ "parse: head_max and the header count are -EMSGSIZE", test_parse_head_max },
 	{ "parse: pipelined requests, each takes its own bytes", test_parse_pipelined },
-	{ "parse: empty lines before a request line", test_parse_empty_lines })
+	{ "parse: empty lines before a request line", test_parse_empty_lines },
+	{ "parse: a control character anywhere in a value", test_parse_control_anywhere },
+	{ "header lists: tokens and media ranges", test_list_has })

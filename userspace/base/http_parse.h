@@ -89,6 +89,10 @@ struct http_parser {
 	int err;                /* once failed */
 };
 
+/* Does the comma-separated header value v list tok (case-insensitive; an element's parameters,
+ * after ';', are not compared): Connection's "close", Accept's "application/json". */
+bool http_list_has(const char *v, const char *tok);
+
 /* Ready the parser for the first response. The callbacks receive arg. */
 void http_parser_init(struct http_parser *p, const struct http_parse_cb *cb, void *arg);
 /* The same for requests, whose start line and headers may take head_max bytes

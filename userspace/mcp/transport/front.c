@@ -18,6 +18,7 @@
 #include "govern/gate.h"
 #include "govern/keys.h"
 #include "govern/refusal.h"
+#include "base/http_parse.h"
 #include "base/http_server.h"
 #include "base/json_keys.h"
 #include "base/list.h"
@@ -118,19 +119,6 @@ static void send_error(struct http_req *req, int status, const char *reason, int
 	front_refused(req, status, e);
 	send_json(req, status, reason, e);
 	cJSON_Delete(e);
-}
-
-static bool has_token(const char *list, const char *token)
-{
-	size_t n = strlen(token);
-
-	for (const char *p = list; p && (p = strcasestr(p, token)); p += n) {
-		bool start = p == list || p[-1] == ',' || p[-1] == ' ';
-		bool end = !p[n] || p[n] == ',' || p[n] == ';' || p[n] == ' ';
-		if (start && end)
-			return true;
-	}
-	return false;
 }
 
 static bool origin_allowed(const struct front *f, const char *origin)
@@ -553,8 +541,8 @@ static void handle_post(struct front *f, struct http_req *req,
 	int code;
 	const char *why, *dup;
 
-	if (!accept || (!has_token(accept, "*/*") && (!has_token(accept, "application/json") ||
-						     !has_token(accept, "text/event-stream")))) {
+	if (!accept || (!http_list_has(accept, "*/*") && (!http_list_has(accept, "application/json") ||
+						     !http_list_has(accept, "text/event-stream")))) {
 		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
 			   "Accept must list application/json and text/event-stream");
 		return;
@@ -648,7 +636,7 @@ static void handle_get(struct front *f, struct http_req *req, const struct key_i
 	struct front_stream *st;
 	struct session *s;
 
-	if (!accept || !has_token(accept, "text/event-stream")) {
+	if (!accept || !http_list_has(accept, "text/event-stream")) {
 		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
 			   "GET opens an event stream: Accept must list text/event-stream");
 		return;
