@@ -1,4 +1,6 @@
-/* htab: intrusive chained hash table with SipHash-2-4 under a per-table seed. */
+/* htab: intrusive chained hash table with SipHash-1-3 under a per-table seed (the rounds
+ * Rust's and CPython's tables use: flooding-resistant for a secret seed, ~40 % cheaper than
+ * 2-4 for the short names hashed on every call). */
 #include "base/htab.h"
 
 #include <errno.h>
@@ -42,17 +44,14 @@ static uint64_t siphash(const uint8_t k[16], const void *data, size_t len)
 		m = le64(in);
 		v3 ^= m;
 		SIPROUND;
-		SIPROUND;
 		v0 ^= m;
 	}
 	for (size_t i = 0; i < len % 8; i++)
 		b |= (uint64_t)in[i] << (8 * i);
 	v3 ^= b;
 	SIPROUND;
-	SIPROUND;
 	v0 ^= b;
 	v2 ^= 0xff;
-	SIPROUND;
 	SIPROUND;
 	SIPROUND;
 	SIPROUND;

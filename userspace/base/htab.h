@@ -2,7 +2,7 @@
  *
  * Elements embed a `struct htab_node`; the table never allocates them. A `struct htab_type`
  * says how to hash a key and whether a node holds it, so one implementation serves string
- * names, integer ids and composite keys alike. Hashes are SipHash-2-4 under a per-table random
+ * names, integer ids and composite keys alike. Hashes are SipHash-1-3 under a per-table random
  * seed, so attacker-chosen keys (tool names, session ids, key hashes) cannot force collisions.
  * Buckets double when the load passes 1 (2 from 65,536 buckets up); lookups are O(1) expected.
  */
