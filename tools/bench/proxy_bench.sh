@@ -24,7 +24,11 @@
 # is a ratio of paired rounds (issue 11: <= 5% req/s); 0 skips it),
 # BENCH_PROFILE (a file: one more untimed mcpwarden run at the last connection count under
 # `perf record -g`, its report written there and the
-# recording beside it as FILE.data; where the CPU of a call goes).
+# recording beside it as FILE.data; where the CPU of a call goes),
+# BENCH_INSTRUCTIONS (1; 0 skips it: one more mcpwarden under valgrind's callgrind, 16
+# connections, counting the instructions its event loop runs per call: a figure that does
+# not move with the machine's load, for comparing two builds; BENCH_INSTRUCTIONS=FILE also
+# keeps callgrind's output there, for callgrind_annotate).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -35,6 +39,7 @@ nsessions=${BENCH_SESSIONS:-10000}
 tracing=${BENCH_TRACING:-0}
 logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
 profile=${BENCH_PROFILE:-}
+instructions=${BENCH_INSTRUCTIONS:-1}
 store_cost=$([ "$logs" = true ] && [ "${BENCH_STORE_COST:-1}" != 0 ] && echo 1 || echo 0)
 
 . "$top/tools/bench/lib.sh"
@@ -113,7 +118,7 @@ start_warden() {
 		r $more
 	    }" "$here/mcpwarden.json.in" >"$dir/mcpwarden.json"
 	# Decision records (stdout) go to a file, as a deployment ships them to its log pipeline.
-	env "${warden_env[@]}" "$build/mcpwarden" -c "$dir/mcpwarden.json" "$@" \
+	env "${warden_env[@]}" ${warden_wrap[@]+"${warden_wrap[@]}"} "$build/mcpwarden" -c "$dir/mcpwarden.json" "$@" \
 		>"$dir/records.jsonl" 2>"$dir/mcpwarden.log" &
 	w_pid=$!
 	pids+=($w_pid)
@@ -313,6 +318,38 @@ elif [ -n "$profile" ]; then
 	echo "proxy_bench: BENCH_PROFILE: perf cannot record here"
 fi
 
+# BENCH_INSTRUCTIONS: the event loop's instructions per call, counted by callgrind (user space
+# only; the loop's thread, from event_base_loop down). Load on the machine changes the time a
+# call takes, not this count, so two builds compare within a percent.
+instr_line=""
+if [ "$instructions" != 0 ] && command -v valgrind >/dev/null; then
+	warden_wrap=(valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out"
+		--toggle-collect=event_base_loop)
+	if start_warden callgrind "$tmp/callgrind" "$tmp/nokeys" 100; then
+		cg_pid=$w_pid
+		url[callgrind]=$w_url
+		key[callgrind]=$bench_key
+		if sid[callgrind]=$(open_session "$w_url" "$bench_key"); then
+			bench callgrind 16 "$secs" >/dev/null
+		fi
+		kill "$cg_pid" 2>/dev/null
+		wait "$cg_pid" 2>/dev/null
+		n=$(grep -c '"type":"decision"' "$tmp/callgrind/records.jsonl")
+		ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$tmp/callgrind.out" 2>/dev/null)
+		if [ -n "$ir" ] && [ "$n" -gt 0 ]; then
+			instr_line="instructions per call on mcpwarden's event loop (callgrind, 16 connections, $n calls): $((ir / n))"
+			[ "$instructions" != 1 ] && cp "$tmp/callgrind.out" "$instructions"
+		else
+			instr_line="instructions per call: callgrind gave no count"
+		fi
+	else
+		instr_line="instructions per call: mcpwarden did not start under valgrind"
+	fi
+	warden_wrap=()
+elif [ "$instructions" != 0 ]; then
+	instr_line="instructions per call: skipped (no valgrind; apt-get install valgrind)"
+fi
+
 # ---------------------------------------------------------------- the table
 
 
@@ -360,6 +397,7 @@ if [ "$store_cost" = 1 ]; then
 fi
 records=$(grep -c '"type":"decision"' "$tmp/warden/records.jsonl")
 echo "mcpwarden wrote $records decision records"
+[ -n "$instr_line" ] && echo "$instr_line"
 # CPU time (all threads, user + system) per call over the whole run: steadier than wall-clock
 # numbers on a shared machine.
 read -r -a st < <(sed 's/^.*) //' "/proc/$warden_pid/stat")
