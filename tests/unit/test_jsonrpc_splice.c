@@ -4,6 +4,8 @@
  * everything unusual falls back. */
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +114,35 @@ static void test_fallbacks(void)
 			fprintf(stderr, "spliced, should not: %s\n", cases[i]);
 		CU_ASSERT_PTR_NULL(sp);
 		cJSON_Delete(sp);
+	}
+}
+
+/* Every escape cJSON prints back, at every place of a string longer than the 16-byte scan:
+ * spliced, the same as the full parse; a raw control character or \\/ there: not spliced. */
+static void test_string_sweep(void)
+{
+	static const char *const ok[] = { "\\\"", "\\\\", "\\n", "\\t", "\\b" };
+	static const char *const no[] = { "\x01", "\x1f", "\\/", "\\u0041" };
+	char text[256], s[128];
+
+	for (size_t at = 0; at <= 40; at++) {
+		for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]) + sizeof(no) / sizeof(no[0]); k++) {
+			bool good = k < sizeof(ok) / sizeof(ok[0]);
+			const char *esc = good ? ok[k] : no[k - sizeof(ok) / sizeof(ok[0])];
+
+			snprintf(s, sizeof(s), "%.*s%s%.*s", (int)at, "abcdefghijklmnopqrstuvwxyz"
+				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ", esc, (int)(40 - at),
+				 "0123456789012345678901234567890123456789");
+			snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":"
+				 "{\"text\":\"%s\"}}", s);
+			if (good) {
+				check_same(text);
+			} else {
+				cJSON *sp = jsonrpc_splice_response(text, strlen(text));
+				CU_ASSERT_PTR_NULL(sp);
+				cJSON_Delete(sp);
+			}
+		}
 	}
 }
 
@@ -330,6 +361,7 @@ CU_MAIN("jsonrpc_splice", NULL, NULL,
 	{ "spliced answers print as the full parse", test_spliced },
 	{ "whitespace outside strings dropped", test_whitespace_dropped },
 	{ "unusual answers fall back to the full parse", test_fallbacks },
+	{ "strings scanned sixteen bytes at a time", test_string_sweep },
 	{ "nesting limit", test_depth },
 	{ "unsplice of a tree", test_unsplice_plain },
 	{ "requests forwarded as written, the name put in", test_request_forwarded },

@@ -24,6 +24,24 @@ static void test_strings(void)
 	for (int i = 1; i < 256; i++)
 		all[i - 1] = (char)i;
 	all[255] = '\0';
+	/* each character to escape at every place of a string longer than the 16-byte scan */
+	static const char special[] = "\"\\\n\x01\x1f\t";
+	char sweep[49];
+	for (size_t k = 0; k < sizeof(special) - 1; k++) {
+		for (size_t at = 0; at < 48; at++) {
+			memset(sweep, 'a', 48);
+			sweep[48] = '\0';
+			sweep[at] = special[k];
+			cJSON *s = cJSON_CreateString(sweep);
+			char *ref = cJSON_PrintUnformatted(s);
+
+			jsonw_reset(&w);
+			jsonw_str(&w, sweep);
+			CU_ASSERT_STRING_EQUAL(w.buf, ref);
+			cJSON_free(ref);
+			cJSON_Delete(s);
+		}
+	}
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
 		cJSON *s = cJSON_CreateString(samples[i]);
 		char *ref = cJSON_PrintUnformatted(s);
