@@ -87,30 +87,30 @@ static void test_authenticate(void)
 	int64_t retry;
 
 	CU_ASSERT_EQUAL_FATAL(gate_new(base, c, &g, &(struct config_errors){ 0 }), 0);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.1", &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.1", NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 	CU_ASSERT_STRING_EQUAL(who.id, "alpha");
 	CU_ASSERT_STRING_EQUAL(who.team, "ops");
-	CU_ASSERT_EQUAL(gate_authenticate(g, NULL, "10.0.0.1", &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, NULL, "10.0.0.1", NULL, &who, &why, &retry),
 			GATE_AUTH_MISSING);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-old", "10.0.0.1", &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-old", "10.0.0.1", NULL, &who, &why, &retry),
 			GATE_AUTH_REFUSED);
 	CU_ASSERT_STRING_EQUAL(why, "expired");
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-off", "10.0.0.1", &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-off", "10.0.0.1", NULL, &who, &why, &retry),
 			GATE_AUTH_REFUSED);
 	CU_ASSERT_STRING_EQUAL(why, "disabled");
 	/* A peer that keeps guessing is held off, even with the right key next; others are not. */
 	for (int i = 0; i < 10; i++)
-		gate_authenticate(g, "guess", "10.0.0.9", &who, &why, &retry);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.9", &who, &why, &retry),
+		gate_authenticate(g, "guess", "10.0.0.9", NULL, &who, &why, &retry);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.9", NULL, &who, &why, &retry),
 			GATE_AUTH_BLOCKED);
 	CU_ASSERT(retry > 0);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.2", &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.2", NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 	/* A reload of the keys does not forgive the guessing peer. */
 	struct config *c2 = make_config("");
 	CU_ASSERT_EQUAL(gate_reload(g, c2, &(struct config_errors){ 0 }), 0);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.9", &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", "10.0.0.9", NULL, &who, &why, &retry),
 			GATE_AUTH_BLOCKED);
 	gate_free(g);
 	config_free(c);
@@ -154,7 +154,7 @@ static void test_admit_in_order(void)
 	cJSON *err = NULL;
 
 	CU_ASSERT_EQUAL_FATAL(gate_new(base, c, &g, &(struct config_errors){ 0 }), 0);
-	CU_ASSERT_EQUAL_FATAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL_FATAL(gate_authenticate(g, "key-alpha", NULL, NULL, &who, &why, &retry),
 			      GATE_AUTH_OK);
 	/* 1. permission: deny wins over allow; a refusal spends no rate token. */
 	CU_ASSERT_EQUAL(admit(g, &who, "file:///docs/secret.txt", &t, &err), -EACCES);
@@ -204,7 +204,7 @@ static void test_release_and_reload(void)
 	cJSON *err = NULL;
 
 	CU_ASSERT_EQUAL_FATAL(gate_new(base, c, &g, &(struct config_errors){ 0 }), 0);
-	CU_ASSERT_EQUAL_FATAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL_FATAL(gate_authenticate(g, "key-alpha", NULL, NULL, &who, &why, &retry),
 			      GATE_AUTH_OK);
 	/* The spend of the previous gate was durable: it is back from the store. */
 	CU_ASSERT_EQUAL(budget_counter(gate_budget(g), "key:alpha", "day", clock_real_s(),
@@ -229,12 +229,12 @@ static void test_release_and_reload(void)
 	CU_ASSERT_EQUAL(pthread_join(th, NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(j.rc, 0);
 	gate_reload_rules(g, j.rules);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 	/* Carried over as the admin API's, not taken for the config's. */
 	CU_ASSERT_FALSE(gate_config_key(g, "runtime"));
 	CU_ASSERT_TRUE(gate_config_key(g, "alpha"));
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 	gate_free(g);
 	config_free(c);
@@ -278,38 +278,38 @@ static void test_full_reload_back(void)
 	CU_ASSERT_EQUAL_FATAL(gate_rules_parse(c3, &r3, &errs), 0);
 	CU_ASSERT_EQUAL_FATAL(gate_reload_all(g, c3, r3, &back), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(back);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-beta", NULL, &who, &why, &retry), GATE_AUTH_OK);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-beta", NULL, NULL, &who, &why, &retry), GATE_AUTH_OK);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_REFUSED);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 
 	/* Going back in place: the first config's keys and teams, the run-time key carried. */
 	CU_ASSERT_EQUAL_FATAL(gate_reload_all(g, c, back, NULL), 0);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry), GATE_AUTH_OK);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, NULL, &who, &why, &retry), GATE_AUTH_OK);
 	CU_ASSERT_STRING_EQUAL(who.team, "ops");
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-off", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-off", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_REFUSED);
 	CU_ASSERT_STRING_EQUAL(why, "disabled");
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-beta", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-beta", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_REFUSED);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-runtime", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_OK);
 	CU_ASSERT_TRUE(gate_config_key(g, "alpha"));
 	CU_ASSERT_FALSE(gate_config_key(g, "runtime"));
 	/* r NULL keeps the rules in force. */
 	CU_ASSERT_EQUAL(gate_reload_all(g, c, NULL, &back), 0);
 	CU_ASSERT_PTR_NULL(back);
-	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, &who, &why, &retry), GATE_AUTH_OK);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-alpha", NULL, NULL, &who, &why, &retry), GATE_AUTH_OK);
 
 	/* Going back through a new gate (another store): only what the config defines. */
 	back = gate_free_keep_rules(g);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(back);
 	CU_ASSERT_EQUAL_FATAL(gate_open(base, c, back, &g2, &errs), 0);
-	CU_ASSERT_EQUAL(gate_authenticate(g2, "key-alpha", NULL, &who, &why, &retry), GATE_AUTH_OK);
+	CU_ASSERT_EQUAL(gate_authenticate(g2, "key-alpha", NULL, NULL, &who, &why, &retry), GATE_AUTH_OK);
 	CU_ASSERT_TRUE(gate_config_team(g2, "ops"));
 	CU_ASSERT_EQUAL(keys_count(gate_keystore(g2)), 3);
-	CU_ASSERT_EQUAL(gate_authenticate(g2, "key-runtime", NULL, &who, &why, &retry),
+	CU_ASSERT_EQUAL(gate_authenticate(g2, "key-runtime", NULL, NULL, &who, &why, &retry),
 			GATE_AUTH_REFUSED);
 	gate_free(g2);
 	CU_ASSERT_PTR_NULL(gate_free_keep_rules(NULL));

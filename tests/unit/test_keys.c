@@ -68,6 +68,86 @@ static enum keys_auth auth(struct keystore *ks, const char *key, int64_t now,
 	return keys_authenticate(ks, key, strlen(key), now, who ? who : &tmp);
 }
 
+static enum keys_auth memo_auth(struct keystore *ks, struct keys_memo *m, const char *key,
+				int64_t now, struct key_identity *who)
+{
+	return keys_authenticate_memo(ks, m, key, strlen(key), now, who);
+}
+
+/* A connection's memo answers as the full check would, through every change to the keys. */
+static void test_memo(void)
+{
+	struct keystore *ks = store(), *ks2 = store();
+	struct keys_memo m = { 0 };
+	struct key_identity who;
+	struct key_record r = record("k-one", "secret-one", "pol-a");
+
+	r.expires = NOW + 10;
+	CU_ASSERT_EQUAL_FATAL(keys_add(ks, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(add_team_key(ks, "team-x", "pol-team", "k-two", "secret-two", "pol-b"), 0);
+
+	/* A refusal is not remembered; an OK is, and the same key is then taken from it. */
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-none", NOW, &who), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(m.gen, 0);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_NOT_EQUAL(m.gen, 0);
+	uint64_t gen = m.gen;
+	memset(&who, 0x55, sizeof(who));
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(m.gen, gen);   /* answered from the memo */
+	CU_ASSERT_STRING_EQUAL(who.id, "k-one");
+	CU_ASSERT_STRING_EQUAL(who.name, "name of k-one");
+	CU_ASSERT_STRING_EQUAL(who.policy, "pol-a");
+	CU_ASSERT_STRING_EQUAL(who.team, "");
+	CU_ASSERT_EQUAL(who.expires, NOW + 10);
+
+	/* Another key, one byte off, or a prefix: never the remembered one. */
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-onf", NOW, &who), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(m.gen, 0);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-on", NOW, &who), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "", NOW, &who), KEYS_AUTH_MALFORMED);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-two", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.id, "k-two");
+	CU_ASSERT_STRING_EQUAL(who.team, "team-x");
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "pol-team");
+
+	/* Expiry is checked at every use. */
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW + 10, &who), KEYS_AUTH_EXPIRED);
+	CU_ASSERT_STRING_EQUAL(who.id, "k-one");
+
+	/* Changes: disabled, updated, a team's policy, deleted. */
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(keys_set_disabled(ks, "k-one", true), 0);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_DISABLED);
+	CU_ASSERT_EQUAL(keys_set_disabled(ks, "k-one", false), 0);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	snprintf(r.policy, sizeof(r.policy), "pol-c");
+	CU_ASSERT_EQUAL(keys_update(ks, &r), 0);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.policy, "pol-c");
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-two", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(keys_team_set(ks, "team-x", "pol-team2"), 0);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-two", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.team_policy, "pol-team2");
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(keys_delete(ks, "k-one"), 0);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-one", NOW, &who), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(m.gen, 0);
+
+	/* Another keystore (a reload): its own keys, whatever the memo holds. */
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-two", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_EQUAL(memo_auth(ks2, &m, "secret-two", NOW, &who), KEYS_AUTH_UNKNOWN);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-two", NOW, &who), KEYS_AUTH_OK);
+	keys_free(ks2);
+	CU_ASSERT_EQUAL(memo_auth(ks, &m, "secret-two", NOW, &who), KEYS_AUTH_OK);
+	CU_ASSERT_STRING_EQUAL(who.id, "k-two");
+	/* No memo: the plain check. */
+	CU_ASSERT_EQUAL(keys_authenticate_memo(ks, NULL, "secret-two", 10, NOW, &who), KEYS_AUTH_OK);
+	keys_free(ks);
+}
+
 static void test_generate(void)
 {
 	static char keys[2000][KEYS_TOKEN_SIZE];
@@ -822,6 +902,7 @@ CU_MAIN("keys", NULL, NULL,
 	{ "full-digest compare in one bucket", test_full_digest_compare },
 	{ "deletes inside slot clusters", test_delete_clusters },
 	{ "expired, disabled, unknown", test_expired_disabled },
+	{ "a connection's memo follows every change", test_memo },
 	{ "run-time add, update, revoke, teams", test_runtime_changes },
 	{ "failure tracker: window", test_tracker_window },
 	{ "failure tracker: escalation and decay", test_tracker_escalation },

@@ -471,7 +471,7 @@ const struct oauth_config *gate_oauth(const struct gate *g) { return g->r.oauth;
 bool gate_has_workloads(const struct gate *g) { return keys_workload_count(g->r.ks) > 0; }
 
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
-				 struct key_identity *who, const char **reason,
+				 struct keys_memo *memo, struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms)
 {
 	int64_t now = (int64_t)clock_mono_ms();
@@ -487,7 +487,8 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 		*reason = "missing";
 		return GATE_AUTH_MISSING;
 	}
-	r = keys_authenticate(g->r.ks, presented, strlen(presented), clock_real_s(), who);
+	r = keys_authenticate_memo(g->r.ks, memo, presented, strlen(presented), clock_real_s(),
+				   who);
 	*reason = keys_auth_name(r);
 	if (r == KEYS_AUTH_OK) {
 		if (peer)

@@ -93,10 +93,11 @@ bool gate_logs_values(const struct gate *g, const struct key_identity *who);
 enum gate_auth { GATE_AUTH_OK, GATE_AUTH_MISSING, GATE_AUTH_REFUSED, GATE_AUTH_BLOCKED };
 
 /* presented: the key from Authorization: Bearer or X-Api-Key (NULL when none). peer: the
- * client's address, for brute-force tracking. *reason gets a static word for the record
- * ("unknown", "expired", "disabled", "malformed", "missing", "blocked"). */
+ * client's address, for brute-force tracking. memo: the connection's (govern/keys.h), or
+ * NULL. *reason gets a static word for the record ("unknown", "expired", "disabled",
+ * "malformed", "missing", "blocked"). */
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
-				 struct key_identity *who, const char **reason,
+				 struct keys_memo *memo, struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms);
 /* A request with no key: the keyless workload (config "workloads") the caller belongs to, by
  * its cgroup path as the kernel named it (NULL unknown). true with who filled, else false. */

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,15 @@ struct keystore {
 	struct keys_workload *wl;      /* keyless workloads, in config order (first match wins) */
 	size_t nwl;
 };
+
+/* Moved on by every change to any keystore, and by a new or freed one: a memo taken before
+ * no longer matches (keys_authenticate_memo). Atomic: the reload thread builds keystores. */
+static _Atomic uint64_t generation = 1;
+
+static void changed(void)
+{
+	atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+}
 
 static const struct peer_guard_limits default_limits = {
 	.max_failures = 10,
@@ -149,6 +159,7 @@ int keys_new(const struct peer_guard_limits *limits, struct keystore **out)
 	rc = -ENOMEM;
 	if (!ks->sha256 || !ks->md_ctx)
 		goto out;
+	changed();
 	*out = ks;
 	ks = NULL;
 	rc = 0;
@@ -180,6 +191,7 @@ void keys_free(struct keystore *ks)
 {
 	if (!ks)
 		return;
+	changed();
 	if (ks->by_id.buckets)
 		htab_drain(&ks->by_id, free_key, NULL);
 	if (ks->teams.buckets)
@@ -355,6 +367,7 @@ int keys_team_set(struct keystore *ks, const char *name, const char *policy)
 		htab_insert(&ks->teams, &t->hn, t->name);
 	}
 	strcpy(t->policy, policy);
+	changed();
 	return 0;
 }
 
@@ -368,6 +381,7 @@ int keys_team_delete(struct keystore *ks, const char *name)
 		return -EBUSY;
 	htab_remove(&ks->teams, &t->hn);
 	free(t);
+	changed();
 	return 0;
 }
 
@@ -489,6 +503,7 @@ static struct key *key_new(struct keystore *ks, const struct key_record *r, stru
 
 static void key_link(struct keystore *ks, struct key *k)
 {
+	changed();
 	if (k->team)
 		k->team->nkeys++;
 	htab_insert(&ks->by_id, &k->by_id, k->text);
@@ -497,6 +512,7 @@ static void key_link(struct keystore *ks, struct key *k)
 
 static void key_unlink(struct keystore *ks, struct key *k)
 {
+	changed();
 	htab_remove(&ks->by_hash, &k->by_hash);
 	htab_remove(&ks->by_id, &k->by_id);
 	if (k->team)
@@ -551,6 +567,7 @@ int keys_set_disabled(struct keystore *ks, const char *id, bool disabled)
 	if (!k)
 		return -ENOENT;
 	k->disabled = disabled;
+	changed();
 	return 0;
 }
 
@@ -616,6 +633,7 @@ void keys_keep_config(struct keystore *ks)
 		if (!t->from_config) {
 			htab_remove(&ks->teams, &t->hn);
 			free(t);
+			changed();
 		}
 	}
 }
@@ -687,12 +705,9 @@ const char *keys_auth_name(enum keys_auth r)
 	return "unknown";
 }
 
-enum keys_auth keys_authenticate_hash(const struct keystore *ks,
-				      const unsigned char hash[KEYS_HASH_LEN], int64_t now,
-				      struct key_identity *who)
+/* who from a stored key, and what it says at time now. */
+static enum keys_auth identify(const struct key *k, int64_t now, struct key_identity *who)
 {
-	const struct key *k = find_by_hash(ks, hash);
-
 	if (!k) {
 		memset(who, 0, sizeof(*who));
 		return KEYS_AUTH_UNKNOWN;
@@ -716,12 +731,21 @@ enum keys_auth keys_authenticate_hash(const struct keystore *ks,
 	return KEYS_AUTH_OK;
 }
 
-enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, size_t len,
-				 int64_t now, struct key_identity *who)
+enum keys_auth keys_authenticate_hash(const struct keystore *ks,
+				      const unsigned char hash[KEYS_HASH_LEN], int64_t now,
+				      struct key_identity *who)
+{
+	return identify(find_by_hash(ks, hash), now, who);
+}
+
+/* *found: the stored key the presented one hashes to (NULL none). */
+static enum keys_auth authenticate(struct keystore *ks, const char *presented, size_t len,
+				   int64_t now, struct key_identity *who, const struct key **found)
 {
 	unsigned char d[KEYS_HASH_LEN];
 	enum keys_auth r;
 
+	*found = NULL;
 	/* Any printable token is hashed, so keys imported from another system keep working. */
 	if (!presented || len == 0 || len > KEYS_PRESENTED_MAX)
 		goto malformed;
@@ -734,12 +758,45 @@ enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, siz
 		memset(who, 0, sizeof(*who));
 		return KEYS_AUTH_UNKNOWN;
 	}
-	r = keys_authenticate_hash(ks, d, now, who);
+	*found = find_by_hash(ks, d);
+	r = identify(*found, now, who);
 	OPENSSL_cleanse(d, sizeof(d));
 	return r;
 malformed:
 	memset(who, 0, sizeof(*who));
 	return KEYS_AUTH_MALFORMED;
+}
+
+enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, size_t len,
+				 int64_t now, struct key_identity *who)
+{
+	const struct key *k;
+
+	return authenticate(ks, presented, len, now, who, &k);
+}
+
+enum keys_auth keys_authenticate_memo(struct keystore *ks, struct keys_memo *m,
+				      const char *presented, size_t len, int64_t now,
+				      struct key_identity *who)
+{
+	uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed), tag = 0;
+	const struct key *k;
+	enum keys_auth r;
+
+	if (!m)
+		return keys_authenticate(ks, presented, len, now, who);
+	/* The by_hash table's seed is random and never leaves the process: a different key
+	 * matches the tag by chance only (2^-64), and no client can search for one offline. */
+	if (presented && len && len <= KEYS_PRESENTED_MAX) {
+		tag = htab_hash_bytes(&ks->by_hash, presented, len);
+		if (m->gen == gen && m->ks == ks && m->len == len && m->tag == tag)
+			return identify(m->key, now, who);
+	}
+	r = authenticate(ks, presented, len, now, who, &k);
+	*m = (struct keys_memo){ 0 };
+	if (r == KEYS_AUTH_OK)
+		*m = (struct keys_memo){ .gen = gen, .ks = ks, .key = k, .tag = tag, .len = len };
+	return r;
 }
 
 /* ---- per-peer failure tracker (peer_guard) ---- */

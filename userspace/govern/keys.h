@@ -195,6 +195,23 @@ int keys_parse_time(const char *s, int64_t *out);
  * zeroed otherwise. Fails closed: an internal error reads as UNKNOWN. */
 enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, size_t len,
 				 int64_t now, struct key_identity *who);
+/* A connection's memory of the key it last authenticated with, so that its next request that
+ * presents the same key skips the SHA-256 and the table (docs/keys.md#per-connection-memo).
+ * It keeps no key: a SipHash of the presented bytes under the keystore's secret seed, and
+ * which key they matched. Any change to any keystore (a key added, updated, disabled or
+ * deleted, a team changed, a reload) forgets every memo; expiry and the disabled flag are
+ * checked on every use. Zero it to start; it owns nothing. */
+struct keys_memo {
+	uint64_t gen;                  /* 0: empty */
+	const struct keystore *ks;
+	const void *key;               /* the matched key, valid while gen is current */
+	uint64_t tag;
+	size_t len;
+};
+/* keys_authenticate through a memo (NULL: none). Only an OK is remembered. */
+enum keys_auth keys_authenticate_memo(struct keystore *ks, struct keys_memo *m,
+				      const char *presented, size_t len, int64_t now,
+				      struct key_identity *who);
 /* The same from a digest (admin paths that hold a hash, tests). */
 enum keys_auth keys_authenticate_hash(const struct keystore *ks,
 				      const unsigned char hash[KEYS_HASH_LEN], int64_t now,

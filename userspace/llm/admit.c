@@ -206,7 +206,8 @@ int llm_authenticate(struct llm_req *r, struct failure *f)
 	memcpy(caller, r->who.workload, sizeof(caller));
 	if (token)
 		return authenticate_token(r, presented, peer, caller, f);
-	a = gate_authenticate(r->l->gate, presented, peer, &r->who, &reason, &retry_ms);
+	a = gate_authenticate(r->l->gate, presented, peer, front_conn_auth_memo(r->req), &r->who,
+			      &reason, &retry_ms);
 	memcpy(r->who.workload, caller, sizeof(caller));
 	if (a == GATE_AUTH_OK && !keys_workload_allows(r->who.workloads, caller[0] ? caller : NULL)) {
 		/* A key bound to workloads, from elsewhere: as on the MCP endpoint. */

@@ -255,7 +255,8 @@ static bool authenticate(struct front_auth *a, struct gate *g, struct http_req *
 		send_refusal(req, &no);
 		return false;
 	}
-	enum gate_auth r = gate_authenticate(g, presented, peer, who, &reason, &retry_ms);
+	enum gate_auth r = gate_authenticate(g, presented, peer, front_conn_auth_memo(req), who,
+					     &reason, &retry_ms);
 	if (r == GATE_AUTH_OK && who->workloads[0]) {
 		/* A key bound to workloads: the kernel names the caller, the key alone is not
 		 * enough. The same 401 as any refusal; the record says why and who called. */

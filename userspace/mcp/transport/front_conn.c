@@ -17,6 +17,7 @@
 #include "enforce/cgroup.h"
 #include "enforce/peer_cgroup.h"
 #include "enforce/peer_fast.h"
+#include "govern/keys.h"
 
 struct conn {
 	struct front_conns *fc;
@@ -27,6 +28,7 @@ struct conn {
 	uint64_t caller_cookie;  /* the client socket's cookie (0: unknown) */
 	struct conn_origin origin;
 	struct conn_redirect redirect;
+	struct keys_memo auth;   /* the key it last authenticated with (govern/keys.h) */
 };
 
 struct front_conns {
@@ -193,6 +195,13 @@ const char *front_conn_peer(struct http_req *req)
 	const char *p = http_conn_peer_text(http_req_conn(req), NULL);
 
 	return *p ? p : NULL;
+}
+
+struct keys_memo *front_conn_auth_memo(struct http_req *req)
+{
+	struct conn *c = http_conn_data(http_req_conn(req));
+
+	return c ? &c->auth : NULL;
 }
 
 uint64_t front_conn_cookie(struct http_req *req)

@@ -34,6 +34,10 @@ void front_conns_close(struct front_conns *fc, struct http_conn *c);
 const char *front_conn_caller(struct http_req *req, uint64_t *cgid);
 /* The peer's address as text, NULL on a unix socket (its clients have none). */
 const char *front_conn_peer(struct http_req *req);
+/* The connection's memory of the key it last authenticated with (govern/keys.h), NULL when
+ * the request has no connection of the front's. */
+struct keys_memo;
+struct keys_memo *front_conn_auth_memo(struct http_req *req);
 /* The cookie of the client socket (0: unknown): transparent redirect finds the connection's
  * original destination with it. */
 uint64_t front_conn_cookie(struct http_req *req);
