@@ -33,6 +33,20 @@ static void test_kinds(void)
 	CU_ASSERT_EQUAL(m.kind, JSONRPC_RESPONSE);
 	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-1,\"message\":\"x\"}}", &m, &code, &why), 0);
 	CU_ASSERT_PTR_NOT_NULL(m.error);
+	/* Members in any order, others ignored, and a repeated one read as its first. */
+	CU_ASSERT_EQUAL(classify("{\"params\":{\"a\":1},\"x\":0,\"method\":\"m1\",\"id\":\"q\","
+				 "\"jsonrpc\":\"2.0\",\"method\":\"m2\",\"jsonrpc\":\"1.0\"}",
+				 &m, &code, &why), 0);
+	CU_ASSERT_EQUAL(m.kind, JSONRPC_REQUEST);
+	CU_ASSERT_STRING_EQUAL(m.method, "m1");
+	CU_ASSERT_STRING_EQUAL(m.id->valuestring, "q");
+	CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(m.params, "a"));
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"1.0\",\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}",
+				 &m, &code, &why), -EINVAL);
+	CU_ASSERT_EQUAL(classify("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\",\"Method\":\"y\","
+				 "\"ID\":2}", &m, &code, &why), 0);
+	CU_ASSERT_STRING_EQUAL(m.method, "x");
+	CU_ASSERT_EQUAL(m.id->valuedouble, 1);
 }
 
 static void test_invalid(void)

@@ -196,7 +196,7 @@ int keys_parse_time(const char *s, int64_t *out);
 enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, size_t len,
 				 int64_t now, struct key_identity *who);
 /* A connection's memory of the key it last authenticated with, so that its next request that
- * presents the same key skips the SHA-256 and the table (docs/keys.md#per-connection-memo).
+ * presents the same key skips the SHA-256 and the table (docs/security.md#per-connection-memo).
  * It keeps no key: a SipHash of the presented bytes under the keystore's secret seed, and
  * which key they matched. Any change to any keystore (a key added, updated, disabled or
  * deleted, a team changed, a reload) forgets every memo; expiry and the disabled flag are

@@ -24,9 +24,42 @@ bool jsonrpc_valid_id(const cJSON *id)
 	return false;
 }
 
+/* The envelope's members, each as cJSON_GetObjectItemCaseSensitive finds it (the first of
+ * its name), in one walk over the members: every message of every call is classified. */
+struct envelope_members {
+	const cJSON *ver, *id, *method, *params, *result, *error;
+};
+
+static void first(const cJSON **slot, const cJSON *c)
+{
+	if (!*slot)
+		*slot = c;
+}
+
+static void members(const cJSON *v, struct envelope_members *m)
+{
+	*m = (struct envelope_members){ 0 };
+	for (const cJSON *c = v->child; c; c = c->next) {
+		const char *n = c->string;
+
+		if (!n)
+			continue;
+		switch (n[0]) {
+		case 'i': if (!strcmp(n, "id")) first(&m->id, c); break;
+		case 'j': if (!strcmp(n, "jsonrpc")) first(&m->ver, c); break;
+		case 'm': if (!strcmp(n, "method")) first(&m->method, c); break;
+		case 'p': if (!strcmp(n, "params")) first(&m->params, c); break;
+		case 'r': if (!strcmp(n, "result")) first(&m->result, c); break;
+		case 'e': if (!strcmp(n, "error")) first(&m->error, c); break;
+		default: break;
+		}
+	}
+}
+
 int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const char **why)
 {
 	const cJSON *ver, *id, *method, *params, *result, *error;
+	struct envelope_members em;
 
 	memset(out, 0, sizeof(*out));
 	*code = JSONRPC_INVALID_REQUEST;
@@ -34,10 +67,11 @@ int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const c
 		*why = "a JSON-RPC message must be an object";
 		return -EINVAL;
 	}
-	id = cJSON_GetObjectItemCaseSensitive(v, "id");
+	members(v, &em);
+	id = em.id;
 	if (id && jsonrpc_valid_id(id))
 		out->id = id;
-	ver = cJSON_GetObjectItemCaseSensitive(v, "jsonrpc");
+	ver = em.ver;
 	if (!cJSON_IsString(ver) || strcmp(ver->valuestring, "2.0") != 0) {
 		*why = "\"jsonrpc\" must be \"2.0\"";
 		return -EINVAL;
@@ -47,9 +81,9 @@ int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const c
 					: "\"id\" must be a string or an integer";
 		return -EINVAL;
 	}
-	method = cJSON_GetObjectItemCaseSensitive(v, "method");
-	result = cJSON_GetObjectItemCaseSensitive(v, "result");
-	error = cJSON_GetObjectItemCaseSensitive(v, "error");
+	method = em.method;
+	result = em.result;
+	error = em.error;
 	if (method) {
 		if (!cJSON_IsString(method) || !*method->valuestring) {
 			*why = "\"method\" must be a non-empty string";
@@ -59,7 +93,7 @@ int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const c
 			*why = "a request carries no \"result\" or \"error\"";
 			return -EINVAL;
 		}
-		params = cJSON_GetObjectItemCaseSensitive(v, "params");
+		params = em.params;
 		if (params && !cJSON_IsObject(params)) {
 			*code = JSONRPC_INVALID_PARAMS;
 			*why = "\"params\" must be an object";
