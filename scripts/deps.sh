@@ -9,7 +9,7 @@ pkgs=(make gcc clang llvm pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool li
       libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev libcunit1-dev libpcre2-dev libhiredis-dev nodejs npm
       redis-server redis-tools                         # counters-redis test and bench: a real Redis
       libpq-dev postgresql                             # logs.postgres; the fleet-logs test's server (and psql)
-      iproute2 curl wrk nginx                          # make bench
+      iproute2 curl wrk nginx valgrind                 # make bench (valgrind: instructions per call)
       openssl                                          # node-agent test: the API server's certificate
       sqlite3 e2fsprogs                                # tests: read the stores, tamper with logs.db; an ext4 image
       xxd                                              # the dashboard's assets, embedded at build
