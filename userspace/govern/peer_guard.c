@@ -142,9 +142,13 @@ bool peer_guard_blocked(struct peer_guard *g, const char *peer, int64_t now_ms,
 			int64_t *retry_after_ms)
 {
 	uint8_t a[PEER_KEY_LEN];
-	struct peer *p = find(g, peer, a);
+	struct peer *p;
 
 	*retry_after_ms = 0;
+	/* No address has failed lately (the usual case): nothing to parse or look up. */
+	if (!htab_count(&g->peers))
+		return false;
+	p = find(g, peer, a);
 	if (!p || p->blocked_until <= now_ms)
 		return false;
 	*retry_after_ms = p->blocked_until - now_ms;
@@ -202,9 +206,12 @@ void peer_guard_failure(struct peer_guard *g, const char *peer, int64_t now_ms)
 void peer_guard_success(struct peer_guard *g, const char *peer, int64_t now_ms)
 {
 	uint8_t a[PEER_KEY_LEN];
-	struct peer *p = find(g, peer, a);
+	struct peer *p;
 
 	(void)now_ms;
+	if (!htab_count(&g->peers))
+		return;
+	p = find(g, peer, a);
 	if (!p)
 		return;
 	p->failures = 0;
