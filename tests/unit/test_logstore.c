@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "observe/audit.h"
+#include "observe/logchain.h"
 #include "observe/logstore.h"
 #include "observe/logverify.h"
 #include "logs_test_util.h"
@@ -119,6 +120,34 @@ static void tamper(const char *sql)
 
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && sqlite3 '%s' \"%s\"", db, copy, copy, sql);
 	CU_ASSERT_FATAL(system(cmd) == 0);
+}
+
+/* The writer's hasher (a kept digest context) and the verifier's one-shot link agree, link
+ * after link, with out aliasing prev, and with SHA-256(prev || text) computed elsewhere. */
+static void test_hasher(void)
+{
+	static const char *const texts[] = { "{\"a\":1}", "", NULL };
+	static const char want[] =
+		"82e62150d2a683c0d94c554b5f86027e121085a28b48f14a23409d12fefe8235";
+	char big[1001], hex[2 * LOGCHAIN_HASH_LEN + 1];
+	uint8_t a[LOGCHAIN_HASH_LEN] = { 0 }, b[LOGCHAIN_HASH_LEN] = { 0 };
+	struct logchain_hasher *h = NULL;
+
+	memset(big, 'x', 1000);
+	big[1000] = '\0';
+	CU_ASSERT_EQUAL_FATAL(logchain_hasher_new(&h), 0);
+	for (int i = 0; i < 3; i++) {
+		const char *t = texts[i] ? texts[i] : big;
+
+		CU_ASSERT_EQUAL(logchain_hasher_link(h, a, t, strlen(t), a), 0);
+		CU_ASSERT_EQUAL(logchain_link(b, t, strlen(t), b), 0);
+		CU_ASSERT_EQUAL(memcmp(a, b, sizeof(a)), 0);
+	}
+	for (int i = 0; i < LOGCHAIN_HASH_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", a[i]);
+	CU_ASSERT_STRING_EQUAL(hex, want);
+	logchain_hasher_free(h);
+	logchain_hasher_free(NULL);
 }
 
 static void test_chain_and_tampering(void)
@@ -523,6 +552,7 @@ static void test_reused_items(void)
 }
 
 CU_MAIN("logstore", setup, teardown,
+	{ "the writer's hasher links as the verifier does", test_hasher },
 	{ "records are chained; a changed, removed or inserted row is named",
 	  test_chain_and_tampering },
 	{ "a checkpoint is compared; a restart continues the chain", test_checkpoint_and_restart },

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 
@@ -24,18 +25,57 @@ static const EVP_MD *sha256(void)
 	return sha256_md ? sha256_md : EVP_sha256();
 }
 
-int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_t len,
-		  uint8_t out[LOGCHAIN_HASH_LEN])
+static int link_with(EVP_MD_CTX *ctx, const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text,
+		     size_t len, uint8_t out[LOGCHAIN_HASH_LEN])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned int n = 0;
 	/* The digest is final before out is written: out may alias prev. */
 	int ok = ctx && EVP_DigestInit_ex(ctx, sha256(), NULL) &&
 		 EVP_DigestUpdate(ctx, prev, LOGCHAIN_HASH_LEN) &&
 		 EVP_DigestUpdate(ctx, text, len) && EVP_DigestFinal_ex(ctx, out, &n);
 
-	EVP_MD_CTX_free(ctx);
 	return ok && n == LOGCHAIN_HASH_LEN ? 0 : -EIO;
+}
+
+int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_t len,
+		  uint8_t out[LOGCHAIN_HASH_LEN])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = link_with(ctx, prev, text, len, out);
+
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+struct logchain_hasher {
+	EVP_MD_CTX *ctx;
+};
+
+int logchain_hasher_new(struct logchain_hasher **out)
+{
+	struct logchain_hasher *h = calloc(1, sizeof(*h));
+
+	*out = NULL;
+	if (!h || !(h->ctx = EVP_MD_CTX_new())) {
+		free(h);
+		return -ENOMEM;
+	}
+	*out = h;
+	return 0;
+}
+
+void logchain_hasher_free(struct logchain_hasher *h)
+{
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
+}
+
+int logchain_hasher_link(struct logchain_hasher *h, const uint8_t prev[LOGCHAIN_HASH_LEN],
+			 const char *text, size_t len, uint8_t out[LOGCHAIN_HASH_LEN])
+{
+	return link_with(h->ctx, prev, text, len, out);
 }
 
 static const char *str_field(const cJSON *o, const char *name)

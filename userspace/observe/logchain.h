@@ -14,6 +14,14 @@
 int logchain_link(const uint8_t prev[LOGCHAIN_HASH_LEN], const char *text, size_t len,
 		  uint8_t out[LOGCHAIN_HASH_LEN]);
 
+/* The same for a thread that links record after record (the store's writer): it keeps its
+ * digest context, so a link allocates nothing. One thread at a time. */
+struct logchain_hasher;
+int logchain_hasher_new(struct logchain_hasher **out);   /* 0 or -ENOMEM */
+void logchain_hasher_free(struct logchain_hasher *h);
+int logchain_hasher_link(struct logchain_hasher *h, const uint8_t prev[LOGCHAIN_HASH_LEN],
+			 const char *text, size_t len, uint8_t out[LOGCHAIN_HASH_LEN]);
+
 /* The value of the text column named column for record o: o's string field of that name or,
  * for the columns some record types name otherwise, the first alias present (target: "tool"
  * in tool_pin and loop_break records, "model" in llm ones; error_message: "error"). The writer

@@ -139,6 +139,7 @@ struct logstore_db {
 	sqlite3_stmt *ins, *fts_ins, *head, *begin, *commit, *rollback, *blk_get, *blk_put;
 	sqlite3_stmt *tgt_ins, *tgt_fts, *tgt_last, *tgt_due, *tgt_due_blk, *tgt_unfts, *tgt_del;
 	struct htab known;              /* struct known_target by name */
+	struct logchain_hasher *hasher; /* the writer's: no allocation per link */
 	struct logstore_chain chain;
 	struct block cur;
 	int64_t floor;                  /* retention by size stops here: fit_pages */
@@ -542,6 +543,8 @@ int logstore_db_open(const char *path, int64_t max_bytes, struct logstore_db **o
 		free(d);
 		return rc;
 	}
+	if ((rc = logchain_hasher_new(&d->hasher)))
+		goto fail;
 	spec.new_page_size = max_bytes >= LOGSTORE_LARGE_PAGES_FROM ? LARGE_PAGE_SIZE
 								    : SMALL_PAGE_SIZE;
 	if ((rc = store_db_open(path, &spec, &d->db)) ||
@@ -638,6 +641,7 @@ void logstore_db_close(struct logstore_db *d)
 	sqlite3_finalize(d->tgt_del);
 	htab_drain(&d->known, known_free, NULL);
 	htab_fini(&d->known);
+	logchain_hasher_free(d->hasher);
 	if (d->db) {
 		/* Leave the file whole (no WAL to replay) for readers and backups. */
 		sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -682,7 +686,7 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		const struct logstore_row *r = rows[i];
-		if ((rc = logchain_link(h, r->record, r->record_len, h)) ||
+		if ((rc = logchain_hasher_link(d->hasher, h, r->record, r->record_len, h)) ||
 		    (rc = insert_one(d, r, h)) ||
 		    (rc = block_add(d, r->id, r->ts, r->text[0], r->text[1], r->text[4],
 				    r->text[5])) ||
