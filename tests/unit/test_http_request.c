@@ -329,6 +329,9 @@ static void test_parse_bad_request_lines(void)
 		BAD("GET / HTTP/1.1 \r\n\r\n"),
 		BAD("GET /a\x01z HTTP/1.1\r\n\r\n"),            /* control characters */
 		BAD("GET /a\x7f HTTP/1.1\r\n\r\n"),
+		BAD("GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n"),      /* past ASCII: percent-encode it */
+		BAD("GET /\xff HTTP/1.1\r\n\r\n"),
+		BAD("GET /mcp\x80?a=b HTTP/1.1\r\n\r\n"),
 		BAD("GET /a\tb HTTP/1.1\r\n\r\n"),
 		BAD("GE\x01T / HTTP/1.1\r\n\r\n"),
 		BAD("G:T / HTTP/1.1\r\n\r\n"),                  /* the method is not a token */

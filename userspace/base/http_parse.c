@@ -118,9 +118,10 @@ static int parse_uint(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* "METHOD SP target SP HTTP/1.x": the method a token, the target without space, control
- * character or DEL (bytes past ASCII are left to the route to refuse). Returns the
- * line's end (its NUL) or NULL. */
+/* "METHOD SP target SP HTTP/1.x": the method a token, the target visible ASCII only (RFC
+ * 9112 3.2 and RFC 3986: anything else is percent-encoded; a raw UTF-8 byte is a malformed
+ * request, refused here rather than by whichever route reads it). Returns the line's end (its
+ * NUL) or NULL. */
 static char *request_line(struct http_parser *p, char *s)
 {
 	char *m = s, *t, *v;
@@ -130,7 +131,7 @@ static char *request_line(struct http_parser *p, char *s)
 	if (t == m || *t != ' ')
 		return NULL;
 	*t++ = '\0';
-	for (v = t; (unsigned char)*v > 0x20 && *v != 0x7f; v++)
+	for (v = t; (unsigned char)*v > 0x20 && (unsigned char)*v < 0x7f; v++)
 		;
 	if (v == t || *v != ' ')
 		return NULL;
