@@ -74,6 +74,19 @@ start_nginx() {
 # field NAME "k=v k=v ..." -> v
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 
+# quartiles < values -> "MEDIAN (quartiles Q1-Q3, N runs)", each %.3f, or n/a when none
+# (Q1 and Q3: the medians of the lower and upper halves).
+quartiles() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 }
+	function med(a, b,   n) {
+		n = b - a + 1
+		if (n % 2) return v[a + (n - 1) / 2]
+		return (v[a + n / 2 - 1] + v[a + n / 2]) / 2
+	}
+	END { if (NR == 0) { print "n/a"; exit }
+	      h = int(NR / 2);
+	      printf "%.3f (quartiles %.3f-%.3f, %d pairs)\n", med(1, NR),
+		      h ? med(1, h) : v[1], h ? med(NR - h + 1, NR) : v[NR], NR }'; }
+
 # median [FORMAT] < values -> their median (printf FORMAT, default %.0f), or n/a when none.
 median() { tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.0f}" '{ v[NR] = $1 } END {
 	if (NR == 0) print "n/a"; else if (NR % 2) printf f "\n", v[(NR + 1) / 2];

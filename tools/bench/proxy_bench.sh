@@ -20,8 +20,10 @@
 # sampled, to a local OTLP receiver that counts and discards them: docs/tracing.md).
 # BENCH_LOGS (1: the log store on, as by default; 0: off),
 # BENCH_STORE_COST (1; with the store on, a fourth target "nostore": a second mcpwarden, the
-# same but with the log store off, in the same interleaved rounds, so that what the store costs
-# is a ratio of paired rounds (issue 11: <= 5% req/s); 0 skips it),
+# same but with the log store off, in the same interleaved rounds, and then in
+# BENCH_STORE_PAIRS (12) pairs of short runs of BENCH_STORE_SECONDS (2) each, in ABBA order,
+# so that what the store costs is a ratio of paired runs (issue 11: <= 5% req/s); 0 skips it;
+# BENCH_STORE_AA=1 turns the store off in both: the method's own spread, an A/A control),
 # BENCH_PROFILE (a file: one more untimed mcpwarden run at the last connection count under
 # `perf record -g`, its report written there and the
 # recording beside it as FILE.data; where the CPU of a call goes),
@@ -41,6 +43,9 @@ logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
 profile=${BENCH_PROFILE:-}
 instructions=${BENCH_INSTRUCTIONS:-1}
 store_cost=$([ "$logs" = true ] && [ "${BENCH_STORE_COST:-1}" != 0 ] && echo 1 || echo 0)
+store_pairs=${BENCH_STORE_PAIRS:-12}
+store_secs=${BENCH_STORE_SECONDS:-2}
+store_aa=${BENCH_STORE_AA:-0}
 
 . "$top/tools/bench/lib.sh"
 bench_require "$build/mcpwarden" "$build/bench-bin/mcp_upstream"
@@ -147,7 +152,11 @@ if [ "$tracing" = 1 ]; then
 fi
 
 : >"$tmp/nokeys"
-start_warden proxy "$tmp/warden" "$tmp/nokeys" 10000 || exit 1
+# BENCH_STORE_AA: the "mcpwarden" target without the store too; its pairs with "nostore" then
+# measure how far two identical instances differ here.
+main_logs=$logs
+[ "$store_cost" = 1 ] && [ "$store_aa" = 1 ] && main_logs=false
+w_logs=$main_logs start_warden proxy "$tmp/warden" "$tmp/nokeys" 10000 || exit 1
 warden_pid=$w_pid
 url[mcpwarden]=$w_url
 key[mcpwarden]=$bench_key
@@ -288,6 +297,22 @@ for c in $conns; do
 	measure_cost nginx "${ng_worker:-$ng_pid}" "$c"
 	measure_cost mcpwarden "$warden_pid" "$c"
 	[ "$store_cost" = 1 ] && measure_cost nostore "$nostore_pid" "$c"
+	# What the store costs, from short runs of the two right after each other: the shorter
+	# the runs, the more alike the conditions a pair meets on a shared machine. ABBA: the
+	# order flips at every pair, so neither instance always runs first.
+	if [ "$store_cost" = 1 ]; then
+		for p in $(seq "$store_pairs"); do
+			declare -A pr=()
+			order="mcpwarden nostore"
+			[ $((p % 2)) = 0 ] && order="nostore mcpwarden"
+			for t in $order; do
+				out=$(bench "$t" "$c" "$store_secs")
+				pr[$t]=$(field rps "$out")
+			done
+			[ -n "${pr[mcpwarden]:-}" ] && [ -n "${pr[nostore]:-}" ] &&
+				res[pairs,$c,rps]+=" $(ratio "${pr[mcpwarden]}" "${pr[nostore]}" %.3f)"
+		done
+	fi
 	rss[$c]=$(status_kb "$warden_pid" VmRSS)
 	hwm[$c]=$(status_kb "$warden_pid" VmHWM)
 done
@@ -381,15 +406,19 @@ done
 # CPU time per call does not depend on what else the machine runs, as req/s does: compare runs
 # with it (e.g. BENCH_LOGS=0 against the default).
 for c in $conns; do
-	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; ${loopcpu[mcpwarden,$c]:-n/a} on the loop's; log store $([ "$logs" = true ] && echo on || echo off))"
+	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; ${loopcpu[mcpwarden,$c]:-n/a} on the loop's; log store $([ "$main_logs" = true ] && echo on || echo off))"
 	echo "  mcpwarden's threads, µs per call: ${threadcpu[mcpwarden,$c]:-n/a}"
 done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
 if [ "$store_cost" = 1 ]; then
+	what="log store"
+	[ "$store_aa" = 1 ] && what="A/A control (BENCH_STORE_AA=1: the store off in both)"
 	for c in $conns; do
 		r=$(median %.3f <<<"${res[store,$c,rps]:-}")
-		echo "log store at $c connection(s): req/s with it ÷ without, median of paired rounds:" \
-			"$r (rounds:${res[store,$c,rps]:-}); CPU per call ${cpu[mcpwarden,$c]:-n/a} µs with," \
+		pq=$(quartiles <<<"${res[pairs,$c,rps]:-}")
+		echo "$what at $c connection(s): req/s with it ÷ without, $store_pairs ABBA pairs of" \
+			"${store_secs}s runs: median $pq; median of the paired rounds above: $r" \
+			"(rounds:${res[store,$c,rps]:-}); CPU per call ${cpu[mcpwarden,$c]:-n/a} µs with," \
 			"${cpu[nostore,$c]:-n/a} µs without; on the loop's thread" \
 			"${loopcpu[mcpwarden,$c]:-n/a} µs with, ${loopcpu[nostore,$c]:-n/a} µs without"
 	done
