@@ -119,9 +119,14 @@ ok "direct call from the demo cgroup refused: $(grep -m1 'Operation not permitte
 grep -q 'This is a simple text response for testing.' "$rundir/via.out" && grep -q '^via exit 0$' "$rundir/via.out" ||
 	fail "the call through the sidecar did not work: $(cat "$rundir/via.out")"
 ok "the same call through the sidecar answered"
-grep -q '"type":"kernel_deny".*"cgroup":"'"$cgroot/$name/agent"'".*"dport":'"$demo_port" "$out" ||
+# Records leave through the daemon's writer thread a moment after the answer: wait for them.
+on_record() {
+	for _ in $(seq 100); do grep -q "$1" "$out" && return 0; sleep 0.05; done
+	return 1
+}
+on_record '"type":"kernel_deny".*"cgroup":"'"$cgroot/$name/agent"'".*"dport":'"$demo_port" ||
 	fail "no kernel_deny record for the demo cgroup"
-grep -q '"type":"decision".*"target":"http-demo__test_simple_text","decision":"allow"' "$out" ||
+on_record '"type":"decision".*"target":"http-demo__test_simple_text","decision":"allow"' ||
 	fail "no allow record for the call through the sidecar"
 ok "the refusal and the allowed call are on record"
 
@@ -173,7 +178,7 @@ llm_cmd=$(grep -A2 "^  curl -s http://127.0.0.1:$port/v1/chat/completions" "$out
 [ -n "$llm_cmd" ] || fail "no curl line for the LLM route"
 eval "$llm_cmd" > "$rundir/llm.out" 2>&1
 grep -q '"content":"Hello there"' "$rundir/llm.out" || fail "the LLM route did not answer: $(cat "$rundir/llm.out")"
-grep -q '"type":"llm","key":"demo".*"status":200' "$out" || fail "no llm record for the demo key"
+on_record '"type":"llm","key":"demo".*"status":200' || fail "no llm record for the demo key"
 grep -q 'sk-make-run' "$out" "$rundir/mcpwarden.json" && fail "the provider key was written out"
 ok "the LLM route answered the printed curl line with the demo key"
 
