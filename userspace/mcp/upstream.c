@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "base/config.h"
 #include "base/alloc.h"
-#include "base/event_opt.h"
 #include "base/htab.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
@@ -32,7 +33,8 @@ struct pending {
 	enum obj_type *call;
 	cJSON *progress_token;        /* the caller's, restored on notifications/progress */
 	cJSON *queued;                /* the request, while the handshake is not done */
-	struct event *timer;
+	struct event timer;           /* its deadline (in the pending: no allocation a call) */
+	bool timer_set;               /* timer assigned */
 	int timeout_ms;
 };
 
@@ -45,6 +47,10 @@ struct link {
 	enum link_state state;
 	uint64_t next_id;
 	uint64_t init_id;
+	/* libevent's common timeout for the configured request timeout: a call's deadline goes
+	 * to the end of one queue instead of into the timer heap (they all have the same
+	 * duration), and leaves it in constant time. */
+	const struct timeval *common_tv;
 	struct htab pending;          /* our request id -> struct pending */
 	struct list_head order;       /* the same, oldest first */
 	cJSON *init_result;
@@ -86,7 +92,8 @@ static void pending_unlink(struct link *l, struct pending *p)
 
 static void pending_free(struct pending *p)
 {
-	event_free_opt(p->timer);
+	if (p->timer_set)
+		event_del(&p->timer);
 	cJSON_Delete(p->progress_token);
 	cJSON_Delete(p->queued);
 	free(p);
@@ -440,18 +447,29 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 	id = cJSON_CreateNumber((double)p->id);
 	req = jsonrpc_request(id, method, params);
 	cJSON_Delete(id);
-	p->timer = evtimer_new(l->base, on_timeout, p);
-	if (!req || !p->timer) {
+	if (!req || evtimer_assign(&p->timer, l->base, on_timeout, p)) {
 		cJSON_Delete(req);
 		pending_free(p);
 		return -ENOMEM;
 	}
+	p->timer_set = true;
 	htab_insert(&l->pending, &p->hn, &p->id);
 	list_add_tail(&p->order, &l->order);
 	l->inflight++;
 	tv.tv_sec = p->timeout_ms / 1000;
 	tv.tv_usec = (p->timeout_ms % 1000) * 1000;
-	evtimer_add(p->timer, &tv);
+	if (p->timeout_ms == l->cfg->request_timeout_ms) {
+		if (!l->common_tv)      /* the same pointer for every link of this duration */
+			l->common_tv = event_base_init_common_timeout(l->base, &tv);
+		if (l->common_tv)
+			tv = *l->common_tv;
+	}
+	if (evtimer_add(&p->timer, &tv)) {
+		pending_unlink(l, p);
+		cJSON_Delete(req);
+		pending_free(p);
+		return -ENOMEM;
+	}
 	if (handle)
 		*handle = p->id;
 	if (l->state == LINK_STARTING) {
