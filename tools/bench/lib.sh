@@ -18,9 +18,10 @@ bench_require() {
 	done
 }
 
-# bench_tmp NAME: $tmp, a fresh directory, and $pids, the processes started; both go at exit.
+# bench_tmp NAME: $tmp, a fresh directory (under $TMPDIR, else /tmp: TMPDIR=/dev/shm puts the
+# state, the log store's too, in memory), and $pids, the processes started; both go at exit.
 bench_tmp() {
-	tmp=$(mktemp -d "/tmp/$1.XXXXXX")
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
 	pids=()
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
