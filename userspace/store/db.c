@@ -2,6 +2,7 @@
 #include "store/db.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +70,22 @@ int store_db_wal(sqlite3 *db, const char *path, const char *who)
 	return rc;
 }
 
+/* Before SQLite's first use in the process: no memory statistics. With them on (Debian's
+ * build), every sqlite3_malloc and sqlite3_free takes one process-wide mutex, shared by the
+ * log store's writer, the budget store's writer and the logs API's readers, to count bytes
+ * nothing here reads (sqlite3_status): 5 % of the log store writer's SQLite instructions
+ * (docs/performance.md, "The log store's cost, located"). Too late (SQLite already running in
+ * this process, as in a test that opened a database another way) it is only slower. */
+static pthread_once_t tune_once = PTHREAD_ONCE_INIT;
+
+static void tune(void)
+{
+	int rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+
+	if (rc != SQLITE_OK)
+		log_debug("sqlite: memory statistics stay on: %s", sqlite3_errstr(rc));
+}
+
 int store_db_open(const char *path, const struct store_db_spec *spec, sqlite3 **out)
 {
 	int flags = spec->read_only ? SQLITE_OPEN_READONLY
@@ -78,6 +95,7 @@ int store_db_open(const char *path, const struct store_db_spec *spec, sqlite3 **
 
 	flags |= spec->shared ? SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_NOMUTEX;
 	*out = NULL;
+	(void)pthread_once(&tune_once, tune);   /* cannot fail with a valid once and routine */
 	rc = sqlite3_open_v2(path, out, flags, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(*out, spec->busy_ms);
