@@ -34,7 +34,6 @@ struct pending {
 	cJSON *progress_token;        /* the caller's, restored on notifications/progress */
 	cJSON *queued;                /* the request, while the handshake is not done */
 	struct event timer;           /* its deadline (in the pending: no allocation a call) */
-	bool timer_set;               /* timer assigned */
 	int timeout_ms;
 };
 
@@ -92,7 +91,7 @@ static void pending_unlink(struct link *l, struct pending *p)
 
 static void pending_free(struct pending *p)
 {
-	if (p->timer_set)
+	if (evtimer_initialized(&p->timer))     /* the pending is zeroed until it is assigned */
 		event_del(&p->timer);
 	cJSON_Delete(p->progress_token);
 	cJSON_Delete(p->queued);
@@ -452,7 +451,6 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 		pending_free(p);
 		return -ENOMEM;
 	}
-	p->timer_set = true;
 	htab_insert(&l->pending, &p->hn, &p->id);
 	list_add_tail(&p->order, &l->order);
 	l->inflight++;
