@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectHttp, eventually, fixtureStdioUpstream, makeKey, makeTempDir, paths,
 	removeTempDir, startDaemon, stopDaemonChecked } from './lib.mjs';
@@ -167,6 +167,16 @@ describe('log store', () => {
 		assert.equal(m.get('mcpwarden_logstore_dropped_total'), 0);
 		assert.ok(m.has('mcpwarden_logstore_queue_depth'));
 		assert.ok(m.get('mcpwarden_logstore_bytes') > 0);
+		// As root the process may raise its writer again, so the writer waits in the kernel's
+		// idle class (logs.writer_priority's default), and nothing has made it fall behind.
+		assert.equal(m.get('mcpwarden_logstore_writer_idle'), 1);
+		assert.equal(m.get('mcpwarden_logstore_writer_raised_total'), 0);
+		const task = `/proc/${d.proc.pid}/task`;
+		const tid = readdirSync(task).find((t) =>
+			readFileSync(`${task}/${t}/comm`, 'utf8').trim() === 'mcpw-logstore');
+		assert.ok(tid, 'the writer thread is named');
+		assert.match(readFileSync(`${task}/${tid}/sched`, 'utf8'), /^policy\s*:\s*5$/m,
+			'SCHED_IDLE (5)');
 		assert.ok(m.get('mcpwarden_tool_call_duration_seconds_count{server="fixture",' +
 			'tool="test_simple_text"}') >= 2);
 		// A tool the catalogue does not know has no series of its own.

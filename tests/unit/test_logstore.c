@@ -3,11 +3,20 @@
  * restart continues the chain; retention by size trims the oldest and moves the anchor so that
  * the rest still verifies. */
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <sqlite3.h>
 
@@ -367,21 +376,23 @@ static void test_options(void)
 	CU_ASSERT_FATAL(logstore_options_parse(NULL, "/state", &o, &errs) == 0);
 	CU_ASSERT(o.enabled && !strcmp(o.path, "/state/logs.db"));
 	CU_ASSERT(o.max_age_s == 7 * 86400 && o.max_bytes == 1LL << 30 && o.queue == 65536 &&
-		  o.checkpoint_every == 1000);
+		  o.checkpoint_every == 1000 && o.writer_idle);
 	logstore_options_clear(&o);
 
 	root = cJSON_Parse("{\"logs\": {\"enabled\": false, \"path\": \"/x.db\", \"max_age\": \"36h\","
-			   " \"max_bytes\": 1048576, \"queue\": 64, \"checkpoint_every\": 10}}");
+			   " \"max_bytes\": 1048576, \"queue\": 64, \"checkpoint_every\": 10,"
+			   " \"writer_priority\": \"normal\"}}");
 	CU_ASSERT_FATAL(logstore_options_parse(root, "/state", &o, &errs) == 0);
 	CU_ASSERT(!o.enabled && !strcmp(o.path, "/x.db") && o.max_age_s == 36 * 3600 &&
-		  o.max_bytes == 1048576 && o.queue == 64 && o.checkpoint_every == 10);
+		  o.max_bytes == 1048576 && o.queue == 64 && o.checkpoint_every == 10 &&
+		  !o.writer_idle);
 	logstore_options_clear(&o);
 	cJSON_Delete(root);
 
 	root = cJSON_Parse("{\"logs\": {\"max_age\": \"7x\", \"max_bytes\": 10, \"queue\": 0, "
-			   "\"colour\": 1}}");
+			   "\"colour\": 1, \"writer_priority\": \"low\"}}");
 	CU_ASSERT_EQUAL(logstore_options_parse(root, "/state", &o, &errs), -EINVAL);
-	CU_ASSERT_EQUAL(errs.count, 4);
+	CU_ASSERT_EQUAL(errs.count, 5);
 	cJSON_Delete(root);
 }
 
@@ -551,6 +562,170 @@ static void test_reused_items(void)
 	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
 }
 
+/* ---- the writer's priority ---- */
+
+/* The writer thread's id (by its name), or 0. */
+static pid_t writer_tid(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	pid_t tid = 0;
+
+	if (!d)
+		return 0;
+	while (!tid && (e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "mcpw-logstore\n"))
+			tid = (pid_t)atoi(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return tid;
+}
+
+/* Whether the writer's scheduling policy becomes policy within 5 s. */
+static bool writer_policy_becomes(int policy)
+{
+	for (int i = 0; i < 500; i++) {
+		pid_t tid = writer_tid();
+
+		if (tid && sched_getscheduler(tid) == policy)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* Every thread of the process on cpus (the writer too: it starts after, and inherits). */
+static void pin_all(const cpu_set_t *cpus)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	CU_ASSERT_FATAL(d != NULL);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			CU_ASSERT(sched_setaffinity((pid_t)atoi(e->d_name), sizeof(*cpus), cpus) == 0);
+	closedir(d);
+}
+
+static atomic_bool spinning;
+
+static void *spin(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&spinning))
+		;
+	return NULL;
+}
+
+/* With "idle" the writer runs in the idle class. On a CPU that a normal thread keeps busy it
+ * gets next to nothing, so its backlog grows: at a quarter of the queue the appender raises
+ * it, nothing is dropped, and once it has caught up it goes idle again. */
+static void test_writer_idle_raised(void)
+{
+	struct logstore_options o = opts(1LL << 30);
+	struct logstore_stats st0, st;
+	struct logverify_result r;
+	cpu_set_t all, one;
+	pthread_t spinner;
+	int saved;
+
+	unlink(db);
+	o.queue = 4096;                 /* raised at 2048 queued (a full batch) */
+	o.writer_idle = true;
+	CU_ASSERT_FATAL(sched_getaffinity(0, sizeof(all), &all) == 0);
+	int cpu = sched_getcpu();
+	CU_ASSERT_FATAL(cpu >= 0);
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	logstore_get_stats(&st0);
+	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
+	CU_ASSERT(writer_policy_becomes(SCHED_IDLE));
+	logstore_get_stats(&st);
+	CU_ASSERT(st.writer_idle);
+
+	pin_all(&one);
+	atomic_store(&spinning, true);
+	CU_ASSERT_FATAL(pthread_create(&spinner, NULL, spin, NULL) == 0);
+	saved = quiet();
+	append(1, 3000, 10);
+	logstore_get_stats(&st);
+	loud(saved);
+	CU_ASSERT(st.writer_raised - st0.writer_raised >= 1);
+	CU_ASSERT(st.dropped == st0.dropped);
+	atomic_store(&spinning, false);
+	CU_ASSERT(pthread_join(spinner, NULL) == 0);
+	pin_all(&all);
+
+	saved = quiet();
+	logstore_flush();
+	append(3001, 10, 10);   /* a batch after the flush: caught up, idle again */
+	loud(saved);
+	CU_ASSERT(writer_policy_becomes(SCHED_IDLE));
+	saved = quiet();
+	logstore_flush();
+	logstore_stop();
+	loud(saved);
+	logstore_get_stats(&st);
+	CU_ASSERT(st.written - st0.written == 3011 && st.dropped == st0.dropped);
+	CU_ASSERT_EQUAL(sqlu_int(db, "SELECT count(*) FROM records WHERE type = 'test'"), 3010);
+	CU_ASSERT_EQUAL(verify(db, &r), LOGVERIFY_INTACT);
+}
+
+/* "normal", and "idle" in a process that may not raise a thread again (no CAP_SYS_NICE,
+ * RLIMIT_NICE 0, as an unprivileged container): the writer stays in the normal class. */
+static int writer_class_in_child(bool drop_right, bool idle)
+{
+	struct logstore_options o = opts(1LL << 30);
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct c[2];
+		struct rlimit rl = { 0, 0 };
+		struct logstore_stats st;
+		int policy;
+
+		if (drop_right) {
+			if (syscall(SYS_capget, &h, c) || setrlimit(RLIMIT_NICE, &rl))
+				_exit(10);
+			c[CAP_SYS_NICE / 32].effective &= ~(1u << (CAP_SYS_NICE % 32));
+			c[CAP_SYS_NICE / 32].permitted &= ~(1u << (CAP_SYS_NICE % 32));
+			if (syscall(SYS_capset, &h, c))
+				_exit(11);
+		}
+		unlink(db);
+		o.writer_idle = idle;
+		if (logstore_start(&o, audit_note))
+			_exit(12);
+		usleep(200000);         /* past the writer's start */
+		policy = sched_getscheduler(writer_tid());
+		logstore_get_stats(&st);
+		logstore_stop();
+		_exit(policy == SCHED_OTHER && !st.writer_idle ? 0 : 13);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static void test_writer_normal(void)
+{
+	CU_ASSERT_EQUAL(writer_class_in_child(false, false), 0);
+	CU_ASSERT_EQUAL(writer_class_in_child(true, true), 0);
+}
+
 CU_MAIN("logstore", setup, teardown,
 	{ "the writer's hasher links as the verifier does", test_hasher },
 	{ "records are chained; a changed, removed or inserted row is named",
@@ -566,4 +741,8 @@ CU_MAIN("logstore", setup, teardown,
 	{ "verify --since starts from the block summaries", test_verify_since_by_blocks },
 	{ "retention deletes the summaries of emptied blocks",
 	  test_retention_with_summaries },
-	{ "reused queue items keep nothing of their earlier records", test_reused_items })
+	{ "reused queue items keep nothing of their earlier records", test_reused_items },
+	{ "an idle writer is raised when it falls behind, and nothing is lost",
+	  test_writer_idle_raised },
+	{ "the writer stays normal when so configured, or when it could not be raised",
+	  test_writer_normal })

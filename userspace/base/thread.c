@@ -1,5 +1,7 @@
-/* thread: named threads (see thread.h). */
+/* thread: named threads and the idle class (see thread.h). */
 #include "base/thread.h"
+
+#include <sched.h>
 
 int thread_start(pthread_t *t, const char *name, void *(*fn)(void *arg), void *arg)
 {
@@ -12,4 +14,32 @@ int thread_start(pthread_t *t, const char *name, void *(*fn)(void *arg), void *a
 	 * the kernel's 15 bytes. */
 	(void)pthread_setname_np(*t, name);
 	return 0;
+}
+
+int thread_set_idle(pthread_t t, bool idle)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	return -pthread_setschedparam(t, idle ? SCHED_IDLE : SCHED_OTHER, &sp);
+}
+
+/* The probe: idle and back on itself. A thread left idle when the way back is refused ends
+ * here, so nothing else stays in the class. */
+static void *probe(void *arg)
+{
+	bool *ok = arg;
+
+	*ok = thread_set_idle(pthread_self(), true) == 0 &&
+	      thread_set_idle(pthread_self(), false) == 0;
+	return NULL;
+}
+
+bool thread_idle_reversible(void)
+{
+	pthread_t t;
+	bool ok = false;
+
+	if (pthread_create(&t, NULL, probe, &ok) || pthread_join(t, NULL))
+		return false;
+	return ok;
 }

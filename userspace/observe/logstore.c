@@ -56,6 +56,8 @@ static struct {
 	struct list_head queue;
 	bool running, stopping;
 	bool writer_waits;      /* for records: appends wake it */
+	bool may_idle;          /* the writer goes idle when it has caught up (writer_idle) */
+	bool writer_idle;       /* it is in the idle class now: raised when it falls behind */
 	bool gathering;         /* for more records: a full batch wakes it */
 	unsigned flushers;      /* threads in logstore_flush: no gathering meanwhile */
 	pthread_t thread;
@@ -65,7 +67,7 @@ static struct {
 	struct logstore_db *db; /* writer thread only, once started */
 	struct list_head spare[ITEM_CLASSES];   /* handed back by the writer, for app_spare */
 	_Atomic uint64_t spare_bytes;           /* in spare[] and app_spare[] */
-	_Atomic uint64_t depth, dropped, written, bytes;
+	_Atomic uint64_t depth, dropped, written, bytes, raised;
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER,
 	.idle = PTHREAD_COND_INITIALIZER, .queue = LIST_HEAD_INIT(g.queue),
 	.spare = { LIST_HEAD_INIT(g.spare[0]), LIST_HEAD_INIT(g.spare[1]),
@@ -111,6 +113,7 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 		const char *path;
 		int64_t max_bytes;
 		unsigned queue, checkpoint_every;
+		const char *writer_priority;
 	};
 	static const struct cfg_field fields[] = {
 		CFG_FIELD(struct section, enabled, CFG_BOOL, 0, 0, 0),
@@ -120,6 +123,7 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 		CFG_FIELD(struct section, max_bytes, CFG_I64, 65536, 1LL << 50, 0),
 		CFG_FIELD(struct section, queue, CFG_UINT, 16, 1 << 24, 0),
 		CFG_FIELD(struct section, checkpoint_every, CFG_UINT, 1, UINT32_MAX, 0),
+		CFG_FIELD(struct section, writer_priority, CFG_STRING, 0, 0, 0),
 		CFG_END,
 	};
 	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "logs") : NULL;
@@ -127,6 +131,7 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 	struct section s = {
 		.enabled = state_dir && *state_dir, .max_bytes = LOGSTORE_MAX_BYTES_DEFAULT,
 		.queue = LOGSTORE_QUEUE_DEFAULT, .checkpoint_every = LOGSTORE_CHECKPOINT_EVERY_DEFAULT,
+		.writer_priority = "idle",
 	};
 	int rc = 0;
 
@@ -141,6 +146,8 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 		    parse_duration(age, &out->max_age_s))
 			rc = config_fail(errs, "logs.max_age", "must be seconds (a number) or "
 					 "\"<n>s\", \"<n>m\", \"<n>h\", \"<n>d\", from 1 s to 10 years");
+		if (strcmp(s.writer_priority, "idle") && strcmp(s.writer_priority, "normal"))
+			rc = config_fail(errs, "logs.writer_priority", "must be \"idle\" or \"normal\"");
 	}
 	if (rc)
 		return rc;
@@ -148,6 +155,7 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 	out->max_bytes = s.max_bytes;
 	out->queue = s.queue;
 	out->checkpoint_every = s.checkpoint_every;
+	out->writer_idle = !strcmp(s.writer_priority, "idle");
 	out->path = s.path ? strdup(s.path) : path_in_dir(state_dir, "logs.db");
 	return out->path ? 0 : -ENOMEM;
 }
@@ -226,6 +234,43 @@ static uint64_t batch_full(void)
 	uint64_t half = g.opt.queue / 2 ? g.opt.queue / 2 : 1;
 
 	return half < BATCH_MAX ? half : BATCH_MAX;
+}
+
+/* ---- the writer's priority (observe/logstore.h; g.mu held, so that the thread's class and
+ * writer_idle agree) ---- */
+
+/* The backlog at which an idle writer is raised: a quarter of the queue, and at least a full
+ * batch (what the writer gathers before it writes anyway). */
+static uint64_t raise_at(void)
+{
+	uint64_t quarter = g.opt.queue / 4;
+
+	return quarter > batch_full() ? quarter : batch_full();
+}
+
+/* Out of the idle class: from an appender when the backlog has grown, or from a thread that
+ * waits for the writer (flush, stop). */
+static void writer_raise(void)
+{
+	int rc;
+
+	if (!g.may_idle || !g.writer_idle)
+		return;
+	if ((rc = thread_set_idle(g.thread, false))) {
+		/* The start-up probe said it may: the right went since. No more tries. */
+		g.may_idle = false;
+		log_error("logs: the writer could not leave the idle class: %s", strerror(-rc));
+		return;
+	}
+	g.writer_idle = false;
+	atomic_fetch_add(&g.raised, 1);
+}
+
+/* Into the idle class: the writer itself, once it has caught up. */
+static void writer_lower(void)
+{
+	if (g.may_idle && !g.writer_idle && thread_set_idle(pthread_self(), true) == 0)
+		g.writer_idle = true;
 }
 
 static size_t class_size(int c)
@@ -317,6 +362,8 @@ static void append(int64_t seq, int64_t ts_ms, const char *type, const char *con
 	uint64_t depth = atomic_fetch_add(&g.depth, 1) + 1;
 	if (g.writer_waits || (g.gathering && depth >= batch_full()))
 		pthread_cond_signal(&g.more);
+	if (g.writer_idle && depth >= raise_at())
+		writer_raise();
 	pthread_mutex_unlock(&g.mu);
 }
 
@@ -345,6 +392,7 @@ void logstore_flush(void)
 	pthread_mutex_lock(&g.mu);
 	/* depth falls only once a batch is committed (or failed). */
 	g.flushers++;
+	writer_raise();
 	while (g.running && atomic_load(&g.depth) > 0) {
 		pthread_cond_signal(&g.more);
 		pthread_cond_wait(&g.idle, &g.mu);
@@ -359,7 +407,11 @@ void logstore_get_stats(struct logstore_stats *out)
 	out->dropped = atomic_load(&g.dropped);
 	out->written = atomic_load(&g.written);
 	out->bytes = atomic_load(&g.bytes);
+	out->writer_raised = atomic_load(&g.raised);
+	pthread_mutex_lock(&g.mu);
+	out->writer_idle = g.writer_idle;
 	out->running = g.running;
+	pthread_mutex_unlock(&g.mu);
 }
 
 /* ---- the writer thread ---- */
@@ -460,6 +512,17 @@ static void *writer(void *arg)
 	bool final_done = false;
 
 	(void)arg;
+	if (g.opt.writer_idle) {
+		bool may = thread_idle_reversible();
+
+		pthread_mutex_lock(&g.mu);
+		g.may_idle = may && !g.stopping;
+		writer_lower();
+		pthread_mutex_unlock(&g.mu);
+		if (!may)
+			log_info("logs: the writer runs at normal priority: raising it from the idle "
+				 "class when it falls behind needs CAP_SYS_NICE or an RLIMIT_NICE of 20");
+	}
 	retain(&last_age);
 	sample_bytes();
 	pthread_mutex_lock(&g.mu);
@@ -497,14 +560,28 @@ static void *writer(void *arg)
 				;
 			g.gathering = false;
 		}
+		/* The whole queue at once, and what is beyond a batch put back after: the lock is
+		 * held for constant time, whatever the depth (an idle writer preempted while it
+		 * holds it would stall the appenders). */
 		size_t n = 0;
-		while (!list_empty(&g.queue) && n < BATCH_MAX) {
-			struct item *it = list_first_entry(&g.queue, struct item, link);
-			list_del(&it->link);
-			list_add_tail(&it->link, &batch);
-			rows[n++] = &it->row;
-		}
+		struct list_head rest = LIST_HEAD_INIT(rest);
+		struct item *it, *tmp;
+		list_splice_tail_init(&g.queue, &batch);
 		pthread_mutex_unlock(&g.mu);
+		list_for_each_entry_safe(it, tmp, &batch, link) {
+			if (n < BATCH_MAX) {
+				rows[n++] = &it->row;
+			} else {
+				list_del(&it->link);
+				list_add_tail(&it->link, &rest);
+			}
+		}
+		if (!list_empty(&rest)) {
+			pthread_mutex_lock(&g.mu);
+			list_splice_tail_init(&g.queue, &rest);
+			list_splice_tail_init(&rest, &g.queue);
+			pthread_mutex_unlock(&g.mu);
+		}
 
 		if (n) {
 			int rc = logstore_db_insert(g.db, rows, n);
@@ -521,7 +598,6 @@ static void *writer(void *arg)
 				ckpt = true;
 		/* The items back to the appenders, sorted by class (outside the lock). */
 		struct list_head back[ITEM_CLASSES];
-		struct item *it, *tmp;
 		for (int c = 0; c < ITEM_CLASSES; c++)
 			list_init(&back[c]);
 		list_for_each_entry_safe(it, tmp, &batch, link) {
@@ -548,6 +624,8 @@ static void *writer(void *arg)
 		pthread_mutex_lock(&g.mu);
 		atomic_fetch_sub(&g.depth, n);
 		pthread_cond_broadcast(&g.idle);
+		if (!g.stopping && !g.flushers && atomic_load(&g.depth) < batch_full())
+			writer_lower();
 	}
 	pthread_mutex_unlock(&g.mu);
 	return NULL;
@@ -573,6 +651,7 @@ int logstore_start(const struct logstore_options *o, logstore_note_fn note)
 	logstore_db_chain(g.db, &c);
 	g.next_seq = c.last_id + 1;
 	atomic_store(&g.depth, 0);
+	g.may_idle = g.writer_idle = false;
 	g.stopping = false;
 	g.running = true;
 	rc = thread_start(&g.thread, THREAD_NAME_PREFIX "logstore", writer, NULL);
@@ -594,6 +673,7 @@ void logstore_stop(void)
 		return;
 	pthread_mutex_lock(&g.mu);
 	g.stopping = true;
+	writer_raise();
 	pthread_cond_signal(&g.more);
 	pthread_mutex_unlock(&g.mu);
 	pthread_join(g.thread, NULL);

@@ -9,10 +9,19 @@
  * transaction) and samples the file's size. When the queue is full the record is not stored
  * (its stdout line, without "seq", is all that is left of it) and the drop is counted.
  *
+ * The writer's priority ("writer_priority"): "idle" (the default) runs it in the kernel's idle
+ * class, on CPU time nothing else on the host wants, so that on a busy host its SQLite work
+ * does not slow the request path (docs/performance.md). When its backlog reaches a quarter of
+ * the queue (a flush or a stop waits, or the host has no idle time for it), the appender
+ * raises it to normal priority; it goes idle again once it has caught up. That needs the
+ * right to raise a thread (CAP_SYS_NICE or RLIMIT_NICE 20): without it the writer stays at
+ * normal priority, as with "normal", and says so at start.
+ *
  * File schema: docs/audit.md (the contract with the logs API and dashboard).
  *
  * Config: "logs": {"enabled": true, "path": "<state_dir>/logs.db", "max_age": "7d",
- * "max_bytes": 1073741824, "queue": 65536, "checkpoint_every": 1000}.
+ * "max_bytes": 1073741824, "queue": 65536, "checkpoint_every": 1000,
+ * "writer_priority": "idle"}.
  */
 #ifndef WARDEN_LOGSTORE_H
 #define WARDEN_LOGSTORE_H
@@ -37,6 +46,7 @@ struct logstore_options {
 	int64_t max_bytes;              /* the database's used pages above this: oldest deleted */
 	unsigned queue;                 /* records waiting for the writer, at most */
 	unsigned checkpoint_every;      /* a checkpoint record every this many stored records */
+	bool writer_idle;               /* "writer_priority": "idle" */
 };
 
 /* Parse the "logs" section of root (absent: defaults under state_dir). 0, -EINVAL (errs
@@ -79,6 +89,8 @@ void logstore_flush(void);
 struct logstore_stats {
 	uint64_t queue_depth, dropped, written;
 	uint64_t bytes;                 /* database + WAL files, sampled by the writer */
+	uint64_t writer_raised;         /* times the idle writer fell behind and was raised */
+	bool writer_idle;               /* the writer is in the idle class now */
 	bool running;
 };
 void logstore_get_stats(struct logstore_stats *out);

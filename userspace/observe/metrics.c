@@ -473,6 +473,12 @@ static int render_logstore(struct evbuffer *out)
 		{ "mcpwarden_logstore_bytes", "gauge",
 		  "Size of the log store's files (database and write-ahead log), sampled "
 		  "by its writer.", s.bytes },
+		{ "mcpwarden_logstore_writer_idle", "gauge",
+		  "1 while the log store's writer runs in the kernel's idle class "
+		  "(logs.writer_priority).", s.writer_idle },
+		{ "mcpwarden_logstore_writer_raised_total", "counter",
+		  "Times the idle writer fell a quarter of the queue behind and was raised to "
+		  "normal priority: the host had no idle CPU time for it.", s.writer_raised },
 	};
 	int rc = samples(out, v, sizeof(v) / sizeof(v[0]));
 	struct logship_stats p;
