@@ -709,7 +709,18 @@ static int writer_class_in_child(bool drop_right, bool idle)
 		o.writer_idle = idle;
 		if (logstore_start(&o, audit_note))
 			_exit(12);
-		usleep(200000);         /* past the writer's start */
+		/* One record stored (not flushed: a flush raises the writer), so the writer is
+		 * past its start and its first batch, after which an idle one would be idle. */
+		logstore_get_stats(&st);
+		uint64_t written0 = st.written;         /* the parent's, copied */
+		(void)quiet();
+		append(1, 1, 1);
+		for (int i = 0; i < 500 && st.written == written0; i++) {
+			usleep(10000);
+			logstore_get_stats(&st);
+		}
+		if (st.written == written0)
+			_exit(14);
 		policy = sched_getscheduler(writer_tid());
 		logstore_get_stats(&st);
 		logstore_stop();
