@@ -735,6 +735,8 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		goto out;
 	}
+	/* Both log writers in the idle time, or neither (logs.writer_priority). */
+	log_async_idle(lo.writer_idle);
 	rc = logstore_start(&lo, audit_note);
 	if (rc)
 		log_error("cannot open the log store %s: %s", lo.path, strerror(-rc));

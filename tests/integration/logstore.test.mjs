@@ -177,6 +177,25 @@ describe('log store', () => {
 		assert.ok(tid, 'the writer thread is named');
 		assert.match(readFileSync(`${task}/${tid}/sched`, 'utf8'), /^policy\s*:\s*5$/m,
 			'SCHED_IDLE (5)');
+		// The other background writers too: records to stdout (raised for each operational
+		// message, idle again once it is written), the counters store and its checkpointer.
+		const idle = await eventually(async () => {
+			const s = await metrics(d);
+			return s.get('mcpwarden_records_writer_idle') === 1 &&
+				s.get('mcpwarden_store_writer_idle') === 1 &&
+				s.get('mcpwarden_store_checkpointer_idle') === 1 && s;
+		}, { what: 'the writers idle' });
+		assert.ok(idle.has('mcpwarden_records_writer_raised_total'));
+		assert.ok(idle.has('mcpwarden_records_queue_bytes'));
+		assert.ok(idle.has('mcpwarden_store_writer_raised_total'));
+		assert.ok(idle.has('mcpwarden_store_checkpointer_raised_total'));
+		for (const name of ['mcpw-records', 'mcpw-store', 'mcpw-checkpoint']) {
+			const t = readdirSync(task).find((x) =>
+				readFileSync(`${task}/${x}/comm`, 'utf8').trim() === name);
+			assert.ok(t, `${name} is named`);
+			assert.match(readFileSync(`${task}/${t}/sched`, 'utf8'), /^policy\s*:\s*5$/m,
+				`${name}: SCHED_IDLE (5)`);
+		}
 		assert.ok(m.get('mcpwarden_tool_call_duration_seconds_count{server="fixture",' +
 			'tool="test_simple_text"}') >= 2);
 		// A tool the catalogue does not know has no series of its own.

@@ -1,6 +1,8 @@
 /* The record stream (base/log.h): records made on the event loop reach stdout whole and in
  * order, handed to the writer thread once per loop turn; other threads' records go at once. */
 #include <CUnit/Basic.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -11,6 +13,7 @@
 
 #include "base/log.h"
 #include "cunit_main.h"
+#include "thread_test_util.h"
 
 static char path[] = "/tmp/test_log.XXXXXX";
 static int out_fd = -1, saved_stdout = -1;
@@ -180,6 +183,90 @@ static void test_lines_reused(void)
 	event_base_free(base);
 }
 
+/* stderr to /dev/null while operational messages are logged (restored after). */
+static int mute_stderr(void)
+{
+	int saved = dup(STDERR_FILENO), null = open("/dev/null", O_WRONLY);
+
+	CU_ASSERT_FATAL(saved >= 0 && null >= 0);
+	CU_ASSERT_FATAL(dup2(null, STDERR_FILENO) == STDERR_FILENO);
+	close(null);
+	return saved;
+}
+
+static void unmute_stderr(int saved)
+{
+	CU_ASSERT(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+	close(saved);
+}
+
+/* Whether the writer's stats say idle (or not) within 5 s. */
+static bool writer_idle_becomes(bool idle)
+{
+	struct log_async_stats st;
+
+	for (int i = 0; i < 500; i++) {
+		log_async_get_stats(&st);
+		if (st.idle == idle)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+#define STARVED_RECORDS 2048    /* of 1 KiB: twice LOG_RAISE_BYTES */
+
+/* logs.writer_priority "idle": the writer waits in the kernel's idle class. An operational
+ * message raises it (read as it comes); after it has written that, it is idle again. On a CPU
+ * that a normal thread keeps busy it gets next to nothing, so records pile up: at
+ * LOG_RAISE_BYTES it is raised, and every record reaches stdout whole and in order. */
+static void test_writer_idle(void)
+{
+	struct log_async_stats st0, st;
+	struct busy_cpu busy;
+	char line[1024];
+	size_t len = 0;
+	int saved;
+
+	capture();
+	CU_ASSERT_EQUAL_FATAL(log_async_start(), 0);
+	log_async_get_stats(&st0);
+	CU_ASSERT(!st0.idle);
+	log_async_idle(true);
+	CU_ASSERT(thread_policy_becomes("mcpw-records", SCHED_IDLE));
+	log_async_get_stats(&st);
+	CU_ASSERT(st.running && st.idle);
+
+	saved = mute_stderr();
+	log_warn("an operational message");
+	log_async_get_stats(&st);
+	CU_ASSERT(st.raised == st0.raised + 1);
+	CU_ASSERT(writer_idle_becomes(true));
+	unmute_stderr(saved);
+	CU_ASSERT(thread_policy_becomes("mcpw-records", SCHED_IDLE));
+
+	log_async_get_stats(&st0);
+	CU_ASSERT_FATAL(busy_cpu_start(&busy));
+	for (int i = 0; i < STARVED_RECORDS; i++) {
+		int n = snprintf(line, sizeof(line), "{\"i\":%d,\"p\":\"", i);
+
+		memset(line + n, 'x', sizeof(line) - (size_t)n - 3);
+		memcpy(line + sizeof(line) - 3, "\"}", 3);
+		log_record_text(line);
+		len += sizeof(line);    /* 1023 bytes and the newline */
+	}
+	log_async_get_stats(&st);
+	CU_ASSERT(busy_cpu_end(&busy));
+	CU_ASSERT(st.raised >= st0.raised + 1);
+	CU_ASSERT(writer_idle_becomes(true));
+	log_async_stop();
+	CU_ASSERT_EQUAL(written(), (off_t)len);
+	char *head = release();         /* the first 64 KiB: in order */
+	CU_ASSERT(strncmp(head, "{\"i\":0,", 7) == 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(head, "\n{\"i\":1,\"p\""));
+	free(head);
+}
+
 /* A record line: "ts" and "type" first, then the object's members as they are. */
 static void test_record_line(void)
 {
@@ -255,4 +342,5 @@ CU_MAIN("log", NULL, NULL,
 	{ "records of a loop turn", test_loop_turn },
 	{ "written lines are filled again, the stream whole", test_lines_reused },
 	{ "record lines", test_record_line },
-	{ "numbers in record lines", test_record_numbers })
+	{ "numbers in record lines", test_record_numbers },
+	{ "an idle writer is raised to be read, and when it falls behind", test_writer_idle })

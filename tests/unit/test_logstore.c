@@ -26,6 +26,7 @@
 #include "observe/logverify.h"
 #include "logs_test_util.h"
 #include "store_test_util.h"
+#include "thread_test_util.h"
 #include "cunit_main.h"
 
 static char dir[PATH_MAX], db[PATH_MAX + 32], copy[PATH_MAX + 32];
@@ -564,68 +565,6 @@ static void test_reused_items(void)
 
 /* ---- the writer's priority ---- */
 
-/* The writer thread's id (by its name), or 0. */
-static pid_t writer_tid(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	pid_t tid = 0;
-
-	if (!d)
-		return 0;
-	while (!tid && (e = readdir(d))) {
-		char path[300], comm[32] = "";
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "mcpw-logstore\n"))
-			tid = (pid_t)atoi(e->d_name);
-		fclose(f);
-	}
-	closedir(d);
-	return tid;
-}
-
-/* Whether the writer's scheduling policy becomes policy within 5 s. */
-static bool writer_policy_becomes(int policy)
-{
-	for (int i = 0; i < 500; i++) {
-		pid_t tid = writer_tid();
-
-		if (tid && sched_getscheduler(tid) == policy)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
-/* Every thread of the process on cpus (the writer too: it starts after, and inherits). */
-static void pin_all(const cpu_set_t *cpus)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-
-	CU_ASSERT_FATAL(d != NULL);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			CU_ASSERT(sched_setaffinity((pid_t)atoi(e->d_name), sizeof(*cpus), cpus) == 0);
-	closedir(d);
-}
-
-static atomic_bool spinning;
-
-static void *spin(void *arg)
-{
-	(void)arg;
-	while (atomic_load(&spinning))
-		;
-	return NULL;
-}
-
 /* With "idle" the writer runs in the idle class. On a CPU that a normal thread keeps busy it
  * gets next to nothing, so its backlog grows: at a quarter of the queue the appender raises
  * it, nothing is dropped, and once it has caught up it goes idle again. */
@@ -634,42 +573,32 @@ static void test_writer_idle_raised(void)
 	struct logstore_options o = opts(1LL << 30);
 	struct logstore_stats st0, st;
 	struct logverify_result r;
-	cpu_set_t all, one;
-	pthread_t spinner;
+	struct busy_cpu busy;
 	int saved;
 
 	unlink(db);
 	o.queue = 4096;                 /* raised at 2048 queued (a full batch) */
 	o.writer_idle = true;
-	CU_ASSERT_FATAL(sched_getaffinity(0, sizeof(all), &all) == 0);
-	int cpu = sched_getcpu();
-	CU_ASSERT_FATAL(cpu >= 0);
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
 	logstore_get_stats(&st0);
 	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	CU_ASSERT(writer_policy_becomes(SCHED_IDLE));
+	CU_ASSERT(thread_policy_becomes("mcpw-logstore", SCHED_IDLE));
 	logstore_get_stats(&st);
 	CU_ASSERT(st.writer_idle);
 
-	pin_all(&one);
-	atomic_store(&spinning, true);
-	CU_ASSERT_FATAL(pthread_create(&spinner, NULL, spin, NULL) == 0);
+	CU_ASSERT_FATAL(busy_cpu_start(&busy));
 	saved = quiet();
 	append(1, 3000, 10);
 	logstore_get_stats(&st);
 	loud(saved);
 	CU_ASSERT(st.writer_raised - st0.writer_raised >= 1);
 	CU_ASSERT(st.dropped == st0.dropped);
-	atomic_store(&spinning, false);
-	CU_ASSERT(pthread_join(spinner, NULL) == 0);
-	pin_all(&all);
+	CU_ASSERT(busy_cpu_end(&busy));
 
 	saved = quiet();
 	logstore_flush();
 	append(3001, 10, 10);   /* a batch after the flush: caught up, idle again */
 	loud(saved);
-	CU_ASSERT(writer_policy_becomes(SCHED_IDLE));
+	CU_ASSERT(thread_policy_becomes("mcpw-logstore", SCHED_IDLE));
 	saved = quiet();
 	logstore_flush();
 	logstore_stop();
@@ -721,7 +650,7 @@ static int writer_class_in_child(bool drop_right, bool idle)
 		}
 		if (st.written == written0)
 			_exit(14);
-		policy = sched_getscheduler(writer_tid());
+		policy = sched_getscheduler(thread_tid("mcpw-logstore"));
 		logstore_get_stats(&st);
 		logstore_stop();
 		_exit(policy == SCHED_OTHER && !st.writer_idle ? 0 : 13);

@@ -12,6 +12,7 @@
 #include "store/store.h"
 #include "store_test_util.h"
 #include "cunit_main.h"
+#include "thread_test_util.h"
 
 static char dir[PATH_MAX], path[PATH_MAX + 32];
 static struct event_base *base;
@@ -654,14 +655,100 @@ static void test_close_drains(void)
 	store_close(st);
 }
 
+/* Whether the store's writer and checkpointer are both idle (or not) within 5 s. */
+static bool threads_idle_become(struct store *st, bool idle)
+{
+	struct store_thread_stats t;
+
+	for (int i = 0; i < 500; i++) {
+		store_get_thread_stats(st, &t);
+		if (t.writer_idle == idle && t.ckpt_idle == idle)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* store.writer_priority "idle": the writer and the checkpointer wait in the kernel's idle
+ * class. The writer is raised for an operation someone waits for, and when RAISE_OPS charges
+ * wait for it (the journal must not fill); it is idle again once it has caught up. A
+ * checkpointer with no CPU time is raised by the writer when its last checkpoint is more than
+ * twice the interval old. Nothing is lost. */
+static void test_writer_idle(void)
+{
+	struct store_options o = { .path = path, .fsync_interval_ms = 5, .writer_idle = true };
+	struct store_thread_stats t0, t;
+	struct busy_cpu busy;
+	struct sums s = { 0 };
+	struct store *st = NULL;
+	int charged = 0;
+
+	fresh();
+	CU_ASSERT_FATAL(store_open(&o, base, &st) == 0);
+	CU_ASSERT(thread_policy_becomes("mcpw-store", SCHED_IDLE));
+	CU_ASSERT(thread_policy_becomes("mcpw-checkpoint", SCHED_IDLE));
+	CU_ASSERT(threads_idle_become(st, true));
+
+	/* Someone waits: raised, then idle again. */
+	store_get_thread_stats(st, &t0);
+	flush_store(st);
+	store_get_thread_stats(st, &t);
+	CU_ASSERT(t.writer_raised == t0.writer_raised + 1);
+	CU_ASSERT(threads_idle_become(st, true));
+
+	/* 1100 charges in one loop turn, nobody waiting: handed over at its end, raised. */
+	store_get_thread_stats(st, &t0);
+	for (int i = 0; i < 1100; i++, charged++)
+		CU_ASSERT(store_charge(st, &(struct store_spend){ "key:k1", "day", 0, 1, 0 }, 1,
+				       NULL, NULL) == 1);
+	CU_ASSERT(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK) == 0);
+	store_get_thread_stats(st, &t);
+	CU_ASSERT(t.writer_raised == t0.writer_raised + 1);
+	CU_ASSERT(threads_idle_become(st, true));
+
+	/* Every thread on one CPU that a normal thread keeps busy: the checkpointer gets next
+	 * to nothing, while commits go on (each flush raises the writer). */
+	store_get_thread_stats(st, &t0);
+	t = t0;
+	CU_ASSERT_FATAL(busy_cpu_start(&busy));
+	for (int i = 0; i < 300 && t.ckpt_raised == t0.ckpt_raised; i++, charged++) {
+		CU_ASSERT(store_charge(st, &(struct store_spend){ "key:k1", "day", 0, 1, 0 }, 1,
+				       NULL, NULL) == 1);
+		flush_store(st);
+		store_get_thread_stats(st, &t);
+	}
+	CU_ASSERT(busy_cpu_end(&busy));
+	CU_ASSERT(t.ckpt_raised > t0.ckpt_raised);
+	CU_ASSERT(threads_idle_become(st, true));
+	store_close(st);
+
+	st = open_store(1000);
+	CU_ASSERT(store_load_spend(st, sum_spend, &s) == 0);
+	CU_ASSERT_EQUAL(s.key, charged);
+	store_close(st);
+
+	/* "normal" (the zero options): neither thread leaves the normal class. */
+	st = open_store(1000);
+	flush_store(st);
+	CU_ASSERT(thread_policy_becomes("mcpw-store", SCHED_OTHER));
+	CU_ASSERT(thread_policy_becomes("mcpw-checkpoint", SCHED_OTHER));
+	store_get_thread_stats(st, &t);
+	CU_ASSERT(!t.writer_idle && !t.ckpt_idle && t.writer_raised == 0 && t.ckpt_raised == 0);
+	store_close(st);
+}
+
 static void test_options(void)
 {
 	static const struct {
 		const char *json, *state_dir, *path;
 		int fsync_interval_ms;
+		bool idle;
 	} ok[] = {
-		{ "{}", "/var/lib/mcpwarden", "/var/lib/mcpwarden/mcpwarden.db", 1000 },
-		{ "{\"store\": {\"path\": \"/x.db\", \"fsync_interval_ms\": 250}}", "/s", "/x.db", 250 },
+		{ "{}", "/var/lib/mcpwarden", "/var/lib/mcpwarden/mcpwarden.db", 1000, true },
+		{ "{\"store\": {\"path\": \"/x.db\", \"fsync_interval_ms\": 250}}", "/s", "/x.db", 250,
+		  true },
+		{ "{\"store\": {\"writer_priority\": \"normal\"}}", "/s", "/s/mcpwarden.db", 1000, false },
+		{ "{\"store\": {\"writer_priority\": \"idle\"}}", "/s", "/s/mcpwarden.db", 1000, true },
 	};
 	struct config_errors errs = { 0 };
 	struct store_options o;
@@ -672,12 +759,14 @@ static void test_options(void)
 		CU_ASSERT_FATAL(store_options_parse(root, ok[i].state_dir, &o, &errs) == 0);
 		CU_ASSERT_STRING_EQUAL(o.path, ok[i].path);
 		CU_ASSERT(o.fsync_interval_ms == ok[i].fsync_interval_ms);
+		CU_ASSERT(o.writer_idle == ok[i].idle);
 		store_options_clear(&o);
 		cJSON_Delete(root);
 	}
-	root = cJSON_Parse("{\"store\": {\"path\": \"\", \"fsync_interval_ms\": 0, \"fsync\": 1}}");
+	root = cJSON_Parse("{\"store\": {\"path\": \"\", \"fsync_interval_ms\": 0, \"fsync\": 1, "
+			   "\"writer_priority\": \"low\"}}");
 	CU_ASSERT(store_options_parse(root, "/s", &o, &errs) == -EINVAL);
-	CU_ASSERT(errs.count == 3);
+	CU_ASSERT(errs.count == 4);
 	for (int i = 0; i < errs.count; i++)
 		CU_ASSERT(strncmp(errs.msg[i], "store.", 6) == 0);
 	cJSON_Delete(root);
@@ -694,4 +783,5 @@ CU_MAIN("store", setup, teardown,
 	{ "close drains the queue", test_close_drains },
 	{ "a full journal: charges wait for their commit", test_journal_full },
 	{ "options", test_options },
+	{ "idle writer and checkpointer, raised when waited for or behind", test_writer_idle },
 	{ "the fleet's kept charges", test_fleet_pending })

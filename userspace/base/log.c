@@ -49,8 +49,11 @@ static struct {
 	bool gathering;         /* the writer waits for more before its next batch */
 	bool urgent;            /* an operational message is queued: no gathering */
 	pthread_t thread;
-} q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	LIST_HEAD_INIT(q.lines), 0, LIST_HEAD_INIT(q.spare), 0, false, false, false, false, 0 };
+	struct thread_idle prio;        /* the writer's class (log_async_idle) */
+	int raise_err;          /* a raise the kernel refused, for the writer to tell */
+} q = { .mu = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER,
+	.room = PTHREAD_COND_INITIALIZER, .lines = LIST_HEAD_INIT(q.lines),
+	.spare = LIST_HEAD_INIT(q.spare) };
 
 /* Once lines are waiting, the writer gathers for this long (or until this many bytes) before
  * it writes them: one wake-up and one writev per batch instead of one per loop turn, which on
@@ -63,6 +66,19 @@ static struct {
 static bool wake_writer(bool was_idle)
 {
 	return was_idle || q.urgent || (q.gathering && q.bytes >= GATHER_BYTES);
+}
+
+/* An idle writer is raised while someone reads what it has (an operational message), or
+ * when it has fallen behind: so a host without idle CPU time still gets its records, with no
+ * more than LOG_RAISE_BYTES waiting for it (and the appenders never blocked by an idle one:
+ * LOG_QUEUE_MAX is far above). With q.mu held, after queueing. */
+static void keep_up(void)
+{
+	int rc;
+
+	if (q.prio.idle && (q.urgent || q.bytes >= LOG_RAISE_BYTES) &&
+	    (rc = thread_idle_raise(&q.prio)))
+		q.raise_err = rc;
 }
 
 /* Records of the loop's thread waiting for the end of its turn (log_loop_attach). Touched by
@@ -171,6 +187,7 @@ static void emit(struct line *l)
 	/* Operational messages (stderr) are few and read as they come: they end a gathering. */
 	if (l->fd == STDERR_FILENO)
 		q.urgent = true;
+	keep_up();
 	if (wake_writer(idle))
 		pthread_cond_signal(&q.more);
 	pthread_mutex_unlock(&q.mu);
@@ -202,6 +219,7 @@ static void hand_over(void)
 	staged.bytes = 0;
 	list_splice_tail_init(&q.spare, &staged.spare);
 	q.spare_bytes = 0;
+	keep_up();
 	/* A writer with lines left is still at work (or gathering) and takes these with them. */
 	if (wake_writer(idle))
 		pthread_cond_signal(&q.more);
@@ -533,6 +551,18 @@ static void *writer(void *arg)
 		write_batch(&batch, &done_lines);
 		pthread_mutex_lock(&q.mu);
 		give_back(&done_lines);
+		if (q.raise_err) {
+			int err = q.raise_err;
+
+			q.raise_err = 0;
+			pthread_mutex_unlock(&q.mu);
+			log_error("the record writer could not leave the idle class: %s",
+				  strerror(-err));
+			pthread_mutex_lock(&q.mu);
+		}
+		/* Caught up (what waits is less than a batch): back to the idle time. */
+		if (!q.stopping && !q.urgent && q.bytes < GATHER_BYTES)
+			thread_idle_lower(&q.prio);
 	}
 	pthread_mutex_unlock(&q.mu);
 	return NULL;
@@ -548,6 +578,7 @@ int log_async_start(void)
 		return 0;
 	}
 	q.stopping = false;
+	q.prio.may = q.prio.idle = false;
 	rc = thread_start(&q.thread, THREAD_NAME_PREFIX "records", writer, NULL);
 	if (rc == 0)
 		q.running = true;
@@ -563,13 +594,41 @@ void log_async_stop(void)
 		return;
 	}
 	q.stopping = true;
+	/* Drained at full speed: the process waits for it. */
+	int rc = thread_idle_end(&q.prio);
 	pthread_cond_broadcast(&q.more);
 	pthread_cond_broadcast(&q.room);
 	pthread_mutex_unlock(&q.mu);
+	if (rc)
+		log_error("the record writer could not leave the idle class: %s", strerror(-rc));
 	pthread_join(q.thread, NULL);  /* the writer drains the queue before it ends */
 	pthread_mutex_lock(&q.mu);
 	q.running = false;
 	free_lines(&q.spare);
 	q.spare_bytes = 0;
 	pthread_mutex_unlock(&q.mu);
+}
+
+void log_async_idle(bool idle)
+{
+	bool may = idle && thread_idle_reversible();
+
+	pthread_mutex_lock(&q.mu);
+	bool running = q.running && !q.stopping;
+	if (running)
+		thread_idle_setup(&q.prio, q.thread, may);
+	pthread_mutex_unlock(&q.mu);
+	if (running && idle && !may)
+		log_info("the record writer runs at normal priority: raising it from the idle class "
+			 "when it falls behind needs CAP_SYS_NICE or an RLIMIT_NICE of 20");
+}
+
+void log_async_get_stats(struct log_async_stats *out)
+{
+	pthread_mutex_lock(&q.mu);
+	out->running = q.running;
+	out->idle = q.prio.idle;
+	out->queued = q.bytes;
+	pthread_mutex_unlock(&q.mu);
+	out->raised = atomic_load(&q.prio.raised);
 }

@@ -7,6 +7,7 @@
 #ifndef WARDEN_LOG_H
 #define WARDEN_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
@@ -52,6 +53,21 @@ void log_timestamp(char *buf, unsigned long len);
 int log_async_start(void);
 /* Write out everything queued, then stop the thread (at exit). */
 void log_async_stop(void);
+
+/* The writer in the kernel's idle class when idle (logs.writer_priority), where the process
+ * may raise it again (base/thread.h): raised to normal priority while an operational message
+ * waits, or LOG_RAISE_BYTES of records do, and for the stop. Blocking (a probe thread):
+ * start-up only. */
+#define LOG_RAISE_BYTES (1u << 20)
+void log_async_idle(bool idle);
+
+struct log_async_stats {
+	bool running;
+	bool idle;                      /* the writer is in the idle class now */
+	unsigned long raised;           /* times it was raised */
+	size_t queued;                  /* bytes waiting for it */
+};
+void log_async_get_stats(struct log_async_stats *out);
 
 /* Records written on the event loop's thread (the calling thread) between log_loop_attach and
  * log_loop_detach are handed to the writer thread once per loop turn, after that turn's

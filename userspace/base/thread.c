@@ -43,3 +43,40 @@ bool thread_idle_reversible(void)
 		return false;
 	return ok;
 }
+
+void thread_idle_setup(struct thread_idle *ti, pthread_t t, bool may)
+{
+	ti->thread = t;
+	ti->may = may;
+	ti->idle = false;
+	thread_idle_lower(ti);
+}
+
+void thread_idle_lower(struct thread_idle *ti)
+{
+	if (ti->may && !ti->idle && thread_set_idle(ti->thread, true) == 0)
+		ti->idle = true;
+}
+
+int thread_idle_raise(struct thread_idle *ti)
+{
+	int rc;
+
+	if (!ti->may || !ti->idle)
+		return 0;
+	if ((rc = thread_set_idle(ti->thread, false))) {
+		ti->may = false;
+		return rc;
+	}
+	ti->idle = false;
+	atomic_fetch_add(&ti->raised, 1);
+	return 0;
+}
+
+int thread_idle_end(struct thread_idle *ti)
+{
+	int rc = thread_idle_raise(ti);
+
+	ti->may = false;
+	return rc;
+}

@@ -6,6 +6,7 @@
 #define WARDEN_THREAD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* At most 15 bytes; all start with this. */
@@ -24,5 +25,29 @@ int thread_set_idle(pthread_t t, bool idle);
  * thread, so that the answer is the kernel's own (capabilities, RLIMIT_NICE, seccomp).
  * Blocking (a thread's start and end): start-up only. */
 bool thread_idle_reversible(void);
+
+/* A background thread that does its work in the idle class while it keeps up: it lowers
+ * itself once it has caught up, and whoever sees it fall behind, or waits for it, raises it
+ * to normal priority. So the work is done in CPU time the request path does not want, and a
+ * host with none to spare still gets it done. Every call below with the owner's lock held,
+ * so that the thread's class and `idle` agree. */
+struct thread_idle {
+	pthread_t thread;
+	bool may;                       /* it may go idle: wanted, and the class can be left */
+	bool idle;                      /* in the idle class now */
+	_Atomic unsigned long raised;   /* times raised (read without the lock) */
+};
+
+/* Thread t may go idle when may (wanted, and thread_idle_reversible() said so, asked before
+ * the lock was taken); then it goes. */
+void thread_idle_setup(struct thread_idle *ti, pthread_t t, bool may);
+/* Once it has caught up (the thread itself, usually). */
+void thread_idle_lower(struct thread_idle *ti);
+/* Any thread: out of the idle class. 0, or a negative errno when the kernel refused (the
+ * right went since the probe): the thread then stays idle, and is never lowered or raised
+ * again. The caller logs that. */
+int thread_idle_raise(struct thread_idle *ti);
+/* For good, e.g. when the owner stops: raised, and not lowered again. As thread_idle_raise. */
+int thread_idle_end(struct thread_idle *ti);
 
 #endif

@@ -56,8 +56,7 @@ static struct {
 	struct list_head queue;
 	bool running, stopping;
 	bool writer_waits;      /* for records: appends wake it */
-	bool may_idle;          /* the writer goes idle when it has caught up (writer_idle) */
-	bool writer_idle;       /* it is in the idle class now: raised when it falls behind */
+	struct thread_idle prio;        /* the writer's class: idle while it keeps up */
 	bool gathering;         /* for more records: a full batch wakes it */
 	unsigned flushers;      /* threads in logstore_flush: no gathering meanwhile */
 	pthread_t thread;
@@ -67,7 +66,7 @@ static struct {
 	struct logstore_db *db; /* writer thread only, once started */
 	struct list_head spare[ITEM_CLASSES];   /* handed back by the writer, for app_spare */
 	_Atomic uint64_t spare_bytes;           /* in spare[] and app_spare[] */
-	_Atomic uint64_t depth, dropped, written, bytes, raised;
+	_Atomic uint64_t depth, dropped, written, bytes;
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER,
 	.idle = PTHREAD_COND_INITIALIZER, .queue = LIST_HEAD_INIT(g.queue),
 	.spare = { LIST_HEAD_INIT(g.spare[0]), LIST_HEAD_INIT(g.spare[1]),
@@ -236,8 +235,7 @@ static uint64_t batch_full(void)
 	return half < BATCH_MAX ? half : BATCH_MAX;
 }
 
-/* ---- the writer's priority (observe/logstore.h; g.mu held, so that the thread's class and
- * writer_idle agree) ---- */
+/* ---- the writer's priority (observe/logstore.h; g.mu held: base/thread.h) ---- */
 
 /* The backlog at which an idle writer is raised: a quarter of the queue, and at least a full
  * batch (what the writer gathers before it writes anyway). */
@@ -252,25 +250,10 @@ static uint64_t raise_at(void)
  * waits for the writer (flush, stop). */
 static void writer_raise(void)
 {
-	int rc;
+	int rc = g.stopping ? thread_idle_end(&g.prio) : thread_idle_raise(&g.prio);
 
-	if (!g.may_idle || !g.writer_idle)
-		return;
-	if ((rc = thread_set_idle(g.thread, false))) {
-		/* The start-up probe said it may: the right went since. No more tries. */
-		g.may_idle = false;
+	if (rc)
 		log_error("logs: the writer could not leave the idle class: %s", strerror(-rc));
-		return;
-	}
-	g.writer_idle = false;
-	atomic_fetch_add(&g.raised, 1);
-}
-
-/* Into the idle class: the writer itself, once it has caught up. */
-static void writer_lower(void)
-{
-	if (g.may_idle && !g.writer_idle && thread_set_idle(pthread_self(), true) == 0)
-		g.writer_idle = true;
 }
 
 static size_t class_size(int c)
@@ -362,7 +345,7 @@ static void append(int64_t seq, int64_t ts_ms, const char *type, const char *con
 	uint64_t depth = atomic_fetch_add(&g.depth, 1) + 1;
 	if (g.writer_waits || (g.gathering && depth >= batch_full()))
 		pthread_cond_signal(&g.more);
-	if (g.writer_idle && depth >= raise_at())
+	if (g.prio.idle && depth >= raise_at())
 		writer_raise();
 	pthread_mutex_unlock(&g.mu);
 }
@@ -407,9 +390,9 @@ void logstore_get_stats(struct logstore_stats *out)
 	out->dropped = atomic_load(&g.dropped);
 	out->written = atomic_load(&g.written);
 	out->bytes = atomic_load(&g.bytes);
-	out->writer_raised = atomic_load(&g.raised);
+	out->writer_raised = atomic_load(&g.prio.raised);
 	pthread_mutex_lock(&g.mu);
-	out->writer_idle = g.writer_idle;
+	out->writer_idle = g.prio.idle;
 	out->running = g.running;
 	pthread_mutex_unlock(&g.mu);
 }
@@ -516,8 +499,7 @@ static void *writer(void *arg)
 		bool may = thread_idle_reversible();
 
 		pthread_mutex_lock(&g.mu);
-		g.may_idle = may && !g.stopping;
-		writer_lower();
+		thread_idle_setup(&g.prio, pthread_self(), may && !g.stopping);
 		pthread_mutex_unlock(&g.mu);
 		if (!may)
 			log_info("logs: the writer runs at normal priority: raising it from the idle "
@@ -625,7 +607,7 @@ static void *writer(void *arg)
 		atomic_fetch_sub(&g.depth, n);
 		pthread_cond_broadcast(&g.idle);
 		if (!g.stopping && !g.flushers && atomic_load(&g.depth) < batch_full())
-			writer_lower();
+			thread_idle_lower(&g.prio);
 	}
 	pthread_mutex_unlock(&g.mu);
 	return NULL;
@@ -651,7 +633,7 @@ int logstore_start(const struct logstore_options *o, logstore_note_fn note)
 	logstore_db_chain(g.db, &c);
 	g.next_seq = c.last_id + 1;
 	atomic_store(&g.depth, 0);
-	g.may_idle = g.writer_idle = false;
+	g.prio.may = g.prio.idle = false;
 	g.stopping = false;
 	g.running = true;
 	rc = thread_start(&g.thread, THREAD_NAME_PREFIX "logstore", writer, NULL);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <event2/buffer.h>
 
+#include "base/log.h"
 #include "enforce/enforcer.h"
 #include "enforce/peer_fast.h"
 #include "govern/keys.h"
@@ -503,6 +504,53 @@ static int render_logstore(struct evbuffer *out)
 	return samples(out, w, sizeof(w) / sizeof(w[0]));
 }
 
+/* The record stream's writer (base/log.c). */
+static int render_records(struct evbuffer *out)
+{
+	struct log_async_stats s;
+
+	log_async_get_stats(&s);
+	if (!s.running)
+		return 0;
+	const struct sample v[] = {
+		{ "mcpwarden_records_queue_bytes", "gauge",
+		  "Bytes of records and log lines waiting for the writer to stdout and stderr.",
+		  s.queued },
+		{ "mcpwarden_records_writer_idle", "gauge",
+		  "1 while the writer to stdout and stderr runs in the kernel's idle class "
+		  "(logs.writer_priority).", s.idle },
+		{ "mcpwarden_records_writer_raised_total", "counter",
+		  "Times that idle writer was raised to normal priority: for an operational "
+		  "message, or when 1 MiB waited for it.", s.raised },
+	};
+	return samples(out, v, sizeof(v) / sizeof(v[0]));
+}
+
+static int render_store(struct evbuffer *out, struct store *st)
+{
+	struct store_thread_stats t;
+
+	store_get_thread_stats(st, &t);
+	const struct sample v[] = {
+		{ "mcpwarden_store_commits_total", "counter",
+		  "Store transactions committed (group commits).", store_commits(st) },
+		{ "mcpwarden_store_syncs_total", "counter",
+		  "Store checkpoints, each an fsync of the write-ahead log.", store_syncs(st) },
+		{ "mcpwarden_store_writer_idle", "gauge",
+		  "1 while the store's writer runs in the kernel's idle class "
+		  "(store.writer_priority).", t.writer_idle },
+		{ "mcpwarden_store_writer_raised_total", "counter",
+		  "Times that idle writer was raised to normal priority: for an operation someone "
+		  "waits for, or when 1024 operations waited for it.", t.writer_raised },
+		{ "mcpwarden_store_checkpointer_idle", "gauge",
+		  "1 while the store's checkpointer runs in the kernel's idle class.", t.ckpt_idle },
+		{ "mcpwarden_store_checkpointer_raised_total", "counter",
+		  "Times that idle checkpointer was raised: its last checkpoint was more than "
+		  "twice store.fsync_interval_ms ago.", t.ckpt_raised },
+	};
+	return samples(out, v, sizeof(v) / sizeof(v[0]));
+}
+
 void metrics_stage(enum metrics_stage stage, uint64_t ns)
 {
 	if ((unsigned)stage < METRICS_NSTAGES)
@@ -721,15 +769,10 @@ int metrics_render(struct evbuffer *out, struct store *st, const struct keystore
 		rc = render_tools(out);
 	if (!rc)
 		rc = render_logstore(out);
-	if (!rc && st) {
-		rc = single(out, "mcpwarden_store_commits_total", "counter",
-			    "Store transactions committed (group commits).",
-			    store_commits(st));
-		if (!rc)
-			rc = single(out, "mcpwarden_store_syncs_total", "counter",
-				    "Store checkpoints, each an fsync of the write-ahead log.",
-				    store_syncs(st));
-	}
+	if (!rc)
+		rc = render_records(out);
+	if (!rc && st)
+		rc = render_store(out, st);
 	if (!rc && ks) {
 		rc = single(out, "mcpwarden_keys", "gauge", "Virtual keys known (config and store).",
 			    keys_count(ks));

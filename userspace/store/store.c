@@ -30,6 +30,7 @@
 static const struct cfg_field store_fields[] = {
 	CFG_FIELD(struct store_options, path, CFG_COPY, 0, 0, CFG_NONEMPTY),
 	CFG_FIELD(struct store_options, fsync_interval_ms, CFG_INT, 1, 60000, 0),
+	CFG_KNOWN_FIELD("writer_priority"),     /* store_options_parse */
 	CFG_END,
 };
 
@@ -37,14 +38,22 @@ int store_options_parse(const cJSON *root, const char *state_dir, struct store_o
 			struct config_errors *errs)
 {
 	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "store") : NULL;
+	const cJSON *prio = sec ? cJSON_GetObjectItemCaseSensitive(sec, "writer_priority") : NULL;
 
-	*out = (struct store_options){ .fsync_interval_ms = STORE_FSYNC_INTERVAL_MS_DEFAULT };
+	*out = (struct store_options){ .fsync_interval_ms = STORE_FSYNC_INTERVAL_MS_DEFAULT,
+				       .writer_idle = true };
 	if (sec && !cJSON_IsObject(sec))
 		return config_fail(errs, "store", "expected {\"path\": ..., \"fsync_interval_ms\": 1000}");
-	if (sec && cfg_fields(sec, "store", store_fields, out, errs)) {
+	int rc = sec ? cfg_fields(sec, "store", store_fields, out, errs) : 0;
+	if (prio && (!cJSON_IsString(prio) || (strcmp(prio->valuestring, "idle") &&
+					       strcmp(prio->valuestring, "normal"))))
+		rc = config_fail(errs, "store.writer_priority", "must be \"idle\" or \"normal\"");
+	if (rc) {
 		store_options_clear(out);
 		return -EINVAL;
 	}
+	if (prio)
+		out->writer_idle = !strcmp(prio->valuestring, "idle");
 	if (!out->path)
 		out->path = path_in_dir(state_dir, "mcpwarden.db");
 	return out->path ? 0 : -ENOMEM;
@@ -92,12 +101,17 @@ static void hand_over(struct store *st)
 		return;
 	pthread_mutex_lock(&st->lock);
 	list_splice_tail_init(&st->staged, &st->queue);
+	st->queued += st->staged_n;
 	st->urgent |= st->staged_urgent;
 	/* A writer gathering charges from the journal is not woken for more of them. */
 	if (!st->gathering || st->staged_urgent)
 		pthread_cond_signal(&st->wake);
+	/* An idle writer is raised for whoever waits for it, and before the journal fills. */
+	if (st->writer_prio.idle && (st->staged_urgent || st->queued >= RAISE_OPS))
+		store_raise(st, &st->writer_prio);
 	pthread_mutex_unlock(&st->lock);
 	st->staged_urgent = false;
+	st->staged_n = 0;
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -116,6 +130,7 @@ static int enqueue(struct store *st, struct op *op)
 	if (list_empty(&st->staged))
 		event_active(st->flush_ev, EV_TIMEOUT, 1);
 	list_add_tail(&op->link, &st->staged);
+	st->staged_n++;
 	st->staged_urgent |= op->cb != NULL;
 	return 0;
 }
@@ -340,6 +355,16 @@ int store_health(const struct store *st)
 uint64_t store_commits(const struct store *st) { return atomic_load(&st->commits); }
 uint64_t store_syncs(const struct store *st) { return atomic_load(&st->syncs); }
 
+void store_get_thread_stats(struct store *st, struct store_thread_stats *out)
+{
+	pthread_mutex_lock(&st->lock);
+	out->writer_idle = st->writer_prio.idle;
+	out->ckpt_idle = st->ckpt_prio.idle;
+	pthread_mutex_unlock(&st->lock);
+	out->writer_raised = atomic_load(&st->writer_prio.raised);
+	out->ckpt_raised = atomic_load(&st->ckpt_prio.raised);
+}
+
 /* ---- open, load, close ---- */
 
 static int prepare(struct store *st)
@@ -526,6 +551,7 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	list_init(&st->done);
 	st->fsync_interval_ms = opt->fsync_interval_ms > 0 ? opt->fsync_interval_ms
 							   : STORE_FSYNC_INTERVAL_MS_DEFAULT;
+	st->want_idle = opt->writer_idle;
 	st->path = strdup(opt->path ? opt->path : "");
 	if (!st->path || !st->path[0]) {
 		rc = st->path ? -EINVAL : -ENOMEM;
@@ -575,6 +601,9 @@ void store_close(struct store *st)
 	pthread_mutex_lock(&st->lock);
 	st->stopping = true;
 	st->ckpt_stopping = true;
+	/* The close waits for both: at full speed. */
+	store_raise(st, &st->writer_prio);
+	store_raise(st, &st->ckpt_prio);
 	pthread_cond_signal(&st->wake);
 	pthread_cond_signal(&st->ckpt_wake);
 	pthread_mutex_unlock(&st->lock);

@@ -37,6 +37,7 @@ struct store;
 struct store_options {
 	char *path;                     /* owned */
 	int fsync_interval_ms;          /* 1..60000 */
+	bool writer_idle;               /* "writer_priority": "idle" (store_writer_main) */
 };
 
 /* Parse the "store" section of root (absent: defaults under state_dir). Returns 0, -EINVAL
@@ -135,5 +136,12 @@ int store_health(const struct store *st);
 /* Counters for tests and metrics (loop thread). */
 uint64_t store_commits(const struct store *st);   /* transactions committed */
 uint64_t store_syncs(const struct store *st);     /* checkpoints (fsyncs) done */
+/* The writer's and the checkpointer's classes (store.writer_priority): whether each is in
+ * the kernel's idle class now, and how often it was raised out of it. */
+struct store_thread_stats {
+	bool writer_idle, ckpt_idle;
+	unsigned long writer_raised, ckpt_raised;
+};
+void store_get_thread_stats(struct store *st, struct store_thread_stats *out);
 
 #endif

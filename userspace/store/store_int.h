@@ -11,6 +11,7 @@
 
 #include "base/doorbell.h"
 #include "base/list.h"
+#include "base/thread.h"
 #include "store/journal.h"
 #include "store/store.h"
 
@@ -22,6 +23,10 @@ struct event;
  * second they hold a tenth of the journal's ring (8192 slots: 4096 two-row charges). */
 #define GATHER_MS 20
 #define RETRY_MS 500            /* while the disk fails: how often the writer tries again */
+/* An idle writer (store.writer_priority) is raised when this many operations wait for it: a
+ * quarter of the journal's ring in two-row charges, so the ring never fills for want of idle
+ * CPU time. It lowers itself again once fewer than a tenth of that wait. */
+#define RAISE_OPS 1024
 
 /* Transaction control, prepared once like the writes (not parsed again for every batch and
  * operation). */
@@ -65,8 +70,10 @@ struct store {
 	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
 	pthread_mutex_t db_lock;        /* the writer connection */
 	struct list_head staged;        /* loop thread only: handed over once per loop turn */
+	size_t staged_n;                /* loop thread only: operations in staged */
 	struct event *flush_ev;         /* hands staged over */
 	struct list_head queue;         /* for the writer */
+	size_t queued;                  /* operations in queue */
 	struct list_head done;          /* answered, for the loop */
 	bool stopping, ckpt_stopping;
 	bool urgent;                    /* queue holds an operation someone waits for */
@@ -74,6 +81,10 @@ struct store {
 	bool staged_urgent;             /* loop thread: staged holds one someone waits for */
 	pthread_t writer, ckpt;
 	bool writer_up, ckpt_up;
+	bool want_idle;                 /* store.writer_priority: "idle" */
+	struct thread_idle writer_prio, ckpt_prio;      /* their classes, under lock */
+	_Atomic int64_t synced_ms;      /* CLOCK_MONOTONIC when the checkpointer was last up to date */
+	_Atomic uint64_t ckpt_seen;     /* commits covered by that checkpoint */
 	int64_t last_prune;
 
 	struct doorbell bell;           /* the writer's: done holds answers */
@@ -82,6 +93,8 @@ struct store {
 	_Atomic int health;             /* writer: 0, or the error of the last write that failed */
 };
 
+/* Out of the idle class (st->lock held): for good once the store stops. */
+void store_raise(struct store *st, struct thread_idle *ti);
 /* The threads' bodies (arg: the store). */
 void *store_writer_main(void *arg);
 void *store_ckpt_main(void *arg);

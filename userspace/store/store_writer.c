@@ -388,6 +388,40 @@ static void probe(struct store *st)
 	pthread_mutex_unlock(&st->db_lock);
 }
 
+/* ---- the threads' classes (store.writer_priority; st->lock held) ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void store_raise(struct store *st, struct thread_idle *ti)
+{
+	int rc = st->stopping ? thread_idle_end(ti) : thread_idle_raise(ti);
+
+	if (rc)
+		log_error("store: the %s could not leave the idle class: %s",
+			  ti == &st->writer_prio ? "writer" : "checkpointer", strerror(-rc));
+}
+
+/* Each thread at its start, in the idle class when wanted and the process may raise it
+ * again (asked on a probe thread, so without the lock). */
+static void prio_setup(struct store *st, struct thread_idle *ti)
+{
+	bool may = st->want_idle && thread_idle_reversible();
+
+	pthread_mutex_lock(&st->lock);
+	thread_idle_setup(ti, pthread_self(), may && !st->stopping);
+	pthread_mutex_unlock(&st->lock);
+	if (st->want_idle && !may && ti == &st->writer_prio)
+		log_info("store: the writer and checkpointer run at normal priority: raising them "
+			 "from the idle class when they fall behind needs CAP_SYS_NICE or an "
+			 "RLIMIT_NICE of 20");
+}
+
 /* Wait until RETRY_MS from now, or until the store stops. Called with st->lock held. */
 static void wait_retry(struct store *st)
 {
@@ -412,6 +446,7 @@ void *store_writer_main(void *arg)
 	 * call was answered), so they are tried again, first in the next batch, until the disk
 	 * takes them. Only stopping gives up on them: they stay in the journal for the next start. */
 	list_init(&retry);
+	prio_setup(st, &st->writer_prio);
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
 		bool failing = atomic_load(&st->health) != 0 || !list_empty(&retry);
@@ -445,6 +480,7 @@ void *store_writer_main(void *arg)
 		/* Group commit: what failed before first, then everything queued meanwhile. */
 		list_splice_tail_init(&retry, &batch);
 		list_splice_tail_init(&st->queue, &batch);
+		st->queued = 0;
 		pthread_mutex_unlock(&st->lock);
 
 		if (list_empty(&batch))
@@ -463,6 +499,14 @@ void *store_writer_main(void *arg)
 			list_splice_tail_init(&batch, &st->done);
 			doorbell_ring(&st->bell);
 		}
+		/* A checkpointer starved of CPU time: the power-loss window is past twice its
+		 * interval, so it is raised (and lowers itself after the checkpoint). */
+		if (st->ckpt_prio.idle && atomic_load(&st->commits) != atomic_load(&st->ckpt_seen) &&
+		    mono_ms() - atomic_load(&st->synced_ms) > 2 * (int64_t)st->fsync_interval_ms)
+			store_raise(st, &st->ckpt_prio);
+		/* Caught up: back to the idle time. */
+		if (!st->stopping && !st->urgent && st->queued < RAISE_OPS / 10)
+			thread_idle_lower(&st->writer_prio);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return NULL;
@@ -477,6 +521,8 @@ void *store_ckpt_main(void *arg)
 	uint64_t seen = 0;
 	struct timespec until;
 
+	atomic_store(&st->synced_ms, mono_ms());
+	prio_setup(st, &st->ckpt_prio);
 	pthread_mutex_lock(&st->lock);
 	while (!st->ckpt_stopping) {
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -490,18 +536,25 @@ void *store_ckpt_main(void *arg)
 		       pthread_cond_timedwait(&st->ckpt_wake, &st->lock, &until) != ETIMEDOUT)
 			;
 		uint64_t c = atomic_load(&st->commits);
-		if (c == seen)
+		if (c == seen) {
+			/* Up to date: a commit from now on has a whole interval to go. */
+			atomic_store(&st->synced_ms, mono_ms());
 			continue;
+		}
 		pthread_mutex_unlock(&st->lock);
 		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
 						   NULL, NULL);
 		if (rc == SQLITE_OK) {
 			seen = c;
+			atomic_store(&st->ckpt_seen, c);
+			atomic_store(&st->synced_ms, mono_ms());
 			atomic_fetch_add(&st->syncs, 1);
 		} else if (rc != SQLITE_BUSY) {
 			log_error("store: checkpoint: %s", sqlite3_errmsg(st->ckpt_db));
 		}
 		pthread_mutex_lock(&st->lock);
+		if (!st->ckpt_stopping)
+			thread_idle_lower(&st->ckpt_prio);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return NULL;
