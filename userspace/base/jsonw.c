@@ -37,6 +37,12 @@ void jsonw_raw(struct jsonw *w, const char *s, size_t n)
 
 #define RAW(w, lit) jsonw_raw((w), (lit), sizeof(lit) - 1)
 
+const unsigned char jsonw_special[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	['"'] = 1, ['\\'] = 1,
+};
+
 void jsonw_str(struct jsonw *w, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -46,11 +52,13 @@ void jsonw_str(struct jsonw *w, const char *s)
 	reserve(w, 2 + n * 6);  /* the worst case: every byte as \u00xx */
 	char *o = w->buf + w->len;
 	*o++ = '"';
-	for (; *p; p++) {
-		if (*p >= 32 && *p != '"' && *p != '\\') {
-			*o++ = (char)*p;
-			continue;
-		}
+	for (;;) {
+		/* A run that needs no escape (most strings are one): one table load a byte, and
+		 * no call (the strings of a record are short). */
+		while (!jsonw_special[*p])
+			*o++ = (char)*p++;
+		if (!*p)
+			break;
 		*o++ = '\\';
 		switch (*p) {
 		case '"': *o++ = '"'; break;
@@ -67,6 +75,7 @@ void jsonw_str(struct jsonw *w, const char *s)
 			*o++ = hex[*p >> 4];
 			*o++ = hex[*p & 15];
 		}
+		p++;
 	}
 	*o++ = '"';
 	*o = '\0';

@@ -35,6 +35,10 @@ void jsonw_member_bool(struct jsonw *w, const char *name, bool b);
  * the records' top-level numbers are printed: base/log.c). */
 void jsonw_member_tree(struct jsonw *w, const char *name, const cJSON *v);
 
+/* 1 for the bytes a JSON string cannot hold as they are: the controls (NUL too, so that a
+ * scan of a C string stops at its end), '"' and '\\'. For scanners: one load a byte. */
+extern const unsigned char jsonw_special[256];
+
 /* v in decimal, NUL-terminated, without printf; returns its length. */
 #define JSONW_INT_TEXT 21
 size_t jsonw_int_text(char buf[JSONW_INT_TEXT], int64_t v);
