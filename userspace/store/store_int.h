@@ -84,7 +84,7 @@ struct store {
 	bool want_idle;                 /* store.writer_priority: "idle" */
 	struct thread_idle writer_prio, ckpt_prio;      /* their classes, under lock */
 	_Atomic int64_t synced_ms;      /* CLOCK_MONOTONIC when the checkpointer was last up to date */
-	_Atomic uint64_t ckpt_seen;     /* commits covered by that checkpoint */
+	_Atomic uint64_t ckpt_seen;     /* commits covered by the last checkpoint */
 	int64_t last_prune;
 
 	struct doorbell bell;           /* the writer's: done holds answers */

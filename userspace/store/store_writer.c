@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "store/db.h"
 #include "store/schema.h"
@@ -390,14 +391,6 @@ static void probe(struct store *st)
 
 /* ---- the threads' classes (store.writer_priority; st->lock held) ---- */
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void store_raise(struct store *st, struct thread_idle *ti)
 {
 	int rc = st->stopping ? thread_idle_end(ti) : thread_idle_raise(ti);
@@ -502,7 +495,8 @@ void *store_writer_main(void *arg)
 		/* A checkpointer starved of CPU time: the power-loss window is past twice its
 		 * interval, so it is raised (and lowers itself after the checkpoint). */
 		if (st->ckpt_prio.idle && atomic_load(&st->commits) != atomic_load(&st->ckpt_seen) &&
-		    mono_ms() - atomic_load(&st->synced_ms) > 2 * (int64_t)st->fsync_interval_ms)
+		    (int64_t)clock_mono_ms() - atomic_load(&st->synced_ms) >
+		    2 * (int64_t)st->fsync_interval_ms)
 			store_raise(st, &st->ckpt_prio);
 		/* Caught up: back to the idle time. */
 		if (!st->stopping && !st->urgent && st->queued < RAISE_OPS / 10)
@@ -518,10 +512,9 @@ void *store_writer_main(void *arg)
 void *store_ckpt_main(void *arg)
 {
 	struct store *st = arg;
-	uint64_t seen = 0;
 	struct timespec until;
 
-	atomic_store(&st->synced_ms, mono_ms());
+	atomic_store(&st->synced_ms, (int64_t)clock_mono_ms());
 	prio_setup(st, &st->ckpt_prio);
 	pthread_mutex_lock(&st->lock);
 	while (!st->ckpt_stopping) {
@@ -536,18 +529,17 @@ void *store_ckpt_main(void *arg)
 		       pthread_cond_timedwait(&st->ckpt_wake, &st->lock, &until) != ETIMEDOUT)
 			;
 		uint64_t c = atomic_load(&st->commits);
-		if (c == seen) {
+		if (c == atomic_load(&st->ckpt_seen)) {
 			/* Up to date: a commit from now on has a whole interval to go. */
-			atomic_store(&st->synced_ms, mono_ms());
+			atomic_store(&st->synced_ms, (int64_t)clock_mono_ms());
 			continue;
 		}
 		pthread_mutex_unlock(&st->lock);
 		int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
 						   NULL, NULL);
 		if (rc == SQLITE_OK) {
-			seen = c;
 			atomic_store(&st->ckpt_seen, c);
-			atomic_store(&st->synced_ms, mono_ms());
+			atomic_store(&st->synced_ms, (int64_t)clock_mono_ms());
 			atomic_fetch_add(&st->syncs, 1);
 		} else if (rc != SQLITE_BUSY) {
 			log_error("store: checkpoint: %s", sqlite3_errmsg(st->ckpt_db));
