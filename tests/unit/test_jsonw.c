@@ -165,7 +165,39 @@ static void test_values(void)
 	jsonw_free(&w);
 }
 
+/* Integers as printf prints them: each side of every power of ten (where a digit pair
+ * table changes step), both ends of int64_t, and a spread of values between. */
+static void test_int_text(void)
+{
+	char got[JSONW_INT_TEXT], want[32];
+	int64_t p = 1;
+
+	for (int e = 0; e <= 18; e++, p = e <= 18 ? p * 10 : p) {
+		int64_t vs[] = { p - 1, p, p + 1, -(p - 1), -p, -(p + 1) };
+		for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+			size_t n = jsonw_int_text(got, vs[i]);
+			snprintf(want, sizeof(want), "%lld", (long long)vs[i]);
+			CU_ASSERT_STRING_EQUAL(got, want);
+			CU_ASSERT_EQUAL(n, strlen(want));
+		}
+	}
+	int64_t ends[] = { INT64_MAX, INT64_MIN, INT64_MIN + 1 };
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		CU_ASSERT_EQUAL(jsonw_int_text(got, ends[i]), strlen(got));
+		snprintf(want, sizeof(want), "%lld", (long long)ends[i]);
+		CU_ASSERT_STRING_EQUAL(got, want);
+	}
+	for (uint64_t x = 88172645463325252ull, i = 0; i < 100000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;        /* xorshift64 */
+		int64_t v = (int64_t)(x >> (x % 64));
+		jsonw_int_text(got, (i & 1) ? -v : v);
+		snprintf(want, sizeof(want), "%lld", (long long)((i & 1) ? -v : v));
+		CU_ASSERT_STRING_EQUAL_FATAL(got, want);
+	}
+}
+
 CU_MAIN("jsonw", NULL, NULL,
 	{ "strings as cJSON escapes them", test_strings },
+	{ "integers as printf prints them", test_int_text },
 	{ "members as a record prints them", test_members },
 	{ "values for the wire", test_values })

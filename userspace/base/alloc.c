@@ -68,7 +68,7 @@ void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 	return xrealloc(v, bytes);
 }
 
-void *xreserve(void *v, size_t need, size_t *cap, size_t first)
+void *xreserve_grow(void *v, size_t need, size_t *cap, size_t first)
 {
 	size_t want = *cap ? *cap : first;
 

@@ -29,8 +29,16 @@ void *xgrow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 	__attribute__((returns_nonnull));
 
 /* A byte buffer v of *cap bytes made to hold at least need: the capacity doubles (from first)
- * until it does. Returns the buffer. */
-void *xreserve(void *v, size_t need, size_t *cap, size_t first) __attribute__((returns_nonnull));
+ * until it does. Returns the buffer. Inline where it has room (dozens of appends a call on
+ * the request path: the JSON writer, the parsers), a call only to grow. */
+void *xreserve_grow(void *v, size_t need, size_t *cap, size_t first)
+	__attribute__((returns_nonnull));
+
+static inline __attribute__((returns_nonnull)) void *xreserve(void *v, size_t need, size_t *cap,
+							       size_t first)
+{
+	return __builtin_expect(v && need <= *cap, 1) ? v : xreserve_grow(v, need, cap, first);
+}
 
 /* cJSON's allocator (alloc_init installs it): small blocks are kept for reuse on a thread
  * between alloc_cache_start and alloc_cache_stop, the event loop's (base/alloc_cache.c);

@@ -82,10 +82,14 @@ static ssize_t fail(struct http_parser *p, int err)
 	return err;
 }
 
-bool http_list_has(const char *v, const char *tok)
+uint32_t http_list_match(const char *v, const char *const *toks, size_t n)
 {
-	size_t n = strlen(tok);
+	size_t lens[32];
+	uint32_t found = 0;
 
+	n = n < 32 ? n : 32;
+	for (size_t i = 0; i < n; i++)
+		lens[i] = strlen(toks[i]);
 	while (*v) {
 		while (*v == ',' || is_ows(*v))
 			v++;
@@ -95,12 +99,18 @@ bool http_list_has(const char *v, const char *tok)
 		const char *e = v;
 		while (e > s && is_ows(e[-1]))
 			e--;
-		if ((size_t)(e - s) == n && strncasecmp(s, tok, n) == 0)
-			return true;
+		for (size_t i = 0; i < n; i++)
+			if ((size_t)(e - s) == lens[i] && strncasecmp(s, toks[i], lens[i]) == 0)
+				found |= 1u << i;
 		while (*v && *v != ',')
 			v++;            /* the element's parameters */
 	}
-	return false;
+	return found;
+}
+
+bool http_list_has(const char *v, const char *tok)
+{
+	return http_list_match(v, &tok, 1) != 0;
 }
 
 static int parse_uint(const char *s, uint64_t *out)

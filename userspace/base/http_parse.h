@@ -92,6 +92,8 @@ struct http_parser {
 /* Does the comma-separated header value v list tok (case-insensitive; an element's parameters,
  * after ';', are not compared): Connection's "close", Accept's "application/json". */
 bool http_list_has(const char *v, const char *tok);
+/* Which of n (at most 32) tokens v lists, in one pass over v: bit i for toks[i]. */
+uint32_t http_list_match(const char *v, const char *const *toks, size_t n);
 
 /* Ready the parser for the first response. The callbacks receive arg. */
 void http_parser_init(struct http_parser *p, const struct http_parse_cb *cb, void *arg);

@@ -82,10 +82,8 @@ void jsonw_str(struct jsonw *w, const char *s)
 	w->len = (size_t)(o - w->buf);
 }
 
-static void name(struct jsonw *w, const char *n)
+static void name(struct jsonw *w, const char *n, size_t k)
 {
-	size_t k = strlen(n);
-
 	reserve(w, k + 4);
 	char *o = w->buf + w->len;
 	*o++ = ',';
@@ -98,11 +96,17 @@ static void name(struct jsonw *w, const char *n)
 	w->len = (size_t)(o - w->buf);
 }
 
-void jsonw_member_str(struct jsonw *w, const char *n, const char *s)
+void jsonw_member_str_n(struct jsonw *w, const char *n, size_t k, const char *s)
 {
-	name(w, n);
+	name(w, n, k);
 	jsonw_str(w, s);
 }
+
+/* "00" to "99": two digits a division (a record has a dozen numbers, most of several digits) */
+static const char digit_pairs[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
 
 size_t jsonw_int_text(char buf[JSONW_INT_TEXT], int64_t v)
 {
@@ -110,20 +114,28 @@ size_t jsonw_int_text(char buf[JSONW_INT_TEXT], int64_t v)
 	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
 	*--p = '\0';
-	do
-		*--p = (char)('0' + u % 10);
-	while (u /= 10);
+	while (u >= 100) {
+		p -= 2;
+		memcpy(p, digit_pairs + 2 * (u % 100), 2);
+		u /= 100;
+	}
+	if (u >= 10) {
+		p -= 2;
+		memcpy(p, digit_pairs + 2 * u, 2);
+	} else {
+		*--p = (char)('0' + u);
+	}
 	if (v < 0)
 		*--p = '-';
 	memcpy(buf, p, (size_t)(e - p));
 	return (size_t)(e - p) - 1;
 }
 
+/* Straight into the buffer, which is NUL-terminated by it. */
 static void digits(struct jsonw *w, int64_t v)
 {
-	char buf[JSONW_INT_TEXT];
-
-	jsonw_raw(w, buf, jsonw_int_text(buf, v));
+	reserve(w, JSONW_INT_TEXT);
+	w->len += jsonw_int_text(w->buf + w->len, v);
 }
 
 /* v as cJSON prints it, through cJSON itself: a record's subtrees (arguments, results, shapes)
@@ -149,9 +161,9 @@ static bool plain_int(double d)
 	return d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && signbit(d));
 }
 
-void jsonw_member_int(struct jsonw *w, const char *n, int64_t v)
+void jsonw_member_int_n(struct jsonw *w, const char *n, size_t k, int64_t v)
 {
-	name(w, n);
+	name(w, n, k);
 	if (v > -1000000000000000LL && v < 1000000000000000LL) {
 		digits(w, v);
 		return;
@@ -161,18 +173,18 @@ void jsonw_member_int(struct jsonw *w, const char *n, int64_t v)
 	tree(w, &num);
 }
 
-void jsonw_member_bool(struct jsonw *w, const char *n, bool b)
+void jsonw_member_bool_n(struct jsonw *w, const char *n, size_t k, bool b)
 {
-	name(w, n);
+	name(w, n, k);
 	if (b)
 		RAW(w, "true");
 	else
 		RAW(w, "false");
 }
 
-void jsonw_member_tree(struct jsonw *w, const char *n, const cJSON *v)
+void jsonw_member_tree_n(struct jsonw *w, const char *n, size_t k, const cJSON *v)
 {
-	name(w, n);
+	name(w, n, k);
 	if (cJSON_IsNumber(v) && plain_int(v->valuedouble))
 		digits(w, (int64_t)v->valuedouble);
 	else

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -25,15 +26,21 @@ void jsonw_free(struct jsonw *w);
 void jsonw_raw(struct jsonw *w, const char *s, size_t n);
 /* A JSON string (quoted, escaped as cJSON escapes it). */
 void jsonw_str(struct jsonw *w, const char *s);
-/* ,"name":"s" (plain names only: the records' own, which need no escape). */
-void jsonw_member_str(struct jsonw *w, const char *name, const char *s);
+/* The members: ,"name":value. Plain names only (the records' own, which need no escape);
+ * the macros give the functions a literal name's length, folded at compile time. */
+#define jsonw_member_str(w, name, s) jsonw_member_str_n((w), (name), strlen(name), (s))
+#define jsonw_member_int(w, name, v) jsonw_member_int_n((w), (name), strlen(name), (v))
+#define jsonw_member_bool(w, name, b) jsonw_member_bool_n((w), (name), strlen(name), (b))
+#define jsonw_member_tree(w, name, v) jsonw_member_tree_n((w), (name), strlen(name), (v))
+/* ,"name":"s" */
+void jsonw_member_str_n(struct jsonw *w, const char *name, size_t name_len, const char *s);
 /* ,"name":n — integers print as plain digits, as cJSON prints an integral double. */
-void jsonw_member_int(struct jsonw *w, const char *name, int64_t n);
+void jsonw_member_int_n(struct jsonw *w, const char *name, size_t name_len, int64_t n);
 /* ,"name":true|false */
-void jsonw_member_bool(struct jsonw *w, const char *name, bool b);
+void jsonw_member_bool_n(struct jsonw *w, const char *name, size_t name_len, bool b);
 /* ,"name":<v printed by cJSON>; a number that is an integer below 1e15 as plain digits (as
  * the records' top-level numbers are printed: base/log.c). */
-void jsonw_member_tree(struct jsonw *w, const char *name, const cJSON *v);
+void jsonw_member_tree_n(struct jsonw *w, const char *name, size_t name_len, const cJSON *v);
 
 /* 1 for the bytes a JSON string cannot hold as they are: the controls (NUL too, so that a
  * scan of a C string stops at its end), '"' and '\\'. For scanners: one load a byte. */
