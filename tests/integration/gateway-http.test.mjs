@@ -225,6 +225,12 @@ describe('gateway HTTP front', { timeout: 60000 }, () => {
 		const acc = await rawRequest(d.url, { headers: { 'Content-Type': 'application/json',
 			Accept: 'text/html' }, body });
 		assert.equal(acc.status, 406);
+		const one = await rawRequest(d.url, { headers: { 'Content-Type': 'application/json',
+			Accept: 'application/json' }, body });
+		assert.equal(one.status, 406, 'both types, or any');
+		const any = await rawRequest(d.url, { headers: { 'Content-Type': 'application/json',
+			Accept: 'text/html, */*;q=0.1' }, body });
+		assert.equal(any.status, 200, 'any type');
 		const ct = await rawRequest(d.url, { headers: { 'Content-Type': 'text/plain',
 			Accept: 'application/json, text/event-stream' }, body });
 		assert.equal(ct.status, 415);

@@ -267,6 +267,16 @@ static void test_list_has(void)
 	CU_ASSERT(!http_list_has("text/html;x=application/json", "application/json"));
 	CU_ASSERT(!http_list_has("", "close"));
 	CU_ASSERT(!http_list_has(",,", "close"));
+
+	/* several tokens in one pass: a bit for each listed, whatever the order */
+	static const char *const types[] = { "*/*", "application/json", "text/event-stream" };
+	CU_ASSERT_EQUAL(http_list_match("application/json, text/event-stream", types, 3), 6);
+	CU_ASSERT_EQUAL(http_list_match("TEXT/EVENT-STREAM;q=1 ,application/json", types, 3), 6);
+	CU_ASSERT_EQUAL(http_list_match("text/html, */*;q=0.8", types, 3), 1);
+	CU_ASSERT_EQUAL(http_list_match("application/json", types, 3), 2);
+	CU_ASSERT_EQUAL(http_list_match("*/*, application/json, text/event-stream", types, 3), 7);
+	CU_ASSERT_EQUAL(http_list_match("application/jsonx, text/event-streams", types, 3), 0);
+	CU_ASSERT_EQUAL(http_list_match("", types, 3), 0);
 }
 
 /* One malformed head: -EPROTO, and no head called back. */

@@ -541,8 +541,11 @@ static void handle_post(struct front *f, struct http_req *req,
 	int code;
 	const char *why, *dup;
 
-	if (!accept || (!http_list_has(accept, "*/*") && (!http_list_has(accept, "application/json") ||
-						     !http_list_has(accept, "text/event-stream")))) {
+	/* one pass over Accept (it comes with every call): any type, or both of the two */
+	static const char *const types[] = { "*/*", "application/json", "text/event-stream" };
+	uint32_t listed = accept ? http_list_match(accept, types, 3) : 0;
+
+	if (!(listed & 1) && listed != 6) {
 		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
 			   "Accept must list application/json and text/event-stream");
 		return;
