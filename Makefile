@@ -36,7 +36,14 @@ CFLAGS    += -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undef
 	-fno-sanitize-recover=undefined -Wno-format-nonliteral -Wno-string-concatenation
 LDFLAGS   += -fsanitize=fuzzer,address,undefined
 else
-CFLAGS    += -O2
+# Link-time optimisation: the request path crosses many small modules (base/htab, base/jsonw,
+# base/alloc, the parsers); inlined across them it runs ~3 % fewer instructions a call
+# (docs/performance.md). An archive of LTO objects needs gcc-ar's symbol index. At the link,
+# inlined across units, -Wmaybe-uninitialized misreads out-parameters set only on success
+# (x in `if (get(&x) == 0) use(x)`); each unit's own compile still checks it under -Werror.
+CFLAGS    += -O2 -flto=auto
+LDFLAGS   += -O2 -flto=auto -Wno-maybe-uninitialized
+AR        := gcc-ar
 endif
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
@@ -95,7 +102,7 @@ $(B)/obj/admin/admin_dashboard.o: $(B)/dashboard_assets.h
 $(B)/obj/enforce/enforcer.o: $(SKELS)
 
 $(LIB): $(LIB_OBJS)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(B)/mcpwarden: $(B)/obj/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
