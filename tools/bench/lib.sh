@@ -52,7 +52,8 @@ wait_for() {
 # start_upstream BIN WHAT: run a bench-bin server on port 0; $up_port is the one it took.
 start_upstream() {
 	"$1" 0 >"$tmp/upstream.port" 2>"$tmp/upstream.log" &
-	pids+=($!)
+	up_pid=$!
+	pids+=($up_pid)
 	wait_for 5 test -s "$tmp/upstream.port" || { echo "$2 did not start"; exit 1; }
 	up_port=$(cat "$tmp/upstream.port")
 }

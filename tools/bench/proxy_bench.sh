@@ -95,7 +95,7 @@ ctxt() {
 declare -A url sid key
 bench() {
 	MCP_SESSION=${sid[$1]} MCP_KEY=${key[$1]:-} MCP_PATH=/mcp \
-		wrk -t1 -c"$2" -d"$3"s --timeout 10s -s "$here/call.lua" "${url[$1]}" 2>&1 |
+		"${timed[@]}" wrk -t1 -c"$2" -d"$3"s --timeout 10s -s "$here/call.lua" "${url[$1]}" 2>&1 |
 		sed -n 's/^RESULT //p'
 }
 
@@ -183,6 +183,9 @@ declare -A res                 # res[target,conns,metric]: space-separated value
 declare -A cost                # cost[target,conns] = "syscalls/call ctxt/call"
 declare -A cpu                 # cpu[target,conns] = CPU µs per call, all the process's threads
 declare -A loopcpu             # loopcpu[target,conns] = the same, the event loop's thread alone
+declare -A usercpu             # usercpu[target,conns] = the user-space part of cpu[]
+declare -A hostcpu             # hostcpu[target,conns] = "wrk µs, upstream µs" per call beside it
+timed=()                       # bench's wrk under /usr/bin/time (measure_cost)
 declare -A threadcpu           # threadcpu[target,conns] = "name µs, ..." per thread name
 warn=()
 have_perf=0
@@ -193,9 +196,12 @@ fi
 
 # measure_cost TARGET PID CONNS -> cost[TARGET,CONNS]: an untimed run with perf attached.
 measure_cost() {
-	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid= u0 u1 l0 l1 th0 th1
+	local t=$1 pid=$2 c=$3 c0 c1 out n sys=n/a perf_pid= u0 u1 l0 l1 th0 th1 s0 s1 up0 up1 w=n/a
 	c0=$(ctxt "$pid")
 	u0=$(cpu_ticks "/proc/$pid")
+	s0=$(user_ticks "/proc/$pid")
+	up0=$(cpu_ticks "/proc/$up_pid")
+	[ -x /usr/bin/time ] && timed=(/usr/bin/time -o "$tmp/wrk.time" -f "%U %S")
 	l0=$(cpu_ticks "/proc/$pid/task/$pid")
 	th0=$(thread_ticks "$pid")
 	if [ $have_perf = 1 ]; then
@@ -205,8 +211,11 @@ measure_cost() {
 		sleep 0.2
 	fi
 	out=$(bench "$t" "$c" "$secs")
+	timed=()
+	up1=$(cpu_ticks "/proc/$up_pid")
 	c1=$(ctxt "$pid")
 	u1=$(cpu_ticks "/proc/$pid")
+	s1=$(user_ticks "/proc/$pid")
 	l1=$(cpu_ticks "/proc/$pid/task/$pid")
 	th1=$(thread_ticks "$pid")
 	if [ -n "$perf_pid" ]; then
@@ -222,6 +231,10 @@ measure_cost() {
 	fi
 	cost[$t,$c]="$sys $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')"
 	cpu[$t,$c]=$(per_call "$u0" "$u1" "$n")
+	usercpu[$t,$c]=$(per_call "$s0" "$s1" "$n")
+	[ -s "$tmp/wrk.time" ] && w=$(awk -v n="$n" '{ printf "%.1f", ($1 + $2) / n * 1e6 }' "$tmp/wrk.time")
+	rm -f "$tmp/wrk.time"
+	hostcpu[$t,$c]="wrk $w µs, upstream $(per_call "$up0" "$up1" "$n") µs"
 	loopcpu[$t,$c]=$(per_call "$l0" "$l1" "$n")
 	threadcpu[$t,$c]=$(threads_per_call "$th0" "$th1" "$n")
 }
@@ -248,6 +261,8 @@ threads_per_call() {
 # cpu_ticks /proc/PID -> user + system time of every thread of PID, in clock ticks;
 # cpu_ticks /proc/PID/task/TID -> the same for one thread (for a process's first, its loop).
 cpu_ticks() { sed 's/.*) //' "$1/stat" | awk '{ print $12 + $13 }'; }
+# user_ticks /proc/PID -> the user-space part alone (the kernel's is the rest)
+user_ticks() { sed 's/.*) //' "$1/stat" | awk '{ print $12 }'; }
 
 # per_call TICKS0 TICKS1 CALLS -> CPU µs per call
 per_call() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" \
@@ -407,6 +422,8 @@ done
 # with it (e.g. BENCH_LOGS=0 against the default).
 for c in $conns; do
 	echo "CPU per call at $c connection(s): nginx ${cpu[nginx,$c]:-n/a} µs, mcpwarden ${cpu[mcpwarden,$c]:-n/a} µs (all threads; ${loopcpu[mcpwarden,$c]:-n/a} on the loop's; log store $([ "$main_logs" = true ] && echo on || echo off))"
+	echo "  of which in user space: nginx ${usercpu[nginx,$c]:-n/a} µs, mcpwarden ${usercpu[mcpwarden,$c]:-n/a} µs (the rest in the kernel)"
+	echo "  beside it, per call: with nginx ${hostcpu[nginx,$c]:-n/a}; with mcpwarden ${hostcpu[mcpwarden,$c]:-n/a}"
 	echo "  mcpwarden's threads, µs per call: ${threadcpu[mcpwarden,$c]:-n/a}"
 done
 echo "(goal, issue 9: added p50 ratio <= 1.0 and req/s ratio >= 0.8 at 16 and 64 connections)"
