@@ -232,7 +232,9 @@ measure_cost() {
 	cost[$t,$c]="$sys $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }')"
 	cpu[$t,$c]=$(per_call "$u0" "$u1" "$n")
 	usercpu[$t,$c]=$(per_call "$s0" "$s1" "$n")
-	[ -s "$tmp/wrk.time" ] && w=$(awk -v n="$n" '{ printf "%.1f", ($1 + $2) / n * 1e6 }' "$tmp/wrk.time")
+	# the last line: time puts "Command exited with non-zero status" before it, if so
+	[ -s "$tmp/wrk.time" ] && w=$(awk -v n="$n" '{ t = $1 + $2 } END { printf "%.1f", t / n * 1e6 }' \
+		"$tmp/wrk.time")
 	rm -f "$tmp/wrk.time"
 	hostcpu[$t,$c]="wrk $w µs, upstream $(per_call "$up0" "$up1" "$n") µs"
 	loopcpu[$t,$c]=$(per_call "$l0" "$l1" "$n")

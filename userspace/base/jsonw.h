@@ -26,12 +26,9 @@ void jsonw_free(struct jsonw *w);
 void jsonw_raw(struct jsonw *w, const char *s, size_t n);
 /* A JSON string (quoted, escaped as cJSON escapes it). */
 void jsonw_str(struct jsonw *w, const char *s);
-/* The members: ,"name":value. Plain names only (the records' own, which need no escape);
- * the macros give the functions a literal name's length, folded at compile time. */
-#define jsonw_member_str(w, name, s) jsonw_member_str_n((w), (name), strlen(name), (s))
-#define jsonw_member_int(w, name, v) jsonw_member_int_n((w), (name), strlen(name), (v))
-#define jsonw_member_bool(w, name, b) jsonw_member_bool_n((w), (name), strlen(name), (b))
-#define jsonw_member_tree(w, name, v) jsonw_member_tree_n((w), (name), strlen(name), (v))
+/* The members: ,"name":value. Plain names only (the records' own, which need no escape).
+ * The _n functions take the name's length; the inline forms give it, folded at compile
+ * time for a literal. */
 /* ,"name":"s" */
 void jsonw_member_str_n(struct jsonw *w, const char *name, size_t name_len, const char *s);
 /* ,"name":n — integers print as plain digits, as cJSON prints an integral double. */
@@ -41,6 +38,26 @@ void jsonw_member_bool_n(struct jsonw *w, const char *name, size_t name_len, boo
 /* ,"name":<v printed by cJSON>; a number that is an integer below 1e15 as plain digits (as
  * the records' top-level numbers are printed: base/log.c). */
 void jsonw_member_tree_n(struct jsonw *w, const char *name, size_t name_len, const cJSON *v);
+
+static inline void jsonw_member_str(struct jsonw *w, const char *name, const char *s)
+{
+	jsonw_member_str_n(w, name, strlen(name), s);
+}
+
+static inline void jsonw_member_int(struct jsonw *w, const char *name, int64_t n)
+{
+	jsonw_member_int_n(w, name, strlen(name), n);
+}
+
+static inline void jsonw_member_bool(struct jsonw *w, const char *name, bool b)
+{
+	jsonw_member_bool_n(w, name, strlen(name), b);
+}
+
+static inline void jsonw_member_tree(struct jsonw *w, const char *name, const cJSON *v)
+{
+	jsonw_member_tree_n(w, name, strlen(name), v);
+}
 
 /* 1 for the bytes a JSON string cannot hold as they are: the controls (NUL too, so that a
  * scan of a C string stops at its end), '"' and '\\'. For scanners: one load a byte. */

@@ -545,7 +545,7 @@ static void handle_post(struct front *f, struct http_req *req,
 	static const char *const types[] = { "*/*", "application/json", "text/event-stream" };
 	uint32_t listed = accept ? http_list_match(accept, types, 3) : 0;
 
-	if (!(listed & 1) && listed != 6) {
+	if (!(listed & 1) && (listed & 6) != 6) {
 		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
 			   "Accept must list application/json and text/event-stream");
 		return;
