@@ -15,6 +15,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/event_opt.h"
+#include "base/json_get.h"
 #include "base/listen_unix.h"
 #include "mcp/transport/front.h"
 #include "mcp/transport/redirect_in.h"
@@ -264,7 +265,7 @@ static int serve_up(struct daemon *d, struct config *cfg, struct gate_rules *rul
  * start leaves tracing off, loudly, and is not fatal. */
 static int apply_tracing(struct daemon *d, struct config *cfg)
 {
-	const cJSON *now = cJSON_GetObjectItemCaseSensitive(cfg->raw, "tracing");
+	const cJSON *now = json_get(cfg->raw, "tracing");
 	const cJSON *was = d->tracing;
 
 	if (d->tracing_applied && ((!now && !was) || (now && was && cJSON_Compare(now, was, 1))))
@@ -420,8 +421,8 @@ static void reloaded(const char *what)
 /* The unix-socket listener ("listen_unix") is the front's too: a change rebuilds the front. */
 static bool same_listen_unix(const struct config *a, const struct config *b)
 {
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(a->raw, "listen_unix");
-	const cJSON *y = cJSON_GetObjectItemCaseSensitive(b->raw, "listen_unix");
+	const cJSON *x = json_get(a->raw, "listen_unix");
+	const cJSON *y = json_get(b->raw, "listen_unix");
 
 	return (!x && !y) || (x && y && cJSON_Compare(x, y, true));
 }
@@ -456,8 +457,8 @@ static void reload(struct daemon *d, struct reload_job *j)
 		config_free(ncfg);
 		return;
 	}
-	const cJSON *ologs = cJSON_GetObjectItemCaseSensitive(d->cfg->raw, "logs");
-	const cJSON *nlogs = cJSON_GetObjectItemCaseSensitive(ncfg->raw, "logs");
+	const cJSON *ologs = json_get(d->cfg->raw, "logs");
+	const cJSON *nlogs = json_get(ncfg->raw, "logs");
 	if ((ologs || nlogs) && !cJSON_Compare(ologs, nlogs, 1))
 		log_warn("reload: the log store keeps the settings it started with until a "
 			 "restart (logs changed)");

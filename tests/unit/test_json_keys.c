@@ -1,11 +1,13 @@
 /* Repeated member names (base/json_keys.h): found at any depth, in small objects and large
- * ones, and nothing is found where every object's names are distinct. */
+ * ones, and nothing is found where every object's names are distinct. And the member lookup
+ * (base/json_get.h): cJSON's own answer for every name of a set of objects. */
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/json_keys.h"
 #include "cunit_main.h"
 
@@ -62,6 +64,44 @@ static void test_large(void)
 	expect(text, "k250");
 }
 
+/* json_get answers as cJSON_GetObjectItemCaseSensitive for each name asked of each object:
+ * absent names, names that share a first byte or are a prefix of another, the empty name,
+ * the first of a repeated name, case, escapes; not an object; NULL. */
+static void test_get(void)
+{
+	static const char *const objects[] = {
+		"{}",
+		"{\"id\":1,\"it\":2,\"i\":3,\"idx\":4}",
+		"{\"a\":1,\"a\":2,\"A\":3}",
+		"{\"\":1,\"name\":\"n\",\"\\u006eame\":2}",
+		"{\"params\":{\"name\":\"t\"},\"method\":\"tools/call\",\"jsonrpc\":\"2.0\"}",
+		"[1,2]",
+		"\"id\"",
+	};
+	static const char *const names[] = {
+		"id", "it", "i", "idx", "ix", "a", "A", "", "name", "params", "method", "jsonrpc",
+		"zz", "param",
+	};
+
+	for (size_t o = 0; o < sizeof(objects) / sizeof(*objects); o++) {
+		cJSON *v = cJSON_Parse(objects[o]);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+		for (size_t n = 0; n < sizeof(names) / sizeof(*names); n++)
+			CU_ASSERT_PTR_EQUAL(json_get(v, names[n]),
+					    cJSON_GetObjectItemCaseSensitive(v, names[n]));
+		CU_ASSERT_PTR_NULL(json_get(v, NULL));
+		cJSON_Delete(v);
+	}
+	CU_ASSERT_PTR_NULL(json_get(NULL, "id"));
+	/* the first of a repeated name, found */
+	cJSON *v = cJSON_Parse("{\"a\":1,\"a\":2}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_EQUAL(json_get(v, "a")->valueint, 1);
+	cJSON_Delete(v);
+}
+
 CU_MAIN("json_keys", NULL, NULL,
+	{ "member lookup", test_get },
 	{ "small objects and nesting", test_small },
 	{ "large objects", test_large })

@@ -17,6 +17,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/json_get.h"
 #include "base/listener.h"
 #include "base/log.h"
 #include "govern/budget.h"
@@ -43,7 +44,7 @@ static bool policy_exists(struct ctx *c, const char *name)
 static bool ref_field(struct ctx *c, const cJSON *o, const char *field, const char *shape,
 		      bool (*exists)(struct ctx *c, const char *name), char *dst, size_t size)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
+	const cJSON *v = json_get(o, field);
 
 	if (!v)
 		return true;
@@ -66,7 +67,7 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 {
 	const cJSON *v;
 
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "name"))) {
+	if ((v = json_get(o, "name"))) {
 		if (!cJSON_IsString(v) || !keys_valid_name(v->valuestring)) {
 			admin_fail(c, 400, "name", "must be 1-128 printable characters");
 			return false;
@@ -77,7 +78,7 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 		       sizeof(k->team)) ||
 	    !ref_field(c, o, "policy", "a policy name", policy_exists, k->policy, sizeof(k->policy)))
 		return false;
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "expires"))) {
+	if ((v = json_get(o, "expires"))) {
 		if (cJSON_IsNull(v)) {
 			k->expires = 0;
 		} else if (!cJSON_IsString(v) || keys_parse_time(v->valuestring, &k->expires) ||
@@ -87,7 +88,7 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 			return false;
 		}
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "workloads"))) {
+	if ((v = json_get(o, "workloads"))) {
 		const char *why;
 
 		if (cJSON_IsNull(v) || (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 0)) {
@@ -98,7 +99,7 @@ static bool key_fields(struct ctx *c, const cJSON *o, struct key_record *k)
 			return false;
 		}
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "disabled"))) {
+	if ((v = json_get(o, "disabled"))) {
 		if (!cJSON_IsBool(v)) {
 			admin_fail(c, 400, "disabled", "must be true or false");
 			return false;
@@ -124,7 +125,7 @@ void admin_key_create(struct ctx *c, const char *unused)
 
 	if (!body || !admin_known_fields(c, body, fields) || !key_fields(c, body, &k))
 		goto out;
-	v = cJSON_GetObjectItemCaseSensitive(body, "id");
+	v = json_get(body, "id");
 	if (v && (!cJSON_IsString(v) || !keys_valid_ident(v->valuestring))) {
 		admin_fail(c, 400, "id", "must be 1-64 of A-Z a-z 0-9 _ - .");
 		goto out;
@@ -135,7 +136,7 @@ void admin_key_create(struct ctx *c, const char *unused)
 	}
 	k.created = clock_real_s();
 	k.disabled = false;
-	named = cJSON_GetObjectItemCaseSensitive(body, "name") != NULL;
+	named = json_get(body, "name") != NULL;
 	for (int i = 0; i < ID_RETRIES; i++) {
 		if ((rc = keys_generate(secret, sizeof(secret))) ||
 		    (rc = keys_hash(secret, strlen(secret), k.hash)))
@@ -342,7 +343,7 @@ void admin_team_put(struct ctx *c, const char *name)
 		return;
 	if (!admin_known_fields(c, body, fields))
 		goto out;
-	v = cJSON_GetObjectItemCaseSensitive(body, "policy");
+	v = json_get(body, "policy");
 	if (!cJSON_IsString(v) || !keys_valid_ident(v->valuestring)) {
 		admin_fail(c, 400, "policy", "required: the name of a policy");
 		goto out;

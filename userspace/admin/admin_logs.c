@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/event_opt.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/rfc3339.h"
 #include "enforce/enforcer.h"
@@ -450,13 +451,13 @@ static bool field_is(const cJSON *rec, const char *name, const char *want)
 
 	if (!want)
 		return true;
-	v = cJSON_GetObjectItemCaseSensitive(rec, name);
+	v = json_get(rec, name);
 	return cJSON_IsString(v) && !strcmp(v->valuestring, want);
 }
 
 static bool field_has(const cJSON *rec, const char *name, const char *text)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, name);
+	const cJSON *v = json_get(rec, name);
 
 	return cJSON_IsString(v) && strcasestr(v->valuestring, text);
 }
@@ -539,7 +540,7 @@ static void on_follow(void *arg, int err, cJSON *result)
 	if (!err && a->nstreams) {
 		cJSON_Delete(a->follow_heads);
 		a->follow_heads = cJSON_DetachItemFromObjectCaseSensitive(result, "heads");
-		cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(result, "records")) {
+		cJSON_ArrayForEach(rec, json_get(result, "records")) {
 			struct logstream *s, *tmp;
 			char *line = cJSON_PrintUnformatted(rec);
 

@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/json_get.h"
 #include "base/listener.h"
 #include "base/log.h"
 #include "govern/budget.h"
@@ -95,7 +96,7 @@ void admin_on_stored(void *arg, int err)
 			const char *what = rollback(p, gate_keystore(router_gate(p->a->r)));
 			status = 500;
 			log_error("admin: %s not persisted: %s", cJSON_GetStringValue(
-				cJSON_GetObjectItemCaseSensitive(p->audit, "action")), strerror(-err));
+				json_get(p->audit, "action")), strerror(-err));
 			if (p->req)
 				admin_send_error(p->req, 500, NULL, "the store could not commit the change "
 					   "(%s): %s", strerror(-err), what);

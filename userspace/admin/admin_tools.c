@@ -11,6 +11,7 @@
 #include "govern/gate.h"
 #include "mcp/catalog.h"
 #include "mcp/router.h"
+#include "base/json_get.h"
 
 /* GET /v1/tools/pins: every pin and tool seen, with its state (pinned, changed, new, absent)
  * and, where it differs, the diff of what changed. ?state=changed|new|pinned|absent filters. */
@@ -26,7 +27,7 @@ void admin_tool_pins_list(struct ctx *c, const char *id)
 		want = evhttp_find_header(&params, "state");
 	out = cJSON_AddArrayToObject(body, "pins");
 	while ((it = cJSON_DetachItemFromArray(pins, 0))) {
-		const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "state"));
+		const char *st = cJSON_GetStringValue(json_get(it, "state"));
 		if (!want || (st && !strcmp(want, st)))
 			cJSON_AddItemToArray(out, it);
 		else
@@ -59,7 +60,7 @@ void admin_tool_approve(struct ctx *c, const char *id)
 		goto out;
 	if (!admin_known_fields(c, body, fields))
 		goto out;
-	v = cJSON_GetObjectItemCaseSensitive(body, "by");
+	v = json_get(body, "by");
 	if (v && (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 64)) {
 		admin_fail(c, 400, "by", "a name of 1-64 characters");
 		goto out;

@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/json_get.h"
 #include "base/jsonfmt.h"
 #include "base/listener.h"
 #include "base/log.h"
@@ -248,8 +249,8 @@ void admin_usage_reset(struct ctx *c, const char *unused)
 			   "the scope's keys in Redis (docs/counters.md)");
 		goto out;
 	}
-	key = cJSON_GetObjectItemCaseSensitive(body, "key");
-	team = cJSON_GetObjectItemCaseSensitive(body, "team");
+	key = json_get(body, "key");
+	team = json_get(body, "team");
 	if (!!key == !!team || (key && !cJSON_IsString(key)) || (team && !cJSON_IsString(team))) {
 		admin_fail(c, 400, key ? "key" : "team", "give exactly one of \"key\" (a key id) "
 		     "or \"team\" (a team name)");

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 
 #define DEFAULT_MAX_BODY   (4u << 20)
 #define DEFAULT_MAX_HEADER (64u << 10)
@@ -66,7 +67,7 @@ static void field_path(char *buf, size_t len, const char *path, const char *key)
 
 static const cJSON *field(const cJSON *obj, const char *key)
 {
-	return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+	return cJSON_IsObject(obj) ? json_get(obj, key) : NULL;
 }
 
 /* obj.key, its path for messages in p[256]: 0, -ENOENT when absent and optional, or the
@@ -815,10 +816,10 @@ bool config_only_governance_differs(const cJSON *a, const cJSON *b)
 
 	cJSON_ArrayForEach(it, a)
 		if (!is_governance(it->string) &&
-		    !cJSON_Compare(it, cJSON_GetObjectItemCaseSensitive(b, it->string), 1))
+		    !cJSON_Compare(it, json_get(b, it->string), 1))
 			return false;
 	cJSON_ArrayForEach(it, b)
-		if (!is_governance(it->string) && !cJSON_GetObjectItemCaseSensitive(a, it->string))
+		if (!is_governance(it->string) && !json_get(a, it->string))
 			return false;
 	return true;
 }

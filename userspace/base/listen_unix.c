@@ -1,4 +1,5 @@
 /* listen_unix: the agent listener's unix socket. */
+#include "base/json_get.h"
 #include "base/listen_unix.h"
 
 #include <errno.h>
@@ -21,7 +22,7 @@
 int listen_unix_parse(const cJSON *root, struct listen_unix **out, struct config_errors *errs)
 {
 	static const char *const keys[] = { "path", "group", "mode", NULL };
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "listen_unix"), *g;
+	const cJSON *v = json_get(root, "listen_unix"), *g;
 	struct listen_unix *u;
 	const char *path = NULL, *mode = NULL;
 	char *end;
@@ -48,7 +49,7 @@ int listen_unix_parse(const cJSON *root, struct listen_unix **out, struct config
 						 "\"0660\", with no access for others");
 			u->mode = (unsigned)m;
 		}
-		g = cJSON_GetObjectItemCaseSensitive(v, "group");
+		g = json_get(v, "group");
 		if (cJSON_IsNumber(g) && g->valuedouble >= 0 && g->valuedouble < 2147483647.0 &&
 		    g->valuedouble == (double)(long)g->valuedouble) {
 			u->gid = (long)g->valuedouble;

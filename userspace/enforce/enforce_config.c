@@ -2,6 +2,7 @@
 #include "enforce/enforce_int.h"
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/kube.h"
@@ -132,7 +133,7 @@ static int parse_target(const cJSON *it, const char *path, bool with_mode,
 static int parse_targets(const cJSON *sec, const char *key, const char *path, bool with_mode,
 			 struct enforcer_target **out, size_t *n, struct config_errors *errs)
 {
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(sec, key);
+	const cJSON *arr = json_get(sec, key);
 	char sub[256];
 	int ret = 0, i = 0;
 	const cJSON *it;
@@ -165,7 +166,7 @@ static int parse_strings(const cJSON *sec, const char *key, const char *path,
 			 int (*check)(const char *s), const char *what, char ***out, size_t *n,
 			 struct config_errors *errs)
 {
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(sec, key);
+	const cJSON *arr = json_get(sec, key);
 	char sub[256];
 	const cJSON *it;
 	int ret = 0, i = 0;
@@ -269,11 +270,11 @@ int enforcer_config_parse(const cJSON *sec, const char *path, struct enforcer_co
 			   &out->protect, &out->nprotect, errs));
 	STEP(parse_strings(sec, "protect_unix", path, check_unix, "unix socket paths",
 			   &out->protect_unix, &out->nprotect_unix, errs));
-	if (cJSON_GetObjectItemCaseSensitive(sec, "kubernetes")) {
+	if (json_get(sec, "kubernetes")) {
 		char sub[256];
 
 		snprintf(sub, sizeof(sub), "%s.kubernetes", path);
-		STEP(kube_config_parse(cJSON_GetObjectItemCaseSensitive(sec, "kubernetes"), sub,
+		STEP(kube_config_parse(json_get(sec, "kubernetes"), sub,
 				       &out->kube, errs));
 	}
 	/* The pod watch's enrolments redirect as the section says unless it says otherwise. */

@@ -15,6 +15,7 @@
 #include "base/event_opt.h"
 #include "enforce/enforcer.h"
 #include "enforce/kube.h"
+#include "base/json_get.h"
 #include "base/log.h"
 
 #define UPSTREAM_REFRESH_MS 60000
@@ -52,7 +53,7 @@ static void on_prune(evutil_socket_t fd, short what, void *arg)
 static int parse_section(const struct config *cfg, struct enforcer_config *out,
 			 struct config_errors *errs)
 {
-	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(cfg->raw, "enforcement");
+	const cJSON *sec = json_get(cfg->raw, "enforcement");
 
 	memset(out, 0, sizeof(*out));
 	if (!sec)

@@ -21,6 +21,7 @@
 
 #include "base/alloc.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "enforce/cgroup.h"
 #include "enforce/enforcer.h"
@@ -140,7 +141,7 @@ static void record(const char *action, const struct kube_pod *pod, const struct 
 
 static const char *str_at(const cJSON *o, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	const cJSON *v = json_get(o, key);
 
 	return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
 }
@@ -172,9 +173,9 @@ static const char *container_id(const char *s)
 static enum warden_mode asked_mode(const struct kube_pods *p, const cJSON *meta,
 				   const char *who)
 {
-	const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+	const cJSON *ann = json_get(meta, "annotations");
 	const cJSON *v = cJSON_IsObject(ann) ?
-		cJSON_GetObjectItemCaseSensitive(ann, p->c->annotation) : NULL;
+		json_get(ann, p->c->annotation) : NULL;
 	enum warden_mode m;
 
 	if (!v)
@@ -198,7 +199,7 @@ static enum warden_mode asked_mode(const struct kube_pods *p, const cJSON *meta,
 static int pod_identity(const struct kube_pods *p, const cJSON *pod, const cJSON **meta,
 			const char **uid, const char **ns, const char **name)
 {
-	if (!cJSON_IsObject(pod) || !cJSON_IsObject(*meta = cJSON_GetObjectItemCaseSensitive(pod,
+	if (!cJSON_IsObject(pod) || !cJSON_IsObject(*meta = json_get(pod,
 			"metadata"))) {
 		log_warn("kubernetes: a pod object without metadata: ignored");
 		return -EINVAL;
@@ -219,7 +220,7 @@ static int pod_identity(const struct kube_pods *p, const cJSON *pod, const cJSON
  * does not match (fail closed). */
 static void take_labels(struct kube_pod *pod, const cJSON *meta)
 {
-	const cJSON *ls = cJSON_GetObjectItemCaseSensitive(meta, "labels"), *l;
+	const cJSON *ls = json_get(meta, "labels"), *l;
 	char buf[KEYS_POD_LABELS_SIZE];
 	size_t used = 0;
 
@@ -474,7 +475,7 @@ int kube_pods_apply(struct kube_pods *p, const cJSON *obj)
 	if (rc)
 		return rc;
 	snprintf(who, sizeof(who), "%s/%s", ns, name);
-	spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+	spec = json_get(obj, "spec");
 	node = cJSON_IsObject(spec) ? str_at(spec, "nodeName") : NULL;
 	if (!node || strcmp(node, p->c->node_name)) {
 		log_warn("kubernetes: pod %s is not on this node (%s): ignored", who,
@@ -522,9 +523,9 @@ int kube_pods_apply(struct kube_pods *p, const cJSON *obj)
 			if (!pod->ctrs[i].sidecar)
 				pod->ctrs[i].done = false;
 	}
-	status = cJSON_GetObjectItemCaseSensitive(obj, "status");
+	status = json_get(obj, "status");
 	for (size_t l = 0; cJSON_IsObject(status) && l < sizeof(lists) / sizeof(lists[0]); l++) {
-		const cJSON *arr = cJSON_GetObjectItemCaseSensitive(status, lists[l].key), *st;
+		const cJSON *arr = json_get(status, lists[l].key), *st;
 
 		if (!arr)
 			continue;

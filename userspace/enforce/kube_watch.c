@@ -29,6 +29,7 @@
 #include "base/clock.h"
 #include "base/curl_loop.h"
 #include "base/event_opt.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "govern/keys.h"
@@ -196,8 +197,8 @@ static bool rv_ok(const char *s)
 
 static void take_rv(struct kube_watch *w, const cJSON *obj)
 {
-	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-	const cJSON *rv = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
+	const cJSON *meta = json_get(obj, "metadata");
+	const cJSON *rv = json_get(meta, "resourceVersion");
 
 	if (cJSON_IsString(rv) && rv_ok(rv->valuestring))
 		snprintf(w->rv, sizeof(w->rv), "%s", rv->valuestring);
@@ -207,8 +208,8 @@ static void take_rv(struct kube_watch *w, const cJSON *obj)
 static void watch_event(struct kube_watch *w, const char *line, size_t n)
 {
 	cJSON *ev = cJSON_ParseWithLength(line, n);
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "type");
-	const cJSON *obj = cJSON_GetObjectItemCaseSensitive(ev, "object");
+	const cJSON *type = json_get(ev, "type");
+	const cJSON *obj = json_get(ev, "object");
 	const char *t = cJSON_IsString(type) ? type->valuestring : NULL;
 
 	if (!cJSON_IsObject(ev) || !t || !cJSON_IsObject(obj)) {
@@ -218,8 +219,8 @@ static void watch_event(struct kube_watch *w, const char *line, size_t n)
 	}
 	w->nevents++;
 	if (!strcmp(t, "ERROR")) {
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(obj, "code");
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(obj, "message");
+		const cJSON *code = json_get(obj, "code");
+		const cJSON *msg = json_get(obj, "message");
 
 		log_info("kubernetes: the watch ended with an error (%d: %.200s): re-listing",
 			 cJSON_IsNumber(code) ? code->valueint : 0,
@@ -379,11 +380,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static int list_page(struct kube_watch *w)
 {
 	cJSON *doc = cJSON_ParseWithLength(w->buf ? w->buf : "", w->len);
-	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(doc, "kind");
-	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
-	const cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items");
-	const cJSON *rv = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
-	const cJSON *cont = cJSON_GetObjectItemCaseSensitive(meta, "continue");
+	const cJSON *kind = json_get(doc, "kind");
+	const cJSON *meta = json_get(doc, "metadata");
+	const cJSON *items = json_get(doc, "items");
+	const cJSON *rv = json_get(meta, "resourceVersion");
+	const cJSON *cont = json_get(meta, "continue");
 	const cJSON *it;
 	int rc = -EINVAL, n = 0;
 

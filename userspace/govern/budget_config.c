@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "govern/budget_int.h"
 #include "govern/selector.h"
 
@@ -211,10 +212,10 @@ static int parse_spec(const cJSON *v, const char *path, struct budget_spec *out,
 		      struct config_errors *errs)
 {
 	static const char *const known[] = { "name", "limit", "period", "rolling", NULL };
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
-	const cJSON *limit = cJSON_GetObjectItemCaseSensitive(v, "limit");
-	const cJSON *period = cJSON_GetObjectItemCaseSensitive(v, "period");
-	const cJSON *rolling = cJSON_GetObjectItemCaseSensitive(v, "rolling");
+	const cJSON *name = json_get(v, "name");
+	const cJSON *limit = json_get(v, "limit");
+	const cJSON *period = json_get(v, "period");
+	const cJSON *rolling = json_get(v, "rolling");
 	char p[560];
 	int rc = 0;
 
@@ -351,7 +352,7 @@ static int parse_section(const cJSON *root, const char *name, const char *expect
 				    struct config_errors *errs),
 			 struct budget_config *cfg, struct config_errors *errs)
 {
-	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, name) : NULL;
+	const cJSON *sec = root ? json_get(root, name) : NULL;
 	char path[512];
 	int rc = 0;
 

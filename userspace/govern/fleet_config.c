@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "govern/budget_int.h"
 #include "govern/fleet_int.h"
 
@@ -187,7 +188,7 @@ static int parse_sentinel(struct fleet_config *c, const cJSON *s, struct config_
 	if ((rc = cfg_string(s, "master", SEC ".sentinel", true, &master, errs)))
 		return rc;
 	c->sentinel_master = xstrdup(master);
-	return parse_addrs(cJSON_GetObjectItemCaseSensitive(s, "addrs"), SEC ".sentinel.addrs", "",
+	return parse_addrs(json_get(s, "addrs"), SEC ".sentinel.addrs", "",
 			   FLEET_MAX_SENTINELS, 26379, SIZE_MAX, c->sentinels, &c->nsentinels, errs);
 }
 
@@ -222,7 +223,7 @@ static int parse_allowance(struct fleet_config *c, const cJSON *a, struct config
 
 int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct config_errors *errs)
 {
-	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, SEC), *v;
+	const cJSON *sec = json_get(root, SEC), *v;
 	const char *backend = "sqlite", *url = NULL, *s = NULL;
 	struct fleet_config *c;
 	int64_t ms;
@@ -237,7 +238,7 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 	if (rc && rc != -ENOENT)
 		return rc;
 	if (!strcmp(backend, "sqlite"))
-		return cJSON_GetArraySize(sec) > 1 + !!cJSON_GetObjectItemCaseSensitive(sec, "_comment")
+		return cJSON_GetArraySize(sec) > 1 + !!json_get(sec, "_comment")
 		       ? config_fail(errs, SEC, "the sqlite backend takes no other field (the "
 				     "store section says where its file is)") : 0;
 	if (strcmp(backend, "redis"))
@@ -249,23 +250,23 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 	c->charge_id_ttl_ms = FLEET_CHARGE_ID_TTL_MS;
 	c->fail_closed = true;
 	c->prefix = xstrdup("mcpwarden:");
-	if ((v = cJSON_GetObjectItemCaseSensitive(sec, "tls")) && !cJSON_IsFalse(v)) {
+	if ((v = json_get(sec, "tls")) && !cJSON_IsFalse(v)) {
 		rc = config_fail(errs, SEC ".tls", "TLS to Redis is not supported: this build's "
 				 "hiredis (0.14, Debian) has no TLS; reach a TLS Redis through a "
 				 "local tunnel (stunnel, spiped or a service mesh sidecar) on "
 				 "loopback (docs/counters.md)");
 		goto out;
 	}
-	if (!!cJSON_GetObjectItemCaseSensitive(sec, "url") +
-	    !!cJSON_GetObjectItemCaseSensitive(sec, "sentinel") +
-	    !!cJSON_GetObjectItemCaseSensitive(sec, "cluster") > 1) {
+	if (!!json_get(sec, "url") +
+	    !!json_get(sec, "sentinel") +
+	    !!json_get(sec, "cluster") > 1) {
 		rc = config_fail(errs, SEC, "give one of url, sentinel or cluster");
 		goto out;
 	}
-	if ((v = cJSON_GetObjectItemCaseSensitive(sec, "sentinel"))) {
+	if ((v = json_get(sec, "sentinel"))) {
 		if ((rc = parse_sentinel(c, v, errs)))
 			goto out;
-	} else if ((v = cJSON_GetObjectItemCaseSensitive(sec, "cluster"))) {
+	} else if ((v = json_get(sec, "cluster"))) {
 		if ((rc = parse_cluster(c, v, errs)))
 			goto out;
 	} else if ((rc = cfg_string(sec, "url", SEC, true, &url, errs)) ||
@@ -285,7 +286,7 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 		goto out;
 	}
 	if ((rc = cfg_string(sec, "password_file", SEC, false, &s, errs)) == 0) {
-		if (cJSON_GetObjectItemCaseSensitive(sec, "password_env")) {
+		if (json_get(sec, "password_env")) {
 			rc = config_fail(errs, SEC ".password_file", "give password_env or "
 					 "password_file, not both");
 			goto out;
@@ -336,7 +337,7 @@ int fleet_config_parse(const cJSON *root, struct fleet_config **out, struct conf
 	} else if (rc != -ENOENT) {
 		goto out;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(sec, "local_allowance");
+	v = json_get(sec, "local_allowance");
 	if (v && (rc = parse_allowance(c, v, errs)))
 		goto out;
 	if (!c->fail_closed && !v) {

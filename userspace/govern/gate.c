@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/json_get.h"
 #include "base/path.h"
 #include "govern/budget.h"
 #include "govern/fleet.h"
@@ -250,7 +251,7 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 	}
 	g->store_opt = so;              /* moved: the gate frees it */
 	so = (struct store_options){ 0 };
-	const cJSON *counters = cJSON_GetObjectItemCaseSensitive(cfg->raw, "counters");
+	const cJSON *counters = json_get(cfg->raw, "counters");
 	if (counters && !(g->counters = cJSON_Duplicate(counters, 1))) {
 		rc = -ENOMEM;
 		goto fail;
@@ -384,7 +385,7 @@ bool gate_keeps_store(const struct gate *g, const struct config *cfg)
 		return false;
 	same = !strcmp(so.path, g->store_opt.path) &&
 	       so.fsync_interval_ms == g->store_opt.fsync_interval_ms &&
-	       same_section(cJSON_GetObjectItemCaseSensitive(cfg->raw, "counters"), g->counters);
+	       same_section(json_get(cfg->raw, "counters"), g->counters);
 	store_options_clear(&so);
 	return same;
 }
@@ -533,7 +534,7 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 			ne[n].server = server;
 			ne[n].name = e->name;
 			ne[n].annotations = k == CAT_TOOLS
-				? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL;
+				? json_get(e->json, "annotations") : NULL;
 			if (k == CAT_TOOLS)
 				costs[i] = budget_cost(g->r.bc, server, e->name);
 		}
@@ -564,7 +565,7 @@ static int own_allowed(struct gate *g, const struct key_identity *who,
 {
 	struct policy_entry pe = {
 		policy_kind_of((int)e->kind), catalog_server_config(g->cat, e->server)->name, e->name,
-		e->kind == CAT_TOOLS ? cJSON_GetObjectItemCaseSensitive(e->json, "annotations") : NULL
+		e->kind == CAT_TOOLS ? json_get(e->json, "annotations") : NULL
 	};
 
 	return policy_check(g->r.ps, who->policy, who->team_policy, &pe, why);

@@ -9,6 +9,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/json_get.h"
 #include "govern/budget_int.h"
 #include "govern/gate_int.h"
 #include "govern/refusal.h"
@@ -191,7 +192,7 @@ struct fleet *gate_fleet(struct gate *g)
 bool gate_reload_strands_charges(const struct gate *g, const struct config *cfg, char *why,
 				 size_t len)
 {
-	const cJSON *now = cJSON_GetObjectItemCaseSensitive(cfg->raw, "counters");
+	const cJSON *now = json_get(cfg->raw, "counters");
 	struct store_options so;
 	struct fleet_stats st;
 	bool same_store;

@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/base64.h"
+#include "base/json_get.h"
 
 struct jwk {
 	char kid[JWT_KID_SIZE];
@@ -146,18 +147,18 @@ int jwt_parse(const char *text, size_t len, struct jwt *t, const char **why)
 	t->signed_part = text;
 	t->signed_len = (size_t)(d2 - text);
 
-	const cJSON *alg = cJSON_GetObjectItemCaseSensitive(t->header, "alg");
+	const cJSON *alg = json_get(t->header, "alg");
 	t->alg = cJSON_IsString(alg) ? jwt_alg_from_name(alg->valuestring) : 0;
 	if (!t->alg) {
 		*why = "token alg not supported (RS256, ES256, EdDSA only)";
 		return -EINVAL;
 	}
 	/* Extensions we do not understand must not be ignored (RFC 7515 section 4.1.11). */
-	if (cJSON_GetObjectItemCaseSensitive(t->header, "crit")) {
+	if (json_get(t->header, "crit")) {
 		*why = "token header has crit extensions";
 		return -EINVAL;
 	}
-	const cJSON *kid = cJSON_GetObjectItemCaseSensitive(t->header, "kid");
+	const cJSON *kid = json_get(t->header, "kid");
 	if (kid) {
 		if (!cJSON_IsString(kid) || !kid->valuestring[0] ||
 		    strlen(kid->valuestring) >= JWT_KID_SIZE || !printable(kid->valuestring)) {
@@ -176,7 +177,7 @@ int jwt_parse(const char *text, size_t len, struct jwt *t, const char **why)
 static int jwk_bytes(const cJSON *jwk, const char *name, size_t max, unsigned char **out,
 		     size_t *out_len)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(jwk, name);
+	const cJSON *v = json_get(jwk, name);
 	size_t len;
 
 	if (!cJSON_IsString(v) || !v->valuestring[0])
@@ -271,7 +272,7 @@ static EVP_PKEY *ed25519_key(const cJSON *jwk)
 
 static const char *str_member(const cJSON *o, const char *name)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	const cJSON *v = json_get(o, name);
 
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
@@ -332,7 +333,7 @@ void jwks_free(struct jwks *ks)
 
 int jwks_parse(const cJSON *doc, struct jwks **out, const char **why)
 {
-	const cJSON *keys = cJSON_GetObjectItemCaseSensitive(doc, "keys"), *jwk;
+	const cJSON *keys = json_get(doc, "keys"), *jwk;
 	struct jwks *ks;
 
 	*out = NULL;

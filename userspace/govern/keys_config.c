@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/config.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/rfc3339.h"
 #include "govern/policy.h"
@@ -111,7 +112,7 @@ static int parse_team(const cJSON *t, const char *path, const struct policy_set 
 static int parse_workloads(const cJSON *j, const char *path, bool pods,
 			   char out[KEYS_WORKLOADS_SIZE], struct config_errors *errs)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "workloads");
+	const cJSON *a = json_get(j, "workloads");
 	const char *why;
 
 	if (!a)
@@ -224,7 +225,7 @@ static int parse_array(const cJSON *root, const char *key, parse_entry_fn *parse
 		       const struct policy_set *ps, struct keystore *ks, bool pods,
 		       struct config_errors *errs)
 {
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
+	const cJSON *arr = json_get(root, key);
 	char path[64];
 	int rc = 0, i = 0;
 
@@ -258,8 +259,8 @@ static int parse_workload(const cJSON *j, const char *path, const struct policy_
 		rc = -EINVAL;
 	else
 		snprintf(w.name, sizeof(w.name), "%s", name);
-	if (cJSON_GetObjectItemCaseSensitive(j, "pod")) {
-		if (cJSON_GetObjectItemCaseSensitive(j, "cgroup"))
+	if (json_get(j, "pod")) {
+		if (json_get(j, "cgroup"))
 			rc = fail_at(errs, path, "pod", "give \"cgroup\" or \"pod\", not both");
 		r = cfg_string(j, "pod", path, true, &pod, errs);
 		if (r == 0) {
@@ -298,11 +299,11 @@ static int parse_workload(const cJSON *j, const char *path, const struct policy_
 
 bool keys_config_pod_watch(const cJSON *root)
 {
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "enforcement");
-	const cJSON *on = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "enabled") : NULL;
+	const cJSON *e = json_get(root, "enforcement");
+	const cJSON *on = cJSON_IsObject(e) ? json_get(e, "enabled") : NULL;
 
 	return cJSON_IsObject(e) && !cJSON_IsFalse(on) &&
-	       cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(e, "kubernetes"));
+	       cJSON_IsObject(json_get(e, "kubernetes"));
 }
 
 int keys_config_parse(const cJSON *root, const struct policy_set *ps, struct keystore *ks,

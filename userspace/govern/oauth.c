@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/json_get.h"
 #include "govern/jwt.h"
 
 #define DEFAULT_REFRESH_MS      (15 * 60 * 1000)
@@ -86,7 +87,7 @@ static int opt_str(const cJSON *o, const char *key, const char *path, bool requi
 static int str_list(const cJSON *o, const char *key, char **out, size_t *n,
 		    struct config_errors *errs)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key), *v;
+	const cJSON *a = json_get(o, key), *v;
 	char p[64];
 
 	snprintf(p, sizeof(p), "oauth.%s", key);
@@ -162,7 +163,7 @@ static int parse_map(struct oauth_config *c, const cJSON *m,
 		return rc;
 	if ((rc = opt_str(m, "claim", "oauth.policy_map", true, &c->policy_map_claim, errs)))
 		return rc;
-	vals = cJSON_GetObjectItemCaseSensitive(m, "values");
+	vals = json_get(m, "values");
 	if (!cJSON_IsObject(vals) || cJSON_GetArraySize(vals) > OAUTH_MAP_MAX)
 		return config_fail(errs, "oauth.policy_map.values", "must be an object of at most "
 				   "%d claim values, each naming a policy", OAUTH_MAP_MAX);
@@ -207,7 +208,7 @@ int oauth_config_parse(const cJSON *root,
 		       bool (*team_exists)(void *arg, const char *name), void *arg,
 		       struct oauth_config **out, struct config_errors *errs)
 {
-	const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "oauth"), *a, *v;
+	const cJSON *o = json_get(root, "oauth"), *a, *v;
 	struct oauth_config *c;
 	int rc = 0, x;
 	int64_t ms;
@@ -241,7 +242,7 @@ int oauth_config_parse(const cJSON *root,
 		c->clock_skew_s = ms / 1000;
 	else if (x != -ENOENT)
 		rc = x;
-	if ((a = cJSON_GetObjectItemCaseSensitive(o, "algorithms"))) {
+	if ((a = json_get(o, "algorithms"))) {
 		c->algorithms = 0;
 		if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0)
 			TRY(config_fail(errs, "oauth.algorithms", "must be a non-empty array of "
@@ -258,14 +259,14 @@ int oauth_config_parse(const cJSON *root,
 	}
 	TRY(str_list(o, "required_scopes", c->required_scopes, &c->nrequired, errs));
 	TRY(str_list(o, "scopes_supported", c->scopes_supported, &c->nsupported, errs));
-	if ((a = cJSON_GetObjectItemCaseSensitive(o, "policy_map")))
+	if ((a = json_get(o, "policy_map")))
 		TRY(parse_map(c, a, policy_exists, arg, errs));
 	TRY(parse_ident(o, "team", c->team, team_exists, arg, "team", errs));
 	TRY(parse_ident(o, "policy", c->policy, policy_exists, arg, "policy", errs));
 	if (!c->team[0] && !c->policy[0] && !c->team_claim && !c->policy_claim && !c->nmap)
 		TRY(config_fail(errs, "oauth", "no way to give a token a policy: set policy or "
 				"team, or team_claim, policy_claim or policy_map"));
-	if ((a = cJSON_GetObjectItemCaseSensitive(o, "workloads"))) {
+	if ((a = json_get(o, "workloads"))) {
 		const char *why = NULL;
 		if (keys_workloads_from_json(a, keys_config_pod_watch(root), c->workloads, &why))
 			TRY(config_fail(errs, "oauth.workloads", "%s", why ? why : "invalid"));
@@ -362,14 +363,14 @@ static bool claim_has(const cJSON *claim, const char *value, bool spaced)
 
 static bool scope_has(const cJSON *claims, const char *scope)
 {
-	return claim_has(cJSON_GetObjectItemCaseSensitive(claims, "scope"), scope, true) ||
-	       claim_has(cJSON_GetObjectItemCaseSensitive(claims, "scp"), scope, true);
+	return claim_has(json_get(claims, "scope"), scope, true) ||
+	       claim_has(json_get(claims, "scp"), scope, true);
 }
 
 /* A NumericDate claim: 1 present (*out), 0 absent, -1 malformed. */
 static int numeric_date(const cJSON *claims, const char *name, int64_t *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(claims, name);
+	const cJSON *v = json_get(claims, name);
 
 	if (!v)
 		return 0;
@@ -405,7 +406,7 @@ static int subject_identity(const char *sub, struct key_identity *who)
 
 static bool ident_claim(const cJSON *claims, const char *name, char out[KEYS_ID_SIZE])
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(claims, name);
+	const cJSON *v = json_get(claims, name);
 
 	if (!cJSON_IsString(v) || !keys_valid_ident(v->valuestring))
 		return false;
@@ -418,12 +419,12 @@ static enum oauth_result map_claims(const struct oauth_config *c, const cJSON *c
 {
 	memcpy(who->team, c->team, sizeof(who->team));
 	memcpy(who->policy, c->policy, sizeof(who->policy));
-	if (c->team_claim && cJSON_GetObjectItemCaseSensitive(claims, c->team_claim) &&
+	if (c->team_claim && json_get(claims, c->team_claim) &&
 	    !ident_claim(claims, c->team_claim, who->team)) {
 		*why = "the token's team claim is not a team name";
 		return OAUTH_NO_POLICY;
 	}
-	if (c->policy_claim && cJSON_GetObjectItemCaseSensitive(claims, c->policy_claim)) {
+	if (c->policy_claim && json_get(claims, c->policy_claim)) {
 		if (!ident_claim(claims, c->policy_claim, who->policy)) {
 			*why = "the token's policy claim is not a policy name";
 			return OAUTH_NO_POLICY;
@@ -431,7 +432,7 @@ static enum oauth_result map_claims(const struct oauth_config *c, const cJSON *c
 		return OAUTH_OK;
 	}
 	if (c->nmap) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(claims, c->policy_map_claim);
+		const cJSON *v = json_get(claims, c->policy_map_claim);
 		bool spaced = !strcmp(c->policy_map_claim, "scope") ||
 			      !strcmp(c->policy_map_claim, "scp");
 		for (size_t i = 0; v && i < c->nmap; i++)
@@ -467,17 +468,17 @@ enum oauth_result oauth_authenticate(const struct oauth_config *c, const struct 
 	if (rc)
 		goto out;
 	/* Signed by the issuer's key: now what it says. */
-	v = cJSON_GetObjectItemCaseSensitive(t.claims, "iss");
+	v = json_get(t.claims, "iss");
 	if (!cJSON_IsString(v) || strcmp(v->valuestring, c->issuer)) {
 		*why = "wrong issuer";
 		goto out;
 	}
-	if (!claim_has(cJSON_GetObjectItemCaseSensitive(t.claims, "aud"), resource, false)) {
+	if (!claim_has(json_get(t.claims, "aud"), resource, false)) {
 		*why = "the token is not for this resource (aud)";
 		goto out;
 	}
 	/* The issuer's token for us: from here on a refusal names its subject in the record. */
-	v = cJSON_GetObjectItemCaseSensitive(t.claims, c->subject_claim);
+	v = json_get(t.claims, c->subject_claim);
 	if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 1024) {
 		*why = "the token names no subject";
 		goto out;

@@ -5,6 +5,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/htab.h"
+#include "base/json_get.h"
 #include "govern/loop_guard.h"
 #include "govern/toolpin.h"
 
@@ -139,7 +140,7 @@ static int parse_pattern(const char *text, const char *path, struct pattern *p,
 static int parse_patterns(const cJSON *sec, const char *key, const char *path,
 			  struct pattern **out, size_t *nout, struct config_errors *errs)
 {
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(sec, key);
+	const cJSON *arr = json_get(sec, key);
 	char ep[192];
 	size_t i = 0;
 	int rc = 0, r;
@@ -244,8 +245,8 @@ static int parse_annotations(struct policy_set *ps, struct policy *p, const cJSO
 		return config_fail(errs, path, "must be an object with \"require\" and \"deny\"");
 	if (cfg_known_keys(sec, path, fields, errs))
 		rc = -EINVAL;
-	req = cJSON_GetObjectItemCaseSensitive(sec, "require");
-	deny = cJSON_GetObjectItemCaseSensitive(sec, "deny");
+	req = json_get(sec, "require");
+	deny = json_get(sec, "deny");
 	snprintf(ep, sizeof(ep), "%s.require", path);
 	if (req && parse_hints(req, ep, p->require, errs))
 		rc = -EINVAL;
@@ -277,7 +278,7 @@ static int parse_integrity(struct policy *p, const cJSON *j, const char *path,
 			   struct config_errors *errs)
 {
 	static const char *const lb_fields[] = { "max_repeats", "window", NULL };
-	const cJSON *lb = cJSON_GetObjectItemCaseSensitive(j, "loop_breaker");
+	const cJSON *lb = json_get(j, "loop_breaker");
 	char lp[128];
 	const char *s;
 	long long x;
@@ -361,7 +362,7 @@ static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 		rc = -EINVAL;
 	for (int k = 0; k < NKINDS; k++) {
 		snprintf(ep, sizeof(ep), "%s.%s", path, kind_names[k]);
-		e = parse_kind(ps, p, k, cJSON_GetObjectItemCaseSensitive(j, kind_names[k]), ep,
+		e = parse_kind(ps, p, k, json_get(j, kind_names[k]), ep,
 			       errs);
 		if (e == -ENOMEM)
 			return e;
@@ -372,13 +373,13 @@ static int parse_policy(struct policy_set *ps, struct policy *p, const cJSON *j,
 		rc = -EINVAL;
 	if (cfg_bool(j, "log_arguments", path, false, &p->log_arguments, errs) == -EINVAL)
 		rc = -EINVAL;
-	e = parse_redact(p, cJSON_GetObjectItemCaseSensitive(j, "redact"), path, errs);
+	e = parse_redact(p, json_get(j, "redact"), path, errs);
 	if (e == -ENOMEM)
 		return e;
 	if (e)
 		rc = -EINVAL;
 	snprintf(ep, sizeof(ep), "%s.annotations", path);
-	e = parse_annotations(ps, p, cJSON_GetObjectItemCaseSensitive(j, "annotations"), ep, errs);
+	e = parse_annotations(ps, p, json_get(j, "annotations"), ep, errs);
 	if (e == -ENOMEM)
 		return e;
 	return e ? -EINVAL : rc;
@@ -424,7 +425,7 @@ void policy_set_free(struct policy_set *ps)
 
 int policy_set_parse(const cJSON *root, struct policy_set **out, struct config_errors *errs)
 {
-	const cJSON *pols = cJSON_GetObjectItemCaseSensitive(root, "policies");
+	const cJSON *pols = json_get(root, "policies");
 	struct policy_set *ps = calloc(1, sizeof(*ps));
 	uint32_t idx;
 	int rc = -ENOMEM, e;
@@ -526,7 +527,7 @@ struct subject {
 /* A hint that is absent or not a boolean takes the spec's default. */
 static bool hint_value(const cJSON *ann, const char *name, bool dflt)
 {
-	const cJSON *v = cJSON_IsObject(ann) ? cJSON_GetObjectItemCaseSensitive(ann, name) : NULL;
+	const cJSON *v = cJSON_IsObject(ann) ? json_get(ann, name) : NULL;
 
 	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }

@@ -9,6 +9,7 @@
 #include "base/alloc.h"
 #include "base/htab.h"
 #include "base/intern.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "govern/selector.h"
 
@@ -124,9 +125,9 @@ static int parse_spec(const cJSON *v, const char *path, struct rate_spec *out,
 		if (!ok)
 			rc = config_fail(errs, path, "unknown field \"%s\"", it->string);
 	}
-	req = cJSON_GetObjectItemCaseSensitive(v, "requests");
-	per = cJSON_GetObjectItemCaseSensitive(v, "per");
-	burst = cJSON_GetObjectItemCaseSensitive(v, "burst");
+	req = json_get(v, "requests");
+	per = json_get(v, "per");
+	burst = json_get(v, "burst");
 	/* The range before the integer test: converting a double beyond long long (or NaN) is
 	 * undefined. */
 	if (!cJSON_IsNumber(req) || !(req->valuedouble >= 1 && req->valuedouble <= 1000000) ||
@@ -174,7 +175,7 @@ int ratelimit_config_parse(const cJSON *root, struct ratelimit_config **out,
 			   struct config_errors *errs)
 {
 	return ratelimit_config_parse_section(
-		root ? cJSON_GetObjectItemCaseSensitive(root, "rate_limits") : NULL, "rate_limits",
+		root ? json_get(root, "rate_limits") : NULL, "rate_limits",
 		out, errs);
 }
 

@@ -15,6 +15,7 @@
 #include "base/alloc.h"
 #include "base/hex.h"
 #include "base/htab.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "govern/schema_regex.h"
 
@@ -71,7 +72,7 @@ static void ignored(struct cctx *c, const char *keyword, const char *why)
 static const cJSON *keyword(struct cctx *c, const cJSON *j, const char *key,
 			    cJSON_bool (*is_type)(const cJSON *), const char *not)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	const cJSON *v = json_get(j, key);
 
 	if (v && !is_type(v)) {
 		ignored(c, key, not);
@@ -127,7 +128,7 @@ static int compile_node(struct cctx *c, const cJSON *j, struct node **out);
 /* Compile the subschema under key (absent: *out stays NULL). */
 static int compile_sub(struct cctx *c, const cJSON *j, const char *key, struct node **out)
 {
-	const cJSON *sub = cJSON_GetObjectItemCaseSensitive(j, key);
+	const cJSON *sub = json_get(j, key);
 	size_t mark;
 	int rc;
 
@@ -147,7 +148,7 @@ static int compile_sub(struct cctx *c, const cJSON *j, const char *key, struct n
 static int compile_list(struct cctx *c, const cJSON *j, const char *key, bool require_nonempty,
 			struct list *out)
 {
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, key);
+	const cJSON *arr = json_get(j, key);
 	int n, i = 0, rc = 0;
 	size_t mark;
 
@@ -183,7 +184,7 @@ static int compile_list(struct cctx *c, const cJSON *j, const char *key, bool re
 /* A non-negative integer count (minLength, maxItems, ...); -1 when absent or malformed. */
 static long long get_count(struct cctx *c, const cJSON *j, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	const cJSON *v = json_get(j, key);
 
 	if (!v)
 		return -1;
@@ -196,7 +197,7 @@ static long long get_count(struct cctx *c, const cJSON *j, const char *key)
 
 static bool get_number(struct cctx *c, const cJSON *j, const char *key, double *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	const cJSON *v = json_get(j, key);
 
 	if (!v)
 		return false;
@@ -212,7 +213,7 @@ static bool get_number(struct cctx *c, const cJSON *j, const char *key, double *
  * document order; embedded resources ($id) are not told apart. */
 static const cJSON *find_anchor(const cJSON *j, const char *name, int depth)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "$anchor"), *e, *hit;
+	const cJSON *a = json_get(j, "$anchor"), *e, *hit;
 
 	if (depth > SCHEMA_MAX_DEPTH || !(cJSON_IsObject(j) || cJSON_IsArray(j)))
 		return NULL;
@@ -275,7 +276,7 @@ static const cJSON *resolve_ref(const cJSON *doc, const char *ref, const char **
 		}
 		*t = '\0';
 		if (cJSON_IsObject(cur)) {
-			cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+			cur = json_get(cur, tok);
 		} else if (cJSON_IsArray(cur)) {
 			char *e;
 			long idx = strtol(tok, &e, 10);
@@ -335,7 +336,7 @@ static unsigned type_bit(const cJSON *name)
 
 static void compile_type(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+	const cJSON *t = json_get(j, "type");
 	unsigned types = 0;
 
 	if (!t)
@@ -365,7 +366,7 @@ static void compile_type(struct cctx *c, const cJSON *j, struct node *n)
 static void compile_bound(struct cctx *c, const cJSON *j, struct node *n, const char *key,
 			  unsigned bit, double *val, const char *xkey, unsigned xbit, double *xval)
 {
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, xkey);
+	const cJSON *x = json_get(j, xkey);
 
 	if (get_number(c, j, key, val))
 		n->num |= bit;
@@ -511,7 +512,7 @@ static int compile_required(struct cctx *c, const cJSON *j, struct node *n)
 
 static int compile_items(struct cctx *c, const cJSON *j, struct node *n)
 {
-	const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+	const cJSON *items = json_get(j, "items");
 	int rc;
 
 	if (cJSON_IsArray(items)) {
@@ -535,7 +536,7 @@ static int compile_keywords(struct cctx *c, const cJSON *j, struct node *n)
 		return 0;
 	compile_type(c, j, n);
 	n->enum_v = keyword(c, j, "enum", cJSON_IsArray, "not an array");
-	n->const_v = cJSON_GetObjectItemCaseSensitive(j, "const");
+	n->const_v = json_get(j, "const");
 	compile_numeric(c, j, n);
 	n->min_len = get_count(c, j, "minLength");
 	n->max_len = get_count(c, j, "maxLength");
@@ -633,7 +634,7 @@ void schema_free(struct schema *s)
 
 static bool is_legacy_dialect(const cJSON *doc)
 {
-	const cJSON *d = cJSON_GetObjectItemCaseSensitive(doc, "$schema");
+	const cJSON *d = json_get(doc, "$schema");
 	static const char *const legacy[] = { "draft-03", "draft-04", "draft-06", "draft-07" };
 
 	if (!cJSON_IsString(d))

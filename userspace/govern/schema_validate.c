@@ -2,6 +2,7 @@
 #include "govern/schema_int.h"
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "govern/schema_regex.h"
 
@@ -367,7 +368,7 @@ static int validate_object(struct vctx *v, const struct node *n, const cJSON *ob
 	if ((rc = check_count(v, count, n->min_props, n->max_props, &props_words)))
 		return rc;
 	for (size_t i = 0; i < n->nrequired; i++) {
-		if (!cJSON_GetObjectItemCaseSensitive(obj, n->required[i])) {
+		if (!json_get(obj, n->required[i])) {
 			if (v->quiet)
 				return V_FAIL;
 			schema_fmt_quoted(n->required[i], q, sizeof(q));

@@ -2,6 +2,7 @@
 #include "govern/schema_int.h"
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "govern/schema_regex.h"
 
@@ -63,14 +64,14 @@ static int object_equal(const cJSON *a, const cJSON *b, int n, int depth)
 
 	if (n <= SMALL_OBJECT) {
 		for (const cJSON *m = a->child; m; m = m->next) {
-			const cJSON *o = cJSON_GetObjectItemCaseSensitive(b, m->string);
+			const cJSON *o = json_get(b, m->string);
 			if (!o)
 				return 0;
 			if ((rc = schema_json_equal(m, o, depth - 1)) != 1)
 				return rc;
 		}
 		for (const cJSON *m = b->child; m; m = m->next)    /* duplicate keys */
-			if (!cJSON_GetObjectItemCaseSensitive(a, m->string))
+			if (!json_get(a, m->string))
 				return 0;
 		return 1;
 	}

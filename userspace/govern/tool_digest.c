@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 
 /* The fields a definition is made of (the rest may change freely); v1 stops before _meta. */
 static const char *const fields[] = {
@@ -50,7 +51,7 @@ static char *canonical(const cJSON *tool, size_t nfields)
 	cJSON *o = cJSON_CreateObject();
 
 	for (const char *const *f = fields; *f && (size_t)(f - fields) < nfields; f++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(tool, *f);
+		const cJSON *v = json_get(tool, *f);
 		if (v)
 			cJSON_AddItemToObject(o, *f, cJSON_Duplicate(v, 1));
 	}
@@ -162,8 +163,8 @@ cJSON *tool_diff(const cJSON *old_def, const cJSON *new_def)
 	if (!old_def)
 		cJSON_AddBoolToObject(d, "previous_unknown", 1);
 	for (const char *const *f = fields; *f; f++) {
-		const cJSON *a = cJSON_GetObjectItemCaseSensitive(old_def, *f);
-		const cJSON *b = cJSON_GetObjectItemCaseSensitive(new_def, *f);
+		const cJSON *a = json_get(old_def, *f);
+		const cJSON *b = json_get(new_def, *f);
 		if (old_def && ((!a && !b) || (a && b && cJSON_Compare(a, b, 1))))
 			continue;
 		if (!old_def && !b)

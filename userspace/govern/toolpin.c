@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/jsonfmt.h"
 #include "base/log.h"
 #include "observe/audit.h"
@@ -66,7 +67,7 @@ int toolpin_config_parse(const cJSON *root, struct toolpin_config *out,
 		CFG_KNOWN_FIELD("_comment"),
 		CFG_END,
 	};
-	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "tool_pins");
+	const cJSON *sec = json_get(root, "tool_pins");
 	const char *s;
 	int rc, e;
 

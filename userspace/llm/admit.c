@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "base/clock.h"
+#include "base/json_get.h"
 #include "govern/budget.h"
 #include "govern/gate.h"
 #include "govern/keys.h"
@@ -252,7 +253,7 @@ int llm_parse_body(struct llm_req *r, struct failure *f)
 	}
 	if (llm_refuse_repeated(r->body, f))
 		return -EINVAL;
-	model = cJSON_GetObjectItemCaseSensitive(r->body, "model");
+	model = json_get(r->body, "model");
 	if (!cJSON_IsString(model) || !*model->valuestring) {
 		llm_set_failure(f, 400, "invalid_request_error", "missing_model",
 			    "\"model\" is required: \"provider/model\" or a model of the default "
@@ -260,21 +261,21 @@ int llm_parse_body(struct llm_req *r, struct failure *f)
 		return -EINVAL;
 	}
 	if (r->ep == LLM_CHAT &&
-	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(r->body, "messages"))) {
+	    !cJSON_IsArray(json_get(r->body, "messages"))) {
 		llm_set_failure(f, 400, "invalid_request_error", "missing_messages",
 			    "\"messages\" must be an array");
 		return -EINVAL;
 	}
-	if (r->ep == LLM_EMBEDDINGS && !cJSON_GetObjectItemCaseSensitive(r->body, "input")) {
+	if (r->ep == LLM_EMBEDDINGS && !json_get(r->body, "input")) {
 		llm_set_failure(f, 400, "invalid_request_error", "missing_input", "\"input\" is required");
 		return -EINVAL;
 	}
 	if (resolve_model(r, model->valuestring, f))
 		return -ENOENT;
 	if (r->ep == LLM_CHAT)
-		r->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r->body, "stream"));
-	so = cJSON_GetObjectItemCaseSensitive(r->body, "stream_options");
-	r->agent_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+		r->stream = cJSON_IsTrue(json_get(r->body, "stream"));
+	so = json_get(r->body, "stream_options");
+	r->agent_usage = cJSON_IsTrue(json_get(so, "include_usage"));
 	if (llm_policy_allows(r->cfg, r->authed ? &r->who : NULL, r->prov->name, r->model->name,
 			      why, sizeof(why))) {
 		llm_set_failure(f, 403, "permission_error", "model_not_allowed",

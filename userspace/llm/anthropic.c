@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/jsonfmt.h"
 
 /* A message's content as text: a string, or the text parts of an array. */
@@ -20,13 +21,13 @@ static char *content_text(const cJSON *c)
 		return xstrdup(c->valuestring);
 	const cJSON *part;
 	cJSON_ArrayForEach(part, c) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+		const cJSON *t = json_get(part, "text");
 		if (cJSON_IsString(t))
 			n += strlen(t->valuestring) + 1;
 	}
 	s = xcalloc(1, n + 1);
 	cJSON_ArrayForEach(part, c) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+		const cJSON *t = json_get(part, "text");
 		if (!cJSON_IsString(t))
 			continue;
 		if (*s)
@@ -39,18 +40,18 @@ static char *content_text(const cJSON *c)
 /* OpenAI tools -> Anthropic tools; tool_choice likewise. */
 static void add_tools(cJSON *out, const cJSON *body)
 {
-	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools"), *t;
-	const cJSON *choice = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
+	const cJSON *tools = json_get(body, "tools"), *t;
+	const cJSON *choice = json_get(body, "tool_choice");
 	cJSON *at;
 
 	if (!cJSON_GetArraySize(tools))
 		return;
 	at = cJSON_AddArrayToObject(out, "tools");
 	cJSON_ArrayForEach(t, tools) {
-		const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
-		const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-		const cJSON *desc = cJSON_GetObjectItemCaseSensitive(fn, "description");
-		const cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+		const cJSON *fn = json_get(t, "function");
+		const cJSON *name = json_get(fn, "name");
+		const cJSON *desc = json_get(fn, "description");
+		const cJSON *params = json_get(fn, "parameters");
 		if (!cJSON_IsString(name))
 			continue;
 		cJSON *x = cJSON_CreateObject();
@@ -69,8 +70,7 @@ static void add_tools(cJSON *out, const cJSON *body)
 		cJSON_AddStringToObject(c, "type", !strcmp(choice->valuestring, "required") ? "any"
 						   : !strcmp(choice->valuestring, "none") ? "none" : "auto");
 	} else if (cJSON_IsObject(choice)) {
-		const cJSON *n = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(choice, "function"), "name");
+		const cJSON *n = json_get(json_get(choice, "function"), "name");
 		if (cJSON_IsString(n)) {
 			cJSON *c = cJSON_AddObjectToObject(out, "tool_choice");
 			cJSON_AddStringToObject(c, "type", "tool");
@@ -92,10 +92,10 @@ static cJSON *assistant_blocks(const char *text, const cJSON *calls)
 		cJSON_AddItemToArray(content, t);
 	}
 	cJSON_ArrayForEach(c, calls) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
-		const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
-		const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-		const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+		const cJSON *id = json_get(c, "id");
+		const cJSON *fn = json_get(c, "function");
+		const cJSON *name = json_get(fn, "name");
+		const cJSON *args = json_get(fn, "arguments");
 		cJSON *input = cJSON_IsString(args) ? cJSON_Parse(args->valuestring) : NULL;
 		cJSON *u = cJSON_CreateObject();
 		cJSON_AddStringToObject(u, "type", "tool_use");
@@ -113,7 +113,7 @@ static cJSON *assistant_blocks(const char *text, const cJSON *calls)
 
 cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 {
-	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages"), *m, *v;
+	const cJSON *msgs = json_get(body, "messages"), *m, *v;
 	cJSON *out = cJSON_CreateObject(), *am = NULL;
 	char *system = NULL;
 
@@ -122,8 +122,8 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 	cJSON_AddNumberToObject(out, "max_tokens", (double)llm_max_tokens(r->cfg, body));
 	am = cJSON_AddArrayToObject(out, "messages");
 	cJSON_ArrayForEach(m, msgs) {
-		const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-		char *text = content_text(cJSON_GetObjectItemCaseSensitive(m, "content"));
+		const cJSON *role = json_get(m, "role");
+		char *text = content_text(json_get(m, "content"));
 		if (!cJSON_IsString(role)) {
 			free(text);
 			free(system);
@@ -138,14 +138,14 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 			system = s;
 		} else if (!strcmp(role->valuestring, "tool")) {
 			/* a tool result goes back as a user turn; consecutive ones share it */
-			const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+			const cJSON *id = json_get(m, "tool_call_id");
 			cJSON *last = cJSON_GetArrayItem(am, cJSON_GetArraySize(am) - 1);
-			cJSON *lc = cJSON_GetObjectItemCaseSensitive(last, "content");
+			cJSON *lc = json_get(last, "content");
 			cJSON *res = cJSON_CreateObject();
 			cJSON_AddStringToObject(res, "type", "tool_result");
 			cJSON_AddStringToObject(res, "tool_use_id", cJSON_IsString(id) ? id->valuestring : "");
 			cJSON_AddStringToObject(res, "content", text);
-			const char *first = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			const char *first = cJSON_GetStringValue(json_get(
 				cJSON_GetArrayItem(lc, 0), "type"));
 			if (!cJSON_IsArray(lc) || !first || strcmp(first, "tool_result")) {
 				cJSON *x = cJSON_CreateObject();
@@ -155,7 +155,7 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 			}
 			cJSON_AddItemToArray(lc, res);
 		} else {
-			const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+			const cJSON *calls = json_get(m, "tool_calls");
 			bool assistant = !strcmp(role->valuestring, "assistant");
 			cJSON *x = cJSON_CreateObject();
 			cJSON_AddStringToObject(x, "role", assistant ? "assistant" : "user");
@@ -170,11 +170,11 @@ cJSON *llm_anthropic_request(const struct llm_req *r, const cJSON *body)
 	if (system)
 		cJSON_AddStringToObject(out, "system", system);
 	free(system);
-	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(body, "temperature")))
+	if (cJSON_IsNumber(v = json_get(body, "temperature")))
 		cJSON_AddNumberToObject(out, "temperature", v->valuedouble);
-	if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(body, "top_p")))
+	if (cJSON_IsNumber(v = json_get(body, "top_p")))
 		cJSON_AddNumberToObject(out, "top_p", v->valuedouble);
-	v = cJSON_GetObjectItemCaseSensitive(body, "stop");
+	v = json_get(body, "stop");
 	if (cJSON_IsString(v)) {
 		cJSON *a = cJSON_AddArrayToObject(out, "stop_sequences");
 		cJSON_AddItemToArray(a, cJSON_CreateString(v->valuestring));
@@ -210,8 +210,8 @@ static cJSON *usage_object(int64_t in, int64_t out)
 
 cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg)
 {
-	const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *content = json_get(msg, "content");
+	const cJSON *id = json_get(msg, "id");
 	int64_t in = 0, out = 0;
 	cJSON *o, *ch, *m;
 	char *text;
@@ -219,7 +219,7 @@ cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg)
 	if (!cJSON_IsArray(content))
 		return NULL;
 	text = content_text(content);
-	llm_usage_read(cJSON_GetObjectItemCaseSensitive(msg, "usage"), &in, &out);
+	llm_usage_read(json_get(msg, "usage"), &in, &out);
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "id", cJSON_IsString(id) ? id->valuestring : "");
 	cJSON_AddStringToObject(o, "object", "chat.completion");
@@ -233,12 +233,12 @@ cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg)
 	const cJSON *b;
 	cJSON *calls = NULL;
 	cJSON_ArrayForEach(b, content) {
-		const cJSON *type = cJSON_GetObjectItemCaseSensitive(b, "type");
+		const cJSON *type = json_get(b, "type");
 		if (!cJSON_IsString(type) || strcmp(type->valuestring, "tool_use"))
 			continue;
-		const cJSON *bid = cJSON_GetObjectItemCaseSensitive(b, "id");
-		const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
-		char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
+		const cJSON *bid = json_get(b, "id");
+		const cJSON *name = json_get(b, "name");
+		char *args = cJSON_PrintUnformatted(json_get(b, "input"));
 		cJSON *c = cJSON_CreateObject(), *fn;
 		if (!calls)
 			calls = cJSON_AddArrayToObject(m, "tool_calls");
@@ -251,7 +251,7 @@ cJSON *llm_anthropic_response(const struct llm_req *r, const cJSON *msg)
 		cJSON_AddItemToArray(calls, c);
 	}
 	cJSON_AddStringToObject(ch, "finish_reason",
-				finish_reason(cJSON_GetObjectItemCaseSensitive(msg, "stop_reason")));
+				finish_reason(json_get(msg, "stop_reason")));
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
 	cJSON_AddItemToObject(o, "usage", usage_object(in, out));
 	free(text);
@@ -300,10 +300,9 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 		return -EPROTO;
 	}
 	if (!strcmp(type, "message_start")) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
-		const cJSON *u = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(m, "usage"), "input_tokens");
+		const cJSON *m = json_get(j, "message");
+		const cJSON *id = json_get(m, "id");
+		const cJSON *u = json_get(json_get(m, "usage"), "input_tokens");
 		free(r->stream_id);
 		r->stream_id = xstrdup(cJSON_IsString(id) ? id->valuestring : "");
 		if (llm_token_count(u) >= 0) {
@@ -315,11 +314,11 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 		cJSON_AddStringToObject(d, "content", "");
 		rc = emit(r, d, NULL, false);
 	} else if (!strcmp(type, "content_block_start")) {
-		const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "content_block");
-		const cJSON *bt = cJSON_GetObjectItemCaseSensitive(b, "type");
+		const cJSON *b = json_get(j, "content_block");
+		const cJSON *bt = json_get(b, "type");
 		if (cJSON_IsString(bt) && !strcmp(bt->valuestring, "tool_use")) {
-			const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "id");
-			const cJSON *name = cJSON_GetObjectItemCaseSensitive(b, "name");
+			const cJSON *id = json_get(b, "id");
+			const cJSON *name = json_get(b, "name");
 			cJSON *tc = cJSON_CreateObject(), *fn;
 			r->tool_index++;
 			cJSON_AddNumberToObject(tc, "index", r->tool_index);
@@ -335,10 +334,8 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 			rc = emit(r, d, NULL, false);
 		}
 	} else if (!strcmp(type, "content_block_delta") &&
-		   cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
-			   cJSON_GetObjectItemCaseSensitive(j, "delta"), "partial_json"))) {
-		const cJSON *pj = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(j, "delta"), "partial_json");
+		   cJSON_IsString(json_get(json_get(j, "delta"), "partial_json"))) {
+		const cJSON *pj = json_get(json_get(j, "delta"), "partial_json");
 		cJSON *tc = cJSON_CreateObject();
 		cJSON_AddNumberToObject(tc, "index", r->tool_index < 0 ? 0 : r->tool_index);
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(tc, "function"), "arguments",
@@ -347,8 +344,7 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 		cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
 		rc = emit(r, d, NULL, false);
 	} else if (!strcmp(type, "content_block_delta")) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(j, "delta"), "text");
+		const cJSON *t = json_get(json_get(j, "delta"), "text");
 		if (cJSON_IsString(t)) {
 			d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "content", t->valuestring);
@@ -366,15 +362,14 @@ int llm_anthropic_event(struct llm_req *r, const char *type, const char *data, s
 			rc = emit(r, d, NULL, false);
 		}
 	} else if (!strcmp(type, "message_delta")) {
-		const cJSON *u = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(j, "usage"), "output_tokens");
+		const cJSON *u = json_get(json_get(j, "usage"), "output_tokens");
 		if (llm_token_count(u) >= 0) {
 			r->out_tok = llm_token_count(u);
 			if (r->in_tok < 0)
 				r->in_tok = 0;
 		}
-		rc = emit(r, cJSON_CreateObject(), finish_reason(cJSON_GetObjectItemCaseSensitive(
-				 cJSON_GetObjectItemCaseSensitive(j, "delta"), "stop_reason")), false);
+		rc = emit(r, cJSON_CreateObject(), finish_reason(json_get(
+				 json_get(j, "delta"), "stop_reason")), false);
 	} else if (!strcmp(type, "message_stop")) {
 		if (r->agent_usage)
 			rc = emit(r, NULL, NULL, true);

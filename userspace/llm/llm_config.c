@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/json_get.h"
 #include "govern/budget.h"
 #include "govern/ratelimit.h"
 
@@ -120,7 +121,7 @@ out:
 static int parse_globs(const cJSON *obj, const char *key, const char *path, char ***out,
 		       struct config_errors *errs)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key), *el;
+	const cJSON *a = json_get(obj, key), *el;
 	size_t n = 0;
 
 	*out = NULL;
@@ -145,7 +146,7 @@ static int parse_policy(const cJSON *pol, struct llm_policy *p, struct config_er
 		CFG_END,
 	};
 	static const char *const lists[] = { "allow", "deny", NULL };
-	const cJSON *llm = cJSON_GetObjectItemCaseSensitive(pol, "llm"), *sub;
+	const cJSON *llm = json_get(pol, "llm"), *sub;
 	char path[160], sp[192];
 	int rc = 0;
 
@@ -157,7 +158,7 @@ static int parse_policy(const cJSON *pol, struct llm_policy *p, struct config_er
 	for (int k = LLM_GLOB_PROVIDERS; k <= LLM_GLOB_MODELS; k++) {
 		const char *what = k == LLM_GLOB_MODELS ? "models" : "providers";
 		snprintf(sp, sizeof(sp), "%s.%s", path, what);
-		sub = cJSON_GetObjectItemCaseSensitive(llm, what);
+		sub = json_get(llm, what);
 		if (!sub)
 			continue;
 		if (!cJSON_IsObject(sub)) {
@@ -200,7 +201,7 @@ static int parse_models(const cJSON *ms, struct llm_provider *p, const char *pat
 		}
 		for (int k = 0; k < 2; k++) {
 			const char *f = k ? "output" : "input";
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, f);
+			const cJSON *v = json_get(m, f);
 			int64_t *dst = k ? &md->out_price : &md->in_price;
 			if (!v)
 				continue;
@@ -279,7 +280,7 @@ static int parse_provider(const cJSON *j, size_t i, struct llm_provider *p,
 	if (f.fallback)
 		p->fallback = xstrdup(f.fallback);
 	snprintf(mp, sizeof(mp), "%s.models", path);
-	if (parse_models(cJSON_GetObjectItemCaseSensitive(j, "models"), p, mp, errs))
+	if (parse_models(json_get(j, "models"), p, mp, errs))
 		rc = -EINVAL;
 	return rc;
 }
@@ -294,9 +295,9 @@ int llm_config_parse(const cJSON *root, struct llm_config **out, struct config_e
 		CFG_END,
 	};
 	struct section f = { .default_max_tokens = LLM_DEFAULT_MAX_TOKENS };
-	const cJSON *provs = cJSON_GetObjectItemCaseSensitive(root, "providers");
-	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, "llm");
-	const cJSON *pols = cJSON_GetObjectItemCaseSensitive(root, "policies"), *el;
+	const cJSON *provs = json_get(root, "providers");
+	const cJSON *sec = json_get(root, "llm");
+	const cJSON *pols = json_get(root, "policies"), *el;
 	struct llm_config *c = xcalloc(1, sizeof(*c));
 	size_t i = 0;
 	int rc = 0;
@@ -339,9 +340,9 @@ int llm_config_parse(const cJSON *root, struct llm_config **out, struct config_e
 			c->default_provider = xstrdup(f.default_provider);
 		c->default_max_tokens = f.default_max_tokens;
 	}
-	if (ratelimit_config_parse_section(cJSON_GetObjectItemCaseSensitive(sec, "rate_limits"),
+	if (ratelimit_config_parse_section(json_get(sec, "rate_limits"),
 					   "llm.rate_limits", &c->requests, errs) ||
-	    ratelimit_config_parse_section(cJSON_GetObjectItemCaseSensitive(sec, "token_limits"),
+	    ratelimit_config_parse_section(json_get(sec, "token_limits"),
 					   "llm.token_limits", &c->tokens, errs))
 		rc = -EINVAL;
 	if (!c->default_provider && c->nproviders == 1)
@@ -349,7 +350,7 @@ int llm_config_parse(const cJSON *root, struct llm_config **out, struct config_e
 	c->policies = xcalloc((size_t)cJSON_GetArraySize(pols) + 1, sizeof(*c->policies));
 	if (cJSON_IsObject(pols)) {
 		cJSON_ArrayForEach(el, pols) {
-			if (!cJSON_IsObject(el) || !cJSON_GetObjectItemCaseSensitive(el, "llm"))
+			if (!cJSON_IsObject(el) || !json_get(el, "llm"))
 				continue;
 			if (parse_policy(el, &c->policies[c->npolicies++], errs))
 				rc = -EINVAL;

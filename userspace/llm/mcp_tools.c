@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "govern/gate.h"
 #include "govern/refusal.h"
@@ -47,7 +48,7 @@ static bool function_name_ok(const char *s)
 
 int llm_tools_offer(struct llm_req *r, struct failure *f)
 {
-	const cJSON *flag = cJSON_GetObjectItemCaseSensitive(r->body, "mcp_tools");
+	const cJSON *flag = json_get(r->body, "mcp_tools");
 	const char *hdr = http_req_header(r->req, "x-mcp-tools");
 	struct router *rt = r->l->router;
 	const struct key_identity *who = r->authed ? &r->who : NULL;
@@ -66,7 +67,7 @@ int llm_tools_offer(struct llm_req *r, struct failure *f)
 		f->retry_after_s = 1;
 		return -EAGAIN;
 	}
-	tools = cJSON_GetObjectItemCaseSensitive(r->body, "tools");
+	tools = json_get(r->body, "tools");
 	if (!cJSON_IsArray(tools)) {
 		cJSON_DeleteItemFromObjectCaseSensitive(r->body, "tools");
 		tools = cJSON_AddArrayToObject(r->body, "tools");
@@ -77,8 +78,8 @@ int llm_tools_offer(struct llm_req *r, struct failure *f)
 	for (size_t i = gate_next_visible(r->l->gate, who, CAT_TOOLS, 0); i < n && offered <
 	     TOOLS_OFFERED_MAX; i = gate_next_visible(r->l->gate, who, CAT_TOOLS, i + 1)) {
 		const struct catalog_entry *e = catalog_at(cat, CAT_TOOLS, i);
-		const cJSON *desc = cJSON_GetObjectItemCaseSensitive(e->json, "description");
-		const cJSON *schema = cJSON_GetObjectItemCaseSensitive(e->json, "inputSchema");
+		const cJSON *desc = json_get(e->json, "description");
+		const cJSON *schema = json_get(e->json, "inputSchema");
 		if (!function_name_ok(e->exposed))
 			continue;
 		cJSON *t = cJSON_CreateObject(), *fn = cJSON_AddObjectToObject(t, "function");
@@ -106,12 +107,12 @@ static void exec_free(struct llm_exec *x)
 /* A tool result as the text of a tool message: text parts joined, others as JSON. */
 static char *result_text(const cJSON *result)
 {
-	const cJSON *content = cJSON_GetObjectItemCaseSensitive(result, "content"), *part;
+	const cJSON *content = json_get(result, "content"), *part;
 	struct evbuffer *b = evbuffer_new();
 	char *out;
 
 	cJSON_ArrayForEach(part, content) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+		const cJSON *t = json_get(part, "text");
 		if (evbuffer_get_length(b))
 			evbuffer_add(b, "\n", 1);
 		if (cJSON_IsString(t)) {
@@ -125,7 +126,7 @@ static char *result_text(const cJSON *result)
 			break;
 	}
 	if (!cJSON_GetArraySize(content)) {
-		const cJSON *sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
+		const cJSON *sc = json_get(result, "structuredContent");
 		char *j = sc ? cJSON_PrintUnformatted(sc) : NULL;
 		if (j)
 			evbuffer_add(b, j, strlen(j));
@@ -144,10 +145,9 @@ static char *result_text(const cJSON *result)
 /* A JSON-RPC refusal as the HTTP status and OpenAI error an agent of this API expects. */
 static void refusal_failure(const cJSON *err, struct failure *f)
 {
-	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
-	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
-	const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(err, "data"), "retry_after_ms");
+	const cJSON *code = json_get(err, "code");
+	const cJSON *msg = json_get(err, "message");
+	const cJSON *ra = json_get(json_get(err, "data"), "retry_after_ms");
 	int c = cJSON_IsNumber(code) ? code->valueint : 0;
 	const char *m = cJSON_IsString(msg) ? msg->valuestring : "the tool call failed";
 
@@ -185,8 +185,8 @@ static void exec_finish(struct reply *base, cJSON *response)
 	struct llm_exec *x = container_of(base, struct llm_exec, base);
 	struct llm_req *r = x->r;
 	int urc = jsonrpc_unsplice(response);     /* a result kept as text read as a tree */
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(response, "error");
-	const cJSON *res = urc < 0 ? NULL : cJSON_GetObjectItemCaseSensitive(response, "result");
+	const cJSON *err = json_get(response, "error");
+	const cJSON *res = urc < 0 ? NULL : json_get(response, "result");
 	struct failure f;
 
 	r->exec = NULL;
@@ -199,7 +199,7 @@ static void exec_finish(struct reply *base, cJSON *response)
 		cJSON_AddStringToObject(o, "role", "tool");
 		cJSON_AddStringToObject(o, "tool_call_id", r->tool_call_id);
 		cJSON_AddStringToObject(o, "content", text);
-		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")))
+		if (cJSON_IsTrue(json_get(res, "isError")))
 			cJSON_AddTrueToObject(o, "is_error");
 		free(text);
 		llm_record(r, 200, NULL);
@@ -257,8 +257,8 @@ static struct session *session_for(struct llm_req *r, struct failure *f)
 		router_initialize(rt, &m, kid, &s, &resp);
 	cJSON_Delete(init);
 	if (!s) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+		const cJSON *e = json_get(resp, "error");
+		const cJSON *msg = json_get(e, "message");
 		llm_set_failure(f, 503, "server_error", "no_session", "no MCP session for the tool "
 				"call: %s", cJSON_IsString(msg) ? msg->valuestring : "refused");
 		f->retry_after_s = 1;
@@ -277,7 +277,7 @@ static struct session *session_for(struct llm_req *r, struct failure *f)
 
 void llm_tool_execute(struct llm_req *r)
 {
-	const cJSON *call = cJSON_GetObjectItemCaseSensitive(r->body, "tool_call");
+	const cJSON *call = json_get(r->body, "tool_call");
 	const cJSON *id, *fn, *name, *args;
 	cJSON *arguments = NULL, *msg;
 	struct jsonrpc_msg m;
@@ -289,10 +289,10 @@ void llm_tool_execute(struct llm_req *r)
 
 	if (!call)
 		call = r->body;
-	id = cJSON_GetObjectItemCaseSensitive(call, "id");
-	fn = cJSON_GetObjectItemCaseSensitive(call, "function");
-	name = cJSON_GetObjectItemCaseSensitive(fn, "name");
-	args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+	id = json_get(call, "id");
+	fn = json_get(call, "function");
+	name = json_get(fn, "name");
+	args = json_get(fn, "arguments");
 	if (!cJSON_IsString(id) || !cJSON_IsString(name) || strlen(id->valuestring) > 256 ||
 	    strlen(name->valuestring) > 256) {
 		llm_set_failure(&f, 400, "invalid_request_error", "invalid_tool_call",

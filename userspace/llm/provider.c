@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "mcp/transport/sse.h"
 
@@ -27,9 +28,8 @@ static void add_usage(struct llm_req *r, const cJSON *usage)
 /* Keep what the model wrote when the policy asks for it in the record (bounded). */
 static void note_content(struct llm_req *r, const cJSON *chunk)
 {
-	const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(chunk, "choices"), 0);
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(ch, "delta"), "content");
+	const cJSON *ch = cJSON_GetArrayItem(json_get(chunk, "choices"), 0);
+	const cJSON *t = json_get(json_get(ch, "delta"), "content");
 	size_t have;
 
 	if (!r->log_content || !cJSON_IsString(t))
@@ -63,15 +63,15 @@ static int openai_event(struct llm_req *r, const char *data, size_t len)
 		cJSON_Delete(j);
 		return -EPROTO;
 	}
-	usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
-	choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+	usage = json_get(j, "usage");
+	choices = json_get(j, "choices");
 	if (cJSON_IsObject(usage))
 		add_usage(r, usage);
 	note_content(r, j);
-	const cJSON *tc, *calls = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+	const cJSON *tc, *calls = json_get(json_get(
 		cJSON_GetArrayItem(choices, 0), "delta"), "tool_calls");
 	cJSON_ArrayForEach(tc, calls) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+		const cJSON *id = json_get(tc, "id");
 		if (cJSON_IsString(id))
 			llm_note_tool_call(r, id->valuestring);
 	}
@@ -201,7 +201,7 @@ int llm_transfer_start(struct llm_req *r)
 		cJSON_ReplaceItemInObjectCaseSensitive(out, "model",
 						       cJSON_CreateString(r->model->name));
 		if (r->stream && !r->agent_usage) {
-			cJSON *so = cJSON_GetObjectItemCaseSensitive(out, "stream_options");
+			cJSON *so = json_get(out, "stream_options");
 			if (!cJSON_IsObject(so)) {
 				cJSON_DeleteItemFromObjectCaseSensitive(out, "stream_options");
 				so = cJSON_AddObjectToObject(out, "stream_options");

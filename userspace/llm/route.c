@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/json_keys.h"
 #include "base/log.h"
 #include "govern/budget.h"
@@ -120,7 +121,7 @@ void llm_record(struct llm_req *r, int status, const struct failure *f)
 {
 	char model[LLM_NAME_MAX + LLM_MODEL_MAX + 2] = "";
 	const cJSON *msgs = r->log_content && r->body
-		? cJSON_GetObjectItemCaseSensitive(r->body, r->ep == LLM_EMBEDDINGS ? "input"
+		? json_get(r->body, r->ep == LLM_EMBEDDINGS ? "input"
 										: "messages") : NULL;
 	struct audit_llm a = {
 		.key = r->authed ? r->who.id : NULL, .team = r->authed ? r->who.team : NULL,
@@ -361,8 +362,8 @@ static void provider_message(struct llm_req *r, char *out, size_t len)
 {
 	size_t n = evbuffer_get_length(r->buf);
 	cJSON *j = n ? cJSON_ParseWithLength((const char *)evbuffer_pullup(r->buf, -1), n) : NULL;
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+	const cJSON *e = json_get(j, "error");
+	const cJSON *m = json_get(e, "message");
 
 	snprintf(out, len, "%s", cJSON_IsString(m) ? m->valuestring : "");
 	cJSON_Delete(j);
@@ -390,19 +391,18 @@ static bool take_answer(struct llm_req *r, struct failure *f)
 		}
 		j = t;
 	}
-	llm_usage_read(cJSON_GetObjectItemCaseSensitive(j, "usage"), &r->in_tok, &r->out_tok);
+	llm_usage_read(json_get(j, "usage"), &r->in_tok, &r->out_tok);
 	if (r->log_content && r->ep == LLM_CHAT) {
-		const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-		const cJSON *c = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(ch, "message"), "content");
+		const cJSON *ch = cJSON_GetArrayItem(json_get(j, "choices"), 0);
+		const cJSON *c = json_get(json_get(ch, "message"), "content");
 		if (cJSON_IsString(c))
 			r->completion = cJSON_CreateString(c->valuestring);
 	}
-	const cJSON *tc, *calls = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "message"),
+	const cJSON *tc, *calls = json_get(json_get(
+		cJSON_GetArrayItem(json_get(j, "choices"), 0), "message"),
 		"tool_calls");
 	cJSON_ArrayForEach(tc, calls) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+		const cJSON *id = json_get(tc, "id");
 		if (cJSON_IsString(id))
 			llm_note_tool_call(r, id->valuestring);
 	}

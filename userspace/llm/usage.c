@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "govern/budget.h"
+#include "base/json_get.h"
 
 int64_t llm_cost(int64_t tokens, int64_t price_per_million)
 {
@@ -30,7 +31,7 @@ static size_t text_bytes(const cJSON *j)
 
 static int64_t number(const cJSON *obj, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *v = json_get(obj, key);
 
 	return cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 1e9
 		? (int64_t)v->valuedouble : 0;
@@ -48,8 +49,7 @@ int64_t llm_max_tokens(const struct llm_config *c, const cJSON *body)
 int64_t llm_estimate(const struct llm_config *c, const struct llm_model *m, const cJSON *body,
 		     enum llm_endpoint ep, int64_t *out_tokens)
 {
-	const cJSON *what = cJSON_GetObjectItemCaseSensitive(
-		body, ep == LLM_EMBEDDINGS ? "input" : "messages");
+	const cJSON *what = json_get(body, ep == LLM_EMBEDDINGS ? "input" : "messages");
 	int64_t in = (int64_t)(text_bytes(what) + 3) / 4, out = 0, cost;
 
 	if (ep == LLM_CHAT)
@@ -70,13 +70,13 @@ int64_t llm_token_count(const cJSON *v)
 
 int llm_usage_read(const cJSON *usage, int64_t *in, int64_t *out)
 {
-	const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-	const cJSON *o = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+	const cJSON *p = json_get(usage, "prompt_tokens");
+	const cJSON *o = json_get(usage, "completion_tokens");
 	int64_t n;
 
 	if (!cJSON_IsNumber(p)) {
-		p = cJSON_GetObjectItemCaseSensitive(usage, "input_tokens");
-		o = cJSON_GetObjectItemCaseSensitive(usage, "output_tokens");
+		p = json_get(usage, "input_tokens");
+		o = json_get(usage, "output_tokens");
 	}
 	if ((n = llm_token_count(p)) < 0)
 		return -ENOENT;

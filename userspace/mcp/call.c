@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "govern/gate.h"
 #include "govern/refusal.h"
@@ -48,8 +49,8 @@ static const char *server_name(const struct call *c)
 
 static void record(struct call *c, enum decision decision, const char *reason, const cJSON *resp)
 {
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(resp, "error");
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const cJSON *err = json_get(resp, "error");
+	const cJSON *res = json_get(resp, "result");
 	const char *server = server_name(c);
 	uint64_t now = clock_mono_ns();
 	struct audit_decision d = {
@@ -91,10 +92,10 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 	audit_decision(&d);
 	cJSON_Delete(logged_result);
 	uint64_t up = c->fwd_ns ? now - c->fwd_ns : 0;
-	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+	const cJSON *code = json_get(err, "code");
 	metrics_decision(c->method->name, decision_name(decision),
 			 cJSON_IsNumber(code) ? code->valueint : 0,
-			 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")), server,
+			 cJSON_IsTrue(json_get(res, "isError")), server,
 			 now - c->t0_ns - up, up);
 	if (c->rx_ns && c->t0_ns >= c->rx_ns)
 		metrics_stage(METRICS_STAGE_FRONT, c->t0_ns - c->rx_ns);
@@ -298,7 +299,7 @@ static void admit(struct call *c)
 		.server = uc->name, .name = c->upname,
 		.work = (c->method->flags & METHOD_WORK) && !c->ui_tool,
 		.has_args = c->method->id == MCP_TOOLS_CALL,
-		.args = cJSON_GetObjectItemCaseSensitive(c->up_params, "arguments"),
+		.args = json_get(c->up_params, "arguments"),
 	};
 
 	rc = gate_admit_async(c->env->gate, &rq, on_admitted, c, &c->ticket, &err, reason,
@@ -326,10 +327,9 @@ static void on_answer(enum obj_type *ctx, cJSON *resp)
 /* The link's answer when the upstream had dropped its session (mcp/upstream.c go_down). */
 static bool session_lost(const cJSON *resp)
 {
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp, "error");
-	const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-	const cJSON *lost = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(e, "data"), "session_lost");
+	const cJSON *e = json_get(resp, "error");
+	const cJSON *code = json_get(e, "code");
+	const cJSON *lost = json_get(json_get(e, "data"), "session_lost");
 
 	return cJSON_IsNumber(code) && code->valueint == UPSTREAM_ERR_FAILED && cJSON_IsTrue(lost);
 }
@@ -425,7 +425,7 @@ static void forward(struct call *c)
 /* Replace obj[field], an upstream's URI, by the URI the client sees. */
 static void expose_uri(struct call *c, cJSON *obj, const char *field)
 {
-	cJSON *u = cJSON_GetObjectItemCaseSensitive(obj, field);
+	cJSON *u = json_get(obj, field);
 	char *ex;
 
 	if (!catalog_prefixing(c->env->cat) || !cJSON_IsString(u))
@@ -441,21 +441,21 @@ static void expose_uri(struct call *c, cJSON *obj, const char *field)
  * expose them so the client can read them back through the gateway. */
 static void expose_block_uri(struct call *c, cJSON *block)
 {
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(block, "type");
+	const cJSON *type = json_get(block, "type");
 
 	if (!cJSON_IsString(type))
 		return;
 	if (!strcmp(type->valuestring, "resource_link"))
 		expose_uri(c, block, "uri");
 	else if (!strcmp(type->valuestring, "resource"))
-		expose_uri(c, cJSON_GetObjectItemCaseSensitive(block, "resource"), "uri");
+		expose_uri(c, json_get(block, "resource"), "uri");
 }
 
 /* A CreateTaskResult: the session remembers who owns the task, and the call's record says
  * which task it created. */
 static void task_created(struct call *c, const cJSON *task)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(task, "taskId");
+	const cJSON *id = json_get(task, "taskId");
 	char note[600];
 	int rc;
 
@@ -480,7 +480,7 @@ static bool lists_tasks(void *cat, size_t server)
  * the upstream's next page, else the next upstream that owns one of the session's tasks. */
 static void tasks_list_page(struct call *c, cJSON *res)
 {
-	const cJSON *next = cJSON_GetObjectItemCaseSensitive(res, "nextCursor");
+	const cJSON *next = json_get(res, "nextCursor");
 	const struct catalog *cat = c->env->cat;
 	char *cursor = NULL;
 	size_t server;
@@ -500,30 +500,30 @@ static void tasks_list_page(struct call *c, cJSON *res)
 /* tasks/result: the record says how the task ended (its size is the record's result_bytes). */
 static void task_result_note(struct call *c, const cJSON *resp)
 {
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const cJSON *res = json_get(resp, "result");
 
 	free(c->note);
 	c->note = xstrdup(!res ? "task result: error"
-			  : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
+			  : cJSON_IsTrue(json_get(res, "isError"))
 			  ? "task result: failed" : "task result: completed");
 }
 
 static void expose_answer(struct call *c, cJSON *resp)
 {
-	cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result"), *it;
+	cJSON *res = json_get(resp, "result"), *it;
 
 	switch (c->method->id) {
 	case MCP_RESOURCES_READ:
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "contents"))
+		cJSON_ArrayForEach(it, json_get(res, "contents"))
 			expose_uri(c, it, "uri");
 		break;
 	case MCP_TOOLS_CALL:
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "content"))
+		cJSON_ArrayForEach(it, json_get(res, "content"))
 			expose_block_uri(c, it);
-		task_created(c, cJSON_GetObjectItemCaseSensitive(res, "task"));
+		task_created(c, json_get(res, "task"));
 		break;
 	case MCP_TASKS_RESULT:
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "content"))
+		cJSON_ArrayForEach(it, json_get(res, "content"))
 			expose_block_uri(c, it);
 		task_result_note(c, resp);
 		break;
@@ -532,8 +532,8 @@ static void expose_answer(struct call *c, cJSON *resp)
 			tasks_list_page(c, res);
 		break;
 	case MCP_PROMPTS_GET:
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "messages"))
-			expose_block_uri(c, cJSON_GetObjectItemCaseSensitive(it, "content"));
+		cJSON_ArrayForEach(it, json_get(res, "messages"))
+			expose_block_uri(c, json_get(it, "content"));
 		break;
 	default:
 		break;
@@ -556,8 +556,7 @@ static void uncharged(struct call *c, int err)
 static void answered(struct call *c, cJSON *resp)
 {
 	struct gate_ticket *t = c->ticket;
-	const cJSON *code = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(resp, "error"), "code");
+	const cJSON *code = json_get(json_get(resp, "error"), "code");
 	int rc;
 
 	circuit_outcome(c, cJSON_IsNumber(code) && (code->valueint == UPSTREAM_ERR_FAILED ||
@@ -577,7 +576,7 @@ static void answered(struct call *c, cJSON *resp)
 	/* The charge is durable before the client hears the answer: an acknowledged call is
 	 * never lost to a crash. */
 	c->ticket = NULL;
-	rc = gate_settle(c->env->gate, t, !cJSON_GetObjectItemCaseSensitive(resp, "error"),
+	rc = gate_settle(c->env->gate, t, !json_get(resp, "error"),
 			 on_charged, c);
 	if (rc == 0) {
 		/* Out of the session's books while the store commits: a session ending now must
@@ -600,7 +599,7 @@ static void run(struct call *c, cJSON *params)
 	for (;;) {
 		switch (c->state) {
 		case CALL_RECEIVED: {
-			const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+			const cJSON *meta = json_get(params, "_meta");
 			if (c->method->id != MCP_UNKNOWN && meta && !cJSON_IsObject(meta)) {
 				/* Servers drop such a request unanswered: the client would wait for
 				 * the timeout. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/config.h"
+#include "base/json_get.h"
 #include "mcp/call.h"
 #include "mcp/catalog.h"
 #include "mcp/reply.h"
@@ -36,11 +37,11 @@ static bool parent_of(const cJSON *params, const struct reply *reply, struct tra
 		*state = reply->tracestate;
 		return true;
 	}
-	meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
-	tp = cJSON_GetObjectItemCaseSensitive(meta, "traceparent");
+	meta = json_get(params, "_meta");
+	tp = json_get(meta, "traceparent");
 	if (!cJSON_IsString(tp) || trace_parent_parse(tp->valuestring, out))
 		return false;
-	ts = cJSON_GetObjectItemCaseSensitive(meta, "tracestate");
+	ts = json_get(meta, "tracestate");
 	*state = cJSON_IsString(ts) ? ts->valuestring : NULL;
 	return true;
 }
@@ -155,17 +156,17 @@ void call_trace_decided(struct call *c, const char *decision, const char *reason
  * isError (semantic conventions); status description from the error's message. */
 static void outcome(struct span *s, const cJSON *resp)
 {
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(resp, "error");
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result");
+	const cJSON *err = json_get(resp, "error");
+	const cJSON *res = json_get(resp, "result");
 	char code[24];
 
 	if (err) {
-		const cJSON *cd = cJSON_GetObjectItemCaseSensitive(err, "code");
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+		const cJSON *cd = json_get(err, "code");
+		const cJSON *msg = json_get(err, "message");
 		snprintf(code, sizeof(code), "%d", cJSON_IsNumber(cd) ? cd->valueint : 0);
 		span_attr_str(s, "rpc.response.status_code", code);
 		span_set_error(s, code, cJSON_IsString(msg) ? msg->valuestring : NULL);
-	} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))) {
+	} else if (cJSON_IsTrue(json_get(res, "isError"))) {
 		span_set_error(s, "tool_error", NULL);
 	}
 }
@@ -207,7 +208,7 @@ void call_trace_forward(struct call *c, cJSON **params)
 		return;
 	if (!*params)
 		*params = cJSON_CreateObject();
-	meta = cJSON_GetObjectItemCaseSensitive(*params, "_meta");
+	meta = json_get(*params, "_meta");
 	if (!cJSON_IsObject(meta)) {
 		cJSON_DeleteItemFromObjectCaseSensitive(*params, "_meta");
 		meta = cJSON_AddObjectToObject(*params, "_meta");

@@ -12,6 +12,7 @@
 #include "base/hmap.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/list_fetch.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "mcp/names.h"
 #include "govern/schema.h"
@@ -122,7 +123,7 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 		struct server *s = &c->srv[i];
 		const cJSON *it;
 		cJSON_ArrayForEach(it, s->lists[kind]) {
-			const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, name_field[kind]);
+			const cJSON *nm = json_get(it, name_field[kind]);
 			if (!cJSON_IsString(nm) || !*nm->valuestring)
 				continue;
 			char *ex = exposed_name(c, s, kind, nm->valuestring);
@@ -161,7 +162,7 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 			if (kind == CAT_TOOLS) {
 				char err[256];
 				catalog_expose_tool_ui(c, i, e->json);
-				const cJSON *sch = cJSON_GetObjectItemCaseSensitive(it, "inputSchema");
+				const cJSON *sch = json_get(it, "inputSchema");
 				if (schema_compile(sch, (struct schema **)&e->schema, err, sizeof(err)))
 					log_warn("upstream %s: tool %s: inputSchema not usable (%s): "
 						 "arguments will not be validated",
@@ -185,9 +186,9 @@ fail:
 
 static bool server_supports(const struct server *s, enum catalog_kind kind)
 {
-	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(link_init_result(s->ctl), "capabilities");
+	const cJSON *caps = json_get(link_init_result(s->ctl), "capabilities");
 
-	return cJSON_GetObjectItemCaseSensitive(caps, kind_cap[kind]) != NULL;
+	return json_get(caps, kind_cap[kind]) != NULL;
 }
 
 static void check_ready(struct server *s)
@@ -326,7 +327,7 @@ static void ctl_on_request(void *owner, struct link *l, cJSON *msg, enum obj_typ
 		return;
 	}
 	/* No downstream client is waiting on this link: nobody can answer. */
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *id = json_get(msg, "id");
 	cJSON *e = cJSON_CreateObject();
 	cJSON_AddNumberToObject(e, "code", JSONRPC_METHOD_NOT_FOUND);
 	cJSON_AddStringToObject(e, "message", "no client request is in progress to relay this to");
@@ -353,7 +354,7 @@ static void ctl_on_notification(void *owner, struct link *l, cJSON *msg, enum ob
 {
 	struct server *s = owner;
 	struct catalog *c = s->cat;
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *m = json_get(msg, "method");
 	int kind = catalog_kind_of_list_changed(m->valuestring);
 
 	if (kind >= 0) {
@@ -478,15 +479,14 @@ const cJSON *catalog_server_caps(const struct catalog *c, size_t server)
 {
 	const struct server *s = &c->srv[server];
 
-	return s->ctl ? cJSON_GetObjectItemCaseSensitive(link_init_result(s->ctl), "capabilities")
-		      : NULL;
+	return s->ctl ? json_get(link_init_result(s->ctl), "capabilities") : NULL;
 }
 
 static cJSON *ui_field(const cJSON *tool, cJSON **holder, const char **field)
 {
-	cJSON *meta = cJSON_GetObjectItemCaseSensitive(tool, "_meta");
-	cJSON *ui = cJSON_GetObjectItemCaseSensitive(meta, "ui");
-	cJSON *u = cJSON_GetObjectItemCaseSensitive(ui, "resourceUri");
+	cJSON *meta = json_get(tool, "_meta");
+	cJSON *ui = json_get(meta, "ui");
+	cJSON *u = json_get(ui, "resourceUri");
 
 	*holder = ui;
 	*field = "resourceUri";
@@ -494,7 +494,7 @@ static cJSON *ui_field(const cJSON *tool, cJSON **holder, const char **field)
 		return u;
 	*holder = meta;
 	*field = "ui/resourceUri";
-	u = cJSON_GetObjectItemCaseSensitive(meta, "ui/resourceUri");
+	u = json_get(meta, "ui/resourceUri");
 	return cJSON_IsString(u) ? u : NULL;
 }
 
@@ -524,14 +524,14 @@ void catalog_expose_tool_ui(const struct catalog *c, size_t server, cJSON *tool)
 
 bool catalog_server_tasks(const struct catalog *c, size_t server, const char *what)
 {
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(catalog_server_caps(c, server), "tasks");
+	const cJSON *t = json_get(catalog_server_caps(c, server), "tasks");
 
 	if (!strcmp(what, "tools/call")) {
-		t = cJSON_GetObjectItemCaseSensitive(t, "requests");
-		t = cJSON_GetObjectItemCaseSensitive(t, "tools");
-		return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, "call"));
+		t = json_get(t, "requests");
+		t = json_get(t, "tools");
+		return cJSON_IsObject(json_get(t, "call"));
 	}
-	return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, what));
+	return cJSON_IsObject(json_get(t, what));
 }
 
 /* The capabilities of servers [lo, hi) merged into the gateway's shape. own: answer as those
@@ -545,14 +545,14 @@ static cJSON *capabilities_of(const struct catalog *c, size_t lo, size_t hi, boo
 
 	for (size_t i = lo; i < hi && i < c->nsrv; i++) {
 		const cJSON *sc = catalog_server_caps(c, i);
-		const cJSON *res = cJSON_GetObjectItemCaseSensitive(sc, "resources");
+		const cJSON *res = json_get(sc, "resources");
 		/* Not ready yet: what it declares is unknown, so every list is offered. */
-		tools |= !sc || cJSON_GetObjectItemCaseSensitive(sc, "tools");
+		tools |= !sc || json_get(sc, "tools");
 		resources |= !sc || res;
-		prompts |= !sc || cJSON_GetObjectItemCaseSensitive(sc, "prompts");
-		subscribe |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "subscribe"));
-		logging |= cJSON_GetObjectItemCaseSensitive(sc, "logging") != NULL;
-		completions |= cJSON_GetObjectItemCaseSensitive(sc, "completions") != NULL;
+		prompts |= !sc || json_get(sc, "prompts");
+		subscribe |= cJSON_IsTrue(json_get(res, "subscribe"));
+		logging |= json_get(sc, "logging") != NULL;
+		completions |= json_get(sc, "completions") != NULL;
 		task_calls |= catalog_server_tasks(c, i, "tools/call");
 		task_list |= catalog_server_tasks(c, i, "list");
 		task_cancel |= catalog_server_tasks(c, i, "cancel");
@@ -603,8 +603,7 @@ const cJSON *catalog_server_info(const struct catalog *c, size_t server)
 {
 	const struct server *s = server < c->nsrv ? &c->srv[server] : NULL;
 
-	return s && s->ctl ? cJSON_GetObjectItemCaseSensitive(link_init_result(s->ctl),
-							      "serverInfo") : NULL;
+	return s && s->ctl ? json_get(link_init_result(s->ctl), "serverInfo") : NULL;
 }
 
 size_t catalog_count(const struct catalog *c, enum catalog_kind kind)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/jsonw.h"
 
 #define MAX_ID_LEN 200
@@ -113,8 +114,8 @@ int jsonrpc_classify(const cJSON *v, struct jsonrpc_msg *out, int *code, const c
 		return -EINVAL;
 	}
 	if (error) {
-		const cJSON *c = cJSON_GetObjectItemCaseSensitive(error, "code");
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(error, "message");
+		const cJSON *c = json_get(error, "code");
+		const cJSON *m = json_get(error, "message");
 		if (!cJSON_IsObject(error) || !cJSON_IsNumber(c) || !cJSON_IsString(m)) {
 			*why = "\"error\" needs an integer \"code\" and a string \"message\"";
 			return -EINVAL;
@@ -282,15 +283,14 @@ cJSON *jsonrpc_list_params(const char *cursor)
 int jsonrpc_list_page(const cJSON *resp, const char *field, cJSON *acc, int *pages,
 		      int max_pages, char **cursor, const char **why)
 {
-	const cJSON *result = cJSON_GetObjectItemCaseSensitive(resp, "result");
-	const cJSON *items = cJSON_GetObjectItemCaseSensitive(result, field);
-	const cJSON *next = cJSON_GetObjectItemCaseSensitive(result, "nextCursor");
+	const cJSON *result = json_get(resp, "result");
+	const cJSON *items = json_get(result, field);
+	const cJSON *next = json_get(result, "nextCursor");
 	const cJSON *it;
 
 	*cursor = NULL;
 	if (!cJSON_IsArray(items)) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(resp, "error"), "message");
+		const cJSON *m = json_get(json_get(resp, "error"), "message");
 
 		*why = cJSON_IsString(m) ? m->valuestring : "malformed result";
 		return -EPROTO;

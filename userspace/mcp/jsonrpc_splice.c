@@ -6,6 +6,7 @@
 
 #include "mcp/jsonrpc_splice.h"
 
+#include "base/json_get.h"
 #include "base/jsonw.h"
 
 struct scan {
@@ -346,12 +347,12 @@ refuse:
 
 int jsonrpc_spliced(const cJSON *resp)
 {
-	return cJSON_IsRaw(cJSON_GetObjectItemCaseSensitive(resp, "result"));
+	return cJSON_IsRaw(json_get(resp, "result"));
 }
 
 int jsonrpc_unsplice(cJSON *resp)
 {
-	cJSON *res = cJSON_GetObjectItemCaseSensitive(resp, "result"), *tree;
+	cJSON *res = json_get(resp, "result"), *tree;
 
 	if (!cJSON_IsRaw(res))
 		return 0;

@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/json_get.h"
 #include "mcp/catalog.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/session.h"
@@ -61,7 +62,7 @@ static void idle_on_request(void *owner, struct link *l, cJSON *msg, enum obj_ty
 
 	cJSON_AddNumberToObject(e, "code", JSONRPC_METHOD_NOT_FOUND);
 	cJSON_AddStringToObject(e, "message", "no client to relay this to");
-	link_respond(l, cJSON_GetObjectItemCaseSensitive(msg, "id"), NULL, e);
+	link_respond(l, json_get(msg, "id"), NULL, e);
 	cJSON_Delete(msg);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/base64.h"
+#include "base/json_get.h"
 
 #define SENTINEL_HEAD "=?base64?"
 #define SENTINEL_TAIL "?="
@@ -182,7 +183,7 @@ static int check_one(struct walk *w, const char *name, const char *type, const c
 
 static int walk_properties(struct walk *w, const cJSON *schema, const cJSON *args, int depth)
 {
-	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+	const cJSON *props = json_get(schema, "properties");
 	const cJSON *p;
 	size_t base = strlen(w->path);
 	int rc = 0;
@@ -190,10 +191,10 @@ static int walk_properties(struct walk *w, const cJSON *schema, const cJSON *arg
 	if (!cJSON_IsObject(props) || depth > PARAM_HEADERS_DEPTH)
 		return 0;
 	cJSON_ArrayForEach(p, props) {
-		const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "x-mcp-header");
-		const cJSON *type = cJSON_GetObjectItemCaseSensitive(p, "type");
+		const cJSON *name = json_get(p, "x-mcp-header");
+		const cJSON *type = json_get(p, "type");
 		const cJSON *v = cJSON_IsObject(args)
-			? cJSON_GetObjectItemCaseSensitive(args, p->string) : NULL;
+			? json_get(args, p->string) : NULL;
 		if (!cJSON_IsObject(p))
 			continue;
 		snprintf(w->path + base, sizeof(w->path) - base, ".%s", p->string);

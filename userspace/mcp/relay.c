@@ -10,6 +10,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "mcp/call.h"
 #include "mcp/catalog.h"
@@ -45,8 +46,7 @@ static void relayed_free(struct relayed *rel)
 /* Exposed form of an upstream's URI in msg.params.uri (resource updates). */
 static void expose_params_uri(struct relay *rl, size_t server, cJSON *msg)
 {
-	cJSON *uri = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(msg, "params"), "uri");
+	cJSON *uri = json_get(json_get(msg, "params"), "uri");
 
 	if (cJSON_IsString(uri) && catalog_prefixing(rl->cat)) {
 		char *ex = catalog_expose_uri(rl->cat, server, uri->valuestring);
@@ -59,14 +59,14 @@ static void expose_params_uri(struct relay *rl, size_t server, cJSON *msg)
 
 static bool client_has(const struct session *s, const char *cap)
 {
-	return cJSON_GetObjectItemCaseSensitive(s->client_caps, cap) != NULL;
+	return json_get(s->client_caps, cap) != NULL;
 }
 
 static void relay_request(struct link *l, size_t server, cJSON *msg, struct call *c,
 			  struct session *s)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	const char *method = cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring;
+	const cJSON *id = json_get(msg, "id");
+	const char *method = json_get(msg, "method")->valuestring;
 	const char *need = !strcmp(method, "sampling/createMessage") ? "sampling"
 			 : !strcmp(method, "elicitation/create")     ? "elicitation"
 			 : !strcmp(method, "roots/list")             ? "roots" : NULL;
@@ -114,8 +114,8 @@ static void relay_request(struct link *l, size_t server, cJSON *msg, struct call
 /* The upstream cancels a request it sent us: the client knows it by the gateway's id. */
 static bool remap_cancel(size_t server, cJSON *msg, struct session *s)
 {
-	cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(params, "requestId");
+	cJSON *params = json_get(msg, "params");
+	const cJSON *rid = json_get(params, "requestId");
 	struct hmap_iter it;
 	const char *key;
 	struct relayed *rel;
@@ -137,7 +137,7 @@ static bool remap_cancel(size_t server, cJSON *msg, struct session *s)
 static void relay_notification(struct relay *rl, size_t server, cJSON *msg, struct call *c,
 			       struct session *s)
 {
-	const char *method = cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring;
+	const char *method = json_get(msg, "method")->valuestring;
 
 	if (!strcmp(method, "notifications/cancelled") && !remap_cancel(server, msg, s)) {
 		cJSON_Delete(msg);  /* about nothing the client knows */
@@ -187,8 +187,8 @@ void relay_shared_request(struct relay *rl, struct link *l, cJSON *msg, enum obj
 	struct call *c = obj_call(ctx);
 
 	if (c && !one_session_in_flight(l)) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");
+		const cJSON *id = json_get(msg, "id");
+		const cJSON *m = json_get(msg, "method");
 		log_warn("upstream %s: %s refused: calls of several sessions are in flight on this shared "
 			 "child, so which client it is for is unknown (per_session: true avoids this)",
 			 link_server(l), m->valuestring);
@@ -205,8 +205,7 @@ struct updated_ctx { cJSON *msg; };
 static void send_if_subscribed(void *arg, struct session *s)
 {
 	struct updated_ctx *u = arg;
-	const cJSON *uri = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(u->msg, "params"), "uri");
+	const cJSON *uri = json_get(json_get(u->msg, "params"), "uri");
 
 	if (s->stream && cJSON_IsString(uri) && hmap_get(s->subs, uri->valuestring))
 		stream_event(s->stream, u->msg);
@@ -218,8 +217,7 @@ struct status_ctx { cJSON *msg; size_t server; };
 static void send_if_task_owner(void *arg, struct session *s)
 {
 	struct status_ctx *u = arg;
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(u->msg, "params"), "taskId");
+	const cJSON *id = json_get(json_get(u->msg, "params"), "taskId");
 	size_t server;
 
 	if (s->stream && cJSON_IsString(id) && !tasks_owner(&s->tasks, id->valuestring, &server) &&
@@ -236,7 +234,7 @@ void relay_shared_notification(struct relay *rl, struct link *l, cJSON *msg, enu
 		if (catalog_shared_link(rl->cat, i) == l)
 			server = i;
 	/* A task's status names its task: never a guess by the calls in flight. */
-	if (!strcmp(cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring,
+	if (!strcmp(json_get(msg, "method")->valuestring,
 		    "notifications/tasks/status")) {
 		struct status_ctx u = { msg, server };
 		session_foreach(rl->sessions, send_if_task_owner, &u);
@@ -252,7 +250,7 @@ void relay_shared_notification(struct relay *rl, struct link *l, cJSON *msg, enu
 		return;
 	}
 	/* Progress is matched by token, exactly; anything else was a guess (see above). */
-	if (strcmp(cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring,
+	if (strcmp(json_get(msg, "method")->valuestring,
 		   "notifications/progress") && !one_session_in_flight(l)) {
 		log_debug("upstream %s: a notification of unknown session dropped", link_server(l));
 		cJSON_Delete(msg);
@@ -274,7 +272,7 @@ static void own_on_notification(void *owner, struct link *l, cJSON *msg, enum ob
 {
 	struct session_link *sl = owner;
 	int kind = catalog_kind_of_list_changed(
-		cJSON_GetObjectItemCaseSensitive(msg, "method")->valuestring);
+		json_get(msg, "method")->valuestring);
 
 	if (kind >= 0) {
 		catalog_refresh(sl->relay->cat, sl->server, (enum catalog_kind)kind);

@@ -9,6 +9,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "govern/gate.h"
 #include "govern/refusal.h"
@@ -69,7 +70,7 @@ static void route_ping(struct call *c, cJSON *params)
 
 static int parse_cursor(const cJSON *params, size_t *offset)
 {
-	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	const cJSON *cur = json_get(params, "cursor");
 	char *end;
 
 	*offset = 0;
@@ -191,7 +192,7 @@ static void target(struct call *c, enum catalog_kind kind, const struct catalog_
 static void route_named(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
+	const cJSON *name = json_get(params, "name");
 	bool tool = c->method->id == MCP_TOOLS_CALL;
 	const struct catalog_entry *e;
 
@@ -206,10 +207,10 @@ static void route_named(struct call *c, cJSON *params)
 	if (scoped) {
 		cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(scoped));
 		free(scoped);
-		name = cJSON_GetObjectItemCaseSensitive(params, "name");
+		name = json_get(params, "name");
 	}
 	if (tool) {
-		const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+		const cJSON *args = json_get(params, "arguments");
 		if (args)
 			c->args_shape = shape_of(args, 0);
 		if (args && c->has_who)
@@ -242,7 +243,7 @@ static void route_named(struct call *c, cJSON *params)
 	cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(e->name));
 	/* A task-augmented call goes as one only to an upstream that runs tools as tasks; to
 	 * any other it is the plain call the spec says such a server makes of it. */
-	if (tool && cJSON_GetObjectItemCaseSensitive(params, "task") &&
+	if (tool && json_get(params, "task") &&
 	    !catalog_server_tasks(r->cat, e->server, "tools/call"))
 		cJSON_DeleteItemFromObjectCaseSensitive(params, "task");
 	target(c, c->method->kind, e, e->server, e->name, params);
@@ -252,7 +253,7 @@ static void route_named(struct call *c, cJSON *params)
  * on the upstream that owns it; for anyone else it does not exist. */
 static void route_task(struct call *c, cJSON *params)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "taskId");
+	const cJSON *id = json_get(params, "taskId");
 	size_t server;
 
 	if (!cJSON_IsString(id)) {
@@ -286,7 +287,7 @@ static bool lists_tasks(void *cat, size_t server)
 static void route_task_list(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
-	const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	const cJSON *cursor = json_get(params, "cursor");
 	char name[128];
 	const char *up = "";
 	size_t server = 0, i;
@@ -365,7 +366,7 @@ static void ui_of_tool(struct call *c)
 static void route_resource(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
-	const cJSON *uri = cJSON_GetObjectItemCaseSensitive(params, "uri");
+	const cJSON *uri = json_get(params, "uri");
 	size_t server;
 	const char *up;
 
@@ -379,7 +380,7 @@ static void route_resource(struct call *c, cJSON *params)
 	if (scoped) {
 		cJSON_ReplaceItemInObjectCaseSensitive(params, "uri", cJSON_CreateString(scoped));
 		free(scoped);
-		uri = cJSON_GetObjectItemCaseSensitive(params, "uri");
+		uri = json_get(params, "uri");
 	}
 	if (catalog_route_uri(r->cat, uri->valuestring, &server, &up) ||
 	    (c->s->scope != SESSION_UNSCOPED && server != c->s->scope)) {
@@ -413,10 +414,10 @@ static void subscription_admitted(struct call *c)
 static void route_complete(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
-	cJSON *ref = cJSON_GetObjectItemCaseSensitive(params, "ref");
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(ref, "type");
-	cJSON *name = cJSON_GetObjectItemCaseSensitive(ref, "name");
-	cJSON *uri = cJSON_GetObjectItemCaseSensitive(ref, "uri");
+	cJSON *ref = json_get(params, "ref");
+	const cJSON *type = json_get(ref, "type");
+	cJSON *name = json_get(ref, "name");
+	cJSON *uri = json_get(ref, "uri");
 	size_t server;
 	const char *up;
 
@@ -450,7 +451,7 @@ static void on_fanout_answer(enum obj_type *ctx, cJSON *resp)
 static void route_set_level(struct call *c, cJSON *params)
 {
 	struct router *r = router_of(c);
-	const cJSON *level = cJSON_GetObjectItemCaseSensitive(params, "level");
+	const cJSON *level = json_get(params, "level");
 
 	if (!cJSON_IsString(level)) {
 		cJSON_Delete(params);
@@ -460,7 +461,7 @@ static void route_set_level(struct call *c, cJSON *params)
 	c->fanout = 0;
 	for (size_t i = 0; i < catalog_nservers(r->cat); i++) {
 		int err;
-		if (!cJSON_GetObjectItemCaseSensitive(catalog_server_caps(r->cat, i), "logging"))
+		if (!json_get(catalog_server_caps(r->cat, i), "logging"))
 			continue;
 		struct link *l = links_get(&r->links, c->s, i, &err);
 		if (l && link_call(l, "logging/setLevel", cJSON_Duplicate(params, 1), 0,
@@ -608,9 +609,9 @@ static void on_expire(void *arg, struct session *s)
 void router_initialize(struct router *r, const struct jsonrpc_msg *m, const char *key_id,
 		       struct session **out, cJSON **response)
 {
-	const cJSON *pv = cJSON_GetObjectItemCaseSensitive(m->params, "protocolVersion");
-	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(m->params, "capabilities");
-	const cJSON *info = cJSON_GetObjectItemCaseSensitive(m->params, "clientInfo");
+	const cJSON *pv = json_get(m->params, "protocolVersion");
+	const cJSON *caps = json_get(m->params, "capabilities");
+	const cJSON *info = json_get(m->params, "clientInfo");
 	struct session *s = NULL;
 	int rc;
 
@@ -670,8 +671,8 @@ void router_initialize(struct router *r, const struct jsonrpc_msg *m, const char
 	*response = jsonrpc_result(m->id, res);
 	*out = s;
 	log_info("session %.8s…: initialised (protocol %s, client %s)", s->id, s->version,
-		 cJSON_IsString(cJSON_GetObjectItemCaseSensitive(info, "name"))
-			 ? cJSON_GetObjectItemCaseSensitive(info, "name")->valuestring : "?");
+		 cJSON_IsString(json_get(info, "name"))
+			 ? json_get(info, "name")->valuestring : "?");
 }
 
 struct session *router_session(struct router *r, const char *id)
@@ -806,7 +807,7 @@ void router_notification(struct router *r, struct session *s, cJSON *msg,
 	if (!strcmp(m->method, "notifications/initialized")) {
 		s->initialized = true;
 	} else if (!strcmp(m->method, "notifications/cancelled")) {
-		const cJSON *rid = cJSON_GetObjectItemCaseSensitive(m->params, "requestId");
+		const cJSON *rid = json_get(m->params, "requestId");
 		char key[256];
 		jsonrpc_id_key(rid, key, sizeof(key));
 		struct call *c = rid ? hmap_get(s->calls, key) : NULL;

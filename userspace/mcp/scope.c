@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 
 bool scope_shows(const struct session *s, const struct catalog_entry *e)
 {
@@ -17,7 +18,7 @@ cJSON *scope_listed(const struct session *s, const struct catalog_entry *e)
 	cJSON *o = cJSON_Duplicate(e->json, 1);
 
 	if (o && s && s->scope != SESSION_UNSCOPED &&
-	    cJSON_GetObjectItemCaseSensitive(o, field[e->kind]))
+	    json_get(o, field[e->kind]))
 		cJSON_ReplaceItemInObjectCaseSensitive(o, field[e->kind],
 						       cJSON_CreateString(e->name));
 	return o;
@@ -36,7 +37,7 @@ char *scope_exposed(const struct catalog *cat, const struct session *s, enum cat
 void scope_initialize_result(const struct catalog *cat, const struct session *s,
 			     cJSON *response)
 {
-	cJSON *res = cJSON_GetObjectItemCaseSensitive(response, "result");
+	cJSON *res = json_get(response, "result");
 	const cJSON *info;
 
 	if (!s || s->scope == SESSION_UNSCOPED || !cJSON_IsObject(res))
@@ -74,9 +75,8 @@ void scope_error_names(const struct catalog *cat, const struct session *s, enum 
 		       const char *own, cJSON *error)
 {
 	char *exposed = own ? scope_exposed(cat, s, kind, own) : NULL;
-	cJSON *msg = cJSON_GetObjectItemCaseSensitive(error, "message");
-	cJSON *tool = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(error, "data"), "tool");
+	cJSON *msg = json_get(error, "message");
+	cJSON *tool = json_get(json_get(error, "data"), "tool");
 
 	if (!exposed || !exposed[0] || !strcmp(exposed, own)) {
 		free(exposed);

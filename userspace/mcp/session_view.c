@@ -8,6 +8,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "govern/schema.h"
 #include "mcp/call.h"
@@ -58,7 +59,7 @@ static void adopt(struct session_link *sl, const cJSON *tools)
 	o->names = hmap_new();
 	o->extra = xcalloc((size_t)cJSON_GetArraySize(tools) + 1, sizeof(*o->extra));
 	cJSON_ArrayForEach(it, tools) {
-		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+		const cJSON *nm = json_get(it, "name");
 		if (!cJSON_IsString(nm) || !*nm->valuestring || hmap_get(o->names, nm->valuestring))
 			continue;
 		if (hmap_put(o->names, nm->valuestring, (void *)1, NULL))
@@ -81,7 +82,7 @@ static void adopt(struct session_link *sl, const cJSON *tools)
 		e->json = cJSON_Duplicate(it, 1);
 		cJSON_ReplaceItemInObjectCaseSensitive(e->json, "name", cJSON_CreateString(ex));
 		catalog_expose_tool_ui(cat, sl->server, e->json);
-		if (schema_compile(cJSON_GetObjectItemCaseSensitive(it, "inputSchema"),
+		if (schema_compile(json_get(it, "inputSchema"),
 				   (struct schema **)&e->schema, err, sizeof(err)))
 			log_warn("upstream %s: tool %s: inputSchema not usable (%s): arguments will not "
 				 "be validated", link_server(sl->link), nm->valuestring, err);
@@ -174,7 +175,7 @@ static bool wants_own_view(const struct session *s)
 {
 	for (const char *const *cap = client_caps; *cap; cap++) {
 		bool declared = false;
-		if (!cJSON_GetObjectItemCaseSensitive(s->client_caps, *cap))
+		if (!json_get(s->client_caps, *cap))
 			continue;
 		for (const char *const *d = catalog_declared_caps; *d; d++)
 			declared |= !strcmp(*d, *cap);

@@ -12,6 +12,7 @@
 #include "base/config.h"
 #include "base/event_opt.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "govern/keys.h"
 #include "mcp/call.h"
@@ -56,7 +57,7 @@ static bool is_stateless_version(const char *v)
 
 static const cJSON *meta_of(const struct jsonrpc_msg *m)
 {
-	return cJSON_GetObjectItemCaseSensitive(m->params, "_meta");
+	return json_get(m->params, "_meta");
 }
 
 bool stateless_wanted(const struct stateless_headers *h, const struct jsonrpc_msg *m)
@@ -64,7 +65,7 @@ bool stateless_wanted(const struct stateless_headers *h, const struct jsonrpc_ms
 	/* initialize too: under this revision's version it is a removed method (404). */
 	if (h->session)
 		return false;
-	if (cJSON_GetObjectItemCaseSensitive(meta_of(m), META_VERSION))
+	if (json_get(meta_of(m), META_VERSION))
 		return true;
 	/* A version no older revision has (2026-07-28, or one we do not know at all): the
 	 * revision's errors are the ones that explain it. */
@@ -98,8 +99,8 @@ static int refuse(cJSON **err, const struct jsonrpc_msg *m, int status, int code
 int stateless_check(const struct stateless_headers *h, const struct jsonrpc_msg *m, cJSON **err)
 {
 	const cJSON *meta = meta_of(m);
-	const cJSON *pv = cJSON_GetObjectItemCaseSensitive(meta, META_VERSION);
-	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(meta, META_CAPS);
+	const cJSON *pv = json_get(meta, META_VERSION);
+	const cJSON *caps = json_get(meta, META_CAPS);
 	const char *named = NULL;
 	char text[160];
 
@@ -140,7 +141,7 @@ int stateless_check(const struct stateless_headers *h, const struct jsonrpc_msg 
 		 !strcmp(m->method, "tasks/cancel"))
 		named = "taskId";       /* the tasks extension's routing header */
 	if (named) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->params, named);
+		const cJSON *v = json_get(m->params, named);
 		if (!h->name)
 			return refuse(err, m, 400, STATELESS_HEADER_MISMATCH, NULL,
 				      "Mcp-Name header is required for this method");
@@ -155,7 +156,7 @@ int stateless_check_params(struct router *r, const struct jsonrpc_msg *m,
 			   const char *(*header)(const void *ctx, const char *name),
 			   const void *ctx, cJSON **err)
 {
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(m->params, "name");
+	const cJSON *name = json_get(m->params, "name");
 	const struct catalog_entry *e;
 	char why[256];
 	int rc;
@@ -167,8 +168,8 @@ int stateless_check_params(struct router *r, const struct jsonrpc_msg *m,
 	e = catalog_find(router_catalog(r), CAT_TOOLS, name->valuestring);
 	if (!e)
 		return 0;
-	rc = param_headers_check(cJSON_GetObjectItemCaseSensitive(e->json, "inputSchema"),
-				 cJSON_GetObjectItemCaseSensitive(m->params, "arguments"),
+	rc = param_headers_check(json_get(e->json, "inputSchema"),
+				 json_get(m->params, "arguments"),
 				 header, ctx, why, sizeof(why));
 	if (rc == -ENOMEM)
 		return refuse(err, m, 500, JSONRPC_INTERNAL_ERROR, NULL, "out of memory");
@@ -318,13 +319,12 @@ static int missing_capability(struct sl_reply *sr, const char *need)
 /* A key the upstream named: short, plain, and not of the gateway's own form. */
 static const char *named_key(const cJSON *params, const cJSON *asked)
 {
-	const cJSON *k = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(params, "_meta"), META_INPUT_KEY);
+	const cJSON *k = json_get(json_get(params, "_meta"), META_INPUT_KEY);
 	size_t n;
 
 	if (!cJSON_IsString(k) || !(n = strlen(k->valuestring)) || n > INPUT_KEY_MAX ||
 	    !strncmp(k->valuestring, "mcpwarden-", 10) ||
-	    cJSON_GetObjectItemCaseSensitive(asked, k->valuestring))
+	    json_get(asked, k->valuestring))
 		return NULL;
 	for (const char *c = k->valuestring; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
@@ -337,7 +337,7 @@ static const char *named_key(const cJSON *params, const cJSON *asked)
 static cJSON *agent_params(const cJSON *params)
 {
 	cJSON *out = cJSON_Duplicate(params, 1);
-	cJSON *meta = cJSON_GetObjectItemCaseSensitive(out, "_meta");
+	cJSON *meta = json_get(out, "_meta");
 
 	cJSON_DeleteItemFromObjectCaseSensitive(meta, META_INPUT_KEY);
 	if (cJSON_IsObject(meta) && !meta->child)
@@ -353,9 +353,9 @@ static void on_round(evutil_socket_t fd, short what, void *arg);
 static int input_required(struct sl_reply *sr, const cJSON *msg)
 {
 	static const struct timeval tv_round = { 0, MRTR_ROUND_MS * 1000 };
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
-	const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	const cJSON *id = json_get(msg, "id");
+	const cJSON *method = json_get(msg, "method");
+	const cJSON *params = json_get(msg, "params");
 	const char *need = !cJSON_IsString(method) ? NULL
 		: !strcmp(method->valuestring, "sampling/createMessage") ? "sampling"
 		: !strcmp(method->valuestring, "elicitation/create") ? "elicitation"
@@ -370,7 +370,7 @@ static int input_required(struct sl_reply *sr, const cJSON *msg)
 		return -ENOTSUP;
 	if (!sr->expiry && !(sr->expiry = evtimer_new(sr->r_base, on_mrtr_expiry, sr)))
 		return -ENOMEM;
-	if (!cJSON_GetObjectItemCaseSensitive(sr->keep ? sr->caps : sr->s->client_caps, need))
+	if (!json_get(sr->keep ? sr->caps : sr->s->client_caps, need))
 		return missing_capability(sr, need);
 	if (!sr->round && !(sr->round = evtimer_new(sr->r_base, on_round, sr)))
 		return -ENOMEM;
@@ -425,7 +425,7 @@ static void round_record(const struct sl_reply *sr, const cJSON *asked, const cJ
 		return;         /* nothing asks without a call: no record to make of it */
 	n = snprintf(reason, sizeof(reason), "input required (round %u):", sr->base.rounds + 1);
 	cJSON_ArrayForEach(one, asked) {
-		const cJSON *method = cJSON_GetObjectItemCaseSensitive(one, "method");
+		const cJSON *method = json_get(one, "method");
 		if (cJSON_IsString(method) && n > 0 && (size_t)n < sizeof(reason))
 			n += snprintf(reason + n, sizeof(reason) - n, "%s %s",
 				      one == asked->child ? "" : ",", method->valuestring);
@@ -461,7 +461,7 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
 	sr->asked = NULL;
 	cJSON_AddStringToObject(res, "requestState", sr->state);
 	answer = jsonrpc_result(sr->id, res);
-	round_record(sr, cJSON_GetObjectItemCaseSensitive(res, "inputRequests"), answer);
+	round_record(sr, json_get(res, "inputRequests"), answer);
 	reply_finish(sr->inner, answer);
 	sr->inner = NULL;
 	sr->base.rounds++;
@@ -474,8 +474,8 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
 static int mrtr_resume(const struct key_identity *who, const struct jsonrpc_msg *m,
 		       struct reply *reply, cJSON **err)
 {
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(m->params, "requestState");
-	const cJSON *resp = cJSON_GetObjectItemCaseSensitive(m->params, "inputResponses");
+	const cJSON *st = json_get(m->params, "requestState");
+	const cJSON *resp = json_get(m->params, "inputResponses");
 	struct sl_reply *sr = NULL, *it;
 	const cJSON *r;
 
@@ -496,7 +496,7 @@ static int mrtr_resume(const struct key_identity *who, const struct jsonrpc_msg 
 	sr->inner = reply;
 	reply_on_gone(reply, sl_inner_gone, sr);
 	cJSON_ArrayForEach(r, resp) {
-		const cJSON *gid = cJSON_GetObjectItemCaseSensitive(sr->keys, r->string);
+		const cJSON *gid = json_get(sr->keys, r->string);
 		cJSON *msg;
 		struct jsonrpc_msg rm;
 		int code;
@@ -519,11 +519,11 @@ static int mrtr_resume(const struct key_identity *who, const struct jsonrpc_msg 
 static int sl_event(struct reply *base, const cJSON *msg)
 {
 	struct sl_reply *sr = container_of(base, struct sl_reply, base);
-	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *method = json_get(msg, "method");
 
 	/* The revision forbids server requests on a response stream: they become
 	 * input_required results (multi-round-trip requests). */
-	if (cJSON_GetObjectItemCaseSensitive(msg, "id"))
+	if (json_get(msg, "id"))
 		return input_required(sr, msg);
 	if (!sr->inner)
 		return 0;       /* between rounds: nobody to tell */
@@ -542,7 +542,7 @@ static void decorate(struct sl_reply *sr, cJSON *response)
 	/* a result kept as text (jsonrpc_splice.h) is decorated as a tree */
 	if (jsonrpc_unsplice(response) < 0)
 		return;
-	res = cJSON_GetObjectItemCaseSensitive(response, "result");
+	res = json_get(response, "result");
 	if (!cJSON_IsObject(res))
 		return;
 	if (!cJSON_HasObjectItem(res, "resultType"))
@@ -569,11 +569,11 @@ static void task_shapes(struct sl_reply *sr, cJSON *response)
 
 	if (jsonrpc_unsplice(response) < 0)
 		return;
-	res = cJSON_GetObjectItemCaseSensitive(response, "result");
+	res = json_get(response, "result");
 	switch (sr->method) {
 	case MCP_TOOLS_CALL:
 		if (sr->as_task && cJSON_IsObject(res) && !stasks_created(res) &&
-		    cJSON_IsString(id = cJSON_GetObjectItemCaseSensitive(res, "taskId")))
+		    cJSON_IsString(id = json_get(res, "taskId")))
 			stasks_watch(sr->r, sr->s, sr->has_who ? &sr->who : NULL, id->valuestring);
 		break;
 	case MCP_TASKS_GET:
@@ -652,7 +652,7 @@ static cJSON *subscription_meta(const cJSON *id)
 static int listen_event(struct stream *base, const cJSON *msg)
 {
 	struct sl_listen *l = container_of(base, struct sl_listen, base);
-	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *method = json_get(msg, "method");
 	const char *name = cJSON_IsString(method) ? method->valuestring : "";
 	cJSON *out, *params;
 	int rc;
@@ -664,7 +664,7 @@ static int listen_event(struct stream *base, const cJSON *msg)
 	out = cJSON_Duplicate(msg, 1);
 	if (!out)
 		return -ENOMEM;
-	params = cJSON_GetObjectItemCaseSensitive(out, "params");
+	params = json_get(out, "params");
 	if (!params)
 		params = cJSON_AddObjectToObject(out, "params");
 	cJSON_DeleteItemFromObjectCaseSensitive(params, "_meta");
@@ -702,13 +702,13 @@ static const struct stream_ops listen_ops = { listen_event, listen_end };
 
 static bool wants(const cJSON *filter, const char *name)
 {
-	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(filter, name));
+	return cJSON_IsTrue(json_get(filter, name));
 }
 
 static int listen_open(struct router *r, const struct key_identity *who, struct session *s,
 		       const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
 {
-	const cJSON *filter = cJSON_GetObjectItemCaseSensitive(m->params, "notifications");
+	const cJSON *filter = json_get(m->params, "notifications");
 	struct sl_listen *l;
 	cJSON *ack, *agreed, *params;
 
@@ -784,10 +784,10 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	const struct method *me = router_method(m->method);
 	struct session *s = NULL;
 	struct sl_reply *sr;
-	cJSON *caps, *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-	const cJSON *tid = cJSON_GetObjectItemCaseSensitive(m->params, "taskId");
+	cJSON *caps, *params = json_get(msg, "params");
+	const cJSON *tid = json_get(m->params, "taskId");
 	bool listen, keep, as_task = false;
-	bool ext = stasks_declared(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS));
+	bool ext = stasks_declared(json_get(meta, META_CAPS));
 	bool update = !strcmp(m->method, "tasks/update");
 	int rc;
 
@@ -807,7 +807,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		cJSON_Delete(msg);
 		return 404;
 	}
-	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m->params, "requestState"))) {
+	if (cJSON_IsString(json_get(m->params, "requestState"))) {
 		int st = mrtr_resume(who, m, reply, err);
 		cJSON_Delete(msg);
 		return st;
@@ -820,7 +820,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		cJSON_Delete(msg);
 		return rc;
 	}
-	caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
+	caps = cJSON_Duplicate(json_get(meta, META_CAPS), 1);
 	/* Requests that create or reach a task run on the identity's task holder, which keeps
 	 * the tasks (and the upstream sessions they live in) across requests. */
 	keep = as_task || update || me->id == MCP_TASKS_GET || me->id == MCP_TASKS_CANCEL;
@@ -828,7 +828,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		rc = router_task_holder(r, caps, who ? who->id : "", &s);
 	else
 		rc = router_open_stateless(r, STATELESS_VERSION, caps,
-					   cJSON_GetObjectItemCaseSensitive(meta, META_INFO),
+					   json_get(meta, META_INFO),
 					   who ? who->id : "", &s);
 	cJSON_Delete(caps);
 	if (rc) {
@@ -865,7 +865,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	sr->r = r;
 	sr->s = s;
 	sr->method = me->id;
-	sr->logs = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, META_LOG_LEVEL));
+	sr->logs = cJSON_IsString(json_get(meta, META_LOG_LEVEL));
 	sr->id = cJSON_Duplicate(m->id, 1);
 	sr->r_base = router_event_base(r);
 	sr->keep = keep;
@@ -877,7 +877,7 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		sr->has_who = true;
 	}
 	if (keep)
-		sr->caps = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(meta, META_CAPS), 1);
+		sr->caps = cJSON_Duplicate(json_get(meta, META_CAPS), 1);
 	list_init(&sr->waiting);
 	reply_on_gone(reply, sl_inner_gone, sr);
 	if (keep) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/config.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "govern/keys.h"
@@ -29,21 +30,20 @@
 
 bool stasks_declared(const cJSON *caps)
 {
-	const cJSON *ext = cJSON_GetObjectItemCaseSensitive(caps, "extensions");
+	const cJSON *ext = json_get(caps, "extensions");
 
-	return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(ext, STASKS_EXTENSION));
+	return cJSON_IsObject(json_get(ext, STASKS_EXTENSION));
 }
 
 void stasks_advertise(cJSON *caps)
 {
 	cJSON *v1 = cJSON_DetachItemFromObjectCaseSensitive(caps, "tasks");
-	const cJSON *call = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(v1, "requests"), "tools"), "call");
+	const cJSON *call = json_get(json_get(
+			json_get(v1, "requests"), "tools"), "call");
 	cJSON *ext;
 
 	if (call) {
-		ext = cJSON_GetObjectItemCaseSensitive(caps, "extensions");
+		ext = json_get(caps, "extensions");
 		if (!ext)
 			ext = cJSON_AddObjectToObject(caps, "extensions");
 		if (ext && !cJSON_HasObjectItem(ext, STASKS_EXTENSION))
@@ -77,7 +77,7 @@ static void task_fields(cJSON *to, const cJSON *task)
 					     "lastUpdatedAt", NULL };
 
 	for (const char *const *f = plain; *f; f++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(task, *f);
+		const cJSON *v = json_get(task, *f);
 		if (v && !cJSON_HasObjectItem(to, *f))
 			cJSON_AddItemToObject(to, *f, cJSON_Duplicate(v, 1));
 	}
@@ -85,7 +85,7 @@ static void task_fields(cJSON *to, const cJSON *task)
 
 static void drop_related_meta(cJSON *o)
 {
-	cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "_meta");
+	cJSON *meta = json_get(o, "_meta");
 
 	cJSON_DeleteItemFromObjectCaseSensitive(meta, RELATED_TASK);
 	if (cJSON_IsObject(meta) && !meta->child)
@@ -112,13 +112,13 @@ int stasks_created(cJSON *result)
 	rename_ms(task, "ttl", "ttlMs", true);
 	rename_ms(task, "pollInterval", "pollIntervalMs", false);
 	cJSON_AddItemToObject(result, "ttlMs",
-			      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(task, "ttlMs"), 1));
+			      cJSON_Duplicate(json_get(task, "ttlMs"), 1));
 	if (cJSON_HasObjectItem(task, "pollIntervalMs"))
 		cJSON_AddItemToObject(result, "pollIntervalMs", cJSON_Duplicate(
-			cJSON_GetObjectItemCaseSensitive(task, "pollIntervalMs"), 1));
+			json_get(task, "pollIntervalMs"), 1));
 	cJSON_Delete(task);
 	/* The requests of an input_required task reach the agent through tasks/get. */
-	status = cJSON_GetObjectItemCaseSensitive(result, "status");
+	status = json_get(result, "status");
 	if (cJSON_IsString(status) && !strcmp(status->valuestring, "input_required"))
 		set_string(result, "status", "working");
 	drop_related_meta(result);
@@ -133,11 +133,11 @@ static bool is(const cJSON *s, const char *v)
 
 void stasks_detailed(cJSON *result, const cJSON *ext)
 {
-	const cJSON *status = cJSON_GetObjectItemCaseSensitive(result, "status");
-	const cJSON *asked = cJSON_GetObjectItemCaseSensitive(ext, EXT_ASKED);
-	const cJSON *outcome = cJSON_GetObjectItemCaseSensitive(ext, EXT_OUTCOME);
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(outcome, "result");
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(outcome, "error");
+	const cJSON *status = json_get(result, "status");
+	const cJSON *asked = json_get(ext, EXT_ASKED);
+	const cJSON *outcome = json_get(ext, EXT_OUTCOME);
+	const cJSON *res = json_get(outcome, "result");
+	const cJSON *err = json_get(outcome, "error");
 	cJSON *v;
 
 	rename_ms(result, "ttl", "ttlMs", true);
@@ -148,7 +148,7 @@ void stasks_detailed(cJSON *result, const cJSON *ext)
 			set_string(result, "status", "failed");
 			cJSON_AddItemToObject(result, "error", cJSON_Duplicate(err, 1));
 		} else if (cJSON_IsObject(res) && (is(status, "completed") ||
-			   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")))) {
+			   cJSON_IsTrue(json_get(res, "isError")))) {
 			/* A tool that ran and reported an error is a completed task. */
 			set_string(result, "status", "completed");
 			v = cJSON_Duplicate(res, 1);
@@ -156,7 +156,7 @@ void stasks_detailed(cJSON *result, const cJSON *ext)
 			cJSON_AddItemToObject(result, "result", v);
 		} else if (cJSON_IsObject(res)) {
 			/* failed, with a result that is not a tool error: an error of the task */
-			const cJSON *msg = cJSON_GetObjectItemCaseSensitive(result, "statusMessage");
+			const cJSON *msg = json_get(result, "statusMessage");
 			v = cJSON_AddObjectToObject(result, "error");
 			cJSON_AddNumberToObject(v, "code", JSONRPC_INTERNAL_ERROR);
 			cJSON_AddStringToObject(v, "message", cJSON_IsString(msg) ? msg->valuestring
@@ -178,11 +178,11 @@ void stasks_detailed(cJSON *result, const cJSON *ext)
 
 void stasks_cancelled(cJSON *response, bool owned)
 {
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(response, "error");
+	const cJSON *err = json_get(response, "error");
 	cJSON *ack;
 
-	if (err && !(owned && cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
-					      err, "code")) == JSONRPC_INVALID_PARAMS))
+	if (err && !(owned &&
+		     cJSON_GetNumberValue(json_get(err, "code")) == JSONRPC_INVALID_PARAMS))
 		return;
 	ack = cJSON_CreateObject();
 	cJSON_AddStringToObject(ack, "resultType", "complete");
@@ -193,10 +193,10 @@ void stasks_cancelled(cJSON *response, bool owned)
 
 int stasks_keep_request(cJSON *ext, const cJSON *request)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(request, "id");
-	const cJSON *method = cJSON_GetObjectItemCaseSensitive(request, "method");
-	const cJSON *params = cJSON_GetObjectItemCaseSensitive(request, "params");
-	cJSON *asked = cJSON_GetObjectItemCaseSensitive(ext, EXT_ASKED), *one;
+	const cJSON *id = json_get(request, "id");
+	const cJSON *method = json_get(request, "method");
+	const cJSON *params = json_get(request, "params");
+	cJSON *asked = json_get(ext, EXT_ASKED), *one;
 
 	if (!cJSON_IsString(id) || !cJSON_IsString(method))
 		return -EINVAL;
@@ -220,8 +220,8 @@ int stasks_keep_request(cJSON *ext, const cJSON *request)
 
 void stasks_keep_outcome(cJSON *ext, const cJSON *response)
 {
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(response, "result");
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(response, "error");
+	const cJSON *res = json_get(response, "result");
+	const cJSON *err = json_get(response, "error");
 	cJSON *o = cJSON_CreateObject();
 
 	if (cJSON_IsObject(res))
@@ -236,7 +236,7 @@ void stasks_keep_outcome(cJSON *ext, const cJSON *response)
 
 cJSON *stasks_answers(cJSON *ext, const cJSON *input_responses)
 {
-	cJSON *asked = cJSON_GetObjectItemCaseSensitive(ext, EXT_ASKED);
+	cJSON *asked = json_get(ext, EXT_ASKED);
 	cJSON *out = cJSON_CreateArray();
 	const cJSON *r;
 
@@ -244,7 +244,7 @@ cJSON *stasks_answers(cJSON *ext, const cJSON *input_responses)
 		return NULL;
 	cJSON_ArrayForEach(r, input_responses) {
 		cJSON *msg;
-		if (!r->string || !cJSON_GetObjectItemCaseSensitive(asked, r->string))
+		if (!r->string || !json_get(asked, r->string))
 			continue;
 		msg = cJSON_CreateObject();
 		if (!msg) {
@@ -265,7 +265,7 @@ cJSON *stasks_answers(cJSON *ext, const cJSON *input_responses)
 static const char *task_support(struct router *r, const cJSON *params)
 {
 	const struct catalog *cat = router_catalog(r);
-	const cJSON *name = cJSON_GetObjectItemCaseSensitive(params, "name");
+	const cJSON *name = json_get(params, "name");
 	const struct catalog_entry *e;
 	const cJSON *ts;
 
@@ -274,8 +274,7 @@ static const char *task_support(struct router *r, const cJSON *params)
 	e = catalog_find(cat, CAT_TOOLS, name->valuestring);
 	if (!e || !catalog_server_tasks(cat, e->server, "tools/call"))
 		return NULL;
-	ts = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(e->json, "execution"), "taskSupport");
+	ts = json_get(json_get(e->json, "execution"), "taskSupport");
 	return cJSON_IsString(ts) && (!strcmp(ts->valuestring, "optional") ||
 				      !strcmp(ts->valuestring, "required")) ? ts->valuestring : NULL;
 }
@@ -313,7 +312,7 @@ static int watch_event(struct reply *base, const cJSON *msg)
 	struct watch *w = container_of(base, struct watch, base);
 	cJSON *ext;
 
-	if (!cJSON_GetObjectItemCaseSensitive(msg, "id"))
+	if (!json_get(msg, "id"))
 		return 0;       /* progress, logs: nobody polls for them */
 	ext = tasks_ext(&w->s->tasks, w->task_id);
 	if (!ext)
@@ -397,8 +396,8 @@ static void update_record(struct router *r, struct session *s, const struct key_
 int stasks_update(struct router *r, struct session *s, const struct key_identity *who,
 		  const struct jsonrpc_msg *m, struct reply *reply, cJSON **err)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(m->params, "taskId");
-	const cJSON *in = cJSON_GetObjectItemCaseSensitive(m->params, "inputResponses");
+	const cJSON *id = json_get(m->params, "taskId");
+	const cJSON *in = json_get(m->params, "inputResponses");
 	cJSON *ext, *answers, *a, *ack, *resp;
 	unsigned relayed = 0;
 	char note[64];

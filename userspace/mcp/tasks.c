@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/hmap.h"
+#include "base/json_get.h"
 
 struct task_ref {
 	size_t server;
@@ -50,8 +51,8 @@ static void make_room(struct hmap *t)
 
 int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(task, "taskId");
-	const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(task, "ttl");
+	const cJSON *id = json_get(task, "taskId");
+	const cJSON *ttl = json_get(task, "ttl");
 	int64_t ms = TASKS_MAX_TTL_MS;
 	struct task_ref *ref, *old = NULL;
 
@@ -106,12 +107,12 @@ cJSON *tasks_ext(struct hmap **tasks, const char *id)
 
 void tasks_filter_list(struct hmap **tasks, cJSON *result)
 {
-	cJSON *arr = cJSON_GetObjectItemCaseSensitive(result, "tasks");
+	cJSON *arr = json_get(result, "tasks");
 	cJSON *it = cJSON_IsArray(arr) ? arr->child : NULL;
 
 	while (it) {
 		cJSON *next = it->next;
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "taskId");
+		const cJSON *id = json_get(it, "taskId");
 		size_t server;
 		if (!cJSON_IsString(id) || tasks_owner(tasks, id->valuestring, &server))
 			cJSON_Delete(cJSON_DetachItemViaPointer(arr, it));

@@ -12,6 +12,7 @@
 #include "base/config.h"
 #include "base/alloc.h"
 #include "base/htab.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
@@ -203,12 +204,12 @@ static void flush_queued(struct link *l)
 static void handle_init_reply(struct link *l, cJSON *msg)
 {
 	cJSON *result = cJSON_DetachItemFromObjectCaseSensitive(msg, "result");
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(msg, "error");
+	const cJSON *err = json_get(msg, "error");
 	char why[256];
 
 	cJSON_Delete(msg);
 	if (!cJSON_IsObject(result)) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
+		const cJSON *m = json_get(err, "message");
 		snprintf(why, sizeof(why), "initialize failed: %s",
 			 cJSON_IsString(m) ? m->valuestring : "no result");
 		cJSON_Delete(result);
@@ -230,8 +231,8 @@ static void handle_init_reply(struct link *l, cJSON *msg)
 
 static void restore_progress(struct link *l, cJSON *msg, enum obj_type **call)
 {
-	cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-	cJSON *tok = cJSON_GetObjectItemCaseSensitive(params, "progressToken");
+	cJSON *params = json_get(msg, "params");
+	cJSON *tok = json_get(params, "progressToken");
 	struct pending *p = find_pending(l, tok);
 
 	/* Our progress tokens are our request ids: unique per link by construction. */
@@ -435,8 +436,8 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 	p->fn = fn;
 	p->call = call;
 	p->timeout_ms = timeout_ms > 0 ? timeout_ms : l->cfg->request_timeout_ms;
-	meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
-	tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
+	meta = json_get(params, "_meta");
+	tok = json_get(meta, "progressToken");
 	if (tok) {
 		/* Downstream tokens are only unique per client: ours are our request ids. */
 		p->progress_token = cJSON_Duplicate(tok, 1);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/jsonfmt.h"
 #include "base/jsonw.h"
 #include "base/log.h"
@@ -137,8 +138,8 @@ static void int_col(struct jsonw *w, struct logstore_cols *cols, int col, const 
 void audit_decision(const struct audit_decision *d)
 {
 	static struct jsonw w;                  /* under emit_mu */
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(d->response, "error");
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(d->response, "result");
+	const cJSON *err = json_get(d->response, "error");
+	const cJSON *res = json_get(d->response, "result");
 	struct logstore_cols cols = { 0 };
 	char ts[LOG_STAMP_LEN + 1], sid[9] = "";
 	int64_t ts_ms, seq;
@@ -169,8 +170,8 @@ void audit_decision(const struct audit_decision *d)
 	str_col(&w, &cols, LS_DECISION, "decision", d->decision);
 	str_col(&w, &cols, LS_REASON, "reason", d->reason);
 	if (err) {
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+		const cJSON *code = json_get(err, "code");
+		const cJSON *msg = json_get(err, "message");
 
 		str_col(&w, &cols, LS_STATUS, "status", "error");
 		if (code) {
@@ -184,7 +185,7 @@ void audit_decision(const struct audit_decision *d)
 			str_col(&w, &cols, LS_ERROR_MESSAGE, "error_message", msg->valuestring);
 	} else if (res) {
 		str_col(&w, &cols, LS_STATUS, "status",
-			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError"))
+			cJSON_IsTrue(json_get(res, "isError"))
 				? "tool_error" : "ok");
 		int_col(&w, &cols, LS_RESULT_BYTES, "result_bytes", (int64_t)json_size(res));
 	}
@@ -217,8 +218,8 @@ void audit_decision(const struct audit_decision *d)
 void audit_refusal(const struct audit_refusal *r)
 {
 	cJSON *o = cJSON_CreateObject();        /* cannot fail: base/alloc.h */
-	const cJSON *code = cJSON_GetObjectItemCaseSensitive(r->error, "code");
-	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(r->error, "message");
+	const cJSON *code = json_get(r->error, "code");
+	const cJSON *msg = json_get(r->error, "message");
 
 	if (r->session)
 		add_session(o, r->session);

@@ -1,5 +1,6 @@
 /* logchain: SHA-256 links with OpenSSL's EVP interface. */
 #include "observe/logchain.h"
+#include "base/json_get.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -80,7 +81,7 @@ int logchain_hasher_link(struct logchain_hasher *h, const uint8_t prev[LOGCHAIN_
 
 static const char *str_field(const cJSON *o, const char *name)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	const cJSON *v = json_get(o, name);
 
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }

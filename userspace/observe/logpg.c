@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/log.h"
 
 #define PASSWORD_FILE_MAX 4096
@@ -81,8 +82,8 @@ static const struct cfg_field logpg_fields[] = {
 int logpg_options_parse(const cJSON *root, struct logpg_options *out,
 			struct config_errors *errs)
 {
-	const cJSON *logs = root ? cJSON_GetObjectItemCaseSensitive(root, "logs") : NULL;
-	const cJSON *sec = cJSON_IsObject(logs) ? cJSON_GetObjectItemCaseSensitive(logs, "postgres")
+	const cJSON *logs = root ? json_get(root, "logs") : NULL;
+	const cJSON *sec = cJSON_IsObject(logs) ? json_get(logs, "postgres")
 						 : NULL;
 	const char *prefix = "mcpwarden_";
 	long long days = LOGPG_MAX_AGE_S_DEFAULT / 86400;

@@ -16,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/doorbell.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/thread.h"
@@ -528,7 +529,7 @@ static int run_page(struct logquery *lq, struct job *j)
 		 * page's last. */
 		char buf[24];
 		cJSON_DeleteItemFromArray(arr, n - 1);
-		last = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+		last = (int64_t)cJSON_GetNumberValue(json_get(
 			cJSON_GetArrayItem(arr, n - 2), "id"));
 		snprintf(buf, sizeof(buf), "%" PRId64, last);
 		cJSON_AddStringToObject(out, "next_cursor", buf);

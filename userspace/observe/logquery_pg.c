@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/log.h"
 
 struct logq_pg {
@@ -297,7 +298,7 @@ static int follow(struct logq_pg *p, const char *heads, cJSON **out)
 		const char *sidecar = PQgetvalue(r, i, 1);
 		bool none = PQgetisnull(r, i, 0);
 		double seq = strtod(PQgetvalue(r, i, none ? 4 : 3), NULL);
-		cJSON *h = cJSON_GetObjectItemCaseSensitive(next, sidecar);
+		cJSON *h = json_get(next, sidecar);
 
 		if (!none)
 			cJSON_AddItemToArray(arr, record_json(r, i));

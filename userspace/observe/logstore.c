@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/path.h"
@@ -125,7 +126,7 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 		CFG_FIELD(struct section, writer_priority, CFG_STRING, 0, 0, 0),
 		CFG_END,
 	};
-	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "logs") : NULL;
+	const cJSON *sec = root ? json_get(root, "logs") : NULL;
 	const cJSON *age;
 	struct section s = {
 		.enabled = state_dir && *state_dir, .max_bytes = LOGSTORE_MAX_BYTES_DEFAULT,
@@ -141,7 +142,7 @@ int logstore_options_parse(const cJSON *root, const char *state_dir,
 			return config_fail(errs, "logs", "expected {\"enabled\": true, \"path\": ..., "
 					   "\"max_age\": \"7d\", \"max_bytes\": ..., \"queue\": ...}");
 		rc = cfg_fields(sec, "logs", fields, &s, errs);
-		if ((age = cJSON_GetObjectItemCaseSensitive(sec, "max_age")) &&
+		if ((age = json_get(sec, "max_age")) &&
 		    parse_duration(age, &out->max_age_s))
 			rc = config_fail(errs, "logs.max_age", "must be seconds (a number) or "
 					 "\"<n>s\", \"<n>m\", \"<n>h\", \"<n>d\", from 1 s to 10 years");

@@ -11,6 +11,7 @@
 
 #include "observe/logblock.h"
 #include "store/db.h"
+#include "base/json_get.h"
 
 enum logverify_status logverify_say(struct logverify_result *r, enum logverify_status st,
 				    int64_t id, const char *fmt, ...)
@@ -120,7 +121,7 @@ int64_t logverify_ts_ms(const char *s)
 /* The first column that does not match the record's text, or NULL. */
 static const char *column_differs(sqlite3_stmt *s, const cJSON *o)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "ts");
+	const cJSON *v = json_get(o, "ts");
 
 	if (sqlite3_column_int64(s, 3) != logverify_ts_ms(cJSON_IsString(v) ? v->valuestring : NULL))
 		return "ts";
@@ -132,7 +133,7 @@ static const char *column_differs(sqlite3_stmt *s, const cJSON *o)
 	}
 	for (size_t i = 0; i < NINT; i++) {
 		int c = FIRST_COL + (int)NTEXT + (int)i;
-		v = cJSON_GetObjectItemCaseSensitive(o, int_cols[i]);
+		v = json_get(o, int_cols[i]);
 		bool null = sqlite3_column_type(s, c) == SQLITE_NULL;
 		/* as the writer keeps it (logstore.c): a number past int64_t's range is no column */
 		bool num = cJSON_IsNumber(v) && v->valuedouble > -9.2e18 && v->valuedouble < 9.2e18;
@@ -225,7 +226,7 @@ static enum logverify_status walk(sqlite3 *db, const struct logverify_options *o
 			goto out;
 		}
 		cJSON *rec = text ? cJSON_ParseWithLength(text, (size_t)len) : NULL;
-		const cJSON *seq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
+		const cJSON *seq = json_get(rec, "seq");
 		if (!cJSON_IsNumber(seq) || seq->valuedouble != (double)id) {
 			cJSON_Delete(rec);
 			st = logverify_say(r, LOGVERIFY_INSERTED, id, "record %lld does not carry its own "

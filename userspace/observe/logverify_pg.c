@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "observe/logpg.h"
+#include "base/json_get.h"
 
 #define FETCH "2000"           /* rows a round trip */
 
@@ -127,9 +128,9 @@ static enum logverify_status walk(PGconn *c, const struct logverify_options *o,
 				return st;
 			}
 			cJSON *rec = cJSON_ParseWithLength(text, len);
-			const cJSON *sq = cJSON_GetObjectItemCaseSensitive(rec, "seq");
+			const cJSON *sq = json_get(rec, "seq");
 			bool own = cJSON_IsNumber(sq) && sq->valuedouble == (double)seq;
-			const cJSON *rts_v = cJSON_GetObjectItemCaseSensitive(rec, "ts");
+			const cJSON *rts_v = json_get(rec, "ts");
 			int64_t rts = logverify_ts_ms(cJSON_IsString(rts_v) ? rts_v->valuestring : NULL);
 			cJSON_Delete(rec);
 			if (!own)

@@ -14,6 +14,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/hex.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "observe/trace_int.h"
 
@@ -251,10 +252,9 @@ bool trace_state_valid(const char *s)
 
 void trace_meta_headers(const cJSON *msg, char *traceparent, char *tracestate)
 {
-	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(msg, "params"), "_meta");
-	const cJSON *tp = cJSON_GetObjectItemCaseSensitive(meta, "traceparent");
-	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(meta, "tracestate");
+	const cJSON *meta = json_get(json_get(msg, "params"), "_meta");
+	const cJSON *tp = json_get(meta, "traceparent");
+	const cJSON *ts = json_get(meta, "tracestate");
 	struct trace_ctx ctx;
 
 	traceparent[0] = tracestate[0] = '\0';

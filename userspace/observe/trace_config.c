@@ -14,6 +14,7 @@
 #include "base/alloc.h"
 #include "base/config.h"
 #include "base/hex.h"
+#include "base/json_get.h"
 #include "observe/trace.h"
 #include "observe/trace_int.h"
 
@@ -321,7 +322,7 @@ static int parse_file(const cJSON *sec, struct trace_config *tc, size_t *nh, boo
 					 "traceidratio or parentbased_{always_on,always_off,"
 					 "traceidratio}");
 	}
-	if ((it = cJSON_GetObjectItemCaseSensitive(sec, "sample_ratio"))) {
+	if ((it = json_get(sec, "sample_ratio"))) {
 		if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble <= 1))
 			rc = config_fail(errs, "tracing.sample_ratio", "must be a number from 0 to 1");
 		else
@@ -330,7 +331,7 @@ static int parse_file(const cJSON *sec, struct trace_config *tc, size_t *nh, boo
 			tc->sampler = SAMPLER_PARENT_RATIO;
 		*have_sampler = true;
 	}
-	if ((hs = cJSON_GetObjectItemCaseSensitive(sec, "headers"))) {
+	if ((hs = json_get(sec, "headers"))) {
 		if (!cJSON_IsObject(hs))
 			return config_fail(errs, "tracing.headers", "must be an object");
 		cJSON_ArrayForEach(it, hs) {
@@ -356,7 +357,7 @@ int trace_config_parse(const struct config *cfg, struct trace_config *tc,
 	static const char *const header_vars[] = { "OTEL_EXPORTER_OTLP_HEADERS",
 						   "OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL };
 	struct config_errors scratch_warns;
-	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(cfg->raw, "tracing");
+	const cJSON *sec = json_get(cfg->raw, "tracing");
 	size_t nh = 0;
 	bool have_sampler = false;
 	const char *v;
@@ -383,7 +384,7 @@ int trace_config_parse(const struct config *cfg, struct trace_config *tc,
 	}
 	if (sec && parse_file(sec, tc, &nh, &have_sampler, errs))
 		rc = -EINVAL;
-	parse_env(tc, have_sampler, sec && cJSON_GetObjectItemCaseSensitive(sec, "protocol"), warns);
+	parse_env(tc, have_sampler, sec && json_get(sec, "protocol"), warns);
 	if (!tc->service_name)
 		tc->service_name = xstrdup("mcpwarden");
 	if (tc->batch_size > tc->queue_size)

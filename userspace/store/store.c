@@ -16,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/event_opt.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "base/thread.h"
@@ -37,8 +38,8 @@ static const struct cfg_field store_fields[] = {
 int store_options_parse(const cJSON *root, const char *state_dir, struct store_options *out,
 			struct config_errors *errs)
 {
-	const cJSON *sec = root ? cJSON_GetObjectItemCaseSensitive(root, "store") : NULL;
-	const cJSON *prio = sec ? cJSON_GetObjectItemCaseSensitive(sec, "writer_priority") : NULL;
+	const cJSON *sec = root ? json_get(root, "store") : NULL;
+	const cJSON *prio = sec ? json_get(sec, "writer_priority") : NULL;
 
 	*out = (struct store_options){ .fsync_interval_ms = STORE_FSYNC_INTERVAL_MS_DEFAULT,
 				       .writer_idle = true };

@@ -20,6 +20,7 @@
 #include "govern/refusal.h"
 #include "base/http_parse.h"
 #include "base/http_server.h"
+#include "base/json_get.h"
 #include "base/json_keys.h"
 #include "base/list.h"
 #include "mcp/call.h"
@@ -213,10 +214,9 @@ static int reply_write_event(struct reply *base, const cJSON *msg)
  * is told as HTTP clients expect an overload (429). */
 static void send_answer(struct http_req *req, const cJSON *response)
 {
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(response, "error");
-	const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-	const cJSON *ra = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(e, "data"), "retry_after_ms");
+	const cJSON *e = json_get(response, "error");
+	const cJSON *code = json_get(e, "code");
+	const cJSON *ra = json_get(json_get(e, "data"), "retry_after_ms");
 	bool sessions = cJSON_IsNumber(code) && (code->valueint == REFUSAL_TOO_MANY_SESSIONS ||
 						 code->valueint == REFUSAL_TOO_MANY_PENDING);
 

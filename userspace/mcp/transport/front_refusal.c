@@ -12,6 +12,7 @@
 #include "mcp/stateless.h"
 #include "mcp/transport/front_headers.h"
 #include "observe/audit.h"
+#include "base/json_get.h"
 
 static const char *caller;
 
@@ -47,8 +48,8 @@ static const char *reason_of(int status, int code, bool has_session)
 
 void front_refused(struct http_req *req, int status, const cJSON *response)
 {
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(response, "error");
-	const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+	const cJSON *err = json_get(response, "error");
+	const cJSON *code = json_get(err, "code");
 	const char *sid = front_header(req, FH_MCP_SESSION_ID);
 	int c = cJSON_IsNumber(code) ? code->valueint : 0;
 	const char *peer;

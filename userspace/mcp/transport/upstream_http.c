@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/event_opt.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
@@ -255,7 +256,7 @@ static void session_clear(struct http_transport *h)
 static int take_message(struct call *c, cJSON *msg)
 {
 	struct http_transport *h = c->h;
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *id = json_get(msg, "id");
 	struct delivery *d;
 
 	if (!cJSON_IsObject(msg)) {
@@ -265,9 +266,9 @@ static int take_message(struct call *c, cJSON *msg)
 	if (c->id && id && cJSON_Compare(id, c->id, true) &&
 	    (cJSON_HasObjectItem(msg, "result") || cJSON_HasObjectItem(msg, "error"))) {
 		c->answered = true;
-		const cJSON *res = cJSON_GetObjectItemCaseSensitive(msg, "result");
+		const cJSON *res = json_get(msg, "result");
 		const char *v = cJSON_GetStringValue(
-			cJSON_GetObjectItemCaseSensitive(res, "protocolVersion"));
+			json_get(res, "protocolVersion"));
 		char *dup;
 		if (c->initialize && v && visible_ascii(v, strlen(v)) && (dup = strdup(v))) {
 			free(h->protocol_version);
@@ -534,8 +535,7 @@ static bool session_lost(struct call *c)
 	if (c->status == 400 && evbuffer_get_length(c->buf)) {
 		size_t n = evbuffer_get_length(c->buf);
 		cJSON *j = cJSON_ParseWithLength((const char *)evbuffer_pullup(c->buf, -1), n);
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(j, "error"), "message");
+		const cJSON *m = json_get(json_get(j, "error"), "message");
 		lost = cJSON_IsString(m) && strcasestr(m->valuestring, "session") != NULL;
 		cJSON_Delete(j);
 	}
@@ -768,8 +768,8 @@ static int http_start(struct transport *t)
 static int http_send(struct transport *t, const cJSON *msg)
 {
 	struct http_transport *h = (struct http_transport *)t;
-	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *method = json_get(msg, "method");
+	const cJSON *id = json_get(msg, "id");
 	bool request = cJSON_IsString(method) && id && !cJSON_IsNull(id);
 	struct call *c;
 	int rc = -ENOMEM;

@@ -26,6 +26,7 @@
 #include "base/config.h"
 #include "base/alloc.h"
 #include "base/event_opt.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "mcp/jsonrpc.h"
@@ -394,7 +395,7 @@ static int sse_start(struct transport *t)
 static int sse_send(struct transport *t, const cJSON *msg)
 {
 	struct sse_transport *s = (struct sse_transport *)t;
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *id = json_get(msg, "id");
 	struct xfer *x;
 
 	if (s->down)

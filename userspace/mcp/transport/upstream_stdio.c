@@ -11,6 +11,7 @@
 #include "mcp/transport/upstream_stdio.h"
 
 #include "base/config.h"
+#include "base/json_get.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "base/log.h"
@@ -710,9 +711,9 @@ static int stdio_start(struct transport *t)
 
 static bool is_request(const cJSON *msg)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *id = json_get(msg, "id");
 
-	return cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "method")) && id &&
+	return cJSON_IsString(json_get(msg, "method")) && id &&
 	       !cJSON_IsNull(id);
 }
 
@@ -744,7 +745,7 @@ static int stdio_send(struct transport *t, const cJSON *msg)
 	}
 	if (is_request(msg)) {
 		p = calloc(1, sizeof(*p));
-		if (!p || !(p->id = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(msg, "id"), 1))) {
+		if (!p || !(p->id = cJSON_Duplicate(json_get(msg, "id"), 1))) {
 			r = -ENOMEM;
 			goto out;
 		}
