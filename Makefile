@@ -124,7 +124,7 @@ $(B)/bench/%: tools/bench/%.c $(LIB) | $(B)/bench
 $(B)/bench-bin/%: tools/bench/%.c | $(B)/bench-bin
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent libcjson)
 
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB) $(wildcard tests/fuzz/*.h) | $(B)/fuzz
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB) $(wildcard tests/fuzz/*.h tests/*.h) | $(B)/fuzz
 	$(CC) $(CFLAGS) -Itests/fuzz $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 fuzz-build: $(FUZZ)

@@ -3,8 +3,9 @@
  * an error answer built on it, a list page read from it, and printing exactly. An upstream
  * answer kept as text (mcp/jsonrpc_splice.h) must be exactly what the full parse gives: the
  * same id, a result that cJSON prints to the same bytes, and the same tree once unspliced.
- * An agent's request kept as text must be one the full parse accepts, and what is forwarded
- * (the kept params with the routed name put in) must parse to the routed tree. */
+ * An agent's request kept as text must be one the full parse accepts, its one-pass tree
+ * cJSON's node for node, and what is forwarded (the kept params with the routed name put in)
+ * must parse to the routed tree. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "base/json_keys.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
+#include "../json_same.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,14 +49,21 @@ static void check_splice(const char *text, size_t size)
 static void check_forward(const char *text, size_t size)
 {
 	struct jsonrpc_request_text t;
-	cJSON *full, *params, *raw, *back;
+	cJSON *tree, *full, *params, *raw, *back;
 	char *a, *b;
 
-	if (jsonrpc_splice_request(text, size, &t))
+	if (jsonrpc_splice_request(text, size, &t, &tree)) {
+		if (t.text || tree)
+			__builtin_trap();
 		return;
+	}
 	full = cJSON_ParseWithLength(text, size);
+	if (!full || !tree || !json_same_tree(tree, full))
+		__builtin_trap();    /* the gateway would judge another tree than cJSON's */
+	cJSON_Delete(full);
+	full = tree;            /* the front routes and judges the one-pass tree */
 	params = cJSON_GetObjectItemCaseSensitive(full, "params");
-	if (!full || !cJSON_IsObject(params))
+	if (!cJSON_IsObject(params))
 		__builtin_trap();    /* kept what the full parse refuses */
 	/* the route puts the upstream's name in: shorter, longer, escaped */
 	if (size % 3 == 1)

@@ -1,7 +1,7 @@
 /* tools/call messages kept as text (mcp/jsonrpc_splice.h). An upstream's answer: what is
- * spliced prints exactly as the full parse would have printed it. The agent's request: what is
- * forwarded is the agent's params with the routed tool name, the same tree once parsed. Both:
- * everything unusual falls back. */
+ * spliced prints exactly as the full parse would have printed it. The agent's request: its
+ * one-pass tree is cJSON's, node for node; what is forwarded is the agent's params with the
+ * routed tool name, the same tree once parsed. Both: everything unusual falls back. */
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -12,6 +12,7 @@
 #include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
 #include "cunit_main.h"
+#include "json_same.h"
 
 /* The spliced message prints as cJSON would print the fully parsed one. */
 static void check_same(const char *text)
@@ -183,15 +184,20 @@ static void test_unsplice_plain(void)
 static char *forwarded(const char *text, const char *upname)
 {
 	struct jsonrpc_request_text t;
-	cJSON *msg = cJSON_Parse(text), *params, *raw;
+	cJSON *full = cJSON_Parse(text), *msg, *params, *raw;
 	char *out = NULL;
 
-	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
-	if (jsonrpc_splice_request(text, strlen(text), &t)) {
+	CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+	if (jsonrpc_splice_request(text, strlen(text), &t, &msg)) {
 		CU_ASSERT_PTR_NULL(t.text);
-		cJSON_Delete(msg);
+		CU_ASSERT_PTR_NULL(msg);
+		cJSON_Delete(full);
 		return NULL;
 	}
+	/* the route works on the one-pass tree: cJSON's own */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+	CU_ASSERT_TRUE(json_same_tree(msg, full));
+	cJSON_Delete(full);
 	params = cJSON_GetObjectItemCaseSensitive(msg, "params");
 	if (upname)
 		cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(upname));
@@ -305,11 +311,13 @@ static void test_request_fallbacks(void)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct jsonrpc_request_text t;
-		int rc = jsonrpc_splice_request(cases[i], strlen(cases[i]), &t);
+		cJSON *tree = (cJSON *)&t;      /* must be set to NULL */
+		int rc = jsonrpc_splice_request(cases[i], strlen(cases[i]), &t, &tree);
 		if (rc != -EINVAL)
 			fprintf(stderr, "kept, should not: %s\n", cases[i]);
 		CU_ASSERT_EQUAL(rc, -EINVAL);
 		CU_ASSERT_PTR_NULL(t.text);
+		CU_ASSERT_PTR_NULL(tree);
 	}
 }
 
@@ -321,15 +329,15 @@ static void test_request_tree_changed(void)
 	struct jsonrpc_request_text t;
 	cJSON *msg = cJSON_Parse(text), *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
 
-	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t), 0);
+	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t, NULL), 0);
 	cJSON_AddItemToObject(params, "_meta", cJSON_CreateObject());
 	CU_ASSERT_PTR_NULL(jsonrpc_splice_params(&t, params));
 	CU_ASSERT_PTR_NULL(t.text);
-	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t), 0);
+	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t, NULL), 0);
 	cJSON_DeleteItemFromObjectCaseSensitive(params, "_meta");
 	cJSON_DeleteItemFromObjectCaseSensitive(params, "arguments");
 	CU_ASSERT_PTR_NULL(jsonrpc_splice_params(&t, params));
-	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t), 0);
+	CU_ASSERT_EQUAL_FATAL(jsonrpc_splice_request(text, strlen(text), &t, NULL), 0);
 	jsonrpc_request_text_free(&t);  /* never forwarded (refused): freed with the call */
 	CU_ASSERT_PTR_NULL(t.text);
 	cJSON_Delete(msg);
@@ -351,13 +359,68 @@ static void test_request_depth(void)
 		for (int i = 0; i < depth; i++)
 			text[n++] = ']';
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "}}}");
-		int rc = jsonrpc_splice_request(text, n, &t);
+		cJSON *tree, *full = cJSON_ParseWithLength(text, n);
+		int rc = jsonrpc_splice_request(text, n, &t, &tree);
 		CU_ASSERT_EQUAL(rc, pass == 0 ? 0 : -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+		CU_ASSERT_TRUE(pass == 0 ? tree && json_same_tree(tree, full) : !tree);
 		jsonrpc_request_text_free(&t);
+		cJSON_Delete(tree);
+		cJSON_Delete(full);
+	}
+}
+
+/* The one-pass tree is the one cJSON builds, for every kind of value the scanner keeps. */
+static void test_request_tree(void)
+{
+	static const char *const cases[] = {
+		/* escapes in names and strings, each kind; raw UTF-8 */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+		"\"a\\\"b\\\\c\\/d\",\"arguments\":{\"k\\n\\t\":\"\\b\\f\\n\\r\\t x\","
+		"\"\\\"\":\"\",\"\":\"\\\\\",\"é\":\"日本\"}}}",
+		/* numbers: int saturation both ways, exponents, fractions, negative zero */
+		"{\"jsonrpc\":\"2.0\",\"id\":-7,\"method\":\"tools/call\",\"params\":{\"name\":"
+		"\"n\",\"arguments\":{\"big\":2147483648,\"small\":-2147483649,\"e\":1.5e300,"
+		"\"f\":-0.000001234e-5,\"z\":-0,\"zf\":-0.0,\"i\":2147483647,\"E\":1E+2,"
+		"\"x\":123456789012345,\"d\":0.1}}}",
+		/* ids of every kind (the classifier judges them later), member order, whitespace */
+		" { \"params\" : { \"arguments\" : [ 1 , [ ] , { } , true , false , null ] ,"
+		" \"name\" : \"t\" } ,\n\"method\" : \"tools/call\" , \"id\" : \"s\" ,"
+		" \"jsonrpc\" : \"2.0\" }\r\n",
+		"{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"prompts/get\",\"params\":"
+		"{\"name\":\"p\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":{\"a\":[1,{\"b\":true}]},\"method\":\"m\","
+		"\"params\":{\"name\":\"p\",\"arguments\":\"not an object\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1.25,\"method\":\"tools/call\",\"params\":"
+		"{\"name\":\"\",\"arguments\":{\"a\":{\"a\":{\"a\":[[[\"deep\"]]]}}}}}",
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct jsonrpc_request_text t;
+		cJSON *tree = NULL, *full = cJSON_Parse(cases[i]);
+		int rc = jsonrpc_splice_request(cases[i], strlen(cases[i]), &t, &tree);
+
+		if (rc)
+			fprintf(stderr, "not kept, should be: %s\n", cases[i]);
+		CU_ASSERT_EQUAL(rc, 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(tree);
+		CU_ASSERT_TRUE(json_same_tree(tree, full));
+		/* and it is a tree cJSON goes on working with: a member added, printed alike */
+		cJSON_AddItemToObject(tree, "x", cJSON_CreateTrue());
+		cJSON_AddItemToObject(full, "x", cJSON_CreateTrue());
+		char *a = cJSON_PrintUnformatted(tree), *b = cJSON_PrintUnformatted(full);
+		CU_ASSERT_STRING_EQUAL(a, b);
+		cJSON_free(a);
+		cJSON_free(b);
+		jsonrpc_request_text_free(&t);
+		cJSON_Delete(tree);
+		cJSON_Delete(full);
 	}
 }
 
 CU_MAIN("jsonrpc_splice", NULL, NULL,
+	{ "a request's one-pass tree is cJSON's", test_request_tree },
 	{ "spliced answers print as the full parse", test_spliced },
 	{ "whitespace outside strings dropped", test_whitespace_dropped },
 	{ "unusual answers fall back to the full parse", test_fallbacks },

@@ -766,10 +766,10 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 		struct reply *reply)
 {
 	struct call *c = call_alloc();
-	const char *body = reply ? reply->body : NULL;
+	struct jsonrpc_request_text *kept = reply ? reply->kept : NULL;
 
 	if (reply)
-		reply->body = NULL;     /* valid only now */
+		reply->kept = NULL;     /* valid only now */
 	c->obj_type = OBJ_TYPE_CALL;
 	c->state = CALL_RECEIVED;
 	c->env = env;
@@ -816,10 +816,11 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 		finish(c);
 		return;
 	}
-	/* tools/call without tracing (which puts its context in _meta): keep the params as the
+	/* tools/call without tracing (which puts its context in _meta): the params as the
 	 * agent wrote them, for forward(); anything unusual is printed from the tree there */
-	if (body && m && m->id == MCP_TOOLS_CALL && !c->span &&
-	    jsonrpc_splice_request(body, reply->body_len, &c->up_text) == -ENOMEM)
-		log_debug("call %s: params printed from the tree (out of memory)", c->key);
+	if (kept && kept->text && m && m->id == MCP_TOOLS_CALL && !c->span) {
+		c->up_text = *kept;
+		memset(kept, 0, sizeof(*kept));
+	}
 	run(c, params);
 }

@@ -1,4 +1,5 @@
-/* jsonrpc_splice: the strict scanner behind a spliced upstream answer (see the header). */
+/* jsonrpc_splice: the strict scanner behind a spliced upstream answer, and the one-pass
+ * parse of an agent's tools/call (see the header). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,6 +15,12 @@ struct scan {
 	char *o;                /* the compact copy being written; NULL: the envelope, not kept */
 	bool req;               /* an agent's request (forwarded as written), not an answer
 				 * (which must print back as cJSON would) */
+	/* An agent's request is also parsed here, into the tree cJSON would build: each value
+	 * read becomes a node added to into (NULL: no tree, an answer), named key (the member
+	 * name just read, decoded; NULL in an array). */
+	cJSON *into;
+	char *key;
+	bool nomem;
 };
 
 static void copy(struct scan *s, const char *from, size_t n)
@@ -99,6 +106,66 @@ static bool string(struct scan *s, const char **k, size_t *kn)
 		return false;   /* a control byte */
 	}
 	return false;
+}
+
+/* A string's contents as cJSON reads them (the escapes string() lets through resolved),
+ * NUL-terminated, in cJSON's allocator: NULL when out of memory. */
+static char *decoded(const char *k, size_t kn)
+{
+	char *d = cJSON_malloc(kn + 1), *o = d;
+	const char *end = k + kn;
+
+	if (!d)
+		return NULL;
+	while (k < end) {
+		const char *bs = memchr(k, '\\', (size_t)(end - k));
+		size_t run = (size_t)((bs ? bs : end) - k);
+
+		memcpy(o, k, run);
+		o += run;
+		if (!bs)
+			break;
+		switch (bs[1]) {
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		default: *o++ = bs[1]; break;    /* " \\ / */
+		}
+		k = bs + 2;
+	}
+	*o = '\0';
+	return d;
+}
+
+/* The tree: n (NULL: out of memory) added to the node being built, under the member name
+ * read for it. False only when out of memory. */
+static bool add(struct scan *s, cJSON *n)
+{
+	if (!n) {
+		s->nomem = true;
+		return false;
+	}
+	n->string = s->key;     /* as cJSON's parse names it: owned, not a constant */
+	s->key = NULL;
+	cJSON_AddItemToArray(s->into, n);       /* never fails for a fresh node */
+	return true;
+}
+
+/* A string node owning v (cJSON_CreateString would copy it). */
+static bool add_string(struct scan *s, char *v)
+{
+	cJSON *n = v ? cJSON_CreateNull() : NULL;
+
+	if (!n) {
+		cJSON_free(v);
+		s->nomem = true;
+		return false;
+	}
+	n->type = cJSON_String;
+	n->valuestring = v;
+	return add(s, n);
 }
 
 static bool is_digit(char c)
@@ -189,6 +256,13 @@ static bool member_name(struct scan *s, const char **k, size_t *kn)
 {
 	if (!string(s, k, kn))
 		return false;
+	if (s->into) {
+		cJSON_free(s->key);     /* NULL: every value read takes its name */
+		if (!(s->key = decoded(*k, *kn))) {
+			s->nomem = true;
+			return false;
+		}
+	}
 	skip_ws(s);
 	if (s->p >= s->end || *s->p != ':')
 		return false;
@@ -207,14 +281,21 @@ static bool container(struct scan *s, int depth, bool top)
 {
 	bool obj = *s->p == '{';
 	char close = obj ? '}' : ']';
+	cJSON *parent = s->into, *n;
 	int more;
 
 	if (depth >= JSONRPC_SPLICE_MAX_DEPTH)
 		return false;
+	if (parent) {
+		if (!add(s, n = obj ? cJSON_CreateObject() : cJSON_CreateArray()))
+			return false;
+		s->into = n;    /* its members, until it closes (a refusal drops the tree) */
+	}
 	copy(s, s->p++, 1);
 	skip_ws(s);
 	if (s->p < s->end && *s->p == close) {
 		copy(s, s->p++, 1);
+		s->into = parent;
 		return true;
 	}
 	do {
@@ -236,24 +317,54 @@ static bool container(struct scan *s, int depth, bool top)
 		}
 		more = next_item(s, close);
 	} while (more > 0);
+	s->into = parent;
 	return more == 0;
+}
+
+/* A request's number as cJSON reads it: strtod of its text (this process keeps the C
+ * locale, so '.' is the decimal point cJSON puts in), stored with cJSON's int saturation. */
+static bool add_number(struct scan *s, const char *b, size_t n)
+{
+	char text[32];  /* number() took at most 15 digits, a sign, '.', 'e', a sign, 3 digits */
+
+	if (n >= sizeof(text))
+		return false;   /* cannot be: refused all the same, to the full parse */
+	memcpy(text, b, n);
+	text[n] = '\0';
+	return add(s, cJSON_CreateNumber(strtod(text, NULL)));
+}
+
+/* cJSON's parse also sets valueint to 1 for true (cJSON_CreateTrue does not). */
+static bool add_true(struct scan *s)
+{
+	cJSON *n = cJSON_CreateTrue();
+
+	if (n)
+		n->valueint = 1;
+	return add(s, n);
 }
 
 static bool value(struct scan *s, int depth, bool top)
 {
-	const char *k;
+	const char *k, *b = s->p;
 	size_t kn;
 
 	if (s->p >= s->end)
 		return false;
 	switch (*s->p) {
 	case '{': case '[': return container(s, depth, top);
-	case '"': return string(s, &k, &kn);
-	case 't': return lit(s, "true");
-	case 'f': return lit(s, "false");
-	case 'n': return lit(s, "null");
+	case '"':
+		if (!string(s, &k, &kn))
+			return false;
+		return !s->into || add_string(s, decoded(k, kn));
+	case 't': return lit(s, "true") && (!s->into || add_true(s));
+	case 'f': return lit(s, "false") && (!s->into || add(s, cJSON_CreateFalse()));
+	case 'n': return lit(s, "null") && (!s->into || add(s, cJSON_CreateNull()));
 	/* 9 digits: always within int, which cJSON prints with %d */
-	default: return s->req ? number(s) : integer(s, 9, NULL);
+	default:
+		if (!s->req)
+			return integer(s, 9, NULL);
+		return number(s) && (!s->into || add_number(s, b, (size_t)(s->p - b)));
 	}
 }
 
@@ -280,7 +391,7 @@ static bool envelope(struct scan *s, envelope_member *member, void *arg)
 		if (!member_name(s, &k, &kn))
 			return false;
 		if (is_key(k, kn, "jsonrpc") && !have_ver) {
-			if (!lit(s, "\"2.0\""))
+			if (!lit(s, "\"2.0\"") || (s->into && !add_string(s, decoded("2.0", 3))))
 				return false;
 			have_ver = true;
 		} else if (!member(s, k, kn, arg)) {
@@ -321,7 +432,7 @@ static bool response_member(struct scan *s, const char *k, size_t kn, void *arg)
 
 cJSON *jsonrpc_splice_response(const char *text, size_t len)
 {
-	struct scan s = { text, text + len, NULL, false };
+	struct scan s = { .p = text, .end = text + len };
 	struct response_env e = { 0 };
 	cJSON *msg = NULL, *raw = NULL;
 
@@ -387,10 +498,16 @@ static bool params_text(struct scan *s, struct jsonrpc_request_text *t)
 	const char *k;
 	size_t kn;
 	bool have_name = false;
+	cJSON *parent = s->into, *params = NULL;
 	int more;
 
 	if (s->p >= s->end || *s->p != '{')
 		return false;
+	if (parent) {
+		if (!add(s, params = cJSON_CreateObject()))
+			return false;
+		s->into = params;
+	}
 	copy(s, s->p++, 1);
 	skip_ws(s);
 	do {
@@ -398,7 +515,7 @@ static bool params_text(struct scan *s, struct jsonrpc_request_text *t)
 			return false;
 		if (is_key(k, kn, "name") && !have_name) {
 			char *at = s->o;
-			if (!string(s, &k, &kn))
+			if (!string(s, &k, &kn) || (s->into && !add_string(s, decoded(k, kn))))
 				return false;
 			t->name_at = (size_t)(at - t->text);
 			t->name_len = (size_t)(s->o - at);
@@ -412,6 +529,7 @@ static bool params_text(struct scan *s, struct jsonrpc_request_text *t)
 		}
 		more = next_item(s, '}');
 	} while (more > 0);
+	s->into = parent;
 	return more == 0 && have_name;
 }
 
@@ -431,7 +549,8 @@ static bool request_member(struct scan *s, const char *k, size_t kn, void *arg)
 		return e->have_id;
 	}
 	if (is_key(k, kn, "method") && !e->have_method) {
-		e->have_method = string(s, &k, &kn);
+		e->have_method = string(s, &k, &kn) &&
+				 (!s->into || add_string(s, decoded(k, kn)));
 		return e->have_method;
 	}
 	if (!is_key(k, kn, "params") || t->text)
@@ -451,16 +570,24 @@ static bool request_member(struct scan *s, const char *k, size_t kn, void *arg)
 	return true;
 }
 
-int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_text *t)
+int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_text *t,
+			   cJSON **tree)
 {
-	struct scan s = { text, text + len, NULL, true };
+	struct scan s = { .p = text, .end = text + len, .req = true };
 	struct request_env e = { t, false, false, -EINVAL };
 
 	memset(t, 0, sizeof(*t));
+	if (tree && !(s.into = *tree = cJSON_CreateObject()))
+		return -ENOMEM;
 	if (envelope(&s, request_member, &e) && e.have_id && e.have_method && t->text)
 		return 0;
 	jsonrpc_request_text_free(t);
-	return e.err;
+	cJSON_free(s.key);
+	if (tree) {
+		cJSON_Delete(*tree);
+		*tree = NULL;
+	}
+	return s.nomem ? -ENOMEM : e.err;
 }
 
 void jsonrpc_request_text_free(struct jsonrpc_request_text *t)

@@ -35,9 +35,9 @@ int jsonrpc_spliced(const cJSON *resp);
  * spliced) or -ENOMEM. */
 int jsonrpc_unsplice(cJSON *resp);
 
-/* The agent's tools/call request as the agent wrote it (issue 9). The front parses it in full
- * as before (everything is judged on that tree: name, schema, shapes, logged values), and
- * the request's params are also kept as their compact text, so that the upstream gets the
+/* The agent's tools/call request as the agent wrote it (issue 9). Everything is judged on the
+ * message's tree (name, schema, shapes, logged values), and the request's params are also
+ * kept as their compact text, so that the upstream gets the
  * agent's own bytes (its numbers digit for digit) instead of a print of the tree. Only what
  * the gateway forwards unchanged but for the tool's name is kept: {"jsonrpc":"2.0", "id",
  * "method", "params"} once each, params holding exactly "name" (a string) and maybe
@@ -52,9 +52,15 @@ struct jsonrpc_request_text {
 	bool has_args;
 };
 
-/* Keep a request's params as text: 0, -EINVAL (anything else: print the tree) or -ENOMEM;
- * *t is zeroed when not 0. */
-int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_text *t);
+/* Keep a request's params as text: 0, -EINVAL (anything else: parse it in full and print
+ * the tree) or -ENOMEM; *t is zeroed when not 0.
+ *
+ * With tree, the same pass also parses the message (issue 9): *tree is then the tree
+ * cJSON_ParseWithLength builds from text (the same nodes, names, strings and numbers, in
+ * the same order), NULL when not 0. The scanner's subset is what makes this short: no \u
+ * escape, numbers strtod reads as cJSON does, nothing after the message. */
+int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_text *t,
+			   cJSON **tree);
 void jsonrpc_request_text_free(struct jsonrpc_request_text *t);
 
 /* The params to send as a cJSON_Raw node: the kept text with the routed tree's name (the

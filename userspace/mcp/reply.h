@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+struct jsonrpc_request_text;
 struct reply;
 struct stream;
 
@@ -38,11 +39,10 @@ struct reply {
 	const char *traceparent, *tracestate;
 	const char *peer;
 	uint16_t peer_port;
-	/* The request's own text, while the request is handed over only (one message, not a
-	 * batch's element; NULL: not known): read and cleared when the call starts, which keeps
-	 * a tools/call's params as written (mcp/jsonrpc_splice.h). */
-	const char *body;
-	size_t body_len;
+	/* A tools/call's params as the agent wrote them, kept by the front's one-pass parse
+	 * (mcp/jsonrpc_splice.h), while the request is handed over only (one message, not a
+	 * batch's element; NULL: none): the call takes the text when it starts. */
+	struct jsonrpc_request_text *kept;
 	/* Answers this request gave before its final one: the input_required rounds of a
 	 * 2026-07-28 request (mcp/stateless.c counts them; the call's record reports them). */
 	unsigned rounds;

@@ -25,6 +25,7 @@
 #include "base/list.h"
 #include "mcp/call.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/jsonrpc_splice.h"
 #include "base/listen_unix.h"
 #include "base/listener.h"
 #include "base/log.h"
@@ -529,34 +530,16 @@ static void handle_stateless(struct front *f, struct http_req *req,
 	cJSON_Delete(msg);
 }
 
-static void handle_post(struct front *f, struct http_req *req,
-			const struct key_identity *who)
+/* One POSTed JSON text, parsed (msg, taken; NULL: not JSON), with a tools/call's params
+ * as written (kept; the call takes them). */
+static void serve_post(struct front *f, struct http_req *req, const struct key_identity *who,
+		       cJSON *msg, struct jsonrpc_request_text *kept)
 {
-	const char *accept = front_header(req, FH_ACCEPT), *ctype = front_header(req, FH_CONTENT_TYPE);
-	size_t len;
-	const char *body;
 	struct jsonrpc_msg m;
 	struct session *s;
-	cJSON *msg;
 	int code;
 	const char *why, *dup;
 
-	/* one pass over Accept (it comes with every call): any type, or both of the two */
-	static const char *const types[] = { "*/*", "application/json", "text/event-stream" };
-	uint32_t listed = accept ? http_list_match(accept, types, 3) : 0;
-
-	if (!(listed & 1) && (listed & 6) != 6) {
-		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
-			   "Accept must list application/json and text/event-stream");
-		return;
-	}
-	if (!ctype || strncasecmp(ctype, "application/json", 16)) {
-		send_error(req, 415, "Unsupported Media Type", JSONRPC_INVALID_REQUEST,
-			   "Content-Type must be application/json");
-		return;
-	}
-	body = http_req_body(req, &len);
-	msg = cJSON_ParseWithLength(body, len);
 	if (!msg) {
 		send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
 		return;
@@ -628,9 +611,40 @@ static void handle_post(struct front *f, struct http_req *req,
 		return;
 	}
 	http_req_on_gone(req, reply_closed, r);
-	r->base.body = body;    /* still the request's: read as the call starts */
-	r->base.body_len = len;
+	r->base.kept = kept;    /* handed over only: taken as the call starts */
 	router_request(f->r, s, who, msg, &m, &r->base);
+}
+
+static void handle_post(struct front *f, struct http_req *req,
+			const struct key_identity *who)
+{
+	const char *accept = front_header(req, FH_ACCEPT), *ctype = front_header(req, FH_CONTENT_TYPE);
+	struct jsonrpc_request_text kept;
+	const char *body;
+	size_t len;
+	cJSON *msg;
+
+	/* one pass over Accept (it comes with every call): any type, or both of the two */
+	static const char *const types[] = { "*/*", "application/json", "text/event-stream" };
+	uint32_t listed = accept ? http_list_match(accept, types, 3) : 0;
+
+	if (!(listed & 1) && (listed & 6) != 6) {
+		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
+			   "Accept must list application/json and text/event-stream");
+		return;
+	}
+	if (!ctype || strncasecmp(ctype, "application/json", 16)) {
+		send_error(req, 415, "Unsupported Media Type", JSONRPC_INVALID_REQUEST,
+			   "Content-Type must be application/json");
+		return;
+	}
+	/* A plain tools/call in one pass, its params kept as written (issue 9); anything
+	 * else, or that pass out of memory, by cJSON in full. */
+	body = http_req_body(req, &len);
+	if (jsonrpc_splice_request(body, len, &kept, &msg))
+		msg = cJSON_ParseWithLength(body, len);
+	serve_post(f, req, who, msg, &kept);
+	jsonrpc_request_text_free(&kept);      /* unless the call took it */
 }
 
 static void handle_get(struct front *f, struct http_req *req, const struct key_identity *who)
