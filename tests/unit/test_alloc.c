@@ -1,4 +1,4 @@
-/* test_alloc: cJSON's allocator with the event loop's cache of small blocks
+/* test_alloc: cJSON's allocator with the event loop's cache of small blocks (up to 1016 bytes)
  * (base/alloc_cache.c): blocks come back for reuse only where the cache was started, every
  * block holds what was asked, kept blocks are poisoned under AddressSanitizer, and stopping
  * frees them (LeakSanitizer checks that at exit). */
@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -37,6 +38,18 @@ static void test_reuse_by_class(void)
 	CU_ASSERT_PTR_EQUAL(alloc_cache_get(72), b);   /* 70 and 72: one class */
 	free(a);                                /* plain free takes them, as anywhere */
 	free(b);
+	/* the larger classes, 64 bytes apart from 184 up: the structs a call makes */
+	a = alloc_cache_get(300);
+	memset(a, 'a', 300);
+	alloc_cache_put(a);
+	b = alloc_cache_get(313);               /* past 312: the next class */
+	CU_ASSERT_PTR_NOT_EQUAL(b, a);
+	memset(b, 'b', 313);
+	CU_ASSERT_PTR_EQUAL(alloc_cache_get(249), a);  /* 249 .. 312: one class */
+	alloc_cache_put(b);
+	CU_ASSERT_PTR_EQUAL(alloc_cache_get(376), b);
+	free(a);
+	free(b);
 	alloc_cache_stop();
 }
 
@@ -45,16 +58,17 @@ static void test_reuse_by_class(void)
  * class. */
 static void test_every_size_holds_its_bytes(void)
 {
-	enum { N = 64 };
-	void *p[N * 2];
+	enum { N = 1100 };      /* past the largest class (1016) */
+	static void *p[N];
 
 	alloc_cache_start();
 	for (int round = 0; round < 3; round++) {
-		for (size_t n = 0; n < N * 2; n++) {
+		for (size_t n = 0; n < N; n++) {
 			p[n] = alloc_cache_get(n + 1);
+			CU_ASSERT(malloc_usable_size(p[n]) >= n + 1);
 			memset(p[n], (int)n, n + 1);
 		}
-		for (size_t n = 0; n < N * 2; n++) {
+		for (size_t n = 0; n < N; n++) {
 			const unsigned char *c = p[n];
 			CU_ASSERT(c[0] == (unsigned char)n && c[n] == (unsigned char)n);
 			alloc_cache_put(p[n]);
@@ -85,6 +99,10 @@ static void test_bounded(void)
 		alloc_cache_put(p[i]);
 	for (int i = 0; i < N; i++)
 		p[i] = alloc_cache_get(64);
+	for (int i = 0; i < N; i++)
+		alloc_cache_put(p[i]);
+	for (int i = 0; i < N; i++)            /* a larger class, bounded by bytes */
+		p[i] = alloc_cache_get(900);
 	for (int i = 0; i < N; i++)
 		alloc_cache_put(p[i]);
 	alloc_cache_stop();

@@ -1,16 +1,19 @@
-/* alloc_cache: cJSON's small blocks kept for reuse on the event loop's thread.
+/* alloc_cache: the event loop's small blocks kept for reuse on its thread.
  *
  * A call makes and frees a few dozen JSON nodes and short strings (its request's tree, the
- * record's, the upstream's envelope), and a loop turn serves many calls at once: it frees
- * hundreds of blocks of a few sizes, then takes as many back the next turn. glibc's per-thread
- * cache keeps 7 blocks a size; the rest went through the arena's bins and their lock, ~7 %
- * of the loop's time in the proxy benchmark. Here each size class keeps up to CLASS_MAX.
+ * record's, the upstream's envelope) and a few structs of a few hundred bytes (the upstream
+ * exchange, the pending entry, the budget hold), and a loop turn serves many calls at once: it
+ * frees hundreds of blocks of a few sizes, then takes as many back the next turn. glibc's
+ * per-thread cache keeps 7 blocks a size; the rest went through the arena's bins and their
+ * lock, ~7 % of the loop's time in the proxy benchmark. Here each size class keeps up to
+ * CLASS_MAX blocks, or CLASS_BYTES for the larger classes.
  *
  * Only a thread that asked (alloc_cache_start) keeps blocks; elsewhere this is malloc and
- * free. A class is a usable size, 24 to 120 bytes in steps of 16: a block is put in the
- * largest class its usable size (malloc_usable_size) covers, so whatever allocated it, a
- * block taken from a class holds that class's bytes. Under AddressSanitizer a kept block is
- * poisoned, so a use after free is still caught. */
+ * free. A class is a usable size: 24 to 120 bytes in steps of 16, then 184 to 1016 in steps
+ * of 64 (every one of them a size glibc's chunks give exactly). A block is put in the largest
+ * class its usable size (malloc_usable_size) covers, so whatever allocated it, a block taken
+ * from a class holds that class's bytes. Under AddressSanitizer a kept block is poisoned, so
+ * a use after free is still caught. */
 #include "base/alloc.h"
 
 #include <malloc.h>
@@ -27,10 +30,14 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define CLASSES 7
+#define SMALL 7                 /* 24 .. 120 in steps of 16 */
+#define CLASSES 21              /* then 184 .. 1016 in steps of 64 */
 #define CLASS_MIN 24
 #define CLASS_STEP 16
-#define CLASS_MAX 512           /* blocks kept a class: 252 KiB at most in all */
+#define SMALL_MAX 120
+#define BIG_STEP 64
+#define CLASS_MAX 512           /* blocks kept a class: 252 KiB at most for the small ones */
+#define CLASS_BYTES 65536       /* a larger class keeps what fits in this: 896 KiB in all */
 
 struct block { struct block *next; };
 
@@ -42,12 +49,23 @@ struct cache {
 
 static _Thread_local struct cache cache;
 
-static size_t class_size(int c) { return CLASS_MIN + (size_t)c * CLASS_STEP; }
+static size_t class_size(int c)
+{
+	return c < SMALL ? CLASS_MIN + (size_t)c * CLASS_STEP
+			 : SMALL_MAX + (size_t)(c - SMALL + 1) * BIG_STEP;
+}
+
+static uint32_t class_max(int c)
+{
+	return c < SMALL ? CLASS_MAX : (uint32_t)(CLASS_BYTES / class_size(c));
+}
 
 void *alloc_cache_get(size_t n)
 {
 	if (cache.on && n <= class_size(CLASSES - 1)) {
-		int c = n <= CLASS_MIN ? 0 : (int)((n - CLASS_MIN + CLASS_STEP - 1) / CLASS_STEP);
+		int c = n <= CLASS_MIN ? 0
+			: n <= SMALL_MAX ? (int)((n - CLASS_MIN + CLASS_STEP - 1) / CLASS_STEP)
+			: SMALL - 1 + (int)((n - SMALL_MAX + BIG_STEP - 1) / BIG_STEP);
 		struct block *b = cache.head[c];
 
 		if (!b)
@@ -71,8 +89,9 @@ void alloc_cache_put(void *p)
 		free(p);
 		return;
 	}
-	c = (int)((u - CLASS_MIN) / CLASS_STEP);
-	if (c >= CLASSES || cache.n[c] >= CLASS_MAX) {
+	c = u <= SMALL_MAX ? (int)((u - CLASS_MIN) / CLASS_STEP)
+			   : SMALL - 1 + (int)((u - SMALL_MAX) / BIG_STEP);
+	if (c >= CLASSES || cache.n[c] >= class_max(c)) {
 		free(p);
 		return;
 	}

@@ -378,7 +378,7 @@ void budget_release(struct budget *b, struct budget_resv *r)
 	for (size_t i = 0; i < r->n; i++)
 		r->e[i].c->reserved -= r->cost;
 	resv_unlink(b, r);
-	free(r);
+	alloc_cache_put(r);     /* one a call: kept for the next (base/alloc.h) */
 }
 
 int budget_commit(struct budget *b, struct budget_resv *r, store_done_fn cb, void *arg)
@@ -418,7 +418,7 @@ int budget_commit_amount(struct budget *b, struct budget_resv *r, int64_t amount
 	if (b->st && r->cost && r->n)
 		rc = store_charge(b->st, items, r->n, cb, arg);
 	resv_unlink(b, r);
-	free(r);
+	alloc_cache_put(r);
 	return rc;
 }
 

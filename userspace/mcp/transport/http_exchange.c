@@ -192,7 +192,7 @@ static void finish(struct http_exchange *x, int err, const char *why, const char
 	void *arg = x->arg;
 
 	curl_xfer_end(&x->easy, &x->hdrs);
-	free(x);
+	alloc_cache_put(x);     /* one a call: kept for the next (base/alloc.h) */
 	if (cb.done)
 		cb.done(arg, err, why, detail);
 }
@@ -412,7 +412,7 @@ void http_exchange_cancel(struct http_exchange *x)
 		return;
 	http_request_cancel(x->req);
 	curl_xfer_end(&x->easy, &x->hdrs);
-	free(x);
+	alloc_cache_put(x);
 }
 
 const char *http_exchange_header(struct http_exchange *x, const char *name)
