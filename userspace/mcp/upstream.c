@@ -58,9 +58,10 @@ struct link {
 	bool closing;
 };
 
+/* The link's own ids, numbered in order: no client picks them (base/htab.h). */
 static uint64_t pending_hash(const struct htab *t, const void *key)
 {
-	return htab_hash_u64(t, *(const uint64_t *)key);
+	return htab_hash_words(t, key, 1);
 }
 
 static bool pending_eq(const struct htab_node *n, const void *key)
@@ -96,7 +97,7 @@ static void pending_free(struct pending *p)
 		event_del(&p->timer);
 	cJSON_Delete(p->progress_token);
 	cJSON_Delete(p->queued);
-	free(p);
+	alloc_cache_put(p);     /* one a call: kept for the next (base/alloc.h) */
 }
 
 /* Finish a call with `response` (taken over); p is unlinked and freed. */
