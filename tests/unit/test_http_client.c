@@ -123,6 +123,10 @@ static void test_lengths_and_eof(void)
 	s = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nConnection: Close\r\n\r\n";
 	CU_ASSERT_EQUAL(parse(s, strlen(s), &g), (ssize_t)strlen(s));
 	CU_ASSERT(g.heads == 1 && g.status == 204 && !g.keep_alive && g.len == 0);
+	/* a status line without its reason phrase */
+	s = "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok";
+	CU_ASSERT_EQUAL(parse(s, strlen(s), &g), (ssize_t)strlen(s));
+	CU_ASSERT(g.status == 200 && g.len == 2);
 	s = "HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n";
 	CU_ASSERT_EQUAL(parse(s, strlen(s), &g), (ssize_t)strlen(s));
 	CU_ASSERT(g.status == 202 && !g.keep_alive);
@@ -164,6 +168,12 @@ static void test_malformed(void)
 		"HTTP/1.1 101 Switching Protocols\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n",  /* a CR alone */
+		"HTTP/1.1 200 OK\r\n\rX: a\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200\r\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 20\r\nContent-Length: 0\r\n\r\n",           /* a status line too short */
 		"HTTP/1.1 200 OK\r\n: x\r\n\r\n",
 		"HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nbody",
 		"<html>nonsense</html>\r\n\r\n",

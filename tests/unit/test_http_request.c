@@ -348,6 +348,11 @@ static void test_parse_bad_request_lines(void)
 		BAD("GET / HTTP/1.1\n\n"),                      /* bare LF */
 		BAD("GET / HTTP/1.1\r\nHost: h\n\r\n"),
 		BAD("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"),       /* a CR without its LF */
+		BAD("GET / HTTP/1.1\r\n\rX: a\r\n\r\n"),       /* ... at a line's start */
+		BAD("GET / HTTP/1.1\r\nX: a\r\n\r\r\n\r\n"),   /* ... the only byte of a line */
+		BAD("GET / HTTP/1.1\r\nX: a\r\r\n\r\n"),       /* ... before a CRLF */
+		BAD("GET / HTTP/1.1\r\r\n\r\n"),               /* ... ending the request line */
+		BAD("GET /\r HTTP/1.1\r\n\r\n"),               /* ... in the request line */
 		BAD("GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n"),     /* control character in a value */
 		BAD("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n"),       /* NUL */
 		BAD("GET / HTTP/1.1\r\n folded\r\n\r\n"),       /* obs-fold */

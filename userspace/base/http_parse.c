@@ -171,8 +171,21 @@ static char *status_line(struct http_parser *p, char *s, size_t n)
 	return e;
 }
 
-/* Split the head (NUL-terminated lines, CRLFs already NULs) into start line and headers;
- * decide how the body is delimited. */
+/* The line at s ends at its first CR, which must begin its CRLF: both become NULs. Returns
+ * the line's end (the first NUL) or NULL (a CR without its LF). Every LF of a head comes after
+ * a CR (feed_head checked), so line by line this also finds any CR alone. */
+static char *line_end(char *s, const char *end)
+{
+	char *cr = memchr(s, '\r', (size_t)(end - s));
+
+	if (!cr || cr[1] != '\n')
+		return NULL;
+	cr[0] = cr[1] = '\0';
+	return cr;
+}
+
+/* Split the head (CRLF-terminated lines, the blank line last) into start line and headers,
+ * each line NUL-terminated in place; decide how the body is delimited. */
 static int parse_head(struct http_parser *p, char *s, size_t n)
 {
 	char *end = s + n, *line, *next, *colon, *v, *e;
@@ -180,12 +193,15 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 	bool have_len = false;
 	uint64_t len = 0;
 
-	e = p->request ? request_line(p, s) : status_line(p, s, n);
-	if (!e)
+	if (!(e = line_end(s, end)))
+		return -EPROTO;
+	if (!(p->request ? request_line(p, s) : status_line(p, s, (size_t)(e - s))))
 		return -EPROTO;
 	p->head.nheaders = 0;
-	for (line = e + 2; line < end && *line; line = next) {
-		next = line + strlen(line) + 2;         /* CRLF became 2 NULs */
+	for (line = e + 2; *line != '\r'; line = next) {
+		if (!(e = line_end(line, end)))
+			return -EPROTO;
+		next = e + 2;
 		if (is_ows(*line))
 			return -EPROTO;                 /* obs-fold */
 		for (colon = line; is_tchar((unsigned char)*colon); colon++)
@@ -196,7 +212,7 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 		*colon = '\0';
 		for (v = colon + 1; is_ows(*v); v++)
 			;
-		e = next - 2;   /* no control character: the head was checked whole (feed_head) */
+		/* e: the line's end; no control character: the head was checked whole (feed_head) */
 		while (e > v && is_ows(e[-1]))
 			*--e = '\0';
 		if (p->head.nheaders == HTTP_HEADERS_MAX)
@@ -219,6 +235,8 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 			expect = v;
 		}
 	}
+	if (line + 2 != end)
+		return -EPROTO;         /* a CR alone at a line's start: not the blank line */
 	p->head.keep_alive = p->head.minor >= 1 && !(conn && http_list_has(conn, "close"));
 	if (te) {
 		if (have_len || strcasecmp(te, "chunked") != 0)
@@ -343,16 +361,10 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 	size_t used = head_len - p->len;
 	reserve(p, head_len + 1);
 	memcpy(p->buf + p->len, d, used);
-	/* CRLF -> NUL NUL; a control character (NUL too), or a CR without its LF, anywhere is
-	 * malformed (every LF was checked above) */
+	/* a control character (NUL too) anywhere is malformed; a CR without its LF too, which
+	 * parse_head finds as it ends each line (every LF was checked above) */
 	if (has_ctl((const unsigned char *)p->buf, head_len))
 		return fail(p, -EPROTO);
-	for (char *cr = p->buf; (cr = memchr(cr, '\r', head_len - (size_t)(cr - p->buf)));
-	     cr += 2) {
-		if (cr[1] != '\n')
-			return fail(p, -EPROTO);
-		cr[0] = cr[1] = '\0';
-	}
 	p->len = 0;
 	if ((rc = parse_head(p, p->buf, head_len)) != 0)
 		return fail(p, rc);
