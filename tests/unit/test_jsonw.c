@@ -66,6 +66,17 @@ static void test_members(void)
 	static const int64_t ints[] = { 0, 1, -1, 999999999999999LL, 1000000000000000LL,
 					-1000000000000000LL, INT64_MAX, INT64_MIN + 1 };
 	cJSON *o = cJSON_CreateObject(), *tree = cJSON_Parse("{\"a\":[1,2.5,\"x\"],\"b\":null}");
+	/* subtrees written here (integers below 1e15 only) and by cJSON (any other number,
+	 * however deep): the same bytes */
+	static const char *const trees[] = {
+		"{\"text\":\"hello\",\"n\":[0,-1,2147483648,-999999999999999,{}],\"t\":true,"
+		"\"f\":false,\"z\":null,\"e\\\"\\u0001\":\"tab\\there\\n\\u00e9\\u007f\",\"a\":[[[]]]}",
+		"{\"deep\":{\"x\":[1,{\"y\":-0}]}}",
+		"[1,1e15]",
+		"{\"p\":0.30000000000000004}",
+		"[\"s\",123456789012345.5]",
+		"{\"shape\":{\"text\":\"string\",\"n\":\"number\"}}",
+	};
 	struct jsonw w = { 0 };
 	char name[16];
 
@@ -82,6 +93,14 @@ static void test_members(void)
 	}
 	cJSON_AddItemReferenceToObject(o, "tree", tree);
 	jsonw_member_tree(&w, "tree", tree);
+	cJSON *parsed[sizeof(trees) / sizeof(trees[0])];
+	for (size_t i = 0; i < sizeof(trees) / sizeof(trees[0]); i++) {
+		snprintf(name, sizeof(name), "t%zu", i);
+		parsed[i] = cJSON_Parse(trees[i]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(parsed[i]);
+		cJSON_AddItemReferenceToObject(o, name, parsed[i]);
+		jsonw_member_tree(&w, name, parsed[i]);
+	}
 	cJSON_AddBoolToObject(o, "yes", true);
 	jsonw_member_bool(&w, "yes", true);
 	cJSON_AddBoolToObject(o, "no", false);
@@ -96,6 +115,8 @@ static void test_members(void)
 	cJSON_free(ref);
 	cJSON_Delete(o);
 	cJSON_Delete(tree);
+	for (size_t i = 0; i < sizeof(trees) / sizeof(trees[0]); i++)
+		cJSON_Delete(parsed[i]);
 	jsonw_free(&w);
 }
 

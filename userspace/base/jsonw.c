@@ -9,9 +9,10 @@
 
 #include "base/alloc.h"
 
-static void reserve(struct jsonw *w, size_t more)
+/* Inline: a record makes some sixty writes, each first checking for room. */
+static inline __attribute__((always_inline)) void reserve(struct jsonw *w, size_t more)
 {
-	w->buf = xreserve(w->buf, w->len + more + 1, &w->cap, 512);
+	w->buf = xreserve(w->buf, w->len + more + 1, &w->cap, JSONW_FIRST);
 }
 
 void jsonw_reset(struct jsonw *w)
@@ -25,14 +26,6 @@ void jsonw_free(struct jsonw *w)
 {
 	free(w->buf);
 	*w = (struct jsonw){ 0 };
-}
-
-void jsonw_raw(struct jsonw *w, const char *s, size_t n)
-{
-	reserve(w, n);
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-	w->buf[w->len] = '\0';
 }
 
 #define RAW(w, lit) jsonw_raw((w), (lit), sizeof(lit) - 1)
@@ -82,26 +75,6 @@ void jsonw_str(struct jsonw *w, const char *s)
 	w->len = (size_t)(o - w->buf);
 }
 
-static void name(struct jsonw *w, const char *n, size_t k)
-{
-	reserve(w, k + 4);
-	char *o = w->buf + w->len;
-	*o++ = ',';
-	*o++ = '"';
-	memcpy(o, n, k);
-	o += k;
-	*o++ = '"';
-	*o++ = ':';
-	*o = '\0';
-	w->len = (size_t)(o - w->buf);
-}
-
-void jsonw_member_str_n(struct jsonw *w, const char *n, size_t k, const char *s)
-{
-	name(w, n, k);
-	jsonw_str(w, s);
-}
-
 /* "00" to "99": two digits a division (a record has a dozen numbers, most of several digits) */
 static const char digit_pairs[201] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
@@ -138,10 +111,21 @@ static void digits(struct jsonw *w, int64_t v)
 	w->len += jsonw_int_text(w->buf + w->len, v);
 }
 
-/* v as cJSON prints it, through cJSON itself: a record's subtrees (arguments, results, shapes)
- * and the numbers it does not print as digits (an integer of 1e15 or more, a fraction, -0). */
+static int value(struct jsonw *w, const cJSON *v, int depth, bool as_cjson);
+
+/* v as cJSON prints it: a record's subtrees (arguments, results, shapes) and the numbers it
+ * does not print as digits (an integer of 1e15 or more, a fraction, -0). Written here when
+ * every number in it is an integer below 1e15 (most arguments and every shape: the bytes are
+ * cJSON's, see value()), by cJSON itself otherwise. */
 static void tree(struct jsonw *w, const cJSON *v)
 {
+	size_t start = w->len;
+
+	if (value(w, v, 0, true) == 0)
+		return;
+	w->len = start;
+	if (w->buf)
+		w->buf[start] = '\0';
 	for (;;) {
 		size_t room = w->cap - w->len;
 
@@ -161,9 +145,8 @@ static bool plain_int(double d)
 	return d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && signbit(d));
 }
 
-void jsonw_member_int_n(struct jsonw *w, const char *n, size_t k, int64_t v)
+void jsonw_int(struct jsonw *w, int64_t v)
 {
-	name(w, n, k);
 	if (v > -1000000000000000LL && v < 1000000000000000LL) {
 		digits(w, v);
 		return;
@@ -173,18 +156,8 @@ void jsonw_member_int_n(struct jsonw *w, const char *n, size_t k, int64_t v)
 	tree(w, &num);
 }
 
-void jsonw_member_bool_n(struct jsonw *w, const char *n, size_t k, bool b)
+void jsonw_tree(struct jsonw *w, const cJSON *v)
 {
-	name(w, n, k);
-	if (b)
-		RAW(w, "true");
-	else
-		RAW(w, "false");
-}
-
-void jsonw_member_tree_n(struct jsonw *w, const char *n, size_t k, const cJSON *v)
-{
-	name(w, n, k);
 	if (cJSON_IsNumber(v) && plain_int(v->valuedouble))
 		digits(w, (int64_t)v->valuedouble);
 	else
@@ -211,7 +184,10 @@ static void exact_number(struct jsonw *w, double d)
 	jsonw_raw(w, buf, (size_t)n);
 }
 
-static int value(struct jsonw *w, const cJSON *v, int depth)
+/* as_cjson: the bytes cJSON prints, or -EAGAIN for a number cJSON prints its own way (other
+ * than an integer below 1e15, which it prints as these digits): its 15 significant digits
+ * are compared within an epsilon, and -0 is "0". */
+static int value(struct jsonw *w, const cJSON *v, int depth, bool as_cjson)
 {
 	if (depth > 1000)       /* deeper than cJSON parses (CJSON_NESTING_LIMIT) */
 		return -ELOOP;
@@ -219,7 +195,11 @@ static int value(struct jsonw *w, const cJSON *v, int depth)
 	case cJSON_False: RAW(w, "false"); return 0;
 	case cJSON_True: RAW(w, "true"); return 0;
 	case cJSON_NULL: RAW(w, "null"); return 0;
-	case cJSON_Number: exact_number(w, v->valuedouble); return 0;
+	case cJSON_Number:
+		if (as_cjson && !plain_int(v->valuedouble))
+			return -EAGAIN;
+		exact_number(w, v->valuedouble);
+		return 0;
 	case cJSON_String:
 		jsonw_str(w, v->valuestring ? v->valuestring : "");
 		return 0;
@@ -240,7 +220,7 @@ static int value(struct jsonw *w, const cJSON *v, int depth)
 				jsonw_str(w, c->string ? c->string : "");   /* as cJSON prints it */
 				RAW(w, ":");
 			}
-			int rc = value(w, c, depth + 1);
+			int rc = value(w, c, depth + 1, as_cjson);
 			if (rc)
 				return rc;
 		}
@@ -254,7 +234,7 @@ static int value(struct jsonw *w, const cJSON *v, int depth)
 int jsonw_value(struct jsonw *w, const cJSON *v)
 {
 	size_t start = w->len;
-	int rc = v ? value(w, v, 0) : -EINVAL;
+	int rc = v ? value(w, v, 0, false) : -EINVAL;
 
 	if (rc) {
 		w->len = start;

@@ -15,48 +15,84 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/alloc.h"
+
 struct jsonw {
 	char *buf;              /* NUL-terminated after every write */
 	size_t len, cap;
 };
 
+#define JSONW_FIRST 512         /* the buffer's first size: a record fits */
+
 void jsonw_reset(struct jsonw *w);
 void jsonw_free(struct jsonw *w);
 
-void jsonw_raw(struct jsonw *w, const char *s, size_t n);
+/* n bytes as they are. Inline: most are a literal's few bytes (a brace, a colon, a member's
+ * name), which the compiler then copies without a call. */
+static inline void jsonw_raw(struct jsonw *w, const char *s, size_t n)
+{
+	w->buf = xreserve(w->buf, w->len + n + 1, &w->cap, JSONW_FIRST);
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
 /* A JSON string (quoted, escaped as cJSON escapes it). */
 void jsonw_str(struct jsonw *w, const char *s);
-/* The members: ,"name":value. Plain names only (the records' own, which need no escape).
- * The _n functions take the name's length; the inline forms give it, folded at compile
- * time for a literal. */
-/* ,"name":"s" */
-void jsonw_member_str_n(struct jsonw *w, const char *name, size_t name_len, const char *s);
-/* ,"name":n — integers print as plain digits, as cJSON prints an integral double. */
-void jsonw_member_int_n(struct jsonw *w, const char *name, size_t name_len, int64_t n);
-/* ,"name":true|false */
-void jsonw_member_bool_n(struct jsonw *w, const char *name, size_t name_len, bool b);
-/* ,"name":<v printed by cJSON>; a number that is an integer below 1e15 as plain digits (as
- * the records' top-level numbers are printed: base/log.c). */
-void jsonw_member_tree_n(struct jsonw *w, const char *name, size_t name_len, const cJSON *v);
+/* A value for the records: n as plain digits (as cJSON prints an integral double) below 1e15,
+ * as cJSON prints it above. */
+void jsonw_int(struct jsonw *w, int64_t n);
+/* v as cJSON prints it; a number that is an integer below 1e15 as plain digits (as the
+ * records' top-level numbers are printed: base/log.c). */
+void jsonw_tree(struct jsonw *w, const cJSON *v);
 
+/* The members: ,"name":value. Plain names only (the records' own, which need no escape).
+ * Inline: a literal name's length is folded and its bytes copied without a call. */
+static inline void jsonw_name(struct jsonw *w, const char *name)
+{
+	size_t k = strlen(name);
+	char *o;
+
+	w->buf = xreserve(w->buf, w->len + k + 5, &w->cap, JSONW_FIRST);
+	o = w->buf + w->len;
+	o[0] = ',';
+	o[1] = '"';
+	memcpy(o + 2, name, k);
+	o[k + 2] = '"';
+	o[k + 3] = ':';
+	o[k + 4] = '\0';
+	w->len += k + 4;
+}
+
+/* ,"name":"s" */
 static inline void jsonw_member_str(struct jsonw *w, const char *name, const char *s)
 {
-	jsonw_member_str_n(w, name, strlen(name), s);
+	jsonw_name(w, name);
+	jsonw_str(w, s);
 }
 
+/* ,"name":n (jsonw_int) */
 static inline void jsonw_member_int(struct jsonw *w, const char *name, int64_t n)
 {
-	jsonw_member_int_n(w, name, strlen(name), n);
+	jsonw_name(w, name);
+	jsonw_int(w, n);
 }
 
+/* ,"name":true|false */
 static inline void jsonw_member_bool(struct jsonw *w, const char *name, bool b)
 {
-	jsonw_member_bool_n(w, name, strlen(name), b);
+	jsonw_name(w, name);
+	if (b)
+		jsonw_raw(w, "true", 4);
+	else
+		jsonw_raw(w, "false", 5);
 }
 
+/* ,"name":<v> (jsonw_tree) */
 static inline void jsonw_member_tree(struct jsonw *w, const char *name, const cJSON *v)
 {
-	jsonw_member_tree_n(w, name, strlen(name), v);
+	jsonw_name(w, name);
+	jsonw_tree(w, v);
 }
 
 /* 1 for the bytes a JSON string cannot hold as they are: the controls (NUL too, so that a
