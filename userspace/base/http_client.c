@@ -22,6 +22,10 @@
 #include "base/jsonw.h"
 #include "base/list.h"
 
+/* A literal appended at p, returning its end: a copy of known length (stpcpy of a literal
+ * is a call). */
+#define PUT(p, lit) ((char *)mempcpy((p), (lit), sizeof(lit) - 1))
+
 enum conn_state {
 	C_CONNECTING,           /* non-blocking connect in progress: waiting for writable */
 	C_SENDING,              /* request partly written: waiting for writable */
@@ -519,13 +523,13 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 	p = stpcpy(p, s->method);
 	*p++ = ' ';
 	p = stpcpy(p, s->target);
-	p = stpcpy(p, " HTTP/1.1\r\nHost: ");
+	p = PUT(p, " HTTP/1.1\r\nHost: ");
 	p = stpcpy(p, s->host);
-	p = stpcpy(p, "\r\nUser-Agent: mcpwarden\r\n");
+	p = PUT(p, "\r\nUser-Agent: mcpwarden\r\n");
 	if (s->has_body) {
-		p = stpcpy(p, "Content-Length: ");
+		p = PUT(p, "Content-Length: ");
 		p += jsonw_int_text(p, (int64_t)s->body_len);
-		p = stpcpy(p, "\r\n");
+		p = PUT(p, "\r\n");
 	}
 	if (hl)
 		p = mempcpy(p, s->headers, hl);

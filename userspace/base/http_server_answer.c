@@ -17,6 +17,10 @@
 #include "base/jsonw.h"
 #include "base/log.h"
 
+/* A literal appended at p, returning its end: a copy of known length (stpcpy of a literal
+ * is a call). */
+#define PUT(p, lit) ((char *)mempcpy((p), (lit), sizeof(lit) - 1))
+
 #define HEAD_MAX 1024                   /* our status line and headers, but the set ones */
 
 static void conn_want_write(struct http_conn *c);
@@ -183,32 +187,32 @@ static size_t head_print(struct http_req *r, char **buf, size_t *cap, int status
 		reason = http_reason(status);
 	*buf = xreserve(*buf, HEAD_MAX + r->hlen + strlen(reason) + (ctype ? strlen(ctype) : 0),
 			cap, 1024);
-	p = stpcpy(*buf, "HTTP/1.1 ");
+	p = PUT(*buf, "HTTP/1.1 ");
 	p += jsonw_int_text(p, status);
 	*p++ = ' ';
 	p = stpcpy(p, reason);
-	p = stpcpy(p, "\r\nDate: ");
+	p = PUT(p, "\r\nDate: ");
 	p = stpcpy(p, http_date_now());
-	p = stpcpy(p, "\r\n");
+	p = PUT(p, "\r\n");
 	for (unsigned i = 0; i < r->nout; i++)
 		p = mempcpy(p, r->hbuf + r->out[i].off, r->out[i].len);
 	if (ctype) {
-		p = stpcpy(p, "Content-Type: ");
+		p = PUT(p, "Content-Type: ");
 		p = stpcpy(p, ctype);
-		p = stpcpy(p, "\r\n");
+		p = PUT(p, "\r\n");
 	}
 	if (length >= 0) {
-		p = stpcpy(p, "Content-Length: ");
+		p = PUT(p, "Content-Length: ");
 		p += jsonw_int_text(p, length);
-		p = stpcpy(p, "\r\n");
+		p = PUT(p, "\r\n");
 	} else if (r->chunked) {
-		p = stpcpy(p, "Transfer-Encoding: chunked\r\n");
+		p = PUT(p, "Transfer-Encoding: chunked\r\n");
 	}
 	if (!r->keep_alive)
-		p = stpcpy(p, "Connection: close\r\n");
+		p = PUT(p, "Connection: close\r\n");
 	else if (r->c->parser.head.minor == 0)
-		p = stpcpy(p, "Connection: keep-alive\r\n");
-	p = stpcpy(p, "\r\n");
+		p = PUT(p, "Connection: keep-alive\r\n");
+	p = PUT(p, "\r\n");
 	return (size_t)(p - *buf);
 }
 
