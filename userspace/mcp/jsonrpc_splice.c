@@ -31,10 +31,17 @@ static void copy(struct scan *s, const char *from, size_t n)
 	}
 }
 
-static void skip_ws(struct scan *s)
+static __attribute__((noinline)) void skip_ws_run(struct scan *s)
 {
 	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
 		s->p++;
+}
+
+/* Inline, for compact JSON: most calls find no white space at all. */
+static inline void skip_ws(struct scan *s)
+{
+	if (s->p < s->end && (unsigned char)*s->p <= ' ')
+		skip_ws_run(s);
 }
 
 /* After a member or element: 1 when another follows (its ',' and the white space after it
