@@ -44,7 +44,7 @@ struct block { struct block *next; };
 struct cache {
 	bool on;
 	struct block *head[CLASSES];
-	uint32_t n[CLASSES];
+	uint32_t room[CLASSES];         /* blocks a class may still keep */
 };
 
 static _Thread_local struct cache cache;
@@ -72,7 +72,7 @@ void *alloc_cache_get(size_t n)
 			return xmalloc(class_size(c));
 		UNPOISON(b, class_size(c));
 		cache.head[c] = b->next;
-		cache.n[c]--;
+		cache.room[c]++;
 		return b;
 	}
 	return xmalloc(n);
@@ -91,19 +91,23 @@ void alloc_cache_put(void *p)
 	}
 	c = u <= SMALL_MAX ? (int)((u - CLASS_MIN) / CLASS_STEP)
 			   : SMALL - 1 + (int)((u - SMALL_MAX) / BIG_STEP);
-	if (c >= CLASSES || cache.n[c] >= class_max(c)) {
+	if (c >= CLASSES || !cache.room[c]) {
 		free(p);
 		return;
 	}
 	struct block *b = p;
 	b->next = cache.head[c];
 	cache.head[c] = b;
-	cache.n[c]++;
+	cache.room[c]--;
 	POISON(b, class_size(c));
 }
 
 void alloc_cache_start(void)
 {
+	if (cache.on)
+		return;
+	for (int c = 0; c < CLASSES; c++)
+		cache.room[c] = class_max(c);
 	cache.on = true;
 }
 
@@ -117,6 +121,6 @@ void alloc_cache_stop(void)
 			cache.head[c] = b->next;
 			free(b);
 		}
-		cache.n[c] = 0;
+		cache.room[c] = 0;
 	}
 }
