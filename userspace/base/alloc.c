@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include <event2/event.h>
 
 static _Noreturn void oom(size_t n)
 {
@@ -99,11 +100,18 @@ char *xstrndup(const char *s, size_t n)
 	return d;
 }
 
+static void *ev_realloc(void *p, size_t n)
+{
+	return xrealloc(p, n);
+}
+
 void alloc_init(void)
 {
 	cJSON_Hooks h = { alloc_cache_get, alloc_cache_put };
 
 	cJSON_InitHooks(&h);
+	/* libevent's too: a call's timer and buffers come and go with it */
+	event_set_mem_functions(alloc_cache_get, ev_realloc, alloc_cache_put);
 }
 
 void strv_free(char **v)

@@ -13,7 +13,8 @@
 
 #include <stddef.h>
 
-/* Install the aborting allocator into cJSON. Call once, first thing in main(). */
+/* Install the aborting allocator into cJSON and libevent (whose first call must come after).
+ * Call once, first thing in main(). */
 void alloc_init(void);
 
 void *xmalloc(size_t n) __attribute__((malloc, returns_nonnull));
