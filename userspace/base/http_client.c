@@ -221,8 +221,8 @@ static int conn_new(struct http_pool *pool, struct conn **out)
 
 static void request_free(struct http_request *r)
 {
-	free(r->head);
-	free(r);
+	alloc_cache_put(r->head);       /* one of each a call: kept for the next (base/alloc.h) */
+	alloc_cache_put(r);
 }
 
 /* Detach the request, call done, free it. The connection is already pooled or closed. */
@@ -519,7 +519,7 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 
 	/* Put together with copies, not printf: a request leaves on every call. */
 	size_t cap = strlen(s->method) + strlen(s->target) + strlen(s->host) + hl + 96;
-	p = r->head = xmalloc(cap);
+	p = r->head = alloc_cache_get(cap);
 	p = stpcpy(p, s->method);
 	*p++ = ' ';
 	p = stpcpy(p, s->target);

@@ -243,7 +243,8 @@ cJSON *jsonrpc_notification(const char *method, cJSON *params)
 
 char *jsonrpc_print(cJSON *msg)
 {
-	struct jsonw w = { 0 };
+	/* from the loop's cache: one for the upstream and one for the agent every call */
+	struct jsonw w = { alloc_cache_get(JSONW_FIRST), 0, JSONW_FIRST };
 
 	if (jsonw_value(&w, msg)) {
 		jsonw_free(&w);

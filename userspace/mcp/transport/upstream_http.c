@@ -236,10 +236,10 @@ static void call_free(struct call *c)
 		c->h->stream = NULL;
 	event_free_opt(c->timer);
 	evbuffer_free(c->buf);
-	free(c->hdrs);
+	alloc_cache_put(c->hdrs);
 	sse_parser_free(c->sse);
 	cJSON_Delete(c->id);
-	free(c->body);
+	alloc_cache_put(c->body);
 	alloc_cache_put(c);
 }
 
@@ -394,7 +394,7 @@ static int add_header(struct call *c, const char *name, const char *value)
 		return -E2BIG;
 	if (need > c->hdrs_cap) {
 		c->hdrs_cap = need < 512 ? 512 : need * 2;
-		c->hdrs = xrealloc(c->hdrs, c->hdrs_cap);
+		c->hdrs = c->hdrs ? xrealloc(c->hdrs, c->hdrs_cap) : alloc_cache_get(c->hdrs_cap);
 	}
 	char *p = c->hdrs + c->hdrs_len;
 	memcpy(p, name, nl);
