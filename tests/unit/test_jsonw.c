@@ -117,6 +117,16 @@ static void test_members(void)
 	cJSON_Delete(tree);
 	for (size_t i = 0; i < sizeof(trees) / sizeof(trees[0]); i++)
 		cJSON_Delete(parsed[i]);
+	/* a subtree neither can print (a node of no JSON type): null, not a buffer grown until
+	 * memory runs out */
+	cJSON bad = { .type = cJSON_Invalid };
+	cJSON *arr = cJSON_CreateArray();
+	cJSON_AddItemReferenceToArray(arr, &bad);
+	jsonw_reset(&w);
+	jsonw_raw(&w, "{\"a\":1", 6);
+	jsonw_member_tree(&w, "bad", arr);
+	CU_ASSERT_STRING_EQUAL(w.buf, "{\"a\":1,\"bad\":null");
+	cJSON_Delete(arr);
 	jsonw_free(&w);
 }
 

@@ -120,8 +120,9 @@ static int value(struct jsonw *w, const cJSON *v, int depth, bool as_cjson);
 static void tree(struct jsonw *w, const cJSON *v)
 {
 	size_t start = w->len;
+	int rc = value(w, v, 0, true);
 
-	if (value(w, v, 0, true) == 0)
+	if (rc == 0)
 		return;
 	w->len = start;
 	if (w->buf)
@@ -129,9 +130,13 @@ static void tree(struct jsonw *w, const cJSON *v)
 	for (;;) {
 		size_t room = w->cap - w->len;
 
+		/* a node of no JSON type: cJSON cannot print it either, whatever the room */
+		if (rc == -EINVAL || room >= INT32_MAX) {
+			RAW(w, "null");
+			return;
+		}
 		if (room > 64 &&
-		    cJSON_PrintPreallocated((cJSON *)v, w->buf + w->len, (int)(room > INT32_MAX
-								? INT32_MAX : room), 0)) {
+		    cJSON_PrintPreallocated((cJSON *)v, w->buf + w->len, (int)room, 0)) {
 			w->len += strlen(w->buf + w->len);
 			return;
 		}
