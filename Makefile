@@ -41,8 +41,11 @@ else
 # (docs/performance.md). An archive of LTO objects needs gcc-ar's symbol index. At the link,
 # inlined across units, -Wmaybe-uninitialized misreads out-parameters set only on success
 # (x in `if (get(&x) == 0) use(x)`); each unit's own compile still checks it under -Werror.
-CFLAGS    += -O2 -flto=auto
-LDFLAGS   += -O2 -flto=auto -Wno-maybe-uninitialized
+# -fno-plt: a call into a shared library (libc's string functions, cJSON, libevent: hundreds a
+# request) jumps through the GOT, not a PLT stub first: 2 % fewer instructions and 6 % fewer
+# instruction-cache misses a call (docs/performance.md). Symbols are bound at load.
+CFLAGS    += -O2 -flto=auto -fno-plt
+LDFLAGS   += -O2 -flto=auto -fno-plt -Wno-maybe-uninitialized
 AR        := gcc-ar
 endif
 
