@@ -3,7 +3,8 @@
 #   make deps       install Debian packages and the pinned npm test tools (idempotent)
 #   make run        deps + build + start the sidecar on examples/mcpwarden.json
 #   make test       deps + sanitizer build in build/test + every test suite
-#   make bench      benchmarks (tools/bench)
+#   make bench      benchmarks (tools/bench), of the build make pgo makes
+#   make pgo        the profile-guided release build in build/pgo (what make image ships)
 #   make tsan       ThreadSanitizer build in build/tsan + the suites that run threads
 #   make fuzz       libFuzzer targets (tests/fuzz, clang, build/fuzz), each run FUZZ_SECONDS (20)
 #   make image      the OCI image localhost/mcpwarden:$(VERSION) with buildah, offline (FROM scratch)
@@ -48,6 +49,21 @@ CFLAGS    += -O2 -flto=auto -fno-plt
 LDFLAGS   += -O2 -flto=auto -fno-plt -Wno-maybe-uninitialized
 AR        := gcc-ar
 endif
+# MODE=pgo: the release build laid out by a profile of the request path, in two phases that
+# scripts/pgo.sh runs (`make pgo`): PGO_PHASE=gen counts what a training run executes, then
+# PGO_PHASE=use builds again from those counts in the same directory (gcc finds them beside
+# the objects). Code the training never ran (wardenctl's own files) has no profile.
+ifeq ($(MODE),pgo)
+ifeq ($(PGO_PHASE),gen)
+CFLAGS    += -fprofile-generate -fprofile-update=atomic
+LDFLAGS   += -fprofile-generate -fprofile-update=atomic
+else ifeq ($(PGO_PHASE),use)
+CFLAGS    += -fprofile-use -fprofile-partial-training -Wno-missing-profile
+LDFLAGS   += -fprofile-use -fprofile-partial-training -Wno-missing-profile
+else
+$(error MODE=pgo needs PGO_PHASE=gen or use: run make pgo)
+endif
+endif
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(B)/%.bpf.o,$(BPF_SRCS))
@@ -73,7 +89,7 @@ BENCH_BIN := $(patsubst tools/bench/%.c,$(B)/bench-bin/%,$(BENCH_BIN_SRCS))
 FUZZ      := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps run test bench clean check-build image fuzz fuzz-build tsan
+.PHONY: all deps run test bench clean check-build image fuzz fuzz-build tsan pgo bench-build
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -145,9 +161,16 @@ test: deps
 	$(MAKE) MODE=test check-build
 	@tests/run.sh build/test
 
-bench: deps
-	$(MAKE) all $(BENCH) $(BENCH_BIN)
-	@tools/bench/run.sh build/rel
+# The benchmarks measure what users run: the profile-guided build of make image.
+bench: pgo
+	@tools/bench/run.sh build/pgo
+
+bench-build: $(BENCH) $(BENCH_BIN)
+
+# The release build with a profile (docs/performance.md): instrumented, trained on the proxy
+# benchmark's workload, built again from the profile, in build/pgo.
+pgo: deps
+	@scripts/pgo.sh
 
 # ThreadSanitizer build in build/tsan and the suites that exercise the threads (tests/tsan.sh).
 tsan:
@@ -159,10 +182,9 @@ fuzz:
 	$(MAKE) MODE=fuzz fuzz-build
 	@tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
-# Always from the release build, whatever MODE says: the image is what users run.
-image:
-	$(MAKE) MODE=rel all
-	@scripts/image.sh build/rel $(VERSION)
+# Always the profile-guided release build, whatever MODE says: the image is what users run.
+image: pgo
+	@scripts/image.sh build/pgo $(VERSION)
 
 clean:
 	rm -rf build

@@ -106,10 +106,9 @@ int cgroup_path_of(const char *root, uint64_t id, char *buf, size_t len)
 		return fd == -ESTALE ? -ENOENT : fd;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, full, sizeof(full) - 1);
-	if (n < 0)
-		ret = -errno;
+	ret = n < 0 ? -errno : 0;
 	close(fd);
-	if (ret < 0)
+	if (n < 0)
 		return ret;
 	full[n] = 0;
 	/* Below the mount: "/a/b"; the root itself: "/". */
