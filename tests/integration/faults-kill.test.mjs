@@ -12,7 +12,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupRoot, connectHttp, enforcementSkip, httpUpstream, makeKey, makeTempDir, paths,
-	removeTempDir, startDaemon, startFixture, startProcess, uninstallPins } from './lib.mjs';
+	removeCgroupAtExit, removeTempDir, startDaemon, startFixture, startProcess, uninstallPins,
+	uninstallPinsAtExit } from './lib.mjs';
 
 const ROUNDS = 20;
 const WORKERS = 6;
@@ -54,6 +55,8 @@ describe('kill -9 under load, 20 times', { skip: skip || (hasSqlite3() ? false :
 	const cgdir = join(cgroupRoot, tag);
 	const stateDir = makeTempDir('mcpwarden-k9-');
 	let fixture = null, watcher = null, daemon = null;
+	uninstallPinsAtExit(pinDir);
+	removeCgroupAtExit(cgdir);
 	after(async () => {
 		if (daemon)
 			await daemon.kill();

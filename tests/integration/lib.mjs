@@ -78,12 +78,22 @@ export function cgroupTree(tag) {
 		for (const d of made.sort((a, b) => b.length - a.length))
 			try { rmdirSync(d); } catch { /* a process still in it: left */ }
 	};
+	onExit(() => {
+		for (const d of made.sort((a, b) => b.length - a.length))
+			rmdirWhenEmpty(d);
+	});
 	return { base, mk, remove };
 }
 
 /** A kernel test's clean-up: `wardenctl uninstall` of the pins in pinDir (links, maps, the dir). */
 export function uninstallPins(pinDir) {
-	spawnSync(join(build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]);
+	if (existsSync(pinDir))
+		spawnSync(join(build, 'wardenctl'), ['uninstall', '--yes', '--pin-dir', pinDir]);
+}
+
+/** The same at exit, whatever ends the process (onExit): for pins a test may leave. */
+export function uninstallPinsAtExit(pinDir) {
+	onExit(() => uninstallPins(pinDir));
 }
 
 /**
@@ -93,6 +103,8 @@ export function uninstallPins(pinDir) {
  * cgroups of cg (cgroupTree or testCgroups) removed.
  */
 export function cleanUpAfter(t, live, { pinDir = null, cg = null } = {}) {
+	if (pinDir)
+		uninstallPinsAtExit(pinDir);
 	t.after(async () => {
 		for (const p of live())
 			await p?.stop(3000);
@@ -117,6 +129,10 @@ export function testCgroups(tag, names = []) {
 		for (const d of [...Object.values(dirs), base])
 			try { rmdirSync(d); } catch { /* a process still in it: left */ }
 	};
+	onExit(() => {
+		for (const d of [...Object.values(dirs), base])
+			rmdirWhenEmpty(d);
+	});
 	return { base, dirs, remove };
 }
 
@@ -171,13 +187,47 @@ export const ADMIN_RE = /^mcpwarden: admin (?:listening )?on (http:\/\/\S+)/;
 
 const live = new Set();	// child processes not yet exited
 const tempDirs = new Set();
+const atExit = [];	// kernel state the tests made (pins, cgroups), taken away at exit
+
+/**
+ * Run fn at this process's exit, whatever ends it: the tests' end, a failure, or a signal (a
+ * stopped runner, a CI job cancelled), which t.after hooks do not see. fn is synchronous and
+ * does nothing when what it removes is gone already (the after hook took it away).
+ */
+export function onExit(fn) {
+	atExit.push(fn);
+}
 
 process.on('exit', () => {
 	for (const p of live)
 		try { p.kill('SIGKILL'); } catch { /* already gone */ }
+	for (const fn of atExit.reverse())
+		try { fn(); } catch { /* the rest still runs */ }
 	for (const d of tempDirs)
 		rmSync(d, { recursive: true, force: true });
 });
+// A signal ends the process through exit(), so that the handler above runs.
+for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]])
+	process.on(sig, () => process.exit(128 + n));
+
+/** Remove cgroup directory d at exit, whatever ends the process (onExit). */
+export function removeCgroupAtExit(d) {
+	onExit(() => rmdirWhenEmpty(d));
+}
+
+/* rmdir of a cgroup whose last process was just killed: EBUSY until the kernel has reaped it. */
+function rmdirWhenEmpty(d) {
+	for (let i = 0; i < 50; i++) {
+		try {
+			rmdirSync(d);
+			return;
+		} catch (e) {
+			if (e.code !== 'EBUSY')
+				return;         /* ENOENT: gone already */
+			Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+		}
+	}
+}
 
 /** A fresh private temporary directory, removed at exit (or earlier by removeTempDir). */
 export function makeTempDir(prefix = 'mcpwarden-test-') {
