@@ -20,9 +20,10 @@ secs=${PGO_SECONDS:-2}
 mk() { env -u MAKEFLAGS -u MFLAGS make --no-print-directory -j"$(nproc)" MODE=pgo "$@"; }
 
 rm -rf "$b"
+mkdir -p "$b"
 echo "pgo: instrumented build in $b"
-mk PGO_PHASE=gen "$b/mcpwarden" "$b/bench-bin/mcp_upstream" >"$top/build/pgo-gen.log" 2>&1 ||
-	{ tail -30 "$top/build/pgo-gen.log"; echo "pgo: the instrumented build failed" >&2; exit 1; }
+mk PGO_PHASE=gen "$b/mcpwarden" "$b/bench-bin/mcp_upstream" >"$b/gen.log" 2>&1 ||
+	{ tail -30 "$b/gen.log"; echo "pgo: the instrumented build failed" >&2; exit 1; }
 
 echo "pgo: training run (tools/bench/proxy_bench.sh, ${secs}s at 1, 16 and 64 connections)"
 BENCH_CONNECTIONS="1 16 64" BENCH_ROUNDS=1 BENCH_SECONDS="$secs" BENCH_STORE_COST=0 \
@@ -38,6 +39,6 @@ find "$b" -name '*.o' -delete
 find "$b/bench-bin" -name '*.gcda' -delete
 rm -f "$b/libwarden.a" "$b/mcpwarden" "$b"/bench-bin/* "$b/train.log"
 echo "pgo: build from $profiles profiles"
-mk PGO_PHASE=use all bench-build >"$top/build/pgo-use.log" 2>&1 ||
-	{ tail -30 "$top/build/pgo-use.log"; echo "pgo: the build from the profile failed" >&2; exit 1; }
+mk PGO_PHASE=use all bench-build >"$b/use.log" 2>&1 ||
+	{ tail -30 "$b/use.log"; echo "pgo: the build from the profile failed" >&2; exit 1; }
 echo "pgo: $b/mcpwarden built"
