@@ -89,7 +89,7 @@ BENCH_BIN := $(patsubst tools/bench/%.c,$(B)/bench-bin/%,$(BENCH_BIN_SRCS))
 FUZZ      := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps run test bench clean check-build image fuzz fuzz-build tsan pgo bench-build
+.PHONY: all deps run test bench clean check-build image fuzz fuzz-build tsan pgo bench-build FORCE
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -107,7 +107,16 @@ $(B)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h) $(wildcard include/*.h) | $(B)
 $(B)/%.skel.h: $(B)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-$(B)/obj/%.o: userspace/%.c $(HDRS) | $(SKELS)
+# The compiler and flags a build directory was made with: when they change (an option added
+# here, CC=clang), what they built is rebuilt; make itself compares only files' times. The
+# file is rewritten only when its text differs.
+FLAGS_FILE := $(B)/flags
+FLAGS_TEXT  = $(CC) $(CFLAGS) | $(LDFLAGS) | $(LDLIBS)
+$(FLAGS_FILE): FORCE | $(B)
+	@printf '%s\n' '$(FLAGS_TEXT)' | cmp -s - $@ || printf '%s\n' '$(FLAGS_TEXT)' >$@
+FORCE:
+
+$(B)/obj/%.o: userspace/%.c $(HDRS) $(FLAGS_FILE) | $(SKELS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -123,27 +132,27 @@ $(B)/obj/enforce/enforcer.o: $(SKELS)
 $(LIB): $(LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(B)/mcpwarden: $(B)/obj/main.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/mcpwarden: $(B)/obj/main.o $(LIB) $(FLAGS_FILE)
+	$(CC) $(LDFLAGS) -o $@ $(B)/obj/main.o $(LIB) $(LDLIBS)
 
 # wardenctl: one file per command group (tools/wardenctl/), linked with the library.
-$(B)/wardenctl: $(CTL_SRCS) tools/wardenctl/wardenctl.h $(LIB) $(HDRS) | $(SKELS)
+$(B)/wardenctl: $(CTL_SRCS) tools/wardenctl/wardenctl.h $(LIB) $(HDRS) $(FLAGS_FILE) | $(SKELS)
 	$(CC) $(CFLAGS) -Itools/wardenctl $(LDFLAGS) -o $@ $(CTL_SRCS) $(LIB) $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/*.h tests/unit/*.h) | $(B)/tests
+$(B)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/*.h tests/unit/*.h) $(FLAGS_FILE) | $(B)/tests
 	$(CC) $(CFLAGS) -Itests -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
 
-$(B)/tests/%: tests/kernel/%.c $(LIB) $(wildcard tests/*.h tests/kernel/*.h) | $(B)/tests
+$(B)/tests/%: tests/kernel/%.c $(LIB) $(wildcard tests/*.h tests/kernel/*.h) $(FLAGS_FILE) | $(B)/tests
 	$(CC) $(CFLAGS) -Itests -Itests/kernel $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcunit
 
-$(B)/bench/%: tools/bench/%.c $(LIB) | $(B)/bench
+$(B)/bench/%: tools/bench/%.c $(LIB) $(FLAGS_FILE) | $(B)/bench
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # Standalone: they use the libraries, not libwarden (what they measure is the daemon).
-$(B)/bench-bin/%: tools/bench/%.c | $(B)/bench-bin
+$(B)/bench-bin/%: tools/bench/%.c $(FLAGS_FILE) | $(B)/bench-bin
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent libcjson)
 
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB) $(wildcard tests/fuzz/*.h tests/*.h) | $(B)/fuzz
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB) $(wildcard tests/fuzz/*.h tests/*.h) $(FLAGS_FILE) | $(B)/fuzz
 	$(CC) $(CFLAGS) -Itests/fuzz $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 fuzz-build: $(FUZZ)
