@@ -1,4 +1,4 @@
-/* test_alloc: cJSON's allocator with the event loop's cache of small blocks (up to 1016 bytes)
+/* test_alloc: cJSON's allocator with the event loop's cache of small blocks (up to 1080 bytes)
  * (base/alloc_cache.c): blocks come back for reuse only where the cache was started, every
  * block holds what was asked, kept blocks are poisoned under AddressSanitizer, and stopping
  * frees them (LeakSanitizer checks that at exit). */
@@ -58,7 +58,7 @@ static void test_reuse_by_class(void)
  * class. */
 static void test_every_size_holds_its_bytes(void)
 {
-	enum { N = 1100 };      /* past the largest class (1016) */
+	enum { N = 1100 };      /* past the largest class (1080) */
 	static void *p[N];
 
 	alloc_cache_start();
@@ -82,6 +82,40 @@ static void test_every_size_holds_its_bytes(void)
 		memset(s, 'x', n);
 		alloc_cache_put(s);
 	}
+	alloc_cache_stop();
+}
+
+/* What a call makes outside cJSON comes back to the class it came from: libevent's buffer
+ * chain (1024 bytes: it took a new block from malloc every call while the largest class was
+ * 1016) and xstrdup's copies; xstrndup copies at most n bytes. */
+static void test_balanced_round_trips(void)
+{
+	alloc_cache_start();
+	void *chain = alloc_cache_get(1024);
+
+	memset(chain, 'c', 1024);
+	alloc_cache_put(chain);
+	CU_ASSERT_PTR_EQUAL(alloc_cache_get(1024), chain);
+	alloc_cache_put(chain);
+
+	char *s = xstrdup("tools/call echo");
+
+	CU_ASSERT_STRING_EQUAL(s, "tools/call echo");
+	alloc_cache_put(s);
+	CU_ASSERT_PTR_EQUAL(xstrdup("another target"), s);     /* 15 bytes each: one class */
+	CU_ASSERT_STRING_EQUAL(s, "another target");
+	alloc_cache_put(s);
+
+	char *t = xstrndup("upstream__tool", 8);
+
+	CU_ASSERT_STRING_EQUAL(t, "upstream");
+	alloc_cache_put(t);
+	t = xstrndup("short", 100);    /* n past the end: the whole string */
+	CU_ASSERT_STRING_EQUAL(t, "short");
+	free(t);
+	t = xstrdup("");
+	CU_ASSERT_STRING_EQUAL(t, "");
+	free(t);
 	alloc_cache_stop();
 }
 
@@ -163,6 +197,7 @@ static int suite_init(void)
 CU_MAIN("alloc", suite_init, NULL,
 	{ "a freed block is reused in its class", test_reuse_by_class },
 	{ "every size holds its bytes; foreign blocks taken", test_every_size_holds_its_bytes },
+	{ "a call's blocks come back to their class", test_balanced_round_trips },
 	{ "each class keeps a bounded number", test_bounded },
 	{ "cJSON trees through the cache", test_cjson_through_the_cache },
 	{ "a thread without the cache mallocs and frees", test_threads_keep_their_own })

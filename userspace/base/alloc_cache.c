@@ -6,11 +6,13 @@
  * frees hundreds of blocks of a few sizes, then takes as many back the next turn. glibc's
  * per-thread cache keeps 7 blocks a size; the rest went through the arena's bins and their
  * lock, ~7 % of the loop's time in the proxy benchmark. Here each size class keeps up to
- * CLASS_MAX blocks, or CLASS_BYTES for the larger classes.
+ * CLASS_MAX blocks, or CLASS_BYTES for the larger classes: the store's operations come back
+ * from its writer a thousand at a time, and a call makes three blocks of their class.
  *
  * Only a thread that asked (alloc_cache_start) keeps blocks; elsewhere this is malloc and
- * free. A class is a usable size: 24 to 120 bytes in steps of 16, then 184 to 1016 in steps
- * of 64 (every one of them a size glibc's chunks give exactly). A block is put in the largest
+ * free. A class is a usable size: 24 to 120 bytes in steps of 16, then 184 to 1080 in steps
+ * of 64 (every one of them a size glibc's chunks give exactly; 1080 holds libevent's 1024-byte
+ * buffer chain). A block is put in the largest
  * class its usable size (malloc_usable_size) covers, so whatever allocated it, a block taken
  * from a class holds that class's bytes. Under AddressSanitizer a kept block is poisoned, so
  * a use after free is still caught. */
@@ -31,13 +33,13 @@
 #endif
 
 #define SMALL 7                 /* 24 .. 120 in steps of 16 */
-#define CLASSES 21              /* then 184 .. 1016 in steps of 64 */
+#define CLASSES 22              /* then 184 .. 1080 in steps of 64 */
 #define CLASS_MIN 24
 #define CLASS_STEP 16
 #define SMALL_MAX 120
 #define BIG_STEP 64
 #define CLASS_MAX 512           /* blocks kept a class: 252 KiB at most for the small ones */
-#define CLASS_BYTES 65536       /* a larger class keeps what fits in this: 896 KiB in all */
+#define CLASS_BYTES 262144      /* a larger class keeps what fits in this: 3.75 MiB in all */
 
 /* A class's kept blocks are a stack of pointers, not a list threaded through the blocks: a
  * take then reads only the stack, never the block, whose memory may have left the cache since

@@ -1,6 +1,8 @@
 /* hmap: string-keyed map on the one hash table. */
 #include "base/hmap.h"
 
+#include "base/alloc.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +49,7 @@ static void free_node(struct htab_node *hn, void *arg)
 
 	if (fc->free_value)
 		fc->free_value(n->value);
-	free(n);
+	alloc_cache_put(n);
 }
 
 void hmap_free(struct hmap *m, void (*free_value)(void *))
@@ -78,9 +80,7 @@ int hmap_put(struct hmap *m, const char *key, void *value, void **old)
 	if (old)
 		*old = NULL;
 	klen = strlen(key);
-	n = malloc(sizeof(*n) + klen + 1);
-	if (!n)
-		return -ENOMEM;
+	n = alloc_cache_get(sizeof(*n) + klen + 1);     /* a call's pending entry comes and goes */
 	n->value = value;
 	memcpy(n->key, key, klen + 1);
 	htab_insert_hashed(&m->t, &n->hn, h);
@@ -115,7 +115,7 @@ void *hmap_del(struct hmap *m, const char *key)
 	n = htab_entry(hn, struct node, hn);
 	htab_remove(&m->t, hn);
 	v = n->value;
-	free(n);
+	alloc_cache_put(n);
 	return v;
 }
 

@@ -899,7 +899,7 @@ int gate_settle(struct gate *g, struct gate_ticket *t, bool success,
 		rc = budget_commit(g->budget, t->resv, cb, arg);
 	else
 		budget_release(g->budget, t->resv);
-	free(t);
+	alloc_cache_put(t);     /* one a call (base/alloc.h) */
 	return rc;
 }
 

@@ -207,9 +207,9 @@ static void call_free(struct call *c)
 	cJSON_Delete(c->args_shape);
 	cJSON_Delete(c->logged_args);
 	cJSON_Delete(c->resp);
-	free(c->target);
-	free(c->upname);
-	free(c->note);
+	alloc_cache_put(c->target);     /* xstrdup'd on the loop: its kept blocks */
+	alloc_cache_put(c->upname);
+	alloc_cache_put(c->note);
 	call_release(c);
 	metrics_request_end();
 }

@@ -85,7 +85,7 @@ static void run_done(struct store *st)
 				  strerror(-op->err));
 		if (op->cb)
 			op->cb(op->arg, op->err);
-		free(op);
+		alloc_cache_put(op);
 	}
 }
 
@@ -125,7 +125,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 static int enqueue(struct store *st, struct op *op)
 {
 	if (st->stopping) {
-		free(op);
+		alloc_cache_put(op);
 		return -ECANCELED;
 	}
 	if (list_empty(&st->staged))

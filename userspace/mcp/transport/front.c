@@ -148,7 +148,7 @@ static void reply_closed(void *arg)
 
 	if (r->gone)
 		r->gone(r->gone_arg);
-	free(r);
+	alloc_cache_put(r);
 }
 
 static void reply_set_gone(struct reply *base, void (*fn)(void *arg), void *arg)
@@ -193,7 +193,7 @@ static void batch_child_finish(struct front_reply *r, cJSON *response)
 	list_del(&r->in_batch);
 	if (response)
 		cJSON_AddItemToArray(b->responses, response);
-	free(r);
+	alloc_cache_put(r);
 	batch_done(b);
 }
 
@@ -262,7 +262,7 @@ static void reply_write_final(struct reply *base, cJSON *response)
 		http_req_send(r->req, 202, "Accepted", NULL, NULL, 0);
 	}
 	cJSON_Delete(response);
-	free(r);
+	alloc_cache_put(r);
 }
 
 static const struct reply_ops front_reply_ops = { reply_write_event, reply_write_final,
@@ -284,16 +284,15 @@ static void reply_trace_view(struct front *f, struct http_req *req, struct reply
 	base->peer_port = port;
 }
 
+/* One a request: from the loop's kept blocks, and freed back to them (base/alloc.h). */
 static struct front_reply *reply_new(struct front *f, struct http_req *req)
 {
-	struct front_reply *r = calloc(1, sizeof(*r));
+	struct front_reply *r = xcalloc(1, sizeof(*r));
 
-	if (r) {
-		r->base.ops = &front_reply_ops;
-		r->f = f;
-		r->req = req;
-		reply_trace_view(f, req, &r->base);
-	}
+	r->base.ops = &front_reply_ops;
+	r->f = f;
+	r->req = req;
+	reply_trace_view(f, req, &r->base);
 	return r;
 }
 
@@ -394,7 +393,7 @@ static void batch_closed(void *arg)
 		list_del(&r->in_batch);
 		if (r->gone)
 			r->gone(r->gone_arg);
-		free(r);
+		alloc_cache_put(r);
 	}
 	cJSON_Delete(b->responses);
 	free(b);
@@ -473,12 +472,6 @@ static void handle_batch(struct front *f, struct http_req *req,
 			continue;
 		}
 		struct front_reply *r = reply_new(f, req);
-		if (!r) {
-			cJSON_AddItemToArray(b->responses, jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR,
-									 "out of memory", NULL));
-			cJSON_Delete(msg);
-			continue;
-		}
 		r->batch = b;
 		list_add(&r->in_batch, &b->children);
 		b->pending++;
@@ -509,19 +502,13 @@ static void handle_stateless(struct front *f, struct http_req *req,
 
 	if (!status) {
 		r = reply_new(f, req);
-		if (!r) {
-			send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR,
-				   "out of memory");
-			cJSON_Delete(msg);
-			return;
-		}
 		http_req_on_gone(req, reply_closed, r);
 		status = stateless_request(f->r, who, msg, m, &r->base, &err);
 		msg = NULL;
 		if (!status)
 			return;
 		http_req_on_gone(req, NULL, NULL);
-		free(r);
+		alloc_cache_put(r);
 	}
 	front_refused(req, status, err);
 	send_json(req, status, status == 404 ? "Not Found" : status == 429 ? "Too Many Requests"
@@ -605,11 +592,6 @@ static void serve_post(struct front *f, struct http_req *req, const struct key_i
 		return;
 	}
 	struct front_reply *r = reply_new(f, req);
-	if (!r) {
-		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
-		cJSON_Delete(msg);
-		return;
-	}
 	http_req_on_gone(req, reply_closed, r);
 	r->base.kept = kept;    /* handed over only: taken as the call starts */
 	router_request(f->r, s, who, msg, &m, &r->base);
