@@ -264,6 +264,43 @@ static void test_intern(void)
 	intern_free(in);                            /* with c and d still referenced */
 }
 
+/* The memo of recent lookups never answers for another name: names that share a pair of
+ * slots (same first and last 8 bytes and length), a name released and its id reused for another, and
+ * every prefix of a name, each get their own id or none. */
+static void test_intern_memo(void)
+{
+	static const char x[] = "key-0000-xxxxxxxx-0000-end", y[] = "key-0000-yyyyyyyy-0000-end",
+			  z[] = "key-0000-zzzzzzzz-0000-end";
+	struct intern *in;
+	uint32_t a, b, c, e;
+
+	CU_ASSERT_FATAL(intern_new(0, &in) == 0);
+	a = intern_get(in, x, sizeof(x) - 1);
+	CU_ASSERT_EQUAL(intern_find(in, y, sizeof(y) - 1), INTERN_NONE);
+	b = intern_get(in, y, sizeof(y) - 1);
+	CU_ASSERT(a != INTERN_NONE && b != INTERN_NONE && a != b);
+	e = intern_get(in, z, sizeof(z) - 1);
+	CU_ASSERT(e != INTERN_NONE && e != a && e != b);
+	for (int i = 0; i < 3; i++) {               /* three names for a pair of slots */
+		CU_ASSERT_EQUAL(intern_find(in, x, sizeof(x) - 1), a);
+		CU_ASSERT_EQUAL(intern_find(in, y, sizeof(y) - 1), b);
+		CU_ASSERT_EQUAL(intern_find(in, z, sizeof(z) - 1), e);
+		CU_ASSERT_EQUAL(intern_find(in, y, sizeof(y) - 1), b);
+	}
+	for (size_t n = 0; n < sizeof(x) - 1; n++)
+		CU_ASSERT_EQUAL(intern_find(in, x, n), INTERN_NONE);
+	intern_put(in, a);                          /* released while remembered */
+	CU_ASSERT_EQUAL(intern_find(in, x, sizeof(x) - 1), INTERN_NONE);
+	c = intern_get(in, "another", 7);           /* takes a's id */
+	CU_ASSERT_EQUAL(c, a);
+	CU_ASSERT_EQUAL(intern_find(in, x, sizeof(x) - 1), INTERN_NONE);
+	CU_ASSERT_EQUAL(intern_find(in, "another", 7), c);
+	CU_ASSERT_EQUAL(intern_get(in, y, sizeof(y) - 1), b);  /* a second reference */
+	intern_put(in, b);
+	CU_ASSERT_EQUAL(intern_find(in, y, sizeof(y) - 1), b);
+	intern_free(in);
+}
+
 CU_MAIN("htab", NULL, NULL,
 	{ "integer keys, growth, removal while iterating", test_integer_keys },
 	{ "no bucket array while empty", test_empty_holds_nothing },
@@ -271,4 +308,5 @@ CU_MAIN("htab", NULL, NULL,
 	{ "string keys, per-table seeds", test_string_keys_and_seed },
 	{ "hmap: NULL until the first put", test_hmap_lazy },
 	{ "intrusive list", test_list },
-	{ "interned names", test_intern })
+	{ "interned names", test_intern },
+	{ "interned names: the memo never answers for another", test_intern_memo })

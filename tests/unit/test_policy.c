@@ -417,6 +417,17 @@ static void test_compile_large(void)
 	CU_ASSERT_EQUAL(policy_cache_views(c), 10 * 3);
 	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", "p20", &cv), 0);
 	CU_ASSERT_PTR_EQUAL(cv, first);
+	/* The pair found last answers again at once, and only for itself. */
+	const struct policy_view *p20 = cv, *p21, *alone;
+	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", "p20", &cv), 0);
+	CU_ASSERT_PTR_EQUAL(cv, p20);
+	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", "p21", &p21), 0);
+	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", NULL, &alone), 0);
+	CU_ASSERT(p21 != p20 && alone != p20 && alone != p21);
+	CU_ASSERT_EQUAL(policy_cache_get(c, "p1", NULL, &cv), 0);
+	CU_ASSERT(cv != alone);
+	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", "p21", &cv), 0);
+	CU_ASSERT_PTR_EQUAL(cv, p21);
 	/* A key naming a missing policy gets a view that refuses everything, with the reason. */
 	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", "gone", &cv), 0);
 	CU_ASSERT_EQUAL(policy_view_count(cv), 0);
@@ -424,10 +435,13 @@ static void test_compile_large(void)
 	CU_ASSERT_STRING_EQUAL(why, "policy \"gone\" is not defined");
 	CU_ASSERT_EQUAL(policy_view_next(cv, 0), NENTRIES);
 	CU_ASSERT_EQUAL(policy_cache_get(c, NULL, "", &cv), -EINVAL);
-	/* A new catalogue drops every view; they are rebuilt against it on demand. */
+	/* A new catalogue drops every view, the one found last too; they are rebuilt against
+	 * it on demand. */
+	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", NULL, &cv), 0);
 	policy_cache_set_catalogue(c, entries, 10);
 	CU_ASSERT_EQUAL(policy_cache_views(c), 0);
 	CU_ASSERT_EQUAL(policy_cache_get(c, "p0", NULL, &cv), 0);
+	CU_ASSERT_EQUAL(policy_cache_views(c), 1);
 	CU_ASSERT_TRUE(policy_view_allows(cv, 1, NULL));      /* srv-0/get_1, read-only */
 	CU_ASSERT_FALSE(policy_view_allows(cv, 3, NULL));     /* srv-0/get_3, destructive */
 	CU_ASSERT_FALSE(policy_view_allows(cv, 11, NULL));    /* outside the new catalogue */

@@ -1,4 +1,5 @@
-/* intern: ids for names; an htab by name plus an array by id, free ids on a stack. */
+/* intern: ids for names; an htab by name plus an array by id, free ids on a stack, and a
+ * memo of the ids last looked up. */
 #include "base/intern.h"
 
 #include <errno.h>
@@ -15,12 +16,55 @@ struct name {
 	char s[];
 };
 
+/* The memo: a call looks up the same few names (its key, server and tool) as the calls before
+ * it, so a pair of slots chosen by a cheap mix of a name's ends and length remembers the ids
+ * found there, the newer first. A hit is checked against the name itself, so a stale or
+ * colliding slot is only a miss: the table's keyed hash (htab.h) still decides, and a client
+ * who picks names that share a pair gains nothing but the miss. */
+#define MEMO_BITS 6
+
 struct intern {
 	struct htab by_name;
 	struct name **by_id;    /* by_id[id]; [0] unused */
 	uint32_t *free_ids;     /* released ids, reused first */
+	uint32_t *memo;         /* 1 << MEMO_BITS ids or 0: a cache, filled by lookups too */
 	size_t nfree, cap, next, max;
 };
+
+static size_t memo_slot(const char *s, size_t n)
+{
+	uint64_t a = 0, b = 0;
+
+	memcpy(&a, s, n < 8 ? n : 8);
+	if (n > 8)
+		memcpy(&b, s + n - 8, 8);
+	a ^= (b << 1 | b >> 63) ^ (uint64_t)n << 56;
+	a ^= a >> 33;                           /* murmur3's finaliser */
+	a *= 0xff51afd7ed558ccdull;
+	a ^= a >> 33;
+	a *= 0xc4ceb9fe1a85ec53ull;
+	a ^= a >> 33;
+	return (size_t)(a >> (64 - MEMO_BITS)) & ~(size_t)1;    /* the pair's first slot */
+}
+
+static struct name *memo_get(const struct intern *in, size_t slot, const char *s, size_t n)
+{
+	for (size_t i = slot; i < slot + 2; i++) {
+		uint32_t id = in->memo[i];
+		struct name *nm = id ? in->by_id[id] : NULL;    /* NULL once released */
+
+		if (nm && nm->len == n && !memcmp(nm->s, s, n))
+			return nm;
+	}
+	return NULL;
+}
+
+static void memo_put(const struct intern *in, size_t slot, uint32_t id)
+{
+	if (in->memo[slot] != id)
+		in->memo[slot + 1] = in->memo[slot];
+	in->memo[slot] = id;
+}
 
 static bool name_eq(const struct htab_node *hn, const void *key)
 {
@@ -42,6 +86,7 @@ int intern_new(size_t max, struct intern **out)
 		free(in);
 		return rc;
 	}
+	in->memo = xcalloc((size_t)1 << MEMO_BITS, sizeof(*in->memo));
 	in->max = max && max < UINT32_MAX - 1 ? max : UINT32_MAX - 1;
 	in->next = 1;
 	*out = in;
@@ -56,32 +101,46 @@ void intern_free(struct intern *in)
 		free(in->by_id[id]);
 	free(in->by_id);
 	free(in->free_ids);
+	free(in->memo);
 	htab_fini(&in->by_name);
 	free(in);
 }
 
-static struct name *lookup(const struct intern *in, const char *s, size_t n, uint64_t *hash)
+/* The name s[0..n), or NULL; *slot is its memo slot. Found in the table, it is remembered
+ * there. *hash is set only when the table was asked (for an insert after a miss). */
+static struct name *lookup(const struct intern *in, const char *s, size_t n, size_t *slot,
+			   uint64_t *hash)
 {
 	struct htab_bytes key = { s, n };
 	struct htab_node *hn;
+	struct name *nm;
 
+	*slot = memo_slot(s, n);
+	if ((nm = memo_get(in, *slot, s, n)))
+		return nm;
 	*hash = htab_bytes_hash(&in->by_name, &key);
 	hn = htab_find_hashed(&in->by_name, &key, *hash);
-	return hn ? htab_entry(hn, struct name, hn) : NULL;
+	if (!hn)
+		return NULL;
+	nm = htab_entry(hn, struct name, hn);
+	memo_put(in, *slot, nm->id);
+	return nm;
 }
 
 uint32_t intern_find(const struct intern *in, const char *s, size_t n)
 {
-	uint64_t h;
-	struct name *nm = lookup(in, s, n, &h);
+	uint64_t h = 0;
+	size_t slot;
+	struct name *nm = lookup(in, s, n, &slot, &h);
 
 	return nm ? nm->id : INTERN_NONE;
 }
 
 uint32_t intern_get(struct intern *in, const char *s, size_t n)
 {
-	uint64_t h;
-	struct name *nm = lookup(in, s, n, &h);
+	uint64_t h = 0;
+	size_t slot;
+	struct name *nm = lookup(in, s, n, &slot, &h);
 	uint32_t id;
 
 	if (nm) {
@@ -108,6 +167,7 @@ uint32_t intern_get(struct intern *in, const char *s, size_t n)
 	nm->s[n] = '\0';
 	in->by_id[id] = nm;
 	htab_insert_hashed(&in->by_name, &nm->hn, h);
+	memo_put(in, slot, id);
 	return id;
 }
 

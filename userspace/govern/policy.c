@@ -778,6 +778,7 @@ struct policy_cache {
 	const struct policy_entry *entries;
 	size_t n;
 	struct htab views;              /* struct cached by struct pair_key */
+	const struct cached *last;      /* the last one found: a sidecar's calls mostly share it */
 };
 
 static uint64_t pair_hash(const struct htab *t, const void *key)
@@ -827,6 +828,7 @@ static void cached_free(struct htab_node *n, void *arg)
 void policy_cache_set_catalogue(struct policy_cache *c, const struct policy_entry *entries,
 				size_t n)
 {
+	c->last = NULL;
 	htab_drain(&c->views, cached_free, NULL);
 	c->entries = entries;
 	c->n = n;
@@ -845,9 +847,15 @@ int policy_cache_get(struct policy_cache *c, const char *policy, const char *tea
 	*out = NULL;
 	if (!*key.policy && !*key.team_policy)
 		return -EINVAL;
+	if (c->last && !strcmp(c->last->policy, key.policy) &&
+	    !strcmp(c->last->team_policy, key.team_policy)) {
+		*out = c->last->view;
+		return 0;
+	}
 	h = pair_hash(&c->views, &key);
 	if ((hn = htab_find_hashed(&c->views, &key, h))) {
-		*out = htab_entry(hn, struct cached, hnode)->view;
+		c->last = htab_entry(hn, struct cached, hnode);
+		*out = c->last->view;
 		return 0;
 	}
 	rc = policy_compile(c->ps, key.policy, key.team_policy, c->entries, c->n, &view);
@@ -860,6 +868,7 @@ int policy_cache_get(struct policy_cache *c, const char *policy, const char *tea
 	e->team_policy = xstrdup(key.team_policy);
 	e->view = view;
 	htab_insert_hashed(&c->views, &e->hnode, h);
+	c->last = e;
 	*out = view;
 	return 0;
 }
