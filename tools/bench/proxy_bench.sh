@@ -30,7 +30,10 @@
 # BENCH_INSTRUCTIONS (1; 0 skips it: one more mcpwarden under valgrind's callgrind, 16
 # connections, counting the instructions its event loop runs per call: a figure that does
 # not move with the machine's load, for comparing two builds; BENCH_INSTRUCTIONS=FILE also
-# keeps callgrind's output there, for callgrind_annotate).
+# keeps callgrind's output there, for callgrind_annotate), BENCH_INSTRUCTIONS_CONNECTIONS (16:
+# the connections of that run), BENCH_CACHE_SIM (0; 1: callgrind also simulates the host's
+# first-level caches and the line gives the misses per call: instruction fetches, data reads,
+# data writes; valgrind runs about twice as slow then).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -42,6 +45,8 @@ tracing=${BENCH_TRACING:-0}
 logs=$([ "${BENCH_LOGS:-1}" = 0 ] && echo false || echo true)
 profile=${BENCH_PROFILE:-}
 instructions=${BENCH_INSTRUCTIONS:-1}
+instr_conns=${BENCH_INSTRUCTIONS_CONNECTIONS:-16}
+cache_sim=${BENCH_CACHE_SIM:-0}
 store_cost=$([ "$logs" = true ] && [ "${BENCH_STORE_COST:-1}" != 0 ] && echo 1 || echo 0)
 store_pairs=${BENCH_STORE_PAIRS:-12}
 store_secs=${BENCH_STORE_SECONDS:-2}
@@ -367,19 +372,23 @@ instr_line=""
 if [ "$instructions" != 0 ] && command -v valgrind >/dev/null; then
 	warden_wrap=(valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out"
 		--toggle-collect=event_base_loop)
+	[ "$cache_sim" != 0 ] && warden_wrap+=(--cache-sim=yes)
 	if start_warden callgrind "$tmp/callgrind" "$tmp/nokeys" 100; then
 		cg_pid=$w_pid
 		url[callgrind]=$w_url
 		key[callgrind]=$bench_key
 		if sid[callgrind]=$(open_session "$w_url" "$bench_key"); then
-			bench callgrind 16 "$secs" >/dev/null
+			bench callgrind "$instr_conns" "$secs" >/dev/null
 		fi
 		kill "$cg_pid" 2>/dev/null
 		wait "$cg_pid" 2>/dev/null
 		n=$(grep -c '"type":"decision"' "$tmp/callgrind/records.jsonl")
-		ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$tmp/callgrind.out" 2>/dev/null)
+		# totals: Ir, and with the simulation Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+		read -r -a tot <<<"$(sed -n 's/^totals: *//p' "$tmp/callgrind.out" 2>/dev/null)"
+		ir=${tot[0]:-}
 		if [ -n "$ir" ] && [ "$n" -gt 0 ]; then
-			instr_line="instructions per call on mcpwarden's event loop (callgrind, 16 connections, $n calls): $((ir / n))"
+			instr_line="instructions per call on mcpwarden's event loop (callgrind, $instr_conns connections, $n calls): $((ir / n))"
+			[ "${#tot[@]}" -ge 6 ] && instr_line+="; first-level cache misses per call: $((tot[3] / n)) instruction, $((tot[4] / n)) data read, $((tot[5] / n)) data write"
 			[ "$instructions" != 1 ] && cp "$tmp/callgrind.out" "$instructions"
 		else
 			instr_line="instructions per call: callgrind gave no count"
