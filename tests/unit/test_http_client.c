@@ -4,6 +4,7 @@
  * bytes after an answer, close-delimited and slow chunked bodies, timeouts, refused connects.
  */
 #include "base/event_opt.h"
+#include "base/clock.h"
 #include "base/http_client.h"
 
 #include <arpa/inet.h>
@@ -635,6 +636,39 @@ static void test_timeout_and_refused(void)
 	CU_ASSERT(http_pool_get("localhost", 80, &dead) == -EINVAL);
 }
 
+/* The connection's timer is set lazily (http_client.c: set_due). A short deadline answered in
+ * time leaves the timer set for it while the connection idles: it fires early, and the idle
+ * connection stays (and serves the next request). A deadline earlier than the one the timer
+ * waits for (a reused connection's idle expiry, a minute off) moves it: the request times
+ * out on time. */
+static void test_lazy_timer(void)
+{
+	struct http_pool *p = pool();
+	struct http_pool_stats st0, st;
+	struct res r;
+	int accepts;
+	uint64_t t0, ms;
+
+	srv.script = S_KEEP;
+	post(p, "{\"short\":1}", 150, &r);
+	CU_ASSERT(r.err == 0 && r.status == 200);
+	accepts = srv.accepts;
+	http_pool_stats(p, &st0);
+	spin(400);                      /* past the answered request's deadline */
+	http_pool_stats(p, &st);
+	CU_ASSERT(st0.idle >= 1 && st.idle == st0.idle && st.open == st0.open);
+	post(p, "{\"again\":1}", 2000, &r);
+	CU_ASSERT(r.err == 0 && r.status == 200);
+	CU_ASSERT_EQUAL(srv.accepts, accepts);        /* the idle connection served it */
+	srv.script = S_NEVER;
+	t0 = clock_mono_ms();
+	post(p, "{}", 200, &r);
+	ms = clock_mono_ms() - t0;
+	CU_ASSERT_EQUAL(r.err, -ETIMEDOUT);
+	CU_ASSERT_EQUAL(srv.accepts, accepts);        /* on the reused connection */
+	CU_ASSERT(ms >= 190 && ms < 1500);
+}
+
 static void test_cancel(void)
 {
 	struct http_pool *p = pool();
@@ -683,4 +717,6 @@ CU_MAIN("http_client", init, clean,
 	{ "client: unasked bytes, close-delimited body", test_garbage_and_close_delimited },
 	{ "client: slow chunked body streamed", test_slow_body },
 	{ "client: timeout and refused", test_timeout_and_refused },
+	{ "client: the timer set lazily fires early harmlessly, moves for an earlier deadline",
+	  test_lazy_timer },
 	{ "client: cancel", test_cancel })
