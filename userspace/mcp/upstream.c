@@ -11,6 +11,7 @@
 
 #include "base/config.h"
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/htab.h"
 #include "base/json_get.h"
 #include "base/list.h"
@@ -34,7 +35,7 @@ struct pending {
 	enum obj_type *call;
 	cJSON *progress_token;        /* the caller's, restored on notifications/progress */
 	cJSON *queued;                /* the request, while the handshake is not done */
-	struct event timer;           /* its deadline (in the pending: no allocation a call) */
+	uint64_t deadline;            /* monotonic ms: the link's timer finds it past (on_timer) */
 	int timeout_ms;
 };
 
@@ -47,10 +48,13 @@ struct link {
 	enum link_state state;
 	uint64_t next_id;
 	uint64_t init_id;
-	/* libevent's common timeout for the configured request timeout: a call's deadline goes
-	 * to the end of one queue instead of into the timer heap (they all have the same
-	 * duration), and leaves it in constant time. */
-	const struct timeval *common_tv;
+	/* One timer for every call's deadline, set lazily: a call whose deadline comes after
+	 * the one the timer is set for (nearly all: the same timeout, sent later) leaves it
+	 * where it is; it fires at the earliest deadline still in flight, or early (that call
+	 * was answered), and then sets itself again. A timer per call cost an event_add and an
+	 * event_del a call (docs/performance.md). */
+	struct event timer;
+	uint64_t armed;               /* when it is set to fire (monotonic ms), 0: not set */
 	struct htab pending;          /* our request id -> struct pending */
 	struct list_head order;       /* the same, oldest first */
 	cJSON *init_result;
@@ -93,8 +97,6 @@ static void pending_unlink(struct link *l, struct pending *p)
 
 static void pending_free(struct pending *p)
 {
-	if (evtimer_initialized(&p->timer))     /* the pending is zeroed until it is assigned */
-		event_del(&p->timer);
 	cJSON_Delete(p->progress_token);
 	cJSON_Delete(p->queued);
 	alloc_cache_put(p);     /* one a call: kept for the next (base/alloc.h) */
@@ -139,9 +141,9 @@ static int send_msg(struct link *l, cJSON *msg)
 	return rc;
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+/* The call p is past its deadline: the upstream is told, the caller gets a timeout error. */
+static void time_out(struct pending *p)
 {
-	struct pending *p = arg;
 	struct link *l = p->link;
 	cJSON *params = cJSON_CreateObject();
 	char why[96];
@@ -162,6 +164,37 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 				    l->cfg->name, why);
 	cJSON_Delete(id);
 	pending_finish(l, p, err);
+}
+
+static void arm_at(struct link *l, uint64_t at)
+{
+	uint64_t now = clock_mono_ms(), ms = at > now ? at - now : 0;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (evtimer_add(&l->timer, &tv) == 0)   /* the timer heap: no system call */
+		l->armed = at ? at : 1;
+}
+
+/* One call past its deadline a turn: set again for the next turn first, since failing the
+ * call may close the link (its caller's callback); with none past, set for the earliest. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct link *l = arg;
+	uint64_t now = clock_mono_ms(), first = 0;
+	struct pending *p;
+
+	l->armed = 0;
+	list_for_each_entry(p, &l->order, order) {
+		if (p->deadline <= now) {
+			arm_at(l, now);
+			time_out(p);
+			return;
+		}
+		if (!first || p->deadline < first)
+			first = p->deadline;
+	}
+	if (first)
+		arm_at(l, first);
 }
 
 /* Our ids are integers from 1: anything else names no call of ours. */
@@ -381,6 +414,7 @@ int link_open(struct event_base *base, const struct upstream_config *cfg, const 
 	l->next_id = 1;
 	l->state = LINK_STARTING;
 	list_init(&l->order);
+	evtimer_assign(&l->timer, base, on_timer, l);
 	rc = htab_init(&l->pending, &pending_type);
 	if (rc) {
 		free(l);
@@ -400,6 +434,7 @@ int link_open(struct event_base *base, const struct upstream_config *cfg, const 
 	*out = l;
 	return 0;
 fail:
+	event_del(&l->timer);   /* set by the initialize's call */
 	transport_destroy(l->t);
 	htab_fini(&l->pending);
 	free(l);
@@ -413,6 +448,7 @@ void link_close(struct link *l)
 	l->closing = true;
 	/* Fail what is in flight before the transport goes, so no callback sees a dead link. */
 	fail_all(l, UPSTREAM_ERR_FAILED, "session closed", 0);
+	event_del(&l->timer);
 	transport_destroy(l->t);
 	htab_fini(&l->pending);
 	cJSON_Delete(l->init_result);
@@ -424,7 +460,6 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 {
 	struct pending *p;
 	cJSON *id, *req, *meta, *tok;
-	struct timeval tv;
 	int rc;
 
 	if (l->state == LINK_DOWN) {
@@ -448,28 +483,22 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 	id = cJSON_CreateNumber((double)p->id);
 	req = jsonrpc_request(id, method, params);
 	cJSON_Delete(id);
-	if (!req || evtimer_assign(&p->timer, l->base, on_timeout, p)) {
-		cJSON_Delete(req);
+	if (!req) {
 		pending_free(p);
 		return -ENOMEM;
+	}
+	p->deadline = clock_mono_ms() + (uint64_t)p->timeout_ms;
+	if (!l->armed || p->deadline < l->armed) {
+		arm_at(l, p->deadline);
+		if (!l->armed) {
+			cJSON_Delete(req);
+			pending_free(p);
+			return -ENOMEM;
+		}
 	}
 	htab_insert(&l->pending, &p->hn, &p->id);
 	list_add_tail(&p->order, &l->order);
 	l->inflight++;
-	tv.tv_sec = p->timeout_ms / 1000;
-	tv.tv_usec = (p->timeout_ms % 1000) * 1000;
-	if (p->timeout_ms == l->cfg->request_timeout_ms) {
-		if (!l->common_tv)      /* the same pointer for every link of this duration */
-			l->common_tv = event_base_init_common_timeout(l->base, &tv);
-		if (l->common_tv)
-			tv = *l->common_tv;
-	}
-	if (evtimer_add(&p->timer, &tv)) {
-		pending_unlink(l, p);
-		cJSON_Delete(req);
-		pending_free(p);
-		return -ENOMEM;
-	}
 	if (handle)
 		*handle = p->id;
 	if (l->state == LINK_STARTING) {
