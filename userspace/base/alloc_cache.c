@@ -12,9 +12,8 @@
  * Only a thread that asked (alloc_cache_start) keeps blocks; elsewhere this is malloc and
  * free. A class is a usable size: 24 to 120 bytes in steps of 16, then 184 to 1080 in steps
  * of 64 (every one of them a size glibc's chunks give exactly; 1080 holds libevent's 1024-byte
- * buffer chain). A block is put in the largest
- * class its usable size (malloc_usable_size) covers, so whatever allocated it, a block taken
- * from a class holds that class's bytes. Under AddressSanitizer a kept block is poisoned, so
+ * buffer chain). A block is put in the largest class its usable size (malloc_usable_size)
+ * covers, so whatever allocated it, a block taken from a class holds that class's bytes. Under AddressSanitizer a kept block is poisoned, so
  * a use after free is still caught. */
 #include "base/alloc.h"
 

@@ -1,11 +1,11 @@
 /* hmap: string-keyed map on the one hash table. */
 #include "base/hmap.h"
 
-#include "base/alloc.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/alloc.h"
 
 struct hmap {
 	struct htab t;

@@ -16,7 +16,8 @@ struct hmap;
 struct hmap *hmap_new(void);
 /* Frees the map and its key copies; calls free_value on each value when not NULL. */
 void hmap_free(struct hmap *m, void (*free_value)(void *));
-/* Insert or replace; returns the previous value through *old when not NULL. 0 or -ENOMEM. */
+/* Insert or replace; returns the previous value through *old when not NULL. 0 (out of memory
+ * ends the process: base/alloc.h). */
 int hmap_put(struct hmap *m, const char *key, void *value, void **old);
 /* The same, making *m first when it is NULL. 0 or -ENOMEM / -EIO (as hmap_new). */
 int hmap_put_lazy(struct hmap **m, const char *key, void *value, void **old);
