@@ -1,6 +1,7 @@
 /* JSON-RPC classification and builders: what the gateway accepts and how it refuses. */
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mcp/jsonrpc.h"
@@ -147,9 +148,45 @@ static void test_exact_numbers(void)
 	cJSON_Delete(m);
 }
 
+/* An answer takes the client's id: in place for a small integer over a number, a new member
+ * otherwise, and each prints as the client sent it. */
+static void test_set_id(void)
+{
+	static const struct {
+		const char *old, *id, *want;
+		bool in_place;
+	} cases[] = {
+		{ "7", "42", "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{}}", true },
+		{ "7", "-3", "{\"jsonrpc\":\"2.0\",\"id\":-3,\"result\":{}}", true },
+		{ "7", "\"a-1\"", "{\"jsonrpc\":\"2.0\",\"id\":\"a-1\",\"result\":{}}", false },
+		{ "7", "9007199254740991",
+		  "{\"jsonrpc\":\"2.0\",\"id\":9007199254740991,\"result\":{}}", false },
+		{ "\"x\"", "5", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}",
+			 cases[i].old);
+		cJSON *msg = cJSON_Parse(text), *id = cJSON_Parse(cases[i].id);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+		const cJSON *before = cJSON_GetObjectItemCaseSensitive(msg, "id");
+		jsonrpc_set_id(msg, id);
+		CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(msg, "id") == before,
+				cases[i].in_place);
+		char *t = jsonrpc_print(msg);
+		CU_ASSERT_STRING_EQUAL(t, cases[i].want);
+		cJSON_free(t);
+		cJSON_Delete(msg);
+		cJSON_Delete(id);
+	}
+}
+
 CU_MAIN("jsonrpc", NULL, NULL,
 	{ "message kinds", test_kinds },
 	{ "invalid messages get precise codes", test_invalid },
 	{ "builders", test_builders },
 	{ "id keys", test_id_keys },
-	{ "numbers printed exactly", test_exact_numbers })
+	{ "numbers printed exactly", test_exact_numbers },
+	{ "an answer takes the client's id", test_set_id })

@@ -24,7 +24,7 @@ static const char *repeated_in(const cJSON *obj)
 	if (n <= PAIRWISE_MAX) {
 		for (const cJSON *a = obj->child; a; a = a->next)
 			for (const cJSON *b = a->next; b; b = b->next)
-				if (!strcmp(a->string, b->string))
+				if (a->string[0] == b->string[0] && !strcmp(a->string, b->string))
 					return a->string;
 		return NULL;
 	}

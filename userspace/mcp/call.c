@@ -223,7 +223,7 @@ static void finish(struct call *c)
 	if (c->span)
 		call_trace_end(c, resp);
 	if (resp)
-		cJSON_ReplaceItemInObjectCaseSensitive(resp, "id", jsonrpc_id_dup(c->down_id));
+		jsonrpc_set_id(resp, c->down_id);
 	if (c->reply)
 		reply_finish(c->reply, resp);
 	else

@@ -146,6 +146,18 @@ cJSON *jsonrpc_id_dup(const cJSON *id)
 	return cJSON_Duplicate(id, 1);
 }
 
+void jsonrpc_set_id(cJSON *msg, const cJSON *id)
+{
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(msg, "id");
+
+	if (old && cJSON_IsNumber(old) && cJSON_IsNumber(id) && jsonrpc_valid_id(id) &&
+	    fabs(id->valuedouble) <= INT_MAX) {
+		cJSON_SetNumberValue(old, id->valuedouble);
+		return;
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(msg, "id", jsonrpc_id_dup(id));
+}
+
 /* A message is built on every call: its members are named by constants
  * (cJSON_AddItemToObjectCS, no copy of the name) and its "2.0" is a reference. */
 static bool add(cJSON *obj, const char *const_name, cJSON *item)

@@ -40,6 +40,9 @@ bool jsonrpc_valid_id(const cJSON *id);
 /* A copy of an id for an outgoing message that prints exactly as it was received (NULL when
  * out of memory). Read ids of received messages only, not of such copies. */
 cJSON *jsonrpc_id_dup(const cJSON *id);
+/* Give msg (an object) the id id, as jsonrpc_id_dup prints it: in place when both are
+ * integers in int range (every call's answer: no node made or freed), else a new member. */
+void jsonrpc_set_id(cJSON *msg, const cJSON *id);
 
 /* Builders. They duplicate id (NULL id → "id": null, used when it could not be read).
  * `result`/`data`/`params` are taken over (deleted on failure). Return NULL on ENOMEM. */

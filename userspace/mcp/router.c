@@ -240,7 +240,9 @@ static void route_named(struct call *c, cJSON *params)
 		cJSON_Delete(params);
 		return;
 	}
-	cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(e->name));
+	/* the upstream's name for it, written over the exposed one (no node made or freed) */
+	if (!cJSON_SetValuestring((cJSON *)name, e->name))
+		cJSON_ReplaceItemInObjectCaseSensitive(params, "name", cJSON_CreateString(e->name));
 	/* A task-augmented call goes as one only to an upstream that runs tools as tasks; to
 	 * any other it is the plain call the spec says such a server makes of it. */
 	if (tool && json_get(params, "task") &&

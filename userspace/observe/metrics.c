@@ -174,7 +174,7 @@ static enum method method_of(const char *m)
 	if (!m)
 		return M_OTHER;
 	for (int i = 0; i < M_OTHER; i++)
-		if (!strcmp(m, method_names[i]))
+		if (m[0] == method_names[i][0] && !strcmp(m, method_names[i]))
 			return (enum method)i;
 	return M_OTHER;
 }
