@@ -895,6 +895,42 @@ static void test_pod_workloads(void)
 	CU_ASSERT_FALSE(keys_workload_allows("pod:agents/agent-*", "/kubepods/podA/c1"));
 }
 
+/* A call keeps its caller by copying the identity's strings, not the whole struct: every
+ * field arrives, and garbage past a string's end in the destination changes nothing. */
+static void test_identity_copy(void)
+{
+	struct key_identity src, dst;
+
+	memset(&src, 0, sizeof(src));
+	strcpy(src.id, "k1");
+	strcpy(src.name, "Key one");
+	strcpy(src.team, "t");
+	strcpy(src.policy, "p");
+	strcpy(src.team_policy, "tp");
+	src.expires = 1234;
+	strcpy(src.workloads, "cgroup:/a/*\ncgroup:/b");
+	strcpy(src.workload, "/a/agent");
+	memset(&dst, 'x', sizeof(dst));
+	key_identity_copy(&dst, &src);
+	CU_ASSERT_STRING_EQUAL(dst.id, "k1");
+	CU_ASSERT_STRING_EQUAL(dst.name, "Key one");
+	CU_ASSERT_STRING_EQUAL(dst.team, "t");
+	CU_ASSERT_STRING_EQUAL(dst.policy, "p");
+	CU_ASSERT_STRING_EQUAL(dst.team_policy, "tp");
+	CU_ASSERT_EQUAL(dst.expires, 1234);
+	CU_ASSERT_STRING_EQUAL(dst.workloads, "cgroup:/a/*\ncgroup:/b");
+	CU_ASSERT_STRING_EQUAL(dst.workload, "/a/agent");
+	key_identity_copy(&dst, NULL);
+	CU_ASSERT_STRING_EQUAL(dst.id, "");
+	CU_ASSERT_STRING_EQUAL(dst.name, "");
+	CU_ASSERT_STRING_EQUAL(dst.team, "");
+	CU_ASSERT_STRING_EQUAL(dst.policy, "");
+	CU_ASSERT_STRING_EQUAL(dst.team_policy, "");
+	CU_ASSERT_EQUAL(dst.expires, 0);
+	CU_ASSERT_STRING_EQUAL(dst.workloads, "");
+	CU_ASSERT_STRING_EQUAL(dst.workload, "");
+}
+
 CU_MAIN("keys", NULL, NULL,
 	{ "generate: format and entropy", test_generate },
 	{ "hash text form", test_hash_text },
@@ -910,4 +946,5 @@ CU_MAIN("keys", NULL, NULL,
 	{ "failure tracker: eviction, bounded", test_tracker_eviction },
 	{ "config sections", test_config },
 	{ "keys bound to workloads; keyless workloads", test_workloads },
-	{ "pod workload patterns: names, labels, the pod watch", test_pod_workloads })
+	{ "pod workload patterns: names, labels, the pod watch", test_pod_workloads },
+	{ "an identity copied string by string", test_identity_copy })

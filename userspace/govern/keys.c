@@ -706,6 +706,22 @@ const char *keys_auth_name(enum keys_auth r)
 }
 
 /* who from a stored key, and what it says at time now. */
+void key_identity_copy(struct key_identity *dst, const struct key_identity *src)
+{
+	static const struct key_identity none;
+
+	if (!src)
+		src = &none;
+	strcpy(dst->id, src->id);
+	strcpy(dst->name, src->name);
+	strcpy(dst->team, src->team);
+	strcpy(dst->policy, src->policy);
+	strcpy(dst->team_policy, src->team_policy);
+	dst->expires = src->expires;
+	strcpy(dst->workloads, src->workloads);
+	strcpy(dst->workload, src->workload);
+}
+
 static enum keys_auth identify(const struct key *k, int64_t now, struct key_identity *who)
 {
 	if (!k) {

@@ -170,7 +170,8 @@ static struct call *call_alloc(void)
 {
 	struct call *c = nspares ? spares[--nspares] : xmalloc(sizeof(*c));
 
-	memset(c, 0, sizeof(*c));
+	memset(c, 0, offsetof(struct call, key));
+	c->key[0] = '\0';
 	return c;
 }
 
@@ -781,10 +782,8 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 	c->server = SIZE_MAX;
 	c->t0_ns = clock_mono_ns();
 	c->rx_ns = reply ? reply->received_ns : 0;
-	if (who) {
-		c->who = *who;
-		c->has_who = true;
-	}
+	key_identity_copy(&c->who, who);
+	c->has_who = who != NULL;
 	jsonrpc_id_key(id, c->key, sizeof(c->key));
 	metrics_request_begin();
 	if (trace_enabled())

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,9 +380,12 @@ out:
 int http_exchange_start(const struct http_endpoint *ep, const struct http_exchange_req *r,
 			const struct http_exchange_cb *cb, void *arg, struct http_exchange **out)
 {
-	struct http_exchange *x = xcalloc(1, sizeof(*x));
+	/* errbuf (most of it) is libcurl's to fill: only its first byte cleared */
+	struct http_exchange *x = alloc_cache_get(sizeof(*x));
 	int rc;
 
+	memset(x, 0, offsetof(struct http_exchange, errbuf));
+	x->errbuf[0] = '\0';
 	x->xfer.done = c_done;
 	x->cb = *cb;
 	x->arg = arg;

@@ -12,6 +12,7 @@
 #include "mcp/transport/upstream_http.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,10 +72,12 @@ struct call {
 	struct sse_parser *sse;         /* lives across reconnections: keeps last id and retry */
 	struct evbuffer *buf;           /* JSON body, or the start of an error body */
 	int err;                        /* set by a callback that aborted the transfer */
-	char why[WHY_MAX];
 	uint64_t deadline;              /* monotonic ms; 0: none */
 	struct event *timer;            /* reconnect delay */
 	unsigned backoff_ms;
+	/* Last, and only their first bytes cleared (call_new): most of the struct, and most
+	 * calls never write them. */
+	char why[WHY_MAX];
 	char traceparent[TRACE_PARENT_LEN + 1], tracestate[TRACE_STATE_MAX + 1];  /* or "" */
 };
 
@@ -206,8 +209,10 @@ static void drain(void)
 
 static struct call *call_new(struct http_transport *h, enum call_kind kind)
 {
-	struct call *c = xcalloc(1, sizeof(*c));
+	struct call *c = alloc_cache_get(sizeof(*c));
 
+	memset(c, 0, offsetof(struct call, why));
+	c->why[0] = c->traceparent[0] = c->tracestate[0] = '\0';
 	c->h = h;
 	c->kind = kind;
 	list_add(&c->link, h ? &h->calls : &g.orphans);
