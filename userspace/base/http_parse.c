@@ -4,12 +4,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 
 #include "base/alloc.h"
+#include "base/ascii.h"
 
 /* RFC 9110 token characters. */
 static const bool tchar[256] = {
@@ -28,7 +28,7 @@ static bool is_ows(char c) { return c == ' ' || c == '\t'; }
 const char *http_head_get(const struct http_head *h, const char *name)
 {
 	for (size_t i = 0; i < h->nheaders; i++)
-		if (strcasecmp(h->headers[i].name, name) == 0)
+		if (ascii_caseeq_str(h->headers[i].name, name))
 			return h->headers[i].value;
 	return NULL;
 }
@@ -100,7 +100,7 @@ uint32_t http_list_match(const char *v, const char *const *toks, size_t n)
 		while (e > s && is_ows(e[-1]))
 			e--;
 		for (size_t i = 0; i < n; i++)
-			if ((size_t)(e - s) == lens[i] && strncasecmp(s, toks[i], lens[i]) == 0)
+			if ((size_t)(e - s) == lens[i] && ascii_caseeq(s, toks[i], lens[i]))
 				found |= 1u << i;
 		while (*v && *v != ',')
 			v++;            /* the element's parameters */
@@ -219,19 +219,19 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 			return -EMSGSIZE;
 		p->hdr[p->head.nheaders++] = (struct http_header){ line, v };
 		/* the few names that frame the message: the length first, then the name */
-		if (name_len == 14 && strcasecmp(line, "Content-Length") == 0) {
+		if (name_len == 14 && ascii_caseeq(line, "Content-Length", 14)) {
 			uint64_t l;
 			if (parse_uint(v, &l) != 0 || (have_len && l != len))
 				return -EPROTO;
 			have_len = true;
 			len = l;
-		} else if (name_len == 17 && strcasecmp(line, "Transfer-Encoding") == 0) {
+		} else if (name_len == 17 && ascii_caseeq(line, "Transfer-Encoding", 17)) {
 			if (te)
 				return -EPROTO;
 			te = v;
-		} else if (name_len == 10 && strcasecmp(line, "Connection") == 0) {
+		} else if (name_len == 10 && ascii_caseeq(line, "Connection", 10)) {
 			conn = v;
-		} else if (name_len == 6 && p->request && strcasecmp(line, "Expect") == 0) {
+		} else if (name_len == 6 && p->request && ascii_caseeq(line, "Expect", 6)) {
 			expect = v;
 		}
 	}
@@ -239,7 +239,7 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 		return -EPROTO;         /* a CR alone at a line's start: not the blank line */
 	p->head.keep_alive = p->head.minor >= 1 && !(conn && http_list_has(conn, "close"));
 	if (te) {
-		if (have_len || strcasecmp(te, "chunked") != 0)
+		if (have_len || !ascii_caseeq_str(te, "chunked"))
 			return -EPROTO;
 		p->chunked = true;
 	}
@@ -249,7 +249,7 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 			p->head.keep_alive = conn && http_list_has(conn, "keep-alive");
 		p->head.length = len;
 		p->head.chunked = p->chunked;
-		p->head.expect_continue = expect && !strcasecmp(expect, "100-continue");
+		p->head.expect_continue = expect && ascii_caseeq_str(expect, "100-continue");
 		p->head.expect_other = expect && !p->head.expect_continue;
 		p->state = p->chunked ? HP_CHUNK_SIZE : len ? HP_BODY_LENGTH : HP_DONE;
 		p->left = len;

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <event2/event.h>
 
 #include "base/alloc.h"
+#include "base/ascii.h"
 #include "base/clock.h"
 #include "base/jsonw.h"
 #include "base/log.h"
@@ -314,7 +314,7 @@ void http_req_set_header(struct http_req *r, const char *name, const char *value
 		return;
 	}
 	for (unsigned i = 0; i < r->nout && !h; i++)
-		if (r->out[i].name_len == nl && !strncasecmp(r->hbuf + r->out[i].off, name, nl))
+		if (r->out[i].name_len == nl && ascii_caseeq(r->hbuf + r->out[i].off, name, nl))
 			h = &r->out[i];
 	if (!h) {
 		if (r->nout == OUT_HEADERS_MAX) {

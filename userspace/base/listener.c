@@ -3,11 +3,11 @@
 
 #include <errno.h>
 #include <string.h>
-#include <strings.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <event2/http.h>
 
+#include "base/ascii.h"
 #include "base/log.h"
 
 int listener_bind(struct evhttp *http, const char *what, const char *host, int port, int *bound)
@@ -37,7 +37,7 @@ bool listener_is_loopback(const char *h)
 
 	for (const char *const *n = names; *n; n++) {
 		size_t nl = strlen(*n);
-		if (len >= nl && !strncasecmp(h, *n, nl) && (len == nl || h[nl] == ':'))
+		if (len >= nl && ascii_caseeq(h, *n, nl) && (len == nl || h[nl] == ':'))
 			return true;
 	}
 	return false;

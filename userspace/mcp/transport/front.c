@@ -13,6 +13,7 @@
 #include "observe/metrics.h"
 #include "observe/trace.h"
 #include "base/alloc.h"
+#include "base/ascii.h"
 #include "base/clock.h"
 #include "base/config.h"
 #include "govern/gate.h"
@@ -615,7 +616,7 @@ static void handle_post(struct front *f, struct http_req *req,
 			   "Accept must list application/json and text/event-stream");
 		return;
 	}
-	if (!ctype || strncasecmp(ctype, "application/json", 16)) {
+	if (!ctype || !ascii_caseprefix(ctype, "application/json", 16)) {
 		send_error(req, 415, "Unsupported Media Type", JSONRPC_INVALID_REQUEST,
 			   "Content-Type must be application/json");
 		return;

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/alloc.h"
+#include "base/ascii.h"
 #include "base/clock.h"
 #include "base/http_server.h"
 #include "base/log.h"
@@ -111,7 +111,7 @@ static const char *presented_key(struct http_req *req)
 {
 	const char *a = front_header(req, FH_AUTHORIZATION);
 
-	if (a && !strncasecmp(a, "Bearer ", 7)) {
+	if (a && ascii_caseprefix(a, "Bearer ", 7)) {
 		a += 7;
 		while (*a == ' ')
 			a++;

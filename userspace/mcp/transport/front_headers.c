@@ -3,8 +3,8 @@
 
 #include <stddef.h>
 #include <string.h>
-#include <strings.h>
 
+#include "base/ascii.h"
 #include "base/http_server.h"
 
 static const char *const names[FH_COUNT] = {
@@ -37,7 +37,7 @@ void front_headers_read(struct http_req *req)
 		http_req_header_at(req, k, &key, &value);
 		n = strlen(key);
 		for (int i = 0; i < FH_COUNT; i++)
-			if (!cur.v[i] && n == name_len[i] && !strcasecmp(key, names[i])) {
+			if (!cur.v[i] && n == name_len[i] && ascii_caseeq(key, names[i], n)) {
 				cur.v[i] = value;
 				break;
 			}

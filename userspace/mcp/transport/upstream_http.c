@@ -324,7 +324,7 @@ static int on_head(void *arg, struct http_exchange *x, int status)
 	c->status = status;
 	if (c->status < 200 || c->status > 299)
 		c->mode = BODY_SNIPPET;
-	else if (ctype && strncasecmp(ctype, "text/event-stream", 17) == 0)
+	else if (ctype && ascii_caseprefix(ctype, "text/event-stream", 17))
 		c->mode = BODY_SSE;
 	else
 		c->mode = BODY_JSON;
