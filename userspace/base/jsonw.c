@@ -40,8 +40,23 @@ void jsonw_str(struct jsonw *w, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
+	size_t n = 0;
 
+	/* Most strings need no escape: their plain run ends at the NUL, found by the same table
+	 * walk, and they go in with one copy, no strlen first. */
+	while (!jsonw_special[p[n]])
+		n++;
+	if (!p[n]) {
+		reserve(w, n + 2);
+		char *o = w->buf + w->len;
+		*o++ = '"';
+		memcpy(o, s, n);
+		o[n] = '"';
+		o[n + 1] = '\0';
+		w->len += n + 2;
+		return;
+	}
+	n += strlen(s + n);
 	reserve(w, 2 + n * 6);  /* the worst case: every byte as \u00xx */
 	char *o = w->buf + w->len;
 	*o++ = '"';
