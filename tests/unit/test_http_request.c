@@ -17,7 +17,7 @@
 
 struct preq {
 	int heads;
-	char method[32], target[512], host[64];
+	char method[32], target[512], host[64], first[64];  /* first: the first header's name */
 	int minor;
 	bool keep_alive, chunked, expect_continue, expect_other;
 	uint64_t length;
@@ -35,6 +35,7 @@ static int p_head(void *arg, const struct http_head *h)
 	snprintf(g->method, sizeof(g->method), "%s", h->method ? h->method : "(null)");
 	snprintf(g->target, sizeof(g->target), "%s", h->target ? h->target : "(null)");
 	snprintf(g->host, sizeof(g->host), "%s", host ? host : "");
+	snprintf(g->first, sizeof(g->first), "%s", h->nheaders ? h->headers[0].name : "");
 	g->minor = h->minor;
 	g->keep_alive = h->keep_alive;
 	g->chunked = h->chunked;
@@ -250,6 +251,49 @@ static void test_parse_control_anywhere(void)
 				CU_ASSERT_CASE(rc == -EPROTO && g.heads == 0, "a control character");
 			else
 				CU_ASSERT_CASE(rc == n && done && g.heads == 1, "a tab or obs-text");
+		}
+	}
+}
+
+/* Every byte at every place of a header name longer than two of the parser's 16-byte steps:
+ * a token character is part of the name, ':' ends it (not as its first byte), anything else
+ * refuses the request. The name is measured where it starts at each offset of the head, so
+ * that the steps fall differently against it and the head's end. */
+static void test_parse_name_bytes(void)
+{
+	static const char tchar_punct[] = "!#$%&'*+-.^_`|~";
+	char req[256], name[41];
+
+	for (size_t pad = 0; pad < 16; pad++) {
+		for (size_t pos = 0; pos < 40; pos++) {
+			for (int c = 0; c < 256; c++) {
+				struct preq g;
+				bool done, seen;
+				bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+					     (c >= '0' && c <= '9') || (c && strchr(tchar_punct, c));
+
+				if (c == '\r' || c == '\n')
+					continue;       /* a line's end: not a name's byte */
+				memset(name, 'n', 40);
+				name[40] = '\0';
+				name[pos] = (char)c;
+				int n = snprintf(req, sizeof(req), "GET /%.*s HTTP/1.1\r\n", (int)pad,
+						 "pppppppppppppppp");
+				memcpy(req + n, name, 40);      /* as written: a NUL too */
+				memcpy(req + n + 40, ": v\r\n\r\n", 7);
+				n += 47;
+				ssize_t rc = preq_parse(req, (size_t)n, 0, &g, &done, &seen);
+
+				if (tchar) {
+					CU_ASSERT_CASE(rc == n && g.heads == 1 && !strcmp(g.first, name),
+						       "a token character");
+				} else if (c == ':' && pos > 0) {
+					CU_ASSERT_CASE(rc == n && g.heads == 1 && strlen(g.first) == pos &&
+						       !strncmp(g.first, name, pos), "':' ends the name");
+				} else {
+					CU_ASSERT_CASE(rc == -EPROTO && g.heads == 0, "not a token");
+				}
+			}
 		}
 	}
 }
@@ -541,4 +585,5 @@ CU_MAIN("http_request", NULL, NULL,
 	{ "parse: pipelined requests, each takes its own bytes", test_parse_pipelined },
 	{ "parse: empty lines before a request line", test_parse_empty_lines },
 	{ "parse: a control character anywhere in a value", test_parse_control_anywhere },
+	{ "parse: every byte at every place of a header name", test_parse_name_bytes },
 	{ "header lists: tokens and media ranges", test_list_has })

@@ -227,8 +227,48 @@ static void test_int_text(void)
 	}
 }
 
+/* jsonw_plain_end against the table walk: every byte value at every place of a run longer
+ * than two of its 16-byte steps, every run length, and never a byte past end (each buffer is
+ * its own allocation of exactly its length: AddressSanitizer sees an over-read). */
+static void test_plain_end(void)
+{
+	for (size_t len = 0; len <= 48; len++) {
+		for (int byte = 0; byte < 256; byte++) {
+			for (size_t at = 0; at <= len; at++) {
+				char *b = malloc(len ? len : 1);
+				const char *want;
+
+				CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+				memset(b, 'a', len);
+				if (at < len)
+					b[at] = (char)byte;
+				want = b + len;
+				for (size_t i = 0; i < len; i++)
+					if (jsonw_special[(unsigned char)b[i]]) {
+						want = b + i;
+						break;
+					}
+				CU_ASSERT_PTR_EQUAL_FATAL(jsonw_plain_end(b, b + len), want);
+				/* and from every start inside it */
+				if (at < len)
+					CU_ASSERT_PTR_EQUAL_FATAL(jsonw_plain_end(b + at, b + len),
+								  jsonw_special[byte] ? b + at
+										      : b + len);
+				free(b);
+			}
+		}
+	}
+	/* the marked set: controls, '"' and '\\', nothing else (0x7f and UTF-8 are plain) */
+	for (int c = 0; c < 256; c++) {
+		char one = (char)c;
+		CU_ASSERT_EQUAL(jsonw_plain_end(&one, &one + 1) == &one,
+				c < 0x20 || c == '"' || c == '\\');
+	}
+}
+
 CU_MAIN("jsonw", NULL, NULL,
 	{ "strings as cJSON escapes them", test_strings },
+	{ "the plain run of a string", test_plain_end },
 	{ "integers as printf prints them", test_int_text },
 	{ "members as a record prints them", test_members },
 	{ "values for the wire", test_values })

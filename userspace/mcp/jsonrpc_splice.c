@@ -81,9 +81,7 @@ static bool string(struct scan *s, const char **k, size_t *kn)
 		return false;
 	s->p++;
 	while (s->p < s->end) {
-		/* The run of plain bytes first, one table load a byte. */
-		while (s->p < s->end && !jsonw_special[(unsigned char)*s->p])
-			s->p++;
+		s->p = jsonw_plain_end(s->p, s->end);
 		if (s->p == s->end)
 			break;
 		unsigned char ch = (unsigned char)*s->p;
