@@ -726,7 +726,51 @@ static void test_reuse(void)
 
 /* compile-time warnings about ignored keywords are expected here: cu_quiet keeps the output
  * readable */
+/* minLength and maxLength count code points: strings of every length to 80 and a few of
+ * thousands (past the count's 255 steps of 16 bytes), of one- to four-byte characters (the
+ * highest of each size too) mixed from each starting offset, so that the count's steps end
+ * inside a character and on either side of it. */
+static void test_length_code_points(void)
+{
+	static const char *const chars[] = { "a", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+					     "\x7f", "\xdf\xbf", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf" };
+	static const int big[] = { 1021, 1500, 4100 };
+	char *text = malloc(4100 * 4 + 1), schema[96];
+	struct schema_error e;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	for (int first = 0; first < 8; first++) {
+		for (int k = 0; k <= 80 + 3; k++) {
+			int n = k <= 80 ? k : big[k - 81];
+			size_t len = 0;
+			for (int i = 0; i < n; i++) {
+				const char *c = chars[(first + i * (i % 3 + 1)) % 8];
+				memcpy(text + len, c, strlen(c));
+				len += strlen(c);
+			}
+			text[len] = '\0';
+			cJSON *inst = cJSON_CreateString(text);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(inst);
+			for (int d = -1; d <= 1; d++) {
+				if (n + d < 0)
+					continue;
+				snprintf(schema, sizeof(schema), "{\"minLength\":%d}", n + d);
+				struct schema *min = compile_text(schema);
+				snprintf(schema, sizeof(schema), "{\"maxLength\":%d}", n + d);
+				struct schema *max = compile_text(schema);
+				CU_ASSERT_EQUAL(schema_validate(min, inst, &e), d <= 0 ? 0 : -EINVAL);
+				CU_ASSERT_EQUAL(schema_validate(max, inst, &e), d >= 0 ? 0 : -EINVAL);
+				schema_free(min);
+				schema_free(max);
+			}
+			cJSON_Delete(inst);
+		}
+	}
+	free(text);
+}
+
 CU_MAIN("schema", cu_quiet, NULL,
+	{ "minLength and maxLength in code points", test_length_code_points },
 	{ "schemas and the instances each accepts and refuses", test_schema_cases },
 	{ "const: big objects", test_const_big_objects },
 	{ "pattern (ECMA-262)", test_pattern },
