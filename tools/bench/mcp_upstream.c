@@ -7,7 +7,7 @@
  * One libevent loop, evhttp with HTTP/1.1 keep-alive, answers as application/json (never SSE):
  *   initialize                  result + a fresh Mcp-Session-Id
  *   notifications, responses    202 without a body
- *   tools/list                  one tool, "echo": {text: string, maxLength 1000, required}
+ *   tools/list                  one tool, "echo": {text: string, maxLength 65536, required}
  *   tools/call echo             {"content":[{"type":"text","text":<text>}]}
  *   ping                        {}
  *   GET                         405 (no server-initiated stream), DELETE 200
@@ -45,7 +45,7 @@ static cJSON *tool_list(void)
 	cJSON_AddStringToObject(schema, "type", "object");
 	cJSON *text = cJSON_AddObjectToObject(cJSON_AddObjectToObject(schema, "properties"), "text");
 	cJSON_AddStringToObject(text, "type", "string");
-	cJSON_AddNumberToObject(text, "maxLength", 1000);
+	cJSON_AddNumberToObject(text, "maxLength", 65536);
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(schema, "required"), cJSON_CreateString("text"));
 	cJSON_AddBoolToObject(schema, "additionalProperties", 0);
 	cJSON_AddBoolToObject(cJSON_AddObjectToObject(tool, "annotations"), "readOnlyHint", 1);

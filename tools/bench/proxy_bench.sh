@@ -33,7 +33,9 @@
 # keeps callgrind's output there, for callgrind_annotate), BENCH_INSTRUCTIONS_CONNECTIONS (16:
 # the connections of that run), BENCH_CACHE_SIM (0; 1: callgrind also simulates the host's
 # first-level caches and the line gives the misses per call: instruction fetches, data reads,
-# data writes; valgrind runs about twice as slow then).
+# data writes; valgrind runs about twice as slow then), BENCH_TEXT_BYTES (0: the echo's text
+# is "hello from wrk"; N: N bytes of words, sent as the argument and answered back, for a
+# tool's larger answer).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
@@ -99,7 +101,7 @@ ctxt() {
 # bench NAME CONNS SECONDS -> runs wrk on target NAME, prints its RESULT line's fields.
 declare -A url sid key
 bench() {
-	MCP_SESSION=${sid[$1]} MCP_KEY=${key[$1]:-} MCP_PATH=/mcp \
+	MCP_SESSION=${sid[$1]} MCP_KEY=${key[$1]:-} MCP_PATH=/mcp MCP_TEXT_BYTES=${BENCH_TEXT_BYTES:-0} \
 		"${timed[@]}" wrk -t1 -c"$2" -d"$3"s --timeout 10s -s "$here/call.lua" "${url[$1]}" 2>&1 |
 		sed -n 's/^RESULT //p'
 }

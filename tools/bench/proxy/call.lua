@@ -2,6 +2,8 @@
 -- per request. The runner (tools/bench/proxy_bench.sh) opens the session with curl and passes:
 --   MCP_SESSION  the Mcp-Session-Id          MCP_KEY  the API key (empty: no Authorization)
 --   MCP_PATH     the endpoint path (/mcp)
+--   MCP_TEXT_BYTES  the echo's text: 0 or unset "hello from wrk", else that many bytes of
+--                   words (the upstream answers it back: a tool's larger answer)
 -- done() prints one line the runner parses, latencies in microseconds:
 --   RESULT requests=N seconds=S rps=R p50=U p90=U p99=U max=U errors=E status=X bad=B
 -- errors: socket errors and timeouts; status: HTTP answers other than 2xx/3xx; bad: answers
@@ -9,6 +11,11 @@
 local session = os.getenv("MCP_SESSION") or ""
 local key = os.getenv("MCP_KEY") or ""
 local path = os.getenv("MCP_PATH") or "/mcp"
+local text_bytes = tonumber(os.getenv("MCP_TEXT_BYTES") or "0") or 0
+local text = "hello from wrk"
+if text_bytes > 0 then
+	text = string.rep("lorem ipsum dolor sit amet, ", math.floor(text_bytes / 28) + 1):sub(1, text_bytes)
+end
 
 local headers = {
 	["Content-Type"] = "application/json",
@@ -32,7 +39,7 @@ end
 function request()
 	seq = seq + 1
 	local body = '{"jsonrpc":"2.0","id":' .. (tid * 1000000000 + seq) ..
-		',"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello from wrk"}}}'
+		',"method":"tools/call","params":{"name":"echo","arguments":{"text":"' .. text .. '"}}}'
 	return wrk.format("POST", path, headers, body)
 end
 
