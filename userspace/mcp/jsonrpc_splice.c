@@ -2,6 +2,7 @@
  * parse of an agent's tools/call (see the header). */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct scan {
 	 * name just read, decoded; NULL in an array). */
 	cJSON *into;
 	char *key;
+	bool key_const;         /* key is one of the protocol's names (protocol_name), not owned */
 	bool nomem;
 };
 
@@ -152,8 +154,11 @@ static bool add(struct scan *s, cJSON *n)
 		s->nomem = true;
 		return false;
 	}
-	n->string = s->key;     /* as cJSON's parse names it: owned, not a constant */
+	n->string = s->key;     /* as cJSON's parse names it, or a constant it will not free */
+	if (s->key_const)
+		n->type |= cJSON_StringIsConst;
 	s->key = NULL;
+	s->key_const = false;
 	cJSON_AddItemToArray(s->into, n);       /* never fails for a fresh node */
 	return true;
 }
@@ -256,14 +261,40 @@ static bool number(struct scan *s)
 
 static bool value(struct scan *s, int depth, bool top);
 
+/* The member names of the protocol's own that nearly every request has, as constants: a node
+ * named by one takes it with cJSON_StringIsConst (cJSON neither frees nor writes it), rather
+ * than a copy to make and free. A name written with an escape is never one of them. */
+static const char *protocol_name(const char *k, size_t kn)
+{
+	const char *c;
+
+	switch (kn) {
+	case 2: c = "id"; break;
+	case 4: c = "name"; break;
+	case 5: c = "_meta"; break;
+	case 6: c = k[0] == 'm' ? "method" : "params"; break;
+	case 7: c = "jsonrpc"; break;
+	case 9: c = "arguments"; break;
+	case 13: c = "progressToken"; break;
+	default: return NULL;
+	}
+	return memcmp(k, c, kn) ? NULL : c;
+}
+
 /* An object member's name and its ':', the white space after both stepped over. Copied. */
 static bool member_name(struct scan *s, const char **k, size_t *kn)
 {
 	if (!string(s, k, kn))
 		return false;
 	if (s->into) {
-		cJSON_free(s->key);     /* NULL: every value read takes its name */
-		if (!(s->key = decoded(*k, *kn))) {
+		const char *c = protocol_name(*k, *kn);
+
+		if (!s->key_const)
+			cJSON_free(s->key);     /* NULL: every value read takes its name */
+		s->key_const = c != NULL;
+		if (c) {
+			s->key = (char *)(uintptr_t)c;  /* cJSON's type; the flag keeps it read-only */
+		} else if (!(s->key = decoded(*k, *kn))) {
 			s->nomem = true;
 			return false;
 		}
@@ -404,7 +435,8 @@ static bool envelope(struct scan *s, envelope_member *member, void *arg)
 		if (!member_name(s, &k, &kn))
 			return false;
 		if (is_key(k, kn, "jsonrpc") && !have_ver) {
-			if (!lit(s, "\"2.0\"") || (s->into && !add_string(s, decoded("2.0", 3))))
+			/* a reference to the constant: every request has it, nothing reads it */
+			if (!lit(s, "\"2.0\"") || (s->into && !add(s, cJSON_CreateStringReference("2.0"))))
 				return false;
 			have_ver = true;
 		} else if (!member(s, k, kn, arg)) {
@@ -595,7 +627,8 @@ int jsonrpc_splice_request(const char *text, size_t len, struct jsonrpc_request_
 	if (envelope(&s, request_member, &e) && e.have_id && e.have_method && t->text)
 		return 0;
 	jsonrpc_request_text_free(t);
-	cJSON_free(s.key);
+	if (!s.key_const)
+		cJSON_free(s.key);
 	if (tree) {
 		cJSON_Delete(*tree);
 		*tree = NULL;
