@@ -413,6 +413,24 @@ static void test_request_tree(void)
 		CU_ASSERT_STRING_EQUAL(a, b);
 		cJSON_free(a);
 		cJSON_free(b);
+		/* the protocol's names are constants in the tree (cJSON_StringIsConst): what the
+		 * gateway does with a request's members leaves them alike, and frees each once
+		 * (AddressSanitizer) */
+		for (int k = 0; k < 2; k++) {
+			cJSON *o = k ? full : tree, *dup = cJSON_Duplicate(o, 1), *moved = cJSON_CreateObject();
+			cJSON *params = cJSON_GetObjectItemCaseSensitive(o, "params");
+
+			if (params)
+				cJSON_ReplaceItemInObjectCaseSensitive(o, "params", cJSON_Duplicate(params, 1));
+			cJSON_AddItemToObject(moved, "was_id", cJSON_DetachItemFromObjectCaseSensitive(dup, "id"));
+			cJSON_AddItemToObject(o, "moved", moved);
+			cJSON_AddItemToObject(o, "dup", dup);
+		}
+		a = cJSON_PrintUnformatted(tree);
+		b = cJSON_PrintUnformatted(full);
+		CU_ASSERT_STRING_EQUAL(a, b);
+		cJSON_free(a);
+		cJSON_free(b);
 		jsonrpc_request_text_free(&t);
 		cJSON_Delete(tree);
 		cJSON_Delete(full);
