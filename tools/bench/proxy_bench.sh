@@ -24,9 +24,9 @@
 # BENCH_STORE_PAIRS (12) pairs of short runs of BENCH_STORE_SECONDS (2) each, in ABBA order,
 # so that what the store costs is a ratio of paired runs (issue 11: <= 5% req/s); 0 skips it;
 # BENCH_STORE_AA=1 turns the store off in both: the method's own spread, an A/A control),
-# BENCH_PROFILE (a file: one more untimed mcpwarden run at the last connection count under
-# `perf record -g`, its report written there and the
-# recording beside it as FILE.data; where the CPU of a call goes),
+# BENCH_PROFILE (a file: one more untimed run of each proxy at the last connection count under
+# `perf record -g`, mcpwarden's report written there and nginx's to FILE.nginx, each
+# recording beside it as .data; where the CPU of a call goes),
 # BENCH_INSTRUCTIONS (1; 0 skips it: one more mcpwarden under valgrind's callgrind, 16
 # connections, counting the instructions its event loop runs per call: a figure that does
 # not move with the machine's load, for comparing two builds; BENCH_INSTRUCTIONS=FILE also
@@ -341,13 +341,16 @@ for c in $conns; do
 	hwm[$c]=$(status_kb "$warden_pid" VmHWM)
 done
 
-# BENCH_PROFILE: where mcpwarden's CPU goes, per function, all threads, callers folded in.
-if [ -n "$profile" ] && [ $have_perf = 1 ]; then
-	perf record -q --call-graph dwarf,16384 -o "$tmp/perf.data" -p "$warden_pid" 2>/dev/null &
+# BENCH_PROFILE: where each proxy's CPU goes, per function, all threads, callers folded in:
+# mcpwarden's in FILE, nginx's worker in FILE.nginx, each run alone at the last connection
+# count, so that the two kernels' shares can be set side by side.
+# profile_target NAME PID OUT
+profile_target() {
+	perf record -q --call-graph dwarf,16384 -o "$tmp/perf.data" -p "$2" 2>/dev/null &
 	perf_pid=$!
 	pids+=($perf_pid)
 	sleep 0.2
-	bench mcpwarden "$c" "$secs" >/dev/null
+	bench "$1" "$c" "$secs" >/dev/null
 	kill -INT "$perf_pid" 2>/dev/null
 	wait "$perf_pid" 2>/dev/null
 	{
@@ -360,9 +363,13 @@ if [ -n "$profile" ] && [ $have_perf = 1 ]; then
 		echo "### with callees (children)"
 		perf report -i "$tmp/perf.data" --children --sort symbol --percent-limit 2 \
 			--stdio -g none 2>/dev/null
-	} >"$profile"
-	mv "$tmp/perf.data" "$profile.data"     # for `perf report -i` by hand
-	echo "proxy_bench: profile of mcpwarden at $c connection(s) in $profile"
+	} >"$3"
+	mv "$tmp/perf.data" "$3.data"     # for `perf report -i` by hand
+	echo "proxy_bench: profile of $1 at $c connection(s) in $3"
+}
+if [ -n "$profile" ] && [ $have_perf = 1 ]; then
+	profile_target mcpwarden "$warden_pid" "$profile"
+	profile_target nginx "${ng_worker:-$ng_pid}" "$profile.nginx"
 elif [ -n "$profile" ]; then
 	echo "proxy_bench: BENCH_PROFILE: perf cannot record here"
 fi
