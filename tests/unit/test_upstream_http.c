@@ -677,6 +677,17 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 		reply_json(req, 502, "{\"error\":\"bad gateway\"}");
 	} else if (strcmp(tool, "gone") == 0) {
 		reply_json(req, 404, "{}");
+	} else if (strncmp(tool, "text", 4) == 0) {
+		/* "text<N>": a result whose text is N bytes, the answer read in many pieces */
+		size_t n = strtoul(tool + 4, NULL, 10);
+		char *res = malloc(n + 64);
+		int k = snprintf(res, 64, "{\"content\":[{\"type\":\"text\",\"text\":\"");
+		for (size_t i = 0; i < n; i++)
+			res[k + i] = (char)('a' + i % 26);
+		memcpy(res + k + n, "\"}]}", 5);
+		s = result_for(id, res);
+		free(res);
+		reply_json(req, 200, s);
 	} else if (strcmp(tool, "big") == 0) {
 		size_t n = (16u << 20) + 4096;
 		char *big = malloc(n + 1);
@@ -792,6 +803,22 @@ static void test_scripted_answers(void)
 	got_reset();
 	CU_ASSERT_PTR_NULL(call(t, 12, "tools/call", tool_params("bad"), 3000));
 	CU_ASSERT_EQUAL(got.err, -EPROTO);
+
+	/* answers of many reads, under and over the room made ahead for an announced length
+	 * (1 MiB), come whole */
+	static const char *const long_texts[] = { "text200000", "text1048500", "text1500000" };
+	for (size_t i = 0; i < sizeof(long_texts) / sizeof(long_texts[0]); i++) {
+		size_t n = strtoul(long_texts[i] + 4, NULL, 10);
+
+		got_reset();
+		r = call(t, 20 + (int)i, "tools/call", tool_params(long_texts[i]), 5000);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+		const cJSON *text = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(
+			cJSON_GetObjectItem(r, "result"), "content"), 0), "text");
+		CU_ASSERT_FATAL(cJSON_IsString(text));
+		CU_ASSERT_EQUAL(strlen(text->valuestring), n);
+		CU_ASSERT(text->valuestring[n - 1] == (char)('a' + (n - 1) % 26));
+	}
 
 	got_reset();
 	CU_ASSERT_PTR_NULL(call(t, 13, "tools/call", tool_params("big"), 5000));

@@ -37,6 +37,7 @@
 
 #define HTTP_MAX_BODY           (16u << 20)     /* one JSON answer or one SSE event */
 #define HTTP_ERR_SNIPPET        4096            /* body kept from an error answer */
+#define BODY_PRESIZE_MAX        (1u << 20)      /* room made ahead for an announced answer */
 #define DELETE_TIMEOUT_MS       2000
 #define POLL_DEFAULT_MS         1000            /* SSE reconnect delay when no retry: given */
 #define POLL_MIN_MS             20
@@ -330,6 +331,19 @@ static int on_head(void *arg, struct http_exchange *x, int status)
 		c->mode = BODY_JSON;
 	if (c->mode == BODY_SSE && c->sse)
 		sse_parser_reset(c->sse);
+	if (c->mode == BODY_JSON) {
+		/* One piece of memory for an answer of announced length (the parser checked the
+		 * number): it arrives in reads of 16 KiB, and take_json then reads it in place,
+		 * where evbuffer_pullup copied it whole once more. Larger ones grow as they come. */
+		const char *cl = http_exchange_header(x, "Content-Length");
+		unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+
+		if (len > 0 && len <= BODY_PRESIZE_MAX && evbuffer_expand(c->buf, (size_t)len) != 0) {
+			c->err = -ENOMEM;
+			snprintf(c->why, sizeof(c->why), "out of memory");
+			return c->err;
+		}
+	}
 	if (c->initialize && c->h && c->mode != BODY_SNIPPET &&
 	    (sid = http_exchange_header(x, "Mcp-Session-Id"))) {
 		if (visible_ascii(sid, strlen(sid))) {
