@@ -336,9 +336,12 @@ static int on_head(void *arg, struct http_exchange *x, int status)
 		 * number): it arrives in reads of 16 KiB, and take_json then reads it in place,
 		 * where evbuffer_pullup copied it whole once more. Larger ones grow as they come. */
 		const char *cl = http_exchange_header(x, "Content-Length");
-		unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+		size_t len = 0;
 
-		if (len > 0 && len <= BODY_PRESIZE_MAX && evbuffer_expand(c->buf, (size_t)len) != 0) {
+		/* digits only (the parser checked them); no strtoull, whose code is cold here */
+		for (; cl && *cl >= '0' && *cl <= '9' && len <= BODY_PRESIZE_MAX; cl++)
+			len = len * 10 + (size_t)(*cl - '0');
+		if (len > 0 && len <= BODY_PRESIZE_MAX && evbuffer_expand(c->buf, len) != 0) {
 			c->err = -ENOMEM;
 			snprintf(c->why, sizeof(c->why), "out of memory");
 			return c->err;
