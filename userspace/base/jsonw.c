@@ -36,6 +36,25 @@ const unsigned char jsonw_special[256] = {
 	['"'] = 1, ['\\'] = 1,
 };
 
+const char *jsonw_plain_end_long(const char *p, const char *end)
+{
+#ifdef __SSE2__
+	unsigned bits;
+
+	for (; end - p >= 32; p += 32)
+		if ((bits = jsonw_special16(p) | jsonw_special16(p + 16) << 16))
+			return p + __builtin_ctz(bits);
+	if (end - p >= 16) {
+		if ((bits = jsonw_special16(p)))
+			return p + __builtin_ctz(bits);
+		p += 16;
+	}
+#endif
+	while (p < end && !jsonw_special[(unsigned char)*p])
+		p++;
+	return p;
+}
+
 void jsonw_str(struct jsonw *w, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";

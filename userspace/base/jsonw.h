@@ -115,22 +115,21 @@ static inline unsigned jsonw_special16(const char *p)
 }
 #endif
 
+/* jsonw_plain_end past the first 16 bytes: out of line, so that a short string's check stays
+ * a few instructions where it is used. */
+const char *jsonw_plain_end_long(const char *p, const char *end);
+
 /* The first byte in [p, end) that jsonw_special marks, or end: where a JSON string's plain
- * run stops. 32 bytes a branch where there is SSE2 (x86-64 always): a tool's answer may carry
- * kilobytes of text in one string, and the byte-by-byte walk costs four instructions a byte.
- * Reads nothing at or past end. */
+ * run stops. With SSE2 (x86-64 always) 16 bytes at once, then 32 a branch: a tool's answer
+ * may carry kilobytes of text in one string, and the byte-by-byte walk costs four
+ * instructions a byte. Reads nothing at or past end. */
 static inline const char *jsonw_plain_end(const char *p, const char *end)
 {
 #ifdef __SSE2__
-	unsigned bits;
-
-	for (; end - p >= 32; p += 32)
-		if ((bits = jsonw_special16(p) | jsonw_special16(p + 16) << 16))
-			return p + __builtin_ctz(bits);
 	if (end - p >= 16) {
-		if ((bits = jsonw_special16(p)))
-			return p + __builtin_ctz(bits);
-		p += 16;
+		unsigned bits = jsonw_special16(p);
+
+		return bits ? p + __builtin_ctz(bits) : jsonw_plain_end_long(p + 16, end);
 	}
 #endif
 	while (p < end && !jsonw_special[(unsigned char)*p])
