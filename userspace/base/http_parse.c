@@ -184,34 +184,6 @@ static char *line_end(char *s, const char *end)
 	return cr;
 }
 
-/* Past the letters, digits and '-' at s (nearly all of a header name), sixteen bytes a step
- * where there is SSE2 and sixteen are left before end; the caller's tchar walk goes on from
- * there, so this only saves it the common bytes. */
-static char *name_run(char *s, const char *end)
-{
-#ifdef __SSE2__
-	const __m128i fold = _mm_set1_epi8(0x20), a = _mm_set1_epi8((char)(0x80 - 'a')),
-		      z = _mm_set1_epi8((char)(0x80 + 26)), d0 = _mm_set1_epi8((char)(0x80 - '0')),
-		      d9 = _mm_set1_epi8((char)(0x80 + 10)), dash = _mm_set1_epi8('-');
-
-	while (end - s >= 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-		/* x - lo < n, unsigned, as a signed compare of x - lo - 128 against n - 128 */
-		__m128i letter = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, fold), a), z);
-		__m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, d0), d9);
-		__m128i ok = _mm_or_si128(_mm_or_si128(letter, digit), _mm_cmpeq_epi8(v, dash));
-		unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xffff;
-
-		if (bad)
-			return s + __builtin_ctz(bad);
-		s += 16;
-	}
-#else
-	(void)end;
-#endif
-	return s;
-}
-
 /* Split the head (CRLF-terminated lines, the blank line last) into start line and headers,
  * each line NUL-terminated in place; decide how the body is delimited. */
 static int parse_head(struct http_parser *p, char *s, size_t n)
@@ -232,7 +204,7 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 		next = e + 2;
 		if (is_ows(*line))
 			return -EPROTO;                 /* obs-fold */
-		for (colon = name_run(line, end); is_tchar((unsigned char)*colon); colon++)
+		for (colon = line; is_tchar((unsigned char)*colon); colon++)
 			;
 		if (*colon != ':' || colon == line)
 			return -EPROTO;
