@@ -2,7 +2,7 @@
 #include "govern/schema_int.h"
 
 #include <string.h>
-#ifdef __SSE2__
+#if defined(__SSE2__) && defined(__x86_64__)     /* _mm_cvtsi128_si64 */
 #include <emmintrin.h>
 #endif
 
@@ -258,7 +258,7 @@ void schema_fmt_json(const cJSON *v, char *buf, size_t len)
 size_t schema_utf8_length(const char *s)
 {
 	size_t len = strlen(s), n = len, i = 0;
-#ifdef __SSE2__
+#if defined(__SSE2__) && defined(__x86_64__)
 	const __m128i lead = _mm_set1_epi8(-64), zero = _mm_setzero_si128();
 
 	while (len - i >= 16) {

@@ -435,7 +435,7 @@ static bool envelope(struct scan *s, envelope_member *member, void *arg)
 		if (!member_name(s, &k, &kn))
 			return false;
 		if (is_key(k, kn, "jsonrpc") && !have_ver) {
-			/* a reference to the constant: every request has it, nothing reads it */
+			/* a reference to the constant: every request has it, nothing writes it */
 			if (!lit(s, "\"2.0\"") || (s->into && !add(s, cJSON_CreateStringReference("2.0"))))
 				return false;
 			have_ver = true;
