@@ -255,10 +255,10 @@ static void test_parse_control_anywhere(void)
 	}
 }
 
-/* Every byte at every place of a header name longer than two of the parser's 16-byte steps:
- * a token character is part of the name, ':' ends it (not as its first byte), anything else
- * refuses the request. The name is measured where it starts at each offset of the head, so
- * that the steps fall differently against it and the head's end. */
+/* Every byte at every place of a header name longer than two 16-byte steps of the head's
+ * control-character check: a token character is part of the name, ':' ends it (not as its
+ * first byte), anything else refuses the request. The name starts at each offset of the
+ * head, so that those steps fall differently against it and the head's end. */
 static void test_parse_name_bytes(void)
 {
 	static const char tchar_punct[] = "!#$%&'*+-.^_`|~";
