@@ -57,6 +57,25 @@ describe('spliced upstream answers over Streamable HTTP', { timeout: 60000 }, ()
 		}
 	});
 
+	// The agent's answer is written around the kept result, which leaves from where it
+	// lies (base/jsonw.h's holes): more than a socket takes at once, escapes and UTF-8 in it.
+	test('a long answer arrives whole, the same as the upstream\'s', async () => {
+		const ref = await connectHttp(srv.url);
+		try {
+			const args = { message: 'Ünïcödé "quoted" \\ back\tslash\n line ✓ '.repeat(40000) };
+			const direct = await ref.client.callTool({ name: 'echo', arguments: args });
+			assert.ok(JSON.stringify(direct).length > 1000000);
+			const got = await callAs(quiet, 'echo', args);
+			assert.deepEqual(got, direct);
+			const r = await d.waitForRecord((x) => x.type === 'decision' &&
+				x.key === 'quiet' && x.target === 'echo');
+			assert.equal(r.status, 'ok');
+			assert.equal(r.result_bytes, Buffer.byteLength(JSON.stringify(direct)));
+		} finally {
+			await ref.close();
+		}
+	});
+
 	test('a policy that logs values gets the result redacted', async () => {
 		const got = await callAs(loud, 'get-sum', { a: 1, b: 2 });
 		assert.match(got.content[0].text, /3/);

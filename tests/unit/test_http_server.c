@@ -51,6 +51,7 @@ enum mode {
 	M_STREAM_LATER, /* streaming starts in the hook, a piece and the end from the timer */
 	M_STREAM_HOLD,  /* streaming starts in the hook, the rest is the test's */
 	M_BIG,          /* a large whole answer (big bytes) */
+	M_PIECES,       /* the same in pieces (http_req_sendv) */
 };
 
 /* What the test knows of an admitted connection (its http_conn_data). */
@@ -119,7 +120,18 @@ static void big_answer(struct srv *v, struct http_req *r)
 	CU_ASSERT_FATAL(b != NULL);
 	for (size_t i = 0; i < v->big; i++)
 		b[i] = (char)('a' + (i * 7) % 26);
-	http_req_send(r, 200, NULL, "application/octet-stream", b, v->big);
+	if (v->mode == M_PIECES) {
+		/* uneven pieces, an empty one among them, the largest more than the socket
+		 * takes at once */
+		size_t a = v->big / 3, bb = v->big / 3 + 1;
+		struct iovec iov[5] = {
+			{ b, 3 }, { b + 3, a - 3 }, { b + a, 0 }, { b + a, bb }, { b + a + bb, 0 },
+		};
+		iov[4].iov_len = v->big - a - bb;
+		http_req_sendv(r, 200, NULL, "application/octet-stream", iov, 5);
+	} else {
+		http_req_send(r, 200, NULL, "application/octet-stream", b, v->big);
+	}
 	free(b);        /* the server keeps what the socket did not take */
 }
 
@@ -205,6 +217,7 @@ static void on_request(void *arg, struct http_req *r)
 		hold(v, r, v->mode == M_STREAM_LATER);
 		break;
 	case M_BIG:
+	case M_PIECES:
 		big_answer(v, r);
 		break;
 	}
@@ -1405,6 +1418,47 @@ static void test_big_answer(void)
 	srv_stop(&v);
 }
 
+/* An answer written from pieces (a print around text kept elsewhere: http_req_sendv) comes
+ * whole and in order, with its total as the length, also when the socket takes only part of
+ * it at once; to HEAD, the length without the body. */
+static void test_answer_pieces(void)
+{
+	struct srv v;
+	struct cli c;
+	struct resp r;
+	char len[32];
+	bool same = true;
+
+	srv_start(&v, 1 << 20, 8192, 5000);
+	v.mode = M_PIECES;
+	v.big = (4u << 20) + 5;
+	snprintf(len, sizeof(len), "%zu", v.big);
+	cli_tcp(&c, v.port);
+	cli_send(&v, &c, "GET /big HTTP/1.1\r\n\r\n");
+	CU_ASSERT_FATAL(cli_resp(&v, &c, &r));
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT(resp_is(&r, "Content-Length", len));
+	CU_ASSERT_EQUAL(r.body_len, v.big);
+	for (size_t i = 0; i < r.body_len && same; i++)
+		same = r.body[i] == (char)('a' + (i * 7) % 26);
+	CU_ASSERT(same);
+	resp_free(&r);
+	v.big = 10;
+	cli_send(&v, &c, "HEAD /big HTTP/1.1\r\n\r\n");
+	CU_ASSERT_FATAL(cli_resp_x(&v, &c, &r, true));
+	CU_ASSERT(resp_is(&r, "Content-Length", "10"));
+	CU_ASSERT_EQUAL(r.body_len, 0);
+	resp_free(&r);
+	/* and the connection is still in step */
+	v.mode = M_NOW;
+	cli_send(&v, &c, "GET /small HTTP/1.1\r\n\r\n");
+	CU_ASSERT_FATAL(cli_resp(&v, &c, &r));
+	CU_ASSERT(is_answer(&r, "/small"));
+	resp_free(&r);
+	cli_close(&c);
+	srv_stop(&v);
+}
+
 /* A body larger than one read, sent in pieces: whole and in order for the hook. */
 static void test_big_request(void)
 {
@@ -1784,6 +1838,7 @@ CU_MAIN("http_server", cu_quiet, NULL,
 	{ "server: a request being served is never cut", test_deadline_not_while_served },
 	{ "server: an answer not read is cut, its owner told", test_deadline_stalled_reader },
 	{ "server: a large answer arrives whole", test_big_answer },
+	{ "server: an answer written from pieces", test_answer_pieces },
 	{ "server: a large request body in pieces", test_big_request },
 	{ "server: pipelined input past the read bound", test_pipelined_past_bound },
 	{ "server: a long stream written faster than read", test_big_stream },

@@ -266,7 +266,110 @@ static void test_plain_end(void)
 	}
 }
 
+/* The pieces of a print with holes, joined. */
+static char *joined(const struct jsonw *w)
+{
+	struct iovec iov[2 * 8 + 1];
+	int n = jsonw_iov(w, iov);
+	size_t len = 0;
+	char *s, *p;
+
+	CU_ASSERT_FATAL(n >= 1 && n <= 2 * (int)w->nholes + 1);
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	p = s = malloc(len + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	for (int i = 0; i < n; i++) {
+		CU_ASSERT(iov[i].iov_len > 0 || n == 1);     /* no empty piece but an empty text */
+		memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+	*p = '\0';
+	return s;
+}
+
+/* A long Raw text is left where it lies (a hole) and sent from there: the pieces make the
+ * same text as the print without holes, a short one is copied, no more holes than room. */
+static void test_holes(void)
+{
+	char *big = malloc(JSONW_HOLE_MIN + 1), *big2 = malloc(5000);
+	cJSON *msg = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big2);
+	memset(big, '7', JSONW_HOLE_MIN);               /* just long enough: a number */
+	big[JSONW_HOLE_MIN] = '\0';
+	big2[0] = '{';                                  /* {"k":"xxx...x"} */
+	memcpy(big2 + 1, "\"k\":\"", 5);
+	memset(big2 + 6, 'x', 4991);
+	memcpy(big2 + 4997, "\"}", 3);
+	cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+	cJSON_AddNumberToObject(msg, "id", 7);
+	cJSON_AddRawToObject(msg, "result", big2);
+	cJSON_AddItemToObject(msg, "more", arr);
+	cJSON_AddItemToArray(arr, cJSON_CreateRaw(big));
+	cJSON_AddItemToArray(arr, cJSON_CreateRaw("[1,2]"));        /* short: copied */
+	cJSON_AddItemToArray(arr, cJSON_CreateRaw(big));
+
+	char *want = cJSON_PrintUnformatted(msg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+	for (unsigned room = 0; room <= 4; room++) {
+		struct jsonw_hole holes[4];
+		struct jsonw w = { .holes = holes, .max_holes = room };
+
+		CU_ASSERT_EQUAL_FATAL(jsonw_value(&w, msg), 0);
+		CU_ASSERT_EQUAL(w.nholes, room < 3 ? room : 3);
+		if (room) {     /* the first hole is the result, at its place in the print */
+			CU_ASSERT_PTR_EQUAL(holes[0].text,
+					    cJSON_GetObjectItem(msg, "result")->valuestring);
+			CU_ASSERT_EQUAL(holes[0].len, 4999);
+			CU_ASSERT_FATAL(holes[0].at >= 9);
+			CU_ASSERT_NSTRING_EQUAL(w.buf + holes[0].at - 9, "\"result\":,", 10);
+		}
+		char *got = joined(&w);
+		CU_ASSERT_STRING_EQUAL(got, want);
+		size_t held = 0;        /* what the holes hold is not in the buffer */
+		for (unsigned i = 0; i < w.nholes; i++)
+			held += holes[i].len;
+		CU_ASSERT_EQUAL(w.len + held, strlen(want));
+		free(got);
+		jsonw_free(&w);
+	}
+	/* a failed print takes its holes back with its bytes */
+	{
+		struct jsonw_hole holes[4];
+		struct jsonw w = { .holes = holes, .max_holes = 4 };
+		cJSON *bad = cJSON_CreateArray(), *odd = cJSON_CreateNull();
+
+		odd->type = 0x4000;     /* of no JSON type */
+		cJSON_AddItemToArray(bad, cJSON_CreateRaw(big));
+		cJSON_AddItemToArray(bad, odd);
+		jsonw_raw(&w, "[", 1);
+		CU_ASSERT_EQUAL(jsonw_value(&w, bad), -EINVAL);
+		CU_ASSERT_EQUAL(w.nholes, 0);
+		CU_ASSERT_STRING_EQUAL(w.buf, "[");
+		char *got = joined(&w);
+		CU_ASSERT_STRING_EQUAL(got, "[");
+		free(got);
+		jsonw_reset(&w);
+		CU_ASSERT_EQUAL(jsonw_value(&w, msg), 0);
+		CU_ASSERT_EQUAL(w.nholes, 3);
+		jsonw_reset(&w);        /* and a reset forgets them */
+		CU_ASSERT_EQUAL(w.nholes, 0);
+		got = joined(&w);
+		CU_ASSERT_STRING_EQUAL(got, "");
+		free(got);
+		jsonw_free(&w);
+		cJSON_Delete(bad);
+	}
+	cJSON_free(want);
+	cJSON_Delete(msg);
+	free(big);
+	free(big2);
+}
+
 CU_MAIN("jsonw", NULL, NULL,
+	{ "long Raw texts sent from where they lie", test_holes },
 	{ "strings as cJSON escapes them", test_strings },
 	{ "the plain run of a string", test_plain_end },
 	{ "integers as printf prints them", test_int_text },

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 struct event_base;
 struct http_server;
@@ -118,6 +119,13 @@ void http_req_set_header(struct http_req *r, const char *name, const char *value
  * is done: r must not be used again. */
 void http_req_send(struct http_req *r, int status, const char *reason, const char *ctype,
 		   const void *body, size_t len);
+/* The same with the body in nbody pieces (at most HTTP_SENDV_MAX; none: no body), written
+ * with the head in one system call: a body printed around text kept elsewhere (jsonw's
+ * holes) leaves without being copied together first. What the socket does not take at once
+ * is copied before this returns. */
+#define HTTP_SENDV_MAX 9
+void http_req_sendv(struct http_req *r, int status, const char *reason, const char *ctype,
+		    const struct iovec *body, int nbody);
 /* The same with a NUL-terminated text (NULL: no body). */
 static inline void http_req_send_text(struct http_req *r, int status, const char *reason,
 				      const char *ctype, const char *text)

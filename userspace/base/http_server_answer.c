@@ -219,11 +219,19 @@ static size_t head_print(struct http_req *r, char **buf, size_t *cap, int status
 void http_req_send(struct http_req *r, int status, const char *reason, const char *ctype,
 		   const void *body, size_t len)
 {
+	struct iovec iov = { (void *)body, len };
+
+	http_req_sendv(r, status, reason, ctype, body ? &iov : NULL, body ? 1 : 0);
+}
+
+void http_req_sendv(struct http_req *r, int status, const char *reason, const char *ctype,
+		    const struct iovec *body, int nbody)
+{
 	struct http_conn *c = r->c;
 	static char *head;
 	static size_t cap;
-	struct iovec iov[2];
-	size_t n;
+	struct iovec iov[1 + HTTP_SENDV_MAX];
+	size_t n, len = 0;
 
 	if (!c->req_live)
 		return;
@@ -231,11 +239,18 @@ void http_req_send(struct http_req *r, int status, const char *reason, const cha
 		http_req_stream_end(r);
 		return;
 	}
-	n = head_print(r, &head, &cap, status, reason, body ? ctype : NULL,
-		       body ? (int64_t)len : 0);
+	if (nbody < 0 || nbody > HTTP_SENDV_MAX)
+		nbody = 0;      /* a caller's bug: an answer without its body, not an overflow */
+	for (int i = 0; i < nbody; i++)
+		len += body[i].iov_len;
+	n = head_print(r, &head, &cap, status, reason, nbody ? ctype : NULL,
+		       nbody ? (int64_t)len : 0);
 	iov[0] = (struct iovec){ head, n };
-	iov[1] = (struct iovec){ (void *)body, body && r->method != HTTP_HEAD ? len : 0 };
-	if (conn_write(c, iov, 2) == 0) {
+	if (r->method == HTTP_HEAD)
+		nbody = 0;
+	for (int i = 0; i < nbody; i++)
+		iov[1 + i] = body[i];
+	if (conn_write(c, iov, 1 + nbody) == 0) {
 		req_done(c);
 	} else {                /* the connection is failing: the owner is done all the same */
 		c->req_live = false;

@@ -18,6 +18,7 @@ static inline __attribute__((always_inline)) void reserve(struct jsonw *w, size_
 void jsonw_reset(struct jsonw *w)
 {
 	w->len = 0;
+	w->nholes = 0;
 	if (w->buf)
 		w->buf[0] = '\0';
 }
@@ -242,11 +243,19 @@ static int value(struct jsonw *w, const cJSON *v, int depth, bool as_cjson)
 	case cJSON_String:
 		jsonw_str(w, v->valuestring ? v->valuestring : "");
 		return 0;
-	case cJSON_Raw:
+	case cJSON_Raw: {
+		size_t n;
+
 		if (!v->valuestring)
 			return -EINVAL;
-		jsonw_raw(w, v->valuestring, strlen(v->valuestring));
+		n = strlen(v->valuestring);
+		if (!as_cjson && n >= JSONW_HOLE_MIN && w->nholes < w->max_holes) {
+			w->holes[w->nholes++] = (struct jsonw_hole){ w->len, v->valuestring, n };
+			return 0;
+		}
+		jsonw_raw(w, v->valuestring, n);
 		return 0;
+	}
 	case cJSON_Array:
 	case cJSON_Object: {
 		bool obj = (v->type & 0xff) == cJSON_Object;
@@ -273,12 +282,32 @@ static int value(struct jsonw *w, const cJSON *v, int depth, bool as_cjson)
 int jsonw_value(struct jsonw *w, const cJSON *v)
 {
 	size_t start = w->len;
+	unsigned holes = w->nholes;
 	int rc = v ? value(w, v, 0, false) : -EINVAL;
 
 	if (rc) {
 		w->len = start;
+		w->nholes = holes;
 		if (w->buf)
 			w->buf[start] = '\0';
 	}
 	return rc;
+}
+
+int jsonw_iov(const struct jsonw *w, struct iovec *iov)
+{
+	size_t from = 0;
+	int n = 0;
+
+	for (unsigned i = 0; i < w->nholes; i++) {
+		const struct jsonw_hole *h = &w->holes[i];
+
+		if (h->at > from)
+			iov[n++] = (struct iovec){ w->buf + from, h->at - from };
+		iov[n++] = (struct iovec){ (void *)h->text, h->len };
+		from = h->at;
+	}
+	if (w->len > from || !n)
+		iov[n++] = (struct iovec){ w->buf ? w->buf + from : NULL, w->len - from };
+	return n;
 }

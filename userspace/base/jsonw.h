@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -21,12 +22,24 @@
 
 #include "base/alloc.h"
 
+/* A cJSON_Raw node's text left out of the buffer by jsonw_value: it belongs at offset at,
+ * and is sent from where it lies (issue 9: a tool's answer, kept as the upstream's text by
+ * mcp/jsonrpc_splice, is not copied once more into the agent's answer). */
+struct jsonw_hole {
+	size_t at;
+	const char *text;
+	size_t len;
+};
+
 struct jsonw {
 	char *buf;              /* NUL-terminated after every write */
 	size_t len, cap;
+	struct jsonw_hole *holes;       /* NULL: every Raw text is copied in */
+	unsigned nholes, max_holes;
 };
 
 #define JSONW_FIRST 512         /* the buffer's first size: a record fits */
+#define JSONW_HOLE_MIN 256      /* a shorter Raw text is copied: one more iovec costs more */
 
 void jsonw_reset(struct jsonw *w);
 void jsonw_free(struct jsonw *w);
@@ -145,7 +158,13 @@ size_t jsonw_int_text(char buf[JSONW_INT_TEXT], int64_t v);
  * written so that it reads back bit for bit: integers below 1e15 as digits, others in 15
  * significant digits where that round-trips exactly, else 17 (cJSON checks its 15 digits
  * within an epsilon only). NaN and infinities as null, as cJSON does. -EINVAL (nothing
- * written) for a node of no JSON type. */
+ * written) for a node of no JSON type.
+ * With w->holes, a Raw text of JSONW_HOLE_MIN bytes or more is not copied while there is a
+ * hole free: it is noted there instead (the text then goes between buf[0, at) and buf[at,
+ * ...), in the holes' order; v must outlive them). */
 int jsonw_value(struct jsonw *w, const cJSON *v);
+/* w's text with its holes' texts in place, as pieces in order: at most 2 * nholes + 1, and
+ * at least one (maybe empty). Returns how many. */
+int jsonw_iov(const struct jsonw *w, struct iovec *iov);
 
 #endif

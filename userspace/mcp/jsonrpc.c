@@ -256,7 +256,7 @@ cJSON *jsonrpc_notification(const char *method, cJSON *params)
 char *jsonrpc_print(cJSON *msg)
 {
 	/* from the loop's cache: one for the upstream and one for the agent every call */
-	struct jsonw w = { alloc_cache_get(JSONW_FIRST), 0, JSONW_FIRST };
+	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST), .cap = JSONW_FIRST };
 
 	if (jsonw_value(&w, msg)) {
 		jsonw_free(&w);

@@ -23,6 +23,7 @@
 #include "base/http_server.h"
 #include "base/json_get.h"
 #include "base/json_keys.h"
+#include "base/jsonw.h"
 #include "base/list.h"
 #include "mcp/call.h"
 #include "mcp/jsonrpc.h"
@@ -105,12 +106,23 @@ struct front_stream {
 
 /* --- small HTTP helpers --------------------------------------------------------------- */
 
+/* A JSON body, printed around its long Raw texts (a tool's answer kept as the upstream wrote
+ * it: mcp/jsonrpc_splice.h), which go to the socket from where they lie: no copy of an answer
+ * into the agent's (issue 9). */
+#define SEND_HOLES ((HTTP_SENDV_MAX - 1) / 2)
+
 static void send_json(struct http_req *req, int status, const char *reason, const cJSON *body)
 {
-	char *text = body ? jsonrpc_print((cJSON *)body) : NULL;
+	struct jsonw_hole holes[SEND_HOLES];
+	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST), .cap = JSONW_FIRST,
+			  .holes = holes, .max_holes = SEND_HOLES };
+	struct iovec iov[2 * SEND_HOLES + 1];
 
-	http_req_send_text(req, status, reason, "application/json", text);
-	cJSON_free(text);
+	if (body && jsonw_value(&w, body) == 0)
+		http_req_sendv(req, status, reason, "application/json", iov, jsonw_iov(&w, iov));
+	else
+		http_req_send(req, status, reason, NULL, NULL, 0);
+	alloc_cache_put(w.buf);
 }
 
 /* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
