@@ -57,9 +57,10 @@ describe('spliced upstream answers over Streamable HTTP', { timeout: 60000 }, ()
 		}
 	});
 
-	// The agent's answer is written around the kept result, which leaves from where it
-	// lies (base/jsonw.h's holes): more than a socket takes at once, escapes and UTF-8 in it.
-	test('a long answer arrives whole, the same as the upstream\'s', async () => {
+	// The agent's arguments and the upstream's answer, each kept as its text, leave from
+	// where they lie (base/jsonw.h's holes): more than a socket takes at once, escapes and
+	// UTF-8 in them (echo: the answer is whole only if the arguments arrived whole).
+	test('long arguments and a long answer arrive whole', async () => {
 		const ref = await connectHttp(srv.url);
 		try {
 			const args = { message: 'Ünïcödé "quoted" \\ back\tslash\n line ✓ '.repeat(40000) };

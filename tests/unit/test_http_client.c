@@ -587,6 +587,68 @@ static void test_retry_on_reused(void)
 	CU_ASSERT_EQUAL(srv.requests, 1);
 }
 
+/* POST a body given in pieces; wait for the outcome. */
+static void post_pieces(struct http_pool *p, const struct iovec *iov, int n, struct res *r)
+{
+	struct http_request *req = NULL;
+	struct http_request_spec s = {
+		.method = "POST", .target = "/mcp", .host = "127.0.0.1",
+		.body_iov = iov, .body_iovcnt = n, .has_body = true,
+		.timeout_ms = 2000, .connect_ms = 1000,
+	};
+
+	memset(r, 0, sizeof(*r));
+	CU_ASSERT_FATAL(http_request_start(p, &s, &rcb, r, &req) == 0);
+	run_until_done(r, 5000);
+	CU_ASSERT(r->done);
+}
+
+/* A body in pieces (a print around text kept elsewhere) goes out whole and in order, with
+ * their total as its length, empty pieces and all; sent again whole when a reused connection
+ * turns out closed; more pieces than the client holds are refused. */
+static void test_body_pieces(void)
+{
+	static const char a[] = "{\"jsonrpc\":\"2.0\",\"params\":", b[] = "{\"k\":\"kept\"}",
+			  c[] = ",\"id\":1}";
+	struct iovec iov[HTTP_BODY_PIECES + 1] = {
+		{ (void *)a, 3 }, { (void *)(a + 3), sizeof(a) - 4 }, { (void *)b, 0 },
+		{ (void *)b, sizeof(b) - 1 }, { (void *)c, sizeof(c) - 1 }, { (void *)c, 0 },
+	};
+	struct http_pool_stats st0, st;
+	struct http_request *req = NULL;
+	struct http_pool *p;
+	struct res r;
+
+	event_free(srv.accept_ev);
+	close(srv.lfd);
+	CU_ASSERT_FATAL(srv_start() == 0);
+	p = pool();
+	srv.script = S_CLOSE_ON_REUSE;
+	srv.accepts = srv.requests = 0;
+	post_pieces(p, iov, 6, &r);
+	CU_ASSERT(r.err == 0 && r.status == 200);
+	CU_ASSERT_STRING_EQUAL(srv.last_body, "{\"jsonrpc\":\"2.0\",\"params\":{\"k\":\"kept\"},\"id\":1}");
+	/* on the pooled connection, which the server closes: all of it again, on a new one */
+	memset(srv.last_body, 0, sizeof(srv.last_body));
+	http_pool_stats(p, &st0);
+	post_pieces(p, iov + 3, 2, &r);
+	http_pool_stats(p, &st);
+	CU_ASSERT(r.err == 0 && r.status == 200);
+	CU_ASSERT_EQUAL(st.retries, st0.retries + 1);
+	CU_ASSERT_STRING_EQUAL(srv.last_body, "{\"k\":\"kept\"},\"id\":1}");
+	/* no pieces: an empty body, its length said */
+	post_pieces(p, iov, 0, &r);
+	CU_ASSERT(r.err == 0 && r.status == 200);
+	CU_ASSERT_STRING_EQUAL(srv.last_body, "");
+	struct http_request_spec s = {
+		.method = "POST", .target = "/mcp", .host = "127.0.0.1",
+		.body_iov = iov, .body_iovcnt = HTTP_BODY_PIECES + 1, .has_body = true,
+	};
+	CU_ASSERT_EQUAL(http_request_start(p, &s, &rcb, &r, &req), -EINVAL);
+	CU_ASSERT_PTR_NULL(req);
+	srv.script = S_KEEP;
+}
+
 static void test_garbage_and_close_delimited(void)
 {
 	struct http_pool *p = pool();
@@ -714,6 +776,7 @@ CU_MAIN("http_client", init, clean,
 	{ "client: Connection: close is honoured", test_server_closes_pooled },
 	{ "client: one retry on a reused connection, never on a fresh one",
 	  test_retry_on_reused },
+	{ "client: a body in pieces", test_body_pieces },
 	{ "client: unasked bytes, close-delimited body", test_garbage_and_close_delimited },
 	{ "client: slow chunked body streamed", test_slow_body },
 	{ "client: timeout and refused", test_timeout_and_refused },

@@ -202,6 +202,44 @@ static const cJSON *call(struct transport *t, int id, const char *method, cJSON 
 	return got.msg[i];
 }
 
+/* call() with the message given to the transport (transport_give) and its params a Raw text
+ * (a tools/call's arguments as the agent wrote them: sent from where they lie). */
+static const cJSON *call_given(struct transport *t, int id, const char *params_text, int ms)
+{
+	cJSON *m = make_request(id, "tools/call", cJSON_CreateRaw(params_text));
+	int i;
+
+	CU_ASSERT_EQUAL(transport_give(t, m), 0);
+	run_until(answered, &id, ms);
+	i = response_index(id);
+	if (i < 0)
+		return NULL;
+	CU_ASSERT(jsonrpc_unsplice(got.msg[i]) == 0);
+	return got.msg[i];
+}
+
+/* Long arguments, given: the upstream reads them whole (its echo is the same tree). */
+static void check_given_args(struct transport *t, int id)
+{
+	size_t n = 200000;
+	char *text = malloc(n + 64), *p = text;
+	const cJSON *r;
+	cJSON *want;
+
+	CU_ASSERT_FATAL(text != NULL);
+	p += sprintf(p, "{\"name\":\"echo\",\"arguments\":{\"s\":\"");
+	for (size_t i = 0; i < n; i++)
+		*p++ = i % 97 == 0 ? ' ' : (char)('a' + i % 26);
+	strcpy(p, "\\\"\\n\u00e9\"}}");       /* an escape or two, UTF-8 */
+	want = cJSON_Parse(text);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+	r = call_given(t, id, text, 5000);
+	CU_ASSERT_PTR_NOT_NULL(r);
+	CU_ASSERT(r && cJSON_Compare(cJSON_GetObjectItem(r, "result"), want, true));
+	cJSON_Delete(want);
+	free(text);
+}
+
 static void notify(struct transport *t, const char *method)
 {
 	cJSON *m = cJSON_CreateObject();
@@ -671,6 +709,12 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 	if (strcmp(tool, "json") == 0) {
 		s = result_for(id, "{\"content\":[{\"type\":\"text\",\"text\":\"plain json\"}]}");
 		reply_json(req, 200, s);
+	} else if (strcmp(tool, "echo") == 0) {
+		/* the request's params as the fake read them, as the result */
+		char *params = cJSON_PrintUnformatted(cJSON_GetObjectItem(msg, "params"));
+		s = result_for(id, params);
+		cJSON_free(params);
+		reply_json(req, 200, s);
 	} else if (strcmp(tool, "bad") == 0) {
 		reply_json(req, 200, "this is not json");
 	} else if (strcmp(tool, "e502") == 0) {
@@ -792,6 +836,10 @@ static void test_scripted_answers(void)
 	got_reset();
 	r = call(t, 10, "tools/call", tool_params("json"), 3000);
 	CU_ASSERT_PTR_NOT_NULL(r);
+	CU_ASSERT_EQUAL(got.nerr, 0);
+
+	got_reset();
+	check_given_args(t, 13);        /* sent from where they lie, in one write */
 	CU_ASSERT_EQUAL(got.nerr, 0);
 
 	got_reset();
@@ -953,6 +1001,7 @@ static void test_libcurl_path(void)
 	notify(t, "notifications/initialized");
 	CU_ASSERT_PTR_NOT_NULL(call(t, 2, "tools/call", tool_params("json"), 3000));
 	CU_ASSERT(fake.with_api_key >= 2);
+	check_given_args(t, 3);         /* libcurl posts the pieces joined */
 	transport_destroy(t);
 	CU_ASSERT(run_until(deleted, NULL, 3000));
 	CU_ASSERT_STRING_EQUAL(fake.delete_sid, "fake-1");

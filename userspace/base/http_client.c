@@ -74,8 +74,10 @@ struct http_request {
 	void *arg;
 	char *head;                     /* request line and headers */
 	size_t head_len;
-	const char *body;
-	size_t body_len;
+	const struct iovec *body;       /* the caller's pieces, or &one */
+	struct iovec one;
+	int nbody;
+	size_t body_len;                /* of all of them */
 	size_t sent;                    /* of head + body */
 	uint64_t deadline;              /* monotonic ms, 0: none */
 	long connect_ms;
@@ -309,13 +311,23 @@ static int send_some(struct conn *c)
 	struct http_request *r = c->req;
 
 	while (r->sent < r->head_len + r->body_len) {
-		struct iovec iov[2];
+		struct iovec iov[1 + HTTP_BODY_PIECES];
+		size_t skip = r->sent;
 		int n = 0;
-		if (r->sent < r->head_len)
-			iov[n++] = (struct iovec){ r->head + r->sent, r->head_len - r->sent };
-		if (r->body_len) {
-			size_t off = r->sent > r->head_len ? r->sent - r->head_len : 0;
-			iov[n++] = (struct iovec){ (char *)r->body + off, r->body_len - off };
+		if (skip < r->head_len) {
+			iov[n++] = (struct iovec){ r->head + skip, r->head_len - skip };
+			skip = 0;
+		} else {
+			skip -= r->head_len;
+		}
+		for (int i = 0; i < r->nbody; i++) {
+			size_t len = r->body[i].iov_len;
+			if (skip >= len) {      /* sent already (or empty) */
+				skip -= len;
+				continue;
+			}
+			iov[n++] = (struct iovec){ (char *)r->body[i].iov_base + skip, len - skip };
+			skip = 0;
 		}
 		/* writev with MSG_NOSIGNAL: a reset peer is EPIPE, never SIGPIPE */
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -538,10 +550,25 @@ int http_pool_get(const char *ip, unsigned port, struct http_pool **out)
 int http_request_start(struct http_pool *pool, const struct http_request_spec *s,
 		       const struct http_request_cb *cb, void *arg, struct http_request **out)
 {
-	struct http_request *r = xcalloc(1, sizeof(*r));
+	struct http_request *r;
 	char *p;
 	size_t hl = s->headers ? s->headers_len : 0;
 	int rc;
+
+	if (s->body_iov && (s->body_iovcnt < 0 || s->body_iovcnt > HTTP_BODY_PIECES))
+		return -EINVAL;
+	r = xcalloc(1, sizeof(*r));
+	if (s->has_body && s->body_iov) {
+		r->body = s->body_iov;
+		r->nbody = s->body_iovcnt;
+		for (int i = 0; i < r->nbody; i++)
+			r->body_len += s->body_iov[i].iov_len;
+	} else if (s->has_body && s->body_len) {
+		r->one = (struct iovec){ (void *)s->body, s->body_len };
+		r->body = &r->one;
+		r->nbody = 1;
+		r->body_len = s->body_len;
+	}
 
 	/* Put together with copies, not printf: a request leaves on every call. */
 	size_t cap = strlen(s->method) + strlen(s->target) + strlen(s->host) + hl + 96;
@@ -554,15 +581,13 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 	p = PUT(p, "\r\nUser-Agent: mcpwarden\r\n");
 	if (s->has_body) {
 		p = PUT(p, "Content-Length: ");
-		p += jsonw_int_text(p, (int64_t)s->body_len);
+		p += jsonw_int_text(p, (int64_t)r->body_len);
 		p = PUT(p, "\r\n");
 	}
 	if (hl)
 		p = mempcpy(p, s->headers, hl);
 	memcpy(p, "\r\n", 3);
 	r->head_len = (size_t)(p - r->head) + 2;
-	r->body = s->body;
-	r->body_len = s->has_body ? s->body_len : 0;
 	r->cb = *cb;
 	r->arg = arg;
 	r->connect_ms = s->connect_ms;

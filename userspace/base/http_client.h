@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 #include <event2/event.h>
 
 #include "base/http_parse.h"
@@ -56,6 +57,8 @@ struct http_request_cb {
 	void (*done)(void *arg, int err);
 };
 
+#define HTTP_BODY_PIECES 9
+
 struct http_request_spec {
 	const char *method;             /* "GET", "POST", "DELETE" */
 	const char *target;             /* origin-form: "/mcp?x=1" */
@@ -64,6 +67,11 @@ struct http_request_spec {
 	size_t headers_len;
 	const char *body;               /* kept by the caller until done or cancel */
 	size_t body_len;
+	/* Or the body in pieces, in order, instead (a print around text kept elsewhere:
+	 * base/jsonw.h's holes): at most HTTP_BODY_PIECES; the array and what it points to
+	 * kept by the caller as body is. */
+	const struct iovec *body_iov;
+	int body_iovcnt;
 	bool has_body;                  /* send Content-Length (also for an empty body) */
 	long timeout_ms;                /* the whole exchange, connect included; 0: none */
 	long connect_ms;                /* the connect alone; 0: none */

@@ -135,10 +135,7 @@ static void fail_all(struct link *l, int code, const char *why, int err)
 
 static int send_msg(struct link *l, cJSON *msg)
 {
-	int rc = transport_send(l->t, msg);
-
-	cJSON_Delete(msg);
-	return rc;
+	return transport_give(l->t, msg);
 }
 
 /* The call p is past its deadline: the upstream is told, the caller gets a timeout error. */

@@ -35,6 +35,7 @@ struct http_exchange {
 	const struct http_head *head;   /* during the native head callback */
 	CURL *easy;                     /* libcurl */
 	struct curl_slist *hdrs;
+	char *joined;                   /* libcurl: a body given in pieces, in one */
 	bool head_seen;
 	int cb_err;                     /* a callback aborted the exchange */
 	char errbuf[CURL_ERROR_SIZE];
@@ -193,6 +194,7 @@ static void finish(struct http_exchange *x, int err, const char *why, const char
 	void *arg = x->arg;
 
 	curl_xfer_end(&x->easy, &x->hdrs);
+	free(x->joined);
 	alloc_cache_put(x);     /* one a call: kept for the next (base/alloc.h) */
 	if (cb.done)
 		cb.done(arg, err, why, detail);
@@ -358,8 +360,21 @@ static int curl_start(const struct http_endpoint *ep, const struct http_exchange
 	if (r->timeout_ms > 0)
 		SET(CURLOPT_TIMEOUT_MS, r->timeout_ms);
 	if (strcmp(r->method, "POST") == 0) {
-		SET(CURLOPT_POSTFIELDS, r->body ? r->body : "");
-		SET(CURLOPT_POSTFIELDSIZE, (long)r->body_len);
+		const char *body = r->body ? r->body : "";
+		size_t len = r->body_len;
+
+		if (r->body_iov) {      /* libcurl posts one buffer: the pieces joined */
+			char *p;
+
+			len = 0;
+			for (int i = 0; i < r->body_iovcnt; i++)
+				len += r->body_iov[i].iov_len;
+			body = p = x->joined = xmalloc(len + 1);
+			for (int i = 0; i < r->body_iovcnt; i++)
+				p = mempcpy(p, r->body_iov[i].iov_base, r->body_iov[i].iov_len);
+		}
+		SET(CURLOPT_POSTFIELDS, body);
+		SET(CURLOPT_POSTFIELDSIZE, (long)len);
 	} else if (strcmp(r->method, "GET") != 0) {
 		SET(CURLOPT_CUSTOMREQUEST, r->method);
 	}
@@ -394,6 +409,7 @@ int http_exchange_start(const struct http_endpoint *ep, const struct http_exchan
 			.method = r->method, .target = ep->target, .host = ep->host,
 			.headers = r->headers, .headers_len = r->headers_len,
 			.body = r->body, .body_len = r->body_len,
+			.body_iov = r->body_iov, .body_iovcnt = r->body_iovcnt,
 			.has_body = strcmp(r->method, "POST") == 0,
 			.timeout_ms = r->timeout_ms, .connect_ms = r->connect_ms,
 		};
@@ -416,6 +432,7 @@ void http_exchange_cancel(struct http_exchange *x)
 		return;
 	http_request_cancel(x->req);
 	curl_xfer_end(&x->easy, &x->hdrs);
+	free(x->joined);
 	alloc_cache_put(x);
 }
 

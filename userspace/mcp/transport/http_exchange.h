@@ -12,7 +12,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 #include <event2/event.h>
+
+#include "base/http_client.h"     /* HTTP_BODY_PIECES */
 
 /* Both clients, bound to base; after (may be NULL) runs after every batch of callbacks.
  * 0, or -EBUSY when already running on another base. */
@@ -57,6 +60,10 @@ struct http_exchange_req {
 	size_t headers_len;
 	const char *body;               /* POST: kept by the caller until done or cancel */
 	size_t body_len;
+	/* Or the body in pieces (base/http_client.h): at most HTTP_BODY_PIECES, kept so too.
+	 * libcurl's exchanges (https) post them joined. */
+	const struct iovec *body_iov;
+	int body_iovcnt;
 	long timeout_ms;                /* whole exchange; 0: none */
 	long connect_ms;                /* 0: none */
 };

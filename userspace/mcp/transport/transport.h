@@ -38,6 +38,10 @@ struct transport_ops {
 	/* Queue one message. Does not take ownership of msg. For http: an `initialize` request's
 	 * answer sets the session id; sending notifications/initialized opens the GET stream. */
 	int (*send)(struct transport *t, const cJSON *msg);
+	/* Optional: send, and take msg (freed now or once sent): the http transport then sends
+	 * a long Raw text in it (a tools/call's arguments as the agent wrote them,
+	 * mcp/jsonrpc_splice.h) from where it lies instead of printing it into a copy. */
+	int (*give)(struct transport *t, cJSON *msg);
 	/* Stop and free: close stdin / DELETE the session, then reap or abandon in the
 	 * background. No callback fires after destroy returns. */
 	void (*destroy)(struct transport *t);
@@ -54,6 +58,17 @@ static inline int transport_start(struct transport *t) { return t->ops->start(t)
 static inline int transport_send(struct transport *t, const cJSON *msg)
 {
 	return t->ops->send(t, msg);
+}
+/* Send msg and free it (now, or once sent where the transport can keep it). */
+static inline int transport_give(struct transport *t, cJSON *msg)
+{
+	int rc;
+
+	if (t->ops->give)
+		return t->ops->give(t, msg);
+	rc = t->ops->send(t, msg);
+	cJSON_Delete(msg);
+	return rc;
 }
 static inline void transport_destroy(struct transport *t)
 {

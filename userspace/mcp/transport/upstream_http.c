@@ -27,6 +27,7 @@
 #include "base/config.h"
 #include "base/event_opt.h"
 #include "base/json_get.h"
+#include "base/jsonw.h"
 #include "base/list.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
@@ -38,6 +39,7 @@
 #define HTTP_MAX_BODY           (16u << 20)     /* one JSON answer or one SSE event */
 #define HTTP_ERR_SNIPPET        4096            /* body kept from an error answer */
 #define BODY_PRESIZE_MAX        (1u << 20)      /* room made ahead for an announced answer */
+#define BODY_HOLES              ((HTTP_BODY_PIECES - 1) / 2)    /* Raw texts sent in place */
 #define DELETE_TIMEOUT_MS       2000
 #define POLL_DEFAULT_MS         1000            /* SSE reconnect delay when no retry: given */
 #define POLL_MIN_MS             20
@@ -59,6 +61,10 @@ struct call {
 	size_t hdrs_len, hdrs_cap;
 	char *body;                     /* POST body */
 	size_t body_len;
+	/* A body sent in pieces (http_give): its print with holes (base/jsonw.h), and the
+	 * message whose Raw texts fill them, kept until the call ends */
+	cJSON *msg;
+	int npieces;                    /* in piece[], 0: the body alone */
 	cJSON *id;                      /* request id; NULL for notifications and responses */
 	bool initialize;                /* an initialize request: its answer sets the session */
 	bool splice;                    /* a tools/call: its answer may keep its result as text */
@@ -80,6 +86,7 @@ struct call {
 	 * calls never write them. */
 	char why[WHY_MAX];
 	char traceparent[TRACE_PARENT_LEN + 1], tracestate[TRACE_STATE_MAX + 1];  /* or "" */
+	struct iovec piece[2 * BODY_HOLES + 1];
 };
 
 struct http_transport {
@@ -246,6 +253,7 @@ static void call_free(struct call *c)
 	sse_parser_free(c->sse);
 	cJSON_Delete(c->id);
 	alloc_cache_put(c->body);
+	cJSON_Delete(c->msg);
 	alloc_cache_put(c);
 }
 
@@ -472,6 +480,7 @@ static int call_start(struct call *c, const struct http_endpoint *ep, long timeo
 		.method = c->kind == CALL_DELETE ? "DELETE" : post ? "POST" : "GET",
 		.headers = c->hdrs, .headers_len = c->hdrs_len,
 		.body = post ? c->body : NULL, .body_len = post ? c->body_len : 0,
+		.body_iov = post && c->npieces ? c->piece : NULL, .body_iovcnt = c->npieces,
 		.timeout_ms = timeout_ms, .connect_ms = connect_ms,
 	};
 
@@ -787,21 +796,46 @@ static int http_start(struct transport *t)
 	return 0;       /* nothing to do until the first send */
 }
 
-static int http_send(struct transport *t, const cJSON *msg)
+/* The body of c: msg printed. With own (msg itself, taken), its long Raw texts (a
+ * tools/call's arguments as the agent wrote them: mcp/jsonrpc_splice.h) are left where they
+ * lie and sent from there; c keeps msg for them. */
+static int print_body(struct call *c, const cJSON *msg, cJSON *own)
 {
-	struct http_transport *h = (struct http_transport *)t;
+	struct jsonw_hole holes[BODY_HOLES];
+	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST), .cap = JSONW_FIRST,
+			   .holes = holes, .max_holes = own ? BODY_HOLES : 0 };
+
+	if (jsonw_value(&w, msg)) {
+		alloc_cache_put(w.buf);
+		return -ENOMEM;
+	}
+	c->body = w.buf;
+	c->body_len = w.len;
+	if (w.nholes) {
+		c->npieces = jsonw_iov(&w, c->piece);
+		c->msg = own;
+	}
+	return 0;
+}
+
+/* http_send, and http_give with own: msg, which is then freed now or when the call ends. */
+static int send_call(struct http_transport *h, const cJSON *msg, cJSON *own)
+{
+	struct transport *t = &h->t;
 	const cJSON *method = json_get(msg, "method");
 	const cJSON *id = json_get(msg, "id");
 	bool request = cJSON_IsString(method) && id && !cJSON_IsNull(id);
-	struct call *c;
-	int rc = -ENOMEM;
+	struct call *c = NULL;
+	int rc = -EINVAL;
 
 	if (!cJSON_IsObject(msg))
-		return -EINVAL;
-	c = call_new(h, CALL_POST);
-	if (!(c->body = jsonrpc_print((cJSON *)msg)))
 		goto fail;
-	c->body_len = strlen(c->body);
+	c = call_new(h, CALL_POST);
+	if ((rc = print_body(c, msg, own)) != 0)
+		goto fail;
+	if (c->msg)
+		own = NULL;     /* the call's now */
+	rc = -ENOMEM;
 	if (request) {
 		if (!(c->id = cJSON_Duplicate(id, true)))
 			goto fail;
@@ -823,10 +857,23 @@ static int http_send(struct transport *t, const cJSON *msg)
 	}
 	if ((rc = post_start(c)) != 0)
 		goto fail;
+	cJSON_Delete(own);      /* sent from its print alone */
 	return 0;
 fail:
-	call_free(c);
+	if (c)
+		call_free(c);   /* and msg with it, if it held it */
+	cJSON_Delete(own);
 	return rc;
+}
+
+static int http_send(struct transport *t, const cJSON *msg)
+{
+	return send_call((struct http_transport *)t, msg, NULL);
+}
+
+static int http_give(struct transport *t, cJSON *msg)
+{
+	return send_call((struct http_transport *)t, msg, msg);
 }
 
 /* DELETE the session, best effort: an orphan call that outlives the transport, with a short
@@ -864,6 +911,7 @@ static void http_destroy(struct transport *t)
 static const struct transport_ops http_ops = {
 	.start = http_start,
 	.send = http_send,
+	.give = http_give,
 	.destroy = http_destroy,
 };
 

@@ -470,7 +470,9 @@ static void sse_destroy(struct transport *t)
 	transport_free(s);
 }
 
-static const struct transport_ops sse_ops = { sse_start, sse_send, sse_destroy };
+static const struct transport_ops sse_ops = {
+	.start = sse_start, .send = sse_send, .destroy = sse_destroy,
+};
 
 int upstream_sse_new(struct event_base *base, const struct upstream_config *cfg,
 		     const struct transport_cb *cb, struct transport **out)
