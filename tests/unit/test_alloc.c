@@ -1,4 +1,4 @@
-/* test_alloc: cJSON's allocator with the event loop's cache of small blocks (up to 1080 bytes)
+/* test_alloc: cJSON's allocator with the event loop's cache of blocks (up to 64 KiB)
  * (base/alloc_cache.c): blocks come back for reuse only where the cache was started, every
  * block holds what was asked, kept blocks are poisoned under AddressSanitizer, and stopping
  * frees them (LeakSanitizer checks that at exit). */
@@ -58,7 +58,7 @@ static void test_reuse_by_class(void)
  * class. */
 static void test_every_size_holds_its_bytes(void)
 {
-	enum { N = 1100 };      /* past the largest class (1080) */
+	enum { N = 1100 };      /* past the largest medium class (1080) */
 	static void *p[N];
 
 	alloc_cache_start();
@@ -119,6 +119,59 @@ static void test_balanced_round_trips(void)
 	alloc_cache_stop();
 }
 
+/* The large classes, 1.5 KiB to 64 KiB in half steps of powers of two (a tool's kilobytes of
+ * answer): a block comes back to the largest class it holds and serves every size up to it;
+ * one past 1.5 x 64 KiB is not kept; from 1081 to 1535 usable bytes, the 1080 class. */
+static void test_large_classes(void)
+{
+	static const size_t size[] = { 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576,
+				       32768, 49152, 65536 };
+	enum { N = sizeof(size) / sizeof(size[0]) };
+
+	alloc_cache_start();
+	for (int i = 0; i < N; i++) {
+		size_t lo = i ? size[i - 1] + 1 : 1081;
+		char *a = alloc_cache_get(size[i]), *b;
+
+		CU_ASSERT_FATAL(malloc_usable_size(a) >= size[i]);
+		memset(a, 'a', size[i]);
+		alloc_cache_put(a);
+		CU_ASSERT(POISONED(a));
+		b = alloc_cache_get(lo);        /* the smallest size of the class: the same block */
+		CU_ASSERT_PTR_EQUAL(b, a);
+		memset(b, 'b', size[i]);        /* and it holds the class's bytes */
+		alloc_cache_put(b);
+		if (i + 1 < N) {                /* one byte more: the next class, a new block */
+			b = alloc_cache_get(size[i] + 1);
+			CU_ASSERT_PTR_NOT_EQUAL(b, a);
+			CU_ASSERT(malloc_usable_size(b) >= size[i + 1]);
+			free(b);
+		}
+		free(alloc_cache_get(size[i]));
+	}
+	/* a block malloc'd elsewhere goes to the largest class it holds */
+	char *m = malloc(5000);
+
+	CU_ASSERT_FATAL(m != NULL);
+	alloc_cache_put(m);
+	CU_ASSERT_PTR_EQUAL(alloc_cache_get(4000), m);
+	free(m);
+	m = malloc(1200);               /* between the medium and the large classes */
+	alloc_cache_put(m);
+	CU_ASSERT_PTR_EQUAL(alloc_cache_get(1080), m);
+	free(m);
+	m = malloc(100000);             /* past the last half step: freed, not kept */
+	alloc_cache_put(m);
+	char *n = alloc_cache_get(65536);
+	CU_ASSERT_PTR_NOT_EQUAL(n, m);
+	alloc_cache_put(n);
+	m = alloc_cache_get(70000);     /* past the last class: malloc's */
+	CU_ASSERT(malloc_usable_size(m) >= 70000);
+	memset(m, 'm', 70000);
+	free(m);
+	alloc_cache_stop();
+}
+
 /* More frees of one class than it keeps: the rest go back to malloc, nothing is lost. */
 static void test_bounded(void)
 {
@@ -138,6 +191,10 @@ static void test_bounded(void)
 	for (int i = 0; i < N; i++)            /* a larger class, bounded by bytes */
 		p[i] = alloc_cache_get(900);
 	for (int i = 0; i < N; i++)
+		alloc_cache_put(p[i]);
+	for (int i = 0; i < 100; i++)          /* a large one: 2 blocks of 64 KiB at least */
+		p[i] = alloc_cache_get(60000);
+	for (int i = 0; i < 100; i++)
 		alloc_cache_put(p[i]);
 	alloc_cache_stop();
 	free(p);
@@ -197,6 +254,7 @@ static int suite_init(void)
 CU_MAIN("alloc", suite_init, NULL,
 	{ "a freed block is reused in its class", test_reuse_by_class },
 	{ "every size holds its bytes; foreign blocks taken", test_every_size_holds_its_bytes },
+	{ "the large classes, to 64 KiB", test_large_classes },
 	{ "a call's blocks come back to their class", test_balanced_round_trips },
 	{ "each class keeps a bounded number", test_bounded },
 	{ "cJSON trees through the cache", test_cjson_through_the_cache },

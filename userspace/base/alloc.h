@@ -42,7 +42,7 @@ static inline __attribute__((returns_nonnull)) void *xreserve(void *v, size_t ne
 }
 
 /* cJSON's and libevent's allocator (alloc_init installs it), also behind xcalloc's small
- * blocks and xstrdup: blocks of up to 1080 bytes are kept for reuse on a thread between
+ * blocks and xstrdup: blocks of up to 64 KiB are kept for reuse on a thread between
  * alloc_cache_start and alloc_cache_stop, the event loop's (base/alloc_cache.c); elsewhere
  * xmalloc and free.
  * alloc_cache_put takes any malloc'd block: the blocks every call makes and frees (the
