@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { connectHttp, gatewayConfig, httpUpstream, makeKey, makeTempDir, paths, postJson,
-	rawSession, removeTempDir, responseOf, startDaemon, startEverythingHttp, stopCleanly,
+	rawSession, removeTempDir, responseOf, startDaemon, startEverythingHttp, startFixture,
+	stopCleanly,
 	suiteDaemon, tappedStdioUpstream, upstreamSaw } from './lib.mjs';
 import { readFileSync } from 'node:fs';
 
@@ -87,6 +88,41 @@ describe('spliced upstream answers over Streamable HTTP', { timeout: 60000 }, ()
 		assert.equal(r.result.content[0].text, '[redacted]');
 		assert.equal(r.result.content[0].type, 'text');
 	});
+});
+
+// Progress first, so the agent's answer is a stream: the long result still leaves from where
+// it lies, as the event's data line (mcp/transport/front.c's write_event).
+describe('a spliced answer streamed after progress', { timeout: 60000 }, () => {
+	let fx;
+	const d = suiteDaemon(async () => {
+		fx = await startFixture();
+		return gatewayConfig([httpUpstream(fx.url, 'fx')], { prefix: 'never' });
+	}, { ready: true, checked: true });
+	after(() => fx?.stop());
+
+	async function callWithProgress(url, args) {
+		const c = await connectHttp(url);
+		try {
+			const progress = [];
+			const r = await c.client.callTool({ name: 'test_tool_with_progress', arguments: args },
+				undefined, { onprogress: (p) => progress.push(p.progress) });
+			return { r, progress };
+		} finally {
+			await c.close();
+		}
+	}
+
+	test('the long answer arrives whole after the progress, the same as the upstream\'s',
+		async () => {
+			const args = { repeat: 20000 };
+			const direct = await callWithProgress(fx.url, args);
+			assert.ok(JSON.stringify(direct.r).length > 700000);
+			const got = await callWithProgress(d.url, args);
+			assert.deepEqual(got.progress, [0, 50, 100]);
+			assert.deepEqual(got.r, direct.r);
+			const short = await callWithProgress(d.url, {});     // copied, not a hole
+			assert.equal(short.r.content[0].text, 'Tool with progress executed successfully');
+		});
 });
 
 describe('tools/call requests forwarded as the agent wrote them', { timeout: 60000 }, () => {

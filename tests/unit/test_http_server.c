@@ -207,7 +207,15 @@ static void on_request(void *arg, struct http_req *r)
 		http_req_stream_start(r, 200, NULL);
 		CU_ASSERT_EQUAL(http_req_stream_write(r, "data: one\n\n", 11), 0);
 		CU_ASSERT_EQUAL(http_req_stream_write(r, "", 0), 0);    /* nothing: no chunk */
-		CU_ASSERT_EQUAL(http_req_stream_write(r, "data: two\n\n", 11), 0);
+		{       /* in pieces, an empty one among them: one chunk; empty ones: none */
+			struct iovec two[4] = { { "data: ", 6 }, { "", 0 }, { "t", 1 },
+						{ "wo\n\n", 4 } }, many[HTTP_SENDV_MAX + 1];
+			CU_ASSERT_EQUAL(http_req_stream_writev(r, two + 1, 1), 0);
+			CU_ASSERT_EQUAL(http_req_stream_writev(r, two, 4), 0);
+			for (int i = 0; i <= HTTP_SENDV_MAX; i++)
+				many[i] = two[2];
+			CU_ASSERT_EQUAL(http_req_stream_writev(r, many, HTTP_SENDV_MAX + 1), -EINVAL);
+		}
 		http_req_stream_end(r);
 		break;
 	case M_STREAM_LATER:

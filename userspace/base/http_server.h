@@ -136,6 +136,9 @@ static inline void http_req_send_text(struct http_req *r, int status, const char
  * write returns 0 or -EPIPE once the client has gone. end finishes the request. */
 void http_req_stream_start(struct http_req *r, int status, const char *reason);
 int http_req_stream_write(struct http_req *r, const void *data, size_t len);
+/* The same with the piece in nbody parts (at most HTTP_SENDV_MAX): one chunk, one sendmsg;
+ * -EINVAL for more. */
+int http_req_stream_writev(struct http_req *r, const struct iovec *data, int nbody);
 void http_req_stream_end(struct http_req *r);
 /* Called once if the client goes away before the answer ends; r is freed right after. */
 void http_req_on_gone(struct http_req *r, void (*fn)(void *arg), void *arg);

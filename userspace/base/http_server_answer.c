@@ -279,22 +279,34 @@ void http_req_stream_start(struct http_req *r, int status, const char *reason)
 
 int http_req_stream_write(struct http_req *r, const void *data, size_t len)
 {
+	struct iovec iov = { (void *)data, len };
+
+	return http_req_stream_writev(r, &iov, 1);
+}
+
+int http_req_stream_writev(struct http_req *r, const struct iovec *data, int n)
+{
 	struct http_conn *c = r->c;
 	char size[24];
-	struct iovec iov[3];
+	struct iovec iov[HTTP_SENDV_MAX + 2];
+	size_t len = 0;
+	int k = 0;
 
 	if (!c->req_live || c->state != CONN_STREAMING)
 		return -EPIPE;
+	if (n < 0 || n > HTTP_SENDV_MAX)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		len += data[i].iov_len;
 	if (!len)
-		return 0;
-	if (!r->chunked) {
-		iov[0] = (struct iovec){ (void *)data, len };
-		return conn_write(c, iov, 1);
-	}
-	iov[0] = (struct iovec){ size, (size_t)snprintf(size, sizeof(size), "%zx\r\n", len) };
-	iov[1] = (struct iovec){ (void *)data, len };
-	iov[2] = (struct iovec){ "\r\n", 2 };
-	return conn_write(c, iov, 3);
+		return 0;       /* an empty chunk would end the answer */
+	if (r->chunked)
+		iov[k++] = (struct iovec){ size, (size_t)snprintf(size, sizeof(size), "%zx\r\n", len) };
+	for (int i = 0; i < n; i++)
+		iov[k++] = data[i];
+	if (r->chunked)
+		iov[k++] = (struct iovec){ "\r\n", 2 };
+	return conn_write(c, iov, k);
 }
 
 void http_req_stream_end(struct http_req *r)

@@ -172,21 +172,57 @@ static void reply_set_gone(struct reply *base, void (*fn)(void *arg), void *arg)
 	r->gone_arg = arg;
 }
 
+/* Whether any of n pieces holds a line break (an SSE data line must not). */
+static bool breaks_line(const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (memchr(iov[i].iov_base, '\n', iov[i].iov_len) ||
+		    memchr(iov[i].iov_base, '\r', iov[i].iov_len))
+			return true;
+	return false;
+}
+
+/* An SSE "message" event carrying msg. Its print is one line (compact JSON escapes its
+ * breaks), so the event is that line between "event: message\ndata: " and a blank line,
+ * written as pieces with the long Raw texts from where they lie, as send_json does; a print
+ * with a break in it (a Raw text may hold one) goes through sse_write_event's data lines. */
+#define EVENT_HOLES ((HTTP_SENDV_MAX - 3) / 2)
+
 static int write_event(struct http_req *req, const cJSON *msg)
 {
-	struct evbuffer *buf = evbuffer_new();
-	char *text = jsonrpc_print((cJSON *)msg);
-	int rc = -ENOMEM;
+	static const char head[] = "event: message\ndata: ";
+	struct jsonw_hole holes[EVENT_HOLES];
+	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST), .cap = JSONW_FIRST,
+			   .holes = holes, .max_holes = EVENT_HOLES };
+	struct iovec iov[2 * EVENT_HOLES + 3];
+	struct evbuffer *text = NULL, *event = NULL;
+	int n, rc = -ENOMEM;
 
-	if (buf && text) {
-		rc = sse_write_event(buf, NULL, "message", -1, text, strlen(text));
-		if (rc == 0)
-			rc = http_req_stream_write(req, evbuffer_pullup(buf, -1),
-						   evbuffer_get_length(buf));
+	if (jsonw_value(&w, msg))
+		goto out;
+	n = jsonw_iov(&w, iov + 1);
+	if (!breaks_line(iov + 1, n)) {
+		iov[0] = (struct iovec){ (void *)head, sizeof(head) - 1 };
+		iov[n + 1] = (struct iovec){ "\n\n", 2 };
+		rc = http_req_stream_writev(req, iov, n + 2);
+		goto out;
 	}
-	cJSON_free(text);
-	if (buf)
-		evbuffer_free(buf);
+	if (!(text = evbuffer_new()) || !(event = evbuffer_new()))
+		goto out;
+	for (int i = 0; i < n; i++)
+		if (evbuffer_add(text, iov[1 + i].iov_base, iov[1 + i].iov_len))
+			goto out;
+	rc = sse_write_event(event, NULL, "message", -1, (const char *)evbuffer_pullup(text, -1),
+			     evbuffer_get_length(text));
+	if (rc == 0)
+		rc = http_req_stream_write(req, evbuffer_pullup(event, -1),
+					   evbuffer_get_length(event));
+out:
+	alloc_cache_put(w.buf);
+	if (text)
+		evbuffer_free(text);
+	if (event)
+		evbuffer_free(event);
 	return rc;
 }
 
