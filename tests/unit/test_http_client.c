@@ -538,19 +538,24 @@ static void test_server_closes_pooled(void)
 	CU_ASSERT_EQUAL(st.retries, st0.retries);
 }
 
-static void test_retry_on_reused(void)
+/* A fresh listener and its pool, so that the counts are the caller's; the server plays
+ * script. */
+static struct http_pool *fresh_pool(enum script script)
 {
-	struct http_pool_stats st0, st;
-	struct http_pool *p;
-	struct res r;
-
-	/* a fresh listener and pool, so the counts are this test's */
 	event_free(srv.accept_ev);
 	close(srv.lfd);
 	CU_ASSERT_FATAL(srv_start() == 0);
-	p = pool();
-	srv.script = S_CLOSE_ON_REUSE;
+	srv.script = script;
 	srv.accepts = srv.requests = 0;
+	return pool();
+}
+
+static void test_retry_on_reused(void)
+{
+	struct http_pool_stats st0, st;
+	struct http_pool *p = fresh_pool(S_CLOSE_ON_REUSE);
+	struct res r;
+
 	post(p, "{\"first\":1}", 2000, &r);
 	CU_ASSERT(r.err == 0);
 	/* the second goes on the pooled connection, which the server closes without a byte:
@@ -616,15 +621,9 @@ static void test_body_pieces(void)
 	};
 	struct http_pool_stats st0, st;
 	struct http_request *req = NULL;
-	struct http_pool *p;
+	struct http_pool *p = fresh_pool(S_CLOSE_ON_REUSE);
 	struct res r;
 
-	event_free(srv.accept_ev);
-	close(srv.lfd);
-	CU_ASSERT_FATAL(srv_start() == 0);
-	p = pool();
-	srv.script = S_CLOSE_ON_REUSE;
-	srv.accepts = srv.requests = 0;
 	post_pieces(p, iov, 6, &r);
 	CU_ASSERT(r.err == 0 && r.status == 200);
 	CU_ASSERT_STRING_EQUAL(srv.last_body, "{\"jsonrpc\":\"2.0\",\"params\":{\"k\":\"kept\"},\"id\":1}");

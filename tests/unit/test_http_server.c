@@ -1397,31 +1397,48 @@ static void test_deadline_stalled_reader(void)
 	srv_stop(&v);
 }
 
+/* GET /big: the whole pattern big_answer wrote, its length said. */
+static void expect_big(struct srv *v, struct cli *c)
+{
+	struct resp r;
+	char len[32];
+	bool same = true;
+
+	snprintf(len, sizeof(len), "%zu", v->big);
+	cli_send(v, c, "GET /big HTTP/1.1\r\n\r\n");
+	CU_ASSERT_FATAL(cli_resp(v, c, &r));
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT(resp_is(&r, "Content-Length", len));
+	CU_ASSERT_EQUAL(r.body_len, v->big);
+	for (size_t i = 0; i < r.body_len && same; i++)
+		same = r.body[i] == (char)('a' + (i * 7) % 26);
+	CU_ASSERT(same);
+	resp_free(&r);
+}
+
+/* The connection is still in step: the next request gets its own answer. */
+static void expect_in_step(struct srv *v, struct cli *c)
+{
+	struct resp r;
+
+	v->mode = M_NOW;
+	cli_send(v, c, "GET /small HTTP/1.1\r\n\r\n");
+	CU_ASSERT_FATAL(cli_resp(v, c, &r));
+	CU_ASSERT(is_answer(&r, "/small"));
+	resp_free(&r);
+}
+
 static void test_big_answer(void)
 {
 	struct srv v;
 	struct cli c;
-	struct resp r;
-	bool same = true;
 
 	srv_start(&v, 1 << 20, 8192, 5000);
 	v.mode = M_BIG;
 	v.big = 4u << 20;       /* more than the socket takes at once */
 	cli_tcp(&c, v.port);
-	cli_send(&v, &c, "GET /big HTTP/1.1\r\n\r\n");
-	CU_ASSERT_FATAL(cli_resp(&v, &c, &r));
-	CU_ASSERT_EQUAL(r.status, 200);
-	CU_ASSERT_EQUAL(r.body_len, v.big);
-	for (size_t i = 0; i < r.body_len && same; i++)
-		same = r.body[i] == (char)('a' + (i * 7) % 26);
-	CU_ASSERT(same);
-	resp_free(&r);
-	/* and the connection is still in step */
-	v.mode = M_NOW;
-	cli_send(&v, &c, "GET /small HTTP/1.1\r\n\r\n");
-	CU_ASSERT_FATAL(cli_resp(&v, &c, &r));
-	CU_ASSERT(is_answer(&r, "/small"));
-	resp_free(&r);
+	expect_big(&v, &c);
+	expect_in_step(&v, &c);
 	cli_close(&c);
 	srv_stop(&v);
 }
@@ -1434,35 +1451,19 @@ static void test_answer_pieces(void)
 	struct srv v;
 	struct cli c;
 	struct resp r;
-	char len[32];
-	bool same = true;
 
 	srv_start(&v, 1 << 20, 8192, 5000);
 	v.mode = M_PIECES;
 	v.big = (4u << 20) + 5;
-	snprintf(len, sizeof(len), "%zu", v.big);
 	cli_tcp(&c, v.port);
-	cli_send(&v, &c, "GET /big HTTP/1.1\r\n\r\n");
-	CU_ASSERT_FATAL(cli_resp(&v, &c, &r));
-	CU_ASSERT_EQUAL(r.status, 200);
-	CU_ASSERT(resp_is(&r, "Content-Length", len));
-	CU_ASSERT_EQUAL(r.body_len, v.big);
-	for (size_t i = 0; i < r.body_len && same; i++)
-		same = r.body[i] == (char)('a' + (i * 7) % 26);
-	CU_ASSERT(same);
-	resp_free(&r);
+	expect_big(&v, &c);
 	v.big = 10;
 	cli_send(&v, &c, "HEAD /big HTTP/1.1\r\n\r\n");
 	CU_ASSERT_FATAL(cli_resp_x(&v, &c, &r, true));
 	CU_ASSERT(resp_is(&r, "Content-Length", "10"));
 	CU_ASSERT_EQUAL(r.body_len, 0);
 	resp_free(&r);
-	/* and the connection is still in step */
-	v.mode = M_NOW;
-	cli_send(&v, &c, "GET /small HTTP/1.1\r\n\r\n");
-	CU_ASSERT_FATAL(cli_resp(&v, &c, &r));
-	CU_ASSERT(is_answer(&r, "/small"));
-	resp_free(&r);
+	expect_in_step(&v, &c);
 	cli_close(&c);
 	srv_stop(&v);
 }
