@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "base/htab.h"
 #include "base/obj_type.h"
 #include "govern/keys.h"
 #include "mcp/jsonrpc_splice.h"
@@ -109,6 +110,8 @@ struct call {
 	bool circuit_probe;           /* ... as the half-open probe */
 	bool orphan;                  /* its session ended while ADMITTING: freed when the
 				       * gate answers */
+	bool booked;                  /* in its session's book of calls (book, below) */
+	struct htab_node book;        /* s->calls, under key */
 
 	/* Monotonic stamps, for the record's latency split and the stage metrics. */
 	uint64_t rx_ns;               /* the transport had the request (0: unknown) */
@@ -123,9 +126,21 @@ struct call {
 
 	/* Last, and not cleared with the rest (call_alloc): two thirds of the struct, written
 	 * where they are set (zeroing and copying them whole cost a call 45 cache lines). */
-	char key[256];                /* the id's key in s->calls */
+	char key[256];                /* the id's key in s->calls (call_book_*) */
 	struct key_identity who;      /* its strings only: key_identity_copy */
 };
+
+/* A session's book of its calls in flight (struct session's `calls`), keyed by the client's
+ * request id (c->key). The calls embed their node: a call is hashed once, when booked, and
+ * leaves by its node (no copy of the key, no lookup). */
+int call_book_init(struct htab *book);
+/* The session goes: any call still booked leaves the book (its owner frees it). */
+void call_book_fini(struct htab *book);
+struct call *call_book_find(const struct htab *book, const char *key);
+static inline struct call *call_of_book(struct htab_node *n)
+{
+	return htab_entry(n, struct call, book);
+}
 
 static inline struct call *obj_call(enum obj_type *t)
 {

@@ -585,13 +585,12 @@ static void on_catalog_change(void *arg, enum catalog_kind kind)
 
 static void teardown(struct router *r, struct session *s)
 {
-	struct hmap_iter it = hmap_iter(s->calls);
-	struct call *c;
+	struct htab_iter it = htab_iter(&s->calls);
 
 	/* Every call in flight is cancelled upstream before its session goes: a link still
 	 * holding it would call back into freed memory (own links are closed only below). */
-	while (hmap_next(s->calls, &it, NULL, (void **)&c))
-		call_event(c, CALL_EV_SESSION_END, NULL, 0);
+	for (struct htab_node *n; (n = htab_next(&it)); )
+		call_event(call_of_book(n), CALL_EV_SESSION_END, NULL, 0);
 	relay_session_end(&r->relay, s);
 	if (s->stream && s->stream->ops->end) {
 		struct stream *st = s->stream;
@@ -812,7 +811,7 @@ void router_notification(struct router *r, struct session *s, cJSON *msg,
 		const cJSON *rid = json_get(m->params, "requestId");
 		char key[256];
 		jsonrpc_id_key(rid, key, sizeof(key));
-		struct call *c = rid ? hmap_get(s->calls, key) : NULL;
+		struct call *c = rid ? call_book_find(&s->calls, key) : NULL;
 		if (c)
 			call_event(c, CALL_EV_CANCEL, NULL, 0);
 	} else if (!strcmp(m->method, "notifications/roots/list_changed")) {

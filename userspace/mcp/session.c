@@ -12,6 +12,7 @@
 #include "base/hmap.h"
 #include "base/htab.h"
 #include "base/log.h"
+#include "mcp/call.h"
 #include "mcp/tasks.h"
 
 const char *const session_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", NULL };
@@ -119,7 +120,7 @@ static void session_free(struct session *s)
 {
 	shared_put(s->caps_ref);
 	shared_put(s->info_ref);
-	hmap_free(s->calls, NULL);
+	call_book_fini(&s->calls);
 	hmap_free(s->relayed, free);
 	hmap_free(s->subs, NULL);
 	tasks_free(&s->tasks);
@@ -150,7 +151,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
 	while (hmap_next(t->by_id, &it, NULL, (void **)&s)) {
 		/* A session with a call in flight or an open stream is in use, not idle. */
-		if (hmap_count(s->calls) || s->stream)
+		if (htab_count(&s->calls) || s->stream)
 			continue;
 		if (now - s->last_active_ms < (uint64_t)t->idle_ms)
 			continue;
@@ -245,10 +246,9 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	s->nlinks = t->nupstreams;
 	for (size_t i = 0; s->links && i < s->nlinks; i++)
 		s->links[i] = (struct session_link){ t->relay, s, i, NULL, NULL, false, false };
-	s->calls = hmap_new();
 	s->next_relay_id = 1;
 	s->last_active_ms = clock_mono_ms();
-	if (!s->client_caps || !s->client_info || !s->links || !s->calls ||
+	if (!s->client_caps || !s->client_info || !s->links || call_book_init(&s->calls) ||
 	    hmap_put(t->by_id, s->id, s, NULL)) {
 		session_free(s);
 		return -ENOMEM;

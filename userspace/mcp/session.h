@@ -13,6 +13,8 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
+#include "base/htab.h"
+
 struct link;
 struct hmap;
 struct own_tools;
@@ -49,7 +51,7 @@ struct session {
 	struct session_link *links;   /* one per upstream */
 	size_t nlinks;
 	struct stream *stream;        /* the GET stream, when open (implemented by the transport) */
-	struct hmap *calls;           /* downstream request id key -> struct call */
+	struct htab calls;            /* its calls in flight by request id (mcp/call.h: call_book) */
 	/* NULL until first used (hmap_put_lazy): most sessions never use them. */
 	struct hmap *relayed;         /* gateway id for a relayed server request -> relay state */
 	struct hmap *subs;            /* exposed resource URIs this session subscribed to */

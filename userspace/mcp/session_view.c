@@ -92,14 +92,14 @@ static void adopt(struct session_link *sl, const cJSON *tools)
 /* Calls that waited for the session's own lists are routed now. */
 static void resume_parked(struct session *s)
 {
-	struct hmap_iter it = hmap_iter(s->calls);
-	struct call *c, **parked;
+	struct htab_iter it = htab_iter(&s->calls);
+	struct call **parked;
 	size_t n = 0;
 
-	parked = xcalloc(hmap_count(s->calls) + 1, sizeof(*parked));
-	while (hmap_next(s->calls, &it, NULL, (void **)&c))
-		if (c->parked)
-			parked[n++] = c;
+	parked = xcalloc(htab_count(&s->calls) + 1, sizeof(*parked));
+	for (struct htab_node *hn; (hn = htab_next(&it)); )
+		if (call_of_book(hn)->parked)
+			parked[n++] = call_of_book(hn);
 	for (size_t i = 0; i < n; i++)
 		call_event(parked[i], CALL_EV_RESUME, NULL, 0);
 	free(parked);

@@ -11,7 +11,6 @@
 
 #include "base/config.h"
 #include "base/event_opt.h"
-#include "base/hmap.h"
 #include "base/json_get.h"
 #include "base/list.h"
 #include "govern/keys.h"
@@ -401,12 +400,11 @@ static int input_required(struct sl_reply *sr, const cJSON *msg)
 /* The call this request runs (it answers to sr's reply), or NULL once it is gone. */
 static const struct call *call_of(const struct sl_reply *sr)
 {
-	struct hmap_iter it = hmap_iter(sr->s->calls);
-	struct call *c;
+	struct htab_iter it = htab_iter(&sr->s->calls);
 
-	while (hmap_next(sr->s->calls, &it, NULL, (void **)&c))
-		if (c->reply == &sr->base)
-			return c;
+	for (struct htab_node *n; (n = htab_next(&it)); )
+		if (call_of_book(n)->reply == &sr->base)
+			return call_of_book(n);
 	return NULL;
 }
 
