@@ -84,6 +84,7 @@ struct srv {
 	/* the last request, as the hook saw it */
 	enum http_method method;
 	char target[512], path[512], body[4096], xreq[128], hname[64], hvalue[128];
+	size_t hname_len;
 	bool path_null, body_nul;
 	size_t body_len, nheaders;
 	uint64_t body_sum;      /* of the whole body */
@@ -185,7 +186,7 @@ static void on_request(void *arg, struct http_req *r)
 	v->nheaders = http_req_nheaders(r);
 	if (v->nheaders) {
 		const char *n, *val;
-		http_req_header_at(r, 0, &n, &val);
+		v->hname_len = http_req_header_at(r, 0, &n, &val);
 		snprintf(v->hname, sizeof(v->hname), "%s", n);
 		snprintf(v->hvalue, sizeof(v->hvalue), "%s", val);
 	}
@@ -722,6 +723,7 @@ static void test_answer_whole(void)
 	CU_ASSERT_STRING_EQUAL(v.xreq, "abc");          /* looked up whatever the case */
 	CU_ASSERT_EQUAL(v.nheaders, 3);
 	CU_ASSERT_STRING_EQUAL(v.hname, "Host");
+	CU_ASSERT_EQUAL(v.hname_len, 4);
 	CU_ASSERT_STRING_EQUAL(v.hvalue, "h");
 	CU_ASSERT_PTR_EQUAL(v.rec_of_req, &v.recs[0]);  /* what accept attached */
 	/* an absolute-form target: its path */

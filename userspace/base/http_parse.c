@@ -27,8 +27,10 @@ static bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
 const char *http_head_get(const struct http_head *h, const char *name)
 {
+	size_t n = strlen(name);
+
 	for (size_t i = 0; i < h->nheaders; i++)
-		if (ascii_caseeq_str(h->headers[i].name, name))
+		if (h->headers[i].name_len == n && ascii_caseeq(h->headers[i].name, name, n))
 			return h->headers[i].value;
 	return NULL;
 }
@@ -171,53 +173,133 @@ static char *status_line(struct http_parser *p, char *s, size_t n)
 	return e;
 }
 
-/* The line at s ends at its first CR, which must begin its CRLF: both become NULs. Returns
- * the line's end (the first NUL) or NULL (a CR without its LF). Every LF of a head comes after
- * a CR (feed_head checked), so line by line this also finds any CR alone. */
-static char *line_end(char *s, const char *end)
-{
-	char *cr = memchr(s, '\r', (size_t)(end - s));
+/* Zeros after the head in p->buf: a 16-byte load from any byte of the head stays in it. */
+#define HEAD_PAD 16
+#define HEAD_LINES (HTTP_HEADERS_MAX + 2)       /* the start line, the headers, the blank */
 
-	if (!cr || cr[1] != '\n')
-		return NULL;
-	cr[0] = cr[1] = '\0';
-	return cr;
+/* The ends (LFs) of the n-byte head's lines into lf[] (at most max), in one pass that also
+ * refuses a byte no head may hold: a control character (NUL too) but tab, CR and LF, or DEL;
+ * and a CR not followed by a LF (every LF of a head comes after a CR: feed_head checked).
+ * Returns the lines, -EPROTO or -EMSGSIZE (more than max). Sixteen bytes at a time where there
+ * is SSE2 (x86-64 always): s has HEAD_PAD bytes (zeros) after the head. */
+static int head_lines(const char *s, size_t n, uint32_t *lf, size_t max)
+{
+	size_t nl = 0;
+#ifdef __SSE2__
+	unsigned cr_last = 0;   /* the previous block's last byte was a CR */
+	const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f),
+		      tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r'), nl_ = _mm_set1_epi8('\n');
+
+	for (size_t i = 0; i < n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		unsigned live = i + 16 <= n ? 0xffffu : (1u << (n - i)) - 1;
+		__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v);         /* v <= 0x1f */
+		__m128i crs = _mm_cmpeq_epi8(v, cr), lfs = _mm_cmpeq_epi8(v, nl_);
+		__m128i ok = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, tab), crs), lfs);
+		unsigned lfm = (unsigned)_mm_movemask_epi8(lfs) & live;
+
+		if ((unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_andnot_si128(ok, ctl),
+							     _mm_cmpeq_epi8(v, del))) & live)
+			return -EPROTO;
+		unsigned crm = (unsigned)_mm_movemask_epi8(crs) & live;
+		if (((crm << 1 | cr_last) & 0xffffu) & ~lfm)    /* the byte after a CR */
+			return -EPROTO;
+		cr_last = crm >> 15;
+		for (; lfm; lfm &= lfm - 1) {
+			if (nl == max)
+				return -EMSGSIZE;
+			lf[nl++] = (uint32_t)(i + (size_t)__builtin_ctz(lfm));
+		}
+	}
+	if (cr_last)
+		return -EPROTO;
+#else
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f)
+			return -EPROTO;
+		if (c == '\r' && s[i + 1] != '\n')
+			return -EPROTO;
+		if (c == '\n') {
+			if (nl == max)
+				return -EMSGSIZE;
+			lf[nl++] = (uint32_t)i;
+		}
+	}
+#endif
+	return (int)nl;
 }
 
-/* Split the head (CRLF-terminated lines, the blank line last) into start line and headers,
- * each line NUL-terminated in place; decide how the body is delimited. */
+/* The end of a header's name: its first byte that is no token character. Names are letters,
+ * digits and '-' nearly always: sixteen of those at a time, then byte by byte from the first
+ * other one. The line ends in a NUL before the head's padding. */
+static char *name_end(char *s)
+{
+#ifdef __SSE2__
+	const __m128i a = _mm_set1_epi8('a'), z = _mm_set1_epi8('z'), d0 = _mm_set1_epi8('0'),
+		      d9 = _mm_set1_epi8('9'), dash = _mm_set1_epi8('-'), low = _mm_set1_epi8(0x20);
+
+	for (;;) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+		__m128i l = _mm_or_si128(v, low);       /* a letter's lower case; nothing else
+							 * lands in a..z */
+		__m128i alpha = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(l, a), l),
+					      _mm_cmpeq_epi8(_mm_min_epu8(l, z), l));
+		__m128i digit = _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, d0), v),
+					      _mm_cmpeq_epi8(_mm_min_epu8(v, d9), v));
+		unsigned other = ~(unsigned)_mm_movemask_epi8(
+			_mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(v, dash))) & 0xffffu;
+
+		if (other) {
+			s += __builtin_ctz(other);
+			break;
+		}
+		s += 16;
+	}
+#endif
+	while (is_tchar((unsigned char)*s))
+		s++;
+	return s;
+}
+
 static int parse_head(struct http_parser *p, char *s, size_t n)
 {
-	char *end = s + n, *line, *next, *colon, *v, *e;
+	char *line, *colon, *v, *e;
 	const char *te = NULL, *conn = NULL, *expect = NULL;
 	bool have_len = false;
 	uint64_t len = 0;
+	uint32_t lf[HEAD_LINES];
+	int nl = head_lines(s, n, lf, HEAD_LINES);
 
-	if (!(e = line_end(s, end)))
+	if (nl < 0)
+		return nl;
+	/* the head ends at its first blank line (feed_head): the last line, and the only one */
+	if (nl < 2 || !lf[0] || lf[nl - 1] + 1 != n || lf[nl - 2] + 2 != lf[nl - 1])
 		return -EPROTO;
+	/* Each line ends in CRLF (no CR alone, every LF after a CR): both become NULs. */
+	e = s + lf[0] - 1;
+	e[0] = e[1] = '\0';
 	if (!(p->request ? request_line(p, s) : status_line(p, s, (size_t)(e - s))))
 		return -EPROTO;
 	p->head.nheaders = 0;
-	for (line = e + 2; *line != '\r'; line = next) {
-		if (!(e = line_end(line, end)))
-			return -EPROTO;
-		next = e + 2;
+	for (int i = 1; i < nl - 1; i++) {
+		line = s + lf[i - 1] + 1;
+		e = s + lf[i] - 1;
+		e[0] = e[1] = '\0';
 		if (is_ows(*line))
 			return -EPROTO;                 /* obs-fold */
-		for (colon = line; is_tchar((unsigned char)*colon); colon++)
-			;
+		colon = name_end(line);
 		if (*colon != ':' || colon == line)
 			return -EPROTO;
 		size_t name_len = (size_t)(colon - line);
 		*colon = '\0';
 		for (v = colon + 1; is_ows(*v); v++)
 			;
-		/* e: the line's end; no control character: the head was checked whole (feed_head) */
 		while (e > v && is_ows(e[-1]))
 			*--e = '\0';
 		if (p->head.nheaders == HTTP_HEADERS_MAX)
 			return -EMSGSIZE;
-		p->hdr[p->head.nheaders++] = (struct http_header){ line, v };
+		p->hdr[p->head.nheaders++] = (struct http_header){ line, v, name_len };
 		/* the few names that frame the message: the length first, then the name */
 		if (name_len == 14 && ascii_caseeq(line, "Content-Length", 14)) {
 			uint64_t l;
@@ -235,8 +317,6 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 			expect = v;
 		}
 	}
-	if (line + 2 != end)
-		return -EPROTO;         /* a CR alone at a line's start: not the blank line */
 	p->head.keep_alive = p->head.minor >= 1 && !(conn && http_list_has(conn, "close"));
 	if (te) {
 		if (have_len || !ascii_caseeq_str(te, "chunked"))
@@ -273,31 +353,6 @@ static int parse_head(struct http_parser *p, char *s, size_t n)
 static void reserve(struct http_parser *p, size_t need)
 {
 	p->buf = xreserve(p->buf, need, &p->cap, 1024);
-}
-
-/* Does s hold a byte no head may: a control character (NUL too) but tab, CR and LF, or DEL?
- * One pass over the whole head, sixteen bytes at a time where there is SSE2 (x86-64 always),
- * rather than a test per byte of each value. */
-static bool has_ctl(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-#ifdef __SSE2__
-	const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f),
-		      tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
-
-	for (; i + 16 <= n; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-		__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v);         /* v <= 0x1f */
-		__m128i ok = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, cr)),
-					  _mm_cmpeq_epi8(v, lf));
-		if (_mm_movemask_epi8(_mm_or_si128(_mm_andnot_si128(ok, ctl), _mm_cmpeq_epi8(v, del))))
-			return true;
-	}
-#endif
-	for (; i < n; i++)
-		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') || s[i] == 0x7f)
-			return true;
-	return false;
 }
 
 /* Byte k of the head being read: buffered ones first, then those of d. */
@@ -359,12 +414,9 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 		return p->len >= p->head_max ? fail(p, -EMSGSIZE) : (ssize_t)take;
 	}
 	size_t used = head_len - p->len;
-	reserve(p, head_len + 1);
+	reserve(p, head_len + HEAD_PAD);
 	memcpy(p->buf + p->len, d, used);
-	/* a control character (NUL too) anywhere is malformed; a CR without its LF too, which
-	 * parse_head finds as it ends each line (every LF was checked above) */
-	if (has_ctl((const unsigned char *)p->buf, head_len))
-		return fail(p, -EPROTO);
+	memset(p->buf + head_len, 0, HEAD_PAD);
 	p->len = 0;
 	if ((rc = parse_head(p, p->buf, head_len)) != 0)
 		return fail(p, rc);

@@ -28,6 +28,7 @@
 struct http_header {
 	const char *name;       /* NUL-terminated, as received */
 	const char *value;      /* NUL-terminated, surrounding whitespace trimmed */
+	size_t name_len;        /* lookups compare lengths first */
 };
 
 /* What the head callback sees. A response's is valid during the callback only; a request's

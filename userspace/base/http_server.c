@@ -229,11 +229,12 @@ const char *http_req_header(const struct http_req *r, const char *name)
 
 size_t http_req_nheaders(const struct http_req *r) { return r->c->parser.head.nheaders; }
 
-void http_req_header_at(const struct http_req *r, size_t i, const char **name,
-			const char **value)
+size_t http_req_header_at(const struct http_req *r, size_t i, const char **name,
+			  const char **value)
 {
 	*name = r->c->parser.head.headers[i].name;
 	*value = r->c->parser.head.headers[i].value;
+	return r->c->parser.head.headers[i].name_len;
 }
 
 const char *http_req_body(const struct http_req *r, size_t *len)

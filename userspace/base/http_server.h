@@ -107,8 +107,9 @@ const char *http_req_path(const struct http_req *r);
 /* The first header called name (case-insensitive), or NULL. */
 const char *http_req_header(const struct http_req *r, const char *name);
 size_t http_req_nheaders(const struct http_req *r);
-void http_req_header_at(const struct http_req *r, size_t i, const char **name,
-			const char **value);
+/* Header i's name and value; returns the name's length. */
+size_t http_req_header_at(const struct http_req *r, size_t i, const char **name,
+			  const char **value);
 /* The body, NUL-terminated (not counted in *len). Valid until the answer ends. */
 const char *http_req_body(const struct http_req *r, size_t *len);
 struct http_conn *http_req_conn(const struct http_req *r);

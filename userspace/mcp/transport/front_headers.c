@@ -34,8 +34,7 @@ void front_headers_read(struct http_req *req)
 		const char *key, *value;
 		size_t n;
 
-		http_req_header_at(req, k, &key, &value);
-		n = strlen(key);
+		n = http_req_header_at(req, k, &key, &value);
 		for (int i = 0; i < FH_COUNT; i++)
 			if (!cur.v[i] && n == name_len[i] && ascii_caseeq(key, names[i], n)) {
 				cur.v[i] = value;
