@@ -350,7 +350,9 @@ static int send_some(struct conn *c)
 static void recv_some(struct conn *c)
 {
 	for (;;) {
-		ssize_t n = read(c->fd, c->rbuf, HTTP_READ_BUF), used;
+		/* recv, not read: a socket's read goes through the file layer's permission and
+		 * notification hooks first (vfs_read), one of two reads a proxied call makes */
+		ssize_t n = recv(c->fd, c->rbuf, HTTP_READ_BUF, 0), used;
 		int rc;
 
 		if (n < 0 && errno == EINTR)

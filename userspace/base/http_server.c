@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -389,8 +390,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		c->in_off = 0;
 	}
 	c->in = xreserve(c->in, c->in_len + READ_STEP, &c->in_cap, READ_STEP);
+	/* recv, not read: a socket's read goes through the file layer's hooks (vfs_read) */
 	do
-		n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+		n = recv(fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
