@@ -199,6 +199,10 @@ test('limits.max_pending_per_session: one more request in progress is 429 with R
 	assert.equal(fourth.json.error.data.type, 'too_many_pending');
 	assert.equal(fourth.json.error.data.limit, 3);
 	assert.match(fourth.json.error.message, /max_pending_per_session/);
+	// An id still in progress is refused as such, at the cap as below it, and nothing is sent.
+	const dup = await call(2, 'echo');
+	assert.equal(dup.json?.error?.code, -32600, dup.text);
+	assert.match(dup.json.error.message, /already in use/);
 	// Another session is not affected.
 	const other = await rawSession(d.url);
 	const ok = await other.post({ jsonrpc: '2.0', id: 1, method: 'tools/call',
@@ -211,6 +215,16 @@ test('limits.max_pending_per_session: one more request in progress is 429 with R
 	const again = await call(5, 'echo');
 	assert.equal(again.status, 200, again.text);
 	assert.match(again.text, /fault: t5/);
+	const hang6 = call(6, 'hang');
+	await eventually(() => d.stderrLines.filter((l) => /hanging on request/.test(l)).length === 4,
+		{ what: 'a fourth call in progress' });
+	const second = await call(6, 'echo');
+	assert.equal(second.json?.error?.code, -32600, second.text);
+	assert.match(second.json.error.message, /already in use/);
+	assert.match((await hang6).text, /-32011/);
+	const reused = await call(2, 'echo');      // answered ids are free again
+	assert.equal(reused.status, 200, reused.text);
+	assert.match(reused.text, /fault: t2/);
 	const m = await metrics(d);
 	assert.equal(metric(m, 'mcpwarden_requests_total',
 		'method="tools/call",decision="deny",reason="too_many_pending"'), 1);

@@ -158,52 +158,6 @@ static void circuit_outcome(struct call *c, bool failure)
 	gate_circuit_result(c->env->gate, c->server, failure, c->circuit_probe);
 }
 
-/* --- the session's book of calls --------------------------------------------------------- */
-
-static uint64_t book_hash(const struct htab *t, const void *key)
-{
-	return htab_hash_str(t, key);
-}
-
-static bool book_eq(const struct htab_node *n, const void *key)
-{
-	return !strcmp(htab_entry(n, struct call, book)->key, key);
-}
-
-static const struct htab_type book_type = { book_hash, book_eq };
-
-int call_book_init(struct htab *book)
-{
-	return htab_init(book, &book_type);
-}
-
-static void unbooked(struct htab_node *n, void *arg)
-{
-	(void)arg;
-	call_of_book(n)->booked = false;
-}
-
-void call_book_fini(struct htab *book)
-{
-	htab_drain(book, unbooked, NULL);
-	htab_fini(book);
-}
-
-struct call *call_book_find(const struct htab *book, const char *key)
-{
-	struct htab_node *n = htab_find(book, key);
-
-	return n ? call_of_book(n) : NULL;
-}
-
-static void unbook(struct call *c)
-{
-	if (c->booked) {
-		htab_remove(&c->s->calls, &c->book);
-		c->booked = false;
-	}
-}
-
 /* Freed calls kept for the next ones (loop thread only). A call is 1.7 KiB, more than
  * glibc's per-thread cache takes: each calloc went to the arena, and set off a
  * malloc_consolidate on most calls (1.2 % of the loop at 64 connections). */
@@ -243,7 +197,7 @@ static void call_free(struct call *c)
 	if (c->circuit_out && c->circuit_probe)  /* cancelled: the next call probes */
 		gate_circuit_abandon(c->env->gate, c->server);
 	if (c->s)
-		unbook(c);
+		session_unbook(c->s, &c->book);
 	cJSON_Delete(c->down_id);
 	cJSON_Delete(c->up_params);
 	jsonrpc_request_text_free(&c->up_text);
@@ -627,7 +581,7 @@ static void answered(struct call *c, cJSON *resp)
 	if (rc == 0) {
 		/* Out of the session's books while the store commits: a session ending now must
 		 * not free the call under the store's callback. */
-		unbook(c);
+		session_unbook(c->s, &c->book);
 		c->s = NULL;
 		c->state = CALL_SETTLING;
 		return;
@@ -696,7 +650,7 @@ static void record_cut(struct call *c, enum decision decision, const char *why)
  * whoever still owes the call an answer frees it. */
 static void session_ended_early(struct call *c)
 {
-	unbook(c);
+	session_unbook(c->s, &c->book);
 	c->s = NULL;
 	if (c->reply)
 		reply_finish(c->reply, jsonrpc_error(c->down_id, JSONRPC_REQUEST_CANCELLED,
@@ -813,7 +767,6 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 {
 	struct call *c = call_alloc();
 	struct jsonrpc_request_text *kept = reply ? reply->kept : NULL;
-	uint64_t hash;
 
 	if (reply)
 		reply->kept = NULL;     /* valid only now */
@@ -834,16 +787,10 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 	metrics_request_begin();
 	if (trace_enabled())
 		call_trace_start(c, id, params, reply);
-	hash = htab_hash_str(&s->calls, c->key);
-	if (htab_find_hashed(&s->calls, c->key, hash)) {
-		cJSON_Delete(params);
-		call_fail(c, JSONRPC_INVALID_REQUEST, NULL, NULL,
-			  "request id is already in use by a request in progress");
-		finish(c);
-		return;
-	}
-	/* One session cannot hold the daemon's memory with requests it never waits for. */
-	if (env->max_pending && htab_count(&s->calls) >= env->max_pending) {
+	/* One session cannot hold the daemon's memory with requests it never waits for (a
+	 * request id in use is told as such first). */
+	if (env->max_pending && session_nbooked(s) >= env->max_pending &&
+	    !session_booked(s, c->key)) {
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddNumberToObject(d, "retry_after_ms", PENDING_RETRY_MS);
 		cJSON_AddNumberToObject(d, "limit", env->max_pending);
@@ -856,8 +803,13 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 		finish(c);
 		return;
 	}
-	htab_insert_hashed(&s->calls, &c->book, hash);
-	c->booked = true;
+	if (session_book(s, &c->book, c->key)) {
+		cJSON_Delete(params);
+		call_fail(c, JSONRPC_INVALID_REQUEST, NULL, NULL,
+			  "request id is already in use by a request in progress");
+		finish(c);
+		return;
+	}
 	/* tools/call without tracing (which puts its context in _meta): the params as the
 	 * agent wrote them, for forward(); anything unusual is printed from the tree there */
 	if (kept && kept->text && m && m->id == MCP_TOOLS_CALL && !c->span) {

@@ -18,11 +18,11 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#include "base/htab.h"
 #include "base/obj_type.h"
 #include "govern/keys.h"
 #include "mcp/jsonrpc_splice.h"
 #include "mcp/method.h"
+#include "mcp/session.h"
 
 struct catalog;
 struct catalog_entry;
@@ -110,8 +110,7 @@ struct call {
 	bool circuit_probe;           /* ... as the half-open probe */
 	bool orphan;                  /* its session ended while ADMITTING: freed when the
 				       * gate answers */
-	bool booked;                  /* in its session's book of calls (book, below) */
-	struct htab_node book;        /* s->calls, under key */
+	struct session_booking book;  /* in s's book of calls, under key */
 
 	/* Monotonic stamps, for the record's latency split and the stage metrics. */
 	uint64_t rx_ns;               /* the transport had the request (0: unknown) */
@@ -126,20 +125,20 @@ struct call {
 
 	/* Last, and not cleared with the rest (call_alloc): two thirds of the struct, written
 	 * where they are set (zeroing and copying them whole cost a call 45 cache lines). */
-	char key[256];                /* the id's key in s->calls (call_book_*) */
+	char key[256];                /* the id's key in s's book (book) */
 	struct key_identity who;      /* its strings only: key_identity_copy */
 };
 
-/* A session's book of its calls in flight (struct session's `calls`), keyed by the client's
- * request id (c->key). The calls embed their node: a call is hashed once, when booked, and
- * leaves by its node (no copy of the key, no lookup). */
-int call_book_init(struct htab *book);
-/* The session goes: any call still booked leaves the book (its owner frees it). */
-void call_book_fini(struct htab *book);
-struct call *call_book_find(const struct htab *book, const char *key);
+/* The call a session's booking belongs to (mcp/session.h), and the call of a node of the
+ * session's book (iterating s->calls). */
+static inline struct call *call_of_booking(struct session_booking *b)
+{
+	return container_of(b, struct call, book);
+}
+
 static inline struct call *call_of_book(struct htab_node *n)
 {
-	return htab_entry(n, struct call, book);
+	return call_of_booking(htab_entry(n, struct session_booking, node));
 }
 
 static inline struct call *obj_call(enum obj_type *t)

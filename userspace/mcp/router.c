@@ -811,7 +811,8 @@ void router_notification(struct router *r, struct session *s, cJSON *msg,
 		const cJSON *rid = json_get(m->params, "requestId");
 		char key[256];
 		jsonrpc_id_key(rid, key, sizeof(key));
-		struct call *c = rid ? call_book_find(&s->calls, key) : NULL;
+		struct session_booking *b = rid ? session_booked(s, key) : NULL;
+		struct call *c = b ? call_of_booking(b) : NULL;
 		if (c)
 			call_event(c, CALL_EV_CANCEL, NULL, 0);
 	} else if (!strcmp(m->method, "notifications/roots/list_changed")) {

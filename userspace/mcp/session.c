@@ -12,7 +12,6 @@
 #include "base/hmap.h"
 #include "base/htab.h"
 #include "base/log.h"
-#include "mcp/call.h"
 #include "mcp/tasks.h"
 
 const char *const session_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", NULL };
@@ -116,11 +115,59 @@ out:
 	return rc;
 }
 
+/* --- the book of calls in flight --------------------------------------------------------- */
+
+static uint64_t book_hash(const struct htab *t, const void *key)
+{
+	return htab_hash_str(t, key);
+}
+
+static bool book_eq(const struct htab_node *n, const void *key)
+{
+	return !strcmp(htab_entry(n, struct session_booking, node)->key, key);
+}
+
+static const struct htab_type book_type = { book_hash, book_eq };
+
+/* The session goes: whatever is still booked is out of the book (its owner frees it). */
+static void unbooked(struct htab_node *n, void *arg)
+{
+	(void)arg;
+	htab_entry(n, struct session_booking, node)->key = NULL;
+}
+
+int session_book(struct session *s, struct session_booking *b, const char *key)
+{
+	uint64_t h = htab_hash_str(&s->calls, key);
+
+	if (htab_find_hashed(&s->calls, key, h))
+		return -EEXIST;
+	b->key = key;
+	htab_insert_hashed(&s->calls, &b->node, h);
+	return 0;
+}
+
+void session_unbook(struct session *s, struct session_booking *b)
+{
+	if (b->key) {
+		htab_remove(&s->calls, &b->node);
+		b->key = NULL;
+	}
+}
+
+struct session_booking *session_booked(const struct session *s, const char *key)
+{
+	struct htab_node *n = htab_find(&s->calls, key);
+
+	return n ? htab_entry(n, struct session_booking, node) : NULL;
+}
+
 static void session_free(struct session *s)
 {
 	shared_put(s->caps_ref);
 	shared_put(s->info_ref);
-	call_book_fini(&s->calls);
+	htab_drain(&s->calls, unbooked, NULL);
+	htab_fini(&s->calls);
 	hmap_free(s->relayed, free);
 	hmap_free(s->subs, NULL);
 	tasks_free(&s->tasks);
@@ -151,7 +198,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
 	while (hmap_next(t->by_id, &it, NULL, (void **)&s)) {
 		/* A session with a call in flight or an open stream is in use, not idle. */
-		if (htab_count(&s->calls) || s->stream)
+		if (session_nbooked(s) || s->stream)
 			continue;
 		if (now - s->last_active_ms < (uint64_t)t->idle_ms)
 			continue;
@@ -248,7 +295,7 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 		s->links[i] = (struct session_link){ t->relay, s, i, NULL, NULL, false, false };
 	s->next_relay_id = 1;
 	s->last_active_ms = clock_mono_ms();
-	if (!s->client_caps || !s->client_info || !s->links || call_book_init(&s->calls) ||
+	if (!s->client_caps || !s->client_info || !s->links || htab_init(&s->calls, &book_type) ||
 	    hmap_put(t->by_id, s->id, s, NULL)) {
 		session_free(s);
 		return -ENOMEM;

@@ -38,6 +38,14 @@ struct session_link {
 	bool pooled;                  /* link came from the pool of idle links (mcp/links.h) */
 };
 
+/* A call's place in its session's book of calls in flight (embedded in struct call,
+ * mcp/call.h), under the key of the client's request id: hashed once, when booked; it leaves
+ * by its node (no lookup, no copy of the key). */
+struct session_booking {
+	struct htab_node node;
+	const char *key;              /* NULL: not in a book */
+};
+
 struct session {
 	char id[SESSION_ID_LEN + 1];
 	char version[16];             /* negotiated protocol version */
@@ -51,7 +59,7 @@ struct session {
 	struct session_link *links;   /* one per upstream */
 	size_t nlinks;
 	struct stream *stream;        /* the GET stream, when open (implemented by the transport) */
-	struct htab calls;            /* its calls in flight by request id (mcp/call.h: call_book) */
+	struct htab calls;            /* its calls in flight: struct session_booking by key */
 	/* NULL until first used (hmap_put_lazy): most sessions never use them. */
 	struct hmap *relayed;         /* gateway id for a relayed server request -> relay state */
 	struct hmap *subs;            /* exposed resource URIs this session subscribed to */
@@ -98,5 +106,13 @@ void session_destroy(struct session_table *t, struct session *s);
 size_t session_count(const struct session_table *t);
 /* Iterate: call fn for each session (fn may not destroy). */
 void session_foreach(struct session_table *t, void (*fn)(void *arg, struct session *s), void *arg);
+
+/* Book b under key (a string that lives as long as the booking): -EEXIST when a call holds
+ * that key already. */
+int session_book(struct session *s, struct session_booking *b, const char *key);
+/* Out of s's book, when in it. */
+void session_unbook(struct session *s, struct session_booking *b);
+struct session_booking *session_booked(const struct session *s, const char *key);
+static inline size_t session_nbooked(const struct session *s) { return htab_count(&s->calls); }
 
 #endif

@@ -96,7 +96,7 @@ static void resume_parked(struct session *s)
 	struct call **parked;
 	size_t n = 0;
 
-	parked = xcalloc(htab_count(&s->calls) + 1, sizeof(*parked));
+	parked = xcalloc(session_nbooked(s) + 1, sizeof(*parked));
 	for (struct htab_node *hn; (hn = htab_next(&it)); )
 		if (call_of_book(hn)->parked)
 			parked[n++] = call_of_book(hn);
