@@ -84,6 +84,21 @@ static inline void list_splice_tail_init(struct list_head *from, struct list_hea
 	list_init(from);
 }
 
+/* Move the nodes after pos (a node of head, or head itself) to the empty list to, in constant
+ * time: a consumer keeps the first part of what it took and hands the rest back unwalked. */
+static inline void list_cut_after(struct list_head *head, struct list_head *pos,
+				  struct list_head *to)
+{
+	if (pos->next == head)
+		return;
+	to->next = pos->next;
+	to->prev = head->prev;
+	to->next->prev = to;
+	to->prev->next = to;
+	pos->next = head;
+	head->prev = pos;
+}
+
 #define list_for_each_entry(pos, head, member)                                                  \
 	for (pos = list_entry((head)->next, __typeof__(*pos), member); &pos->member != (head); \
 	     pos = list_entry(pos->member.next, __typeof__(*pos), member))

@@ -545,20 +545,20 @@ static void *writer(void *arg)
 		}
 		/* The whole queue at once, and what is beyond a batch put back after: the lock is
 		 * held for constant time, whatever the depth (an idle writer preempted while it
-		 * holds it would stall the appenders). */
+		 * holds it would stall the appenders). The rest is cut off unwalked: a writer
+		 * behind a deep queue walked all of it for each batch, a cache miss an item. */
 		size_t n = 0;
-		struct list_head rest = LIST_HEAD_INIT(rest);
+		struct list_head rest = LIST_HEAD_INIT(rest), *last = &batch;
 		struct item *it, *tmp;
 		list_splice_tail_init(&g.queue, &batch);
 		pthread_mutex_unlock(&g.mu);
-		list_for_each_entry_safe(it, tmp, &batch, link) {
-			if (n < BATCH_MAX) {
-				rows[n++] = &it->row;
-			} else {
-				list_del(&it->link);
-				list_add_tail(&it->link, &rest);
-			}
+		list_for_each_entry(it, &batch, link) {
+			rows[n++] = &it->row;
+			last = &it->link;
+			if (n == BATCH_MAX)
+				break;
 		}
+		list_cut_after(&batch, last, &rest);
 		if (!list_empty(&rest)) {
 			pthread_mutex_lock(&g.mu);
 			list_splice_tail_init(&g.queue, &rest);
