@@ -304,12 +304,7 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	*out = NULL;
 	if (cost < 0 || cost > BUDGET_MONEY_MAX || !who || !who->key_id)
 		return -EINVAL;
-	ks = budget_find_sel(b->cfg, "key:", who->key_id);
-	if (!ks)
-		ks = budget_find_sel(b->cfg, "policy:", who->policy);
-	if (!ks)
-		ks = budget_find_sel(b->cfg, "", "default");
-	ts = budget_find_sel(b->cfg, "team:", who->team);
+	budget_scopes(b->cfg, who, &ks, &ts);
 	if (strlen(who->key_id) >= BUDGET_NAME_BUF || (ts && strlen(who->team) >= BUDGET_NAME_BUF))
 		return -EINVAL;
 	id[0] = intern_find(b->names, whose[0], strlen(whose[0]));
@@ -462,17 +457,15 @@ int budget_counter(struct budget *b, const char *scope, const char *period, int6
 size_t budget_usage(struct budget *b, const char *scope, const char *policy, int64_t now,
 		    struct budget_usage out[BUDGET_MAX_PER_SCOPE])
 {
-	const struct selector *sel = NULL;
+	const struct selector *sel = NULL, *ks, *ts;
 	size_t n = 0;
 
 	if (!strncmp(scope, "key:", 4)) {
-		sel = budget_find_sel(b->cfg, "key:", scope + 4);
-		if (!sel)
-			sel = budget_find_sel(b->cfg, "policy:", policy);
-		if (!sel)
-			sel = budget_find_sel(b->cfg, "", "default");
+		budget_scopes(b->cfg, &(struct budget_subject){ scope + 4, NULL, policy }, &ks, &ts);
+		sel = ks;
 	} else if (!strncmp(scope, "team:", 5)) {
-		sel = budget_find_sel(b->cfg, "team:", scope + 5);
+		budget_scopes(b->cfg, &(struct budget_subject){ NULL, scope + 5, NULL }, &ks, &ts);
+		sel = ts;
 	}
 	for (size_t i = 0; sel && i < sel->n; i++, n++) {
 		const struct budget_spec *sp = &sel->spec[i];

@@ -384,6 +384,7 @@ int budget_config_parse(const cJSON *root, struct budget_config **out,
 			  errs) ||
 	    selector_sort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), "budgets", errs))
 		rc = -EINVAL;
+	selector_kinds(cfg->sel, cfg->nsel, sizeof(*cfg->sel), &cfg->kinds);
 	if (rc) {
 		budget_config_free(cfg);
 		return rc;
@@ -409,10 +410,24 @@ int64_t budget_cost(const struct budget_config *cfg, const char *server, const c
 	return best ? best->price : cfg->default_cost;
 }
 
-const struct selector *budget_find_sel(const struct budget_config *cfg, const char *prefix,
-				       const char *name)
+static const struct selector *find_sel(const struct budget_config *cfg, bool named,
+				       const char *prefix, const char *name)
 {
-	return cfg ? selector_find(cfg->sel, cfg->nsel, sizeof(*cfg->sel), prefix, name) : NULL;
+	return named ? selector_find(cfg->sel, cfg->nsel, sizeof(*cfg->sel), prefix, name) : NULL;
+}
+
+void budget_scopes(const struct budget_config *cfg, const struct budget_subject *who,
+		   const struct selector **ks, const struct selector **ts)
+{
+	*ks = *ts = NULL;
+	if (!cfg)
+		return;
+	*ks = find_sel(cfg, cfg->kinds.key, "key:", who->key_id);
+	if (!*ks)
+		*ks = find_sel(cfg, cfg->kinds.policy, "policy:", who->policy);
+	if (!*ks)
+		*ks = cfg->kinds.dflt;
+	*ts = find_sel(cfg, cfg->kinds.team, "team:", who->team);
 }
 
 /* "day" | "week" | "month" | "rolling:<seconds>" */
@@ -442,13 +457,9 @@ void budget_applicable(const struct budget_config *cfg, const struct budget_subj
 		       const struct budget_spec **kspec, size_t *nk,
 		       const struct budget_spec **tspec, size_t *nt)
 {
-	const struct selector *ks = budget_find_sel(cfg, "key:", who->key_id), *ts;
+	const struct selector *ks, *ts;
 
-	if (!ks)
-		ks = budget_find_sel(cfg, "policy:", who->policy);
-	if (!ks)
-		ks = budget_find_sel(cfg, "", "default");
-	ts = budget_find_sel(cfg, "team:", who->team);
+	budget_scopes(cfg, who, &ks, &ts);
 	*kspec = ks ? ks->spec : NULL;
 	*nk = ks ? ks->n : 0;
 	*tspec = ts ? ts->spec : NULL;

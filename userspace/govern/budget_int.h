@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "govern/budget.h"
+#include "govern/selector.h"
 
 #define BUDGET_DAY 86400ll
 #define BUDGET_NAME_BUF 600
@@ -28,6 +29,7 @@ struct budget_config {
 	int64_t default_cost;
 	struct selector *sel;           /* sorted by name */
 	size_t nsel, sel_cap;
+	struct selector_kinds kinds;    /* of sel, once sorted */
 };
 
 extern const char *const budget_period_ids[];   /* by enum budget_period */
@@ -35,9 +37,10 @@ extern const char *const budget_period_ids[];   /* by enum budget_period */
 /* "day" | "week" | "month" | "rolling:<seconds>" of a spec, and back. */
 void budget_period_id(const struct budget_spec *s, char *buf, size_t len);
 int budget_parse_period_id(const char *s, enum budget_period *kind, int64_t *window);
-/* The selector named prefix+name, NULL when none (or name is empty). */
-const struct selector *budget_find_sel(const struct budget_config *cfg, const char *prefix,
-				       const char *name);
+/* The selectors whose budgets who's calls count against: the key's own, else its policy's,
+ * else the default (*ks), and its team's (*ts); NULL where there is none. */
+void budget_scopes(const struct budget_config *cfg, const struct budget_subject *who,
+		   const struct selector **ks, const struct selector **ts);
 int64_t budget_floor_div(int64_t a, int64_t b);
 
 #endif

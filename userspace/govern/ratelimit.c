@@ -76,6 +76,7 @@ struct selector {
 struct ratelimit_config {
 	struct selector *sel;           /* sorted by name */
 	size_t nsel;
+	struct selector_kinds kinds;    /* of sel */
 };
 
 static const char *const level_names[RATE_NLEVELS] = { "key", "server", "tool" };
@@ -229,6 +230,7 @@ int ratelimit_config_parse_section(const cJSON *sec, const char *where,
 	}
 	if (selector_sort(cfg->sel, cfg->nsel, sizeof(*cfg->sel), where, errs))
 		rc = -EINVAL;
+	selector_kinds(cfg->sel, cfg->nsel, sizeof(*cfg->sel), &cfg->kinds);
 out:
 	if (rc) {
 		ratelimit_config_free(cfg);
@@ -253,10 +255,10 @@ void ratelimit_config_resolve(const struct ratelimit_config *cfg, const struct r
 	if (!cfg || !cfg->nsel)
 		return;
 	/* Most specific first. */
-	order[0] = find_sel(cfg, "key:", who->key_id);
-	order[1] = find_sel(cfg, "policy:", who->policy);
-	order[2] = find_sel(cfg, "team:", who->team);
-	order[3] = find_sel(cfg, "", "default");
+	order[0] = cfg->kinds.key ? find_sel(cfg, "key:", who->key_id) : NULL;
+	order[1] = cfg->kinds.policy ? find_sel(cfg, "policy:", who->policy) : NULL;
+	order[2] = cfg->kinds.team ? find_sel(cfg, "team:", who->team) : NULL;
+	order[3] = cfg->kinds.dflt;
 	for (int lv = 0; lv < RATE_NLEVELS; lv++) {
 		for (int i = 0; i < 4; i++) {
 			if (order[i] && order[i]->set[lv]) {

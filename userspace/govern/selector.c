@@ -66,6 +66,24 @@ const void *selector_find(const void *v, size_t n, size_t size, const char *pref
 	return bsearch(&k, v, n, size, joined_cmp);
 }
 
+void selector_kinds(const void *v, size_t n, size_t size, struct selector_kinds *out)
+{
+	*out = (struct selector_kinds){ NULL, false, false, false };
+	for (size_t i = 0; i < n; i++) {
+		const void *e = (const char *)v + i * size;
+		const char *s = name_of(e);
+
+		if (strcmp(s, "default") == 0)
+			out->dflt = e;
+		else if (strncmp(s, "key:", 4) == 0)
+			out->key = true;
+		else if (strncmp(s, "team:", 5) == 0)
+			out->team = true;
+		else if (strncmp(s, "policy:", 7) == 0)
+			out->policy = true;
+	}
+}
+
 void selector_free(void *v, size_t n, size_t size)
 {
 	for (size_t i = 0; i < n; i++)

@@ -24,6 +24,16 @@ int selector_sort(void *v, size_t n, size_t size, const char *section,
 const void *selector_find(const void *v, size_t n, size_t size, const char *prefix,
 			  const char *name);
 
+/* What a sorted array names, found once after selector_sort: a lookup of a kind that the
+ * config never names is skipped, and "default" is at hand. Most configs name "default" and
+ * a few keys, so a call's lookups (a rate limit's four, a budget's three) were bsearches that
+ * found nothing. */
+struct selector_kinds {
+	const void *dflt;       /* the "default" element, or NULL */
+	bool key, team, policy; /* some "key:", "team:", "policy:" element */
+};
+void selector_kinds(const void *v, size_t n, size_t size, struct selector_kinds *out);
+
 /* Free the names of the n elements of v, then v. */
 void selector_free(void *v, size_t n, size_t size);
 
