@@ -334,6 +334,27 @@ static void test_retention_by_age(void)
 
 /* A writer that cannot write (another connection holds the write lock): the queue fills, and
  * what does not fit is dropped from the store, counted, and printed without "seq". */
+/* n records appended (quietly) while another connection holds the store's write lock: they
+ * queue behind the writer until held_release. */
+static sqlite3 *append_held(int from, int n)
+{
+	sqlite3 *h = NULL;
+	int saved;
+
+	CU_ASSERT_FATAL(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	saved = quiet();
+	append(from, n, 10);
+	loud(saved);
+	return h;
+}
+
+static void held_release(sqlite3 *h)
+{
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+}
+
 static void test_queue_full(void)
 {
 	struct logstore_options o = opts(1LL << 30);
@@ -347,17 +368,12 @@ static void test_queue_full(void)
 	logstore_get_stats(&st);                /* counters run for the process's life */
 	uint64_t written0 = st.written, dropped0 = st.dropped;
 	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	CU_ASSERT_FATAL(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
-	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
-	saved = quiet();
-	append(1, 100, 10);
-	loud(saved);
+	h = append_held(1, 100);
 	logstore_get_stats(&st);
 	CU_ASSERT_EQUAL(st.dropped - dropped0, 84);     /* 16 queued (or in the blocked batch) */
 	CU_ASSERT_EQUAL(st.queue_depth, 16);
 	CU_ASSERT_EQUAL(logstore_reserve(), 0);
-	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(h);
+	held_release(h);
 	saved = quiet();
 	logstore_flush();
 	logstore_get_stats(&st);
@@ -384,15 +400,10 @@ static void test_deep_backlog(void)
 	logstore_get_stats(&st);
 	uint64_t written0 = st.written, dropped0 = st.dropped;
 	CU_ASSERT_FATAL(logstore_start(&o, audit_note) == 0);
-	CU_ASSERT_FATAL(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
-	CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
-	saved = quiet();
-	append(1, 10000, 10);
-	loud(saved);
+	h = append_held(1, 10000);
 	logstore_get_stats(&st);
 	CU_ASSERT(st.queue_depth > 4096);
-	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(h);
+	held_release(h);
 	saved = quiet();
 	logstore_flush();
 	logstore_stop();
