@@ -4,6 +4,8 @@
 #   kernel    build/test/tests/ktest_*     CUnit, real kernel (root); skip with reasons when not
 #   node      tests/integration/*.test.mjs the daemon in front of real MCP servers, SDK client
 # Set TESTS=<glob> to run a subset (e.g. TESTS='test_jsonrpc*').
+# A suite gets SUITE_TIMEOUT seconds (900; the longest takes a few minutes): one that hangs is
+# stopped, with its process group, and counted failed, and the rest still run within CI's time.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build/test}" && pwd)
@@ -16,10 +18,22 @@ node22="$top/tests/node_modules/node/bin/node"
 pat=${TESTS:-*}
 passed=0 failed=0 failures=()
 
+suite_timeout=${SUITE_TIMEOUT:-900}
+suite_pid=
+# timeout runs each suite in a process group of its own: an interrupt of this script stops it
+# (and what it started) there, as a stopped suite's group is stopped whole.
+trap '[ -n "$suite_pid" ] && kill -TERM -- "-$suite_pid" 2>/dev/null; exit 130' INT TERM
+
 run_suite() { # name, command...
-	local name=$1; shift
+	local name=$1 rc; shift
 	echo "=== $name"
-	if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+	timeout --kill-after=10 "$suite_timeout" "$@" &
+	suite_pid=$!
+	wait "$suite_pid"
+	rc=$?
+	suite_pid=
+	[ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "$name: stopped after ${suite_timeout}s (exit $rc)"
+	if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
 }
 
 for t in "$build"/tests/test_* "$build"/tests/ktest_*; do
