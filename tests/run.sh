@@ -32,7 +32,10 @@ run_suite() { # name, command...
 	wait "$suite_pid"
 	rc=$?
 	suite_pid=
-	[ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "$name: stopped after ${suite_timeout}s (exit $rc)"
+	case $rc in
+	124) echo "$name: stopped after ${suite_timeout}s" ;;
+	137) echo "$name: killed (SIGKILL: ${suite_timeout}s and 10 more, or from outside)" ;;
+	esac
 	if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
 }
 
