@@ -591,6 +591,9 @@ static struct {
 	int posts, gets, deletes;
 	int with_api_key;       /* requests carrying the configured header */
 	int with_version;       /* requests carrying MCP-Protocol-Version after initialize */
+	int with_session;       /* POSTs carrying Mcp-Session-Id fake-1 */
+	bool no_session;        /* initialize answers without an Mcp-Session-Id */
+	bool bad_version;       /* ... with a protocolVersion that is not a string */
 	char delete_sid[64];
 	char last_event_id[64];
 	cJSON *poll_id;         /* the request waiting for a GET + Last-Event-ID */
@@ -686,6 +689,8 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 		break;
 	}
 	fake.posts++;
+	if (sid && strcmp(sid, "fake-1") == 0)
+		fake.with_session++;
 	msg = cJSON_ParseWithLength((const char *)evbuffer_pullup(body, -1),
 				    evbuffer_get_length(body));
 	id = cJSON_GetObjectItem(msg, "id");
@@ -695,10 +700,14 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 	if (strcmp(method->valuestring, "initialize") == 0) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Mcp-Session-Id",
-				  "fake-1");
-		s = result_for(id, "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
-			       "\"serverInfo\":{\"name\":\"fake\",\"version\":\"0\"}}");
+		if (!fake.no_session)
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Mcp-Session-Id",
+					  "fake-1");
+		s = result_for(id, fake.bad_version
+			       ? "{\"protocolVersion\":1,\"capabilities\":{},"
+				 "\"serverInfo\":{\"name\":\"fake\",\"version\":\"0\"}}"
+			       : "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+				 "\"serverInfo\":{\"name\":\"fake\",\"version\":\"0\"}}");
 		reply_json(req, 200, s);
 		goto out;
 	}
@@ -894,9 +903,11 @@ static void test_scripted_answers(void)
 	CU_ASSERT(fake.gets - gets >= 2);
 	fake.poll_never = false;
 
-	/* every request carried the configured header; all after initialize the version */
+	/* every request carried the configured header; all after initialize the version, and
+	 * every POST after initialize the session */
 	CU_ASSERT_EQUAL(fake.with_api_key, fake.posts + fake.gets + fake.deletes);
 	CU_ASSERT_EQUAL(fake.with_version, fake.posts + fake.gets - 1);
+	CU_ASSERT_EQUAL(fake.with_session, fake.posts - 1);
 	CU_ASSERT_EQUAL(fake.good_accept, fake.posts + fake.gets);
 
 	/* destroy: no callback afterwards, DELETE with the session id */
@@ -907,6 +918,40 @@ static void test_scripted_answers(void)
 	CU_ASSERT_EQUAL(got.nmsg + got.nerr + got.ndown, 0);
 	got_reset();
 	fake_stop();
+}
+
+/* A message POST's headers are made once a session (upstream_http.c: post_headers): each of
+ * what initialize's answer sets, the session id and the protocol version, is sent from the
+ * next POST on, even when the other is not there to remake them. */
+static void session_headers_case(bool no_session, bool bad_version)
+{
+	char url[64];
+	struct upstream_config cfg;
+	struct transport *t = NULL;
+
+	CU_ASSERT_FATAL(fake_start() == 0);
+	fake.no_session = no_session;
+	fake.bad_version = bad_version;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", fake.port);
+	cfg = make_cfg(url, 3000);
+	CU_ASSERT_FATAL(upstream_http_new(base, &cfg, &cbs, &t) == 0);
+	CU_ASSERT_PTR_NOT_NULL(call(t, 1, "initialize", init_params(), 3000));
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_PTR_NOT_NULL(call(t, 2 + i, "tools/call", tool_params("json"), 3000));
+	CU_ASSERT_EQUAL(fake.posts, 3);
+	CU_ASSERT_EQUAL(fake.with_session, no_session ? 0 : 2);
+	CU_ASSERT_EQUAL(fake.with_version, bad_version ? 0 : 2);
+	transport_destroy(t);
+	run_until(never, NULL, 100);
+	got_reset();
+	fake_stop();
+}
+
+static void test_scripted_session_headers(void)
+{
+	session_headers_case(true, false);      /* no session: the version alone */
+	session_headers_case(false, true);      /* no version kept: the session alone */
+	session_headers_case(false, false);
 }
 
 static void test_scripted_404(void)
@@ -1087,6 +1132,8 @@ CU_MAIN("upstream_http", suite_init, suite_clean,
 	{ "connection refused", test_connection_refused },
 	{ "an upstream that never answers times out", test_never_answers },
 	{ "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE", test_scripted_answers },
+	{ "scripted: a POST sends the session's id and version, each as soon as it is set",
+	  test_scripted_session_headers },
 	{ "scripted: 404 means the session expired", test_scripted_404 },
 	{ "scripted: send and destroy from inside callbacks", test_reentrant_callbacks },
 	{ "scripted: a host name goes through libcurl", test_libcurl_path },

@@ -52,13 +52,18 @@ enum body_mode { BODY_UNKNOWN, BODY_SSE, BODY_JSON, BODY_SNIPPET };
 
 struct http_transport;
 
+/* Request headers, "Name: value\r\n" lines. */
+struct headers {
+	char *p;
+	size_t len, cap;
+};
+
 struct call {
 	struct list_head link;          /* in the transport's calls, or the orphans */
 	struct http_transport *h;       /* NULL for an orphan (the DELETE after destroy) */
 	enum call_kind kind;
 	struct http_exchange *x;        /* the current HTTP exchange, NULL between them */
-	char *hdrs;                     /* its request headers, "Name: value\r\n" lines */
-	size_t hdrs_len, hdrs_cap;
+	struct headers hdrs;            /* its request headers */
 	char *body;                     /* POST body */
 	size_t body_len;
 	/* A body sent in pieces (http_give): its print with holes (base/jsonw.h), and the
@@ -98,6 +103,10 @@ struct http_transport {
 	char *session_id;
 	char *protocol_version;
 	unsigned session_gen;           /* bumped whenever the session is dropped */
+	/* A message POST's headers but the trace context: the same for every call of a session,
+	 * so made once (post_headers) and copied; dropped when the session's headers change. */
+	struct headers post;
+	bool post_ok;
 };
 
 enum delivery_kind { D_MESSAGE, D_SEND_ERROR, D_DOWN };
@@ -232,7 +241,7 @@ static void call_stop(struct call *c)
 {
 	http_exchange_cancel(c->x);
 	c->x = NULL;
-	c->hdrs_len = 0;
+	c->hdrs.len = 0;
 	if (c->buf)
 		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
 	c->mode = BODY_UNKNOWN;
@@ -249,7 +258,7 @@ static void call_free(struct call *c)
 		c->h->stream = NULL;
 	event_free_opt(c->timer);
 	evbuffer_free(c->buf);
-	alloc_cache_put(c->hdrs);
+	alloc_cache_put(c->hdrs.p);
 	sse_parser_free(c->sse);
 	cJSON_Delete(c->id);
 	alloc_cache_put(c->body);
@@ -263,6 +272,7 @@ static void session_clear(struct http_transport *h)
 	free(h->protocol_version);
 	h->session_id = h->protocol_version = NULL;
 	h->session_gen++;
+	h->post_ok = false;
 }
 
 /* ---- exchange callbacks: parse and queue only, never call back into the client or caller ---- */
@@ -287,6 +297,7 @@ static int take_message(struct call *c, cJSON *msg)
 		if (c->initialize && v && visible_ascii(v, strlen(v)) && (dup = strdup(v))) {
 			free(h->protocol_version);
 			h->protocol_version = dup;
+			h->post_ok = false;
 		}
 	}
 	d = queue(h, D_MESSAGE);
@@ -362,6 +373,7 @@ static int on_head(void *arg, struct http_exchange *x, int status)
 			if (dup) {
 				free(c->h->session_id);
 				c->h->session_id = dup;
+				c->h->post_ok = false;
 			}
 		} else {
 			log_warn("upstream %s: ignoring an Mcp-Session-Id with invalid characters",
@@ -415,56 +427,104 @@ static int on_body(void *arg, const char *ptr, size_t n)
 
 /* ---- starting transfers ---- */
 
-/* Append "name: value\r\n" to c's request headers. */
-static int add_header(struct call *c, const char *name, const char *value)
+/* n more bytes at the end of hs, for the caller to fill. */
+static char *extend(struct headers *hs, size_t n)
 {
-	size_t nl = strlen(name), vl = strlen(value), need = c->hdrs_len + nl + vl + 4;
+	size_t need = hs->len + n;
+	char *p;
+
+	if (need > hs->cap) {
+		hs->cap = need < 512 ? 512 : need * 2;
+		hs->p = hs->p ? xrealloc(hs->p, hs->cap) : alloc_cache_get(hs->cap);
+	}
+	p = hs->p + hs->len;
+	hs->len = need;
+	return p;
+}
+
+/* Append "name: value\r\n". */
+static int add_header(struct headers *hs, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	char *p;
 
 	if (nl + vl > 8192)
 		return -E2BIG;
-	if (need > c->hdrs_cap) {
-		c->hdrs_cap = need < 512 ? 512 : need * 2;
-		c->hdrs = c->hdrs ? xrealloc(c->hdrs, c->hdrs_cap) : alloc_cache_get(c->hdrs_cap);
-	}
-	char *p = c->hdrs + c->hdrs_len;
+	p = extend(hs, nl + vl + 4);
 	memcpy(p, name, nl);
 	memcpy(p + nl, ": ", 2);
 	memcpy(p + nl + 2, value, vl);
 	memcpy(p + nl + 2 + vl, "\r\n", 2);
-	c->hdrs_len = need;
 	return 0;
+}
+
+/* The headers of h's session: the configured ones, Mcp-Session-Id, MCP-Protocol-Version. */
+static int session_headers(struct headers *hs, const struct http_transport *h)
+{
+	const struct upstream_config *cfg = h->t.cfg;
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->nheaders && !rc; i++)
+		rc = add_header(hs, cfg->headers[i].name, cfg->headers[i].value);
+	if (!rc && h->session_id)
+		rc = add_header(hs, "Mcp-Session-Id", h->session_id);
+	if (!rc && h->protocol_version)
+		rc = add_header(hs, "MCP-Protocol-Version", h->protocol_version);
+	return rc;
+}
+
+static int trace_headers(struct call *c)
+{
+	int rc = 0;
+
+	if (c->traceparent[0] && (rc = add_header(&c->hdrs, "traceparent", c->traceparent)) == 0)
+		rc = c->tracestate[0] ? add_header(&c->hdrs, "tracestate", c->tracestate) : 0;
+	return rc;
 }
 
 /* Headers for one transfer of c on behalf of h (c->h, or the transport a DELETE outlives). */
 static int build_headers(struct call *c, const struct http_transport *h, const char *accept)
 {
-	const struct upstream_config *cfg = h->t.cfg;
 	const char *last;
 	int rc = 0;
 
-	c->hdrs_len = 0;
-	if (accept && (rc = add_header(c, "Accept", accept)) != 0)
+	c->hdrs.len = 0;
+	if (accept && (rc = add_header(&c->hdrs, "Accept", accept)) != 0)
 		return rc;
 	if (c->body && !c->resuming) {
-		if ((rc = add_header(c, "Content-Type", "application/json")) != 0)
+		if ((rc = add_header(&c->hdrs, "Content-Type", "application/json")) != 0)
 			return rc;
 	}
-	for (size_t i = 0; i < cfg->nheaders; i++)
-		if ((rc = add_header(c, cfg->headers[i].name, cfg->headers[i].value)) != 0)
-			return rc;
 	c->had_session = h->session_id != NULL;
 	c->session_gen = h->session_gen;
-	if (h->session_id && (rc = add_header(c, "Mcp-Session-Id", h->session_id)) != 0)
-		return rc;
-	if (h->protocol_version &&
-	    (rc = add_header(c, "MCP-Protocol-Version", h->protocol_version)) != 0)
+	if ((rc = session_headers(&c->hdrs, h)) != 0)
 		return rc;
 	if (c->resuming && c->sse && (last = sse_parser_last_id(c->sse)) &&
-	    (rc = add_header(c, "Last-Event-ID", last)) != 0)
+	    (rc = add_header(&c->hdrs, "Last-Event-ID", last)) != 0)
 		return rc;
-	if (c->traceparent[0] && (rc = add_header(c, "traceparent", c->traceparent)) == 0)
-		rc = c->tracestate[0] ? add_header(c, "tracestate", c->tracestate) : 0;
-	return rc;
+	return trace_headers(c);
+}
+
+/* A message POST's headers (not resuming): build_headers's, the part but the trace context
+ * copied from the transport's, made again only after the session's headers changed. */
+static int post_headers(struct call *c)
+{
+	struct http_transport *h = c->h;
+	int rc;
+
+	if (!h->post_ok) {
+		h->post.len = 0;
+		if ((rc = add_header(&h->post, "Accept", "application/json, text/event-stream")) ||
+		    (rc = add_header(&h->post, "Content-Type", "application/json")) ||
+		    (rc = session_headers(&h->post, h)))
+			return rc;
+		h->post_ok = true;
+	}
+	c->hdrs.len = 0;
+	c->had_session = h->session_id != NULL;
+	c->session_gen = h->session_gen;
+	memcpy(extend(&c->hdrs, h->post.len), h->post.p, h->post.len);
+	return trace_headers(c);
 }
 
 static void on_done(void *arg, int err, const char *why, const char *detail);
@@ -478,7 +538,7 @@ static int call_start(struct call *c, const struct http_endpoint *ep, long timeo
 	bool post = c->kind != CALL_DELETE && c->body && !c->resuming;
 	struct http_exchange_req r = {
 		.method = c->kind == CALL_DELETE ? "DELETE" : post ? "POST" : "GET",
-		.headers = c->hdrs, .headers_len = c->hdrs_len,
+		.headers = c->hdrs.p, .headers_len = c->hdrs.len,
 		.body = post ? c->body : NULL, .body_len = post ? c->body_len : 0,
 		.body_iov = post && c->npieces ? c->piece : NULL, .body_iovcnt = c->npieces,
 		.timeout_ms = timeout_ms, .connect_ms = connect_ms,
@@ -506,8 +566,7 @@ static int post_start(struct call *c)
 	const struct upstream_config *cfg = c->h->t.cfg;
 	int rc;
 
-	rc = build_headers(c, c->h, c->resuming ? "text/event-stream" :
-			   "application/json, text/event-stream");
+	rc = c->resuming ? build_headers(c, c->h, "text/event-stream") : post_headers(c);
 	if (rc == 0)
 		rc = call_start(c, c->h->ep, remaining_ms(c), cfg->connect_timeout_ms);
 	return rc;
@@ -767,6 +826,7 @@ static void transport_free(struct http_transport *h)
 		call_free(list_first_entry(&h->calls, struct call, link));
 	list_del(&h->link);
 	session_clear(h);
+	alloc_cache_put(h->post.p);
 	http_endpoint_free(h->ep);
 	free(h);
 }
