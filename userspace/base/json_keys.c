@@ -2,6 +2,7 @@
  * (no hash an agent could flood), or pairwise in the small objects that most are. */
 #include "base/json_keys.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,16 +40,30 @@ static const char *repeated_in(const cJSON *obj)
 	return found;
 }
 
-const char *json_repeated_key(const cJSON *v)
+/* The type tests inline: this walks every node of every request, and most are leaves. */
+static bool is_object(const cJSON *v)
+{
+	return (v->type & 0xff) == cJSON_Object;
+}
+
+static bool is_container(const cJSON *v)
+{
+	return is_object(v) || (v->type & 0xff) == cJSON_Array;
+}
+
+static const char *repeated_below(const cJSON *v)
 {
 	const char *dup;
 
-	if (!v || !(cJSON_IsObject(v) || cJSON_IsArray(v)))
-		return NULL;
-	if (cJSON_IsObject(v) && (dup = repeated_in(v)))
+	if (is_object(v) && (dup = repeated_in(v)))
 		return dup;
 	for (const cJSON *c = v->child; c; c = c->next)
-		if ((dup = json_repeated_key(c)))
+		if (is_container(c) && (dup = repeated_below(c)))
 			return dup;
 	return NULL;
+}
+
+const char *json_repeated_key(const cJSON *v)
+{
+	return v && is_container(v) ? repeated_below(v) : NULL;
 }
