@@ -330,6 +330,7 @@ static void append(int64_t seq, int64_t ts_ms, const char *type, const char *con
 		if (!txt[i])
 			continue;
 		it->row.text[i] = p;
+		it->row.text_len[i] = (uint32_t)(len[i] - 1);
 		memcpy(p, txt[i], len[i]);
 		p += len[i];
 	}

@@ -28,6 +28,7 @@ struct logstore_row {
 	int64_t id, ts;
 	const char *type;
 	const char *text[LOGSTORE_NTEXT];
+	uint32_t text_len[LOGSTORE_NTEXT];      /* each text's bytes, without its NUL */
 	int64_t ints[LOGSTORE_NINT];
 	bool has_int[LOGSTORE_NINT];
 	const char *record;
