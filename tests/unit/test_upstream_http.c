@@ -920,9 +920,9 @@ static void test_scripted_answers(void)
 	fake_stop();
 }
 
-/* A message POST's headers are made once a session (upstream_http.c: post_headers): each of
- * what initialize's answer sets, the session id and the protocol version, is sent from the
- * next POST on, even when the other is not there to remake them. */
+/* Each of what initialize's answer sets, the session id and the protocol version (their
+ * lengths noted then: upstream_http.c), is sent from the next POST on, also when the other is
+ * not set: a server without sessions, or one whose version is not kept. */
 static void session_headers_case(bool no_session, bool bad_version)
 {
 	char url[64];

@@ -102,11 +102,8 @@ struct http_transport {
 	struct http_endpoint *ep;       /* the configured URL */
 	char *session_id;
 	char *protocol_version;
+	size_t session_id_len, protocol_version_len;    /* sent with every request */
 	unsigned session_gen;           /* bumped whenever the session is dropped */
-	/* A message POST's headers but the trace context: the same for every call of a session,
-	 * so made once (post_headers) and copied; dropped when the session's headers change. */
-	struct headers post;
-	bool post_ok;
 };
 
 enum delivery_kind { D_MESSAGE, D_SEND_ERROR, D_DOWN };
@@ -271,8 +268,8 @@ static void session_clear(struct http_transport *h)
 	free(h->session_id);
 	free(h->protocol_version);
 	h->session_id = h->protocol_version = NULL;
+	h->session_id_len = h->protocol_version_len = 0;
 	h->session_gen++;
-	h->post_ok = false;
 }
 
 /* ---- exchange callbacks: parse and queue only, never call back into the client or caller ---- */
@@ -293,11 +290,12 @@ static int take_message(struct call *c, cJSON *msg)
 		const cJSON *res = json_get(msg, "result");
 		const char *v = cJSON_GetStringValue(
 			json_get(res, "protocolVersion"));
+		size_t n = v ? strlen(v) : 0;
 		char *dup;
-		if (c->initialize && v && visible_ascii(v, strlen(v)) && (dup = strdup(v))) {
+		if (c->initialize && v && visible_ascii(v, n) && (dup = strdup(v))) {
 			free(h->protocol_version);
 			h->protocol_version = dup;
-			h->post_ok = false;
+			h->protocol_version_len = n;
 		}
 	}
 	d = queue(h, D_MESSAGE);
@@ -368,12 +366,13 @@ static int on_head(void *arg, struct http_exchange *x, int status)
 	}
 	if (c->initialize && c->h && c->mode != BODY_SNIPPET &&
 	    (sid = http_exchange_header(x, "Mcp-Session-Id"))) {
-		if (visible_ascii(sid, strlen(sid))) {
+		size_t n = strlen(sid);
+		if (visible_ascii(sid, n)) {
 			char *dup = strdup(sid);
 			if (dup) {
 				free(c->h->session_id);
 				c->h->session_id = dup;
-				c->h->post_ok = false;
+				c->h->session_id_len = n;
 			}
 		} else {
 			log_warn("upstream %s: ignoring an Mcp-Session-Id with invalid characters",
@@ -442,10 +441,10 @@ static char *extend(struct headers *hs, size_t n)
 	return p;
 }
 
-/* Append "name: value\r\n". */
-static int add_header(struct headers *hs, const char *name, const char *value)
+/* Append "name: value\r\n", the lengths known. */
+static int add_header_n(struct headers *hs, const char *name, size_t nl, const char *value,
+			size_t vl)
 {
-	size_t nl = strlen(name), vl = strlen(value);
 	char *p;
 
 	if (nl + vl > 8192)
@@ -458,73 +457,56 @@ static int add_header(struct headers *hs, const char *name, const char *value)
 	return 0;
 }
 
-/* The headers of h's session: the configured ones, Mcp-Session-Id, MCP-Protocol-Version. */
-static int session_headers(struct headers *hs, const struct http_transport *h)
+static int add_header(struct headers *hs, const char *name, const char *value)
 {
-	const struct upstream_config *cfg = h->t.cfg;
-	int rc = 0;
-
-	for (size_t i = 0; i < cfg->nheaders && !rc; i++)
-		rc = add_header(hs, cfg->headers[i].name, cfg->headers[i].value);
-	if (!rc && h->session_id)
-		rc = add_header(hs, "Mcp-Session-Id", h->session_id);
-	if (!rc && h->protocol_version)
-		rc = add_header(hs, "MCP-Protocol-Version", h->protocol_version);
-	return rc;
+	return add_header_n(hs, name, strlen(name), value, strlen(value));
 }
 
-static int trace_headers(struct call *c)
-{
-	int rc = 0;
+#define LIT(s) s, sizeof(s) - 1
 
-	if (c->traceparent[0] && (rc = add_header(&c->hdrs, "traceparent", c->traceparent)) == 0)
-		rc = c->tracestate[0] ? add_header(&c->hdrs, "tracestate", c->tracestate) : 0;
-	return rc;
-}
+/* A message POST's Accept, and with Content-Type in one copy (every call sends them). */
+static const char post_accept[] = "application/json, text/event-stream";
+static const char post_fixed[] = "Accept: application/json, text/event-stream\r\n"
+				 "Content-Type: application/json\r\n";
 
-/* Headers for one transfer of c on behalf of h (c->h, or the transport a DELETE outlives). */
+/* Headers for one transfer of c on behalf of h (c->h, or the transport a DELETE outlives):
+ * accept NULL for none, the session's headers with the lengths noted when they were set. */
 static int build_headers(struct call *c, const struct http_transport *h, const char *accept)
 {
+	const struct upstream_config *cfg = h->t.cfg;
+	struct headers *hs = &c->hdrs;
+	bool post = c->body && !c->resuming;
 	const char *last;
 	int rc = 0;
 
-	c->hdrs.len = 0;
-	if (accept && (rc = add_header(&c->hdrs, "Accept", accept)) != 0)
-		return rc;
-	if (c->body && !c->resuming) {
-		if ((rc = add_header(&c->hdrs, "Content-Type", "application/json")) != 0)
+	hs->len = 0;
+	if (post && accept == post_accept) {
+		memcpy(extend(hs, sizeof(post_fixed) - 1), post_fixed, sizeof(post_fixed) - 1);
+	} else {
+		if (accept && (rc = add_header(hs, "Accept", accept)) != 0)
+			return rc;
+		if (post && (rc = add_header_n(hs, LIT("Content-Type"),
+					       LIT("application/json"))) != 0)
 			return rc;
 	}
+	for (size_t i = 0; i < cfg->nheaders; i++)
+		if ((rc = add_header(hs, cfg->headers[i].name, cfg->headers[i].value)) != 0)
+			return rc;
 	c->had_session = h->session_id != NULL;
 	c->session_gen = h->session_gen;
-	if ((rc = session_headers(&c->hdrs, h)) != 0)
+	if (h->session_id && (rc = add_header_n(hs, LIT("Mcp-Session-Id"), h->session_id,
+						h->session_id_len)) != 0)
+		return rc;
+	if (h->protocol_version &&
+	    (rc = add_header_n(hs, LIT("MCP-Protocol-Version"), h->protocol_version,
+			       h->protocol_version_len)) != 0)
 		return rc;
 	if (c->resuming && c->sse && (last = sse_parser_last_id(c->sse)) &&
-	    (rc = add_header(&c->hdrs, "Last-Event-ID", last)) != 0)
+	    (rc = add_header(hs, "Last-Event-ID", last)) != 0)
 		return rc;
-	return trace_headers(c);
-}
-
-/* A message POST's headers (not resuming): build_headers's, the part but the trace context
- * copied from the transport's, made again only after the session's headers changed. */
-static int post_headers(struct call *c)
-{
-	struct http_transport *h = c->h;
-	int rc;
-
-	if (!h->post_ok) {
-		h->post.len = 0;
-		if ((rc = add_header(&h->post, "Accept", "application/json, text/event-stream")) ||
-		    (rc = add_header(&h->post, "Content-Type", "application/json")) ||
-		    (rc = session_headers(&h->post, h)))
-			return rc;
-		h->post_ok = true;
-	}
-	c->hdrs.len = 0;
-	c->had_session = h->session_id != NULL;
-	c->session_gen = h->session_gen;
-	memcpy(extend(&c->hdrs, h->post.len), h->post.p, h->post.len);
-	return trace_headers(c);
+	if (c->traceparent[0] && (rc = add_header(hs, "traceparent", c->traceparent)) == 0)
+		rc = c->tracestate[0] ? add_header(hs, "tracestate", c->tracestate) : 0;
+	return rc;
 }
 
 static void on_done(void *arg, int err, const char *why, const char *detail);
@@ -566,7 +548,7 @@ static int post_start(struct call *c)
 	const struct upstream_config *cfg = c->h->t.cfg;
 	int rc;
 
-	rc = c->resuming ? build_headers(c, c->h, "text/event-stream") : post_headers(c);
+	rc = build_headers(c, c->h, c->resuming ? "text/event-stream" : post_accept);
 	if (rc == 0)
 		rc = call_start(c, c->h->ep, remaining_ms(c), cfg->connect_timeout_ms);
 	return rc;
@@ -826,7 +808,6 @@ static void transport_free(struct http_transport *h)
 		call_free(list_first_entry(&h->calls, struct call, link));
 	list_del(&h->link);
 	session_clear(h);
-	alloc_cache_put(h->post.p);
 	http_endpoint_free(h->ep);
 	free(h);
 }
