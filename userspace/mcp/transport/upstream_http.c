@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/event_opt.h"
+#include "base/header_lines.h"
 #include "base/json_get.h"
 #include "base/jsonw.h"
 #include "base/list.h"
@@ -52,18 +53,12 @@ enum body_mode { BODY_UNKNOWN, BODY_SSE, BODY_JSON, BODY_SNIPPET };
 
 struct http_transport;
 
-/* Request headers, "Name: value\r\n" lines. */
-struct headers {
-	char *p;
-	size_t len, cap;
-};
-
 struct call {
 	struct list_head link;          /* in the transport's calls, or the orphans */
 	struct http_transport *h;       /* NULL for an orphan (the DELETE after destroy) */
 	enum call_kind kind;
 	struct http_exchange *x;        /* the current HTTP exchange, NULL between them */
-	struct headers hdrs;            /* its request headers */
+	struct header_lines hdrs;       /* its request headers */
 	char *body;                     /* POST body */
 	size_t body_len;
 	/* A body sent in pieces (http_give): its print with holes (base/jsonw.h), and the
@@ -238,7 +233,7 @@ static void call_stop(struct call *c)
 {
 	http_exchange_cancel(c->x);
 	c->x = NULL;
-	c->hdrs.len = 0;
+	header_lines_clear(&c->hdrs);
 	if (c->buf)
 		evbuffer_drain(c->buf, evbuffer_get_length(c->buf));
 	c->mode = BODY_UNKNOWN;
@@ -255,7 +250,7 @@ static void call_free(struct call *c)
 		c->h->stream = NULL;
 	event_free_opt(c->timer);
 	evbuffer_free(c->buf);
-	alloc_cache_put(c->hdrs.p);
+	header_lines_free(&c->hdrs);
 	sse_parser_free(c->sse);
 	cJSON_Delete(c->id);
 	alloc_cache_put(c->body);
@@ -426,43 +421,7 @@ static int on_body(void *arg, const char *ptr, size_t n)
 
 /* ---- starting transfers ---- */
 
-/* n more bytes at the end of hs, for the caller to fill. */
-static char *extend(struct headers *hs, size_t n)
-{
-	size_t need = hs->len + n;
-	char *p;
-
-	if (need > hs->cap) {
-		hs->cap = need < 512 ? 512 : need * 2;
-		hs->p = hs->p ? xrealloc(hs->p, hs->cap) : alloc_cache_get(hs->cap);
-	}
-	p = hs->p + hs->len;
-	hs->len = need;
-	return p;
-}
-
-/* Append "name: value\r\n", the lengths known. */
-static int add_header_n(struct headers *hs, const char *name, size_t nl, const char *value,
-			size_t vl)
-{
-	char *p;
-
-	if (nl + vl > 8192)
-		return -E2BIG;
-	p = extend(hs, nl + vl + 4);
-	memcpy(p, name, nl);
-	memcpy(p + nl, ": ", 2);
-	memcpy(p + nl + 2, value, vl);
-	memcpy(p + nl + 2 + vl, "\r\n", 2);
-	return 0;
-}
-
-static int add_header(struct headers *hs, const char *name, const char *value)
-{
-	return add_header_n(hs, name, strlen(name), value, strlen(value));
-}
-
-#define LIT(s) s, sizeof(s) - 1
+#define LIT HEADER_LIT
 
 /* A message POST's Accept, and with Content-Type in one copy (every call sends them). */
 static const char post_accept[] = "application/json, text/event-stream";
@@ -474,38 +433,39 @@ static const char post_fixed[] = "Accept: application/json, text/event-stream\r\
 static int build_headers(struct call *c, const struct http_transport *h, const char *accept)
 {
 	const struct upstream_config *cfg = h->t.cfg;
-	struct headers *hs = &c->hdrs;
+	struct header_lines *hs = &c->hdrs;
 	bool post = c->body && !c->resuming;
 	const char *last;
 	int rc = 0;
 
-	hs->len = 0;
+	header_lines_clear(hs);
 	if (post && accept == post_accept) {
-		memcpy(extend(hs, sizeof(post_fixed) - 1), post_fixed, sizeof(post_fixed) - 1);
+		memcpy(header_lines_extend(hs, sizeof(post_fixed) - 1), post_fixed,
+		       sizeof(post_fixed) - 1);
 	} else {
-		if (accept && (rc = add_header(hs, "Accept", accept)) != 0)
+		if (accept && (rc = header_lines_add(hs, "Accept", accept)) != 0)
 			return rc;
-		if (post && (rc = add_header_n(hs, LIT("Content-Type"),
+		if (post && (rc = header_lines_add_n(hs, LIT("Content-Type"),
 					       LIT("application/json"))) != 0)
 			return rc;
 	}
 	for (size_t i = 0; i < cfg->nheaders; i++)
-		if ((rc = add_header(hs, cfg->headers[i].name, cfg->headers[i].value)) != 0)
+		if ((rc = header_lines_add(hs, cfg->headers[i].name, cfg->headers[i].value)) != 0)
 			return rc;
 	c->had_session = h->session_id != NULL;
 	c->session_gen = h->session_gen;
-	if (h->session_id && (rc = add_header_n(hs, LIT("Mcp-Session-Id"), h->session_id,
+	if (h->session_id && (rc = header_lines_add_n(hs, LIT("Mcp-Session-Id"), h->session_id,
 						h->session_id_len)) != 0)
 		return rc;
 	if (h->protocol_version &&
-	    (rc = add_header_n(hs, LIT("MCP-Protocol-Version"), h->protocol_version,
+	    (rc = header_lines_add_n(hs, LIT("MCP-Protocol-Version"), h->protocol_version,
 			       h->protocol_version_len)) != 0)
 		return rc;
 	if (c->resuming && c->sse && (last = sse_parser_last_id(c->sse)) &&
-	    (rc = add_header(hs, "Last-Event-ID", last)) != 0)
+	    (rc = header_lines_add(hs, "Last-Event-ID", last)) != 0)
 		return rc;
-	if (c->traceparent[0] && (rc = add_header(hs, "traceparent", c->traceparent)) == 0)
-		rc = c->tracestate[0] ? add_header(hs, "tracestate", c->tracestate) : 0;
+	if (c->traceparent[0] && (rc = header_lines_add(hs, "traceparent", c->traceparent)) == 0)
+		rc = c->tracestate[0] ? header_lines_add(hs, "tracestate", c->tracestate) : 0;
 	return rc;
 }
 

@@ -26,6 +26,7 @@
 #include "base/config.h"
 #include "base/alloc.h"
 #include "base/event_opt.h"
+#include "base/header_lines.h"
 #include "base/json_get.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -42,8 +43,7 @@ struct xfer {
 	struct list_head link;          /* in posts or waiting */
 	struct sse_transport *s;
 	struct http_exchange *x;        /* running; NULL before and after */
-	char *hdrs;                     /* "Name: value\r\n" lines */
-	size_t hdrs_len;
+	struct header_lines hdrs;
 	int status;
 	char *body;                     /* POST body */
 	cJSON *id;                      /* the request's id; NULL for notifications/responses */
@@ -113,7 +113,7 @@ static void xfer_free(struct xfer *x)
 {
 	xfer_stop(x);
 	list_del(&x->link);
-	free(x->hdrs);
+	header_lines_free(&x->hdrs);
 	free(x->body);
 	cJSON_Delete(x->id);
 	free(x);
@@ -233,24 +233,19 @@ static void on_endpoint_timeout(evutil_socket_t fd, short what, void *arg)
 	go_down(arg, -ETIMEDOUT, "no endpoint event on the SSE stream");
 }
 
-static void add_line(struct xfer *x, const char *name, const char *value)
+static int add_headers(struct xfer *x, const struct upstream_config *cfg, const char *accept,
+		       bool json)
 {
-	size_t nl = strlen(name), vl = strlen(value);
+	int rc = 0;
 
-	x->hdrs = xrealloc(x->hdrs, x->hdrs_len + nl + vl + 5);
-	x->hdrs_len += (size_t)sprintf(x->hdrs + x->hdrs_len, "%s: %s\r\n", name, value);
-}
-
-static void add_headers(struct xfer *x, const struct upstream_config *cfg, const char *accept,
-			bool json)
-{
-	x->hdrs_len = 0;
+	header_lines_clear(&x->hdrs);
 	if (accept)
-		add_line(x, "Accept", accept);
-	if (json)
-		add_line(x, "Content-Type", "application/json");
-	for (size_t i = 0; i < cfg->nheaders; i++)
-		add_line(x, cfg->headers[i].name, cfg->headers[i].value);
+		rc = header_lines_add(&x->hdrs, "Accept", accept);
+	if (!rc && json)
+		rc = header_lines_add(&x->hdrs, "Content-Type", "application/json");
+	for (size_t i = 0; !rc && i < cfg->nheaders; i++)
+		rc = header_lines_add(&x->hdrs, cfg->headers[i].name, cfg->headers[i].value);
+	return rc;
 }
 
 static int xfer_start(struct xfer *x, const struct upstream_config *cfg,
@@ -258,7 +253,7 @@ static int xfer_start(struct xfer *x, const struct upstream_config *cfg,
 		      long timeout_ms)
 {
 	struct http_exchange_req r = {
-		.method = x->body ? "POST" : "GET", .headers = x->hdrs, .headers_len = x->hdrs_len,
+		.method = x->body ? "POST" : "GET", .headers = x->hdrs.p, .headers_len = x->hdrs.len,
 		.body = x->body, .body_len = x->body ? strlen(x->body) : 0,
 		.timeout_ms = timeout_ms, .connect_ms = cfg->connect_timeout_ms,
 	};
@@ -308,8 +303,10 @@ static const struct http_exchange_cb post_cb = { post_head, discard, post_done }
 
 static int post_start(struct sse_transport *s, struct xfer *x)
 {
-	add_headers(x, s->t.cfg, "application/json, text/event-stream", true);
-	return xfer_start(x, s->t.cfg, s->post_ep, &post_cb, x, s->t.cfg->request_timeout_ms);
+	int rc = add_headers(x, s->t.cfg, "application/json, text/event-stream", true);
+
+	return rc ? rc : xfer_start(x, s->t.cfg, s->post_ep, &post_cb, x,
+				    s->t.cfg->request_timeout_ms);
 }
 
 /* ---- deliveries: everything the callbacks hear, outside the HTTP client ---- */
@@ -383,8 +380,9 @@ static int sse_start(struct transport *t)
 	struct timeval tv = { SSE_ENDPOINT_MS / 1000, (SSE_ENDPOINT_MS % 1000) * 1000 };
 	int rc;
 
-	add_headers(&s->stream, t->cfg, "text/event-stream", false);
-	rc = xfer_start(&s->stream, t->cfg, s->ep, &stream_cb, s, 0);
+	rc = add_headers(&s->stream, t->cfg, "text/event-stream", false);
+	if (rc == 0)
+		rc = xfer_start(&s->stream, t->cfg, s->ep, &stream_cb, s, 0);
 	if (rc == 0)
 		rc = evtimer_add(s->endpoint_timer, &tv) ? -ENOMEM : 0;
 	if (rc == 0)
@@ -438,7 +436,7 @@ static int sse_send(struct transport *t, const cJSON *msg)
 static void transport_free(struct sse_transport *s)
 {
 	xfer_stop(&s->stream);
-	free(s->stream.hdrs);
+	header_lines_free(&s->stream.hdrs);
 	while (!list_empty(&s->posts))
 		xfer_free(list_first_entry(&s->posts, struct xfer, link));
 	while (!list_empty(&s->waiting))
