@@ -301,6 +301,31 @@ struct server {
 	int port;
 };
 
+/* Every server still running, by pid: a test stopped by a fatal assertion leaves its own
+ * behind, and the suite's clean-up stops it (stop_pid). */
+static pid_t running[8];
+
+static void note_pid(pid_t old, pid_t pid)
+{
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (running[i] == old) {
+			running[i] = pid;
+			return;
+		}
+}
+
+static void stop_pid(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		usleep(20 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 static int server_start(struct server *s, int port)
 {
 	char node[4200], script[4200], portenv[16], imp[96];
@@ -331,10 +356,12 @@ static int server_start(struct server *s, int port)
 		execlp(node, node, "--import", imp, script, "streamableHttp", (char *)NULL);
 		_exit(127);
 	}
+	note_pid(0, s->pid);
 	for (int i = 0; i < 300; i++) {         /* node starts in about a second */
 		if (accepts(port))
 			return 0;
 		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+			note_pid(s->pid, 0);
 			s->pid = 0;
 			return -ECHILD;
 		}
@@ -347,16 +374,8 @@ static void server_stop(struct server *s)
 {
 	if (s->pid <= 0)
 		return;
-	kill(s->pid, SIGTERM);
-	for (int i = 0; i < 100; i++) {
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-			s->pid = 0;
-			return;
-		}
-		usleep(20 * 1000);
-	}
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
+	stop_pid(s->pid);
+	note_pid(s->pid, 0);
 	s->pid = 0;
 }
 
@@ -1120,6 +1139,9 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
+	for (size_t i = 0; i < sizeof(running) / sizeof(running[0]); i++)
+		if (running[i] > 0)
+			stop_pid(running[i]);
 	upstream_http_shutdown();
 	event_base_free(base);
 	unlink(preload);
