@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)trace_state_valid(text);
 	if ((msg = cJSON_Parse(rest))) {
-		trace_meta_headers(msg, tp, ts);
+		trace_meta_headers(cJSON_GetObjectItem(msg, "params"), tp, ts);
 		if (!clean(tp, false) || !clean(ts, false) || (tp[0] && trace_parent_parse(tp, &c)))
 			__builtin_trap();
 		cJSON_Delete(msg);

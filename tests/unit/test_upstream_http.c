@@ -10,6 +10,7 @@
  */
 #include "mcp/transport/upstream_http.h"
 #include "mcp/transport/http_exchange.h"
+#include "mcp/jsonrpc.h"
 #include "mcp/jsonrpc_splice.h"
 
 #include <arpa/inet.h>
@@ -616,6 +617,7 @@ static struct {
 	char delete_sid[64];
 	char last_event_id[64];
 	cJSON *poll_id;         /* the request waiting for a GET + Last-Event-ID */
+	char *last_post;        /* the last POST's body, as it came */
 } fake;
 
 static void reply_json(struct evhttp_request *req, int code, const char *body)
@@ -708,6 +710,8 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 		break;
 	}
 	fake.posts++;
+	free(fake.last_post);
+	fake.last_post = strndup((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	if (sid && strcmp(sid, "fake-1") == 0)
 		fake.with_session++;
 	msg = cJSON_ParseWithLength((const char *)evbuffer_pullup(body, -1),
@@ -727,6 +731,11 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 				 "\"serverInfo\":{\"name\":\"fake\",\"version\":\"0\"}}"
 			       : "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
 				 "\"serverInfo\":{\"name\":\"fake\",\"version\":\"0\"}}");
+		reply_json(req, 200, s);
+		goto out;
+	}
+	if (!cJSON_GetObjectItem(msg, "params")) {     /* ping and the like */
+		s = result_for(id, "{}");
 		reply_json(req, 200, s);
 		goto out;
 	}
@@ -808,6 +817,7 @@ static void fake_stop(void)
 {
 	evhttp_free(fake.http);
 	cJSON_Delete(fake.poll_id);
+	free(fake.last_post);
 	memset(&fake, 0, sizeof(fake));
 }
 
@@ -997,6 +1007,58 @@ static void test_scripted_404(void)
 	fake_stop();
 }
 
+/* A request given as its parts (transport_ops.request: the link's calls): the upstream gets
+ * the bytes cJSON prints for the same request's tree, long Raw params from where they lie, and
+ * the answer relates to it like any other. */
+static const cJSON *request_parts(struct transport *t, int id, const char *method,
+				  cJSON *params)
+{
+	cJSON *idn = cJSON_CreateNumber(id);
+	cJSON *tree = jsonrpc_request(idn, method, params ? cJSON_Duplicate(params, true) : NULL);
+	char *want = cJSON_PrintUnformatted(tree);
+	int i;
+
+	got_reset();
+	CU_ASSERT_FATAL(t->ops->request != NULL);
+	CU_ASSERT_EQUAL(t->ops->request(t, (uint64_t)id, method, params), 0);
+	run_until(answered, &id, 5000);
+	CU_ASSERT_STRING_EQUAL(fake.last_post ? fake.last_post : "", want);
+	i = response_index(id);
+	CU_ASSERT(i >= 0 && cJSON_IsNumber(got.rel[i]) && got.rel[i]->valueint == id);
+	CU_ASSERT_EQUAL(got.nerr, 0);
+	cJSON_Delete(idn);
+	cJSON_Delete(tree);
+	cJSON_free(want);
+	return i >= 0 ? got.msg[i] : NULL;
+}
+
+static void test_scripted_request_parts(void)
+{
+	char url[64];
+	struct upstream_config cfg;
+	struct config_header hdr;
+	struct transport *t = fake_session(&cfg, url, &hdr);
+	cJSON *p = tool_params("json");
+	char *text = malloc(70000);
+
+	cJSON_AddItemToObject(p, "arguments", cJSON_Parse("{\"a\":[1,-2.5,\"\\\"q\\n\"],\"b\":null}"));
+	/* a tools/call: its answer's result kept as text */
+	CU_ASSERT(jsonrpc_spliced(request_parts(t, 31, "tools/call", p)));
+	CU_ASSERT_PTR_NOT_NULL(request_parts(t, 32, "ping", NULL));    /* no params: none */
+	CU_ASSERT_EQUAL(fake.posts, 3);
+	/* long arguments as the agent wrote them: sent from where they lie, read whole */
+	CU_ASSERT_FATAL(text != NULL);
+	strcpy(text, "{\"name\":\"echo\",\"arguments\":{\"s\":\"");
+	memset(text + strlen(text), 'x', 65000);
+	strcpy(text + strlen("{\"name\":\"echo\",\"arguments\":{\"s\":\"") + 65000, "\"}}");
+	request_parts(t, 33, "tools/call", cJSON_CreateRaw(text));
+	free(text);
+	transport_destroy(t);
+	run_until(never, NULL, 100);
+	got_reset();
+	fake_stop();
+}
+
 /* The client on top sends and destroys from inside its callbacks. */
 static void test_reentrant_callbacks(void)
 {
@@ -1156,6 +1218,7 @@ CU_MAIN("upstream_http", suite_init, suite_clean,
 	{ "scripted: JSON, 502, non-JSON, oversized, SSE polling, GET stream, DELETE", test_scripted_answers },
 	{ "scripted: a POST sends the session's id and version, each as soon as it is set",
 	  test_scripted_session_headers },
+	{ "scripted: a request given as its parts is the tree's bytes", test_scripted_request_parts },
 	{ "scripted: 404 means the session expired", test_scripted_404 },
 	{ "scripted: send and destroy from inside callbacks", test_reentrant_callbacks },
 	{ "scripted: a host name goes through libcurl", test_libcurl_path },

@@ -457,7 +457,7 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 {
 	struct pending *p;
 	cJSON *id, *req, *meta, *tok;
-	int rc;
+	int rc = 0;
 
 	if (l->state == LINK_DOWN) {
 		cJSON_Delete(params);
@@ -477,18 +477,11 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 		cJSON_ReplaceItemInObjectCaseSensitive(meta, "progressToken",
 						       cJSON_CreateNumber((double)p->id));
 	}
-	id = cJSON_CreateNumber((double)p->id);
-	req = jsonrpc_request(id, method, params);
-	cJSON_Delete(id);
-	if (!req) {
-		pending_free(p);
-		return -ENOMEM;
-	}
 	p->deadline = clock_mono_ms() + (uint64_t)p->timeout_ms;
 	if (!l->armed || p->deadline < l->armed) {
 		arm_at(l, p->deadline);
 		if (!l->armed) {
-			cJSON_Delete(req);
+			cJSON_Delete(params);
 			pending_free(p);
 			return -ENOMEM;
 		}
@@ -498,11 +491,19 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 	l->inflight++;
 	if (handle)
 		*handle = p->id;
-	if (l->state == LINK_STARTING) {
-		p->queued = req;
-		return 0;
+	if (l->state == LINK_READY && l->t->ops->request) {
+		rc = l->t->ops->request(l->t, p->id, method, params);   /* no tree: issue 9 */
+	} else {
+		id = cJSON_CreateNumber((double)p->id);
+		req = jsonrpc_request(id, method, params);
+		cJSON_Delete(id);
+		if (!req)
+			rc = -ENOMEM;
+		else if (l->state == LINK_STARTING)
+			p->queued = req;        /* sent once the handshake is done */
+		else
+			rc = send_msg(l, req);
 	}
-	rc = send_msg(l, req);
 	if (rc) {
 		pending_unlink(l, p);
 		pending_free(p);

@@ -250,9 +250,9 @@ bool trace_state_valid(const char *s)
 	return n > 0 && n <= TRACE_STATE_MAX && ascii_span(s, n, true);
 }
 
-void trace_meta_headers(const cJSON *msg, char *traceparent, char *tracestate)
+void trace_meta_headers(const cJSON *params, char *traceparent, char *tracestate)
 {
-	const cJSON *meta = json_get(json_get(msg, "params"), "_meta");
+	const cJSON *meta = json_get(params, "_meta");
 	const cJSON *tp = json_get(meta, "traceparent");
 	const cJSON *ts = json_get(meta, "tracestate");
 	struct trace_ctx ctx;

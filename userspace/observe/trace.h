@@ -43,7 +43,7 @@ bool trace_state_valid(const char *s);
 /* The W3C context in a JSON-RPC request's params._meta, checked, as header values:
  * traceparent (TRACE_PARENT_LEN + 1 bytes) and tracestate (TRACE_STATE_MAX + 1 bytes), each
  * "" when absent or invalid. Nothing a client wrote reaches a header unchecked. */
-void trace_meta_headers(const cJSON *msg, char *traceparent, char *tracestate);
+void trace_meta_headers(const cJSON *params, char *traceparent, char *tracestate);
 
 /* The configuration, from cfg's `tracing` section and the environment. enabled false: off (no
  * endpoint, OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none, or `enabled: false`). */

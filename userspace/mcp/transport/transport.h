@@ -9,6 +9,7 @@
 #ifndef WARDEN_TRANSPORT_H
 #define WARDEN_TRANSPORT_H
 
+#include <stdint.h>
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 
@@ -42,6 +43,11 @@ struct transport_ops {
 	 * a long Raw text in it (a tools/call's arguments as the agent wrote them,
 	 * mcp/jsonrpc_splice.h) from where it lies instead of printing it into a copy. */
 	int (*give)(struct transport *t, cJSON *msg);
+	/* Optional: send the request {"jsonrpc":"2.0","id":id,"method":method,"params":params}
+	 * (params NULL: none) and take params, its envelope written around params' print with
+	 * no tree built for it (issue 9: one a call). Without it the caller builds the tree and
+	 * gives it. */
+	int (*request)(struct transport *t, uint64_t id, const char *method, cJSON *params);
 	/* Stop and free: close stdin / DELETE the session, then reap or abandon in the
 	 * background. No callback fires after destroy returns. */
 	void (*destroy)(struct transport *t);

@@ -797,16 +797,41 @@ static int http_start(struct transport *t)
 	return 0;       /* nothing to do until the first send */
 }
 
-/* The body of c: msg printed. With own (msg itself, taken), its long Raw texts (a
- * tools/call's arguments as the agent wrote them: mcp/jsonrpc_splice.h) are left where they
- * lie and sent from there; c keeps msg for them. */
-static int print_body(struct call *c, const cJSON *msg, cJSON *own)
+/* What a POST sends: a message (msg), or one of the link's requests given as its parts
+ * (method set: http_request). own, taken: msg or params, whose long Raw texts (a tools/call's
+ * arguments as the agent wrote them: mcp/jsonrpc_splice.h) are sent from where they lie. */
+struct outgoing {
+	const cJSON *msg;
+	uint64_t id;
+	const char *method;
+	const cJSON *params;
+	cJSON *own;
+};
+
+/* The body of c: the request's envelope around its params' print, or msg printed. With
+ * own, the call keeps it while its holes are sent. */
+static int print_body(struct call *c, const struct outgoing *o)
 {
 	struct jsonw_hole holes[BODY_HOLES];
 	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST), .cap = JSONW_FIRST,
-			   .holes = holes, .max_holes = own ? BODY_HOLES : 0 };
+			   .holes = holes, .max_holes = o->own ? BODY_HOLES : 0 };
+	char id[JSONW_INT_TEXT];
+	int rc = 0;
 
-	if (jsonw_value(&w, msg)) {
+	if (o->method) {        /* as cJSON prints jsonrpc_request's tree */
+		jsonw_raw(&w, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+		jsonw_raw(&w, id, jsonw_int_text(id, (int64_t)o->id));
+		jsonw_raw(&w, ",\"method\":", 10);
+		jsonw_str(&w, o->method);
+		if (o->params) {
+			jsonw_raw(&w, ",\"params\":", 10);
+			rc = jsonw_value(&w, o->params);
+		}
+		jsonw_raw(&w, "}", 1);
+	} else {
+		rc = jsonw_value(&w, o->msg);
+	}
+	if (rc) {
 		alloc_cache_put(w.buf);
 		return -ENOMEM;
 	}
@@ -814,39 +839,40 @@ static int print_body(struct call *c, const cJSON *msg, cJSON *own)
 	c->body_len = w.len;
 	if (w.nholes) {
 		c->npieces = jsonw_iov(&w, c->piece);
-		c->msg = own;
+		c->msg = o->own;
 	}
 	return 0;
 }
 
-/* http_send, and http_give with own: msg, which is then freed now or when the call ends. */
-static int send_call(struct http_transport *h, const cJSON *msg, cJSON *own)
+/* POST o; o->own is freed now or when the call ends. */
+static int send_call(struct http_transport *h, struct outgoing *o)
 {
 	struct transport *t = &h->t;
-	const cJSON *method = json_get(msg, "method");
-	const cJSON *id = json_get(msg, "id");
-	bool request = cJSON_IsString(method) && id && !cJSON_IsNull(id);
+	const cJSON *id = o->method ? NULL : json_get(o->msg, "id");
+	const char *method = o->method ? o->method
+				       : cJSON_GetStringValue(json_get(o->msg, "method"));
+	bool request = o->method || (method && id && !cJSON_IsNull(id));
 	struct call *c = NULL;
 	int rc = -EINVAL;
 
-	if (!cJSON_IsObject(msg))
+	if (!o->method && !cJSON_IsObject(o->msg))
 		goto fail;
 	c = call_new(h, CALL_POST);
-	if ((rc = print_body(c, msg, own)) != 0)
+	if ((rc = print_body(c, o)) != 0)
 		goto fail;
 	if (c->msg)
-		own = NULL;     /* the call's now */
+		o->own = NULL;  /* the call's now */
 	rc = -ENOMEM;
 	if (request) {
-		if (!(c->id = cJSON_Duplicate(id, true)))
+		if (!(c->id = id ? cJSON_Duplicate(id, true) : cJSON_CreateNumber((double)o->id)))
 			goto fail;
-		c->initialize = strcmp(method->valuestring, "initialize") == 0;
-		c->splice = strcmp(method->valuestring, "tools/call") == 0;
+		c->initialize = strcmp(method, "initialize") == 0;
+		c->splice = strcmp(method, "tools/call") == 0;
 		if (trace_enabled())  /* mcp/call_trace.c put the call's context in _meta */
-			trace_meta_headers(msg, c->traceparent, c->tracestate);
+			trace_meta_headers(o->method ? o->params : json_get(o->msg, "params"),
+					   c->traceparent, c->tracestate);
 	} else {
-		c->initialized = cJSON_IsString(method) &&
-				 strcmp(method->valuestring, "notifications/initialized") == 0;
+		c->initialized = method && strcmp(method, "notifications/initialized") == 0;
 	}
 	if (t->cfg->request_timeout_ms > 0)
 		c->deadline = clock_mono_ms() + (uint64_t)t->cfg->request_timeout_ms;
@@ -858,23 +884,29 @@ static int send_call(struct http_transport *h, const cJSON *msg, cJSON *own)
 	}
 	if ((rc = post_start(c)) != 0)
 		goto fail;
-	cJSON_Delete(own);      /* sent from its print alone */
+	cJSON_Delete(o->own);   /* sent from its print alone */
 	return 0;
 fail:
 	if (c)
-		call_free(c);   /* and msg with it, if it held it */
-	cJSON_Delete(own);
+		call_free(c);   /* and own with it, if it held it */
+	cJSON_Delete(o->own);
 	return rc;
 }
 
 static int http_send(struct transport *t, const cJSON *msg)
 {
-	return send_call((struct http_transport *)t, msg, NULL);
+	return send_call((struct http_transport *)t, &(struct outgoing){ .msg = msg });
 }
 
 static int http_give(struct transport *t, cJSON *msg)
 {
-	return send_call((struct http_transport *)t, msg, msg);
+	return send_call((struct http_transport *)t, &(struct outgoing){ .msg = msg, .own = msg });
+}
+
+static int http_request(struct transport *t, uint64_t id, const char *method, cJSON *params)
+{
+	return send_call((struct http_transport *)t, &(struct outgoing){
+		.id = id, .method = method, .params = params, .own = params });
 }
 
 /* DELETE the session, best effort: an orphan call that outlives the transport, with a short
@@ -913,6 +945,7 @@ static const struct transport_ops http_ops = {
 	.start = http_start,
 	.send = http_send,
 	.give = http_give,
+	.request = http_request,
 	.destroy = http_destroy,
 };
 
