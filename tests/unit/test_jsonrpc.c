@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/jsonw.h"
 #include "mcp/jsonrpc.h"
 #include "cunit_main.h"
 
@@ -183,10 +184,71 @@ static void test_set_id(void)
 	}
 }
 
+/* jsonrpc_write: the bytes and holes of jsonw_value, for every call's answer's shape (written
+ * by it) and for every other message (handed to jsonw_value). */
+static void write_same(const cJSON *msg)
+{
+	struct jsonw_hole ha[4], hb[4];
+	struct jsonw a = { .holes = ha, .max_holes = 4 }, b = { .holes = hb, .max_holes = 4 };
+
+	CU_ASSERT_EQUAL(jsonrpc_write(&a, msg), jsonw_value(&b, msg));
+	CU_ASSERT_EQUAL(a.len, b.len);
+	CU_ASSERT(a.buf && b.buf && strcmp(a.buf, b.buf) == 0);
+	CU_ASSERT_EQUAL_FATAL(a.nholes, b.nholes);
+	for (unsigned i = 0; i < a.nholes; i++)
+		CU_ASSERT(ha[i].at == hb[i].at && ha[i].text == hb[i].text && ha[i].len == hb[i].len);
+	jsonw_free(&a);
+	jsonw_free(&b);
+}
+
+static void test_write(void)
+{
+	static const char *const texts[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"a\":[1,2.5,\"x\\n\\u0001\"]}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":-3,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":[]}",
+		"{\"jsonrpc\":\"2.0\",\"id\":-0,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":999999999999999,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1000000000000000,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":\"s-1\",\"result\":{}}",
+		"{\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"x\":1}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-1,\"message\":\"m\"}}",
+		"{\"jsonrpc\":\"1.0\",\"id\":1,\"result\":{}}",
+		"{\"jsonrpc\":2,\"id\":1,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"q\\\"\"}",
+		"[1]",
+	};
+	char raw[400];
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		cJSON *m = cJSON_Parse(texts[i]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+		write_same(m);
+		cJSON_Delete(m);
+	}
+	/* a result kept as text, long enough to be a hole; an id over int range (a Raw node) */
+	memset(raw, ' ', sizeof(raw) - 1);
+	raw[0] = '[';
+	raw[sizeof(raw) - 2] = ']';
+	raw[sizeof(raw) - 1] = '\0';
+	cJSON *id = cJSON_CreateNumber(7), *big = cJSON_Parse("9007199254740991");
+	cJSON *m = jsonrpc_result(id, cJSON_CreateRaw(raw));
+	write_same(m);
+	jsonrpc_set_id(m, big);
+	write_same(m);
+	cJSON_Delete(m);
+	cJSON_Delete(id);
+	cJSON_Delete(big);
+}
+
 CU_MAIN("jsonrpc", NULL, NULL,
 	{ "message kinds", test_kinds },
 	{ "invalid messages get precise codes", test_invalid },
 	{ "builders", test_builders },
 	{ "id keys", test_id_keys },
 	{ "numbers printed exactly", test_exact_numbers },
-	{ "an answer takes the client's id", test_set_id })
+	{ "an answer takes the client's id", test_set_id },
+	{ "an answer written by its shape is jsonw_value's", test_write })

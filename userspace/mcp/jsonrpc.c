@@ -265,6 +265,36 @@ char *jsonrpc_print(cJSON *msg)
 	return w.buf;
 }
 
+/* An integer jsonw_value writes as its digits. */
+static bool digits_id(const cJSON *id)
+{
+	double d = id->valuedouble;
+
+	return (id->type & 0xff) == cJSON_Number && d > -1e15 && d < 1e15 &&
+	       d == (double)(int64_t)d && !(d == 0 && signbit(d));
+}
+
+int jsonrpc_write(struct jsonw *w, const cJSON *msg)
+{
+	const cJSON *ver = msg->child, *id = ver ? ver->next : NULL, *res = id ? id->next : NULL;
+	char n[JSONW_INT_TEXT];
+	int rc;
+
+	/* the shape jsonrpc_result and jsonrpc_splice_response build, members in that order */
+	if ((msg->type & 0xff) != cJSON_Object || !res || res->next ||
+	    (ver->type & 0xff) != cJSON_String || strcmp(ver->string, "jsonrpc") ||
+	    strcmp(ver->valuestring, "2.0") || strcmp(id->string, "id") || !digits_id(id) ||
+	    strcmp(res->string, "result"))
+		return jsonw_value(w, msg);
+	jsonw_raw(w, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+	jsonw_raw(w, n, jsonw_int_text(n, (int64_t)id->valuedouble));
+	jsonw_raw(w, ",\"result\":", 10);
+	if ((rc = jsonw_value(w, res)) != 0)
+		return rc;
+	jsonw_raw(w, "}", 1);
+	return 0;
+}
+
 void jsonrpc_id_key(const cJSON *id, char *buf, size_t len)
 {
 	double d = cJSON_IsNumber(id) ? id->valuedouble : 0;

@@ -61,6 +61,12 @@ cJSON *jsonrpc_notification(const char *method, cJSON *params);
  * cJSON_free. */
 char *jsonrpc_print(cJSON *msg);
 
+struct jsonw;
+/* msg written into w as jsonw_value writes it (holes too), a result response with an integer
+ * id, every call's answer, by its shape: {"jsonrpc":"2.0","id":,"result":} written around the
+ * id's digits and the result's print, no names or strings walked (issue 9). */
+int jsonrpc_write(struct jsonw *w, const cJSON *msg);
+
 /* Canonical text of an id for use as a map key ("s:abc" / "n:42"); buf >= 64 bytes is
  * enough for integers; strings are truncated to len-1 and so must be checked by the caller
  * when exact identity matters (ids longer than 200 chars are refused by jsonrpc_classify). */

@@ -118,7 +118,7 @@ static void send_json(struct http_req *req, int status, const char *reason, cons
 			  .holes = holes, .max_holes = SEND_HOLES };
 	struct iovec iov[2 * SEND_HOLES + 1];
 
-	if (body && jsonw_value(&w, body) == 0)
+	if (body && jsonrpc_write(&w, body) == 0)
 		http_req_sendv(req, status, reason, "application/json", iov, jsonw_iov(&w, iov));
 	else
 		http_req_send(req, status, reason, NULL, NULL, 0);
@@ -198,7 +198,7 @@ static int write_event(struct http_req *req, const cJSON *msg)
 	struct evbuffer *text = NULL, *event = NULL;
 	int n, rc = -ENOMEM;
 
-	if (jsonw_value(&w, msg))
+	if (jsonrpc_write(&w, msg))
 		goto out;
 	n = jsonw_iov(&w, iov + 1);
 	if (!breaks_line(iov + 1, n)) {
