@@ -392,6 +392,9 @@ static void test_parse_bad_request_lines(void)
 		BAD("G:T / HTTP/1.1\r\n\r\n"),                  /* the method is not a token */
 		BAD("GET / HTTP/1.1\n\n"),                      /* bare LF */
 		BAD("GET / HTTP/1.1\r\nHost: h\n\r\n"),
+		BAD("GET / HTTP/1.1\r\nX: a\nY: b\r\n\r\n"),      /* ... in a head that ends well */
+		BAD("GET / HTTP/1.1\nX: a\r\n\r\n"),
+		BAD("GET / HTTP/1.1\r\nX: a\r\nY: b\n\r\n\r\n"),
 		BAD("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"),       /* a CR without its LF */
 		BAD("GET / HTTP/1.1\r\n\rX: a\r\n\r\n"),       /* ... at a line's start */
 		BAD("GET / HTTP/1.1\r\nX: a\r\n\r\r\n\r\n"),   /* ... the only byte of a line */

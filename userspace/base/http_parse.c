@@ -179,7 +179,7 @@ static char *status_line(struct http_parser *p, char *s, size_t n)
 
 /* The ends (LFs) of the n-byte head's lines into lf[] (at most max), in one pass that also
  * refuses a byte no head may hold: a control character (NUL too) but tab, CR and LF, or DEL;
- * and a CR not followed by a LF (every LF of a head comes after a CR: feed_head checked).
+ * a CR not followed by a LF, and a LF not after a CR.
  * Returns the lines, -EPROTO or -EMSGSIZE (more than max). Sixteen bytes at a time where there
  * is SSE2 (x86-64 always): s has HEAD_PAD bytes (zeros) after the head. */
 static int head_lines(const char *s, size_t n, uint32_t *lf, size_t max)
@@ -202,7 +202,8 @@ static int head_lines(const char *s, size_t n, uint32_t *lf, size_t max)
 							     _mm_cmpeq_epi8(v, del))) & live)
 			return -EPROTO;
 		unsigned crm = (unsigned)_mm_movemask_epi8(crs) & live;
-		if (((crm << 1 | cr_last) & 0xffffu) & ~lfm)    /* the byte after a CR */
+		unsigned after_cr = (crm << 1 | cr_last) & 0xffffu;
+		if ((after_cr & ~lfm) | (lfm & ~after_cr))     /* CR and LF only as a pair */
 			return -EPROTO;
 		cr_last = crm >> 15;
 		for (; lfm; lfm &= lfm - 1) {
@@ -218,7 +219,7 @@ static int head_lines(const char *s, size_t n, uint32_t *lf, size_t max)
 		unsigned char c = (unsigned char)s[i];
 		if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f)
 			return -EPROTO;
-		if (c == '\r' && s[i + 1] != '\n')
+		if ((c == '\r' && s[i + 1] != '\n') || (c == '\n' && (!i || s[i - 1] != '\r')))
 			return -EPROTO;
 		if (c == '\n') {
 			if (nl == max)
@@ -381,8 +382,38 @@ static ssize_t skip_empty_lines(struct http_parser *p, const char *d, size_t n)
 	return (ssize_t)i;
 }
 
+/* One past the first CRLF CRLF in d[0, n), or 0: sixteen places at a time where there is
+ * SSE2. A head that comes whole in one read (nearly every one) is found in one pass, not a
+ * memchr a line; head_lines then checks every CR and LF in it. */
+#ifdef __SSE2__
+/* Which of the 16 bytes at p are c. */
+static __m128i bytes_eq(const char *p, char c)
+{
+	return _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi8(c));
+}
+#endif
+
+static size_t blank_line_end(const char *d, size_t n)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	for (; i + 19 <= n; i += 16) {
+		__m128i crlf = _mm_and_si128(bytes_eq(d + i, '\r'), bytes_eq(d + i + 1, '\n'));
+		__m128i again = _mm_and_si128(bytes_eq(d + i + 2, '\r'), bytes_eq(d + i + 3, '\n'));
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(crlf, again));
+
+		if (m)
+			return i + (size_t)__builtin_ctz(m) + 4;
+	}
+#endif
+	for (; i + 4 <= n; i++)
+		if (d[i] == '\r' && d[i + 1] == '\n' && d[i + 2] == '\r' && d[i + 3] == '\n')
+			return i + 4;
+	return 0;
+}
+
 /* Take head bytes until the blank line; returns bytes consumed or an error. Only the head is
- * copied: the search runs in the caller's bytes (memchr), whatever follows it stays there. */
+ * copied: the search runs in the caller's bytes, whatever follows it stays there. */
 static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 {
 	size_t take = n, head_len = 0;
@@ -394,9 +425,11 @@ static ssize_t feed_head(struct http_parser *p, const char *d, size_t n)
 	if (p->len + take > p->head_max)
 		take = p->head_max - p->len;
 	end = d + take;
-	/* Find the blank line. A LF not after a CR is refused at once rather than waiting for a
-	 * blank line that may never come. */
-	while (q < end && (q = memchr(q, '\n', (size_t)(end - q)))) {
+	if (!p->len)
+		head_len = blank_line_end(d, take);
+	/* Else find the blank line a line at a time. A LF not after a CR is refused at once
+	 * rather than waiting for a blank line that may never come. */
+	while (!head_len && q < end && (q = memchr(q, '\n', (size_t)(end - q)))) {
 		size_t j = p->len + (size_t)(q - d);
 
 		if (j == 0 || head_at(p, d, j - 1) != '\r')
