@@ -118,16 +118,24 @@ static void after(void)
 		g.after();
 }
 
+/* An answer's deadlines and idle times, and those of what its callbacks start, read the
+ * loop's clock once (base/clock.h). */
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
+	bool held = clock_hold();
+
 	conn_run(arg, E_READABLE);
 	after();
+	clock_release(held);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
+	bool held = clock_hold();
+
 	conn_run(arg, E_WRITABLE);
 	after();
+	clock_release(held);
 }
 
 static void arm_at(struct conn *c, uint64_t at);
@@ -140,7 +148,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	c->armed = 0;                   /* fired or activated: no longer set */
 	if (c->pending_err) {
 		conn_run(c, E_ERROR);
-	} else if (c->due && (now = clock_mono_ms()) < c->due) {
+	} else if (c->due && (now = clock_loop_ms()) < c->due) {
 		arm_at(c, c->due);      /* set early (set_due): on to what is due now */
 		return;
 	} else if (c->due) {
@@ -176,7 +184,7 @@ static void defer_error(struct conn *c, int err)
 
 static void arm_at(struct conn *c, uint64_t at)
 {
-	uint64_t now = clock_mono_ms(), ms = at > now ? at - now : 1;
+	uint64_t now = clock_loop_ms(), ms = at > now ? at - now : 1;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 	evtimer_add(c->tm, &tv);        /* the timer heap: no system call */
@@ -199,7 +207,7 @@ static void set_due(struct conn *c, uint64_t due)
 static void arm_deadline(struct conn *c)
 {
 	struct http_request *r = c->req;
-	uint64_t now = clock_mono_ms(), ms = 0;
+	uint64_t now = clock_loop_ms(), ms = 0;
 
 	if (r->deadline)
 		ms = r->deadline > now ? r->deadline - now : 1;
@@ -276,7 +284,7 @@ static void complete(struct conn *c, bool clean)
 		http_parser_reset(&c->parser);
 		list_add(&c->idle_link, &pool->idle);
 		pool->nidle++;
-		set_due(c, clock_mono_ms() + HTTP_IDLE_EXPIRY_MS);
+		set_due(c, clock_loop_ms() + HTTP_IDLE_EXPIRY_MS);
 	} else {
 		conn_close(c);
 	}
@@ -594,7 +602,7 @@ int http_request_start(struct http_pool *pool, const struct http_request_spec *s
 	r->arg = arg;
 	r->connect_ms = s->connect_ms;
 	if (s->timeout_ms > 0)
-		r->deadline = clock_mono_ms() + (uint64_t)s->timeout_ms;
+		r->deadline = clock_loop_ms() + (uint64_t)s->timeout_ms;
 	if ((rc = attach(pool, r, false)) != 0)
 		goto fail;
 	*out = r;

@@ -160,14 +160,14 @@ void conn_linger(struct http_conn *c)
 		return;
 	if (c->out_len != c->out_off) {
 		/* the write event comes back here; a client that does not read is cut */
-		c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
+		c->deadline_ms = clock_loop_ms() + (uint64_t)c->s->lim.timeout_ms;
 		return;
 	}
 	if (c->peer_eof || shutdown(c->fd, SHUT_WR) < 0) {
 		conn_close(c);  /* all it sent was read: nothing to drain */
 		return;
 	}
-	c->deadline_ms = clock_mono_ms() + LINGER_MS;
+	c->deadline_ms = clock_loop_ms() + LINGER_MS;
 }
 
 /* --- requests ------------------------------------------------------------------------ */
@@ -198,7 +198,7 @@ void req_done(struct http_conn *c)
 		return;
 	}
 	c->state = CONN_IDLE;
-	c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
+	c->deadline_ms = clock_loop_ms() + (uint64_t)c->s->lim.timeout_ms;
 	if (c->peer_eof && c->in_off == c->in_len) {
 		conn_linger(c);         /* nothing more can come */
 		return;
@@ -348,7 +348,7 @@ static void conn_process(struct http_conn *c)
 	       c->in_off < c->in_len) {
 		if (c->state == CONN_IDLE) {
 			c->state = CONN_READING;
-			c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
+			c->deadline_ms = clock_loop_ms() + (uint64_t)c->s->lim.timeout_ms;
 		}
 		c->busy++;
 		ssize_t n = http_parse_feed(&c->parser, c->in + c->in_off, c->in_len - c->in_off);
@@ -375,13 +375,12 @@ static void conn_process(struct http_conn *c)
 		conn_free(c);
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+static void read_some(evutil_socket_t fd, void *arg)
 {
 	struct http_conn *c = arg;
 	size_t bound = c->s->lim.max_header + c->s->lim.max_body + READ_STEP;
 	ssize_t n;
 
-	(void)what;
 	if (c->in_off && c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
 	if (c->in_off && c->in_cap - c->in_len < READ_STEP) {
@@ -425,6 +424,16 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	conn_process(c);
 }
 
+/* A request's deadlines and idle times read the loop's clock once (base/clock.h). */
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	bool held = clock_hold();
+
+	(void)what;
+	read_some(fd, arg);
+	clock_release(held);
+}
+
 /* --- connections --------------------------------------------------------------------- */
 
 static void no_delay(int fd)
@@ -458,7 +467,7 @@ static void conn_new(struct http_listener *l, int fd, const struct sockaddr_stor
 		conn_close(c);
 		return;
 	}
-	c->deadline_ms = clock_mono_ms() + (uint64_t)s->lim.timeout_ms;
+	c->deadline_ms = clock_loop_ms() + (uint64_t)s->lim.timeout_ms;
 	c->busy++;
 	int rc = s->hooks.accept ? s->hooks.accept(s->arg, c) : 0;
 	c->busy--;
@@ -515,7 +524,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *s = arg;
-	uint64_t now = clock_mono_ms();
+	uint64_t now = clock_loop_ms();
 	struct http_conn *c, *tmp;
 
 	(void)fd;

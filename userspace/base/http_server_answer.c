@@ -144,7 +144,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		c->out_off += (size_t)w;
 		/* progress: the stall deadline moves */
-		c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
+		c->deadline_ms = clock_loop_ms() + (uint64_t)c->s->lim.timeout_ms;
 	}
 	if (c->out_off < c->out_len)
 		return;
@@ -171,7 +171,7 @@ static void conn_want_write(struct http_conn *c)
 	}
 	/* An answer the client does not read must not hold the connection for ever. */
 	if (c->state != CONN_CLOSING)
-		c->deadline_ms = clock_mono_ms() + (uint64_t)c->s->lim.timeout_ms;
+		c->deadline_ms = clock_loop_ms() + (uint64_t)c->s->lim.timeout_ms;
 }
 
 /* Our status line and headers for r, into buf: room for the fixed parts (HEAD_MAX), the set

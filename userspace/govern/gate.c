@@ -475,7 +475,7 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 				 struct keys_memo *memo, struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms)
 {
-	int64_t now = (int64_t)clock_mono_ms();
+	int64_t now = (int64_t)clock_loop_ms();
 	enum keys_auth r;
 
 	memset(who, 0, sizeof(*who));
@@ -791,7 +791,7 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 	struct rate_subject rs = { rq->who->id, rq->who->team, rq->who->policy };
 	struct rate_refusal rr;
 	int rrc = ratelimit_check_subject(g->rl, g->r.rlc, &rs, rq->server, rq->name,
-					  clock_mono_ns(), &rr);
+					  clock_loop_ns(), &rr);
 	if (rrc && rrc != -EAGAIN)
 		return rrc;  /* not a refusal (a name too long to key a bucket): rr is unset */
 	if (rrc) {

@@ -318,7 +318,7 @@ int gate_guard_loop(struct gate_guard *gd, const struct policy_set *ps,
 	free(args);
 	if (rc)
 		return rc;
-	if (loop_guard_check(gd->loops, hex, max, window, (int64_t)clock_mono_ms(), &retry) == 0)
+	if (loop_guard_check(gd->loops, hex, max, window, (int64_t)clock_loop_ms(), &retry) == 0)
 		return 0;
 	const char *tool = rq->e ? rq->e->exposed : rq->name;
 	out->code = REFUSAL_LOOP_DETECTED;
@@ -374,7 +374,7 @@ int gate_guard_circuit_allow(struct gate_guard *gd, size_t server, bool *probe,
 		return 0;
 	c = &gd->circuits[server];
 	before = c->state;
-	rc = circuit_allow(c, (int64_t)clock_mono_ms(), probe, retry_ms);
+	rc = circuit_allow(c, (int64_t)clock_loop_ms(), probe, retry_ms);
 	if (c->state != before) {
 		audit_circuit(gd->names[server], circuit_state_name(before),
 			      circuit_state_name(c->state), 0);
@@ -392,7 +392,7 @@ void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failur
 		return;
 	c = &gd->circuits[server];
 	before = c->state;
-	if (!circuit_result(c, failure, probe, (int64_t)clock_mono_ms()))
+	if (!circuit_result(c, failure, probe, (int64_t)clock_loop_ms()))
 		return;
 	const char *name = gd->names[server];
 	audit_circuit(name, circuit_state_name(before), circuit_state_name(c->state),

@@ -86,7 +86,7 @@ static const struct link_ops idle_ops = { idle_on_request, idle_on_notification,
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct link_pool *p = arg;
-	uint64_t now = clock_mono_ms();
+	uint64_t now = clock_loop_ms();
 	static const struct timeval tv = { LINKS_POOL_IDLE_MS / 2000, 0 };
 
 	for (size_t i = p->n; i-- > 0;)
@@ -180,7 +180,7 @@ static bool pool_put(const struct links *ls, struct session *s, size_t server)
 				oldest = i;
 		pool_drop(p, oldest);
 	}
-	p->e[p->n++] = (struct pooled){ server, caps, l, clock_mono_ms(), false };
+	p->e[p->n++] = (struct pooled){ server, caps, l, clock_loop_ms(), false };
 	link_rebind(l, &idle_ops, p);
 	if (!evtimer_pending(p->sweep, NULL))
 		evtimer_add(p->sweep, &tv);

@@ -192,7 +192,7 @@ static void key_forget(struct session_table *t, const struct session *s)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct session_table *t = arg;
-	uint64_t now = clock_mono_ms();
+	uint64_t now = clock_loop_ms();
 	struct hmap_iter it = hmap_iter(t->by_id);
 	struct session *s;
 
@@ -294,7 +294,7 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	for (size_t i = 0; s->links && i < s->nlinks; i++)
 		s->links[i] = (struct session_link){ t->relay, s, i, NULL, NULL, false, false };
 	s->next_relay_id = 1;
-	s->last_active_ms = clock_mono_ms();
+	s->last_active_ms = clock_loop_ms();
 	if (!s->client_caps || !s->client_info || !s->links || htab_init(&s->calls, &book_type) ||
 	    hmap_put(t->by_id, s->id, s, NULL)) {
 		session_free(s);
@@ -321,7 +321,7 @@ struct session *session_find(struct session_table *t, const char *id)
 
 void session_touch(struct session *s)
 {
-	s->last_active_ms = clock_mono_ms();
+	s->last_active_ms = clock_loop_ms();
 }
 
 void session_destroy(struct session_table *t, struct session *s)

@@ -29,7 +29,7 @@ static void ref_free(void *p)
 /* Drop expired entries; when still full, the one closest to expiry makes room. */
 static void make_room(struct hmap *t)
 {
-	uint64_t now = clock_mono_ms(), soonest = UINT64_MAX;
+	uint64_t now = clock_loop_ms(), soonest = UINT64_MAX;
 	char victim[512] = "";
 	const char *key;
 	struct hmap_iter it = hmap_iter(t);
@@ -68,7 +68,7 @@ int tasks_remember(struct hmap **tasks, size_t server, const cJSON *task)
 	if (!ref)
 		return -ENOMEM;
 	ref->server = server;
-	ref->expires_ms = clock_mono_ms() + (uint64_t)ms;
+	ref->expires_ms = clock_loop_ms() + (uint64_t)ms;
 	ref->ext = NULL;
 	if (hmap_put(*tasks, id->valuestring, ref, (void **)&old)) {
 		free(ref);
@@ -84,7 +84,7 @@ int tasks_owner(struct hmap **tasks, const char *id, size_t *server)
 
 	if (!ref)
 		return -ENOENT;
-	if (ref->expires_ms <= clock_mono_ms()) {
+	if (ref->expires_ms <= clock_loop_ms()) {
 		ref_free(hmap_del(*tasks, id));
 		return -ENOENT;
 	}
@@ -123,7 +123,7 @@ void tasks_filter_list(struct hmap **tasks, cJSON *result)
 int tasks_next_server(struct hmap **tasks, bool first, size_t after,
 		      bool (*ok)(void *arg, size_t server), void *arg, size_t *out)
 {
-	uint64_t now = clock_mono_ms();
+	uint64_t now = clock_loop_ms();
 	bool found = false;
 	const char *key;
 	struct task_ref *ref;

@@ -165,7 +165,7 @@ static void time_out(struct pending *p)
 
 static void arm_at(struct link *l, uint64_t at)
 {
-	uint64_t now = clock_mono_ms(), ms = at > now ? at - now : 0;
+	uint64_t now = clock_loop_ms(), ms = at > now ? at - now : 0;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 	if (evtimer_add(&l->timer, &tv) == 0)   /* the timer heap: no system call */
@@ -177,7 +177,7 @@ static void arm_at(struct link *l, uint64_t at)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct link *l = arg;
-	uint64_t now = clock_mono_ms(), first = 0;
+	uint64_t now = clock_loop_ms(), first = 0;
 	struct pending *p;
 
 	l->armed = 0;
@@ -477,7 +477,7 @@ int link_call(struct link *l, const char *method, cJSON *params, int timeout_ms,
 		cJSON_ReplaceItemInObjectCaseSensitive(meta, "progressToken",
 						       cJSON_CreateNumber((double)p->id));
 	}
-	p->deadline = clock_mono_ms() + (uint64_t)p->timeout_ms;
+	p->deadline = clock_loop_ms() + (uint64_t)p->timeout_ms;
 	if (!l->armed || p->deadline < l->armed) {
 		arm_at(l, p->deadline);
 		if (!l->armed) {

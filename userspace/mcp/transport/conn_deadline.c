@@ -75,7 +75,7 @@ static const struct htab_type conn_type = { conn_hash, conn_eq };
 
 static uint64_t deadline(const struct conn_deadline *d)
 {
-	return clock_mono_ms() + (uint64_t)d->timeout_ms;
+	return clock_loop_ms() + (uint64_t)d->timeout_ms;
 }
 
 static bool released(const struct conn *c);
@@ -411,7 +411,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_deadline *d = arg;
 	struct htab_iter it = htab_iter(&d->conns);
-	uint64_t now = clock_mono_ms();
+	uint64_t now = clock_loop_ms();
 
 	for (struct htab_node *n; (n = htab_next(&it));) {
 		struct conn *c = htab_entry(n, struct conn, hn);

@@ -164,7 +164,7 @@ bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, c
 	memset(no, 0, sizeof(*no));
 	memset(who, 0, sizeof(*who));
 	/* A token guessed at is held off as a key guessed at is. */
-	if (peer && keys_peer_blocked(kst, peer, (int64_t)clock_mono_ms(), &retry_ms)) {
+	if (peer && keys_peer_blocked(kst, peer, (int64_t)clock_loop_ms(), &retry_ms)) {
 		audit_auth("blocked", NULL, peer);
 		no->status = 429;
 		no->retry_after_s = (retry_ms + 999) / 1000;
@@ -179,7 +179,7 @@ bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, c
 	if (r == OAUTH_UNKNOWN_KID)
 		oauth_jwks_unknown_kid(a->jwks);   /* the issuer may have rotated its keys */
 	if (peer && r == OAUTH_INVALID && !who->id[0])
-		keys_peer_failure(kst, peer, (int64_t)clock_mono_ms());
+		keys_peer_failure(kst, peer, (int64_t)clock_loop_ms());
 	if (r == OAUTH_OK && who->team[0] && !(tp = keys_team_policy(kst, who->team))) {
 		r = OAUTH_NO_POLICY;
 		why = "the token's team is not configured";

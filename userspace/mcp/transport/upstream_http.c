@@ -495,7 +495,7 @@ static int call_start(struct call *c, const struct http_endpoint *ep, long timeo
 
 static long remaining_ms(const struct call *c)
 {
-	uint64_t now = clock_mono_ms();
+	uint64_t now = clock_loop_ms();
 
 	if (!c->deadline)
 		return 0;
@@ -604,7 +604,7 @@ static bool schedule_resume(struct call *c)
 		delay = POLL_DEFAULT_MS;
 	if (delay < POLL_MIN_MS)
 		delay = POLL_MIN_MS;
-	if (c->deadline && clock_mono_ms() + (uint64_t)delay >= c->deadline) {
+	if (c->deadline && clock_loop_ms() + (uint64_t)delay >= c->deadline) {
 		fail_call(c, -ETIMEDOUT, "upstream did not answer in time");
 		return true;
 	}
@@ -875,7 +875,7 @@ static int send_call(struct http_transport *h, struct outgoing *o)
 		c->initialized = method && strcmp(method, "notifications/initialized") == 0;
 	}
 	if (t->cfg->request_timeout_ms > 0)
-		c->deadline = clock_mono_ms() + (uint64_t)t->cfg->request_timeout_ms;
+		c->deadline = clock_loop_ms() + (uint64_t)t->cfg->request_timeout_ms;
 	if (c->initialize) {
 		/* A new session: forget the old one (and its stream) so no stale id is sent. */
 		if (h->stream)
