@@ -223,6 +223,19 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 		assert.equal(rec.error_code, -32602);
 	});
 
+	test('tools/call: the record holds the arguments\' keys and types, never their values', async () => {
+		const c = await connect();
+		const args = { text: 42, 'we"ird': { a: { b: { c: { d: 'secret' } } } }, n: null, f: true,
+			l: [1, 'two', 3], s: 'hunter2' };
+		await assert.rejects(c.client.callTool({ name: 'fault__echo', arguments: args }),
+			(e) => e.code === -32602);
+		const rec = await d.waitForRecord((r) => r.type === 'decision' && r.target === 'fault__echo' &&
+			r.args_shape?.f !== undefined);
+		assert.deepEqual(rec.args_shape, { text: 'number', 'we"ird': { a: { b: { c: 'object' } } },
+			n: 'null', f: 'boolean', l: 'array[3]', s: 'string' });
+		assert.ok(!JSON.stringify(rec).includes('hunter2') && !JSON.stringify(rec).includes('secret'));
+	});
+
 	// cJSON alone prints doubles with 15 digits when a relative-epsilon round trip passes
 	// (0.30000000000000004 became 0.3, 9007199254740991 became 9007199254740990): the
 	// gateway prints such numbers with 17 (jsonrpc_print).

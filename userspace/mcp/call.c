@@ -204,7 +204,7 @@ static void call_free(struct call *c)
 	cJSON_Delete(c->retry_params);
 	if (c->retry_ev)
 		event_free(c->retry_ev);
-	cJSON_Delete(c->args_shape);
+	alloc_cache_put(c->args_shape);
 	cJSON_Delete(c->logged_args);
 	cJSON_Delete(c->resp);
 	alloc_cache_put(c->target);     /* xstrdup'd on the loop: its kept blocks */
@@ -708,7 +708,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 		/* route() sets these again */
 		free(c->target);
 		c->target = NULL;
-		cJSON_Delete(c->args_shape);
+		alloc_cache_put(c->args_shape);
 		c->args_shape = NULL;
 		cJSON_Delete(c->logged_args);
 		c->logged_args = NULL;

@@ -93,7 +93,8 @@ struct call {
 	struct event *retry_ev;       /* sends it, outside the lost link's callback */
 	char *target;                 /* tool / prompt / URI, for the record */
 	char *note;                   /* admitted with a remark for the record, or NULL */
-	cJSON *args_shape;            /* tools/call: the arguments' types, never their values */
+	char *args_shape;             /* tools/call: the arguments' types, never their values, as
+				       * compact JSON (alloc_cache_put) */
 	cJSON *logged_args;           /* tools/call: the values, where the policy logs them
 				       * (redacted: gate_logged_copy), else NULL */
 

@@ -10,6 +10,7 @@
 #include "base/config.h"
 #include "base/hmap.h"
 #include "base/json_get.h"
+#include "base/jsonw.h"
 #include "base/log.h"
 #include "govern/gate.h"
 #include "govern/refusal.h"
@@ -153,26 +154,42 @@ static void route_list(struct call *c, cJSON *params)
 }
 
 /* The shape of a value for the record: types and keys, no values (arguments can carry
- * secrets and personal data). */
-static cJSON *shape_of(const cJSON *v, int depth)
+ * secrets and personal data). Written as text, the bytes a print of the shape's tree would
+ * be, not built as a tree: a shape is made on every call (issue 9). */
+static void shape_write(struct jsonw *w, const cJSON *v, int depth)
 {
 	if (cJSON_IsObject(v)) {
-		const cJSON *it;
-		if (depth >= 4)
-			return cJSON_CreateStringReference("object");
-		cJSON *o = cJSON_CreateObject();
-		cJSON_ArrayForEach(it, v)
-			cJSON_AddItemToObject(o, it->string, shape_of(it, depth + 1));
-		return o;
+		if (depth >= 4) {
+			jsonw_raw(w, "\"object\"", 8);
+			return;
+		}
+		jsonw_raw(w, "{", 1);
+		for (const cJSON *it = v->child; it; it = it->next) {
+			if (it != v->child)
+				jsonw_raw(w, ",", 1);
+			jsonw_str(w, it->string ? it->string : "");
+			jsonw_raw(w, ":", 1);
+			shape_write(w, it, depth + 1);
+		}
+		jsonw_raw(w, "}", 1);
+	} else if (cJSON_IsArray(v)) {
+		jsonw_raw(w, "\"array[", 7);
+		jsonw_int(w, cJSON_GetArraySize(v));
+		jsonw_raw(w, "]\"", 2);
+	} else {
+		const char *t = cJSON_IsString(v) ? "\"string\"" : cJSON_IsNumber(v) ? "\"number\""
+				: cJSON_IsBool(v) ? "\"boolean\"" : "\"null\"";
+		jsonw_raw(w, t, strlen(t));
 	}
-	if (cJSON_IsArray(v)) {
-		char buf[32];
-		snprintf(buf, sizeof(buf), "array[%d]", cJSON_GetArraySize(v));
-		return cJSON_CreateString(buf);
-	}
-	/* the type names are literals: referenced, not copied (a shape is made on every call) */
-	return cJSON_CreateStringReference(cJSON_IsString(v) ? "string" : cJSON_IsNumber(v)
-					   ? "number" : cJSON_IsBool(v) ? "boolean" : "null");
+}
+
+static char *shape_of(const cJSON *v)
+{
+	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST / 4), .cap = JSONW_FIRST / 4 };
+
+	w.buf[0] = '\0';
+	shape_write(&w, v, 0);
+	return w.buf;
 }
 
 /* Point the call at an upstream: the entry and names the gate judges (kind, upname: the
@@ -212,7 +229,7 @@ static void route_named(struct call *c, cJSON *params)
 	if (tool) {
 		const cJSON *args = json_get(params, "arguments");
 		if (args)
-			c->args_shape = shape_of(args, 0);
+			c->args_shape = shape_of(args);
 		if (args && c->has_who)
 			c->logged_args = gate_logged_copy(r->gate, &c->who, args);
 	}

@@ -191,8 +191,10 @@ void audit_decision(const struct audit_decision *d)
 	}
 	if (d->cost_micros >= 0)
 		int_col(&w, &cols, LS_COST_MICROS, "cost_micros", d->cost_micros);
-	if (d->args_shape)
-		jsonw_member_tree(&w, "args_shape", d->args_shape);
+	if (d->args_shape) {
+		jsonw_name(&w, "args_shape");
+		jsonw_raw(&w, d->args_shape, strlen(d->args_shape));
+	}
 	int_col(&w, &cols, -1, "latency_ms", (int64_t)(d->latency_us / 1000));
 	int_col(&w, &cols, LS_LATENCY_US, "latency_us", (int64_t)d->latency_us);
 	if (d->went_upstream) {

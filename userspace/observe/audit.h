@@ -30,7 +30,8 @@ struct audit_decision {
 	const char *reason;         /* NULL for a plain allow */
 	const cJSON *response;      /* the answer the agent got (status and error code), or NULL */
 	int64_t cost_micros;        /* < 0: nothing was charged */
-	const cJSON *args_shape;    /* tools/call: keys and types of the arguments, or NULL */
+	const char *args_shape;     /* tools/call: keys and types of the arguments (compact JSON
+				     * text), or NULL */
 	uint64_t latency_us;        /* recorded as latency_us and latency_ms */
 	bool went_upstream;
 	uint64_t upstream_us;       /* the part spent waiting for the upstream */
