@@ -48,7 +48,7 @@ static unsigned tools = 40;     /* per server */
 
 /* Record i: a plausible mix (90% allowed, 6% refused, 4% errors) over 50 keys, 5 teams,
  * 4 servers and 40 tools (LOGBENCH_TOOLS). */
-static void one(unsigned i, cJSON *shape, cJSON *ok, cJSON *denied, cJSON *failed)
+static void one(unsigned i, const char *shape, cJSON *ok, cJSON *denied, cJSON *failed)
 {
 	static const char *const servers[] = { "github", "memory", "files", "search" };
 	char key[16], team[16], tool[40], sid[40];
@@ -79,7 +79,7 @@ static int fill(const char *path, unsigned n, bool report)
 				      .max_age_s = LOGSTORE_MAX_AGE_S_DEFAULT,
 				      .max_bytes = 1LL << 40, .queue = 1u << 20,
 				      .checkpoint_every = LOGSTORE_CHECKPOINT_EVERY_DEFAULT };
-	cJSON *shape = cJSON_Parse("{\"path\":\"string\",\"limit\":\"number\"}");
+	const char *shape = "{\"path\":\"string\",\"limit\":\"number\"}";
 	cJSON *ok = cJSON_Parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":"
 				"\"text\",\"text\":\"a result of about a hundred bytes, as small "
 				"tools answer: done, 3 files\"}]}}");
@@ -96,7 +96,7 @@ static int fill(const char *path, unsigned n, bool report)
 		o.max_bytes = strtoll(mb, NULL, 10);
 	if (nt && strtoul(nt, NULL, 10) > 0)
 		tools = (unsigned)strtoul(nt, NULL, 10);
-	if (!shape || !ok || !denied || !failed || saved < 0 || null < 0) {
+	if (!ok || !denied || !failed || saved < 0 || null < 0) {
 		fprintf(stderr, "logstore_bench: out of memory or descriptors\n");
 		return 1;
 	}
@@ -158,7 +158,6 @@ static int fill(const char *path, unsigned n, bool report)
 		printf("%s: %u records, %lld bytes, writer CPU %.2f us/record\n", path, n,
 		       (long long)bytes, (proc1 - proc0 - (loop1 - loop0)) / n * 1e6);
 	}
-	cJSON_Delete(shape);
 	cJSON_Delete(ok);
 	cJSON_Delete(denied);
 	cJSON_Delete(failed);

@@ -81,7 +81,7 @@ static void one_call(cJSON *msg, unsigned i)
 	attrs(c, client_attrs, sizeof(client_attrs) / sizeof(client_attrs[0]));
 	span_attr_int(c, "server.port", 8080);
 	span_attr_str(c, "jsonrpc.request.id", id);
-	trace_meta_headers(msg, hdr, state);
+	trace_meta_headers(params, hdr, state);
 	span_end(c);
 
 	span_set_name(s, "tools/call", "bench__echo");
