@@ -258,6 +258,9 @@ describe('a corrupt database at start', { timeout: 60000 }, () => {
 		const p = await startProcess(paths.daemon, ['-c', writeConfig(stateDir)],
 			{ name: 'mcpwarden-corrupt' });
 		const { code } = await p.exited;
+		// 'exit' can come before the last stderr line has been read: wait for its end
+		await eventually(() => p.proc.stderr.readableEnded,
+			{ ms: 5000, what: 'the daemon\'s stderr read' });
 		const err = p.stderrLines.join('\n');
 		assert.notEqual(code, 0, 'the daemon refuses to start');
 		assert.ok(err.includes(db), `the error names ${db}:\n${err}`);

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cgroupRoot, connectHttp, enforcementSkip, httpUpstream, makeKey, makeTempDir, paths,
-	removeCgroupAtExit, removeTempDir, startDaemon, startFixture, startProcess, uninstallPins,
+import { cgroupRoot, connectHttp, enforcementSkip, eventually, httpUpstream, makeKey, makeTempDir,
+	paths, removeCgroupAtExit, removeTempDir, startDaemon, startFixture, startProcess, uninstallPins,
 	uninstallPinsAtExit } from './lib.mjs';
 
 const ROUNDS = 20;
@@ -140,6 +140,9 @@ describe('kill -9 under load, 20 times', { skip: skip || (hasSqlite3() ? false :
 		watcher = null;
 		w.proc.kill('SIGTERM');
 		await w.exited;
+		// 'exit' can come before the last stdout line has been read: wait for its end
+		await eventually(() => w.proc.stdout.readableEnded,
+			{ ms: 5000, what: 'the watcher\'s stdout read' });
 		const counts = JSON.parse(w.stdoutLines.at(-1));
 		t.diagnostic(`${ROUNDS} kills: ${ackedCalls} calls acknowledged (${acked} micro), ` +
 			`${inflightCalls} in flight at the kills (${inflight} micro), stored ${spent} micro; ` +
