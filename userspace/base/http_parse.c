@@ -382,9 +382,6 @@ static ssize_t skip_empty_lines(struct http_parser *p, const char *d, size_t n)
 	return (ssize_t)i;
 }
 
-/* One past the first CRLF CRLF in d[0, n), or 0: sixteen places at a time where there is
- * SSE2. A head that comes whole in one read (nearly every one) is found in one pass, not a
- * memchr a line; head_lines then checks every CR and LF in it. */
 #ifdef __SSE2__
 /* Which of the 16 bytes at p are c. */
 static __m128i bytes_eq(const char *p, char c)
@@ -393,6 +390,9 @@ static __m128i bytes_eq(const char *p, char c)
 }
 #endif
 
+/* One past the first CRLF CRLF in d[0, n), or 0: sixteen places at a time where there is
+ * SSE2. A head that comes whole in one read (nearly every one) is found in one pass, not a
+ * memchr a line; head_lines then checks every CR and LF in it. */
 static size_t blank_line_end(const char *d, size_t n)
 {
 	size_t i = 0;
