@@ -762,7 +762,7 @@ void call_event(struct call *c, enum call_event ev, cJSON *msg, int err)
 }
 
 void call_start(const struct call_env *env, struct session *s, const struct key_identity *who,
-		const struct method *m, const char *asked, const cJSON *id, cJSON *params,
+		const struct method *m, const char *asked, cJSON *id, cJSON *params,
 		struct reply *reply)
 {
 	struct call *c = call_alloc();
@@ -777,7 +777,7 @@ void call_start(const struct call_env *env, struct session *s, const struct key_
 	c->asked = asked;
 	c->s = s;
 	c->reply = reply;
-	c->down_id = cJSON_Duplicate(id, 1);
+	c->down_id = id;
 	c->server = SIZE_MAX;
 	c->t0_ns = clock_mono_ns();
 	c->rx_ns = reply ? reply->received_ns : 0;

@@ -159,11 +159,11 @@ void call_trace_initialized(struct span *sp, const struct session *s, const cJSO
 /* Free the calls kept for reuse (they are kept across routers: a reload's new router takes
  * them up); a router being freed drops them. */
 void call_spares_drop(void);
-/* A request: m from the method table (asked: the name the client sent), params taken over.
- * who: the caller, NULL when auth is off. The call registers itself in s->calls and runs;
- * its answer goes to reply. */
+/* A request: m from the method table (asked: the name the client sent), id and params taken
+ * over (the request's own nodes, detached: no copy). who: the caller, NULL when auth is off.
+ * The call registers itself in s->calls and runs; its answer goes to reply. */
 void call_start(const struct call_env *env, struct session *s, const struct key_identity *who,
-		const struct method *m, const char *asked, const cJSON *id, cJSON *params,
+		const struct method *m, const char *asked, cJSON *id, cJSON *params,
 		struct reply *reply);
 /* Feed an event to the call (see enum call_event); msg taken over where there is one. */
 void call_event(struct call *c, enum call_event ev, cJSON *msg, int err);

@@ -812,10 +812,13 @@ void router_end_later(struct router *r, struct session *s)
 void router_request(struct router *r, struct session *s, const struct key_identity *who,
 		    cJSON *msg, const struct jsonrpc_msg *m, struct reply *reply)
 {
-	cJSON *params = cJSON_DetachItemFromObjectCaseSensitive(msg, "params");
+	/* m's id and params are msg's members: taken out by pointer (no lookup by name, no
+	 * copy); msg itself lives until the call has been routed (m->method is in it). */
+	cJSON *params = m->params ? cJSON_DetachItemViaPointer(msg, (cJSON *)m->params)
+				  : cJSON_CreateObject();
+	cJSON *id = cJSON_DetachItemViaPointer(msg, (cJSON *)m->id);
 
-	call_start(&r->env, s, who, router_method(m->method), m->method, m->id,
-		   params ? params : cJSON_CreateObject(), reply);
+	call_start(&r->env, s, who, router_method(m->method), m->method, id, params, reply);
 	cJSON_Delete(msg);
 }
 

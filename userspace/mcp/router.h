@@ -56,8 +56,8 @@ struct session *router_session(struct router *r, const char *id);
 /* DELETE, or the session's end for any other reason. */
 void router_end_session(struct router *r, struct session *s);
 
-/* A request (msg taken over); the answer goes to reply. who: the caller's key (NULL when
- * authentication is off). */
+/* A request (msg taken over; m its jsonrpc_classify, whose id and params are msg's members);
+ * the answer goes to reply. who: the caller's key (NULL when authentication is off). */
 void router_request(struct router *r, struct session *s, const struct key_identity *who,
 		    cJSON *msg, const struct jsonrpc_msg *m, struct reply *reply);
 /* Notifications and responses from the client (msg taken over): always accepted (202). */

@@ -883,10 +883,16 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 		 * the identity's requests at once, each runs under an id of the gateway's. */
 		static unsigned long long next_id;
 		struct jsonrpc_msg hm = *m;
+		cJSON *gid;
 		snprintf(sr->gid, sizeof(sr->gid), "mcpwarden-task-%llu", ++next_id);
-		hm.id = cJSON_CreateString(sr->gid);
+		gid = cJSON_CreateString(sr->gid);
+		/* in msg, in the id's place: router_request takes the id from msg (sr->id has
+		 * the agent's) */
+		if (cJSON_ReplaceItemInObjectCaseSensitive(msg, "id", gid))
+			hm.id = gid;
+		else
+			cJSON_Delete(gid);      /* not reached: a request has an id */
 		router_request(r, s, who, msg, &hm, &sr->base);
-		cJSON_Delete((cJSON *)hm.id);
 		return 0;
 	}
 	router_request(r, s, who, msg, m, &sr->base);
