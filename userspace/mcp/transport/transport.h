@@ -18,8 +18,9 @@ struct transport;
 
 struct transport_cb {
 	/* A message from the upstream (response, request or notification). `related` is the id
-	 * of the request whose HTTP response stream carried it, NULL when unknown (stdio, the GET
-	 * stream). The callee owns msg. */
+	 * of the request whose HTTP response stream carried a request or notification, NULL when
+	 * unknown (stdio, the GET stream) and for a response (it names its own). The callee owns
+	 * msg. */
 	void (*on_message)(void *arg, cJSON *msg, const cJSON *related);
 	/* A request sent with transport_send() could not be delivered or answered (connect
 	 * refused, HTTP error status, timeout, child gone). `id` is the request's id; err a

@@ -272,22 +272,21 @@ static void session_clear(struct http_transport *h)
 static int take_message(struct call *c, cJSON *msg)
 {
 	struct http_transport *h = c->h;
-	const cJSON *id = json_get(msg, "id");
+	const cJSON *id = json_get(msg, "id"), *res = json_get(msg, "result");
+	bool response = res || json_get(msg, "error");
 	struct delivery *d;
 
 	if (!cJSON_IsObject(msg)) {
 		cJSON_Delete(msg);
 		return -EPROTO;
 	}
-	if (c->id && id && cJSON_Compare(id, c->id, true) &&
-	    (cJSON_HasObjectItem(msg, "result") || cJSON_HasObjectItem(msg, "error"))) {
+	if (c->id && id && response && cJSON_Compare(id, c->id, true)) {
 		c->answered = true;
-		const cJSON *res = json_get(msg, "result");
-		const char *v = cJSON_GetStringValue(
-			json_get(res, "protocolVersion"));
+		const char *v = c->initialize ? cJSON_GetStringValue(json_get(res, "protocolVersion"))
+					      : NULL;
 		size_t n = v ? strlen(v) : 0;
 		char *dup;
-		if (c->initialize && v && visible_ascii(v, n) && (dup = strdup(v))) {
+		if (v && visible_ascii(v, n) && (dup = strdup(v))) {
 			free(h->protocol_version);
 			h->protocol_version = dup;
 			h->protocol_version_len = n;
@@ -295,7 +294,8 @@ static int take_message(struct call *c, cJSON *msg)
 	}
 	d = queue(h, D_MESSAGE);
 	d->msg = msg;
-	if (c->id && c->kind == CALL_POST)
+	/* The request a server's request or notification came with (a response names its own) */
+	if (c->id && c->kind == CALL_POST && !response)
 		d->id = cJSON_Duplicate(c->id, true);
 	c->delivered = true;
 	return 0;
