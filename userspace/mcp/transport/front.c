@@ -655,9 +655,12 @@ static void handle_post(struct front *f, struct http_req *req,
 	size_t len;
 	cJSON *msg;
 
-	/* one pass over Accept (it comes with every call): any type, or both of the two */
+	/* one pass over Accept (it comes with every call): any type, or both of the two; the
+	 * value the MCP SDKs send is compared whole first (a list walk is ~350 instructions) */
 	static const char *const types[] = { "*/*", "application/json", "text/event-stream" };
-	uint32_t listed = accept ? http_list_match(accept, types, 3) : 0;
+	uint32_t listed = !accept ? 0
+			  : !strcmp(accept, "application/json, text/event-stream") ? 6
+			  : http_list_match(accept, types, 3);
 
 	if (!(listed & 1) && (listed & 6) != 6) {
 		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
