@@ -258,10 +258,20 @@ function spawnTracked(cmd, args, { env, cwd, name = cmd, onLine } = {}) {
 	live.add(proc);
 	const lines = { stdout: [], stderr: [] };
 	const watchers = [];	// { stream, re, resolve }
+	const readers = { stdout: createInterface({ input: proc.stdout }),
+			  stderr: createInterface({ input: proc.stderr }) };
+	const ended = Object.values(readers).map((r) => new Promise((res) => r.on('close', res)));
 	const exited = new Promise((res) => {
 		proc.on('exit', (code, signal) => {
 			live.delete(proc);
-			res({ code, signal });
+			// A child's 'exit' can come before its last lines are read from its pipes: wait
+			// for both to end, so that whoever awaits `exited` (or a waitFor it fails) sees
+			// every line; 2 s at most, for a grandchild that keeps a pipe open.
+			const t = setTimeout(() => res({ code, signal }), 2000);
+			Promise.all(ended).then(() => {
+				clearTimeout(t);
+				res({ code, signal });
+			});
 		});
 		proc.on('error', (err) => {
 			live.delete(proc);
@@ -270,7 +280,7 @@ function spawnTracked(cmd, args, { env, cwd, name = cmd, onLine } = {}) {
 		});
 	});
 	for (const stream of ['stdout', 'stderr']) {
-		createInterface({ input: proc[stream] }).on('line', (line) => {
+		readers[stream].on('line', (line) => {
 			lines[stream].push(line);
 			onLine?.(stream, line);
 			for (let i = watchers.length - 1; i >= 0; i--) {
