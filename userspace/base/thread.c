@@ -16,6 +16,12 @@ int thread_start(pthread_t *t, const char *name, void *(*fn)(void *arg), void *a
 	return 0;
 }
 
+void thread_pace(size_t step, size_t every)
+{
+	if (every && step % every == every - 1)
+		(void)sched_yield();    /* cannot fail on Linux; nothing to do if it did */
+}
+
 int thread_set_idle(pthread_t t, bool idle)
 {
 	struct sched_param sp = { .sched_priority = 0 };

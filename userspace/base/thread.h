@@ -26,6 +26,15 @@ int thread_set_idle(pthread_t t, bool idle);
  * Blocking (a thread's start and end): start-up only. */
 bool thread_idle_reversible(void);
 
+/* For a long computation on a background thread, called once a step: every `every` steps
+ * it gives the CPU back (sched_yield). A thread the kernel picked keeps its CPU until the
+ * next tick (4 ms at HZ=250) unless a task wakes on that CPU, even while the event loop
+ * waits there runnable (after its own wake-up of a peer preempted it): a kernel without
+ * preemption (PREEMPT_NONE, this host's and a common default) picks again only then, and
+ * picks the loop, so a batch of milliseconds showed as the loop's stalls in the proxy
+ * benchmark's p99 (docs/performance.md). A system call every `every` steps. */
+void thread_pace(size_t step, size_t every);
+
 /* A background thread that does its work in the idle class while it keeps up: it lowers
  * itself once it has caught up, and whoever sees it fall behind, or waits for it, raises it
  * to normal priority. So the work is done in CPU time the request path does not want, and a

@@ -9,10 +9,12 @@
 
 #include "base/htab.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "observe/logblock.h"
 #include "store/db.h"
 
 #define RETAIN_CHUNK 1000       /* records deleted per retention transaction, at most */
+#define PACE_ROWS 32            /* rows inserted between two yields of the CPU (thread_pace) */
 
 /* docs/audit.md describes every column; the logs API (observe/logquery.c) reads them. */
 static const char schema[] =
@@ -725,6 +727,7 @@ int logstore_db_insert(struct logstore_db *d, struct logstore_row *const *rows, 
 		    (rc = target_note(d, r->text[5], r->id)))
 			goto fail;
 		last = rows[i]->id;
+		thread_pace(i, PACE_ROWS);
 	}
 	if (n && (rc = block_put(d)))
 		goto fail;
