@@ -508,6 +508,30 @@ describe('gateway core: stdio upstreams, prefix auto', { timeout: 90000 }, () =>
 		assert.doesNotMatch(JSON.stringify(rec), /"a":40/, 'argument values are not logged');
 	});
 
+	// The record of an allowed call is made once its answer has left (docs/architecture.md):
+	// still exactly one per call, and its times split as before: the upstream's part ends with
+	// the upstream's answer, inside the whole.
+	test('a slow call is recorded once, after its answer, with the upstream\'s time inside the whole', async () => {
+		const c = await connect();
+		const res = await c.client.callTool({ name: 'everything__trigger-long-running-operation',
+			arguments: { duration: 0.3, steps: 1 } });
+		assert.match(res.content[0].text, /completed/);
+		const mine = (r) => r.type === 'decision' && r.method === 'tools/call' &&
+			r.target === 'everything__trigger-long-running-operation' &&
+			r.session === c.sessionId.slice(0, 8);
+		const rec = await d.waitForRecord(mine);
+		assert.equal(rec.decision, 'allow');
+		assert.equal(rec.status, 'ok');
+		assert.ok(rec.upstream_us >= 250000, `upstream_us ${rec.upstream_us}: the tool ran 300 ms`);
+		assert.ok(rec.upstream_us <= rec.latency_us,
+			`upstream_us ${rec.upstream_us} within latency_us ${rec.latency_us}`);
+		assert.ok(rec.result_bytes > 0);
+		await c.client.ping();  // a later request: the call's turn is long over
+		await new Promise((r) => setTimeout(r, 200));
+		assert.equal(d.stdoutRecords.filter(mine).length, 1, 'one record for the call');
+		await c.close();
+	});
+
 	test('many sessions at once, calls interleaved across upstreams: every answer is the right one', async () => {
 		const N = 16;
 		const sessions = await Promise.all(Array.from({ length: N }, () => connect()));

@@ -222,7 +222,9 @@ static void exec_on_gone(struct reply *base, void (*fn)(void *arg), void *arg)
 	x->gone_arg = arg;
 }
 
-static const struct reply_ops exec_ops = { exec_event, exec_finish, exec_on_gone };
+static const struct reply_ops exec_ops = {
+	.event = exec_event, .finish = exec_finish, .on_gone = exec_on_gone,
+};
 
 void llm_tool_gone(struct llm_req *r)
 {

@@ -46,12 +46,27 @@ static const char *server_name(const struct call *c)
 
 /* --- the record ------------------------------------------------------------------------ */
 
-static void record(struct call *c, enum decision decision, const char *reason, const cJSON *resp)
+/* What is charged, not what was reserved: refused, failed and cancelled calls release
+ * their reservation (failures are charged only where the upstream says so). -1: nothing. */
+static int64_t charged(const struct call *c, enum decision decision, const cJSON *resp)
+{
+	if (c->ticket && decision == DECISION_ALLOW && resp &&
+	    (!json_get(resp, "error") ||
+	     catalog_server_config(c->env->cat, c->server)->charge_failures))
+		return gate_ticket_cost(c->ticket);
+	return -1;
+}
+
+static void record_cost(struct call *c, enum decision decision, const char *reason,
+			const cJSON *resp, int64_t cost_micros)
 {
 	const cJSON *err = json_get(resp, "error");
 	const cJSON *res = json_get(resp, "result");
 	const char *server = server_name(c);
 	uint64_t now = clock_mono_ns();
+	/* waiting for the upstream: until its answer, or until now when none came */
+	uint64_t up = !c->fwd_ns ? 0 : c->ans_ns >= c->fwd_ns ? c->ans_ns - c->fwd_ns
+		      : now - c->fwd_ns;
 	struct audit_decision d = {
 		.session = c->s && !c->s->stateless ? c->s->id : NULL,
 		.key = c->has_who ? c->who.id : NULL,
@@ -65,22 +80,16 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		.decision = decision_name(decision),
 		.reason = reason,
 		.response = resp,
-		.cost_micros = -1,
+		.cost_micros = cost_micros,
 		.args_shape = c->args_shape,
 		.latency_us = (now - c->t0_ns) / 1000,
 		.went_upstream = c->fwd_ns != 0,
-		.upstream_us = c->fwd_ns ? (now - c->fwd_ns) / 1000 : 0,
+		.upstream_us = up / 1000,
 		.trace_id = NULL,       /* s3-otel: the call's trace */
 		.input_rounds = c->reply ? c->reply->rounds : 0,
 		.arguments = c->logged_args,
 	};
 	cJSON *logged_result = NULL;
-
-	/* What is charged, not what was reserved: refused, failed and cancelled calls release
-	 * their reservation (failures are charged only where the upstream says so). */
-	if (c->ticket && decision == DECISION_ALLOW && resp &&
-	    (!err || catalog_server_config(c->env->cat, c->server)->charge_failures))
-		d.cost_micros = gate_ticket_cost(c->ticket);
 	char trace_id[33];
 	if (c->span) {
 		call_trace_decided(c, d.decision, reason, d.cost_micros, trace_id);
@@ -90,7 +99,6 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		d.result = logged_result = gate_logged_copy(c->env->gate, &c->who, res);
 	audit_decision(&d);
 	cJSON_Delete(logged_result);
-	uint64_t up = c->fwd_ns ? now - c->fwd_ns : 0;
 	const cJSON *code = json_get(err, "code");
 	metrics_decision(c->method->name, decision_name(decision),
 			 cJSON_IsNumber(code) ? code->valueint : 0,
@@ -106,6 +114,22 @@ static void record(struct call *c, enum decision decision, const char *reason, c
 		metrics_stage(METRICS_STAGE_UPSTREAM, c->ans_ns - c->fwd_ns);
 		metrics_stage(METRICS_STAGE_SETTLE, now - c->ans_ns);
 	}
+}
+
+static void record(struct call *c, enum decision decision, const char *reason, const cJSON *resp)
+{
+	record_cost(c, decision, reason, resp, charged(c, decision, resp));
+}
+
+/* The allowed call's record, kept for after its answer (answered): now. */
+static void record_late(void *arg, const cJSON *resp)
+{
+	struct call *c = arg;
+
+	if (!c->record_late)
+		return;
+	c->record_late = false;
+	record_cost(c, DECISION_ALLOW, c->note, resp, c->late_cost);
 }
 
 /* --- deciding and finishing -------------------------------------------------------------- */
@@ -206,6 +230,7 @@ static void call_free(struct call *c)
 		event_free(c->retry_ev);
 	alloc_cache_put(c->args_shape);
 	cJSON_Delete(c->logged_args);
+	record_late(c, c->resp);        /* a record is never lost, whatever ended the call */
 	cJSON_Delete(c->resp);
 	alloc_cache_put(c->target);     /* xstrdup'd on the loop: its kept blocks */
 	alloc_cache_put(c->upname);
@@ -224,10 +249,14 @@ static void finish(struct call *c)
 		call_trace_end(c, resp);
 	if (resp)
 		jsonrpc_set_id(resp, c->down_id);
-	if (c->reply)
+	if (c->reply && c->record_late) {
+		reply_finish_then(c->reply, resp, record_late, c);
+	} else if (c->reply) {
 		reply_finish(c->reply, resp);
-	else
+	} else {
+		record_late(c, resp);
 		cJSON_Delete(resp);
+	}
 	call_free(c);
 }
 
@@ -567,7 +596,15 @@ static void answered(struct call *c, cJSON *resp)
 	    jsonrpc_unsplice(resp) < 0)
 		log_error("call: a result could not be read for the record");
 	expose_answer(c, resp);
-	record(c, DECISION_ALLOW, c->note, resp);
+	/* The record after the answer has left (finish), as a web server logs a request: the
+	 * agent does not wait for it. Not with a span, whose end the record's decision joins
+	 * (call_trace_decided), nor where the charge is not settled at once (below). */
+	if (c->span) {
+		record(c, DECISION_ALLOW, c->note, resp);
+	} else {
+		c->late_cost = charged(c, DECISION_ALLOW, resp);
+		c->record_late = true;
+	}
 	c->resp = resp;
 	if (!t) {
 		c->state = CALL_DONE;
@@ -578,6 +615,11 @@ static void answered(struct call *c, cJSON *resp)
 	c->ticket = NULL;
 	rc = gate_settle(c->env->gate, t, !json_get(resp, "error"),
 			 on_charged, c);
+	/* Settling later leaves the session's books (the record names the session), and a
+	 * charge that failed changes the answer (the record keeps the upstream's): the record
+	 * now, as it was decided. */
+	if (rc != 1)
+		record_late(c, resp);
 	if (rc == 0) {
 		/* Out of the session's books while the store commits: a session ending now must
 		 * not free the call under the store's callback. */

@@ -100,6 +100,9 @@ struct call {
 
 	struct gate_ticket *ticket;   /* admitted with a cost: settled once answered */
 	cJSON *resp;                  /* the answer, once decided (written in DONE) */
+	bool record_late;             /* an allowed call's record waits until its answer has
+				       * left (finish): the agent does not wait for it */
+	int64_t late_cost;            /* ... with the cost charged (-1: none), the ticket gone */
 	struct link *link;
 	uint64_t handle;
 	unsigned fanout;              /* METHOD_FANOUT: answers still expected */

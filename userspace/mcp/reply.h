@@ -29,6 +29,10 @@ struct reply_ops {
 	void (*finish)(struct reply *r, cJSON *response);
 	/* fn(arg) runs if the client goes away before finish(); r is gone after it. */
 	void (*on_gone)(struct reply *r, void (*fn)(void *arg), void *arg);
+	/* Optional: finish, and then after(arg, response) once the answer has left, before
+	 * response and r are freed: work the agent need not wait for (the call's record). */
+	void (*finish_then)(struct reply *r, cJSON *response,
+			    void (*after)(void *arg, const cJSON *response), void *arg);
 };
 
 struct reply {
@@ -67,6 +71,18 @@ struct stream {
 
 static inline int reply_event(struct reply *r, const cJSON *msg) { return r->ops->event(r, msg); }
 static inline void reply_finish(struct reply *r, cJSON *response) { r->ops->finish(r, response); }
+/* finish, with after(arg, response) once the answer has left, or before it where the
+ * transport cannot tell (no finish_then). */
+static inline void reply_finish_then(struct reply *r, cJSON *response,
+				     void (*after)(void *arg, const cJSON *response), void *arg)
+{
+	if (r->ops->finish_then) {
+		r->ops->finish_then(r, response, after, arg);
+	} else {
+		after(arg, response);
+		r->ops->finish(r, response);
+	}
+}
 static inline void reply_on_gone(struct reply *r, void (*fn)(void *arg), void *arg)
 {
 	r->ops->on_gone(r, fn, arg);

@@ -625,7 +625,9 @@ static void sl_inner_gone(void *arg)
 	sl_free(sr);
 }
 
-static const struct reply_ops sl_ops = { sl_event, sl_finish, sl_set_gone };
+static const struct reply_ops sl_ops = {
+	.event = sl_event, .finish = sl_finish, .on_gone = sl_set_gone,
+};
 
 /* --- subscriptions/listen: the revision's standing channel ------------------------------ */
 

@@ -337,7 +337,9 @@ static void watch_on_gone(struct reply *base, void (*fn)(void *arg), void *arg)
 	(void)base, (void)fn, (void)arg;
 }
 
-static const struct reply_ops watch_ops = { watch_event, watch_finish, watch_on_gone };
+static const struct reply_ops watch_ops = {
+	.event = watch_event, .finish = watch_finish, .on_gone = watch_on_gone,
+};
 
 void stasks_watch(struct router *r, struct session *s, const struct key_identity *who,
 		  const char *task_id)

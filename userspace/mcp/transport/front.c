@@ -292,11 +292,16 @@ static void send_answer(struct http_req *req, const cJSON *response)
 		send_json(req, 200, "OK", response);
 }
 
-static void reply_write_final(struct reply *base, cJSON *response)
+/* The final answer written, then after(arg, response) (NULL: nothing) while both are still
+ * there: the answer leaves before the work the agent need not wait for (mcp/reply.h). */
+static void reply_write_final_then(struct reply *base, cJSON *response,
+				   void (*after)(void *arg, const cJSON *response), void *arg)
 {
 	struct front_reply *r = container_of(base, struct front_reply, base);
 
-	if (r->batch) {
+	if (r->batch) {         /* the batch answers as a whole, later */
+		if (after)
+			after(arg, response);
 		batch_child_finish(r, response);
 		return;
 	}
@@ -310,12 +315,21 @@ static void reply_write_final(struct reply *base, cJSON *response)
 	} else {
 		http_req_send(r->req, 202, "Accepted", NULL, NULL, 0);
 	}
+	if (after)
+		after(arg, response);
 	cJSON_Delete(response);
 	alloc_cache_put(r);
 }
 
-static const struct reply_ops front_reply_ops = { reply_write_event, reply_write_final,
-						  reply_set_gone };
+static void reply_write_final(struct reply *base, cJSON *response)
+{
+	reply_write_final_then(base, response, NULL, NULL);
+}
+
+static const struct reply_ops front_reply_ops = {
+	.event = reply_write_event, .finish = reply_write_final, .on_gone = reply_set_gone,
+	.finish_then = reply_write_final_then,
+};
 
 /* What a span needs of the request (mcp/reply.h): its arrival, trace context and peer. */
 static void reply_trace_view(struct front *f, struct http_req *req, struct reply *base)
