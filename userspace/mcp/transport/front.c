@@ -18,12 +18,9 @@
 #include "base/config.h"
 #include "govern/gate.h"
 #include "govern/keys.h"
-#include "govern/refusal.h"
 #include "base/http_parse.h"
 #include "base/http_server.h"
-#include "base/json_get.h"
 #include "base/json_keys.h"
-#include "base/jsonw.h"
 #include "base/list.h"
 #include "mcp/call.h"
 #include "mcp/jsonrpc.h"
@@ -40,6 +37,7 @@
 #include "mcp/transport/front_auth.h"
 #include "mcp/transport/front_headers.h"
 #include "mcp/transport/front_refusal.h"
+#include "mcp/transport/front_reply.h"
 #include "mcp/transport/redirect_in.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
@@ -75,27 +73,6 @@ struct parked {
 	struct list_head link;
 };
 
-struct front_batch;
-
-struct front_reply {
-	struct reply base;               /* the interface the router answers through */
-	struct front *f;
-	struct http_req *req;
-	bool streaming;
-	void (*gone)(void *arg);
-	void *gone_arg;
-	struct front_batch *batch;       /* a request inside a 2025-03-26 batch */
-	struct list_head in_batch;       /* in batch->children */
-};
-
-/* A 2025-03-26 JSON-RPC batch: answered as one JSON array once every request is done. */
-struct front_batch {
-	struct http_req *req;
-	cJSON *responses;
-	struct list_head children;      /* requests still in progress */
-	unsigned pending;               /* children + 1 while the batch is being dispatched */
-};
-
 struct front_stream {
 	struct stream base;
 	struct front *f;
@@ -103,38 +80,6 @@ struct front_stream {
 	struct session *s;
 	struct list_head link;           /* in front->streams */
 };
-
-/* --- small HTTP helpers --------------------------------------------------------------- */
-
-/* A JSON body, printed around its long Raw texts (a tool's answer kept as the upstream wrote
- * it: mcp/jsonrpc_splice.h), which go to the socket from where they lie: no copy of an answer
- * into the agent's (issue 9). */
-#define SEND_HOLES ((HTTP_SENDV_MAX - 1) / 2)
-
-static void send_json(struct http_req *req, int status, const char *reason, const cJSON *body)
-{
-	struct jsonw_hole holes[SEND_HOLES];
-	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST), .cap = JSONW_FIRST,
-			  .holes = holes, .max_holes = SEND_HOLES };
-	struct iovec iov[2 * SEND_HOLES + 1];
-
-	if (body && jsonrpc_write(&w, body) == 0)
-		http_req_sendv(req, status, reason, "application/json", iov, jsonw_iov(&w, iov));
-	else
-		http_req_send(req, status, reason, NULL, NULL, 0);
-	alloc_cache_put(w.buf);
-}
-
-/* An HTTP-level refusal whose body is a JSON-RPC error without id (the spec's form). */
-static void send_error(struct http_req *req, int status, const char *reason, int code,
-		       const char *message)
-{
-	cJSON *e = jsonrpc_error(NULL, code, message, NULL);
-
-	front_refused(req, status, e);
-	send_json(req, status, reason, e);
-	cJSON_Delete(e);
-}
 
 static bool origin_allowed(const struct front *f, const char *origin)
 {
@@ -152,213 +97,6 @@ static bool origin_allowed(const struct front *f, const char *origin)
 	return listener_is_loopback(host);
 }
 
-/* --- replies -------------------------------------------------------------------------- */
-
-/* A client went away while its request was unanswered: forget it, and tell the router. */
-static void reply_closed(void *arg)
-{
-	struct front_reply *r = arg;
-
-	if (r->gone)
-		r->gone(r->gone_arg);
-	alloc_cache_put(r);
-}
-
-static void reply_set_gone(struct reply *base, void (*fn)(void *arg), void *arg)
-{
-	struct front_reply *r = container_of(base, struct front_reply, base);
-
-	r->gone = fn;
-	r->gone_arg = arg;
-}
-
-/* Whether any of n pieces holds a line break (an SSE data line must not). */
-static bool breaks_line(const struct iovec *iov, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (memchr(iov[i].iov_base, '\n', iov[i].iov_len) ||
-		    memchr(iov[i].iov_base, '\r', iov[i].iov_len))
-			return true;
-	return false;
-}
-
-/* An SSE "message" event carrying msg. Its print is one line (compact JSON escapes its
- * breaks), so the event is that line between "event: message\ndata: " and a blank line,
- * written as pieces with the long Raw texts from where they lie, as send_json does; a print
- * with a break in it (a Raw text may hold one) goes through sse_write_event's data lines. */
-#define EVENT_HOLES ((HTTP_SENDV_MAX - 3) / 2)
-
-static int write_event(struct http_req *req, const cJSON *msg)
-{
-	static const char head[] = "event: message\ndata: ";
-	struct jsonw_hole holes[EVENT_HOLES];
-	struct jsonw w = { .buf = alloc_cache_get(JSONW_FIRST), .cap = JSONW_FIRST,
-			   .holes = holes, .max_holes = EVENT_HOLES };
-	struct iovec iov[2 * EVENT_HOLES + 3];
-	struct evbuffer *text = NULL, *event = NULL;
-	int n, rc = -ENOMEM;
-
-	if (jsonrpc_write(&w, msg))
-		goto out;
-	n = jsonw_iov(&w, iov + 1);
-	if (!breaks_line(iov + 1, n)) {
-		iov[0] = (struct iovec){ (void *)head, sizeof(head) - 1 };
-		iov[n + 1] = (struct iovec){ "\n\n", 2 };
-		rc = http_req_stream_writev(req, iov, n + 2);
-		goto out;
-	}
-	if (!(text = evbuffer_new()) || !(event = evbuffer_new()))
-		goto out;
-	for (int i = 0; i < n; i++)
-		if (evbuffer_add(text, iov[1 + i].iov_base, iov[1 + i].iov_len))
-			goto out;
-	rc = sse_write_event(event, NULL, "message", -1, (const char *)evbuffer_pullup(text, -1),
-			     evbuffer_get_length(text));
-	if (rc == 0)
-		rc = http_req_stream_write(req, evbuffer_pullup(event, -1),
-					   evbuffer_get_length(event));
-out:
-	alloc_cache_put(w.buf);
-	if (text)
-		evbuffer_free(text);
-	if (event)
-		evbuffer_free(event);
-	return rc;
-}
-
-static void start_stream(struct http_req *req)
-{
-	http_req_set_header(req, "Content-Type", "text/event-stream");
-	http_req_set_header(req, "Cache-Control", "no-cache, no-transform");
-	http_req_stream_start(req, 200, "OK");
-}
-
-static void batch_done(struct front_batch *b);
-
-static void batch_child_finish(struct front_reply *r, cJSON *response)
-{
-	struct front_batch *b = r->batch;
-
-	list_del(&r->in_batch);
-	if (response)
-		cJSON_AddItemToArray(b->responses, response);
-	alloc_cache_put(r);
-	batch_done(b);
-}
-
-static int reply_write_event(struct reply *base, const cJSON *msg)
-{
-	struct front_reply *r = container_of(base, struct front_reply, base);
-
-	/* A batch is answered as one JSON array: nothing can be streamed before it. */
-	if (r->batch)
-		return -ENOTSUP;
-	if (!r->streaming) {
-		start_stream(r->req);
-		r->streaming = true;
-	}
-	return write_event(r->req, msg);
-}
-
-/* A JSON answer: refusals that say when to retry carry Retry-After; a key at its session cap
- * is told as HTTP clients expect an overload (429). */
-static void send_answer(struct http_req *req, const cJSON *response)
-{
-	const cJSON *e = json_get(response, "error");
-	const cJSON *code = json_get(e, "code");
-	const cJSON *ra = json_get(json_get(e, "data"), "retry_after_ms");
-	bool sessions = cJSON_IsNumber(code) && (code->valueint == REFUSAL_TOO_MANY_SESSIONS ||
-						 code->valueint == REFUSAL_TOO_MANY_PENDING);
-
-	if (cJSON_IsNumber(code) && (code->valueint == REFUSAL_RATE_LIMITED || sessions) &&
-	    cJSON_IsNumber(ra)) {
-		char buf[32];
-		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
-		http_req_set_header(req, "Retry-After", buf);
-	}
-	bool children = cJSON_IsNumber(code) && code->valueint == REFUSAL_TOO_MANY_CHILDREN;
-	if (children && cJSON_IsNumber(ra)) {
-		char buf[32];
-		snprintf(buf, sizeof(buf), "%lld", ((long long)ra->valuedouble + 999) / 1000);
-		http_req_set_header(req, "Retry-After", buf);
-	}
-	if (sessions)
-		send_json(req, 429, "Too Many Requests", response);
-	else if (children)
-		send_json(req, 503, "Service Unavailable", response);
-	else if (cJSON_IsNumber(code) && code->valueint == STATELESS_MISSING_CAPABILITY)
-		send_json(req, 400, "Bad Request", response);   /* the revision says so */
-	else
-		send_json(req, 200, "OK", response);
-}
-
-/* The final answer written, then after(arg, response) (NULL: nothing) while both are still
- * there: the answer leaves before the work the agent need not wait for (mcp/reply.h). */
-static void reply_write_final_then(struct reply *base, cJSON *response,
-				   void (*after)(void *arg, const cJSON *response), void *arg)
-{
-	struct front_reply *r = container_of(base, struct front_reply, base);
-
-	if (r->batch) {         /* the batch answers as a whole, later */
-		if (after)
-			after(arg, response);
-		batch_child_finish(r, response);
-		return;
-	}
-	http_req_on_gone(r->req, NULL, NULL);
-	if (r->streaming) {
-		if (response)
-			write_event(r->req, response);
-		http_req_stream_end(r->req);
-	} else if (response) {
-		send_answer(r->req, response);
-	} else {
-		http_req_send(r->req, 202, "Accepted", NULL, NULL, 0);
-	}
-	if (after)
-		after(arg, response);
-	cJSON_Delete(response);
-	alloc_cache_put(r);
-}
-
-static void reply_write_final(struct reply *base, cJSON *response)
-{
-	reply_write_final_then(base, response, NULL, NULL);
-}
-
-static const struct reply_ops front_reply_ops = {
-	.event = reply_write_event, .finish = reply_write_final, .on_gone = reply_set_gone,
-	.finish_then = reply_write_final_then,
-};
-
-/* What a span needs of the request (mcp/reply.h): its arrival, trace context and peer. */
-static void reply_trace_view(struct front *f, struct http_req *req, struct reply *base)
-{
-	uint16_t port = 0;
-
-	base->received_ns = f->rx_ns;
-	if (!trace_enabled())
-		return;
-	base->traceparent = front_header(req, FH_TRACEPARENT);
-	base->tracestate = front_header(req, FH_TRACESTATE);
-	base->peer = http_conn_peer_text(http_req_conn(req), &port);
-	if (!*base->peer)
-		base->peer = NULL;
-	base->peer_port = port;
-}
-
-/* One a request: from the loop's kept blocks, and freed back to them (base/alloc.h). */
-static struct front_reply *reply_new(struct front *f, struct http_req *req)
-{
-	struct front_reply *r = xcalloc(1, sizeof(*r));
-
-	r->base.ops = &front_reply_ops;
-	r->f = f;
-	r->req = req;
-	reply_trace_view(f, req, &r->base);
-	return r;
-}
-
 /* --- GET streams ---------------------------------------------------------------------- */
 
 static void stream_closed(void *arg)
@@ -372,7 +110,7 @@ static void stream_closed(void *arg)
 
 static int stream_write_event(struct stream *base, const cJSON *msg)
 {
-	return write_event(container_of(base, struct front_stream, base)->req, msg);
+	return front_write_event(container_of(base, struct front_stream, base)->req, msg);
 }
 
 static const struct stream_ops front_stream_ops = { stream_write_event, NULL };
@@ -416,19 +154,19 @@ static struct session *find_session(struct front *f, struct http_req *req,
 	struct session *s;
 
 	if (!sid) {
-		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST,
 			   "Mcp-Session-Id header is required (send initialize first)");
 		return NULL;
 	}
 	s = router_session(f->r, sid);
 	if (!s || !redirect_in_session_ok(f->route, s)) {
-		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST,
 			   "session not found: it ended or never existed; initialize again");
 		return NULL;
 	}
 	if (who && strcmp(who->id, s->key_id)) {
 		audit_auth("key does not match the session", who->id, front_conn_peer(req));
-		send_error(req, 403, "Forbidden", -32001,
+		front_send_error(req, 403, "Forbidden", -32001,
 			   "this session was opened with another key");
 		return NULL;
 	}
@@ -436,43 +174,13 @@ static struct session *find_session(struct front *f, struct http_req *req,
 		char m[160];
 		snprintf(m, sizeof(m), "unsupported MCP-Protocol-Version \"%.40s\" (supported: "
 			 "2025-11-25, 2025-06-18, 2025-03-26)", ver);
-		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
+		front_send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
 		return NULL;
 	}
 	/* A supported version other than the negotiated one is accepted: the spec refuses only
 	 * invalid or unsupported ones, and clients (the conformance suite among them) send an
 	 * older header on some requests. */
 	return s;
-}
-
-static void batch_closed(void *arg)
-{
-	struct front_batch *b = arg;
-
-	struct front_reply *r, *tmp;
-
-	/* The client left: every request still running is told, then forgotten. */
-	list_for_each_entry_safe(r, tmp, &b->children, in_batch) {
-		list_del(&r->in_batch);
-		if (r->gone)
-			r->gone(r->gone_arg);
-		alloc_cache_put(r);
-	}
-	cJSON_Delete(b->responses);
-	free(b);
-}
-
-static void batch_done(struct front_batch *b)
-{
-	if (--b->pending)
-		return;
-	http_req_on_gone(b->req, NULL, NULL);
-	if (cJSON_GetArraySize(b->responses))
-		send_json(b->req, 200, "OK", b->responses);
-	else
-		http_req_send(b->req, 202, "Accepted", NULL, NULL, 0); /* only notifications/responses */
-	cJSON_Delete(b->responses);
-	free(b);
 }
 
 /* 2025-03-26 allows batches (later versions removed them): each element is handled as if it
@@ -490,20 +198,15 @@ static void handle_batch(struct front *f, struct http_req *req,
 		char m[160];
 		snprintf(m, sizeof(m), "JSON-RPC batches are not allowed in protocol version %s: "
 			 "send one message per request", s->version);
-		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
+		front_send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, m);
 		goto out;
 	}
 	if (!cJSON_GetArraySize(arr)) {
-		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, "empty batch");
+		front_send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, "empty batch");
 		goto out;
 	}
-	b = xcalloc(1, sizeof(*b));
-	b->responses = cJSON_CreateArray();
-	list_init(&b->children);
-	b->req = req;
-	b->pending = 1;
 	http_req_set_header(req, "Mcp-Session-Id", s->id);
-	http_req_on_gone(req, batch_closed, b);
+	b = front_batch_new(req);
 	cJSON_ArrayForEach(el, arr) {
 		cJSON *msg = cJSON_Duplicate(el, 1);
 		struct jsonrpc_msg m;
@@ -511,8 +214,8 @@ static void handle_batch(struct front *f, struct http_req *req,
 		const char *why;
 
 		if (!msg) {
-			cJSON_AddItemToArray(b->responses, jsonrpc_error(NULL, JSONRPC_INTERNAL_ERROR,
-									 "out of memory", NULL));
+			front_batch_add(b, jsonrpc_error(NULL, JSONRPC_INTERNAL_ERROR,
+							 "out of memory", NULL));
 			continue;
 		}
 		int rc = jsonrpc_classify(msg, &m, &code, &why);
@@ -522,7 +225,7 @@ static void handle_batch(struct front *f, struct http_req *req,
 			why = "initialize must not be part of a batch";
 		}
 		if (rc) {
-			cJSON_AddItemToArray(b->responses, jsonrpc_error(m.id, code, why, NULL));
+			front_batch_add(b, jsonrpc_error(m.id, code, why, NULL));
 			cJSON_Delete(msg);
 			continue;
 		}
@@ -534,13 +237,9 @@ static void handle_batch(struct front *f, struct http_req *req,
 			router_response(f->r, s, msg, &m);
 			continue;
 		}
-		struct front_reply *r = reply_new(f, req);
-		r->batch = b;
-		list_add(&r->in_batch, &b->children);
-		b->pending++;
-		router_request(f->r, s, who, msg, &m, &r->base);
+		router_request(f->r, s, who, msg, &m, front_batch_reply(b, f->rx_ns));
 	}
-	batch_done(b);
+	front_batch_done(b);
 out:
 	cJSON_Delete(arr);
 }
@@ -558,23 +257,19 @@ static void handle_stateless(struct front *f, struct http_req *req,
 {
 	cJSON *err = NULL;
 	int status = stateless_check(sh, m, &err);
-	struct front_reply *r = NULL;
-
 	if (!status)
 		status = stateless_check_params(f->r, m, param_header, req, &err);
 
 	if (!status) {
-		r = reply_new(f, req);
-		http_req_on_gone(req, reply_closed, r);
-		status = stateless_request(f->r, who, msg, m, &r->base, &err);
+		struct reply *r = front_reply_new(req, f->rx_ns);
+		status = stateless_request(f->r, who, msg, m, r, &err);
 		msg = NULL;
 		if (!status)
 			return;
-		http_req_on_gone(req, NULL, NULL);
-		alloc_cache_put(r);
+		front_reply_drop(req, r);
 	}
 	front_refused(req, status, err);
-	send_json(req, status, status == 404 ? "Not Found" : status == 429 ? "Too Many Requests"
+	front_send_json(req, status, status == 404 ? "Not Found" : status == 429 ? "Too Many Requests"
 			   : status >= 500 ? "Service Unavailable" : "Bad Request", err);
 	cJSON_Delete(err);
 	cJSON_Delete(msg);
@@ -591,7 +286,7 @@ static void serve_post(struct front *f, struct http_req *req, const struct key_i
 	const char *why, *dup;
 
 	if (!msg) {
-		send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
+		front_send_error(req, 400, "Bad Request", JSONRPC_PARSE_ERROR, "Parse error: body is not valid JSON");
 		return;
 	}
 	if ((dup = json_repeated_key(msg))) {    /* judged one value, forwarded another */
@@ -599,7 +294,7 @@ static void serve_post(struct front *f, struct http_req *req, const struct key_i
 
 		snprintf(text, sizeof(text), "Invalid Request: the member name \"%.64s\" appears "
 			 "twice in one object", dup);
-		send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, text);
+		front_send_error(req, 400, "Bad Request", JSONRPC_INVALID_REQUEST, text);
 		cJSON_Delete(msg);
 		return;
 	}
@@ -610,7 +305,7 @@ static void serve_post(struct front *f, struct http_req *req, const struct key_i
 	if (jsonrpc_classify(msg, &m, &code, &why)) {
 		cJSON *e = jsonrpc_error(m.id, code, why, NULL);
 		front_refused(req, 400, e);
-		send_json(req, 400, "Bad Request", e);
+		front_send_json(req, 400, "Bad Request", e);
 		cJSON_Delete(e);
 		cJSON_Delete(msg);
 		return;
@@ -625,7 +320,7 @@ static void serve_post(struct front *f, struct http_req *req, const struct key_i
 	if (m.kind == JSONRPC_REQUEST && !strcmp(m.method, "initialize")) {
 		cJSON *resp = NULL;
 		struct reply view = { 0 };
-		reply_trace_view(f, req, &view);
+		front_reply_trace_view(req, f->rx_ns, &view);
 		struct span *sp = call_trace_initialize(m.id, m.params, &view, who);
 		router_initialize(f->r, &m, who ? who->id : "", &s, &resp);
 		redirect_in_scope(f->route, s);
@@ -633,7 +328,7 @@ static void serve_post(struct front *f, struct http_req *req, const struct key_i
 		call_trace_initialized(sp, s, resp);
 		if (s)
 			http_req_set_header(req, "Mcp-Session-Id", s->id);
-		send_answer(req, resp);
+		front_send_answer(req, resp);
 		cJSON_Delete(resp);
 		cJSON_Delete(msg);
 		return;
@@ -654,10 +349,9 @@ static void serve_post(struct front *f, struct http_req *req, const struct key_i
 		http_req_send(req, 202, "Accepted", NULL, NULL, 0);
 		return;
 	}
-	struct front_reply *r = reply_new(f, req);
-	http_req_on_gone(req, reply_closed, r);
-	r->base.kept = kept;    /* handed over only: taken as the call starts */
-	router_request(f->r, s, who, msg, &m, &r->base);
+	struct reply *r = front_reply_new(req, f->rx_ns);
+	r->kept = kept;         /* handed over only: taken as the call starts */
+	router_request(f->r, s, who, msg, &m, r);
 }
 
 static void handle_post(struct front *f, struct http_req *req,
@@ -677,12 +371,12 @@ static void handle_post(struct front *f, struct http_req *req,
 			  : http_list_match(accept, types, 3);
 
 	if (!(listed & 1) && (listed & 6) != 6) {
-		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
 			   "Accept must list application/json and text/event-stream");
 		return;
 	}
 	if (!ctype || !ascii_caseprefix(ctype, "application/json", 16)) {
-		send_error(req, 415, "Unsupported Media Type", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 415, "Unsupported Media Type", JSONRPC_INVALID_REQUEST,
 			   "Content-Type must be application/json");
 		return;
 	}
@@ -702,7 +396,7 @@ static void handle_get(struct front *f, struct http_req *req, const struct key_i
 	struct session *s;
 
 	if (!accept || !http_list_has(accept, "text/event-stream")) {
-		send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 406, "Not Acceptable", JSONRPC_INVALID_REQUEST,
 			   "GET opens an event stream: Accept must list text/event-stream");
 		return;
 	}
@@ -710,13 +404,13 @@ static void handle_get(struct front *f, struct http_req *req, const struct key_i
 	if (!s)
 		return;
 	if (s->stream) {
-		send_error(req, 409, "Conflict", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 409, "Conflict", JSONRPC_INVALID_REQUEST,
 			   "this session already has an open stream");
 		return;
 	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
-		send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
+		front_send_error(req, 500, "Internal Server Error", JSONRPC_INTERNAL_ERROR, "out of memory");
 		return;
 	}
 	st->base.ops = &front_stream_ops;
@@ -724,7 +418,7 @@ static void handle_get(struct front *f, struct http_req *req, const struct key_i
 	st->req = req;
 	st->s = s;
 	http_req_set_header(req, "Mcp-Session-Id", s->id);
-	start_stream(req);
+	front_start_stream(req);
 	struct evbuffer *buf = evbuffer_new();
 	if (buf && sse_write_comment(buf, "stream open") == 0 &&
 	    http_req_stream_write(req, evbuffer_pullup(buf, -1), evbuffer_get_length(buf)))
@@ -844,18 +538,18 @@ static void serve_request(struct front *f, struct http_req *req)
 	f->route = redir ? &f->rroute : NULL;	/* the upstream's own path, for its session */
 	bool llm = !redir && f->llm && llm_owns_path(path) && strcmp(path, f->cfg->mcp_path);
 	if (!llm && !redir && (!path || strcmp(path, f->cfg->mcp_path))) {
-		send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
+		front_send_error(req, 404, "Not Found", JSONRPC_INVALID_REQUEST, "no MCP endpoint here");
 		return;
 	}
 	if (!llm && !router_ready(f->r) && park(f, req))
 		return;
 	/* DNS rebinding: a page on a foreign origin must not reach a loopback gateway. */
 	if (origin && !origin_allowed(f, origin)) {
-		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST, "Origin not allowed");
+		front_send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST, "Origin not allowed");
 		return;
 	}
 	if (!redir && f->loopback && (!host || !listener_is_loopback(host))) {
-		send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 403, "Forbidden", JSONRPC_INVALID_REQUEST,
 			   "Host not allowed: this gateway listens on loopback");
 		return;
 	}
@@ -865,7 +559,7 @@ static void serve_request(struct front *f, struct http_req *req)
 	}
 	if (cmd != HTTP_POST && cmd != HTTP_GET && cmd != HTTP_DELETE) {
 		http_req_set_header(req, "Allow", "GET, POST, DELETE");
-		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
 			   "use POST, GET or DELETE");
 		return;
 	}
@@ -887,7 +581,7 @@ static void serve_request(struct front *f, struct http_req *req)
 		break;
 	default:
 		http_req_set_header(req, "Allow", "GET, POST, DELETE");
-		send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
+		front_send_error(req, 405, "Method Not Allowed", JSONRPC_INVALID_REQUEST,
 			   "use POST, GET or DELETE");
 	}
 }
