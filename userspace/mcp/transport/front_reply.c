@@ -296,7 +296,6 @@ void front_reply_drop(struct http_req *req, struct reply *base)
 static void batch_closed(void *arg)
 {
 	struct front_batch *b = arg;
-
 	struct front_reply *r, *tmp;
 
 	/* The client left: every request still running is told, then forgotten. */
@@ -309,20 +308,6 @@ static void batch_closed(void *arg)
 	cJSON_Delete(b->responses);
 	free(b);
 }
-
-void front_batch_done(struct front_batch *b)
-{
-	if (--b->pending)
-		return;
-	http_req_on_gone(b->req, NULL, NULL);
-	if (cJSON_GetArraySize(b->responses))
-		front_send_json(b->req, 200, "OK", b->responses);
-	else
-		http_req_send(b->req, 202, "Accepted", NULL, NULL, 0); /* only notifications/responses */
-	cJSON_Delete(b->responses);
-	free(b);
-}
-
 
 struct front_batch *front_batch_new(struct http_req *req)
 {
@@ -349,4 +334,17 @@ struct reply *front_batch_reply(struct front_batch *b, uint64_t rx_ns)
 	list_add(&r->in_batch, &b->children);
 	b->pending++;
 	return &r->base;
+}
+
+void front_batch_done(struct front_batch *b)
+{
+	if (--b->pending)
+		return;
+	http_req_on_gone(b->req, NULL, NULL);
+	if (cJSON_GetArraySize(b->responses))
+		front_send_json(b->req, 200, "OK", b->responses);
+	else
+		http_req_send(b->req, 202, "Accepted", NULL, NULL, 0); /* only notifications/responses */
+	cJSON_Delete(b->responses);
+	free(b);
 }
