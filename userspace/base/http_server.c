@@ -715,5 +715,6 @@ void http_server_free(struct http_server *s)
 	}
 	event_free_opt(s->sweep);
 	event_free_opt(s->reaper);
+	free(s->head);
 	free(s);
 }

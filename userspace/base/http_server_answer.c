@@ -58,11 +58,12 @@ const char *http_reason(int status)
 	return status < 300 ? "OK" : status < 500 ? "Error" : "Server Error";
 }
 
-/* The Date header's value, printed once a second (RFC 9110 asks an origin server for it). */
+/* The Date header's value, printed once a second (RFC 9110 asks an origin server for it);
+ * once a thread, so that loops on several threads each keep their own. */
 const char *http_date_now(void)
 {
-	static char text[40];
-	static time_t at;
+	static _Thread_local char text[40];
+	static _Thread_local time_t at;
 	time_t now = time(NULL);
 
 	if (now != at || !text[0]) {
@@ -228,8 +229,6 @@ void http_req_sendv(struct http_req *r, int status, const char *reason, const ch
 		    const struct iovec *body, int nbody)
 {
 	struct http_conn *c = r->c;
-	static char *head;
-	static size_t cap;
 	struct iovec iov[1 + HTTP_SENDV_MAX];
 	size_t n, len = 0;
 
@@ -243,9 +242,9 @@ void http_req_sendv(struct http_req *r, int status, const char *reason, const ch
 		nbody = 0;      /* a caller's bug: an answer without its body, not an overflow */
 	for (int i = 0; i < nbody; i++)
 		len += body[i].iov_len;
-	n = head_print(r, &head, &cap, status, reason, nbody ? ctype : NULL,
+	n = head_print(r, &c->s->head, &c->s->head_cap, status, reason, nbody ? ctype : NULL,
 		       nbody ? (int64_t)len : 0);
-	iov[0] = (struct iovec){ head, n };
+	iov[0] = (struct iovec){ c->s->head, n };
 	if (r->method == HTTP_HEAD)
 		nbody = 0;
 	for (int i = 0; i < nbody; i++)
@@ -261,8 +260,6 @@ void http_req_sendv(struct http_req *r, int status, const char *reason, const ch
 void http_req_stream_start(struct http_req *r, int status, const char *reason)
 {
 	struct http_conn *c = r->c;
-	static char *head;
-	static size_t cap;
 	struct iovec iov;
 
 	if (!c->req_live || c->state != CONN_SERVING)
@@ -272,8 +269,8 @@ void http_req_stream_start(struct http_req *r, int status, const char *reason)
 	if (!r->chunked)
 		r->keep_alive = false;
 	c->state = CONN_STREAMING;
-	iov.iov_len = head_print(r, &head, &cap, status, reason, NULL, -1);
-	iov.iov_base = head;
+	iov.iov_len = head_print(r, &c->s->head, &c->s->head_cap, status, reason, NULL, -1);
+	iov.iov_base = c->s->head;
 	conn_write(c, &iov, 1);
 }
 

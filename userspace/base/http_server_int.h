@@ -96,6 +96,8 @@ struct http_server {
 	struct list_head failed;        /* connections to close on the next turn */
 	struct list_head later;         /* connections with pipelined input to parse next turn */
 	struct event *sweep, *reaper;
+	char *head;                     /* an answer's status line and headers, printed here */
+	size_t head_cap;
 };
 
 /* http_server.c */

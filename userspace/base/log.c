@@ -5,6 +5,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 #include "base/list.h"
 #include "base/thread.h"
 
-static enum log_level g_level = LOG_INFO;
+static _Atomic enum log_level g_level = LOG_INFO;       /* read by every thread */
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 struct line {
@@ -130,8 +131,15 @@ static struct line *line_get(size_t n)
 	return l;
 }
 
-void log_set_level(enum log_level lvl) { g_level = lvl; }
-enum log_level log_get_level(void) { return g_level; }
+void log_set_level(enum log_level lvl)
+{
+	atomic_store_explicit(&g_level, lvl, memory_order_relaxed);
+}
+
+enum log_level log_get_level(void)
+{
+	return atomic_load_explicit(&g_level, memory_order_relaxed);
+}
 
 int log_level_parse(const char *s, enum log_level *out)
 {
@@ -298,7 +306,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_list ap;
 	struct line *l;
 
-	if (lvl < g_level)
+	if (lvl < log_get_level())
 		return;
 	log_timestamp(ts, sizeof(ts));
 	snprintf(prefix, sizeof(prefix), "%s mcpwarden %s: ", ts, level_names[lvl]);

@@ -729,7 +729,7 @@ redisAsyncContext *fleet_async_connect(struct fleet *f, const char *host, int po
 				       void (*on_disc)(const redisAsyncContext *, int),
 				       const char **why)
 {
-	static char err[128];
+	static _Thread_local char err[128];       /* *why outlives the call */
 	redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
 
 	*why = "out of memory";

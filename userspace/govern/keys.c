@@ -67,8 +67,7 @@ struct keystore {
 	struct htab by_id;             /* keys by id */
 	struct htab by_hash;           /* keys by SHA-256 digest: authentication's lookup */
 	struct htab teams;             /* by name */
-	EVP_MD *sha256;
-	EVP_MD_CTX *md_ctx;
+	EVP_MD *sha256;                /* fetched once; read by every thread that hashes */
 	struct peer_guard *peers;      /* brute-force hold-off */
 	struct keys_workload *wl;      /* keyless workloads, in config order (first match wins) */
 	size_t nwl;
@@ -155,9 +154,8 @@ int keys_new(const struct peer_guard_limits *limits, struct keystore **out)
 		goto out;
 	/* Fetch SHA-256 once: the implicit fetch inside one-shot digests costs on every call. */
 	ks->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	ks->md_ctx = EVP_MD_CTX_new();
 	rc = -ENOMEM;
-	if (!ks->sha256 || !ks->md_ctx)
+	if (!ks->sha256)
 		goto out;
 	changed();
 	*out = ks;
@@ -205,7 +203,6 @@ void keys_free(struct keystore *ks)
 	}
 	peer_guard_free(ks->peers);
 	free(ks->wl);
-	EVP_MD_CTX_free(ks->md_ctx);
 	EVP_MD_free(ks->sha256);
 	free(ks);
 }
@@ -264,13 +261,13 @@ int keys_hash(const char *key, size_t len, unsigned char out[KEYS_HASH_LEN])
 	return 0;
 }
 
-static int hash_with(struct keystore *ks, const char *key, size_t len, unsigned char *out)
+/* A context a digest, not one a keystore: loops on several threads may authenticate against
+ * one keystore at once, and a connection hashes only its first key (keys_authenticate_memo). */
+static int hash_with(const struct keystore *ks, const char *key, size_t len, unsigned char *out)
 {
 	unsigned int n = 0;
 
-	if (EVP_DigestInit_ex2(ks->md_ctx, ks->sha256, NULL) != 1 ||
-	    EVP_DigestUpdate(ks->md_ctx, key, len) != 1 ||
-	    EVP_DigestFinal_ex(ks->md_ctx, out, &n) != 1 || n != KEYS_HASH_LEN)
+	if (EVP_Digest(key, len, out, &n, ks->sha256, NULL) != 1 || n != KEYS_HASH_LEN)
 		return -EIO;
 	return 0;
 }

@@ -159,8 +159,8 @@ struct span *call_trace_initialize(const cJSON *id, const cJSON *params,
 				   const struct reply *reply, const struct key_identity *who);
 void call_trace_initialized(struct span *sp, const struct session *s, const cJSON *response);
 
-/* Free the calls kept for reuse (they are kept across routers: a reload's new router takes
- * them up); a router being freed drops them. */
+/* Free the calls this thread kept for reuse (they are kept across routers: a reload's new
+ * router takes them up); a router being freed drops them. */
 void call_spares_drop(void);
 /* A request: m from the method table (asked: the name the client sent), id and params taken
  * over (the request's own nodes, detached: no copy). who: the caller, NULL when auth is off.

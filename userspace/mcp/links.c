@@ -2,6 +2,7 @@
 #include "mcp/links.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <event2/event.h>
 
@@ -13,8 +14,26 @@
 #include "mcp/session.h"
 #include "mcp/upstream.h"
 
-/* The children of every session's own stdio links (loop thread; one process, one count). */
-static unsigned children;
+/* The children of every session's own stdio links: one count a process, whichever loop
+ * opened them, taken before a child is started so that the cap holds exactly. */
+static _Atomic unsigned children;
+
+static bool child_take(unsigned max)
+{
+	unsigned n = atomic_load_explicit(&children, memory_order_relaxed);
+
+	do {
+		if (max && n >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&children, &n, n + 1,
+							memory_order_relaxed, memory_order_relaxed));
+	return true;
+}
+
+static void child_put(void)
+{
+	atomic_fetch_sub_explicit(&children, 1, memory_order_relaxed);
+}
 
 static bool own_child(const struct links *ls, size_t server)
 {
@@ -27,7 +46,7 @@ static void close_link(struct session_link *sl)
 	link_close(sl->link);
 	sl->link = NULL;
 	if (sl->child)
-		children--;
+		child_put();
 	sl->child = false;
 }
 
@@ -189,7 +208,7 @@ static bool pool_put(const struct links *ls, struct session *s, size_t server)
 
 unsigned links_children(void)
 {
-	return children;
+	return atomic_load_explicit(&children, memory_order_relaxed);
 }
 
 size_t links_children_per_session(const struct links *ls)
@@ -230,7 +249,7 @@ struct link *links_get(const struct links *ls, struct session *s, size_t server,
 		return sl->link;
 	}
 	bool child = own_child(ls, server);
-	if (child && ls->max_children && children >= ls->max_children) {
+	if (child && !child_take(ls->max_children)) {
 		*err = -EUSERS;
 		return NULL;
 	}
@@ -239,9 +258,10 @@ struct link *links_get(const struct links *ls, struct session *s, size_t server,
 	if (rc) {
 		sl->link = NULL;
 		*err = rc;
+		if (child)
+			child_put();
 	} else if (child) {
 		sl->child = true;
-		children++;
 	}
 	return sl->link;
 }

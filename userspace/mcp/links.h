@@ -59,7 +59,7 @@ struct link *links_current(const struct links *ls, struct session *s, size_t ser
  * request's idle HTTP links go to the pool instead. */
 void links_close_session(const struct links *ls, struct session *s);
 /* Stdio children the sessions' own links hold now, across every router of the process (a
- * reload's old sessions included). Loop thread. */
+ * reload's old sessions included). Read from any thread. */
 unsigned links_children(void);
 /* How many children one new session may spawn: its per_session stdio servers. */
 size_t links_children_per_session(const struct links *ls);

@@ -2,6 +2,7 @@
 #include "mcp/stateless.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -883,10 +884,11 @@ int stateless_request(struct router *r, const struct key_identity *who, cJSON *m
 	if (keep) {
 		/* Agents of this revision reuse ids freely: on the holder, which runs several of
 		 * the identity's requests at once, each runs under an id of the gateway's. */
-		static unsigned long long next_id;
+		static _Atomic unsigned long long next_id;
 		struct jsonrpc_msg hm = *m;
 		cJSON *gid;
-		snprintf(sr->gid, sizeof(sr->gid), "mcpwarden-task-%llu", ++next_id);
+		snprintf(sr->gid, sizeof(sr->gid), "mcpwarden-task-%llu",
+			 atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1);
 		gid = cJSON_CreateString(sr->gid);
 		/* in msg, in the id's place: router_request takes the id from msg (sr->id has
 		 * the agent's) */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,7 +345,7 @@ static const struct reply_ops watch_ops = {
 void stasks_watch(struct router *r, struct session *s, const struct key_identity *who,
 		  const char *task_id)
 {
-	static unsigned long long next;
+	static _Atomic unsigned long long next;
 	struct watch *w = calloc(1, sizeof(*w));
 	cJSON *msg = cJSON_CreateObject(), *params;
 	struct jsonrpc_msg m;
@@ -357,7 +358,8 @@ void stasks_watch(struct router *r, struct session *s, const struct key_identity
 	w->base.ops = &watch_ops;
 	w->s = s;
 	snprintf(w->task_id, sizeof(w->task_id), "%s", task_id);
-	snprintf(gid, sizeof(gid), "mcpwarden-taskwatch-%llu", ++next);
+	snprintf(gid, sizeof(gid), "mcpwarden-taskwatch-%llu",
+		 atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1);
 	cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
 	cJSON_AddStringToObject(msg, "id", gid);
 	cJSON_AddStringToObject(msg, "method", "tasks/result");

@@ -268,9 +268,9 @@ void trace_meta_headers(const cJSON *params, char *traceparent, char *tracestate
 /* --- ids and sampling --------------------------------------------------------------------- */
 
 /* xoshiro256** seeded from getrandom: ids need to be unique, not secret, and a system call
- * per span would cost more than the span. Loop thread only. */
-static uint64_t rng_s[4];
-static bool rng_seeded;
+ * per span would cost more than the span. One generator a thread (a loop's spans are its own). */
+static _Thread_local uint64_t rng_s[4];
+static _Thread_local bool rng_seeded;
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
@@ -283,7 +283,7 @@ static uint64_t rng_next(void)
 			rng_s[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
 			rng_s[1] = clock_mono_ns() | 1;
 			rng_s[2] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
-			rng_s[3] = 0x2545f4914f6cdd1dull;
+			rng_s[3] = (uint64_t)(uintptr_t)rng_s | 1;     /* one a thread */
 		}
 		rng_seeded = true;
 	}

@@ -13,10 +13,14 @@ static const char *const names[FH_COUNT] = {
 #undef FH_NAME
 };
 
-static size_t name_len[FH_COUNT];
+static const size_t name_len[FH_COUNT] = {
+#define FH_LEN(id, name) [FH_##id] = sizeof(name) - 1,
+	FRONT_HEADERS(FH_LEN)
+#undef FH_LEN
+};
 
-/* The request being served and its headers (one loop: one at a time). */
-static struct {
+/* The request being served and its headers: one at a time on a loop, one a thread. */
+static _Thread_local struct {
 	struct http_req *req;
 	const char *v[FH_COUNT];
 } cur;
@@ -25,9 +29,6 @@ void front_headers_read(struct http_req *req)
 {
 	size_t nh = http_req_nheaders(req);
 
-	if (!name_len[0])
-		for (int i = 0; i < FH_COUNT; i++)
-			name_len[i] = strlen(names[i]);
 	memset(&cur, 0, sizeof(cur));
 	cur.req = req;
 	for (size_t k = 0; k < nh; k++) {

@@ -1,6 +1,6 @@
 /* front_headers: the request headers the front reads, found in one pass over a request's
  * header list instead of one case-insensitive walk per lookup (a governed call looked up about
- * a dozen). Loop thread only.
+ * a dozen). Each loop thread keeps its own index.
  *
  * front_headers_read(req) indexes a request while it is being served; front_header() answers
  * from the index for that request, and falls back to the server's own lookup for any other (a
