@@ -1,14 +1,20 @@
 /* test_loops: event loops on several threads at once, as `workers: N` will run them
  * (docs/architecture.md, "workers: N"), sharing what a process shares.
  *
+ * Metrics (observe/metrics): loop threads count into blocks of their own while the main
+ * thread scrapes; /metrics shows the sums, exactly, series by series.
+ *
  * Each loop thread runs its own HTTP server (base/http_server) on its own event base and
  * authenticates every request against one keystore both loops share (govern/keys); a client
  * thread a loop sends it keep-alive requests over real loopback TCP, with a good key or a bad
  * one and a response header of a different length each time, and checks every answer byte
- * for byte: the status, the Date header, the header's length, the body naming the key. What
- * each server prints its answers with and what the keystore hashes with must be a loop's
- * own: a buffer shared by two servers is reallocated under the other's feet (AddressSanitizer
- * sees it, or an answer comes out wrong), and ThreadSanitizer (make tsan) reports any race.
+ * for byte: the status, the Date header, the header's length, the body naming the key. Each
+ * loop also calls the other loop's server through its own upstream HTTP client
+ * (base/http_client, as the upstream transports do) and checks those answers. What each
+ * server prints its answers with, what the keystore hashes with and each client's pools must
+ * be a loop's own: a buffer shared by two servers is reallocated under the other's feet
+ * (AddressSanitizer sees it, or an answer comes out wrong), and ThreadSanitizer (make tsan)
+ * reports any race.
  */
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -23,31 +29,43 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "cunit_main.h"
+#include "base/http_client.h"
 #include "base/http_server.h"
 #include "govern/keys.h"
+#include "observe/metrics.h"
 
 #define LOOPS 2
 #define REQUESTS 400            /* a client's, over one connection */
+#define CALLS 200               /* a loop's own client's, to the other loop's server */
 #define WAIT_MS 20000           /* the longest a loop or a client may take */
 #define NOW 1800000000LL        /* wall-clock time for the keys, unix seconds */
 #define GOOD_KEY "mcpw_loops_test_key_0123456789"
 
 static struct keystore *shared_ks;
+static atomic_int calls_done;   /* loops whose own client is through */
 
 struct loop {
 	int idx;
 	struct event_base *base;
 	struct http_server *s;
-	struct event *deadline;
+	struct event *deadline, *tick;
 	int port;
 	atomic_uint answered;
-	unsigned closed;
 	/* what the client thread found */
+	atomic_bool client_done;
 	unsigned ok, wrong;
 	char first_wrong[256];
+	/* the loop's own client, calling the other loop's server */
+	int other_port;
+	struct http_pool *pool;
+	unsigned call, call_ok, call_wrong;
+	int status;
+	char body[200];
+	size_t body_len;
 };
 
 /* Every request: authenticate its key against the shared keystore, answer with a header of
@@ -79,16 +97,82 @@ static void on_request(void *arg, struct http_req *r)
 	atomic_fetch_add(&l->answered, 1);
 }
 
-static void on_close(void *arg, struct http_conn *c)
+static const struct http_server_hooks hooks = { on_request, NULL, NULL, NULL };
+
+/* A loop stops once its client thread and every loop's own client are through. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct loop *l = arg;
 
-	(void)c;
-	if (++l->closed == 1)   /* the client is done: so is the loop */
+	(void)fd, (void)what;
+	if (atomic_load(&l->client_done) && atomic_load(&calls_done) == LOOPS)
 		event_base_loopbreak(l->base);
 }
 
-static const struct http_server_hooks hooks = { on_request, NULL, on_close, NULL };
+/* ---- a loop's own client ---- */
+
+static void call_next(struct loop *l);
+
+static int call_head(void *arg, const struct http_head *h)
+{
+	struct loop *l = arg;
+
+	l->status = h->status;
+	return 0;
+}
+
+static int call_body(void *arg, const char *p, size_t n)
+{
+	struct loop *l = arg;
+
+	if (l->body_len + n >= sizeof(l->body))
+		return -EMSGSIZE;
+	memcpy(l->body + l->body_len, p, n);
+	l->body_len += n;
+	return 0;
+}
+
+static void call_done(void *arg, int err)
+{
+	struct loop *l = arg;
+	char want[64];
+
+	l->body[l->body_len] = '\0';
+	snprintf(want, sizeof(want), "{\"loop\":%d,\"key\":\"k1\"}", 1 - l->idx);
+	if (!err && l->status == 200 && !strcmp(l->body, want))
+		l->call_ok++;
+	else
+		l->call_wrong++;
+	l->call++;
+	call_next(l);
+}
+
+static const struct http_request_cb call_cb = { call_head, call_body, call_done };
+
+static void call_next(struct loop *l)
+{
+	static _Thread_local char headers[64];
+	struct http_request_spec spec = {
+		.method = "GET", .target = "/c", .host = "t", .headers = headers,
+		.timeout_ms = WAIT_MS,
+	};
+	struct http_request *r;
+
+	if (l->call == CALLS) {
+		atomic_fetch_add(&calls_done, 1);
+		return;
+	}
+	spec.headers_len = (size_t)snprintf(headers, sizeof(headers),
+					    "X-Api-Key: %s\r\nX-Pad-Len: %u\r\n", GOOD_KEY,
+					    (l->call * 53) % 1800);
+	l->status = 0;
+	l->body_len = 0;
+	if (http_request_start(l->pool, &spec, &call_cb, l, &r) != 0) {
+		l->call_wrong++;
+		l->call = CALLS;
+		atomic_fetch_add(&calls_done, 1);
+	}
+}
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
@@ -101,10 +185,19 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static void *loop_main(void *arg)
 {
 	struct loop *l = arg;
-	struct timeval tv = { WAIT_MS / 1000, 0 };
+	struct timeval tv = { WAIT_MS / 1000, 0 }, tick = { 0, 5000 };
 
 	evtimer_add(l->deadline, &tv);
+	event_add(l->tick, &tick);
+	if (http_client_init(l->base, NULL) == 0 &&
+	    http_pool_get("127.0.0.1", (unsigned)l->other_port, &l->pool) == 0) {
+		call_next(l);
+	} else {
+		l->call_wrong++;
+		atomic_fetch_add(&calls_done, 1);
+	}
 	event_base_dispatch(l->base);
+	http_client_shutdown();         /* the thread's own client, on its thread */
 	return NULL;
 }
 
@@ -210,6 +303,7 @@ static void *client_main(void *arg)
 out:
 	if (fd >= 0)
 		close(fd);
+	atomic_store(&l->client_done, true);
 	return NULL;
 }
 
@@ -234,10 +328,14 @@ static void test_loops_side_by_side(void)
 		l->base = event_base_new();
 		CU_ASSERT_FATAL(l->base != NULL);
 		l->deadline = evtimer_new(l->base, on_deadline, l);
-		CU_ASSERT_FATAL(l->deadline != NULL);
+		l->tick = event_new(l->base, -1, EV_PERSIST, on_tick, l);
+		CU_ASSERT_FATAL(l->deadline != NULL && l->tick != NULL);
 		CU_ASSERT_FATAL(http_server_new(l->base, &hooks, l, &l->s) == 0);
 		CU_ASSERT_FATAL(http_server_bind(l->s, "loop", "127.0.0.1", 0, &l->port, NULL) == 0);
 	}
+	atomic_store(&calls_done, 0);
+	for (int i = 0; i < LOOPS; i++)
+		loops[i].other_port = loops[(i + 1) % LOOPS].port;
 	for (int i = 0; i < LOOPS; i++)
 		CU_ASSERT_FATAL(pthread_create(&lt[i], NULL, loop_main, &loops[i]) == 0);
 	for (int i = 0; i < LOOPS; i++)
@@ -249,20 +347,129 @@ static void test_loops_side_by_side(void)
 	for (int i = 0; i < LOOPS; i++) {
 		struct loop *l = &loops[i];
 
-		if (l->wrong || l->ok != REQUESTS)
-			fprintf(stderr, "loop %d: %u right, %u wrong; first: %s\n", i, l->ok, l->wrong,
-				l->first_wrong);
+		if (l->wrong || l->ok != REQUESTS || l->call_ok != CALLS)
+			fprintf(stderr, "loop %d: %u right, %u wrong (first: %s); its own client: "
+				"%u right, %u wrong\n", i, l->ok, l->wrong, l->first_wrong,
+				l->call_ok, l->call_wrong);
 		CU_ASSERT_EQUAL(l->ok, REQUESTS);
 		CU_ASSERT_EQUAL(l->wrong, 0);
-		CU_ASSERT_EQUAL(atomic_load(&l->answered), REQUESTS);
-		CU_ASSERT_EQUAL(l->closed, 1);
+		CU_ASSERT_EQUAL(l->call_ok, CALLS);
+		CU_ASSERT_EQUAL(l->call_wrong, 0);
+		/* its client thread's, and the other loop's client's */
+		CU_ASSERT_EQUAL(atomic_load(&l->answered), REQUESTS + CALLS);
 		http_server_free(l->s);
 		event_free(l->deadline);
+		event_free(l->tick);
 		event_base_free(l->base);
 	}
 	keys_free(shared_ks);
 	shared_ks = NULL;
 }
 
+/* ---- metrics ---- */
+
+#define COUNTS 20000            /* a counting thread's calls */
+
+static void *count_main(void *arg)
+{
+	int idx = (int)(intptr_t)arg;
+	char own[32], key[16];
+
+	snprintf(own, sizeof(own), "only-%d", idx);
+	snprintf(key, sizeof(key), "key-%d", idx);
+	metrics_loop_attach();
+	for (int i = 0; i < COUNTS; i++) {
+		metrics_decision("tools/call", "allow", 0, false, "srv", 5000, 20000);
+		metrics_tool_call("srv", "shared", 30000);
+		metrics_tool_call("srv", own, 30000);
+		if (i % 100 == 0) {
+			metrics_decision("tools/call", "error", -32603, false, "srv", 100, 0);
+			metrics_llm("key-x", "openai/gpt", 3, 4, 5);
+			metrics_llm(key, "openai/gpt", 1, 1, 0);
+		}
+	}
+	metrics_session_opened();
+	metrics_session_opened();
+	metrics_session_closed();
+	metrics_loop_detach();
+	return NULL;
+}
+
+static char *scrape(void)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+	char *text;
+
+	CU_ASSERT_FATAL(b != NULL);
+	CU_ASSERT_EQUAL(metrics_render(b, NULL, NULL), 0);
+	n = evbuffer_get_length(b);
+	text = malloc(n + 1);
+	CU_ASSERT_FATAL(text != NULL);
+	evbuffer_remove(b, text, n);
+	text[n] = '\0';
+	evbuffer_free(b);
+	return text;
+}
+
+/* The value of the sample whose line starts with name (labels included), or -1. */
+static long long sample(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, n) && p[n] == ' ')
+			return strtoll(p + n + 1, NULL, 10);
+	return -1;
+}
+
+static void test_metrics_add_up(void)
+{
+	pthread_t t[LOOPS];
+	char *text;
+
+	metrics_reset();
+	metrics_decision("tools/call", "allow", 0, false, "srv", 5000, 20000);  /* the main loop's */
+	metrics_circuit_state("srv", 1);
+	for (int i = 0; i < LOOPS; i++)
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, count_main, (void *)(intptr_t)i) == 0);
+	for (int i = 0; i < 50; i++)    /* scrapes while the loops count: never a torn read */
+		free(scrape());
+	for (int i = 0; i < LOOPS; i++)
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+
+	text = scrape();
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_requests_total{method=\"tools/call\","
+			       "decision=\"allow\",reason=\"ok\"}"), LOOPS * COUNTS + 1);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_requests_total{method=\"tools/call\","
+			       "decision=\"error\",reason=\"internal\"}"), LOOPS * COUNTS / 100);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_request_duration_seconds_count{part=\"gateway\"}"),
+			LOOPS * (COUNTS + COUNTS / 100) + 1);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_tool_call_duration_seconds_count{server=\"srv\","
+			       "tool=\"shared\"}"), LOOPS * COUNTS);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_tool_call_duration_seconds_count{server=\"srv\","
+			       "tool=\"only-0\"}"), COUNTS);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_tool_call_duration_seconds_count{server=\"srv\","
+			       "tool=\"only-1\"}"), COUNTS);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_llm_input_tokens_total{key=\"key-x\","
+			       "model=\"openai/gpt\"}"), 3 * LOOPS * COUNTS / 100);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_llm_requests_total{key=\"key-1\","
+			       "model=\"openai/gpt\"}"), COUNTS / 100);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_sessions"), LOOPS);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_upstream_circuit_state{upstream=\"srv\"}"), 1);
+	free(text);
+
+	/* A loop that stopped left its counts; the next one counts on from them. */
+	CU_ASSERT_FATAL(pthread_create(&t[0], NULL, count_main, (void *)(intptr_t)0) == 0);
+	CU_ASSERT_FATAL(pthread_join(t[0], NULL) == 0);
+	text = scrape();
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_tool_call_duration_seconds_count{server=\"srv\","
+			       "tool=\"only-0\"}"), 2 * COUNTS);
+	CU_ASSERT_EQUAL(sample(text, "mcpwarden_sessions"), LOOPS + 1);
+	free(text);
+	metrics_reset();
+}
+
 CU_MAIN("loops", cu_quiet, NULL,
-	{ "two loops answer and authenticate side by side", test_loops_side_by_side })
+	{ "two loops answer and authenticate side by side", test_loops_side_by_side },
+	{ "loops count on their own, and a scrape adds them up", test_metrics_add_up })

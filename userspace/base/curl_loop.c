@@ -15,7 +15,8 @@ struct sock {
 	struct event *ev;
 };
 
-static struct {
+/* A loop's multi handle: one a loop thread (curl_global_init counts its users). */
+static _Thread_local struct {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;

@@ -43,7 +43,8 @@ struct curl_loop_ops {
 	void (*after)(void);
 };
 
-/* 0, or -EBUSY when already running on another base. ops may be NULL. */
+/* For the calling thread's loop (one multi handle a loop thread): 0, or -EBUSY when this
+ * thread runs it on another base already. ops may be NULL and is kept. */
 int curl_loop_init(struct event_base *base, const struct curl_loop_ops *ops);
 void curl_loop_shutdown(void);
 bool curl_loop_running(const struct event_base *base);

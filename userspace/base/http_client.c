@@ -84,7 +84,8 @@ struct http_request {
 	bool retried;
 };
 
-static struct {
+/* A loop's client: each loop thread that calls http_client_init has its own pools. */
+static _Thread_local struct {
 	struct event_base *base;
 	void (*after)(void);
 	struct list_head pools;

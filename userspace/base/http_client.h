@@ -35,7 +35,8 @@
 #define HTTP_IDLE_EXPIRY_MS     60000           /* an idle connection is closed after this */
 #define HTTP_READ_BUF           16384
 
-/* 0, or -EBUSY when already running on another base. after may be NULL. */
+/* For the calling thread's loop: each loop thread has its own client and pools. 0, or -EBUSY
+ * when this thread runs it on another base already. after may be NULL. */
 int http_client_init(struct event_base *base, void (*after)(void));
 /* Close every connection; requests still running get no callback. */
 void http_client_shutdown(void);

@@ -2,11 +2,12 @@
  *
  * The counting hooks are called on the request path by the router: each is a few increments
  * of fixed arrays (methods, decisions and reason classes are small enums; upstream servers a
- * fixed open-addressing table), so a hook costs O(1) and never allocates. The state is
- * process-wide and belongs to the event-loop thread, like everything the hooks are called
- * from; it survives a configuration reload, so counters never go backwards while the process
- * lives. Gauges that other modules already count (store commits, keys, eBPF counters) are
- * read when /metrics is scraped, not pushed.
+ * fixed open-addressing table), so a hook costs O(1) and never allocates. Each event-loop
+ * thread counts into a block of its own (the main thread's, or one metrics_loop_attach gave
+ * it), without a lock; a scrape adds the blocks up, so loops on several threads show as one
+ * process. The counts survive a configuration reload, so counters never go backwards while
+ * the process lives. Gauges that other modules already count (store commits, keys, eBPF
+ * counters) are read when /metrics is scraped, not pushed.
  *
  * Families (docs/admin-api.md lists them with their labels):
  *   mcpwarden_requests_total{method,decision,reason}   every JSON-RPC request answered
@@ -31,6 +32,11 @@ struct evbuffer;
 struct enforcer;
 struct keystore;
 struct store;
+
+/* A loop thread other than the main one counts into a block of its own from attach to
+ * detach; its counts stay in the process's after it (a later attach takes the block up). */
+void metrics_loop_attach(void);
+void metrics_loop_detach(void);
 
 /* Monotonic nanoseconds: what the router stamps calls with for the latency split. */
 uint64_t metrics_now_ns(void);
@@ -80,7 +86,7 @@ void metrics_http_refused(enum metrics_listener l, int status);
 /* The enforcer whose counters /metrics shows (NULL: none, e.g. enforcement is off). Not owned:
  * clear it before freeing the enforcer. */
 void metrics_set_enforcer(struct enforcer *e);
-/* That enforcer (the admin plane's kernel view reads its maps), or NULL. Loop thread. */
+/* That enforcer (the admin plane's kernel view reads its maps), or NULL. Loop 0. */
 struct enforcer *metrics_enforcer(void);
 
 /* Append the whole exposition to out. st and ks may be NULL (those families are left out).

@@ -43,7 +43,7 @@ struct http_exchange {
 
 int http_exchange_init(struct event_base *base, void (*after_fn)(void))
 {
-	static struct curl_loop_ops ops;
+	static _Thread_local struct curl_loop_ops ops;      /* the thread's loop keeps it */
 	int rc;
 
 	ops.after = after_fn;
@@ -73,8 +73,9 @@ void http_exchange_pump(void)
 }
 
 /* The endpoints in use, one per URL: every session's link to an upstream holds one (10,000
- * sessions, one parse and one copy of the URL, target and Host). Loop thread only. */
-static struct http_endpoint *endpoints;
+ * sessions, one parse and one copy of the URL, target and Host). A loop's own: a session's
+ * links live on its loop. */
+static _Thread_local struct http_endpoint *endpoints;
 
 /* The endpoint for url when one is in use already. */
 static struct http_endpoint *endpoint_shared(const char *url)

@@ -29,7 +29,7 @@ void http_exchange_pump(void);
 struct http_endpoint;
 /* Parse url: http or https with a host. -EINVAL for anything else; -ENOTSUP for a host name
  * when libcurl resolves names synchronously (it would block the loop). `name` is for logs.
- * Endpoints are shared: the same url gives the same one, counted (loop thread only). */
+ * Endpoints are shared: the same url gives the same one, counted (a loop thread's own). */
 int http_endpoint_new(const char *url, const char *name, struct http_endpoint **out);
 /* Drop one reference. Exchanges already started do not need the endpoint. NULL is fine. */
 void http_endpoint_free(struct http_endpoint *ep);

@@ -113,7 +113,8 @@ struct delivery {
 	char why[WHY_MAX];
 };
 
-static struct {
+/* A loop's transports and deliveries: one set a loop thread (upstream_http_init). */
+static _Thread_local struct {
 	bool draining;
 	struct list_head transports;
 	struct list_head orphans;       /* DELETEs that outlive their transport */

@@ -12,8 +12,8 @@
 
 #include "mcp/transport/transport.h"
 
-/* The process-wide HTTP clients (own and curl multi) bound to base; call once at start-up, and
- * _shutdown at exit. */
+/* The HTTP clients (own and curl multi) of the calling thread's loop, bound to base; call once
+ * a loop thread at its start, and _shutdown on that thread at its end. */
 int upstream_http_init(struct event_base *base);
 void upstream_http_shutdown(void);
 
