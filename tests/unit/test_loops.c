@@ -4,6 +4,10 @@
  * Metrics (observe/metrics): loop threads count into blocks of their own while the main
  * thread scrapes; /metrics shows the sums, exactly, series by series.
  *
+ * Stdio children (mcp/transport/upstream_stdio): each loop thread starts children on its own
+ * base and sees each one's end, with its own exit status, on its own loop (a pidfd each; a
+ * process-wide SIGCHLD event could serve one base only).
+ *
  * Each loop thread runs its own HTTP server (base/http_server) on its own event base and
  * authenticates every request against one keystore both loops share (govern/keys); a client
  * thread a loop sends it keep-alive requests over real loopback TCP, with a good key or a bad
@@ -35,7 +39,10 @@
 #include "cunit_main.h"
 #include "base/http_client.h"
 #include "base/http_server.h"
+#include "base/config.h"
 #include "govern/keys.h"
+#include "mcp/transport/transport.h"
+#include "mcp/transport/upstream_stdio.h"
 #include "observe/metrics.h"
 
 #define LOOPS 2
@@ -470,6 +477,106 @@ static void test_metrics_add_up(void)
 	metrics_reset();
 }
 
+/* ---- stdio children ---- */
+
+#define CHILDREN 5              /* a loop's, one after the other */
+
+struct child_loop {
+	int idx;
+	struct event_base *base;
+	struct upstream_config cfg;
+	char *argv[6];
+	char script[64];
+	struct transport *t;
+	int started, downs, right;
+	char first_wrong[96];
+};
+
+static char *const env_path[] = { "PATH=/usr/bin:/bin", NULL };
+
+static void child_start(struct child_loop *c);
+
+static void child_down(void *arg, int err, const char *why)
+{
+	struct child_loop *c = arg;
+	char want[64];
+
+	/* Loop idx's child number n exits with status 10 * idx + n. */
+	snprintf(want, sizeof(want), "exited with status %d", 10 * c->idx + c->downs);
+	if (err == -ECHILD && !strcmp(why, want))
+		c->right++;
+	else if (!c->first_wrong[0])
+		snprintf(c->first_wrong, sizeof(c->first_wrong), "%d %s", err, why);
+	c->downs++;
+	if (c->downs < CHILDREN)
+		child_start(c);
+	else
+		event_base_loopbreak(c->base);
+}
+
+static void child_message(void *arg, cJSON *msg, const cJSON *related)
+{
+	(void)arg, (void)related;
+	cJSON_Delete(msg);
+}
+
+static void child_start(struct child_loop *c)
+{
+	snprintf(c->script, sizeof(c->script), "exit %d", 10 * c->idx + c->downs);
+	if (transport_start(c->t) == 0)
+		c->started++;
+	else
+		event_base_loopbreak(c->base);
+}
+
+static void *child_loop_main(void *arg)
+{
+	struct child_loop *c = arg;
+	struct transport_cb cb = { child_message, NULL, child_down, c };
+	struct timeval tv = { WAIT_MS / 1000, 0 };
+
+	c->base = event_base_new();
+	if (!c->base)
+		return NULL;
+	c->argv[0] = "sh";
+	c->argv[1] = "-c";
+	c->argv[2] = c->script;
+	c->cfg.name = c->idx ? "child-b" : "child-a";
+	c->cfg.kind = UPSTREAM_STDIO;
+	c->cfg.argv = c->argv;
+	c->cfg.envp = (char **)env_path;
+	if (upstream_stdio_new(c->base, &c->cfg, &cb, &c->t) == 0) {
+		child_start(c);
+		event_base_loopexit(c->base, &tv);
+		event_base_dispatch(c->base);
+		transport_destroy(c->t);
+	}
+	upstream_stdio_shutdown();      /* this thread's children */
+	event_base_free(c->base);
+	return NULL;
+}
+
+static void test_children_on_their_loops(void)
+{
+	struct child_loop c[LOOPS];
+	pthread_t t[LOOPS];
+
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < LOOPS; i++) {
+		c[i].idx = i;
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, child_loop_main, &c[i]) == 0);
+	}
+	for (int i = 0; i < LOOPS; i++) {
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+		if (c[i].right != CHILDREN)
+			fprintf(stderr, "loop %d: %d started, %d down, %d right; first wrong: %s\n", i,
+				c[i].started, c[i].downs, c[i].right, c[i].first_wrong);
+		CU_ASSERT_EQUAL(c[i].started, CHILDREN);
+		CU_ASSERT_EQUAL(c[i].right, CHILDREN);
+	}
+}
+
 CU_MAIN("loops", cu_quiet, NULL,
 	{ "two loops answer and authenticate side by side", test_loops_side_by_side },
-	{ "loops count on their own, and a scrape adds them up", test_metrics_add_up })
+	{ "loops count on their own, and a scrape adds them up", test_metrics_add_up },
+	{ "each loop starts its own stdio children and sees them end", test_children_on_their_loops })

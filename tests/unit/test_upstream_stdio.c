@@ -490,8 +490,8 @@ static void test_killed_by_signal(void)
 	rec_free(&r);
 }
 
-/* Two transports share the SIGCHLD event; a child the transports do not own is left for its
- * owner to reap. */
+/* Two transports' children, each watched by its own pidfd; a child the transports do not own is
+ * left for its owner to reap. */
 static void test_two_children_and_a_foreign_one(void)
 {
 	struct sh_cfg c1, c2;
@@ -898,7 +898,7 @@ CU_MAIN("upstream_stdio", suite_init, NULL,
 	{ "server-everything: initialize, tools/list, echo", test_everything_session },
 	{ "exit status, -ENOTCONN, restart", test_exit_status_and_restart },
 	{ "killed by a signal", test_killed_by_signal },
-	{ "shared SIGCHLD, foreign children untouched", test_two_children_and_a_foreign_one },
+	{ "two children watched, foreign children untouched", test_two_children_and_a_foreign_one },
 	{ "garbage and over-long lines dropped, messages kept", test_garbage_lines_and_framing },
 	{ "stderr goes to the log, bounded and defused", test_stderr_is_logged },
 	{ "child gets only argv/envp/cwd and fds 0-2", test_child_gets_only_the_config },

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,7 +195,7 @@ int spawn_pipes(struct spawn *sp)
 }
 
 int spawn_run(struct spawn *sp, const char *path, char *const *argv, char *const *envp,
-	      const char *cwd, pid_t *pidp)
+	      const char *cwd, pid_t *pidp, int *pidfdp)
 {
 	struct spawn_args a = {
 		.path = path, .argv = argv, .envp = envp, .cwd = cwd,
@@ -236,13 +237,25 @@ int spawn_run(struct spawn *sp, const char *path, char *const *argv, char *const
 	while (n < 0 && errno == EINTR);
 	if (n != 0) {
 		r = n == (ssize_t)sizeof(e) ? -e : -EIO;
-		/* It exits at once with 127: reap it here, nobody else knows it. */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		goto out;
+		goto reap;
+	}
+	/* Its end is watched through a pidfd on the loop that started it: no SIGCHLD handler,
+	 * so loops on several threads each watch their own children. */
+	*pidfdp = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (*pidfdp < 0) {
+		r = -errno;
+		log_error("spawn %s: pidfd_open: %s; stopping it", path, strerror(-r));
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		goto reap;
 	}
 	*pidp = pid;
 	r = 0;
+	goto out;
+reap:
+	/* It exits at once (127, or killed): reap it here, nobody else knows it. */
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
 out:
 	for (int i = 0; i < 3; i++)
 		close_fd(&sp->child[i]);

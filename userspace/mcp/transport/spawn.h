@@ -24,10 +24,11 @@ void spawn_init(struct spawn *sp);
  * absolute directories only, the way execvp would. *path is allocated. */
 int spawn_resolve(const char *prog, char *const *envp, char **path);
 int spawn_pipes(struct spawn *sp);
-/* Fork and exec; 0 with *pid once the exec succeeded, else a negative errno (the child, if
- * any, is reaped). The child's ends are closed either way. */
+/* Fork and exec; 0 with *pid and *pidfd (a pidfd of the child, readable once it has exited:
+ * the caller's to close) once the exec succeeded, else a negative errno (the child, if any,
+ * is reaped). The child's ends are closed either way. */
 int spawn_run(struct spawn *sp, const char *path, char *const *argv, char *const *envp,
-	      const char *cwd, pid_t *pid);
+	      const char *cwd, pid_t *pid, int *pidfd);
 /* Close every descriptor still open. */
 void spawn_close(struct spawn *sp);
 

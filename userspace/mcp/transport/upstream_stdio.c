@@ -1,12 +1,13 @@
 /* upstream_stdio: an MCP server as a child process speaking newline-delimited JSON-RPC.
  *
  * start() forks and execs the child from the config alone, in its own process group, with three
- * non-blocking pipes watched by plain events on the loop. A process-wide registry of running
- * children shares one SIGCHLD event; each delivery polls only our own pids, so other modules'
- * children are left alone. "Down" is reported once, after the child is reaped (so its status is
- * known) and what it wrote before exiting has been delivered. Stopping follows the spec: close
- * stdin, wait, SIGTERM the group, wait, SIGKILL the group; a destroyed transport lives on,
- * silent, in the registry until its child is reaped. Everything runs on the loop's thread.
+ * non-blocking pipes watched by plain events on the loop, and its end by a pidfd on the same
+ * loop (no SIGCHLD handler: loops on several threads each watch their own children, and
+ * other modules' children are left alone). "Down" is reported once, after the child is reaped
+ * (so its status is known) and what it wrote before exiting has been delivered. Stopping
+ * follows the spec: close stdin, wait, SIGTERM the group, wait, SIGKILL the group; a destroyed
+ * transport lives on, silent, in its thread's registry until its child is reaped. Everything
+ * of a transport runs on its loop's thread.
  */
 #include "mcp/transport/upstream_stdio.h"
 
@@ -90,17 +91,24 @@ struct stdio_transport {
 	struct list_head pend;  /* written to stdin in this order */
 	struct linebuf out, err;
 	struct event *kill_ev;
+	struct event *exit_ev;  /* the pidfd readable: the child has exited */
+	int pidfd;
 	enum kill_phase kill_phase;
 	unsigned busy;          /* our entry points on the stack: free only when 0 */
 	bool dead;              /* destroy() called: no more callbacks */
-	struct list_head child; /* in g_children while we have a child */
+	struct list_head child; /* in its thread's registry while we have a child */
 };
 
-/* The registry: every transport whose child is not yet reaped, and the one SIGCHLD event they
- * share (libevent lets only one base watch signals at a time). */
-static struct list_head g_children = LIST_HEAD_INIT(g_children);
-static struct event *g_sigchld;
-static struct event_base *g_sigchld_base;
+/* The registry: every transport of this thread's loop whose child is not yet reaped, for the
+ * shutdown (upstream_stdio_shutdown, on the same thread). */
+static _Thread_local struct list_head children;
+
+static struct list_head *registry(void)
+{
+	if (!children.next)
+		list_init(&children);
+	return &children;
+}
 
 static void st_free(struct stdio_transport *st);
 
@@ -138,52 +146,37 @@ static void signal_group(struct stdio_transport *st, int sig)
 			 strerror(errno));
 }
 
-/* ---- the registry and SIGCHLD ---- */
+/* ---- the registry and the children's ends ---- */
 
 static void child_poll(struct stdio_transport *st);
 
-static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+static void on_exit_ready(evutil_socket_t fd, short what, void *arg)
 {
-	struct stdio_transport *st, *next;
-
-	/* Signals coalesce: poll every child of ours. A reap may destroy or restart transports
-	 * from callbacks, but a transport with a child is never freed there (it only goes quiet),
-	 * so `next` stays valid; one restarted meanwhile is polled on its own SIGCHLD. */
-	list_for_each_entry_safe(st, next, &g_children, child)
-		child_poll(st);
+	child_poll(arg);
 }
 
-static int registry_watch(struct event_base *base)
+/* Watch pidfd for the child's end (exit_ev was made before the child existed, so this cannot
+ * fail for want of memory). */
+static int registry_add(struct stdio_transport *st, int pidfd)
 {
-	if (g_sigchld)
-		return g_sigchld_base == base ? 0 : -EXDEV;
-	g_sigchld = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
-	if (!g_sigchld)
-		return -ENOMEM;
-	if (evsignal_add(g_sigchld, NULL) < 0) {
-		event_free(g_sigchld);
-		g_sigchld = NULL;
-		return -ENOMEM;
-	}
-	g_sigchld_base = base;
+	st->pidfd = pidfd;
+	list_add(&st->child, registry());
+	if (event_assign(st->exit_ev, st->t.base, pidfd, EV_READ, on_exit_ready, st) < 0 ||
+	    event_add(st->exit_ev, NULL) < 0)
+		return -EINVAL;
 	return 0;
 }
 
-/* Without children the loop must be free to end: drop the SIGCHLD event. */
-static void registry_unwatch_if_idle(void)
-{
-	if (!list_empty(&g_children) || !g_sigchld)
-		return;
-	event_free(g_sigchld);
-	g_sigchld = NULL;
-	g_sigchld_base = NULL;
-}
-
+/* The child is reaped (or given up): no more watching. */
 static void registry_remove(struct stdio_transport *st)
 {
 	if (list_linked(&st->child))
 		list_del(&st->child);
-	registry_unwatch_if_idle();
+	if (st->exit_ev)
+		event_del(st->exit_ev);
+	if (st->pidfd >= 0)
+		close(st->pidfd);
+	st->pidfd = -1;
 }
 
 /* ---- pending requests ---- */
@@ -507,6 +500,10 @@ static void child_close(struct stdio_transport *st)
 		event_free(st->kill_ev);
 		st->kill_ev = NULL;
 	}
+	if (st->exit_ev && st->pidfd < 0) {     /* still watched while the child is unreaped */
+		event_free(st->exit_ev);
+		st->exit_ev = NULL;
+	}
 }
 
 static void child_reaped(struct stdio_transport *st, int status)
@@ -639,17 +636,12 @@ static int child_spawn(struct stdio_transport *st)
 	struct spawn sp;
 	char *path = NULL;
 	pid_t pid;
-	int r;
+	int r, pidfd = -1;
 
 	spawn_init(&sp);
 	r = spawn_resolve(cfg->argv[0], cfg->envp, &path);
 	if (r < 0) {
 		log_error("upstream %s: cannot run %s: %s", st->name, cfg->argv[0], strerror(-r));
-		goto out;
-	}
-	r = registry_watch(base);
-	if (r < 0) {
-		log_error("upstream %s: stdio children must share one event base", st->name);
 		goto out;
 	}
 	if ((r = spawn_pipes(&sp)) < 0)
@@ -659,11 +651,12 @@ static int child_spawn(struct stdio_transport *st)
 	st->out.ev = event_new(base, sp.out, EV_READ | EV_PERSIST, on_stdout, st);
 	st->err.ev = event_new(base, sp.err, EV_READ | EV_PERSIST, on_stderr, st);
 	st->kill_ev = evtimer_new(base, on_kill_timer, st);
-	if (!st->in_ev || !st->out.ev || !st->err.ev || !st->kill_ev) {
+	st->exit_ev = event_new(base, -1, 0, on_exit_ready, st);
+	if (!st->in_ev || !st->out.ev || !st->err.ev || !st->kill_ev || !st->exit_ev) {
 		r = -ENOMEM;
 		goto out;
 	}
-	r = spawn_run(&sp, path, cfg->argv, cfg->envp, cfg->cwd, &pid);
+	r = spawn_run(&sp, path, cfg->argv, cfg->envp, cfg->cwd, &pid, &pidfd);
 	if (r < 0) {
 		log_error("upstream %s: cannot start %s: %s", st->name, path, strerror(-r));
 		goto out;
@@ -673,10 +666,10 @@ static int child_spawn(struct stdio_transport *st)
 	st->err.fd = sp.err;
 	sp.in = sp.out = sp.err = -1;
 	st->pid = pid;
-	list_add(&st->child, &g_children);
 	st->state = ST_RUNNING;
 	st->queued = st->written = 0;
-	if (event_add(st->out.ev, NULL) < 0 || event_add(st->err.ev, NULL) < 0) {
+	if (registry_add(st, pidfd) < 0 || event_add(st->out.ev, NULL) < 0 ||
+	    event_add(st->err.ev, NULL) < 0) {
 		/* Cannot watch the child: stop it; its reap reports down as usual. */
 		log_error("upstream %s: cannot watch pid %d; stopping it", st->name, (int)pid);
 		child_stop(st);
@@ -688,7 +681,6 @@ out:
 	if (r < 0) {
 		/* The events were made for descriptors now closed. */
 		child_close(st);
-		registry_unwatch_if_idle();
 	}
 	free(path);
 	return r;
@@ -827,7 +819,7 @@ int upstream_stdio_new(struct event_base *base, const struct upstream_config *cf
 	st->t.base = base;
 	st->t.cb = *cb;
 	snprintf(st->name, sizeof(st->name), "%s", cfg->name ? cfg->name : "(unnamed)");
-	st->in_fd = st->out.fd = st->err.fd = -1;
+	st->in_fd = st->out.fd = st->err.fd = st->pidfd = -1;
 	list_init(&st->pend);
 	list_init(&st->child);
 	st->out.max = STDIO_MAX_LINE;
@@ -853,8 +845,8 @@ void upstream_stdio_shutdown(void)
 {
 	struct stdio_transport *st;
 
-	while (!list_empty(&g_children)) {
-		st = list_first_entry(&g_children, struct stdio_transport, child);
+	while (!list_empty(registry())) {
+		st = list_first_entry(registry(), struct stdio_transport, child);
 		int status;
 
 		signal_group(st, SIGKILL);
@@ -869,5 +861,4 @@ void upstream_stdio_shutdown(void)
 		if (st->dead && st->busy == 0)
 			st_free(st);
 	}
-	registry_unwatch_if_idle();
 }

@@ -4,8 +4,9 @@
  * on the event loop; stderr lines go to the operational log tagged with the server name;
  * exit is reaped and reported through on_down. Restart policy belongs to the caller.
  *
- * Behaviour behind the transport ops (all on the loop's thread; every stdio transport must use
- * the same event base, which holds their one shared SIGCHLD event):
+ * Behaviour behind the transport ops (all on the thread of the transport's event base; each
+ * child's end is watched by a pidfd on that base, so loops on several threads each have their
+ * own children; upstream_stdio_shutdown() ends the calling thread's):
  *   start    fork+exec argv[0] (looked up in envp's PATH, else the daemon's, when it has no
  *            '/') with exactly cfg->envp (NULL: empty) in cfg->cwd, in its own process group,
  *            only fds 0-2 open, SIGTERM on the daemon's death. -ENOENT, -EACCES, -ENOEXEC ...
