@@ -271,7 +271,9 @@ void http_req_stream_start(struct http_req *r, int status, const char *reason)
 	c->state = CONN_STREAMING;
 	iov.iov_len = head_print(r, &c->s->head, &c->s->head_cap, status, reason, NULL, -1);
 	iov.iov_base = c->s->head;
-	conn_write(c, &iov, 1);
+	/* A failed write closes the connection on the next turn (conn_fail): the owner hears it
+	 * through the request's gone hook, as from any later write of the stream. */
+	(void)conn_write(c, &iov, 1);
 }
 
 int http_req_stream_write(struct http_req *r, const void *data, size_t len)
