@@ -8,6 +8,10 @@
  * base and sees each one's end, with its own exit status, on its own loop (a pidfd each; a
  * process-wide SIGCHLD event could serve one base only).
  *
+ * The store (store/store): two loops charge through the journal at once and wait for
+ * commits; each completion runs on the loop that asked, every charge is in the database once
+ * the store closes, and a usage reset a loop staged before a charge is applied before it.
+ *
  * Each loop thread runs its own HTTP server (base/http_server) on its own event base and
  * authenticates every request against one keystore both loops share (govern/keys); a client
  * thread a loop sends it keep-alive requests over real loopback TCP, with a good key or a bad
@@ -44,6 +48,8 @@
 #include "mcp/transport/transport.h"
 #include "mcp/transport/upstream_stdio.h"
 #include "observe/metrics.h"
+#include "store/store.h"
+#include "store_test_util.h"
 
 #define LOOPS 2
 #define REQUESTS 400            /* a client's, over one connection */
@@ -576,7 +582,166 @@ static void test_children_on_their_loops(void)
 	}
 }
 
+/* ---- the store ---- */
+
+#define TURNS 40                /* a loop's turns of charging */
+#define CHARGES 50              /* its charges a turn, then one flush it waits for */
+#define DAY0 1800000000LL       /* the spend rows' start */
+
+struct store_loop_test {
+	int idx;
+	struct store *st;
+	struct event_base *base;
+	pthread_t self;
+	struct event *turn;
+	int turns, journaled, waited, flushed, wrong_thread, errors;
+	char scope[16];
+};
+
+static void store_flushed(void *arg, int err)
+{
+	struct store_loop_test *l = arg;
+
+	l->flushed++;
+	l->errors += err != 0;
+	l->wrong_thread += !pthread_equal(pthread_self(), l->self);
+	if (l->flushed == TURNS + 1)
+		event_base_loopbreak(l->base);
+}
+
+static void store_charged(void *arg, int err)
+{
+	struct store_loop_test *l = arg;
+
+	l->errors += err != 0;
+	l->wrong_thread += !pthread_equal(pthread_self(), l->self);
+}
+
+/* A turn: CHARGES charges of 1 to the loop's key and the team both loops share, then a flush
+ * that completes once they are committed. The last turn resets the key's day first and
+ * charges it 7 after the reset: the reset must reach the database before that charge. */
+static void store_turn(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_loop_test *l = arg;
+	struct store_spend items[2] = {
+		{ .scope = l->scope, .period = "day", .start = DAY0, .amount = 1 },
+		{ .scope = "team:shared", .period = "month", .start = DAY0, .amount = 1 },
+	};
+	int rc;
+
+	(void)fd, (void)what;
+	if (l->turns == TURNS) {
+		l->errors += store_spend_reset(l->st, items, 1, NULL, NULL) != 0;
+		items[0].amount = 7;
+		rc = store_charge(l->st, items, 1, store_charged, l);
+		l->journaled += rc == 1;
+		l->waited += rc == 0;
+		l->errors += rc < 0;
+		l->errors += store_flush(l->st, store_flushed, l) != 0;
+		return;
+	}
+	for (int i = 0; i < CHARGES; i++) {
+		rc = store_charge(l->st, items, 2, store_charged, l);
+		l->journaled += rc == 1;
+		l->waited += rc == 0;
+		l->errors += rc < 0;
+	}
+	l->errors += store_flush(l->st, store_flushed, l) != 0;
+	l->turns++;
+	event_active(l->turn, EV_TIMEOUT, 1);
+}
+
+static void store_loop_run(struct store_loop_test *l)
+{
+	struct timeval tv = { WAIT_MS / 1000, 0 };
+
+	l->self = pthread_self();
+	snprintf(l->scope, sizeof(l->scope), "key:k%d", l->idx);
+	l->turn = event_new(l->base, -1, 0, store_turn, l);
+	if (!l->turn)
+		return;
+	event_active(l->turn, EV_TIMEOUT, 1);
+	event_base_loopexit(l->base, &tv);
+	event_base_dispatch(l->base);
+	event_free(l->turn);
+}
+
+static pthread_barrier_t store_go;
+
+static void *store_loop_main(void *arg)
+{
+	struct store_loop_test *l = arg;
+	int rc = store_loop_attach(l->st, l->base);
+
+	pthread_barrier_wait(&store_go);
+	if (rc == 0)
+		store_loop_run(l);
+	else
+		l->errors++;
+	return NULL;
+}
+
+static int spend_sum(void *arg, const struct store_spend *row)
+{
+	int64_t *sum = arg;
+
+	if (row->start == DAY0)
+		sum[!strcmp(row->scope, "key:k0") ? 0 : !strcmp(row->scope, "key:k1") ? 1 : 2] +=
+			row->amount;
+	return 0;
+}
+
+static char store_dir[PATH_MAX], store_path[PATH_MAX + 32];
+
+static void test_store_from_two_loops(void)
+{
+	const char *dir = store_dir, *path = store_path;
+	struct store_loop_test l[2];
+	struct store_options o = { .path = (char *)path, .fsync_interval_ms = 1000 };
+	struct store *st = NULL;
+	int64_t sum[3] = { 0 };
+	pthread_t t;
+
+	CU_ASSERT_FATAL(tmpdir_setup(store_dir, sizeof(store_dir), store_path, sizeof(store_path),
+				     "warden.db") == 0);
+	memset(l, 0, sizeof(l));
+	for (int i = 0; i < 2; i++) {
+		l[i].idx = i;
+		l[i].base = event_base_new();
+		CU_ASSERT_FATAL(l[i].base != NULL);
+	}
+	/* Loop 0 is this thread, which opens the store; loop 1 attaches on its own. */
+	CU_ASSERT_FATAL(store_open(&o, l[0].base, &st) == 0);
+	l[0].st = l[1].st = st;
+	CU_ASSERT_FATAL(pthread_barrier_init(&store_go, NULL, 2) == 0);
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, store_loop_main, &l[1]) == 0);
+	pthread_barrier_wait(&store_go);
+	store_loop_run(&l[0]);
+	CU_ASSERT_FATAL(pthread_join(t, NULL) == 0);
+	pthread_barrier_destroy(&store_go);
+	store_close(st);
+
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(l[i].flushed, TURNS + 1);
+		CU_ASSERT_EQUAL(l[i].errors, 0);
+		CU_ASSERT_EQUAL(l[i].wrong_thread, 0);
+		/* The journal took them all (8192 slots; the writer keeps up). */
+		CU_ASSERT_EQUAL(l[i].journaled, TURNS * CHARGES + 1);
+	}
+	/* Every charge is in the database, the reset before the charge after it. */
+	CU_ASSERT_FATAL(store_open(&o, l[0].base, &st) == 0);
+	CU_ASSERT_EQUAL(store_load_spend(st, spend_sum, sum), 0);
+	store_close(st);
+	CU_ASSERT_EQUAL(sum[0], 7);
+	CU_ASSERT_EQUAL(sum[1], 7);
+	CU_ASSERT_EQUAL(sum[2], 2 * TURNS * CHARGES);
+	for (int i = 0; i < 2; i++)
+		event_base_free(l[i].base);
+	tmpdir_remove(dir);
+}
+
 CU_MAIN("loops", cu_quiet, NULL,
 	{ "two loops answer and authenticate side by side", test_loops_side_by_side },
 	{ "loops count on their own, and a scrape adds them up", test_metrics_add_up },
-	{ "each loop starts its own stdio children and sees them end", test_children_on_their_loops })
+	{ "each loop starts its own stdio children and sees them end", test_children_on_their_loops },
+	{ "two loops charge through one store, each answered on its own", test_store_from_two_loops })

@@ -82,15 +82,14 @@ static void keep_up(void)
 		q.raise_err = rc;
 }
 
-/* Records of the loop's thread waiting for the end of its turn (log_loop_attach). Touched by
- * that thread only. */
-static struct {
-	struct event *flush_ev;
-	pthread_t thread;
+/* Records of a loop's thread waiting for the end of its turn (log_loop_attach): each loop
+ * thread has its own (workers: N), so records of one loop leave in the order it wrote them. */
+static _Thread_local struct {
+	struct event *flush_ev;         /* NULL: this thread is no attached loop */
 	struct list_head lines;
 	size_t bytes;
 	struct list_head spare;         /* taken from q.spare at each hand-over */
-} staged = { NULL, 0, LIST_HEAD_INIT(staged.lines), 0, LIST_HEAD_INIT(staged.spare) };
+} staged;
 
 static void free_lines(struct list_head *list)
 {
@@ -102,11 +101,9 @@ static void free_lines(struct list_head *list)
 	}
 }
 
-/* The thread first: other threads then never read flush_ev, which the loop's thread alone
- * changes (staged.thread is set before any of them starts). */
 static bool on_loop_thread(void)
 {
-	return pthread_equal(pthread_self(), staged.thread) && staged.flush_ev;
+	return staged.flush_ev != NULL;
 }
 
 /* A line for n bytes of text and its newline and NUL: on the loop's thread a spare one when
@@ -262,7 +259,9 @@ int log_loop_attach(struct event_base *base)
 
 	if (!ev)
 		return -ENOMEM;
-	staged.thread = pthread_self();
+	list_init(&staged.lines);
+	list_init(&staged.spare);
+	staged.bytes = 0;
 	staged.flush_ev = ev;
 	return 0;
 }

@@ -69,13 +69,15 @@ struct log_async_stats {
 };
 void log_async_get_stats(struct log_async_stats *out);
 
-/* Records written on the event loop's thread (the calling thread) between log_loop_attach and
+/* Records written on an event loop's thread (the calling thread) between log_loop_attach and
  * log_loop_detach are handed to the writer thread once per loop turn, after that turn's
- * callbacks: one lock and at most one wake-up of the writer per turn, not one per call.
- * Other threads and the operational log (stderr) are unchanged. 0 or -errno. */
+ * callbacks: one lock and at most one wake-up of the writer per turn, not one per call. Each
+ * loop thread attaches its own base (workers: N); a loop's records keep their order, loops'
+ * records interleave turn by turn. Other threads and the operational log (stderr) are
+ * unchanged. 0 or -errno. */
 struct event_base;
 int log_loop_attach(struct event_base *base);
-/* Hand over what is staged and stop staging (before the base is freed). */
+/* Hand over what the calling thread staged and stop staging (before its base is freed). */
 void log_loop_detach(void);
 
 #endif

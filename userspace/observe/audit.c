@@ -14,8 +14,10 @@
 #include "observe/logstore.h"
 #include "observe/logtail.h"
 
-/* Records leave in sequence order on stdout too: one lock from the sequence number to the
- * line being queued (uncontended: nearly every record comes from the event loop). */
+/* A record's sequence number and its place in the log store's queue are taken together: one
+ * lock from the number to the record being queued (the record itself is written before it,
+ * where it can be). On stdout a thread's records leave in their order; a loop hands a turn's
+ * lines over together (base/log.h). */
 static pthread_mutex_t emit_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The one place records leave: the stdout line and, when the store takes it, the same line
@@ -131,27 +133,35 @@ static void int_col(struct jsonw *w, struct logstore_cols *cols, int col, const 
 	}
 }
 
+/* The thread's decision record buffer (audit_thread_end frees it). */
+static _Thread_local struct jsonw w;
+
+void audit_thread_end(void)
+{
+	jsonw_free(&w);
+}
+
 /* The decision record is made on every call, so it is written as text (base/jsonw.h), not
  * built as a tree and printed: the same bytes, members and order audit_emit would give the
  * tree (docs/audit.md; the chain hashes them), without an allocation once the buffer has
- * grown. */
+ * grown. It is written outside emit_mu (each thread has its buffer: loops write theirs side
+ * by side); under it only the stamp goes in, the sequence number last, and the record out,
+ * so stamps still rise with the numbers. */
 void audit_decision(const struct audit_decision *d)
 {
-	static struct jsonw w;                  /* under emit_mu */
 	const cJSON *err = json_get(d->response, "error");
 	const cJSON *res = json_get(d->response, "result");
 	struct logstore_cols cols = { 0 };
 	char ts[LOG_STAMP_LEN + 1], sid[9] = "";
 	int64_t ts_ms, seq;
+	size_t stamp_at;
 
 	if (d->session)
 		strncat(sid, d->session, sizeof(sid) - 1);
-	pthread_mutex_lock(&emit_mu);
-	seq = logstore_reserve();
-	log_record_stamp(ts, &ts_ms);
 	jsonw_reset(&w);
 	jsonw_raw(&w, "{\"ts\":\"", 7);
-	jsonw_raw(&w, ts, LOG_STAMP_LEN);
+	stamp_at = w.len;
+	jsonw_raw(&w, "YYYY-MM-DDTHH:MM:SS.mmmZ", LOG_STAMP_LEN);    /* stamped below */
 	jsonw_raw(&w, "\",\"type\":\"decision\"", 19);
 	str_col(&w, &cols, LS_SESSION, "session", sid);
 	if (d->key) {
@@ -208,6 +218,10 @@ void audit_decision(const struct audit_decision *d)
 		jsonw_member_tree(&w, "arguments", d->arguments);
 	if (d->result)
 		jsonw_member_tree(&w, "result", d->result);
+	pthread_mutex_lock(&emit_mu);
+	seq = logstore_reserve();
+	log_record_stamp(ts, &ts_ms);
+	memcpy(w.buf + stamp_at, ts, LOG_STAMP_LEN);
 	if (seq > 0)
 		jsonw_member_int(&w, "seq", seq);
 	jsonw_raw(&w, "}", 1);

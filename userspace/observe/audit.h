@@ -42,7 +42,11 @@ struct audit_decision {
 	const cJSON *arguments, *result;
 };
 
+/* Any thread: each writes the record in a buffer of its own, and records leave numbered in
+ * the order they are emitted. A thread that wrote decisions frees its buffer with
+ * audit_thread_end before it ends (the main thread need not). */
 void audit_decision(const struct audit_decision *d);
+void audit_thread_end(void);
 /* A request the gateway refused itself before any call was made of it (a body that is not
  * JSON-RPC, a header that does not match, an unknown session, a refused Origin, ...): a
  * decision record "deny" with the HTTP status and the JSON-RPC error the client got, so that

@@ -9,7 +9,8 @@
  * number are replayed. Power loss is bounded as before by the store's WAL checkpoints: records
  * reach SQLite within milliseconds.
  *
- * Loop thread only.
+ * Not thread-safe: the store appends under its lock (its loops' charges) and frees slots
+ * under it (its writer).
  */
 #ifndef WARDEN_JOURNAL_H
 #define WARDEN_JOURNAL_H

@@ -67,22 +67,16 @@ void store_options_clear(struct store_options *o)
 
 /* ---- the loop side ---- */
 
-static void run_done(struct store *st)
+static void run_done(struct store_loop *lp)
 {
 	struct list_head list;
 	struct op *op, *tmp;
 
 	list_init(&list);
-	pthread_mutex_lock(&st->lock);
-	list_splice_tail_init(&st->done, &list);
-	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_lock(&lp->st->lock);
+	list_splice_tail_init(&lp->done, &list);
+	pthread_mutex_unlock(&lp->st->lock);
 	list_for_each_entry_safe(op, tmp, &list, link) {
-		if (op->seq && !op->err)
-			journal_committed(st->jr, op->seq);
-		else if (op->seq)
-			log_error("store: charge %llu not committed (%s); it stays in the journal "
-				  "and is replayed at the next start", (unsigned long long)op->seq,
-				  strerror(-op->err));
 		if (op->cb)
 			op->cb(op->arg, op->err);
 		alloc_cache_put(op);
@@ -94,25 +88,79 @@ static void on_done(void *arg)
 	run_done(arg);
 }
 
+void store_deliver(struct store *st, struct list_head *batch)
+{
+	size_t nloops = atomic_load_explicit(&st->nloops, memory_order_acquire);
+	struct op *op, *tmp;
+
+	list_for_each_entry_safe(op, tmp, batch, link) {
+		if (op->seq && !op->err)
+			journal_committed(st->jr, op->seq);
+		else if (op->seq)
+			log_error("store: charge %llu not committed (%s); it stays in the journal "
+				  "and is replayed at the next start", (unsigned long long)op->seq,
+				  strerror(-op->err));
+		list_del(&op->link);
+		list_add_tail(&op->link, &op->lp->done);
+		op->lp->ring = true;
+	}
+	for (size_t i = 0; i < nloops; i++)
+		if (st->loops[i].ring) {
+			st->loops[i].ring = false;
+			doorbell_ring(&st->loops[i].bell);
+		}
+}
+
+/* The loop of the calling thread: the one it attached, else the first. */
+static struct store_loop *cur_loop(struct store *st)
+{
+	size_t n = atomic_load_explicit(&st->nloops, memory_order_acquire);
+
+	if (n > 1) {
+		pthread_t self = pthread_self();
+
+		for (size_t i = 1; i < n; i++)
+			if (pthread_equal(st->loops[i].thread, self))
+				return &st->loops[i];
+	}
+	return &st->loops[0];
+}
+
+/* st->lock held: the writer woken for work, unless it is gathering charges nobody waits for
+ * and none came that someone does; an idle writer raised for whoever waits for it, and
+ * before the journal fills. */
+static void wake_writer(struct store *st, bool urgent)
+{
+	st->urgent |= urgent;
+	if (!st->gathering || urgent)
+		pthread_cond_signal(&st->wake);
+	if (st->writer_prio.idle && (urgent || st->queued >= RAISE_OPS))
+		store_raise(st, &st->writer_prio);
+}
+
+/* st->lock held: what lp staged, to the writer's queue. Whether someone waits for it. */
+static bool take_staged(struct store *st, struct store_loop *lp)
+{
+	bool urgent = lp->staged_urgent;
+
+	list_splice_tail_init(&lp->staged, &st->queue);
+	st->queued += lp->staged_n;
+	lp->staged_n = 0;
+	lp->staged_urgent = false;
+	return urgent;
+}
+
 /* Hand what the loop staged to the writer: one lock and one wake-up for every operation of a
  * loop turn, not one per call. */
-static void hand_over(struct store *st)
+static void hand_over(struct store_loop *lp)
 {
-	if (list_empty(&st->staged))
+	struct store *st = lp->st;
+
+	if (list_empty(&lp->staged))
 		return;
 	pthread_mutex_lock(&st->lock);
-	list_splice_tail_init(&st->staged, &st->queue);
-	st->queued += st->staged_n;
-	st->urgent |= st->staged_urgent;
-	/* A writer gathering charges from the journal is not woken for more of them. */
-	if (!st->gathering || st->staged_urgent)
-		pthread_cond_signal(&st->wake);
-	/* An idle writer is raised for whoever waits for it, and before the journal fills. */
-	if (st->writer_prio.idle && (st->staged_urgent || st->queued >= RAISE_OPS))
-		store_raise(st, &st->writer_prio);
+	wake_writer(st, take_staged(st, lp));
 	pthread_mutex_unlock(&st->lock);
-	st->staged_urgent = false;
-	st->staged_n = 0;
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -120,19 +168,22 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	hand_over(arg);
 }
 
-/* Loop thread only (stopping is written there too). The operation goes to the writer when
- * the callbacks of this loop turn are done. */
+/* On a loop thread (stopping is written only once every loop has stopped). The operation goes
+ * to the writer when the callbacks of this loop turn are done. */
 static int enqueue(struct store *st, struct op *op)
 {
+	struct store_loop *lp = cur_loop(st);
+
 	if (st->stopping) {
 		alloc_cache_put(op);
 		return -ECANCELED;
 	}
-	if (list_empty(&st->staged))
-		event_active(st->flush_ev, EV_TIMEOUT, 1);
-	list_add_tail(&op->link, &st->staged);
-	st->staged_n++;
-	st->staged_urgent |= op->cb != NULL;
+	if (list_empty(&lp->staged))
+		event_active(lp->flush_ev, EV_TIMEOUT, 1);
+	op->lp = lp;
+	list_add_tail(&op->link, &lp->staged);
+	lp->staged_n++;
+	lp->staged_urgent |= op->cb != NULL;
 	return 0;
 }
 
@@ -236,19 +287,41 @@ static int queue_spend(struct store *st, enum op_type type, const struct store_s
 int store_charge(struct store *st, const struct store_spend *items, size_t n,
 		 store_done_fn cb, void *arg)
 {
+	struct store_loop *lp;
+	struct op *op;
 	uint64_t seq;
+	size_t pos;
 	int rc;
 
 	if (!items || !n)
 		return -EINVAL;
-	/* In the journal, the charge is safe now: it is committed without anyone waiting. When
-	 * the journal cannot take it (full: the writer is behind), the caller waits as before. */
-	if (!st || !st->jr || st->stopping || journal_append(st->jr, items, n, &seq) < 0)
+	if (!st || !st->jr || st->stopping)
 		return queue_spend(st, OP_CHARGE, items, n, cb, arg);
-	if ((rc = queue_spend(st, OP_CHARGE, items, n, NULL, NULL)) < 0)
-		return rc;
-	list_last_entry(&st->staged, struct op, link)->seq = seq;
-	return 1;
+	if (!(op = spend_op(OP_CHARGE, items, n, 0, NULL, NULL, &pos)))
+		return -EINVAL;
+	/* In the journal, the charge is safe now: it is committed without anyone waiting. Its
+	 * number and its place in the writer's queue are taken together, behind what this loop
+	 * staged before it (a usage reset), so the queue holds the journal's charges in their
+	 * order whatever loop made them: a replay starts after the last number committed. */
+	lp = cur_loop(st);
+	op->lp = lp;
+	pthread_mutex_lock(&st->lock);
+	rc = journal_append(st->jr, op->items, n, &seq);
+	if (rc == 0) {
+		bool urgent = take_staged(st, lp);
+
+		op->seq = seq;
+		list_add_tail(&op->link, &st->queue);
+		st->queued++;
+		wake_writer(st, urgent);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (rc == 0)
+		return 1;
+	/* The journal cannot take it (full: the writer is behind): the caller waits, as before. */
+	op->cb = cb;
+	op->arg = arg;
+	return enqueue(st, op);
 }
 
 int store_charge_pending(struct store *st, const struct store_spend *items, size_t n,
@@ -443,8 +516,10 @@ static void store_free(struct store *st)
 		sqlite3_close(st->db);
 	}
 	sqlite3_close(st->ckpt_db);
-	doorbell_fini(&st->bell);
-	event_free_opt(st->flush_ev);
+	for (size_t i = 0; i < atomic_load(&st->nloops); i++) {
+		doorbell_fini(&st->loops[i].bell);
+		event_free_opt(st->loops[i].flush_ev);
+	}
 	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->ckpt_wake);
 	pthread_mutex_destroy(&st->lock);
@@ -528,6 +603,35 @@ static const struct store_db_spec ckpt_db = {
 	.who = "store", .shared = true, .busy_ms = 5000, .pragmas = "PRAGMA synchronous = NORMAL;",
 };
 
+int store_loop_attach(struct store *st, struct event_base *base)
+{
+	struct store_loop *lp;
+	size_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->lock);          /* loops attaching at once */
+	i = atomic_load(&st->nloops);
+	if (i == STORE_LOOPS_MAX) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	lp = &st->loops[i];
+	*lp = (struct store_loop){ .st = st, .thread = pthread_self(), .bell.fd = -1 };
+	list_init(&lp->staged);
+	list_init(&lp->done);
+	if ((rc = doorbell_init(&lp->bell, base, "store", on_done, lp)) != 0 ||
+	    !(lp->flush_ev = event_new(base, -1, 0, on_flush, lp))) {
+		doorbell_fini(&lp->bell);
+		rc = rc ? rc : -ENOMEM;
+		goto out;
+	}
+	/* Seen whole by the writer and the other loops once counted. */
+	atomic_store_explicit(&st->nloops, i + 1, memory_order_release);
+out:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
 int store_open(const struct store_options *opt, struct event_base *base, struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -536,7 +640,6 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 	*out = NULL;
 	if (!st)
 		return -ENOMEM;
-	st->bell.fd = -1;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->db_lock, NULL);
 	{
@@ -547,9 +650,7 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		pthread_cond_init(&st->ckpt_wake, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	list_init(&st->staged);
 	list_init(&st->queue);
-	list_init(&st->done);
 	st->fsync_interval_ms = opt->fsync_interval_ms > 0 ? opt->fsync_interval_ms
 							   : STORE_FSYNC_INTERVAL_MS_DEFAULT;
 	st->want_idle = opt->writer_idle;
@@ -572,13 +673,8 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		goto out;
 	if ((rc = store_db_open(st->path, &ckpt_db, &st->ckpt_db)) != 0)
 		goto out;
-	if ((rc = doorbell_init(&st->bell, base, "store", on_done, st)) != 0)
+	if ((rc = store_loop_attach(st, base)) != 0)
 		goto out;
-	st->flush_ev = event_new(base, -1, 0, on_flush, st);
-	if (!st->flush_ev) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	if ((rc = thread_start(&st->writer, THREAD_NAME_PREFIX "store", store_writer_main, st)) != 0)
 		goto out;
 	st->writer_up = true;
@@ -598,7 +694,8 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
-	hand_over(st);          /* staged operations are committed too */
+	for (size_t i = 0; i < atomic_load(&st->nloops); i++)
+		hand_over(&st->loops[i]);       /* staged operations are committed too */
 	pthread_mutex_lock(&st->lock);
 	st->stopping = true;
 	st->ckpt_stopping = true;
@@ -612,7 +709,8 @@ void store_close(struct store *st)
 		pthread_join(st->writer, NULL);
 	if (st->ckpt_up)
 		pthread_join(st->ckpt, NULL);
-	run_done(st);
+	for (size_t i = 0; i < atomic_load(&st->nloops); i++)
+		run_done(&st->loops[i]);
 	store_free(st);
 }
 

@@ -2,10 +2,10 @@
  *
  * The event loop never waits on the disk. Writes (charges, key changes, audit rows) are queued
  * to a writer thread that applies everything queued so far in one transaction (group commit)
- * and then calls each operation's callback back on the event loop (an eventfd watched by
- * libevent). The database is in WAL mode with synchronous=NORMAL: a commit is a write(2) to
- * the WAL, in the kernel's page cache before the callback runs, so anything acknowledged after
- * its callback survives kill -9 of the daemon. The writer checkpoints (which fsyncs the WAL)
+ * and then calls each operation's callback back on the event loop that queued it (an eventfd
+ * a loop, watched by libevent). The database is in WAL mode with synchronous=NORMAL: a commit
+ * is a write(2) to the WAL, in the kernel's page cache before the callback runs, so anything
+ * acknowledged after its callback survives kill -9 of the daemon. The writer checkpoints (which fsyncs the WAL)
  * every fsync_interval_ms when something was written: power loss can lose at most the commits
  * of that last interval. The router therefore answers a charged tools/call only from the
  * charge's callback.
@@ -69,16 +69,26 @@ struct store_tool_pin {
 	int64_t approved_at;    /* unix seconds */
 };
 
-/* Completion on the event loop thread: err 0 once the operation is committed (in the WAL),
- * or a negative errno (-EIO, -ENOSPC, -EEXIST, -ECANCELED when the store closed first). */
+/* Completion on the event loop thread that queued the operation: err 0 once the operation is
+ * committed (in the WAL), or a negative errno (-EIO, -ENOSPC, -EEXIST, -ECANCELED when the
+ * store closed first). */
 typedef void (*store_done_fn)(void *arg, int err);
 
 /* Open (creating and migrating as needed) and start the writer thread; completions are
  * delivered on base. Blocking: call at start-up. */
 int store_open(const struct store_options *opt, struct event_base *base, struct store **out);
 /* Drain the queue (every queued operation is committed and its callback called, from here),
- * checkpoint, stop the thread and close. NULL is fine. */
+ * checkpoint, stop the thread and close. NULL is fine. Every loop attached with
+ * store_loop_attach must have stopped running: what is still in flight for it completes on
+ * the closing thread. */
 void store_close(struct store *st);
+
+/* Another event loop queues operations too (workers: N): call on that loop's thread with its
+ * base, before it queues anything. Each operation's callback runs on the loop that queued it;
+ * the thread that called store_open is the first loop, and a thread not attached counts as
+ * it. 0, -ENOSPC past STORE_LOOPS_MAX loops, or a negative errno. */
+#define STORE_LOOPS_MAX 64
+int store_loop_attach(struct store *st, struct event_base *base);
 
 /* Queue one charge: every item is added in the same transaction (a key and its team are
  * charged together or not at all). Strings are copied. cb may be NULL. */

@@ -36,8 +36,12 @@ enum store_tx { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_R
 enum op_type { OP_CHARGE, OP_KEY_PUT, OP_KEY_DELETE, OP_AUDIT, OP_FLUSH, OP_SPEND_RESET,
 	       OP_TEAM_PUT, OP_TEAM_DELETE, OP_PIN_PUT, OP_PENDING_DELETE };
 
+struct store_loop;
+
 struct op {
-	struct list_head link;          /* in st->queue, a batch, or st->done */
+	struct list_head link;          /* in a loop's staged list, st->queue, a batch, or the
+					 * loop's done list */
+	struct store_loop *lp;          /* the loop that queued it: its completion runs there */
 	enum op_type type;
 	store_done_fn cb;
 	void *arg;
@@ -54,6 +58,20 @@ struct op {
 	char data[];
 };
 
+/* One event loop's side of the store (workers: N): what it staged this turn, and the answers
+ * for it. The first is the thread that opened the store; others come by store_loop_attach. */
+struct store_loop {
+	struct store *st;
+	pthread_t thread;
+	struct list_head staged;        /* its thread only: handed over once per loop turn */
+	size_t staged_n;                /* its thread only: operations in staged */
+	bool staged_urgent;             /* its thread only: staged holds one someone waits for */
+	struct event *flush_ev;         /* hands staged over */
+	struct list_head done;          /* under st->lock: answered, for the loop */
+	bool ring;                      /* under st->lock: done filled since the last ring */
+	struct doorbell bell;           /* the writer's: done holds answers */
+};
+
 struct store {
 	sqlite3 *db;                    /* writer connection; loop thread only at open/load/close */
 	sqlite3 *ckpt_db;               /* checkpointer connection */
@@ -61,24 +79,21 @@ struct store {
 	sqlite3_stmt *st_reset, *st_team_put, *st_team_del, *st_jseq, *st_pin_put;
 	sqlite3_stmt *st_pend_put, *st_pend_del;
 	sqlite3_stmt *st_tx[TX_COUNT];
-	struct journal *jr;             /* charges safe before their commit; NULL: none */
+	struct journal *jr;             /* charges safe before their commit, under lock (a
+					 * charge's number and its place in the queue are taken
+					 * together); NULL: none */
 	char *path;
 	int fsync_interval_ms;
 
-	pthread_mutex_t lock;           /* queue, done list, flags */
+	pthread_mutex_t lock;           /* queue, the journal, the loops' done lists, flags */
 	pthread_cond_t wake;            /* writer: work or stop */
 	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
 	pthread_mutex_t db_lock;        /* the writer connection */
-	struct list_head staged;        /* loop thread only: handed over once per loop turn */
-	size_t staged_n;                /* loop thread only: operations in staged */
-	struct event *flush_ev;         /* hands staged over */
 	struct list_head queue;         /* for the writer */
 	size_t queued;                  /* operations in queue */
-	struct list_head done;          /* answered, for the loop */
 	bool stopping, ckpt_stopping;
 	bool urgent;                    /* queue holds an operation someone waits for */
 	bool gathering;                 /* writer: collecting operations nobody waits for */
-	bool staged_urgent;             /* loop thread: staged holds one someone waits for */
 	pthread_t writer, ckpt;
 	bool writer_up, ckpt_up;
 	bool want_idle;                 /* store.writer_priority: "idle" */
@@ -87,12 +102,16 @@ struct store {
 	_Atomic uint64_t ckpt_seen;     /* commits covered by the last checkpoint */
 	int64_t last_prune;
 
-	struct doorbell bell;           /* the writer's: done holds answers */
+	struct store_loop loops[STORE_LOOPS_MAX];
+	_Atomic size_t nloops;          /* loops[0..nloops-1] are set up */
 
 	_Atomic uint64_t commits, syncs;
 	_Atomic int health;             /* writer: 0, or the error of the last write that failed */
 };
 
+/* The writer's answers (st->lock held): each operation of batch to the done list of the loop
+ * that queued it, the journal's slots of committed charges freed, each loop rung once. */
+void store_deliver(struct store *st, struct list_head *batch);
 /* Out of the idle class (st->lock held): for good once the store stops. */
 void store_raise(struct store *st, struct thread_idle *ti);
 /* The threads' bodies (arg: the store). */

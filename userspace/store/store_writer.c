@@ -488,10 +488,7 @@ void *store_writer_main(void *arg)
 				list_del(&op->link);
 				list_add_tail(&op->link, &retry);
 			}
-		if (!list_empty(&batch)) {
-			list_splice_tail_init(&batch, &st->done);
-			doorbell_ring(&st->bell);
-		}
+		store_deliver(st, &batch);
 		/* A checkpointer starved of CPU time: the power-loss window is past twice its
 		 * interval, so it is raised (and lowers itself after the checkpoint). */
 		if (st->ckpt_prio.idle && atomic_load(&st->commits) != atomic_load(&st->ckpt_seen) &&
