@@ -18,6 +18,7 @@
 #include "govern/gate.h"
 #include "govern/keys.h"
 #include "mcp/catalog.h"
+#include "store/store.h"
 #include "cunit_main.h"
 
 static char dir[64];
@@ -338,10 +339,146 @@ static void test_config_errors(void)
 	config_free(c);
 }
 
+/* ---- many loops at one gate (workers: N) ---- */
+
+#define LOOPS 4
+#define RATE 500                /* the rate key's calls an hour */
+#define FITS 300                /* the budget key's calls that fit its budget */
+
+static const char *const many_fmt =
+	"{\"state_dir\":\"%s\",\"keys\":["
+	"{\"id\":\"rate\",\"policy\":\"docs\",\"hash\":\"%s\"},"
+	"{\"id\":\"spend\",\"policy\":\"docs\",\"hash\":\"%s\"}],"
+	"\"policies\":{\"docs\":{\"resources\":{\"allow\":[\"fs/file:///docs/*\"]}}},"
+	"\"rate_limits\":{\"key:rate\":{\"key\":{\"requests\":%d,\"per\":\"hour\"}},"
+	"\"key:spend\":{\"key\":{\"requests\":100000,\"per\":\"hour\"}}},"
+	"\"costs\":{\"fs/file:///docs/paid*\":\"0.01\"},"
+	"\"budgets\":{\"key:spend\":[{\"name\":\"daily\",\"limit\":\"%d.%02d\","
+	"\"period\":\"daily\"}]}}";
+
+static struct config *many_config(void)
+{
+	char hr[KEYS_HASH_TEXT_SIZE], hs[KEYS_HASH_TEXT_SIZE], text[2048];
+	struct config *c = NULL;
+
+	hash_text("key-rate", hr);
+	hash_text("key-spend", hs);
+	snprintf(text, sizeof(text), many_fmt, dir, hr, hs, RATE, FITS / 100, FITS % 100);
+	CU_ASSERT_EQUAL_FATAL(config_parse(text, "test", &c, &(struct config_errors){ 0 }), 0);
+	return c;
+}
+
+struct many_loop {
+	struct gate *g;
+	struct event_base *base;        /* the loop's: freed after the gate (its store's events) */
+	const char *key, *uri;
+	char peer[32];
+	int calls, admitted, refused, other, unsettled, attached;
+};
+
+static pthread_barrier_t many_go;
+
+/* A loop thread: its store staging attached, then its calls as fast as it can, each admitted
+ * one settled as a success (charged). */
+static void *many_main(void *arg)
+{
+	struct many_loop *l = arg;
+	struct key_identity who;
+	const char *why;
+	int64_t retry;
+
+	l->base = event_base_new();
+	l->attached = l->base && store_loop_attach(gate_store(l->g), l->base) == 0;
+	pthread_barrier_wait(&many_go);
+	for (int i = 0; i < l->calls && l->attached; i++) {
+		struct gate_ticket *t = NULL;
+		cJSON *err = NULL;
+		int rc;
+
+		/* A guessing peer on the side: its failures are counted by every loop at once. */
+		(void)gate_authenticate(l->g, "guess", "10.9.9.9", NULL, &who, &why, &retry);
+		if (gate_authenticate(l->g, l->key, l->peer, NULL, &who, &why, &retry) != GATE_AUTH_OK) {
+			l->other++;
+			continue;
+		}
+		rc = admit(l->g, &who, l->uri, &t, &err);
+		l->admitted += rc == 0;
+		l->refused += rc == -EAGAIN || rc == -EDQUOT;
+		l->other += rc && rc != -EAGAIN && rc != -EDQUOT;
+		cJSON_Delete(err);
+		if (t && gate_settle(l->g, t, true, NULL, NULL) < 0)
+			l->unsettled++;
+	}
+	return NULL;
+}
+
+/* LOOPS threads fire twice a limit's worth of calls at once; returns how many were admitted. */
+static int fire(struct gate *g, const char *key, const char *uri, int total,
+		struct many_loop l[LOOPS])
+{
+	pthread_t t[LOOPS];
+	int admitted = 0;
+
+	CU_ASSERT_FATAL(pthread_barrier_init(&many_go, NULL, LOOPS) == 0);
+	for (int i = 0; i < LOOPS; i++) {
+		l[i] = (struct many_loop){ .g = g, .key = key, .uri = uri, .calls = total / LOOPS };
+		snprintf(l[i].peer, sizeof(l[i].peer), "10.0.0.%d", i + 1);
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, many_main, &l[i]) == 0);
+	}
+	for (int i = 0; i < LOOPS; i++) {
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+		CU_ASSERT(l[i].attached);
+		CU_ASSERT_EQUAL(l[i].other, 0);
+		CU_ASSERT_EQUAL(l[i].unsettled, 0);
+		CU_ASSERT_EQUAL(l[i].admitted + l[i].refused, total / LOOPS);
+		admitted += l[i].admitted;
+	}
+	pthread_barrier_destroy(&many_go);
+	return admitted;
+}
+
+/* The exactness of workers: N: loops admitting at one gate side by side admit exactly a rate
+ * limit's count and exactly what fits a budget, and the spend is the sum of the charges, in
+ * memory and in the store; the peer guard counts every loop's failures. */
+static void test_many_loops_exact(void)
+{
+	struct many_loop rl[LOOPS], bl[LOOPS];
+	struct config *c = many_config();
+	struct gate *g = NULL;
+	struct key_identity who;
+	int64_t spent = -1, reserved = -1, retry;
+	const char *why;
+
+	CU_ASSERT_EQUAL_FATAL(gate_new(base, c, &g, &(struct config_errors){ 0 }), 0);
+	CU_ASSERT_EQUAL(fire(g, "key-rate", "file:///docs/free", 2 * RATE, rl), RATE);
+	CU_ASSERT_EQUAL(fire(g, "key-spend", "file:///docs/paid", 2 * FITS, bl), FITS);
+	CU_ASSERT_EQUAL(budget_counter(gate_budget(g), "key:spend", "day", clock_real_s(), &spent,
+				       &reserved), 0);
+	CU_ASSERT_EQUAL(spent, FITS * 10000);
+	CU_ASSERT_EQUAL(reserved, 0);
+	CU_ASSERT_EQUAL(gate_authenticate(g, "key-rate", "10.9.9.9", NULL, &who, &why, &retry),
+			GATE_AUTH_BLOCKED);
+	gate_free(g);                   /* every charge committed, on its loop's list */
+	for (int i = 0; i < LOOPS; i++) {
+		event_base_free(rl[i].base);
+		event_base_free(bl[i].base);
+	}
+
+	/* What the store holds: a new gate reads the same spend back. */
+	CU_ASSERT_EQUAL_FATAL(gate_new(base, c, &g, &(struct config_errors){ 0 }), 0);
+	spent = -1;
+	CU_ASSERT_EQUAL(budget_counter(gate_budget(g), "key:spend", "day", clock_real_s(), &spent,
+				       &reserved), 0);
+	CU_ASSERT_EQUAL(spent, FITS * 10000);
+	gate_free(g);
+	config_free(c);
+}
+
 CU_MAIN("gate", setup, teardown,
 	{ "authenticate: ok, missing, expired, disabled, held off", test_authenticate },
 	{ "admission: permission, budget, rate; refusals spend nothing; settle",
 	  test_admit_in_order },
 	{ "spend survives; refusal; runtime key kept across reload", test_release_and_reload },
 	{ "full reload: the rules replaced kept to go back to", test_full_reload_back },
-	{ "config errors name their field", test_config_errors })
+	{ "config errors name their field", test_config_errors },
+	{ "loops admitting side by side: limits exact, spend the sum", test_many_loops_exact })

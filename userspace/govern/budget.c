@@ -2,6 +2,7 @@
 #include "govern/budget.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,7 +59,10 @@ struct budget_resv {
 	} e[2 * BUDGET_MAX_PER_SCOPE];
 };
 
+/* Every loop reserves and settles against the same counters (workers: N): one lock around
+ * each operation, so a check and its reservation are one step and limits hold exactly. */
 struct budget {
+	pthread_mutex_t mu;
 	struct store *st;
 	const struct budget_config *cfg;
 	struct htab counters;           /* by struct counter_key */
@@ -91,6 +95,7 @@ int budget_new(struct store *st, struct budget **out)
 		return rc;
 	}
 	b->st = st;
+	pthread_mutex_init(&b->mu, NULL);
 	list_init(&b->resvs);
 	*out = b;
 	return 0;
@@ -108,9 +113,11 @@ static void counter_advance(struct counter *c, int64_t now);
 
 size_t budget_sweep(struct budget *b, int64_t now)
 {
-	struct htab_iter it = htab_iter(&b->counters);
+	struct htab_iter it;
 	size_t n = 0;
 
+	pthread_mutex_lock(&b->mu);
+	it = htab_iter(&b->counters);
 	for (struct htab_node *hn; (hn = htab_next(&it));) {
 		struct counter *c = htab_entry(hn, struct counter, hn);
 
@@ -122,12 +129,18 @@ size_t budget_sweep(struct budget *b, int64_t now)
 		counter_free(hn, NULL);
 		n++;
 	}
+	pthread_mutex_unlock(&b->mu);
 	return n;
 }
 
-size_t budget_counter_count(const struct budget *b)
+size_t budget_counter_count(struct budget *b)
 {
-	return htab_count(&b->counters);
+	size_t n;
+
+	pthread_mutex_lock(&b->mu);
+	n = htab_count(&b->counters);
+	pthread_mutex_unlock(&b->mu);
+	return n;
 }
 
 void budget_free(struct budget *b)
@@ -141,10 +154,16 @@ void budget_free(struct budget *b)
 	htab_drain(&b->counters, counter_free, NULL);
 	htab_fini(&b->counters);
 	intern_free(b->names);  /* the counters' references go with it */
+	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
 
-void budget_set_config(struct budget *b, const struct budget_config *cfg) { b->cfg = cfg; }
+void budget_set_config(struct budget *b, const struct budget_config *cfg)
+{
+	pthread_mutex_lock(&b->mu);
+	b->cfg = cfg;
+	pthread_mutex_unlock(&b->mu);
+}
 
 
 static struct counter *counter_lookup(const struct budget *b, const struct counter_key *k)
@@ -298,15 +317,19 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	const char *whose[2] = { who ? who->key_id : NULL, who ? who->team : NULL };
 	uint32_t id[2];
 	int which[2 * BUDGET_MAX_PER_SCOPE];
-	struct budget_resv *r;
+	struct budget_resv *r = NULL;
 	size_t n = 0;
+	int rc = 0;
 
 	*out = NULL;
 	if (cost < 0 || cost > BUDGET_MONEY_MAX || !who || !who->key_id)
 		return -EINVAL;
+	pthread_mutex_lock(&b->mu);
 	budget_scopes(b->cfg, who, &ks, &ts);
-	if (strlen(who->key_id) >= BUDGET_NAME_BUF || (ts && strlen(who->team) >= BUDGET_NAME_BUF))
-		return -EINVAL;
+	if (strlen(who->key_id) >= BUDGET_NAME_BUF || (ts && strlen(who->team) >= BUDGET_NAME_BUF)) {
+		rc = -EINVAL;
+		goto out;
+	}
 	id[0] = intern_find(b->names, whose[0], strlen(whose[0]));
 	id[1] = ts ? intern_find(b->names, whose[1], strlen(whose[1])) : 0;
 	for (size_t i = 0; ks && i < ks->n; i++, n++) {
@@ -319,8 +342,10 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	}
 	/* Fail closed: a charge the store cannot write would be lost at the next start, so a
 	 * call with a budget is refused while the disk fails (store_health says why). */
-	if (n && cost && b->st && store_health(b->st))
-		return -EIO;
+	if (n && cost && b->st && store_health(b->st)) {
+		rc = -EIO;
+		goto out;
+	}
 	/* e[] is filled up to n below: only the head cleared (e[] is most of it, in a cold block) */
 	r = alloc_cache_get(sizeof(*r));
 	memset(r, 0, offsetof(struct budget_resv, e));
@@ -335,8 +360,8 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 
 		if (!c && !(c = counter_make(b, (enum scope_kind)which[i], whose[which[i]],
 					     spec[i]->period, k.window))) {
-			free(r);
-			return -EINVAL;
+			rc = -EINVAL;
+			goto out;
 		}
 		counter_advance(c, now);
 		r->e[i].c = c;
@@ -352,8 +377,8 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 			why->limit = spec[i]->limit;
 			why->cost = cost;
 			why->resets_at = fits_at(c, spec[i]->limit, cost, now);
-			free(r);
-			return -EDQUOT;
+			rc = -EDQUOT;
+			goto out;
 		}
 	}
 	for (size_t i = 0; i < n; i++)
@@ -361,7 +386,12 @@ int budget_reserve(struct budget *b, const struct budget_subject *who, int64_t c
 	r->n = n;
 	list_add(&r->link, &b->resvs);
 	*out = r;
-	return 0;
+	r = NULL;
+out:
+	pthread_mutex_unlock(&b->mu);
+	if (r)
+		alloc_cache_put(r);
+	return rc;
 }
 
 static void resv_unlink(struct budget *b, struct budget_resv *r)
@@ -373,9 +403,11 @@ void budget_release(struct budget *b, struct budget_resv *r)
 {
 	if (!r)
 		return;
+	pthread_mutex_lock(&b->mu);
 	for (size_t i = 0; i < r->n; i++)
 		r->e[i].c->reserved -= r->cost;
 	resv_unlink(b, r);
+	pthread_mutex_unlock(&b->mu);
 	alloc_cache_put(r);     /* one a call: kept for the next (base/alloc.h) */
 }
 
@@ -395,6 +427,7 @@ int budget_commit_amount(struct budget *b, struct budget_resv *r, int64_t amount
 		return -EINVAL;
 	if (amount < 0 || amount > BUDGET_MONEY_MAX)
 		amount = r->cost;
+	pthread_mutex_lock(&b->mu);
 	reserved = r->cost;
 	r->cost = amount;       /* what is charged from here on */
 	for (size_t i = 0; i < r->n; i++) {
@@ -413,13 +446,17 @@ int budget_commit_amount(struct budget *b, struct budget_resv *r, int64_t amount
 		/* else the period rolled over while the call ran: the charge belongs to the
 		 * period it was reserved in, which only the store still records. */
 	}
+	/* Under the lock: a reset (budget_reset) reaches the store before a later charge, or
+	 * after an earlier one, as it did in memory. */
 	if (b->st && r->cost && r->n)
 		rc = store_charge(b->st, items, r->n, cb, arg);
 	resv_unlink(b, r);
+	pthread_mutex_unlock(&b->mu);
 	alloc_cache_put(r);
 	return rc;
 }
 
+/* Start-up, before any loop runs: no lock. */
 int budget_load_spend(struct budget *b, const struct store_spend *row, int64_t now)
 {
 	struct counter *c = counter_find(b, row->scope, row->period, false);
@@ -444,14 +481,18 @@ int budget_load_spend(struct budget *b, const struct store_spend *row, int64_t n
 int budget_counter(struct budget *b, const char *scope, const char *period, int64_t now,
 		   int64_t *spent, int64_t *reserved)
 {
-	struct counter *c = counter_find(b, scope, period, false);
+	struct counter *c;
+	int rc = -ENOENT;
 
-	if (!c)
-		return -ENOENT;
-	counter_advance(c, now);
-	*spent = c->spent;
-	*reserved = c->reserved;
-	return 0;
+	pthread_mutex_lock(&b->mu);
+	if ((c = counter_find(b, scope, period, false))) {
+		counter_advance(c, now);
+		*spent = c->spent;
+		*reserved = c->reserved;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
 }
 
 size_t budget_usage(struct budget *b, const char *scope, const char *policy, int64_t now,
@@ -460,6 +501,7 @@ size_t budget_usage(struct budget *b, const char *scope, const char *policy, int
 	const struct selector *sel = NULL, *ks, *ts;
 	size_t n = 0;
 
+	pthread_mutex_lock(&b->mu);
 	if (!strncmp(scope, "key:", 4)) {
 		budget_scopes(b->cfg, &(struct budget_subject){ scope + 4, NULL, policy }, &ks, &ts);
 		sel = ks;
@@ -491,6 +533,7 @@ size_t budget_usage(struct budget *b, const char *scope, const char *policy, int
 		if (c->kind == BUDGET_ROLLING && c->lo < c->hi)
 			u->resets_at = c->ents[c->lo].start + c->nslots * c->slot;
 	}
+	pthread_mutex_unlock(&b->mu);
 	return n;
 }
 
@@ -498,17 +541,20 @@ int budget_reset(struct budget *b, const char *scope, int64_t now, store_done_fn
 {
 	size_t slen = strlen(scope), n = 0;
 	struct store_spend items[64];
+	struct htab_iter it;
 	int rc = 1;
 
-	struct htab_iter it = htab_iter(&b->counters);
-
+	pthread_mutex_lock(&b->mu);
+	it = htab_iter(&b->counters);
 	for (struct htab_node *hn; (hn = htab_next(&it));) {
 		struct counter *c = htab_entry(hn, struct counter, hn);
 		{
 			if (c->slen != slen || memcmp(c->name, scope, slen) != 0)
 				continue;
-			if (n == sizeof(items) / sizeof(items[0]))
-				return -E2BIG;
+			if (n == sizeof(items) / sizeof(items[0])) {
+				rc = -E2BIG;
+				goto out;
+			}
 			counter_advance(c, now);
 			/* Rolling: every slot still in the window; calendar: this period's row. */
 			items[n++] = (struct store_spend){ .scope = c->name,
@@ -524,8 +570,12 @@ int budget_reset(struct budget *b, const char *scope, int64_t now, store_done_fn
 		c->spent = 0;
 		c->lo = c->hi = 0;
 	}
+	/* Under the lock, as charges are queued: the store applies the reset after the charges
+	 * it zeroed and before any that follow, whatever loop made them. */
 	if (b->st && n)
 		rc = store_spend_reset(b->st, items, n, cb, arg);
+out:
+	pthread_mutex_unlock(&b->mu);
 	return rc;
 }
 

@@ -101,7 +101,8 @@ void budget_applicable(const struct budget_config *cfg, const struct budget_subj
 		       const struct budget_spec **kspec, size_t *nk,
 		       const struct budget_spec **tspec, size_t *nt);
 
-/* ---- accounting (event loop thread) ---- */
+/* ---- accounting (any loop thread: one lock around each operation; budget_load_spend at
+ * start-up, before any loop runs) ---- */
 
 struct budget;
 struct budget_resv;
@@ -140,7 +141,7 @@ int budget_load_spend(struct budget *b, const struct store_spend *row, int64_t n
  * history is in the store; a counter used again starts from zero, which is what it held.
  * Returns how many went. */
 size_t budget_sweep(struct budget *b, int64_t now);
-size_t budget_counter_count(const struct budget *b);
+size_t budget_counter_count(struct budget *b);
 /* Current spent and reserved of one counter at now; -ENOENT if it has never been used. */
 int budget_counter(struct budget *b, const char *scope, const char *period, int64_t now,
 		   int64_t *spent, int64_t *reserved);

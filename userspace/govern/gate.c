@@ -310,46 +310,11 @@ void gate_free(struct gate *g)
 	free(g);
 }
 
-struct carry {
-	struct gate *g;
-	struct keystore *to;
-};
-
-static int carry_team(void *arg, const char *name, const char *policy, size_t nkeys)
-{
-	struct carry *c = arg;
-
-	if (keys_team_from_config(c->g->r.ks, name) || keys_team_policy(c->to, name))
-		return 0;  /* the config's, or now defined by the config: the new config wins */
-	if (keys_team_set(c->to, name, policy))
-		log_warn("reload: team %s (admin API) could not be kept", name);
-	return 0;
-}
-
-static int carry_key(void *arg, const struct key_record *k)
-{
-	struct carry *c = arg;
-	int rc;
-
-	if (keys_from_config(c->g->r.ks, k->id))
-		return 0;
-	rc = keys_add(c->to, k);
-	if (rc == -EEXIST)
-		log_warn("reload: key %s (admin API) is now also in the config: the config's wins", k->id);
-	else if (rc)
-		log_warn("reload: key %s (admin API) is no longer usable (%s): its team or policy "
-			 "went away", k->id, strerror(-rc));
-	return 0;
-}
-
 /* prev not NULL: the rules replaced go there (rules_back) instead of being freed. */
 static void swap_rules(struct gate *g, struct gate_rules *r, struct gate_rules **prev)
 {
-	/* What the admin API added stays: teams first, so its keys find them. */
-	struct carry c = { g, r->ks };
-
-	keys_team_foreach(g->r.ks, carry_team, &c);
-	keys_foreach(g->r.ks, carry_key, &c);
+	/* What the admin API added stays. */
+	keys_carry_runtime(r->ks, g->r.ks);
 	/* Swap. Buckets, spend and reservations in flight live on: they are not config. */
 	struct gate_rules old = g->r;
 	keys_take_peers(r->ks, old.ks);

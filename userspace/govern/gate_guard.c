@@ -3,6 +3,7 @@
 #include "govern/gate_guard.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,9 @@ struct gate_guard {
 	unsigned char *tool_state;
 	size_t ntools;
 	bool pins_on;                   /* some tool_integrity is not off */
+	/* What every loop's calls count (workers: N): the loop breaker's entries and the
+	 * circuits' states, one lock around each look and change. */
+	pthread_mutex_t mu;
 	struct loop_guard *loops;
 	struct circuit *circuits;       /* per upstream, config order */
 	char **names;                   /* their upstreams' names */
@@ -49,6 +53,7 @@ struct gate_guard *gate_guard_new(struct store *st, const struct config *cfg,
 	struct gate_guard *gd = xcalloc(1, sizeof(*gd));
 
 	gd->tpc = *tpc;
+	pthread_mutex_init(&gd->mu, NULL);
 	gd->pins = toolpins_new(st);
 	gd->loops = loop_guard_new(LOOP_GUARD_MAX_ENTRIES);
 	if (!gd->pins || !gd->loops) {
@@ -85,6 +90,7 @@ void gate_guard_free(struct gate_guard *gd)
 	free(gd->names);
 	free(gd->tool_digest);
 	free(gd->tool_state);
+	pthread_mutex_destroy(&gd->mu);
 	free(gd);
 }
 
@@ -125,6 +131,7 @@ int gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg)
 		if (cc.failures)
 			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
 	}
+	pthread_mutex_lock(&gd->mu);
 	for (j = 0; j < gd->ncircuits; j++) {
 		if (!kept[j])
 			circuit_clear(&gd->circuits[j]);
@@ -135,6 +142,7 @@ int gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg)
 	gd->circuits = nc;
 	gd->names = names;
 	gd->ncircuits = n;
+	pthread_mutex_unlock(&gd->mu);
 	nc = NULL;
 	names = NULL;
 	/* The catalogue judged last belonged to the router that is gone. */
@@ -318,7 +326,10 @@ int gate_guard_loop(struct gate_guard *gd, const struct policy_set *ps,
 	free(args);
 	if (rc)
 		return rc;
-	if (loop_guard_check(gd->loops, hex, max, window, (int64_t)clock_loop_ms(), &retry) == 0)
+	pthread_mutex_lock(&gd->mu);
+	rc = loop_guard_check(gd->loops, hex, max, window, (int64_t)clock_loop_ms(), &retry);
+	pthread_mutex_unlock(&gd->mu);
+	if (rc == 0)
 		return 0;
 	const char *tool = rq->e ? rq->e->exposed : rq->name;
 	out->code = REFUSAL_LOOP_DETECTED;
@@ -370,8 +381,13 @@ int gate_guard_circuit_allow(struct gate_guard *gd, size_t server, bool *probe,
 
 	*probe = false;
 	*retry_ms = 0;
-	if (!gd || server >= gd->ncircuits)
+	if (!gd)
 		return 0;
+	pthread_mutex_lock(&gd->mu);
+	if (server >= gd->ncircuits) {
+		pthread_mutex_unlock(&gd->mu);
+		return 0;
+	}
 	c = &gd->circuits[server];
 	before = c->state;
 	rc = circuit_allow(c, (int64_t)clock_loop_ms(), probe, retry_ms);
@@ -380,15 +396,17 @@ int gate_guard_circuit_allow(struct gate_guard *gd, size_t server, bool *probe,
 			      circuit_state_name(c->state), 0);
 		metrics_circuit_state(gd->names[server], (int)c->state);
 	}
+	pthread_mutex_unlock(&gd->mu);
 	return rc;
 }
 
-void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failure, bool probe)
+static void circuit_result_locked(struct gate_guard *gd, size_t server, bool failure,
+				  bool probe)
 {
 	struct circuit *c;
 	enum circuit_state before;
 
-	if (!gd || server >= gd->ncircuits)
+	if (server >= gd->ncircuits)
 		return;
 	c = &gd->circuits[server];
 	before = c->state;
@@ -409,14 +427,34 @@ void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failur
 		log_info("upstream %s: circuit closed: the probe call succeeded", name);
 }
 
-void gate_guard_circuit_abandon(struct gate_guard *gd, size_t server)
+void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failure, bool probe)
 {
-	if (gd && server < gd->ncircuits)
-		circuit_abandon(&gd->circuits[server]);
+	if (!gd)
+		return;
+	pthread_mutex_lock(&gd->mu);
+	circuit_result_locked(gd, server, failure, probe);
+	pthread_mutex_unlock(&gd->mu);
 }
 
-const char *gate_guard_circuit_state(const struct gate_guard *gd, size_t server)
+void gate_guard_circuit_abandon(struct gate_guard *gd, size_t server)
 {
-	return gd && server < gd->ncircuits ? circuit_state_name(gd->circuits[server].state)
-					    : "closed";
+	if (!gd)
+		return;
+	pthread_mutex_lock(&gd->mu);
+	if (server < gd->ncircuits)
+		circuit_abandon(&gd->circuits[server]);
+	pthread_mutex_unlock(&gd->mu);
+}
+
+const char *gate_guard_circuit_state(struct gate_guard *gd, size_t server)
+{
+	const char *s = "closed";
+
+	if (!gd)
+		return s;
+	pthread_mutex_lock(&gd->mu);
+	if (server < gd->ncircuits)
+		s = circuit_state_name(gd->circuits[server].state);
+	pthread_mutex_unlock(&gd->mu);
+	return s;
 }

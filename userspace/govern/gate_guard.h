@@ -1,7 +1,9 @@
 /* gate_guard: what the gate checks besides keys, permission, budget and rate (docs/
  * tool-integrity.md) — tool integrity (each catalogue tool judged against its pin once per
  * catalogue; a changed tool withheld from keys under `withhold`), the loop breaker (identical
- * calls per key) and the upstream circuit breakers. Owned by the gate; loop thread only.
+ * calls per key) and the upstream circuit breakers. Owned by the gate. The loop breaker and
+ * the circuits may be used from every loop (workers: N; a lock around each); the pins and the
+ * judging of a catalogue are loop 0's.
  *
  * The guard decides; the gate builds the JSON-RPC error from a refusal's parts, so every
  * refusal of the gate has one shape.
@@ -86,6 +88,6 @@ int gate_guard_circuit_allow(struct gate_guard *gd, size_t server, bool *probe,
 			     int64_t *retry_ms);
 void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failure, bool probe);
 void gate_guard_circuit_abandon(struct gate_guard *gd, size_t server);
-const char *gate_guard_circuit_state(const struct gate_guard *gd, size_t server);
+const char *gate_guard_circuit_state(struct gate_guard *gd, size_t server);
 
 #endif

@@ -1,5 +1,5 @@
-/* keys: virtual keys, teams, authentication and the per-peer failure tracker. */
-#include "govern/keys.h"
+/* keys: virtual keys and teams, their tables and changes (authentication: keys_auth.c). */
+#include "govern/keys_int.h"
 
 #include "base/config.h"
 #include "base/log.h"
@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,33 +24,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-struct team {
-	struct htab_node hn;           /* in ks->teams, by name */
-	char name[KEYS_ID_SIZE];
-	char policy[KEYS_ID_SIZE];
-	size_t nkeys;
-	bool from_config;
-};
-
-/* A stored key: what authentication checks (the digest chain's node, the digest, expiry, the
- * flags) in its first 64 bytes, the strings packed right after the rest. No cache-line
- * alignment: 16 bytes a key (100k keys: 1.5 MB) for a lookup that hashes the presented key
- * with SHA-256 anyway. */
-struct key {
-	struct htab_node by_hash;
-	unsigned char hash[KEYS_HASH_LEN];
-	int64_t expires;
-	bool disabled;
-	bool from_config;              /* keys_mark_config */
-	bool packed;                   /* in a block of ks->blocks (keys_pack), not its own */
-	uint8_t name_off, policy_off;  /* into text, which starts with the id (name_off 0: the
-					* name is the id) */
-	uint16_t workloads_off;
-	struct team *team;
-	int64_t created;
-	struct htab_node by_id;
-	char text[];                   /* "id\0name\0policy\0workloads\0" */
-};
 #define KEY_ALIGN 16                   /* as malloc's */
 
 /* keys_pack: a block of keys, one after another. */
@@ -61,25 +35,11 @@ struct key_block {
 _Static_assert(sizeof(struct key) + 3 * KEYS_ID_SIZE + KEYS_NAME_SIZE + KEYS_WORKLOADS_SIZE + 64 <
 	       KEY_BLOCK_SIZE - sizeof(struct key_block), "the largest key fits a block");
 
-struct keystore {
-	struct key_block *blocks;      /* packed keys' memory, newest first */
-	bool packing;
-	struct htab by_id;             /* keys by id */
-	struct htab by_hash;           /* keys by SHA-256 digest: authentication's lookup */
-	struct htab teams;             /* by name */
-	EVP_MD *sha256;                /* fetched once; read by every thread that hashes */
-	struct peer_guard *peers;      /* brute-force hold-off */
-	struct keys_workload *wl;      /* keyless workloads, in config order (first match wins) */
-	size_t nwl;
-};
-
-/* Moved on by every change to any keystore, and by a new or freed one: a memo taken before
- * no longer matches (keys_authenticate_memo). Atomic: the reload thread builds keystores. */
-static _Atomic uint64_t generation = 1;
+_Atomic uint64_t keys_generation = 1;
 
 static void changed(void)
 {
-	atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&keys_generation, 1, memory_order_relaxed);
 }
 
 static const struct peer_guard_limits default_limits = {
@@ -126,7 +86,7 @@ static struct key *find_by_id(const struct keystore *ks, const char *id)
 	return n ? htab_entry(n, struct key, by_id) : NULL;
 }
 
-static struct key *find_by_hash(const struct keystore *ks, const unsigned char *d)
+struct key *keys_find_by_hash(const struct keystore *ks, const unsigned char *d)
 {
 	struct htab_node *n = htab_find(&ks->by_hash, d);
 
@@ -148,6 +108,7 @@ int keys_new(const struct peer_guard_limits *limits, struct keystore **out)
 	int rc;
 
 	*out = NULL;
+	pthread_rwlock_init(&ks->lock, NULL);
 	if ((rc = peer_guard_new(limits ? limits : &default_limits, &ks->peers)) ||
 	    (rc = htab_init(&ks->by_id, &id_type)) || (rc = htab_init(&ks->by_hash, &digest_type)) ||
 	    (rc = htab_init(&ks->teams, &team_type)))
@@ -204,6 +165,7 @@ void keys_free(struct keystore *ks)
 	peer_guard_free(ks->peers);
 	free(ks->wl);
 	EVP_MD_free(ks->sha256);
+	pthread_rwlock_destroy(&ks->lock);
 	free(ks);
 }
 
@@ -263,7 +225,7 @@ int keys_hash(const char *key, size_t len, unsigned char out[KEYS_HASH_LEN])
 
 /* A context a digest, not one a keystore: loops on several threads may authenticate against
  * one keystore at once, and a connection hashes only its first key (keys_authenticate_memo). */
-static int hash_with(const struct keystore *ks, const char *key, size_t len, unsigned char *out)
+int keys_hash_with(const struct keystore *ks, const char *key, size_t len, unsigned char *out)
 {
 	unsigned int n = 0;
 
@@ -351,7 +313,7 @@ static int check_record(const struct keystore *ks, const struct key_record *k, s
 
 /* ---- teams ---- */
 
-int keys_team_set(struct keystore *ks, const char *name, const char *policy)
+static int keys_team_set_locked(struct keystore *ks, const char *name, const char *policy)
 {
 	struct team *t;
 
@@ -368,7 +330,17 @@ int keys_team_set(struct keystore *ks, const char *name, const char *policy)
 	return 0;
 }
 
-int keys_team_delete(struct keystore *ks, const char *name)
+int keys_team_set(struct keystore *ks, const char *name, const char *policy)
+{
+	int rc;
+
+	keys_wr(ks);
+	rc = keys_team_set_locked(ks, name, policy);
+	keys_unlock(ks);
+	return rc;
+}
+
+static int keys_team_delete_locked(struct keystore *ks, const char *name)
 {
 	struct team *t = find_team(ks, name);
 
@@ -382,6 +354,16 @@ int keys_team_delete(struct keystore *ks, const char *name)
 	return 0;
 }
 
+int keys_team_delete(struct keystore *ks, const char *name)
+{
+	int rc;
+
+	keys_wr(ks);
+	rc = keys_team_delete_locked(ks, name);
+	keys_unlock(ks);
+	return rc;
+}
+
 const char *keys_team_policy(const struct keystore *ks, const char *name)
 {
 	const struct team *t = find_team(ks, name);
@@ -389,9 +371,21 @@ const char *keys_team_policy(const struct keystore *ks, const char *name)
 	return t ? t->policy : NULL;
 }
 
+bool keys_team_policy_copy(const struct keystore *ks, const char *name,
+			   char out[KEYS_ID_SIZE])
+{
+	const struct team *t;
+
+	keys_rd(ks);
+	if ((t = find_team(ks, name)))
+		memcpy(out, t->policy, KEYS_ID_SIZE);
+	keys_unlock(ks);
+	return t != NULL;
+}
+
 /* ---- keyless workloads ---- */
 
-int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
+static int keys_workload_add_locked(struct keystore *ks, const struct keys_workload *w)
 {
 	struct keys_workload *n;
 
@@ -411,14 +405,24 @@ int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
 	return 0;
 }
 
+int keys_workload_add(struct keystore *ks, const struct keys_workload *w)
+{
+	int rc;
+
+	keys_wr(ks);
+	rc = keys_workload_add_locked(ks, w);
+	keys_unlock(ks);
+	return rc;
+}
+
 size_t keys_workload_count(const struct keystore *ks) { return ks->nwl; }
 const struct keys_workload *keys_workload_at(const struct keystore *ks, size_t i)
 {
 	return i < ks->nwl ? &ks->wl[i] : NULL;
 }
 
-int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
-			   struct key_identity *who)
+static int keys_workload_identity_locked(const struct keystore *ks, const char *cgroup_path,
+					 struct key_identity *who)
 {
 	const char *tp;
 
@@ -440,6 +444,17 @@ int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int keys_workload_identity(const struct keystore *ks, const char *cgroup_path,
+			   struct key_identity *who)
+{
+	int rc;
+
+	keys_rd(ks);
+	rc = keys_workload_identity_locked(ks, cgroup_path, who);
+	keys_unlock(ks);
+	return rc;
 }
 
 /* ---- keys ---- */
@@ -516,7 +531,7 @@ static void key_unlink(struct keystore *ks, struct key *k)
 		k->team->nkeys--;
 }
 
-int keys_add(struct keystore *ks, const struct key_record *k)
+static int keys_add_locked(struct keystore *ks, const struct key_record *k)
 {
 	struct team *team;
 	struct key *nk;
@@ -524,7 +539,7 @@ int keys_add(struct keystore *ks, const struct key_record *k)
 
 	if (rc)
 		return rc;
-	if (find_by_id(ks, k->id) || find_by_hash(ks, k->hash))
+	if (find_by_id(ks, k->id) || keys_find_by_hash(ks, k->hash))
 		return -EEXIST;
 	nk = key_new(ks, k, team);
 	if (!nk)
@@ -533,7 +548,17 @@ int keys_add(struct keystore *ks, const struct key_record *k)
 	return 0;
 }
 
-int keys_update(struct keystore *ks, const struct key_record *k)
+int keys_add(struct keystore *ks, const struct key_record *k)
+{
+	int rc;
+
+	keys_wr(ks);
+	rc = keys_add_locked(ks, k);
+	keys_unlock(ks);
+	return rc;
+}
+
+static int keys_update_locked(struct keystore *ks, const struct key_record *k)
 {
 	struct key *cur, *other, *nk;
 	struct team *team;
@@ -544,7 +569,7 @@ int keys_update(struct keystore *ks, const struct key_record *k)
 	cur = find_by_id(ks, k->id);
 	if (!cur)
 		return -ENOENT;
-	other = find_by_hash(ks, k->hash);
+	other = keys_find_by_hash(ks, k->hash);
 	if (other && other != cur)
 		return -EEXIST;
 	nk = key_new(ks, k, team);
@@ -557,7 +582,17 @@ int keys_update(struct keystore *ks, const struct key_record *k)
 	return 0;
 }
 
-int keys_set_disabled(struct keystore *ks, const char *id, bool disabled)
+int keys_update(struct keystore *ks, const struct key_record *k)
+{
+	int rc;
+
+	keys_wr(ks);
+	rc = keys_update_locked(ks, k);
+	keys_unlock(ks);
+	return rc;
+}
+
+static int keys_set_disabled_locked(struct keystore *ks, const char *id, bool disabled)
 {
 	struct key *k = find_by_id(ks, id);
 
@@ -568,7 +603,17 @@ int keys_set_disabled(struct keystore *ks, const char *id, bool disabled)
 	return 0;
 }
 
-int keys_delete(struct keystore *ks, const char *id)
+int keys_set_disabled(struct keystore *ks, const char *id, bool disabled)
+{
+	int rc;
+
+	keys_wr(ks);
+	rc = keys_set_disabled_locked(ks, id, disabled);
+	keys_unlock(ks);
+	return rc;
+}
+
+static int keys_delete_locked(struct keystore *ks, const char *id)
 {
 	struct key *k = find_by_id(ks, id);
 
@@ -579,7 +624,17 @@ int keys_delete(struct keystore *ks, const char *id)
 	return 0;
 }
 
-int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
+int keys_delete(struct keystore *ks, const char *id)
+{
+	int rc;
+
+	keys_wr(ks);
+	rc = keys_delete_locked(ks, id);
+	keys_unlock(ks);
+	return rc;
+}
+
+static int keys_get_locked(const struct keystore *ks, const char *id, struct key_record *out)
 {
 	const struct key *k = find_by_id(ks, id);
 
@@ -599,20 +654,36 @@ int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
 	return 0;
 }
 
+int keys_get(const struct keystore *ks, const char *id, struct key_record *out)
+{
+	int rc;
+
+	keys_rd(ks);
+	rc = keys_get_locked(ks, id, out);
+	keys_unlock(ks);
+	return rc;
+}
+
 void keys_mark_config(struct keystore *ks)
 {
-	struct htab_iter it = htab_iter(&ks->by_id);
+	struct htab_iter it;
 
+	keys_wr(ks);
+	it = htab_iter(&ks->by_id);
 	for (struct htab_node *n; (n = htab_next(&it));)
 		htab_entry(n, struct key, by_id)->from_config = true;
 	it = htab_iter(&ks->teams);
 	for (struct htab_node *n; (n = htab_next(&it));)
 		htab_entry(n, struct team, hn)->from_config = true;
+	keys_unlock(ks);
 }
 
 void keys_keep_config(struct keystore *ks)
 {
-	struct htab_iter it = htab_iter(&ks->by_id);
+	struct htab_iter it;
+
+	keys_wr(ks);
+	it = htab_iter(&ks->by_id);
 
 	for (struct htab_node *n; (n = htab_next(&it));) {
 		struct key *k = htab_entry(n, struct key, by_id);
@@ -633,41 +704,59 @@ void keys_keep_config(struct keystore *ks)
 			changed();
 		}
 	}
+	keys_unlock(ks);
 }
 
 bool keys_from_config(const struct keystore *ks, const char *id)
 {
-	const struct key *k = find_by_id(ks, id);
+	const struct key *k;
+	bool yes;
 
-	return k && k->from_config;
+	keys_rd(ks);
+	k = find_by_id(ks, id);
+	yes = k && k->from_config;
+	keys_unlock(ks);
+	return yes;
 }
 
 bool keys_team_from_config(const struct keystore *ks, const char *name)
 {
-	const struct team *t = find_team(ks, name);
+	const struct team *t;
+	bool yes;
 
-	return t && t->from_config;
+	keys_rd(ks);
+	t = find_team(ks, name);
+	yes = t && t->from_config;
+	keys_unlock(ks);
+	return yes;
 }
 
 size_t keys_count(const struct keystore *ks)
 {
-	return htab_count(&ks->by_id);
+	size_t n;
+
+	keys_rd(ks);
+	n = htab_count(&ks->by_id);
+	keys_unlock(ks);
+	return n;
 }
 
 int keys_foreach(const struct keystore *ks, int (*fn)(void *arg, const struct key_record *k),
 		 void *arg)
 {
 	struct key_record r = { 0 };
+	struct htab_iter it;
 	int rc = 0;
 
-	struct htab_iter it = htab_iter(&ks->by_id);
-
+	keys_rd(ks);
+	it = htab_iter(&ks->by_id);
 	for (struct htab_node *n; !rc && (n = htab_next(&it));) {
 		const struct key *k = htab_entry(n, struct key, by_id);
 
-		if (keys_get(ks, k->text, &r) == 0)
+		if (keys_get_locked(ks, k->text, &r) == 0)
 			rc = fn(arg, &r);
 	}
+	keys_unlock(ks);
 	OPENSSL_cleanse(r.hash, sizeof(r.hash));
 	return rc;
 }
@@ -676,165 +765,61 @@ int keys_team_foreach(const struct keystore *ks,
 		      int (*fn)(void *arg, const char *name, const char *policy, size_t nkeys),
 		      void *arg)
 {
+	struct htab_iter it;
 	int rc = 0;
 
-	struct htab_iter it = htab_iter(&ks->teams);
-
+	keys_rd(ks);
+	it = htab_iter(&ks->teams);
 	for (struct htab_node *n; !rc && (n = htab_next(&it));) {
 		const struct team *t = htab_entry(n, struct team, hn);
 
 		rc = fn(arg, t->name, t->policy, t->nkeys);
 	}
+	keys_unlock(ks);
 	return rc;
 }
 
-/* ---- authentication ---- */
-
-const char *keys_auth_name(enum keys_auth r)
+void keys_carry_runtime(struct keystore *to, const struct keystore *from)
 {
-	switch (r) {
-	case KEYS_AUTH_OK:        return "ok";
-	case KEYS_AUTH_MALFORMED: return "malformed";
-	case KEYS_AUTH_UNKNOWN:   return "unknown";
-	case KEYS_AUTH_EXPIRED:   return "expired";
-	case KEYS_AUTH_DISABLED:  return "disabled";
-	}
-	return "unknown";
-}
+	const struct keystore *first = (const void *)to < (const void *)from ? to : from;
+	struct key_record r = { 0 };
+	struct htab_iter it;
+	int rc;
 
-/* who from a stored key, and what it says at time now. */
-void key_identity_copy(struct key_identity *dst, const struct key_identity *src)
-{
-	static const struct key_identity none;
-
-	if (!src)
-		src = &none;
-	strcpy(dst->id, src->id);
-	strcpy(dst->name, src->name);
-	strcpy(dst->team, src->team);
-	strcpy(dst->policy, src->policy);
-	strcpy(dst->team_policy, src->team_policy);
-	dst->expires = src->expires;
-	strcpy(dst->workloads, src->workloads);
-	strcpy(dst->workload, src->workload);
-}
-
-static enum keys_auth identify(const struct key *k, int64_t now, struct key_identity *who)
-{
-	if (!k) {
-		memset(who, 0, sizeof(*who));
-		return KEYS_AUTH_UNKNOWN;
-	}
-	/* Lengths were checked on the way in: every string fits its field. */
-	strcpy(who->id, k->text);
-	strcpy(who->name, k->text + k->name_off);
-	strcpy(who->policy, k->text + k->policy_off);
-	strcpy(who->workloads, k->text + k->workloads_off);
-	if (k->team) {
-		strcpy(who->team, k->team->name);
-		strcpy(who->team_policy, k->team->policy);
+	/* Both locked, always in the order of their addresses: a reload back and forth carries
+	 * each way. */
+	if (first == to) {
+		keys_wr(to);
+		keys_rd(from);
 	} else {
-		who->team[0] = who->team_policy[0] = '\0';
+		keys_rd(from);
+		keys_wr(to);
 	}
-	who->expires = k->expires;
-	if (k->disabled)
-		return KEYS_AUTH_DISABLED;
-	if (k->expires && now >= k->expires)
-		return KEYS_AUTH_EXPIRED;
-	return KEYS_AUTH_OK;
-}
+	/* Teams first, so the keys find them. The config's, or one it now defines, wins. */
+	it = htab_iter(&from->teams);
+	for (struct htab_node *n; (n = htab_next(&it));) {
+		const struct team *t = htab_entry(n, struct team, hn);
 
-enum keys_auth keys_authenticate_hash(const struct keystore *ks,
-				      const unsigned char hash[KEYS_HASH_LEN], int64_t now,
-				      struct key_identity *who)
-{
-	return identify(find_by_hash(ks, hash), now, who);
-}
-
-/* *found: the stored key the presented one hashes to (NULL none). */
-static enum keys_auth authenticate(struct keystore *ks, const char *presented, size_t len,
-				   int64_t now, struct key_identity *who, const struct key **found)
-{
-	unsigned char d[KEYS_HASH_LEN];
-	enum keys_auth r;
-
-	*found = NULL;
-	/* Any printable token is hashed, so keys imported from another system keep working. */
-	if (!presented || len == 0 || len > KEYS_PRESENTED_MAX)
-		goto malformed;
-	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)presented[i] <= 0x20 || (unsigned char)presented[i] >= 0x7f)
-			goto malformed;
+		if (t->from_config || find_team(to, t->name))
+			continue;
+		if (keys_team_set_locked(to, t->name, t->policy))
+			log_warn("reload: team %s (admin API) could not be kept", t->name);
 	}
-	if (hash_with(ks, presented, len, d)) {
-		log_error("keys: SHA-256 failed; refusing the request");
-		memset(who, 0, sizeof(*who));
-		return KEYS_AUTH_UNKNOWN;
+	it = htab_iter(&from->by_id);
+	for (struct htab_node *n; (n = htab_next(&it));) {
+		const struct key *k = htab_entry(n, struct key, by_id);
+
+		if (k->from_config || keys_get_locked(from, k->text, &r))
+			continue;
+		rc = keys_add_locked(to, &r);
+		if (rc == -EEXIST)
+			log_warn("reload: key %s (admin API) is now also in the config: the "
+				 "config's wins", r.id);
+		else if (rc)
+			log_warn("reload: key %s (admin API) is no longer usable (%s): its team or "
+				 "policy went away", r.id, strerror(-rc));
 	}
-	*found = find_by_hash(ks, d);
-	r = identify(*found, now, who);
-	OPENSSL_cleanse(d, sizeof(d));
-	return r;
-malformed:
-	memset(who, 0, sizeof(*who));
-	return KEYS_AUTH_MALFORMED;
+	OPENSSL_cleanse(r.hash, sizeof(r.hash));
+	keys_unlock(from);
+	keys_unlock(to);
 }
-
-enum keys_auth keys_authenticate(struct keystore *ks, const char *presented, size_t len,
-				 int64_t now, struct key_identity *who)
-{
-	const struct key *k;
-
-	return authenticate(ks, presented, len, now, who, &k);
-}
-
-enum keys_auth keys_authenticate_memo(struct keystore *ks, struct keys_memo *m,
-				      const char *presented, size_t len, int64_t now,
-				      struct key_identity *who)
-{
-	uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed), tag = 0;
-	const struct key *k;
-	enum keys_auth r;
-
-	if (!m)
-		return keys_authenticate(ks, presented, len, now, who);
-	/* The by_hash table's seed is random and never leaves the process: a different key
-	 * matches the tag by chance only (2^-64), and no client can search for one offline. */
-	if (presented && len && len <= KEYS_PRESENTED_MAX) {
-		tag = htab_hash_bytes(&ks->by_hash, presented, len);
-		if (m->gen == gen && m->ks == ks && m->len == len && m->tag == tag)
-			return identify(m->key, now, who);
-	}
-	r = authenticate(ks, presented, len, now, who, &k);
-	*m = (struct keys_memo){ 0 };
-	if (r == KEYS_AUTH_OK)
-		*m = (struct keys_memo){ .gen = gen, .ks = ks, .key = k, .tag = tag, .len = len };
-	return r;
-}
-
-/* ---- per-peer failure tracker (peer_guard) ---- */
-
-void keys_take_peers(struct keystore *to, struct keystore *from)
-{
-	struct peer_guard *t = to->peers;
-
-	to->peers = from->peers;
-	from->peers = t;
-}
-
-bool keys_peer_blocked(struct keystore *ks, const char *peer, int64_t now_ms,
-		       int64_t *retry_after_ms)
-{
-	return peer_guard_blocked(ks->peers, peer, now_ms, retry_after_ms);
-}
-
-void keys_peer_failure(struct keystore *ks, const char *peer, int64_t now_ms)
-{
-	peer_guard_failure(ks->peers, peer, now_ms);
-}
-
-void keys_peer_success(struct keystore *ks, const char *peer, int64_t now_ms)
-{
-	peer_guard_success(ks->peers, peer, now_ms);
-}
-

@@ -11,7 +11,9 @@
  * window_ms, a peer is refused without checking its key for block_ms, doubling on each repeat up
  * to max_block_ms. It is a fixed-size table (LRU eviction), so memory is bounded.
  *
- * Not thread-safe: the keystore belongs to the event-loop thread.
+ * Any thread (each loop of workers: N): a read-write lock around every look (an
+ * authentication, a listing) and every change. keys_team_policy, which returns a pointer into
+ * the keystore, and keys_take_peers are for the thread that changes it (loop 0) alone.
  */
 #ifndef WARDEN_KEYS_H
 #define WARDEN_KEYS_H
@@ -168,8 +170,11 @@ int keys_hash_parse(const char *text, unsigned char out[KEYS_HASH_LEN]);
  * -ENOENT, or -EBUSY while a key belongs to the team. */
 int keys_team_set(struct keystore *ks, const char *name, const char *policy);
 int keys_team_delete(struct keystore *ks, const char *name);
-/* The team's policy, or NULL when there is no such team. */
+/* The team's policy, or NULL when there is no such team: on the thread that changes the
+ * keystore (loop 0). Any other thread copies it: true with out filled, false when there is no
+ * such team. */
 const char *keys_team_policy(const struct keystore *ks, const char *name);
+bool keys_team_policy_copy(const struct keystore *ks, const char *name, char out[KEYS_ID_SIZE]);
 
 /* Keys, by id. keys_add: 0, -EINVAL (a field out of range, no policy and no team), -ENOENT
  * (no such team), -EEXIST (the id or the hash is already used) or -ENOMEM. keys_update
@@ -181,14 +186,19 @@ int keys_set_disabled(struct keystore *ks, const char *id, bool disabled);
 int keys_delete(struct keystore *ks, const char *id);
 int keys_get(const struct keystore *ks, const char *id, struct key_record *out);
 size_t keys_count(const struct keystore *ks);
-/* Call fn for every key (in no particular order; a copy, so fn may not change the keystore);
- * a non-zero return stops the walk and is returned. The admin plane lists keys with it. */
+/* Call fn for every key (in no particular order; a copy) under the read lock, so fn may look
+ * but not change this keystore; a non-zero return stops the walk and is returned. The admin
+ * plane lists keys with it. */
 int keys_foreach(const struct keystore *ks, int (*fn)(void *arg, const struct key_record *k),
 		 void *arg);
 /* The same for teams: name, policy and how many keys belong to it. */
 int keys_team_foreach(const struct keystore *ks,
 		      int (*fn)(void *arg, const char *name, const char *policy, size_t nkeys),
 		      void *arg);
+/* A reload: what the admin API made in from (the keys and teams not from the config) added
+ * to to, teams first; what to defines itself wins, and a key whose team went away is left
+ * out (both logged). */
+void keys_carry_runtime(struct keystore *to, const struct keystore *from);
 /* RFC 3339 date-time ("2027-01-31T00:00:00Z", fraction and numeric offset allowed) -> unix
  * seconds, as the config's "expires" reads it. Returns 0 or -EINVAL. */
 int keys_parse_time(const char *s, int64_t *out);

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +33,11 @@ struct peer_guard {
 	struct htab peers;             /* by addr; SipHash under a random seed: addresses cannot
 					* be picked to collide */
 	struct list_head lru, free;
+	/* Every loop authenticates (workers: N): one lock around a look or a change, and the
+	 * count of peers tracked read without it, so that no failing peer (the usual case)
+	 * costs no lock. */
+	pthread_mutex_t mu;
+	_Atomic size_t tracked;
 };
 
 static uint64_t addr_hash(const struct htab *t, const void *key)
@@ -102,6 +109,7 @@ static struct peer *find(const struct peer_guard *g, const char *peer, uint8_t a
 static void release(struct peer_guard *g, struct peer *p)
 {
 	htab_remove(&g->peers, &p->hn);
+	atomic_store_explicit(&g->tracked, htab_count(&g->peers), memory_order_relaxed);
 	list_del(&p->link);
 	memset(p, 0, sizeof(*p));
 	list_add(&p->link, &g->free);
@@ -122,6 +130,7 @@ int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out)
 		return rc;
 	}
 	g->lim = *lim;
+	pthread_mutex_init(&g->mu, NULL);
 	g->slab = xcalloc(lim->capacity, sizeof(*g->slab));
 	list_init(&g->lru);
 	list_init(&g->free);
@@ -134,6 +143,7 @@ void peer_guard_free(struct peer_guard *g)
 	if (!g)
 		return;
 	htab_fini(&g->peers);
+	pthread_mutex_destroy(&g->mu);
 	free(g->slab);
 	free(g);
 }
@@ -146,16 +156,17 @@ bool peer_guard_blocked(struct peer_guard *g, const char *peer, int64_t now_ms,
 
 	*retry_after_ms = 0;
 	/* No address has failed lately (the usual case): nothing to parse or look up. */
-	if (!htab_count(&g->peers))
+	if (!atomic_load_explicit(&g->tracked, memory_order_relaxed))
 		return false;
+	pthread_mutex_lock(&g->mu);
 	p = find(g, peer, a);
-	if (!p || p->blocked_until <= now_ms)
-		return false;
-	*retry_after_ms = p->blocked_until - now_ms;
-	return true;
+	if (p && p->blocked_until > now_ms)
+		*retry_after_ms = p->blocked_until - now_ms;
+	pthread_mutex_unlock(&g->mu);
+	return *retry_after_ms > 0;
 }
 
-void peer_guard_failure(struct peer_guard *g, const char *peer, int64_t now_ms)
+static void failure_locked(struct peer_guard *g, const char *peer, int64_t now_ms)
 {
 	uint8_t a[PEER_KEY_LEN];
 	struct peer *p = find(g, peer, a);
@@ -174,6 +185,7 @@ void peer_guard_failure(struct peer_guard *g, const char *peer, int64_t now_ms)
 		memcpy(p->addr, a, PEER_KEY_LEN);
 		p->window_start = now_ms;
 		htab_insert(&g->peers, &p->hn, p->addr);
+		atomic_store_explicit(&g->tracked, htab_count(&g->peers), memory_order_relaxed);
 	} else {
 		list_del(&p->link);
 	}
@@ -203,18 +215,26 @@ void peer_guard_failure(struct peer_guard *g, const char *peer, int64_t now_ms)
 	}
 }
 
+void peer_guard_failure(struct peer_guard *g, const char *peer, int64_t now_ms)
+{
+	pthread_mutex_lock(&g->mu);
+	failure_locked(g, peer, now_ms);
+	pthread_mutex_unlock(&g->mu);
+}
+
 void peer_guard_success(struct peer_guard *g, const char *peer, int64_t now_ms)
 {
 	uint8_t a[PEER_KEY_LEN];
 	struct peer *p;
 
 	(void)now_ms;
-	if (!htab_count(&g->peers))
+	if (!atomic_load_explicit(&g->tracked, memory_order_relaxed))
 		return;
-	p = find(g, peer, a);
-	if (!p)
-		return;
-	p->failures = 0;
-	if (!p->strikes)
-		release(g, p);
+	pthread_mutex_lock(&g->mu);
+	if ((p = find(g, peer, a))) {
+		p->failures = 0;
+		if (!p->strikes)
+			release(g, p);
+	}
+	pthread_mutex_unlock(&g->mu);
 }

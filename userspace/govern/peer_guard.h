@@ -4,7 +4,8 @@
  * key being looked at for block_ms, doubling on each repeat up to max_block_ms. An IPv6 peer
  * counts by its /64. At most `capacity` peers are tracked, in a table allocated once: when it
  * is full the peer whose last failure is oldest is forgotten, so a flood of addresses costs no
- * memory. Times are monotonic milliseconds.
+ * memory. Times are monotonic milliseconds. Any thread (each loop of workers: N): one lock
+ * around a look or a change; while no peer is tracked, none is taken.
  */
 #ifndef WARDEN_PEER_GUARD_H
 #define WARDEN_PEER_GUARD_H

@@ -2,6 +2,7 @@
 #include "govern/ratelimit.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,10 @@ struct bucket {
 	struct bucket_key k;
 };
 
+/* Every loop takes from the same buckets (workers: N): one lock around a check, so a call's
+ * tokens are taken all or nothing and a limit admits exactly its count. */
 struct ratelimit {
+	pthread_mutex_t mu;
 	struct htab buckets;
 	struct intern *names;           /* key ids, servers, tools */
 	struct list_head lru;           /* most recently used first */
@@ -283,6 +287,7 @@ int ratelimit_new(size_t max_buckets, struct ratelimit **out)
 	if (rl->max < RATE_NLEVELS)
 		rl->max = RATE_NLEVELS;
 	list_init(&rl->lru);
+	pthread_mutex_init(&rl->mu, NULL);
 	/* Every name is held by a bucket: three per bucket at most. */
 	if ((rc = htab_init(&rl->buckets, &bucket_type)) != 0 ||
 	    (rc = intern_new(RATE_NLEVELS * rl->max, &rl->names)) != 0) {
@@ -303,10 +308,19 @@ void ratelimit_free(struct ratelimit *rl)
 		free(b);
 	htab_fini(&rl->buckets);
 	intern_free(rl->names);
+	pthread_mutex_destroy(&rl->mu);
 	free(rl);
 }
 
-size_t ratelimit_bucket_count(const struct ratelimit *rl) { return htab_count(&rl->buckets); }
+size_t ratelimit_bucket_count(struct ratelimit *rl)
+{
+	size_t n;
+
+	pthread_mutex_lock(&rl->mu);
+	n = htab_count(&rl->buckets);
+	pthread_mutex_unlock(&rl->mu);
+	return n;
+}
 
 static void bucket_remove(struct ratelimit *rl, struct bucket *b)
 {
@@ -464,11 +478,28 @@ void ratelimit_debit(struct ratelimit *rl, const struct rate_limits *lim, const 
 		(void)take(rl, lim, key_id, server, tool, n, true, now_ns, &why);
 }
 
+static int take_locked(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
+		       const char *server, const char *tool, uint32_t n, bool partial,
+		       uint64_t now_ns, struct rate_refusal *why);
+
 /* Take n tokens from each bucket lim enables, all or nothing; partial: take what each holds,
- * up to n, and never refuse (usage learnt after the fact). */
+ * up to n, and never refuse (usage learnt after the fact). A loop's clock may be behind
+ * another's by a callback's length: a bucket refills only forwards (refill). */
 static int take(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
 		const char *server, const char *tool, uint32_t n, bool partial, uint64_t now_ns,
 		struct rate_refusal *why)
+{
+	int rc;
+
+	pthread_mutex_lock(&rl->mu);
+	rc = take_locked(rl, lim, key_id, server, tool, n, partial, now_ns, why);
+	pthread_mutex_unlock(&rl->mu);
+	return rc;
+}
+
+static int take_locked(struct ratelimit *rl, const struct rate_limits *lim, const char *key_id,
+		       const char *server, const char *tool, uint32_t n, bool partial,
+		       uint64_t now_ns, struct rate_refusal *why)
 {
 	struct bucket *b[RATE_NLEVELS] = { 0 };
 	struct names nm = { { key_id, server, tool }, { 0 }, { 0 } };

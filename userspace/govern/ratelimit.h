@@ -73,7 +73,9 @@ void ratelimit_config_free(struct ratelimit_config *cfg);
 void ratelimit_config_resolve(const struct ratelimit_config *cfg, const struct rate_subject *who,
 			      struct rate_limits *out);
 
-/* max_buckets 0: RATELIMIT_MAX_BUCKETS_DEFAULT; at least 3 (one check's buckets). */
+/* max_buckets 0: RATELIMIT_MAX_BUCKETS_DEFAULT; at least 3 (one check's buckets). A
+ * limiter may be used from several threads (each loop of workers: N): every check is one
+ * step under its lock. */
 int ratelimit_new(size_t max_buckets, struct ratelimit **out);
 void ratelimit_free(struct ratelimit *rl);
 
@@ -98,7 +100,7 @@ int ratelimit_check_subject(struct ratelimit *rl, const struct ratelimit_config 
 cJSON *ratelimit_refusal_json(const struct rate_refusal *why);
 
 /* Number of buckets currently held (tests, metrics). */
-size_t ratelimit_bucket_count(const struct ratelimit *rl);
+size_t ratelimit_bucket_count(struct ratelimit *rl);
 const char *ratelimit_level_name(enum rate_level level);   /* "key", "server", "tool" */
 const char *ratelimit_per_name(uint64_t period_ns);        /* "second", ... */
 

@@ -351,7 +351,28 @@ int store_pending_delete(struct store *st, const char *id, store_done_fn cb, voi
 int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
 		      store_done_fn cb, void *arg)
 {
-	return queue_spend(st, OP_SPEND_RESET, items, n, cb, arg);
+	struct store_loop *lp;
+	struct op *op;
+	bool urgent;
+	size_t pos;
+
+	if (!st || !(op = spend_op(OP_SPEND_RESET, items, n, 0, cb, arg, &pos)))
+		return -EINVAL;
+	if (st->stopping) {
+		alloc_cache_put(op);
+		return -ECANCELED;
+	}
+	/* To the writer's queue at once, as a journaled charge goes: a charge another loop
+	 * makes after the reset (budget.c orders the two) must not reach the writer first. */
+	lp = cur_loop(st);
+	op->lp = lp;
+	pthread_mutex_lock(&st->lock);
+	urgent = take_staged(st, lp) || cb;
+	list_add_tail(&op->link, &st->queue);
+	st->queued++;
+	wake_writer(st, urgent);
+	pthread_mutex_unlock(&st->lock);
+	return 0;
 }
 
 int store_team_put(struct store *st, const char *name, const char *policy, store_done_fn cb,

@@ -108,7 +108,8 @@ int store_pending_delete(struct store *st, const char *id, store_done_fn cb, voi
 int store_key_put(struct store *st, const struct store_key *k, store_done_fn cb, void *arg);
 int store_key_delete(struct store *st, const char *id, store_done_fn cb, void *arg);
 /* Delete the persisted spend of each item's (scope, period) from item.start on (amount and
- * expires are ignored): an admin usage reset. Strings are copied. */
+ * expires are ignored): an admin usage reset. Strings are copied. Queued for the writer at
+ * once, as a journaled charge is: it stays in order with every loop's charges. */
 int store_spend_reset(struct store *st, const struct store_spend *items, size_t n,
 		      store_done_fn cb, void *arg);
 /* Insert or replace a team made through the admin API / delete one (missing is not an error). */

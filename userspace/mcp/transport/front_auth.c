@@ -157,8 +157,9 @@ bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, c
 	const struct oauth_config *c = gate_oauth(g);
 	struct keystore *kst = gate_keystore(g);
 	const struct jwks *ks;
-	const char *why = NULL, *tp = NULL;
-	char reason[160];
+	const char *why = NULL;
+	char reason[160], tp[KEYS_ID_SIZE] = "";
+	bool team = false;
 	int64_t retry_ms = 0;
 
 	memset(no, 0, sizeof(*no));
@@ -180,7 +181,7 @@ bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, c
 		oauth_jwks_unknown_kid(a->jwks);   /* the issuer may have rotated its keys */
 	if (peer && r == OAUTH_INVALID && !who->id[0])
 		keys_peer_failure(kst, peer, (int64_t)clock_loop_ms());
-	if (r == OAUTH_OK && who->team[0] && !(tp = keys_team_policy(kst, who->team))) {
+	if (r == OAUTH_OK && who->team[0] && !(team = keys_team_policy_copy(kst, who->team, tp))) {
 		r = OAUTH_NO_POLICY;
 		why = "the token's team is not configured";
 	}
@@ -188,12 +189,12 @@ bool front_auth_token(struct front_auth *a, struct gate *g, const char *token, c
 		r = OAUTH_NO_POLICY;
 		why = "the token's policy is not configured";
 	}
-	if (r == OAUTH_OK && !who->policy[0] && !tp) {
+	if (r == OAUTH_OK && !who->policy[0] && !team) {
 		r = OAUTH_NO_POLICY;
 		why = "no policy for this token";
 	}
 	if (r == OAUTH_OK) {
-		snprintf(who->team_policy, sizeof(who->team_policy), "%s", tp ? tp : "");
+		memcpy(who->team_policy, tp, sizeof(who->team_policy));
 		if (!who->workloads[0] || keys_workload_allows(who->workloads, caller))
 			return true;
 		metrics_auth_workload_refused();
