@@ -348,8 +348,10 @@ static void test_config_errors(void)
 static const char *const many_fmt =
 	"{\"state_dir\":\"%s\",\"keys\":["
 	"{\"id\":\"rate\",\"policy\":\"docs\",\"hash\":\"%s\"},"
-	"{\"id\":\"spend\",\"policy\":\"docs\",\"hash\":\"%s\"}],"
-	"\"policies\":{\"docs\":{\"resources\":{\"allow\":[\"fs/file:///docs/*\"]}}},"
+	"{\"id\":\"spend\",\"policy\":\"docs\",\"hash\":\"%s\"},"
+	"{\"id\":\"other\",\"policy\":\"docs2\",\"hash\":\"%s\"}],"
+	"\"policies\":{\"docs\":{\"resources\":{\"allow\":[\"fs/file:///docs/*\"]}},"
+	"\"docs2\":{\"resources\":{\"allow\":[\"fs/file:///docs/*\"]}}},"
 	"\"rate_limits\":{\"key:rate\":{\"key\":{\"requests\":%d,\"per\":\"hour\"}},"
 	"\"key:spend\":{\"key\":{\"requests\":100000,\"per\":\"hour\"}}},"
 	"\"costs\":{\"fs/file:///docs/paid*\":\"0.01\"},"
@@ -358,12 +360,14 @@ static const char *const many_fmt =
 
 static struct config *many_config(void)
 {
-	char hr[KEYS_HASH_TEXT_SIZE], hs[KEYS_HASH_TEXT_SIZE], text[2048];
+	char hr[KEYS_HASH_TEXT_SIZE], hs[KEYS_HASH_TEXT_SIZE], ho[KEYS_HASH_TEXT_SIZE];
+	char text[2048];
 	struct config *c = NULL;
 
 	hash_text("key-rate", hr);
 	hash_text("key-spend", hs);
-	snprintf(text, sizeof(text), many_fmt, dir, hr, hs, RATE, FITS / 100, FITS % 100);
+	hash_text("key-other", ho);
+	snprintf(text, sizeof(text), many_fmt, dir, hr, hs, ho, RATE, FITS / 100, FITS % 100);
 	CU_ASSERT_EQUAL_FATAL(config_parse(text, "test", &c, &(struct config_errors){ 0 }), 0);
 	return c;
 }
@@ -395,8 +399,13 @@ static void *many_main(void *arg)
 		cJSON *err = NULL;
 		int rc;
 
-		/* A guessing peer on the side: its failures are counted by every loop at once. */
+		/* A guessing peer on the side: its failures are counted by every loop at once. A
+		 * key of another policy in between, unlimited: loops authenticate and admit two
+		 * keys in turns. */
 		(void)gate_authenticate(l->g, "guess", "10.9.9.9", NULL, &who, &why, &retry);
+		if (gate_authenticate(l->g, "key-other", l->peer, NULL, &who, &why, &retry) !=
+		    GATE_AUTH_OK || admit(l->g, &who, "file:///docs/free", &t, &err) != 0)
+			l->other++;
 		if (gate_authenticate(l->g, l->key, l->peer, NULL, &who, &why, &retry) != GATE_AUTH_OK) {
 			l->other++;
 			continue;

@@ -8,6 +8,9 @@
  * base and sees each one's end, with its own exit status, on its own loop (a pidfd each; a
  * process-wide SIGCHLD event could serve one base only).
  *
+ * The permission views (govern/policy): two loops ask one cache for the views of two policies
+ * in turns, each compiled once and then shared; every answer is the policy's own.
+ *
  * The store (store/store): two loops charge through the journal at once and wait for
  * commits; each completion runs on the loop that asked, every charge is in the database once
  * the store closes, and a usage reset a loop staged before a charge is applied before it.
@@ -45,6 +48,7 @@
 #include "base/http_server.h"
 #include "base/config.h"
 #include "govern/keys.h"
+#include "govern/policy.h"
 #include "mcp/transport/transport.h"
 #include "mcp/transport/upstream_stdio.h"
 #include "observe/metrics.h"
@@ -582,6 +586,68 @@ static void test_children_on_their_loops(void)
 	}
 }
 
+/* ---- permission views ---- */
+
+#define LOOKS 20000
+
+static struct policy_cache *shared_pc;
+
+struct look {
+	int idx, wrong, errors;
+};
+
+/* Policy "only-a" allows tool a, "only-b" tool b: each view must say so, whichever loop
+ * compiled it and whatever the other loop asked last. */
+static void *look_main(void *arg)
+{
+	struct look *l = arg;
+	static const char *const pol[2] = { "only-a", "only-b" };
+
+	for (int i = 0; i < LOOKS; i++) {
+		const struct policy_view *v = NULL;
+		int p = (i + l->idx) & 1;      /* the loops out of step */
+
+		if (policy_cache_get(shared_pc, pol[p], NULL, &v)) {
+			l->errors++;
+			continue;
+		}
+		l->wrong += policy_view_allows(v, 0, NULL) != (p == 0) ||
+			    policy_view_allows(v, 1, NULL) != (p == 1);
+	}
+	return NULL;
+}
+
+static void test_views_from_two_loops(void)
+{
+	const char *text = "{\"policies\":{\"only-a\":{\"tools\":{\"allow\":[\"s/a\"]}},"
+			   "\"only-b\":{\"tools\":{\"allow\":[\"s/b\"]}}}}";
+	const struct policy_entry entries[2] = { { POLICY_TOOL, "s", "a", NULL },
+						 { POLICY_TOOL, "s", "b", NULL } };
+	struct config_errors errs = { 0 };
+	struct policy_set *ps = NULL;
+	struct look l[LOOPS] = { { 0 } };
+	pthread_t t[LOOPS];
+	cJSON *root = cJSON_Parse(text);
+
+	CU_ASSERT_FATAL(root != NULL);
+	CU_ASSERT_FATAL(policy_set_parse(root, &ps, &errs) == 0);
+	CU_ASSERT_FATAL(policy_cache_new(ps, &shared_pc) == 0);
+	policy_cache_set_catalogue(shared_pc, entries, 2);
+	for (int i = 0; i < LOOPS; i++) {
+		l[i].idx = i;
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, look_main, &l[i]) == 0);
+	}
+	for (int i = 0; i < LOOPS; i++) {
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+		CU_ASSERT_EQUAL(l[i].errors, 0);
+		CU_ASSERT_EQUAL(l[i].wrong, 0);
+	}
+	CU_ASSERT_EQUAL(policy_cache_views(shared_pc), 2);      /* each compiled once */
+	policy_cache_free(shared_pc);
+	policy_set_free(ps);
+	cJSON_Delete(root);
+}
+
 /* ---- the store ---- */
 
 #define TURNS 40                /* a loop's turns of charging */
@@ -744,4 +810,5 @@ CU_MAIN("loops", cu_quiet, NULL,
 	{ "two loops answer and authenticate side by side", test_loops_side_by_side },
 	{ "loops count on their own, and a scrape adds them up", test_metrics_add_up },
 	{ "each loop starts its own stdio children and sees them end", test_children_on_their_loops },
-	{ "two loops charge through one store, each answered on its own", test_store_from_two_loops })
+	{ "two loops charge through one store, each answered on its own", test_store_from_two_loops },
+	{ "two loops share one cache of permission views", test_views_from_two_loops })

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,11 +22,16 @@ static size_t slots_len;
 static char slots_pin[4096];		/* what is mapped */
 static uint64_t own_netns;
 static bool default_tried;
-static struct peer_fast_stats stats;
+/* Counted by every loop's accepts (relaxed: counts, nothing ordered by them). */
+static _Atomic uint64_t hits, fallbacks;
 
 bool peer_fast_ready(void) { return slots != NULL; }
 
-void peer_fast_stats(struct peer_fast_stats *out) { *out = stats; }
+void peer_fast_stats(struct peer_fast_stats *out)
+{
+	out->hits = atomic_load_explicit(&hits, memory_order_relaxed);
+	out->fallbacks = atomic_load_explicit(&fallbacks, memory_order_relaxed);
+}
 
 /* This process's network namespace, as bpf_get_netns_cookie() names it. */
 static int netns_cookie(uint64_t *out)
@@ -183,9 +189,9 @@ int peer_fast_lookup(const struct sockaddr *peer, const struct sockaddr *local,
 	out->cookie = c.cookie;
 	out->redirected = c.flags & WARDEN_CONN_F_REDIRECTED;
 	out->orig = c.orig;
-	stats.hits++;
+	atomic_fetch_add_explicit(&hits, 1, memory_order_relaxed);
 	return 0;
 miss:
-	stats.fallbacks++;
+	atomic_fetch_add_explicit(&fallbacks, 1, memory_order_relaxed);
 	return -ENOENT;
 }

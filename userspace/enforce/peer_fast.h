@@ -11,7 +11,8 @@
  * installed) — answers -ENOENT, and the caller asks sock_diag (peer_cgroup.h) as before.
  * Nothing the client sends is read. Layout and protocol: warden_types.h (warden_conn).
  *
- * One mapping per process, for the loop thread; the counters are the loop's.
+ * One mapping per process, opened and closed on loop 0 (another loop may read it once the
+ * reload barrier of workers: N quiesces the loops around a close); the counters are atomics.
  */
 #ifndef WARDEN_PEER_FAST_H
 #define WARDEN_PEER_FAST_H

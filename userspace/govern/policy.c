@@ -10,6 +10,7 @@
 #include "govern/toolpin.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -773,7 +774,9 @@ struct pair_key {
 	const char *policy, *team_policy;
 };
 
+/* Every loop reads it (workers: N), and a read may compile a view: one lock around a look. */
 struct policy_cache {
+	pthread_mutex_t mu;
 	const struct policy_set *ps;
 	const struct policy_entry *entries;
 	size_t n;
@@ -810,6 +813,7 @@ int policy_cache_new(const struct policy_set *ps, struct policy_cache **out)
 		return rc;
 	}
 	c->ps = ps;
+	pthread_mutex_init(&c->mu, NULL);
 	*out = c;
 	return 0;
 }
@@ -828,14 +832,30 @@ static void cached_free(struct htab_node *n, void *arg)
 void policy_cache_set_catalogue(struct policy_cache *c, const struct policy_entry *entries,
 				size_t n)
 {
+	pthread_mutex_lock(&c->mu);
 	c->last = NULL;
 	htab_drain(&c->views, cached_free, NULL);
 	c->entries = entries;
 	c->n = n;
+	pthread_mutex_unlock(&c->mu);
 }
+
+static int cache_get_locked(struct policy_cache *c, const char *policy, const char *team_policy,
+			    const struct policy_view **out);
 
 int policy_cache_get(struct policy_cache *c, const char *policy, const char *team_policy,
 		     const struct policy_view **out)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	rc = cache_get_locked(c, policy, team_policy, out);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+static int cache_get_locked(struct policy_cache *c, const char *policy, const char *team_policy,
+			    const struct policy_view **out)
 {
 	struct pair_key key = { policy ? policy : "", team_policy ? team_policy : "" };
 	struct htab_node *hn;
@@ -873,9 +893,14 @@ int policy_cache_get(struct policy_cache *c, const char *policy, const char *tea
 	return 0;
 }
 
-size_t policy_cache_views(const struct policy_cache *c)
+size_t policy_cache_views(struct policy_cache *c)
 {
-	return htab_count(&c->views);
+	size_t n;
+
+	pthread_mutex_lock(&c->mu);
+	n = htab_count(&c->views);
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 void policy_cache_free(struct policy_cache *c)
@@ -884,6 +909,7 @@ void policy_cache_free(struct policy_cache *c)
 		return;
 	htab_drain(&c->views, cached_free, NULL);
 	htab_fini(&c->views);
+	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 

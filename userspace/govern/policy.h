@@ -78,7 +78,9 @@ size_t policy_view_next(const struct policy_view *v, size_t from);
 void policy_view_free(struct policy_view *v);
 
 /* Views per (policy, team policy) pair, compiled on first use. The cache borrows ps and the
- * entries array (valid until the next policy_cache_set_catalogue or policy_cache_free). */
+ * entries array (valid until the next policy_cache_set_catalogue or policy_cache_free). Any
+ * thread may get views (one lock around a look); the catalogue is set by the thread that
+ * owns it (loop 0). */
 int policy_cache_new(const struct policy_set *ps, struct policy_cache **out);
 void policy_cache_set_catalogue(struct policy_cache *c, const struct policy_entry *entries,
 				size_t n);
@@ -87,7 +89,7 @@ void policy_cache_set_catalogue(struct policy_cache *c, const struct policy_entr
  * -EINVAL (both empty) or -ENOMEM. The view lives until the catalogue changes. */
 int policy_cache_get(struct policy_cache *c, const char *policy, const char *team_policy,
 		     const struct policy_view **out);
-size_t policy_cache_views(const struct policy_cache *c);
+size_t policy_cache_views(struct policy_cache *c);
 void policy_cache_free(struct policy_cache *c);
 
 #endif
