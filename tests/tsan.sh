@@ -4,16 +4,17 @@
 # (store/store_writer.c), the log writer (base/log.c), the log store's writer
 # (observe/logstore.c), the logs API's reader (observe/logquery.c), the span exporter
 # (observe/trace_export.c), the resolver's DNS thread (enforce/resolver.c) and the reload's
-# validation thread (main.c), and loops on two threads side by side (test_loops: what
-# `workers: N` will share). Any report fails the suite:
-# TSAN's exit code for the unit tests, and for the daemon the integration tests' clean-exit
-# checks (exit code 66 and "ThreadSanitizer" on stderr, tests/integration/lib.mjs).
+# validation thread (main.c), and loops on several threads side by side (test_loops: what
+# `workers: N` will share; test_gate: their admissions; test_epoch: frees deferred past
+# them). Any report fails the suite: TSAN's exit code for the unit tests, and for the daemon
+# the integration tests' clean-exit checks (exit code 66 and "ThreadSanitizer" on stderr,
+# tests/integration/lib.mjs).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build/tsan}
 # halt_on_error=0: report every race of a run, then exit 66; second_deadlock_stack for locks.
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp}
-suites=(test_store test_store_durability test_budget test_gate test_logstore test_logquery test_loops
+suites=(test_store test_store_durability test_budget test_gate test_logstore test_logquery test_loops test_epoch
 	test_trace ktest_enforcer
 	reload.test.mjs durability.test.mjs slow-log-reader.test.mjs faults-disk.test.mjs
 	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs)

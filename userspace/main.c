@@ -14,6 +14,7 @@
 #include "admin/admin.h"
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/epoch.h"
 #include "base/event_opt.h"
 #include "base/json_get.h"
 #include "base/listen_unix.h"
@@ -711,7 +712,8 @@ int main(int argc, char **argv)
 	if (log_async_start())
 		log_warn("cannot start the log writer thread: logging directly");
 	d.base = loop_new();
-	if (!d.base || log_loop_attach(d.base) || upstream_http_init(d.base)) {
+	if (!d.base || log_loop_attach(d.base) || epoch_loop_attach(d.base) ||
+	    upstream_http_init(d.base)) {
 		fprintf(stderr, "mcpwarden: cannot create the event loop\n");
 		config_free(cfg);
 		goto out;
@@ -774,6 +776,7 @@ out:
 	upstream_http_shutdown();
 	upstream_stdio_shutdown();
 	logtail_fini();
+	epoch_loop_detach();   /* what was replaced and still waits for the loop is freed */
 	log_loop_detach();     /* the records staged in the last turn go to the writer */
 	if (d.base)
 		event_base_free(d.base);

@@ -4,28 +4,57 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
+#include "base/epoch.h"
 #include "base/log.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71	/* Linux 5.14 */
 #endif
 
-static const struct warden_conn *slots;	/* WARDEN_CONN_SLOTS entries, read-only */
-static size_t slots_len;
-static char slots_pin[4096];		/* what is mapped */
-static uint64_t own_netns;
-static bool default_tried;
+/* What is mapped. Every loop's accepts read it; a loop that maps new pins (a reload, or the
+ * first accept trying the default ones) publishes a new one and the old is unmapped once
+ * every loop has passed a turn (base/epoch.h). */
+struct mapping {
+	const struct warden_conn *slots;	/* WARDEN_CONN_SLOTS entries, read-only */
+	size_t len;
+	uint64_t own_netns;
+	char pin[4096];
+};
+
+static _Atomic(struct mapping *) cur;
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;	/* opens and closes */
+static _Atomic bool default_tried;
 /* Counted by every loop's accepts (relaxed: counts, nothing ordered by them). */
 static _Atomic uint64_t hits, fallbacks;
 
-bool peer_fast_ready(void) { return slots != NULL; }
+bool peer_fast_ready(void) { return atomic_load(&cur) != NULL; }
+
+static void mapping_free(void *arg)
+{
+	struct mapping *m = arg;
+
+	munmap((void *)m->slots, m->len);
+	free(m);
+}
+
+/* open_mu held: m (NULL: none) in place of what is mapped. */
+static void publish(struct mapping *m)
+{
+	struct mapping *old = atomic_exchange(&cur, m);
+
+	if (old)
+		epoch_defer(mapping_free, old);
+}
 
 void peer_fast_stats(struct peer_fast_stats *out)
 {
@@ -47,8 +76,10 @@ static int netns_cookie(uint64_t *out)
 	return rc;
 }
 
-int peer_fast_open(const char *pin_dir)
+static int open_locked(const char *pin_dir)
 {
+	struct mapping *m = atomic_load(&cur);
+	uint64_t netns;
 	struct bpf_map_info info;
 	__u32 ilen = sizeof(info);
 	char pin[4096];
@@ -60,10 +91,10 @@ int peer_fast_open(const char *pin_dir)
 	if ((size_t)snprintf(pin, sizeof(pin), "%s/%s", pin_dir ? pin_dir : WARDEN_PIN_DIR_DEFAULT,
 			     WARDEN_MAP_CONNS) >= sizeof(pin))
 		return -ENAMETOOLONG;
-	if (slots && !strcmp(pin, slots_pin))
+	if (m && !strcmp(pin, m->pin))
 		return 0;
-	peer_fast_close();	/* a reload moved the pins: map the new ones */
-	rc = netns_cookie(&own_netns);
+	publish(NULL);		/* a reload moved the pins: map the new ones */
+	rc = netns_cookie(&netns);
 	if (rc < 0)
 		return rc;
 	fd = bpf_obj_get(pin);
@@ -87,9 +118,12 @@ int peer_fast_open(const char *pin_dir)
 		rc = -errno;
 		goto out;
 	}
-	slots = p;
-	slots_len = len;
-	memcpy(slots_pin, pin, sizeof(slots_pin));
+	m = xmalloc(sizeof(*m));
+	m->slots = p;
+	m->len = len;
+	m->own_netns = netns;
+	memcpy(m->pin, pin, sizeof(m->pin));
+	publish(m);
 	log_info("identity: callers found from %s without a system call (sock_diag when it "
 		 "cannot tell)", pin);
 out:
@@ -97,20 +131,32 @@ out:
 	return rc;
 }
 
+int peer_fast_open(const char *pin_dir)
+{
+	int rc;
+
+	pthread_mutex_lock(&open_mu);
+	rc = open_locked(pin_dir);
+	pthread_mutex_unlock(&open_mu);
+	return rc;
+}
+
 void peer_fast_open_default_once(void)
 {
-	if (slots || default_tried)
+	if (atomic_load_explicit(&cur, memory_order_relaxed) ||
+	    atomic_load_explicit(&default_tried, memory_order_relaxed))
 		return;
-	default_tried = true;
-	(void)peer_fast_open(NULL);	/* not installed: sock_diag answers, as before */
+	pthread_mutex_lock(&open_mu);
+	if (!atomic_exchange(&default_tried, true) && !atomic_load(&cur))
+		(void)open_locked(NULL);	/* not installed: sock_diag answers, as before */
+	pthread_mutex_unlock(&open_mu);
 }
 
 void peer_fast_close(void)
 {
-	if (slots)
-		munmap((void *)slots, slots_len);
-	slots = NULL;
-	slots_len = 0;
+	pthread_mutex_lock(&open_mu);
+	publish(NULL);
+	pthread_mutex_unlock(&open_mu);
 }
 
 /* One end of the connection as the sockops program stores it: v4-mapped is v4. */
@@ -171,18 +217,19 @@ static bool slot_copy(const struct warden_conn *e, struct warden_conn *out)
 int peer_fast_lookup(const struct sockaddr *peer, const struct sockaddr *local,
 		     struct peer_fast_hit *out)
 {
+	const struct mapping *m = atomic_load_explicit(&cur, memory_order_acquire);
 	uint8_t pf, lf, pa[16], la[16];
 	uint16_t pp, lp;
 	struct warden_conn c;
 
-	if (!slots || !peer || !local || endpoint(peer, &pf, &pp, pa) < 0 ||
+	if (!m || !peer || !local || endpoint(peer, &pf, &pp, pa) < 0 ||
 	    endpoint(local, &lf, &lp, la) < 0 || pf != lf)
 		goto miss;
-	if (!slot_copy(&slots[ntohs(pp)], &c))
+	if (!slot_copy(&m->slots[ntohs(pp)], &c))
 		goto miss;
 	/* The whole connection, in our namespace: a slot written for another connection from
 	 * the same port (here or in another namespace) differs somewhere. */
-	if (c.family != pf || c.netns_cookie != own_netns || c.sport != pp || c.dport != lp ||
+	if (c.family != pf || c.netns_cookie != m->own_netns || c.sport != pp || c.dport != lp ||
 	    memcmp(c.saddr, pa, 16) || memcmp(c.daddr, la, 16))
 		goto miss;
 	out->cgroup_id = c.cgroup_id;

@@ -11,8 +11,9 @@
  * installed) — answers -ENOENT, and the caller asks sock_diag (peer_cgroup.h) as before.
  * Nothing the client sends is read. Layout and protocol: warden_types.h (warden_conn).
  *
- * One mapping per process, opened and closed on loop 0 (another loop may read it once the
- * reload barrier of workers: N quiesces the loops around a close); the counters are atomics.
+ * One mapping per process, read by every loop; opening other pins or closing replaces it,
+ * and the old one is unmapped once every loop has passed a turn (base/epoch.h). The counters
+ * are atomics.
  */
 #ifndef WARDEN_PEER_FAST_H
 #define WARDEN_PEER_FAST_H
