@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/epoch.h"
 #include "base/clock.h"
 #include "base/json_get.h"
 #include "base/path.h"
@@ -44,7 +45,7 @@ static int load_key(void *arg, const struct store_key *k)
 	r.created = k->created;
 	r.expires = k->expires;
 	r.disabled = k->disabled;
-	int rc = keys_add(g->r.ks, &r);
+	int rc = keys_add(rules(g)->ks, &r);
 	if (rc == -EEXIST)
 		log_warn("key %s from the store is also in the config: the config's wins", k->id);
 	else if (rc)
@@ -57,11 +58,11 @@ static int load_team(void *arg, const char *name, const char *policy)
 	struct gate *g = arg;
 	int rc;
 
-	if (keys_team_policy(g->r.ks, name)) {
+	if (keys_team_policy(rules(g)->ks, name)) {
 		log_warn("team %s from the store is also in the config: the config's wins", name);
 		return 0;
 	}
-	if ((rc = keys_team_set(g->r.ks, name, policy)))
+	if ((rc = keys_team_set(rules(g)->ks, name, policy)))
 		log_warn("team %s from the store not loaded: %s", name, strerror(-rc));
 	return rc == -ENOMEM ? rc : 0;
 }
@@ -201,9 +202,8 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 		return rc;
 	}
 	g = xcalloc(1, sizeof(*g));
-	g->r = *r;
+	atomic_init(&g->r, r);
 	g->fc = fc;
-	free(r);
 	if (!base) {
 		store_options_clear(&so);
 		*out = g;
@@ -229,13 +229,13 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 		goto fail;
 	if (g->fc && (rc = fleet_new(base, g->fc, g->store, &g->fleet)))
 		goto fail;
-	budget_set_config(g->budget, g->r.bc);
+	budget_set_config(g->budget, rules(g)->bc);
 	g->sweep = event_new(base, -1, EV_PERSIST, on_sweep, g);
 	if (!g->sweep || event_add(g->sweep, &(struct timeval){ SWEEP_EVERY_S, 0 })) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (!(g->guard = gate_guard_new(g->store, cfg, &g->r.tpc))) {
+	if (!(g->guard = gate_guard_new(g->store, cfg, &rules(g)->tpc))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -243,7 +243,7 @@ int gate_open(struct event_base *base, const struct config *cfg, struct gate_rul
 	if ((rc = store_load_teams(g->store, load_team, g)) ||
 	    (rc = store_load_keys(g->store, load_key, g)) ||
 	    (rc = store_load_spend(g->store, load_spend, g->budget)) ||
-	    (rc = gate_guard_load(g->guard, g->r.tool_lock))) {
+	    (rc = gate_guard_load(g->guard, rules(g)->tool_lock))) {
 		config_fail(errs, "store.path", "cannot load the store %s: %s", so.path,
 			    rc == -EPROTO ? "it is corrupt (left untouched for inspection)"
 			    : strerror(-rc));
@@ -284,8 +284,8 @@ struct gate_rules *gate_free_keep_rules(struct gate *g)
 
 	if (!g)
 		return NULL;
-	r = rules_back(&g->r);
-	g->r = (struct gate_rules){ 0 };
+	r = rules_back(rules(g));
+	free(atomic_exchange(&g->r, NULL));     /* its parts are r's now */
 	gate_free(g);
 	return r;
 }
@@ -304,31 +304,40 @@ void gate_free(struct gate *g)
 	fleet_free(g->fleet);   /* after: a charge kept for replay may be in the store's queue */
 	fleet_config_free(g->fc);
 	ratelimit_free(g->rl);
-	rules_clear(&g->r);
+	gate_rules_free(atomic_load(&g->r));
 	free(g->entries);
 	free(g->tool_cost);
 	free(g);
 }
 
+static void rules_free_cb(void *arg)
+{
+	gate_rules_free(arg);
+}
+
 /* prev not NULL: the rules replaced go there (rules_back) instead of being freed. */
 static void swap_rules(struct gate *g, struct gate_rules *r, struct gate_rules **prev)
 {
-	/* What the admin API added stays. */
-	keys_carry_runtime(r->ks, g->r.ks);
+	struct gate_rules *old = rules(g);
+
+	/* What the admin API added stays, and what guessing peers have earned. */
+	keys_carry_runtime(r->ks, old->ks);
+	keys_take_peers(r->ks, old->ks);
 	/* Swap. Buckets, spend and reservations in flight live on: they are not config. */
-	struct gate_rules old = g->r;
-	keys_take_peers(r->ks, old.ks);
-	g->r = *r;
-	free(r);
-	budget_set_config(g->budget, g->r.bc);
+	atomic_store_explicit(&g->r, r, memory_order_release);
+	budget_set_config(g->budget, r->bc);
 	if (g->guard)
-		gate_guard_reconfigure(g->guard, &g->r.tpc, g->r.tool_lock);
+		gate_guard_reconfigure(g->guard, &r->tpc, r->tool_lock);
 	if (g->cat)
 		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
-	if (prev)
-		*prev = rules_back(&old);
-	else
-		rules_clear(&old);
+	if (prev) {
+		/* Handed back to a full reload, which changes them (keys_keep_config): with
+		 * workers: N, only once the reload barrier has stopped the other loops. */
+		*prev = rules_back(old);
+		free(old);
+	} else {
+		epoch_defer(rules_free_cb, old);        /* other loops may be reading them */
+	}
 }
 
 void gate_reload_rules(struct gate *g, struct gate_rules *r)
@@ -368,8 +377,8 @@ int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules 
 	}
 	/* The policy views indexed the old router's catalogue, which is gone: the new router
 	 * hands its own over (gate_catalog_changed) once built. */
-	if (g->r.pc)
-		policy_cache_set_catalogue(g->r.pc, NULL, 0);
+	if (rules(g)->pc)
+		policy_cache_set_catalogue(rules(g)->pc, NULL, 0);
 	free(g->entries);
 	free(g->tool_cost);
 	g->entries = NULL;
@@ -391,61 +400,70 @@ int gate_reload(struct gate *g, const struct config *cfg, struct config_errors *
 	return rc;
 }
 
-bool gate_auth_required(const struct gate *g) { return g->r.auth_required; }
-struct keystore *gate_keystore(struct gate *g) { return g->r.ks; }
+bool gate_auth_required(const struct gate *g) { return rules(g)->auth_required; }
+struct keystore *gate_keystore(struct gate *g) { return rules(g)->ks; }
 struct store *gate_store(struct gate *g) { return g->store; }
 struct budget *gate_budget(struct gate *g) { return g->budget; }
 bool gate_config_key(const struct gate *g, const char *id)
 {
-	return g->r.ks && keys_from_config(g->r.ks, id);
+	const struct keystore *ks = rules(g)->ks;
+
+	return ks && keys_from_config(ks, id);
 }
 
 bool gate_config_team(const struct gate *g, const char *name)
 {
-	return g->r.ks && keys_team_from_config(g->r.ks, name);
+	const struct keystore *ks = rules(g)->ks;
+
+	return ks && keys_team_from_config(ks, name);
 }
 
 bool gate_policy_exists(const struct gate *g, const char *name)
 {
-	return g->r.ps && policy_set_has(g->r.ps, name);
+	const struct policy_set *ps = rules(g)->ps;
+
+	return ps && policy_set_has(ps, name);
 }
 
 cJSON *gate_logged_copy(const struct gate *g, const struct key_identity *who, const cJSON *v)
 {
+	const struct policy_set *ps = rules(g)->ps;
 	bool opted_in;
 
-	return who && g->r.ps ? policy_logged_copy(g->r.ps, who->policy, who->team_policy, v,
-						 &opted_in) : NULL;
+	return who && ps ? policy_logged_copy(ps, who->policy, who->team_policy, v, &opted_in)
+			 : NULL;
 }
 
 bool gate_logs_values(const struct gate *g, const struct key_identity *who)
 {
+	const struct policy_set *ps = rules(g)->ps;
 	bool opted_in = false;
 
-	if (who && g->r.ps)
-		policy_logged_copy(g->r.ps, who->policy, who->team_policy, NULL, &opted_in);
+	if (who && ps)
+		policy_logged_copy(ps, who->policy, who->team_policy, NULL, &opted_in);
 	return opted_in;
 }
 
 bool gate_workload_identity(struct gate *g, const char *cgroup_path, struct key_identity *who)
 {
-	return keys_workload_identity(g->r.ks, cgroup_path, who) == 0;
+	return keys_workload_identity(rules(g)->ks, cgroup_path, who) == 0;
 }
 
-const struct oauth_config *gate_oauth(const struct gate *g) { return g->r.oauth; }
+const struct oauth_config *gate_oauth(const struct gate *g) { return rules(g)->oauth; }
 
-bool gate_has_workloads(const struct gate *g) { return keys_workload_count(g->r.ks) > 0; }
+bool gate_has_workloads(const struct gate *g) { return keys_workload_count(rules(g)->ks) > 0; }
 
 enum gate_auth gate_authenticate(struct gate *g, const char *presented, const char *peer,
 				 struct keys_memo *memo, struct key_identity *who, const char **reason,
 				 int64_t *retry_after_ms)
 {
 	int64_t now = (int64_t)clock_loop_ms();
+	struct keystore *ks = rules(g)->ks;
 	enum keys_auth r;
 
 	memset(who, 0, sizeof(*who));
 	*retry_after_ms = 0;
-	if (peer && keys_peer_blocked(g->r.ks, peer, now, retry_after_ms)) {
+	if (peer && keys_peer_blocked(ks, peer, now, retry_after_ms)) {
 		*reason = "blocked";
 		return GATE_AUTH_BLOCKED;
 	}
@@ -453,16 +471,16 @@ enum gate_auth gate_authenticate(struct gate *g, const char *presented, const ch
 		*reason = "missing";
 		return GATE_AUTH_MISSING;
 	}
-	r = keys_authenticate_memo(g->r.ks, memo, presented, strlen(presented), clock_real_s(),
+	r = keys_authenticate_memo(ks, memo, presented, strlen(presented), clock_real_s(),
 				   who);
 	*reason = keys_auth_name(r);
 	if (r == KEYS_AUTH_OK) {
 		if (peer)
-			keys_peer_success(g->r.ks, peer, now);
+			keys_peer_success(ks, peer, now);
 		return GATE_AUTH_OK;
 	}
 	if (peer)
-		keys_peer_failure(g->r.ks, peer, now);
+		keys_peer_failure(ks, peer, now);
 	return GATE_AUTH_REFUSED;
 }
 
@@ -475,7 +493,7 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 {
 	size_t n = 0, k;
 
-	if (!g->r.pc)
+	if (!rules(g)->pc)
 		return;
 	g->cat = c;
 	for (k = 0; k < CAT_NKINDS; k++)
@@ -501,24 +519,24 @@ void gate_catalog_changed(struct gate *g, const struct catalog *c)
 			ne[n].annotations = k == CAT_TOOLS
 				? json_get(e->json, "annotations") : NULL;
 			if (k == CAT_TOOLS)
-				costs[i] = budget_cost(g->r.bc, server, e->name);
+				costs[i] = budget_cost(rules(g)->bc, server, e->name);
 		}
 	}
-	policy_cache_set_catalogue(g->r.pc, ne, n);
+	policy_cache_set_catalogue(rules(g)->pc, ne, n);
 	free(g->entries);
 	free(g->tool_cost);
 	g->entries = ne;
 	g->nentries = n;
 	g->tool_cost = costs;
 	if (g->guard)
-		gate_guard_judge(g->guard, c, g->r.ps);
+		gate_guard_judge(g->guard, c, rules(g)->ps);
 }
 
 static const struct policy_view *view_for(struct gate *g, const struct key_identity *who)
 {
 	const struct policy_view *v = NULL;
 
-	if (policy_cache_get(g->r.pc, who->policy, who->team_policy, &v))
+	if (policy_cache_get(rules(g)->pc, who->policy, who->team_policy, &v))
 		return NULL;
 	return v;
 }
@@ -533,16 +551,16 @@ static int own_allowed(struct gate *g, const struct key_identity *who,
 		e->kind == CAT_TOOLS ? json_get(e->json, "annotations") : NULL
 	};
 
-	return policy_check(g->r.ps, who->policy, who->team_policy, &pe, why);
+	return policy_check(rules(g)->ps, who->policy, who->team_policy, &pe, why);
 }
 
 bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e)
 {
 	const struct policy_view *v;
 
-	if (gate_guard_withheld(g->guard, g->r.ps, who, e))
+	if (gate_guard_withheld(g->guard, rules(g)->ps, who, e))
 		return false;
-	if (!who || !g->r.pc)
+	if (!who || !rules(g)->pc)
 		return true;
 	if (e->index == CATALOG_OWN)
 		return own_allowed(g, who, e, NULL) == 0;
@@ -559,7 +577,7 @@ size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kin
 
 	/* withheld tools (govern/gate_guard.h) are few: skipped one by one */
 	while (kind == CAT_TOOLS && i < n &&
-	       gate_guard_withheld(g->guard, g->r.ps, who, catalog_at(g->cat, kind, i)))
+	       gate_guard_withheld(g->guard, rules(g)->ps, who, catalog_at(g->cat, kind, i)))
 		i = next_allowed(g, who, kind, i + 1);
 	return i;
 }
@@ -569,7 +587,7 @@ static size_t next_allowed(struct gate *g, const struct key_identity *who, int k
 	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
 	const struct policy_view *v;
 
-	if (!who || !g->r.pc || from >= n)
+	if (!who || !rules(g)->pc || from >= n)
 		return from < n ? from : n;
 	v = view_for(g, who);
 	if (!v)
@@ -637,7 +655,7 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 		}
 	} else {
 		struct policy_entry pe = { policy_kind_of(rq->kind), rq->server, rq->name, NULL };
-		if (policy_check(g->r.ps, rq->who->policy, rq->who->team_policy, &pe, &why)) {
+		if (policy_check(rules(g)->ps, rq->who->policy, rq->who->team_policy, &pe, &why)) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
 			cJSON_AddStringToObject(d, "resource", rq->name);
@@ -654,10 +672,12 @@ int64_t gate_call_cost(const struct gate *g, const struct gate_request *rq)
 {
 	/* tools' costs are resolved once per catalogue; prompts and resources (read by URI,
 	 * often outside the lists) and a session's own tools are matched per call */
+	const struct budget_config *bc = rules(g)->bc;
+
 	if (rq->kind == CAT_TOOLS)
-		return rq->e && rq->e->index == CATALOG_OWN ? budget_cost(g->r.bc, rq->server, rq->name)
+		return rq->e && rq->e->index == CATALOG_OWN ? budget_cost(bc, rq->server, rq->name)
 		     : rq->e && g->tool_cost ? g->tool_cost[rq->e->index] : 0;
-	return budget_cost(g->r.bc, rq->server, rq->name);
+	return budget_cost(bc, rq->server, rq->name);
 }
 
 cJSON *gate_budget_error(const struct budget_refusal *br, char *reason, size_t reason_len)
@@ -755,7 +775,7 @@ static int admit_rate(struct gate *g, const struct gate_request *rq, cJSON **err
 {
 	struct rate_subject rs = { rq->who->id, rq->who->team, rq->who->policy };
 	struct rate_refusal rr;
-	int rrc = ratelimit_check_subject(g->rl, g->r.rlc, &rs, rq->server, rq->name,
+	int rrc = ratelimit_check_subject(g->rl, rules(g)->rlc, &rs, rq->server, rq->name,
 					  clock_loop_ns(), &rr);
 	if (rrc && rrc != -EAGAIN)
 		return rrc;  /* not a refusal (a name too long to key a bucket): rr is unset */
@@ -782,10 +802,10 @@ int gate_admit_async(struct gate *g, const struct gate_request *rq, gate_admit_f
 
 	*ticket = NULL;
 	*error = NULL;
-	if (rq->who && g->r.pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
+	if (rq->who && rules(g)->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
 		return rc;
 	/* 1b. a tool changed since its approval, under withhold */
-	if ((rc = gate_guard_integrity(g->guard, g->r.ps, &gc, &gr, reason, reason_len))) {
+	if ((rc = gate_guard_integrity(g->guard, rules(g)->ps, &gc, &gr, reason, reason_len))) {
 		*error = guard_refusal(&gr);
 		return rc;
 	}
@@ -793,10 +813,10 @@ int gate_admit_async(struct gate *g, const struct gate_request *rq, gate_admit_f
 	if (rq->has_args && rq->e &&
 	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
 		return rc;
-	if (!rq->who || !g->r.pc || !rq->work)
+	if (!rq->who || !rules(g)->pc || !rq->work)
 		return 0;
 	/* 2b. the loop breaker: before anything is spent, so a loop costs no money and no token */
-	if ((rc = gate_guard_loop(g->guard, g->r.ps, &gc, &gr, reason, reason_len))) {
+	if ((rc = gate_guard_loop(g->guard, rules(g)->ps, &gc, &gr, reason, reason_len))) {
 		if (rc == -ELOOP)
 			*error = guard_refusal(&gr);
 		return rc;
@@ -883,7 +903,7 @@ cJSON *gate_tool_pins(struct gate *g)
 int gate_tool_approve(struct gate *g, const char *server, const char *tool, const char *by,
 		      void (*cb)(void *arg, int err), void *arg)
 {
-	return gate_guard_approve(g->guard, g->r.ps, server, tool, by, cb, arg);
+	return gate_guard_approve(g->guard, rules(g)->ps, server, tool, by, cb, arg);
 }
 
 int gate_circuit_allow(struct gate *g, size_t server, bool *probe, int64_t *retry_ms)

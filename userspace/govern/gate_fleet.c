@@ -97,7 +97,7 @@ static int applicable(const struct gate *g, const struct key_identity *who,
 	size_t nk, nt;
 
 	*nb = 0;
-	budget_applicable(g->r.bc, &bs, &ks, &nk, &ts, &nt);
+	budget_applicable(rules(g)->bc, &bs, &ks, &nk, &ts, &nt);
 	if (snprintf(kscope, BUDGET_NAME_BUF, "key:%s", who->id) >= BUDGET_NAME_BUF ||
 	    (nt && snprintf(tscope, BUDGET_NAME_BUF, "team:%s", who->team) >= BUDGET_NAME_BUF))
 		return -EINVAL;
@@ -145,7 +145,7 @@ int gate_admit_fleet(struct gate *g, const struct gate_request *rq, gate_admit_f
 
 	if (cost > 0 && (rc = applicable(g, rq->who, fb, &nb, kscope, tscope)))
 		return rc;
-	ratelimit_config_resolve(g->r.rlc, &rs, &lim);
+	ratelimit_config_resolve(rules(g)->rlc, &rs, &lim);
 	for (int l = 0; l < RATE_NLEVELS; l++)
 		limited |= lim.level[l].requests != 0;
 	if (!nb && !limited)

@@ -3,6 +3,7 @@
 #ifndef WARDEN_GATE_INT_H
 #define WARDEN_GATE_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,10 @@ struct gate_rules {
 };
 
 struct gate {
-	struct gate_rules r;            /* replaced whole by a governance reload */
+	/* Replaced whole by a governance reload: published here, and the rules replaced are
+	 * freed once every loop has passed a turn (base/epoch.h). Read through rules(g), once
+	 * in a callback, and nothing of them kept past it. */
+	_Atomic(struct gate_rules *) r;
 	struct event *sweep;            /* budget_sweep */
 	struct ratelimit *rl;
 	struct budget *budget;
@@ -61,6 +65,11 @@ struct gate_ticket {
 	bool charge_failures;
 };
 
+
+static inline struct gate_rules *rules(const struct gate *g)
+{
+	return atomic_load_explicit(&((struct gate *)g)->r, memory_order_acquire);
+}
 
 cJSON *gate_refusal(int code, cJSON *data, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

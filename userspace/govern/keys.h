@@ -13,7 +13,7 @@
  *
  * Any thread (each loop of workers: N): a read-write lock around every look (an
  * authentication, a listing) and every change. keys_team_policy, which returns a pointer into
- * the keystore, and keys_take_peers are for the thread that changes it (loop 0) alone.
+ * the keystore, is for the thread that changes it (loop 0) alone.
  */
 #ifndef WARDEN_KEYS_H
 #define WARDEN_KEYS_H
@@ -150,8 +150,9 @@ bool keys_valid_name(const char *s);
 /* limits NULL: defaults. Returns 0, -ENOMEM, -EINVAL (a zero limit) or -EIO (no randomness). */
 int keys_new(const struct peer_guard_limits *limits, struct keystore **out);
 void keys_free(struct keystore *ks);
-/* to takes over what from knows of failing peers (a reload replaces the keystore, not what
- * guessing peers have earned); from keeps a fresh tracker. */
+/* to shares what from knows of failing peers (a reload replaces the keystore, not what
+ * guessing peers have earned): one tracker for both, freed with the last. to must not be in
+ * use yet (a reload's new keystore). */
 void keys_take_peers(struct keystore *to, struct keystore *from);
 
 /* A fresh key: "mcpw_" + base64url(32 bytes from RAND_bytes). len >= KEYS_TOKEN_SIZE.

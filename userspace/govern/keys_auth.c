@@ -164,10 +164,9 @@ enum keys_auth keys_authenticate_memo(struct keystore *ks, struct keys_memo *m,
 
 void keys_take_peers(struct keystore *to, struct keystore *from)
 {
-	struct peer_guard *t = to->peers;
-
-	to->peers = from->peers;
-	from->peers = t;
+	/* to is not published yet: nobody reads its tracker. from's readers keep theirs. */
+	peer_guard_free(to->peers);
+	to->peers = peer_guard_share(from->peers);
 }
 
 bool keys_peer_blocked(struct keystore *ks, const char *peer, int64_t now_ms,

@@ -38,6 +38,7 @@ struct peer_guard {
 	 * costs no lock. */
 	pthread_mutex_t mu;
 	_Atomic size_t tracked;
+	_Atomic unsigned refs;          /* keystores sharing it (peer_guard_share) */
 };
 
 static uint64_t addr_hash(const struct htab *t, const void *key)
@@ -130,6 +131,7 @@ int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out)
 		return rc;
 	}
 	g->lim = *lim;
+	atomic_init(&g->refs, 1);
 	pthread_mutex_init(&g->mu, NULL);
 	g->slab = xcalloc(lim->capacity, sizeof(*g->slab));
 	list_init(&g->lru);
@@ -138,9 +140,15 @@ int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out)
 	return 0;
 }
 
+struct peer_guard *peer_guard_share(struct peer_guard *g)
+{
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	return g;
+}
+
 void peer_guard_free(struct peer_guard *g)
 {
-	if (!g)
+	if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	htab_fini(&g->peers);
 	pthread_mutex_destroy(&g->mu);

@@ -27,6 +27,9 @@ struct peer_guard_limits {
 
 /* 0, -EINVAL (a zero limit), -ENOMEM or -EIO (no randomness for the table's seed). */
 int peer_guard_new(const struct peer_guard_limits *lim, struct peer_guard **out);
+/* One more holder of g (a reload's new keystore keeps the old one's): freed when the last
+ * holder frees it. */
+struct peer_guard *peer_guard_share(struct peer_guard *g);
 void peer_guard_free(struct peer_guard *g);
 bool peer_guard_blocked(struct peer_guard *g, const char *peer, int64_t now_ms,
 			int64_t *retry_after_ms);
