@@ -411,12 +411,19 @@ static void reload_governance(struct daemon *d, struct config *ncfg, struct gate
 		log_error("admin plane: could not take the new key list");
 }
 
-/* A reload parsed a whole configuration next to the running one and freed one of them: give
- * those pages back before saying it is done, or RSS stays at the peak of two configurations. */
-static void reloaded(const char *what)
+static void reloaded_now(void *what)
 {
 	malloc_trim(0);
-	log_info("configuration reloaded%s%s", what ? ": " : "", what ? what : "");
+	log_info("configuration reloaded%s%s", what ? ": " : "", what ? (const char *)what : "");
+}
+
+/* A reload parsed a whole configuration next to the running one and freed one of them: give
+ * those pages back before saying it is done, or RSS stays at the peak of two configurations.
+ * The rules it replaced are freed once every loop has passed a turn (base/epoch.h): the trim
+ * and the line come after that (what: a static text, or NULL). */
+static void reloaded(const char *what)
+{
+	epoch_defer(reloaded_now, (void *)what);
 }
 
 /* The unix-socket listener ("listen_unix") is the front's too: a change rebuilds the front. */
