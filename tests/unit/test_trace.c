@@ -3,11 +3,17 @@
  * from the file and the OTEL_* environment, and sampling. */
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <event2/thread.h>
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/epoch.h"
 #include "observe/trace.h"
 #include "observe/trace_int.h"
 #include "cunit_main.h"
@@ -471,7 +477,102 @@ static void test_sampling(void)
 	CU_ASSERT(n.export_errors >= 1);
 }
 
-CU_MAIN("trace", cu_alloc, NULL,
+/* ---- loops ending spans while a reload restarts tracing (workers: N) ---- */
+
+#define LOOPS 2
+#define RELOADS 40
+
+static atomic_bool stop;
+static pthread_barrier_t go;
+
+struct spanner {
+	struct event_base *base;
+	struct event *ev;
+	long made, recorded, unrecorded;
+};
+
+static void span_once(evutil_socket_t fd, short what, void *arg)
+{
+	struct spanner *sp = arg;
+	struct span *s = span_start(SPAN_SERVER, NULL, NULL, 0);
+
+	(void)fd, (void)what;
+	if (s) {
+		sp->made++;
+		if (span_recording(s))
+			sp->recorded++;
+		else
+			sp->unrecorded++;
+		span_attr_str(s, "mcp.method.name", "tools/call");
+		span_end(s);
+	}
+	if (atomic_load(&stop))
+		event_base_loopbreak(sp->base);
+	else
+		event_active(sp->ev, EV_TIMEOUT, 1);
+}
+
+static void *spanner_main(void *arg)
+{
+	struct spanner *sp = arg;
+	int rc;
+
+	sp->base = event_base_new();
+	rc = sp->base ? epoch_loop_attach(sp->base) : -1;
+	pthread_barrier_wait(&go);
+	if (rc == 0 && (sp->ev = event_new(sp->base, -1, 0, span_once, sp))) {
+		event_active(sp->ev, EV_TIMEOUT, 1);
+		event_base_dispatch(sp->base);
+		event_free(sp->ev);
+	}
+	epoch_loop_detach();
+	event_base_free(sp->base);
+	return NULL;
+}
+
+/* Each loop samples as the configuration in force says, whichever loop reloaded it, and the
+ * exporters a reload replaces outlive the loops still queueing spans on them (ASan: no use
+ * after free; make tsan: the switch, the sampler and the exporter handed over cleanly). */
+static void test_loops_while_reloading(void)
+{
+	struct spanner sp[LOOPS] = { { 0 } };
+	pthread_t t[LOOPS];
+
+	clear_env();
+	atomic_store(&stop, false);
+	CU_ASSERT_FATAL(pthread_barrier_init(&go, NULL, LOOPS + 1) == 0);
+	for (int i = 0; i < LOOPS; i++)
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, spanner_main, &sp[i]) == 0);
+	pthread_barrier_wait(&go);
+	for (int i = 0; i < RELOADS; i++) {
+		start_tracing(i % 2 ? ",\"sampler\":\"always_off\"" : ",\"sampler\":\"always_on\"");
+		usleep(2000);   /* the loops make spans under each */
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < LOOPS; i++) {
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+		CU_ASSERT(sp[i].made > 0);
+		/* both configurations reached this loop: the switch is not the reloader's alone */
+		CU_ASSERT(sp[i].recorded > 0);
+		CU_ASSERT(sp[i].unrecorded > 0);
+	}
+	pthread_barrier_destroy(&go);
+	trace_stop();
+	CU_ASSERT(!trace_enabled());
+	struct trace_counters n;
+	trace_counters(&n);
+	CU_ASSERT_EQUAL(n.exported, 0);
+	CU_ASSERT_EQUAL(n.queued, 0);
+}
+
+/* Callbacks are posted to the loops' bases from other threads, as in the daemon. */
+static int setup(void)
+{
+	alloc_init();
+	return evthread_use_pthreads();
+}
+
+CU_MAIN("trace", setup, NULL,
 	{ "traceparent parsing and formatting", test_traceparent },
 	{ "trace headers from params._meta, checked", test_meta_headers },
 	{ "collector URLs are logged without credentials", test_url_for_log },
@@ -480,4 +581,5 @@ CU_MAIN("trace", cu_alloc, NULL,
 	{ "the OTLP export request as JSON (http/json)", test_request_json },
 	{ "configuration: file and OTEL_* environment", test_config_env },
 	{ "configuration errors name their field", test_config_errors },
-	{ "sampling and span contexts", test_sampling })
+	{ "sampling and span contexts", test_sampling },
+	{ "loops end spans while a reload restarts tracing", test_loops_while_reloading })

@@ -18,14 +18,19 @@
 #include "base/log.h"
 #include "observe/trace_int.h"
 
-bool trace_on_;
+_Atomic bool trace_on_;
 
-/* What the running configuration decided: read on the loop only. */
+/* What the running configuration decided, read by every loop: each field on its own (a span
+ * started during a reload may be sampled by a mix of the old and the new settings, which
+ * either would have allowed). */
 static struct {
-	enum trace_sampler sampler;
-	uint64_t threshold;      /* ratio samplers: sample when the id's low 8 bytes are below */
-	bool all;                /* ratio 1.0 */
+	_Atomic int sampler;                /* enum trace_sampler */
+	_Atomic uint64_t threshold;         /* ratio samplers: sample when the id's low 8 bytes
+					     * are below */
+	_Atomic bool all;                   /* ratio 1.0 */
 } g;
+
+#define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 /* --- protobuf ------------------------------------------------------------------------------ */
 
@@ -315,16 +320,16 @@ static bool ratio_sample(const uint8_t trace_id[16])
 {
 	uint64_t x = 0;
 
-	if (g.all)
+	if (RELAXED(g.all))
 		return true;
 	for (int i = 8; i < 16; i++)  /* the random part W3C level 2 asks samplers to use */
 		x = x << 8 | trace_id[i];
-	return x < g.threshold;
+	return x < RELAXED(g.threshold);
 }
 
 static bool sample(const struct trace_ctx *parent, const uint8_t trace_id[16])
 {
-	switch (g.sampler) {
+	switch ((enum trace_sampler)RELAXED(g.sampler)) {
 	case SAMPLER_ALWAYS_ON:
 		return true;
 	case SAMPLER_ALWAYS_OFF:
@@ -368,7 +373,7 @@ struct span *span_start(enum span_kind kind, const struct trace_ctx *parent,
 {
 	struct span *s;
 
-	if (!trace_on_)
+	if (!trace_enabled())
 		return NULL;
 	s = xcalloc(1, sizeof(*s));
 	if (parent)
@@ -466,7 +471,7 @@ void span_end(struct span *s)
 {
 	if (!s)
 		return;
-	if (s->recording && trace_on_) {
+	if (s->recording && trace_enabled()) {
 		pb_fixed64(&s->body, OTLP_SPAN_END, unix_ns(0));
 		struct pb *blob = xmalloc(sizeof(*blob));
 		*blob = s->body;
@@ -501,10 +506,9 @@ int trace_start(const struct config *cfg)
 	struct trace_config tc;
 	int rc;
 
-	if (trace_on_) {       /* a reload: the old exporter flushes on its own thread */
-		trace_on_ = false;
+	if (atomic_exchange(&trace_on_, false))  /* a reload: the old exporter flushes on
+						  * its own thread */
 		exporter_stop(false);
-	}
 	rc = trace_config_parse(cfg, &tc, &errs, &warns);
 	for (int i = 0; tc.url && i < warns.count; i++)  /* said when tracing was meant */
 		log_warn("tracing: %s (ignored)", warns.msg[i]);
@@ -518,13 +522,14 @@ int trace_start(const struct config *cfg)
 		trace_config_free(&tc);
 		return 0;
 	}
-	g.sampler = tc.sampler;
-	g.all = tc.ratio >= 1.0;
-	g.threshold = tc.ratio <= 0 ? 0 : (uint64_t)(tc.ratio * 18446744073709551616.0);
+	atomic_store_explicit(&g.sampler, (int)tc.sampler, memory_order_relaxed);
+	atomic_store_explicit(&g.all, tc.ratio >= 1.0, memory_order_relaxed);
+	atomic_store_explicit(&g.threshold, tc.ratio <= 0 ? 0 :
+			      (uint64_t)(tc.ratio * 18446744073709551616.0), memory_order_relaxed);
 	rc = exporter_start(&tc);
 	if (rc == 0) {
 		char url[512];
-		trace_on_ = true;
+		atomic_store(&trace_on_, true);
 		trace_url_for_log(tc.url, url, sizeof(url));
 		log_info("tracing: exporting spans to %s (service %s)", url, tc.service_name);
 	} else {
@@ -537,9 +542,8 @@ int trace_start(const struct config *cfg)
 void trace_stop(void)
 {
 	struct trace_counters n;
-	bool was = trace_on_;
+	bool was = atomic_exchange(&trace_on_, false);
 
-	trace_on_ = false;
 	exporter_stop(true);
 	if (!was)
 		return;

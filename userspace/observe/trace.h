@@ -13,6 +13,7 @@
 #ifndef WARDEN_TRACE_H
 #define WARDEN_TRACE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,8 +82,13 @@ int trace_start(const struct config *cfg);
  * it, and report what was exported and dropped. */
 void trace_stop(void);
 
-extern bool trace_on_;
-static inline bool trace_enabled(void) { return trace_on_; }
+/* Read by every loop at each call, changed by a reload on loop 0: relaxed is enough, a call
+ * that sees the switch late makes a span the exporter drops or makes none. */
+extern _Atomic bool trace_on_;
+static inline bool trace_enabled(void)
+{
+	return atomic_load_explicit(&trace_on_, memory_order_relaxed);
+}
 
 enum span_kind { SPAN_INTERNAL = 1, SPAN_SERVER = 2, SPAN_CLIENT = 3 };
 

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/epoch.h"
 #include "base/log.h"
 #include "base/thread.h"
 #include "observe/trace_int.h"
@@ -43,9 +44,15 @@ struct exporter {
 	unsigned batch_size, delay_ms, timeout_ms;
 };
 
-static struct exporter *ex;    /* set and cleared on the loop; the thread has its own pointer */
-/* Stopped by a reload: flushing on their own threads, joined once done (or at the end). */
+/* Set and cleared on loop 0, loaded by every loop that ends a span; the thread has its own
+ * pointer. A stopped exporter is freed only after every loop has passed a turn
+ * (base/epoch.h): one may be queueing a span on it. */
+static _Atomic(struct exporter *) ex;
+/* Stopped and no longer reachable from a loop: flushing on their own threads, joined once
+ * done (or at the end). The lock: the epoch puts them here from the last loop to pass. */
 static struct exporter *retired;
+static pthread_mutex_t retired_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool ending;    /* exporter_stop(true) has run: nothing waits for a reap */
 static _Atomic uint64_t n_exported, n_dropped, n_errors;
 
 static void now_plus(struct timespec *ts, unsigned ms)
@@ -304,7 +311,8 @@ int exporter_start(const struct trace_config *tc)
 	rc = thread_start(&e->thread, THREAD_NAME_PREFIX "otlp", run, e);
 	if (rc)
 		goto fail;
-	ex = e;
+	atomic_store(&ending, false);
+	atomic_store(&ex, e);
 	return 0;
 fail:
 	exporter_free(e);
@@ -313,7 +321,7 @@ fail:
 
 bool exporter_submit(struct pb *span)
 {
-	struct exporter *e = ex;
+	struct exporter *e = atomic_load_explicit(&ex, memory_order_acquire);
 	bool ok = false, wake = false;
 
 	if (!e) {
@@ -335,45 +343,78 @@ bool exporter_submit(struct pb *span)
 	return ok;
 }
 
-/* Join the retired exporters whose thread is done; every one of them when wait. */
+static void join_free(struct exporter *e)
+{
+	pthread_join(e->thread, NULL);
+	exporter_free(e);
+}
+
+/* Join the retired exporters whose thread is done; every one of them when wait. The joins
+ * happen outside the lock: a thread still flushing is waited for by its reaper only. */
 static void reap(bool wait)
 {
-	struct exporter **pp = &retired;
+	struct exporter *done = NULL, **pp = &retired;
 
+	pthread_mutex_lock(&retired_mu);
 	while (*pp) {
 		struct exporter *e = *pp;
 		pthread_mutex_lock(&e->mu);
-		bool done = e->done;
+		bool over = e->done;
 		pthread_mutex_unlock(&e->mu);
-		if (!done && !wait) {
+		if (!over && !wait) {
 			pp = &e->next;
 			continue;
 		}
 		*pp = e->next;
-		pthread_join(e->thread, NULL);
-		exporter_free(e);
+		e->next = done;
+		done = e;
 	}
+	pthread_mutex_unlock(&retired_mu);
+	while (done) {
+		struct exporter *e = done;
+		done = e->next;
+		join_free(e);
+	}
+}
+
+/* Every loop has passed a turn since e was unpublished: no loop can reach it. */
+static void retire(void *arg)
+{
+	struct exporter *e = arg;
+
+	if (atomic_load(&ending)) {   /* the last reap has run (a loop detaching at the end) */
+		join_free(e);
+		return;
+	}
+	pthread_mutex_lock(&retired_mu);
+	e->next = retired;
+	retired = e;
+	pthread_mutex_unlock(&retired_mu);
 }
 
 void exporter_stop(bool wait)
 {
-	struct exporter *e = ex;
+	struct exporter *e = atomic_exchange(&ex, NULL);
 
+	if (wait)
+		atomic_store(&ending, true);
 	if (e) {
-		ex = NULL;
 		pthread_mutex_lock(&e->mu);
 		e->stop = true;
 		pthread_mutex_unlock(&e->mu);
 		pthread_cond_broadcast(&e->cv);
-		e->next = retired;
-		retired = e;
+		/* At the end every loop has stopped running: nothing reads it any more. */
+		if (wait)
+			retire(e);
+		else
+			epoch_defer(retire, e);
 	}
 	reap(wait);
 }
 
 void exporter_counters(struct trace_counters *out)
 {
-	struct exporter *e = ex;
+	struct exporter *e = atomic_load_explicit(&ex, memory_order_acquire);
 
 	out->exported = atomic_load(&n_exported);
 	out->dropped = atomic_load(&n_dropped);
