@@ -6,7 +6,8 @@
 # (observe/trace_export.c), the resolver's DNS thread (enforce/resolver.c) and the reload's
 # validation thread (main.c), and loops on several threads side by side (test_loops: what
 # `workers: N` will share; test_gate: their admissions; test_epoch: frees deferred past
-# them). Any report fails the suite: TSAN's exit code for the unit tests, and for the daemon
+# them; test_trace: spans while tracing restarts; test_router: the catalogue and what the
+# gate makes of it read while it is refreshed). Any report fails the suite: TSAN's exit code for the unit tests, and for the daemon
 # the integration tests' clean-exit checks (exit code 66 and "ThreadSanitizer" on stderr,
 # tests/integration/lib.mjs).
 set -uo pipefail
@@ -15,7 +16,7 @@ build=${1:-$top/build/tsan}
 # halt_on_error=0: report every race of a run, then exit 66; second_deadlock_stack for locks.
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp}
 suites=(test_store test_store_durability test_budget test_gate test_logstore test_logquery test_loops test_epoch
-	test_trace ktest_enforcer
+	test_trace test_router ktest_enforcer
 	reload.test.mjs durability.test.mjs slow-log-reader.test.mjs faults-disk.test.mjs
 	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs)
 failed=()

@@ -118,9 +118,12 @@ static void test_aggregate(void)
 
 	/* Every page of every list: 8 + 8 fixture tools and t1..t3 over two pages. */
 	CU_ASSERT_TRUE(catalog_prefixing(cat));
-	CU_ASSERT_EQUAL(catalog_count(cat, CAT_TOOLS), 19);
-	for (size_t i = 0; i < catalog_count(cat, CAT_TOOLS); i++) {
-		const struct catalog_entry *e = catalog_at(cat, CAT_TOOLS, i);
+	const struct catalog_list *tl = catalog_list(cat, CAT_TOOLS);
+	CU_ASSERT_EQUAL(tl->n, 19);
+	CU_ASSERT(tl->generation > 0 && tl->generation <= catalog_generation(cat));
+	for (size_t i = 0; i < tl->n; i++) {
+		const struct catalog_entry *e = catalog_list_at(tl, i);
+		CU_ASSERT_EQUAL(e->generation, tl->generation);
 		char want[256];
 		snprintf(want, sizeof(want), "%s__%s", catalog_server_config(cat, e->server)->name, e->name);
 		CU_ASSERT_STRING_EQUAL(e->exposed, want);
@@ -178,7 +181,7 @@ static void test_aggregate(void)
 	cJSON_Delete(tc.resp);
 	CU_ASSERT_TRUE(lu_run_until(base, tools_changed, NULL, 10000));
 	CU_ASSERT_EQUAL(seen.changes[CAT_TOOLS], 1);
-	CU_ASSERT_EQUAL(catalog_count(cat, CAT_TOOLS), 20);
+	CU_ASSERT_EQUAL(catalog_list(cat, CAT_TOOLS)->n, 20);
 	CU_ASSERT(catalog_generation(cat) > gen);
 	const struct catalog_entry *fresh = catalog_find(cat, CAT_TOOLS, "a__fresh");
 	CU_ASSERT_FATAL(fresh != NULL);
@@ -201,7 +204,7 @@ static void test_prefix_never_keeps_the_first(void)
 	CU_ASSERT_TRUE(catalog_all_ready(cat));
 	CU_ASSERT_FALSE(catalog_prefixing(cat));
 	/* The eight names both offer are a's; b's two extra are its own. */
-	CU_ASSERT_EQUAL(catalog_count(cat, CAT_TOOLS), 10);
+	CU_ASSERT_EQUAL(catalog_list(cat, CAT_TOOLS)->n, 10);
 	CU_ASSERT_EQUAL(catalog_find(cat, CAT_TOOLS, "echo")->server, 0);
 	CU_ASSERT_EQUAL(catalog_find(cat, CAT_TOOLS, "extra-001")->server, 1);
 	CU_ASSERT_STRING_EQUAL(catalog_find(cat, CAT_TOOLS, "echo")->exposed, "echo");

@@ -3,6 +3,11 @@
  * fixture MCP server over stdio. */
 #include "gateway_util.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <event2/thread.h>
+
+#include "base/epoch.h"
 #include "base/log.h"
 #include "govern/keys.h"
 #include "mcp/catalog.h"
@@ -41,6 +46,8 @@ static int setup(void)
 	char up[2048], ha[KEYS_HASH_TEXT_SIZE], hr[KEYS_HASH_TEXT_SIZE];
 
 	log_set_level(LOG_ERROR);
+	if (evthread_use_pthreads())    /* another loop reads the catalogue (test_loops_read) */
+		return -1;
 	gw_fixture_upstream(up, sizeof(up), "fx");
 	hash_text("key-all", ha);
 	hash_text("key-ro", hr);
@@ -211,7 +218,7 @@ static void test_catalogue(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
 	CU_ASSERT_STRING_EQUAL(e->name, "test_simple_text");  /* the upstream's own name */
 	CU_ASSERT_PTR_NULL(catalog_find(c, CAT_TOOLS, "test_simple_text"));
-	CU_ASSERT(catalog_count(c, CAT_TOOLS) >= 10);
+	CU_ASSERT(catalog_list(c, CAT_TOOLS)->n >= 10);
 	CU_ASSERT_EQUAL(catalog_route_uri(c, "fx+test://template/42/data", &server, &uri), 0);
 	CU_ASSERT_STRING_EQUAL(uri, "test://template/42/data");
 	CU_ASSERT_EQUAL(catalog_route_uri(c, "zz+test://static-text", &server, &uri), -ENOENT);
@@ -221,9 +228,123 @@ static void test_catalogue(void)
 	cJSON_Delete(caps);
 }
 
+/* ---- another loop reading the catalogue while it is refreshed (workers: N) ---- */
+
+#define REFRESHES 25
+
+static atomic_bool readers_stop;
+
+struct lreader {
+	struct event_base *base;
+	struct event *ev;
+	struct catalog *cat;
+	long reads, bad, misjudged, shown;
+};
+
+/* What key "ro" (policy "some") may see: fx/test_*, not fx/test_error_*. */
+static bool some_allows(const struct catalog_entry *e)
+{
+	return !strncmp(e->name, "test_", 5) && strncmp(e->name, "test_error_", 11);
+}
+
+static void read_lists(evutil_socket_t fd, short what, void *arg)
+{
+	struct lreader *lr = arg;
+	const struct catalog_list *l = catalog_list(lr->cat, CAT_TOOLS);
+	struct key_identity ro = { .id = "ro", .policy = "some" };
+
+	(void)fd, (void)what;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct catalog_entry *e = &l->e[i];
+		lr->bad += e->index != i || e->generation != l->generation ||
+			   strncmp(e->exposed, "fx__", 4) || catalog_list_find(l, e->exposed) != e;
+		lr->misjudged += gate_visible(g.gate, &ro, e) != some_allows(e);
+	}
+	for (size_t i = gate_next_visible(g.gate, &ro, CAT_TOOLS, l, 0); i < l->n;
+	     i = gate_next_visible(g.gate, &ro, CAT_TOOLS, l, i + 1)) {
+		lr->misjudged += !some_allows(&l->e[i]);
+		lr->shown++;
+	}
+	lr->reads++;
+	if (atomic_load(&readers_stop))
+		event_base_loopbreak(lr->base);
+	else
+		event_active(lr->ev, EV_TIMEOUT, 1);
+}
+
+static pthread_barrier_t readers_go;
+
+static void *reader_main(void *arg)
+{
+	struct lreader *lr = arg;
+	int rc;
+
+	lr->base = event_base_new();
+	rc = lr->base ? epoch_loop_attach(lr->base) : -1;
+	pthread_barrier_wait(&readers_go);
+	if (rc == 0 && (lr->ev = event_new(lr->base, -1, 0, read_lists, lr))) {
+		event_active(lr->ev, EV_TIMEOUT, 1);
+		event_base_dispatch(lr->base);
+		event_free(lr->ev);
+	}
+	epoch_loop_detach();
+	event_base_free(lr->base);
+	return NULL;
+}
+
+/* Run the gateway's loop until the tools list is replaced (or 10 s). */
+static bool refreshed(struct catalog *c, unsigned long gen)
+{
+	bool timed_out = false;
+	struct event *t = evtimer_new(g.base, gw_deadline, g.base);
+	struct timeval tv = { 10, 0 };
+
+	evtimer_add(t, &tv);
+	while (catalog_list(c, CAT_TOOLS)->generation == gen && !timed_out) {
+		event_base_loop(g.base, EVLOOP_ONCE);
+		timed_out = !evtimer_pending(t, NULL);
+	}
+	event_free(t);
+	return catalog_list(c, CAT_TOOLS)->generation != gen;
+}
+
+/* Two loops list and judge the tools while the gateway's loop refreshes the catalogue again
+ * and again: each list they take is whole (its entries, index and names agree), the gate
+ * judges its entries as the policy says whichever list the views were compiled for, and a
+ * list replaced is freed only after they have let go of it (ASan; make tsan). */
+static void test_loops_read(void)
+{
+	struct catalog *c = router_catalog(g.router);
+	struct lreader lr[2] = { { .cat = c }, { .cat = c } };
+	pthread_t t[2];
+	int refreshes = 0;
+
+	atomic_store(&readers_stop, false);
+	CU_ASSERT_FATAL(pthread_barrier_init(&readers_go, NULL, 3) == 0);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, reader_main, &lr[i]) == 0);
+	pthread_barrier_wait(&readers_go);
+	for (int i = 0; i < REFRESHES; i++) {
+		unsigned long gen = catalog_list(c, CAT_TOOLS)->generation;
+		catalog_refresh(c, 0, CAT_TOOLS);
+		refreshes += refreshed(c, gen);
+	}
+	atomic_store(&readers_stop, true);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+		CU_ASSERT(lr[i].reads > 0);
+		CU_ASSERT(lr[i].shown > 0);
+		CU_ASSERT_EQUAL(lr[i].bad, 0);
+		CU_ASSERT_EQUAL(lr[i].misjudged, 0);
+	}
+	pthread_barrier_destroy(&readers_go);
+	CU_ASSERT_EQUAL(refreshes, REFRESHES);
+}
+
 CU_MAIN("router", setup, teardown,
 	{ "method table: ping, unknown, bad _meta, ids echoed", test_method_table },
 	{ "lists follow the key's policy; bad cursor", test_lists_follow_policy },
 	{ "calls routed; unknown, not permitted, bad arguments", test_calls_route_and_refuse },
 	{ "resources, prompts, setLevel fan-out", test_resources_prompts_fanout },
-	{ "catalogue: exposed names, URIs, capabilities", test_catalogue })
+	{ "catalogue: exposed names, URIs, capabilities", test_catalogue },
+	{ "other loops read the catalogue while it is refreshed", test_loops_read })

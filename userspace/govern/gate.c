@@ -82,12 +82,33 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_debug("budget: %zu idle counter%s forgotten", n, n == 1 ? "" : "s");
 }
 
-/* The policy cache goes before the policy set whose text its views borrow. */
+static void gate_cat_free(void *arg)
+{
+	struct gate_cat *cv = arg;
+
+	if (!cv)
+		return;
+	policy_cache_free(cv->pc);
+	free(cv->entries);
+	free(cv->tool_cost);
+	free(cv);
+}
+
+/* Publish cv (NULL: no catalogue); the one replaced goes once no loop can be reading it. The
+ * rules it borrowed from outlive it: a governance reload replaces them in the same turn of
+ * this loop, which the epoch waits for too. */
+static void cat_set(struct gate *g, struct gate_cat *cv)
+{
+	struct gate_cat *old = atomic_exchange(&g->cv, cv);
+
+	if (old)
+		epoch_defer(gate_cat_free, old);
+}
+
 static void rules_clear(struct gate_rules *r)
 {
 	cJSON_Delete(r->tool_lock);
 	oauth_config_free(r->oauth);
-	policy_cache_free(r->pc);
 	budget_config_free(r->bc);
 	ratelimit_config_free(r->rlc);
 	keys_free(r->ks);
@@ -144,8 +165,6 @@ int gate_rules_parse(const struct config *cfg, struct gate_rules **out,
 		r->tool_lock = cJSON_Duplicate(cfg->tool_lock, 1);
 	if (rc == 0)
 		keys_mark_config(r->ks);   /* a reload replaces these and keeps the admin API's */
-	if (rc == 0)
-		rc = policy_cache_new(r->ps, &r->pc);
 	if (rc) {
 		gate_rules_free(r);
 		return rc;
@@ -271,8 +290,6 @@ static struct gate_rules *rules_back(const struct gate_rules *r)
 	struct gate_rules *b = xmalloc(sizeof(*b));
 
 	*b = *r;
-	if (b->pc)
-		policy_cache_set_catalogue(b->pc, NULL, 0);
 	if (b->ks)
 		keys_keep_config(b->ks);
 	return b;
@@ -304,9 +321,8 @@ void gate_free(struct gate *g)
 	fleet_free(g->fleet);   /* after: a charge kept for replay may be in the store's queue */
 	fleet_config_free(g->fc);
 	ratelimit_free(g->rl);
+	gate_cat_free(atomic_load(&g->cv));   /* before the rules: its views borrow them */
 	gate_rules_free(atomic_load(&g->r));
-	free(g->entries);
-	free(g->tool_cost);
 	free(g);
 }
 
@@ -328,8 +344,9 @@ static void swap_rules(struct gate *g, struct gate_rules *r, struct gate_rules *
 	budget_set_config(g->budget, r->bc);
 	if (g->guard)
 		gate_guard_reconfigure(g->guard, &r->tpc, r->tool_lock);
-	if (g->cat)
-		gate_catalog_changed(g, g->cat);  /* new views and costs for the same catalogue */
+	struct gate_cat *cv = catview(g);
+	if (cv)
+		gate_catalog_changed(g, cv->cat);  /* new views and costs for the same catalogue */
 	if (prev) {
 		/* Handed back to a full reload, which changes them (keys_keep_config): with
 		 * workers: N, only once the reload barrier has stopped the other loops. */
@@ -377,14 +394,7 @@ int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules 
 	}
 	/* The policy views indexed the old router's catalogue, which is gone: the new router
 	 * hands its own over (gate_catalog_changed) once built. */
-	if (rules(g)->pc)
-		policy_cache_set_catalogue(rules(g)->pc, NULL, 0);
-	free(g->entries);
-	free(g->tool_cost);
-	g->entries = NULL;
-	g->tool_cost = NULL;
-	g->nentries = 0;
-	g->cat = NULL;
+	cat_set(g, NULL);
 	if (r)
 		swap_rules(g, r, prev);
 	return 0;
@@ -491,63 +501,65 @@ static enum policy_kind policy_kind_of(int kind)
 
 void gate_catalog_changed(struct gate *g, const struct catalog *c)
 {
+	const struct gate_rules *r = rules(g);
+	const struct catalog_list *l[CAT_NKINDS];
+	struct gate_cat *cv = xcalloc(1, sizeof(*cv));
 	size_t n = 0, k;
 
-	if (!rules(g)->pc)
-		return;
-	g->cat = c;
-	for (k = 0; k < CAT_NKINDS; k++)
-		n += catalog_count(c, k);
-	struct policy_entry *ne = calloc(n ? n : 1, sizeof(*ne));
-	int64_t *costs = calloc(catalog_count(c, CAT_TOOLS) + 1, sizeof(*costs));
-	if (!ne || !costs) {
-		/* Keep the previous arrays; a call to a new entry is refused as out of range. */
+	cv->cat = c;
+	for (k = 0; k < CAT_NKINDS; k++) {
+		l[k] = catalog_list(c, k);
+		cv->generation[k] = l[k]->generation;
+		n += l[k]->n;
+	}
+	cv->entries = calloc(n ? n : 1, sizeof(*cv->entries));
+	cv->tool_cost = calloc(l[CAT_TOOLS]->n + 1, sizeof(*cv->tool_cost));
+	if (!cv->entries || !cv->tool_cost || policy_cache_new(r->ps, &cv->pc)) {
+		/* Keep the previous one: a call to an entry it does not index is judged by name. */
 		log_error("out of memory recompiling policies; the previous catalogue stays in force");
-		free(ne);
-		free(costs);
+		gate_cat_free(cv);
 		return;
 	}
 	n = 0;
 	for (k = 0; k < CAT_NKINDS; k++) {
-		g->offset[k] = n;
-		for (size_t i = 0; i < catalog_count(c, k); i++, n++) {
-			const struct catalog_entry *e = catalog_at(c, k, i);
+		cv->offset[k] = n;
+		for (size_t i = 0; i < l[k]->n; i++, n++) {
+			const struct catalog_entry *e = &l[k]->e[i];
 			const char *server = catalog_server_config(c, e->server)->name;
-			ne[n].kind = policy_kind_of((int)k);
-			ne[n].server = server;
-			ne[n].name = e->name;
-			ne[n].annotations = k == CAT_TOOLS
+			cv->entries[n].kind = policy_kind_of((int)k);
+			cv->entries[n].server = server;
+			cv->entries[n].name = e->name;
+			cv->entries[n].annotations = k == CAT_TOOLS
 				? json_get(e->json, "annotations") : NULL;
 			if (k == CAT_TOOLS)
-				costs[i] = budget_cost(rules(g)->bc, server, e->name);
+				cv->tool_cost[i] = budget_cost(r->bc, server, e->name);
 		}
 	}
-	policy_cache_set_catalogue(rules(g)->pc, ne, n);
-	free(g->entries);
-	free(g->tool_cost);
-	g->entries = ne;
-	g->nentries = n;
-	g->tool_cost = costs;
+	cv->nentries = n;
+	policy_cache_set_catalogue(cv->pc, cv->entries, n);
+	cat_set(g, cv);
 	if (g->guard)
-		gate_guard_judge(g->guard, c, rules(g)->ps);
+		gate_guard_judge(g->guard, c, r->ps);
 }
 
-static const struct policy_view *view_for(struct gate *g, const struct key_identity *who)
+static const struct policy_view *view_for(const struct gate_cat *cv,
+					 const struct key_identity *who)
 {
 	const struct policy_view *v = NULL;
 
-	if (policy_cache_get(rules(g)->pc, who->policy, who->team_policy, &v))
+	if (policy_cache_get(cv->pc, who->policy, who->team_policy, &v))
 		return NULL;
 	return v;
 }
 
-/* An entry listed to one session only (mcp/session_view.h) is in no compiled view: its
- * permission is evaluated by name, with its annotations, like the compiled ones. */
-static int own_allowed(struct gate *g, const struct key_identity *who,
-		       const struct catalog_entry *e, const char **why)
+/* An entry no compiled view indexes (a session's own, mcp/session_view.h, or one of a list
+ * newer than the views): its permission is evaluated by name, with its annotations, like the
+ * compiled ones. server: its upstream's name. */
+static int by_name_allowed(const struct gate *g, const struct key_identity *who,
+			   const struct catalog_entry *e, const char *server, const char **why)
 {
 	struct policy_entry pe = {
-		policy_kind_of((int)e->kind), catalog_server_config(g->cat, e->server)->name, e->name,
+		policy_kind_of((int)e->kind), server, e->name,
 		e->kind == CAT_TOOLS ? json_get(e->json, "annotations") : NULL
 	};
 
@@ -556,44 +568,59 @@ static int own_allowed(struct gate *g, const struct key_identity *who,
 
 bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e)
 {
+	const struct gate_cat *cv = catview(g);
 	const struct policy_view *v;
 
 	if (gate_guard_withheld(g->guard, rules(g)->ps, who, e))
 		return false;
-	if (!who || !rules(g)->pc)
+	if (!who)
 		return true;
-	if (e->index == CATALOG_OWN)
-		return own_allowed(g, who, e, NULL) == 0;
-	v = view_for(g, who);
-	return v && policy_view_allows(v, g->offset[e->kind] + e->index, NULL);
+	if (!cv)
+		return false;           /* no catalogue: nothing to judge its server by */
+	if (!entry_indexed(cv, e))
+		return by_name_allowed(g, who, e, catalog_server_config(cv->cat, e->server)->name,
+				       NULL) == 0;
+	v = view_for(cv, who);
+	return v && policy_view_allows(v, cv->offset[e->kind] + e->index, NULL);
 }
 
-static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind, size_t from);
+static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind,
+			   const struct catalog_list *l, size_t from);
 
-size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from)
+size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind,
+			 const struct catalog_list *l, size_t from)
 {
-	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
-	size_t i = next_allowed(g, who, kind, from);
+	size_t i = next_allowed(g, who, kind, l, from);
 
 	/* withheld tools (govern/gate_guard.h) are few: skipped one by one */
-	while (kind == CAT_TOOLS && i < n &&
-	       gate_guard_withheld(g->guard, rules(g)->ps, who, catalog_at(g->cat, kind, i)))
-		i = next_allowed(g, who, kind, i + 1);
+	while (kind == CAT_TOOLS && i < l->n &&
+	       gate_guard_withheld(g->guard, rules(g)->ps, who, &l->e[i]))
+		i = next_allowed(g, who, kind, l, i + 1);
 	return i;
 }
 
-static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind, size_t from)
+static size_t next_allowed(struct gate *g, const struct key_identity *who, int kind,
+			   const struct catalog_list *l, size_t from)
 {
-	size_t n = g->cat ? catalog_count(g->cat, kind) : 0;
+	const struct gate_cat *cv = catview(g);
+	size_t n = l->n;
 	const struct policy_view *v;
 
-	if (!who || !rules(g)->pc || from >= n)
+	if (!who || from >= n)
 		return from < n ? from : n;
-	v = view_for(g, who);
+	if (!cv || cv->generation[kind] != l->generation) {
+		/* a list the views were not compiled for: entry by entry, by name */
+		while (from < n && !(cv && by_name_allowed(g, who, &l->e[from],
+				      catalog_server_config(cv->cat, l->e[from].server)->name,
+				      NULL) == 0))
+			from++;
+		return from;
+	}
+	v = view_for(cv, who);
 	if (!v)
 		return n;
-	size_t next = policy_view_next(v, g->offset[kind] + from);
-	return next < g->offset[kind] + n ? next - g->offset[kind] : n;
+	size_t next = policy_view_next(v, cv->offset[kind] + from);
+	return next < cv->offset[kind] + n ? next - cv->offset[kind] : n;
 }
 
 cJSON *gate_refusal(int code, cJSON *data, const char *fmt, ...)
@@ -622,13 +649,15 @@ static cJSON *guard_refusal(struct gate_guard_refusal *r)
 /* charge_failures of the upstream called `server` (resources outside the lists have no entry) */
 bool gate_charges_failures(const struct gate *g, const struct catalog_entry *e, const char *server)
 {
-	if (!g->cat)
+	const struct gate_cat *cv = catview(g);
+
+	if (!cv)
 		return false;  /* no catalogue yet: no upstream says so */
 	if (e)
-		return catalog_server_config(g->cat, e->server)->charge_failures;
-	for (size_t i = 0; i < catalog_nservers(g->cat); i++)
-		if (!strcmp(catalog_server_config(g->cat, i)->name, server))
-			return catalog_server_config(g->cat, i)->charge_failures;
+		return catalog_server_config(cv->cat, e->server)->charge_failures;
+	for (size_t i = 0; i < catalog_nservers(cv->cat); i++)
+		if (!strcmp(catalog_server_config(cv->cat, i)->name, server))
+			return catalog_server_config(cv->cat, i)->charge_failures;
 	return false;
 }
 
@@ -639,9 +668,11 @@ static int admit_permission(struct gate *g, const struct gate_request *rq, cJSON
 	const char *why = NULL;
 
 	if (rq->e) {
-		const struct policy_view *v = rq->e->index == CATALOG_OWN ? NULL : view_for(g, rq->who);
-		bool allowed = rq->e->index == CATALOG_OWN ? own_allowed(g, rq->who, rq->e, &why) == 0
-			     : v && policy_view_allows(v, g->offset[rq->e->kind] + rq->e->index, &why);
+		const struct gate_cat *cv = catview(g);
+		const struct policy_view *v = entry_indexed(cv, rq->e) ? view_for(cv, rq->who) : NULL;
+		bool allowed = !entry_indexed(cv, rq->e)
+			     ? by_name_allowed(g, rq->who, rq->e, rq->server, &why) == 0
+			     : v && policy_view_allows(v, cv->offset[rq->e->kind] + rq->e->index, &why);
 		if (!allowed) {
 			cJSON *d = cJSON_CreateObject();
 			cJSON_AddStringToObject(d, "rule", why ? why : "no policy");
@@ -673,11 +704,14 @@ int64_t gate_call_cost(const struct gate *g, const struct gate_request *rq)
 	/* tools' costs are resolved once per catalogue; prompts and resources (read by URI,
 	 * often outside the lists) and a session's own tools are matched per call */
 	const struct budget_config *bc = rules(g)->bc;
+	const struct gate_cat *cv;
 
-	if (rq->kind == CAT_TOOLS)
-		return rq->e && rq->e->index == CATALOG_OWN ? budget_cost(bc, rq->server, rq->name)
-		     : rq->e && g->tool_cost ? g->tool_cost[rq->e->index] : 0;
-	return budget_cost(bc, rq->server, rq->name);
+	if (rq->kind != CAT_TOOLS)
+		return budget_cost(bc, rq->server, rq->name);
+	if (!rq->e)
+		return 0;
+	return entry_indexed(cv = catview(g), rq->e) ? cv->tool_cost[rq->e->index]
+						   : budget_cost(bc, rq->server, rq->name);
 }
 
 cJSON *gate_budget_error(const struct budget_refusal *br, char *reason, size_t reason_len)
@@ -802,7 +836,7 @@ int gate_admit_async(struct gate *g, const struct gate_request *rq, gate_admit_f
 
 	*ticket = NULL;
 	*error = NULL;
-	if (rq->who && rules(g)->pc && (rc = admit_permission(g, rq, error, reason, reason_len)))
+	if (rq->who && (rc = admit_permission(g, rq, error, reason, reason_len)))
 		return rc;
 	/* 1b. a tool changed since its approval, under withhold */
 	if ((rc = gate_guard_integrity(g->guard, rules(g)->ps, &gc, &gr, reason, reason_len))) {
@@ -813,7 +847,7 @@ int gate_admit_async(struct gate *g, const struct gate_request *rq, gate_admit_f
 	if (rq->has_args && rq->e &&
 	    (rc = gate_check_arguments(g, rq->e, rq->args, error, reason, reason_len)))
 		return rc;
-	if (!rq->who || !rules(g)->pc || !rq->work)
+	if (!rq->who || !rq->work)
 		return 0;
 	/* 2b. the loop breaker: before anything is spent, so a loop costs no money and no token */
 	if ((rc = gate_guard_loop(g->guard, rules(g)->ps, &gc, &gr, reason, reason_len))) {
@@ -852,7 +886,8 @@ int gate_check_arguments(struct gate *g, const struct catalog_entry *e, const cJ
 		*error = gate_refusal(REFUSAL_INVALID_ARGUMENTS, d, "params.arguments must be an object");
 		return -EINVAL;
 	}
-	if (!e->schema || !catalog_server_config(g->cat, e->server)->validate_args)
+	const struct gate_cat *cv = catview(g);
+	if (!e->schema || !cv || !catalog_server_config(cv->cat, e->server)->validate_args)
 		return 0;
 	cJSON *empty = args ? NULL : cJSON_CreateObject();
 	rc = schema_validate(e->schema, args ? args : empty, &se);

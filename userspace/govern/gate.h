@@ -108,14 +108,18 @@ bool gate_has_workloads(const struct gate *g);
 struct oauth_config;
 const struct oauth_config *gate_oauth(const struct gate *g);
 
-/* The catalogue was rebuilt: recompile policy views and per-tool costs. */
+/* The catalogue was rebuilt (or the rules replaced): what the gate derives from it (policy
+ * views, per-tool costs, the tools' pins) made anew and published for every loop. On the
+ * catalogue's loop. */
 void gate_catalog_changed(struct gate *g, const struct catalog *c);
 /* May `who` see entry e in a list (NULL who: auth off, everything)? */
 bool gate_visible(struct gate *g, const struct key_identity *who, const struct catalog_entry *e);
 
-/* The first index >= from in `kind` that who may see (catalog_count when none): filtered
- * lists walk only what the key may see. */
-size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind, size_t from);
+struct catalog_list;
+/* The first index >= from in l (of `kind`) that who may see (l->n when none): filtered lists
+ * walk only what the key may see. */
+size_t gate_next_visible(struct gate *g, const struct key_identity *who, int kind,
+			 const struct catalog_list *l, size_t from);
 
 /* What a call asks to be admitted for. */
 struct gate_request {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "base/epoch.h"
+#include "base/hmap.h"
 #include "base/log.h"
 #include "govern/circuit.h"
 #include "govern/keys.h"
@@ -22,15 +25,27 @@
 #include "observe/audit.h"
 #include "observe/metrics.h"
 
+/* The catalogue's tools as judged once against their pins: made whole on the catalogue's
+ * loop, published, and the one replaced freed once every loop has passed a turn (every loop
+ * reads it on each call; base/epoch.h). */
+struct judged {
+	const struct catalog *cat;
+	unsigned long generation;       /* of the tools list judged */
+	bool pins_on;                   /* some tool_integrity is not off */
+	enum tool_integrity mode;       /* tool_pins.mode when judged */
+	size_t ntools;
+	/* per tool: its digest and enum pin_state */
+	char (*digest)[TOOL_DIGEST_HEX];
+	unsigned char *state;
+	struct hmap *by_name;           /* exposed name -> index + 1 (pins_on only) */
+};
+
 struct gate_guard {
 	struct toolpin_config tpc;
+	/* The pins are the catalogue loop's: judged there, approved there. A tool not in the
+	 * judged list (a session's own) is judged as it is seen. */
 	struct toolpins *pins;
-	const struct catalog *cat;      /* the catalogue last judged */
-	/* per catalogue tool, judged once per catalogue: its digest and enum pin_state */
-	char (*tool_digest)[TOOL_DIGEST_HEX];
-	unsigned char *tool_state;
-	size_t ntools;
-	bool pins_on;                   /* some tool_integrity is not off */
+	_Atomic(struct judged *) judged;  /* NULL: no catalogue */
 	/* What every loop's calls count (workers: N): the loop breaker's entries and the
 	 * circuits' states, one lock around each look and change. */
 	pthread_mutex_t mu;
@@ -76,6 +91,32 @@ struct gate_guard *gate_guard_new(struct store *st, const struct config *cfg,
 	return gd;
 }
 
+static void judged_free(void *arg)
+{
+	struct judged *j = arg;
+
+	if (!j)
+		return;
+	free(j->digest);
+	free(j->state);
+	hmap_free(j->by_name, NULL);
+	free(j);
+}
+
+static struct judged *judged_of(const struct gate_guard *gd)
+{
+	return atomic_load_explicit(&((struct gate_guard *)gd)->judged, memory_order_acquire);
+}
+
+/* Publish j (NULL: none); the one replaced goes once no loop can be reading it. */
+static void judged_set(struct gate_guard *gd, struct judged *j)
+{
+	struct judged *old = atomic_exchange(&gd->judged, j);
+
+	if (old)
+		epoch_defer(judged_free, old);
+}
+
 void gate_guard_free(struct gate_guard *gd)
 {
 	if (!gd)
@@ -88,8 +129,7 @@ void gate_guard_free(struct gate_guard *gd)
 	}
 	free(gd->circuits);
 	free(gd->names);
-	free(gd->tool_digest);
-	free(gd->tool_state);
+	judged_free(atomic_load(&gd->judged));
 	pthread_mutex_destroy(&gd->mu);
 	free(gd);
 }
@@ -146,12 +186,7 @@ int gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg)
 	nc = NULL;
 	names = NULL;
 	/* The catalogue judged last belonged to the router that is gone. */
-	gd->cat = NULL;
-	free(gd->tool_digest);
-	free(gd->tool_state);
-	gd->tool_digest = NULL;
-	gd->tool_state = NULL;
-	gd->ntools = 0;
+	judged_set(gd, NULL);
 out:
 	if (names)
 		for (i = 0; i < n; i++)
@@ -192,9 +227,10 @@ static cJSON *entry_definition(const struct catalog_entry *e, char hex[TOOL_DIGE
 	return def;
 }
 
-static enum pin_state see_entry(struct gate_guard *gd, const struct catalog_entry *e, char *hex)
+static enum pin_state see_entry(struct gate_guard *gd, const struct catalog *c,
+			       const struct catalog_entry *e, char *hex)
 {
-	const char *server = catalog_server_config(gd->cat, e->server)->name;
+	const char *server = catalog_server_config(c, e->server)->name;
 	int rc;
 	cJSON *def = entry_definition(e, hex, &rc);
 	/* a definition that cannot be digested is never trusted */
@@ -207,50 +243,72 @@ static enum pin_state see_entry(struct gate_guard *gd, const struct catalog_entr
 void gate_guard_judge(struct gate_guard *gd, const struct catalog *c,
 		      const struct policy_set *ps)
 {
-	size_t n = catalog_count(c, CAT_TOOLS);
+	const struct catalog_list *l = catalog_list(c, CAT_TOOLS);
+	struct judged *j = xcalloc(1, sizeof(*j));
 
-	free(gd->tool_digest);
-	free(gd->tool_state);
-	gd->cat = c;
-	gd->tool_digest = xcalloc(n + 1, sizeof(*gd->tool_digest));
-	gd->tool_state = xcalloc(n + 1, 1);
-	gd->ntools = n;
+	j->cat = c;
+	j->generation = l->generation;
+	j->mode = gd->tpc.mode;
+	j->ntools = l->n;
+	j->digest = xcalloc(l->n + 1, sizeof(*j->digest));
+	j->state = xcalloc(l->n + 1, 1);
 	/* when every mode is off nothing is pinned or recorded: worked out here, read per tool */
-	gd->pins_on = gd->tpc.mode != TOOL_INTEGRITY_OFF ||
-		      policy_tool_integrity_max(ps) > TOOL_INTEGRITY_OFF;
-	if (!gd->pins_on)
-		return;
-	for (size_t i = 0; i < n; i++)
-		gd->tool_state[i] = (unsigned char)see_entry(gd, catalog_at(c, CAT_TOOLS, i),
-							     gd->tool_digest[i]);
+	j->pins_on = gd->tpc.mode != TOOL_INTEGRITY_OFF ||
+		     policy_tool_integrity_max(ps) > TOOL_INTEGRITY_OFF;
+	if (j->pins_on)
+		j->by_name = hmap_new();
+	for (size_t i = 0; j->pins_on && i < l->n; i++) {
+		j->state[i] = (unsigned char)see_entry(gd, c, &l->e[i], j->digest[i]);
+		/* 0 always: out of memory ends the process (base/alloc.h) */
+		(void)hmap_put(j->by_name, l->e[i].exposed, (void *)(i + 1), NULL);
+	}
+	judged_set(gd, j);
 }
 
-static enum tool_integrity mode_for(const struct gate_guard *gd, const struct policy_set *ps,
+static enum tool_integrity mode_for(const struct judged *j, const struct policy_set *ps,
 				    const struct key_identity *who)
 {
 	int m = who ? policy_tool_integrity(ps, who->policy, who->team_policy)
 		    : TOOL_INTEGRITY_UNSET;
 
-	return m == TOOL_INTEGRITY_UNSET ? gd->tpc.mode : (enum tool_integrity)m;
+	return m == TOOL_INTEGRITY_UNSET ? j->mode : (enum tool_integrity)m;
 }
 
-static enum pin_state entry_state(struct gate_guard *gd, const struct catalog_entry *e)
+/* e was judged with the list j holds: its index means the same there. */
+static bool judged_entry(const struct judged *j, const struct catalog_entry *e)
+{
+	return e->index != CATALOG_OWN && e->generation == j->generation && e->index < j->ntools;
+}
+
+static enum pin_state entry_state(struct gate_guard *gd, const struct judged *j,
+				  const struct catalog_entry *e)
 {
 	char hex[TOOL_DIGEST_HEX];
 
-	if (e->kind != CAT_TOOLS || !gd->pins_on || !gd->cat)
+	if (e->kind != CAT_TOOLS || !j->pins_on)
 		return PIN_OK;
-	if (e->index != CATALOG_OWN)
-		return e->index < gd->ntools ? (enum pin_state)gd->tool_state[e->index] : PIN_NEW;
-	return see_entry(gd, e, hex);  /* a session's own tool: judged as it is listed */
+	if (judged_entry(j, e))
+		return (enum pin_state)j->state[e->index];
+	if (e->index == CATALOG_OWN)    /* a session's own tool: judged as it is seen */
+		return see_entry(gd, j->cat, e, hex);
+	/* Of a list published a moment before its judgement (another loop's read): the pins
+	 * are the catalogue loop's, so not asked here. The same definition judged before keeps
+	 * its state; anything else is not judged yet and is kept back until it is. */
+	size_t i = (size_t)hmap_get(j->by_name, e->exposed);
+	int rc;
+	cJSON_Delete(entry_definition(e, hex, &rc));
+	return i && !rc && !strcmp(hex, j->digest[i - 1]) ? (enum pin_state)j->state[i - 1]
+							  : PIN_NEW;
 }
 
 bool gate_guard_withheld(struct gate_guard *gd, const struct policy_set *ps,
 			 const struct key_identity *who, const struct catalog_entry *e)
 {
+	const struct judged *j = gd && e->kind == CAT_TOOLS ? judged_of(gd) : NULL;
+
 	/* the state first: one array read for catalogue tools, almost always PIN_OK */
-	return gd && e->kind == CAT_TOOLS && gd->pins_on && entry_state(gd, e) != PIN_OK &&
-	       mode_for(gd, ps, who) == TOOL_INTEGRITY_WITHHOLD;
+	return j && j->pins_on && entry_state(gd, j, e) != PIN_OK &&
+	       mode_for(j, ps, who) == TOOL_INTEGRITY_WITHHOLD;
 }
 
 int gate_guard_integrity(struct gate_guard *gd, const struct policy_set *ps,
@@ -258,12 +316,12 @@ int gate_guard_integrity(struct gate_guard *gd, const struct policy_set *ps,
 			 char *reason, size_t reason_len)
 {
 	char hex[TOOL_DIGEST_HEX] = "";
+	const struct judged *j = gd && rq->e && rq->e->kind == CAT_TOOLS ? judged_of(gd) : NULL;
 	enum pin_state st;
 
-	if (!gd || !rq->e || rq->e->kind != CAT_TOOLS || !gd->pins_on ||
-	    (st = entry_state(gd, rq->e)) == PIN_OK)
+	if (!j || !j->pins_on || (st = entry_state(gd, j, rq->e)) == PIN_OK)
 		return 0;
-	switch (mode_for(gd, ps, rq->who)) {
+	switch (mode_for(j, ps, rq->who)) {
 	case TOOL_INTEGRITY_WARN:
 		/* passed, and its decision record says so */
 		snprintf(reason, reason_len, "%s (tool_integrity warn)",
@@ -274,8 +332,8 @@ int gate_guard_integrity(struct gate_guard *gd, const struct policy_set *ps,
 	default:
 		return 0;
 	}
-	if (rq->e->index != CATALOG_OWN && rq->e->index < gd->ntools) {
-		memcpy(hex, gd->tool_digest[rq->e->index], sizeof(hex));
+	if (judged_entry(j, rq->e)) {
+		memcpy(hex, j->digest[rq->e->index], sizeof(hex));
 	} else {
 		int rc;
 		cJSON_Delete(entry_definition(rq->e, hex, &rc));
@@ -365,8 +423,9 @@ int gate_guard_approve(struct gate_guard *gd, const struct policy_set *ps, const
 	if (!gd)
 		return -ENOENT;
 	rc = toolpins_approve(gd->pins, server, tool, by, cb, arg);
-	if (rc >= 0 && gd->cat)
-		gate_guard_judge(gd, gd->cat, ps);
+	const struct judged *j = judged_of(gd);
+	if (rc >= 0 && j)
+		gate_guard_judge(gd, j->cat, ps);
 	return rc;
 }
 

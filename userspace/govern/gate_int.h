@@ -24,7 +24,6 @@ struct gate_rules {
 	bool auth_required;
 	struct policy_set *ps;
 	struct keystore *ks;
-	struct policy_cache *pc;
 	struct ratelimit_config *rlc;
 	struct budget_config *bc;
 	struct toolpin_config tpc;      /* its lockfile name borrows from the config */
@@ -45,18 +44,41 @@ struct gate {
 	 * both are unchanged (gate_keeps_store). */
 	struct store_options store_opt;
 	cJSON *counters;                /* the "counters" section (a copy), or NULL */
-	const struct catalog *cat;
-	/* The flat catalogue the policy views index: tools, resources, templates, prompts. */
-	struct policy_entry *entries;
-	size_t nentries;
-	size_t offset[CAT_NKINDS];
-	int64_t *tool_cost;     /* per tool entry, resolved once per catalogue */
+	/* What the rules make of the catalogue, replaced whole when either changes: published
+	 * here, the one replaced freed once every loop has passed a turn. NULL: no catalogue. */
+	_Atomic(struct gate_cat *) cv;
 	/* Tool integrity, the loop breaker and the upstream circuits (govern/gate_guard.h). */
 	struct gate_guard *guard;
 	/* Counters in Redis ("counters": {"backend": "redis"}); NULL: in memory and SQLite. */
 	struct fleet_config *fc;
 	struct fleet *fleet;
 };
+
+/* What the gate derives from one catalogue under one set of rules: the flat catalogue the
+ * policy views index (tools, resources, templates, prompts), the views, compiled on first
+ * use, and the tools' costs. Its arrays serve an entry of the lists it was made from only
+ * (entry_indexed); another loop may hold an entry of a list published a moment before its
+ * successor, which is judged by name as a session's own entries are. */
+struct gate_cat {
+	const struct catalog *cat;
+	unsigned long generation[CAT_NKINDS];   /* of the lists indexed */
+	struct policy_cache *pc;        /* borrows the rules' policy set and `entries` */
+	struct policy_entry *entries;
+	size_t nentries;
+	size_t offset[CAT_NKINDS];
+	int64_t *tool_cost;             /* per tool entry */
+};
+
+static inline struct gate_cat *catview(const struct gate *g)
+{
+	return atomic_load_explicit(&((struct gate *)g)->cv, memory_order_acquire);
+}
+
+/* e's index means the same in cv's arrays. */
+static inline bool entry_indexed(const struct gate_cat *cv, const struct catalog_entry *e)
+{
+	return cv && e->index != CATALOG_OWN && e->generation == cv->generation[e->kind];
+}
 
 struct gate_ticket {
 	struct budget_resv *resv;

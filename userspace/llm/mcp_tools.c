@@ -74,10 +74,11 @@ int llm_tools_offer(struct llm_req *r, struct failure *f)
 	}
 	offered = (size_t)cJSON_GetArraySize(tools);
 	struct catalog *cat = router_catalog(rt);
-	n = catalog_count(cat, CAT_TOOLS);
-	for (size_t i = gate_next_visible(r->l->gate, who, CAT_TOOLS, 0); i < n && offered <
-	     TOOLS_OFFERED_MAX; i = gate_next_visible(r->l->gate, who, CAT_TOOLS, i + 1)) {
-		const struct catalog_entry *e = catalog_at(cat, CAT_TOOLS, i);
+	const struct catalog_list *l = catalog_list(cat, CAT_TOOLS);
+	n = l->n;
+	for (size_t i = gate_next_visible(r->l->gate, who, CAT_TOOLS, l, 0); i < n && offered <
+	     TOOLS_OFFERED_MAX; i = gate_next_visible(r->l->gate, who, CAT_TOOLS, l, i + 1)) {
+		const struct catalog_entry *e = &l->e[i];
 		const cJSON *desc = json_get(e->json, "description");
 		const cJSON *schema = json_get(e->json, "inputSchema");
 		if (!function_name_ok(e->exposed))

@@ -2,12 +2,14 @@
 #include "mcp/catalog.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/config.h"
+#include "base/epoch.h"
 #include "base/event_opt.h"
 #include "base/hmap.h"
 #include "mcp/jsonrpc.h"
@@ -54,11 +56,14 @@ struct fetch {
 	enum catalog_kind kind;
 };
 
-struct view {
-	struct catalog_entry *e;
-	size_t n;
+/* A published list and its index by exposed name (pub first: catalog_list_find finds it). */
+struct list {
+	struct catalog_list pub;
+	struct catalog_entry *e;        /* pub.e, owned */
 	struct hmap *by_name;
 };
+
+static const struct list empty_list;
 
 struct catalog {
 	struct event_base *base;
@@ -67,8 +72,10 @@ struct catalog {
 	struct server *srv;
 	size_t nsrv;
 	bool prefix;
-	struct view views[CAT_NKINDS];
-	unsigned long generation;
+	/* Made and replaced on the catalogue's loop, read by every loop (workers: N): the ones
+	 * replaced are freed through the epochs. NULL until a kind's first list. */
+	_Atomic(struct list *) lists[CAT_NKINDS];
+	_Atomic unsigned long generation;
 	struct hmap *server_by_name;    /* name -> index+1 */
 };
 
@@ -89,11 +96,23 @@ void catalog_entries_free(struct catalog_entry *e, size_t n)
 	free(e);
 }
 
-static void view_clear(struct view *v)
+static void list_free(void *arg)
 {
-	catalog_entries_free(v->e, v->n);
-	hmap_free(v->by_name, NULL);
-	memset(v, 0, sizeof(*v));
+	struct list *l = arg;
+
+	if (!l)
+		return;
+	catalog_entries_free(l->e, l->pub.n);
+	hmap_free(l->by_name, NULL);
+	free(l);
+}
+
+static const struct list *list_of(const struct catalog *c, enum catalog_kind kind)
+{
+	const struct list *l = atomic_load_explicit(&((struct catalog *)c)->lists[kind],
+						    memory_order_acquire);
+
+	return l ? l : &empty_list;
 }
 
 static char *exposed_name(const struct catalog *c, const struct server *s,
@@ -107,15 +126,15 @@ static char *exposed_name(const struct catalog *c, const struct server *s,
 
 static int rebuild(struct catalog *c, enum catalog_kind kind)
 {
-	struct view nv = { 0 };
-	size_t total = 0;
+	struct list *nl = xcalloc(1, sizeof(*nl));
+	size_t total = 0, n = 0;
 	int rc = 0;
 
 	for (size_t i = 0; i < c->nsrv; i++)
 		total += (size_t)cJSON_GetArraySize(c->srv[i].lists[kind]);
-	nv.by_name = hmap_new();
-	nv.e = calloc(total ? total : 1, sizeof(*nv.e));
-	if (!nv.by_name || !nv.e) {
+	nl->by_name = hmap_new();
+	nl->e = calloc(total ? total : 1, sizeof(*nl->e));
+	if (!nl->by_name || !nl->e) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -131,7 +150,7 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 				rc = -ENOMEM;
 				goto fail;
 			}
-			const struct catalog_entry *prev = hmap_get(nv.by_name, ex);
+			const struct catalog_entry *prev = hmap_get(nl->by_name, ex);
 			if (prev) {
 				log_error("configuration error: %s \"%s\" is offered by both %s and %s "
 					  "(prefix \"never\"): keeping %s's",
@@ -140,10 +159,10 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 				free(ex);
 				continue;
 			}
-			struct catalog_entry *e = &nv.e[nv.n];
+			struct catalog_entry *e = &nl->e[n];
 			e->kind = kind;
 			e->server = i;
-			e->index = nv.n;
+			e->index = n;
 			e->exposed = ex;
 			e->json = cJSON_Duplicate(it, 1);
 			if (!e->json) {
@@ -155,7 +174,7 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 							       cJSON_CreateString(ex));
 			e->name = strdup(nm->valuestring);
 			if (!e->name) {
-				nv.n++;
+				n++;
 				rc = -ENOMEM;
 				goto fail;
 			}
@@ -168,19 +187,27 @@ static int rebuild(struct catalog *c, enum catalog_kind kind)
 						 "arguments will not be validated",
 						 s->cfg->name, nm->valuestring, err);
 			}
-			nv.n++;
-			if (hmap_put(nv.by_name, ex, e, NULL)) {
+			n++;
+			if (hmap_put(nl->by_name, ex, e, NULL)) {
 				rc = -ENOMEM;
 				goto fail;
 			}
 		}
 	}
-	view_clear(&c->views[kind]);
-	c->views[kind] = nv;
-	c->generation++;
+	/* Made whole before it is published: from here on nothing in it changes. */
+	nl->pub.generation = atomic_load(&c->generation) + 1;
+	nl->pub.n = n;
+	nl->pub.e = nl->e;
+	for (size_t i = 0; i < n; i++)
+		nl->e[i].generation = nl->pub.generation;
+	struct list *old = atomic_exchange(&c->lists[kind], nl);
+	atomic_store(&c->generation, nl->pub.generation);
+	if (old)
+		epoch_defer(list_free, old);   /* another loop may be reading it */
 	return 0;
 fail:
-	view_clear(&nv);
+	nl->pub.n = n;
+	list_free(nl);
 	return rc;
 }
 
@@ -438,8 +465,11 @@ void catalog_free(struct catalog *c)
 		s->ctl = NULL;
 		event_free_opt(s->retry);
 	}
-	for (int k = 0; k < CAT_NKINDS; k++)
-		view_clear(&c->views[k]);
+	for (int k = 0; k < CAT_NKINDS; k++) {
+		struct list *l = atomic_exchange(&c->lists[k], NULL);
+		if (l)
+			epoch_defer(list_free, l);
+	}
 	for (size_t i = 0; c->srv && i < c->nsrv; i++)
 		for (int k = 0; k < CAT_NKINDS; k++)
 			cJSON_Delete(c->srv[i].lists[k]);
@@ -450,7 +480,10 @@ void catalog_free(struct catalog *c)
 
 bool catalog_prefixing(const struct catalog *c) { return c->prefix; }
 size_t catalog_nservers(const struct catalog *c) { return c->nsrv; }
-unsigned long catalog_generation(const struct catalog *c) { return c->generation; }
+unsigned long catalog_generation(const struct catalog *c)
+{
+	return atomic_load(&((struct catalog *)c)->generation);
+}
 
 const struct upstream_config *catalog_server_config(const struct catalog *c, size_t server)
 {
@@ -606,20 +639,27 @@ const cJSON *catalog_server_info(const struct catalog *c, size_t server)
 	return s && s->ctl ? json_get(link_init_result(s->ctl), "serverInfo") : NULL;
 }
 
-size_t catalog_count(const struct catalog *c, enum catalog_kind kind)
+const struct catalog_list *catalog_list(const struct catalog *c, enum catalog_kind kind)
 {
-	return c->views[kind].n;
+	return &list_of(c, kind)->pub;
 }
 
-const struct catalog_entry *catalog_at(const struct catalog *c, enum catalog_kind kind, size_t i)
+const struct catalog_entry *catalog_list_at(const struct catalog_list *l, size_t i)
 {
-	return i < c->views[kind].n ? &c->views[kind].e[i] : NULL;
+	return i < l->n ? &l->e[i] : NULL;
+}
+
+const struct catalog_entry *catalog_list_find(const struct catalog_list *l, const char *exposed)
+{
+	const struct list *in = (const struct list *)l;
+
+	return in->by_name ? hmap_get(in->by_name, exposed) : NULL;
 }
 
 const struct catalog_entry *catalog_find(const struct catalog *c, enum catalog_kind kind,
 					 const char *exposed)
 {
-	return hmap_get(c->views[kind].by_name, exposed);
+	return catalog_list_find(catalog_list(c, kind), exposed);
 }
 
 int catalog_route_uri(const struct catalog *c, const char *exposed, size_t *server,
@@ -641,8 +681,9 @@ int catalog_route_uri(const struct catalog *c, const char *exposed, size_t *serv
 		*uri = exposed;
 		return 0;
 	}
-	for (size_t i = 0; i < c->views[CAT_TEMPLATES].n; i++) {
-		e = &c->views[CAT_TEMPLATES].e[i];
+	const struct catalog_list *tl = catalog_list(c, CAT_TEMPLATES);
+	for (size_t i = 0; i < tl->n; i++) {
+		e = &tl->e[i];
 		if (names_template_match(e->name, exposed)) {
 			*server = e->server;
 			*uri = exposed;

@@ -37,6 +37,8 @@ struct catalog_entry {
 	size_t server;          /* index into the config's upstreams */
 	size_t index;           /* position in its kind's list (stable until the next rebuild);
 				 * CATALOG_OWN for a session's own entry */
+	unsigned long generation;  /* its list's (0: a session's own): what the gate derived
+				    * from the catalogue is used for it only when of the same */
 	const char *name;       /* the upstream's own name (or URI / URI template) */
 	const char *exposed;    /* what agents see */
 	cJSON *json;            /* the exposed object (name/uri rewritten), owned */
@@ -94,9 +96,21 @@ const cJSON *catalog_server_info(const struct catalog *c, size_t server);
 /* A server's catalogue changed (list_changed seen on any link of it): refresh that kind. */
 void catalog_refresh(struct catalog *c, size_t server, enum catalog_kind kind);
 
-size_t catalog_count(const struct catalog *c, enum catalog_kind kind);
-const struct catalog_entry *catalog_at(const struct catalog *c, enum catalog_kind kind, size_t i);
+/* One kind's list as one refresh made it: never changed once published. The catalogue's loop
+ * replaces it whole and frees the one replaced once every loop has passed a turn
+ * (base/epoch.h), so any loop may read it: taken once in a callback (its count and its
+ * entries agree), nothing of it kept past the callback. Never NULL (empty before the first
+ * list). */
+struct catalog_list {
+	unsigned long generation;       /* the catalogue's when it was made; its entries' */
+	size_t n;
+	const struct catalog_entry *e;  /* e[i].index == i */
+};
+const struct catalog_list *catalog_list(const struct catalog *c, enum catalog_kind kind);
+const struct catalog_entry *catalog_list_at(const struct catalog_list *l, size_t i);
 /* Lookup by exposed name (tools, prompts) or exposed URI (resources). */
+const struct catalog_entry *catalog_list_find(const struct catalog_list *l, const char *exposed);
+/* The same in the list in force now. */
 const struct catalog_entry *catalog_find(const struct catalog *c, enum catalog_kind kind,
 					 const char *exposed);
 /* Route an exposed resource URI: sets *server and *uri (the upstream's URI; points into

@@ -88,32 +88,30 @@ static int parse_cursor(const cJSON *params, size_t *offset)
 }
 
 /* The entry at position i of what the session sees: the catalogue's entries (0..n-1), then
- * its own (n..; mcp/session_view.h). */
-static const struct catalog_entry *shown_at(struct router *r, const struct session *s,
-					    enum catalog_kind kind, size_t i)
+ * its own (n..; mcp/session_view.h). l: the catalogue's list, taken once for the page. */
+static const struct catalog_entry *shown_at(const struct catalog_list *l, const struct session *s,
+					    size_t i)
 {
-	size_t n = catalog_count(r->cat, kind);
-
-	return i < n ? catalog_at(r->cat, kind, i) : view_at(s, i - n);
+	return i < l->n ? &l->e[i] : view_at(s, i - l->n);
 }
 
 /* The first position >= i the caller sees (the end when none): entries the key may not see
  * are skipped by the compiled views, never scanned; then those the session is not offered. */
 static size_t next_shown(struct router *r, const struct session *s,
-			 const struct key_identity *who, enum catalog_kind kind, size_t i)
+			 const struct key_identity *who, enum catalog_kind kind,
+			 const struct catalog_list *l, size_t i)
 {
-	size_t n = catalog_count(r->cat, kind);
+	size_t n = l->n;
 	size_t end = kind == CAT_TOOLS ? n + view_count(s) : n;
 
-	for (i = i < n ? gate_next_visible(r->gate, who, kind, i) : i; i < n;
-	     i = gate_next_visible(r->gate, who, kind, i + 1))
-		if (!view_hides(s, catalog_at(r->cat, kind, i)) &&
-		    scope_shows(s, catalog_at(r->cat, kind, i)))
+	for (i = i < n ? gate_next_visible(r->gate, who, kind, l, i) : i; i < n;
+	     i = gate_next_visible(r->gate, who, kind, l, i + 1))
+		if (!view_hides(s, &l->e[i]) && scope_shows(s, &l->e[i]))
 			return i;
 	for (; i < end; i++) {
 		const struct catalog_entry *e = view_at(s, i - n);
 		/* listed by the catalogue since: shown there */
-		if (!catalog_find(r->cat, kind, e->exposed) && gate_visible(r->gate, who, e) &&
+		if (!catalog_list_find(l, e->exposed) && gate_visible(r->gate, who, e) &&
 		    scope_shows(s, e))
 			return i;
 	}
@@ -133,7 +131,8 @@ static void route_list(struct call *c, cJSON *params)
 		call_park(c, params);  /* the session's own tools are on their way */
 		return;
 	}
-	end = catalog_count(r->cat, kind) + (kind == CAT_TOOLS ? view_count(c->s) : 0);
+	const struct catalog_list *l = catalog_list(r->cat, kind);
+	end = l->n + (kind == CAT_TOOLS ? view_count(c->s) : 0);
 	rc = parse_cursor(params, &i);
 	cJSON_Delete(params);
 	if (rc || i > end) {
@@ -142,9 +141,9 @@ static void route_list(struct call *c, cJSON *params)
 	}
 	cJSON *res = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(res, list_key[kind]);
-	for (i = next_shown(r, c->s, who, kind, i); i < end && shown < PAGE_SIZE;
-	     i = next_shown(r, c->s, who, kind, i + 1), shown++)
-		cJSON_AddItemToArray(arr, scope_listed(c->s, shown_at(r, c->s, kind, i)));
+	for (i = next_shown(r, c->s, who, kind, l, i); i < end && shown < PAGE_SIZE;
+	     i = next_shown(r, c->s, who, kind, l, i + 1), shown++)
+		cJSON_AddItemToArray(arr, scope_listed(c->s, shown_at(l, c->s, i)));
 	if (i < end) {
 		char cur[32];
 		snprintf(cur, sizeof(cur), "mcpw:%zu", i);
@@ -359,10 +358,11 @@ static void ui_of_tool(struct call *c)
 	struct router *r = router_of(c);
 	const struct key_identity *who = c->has_who ? &c->who : NULL;
 	const struct catalog_entry *first = NULL, *e;
-	size_t n = catalog_count(r->cat, CAT_TOOLS), own = view_count(c->s);
+	const struct catalog_list *l = catalog_list(r->cat, CAT_TOOLS);
+	size_t n = l->n, own = view_count(c->s);
 
 	for (size_t i = 0; i < n + own; i++) {
-		e = i < n ? catalog_at(r->cat, CAT_TOOLS, i) : view_at(c->s, i - n);
+		e = shown_at(l, c->s, i);
 		if (!names_ui(e, c->server, c->target) || (i < n && view_hides(c->s, e)))
 			continue;
 		if (!first)
