@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <event2/event.h>
 
 #include "base/clock.h"
@@ -578,6 +579,111 @@ static void test_reloads_under_loops(void)
 	config_free(c);
 }
 
+/* ---- circuits counted by loops while a full reload replaces their array ---- */
+
+#define CIRCUIT_FAILURES 50
+
+static atomic_bool circuits_done;
+
+struct circuit_loop {
+	struct gate *g;
+	struct event_base *base;
+	struct event *ev;
+	long turns, failures, off_refused, refused;
+	int attached;
+};
+
+/* A turn: upstream "a" (a circuit) fails a call; upstream "b" (no circuit) is never refused. */
+static void circuit_turn(evutil_socket_t fd, short what, void *arg)
+{
+	struct circuit_loop *l = arg;
+	int64_t retry;
+	bool probe;
+
+	(void)fd, (void)what;
+	if (gate_circuit_allow(l->g, 0, &probe, &retry) == 0) {
+		gate_circuit_result(l->g, 0, true, probe);
+		l->failures++;
+	} else {
+		l->refused++;
+	}
+	l->off_refused += gate_circuit_allow(l->g, 1, &probe, &retry) != 0;
+	gate_circuit_result(l->g, 1, true, probe);
+	l->turns++;
+	if (atomic_load(&circuits_done))
+		event_base_loopbreak(l->base);
+	else
+		event_active(l->ev, EV_TIMEOUT, 1);
+}
+
+static void *circuit_loop_main(void *arg)
+{
+	struct circuit_loop *l = arg;
+
+	l->base = event_base_new();
+	l->attached = l->base && epoch_loop_attach(l->base) == 0;
+	pthread_barrier_wait(&many_go);
+	if (l->attached && (l->ev = event_new(l->base, -1, 0, circuit_turn, l))) {
+		event_active(l->ev, EV_TIMEOUT, 1);
+		event_base_dispatch(l->base);
+		event_free(l->ev);
+	}
+	epoch_loop_detach();
+	event_base_free(l->base);
+	return NULL;
+}
+
+/* Loops count failures on one upstream's circuit and pass calls to one without a circuit while
+ * the main thread makes full reloads that replace the circuits' array (the same settings: the
+ * state moves to the new array): the circuit opens once, on the failures of all the loops
+ * together, the upstream without one is never refused, and the arrays replaced are freed
+ * only after the loops have let go of them (ASan; ThreadSanitizer in make tsan). */
+static void test_circuits_under_loops(void)
+{
+	char text[1024];
+	struct circuit_loop l[LOOPS];
+	struct config *c = NULL;
+	struct gate *g = NULL;
+	pthread_t t[LOOPS];
+	long failures = 0;
+
+	snprintf(text, sizeof(text), "{\"state_dir\":\"%s\",\"upstreams\":["
+		 "{\"name\":\"a\",\"transport\":\"http\",\"url\":\"http://127.0.0.1:1/mcp\","
+		 "\"circuit\":{\"failures\":%d,\"window\":\"1h\",\"open_for\":\"1h\"}},"
+		 "{\"name\":\"b\",\"transport\":\"http\",\"url\":\"http://127.0.0.1:1/mcp\"}]}",
+		 dir, CIRCUIT_FAILURES);
+	CU_ASSERT_EQUAL_FATAL(config_parse(text, "test", &c, &(struct config_errors){ 0 }), 0);
+	CU_ASSERT_EQUAL_FATAL(gate_new(base, c, &g, &(struct config_errors){ 0 }), 0);
+	atomic_store(&circuits_done, false);
+	CU_ASSERT_FATAL(pthread_barrier_init(&many_go, NULL, LOOPS + 1) == 0);
+	for (int i = 0; i < LOOPS; i++) {
+		l[i] = (struct circuit_loop){ .g = g };
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, circuit_loop_main, &l[i]) == 0);
+	}
+	pthread_barrier_wait(&many_go);
+	for (int i = 0; i < RELOADS; i++) {
+		CU_ASSERT_EQUAL(gate_reload_all(g, c, NULL, NULL), 0);
+		usleep(1000);
+	}
+	atomic_store(&circuits_done, true);
+	for (int i = 0; i < LOOPS; i++) {
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+		CU_ASSERT(l[i].attached);
+		CU_ASSERT(l[i].turns > 0);
+		CU_ASSERT_EQUAL(l[i].off_refused, 0);
+		failures += l[i].failures;
+	}
+	pthread_barrier_destroy(&many_go);
+	/* Open on its threshold: the failures of every loop counted together, across the
+	 * replacements; once open, none let through (a loop's call allowed just before may
+	 * fail just after: one a loop at most). */
+	CU_ASSERT(failures >= CIRCUIT_FAILURES && failures < CIRCUIT_FAILURES + LOOPS);
+	CU_ASSERT_STRING_EQUAL(gate_circuit_state(g, 0), "open");
+	CU_ASSERT_STRING_EQUAL(gate_circuit_state(g, 1), "closed");
+	gate_free(g);
+	config_free(c);
+}
+
 CU_MAIN("gate", setup, teardown,
 	{ "authenticate: ok, missing, expired, disabled, held off", test_authenticate },
 	{ "admission: permission, budget, rate; refusals spend nothing; settle",
@@ -586,4 +692,5 @@ CU_MAIN("gate", setup, teardown,
 	{ "full reload: the rules replaced kept to go back to", test_full_reload_back },
 	{ "config errors name their field", test_config_errors },
 	{ "loops admitting side by side: limits exact, spend the sum", test_many_loops_exact },
-	{ "governance reloads while loops authenticate and admit", test_reloads_under_loops })
+	{ "governance reloads while loops authenticate and admit", test_reloads_under_loops },
+	{ "circuits counted by loops while full reloads replace them", test_circuits_under_loops })

@@ -384,14 +384,10 @@ bool gate_keeps_store(const struct gate *g, const struct config *cfg)
 int gate_reload_all(struct gate *g, const struct config *cfg, struct gate_rules *r,
 		    struct gate_rules **prev)
 {
-	int rc = g->guard ? gate_guard_set_upstreams(g->guard, cfg) : 0;
-
+	if (g->guard)
+		gate_guard_set_upstreams(g->guard, cfg);
 	if (prev)
 		*prev = NULL;
-	if (rc) {
-		gate_rules_free(r);
-		return rc;
-	}
 	/* The policy views indexed the old router's catalogue, which is gone: the new router
 	 * hands its own over (gate_catalog_changed) once built. */
 	cat_set(g, NULL);

@@ -40,6 +40,16 @@ struct judged {
 	struct hmap *by_name;           /* exposed name -> index + 1 (pins_on only) */
 };
 
+/* The upstreams' circuits by upstream index, replaced whole by a full reload (under the
+ * guard's lock) and freed through the epochs: a loop reads a circuit's settings without the
+ * lock (a circuit that is off costs none), and for its state takes the lock and loads the
+ * array again. */
+struct circuits {
+	size_t n;
+	struct circuit *c;
+	char **names;                   /* their upstreams' names */
+};
+
 struct gate_guard {
 	struct toolpin_config tpc;
 	/* The pins are the catalogue loop's: judged there, approved there. A tool not in the
@@ -50,9 +60,7 @@ struct gate_guard {
 	 * circuits' states, one lock around each look and change. */
 	pthread_mutex_t mu;
 	struct loop_guard *loops;
-	struct circuit *circuits;       /* per upstream, config order */
-	char **names;                   /* their upstreams' names */
-	size_t ncircuits;
+	_Atomic(struct circuits *) circuits;    /* per upstream, config order */
 };
 
 static void note_lock(int changed)
@@ -60,6 +68,36 @@ static void note_lock(int changed)
 	if (changed)
 		log_info("tool pins: %d pin%s set from tool_pins.lockfile", changed,
 			 changed == 1 ? "" : "s");
+}
+
+static struct circuits *circuits_new(size_t n)
+{
+	struct circuits *cs = xcalloc(1, sizeof(*cs));
+
+	cs->n = n;
+	cs->c = xcalloc(n + 1, sizeof(*cs->c));
+	cs->names = xcalloc(n + 1, sizeof(*cs->names));
+	return cs;
+}
+
+/* The array only: its circuits' rings were moved to the next or cleared when it was
+ * replaced. */
+static void circuits_free(void *arg)
+{
+	struct circuits *cs = arg;
+
+	if (!cs)
+		return;
+	for (size_t i = 0; i < cs->n; i++)
+		free(cs->names[i]);
+	free(cs->names);
+	free(cs->c);
+	free(cs);
+}
+
+static struct circuits *circuits_of(const struct gate_guard *gd)
+{
+	return atomic_load_explicit(&((struct gate_guard *)gd)->circuits, memory_order_acquire);
 }
 
 struct gate_guard *gate_guard_new(struct store *st, const struct config *cfg,
@@ -76,18 +114,17 @@ struct gate_guard *gate_guard_new(struct store *st, const struct config *cfg,
 		return NULL;
 	}
 	toolpins_set_config(gd->pins, tpc);
-	gd->ncircuits = cfg->nupstreams;
-	gd->circuits = xcalloc(gd->ncircuits + 1, sizeof(*gd->circuits));
-	gd->names = xcalloc(gd->ncircuits + 1, sizeof(*gd->names));
-	for (size_t i = 0; i < gd->ncircuits; i++) {
+	struct circuits *cs = circuits_new(cfg->nupstreams);
+	for (size_t i = 0; i < cs->n; i++) {
 		const struct upstream_config *u = &cfg->upstreams[i];
 		struct circuit_config cc = { u->circuit_failures, u->circuit_window_ms,
 					     u->circuit_open_for_ms };
-		circuit_init(&gd->circuits[i], &cc);
-		gd->names[i] = xstrdup(u->name);
+		circuit_init(&cs->c[i], &cc);
+		cs->names[i] = xstrdup(u->name);
 		if (cc.failures)
 			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
 	}
+	atomic_store(&gd->circuits, cs);
 	return gd;
 }
 
@@ -123,78 +160,59 @@ void gate_guard_free(struct gate_guard *gd)
 		return;
 	toolpins_free(gd->pins);
 	loop_guard_free(gd->loops);
-	for (size_t i = 0; i < gd->ncircuits; i++) {
-		circuit_clear(&gd->circuits[i]);
-		free(gd->names[i]);
-	}
-	free(gd->circuits);
-	free(gd->names);
+	struct circuits *cs = atomic_load(&gd->circuits);
+	for (size_t i = 0; cs && i < cs->n; i++)
+		circuit_clear(&cs->c[i]);
+	circuits_free(cs);
 	judged_free(atomic_load(&gd->judged));
 	pthread_mutex_destroy(&gd->mu);
 	free(gd);
 }
 
-int gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg)
+void gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg)
 {
-	size_t n = cfg->nupstreams;
-	struct circuit *nc = calloc(n + 1, sizeof(*nc));
-	char **names = calloc(n + 1, sizeof(*names));
-	bool *kept = calloc(gd->ncircuits + 1, sizeof(*kept));
+	struct circuits *cs = circuits_new(cfg->nupstreams), *old;
+	bool *fresh = xcalloc(cs->n + 1, sizeof(*fresh));
 	size_t i, j;
-	int rc = 0;
 
-	if (!nc || !names || !kept) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < cs->n; i++)
+		cs->names[i] = xstrdup(cfg->upstreams[i].name);
+	/* The states move under the lock: other loops' calls change them. */
+	pthread_mutex_lock(&gd->mu);
+	old = circuits_of(gd);
+	bool *kept = xcalloc(old->n + 1, sizeof(*kept));
+	for (i = 0; i < cs->n; i++) {
 		const struct upstream_config *u = &cfg->upstreams[i];
 		struct circuit_config cc = { u->circuit_failures, u->circuit_window_ms,
 					     u->circuit_open_for_ms };
 
-		if (!(names[i] = strdup(u->name))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (j = 0; j < gd->ncircuits; j++)
-			if (!kept[j] && !strcmp(gd->names[j], u->name) &&
-			    gd->circuits[j].cfg.failures == cc.failures &&
-			    gd->circuits[j].cfg.window_ms == cc.window_ms &&
-			    gd->circuits[j].cfg.open_for_ms == cc.open_for_ms)
+		for (j = 0; j < old->n; j++)
+			if (!kept[j] && !strcmp(old->names[j], u->name) &&
+			    old->c[j].cfg.failures == cc.failures &&
+			    old->c[j].cfg.window_ms == cc.window_ms &&
+			    old->c[j].cfg.open_for_ms == cc.open_for_ms)
 				break;
-		if (j < gd->ncircuits) {
-			nc[i] = gd->circuits[j];        /* moved: its failure ring goes with it */
+		if (j < old->n) {
+			cs->c[i] = old->c[j];   /* moved: its failure ring goes with it */
 			kept[j] = true;
 			continue;
 		}
-		circuit_init(&nc[i], &cc);
-		if (cc.failures)
-			metrics_circuit_state(u->name, CIRCUIT_CLOSED);
+		circuit_init(&cs->c[i], &cc);
+		fresh[i] = cc.failures != 0;
 	}
-	pthread_mutex_lock(&gd->mu);
-	for (j = 0; j < gd->ncircuits; j++) {
+	for (j = 0; j < old->n; j++)
 		if (!kept[j])
-			circuit_clear(&gd->circuits[j]);
-		free(gd->names[j]);
-	}
-	free(gd->circuits);
-	free(gd->names);
-	gd->circuits = nc;
-	gd->names = names;
-	gd->ncircuits = n;
+			circuit_clear(&old->c[j]);
+	atomic_store_explicit(&gd->circuits, cs, memory_order_release);
 	pthread_mutex_unlock(&gd->mu);
-	nc = NULL;
-	names = NULL;
+	epoch_defer(circuits_free, old);        /* a loop may be reading its settings */
+	for (i = 0; i < cs->n; i++)
+		if (fresh[i])
+			metrics_circuit_state(cs->names[i], CIRCUIT_CLOSED);
+	free(kept);
+	free(fresh);
 	/* The catalogue judged last belonged to the router that is gone. */
 	judged_set(gd, NULL);
-out:
-	if (names)
-		for (i = 0; i < n; i++)
-			free(names[i]);
-	free(names);
-	free(nc);
-	free(kept);
-	return rc;
 }
 
 int gate_guard_load(struct gate_guard *gd, const cJSON *lock)
@@ -431,47 +449,66 @@ int gate_guard_approve(struct gate_guard *gd, const struct policy_set *ps, const
 
 /* --- upstream circuits -------------------------------------------------------------------- */
 
+/* The circuit of `server` in cs when it is on (NULL: off, or no such upstream). */
+static struct circuit *circuit_on(struct circuits *cs, size_t server)
+{
+	return server < cs->n && cs->c[server].cfg.failures ? &cs->c[server] : NULL;
+}
+
+/* The circuit of `server`, locked, when it is on: the array is loaded again under the lock
+ * (a reload may have replaced it since the look without it). NULL: off, nothing locked. */
+static struct circuit *circuit_lock(struct gate_guard *gd, size_t server, const char **name)
+{
+	struct circuits *cs = circuits_of(gd);
+	struct circuit *c;
+
+	if (!circuit_on(cs, server))
+		return NULL;    /* the common case: no circuit, no lock */
+	pthread_mutex_lock(&gd->mu);
+	cs = circuits_of(gd);
+	if (!(c = circuit_on(cs, server))) {
+		pthread_mutex_unlock(&gd->mu);
+		return NULL;
+	}
+	*name = cs->names[server];
+	return c;
+}
+
 int gate_guard_circuit_allow(struct gate_guard *gd, size_t server, bool *probe,
 			     int64_t *retry_ms)
 {
 	struct circuit *c;
+	const char *name;
 	enum circuit_state before;
 	int rc;
 
 	*probe = false;
 	*retry_ms = 0;
-	if (!gd)
+	if (!gd || !(c = circuit_lock(gd, server, &name)))
 		return 0;
-	pthread_mutex_lock(&gd->mu);
-	if (server >= gd->ncircuits) {
-		pthread_mutex_unlock(&gd->mu);
-		return 0;
-	}
-	c = &gd->circuits[server];
 	before = c->state;
 	rc = circuit_allow(c, (int64_t)clock_loop_ms(), probe, retry_ms);
 	if (c->state != before) {
-		audit_circuit(gd->names[server], circuit_state_name(before),
-			      circuit_state_name(c->state), 0);
-		metrics_circuit_state(gd->names[server], (int)c->state);
+		audit_circuit(name, circuit_state_name(before), circuit_state_name(c->state), 0);
+		metrics_circuit_state(name, (int)c->state);
 	}
 	pthread_mutex_unlock(&gd->mu);
 	return rc;
 }
 
-static void circuit_result_locked(struct gate_guard *gd, size_t server, bool failure,
-				  bool probe)
+void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failure, bool probe)
 {
 	struct circuit *c;
+	const char *name;
 	enum circuit_state before;
 
-	if (server >= gd->ncircuits)
+	if (!gd || !(c = circuit_lock(gd, server, &name)))
 		return;
-	c = &gd->circuits[server];
 	before = c->state;
-	if (!circuit_result(c, failure, probe, (int64_t)clock_loop_ms()))
+	if (!circuit_result(c, failure, probe, (int64_t)clock_loop_ms())) {
+		pthread_mutex_unlock(&gd->mu);
 		return;
-	const char *name = gd->names[server];
+	}
 	audit_circuit(name, circuit_state_name(before), circuit_state_name(c->state),
 		      c->state == CIRCUIT_OPEN ? c->cfg.open_for_ms : 0);
 	metrics_circuit_state(name, (int)c->state);
@@ -484,36 +521,28 @@ static void circuit_result_locked(struct gate_guard *gd, size_t server, bool fai
 			 (long long)c->cfg.open_for_ms);
 	else if (c->state == CIRCUIT_CLOSED)
 		log_info("upstream %s: circuit closed: the probe call succeeded", name);
-}
-
-void gate_guard_circuit_result(struct gate_guard *gd, size_t server, bool failure, bool probe)
-{
-	if (!gd)
-		return;
-	pthread_mutex_lock(&gd->mu);
-	circuit_result_locked(gd, server, failure, probe);
 	pthread_mutex_unlock(&gd->mu);
 }
 
 void gate_guard_circuit_abandon(struct gate_guard *gd, size_t server)
 {
-	if (!gd)
+	struct circuit *c;
+	const char *name;
+
+	if (!gd || !(c = circuit_lock(gd, server, &name)))
 		return;
-	pthread_mutex_lock(&gd->mu);
-	if (server < gd->ncircuits)
-		circuit_abandon(&gd->circuits[server]);
+	circuit_abandon(c);
 	pthread_mutex_unlock(&gd->mu);
 }
 
 const char *gate_guard_circuit_state(struct gate_guard *gd, size_t server)
 {
-	const char *s = "closed";
+	struct circuit *c;
+	const char *name, *s;
 
-	if (!gd)
-		return s;
-	pthread_mutex_lock(&gd->mu);
-	if (server < gd->ncircuits)
-		s = circuit_state_name(gd->circuits[server].state);
+	if (!gd || !(c = circuit_lock(gd, server, &name)))
+		return "closed";        /* no circuit: never open */
+	s = circuit_state_name(c->state);
 	pthread_mutex_unlock(&gd->mu);
 	return s;
 }

@@ -2,8 +2,9 @@
  * tool-integrity.md) — tool integrity (each catalogue tool judged against its pin once per
  * catalogue; a changed tool withheld from keys under `withhold`), the loop breaker (identical
  * calls per key) and the upstream circuit breakers. Owned by the gate. The loop breaker and
- * the circuits may be used from every loop (workers: N; a lock around each); the pins and the
- * judging of a catalogue are loop 0's.
+ * the circuits may be used from every loop (workers: N; a lock around each, none for an
+ * upstream whose circuit is off); the pins and the judging of a catalogue are loop 0's, the
+ * judgements read by every loop.
  *
  * The guard decides; the gate builds the JSON-RPC error from a refusal's parts, so every
  * refusal of the gate has one shape.
@@ -47,8 +48,8 @@ void gate_guard_reconfigure(struct gate_guard *gd, const struct toolpin_config *
 /* A full reload kept the gate (and so the guard) but replaced the upstreams: circuits for
  * cfg's upstreams, an upstream of the same name and circuit settings keeping its state (an open
  * circuit stays open). The old catalogue is forgotten: it is gone with its router. Only between
- * routers (no call in flight). 0 or -ENOMEM (nothing changed). */
-int gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg);
+ * routers (no call in flight). */
+void gate_guard_set_upstreams(struct gate_guard *gd, const struct config *cfg);
 
 /* The catalogue changed (or the policies did): judge every tool against its pin. */
 void gate_guard_judge(struct gate_guard *gd, const struct catalog *c,
