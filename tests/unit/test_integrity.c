@@ -2,6 +2,8 @@
  * upstream circuit breaker's state machine and the loop breaker's counting. */
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "govern/circuit.h"
 #include "govern/loop_guard.h"
 #include "govern/tool_digest.h"
+#include "govern/toolpin.h"
 #include "cunit_main.h"
 
 static char *digest_of(const char *json)
@@ -298,6 +301,73 @@ static void test_config(void)
 				      "upstreams[0].circuit.failures"), -EINVAL);
 }
 
+/* ---- the pins judged from several loops (workers: N) ---- */
+
+#define PIN_TOOLS 8
+#define PIN_ROUNDS 2000
+
+static struct toolpins *pins;
+static cJSON *pin_def[PIN_TOOLS];
+static char pin_digest[PIN_TOOLS][TOOL_DIGEST_HEX];
+static atomic_int pins_not_ok;
+
+static void *see_tools(void *arg)
+{
+	char tool[16];
+
+	(void)arg;
+	for (int r = 0; r < PIN_ROUNDS; r++) {
+		int i = r % PIN_TOOLS;
+		snprintf(tool, sizeof(tool), "t%d", i);
+		if (toolpins_see(pins, "s", tool, pin_def[i], pin_digest[i]) != PIN_OK)
+			atomic_fetch_add(&pins_not_ok, 1);
+	}
+	return NULL;
+}
+
+/* Loops judging the tools they list (a session's own tools are judged on its loop) while
+ * the admin plane reads the pins: each tool pinned once, at first use, by whichever loop saw
+ * it first, and every look after that finds it pinned (make tsan: one lock around each). */
+static void test_pins_from_loops(void)
+{
+	struct toolpin_config tc = { .mode = TOOL_INTEGRITY_WITHHOLD };
+	pthread_t t[2];
+	char json[128], tool[16];
+
+	pins = toolpins_new(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pins);
+	toolpins_set_config(pins, &tc);
+	for (int i = 0; i < PIN_TOOLS; i++) {
+		snprintf(json, sizeof(json), "{\"name\":\"t%d\",\"inputSchema\":{}}", i);
+		pin_def[i] = cJSON_Parse(json);
+		CU_ASSERT_EQUAL(tool_digest(pin_def[i], pin_digest[i]), 0);
+	}
+	atomic_store(&pins_not_ok, 0);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, see_tools, NULL) == 0);
+	for (int r = 0; r < 200; r++) {
+		cJSON *all = toolpins_json(pins);
+		CU_ASSERT(cJSON_GetArraySize(all) <= PIN_TOOLS);
+		cJSON_Delete(all);
+		CU_ASSERT_EQUAL(toolpins_approve(pins, "s", "nope", "test", NULL, NULL), -ENOENT);
+	}
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_join(t[i], NULL) == 0);
+	CU_ASSERT_EQUAL(atomic_load(&pins_not_ok), 0);
+	cJSON *all = toolpins_json(pins);
+	CU_ASSERT_EQUAL(cJSON_GetArraySize(all), PIN_TOOLS);
+	const cJSON *p;
+	cJSON_ArrayForEach(p, all)
+		CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(p, "state")->valuestring, "pinned");
+	cJSON_Delete(all);
+	for (int i = 0; i < PIN_TOOLS; i++) {
+		snprintf(tool, sizeof(tool), "t%d", i);
+		CU_ASSERT_EQUAL(toolpins_state(pins, "s", tool, pin_digest[i]), PIN_OK);
+		cJSON_Delete(pin_def[i]);
+	}
+	toolpins_free(pins);
+}
+
 CU_MAIN("integrity", cu_alloc, NULL,
 	{ "canonical form", test_canonical },
 	{ "digest", test_digest },
@@ -305,4 +375,5 @@ CU_MAIN("integrity", cu_alloc, NULL,
 	{ "diff", test_diff },
 	{ "circuit breaker", test_circuit },
 	{ "loop breaker", test_loop_guard },
-	{ "configuration", test_config })
+	{ "configuration", test_config },
+	{ "pins judged from several loops", test_pins_from_loops })

@@ -52,8 +52,8 @@ struct circuits {
 
 struct gate_guard {
 	struct toolpin_config tpc;
-	/* The pins are the catalogue loop's: judged there, approved there. A tool not in the
-	 * judged list (a session's own) is judged as it is seen. */
+	/* The catalogue's tools are judged on its loop; a session's own tool is judged as it is
+	 * seen, on the session's loop (the pins have a lock of their own). */
 	struct toolpins *pins;
 	_Atomic(struct judged *) judged;  /* NULL: no catalogue */
 	/* What every loop's calls count (workers: N): the loop breaker's entries and the
@@ -309,9 +309,9 @@ static enum pin_state entry_state(struct gate_guard *gd, const struct judged *j,
 		return (enum pin_state)j->state[e->index];
 	if (e->index == CATALOG_OWN)    /* a session's own tool: judged as it is seen */
 		return see_entry(gd, j->cat, e, hex);
-	/* Of a list published a moment before its judgement (another loop's read): the pins
-	 * are the catalogue loop's, so not asked here. The same definition judged before keeps
-	 * its state; anything else is not judged yet and is kept back until it is. */
+	/* Of a list published a moment before its judgement (another loop's read), which the
+	 * catalogue's loop is making in this very turn: not judged a second time here. The same
+	 * definition judged before keeps its state; anything else is kept back until judged. */
 	size_t i = (size_t)hmap_get(j->by_name, e->exposed);
 	int rc;
 	cJSON_Delete(entry_definition(e, hex, &rc));

@@ -3,8 +3,9 @@
  * catalogue; a changed tool withheld from keys under `withhold`), the loop breaker (identical
  * calls per key) and the upstream circuit breakers. Owned by the gate. The loop breaker and
  * the circuits may be used from every loop (workers: N; a lock around each, none for an
- * upstream whose circuit is off); the pins and the judging of a catalogue are loop 0's, the
- * judgements read by every loop.
+ * upstream whose circuit is off); a catalogue is judged on loop 0 and its judgements read by
+ * every loop; the pins have a lock of their own (a session's own tools are judged on its
+ * loop).
  *
  * The guard decides; the gate builds the JSON-RPC error from a refusal's parts, so every
  * refusal of the gate has one shape.

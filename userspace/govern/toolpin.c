@@ -2,6 +2,7 @@
 #include "govern/toolpin.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,10 @@ struct pin {
 	char recorded[TOOL_DIGEST_HEX]; /* the listed digest whose change is on record */
 };
 
+/* Judged on the catalogue's loop, and by any loop for a session's own tools (workers: N), and
+ * approved through the admin plane: one lock around each look and change. */
 struct toolpins {
+	pthread_mutex_t mu;
 	struct store *st;
 	struct toolpin_config cfg;
 	struct hmap *pins;              /* "server\x1ftool" -> struct pin */
@@ -110,6 +114,7 @@ struct toolpins *toolpins_new(struct store *st)
 		free(tp);
 		return NULL;
 	}
+	pthread_mutex_init(&tp->mu, NULL);
 	return tp;
 }
 
@@ -118,13 +123,26 @@ void toolpins_free(struct toolpins *tp)
 	if (!tp)
 		return;
 	hmap_free(tp->pins, pin_free);
+	pthread_mutex_destroy(&tp->mu);
 	free(tp);
+}
+
+static void lock(const struct toolpins *tp)
+{
+	pthread_mutex_lock(&((struct toolpins *)tp)->mu);
+}
+
+static void unlock(const struct toolpins *tp)
+{
+	pthread_mutex_unlock(&((struct toolpins *)tp)->mu);
 }
 
 void toolpins_set_config(struct toolpins *tp, const struct toolpin_config *cfg)
 {
+	lock(tp);
 	tp->cfg = *cfg;
 	tp->cfg.lockfile = NULL;  /* borrowed from a config that may go: not kept */
+	unlock(tp);
 }
 
 static int pin_key(const char *server, const char *tool, char *key, size_t len)
@@ -219,7 +237,12 @@ static int load_one(void *arg, const struct store_tool_pin *sp)
 
 int toolpins_load(struct toolpins *tp)
 {
-	return tp->st ? store_load_tool_pins(tp->st, load_one, tp) : 0;
+	int rc;
+
+	lock(tp);
+	rc = tp->st ? store_load_tool_pins(tp->st, load_one, tp) : 0;
+	unlock(tp);
+	return rc;
 }
 
 /* A v1 digest (a lockfile's) that the pin's approved definition still has: the pin, upgraded
@@ -238,12 +261,13 @@ static bool v1_of(const struct pin *p, const char *digest)
 	return same;
 }
 
-int toolpins_apply_lock(struct toolpins *tp, const cJSON *lock)
+int toolpins_apply_lock(struct toolpins *tp, const cJSON *lockfile)
 {
 	const cJSON *srv, *t;
 	int n = 0;
 
-	cJSON_ArrayForEach(srv, lock) {
+	lock(tp);
+	cJSON_ArrayForEach(srv, lockfile) {
 		cJSON_ArrayForEach(t, srv) {
 			if (!cJSON_IsString(t) || !tool_digest_version(t->valuestring))
 				continue;  /* checked when the config was read */
@@ -257,6 +281,7 @@ int toolpins_apply_lock(struct toolpins *tp, const cJSON *lock)
 			n++;
 		}
 	}
+	unlock(tp);
 	return n;
 }
 
@@ -270,7 +295,12 @@ static enum pin_state state_of(const struct pin *p, const char *digest)
 enum pin_state toolpins_state(const struct toolpins *tp, const char *server, const char *tool,
 			      const char *digest)
 {
-	return state_of(find(tp, server, tool), digest);
+	enum pin_state s;
+
+	lock(tp);
+	s = state_of(find(tp, server, tool), digest);
+	unlock(tp);
+	return s;
 }
 
 /* A pin of digest version 1 whose v1 digest the listed definition still has: what it
@@ -297,8 +327,8 @@ static void upgrade(struct toolpins *tp, struct pin *p, const cJSON *def, const 
 		stored(NULL, rc);
 }
 
-enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char *tool,
-			    const cJSON *def, const char *digest)
+static enum pin_state see_locked(struct toolpins *tp, const char *server, const char *tool,
+				 const cJSON *def, const char *digest)
 {
 	struct pin *p = get(tp, server, tool);
 	enum pin_state s;
@@ -343,8 +373,19 @@ enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char 
 	return s;
 }
 
-int toolpins_approve(struct toolpins *tp, const char *server, const char *tool, const char *by,
-		     void (*cb)(void *arg, int err), void *arg)
+enum pin_state toolpins_see(struct toolpins *tp, const char *server, const char *tool,
+			    const cJSON *def, const char *digest)
+{
+	enum pin_state s;
+
+	lock(tp);
+	s = see_locked(tp, server, tool, def, digest);
+	unlock(tp);
+	return s;
+}
+
+static int approve_locked(struct toolpins *tp, const char *server, const char *tool,
+			  const char *by, void (*cb)(void *arg, int err), void *arg)
 {
 	struct pin *p = find(tp, server, tool);
 
@@ -357,6 +398,17 @@ int toolpins_approve(struct toolpins *tp, const char *server, const char *tool, 
 	return approve(tp, p, p->cur, p->cur_def, by, cb, arg);
 }
 
+int toolpins_approve(struct toolpins *tp, const char *server, const char *tool, const char *by,
+		     void (*cb)(void *arg, int err), void *arg)
+{
+	int rc;
+
+	lock(tp);
+	rc = approve_locked(tp, server, tool, by, cb, arg);
+	unlock(tp);
+	return rc;
+}
+
 static int by_name(const void *a, const void *b)
 {
 	const struct pin *x = *(struct pin *const *)a, *y = *(struct pin *const *)b;
@@ -365,7 +417,7 @@ static int by_name(const void *a, const void *b)
 	return c ? c : strcmp(x->tool, y->tool);
 }
 
-cJSON *toolpins_json(const struct toolpins *tp)
+static cJSON *json_locked(const struct toolpins *tp)
 {
 	size_t n = hmap_count(tp->pins), i = 0;
 	struct pin **v = xcalloc(n ? n : 1, sizeof(*v));
@@ -400,5 +452,15 @@ cJSON *toolpins_json(const struct toolpins *tp)
 		cJSON_AddItemToArray(arr, o);
 	}
 	free(v);
+	return arr;
+}
+
+cJSON *toolpins_json(const struct toolpins *tp)
+{
+	cJSON *arr;
+
+	lock(tp);
+	arr = json_locked(tp);
+	unlock(tp);
 	return arr;
 }
