@@ -416,7 +416,9 @@ static void forward(struct call *c)
 		cJSON_AddStringToObject(data, "server", name);
 		call_fail(c, UPSTREAM_ERR_FAILED, NULL, data, "upstream %s is not available (%s)", name,
 			  err == -ENOTCONN ? "restarting" : err == -EUSERS
-			  ? "too many stdio children: limits.max_stdio_children" : strerror(-err));
+			  ? "too many stdio children: limits.max_stdio_children" : err == -EXDEV
+			  ? "its one stdio child serves the first loop's sessions only"
+			  : strerror(-err));
 		return;
 	}
 	/* tools/call: the agent's own params text with the upstream's name of the tool put in,

@@ -234,9 +234,9 @@ struct link *links_get(const struct links *ls, struct session *s, size_t server,
 
 	*err = 0;
 	if (links_shared(ls, server)) {
-		struct link *l = catalog_shared_link(ls->cat, server);
+		struct link *l = ls->remote ? NULL : catalog_shared_link(ls->cat, server);
 		if (!l || link_down(l))
-			*err = -ENOTCONN;
+			*err = ls->remote ? -EXDEV : -ENOTCONN;
 		return *err ? NULL : l;
 	}
 	if (sl->link && !link_down(sl->link))
@@ -268,8 +268,8 @@ struct link *links_get(const struct links *ls, struct session *s, size_t server,
 
 struct link *links_current(const struct links *ls, struct session *s, size_t server)
 {
-	struct link *l = links_shared(ls, server) ? catalog_shared_link(ls->cat, server)
-					    : s->links[server].link;
+	struct link *l = !links_shared(ls, server) ? s->links[server].link
+			 : ls->remote ? NULL : catalog_shared_link(ls->cat, server);
 
 	return l && !link_down(l) ? l : NULL;
 }

@@ -38,6 +38,9 @@ struct links {
 	const struct link_ops *ops;   /* callbacks of a session's own links; owner: session_link */
 	unsigned max_children;        /* limits.max_stdio_children (0: no cap) */
 	struct link_pool *pool;       /* idle links of 2026-07-28 requests; NULL: none kept */
+	/* A router half on another loop than the catalogue's (mcp/router.h): the shared stdio
+	 * children, the catalogue's links, are out of its reach (-EXDEV). */
+	bool remote;
 };
 
 /* The pool (links_pool_new at the router's start; NULL on failure: then no link is kept). */
@@ -50,8 +53,8 @@ size_t links_pool_idle(const struct link_pool *p);
 /* One stdio child for every session (the catalogue's link): no session has a link of its own. */
 bool links_shared(const struct links *ls, size_t server);
 /* The link to use, opening the session's own when needed; NULL with *err (-ENOTCONN: the
- * shared child is restarting; -EUSERS: a per_session stdio child would pass
- * max_children; else the open's errno). */
+ * shared child is restarting; -EXDEV: the shared child is another loop's; -EUSERS: a
+ * per_session stdio child would pass max_children; else the open's errno). */
 struct link *links_get(const struct links *ls, struct session *s, size_t server, int *err);
 /* The link in use for server, without opening one (NULL when there is none, or it is down). */
 struct link *links_current(const struct links *ls, struct session *s, size_t server);

@@ -28,9 +28,18 @@ struct method;
 
 struct router;
 
-/* gate: borrowed; it must outlive the router (calls settle their charges through it). */
+/* gate: borrowed; it must outlive the router (calls settle their charges through it). The
+ * router is in two parts (workers: N): a core on base, the first loop (the catalogue, its
+ * shared stdio children, the readiness), and a half per loop (its sessions, their links, the
+ * calls on them); router_new makes the core and the first loop's half. */
 int router_new(struct event_base *base, const struct config *cfg, struct gate *gate,
 	       struct router **out);
+/* Another loop's half, sharing first's core: sessions made through it live on base, and
+ * hear of a list's change there. A shared stdio child serves the first loop's sessions only
+ * (a call from another loop to one is refused). Called on base's thread, with the other
+ * loop's attachments made (upstream_http_init, the store's, the epochs'). */
+int router_new_loop(struct router *first, struct event_base *base, struct router **out);
+/* A half; the first one (router_new's) also ends the core: after every other loop's. */
 void router_free(struct router *r);
 struct catalog *router_catalog(struct router *r);
 struct event_base *router_event_base(struct router *r);
