@@ -16,7 +16,7 @@ build=${1:-$top/build/tsan}
 # halt_on_error=0: report every race of a run, then exit 66; second_deadlock_stack for locks.
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp}
 suites=(test_store test_store_durability test_budget test_gate test_logstore test_logquery test_loops test_epoch
-	test_trace test_router test_router_loops test_integrity ktest_enforcer
+	test_trace test_router test_router_loops test_integrity test_http_handoff ktest_enforcer
 	reload.test.mjs durability.test.mjs slow-log-reader.test.mjs faults-disk.test.mjs
 	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs)
 failed=()

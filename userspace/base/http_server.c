@@ -32,6 +32,7 @@
 #define LINGER_MS 2000                  /* a closing connection drains its input this long */
 
 static void conn_process(struct http_conn *c);
+static void on_read(evutil_socket_t fd, short what, void *arg);
 
 /* --- small helpers ------------------------------------------------------------------- */
 
@@ -326,6 +327,93 @@ static void on_parse_error(struct http_conn *c, ssize_t err)
 		refuse(c, 400, "malformed HTTP request");
 }
 
+/* --- handing a connection to another loop ------------------------------------------ */
+
+int http_req_handoff(struct http_req *r, struct http_server *to)
+{
+	struct http_conn *c = r->c;
+
+	if (c->state != CONN_SERVING || c->moving_to || c->dead || c->failed || r->nout ||
+	    r->hlen || c->out_off != c->out_len)
+		return -EBUSY;
+	r->gone = NULL;
+	r->gone_arg = NULL;
+	c->req_live = false;
+	c->moving_to = to;
+	return 0;
+}
+
+/* Outside the request hook, nothing of it on this loop's stack: let go of it and post it. */
+static void conn_send(struct http_conn *c)
+{
+	struct http_server *s = c->s, *to = c->moving_to;
+
+	list_del(&c->link);
+	list_del(&c->later);
+	if (c->admitted && s->hooks.close)
+		s->hooks.close(s->arg, c);
+	c->admitted = false;
+	c->data = NULL;
+	event_free_opt(c->rev);
+	event_free_opt(c->wev);
+	c->rev = c->wev = NULL;
+	c->l = NULL;
+	pthread_mutex_lock(&to->inbox_mu);
+	list_add_tail(&c->link, &to->inbox);
+	pthread_mutex_unlock(&to->inbox_mu);
+	doorbell_ring(&to->bell);
+}
+
+static void dispatch(struct http_conn *c);
+
+/* On the receiving loop: the connection is this server's from now on, admitted as a new one,
+ * and its request served again. */
+static void conn_arrive(struct http_server *s, struct http_conn *c)
+{
+	c->s = s;
+	c->moving_to = NULL;
+	list_add_tail(&c->link, &s->conns);
+	c->rev = event_new(s->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+	if (!c->rev || (!c->reading_paused && !c->peer_eof && event_add(c->rev, NULL))) {
+		log_warn("http: cannot watch a connection handed over");
+		conn_close(c);
+		return;
+	}
+	c->busy++;
+	int rc = s->hooks.accept ? s->hooks.accept(s->arg, c) : 0;
+	c->busy--;
+	if (c->dead) {
+		conn_free(c);
+		return;
+	}
+	if (rc) {
+		conn_linger(c);         /* a refusal written by the hook leaves first */
+		return;
+	}
+	c->admitted = true;
+	dispatch(c);
+	if (c->moving_to)
+		conn_send(c);           /* on again (a loop that does not own it either) */
+	else
+		conn_process(c);        /* what was pipelined after it */
+}
+
+static void on_inbox(void *arg)
+{
+	struct http_server *s = arg;
+	struct list_head got;
+
+	list_init(&got);
+	pthread_mutex_lock(&s->inbox_mu);
+	list_splice_tail_init(&s->inbox, &got);
+	pthread_mutex_unlock(&s->inbox_mu);
+	while (!list_empty(&got)) {
+		struct http_conn *c = list_first_entry(&got, struct http_conn, link);
+		list_del(&c->link);
+		conn_arrive(s, c);
+	}
+}
+
 static void dispatch(struct http_conn *c)
 {
 	struct http_req *r = &c->req;
@@ -365,6 +453,10 @@ static void conn_process(struct http_conn *c)
 		if (!http_parse_done(&c->parser))
 			break;
 		dispatch(c);
+		if (c->moving_to) {
+			conn_send(c);
+			return;
+		}
 	}
 	/* The client shut its side: what it sent is answered, an unfinished request never will
 	 * be. */
@@ -453,6 +545,7 @@ static void conn_new(struct http_listener *l, int fd, const struct sockaddr_stor
 
 	c->s = s;
 	c->l = l;
+	c->local = l->addr;
 	c->fd = fd;
 	list_init(&c->later);
 	c->peer = *peer;
@@ -541,6 +634,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
 int http_conn_fd(const struct http_conn *c) { return c->fd; }
 struct http_listener *http_conn_listener(const struct http_conn *c) { return c->l; }
+const struct sockaddr_storage *http_conn_local(const struct http_conn *c) { return &c->local; }
 void http_conn_set_data(struct http_conn *c, void *data) { c->data = data; }
 void *http_conn_data(const struct http_conn *c) { return c->data; }
 
@@ -690,9 +784,12 @@ int http_server_new(struct event_base *base, const struct http_server_hooks *hoo
 	list_init(&s->conns);
 	list_init(&s->failed);
 	list_init(&s->later);
+	list_init(&s->inbox);
+	pthread_mutex_init(&s->inbox_mu, NULL);
 	s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
 	s->reaper = event_new(base, -1, 0, on_reap, s);
-	if (!s->sweep || !s->reaper || event_add(s->sweep, &tv)) {
+	if (!s->sweep || !s->reaper || event_add(s->sweep, &tv) ||
+	    doorbell_init(&s->bell, base, "http hand-over", on_inbox, s)) {
 		http_server_free(s);
 		return -ENOMEM;
 	}
@@ -707,6 +804,17 @@ void http_server_free(struct http_server *s)
 	while (!list_empty(&s->listeners))
 		http_server_unbind(s, list_first_entry(&s->listeners, struct http_listener, link));
 	list_splice_tail_init(&s->failed, &s->conns);
+	/* Handed over and not taken yet: closed as this server's (their close hook ran where
+	 * they came from). */
+	pthread_mutex_lock(&s->inbox_mu);
+	while (!list_empty(&s->inbox)) {
+		struct http_conn *c = list_first_entry(&s->inbox, struct http_conn, link);
+		list_del(&c->link);
+		c->s = s;
+		c->moving_to = NULL;
+		list_add_tail(&c->link, &s->conns);
+	}
+	pthread_mutex_unlock(&s->inbox_mu);
 	while (!list_empty(&s->conns)) {
 		struct http_conn *c = list_first_entry(&s->conns, struct http_conn, link);
 		c->busy = 0;
@@ -715,6 +823,8 @@ void http_server_free(struct http_server *s)
 	}
 	event_free_opt(s->sweep);
 	event_free_opt(s->reaper);
+	doorbell_fini(&s->bell);
+	pthread_mutex_destroy(&s->inbox_mu);
 	free(s->head);
 	free(s);
 }

@@ -16,7 +16,8 @@
  * itself (400 malformed, 413, 431, 417, 501 an unknown method) is answered with a JSON-RPC
  * error body and the connection closed.
  *
- * Loop thread only.
+ * Loop thread only; a connection moves to another loop's server only through
+ * http_req_handoff.
  */
 #ifndef WARDEN_HTTP_SERVER_H
 #define WARDEN_HTTP_SERVER_H
@@ -90,6 +91,9 @@ const struct sockaddr *http_conn_peer(const struct http_conn *c, socklen_t *len)
 /* The peer's address as text ("127.0.0.1", "::1"; "" on a unix socket) and port. */
 const char *http_conn_peer_text(const struct http_conn *c, uint16_t *port);
 struct http_listener *http_conn_listener(const struct http_conn *c);
+/* The address of the listener that accepted it (family AF_UNSPEC when unknown); it stays with
+ * a connection handed to another loop, whose listener is NULL. */
+const struct sockaddr_storage *http_conn_local(const struct http_conn *c);
 /* What the accept hook attached. */
 void http_conn_set_data(struct http_conn *c, void *data);
 void *http_conn_data(const struct http_conn *c);
@@ -113,6 +117,15 @@ size_t http_req_header_at(const struct http_req *r, size_t i, const char **name,
 /* The body, NUL-terminated (not counted in *len). Valid until the answer ends. */
 const char *http_req_body(const struct http_req *r, size_t *len);
 struct http_conn *http_req_conn(const struct http_req *r);
+
+/* From the request hook, before anything of an answer (workers: N): the connection moves to
+ * server `to`, another loop's, with this request and whatever was read after it. Once the
+ * hook has returned, this server lets go of it (its close hook runs) and `to` takes it on its
+ * own loop: its accept hook admits it as a new connection (a refusal closes it), then its
+ * request hook serves the same request, and the connection stays there. r is not this
+ * server's any more. 0, or -EBUSY (an answer was started, or the connection is failing:
+ * nothing moved). */
+int http_req_handoff(struct http_req *r, struct http_server *to);
 
 /* An answer's header (replacing one of the same name set before). Before the answer starts. */
 void http_req_set_header(struct http_req *r, const char *name, const char *value);

@@ -11,6 +11,9 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <pthread.h>
+
+#include "base/doorbell.h"
 #include "base/http_parse.h"
 #include "base/http_server.h"
 #include "base/list.h"
@@ -64,6 +67,9 @@ struct http_conn {
 	uint64_t deadline_ms;           /* 0: none (a request is being served) */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
+	struct sockaddr_storage local;  /* the address of the listener that accepted it */
+	struct http_server *moving_to;  /* handed over (http_req_handoff): sent once the
+					 * request hook has returned */
 	char peer_text[INET6_ADDRSTRLEN];
 	uint16_t peer_port;
 	struct http_parser parser;
@@ -96,6 +102,10 @@ struct http_server {
 	struct list_head failed;        /* connections to close on the next turn */
 	struct list_head later;         /* connections with pipelined input to parse next turn */
 	struct event *sweep, *reaper;
+	/* Connections other loops hand over (workers: N), taken on this one's turn. */
+	pthread_mutex_t inbox_mu;
+	struct list_head inbox;
+	struct doorbell bell;
 	char *head;                     /* an answer's status line and headers, printed here */
 	size_t head_cap;
 };

@@ -136,7 +136,7 @@ static bool wildcard(const struct sockaddr_storage *ss)
 static int caller_inet(struct conn *c, struct http_conn *hc, int fd)
 {
 	const struct sockaddr *peer = http_conn_peer(hc, NULL);
-	const struct sockaddr_storage *la = http_listener_addr(http_conn_listener(hc));
+	const struct sockaddr_storage *la = http_conn_local(hc);
 	struct sockaddr_storage me;
 	socklen_t ml = sizeof(me);
 	struct peer_fast_hit hit;
