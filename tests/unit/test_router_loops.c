@@ -15,12 +15,14 @@
 #include "base/log.h"
 #include "govern/keys.h"
 #include "mcp/catalog.h"
+#include "mcp/session.h"
 #include "observe/audit.h"
 #include "observe/metrics.h"
 #include "store/store.h"
 #include "cunit_main.h"
 
 static struct gw g;
+static struct front_group *group;
 
 /* ---- the second loop ---- */
 
@@ -50,7 +52,7 @@ static void *loop2_main(void *arg)
 	     log_loop_attach(l->base) || store_loop_attach(gate_store(g.gate), l->base) ||
 	     !(l->stop = event_new(l->base, -1, 0, stop_loop, l->base)) ||
 	     router_new_loop(g.router, l->base, &l->r) ||
-	     front_new(l->base, g.cfg, g.gate, l->r, &l->f) ? -1 : 0;
+	     front_new(l->base, g.cfg, g.gate, l->r, &l->f) || front_join(l->f, group) ? -1 : 0;
 	atomic_store(&l->port, rc ? -1 : front_port(l->f));
 	if (rc == 0)
 		event_base_dispatch(l->base);
@@ -89,11 +91,14 @@ static int setup(void)
 	snprintf(fx + n - 1, sizeof(fx) - n + 1, ",\"per_session\":true}");
 	gw_fixture_upstream(sh, sizeof(sh), "sh");
 	hash_text("key-some", hk);
-	if (gw_start(&g, "\"prefix\":\"always\","
+	group = front_group_new();
+	if (gw_start(&g, "\"prefix\":\"always\",\"limits\":{\"max_sessions_per_key\":4},"
 		     "\"keys\":[{\"id\":\"some\",\"policy\":\"some\",\"hash\":\"%s\"}],"
 		     "\"policies\":{\"some\":{\"tools\":{\"allow\":[\"*/test_*\"],"
 		     "\"deny\":[\"*/test_error_*\"]}}},"
 		     "\"upstreams\":[%s,%s]", hk, fx, sh))
+		return -1;
+	if (front_join(g.front, group))
 		return -1;
 	if (pthread_create(&t2, NULL, loop2_main, &l2))
 		return -1;
@@ -112,18 +117,26 @@ static int teardown(void)
 		event_free(l2.stop);
 	if (l2.base)
 		event_base_free(l2.base);
+	front_group_free(group);
 	return 0;
 }
 
 /* ---- a client of the second loop ---- */
 
+static struct http_res post_to(int port, const char *sid, const char *body);
+
 static struct http_res post2(const char *sid, const char *body)
+{
+	return post_to(atomic_load(&l2.port), sid, body);
+}
+
+static struct http_res post_to(int port, const char *sid, const char *body)
 {
 	char hs[128];
 	const char *h[] = { "Authorization: Bearer key-some", sid ? hs : NULL, NULL };
 	struct http_res r = { 0 };
 	struct evhttp_connection *c = evhttp_connection_base_new(g.base, NULL, "127.0.0.1",
-								   (ev_uint16_t)atomic_load(&l2.port));
+								   (ev_uint16_t)port);
 	struct evhttp_request *req = evhttp_request_new(gw_on_response, &r);
 	struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
 
@@ -265,6 +278,102 @@ static void test_second_loop_serves(void)
 	gw_res_free(&r);
 }
 
+static struct http_res initialize_at(int port, char *sid, size_t len)
+{
+	struct http_res r = post_to(port, NULL, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+				    "\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\","
+				    "\"capabilities\":{},\"clientInfo\":{\"name\":\"u\","
+				    "\"version\":\"1\"}}}");
+
+	snprintf(sid, len, "%s", r.session);
+	return r;
+}
+
+/* A session belongs to the loop that made it (its id says which); a request for it that
+ * reaches another loop's listener is handed over with its connection and served there. */
+static void test_sessions_stay_on_their_loop(void)
+{
+	char sid0[80], sid1[80];
+	struct http_res r;
+	const char *call = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{"
+			   "\"name\":\"fx__test_simple_text\",\"arguments\":{}}}";
+
+	r = initialize_at(front_port(g.front), sid0, sizeof(sid0));
+	CU_ASSERT_EQUAL(r.status, 200);
+	gw_res_free(&r);
+	r = initialize_at(atomic_load(&l2.port), sid1, sizeof(sid1));
+	CU_ASSERT_EQUAL(r.status, 200);
+	gw_res_free(&r);
+	CU_ASSERT_EQUAL(session_id_loop(sid0), 0);
+	CU_ASSERT_EQUAL(session_id_loop(sid1), 1);
+	CU_ASSERT_PTR_NOT_NULL(router_session(g.router, sid0));
+	CU_ASSERT_PTR_NULL(router_session(g.router, sid1));
+
+	/* the second loop's session through the first loop's listener, and the reverse */
+	r = post_to(front_port(g.front), sid1, call);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(result(&r), "content"));
+	CU_ASSERT_STRING_EQUAL(r.session, sid1);
+	gw_res_free(&r);
+	r = post_to(atomic_load(&l2.port), sid0, call);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(result(&r), "content"));
+	gw_res_free(&r);
+	/* an id no loop made: not found, wherever it lands */
+	char bogus[80];
+	snprintf(bogus, sizeof(bogus), "7f%s", sid1 + 2);
+	r = post_to(front_port(g.front), bogus, call);
+	CU_ASSERT_EQUAL(r.status, 404);
+	gw_res_free(&r);
+	snprintf(bogus, sizeof(bogus), "01%s", sid0 + 2);      /* loop 1's name, not its session */
+	r = post_to(front_port(g.front), bogus, call);
+	CU_ASSERT_EQUAL(r.status, 404);
+	gw_res_free(&r);
+}
+
+/* The session caps are the process's: a key's sessions on every loop count together. */
+static void test_caps_count_every_loop(void)
+{
+	char sid[4][80];
+	struct http_res r;
+	int open = 0;
+
+	/* the earlier tests left three of this key's sessions (one on the first loop, two on
+	 * the second): a fourth fits, on either loop */
+	r = initialize_at(front_port(g.front), sid[0], sizeof(sid[0]));
+	CU_ASSERT_EQUAL(r.status, 200);
+	gw_res_free(&r);
+	/* a fifth does not, on either loop */
+	r = initialize_at(atomic_load(&l2.port), sid[1], sizeof(sid[1]));
+	CU_ASSERT_EQUAL(r.status, 429);
+	gw_res_free(&r);
+	r = initialize_at(front_port(g.front), sid[1], sizeof(sid[1]));
+	CU_ASSERT_EQUAL(r.status, 429);
+	gw_res_free(&r);
+	/* one ends on the first loop: the second loop may open one */
+	struct evhttp_connection *c = evhttp_connection_base_new(g.base, NULL, "127.0.0.1",
+								   (ev_uint16_t)front_port(g.front));
+	struct http_res d = { 0 };
+	struct evhttp_request *req = evhttp_request_new(gw_on_response, &d);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Authorization",
+			  "Bearer key-some");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Mcp-Session-Id", sid[0]);
+	evhttp_make_request(c, req, EVHTTP_REQ_DELETE, "/mcp");
+	gw_run_until(&g, &d.done, 15000);
+	evhttp_connection_free(c);
+	CU_ASSERT(d.status == 200 || d.status == 204);
+	gw_res_free(&d);
+	r = initialize_at(atomic_load(&l2.port), sid[2], sizeof(sid[2]));
+	CU_ASSERT_EQUAL(r.status, 200);
+	open += r.status == 200;
+	gw_res_free(&r);
+	CU_ASSERT_EQUAL(open, 1);
+}
+
 CU_MAIN("router_loops", setup, teardown,
 	{ "a second loop serves MCP with the first loop's catalogue and gate",
-	  test_second_loop_serves })
+	  test_second_loop_serves },
+	{ "sessions stay on their loop; connections move to them",
+	  test_sessions_stay_on_their_loop },
+	{ "the session caps count every loop's sessions", test_caps_count_every_loop })

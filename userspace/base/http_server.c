@@ -327,6 +327,27 @@ static void on_parse_error(struct http_conn *c, ssize_t err)
 		refuse(c, 400, "malformed HTTP request");
 }
 
+/* The accept hook's word on a new connection (or one handed over): true when admitted;
+ * else it is closed, or closes once the hook's refusal is out. */
+static bool conn_admit(struct http_conn *c)
+{
+	struct http_server *s = c->s;
+
+	c->busy++;
+	int rc = s->hooks.accept ? s->hooks.accept(s->arg, c) : 0;
+	c->busy--;
+	if (c->dead) {
+		conn_free(c);
+		return false;
+	}
+	if (rc) {
+		conn_linger(c);         /* a refusal written by the hook leaves first */
+		return false;
+	}
+	c->admitted = true;
+	return true;
+}
+
 /* --- handing a connection to another loop ------------------------------------------ */
 
 int http_req_handoff(struct http_req *r, struct http_server *to)
@@ -379,18 +400,8 @@ static void conn_arrive(struct http_server *s, struct http_conn *c)
 		conn_close(c);
 		return;
 	}
-	c->busy++;
-	int rc = s->hooks.accept ? s->hooks.accept(s->arg, c) : 0;
-	c->busy--;
-	if (c->dead) {
-		conn_free(c);
+	if (!conn_admit(c))
 		return;
-	}
-	if (rc) {
-		conn_linger(c);         /* a refusal written by the hook leaves first */
-		return;
-	}
-	c->admitted = true;
 	dispatch(c);
 	if (c->moving_to)
 		conn_send(c);           /* on again (a loop that does not own it either) */
@@ -561,18 +572,7 @@ static void conn_new(struct http_listener *l, int fd, const struct sockaddr_stor
 		return;
 	}
 	c->deadline_ms = clock_loop_ms() + (uint64_t)s->lim.timeout_ms;
-	c->busy++;
-	int rc = s->hooks.accept ? s->hooks.accept(s->arg, c) : 0;
-	c->busy--;
-	if (c->dead) {
-		conn_free(c);
-		return;
-	}
-	if (rc) {
-		conn_linger(c);         /* a refusal written by the hook leaves first */
-		return;
-	}
-	c->admitted = true;
+	(void)conn_admit(c);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)

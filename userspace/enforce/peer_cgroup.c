@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -117,7 +118,7 @@ bool peer_force_walk;
 static _Thread_local struct cgroup_index *walk_index;
 static _Thread_local uint64_t walk_at_ms;
 static _Thread_local bool walk_ever;
-static bool no_fhandle_said;
+static atomic_bool no_fhandle_said;    /* said once, whichever loop saw it */
 
 struct walk_ctx {
 	struct cgroup_index *x;
@@ -194,11 +195,9 @@ int peer_cgroup_path(const char *root, uint64_t id, char *buf, size_t len)
 	}
 	ret = peer_force_walk ? -EPERM : cgroup_path_of(root, id, buf, len);
 	if (ret == -EPERM) {
-		if (!no_fhandle_said) {
-			no_fhandle_said = true;
+		if (!atomic_exchange(&no_fhandle_said, true))
 			log_info("identity: no CAP_DAC_READ_SEARCH (open_by_handle_at refused): "
 				 "callers are named by walking the cgroup tree");
-		}
 		ret = path_by_walk(root, id, buf, len, now);
 	}
 	if (ret == 0 && strlen(buf) < sizeof(s->path)) {

@@ -41,6 +41,10 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 int router_new_loop(struct router *first, struct event_base *base, struct router **out);
 /* A half; the first one (router_new's) also ends the core: after every other loop's. */
 void router_free(struct router *r);
+/* The half's loop: 0 for router_new's, then 1, 2, ... in the order they were made (at most
+ * SESSION_LOOPS_MAX: router_new_loop's -ENOSPC); the ids of its sessions say it
+ * (mcp/session.h, session_id_loop). */
+unsigned router_loop(const struct router *r);
 struct catalog *router_catalog(struct router *r);
 struct event_base *router_event_base(struct router *r);
 struct gate *router_gate(struct router *r);

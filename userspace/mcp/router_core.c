@@ -147,6 +147,15 @@ static int half_new(struct router_core *rc, struct event_base *base, struct rout
 	if (rc2)
 		goto fail;
 	session_table_set_key_cap(r->sessions, cfg->max_sessions_per_key);
+	session_table_share_counts(r->sessions, rc->counts);   /* the caps are the process's */
+	pthread_mutex_lock(&rc->mu);
+	r->loop = rc->nloops++;
+	pthread_mutex_unlock(&rc->mu);
+	if (r->loop >= SESSION_LOOPS_MAX) {
+		rc2 = -ENOSPC;
+		goto fail;
+	}
+	session_table_set_loop(r->sessions, r->loop);
 	r->reap = event_new(base, -1, 0, router_on_reap, r);
 	r->changed = event_new(base, -1, 0, on_changed, r);
 	if (!r->reap || !r->changed) {
@@ -192,6 +201,7 @@ static void core_free(struct router_core *rc)
 	if (rc->startup)
 		event_free(rc->startup);
 	catalog_free(rc->cat);
+	session_counts_free(rc->counts);
 	pthread_mutex_destroy(&rc->mu);
 	free(rc);
 }
@@ -207,6 +217,10 @@ int router_new(struct event_base *base, const struct config *cfg, struct gate *g
 	rc->cfg = cfg;
 	rc->gate = gate;
 	pthread_mutex_init(&rc->mu, NULL);
+	if (!(rc->counts = session_counts_new())) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	hooks = (struct catalog_hooks){ on_catalog_change, on_server_ready, on_shared_request,
 					 on_shared_notification, rc };
 	err = catalog_new(base, cfg, &hooks, &rc->cat);
@@ -276,6 +290,7 @@ void router_free(struct router *r)
 struct catalog *router_catalog(struct router *r) { return r->cat; }
 struct event_base *router_event_base(struct router *r) { return r->base; }
 struct gate *router_gate(struct router *r) { return r->gate; }
+unsigned router_loop(const struct router *r) { return r->loop; }
 
 void router_lists_changed(struct router *r, int kind)
 {

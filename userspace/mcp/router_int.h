@@ -32,11 +32,14 @@ struct router_core {
 	struct router *first;           /* the half on the core's loop */
 	pthread_mutex_t mu;             /* the halves on other loops */
 	struct router *others;
+	unsigned nloops;                /* halves made: the next one's index */
+	struct session_counts *counts;  /* every half's sessions, against the caps */
 };
 
 /* A loop's half: its sessions, their links and the calls on them. */
 struct router {
 	struct router_core *core;
+	unsigned loop;                  /* 0: the first loop's */
 	struct event_base *base;
 	const struct config *cfg;
 	struct gate *gate;

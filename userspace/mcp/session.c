@@ -2,6 +2,8 @@
 #include "mcp/session.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,9 @@ struct session_table {
 	struct relay *relay;
 	unsigned max;
 	unsigned max_per_key;       /* 0: no cap */
-	struct hmap *per_key;       /* key id -> open sessions, as a pointer-sized count */
+	struct session_counts *counts;  /* what the caps count: own_counts, or shared */
+	struct session_counts *own_counts;
+	unsigned loop;              /* session_table_set_loop */
 	struct htab shared;         /* client capabilities and infos, by their text */
 	int idle_ms;
 	struct event *sweep;
@@ -175,18 +179,76 @@ static void session_free(struct session *s)
 	free(s);
 }
 
-/* A session of a key ends: its key may open another. */
-static void key_forget(struct session_table *t, const struct session *s)
-{
-	uintptr_t n;
+/* --- the caps' counts ---------------------------------------------------------------- */
 
-	if (!s->key_id[0])
+struct session_counts {
+	pthread_mutex_t mu;
+	unsigned total;
+	struct hmap *per_key;       /* key id -> open sessions, as a pointer-sized count */
+};
+
+struct session_counts *session_counts_new(void)
+{
+	struct session_counts *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->per_key = hmap_new())) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+void session_counts_free(struct session_counts *c)
+{
+	if (!c)
 		return;
-	n = (uintptr_t)hmap_get(t->per_key, s->key_id);
-	if (n <= 1)
-		hmap_del(t->per_key, s->key_id);
-	else if (hmap_put(t->per_key, s->key_id, (void *)(n - 1), NULL))
-		log_warn("session table: cannot update the count of key %s", s->key_id);
+	hmap_free(c->per_key, NULL);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* A place for one more session of key_id ("" or NULL: none), within the caps. */
+static int counts_take(struct session_table *t, const char *key_id)
+{
+	struct session_counts *c = t->counts;
+	bool keyed = key_id && key_id[0];
+	int rc = 0;
+
+	pthread_mutex_lock(&c->mu);
+	uintptr_t of_key = keyed ? (uintptr_t)hmap_get(c->per_key, key_id) : 0;
+	if (c->total >= t->max)
+		rc = -EBUSY;
+	else if (t->max_per_key && of_key >= t->max_per_key)
+		rc = -EDQUOT;
+	else if (keyed && hmap_put(c->per_key, key_id, (void *)(of_key + 1), NULL))
+		rc = -ENOMEM;
+	else
+		c->total++;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/* A session of a key ends: its key may open another. */
+static void counts_give(struct session_table *t, const char *key_id)
+{
+	struct session_counts *c = t->counts;
+
+	pthread_mutex_lock(&c->mu);
+	c->total--;
+	if (key_id[0]) {
+		uintptr_t n = (uintptr_t)hmap_get(c->per_key, key_id);
+		if (n <= 1)
+			hmap_del(c->per_key, key_id);
+		else if (hmap_put(c->per_key, key_id, (void *)(n - 1), NULL))
+			log_warn("session table: cannot update the count of key %s", key_id);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void session_table_share_counts(struct session_table *t, struct session_counts *c)
+{
+	t->counts = c;
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -205,7 +267,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		log_info("session %.8s…: idle for %d ms, ended", s->id, t->idle_ms);
 		if (t->on_expire)
 			t->on_expire(t->arg, s);
-		key_forget(t, s);
+		counts_give(t, s->key_id);
 		hmap_del(t->by_id, s->id);
 		session_free(s);
 	}
@@ -221,7 +283,7 @@ int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_s
 	if (!t)
 		return -ENOMEM;
 	t->by_id = hmap_new();
-	t->per_key = hmap_new();
+	t->counts = t->own_counts = session_counts_new();
 	if (htab_init(&t->shared, &shared_type)) {
 		session_table_free(t);
 		return -ENOMEM;
@@ -233,7 +295,7 @@ int session_table_new(struct event_base *base, size_t nupstreams, unsigned max_s
 	t->on_expire = on_expire;
 	t->arg = arg;
 	t->sweep = event_new(base, -1, EV_PERSIST, on_sweep, t);
-	if (!t->by_id || !t->per_key || !t->sweep) {
+	if (!t->by_id || !t->counts || !t->sweep) {
 		session_table_free(t);
 		return -ENOMEM;
 	}
@@ -252,9 +314,14 @@ void session_table_free(struct session_table *t)
 		return;
 	if (t->sweep)
 		event_free(t->sweep);
+	if (t->by_id && t->counts != t->own_counts) {  /* shared: what is left is given back */
+		struct hmap_iter it = hmap_iter(t->by_id);
+		struct session *s;
+		while (hmap_next(t->by_id, &it, NULL, (void **)&s))
+			counts_give(t, s->key_id);
+	}
 	hmap_free(t->by_id, (void (*)(void *))session_free);
-	if (t->per_key)
-		hmap_free(t->per_key, NULL);
+	session_counts_free(t->own_counts);
 	htab_fini(&t->shared);  /* empty: the sessions held every entry */
 	free(t);
 }
@@ -264,20 +331,22 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[SESSION_ID_LEN / 2];
-	uintptr_t of_key = key_id && key_id[0] ? (uintptr_t)hmap_get(t->per_key, key_id) : 0;
 	struct session *s;
+	int rc = counts_take(t, key_id);
 
-	if (hmap_count(t->by_id) >= t->max)
-		return -EBUSY;
-	if (t->max_per_key && of_key >= t->max_per_key)
-		return -EDQUOT;
+	if (rc)
+		return rc;
 	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		counts_give(t, key_id ? key_id : "");
 		return -ENOMEM;
+	}
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		counts_give(t, key_id ? key_id : "");
 		free(s);
 		return -EIO;
 	}
+	rnd[0] = (unsigned char)t->loop;        /* whose: session_id_loop */
 	for (size_t i = 0; i < sizeof(rnd); i++) {
 		s->id[2 * i] = hex[rnd[i] >> 4];
 		s->id[2 * i + 1] = hex[rnd[i] & 15];
@@ -297,11 +366,7 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 	s->last_active_ms = clock_loop_ms();
 	if (!s->client_caps || !s->client_info || !s->links || htab_init(&s->calls, &book_type) ||
 	    hmap_put(t->by_id, s->id, s, NULL)) {
-		session_free(s);
-		return -ENOMEM;
-	}
-	if (s->key_id[0] && hmap_put(t->per_key, s->key_id, (void *)(of_key + 1), NULL)) {
-		hmap_del(t->by_id, s->id);
+		counts_give(t, s->key_id);
 		session_free(s);
 		return -ENOMEM;
 	}
@@ -312,6 +377,23 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 void session_table_set_key_cap(struct session_table *t, unsigned max_per_key)
 {
 	t->max_per_key = max_per_key;
+}
+
+void session_table_set_loop(struct session_table *t, unsigned loop)
+{
+	t->loop = loop < SESSION_LOOPS_MAX ? loop : 0;
+}
+
+static int hex_value(char ch)
+{
+	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+int session_id_loop(const char *id)
+{
+	int hi = id && id[0] ? hex_value(id[0]) : -1, lo = hi >= 0 ? hex_value(id[1]) : -1;
+
+	return lo < 0 || hi * 16 + lo >= SESSION_LOOPS_MAX ? -1 : hi * 16 + lo;
 }
 
 struct session *session_find(struct session_table *t, const char *id)
@@ -326,7 +408,7 @@ void session_touch(struct session *s)
 
 void session_destroy(struct session_table *t, struct session *s)
 {
-	key_forget(t, s);
+	counts_give(t, s->key_id);
 	hmap_del(t->by_id, s->id);
 	session_free(s);
 }

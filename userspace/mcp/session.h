@@ -96,6 +96,20 @@ const char *session_negotiate(const char *requested);
 /* At most max_per_key open sessions per key id (0: no cap); session_create then fails with
  * -EDQUOT. Sessions without a key (no-auth mode) are not counted. */
 void session_table_set_key_cap(struct session_table *t, unsigned max_per_key);
+/* What the caps count (max_sessions, max_per_key): a table's own by default; with workers: N
+ * one shared by every loop's table, so that the caps are the process's. One lock around a
+ * count's change (a session's start and end). */
+struct session_counts;
+struct session_counts *session_counts_new(void);      /* NULL: no memory */
+void session_counts_free(struct session_counts *c);
+/* t's sessions count in c (which outlives t) from now on: before its first session. */
+void session_table_share_counts(struct session_table *t, struct session_counts *c);
+/* The loop whose sessions these are (workers: N; 0 the first): its index is the first two
+ * hex digits of every id made here, so that any loop can tell whose a session is. */
+#define SESSION_LOOPS_MAX 64
+void session_table_set_loop(struct session_table *t, unsigned loop);
+/* The loop a session id names (its first two hex digits), or -1 for an id no table made. */
+int session_id_loop(const char *id);
 /* -EBUSY when max_sessions are open, -EDQUOT when the key has max_per_key. */
 int session_create(struct session_table *t, const char *version, const cJSON *caps,
 		   const cJSON *info, const char *key_id, struct session **out);

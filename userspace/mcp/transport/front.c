@@ -2,6 +2,7 @@
 #include "mcp/transport/front.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,11 @@ struct front {
 	struct redirect_in *redirect;      /* the transparent-redirect listener, or NULL */
 	struct listen_unix *unix_sock;     /* "listen_unix", or NULL */
 	struct redirect_route rroute, *route; /* the request's, when it came redirected */
+	struct front_group *group;         /* the other loops' fronts, or NULL */
+};
+
+struct front_group {
+	_Atomic(struct http_server *) loops[SESSION_LOOPS_MAX];
 };
 
 /* A request that came while the catalogue was still being listed. */
@@ -486,14 +492,49 @@ static bool park(struct front *f, struct http_req *req)
 
 static void serve_request(struct front *f, struct http_req *req);
 
+/* A request of a session another loop owns goes there with its connection: the session's
+ * calls, streams and end all run on its loop. */
+static bool hand_over(struct front *f, struct http_req *req)
+{
+	const char *sid = f->group ? front_header(req, FH_MCP_SESSION_ID) : NULL;
+	int loop = sid ? session_id_loop(sid) : -1;
+	struct http_server *to;
+
+	if (loop < 0 || (unsigned)loop == router_loop(f->r) ||
+	    !(to = atomic_load(&f->group->loops[loop])))
+		return false;   /* ours, or no such loop: served (or refused) here */
+	return http_req_handoff(req, to) == 0;
+}
+
 static void on_request(void *arg, struct http_req *req)
 {
 	struct front *f = arg;
 
 	front_headers_read(req);
-	serve_request(f, req);
+	if (!hand_over(f, req))
+		serve_request(f, req);
 	front_headers_drop();
 	front_refusal_caller(NULL);
+}
+
+struct front_group *front_group_new(void)
+{
+	return xcalloc(1, sizeof(struct front_group));
+}
+
+void front_group_free(struct front_group *g)
+{
+	free(g);
+}
+
+int front_join(struct front *f, struct front_group *g)
+{
+	struct http_server *none = NULL;
+
+	if (!atomic_compare_exchange_strong(&g->loops[router_loop(f->r)], &none, f->http))
+		return -EEXIST;
+	f->group = g;
+	return 0;
 }
 
 static void serve_request(struct front *f, struct http_req *req)
@@ -677,6 +718,10 @@ void front_free(struct front *f)
 {
 	if (!f)
 		return;
+	if (f->group) {         /* no more connections handed to it */
+		struct http_server *mine = f->http;
+		atomic_compare_exchange_strong(&f->group->loops[router_loop(f->r)], &mine, NULL);
+	}
 	front_close_streams(f);
 	/* Parked requests are the server's to free with their connections; only forget them. */
 	while (!list_empty(&f->parked)) {

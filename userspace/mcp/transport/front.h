@@ -34,6 +34,17 @@ void front_close_streams(struct front *f);
 void front_reconfigure(struct front *f, const struct config *cfg, struct gate *gate,
 		       struct router *r);
 
+/* The fronts of every loop (workers: N): a request naming a session another loop owns is
+ * handed to that loop's front with its connection (base/http_server.h, http_req_handoff),
+ * which serves it and the connection's next requests. Every front of a group is freed after
+ * every loop has stopped, and the group after them. */
+struct front_group;
+struct front_group *front_group_new(void);
+void front_group_free(struct front_group *g);
+/* f serves its router half's loop (router_loop) in g. On f's loop. 0, or -EEXIST when that
+ * loop has a front in g already. */
+int front_join(struct front *f, struct front_group *g);
+
 /* The LLM route served under /v1/ (NULL: none); borrowed, cleared before it is freed. */
 void front_set_llm(struct front *f, struct llm *l);
 /* Transparent redirect: the server to bind the redirect listener on

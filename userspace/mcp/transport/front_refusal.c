@@ -14,7 +14,7 @@
 #include "observe/audit.h"
 #include "base/json_get.h"
 
-static const char *caller;
+static _Thread_local const char *caller;   /* the request being served on this loop */
 
 void front_refusal_caller(const char *key_id)
 {
