@@ -321,11 +321,11 @@ static void test_sessions_stay_on_their_loop(void)
 	gw_res_free(&r);
 	/* an id no loop made: not found, wherever it lands */
 	char bogus[80];
-	snprintf(bogus, sizeof(bogus), "7f%s", sid1 + 2);
+	snprintf(bogus, sizeof(bogus), "%.62s7f", sid1);
 	r = post_to(front_port(g.front), bogus, call);
 	CU_ASSERT_EQUAL(r.status, 404);
 	gw_res_free(&r);
-	snprintf(bogus, sizeof(bogus), "01%s", sid0 + 2);      /* loop 1's name, not its session */
+	snprintf(bogus, sizeof(bogus), "%.62s01", sid0);       /* loop 1's name, not its session */
 	r = post_to(front_port(g.front), bogus, call);
 	CU_ASSERT_EQUAL(r.status, 404);
 	gw_res_free(&r);

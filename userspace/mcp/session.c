@@ -346,7 +346,9 @@ int session_create(struct session_table *t, const char *version, const cJSON *ca
 		free(s);
 		return -EIO;
 	}
-	rnd[0] = (unsigned char)t->loop;        /* whose: session_id_loop */
+	/* whose: session_id_loop; last, so that an id's first characters (the records' and
+	 * the logs' part of it) stay random */
+	rnd[sizeof(rnd) - 1] = (unsigned char)t->loop;
 	for (size_t i = 0; i < sizeof(rnd); i++) {
 		s->id[2 * i] = hex[rnd[i] >> 4];
 		s->id[2 * i + 1] = hex[rnd[i] & 15];
@@ -391,9 +393,11 @@ static int hex_value(char ch)
 
 int session_id_loop(const char *id)
 {
-	int hi = id && id[0] ? hex_value(id[0]) : -1, lo = hi >= 0 ? hex_value(id[1]) : -1;
+	if (!id || strnlen(id, SESSION_ID_LEN + 1) != SESSION_ID_LEN)
+		return -1;
+	int hi = hex_value(id[SESSION_ID_LEN - 2]), lo = hex_value(id[SESSION_ID_LEN - 1]);
 
-	return lo < 0 || hi * 16 + lo >= SESSION_LOOPS_MAX ? -1 : hi * 16 + lo;
+	return hi < 0 || lo < 0 || hi * 16 + lo >= SESSION_LOOPS_MAX ? -1 : hi * 16 + lo;
 }
 
 struct session *session_find(struct session_table *t, const char *id)

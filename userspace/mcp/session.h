@@ -104,11 +104,11 @@ struct session_counts *session_counts_new(void);      /* NULL: no memory */
 void session_counts_free(struct session_counts *c);
 /* t's sessions count in c (which outlives t) from now on: before its first session. */
 void session_table_share_counts(struct session_table *t, struct session_counts *c);
-/* The loop whose sessions these are (workers: N; 0 the first): its index is the first two
+/* The loop whose sessions these are (workers: N; 0 the first): its index is the last two
  * hex digits of every id made here, so that any loop can tell whose a session is. */
 #define SESSION_LOOPS_MAX 64
 void session_table_set_loop(struct session_table *t, unsigned loop);
-/* The loop a session id names (its first two hex digits), or -1 for an id no table made. */
+/* The loop a session id names (its last two hex digits), or -1 for an id no table made. */
 int session_id_loop(const char *id);
 /* -EBUSY when max_sessions are open, -EDQUOT when the key has max_per_key. */
 int session_create(struct session_table *t, const char *version, const cJSON *caps,
