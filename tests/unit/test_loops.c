@@ -806,9 +806,85 @@ static void test_store_from_two_loops(void)
 	tmpdir_remove(dir);
 }
 
+/* A loop that ends (a full reload stops them all): what it queued is answered on its thread
+ * before store_loop_detach returns, and its place is the next loop's. */
+struct ending_loop {
+	struct store *st;
+	pthread_t self;
+	int attach_rc, charge_rc[3], flush_rc;
+	int flushed, wrong_thread;
+};
+
+static void ending_flushed(void *arg, int err)
+{
+	struct ending_loop *e = arg;
+
+	e->flushed += err == 0 ? 1 : 100;
+	e->wrong_thread += !pthread_equal(pthread_self(), e->self);
+}
+
+static void *ending_loop_main(void *arg)
+{
+	struct ending_loop *e = arg;
+	struct event_base *base = event_base_new();
+	struct store_spend item = { .scope = "key:ending", .period = "day", .start = DAY0,
+				    .amount = 1 };
+
+	e->self = pthread_self();
+	if (!base) {
+		e->attach_rc = -ENOMEM;
+		return NULL;
+	}
+	/* Its base never runs: detaching alone must hand over what it staged and answer it. */
+	if ((e->attach_rc = store_loop_attach(e->st, base)) == 0) {
+		for (int i = 0; i < 3; i++)
+			e->charge_rc[i] = store_charge(e->st, &item, 1, NULL, NULL);
+		e->flush_rc = store_flush(e->st, ending_flushed, e);
+		store_loop_detach(e->st);
+	}
+	event_base_free(base);
+	return NULL;
+}
+
+static void test_loops_end_and_come_back(void)
+{
+	enum { ROUNDS = STORE_LOOPS_MAX + 6 };
+	struct store_options o = { .path = store_path, .fsync_interval_ms = 1000 };
+	struct event_base *base = event_base_new();
+	struct store *st = NULL;
+	int64_t sum[3] = { 0 };
+	int bad = 0;
+
+	CU_ASSERT_FATAL(base != NULL);
+	CU_ASSERT_FATAL(tmpdir_setup(store_dir, sizeof(store_dir), store_path, sizeof(store_path),
+				     "warden.db") == 0);
+	CU_ASSERT_FATAL(store_open(&o, base, &st) == 0);
+	/* More loops one after the other than the store has places: each leaves its own. */
+	for (int r = 0; r < ROUNDS; r++) {
+		struct ending_loop e = { .st = st };
+		pthread_t t;
+
+		CU_ASSERT_FATAL(pthread_create(&t, NULL, ending_loop_main, &e) == 0);
+		CU_ASSERT_FATAL(pthread_join(t, NULL) == 0);
+		bad += e.attach_rc != 0 || e.flush_rc != 0 || e.flushed != 1 || e.wrong_thread;
+		for (int i = 0; i < 3; i++)
+			bad += e.charge_rc[i] < 0;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	store_close(st);
+	CU_ASSERT_FATAL(store_open(&o, base, &st) == 0);
+	CU_ASSERT_EQUAL(store_load_spend(st, spend_sum, sum), 0);
+	store_close(st);
+	CU_ASSERT_EQUAL(sum[2], 3 * ROUNDS);    /* every loop's charges are in the database */
+	event_base_free(base);
+	tmpdir_remove(store_dir);
+}
+
 CU_MAIN("loops", cu_quiet, NULL,
 	{ "two loops answer and authenticate side by side", test_loops_side_by_side },
 	{ "loops count on their own, and a scrape adds them up", test_metrics_add_up },
 	{ "each loop starts its own stdio children and sees them end", test_children_on_their_loops },
 	{ "two loops charge through one store, each answered on its own", test_store_from_two_loops },
+	{ "a loop that ends is answered first, and its place is the next one's",
+	  test_loops_end_and_come_back },
 	{ "two loops share one cache of permission views", test_views_from_two_loops })

@@ -27,9 +27,13 @@ static const struct htab_type peer_type = { htab_bytes_hash, peer_eq };
 
 int conn_caps_init(struct conn_caps *cc)
 {
+	int rc;
+
 	memset(cc, 0, sizeof(*cc));
 	cc->max_total = cc->max_per_peer = ~0u;
-	return htab_init(&cc->peers, &peer_type);
+	if ((rc = htab_init(&cc->peers, &peer_type)) == 0)
+		pthread_mutex_init(&cc->mu, NULL);
+	return rc;
 }
 
 void conn_caps_fini(struct conn_caps *cc)
@@ -41,12 +45,15 @@ void conn_caps_fini(struct conn_caps *cc)
 		free(htab_entry(n, struct conn_peer, hn));
 	}
 	htab_fini(&cc->peers);
+	pthread_mutex_destroy(&cc->mu);
 }
 
 void conn_caps_set(struct conn_caps *cc, unsigned max_total, unsigned max_per_peer)
 {
+	pthread_mutex_lock(&cc->mu);
 	cc->max_total = max_total;
 	cc->max_per_peer = max_per_peer;
+	pthread_mutex_unlock(&cc->mu);
 }
 
 static struct conn_peer *find(const struct conn_caps *cc, const uint8_t *key, size_t len)
@@ -56,8 +63,8 @@ static struct conn_peer *find(const struct conn_caps *cc, const uint8_t *key, si
 	return n ? htab_entry(n, struct conn_peer, hn) : NULL;
 }
 
-enum conn_caps_verdict conn_caps_check(const struct conn_caps *cc, const uint8_t *key,
-				       size_t len)
+static enum conn_caps_verdict check_locked(const struct conn_caps *cc, const uint8_t *key,
+					   size_t len)
 {
 	const struct conn_peer *p;
 
@@ -69,7 +76,7 @@ enum conn_caps_verdict conn_caps_check(const struct conn_caps *cc, const uint8_t
 	return p && p->n >= cc->max_per_peer ? CONN_CAPS_PEER : CONN_CAPS_OK;
 }
 
-struct conn_peer *conn_caps_take(struct conn_caps *cc, const uint8_t *key, size_t len)
+static struct conn_peer *take_locked(struct conn_caps *cc, const uint8_t *key, size_t len)
 {
 	struct conn_peer *p;
 
@@ -86,13 +93,48 @@ struct conn_peer *conn_caps_take(struct conn_caps *cc, const uint8_t *key, size_
 	return p;
 }
 
+enum conn_caps_verdict conn_caps_check(struct conn_caps *cc, const uint8_t *key, size_t len)
+{
+	enum conn_caps_verdict v;
+
+	pthread_mutex_lock(&cc->mu);
+	v = check_locked(cc, key, len);
+	pthread_mutex_unlock(&cc->mu);
+	return v;
+}
+
+struct conn_peer *conn_caps_take(struct conn_caps *cc, const uint8_t *key, size_t len)
+{
+	struct conn_peer *p;
+
+	pthread_mutex_lock(&cc->mu);
+	p = take_locked(cc, key, len);
+	pthread_mutex_unlock(&cc->mu);
+	return p;
+}
+
+struct conn_peer *conn_caps_admit(struct conn_caps *cc, const uint8_t *key, size_t len,
+				  bool counted, enum conn_caps_verdict *v)
+{
+	struct conn_peer *p = NULL;
+
+	pthread_mutex_lock(&cc->mu);
+	*v = counted ? CONN_CAPS_OK : check_locked(cc, key, len);
+	if (*v == CONN_CAPS_OK)
+		p = take_locked(cc, key, len);
+	pthread_mutex_unlock(&cc->mu);
+	return p;
+}
+
 void conn_caps_release(struct conn_caps *cc, struct conn_peer *p)
 {
+	pthread_mutex_lock(&cc->mu);
 	cc->live--;
 	if (!--p->n) {
 		htab_remove(&cc->peers, &p->hn);
 		free(p);
 	}
+	pthread_mutex_unlock(&cc->mu);
 }
 
 size_t conn_caps_refusal(enum conn_caps_verdict v, char *buf, size_t len)

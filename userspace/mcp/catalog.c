@@ -2,6 +2,7 @@
 #include "mcp/catalog.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,10 @@ struct server {
 	unsigned fetching;              /* bit per kind */
 	unsigned again;                 /* bit per kind: list_changed arrived while fetching */
 	unsigned have;                  /* bit per kind fetched at least once */
+	/* What its initialize answered ({capabilities, serverInfo}, a copy), published for
+	 * every loop while its link is up; one replaced is freed through the epochs. */
+	_Atomic(cJSON *) init;
+	_Atomic unsigned asked;         /* bit per kind: another loop asked for a refresh */
 };
 
 struct fetch {
@@ -77,6 +82,8 @@ struct catalog {
 	_Atomic(struct list *) lists[CAT_NKINDS];
 	_Atomic unsigned long generation;
 	struct hmap *server_by_name;    /* name -> index+1 */
+	pthread_t thread;               /* the catalogue's loop's */
+	struct event *asked_ev;         /* another loop asked for a refresh (server.asked) */
 };
 
 static void ctl_on_state(void *owner, struct link *l, int err, const char *why);
@@ -315,11 +322,35 @@ static void open_ctl(struct server *s)
 	}
 }
 
+static void json_free(void *j)
+{
+	cJSON_Delete(j);
+}
+
+/* What the server's initialize answered, for every loop (NULL: its link is closing). */
+static void publish_init(struct server *s, const cJSON *result)
+{
+	cJSON *n = NULL, *old;
+
+	if (result) {
+		n = cJSON_CreateObject();
+		const cJSON *caps = json_get(result, "capabilities");
+		const cJSON *info = json_get(result, "serverInfo");
+		if (caps)
+			cJSON_AddItemToObject(n, "capabilities", cJSON_Duplicate(caps, 1));
+		if (info)
+			cJSON_AddItemToObject(n, "serverInfo", cJSON_Duplicate(info, 1));
+	}
+	if ((old = atomic_exchange(&s->init, n)))
+		epoch_defer(json_free, old);
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
 
 	/* Closing happens here, outside the link's own callbacks. */
+	publish_init(s, NULL);
 	link_close(s->ctl);
 	s->ctl = NULL;
 	s->fetching = s->again = 0;
@@ -332,6 +363,7 @@ static void ctl_on_state(void *owner, struct link *l, int err, const char *why)
 
 	if (err == 0) {
 		log_info("upstream %s: initialised", s->cfg->name);
+		publish_init(s, link_init_result(l));
 		for (int k = 0; k < CAT_NKINDS; k++)
 			start_fetch(s, k);
 		check_ready(s);
@@ -408,9 +440,29 @@ void catalog_refresh(struct catalog *c, size_t server, enum catalog_kind kind)
 {
 	struct server *s = &c->srv[server];
 
+	if (!pthread_equal(pthread_self(), c->thread)) {
+		/* Another loop's session heard its own child say so: the fetch is this loop's. */
+		atomic_fetch_or(&s->asked, 1u << kind);
+		event_active(c->asked_ev, EV_TIMEOUT, 1);
+		return;
+	}
 	start_fetch(s, kind);
 	if (kind == CAT_RESOURCES)
 		start_fetch(s, CAT_TEMPLATES);
+}
+
+static void on_asked(evutil_socket_t fd, short what, void *arg)
+{
+	struct catalog *c = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < c->nsrv; i++) {
+		unsigned kinds = atomic_exchange(&c->srv[i].asked, 0);
+		for (int k = 0; k < CAT_NKINDS; k++)
+			if (kinds & (1u << k))
+				catalog_refresh(c, i, (enum catalog_kind)k);
+	}
 }
 
 int catalog_new(struct event_base *base, const struct config *cfg,
@@ -423,13 +475,15 @@ int catalog_new(struct event_base *base, const struct config *cfg,
 		return -ENOMEM;
 	c->base = base;
 	c->cfg = cfg;
+	c->thread = pthread_self();
 	if (hooks)
 		c->hooks = *hooks;
 	c->nsrv = cfg->nupstreams;
 	c->prefix = cfg->prefix == PREFIX_ALWAYS || (cfg->prefix == PREFIX_AUTO && c->nsrv > 1);
 	c->srv = calloc(c->nsrv ? c->nsrv : 1, sizeof(*c->srv));
 	c->server_by_name = hmap_new();
-	if (!c->srv || !c->server_by_name)
+	c->asked_ev = event_new(base, -1, 0, on_asked, c);
+	if (!c->srv || !c->server_by_name || !c->asked_ev)
 		goto fail;
 	for (int k = 0; k < CAT_NKINDS; k++)
 		if (rebuild(c, k))
@@ -464,7 +518,9 @@ void catalog_free(struct catalog *c)
 		link_close(s->ctl);   /* fails in-flight fetches: fetch_done frees them */
 		s->ctl = NULL;
 		event_free_opt(s->retry);
+		publish_init(s, NULL);
 	}
+	event_free_opt(c->asked_ev);
 	for (int k = 0; k < CAT_NKINDS; k++) {
 		struct list *l = atomic_exchange(&c->lists[k], NULL);
 		if (l)
@@ -512,7 +568,7 @@ const cJSON *catalog_server_caps(const struct catalog *c, size_t server)
 {
 	const struct server *s = &c->srv[server];
 
-	return s->ctl ? json_get(link_init_result(s->ctl), "capabilities") : NULL;
+	return json_get(atomic_load(&((struct server *)s)->init), "capabilities");
 }
 
 static cJSON *ui_field(const cJSON *tool, cJSON **holder, const char **field)
@@ -636,7 +692,7 @@ const cJSON *catalog_server_info(const struct catalog *c, size_t server)
 {
 	const struct server *s = server < c->nsrv ? &c->srv[server] : NULL;
 
-	return s && s->ctl ? json_get(link_init_result(s->ctl), "serverInfo") : NULL;
+	return s ? json_get(atomic_load(&((struct server *)s)->init), "serverInfo") : NULL;
 }
 
 const struct catalog_list *catalog_list(const struct catalog *c, enum catalog_kind kind)

@@ -75,7 +75,9 @@ bool catalog_all_ready(const struct catalog *c);
 /* The link that calls for `server` must use when it is shared (a single stdio child); NULL
  * when every session opens its own. */
 struct link *catalog_shared_link(const struct catalog *c, size_t server);
-/* The server's initialize result capabilities (NULL before ready). */
+/* The server's initialize result capabilities (NULL before ready, or while its link is
+ * restarting). Any loop: what it returns stays whole until the caller's callback returns
+ * (a copy published by the catalogue's loop, replaced through the epochs). */
 const cJSON *catalog_server_caps(const struct catalog *c, size_t server);
 /* MCP Apps: the ui:// resource a tool's definition names (_meta.ui.resourceUri, or the
  * older flat _meta["ui/resourceUri"]), or NULL. */
@@ -91,9 +93,10 @@ cJSON *catalog_capabilities(const struct catalog *c);
  * redirect) is offered them: only the lists it declares, its subscribe, logging, completions
  * and tasks; listChanged on (the gateway announces what policy changes). */
 cJSON *catalog_server_capabilities(const struct catalog *c, size_t server);
-/* The server's own serverInfo from its initialize result (NULL before ready). */
+/* The server's own serverInfo from its initialize result (NULL before ready); as above. */
 const cJSON *catalog_server_info(const struct catalog *c, size_t server);
-/* A server's catalogue changed (list_changed seen on any link of it): refresh that kind. */
+/* A server's catalogue changed (list_changed seen on any link of it): refresh that kind.
+ * Any loop: from another than the catalogue's, the fetch starts on the catalogue's loop. */
 void catalog_refresh(struct catalog *c, size_t server, enum catalog_kind kind);
 
 /* One kind's list as one refresh made it: never changed once published. The catalogue's loop

@@ -77,8 +77,10 @@ static void run_done(struct store_loop *lp)
 	list_splice_tail_init(&lp->done, &list);
 	pthread_mutex_unlock(&lp->st->lock);
 	list_for_each_entry_safe(op, tmp, &list, link) {
-		if (op->cb)
+		if (op->cb) {
 			op->cb(op->arg, op->err);
+			atomic_fetch_sub(&lp->awaited, 1);
+		}
 		alloc_cache_put(op);
 	}
 }
@@ -101,8 +103,13 @@ void store_deliver(struct store *st, struct list_head *batch)
 				  "and is replayed at the next start", (unsigned long long)op->seq,
 				  strerror(-op->err));
 		list_del(&op->link);
+		/* One nobody waits for whose loop has gone: the first loop frees it. */
+		if (!op->cb && !atomic_load(&op->lp->attached))
+			op->lp = &st->loops[0];
 		list_add_tail(&op->link, &op->lp->done);
 		op->lp->ring = true;
+		if (op->lp->draining)
+			pthread_cond_broadcast(&st->drained);
 	}
 	for (size_t i = 0; i < nloops; i++)
 		if (st->loops[i].ring) {
@@ -120,7 +127,9 @@ static struct store_loop *cur_loop(struct store *st)
 		pthread_t self = pthread_self();
 
 		for (size_t i = 1; i < n; i++)
-			if (pthread_equal(st->loops[i].thread, self))
+			if (atomic_load_explicit(&st->loops[i].attached, memory_order_acquire) &&
+			    pthread_equal(atomic_load_explicit(&st->loops[i].thread,
+							       memory_order_relaxed), self))
 				return &st->loops[i];
 	}
 	return &st->loops[0];
@@ -181,6 +190,8 @@ static int enqueue(struct store *st, struct op *op)
 	if (list_empty(&lp->staged))
 		event_active(lp->flush_ev, EV_TIMEOUT, 1);
 	op->lp = lp;
+	if (op->cb)
+		atomic_fetch_add(&lp->awaited, 1);
 	list_add_tail(&op->link, &lp->staged);
 	lp->staged_n++;
 	lp->staged_urgent |= op->cb != NULL;
@@ -305,6 +316,8 @@ int store_charge(struct store *st, const struct store_spend *items, size_t n,
 	 * order whatever loop made them: a replay starts after the last number committed. */
 	lp = cur_loop(st);
 	op->lp = lp;
+	if (op->cb)
+		atomic_fetch_add(&lp->awaited, 1);
 	pthread_mutex_lock(&st->lock);
 	rc = journal_append(st->jr, op->items, n, &seq);
 	if (rc == 0) {
@@ -366,6 +379,8 @@ int store_spend_reset(struct store *st, const struct store_spend *items, size_t 
 	 * makes after the reset (budget.c orders the two) must not reach the writer first. */
 	lp = cur_loop(st);
 	op->lp = lp;
+	if (op->cb)
+		atomic_fetch_add(&lp->awaited, 1);
 	pthread_mutex_lock(&st->lock);
 	urgent = take_staged(st, lp) || cb;
 	list_add_tail(&op->link, &st->queue);
@@ -543,6 +558,7 @@ static void store_free(struct store *st)
 	}
 	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->ckpt_wake);
+	pthread_cond_destroy(&st->drained);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->db_lock);
 	free(st->path);
@@ -626,20 +642,31 @@ static const struct store_db_spec ckpt_db = {
 
 int store_loop_attach(struct store *st, struct event_base *base)
 {
-	struct store_loop *lp;
-	size_t i;
+	struct store_loop *lp = NULL;
+	size_t i, n;
 	int rc = 0;
 
 	pthread_mutex_lock(&st->lock);          /* loops attaching at once */
-	i = atomic_load(&st->nloops);
-	if (i == STORE_LOOPS_MAX) {
+	n = atomic_load(&st->nloops);
+	for (i = 1; i < n && !lp; i++)          /* one a loop that ended left */
+		if (!atomic_load(&st->loops[i].attached))
+			lp = &st->loops[i];
+	if (!lp && n == STORE_LOOPS_MAX) {
 		rc = -ENOSPC;
 		goto out;
 	}
-	lp = &st->loops[i];
-	*lp = (struct store_loop){ .st = st, .thread = pthread_self(), .bell.fd = -1 };
+	if (!lp)
+		lp = &st->loops[n];
+	lp->st = st;
+	lp->bell.fd = -1;
+	lp->draining = false;
+	atomic_store(&lp->awaited, 0);
+	atomic_store_explicit(&lp->thread, pthread_self(), memory_order_relaxed);
 	list_init(&lp->staged);
+	lp->staged_n = 0;
+	lp->staged_urgent = false;
 	list_init(&lp->done);
+	lp->ring = false;
 	if ((rc = doorbell_init(&lp->bell, base, "store", on_done, lp)) != 0 ||
 	    !(lp->flush_ev = event_new(base, -1, 0, on_flush, lp))) {
 		doorbell_fini(&lp->bell);
@@ -647,10 +674,53 @@ int store_loop_attach(struct store *st, struct event_base *base)
 		goto out;
 	}
 	/* Seen whole by the writer and the other loops once counted. */
-	atomic_store_explicit(&st->nloops, i + 1, memory_order_release);
+	atomic_store_explicit(&lp->attached, true, memory_order_release);
+	if (lp == &st->loops[n])
+		atomic_store_explicit(&st->nloops, n + 1, memory_order_release);
 out:
 	pthread_mutex_unlock(&st->lock);
 	return rc;
+}
+
+void store_loop_detach(struct store *st)
+{
+	struct store_loop *lp = st ? cur_loop(st) : NULL;
+	struct list_head list;
+	struct op *op, *tmp;
+
+	if (!lp || lp == &st->loops[0])
+		return;
+	list_init(&list);
+	pthread_mutex_lock(&st->lock);
+	lp->draining = true;
+	for (;;) {
+		if (!list_empty(&lp->staged))   /* also what a callback below queued */
+			wake_writer(st, take_staged(st, lp));
+		list_splice_tail_init(&lp->done, &list);
+		if (list_empty(&list) && !atomic_load(&lp->awaited))
+			break;
+		if (list_empty(&list)) {
+			pthread_cond_wait(&st->drained, &st->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&st->lock);
+		list_for_each_entry_safe(op, tmp, &list, link) {
+			list_del(&op->link);
+			if (op->cb) {
+				op->cb(op->arg, op->err);
+				atomic_fetch_sub(&lp->awaited, 1);
+			}
+			alloc_cache_put(op);
+		}
+		pthread_mutex_lock(&st->lock);
+	}
+	lp->draining = false;
+	lp->ring = false;
+	atomic_store_explicit(&lp->attached, false, memory_order_release);
+	doorbell_fini(&lp->bell);
+	event_free_opt(lp->flush_ev);
+	lp->flush_ev = NULL;
+	pthread_mutex_unlock(&st->lock);
 }
 
 int store_open(const struct store_options *opt, struct event_base *base, struct store **out)
@@ -670,6 +740,7 @@ int store_open(const struct store_options *opt, struct event_base *base, struct 
 		pthread_cond_init(&st->wake, &ca);
 		pthread_cond_init(&st->ckpt_wake, &ca);
 		pthread_condattr_destroy(&ca);
+		pthread_cond_init(&st->drained, NULL);
 	}
 	list_init(&st->queue);
 	st->fsync_interval_ms = opt->fsync_interval_ms > 0 ? opt->fsync_interval_ms

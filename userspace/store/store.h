@@ -89,6 +89,11 @@ void store_close(struct store *st);
  * it. 0, -ENOSPC past STORE_LOOPS_MAX loops, or a negative errno. */
 #define STORE_LOOPS_MAX 64
 int store_loop_attach(struct store *st, struct event_base *base);
+/* That loop ends (on its thread, after it stopped queueing and before its base is freed):
+ * what it staged goes to the writer, and it waits for the answers to what it queued with a
+ * callback, running those callbacks here. Its place is free for another loop afterwards.
+ * The first loop does not detach (store_close answers it). */
+void store_loop_detach(struct store *st);
 
 /* Queue one charge: every item is added in the same transaction (a key and its team are
  * charged together or not at all). Strings are copied. cb may be NULL. */

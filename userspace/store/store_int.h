@@ -62,7 +62,10 @@ struct op {
  * for it. The first is the thread that opened the store; others come by store_loop_attach. */
 struct store_loop {
 	struct store *st;
-	pthread_t thread;
+	_Atomic pthread_t thread;       /* whose loop it is, while attached */
+	_Atomic bool attached;          /* false: free for store_loop_attach (or never used) */
+	bool draining;                  /* under st->lock: store_loop_detach waits for it */
+	_Atomic unsigned awaited;       /* its operations whose callback has not run */
 	struct list_head staged;        /* its thread only: handed over once per loop turn */
 	size_t staged_n;                /* its thread only: operations in staged */
 	bool staged_urgent;             /* its thread only: staged holds one someone waits for */
@@ -88,6 +91,7 @@ struct store {
 	pthread_mutex_t lock;           /* queue, the journal, the loops' done lists, flags */
 	pthread_cond_t wake;            /* writer: work or stop */
 	pthread_cond_t ckpt_wake;       /* checkpointer: stop */
+	pthread_cond_t drained;         /* a detaching loop: its answers are in */
 	pthread_mutex_t db_lock;        /* the writer connection */
 	struct list_head queue;         /* for the writer */
 	size_t queued;                  /* operations in queue */
