@@ -7,7 +7,7 @@
 # validation thread (main.c), and loops on several threads side by side (test_loops: what
 # `workers: N` will share; test_gate: their admissions; test_epoch: frees deferred past
 # them; test_trace: spans while tracing restarts; test_router: the catalogue and what the
-# gate makes of it read while it is refreshed). Any report fails the suite: TSAN's exit code for the unit tests, and for the daemon
+# gate makes of it read while it is refreshed; workers.test.mjs: the daemon with `workers: 2`). Any report fails the suite: TSAN's exit code for the unit tests, and for the daemon
 # the integration tests' clean-exit checks (exit code 66 and "ThreadSanitizer" on stderr,
 # tests/integration/lib.mjs).
 set -uo pipefail
@@ -18,7 +18,7 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_
 suites=(test_store test_store_durability test_budget test_gate test_logstore test_logquery test_loops test_epoch
 	test_trace test_router test_router_loops test_integrity test_http_handoff ktest_enforcer
 	reload.test.mjs durability.test.mjs slow-log-reader.test.mjs faults-disk.test.mjs
-	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs)
+	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs workers.test.mjs)
 failed=()
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

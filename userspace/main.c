@@ -35,6 +35,7 @@
 #include "llm/llm.h"
 #include "mcp/transport/upstream_http.h"
 #include "mcp/transport/upstream_stdio.h"
+#include "workers.h"
 
 struct daemon {
 	struct event_base *base;
@@ -44,6 +45,8 @@ struct daemon {
 	struct router *router;
 	struct llm *llm;                /* the /v1/ LLM route */
 	struct front *front;
+	struct front_group *group;      /* the fronts of every loop (workers > 1), or NULL */
+	struct workers *workers;        /* the loops beside this one, or NULL */
 	struct admin *admin;
 	struct guard *guard;
 	struct redirect_in *redirect;   /* the transparent-redirect listener (the front's) */
@@ -302,11 +305,22 @@ static int start(struct daemon *d, struct config *cfg, struct gate_rules *rules)
 		return rc;
 	}
 	front_set_llm(d->front, d->llm);
-	rc = admin_new(d->base, cfg, d->router, &d->admin);
-	if (rc) {
+	if (cfg->workers > 1) {
+		if (!(d->group = front_group_new()))
+			rc = -ENOMEM;
+		else if ((rc = front_join(d->front, d->group)) == 0)
+			rc = workers_start(cfg, d->gate, d->router, d->group, front_port(d->front),
+					   &d->workers);
+	}
+	if (rc == 0 && (rc = admin_new(d->base, cfg, d->router, &d->admin)) != 0)
 		log_error("cannot start the admin plane: %s", strerror(-rc));
+	if (rc) {
+		workers_stop(d->workers);
+		d->workers = NULL;
 		front_free(d->front);
 		d->front = NULL;
+		front_group_free(d->group);
+		d->group = NULL;
 		serve_free(d);
 		return rc;
 	}
@@ -327,9 +341,14 @@ static void stop_serving(struct daemon *d, bool keep_gate)
 	guard_stop(d->guard);
 	d->guard = NULL;
 	d->redirect = NULL;	/* the front frees it */
-	/* The listeners go first, so no reply is written to a router that is gone. */
+	/* The other loops first: their halves go before the core, their fronts before the
+	 * group. Then the listeners, so no reply is written to a router that is gone. */
+	workers_stop(d->workers);
+	d->workers = NULL;
 	front_free(d->front);
 	d->front = NULL;
+	front_group_free(d->group);
+	d->group = NULL;
 	admin_free(d->admin);
 	d->admin = NULL;
 	if (!keep_gate)
@@ -365,6 +384,9 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 		redirect_in_set_guard(d->redirect, NULL);
 	guard_stop(d->guard);
 	d->guard = NULL;
+	/* The other loops' halves go before the core they are halves of. */
+	workers_stop(d->workers);
+	d->workers = NULL;
 	/* The admin plane holds the router: detached now, pointed at the new one below. Its
 	 * listener stays when its address is unchanged. */
 	bool keep_admin = d->admin && cfg->admin_host && !strcmp(cfg->admin_host, d->cfg->admin_host) &&
@@ -392,6 +414,10 @@ static int swap_router(struct daemon *d, struct config *cfg, struct gate_rules *
 	}
 	front_reconfigure(d->front, cfg, d->gate, d->router);
 	front_set_llm(d->front, d->llm);
+	/* The listener is kept only when it was shared before too (reload below). */
+	rc = workers_start(cfg, d->gate, d->router, d->group, front_port(d->front), &d->workers);
+	if (rc)
+		return rc;
 	serving(d, cfg);
 	return 0;
 }
@@ -403,7 +429,10 @@ static void reload_governance(struct daemon *d, struct config *ncfg, struct gate
 {
 	gate_reload_rules(d->gate, rules);
 	llm_reload(d->llm, ncfg);       /* prepared on the reload thread */
+	/* The other loops read the config's sections and auth.required: not while they move. */
+	workers_pause(d->workers);
 	config_take_governance(d->cfg, ncfg);
+	workers_resume(d->workers);
 	/* policies, tool_integrity or the lockfile may have changed what keys see of the tools */
 	if (d->router)
 		router_lists_changed(d->router, CAT_TOOLS);
@@ -483,7 +512,7 @@ static void reload(struct daemon *d, struct reload_job *j)
 			   ? "upstreams restarted; store, spend, rate limits and pins kept" : NULL;
 	d->keep_back = true;
 	if (!strcmp(old->listen_host, ncfg->listen_host) && old->listen_port == ncfg->listen_port &&
-	    same_listen_unix(old, ncfg)) {
+	    same_listen_unix(old, ncfg) && (old->workers > 1) == (ncfg->workers > 1)) {
 		/* Same address: keep the listener (and its port, even when it was picked). */
 		if (swap_router(d, ncfg, rules) == 0) {
 			gate_rules_free(back_rules(d));
@@ -628,24 +657,6 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, NULL);
 }
 
-/* The loop, with epoll's change list: a turn's changes to one descriptor's events go to the
- * kernel as one epoll_ctl when the turn ends. evhttp makes several per request (it stops
- * reading a connection once a request is in, reads again and writes with the answer, stops
- * writing once it is out: docs/performance.md). This is safe as long as no descriptor on the
- * loop is a dup() of another, and each one's events are deleted through libevent before it
- * is closed (a front connection's descriptor is its bufferevent's: conn_deadline.c). */
-static struct event_base *loop_new(void)
-{
-	struct event_config *ec = event_config_new();
-	struct event_base *b = NULL;
-
-	if (ec && event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
-		b = event_base_new_with_config(ec);
-	if (ec)
-		event_config_free(ec);
-	return b;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -718,7 +729,7 @@ int main(int argc, char **argv)
 	 * stream must not stall the agents' calls. */
 	if (log_async_start())
 		log_warn("cannot start the log writer thread: logging directly");
-	d.base = loop_new();
+	d.base = event_loop_new();
 	if (!d.base || log_loop_attach(d.base) || epoch_loop_attach(d.base) ||
 	    upstream_http_init(d.base)) {
 		fprintf(stderr, "mcpwarden: cannot create the event loop\n");

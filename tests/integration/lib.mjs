@@ -911,16 +911,19 @@ export function makeKeys(spec) {
 
 /**
  * One HTTP request with node:http, for what fetch cannot do: choose the client's source
- * address (localAddress, e.g. '127.0.0.2' to be another peer on loopback). Returns
- * { status, headers (lower-case names), text, json }.
+ * address (localAddress, e.g. '127.0.0.2' to be another peer on loopback), or the connection:
+ * agent false (the default) opens one for this request alone, closed after the answer, an
+ * http.Agent keeps one. path: another than url's; timeoutMs: give up after it (0: never).
+ * Returns { status, headers (lower-case names), text, json, reused (a kept connection) }.
  */
-export function rawRequest(url, { method = 'POST', headers = {}, body, localAddress } = {}) {
+export function rawRequest(url, { method = 'POST', headers = {}, body, localAddress, path,
+	agent = false, timeoutMs = 0 } = {}) {
 	const u = new URL(url);
 	const payload = body === undefined ? undefined
 		: typeof body === 'string' ? body : JSON.stringify(body);
 	return new Promise((res, rej) => {
-		const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method,
-			localAddress, agent: false,
+		const req = httpRequest({ host: u.hostname, port: u.port, path: path ?? u.pathname, method,
+			localAddress, agent,
 			headers: { 'Content-Type': 'application/json',
 				Accept: 'application/json, text/event-stream', ...headers,
 				...(payload !== undefined ? { 'Content-Length': Buffer.byteLength(payload) } : {}) } },
@@ -931,10 +934,14 @@ export function rawRequest(url, { method = 'POST', headers = {}, body, localAddr
 			r.on('end', () => {
 				let json = null;
 				try { json = JSON.parse(text); } catch { /* SSE or empty */ }
-				res({ status: r.statusCode, headers: r.headers, text, json });
+				res({ status: r.statusCode, headers: r.headers, text, json,
+					reused: req.reusedSocket });
 			});
 		});
 		req.on('error', rej);
+		if (timeoutMs)
+			req.setTimeout(timeoutMs, () => req.destroy(new Error(
+				`${method} ${u.pathname}: no answer in ${timeoutMs} ms`)));
 		if (payload !== undefined)
 			req.write(payload);
 		req.end();

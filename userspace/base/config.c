@@ -28,7 +28,7 @@ static const char *const top_keys[] = {
 	"listen", "listen_unix", "path", "allowed_origins", "admin", "prefix", "auth", "limits", "timeouts",
 	"log", "state_dir", "upstreams", "enforcement", "keys", "teams", "workloads", "policies",
 	"costs", "budgets", "rate_limits", "store", "counters", "tool_pins", "providers", "llm", "tracing",
-	"logs", "oauth", "$schema", "_comment", NULL
+	"logs", "oauth", "workers", "$schema", "_comment", NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "transport", "command", "env", "inherit_env", "cwd", "per_session", "url",
@@ -605,6 +605,40 @@ static int parse_sections(const cJSON *root, struct config *c, struct config_err
 		free(c->state_dir);
 		c->state_dir = strdup(s);
 	}
+	long long n;
+	int wr = cfg_int(root, "workers", "", false, 1, CONFIG_WORKERS_MAX, &n, errs);
+	if (wr == 0)
+		c->workers = (unsigned)n;
+	else if (wr != -ENOENT)
+		rc = -EINVAL;
+	return rc;
+}
+
+/* What more than one loop does not serve yet (docs/architecture.md, workers: N): a shared
+ * stdio child answers the first loop's sessions only, and the fleet's Redis connection is
+ * the first loop's. Refused here rather than half served. */
+static int check_workers(const struct config *c, struct config_errors *errs)
+{
+	const cJSON *counters = field(c->raw, "counters");
+	const cJSON *backend = counters ? json_get(counters, "backend") : NULL;
+	int rc = 0;
+
+	if (c->workers < 2)
+		return 0;
+	if (cJSON_IsString(backend) && !strcmp(backend->valuestring, "redis"))
+		rc = config_fail(errs, "workers", "more than 1 loop does not work with the Redis "
+				 "counters (counters.backend \"redis\") yet: use workers 1");
+	for (size_t i = 0; i < c->nupstreams; i++) {
+		const struct upstream_config *u = &c->upstreams[i];
+		char p[64];
+
+		if (u->kind != UPSTREAM_STDIO || u->per_session)
+			continue;
+		snprintf(p, sizeof(p), "upstreams[%zu].per_session", i);
+		rc = config_fail(errs, p, "with workers %u, a stdio upstream must have a child per "
+				 "session (per_session true): its one shared child would answer the "
+				 "first loop's sessions only", c->workers);
+	}
 	return rc;
 }
 
@@ -664,6 +698,7 @@ int config_parse(const char *text, const char *origin, struct config **out,
 	c->max_stdio_children = 256;
 	c->max_connections = 4096;
 	c->max_connections_per_peer = 256;
+	c->workers = 1;
 	c->header_timeout_ms = 10000;
 	c->session_idle_ms = 1800000;
 	c->request_timeout_ms = 60000;
@@ -694,6 +729,8 @@ int config_parse(const char *text, const char *origin, struct config **out,
 	rc = parse_sections(c->raw, c, errs);
 	int r = parse_upstreams(c->raw, c, errs);
 	if (r)
+		rc = r;
+	if (!r && (r = check_workers(c, errs)))
 		rc = r;
 	if (!rc && (!c->listen_host || !c->mcp_path))
 		rc = -ENOMEM;

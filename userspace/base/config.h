@@ -48,6 +48,8 @@ struct upstream_config {
 	int64_t circuit_window_ms, circuit_open_for_ms;
 };
 
+#define CONFIG_WORKERS_MAX 64      /* a session id names its loop in two hex digits */
+
 struct config {
 	char *path;                 /* file it came from, or "(embedded)" */
 	/* agent-facing listener */
@@ -76,6 +78,7 @@ struct config {
 	int startup_timeout_ms;     /* requests wait at most this for every upstream to list */
 	int request_timeout_ms;     /* default upstream call timeout */
 	int connect_timeout_ms;     /* default upstream connect timeout */
+	unsigned workers;           /* event loops serving the agent listener (1..64) */
 	char *log_level;
 	char *state_dir;            /* SQLite store and other durable state */
 	struct upstream_config *upstreams;

@@ -393,6 +393,7 @@ static void conn_arrive(struct http_server *s, struct http_conn *c)
 {
 	c->s = s;
 	c->moving_to = NULL;
+	c->handed = true;
 	list_add_tail(&c->link, &s->conns);
 	c->rev = event_new(s->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
 	if (!c->rev || (!c->reading_paused && !c->peer_eof && event_add(c->rev, NULL))) {
@@ -400,7 +401,10 @@ static void conn_arrive(struct http_server *s, struct http_conn *c)
 		conn_close(c);
 		return;
 	}
-	if (!conn_admit(c))
+	bool admitted = conn_admit(c);
+
+	c->handed = false;
+	if (!admitted)
 		return;
 	dispatch(c);
 	if (c->moving_to)
@@ -635,6 +639,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 int http_conn_fd(const struct http_conn *c) { return c->fd; }
 struct http_listener *http_conn_listener(const struct http_conn *c) { return c->l; }
 const struct sockaddr_storage *http_conn_local(const struct http_conn *c) { return &c->local; }
+bool http_conn_handed(const struct http_conn *c) { return c->handed; }
 void http_conn_set_data(struct http_conn *c, void *data) { c->data = data; }
 void *http_conn_data(const struct http_conn *c) { return c->data; }
 
@@ -709,8 +714,8 @@ int http_server_adopt(struct http_server *s, int fd, struct http_listener **out)
 	return listener_add(s, fd, out);
 }
 
-int http_server_bind(struct http_server *s, const char *what, const char *host, int port,
-		     int *bound, struct http_listener **out)
+static int bind_on(struct http_server *s, const char *what, const char *host, int port,
+		   bool shared, int *bound, struct http_listener **out)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE };
@@ -727,6 +732,7 @@ int http_server_bind(struct http_server *s, const char *what, const char *host, 
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, SOMAXCONN)) {
 		rc = errno ? -errno : -EADDRNOTAVAIL;
 		log_error("%s: cannot listen on %s:%d: %s", what, host, port, strerror(-rc));
@@ -743,6 +749,18 @@ fail:
 		close(fd);
 	freeaddrinfo(ai);
 	return rc;
+}
+
+int http_server_bind(struct http_server *s, const char *what, const char *host, int port,
+		     int *bound, struct http_listener **out)
+{
+	return bind_on(s, what, host, port, false, bound, out);
+}
+
+int http_server_bind_shared(struct http_server *s, const char *what, const char *host,
+			    int port, int *bound, struct http_listener **out)
+{
+	return bind_on(s, what, host, port, true, bound, out);
 }
 
 void http_server_unbind(struct http_server *s, struct http_listener *l)

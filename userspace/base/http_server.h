@@ -74,6 +74,11 @@ void http_server_set_limits(struct http_server *s, const struct http_server_limi
  * -errno, logged with what. */
 int http_server_bind(struct http_server *s, const char *what, const char *host, int port,
 		     int *bound, struct http_listener **out);
+/* The same with SO_REUSEPORT: the servers of other loops bind the same address and port
+ * (workers: N) and the kernel spreads the connections among them. Only processes of the
+ * same effective user may bind it too (the kernel's rule). */
+int http_server_bind_shared(struct http_server *s, const char *what, const char *host,
+			    int port, int *bound, struct http_listener **out);
 /* Serve connections accepted on fd, a listening socket the caller made (a unix socket);
  * the server owns fd from then on, also on failure. */
 int http_server_adopt(struct http_server *s, int fd, struct http_listener **out);
@@ -94,6 +99,9 @@ struct http_listener *http_conn_listener(const struct http_conn *c);
 /* The address of the listener that accepted it (family AF_UNSPEC when unknown); it stays with
  * a connection handed to another loop, whose listener is NULL. */
 const struct sockaddr_storage *http_conn_local(const struct http_conn *c);
+/* In the accept hook: the connection was admitted by another loop's server and handed over
+ * (http_req_handoff), not accepted here. */
+bool http_conn_handed(const struct http_conn *c);
 /* What the accept hook attached. */
 void http_conn_set_data(struct http_conn *c, void *data);
 void *http_conn_data(const struct http_conn *c);

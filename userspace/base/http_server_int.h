@@ -84,6 +84,7 @@ struct http_conn {
 	struct http_req req;
 	bool req_live;                  /* req is being served */
 	bool admitted;                  /* the accept hook took it: close hook owed */
+	bool handed;                    /* being admitted after another loop's server sent it */
 	bool reading_paused;            /* pipelined input past its bound: not read for now */
 	bool peer_eof;                  /* the client shut its side after pipelined requests */
 	bool close_after;               /* close once the output is out */

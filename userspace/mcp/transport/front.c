@@ -42,6 +42,7 @@
 #include "mcp/transport/redirect_in.h"
 #include "mcp/transport/sse.h"
 #include "store/store.h"
+#include "base/conn_caps.h"
 #include "llm/llm.h"
 
 #define KEEPALIVE_MS 25000
@@ -70,6 +71,7 @@ struct front {
 
 struct front_group {
 	_Atomic(struct http_server *) loops[SESSION_LOOPS_MAX];
+	struct conn_caps caps;             /* every loop's connections: one cap */
 };
 
 /* A request that came while the catalogue was still being listed. */
@@ -491,13 +493,33 @@ static bool park(struct front *f, struct http_req *req)
 }
 
 static void serve_request(struct front *f, struct http_req *req);
+static void apply_limits(struct front *f);
 
-/* A request of a session another loop owns goes there with its connection: the session's
- * calls, streams and end all run on its loop. */
+/* Which loop serves a request: a session's requests its owner's (its calls, streams and end
+ * run there); what only the first loop serves so far, the first's: the LLM route, and the
+ * 2026-07-28 requests (an MRTR retry and a key's tasks are that loop's). -1: this one. */
+static int owner_of(const struct front *f, struct http_req *req)
+{
+	const char *sid = front_header(req, FH_MCP_SESSION_ID);
+	const char *version, *path;
+
+	if (sid)
+		return session_id_loop(sid);
+	if (router_loop(f->r) == 0)
+		return -1;
+	path = http_req_path(req);
+	if (!f->llm && path && llm_owns_path(path) && strcmp(path, f->cfg->mcp_path))
+		return 0;
+	version = front_header(req, FH_MCP_PROTOCOL_VERSION);
+	if (version && !session_version_supported(version) && strcmp(version, "2024-11-05"))
+		return 0;
+	return -1;
+}
+
+/* A request another loop serves goes there with its connection, which stays there. */
 static bool hand_over(struct front *f, struct http_req *req)
 {
-	const char *sid = f->group ? front_header(req, FH_MCP_SESSION_ID) : NULL;
-	int loop = sid ? session_id_loop(sid) : -1;
+	int loop = f->group ? owner_of(f, req) : -1;
 	struct http_server *to;
 
 	if (loop < 0 || (unsigned)loop == router_loop(f->r) ||
@@ -519,21 +541,36 @@ static void on_request(void *arg, struct http_req *req)
 
 struct front_group *front_group_new(void)
 {
-	return xcalloc(1, sizeof(struct front_group));
+	struct front_group *g = xcalloc(1, sizeof(*g));
+
+	if (conn_caps_init(&g->caps)) {
+		free(g);
+		return NULL;
+	}
+	return g;
 }
 
 void front_group_free(struct front_group *g)
 {
+	if (!g)
+		return;
+	conn_caps_fini(&g->caps);
 	free(g);
 }
 
 int front_join(struct front *f, struct front_group *g)
 {
 	struct http_server *none = NULL;
+	int rc;
 
 	if (!atomic_compare_exchange_strong(&g->loops[router_loop(f->r)], &none, f->http))
 		return -EEXIST;
+	if ((rc = front_conns_share(f->conns, &g->caps)) != 0) {
+		atomic_store(&g->loops[router_loop(f->r)], NULL);
+		return rc;
+	}
 	f->group = g;
+	apply_limits(f);        /* the caps are the group's now */
 	return 0;
 }
 
@@ -674,8 +711,10 @@ static void on_refused(void *arg, int status)
 static const struct http_server_hooks front_hooks = { on_request, on_accept, on_close,
 						      on_refused };
 
-int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
-	      struct router *r, struct front **out)
+/* port < 0: the first loop's front (cfg's port; the unix socket too); else another loop's,
+ * on the first's port. */
+static int front_make(struct event_base *base, const struct config *cfg, struct gate *gate,
+		      struct router *r, int port, struct front **out)
 {
 	struct front *f = xcalloc(1, sizeof(*f));
 	struct timeval tv;
@@ -696,9 +735,16 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 	if (!f->keepalive)
 		goto fail;
 	apply_limits(f);
-	rc = http_server_bind(f->http, "agent listener", cfg->listen_host, cfg->listen_port,
-			      &f->port, NULL);
-	if (rc == 0)
+	if (port >= 0)
+		rc = http_server_bind_shared(f->http, "agent listener", cfg->listen_host, port,
+					     &f->port, NULL);
+	else if (cfg->workers > 1)
+		rc = http_server_bind_shared(f->http, "agent listener", cfg->listen_host,
+					     cfg->listen_port, &f->port, NULL);
+	else
+		rc = http_server_bind(f->http, "agent listener", cfg->listen_host,
+				      cfg->listen_port, &f->port, NULL);
+	if (rc == 0 && port < 0)
 		rc = listen_unix_start(f->http, "agent listener", cfg->raw, &f->unix_sock);
 	if (rc)
 		goto fail;
@@ -712,6 +758,18 @@ int front_new(struct event_base *base, const struct config *cfg, struct gate *ga
 fail:
 	front_free(f);
 	return rc;
+}
+
+int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
+	      struct router *r, struct front **out)
+{
+	return front_make(base, cfg, gate, r, -1, out);
+}
+
+int front_new_loop(struct event_base *base, const struct config *cfg, struct gate *gate,
+		   struct router *r, int port, struct front **out)
+{
+	return front_make(base, cfg, gate, r, port < 0 ? 0 : port, out);
 }
 
 void front_free(struct front *f)

@@ -25,6 +25,12 @@ struct redirect_in;
 /* gate authenticates every request; router serves what passes. Both borrowed. */
 int front_new(struct event_base *base, const struct config *cfg, struct gate *gate,
 	      struct router *r, struct front **out);
+/* Another loop's front (workers: N): on r's loop (its base), on the first loop's port with
+ * SO_REUSEPORT (the first's front binds so when cfg has workers > 1); no unix socket (the
+ * first loop's only). Its requests for the LLM route and of the 2026-07-28 revision go to
+ * the first loop with their connections (front_join). */
+int front_new_loop(struct event_base *base, const struct config *cfg, struct gate *gate,
+		   struct router *r, int port, struct front **out);
 void front_free(struct front *f);
 /* The bound port (useful when the config asked for port 0). */
 int front_port(const struct front *f);
@@ -36,13 +42,16 @@ void front_reconfigure(struct front *f, const struct config *cfg, struct gate *g
 
 /* The fronts of every loop (workers: N): a request naming a session another loop owns is
  * handed to that loop's front with its connection (base/http_server.h, http_req_handoff),
- * which serves it and the connection's next requests. Every front of a group is freed after
- * every loop has stopped, and the group after them. */
+ * which serves it and the connection's next requests. Their connections count against one
+ * max_connections and max_connections_per_peer. A front of a group is freed while no other
+ * loop of it runs (they may be handing it a connection), and the group after them all.
+ * NULL when out of memory. */
 struct front_group;
 struct front_group *front_group_new(void);
 void front_group_free(struct front_group *g);
-/* f serves its router half's loop (router_loop) in g. On f's loop. 0, or -EEXIST when that
- * loop has a front in g already. */
+/* f serves its router half's loop (router_loop) in g. On f's loop, before it accepts a
+ * connection. 0, -EEXIST when that loop has a front in g already, -EBUSY when f counts
+ * connections already. */
 int front_join(struct front *f, struct front_group *g);
 
 /* The LLM route served under /v1/ (NULL: none); borrowed, cleared before it is freed. */

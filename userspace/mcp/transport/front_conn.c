@@ -21,7 +21,8 @@
 
 struct conn {
 	struct front_conns *fc;
-	struct conn_peer *peer;         /* what it counts against (base/conn_caps.h) */
+	struct conn_caps *cc;           /* the caps it is counted in */
+	struct conn_peer *peer;         /* what it counts against there (base/conn_caps.h) */
 	bool caller_done;        /* the caller's identity was looked up (caller: NULL unknown) */
 	char *caller;            /* its cgroup path below the cgroup2 root */
 	uint64_t caller_cgid;
@@ -34,6 +35,7 @@ struct conn {
 struct front_conns {
 	enum metrics_listener which;
 	struct conn_caps caps;
+	struct conn_caps *shared;       /* every loop's listener's (front_conns_share), or NULL */
 	char cgroot[256];        /* the cgroup2 mount; "" none: callers have no identity */
 };
 
@@ -99,13 +101,16 @@ int front_conns_accept(struct front_conns *fc, struct http_conn *hc)
 	enum conn_caps_verdict v;
 
 	c->fc = fc;
+	c->cc = fc->shared ? fc->shared : &fc->caps;
 	peer_key(fc, c, hc, &key, addr);
-	if ((v = conn_caps_check(&fc->caps, key.p, key.n)) != CONN_CAPS_OK) {
+	/* One handed over from another loop was admitted there; with caps of its own, this
+	 * loop's listener judges it anew (tests run such loops). */
+	c->peer = conn_caps_admit(c->cc, key.p, key.n, fc->shared && http_conn_handed(hc), &v);
+	if (!c->peer) {
 		refuse(fc, hc, v);
 		conn_free(c);
 		return -EBUSY;
 	}
-	c->peer = conn_caps_take(&fc->caps, key.p, key.n);
 	metrics_connections(fc->which, 1);
 	http_conn_set_data(hc, c);
 	return 0;
@@ -117,7 +122,7 @@ void front_conns_close(struct front_conns *fc, struct http_conn *hc)
 
 	if (!c)
 		return;
-	conn_caps_release(&fc->caps, c->peer);
+	conn_caps_release(c->cc, c->peer);
 	metrics_connections(fc->which, -1);
 	http_conn_set_data(hc, NULL);
 	conn_free(c);
@@ -255,7 +260,15 @@ int front_conns_new(enum metrics_listener which, struct front_conns **out)
 
 void front_conns_set_caps(struct front_conns *fc, unsigned max_total, unsigned max_per_peer)
 {
-	conn_caps_set(&fc->caps, max_total, max_per_peer);
+	conn_caps_set(fc->shared ? fc->shared : &fc->caps, max_total, max_per_peer);
+}
+
+int front_conns_share(struct front_conns *fc, struct conn_caps *caps)
+{
+	if (fc->caps.live)
+		return -EBUSY;
+	fc->shared = caps;
+	return 0;
 }
 
 /* After http_server_free: every connection's close hook has run, the peers are gone. */

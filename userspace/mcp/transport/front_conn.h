@@ -23,8 +23,13 @@ struct front_conns;
 
 int front_conns_new(enum metrics_listener which, struct front_conns **out);
 void front_conns_free(struct front_conns *fc);
-/* ~0u: no cap. */
+/* ~0u: no cap. Sharing caps (below): the shared ones. */
 void front_conns_set_caps(struct front_conns *fc, unsigned max_total, unsigned max_per_peer);
+/* Count the connections in caps (the listeners of every loop: one cap for the process), not
+ * in fc's own, from now on, and set caps' limits from then on; caps outlives fc. -EBUSY
+ * once fc counts a connection. */
+struct conn_caps;
+int front_conns_share(struct front_conns *fc, struct conn_caps *caps);
 /* The http_server's accept and close hooks (arg: the front_conns). */
 int front_conns_accept(struct front_conns *fc, struct http_conn *c);
 void front_conns_close(struct front_conns *fc, struct http_conn *c);
