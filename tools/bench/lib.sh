@@ -58,12 +58,13 @@ start_upstream() {
 	up_port=$(cat "$tmp/upstream.port")
 }
 
-# start_nginx PATH BODY: nginx (1 worker, proxy/nginx.conf.in) in front of $up_port; $ng_port
+# start_nginx PATH BODY: nginx (BENCH_WORKERS workers, 1 by default, proxy/nginx.conf.in) in front of $up_port; $ng_port
 # and $ng_pid once a POST of BODY to PATH through it answers.
 start_nginx() {
 	mkdir -p "$tmp/nginx"
 	ng_port=$(free_port)
 	sed -e "s|@PREFIX@|$tmp/nginx|g" -e "s|@PORT@|$ng_port|g" -e "s|@UPSTREAM_PORT@|$up_port|g" \
+		-e "s|@WORKERS@|${BENCH_WORKERS:-1}|g" \
 		"$top/tools/bench/proxy/nginx.conf.in" >"$tmp/nginx/nginx.conf"
 	nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" \
 		2>>"$tmp/nginx/error.log" &

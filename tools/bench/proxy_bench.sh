@@ -35,12 +35,15 @@
 # first-level caches and the line gives the misses per call: instruction fetches, data reads,
 # data writes; valgrind runs about twice as slow then), BENCH_TEXT_BYTES (0: the echo's text
 # is "hello from wrk"; N: N bytes of words, sent as the argument and answered back, for a
-# tool's larger answer).
+# tool's larger answer), BENCH_WORKERS (1: one loop, nginx one worker; N: mcpwarden with
+# `workers: N` and a session on each loop, nginx with N workers, wrk with N threads, thread i
+# on loop i's session: the 1 -> N loops comparison; docs/performance.md).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build/rel}" && pwd)
 here="$top/tools/bench/proxy"
 memory=${BENCH_MEMORY:-1}
+workers=${BENCH_WORKERS:-1}
 nkeys=${BENCH_KEYS:-100000}
 nsessions=${BENCH_SESSIONS:-10000}
 tracing=${BENCH_TRACING:-0}
@@ -105,7 +108,7 @@ ctxt() {
 declare -A url sid key
 bench() {
 	MCP_SESSION=${sid[$1]} MCP_KEY=${key[$1]:-} MCP_PATH=/mcp MCP_TEXT_BYTES=${BENCH_TEXT_BYTES:-0} \
-		"${timed[@]}" wrk -t1 -c"$2" -d"$3"s --timeout 10s -s "$here/call.lua" "${url[$1]}" 2>&1 |
+		"${timed[@]}" wrk -t"$workers" -c"$2" -d"$3"s --timeout 10s -s "$here/call.lua" "${url[$1]}" 2>&1 |
 		sed -n 's/^RESULT //p'
 }
 
@@ -128,6 +131,7 @@ start_warden() {
 	mkdir -p "$dir/state"
 	sed -e "s|@STATE_DIR@|$dir/state|" -e "s|@UPSTREAM_PORT@|$up_port|" \
 	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|$max|" -e "s|@LOGS@|${w_logs:-$logs}|" \
+	    -e "s|@WORKERS@|${w_workers:-$workers}|" \
 	    -e "/@MORE_KEYS@/{
 		s|@MORE_KEYS@||
 		r $more
@@ -179,12 +183,29 @@ if [ "$store_cost" = 1 ]; then
 	key[nostore]=$bench_key
 	targets+=" nostore"
 fi
+# loop_sessions URL KEY -> one session on each of the $workers loops, comma-separated in loop
+# order (a session's id ends with its loop's two hex digits; the kernel picks the loop).
+loop_sessions() {
+	local -a by
+	local s n=0 i
+	for ((i = 0; i < 40 * workers && n < workers; i++)); do
+		s=$(open_session "$1" "$2") || return 1
+		local l=$((16#${s: -2}))
+		[ -z "${by[$l]:-}" ] && by[$l]=$s && n=$((n + 1))
+	done
+	[ "$n" = "$workers" ] || { echo "no session on every one of $workers loops" >&2; return 1; }
+	(IFS=,; echo "${by[*]}")
+}
 for t in $targets; do
-	sid[$t]=$(open_session "${url[$t]}" "${key[$t]:-}") || exit 1
+	if [ "$workers" -gt 1 ] && [ "$t" != direct ] && [ "$t" != nginx ]; then
+		sid[$t]=$(loop_sessions "${url[$t]}" "${key[$t]:-}") || exit 1
+	else
+		sid[$t]=$(open_session "${url[$t]}" "${key[$t]:-}") || exit 1
+	fi
 done
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "proxy_bench: $(nproc) cores; upstream :$up_port, nginx :$ng_port, mcpwarden ${url[mcpwarden]}"
+echo "proxy_bench: $(nproc) cores; upstream :$up_port, nginx :$ng_port ($workers worker(s)), mcpwarden ${url[mcpwarden]} ($workers loop(s)); wrk $workers thread(s)"
 echo "proxy_bench: connections: $conns; $rounds interleaved rounds of ${secs}s each, medians"
 
 # ---------------------------------------------------------------- latency and throughput

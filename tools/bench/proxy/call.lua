@@ -1,6 +1,9 @@
 -- wrk script for the proxy benchmark: tools/call "echo" on one MCP session, a fresh JSON-RPC id
 -- per request. The runner (tools/bench/proxy_bench.sh) opens the session with curl and passes:
---   MCP_SESSION  the Mcp-Session-Id          MCP_KEY  the API key (empty: no Authorization)
+--   MCP_SESSION  the Mcp-Session-Id, or several separated by commas: wrk's thread i (-t) uses
+--                the i-th (workers: N, a session on each loop; a thread's connections all
+--                go to its session's loop)
+--   MCP_KEY  the API key (empty: no Authorization)
 --   MCP_PATH     the endpoint path (/mcp)
 --   MCP_TEXT_BYTES  the echo's text: 0 or unset "hello from wrk", else that many bytes of
 --                   words (the upstream answers it back: a tool's larger answer)
@@ -20,7 +23,6 @@ end
 local headers = {
 	["Content-Type"] = "application/json",
 	["Accept"] = "application/json, text/event-stream",
-	["Mcp-Session-Id"] = session,
 	["MCP-Protocol-Version"] = "2025-06-18",
 }
 if key ~= "" then headers["Authorization"] = "Bearer " .. key end
@@ -31,9 +33,18 @@ local threads = {}
 local seq = 0
 tid, bad = 0, 0     -- globals: setup() sets tid in each thread, done() reads bad from each
 
+local sessions = {}
+for s in session:gmatch("[^,]+") do table.insert(sessions, s) end
+thread_session = nil    -- global: setup() sets it in each thread
+
 function setup(thread)
 	thread:set("tid", #threads)
+	thread:set("thread_session", sessions[#threads % math.max(#sessions, 1) + 1] or "")
 	table.insert(threads, thread)
+end
+
+function init(args)
+	headers["Mcp-Session-Id"] = thread_session or session
 end
 
 function request()
