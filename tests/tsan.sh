@@ -19,14 +19,21 @@ suites=(test_store test_store_durability test_budget test_gate test_logstore tes
 	test_trace test_router test_router_loops test_integrity test_http_handoff ktest_enforcer
 	reload.test.mjs durability.test.mjs slow-log-reader.test.mjs faults-disk.test.mjs
 	enforcement.test.mjs logstore.test.mjs logs-api.test.mjs tracing.test.mjs workers.test.mjs)
+# And gateway suites with two loops (MCPWARDEN_TEST_WORKERS, tests/integration/lib.mjs: the
+# daemons whose configuration more than one loop serves): listed as workers2:SUITE.
+for w in gateway-httpup gateway-splice gateway-faults tool-integrity stateless-pool tasks oauth; do
+	suites+=("workers2:$w.test.mjs")
+done
 failed=()
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for s in "${suites[@]}"; do
-	if TESTS="$s" "$top/tests/run.sh" "$build" > "$out" 2>&1; then
+	n=
+	case "$s" in workers2:*) n=2 s=${s#workers2:} ;; esac
+	if MCPWARDEN_TEST_WORKERS=$n TESTS="$s" "$top/tests/run.sh" "$build" > "$out" 2>&1; then
 		tail -n 40 "$out"
 	else
-		failed+=("$s")
+		failed+=("${n:+workers$n:}$s")
 		# The whole output of a failing suite: the assertion or the sanitizer's report is
 		# rarely in its last lines.
 		cat "$out"

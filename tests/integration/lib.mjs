@@ -376,10 +376,25 @@ export function everythingUpstream(extra = {}) {
  *   waitForStderr(re, ms), waitForRecord(pred, ms), stop(ms) -> {code, signal} }.
  * The temp dir (config, and state_dir unless the config sets one) goes away on stop().
  */
+/**
+ * MCPWARDEN_TEST_WORKERS=N: every daemon a suite starts runs N loops (`workers`), unless its
+ * config sets workers itself or has what more than one loop refuses (a stdio upstream without
+ * per_session, Redis counters): the gateway suites at workers N (docs/testing.md).
+ */
+export function withTestWorkers(config) {
+	const n = Number(process.env.MCPWARDEN_TEST_WORKERS || 0);
+	const sharedStdio = (config.upstreams ?? []).some((u) =>
+		(u.transport ?? 'stdio') === 'stdio' && !u.per_session);
+	if (!(n > 1) || config.workers !== undefined || sharedStdio ||
+	    config.counters?.backend === 'redis')
+		return config;
+	return { ...config, workers: n };
+}
+
 export async function startDaemon(config, opts = {}) {
 	const dir = makeTempDir('mcpwarden-daemon-');
 	mkdirSync(join(dir, 'state'));
-	const cfg = { state_dir: join(dir, 'state'), ...config };
+	const cfg = { state_dir: join(dir, 'state'), ...withTestWorkers(config) };
 	const configPath = join(dir, 'config.json');
 	writeFileSync(configPath, JSON.stringify(cfg, null, 2));
 	const stdoutRecords = [];
@@ -486,7 +501,7 @@ export async function startDaemon(config, opts = {}) {
 		 */
 		async reload(newConfig, ms = 15000) {
 			const text = typeof newConfig === 'string' ? newConfig
-				: JSON.stringify({ state_dir: cfg.state_dir, ...newConfig }, null, 2);
+				: JSON.stringify({ state_dir: cfg.state_dir, ...withTestWorkers(newConfig) }, null, 2);
 			writeFileSync(configPath, text);
 			const from = p.stderrLines.length;
 			p.proc.kill('SIGHUP');
