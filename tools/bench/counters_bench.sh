@@ -92,6 +92,7 @@ start_warden() {
 	mkdir -p "$dir/state"
 	sed -e "s|@STATE_DIR@|$dir/state|" -e "s|@UPSTREAM_PORT@|$up_port|" \
 	    -e "s|@KEY_HASH@|$key_hash|" -e "s|@MAX_SESSIONS@|100|" -e "s|@LOGS@|true|" \
+	    -e "s|@WORKERS@|1|" \
 	    -e "s|@MORE_KEYS@||" "$here/mcpwarden.json.in" | sed '$d' >"$dir/mcpwarden.json"
 	printf '  ,"counters": %s\n}\n' "$2" >>"$dir/mcpwarden.json"
 	"$build/mcpwarden" -c "$dir/mcpwarden.json" >"$dir/records.jsonl" 2>"$dir/mcpwarden.log" &
