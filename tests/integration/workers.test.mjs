@@ -255,38 +255,42 @@ describe('workers: 2 in front of server-everything over HTTP', { timeout: 120000
 			await send(d.url, { method: 'DELETE', headers: s.headers });
 	});
 
-	test('a key rate limit is exact across loops: 40 parallel calls, 10 answered, 30 refused -32004', async () => {
-		const sessions = await openSpread(d.url, k.rated, { min: 8, each: 2 });
-		const responses = await Promise.all(Array.from({ length: 40 }, (_, i) =>
-			call(d.url, sessions[i % sessions.length], 'echo', { message: `r${i}` })));
-		const t = tally(responses, -32004);
-		assert.equal(t.ok.length, 10, `answered: ${t.ok.length}, refused: ${t.refused.length}`);
-		assert.equal(t.refused.length, 30);
+	/**
+	 * `calls` echo calls at once over sessions of key on both loops: exactly `room` answered,
+	 * the rest refused with `code`, each naming what refused it (check). The sessions back.
+	 */
+	async function exactAcrossLoops(key, calls, room, code, check) {
+		const sessions = await openSpread(d.url, key, { min: 8, each: 2 });
+		const responses = await Promise.all(Array.from({ length: calls }, (_, i) =>
+			call(d.url, sessions[i % sessions.length], 'echo', { message: `m${i}` })));
+		const t = tally(responses, code);
+		assert.equal(t.ok.length, room, `answered: ${t.ok.length}, refused: ${t.refused.length}`);
+		assert.equal(t.refused.length, calls - room);
 		for (const e of t.refused)
-			assert.equal(e.data?.limit, 'key', JSON.stringify(e));
+			check(e);
+		return [sessions.find((x) => x.loop === '00'), sessions.find((x) => x.loop === '01')];
+	}
+
+	test('a key rate limit is exact across loops: 40 parallel calls, 10 answered, 30 refused -32004', async () => {
+		const both = await exactAcrossLoops(k.rated, 40, 10, -32004,
+			(e) => assert.equal(e.data?.limit, 'key', JSON.stringify(e)));
 		// and it stays spent, from either loop
-		for (const s of [sessions.find((x) => x.loop === '00'), sessions.find((x) => x.loop === '01')])
+		for (const s of both)
 			assert.equal((await call(d.url, s, 'echo', { message: 'more' })).error?.code, -32004);
 	});
 
 	test('a budget is exact across loops: room for 8 calls, 32 in parallel, 8 answered, 24 refused -32005', async () => {
-		const sessions = await openSpread(d.url, k.spender, { min: 8, each: 2 });
-		const responses = await Promise.all(Array.from({ length: 32 }, (_, i) =>
-			call(d.url, sessions[i % sessions.length], 'echo', { message: `b${i}` })));
-		const t = tally(responses, -32005);
-		assert.equal(t.ok.length, 8, `answered: ${t.ok.length}, refused: ${t.refused.length}`);
-		assert.equal(t.refused.length, 24);
-		for (const e of t.refused)
-			assert.equal(e.data?.budget, 'cap', JSON.stringify(e));
+		const both = await exactAcrossLoops(k.spender, 32, 8, -32005,
+			(e) => assert.equal(e.data?.budget, 'cap', JSON.stringify(e)));
 		// once every call has settled: spent exactly the limit, nothing reserved, from either loop
-		for (const s of [sessions.find((x) => x.loop === '00'), sessions.find((x) => x.loop === '01')]) {
+		for (const s of both) {
 			const m = await call(d.url, s, 'echo', { message: 'one more' });
 			assert.equal(m.error?.code, -32005, JSON.stringify(m));
 			assert.deepEqual([m.error.data.spent, m.error.data.reserved, m.error.data.limit], ['2.00', '0.00', '2.00'],
 				`loop ${s.loop}: ${JSON.stringify(m.error.data)}`);
 		}
 		// free tools still work on both loops
-		for (const s of [sessions.find((x) => x.loop === '00'), sessions.find((x) => x.loop === '01')])
+		for (const s of both)
 			assert.ok((await call(d.url, s, 'get-sum', { a: 1, b: 2 })).result, 'a free call');
 	});
 
